@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies flow one way: MPLModel and MPLIR are leaves; each stage imports the stage whose
+// output it consumes; only the `mplc` executable wires all of them together.
+let package = Package(
+    name: "mplc",
+    products: [
+        .executable(name: "mplc", targets: ["mplc"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", exact: "603.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
+    ],
+    targets: [
+        .target(name: "MPLModel"),
+        .target(
+            name: "MPLFrontend",
+            dependencies: [
+                "MPLModel",
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftParser", package: "swift-syntax"),
+                .product(name: "SwiftDiagnostics", package: "swift-syntax"),
+                .product(name: "SwiftParserDiagnostics", package: "swift-syntax"),
+            ]),
+        .target(name: "MPLIR"),
+        .target(name: "MPLAutodiff", dependencies: ["MPLIR"]),
+        .target(name: "MPLStep", dependencies: ["MPLModel", "MPLIR", "MPLAutodiff"]),
+        .target(name: "MPLLower", dependencies: ["MPLIR"]),
+        .target(
+            name: "MPLEmitC",
+            dependencies: ["MPLIR", "MPLLower", .product(name: "Mustache", package: "swift-mustache")]),
+        .target(
+            name: "MPLCompiler",
+            dependencies: ["MPLModel", "MPLFrontend", "MPLIR", "MPLAutodiff", "MPLStep", "MPLLower", "MPLEmitC"]),
+        .executableTarget(
+            name: "mplc",
+            dependencies: ["MPLCompiler", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLModel"]),
+        .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
+        .testTarget(
+            name: "MPLEndToEndTests",
+            dependencies: ["MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,237 @@
+// The checked model: what a `.swiftdsl` file describes, with every setting resolved to a value.
+// The front end produces it; the step builder consumes it. Plain data, no syntax.
+
+/// Where something came from in a model file (1-based line and column).
+public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// The shape of one example, without the batch dimension. Images are stored channels-last (H, W, C)
+/// everywhere in mplc, so that a convolution is one GEMM with no transposes.
+public enum InputSpec: Equatable, Sendable {
+    case image(channels: Int, height: Int, width: Int)
+    case features(Int)
+
+    public var featureShape: FeatureShape {
+        switch self {
+        case .image(let c, let h, let w): return .image(height: h, width: w, channels: c)
+        case .features(let d): return .vector(d)
+        }
+    }
+}
+
+/// Shape of an activation without its batch dimension.
+public enum FeatureShape: Equatable, Sendable, CustomStringConvertible {
+    case image(height: Int, width: Int, channels: Int)
+    case vector(Int)
+
+    public var count: Int {
+        switch self {
+        case .image(let h, let w, let c): return h * w * c
+        case .vector(let d): return d
+        }
+    }
+    public var description: String {
+        switch self {
+        case .image(let h, let w, let c): return "\(c)×\(h)×\(w)"
+        case .vector(let d): return "\(d)"
+        }
+    }
+}
+
+public enum Layer: Equatable, Sendable {
+    case dense(units: Int)
+    case conv2D(filters: Int, kernel: Int, stride: Int, padding: Int)
+    case maxPool2D(size: Int, stride: Int)
+    case avgPool2D(size: Int, stride: Int)
+    case globalAvgPool
+    case flatten
+    case relu
+    case leakyReLU(alpha: Double)
+    case tanh
+    case sigmoid
+    case dropout(rate: Double)
+
+    /// The layer's name as written in a model file.
+    public var name: String {
+        switch self {
+        case .dense: return "Dense"
+        case .conv2D: return "Conv2D"
+        case .maxPool2D: return "MaxPool2D"
+        case .avgPool2D: return "AvgPool2D"
+        case .globalAvgPool: return "GlobalAvgPool"
+        case .flatten: return "Flatten"
+        case .relu: return "ReLU"
+        case .leakyReLU: return "LeakyReLU"
+        case .tanh: return "Tanh"
+        case .sigmoid: return "Sigmoid"
+        case .dropout: return "Dropout"
+        }
+    }
+
+    /// The output shape for `input`, or a message saying why the layer does not fit.
+    public func outputShape(for input: FeatureShape) -> Result<FeatureShape, ShapeError> {
+        switch (self, input) {
+        case (.dense(let units), .vector):
+            return .success(.vector(units))
+        case (.dense, .image):
+            return .failure(ShapeError("Dense expects a vector but its input is an image \(input); add Flatten() or GlobalAvgPool() before it"))
+        case (.conv2D(let f, let k, let s, let p), .image(let h, let w, _)):
+            let oh = (h + 2 * p - k) / s + 1
+            let ow = (w + 2 * p - k) / s + 1
+            guard h + 2 * p >= k, w + 2 * p >= k else {
+                return .failure(ShapeError("Conv2D kernel \(k)×\(k) is larger than its padded input \(h + 2 * p)×\(w + 2 * p)"))
+            }
+            return .success(.image(height: oh, width: ow, channels: f))
+        case (.maxPool2D(let k, let s), .image(let h, let w, let c)),
+            (.avgPool2D(let k, let s), .image(let h, let w, let c)):
+            guard k <= h, k <= w else {
+                return .failure(ShapeError("\(name) window \(k)×\(k) is larger than its input \(h)×\(w)"))
+            }
+            return .success(.image(height: (h - k) / s + 1, width: (w - k) / s + 1, channels: c))
+        case (.globalAvgPool, .image(_, _, let c)):
+            return .success(.vector(c))
+        case (.conv2D, .vector), (.maxPool2D, .vector), (.avgPool2D, .vector), (.globalAvgPool, .vector):
+            return .failure(ShapeError("\(name) expects an image but its input is a vector of \(input.count) features"))
+        case (.flatten, _):
+            return .success(.vector(input.count))
+        case (.relu, _), (.leakyReLU, _), (.tanh, _), (.sigmoid, _), (.dropout, _):
+            return .success(input)
+        }
+    }
+}
+
+public struct ShapeError: Error, Equatable, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+public struct Network: Equatable, Sendable {
+    public var name: String
+    public var layers: [Layer]
+    public init(name: String, layers: [Layer]) {
+        self.name = name
+        self.layers = layers
+    }
+
+    /// Output shapes after each layer, or the first shape error with its layer index.
+    public func shapes(input: FeatureShape) -> Result<[FeatureShape], IndexedShapeError> {
+        var shapes: [FeatureShape] = []
+        var current = input
+        for (index, layer) in layers.enumerated() {
+            switch layer.outputShape(for: current) {
+            case .success(let next):
+                shapes.append(next)
+                current = next
+            case .failure(let error):
+                return .failure(IndexedShapeError(layerIndex: index, error: error))
+            }
+        }
+        return .success(shapes)
+    }
+}
+
+public struct IndexedShapeError: Error, Equatable, Sendable {
+    public var layerIndex: Int
+    public var error: ShapeError
+}
+
+public enum PseudoLabels: Equatable, Sendable {
+    case hardArgmax
+    case hardSampled
+    case soft(temperature: Double)
+}
+
+public enum Feedback: Equatable, Sendable {
+    /// h = η_eff·⟨g_l, g_u⟩ (MPL.md's default for hard labels).
+    case dotProduct
+    /// h = L_l(θ_S) − L_l(θ'_S), old minus new.
+    case lossDifference
+}
+
+public enum Initialization: Equatable, Sendable {
+    /// He-uniform for weights (bound √(6/fan_in)), zero biases.
+    case heUniform
+    /// U(−a, a) for every parameter, the paper's two-moons toy.
+    case uniform(Double)
+}
+
+public struct Optimizer: Equatable, Sendable {
+    public var learningRate: Double = 0.05
+    public var momentum: Double = 0.9
+    public var nesterov: Bool = true
+    public var weightDecay: Double = 5e-4
+    public var warmupSteps: Int = 5000
+    /// Cosine decay from the peak to zero at the end of training, after warm-up.
+    public var cosineDecay: Bool = true
+    public init() {}
+
+    /// The factor η_eff/η of MPL.md: how much of the raw gradient one step applies.
+    public var effectiveStepFactor: Double { nesterov ? 1 + momentum : 1 }
+}
+
+public struct UDASettings: Equatable, Sendable {
+    public var temperature: Double = 0.7
+    public var threshold: Double = 0.6
+    public var weight: Double = 8
+    public var rampSteps: Int = 5000
+    public init() {}
+}
+
+public struct Finetune: Equatable, Sendable {
+    public var steps: Int = 1000
+    public var learningRate: Double = 1e-5
+    public var batch: Int = 512
+    public var momentum: Double = 0.9
+    public init() {}
+}
+
+/// Every setting of MPL.md's recipe. The defaults are the paper's CIFAR-10-4K values (MPL.md, last section).
+public struct Recipe: Equatable, Sendable {
+    public var labeledBatch: Int = 128
+    public var unlabeledRatio: Int = 7
+    public var pseudoLabels: PseudoLabels = .hardArgmax
+    public var feedback: Feedback = .dotProduct
+    public var uda = UDASettings()
+    public var labelSmoothing: Double = 0.15
+    public var teacherOptimizer = Optimizer()
+    public var studentOptimizer = Optimizer()
+    public var studentWaitSteps: Int = 3000
+    public var steps: Int = 300_000
+    public var finetune = Finetune()
+    public var emaDecay: Double = 0.995
+    public var initialization: Initialization = .heUniform
+    public var evalBatch: Int = 500
+    public var seed: Int = 0
+    public init() {}
+
+    public var unlabeledBatch: Int { labeledBatch * unlabeledRatio }
+}
+
+/// A checked model file: input, classes, two networks and the recipe.
+public struct Model: Equatable, Sendable {
+    /// The file's base name without extension; names the generated directory and C symbols' prefix.
+    public var name: String
+    public var input: InputSpec
+    public var classes: Int
+    public var teacher: Network
+    public var student: Network
+    public var recipe: Recipe
+
+    public init(name: String, input: InputSpec, classes: Int, teacher: Network, student: Network, recipe: Recipe) {
+        self.name = name
+        self.input = input
+        self.classes = classes
+        self.teacher = teacher
+        self.student = student
+        self.recipe = recipe
+    }
+}
