@@ -1,0 +1,1 @@
+// MPLAutodiff: under construction

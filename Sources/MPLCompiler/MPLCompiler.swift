@@ -1,0 +1,1 @@
+// MPLCompiler: under construction

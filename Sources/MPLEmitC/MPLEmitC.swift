@@ -1,0 +1,1 @@
+// MPLEmitC: under construction

@@ -1,0 +1,1 @@
+// MPLFrontend: under construction

@@ -1,0 +1,1 @@
+// MPLLower: under construction

@@ -1,0 +1,1 @@
+// MPLStep: under construction
