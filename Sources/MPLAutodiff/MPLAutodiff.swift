@@ -1,1 +1,0 @@
-// MPLAutodiff: under construction
