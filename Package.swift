@@ -39,6 +39,7 @@ let package = Package(
             dependencies: ["MPLCompiler", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLModel"]),
         .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
+        .testTarget(name: "MPLStepTests", dependencies: ["MPLStep", "MPLModel", "MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLCodegenTests", dependencies: ["MPLIR", "MPLLower", "MPLEmitC"]),
         .testTarget(
             name: "MPLEndToEndTests",

@@ -1,1 +1,0 @@
-// MPLStep: under construction

@@ -1,0 +1,69 @@
+// Assembles the program of a model: its entry points, state table, and the recipe as header macros.
+
+import MPLIR
+import MPLModel
+
+extension StepBuilder {
+    /// Every entry point of the generated library, in the order the header declares them.
+    public func program(regenerateCommand: String) -> Program {
+        Program(modelName: model.name, regenerateCommand: regenerateCommand, state: stateTable,
+                entryPoints: [mplStep(), supervisedStep(), predict(teacherNetwork: true), predict(teacherNetwork: false)],
+                macros: macros)
+    }
+
+    /// The model's facts and recipe, as `#define`s the runner reads (docs/ABI.md).
+    public var macros: [(name: String, value: String)] {
+        let recipe = model.recipe
+        let (height, width, channels): (Int, Int, Int)
+        switch model.input {
+        case .image(let c, let h, let w): (height, width, channels) = (h, w, c)
+        case .features(let d): (height, width, channels) = (1, 1, d)
+        }
+        func int(_ x: Int) -> String { String(x) }
+        func double(_ x: Double) -> String { cDouble(x) }
+        func string(_ s: String) -> String { "\"\(s)\"" }
+        var list: [(String, String)] = [
+            ("MPLC_MODEL_NAME", string(model.name)),
+            ("MPLC_INPUT_HEIGHT", int(height)), ("MPLC_INPUT_WIDTH", int(width)), ("MPLC_INPUT_CHANNELS", int(channels)),
+            ("MPLC_INPUT_SIZE", int(height * width * channels)),
+            ("MPLC_CLASSES", int(model.classes)),
+            ("MPLC_BATCH_LABELED", int(recipe.labeledBatch)), ("MPLC_BATCH_UNLABELED", int(recipe.unlabeledBatch)),
+            ("MPLC_EVAL_BATCH", int(recipe.evalBatch)), ("MPLC_FINETUNE_BATCH", int(recipe.finetune.batch)),
+            ("MPLC_STEPS", int(recipe.steps)), ("MPLC_SEED", int(recipe.seed)),
+            ("MPLC_STUDENT_WAIT_STEPS", int(recipe.studentWaitSteps)),
+        ]
+        for (prefix, optimizer) in [("MPLC_TEACHER", recipe.teacherOptimizer), ("MPLC_STUDENT", recipe.studentOptimizer)] {
+            list += [
+                (prefix + "_LR", double(optimizer.learningRate)), (prefix + "_MOMENTUM", double(optimizer.momentum)),
+                (prefix + "_NESTEROV", int(optimizer.nesterov ? 1 : 0)), (prefix + "_WEIGHT_DECAY", double(optimizer.weightDecay)),
+                (prefix + "_WARMUP_STEPS", int(optimizer.warmupSteps)), (prefix + "_COSINE", int(optimizer.cosineDecay ? 1 : 0)),
+            ]
+        }
+        let (initUniform, initBound): (Int, Double)
+        switch recipe.initialization {
+        case .heUniform: (initUniform, initBound) = (0, 0)
+        case .uniform(let bound): (initUniform, initBound) = (1, bound)
+        }
+        let pseudo: String
+        switch recipe.pseudoLabels {
+        case .hardArgmax: pseudo = "hard-argmax"
+        case .hardSampled: pseudo = "hard-sampled"
+        case .soft: pseudo = "soft"
+        }
+        list += [
+            ("MPLC_UDA_WEIGHT", double(recipe.uda.weight)), ("MPLC_UDA_RAMP_STEPS", int(recipe.uda.rampSteps)),
+            ("MPLC_FINETUNE_STEPS", int(recipe.finetune.steps)), ("MPLC_FINETUNE_LR", double(recipe.finetune.learningRate)),
+            ("MPLC_EMA_DECAY", double(recipe.emaDecay)),
+            ("MPLC_INIT_UNIFORM", int(initUniform)), ("MPLC_INIT_BOUND", double(initBound)),
+            ("MPLC_PSEUDO_LABELS", string(pseudo)),
+            ("MPLC_FEEDBACK", string(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")),
+        ]
+        return list.map { (name: $0.0, value: $0.1) }
+    }
+}
+
+/// A double as a C literal that reads back to the same value on every machine.
+func cDouble(_ x: Double) -> String {
+    let text = "\(x)"
+    return text.contains(".") || text.contains("e") ? text : text + ".0"
+}

@@ -1,0 +1,207 @@
+// The whole MPL training step as one graph (docs/STEP.md), plus the supervised step and inference.
+// Every gradient here comes from the general autodiff; nothing is differentiated by hand.
+
+import MPLAutodiff
+import MPLIR
+import MPLModel
+
+/// One optimiser step for a set of tensors: SGD with momentum, Nesterov and decoupled-from-bias weight decay.
+struct SGDUpdate {
+    var settings: Optimizer
+    /// The new parameters and momenta, by the names of the tensors they replace.
+    var results: [(name: String, value: Value)] = []
+
+    mutating func apply(_ g: inout Graph, parameters: [TensorInfo], momentumPrefix: String, parameterPrefix: String,
+                        gradients: [Value], learningRate: Value) {
+        for (info, gradient) in zip(parameters, gradients) {
+            let theta = g.input(named: info.name)!
+            let momentumName = momentumPrefix + info.name.dropFirst(parameterPrefix.count)
+            let velocity = g.input(named: momentumName) ?? g.input(momentumName, info.shape)
+            let decayed = info.isWeight && settings.weightDecay > 0 ? g.add(gradient, g.scale(theta, settings.weightDecay)) : gradient
+            let newVelocity = g.add(g.scale(velocity, settings.momentum), decayed)
+            let direction = settings.nesterov ? g.add(decayed, g.scale(newVelocity, settings.momentum)) : newVelocity
+            let newTheta = g.sub(theta, g.scale(direction, by: learningRate))
+            results.append((info.name, newTheta))
+            results.append((momentumName, newVelocity))
+        }
+    }
+}
+
+public struct StepBuilder {
+    public let model: Model
+    let teacher: NetworkParameters
+    let student: NetworkParameters
+    let inputShape: FeatureShape
+
+    public init(model: Model) {
+        self.model = model
+        inputShape = model.input.featureShape
+        teacher = NetworkParameters(network: model.teacher, prefix: "teacher", input: inputShape)
+        student = NetworkParameters(network: model.student, prefix: "student", input: inputShape)
+    }
+
+    /// The state arena in order: teacher, student, teacher momentum, student momentum.
+    public var stateTable: [TensorInfo] {
+        teacher.infos + student.infos + teacher.renamed(to: "teacher_momentum") + student.renamed(to: "student_momentum")
+    }
+
+    func batchShape(_ rows: Int) -> Shape {
+        switch inputShape {
+        case .image(let h, let w, let c): return Shape([rows, h, w, c])
+        case .vector(let d): return Shape([rows, d])
+        }
+    }
+
+    // MARK: - The MPL step
+
+    public func mplStep() -> EntryPoint {
+        let recipe = model.recipe
+        let bl = recipe.labeledBatch, bu = recipe.unlabeledBatch, k = model.classes
+        var g = Graph()
+        var masks: [TensorInfo] = []
+        let thetaT = g.stateInputs(teacher.infos)
+        let thetaS = g.stateInputs(student.infos)
+        let x = g.input("x", batchShape(bl + 2 * bu))
+        let y = g.input("y", Shape([bl, k]))
+        let uniform = recipe.pseudoLabels == .hardSampled ? g.input("uniform", Shape([bu])) : nil
+        let lrTeacher = g.input("lr_teacher", .scalar)
+        let lrStudent = g.input("lr_student", .scalar)
+        let udaWeight = g.input("uda_weight", .scalar)
+        let feedbackScale = g.input("feedback_scale", .scalar)
+
+        // 1-3. Teacher forward on [labeled; weak; strong], supervised and UDA losses.
+        let z = g.forward(teacher, weights: thetaT, x: x, inputShape: inputShape, dropout: .masks(pass: "all"), masks: &masks)
+        let zl = g.sliceRows(z, start: 0, count: bl)
+        let zuw = g.sliceRows(z, start: bl, count: bu)
+        let zus = g.sliceRows(z, start: bl + bu, count: bu)
+        let eps = recipe.labelSmoothing
+        let smoothed = g.add(g.scale(y, 1 - eps), g.constant(eps / Double(k), Shape([bl, k])))
+        let lossSup = g.crossEntropy(targets: smoothed, logits: zl)
+        let (lossUDA, maskRate) = udaLoss(&g, weak: zuw, strong: zus)
+
+        // 4-5. Pseudo labels on the strong view; the student's loss and gradient on them.
+        let pseudo = pseudoLabels(&g, strongLogits: zus, uniform: uniform)
+        let xus = g.sliceRows(x, start: bl + bu, count: bu)
+        let xl = g.sliceRows(x, start: 0, count: bl)
+        let studentValues = student.infos.map { thetaS[$0.name]! }
+        let su = g.forward(student, weights: thetaS, x: xus, inputShape: inputShape, dropout: .masks(pass: "u"), masks: &masks)
+        let lossStudentU = g.crossEntropy(targets: pseudo, logits: su)
+        let gu = Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues)
+
+        // 6. Student update.
+        var studentUpdate = SGDUpdate(settings: recipe.studentOptimizer)
+        studentUpdate.apply(&g, parameters: student.infos, momentumPrefix: "student_momentum", parameterPrefix: "student",
+                            gradients: gu, learningRate: lrStudent)
+        let etaEff = g.scale(lrStudent, recipe.studentOptimizer.effectiveStepFactor)
+
+        // 7. The updated student's labeled loss and its gradient g_l.
+        let updated = Dictionary(uniqueKeysWithValues: studentUpdate.results.filter { $0.name.hasPrefix("student/") })
+        let sl = g.forward(student, weights: updated, x: xl, inputShape: inputShape, dropout: .masks(pass: "l"), masks: &masks)
+        let lossStudentL = g.crossEntropy(targets: y, logits: sl)
+        let gl = Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! })
+            .map { g.append(.stopGradient($0)) }
+
+        // 8. Feedback and the teacher's objective.
+        var dotProduct = g.dot(gl[0], gu[0])
+        for (a, b) in zip(gl, gu).dropFirst() { dotProduct = g.add(dotProduct, g.dot(a, b)) }
+        let hDot = g.mul(etaEff, dotProduct)
+        var objective = g.add(lossSup, g.mul(udaWeight, lossUDA))
+        let h: Value
+        switch recipe.pseudoLabels {
+        case .hardArgmax, .hardSampled:
+            switch recipe.feedback {
+            case .dotProduct:
+                h = hDot
+            case .lossDifference:
+                let sOld = g.forward(student, weights: thetaS, x: xl, inputShape: inputShape, dropout: .masks(pass: "l"), masks: &masks)
+                h = g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL)
+            }
+            // h·CE(ŷ, z_us) with h a constant: REINFORCE towards labels that helped the student.
+            let reinforce = g.mul(g.append(.stopGradient(h)), g.crossEntropy(targets: pseudo, logits: zus))
+            objective = g.add(objective, g.mul(feedbackScale, reinforce))
+        case .soft:
+            h = hDot
+            // F(θ_T) = ⟨g_l, ∇_θS L_u⟩ is the JVP of L_u in θ_S along g_l; its θ_T-gradient is the meta-gradient.
+            let f = Autodiff.jvp(&g, outputs: [lossStudentU], wrt: studentValues, tangents: gl)[0]
+            objective = g.sub(objective, g.mul(feedbackScale, g.mul(etaEff, f)))
+        }
+
+        // 9. Teacher gradient and update.
+        let gT = Autodiff.vjp(&g, output: objective, wrt: teacher.infos.map { thetaT[$0.name]! })
+        var teacherUpdate = SGDUpdate(settings: recipe.teacherOptimizer)
+        teacherUpdate.apply(&g, parameters: teacher.infos, momentumPrefix: "teacher_momentum", parameterPrefix: "teacher",
+                            gradients: gT, learningRate: lrTeacher)
+
+        g.results = [("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
+                     ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h)]
+        let stateResults = teacherUpdate.results + studentUpdate.results
+        g.results += stateResults
+        return entryPoint(name: "mplc_step", table: "step", graph: g, masks: masks,
+                          stateResults: Set(stateResults.map(\.name)))
+    }
+
+    /// UDA consistency loss on the strong view against sharpened, confidence-masked weak-view targets.
+    func udaLoss(_ g: inout Graph, weak: Value, strong: Value) -> (loss: Value, maskRate: Value) {
+        let uda = model.recipe.uda
+        let bu = g.shape(of: weak)[0]
+        let q = g.append(.stopGradient(g.softmax(g.scale(weak, 1 / uda.temperature))))
+        let confidence = g.append(.reduceMax(q, axes: [1]))
+        let mask = g.binary(.greaterEqual, confidence, g.constant(uda.threshold, Shape([bu])))
+        let rowCE = g.neg(g.reduceSum(g.mul(q, g.logSoftmax(strong)), axes: [1]))
+        let loss = g.scale(g.sumAll(g.mul(mask, rowCE)), 1 / Double(bu))
+        return (loss, g.scale(g.sumAll(mask), 1 / Double(bu)))
+    }
+
+    func pseudoLabels(_ g: inout Graph, strongLogits zus: Value, uniform: Value?) -> Value {
+        switch model.recipe.pseudoLabels {
+        case .hardArgmax: return g.append(.oneHotArgmax(zus))
+        case .hardSampled: return g.append(.oneHotSample(probabilities: g.softmax(zus), uniform: uniform!))
+        case .soft(let temperature): return g.softmax(g.scale(zus, 1 / temperature))
+        }
+    }
+
+    // MARK: - Supervised step and inference
+
+    /// One student step on labeled data (finetuning and the supervised-only baseline).
+    public func supervisedStep() -> EntryPoint {
+        let rows = model.recipe.finetune.batch
+        var g = Graph()
+        var masks: [TensorInfo] = []
+        let thetaS = g.stateInputs(student.infos)
+        let x = g.input("x", batchShape(rows))
+        let y = g.input("y", Shape([rows, model.classes]))
+        let lr = g.input("lr", .scalar)
+        let logits = g.forward(student, weights: thetaS, x: x, inputShape: inputShape, dropout: .masks(pass: "sup"), masks: &masks)
+        let loss = g.crossEntropy(targets: y, logits: logits)
+        let grads = Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! })
+        var update = SGDUpdate(settings: model.recipe.studentOptimizer)
+        update.apply(&g, parameters: student.infos, momentumPrefix: "student_momentum", parameterPrefix: "student",
+                     gradients: grads, learningRate: lr)
+        g.results = [("loss", loss)] + update.results
+        return entryPoint(name: "mplc_supervised_step", table: "supervised", graph: g, masks: masks,
+                          stateResults: Set(update.results.map(\.name)))
+    }
+
+    public func predict(teacherNetwork: Bool) -> EntryPoint {
+        let net = teacherNetwork ? teacher : student
+        var g = Graph()
+        var masks: [TensorInfo] = []
+        let weights = g.stateInputs(net.infos)
+        let x = g.input("x", batchShape(model.recipe.evalBatch))
+        let logits = g.forward(net, weights: weights, x: x, inputShape: inputShape, dropout: .off, masks: &masks)
+        g.results = [("logits", logits)]
+        var storage = Dictionary(uniqueKeysWithValues: net.infos.map { ($0.name, Storage.state) })
+        storage["x"] = .argument
+        return EntryPoint(name: "mplc_predict_\(net.prefix)", tableName: "predict_\(net.prefix)", graph: g,
+                          inputStorage: storage, resultStorage: ["logits": .argument])
+    }
+
+    /// Binds state tensors to the state arena and everything else to the entry point's I/O arena.
+    func entryPoint(name: String, table: String, graph: Graph, masks: [TensorInfo], stateResults: Set<String>) -> EntryPoint {
+        let stateNames = Set(stateTable.map(\.name))
+        let inputs = Dictionary(uniqueKeysWithValues: graph.inputs.map { ($0.name, stateNames.contains($0.name) ? Storage.state : .io) })
+        let results = Dictionary(uniqueKeysWithValues: graph.results.map { ($0.name, stateResults.contains($0.name) ? Storage.state : .io) })
+        return EntryPoint(name: name, tableName: table, graph: graph, inputStorage: inputs, resultStorage: results,
+                          ioInfo: Dictionary(uniqueKeysWithValues: masks.map { ($0.name, $0) }))
+    }
+}

@@ -1,0 +1,139 @@
+import MPLAutodiff
+import MPLIR
+import MPLModel
+import Testing
+
+@testable import MPLStep
+
+/// Small models on which the Double interpreter runs a whole step in milliseconds.
+enum TinyModels {
+    static func recipe(_ pseudo: PseudoLabels, feedback: Feedback = .dotProduct, nesterov: Bool = true) -> Recipe {
+        var r = Recipe()
+        r.labeledBatch = 3
+        r.unlabeledRatio = 2
+        r.pseudoLabels = pseudo
+        r.feedback = feedback
+        r.labelSmoothing = 0.1
+        r.uda.threshold = 0.3
+        r.studentOptimizer.nesterov = nesterov
+        r.finetune.batch = 4
+        r.evalBatch = 5
+        return r
+    }
+
+    static func mlp(_ pseudo: PseudoLabels, feedback: Feedback = .dotProduct, nesterov: Bool = true) -> Model {
+        let net = Network(name: "net", layers: [.dense(units: 5), .tanh, .dense(units: 4), .leakyReLU(alpha: 0.2), .dense(units: 3)])
+        return Model(name: "tiny_mlp", input: .features(4), classes: 3, teacher: net, student: net,
+                     recipe: recipe(pseudo, feedback: feedback, nesterov: nesterov))
+    }
+
+    static func cnn(_ pseudo: PseudoLabels) -> Model {
+        let teacher = Network(name: "t", layers: [
+            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .relu, .maxPool2D(size: 2, stride: 2),
+            .conv2D(filters: 3, kernel: 2, stride: 1, padding: 0), .sigmoid, .globalAvgPool, .dense(units: 3),
+        ])
+        let student = Network(name: "s", layers: [
+            .conv2D(filters: 2, kernel: 3, stride: 2, padding: 1), .tanh, .avgPool2D(size: 2, stride: 1), .flatten, .dense(units: 3),
+        ])
+        return Model(name: "tiny_cnn", input: .image(channels: 1, height: 6, width: 6), classes: 3, teacher: teacher,
+                     student: student, recipe: recipe(pseudo))
+    }
+
+    /// Random state and batch for `entry`, keyed by input name, with the given scalars.
+    static func inputs(for entry: EntryPoint, seed: UInt64, scalars: [String: Double]) -> [String: [Double]] {
+        var rng = SplitMix64(seed: seed)
+        var env: [String: [Double]] = [:]
+        for (name, value) in entry.graph.inputs {
+            let count = entry.graph.shape(of: value).count
+            if let s = scalars[name] {
+                env[name] = [s]
+            } else if name == "y" {
+                let classes = entry.graph.shape(of: value)[1]
+                env[name] = (0..<count).map { $0 % classes == ($0 / classes) % classes ? 1 : 0 }
+            } else if name == "uniform" {
+                env[name] = rng.vector(count, in: 0...1)
+            } else {
+                env[name] = rng.vector(count, in: -0.8...0.8)
+            }
+        }
+        return env
+    }
+}
+
+@Suite("The MPL step's feedback, in Double")
+struct MetaGradientTests {
+    /// g_T^mpl recovered from the real step graph: with plain SGD for the teacher (no momentum, no weight decay),
+    /// θ'_T(f=0) − θ'_T(f=1) = lr_T · g_T^mpl, where f is the feedback scale.
+    func metaGradient(_ model: Model, seed: UInt64) throws -> (step: EntryPoint, env: [String: [Double]], gradient: [String: [Double]]) {
+        var model = model
+        model.recipe.teacherOptimizer.momentum = 0
+        model.recipe.teacherOptimizer.nesterov = false
+        model.recipe.teacherOptimizer.weightDecay = 0
+        let builder = StepBuilder(model: model)
+        let step = builder.mplStep()
+        #expect(step.graph.verify().isEmpty)
+        let lrTeacher = 0.5
+        var env = TinyModels.inputs(for: step, seed: seed,
+                                    scalars: ["lr_teacher": lrTeacher, "lr_student": 0.3, "uda_weight": 0.7, "feedback_scale": 1])
+        let withFeedback = try Interpreter.results(step.graph, inputs: env)
+        env["feedback_scale"] = [0]
+        let without = try Interpreter.results(step.graph, inputs: env)
+        env["feedback_scale"] = [1]
+        var gradient: [String: [Double]] = [:]
+        for info in builder.teacher.infos {
+            gradient[info.name] = zip(without[info.name]!, withFeedback[info.name]!).map { ($0 - $1) / lrTeacher }
+        }
+        return (step, env, gradient)
+    }
+
+    /// Central differences of θ_T ↦ L_l(θ'_S(θ_T)) along a random direction.
+    func finiteDifference(_ step: EntryPoint, env: [String: [Double]], direction: [String: [Double]], epsilon: Double) throws -> Double {
+        func loss(_ scale: Double) throws -> Double {
+            var shifted = env
+            for (name, d) in direction { shifted[name] = zip(env[name]!, d).map { $0 + scale * $1 } }
+            return try Interpreter.results(step.graph, inputs: shifted)["loss_student_l"]![0]
+        }
+        return (try loss(epsilon) - loss(-epsilon)) / (2 * epsilon)
+    }
+
+    @Test("Soft labels: the meta-gradient equals finite differences of the unrolled objective (fixes the sign)",
+          arguments: [TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1))])
+    func softExact(model: Model) throws {
+        for seed: UInt64 in [1, 2, 3] {
+            let (step, env, gradient) = try metaGradient(model, seed: seed)
+            var rng = SplitMix64(seed: seed + 100)
+            let direction = gradient.mapValues { rng.vector($0.count) }
+            let analytic = gradient.keys.sorted().map { name in zip(gradient[name]!, direction[name]!).map(*).reduce(0, +) }
+                .reduce(0, +)
+            let numeric = try finiteDifference(step, env: env, direction: direction, epsilon: 1e-5)
+            let relative = abs(analytic - numeric) / max(abs(numeric), 1e-12)
+            #expect(relative <= 1e-6, "\(model.name) seed \(seed): analytic \(analytic), finite differences \(numeric)")
+            #expect(abs(numeric) > 1e-6, "the objective must actually depend on the teacher")
+        }
+    }
+
+    @Test("Hard labels: h is η_eff·⟨g_l, g_u⟩ and has the sign of (old − new) when the step is small")
+    func hardDotProduct() throws {
+        let scalars = ["lr_teacher": 0.1, "lr_student": 1e-3, "uda_weight": 1, "feedback_scale": 1]
+        for seed: UInt64 in [1, 2, 3, 4] {
+            // The loss difference sees the whole step; h sees only g_u: no momentum or decay, so they match to first order.
+            var model = TinyModels.mlp(.hardArgmax, nesterov: false)
+            model.recipe.studentOptimizer.weightDecay = 0
+            func batch(_ entry: EntryPoint) -> [String: [Double]] {
+                TinyModels.inputs(for: entry, seed: seed, scalars: scalars).reduce(into: [:]) { env, item in
+                    env[item.key] = item.key.hasPrefix("student_momentum") ? item.value.map { _ in 0 } : item.value
+                }
+            }
+            let dot = StepBuilder(model: model).mplStep()
+            var differenceModel = model
+            differenceModel.recipe.feedback = .lossDifference
+            let difference = StepBuilder(model: differenceModel).mplStep()
+            let hDot = try Interpreter.results(dot.graph, inputs: batch(dot))["h"]![0]
+            let hDiff = try Interpreter.results(difference.graph, inputs: batch(difference))["h"]![0]
+            #expect(hDot != 0)
+            #expect((hDot > 0) == (hDiff > 0), "seed \(seed): dot \(hDot), old − new \(hDiff)")
+            // First-order Taylor: they agree to O(η²).
+            #expect(abs(hDot - hDiff) <= 0.05 * abs(hDiff), "seed \(seed): dot \(hDot), old − new \(hDiff)")
+        }
+    }
+}
