@@ -1,0 +1,840 @@
+#!/usr/bin/env python3
+"""Independent JAX reference of one Meta Pseudo Labels step (docs/STEP.md), with the tensor names and
+layouts of docs/ABI.md. mplc's generated C is checked against this file; it shares no code with mplc.
+
+Model spec (JSON)
+=================
+The compiler writes this file next to the generated C; tests and benchmarks write it by hand.
+
+    {
+      "input":   {"height": 28, "width": 28, "channels": 1},      # or {"features": D} for vector input
+      "classes": 10,
+      "teacher": [LAYER, ...],                                    # a Sequential, applied in order
+      "student": [LAYER, ...],
+      "recipe": {
+        "labeled_batch": 32,                   # B_l
+        "unlabeled_batch": 128,                # B_u
+        "pseudo_labels": "hard-argmax",        # "hard-argmax" | "hard-sampled" | "soft"
+        "soft_temperature": 1.0,               # tau_pl (soft only; default 1)
+        "feedback": "dot-product",             # "dot-product" | "loss-difference" (hard only)
+        "uda_temperature": 0.7,
+        "uda_threshold": 0.6,
+        "label_smoothing": 0.1,
+        "teacher": {"momentum": 0.9, "nesterov": true, "weight_decay": 5e-4},
+        "student": {"momentum": 0.9, "nesterov": true, "weight_decay": 5e-4}
+      }
+    }
+
+LAYER is one of (defaults in brackets; other keys are ignored, so the compiler may add its own):
+
+    {"layer": "dense", "units": U}
+    {"layer": "conv2d", "filters": F, "kernel": K, "stride": [1], "padding": [0]}
+    {"layer": "maxpool", "size": K, "stride": [K]}          (alias "maxpool2d")
+    {"layer": "avgpool", "size": K, "stride": [K]}          (alias "avgpool2d")
+    {"layer": "globalavgpool"} | {"layer": "flatten"} | {"layer": "relu"} | {"layer": "tanh"} | {"layer": "sigmoid"}
+    {"layer": "leakyrelu", "alpha": A}
+    {"layer": "dropout", "rate": R}
+
+Learning rates, the UDA weight and the feedback scale are not in the spec: they are per-step scalars.
+
+Names and layouts (docs/ABI.md)
+===============================
+Every layer is named by its kind and its index in its Sequential: "dense3", "conv0", "dropout5", ... (kinds:
+dense, conv, maxpool, avgpool, globalavgpool, flatten, relu, leakyrelu, tanh, sigmoid, dropout). State
+tensors: teacher/<layer>/weight|bias, student/<layer>/weight|bias, teacher_momentum/..., student_momentum/...,
+in that order, layers in Sequential order. Dense W is [in, out], Conv2D W is [kh, kw, c_in, c_out] (HWIO);
+images are channels-last [N, H, W, C]; Flatten is row-major over (H, W, C).
+
+Step inputs (a dict "batch" keyed by the ABI names): x [B_l+2B_u, H, W, C] (rows: labeled, weak, strong),
+y [B_l] int labels or [B_l, K] one-hot, lr_teacher, lr_student, uda_weight, feedback_scale (scalars),
+uniform [B_u] (hard-sampled only), dropout/teacher/all/<layer> [B_l+2B_u, F], dropout/student/u/<layer> [B_u, F],
+dropout/student/l/<layer> [B_l, F] (F = features entering the Dropout, flattened row-major; a missing mask
+means no dropout). Outputs: loss_sup, loss_uda, mask_rate, loss_student_u, loss_student_l, h.
+
+Math conventions (docs/STEP.md, followed to the letter)
+=======================================================
+CE(q, z) = -(1/N) sum_i sum_k q_ik log_softmax(z)_ik. Teacher: loss_sup = CE(smooth(y), z_l); q = stopgrad
+softmax(z_uw / tau_uda), m_i = [max_k q_ik >= threshold], loss_uda = (1/B_u) sum_i m_i CE_i(q, z_us).
+Student: g_u = grad CE(yhat, S(x_us)); SGD with g = g_u + wd*theta (weights only), v' = mu*v + g,
+d = g + mu*v' (Nesterov) or v', theta' = theta - lr*d; eta_eff = lr*(1+mu) with Nesterov, else lr.
+Hard labels: h = eta_eff <g_l, g_u> (dot-product) or CE(y, S(x_l; theta_S)) - CE(y, S(x_l; theta'_S))
+(loss-difference, old - new), and g_T = grad(loss_sup + lambda*loss_uda + f*h*CE(yhat, z_us)) with h, yhat constant.
+Soft labels: g_T = grad(loss_sup + lambda*loss_uda) + f * d/d theta_T [ loss_student_l(theta'_S(theta_T)) ],
+the last term computed here by differentiating the *unrolled* student update (jax.grad through the actual
+SGD step). docs/STEP.md writes it as -f*eta_eff*grad F with F = <g_l, grad_S CE(softmax(z_us/tau), S(x_us))>
+(a VJP of a JVP); `soft_feedback_gradient_jvp` computes that form and the tests check both agree. The output h
+is eta_eff <g_l, g_u> in every mode (STEP.md 8: "for information" with soft labels).
+
+CLI
+===
+    mpl_jax.py --spec model.json --checkpoint in.safetensors --batches DIR --steps N \
+               --out out.safetensors --losses losses.jsonl [--x64]
+    mpl_jax.py --make-example OUTDIR --spec model.json [--seed S] [--steps N]
+
+Replay layout: DIR/step_000000/x.npy (float32 [B_l+2B_u, H, W, C]), y.npy (int [B_l] or one-hot [B_l, K]),
+scalars.npy (float32 [4]: lr_teacher, lr_student, uda_weight, feedback_scale), optional uniform.npy [B_u],
+optional dropout masks named after the input with "/" replaced by "__" (dropout/teacher/all/dropout9 ->
+dropout__teacher__all__dropout9.npy). --make-example writes OUTDIR/init.safetensors, OUTDIR/spec.json and
+OUTDIR/step_000000 ... in that layout. With --x64 the step runs (and the output checkpoint is written) in float64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import struct
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# ----------------------------------------------------------------------------------------------------------
+# Model spec
+# ----------------------------------------------------------------------------------------------------------
+
+_KIND_PREFIX = {
+    "dense": "dense", "conv2d": "conv", "maxpool": "maxpool", "avgpool": "avgpool",
+    "globalavgpool": "globalavgpool", "flatten": "flatten", "relu": "relu", "leakyrelu": "leakyrelu",
+    "tanh": "tanh", "sigmoid": "sigmoid", "dropout": "dropout",
+}
+_ALIASES = {"maxpool2d": "maxpool", "avgpool2d": "avgpool", "conv": "conv2d", "leaky_relu": "leakyrelu"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer of a Sequential, with its input and output feature shapes (no batch dimension)."""
+    kind: str                 # canonical kind: dense, conv2d, maxpool, ...
+    name: str                 # kind prefix + index in the Sequential: "dense3", "conv0"
+    attrs: tuple              # sorted (key, value) pairs: units, filters, kernel, stride, padding, size, alpha, rate
+    in_shape: tuple
+    out_shape: tuple
+
+    def attr(self, key: str) -> Any:
+        return dict(self.attrs)[key]
+
+    @property
+    def param_shapes(self) -> dict[str, tuple]:
+        """Parameter shapes by suffix ("weight", "bias"), in the ABI order (weight first)."""
+        if self.kind == "dense":
+            return {"weight": (self.in_shape[0], self.attr("units")), "bias": (self.attr("units"),)}
+        if self.kind == "conv2d":
+            k, f = self.attr("kernel"), self.attr("filters")
+            return {"weight": (k, k, self.in_shape[2], f), "bias": (f,)}
+        return {}
+
+    @property
+    def fan_in(self) -> int:
+        w = self.param_shapes["weight"]
+        return int(np.prod(w[:-1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Optim:
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+
+    @property
+    def step_factor(self) -> float:
+        """eta_eff / lr: how much of the raw gradient one step applies."""
+        return 1.0 + self.momentum if self.nesterov else 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    labeled_batch: int
+    unlabeled_batch: int
+    pseudo_labels: str
+    soft_temperature: float
+    feedback: str
+    uda_temperature: float
+    uda_threshold: float
+    label_smoothing: float
+    teacher: Optim
+    student: Optim
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    input_shape: tuple        # (H, W, C) for images, (D,) for feature vectors
+    classes: int
+    teacher: tuple            # of Layer
+    student: tuple
+    recipe: Recipe
+
+    def network(self, net: str) -> tuple:
+        return {"teacher": self.teacher, "student": self.student}[net]
+
+
+def _layer_out_shape(kind: str, a: dict, shape: tuple) -> tuple:
+    image = len(shape) == 3
+    if kind == "dense":
+        if image:
+            raise ValueError("dense expects a vector; add flatten or globalavgpool before it")
+        return (a["units"],)
+    if kind in ("conv2d", "maxpool", "avgpool", "globalavgpool") and not image:
+        raise ValueError(f"{kind} expects an image input, got {shape}")
+    if kind == "conv2d":
+        h, w, _ = shape
+        k, s, p = a["kernel"], a["stride"], a["padding"]
+        if h + 2 * p < k or w + 2 * p < k:
+            raise ValueError("conv2d kernel larger than its padded input")
+        return ((h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1, a["filters"])
+    if kind in ("maxpool", "avgpool"):
+        h, w, c = shape
+        k, s = a["size"], a["stride"]
+        if k > h or k > w:
+            raise ValueError(f"{kind} window larger than its input")
+        return ((h - k) // s + 1, (w - k) // s + 1, c)
+    if kind == "globalavgpool":
+        return (shape[2],)
+    if kind == "flatten":
+        return (int(np.prod(shape)),)
+    return shape
+
+
+def _parse_layer(raw: dict, index: int, in_shape: tuple) -> Layer:
+    kind = str(raw["layer"]).lower()
+    kind = _ALIASES.get(kind, kind)
+    if kind not in _KIND_PREFIX:
+        raise ValueError(f"unknown layer kind {raw['layer']!r} at index {index}")
+    a: dict[str, Any] = {}
+    if kind == "dense":
+        a["units"] = int(raw["units"])
+    elif kind == "conv2d":
+        a.update(filters=int(raw["filters"]), kernel=int(raw["kernel"]),
+                 stride=int(raw.get("stride", 1)), padding=int(raw.get("padding", 0)))
+    elif kind in ("maxpool", "avgpool"):
+        a["size"] = int(raw["size"])
+        a["stride"] = int(raw.get("stride", a["size"]))
+    elif kind == "leakyrelu":
+        a["alpha"] = float(raw["alpha"])
+    elif kind == "dropout":
+        a["rate"] = float(raw["rate"])
+    out_shape = _layer_out_shape(kind, a, in_shape)
+    return Layer(kind, f"{_KIND_PREFIX[kind]}{index}", tuple(sorted(a.items())), in_shape, out_shape)
+
+
+def _parse_network(raw_layers: list, input_shape: tuple, classes: int, net: str) -> tuple:
+    layers, shape = [], input_shape
+    for i, raw in enumerate(raw_layers):
+        layer = _parse_layer(raw, i, shape)
+        layers.append(layer)
+        shape = layer.out_shape
+    if shape != (classes,):
+        raise ValueError(f"{net} ends with shape {shape}, expected ({classes},) logits")
+    return tuple(layers)
+
+
+def _parse_optim(raw: dict) -> Optim:
+    return Optim(float(raw.get("momentum", 0.9)), bool(raw.get("nesterov", True)),
+                 float(raw.get("weight_decay", 5e-4)))
+
+
+def parse_spec(raw: dict) -> Spec:
+    """Checks and resolves a model spec (the JSON object described at the top of this file)."""
+    inp = raw["input"]
+    if "features" in inp:
+        input_shape = (int(inp["features"]),)
+    else:
+        input_shape = (int(inp["height"]), int(inp["width"]), int(inp["channels"]))
+    classes = int(raw["classes"])
+    r = raw["recipe"]
+    recipe = Recipe(
+        labeled_batch=int(r["labeled_batch"]), unlabeled_batch=int(r["unlabeled_batch"]),
+        pseudo_labels=str(r.get("pseudo_labels", "hard-argmax")),
+        soft_temperature=float(r.get("soft_temperature", 1.0)),
+        feedback=str(r.get("feedback", "dot-product")),
+        uda_temperature=float(r.get("uda_temperature", 0.7)), uda_threshold=float(r.get("uda_threshold", 0.6)),
+        label_smoothing=float(r.get("label_smoothing", 0.0)),
+        teacher=_parse_optim(r.get("teacher", {})), student=_parse_optim(r.get("student", {})))
+    if recipe.pseudo_labels not in ("hard-argmax", "hard-sampled", "soft"):
+        raise ValueError(f"pseudo_labels must be hard-argmax, hard-sampled or soft, not {recipe.pseudo_labels!r}")
+    if recipe.feedback not in ("dot-product", "loss-difference"):
+        raise ValueError(f"feedback must be dot-product or loss-difference, not {recipe.feedback!r}")
+    return Spec(input_shape, classes,
+                _parse_network(raw["teacher"], input_shape, classes, "teacher"),
+                _parse_network(raw["student"], input_shape, classes, "student"), recipe)
+
+
+def load_spec(path: str) -> Spec:
+    with open(path) as f:
+        return parse_spec(json.load(f))
+
+
+def state_shapes(spec: Spec) -> dict[str, tuple]:
+    """Every state tensor's name and shape, in the ABI order."""
+    out: dict[str, tuple] = {}
+    for prefix, net in (("teacher", "teacher"), ("student", "student"),
+                        ("teacher_momentum", "teacher"), ("student_momentum", "student")):
+        for layer in spec.network(net):
+            for suffix, shape in layer.param_shapes.items():
+                out[f"{prefix}/{layer.name}/{suffix}"] = shape
+    return out
+
+
+def is_weight(name: str) -> bool:
+    """Weight decay applies to weights only (ABI `is_weight`), never to biases."""
+    return name.endswith("/weight")
+
+
+def dropout_inputs(spec: Spec) -> dict[str, tuple]:
+    """The dropout mask inputs of mplc_step (ABI names) and their shapes."""
+    rl = spec.recipe
+    rows = {"teacher": {"all": rl.labeled_batch + 2 * rl.unlabeled_batch},
+            "student": {"u": rl.unlabeled_batch, "l": rl.labeled_batch}}
+    out = {}
+    for net, passes in rows.items():
+        for layer in spec.network(net):
+            if layer.kind == "dropout":
+                for p, n in passes.items():
+                    out[f"dropout/{net}/{p}/{layer.name}"] = (n, int(np.prod(layer.in_shape)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layers and networks (pure jax.numpy; params keyed "<layer>/weight" relative to the network)
+# ----------------------------------------------------------------------------------------------------------
+
+_HI = lax.Precision.HIGHEST
+
+
+def dense(x, w, b):
+    return jnp.matmul(x, w, precision=_HI) + b
+
+
+def conv2d(x, w, b, stride: int, padding: int):
+    """Cross-correlation of NHWC x with HWIO w, zero padding."""
+    y = lax.conv_general_dilated(x, w, window_strides=(stride, stride),
+                                 padding=((padding, padding), (padding, padding)),
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HI)
+    return y + b
+
+
+def max_pool(x, size: int, stride: int):
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, size, size, 1), (1, stride, stride, 1), "VALID")
+
+
+def avg_pool(x, size: int, stride: int):
+    s = lax.reduce_window(x, np.array(0, x.dtype), lax.add, (1, size, size, 1), (1, stride, stride, 1), "VALID")
+    return s / (size * size)
+
+
+def leaky_relu(x, alpha: float):
+    return jnp.where(x > 0, x, alpha * x)
+
+
+def apply_layer(layer: Layer, params: dict, x, mask=None):
+    k = layer.kind
+    if k == "dense":
+        return dense(x, params[f"{layer.name}/weight"], params[f"{layer.name}/bias"])
+    if k == "conv2d":
+        return conv2d(x, params[f"{layer.name}/weight"], params[f"{layer.name}/bias"],
+                      layer.attr("stride"), layer.attr("padding"))
+    if k == "maxpool":
+        return max_pool(x, layer.attr("size"), layer.attr("stride"))
+    if k == "avgpool":
+        return avg_pool(x, layer.attr("size"), layer.attr("stride"))
+    if k == "globalavgpool":
+        return jnp.mean(x, axis=(1, 2))
+    if k == "flatten":
+        return x.reshape(x.shape[0], -1)
+    if k == "relu":
+        return jax.nn.relu(x)          # derivative 0 at 0
+    if k == "leakyrelu":
+        return leaky_relu(x, layer.attr("alpha"))
+    if k == "tanh":
+        return jnp.tanh(x)
+    if k == "sigmoid":
+        return jax.nn.sigmoid(x)
+    if k == "dropout":
+        return x if mask is None else x * mask.reshape(x.shape)
+    raise AssertionError(k)
+
+
+def forward(layers: tuple, params: dict, x, masks: dict | None = None):
+    """Logits of a Sequential. masks: layer name -> [rows, features] dropout mask (missing: no dropout)."""
+    masks = masks or {}
+    for layer in layers:
+        x = apply_layer(layer, params, x, masks.get(layer.name))
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Losses, pseudo labels, optimiser
+# ----------------------------------------------------------------------------------------------------------
+
+def cross_entropy(q, z):
+    """CE(q, z) = -(1/N) sum_i sum_k q_ik log_softmax(z)_ik."""
+    return -jnp.mean(jnp.sum(q * jax.nn.log_softmax(z, axis=-1), axis=-1))
+
+
+def smooth(y, eps: float):
+    return (1.0 - eps) * y + eps / y.shape[-1]
+
+
+def uda_loss(z_uw, z_us, temperature: float, threshold: float):
+    """(masked UDA loss, mask rate); the target and the mask are constants."""
+    q = lax.stop_gradient(jax.nn.softmax(z_uw / temperature, axis=-1))
+    m = (jnp.max(q, axis=-1) >= threshold).astype(z_us.dtype)
+    per_row = -jnp.sum(q * jax.nn.log_softmax(z_us, axis=-1), axis=-1)
+    return jnp.mean(m * per_row), jnp.mean(m)
+
+
+def hard_pseudo_labels(z_us, mode: str, uniform=None):
+    """One-hot pseudo labels (constants): first argmax, or inverse-CDF sample with the given U(0,1) draws."""
+    k = z_us.shape[-1]
+    if mode == "hard-argmax":
+        idx = jnp.argmax(z_us, axis=-1)
+    else:
+        cdf = jnp.cumsum(jax.nn.softmax(z_us, axis=-1), axis=-1)
+        # smallest k with cdf_k > u is the number of k with cdf_k <= u (cdf is non-decreasing); K-1 if none
+        idx = jnp.minimum(jnp.sum(cdf <= uniform[:, None], axis=-1), k - 1)
+    return lax.stop_gradient(jax.nn.one_hot(idx, k, dtype=z_us.dtype))
+
+
+def sgd_update(params: dict, momenta: dict, grads: dict, lr, opt: Optim):
+    """SGD with momentum (Nesterov or heavy ball) and weight decay on weights only. Returns (params', momenta')."""
+    new_p, new_m = {}, {}
+    for name, p in params.items():
+        g = grads[name] + opt.weight_decay * p if is_weight(name) else grads[name]
+        v = opt.momentum * momenta[name] + g
+        d = g + opt.momentum * v if opt.nesterov else v
+        new_p[name] = p - lr * d
+        new_m[name] = v
+    return new_p, new_m
+
+
+def tree_vdot(a: dict, b: dict):
+    return sum(jnp.vdot(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The step
+# ----------------------------------------------------------------------------------------------------------
+
+def split_state(state: dict) -> tuple[dict, dict, dict, dict]:
+    """(teacher params, student params, teacher momenta, student momenta), keyed "<layer>/<suffix>"."""
+    parts: dict[str, dict] = {"teacher": {}, "student": {}, "teacher_momentum": {}, "student_momentum": {}}
+    for name, value in state.items():
+        prefix, rest = name.split("/", 1)
+        parts[prefix][rest] = value
+    return parts["teacher"], parts["student"], parts["teacher_momentum"], parts["student_momentum"]
+
+
+def join_state(tp: dict, sp: dict, tm: dict, sm: dict) -> dict:
+    out = {}
+    for prefix, part in (("teacher", tp), ("student", sp), ("teacher_momentum", tm), ("student_momentum", sm)):
+        for rest, value in part.items():
+            out[f"{prefix}/{rest}"] = value
+    return out
+
+
+def _masks(batch: dict, net: str, p: str) -> dict:
+    prefix = f"dropout/{net}/{p}/"
+    return {k[len(prefix):]: v for k, v in batch.items() if k.startswith(prefix)}
+
+
+@dataclasses.dataclass
+class _Ctx:
+    """The pieces of one step's inputs, sliced and typed."""
+    spec: Spec
+    x_l: Any
+    x_us: Any
+    x: Any
+    y: Any                   # one-hot [B_l, K]
+    uniform: Any
+    lr_teacher: Any
+    lr_student: Any
+    uda_weight: Any
+    feedback_scale: Any
+    masks_t: dict
+    masks_u: dict
+    masks_l: dict
+
+
+def _context(spec: Spec, batch: dict, dtype) -> _Ctx:
+    r = spec.recipe
+    bl, bu = r.labeled_batch, r.unlabeled_batch
+    x = jnp.asarray(batch["x"], dtype)
+    if len(spec.input_shape) == 1:
+        x = x.reshape(x.shape[0], -1)
+    if x.shape[0] != bl + 2 * bu:
+        raise ValueError(f"x has {x.shape[0]} rows, expected B_l + 2 B_u = {bl + 2 * bu}")
+    y = jnp.asarray(batch["y"])
+    if y.ndim == 1:
+        y = jax.nn.one_hot(y, spec.classes, dtype=dtype)
+    y = y.astype(dtype)
+    uniform = batch.get("uniform")
+    if r.pseudo_labels == "hard-sampled":
+        if uniform is None:
+            raise ValueError("hard-sampled pseudo labels need the 'uniform' input")
+        uniform = jnp.asarray(uniform, dtype)
+    scal = {k: jnp.asarray(batch[k], dtype).reshape(()) for k in
+            ("lr_teacher", "lr_student", "uda_weight", "feedback_scale")}
+    cast = lambda d: {k: jnp.asarray(v, dtype) for k, v in d.items()}
+    return _Ctx(spec, x[:bl], x[bl + bu:], x, y, uniform, masks_t=cast(_masks(batch, "teacher", "all")),
+                masks_u=cast(_masks(batch, "student", "u")), masks_l=cast(_masks(batch, "student", "l")), **scal)
+
+
+def _teacher_logits(c: _Ctx, tp: dict):
+    """(z_l, z_uw, z_us) from one teacher pass over all rows."""
+    bl, bu = c.spec.recipe.labeled_batch, c.spec.recipe.unlabeled_batch
+    z = forward(c.spec.teacher, tp, c.x, c.masks_t)
+    return z[:bl], z[bl:bl + bu], z[bl + bu:]
+
+
+def _teacher_losses(c: _Ctx, z_l, z_uw, z_us):
+    r = c.spec.recipe
+    loss_sup = cross_entropy(smooth(c.y, r.label_smoothing), z_l)
+    loss_uda, mask_rate = uda_loss(z_uw, z_us, r.uda_temperature, r.uda_threshold)
+    return loss_sup, loss_uda, mask_rate
+
+
+def _student_loss_u(c: _Ctx, sp: dict, yhat):
+    return cross_entropy(yhat, forward(c.spec.student, sp, c.x_us, c.masks_u))
+
+
+def _student_loss_l(c: _Ctx, sp: dict):
+    return cross_entropy(c.y, forward(c.spec.student, sp, c.x_l, c.masks_l))
+
+
+def _student_step(c: _Ctx, sp: dict, sm: dict, yhat):
+    """Steps 5-6: the student's loss on the pseudo labels, its gradient g_u and the updated student."""
+    loss_u, g_u = jax.value_and_grad(_student_loss_u, argnums=1)(c, sp, yhat)
+    new_sp, new_sm = sgd_update(sp, sm, g_u, c.lr_student, c.spec.recipe.student)
+    return loss_u, g_u, new_sp, new_sm
+
+
+def _eta_eff(c: _Ctx):
+    return c.lr_student * c.spec.recipe.student.step_factor
+
+
+def _soft_labels(c: _Ctx, z_us):
+    return jax.nn.softmax(z_us / c.spec.recipe.soft_temperature, axis=-1)
+
+
+def _unrolled_from_logits(c: _Ctx, z_us, sp: dict, sm: dict):
+    """z_us -> loss_student_l(theta'_S) through soft labels, g_u and the actual SGD update. (value, aux)."""
+    loss_u, g_u, new_sp, new_sm = _student_step(c, sp, sm, _soft_labels(c, z_us))
+    return _student_loss_l(c, new_sp), (loss_u, g_u, new_sp, new_sm)
+
+
+def unrolled_student_labeled_loss(c: _Ctx, tp: dict, sp: dict, sm: dict):
+    """theta_T -> loss_student_l(theta'_S(theta_T)) with soft pseudo labels: the objective whose gradient
+    is the soft-label teacher feedback (docs/STEP.md, "Why soft labels give the exact meta-gradient")."""
+    _, _, z_us = _teacher_logits(c, tp)
+    return _unrolled_from_logits(c, z_us, sp, sm)[0]
+
+
+def soft_feedback_gradient_jvp(c: _Ctx, tp: dict, sp: dict, g_l: dict):
+    """-eta_eff * grad_T F, F(theta_T) = <g_l, grad_S CE(softmax(z_us/tau), S(x_us; theta_S))>: the VJP (in theta_T)
+    of a JVP (in theta_S, tangent g_l), i.e. docs/STEP.md's formulation. Used only to cross-check."""
+    def feedback(tp_):
+        _, _, z_us = _teacher_logits(c, tp_)
+        yhat = _soft_labels(c, z_us)
+        return jax.jvp(lambda s: _student_loss_u(c, s, yhat), (sp,), (g_l,))[1]
+    grad_f = jax.grad(feedback)(tp)
+    return jax.tree_util.tree_map(lambda g: -_eta_eff(c) * g, grad_f)
+
+
+def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
+    """Teacher objective as a function of its logits z = (z_l, z_uw, z_us):
+    loss_sup + lambda*loss_uda + f*loss_student_l(theta'_S(z_us)). Returns (dJ/dz, new student, outputs)."""
+    def objective(z_l, z_uw, z_us):
+        loss_sup, loss_uda, mask_rate = _teacher_losses(c, z_l, z_uw, z_us)
+        loss_l, student = _unrolled_from_logits(c, z_us, sp, sm)
+        j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * loss_l
+        return j, (loss_sup, loss_uda, mask_rate, loss_l, student)
+
+    (_, aux), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
+    loss_sup, loss_uda, mask_rate, loss_l, (loss_u, g_u, new_sp, new_sm) = aux
+    g_l = jax.grad(_student_loss_l, argnums=1)(c, new_sp)
+    h = _eta_eff(c) * tree_vdot(g_l, g_u)
+    return dz, new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
+                                    loss_student_u=loss_u, loss_student_l=loss_l, h=h)
+
+
+def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
+    """Student step on constant hard labels, the feedback h, then dJ/dz of
+    J = loss_sup + lambda*loss_uda + f*h*CE(yhat, z_us) with h and yhat constant."""
+    r = c.spec.recipe
+    yhat = hard_pseudo_labels(z[2], r.pseudo_labels, c.uniform)
+    loss_u, g_u, new_sp, new_sm = _student_step(c, sp, sm, yhat)
+    loss_l, g_l = jax.value_and_grad(_student_loss_l, argnums=1)(c, new_sp)
+    if r.feedback == "dot-product":
+        h = _eta_eff(c) * tree_vdot(g_l, g_u)
+    else:
+        h = _student_loss_l(c, sp) - loss_l                     # old - new, same l masks
+    h = lax.stop_gradient(h)
+
+    def objective(z_l, z_uw, z_us):
+        loss_sup, loss_uda, mask_rate = _teacher_losses(c, z_l, z_uw, z_us)
+        j = loss_sup + c.uda_weight * loss_uda + c.feedback_scale * h * cross_entropy(yhat, z_us)
+        return j, (loss_sup, loss_uda, mask_rate)
+
+    (_, (loss_sup, loss_uda, mask_rate)), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
+    return dz, new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
+                                    loss_student_u=loss_u, loss_student_l=loss_l, h=h)
+
+
+OUTPUT_NAMES = ("loss_sup", "loss_uda", "mask_rate", "loss_student_u", "loss_student_l", "h")
+
+
+def mpl_step(state: dict, batch: dict, spec: Spec):
+    """One MPL step (docs/STEP.md). state: ABI name -> array; batch: ABI step-input name -> array.
+    Returns (new_state, outputs); pure, so `jax.jit(functools.partial(mpl_step, spec=spec))` works.
+    The dtype of the state (float32 or float64) is the computation's dtype.
+
+    The teacher runs forward once over all rows; every teacher term is a function of its logits, and
+    g_T is the teacher's VJP of dJ/dz (one backward pass)."""
+    tp, sp, tm, sm = split_state(state)
+    dtype = next(iter(tp.values())).dtype
+    c = _context(spec, batch, dtype)
+    z, teacher_vjp = jax.vjp(lambda p: _teacher_logits(c, p), tp)
+    step = _soft_step if spec.recipe.pseudo_labels == "soft" else _hard_step
+    dz, new_sp, new_sm, outputs = step(c, z, sp, sm)
+    (g_t,) = teacher_vjp(dz)
+    new_tp, new_tm = sgd_update(tp, tm, g_t, c.lr_teacher, spec.recipe.teacher)
+    return join_state(new_tp, new_sp, new_tm, new_sm), outputs
+
+
+def make_context(spec: Spec, batch: dict, dtype=jnp.float64) -> _Ctx:
+    """Public handle on a step's sliced inputs, for tests that call the pieces above."""
+    return _context(spec, batch, dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# safetensors (own reader/writer) and the replay layout
+# ----------------------------------------------------------------------------------------------------------
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+
+
+def write_safetensors(path: str, tensors: dict, metadata: dict | None = None) -> None:
+    """safetensors: u64 LE header length, JSON header {name: {dtype, shape, data_offsets}}, raw LE data."""
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blobs, offset = [], 0
+    for name, value in tensors.items():
+        a = np.asarray(value)
+        a = a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)
+        if a.dtype not in _ST_NAMES:
+            raise TypeError(f"{name}: dtype {a.dtype} not supported")
+        raw = a.tobytes()
+        header[name] = {"dtype": _ST_NAMES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    hbytes = json.dumps(header, separators=(",", ":")).encode()
+    hbytes += b" " * (-len(hbytes) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hbytes)))
+        f.write(hbytes)
+        for raw in blobs:
+            f.write(raw)
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    """Tensors in file order (the header's key order)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        dt = np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")
+        out[name] = np.frombuffer(data[base + begin:base + end], dtype=dt).reshape(tuple(info["shape"])).copy()
+    return out
+
+
+SCALAR_NAMES = ("lr_teacher", "lr_student", "uda_weight", "feedback_scale")
+
+
+def step_dir(root: str, step: int) -> str:
+    return os.path.join(root, f"step_{step:06d}")
+
+
+def load_batch(directory: str) -> dict[str, np.ndarray]:
+    """One step's inputs from the replay layout, keyed by ABI names."""
+    batch = {"x": np.load(os.path.join(directory, "x.npy")), "y": np.load(os.path.join(directory, "y.npy"))}
+    scalars = np.load(os.path.join(directory, "scalars.npy")).reshape(-1)
+    if scalars.shape != (4,):
+        raise ValueError("scalars.npy must hold 4 values: lr_teacher, lr_student, uda_weight, feedback_scale")
+    batch.update({k: scalars[i] for i, k in enumerate(SCALAR_NAMES)})
+    for fname in sorted(os.listdir(directory)):
+        if fname == "uniform.npy":
+            batch["uniform"] = np.load(os.path.join(directory, fname))
+        elif fname.startswith("dropout__") and fname.endswith(".npy"):
+            batch[fname[:-4].replace("__", "/")] = np.load(os.path.join(directory, fname))
+    return batch
+
+
+def save_batch(directory: str, batch: dict) -> None:
+    os.makedirs(directory, exist_ok=True)
+    np.save(os.path.join(directory, "x.npy"), np.asarray(batch["x"], np.float32))
+    np.save(os.path.join(directory, "y.npy"), np.asarray(batch["y"]))
+    np.save(os.path.join(directory, "scalars.npy"), np.array([batch[k] for k in SCALAR_NAMES], np.float32))
+    for name, value in batch.items():
+        if name == "uniform":
+            np.save(os.path.join(directory, "uniform.npy"), np.asarray(value, np.float32))
+        elif name.startswith("dropout/"):
+            np.save(os.path.join(directory, name.replace("/", "__") + ".npy"), np.asarray(value, np.float32))
+
+
+def check_state(spec: Spec, state: dict) -> None:
+    want = state_shapes(spec)
+    missing = [k for k in want if k not in state]
+    extra = [k for k in state if k not in want]
+    bad = [k for k in want if k in state and tuple(state[k].shape) != want[k]]
+    if missing or extra or bad:
+        raise ValueError(f"checkpoint does not match the spec: missing {missing}, unexpected {extra}, "
+                         f"wrong shape {[(k, tuple(state[k].shape), want[k]) for k in bad]}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Random examples
+# ----------------------------------------------------------------------------------------------------------
+
+def random_state(spec: Spec, rng: np.random.Generator, momentum_scale: float = 0.01,
+                 bias_scale: float = 0.1) -> dict[str, np.ndarray]:
+    """He-uniform weights (bound sqrt(6/fan_in)), U(-bias_scale, bias_scale) biases, and small random momenta
+    so that the bias and momentum paths are exercised."""
+    state = {}
+    for net in ("teacher", "student"):
+        for layer in spec.network(net):
+            for suffix, shape in layer.param_shapes.items():
+                bound = math.sqrt(6.0 / layer.fan_in) if suffix == "weight" else bias_scale
+                state[f"{net}/{layer.name}/{suffix}"] = rng.uniform(-bound, bound, shape).astype(np.float32)
+    for net in ("teacher", "student"):
+        for layer in spec.network(net):
+            for suffix, shape in layer.param_shapes.items():
+                state[f"{net}_momentum/{layer.name}/{suffix}"] = (
+                    rng.uniform(-momentum_scale, momentum_scale, shape).astype(np.float32))
+    return state
+
+
+def random_batch(spec: Spec, rng: np.random.Generator,
+                 scalars: tuple = (0.05, 0.05, 1.0, 1.0)) -> dict[str, np.ndarray]:
+    """Random inputs of one step: images with per-row contrast (so that some teacher predictions pass the UDA
+    threshold), a strong view = weak view + noise, labels, scalars, uniform draws and dropout masks as needed."""
+    r = spec.recipe
+    bl, bu = r.labeled_batch, r.unlabeled_batch
+    shape = spec.input_shape if len(spec.input_shape) == 3 else (1, 1, spec.input_shape[0])
+    scale = lambda n: rng.uniform(0.5, 3.0, (n,) + (1,) * len(shape))
+    x_l = rng.standard_normal((bl,) + shape) * scale(bl)
+    x_uw = rng.standard_normal((bu,) + shape) * scale(bu)
+    x_us = x_uw + 0.3 * rng.standard_normal(x_uw.shape)
+    batch: dict[str, Any] = {
+        "x": np.concatenate([x_l, x_uw, x_us]).astype(np.float32),
+        "y": rng.integers(0, spec.classes, bl).astype(np.int64),
+    }
+    batch.update({k: np.float32(v) for k, v in zip(SCALAR_NAMES, scalars)})
+    if r.pseudo_labels == "hard-sampled":
+        batch["uniform"] = rng.uniform(0, 1, bu).astype(np.float32)
+    for name, mshape in dropout_inputs(spec).items():
+        rate = _dropout_rate(spec, name)
+        keep = rng.uniform(0, 1, mshape) >= rate
+        batch[name] = (keep / (1.0 - rate)).astype(np.float32)
+    return batch
+
+
+def _dropout_rate(spec: Spec, mask_name: str) -> float:
+    _, net, _, layer_name = mask_name.split("/")
+    return next(l.attr("rate") for l in spec.network(net) if l.name == layer_name)
+
+
+def make_example(outdir: str, spec_raw: dict, seed: int, steps: int = 1) -> None:
+    """OUTDIR/spec.json, OUTDIR/init.safetensors and OUTDIR/step_000000.. with random inputs."""
+    spec = parse_spec(spec_raw)
+    rng = np.random.default_rng(seed)
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "spec.json"), "w") as f:
+        json.dump(spec_raw, f, indent=1)
+    write_safetensors(os.path.join(outdir, "init.safetensors"), random_state(spec, rng))
+    for s in range(steps):
+        save_batch(step_dir(outdir, s), random_batch(spec, rng))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Replay driver and CLI
+# ----------------------------------------------------------------------------------------------------------
+
+def enable_x64() -> None:
+    jax.config.update("jax_enable_x64", True)
+
+
+def replay(spec: Spec, state: dict, batches_dir: str, steps: int, dtype, step_fn: Callable | None = None,
+           on_step: Callable | None = None) -> dict:
+    """Runs `steps` steps from the replay layout; on_step(step, outputs as floats) after each."""
+    step_fn = step_fn or jax.jit(lambda s, b: mpl_step(s, b, spec))
+    state = {k: jnp.asarray(v, dtype) for k, v in state.items()}
+    for s in range(steps):
+        d = step_dir(batches_dir, s)
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"missing batch directory {d}")
+        batch = {k: (jnp.asarray(v) if k == "y" else jnp.asarray(v, dtype)) for k, v in load_batch(d).items()}
+        state, outputs = step_fn(state, batch)
+        if on_step:
+            on_step(s, {k: float(outputs[k]) for k in OUTPUT_NAMES})
+    return state
+
+
+def _main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description="JAX reference of one MPL step (docs/STEP.md).")
+    ap.add_argument("--spec", required=True, help="model spec JSON (schema at the top of this file)")
+    ap.add_argument("--checkpoint", help="initial state (safetensors, ABI names)")
+    ap.add_argument("--batches", help="replay directory holding step_000000, step_000001, ...")
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--out", help="output checkpoint (safetensors)")
+    ap.add_argument("--losses", help="output JSON lines, one object of step outputs per step")
+    ap.add_argument("--x64", action="store_true", help="compute (and write the checkpoint) in float64")
+    ap.add_argument("--make-example", metavar="OUTDIR", help="write a random checkpoint and batch(es)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    with open(args.spec) as f:
+        spec_raw = json.load(f)
+    if args.make_example:
+        make_example(args.make_example, spec_raw, args.seed, args.steps)
+        return 0
+    if not (args.checkpoint and args.batches and args.out):
+        ap.error("--checkpoint, --batches and --out are required to run steps")
+    if args.x64:
+        enable_x64()
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    spec = parse_spec(spec_raw)
+    state = read_safetensors(args.checkpoint)
+    check_state(spec, state)
+    losses = open(args.losses, "w") if args.losses else None
+
+    def on_step(s, outputs):
+        if losses:
+            losses.write(json.dumps({"step": s, **outputs}) + "\n")
+
+    try:
+        final = replay(spec, state, args.batches, args.steps, dtype, on_step=on_step)
+    finally:
+        if losses:
+            losses.close()
+    order = list(state_shapes(spec))
+    write_safetensors(args.out, {k: np.asarray(final[k]) for k in order})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
