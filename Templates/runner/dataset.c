@@ -1,0 +1,232 @@
+#include "dataset.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "idx.h"
+#include "model.h"
+#include "npy.h"
+#include "rng.h"
+
+#define H MPLC_INPUT_HEIGHT
+#define W MPLC_INPUT_WIDTH
+#define C MPLC_INPUT_CHANNELS
+
+static float normalise_byte(uint8_t p) { return (float)(((double)p / 255.0 - FMNIST_MEAN) / FMNIST_STD); }
+
+static int check_labels(const char *path, const int32_t *y, size_t n, Err *e) {
+    for (size_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= MPLC_CLASSES)
+            return err_set(e, "%s: label %d of example %zu is outside [0, %d) (model %s has %d classes)", path, y[i], i,
+                           MPLC_CLASSES, MPLC_MODEL_NAME, MPLC_CLASSES);
+    return 0;
+}
+
+/* ---- IDX ---- */
+
+static int find_idx(const char *dir, const char *name, char *out, size_t cap, Err *e) {
+    if (path_join(out, cap, e, "%s/%s.gz", dir, name) != 0) return -1;
+    if (file_exists(out)) return 0;
+    if (path_join(out, cap, e, "%s/%s", dir, name) != 0) return -1;
+    if (file_exists(out)) return 0;
+    return err_set(e, "%s: missing file %s or %s.gz", dir, name, name);
+}
+
+static int load_idx_split(const char *dir, const char *images, const char *labels, DataSplit *s, Err *e) {
+    char ipath[4096], lpath[4096];
+    if (find_idx(dir, images, ipath, sizeof ipath, e) != 0 || find_idx(dir, labels, lpath, sizeof lpath, e) != 0)
+        return -1;
+    IdxArray im, lb;
+    if (idx_read(ipath, IDX_MAGIC_IMAGES, &im, e) != 0) return -1;
+    if (im.dims[1] != H || im.dims[2] != W || C != 1) {
+        err_set(e, "%s: images are %ux%u with 1 channel, model %s expects %dx%d with %d channel(s)", ipath, im.dims[1],
+                im.dims[2], MPLC_MODEL_NAME, H, W, C);
+        idx_free(&im);
+        return -1;
+    }
+    if (idx_read(lpath, IDX_MAGIC_LABELS, &lb, e) != 0) {
+        idx_free(&im);
+        return -1;
+    }
+    int rc = -1;
+    if (lb.dims[0] != im.dims[0]) {
+        err_set(e, "%s: %u labels but %s has %u images", lpath, lb.dims[0], ipath, im.dims[0]);
+        goto done;
+    }
+    s->n = im.dims[0];
+    s->x = xmalloc(im.count * sizeof(float)); /* im.count = n*H*W was overflow-checked; *4 fits as it was read */
+    s->y = xmalloc(s->n * sizeof(int32_t));
+    for (size_t i = 0; i < im.count; i++) s->x[i] = normalise_byte(im.data[i]);
+    for (size_t i = 0; i < s->n; i++) s->y[i] = lb.data[i];
+    rc = check_labels(lpath, s->y, s->n, e);
+done:
+    idx_free(&im);
+    idx_free(&lb);
+    return rc;
+}
+
+/* ---- NPY ---- */
+
+static int image_shape_ok(const NpyArray *a) {
+    if (a->ndim == 4) return a->shape[1] == H && a->shape[2] == W && a->shape[3] == C;
+    if (a->ndim == 3) return C == 1 && a->shape[1] == H && a->shape[2] == W;
+    if (a->ndim == 2) return a->shape[1] == (size_t)MPLC_INPUT_SIZE;
+    return 0;
+}
+
+static int load_npy_split(const char *dir, const char *xname, const char *yname, DataSplit *s, Err *e) {
+    char xpath[4096], ypath[4096];
+    if (path_join(xpath, sizeof xpath, e, "%s/%s", dir, xname) != 0 ||
+        path_join(ypath, sizeof ypath, e, "%s/%s", dir, yname) != 0)
+        return -1;
+    NpyArray xa, ya;
+    if (npy_read(xpath, &xa, e) != 0) return -1;
+    int rc = -1;
+    char shape[128];
+    npy_shape_str(&xa, shape, sizeof shape);
+    if (xa.type != NPY_F4 && xa.type != NPY_U1) {
+        err_set(e, "%s: images have dtype %s; expected '<f4' or '|u1'", xpath, npy_type_name(xa.type));
+        npy_free(&xa);
+        return -1;
+    }
+    if (xa.ndim < 2 || !image_shape_ok(&xa) || xa.shape[0] == 0) {
+        err_set(e, "%s: shape %s does not fit model %s: expected (N, %d, %d, %d), (N, %d, %d) for 1 channel or (N, %d)",
+                xpath, shape, MPLC_MODEL_NAME, H, W, C, H, W, MPLC_INPUT_SIZE);
+        npy_free(&xa);
+        return -1;
+    }
+    if (npy_read(ypath, &ya, e) != 0) {
+        npy_free(&xa);
+        return -1;
+    }
+    if (ya.type == NPY_F4 || ya.ndim != 1) {
+        npy_shape_str(&ya, shape, sizeof shape);
+        err_set(e, "%s: labels must be a 1-d integer array ('|u1', '<i4' or '<i8'), got %s %s", ypath,
+                npy_type_name(ya.type), shape);
+        goto done;
+    }
+    if (ya.shape[0] != xa.shape[0]) {
+        err_set(e, "%s: %zu labels but %s has %zu images", ypath, ya.shape[0], xpath, xa.shape[0]);
+        goto done;
+    }
+    s->n = xa.shape[0];
+    s->x = xmalloc(xa.count * sizeof(float));
+    s->y = xmalloc(s->n * sizeof(int32_t));
+    for (size_t i = 0; i < xa.count; i++) {
+        if (xa.type == NPY_U1) {
+            s->x[i] = normalise_byte(((const uint8_t *)xa.data)[i]);
+        } else {
+            float v = ((const float *)xa.data)[i]; /* float data is used as is */
+            if (!isfinite(v)) {
+                err_set(e, "%s: element %zu is not finite", xpath, i);
+                goto done;
+            }
+            s->x[i] = v;
+        }
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        long long v = npy_int_at(&ya, i);
+        if (v < 0 || v >= MPLC_CLASSES) {
+            err_set(e, "%s: label %lld of example %zu is outside [0, %d) (model %s has %d classes)", ypath, v, i,
+                    MPLC_CLASSES, MPLC_MODEL_NAME, MPLC_CLASSES);
+            goto done;
+        }
+        s->y[i] = (int32_t)v;
+    }
+    rc = 0;
+done:
+    npy_free(&xa);
+    npy_free(&ya);
+    return rc;
+}
+
+static void pixel_stats(Dataset *d) {
+    const DataSplit *s = d->train.n ? &d->train : &d->test;
+    size_t n = s->n * (size_t)MPLC_INPUT_SIZE;
+    float lo = s->x[0], hi = s->x[0];
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = s->x[i];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        sum += v;
+    }
+    if (strcmp(d->format, "idx") == 0 || hi <= lo) { /* 8-bit data: the full byte range */
+        lo = normalise_byte(0);
+        hi = normalise_byte(255);
+    }
+    d->lo = lo;
+    d->hi = hi;
+    d->mean = (float)(sum / (double)n);
+}
+
+int dataset_load(const char *dir, int want_train, Dataset *d, Err *e) {
+    memset(d, 0, sizeof *d);
+    char probe[4096];
+    if (path_join(probe, sizeof probe, e, "%s/train_x.npy", dir) != 0) return -1;
+    int npy = file_exists(probe);
+    if (!npy && path_join(probe, sizeof probe, e, "%s/test_x.npy", dir) == 0 && file_exists(probe) && !want_train) npy = 1;
+    snprintf(d->format, sizeof d->format, "%s", npy ? "npy" : "idx");
+    int rc = 0;
+    if (npy) {
+        if (want_train) rc = load_npy_split(dir, "train_x.npy", "train_y.npy", &d->train, e);
+        if (rc == 0) rc = load_npy_split(dir, "test_x.npy", "test_y.npy", &d->test, e);
+    } else {
+        if (want_train) rc = load_idx_split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", &d->train, e);
+        if (rc == 0) rc = load_idx_split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", &d->test, e);
+    }
+    if (rc != 0) {
+        dataset_free(d);
+        return -1;
+    }
+    pixel_stats(d);
+    return 0;
+}
+
+void dataset_free(Dataset *d) {
+    free(d->train.x);
+    free(d->train.y);
+    free(d->test.x);
+    free(d->test.y);
+    memset(d, 0, sizeof *d);
+}
+
+int dataset_pick_labeled(const DataSplit *train, long labels, uint64_t seed, uint32_t **out, Err *e) {
+    if (labels <= 0 || labels % MPLC_CLASSES != 0)
+        return err_set(e, "--labels %ld must be a positive multiple of the %d classes (a class-balanced split)", labels,
+                       MPLC_CLASSES);
+    if ((size_t)labels > train->n)
+        return err_set(e, "--labels %ld is larger than the %zu training examples", labels, train->n);
+    if (train->n > UINT32_MAX) return err_set(e, "training set too large (%zu examples)", train->n);
+    size_t per_class = (size_t)labels / MPLC_CLASSES;
+    uint32_t *perm = xmalloc(train->n * sizeof *perm);
+    for (size_t i = 0; i < train->n; i++) perm[i] = (uint32_t)i;
+    Rng r;
+    rng_init(&r, seed, RNG_SPLIT, 0);
+    for (size_t i = train->n - 1; i > 0; i--) {
+        uint32_t j = rng_below(&r, (uint32_t)(i + 1));
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    size_t taken[MPLC_CLASSES] = {0};
+    uint32_t *picked = xmalloc((size_t)labels * sizeof *picked);
+    size_t n = 0;
+    for (size_t i = 0; i < train->n && n < (size_t)labels; i++) {
+        int32_t c = train->y[perm[i]];
+        if (taken[c] < per_class) {
+            taken[c]++;
+            picked[n++] = perm[i];
+        }
+    }
+    free(perm);
+    for (int c = 0; c < MPLC_CLASSES; c++)
+        if (taken[c] < per_class) {
+            free(picked);
+            return err_set(e, "class %d has only %zu training examples; --labels %ld needs %zu per class", c, taken[c],
+                           labels, per_class);
+        }
+    *out = picked;
+    return 0;
+}

@@ -1,0 +1,176 @@
+/* Replay mode: run mplc_step on batches prepared elsewhere (e.g. by the JAX reference), with no
+ * shuffling, augmentation or schedules, and record every output. Layout in docs/RUNNER.md. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "model.h"
+#include "npy.h"
+#include "safetensors.h"
+#include "train.h"
+
+#define D MPLC_INPUT_SIZE
+#define K MPLC_CLASSES
+
+static void load_npy(const char *dir, const char *name, NpyArray *a) {
+    char path[PATH_CAP];
+    Err e;
+    if (path_join(path, sizeof path, &e, "%s/%s", dir, name) != 0 || npy_read(path, a, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
+}
+
+static void need_f32(const char *dir, const char *name, const NpyArray *a, size_t count) {
+    if (a->type != NPY_F4 || a->count != count) {
+        char shape[128];
+        npy_shape_str(a, shape, sizeof shape);
+        die(EXIT_BAD_INPUT, "%s/%s: expected %zu float32 values ('<f4'), got %s %s", dir, name, count,
+            npy_type_name(a->type), shape);
+    }
+}
+
+static void read_x(const char *dir, float *x) {
+    const size_t rows = MPLC_BATCH_LABELED + 2 * MPLC_BATCH_UNLABELED;
+    NpyArray a;
+    load_npy(dir, "x.npy", &a);
+    int shape_ok = (a.ndim == 4 && a.shape[0] == rows && a.shape[1] == MPLC_INPUT_HEIGHT &&
+                    a.shape[2] == MPLC_INPUT_WIDTH && a.shape[3] == MPLC_INPUT_CHANNELS) ||
+                   (a.ndim == 2 && a.shape[0] == rows && a.shape[1] == D);
+    if (!shape_ok) {
+        char shape[128];
+        npy_shape_str(&a, shape, sizeof shape);
+        die(EXIT_BAD_INPUT, "%s/x.npy: shape %s, expected (%zu, %d, %d, %d) for model %s", dir, shape, rows,
+            MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, MPLC_MODEL_NAME);
+    }
+    need_f32(dir, "x.npy", &a, rows * D);
+    memcpy(x, a.data, rows * D * sizeof(float));
+    npy_free(&a);
+}
+
+static void read_y(const char *dir, float *y) {
+    NpyArray a;
+    load_npy(dir, "y.npy", &a);
+    if (a.type == NPY_F4 || a.ndim != 1 || a.shape[0] != MPLC_BATCH_LABELED)
+        die(EXIT_BAD_INPUT, "%s/y.npy: expected %d int32 or int64 labels (shape (%d,))", dir, MPLC_BATCH_LABELED,
+            MPLC_BATCH_LABELED);
+    memset(y, 0, sizeof(float) * MPLC_BATCH_LABELED * K);
+    for (int i = 0; i < MPLC_BATCH_LABELED; i++) {
+        long long c = npy_int_at(&a, (size_t)i);
+        if (c < 0 || c >= K) die(EXIT_BAD_INPUT, "%s/y.npy: label %lld of row %d is outside [0, %d)", dir, c, i, K);
+        y[(size_t)i * K + (size_t)c] = 1.0f;
+    }
+    npy_free(&a);
+}
+
+static void read_scalars(const char *dir, const StepInputs *in, float *io) {
+    NpyArray a;
+    load_npy(dir, "scalars.npy", &a);
+    need_f32(dir, "scalars.npy", &a, 4);
+    const float *v = a.data;
+    const mplc_tensor *dst[4] = {in->lr_teacher, in->lr_student, in->uda_weight, in->feedback_scale};
+    for (int i = 0; i < 4; i++) {
+        if (!isfinite(v[i])) die(EXIT_BAD_INPUT, "%s/scalars.npy: value %d is not finite", dir, i);
+        io[dst[i]->offset] = v[i];
+    }
+    npy_free(&a);
+}
+
+/* "dropout/teacher/all/dense3" -> "dropout__teacher__all__dense3.npy" */
+static void mask_file_name(const char *input, char *out, size_t cap) {
+    size_t n = 0;
+    for (const char *p = input; *p && n + 3 < cap; p++) {
+        if (*p == '/') {
+            out[n++] = '_';
+            out[n++] = '_';
+        } else {
+            out[n++] = *p;
+        }
+    }
+    snprintf(out + n, cap - n, ".npy");
+}
+
+static void read_masks(const char *dir, float *io) {
+    for (int i = 0; i < MPLC_NUM_STEP_INPUTS; i++) {
+        const mplc_tensor *t = &mplc_step_inputs[i];
+        if (!starts_with(t->name, "dropout/")) continue;
+        char name[512], path[PATH_CAP];
+        mask_file_name(t->name, name, sizeof name);
+        Err e;
+        if (path_join(path, sizeof path, &e, "%s/%s", dir, name) != 0) die_err(&e, EXIT_BAD_INPUT);
+        float *m = io + t->offset;
+        if (!file_exists(path)) { /* no mask given: no dropout */
+            for (size_t k = 0; k < t->count; k++) m[k] = 1.0f;
+            continue;
+        }
+        NpyArray a;
+        load_npy(dir, name, &a);
+        need_f32(dir, name, &a, t->count);
+        memcpy(m, a.data, t->count * sizeof(float));
+        npy_free(&a);
+    }
+}
+
+static void read_step(const char *dir, const StepInputs *in, float *io) {
+    read_x(dir, io + in->x->offset);
+    read_y(dir, io + in->y->offset);
+    read_scalars(dir, in, io);
+    if (in->uniform) {
+        char path[PATH_CAP];
+        Err e;
+        if (path_join(path, sizeof path, &e, "%s/uniform.npy", dir) != 0) die_err(&e, EXIT_BAD_INPUT);
+        if (!file_exists(path))
+            die(EXIT_BAD_INPUT, "%s: missing (model %s samples hard pseudo labels and needs %d uniform draws)", path,
+                MPLC_MODEL_NAME, MPLC_BATCH_UNLABELED);
+        NpyArray a;
+        load_npy(dir, "uniform.npy", &a);
+        need_f32(dir, "uniform.npy", &a, MPLC_BATCH_UNLABELED);
+        memcpy(io + in->uniform->offset, a.data, sizeof(float) * MPLC_BATCH_UNLABELED);
+        npy_free(&a);
+    }
+    read_masks(dir, io);
+}
+
+int replay_command(const char *checkpoint, const char *batches, long steps, const char *out, const char *losses) {
+    Err e;
+    StepInputs in;
+    SupInputs sup;
+    if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    float *state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    float *io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
+    float *scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float));
+    if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    FILE *lf = fopen(losses, "wb");
+    if (!lf) die(EXIT_BAD_INPUT, "%s: cannot create: %s", losses, strerror(errno));
+    for (long i = 0; i < steps; i++) {
+        char dir[PATH_CAP];
+        if (path_join(dir, sizeof dir, &e, "%s/step_%06ld", batches, i) != 0) die_err(&e, EXIT_BAD_INPUT);
+        read_step(dir, &in, io);
+        mplc_step(state, io, scratch);
+        fprintf(lf, "{\"step\":%ld", i);
+        for (int k = 0; k < MPLC_NUM_STEP_OUTPUTS; k++) {
+            const mplc_tensor *t = &mplc_step_outputs[k];
+            float v = io[t->offset];
+            if (!isfinite(v))
+                die(EXIT_NONFINITE, "replay step %ld (%s): output %s is %s; %s not written", i, dir, t->name,
+                    isnan(v) ? "NaN" : "Inf", out);
+            fprintf(lf, ",\"%s\":", t->name);
+            json_write_float(lf, v);
+        }
+        fputs("}\n", lf);
+    }
+    int bad = ferror(lf);
+    if (fclose(lf) != 0 || bad) die(EXIT_BAD_INPUT, "%s: write failed", losses);
+    StMeta *meta = xmalloc(sizeof *meta);
+    meta_clear(meta);
+    meta_set(meta, "format", "mplc-run-replay/1");
+    meta_set(meta, "model", "%s", MPLC_MODEL_NAME);
+    meta_set(meta, "replay_steps", "%ld", steps);
+    if (st_save(out, state, meta, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    free(meta);
+    free(state);
+    free(io);
+    free(scratch);
+    return 0;
+}

@@ -1,0 +1,185 @@
+/* What a run tells the user: the progress line on stderr, metrics.jsonl, summary.json, the result on stdout. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "model.h"
+#include "trainer.h"
+
+static long global_step(const Trainer *T) {
+    if (T->rs.phase == PHASE_MAIN) return T->rs.step;
+    if (T->rs.phase == PHASE_FINETUNE) return T->cfg.steps + T->rs.step;
+    return T->cfg.steps + T->cfg.finetune_steps;
+}
+
+static double accuracy(long correct, size_t n) { return n ? (double)correct / (double)n : 0.0; }
+
+int metrics_open(Trainer *T, long keep_bytes, Err *e) {
+    if (keep_bytes >= 0 && file_exists(T->metrics_path)) {
+        /* Resuming: drop the lines written after the checkpoint, so that the file ends up as if the
+         * run had never been interrupted. */
+        FILE *probe = fopen(T->metrics_path, "rb");
+        long size = -1;
+        if (probe && fseek(probe, 0, SEEK_END) == 0) size = ftell(probe);
+        if (probe) fclose(probe);
+        if (size < keep_bytes)
+            fprintf(stderr, "mplc-run: warning: %s is shorter (%ld bytes) than at the checkpoint (%ld bytes)\n",
+                    T->metrics_path, size, keep_bytes);
+        else if (truncate(T->metrics_path, keep_bytes) != 0)
+            return err_set(e, "%s: cannot truncate: %s", T->metrics_path, strerror(errno));
+    }
+    T->metrics = fopen(T->metrics_path, keep_bytes >= 0 ? "ab" : "wb");
+    if (!T->metrics) return err_set(e, "%s: cannot open for writing: %s", T->metrics_path, strerror(errno));
+    fseek(T->metrics, 0, SEEK_END);
+    T->rs.metrics_bytes = ftell(T->metrics);
+    return 0;
+}
+
+static void metrics_end_line(Trainer *T) {
+    fputs("}\n", T->metrics);
+    fflush(T->metrics);
+    T->rs.metrics_bytes = ftell(T->metrics);
+}
+
+static void metrics_begin(Trainer *T) {
+    fputs("{\"phase\":", T->metrics);
+    json_write_string(T->metrics, phase_name(T->cfg.mode, T->rs.phase));
+    fprintf(T->metrics, ",\"step\":%ld,\"global_step\":%ld", T->rs.step, global_step(T));
+}
+
+void metrics_log(Trainer *T, const TensorTable *outs) {
+    if (T->rs.sum_n == 0) return;
+    metrics_begin(T);
+    fprintf(T->metrics, ",\"mean_over_steps\":%ld", T->rs.sum_n);
+    for (int i = 0; i < outs->count; i++) {
+        fprintf(T->metrics, ",\"%s\":", outs->items[i].name);
+        json_write_float(T->metrics, (float)(T->rs.sums[i] / (double)T->rs.sum_n));
+    }
+    if (T->rs.phase == PHASE_MAIN && T->cfg.mode != MODE_SUPERVISED) {
+        fputs(",\"lr_teacher\":", T->metrics);
+        json_write_float(T->metrics, (float)T->lr_teacher);
+        fputs(",\"lr_student\":", T->metrics);
+        json_write_float(T->metrics, (float)T->lr_student);
+        fputs(",\"uda_weight\":", T->metrics);
+        json_write_float(T->metrics, (float)T->uda_weight);
+    } else {
+        fputs(",\"lr\":", T->metrics);
+        json_write_float(T->metrics, (float)T->lr_student);
+    }
+    metrics_end_line(T);
+    T->rs.sum_n = 0;
+    memset(T->rs.sums, 0, sizeof T->rs.sums);
+}
+
+void metrics_eval(Trainer *T) {
+    metrics_begin(T);
+    fprintf(T->metrics, ",\"eval\":\"test\",\"test_examples\":%zu,\"acc_teacher\":", T->data.test.n);
+    json_write_double(T->metrics, accuracy(T->rs.acc_last[0], T->data.test.n));
+    fputs(",\"acc_student\":", T->metrics);
+    json_write_double(T->metrics, accuracy(T->rs.acc_last[1], T->data.test.n));
+    metrics_end_line(T);
+}
+
+static void format_duration(double s, char *out, size_t cap) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line) {
+    if (T->cfg.quiet) return;
+    double now = now_seconds();
+    if (T->tty && !final_line && now - T->last_draw < 0.1) return;
+    T->last_draw = now;
+    char line[1024];
+    size_t n = (size_t)snprintf(line, sizeof line, "[%s] %ld/%ld", phase_name(T->cfg.mode, T->rs.phase), T->rs.step,
+                                phase_total);
+    for (int i = 0; i < outs->count && T->rs.sum_n > 0 && n < sizeof line; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, " %s %.4g", outs->items[i].name,
+                              T->rs.sums[i] / (double)T->rs.sum_n);
+    if (T->rs.acc_last[0] >= 0 && n < sizeof line)
+        n += (size_t)snprintf(line + n, sizeof line - n, " | test@%ld T %.2f%% S %.2f%%", T->rs.acc_last_step,
+                              100 * accuracy(T->rs.acc_last[0], T->data.test.n),
+                              100 * accuracy(T->rs.acc_last[1], T->data.test.n));
+    long done = global_step(T) - T->start_global;
+    double elapsed = now - T->t_start;
+    if (done > 0 && elapsed > 0 && n < sizeof line) {
+        double rate = (double)done / elapsed;
+        char eta[32];
+        format_duration((double)(T->cfg.steps + T->cfg.finetune_steps - global_step(T)) / rate, eta, sizeof eta);
+        snprintf(line + n, sizeof line - n, " | %.1f steps/s ETA %s", rate, eta);
+    }
+    if (T->tty) fprintf(stderr, "\r%s\033[K%s", line, final_line ? "\n" : "");
+    else fprintf(stderr, "%s\n", line);
+}
+
+static void write_settings(FILE *fp) {
+#define NUM(m) fprintf(fp, "    \"%s\": ", #m), json_write_double(fp, (double)(m)), fputs(",\n", fp)
+    NUM(MPLC_STEPS); NUM(MPLC_SEED); NUM(MPLC_STUDENT_WAIT_STEPS);
+    NUM(MPLC_TEACHER_LR); NUM(MPLC_TEACHER_MOMENTUM); NUM(MPLC_TEACHER_NESTEROV); NUM(MPLC_TEACHER_WEIGHT_DECAY);
+    NUM(MPLC_TEACHER_WARMUP_STEPS); NUM(MPLC_TEACHER_COSINE);
+    NUM(MPLC_STUDENT_LR); NUM(MPLC_STUDENT_MOMENTUM); NUM(MPLC_STUDENT_NESTEROV); NUM(MPLC_STUDENT_WEIGHT_DECAY);
+    NUM(MPLC_STUDENT_WARMUP_STEPS); NUM(MPLC_STUDENT_COSINE);
+    NUM(MPLC_UDA_WEIGHT); NUM(MPLC_UDA_RAMP_STEPS); NUM(MPLC_FINETUNE_STEPS); NUM(MPLC_FINETUNE_LR);
+    NUM(MPLC_EMA_DECAY); NUM(MPLC_INIT_UNIFORM); NUM(MPLC_INIT_BOUND);
+    NUM(MPLC_INPUT_HEIGHT); NUM(MPLC_INPUT_WIDTH); NUM(MPLC_INPUT_CHANNELS); NUM(MPLC_CLASSES);
+    NUM(MPLC_BATCH_LABELED); NUM(MPLC_BATCH_UNLABELED); NUM(MPLC_EVAL_BATCH); NUM(MPLC_FINETUNE_BATCH);
+#undef NUM
+    fputs("    \"MPLC_PSEUDO_LABELS\": ", fp);
+    json_write_string(fp, MPLC_PSEUDO_LABELS);
+    fputs(",\n    \"MPLC_FEEDBACK\": ", fp);
+    json_write_string(fp, MPLC_FEEDBACK);
+    fputs("\n", fp);
+}
+
+int summary_write(Trainer *T, double wall, Err *e) {
+    char tmp[PATH_CAP + 8];
+    if (path_join(tmp, sizeof tmp, e, "%s.tmp", T->summary_path) != 0) return -1;
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t n = T->data.test.n;
+    const size_t state = sizeof(float) * (size_t)MPLC_STATE_FLOATS, step_io = sizeof(float) * (size_t)MPLC_STEP_IO_FLOATS,
+                 sup_io = sizeof(float) * (size_t)MPLC_SUPERVISED_IO_FLOATS,
+                 scratch = sizeof(float) * (size_t)MPLC_SCRATCH_FLOATS;
+    fputs("{\n  \"model\": ", fp);
+    json_write_string(fp, MPLC_MODEL_NAME);
+    fprintf(fp, ",\n  \"mode\": \"%s\",\n  \"seed\": %llu,\n  \"labels\": %ld,\n  \"steps\": %ld,\n"
+                "  \"finetune_steps\": %ld,\n  \"test_examples\": %zu,\n",
+            mode_name(T->cfg.mode), (unsigned long long)T->cfg.seed, T->cfg.labels, T->cfg.steps,
+            T->cfg.finetune_steps, n);
+    fputs("  \"data\": ", fp);
+    json_write_string(fp, T->cfg.data_dir);
+    const char *keys[4] = {"teacher_before_finetune", "student_before_finetune", "teacher_after_finetune",
+                           "student_after_finetune"};
+    const long vals[4] = {T->rs.acc_before[0], T->rs.acc_before[1], T->rs.acc_after[0], T->rs.acc_after[1]};
+    fputs(",\n  \"test_accuracy\": {\n", fp);
+    for (int i = 0; i < 4; i++) {
+        fprintf(fp, "    \"%s\": ", keys[i]);
+        json_write_double(fp, accuracy(vals[i], n));
+        fputs(i < 3 ? ",\n" : "\n", fp);
+    }
+    fprintf(fp, "  },\n  \"wall_seconds\": %.3f,\n  \"resumed_from_step\": %ld,\n  \"threads\": %d,\n", wall,
+            T->start_global, T->cfg.threads);
+    fprintf(fp, "  \"arena_bytes\": {\"state\": %zu, \"step_io\": %zu, \"supervised_io\": %zu, \"scratch\": %zu, "
+                "\"total\": %zu},\n",
+            state, step_io, sup_io, scratch, state + step_io + sup_io + scratch);
+    fputs("  \"settings\": {\n", fp);
+    write_settings(fp);
+    fputs("  }\n}\n", fp);
+    int bad = ferror(fp);
+    if (fclose(fp) != 0 || bad) return err_set(e, "%s: write failed", tmp);
+    if (rename(tmp, T->summary_path) != 0)
+        return err_set(e, "cannot rename %s to %s: %s", tmp, T->summary_path, strerror(errno));
+    return 0;
+}
+
+void print_result(const Trainer *T) {
+    size_t n = T->data.test.n;
+    printf("%s %s seed %llu, %ld labels, %ld steps + %ld finetune: student %.2f%% (before finetuning %.2f%%), "
+           "teacher %.2f%% on %zu test images; %s\n",
+           MPLC_MODEL_NAME, mode_name(T->cfg.mode), (unsigned long long)T->cfg.seed, T->cfg.labels, T->cfg.steps,
+           T->cfg.finetune_steps, 100 * accuracy(T->rs.acc_after[1], n), 100 * accuracy(T->rs.acc_before[1], n),
+           100 * accuracy(T->rs.acc_after[0], n), n, T->summary_path);
+}

@@ -1,0 +1,31 @@
+/* Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header naming
+ * every state tensor (dtype "F32", shape, data_offsets) plus "__metadata__" (string values), then the
+ * raw little-endian float32 data. Tensors are those of model.h's state table, by their table names. */
+#ifndef RUNNER_SAFETENSORS_H
+#define RUNNER_SAFETENSORS_H
+
+#include "util.h"
+
+#define ST_MAX_META 64
+#define ST_KEY_LEN 64
+#define ST_VALUE_LEN 2048
+
+typedef struct {
+    int count;
+    char key[ST_MAX_META][ST_KEY_LEN];
+    char value[ST_MAX_META][ST_VALUE_LEN];
+} StMeta;
+
+void meta_clear(StMeta *m);
+/* Adds or replaces key (formatted value); dies if the fixed-size table is full (a programming error). */
+void meta_set(StMeta *m, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *meta_get(const StMeta *m, const char *key); /* NULL if absent */
+
+/* Writes path.tmp, fsyncs it, renames it over path and fsyncs the directory: a crash at any point
+ * leaves either the old or the new checkpoint, never a partial one. */
+int st_save(const char *path, const float *state, const StMeta *meta, Err *e);
+/* Reads and validates a checkpoint against model.h's state table into state[MPLC_STATE_FLOATS];
+ * meta may be NULL. On failure the state arena may be partly written. */
+int st_load(const char *path, float *state, StMeta *meta, Err *e);
+
+#endif

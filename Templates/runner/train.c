@@ -1,0 +1,206 @@
+/* The training loop: the main phase (MPL, UDA or the supervised baseline), then finetuning, with
+ * evaluation, metrics, checkpoints and resume. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "schedule.h"
+#include "train.h"
+#include "trainer.h"
+
+const char *mode_name(Mode m) { return m == MODE_MPL ? "mpl" : m == MODE_UDA ? "uda" : "supervised"; }
+
+const char *phase_name(Mode m, Phase p) {
+    return p == PHASE_MAIN ? mode_name(m) : p == PHASE_FINETUNE ? "finetune" : "done";
+}
+
+static long global_step(const Trainer *T) {
+    return T->rs.phase == PHASE_MAIN ? T->rs.step : T->cfg.steps + T->rs.step;
+}
+
+/* A NaN or Inf in any output stops the run before anything is saved (exit 3). */
+static void check_outputs(const Trainer *T, const TensorTable *outs, const float *io, long step) {
+    for (int i = 0; i < outs->count; i++) {
+        float v = io[outs->items[i].offset];
+        if (isfinite(v)) continue;
+        die(EXIT_NONFINITE,
+            "%s step %ld: output %s is %s; stopping without writing a checkpoint (the last good one, if any, is %s)",
+            phase_name(T->cfg.mode, T->rs.phase), step, outs->items[i].name, isnan(v) ? "NaN" : "Inf", T->ckpt_path);
+    }
+}
+
+static void accumulate(Trainer *T, const TensorTable *outs, const float *io) {
+    for (int i = 0; i < outs->count; i++) T->rs.sums[i] += io[outs->items[i].offset];
+    T->rs.sum_n++;
+}
+
+static void run_eval(Trainer *T) {
+    evaluate(T->state, &T->data.test, T->eval_x, T->eval_logits, T->scratch, T->rs.acc_last);
+    T->rs.acc_last_step = global_step(T);
+    metrics_eval(T);
+}
+
+/* Logging, evaluation, checkpoints and --stop-at after a step; rs.step already counts it. */
+static void after_step(Trainer *T, const TensorTable *outs, long total) {
+    long step = T->rs.step, log_every = total / 20 > 0 ? total / 20 : 1;
+    int last = step == total;
+    if (T->tty) progress_draw(T, outs, total, 0);
+    if (step % log_every == 0 || last) {
+        if (!T->tty || last) progress_draw(T, outs, total, last);
+        metrics_log(T, outs);
+    }
+    if (T->rs.phase == PHASE_MAIN && (step % T->cfg.eval_every == 0 || last)) run_eval(T);
+    int stop = T->cfg.stop_at > 0 && global_step(T) == T->cfg.stop_at;
+    int save = step % T->cfg.checkpoint_every == 0 && (T->rs.phase == PHASE_MAIN || !last);
+    if (save || stop) checkpoint_save(T);
+    if (stop) {
+        if (T->tty && !last && !T->cfg.quiet) fputc('\n', stderr);
+        fprintf(stderr, "mplc-run: stopped after step %ld as asked (--stop-at); continue with --resume\n",
+                global_step(T));
+        exit(0);
+    }
+}
+
+static void run_main_phase(Trainer *T) {
+    const int supervised = T->cfg.mode == MODE_SUPERVISED;
+    const TensorTable *outs = supervised ? &TABLE_SUP_OUT : &TABLE_STEP_OUT;
+    const long total = T->cfg.steps;
+    while (T->rs.step < total) {
+        long t = T->rs.step;
+        const float *io;
+        if (supervised) {
+            T->lr_student = sched_lr_student(t, total, 0); /* the student schedule without the wait */
+            batch_fill_supervised(T, t, &T->order_sup, RNG_AUGMENT_SUP, RNG_DROPOUT_SUP, T->lr_student);
+            mplc_supervised_step(T->state, T->sup_io, T->scratch);
+            io = T->sup_io;
+        } else {
+            T->lr_teacher = sched_lr_teacher(t, total);
+            T->lr_student = sched_lr_student(t, total, MPLC_STUDENT_WAIT_STEPS);
+            T->uda_weight = sched_uda_weight(t);
+            batch_fill_step(T, t, T->lr_teacher, T->lr_student, T->uda_weight, T->cfg.mode == MODE_MPL ? 1.0 : 0.0);
+            mplc_step(T->state, T->step_io, T->scratch);
+            io = T->step_io;
+        }
+        check_outputs(T, outs, io, t + 1);
+        accumulate(T, outs, io);
+        T->rs.step = t + 1;
+        after_step(T, outs, total);
+    }
+}
+
+static void start_finetune(Trainer *T) {
+    T->rs.acc_before[0] = T->rs.acc_last[0]; /* the main phase always ends with an evaluation */
+    T->rs.acc_before[1] = T->rs.acc_last[1];
+    T->rs.phase = PHASE_FINETUNE;
+    T->rs.step = 0;
+    T->rs.sum_n = 0;
+    memset(T->rs.sums, 0, sizeof T->rs.sums);
+    zero_state_prefix(T->state, "student_momentum/");
+}
+
+static void run_finetune_phase(Trainer *T) {
+    const long total = T->cfg.finetune_steps;
+    while (T->rs.step < total) {
+        long t = T->rs.step;
+        T->lr_student = (double)(MPLC_FINETUNE_LR);
+        batch_fill_supervised(T, t, &T->order_ft, RNG_AUGMENT_FT, RNG_DROPOUT_FT, T->lr_student);
+        mplc_supervised_step(T->state, T->sup_io, T->scratch);
+        check_outputs(T, &TABLE_SUP_OUT, T->sup_io, t + 1);
+        accumulate(T, &TABLE_SUP_OUT, T->sup_io);
+        T->rs.step = t + 1;
+        after_step(T, &TABLE_SUP_OUT, total);
+    }
+    if (total > 0) run_eval(T);
+    T->rs.acc_after[0] = T->rs.acc_last[0];
+    T->rs.acc_after[1] = T->rs.acc_last[1];
+    T->rs.phase = PHASE_DONE;
+    checkpoint_save(T);
+}
+
+static void setup(Trainer *T) {
+    Err e;
+    TrainConfig *c = &T->cfg;
+    if (locate_inputs(&T->in, &T->sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (dataset_load(c->data_dir, 1, &T->data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
+        path_join(T->metrics_path, PATH_CAP, &e, "%s/metrics.jsonl", c->out_dir) != 0 ||
+        path_join(T->summary_path, PATH_CAP, &e, "%s/summary.json", c->out_dir) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
+    /* One allocation per arena, once (docs/ABI.md). */
+    T->state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    T->step_io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
+    T->sup_io = xcalloc(MPLC_SUPERVISED_IO_FLOATS, sizeof(float));
+    T->scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float));
+    T->img = xcalloc(2 * (size_t)MPLC_INPUT_SIZE, sizeof(float));
+    T->eval_x = xcalloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE, sizeof(float));
+    T->eval_logits = xcalloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES, sizeof(float));
+    T->rs.phase = PHASE_MAIN;
+    for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
+    T->rs.acc_last_step = -1;
+    /* Everything that can fail on bad input happens before the run directory is touched. */
+    if (c->resume) {
+        if (checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    } else {
+        init_state(T->state, c->seed);
+    }
+    if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (!c->resume && file_exists(T->ckpt_path) && !c->quiet)
+        fprintf(stderr, "mplc-run: note: starting a new run over the one in %s (use --resume to continue it)\n",
+                c->out_dir);
+    if (make_dirs(c->out_dir, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    T->n_labeled = (size_t)c->labels;
+    order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
+    order_init(&T->order_u, T->data.train.n, c->seed, RNG_ORDER_UNLABELED);
+    order_init(&T->order_sup, T->n_labeled, c->seed, RNG_ORDER_SUP);
+    order_init(&T->order_ft, T->n_labeled, c->seed, RNG_ORDER_FT);
+    T->aug = (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, T->data.lo, T->data.hi, T->data.mean};
+    T->tty = isatty(STDERR_FILENO);
+    T->start_global = T->rs.phase == PHASE_DONE ? c->steps + c->finetune_steps : global_step(T);
+}
+
+static void teardown(Trainer *T) {
+    if (T->metrics) fclose(T->metrics);
+    order_free(&T->order_l);
+    order_free(&T->order_u);
+    order_free(&T->order_sup);
+    order_free(&T->order_ft);
+    free(T->labeled);
+    free(T->state);
+    free(T->step_io);
+    free(T->sup_io);
+    free(T->scratch);
+    free(T->img);
+    free(T->eval_x);
+    free(T->eval_logits);
+    dataset_free(&T->data);
+    free(T);
+}
+
+int train_command(const TrainConfig *cfg) {
+    Trainer *T = xcalloc(1, sizeof *T);
+    T->cfg = *cfg;
+    setup(T);
+    const TrainConfig *c = &T->cfg;
+    if (!c->quiet)
+        fprintf(stderr,
+                "mplc-run: model %s, mode %s, seed %llu, %ld labels, %ld steps + %ld finetune; data %s (%zu train, "
+                "%zu test); run dir %s%s\n",
+                MPLC_MODEL_NAME, mode_name(c->mode), (unsigned long long)c->seed, c->labels, c->steps,
+                c->finetune_steps, c->data_dir, T->data.train.n, T->data.test.n, c->out_dir,
+                c->resume ? (T->rs.phase == PHASE_DONE ? " (already finished)" : " (resumed)") : "");
+    T->t_start = now_seconds();
+    if (T->rs.phase == PHASE_MAIN) {
+        run_main_phase(T);
+        start_finetune(T);
+    }
+    if (T->rs.phase == PHASE_FINETUNE) run_finetune_phase(T);
+    Err e;
+    if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    print_result(T);
+    teardown(T);
+    return 0;
+}

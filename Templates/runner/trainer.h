@@ -1,0 +1,105 @@
+/* The state of a training run, shared by the files that implement it:
+ * train.c (the loop), batch.c (data order and batches), report.c (progress, metrics, summary),
+ * checkpoint.c (save/resume), evaluate.c (test accuracy). */
+#ifndef RUNNER_TRAINER_H
+#define RUNNER_TRAINER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "augment.h"
+#include "dataset.h"
+#include "tensors.h"
+
+#define MAX_OUTPUTS 32
+#define PATH_CAP 4096
+
+typedef enum { MODE_MPL, MODE_UDA, MODE_SUPERVISED } Mode;
+typedef enum { PHASE_MAIN, PHASE_FINETUNE, PHASE_DONE } Phase;
+
+const char *mode_name(Mode m);
+const char *phase_name(Mode m, Phase p); /* the main phase is named after the mode */
+
+typedef struct {
+    const char *data_dir;
+    char out_dir[PATH_CAP];
+    Mode mode;
+    uint64_t seed;
+    long labels, steps, finetune_steps, eval_every, checkpoint_every;
+    long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
+    int threads, quiet, resume;
+    /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
+    int given_labels, given_steps, given_finetune, given_eval, given_checkpoint;
+} TrainConfig;
+
+/* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
+ * (seed, stream, e), so position p of the endless stream is a pure function of p. */
+typedef struct {
+    size_t n;
+    uint64_t seed;
+    int stream;
+    int have;
+    uint64_t epoch;
+    uint32_t *perm;
+} Order;
+
+/* Everything about progress that a checkpoint must restore. */
+typedef struct {
+    Phase phase;
+    long step;               /* steps completed in this phase */
+    long acc_last[2];        /* correct test predictions of the last evaluation (teacher, student); -1 none */
+    long acc_last_step;
+    long acc_before[2];      /* after the main phase, before finetuning */
+    long acc_after[2];       /* after finetuning */
+    double sums[MAX_OUTPUTS]; /* sums of the step outputs since the last metrics line */
+    long sum_n;
+    long metrics_bytes;      /* length of metrics.jsonl at this point */
+} RunState;
+
+typedef struct {
+    TrainConfig cfg;
+    Dataset data;
+    uint32_t *labeled; /* indices into data.train of the labeled subset */
+    size_t n_labeled;
+    AugSpec aug;
+    float *state, *step_io, *sup_io, *scratch;
+    float *img;        /* augmentation scratch: 2 x MPLC_INPUT_SIZE */
+    float *eval_x, *eval_logits;
+    Order order_l, order_u, order_sup, order_ft;
+    StepInputs in;
+    SupInputs sup;
+    RunState rs;
+    FILE *metrics;
+    char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
+    int tty;
+    double t_start, last_draw;
+    long start_global; /* global step (main + finetune) when this process started */
+    /* values of the schedules at the last step, for the metrics lines */
+    double lr_teacher, lr_student, uda_weight;
+} Trainer;
+
+/* batch.c */
+void order_init(Order *o, size_t n, uint64_t seed, int stream);
+void order_free(Order *o);
+uint32_t order_at(Order *o, uint64_t pos);
+/* Fills the mplc_step arena for step t of the main phase (x, y, uniform, dropout, scalars). */
+void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback);
+/* Fills the mplc_supervised_step arena with step t of a labeled stream (baseline or finetuning). */
+void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dropout_stream, double lr);
+
+/* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set. */
+void evaluate(const float *state, const DataSplit *test, float *x, float *logits, float *scratch, long correct[2]);
+
+/* report.c */
+int metrics_open(Trainer *T, long keep_bytes, Err *e);
+void metrics_log(Trainer *T, const TensorTable *outs);
+void metrics_eval(Trainer *T);
+void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line);
+int summary_write(Trainer *T, double wall, Err *e);
+void print_result(const Trainer *T);
+
+/* checkpoint.c */
+void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/O errors */
+int checkpoint_resume(Trainer *T, Err *e);
+
+#endif

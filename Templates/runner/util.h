@@ -1,0 +1,51 @@
+/* Small helpers shared by every runner file: error messages, checked size arithmetic,
+ * allocation, time, files. */
+#ifndef RUNNER_UTIL_H
+#define RUNNER_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes of mplc-run. */
+enum { EXIT_BAD_INPUT = 1, EXIT_USAGE = 2, EXIT_NONFINITE = 3 };
+
+/* An error message filled by the function that failed; the caller decides whether to exit.
+ * Every message names the file (or flag) and the cause. */
+typedef struct {
+    char msg[1024];
+} Err;
+
+/* Formats the message into e and returns -1, so that `return err_set(e, ...)` reads naturally. */
+int err_set(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "mplc-run: error: <msg>" on stderr and exits with code. */
+void die_err(const Err *e, int code) __attribute__((noreturn));
+void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+/* Checked arithmetic: return 0 and set *out, or -1 on overflow. */
+int size_mul(size_t a, size_t b, size_t *out);
+int size_add(size_t a, size_t b, size_t *out);
+
+/* malloc/calloc that exit with a message when memory runs out (sizes are checked by callers). */
+void *xmalloc(size_t bytes);
+void *xcalloc(size_t count, size_t size);
+
+double now_seconds(void); /* monotonic clock */
+
+/* mkdir -p; returns 0 or -1 with e set. */
+int make_dirs(const char *path, Err *e);
+int file_exists(const char *path);
+/* fsync a directory so that a rename inside it is durable. */
+int fsync_dir(const char *dir, Err *e);
+/* The directory part of path ("." when there is none), into out[cap]. */
+void dir_of(const char *path, char *out, size_t cap);
+
+/* snprintf into a fixed buffer; returns -1 (and sets e) if the result would be truncated. */
+int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Parses a whole decimal integer in [lo, hi]; returns 0 or -1. */
+int parse_long(const char *s, long lo, long hi, long *out);
+int parse_u64(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Builds mplc-run with the fake model (Tests/runner/fake_model) and runs the runner's tests:
+# unit tests (test_runner.c), then end-to-end tests of the binary. Exits non-zero on any failure.
+#   Tests/runner/run_tests.sh            (KEEP=1 keeps the work directory)
+# Needs: cc, OpenBLAS, zlib, and Fashion-MNIST in $MPLC_TEST_DATA (default /usr/share/datasets/fashion-mnist).
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+RUNNER="$ROOT/Templates/runner"
+FAKE="$HERE/fake_model"
+DATA=${MPLC_TEST_DATA:-/usr/share/datasets/fashion-mnist}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mplc-runner-tests.XXXXXX")
+if [ "${KEEP:-0}" = 1 ]; then echo "work directory: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
+CFLAGS="-std=c11 -O3 -Wall -Wextra -Werror"
+LIBS="-lopenblas -lz -lm"
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/     | /' <<<"$2"; return 0; }
+
+# expect NAME CODE PATTERN -- command...: the command exits with CODE and its stderr+stdout match PATTERN.
+expect() {
+    local name=$1 code=$2 pattern=$3
+    shift 4
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" -ne "$code" ]; then fail "$name (exit $rc, expected $code)" "$out"; return 1; fi
+    if ! grep -qE -- "$pattern" <<<"$out"; then fail "$name (output does not match /$pattern/)" "$out"; return 1; fi
+    pass "$name"
+}
+
+json_number() { # json_number FILE KEY: the first number after "KEY":
+    sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1
+}
+
+# ---------------------------------------------------------------- build
+cd "$WORK" || exit 1
+build() { # build NAME EXTRA-FLAGS...
+    local name=$1
+    shift
+    if out=$(cc $CFLAGS "$@" $LIBS 2>&1); then pass "build $name"; else fail "build $name" "$out"; echo "cannot continue"; exit 1; fi
+}
+build "mplc-run (runner/*.c + fake model.c, as the compiler will)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" -o mplc-run
+build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
+    -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
+build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c$') "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" \
+    -o test_runner
+RUN="$WORK/mplc-run"
+T="$WORK/test_runner"
+
+# ---------------------------------------------------------------- unit tests
+if out=$("$T" unit "$WORK/unit" 2>&1); then pass "unit tests ($(tail -n 1 <<<"$out"))"; else fail "unit tests" "$out"; fi
+
+# ---------------------------------------------------------------- command line
+expect "--help prints usage, exit 0" 0 "usage:" -- "$RUN" --help
+expect "train --help" 0 "mplc-run train" -- "$RUN" train --help
+expect "no arguments: usage, exit 2" 2 "usage:" -- "$RUN"
+expect "unknown command: exit 2" 2 "unknown command 'frobnicate'" -- "$RUN" frobnicate
+expect "unknown flag: exit 2" 2 "unknown flag '--lables'" -- "$RUN" train --lables 100
+expect "bad integer: exit 2" 2 "--steps needs a positive integer, got '12x'" -- "$RUN" train --steps 12x
+expect "negative seed: exit 2" 2 "--seed needs a non-negative integer" -- "$RUN" train --seed -1
+expect "bad mode: exit 2" 2 "--mode must be mpl, supervised or uda" -- "$RUN" train --mode fixmatch
+expect "missing value: exit 2" 2 "--out needs a value" -- "$RUN" train --out
+expect "replay without its flags: exit 2" 2 "replay needs --checkpoint" -- "$RUN" replay --steps 3
+expect "eval without --checkpoint: exit 2" 2 "eval needs --checkpoint" -- "$RUN" eval
+
+# ---------------------------------------------------------------- bad data
+for kind in idx-badmagic idx-badlabel idx-truncated idx-wrongsize idx-countmismatch; do
+    "$T" gen-data "$WORK/data-$kind" "$kind"
+done
+expect "wrong IDX magic: exit 1, names the file" 1 "data-idx-badmagic/train-images-idx3-ubyte.gz: wrong magic number" -- \
+    "$RUN" train --data "$WORK/data-idx-badmagic" --labels 20 --out "$WORK/bad" --quiet
+expect "label out of range: exit 1" 1 "train-labels-idx1-ubyte: label 10 of example 200 is outside \[0, 10\)" -- \
+    "$RUN" train --data "$WORK/data-idx-badlabel" --labels 20 --out "$WORK/bad" --quiet
+expect "truncated images: exit 1" 1 "train-images-idx3-ubyte.gz: truncated" -- \
+    "$RUN" train --data "$WORK/data-idx-truncated" --labels 20 --out "$WORK/bad" --quiet
+expect "wrong image size for the model: exit 1" 1 "images are 27x27 with 1 channel, model fake_linear expects 28x28" -- \
+    "$RUN" train --data "$WORK/data-idx-wrongsize" --labels 20 --out "$WORK/bad" --quiet
+expect "image and label counts differ: exit 1" 1 "399 labels but .* has 400 images" -- \
+    "$RUN" train --data "$WORK/data-idx-countmismatch" --labels 20 --out "$WORK/bad" --quiet
+expect "missing data directory: exit 1" 1 "missing file train-images-idx3-ubyte" -- \
+    "$RUN" train --data "$WORK/nowhere" --out "$WORK/bad" --quiet
+expect "--labels not divisible by the classes: exit 1" 1 "--labels 105 must be a positive multiple of the 10 classes" -- \
+    "$RUN" train --data "$DATA" --labels 105 --out "$WORK/bad" --quiet
+expect "--labels larger than the training set: exit 1" 1 "--labels 70000 is larger than the 60000 training examples" -- \
+    "$RUN" train --data "$DATA" --labels 70000 --out "$WORK/bad" --quiet
+if [ -e "$WORK/bad" ]; then fail "bad input left a run directory behind"; else pass "bad input creates no run directory"; fi
+
+# ---------------------------------------------------------------- training on Fashion-MNIST
+if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -f "$DATA/train-images-idx3-ubyte" ]; then
+    fail "Fashion-MNIST not found in $DATA (set MPLC_TEST_DATA)"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+# The main run reads the (gzip) files in $DATA; later runs read an uncompressed copy, which loads faster.
+FAST="$WORK/fashion-mnist"
+mkdir -p "$FAST"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    if [ -f "$DATA/$f.gz" ]; then gzip -dc "$DATA/$f.gz" >"$FAST/$f"; else cp "$DATA/$f" "$FAST/$f"; fi
+done
+if out=$("$RUN" train --data "$DATA" --steps 200 --labels 100 --out "$WORK/mpl" 2>"$WORK/mpl.err"); then
+    acc=$(json_number "$WORK/mpl/summary.json" student_after_finetune)
+    before=$(json_number "$WORK/mpl/summary.json" student_before_finetune)
+    teacher=$(json_number "$WORK/mpl/summary.json" teacher_after_finetune)
+    rate=$(grep -o '[0-9.]* steps/s' "$WORK/mpl.err" | tail -n 1)
+    if awk -v a="$acc" 'BEGIN { exit !(a > 0.5) }'; then
+        pass "mpl: 200 steps, 100 labels: student $acc (before finetuning $before), teacher $teacher; $rate"
+    else
+        fail "mpl: student accuracy $acc is not above 0.5" "$(cat "$WORK/mpl/summary.json")"
+    fi
+    n_eval=$(grep -c '"eval"' "$WORK/mpl/metrics.jsonl")
+    n_log=$(grep -c '"mean_over_steps"' "$WORK/mpl/metrics.jsonl")
+    if [ "$n_eval" -eq 11 ] && [ "$n_log" -eq 45 ]; then pass "metrics.jsonl: $n_eval evaluations, $n_log log lines (every 5% of each phase)"
+    else fail "metrics.jsonl: $n_eval evaluations (want 11), $n_log log lines (want 20 + 25)"; fi
+    n_progress=$(grep -c '^\[mpl\]' "$WORK/mpl.err")
+    if [ "$n_progress" -eq 20 ]; then pass "progress: one line per 5% when stderr is not a terminal"
+    else fail "progress: $n_progress [mpl] lines on stderr (want 20)" "$(cat "$WORK/mpl.err")"; fi
+    if grep -q '"arena_bytes": {"state": 125600' "$WORK/mpl/summary.json" && grep -q '"MPLC_FEEDBACK": "dot-product"' \
+        "$WORK/mpl/summary.json" && grep -q "student" <<<"$out"; then pass "summary.json has arena sizes and settings; result on stdout"
+    else fail "summary.json/stdout content" "$out"; fi
+    phase=$("$T" st-meta "$WORK/mpl/checkpoint.safetensors" phase)
+    if [ "$phase" = done ]; then pass "final checkpoint (phase done)"; else fail "final checkpoint phase is '$phase'"; fi
+else
+    fail "mpl training run" "$(cat "$WORK/mpl.err")"
+fi
+expect "eval command on the trained checkpoint" 0 '"acc_student":0\.[5-9]' -- \
+    "$RUN" eval --checkpoint "$WORK/mpl/checkpoint.safetensors" --data "$FAST"
+for mode in uda supervised; do
+    if "$RUN" train --data "$FAST" --mode $mode --steps 100 --finetune-steps 20 --labels 100 --out "$WORK/$mode" --quiet \
+        >/dev/null 2>"$WORK/$mode.err"; then
+        acc=$(json_number "$WORK/$mode/summary.json" student_after_finetune)
+        if awk -v a="$acc" 'BEGIN { exit !(a > 0.4) }'; then pass "$mode: 100 steps: student $acc"
+        else fail "$mode: student accuracy $acc"; fi
+    else
+        fail "$mode training run" "$(cat "$WORK/$mode.err")"
+    fi
+done
+
+# ---------------------------------------------------------------- resume is bit-exact
+FLAGS=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 15 --checkpoint-every 7 --quiet)
+"$RUN" "${FLAGS[@]}" --out "$WORK/full" >/dev/null 2>&1 || fail "resume: uninterrupted run"
+resume_case() { # resume_case NAME STOP-AT
+    local dir="$WORK/$1"
+    "$RUN" "${FLAGS[@]}" --out "$dir" --stop-at "$2" >/dev/null 2>"$dir.err" || { fail "resume $1: first part" "$(cat "$dir.err")"; return; }
+    local step
+    step=$("$T" st-meta "$dir/checkpoint.safetensors" step)
+    # lines logged after the checkpoint must disappear on resume; add a stray one to prove it
+    echo '{"stray":"line written after the checkpoint"}' >>"$dir/metrics.jsonl"
+    "$RUN" train --data "$FAST" --quiet --resume --out "$dir" >/dev/null 2>"$dir.err" || { fail "resume $1: second part" "$(cat "$dir.err")"; return; }
+    if cmp -s "$WORK/full/checkpoint.safetensors" "$dir/checkpoint.safetensors" && cmp -s "$WORK/full/metrics.jsonl" "$dir/metrics.jsonl"; then
+        pass "resume $1 (stopped at step $2 of 80, checkpoint step $step): checkpoint and metrics.jsonl identical (cmp)"
+    else
+        fail "resume $1: differs from the uninterrupted run" "$(diff "$WORK/full/metrics.jsonl" "$dir/metrics.jsonl" | head)"
+    fi
+}
+resume_case mid-mpl 30
+resume_case odd-step 33
+resume_case mid-finetune 71
+expect "resume a finished run: reports it again" 0 "already finished" -- "$RUN" train --data "$FAST" --resume --out "$WORK/full"
+if cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/mid-mpl/checkpoint.safetensors"; then pass "resuming a finished run leaves its checkpoint alone"
+else fail "resuming a finished run changed its checkpoint"; fi
+expect "resume with a conflicting flag: exit 1" 1 "was written with --steps 60, but this command says --steps 90" -- \
+    "$RUN" train --data "$FAST" --resume --steps 90 --out "$WORK/full" --quiet
+expect "resume without a checkpoint: exit 1" 1 "no checkpoint .* to resume from" -- \
+    "$RUN" train --data "$FAST" --resume --out "$WORK/empty" --quiet
+
+# ---------------------------------------------------------------- kill -9 leaves a usable checkpoint
+"$RUN" train --data "$FAST" --steps 100000 --labels 100 --checkpoint-every 25 --out "$WORK/killed" --quiet \
+    >/dev/null 2>"$WORK/killed.err" &
+PID=$!
+for _ in $(seq 1 200); do # wait (at most 20 s) for a few checkpoints
+    step=$("$T" st-meta "$WORK/killed/checkpoint.safetensors" step 2>/dev/null || echo 0)
+    [ "${step:-0}" -ge 100 ] && break
+    sleep 0.1
+done
+sleep 0.3
+kill -9 "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null
+step=$("$T" st-meta "$WORK/killed/checkpoint.safetensors" step 2>/dev/null || echo none)
+expect "kill -9 mid-run: the checkpoint (step $step) loads" 0 '"acc_student"' -- \
+    "$RUN" eval --checkpoint "$WORK/killed/checkpoint.safetensors" --data "$FAST"
+if [ "$step" != none ]; then
+    expect "kill -9 mid-run: the run resumes" 0 "stopped after step $((step + 10))" -- \
+        "$RUN" train --data "$FAST" --resume --out "$WORK/killed" --stop-at $((step + 10)) --quiet
+fi
+
+# ---------------------------------------------------------------- NaN / Inf
+NAN="$WORK/mplc-run-nan"
+expect "diverging model: exit 3 naming the step and the quantity" 3 "step [0-9]+: (output [a-z_]+ is (NaN|Inf)|state tensor '[a-z_/0-9]+' is not finite)" -- \
+    "$NAN" train --data "$FAST" --steps 50 --labels 100 --checkpoint-every 1 --out "$WORK/nan" --quiet
+if [ -f "$WORK/nan/checkpoint.safetensors" ]; then
+    if "$T" st-finite "$WORK/nan/checkpoint.safetensors"; then pass "the last checkpoint before the NaN is finite (step $("$T" st-meta "$WORK/nan/checkpoint.safetensors" step))"
+    else fail "a non-finite checkpoint was written"; fi
+else
+    pass "no checkpoint was written before the NaN (it came at the first step)"
+fi
+
+# ---------------------------------------------------------------- replay
+mkdir -p "$WORK/replay"
+"$T" gen-replay "$WORK/replay" 3
+if out=$("$RUN" replay --checkpoint "$WORK/replay/in.safetensors" --batches "$WORK/replay/batches" --steps 3 \
+    --out "$WORK/replay/out.safetensors" --losses "$WORK/replay/losses.jsonl" 2>&1); then
+    if "$T" st-equal "$WORK/replay/out.safetensors" "$WORK/replay/expected.safetensors" &&
+        cmp -s "$WORK/replay/losses.jsonl" "$WORK/replay/expected_losses.jsonl"; then
+        pass "replay: 3 steps (int64/int32 labels, mask file/no mask, 4-d/flat x) match direct mplc_step calls"
+    else
+        fail "replay: result differs" "$(diff "$WORK/replay/losses.jsonl" "$WORK/replay/expected_losses.jsonl")"
+    fi
+else
+    fail "replay run" "$out"
+fi
+expect "replay: a missing step directory: exit 1" 1 "step_000003/x.npy: cannot open" -- \
+    "$RUN" replay --checkpoint "$WORK/replay/in.safetensors" --batches "$WORK/replay/batches" --steps 4 \
+    --out "$WORK/replay/out4.safetensors" --losses "$WORK/replay/losses4.jsonl"
+cp "$WORK/replay/batches/step_000000/scalars.npy" "$WORK/replay/batches/step_000001/x.npy"
+expect "replay: wrong x.npy shape: exit 1" 1 "step_000001/x.npy: shape \(4,\)" -- \
+    "$RUN" replay --checkpoint "$WORK/replay/in.safetensors" --batches "$WORK/replay/batches" --steps 2 \
+    --out "$WORK/replay/out2.safetensors" --losses "$WORK/replay/losses2.jsonl"
+head -c 100 "$WORK/replay/in.safetensors" >"$WORK/replay/cut.safetensors"
+expect "replay: truncated checkpoint: exit 1" 1 "cut.safetensors: bad header length" -- \
+    "$RUN" replay --checkpoint "$WORK/replay/cut.safetensors" --batches "$WORK/replay/batches" --steps 1 \
+    --out "$WORK/replay/out1.safetensors" --losses "$WORK/replay/losses1.jsonl"
+
+# ---------------------------------------------------------------- NPY data
+"$T" gen-data "$WORK/npydata" npy
+expect "NPY dataset (u1 images, i8 labels)" 0 "student" -- \
+    "$RUN" train --data "$WORK/npydata" --labels 20 --steps 30 --finetune-steps 5 --out "$WORK/npy" --quiet
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,896 @@
+/* Unit tests of the runner (readers, checkpoints, RNG, schedules, augmentation, data split, fake model)
+ * and helpers that run_tests.sh uses to prepare files for the end-to-end tests.
+ *
+ *   test_runner unit                 run the unit tests in a temporary directory
+ *   test_runner gen-data DIR KIND    write a small dataset: npy, idx, idx-badmagic, idx-badlabel,
+ *                                    idx-truncated, idx-wrongsize, idx-countmismatch
+ *   test_runner gen-replay DIR N     write DIR/in.safetensors, DIR/batches/step_*, and the expected
+ *                                    DIR/expected.safetensors and DIR/expected_losses.jsonl
+ *   test_runner st-equal A B         exit 0 iff the two checkpoints hold bit-identical state tensors
+ *   test_runner st-meta FILE KEY     print a metadata value of a checkpoint
+ *   test_runner st-finite FILE       exit 0 iff every state tensor is finite
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "augment.h"
+#include "dataset.h"
+#include "idx.h"
+#include "json.h"
+#include "model.h"
+#include "npy.h"
+#include "rng.h"
+#include "safetensors.h"
+#include "schedule.h"
+#include "tensors.h"
+#include "trainer.h"
+
+/* ---------------------------------------------------------------- test harness */
+
+static int failures, checks;
+static char tmpdir[256];
+static const char *current;
+
+#define CHECK(cond, ...)                                                                                       \
+    do {                                                                                                       \
+        checks++;                                                                                              \
+        if (!(cond)) {                                                                                         \
+            failures++;                                                                                        \
+            fprintf(stderr, "FAIL %s (%s:%d): ", current, __FILE__, __LINE__);                                 \
+            fprintf(stderr, __VA_ARGS__);                                                                      \
+            fputc('\n', stderr);                                                                               \
+        }                                                                                                      \
+    } while (0)
+
+/* Checks that a call failed with a message containing `want`. */
+#define CHECK_FAILS(call, e, want)                                                                             \
+    do {                                                                                                       \
+        (e).msg[0] = '\0';                                                                                     \
+        int rc_ = (call);                                                                                      \
+        CHECK(rc_ != 0 && strstr((e).msg, want) != NULL, "%s: expected failure with \"%s\", got rc %d \"%s\"", \
+              #call, want, rc_, (e).msg);                                                                      \
+    } while (0)
+
+static const char *tpath(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(data, 1, n, fp) != n) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    fclose(fp);
+}
+
+static void write_gz(const char *path, const void *data, size_t n) {
+    gzFile gz = gzopen(path, "wb");
+    if (!gz || gzwrite(gz, data, (unsigned)n) != (int)n) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    gzclose(gz);
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* An IDX file in memory: magic, dims, then `have` data bytes (pattern i*7). */
+static unsigned char *make_idx(uint32_t magic, const uint32_t *dims, int ndim, size_t have, size_t *len) {
+    *len = 4 + 4 * (size_t)ndim + have;
+    unsigned char *b = xmalloc(*len);
+    put_be32(b, magic);
+    for (int i = 0; i < ndim; i++) put_be32(b + 4 + 4 * i, dims[i]);
+    for (size_t i = 0; i < have; i++) b[4 + 4 * ndim + i] = (unsigned char)(i * 7);
+    return b;
+}
+
+/* ---------------------------------------------------------------- rng, order, schedules */
+
+static void test_rng(void) {
+    current = "rng";
+    Rng a, b, c;
+    rng_init(&a, 42, RNG_AUGMENT, 7);
+    rng_init(&b, 42, RNG_AUGMENT, 7);
+    rng_init(&c, 42, RNG_AUGMENT, 8);
+    int same = 1, differ = 0;
+    for (int i = 0; i < 100; i++) {
+        uint64_t x = rng_next(&a), y = rng_next(&b), z = rng_next(&c);
+        same &= x == y;
+        differ += x != z;
+    }
+    CHECK(same, "same key, different numbers");
+    CHECK(differ > 95, "neighbouring keys give similar numbers");
+    int counts[10] = {0}, in_range = 1;
+    for (int i = 0; i < 100000; i++) {
+        uint32_t v = rng_below(&a, 10);
+        float f = rng_float(&a);
+        double d = rng_double(&a);
+        in_range &= v < 10 && f >= 0 && f < 1 && d >= 0 && d < 1;
+        if (v < 10) counts[v]++;
+    }
+    CHECK(in_range, "out of range draw");
+    for (int k = 0; k < 10; k++) CHECK(counts[k] > 9500 && counts[k] < 10500, "rng_below(10) bucket %d has %d", k, counts[k]);
+    int lo = 0, hi = 0;
+    for (int i = 0; i < 1000; i++) {
+        int v = rng_range(&a, -2, 2);
+        lo |= v == -2;
+        hi |= v == 2;
+        CHECK(v >= -2 && v <= 2, "rng_range gave %d", v);
+    }
+    CHECK(lo && hi, "rng_range never reached its ends");
+}
+
+static void test_order(void) {
+    current = "order";
+    Order o;
+    order_init(&o, 13, 5, RNG_ORDER_LABELED);
+    int perm_ok = 1, epochs_differ = 0;
+    for (uint64_t epoch = 0; epoch < 4; epoch++) {
+        int seen[13] = {0};
+        for (uint64_t i = 0; i < 13; i++) seen[order_at(&o, epoch * 13 + i)]++;
+        for (int k = 0; k < 13; k++) perm_ok &= seen[k] == 1;
+    }
+    CHECK(perm_ok, "an epoch is not a permutation");
+    for (uint64_t i = 0; i < 13; i++) epochs_differ += order_at(&o, i) != order_at(&o, 13 + i);
+    CHECK(epochs_differ > 0, "two epochs have the same order");
+    /* Random access gives the same as sequential access (what resuming relies on). */
+    uint32_t a = order_at(&o, 40), b;
+    Order p;
+    order_init(&p, 13, 5, RNG_ORDER_LABELED);
+    b = order_at(&p, 40);
+    CHECK(a == b, "order_at depends on history");
+    order_free(&o);
+    order_free(&p);
+}
+
+static void test_schedule(void) {
+    current = "schedule";
+    CHECK(fabs(sched_warmup(0, 10) - 0.1) < 1e-12, "warmup(0,10)");
+    CHECK(sched_warmup(9, 10) == 1 && sched_warmup(50, 10) == 1 && sched_warmup(0, 0) == 1, "warmup end");
+    CHECK(sched_cosine(10, 10, 110, 1) == 1, "cosine at W");
+    CHECK(fabs(sched_cosine(60, 10, 110, 1) - 0.5) < 1e-12, "cosine midpoint");
+    CHECK(sched_cosine(60, 10, 110, 0) == 1, "cosine off");
+    CHECK(sched_cosine(5, 10, 10, 1) == 1, "cosine with T = W");
+    CHECK(sched_lr_student(MPLC_STUDENT_WAIT_STEPS - 1, 300, MPLC_STUDENT_WAIT_STEPS) == 0, "student waits");
+    CHECK(sched_lr_student(MPLC_STUDENT_WAIT_STEPS, 300, MPLC_STUDENT_WAIT_STEPS) > 0, "student starts");
+    double want = MPLC_STUDENT_LR * sched_warmup(0, MPLC_STUDENT_WARMUP_STEPS);
+    CHECK(fabs(sched_lr_student(MPLC_STUDENT_WAIT_STEPS, 300, MPLC_STUDENT_WAIT_STEPS) - want) < 1e-12,
+          "student warm-up restarts after the wait");
+    CHECK(sched_uda_weight(0) == 0 && fabs(sched_uda_weight(MPLC_UDA_RAMP_STEPS / 2) - MPLC_UDA_WEIGHT / 2) < 1e-12 &&
+              sched_uda_weight(10 * MPLC_UDA_RAMP_STEPS) == MPLC_UDA_WEIGHT,
+          "uda ramp");
+    double lr = sched_lr_teacher(MPLC_TEACHER_WARMUP_STEPS - 1, 300);
+    CHECK(fabs(lr - MPLC_TEACHER_LR) < 1e-12, "teacher lr at the end of warm-up is %g", lr);
+}
+
+/* ---------------------------------------------------------------- IDX */
+
+static void test_idx(void) {
+    current = "idx";
+    Err e;
+    IdxArray a;
+    uint32_t dims[3] = {5, 4, 3};
+    size_t len;
+    unsigned char *good = make_idx(IDX_MAGIC_IMAGES, dims, 3, 60, &len);
+    write_bytes(tpath("good.idx"), good, len);
+    write_gz(tpath("good.idx.gz"), good, len);
+    const char *names[2] = {"good.idx", "good.idx.gz"};
+    for (int k = 0; k < 2; k++) {
+        int rc = idx_read(tpath(names[k]), IDX_MAGIC_IMAGES, &a, &e);
+        CHECK(rc == 0, "%s: %s", names[k], e.msg);
+        if (rc == 0) {
+            CHECK(a.ndim == 3 && a.dims[0] == 5 && a.dims[1] == 4 && a.dims[2] == 3 && a.count == 60, "dims");
+            CHECK(memcmp(a.data, good + 16, 60) == 0, "%s: data differs", names[k]);
+            idx_free(&a);
+        }
+    }
+    /* truncated data, plain and compressed */
+    write_bytes(tpath("trunc.idx"), good, len - 7);
+    write_gz(tpath("trunc.idx.gz"), good, len - 7);
+    CHECK_FAILS(idx_read(tpath("trunc.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    CHECK_FAILS(idx_read(tpath("trunc.idx.gz"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    /* a truncated gzip stream (the compressed bytes cut in the middle) */
+    {
+        FILE *fp = fopen(tpath("good.idx.gz"), "rb");
+        unsigned char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf, fp);
+        fclose(fp);
+        write_bytes(tpath("cutgz.idx.gz"), buf, n - 12);
+        CHECK_FAILS(idx_read(tpath("cutgz.idx.gz"), IDX_MAGIC_IMAGES, &a, &e), e, "cutgz.idx.gz");
+        /* corrupt deflate data after a valid gzip header */
+        for (size_t i = 12; i < n - 8; i++) buf[i] ^= 0x5A;
+        write_bytes(tpath("corrupt.idx.gz"), buf, n);
+        CHECK_FAILS(idx_read(tpath("corrupt.idx.gz"), IDX_MAGIC_IMAGES, &a, &e), e, "corrupt.idx.gz");
+    }
+    /* header only, or not even that */
+    write_bytes(tpath("short.idx"), good, 6);
+    CHECK_FAILS(idx_read(tpath("short.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    write_bytes(tpath("empty.idx"), good, 0);
+    CHECK_FAILS(idx_read(tpath("empty.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    /* wrong magic: a label file read as images */
+    CHECK_FAILS(idx_read(tpath("good.idx"), IDX_MAGIC_LABELS, &a, &e), e, "wrong magic");
+    /* lying dimensions: more announced than present, or less */
+    uint32_t lie[3] = {500, 4, 3};
+    unsigned char *b = make_idx(IDX_MAGIC_IMAGES, lie, 3, 60, &len);
+    write_gz(tpath("lie.idx.gz"), b, len);
+    CHECK_FAILS(idx_read(tpath("lie.idx.gz"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    free(b);
+    uint32_t small[3] = {2, 4, 3};
+    b = make_idx(IDX_MAGIC_IMAGES, small, 3, 60, &len);
+    write_bytes(tpath("extra.idx"), b, len);
+    CHECK_FAILS(idx_read(tpath("extra.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "unexpected data");
+    free(b);
+    /* dimensions whose product overflows size_t, and a huge but representable size with no data */
+    uint32_t huge[3] = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
+    b = make_idx(IDX_MAGIC_IMAGES, huge, 3, 10, &len);
+    write_bytes(tpath("overflow.idx"), b, len);
+    CHECK_FAILS(idx_read(tpath("overflow.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "overflow");
+    free(b);
+    uint32_t big[3] = {0x7FFFFFFFu, 28, 28};
+    b = make_idx(IDX_MAGIC_IMAGES, big, 3, 10, &len);
+    write_bytes(tpath("big.idx"), b, len);
+    CHECK_FAILS(idx_read(tpath("big.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    free(b);
+    uint32_t zero[3] = {0, 28, 28};
+    b = make_idx(IDX_MAGIC_IMAGES, zero, 3, 0, &len);
+    write_bytes(tpath("zero.idx"), b, len);
+    CHECK_FAILS(idx_read(tpath("zero.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "empty");
+    free(b);
+    CHECK_FAILS(idx_read(tpath("missing.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "cannot open");
+    /* labels */
+    uint32_t ldims[1] = {60};
+    b = make_idx(IDX_MAGIC_LABELS, ldims, 1, 60, &len);
+    write_gz(tpath("labels.idx.gz"), b, len);
+    CHECK(idx_read(tpath("labels.idx.gz"), IDX_MAGIC_LABELS, &a, &e) == 0 && a.count == 60, "labels: %s", e.msg);
+    idx_free(&a);
+    free(b);
+    free(good);
+}
+
+/* ---------------------------------------------------------------- NPY */
+
+static void write_npy_raw(const char *name, int major, const char *dict, const void *data, size_t n) {
+    size_t dl = strlen(dict), pre = major == 1 ? 10 : 12, total = pre + dl + 1;
+    size_t pad = (64 - total % 64) % 64, hlen = dl + pad + 1;
+    unsigned char *buf = xmalloc(pre + hlen + n);
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (unsigned char)major;
+    buf[7] = 0;
+    if (major == 1) {
+        buf[8] = (unsigned char)hlen, buf[9] = (unsigned char)(hlen >> 8);
+    } else {
+        buf[8] = (unsigned char)hlen, buf[9] = (unsigned char)(hlen >> 8), buf[10] = buf[11] = 0;
+    }
+    memcpy(buf + pre, dict, dl);
+    memset(buf + pre + dl, ' ', pad);
+    buf[pre + dl + pad] = '\n';
+    memcpy(buf + pre + hlen, data, n);
+    write_bytes(tpath(name), buf, pre + hlen + n);
+    free(buf);
+}
+
+static void test_npy(void) {
+    current = "npy";
+    Err e;
+    NpyArray a;
+    float f[6] = {1, -2, 3.5f, 4, 5, 6};
+    size_t shape[2] = {2, 3};
+    CHECK(npy_write(tpath("f.npy"), NPY_F4, 2, shape, f, &e) == 0, "write: %s", e.msg);
+    int rc = npy_read(tpath("f.npy"), &a, &e);
+    CHECK(rc == 0, "read f.npy: %s", e.msg);
+    if (rc == 0) {
+        CHECK(a.type == NPY_F4 && a.ndim == 2 && a.shape[0] == 2 && a.shape[1] == 3 && a.count == 6, "f.npy header");
+        CHECK(memcmp(a.data, f, sizeof f) == 0, "f.npy data");
+        npy_free(&a);
+    }
+    /* hand-written headers: version 2, double quotes, Python-2 longs, no trailing comma */
+    uint8_t u[4] = {0, 1, 2, 255};
+    write_npy_raw("u1.npy", 2, "{\"descr\": \"|u1\", \"fortran_order\": False, \"shape\": (4L,)}", u, 4);
+    rc = npy_read(tpath("u1.npy"), &a, &e);
+    CHECK(rc == 0 && a.type == NPY_U1 && a.ndim == 1 && a.shape[0] == 4 && npy_int_at(&a, 3) == 255, "u1.npy: %s", e.msg);
+    if (rc == 0) npy_free(&a);
+    int32_t i4[3] = {7, -1, 9};
+    write_npy_raw("i4.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", i4, sizeof i4);
+    rc = npy_read(tpath("i4.npy"), &a, &e);
+    CHECK(rc == 0 && a.type == NPY_I4 && npy_int_at(&a, 1) == -1, "i4.npy: %s", e.msg);
+    if (rc == 0) npy_free(&a);
+    int64_t i8[2] = {5, 1LL << 40};
+    size_t s1[1] = {2};
+    CHECK(npy_write(tpath("i8.npy"), NPY_I8, 1, s1, i8, &e) == 0, "write i8");
+    rc = npy_read(tpath("i8.npy"), &a, &e);
+    CHECK(rc == 0 && a.type == NPY_I8 && npy_int_at(&a, 1) == (1LL << 40), "i8.npy: %s", e.msg);
+    if (rc == 0) npy_free(&a);
+    float scalar = 2.5f;
+    CHECK(npy_write(tpath("s.npy"), NPY_F4, 0, NULL, &scalar, &e) == 0, "write scalar");
+    rc = npy_read(tpath("s.npy"), &a, &e);
+    CHECK(rc == 0 && a.ndim == 0 && a.count == 1 && ((float *)a.data)[0] == 2.5f, "0-d: %s", e.msg);
+    if (rc == 0) npy_free(&a);
+    /* bad files */
+    write_bytes(tpath("magic.npy"), "\x93NUMPX\x01\x00\x10\x00{}", 12);
+    CHECK_FAILS(npy_read(tpath("magic.npy"), &a, &e), e, "wrong magic");
+    write_npy_raw("trunc.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, 20);
+    CHECK_FAILS(npy_read(tpath("trunc.npy"), &a, &e), e, "truncated");
+    write_npy_raw("extra.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("extra.npy"), &a, &e), e, "unexpected data");
+    write_npy_raw("be.npy", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (6,), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("be.npy"), &a, &e), e, "unsupported dtype");
+    write_npy_raw("f8.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("f8.npy"), &a, &e), e, "unsupported dtype");
+    write_npy_raw("fortran.npy", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("fortran.npy"), &a, &e), e, "Fortran");
+    write_npy_raw("ovf.npy", 1,
+                  "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("ovf.npy"), &a, &e), e, "overflow");
+    write_npy_raw("ovf2.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("ovf2.npy"), &a, &e), e, "overflow");
+    write_npy_raw("lie.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("lie.npy"), &a, &e), e, "truncated");
+    write_npy_raw("nokey.npy", 1, "{'descr': '<f4', 'shape': (6,), }", f, 24);
+    CHECK_FAILS(npy_read(tpath("nokey.npy"), &a, &e), e, "missing 'fortran_order'");
+    write_npy_raw("junk.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': [6], }", f, 24);
+    CHECK_FAILS(npy_read(tpath("junk.npy"), &a, &e), e, "bad header");
+    /* header length pointing past the end of the file */
+    write_bytes(tpath("hlen.npy"), "\x93NUMPY\x01\x00\xff\x7f{'descr'", 17);
+    CHECK_FAILS(npy_read(tpath("hlen.npy"), &a, &e), e, "truncated");
+    write_bytes(tpath("ver.npy"), "\x93NUMPY\x09\x00\x10\x00{}", 12);
+    CHECK_FAILS(npy_read(tpath("ver.npy"), &a, &e), e, "version");
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+static void test_json(void) {
+    current = "json";
+    Err e;
+    JsonValue v;
+    const char *good = " {\"a\": [1, 2.5, -3e2, true, false, null], \"b\\u00e9\\n\": {\"c\": \"x\\\"y\"}, \"n\": 18446744073709551615} ";
+    int rc = json_parse(good, strlen(good), &v, &e);
+    CHECK(rc == 0, "parse: %s", e.msg);
+    if (rc == 0) {
+        const JsonValue *arr = json_get(&v, "a");
+        CHECK(arr && arr->type == JSON_ARRAY && arr->len == 6 && arr->items[0].is_uint && arr->items[0].uint == 1 &&
+                  arr->items[1].number == 2.5 && !arr->items[1].is_uint && arr->items[2].number == -300 &&
+                  arr->items[3].boolean && arr->items[5].type == JSON_NULL,
+              "array contents");
+        const JsonValue *b = json_get(&v, "b\xc3\xa9\n");
+        CHECK(b && json_get(b, "c") && strcmp(json_get(b, "c")->string, "x\"y") == 0, "escapes");
+        const JsonValue *n = json_get(&v, "n");
+        CHECK(n && n->is_uint && n->uint == UINT64_MAX, "uint64 max");
+        json_free(&v);
+    }
+    const char *bad[] = {"{\"a\":1,}", "{\"a\" 1}", "[1 2]", "{\"a\":1}x", "\"abc", "{\"a\":1,\"a\":2}", "[01x]", "tru", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(json_parse(bad[i], strlen(bad[i]), &v, &e) != 0, "accepted bad JSON %s", bad[i]);
+    char deep[300];
+    memset(deep, '[', sizeof deep);
+    CHECK_FAILS(json_parse(deep, sizeof deep, &v, &e), e, "deeply");
+}
+
+/* ---------------------------------------------------------------- safetensors */
+
+static float *random_state(uint64_t seed) {
+    float *s = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    Rng r;
+    rng_init(&r, seed, 99, 0);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        for (size_t k = 0; k < t->count; k++) s[t->offset + k] = (float)(rng_double(&r) - 0.5);
+    }
+    return s;
+}
+
+/* Writes a safetensors file with the given header text and `data` bytes of payload. */
+static void write_st(const char *name, const char *header, size_t data, size_t claimed_len) {
+    size_t hl = strlen(header);
+    size_t n = 8 + hl + data;
+    unsigned char *b = xcalloc(n, 1);
+    uint64_t len = claimed_len ? claimed_len : hl;
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(len >> (8 * i));
+    memcpy(b + 8, header, hl);
+    write_bytes(tpath(name), b, n);
+    free(b);
+}
+
+/* A header for the fake model's state with one entry replaced by `override` (or appended). */
+static char *fake_header(const char *which, const char *override_entry, const char *meta) {
+    static char buf[8192];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "{%s", meta ? meta : "");
+    size_t begin = 0;
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        if (i || meta) buf[n++] = ',';
+        if (which && strcmp(which, t->name) == 0) {
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s", override_entry);
+        } else if (t->rank == 2) {
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                                  t->name, t->shape[0], t->shape[1], begin, begin + 4 * t->count);
+        } else {
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                                  t->name, t->shape[0], begin, begin + 4 * t->count);
+        }
+        begin += 4 * t->count;
+    }
+    snprintf(buf + n, sizeof buf - n, "}");
+    return buf;
+}
+
+static void test_safetensors(void) {
+    current = "safetensors";
+    Err e;
+    float *s = random_state(1), *back = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m), *m2 = xmalloc(sizeof *m2);
+    meta_clear(m);
+    meta_set(m, "step", "%d", 17);
+    meta_set(m, "quote", "a \"b\" \\ c\n");
+    CHECK(st_save(tpath("rt.safetensors"), s, m, &e) == 0, "save: %s", e.msg);
+    CHECK(!file_exists(tpath("rt.safetensors.tmp")), "temporary file left behind");
+    int rc = st_load(tpath("rt.safetensors"), back, m2, &e);
+    CHECK(rc == 0, "load: %s", e.msg);
+    CHECK(memcmp(s, back, sizeof(float) * MPLC_STATE_FLOATS) == 0, "state differs after a round trip");
+    CHECK(meta_get(m2, "step") && strcmp(meta_get(m2, "step"), "17") == 0, "metadata step");
+    CHECK(meta_get(m2, "quote") && strcmp(meta_get(m2, "quote"), "a \"b\" \\ c\n") == 0, "metadata escapes");
+    /* layout: 8-byte length, header padded to 8 bytes, data size = 4 x state floats */
+    FILE *fp = fopen(tpath("rt.safetensors"), "rb");
+    unsigned char len8[8];
+    CHECK(fp && fread(len8, 1, 8, fp) == 8, "read length");
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)len8[i] << (8 * i);
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fclose(fp);
+    CHECK(hl % 8 == 0 && (uint64_t)size == 8 + hl + 4 * (uint64_t)MPLC_STATE_FLOATS, "layout: header %llu, size %ld",
+          (unsigned long long)hl, size);
+    /* saving again over an existing file works (rename replaces it) */
+    CHECK(st_save(tpath("rt.safetensors"), back, NULL, &e) == 0, "overwrite: %s", e.msg);
+
+    size_t data = 4 * (size_t)MPLC_STATE_FLOATS;
+    write_st("ok.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"k\":\"v\"}"), data, 0);
+    CHECK(st_load(tpath("ok.safetensors"), back, m2, &e) == 0, "hand-made header: %s", e.msg);
+    write_st("tiny.safetensors", "", 0, 0);
+    CHECK_FAILS(st_load(tpath("tiny.safetensors"), back, NULL, &e), e, "bad header length");
+    write_bytes(tpath("short.safetensors"), "\x10\0\0", 3);
+    CHECK_FAILS(st_load(tpath("short.safetensors"), back, NULL, &e), e, "too short");
+    write_st("hugelen.safetensors", "{}", 0, (size_t)1 << 40);
+    CHECK_FAILS(st_load(tpath("hugelen.safetensors"), back, NULL, &e), e, "bad header length");
+    write_st("pastend.safetensors", "{}", 0, 100);
+    CHECK_FAILS(st_load(tpath("pastend.safetensors"), back, NULL, &e), e, "bad header length");
+    write_st("notjson.safetensors", "{\"a\":", 0, 0);
+    CHECK_FAILS(st_load(tpath("notjson.safetensors"), back, NULL, &e), e, "not valid JSON");
+    write_st("array.safetensors", "[1,2]", 0, 0);
+    CHECK_FAILS(st_load(tpath("array.safetensors"), back, NULL, &e), e, "not a JSON object");
+    write_st("dtype.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F16\",\"shape\":[10],\"data_offsets\":[62760,62800]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("dtype.safetensors"), back, NULL, &e), e, "dtype F16");
+    write_st("shape.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[5,2],\"data_offsets\":[62760,62800]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("shape.safetensors"), back, NULL, &e), e, "different shape");
+    write_st("unknown.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense9/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[62760,62800]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("unknown.safetensors"), back, NULL, &e), e, "not a state tensor");
+    write_st("range.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[62760,999999]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("range.safetensors"), back, NULL, &e), e, "outside");
+    write_st("overlap.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[0,40]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("overlap.safetensors"), back, NULL, &e), e, "overlaps");
+    write_st("span.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[62760,62796]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("span.safetensors"), back, NULL, &e), e, "needs 40");
+    write_st("negative.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[-4,36]}", NULL),
+             data, 0);
+    CHECK_FAILS(st_load(tpath("negative.safetensors"), back, NULL, &e), e, "bad data_offsets");
+    write_st("trunc.safetensors", fake_header(NULL, NULL, NULL), data - 4, 0);
+    CHECK_FAILS(st_load(tpath("trunc.safetensors"), back, NULL, &e), e, "outside");
+    write_st("extra.safetensors", fake_header(NULL, NULL, NULL), data + 4, 0);
+    CHECK_FAILS(st_load(tpath("extra.safetensors"), back, NULL, &e), e, "data section");
+    write_st("meta.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"step\":3}"), data, 0);
+    CHECK_FAILS(st_load(tpath("meta.safetensors"), back, NULL, &e), e, "not a string");
+    /* a missing tensor: drop the last entry from a good header */
+    {
+        char *h = fake_header(NULL, NULL, NULL);
+        char *last = strstr(h, ",\"student_momentum/dense1/bias\"");
+        strcpy(last, "}");
+        write_st("missing.safetensors", h, data - 40, 0);
+        CHECK_FAILS(st_load(tpath("missing.safetensors"), back, NULL, &e), e, "is missing");
+    }
+    CHECK_FAILS(st_load(tpath("nothing.safetensors"), back, NULL, &e), e, "cannot open");
+    free(s);
+    free(back);
+    free(m);
+    free(m2);
+}
+
+/* ---------------------------------------------------------------- initialisation */
+
+static void test_init(void) {
+    current = "init";
+    float *a = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *b = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    init_state(a, 3);
+    init_state(b, 3);
+    CHECK(memcmp(a, b, sizeof(float) * MPLC_STATE_FLOATS) == 0, "init is not deterministic");
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        const float *p = a + t->offset;
+        double bound = t->is_weight ? sqrt(6.0 / t->fan_in) : 0, maxabs = 0;
+        for (size_t k = 0; k < t->count; k++) maxabs = fmax(maxabs, fabs(p[k]));
+        int param = starts_with(t->name, "teacher/") || starts_with(t->name, "student/");
+        if (param && t->is_weight) CHECK(maxabs <= bound && maxabs > 0.9 * bound, "%s: max |w| %g, bound %g", t->name, maxabs, bound);
+        else CHECK(maxabs == 0, "%s should start at zero", t->name);
+    }
+    CHECK(memcmp(a, a + mplc_state_tensors[2].offset, 100 * sizeof(float)) != 0, "teacher and student share weights");
+    init_state(b, 4);
+    CHECK(memcmp(a, b, sizeof(float) * MPLC_STATE_FLOATS) != 0, "seed does not matter");
+    zero_state_prefix(a, "teacher/");
+    CHECK(a[0] == 0 && a[mplc_state_tensors[2].offset] != 0, "zero_state_prefix");
+    free(a);
+    free(b);
+}
+
+/* ---------------------------------------------------------------- augmentation */
+
+static void test_augment(void) {
+    current = "augment";
+    AugSpec s = {28, 28, 1, -0.81f, 2.02f, 0.0f};
+    float src[784], a[784], b[784], tmp[2 * 784];
+    for (int i = 0; i < 784; i++) src[i] = s.lo;
+    src[14 * 28 + 14] = s.hi; /* one bright pixel in the middle */
+    Rng r1, r2;
+    for (int trial = 0; trial < 50; trial++) {
+        rng_init(&r1, 1, RNG_AUGMENT, (uint64_t)trial);
+        rng_init(&r2, 1, RNG_AUGMENT, (uint64_t)trial);
+        aug_weak(&s, src, a, &r1);
+        aug_weak(&s, src, b, &r2);
+        CHECK(memcmp(a, b, sizeof a) == 0, "weak view not deterministic");
+        int bright = -1, others_lo = 1;
+        for (int i = 0; i < 784; i++) {
+            if (a[i] == s.hi) bright = i;
+            else others_lo &= a[i] == s.lo;
+        }
+        CHECK(bright >= 0 && others_lo, "translation changed pixel values");
+        if (bright >= 0) CHECK(abs(bright / 28 - 14) <= 2 && abs(bright % 28 - 14) <= 2, "moved more than 2 pixels");
+    }
+    /* every op keeps pixels finite and in range, at every magnitude */
+    float img[784];
+    Rng r;
+    rng_init(&r, 9, 1, 1);
+    for (int i = 0; i < 784; i++) img[i] = s.lo + (s.hi - s.lo) * (float)rng_double(&r) * (i % 3 ? 1.0f : 0.3f);
+    for (int op = 0; op < AUG_NUM_OPS; op++)
+        for (int k = 0; k <= 4; k++) {
+            aug_apply_op(&s, op, k / 4.0, img, a, tmp, &r);
+            int ok = 1;
+            for (int i = 0; i < 784; i++) ok &= isfinite(a[i]) && a[i] >= s.lo - 1e-4f && a[i] <= s.hi + 1e-4f;
+            CHECK(ok, "op %d at magnitude %d/4 leaves the pixel range", op, k);
+        }
+    aug_apply_op(&s, AUG_IDENTITY, 1, img, a, tmp, &r);
+    CHECK(memcmp(a, img, sizeof a) == 0, "identity changed the image");
+    aug_apply_op(&s, AUG_SOLARIZE, 1, img, a, tmp, &r);
+    CHECK(fabsf(a[1] - (s.lo + s.hi - img[1])) < 1e-4f, "solarize at full magnitude does not invert");
+    aug_apply_op(&s, AUG_ROTATE, 0, img, a, tmp, &r);
+    float maxd = 0;
+    for (int i = 0; i < 784; i++) maxd = fmaxf(maxd, fabsf(a[i] - img[i]));
+    CHECK(maxd < 1e-4f, "rotation by 0 degrees changed the image by %g", maxd);
+    /* the strong view is deterministic, differs from the input, and Cutout leaves a square of the mean */
+    rng_init(&r1, 5, RNG_AUGMENT, 1);
+    rng_init(&r2, 5, RNG_AUGMENT, 1);
+    aug_strong(&s, img, a, tmp, &r1);
+    aug_strong(&s, img, b, tmp, &r2);
+    CHECK(memcmp(a, b, sizeof a) == 0, "strong view not deterministic");
+    CHECK(memcmp(a, img, sizeof a) != 0, "strong view equals the input");
+    memcpy(a, img, sizeof a);
+    aug_cutout(&s, a, &r1);
+    int filled = 0;
+    for (int i = 0; i < 784; i++) filled += a[i] == s.mean;
+    CHECK(filled >= 16 && filled <= 64, "cutout filled %d pixels", filled);
+}
+
+/* ---------------------------------------------------------------- datasets */
+
+/* Writes a small class-balanced dataset (n_train, n_test examples, 28x28) in the given format. */
+static void write_dataset(const char *dir, const char *kind, size_t n_train, size_t n_test) {
+    mkdir(dir, 0777);
+    char path[1024];
+    for (int split = 0; split < 2; split++) {
+        size_t n = split ? n_test : n_train;
+        uint8_t *x = xmalloc(n * 784), *y = xmalloc(n);
+        for (size_t i = 0; i < n; i++) {
+            y[i] = (uint8_t)(i % 10);
+            for (int p = 0; p < 784; p++) x[i * 784 + p] = (uint8_t)((p / 28 < 3 * (int)y[i] + 2) ? 200 : (p * 13 + i) % 50);
+        }
+        if (strcmp(kind, "npy") == 0) {
+            size_t xs[3] = {n, 28, 28}, ys[1] = {n};
+            int64_t *y8 = xmalloc(n * 8);
+            for (size_t i = 0; i < n; i++) y8[i] = y[i];
+            Err e;
+            snprintf(path, sizeof path, "%s/%s_x.npy", dir, split ? "test" : "train");
+            npy_write(path, NPY_U1, 3, xs, x, &e);
+            snprintf(path, sizeof path, "%s/%s_y.npy", dir, split ? "test" : "train");
+            npy_write(path, NPY_I8, 1, ys, y8, &e);
+            free(y8);
+        } else {
+            uint32_t dims[3] = {(uint32_t)n, 28, 28}, ldims[1] = {(uint32_t)n};
+            if (strcmp(kind, "idx-wrongsize") == 0) dims[1] = dims[2] = 27;
+            if (strcmp(kind, "idx-countmismatch") == 0) ldims[0] = (uint32_t)n - 1;
+            if (strcmp(kind, "idx-badlabel") == 0) y[n / 2] = 10;
+            size_t len, llen;
+            unsigned char *im = make_idx(strcmp(kind, "idx-badmagic") == 0 ? 0x00000804u : IDX_MAGIC_IMAGES, dims, 3,
+                                         (size_t)dims[0] * dims[1] * dims[2], &len);
+            memcpy(im + 16, x, (size_t)dims[0] * dims[1] * dims[2] < n * 784 ? (size_t)dims[0] * dims[1] * dims[2] : n * 784);
+            unsigned char *lb = make_idx(IDX_MAGIC_LABELS, ldims, 1, ldims[0], &llen);
+            memcpy(lb + 8, y, ldims[0]);
+            if (strcmp(kind, "idx-truncated") == 0) len -= 100;
+            snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, split ? "t10k" : "train");
+            write_gz(path, im, len);
+            snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, split ? "t10k" : "train"); /* not compressed */
+            write_bytes(path, lb, llen);
+            free(im);
+            free(lb);
+        }
+        free(x);
+        free(y);
+    }
+}
+
+static void test_dataset(void) {
+    current = "dataset";
+    Err e;
+    Dataset d;
+    const char *kinds[2] = {"npy", "idx"};
+    for (int k = 0; k < 2; k++) {
+        const char *dir = tpath(kinds[k]);
+        write_dataset(dir, kinds[k], 200, 50);
+        int rc = dataset_load(dir, 1, &d, &e);
+        CHECK(rc == 0, "%s: %s", kinds[k], e.msg);
+        if (rc != 0) continue;
+        CHECK(d.train.n == 200 && d.test.n == 50 && d.train.y[13] == 3, "%s sizes", kinds[k]);
+        CHECK(fabsf(d.train.x[0] - (float)((200 / 255.0 - FMNIST_MEAN) / FMNIST_STD)) < 1e-6f, "%s normalisation", kinds[k]);
+        CHECK(d.lo < d.mean && d.mean < d.hi, "%s pixel stats", kinds[k]);
+        uint32_t *pick, *pick2;
+        CHECK(dataset_pick_labeled(&d.train, 50, 7, &pick, &e) == 0, "pick: %s", e.msg);
+        CHECK(dataset_pick_labeled(&d.train, 50, 7, &pick2, &e) == 0, "pick: %s", e.msg);
+        int per[10] = {0}, distinct = 1;
+        for (int i = 0; i < 50; i++) {
+            per[d.train.y[pick[i]]]++;
+            for (int j = 0; j < i; j++) distinct &= pick[i] != pick[j];
+        }
+        for (int c = 0; c < 10; c++) CHECK(per[c] == 5, "class %d has %d labeled examples", c, per[c]);
+        CHECK(distinct, "an example was picked twice");
+        CHECK(memcmp(pick, pick2, 50 * sizeof *pick) == 0, "the split is not deterministic");
+        free(pick2);
+        CHECK(dataset_pick_labeled(&d.train, 50, 8, &pick2, &e) == 0 && memcmp(pick, pick2, 50 * sizeof *pick) != 0,
+              "the split ignores the seed");
+        free(pick);
+        free(pick2);
+        CHECK_FAILS(dataset_pick_labeled(&d.train, 55, 7, &pick, &e), e, "multiple of the 10 classes");
+        CHECK_FAILS(dataset_pick_labeled(&d.train, 1000, 7, &pick, &e), e, "larger than");
+        CHECK_FAILS(dataset_pick_labeled(&d.train, 0, 7, &pick, &e), e, "positive multiple");
+        dataset_free(&d);
+    }
+    const char *bad[][2] = {{"idx-badmagic", "wrong magic"}, {"idx-badlabel", "outside [0, 10)"},
+                            {"idx-truncated", "truncated"}, {"idx-wrongsize", "expects 28x28"},
+                            {"idx-countmismatch", "labels but"}};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        const char *dir = tpath(bad[k][0]);
+        write_dataset(dir, bad[k][0], 100, 20);
+        CHECK_FAILS(dataset_load(dir, 1, &d, &e), e, bad[k][1]);
+        CHECK(strstr(e.msg, bad[k][0]) != NULL, "message does not name the file: %s", e.msg);
+    }
+    CHECK_FAILS(dataset_load(tpath("no-such-dir"), 1, &d, &e), e, "missing file");
+}
+
+/* ---------------------------------------------------------------- fake model sanity */
+
+/* The gradient that mplc_supervised_step applies matches finite differences of its loss (the fake model
+ * is only a test fixture, but the training tests mean something only if it learns correctly). */
+static void test_fake_model(void) {
+    current = "fake model";
+    StepInputs in;
+    SupInputs sup;
+    Err e;
+    CHECK(locate_inputs(&in, &sup, &e) == 0, "locate_inputs: %s", e.msg);
+    float *state = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *io = xcalloc(MPLC_SUPERVISED_IO_FLOATS, sizeof(float));
+    float *scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float)), *before = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    init_state(state, 1);
+    Rng r;
+    rng_init(&r, 2, 3, 4);
+    for (size_t i = 0; i < sup.x->count; i++) io[sup.x->offset + i] = (float)rng_double(&r);
+    for (int i = 0; i < MPLC_FINETUNE_BATCH; i++) io[sup.y->offset + (size_t)i * MPLC_CLASSES + (size_t)(i % MPLC_CLASSES)] = 1;
+    const mplc_tensor *w = table_find(&TABLE_STATE, "student/dense1/weight");
+    const mplc_tensor *mom = table_find(&TABLE_STATE, "student_momentum/dense1/weight");
+    size_t probes[3] = {5, 3001, 7830};
+    for (int k = 0; k < 3; k++) {
+        size_t idx = w->offset + probes[k];
+        float saved = state[idx], h = 1e-2f, lp, lm;
+        io[sup.lr->offset] = 0;
+        state[idx] = saved + h;
+        mplc_supervised_step(state, io, scratch);
+        lp = io[TABLE_SUP_OUT.items[0].offset];
+        state[idx] = saved - h;
+        mplc_supervised_step(state, io, scratch);
+        lm = io[TABLE_SUP_OUT.items[0].offset];
+        state[idx] = saved;
+        memset(state + mom->offset, 0, mom->count * sizeof(float));
+        memcpy(before, state, sizeof(float) * MPLC_STATE_FLOATS);
+        float lr = 0.1f;
+        io[sup.lr->offset] = lr;
+        mplc_supervised_step(state, io, scratch);
+        /* fresh Nesterov momentum: theta' = theta - lr (1 + mu) (g + wd theta) */
+        double g = (before[idx] - state[idx]) / (lr * (1 + MPLC_STUDENT_MOMENTUM)) - MPLC_STUDENT_WEIGHT_DECAY * before[idx];
+        double fd = (lp - lm) / (2.0 * h);
+        CHECK(fabs(g - fd) < 1e-3 + 1e-2 * fabs(fd), "weight %zu: applied gradient %g, finite difference %g", probes[k], g, fd);
+        memcpy(state, before, sizeof(float) * MPLC_STATE_FLOATS);
+    }
+    free(state);
+    free(io);
+    free(scratch);
+    free(before);
+}
+
+/* ---------------------------------------------------------------- helpers for run_tests.sh */
+
+/* Replay batches: step 0 with int64 labels and a dropout mask file, step 1 with int32 labels and no mask
+ * (so all ones), step 2 with flattened x. The expected result is computed here by calling mplc_step. */
+static int gen_replay(const char *dir, long steps) {
+    StepInputs in;
+    SupInputs sup;
+    Err e;
+    if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, 1);
+    char path[2048], sd[1024];
+    float *state = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
+    float *scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float));
+    init_state(state, 11);
+    snprintf(path, sizeof path, "%s/in.safetensors", dir);
+    if (st_save(path, state, NULL, &e) != 0) die_err(&e, 1);
+    snprintf(path, sizeof path, "%s/batches", dir);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/expected_losses.jsonl", dir);
+    FILE *lf = fopen(path, "wb");
+    const size_t rows = MPLC_BATCH_LABELED + 2 * MPLC_BATCH_UNLABELED;
+    for (long s = 0; s < steps; s++) {
+        snprintf(sd, sizeof sd, "%s/batches/step_%06ld", dir, s);
+        mkdir(sd, 0777);
+        Rng r;
+        rng_init(&r, 77, 1, (uint64_t)s);
+        float *x = io + in.x->offset;
+        for (size_t i = 0; i < rows * MPLC_INPUT_SIZE; i++) x[i] = (float)(2 * rng_double(&r) - 0.5);
+        size_t xs4[4] = {rows, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS}, xs2[2] = {rows, MPLC_INPUT_SIZE};
+        snprintf(path, sizeof path, "%s/x.npy", sd);
+        npy_write(path, NPY_F4, s == 2 ? 2 : 4, s == 2 ? xs2 : xs4, x, &e);
+        int64_t y8[MPLC_BATCH_LABELED];
+        int32_t y4[MPLC_BATCH_LABELED];
+        float *y = io + in.y->offset;
+        memset(y, 0, sizeof(float) * MPLC_BATCH_LABELED * MPLC_CLASSES);
+        for (int i = 0; i < MPLC_BATCH_LABELED; i++) {
+            y4[i] = (int32_t)rng_below(&r, MPLC_CLASSES);
+            y8[i] = y4[i];
+            y[i * MPLC_CLASSES + y4[i]] = 1;
+        }
+        size_t ys[1] = {MPLC_BATCH_LABELED};
+        snprintf(path, sizeof path, "%s/y.npy", sd);
+        npy_write(path, s == 1 ? NPY_I4 : NPY_I8, 1, ys, s == 1 ? (void *)y4 : (void *)y8, &e);
+        float sc[4] = {0.02f, s == 0 ? 0.0f : 0.03f, 0.5f, 1.0f};
+        size_t ss[1] = {4};
+        snprintf(path, sizeof path, "%s/scalars.npy", sd);
+        npy_write(path, NPY_F4, 1, ss, sc, &e);
+        io[in.lr_teacher->offset] = sc[0];
+        io[in.lr_student->offset] = sc[1];
+        io[in.uda_weight->offset] = sc[2];
+        io[in.feedback_scale->offset] = sc[3];
+        for (int k = 0; k < MPLC_NUM_STEP_INPUTS; k++) {
+            const mplc_tensor *t = &mplc_step_inputs[k];
+            if (!starts_with(t->name, "dropout/")) continue;
+            float *m = io + t->offset;
+            if (s == 1) {
+                for (size_t i = 0; i < t->count; i++) m[i] = 1;
+                continue;
+            }
+            Rng rd;
+            rng_init(&rd, 78, 2, (uint64_t)s);
+            fill_dropout_masks(&TABLE_STEP_IN, io, &rd);
+            char name[256];
+            size_t n = 0;
+            for (const char *p = t->name; *p; p++) {
+                if (*p == '/') name[n++] = '_', name[n++] = '_';
+                else name[n++] = *p;
+            }
+            name[n] = '\0';
+            size_t ms[4];
+            for (int d = 0; d < t->rank; d++) ms[d] = (size_t)t->shape[d];
+            snprintf(path, sizeof path, "%s/%s.npy", sd, name);
+            npy_write(path, NPY_F4, t->rank, ms, m, &e);
+        }
+        mplc_step(state, io, scratch);
+        fprintf(lf, "{\"step\":%ld", s);
+        for (int k = 0; k < MPLC_NUM_STEP_OUTPUTS; k++) {
+            fprintf(lf, ",\"%s\":", mplc_step_outputs[k].name);
+            json_write_float(lf, io[mplc_step_outputs[k].offset]);
+        }
+        fputs("}\n", lf);
+    }
+    fclose(lf);
+    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+    if (st_save(path, state, NULL, &e) != 0) die_err(&e, 1);
+    return 0;
+}
+
+static int st_equal(const char *a, const char *b) {
+    float *x = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *y = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    Err e;
+    if (st_load(a, x, NULL, &e) != 0 || st_load(b, y, NULL, &e) != 0) die_err(&e, 1);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        if (memcmp(x + t->offset, y + t->offset, t->count * sizeof(float)) != 0) {
+            fprintf(stderr, "%s differs between %s and %s\n", t->name, a, b);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int st_meta(const char *file, const char *key) {
+    float *x = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m);
+    Err e;
+    if (st_load(file, x, m, &e) != 0) die_err(&e, 1);
+    const char *v = meta_get(m, key);
+    if (!v) return 1;
+    printf("%s\n", v);
+    return 0;
+}
+
+static int st_finite(const char *file) {
+    float *x = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    Err e;
+    if (st_load(file, x, NULL, &e) != 0) die_err(&e, 1);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++)
+        if (first_nonfinite(x, &mplc_state_tensors[i]) >= 0) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
+        snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
+        mkdir(tmpdir, 0777);
+        void (*tests[])(void) = {test_rng, test_order, test_schedule, test_idx, test_npy, test_json,
+                                 test_safetensors, test_init, test_augment, test_dataset, test_fake_model};
+        const char *names[] = {"rng", "order", "schedule", "idx", "npy", "json", "safetensors", "init", "augment",
+                               "dataset", "fake model"};
+        for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+            int before = failures;
+            tests[i]();
+            printf("%s unit: %s\n", failures == before ? "ok  " : "FAIL", names[i]);
+        }
+        printf("%d checks, %d failed\n", checks, failures);
+        return failures ? 1 : 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "gen-data") == 0) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp");
+        write_dataset(argv[2], argv[3], 400, 100);
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "gen-replay") == 0) return gen_replay(argv[2], atol(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "st-equal") == 0) return st_equal(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "st-meta") == 0) return st_meta(argv[2], argv[3]);
+    if (argc == 3 && strcmp(argv[1], "st-finite") == 0) return st_finite(argv[2]);
+    fprintf(stderr, "usage: test_runner unit [TMPDIR] | gen-data DIR KIND | gen-replay DIR N | st-equal A B | "
+                    "st-meta FILE KEY | st-finite FILE\n");
+    return 2;
+}
