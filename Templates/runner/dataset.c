@@ -55,8 +55,8 @@ static int load_idx_split(const char *dir, const char *images, const char *label
         goto done;
     }
     s->n = im.dims[0];
-    s->x = xmalloc(im.count * sizeof(float)); /* im.count = n*H*W was overflow-checked; *4 fits as it was read */
-    s->y = xmalloc(s->n * sizeof(int32_t));
+    s->x = xcalloc(im.count, sizeof(float)); /* calloc checks count x size for overflow */
+    s->y = xcalloc(s->n, sizeof(int32_t));
     for (size_t i = 0; i < im.count; i++) s->x[i] = normalise_byte(im.data[i]);
     for (size_t i = 0; i < s->n; i++) s->y[i] = lb.data[i];
     rc = check_labels(lpath, s->y, s->n, e);
@@ -111,8 +111,8 @@ static int load_npy_split(const char *dir, const char *xname, const char *yname,
         goto done;
     }
     s->n = xa.shape[0];
-    s->x = xmalloc(xa.count * sizeof(float));
-    s->y = xmalloc(s->n * sizeof(int32_t));
+    s->x = xcalloc(xa.count, sizeof(float));
+    s->y = xcalloc(s->n, sizeof(int32_t));
     for (size_t i = 0; i < xa.count; i++) {
         if (xa.type == NPY_U1) {
             s->x[i] = normalise_byte(((const uint8_t *)xa.data)[i]);

@@ -49,12 +49,24 @@ static void read_x(const char *dir, float *x) {
     npy_free(&a);
 }
 
+/* Labels: integers [B_l] (int32, int64 or uint8), or float32 one-hot rows [B_l, K] as the JAX reference
+ * may write them. */
 static void read_y(const char *dir, float *y) {
     NpyArray a;
     load_npy(dir, "y.npy", &a);
-    if (a.type == NPY_F4 || a.ndim != 1 || a.shape[0] != MPLC_BATCH_LABELED)
-        die(EXIT_BAD_INPUT, "%s/y.npy: expected %d int32 or int64 labels (shape (%d,))", dir, MPLC_BATCH_LABELED,
-            MPLC_BATCH_LABELED);
+    if (a.type == NPY_F4 && a.ndim == 2 && a.shape[0] == MPLC_BATCH_LABELED && a.shape[1] == K) {
+        memcpy(y, a.data, sizeof(float) * MPLC_BATCH_LABELED * K);
+        for (size_t i = 0; i < a.count; i++)
+            if (!isfinite(y[i])) die(EXIT_BAD_INPUT, "%s/y.npy: element %zu is not finite", dir, i);
+        npy_free(&a);
+        return;
+    }
+    if (a.type == NPY_F4 || a.ndim != 1 || a.shape[0] != MPLC_BATCH_LABELED) {
+        char shape[128];
+        npy_shape_str(&a, shape, sizeof shape);
+        die(EXIT_BAD_INPUT, "%s/y.npy: expected %d integer labels, shape (%d,), or float32 one-hot rows (%d, %d); got %s %s",
+            dir, MPLC_BATCH_LABELED, MPLC_BATCH_LABELED, MPLC_BATCH_LABELED, K, npy_type_name(a.type), shape);
+    }
     memset(y, 0, sizeof(float) * MPLC_BATCH_LABELED * K);
     for (int i = 0; i < MPLC_BATCH_LABELED; i++) {
         long long c = npy_int_at(&a, (size_t)i);

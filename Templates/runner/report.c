@@ -111,8 +111,12 @@ void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int fi
         format_duration((double)(T->cfg.steps + T->cfg.finetune_steps - global_step(T)) / rate, eta, sizeof eta);
         snprintf(line + n, sizeof line - n, " | %.1f steps/s ETA %s", rate, eta);
     }
-    if (T->tty) fprintf(stderr, "\r%s\033[K%s", line, final_line ? "\n" : "");
-    else fprintf(stderr, "%s\n", line);
+    if (T->tty) {
+        fprintf(stderr, "\r%s\033[K%s", line, final_line ? "\n" : "");
+        stderr_line_open = !final_line;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
 }
 
 static void write_settings(FILE *fp) {

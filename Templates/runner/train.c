@@ -57,7 +57,7 @@ static void after_step(Trainer *T, const TensorTable *outs, long total) {
     int save = step % T->cfg.checkpoint_every == 0 && (T->rs.phase == PHASE_MAIN || !last);
     if (save || stop) checkpoint_save(T);
     if (stop) {
-        if (T->tty && !last && !T->cfg.quiet) fputc('\n', stderr);
+        if (stderr_line_open) fputc('\n', stderr);
         fprintf(stderr, "mplc-run: stopped after step %ld as asked (--stop-at); continue with --resume\n",
                 global_step(T));
         exit(0);
@@ -160,6 +160,8 @@ static void setup(Trainer *T) {
     T->aug = (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, T->data.lo, T->data.hi, T->data.mean};
     T->tty = isatty(STDERR_FILENO);
     T->start_global = T->rs.phase == PHASE_DONE ? c->steps + c->finetune_steps : global_step(T);
+    if (c->stop_at > 0 && c->stop_at <= T->start_global && T->rs.phase != PHASE_DONE)
+        die(EXIT_BAD_INPUT, "--stop-at %ld: the run is already at step %ld", c->stop_at, T->start_global);
 }
 
 static void teardown(Trainer *T) {

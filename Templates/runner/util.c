@@ -18,8 +18,11 @@ int err_set(Err *e, const char *fmt, ...) {
     return -1;
 }
 
+int stderr_line_open;
+
 void die_err(const Err *e, int code) {
     fflush(stdout);
+    if (stderr_line_open) fputc('\n', stderr);
     fprintf(stderr, "mplc-run: error: %s\n", e->msg);
     exit(code);
 }

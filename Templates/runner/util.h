@@ -21,6 +21,8 @@ int err_set(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prints "mplc-run: error: <msg>" on stderr and exits with code. */
 void die_err(const Err *e, int code) __attribute__((noreturn));
+/* Set while a live progress line (ending in \r, no newline) is on stderr, so that die() starts a new line. */
+extern int stderr_line_open;
 void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 /* Checked arithmetic: return 0 and set *out, or -1 on overflow. */

@@ -205,7 +205,7 @@ if out=$("$RUN" replay --checkpoint "$WORK/replay/in.safetensors" --batches "$WO
     --out "$WORK/replay/out.safetensors" --losses "$WORK/replay/losses.jsonl" 2>&1); then
     if "$T" st-equal "$WORK/replay/out.safetensors" "$WORK/replay/expected.safetensors" &&
         cmp -s "$WORK/replay/losses.jsonl" "$WORK/replay/expected_losses.jsonl"; then
-        pass "replay: 3 steps (int64/int32 labels, mask file/no mask, 4-d/flat x) match direct mplc_step calls"
+        pass "replay: 3 steps (int64/int32/one-hot labels, mask file/no mask, 4-d/flat x) match direct mplc_step calls"
     else
         fail "replay: result differs" "$(diff "$WORK/replay/losses.jsonl" "$WORK/replay/expected_losses.jsonl")"
     fi

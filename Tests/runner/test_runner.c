@@ -747,7 +747,7 @@ static void test_fake_model(void) {
 /* ---------------------------------------------------------------- helpers for run_tests.sh */
 
 /* Replay batches: step 0 with int64 labels and a dropout mask file, step 1 with int32 labels and no mask
- * (so all ones), step 2 with flattened x. The expected result is computed here by calling mplc_step. */
+ * (so all ones), step 2 with flattened x [rows, H*W*C] and one-hot float32 labels. The expected result is computed here by calling mplc_step. */
 static int gen_replay(const char *dir, long steps) {
     StepInputs in;
     SupInputs sup;
@@ -783,9 +783,10 @@ static int gen_replay(const char *dir, long steps) {
             y8[i] = y4[i];
             y[i * MPLC_CLASSES + y4[i]] = 1;
         }
-        size_t ys[1] = {MPLC_BATCH_LABELED};
+        size_t ys[2] = {MPLC_BATCH_LABELED, MPLC_CLASSES};
         snprintf(path, sizeof path, "%s/y.npy", sd);
-        npy_write(path, s == 1 ? NPY_I4 : NPY_I8, 1, ys, s == 1 ? (void *)y4 : (void *)y8, &e);
+        if (s == 2) npy_write(path, NPY_F4, 2, ys, y, &e); /* one-hot rows */
+        else npy_write(path, s == 1 ? NPY_I4 : NPY_I8, 1, ys, s == 1 ? (void *)y4 : (void *)y8, &e);
         float sc[4] = {0.02f, s == 0 ? 0.0f : 0.03f, 0.5f, 1.0f};
         size_t ss[1] = {4};
         snprintf(path, sizeof path, "%s/scalars.npy", sd);
