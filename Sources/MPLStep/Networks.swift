@@ -100,7 +100,7 @@ extension Graph {
                 h = unary(.sigmoid, h)
             case .dropout(let rate):
                 guard case .masks(let pass) = dropout, rate > 0 else { break }
-                let maskName = "dropout/\(net.prefix)/\(pass)/\(index)"
+                let maskName = "dropout/\(net.prefix)/\(pass)/dropout\(index)"
                 let maskShape = self.shape(of: h)
                 let mask = input(named: maskName) ?? input(maskName, maskShape)
                 if !masks.contains(where: { $0.name == maskName }) {

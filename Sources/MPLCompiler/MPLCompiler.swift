@@ -1,1 +1,0 @@
-// MPLCompiler: under construction

@@ -1,0 +1,65 @@
+// model.json: the model in the schema of Tests/reference/mpl_jax.py, so the independent JAX reference
+// computes the same step from the same weights. Written by hand (fixed key order) to stay deterministic.
+
+import MPLModel
+
+enum ReferenceSpec {
+    static func json(for model: Model) -> String {
+        let recipe = model.recipe
+        let input: String
+        switch model.input {
+        case .image(let c, let h, let w): input = "{\"height\": \(h), \"width\": \(w), \"channels\": \(c)}"
+        case .features(let d): input = "{\"features\": \(d)}"
+        }
+        let (pseudo, temperature): (String, Double)
+        switch recipe.pseudoLabels {
+        case .hardArgmax: (pseudo, temperature) = ("hard-argmax", 1)
+        case .hardSampled: (pseudo, temperature) = ("hard-sampled", 1)
+        case .soft(let t): (pseudo, temperature) = ("soft", t)
+        }
+        func optimizer(_ o: Optimizer) -> String {
+            "{\"momentum\": \(o.momentum), \"nesterov\": \(o.nesterov), \"weight_decay\": \(o.weightDecay)}"
+        }
+        return """
+            {
+              "input": \(input),
+              "classes": \(model.classes),
+              "teacher": \(layers(model.teacher)),
+              "student": \(layers(model.student)),
+              "recipe": {
+                "labeled_batch": \(recipe.labeledBatch),
+                "unlabeled_batch": \(recipe.unlabeledBatch),
+                "pseudo_labels": "\(pseudo)",
+                "soft_temperature": \(temperature),
+                "feedback": "\(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")",
+                "uda_temperature": \(recipe.uda.temperature),
+                "uda_threshold": \(recipe.uda.threshold),
+                "label_smoothing": \(recipe.labelSmoothing),
+                "teacher": \(optimizer(recipe.teacherOptimizer)),
+                "student": \(optimizer(recipe.studentOptimizer))
+              }
+            }
+
+            """
+    }
+
+    static func layers(_ network: Network) -> String {
+        let items = network.layers.map { layer -> String in
+            switch layer {
+            case .dense(let units): return "{\"layer\": \"dense\", \"units\": \(units)}"
+            case .conv2D(let f, let k, let s, let p):
+                return "{\"layer\": \"conv2d\", \"filters\": \(f), \"kernel\": \(k), \"stride\": \(s), \"padding\": \(p)}"
+            case .maxPool2D(let k, let s): return "{\"layer\": \"maxpool\", \"size\": \(k), \"stride\": \(s)}"
+            case .avgPool2D(let k, let s): return "{\"layer\": \"avgpool\", \"size\": \(k), \"stride\": \(s)}"
+            case .globalAvgPool: return "{\"layer\": \"globalavgpool\"}"
+            case .flatten: return "{\"layer\": \"flatten\"}"
+            case .relu: return "{\"layer\": \"relu\"}"
+            case .leakyReLU(let alpha): return "{\"layer\": \"leakyrelu\", \"alpha\": \(alpha)}"
+            case .tanh: return "{\"layer\": \"tanh\"}"
+            case .sigmoid: return "{\"layer\": \"sigmoid\"}"
+            case .dropout(let rate): return "{\"layer\": \"dropout\", \"rate\": \(rate)}"
+            }
+        }
+        return "[\n    " + items.joined(separator: ",\n    ") + "\n  ]"
+    }
+}

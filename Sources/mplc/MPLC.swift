@@ -1,0 +1,147 @@
+// The command line: a thin shell over MPLCompiler. Subcommands: emit (the default), check, train.
+
+import ArgumentParser
+import Foundation
+import MPLCompiler
+
+@main
+struct MPLC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mplc",
+        abstract: "Compile Meta Pseudo Labels training steps from .swiftdsl model files to fused C, and train with them.",
+        discussion: """
+            Examples:
+              mplc Examples/fashion_mlp.swiftdsl          writes generated/fashion_mlp/ (model.h, model.c, model.ir, model.json)
+              mplc Examples/fashion_mlp.swiftdsl -o DIR   the same, into DIR
+              mplc check Examples/fashion_cnn.swiftdsl    parse and check only
+              mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST
+            """,
+        subcommands: [Emit.self, Check.self, Train.self],
+        defaultSubcommand: Emit.self)
+}
+
+/// Runs `body`, printing a compile failure to stderr and exiting with its code instead of a stack trace.
+func reportingFailures(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let failure as CompileFailure {
+        FileHandle.standardError.write(Data((failure.description.hasSuffix("\n") ? failure.description : failure.description + "\n").utf8))
+        throw ExitCode(failure.exitCode)
+    }
+}
+
+struct Emit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Compile a model file to C (the default subcommand).")
+
+    @Argument(help: "The model file (.swiftdsl).")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "Output directory (default: generated/<model name>).")
+    var output: String?
+
+    func run() throws {
+        try reportingFailures {
+            let model = try Compiler.load(path: self.model).get()
+            let command = "mplc \(self.model)" + (output.map { " -o \($0)" } ?? "")
+            let compiled = try Compiler.compile(model, regenerateCommand: command)
+            let directory = output ?? "generated/\(model.name)"
+            try Compiler.write(compiled.files, to: directory)
+            print("wrote \(directory)/{\(compiled.files.map(\.fileName).joined(separator: ","))}")
+            print("memory plan: \(compiled.memorySummary)")
+        }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Parse and check model files; print every diagnostic.")
+
+    @Argument(help: "The model files (.swiftdsl).")
+    var models: [String]
+
+    func run() throws {
+        var failed = false
+        for path in models {
+            switch Compiler.load(path: path) {
+            case .success(let model):
+                print("\(path): ok (\(model.teacher.layers.count)-layer teacher, \(model.student.layers.count)-layer student)")
+            case .failure(let failure):
+                FileHandle.standardError.write(Data(failure.description.utf8))
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
+        discussion: "Options other than the compiler's are passed to the trainer (`mplc-run train`); see docs/RUNNER.md.")
+
+    @Argument(help: "The model file (.swiftdsl).")
+    var model: String
+
+    @Option(help: "Data directory: IDX files (gzip or not) or train_x.npy/train_y.npy/test_x.npy/test_y.npy.")
+    var data: String?
+    @Option(help: "Labeled examples, class-balanced (default 1000).")
+    var labels: Int?
+    @Option(help: "Training steps (default: the recipe's steps).")
+    var steps: Int?
+    @Option(help: "Random seed (default: the recipe's seed).")
+    var seed: Int?
+    @Option(help: "Threads for BLAS and the runner (default 2).")
+    var threads: Int?
+    @Option(help: "Run directory for metrics, checkpoints and summary.json.")
+    var out: String?
+    @Flag(help: "Continue the run in --out from its last checkpoint.")
+    var resume = false
+    @Option(help: "Evaluate on the test set every N steps.")
+    var evalEvery: Int?
+    @Option(help: "Checkpoint every N steps.")
+    var checkpointEvery: Int?
+    @Option(help: "mpl, supervised (student on labels only) or uda (teacher ignores the feedback).")
+    var mode: String?
+    @Option(help: "Finetuning steps of the student on labels after training.")
+    var finetuneSteps: Int?
+    @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
+    var pseudoLabels: String?
+    @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
+    var feedback: String?
+    @Flag(help: "Only a summary line at the end.")
+    var quiet = false
+
+    func run() throws {
+        try reportingFailures {
+            var model = try Compiler.load(path: self.model).get()
+            try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+            let started = Date()
+            let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)")
+            let buildDirectory = ".build-mplc/\(model.name)-\(RecipeOverrides.tag(model))"
+            try Compiler.write(compiled.files, to: buildDirectory)
+            let binary = buildDirectory + "/mplc-run"
+            try RunnerBuild.build(generatedDirectory: buildDirectory, output: binary,
+                                  templatesDirectory: Compiler.templatesDirectory)
+            FileHandle.standardError.write(Data(String(format: "mplc: built %@ in %.1f s; memory plan: %@\n", binary,
+                                                       Date().timeIntervalSince(started), compiled.memorySummary).utf8))
+            try exec(binary, ["train"] + runnerArguments)
+        }
+    }
+
+    var runnerArguments: [String] {
+        var args: [String] = []
+        func add(_ flag: String, _ value: CustomStringConvertible?) { if let value { args += [flag, value.description] } }
+        add("--data", data); add("--labels", labels); add("--steps", steps); add("--seed", seed)
+        add("--threads", threads); add("--out", out); add("--eval-every", evalEvery)
+        add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
+        if resume { args.append("--resume") }
+        if quiet { args.append("--quiet") }
+        return args
+    }
+}
+
+/// Replaces this process with `binary`, so signals, exit codes and the terminal belong to the trainer.
+func exec(_ binary: String, _ arguments: [String]) throws -> Never {
+    let argv = ([binary] + arguments).map { strdup($0) } + [nil]
+    execv(binary, argv)
+    throw CompileFailure("error: cannot start \(binary): \(String(cString: strerror(errno)))")
+}
