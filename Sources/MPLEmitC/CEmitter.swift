@@ -1,0 +1,167 @@
+// MPLEmitC: kernel program + Templates/*.mustache → model.h and model.c (docs/ABI.md).
+// The templates hold the files' fixed text and layout; this module fills in tables, sizes and one
+// function per kernel. Every list is rendered in program order (no Dictionary or Set is iterated), so
+// the output is byte-identical on every run.
+
+import Foundation
+import MPLIR
+import MPLLower
+import Mustache
+
+public struct EmitError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+public enum CEmitter {
+    /// The repository's `Templates/` directory, found from this source file (for tests and as the default).
+    public static var defaultTemplatesDirectory: String {
+        URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent()  // MPLEmitC
+            .deletingLastPathComponent()  // Sources
+            .deletingLastPathComponent()  // the repository
+            .appendingPathComponent("Templates").path
+    }
+
+    /// Lowers `program` and emits it.
+    public static func emit(_ program: Program, options: LoweringOptions = LoweringOptions(),
+                            templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
+        try emit(Lowering.lower(program, options: options), templatesDirectory: templatesDirectory)
+    }
+
+    /// `model.h` and `model.c`.
+    public static func emit(_ program: KernelProgram,
+                            templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
+        let templates = try Templates(directory: templatesDirectory)
+        let context = try ProgramContext(program, runtime: templates.runtime)
+        return [
+            ("model.h", templates.header.render(context.header)),
+            ("model.c", templates.source.render(context.source)),
+        ]
+    }
+
+    /// A debug harness (`harness.c`, built with model.c): `harness ENTRY FILE...` reads each pointer argument of
+    /// ENTRY except scratch from a raw little-endian f32 file, calls ENTRY, and writes them all back.
+    public static func emitHarness(_ program: KernelProgram, templatesDirectory: String = defaultTemplatesDirectory) throws -> String {
+        let templates = try Templates(directory: templatesDirectory)
+        return templates.harness.render(try ProgramContext(program, runtime: "").harness)
+    }
+}
+
+private struct Templates {
+    var header: MustacheTemplate
+    var source: MustacheTemplate
+    var harness: MustacheTemplate
+    /// Pasted into model.c, so the generated library is just model.h and model.c.
+    var runtime: String
+
+    init(directory: String) throws {
+        func read(_ name: String) throws -> String {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw EmitError(description: "cannot read template \(path)")
+            }
+            return text
+        }
+        func parse(_ name: String) throws -> MustacheTemplate {
+            do {
+                return try MustacheTemplate(string: try read(name))
+            } catch let error as EmitError {
+                throw error
+            } catch {
+                throw EmitError(description: "template \(name): \(error)")
+            }
+        }
+        header = try parse("model.h.mustache")
+        source = try parse("model.c.mustache")
+        harness = try parse("harness.c.mustache")
+        runtime = try read("runtime/mplc_runtime.h")
+    }
+}
+
+/// The values the templates render, built once per program.
+private struct ProgramContext {
+    var header: [String: Any] = [:]
+    var source: [String: Any] = [:]
+    var harness: [String: Any] = [:]
+
+    init(_ program: KernelProgram, runtime: String) throws {
+        let writers = program.entryPoints.map { FunctionWriter(function: $0) }
+        let ioEntries = program.entryPoints.filter(\.bindings.usesIO)
+        let ioTables: [[String: Any]] = try ioEntries.map { function in
+            let name = CSyntax.identifier(function.tableName)
+            return [
+                "tableName": name,
+                "upperName": name.uppercased(),
+                "ioFloats": function.bindings.ioFloats,
+                "inputCount": function.bindings.ioInputs.count,
+                "outputCount": function.bindings.ioOutputs.count,
+                "inputRows": try tableRows(function.bindings.ioInputs),
+                "outputRows": try tableRows(function.bindings.ioOutputs),
+            ]
+        }
+        let common: [String: Any] = [
+            "modelName": program.modelName,
+            "regenerateCommand": program.regenerateCommand,
+        ]
+        header = common.merging([
+            "stateFloats": program.state.floats,
+            "scratchFloats": program.scratchFloats,
+            "stateCount": program.state.tensors.count,
+            "ioTables": ioTables,
+            "macros": program.macros.map { ["name": $0.name, "value": $0.value] },
+            "signatures": writers.map(\.signature),
+        ]) { a, _ in a }
+        source = common.merging([
+            "runtime": runtime,
+            "stateRows": try tableRows(program.state.tensors),
+            "ioTables": ioTables,
+            "entryPoints": writers.map { writer -> [String: Any] in
+                [
+                    "name": writer.function.name,
+                    "kernels": writer.function.kernels.enumerated().map { writer.kernelDefinition($0.offset, $0.element) },
+                    "definition": writer.entryDefinition,
+                ]
+            },
+        ]) { a, _ in a }
+        harness = common.merging(["entryPoints": writers.map { harnessEntry($0, program) }]) { a, _ in a }
+    }
+}
+
+/// Symbol-table rows; C has no empty arrays, so an empty table gets one all-zero row (its count macro is 0).
+private func tableRows(_ tensors: [ArenaTensor]) throws -> [String] {
+    if tensors.isEmpty { return ["{ \"\", 0, {0, 0, 0, 0}, 0, 0, 0, 0, 0.0 } /* empty table */"] }
+    return try tensors.map { tensor in
+        let dims = tensor.shape.dims
+        guard dims.count <= 4 else { throw EmitError(description: "\(tensor.name) has rank \(dims.count); the symbol table holds 4") }
+        let shape = (dims + Array(repeating: 0, count: 4 - dims.count)).map(String.init).joined(separator: ", ")
+        let info = tensor.info
+        return "{ \(CSyntax.stringLiteral(tensor.name)), \(dims.count), {\(shape)}, \(tensor.offset), \(tensor.count), "
+            + "\(info.fanIn), \(info.isWeight ? 1 : 0), \(CSyntax.doubleLiteral(info.dropoutRate)) }"
+    }
+}
+
+/// What the harness needs to call one entry point: one file per pointer argument except scratch.
+private func harnessEntry(_ writer: FunctionWriter, _ program: KernelProgram) -> [String: Any] {
+    let function = writer.function
+    let files = writer.entryParameters.filter { $0.arena != .scratch }
+    let buffers: [[String: Any]] = files.enumerated().map { index, parameter in
+        let count: String
+        switch parameter.arena {
+        case .state: count = "MPLC_STATE_FLOATS"
+        case .io: count = "MPLC_\(CSyntax.identifier(function.tableName).uppercased())_IO_FLOATS"
+        case .argument(let name):
+            let tensor = (function.bindings.argumentInputs + function.bindings.argumentOutputs).first { $0.name == name }!
+            count = "\(tensor.shape.count)"
+        case .scratch: count = "0"
+        }
+        return ["index": index, "argumentIndex": index + 2, "count": count, "name": parameter.name]
+    }
+    let arguments = (0..<files.count).map { "buffer\($0)" } + ["scratch"]
+    return [
+        "name": function.name,
+        "buffers": buffers,
+        "argc": files.count + 2,
+        "call": "\(function.name)(\(arguments.joined(separator: ", ")))",
+        "usage": ([function.name] + files.map { "\($0.name).f32" }).joined(separator: " "),
+    ]
+}

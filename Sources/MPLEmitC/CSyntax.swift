@@ -1,0 +1,73 @@
+// Small pieces of C text: literals, identifiers, comments. All output is a pure function of its input.
+
+import Foundation
+import MPLIR
+
+enum CSyntax {
+    /// A float literal that reads back as the same f32: the shortest round-trip digits of the Float, then `f`.
+    static func floatLiteral(_ x: Double) -> String {
+        let f = Float(x)
+        if f.isNaN { return "NAN" }
+        if f.isInfinite { return f < 0 ? "(-INFINITY)" : "INFINITY" }
+        var digits = "\(f)"  // Swift prints the shortest representation that round-trips
+        if !digits.contains(".") && !digits.contains("e") { digits += ".0" }
+        return digits + "f"
+    }
+
+    /// A double literal (symbol tables): shortest round-trip digits of the Double.
+    static func doubleLiteral(_ x: Double) -> String {
+        var digits = "\(x)"
+        if !digits.contains(".") && !digits.contains("e") && !digits.contains("n") { digits += ".0" }
+        return digits
+    }
+
+    /// A C string literal.
+    static func stringLiteral(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if scalar.value < 0x20 || scalar.value > 0x7e {
+                    for byte in String(scalar).utf8 { out += "\\" + String(byte, radix: 8).leftPadded(to: 3) }
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    /// Letters, digits and underscores only; never starts with a digit.
+    static func identifier(_ s: String) -> String {
+        var out = String(s.unicodeScalars.map { scalar -> Character in
+            let isASCIIAlphanumeric = scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))
+            return isASCIIAlphanumeric ? Character(scalar) : "_"
+        })
+        if out.isEmpty || out.first!.isNumber { out = "_" + out }
+        if reservedWords.contains(out) { out += "_" }
+        return out
+    }
+
+    static let reservedWords: [String] = [
+        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+        "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+        "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+        "state", "io", "scratch",
+    ]
+
+    /// A block comment whose text cannot close it early.
+    static func comment(_ lines: [String], indent: String = "") -> String {
+        let safe = lines.map { $0.replacingOccurrences(of: "*/", with: "* /") }
+        if safe.count == 1 { return "\(indent)/* \(safe[0]) */" }
+        return "\(indent)/* " + safe.joined(separator: "\n\(indent) * ") + " */"
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

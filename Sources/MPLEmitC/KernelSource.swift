@@ -1,0 +1,412 @@
+// One `static void` C function per kernel, and the entry point that calls them in order.
+// Naming in the generated code: tN is the buffer of IR value %N, vN its element inside a loop,
+// in_NAME the input called NAME; loops run i0, i1, ... over the dims, or one flat i.
+
+import MPLIR
+import MPLLower
+
+/// A pointer parameter of a kernel function: one per distinct memory location it touches.
+struct KernelParameter {
+    var name: String
+    var location: Location
+    var isWritten: Bool
+    /// Read and written: an update in place, element by element.
+    var isUpdatedInPlace: Bool
+}
+
+struct FunctionWriter {
+    let function: LoweredFunction
+    var graph: Graph { function.graph }
+    var plan: MemoryPlan { function.plan }
+
+    /// `mplc_step` → `step`: the prefix of its kernels' names.
+    var shortName: String {
+        let name = function.name.hasPrefix("mplc_") ? String(function.name.dropFirst(5)) : function.name
+        return CSyntax.identifier(name)
+    }
+
+    // MARK: Entry point
+
+    /// The C parameters of the entry point, in ABI order: state, io, argument inputs, argument results, scratch.
+    var entryParameters: [(name: String, type: String, arena: Arena)] {
+        let bindings = function.bindings
+        var parameters: [(name: String, type: String, arena: Arena)] = []
+        if bindings.usesState { parameters.append(("state", bindings.writesState ? "float *" : "const float *", .state)) }
+        if bindings.usesIO { parameters.append(("io", bindings.writesIO ? "float *" : "const float *", .io)) }
+        for input in bindings.argumentInputs {
+            parameters.append((argumentName(input.name), "const float *", .argument(input.name)))
+        }
+        for output in bindings.argumentOutputs {
+            parameters.append((argumentName(output.name), "float *", .argument(output.name)))
+        }
+        parameters.append(("scratch", "float *", .scratch))
+        return parameters
+    }
+
+    var signature: String {
+        "void \(function.name)(" + entryParameters.map { "\($0.type)\($0.name)" }.joined(separator: ", ") + ")"
+    }
+
+    func argumentName(_ tensor: String) -> String { CSyntax.identifier(tensor) }
+
+    /// `arena + offset` as the entry point spells it.
+    func pointer(_ location: Location) -> String {
+        let base: String
+        switch location.arena {
+        case .state: base = "state"
+        case .io: base = "io"
+        case .scratch: base = "scratch"
+        case .argument(let name): base = argumentName(name)
+        }
+        return location.offset == 0 ? base : "\(base) + \(location.offset)"
+    }
+
+    var entryDefinition: String {
+        var body: [String] = []
+        var touched: [Location] = []
+        for (index, kernel) in function.kernels.enumerated() {
+            let locations = parameters(of: kernel).map(\.location)
+            touched += locations
+            body.append("\(kernelName(index, kernel))(\(locations.map(pointer).joined(separator: ", ")));")
+        }
+        if !plan.stagingCopies.isEmpty {
+            body.append("/* Old state that results need, saved before any result overwrites state. */")
+        }
+        for copy in plan.stagingCopies {
+            touched += [copy.source, copy.destination]
+            body.append("memcpy(\(pointer(copy.destination)), \(pointer(copy.source)), \(copy.floats) * sizeof(float)); "
+                        + CSyntax.comment(["old value for result \"\(copy.resultName)\""]))
+        }
+        if !plan.finalCopies.isEmpty {
+            body.append("/* Results computed elsewhere (in scratch, or shared with another result), copied into place. */")
+        }
+        for copy in plan.finalCopies {
+            touched += [copy.source, copy.destination]
+            body.append("memcpy(\(pointer(copy.destination)), \(pointer(copy.source)), \(copy.floats) * sizeof(float)); "
+                        + CSyntax.comment(["result \"\(copy.resultName)\""]))
+        }
+        // Every parameter is part of the ABI, used or not.
+        let unused = entryParameters.filter { parameter in !touched.contains { $0.arena == parameter.arena } }
+        let lines = unused.map { "(void)\($0.name);" } + body
+        let comment = CSyntax.comment(["\(function.kernels.count) kernels; scratch high-water mark \(plan.scratchFloats) floats."])
+        return comment + "\n" + signature + " {\n" + lines.map { "    " + $0 }.joined(separator: "\n") + "\n}"
+    }
+
+    // MARK: Kernels
+
+    func kernelName(_ index: Int, _ kernel: Kernel) -> String {
+        var words: [String] = []
+        for value in kernel.equations {
+            switch graph.op(of: value) {
+            case .constant, .broadcast, .input, .reshape, .sliceRows, .stopGradient:
+                continue  // reads, not work
+            case .unary, .binary, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
+                .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
+                let word = String(graph.op(of: value).mnemonic.prefix { $0 != " " })
+                if !words.contains(word) { words.append(word) }
+            }
+        }
+        if words.isEmpty { words = [kernel.outputs.isEmpty ? "nothing" : "fill"] }
+        if words.count > 3 { words = Array(words.prefix(3)) + ["etc"] }
+        return "\(shortName)_k\(String(index).leftPadded(to: 3))_" + words.joined(separator: "_")
+    }
+
+    /// Outputs first, then inputs; one parameter per location (an in-place update reads and writes one pointer).
+    func parameters(of kernel: Kernel) -> [KernelParameter] {
+        var slots: [(location: Location, values: [Value], isWritten: Bool, isRead: Bool)] = []
+        func add(_ value: Value, written: Bool) {
+            guard let location = plan.location(of: value) else { preconditionFailure("\(value) has no memory") }
+            if let existing = slots.firstIndex(where: { $0.location == location }) {
+                slots[existing].values.append(value)
+                slots[existing].isWritten = slots[existing].isWritten || written
+                slots[existing].isRead = slots[existing].isRead || !written
+            } else {
+                slots.append((location, [value], written, !written))
+            }
+        }
+        for output in kernel.outputs { add(output, written: true) }
+        for read in kernel.reads { add(read, written: false) }
+        var usedNames: [String] = []
+        return slots.map { slot in
+            var name = parameterName(slot.values)
+            while usedNames.contains(name) { name += "_" }
+            usedNames.append(name)
+            return KernelParameter(name: name, location: slot.location, isWritten: slot.isWritten,
+                                   isUpdatedInPlace: slot.isWritten && slot.isRead)
+        }
+    }
+
+    /// `in_NAME` when the memory is (the start of) an input, else `tN` after the first value kept there.
+    private func parameterName(_ values: [Value]) -> String {
+        for value in values {
+            if let name = input(startingAt: value) { return "in_" + CSyntax.identifier(name) }
+        }
+        return "t\(values[0].id)"
+    }
+
+    /// The input whose memory `value` starts at: the input itself, or a reshape or leading slice of it.
+    private func input(startingAt value: Value) -> String? {
+        switch graph.op(of: value) {
+        case .input(let name): return name
+        case .reshape(let operand), .stopGradient(let operand): return input(startingAt: operand)
+        case .sliceRows(let operand, let start): return start == 0 ? input(startingAt: operand) : nil
+        case .constant, .unary, .binary, .broadcast, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool,
+            .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
+            return nil
+        }
+    }
+
+    func kernelDefinition(_ index: Int, _ kernel: Kernel) -> String {
+        let parameters = parameters(of: kernel)
+        let declarations = parameters.map { ($0.isWritten ? "float *restrict " : "const float *restrict ") + $0.name }
+        let header = "static void \(kernelName(index, kernel))(\(declarations.joined(separator: ", ")))"
+        let inPlace = parameters.filter(\.isUpdatedInPlace).map {
+            "\($0.name) is updated in place: each element is read before it is overwritten"
+        }
+        let comment = CSyntax.comment(kernel.equations.map { graph.text(of: $0) } + inPlace)
+        var body = KernelBodyWriter(graph: graph, plan: plan, parameters: parameters)
+        body.write(kernel)
+        return comment + "\n" + header + " {\n" + body.lines.joined(separator: "\n") + "\n}"
+    }
+}
+
+/// Writes the statements of one kernel function.
+private struct KernelBodyWriter {
+    let graph: Graph
+    let plan: MemoryPlan
+    let parameters: [KernelParameter]
+    var lines: [String] = []
+
+    init(graph: Graph, plan: MemoryPlan, parameters: [KernelParameter]) {
+        self.graph = graph
+        self.plan = plan
+        self.parameters = parameters
+    }
+
+    private mutating func line(_ depth: Int, _ text: String) {
+        lines.append(String(repeating: "    ", count: depth) + text)
+    }
+
+    /// The parameter holding `value`'s memory.
+    private func buffer(_ value: Value) -> String {
+        let location = plan.location(of: value)!
+        return parameters.first { $0.location == location }!.name
+    }
+
+    mutating func write(_ kernel: Kernel) {
+        switch kernel.body {
+        case .loop(let loop): writeLoop(loop.dims, loop.statements)
+        case .reduction(let reduction): writeReduction(reduction)
+        case .gemm(let gemm): writeGEMM(gemm)
+        case .window(let window): writeWindow(window)
+        case .padRows(let operand, let start, let output):
+            let rows = graph.shape(of: operand)[0]
+            let outRows = graph.shape(of: output)[0]
+            let rowFloats = outRows == 0 ? 0 : graph.shape(of: output).count / outRows
+            line(1, "mplc_pad_rows(\(buffer(output)), \(buffer(operand)), \(rows), \(outRows), \(start), \(rowFloats));")
+        case .oneHotArgmax(let operand, let output):
+            let (rows, classes) = rowsAndClasses(output)
+            line(1, "mplc_one_hot_argmax(\(buffer(output)), \(buffer(operand)), \(rows), \(classes));")
+        case .oneHotSample(let probabilities, let uniform, let output):
+            let (rows, classes) = rowsAndClasses(output)
+            line(1, "mplc_one_hot_sample(\(buffer(output)), \(buffer(probabilities)), \(buffer(uniform)), \(rows), \(classes));")
+        }
+    }
+
+    private func rowsAndClasses(_ value: Value) -> (Int, Int) {
+        let shape = graph.shape(of: value)
+        let classes = shape.rank == 0 ? 1 : shape[shape.rank - 1]
+        return (classes == 0 ? 0 : shape.count / classes, classes)
+    }
+
+    // MARK: Element-wise loops
+
+    /// One flat loop when every read is at the loop's own index (or a scalar); else nested loops over dims.
+    private mutating func writeLoop(_ dims: [Int], _ statements: [Statement]) {
+        let identity = Array(dims.indices)
+        let flat = statements.allSatisfy { statement in
+            statement.expression.loads.allSatisfy { $0.axes == identity || $0.axes.isEmpty }
+        }
+        let index = Indexing(dims: dims, flat: flat, graph: graph)
+        let depth = openLoops(index, dims: dims)
+        writeStatements(statements, index, depth: depth)
+        for statement in statements where statement.isStored {
+            line(depth, "\(buffer(statement.value))[\(index.output)] = v\(statement.value.id);")
+        }
+        closeLoops(from: depth)
+    }
+
+    /// Opens the loops and returns the depth of the body.
+    private mutating func openLoops(_ index: Indexing, dims: [Int], only range: Range<Int>? = nil, depth: Int = 1) -> Int {
+        if index.flat {
+            line(depth, "for (size_t i = 0; i < \(dims.reduce(1, *)); i++) {")
+            return depth + 1
+        }
+        var depth = depth
+        for d in range ?? dims.indices {
+            line(depth, "for (size_t i\(d) = 0; i\(d) < \(dims[d]); i\(d)++) {")
+            depth += 1
+        }
+        return depth
+    }
+
+    private mutating func closeLoops(from depth: Int, to outer: Int = 1) {
+        for d in stride(from: depth - 1, through: outer, by: -1) { line(d, "}") }
+    }
+
+    /// Each statement as `const float vN = ...;`. All loads of an iteration come before its stores, which is
+    /// what makes an in-place update (read θ[i], write θ'[i]) correct.
+    private mutating func writeStatements(_ statements: [Statement], _ index: Indexing, depth: Int) {
+        for statement in statements {
+            line(depth, "const float v\(statement.value.id) = \(expression(statement.expression, index));")
+        }
+    }
+
+    private func expression(_ e: ScalarExpr, _ index: Indexing) -> String {
+        switch e {
+        case .load(let value, let axes): return "\(buffer(value))[\(index.read(value, axes: axes))]"
+        case .local(let value): return "v\(value.id)"
+        case .constant(let c):
+            let literal = CSyntax.floatLiteral(c)
+            return literal.hasPrefix("-") ? "(\(literal))" : literal
+        case .unary(let op, let a): return unary(op, operand(a, index))
+        case .binary(let op, let a, let b): return binary(op, operand(a, index), operand(b, index))
+        }
+    }
+
+    /// An operand in parentheses unless it is a load, a local or a literal.
+    private func operand(_ e: ScalarExpr, _ index: Indexing) -> String {
+        switch e {
+        case .load, .local, .constant: return expression(e, index)
+        case .unary, .binary: return "(" + expression(e, index) + ")"
+        }
+    }
+
+    /// Operands are atoms (every fused value is its own statement); ternaries instead of fmaxf keep the loops
+    /// vectorisable without -ffast-math.
+    private func unary(_ op: UnaryOp, _ x: String) -> String {
+        switch op {
+        case .neg: return "-\(x)"
+        case .exp: return "expf(\(x))"
+        case .log: return "logf(\(x))"
+        case .tanh: return "tanhf(\(x))"
+        case .sigmoid: return "1.0f / (1.0f + expf(-\(x)))"
+        case .relu: return "\(x) > 0.0f ? \(x) : 0.0f"
+        case .step: return "\(x) > 0.0f ? 1.0f : 0.0f"
+        }
+    }
+
+    private func binary(_ op: BinaryOp, _ x: String, _ y: String) -> String {
+        switch op {
+        case .add: return "\(x) + \(y)"
+        case .sub: return "\(x) - \(y)"
+        case .mul: return "\(x) * \(y)"
+        case .div: return "\(x) / \(y)"
+        case .max: return "\(x) >= \(y) ? \(x) : \(y)"
+        case .greaterEqual: return "\(x) >= \(y) ? 1.0f : 0.0f"
+        }
+    }
+
+    // MARK: Reductions
+
+    /// Reducing trailing axes (a row sum, a total): a double accumulator per output element. Otherwise (a
+    /// column sum such as a bias gradient): zero the output and accumulate into it, vectorised along the rows.
+    private mutating func writeReduction(_ r: Reduction) {
+        let out = buffer(r.output)
+        let isSuffix = r.reducedAxes == Array((r.dims.count - r.reducedAxes.count)..<r.dims.count)
+        let index = Indexing(dims: r.dims, flat: false, graph: graph)
+        let outputIndex = index.reducedOutput(keeping: r.dims.indices.filter { !r.reducedAxes.contains($0) })
+        let combine: (String, String) -> String = { accumulator, x in
+            switch r.kind {
+            case .sum: return "\(accumulator) += \(x);"
+            case .max: return "\(accumulator) = \(x) > \(accumulator) ? \(x) : \(accumulator);"
+            }
+        }
+        if isSuffix {
+            let kept = r.dims.count - r.reducedAxes.count
+            let outer = openLoops(index, dims: r.dims, only: 0..<kept)
+            line(outer, r.kind == .sum ? "double sum = 0.0;" : "float best = -INFINITY;")
+            let inner = openLoops(index, dims: r.dims, only: kept..<r.dims.count, depth: outer)
+            writeStatements(r.statements, index, depth: inner)
+            line(inner, combine(r.kind == .sum ? "sum" : "best", expression(r.input, index)))
+            closeLoops(from: inner, to: outer)
+            line(outer, "\(out)[\(outputIndex)] = \(r.kind == .sum ? "(float)sum" : "best");")
+            closeLoops(from: outer)
+        } else {
+            let initial = r.kind == .sum ? "0.0f" : "-INFINITY"
+            line(1, "for (size_t o = 0; o < \(graph.shape(of: r.output).count); o++) \(out)[o] = \(initial);")
+            let depth = openLoops(index, dims: r.dims)
+            writeStatements(r.statements, index, depth: depth)
+            line(depth, combine("\(out)[\(outputIndex)]", expression(r.input, index)))
+            closeLoops(from: depth)
+        }
+    }
+
+    // MARK: GEMM
+
+    private mutating func writeGEMM(_ g: GEMM) {
+        let lda = graph.shape(of: g.a)[1]
+        let ldb = graph.shape(of: g.b)[1]
+        let flags = [g.transposeA, g.transposeB].map { $0 ? "CblasTrans" : "CblasNoTrans" }
+        line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), \(g.m), \(g.n), \(g.k), 1.0f, "
+             + "\(buffer(g.a)), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)), \(g.n));")
+        guard !g.epilogue.isEmpty else { return }
+        line(1, "/* epilogue, in place on the product */")
+        writeLoop([g.m, g.n], g.epilogue)
+    }
+
+    // MARK: Windows
+
+    private mutating func writeWindow(_ w: WindowKernel) {
+        let g = w.geometry
+        let geometry = "(mplc_window){\(g.batch), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
+        let helper: String
+        switch w.op {
+        case .im2col: helper = "mplc_im2col"
+        case .col2im: helper = "mplc_col2im"
+        case .maxPool: helper = "mplc_max_pool"
+        case .maxPoolSelect: helper = "mplc_max_pool_select"
+        case .maxPoolScatter: helper = "mplc_max_pool_scatter"
+        case .avgPool: helper = "mplc_avg_pool"
+        case .avgPoolTranspose: helper = "mplc_avg_pool_transpose"
+        }
+        let operands = ([w.output] + w.operands).map { buffer($0) }.joined(separator: ", ")
+        line(1, "\(helper)(\(operands), \(geometry));")
+    }
+}
+
+/// Index expressions of one loop nest: flat (`i`) or per dimension (`i0 * 256 + i1`), affine either way.
+private struct Indexing {
+    let dims: [Int]
+    let flat: Bool
+    let graph: Graph
+
+    /// The element of the loop's own shape being computed.
+    var output: String { flat ? "i" : affine(Array(dims.indices), strides: rowMajorStrides(dims)) }
+
+    /// Element of `value` whose axis k is loop dimension axes[k].
+    func read(_ value: Value, axes: [Int]) -> String {
+        if axes.isEmpty { return "0" }
+        if flat { return "i" }
+        return affine(axes, strides: rowMajorStrides(graph.shape(of: value).dims))
+    }
+
+    /// Element of a reduction's output, whose axes are the loop dimensions `kept`.
+    func reducedOutput(keeping kept: [Int]) -> String {
+        kept.isEmpty ? "0" : affine(kept, strides: rowMajorStrides(kept.map { dims[$0] }))
+    }
+
+    private func affine(_ loopDims: [Int], strides: [Int]) -> String {
+        let terms = zip(loopDims, strides).compactMap { dim, stride -> String? in
+            if self.dims[dim] == 1 { return nil }  // the index is always 0
+            return stride == 1 ? "i\(dim)" : "i\(dim) * \(stride)"
+        }
+        return terms.isEmpty ? "0" : terms.joined(separator: " + ")
+    }
+}
+
+func rowMajorStrides(_ dims: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: dims.count)
+    for axis in stride(from: dims.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * dims[axis + 1] }
+    return strides
+}

@@ -1,1 +1,0 @@
-// MPLEmitC: under construction

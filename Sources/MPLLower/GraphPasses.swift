@@ -1,0 +1,180 @@
+// The graph passes: graph in, graph out, every one rebuilding the graph through `Graph.append`, which
+// re-infers and checks each shape, so a pass cannot silently produce an ill-typed equation.
+
+import Foundation
+import MPLIR
+
+/// Removes work that has no effect: identities (x·1, x+0, x−0, x/1, reshape or broadcast to the same
+/// shape, stopGradient, which only matters to autodiff), ops on constants (folded to one constant),
+/// and chains (reshape of reshape, broadcast of broadcast, slice of slice) collapsed to one op.
+/// x·0 folds to 0: this ignores IEEE inf·0 = NaN, which only an overflowing model would notice.
+@Sendable func simplify(_ graph: Graph) -> Graph {
+    var simplified = Graph()
+    var newValue: [Value] = []
+    for equation in graph.equations {
+        let op = equation.op.mapOperands { newValue[$0.id] }
+        newValue.append(simplified.appendSimplified(op, shape: equation.shape))
+    }
+    simplified.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
+    return simplified
+}
+
+/// Gives equal equations (same op on the same operands, same shape) one value.
+@Sendable func eliminateCommonSubexpressions(_ graph: Graph) -> Graph {
+    var deduplicated = Graph()
+    var newValue: [Value] = []
+    var firstValue: [Equation: Value] = [:]  // looked up, never iterated
+    for equation in graph.equations {
+        let key = Equation(op: equation.op.mapOperands { newValue[$0.id] }, shape: equation.shape)
+        // −0 == 0 for Double equality, but 1/−0 ≠ 1/0: keep negative zeros apart.
+        let isNegativeZero = { if case .constant(let c) = key.op { return c == 0 && c.sign == .minus }; return false }()
+        if let existing = firstValue[key], !isNegativeZero {
+            newValue.append(existing)
+        } else {
+            let value = deduplicated.append(key.op, shape: key.shape)
+            firstValue[key] = value
+            newValue.append(value)
+        }
+    }
+    deduplicated.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
+    return deduplicated
+}
+
+/// Keeps only the equations the results depend on, in their original order.
+@Sendable func eliminateDeadCode(_ graph: Graph) -> Graph {
+    var isLive = [Bool](repeating: false, count: graph.equations.count)
+    for result in graph.results { isLive[result.value.id] = true }
+    for id in graph.equations.indices.reversed() where isLive[id] {
+        for operand in graph.equations[id].op.operands { isLive[operand.id] = true }
+    }
+    var live = Graph()
+    var newValue = [Value](repeating: Value(-1), count: graph.equations.count)
+    for (id, equation) in graph.equations.enumerated() where isLive[id] {
+        newValue[id] = live.append(equation.op.mapOperands { newValue[$0.id] }, shape: equation.shape)
+    }
+    live.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
+    return live
+}
+
+extension Op {
+    /// The same op with every operand replaced by `transform(operand)`.
+    func mapOperands(_ transform: (Value) -> Value) -> Op {
+        switch self {
+        case .input, .constant: return self
+        case .unary(let u, let a): return .unary(u, transform(a))
+        case .binary(let b, let x, let y): return .binary(b, transform(x), transform(y))
+        case .broadcast(let a, let axes): return .broadcast(transform(a), axes: axes)
+        case .reduceSum(let a, let axes): return .reduceSum(transform(a), axes: axes)
+        case .reduceMax(let a, let axes): return .reduceMax(transform(a), axes: axes)
+        case .reshape(let a): return .reshape(transform(a))
+        case .matmul(let a, let b, let ta, let tb): return .matmul(transform(a), transform(b), transposeA: ta, transposeB: tb)
+        case .im2col(let a, let g): return .im2col(transform(a), g)
+        case .col2im(let a, let g): return .col2im(transform(a), g)
+        case .maxPool(let a, let g): return .maxPool(transform(a), g)
+        case .maxPoolSelect(let s, let t, let g): return .maxPoolSelect(source: transform(s), tangent: transform(t), g)
+        case .maxPoolScatter(let s, let c, let g): return .maxPoolScatter(source: transform(s), cotangent: transform(c), g)
+        case .avgPool(let a, let g): return .avgPool(transform(a), g)
+        case .avgPoolTranspose(let a, let g): return .avgPoolTranspose(transform(a), g)
+        case .sliceRows(let a, let start): return .sliceRows(transform(a), start: start)
+        case .padRows(let a, let start): return .padRows(transform(a), start: start)
+        case .oneHotArgmax(let a): return .oneHotArgmax(transform(a))
+        case .oneHotSample(let p, let u): return .oneHotSample(probabilities: transform(p), uniform: transform(u))
+        case .stopGradient(let a): return .stopGradient(transform(a))
+        }
+    }
+}
+
+extension Graph {
+    func constantValue(_ value: Value) -> Double? {
+        if case .constant(let c) = op(of: value) { return c }
+        return nil
+    }
+
+    /// Appends `op` (whose operands are already in this graph) or returns a simpler equivalent value.
+    mutating func appendSimplified(_ op: Op, shape: Shape) -> Value {
+        func constant(_ c: Double) -> Value { append(.constant(c), shape: shape) }
+        func isConstant(_ v: Value, _ c: Double) -> Bool { constantValue(v) == c }
+        switch op {
+        case .input, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose,
+            .oneHotArgmax, .oneHotSample:
+            break
+        case .constant:
+            break
+        case .stopGradient(let a):
+            return a
+        case .unary(let u, let a):
+            if let c = constantValue(a) { return constant(fold(u, c)) }
+            if u == .neg, case .unary(.neg, let inner) = self.op(of: a) { return inner }
+        case .binary(let b, let x, let y):
+            if let cx = constantValue(x), let cy = constantValue(y) { return constant(fold(b, cx, cy)) }
+            switch b {
+            case .add:
+                if isConstant(y, 0) { return x }
+                if isConstant(x, 0) { return y }
+            case .sub:
+                if isConstant(y, 0) { return x }
+                if isConstant(x, 0) { return append(.unary(.neg, y)) }
+            case .mul:
+                if isConstant(y, 1) { return x }
+                if isConstant(x, 1) { return y }
+                if isConstant(x, 0) || isConstant(y, 0) { return constant(0) }
+            case .div:
+                if isConstant(y, 1) { return x }
+            case .max, .greaterEqual:
+                break
+            }
+        case .broadcast(let a, let axes):
+            if let c = constantValue(a) { return constant(c) }
+            if self.shape(of: a) == shape { return a }
+            if case .broadcast(let inner, let innerAxes) = self.op(of: a) {
+                return append(.broadcast(inner, axes: innerAxes.map { axes[$0] }), shape: shape)
+            }
+        case .reduceSum(let a, let axes):
+            if axes.isEmpty { return a }
+            if let c = constantValue(a) { return constant(c * Double(self.shape(of: a).count / max(shape.count, 1))) }
+        case .reduceMax(let a, let axes):
+            if axes.isEmpty { return a }
+            if let c = constantValue(a) { return constant(c) }
+        case .reshape(let a):
+            if self.shape(of: a) == shape { return a }
+            if let c = constantValue(a) { return constant(c) }
+            if case .reshape(let inner) = self.op(of: a) { return appendSimplified(.reshape(inner), shape: shape) }
+        case .matmul(let a, let b, _, _):
+            if isConstant(a, 0) || isConstant(b, 0) { return constant(0) }
+        case .sliceRows(let a, let start):
+            if self.shape(of: a) == shape { return a }
+            if let c = constantValue(a) { return constant(c) }
+            if case .sliceRows(let inner, let innerStart) = self.op(of: a) {
+                return append(.sliceRows(inner, start: innerStart + start), shape: shape)
+            }
+        case .padRows(let a, _):
+            if self.shape(of: a) == shape { return a }
+            if isConstant(a, 0) { return constant(0) }
+        }
+        return append(op, shape: shape)
+    }
+}
+
+/// The reference interpreter's meaning of each op on numbers (MPLIR keeps its own copy private).
+func fold(_ u: UnaryOp, _ x: Double) -> Double {
+    switch u {
+    case .neg: return -x
+    case .exp: return exp(x)
+    case .log: return log(x)
+    case .tanh: return tanh(x)
+    case .sigmoid: return 1 / (1 + exp(-x))
+    case .relu: return max(x, 0)
+    case .step: return x > 0 ? 1 : 0
+    }
+}
+
+func fold(_ b: BinaryOp, _ x: Double, _ y: Double) -> Double {
+    switch b {
+    case .add: return x + y
+    case .sub: return x - y
+    case .mul: return x * y
+    case .div: return x / y
+    case .max: return max(x, y)
+    case .greaterEqual: return x >= y ? 1 : 0
+    }
+}

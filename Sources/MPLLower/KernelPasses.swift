@@ -1,0 +1,111 @@
+// Kernel-to-kernel passes: fold a matmul's element-wise consumer into its kernel, and run adjacent
+// element-wise loops over the same shape as one loop.
+
+import MPLIR
+
+/// The value whose memory `value` occupies: itself, or the operand a view (reshape, slice) looks into.
+func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) {
+    switch graph.op(of: value) {
+    case .reshape(let operand), .stopGradient(let operand):
+        return memoryRoot(of: operand, in: graph)
+    case .sliceRows(let operand, let start):
+        let shape = graph.shape(of: value)
+        let rowFloats = shape.rank == 0 || shape[0] == 0 ? 0 : shape.count / shape[0]
+        let (root, offset) = memoryRoot(of: operand, in: graph)
+        return (root, offset + start * rowFloats)
+    case .input, .constant, .unary, .binary, .broadcast, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool,
+        .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
+        return (value, 0)
+    }
+}
+
+/// fold-gemm-epilogues: when a matmul's only consumer is element-wise over the same [m, n] (bias add,
+/// activation, dropout mask...), that consumer's loop runs right after sgemm in the same kernel, in place
+/// on the product, instead of writing the product and reading it back in a second kernel. (The other
+/// design, pre-filling C with the bias and calling sgemm with beta = 1, only covers the bias.)
+/// Not done when the consumer updates a state tensor: that loop can then overwrite the tensor in place,
+/// which it could not do after sgemm had already written there.
+@Sendable func foldGEMMEpilogues(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    guard options.foldGEMMEpilogues else { return function }
+    let graph = function.graph
+    var uses = [Int](repeating: 0, count: graph.equations.count)
+    for value in graph.values { for operand in graph.op(of: value).operands { uses[operand.id] += 1 } }
+    let results = graph.results.map(\.value)
+    let stateResults = graph.results.filter { function.bindings.resultStorage[$0.name] == .state }.map(\.value)
+
+    var kernels = function.kernels
+    var index = 0
+    while index < kernels.count {
+        guard case .gemm(let gemm) = kernels[index].body, gemm.epilogue.isEmpty,
+              uses[gemm.product.id] == 1, !results.contains(gemm.product),
+              let consumerIndex = kernels.indices.first(where: { $0 != index && kernels[$0].reads.contains(gemm.product) }),
+              case .loop(let loop) = kernels[consumerIndex].body,
+              loop.dims == graph.shape(of: gemm.product).dims,
+              kernels[consumerIndex].readsOnlyPointwise(gemm.product),
+              let stored = loop.statements.last, loop.statements.filter(\.isStored).count == 1, stored.isStored,
+              !stateResults.contains(stored.value)
+        else {
+            index += 1
+            continue
+        }
+        var folded = gemm
+        folded.epilogue = loop.statements
+        folded.output = stored.value
+        // The fused kernel runs where the consumer ran: all of the consumer's other operands exist by then.
+        kernels[consumerIndex] = Kernel(body: .gemm(folded), equations: (kernels[index].equations + kernels[consumerIndex].equations).sorted())
+        kernels.remove(at: index)
+    }
+    var next = function
+    next.kernels = kernels
+    return next
+}
+
+/// merge-sibling-loops: adjacent loops over the same dims become one loop when the later one reads the
+/// earlier one's outputs only at the element being computed (then as a scalar, not from memory). An
+/// optimiser update g' = g + wd·θ; v' = μv + g'; θ' = θ − lr·(g' + μv') becomes one pass over θ, v and g.
+/// Afterwards a value is still stored only if something outside its loop (or a result) needs it.
+@Sendable func mergeSiblingLoops(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    guard options.mergeSiblingLoops else { return function }
+    let graph = function.graph
+    var merged: [Kernel] = []
+    for kernel in function.kernels {
+        if let previous = merged.last, let combined = merge(previous, kernel, graph) {
+            merged[merged.count - 1] = combined
+        } else {
+            merged.append(kernel)
+        }
+    }
+
+    var neededInMemory = Set(graph.results.map { memoryRoot(of: $0.value, in: graph).root })
+    for kernel in merged { for read in kernel.reads { neededInMemory.insert(memoryRoot(of: read, in: graph).root) } }
+    for index in merged.indices {
+        guard case .loop(var loop) = merged[index].body else { continue }
+        for s in loop.statements.indices where loop.statements[s].isStored {
+            loop.statements[s].isStored = neededInMemory.contains(loop.statements[s].value)
+        }
+        merged[index].body = .loop(loop)
+    }
+    var next = function
+    next.kernels = merged
+    return next
+}
+
+private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel? {
+    guard case .loop(let a) = first.body, case .loop(let b) = second.body, a.dims == b.dims else { return nil }
+    let written = first.outputs
+    let identity = Array(a.dims.indices)
+    for statement in b.statements {
+        for load in statement.expression.loads where written.contains(memoryRoot(of: load.value, in: graph).root) {
+            // Another element of the first loop's output (or a view of it) is not computed yet in this iteration.
+            guard written.contains(load.value), load.axes == identity else { return nil }
+        }
+    }
+    let rewritten = b.statements.map { statement in
+        var s = statement
+        s.expression = s.expression.replacingLoads { value, _ in written.contains(value) ? .local(value) : nil }
+        return s
+    }
+    var equations = first.equations
+    for e in second.equations where !equations.contains(e) { equations.append(e) }
+    return Kernel(body: .loop(LoopNest(dims: a.dims, statements: a.statements + rewritten)), equations: equations.sorted())
+}

@@ -1,0 +1,150 @@
+// The kernel program: what each generated C function computes, in terms of IR values.
+// A kernel reads values from memory (inputs, views, other kernels' outputs) and writes its outputs;
+// values fused into a loop never touch memory and exist only as a scalar in the loop body.
+
+import MPLIR
+
+/// A scalar expression evaluated once per loop iteration.
+public indirect enum ScalarExpr: Hashable, Sendable {
+    /// Element of a value in memory. Axis k of the value is loop dimension `axes[k]`, so a broadcast read
+    /// is a plain affine index (no division in the loop); `axes == 0..<rank` is the loop's own index.
+    case load(Value, axes: [Int])
+    /// A value computed earlier in the same iteration.
+    case local(Value)
+    case constant(Double)
+    case unary(UnaryOp, ScalarExpr)
+    case binary(BinaryOp, ScalarExpr, ScalarExpr)
+
+    /// Every load in the expression, in evaluation order.
+    public var loads: [(value: Value, axes: [Int])] {
+        switch self {
+        case .load(let value, let axes): return [(value, axes)]
+        case .local, .constant: return []
+        case .unary(_, let a): return a.loads
+        case .binary(_, let a, let b): return a.loads + b.loads
+        }
+    }
+
+    /// The expression with `.load(v, axes)` replaced by `replacement(v, axes)` where that is not nil.
+    func replacingLoads(_ replacement: (Value, [Int]) -> ScalarExpr?) -> ScalarExpr {
+        switch self {
+        case .load(let value, let axes): return replacement(value, axes) ?? self
+        case .local, .constant: return self
+        case .unary(let u, let a): return .unary(u, a.replacingLoads(replacement))
+        case .binary(let b, let x, let y): return .binary(b, x.replacingLoads(replacement), y.replacingLoads(replacement))
+        }
+    }
+}
+
+/// `value = expression` inside a loop; stored to the value's buffer when something outside the loop needs it.
+public struct Statement: Hashable, Sendable {
+    public var value: Value
+    public var expression: ScalarExpr
+    public var isStored: Bool
+}
+
+/// A loop nest over `dims` (row-major, the last dimension innermost) running the statements in order.
+public struct LoopNest: Hashable, Sendable {
+    public var dims: [Int]
+    public var statements: [Statement]
+}
+
+public enum ReductionKind: Hashable, Sendable { case sum, max }
+
+/// output[kept axes] = Σ or max over `reducedAxes` of `input`, a loop over the operand's shape `dims`
+/// whose fused element-wise producers are `statements`.
+public struct Reduction: Hashable, Sendable {
+    public var kind: ReductionKind
+    public var dims: [Int]
+    public var reducedAxes: [Int]
+    public var statements: [Statement]
+    public var input: ScalarExpr
+    public var output: Value
+}
+
+/// One `cblas_sgemm`: product = op(a)·op(b), [m, k]·[k, n], row-major, transposes as BLAS flags.
+/// With an epilogue, sgemm writes into `output`'s buffer and the epilogue statements (which read the
+/// product as `.load(product, identity)`) then update it in place, e.g. `relu(product + bias)`.
+public struct GEMM: Hashable, Sendable {
+    public var a: Value
+    public var b: Value
+    public var transposeA: Bool
+    public var transposeB: Bool
+    public var m: Int
+    public var n: Int
+    public var k: Int
+    public var product: Value
+    public var epilogue: [Statement]
+    /// The product itself, or the epilogue's last statement.
+    public var output: Value
+}
+
+public enum WindowOp: String, Hashable, Sendable {
+    case im2col, col2im, maxPool, maxPoolSelect, maxPoolScatter, avgPool, avgPoolTranspose
+}
+
+/// A sliding-window op over NHWC data, run by a hand-written helper of the C runtime.
+public struct WindowKernel: Hashable, Sendable {
+    public var op: WindowOp
+    /// One operand, or (source, tangent/cotangent) for the max-pool derivatives.
+    public var operands: [Value]
+    public var geometry: WindowGeometry
+    public var output: Value
+}
+
+public enum KernelBody: Hashable, Sendable {
+    case loop(LoopNest)
+    case reduction(Reduction)
+    case gemm(GEMM)
+    case window(WindowKernel)
+    /// Zero rows, then copy `operand` to rows [start, start + its rows).
+    case padRows(operand: Value, start: Int, output: Value)
+    case oneHotArgmax(operand: Value, output: Value)
+    case oneHotSample(probabilities: Value, uniform: Value, output: Value)
+}
+
+public struct Kernel: Hashable, Sendable {
+    public var body: KernelBody
+    /// The IR equations this kernel computes, ascending (the generated function's comment).
+    public var equations: [Value]
+
+    /// Values this kernel writes to memory.
+    public var outputs: [Value] {
+        switch body {
+        case .loop(let loop): return loop.statements.filter(\.isStored).map(\.value)
+        case .reduction(let r): return [r.output]
+        case .gemm(let g): return [g.output]
+        case .window(let w): return [w.output]
+        case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output): return [output]
+        }
+    }
+
+    /// Values this kernel reads from memory, each once, in order of first use.
+    public var reads: [Value] {
+        var seen: [Value] = []
+        for value in readsWithRepeats where !seen.contains(value) { seen.append(value) }
+        return seen
+    }
+
+    private var readsWithRepeats: [Value] {
+        func loads(_ statements: [Statement]) -> [Value] { statements.flatMap { $0.expression.loads.map(\.value) } }
+        switch body {
+        case .loop(let loop): return loads(loop.statements)
+        case .reduction(let r): return loads(r.statements) + r.input.loads.map(\.value)
+        case .gemm(let g): return [g.a, g.b] + loads(g.epilogue).filter { $0 != g.product }
+        case .window(let w): return w.operands
+        case .padRows(let operand, _, _), .oneHotArgmax(let operand, _): return [operand]
+        case .oneHotSample(let p, let u, _): return [p, u]
+        }
+    }
+
+    /// Whether every read of `value` is at the element the kernel is about to write, read before the write.
+    /// Only element-wise loops qualify: they load everything of an iteration before they store.
+    public func readsOnlyPointwise(_ value: Value) -> Bool {
+        guard case .loop(let loop) = body else { return false }
+        let identity = Array(loop.dims.indices)
+        return loop.statements.allSatisfy { statement in
+            statement.expression.loads.allSatisfy { $0.value != value || $0.axes == identity }
+        }
+    }
+}

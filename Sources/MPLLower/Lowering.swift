@@ -1,0 +1,121 @@
+// MPLLower: graph in, kernel program out. The pipeline below is the table of contents of this module;
+// each entry is a pure function from one `LoweredFunction` to the next, and every graph pass keeps the
+// graph well formed (`Graph.verify()` returns []), which `LoweringOptions.verifyAfterEachPass` checks.
+
+import MPLIR
+
+public struct LoweringOptions: Sendable {
+    /// Inline single-use element-wise producers into their consumer's loop (off: one loop per op).
+    public var fuseElementwise: Bool
+    /// Apply a matmul's only element-wise consumer (bias, activation) right after its sgemm call.
+    public var foldGEMMEpilogues: Bool
+    /// Run adjacent element-wise loops over the same shape as one loop.
+    public var mergeSiblingLoops: Bool
+    /// Let scratch buffers whose live ranges do not overlap share memory (off: one buffer per value).
+    public var reuseScratch: Bool
+    /// Trap with the verifier's problems if a graph pass breaks the graph (a compiler bug).
+    public var verifyAfterEachPass: Bool
+
+    public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
+                reuseScratch: Bool = true, verifyAfterEachPass: Bool = true) {
+        self.fuseElementwise = fuseElementwise
+        self.foldGEMMEpilogues = foldGEMMEpilogues
+        self.mergeSiblingLoops = mergeSiblingLoops
+        self.reuseScratch = reuseScratch
+        self.verifyAfterEachPass = verifyAfterEachPass
+    }
+}
+
+/// One named step of the lowering pipeline.
+public struct Pass: Sendable {
+    public let name: String
+    public let run: @Sendable (LoweredFunction, LoweringOptions) -> LoweredFunction
+    /// Whether the pass rewrites the graph (and so must leave it verifiable).
+    public let rewritesGraph: Bool
+
+    static func graph(_ name: String, _ rewrite: @escaping @Sendable (Graph) -> Graph) -> Pass {
+        Pass(name: name, run: { function, _ in
+            var next = function
+            next.graph = rewrite(function.graph)
+            return next
+        }, rewritesGraph: true)
+    }
+
+    static func kernels(_ name: String, _ run: @escaping @Sendable (LoweredFunction, LoweringOptions) -> LoweredFunction) -> Pass {
+        Pass(name: name, run: run, rewritesGraph: false)
+    }
+}
+
+public enum Lowering {
+    /// The whole lowering of one entry point, in order.
+    public static let pipeline: [Pass] = [
+        .graph("simplify", simplify),                                   // x*1, x+0, constant ops, reshape/broadcast chains
+        .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
+        .graph("eliminate-dead-code", eliminateDeadCode),               // keep what the results need
+        .kernels("form-kernels", formKernels),                          // fuse element-wise chains into loops
+        .kernels("fold-gemm-epilogues", foldGEMMEpilogues),             // bias + activation right after sgemm
+        .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
+        .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse
+    ]
+
+    /// Lowers every entry point of `program`; the scratch arena is shared (its size is the largest need).
+    public static func lower(_ program: Program, options: LoweringOptions = LoweringOptions()) -> KernelProgram {
+        let state = layOutState(program.state)
+        let functions = program.entryPoints.map { lower($0, state: state, options: options) }
+        return KernelProgram(modelName: program.modelName, regenerateCommand: program.regenerateCommand,
+                             state: state, entryPoints: functions, macros: program.macros)
+    }
+
+    /// Lowers one entry point; `afterEachPass` sees the function after every pass (tests verify the graph there).
+    public static func lower(_ entry: EntryPoint, state: ArenaLayout, options: LoweringOptions = LoweringOptions(),
+                             afterEachPass: (String, LoweredFunction) -> Void = { _, _ in }) -> LoweredFunction {
+        var function = LoweredFunction(entry: entry, state: state)
+        for pass in pipeline {
+            function = pass.run(function, options)
+            if pass.rewritesGraph && options.verifyAfterEachPass {
+                let problems = function.graph.verify()
+                precondition(problems.isEmpty, "pass \(pass.name) broke \(entry.name): \(problems.joined(separator: "; "))")
+            }
+            afterEachPass(pass.name, function)
+        }
+        return function
+    }
+}
+
+/// The lowered program: what the C emitter needs, and nothing it has to recompute.
+public struct KernelProgram: Sendable {
+    public var modelName: String
+    public var regenerateCommand: String
+    /// The state arena: `Program.state` in order, each tensor aligned to `arenaAlignment` floats.
+    public var state: ArenaLayout
+    public var entryPoints: [LoweredFunction]
+    public var macros: [(name: String, value: String)]
+
+    /// The scratch arena is shared by every entry point, so it is as large as the largest plan.
+    public var scratchFloats: Int { entryPoints.map(\.plan.scratchFloats).max() ?? 0 }
+    /// Peak scratch memory of the plan, in bytes.
+    public var scratchBytes: Int { scratchFloats * MemoryLayout<Float>.size }
+    /// Every scratch buffer of every entry point given its own memory: what the plan saves against.
+    public var naiveScratchFloats: Int { entryPoints.map(\.plan.naiveScratchFloats).reduce(0, +) }
+    public var naiveScratchBytes: Int { naiveScratchFloats * MemoryLayout<Float>.size }
+}
+
+/// One entry point as it moves down the pipeline: the graph, where its inputs and results live,
+/// then its kernels in execution order, then its memory plan.
+public struct LoweredFunction: Sendable {
+    /// The C function's name, e.g. `mplc_step`.
+    public var name: String
+    public var tableName: String
+    /// The optimised graph; kernels and the plan refer to its values.
+    public var graph: Graph
+    public var bindings: Bindings
+    public var kernels: [Kernel] = []
+    public var plan = MemoryPlan()
+
+    init(entry: EntryPoint, state: ArenaLayout) {
+        name = entry.name
+        tableName = entry.tableName
+        graph = entry.graph
+        bindings = Bindings(entry: entry, state: state)
+    }
+}

@@ -1,1 +1,0 @@
-// MPLLower: under construction

@@ -1,0 +1,203 @@
+/*
+ * mplc runtime: the hand-written helpers of the generated code, pasted into every model.c so that the
+ * generated library is two self-contained files. Everything is `static inline`: unused helpers cost
+ * nothing and raise no warnings. Tensors are row-major float arrays; images are NHWC.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* ---- GEMM: OpenBLAS, or with -DMPLC_NAIVE_GEMM a plain triple loop to compare it against ---- */
+#ifdef MPLC_NAIVE_GEMM
+enum CBLAS_ORDER { CblasRowMajor = 101, CblasColMajor = 102 };
+enum CBLAS_TRANSPOSE { CblasNoTrans = 111, CblasTrans = 112 };
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major only; C is not read when beta is 0 (like BLAS). */
+static inline void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b,
+                                    int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                                    float beta, float *c, int ldc) {
+    (void)order;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (int p = 0; p < k; p++) {
+                const float a_ip = trans_a == CblasTrans ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                const float b_pj = trans_b == CblasTrans ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                sum += a_ip * b_pj;
+            }
+            float *c_ij = &c[(size_t)i * ldc + j];
+            *c_ij = beta == 0.0f ? alpha * sum : alpha * sum + beta * *c_ij;
+        }
+    }
+}
+#define cblas_sgemm mplc_naive_sgemm
+#else
+#include <cblas.h>
+#endif
+
+/* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
+typedef struct {
+    int batch, height, width, channels;
+    int kernel, stride, padding;
+} mplc_window;
+
+static inline int mplc_out_height(mplc_window g) { return (g.height + 2 * g.padding - g.kernel) / g.stride + 1; }
+static inline int mplc_out_width(mplc_window g) { return (g.width + 2 * g.padding - g.kernel) / g.stride + 1; }
+
+/* Index into the NHWC input of pixel (y, x), or -1 when (y, x) falls on the padding. */
+static inline ptrdiff_t mplc_pixel(mplc_window g, int n, int y, int x) {
+    if (y < 0 || y >= g.height || x < 0 || x >= g.width) return -1;
+    return ((ptrdiff_t)(n * g.height + y) * g.width + x) * g.channels;
+}
+
+/* Input index of the first maximum of channel c in the window of output pixel (n, oy, ox); -1 if none. */
+static inline ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, int n, int oy, int ox, int c) {
+    ptrdiff_t best = -1;
+    for (int ky = 0; ky < g.kernel; ky++) {
+        for (int kx = 0; kx < g.kernel; kx++) {
+            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+            if (pixel < 0) continue;
+            if (best < 0 || source[pixel + c] > source[best]) best = pixel + c;
+        }
+    }
+    return best;
+}
+
+/* columns[N*OH*OW, k*k*C]: row = output pixel, column = (ky, kx, c); padding reads as 0. */
+static inline void mplc_im2col(float *restrict columns, const float *restrict image, mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
+    float *row = columns;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ky = 0; ky < g.kernel; ky++)
+                    for (int kx = 0; kx < g.kernel; kx++, row += c) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) memset(row, 0, (size_t)c * sizeof(float));
+                        else memcpy(row, image + pixel, (size_t)c * sizeof(float));
+                    }
+}
+
+/* The transpose of im2col: every column entry is added back into the pixel it was read from. */
+static inline void mplc_col2im(float *restrict image, const float *restrict columns, mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
+    memset(image, 0, (size_t)g.batch * g.height * g.width * c * sizeof(float));
+    const float *row = columns;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ky = 0; ky < g.kernel; ky++)
+                    for (int kx = 0; kx < g.kernel; kx++, row += c) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) continue;
+                        for (int ch = 0; ch < c; ch++) image[pixel + ch] += row[ch];
+                    }
+}
+
+/* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */
+
+static inline void mplc_max_pool(float *restrict out, const float *restrict x, mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g);
+    float *o = out;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < g.channels; ch++) *o++ = x[mplc_window_argmax(x, g, n, oy, ox, ch)];
+}
+
+/* The tangent at the position of each window's maximum of `source`. */
+static inline void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
+                                        mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g);
+    float *o = out;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < g.channels; ch++) *o++ = tangent[mplc_window_argmax(source, g, n, oy, ox, ch)];
+}
+
+/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). */
+static inline void mplc_max_pool_scatter(float *restrict out, const float *restrict source,
+                                         const float *restrict cotangent, mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g);
+    memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
+    const float *o = cotangent;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < g.channels; ch++) out[mplc_window_argmax(source, g, n, oy, ox, ch)] += *o++;
+}
+
+/* Mean over the k*k window; padding counts as zeros. */
+static inline void mplc_avg_pool(float *restrict out, const float *restrict x, mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g);
+    const float scale = 1.0f / (float)(g.kernel * g.kernel);
+    float *o = out;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < g.channels; ch++) {
+                    float sum = 0.0f;
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel >= 0) sum += x[pixel + ch];
+                        }
+                    *o++ = sum * scale;
+                }
+}
+
+/* The transpose of avg_pool: each output's cotangent spread evenly over its window. */
+static inline void mplc_avg_pool_transpose(float *restrict out, const float *restrict cotangent, mplc_window g) {
+    const int oh = mplc_out_height(g), ow = mplc_out_width(g);
+    const float scale = 1.0f / (float)(g.kernel * g.kernel);
+    memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
+    const float *o = cotangent;
+    for (int n = 0; n < g.batch; n++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int ch = 0; ch < g.channels; ch++, o++)
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel >= 0) out[pixel + ch] += *o * scale;
+                        }
+}
+
+/* ---- rows ---- */
+
+/* out[out_rows, row] = 0 except rows [start, start + in_rows), which are `in`. */
+static inline void mplc_pad_rows(float *restrict out, const float *restrict in, size_t in_rows, size_t out_rows,
+                                 size_t start, size_t row) {
+    memset(out, 0, start * row * sizeof(float));
+    memcpy(out + start * row, in, in_rows * row * sizeof(float));
+    memset(out + (start + in_rows) * row, 0, (out_rows - start - in_rows) * row * sizeof(float));
+}
+
+/* One-hot of the first maximum of each row. */
+static inline void mplc_one_hot_argmax(float *restrict out, const float *restrict x, size_t rows, size_t classes) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * classes;
+        size_t best = 0;
+        for (size_t k = 1; k < classes; k++)
+            if (row[k] > row[best]) best = k;
+        for (size_t k = 0; k < classes; k++) out[r * classes + k] = k == best ? 1.0f : 0.0f;
+    }
+}
+
+/* One-hot of the smallest k with p[0] + ... + p[k] > u (the last class if none), per row. */
+static inline void mplc_one_hot_sample(float *restrict out, const float *restrict p, const float *restrict u,
+                                       size_t rows, size_t classes) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t pick = classes - 1;
+        double cumulative = 0.0;
+        for (size_t k = 0; k < classes; k++) {
+            cumulative += p[r * classes + k];
+            if (cumulative > u[r]) {
+                pick = k;
+                break;
+            }
+        }
+        for (size_t k = 0; k < classes; k++) out[r * classes + k] = k == pick ? 1.0f : 0.0f;
+    }
+}

@@ -1,0 +1,246 @@
+// Lower, emit, compile with -Werror, run through the harness and compare with the Double interpreter;
+// plus the structural properties of lowering (verifier after every pass, memory plan, determinism).
+
+import Foundation
+import MPLEmitC
+import MPLIR
+import MPLLower
+import Testing
+
+/// Every optimisation off: one kernel per op, no scratch reuse. The same numbers must come out.
+let unoptimised = LoweringOptions(fuseElementwise: false, foldGEMMEpilogues: false, mergeSiblingLoops: false,
+                                  reuseScratch: false)
+
+enum Build: String, CaseIterable, CustomTestStringConvertible {
+    case blas, naiveGEMM, unoptimised
+    var testDescription: String { rawValue }
+    var options: LoweringOptions { self == .unoptimised ? MPLCodegenTests.unoptimised : LoweringOptions() }
+}
+
+/// Builds `program` the given way, runs `body`, and removes the build directory.
+func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -> Void) throws {
+    let model = try BuiltModel(program, options: build.options, naiveGEMM: build == .naiveGEMM)
+    defer { model.remove() }
+    try body(model)
+}
+
+@Suite struct GeneratedCMatchesInterpreter {
+    @Test(arguments: Build.allCases)
+    func denseTrainingStepAndPredict(_ build: Build) throws {
+        let program = TestPrograms.dense
+        try withBuild(program, build) { model in
+            var (state, inputs) = randomArguments(program, entry: "mplc_step", seed: 1)
+            inputs["y"] = (0..<5).flatMap { row in (0..<4).map { Float($0 == row % 4 ? 1 : 0) } }
+            inputs["lr"] = [0.1]
+            let step = try checkAgainstInterpreter(model, program, entry: "mplc_step", state: state, inputs: inputs)
+            let predict = try checkAgainstInterpreter(model, program, entry: "mplc_predict", state: state, inputs: ["x": inputs["x"]!])
+            print("dense/\(build.rawValue): step \(step.summary); predict \(predict.summary)")
+        }
+    }
+
+    @Test(arguments: Build.allCases)
+    func convolutionPoolingAndTheirDerivatives(_ build: Build) throws {
+        let program = TestPrograms.convolution
+        try withBuild(program, build) { model in
+            let (state, inputs) = randomArguments(program, entry: "mplc_conv", seed: 2)
+            let stats = try checkAgainstInterpreter(model, program, entry: "mplc_conv", state: state, inputs: inputs)
+            print("conv/\(build.rawValue): \(stats.summary)")
+        }
+    }
+
+    @Test(arguments: Build.allCases)
+    func elementwiseReductionsRowsAndOneHot(_ build: Build) throws {
+        let program = TestPrograms.elementwise
+        try withBuild(program, build) { model in
+            var (state, inputs) = randomArguments(program, entry: "mplc_elementwise", seed: 3)
+            inputs["uniform"] = TestPrograms.safeUniform(inputs["a"]!, rows: 6, classes: 4, seed: 4)
+            let stats = try checkAgainstInterpreter(model, program, entry: "mplc_elementwise", state: state, inputs: inputs)
+            print("elementwise/\(build.rawValue): \(stats.summary)")
+        }
+    }
+
+    @Test(arguments: Build.allCases)
+    func stateResultsThatCannotBeWrittenInPlace(_ build: Build) throws {
+        let program = TestPrograms.stateHazards
+        try withBuild(program, build) { model in
+            let (state, inputs) = randomArguments(program, entry: "mplc_hazards", seed: 5)
+            let stats = try checkAgainstInterpreter(model, program, entry: "mplc_hazards", state: state, inputs: inputs)
+            print("hazards/\(build.rawValue): \(stats.summary)")
+        }
+    }
+}
+
+@Suite struct LoweringStructure {
+    @Test func verifierPassesAfterEveryGraphPass() {
+        for program in TestPrograms.all {
+            let state = Lowering.lower(program).state
+            for entry in program.entryPoints {
+                #expect(entry.graph.verify() == [])
+                var passes: [String] = []
+                _ = Lowering.lower(entry, state: state, options: LoweringOptions(verifyAfterEachPass: false)) { pass, function in
+                    passes.append(pass)
+                    #expect(function.graph.verify() == [], "\(entry.name) after \(pass)")
+                }
+                #expect(passes == Lowering.pipeline.map(\.name))
+            }
+        }
+    }
+
+    @Test func simplifierRemovesIdentitiesAndDuplicates() {
+        var g = Graph()
+        let x = g.input("x", Shape([4]))
+        let one = g.mul(x, g.constant(1, Shape([4])))
+        let zero = g.add(one, g.constant(0, Shape([4])))
+        let e1 = g.unary(.exp, zero)
+        let e2 = g.unary(.exp, x)
+        let chain = g.reshape(g.reshape(g.add(e1, e2), Shape([2, 2])), Shape([4, 1]))
+        _ = g.unary(.tanh, x)  // dead
+        g.results = [("y", g.append(.stopGradient(chain)))]
+        let entry = EntryPoint(name: "f", tableName: "f", graph: g, inputStorage: ["x": .io], resultStorage: ["y": .io])
+        let lowered = Lowering.lower(entry, state: ArenaLayout())
+        // x, exp x, add, one reshape: the identities, the duplicate exp, the reshape chain and the dead tanh are gone.
+        #expect(lowered.graph.text == """
+            %0 = input "x" : [4]
+            %1 = exp %0 : [4]
+            %2 = add %1, %1 : [4]
+            %3 = reshape %2 : [4,1]
+            result "y" = %3
+
+            """)
+    }
+
+    @Test func memoryPlanNeverOverlapsLiveBuffers() {
+        for program in TestPrograms.all {
+            for options in [LoweringOptions(), unoptimised] {
+                let lowered = Lowering.lower(program, options: options)
+                #expect(lowered.scratchFloats <= lowered.naiveScratchFloats)
+                #expect(lowered.state.tensors.allSatisfy { $0.offset % 16 == 0 })
+                for function in lowered.entryPoints {
+                    let buffers = function.plan.scratchBuffers
+                    #expect(buffers.allSatisfy { $0.offset % 16 == 0 && $0.floats % 16 == 0 && $0.firstKernel <= $0.lastKernel })
+                    #expect(buffers.allSatisfy { $0.offset + $0.floats <= function.plan.scratchFloats })
+                    for i in buffers.indices {
+                        for j in buffers.indices where j > i && buffers[i].overlapsInTime(buffers[j]) {
+                            #expect(!buffers[i].overlapsInMemory(buffers[j]),
+                                    "\(function.name): \(buffers[i].label) and \(buffers[j].label) overlap")
+                        }
+                    }
+                    #expect((function.bindings.ioInputs + function.bindings.ioOutputs).allSatisfy { $0.offset % 16 == 0 })
+                    // Every buffer is live from the kernel that writes it to the last kernel that reads it.
+                    for buffer in buffers {
+                        guard let value = buffer.value else { continue }
+                        let writer = function.kernels.firstIndex { $0.outputs.contains(value) }
+                        #expect(writer == buffer.firstKernel)
+                        for (index, kernel) in function.kernels.enumerated()
+                        where kernel.reads.contains(where: { readsMemory(of: value, $0, function.graph) }) {
+                            #expect(index <= buffer.lastKernel, "\(buffer.label) read by kernel \(index) after its range")
+                        }
+                    }
+                }
+                print("\(program.modelName) \(options.reuseScratch ? "planned" : "no reuse"): scratch "
+                      + "\(lowered.scratchBytes) bytes, naive sum \(lowered.naiveScratchBytes) bytes")
+            }
+        }
+    }
+
+    @Test func nesterovUpdateIsOneLoopWrittenInPlace() {
+        let function = Lowering.lower(TestPrograms.dense).entryPoints[0]
+        let stateNames = TestPrograms.dense.state.map(\.name)
+        #expect(function.plan.inPlaceStateResults == function.bindings.stateResults)
+        #expect(Set(function.plan.inPlaceStateResults) == Set(stateNames))
+        #expect(function.plan.finalCopies.isEmpty && function.plan.stagingCopies.isEmpty)
+        // θ' and v' of each parameter come out of a single loop that reads θ, v, g and lr.
+        for name in stateNames where !name.hasPrefix("momentum/") {
+            let theta = function.graph.results.first { $0.name == name }!.value
+            let velocity = function.graph.results.first { $0.name == "momentum/" + name.dropFirst(4) }!.value
+            let writers = function.kernels.filter { $0.outputs.contains(theta) || $0.outputs.contains(velocity) }
+            #expect(writers.count == 1 && writers[0].outputs.contains(theta) && writers[0].outputs.contains(velocity), "\(name)")
+        }
+        // Both matmul + bias (+ relu) layers of the forward pass are sgemm with an epilogue.
+        let epilogues = function.kernels.filter { if case .gemm(let g) = $0.body { return !g.epilogue.isEmpty }; return false }
+        #expect(epilogues.count >= 2)
+    }
+
+    @Test func hazardousStateResultsAreCopiedAndTheRestWrittenInPlace() {
+        let function = Lowering.lower(TestPrograms.stateHazards).entryPoints[0]
+        #expect(function.plan.inPlaceStateResults == ["f"])
+        #expect(function.plan.stagingCopies.map(\.resultName) == ["a", "b"])
+        #expect(function.plan.finalCopies.map(\.resultName) == ["a", "b", "c", "e", "passthrough", "tanh2"])
+        // A result that is a reshape of a kernel's output is written where it belongs, not copied.
+        #expect(Lowering.lower(TestPrograms.elementwise).entryPoints[0].plan.finalCopies.isEmpty)
+    }
+
+    @Test func everyOpIsCovered() {
+        var seen: [String] = []
+        for program in TestPrograms.all {
+            for entry in program.entryPoints {
+                for value in entry.graph.values {
+                    let word = String(entry.graph.op(of: value).mnemonic.prefix { $0 != " " })
+                    if !seen.contains(word) { seen.append(word) }
+                }
+            }
+        }
+        let unary = UnaryOp.allCases.map(\.rawValue)
+        let binary = BinaryOp.allCases.map(\.rawValue)
+        let structural = ["input", "constant", "broadcast", "reduce_sum", "reduce_max", "reshape", "matmul", "im2col", "col2im",
+                          "max_pool", "max_pool_select", "max_pool_scatter", "avg_pool", "avg_pool_transpose", "slice_rows",
+                          "pad_rows", "one_hot_argmax", "one_hot_sample", "stop_gradient"]
+        for op in unary + binary + structural { #expect(seen.contains(op), "no test program uses \(op)") }
+    }
+}
+
+/// Whether reading `read` touches the memory of `value` (it is the value or a view of it).
+func readsMemory(of value: Value, _ read: Value, _ graph: Graph) -> Bool {
+    var current = read
+    while true {
+        if current == value { return true }
+        switch graph.op(of: current) {
+        case .reshape(let operand), .stopGradient(let operand), .sliceRows(let operand, _): current = operand
+        default: return false
+        }
+    }
+}
+
+@Suite struct Emission {
+    @Test func emissionIsDeterministic() throws {
+        for program in TestPrograms.all {
+            let first = try CEmitter.emit(program)
+            let second = try CEmitter.emit(program)
+            #expect(first.map(\.fileName) == ["model.h", "model.c"])
+            #expect(first.map(\.contents) == second.map(\.contents))
+        }
+    }
+
+    @Test func headerFollowsTheABI() throws {
+        let files = try CEmitter.emit(TestPrograms.dense)
+        let header = files[0].contents
+        for line in [
+            "#define MPLC_STATE_FLOATS ", "#define MPLC_STEP_IO_FLOATS ", "#define MPLC_SCRATCH_FLOATS ",
+            "#define MPLC_NUM_STATE_TENSORS 8", "#define MPLC_NUM_STEP_INPUTS 3", "#define MPLC_NUM_STEP_OUTPUTS 2",
+            "#define MPLC_MODEL_NAME \"test_dense\"", "#define MPLC_TEACHER_LR 0.05",
+            "extern const mplc_tensor mplc_state_tensors[];", "extern const mplc_tensor mplc_step_inputs[];",
+            "extern const mplc_tensor mplc_step_outputs[];",
+            "void mplc_step(float *state, float *io, float *scratch);",
+            "void mplc_predict(const float *state, const float *x, float *logits, float *scratch);",
+            "swift test --filter MPLCodegenTests",
+        ] {
+            #expect(header.contains(line), "model.h lacks \(line)")
+        }
+        let source = files[1].contents
+        #expect(source.contains("{ \"net/dense0/weight\", 2, {6, 8, 0, 0}, 0, 48, 6, 1, 0.0 },"))
+        #expect(source.contains("cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,"))  // a transposed operand, not a transpose
+        #expect(!source.contains("malloc"))
+        #expect(!source.contains("/work/") && !source.contains(NSTemporaryDirectory()))
+    }
+
+    @Test func floatsPrintAsRoundTripLiterals() throws {
+        var g = Graph()
+        let x = g.input("x", Shape([3]))
+        g.results = [("y", g.add(g.mul(x, g.constant(0.1, Shape([3]))), g.constant(-1e-7, Shape([3]))))]
+        let program = Program(modelName: "m", regenerateCommand: "r", state: [],
+                              entryPoints: [EntryPoint(name: "mplc_f", tableName: "f", graph: g, inputStorage: ["x": .io],
+                                                       resultStorage: ["y": .io])], macros: [])
+        let source = try CEmitter.emit(program)[1].contents
+        #expect(source.contains("in_x[i] * 0.1f;") && source.contains(" + (-1e-07f);"))
+    }
+}
