@@ -4,8 +4,8 @@
 #include "model.h"
 #include "trainer.h"
 
-#define D MPLC_INPUT_SIZE
-#define K MPLC_CLASSES
+#define IMG_FLOATS MPLC_INPUT_SIZE
+#define NUM_CLASSES MPLC_CLASSES
 
 void order_init(Order *o, size_t n, uint64_t seed, int stream) {
     o->n = n;
@@ -39,10 +39,10 @@ uint32_t order_at(Order *o, uint64_t pos) {
     return o->perm[pos % o->n];
 }
 
-static const float *image(const DataSplit *s, size_t i) { return s->x + i * (size_t)D; }
+static const float *image(const DataSplit *s, size_t i) { return s->x + i * (size_t)IMG_FLOATS; }
 
 static void one_hot(float *row, int label) {
-    memset(row, 0, sizeof(float) * K);
+    memset(row, 0, sizeof(float) * NUM_CLASSES);
     row[label] = 1.0f;
 }
 
@@ -55,14 +55,14 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
     rng_init(&r, T->cfg.seed, RNG_AUGMENT, (uint64_t)t);
     for (int i = 0; i < BL; i++) {
         uint32_t k = T->labeled[order_at(&T->order_l, (uint64_t)t * BL + (uint64_t)i)];
-        aug_weak(&T->aug, image(tr, k), x + (size_t)i * D, &r);
-        one_hot(y + (size_t)i * K, tr->y[k]);
+        aug_weak(&T->aug, image(tr, k), x + (size_t)i * IMG_FLOATS, &r);
+        one_hot(y + (size_t)i * NUM_CLASSES, tr->y[k]);
     }
     /* The unlabeled set is the whole training set; its labels are never read here. */
     for (int j = 0; j < BU; j++) {
         uint32_t k = order_at(&T->order_u, (uint64_t)t * BU + (uint64_t)j);
-        aug_weak(&T->aug, image(tr, k), x + (size_t)(BL + j) * D, &r);
-        aug_strong(&T->aug, image(tr, k), x + (size_t)(BL + BU + j) * D, T->img, &r);
+        aug_weak(&T->aug, image(tr, k), x + (size_t)(BL + j) * IMG_FLOATS, &r);
+        aug_strong(&T->aug, image(tr, k), x + (size_t)(BL + BU + j) * IMG_FLOATS, T->img, &r);
     }
     if (T->in.uniform) {
         Rng ru;
@@ -88,8 +88,8 @@ void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dro
     rng_init(&r, T->cfg.seed, (uint64_t)aug_stream, (uint64_t)t);
     for (int i = 0; i < F; i++) {
         uint32_t k = T->labeled[order_at(o, (uint64_t)t * F + (uint64_t)i)];
-        aug_weak(&T->aug, image(tr, k), x + (size_t)i * D, &r);
-        one_hot(y + (size_t)i * K, tr->y[k]);
+        aug_weak(&T->aug, image(tr, k), x + (size_t)i * IMG_FLOATS, &r);
+        one_hot(y + (size_t)i * NUM_CLASSES, tr->y[k]);
     }
     Rng rd;
     rng_init(&rd, T->cfg.seed, (uint64_t)dropout_stream, (uint64_t)t);

@@ -4,7 +4,9 @@
  * (seed, position) with position = step x batch (see Order in trainer.h). So the metadata below is all
  * a resumed run needs besides the state tensors: the settings, the phase and step counter, the pending
  * metric sums and the length of metrics.jsonl at the checkpoint. */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
+#endif
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>

@@ -9,9 +9,9 @@
 #include "npy.h"
 #include "rng.h"
 
-#define H MPLC_INPUT_HEIGHT
-#define W MPLC_INPUT_WIDTH
-#define C MPLC_INPUT_CHANNELS
+#define IMG_H MPLC_INPUT_HEIGHT
+#define IMG_W MPLC_INPUT_WIDTH
+#define IMG_C MPLC_INPUT_CHANNELS
 
 static float normalise_byte(uint8_t p) { return (float)(((double)p / 255.0 - FMNIST_MEAN) / FMNIST_STD); }
 
@@ -39,9 +39,9 @@ static int load_idx_split(const char *dir, const char *images, const char *label
         return -1;
     IdxArray im, lb;
     if (idx_read(ipath, IDX_MAGIC_IMAGES, &im, e) != 0) return -1;
-    if (im.dims[1] != H || im.dims[2] != W || C != 1) {
+    if (im.dims[1] != IMG_H || im.dims[2] != IMG_W || IMG_C != 1) {
         err_set(e, "%s: images are %ux%u with 1 channel, model %s expects %dx%d with %d channel(s)", ipath, im.dims[1],
-                im.dims[2], MPLC_MODEL_NAME, H, W, C);
+                im.dims[2], MPLC_MODEL_NAME, IMG_H, IMG_W, IMG_C);
         idx_free(&im);
         return -1;
     }
@@ -69,8 +69,8 @@ done:
 /* ---- NPY ---- */
 
 static int image_shape_ok(const NpyArray *a) {
-    if (a->ndim == 4) return a->shape[1] == H && a->shape[2] == W && a->shape[3] == C;
-    if (a->ndim == 3) return C == 1 && a->shape[1] == H && a->shape[2] == W;
+    if (a->ndim == 4) return a->shape[1] == IMG_H && a->shape[2] == IMG_W && a->shape[3] == IMG_C;
+    if (a->ndim == 3) return IMG_C == 1 && a->shape[1] == IMG_H && a->shape[2] == IMG_W;
     if (a->ndim == 2) return a->shape[1] == (size_t)MPLC_INPUT_SIZE;
     return 0;
 }
@@ -92,7 +92,7 @@ static int load_npy_split(const char *dir, const char *xname, const char *yname,
     }
     if (xa.ndim < 2 || !image_shape_ok(&xa) || xa.shape[0] == 0) {
         err_set(e, "%s: shape %s does not fit model %s: expected (N, %d, %d, %d), (N, %d, %d) for 1 channel or (N, %d)",
-                xpath, shape, MPLC_MODEL_NAME, H, W, C, H, W, MPLC_INPUT_SIZE);
+                xpath, shape, MPLC_MODEL_NAME, IMG_H, IMG_W, IMG_C, IMG_H, IMG_W, MPLC_INPUT_SIZE);
         npy_free(&xa);
         return -1;
     }

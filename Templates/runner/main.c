@@ -1,7 +1,10 @@
 /* mplc-run: the command line. See docs/RUNNER.md. */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
+#endif
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,10 +37,15 @@ static void usage(FILE *fp) {
             (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME);
 }
 
-static void usage_error(const char *fmt, const char *a, const char *b) {
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "mplc-run: usage error: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n(run 'mplc-run --help' for usage)\n");
+    va_end(ap);
     exit(EXIT_USAGE);
 }
 
@@ -53,10 +61,10 @@ typedef struct {
 static int next_flag(Args *a) {
     if (a->i >= a->argc) return 0;
     const char *arg = a->argv[a->i++];
-    if (strncmp(arg, "--", 2) != 0) usage_error("unexpected argument '%s'%s", arg, "");
+    if (strncmp(arg, "--", 2) != 0) usage_error("unexpected argument '%s'", arg);
     const char *eq = strchr(arg, '=');
     size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
-    if (n >= sizeof a->name) usage_error("unknown flag '%s'%s", arg, "");
+    if (n >= sizeof a->name) usage_error("unknown flag '%s'", arg);
     memcpy(a->name, arg, n);
     a->name[n] = '\0';
     a->inline_value = eq ? eq + 1 : NULL;
@@ -68,20 +76,19 @@ static int is(const Args *a, const char *name) { return strcmp(a->flag, name) ==
 
 static const char *value(Args *a) {
     if (a->inline_value) return a->inline_value;
-    if (a->i >= a->argc) usage_error("%s needs a value%s", a->flag, "");
+    if (a->i >= a->argc) usage_error("%s needs a value", a->flag);
     return a->argv[a->i++];
 }
 
 static void no_value(const Args *a) {
-    if (a->inline_value) usage_error("%s takes no value%s", a->flag, "");
+    if (a->inline_value) usage_error("%s takes no value", a->flag);
 }
 
 static long long_value(Args *a, long lo) {
     const char *v = value(a);
     long out;
     if (parse_long(v, lo, LONG_MAX, &out) != 0)
-        usage_error(lo > 0 ? "%s needs a positive integer, got '%s'" : "%s needs a non-negative integer, got '%s'",
-                    a->flag, v);
+        usage_error("%s needs a %s integer, got '%s'", a->flag, lo > 0 ? "positive" : "non-negative", v);
     return out;
 }
 
@@ -129,14 +136,14 @@ static int train_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else {
-            usage_error("unknown flag '%s' for 'train'%s", a.flag, "");
+            usage_error("unknown flag '%s' for 'train'", a.flag);
         }
     }
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
     Err e;
     if (out) {
-        if (strlen(out) >= sizeof c.out_dir) usage_error("--out path too long%s%s", "", "");
+        if (strlen(out) >= sizeof c.out_dir) usage_error("--out path too long");
         snprintf(c.out_dir, sizeof c.out_dir, "%s", out);
     } else if (path_join(c.out_dir, sizeof c.out_dir, &e, "runs/%s-%s-seed%" PRIu64, MPLC_MODEL_NAME,
                          mode_name(c.mode), c.seed) != 0) {
@@ -161,10 +168,10 @@ static int replay_main(int argc, char **argv) {
         else if (is(&a, "--help") || is(&a, "-h")) {
             usage(stdout);
             return 0;
-        } else usage_error("unknown flag '%s' for 'replay'%s", a.flag, "");
+        } else usage_error("unknown flag '%s' for 'replay'", a.flag);
     }
     if (!ckpt || !batches || steps < 0 || !out || !losses)
-        usage_error("replay needs --checkpoint, --batches, --steps, --out and --losses%s%s", "", "");
+        usage_error("replay needs --checkpoint, --batches, --steps, --out and --losses");
     openblas_set_num_threads(threads);
     return replay_command(ckpt, batches, steps, out, losses);
 }
@@ -180,9 +187,9 @@ static int eval_main(int argc, char **argv) {
         else if (is(&a, "--help") || is(&a, "-h")) {
             usage(stdout);
             return 0;
-        } else usage_error("unknown flag '%s' for 'eval'%s", a.flag, "");
+        } else usage_error("unknown flag '%s' for 'eval'", a.flag);
     }
-    if (!ckpt) usage_error("eval needs --checkpoint%s%s", "", "");
+    if (!ckpt) usage_error("eval needs --checkpoint");
     openblas_set_num_threads(threads);
     return eval_command(ckpt, data);
 }
@@ -200,6 +207,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0) return replay_main(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
-    usage_error("unknown command '%s'%s (expected train, replay or eval)", cmd, "");
+    usage_error("unknown command '%s' (expected train, replay or eval)", cmd);
     return EXIT_USAGE;
 }

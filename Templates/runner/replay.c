@@ -1,6 +1,8 @@
 /* Replay mode: run mplc_step on batches prepared elsewhere (e.g. by the JAX reference), with no
  * shuffling, augmentation or schedules, and record every output. Layout in docs/RUNNER.md. */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,8 +14,8 @@
 #include "safetensors.h"
 #include "train.h"
 
-#define D MPLC_INPUT_SIZE
-#define K MPLC_CLASSES
+#define IMG_FLOATS MPLC_INPUT_SIZE
+#define NUM_CLASSES MPLC_CLASSES
 
 static void load_npy(const char *dir, const char *name, NpyArray *a) {
     char path[PATH_CAP];
@@ -37,25 +39,25 @@ static void read_x(const char *dir, float *x) {
     load_npy(dir, "x.npy", &a);
     int shape_ok = (a.ndim == 4 && a.shape[0] == rows && a.shape[1] == MPLC_INPUT_HEIGHT &&
                     a.shape[2] == MPLC_INPUT_WIDTH && a.shape[3] == MPLC_INPUT_CHANNELS) ||
-                   (a.ndim == 2 && a.shape[0] == rows && a.shape[1] == D);
+                   (a.ndim == 2 && a.shape[0] == rows && a.shape[1] == IMG_FLOATS);
     if (!shape_ok) {
         char shape[128];
         npy_shape_str(&a, shape, sizeof shape);
         die(EXIT_BAD_INPUT, "%s/x.npy: shape %s, expected (%zu, %d, %d, %d) for model %s", dir, shape, rows,
             MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, MPLC_MODEL_NAME);
     }
-    need_f32(dir, "x.npy", &a, rows * D);
-    memcpy(x, a.data, rows * D * sizeof(float));
+    need_f32(dir, "x.npy", &a, rows * IMG_FLOATS);
+    memcpy(x, a.data, rows * IMG_FLOATS * sizeof(float));
     npy_free(&a);
 }
 
-/* Labels: integers [B_l] (int32, int64 or uint8), or float32 one-hot rows [B_l, K] as the JAX reference
- * may write them. */
+/* Labels: integers [B_l] (int32, int64 or uint8), or float32 one-hot rows [B_l, K] as the JAX reference may
+ * write them. */
 static void read_y(const char *dir, float *y) {
     NpyArray a;
     load_npy(dir, "y.npy", &a);
-    if (a.type == NPY_F4 && a.ndim == 2 && a.shape[0] == MPLC_BATCH_LABELED && a.shape[1] == K) {
-        memcpy(y, a.data, sizeof(float) * MPLC_BATCH_LABELED * K);
+    if (a.type == NPY_F4 && a.ndim == 2 && a.shape[0] == MPLC_BATCH_LABELED && a.shape[1] == NUM_CLASSES) {
+        memcpy(y, a.data, sizeof(float) * MPLC_BATCH_LABELED * NUM_CLASSES);
         for (size_t i = 0; i < a.count; i++)
             if (!isfinite(y[i])) die(EXIT_BAD_INPUT, "%s/y.npy: element %zu is not finite", dir, i);
         npy_free(&a);
@@ -65,13 +67,14 @@ static void read_y(const char *dir, float *y) {
         char shape[128];
         npy_shape_str(&a, shape, sizeof shape);
         die(EXIT_BAD_INPUT, "%s/y.npy: expected %d integer labels, shape (%d,), or float32 one-hot rows (%d, %d); got %s %s",
-            dir, MPLC_BATCH_LABELED, MPLC_BATCH_LABELED, MPLC_BATCH_LABELED, K, npy_type_name(a.type), shape);
+            dir, MPLC_BATCH_LABELED, MPLC_BATCH_LABELED, MPLC_BATCH_LABELED, NUM_CLASSES, npy_type_name(a.type), shape);
     }
-    memset(y, 0, sizeof(float) * MPLC_BATCH_LABELED * K);
+    memset(y, 0, sizeof(float) * MPLC_BATCH_LABELED * NUM_CLASSES);
     for (int i = 0; i < MPLC_BATCH_LABELED; i++) {
         long long c = npy_int_at(&a, (size_t)i);
-        if (c < 0 || c >= K) die(EXIT_BAD_INPUT, "%s/y.npy: label %lld of row %d is outside [0, %d)", dir, c, i, K);
-        y[(size_t)i * K + (size_t)c] = 1.0f;
+        if (c < 0 || c >= NUM_CLASSES)
+            die(EXIT_BAD_INPUT, "%s/y.npy: label %lld of row %d is outside [0, %d)", dir, c, i, NUM_CLASSES);
+        y[(size_t)i * NUM_CLASSES + (size_t)c] = 1.0f;
     }
     npy_free(&a);
 }
@@ -167,7 +170,9 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
             if (!isfinite(v))
                 die(EXIT_NONFINITE, "replay step %ld (%s): output %s is %s; %s not written", i, dir, t->name,
                     isnan(v) ? "NaN" : "Inf", out);
-            fprintf(lf, ",\"%s\":", t->name);
+            fputc(',', lf);
+            json_write_string(lf, t->name);
+            fputc(':', lf);
             json_write_float(lf, v);
         }
         fputs("}\n", lf);

@@ -1,5 +1,7 @@
 /* What a run tells the user: the progress line on stderr, metrics.jsonl, summary.json, the result on stdout. */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
+#endif
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,7 +56,9 @@ void metrics_log(Trainer *T, const TensorTable *outs) {
     metrics_begin(T);
     fprintf(T->metrics, ",\"mean_over_steps\":%ld", T->rs.sum_n);
     for (int i = 0; i < outs->count; i++) {
-        fprintf(T->metrics, ",\"%s\":", outs->items[i].name);
+        fputc(',', T->metrics);
+        json_write_string(T->metrics, outs->items[i].name);
+        fputc(':', T->metrics);
         json_write_float(T->metrics, (float)(T->rs.sums[i] / (double)T->rs.sum_n));
     }
     if (T->rs.phase == PHASE_MAIN && T->cfg.mode != MODE_SUPERVISED) {

@@ -1,6 +1,8 @@
 /* The training loop: the main phase (MPL, UDA or the supervised baseline), then finetuning, with
  * evaluation, metrics, checkpoints and resume. */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,10 @@
 #include "schedule.h"
 #include "train.h"
 #include "trainer.h"
+
+/* The metric sums live in a fixed array (and in the checkpoint metadata). */
+_Static_assert(MPLC_NUM_STEP_OUTPUTS <= MAX_OUTPUTS && MPLC_NUM_SUPERVISED_OUTPUTS <= MAX_OUTPUTS,
+               "more step outputs than the runner's MAX_OUTPUTS");
 
 const char *mode_name(Mode m) { return m == MODE_MPL ? "mpl" : m == MODE_UDA ? "uda" : "supervised"; }
 

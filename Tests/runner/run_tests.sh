@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds mplc-run with the fake model (Tests/runner/fake_model) and runs the runner's tests:
 # unit tests (test_runner.c), then end-to-end tests of the binary. Exits non-zero on any failure.
-#   Tests/runner/run_tests.sh            (KEEP=1 keeps the work directory)
+#   Tests/runner/run_tests.sh   (KEEP=1 keeps the work directory; EXTRA_CFLAGS="-fsanitize=address,undefined" adds flags)
 # Needs: cc, OpenBLAS, zlib, and Fashion-MNIST in $MPLC_TEST_DATA (default /usr/share/datasets/fashion-mnist).
 set -u
 
@@ -12,7 +12,7 @@ FAKE="$HERE/fake_model"
 DATA=${MPLC_TEST_DATA:-/usr/share/datasets/fashion-mnist}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mplc-runner-tests.XXXXXX")
 if [ "${KEEP:-0}" = 1 ]; then echo "work directory: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
-CFLAGS="-std=c11 -O3 -Wall -Wextra -Werror"
+CFLAGS="-std=c11 -O3 -Wall -Wextra -Werror ${EXTRA_CFLAGS:-}"
 LIBS="-lopenblas -lz -lm"
 
 PASSED=0
