@@ -340,17 +340,26 @@ def random_state(spec: Spec, rng: np.random.Generator, momentum_scale: float = 0
     return state
 
 
-def random_batch(spec: Spec, rng: np.random.Generator,
-                 scalars: tuple = (0.05, 0.05, 1.0, 1.0)) -> dict[str, np.ndarray]:
-    """Random inputs of one step: images with per-row contrast (so that some teacher predictions pass the UDA
-    threshold), a strong view = weak view + noise, labels, scalars, uniform draws and dropout masks as needed."""
+def random_images(rng: np.random.Generator, n: int, shape: tuple, kind: str) -> np.ndarray:
+    """"normal": N(0, 1) scaled per row by U(0.5, 3) (varied confidence on small test nets);
+    "pixels": U(0, 1) values, like images scaled to [0, 1] (for full-size networks)."""
+    if kind == "pixels":
+        return rng.uniform(0.0, 1.0, (n,) + shape)
+    return rng.standard_normal((n,) + shape) * rng.uniform(0.5, 3.0, (n,) + (1,) * len(shape))
+
+
+def random_batch(spec: Spec, rng: np.random.Generator, scalars: tuple = (0.05, 0.05, 1.0, 1.0),
+                 images: str = "normal") -> dict[str, np.ndarray]:
+    """Random inputs of one step: images (see random_images), a strong view = weak view + noise, labels,
+    scalars, uniform draws and dropout masks as needed."""
     r = spec.recipe
     bl, bu = r.labeled_batch, r.unlabeled_batch
     shape = spec.input_shape if len(spec.input_shape) == 3 else (1, 1, spec.input_shape[0])
-    scale = lambda n: rng.uniform(0.5, 3.0, (n,) + (1,) * len(shape))
-    x_l = rng.standard_normal((bl,) + shape) * scale(bl)
-    x_uw = rng.standard_normal((bu,) + shape) * scale(bu)
+    x_l = random_images(rng, bl, shape, images)
+    x_uw = random_images(rng, bu, shape, images)
     x_us = x_uw + 0.3 * rng.standard_normal(x_uw.shape)
+    if images == "pixels":
+        x_us = np.clip(x_us, 0.0, 1.0)
     batch: dict[str, Any] = {
         "x": np.concatenate([x_l, x_uw, x_us]).astype(np.float32),
         "y": rng.integers(0, spec.classes, bl).astype(np.int64),
@@ -370,7 +379,8 @@ def _dropout_rate(spec: Spec, mask_name: str) -> float:
     return next(l.attr("rate") for l in spec.network(net) if l.name == layer_name)
 
 
-def make_example(outdir: str, spec_raw: dict, seed: int, steps: int = 1) -> None:
+def make_example(outdir: str, spec_raw: dict, seed: int, steps: int = 1,
+                 scalars: tuple = (0.05, 0.05, 1.0, 1.0), images: str = "normal") -> None:
     """OUTDIR/spec.json, OUTDIR/init.safetensors and OUTDIR/step_000000.. with random inputs."""
     spec = parse_spec(spec_raw)
     rng = np.random.default_rng(seed)
@@ -379,4 +389,4 @@ def make_example(outdir: str, spec_raw: dict, seed: int, steps: int = 1) -> None
         json.dump(spec_raw, f, indent=1)
     write_safetensors(os.path.join(outdir, "init.safetensors"), random_state(spec, rng))
     for s in range(steps):
-        save_batch(step_dir(outdir, s), random_batch(spec, rng))
+        save_batch(step_dir(outdir, s), random_batch(spec, rng, scalars, images))
