@@ -63,7 +63,9 @@ func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) 
 /// merge-sibling-loops: adjacent loops over the same dims become one loop when the later one reads the
 /// earlier one's outputs only at the element being computed (then as a scalar, not from memory). An
 /// optimiser update g' = g + wd·θ; v' = μv + g'; θ' = θ − lr·(g' + μv') becomes one pass over θ, v and g.
-/// Afterwards a value is still stored only if something outside its loop (or a result) needs it.
+/// A loop over [m, n] right after a GEMM epilogue joins the epilogue (z = xW + b kept for the backward
+/// pass, relu(z) computed in the same pass). Afterwards a value is still stored only if something outside
+/// its loop (or a result) needs it.
 @Sendable func mergeSiblingLoops(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     guard options.mergeSiblingLoops else { return function }
     let graph = function.graph
@@ -78,22 +80,42 @@ func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) 
 
     var neededInMemory = Set(graph.results.map { memoryRoot(of: $0.value, in: graph).root })
     for kernel in merged { for read in kernel.reads { neededInMemory.insert(memoryRoot(of: read, in: graph).root) } }
-    for index in merged.indices {
-        guard case .loop(var loop) = merged[index].body else { continue }
-        for s in loop.statements.indices where loop.statements[s].isStored {
-            loop.statements[s].isStored = neededInMemory.contains(loop.statements[s].value)
+    func keepNeeded(_ statements: [Statement], alwaysStored: Value? = nil) -> [Statement] {
+        statements.map { statement in
+            var s = statement
+            s.isStored = s.isStored && (neededInMemory.contains(s.value) || s.value == alwaysStored)
+            return s
         }
-        merged[index].body = .loop(loop)
+    }
+    for index in merged.indices {
+        switch merged[index].body {
+        case .loop(var loop):
+            loop.statements = keepNeeded(loop.statements)
+            merged[index].body = .loop(loop)
+        case .gemm(var gemm):
+            gemm.epilogue = keepNeeded(gemm.epilogue, alwaysStored: gemm.output)  // sgemm writes there
+            merged[index].body = .gemm(gemm)
+        case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
+            break
+        }
     }
     var next = function
     next.kernels = merged
     return next
 }
 
+/// `second` run inside `first`'s loop, if that is legal; nil otherwise.
 private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel? {
-    guard case .loop(let a) = first.body, case .loop(let b) = second.body, a.dims == b.dims else { return nil }
+    guard case .loop(let b) = second.body else { return nil }
+    let (dims, statements): ([Int], [Statement])
+    switch first.body {
+    case .loop(let a): (dims, statements) = (a.dims, a.statements)
+    case .gemm(let g) where !g.epilogue.isEmpty: (dims, statements) = ([g.m, g.n], g.epilogue)
+    case .gemm, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample: return nil
+    }
+    guard dims == b.dims else { return nil }
     let written = first.outputs
-    let identity = Array(a.dims.indices)
+    let identity = Array(dims.indices)
     for statement in b.statements {
         for load in statement.expression.loads where written.contains(memoryRoot(of: load.value, in: graph).root) {
             // Another element of the first loop's output (or a view of it) is not computed yet in this iteration.
@@ -107,5 +129,13 @@ private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel?
     }
     var equations = first.equations
     for e in second.equations where !equations.contains(e) { equations.append(e) }
-    return Kernel(body: .loop(LoopNest(dims: a.dims, statements: a.statements + rewritten)), equations: equations.sorted())
+    var body = first.body
+    switch first.body {
+    case .gemm(var g):
+        g.epilogue = statements + rewritten
+        body = .gemm(g)
+    case .loop, .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
+        body = .loop(LoopNest(dims: dims, statements: statements + rewritten))
+    }
+    return Kernel(body: body, equations: equations.sorted())
 }

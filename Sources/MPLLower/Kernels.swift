@@ -113,7 +113,9 @@ public struct Kernel: Hashable, Sendable {
         switch body {
         case .loop(let loop): return loop.statements.filter(\.isStored).map(\.value)
         case .reduction(let r): return [r.output]
-        case .gemm(let g): return [g.output]
+        case .gemm(let g):
+            // The product's buffer (output) always; other epilogue values when something else reads them.
+            return [g.output] + g.epilogue.filter { $0.isStored && $0.value != g.output }.map(\.value)
         case .window(let w): return [w.output]
         case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output): return [output]
         }
@@ -139,11 +141,23 @@ public struct Kernel: Hashable, Sendable {
     }
 
     /// Whether every read of `value` is at the element the kernel is about to write, read before the write.
-    /// Only element-wise loops qualify: they load everything of an iteration before they store.
+    /// Element-wise loops (and GEMM epilogues, which are such loops) load everything of an iteration before
+    /// they store. A GEMM's own operands are read whole. (sgemm itself writes `output` before the epilogue
+    /// runs: the memory planner accounts for that.)
     public func readsOnlyPointwise(_ value: Value) -> Bool {
-        guard case .loop(let loop) = body else { return false }
-        let identity = Array(loop.dims.indices)
-        return loop.statements.allSatisfy { statement in
+        let dims: [Int]
+        let statements: [Statement]
+        switch body {
+        case .loop(let loop):
+            (dims, statements) = (loop.dims, loop.statements)
+        case .gemm(let g):
+            guard value != g.a && value != g.b else { return false }
+            (dims, statements) = ([g.m, g.n], g.epilogue)
+        case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
+            return false
+        }
+        let identity = Array(dims.indices)
+        return statements.allSatisfy { statement in
             statement.expression.loads.allSatisfy { $0.value != value || $0.axes == identity }
         }
     }

@@ -129,7 +129,7 @@ private struct MemoryPlanner {
         for result in graph.results where !isUnchangedState(result.name, result.value) {
             let destination = bindings.destination(ofResult: result.name)
             let stored = storedValue(holding: result.value)
-            if let stored, let kernel = producer[stored.id], home[stored.id] == nil, canWrite(result.name, at: kernel) {
+            if let stored, let kernel = producer[stored.id], home[stored.id] == nil, canWrite(result.name, stored, at: kernel) {
                 home[stored.id] = destination
                 if bindings.resultStorage[result.name] == .state { plan.inPlaceStateResults.append(result.name) }
             } else {
@@ -146,14 +146,21 @@ private struct MemoryPlanner {
         return root
     }
 
-    /// Whether kernel `kernel` may write result `name` straight into its destination.
-    private func canWrite(_ name: String, at kernel: Int) -> Bool {
+    /// Whether kernel `kernel`, which computes `value`, may write result `name` straight into its destination.
+    private func canWrite(_ name: String, _ value: Value, at kernel: Int) -> Bool {
         switch bindings.resultStorage[name]! {
         case .io, .argument:
             return true  // a result's own slot: nothing else lives there
         case .state:
             guard let old = stateInput(named: name) else { return true }
-            return reads[old.id].allSatisfy { $0.kernel < kernel || ($0.kernel == kernel && $0.pointwise) }
+            // sgemm writes its output before the epilogue reads anything: no read of the old tensor survives that.
+            let writesBeforeReading: Bool = {
+                if case .gemm(let g) = kernels[kernel].body { return g.output == value }
+                return false
+            }()
+            return reads[old.id].allSatisfy {
+                $0.kernel < kernel || ($0.kernel == kernel && $0.pointwise && !writesBeforeReading)
+            }
         }
     }
 

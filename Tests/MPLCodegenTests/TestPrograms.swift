@@ -201,7 +201,8 @@ enum TestPrograms {
 
     /// State results that must not be written in place, and some that may:
     /// a swap (a' = old b, b' = old a), an update whose old value is read later (c), a GEMM reading the tensor
-    /// it updates (e), an unchanged tensor (d), a plain in-place scale (f), a passthrough and a duplicated result.
+    /// it updates (e), an unchanged tensor (d), a plain in-place scale (f), a passthrough and a duplicated result,
+    /// and an update (g) fused into the epilogue of the GEMM it depends on, written in place there.
     static var stateHazards: Program {
         var g = Graph()
         let m = g.input("m", shape(4, 4))
@@ -216,15 +217,19 @@ enum TestPrograms {
         let newE = g.matmul(se, m)
         let newF = g.scale(sf, 2)
         let tanhM = g.unary(.tanh, m)
+        let sg = g.input("g", shape(4, 4))
+        let z = g.addBias(g.matmul(m, m, transposeB: true), g.input("bias", shape(4)))
+        let newG = g.sub(sg, g.scale(z, 0.1))
         g.results = [
             ("a", sb), ("b", sa), ("c", newC), ("d", sd), ("e", newE), ("f", newF),
             ("total", total), ("passthrough", m), ("tanh1", tanhM), ("tanh2", tanhM), ("c_copy", newC),
+            ("g", newG), ("z", z),
         ]
-        var inputStorage: [String: Storage] = ["m": .io]
-        for name in ["a", "b", "c", "d", "e", "f"] { inputStorage[name] = .state }
+        var inputStorage: [String: Storage] = ["m": .io, "bias": .io]
+        for name in ["a", "b", "c", "d", "e", "f", "g"] { inputStorage[name] = .state }
         var resultStorage: [String: Storage] = [:]
         for result in g.results { resultStorage[result.name] = inputStorage[result.name] == .state ? .state : .io }
-        let state = ["a", "b", "c", "d", "e", "f"].map { TensorInfo(name: $0, shape: g.shape(of: g.input(named: $0)!)) }
+        let state = ["a", "b", "c", "d", "e", "f", "g"].map { TensorInfo(name: $0, shape: g.shape(of: g.input(named: $0)!)) }
         return Program(modelName: "test_state", regenerateCommand: "swift test --filter MPLCodegenTests", state: state,
                        entryPoints: [EntryPoint(name: "mplc_hazards", tableName: "hazards", graph: g,
                                                 inputStorage: inputStorage, resultStorage: resultStorage)],
