@@ -36,12 +36,12 @@ int eval_command(const char *checkpoint, const char *data_dir) {
     SupInputs sup;
     Dataset data;
     if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    float *state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    float *state = arena_alloc(MPLC_STATE_FLOATS);
     if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(data_dir, 0, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    float *scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float));
-    float *x = xcalloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE, sizeof(float));
-    float *logits = xcalloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES, sizeof(float));
+    float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
+    float *x = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
+    float *logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
     long correct[2];
     evaluate(state, &data.test, x, logits, scratch, correct);
     printf("{\"model\":");

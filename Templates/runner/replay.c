@@ -152,9 +152,9 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
     StepInputs in;
     SupInputs sup;
     if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    float *state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
-    float *io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
-    float *scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float));
+    float *state = arena_alloc(MPLC_STATE_FLOATS);
+    float *io = arena_alloc(MPLC_STEP_IO_FLOATS);
+    float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     FILE *lf = fopen(losses, "wb");
     if (!lf) die(EXIT_BAD_INPUT, "%s: cannot create: %s", losses, strerror(errno));

@@ -136,13 +136,13 @@ static void setup(Trainer *T) {
         path_join(T->summary_path, PATH_CAP, &e, "%s/summary.json", c->out_dir) != 0)
         die_err(&e, EXIT_BAD_INPUT);
     /* One allocation per arena, once (docs/ABI.md). */
-    T->state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
-    T->step_io = xcalloc(MPLC_STEP_IO_FLOATS, sizeof(float));
-    T->sup_io = xcalloc(MPLC_SUPERVISED_IO_FLOATS, sizeof(float));
-    T->scratch = xcalloc(MPLC_SCRATCH_FLOATS, sizeof(float));
+    T->state = arena_alloc(MPLC_STATE_FLOATS);
+    T->step_io = arena_alloc(MPLC_STEP_IO_FLOATS);
+    T->sup_io = arena_alloc(MPLC_SUPERVISED_IO_FLOATS);
+    T->scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     T->img = xcalloc(2 * (size_t)MPLC_INPUT_SIZE, sizeof(float));
-    T->eval_x = xcalloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE, sizeof(float));
-    T->eval_logits = xcalloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES, sizeof(float));
+    T->eval_x = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
+    T->eval_logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
     T->rs.phase = PHASE_MAIN;
     for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
     T->rs.acc_last_step = -1;

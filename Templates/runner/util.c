@@ -62,6 +62,17 @@ void *xcalloc(size_t count, size_t size) {
     return p;
 }
 
+float *arena_alloc(size_t floats) {
+    size_t bytes;
+    if (size_mul(floats ? floats : 1, sizeof(float), &bytes) != 0 || size_add(bytes, 63, &bytes) != 0)
+        die(EXIT_BAD_INPUT, "arena of %zu floats is too large", floats);
+    bytes &= ~(size_t)63; /* aligned_alloc wants a multiple of the alignment */
+    float *p = aligned_alloc(64, bytes);
+    if (!p) die(EXIT_BAD_INPUT, "out of memory allocating an arena of %zu bytes", bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

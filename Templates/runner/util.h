@@ -32,6 +32,8 @@ int size_add(size_t a, size_t b, size_t *out);
 /* malloc/calloc that exit with a message when memory runs out (sizes are checked by callers). */
 void *xmalloc(size_t bytes);
 void *xcalloc(size_t count, size_t size);
+/* A zeroed arena of `floats` floats on a 64-byte (cache line) boundary; release with free(). */
+float *arena_alloc(size_t floats);
 
 double now_seconds(void); /* monotonic clock */
 
