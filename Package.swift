@@ -24,7 +24,8 @@ let package = Package(
                 .product(name: "SwiftDiagnostics", package: "swift-syntax"),
                 .product(name: "SwiftParserDiagnostics", package: "swift-syntax"),
             ]),
-        .target(name: "MPLIR"),
+        // The Double interpreter runs whole training steps in the tests; -O makes that ~10x faster in debug builds.
+        .target(name: "MPLIR", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "MPLAutodiff", dependencies: ["MPLIR"]),
         .target(name: "MPLStep", dependencies: ["MPLModel", "MPLIR", "MPLAutodiff"]),
         .target(name: "MPLLower", dependencies: ["MPLIR"]),

@@ -214,14 +214,21 @@ public enum Interpreter {
     private static func matmul(_ a: [Double], _ sa: Shape, _ ta: Bool, _ b: [Double], _ sb: Shape, _ tb: Bool) -> [Double] {
         let (m, k) = ta ? (sa[1], sa[0]) : (sa[0], sa[1])
         let n = tb ? sb[0] : sb[1]
-        func aAt(_ i: Int, _ p: Int) -> Double { ta ? a[p * sa[1] + i] : a[i * sa[1] + p] }
-        func bAt(_ p: Int, _ j: Int) -> Double { tb ? b[j * sb[1] + p] : b[p * sb[1] + j] }
+        // Strides of op(a)[i, p] and op(b)[p, j] in the stored arrays: a transpose is only a swap of strides.
+        let (aRow, aCol) = ta ? (1, sa[1]) : (sa[1], 1)
+        let (bRow, bCol) = tb ? (1, sb[1]) : (sb[1], 1)
         var out = [Double](repeating: 0, count: m * n)
-        for i in 0..<m {
-            for j in 0..<n {
-                var sum = 0.0
-                for p in 0..<k { sum += aAt(i, p) * bAt(p, j) }
-                out[i * n + j] = sum
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<m {
+                        for p in 0..<k {
+                            let aip = a[i * aRow + p * aCol]
+                            if aip == 0 { continue }
+                            for j in 0..<n { out[i * n + j] += aip * b[p * bRow + j * bCol] }
+                        }
+                    }
+                }
             }
         }
         return out

@@ -89,7 +89,7 @@ struct Train: ParsableCommand {
     var steps: Int?
     @Option(help: "Random seed (default: the recipe's seed).")
     var seed: Int?
-    @Option(help: "Threads for BLAS and the runner (default 2).")
+    @Option(help: "Threads for BLAS and the runner (default: every core of this machine).")
     var threads: Int?
     @Option(help: "Run directory for metrics, checkpoints and summary.json.")
     var out: String?
@@ -131,7 +131,7 @@ struct Train: ParsableCommand {
         var args: [String] = []
         func add(_ flag: String, _ value: CustomStringConvertible?) { if let value { args += [flag, value.description] } }
         add("--data", data); add("--labels", labels); add("--steps", steps); add("--seed", seed)
-        add("--threads", threads); add("--out", out); add("--eval-every", evalEvery)
+        add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
         if resume { args.append("--resume") }
         if quiet { args.append("--quiet") }
