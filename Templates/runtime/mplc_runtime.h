@@ -1,11 +1,18 @@
 /*
  * mplc runtime: the hand-written helpers of the generated code, pasted into every model.c so that the
- * generated library is two self-contained files. Everything is `static inline`: unused helpers cost
- * nothing and raise no warnings. Tensors are row-major float arrays; images are NHWC.
+ * generated library is two self-contained files. Every helper is MPLC_HELPER (static inline, marked unused
+ * so that a model that needs only some of them compiles warning-free with gcc and clang).
+ * Tensors are row-major float arrays; images are NHWC.
  */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MPLC_HELPER static inline __attribute__((unused))
+#else
+#define MPLC_HELPER static inline
+#endif
 
 /* ---- GEMM: OpenBLAS, or with -DMPLC_NAIVE_GEMM a plain triple loop to compare it against ---- */
 #ifdef MPLC_NAIVE_GEMM
@@ -13,7 +20,7 @@ enum CBLAS_ORDER { CblasRowMajor = 101, CblasColMajor = 102 };
 enum CBLAS_TRANSPOSE { CblasNoTrans = 111, CblasTrans = 112 };
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major only; C is not read when beta is 0 (like BLAS). */
-static inline void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b,
+MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b,
                                     int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
                                     float beta, float *c, int ldc) {
     (void)order;
@@ -41,17 +48,17 @@ typedef struct {
     int kernel, stride, padding;
 } mplc_window;
 
-static inline int mplc_out_height(mplc_window g) { return (g.height + 2 * g.padding - g.kernel) / g.stride + 1; }
-static inline int mplc_out_width(mplc_window g) { return (g.width + 2 * g.padding - g.kernel) / g.stride + 1; }
+MPLC_HELPER int mplc_out_height(mplc_window g) { return (g.height + 2 * g.padding - g.kernel) / g.stride + 1; }
+MPLC_HELPER int mplc_out_width(mplc_window g) { return (g.width + 2 * g.padding - g.kernel) / g.stride + 1; }
 
 /* Index into the NHWC input of pixel (y, x), or -1 when (y, x) falls on the padding. */
-static inline ptrdiff_t mplc_pixel(mplc_window g, int n, int y, int x) {
+MPLC_HELPER ptrdiff_t mplc_pixel(mplc_window g, int n, int y, int x) {
     if (y < 0 || y >= g.height || x < 0 || x >= g.width) return -1;
     return ((ptrdiff_t)(n * g.height + y) * g.width + x) * g.channels;
 }
 
 /* Input index of the first maximum of channel c in the window of output pixel (n, oy, ox); -1 if none. */
-static inline ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, int n, int oy, int ox, int c) {
+MPLC_HELPER ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, int n, int oy, int ox, int c) {
     ptrdiff_t best = -1;
     for (int ky = 0; ky < g.kernel; ky++) {
         for (int kx = 0; kx < g.kernel; kx++) {
@@ -64,7 +71,7 @@ static inline ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, i
 }
 
 /* columns[N*OH*OW, k*k*C]: row = output pixel, column = (ky, kx, c); padding reads as 0. */
-static inline void mplc_im2col(float *restrict columns, const float *restrict image, mplc_window g) {
+MPLC_HELPER void mplc_im2col(float *restrict columns, const float *restrict image, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
     float *row = columns;
     for (int n = 0; n < g.batch; n++)
@@ -79,7 +86,7 @@ static inline void mplc_im2col(float *restrict columns, const float *restrict im
 }
 
 /* The transpose of im2col: every column entry is added back into the pixel it was read from. */
-static inline void mplc_col2im(float *restrict image, const float *restrict columns, mplc_window g) {
+MPLC_HELPER void mplc_col2im(float *restrict image, const float *restrict columns, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
     memset(image, 0, (size_t)g.batch * g.height * g.width * c * sizeof(float));
     const float *row = columns;
@@ -98,7 +105,7 @@ static inline void mplc_col2im(float *restrict image, const float *restrict colu
 
 /* The window's maximum. Only the value matters here, so channels run innermost and vectorise (ten times
  * faster than finding each element's argmax, which select and scatter below need). */
-static inline void mplc_max_pool(float *restrict out, const float *restrict x, mplc_window g) {
+MPLC_HELPER void mplc_max_pool(float *restrict out, const float *restrict x, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), channels = g.channels;
     float *o = out;
     for (int n = 0; n < g.batch; n++)
@@ -118,7 +125,7 @@ static inline void mplc_max_pool(float *restrict out, const float *restrict x, m
 }
 
 /* The tangent at the position of each window's maximum of `source`. */
-static inline void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
+MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
     float *o = out;
@@ -129,7 +136,7 @@ static inline void mplc_max_pool_select(float *restrict out, const float *restri
 }
 
 /* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). */
-static inline void mplc_max_pool_scatter(float *restrict out, const float *restrict source,
+MPLC_HELPER void mplc_max_pool_scatter(float *restrict out, const float *restrict source,
                                          const float *restrict cotangent, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
     memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
@@ -141,7 +148,7 @@ static inline void mplc_max_pool_scatter(float *restrict out, const float *restr
 }
 
 /* Mean over the k*k window; padding counts as zeros. Channels innermost, so the sums vectorise. */
-static inline void mplc_avg_pool(float *restrict out, const float *restrict x, mplc_window g) {
+MPLC_HELPER void mplc_avg_pool(float *restrict out, const float *restrict x, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), channels = g.channels;
     const float scale = 1.0f / (float)(g.kernel * g.kernel);
     float *o = out;
@@ -160,7 +167,7 @@ static inline void mplc_avg_pool(float *restrict out, const float *restrict x, m
 }
 
 /* The transpose of avg_pool: each output's cotangent spread evenly over its window. */
-static inline void mplc_avg_pool_transpose(float *restrict out, const float *restrict cotangent, mplc_window g) {
+MPLC_HELPER void mplc_avg_pool_transpose(float *restrict out, const float *restrict cotangent, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), channels = g.channels;
     const float scale = 1.0f / (float)(g.kernel * g.kernel);
     memset(out, 0, (size_t)g.batch * g.height * g.width * channels * sizeof(float));
@@ -179,7 +186,7 @@ static inline void mplc_avg_pool_transpose(float *restrict out, const float *res
 /* ---- rows ---- */
 
 /* out[out_rows, row] = 0 except rows [start, start + in_rows), which are `in`. */
-static inline void mplc_pad_rows(float *restrict out, const float *restrict in, size_t in_rows, size_t out_rows,
+MPLC_HELPER void mplc_pad_rows(float *restrict out, const float *restrict in, size_t in_rows, size_t out_rows,
                                  size_t start, size_t row) {
     memset(out, 0, start * row * sizeof(float));
     memcpy(out + start * row, in, in_rows * row * sizeof(float));
@@ -187,7 +194,7 @@ static inline void mplc_pad_rows(float *restrict out, const float *restrict in, 
 }
 
 /* One-hot of the first maximum of each row. */
-static inline void mplc_one_hot_argmax(float *restrict out, const float *restrict x, size_t rows, size_t classes) {
+MPLC_HELPER void mplc_one_hot_argmax(float *restrict out, const float *restrict x, size_t rows, size_t classes) {
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * classes;
         size_t best = 0;
@@ -198,7 +205,7 @@ static inline void mplc_one_hot_argmax(float *restrict out, const float *restric
 }
 
 /* One-hot of the smallest k with p[0] + ... + p[k] > u (the last class if none), per row. */
-static inline void mplc_one_hot_sample(float *restrict out, const float *restrict p, const float *restrict u,
+MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict p, const float *restrict u,
                                        size_t rows, size_t classes) {
     for (size_t r = 0; r < rows; r++) {
         size_t pick = classes - 1;

@@ -217,6 +217,28 @@ func readsMemory(of value: Value, _ read: Value, _ graph: Graph) -> Bool {
         }
     }
 
+    /// cc (gcc here) builds every test model in the C tests above; clang, which macOS calls cc and which every
+    /// Swift toolchain ships, must accept the same code with the same flags (it also warns on unused static
+    /// inline functions, which gcc does not).
+    @Test func clangAcceptsTheGeneratedCode() throws {
+        guard (try? runCommand(["clang", "--version"], in: FileManager.default.temporaryDirectory)) != nil else {
+            print("clang not found: only cc was checked")
+            return
+        }
+        for program in TestPrograms.all {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mplc-clang-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            for file in try CEmitter.emit(program) {
+                try file.contents.write(to: directory.appendingPathComponent(file.fileName), atomically: true, encoding: .utf8)
+            }
+            for naive in [[], ["-DMPLC_NAIVE_GEMM"]] {
+                try runCommand(["clang", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"] + naive
+                               + ["-c", "model.c", "-o", "model.o"], in: directory)
+            }
+        }
+    }
+
     @Test func headerFollowsTheABI() throws {
         let files = try CEmitter.emit(TestPrograms.dense)
         let header = files[0].contents
