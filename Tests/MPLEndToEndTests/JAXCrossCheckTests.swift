@@ -1,0 +1,44 @@
+import Foundation
+import MPLCompiler
+import MPLModel
+import Testing
+
+/// Builds the trainer of `model` (generated C + runner) into a fresh directory; returns the directory.
+func buildTrainer(_ model: Model) throws -> String {
+    let directory = try temporaryDirectory("trainer-\(model.name)")
+    let compiled = try Compiler.compile(model, regenerateCommand: "test")
+    try Compiler.write(compiled.files, to: directory)
+    try RunnerBuild.build(generatedDirectory: directory, output: directory + "/mplc-run",
+                          templatesDirectory: repositoryRoot + "/Templates")
+    return directory
+}
+
+struct CrossCheckCase: CustomStringConvertible, Sendable {
+    var file: String
+    var pseudoLabels: PseudoLabels
+    var feedback: Feedback
+    var description: String { "\(file) \(pseudoLabels) \(feedback)" }
+}
+
+@Suite("Generated C against the independent JAX reference", .serialized)
+struct JAXCrossCheckTests {
+    @Test("Full-size examples: after one step every state tensor agrees within 1e-4 (norm-wise relative)",
+          arguments: ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl"].flatMap { file in
+              [CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),
+               CrossCheckCase(file: file, pseudoLabels: .hardArgmax, feedback: .lossDifference),
+               CrossCheckCase(file: file, pseudoLabels: .soft(temperature: 1), feedback: .dotProduct)]
+          })
+    func oneStep(testCase: CrossCheckCase) throws {
+        var model = try Compiler.load(path: repositoryRoot + "/Examples/" + testCase.file).get()
+        model.recipe.pseudoLabels = testCase.pseudoLabels
+        model.recipe.feedback = testCase.feedback
+        let directory = try buildTrainer(model)
+        let output = try shell(["python3", repositoryRoot + "/Tests/reference/crosscheck.py", "--runner", directory + "/mplc-run",
+                                "--spec", directory + "/model.json", "--work", directory + "/crosscheck", "--steps", "2"])
+        let summary = try #require(output.split(separator: "\n").last.map(String.init))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(summary.utf8)) as? [String: Any])
+        #expect(json["failures"] as? Int == 0, "\(output)")
+        #expect((json["tensors_changed"] as? Int ?? 0) > 0)
+        print("\(testCase): \(summary)")
+    }
+}
