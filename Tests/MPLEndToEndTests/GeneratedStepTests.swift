@@ -67,19 +67,21 @@ func randomInputs(_ entry: EntryPoint, seed: UInt64, scalars: [String: Double]) 
 
 /// How far the reference is from its nearest branch decision (a ReLU at 0, a max-pool or argmax tie,
 /// a UDA threshold): f32 rounding can flip a decision closer than ~1e-6, and then C and the reference
-/// legitimately take different branches. Such inputs are redrawn rather than compared.
+/// legitimately take different branches. Such inputs are redrawn rather than compared. Exact ties (zeros
+/// after a ReLU in a pooling window) are resolved identically by both, so only non-zero gaps count.
 func decisionMargin(_ graph: Graph, _ values: [[Double]]) -> Double {
     var margin = Double.infinity
     func topTwoGap(_ window: [Double]) -> Double {
         let sorted = window.sorted(by: >)
-        return sorted.count > 1 ? sorted[0] - sorted[1] : .infinity
+        let gap = sorted.count > 1 ? sorted[0] - sorted[1] : .infinity
+        return gap == 0 ? .infinity : gap
     }
     for value in graph.values {
         switch graph.op(of: value) {
         case .unary(.relu, let x), .unary(.step, let x):
-            margin = min(margin, values[x.id].map(abs).min() ?? .infinity)
+            margin = min(margin, values[x.id].map(abs).filter { $0 > 0 }.min() ?? .infinity)
         case .binary(.greaterEqual, let a, let b), .binary(.max, let a, let b):
-            margin = min(margin, zip(values[a.id], values[b.id]).map { abs($0 - $1) }.min() ?? .infinity)
+            margin = min(margin, zip(values[a.id], values[b.id]).map { abs($0 - $1) }.filter { $0 > 0 }.min() ?? .infinity)
         case .maxPool(let x, let g):
             let input = values[x.id]
             for n in 0..<g.batch { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth { for c in 0..<g.channels {
