@@ -15,7 +15,8 @@ Peer command line:
     <peer>.py --workload W1|W2 --mode hard|soft --threads T --steps N --warmup W [--check DIR] [--seed S]
 Timing mode (no --check): random initial state and batch (seed S), W untimed steps, then N timed steps, each
 on the state the previous one produced; prints one JSON line
-    {"peer": "jax", "workload": "W1", "mode": "hard", "threads": T, "times": [seconds, ...], "peak_rss_bytes": ...}
+    {"peer": "jax", "workload": "W1", "mode": "hard", "threads": T, "times": [wall seconds, ...],
+     "cpu_times": [process CPU seconds, ...], "peak_rss_bytes": ..., "load_average": 1-minute load at the end}
 Check mode: loads DIR/init.safetensors and DIR/step_000000 (the replay layout of Tests/reference/mpl_jax.py),
 runs one step, writes DIR/out_<peer>.safetensors (every state tensor, ABI names and layouts, float32) and
 DIR/outputs_<peer>.json (loss_sup, loss_uda, mask_rate, loss_student_u, loss_student_l, h), and prints the
@@ -122,9 +123,12 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024    # Linux reports KiB
 
 
-def report_times(peer: str, args: argparse.Namespace, times: list[float]) -> None:
+def report_times(peer: str, args: argparse.Namespace, times: list[float], cpu_times: list[float]) -> None:
+    """times: wall seconds per step; cpu_times: the process's CPU seconds (all threads) per step, which says
+    how much of the wall time was spent computing when the machine is shared."""
     print(json.dumps({"peer": peer, "workload": args.workload, "mode": args.mode, "threads": args.threads,
-                      "times": times, "peak_rss_bytes": peak_rss_bytes()}))
+                      "times": times, "cpu_times": cpu_times, "peak_rss_bytes": peak_rss_bytes(),
+                      "load_average": os.getloadavg()[0]}))
 
 
 def make_example(workload: str, mode: str, directory: str, seed: int) -> None:

@@ -191,13 +191,14 @@ def main() -> int:
     spec, state, batch = common.example(args.workload, args.mode, args.seed)
     runner = Runner(spec)
     parts, inp = runner.inputs(state, batch)
-    times = []
+    times, cpu_times = [], []
     for i in range(args.warmup + args.steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         parts, outputs = runner.step(parts, inp)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
-    common.report_times(PEER, args, times)
+            cpu_times.append(time.process_time() - cpu_start)
+    common.report_times(PEER, args, times, cpu_times)
     return 0
 
 

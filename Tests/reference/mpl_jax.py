@@ -62,8 +62,9 @@ d = g + mu*v' (Nesterov) or v', theta' = theta - lr*d; eta_eff = lr*(1+mu) with 
 Hard labels: h = eta_eff <g_l, g_u> (dot-product) or CE(y, S(x_l; theta_S)) - CE(y, S(x_l; theta'_S))
 (loss-difference, old - new), and g_T = grad(loss_sup + lambda*loss_uda + f*h*CE(yhat, z_us)) with h, yhat constant.
 Soft labels: g_T = grad(loss_sup + lambda*loss_uda) + f * d/d theta_T [ loss_student_l(theta'_S(theta_T)) ],
-the last term computed here by differentiating the *unrolled* student update (jax.grad through the actual
-SGD step). docs/STEP.md writes it as -f*eta_eff*grad F with F = <g_l, grad_S CE(softmax(z_us/tau), S(x_us))>
+the last term computed here by reverse-mode differentiation of the *unrolled* student update (through the
+soft labels, g_u and the actual SGD step: jax.value_and_grad in the teacher's logits, then the teacher's VJP;
+`unrolled_student_labeled_loss` is the same objective as a function of theta_T). docs/STEP.md writes it as -f*eta_eff*grad F with F = <g_l, grad_S CE(softmax(z_us/tau), S(x_us))>
 (a VJP of a JVP); `soft_feedback_gradient_jvp` computes that form and the tests check both agree. The output h
 is eta_eff <g_l, g_u> in every mode (STEP.md 8: "for information" with soft labels).
 
