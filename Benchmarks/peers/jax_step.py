@@ -7,8 +7,8 @@ see T cores, and XLA_FLAGS gets "--xla_cpu_multi_thread_eigen=<T > 1> intra_op_p
 With T = 1 that is the usual single-thread recipe. With T > 1 Eigen's multi-threading stays on: with it off,
 XLA's matrix products and convolutions run on one thread whatever T is (W1 hard measured 0.45 s/step at
 T = 2 with it off against 0.29 s with it on, on a shared machine at load 3.6), which would not be a
-T-thread peer. Other XLA_FLAGS in the
-environment are kept, and one that already sets xla_cpu_multi_thread_eigen wins.
+T-thread peer. Other XLA_FLAGS in the environment are kept, and one that already sets
+xla_cpu_multi_thread_eigen wins.
 """
 
 import os

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch benchmark peer: one MPL step (docs/STEP.md) written directly in torch, eager, float32, CPU.
 Command line and outputs: see common.py. Threads: torch.set_num_threads(T), one inter-op thread, and the
-process pinned to T CPUs.
+process pinned to T CPUs. OpenMP's wait policy is left at its default; on a machine that other processes keep
+busy, OpenMP's spinning made a 1M-element multiply 20x slower at T = 2 (5.4 ms against 0.26 ms with
+OMP_WAIT_POLICY=passive), so time on an idle machine or set OMP_WAIT_POLICY=passive and say so.
 
 Layouts: state tensors keep the ABI layouts (Dense W [in, out], Conv2D W [kh, kw, c_in, c_out]; images NHWC).
 Internally images run NCHW: the input is permuted once, conv weights are permuted to OIHW inside the graph (so
