@@ -8,6 +8,19 @@
 
 static size_t npix(const AugSpec *s) { return (size_t)s->h * (size_t)s->w * (size_t)s->c; }
 
+/* A feature vector has nothing spatial to augment: its views add Gaussian noise whose standard deviation is
+ * this fraction of the data's range hi - lo (two moons: lo = -2, hi = 3, so 0.05 and 0.165). */
+#define AUG_VECTOR_WEAK_NOISE 0.01
+#define AUG_VECTOR_STRONG_NOISE 0.033
+
+static void add_noise(const AugSpec *s, const float *src, float *dst, double relative, Rng *r) {
+    const double sigma = relative * (s->hi - s->lo);
+    for (size_t i = 0; i < npix(s); i++) {
+        double u = rng_double(r), v = rng_double(r);
+        dst[i] = src[i] + (float)(sigma * sqrt(-2.0 * log(1.0 - u)) * cos(2.0 * 3.14159265358979323846 * v));
+    }
+}
+
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* Shift by (dx, dy) pixels: dst(y, x) = src(y - dy, x - dx), lo where that falls outside. */
@@ -24,8 +37,8 @@ static void shift(const AugSpec *s, const float *src, float *dst, int dx, int dy
 void aug_weak(const AugSpec *s, const float *src, float *dst, Rng *r) {
     int dx = rng_range(r, -AUG_WEAK_SHIFT, AUG_WEAK_SHIFT);
     int dy = rng_range(r, -AUG_WEAK_SHIFT, AUG_WEAK_SHIFT);
-    if (s->h == 1 && s->w == 1) { /* a feature vector: nothing spatial to augment */
-        memcpy(dst, src, npix(s) * sizeof(float));
+    if (s->h == 1 && s->w == 1) {
+        add_noise(s, src, dst, AUG_VECTOR_WEAK_NOISE, r);
         return;
     }
     shift(s, src, dst, dx, dy);
@@ -182,7 +195,7 @@ void aug_cutout(const AugSpec *s, float *img, Rng *r) {
 void aug_strong(const AugSpec *s, const float *src, float *dst, float *tmp, Rng *r) {
     size_t n = npix(s);
     if (s->h == 1 && s->w == 1) {
-        memcpy(dst, src, n * sizeof(float));
+        add_noise(s, src, dst, AUG_VECTOR_STRONG_NOISE, r);
         return;
     }
     /* Each op reads a copy of the current image from tmp[0, n) and writes dst; tmp[n, 2n) is the

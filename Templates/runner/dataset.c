@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "idx.h"
+#include "moons.h"
 #include "model.h"
 #include "npy.h"
 #include "rng.h"
@@ -162,6 +163,7 @@ static void pixel_stats(Dataset *d) {
 }
 
 int dataset_load(const char *dir, int want_train, Dataset *d, Err *e) {
+    if (strcmp(dir, MOONS_DATA_NAME) == 0) return moons_generate(d, want_train, e);
     memset(d, 0, sizeof *d);
     char probe[4096];
     if (path_join(probe, sizeof probe, e, "%s/train_x.npy", dir) != 0) return -1;

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "schedule.h"
 #include "train.h"
+#include "moons.h"
 #include "trainer.h"
 
 /* The metric sums live in a fixed array (and in the checkpoint metadata). */
@@ -95,6 +96,17 @@ static void run_main_phase(Trainer *T) {
         T->rs.step = t + 1;
         after_step(T, outs, total);
     }
+}
+
+/* The toy's decision regions, RUN_DIR/boundary.svg: a picture a user can open in a browser. */
+static void write_boundary(Trainer *T) {
+    char path[PATH_CAP];
+    Err e;
+    if (path_join(path, sizeof path, &e, "%s/boundary.svg", T->cfg.out_dir) != 0 ||
+        moons_write_boundary(path, T->state, T->scratch, T->eval_x, T->eval_logits, &T->data, T->labeled,
+                             T->n_labeled, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
+    if (!T->cfg.quiet) fprintf(stderr, "mplc-run: decision regions in %s\n", path);
 }
 
 static void start_finetune(Trainer *T) {
@@ -208,6 +220,7 @@ int train_command(const TrainConfig *cfg) {
     if (T->rs.phase == PHASE_FINETUNE) run_finetune_phase(T);
     Err e;
     if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (strcmp(T->data.format, "moons") == 0) write_boundary(T);
     print_result(T);
     teardown(T);
     return 0;
