@@ -102,6 +102,17 @@ from mpl_io import (  # noqa: E402,F401  (re-exported: the spec, names, safetens
     load_spec, make_example, parse_spec, random_batch, random_state, read_safetensors, save_batch, state_shapes,
     step_dir, write_safetensors)
 
+__all__ = [
+    # from mpl_io
+    "OUTPUT_NAMES", "SCALAR_NAMES", "Layer", "Optim", "Recipe", "Spec", "check_state", "dropout_inputs", "is_weight",
+    "load_batch", "load_spec", "make_example", "parse_spec", "random_batch", "random_state", "read_safetensors",
+    "save_batch", "state_shapes", "step_dir", "write_safetensors",
+    # the step
+    "dense", "conv2d", "max_pool", "avg_pool", "leaky_relu", "apply_layer", "forward", "cross_entropy", "smooth",
+    "uda_loss", "hard_pseudo_labels", "sgd_update", "tree_vdot", "split_state", "join_state", "make_context",
+    "unrolled_student_labeled_loss", "soft_feedback_gradient_jvp", "mpl_step", "enable_x64", "replay",
+]
+
 # ----------------------------------------------------------------------------------------------------------
 # Layers and networks (pure jax.numpy; params keyed "<layer>/weight" relative to the network)
 # ----------------------------------------------------------------------------------------------------------
