@@ -72,9 +72,10 @@ CLI
 ===
     mpl_jax.py --spec model.json --checkpoint in.safetensors --batches DIR --steps N \
                --out out.safetensors --losses losses.jsonl [--x64]
-    mpl_jax.py --make-example OUTDIR --spec model.json [--seed S] [--steps N]
+    mpl_jax.py --make-example OUTDIR --spec model.json [--seed S] [--steps N] [--images normal|pixels]
 
-Replay layout: DIR/step_000000/x.npy (float32 [B_l+2B_u, H, W, C]), y.npy (int [B_l] or one-hot [B_l, K]),
+Replay layout (the same as `mplc-run replay`, docs/RUNNER.md): DIR/step_000000/x.npy (float32
+[B_l+2B_u, H, W, C] or [B_l+2B_u, H*W*C]), y.npy (int [B_l] or one-hot [B_l, K]),
 scalars.npy (float32 [4]: lr_teacher, lr_student, uda_weight, feedback_scale), optional uniform.npy [B_u],
 optional dropout masks named after the input with "/" replaced by "__" (dropout/teacher/all/dropout9 ->
 dropout__teacher__all__dropout9.npy). --make-example writes OUTDIR/init.safetensors, OUTDIR/spec.json and
@@ -278,8 +279,7 @@ def _context(spec: Spec, batch: dict, dtype) -> _Ctx:
     r = spec.recipe
     bl, bu = r.labeled_batch, r.unlabeled_batch
     x = jnp.asarray(batch["x"], dtype)
-    if len(spec.input_shape) == 1:
-        x = x.reshape(x.shape[0], -1)
+    x = x.reshape((x.shape[0],) + spec.input_shape)       # accepts [N, H, W, C], [N, H*W*C] or [N, 1, 1, D]
     if x.shape[0] != bl + 2 * bu:
         raise ValueError(f"x has {x.shape[0]} rows, expected B_l + 2 B_u = {bl + 2 * bu}")
     y = jnp.asarray(batch["y"])
@@ -457,12 +457,15 @@ def _main(argv: list[str]) -> int:
     ap.add_argument("--x64", action="store_true", help="compute (and write the checkpoint) in float64")
     ap.add_argument("--make-example", metavar="OUTDIR", help="write a random checkpoint and batch(es)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--images", choices=("normal", "pixels"), default="normal",
+                    help="random inputs of --make-example: N(0,1) with per-row contrast U(0.5, 3) (varied teacher "
+                         "confidence on small nets), or U(0,1) pixels (tamer for full-size image models)")
     args = ap.parse_args(argv)
 
     with open(args.spec) as f:
         spec_raw = json.load(f)
     if args.make_example:
-        make_example(args.make_example, spec_raw, args.seed, args.steps)
+        make_example(args.make_example, spec_raw, args.seed, args.steps, images=args.images)
         return 0
     if not (args.checkpoint and args.batches and args.out):
         ap.error("--checkpoint, --batches and --out are required to run steps")
