@@ -65,7 +65,7 @@ struct FunctionWriter {
         var body: [String] = []
         var touched: [Location] = []
         for (index, kernel) in function.kernels.enumerated() {
-            let locations = parameters(of: kernel).map(\.location)
+            let locations = parameters(of: kernel, at: index).map(\.location)
             touched += locations
             body.append("\(kernelName(index, kernel))(\(locations.map(pointer).joined(separator: ", ")));")
         }
@@ -111,8 +111,9 @@ struct FunctionWriter {
         return "\(shortName)_k\(String(index).leftPadded(to: 3))_" + words.joined(separator: "_")
     }
 
-    /// Outputs first, then inputs; one parameter per location (an in-place update reads and writes one pointer).
-    func parameters(of kernel: Kernel) -> [KernelParameter] {
+    /// Outputs first, then inputs; one parameter per location (an in-place update reads and writes one pointer);
+    /// last the kernel's temporary, `chunk`, if it has one.
+    func parameters(of kernel: Kernel, at kernelIndex: Int) -> [KernelParameter] {
         var slots: [(location: Location, values: [Value], isWritten: Bool, isRead: Bool)] = []
         func add(_ value: Value, written: Bool) {
             guard let location = plan.location(of: value) else { preconditionFailure("\(value) has no memory") }
@@ -127,13 +128,17 @@ struct FunctionWriter {
         for output in kernel.outputs { add(output, written: true) }
         for read in kernel.reads { add(read, written: false) }
         var usedNames: [String] = []
-        return slots.map { slot in
+        var parameters = slots.map { slot in
             var name = parameterName(slot.values)
             while usedNames.contains(name) { name += "_" }
             usedNames.append(name)
             return KernelParameter(name: name, location: slot.location, isWritten: slot.isWritten,
                                    isUpdatedInPlace: slot.isWritten && slot.isRead)
         }
+        if kernel.temporaryFloats > 0, let location = plan.temporaries[kernelIndex] {
+            parameters.append(KernelParameter(name: "chunk", location: location, isWritten: true, isUpdatedInPlace: false))
+        }
+        return parameters
     }
 
     /// `in_NAME` when the memory is (the start of) an input, else `tN` after the first value kept there.
@@ -157,7 +162,7 @@ struct FunctionWriter {
     }
 
     func kernelDefinition(_ index: Int, _ kernel: Kernel) -> String {
-        let parameters = parameters(of: kernel)
+        let parameters = parameters(of: kernel, at: index)
         let declarations = parameters.map { ($0.isWritten ? "float *restrict " : "const float *restrict ") + $0.name }
         let header = "static void \(kernelName(index, kernel))(\(declarations.joined(separator: ", ")))"
         let inPlace = parameters.filter(\.isUpdatedInPlace).map {
@@ -222,29 +227,43 @@ private struct KernelBodyWriter {
     // MARK: Element-wise loops
 
     /// One flat loop when every read is at the loop's own index (or a scalar); else nested loops over dims.
-    private mutating func writeLoop(_ dims: [Int], _ statements: [Statement]) {
+    /// `rows` restricts the first dimension to [lo, hi) (C expressions; `count` elements at most), for a GEMM
+    /// epilogue run chunk by chunk. Loops of at least `parallelMinWork` elements run on several threads
+    /// (MPLC_PARALLEL_FOR of the runtime: OpenMP when built with -fopenmp), split along their outermost loop.
+    private mutating func writeLoop(_ dims: [Int], _ statements: [Statement], rows: (lo: String, hi: String, count: Int)? = nil,
+                                    depth outer: Int = 1) {
         let identity = Array(dims.indices)
         let flat = statements.allSatisfy { statement in
             statement.expression.loads.allSatisfy { $0.axes == identity || $0.axes.isEmpty }
         }
         let index = Indexing(dims: dims, flat: flat, graph: graph)
-        let depth = openLoops(index, dims: dims)
+        let depth = openLoops(index, dims: dims, depth: outer, rows: rows.map { ($0.lo, $0.hi) })
         writeStatements(statements, index, depth: depth)
         for statement in statements where statement.isStored {
             line(depth, "\(buffer(statement.value))[\(index.output)] = v\(statement.value.id);")
         }
-        closeLoops(from: depth)
+        closeLoops(from: depth, to: outer)
     }
 
     /// Opens the loops and returns the depth of the body.
-    private mutating func openLoops(_ index: Indexing, dims: [Int], only range: Range<Int>? = nil, depth: Int = 1) -> Int {
+    private mutating func openLoops(_ index: Indexing, dims: [Int], only range: Range<Int>? = nil, depth: Int = 1,
+                                    rows: (lo: String, hi: String)? = nil) -> Int {
         if index.flat {
-            line(depth, "for (size_t i = 0; i < \(dims.reduce(1, *)); i++) {")
+            if let rows {
+                let row = dims.dropFirst().reduce(1, *)
+                line(depth, "for (size_t i = (size_t)(\(rows.lo)) * \(row); i < (size_t)(\(rows.hi)) * \(row); i++) {")
+            } else {
+                line(depth, "for (size_t i = 0; i < \(dims.reduce(1, *)); i++) {")
+            }
             return depth + 1
         }
         var depth = depth
         for d in range ?? dims.indices {
-            line(depth, "for (size_t i\(d) = 0; i\(d) < \(dims[d]); i\(d)++) {")
+            if d == 0, let rows {
+                line(depth, "for (size_t i0 = (size_t)(\(rows.lo)); i0 < (size_t)(\(rows.hi)); i0++) {")
+            } else {
+                line(depth, "for (size_t i\(d) = 0; i\(d) < \(dims[d]); i\(d)++) {")
+            }
             depth += 1
         }
         return depth
@@ -348,11 +367,74 @@ private struct KernelBodyWriter {
         let lda = graph.shape(of: g.a)[1]
         let ldb = graph.shape(of: g.b)[1]
         let flags = [g.transposeA, g.transposeB].map { $0 ? "CblasTrans" : "CblasNoTrans" }
+        if let w = g.im2colA {
+            writeStreamedColumns(g, w, flags: flags, lda: lda, ldb: ldb)
+            return
+        }
+        if let w = g.col2imOutput {
+            writeStreamedCol2im(g, w, flags: flags, lda: lda, ldb: ldb)
+            return
+        }
         line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), \(g.m), \(g.n), \(g.k), 1.0f, "
              + "\(buffer(g.a)), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)), \(g.n));")
         guard !g.epilogue.isEmpty else { return }
         line(1, "/* epilogue, in place on the product */")
         writeLoop([g.m, g.n], g.epilogue)
+    }
+
+    /// `(mplc_window){...}` with `batch` images.
+    private func windowLiteral(_ g: WindowGeometry, batch: String) -> String {
+        "(mplc_window){\(batch), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
+    }
+
+    /// Opens `for (n0 ...) { const int nb = ...;` over the images of `w`, a chunk at a time.
+    private mutating func openChunks(_ w: WindowedImages) {
+        line(1, "for (int n0 = 0; n0 < \(w.geometry.batch); n0 += \(w.chunkImages)) {")
+        line(2, "const int nb = \(w.geometry.batch) - n0 < \(w.chunkImages) ? \(w.geometry.batch) - n0 : \(w.chunkImages);")
+    }
+
+    /// The columns of a chunk of images in `chunk`, then the GEMM on them: rows of the product (and the epilogue
+    /// on those rows), or a slice of the contraction accumulated over the chunks (then the epilogue).
+    private mutating func writeStreamedColumns(_ g: GEMM, _ w: WindowedImages, flags: [String], lda: Int, ldb: Int) {
+        let geometry = w.geometry
+        let imageFloats = geometry.height * geometry.width * geometry.channels
+        let rowsPerImage = w.rowsPerImage
+        line(1, "/* columns of \(w.chunkImages) images at a time (\(w.chunkFloats) floats), never the whole im2col */")
+        openChunks(w)
+        line(2, "mplc_im2col(chunk, \(buffer(w.images)) + (size_t)n0 * \(imageFloats), \(windowLiteral(geometry, batch: "nb")));")
+        if !g.transposeA {
+            line(2, "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
+                 + "chunk, \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + (size_t)n0 * \(rowsPerImage * g.n), \(g.n));")
+            if !g.epilogue.isEmpty {
+                line(2, "/* epilogue on these rows, in place on the product */")
+                writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)",
+                                                         w.chunkImages * rowsPerImage * g.n), depth: 2)
+            }
+            line(1, "}")
+        } else {
+            let bRows = g.transposeB ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * ldb)"
+            line(2, "cblas_sgemm(CblasRowMajor, CblasTrans, \(flags[1]), \(g.m), \(g.n), nb * \(rowsPerImage), 1.0f, "
+                 + "chunk, \(lda), \(buffer(g.b)) + \(bRows), \(ldb), n0 == 0 ? 0.0f : 1.0f, \(buffer(g.output)), \(g.n));")
+            line(1, "}")
+            if !g.epilogue.isEmpty {
+                line(1, "/* epilogue, in place on the product */")
+                writeLoop([g.m, g.n], g.epilogue)
+            }
+        }
+    }
+
+    /// The product a chunk of images at a time into `chunk`, each chunk summed into its images by col2im.
+    private mutating func writeStreamedCol2im(_ g: GEMM, _ w: WindowedImages, flags: [String], lda: Int, ldb: Int) {
+        let geometry = w.geometry
+        let imageFloats = geometry.height * geometry.width * geometry.channels
+        let rowsPerImage = w.rowsPerImage
+        let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
+        line(1, "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
+        openChunks(w)
+        line(2, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
+             + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
+        line(2, "mplc_col2im(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), chunk, \(windowLiteral(geometry, batch: "nb")));")
+        line(1, "}")
     }
 
     // MARK: Windows
@@ -374,6 +456,10 @@ private struct KernelBodyWriter {
         line(1, "\(helper)(\(operands), \(geometry));")
     }
 }
+
+/// Elements from which a loop is split across threads; the runtime's MPLC_PARALLEL_MIN_WORK says the same for
+/// the helpers.
+let parallelMinWork = 32768
 
 /// Index expressions of one loop nest: flat (`i`) or per dimension (`i0 * 256 + i1`), affine either way.
 private struct Indexing {

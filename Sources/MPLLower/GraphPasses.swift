@@ -56,6 +56,67 @@ import MPLIR
     return live
 }
 
+/// Element-wise values whose only reader is an element-wise op that evaluates each operand element once
+/// (and that are not results): form-kernels fuses them into that reader's loop as a scalar, so they never
+/// reach memory. Graph passes use this to avoid turning such a value into a view, which would store it.
+func fusedScalars(_ graph: Graph) -> [Bool] {
+    var uses = [Int](repeating: 0, count: graph.equations.count)
+    var elementwiseReader = [Bool](repeating: true, count: graph.equations.count)
+    for value in graph.values {
+        let op = graph.op(of: value)
+        for operand in op.operands {
+            uses[operand.id] += 1
+            switch op {
+            case .unary, .binary: break
+            case .input, .constant, .broadcast, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool,
+                .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax,
+                .oneHotSample, .stopGradient:
+                elementwiseReader[operand.id] = false
+            }
+        }
+    }
+    for result in graph.results { uses[result.value.id] += 1 }
+    return graph.values.map { value in
+        switch graph.op(of: value) {
+        case .unary, .binary: return uses[value.id] == 1 && elementwiseReader[value.id]
+        default: return false
+        }
+    }
+}
+
+/// share-relu-masks: the ReLU derivative step(x) becomes step(relu(x)) (equal for every x) when relu(x) is
+/// computed anyway, so the backward pass reads the activation the forward pass keeps and the pre-activation
+/// need not be stored at all. And relu(reshape(a)), when the activation is stored, becomes reshape(relu(a)):
+/// a convolution's ReLU then runs over [N·OH·OW, F] in the loop of its GEMM and bias (one epilogue).
+@Sendable func shareReLUMasks(_ graph: Graph) -> Graph {
+    let fused = fusedScalars(graph)
+    var rewritten = Graph()
+    var newValue: [Value] = []
+    var reluOf: [Value: Value] = [:]  // new x → new value equal to relu(x); looked up, never iterated
+    for (id, equation) in graph.equations.enumerated() {
+        let op = equation.op.mapOperands { newValue[$0.id] }
+        let value: Value
+        switch op {
+        case .unary(.step, let x):
+            value = rewritten.append(.unary(.step, reluOf[x] ?? x))
+        case .unary(.relu, let x):
+            if case .reshape(let a) = rewritten.op(of: x), !fused[id] {
+                let inner = reluOf[a] ?? rewritten.append(.unary(.relu, a))
+                reluOf[a] = inner
+                value = rewritten.append(.reshape(inner), shape: equation.shape)
+            } else {
+                value = reluOf[x] ?? rewritten.append(.unary(.relu, x))
+            }
+            reluOf[x] = value
+        default:
+            value = rewritten.append(op, shape: equation.shape)
+        }
+        newValue.append(value)
+    }
+    rewritten.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
+    return rewritten
+}
+
 extension Op {
     /// The same op with every operand replaced by `transform(operand)`.
     func mapOperands(_ transform: (Value) -> Value) -> Op {

@@ -19,6 +19,81 @@ func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) 
     }
 }
 
+/// Columns per chunk of a streamed convolution: about 1 MiB of floats (the L2 cache of the machines we
+/// measure on), so that im2col writes a chunk and sgemm reads it back from cache.
+let streamChunkFloats = 1 << 18
+
+/// stream-convolutions: im2col, whose columns are k·k times the size of its image batch, is never stored
+/// whole when every kernel that reads it is a GEMM taking it as its left operand (the forward convolution and
+/// ∂W = colsᵀ·∂y): each of those GEMMs rebuilds the columns a chunk of images at a time (`GEMM.im2colA`).
+/// Likewise a GEMM whose product (∂cols = ∂y·Wᵀ) only feeds col2im writes it a chunk at a time and col2im's
+/// that chunk (`GEMM.col2imOutput`). The columns then never leave the cache, and the scratch arena holds none.
+@Sendable func streamConvolutions(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    guard options.streamConvolutions else { return function }
+    let graph = function.graph
+    let results = graph.results.map { memoryRoot(of: $0.value, in: graph).root }
+    var kernels = function.kernels
+    func chunkImages(_ g: WindowGeometry) -> Int {
+        let perImage = g.outHeight * g.outWidth * g.kernel * g.kernel * g.channels
+        return max(1, min(g.batch, streamChunkFloats / max(perImage, 1)))
+    }
+    /// Kernels (other than `except`) reading `value` or a view of it.
+    func readers(of value: Value, except: Int) -> [Int] {
+        kernels.indices.filter { i in i != except && kernels[i].reads.contains { memoryRoot(of: $0, in: graph).root == value } }
+    }
+
+    var index = 0
+    while index < kernels.count {
+        guard case .window(let w) = kernels[index].body, w.op == .im2col, !results.contains(w.output) else {
+            index += 1
+            continue
+        }
+        let users = readers(of: w.output, except: index)
+        let streamable = !users.isEmpty && users.allSatisfy { i in
+            guard case .gemm(let g) = kernels[i].body, g.im2colA == nil, g.col2imOutput == nil, g.a == w.output,
+                  g.b != w.output else { return false }
+            return kernels[i].reads.filter { memoryRoot(of: $0, in: graph).root == w.output } == [w.output]
+        }
+        guard streamable else {
+            index += 1
+            continue
+        }
+        let windowed = WindowedImages(images: w.operands[0], geometry: w.geometry, chunkImages: chunkImages(w.geometry))
+        for i in users {
+            guard case .gemm(var g) = kernels[i].body else { continue }
+            g.im2colA = windowed
+            kernels[i].body = .gemm(g)
+            kernels[i].equations = (kernels[i].equations + kernels[index].equations).sorted()
+        }
+        kernels.remove(at: index)
+    }
+
+    index = 0
+    while index < kernels.count {
+        guard case .window(let w) = kernels[index].body, w.op == .col2im else {
+            index += 1
+            continue
+        }
+        let columns = w.operands[0]
+        guard !results.contains(columns),
+              let producer = kernels.indices.first(where: { kernels[$0].outputs.contains(columns) }),
+              case .gemm(var g) = kernels[producer].body, g.output == columns, g.product == columns, g.epilogue.isEmpty,
+              g.im2colA == nil, g.col2imOutput == nil, readers(of: columns, except: producer) == [index]
+        else {
+            index += 1
+            continue
+        }
+        g.col2imOutput = WindowedImages(images: w.output, geometry: w.geometry, chunkImages: chunkImages(w.geometry))
+        g.output = w.output
+        kernels[producer].body = .gemm(g)
+        kernels[producer].equations = (kernels[producer].equations + kernels[index].equations).sorted()
+        kernels.remove(at: index)
+    }
+    var next = function
+    next.kernels = kernels
+    return next
+}
+
 /// fold-gemm-epilogues: when a matmul's only consumer is element-wise over the same [m, n] (bias add,
 /// activation, dropout mask...), that consumer's loop runs right after sgemm in the same kernel, in place
 /// on the product, instead of writing the product and reading it back in a second kernel. (The other
@@ -36,7 +111,7 @@ func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) 
     var kernels = function.kernels
     var index = 0
     while index < kernels.count {
-        guard case .gemm(let gemm) = kernels[index].body, gemm.epilogue.isEmpty,
+        guard case .gemm(let gemm) = kernels[index].body, gemm.epilogue.isEmpty, gemm.col2imOutput == nil,
               uses[gemm.product.id] == 1, !results.contains(gemm.product),
               let consumerIndex = kernels.indices.first(where: { $0 != index && kernels[$0].reads.contains(gemm.product) }),
               case .loop(let loop) = kernels[consumerIndex].body,

@@ -62,9 +62,28 @@ public struct Reduction: Hashable, Sendable {
     public var output: Value
 }
 
+/// An image batch seen through a sliding window: im2col(source) or the col2im that writes into an image batch.
+public struct WindowedImages: Hashable, Sendable {
+    /// The image batch [N, H, W, C]: the im2col operand, or the col2im result.
+    public var images: Value
+    public var geometry: WindowGeometry
+    /// Images per chunk.
+    public var chunkImages: Int
+
+    /// Rows of the columns matrix per image.
+    public var rowsPerImage: Int { geometry.outHeight * geometry.outWidth }
+    /// Floats of one chunk of the columns matrix.
+    public var chunkFloats: Int { chunkImages * rowsPerImage * geometry.kernel * geometry.kernel * geometry.channels }
+}
+
 /// One `cblas_sgemm`: product = op(a)·op(b), [m, k]·[k, n], row-major, transposes as BLAS flags.
 /// With an epilogue, sgemm writes into `output`'s buffer and the epilogue statements (which read the
 /// product as `.load(product, identity)`) then update it in place, e.g. `relu(product + bias)`.
+/// A convolution's GEMMs stream their columns: with `im2colA`, operand `a` is im2col of an image batch that is
+/// never stored whole; the kernel fills a temporary with the columns of a few images at a time and multiplies
+/// those rows (a forward convolution: rows of the product, epilogue on them; ∂W = colsᵀ·∂y: a slice of the
+/// contraction, accumulated with beta = 1). With `col2imOutput`, the product (∂cols = ∂y·Wᵀ) is computed a few
+/// images at a time into the temporary and summed into `output` = col2im(product) straight away.
 public struct GEMM: Hashable, Sendable {
     public var a: Value
     public var b: Value
@@ -75,8 +94,15 @@ public struct GEMM: Hashable, Sendable {
     public var k: Int
     public var product: Value
     public var epilogue: [Statement]
-    /// The product itself, or the epilogue's last statement.
+    /// The product itself, or the epilogue's last statement, or the col2im of the product.
     public var output: Value
+    public var im2colA: WindowedImages? = nil
+    public var col2imOutput: WindowedImages? = nil
+
+    /// Floats of the kernel's temporary (a chunk of columns), 0 when it has none.
+    public var temporaryFloats: Int { im2colA?.chunkFloats ?? col2imOutput?.chunkFloats ?? 0 }
+    /// The operand `a` as memory: the image batch when the columns are streamed.
+    public var aInMemory: Value { im2colA?.images ?? a }
 }
 
 public enum WindowOp: String, Hashable, Sendable {
@@ -108,6 +134,12 @@ public struct Kernel: Hashable, Sendable {
     /// The IR equations this kernel computes, ascending (the generated function's comment).
     public var equations: [Value]
 
+    /// Floats of scratch the kernel needs while it runs (and never after), 0 for most kernels.
+    public var temporaryFloats: Int {
+        if case .gemm(let g) = body { return g.temporaryFloats }
+        return 0
+    }
+
     /// Values this kernel writes to memory.
     public var outputs: [Value] {
         switch body {
@@ -133,7 +165,7 @@ public struct Kernel: Hashable, Sendable {
         switch body {
         case .loop(let loop): return loads(loop.statements)
         case .reduction(let r): return loads(r.statements) + r.input.loads.map(\.value)
-        case .gemm(let g): return [g.a, g.b] + loads(g.epilogue).filter { $0 != g.product }
+        case .gemm(let g): return [g.aInMemory, g.b] + loads(g.epilogue).filter { $0 != g.product }
         case .window(let w): return w.operands
         case .padRows(let operand, _, _), .oneHotArgmax(let operand, _): return [operand]
         case .oneHotSample(let p, let u, _): return [p, u]
@@ -151,7 +183,7 @@ public struct Kernel: Hashable, Sendable {
         case .loop(let loop):
             (dims, statements) = (loop.dims, loop.statements)
         case .gemm(let g):
-            guard value != g.a && value != g.b else { return false }
+            guard value != g.aInMemory && value != g.b else { return false }
             (dims, statements) = ([g.m, g.n], g.epilogue)
         case .reduction, .window, .padRows, .oneHotArgmax, .oneHotSample:
             return false

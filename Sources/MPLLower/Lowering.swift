@@ -13,15 +13,19 @@ public struct LoweringOptions: Sendable {
     public var mergeSiblingLoops: Bool
     /// Let scratch buffers whose live ranges do not overlap share memory (off: one buffer per value).
     public var reuseScratch: Bool
+    /// Build a convolution's im2col columns a chunk of images at a time inside its GEMMs (off: im2col and
+    /// col2im are kernels of their own and the columns are stored whole).
+    public var streamConvolutions: Bool
     /// Trap with the verifier's problems if a graph pass breaks the graph (a compiler bug).
     public var verifyAfterEachPass: Bool
 
     public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
-                reuseScratch: Bool = true, verifyAfterEachPass: Bool = true) {
+                reuseScratch: Bool = true, streamConvolutions: Bool = true, verifyAfterEachPass: Bool = true) {
         self.fuseElementwise = fuseElementwise
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
         self.reuseScratch = reuseScratch
+        self.streamConvolutions = streamConvolutions
         self.verifyAfterEachPass = verifyAfterEachPass
     }
 }
@@ -51,8 +55,12 @@ public enum Lowering {
     public static let pipeline: [Pass] = [
         .graph("simplify", simplify),                                   // x*1, x+0, constant ops, reshape/broadcast chains
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
+        .graph("skip-zero-rows", skipZeroRows),                         // backward passes on the rows a loss reaches
+        .graph("share-relu-masks", shareReLUMasks),                     // step(x) from relu(x); conv ReLU in its epilogue
+        .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
         .graph("eliminate-dead-code", eliminateDeadCode),               // keep what the results need
         .kernels("form-kernels", formKernels),                          // fuse element-wise chains into loops
+        .kernels("stream-convolutions", streamConvolutions),            // im2col/col2im a chunk at a time in the GEMMs
         .kernels("fold-gemm-epilogues", foldGEMMEpilogues),             // bias + activation right after sgemm
         .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
         .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse

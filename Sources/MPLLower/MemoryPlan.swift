@@ -10,8 +10,10 @@
 import MPLIR
 
 public struct ScratchBuffer: Hashable, Sendable {
-    /// The value the buffer holds, or nil for a staging copy of an old state tensor.
+    /// The value the buffer holds, or nil for a staging copy of an old state tensor or a kernel's temporary.
     public var value: Value?
+    /// The kernel whose temporary this is (e.g. a chunk of im2col columns), if it is one.
+    public var temporaryOf: Int? = nil
     public var label: String
     public var offset: Int
     /// Aligned size, in floats.
@@ -42,6 +44,8 @@ public struct MemoryPlan: Hashable, Sendable {
     /// By value id; nil for values that never touch memory (fused scalars, constants).
     public var locations: [Location?] = []
     public var scratchBuffers: [ScratchBuffer] = []
+    /// By kernel index: where the kernel's temporary lives (nil for kernels without one).
+    public var temporaries: [Location?] = []
     /// First after the last kernel: old state tensors that a result needs, saved before anything overwrites them.
     public var stagingCopies: [Copy] = []
     /// Then: results that could not be written in place.
@@ -174,6 +178,12 @@ private struct MemoryPlanner {
                                                          firstKernel: index, lastKernel: max(lastRead, index)))
             }
         }
+        for (index, kernel) in kernels.enumerated() where kernel.temporaryFloats > 0 {
+            var buffer = ScratchBuffer(value: nil, label: "temporary of kernel \(index)", offset: 0,
+                                       floats: alignedFloats(kernel.temporaryFloats), firstKernel: index, lastKernel: index)
+            buffer.temporaryOf = index
+            plan.scratchBuffers.append(buffer)
+        }
         // An old state tensor that a result copies must be saved before the final copies overwrite state.
         for copy in pendingCopies where isOldState(roots[copy.value.id].root) {
             plan.scratchBuffers.append(ScratchBuffer(value: nil, label: "old state for \(copy.resultName)", offset: 0,
@@ -212,7 +222,11 @@ private struct MemoryPlanner {
             if case .gemm(let gemm) = kernel.body { locations[gemm.product.id] = locations[gemm.output.id] }
         }
 
-        let staging = plan.scratchBuffers.filter { $0.value == nil }
+        plan.temporaries = Array(repeating: nil, count: kernels.count)
+        for buffer in plan.scratchBuffers {
+            if let kernel = buffer.temporaryOf { plan.temporaries[kernel] = Location(.scratch, buffer.offset) }
+        }
+        let staging = plan.scratchBuffers.filter { $0.value == nil && $0.temporaryOf == nil }
         var stagingIndex = 0
         for copy in pendingCopies {
             let (root, offset) = roots[copy.value.id]

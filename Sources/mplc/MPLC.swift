@@ -38,11 +38,17 @@ struct Emit: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Output directory (default: generated/<model name>).")
     var output: String?
+    @Option(help: "Override the recipe's pseudo labels: hard-argmax, hard-sampled, soft or soft:T.")
+    var pseudoLabels: String?
+    @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
+    var feedback: String?
 
     func run() throws {
         try reportingFailures {
-            let model = try Compiler.load(path: self.model).get()
-            let command = "mplc \(self.model)" + (output.map { " -o \($0)" } ?? "")
+            var model = try Compiler.load(path: self.model).get()
+            try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+            let overrides = (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
+            let command = "mplc \(self.model)" + overrides + (output.map { " -o \($0)" } ?? "")
             let compiled = try Compiler.compile(model, regenerateCommand: command)
             let directory = output ?? "generated/\(model.name)"
             try Compiler.write(compiled.files, to: directory)

@@ -72,19 +72,6 @@ MPLC_HELPER ptrdiff_t mplc_pixel(mplc_window g, int n, int y, int x) {
     return ((ptrdiff_t)(n * g.height + y) * g.width + x) * g.channels;
 }
 
-/* Input index of the first maximum of channel c in the window of output pixel (n, oy, ox); -1 if none. */
-MPLC_HELPER ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, int n, int oy, int ox, int c) {
-    ptrdiff_t best = -1;
-    for (int ky = 0; ky < g.kernel; ky++) {
-        for (int kx = 0; kx < g.kernel; kx++) {
-            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-            if (pixel < 0) continue;
-            if (best < 0 || source[pixel + c] > source[best]) best = pixel + c;
-        }
-    }
-    return best;
-}
-
 /* columns[N*OH*OW, k*k*C]: row = output pixel, column = (ky, kx, c); padding reads as 0. */
 MPLC_HELPER void mplc_im2col(float *restrict columns, const float *restrict image, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
@@ -139,27 +126,89 @@ MPLC_HELPER void mplc_max_pool(float *restrict out, const float *restrict x, mpl
             }
 }
 
+/* Max-pool derivatives. Both pick, per window and channel, the first tap (in ky, kx order) holding the
+ * window's maximum of `source` (the first maximum; the reference interpreter's choice). They find it a block
+ * of channels at a time:
+ * the maximum over the taps with channels innermost, then the first tap equal to it. Every loop runs along
+ * contiguous channels and vectorises, which is several times faster than one argmax search per element. */
+enum { MPLC_POOL_CHANNEL_BLOCK = 64 };
+
+/* best[0..cb) = the maximum of `source` over the valid taps of window (n, oy, ox), channels [c0, c0 + cb). */
+MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict source, mplc_window g, int n, int oy,
+                                   int ox, int c0, int cb) {
+    int found = 0;
+    for (int ky = 0; ky < g.kernel; ky++)
+        for (int kx = 0; kx < g.kernel; kx++) {
+            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+            if (pixel < 0) continue;
+            const float *s = source + pixel + c0;
+            if (!found) for (int c = 0; c < cb; c++) best[c] = s[c];
+            else for (int c = 0; c < cb; c++) best[c] = s[c] > best[c] ? s[c] : best[c];
+            found = 1;
+        }
+}
+
 /* The tangent at the position of each window's maximum of `source`. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float *o = out;
+    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ch = 0; ch < g.channels; ch++) *o++ = tangent[mplc_window_argmax(source, g, n, oy, ox, ch)];
+                for (int c0 = 0; c0 < g.channels; c0 += MPLC_POOL_CHANNEL_BLOCK) {
+                    const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
+                    float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
+                    mplc_window_max(best, source, g, n, oy, ox, c0, cb);
+                    for (int c = 0; c < cb; c++) {
+                        done[c] = 0.0f;
+                        o[c] = 0.0f;
+                    }
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel < 0) continue;
+                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                            for (int c = 0; c < cb; c++) {
+                                const int hit = done[c] == 0.0f && s[c] == best[c];
+                                o[c] = hit ? t[c] : o[c];
+                                done[c] = hit ? 1.0f : done[c];
+                            }
+                        }
+                }
 }
 
-/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). */
+/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). Windows
+ * that tile the input (stride = kernel, no padding) write every covered element once; otherwise the output is
+ * zeroed and accumulated into. */
 MPLC_HELPER void mplc_max_pool_scatter(float *restrict out, const float *restrict source,
                                          const float *restrict cotangent, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
-    const float *o = cotangent;
+    const int tiles = g.stride == g.kernel && g.padding == 0 && oh * g.stride == g.height && ow * g.stride == g.width;
+    if (!tiles) memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
+    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ch = 0; ch < g.channels; ch++) out[mplc_window_argmax(source, g, n, oy, ox, ch)] += *o++;
+                for (int c0 = 0; c0 < g.channels; c0 += MPLC_POOL_CHANNEL_BLOCK) {
+                    const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
+                    const float *o = cotangent + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
+                    mplc_window_max(best, source, g, n, oy, ox, c0, cb);
+                    for (int c = 0; c < cb; c++) done[c] = 0.0f;
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel < 0) continue;
+                            const float *s = source + pixel + c0;
+                            float *d = out + pixel + c0;
+                            for (int c = 0; c < cb; c++) {
+                                const int hit = done[c] == 0.0f && s[c] == best[c];
+                                if (tiles) d[c] = hit ? o[c] : 0.0f;
+                                else d[c] += hit ? o[c] : 0.0f;
+                                done[c] = hit ? 1.0f : done[c];
+                            }
+                        }
+                }
 }
 
 /* Mean over the k*k window; padding counts as zeros. Channels innermost, so the sums vectorise. */
@@ -308,67 +357,59 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %22 = im2col k3 s1 p1 %16 : [225792,9] */
-static void step_k000_im2col(float *restrict t22, const float *restrict in_x) {
-    mplc_im2col(t22, in_x, (mplc_window){288, 28, 28, 1, 3, 1, 1});
-}
-
-/* %24 = matmul %22, %23 : [225792,16]
+/* %22 = im2col k3 s1 p1 %16 : [225792,9]
+ * %24 = matmul %22, %23 : [225792,16]
  * %25 = broadcast axes=[1] %1 : [225792,16]
- * %26 = add %24, %25 : [225792,16] */
-static void step_k001_matmul_add(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 225792, 16, 9, 1.0f, t22, 9, in_teacher_conv0_weight, 16, 0.0f, t26, 16);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 225792; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v26 = t26[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-            t26[i0 * 16 + i1] = v26;
+ * %26 = add %24, %25 : [225792,16]
+ * %27 = relu %26 : [225792,16] */
+static void step_k000_im2col_matmul_add_etc(float *restrict t26, float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 37) {
+        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_teacher_conv0_weight, 16, 0.0f, t26 + (size_t)n0 * 12544, 16);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v26 = t26[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                const float v27 = v26 > 0.0f ? v26 : 0.0f;
+                t26[i0 * 16 + i1] = v26;
+                t27[i0 * 16 + i1] = v27;
+            }
         }
-    }
-}
-
-/* %28 = relu %27 : [288,28,28,16] */
-static void step_k002_relu(float *restrict t28, const float *restrict t27) {
-    for (size_t i = 0; i < 3612672; i++) {
-        const float v28 = t27[i] > 0.0f ? t27[i] : 0.0f;
-        t28[i] = v28;
     }
 }
 
 /* %29 = max_pool k2 s2 p0 %28 : [288,14,14,16] */
-static void step_k003_max_pool(float *restrict t29, const float *restrict t28) {
+static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
     mplc_max_pool(t29, t28, (mplc_window){288, 28, 28, 16, 2, 2, 0});
 }
 
-/* %30 = im2col k3 s1 p1 %29 : [56448,144] */
-static void step_k004_im2col(float *restrict t30, const float *restrict t29) {
-    mplc_im2col(t30, t29, (mplc_window){288, 14, 14, 16, 3, 1, 1});
-}
-
-/* %32 = matmul %30, %31 : [56448,32]
+/* %30 = im2col k3 s1 p1 %29 : [56448,144]
+ * %32 = matmul %30, %31 : [56448,32]
  * %33 = broadcast axes=[1] %3 : [56448,32]
- * %34 = add %32, %33 : [56448,32] */
-static void step_k005_matmul_add(float *restrict t34, const float *restrict t30, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 56448, 32, 144, 1.0f, t30, 144, in_teacher_conv3_weight, 32, 0.0f, t34, 32);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v34 = t34[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
-            t34[i0 * 32 + i1] = v34;
+ * %34 = add %32, %33 : [56448,32]
+ * %35 = relu %34 : [56448,32] */
+static void step_k002_im2col_matmul_add_etc(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        mplc_im2col(chunk, t29 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t34 + (size_t)n0 * 6272, 32);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v34 = t34[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
+                const float v35 = v34 > 0.0f ? v34 : 0.0f;
+                t34[i0 * 32 + i1] = v34;
+                t35[i0 * 32 + i1] = v35;
+            }
         }
     }
 }
 
-/* %36 = relu %35 : [288,14,14,32] */
-static void step_k006_relu(float *restrict t36, const float *restrict t35) {
-    for (size_t i = 0; i < 1806336; i++) {
-        const float v36 = t35[i] > 0.0f ? t35[i] : 0.0f;
-        t36[i] = v36;
-    }
-}
-
 /* %37 = max_pool k2 s2 p0 %36 : [288,7,7,32] */
-static void step_k007_max_pool(float *restrict t37, const float *restrict t36) {
+static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
     mplc_max_pool(t37, t36, (mplc_window){288, 14, 14, 32, 2, 2, 0});
 }
 
@@ -377,7 +418,7 @@ static void step_k007_max_pool(float *restrict t37, const float *restrict t36) {
  * %41 = add %39, %40 : [288,128]
  * %42 = relu %41 : [288,128]
  * %44 = mul %42, %43 : [288,128] */
-static void step_k008_matmul_add_relu_etc(float *restrict t41, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
+static void step_k004_matmul_add_relu_etc(float *restrict t41, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 128, 1568, 1.0f, t38, 1568, in_teacher_dense7_weight, 128, 0.0f, t41, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
@@ -394,7 +435,7 @@ static void step_k008_matmul_add_relu_etc(float *restrict t41, float *restrict t
 /* %45 = matmul %44, %6 : [288,10]
  * %46 = broadcast axes=[1] %7 : [288,10]
  * %47 = add %45, %46 : [288,10] */
-static void step_k009_matmul_add(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+static void step_k005_matmul_add(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 128, 1.0f, t44, 128, in_teacher_dense10_weight, 10, 0.0f, t47, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
@@ -409,7 +450,7 @@ static void step_k009_matmul_add(float *restrict t47, const float *restrict t44,
  * %52 = mul %17, %51 : [32,10]
  * %53 = constant 0.01 : [32,10]
  * %54 = add %52, %53 : [32,10] */
-static void step_k010_mul_add(float *restrict t54, const float *restrict in_y) {
+static void step_k006_mul_add(float *restrict t54, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v52 = in_y[i] * 0.9f;
         const float v54 = v52 + 0.01f;
@@ -418,7 +459,7 @@ static void step_k010_mul_add(float *restrict t54, const float *restrict in_y) {
 }
 
 /* %55 = reduce_max axes=[1] %48 : [32] */
-static void step_k011_reduce_max(float *restrict t55, const float *restrict t48) {
+static void step_k007_reduce_max(float *restrict t55, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -431,7 +472,7 @@ static void step_k011_reduce_max(float *restrict t55, const float *restrict t48)
 /* %56 = broadcast axes=[0] %55 : [32,10]
  * %57 = sub %48, %56 : [32,10]
  * %58 = exp %57 : [32,10] */
-static void step_k012_sub_exp(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
+static void step_k008_sub_exp(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v57 = t48[i0 * 10 + i1] - t55[i0];
@@ -443,7 +484,7 @@ static void step_k012_sub_exp(float *restrict t57, float *restrict t58, const fl
 }
 
 /* %59 = reduce_sum axes=[1] %58 : [32] */
-static void step_k013_reduce_sum(float *restrict t59, const float *restrict t58) {
+static void step_k009_reduce_sum(float *restrict t59, const float *restrict t58) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -454,7 +495,7 @@ static void step_k013_reduce_sum(float *restrict t59, const float *restrict t58)
 }
 
 /* %60 = log %59 : [32] */
-static void step_k014_log(float *restrict t60, const float *restrict t59) {
+static void step_k010_log(float *restrict t60, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v60 = logf(t59[i]);
         t60[i] = v60;
@@ -465,7 +506,7 @@ static void step_k014_log(float *restrict t60, const float *restrict t59) {
  * %62 = sub %57, %61 : [32,10]
  * %63 = mul %54, %62 : [32,10]
  * %64 = reduce_sum axes=[0, 1] %63 : [] */
-static void step_k015_sub_mul_reduce_sum(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
+static void step_k011_sub_mul_reduce_sum(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -479,7 +520,7 @@ static void step_k015_sub_mul_reduce_sum(float *restrict t64, const float *restr
 
 /* %65 = constant -0.03125 : []
  * %66 = mul %64, %65 : [] */
-static void step_k016_mul(float *restrict t66, const float *restrict t64) {
+static void step_k012_mul(float *restrict t66, const float *restrict t64) {
     for (size_t i = 0; i < 1; i++) {
         const float v66 = t64[0] * (-0.03125f);
         t66[i] = v66;
@@ -488,7 +529,7 @@ static void step_k016_mul(float *restrict t66, const float *restrict t64) {
 
 /* %67 = constant 1.4285714285714286 : [128,10]
  * %68 = mul %49, %67 : [128,10] */
-static void step_k017_mul(float *restrict t68, const float *restrict t49) {
+static void step_k013_mul(float *restrict t68, const float *restrict t49) {
     for (size_t i = 0; i < 1280; i++) {
         const float v68 = t49[i] * 1.4285715f;
         t68[i] = v68;
@@ -496,7 +537,7 @@ static void step_k017_mul(float *restrict t68, const float *restrict t49) {
 }
 
 /* %69 = reduce_max axes=[1] %68 : [128] */
-static void step_k018_reduce_max(float *restrict t69, const float *restrict t68) {
+static void step_k014_reduce_max(float *restrict t69, const float *restrict t68) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -508,7 +549,7 @@ static void step_k018_reduce_max(float *restrict t69, const float *restrict t68)
 
 /* %70 = broadcast axes=[0] %69 : [128,10]
  * %71 = sub %68, %70 : [128,10] */
-static void step_k019_sub(float *restrict t71, const float *restrict t68, const float *restrict t69) {
+static void step_k015_sub(float *restrict t71, const float *restrict t68, const float *restrict t69) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v71 = t68[i0 * 10 + i1] - t69[i0];
@@ -519,7 +560,7 @@ static void step_k019_sub(float *restrict t71, const float *restrict t68, const 
 
 /* %72 = exp %71 : [128,10]
  * %73 = reduce_sum axes=[1] %72 : [128] */
-static void step_k020_exp_reduce_sum(float *restrict t73, const float *restrict t71) {
+static void step_k016_exp_reduce_sum(float *restrict t73, const float *restrict t71) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -531,7 +572,7 @@ static void step_k020_exp_reduce_sum(float *restrict t73, const float *restrict 
 }
 
 /* %74 = log %73 : [128] */
-static void step_k021_log(float *restrict t74, const float *restrict t73) {
+static void step_k017_log(float *restrict t74, const float *restrict t73) {
     for (size_t i = 0; i < 128; i++) {
         const float v74 = logf(t73[i]);
         t74[i] = v74;
@@ -541,7 +582,7 @@ static void step_k021_log(float *restrict t74, const float *restrict t73) {
 /* %75 = broadcast axes=[0] %74 : [128,10]
  * %76 = sub %71, %75 : [128,10]
  * %77 = exp %76 : [128,10] */
-static void step_k022_sub_exp(float *restrict t77, const float *restrict t71, const float *restrict t74) {
+static void step_k018_sub_exp(float *restrict t77, const float *restrict t71, const float *restrict t74) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v76 = t71[i0 * 10 + i1] - t74[i0];
@@ -552,7 +593,7 @@ static void step_k022_sub_exp(float *restrict t77, const float *restrict t71, co
 }
 
 /* %78 = reduce_max axes=[1] %77 : [128] */
-static void step_k023_reduce_max(float *restrict t78, const float *restrict t77) {
+static void step_k019_reduce_max(float *restrict t78, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -564,7 +605,7 @@ static void step_k023_reduce_max(float *restrict t78, const float *restrict t77)
 
 /* %79 = constant 0.6 : [128]
  * %80 = greaterEqual %78, %79 : [128] */
-static void step_k024_greaterEqual(float *restrict t80, const float *restrict t78) {
+static void step_k020_greaterEqual(float *restrict t80, const float *restrict t78) {
     for (size_t i = 0; i < 128; i++) {
         const float v80 = t78[i] >= 0.6f ? 1.0f : 0.0f;
         t80[i] = v80;
@@ -572,7 +613,7 @@ static void step_k024_greaterEqual(float *restrict t80, const float *restrict t7
 }
 
 /* %81 = reduce_max axes=[1] %50 : [128] */
-static void step_k025_reduce_max(float *restrict t81, const float *restrict t50) {
+static void step_k021_reduce_max(float *restrict t81, const float *restrict t50) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -585,7 +626,7 @@ static void step_k025_reduce_max(float *restrict t81, const float *restrict t50)
 /* %82 = broadcast axes=[0] %81 : [128,10]
  * %83 = sub %50, %82 : [128,10]
  * %84 = exp %83 : [128,10] */
-static void step_k026_sub_exp(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
+static void step_k022_sub_exp(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v83 = t50[i0 * 10 + i1] - t81[i0];
@@ -597,7 +638,7 @@ static void step_k026_sub_exp(float *restrict t83, float *restrict t84, const fl
 }
 
 /* %85 = reduce_sum axes=[1] %84 : [128] */
-static void step_k027_reduce_sum(float *restrict t85, const float *restrict t84) {
+static void step_k023_reduce_sum(float *restrict t85, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -608,7 +649,7 @@ static void step_k027_reduce_sum(float *restrict t85, const float *restrict t84)
 }
 
 /* %86 = log %85 : [128] */
-static void step_k028_log(float *restrict t86, const float *restrict t85) {
+static void step_k024_log(float *restrict t86, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v86 = logf(t85[i]);
         t86[i] = v86;
@@ -619,7 +660,7 @@ static void step_k028_log(float *restrict t86, const float *restrict t85) {
  * %88 = sub %83, %87 : [128,10]
  * %89 = mul %77, %88 : [128,10]
  * %90 = reduce_sum axes=[1] %89 : [128] */
-static void step_k029_sub_mul_reduce_sum(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
+static void step_k025_sub_mul_reduce_sum(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -634,7 +675,7 @@ static void step_k029_sub_mul_reduce_sum(float *restrict t90, const float *restr
 /* %91 = neg %90 : [128]
  * %92 = mul %80, %91 : [128]
  * %93 = reduce_sum axes=[0] %92 : [] */
-static void step_k030_neg_mul_reduce_sum(float *restrict t93, const float *restrict t90, const float *restrict t80) {
+static void step_k026_neg_mul_reduce_sum(float *restrict t93, const float *restrict t90, const float *restrict t80) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         const float v91 = -t90[i0];
@@ -646,7 +687,7 @@ static void step_k030_neg_mul_reduce_sum(float *restrict t93, const float *restr
 
 /* %94 = constant 0.0078125 : []
  * %95 = mul %93, %94 : [] */
-static void step_k031_mul(float *restrict t95, const float *restrict t93) {
+static void step_k027_mul(float *restrict t95, const float *restrict t93) {
     for (size_t i = 0; i < 1; i++) {
         const float v95 = t93[0] * 0.0078125f;
         t95[i] = v95;
@@ -654,7 +695,7 @@ static void step_k031_mul(float *restrict t95, const float *restrict t93) {
 }
 
 /* %96 = reduce_sum axes=[0] %80 : [] */
-static void step_k032_reduce_sum(float *restrict t96, const float *restrict t80) {
+static void step_k028_reduce_sum(float *restrict t96, const float *restrict t80) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         sum += t80[i0];
@@ -664,7 +705,7 @@ static void step_k032_reduce_sum(float *restrict t96, const float *restrict t80)
 
 /* %94 = constant 0.0078125 : []
  * %97 = mul %96, %94 : [] */
-static void step_k033_mul(float *restrict t97, const float *restrict t96) {
+static void step_k029_mul(float *restrict t97, const float *restrict t96) {
     for (size_t i = 0; i < 1; i++) {
         const float v97 = t96[0] * 0.0078125f;
         t97[i] = v97;
@@ -672,71 +713,61 @@ static void step_k033_mul(float *restrict t97, const float *restrict t96) {
 }
 
 /* %98 = one_hot_argmax %50 : [128,10] */
-static void step_k034_one_hot_argmax(float *restrict t98, const float *restrict t50) {
+static void step_k030_one_hot_argmax(float *restrict t98, const float *restrict t50) {
     mplc_one_hot_argmax(t98, t50, 128, 10);
 }
 
-/* %101 = im2col k3 s1 p1 %99 : [100352,9] */
-static void step_k035_im2col(float *restrict t101, const float *restrict t99) {
-    mplc_im2col(t101, t99, (mplc_window){128, 28, 28, 1, 3, 1, 1});
-}
-
-/* %103 = matmul %101, %102 : [100352,16]
+/* %101 = im2col k3 s1 p1 %99 : [100352,9]
+ * %103 = matmul %101, %102 : [100352,16]
  * %104 = broadcast axes=[1] %9 : [100352,16]
- * %105 = add %103, %104 : [100352,16] */
-static void step_k036_matmul_add(float *restrict t105, const float *restrict t101, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100352, 16, 9, 1.0f, t101, 9, in_student_conv0_weight, 16, 0.0f, t105, 16);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v105 = t105[i0 * 16 + i1] + in_student_conv0_bias[i1];
-            t105[i0 * 16 + i1] = v105;
+ * %105 = add %103, %104 : [100352,16]
+ * %106 = relu %105 : [100352,16] */
+static void step_k031_im2col_matmul_add_etc(float *restrict t106, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 37) {
+        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_student_conv0_weight, 16, 0.0f, t106 + (size_t)n0 * 12544, 16);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v105 = t106[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                const float v106 = v105 > 0.0f ? v105 : 0.0f;
+                t106[i0 * 16 + i1] = v106;
+            }
         }
-    }
-}
-
-/* %107 = relu %106 : [128,28,28,16] */
-static void step_k037_relu(float *restrict t107, const float *restrict t106) {
-    for (size_t i = 0; i < 1605632; i++) {
-        const float v107 = t106[i] > 0.0f ? t106[i] : 0.0f;
-        t107[i] = v107;
     }
 }
 
 /* %108 = max_pool k2 s2 p0 %107 : [128,14,14,16] */
-static void step_k038_max_pool(float *restrict t108, const float *restrict t107) {
+static void step_k032_max_pool(float *restrict t108, const float *restrict t107) {
     mplc_max_pool(t108, t107, (mplc_window){128, 28, 28, 16, 2, 2, 0});
 }
 
-/* %109 = im2col k3 s1 p1 %108 : [25088,144] */
-static void step_k039_im2col(float *restrict t109, const float *restrict t108) {
-    mplc_im2col(t109, t108, (mplc_window){128, 14, 14, 16, 3, 1, 1});
-}
-
-/* %111 = matmul %109, %110 : [25088,32]
+/* %109 = im2col k3 s1 p1 %108 : [25088,144]
+ * %111 = matmul %109, %110 : [25088,32]
  * %112 = broadcast axes=[1] %11 : [25088,32]
- * %113 = add %111, %112 : [25088,32] */
-static void step_k040_matmul_add(float *restrict t113, const float *restrict t109, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 25088, 32, 144, 1.0f, t109, 144, in_student_conv3_weight, 32, 0.0f, t113, 32);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v113 = t113[i0 * 32 + i1] + in_student_conv3_bias[i1];
-            t113[i0 * 32 + i1] = v113;
+ * %113 = add %111, %112 : [25088,32]
+ * %114 = relu %113 : [25088,32] */
+static void step_k033_im2col_matmul_add_etc(float *restrict t114, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t114 + (size_t)n0 * 6272, 32);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v113 = t114[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                const float v114 = v113 > 0.0f ? v113 : 0.0f;
+                t114[i0 * 32 + i1] = v114;
+            }
         }
     }
 }
 
-/* %115 = relu %114 : [128,14,14,32] */
-static void step_k041_relu(float *restrict t115, const float *restrict t114) {
-    for (size_t i = 0; i < 802816; i++) {
-        const float v115 = t114[i] > 0.0f ? t114[i] : 0.0f;
-        t115[i] = v115;
-    }
-}
-
 /* %116 = max_pool k2 s2 p0 %115 : [128,7,7,32] */
-static void step_k042_max_pool(float *restrict t116, const float *restrict t115) {
+static void step_k034_max_pool(float *restrict t116, const float *restrict t115) {
     mplc_max_pool(t116, t115, (mplc_window){128, 14, 14, 32, 2, 2, 0});
 }
 
@@ -744,14 +775,13 @@ static void step_k042_max_pool(float *restrict t116, const float *restrict t115)
  * %119 = broadcast axes=[1] %13 : [128,128]
  * %120 = add %118, %119 : [128,128]
  * %121 = relu %120 : [128,128] */
-static void step_k043_matmul_add_relu(float *restrict t120, float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 128, 1568, 1.0f, t117, 1568, in_student_dense7_weight, 128, 0.0f, t120, 128);
+static void step_k035_matmul_add_relu(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 128, 1568, 1.0f, t117, 1568, in_student_dense7_weight, 128, 0.0f, t121, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v120 = t120[i0 * 128 + i1] + in_student_dense7_bias[i1];
+            const float v120 = t121[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v121 = v120 > 0.0f ? v120 : 0.0f;
-            t120[i0 * 128 + i1] = v120;
             t121[i0 * 128 + i1] = v121;
         }
     }
@@ -760,7 +790,7 @@ static void step_k043_matmul_add_relu(float *restrict t120, float *restrict t121
 /* %122 = matmul %121, %14 : [128,10]
  * %123 = broadcast axes=[1] %15 : [128,10]
  * %124 = add %122, %123 : [128,10] */
-static void step_k044_matmul_add(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void step_k036_matmul_add(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, in_student_dense9_weight, 10, 0.0f, t124, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
@@ -772,7 +802,7 @@ static void step_k044_matmul_add(float *restrict t124, const float *restrict t12
 }
 
 /* %125 = reduce_max axes=[1] %124 : [128] */
-static void step_k045_reduce_max(float *restrict t125, const float *restrict t124) {
+static void step_k037_reduce_max(float *restrict t125, const float *restrict t124) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -785,7 +815,7 @@ static void step_k045_reduce_max(float *restrict t125, const float *restrict t12
 /* %126 = broadcast axes=[0] %125 : [128,10]
  * %127 = sub %124, %126 : [128,10]
  * %128 = exp %127 : [128,10] */
-static void step_k046_sub_exp(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
+static void step_k038_sub_exp(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v127 = t124[i0 * 10 + i1] - t125[i0];
@@ -797,7 +827,7 @@ static void step_k046_sub_exp(float *restrict t127, float *restrict t128, const 
 }
 
 /* %129 = reduce_sum axes=[1] %128 : [128] */
-static void step_k047_reduce_sum(float *restrict t129, const float *restrict t128) {
+static void step_k039_reduce_sum(float *restrict t129, const float *restrict t128) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -808,7 +838,7 @@ static void step_k047_reduce_sum(float *restrict t129, const float *restrict t12
 }
 
 /* %130 = log %129 : [128] */
-static void step_k048_log(float *restrict t130, const float *restrict t129) {
+static void step_k040_log(float *restrict t130, const float *restrict t129) {
     for (size_t i = 0; i < 128; i++) {
         const float v130 = logf(t129[i]);
         t130[i] = v130;
@@ -819,7 +849,7 @@ static void step_k048_log(float *restrict t130, const float *restrict t129) {
  * %132 = sub %127, %131 : [128,10]
  * %133 = mul %98, %132 : [128,10]
  * %134 = reduce_sum axes=[0, 1] %133 : [] */
-static void step_k049_sub_mul_reduce_sum(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
+static void step_k041_sub_mul_reduce_sum(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -833,7 +863,7 @@ static void step_k049_sub_mul_reduce_sum(float *restrict t134, const float *rest
 
 /* %135 = constant -0.0078125 : []
  * %136 = mul %134, %135 : [] */
-static void step_k050_mul(float *restrict t136, const float *restrict t134) {
+static void step_k042_mul(float *restrict t136, const float *restrict t134) {
     for (size_t i = 0; i < 1; i++) {
         const float v136 = t134[0] * (-0.0078125f);
         t136[i] = v136;
@@ -842,7 +872,7 @@ static void step_k050_mul(float *restrict t136, const float *restrict t134) {
 
 /* %137 = constant -0.0078125 : [128,10]
  * %138 = mul %137, %98 : [128,10] */
-static void step_k051_mul(float *restrict t138, const float *restrict t98) {
+static void step_k043_mul(float *restrict t138, const float *restrict t98) {
     for (size_t i = 0; i < 1280; i++) {
         const float v138 = (-0.0078125f) * t98[i];
         t138[i] = v138;
@@ -851,7 +881,7 @@ static void step_k051_mul(float *restrict t138, const float *restrict t98) {
 
 /* %139 = neg %138 : [128,10]
  * %140 = reduce_sum axes=[1] %139 : [128] */
-static void step_k052_neg_reduce_sum(float *restrict t140, const float *restrict t138) {
+static void step_k044_neg_reduce_sum(float *restrict t140, const float *restrict t138) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -863,7 +893,7 @@ static void step_k052_neg_reduce_sum(float *restrict t140, const float *restrict
 }
 
 /* %141 = div %140, %129 : [128] */
-static void step_k053_div(float *restrict t141, const float *restrict t140, const float *restrict t129) {
+static void step_k045_div(float *restrict t141, const float *restrict t140, const float *restrict t129) {
     for (size_t i = 0; i < 128; i++) {
         const float v141 = t140[i] / t129[i];
         t141[i] = v141;
@@ -873,7 +903,7 @@ static void step_k053_div(float *restrict t141, const float *restrict t140, cons
 /* %142 = broadcast axes=[0] %141 : [128,10]
  * %143 = mul %142, %128 : [128,10]
  * %144 = add %138, %143 : [128,10] */
-static void step_k054_mul_add(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
+static void step_k046_mul_add(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v143 = t141[i0] * t128[i0 * 10 + i1];
@@ -884,7 +914,7 @@ static void step_k054_mul_add(float *restrict t144, const float *restrict t141, 
 }
 
 /* %145 = reduce_sum axes=[0] %144 : [10] */
-static void step_k055_reduce_sum(float *restrict t145, const float *restrict t144) {
+static void step_k047_reduce_sum(float *restrict t145, const float *restrict t144) {
     for (size_t o = 0; o < 10; o++) t145[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -894,25 +924,25 @@ static void step_k055_reduce_sum(float *restrict t145, const float *restrict t14
 }
 
 /* %147 = matmul tA %121, %144 : [128,10] */
-static void step_k056_matmul(float *restrict t147, const float *restrict t121, const float *restrict t144) {
+static void step_k048_matmul(float *restrict t147, const float *restrict t121, const float *restrict t144) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, t144, 10, 0.0f, t147, 10);
 }
 
 /* %146 = matmul tB %144, %14 : [128,128]
- * %148 = step %120 : [128,128]
+ * %148 = step %121 : [128,128]
  * %149 = mul %146, %148 : [128,128] */
-static void step_k057_matmul_step_mul(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t120) {
+static void step_k049_matmul_step_mul(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t121) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t144, 10, in_student_dense9_weight, 10, 0.0f, t149, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
-        const float v148 = t120[i] > 0.0f ? 1.0f : 0.0f;
+        const float v148 = t121[i] > 0.0f ? 1.0f : 0.0f;
         const float v149 = t149[i] * v148;
         t149[i] = v149;
     }
 }
 
 /* %150 = reduce_sum axes=[0] %149 : [128] */
-static void step_k058_reduce_sum(float *restrict t150, const float *restrict t149) {
+static void step_k050_reduce_sum(float *restrict t150, const float *restrict t149) {
     for (size_t o = 0; o < 128; o++) t150[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -922,32 +952,32 @@ static void step_k058_reduce_sum(float *restrict t150, const float *restrict t14
 }
 
 /* %151 = matmul tB %149, %12 : [128,1568] */
-static void step_k059_matmul(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
+static void step_k051_matmul(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1568, 128, 1.0f, t149, 128, in_student_dense7_weight, 128, 0.0f, t151, 1568);
 }
 
 /* %152 = matmul tA %117, %149 : [1568,128] */
-static void step_k060_matmul(float *restrict t152, const float *restrict t117, const float *restrict t149) {
+static void step_k052_matmul(float *restrict t152, const float *restrict t117, const float *restrict t149) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 128, 1.0f, t117, 1568, t149, 128, 0.0f, t152, 128);
 }
 
 /* %154 = max_pool_scatter k2 s2 p0 %115, %153 : [128,14,14,32] */
-static void step_k061_max_pool_scatter(float *restrict t154, const float *restrict t115, const float *restrict t153) {
+static void step_k053_max_pool_scatter(float *restrict t154, const float *restrict t115, const float *restrict t153) {
     mplc_max_pool_scatter(t154, t115, t153, (mplc_window){128, 14, 14, 32, 2, 2, 0});
 }
 
-/* %155 = step %114 : [128,14,14,32]
+/* %155 = step %115 : [128,14,14,32]
  * %156 = mul %154, %155 : [128,14,14,32] */
-static void step_k062_step_mul(float *restrict t156, const float *restrict t114, const float *restrict t154) {
+static void step_k054_step_mul(float *restrict t156, const float *restrict t115, const float *restrict t154) {
     for (size_t i = 0; i < 802816; i++) {
-        const float v155 = t114[i] > 0.0f ? 1.0f : 0.0f;
+        const float v155 = t115[i] > 0.0f ? 1.0f : 0.0f;
         const float v156 = t154[i] * v155;
         t156[i] = v156;
     }
 }
 
 /* %158 = reduce_sum axes=[0] %157 : [32] */
-static void step_k063_reduce_sum(float *restrict t158, const float *restrict t157) {
+static void step_k055_reduce_sum(float *restrict t158, const float *restrict t157) {
     for (size_t o = 0; o < 32; o++) t158[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
@@ -956,38 +986,45 @@ static void step_k063_reduce_sum(float *restrict t158, const float *restrict t15
     }
 }
 
-/* %159 = matmul tB %157, %110 : [25088,144] */
-static void step_k064_matmul(float *restrict t159, const float *restrict t157, const float *restrict in_student_conv3_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 25088, 144, 32, 1.0f, t157, 32, in_student_conv3_weight, 32, 0.0f, t159, 144);
+/* %159 = matmul tB %157, %110 : [25088,144]
+ * %162 = col2im k3 s1 p1 %159 : [128,14,14,16] */
+static void step_k056_matmul_col2im(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t157 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t162 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    }
 }
 
-/* %160 = matmul tA %109, %157 : [144,32] */
-static void step_k065_matmul(float *restrict t160, const float *restrict t109, const float *restrict t157) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, 25088, 1.0f, t109, 144, t157, 32, 0.0f, t160, 32);
-}
-
-/* %162 = col2im k3 s1 p1 %159 : [128,14,14,16] */
-static void step_k066_col2im(float *restrict t162, const float *restrict t159) {
-    mplc_col2im(t162, t159, (mplc_window){128, 14, 14, 16, 3, 1, 1});
+/* %109 = im2col k3 s1 p1 %108 : [25088,144]
+ * %160 = matmul tA %109, %157 : [144,32] */
+static void step_k057_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t157 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t160, 32);
+    }
 }
 
 /* %163 = max_pool_scatter k2 s2 p0 %107, %162 : [128,28,28,16] */
-static void step_k067_max_pool_scatter(float *restrict t163, const float *restrict t107, const float *restrict t162) {
+static void step_k058_max_pool_scatter(float *restrict t163, const float *restrict t107, const float *restrict t162) {
     mplc_max_pool_scatter(t163, t107, t162, (mplc_window){128, 28, 28, 16, 2, 2, 0});
 }
 
-/* %164 = step %106 : [128,28,28,16]
+/* %164 = step %107 : [128,28,28,16]
  * %165 = mul %163, %164 : [128,28,28,16] */
-static void step_k068_step_mul(float *restrict t165, const float *restrict t106, const float *restrict t163) {
+static void step_k059_step_mul(float *restrict t165, const float *restrict t107, const float *restrict t163) {
     for (size_t i = 0; i < 1605632; i++) {
-        const float v164 = t106[i] > 0.0f ? 1.0f : 0.0f;
+        const float v164 = t107[i] > 0.0f ? 1.0f : 0.0f;
         const float v165 = t163[i] * v164;
         t165[i] = v165;
     }
 }
 
 /* %167 = reduce_sum axes=[0] %166 : [16] */
-static void step_k069_reduce_sum(float *restrict t167, const float *restrict t166) {
+static void step_k060_reduce_sum(float *restrict t167, const float *restrict t166) {
     for (size_t o = 0; o < 16; o++) t167[o] = 0.0f;
     for (size_t i0 = 0; i0 < 100352; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
@@ -996,9 +1033,15 @@ static void step_k069_reduce_sum(float *restrict t167, const float *restrict t16
     }
 }
 
-/* %168 = matmul tA %101, %166 : [9,16] */
-static void step_k070_matmul(float *restrict t168, const float *restrict t101, const float *restrict t166) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, 100352, 1.0f, t101, 9, t166, 16, 0.0f, t168, 16);
+/* %101 = im2col k3 s1 p1 %99 : [100352,9]
+ * %168 = matmul tA %101, %166 : [9,16] */
+static void step_k061_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 37) {
+        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t166 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t168, 16);
+    }
 }
 
 /* %171 = constant 0.0005 : [3,3,1,16]
@@ -1014,7 +1057,7 @@ static void step_k070_matmul(float *restrict t168, const float *restrict t101, c
  * %181 = sub %8, %180 : [3,3,1,16]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k071_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
+static void step_k062_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
         const float v172 = in_student_conv0_weight[i] * 0.0005f;
         const float v173 = t169[i] + v172;
@@ -1039,7 +1082,7 @@ static void step_k071_mul_add_sub(float *restrict in_student_momentum_conv0_weig
  * %190 = sub %9, %189 : [16]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k072_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_k063_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v184 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v185 = v184 + t167[i];
@@ -1065,7 +1108,7 @@ static void step_k072_mul_add_sub(float *restrict in_student_momentum_conv0_bias
  * %202 = sub %10, %201 : [3,3,16,32]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k073_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
+static void step_k064_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
         const float v193 = in_student_conv3_weight[i] * 0.0005f;
         const float v194 = t161[i] + v193;
@@ -1090,7 +1133,7 @@ static void step_k073_mul_add_sub(float *restrict in_student_momentum_conv3_weig
  * %211 = sub %11, %210 : [32]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k074_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
+static void step_k065_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v205 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v206 = v205 + t158[i];
@@ -1116,7 +1159,7 @@ static void step_k074_mul_add_sub(float *restrict in_student_momentum_conv3_bias
  * %223 = sub %12, %222 : [1568,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k075_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
+static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 200704; i++) {
         const float v214 = in_student_dense7_weight[i] * 0.0005f;
         const float v215 = t152[i] + v214;
@@ -1141,7 +1184,7 @@ static void step_k075_mul_add_sub(float *restrict in_student_momentum_dense7_wei
  * %232 = sub %13, %231 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k076_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
+static void step_k067_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v226 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v227 = v226 + t150[i];
@@ -1167,7 +1210,7 @@ static void step_k076_mul_add_sub(float *restrict in_student_momentum_dense7_bia
  * %244 = sub %14, %243 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k077_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
+static void step_k068_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v235 = in_student_dense9_weight[i] * 0.0005f;
         const float v236 = t147[i] + v235;
@@ -1192,7 +1235,7 @@ static void step_k077_mul_add_sub(float *restrict in_student_momentum_dense9_wei
  * %253 = sub %15, %252 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k078_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v247 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v248 = v247 + t145[i];
@@ -1205,67 +1248,57 @@ static void step_k078_mul_add_sub(float *restrict in_student_momentum_dense9_bia
     }
 }
 
-/* %256 = im2col k3 s1 p1 %100 : [25088,9] */
-static void step_k079_im2col(float *restrict t256, const float *restrict in_x) {
-    mplc_im2col(t256, in_x, (mplc_window){32, 28, 28, 1, 3, 1, 1});
-}
-
-/* %258 = matmul %256, %257 : [25088,16]
+/* %256 = im2col k3 s1 p1 %100 : [25088,9]
+ * %258 = matmul %256, %257 : [25088,16]
  * %259 = broadcast axes=[1] %190 : [25088,16]
- * %260 = add %258, %259 : [25088,16] */
-static void step_k080_matmul_add(float *restrict t260, const float *restrict t256, const float *restrict t257, const float *restrict t190) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 25088, 16, 9, 1.0f, t256, 9, t257, 16, 0.0f, t260, 16);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v260 = t260[i0 * 16 + i1] + t190[i1];
-            t260[i0 * 16 + i1] = v260;
+ * %260 = add %258, %259 : [25088,16]
+ * %261 = relu %260 : [25088,16] */
+static void step_k070_im2col_matmul_add_etc(float *restrict t261, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
+    /* columns of 32 images at a time (225792 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, t257, 16, 0.0f, t261 + (size_t)n0 * 12544, 16);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v260 = t261[i0 * 16 + i1] + t190[i1];
+                const float v261 = v260 > 0.0f ? v260 : 0.0f;
+                t261[i0 * 16 + i1] = v261;
+            }
         }
-    }
-}
-
-/* %262 = relu %261 : [32,28,28,16] */
-static void step_k081_relu(float *restrict t262, const float *restrict t261) {
-    for (size_t i = 0; i < 401408; i++) {
-        const float v262 = t261[i] > 0.0f ? t261[i] : 0.0f;
-        t262[i] = v262;
     }
 }
 
 /* %263 = max_pool k2 s2 p0 %262 : [32,14,14,16] */
-static void step_k082_max_pool(float *restrict t263, const float *restrict t262) {
+static void step_k071_max_pool(float *restrict t263, const float *restrict t262) {
     mplc_max_pool(t263, t262, (mplc_window){32, 28, 28, 16, 2, 2, 0});
 }
 
-/* %264 = im2col k3 s1 p1 %263 : [6272,144] */
-static void step_k083_im2col(float *restrict t264, const float *restrict t263) {
-    mplc_im2col(t264, t263, (mplc_window){32, 14, 14, 16, 3, 1, 1});
-}
-
-/* %266 = matmul %264, %265 : [6272,32]
+/* %264 = im2col k3 s1 p1 %263 : [6272,144]
+ * %266 = matmul %264, %265 : [6272,32]
  * %267 = broadcast axes=[1] %211 : [6272,32]
- * %268 = add %266, %267 : [6272,32] */
-static void step_k084_matmul_add(float *restrict t268, const float *restrict t264, const float *restrict t265, const float *restrict t211) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6272, 32, 144, 1.0f, t264, 144, t265, 32, 0.0f, t268, 32);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v268 = t268[i0 * 32 + i1] + t211[i1];
-            t268[i0 * 32 + i1] = v268;
+ * %268 = add %266, %267 : [6272,32]
+ * %269 = relu %268 : [6272,32] */
+static void step_k072_im2col_matmul_add_etc(float *restrict t269, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t265, 32, 0.0f, t269 + (size_t)n0 * 6272, 32);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v268 = t269[i0 * 32 + i1] + t211[i1];
+                const float v269 = v268 > 0.0f ? v268 : 0.0f;
+                t269[i0 * 32 + i1] = v269;
+            }
         }
     }
 }
 
-/* %270 = relu %269 : [32,14,14,32] */
-static void step_k085_relu(float *restrict t270, const float *restrict t269) {
-    for (size_t i = 0; i < 200704; i++) {
-        const float v270 = t269[i] > 0.0f ? t269[i] : 0.0f;
-        t270[i] = v270;
-    }
-}
-
 /* %271 = max_pool k2 s2 p0 %270 : [32,7,7,32] */
-static void step_k086_max_pool(float *restrict t271, const float *restrict t270) {
+static void step_k073_max_pool(float *restrict t271, const float *restrict t270) {
     mplc_max_pool(t271, t270, (mplc_window){32, 14, 14, 32, 2, 2, 0});
 }
 
@@ -1273,14 +1306,13 @@ static void step_k086_max_pool(float *restrict t271, const float *restrict t270)
  * %274 = broadcast axes=[1] %232 : [32,128]
  * %275 = add %273, %274 : [32,128]
  * %276 = relu %275 : [32,128] */
-static void step_k087_matmul_add_relu(float *restrict t275, float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 128, 1568, 1.0f, t272, 1568, t223, 128, 0.0f, t275, 128);
+static void step_k074_matmul_add_relu(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 128, 1568, 1.0f, t272, 1568, t223, 128, 0.0f, t276, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v275 = t275[i0 * 128 + i1] + t232[i1];
+            const float v275 = t276[i0 * 128 + i1] + t232[i1];
             const float v276 = v275 > 0.0f ? v275 : 0.0f;
-            t275[i0 * 128 + i1] = v275;
             t276[i0 * 128 + i1] = v276;
         }
     }
@@ -1289,7 +1321,7 @@ static void step_k087_matmul_add_relu(float *restrict t275, float *restrict t276
 /* %277 = matmul %276, %244 : [32,10]
  * %278 = broadcast axes=[1] %253 : [32,10]
  * %279 = add %277, %278 : [32,10] */
-static void step_k088_matmul_add(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
+static void step_k075_matmul_add(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t276, 128, t244, 10, 0.0f, t279, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
@@ -1301,7 +1333,7 @@ static void step_k088_matmul_add(float *restrict t279, const float *restrict t27
 }
 
 /* %280 = reduce_max axes=[1] %279 : [32] */
-static void step_k089_reduce_max(float *restrict t280, const float *restrict t279) {
+static void step_k076_reduce_max(float *restrict t280, const float *restrict t279) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1314,7 +1346,7 @@ static void step_k089_reduce_max(float *restrict t280, const float *restrict t27
 /* %281 = broadcast axes=[0] %280 : [32,10]
  * %282 = sub %279, %281 : [32,10]
  * %283 = exp %282 : [32,10] */
-static void step_k090_sub_exp(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
+static void step_k077_sub_exp(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v282 = t279[i0 * 10 + i1] - t280[i0];
@@ -1326,7 +1358,7 @@ static void step_k090_sub_exp(float *restrict t282, float *restrict t283, const 
 }
 
 /* %284 = reduce_sum axes=[1] %283 : [32] */
-static void step_k091_reduce_sum(float *restrict t284, const float *restrict t283) {
+static void step_k078_reduce_sum(float *restrict t284, const float *restrict t283) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1337,7 +1369,7 @@ static void step_k091_reduce_sum(float *restrict t284, const float *restrict t28
 }
 
 /* %285 = log %284 : [32] */
-static void step_k092_log(float *restrict t285, const float *restrict t284) {
+static void step_k079_log(float *restrict t285, const float *restrict t284) {
     for (size_t i = 0; i < 32; i++) {
         const float v285 = logf(t284[i]);
         t285[i] = v285;
@@ -1348,7 +1380,7 @@ static void step_k092_log(float *restrict t285, const float *restrict t284) {
  * %287 = sub %282, %286 : [32,10]
  * %288 = mul %17, %287 : [32,10]
  * %289 = reduce_sum axes=[0, 1] %288 : [] */
-static void step_k093_sub_mul_reduce_sum(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
+static void step_k080_sub_mul_reduce_sum(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1362,7 +1394,7 @@ static void step_k093_sub_mul_reduce_sum(float *restrict t289, const float *rest
 
 /* %65 = constant -0.03125 : []
  * %290 = mul %289, %65 : [] */
-static void step_k094_mul(float *restrict t290, const float *restrict t289) {
+static void step_k081_mul(float *restrict t290, const float *restrict t289) {
     for (size_t i = 0; i < 1; i++) {
         const float v290 = t289[0] * (-0.03125f);
         t290[i] = v290;
@@ -1371,7 +1403,7 @@ static void step_k094_mul(float *restrict t290, const float *restrict t289) {
 
 /* %291 = constant -0.03125 : [32,10]
  * %292 = mul %291, %17 : [32,10] */
-static void step_k095_mul(float *restrict t292, const float *restrict in_y) {
+static void step_k082_mul(float *restrict t292, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v292 = (-0.03125f) * in_y[i];
         t292[i] = v292;
@@ -1380,7 +1412,7 @@ static void step_k095_mul(float *restrict t292, const float *restrict in_y) {
 
 /* %293 = neg %292 : [32,10]
  * %294 = reduce_sum axes=[1] %293 : [32] */
-static void step_k096_neg_reduce_sum(float *restrict t294, const float *restrict t292) {
+static void step_k083_neg_reduce_sum(float *restrict t294, const float *restrict t292) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1392,7 +1424,7 @@ static void step_k096_neg_reduce_sum(float *restrict t294, const float *restrict
 }
 
 /* %295 = div %294, %284 : [32] */
-static void step_k097_div(float *restrict t295, const float *restrict t294, const float *restrict t284) {
+static void step_k084_div(float *restrict t295, const float *restrict t294, const float *restrict t284) {
     for (size_t i = 0; i < 32; i++) {
         const float v295 = t294[i] / t284[i];
         t295[i] = v295;
@@ -1402,7 +1434,7 @@ static void step_k097_div(float *restrict t295, const float *restrict t294, cons
 /* %296 = broadcast axes=[0] %295 : [32,10]
  * %297 = mul %296, %283 : [32,10]
  * %298 = add %292, %297 : [32,10] */
-static void step_k098_mul_add(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
+static void step_k085_mul_add(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v297 = t295[i0] * t283[i0 * 10 + i1];
@@ -1413,7 +1445,7 @@ static void step_k098_mul_add(float *restrict t298, const float *restrict t295, 
 }
 
 /* %299 = reduce_sum axes=[0] %298 : [10] */
-static void step_k099_reduce_sum(float *restrict t299, const float *restrict t298) {
+static void step_k086_reduce_sum(float *restrict t299, const float *restrict t298) {
     for (size_t o = 0; o < 10; o++) t299[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1423,25 +1455,25 @@ static void step_k099_reduce_sum(float *restrict t299, const float *restrict t29
 }
 
 /* %301 = matmul tA %276, %298 : [128,10] */
-static void step_k100_matmul(float *restrict t301, const float *restrict t276, const float *restrict t298) {
+static void step_k087_matmul(float *restrict t301, const float *restrict t276, const float *restrict t298) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t276, 128, t298, 10, 0.0f, t301, 10);
 }
 
 /* %300 = matmul tB %298, %244 : [32,128]
- * %302 = step %275 : [32,128]
+ * %302 = step %276 : [32,128]
  * %303 = mul %300, %302 : [32,128] */
-static void step_k101_matmul_step_mul(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t275) {
+static void step_k088_matmul_step_mul(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t276) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t298, 10, t244, 10, 0.0f, t303, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v302 = t275[i] > 0.0f ? 1.0f : 0.0f;
+        const float v302 = t276[i] > 0.0f ? 1.0f : 0.0f;
         const float v303 = t303[i] * v302;
         t303[i] = v303;
     }
 }
 
 /* %304 = reduce_sum axes=[0] %303 : [128] */
-static void step_k102_reduce_sum(float *restrict t304, const float *restrict t303) {
+static void step_k089_reduce_sum(float *restrict t304, const float *restrict t303) {
     for (size_t o = 0; o < 128; o++) t304[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -1451,32 +1483,32 @@ static void step_k102_reduce_sum(float *restrict t304, const float *restrict t30
 }
 
 /* %305 = matmul tB %303, %223 : [32,1568] */
-static void step_k103_matmul(float *restrict t305, const float *restrict t303, const float *restrict t223) {
+static void step_k090_matmul(float *restrict t305, const float *restrict t303, const float *restrict t223) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t303, 128, t223, 128, 0.0f, t305, 1568);
 }
 
 /* %306 = matmul tA %272, %303 : [1568,128] */
-static void step_k104_matmul(float *restrict t306, const float *restrict t272, const float *restrict t303) {
+static void step_k091_matmul(float *restrict t306, const float *restrict t272, const float *restrict t303) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t272, 1568, t303, 128, 0.0f, t306, 128);
 }
 
 /* %308 = max_pool_scatter k2 s2 p0 %270, %307 : [32,14,14,32] */
-static void step_k105_max_pool_scatter(float *restrict t308, const float *restrict t270, const float *restrict t307) {
+static void step_k092_max_pool_scatter(float *restrict t308, const float *restrict t270, const float *restrict t307) {
     mplc_max_pool_scatter(t308, t270, t307, (mplc_window){32, 14, 14, 32, 2, 2, 0});
 }
 
-/* %309 = step %269 : [32,14,14,32]
+/* %309 = step %270 : [32,14,14,32]
  * %310 = mul %308, %309 : [32,14,14,32] */
-static void step_k106_step_mul(float *restrict t310, const float *restrict t269, const float *restrict t308) {
+static void step_k093_step_mul(float *restrict t310, const float *restrict t270, const float *restrict t308) {
     for (size_t i = 0; i < 200704; i++) {
-        const float v309 = t269[i] > 0.0f ? 1.0f : 0.0f;
+        const float v309 = t270[i] > 0.0f ? 1.0f : 0.0f;
         const float v310 = t308[i] * v309;
         t310[i] = v310;
     }
 }
 
 /* %312 = reduce_sum axes=[0] %311 : [32] */
-static void step_k107_reduce_sum(float *restrict t312, const float *restrict t311) {
+static void step_k094_reduce_sum(float *restrict t312, const float *restrict t311) {
     for (size_t o = 0; o < 32; o++) t312[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1485,38 +1517,45 @@ static void step_k107_reduce_sum(float *restrict t312, const float *restrict t31
     }
 }
 
-/* %313 = matmul tB %311, %265 : [6272,144] */
-static void step_k108_matmul(float *restrict t313, const float *restrict t311, const float *restrict t265) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6272, 144, 32, 1.0f, t311, 32, t265, 32, 0.0f, t313, 144);
+/* %313 = matmul tB %311, %265 : [6272,144]
+ * %316 = col2im k3 s1 p1 %313 : [32,14,14,16] */
+static void step_k095_matmul_col2im(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t311 + (size_t)n0 * 6272, 32, t265, 32, 0.0f, chunk, 144);
+        mplc_col2im(t316 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    }
 }
 
-/* %314 = matmul tA %264, %311 : [144,32] */
-static void step_k109_matmul(float *restrict t314, const float *restrict t264, const float *restrict t311) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, 6272, 1.0f, t264, 144, t311, 32, 0.0f, t314, 32);
-}
-
-/* %316 = col2im k3 s1 p1 %313 : [32,14,14,16] */
-static void step_k110_col2im(float *restrict t316, const float *restrict t313) {
-    mplc_col2im(t316, t313, (mplc_window){32, 14, 14, 16, 3, 1, 1});
+/* %264 = im2col k3 s1 p1 %263 : [6272,144]
+ * %314 = matmul tA %264, %311 : [144,32] */
+static void step_k096_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t311 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t314, 32);
+    }
 }
 
 /* %317 = max_pool_scatter k2 s2 p0 %262, %316 : [32,28,28,16] */
-static void step_k111_max_pool_scatter(float *restrict t317, const float *restrict t262, const float *restrict t316) {
+static void step_k097_max_pool_scatter(float *restrict t317, const float *restrict t262, const float *restrict t316) {
     mplc_max_pool_scatter(t317, t262, t316, (mplc_window){32, 28, 28, 16, 2, 2, 0});
 }
 
-/* %318 = step %261 : [32,28,28,16]
+/* %318 = step %262 : [32,28,28,16]
  * %319 = mul %317, %318 : [32,28,28,16] */
-static void step_k112_step_mul(float *restrict t319, const float *restrict t261, const float *restrict t317) {
+static void step_k098_step_mul(float *restrict t319, const float *restrict t262, const float *restrict t317) {
     for (size_t i = 0; i < 401408; i++) {
-        const float v318 = t261[i] > 0.0f ? 1.0f : 0.0f;
+        const float v318 = t262[i] > 0.0f ? 1.0f : 0.0f;
         const float v319 = t317[i] * v318;
         t319[i] = v319;
     }
 }
 
 /* %321 = reduce_sum axes=[0] %320 : [16] */
-static void step_k113_reduce_sum(float *restrict t321, const float *restrict t320) {
+static void step_k099_reduce_sum(float *restrict t321, const float *restrict t320) {
     for (size_t o = 0; o < 16; o++) t321[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1525,14 +1564,20 @@ static void step_k113_reduce_sum(float *restrict t321, const float *restrict t32
     }
 }
 
-/* %322 = matmul tA %256, %320 : [9,16] */
-static void step_k114_matmul(float *restrict t322, const float *restrict t256, const float *restrict t320) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, 25088, 1.0f, t256, 9, t320, 16, 0.0f, t322, 16);
+/* %256 = im2col k3 s1 p1 %100 : [25088,9]
+ * %322 = matmul tA %256, %320 : [9,16] */
+static void step_k100_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
+    /* columns of 32 images at a time (225792 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t320 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t322, 16);
+    }
 }
 
 /* %324 = mul %323, %169 : [3,3,1,16]
  * %325 = reduce_sum axes=[0, 1, 2, 3] %324 : [] */
-static void step_k115_mul_reduce_sum(float *restrict t325, const float *restrict t323, const float *restrict t169) {
+static void step_k101_mul_reduce_sum(float *restrict t325, const float *restrict t323, const float *restrict t169) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -1549,7 +1594,7 @@ static void step_k115_mul_reduce_sum(float *restrict t325, const float *restrict
 
 /* %326 = mul %321, %167 : [16]
  * %327 = reduce_sum axes=[0] %326 : [] */
-static void step_k116_mul_reduce_sum(float *restrict t327, const float *restrict t321, const float *restrict t167) {
+static void step_k102_mul_reduce_sum(float *restrict t327, const float *restrict t321, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v326 = t321[i0] * t167[i0];
@@ -1560,7 +1605,7 @@ static void step_k116_mul_reduce_sum(float *restrict t327, const float *restrict
 
 /* %329 = mul %315, %161 : [3,3,16,32]
  * %330 = reduce_sum axes=[0, 1, 2, 3] %329 : [] */
-static void step_k117_mul_reduce_sum(float *restrict t330, const float *restrict t315, const float *restrict t161) {
+static void step_k103_mul_reduce_sum(float *restrict t330, const float *restrict t315, const float *restrict t161) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -1577,7 +1622,7 @@ static void step_k117_mul_reduce_sum(float *restrict t330, const float *restrict
 
 /* %332 = mul %312, %158 : [32]
  * %333 = reduce_sum axes=[0] %332 : [] */
-static void step_k118_mul_reduce_sum(float *restrict t333, const float *restrict t312, const float *restrict t158) {
+static void step_k104_mul_reduce_sum(float *restrict t333, const float *restrict t312, const float *restrict t158) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v332 = t312[i0] * t158[i0];
@@ -1588,7 +1633,7 @@ static void step_k118_mul_reduce_sum(float *restrict t333, const float *restrict
 
 /* %335 = mul %306, %152 : [1568,128]
  * %336 = reduce_sum axes=[0, 1] %335 : [] */
-static void step_k119_mul_reduce_sum(float *restrict t336, const float *restrict t306, const float *restrict t152) {
+static void step_k105_mul_reduce_sum(float *restrict t336, const float *restrict t306, const float *restrict t152) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -1601,7 +1646,7 @@ static void step_k119_mul_reduce_sum(float *restrict t336, const float *restrict
 
 /* %338 = mul %304, %150 : [128]
  * %339 = reduce_sum axes=[0] %338 : [] */
-static void step_k120_mul_reduce_sum(float *restrict t339, const float *restrict t304, const float *restrict t150) {
+static void step_k106_mul_reduce_sum(float *restrict t339, const float *restrict t304, const float *restrict t150) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         const float v338 = t304[i0] * t150[i0];
@@ -1612,7 +1657,7 @@ static void step_k120_mul_reduce_sum(float *restrict t339, const float *restrict
 
 /* %341 = mul %301, %147 : [128,10]
  * %342 = reduce_sum axes=[0, 1] %341 : [] */
-static void step_k121_mul_reduce_sum(float *restrict t342, const float *restrict t301, const float *restrict t147) {
+static void step_k107_mul_reduce_sum(float *restrict t342, const float *restrict t301, const float *restrict t147) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1625,7 +1670,7 @@ static void step_k121_mul_reduce_sum(float *restrict t342, const float *restrict
 
 /* %344 = mul %299, %145 : [10]
  * %345 = reduce_sum axes=[0] %344 : [] */
-static void step_k122_mul_reduce_sum(float *restrict t345, const float *restrict t299, const float *restrict t145) {
+static void step_k108_mul_reduce_sum(float *restrict t345, const float *restrict t299, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v344 = t299[i0] * t145[i0];
@@ -1647,7 +1692,7 @@ static void step_k122_mul_reduce_sum(float *restrict t345, const float *restrict
  * %347 = mul %255, %346 : []
  * %348 = mul %21, %347 : []
  * %349 = mul %348, %135 : [] */
-static void step_k123_mul_add(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
+static void step_k109_mul_add(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v255 = in_lr_student[0] * 1.9f;
         const float v328 = t325[0] + t327[0];
@@ -1667,7 +1712,7 @@ static void step_k123_mul_add(float *restrict t347, float *restrict t349, const 
 
 /* %350 = broadcast axes=[] %349 : [128,10]
  * %351 = mul %350, %98 : [128,10] */
-static void step_k124_mul(float *restrict t351, const float *restrict t349, const float *restrict t98) {
+static void step_k110_mul(float *restrict t351, const float *restrict t349, const float *restrict t98) {
     for (size_t i = 0; i < 1280; i++) {
         const float v351 = t349[0] * t98[i];
         t351[i] = v351;
@@ -1676,7 +1721,7 @@ static void step_k124_mul(float *restrict t351, const float *restrict t349, cons
 
 /* %352 = neg %351 : [128,10]
  * %353 = reduce_sum axes=[1] %352 : [128] */
-static void step_k125_neg_reduce_sum(float *restrict t353, const float *restrict t351) {
+static void step_k111_neg_reduce_sum(float *restrict t353, const float *restrict t351) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1688,7 +1733,7 @@ static void step_k125_neg_reduce_sum(float *restrict t353, const float *restrict
 }
 
 /* %354 = div %353, %85 : [128] */
-static void step_k126_div(float *restrict t354, const float *restrict t353, const float *restrict t85) {
+static void step_k112_div(float *restrict t354, const float *restrict t353, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v354 = t353[i] / t85[i];
         t354[i] = v354;
@@ -1697,7 +1742,7 @@ static void step_k126_div(float *restrict t354, const float *restrict t353, cons
 
 /* %94 = constant 0.0078125 : []
  * %358 = mul %20, %94 : [] */
-static void step_k127_mul(float *restrict t358, const float *restrict in_uda_weight) {
+static void step_k113_mul(float *restrict t358, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v358 = in_uda_weight[0] * 0.0078125f;
         t358[i] = v358;
@@ -1707,7 +1752,7 @@ static void step_k127_mul(float *restrict t358, const float *restrict in_uda_wei
 /* %359 = broadcast axes=[] %358 : [128]
  * %360 = mul %359, %80 : [128]
  * %361 = neg %360 : [128] */
-static void step_k128_mul_neg(float *restrict t361, const float *restrict t358, const float *restrict t80) {
+static void step_k114_mul_neg(float *restrict t361, const float *restrict t358, const float *restrict t80) {
     for (size_t i = 0; i < 128; i++) {
         const float v360 = t358[0] * t80[i];
         const float v361 = -v360;
@@ -1717,7 +1762,7 @@ static void step_k128_mul_neg(float *restrict t361, const float *restrict t358, 
 
 /* %362 = broadcast axes=[0] %361 : [128,10]
  * %363 = mul %362, %77 : [128,10] */
-static void step_k129_mul(float *restrict t363, const float *restrict t361, const float *restrict t77) {
+static void step_k115_mul(float *restrict t363, const float *restrict t361, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v363 = t361[i0] * t77[i0 * 10 + i1];
@@ -1728,7 +1773,7 @@ static void step_k129_mul(float *restrict t363, const float *restrict t361, cons
 
 /* %364 = neg %363 : [128,10]
  * %365 = reduce_sum axes=[1] %364 : [128] */
-static void step_k130_neg_reduce_sum(float *restrict t365, const float *restrict t363) {
+static void step_k116_neg_reduce_sum(float *restrict t365, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1740,7 +1785,7 @@ static void step_k130_neg_reduce_sum(float *restrict t365, const float *restrict
 }
 
 /* %366 = div %365, %85 : [128] */
-static void step_k131_div(float *restrict t366, const float *restrict t365, const float *restrict t85) {
+static void step_k117_div(float *restrict t366, const float *restrict t365, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v366 = t365[i] / t85[i];
         t366[i] = v366;
@@ -1754,7 +1799,7 @@ static void step_k131_div(float *restrict t366, const float *restrict t365, cons
  * %368 = mul %367, %84 : [128,10]
  * %369 = add %363, %368 : [128,10]
  * %370 = add %357, %369 : [128,10] */
-static void step_k132_mul_add(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
+static void step_k118_mul_add(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v356 = t354[i0] * t84[i0 * 10 + i1];
@@ -1769,7 +1814,7 @@ static void step_k132_mul_add(float *restrict t370, const float *restrict t354, 
 
 /* %291 = constant -0.03125 : [32,10]
  * %371 = mul %291, %54 : [32,10] */
-static void step_k133_mul(float *restrict t371, const float *restrict t54) {
+static void step_k119_mul(float *restrict t371, const float *restrict t54) {
     for (size_t i = 0; i < 320; i++) {
         const float v371 = (-0.03125f) * t54[i];
         t371[i] = v371;
@@ -1778,7 +1823,7 @@ static void step_k133_mul(float *restrict t371, const float *restrict t54) {
 
 /* %372 = neg %371 : [32,10]
  * %373 = reduce_sum axes=[1] %372 : [32] */
-static void step_k134_neg_reduce_sum(float *restrict t373, const float *restrict t371) {
+static void step_k120_neg_reduce_sum(float *restrict t373, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1790,7 +1835,7 @@ static void step_k134_neg_reduce_sum(float *restrict t373, const float *restrict
 }
 
 /* %374 = div %373, %59 : [32] */
-static void step_k135_div(float *restrict t374, const float *restrict t373, const float *restrict t59) {
+static void step_k121_div(float *restrict t374, const float *restrict t373, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v374 = t373[i] / t59[i];
         t374[i] = v374;
@@ -1800,7 +1845,7 @@ static void step_k135_div(float *restrict t374, const float *restrict t373, cons
 /* %375 = broadcast axes=[0] %374 : [32,10]
  * %376 = mul %375, %58 : [32,10]
  * %377 = add %371, %376 : [32,10] */
-static void step_k136_mul_add(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
+static void step_k122_mul_add(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v376 = t374[i0] * t58[i0 * 10 + i1];
@@ -1810,577 +1855,744 @@ static void step_k136_mul_add(float *restrict t377, const float *restrict t374, 
     }
 }
 
-/* %378 = pad_rows start=160 %370 : [288,10] */
-static void step_k137_pad_rows(float *restrict t378, const float *restrict t370) {
-    mplc_pad_rows(t378, t370, 128, 288, 160, 10);
+/* %378 = reduce_sum axes=[0] %377 : [10] */
+static void step_k123_reduce_sum(float *restrict t378, const float *restrict t377) {
+    for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t378[i1] += t377[i0 * 10 + i1];
+        }
+    }
 }
 
-/* %379 = pad_rows start=0 %377 : [288,10] */
-static void step_k138_pad_rows(float *restrict t379, const float *restrict t377) {
-    mplc_pad_rows(t379, t377, 32, 288, 0, 10);
+/* %379 = reduce_sum axes=[0] %370 : [10] */
+static void step_k124_reduce_sum(float *restrict t379, const float *restrict t370) {
+    for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t379[i1] += t370[i0 * 10 + i1];
+        }
+    }
 }
 
-/* %380 = add %378, %379 : [288,10] */
-static void step_k139_add(float *restrict t380, const float *restrict t378, const float *restrict t379) {
-    for (size_t i = 0; i < 2880; i++) {
+/* %380 = add %378, %379 : [10] */
+static void step_k125_add(float *restrict t380, const float *restrict t378, const float *restrict t379) {
+    for (size_t i = 0; i < 10; i++) {
         const float v380 = t378[i] + t379[i];
         t380[i] = v380;
     }
 }
 
-/* %381 = reduce_sum axes=[0] %380 : [10] */
-static void step_k140_reduce_sum(float *restrict t381, const float *restrict t380) {
-    for (size_t o = 0; o < 10; o++) t381[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 288; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t381[i1] += t380[i0 * 10 + i1];
-        }
-    }
+/* %386 = matmul tA %385, %370 : [128,10] */
+static void step_k126_matmul(float *restrict t386, const float *restrict t385, const float *restrict t370) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t385, 128, t370, 10, 0.0f, t386, 10);
 }
 
-/* %382 = matmul tB %380, %6 : [288,128]
- * %384 = mul %382, %43 : [288,128]
- * %385 = step %41 : [288,128]
- * %386 = mul %384, %385 : [288,128] */
-static void step_k141_matmul_mul_step(float *restrict t386, const float *restrict t380, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t41) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 288, 128, 10, 1.0f, t380, 10, in_teacher_dense10_weight, 10, 0.0f, t386, 128);
+/* %381 = matmul tB %377, %6 : [32,128]
+ * %389 = mul %381, %388 : [32,128]
+ * %393 = step %392 : [32,128]
+ * %394 = mul %389, %393 : [32,128] */
+static void step_k127_matmul_mul_step(float *restrict t394, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t394, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 36864; i++) {
-        const float v384 = t386[i] * in_dropout_teacher_all_dropout9[i];
-        const float v385 = t41[i] > 0.0f ? 1.0f : 0.0f;
-        const float v386 = v384 * v385;
-        t386[i] = v386;
+    for (size_t i = 0; i < 4096; i++) {
+        const float v389 = t394[i] * in_dropout_teacher_all_dropout9[i];
+        const float v393 = t392[i] > 0.0f ? 1.0f : 0.0f;
+        const float v394 = v389 * v393;
+        t394[i] = v394;
     }
 }
 
-/* %387 = reduce_sum axes=[0] %386 : [128] */
-static void step_k142_reduce_sum(float *restrict t387, const float *restrict t386) {
-    for (size_t o = 0; o < 128; o++) t387[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 288; i0++) {
+/* %382 = matmul tB %370, %6 : [128,128]
+ * %391 = mul %382, %390 : [128,128]
+ * %396 = step %395 : [128,128]
+ * %397 = mul %391, %396 : [128,128] */
+static void step_k128_matmul_mul_step(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t395) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 16384; i++) {
+        const float v391 = t397[i] * t390[i];
+        const float v396 = t395[i] > 0.0f ? 1.0f : 0.0f;
+        const float v397 = v391 * v396;
+        t397[i] = v397;
+    }
+}
+
+/* %398 = reduce_sum axes=[0] %394 : [128] */
+static void step_k129_reduce_sum(float *restrict t398, const float *restrict t394) {
+    for (size_t o = 0; o < 128; o++) t398[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t387[i1] += t386[i0 * 128 + i1];
+            t398[i1] += t394[i0 * 128 + i1];
         }
     }
 }
 
-/* %388 = matmul tB %386, %4 : [288,1568] */
-static void step_k143_matmul(float *restrict t388, const float *restrict t386, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 288, 1568, 128, 1.0f, t386, 128, in_teacher_dense7_weight, 128, 0.0f, t388, 1568);
-}
-
-/* %391 = max_pool_scatter k2 s2 p0 %36, %390 : [288,14,14,32] */
-static void step_k144_max_pool_scatter(float *restrict t391, const float *restrict t36, const float *restrict t390) {
-    mplc_max_pool_scatter(t391, t36, t390, (mplc_window){288, 14, 14, 32, 2, 2, 0});
-}
-
-/* %392 = step %35 : [288,14,14,32]
- * %393 = mul %391, %392 : [288,14,14,32] */
-static void step_k145_step_mul(float *restrict t393, const float *restrict t35, const float *restrict t391) {
-    for (size_t i = 0; i < 1806336; i++) {
-        const float v392 = t35[i] > 0.0f ? 1.0f : 0.0f;
-        const float v393 = t391[i] * v392;
-        t393[i] = v393;
+/* %399 = reduce_sum axes=[0] %397 : [128] */
+static void step_k130_reduce_sum(float *restrict t399, const float *restrict t397) {
+    for (size_t o = 0; o < 128; o++) t399[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 128; i1++) {
+            t399[i1] += t397[i0 * 128 + i1];
+        }
     }
 }
 
-/* %395 = reduce_sum axes=[0] %394 : [32] */
-static void step_k146_reduce_sum(float *restrict t395, const float *restrict t394) {
-    for (size_t o = 0; o < 32; o++) t395[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+/* %400 = add %398, %399 : [128] */
+static void step_k131_add(float *restrict t400, const float *restrict t398, const float *restrict t399) {
+    for (size_t i = 0; i < 128; i++) {
+        const float v400 = t398[i] + t399[i];
+        t400[i] = v400;
+    }
+}
+
+/* %401 = matmul tB %394, %4 : [32,1568] */
+static void step_k132_matmul(float *restrict t401, const float *restrict t394, const float *restrict in_teacher_dense7_weight) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t394, 128, in_teacher_dense7_weight, 128, 0.0f, t401, 1568);
+}
+
+/* %402 = matmul tB %397, %4 : [128,1568] */
+static void step_k133_matmul(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1568, 128, 1.0f, t397, 128, in_teacher_dense7_weight, 128, 0.0f, t402, 1568);
+}
+
+/* %408 = matmul tA %407, %397 : [1568,128] */
+static void step_k134_matmul(float *restrict t408, const float *restrict t407, const float *restrict t397) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 128, 1.0f, t407, 1568, t397, 128, 0.0f, t408, 128);
+}
+
+/* %413 = max_pool_scatter k2 s2 p0 %412, %410 : [32,14,14,32] */
+static void step_k135_max_pool_scatter(float *restrict t413, const float *restrict t412, const float *restrict t410) {
+    mplc_max_pool_scatter(t413, t412, t410, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+}
+
+/* %415 = max_pool_scatter k2 s2 p0 %414, %411 : [128,14,14,32] */
+static void step_k136_max_pool_scatter(float *restrict t415, const float *restrict t414, const float *restrict t411) {
+    mplc_max_pool_scatter(t415, t414, t411, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+}
+
+/* %418 = step %417 : [32,14,14,32]
+ * %419 = mul %413, %418 : [32,14,14,32] */
+static void step_k137_step_mul(float *restrict t419, const float *restrict t417, const float *restrict t413) {
+    for (size_t i = 0; i < 200704; i++) {
+        const float v418 = t417[i] > 0.0f ? 1.0f : 0.0f;
+        const float v419 = t413[i] * v418;
+        t419[i] = v419;
+    }
+}
+
+/* %422 = step %421 : [128,14,14,32]
+ * %423 = mul %415, %422 : [128,14,14,32] */
+static void step_k138_step_mul(float *restrict t423, const float *restrict t421, const float *restrict t415) {
+    for (size_t i = 0; i < 802816; i++) {
+        const float v422 = t421[i] > 0.0f ? 1.0f : 0.0f;
+        const float v423 = t415[i] * v422;
+        t423[i] = v423;
+    }
+}
+
+/* %426 = reduce_sum axes=[0] %424 : [32] */
+static void step_k139_reduce_sum(float *restrict t426, const float *restrict t424) {
+    for (size_t o = 0; o < 32; o++) t426[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
-            t395[i1] += t394[i0 * 32 + i1];
+            t426[i1] += t424[i0 * 32 + i1];
         }
     }
 }
 
-/* %396 = matmul tB %394, %31 : [56448,144] */
-static void step_k147_matmul(float *restrict t396, const float *restrict t394, const float *restrict in_teacher_conv3_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 56448, 144, 32, 1.0f, t394, 32, in_teacher_conv3_weight, 32, 0.0f, t396, 144);
-}
-
-/* %397 = matmul tA %30, %394 : [144,32] */
-static void step_k148_matmul(float *restrict t397, const float *restrict t30, const float *restrict t394) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, 56448, 1.0f, t30, 144, t394, 32, 0.0f, t397, 32);
-}
-
-/* %399 = col2im k3 s1 p1 %396 : [288,14,14,16] */
-static void step_k149_col2im(float *restrict t399, const float *restrict t396) {
-    mplc_col2im(t399, t396, (mplc_window){288, 14, 14, 16, 3, 1, 1});
-}
-
-/* %400 = max_pool_scatter k2 s2 p0 %28, %399 : [288,28,28,16] */
-static void step_k150_max_pool_scatter(float *restrict t400, const float *restrict t28, const float *restrict t399) {
-    mplc_max_pool_scatter(t400, t28, t399, (mplc_window){288, 28, 28, 16, 2, 2, 0});
-}
-
-/* %401 = step %27 : [288,28,28,16]
- * %402 = mul %400, %401 : [288,28,28,16] */
-static void step_k151_step_mul(float *restrict t402, const float *restrict t27, const float *restrict t400) {
-    for (size_t i = 0; i < 3612672; i++) {
-        const float v401 = t27[i] > 0.0f ? 1.0f : 0.0f;
-        const float v402 = t400[i] * v401;
-        t402[i] = v402;
+/* %427 = reduce_sum axes=[0] %425 : [32] */
+static void step_k140_reduce_sum(float *restrict t427, const float *restrict t425) {
+    for (size_t o = 0; o < 32; o++) t427[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 25088; i0++) {
+        for (size_t i1 = 0; i1 < 32; i1++) {
+            t427[i1] += t425[i0 * 32 + i1];
+        }
     }
 }
 
-/* %404 = reduce_sum axes=[0] %403 : [16] */
-static void step_k152_reduce_sum(float *restrict t404, const float *restrict t403) {
-    for (size_t o = 0; o < 16; o++) t404[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+/* %428 = add %426, %427 : [32] */
+static void step_k141_add(float *restrict t428, const float *restrict t426, const float *restrict t427) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v428 = t426[i] + t427[i];
+        t428[i] = v428;
+    }
+}
+
+/* %429 = matmul tB %424, %31 : [6272,144]
+ * %439 = col2im k3 s1 p1 %429 : [32,14,14,16] */
+static void step_k142_matmul_col2im(float *restrict t439, const float *restrict t424, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t424 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t439 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    }
+}
+
+/* %430 = matmul tB %425, %31 : [25088,144]
+ * %440 = col2im k3 s1 p1 %430 : [128,14,14,16] */
+static void step_k143_matmul_col2im(float *restrict t440, const float *restrict t425, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t425 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t440 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    }
+}
+
+/* %435 = im2col k3 s1 p1 %434 : [25088,144]
+ * %436 = matmul tA %435, %425 : [144,32] */
+static void step_k144_im2col_matmul(float *restrict t436, const float *restrict t434, const float *restrict t425, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t434 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t425 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t436, 32);
+    }
+}
+
+/* %432 = im2col k3 s1 p1 %431 : [6272,144]
+ * %433 = matmul tA %432, %424 : [144,32]
+ * %437 = add %433, %436 : [144,32] */
+static void step_k145_im2col_matmul_add(float *restrict t437, const float *restrict t431, const float *restrict t424, const float *restrict t436, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t431 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t424 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t437, 32);
+    }
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 4608; i++) {
+        const float v437 = t437[i] + t436[i];
+        t437[i] = v437;
+    }
+}
+
+/* %442 = max_pool_scatter k2 s2 p0 %441, %439 : [32,28,28,16] */
+static void step_k146_max_pool_scatter(float *restrict t442, const float *restrict t441, const float *restrict t439) {
+    mplc_max_pool_scatter(t442, t441, t439, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+}
+
+/* %444 = max_pool_scatter k2 s2 p0 %443, %440 : [128,28,28,16] */
+static void step_k147_max_pool_scatter(float *restrict t444, const float *restrict t443, const float *restrict t440) {
+    mplc_max_pool_scatter(t444, t443, t440, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+}
+
+/* %447 = step %446 : [32,28,28,16]
+ * %448 = mul %442, %447 : [32,28,28,16] */
+static void step_k148_step_mul(float *restrict t448, const float *restrict t446, const float *restrict t442) {
+    for (size_t i = 0; i < 401408; i++) {
+        const float v447 = t446[i] > 0.0f ? 1.0f : 0.0f;
+        const float v448 = t442[i] * v447;
+        t448[i] = v448;
+    }
+}
+
+/* %451 = step %450 : [128,28,28,16]
+ * %452 = mul %444, %451 : [128,28,28,16] */
+static void step_k149_step_mul(float *restrict t452, const float *restrict t450, const float *restrict t444) {
+    for (size_t i = 0; i < 1605632; i++) {
+        const float v451 = t450[i] > 0.0f ? 1.0f : 0.0f;
+        const float v452 = t444[i] * v451;
+        t452[i] = v452;
+    }
+}
+
+/* %455 = reduce_sum axes=[0] %453 : [16] */
+static void step_k150_reduce_sum(float *restrict t455, const float *restrict t453) {
+    for (size_t o = 0; o < 16; o++) t455[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
-            t404[i1] += t403[i0 * 16 + i1];
+            t455[i1] += t453[i0 * 16 + i1];
         }
     }
 }
 
-/* %405 = matmul tA %22, %403 : [9,16] */
-static void step_k153_matmul(float *restrict t405, const float *restrict t22, const float *restrict t403) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, 225792, 1.0f, t22, 9, t403, 16, 0.0f, t405, 16);
+/* %456 = reduce_sum axes=[0] %454 : [16] */
+static void step_k151_reduce_sum(float *restrict t456, const float *restrict t454) {
+    for (size_t o = 0; o < 16; o++) t456[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 100352; i0++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
+            t456[i1] += t454[i0 * 16 + i1];
+        }
+    }
+}
+
+/* %457 = add %455, %456 : [16] */
+static void step_k152_add(float *restrict t457, const float *restrict t455, const float *restrict t456) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v457 = t455[i] + t456[i];
+        t457[i] = v457;
+    }
+}
+
+/* %101 = im2col k3 s1 p1 %99 : [100352,9]
+ * %459 = matmul tA %101, %454 : [9,16] */
+static void step_k153_im2col_matmul(float *restrict t459, const float *restrict t99, const float *restrict t454, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 37) {
+        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t454 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t459, 16);
+    }
+}
+
+/* %256 = im2col k3 s1 p1 %100 : [25088,9]
+ * %458 = matmul tA %256, %453 : [9,16]
+ * %460 = add %458, %459 : [9,16] */
+static void step_k154_im2col_matmul_add(float *restrict t460, const float *restrict in_x, const float *restrict t453, const float *restrict t459, float *restrict chunk) {
+    /* columns of 32 images at a time (225792 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t453 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t460, 16);
+    }
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 144; i++) {
+        const float v460 = t460[i] + t459[i];
+        t460[i] = v460;
+    }
 }
 
 /* %171 = constant 0.0005 : [3,3,1,16]
  * %174 = constant 0.9 : [3,3,1,16]
- * %408 = mul %0, %171 : [3,3,1,16]
- * %409 = add %406, %408 : [3,3,1,16]
- * %410 = mul %407, %174 : [3,3,1,16]
- * %411 = add %410, %409 : [3,3,1,16]
- * %412 = mul %411, %174 : [3,3,1,16]
- * %413 = add %409, %412 : [3,3,1,16]
- * %414 = broadcast axes=[] %18 : [3,3,1,16]
- * %415 = mul %413, %414 : [3,3,1,16]
- * %416 = sub %0, %415 : [3,3,1,16]
+ * %463 = mul %0, %171 : [3,3,1,16]
+ * %464 = add %461, %463 : [3,3,1,16]
+ * %465 = mul %462, %174 : [3,3,1,16]
+ * %466 = add %465, %464 : [3,3,1,16]
+ * %467 = mul %466, %174 : [3,3,1,16]
+ * %468 = add %464, %467 : [3,3,1,16]
+ * %469 = broadcast axes=[] %18 : [3,3,1,16]
+ * %470 = mul %468, %469 : [3,3,1,16]
+ * %471 = sub %0, %470 : [3,3,1,16]
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t406, const float *restrict in_lr_teacher) {
+static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t461, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
-        const float v408 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v409 = t406[i] + v408;
-        const float v410 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v411 = v410 + v409;
-        const float v412 = v411 * 0.9f;
-        const float v413 = v409 + v412;
-        const float v415 = v413 * in_lr_teacher[0];
-        const float v416 = in_teacher_conv0_weight[i] - v415;
-        in_teacher_momentum_conv0_weight[i] = v411;
-        in_teacher_conv0_weight[i] = v416;
+        const float v463 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v464 = t461[i] + v463;
+        const float v465 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v466 = v465 + v464;
+        const float v467 = v466 * 0.9f;
+        const float v468 = v464 + v467;
+        const float v470 = v468 * in_lr_teacher[0];
+        const float v471 = in_teacher_conv0_weight[i] - v470;
+        in_teacher_momentum_conv0_weight[i] = v466;
+        in_teacher_conv0_weight[i] = v471;
     }
 }
 
 /* %183 = constant 0.9 : [16]
- * %418 = mul %417, %183 : [16]
- * %419 = add %418, %404 : [16]
- * %420 = mul %419, %183 : [16]
- * %421 = add %404, %420 : [16]
- * %422 = broadcast axes=[] %18 : [16]
- * %423 = mul %421, %422 : [16]
- * %424 = sub %1, %423 : [16]
+ * %473 = mul %472, %183 : [16]
+ * %474 = add %473, %457 : [16]
+ * %475 = mul %474, %183 : [16]
+ * %476 = add %457, %475 : [16]
+ * %477 = broadcast axes=[] %18 : [16]
+ * %478 = mul %476, %477 : [16]
+ * %479 = sub %1, %478 : [16]
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t404, const float *restrict in_lr_teacher) {
+static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t457, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v418 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v419 = v418 + t404[i];
-        const float v420 = v419 * 0.9f;
-        const float v421 = t404[i] + v420;
-        const float v423 = v421 * in_lr_teacher[0];
-        const float v424 = in_teacher_conv0_bias[i] - v423;
-        in_teacher_momentum_conv0_bias[i] = v419;
-        in_teacher_conv0_bias[i] = v424;
+        const float v473 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v474 = v473 + t457[i];
+        const float v475 = v474 * 0.9f;
+        const float v476 = t457[i] + v475;
+        const float v478 = v476 * in_lr_teacher[0];
+        const float v479 = in_teacher_conv0_bias[i] - v478;
+        in_teacher_momentum_conv0_bias[i] = v474;
+        in_teacher_conv0_bias[i] = v479;
     }
 }
 
 /* %192 = constant 0.0005 : [3,3,16,32]
  * %195 = constant 0.9 : [3,3,16,32]
- * %426 = mul %2, %192 : [3,3,16,32]
- * %427 = add %398, %426 : [3,3,16,32]
- * %428 = mul %425, %195 : [3,3,16,32]
- * %429 = add %428, %427 : [3,3,16,32]
- * %430 = mul %429, %195 : [3,3,16,32]
- * %431 = add %427, %430 : [3,3,16,32]
- * %432 = broadcast axes=[] %18 : [3,3,16,32]
- * %433 = mul %431, %432 : [3,3,16,32]
- * %434 = sub %2, %433 : [3,3,16,32]
+ * %481 = mul %2, %192 : [3,3,16,32]
+ * %482 = add %438, %481 : [3,3,16,32]
+ * %483 = mul %480, %195 : [3,3,16,32]
+ * %484 = add %483, %482 : [3,3,16,32]
+ * %485 = mul %484, %195 : [3,3,16,32]
+ * %486 = add %482, %485 : [3,3,16,32]
+ * %487 = broadcast axes=[] %18 : [3,3,16,32]
+ * %488 = mul %486, %487 : [3,3,16,32]
+ * %489 = sub %2, %488 : [3,3,16,32]
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t398, const float *restrict in_lr_teacher) {
+static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t438, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v426 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v427 = t398[i] + v426;
-        const float v428 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v429 = v428 + v427;
-        const float v430 = v429 * 0.9f;
-        const float v431 = v427 + v430;
-        const float v433 = v431 * in_lr_teacher[0];
-        const float v434 = in_teacher_conv3_weight[i] - v433;
-        in_teacher_momentum_conv3_weight[i] = v429;
-        in_teacher_conv3_weight[i] = v434;
+        const float v481 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v482 = t438[i] + v481;
+        const float v483 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v484 = v483 + v482;
+        const float v485 = v484 * 0.9f;
+        const float v486 = v482 + v485;
+        const float v488 = v486 * in_lr_teacher[0];
+        const float v489 = in_teacher_conv3_weight[i] - v488;
+        in_teacher_momentum_conv3_weight[i] = v484;
+        in_teacher_conv3_weight[i] = v489;
     }
 }
 
 /* %204 = constant 0.9 : [32]
- * %436 = mul %435, %204 : [32]
- * %437 = add %436, %395 : [32]
- * %438 = mul %437, %204 : [32]
- * %439 = add %395, %438 : [32]
- * %440 = broadcast axes=[] %18 : [32]
- * %441 = mul %439, %440 : [32]
- * %442 = sub %3, %441 : [32]
+ * %491 = mul %490, %204 : [32]
+ * %492 = add %491, %428 : [32]
+ * %493 = mul %492, %204 : [32]
+ * %494 = add %428, %493 : [32]
+ * %495 = broadcast axes=[] %18 : [32]
+ * %496 = mul %494, %495 : [32]
+ * %497 = sub %3, %496 : [32]
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t395, const float *restrict in_lr_teacher) {
+static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t428, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v436 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v437 = v436 + t395[i];
-        const float v438 = v437 * 0.9f;
-        const float v439 = t395[i] + v438;
-        const float v441 = v439 * in_lr_teacher[0];
-        const float v442 = in_teacher_conv3_bias[i] - v441;
-        in_teacher_momentum_conv3_bias[i] = v437;
-        in_teacher_conv3_bias[i] = v442;
+        const float v491 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v492 = v491 + t428[i];
+        const float v493 = v492 * 0.9f;
+        const float v494 = t428[i] + v493;
+        const float v496 = v494 * in_lr_teacher[0];
+        const float v497 = in_teacher_conv3_bias[i] - v496;
+        in_teacher_momentum_conv3_bias[i] = v492;
+        in_teacher_conv3_bias[i] = v497;
     }
 }
 
 /* %213 = constant 0.0005 : [1568,128]
  * %216 = constant 0.9 : [1568,128]
- * %389 = matmul tA %38, %386 : [1568,128]
- * %444 = mul %4, %213 : [1568,128]
- * %445 = add %389, %444 : [1568,128]
- * %446 = mul %443, %216 : [1568,128]
- * %447 = add %446, %445 : [1568,128]
- * %448 = mul %447, %216 : [1568,128]
- * %449 = add %445, %448 : [1568,128]
- * %450 = broadcast axes=[] %18 : [1568,128]
- * %451 = mul %449, %450 : [1568,128]
- * %452 = sub %4, %451 : [1568,128]
+ * %405 = matmul tA %404, %394 : [1568,128]
+ * %409 = add %405, %408 : [1568,128]
+ * %499 = mul %4, %213 : [1568,128]
+ * %500 = add %409, %499 : [1568,128]
+ * %501 = mul %498, %216 : [1568,128]
+ * %502 = add %501, %500 : [1568,128]
+ * %503 = mul %502, %216 : [1568,128]
+ * %504 = add %500, %503 : [1568,128]
+ * %505 = broadcast axes=[] %18 : [1568,128]
+ * %506 = mul %504, %505 : [1568,128]
+ * %507 = sub %4, %506 : [1568,128]
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k158_matmul_mul_add_etc(float *restrict t445, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t38, const float *restrict t386, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 288, 1.0f, t38, 1568, t386, 128, 0.0f, t445, 128);
+static void step_k159_matmul_add_mul_etc(float *restrict t500, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t394, const float *restrict t408, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t404, 1568, t394, 128, 0.0f, t500, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 200704; i++) {
-        const float v444 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v445 = t445[i] + v444;
-        const float v446 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v447 = v446 + v445;
-        const float v448 = v447 * 0.9f;
-        const float v449 = v445 + v448;
-        const float v451 = v449 * in_lr_teacher[0];
-        const float v452 = in_teacher_dense7_weight[i] - v451;
-        t445[i] = v445;
-        in_teacher_momentum_dense7_weight[i] = v447;
-        in_teacher_dense7_weight[i] = v452;
+        const float v409 = t500[i] + t408[i];
+        const float v499 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v500 = v409 + v499;
+        const float v501 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v502 = v501 + v500;
+        const float v503 = v502 * 0.9f;
+        const float v504 = v500 + v503;
+        const float v506 = v504 * in_lr_teacher[0];
+        const float v507 = in_teacher_dense7_weight[i] - v506;
+        t500[i] = v500;
+        in_teacher_momentum_dense7_weight[i] = v502;
+        in_teacher_dense7_weight[i] = v507;
     }
 }
 
 /* %225 = constant 0.9 : [128]
- * %454 = mul %453, %225 : [128]
- * %455 = add %454, %387 : [128]
- * %456 = mul %455, %225 : [128]
- * %457 = add %387, %456 : [128]
- * %458 = broadcast axes=[] %18 : [128]
- * %459 = mul %457, %458 : [128]
- * %460 = sub %5, %459 : [128]
+ * %509 = mul %508, %225 : [128]
+ * %510 = add %509, %400 : [128]
+ * %511 = mul %510, %225 : [128]
+ * %512 = add %400, %511 : [128]
+ * %513 = broadcast axes=[] %18 : [128]
+ * %514 = mul %512, %513 : [128]
+ * %515 = sub %5, %514 : [128]
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k159_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t387, const float *restrict in_lr_teacher) {
+static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v454 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v455 = v454 + t387[i];
-        const float v456 = v455 * 0.9f;
-        const float v457 = t387[i] + v456;
-        const float v459 = v457 * in_lr_teacher[0];
-        const float v460 = in_teacher_dense7_bias[i] - v459;
-        in_teacher_momentum_dense7_bias[i] = v455;
-        in_teacher_dense7_bias[i] = v460;
+        const float v509 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v510 = v509 + t400[i];
+        const float v511 = v510 * 0.9f;
+        const float v512 = t400[i] + v511;
+        const float v514 = v512 * in_lr_teacher[0];
+        const float v515 = in_teacher_dense7_bias[i] - v514;
+        in_teacher_momentum_dense7_bias[i] = v510;
+        in_teacher_dense7_bias[i] = v515;
     }
 }
 
 /* %234 = constant 0.0005 : [128,10]
  * %237 = constant 0.9 : [128,10]
- * %383 = matmul tA %44, %380 : [128,10]
- * %462 = mul %6, %234 : [128,10]
- * %463 = add %383, %462 : [128,10]
- * %464 = mul %461, %237 : [128,10]
- * %465 = add %464, %463 : [128,10]
- * %466 = mul %465, %237 : [128,10]
- * %467 = add %463, %466 : [128,10]
- * %468 = broadcast axes=[] %18 : [128,10]
- * %469 = mul %467, %468 : [128,10]
- * %470 = sub %6, %469 : [128,10]
+ * %384 = matmul tA %383, %377 : [128,10]
+ * %387 = add %384, %386 : [128,10]
+ * %517 = mul %6, %234 : [128,10]
+ * %518 = add %387, %517 : [128,10]
+ * %519 = mul %516, %237 : [128,10]
+ * %520 = add %519, %518 : [128,10]
+ * %521 = mul %520, %237 : [128,10]
+ * %522 = add %518, %521 : [128,10]
+ * %523 = broadcast axes=[] %18 : [128,10]
+ * %524 = mul %522, %523 : [128,10]
+ * %525 = sub %6, %524 : [128,10]
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_k160_matmul_mul_add_etc(float *restrict t463, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t44, const float *restrict t380, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 288, 1.0f, t44, 128, t380, 10, 0.0f, t463, 10);
+static void step_k161_matmul_add_mul_etc(float *restrict t518, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t518, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v462 = in_teacher_dense10_weight[i] * 0.0005f;
-        const float v463 = t463[i] + v462;
-        const float v464 = in_teacher_momentum_dense10_weight[i] * 0.9f;
-        const float v465 = v464 + v463;
-        const float v466 = v465 * 0.9f;
-        const float v467 = v463 + v466;
-        const float v469 = v467 * in_lr_teacher[0];
-        const float v470 = in_teacher_dense10_weight[i] - v469;
-        t463[i] = v463;
-        in_teacher_momentum_dense10_weight[i] = v465;
-        in_teacher_dense10_weight[i] = v470;
+        const float v387 = t518[i] + t386[i];
+        const float v517 = in_teacher_dense10_weight[i] * 0.0005f;
+        const float v518 = v387 + v517;
+        const float v519 = in_teacher_momentum_dense10_weight[i] * 0.9f;
+        const float v520 = v519 + v518;
+        const float v521 = v520 * 0.9f;
+        const float v522 = v518 + v521;
+        const float v524 = v522 * in_lr_teacher[0];
+        const float v525 = in_teacher_dense10_weight[i] - v524;
+        t518[i] = v518;
+        in_teacher_momentum_dense10_weight[i] = v520;
+        in_teacher_dense10_weight[i] = v525;
     }
 }
 
 /* %246 = constant 0.9 : [10]
- * %472 = mul %471, %246 : [10]
- * %473 = add %472, %381 : [10]
- * %474 = mul %473, %246 : [10]
- * %475 = add %381, %474 : [10]
- * %476 = broadcast axes=[] %18 : [10]
- * %477 = mul %475, %476 : [10]
- * %478 = sub %7, %477 : [10]
+ * %527 = mul %526, %246 : [10]
+ * %528 = add %527, %380 : [10]
+ * %529 = mul %528, %246 : [10]
+ * %530 = add %380, %529 : [10]
+ * %531 = broadcast axes=[] %18 : [10]
+ * %532 = mul %530, %531 : [10]
+ * %533 = sub %7, %532 : [10]
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
-static void step_k161_mul_add_sub(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t381, const float *restrict in_lr_teacher) {
+static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v472 = in_teacher_momentum_dense10_bias[i] * 0.9f;
-        const float v473 = v472 + t381[i];
-        const float v474 = v473 * 0.9f;
-        const float v475 = t381[i] + v474;
-        const float v477 = v475 * in_lr_teacher[0];
-        const float v478 = in_teacher_dense10_bias[i] - v477;
-        in_teacher_momentum_dense10_bias[i] = v473;
-        in_teacher_dense10_bias[i] = v478;
+        const float v527 = in_teacher_momentum_dense10_bias[i] * 0.9f;
+        const float v528 = v527 + t380[i];
+        const float v529 = v528 * 0.9f;
+        const float v530 = t380[i] + v529;
+        const float v532 = v530 * in_lr_teacher[0];
+        const float v533 = in_teacher_dense10_bias[i] - v532;
+        in_teacher_momentum_dense10_bias[i] = v528;
+        in_teacher_dense10_bias[i] = v533;
     }
 }
 
-/* 162 kernels; scratch high-water mark 33878096 floats. */
+/* 163 kernels; scratch high-water mark 17294928 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col(scratch + 23482368, io);
-    step_k001_matmul_add(scratch + 16257024, scratch + 23482368, state, state + 144);
-    step_k002_relu(scratch + 19869696, scratch + 16257024);
-    step_k003_max_pool(scratch + 8128512, scratch + 19869696);
-    step_k004_im2col(scratch, scratch + 8128512);
-    step_k005_matmul_add(scratch + 25514496, scratch, state + 160, state + 4768);
-    step_k006_relu(scratch + 27320832, scratch + 25514496);
-    step_k007_max_pool(scratch + 33141248, scratch + 27320832);
-    step_k008_matmul_add_relu_etc(scratch + 33793536, scratch + 33830400, scratch + 33141248, state + 4800, state + 205504, io + 226176);
-    step_k009_matmul_add(scratch + 33592832, scratch + 33830400, state + 205632, state + 206912);
-    step_k010_mul_add(scratch + 33876992, io + 225792);
-    step_k011_reduce_max(scratch + 33867584, scratch + 33592832);
-    step_k012_sub_exp(scratch + 33867264, scratch + 33877312, scratch + 33592832, scratch + 33867584);
-    step_k013_reduce_sum(scratch + 33878016, scratch + 33877312);
-    step_k014_log(scratch + 33877632, scratch + 33878016);
-    step_k015_sub_mul_reduce_sum(scratch + 33877664, scratch + 33867264, scratch + 33877632, scratch + 33876992);
-    step_k016_mul(io + 263040, scratch + 33877664);
-    step_k017_mul(scratch + 33595712, scratch + 33593152);
-    step_k018_reduce_max(scratch + 33867264, scratch + 33595712);
-    step_k019_sub(scratch + 33596992, scratch + 33595712, scratch + 33867264);
-    step_k020_exp_reduce_sum(scratch + 33595712, scratch + 33596992);
-    step_k021_log(scratch + 33595840, scratch + 33595712);
-    step_k022_sub_exp(scratch + 33871872, scratch + 33596992, scratch + 33595840);
-    step_k023_reduce_max(scratch + 33873152, scratch + 33871872);
-    step_k024_greaterEqual(scratch + 33877632, scratch + 33873152);
-    step_k025_reduce_max(scratch + 33874432, scratch + 33594432);
-    step_k026_sub_exp(scratch + 33867264, scratch + 33873152, scratch + 33594432, scratch + 33874432);
-    step_k027_reduce_sum(scratch + 33877760, scratch + 33873152);
-    step_k028_log(scratch + 33874432, scratch + 33877760);
-    step_k029_sub_mul_reduce_sum(scratch + 33874560, scratch + 33867264, scratch + 33874432, scratch + 33871872);
-    step_k030_neg_mul_reduce_sum(scratch + 33874432, scratch + 33874560, scratch + 33877632);
-    step_k031_mul(io + 263056, scratch + 33874432);
-    step_k032_reduce_sum(scratch + 33877888, scratch + 33877632);
-    step_k033_mul(io + 263072, scratch + 33877888);
-    step_k034_one_hot_argmax(scratch + 33874432, scratch + 33594432);
-    step_k035_im2col(scratch + 15353856, io + 125440);
-    step_k036_matmul_add(scratch + 29127168, scratch + 15353856, state + 206928, state + 207072);
-    step_k037_relu(scratch + 30732800, scratch + 29127168);
-    step_k038_max_pool(scratch + 32338432, scratch + 30732800);
-    step_k039_im2col(scratch + 8128512, scratch + 32338432);
-    step_k040_matmul_add(scratch + 11741184, scratch + 8128512, state + 207088, state + 211696);
-    step_k041_relu(scratch + 12544000, scratch + 11741184);
-    step_k042_max_pool(scratch + 32338432, scratch + 12544000);
-    step_k043_matmul_add_relu(scratch + 33592832, scratch + 33609216, scratch + 32338432, state + 211728, state + 412432);
-    step_k044_matmul_add(scratch + 33867264, scratch + 33609216, state + 412560, state + 413840);
-    step_k045_reduce_max(scratch + 33871104, scratch + 33867264);
-    step_k046_sub_exp(scratch + 33868544, scratch + 33869824, scratch + 33867264, scratch + 33871104);
-    step_k047_reduce_sum(scratch + 33871104, scratch + 33869824);
-    step_k048_log(scratch + 33871232, scratch + 33871104);
-    step_k049_sub_mul_reduce_sum(scratch + 33877888, scratch + 33868544, scratch + 33871232, scratch + 33874432);
-    step_k050_mul(io + 263088, scratch + 33877888);
-    step_k051_mul(scratch + 33867264, scratch + 33874432);
-    step_k052_neg_reduce_sum(scratch + 33871232, scratch + 33867264);
-    step_k053_div(scratch + 33871360, scratch + 33871232, scratch + 33871104);
-    step_k054_mul_add(scratch + 33868544, scratch + 33871360, scratch + 33869824, scratch + 33867264);
-    step_k055_reduce_sum(scratch + 33878080, scratch + 33868544);
-    step_k056_matmul(scratch + 33875712, scratch + 33609216, scratch + 33868544);
-    step_k057_matmul_step_mul(scratch + 32739840, scratch + 33868544, state + 412560, scratch + 33592832);
-    step_k058_reduce_sum(scratch + 33877888, scratch + 32739840);
-    step_k059_matmul(scratch + 32539136, scratch + 32739840, state + 211728);
-    step_k060_matmul(scratch + 33592832, scratch + 32338432, scratch + 32739840);
-    step_k061_max_pool_scatter(scratch + 13346816, scratch + 12544000, scratch + 32539136);
-    step_k062_step_mul(scratch + 32338432, scratch + 11741184, scratch + 13346816);
-    step_k063_reduce_sum(scratch + 33878048, scratch + 32338432);
-    step_k064_matmul(scratch + 11741184, scratch + 32338432, state + 207088);
-    step_k065_matmul(scratch + 33867264, scratch + 8128512, scratch + 32338432);
-    step_k066_col2im(scratch + 32338432, scratch + 11741184);
-    step_k067_max_pool_scatter(scratch + 8128512, scratch + 30732800, scratch + 32338432);
-    step_k068_step_mul(scratch + 9734144, scratch + 29127168, scratch + 8128512);
-    step_k069_reduce_sum(scratch + 31010320, scratch + 9734144);
-    step_k070_matmul(scratch + 31010048, scratch + 15353856, scratch + 9734144);
-    step_k071_mul_add_sub(state + 620784, state + 206928, scratch + 31010048, io + 226128);
-    step_k072_mul_add_sub(state + 620928, state + 207072, scratch + 31010320, io + 226128);
-    step_k073_mul_add_sub(state + 620944, state + 207088, scratch + 33867264, io + 226128);
-    step_k074_mul_add_sub(state + 625552, state + 211696, scratch + 33878048, io + 226128);
-    step_k075_mul_add_sub(state + 625584, state + 211728, scratch + 33592832, io + 226128);
-    step_k076_mul_add_sub(state + 826288, state + 412432, scratch + 33877888, io + 226128);
-    step_k077_mul_add_sub(state + 826416, state + 412560, scratch + 33875712, io + 226128);
-    step_k078_mul_add_sub(state + 827696, state + 413840, scratch + 33878080, io + 226128);
-    step_k079_im2col(scratch + 30331392, io);
-    step_k080_matmul_add(scratch + 29127168, scratch + 30331392, state + 206928, state + 207072);
-    step_k081_relu(scratch + 29528576, scratch + 29127168);
-    step_k082_max_pool(scratch + 29929984, scratch + 29528576);
-    step_k083_im2col(scratch + 8128512, scratch + 29929984);
-    step_k084_matmul_add(scratch + 29929984, scratch + 8128512, state + 207088, state + 211696);
-    step_k085_relu(scratch + 30130688, scratch + 29929984);
-    step_k086_max_pool(scratch + 30757888, scratch + 30130688);
-    step_k087_matmul_add_relu(scratch + 30557184, scratch + 30561280, scratch + 30757888, state + 211728, state + 412432);
-    step_k088_matmul_add(scratch + 30565376, scratch + 30561280, state + 412560, state + 413840);
-    step_k089_reduce_max(scratch + 30566336, scratch + 30565376);
-    step_k090_sub_exp(scratch + 30565696, scratch + 30566016, scratch + 30565376, scratch + 30566336);
-    step_k091_reduce_sum(scratch + 30566336, scratch + 30566016);
-    step_k092_log(scratch + 30565376, scratch + 30566336);
-    step_k093_sub_mul_reduce_sum(scratch + 31010192, scratch + 30565696, scratch + 30565376, io + 225792);
-    step_k094_mul(io + 263104, scratch + 31010192);
-    step_k095_mul(scratch + 30565376, io + 225792);
-    step_k096_neg_reduce_sum(scratch + 30565696, scratch + 30565376);
-    step_k097_div(scratch + 30566368, scratch + 30565696, scratch + 30566336);
-    step_k098_mul_add(scratch + 30565696, scratch + 30566368, scratch + 30566016, scratch + 30565376);
-    step_k099_reduce_sum(scratch + 31010336, scratch + 30565696);
-    step_k100_matmul(scratch + 31008768, scratch + 30561280, scratch + 30565696);
-    step_k101_matmul_step_mul(scratch + 30808064, scratch + 30565696, state + 412560, scratch + 30557184);
-    step_k102_reduce_sum(scratch + 31010192, scratch + 30808064);
-    step_k103_matmul(scratch + 30958592, scratch + 30808064, state + 211728);
-    step_k104_matmul(scratch + 30557184, scratch + 30757888, scratch + 30808064);
-    step_k105_max_pool_scatter(scratch + 30757888, scratch + 30130688, scratch + 30958592);
-    step_k106_step_mul(scratch + 30130688, scratch + 29929984, scratch + 30757888);
-    step_k107_reduce_sum(scratch + 30762640, scratch + 30130688);
-    step_k108_matmul(scratch + 9031680, scratch + 30130688, state + 207088);
-    step_k109_matmul(scratch + 30757888, scratch + 8128512, scratch + 30130688);
-    step_k110_col2im(scratch + 8128512, scratch + 9031680);
-    step_k111_max_pool_scatter(scratch + 29929984, scratch + 29528576, scratch + 8128512);
-    step_k112_step_mul(scratch + 29528576, scratch + 29127168, scratch + 29929984);
-    step_k113_reduce_sum(scratch + 30762672, scratch + 29528576);
-    step_k114_matmul(scratch + 30762496, scratch + 30331392, scratch + 29528576);
-    step_k115_mul_reduce_sum(scratch + 30762688, scratch + 30762496, scratch + 31010048);
-    step_k116_mul_reduce_sum(scratch + 30762496, scratch + 30762672, scratch + 31010320);
-    step_k117_mul_reduce_sum(scratch + 30762672, scratch + 30757888, scratch + 33867264);
-    step_k118_mul_reduce_sum(scratch + 31010320, scratch + 30762640, scratch + 33878048);
-    step_k119_mul_reduce_sum(scratch + 33878048, scratch + 30557184, scratch + 33592832);
-    step_k120_mul_reduce_sum(scratch + 33878064, scratch + 31010192, scratch + 33877888);
-    step_k121_mul_reduce_sum(scratch + 33877888, scratch + 31008768, scratch + 33875712);
-    step_k122_mul_reduce_sum(scratch + 33877904, scratch + 31010336, scratch + 33878080);
-    step_k123_mul_add(io + 263120, scratch + 33877920, io + 226128, scratch + 30762688, scratch + 30762496, scratch + 30762672, scratch + 31010320, scratch + 33878048, scratch + 33878064, scratch + 33877888, scratch + 33877904, io + 226160);
-    step_k124_mul(scratch + 33867264, scratch + 33877920, scratch + 33874432);
-    step_k125_neg_reduce_sum(scratch + 33874432, scratch + 33867264);
-    step_k126_div(scratch + 33871104, scratch + 33874432, scratch + 33877760);
-    step_k127_mul(scratch + 33877888, io + 226144);
-    step_k128_mul_neg(scratch + 33871232, scratch + 33877888, scratch + 33877632);
-    step_k129_mul(scratch + 33868544, scratch + 33871232, scratch + 33871872);
-    step_k130_neg_reduce_sum(scratch + 33877632, scratch + 33868544);
-    step_k131_div(scratch + 33871232, scratch + 33877632, scratch + 33877760);
-    step_k132_mul_add(scratch + 33869824, scratch + 33871104, scratch + 33873152, scratch + 33867264, scratch + 33871232, scratch + 33868544);
-    step_k133_mul(scratch + 33867264, scratch + 33876992);
-    step_k134_neg_reduce_sum(scratch + 33877632, scratch + 33867264);
-    step_k135_div(scratch + 33877664, scratch + 33877632, scratch + 33878016);
-    step_k136_mul_add(scratch + 33867584, scratch + 33877664, scratch + 33877312, scratch + 33867264);
-    step_k137_pad_rows(scratch + 33592832, scratch + 33869824);
-    step_k138_pad_rows(scratch + 33595712, scratch + 33867584);
-    step_k139_add(scratch + 33634304, scratch + 33592832, scratch + 33595712);
-    step_k140_reduce_sum(scratch + 33638464, scratch + 33634304);
-    step_k141_matmul_mul_step(scratch + 33592832, scratch + 33634304, state + 205632, io + 226176, scratch + 33793536);
-    step_k142_reduce_sum(scratch + 33637328, scratch + 33592832);
-    step_k143_matmul(scratch + 29127168, scratch + 33592832, state + 4800);
-    step_k144_max_pool_scatter(scratch + 8128512, scratch + 27320832, scratch + 29127168);
-    step_k145_step_mul(scratch + 27320832, scratch + 25514496, scratch + 8128512);
-    step_k146_reduce_sum(scratch + 33637456, scratch + 27320832);
-    step_k147_matmul(scratch + 8128512, scratch + 27320832, state + 160);
-    step_k148_matmul(scratch + 33629696, scratch, scratch + 27320832);
-    step_k149_col2im(scratch + 3612672, scratch + 8128512);
-    step_k150_max_pool_scatter(scratch, scratch + 19869696, scratch + 3612672);
-    step_k151_step_mul(scratch + 3612672, scratch + 16257024, scratch);
-    step_k152_reduce_sum(scratch + 33637488, scratch + 3612672);
-    step_k153_matmul(scratch + 33637184, scratch + 23482368, scratch + 3612672);
-    step_k154_mul_add_sub(state + 413856, state, scratch + 33637184, io + 226112);
-    step_k155_mul_add_sub(state + 414000, state + 144, scratch + 33637488, io + 226112);
-    step_k156_mul_add_sub(state + 414016, state + 160, scratch + 33629696, io + 226112);
-    step_k157_mul_add_sub(state + 418624, state + 4768, scratch + 33637456, io + 226112);
-    step_k158_matmul_mul_add_etc(scratch, state + 418656, state + 4800, scratch + 33141248, scratch + 33592832, io + 226112);
-    step_k159_mul_add_sub(state + 619360, state + 205504, scratch + 33637328, io + 226112);
-    step_k160_matmul_mul_add_etc(scratch + 33637184, state + 619488, state + 205632, scratch + 33830400, scratch + 33634304, io + 226112);
-    step_k161_mul_add_sub(state + 620768, state + 206912, scratch + 33638464, io + 226112);
+    step_k000_im2col_matmul_add_etc(scratch, scratch + 3612672, io, state, state + 144, scratch + 7225344);
+    step_k001_max_pool(scratch + 15654912, scratch + 3612672);
+    step_k002_im2col_matmul_add_etc(scratch + 7225344, scratch + 9031680, scratch + 15654912, state + 160, state + 4768, scratch + 10838016);
+    step_k003_max_pool(scratch + 16558080, scratch + 9031680);
+    step_k004_matmul_add_relu_etc(scratch + 17210368, scratch + 17247232, scratch + 16558080, state + 4800, state + 205504, io + 226176);
+    step_k005_matmul_add(scratch + 17009664, scratch + 17247232, state + 205632, state + 206912);
+    step_k006_mul_add(scratch + 17293824, io + 225792);
+    step_k007_reduce_max(scratch + 17284416, scratch + 17009664);
+    step_k008_sub_exp(scratch + 17284096, scratch + 17294144, scratch + 17009664, scratch + 17284416);
+    step_k009_reduce_sum(scratch + 17294848, scratch + 17294144);
+    step_k010_log(scratch + 17294464, scratch + 17294848);
+    step_k011_sub_mul_reduce_sum(scratch + 17294496, scratch + 17284096, scratch + 17294464, scratch + 17293824);
+    step_k012_mul(io + 263040, scratch + 17294496);
+    step_k013_mul(scratch + 17012544, scratch + 17009984);
+    step_k014_reduce_max(scratch + 17284096, scratch + 17012544);
+    step_k015_sub(scratch + 17013824, scratch + 17012544, scratch + 17284096);
+    step_k016_exp_reduce_sum(scratch + 17012544, scratch + 17013824);
+    step_k017_log(scratch + 17012672, scratch + 17012544);
+    step_k018_sub_exp(scratch + 17288704, scratch + 17013824, scratch + 17012672);
+    step_k019_reduce_max(scratch + 17289984, scratch + 17288704);
+    step_k020_greaterEqual(scratch + 17294464, scratch + 17289984);
+    step_k021_reduce_max(scratch + 17291264, scratch + 17011264);
+    step_k022_sub_exp(scratch + 17284096, scratch + 17289984, scratch + 17011264, scratch + 17291264);
+    step_k023_reduce_sum(scratch + 17294592, scratch + 17289984);
+    step_k024_log(scratch + 17291264, scratch + 17294592);
+    step_k025_sub_mul_reduce_sum(scratch + 17291392, scratch + 17284096, scratch + 17291264, scratch + 17288704);
+    step_k026_neg_mul_reduce_sum(scratch + 17291264, scratch + 17291392, scratch + 17294464);
+    step_k027_mul(io + 263056, scratch + 17291264);
+    step_k028_reduce_sum(scratch + 17294720, scratch + 17294464);
+    step_k029_mul(io + 263072, scratch + 17294720);
+    step_k030_one_hot_argmax(scratch + 17291264, scratch + 17011264);
+    step_k031_im2col_matmul_add_etc(scratch + 10838016, io + 125440, state + 206928, state + 207072, scratch + 12443648);
+    step_k032_max_pool(scratch + 14852096, scratch + 10838016);
+    step_k033_im2col_matmul_add_etc(scratch + 12443648, scratch + 14852096, state + 207088, state + 211696, scratch + 15253504);
+    step_k034_max_pool(scratch + 15253504, scratch + 12443648);
+    step_k035_matmul_add_relu(scratch + 15454208, scratch + 15253504, state + 211728, state + 412432);
+    step_k036_matmul_add(scratch + 17284096, scratch + 15454208, state + 412560, state + 413840);
+    step_k037_reduce_max(scratch + 17287936, scratch + 17284096);
+    step_k038_sub_exp(scratch + 17285376, scratch + 17286656, scratch + 17284096, scratch + 17287936);
+    step_k039_reduce_sum(scratch + 17287936, scratch + 17286656);
+    step_k040_log(scratch + 17288064, scratch + 17287936);
+    step_k041_sub_mul_reduce_sum(scratch + 17294720, scratch + 17285376, scratch + 17288064, scratch + 17291264);
+    step_k042_mul(io + 263088, scratch + 17294720);
+    step_k043_mul(scratch + 17284096, scratch + 17291264);
+    step_k044_neg_reduce_sum(scratch + 17288064, scratch + 17284096);
+    step_k045_div(scratch + 17288192, scratch + 17288064, scratch + 17287936);
+    step_k046_mul_add(scratch + 17285376, scratch + 17288192, scratch + 17286656, scratch + 17284096);
+    step_k047_reduce_sum(scratch + 17294912, scratch + 17285376);
+    step_k048_matmul(scratch + 17292544, scratch + 15454208, scratch + 17285376);
+    step_k049_matmul_step_mul(scratch + 13246464, scratch + 17285376, state + 412560, scratch + 15454208);
+    step_k050_reduce_sum(scratch + 17294720, scratch + 13246464);
+    step_k051_matmul(scratch + 15454208, scratch + 13246464, state + 211728);
+    step_k052_matmul(scratch + 17009664, scratch + 15253504, scratch + 13246464);
+    step_k053_max_pool_scatter(scratch + 13246464, scratch + 12443648, scratch + 15454208);
+    step_k054_step_mul(scratch + 14049280, scratch + 12443648, scratch + 13246464);
+    step_k055_reduce_sum(scratch + 17294880, scratch + 14049280);
+    step_k056_matmul_col2im(scratch + 15253504, scratch + 14049280, state + 207088, scratch + 12443648);
+    step_k057_im2col_matmul(scratch + 17284096, scratch + 14852096, scratch + 14049280, scratch + 12443648);
+    step_k058_max_pool_scatter(scratch + 12443648, scratch + 10838016, scratch + 15253504);
+    step_k059_step_mul(scratch + 14049280, scratch + 10838016, scratch + 12443648);
+    step_k060_reduce_sum(scratch + 12349488, scratch + 14049280);
+    step_k061_im2col_matmul(scratch + 12349184, io + 125440, scratch + 14049280, scratch + 10838016);
+    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 12349184, io + 226128);
+    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 12349488, io + 226128);
+    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 17284096, io + 226128);
+    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 17294880, io + 226128);
+    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 17009664, io + 226128);
+    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 17294720, io + 226128);
+    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 17292544, io + 226128);
+    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 17294912, io + 226128);
+    step_k070_im2col_matmul_add_etc(scratch + 10838016, io, state + 206928, state + 207072, scratch + 11239424);
+    step_k071_max_pool(scratch + 11894848, scratch + 10838016);
+    step_k072_im2col_matmul_add_etc(scratch + 11493440, scratch + 11894848, state + 207088, state + 211696, scratch + 11239424);
+    step_k073_max_pool(scratch + 11694144, scratch + 11493440);
+    step_k074_matmul_add_relu(scratch + 11744320, scratch + 11694144, state + 211728, state + 412432);
+    step_k075_matmul_add(scratch + 11748416, scratch + 11744320, state + 412560, state + 413840);
+    step_k076_reduce_max(scratch + 11749376, scratch + 11748416);
+    step_k077_sub_exp(scratch + 11748736, scratch + 11749056, scratch + 11748416, scratch + 11749376);
+    step_k078_reduce_sum(scratch + 11749376, scratch + 11749056);
+    step_k079_log(scratch + 11748416, scratch + 11749376);
+    step_k080_sub_mul_reduce_sum(scratch + 12349328, scratch + 11748736, scratch + 11748416, io + 225792);
+    step_k081_mul(io + 263104, scratch + 12349328);
+    step_k082_mul(scratch + 11748416, io + 225792);
+    step_k083_neg_reduce_sum(scratch + 11748736, scratch + 11748416);
+    step_k084_div(scratch + 11749408, scratch + 11748736, scratch + 11749376);
+    step_k085_mul_add(scratch + 11748736, scratch + 11749408, scratch + 11749056, scratch + 11748416);
+    step_k086_reduce_sum(scratch + 12349504, scratch + 11748736);
+    step_k087_matmul(scratch + 12347904, scratch + 11744320, scratch + 11748736);
+    step_k088_matmul_step_mul(scratch + 11995200, scratch + 11748736, state + 412560, scratch + 11744320);
+    step_k089_reduce_sum(scratch + 12349328, scratch + 11995200);
+    step_k090_matmul(scratch + 11440128, scratch + 11995200, state + 211728);
+    step_k091_matmul(scratch + 12042240, scratch + 11694144, scratch + 11995200);
+    step_k092_max_pool_scatter(scratch + 11239424, scratch + 11493440, scratch + 11440128);
+    step_k093_step_mul(scratch + 11694144, scratch + 11493440, scratch + 11239424);
+    step_k094_reduce_sum(scratch + 12349456, scratch + 11694144);
+    step_k095_matmul_col2im(scratch + 12242944, scratch + 11694144, state + 207088, scratch + 11239424);
+    step_k096_im2col_matmul(scratch + 12343296, scratch + 11894848, scratch + 11694144, scratch + 11239424);
+    step_k097_max_pool_scatter(scratch + 11239424, scratch + 10838016, scratch + 12242944);
+    step_k098_step_mul(scratch + 11640832, scratch + 10838016, scratch + 11239424);
+    step_k099_reduce_sum(scratch + 12243088, scratch + 11640832);
+    step_k100_im2col_matmul(scratch + 12242944, io, scratch + 11640832, scratch + 10838016);
+    step_k101_mul_reduce_sum(scratch + 12243104, scratch + 12242944, scratch + 12349184);
+    step_k102_mul_reduce_sum(scratch + 12242944, scratch + 12243088, scratch + 12349488);
+    step_k103_mul_reduce_sum(scratch + 12349488, scratch + 12343296, scratch + 17284096);
+    step_k104_mul_reduce_sum(scratch + 12242960, scratch + 12349456, scratch + 17294880);
+    step_k105_mul_reduce_sum(scratch + 12349456, scratch + 12042240, scratch + 17009664);
+    step_k106_mul_reduce_sum(scratch + 12349472, scratch + 12349328, scratch + 17294720);
+    step_k107_mul_reduce_sum(scratch + 17294880, scratch + 12347904, scratch + 17292544);
+    step_k108_mul_reduce_sum(scratch + 17294896, scratch + 12349504, scratch + 17294912);
+    step_k109_mul_add(io + 263120, scratch + 12242976, io + 226128, scratch + 12243104, scratch + 12242944, scratch + 12349488, scratch + 12242960, scratch + 12349456, scratch + 12349472, scratch + 17294880, scratch + 17294896, io + 226160);
+    step_k110_mul(scratch + 17284096, scratch + 12242976, scratch + 17291264);
+    step_k111_neg_reduce_sum(scratch + 17291264, scratch + 17284096);
+    step_k112_div(scratch + 17287936, scratch + 17291264, scratch + 17294592);
+    step_k113_mul(scratch + 17294720, io + 226144);
+    step_k114_mul_neg(scratch + 17288064, scratch + 17294720, scratch + 17294464);
+    step_k115_mul(scratch + 17285376, scratch + 17288064, scratch + 17288704);
+    step_k116_neg_reduce_sum(scratch + 17294464, scratch + 17285376);
+    step_k117_div(scratch + 17288064, scratch + 17294464, scratch + 17294592);
+    step_k118_mul_add(scratch + 17286656, scratch + 17287936, scratch + 17289984, scratch + 17284096, scratch + 17288064, scratch + 17285376);
+    step_k119_mul(scratch + 17284096, scratch + 17293824);
+    step_k120_neg_reduce_sum(scratch + 17294464, scratch + 17284096);
+    step_k121_div(scratch + 17294496, scratch + 17294464, scratch + 17294848);
+    step_k122_mul_add(scratch + 17285376, scratch + 17294496, scratch + 17294144, scratch + 17284096);
+    step_k123_reduce_sum(scratch + 17285696, scratch + 17285376);
+    step_k124_reduce_sum(scratch + 17285712, scratch + 17286656);
+    step_k125_add(scratch + 17285728, scratch + 17285696, scratch + 17285712);
+    step_k126_matmul(scratch + 17284096, scratch + 17267712, scratch + 17286656);
+    step_k127_matmul_mul_step(scratch + 17026048, scratch + 17285376, state + 205632, io + 226176, scratch + 17210368);
+    step_k128_matmul_mul_step(scratch + 17009664, scratch + 17286656, state + 205632, io + 246656, scratch + 17230848);
+    step_k129_reduce_sum(scratch + 17030144, scratch + 17026048);
+    step_k130_reduce_sum(scratch + 17030272, scratch + 17009664);
+    step_k131_add(scratch + 17030400, scratch + 17030144, scratch + 17030272);
+    step_k132_matmul(scratch + 10838016, scratch + 17026048, state + 4800);
+    step_k133_matmul(scratch + 11640832, scratch + 17009664, state + 4800);
+    step_k134_matmul(scratch + 11841536, scratch + 16808960, scratch + 17009664);
+    step_k135_max_pool_scatter(scratch + 12042240, scratch + 9031680, scratch + 10838016);
+    step_k136_max_pool_scatter(scratch + 10838016, scratch + 10035200, scratch + 11640832);
+    step_k137_step_mul(scratch + 11640832, scratch + 7225344, scratch + 12042240);
+    step_k138_step_mul(scratch + 9031680, scratch + 8228864, scratch + 10838016);
+    step_k139_reduce_sum(scratch + 17030144, scratch + 11640832);
+    step_k140_reduce_sum(scratch + 17030176, scratch + 9031680);
+    step_k141_add(scratch + 17030208, scratch + 17030144, scratch + 17030176);
+    step_k142_matmul_col2im(scratch + 7479360, scratch + 11640832, state + 160, scratch + 7225344);
+    step_k143_matmul_col2im(scratch + 9834496, scratch + 9031680, state + 160, scratch + 7225344);
+    step_k144_im2col_matmul(scratch + 17009664, scratch + 16156672, scratch + 9031680, scratch + 7225344);
+    step_k145_im2col_matmul_add(scratch + 17014272, scratch + 15654912, scratch + 11640832, scratch + 17009664, scratch + 7225344);
+    step_k146_max_pool_scatter(scratch + 8830976, scratch + 3612672, scratch + 7479360);
+    step_k147_max_pool_scatter(scratch + 7225344, scratch + 5619712, scratch + 9834496);
+    step_k148_step_mul(scratch + 5218304, scratch, scratch + 8830976);
+    step_k149_step_mul(scratch + 3612672, scratch + 2007040, scratch + 7225344);
+    step_k150_reduce_sum(scratch + 17285696, scratch + 5218304);
+    step_k151_reduce_sum(scratch + 17285712, scratch + 3612672);
+    step_k152_add(scratch + 17030144, scratch + 17285696, scratch + 17285712);
+    step_k153_im2col_matmul(scratch + 17009664, io + 125440, scratch + 3612672, scratch);
+    step_k154_im2col_matmul_add(scratch + 17009808, io, scratch + 5218304, scratch + 17009664, scratch);
+    step_k155_mul_add_sub(state + 413856, state, scratch + 17009808, io + 226112);
+    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 17030144, io + 226112);
+    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 17014272, io + 226112);
+    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 17030208, io + 226112);
+    step_k159_matmul_add_mul_etc(scratch + 12042240, state + 418656, state + 4800, scratch + 16558080, scratch + 17026048, scratch + 11841536, io + 226112);
+    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 17030400, io + 226112);
+    step_k161_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 17247232, scratch + 17285376, scratch + 17284096, io + 226112);
+    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 17285728, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %11 = im2col k3 s1 p1 %8 : [200704,9] */
-static void supervised_step_k000_im2col(float *restrict t11, const float *restrict in_x) {
-    mplc_im2col(t11, in_x, (mplc_window){256, 28, 28, 1, 3, 1, 1});
-}
-
-/* %13 = matmul %11, %12 : [200704,16]
+/* %11 = im2col k3 s1 p1 %8 : [200704,9]
+ * %13 = matmul %11, %12 : [200704,16]
  * %14 = broadcast axes=[1] %1 : [200704,16]
- * %15 = add %13, %14 : [200704,16] */
-static void supervised_step_k001_matmul_add(float *restrict t15, const float *restrict t11, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 200704, 16, 9, 1.0f, t11, 9, in_student_conv0_weight, 16, 0.0f, t15, 16);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 200704; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v15 = t15[i0 * 16 + i1] + in_student_conv0_bias[i1];
-            t15[i0 * 16 + i1] = v15;
+ * %15 = add %13, %14 : [200704,16]
+ * %16 = relu %15 : [200704,16] */
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 37) {
+        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_student_conv0_weight, 16, 0.0f, t16 + (size_t)n0 * 12544, 16);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v15 = t16[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                const float v16 = v15 > 0.0f ? v15 : 0.0f;
+                t16[i0 * 16 + i1] = v16;
+            }
         }
-    }
-}
-
-/* %17 = relu %16 : [256,28,28,16] */
-static void supervised_step_k002_relu(float *restrict t17, const float *restrict t16) {
-    for (size_t i = 0; i < 3211264; i++) {
-        const float v17 = t16[i] > 0.0f ? t16[i] : 0.0f;
-        t17[i] = v17;
     }
 }
 
 /* %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
-static void supervised_step_k003_max_pool(float *restrict t18, const float *restrict t17) {
+static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
     mplc_max_pool(t18, t17, (mplc_window){256, 28, 28, 16, 2, 2, 0});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [50176,144] */
-static void supervised_step_k004_im2col(float *restrict t19, const float *restrict t18) {
-    mplc_im2col(t19, t18, (mplc_window){256, 14, 14, 16, 3, 1, 1});
-}
-
-/* %21 = matmul %19, %20 : [50176,32]
+/* %19 = im2col k3 s1 p1 %18 : [50176,144]
+ * %21 = matmul %19, %20 : [50176,32]
  * %22 = broadcast axes=[1] %3 : [50176,32]
- * %23 = add %21, %22 : [50176,32] */
-static void supervised_step_k005_matmul_add(float *restrict t23, const float *restrict t19, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 50176, 32, 144, 1.0f, t19, 144, in_student_conv3_weight, 32, 0.0f, t23, 32);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v23 = t23[i0 * 32 + i1] + in_student_conv3_bias[i1];
-            t23[i0 * 32 + i1] = v23;
+ * %23 = add %21, %22 : [50176,32]
+ * %24 = relu %23 : [50176,32] */
+static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v23 = t24[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                const float v24 = v23 > 0.0f ? v23 : 0.0f;
+                t24[i0 * 32 + i1] = v24;
+            }
         }
     }
 }
 
-/* %25 = relu %24 : [256,14,14,32] */
-static void supervised_step_k006_relu(float *restrict t25, const float *restrict t24) {
-    for (size_t i = 0; i < 1605632; i++) {
-        const float v25 = t24[i] > 0.0f ? t24[i] : 0.0f;
-        t25[i] = v25;
-    }
-}
-
 /* %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
-static void supervised_step_k007_max_pool(float *restrict t26, const float *restrict t25) {
+static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
     mplc_max_pool(t26, t25, (mplc_window){256, 14, 14, 32, 2, 2, 0});
 }
 
@@ -2388,14 +2600,13 @@ static void supervised_step_k007_max_pool(float *restrict t26, const float *rest
  * %29 = broadcast axes=[1] %5 : [256,128]
  * %30 = add %28, %29 : [256,128]
  * %31 = relu %30 : [256,128] */
-static void supervised_step_k008_matmul_add_relu(float *restrict t30, float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 128, 1568, 1.0f, t27, 1568, in_student_dense7_weight, 128, 0.0f, t30, 128);
+static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 128, 1568, 1.0f, t27, 1568, in_student_dense7_weight, 128, 0.0f, t31, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v30 = t30[i0 * 128 + i1] + in_student_dense7_bias[i1];
+            const float v30 = t31[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v31 = v30 > 0.0f ? v30 : 0.0f;
-            t30[i0 * 128 + i1] = v30;
             t31[i0 * 128 + i1] = v31;
         }
     }
@@ -2404,7 +2615,7 @@ static void supervised_step_k008_matmul_add_relu(float *restrict t30, float *res
 /* %32 = matmul %31, %6 : [256,10]
  * %33 = broadcast axes=[1] %7 : [256,10]
  * %34 = add %32, %33 : [256,10] */
-static void supervised_step_k009_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void supervised_step_k005_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
@@ -2416,7 +2627,7 @@ static void supervised_step_k009_matmul_add(float *restrict t34, const float *re
 }
 
 /* %35 = reduce_max axes=[1] %34 : [256] */
-static void supervised_step_k010_reduce_max(float *restrict t35, const float *restrict t34) {
+static void supervised_step_k006_reduce_max(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2429,7 +2640,7 @@ static void supervised_step_k010_reduce_max(float *restrict t35, const float *re
 /* %36 = broadcast axes=[0] %35 : [256,10]
  * %37 = sub %34, %36 : [256,10]
  * %38 = exp %37 : [256,10] */
-static void supervised_step_k011_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -2441,7 +2652,7 @@ static void supervised_step_k011_sub_exp(float *restrict t37, float *restrict t3
 }
 
 /* %39 = reduce_sum axes=[1] %38 : [256] */
-static void supervised_step_k012_reduce_sum(float *restrict t39, const float *restrict t38) {
+static void supervised_step_k008_reduce_sum(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2452,7 +2663,7 @@ static void supervised_step_k012_reduce_sum(float *restrict t39, const float *re
 }
 
 /* %40 = log %39 : [256] */
-static void supervised_step_k013_log(float *restrict t40, const float *restrict t39) {
+static void supervised_step_k009_log(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
@@ -2463,7 +2674,7 @@ static void supervised_step_k013_log(float *restrict t40, const float *restrict 
  * %42 = sub %37, %41 : [256,10]
  * %43 = mul %9, %42 : [256,10]
  * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k014_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2477,7 +2688,7 @@ static void supervised_step_k014_sub_mul_reduce_sum(float *restrict t44, const f
 
 /* %45 = constant -0.00390625 : []
  * %46 = mul %44, %45 : [] */
-static void supervised_step_k015_mul(float *restrict t46, const float *restrict t44) {
+static void supervised_step_k011_mul(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.00390625f);
         t46[i] = v46;
@@ -2486,7 +2697,7 @@ static void supervised_step_k015_mul(float *restrict t46, const float *restrict 
 
 /* %47 = constant -0.00390625 : [256,10]
  * %48 = mul %47, %9 : [256,10] */
-static void supervised_step_k016_mul(float *restrict t48, const float *restrict in_y) {
+static void supervised_step_k012_mul(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 2560; i++) {
         const float v48 = (-0.00390625f) * in_y[i];
         t48[i] = v48;
@@ -2495,7 +2706,7 @@ static void supervised_step_k016_mul(float *restrict t48, const float *restrict 
 
 /* %49 = neg %48 : [256,10]
  * %50 = reduce_sum axes=[1] %49 : [256] */
-static void supervised_step_k017_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2507,7 +2718,7 @@ static void supervised_step_k017_neg_reduce_sum(float *restrict t50, const float
 }
 
 /* %51 = div %50, %39 : [256] */
-static void supervised_step_k018_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+static void supervised_step_k014_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
@@ -2517,7 +2728,7 @@ static void supervised_step_k018_div(float *restrict t51, const float *restrict 
 /* %52 = broadcast axes=[0] %51 : [256,10]
  * %53 = mul %52, %38 : [256,10]
  * %54 = add %48, %53 : [256,10] */
-static void supervised_step_k019_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+static void supervised_step_k015_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -2528,7 +2739,7 @@ static void supervised_step_k019_mul_add(float *restrict t54, const float *restr
 }
 
 /* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k020_reduce_sum(float *restrict t55, const float *restrict t54) {
+static void supervised_step_k016_reduce_sum(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2538,20 +2749,20 @@ static void supervised_step_k020_reduce_sum(float *restrict t55, const float *re
 }
 
 /* %56 = matmul tB %54, %6 : [256,128]
- * %58 = step %30 : [256,128]
+ * %58 = step %31 : [256,128]
  * %59 = mul %56, %58 : [256,128] */
-static void supervised_step_k021_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t30) {
+static void supervised_step_k017_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
-        const float v58 = t30[i] > 0.0f ? 1.0f : 0.0f;
+        const float v58 = t31[i] > 0.0f ? 1.0f : 0.0f;
         const float v59 = t59[i] * v58;
         t59[i] = v59;
     }
 }
 
 /* %60 = reduce_sum axes=[0] %59 : [128] */
-static void supervised_step_k022_reduce_sum(float *restrict t60, const float *restrict t59) {
+static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
     for (size_t o = 0; o < 128; o++) t60[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2561,27 +2772,27 @@ static void supervised_step_k022_reduce_sum(float *restrict t60, const float *re
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
-static void supervised_step_k023_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 1568, 128, 1.0f, t59, 128, in_student_dense7_weight, 128, 0.0f, t61, 1568);
 }
 
 /* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [256,14,14,32] */
-static void supervised_step_k024_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
+static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
     mplc_max_pool_scatter(t64, t25, t63, (mplc_window){256, 14, 14, 32, 2, 2, 0});
 }
 
-/* %65 = step %24 : [256,14,14,32]
+/* %65 = step %25 : [256,14,14,32]
  * %66 = mul %64, %65 : [256,14,14,32] */
-static void supervised_step_k025_step_mul(float *restrict t66, const float *restrict t24, const float *restrict t64) {
+static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
     for (size_t i = 0; i < 1605632; i++) {
-        const float v65 = t24[i] > 0.0f ? 1.0f : 0.0f;
+        const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
         const float v66 = t64[i] * v65;
         t66[i] = v66;
     }
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
-static void supervised_step_k026_reduce_sum(float *restrict t68, const float *restrict t67) {
+static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
     for (size_t o = 0; o < 32; o++) t68[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2590,38 +2801,45 @@ static void supervised_step_k026_reduce_sum(float *restrict t68, const float *re
     }
 }
 
-/* %69 = matmul tB %67, %20 : [50176,144] */
-static void supervised_step_k027_matmul(float *restrict t69, const float *restrict t67, const float *restrict in_student_conv3_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 50176, 144, 32, 1.0f, t67, 32, in_student_conv3_weight, 32, 0.0f, t69, 144);
+/* %69 = matmul tB %67, %20 : [50176,144]
+ * %72 = col2im k3 s1 p1 %69 : [256,14,14,16] */
+static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    }
 }
 
-/* %70 = matmul tA %19, %67 : [144,32] */
-static void supervised_step_k028_matmul(float *restrict t70, const float *restrict t19, const float *restrict t67) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, 50176, 1.0f, t19, 144, t67, 32, 0.0f, t70, 32);
-}
-
-/* %72 = col2im k3 s1 p1 %69 : [256,14,14,16] */
-static void supervised_step_k029_col2im(float *restrict t72, const float *restrict t69) {
-    mplc_col2im(t72, t69, (mplc_window){256, 14, 14, 16, 3, 1, 1});
+/* %19 = im2col k3 s1 p1 %18 : [50176,144]
+ * %70 = matmul tA %19, %67 : [144,32] */
+static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t70, 32);
+    }
 }
 
 /* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [256,28,28,16] */
-static void supervised_step_k030_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
+static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
     mplc_max_pool_scatter(t73, t17, t72, (mplc_window){256, 28, 28, 16, 2, 2, 0});
 }
 
-/* %74 = step %16 : [256,28,28,16]
+/* %74 = step %17 : [256,28,28,16]
  * %75 = mul %73, %74 : [256,28,28,16] */
-static void supervised_step_k031_step_mul(float *restrict t75, const float *restrict t16, const float *restrict t73) {
+static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
     for (size_t i = 0; i < 3211264; i++) {
-        const float v74 = t16[i] > 0.0f ? 1.0f : 0.0f;
+        const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
         const float v75 = t73[i] * v74;
         t75[i] = v75;
     }
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
-static void supervised_step_k032_reduce_sum(float *restrict t77, const float *restrict t76) {
+static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
     for (size_t o = 0; o < 16; o++) t77[o] = 0.0f;
     for (size_t i0 = 0; i0 < 200704; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
@@ -2630,9 +2848,15 @@ static void supervised_step_k032_reduce_sum(float *restrict t77, const float *re
     }
 }
 
-/* %78 = matmul tA %11, %76 : [9,16] */
-static void supervised_step_k033_matmul(float *restrict t78, const float *restrict t11, const float *restrict t76) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, 200704, 1.0f, t11, 9, t76, 16, 0.0f, t78, 16);
+/* %11 = im2col k3 s1 p1 %8 : [200704,9]
+ * %78 = matmul tA %11, %76 : [9,16] */
+static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 37) {
+        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t76 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t78, 16);
+    }
 }
 
 /* %81 = constant 0.0005 : [3,3,1,16]
@@ -2648,7 +2872,7 @@ static void supervised_step_k033_matmul(float *restrict t78, const float *restri
  * %91 = sub %0, %90 : [3,3,1,16]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 144; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -2673,7 +2897,7 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
  * %100 = sub %1, %99 : [16]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k035_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -2699,7 +2923,7 @@ static void supervised_step_k035_mul_add_sub(float *restrict in_student_momentum
  * %112 = sub %2, %111 : [3,3,16,32]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 4608; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -2724,7 +2948,7 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
  * %121 = sub %3, %120 : [32]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k037_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -2751,7 +2975,7 @@ static void supervised_step_k037_mul_add_sub(float *restrict in_student_momentum
  * %133 = sub %4, %132 : [1568,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k038_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 256, 1.0f, t27, 1568, t59, 128, 0.0f, t125, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 200704; i++) {
@@ -2779,7 +3003,7 @@ static void supervised_step_k038_matmul_mul_add_etc(float *restrict t125, float 
  * %142 = sub %5, %141 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k039_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -2806,7 +3030,7 @@ static void supervised_step_k039_mul_add_sub(float *restrict in_student_momentum
  * %154 = sub %6, %153 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k040_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 256, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -2834,7 +3058,7 @@ static void supervised_step_k040_matmul_mul_add_etc(float *restrict t146, float 
  * %163 = sub %7, %162 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k041_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -2847,117 +3071,102 @@ static void supervised_step_k041_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 42 kernels; scratch high-water mark 24759472 floats. */
+/* 37 kernels; scratch high-water mark 10108080 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col(scratch + 20873216, io);
-    supervised_step_k001_matmul_add(scratch + 14450688, scratch + 20873216, state + 206928, state + 207072);
-    supervised_step_k002_relu(scratch + 17661952, scratch + 14450688);
-    supervised_step_k003_max_pool(scratch + 7225344, scratch + 17661952);
-    supervised_step_k004_im2col(scratch, scratch + 7225344);
-    supervised_step_k005_matmul_add(scratch + 7225344, scratch, state + 207088, state + 211696);
-    supervised_step_k006_relu(scratch + 8830976, scratch + 7225344);
-    supervised_step_k007_max_pool(scratch + 24285184, scratch + 8830976);
-    supervised_step_k008_matmul_add_relu(scratch + 22679552, scratch + 24686592, scratch + 24285184, state + 211728, state + 412432);
-    supervised_step_k009_matmul_add(scratch + 22712320, scratch + 24686592, state + 412560, state + 413840);
-    supervised_step_k010_reduce_max(scratch + 22720000, scratch + 22712320);
-    supervised_step_k011_sub_exp(scratch + 22714880, scratch + 22717440, scratch + 22712320, scratch + 22720000);
-    supervised_step_k012_reduce_sum(scratch + 22720000, scratch + 22717440);
-    supervised_step_k013_log(scratch + 22712320, scratch + 22720000);
-    supervised_step_k014_sub_mul_reduce_sum(scratch + 22712576, scratch + 22714880, scratch + 22712320, io + 200704);
-    supervised_step_k015_mul(io + 203280, scratch + 22712576);
-    supervised_step_k016_mul(scratch + 22712320, io + 200704);
-    supervised_step_k017_neg_reduce_sum(scratch + 22714880, scratch + 22712320);
-    supervised_step_k018_div(scratch + 22715136, scratch + 22714880, scratch + 22720000);
-    supervised_step_k019_mul_add(scratch + 24756736, scratch + 22715136, scratch + 22717440, scratch + 22712320);
-    supervised_step_k020_reduce_sum(scratch + 24759456, scratch + 24756736);
-    supervised_step_k021_matmul_step_mul(scratch + 24719360, scratch + 24756736, state + 412560, scratch + 22679552);
-    supervised_step_k022_reduce_sum(scratch + 24759296, scratch + 24719360);
-    supervised_step_k023_matmul(scratch + 22679552, scratch + 24719360, state + 211728);
-    supervised_step_k024_max_pool_scatter(scratch + 10436608, scratch + 8830976, scratch + 22679552);
-    supervised_step_k025_step_mul(scratch + 22679552, scratch + 7225344, scratch + 10436608);
-    supervised_step_k026_reduce_sum(scratch + 24759424, scratch + 22679552);
-    supervised_step_k027_matmul(scratch + 7225344, scratch + 22679552, state + 207088);
-    supervised_step_k028_matmul(scratch + 24752128, scratch, scratch + 22679552);
-    supervised_step_k029_col2im(scratch + 3211264, scratch + 7225344);
-    supervised_step_k030_max_pool_scatter(scratch, scratch + 17661952, scratch + 3211264);
-    supervised_step_k031_step_mul(scratch + 3211264, scratch + 14450688, scratch);
-    supervised_step_k032_reduce_sum(scratch + 22679696, scratch + 3211264);
-    supervised_step_k033_matmul(scratch + 22679552, scratch + 20873216, scratch + 3211264);
-    supervised_step_k034_mul_add_sub(state + 620784, state + 206928, scratch + 22679552, io + 203264);
-    supervised_step_k035_mul_add_sub(state + 620928, state + 207072, scratch + 22679696, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 620944, state + 207088, scratch + 24752128, io + 203264);
-    supervised_step_k037_mul_add_sub(state + 625552, state + 211696, scratch + 24759424, io + 203264);
-    supervised_step_k038_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 24285184, scratch + 24719360, io + 203264);
-    supervised_step_k039_mul_add_sub(state + 826288, state + 412432, scratch + 24759296, io + 203264);
-    supervised_step_k040_matmul_mul_add_etc(scratch + 24719360, state + 826416, state + 412560, scratch + 24686592, scratch + 24756736, io + 203264);
-    supervised_step_k041_mul_add_sub(state + 827696, state + 413840, scratch + 24759456, io + 203264);
+    supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 206928, state + 207072, scratch + 3211264);
+    supervised_step_k001_max_pool(scratch + 8028160, scratch);
+    supervised_step_k002_im2col_matmul_add_etc(scratch + 3211264, scratch + 8028160, state + 207088, state + 211696, scratch + 4816896);
+    supervised_step_k003_max_pool(scratch + 9633792, scratch + 3211264);
+    supervised_step_k004_matmul_add_relu(scratch + 10035200, scratch + 9633792, state + 211728, state + 412432);
+    supervised_step_k005_matmul_add(scratch + 8830976, scratch + 10035200, state + 412560, state + 413840);
+    supervised_step_k006_reduce_max(scratch + 8838656, scratch + 8830976);
+    supervised_step_k007_sub_exp(scratch + 8833536, scratch + 8836096, scratch + 8830976, scratch + 8838656);
+    supervised_step_k008_reduce_sum(scratch + 8838656, scratch + 8836096);
+    supervised_step_k009_log(scratch + 8830976, scratch + 8838656);
+    supervised_step_k010_sub_mul_reduce_sum(scratch + 8831232, scratch + 8833536, scratch + 8830976, io + 200704);
+    supervised_step_k011_mul(io + 203280, scratch + 8831232);
+    supervised_step_k012_mul(scratch + 8830976, io + 200704);
+    supervised_step_k013_neg_reduce_sum(scratch + 8833536, scratch + 8830976);
+    supervised_step_k014_div(scratch + 8833792, scratch + 8833536, scratch + 8838656);
+    supervised_step_k015_mul_add(scratch + 10105344, scratch + 8833792, scratch + 8836096, scratch + 8830976);
+    supervised_step_k016_reduce_sum(scratch + 10108064, scratch + 10105344);
+    supervised_step_k017_matmul_step_mul(scratch + 10067968, scratch + 10105344, state + 412560, scratch + 10035200);
+    supervised_step_k018_reduce_sum(scratch + 10107904, scratch + 10067968);
+    supervised_step_k019_matmul(scratch + 8830976, scratch + 10067968, state + 211728);
+    supervised_step_k020_max_pool_scatter(scratch + 4816896, scratch + 3211264, scratch + 8830976);
+    supervised_step_k021_step_mul(scratch + 6422528, scratch + 3211264, scratch + 4816896);
+    supervised_step_k022_reduce_sum(scratch + 10108032, scratch + 6422528);
+    supervised_step_k023_matmul_col2im(scratch + 8830976, scratch + 6422528, state + 207088, scratch + 3211264);
+    supervised_step_k024_im2col_matmul(scratch + 10100736, scratch + 8028160, scratch + 6422528, scratch + 3211264);
+    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 8830976);
+    supervised_step_k026_step_mul(scratch + 6422528, scratch, scratch + 3211264);
+    supervised_step_k027_reduce_sum(scratch + 261216, scratch + 6422528);
+    supervised_step_k028_im2col_matmul(scratch + 261072, io, scratch + 6422528, scratch);
+    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 261072, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 261216, io + 203264);
+    supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 10100736, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 10108032, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9633792, scratch + 10067968, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 826288, state + 412432, scratch + 10107904, io + 203264);
+    supervised_step_k035_matmul_mul_add_etc(scratch + 10067968, state + 826416, state + 412560, scratch + 10035200, scratch + 10105344, io + 203264);
+    supervised_step_k036_mul_add_sub(state + 827696, state + 413840, scratch + 10108064, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9] */
-static void predict_teacher_k000_im2col(float *restrict t9, const float *restrict in_x) {
-    mplc_im2col(t9, in_x, (mplc_window){500, 28, 28, 1, 3, 1, 1});
-}
-
-/* %11 = matmul %9, %10 : [392000,16]
+/* %9 = im2col k3 s1 p1 %8 : [392000,9]
+ * %11 = matmul %9, %10 : [392000,16]
  * %12 = broadcast axes=[1] %1 : [392000,16]
- * %13 = add %11, %12 : [392000,16] */
-static void predict_teacher_k001_matmul_add(float *restrict t13, const float *restrict t9, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 392000, 16, 9, 1.0f, t9, 9, in_teacher_conv0_weight, 16, 0.0f, t13, 16);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 392000; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v13 = t13[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-            t13[i0 * 16 + i1] = v13;
+ * %13 = add %11, %12 : [392000,16]
+ * %14 = relu %13 : [392000,16] */
+static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 37) {
+        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_teacher_conv0_weight, 16, 0.0f, t14 + (size_t)n0 * 12544, 16);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v13 = t14[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                t14[i0 * 16 + i1] = v14;
+            }
         }
-    }
-}
-
-/* %15 = relu %14 : [500,28,28,16] */
-static void predict_teacher_k002_relu(float *restrict t15, const float *restrict t14) {
-    for (size_t i = 0; i < 6272000; i++) {
-        const float v15 = t14[i] > 0.0f ? t14[i] : 0.0f;
-        t15[i] = v15;
     }
 }
 
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
-static void predict_teacher_k003_max_pool(float *restrict t16, const float *restrict t15) {
+static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
     mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 16, 2, 2, 0});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,144] */
-static void predict_teacher_k004_im2col(float *restrict t17, const float *restrict t16) {
-    mplc_im2col(t17, t16, (mplc_window){500, 14, 14, 16, 3, 1, 1});
-}
-
-/* %19 = matmul %17, %18 : [98000,32]
+/* %17 = im2col k3 s1 p1 %16 : [98000,144]
+ * %19 = matmul %17, %18 : [98000,32]
  * %20 = broadcast axes=[1] %3 : [98000,32]
- * %21 = add %19, %20 : [98000,32] */
-static void predict_teacher_k005_matmul_add(float *restrict t21, const float *restrict t17, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 98000, 32, 144, 1.0f, t17, 144, in_teacher_conv3_weight, 32, 0.0f, t21, 32);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 98000; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v21 = t21[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
-            t21[i0 * 32 + i1] = v21;
+ * %21 = add %19, %20 : [98000,32]
+ * %22 = relu %21 : [98000,32] */
+static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 9) {
+        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+        mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v21 = t22[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
+                const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                t22[i0 * 32 + i1] = v22;
+            }
         }
     }
 }
 
-/* %23 = relu %22 : [500,14,14,32] */
-static void predict_teacher_k006_relu(float *restrict t23, const float *restrict t22) {
-    for (size_t i = 0; i < 3136000; i++) {
-        const float v23 = t22[i] > 0.0f ? t22[i] : 0.0f;
-        t23[i] = v23;
-    }
-}
-
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
-static void predict_teacher_k007_max_pool(float *restrict t24, const float *restrict t23) {
+static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
     mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 32, 2, 2, 0});
 }
 
@@ -2965,7 +3174,7 @@ static void predict_teacher_k007_max_pool(float *restrict t24, const float *rest
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_teacher_k008_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 1568, 1.0f, t25, 1568, in_teacher_dense7_weight, 128, 0.0f, t29, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -2980,7 +3189,7 @@ static void predict_teacher_k008_matmul_add_relu(float *restrict t29, const floa
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_teacher_k009_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+static void predict_teacher_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_teacher_dense10_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -2991,85 +3200,71 @@ static void predict_teacher_k009_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 10 kernels; scratch high-water mark 17248000 floats. */
+/* 6 kernels; scratch high-water mark 7840000 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_im2col(scratch + 6272000, x);
-    predict_teacher_k001_matmul_add(scratch, scratch + 6272000, state, state + 144);
-    predict_teacher_k002_relu(scratch + 6272000, scratch);
-    predict_teacher_k003_max_pool(scratch + 14112000, scratch + 6272000);
-    predict_teacher_k004_im2col(scratch, scratch + 14112000);
-    predict_teacher_k005_matmul_add(scratch + 14112000, scratch, state + 160, state + 4768);
-    predict_teacher_k006_relu(scratch, scratch + 14112000);
-    predict_teacher_k007_max_pool(scratch + 3136000, scratch);
-    predict_teacher_k008_matmul_add_relu(scratch, scratch + 3136000, state + 4800, state + 205504);
-    predict_teacher_k009_matmul_add(logits, scratch, state + 205632, state + 206912);
+    predict_teacher_k000_im2col_matmul_add_etc(scratch, x, state, state + 144, scratch + 6272000);
+    predict_teacher_k001_max_pool(scratch + 6272000, scratch);
+    predict_teacher_k002_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 160, state + 4768, scratch + 3136000);
+    predict_teacher_k003_max_pool(scratch + 3136000, scratch);
+    predict_teacher_k004_matmul_add_relu(scratch, scratch + 3136000, state + 4800, state + 205504);
+    predict_teacher_k005_matmul_add(logits, scratch, state + 205632, state + 206912);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9] */
-static void predict_student_k000_im2col(float *restrict t9, const float *restrict in_x) {
-    mplc_im2col(t9, in_x, (mplc_window){500, 28, 28, 1, 3, 1, 1});
-}
-
-/* %11 = matmul %9, %10 : [392000,16]
+/* %9 = im2col k3 s1 p1 %8 : [392000,9]
+ * %11 = matmul %9, %10 : [392000,16]
  * %12 = broadcast axes=[1] %1 : [392000,16]
- * %13 = add %11, %12 : [392000,16] */
-static void predict_student_k001_matmul_add(float *restrict t13, const float *restrict t9, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 392000, 16, 9, 1.0f, t9, 9, in_student_conv0_weight, 16, 0.0f, t13, 16);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 392000; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v13 = t13[i0 * 16 + i1] + in_student_conv0_bias[i1];
-            t13[i0 * 16 + i1] = v13;
+ * %13 = add %11, %12 : [392000,16]
+ * %14 = relu %13 : [392000,16] */
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 37) {
+        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_student_conv0_weight, 16, 0.0f, t14 + (size_t)n0 * 12544, 16);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v13 = t14[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                t14[i0 * 16 + i1] = v14;
+            }
         }
-    }
-}
-
-/* %15 = relu %14 : [500,28,28,16] */
-static void predict_student_k002_relu(float *restrict t15, const float *restrict t14) {
-    for (size_t i = 0; i < 6272000; i++) {
-        const float v15 = t14[i] > 0.0f ? t14[i] : 0.0f;
-        t15[i] = v15;
     }
 }
 
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
-static void predict_student_k003_max_pool(float *restrict t16, const float *restrict t15) {
+static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
     mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 16, 2, 2, 0});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,144] */
-static void predict_student_k004_im2col(float *restrict t17, const float *restrict t16) {
-    mplc_im2col(t17, t16, (mplc_window){500, 14, 14, 16, 3, 1, 1});
-}
-
-/* %19 = matmul %17, %18 : [98000,32]
+/* %17 = im2col k3 s1 p1 %16 : [98000,144]
+ * %19 = matmul %17, %18 : [98000,32]
  * %20 = broadcast axes=[1] %3 : [98000,32]
- * %21 = add %19, %20 : [98000,32] */
-static void predict_student_k005_matmul_add(float *restrict t21, const float *restrict t17, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 98000, 32, 144, 1.0f, t17, 144, in_student_conv3_weight, 32, 0.0f, t21, 32);
-    /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 98000; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v21 = t21[i0 * 32 + i1] + in_student_conv3_bias[i1];
-            t21[i0 * 32 + i1] = v21;
+ * %21 = add %19, %20 : [98000,32]
+ * %22 = relu %21 : [98000,32] */
+static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 9) {
+        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+        mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+        /* epilogue on these rows, in place on the product */
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v21 = t22[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                t22[i0 * 32 + i1] = v22;
+            }
         }
     }
 }
 
-/* %23 = relu %22 : [500,14,14,32] */
-static void predict_student_k006_relu(float *restrict t23, const float *restrict t22) {
-    for (size_t i = 0; i < 3136000; i++) {
-        const float v23 = t22[i] > 0.0f ? t22[i] : 0.0f;
-        t23[i] = v23;
-    }
-}
-
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
-static void predict_student_k007_max_pool(float *restrict t24, const float *restrict t23) {
+static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
     mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 32, 2, 2, 0});
 }
 
@@ -3077,7 +3272,7 @@ static void predict_student_k007_max_pool(float *restrict t24, const float *rest
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_student_k008_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 1568, 1.0f, t25, 1568, in_student_dense7_weight, 128, 0.0f, t29, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -3092,7 +3287,7 @@ static void predict_student_k008_matmul_add_relu(float *restrict t29, const floa
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_student_k009_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void predict_student_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -3103,16 +3298,12 @@ static void predict_student_k009_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 10 kernels; scratch high-water mark 17248000 floats. */
+/* 6 kernels; scratch high-water mark 7840000 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col(scratch + 6272000, x);
-    predict_student_k001_matmul_add(scratch, scratch + 6272000, state + 206928, state + 207072);
-    predict_student_k002_relu(scratch + 6272000, scratch);
-    predict_student_k003_max_pool(scratch + 14112000, scratch + 6272000);
-    predict_student_k004_im2col(scratch, scratch + 14112000);
-    predict_student_k005_matmul_add(scratch + 14112000, scratch, state + 207088, state + 211696);
-    predict_student_k006_relu(scratch, scratch + 14112000);
-    predict_student_k007_max_pool(scratch + 3136000, scratch);
-    predict_student_k008_matmul_add_relu(scratch, scratch + 3136000, state + 211728, state + 412432);
-    predict_student_k009_matmul_add(logits, scratch, state + 412560, state + 413840);
+    predict_student_k000_im2col_matmul_add_etc(scratch, x, state + 206928, state + 207072, scratch + 6272000);
+    predict_student_k001_max_pool(scratch + 6272000, scratch);
+    predict_student_k002_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 207088, state + 211696, scratch + 3136000);
+    predict_student_k003_max_pool(scratch + 3136000, scratch);
+    predict_student_k004_matmul_add_relu(scratch, scratch + 3136000, state + 211728, state + 412432);
+    predict_student_k005_matmul_add(logits, scratch, state + 412560, state + 413840);
 }

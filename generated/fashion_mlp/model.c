@@ -72,19 +72,6 @@ MPLC_HELPER ptrdiff_t mplc_pixel(mplc_window g, int n, int y, int x) {
     return ((ptrdiff_t)(n * g.height + y) * g.width + x) * g.channels;
 }
 
-/* Input index of the first maximum of channel c in the window of output pixel (n, oy, ox); -1 if none. */
-MPLC_HELPER ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, int n, int oy, int ox, int c) {
-    ptrdiff_t best = -1;
-    for (int ky = 0; ky < g.kernel; ky++) {
-        for (int kx = 0; kx < g.kernel; kx++) {
-            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-            if (pixel < 0) continue;
-            if (best < 0 || source[pixel + c] > source[best]) best = pixel + c;
-        }
-    }
-    return best;
-}
-
 /* columns[N*OH*OW, k*k*C]: row = output pixel, column = (ky, kx, c); padding reads as 0. */
 MPLC_HELPER void mplc_im2col(float *restrict columns, const float *restrict image, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
@@ -139,27 +126,89 @@ MPLC_HELPER void mplc_max_pool(float *restrict out, const float *restrict x, mpl
             }
 }
 
+/* Max-pool derivatives. Both pick, per window and channel, the first tap (in ky, kx order) holding the
+ * window's maximum of `source` (the first maximum; the reference interpreter's choice). They find it a block
+ * of channels at a time:
+ * the maximum over the taps with channels innermost, then the first tap equal to it. Every loop runs along
+ * contiguous channels and vectorises, which is several times faster than one argmax search per element. */
+enum { MPLC_POOL_CHANNEL_BLOCK = 64 };
+
+/* best[0..cb) = the maximum of `source` over the valid taps of window (n, oy, ox), channels [c0, c0 + cb). */
+MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict source, mplc_window g, int n, int oy,
+                                   int ox, int c0, int cb) {
+    int found = 0;
+    for (int ky = 0; ky < g.kernel; ky++)
+        for (int kx = 0; kx < g.kernel; kx++) {
+            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+            if (pixel < 0) continue;
+            const float *s = source + pixel + c0;
+            if (!found) for (int c = 0; c < cb; c++) best[c] = s[c];
+            else for (int c = 0; c < cb; c++) best[c] = s[c] > best[c] ? s[c] : best[c];
+            found = 1;
+        }
+}
+
 /* The tangent at the position of each window's maximum of `source`. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float *o = out;
+    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ch = 0; ch < g.channels; ch++) *o++ = tangent[mplc_window_argmax(source, g, n, oy, ox, ch)];
+                for (int c0 = 0; c0 < g.channels; c0 += MPLC_POOL_CHANNEL_BLOCK) {
+                    const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
+                    float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
+                    mplc_window_max(best, source, g, n, oy, ox, c0, cb);
+                    for (int c = 0; c < cb; c++) {
+                        done[c] = 0.0f;
+                        o[c] = 0.0f;
+                    }
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel < 0) continue;
+                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                            for (int c = 0; c < cb; c++) {
+                                const int hit = done[c] == 0.0f && s[c] == best[c];
+                                o[c] = hit ? t[c] : o[c];
+                                done[c] = hit ? 1.0f : done[c];
+                            }
+                        }
+                }
 }
 
-/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). */
+/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). Windows
+ * that tile the input (stride = kernel, no padding) write every covered element once; otherwise the output is
+ * zeroed and accumulated into. */
 MPLC_HELPER void mplc_max_pool_scatter(float *restrict out, const float *restrict source,
                                          const float *restrict cotangent, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
-    const float *o = cotangent;
+    const int tiles = g.stride == g.kernel && g.padding == 0 && oh * g.stride == g.height && ow * g.stride == g.width;
+    if (!tiles) memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
+    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ch = 0; ch < g.channels; ch++) out[mplc_window_argmax(source, g, n, oy, ox, ch)] += *o++;
+                for (int c0 = 0; c0 < g.channels; c0 += MPLC_POOL_CHANNEL_BLOCK) {
+                    const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
+                    const float *o = cotangent + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
+                    mplc_window_max(best, source, g, n, oy, ox, c0, cb);
+                    for (int c = 0; c < cb; c++) done[c] = 0.0f;
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel < 0) continue;
+                            const float *s = source + pixel + c0;
+                            float *d = out + pixel + c0;
+                            for (int c = 0; c < cb; c++) {
+                                const int hit = done[c] == 0.0f && s[c] == best[c];
+                                if (tiles) d[c] = hit ? o[c] : 0.0f;
+                                else d[c] += hit ? o[c] : 0.0f;
+                                done[c] = hit ? 1.0f : done[c];
+                            }
+                        }
+                }
 }
 
 /* Mean over the k*k window; padding counts as zeros. Channels innermost, so the sums vectorise. */
@@ -597,14 +646,13 @@ static void step_k026_one_hot_argmax(float *restrict t72, const float *restrict 
  * %77 = broadcast axes=[1] %5 : [128,256]
  * %78 = add %76, %77 : [128,256]
  * %79 = relu %78 : [128,256] */
-static void step_k027_matmul_add_relu(float *restrict t78, float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 256, 784, 1.0f, t75, 784, in_student_dense1_weight, 256, 0.0f, t78, 256);
+static void step_k027_matmul_add_relu(float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 256, 784, 1.0f, t75, 784, in_student_dense1_weight, 256, 0.0f, t79, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v78 = t78[i0 * 256 + i1] + in_student_dense1_bias[i1];
+            const float v78 = t79[i0 * 256 + i1] + in_student_dense1_bias[i1];
             const float v79 = v78 > 0.0f ? v78 : 0.0f;
-            t78[i0 * 256 + i1] = v78;
             t79[i0 * 256 + i1] = v79;
         }
     }
@@ -752,13 +800,13 @@ static void step_k040_matmul(float *restrict t105, const float *restrict t79, co
 }
 
 /* %104 = matmul tB %102, %6 : [128,256]
- * %106 = step %78 : [128,256]
+ * %106 = step %79 : [128,256]
  * %107 = mul %104, %106 : [128,256] */
-static void step_k041_matmul_step_mul(float *restrict t107, const float *restrict t102, const float *restrict in_student_dense3_weight, const float *restrict t78) {
+static void step_k041_matmul_step_mul(float *restrict t107, const float *restrict t102, const float *restrict in_student_dense3_weight, const float *restrict t79) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t102, 10, in_student_dense3_weight, 10, 0.0f, t107, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
-        const float v106 = t78[i] > 0.0f ? 1.0f : 0.0f;
+        const float v106 = t79[i] > 0.0f ? 1.0f : 0.0f;
         const float v107 = t107[i] * v106;
         t107[i] = v107;
     }
@@ -885,14 +933,13 @@ static void step_k047_mul_add_sub(float *restrict in_student_momentum_dense3_bia
  * %156 = broadcast axes=[1] %130 : [32,256]
  * %157 = add %155, %156 : [32,256]
  * %158 = relu %157 : [32,256] */
-static void step_k048_matmul_add_relu(float *restrict t157, float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 784, 1.0f, in_x, 784, t121, 256, 0.0f, t157, 256);
+static void step_k048_matmul_add_relu(float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 784, 1.0f, in_x, 784, t121, 256, 0.0f, t158, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v157 = t157[i0 * 256 + i1] + t130[i1];
+            const float v157 = t158[i0 * 256 + i1] + t130[i1];
             const float v158 = v157 > 0.0f ? v157 : 0.0f;
-            t157[i0 * 256 + i1] = v157;
             t158[i0 * 256 + i1] = v158;
         }
     }
@@ -1040,13 +1087,13 @@ static void step_k061_matmul(float *restrict t183, const float *restrict t158, c
 }
 
 /* %182 = matmul tB %180, %142 : [32,256]
- * %184 = step %157 : [32,256]
+ * %184 = step %158 : [32,256]
  * %185 = mul %182, %184 : [32,256] */
-static void step_k062_matmul_step_mul(float *restrict t185, const float *restrict t180, const float *restrict t142, const float *restrict t157) {
+static void step_k062_matmul_step_mul(float *restrict t185, const float *restrict t180, const float *restrict t142, const float *restrict t158) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t180, 10, t142, 10, 0.0f, t185, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v184 = t157[i] > 0.0f ? 1.0f : 0.0f;
+        const float v184 = t158[i] > 0.0f ? 1.0f : 0.0f;
         const float v185 = t185[i] * v184;
         t185[i] = v185;
     }
@@ -1283,168 +1330,213 @@ static void step_k082_mul_add(float *restrict t229, const float *restrict t226, 
     }
 }
 
-/* %230 = pad_rows start=160 %222 : [288,10] */
-static void step_k083_pad_rows(float *restrict t230, const float *restrict t222) {
-    mplc_pad_rows(t230, t222, 128, 288, 160, 10);
+/* %230 = reduce_sum axes=[0] %229 : [10] */
+static void step_k083_reduce_sum(float *restrict t230, const float *restrict t229) {
+    for (size_t o = 0; o < 10; o++) t230[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t230[i1] += t229[i0 * 10 + i1];
+        }
+    }
 }
 
-/* %231 = pad_rows start=0 %229 : [288,10] */
-static void step_k084_pad_rows(float *restrict t231, const float *restrict t229) {
-    mplc_pad_rows(t231, t229, 32, 288, 0, 10);
+/* %231 = reduce_sum axes=[0] %222 : [10] */
+static void step_k084_reduce_sum(float *restrict t231, const float *restrict t222) {
+    for (size_t o = 0; o < 10; o++) t231[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            t231[i1] += t222[i0 * 10 + i1];
+        }
+    }
 }
 
-/* %232 = add %230, %231 : [288,10] */
+/* %232 = add %230, %231 : [10] */
 static void step_k085_add(float *restrict t232, const float *restrict t230, const float *restrict t231) {
-    for (size_t i = 0; i < 2880; i++) {
+    for (size_t i = 0; i < 10; i++) {
         const float v232 = t230[i] + t231[i];
         t232[i] = v232;
     }
 }
 
-/* %233 = reduce_sum axes=[0] %232 : [10] */
-static void step_k086_reduce_sum(float *restrict t233, const float *restrict t232) {
-    for (size_t o = 0; o < 10; o++) t233[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 288; i0++) {
-        for (size_t i1 = 0; i1 < 10; i1++) {
-            t233[i1] += t232[i0 * 10 + i1];
-        }
-    }
+/* %238 = matmul tA %237, %222 : [256,10] */
+static void step_k086_matmul(float *restrict t238, const float *restrict t237, const float *restrict t222) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t237, 256, t222, 10, 0.0f, t238, 10);
 }
 
-/* %234 = matmul tB %232, %2 : [288,256]
- * %236 = step %17 : [288,256]
- * %237 = mul %234, %236 : [288,256] */
-static void step_k087_matmul_step_mul(float *restrict t237, const float *restrict t232, const float *restrict in_teacher_dense3_weight, const float *restrict t17) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 288, 256, 10, 1.0f, t232, 10, in_teacher_dense3_weight, 10, 0.0f, t237, 256);
+/* %233 = matmul tB %229, %2 : [32,256]
+ * %241 = step %240 : [32,256]
+ * %242 = mul %233, %241 : [32,256] */
+static void step_k087_matmul_step_mul(float *restrict t242, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t240) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t229, 10, in_teacher_dense3_weight, 10, 0.0f, t242, 256);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 73728; i++) {
-        const float v236 = t17[i] > 0.0f ? 1.0f : 0.0f;
-        const float v237 = t237[i] * v236;
-        t237[i] = v237;
+    for (size_t i = 0; i < 8192; i++) {
+        const float v241 = t240[i] > 0.0f ? 1.0f : 0.0f;
+        const float v242 = t242[i] * v241;
+        t242[i] = v242;
     }
 }
 
-/* %238 = reduce_sum axes=[0] %237 : [256] */
-static void step_k088_reduce_sum(float *restrict t238, const float *restrict t237) {
-    for (size_t o = 0; o < 256; o++) t238[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 288; i0++) {
+/* %234 = matmul tB %222, %2 : [128,256]
+ * %244 = step %243 : [128,256]
+ * %245 = mul %234, %244 : [128,256] */
+static void step_k088_matmul_step_mul(float *restrict t245, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t243) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t245, 256);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 32768; i++) {
+        const float v244 = t243[i] > 0.0f ? 1.0f : 0.0f;
+        const float v245 = t245[i] * v244;
+        t245[i] = v245;
+    }
+}
+
+/* %246 = reduce_sum axes=[0] %242 : [256] */
+static void step_k089_reduce_sum(float *restrict t246, const float *restrict t242) {
+    for (size_t o = 0; o < 256; o++) t246[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            t238[i1] += t237[i0 * 256 + i1];
+            t246[i1] += t242[i0 * 256 + i1];
         }
     }
+}
+
+/* %247 = reduce_sum axes=[0] %245 : [256] */
+static void step_k090_reduce_sum(float *restrict t247, const float *restrict t245) {
+    for (size_t o = 0; o < 256; o++) t247[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 256; i1++) {
+            t247[i1] += t245[i0 * 256 + i1];
+        }
+    }
+}
+
+/* %248 = add %246, %247 : [256] */
+static void step_k091_add(float *restrict t248, const float *restrict t246, const float *restrict t247) {
+    for (size_t i = 0; i < 256; i++) {
+        const float v248 = t246[i] + t247[i];
+        t248[i] = v248;
+    }
+}
+
+/* %250 = matmul tA %75, %245 : [784,256] */
+static void step_k092_matmul(float *restrict t250, const float *restrict t75, const float *restrict t245) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 128, 1.0f, t75, 784, t245, 256, 0.0f, t250, 256);
 }
 
 /* %111 = constant 0.0005 : [784,256]
  * %114 = constant 0.9 : [784,256]
- * %239 = matmul tA %14, %237 : [784,256]
- * %241 = mul %0, %111 : [784,256]
- * %242 = add %239, %241 : [784,256]
- * %243 = mul %240, %114 : [784,256]
- * %244 = add %243, %242 : [784,256]
- * %245 = mul %244, %114 : [784,256]
- * %246 = add %242, %245 : [784,256]
- * %247 = broadcast axes=[] %10 : [784,256]
- * %248 = mul %246, %247 : [784,256]
- * %249 = sub %0, %248 : [784,256]
+ * %249 = matmul tA %154, %242 : [784,256]
+ * %251 = add %249, %250 : [784,256]
+ * %253 = mul %0, %111 : [784,256]
+ * %254 = add %251, %253 : [784,256]
+ * %255 = mul %252, %114 : [784,256]
+ * %256 = add %255, %254 : [784,256]
+ * %257 = mul %256, %114 : [784,256]
+ * %258 = add %254, %257 : [784,256]
+ * %259 = broadcast axes=[] %10 : [784,256]
+ * %260 = mul %258, %259 : [784,256]
+ * %261 = sub %0, %260 : [784,256]
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k089_matmul_mul_add_etc(float *restrict t242, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t237, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 288, 1.0f, in_x, 784, t237, 256, 0.0f, t242, 256);
+static void step_k093_matmul_add_mul_etc(float *restrict t254, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t242, const float *restrict t250, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 32, 1.0f, in_x, 784, t242, 256, 0.0f, t254, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 200704; i++) {
-        const float v241 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v242 = t242[i] + v241;
-        const float v243 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v244 = v243 + v242;
-        const float v245 = v244 * 0.9f;
-        const float v246 = v242 + v245;
-        const float v248 = v246 * in_lr_teacher[0];
-        const float v249 = in_teacher_dense1_weight[i] - v248;
-        t242[i] = v242;
-        in_teacher_momentum_dense1_weight[i] = v244;
-        in_teacher_dense1_weight[i] = v249;
+        const float v251 = t254[i] + t250[i];
+        const float v253 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v254 = v251 + v253;
+        const float v255 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v256 = v255 + v254;
+        const float v257 = v256 * 0.9f;
+        const float v258 = v254 + v257;
+        const float v260 = v258 * in_lr_teacher[0];
+        const float v261 = in_teacher_dense1_weight[i] - v260;
+        t254[i] = v254;
+        in_teacher_momentum_dense1_weight[i] = v256;
+        in_teacher_dense1_weight[i] = v261;
     }
 }
 
 /* %123 = constant 0.9 : [256]
- * %251 = mul %250, %123 : [256]
- * %252 = add %251, %238 : [256]
- * %253 = mul %252, %123 : [256]
- * %254 = add %238, %253 : [256]
- * %255 = broadcast axes=[] %10 : [256]
- * %256 = mul %254, %255 : [256]
- * %257 = sub %1, %256 : [256]
+ * %263 = mul %262, %123 : [256]
+ * %264 = add %263, %248 : [256]
+ * %265 = mul %264, %123 : [256]
+ * %266 = add %248, %265 : [256]
+ * %267 = broadcast axes=[] %10 : [256]
+ * %268 = mul %266, %267 : [256]
+ * %269 = sub %1, %268 : [256]
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k090_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t238, const float *restrict in_lr_teacher) {
+static void step_k094_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t248, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 256; i++) {
-        const float v251 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v252 = v251 + t238[i];
-        const float v253 = v252 * 0.9f;
-        const float v254 = t238[i] + v253;
-        const float v256 = v254 * in_lr_teacher[0];
-        const float v257 = in_teacher_dense1_bias[i] - v256;
-        in_teacher_momentum_dense1_bias[i] = v252;
-        in_teacher_dense1_bias[i] = v257;
+        const float v263 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v264 = v263 + t248[i];
+        const float v265 = v264 * 0.9f;
+        const float v266 = t248[i] + v265;
+        const float v268 = v266 * in_lr_teacher[0];
+        const float v269 = in_teacher_dense1_bias[i] - v268;
+        in_teacher_momentum_dense1_bias[i] = v264;
+        in_teacher_dense1_bias[i] = v269;
     }
 }
 
 /* %132 = constant 0.0005 : [256,10]
  * %135 = constant 0.9 : [256,10]
- * %235 = matmul tA %18, %232 : [256,10]
- * %259 = mul %2, %132 : [256,10]
- * %260 = add %235, %259 : [256,10]
- * %261 = mul %258, %135 : [256,10]
- * %262 = add %261, %260 : [256,10]
- * %263 = mul %262, %135 : [256,10]
- * %264 = add %260, %263 : [256,10]
- * %265 = broadcast axes=[] %10 : [256,10]
- * %266 = mul %264, %265 : [256,10]
- * %267 = sub %2, %266 : [256,10]
+ * %236 = matmul tA %235, %229 : [256,10]
+ * %239 = add %236, %238 : [256,10]
+ * %271 = mul %2, %132 : [256,10]
+ * %272 = add %239, %271 : [256,10]
+ * %273 = mul %270, %135 : [256,10]
+ * %274 = add %273, %272 : [256,10]
+ * %275 = mul %274, %135 : [256,10]
+ * %276 = add %272, %275 : [256,10]
+ * %277 = broadcast axes=[] %10 : [256,10]
+ * %278 = mul %276, %277 : [256,10]
+ * %279 = sub %2, %278 : [256,10]
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k091_matmul_mul_add_etc(float *restrict t260, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t18, const float *restrict t232, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 288, 1.0f, t18, 256, t232, 10, 0.0f, t260, 10);
+static void step_k095_matmul_add_mul_etc(float *restrict t272, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t235, 256, t229, 10, 0.0f, t272, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
-        const float v259 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v260 = t260[i] + v259;
-        const float v261 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v262 = v261 + v260;
-        const float v263 = v262 * 0.9f;
-        const float v264 = v260 + v263;
-        const float v266 = v264 * in_lr_teacher[0];
-        const float v267 = in_teacher_dense3_weight[i] - v266;
-        t260[i] = v260;
-        in_teacher_momentum_dense3_weight[i] = v262;
-        in_teacher_dense3_weight[i] = v267;
+        const float v239 = t272[i] + t238[i];
+        const float v271 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v272 = v239 + v271;
+        const float v273 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v274 = v273 + v272;
+        const float v275 = v274 * 0.9f;
+        const float v276 = v272 + v275;
+        const float v278 = v276 * in_lr_teacher[0];
+        const float v279 = in_teacher_dense3_weight[i] - v278;
+        t272[i] = v272;
+        in_teacher_momentum_dense3_weight[i] = v274;
+        in_teacher_dense3_weight[i] = v279;
     }
 }
 
 /* %144 = constant 0.9 : [10]
- * %269 = mul %268, %144 : [10]
- * %270 = add %269, %233 : [10]
- * %271 = mul %270, %144 : [10]
- * %272 = add %233, %271 : [10]
- * %273 = broadcast axes=[] %10 : [10]
- * %274 = mul %272, %273 : [10]
- * %275 = sub %3, %274 : [10]
+ * %281 = mul %280, %144 : [10]
+ * %282 = add %281, %232 : [10]
+ * %283 = mul %282, %144 : [10]
+ * %284 = add %232, %283 : [10]
+ * %285 = broadcast axes=[] %10 : [10]
+ * %286 = mul %284, %285 : [10]
+ * %287 = sub %3, %286 : [10]
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_k092_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t233, const float *restrict in_lr_teacher) {
+static void step_k096_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t232, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v269 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v270 = v269 + t233[i];
-        const float v271 = v270 * 0.9f;
-        const float v272 = t233[i] + v271;
-        const float v274 = v272 * in_lr_teacher[0];
-        const float v275 = in_teacher_dense3_bias[i] - v274;
-        in_teacher_momentum_dense3_bias[i] = v270;
-        in_teacher_dense3_bias[i] = v275;
+        const float v281 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v282 = v281 + t232[i];
+        const float v283 = v282 * 0.9f;
+        const float v284 = t232[i] + v283;
+        const float v286 = v284 * in_lr_teacher[0];
+        const float v287 = in_teacher_dense3_bias[i] - v286;
+        in_teacher_momentum_dense3_bias[i] = v282;
+        in_teacher_dense3_bias[i] = v287;
     }
 }
 
-/* 93 kernels; scratch high-water mark 567488 floats. */
+/* 97 kernels; scratch high-water mark 567488 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_matmul_add_relu(scratch + 401408, scratch + 475136, io, state, state + 200704);
     step_k001_matmul_add(scratch, scratch + 475136, state + 200960, state + 203520);
@@ -1473,8 +1565,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k024_reduce_sum(scratch + 566656, scratch + 567168);
     step_k025_mul(io + 226208, scratch + 566656);
     step_k026_one_hot_argmax(scratch + 564736, scratch + 1600);
-    step_k027_matmul_add_relu(scratch, scratch + 32768, io + 125440, state + 203536, state + 404240);
-    step_k028_matmul_add(scratch + 548864, scratch + 32768, state + 404496, state + 407056);
+    step_k027_matmul_add_relu(scratch, io + 125440, state + 203536, state + 404240);
+    step_k028_matmul_add(scratch + 548864, scratch, state + 404496, state + 407056);
     step_k029_reduce_max(scratch + 566656, scratch + 548864);
     step_k030_sub_exp(scratch + 550144, scratch + 551424, scratch + 548864, scratch + 566656);
     step_k031_reduce_sum(scratch + 566656, scratch + 551424);
@@ -1486,7 +1578,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k037_div(scratch + 566912, scratch + 566784, scratch + 566656);
     step_k038_mul_add(scratch + 550144, scratch + 566912, scratch + 551424, scratch + 548864);
     step_k039_reduce_sum(scratch + 567456, scratch + 550144);
-    step_k040_matmul(scratch + 557056, scratch + 32768, scratch + 550144);
+    step_k040_matmul(scratch + 557056, scratch, scratch + 550144);
     step_k041_matmul_step_mul(scratch + 200704, scratch + 550144, state + 404496, scratch);
     step_k042_reduce_sum(scratch + 566656, scratch + 200704);
     step_k043_matmul(scratch, io + 125440, scratch + 200704);
@@ -1494,8 +1586,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k045_mul_add_sub(state + 811312, state + 404240, scratch + 566656, io + 226128);
     step_k046_mul_add_sub(state + 811568, state + 404496, scratch + 557056, io + 226128);
     step_k047_mul_add_sub(state + 814128, state + 407056, scratch + 567456, io + 226128);
-    step_k048_matmul_add_relu(scratch + 200704, scratch + 208896, io, state + 203536, state + 404240);
-    step_k049_matmul_add(scratch + 559616, scratch + 208896, state + 404496, state + 407056);
+    step_k048_matmul_add_relu(scratch + 200704, io, state + 203536, state + 404240);
+    step_k049_matmul_add(scratch + 559616, scratch + 200704, state + 404496, state + 407056);
     step_k050_reduce_max(scratch + 566912, scratch + 559616);
     step_k051_sub_exp(scratch + 559936, scratch + 560256, scratch + 559616, scratch + 566912);
     step_k052_reduce_sum(scratch + 566912, scratch + 560256);
@@ -1505,10 +1597,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k056_mul(scratch + 559616, io + 225792);
     step_k057_neg_reduce_sum(scratch + 566944, scratch + 559616);
     step_k058_div(scratch + 566976, scratch + 566944, scratch + 566912);
-    step_k059_mul_add(scratch + 217088, scratch + 566976, scratch + 560256, scratch + 559616);
-    step_k060_reduce_sum(scratch + 567472, scratch + 217088);
-    step_k061_matmul(scratch + 559616, scratch + 208896, scratch + 217088);
-    step_k062_matmul_step_mul(scratch + 548864, scratch + 217088, state + 404496, scratch + 200704);
+    step_k059_mul_add(scratch + 208896, scratch + 566976, scratch + 560256, scratch + 559616);
+    step_k060_reduce_sum(scratch + 567472, scratch + 208896);
+    step_k061_matmul(scratch + 559616, scratch + 200704, scratch + 208896);
+    step_k062_matmul_step_mul(scratch + 548864, scratch + 208896, state + 404496, scratch + 200704);
     step_k063_reduce_sum(scratch + 566912, scratch + 548864);
     step_k064_matmul(scratch + 200704, io, scratch + 548864);
     step_k065_mul_reduce_sum(scratch + 548864, scratch + 200704, scratch);
@@ -1524,21 +1616,25 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k075_mul(scratch + 550144, scratch + 566656, scratch + 562176);
     step_k076_neg_reduce_sum(scratch + 566656, scratch + 550144);
     step_k077_div(scratch + 566912, scratch + 566656, scratch + 567296);
-    step_k078_mul_add(scratch + 551424, scratch + 566784, scratch + 563456, scratch + 548864, scratch + 566912, scratch + 550144);
-    step_k079_mul(scratch + 548864, scratch + 566016);
-    step_k080_neg_reduce_sum(scratch + 566656, scratch + 548864);
+    step_k078_mul_add(scratch + 559616, scratch + 566784, scratch + 563456, scratch + 548864, scratch + 566912, scratch + 550144);
+    step_k079_mul(scratch + 560896, scratch + 566016);
+    step_k080_neg_reduce_sum(scratch + 566656, scratch + 560896);
     step_k081_div(scratch + 566688, scratch + 566656, scratch + 567424);
-    step_k082_mul_add(scratch + 549184, scratch + 566688, scratch + 566336, scratch + 548864);
-    step_k083_pad_rows(scratch, scratch + 551424);
-    step_k084_pad_rows(scratch + 2880, scratch + 549184);
-    step_k085_add(scratch + 274432, scratch, scratch + 2880);
-    step_k086_reduce_sum(scratch + 279872, scratch + 274432);
-    step_k087_matmul_step_mul(scratch + 200704, scratch + 274432, state + 200960, scratch + 401408);
-    step_k088_reduce_sum(scratch + 277312, scratch + 200704);
-    step_k089_matmul_mul_add_etc(scratch, state + 407072, state, io, scratch + 200704, io + 226112);
-    step_k090_mul_add_sub(state + 607776, state + 200704, scratch + 277312, io + 226112);
-    step_k091_matmul_mul_add_etc(scratch + 277312, state + 608032, state + 200960, scratch + 475136, scratch + 274432, io + 226112);
-    step_k092_mul_add_sub(state + 610592, state + 203520, scratch + 279872, io + 226112);
+    step_k082_mul_add(scratch + 561216, scratch + 566688, scratch + 566336, scratch + 560896);
+    step_k083_reduce_sum(scratch + 560896, scratch + 561216);
+    step_k084_reduce_sum(scratch + 560912, scratch + 559616);
+    step_k085_add(scratch + 560928, scratch + 560896, scratch + 560912);
+    step_k086_matmul(scratch + 557056, scratch + 516096, scratch + 559616);
+    step_k087_matmul_step_mul(scratch + 548864, scratch + 561216, state + 200960, scratch + 401408);
+    step_k088_matmul_step_mul(scratch + 200704, scratch + 559616, state + 200960, scratch + 442368);
+    step_k089_reduce_sum(scratch + 559616, scratch + 548864);
+    step_k090_reduce_sum(scratch + 559872, scratch + 200704);
+    step_k091_add(scratch + 560128, scratch + 559616, scratch + 559872);
+    step_k092_matmul(scratch, io + 125440, scratch + 200704);
+    step_k093_matmul_add_mul_etc(scratch + 200704, state + 407072, state, io, scratch + 548864, scratch, io + 226112);
+    step_k094_mul_add_sub(state + 607776, state + 200704, scratch + 560128, io + 226112);
+    step_k095_matmul_add_mul_etc(scratch + 548864, state + 608032, state + 200960, scratch + 475136, scratch + 561216, scratch + 557056, io + 226112);
+    step_k096_mul_add_sub(state + 610592, state + 203520, scratch + 560928, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -1549,14 +1645,13 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %9 = broadcast axes=[1] %1 : [256,256]
  * %10 = add %8, %9 : [256,256]
  * %11 = relu %10 : [256,256] */
-static void supervised_step_k000_matmul_add_relu(float *restrict t10, float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 256, 784, 1.0f, in_x, 784, in_student_dense1_weight, 256, 0.0f, t10, 256);
+static void supervised_step_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 256, 784, 1.0f, in_x, 784, in_student_dense1_weight, 256, 0.0f, t11, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v10 = t10[i0 * 256 + i1] + in_student_dense1_bias[i1];
+            const float v10 = t11[i0 * 256 + i1] + in_student_dense1_bias[i1];
             const float v11 = v10 > 0.0f ? v10 : 0.0f;
-            t10[i0 * 256 + i1] = v10;
             t11[i0 * 256 + i1] = v11;
         }
     }
@@ -1699,13 +1794,13 @@ static void supervised_step_k012_reduce_sum(float *restrict t35, const float *re
 }
 
 /* %36 = matmul tB %34, %2 : [256,256]
- * %38 = step %10 : [256,256]
+ * %38 = step %11 : [256,256]
  * %39 = mul %36, %38 : [256,256] */
-static void supervised_step_k013_matmul_step_mul(float *restrict t39, const float *restrict t34, const float *restrict in_student_dense3_weight, const float *restrict t10) {
+static void supervised_step_k013_matmul_step_mul(float *restrict t39, const float *restrict t34, const float *restrict in_student_dense3_weight, const float *restrict t11) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 256, 10, 1.0f, t34, 10, in_student_dense3_weight, 10, 0.0f, t39, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v38 = t10[i] > 0.0f ? 1.0f : 0.0f;
+        const float v38 = t11[i] > 0.0f ? 1.0f : 0.0f;
         const float v39 = t39[i] * v38;
         t39[i] = v39;
     }
@@ -1833,20 +1928,20 @@ static void supervised_step_k018_mul_add_sub(float *restrict in_student_momentum
 
 /* 19 kernels; scratch high-water mark 334608 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_matmul_add_relu(scratch, scratch + 200704, io, state + 203536, state + 404240);
-    supervised_step_k001_matmul_add(scratch + 65536, scratch + 200704, state + 404496, state + 407056);
-    supervised_step_k002_reduce_max(scratch + 73216, scratch + 65536);
-    supervised_step_k003_sub_exp(scratch + 68096, scratch + 70656, scratch + 65536, scratch + 73216);
-    supervised_step_k004_reduce_sum(scratch + 73216, scratch + 70656);
-    supervised_step_k005_log(scratch + 65536, scratch + 73216);
-    supervised_step_k006_sub_mul_reduce_sum(scratch + 65792, scratch + 68096, scratch + 65536, io + 200704);
-    supervised_step_k007_mul(io + 203280, scratch + 65792);
-    supervised_step_k008_mul(scratch + 65536, io + 200704);
-    supervised_step_k009_neg_reduce_sum(scratch + 68096, scratch + 65536);
-    supervised_step_k010_div(scratch + 68352, scratch + 68096, scratch + 73216);
-    supervised_step_k011_mul_add(scratch + 331776, scratch + 68352, scratch + 70656, scratch + 65536);
+    supervised_step_k000_matmul_add_relu(scratch + 200704, io, state + 203536, state + 404240);
+    supervised_step_k001_matmul_add(scratch, scratch + 200704, state + 404496, state + 407056);
+    supervised_step_k002_reduce_max(scratch + 7680, scratch);
+    supervised_step_k003_sub_exp(scratch + 2560, scratch + 5120, scratch, scratch + 7680);
+    supervised_step_k004_reduce_sum(scratch + 7680, scratch + 5120);
+    supervised_step_k005_log(scratch, scratch + 7680);
+    supervised_step_k006_sub_mul_reduce_sum(scratch + 256, scratch + 2560, scratch, io + 200704);
+    supervised_step_k007_mul(io + 203280, scratch + 256);
+    supervised_step_k008_mul(scratch, io + 200704);
+    supervised_step_k009_neg_reduce_sum(scratch + 2560, scratch);
+    supervised_step_k010_div(scratch + 2816, scratch + 2560, scratch + 7680);
+    supervised_step_k011_mul_add(scratch + 331776, scratch + 2816, scratch + 5120, scratch);
     supervised_step_k012_reduce_sum(scratch + 334592, scratch + 331776);
-    supervised_step_k013_matmul_step_mul(scratch + 266240, scratch + 331776, state + 404496, scratch);
+    supervised_step_k013_matmul_step_mul(scratch + 266240, scratch + 331776, state + 404496, scratch + 200704);
     supervised_step_k014_reduce_sum(scratch + 334336, scratch + 266240);
     supervised_step_k015_matmul_mul_add_etc(scratch, state + 610608, state + 203536, io, scratch + 266240, io + 203264);
     supervised_step_k016_mul_add_sub(state + 811312, state + 404240, scratch + 334336, io + 203264);

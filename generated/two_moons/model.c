@@ -72,19 +72,6 @@ MPLC_HELPER ptrdiff_t mplc_pixel(mplc_window g, int n, int y, int x) {
     return ((ptrdiff_t)(n * g.height + y) * g.width + x) * g.channels;
 }
 
-/* Input index of the first maximum of channel c in the window of output pixel (n, oy, ox); -1 if none. */
-MPLC_HELPER ptrdiff_t mplc_window_argmax(const float *source, mplc_window g, int n, int oy, int ox, int c) {
-    ptrdiff_t best = -1;
-    for (int ky = 0; ky < g.kernel; ky++) {
-        for (int kx = 0; kx < g.kernel; kx++) {
-            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-            if (pixel < 0) continue;
-            if (best < 0 || source[pixel + c] > source[best]) best = pixel + c;
-        }
-    }
-    return best;
-}
-
 /* columns[N*OH*OW, k*k*C]: row = output pixel, column = (ky, kx, c); padding reads as 0. */
 MPLC_HELPER void mplc_im2col(float *restrict columns, const float *restrict image, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g), c = g.channels;
@@ -139,27 +126,89 @@ MPLC_HELPER void mplc_max_pool(float *restrict out, const float *restrict x, mpl
             }
 }
 
+/* Max-pool derivatives. Both pick, per window and channel, the first tap (in ky, kx order) holding the
+ * window's maximum of `source` (the first maximum; the reference interpreter's choice). They find it a block
+ * of channels at a time:
+ * the maximum over the taps with channels innermost, then the first tap equal to it. Every loop runs along
+ * contiguous channels and vectorises, which is several times faster than one argmax search per element. */
+enum { MPLC_POOL_CHANNEL_BLOCK = 64 };
+
+/* best[0..cb) = the maximum of `source` over the valid taps of window (n, oy, ox), channels [c0, c0 + cb). */
+MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict source, mplc_window g, int n, int oy,
+                                   int ox, int c0, int cb) {
+    int found = 0;
+    for (int ky = 0; ky < g.kernel; ky++)
+        for (int kx = 0; kx < g.kernel; kx++) {
+            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+            if (pixel < 0) continue;
+            const float *s = source + pixel + c0;
+            if (!found) for (int c = 0; c < cb; c++) best[c] = s[c];
+            else for (int c = 0; c < cb; c++) best[c] = s[c] > best[c] ? s[c] : best[c];
+            found = 1;
+        }
+}
+
 /* The tangent at the position of each window's maximum of `source`. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float *o = out;
+    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ch = 0; ch < g.channels; ch++) *o++ = tangent[mplc_window_argmax(source, g, n, oy, ox, ch)];
+                for (int c0 = 0; c0 < g.channels; c0 += MPLC_POOL_CHANNEL_BLOCK) {
+                    const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
+                    float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
+                    mplc_window_max(best, source, g, n, oy, ox, c0, cb);
+                    for (int c = 0; c < cb; c++) {
+                        done[c] = 0.0f;
+                        o[c] = 0.0f;
+                    }
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel < 0) continue;
+                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                            for (int c = 0; c < cb; c++) {
+                                const int hit = done[c] == 0.0f && s[c] == best[c];
+                                o[c] = hit ? t[c] : o[c];
+                                done[c] = hit ? 1.0f : done[c];
+                            }
+                        }
+                }
 }
 
-/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). */
+/* Each window's cotangent routed to the position of its maximum of `source` (the transpose of select). Windows
+ * that tile the input (stride = kernel, no padding) write every covered element once; otherwise the output is
+ * zeroed and accumulated into. */
 MPLC_HELPER void mplc_max_pool_scatter(float *restrict out, const float *restrict source,
                                          const float *restrict cotangent, mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
-    const float *o = cotangent;
+    const int tiles = g.stride == g.kernel && g.padding == 0 && oh * g.stride == g.height && ow * g.stride == g.width;
+    if (!tiles) memset(out, 0, (size_t)g.batch * g.height * g.width * g.channels * sizeof(float));
+    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
-                for (int ch = 0; ch < g.channels; ch++) out[mplc_window_argmax(source, g, n, oy, ox, ch)] += *o++;
+                for (int c0 = 0; c0 < g.channels; c0 += MPLC_POOL_CHANNEL_BLOCK) {
+                    const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
+                    const float *o = cotangent + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
+                    mplc_window_max(best, source, g, n, oy, ox, c0, cb);
+                    for (int c = 0; c < cb; c++) done[c] = 0.0f;
+                    for (int ky = 0; ky < g.kernel; ky++)
+                        for (int kx = 0; kx < g.kernel; kx++) {
+                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                            if (pixel < 0) continue;
+                            const float *s = source + pixel + c0;
+                            float *d = out + pixel + c0;
+                            for (int c = 0; c < cb; c++) {
+                                const int hit = done[c] == 0.0f && s[c] == best[c];
+                                if (tiles) d[c] = hit ? o[c] : 0.0f;
+                                else d[c] += hit ? o[c] : 0.0f;
+                                done[c] = hit ? 1.0f : done[c];
+                            }
+                        }
+                }
 }
 
 /* Mean over the k*k window; padding counts as zeros. Channels innermost, so the sums vectorise. */
@@ -1365,174 +1414,276 @@ static void step_k092_mul_add(float *restrict t230, const float *restrict t227, 
     }
 }
 
-/* %231 = pad_rows start=102 %226 : [198,2] */
-static void step_k093_pad_rows(float *restrict t231, const float *restrict t226) {
-    mplc_pad_rows(t231, t226, 96, 198, 102, 2);
+/* %231 = reduce_sum axes=[0] %230 : [2] */
+static void step_k093_reduce_sum(float *restrict t231, const float *restrict t230) {
+    for (size_t o = 0; o < 2; o++) t231[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 6; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            t231[i1] += t230[i0 * 2 + i1];
+        }
+    }
 }
 
-/* %232 = pad_rows start=0 %230 : [198,2] */
-static void step_k094_pad_rows(float *restrict t232, const float *restrict t230) {
-    mplc_pad_rows(t232, t230, 6, 198, 0, 2);
+/* %232 = reduce_sum axes=[0] %226 : [2] */
+static void step_k094_reduce_sum(float *restrict t232, const float *restrict t226) {
+    for (size_t o = 0; o < 2; o++) t232[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            t232[i1] += t226[i0 * 2 + i1];
+        }
+    }
 }
 
-/* %233 = add %231, %232 : [198,2] */
+/* %233 = add %231, %232 : [2] */
 static void step_k095_add(float *restrict t233, const float *restrict t231, const float *restrict t232) {
-    for (size_t i = 0; i < 396; i++) {
+    for (size_t i = 0; i < 2; i++) {
         const float v233 = t231[i] + t232[i];
         t233[i] = v233;
     }
 }
 
-/* %234 = reduce_sum axes=[0] %233 : [2] */
-static void step_k096_reduce_sum(float *restrict t234, const float *restrict t233) {
-    for (size_t o = 0; o < 2; o++) t234[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 198; i0++) {
-        for (size_t i1 = 0; i1 < 2; i1++) {
-            t234[i1] += t233[i0 * 2 + i1];
-        }
-    }
+/* %237 = matmul tA %236, %230 : [8,2] */
+static void step_k096_matmul(float *restrict t237, const float *restrict t236, const float *restrict t230) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t236, 8, t230, 2, 0.0f, t237, 2);
 }
 
-/* %236 = matmul tA %25, %233 : [8,2] */
-static void step_k097_matmul(float *restrict t236, const float *restrict t25, const float *restrict t233) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 198, 1.0f, t25, 8, t233, 2, 0.0f, t236, 2);
+/* %239 = matmul tA %238, %226 : [8,2] */
+static void step_k097_matmul(float *restrict t239, const float *restrict t238, const float *restrict t226) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t238, 8, t226, 2, 0.0f, t239, 2);
 }
 
-/* %235 = matmul tB %233, %4 : [198,8]
- * %237 = constant 1 : [198,8]
- * %238 = sub %237, %25 : [198,8]
- * %239 = mul %25, %238 : [198,8]
- * %240 = mul %235, %239 : [198,8] */
-static void step_k098_matmul_sub_mul(float *restrict t240, const float *restrict t233, const float *restrict in_teacher_dense4_weight, const float *restrict t25) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 198, 8, 2, 1.0f, t233, 2, in_teacher_dense4_weight, 2, 0.0f, t240, 8);
-    /* epilogue, in place on the product */
-    for (size_t i = 0; i < 1584; i++) {
-        const float v238 = 1.0f - t25[i];
-        const float v239 = t25[i] * v238;
-        const float v240 = t240[i] * v239;
+/* %240 = add %237, %239 : [8,2] */
+static void step_k098_add(float *restrict t240, const float *restrict t237, const float *restrict t239) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v240 = t237[i] + t239[i];
         t240[i] = v240;
     }
 }
 
-/* %241 = reduce_sum axes=[0] %240 : [8] */
-static void step_k099_reduce_sum(float *restrict t241, const float *restrict t240) {
-    for (size_t o = 0; o < 8; o++) t241[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 198; i0++) {
-        for (size_t i1 = 0; i1 < 8; i1++) {
-            t241[i1] += t240[i0 * 8 + i1];
-        }
+/* %174 = constant 1 : [6,8]
+ * %234 = matmul tB %230, %4 : [6,8]
+ * %241 = sub %174, %236 : [6,8]
+ * %242 = mul %236, %241 : [6,8]
+ * %243 = mul %234, %242 : [6,8] */
+static void step_k099_matmul_sub_mul(float *restrict t243, const float *restrict t230, const float *restrict in_teacher_dense4_weight, const float *restrict t236) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t230, 2, in_teacher_dense4_weight, 2, 0.0f, t243, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 48; i++) {
+        const float v241 = 1.0f - t236[i];
+        const float v242 = t236[i] * v241;
+        const float v243 = t243[i] * v242;
+        t243[i] = v243;
     }
 }
 
-/* %243 = matmul tA %21, %240 : [8,8] */
-static void step_k100_matmul(float *restrict t243, const float *restrict t21, const float *restrict t240) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 198, 1.0f, t21, 8, t240, 8, 0.0f, t243, 8);
-}
-
-/* %237 = constant 1 : [198,8]
- * %242 = matmul tB %240, %2 : [198,8]
- * %244 = sub %237, %21 : [198,8]
- * %245 = mul %21, %244 : [198,8]
- * %246 = mul %242, %245 : [198,8] */
-static void step_k101_matmul_sub_mul(float *restrict t246, const float *restrict t240, const float *restrict in_teacher_dense2_weight, const float *restrict t21) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 198, 8, 8, 1.0f, t240, 8, in_teacher_dense2_weight, 8, 0.0f, t246, 8);
+/* %112 = constant 1 : [96,8]
+ * %235 = matmul tB %226, %4 : [96,8]
+ * %244 = sub %112, %238 : [96,8]
+ * %245 = mul %238, %244 : [96,8]
+ * %246 = mul %235, %245 : [96,8] */
+static void step_k100_matmul_sub_mul(float *restrict t246, const float *restrict t226, const float *restrict in_teacher_dense4_weight, const float *restrict t238) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t226, 2, in_teacher_dense4_weight, 2, 0.0f, t246, 8);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 1584; i++) {
-        const float v244 = 1.0f - t21[i];
-        const float v245 = t21[i] * v244;
+    for (size_t i = 0; i < 768; i++) {
+        const float v244 = 1.0f - t238[i];
+        const float v245 = t238[i] * v244;
         const float v246 = t246[i] * v245;
         t246[i] = v246;
     }
 }
 
-/* %247 = reduce_sum axes=[0] %246 : [8] */
-static void step_k102_reduce_sum(float *restrict t247, const float *restrict t246) {
+/* %247 = reduce_sum axes=[0] %243 : [8] */
+static void step_k101_reduce_sum(float *restrict t247, const float *restrict t243) {
     for (size_t o = 0; o < 8; o++) t247[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 198; i0++) {
+    for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
-            t247[i1] += t246[i0 * 8 + i1];
+            t247[i1] += t243[i0 * 8 + i1];
         }
     }
 }
 
-/* %248 = matmul tA %12, %246 : [2,8] */
-static void step_k103_matmul(float *restrict t248, const float *restrict in_x, const float *restrict t246) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 198, 1.0f, in_x, 2, t246, 8, 0.0f, t248, 8);
-}
-
-/* %249 = broadcast axes=[] %14 : [2,8]
- * %250 = mul %248, %249 : [2,8]
- * %251 = sub %0, %250 : [2,8]
- * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_k104_mul_sub(float *restrict in_teacher_dense0_weight, const float *restrict t248, const float *restrict in_lr_teacher) {
-    for (size_t i = 0; i < 16; i++) {
-        const float v250 = t248[i] * in_lr_teacher[0];
-        const float v251 = in_teacher_dense0_weight[i] - v250;
-        in_teacher_dense0_weight[i] = v251;
+/* %248 = reduce_sum axes=[0] %246 : [8] */
+static void step_k102_reduce_sum(float *restrict t248, const float *restrict t246) {
+    for (size_t o = 0; o < 8; o++) t248[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t248[i1] += t246[i0 * 8 + i1];
+        }
     }
 }
 
-/* %252 = broadcast axes=[] %14 : [8]
- * %253 = mul %247, %252 : [8]
- * %254 = sub %1, %253 : [8]
- * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_k105_mul_sub(float *restrict in_teacher_dense0_bias, const float *restrict t247, const float *restrict in_lr_teacher) {
+/* %249 = add %247, %248 : [8] */
+static void step_k103_add(float *restrict t249, const float *restrict t247, const float *restrict t248) {
     for (size_t i = 0; i < 8; i++) {
-        const float v253 = t247[i] * in_lr_teacher[0];
-        const float v254 = in_teacher_dense0_bias[i] - v253;
-        in_teacher_dense0_bias[i] = v254;
+        const float v249 = t247[i] + t248[i];
+        t249[i] = v249;
     }
 }
 
-/* %255 = broadcast axes=[] %14 : [8,8]
- * %256 = mul %243, %255 : [8,8]
- * %257 = sub %2, %256 : [8,8]
- * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_k106_mul_sub(float *restrict in_teacher_dense2_weight, const float *restrict t243, const float *restrict in_lr_teacher) {
+/* %253 = matmul tA %252, %243 : [8,8] */
+static void step_k104_matmul(float *restrict t253, const float *restrict t252, const float *restrict t243) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t252, 8, t243, 8, 0.0f, t253, 8);
+}
+
+/* %255 = matmul tA %254, %246 : [8,8] */
+static void step_k105_matmul(float *restrict t255, const float *restrict t254, const float *restrict t246) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t254, 8, t246, 8, 0.0f, t255, 8);
+}
+
+/* %256 = add %253, %255 : [8,8] */
+static void step_k106_add(float *restrict t256, const float *restrict t253, const float *restrict t255) {
     for (size_t i = 0; i < 64; i++) {
-        const float v256 = t243[i] * in_lr_teacher[0];
-        const float v257 = in_teacher_dense2_weight[i] - v256;
-        in_teacher_dense2_weight[i] = v257;
+        const float v256 = t253[i] + t255[i];
+        t256[i] = v256;
     }
 }
 
-/* %252 = broadcast axes=[] %14 : [8]
- * %258 = mul %241, %252 : [8]
- * %259 = sub %3, %258 : [8]
- * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_k107_mul_sub(float *restrict in_teacher_dense2_bias, const float *restrict t241, const float *restrict in_lr_teacher) {
+/* %174 = constant 1 : [6,8]
+ * %250 = matmul tB %243, %2 : [6,8]
+ * %257 = sub %174, %252 : [6,8]
+ * %258 = mul %252, %257 : [6,8]
+ * %259 = mul %250, %258 : [6,8] */
+static void step_k107_matmul_sub_mul(float *restrict t259, const float *restrict t243, const float *restrict in_teacher_dense2_weight, const float *restrict t252) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t243, 8, in_teacher_dense2_weight, 8, 0.0f, t259, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 48; i++) {
+        const float v257 = 1.0f - t252[i];
+        const float v258 = t252[i] * v257;
+        const float v259 = t259[i] * v258;
+        t259[i] = v259;
+    }
+}
+
+/* %112 = constant 1 : [96,8]
+ * %251 = matmul tB %246, %2 : [96,8]
+ * %260 = sub %112, %254 : [96,8]
+ * %261 = mul %254, %260 : [96,8]
+ * %262 = mul %251, %261 : [96,8] */
+static void step_k108_matmul_sub_mul(float *restrict t262, const float *restrict t246, const float *restrict in_teacher_dense2_weight, const float *restrict t254) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t246, 8, in_teacher_dense2_weight, 8, 0.0f, t262, 8);
+    /* epilogue, in place on the product */
+    for (size_t i = 0; i < 768; i++) {
+        const float v260 = 1.0f - t254[i];
+        const float v261 = t254[i] * v260;
+        const float v262 = t262[i] * v261;
+        t262[i] = v262;
+    }
+}
+
+/* %263 = reduce_sum axes=[0] %259 : [8] */
+static void step_k109_reduce_sum(float *restrict t263, const float *restrict t259) {
+    for (size_t o = 0; o < 8; o++) t263[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 6; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t263[i1] += t259[i0 * 8 + i1];
+        }
+    }
+}
+
+/* %264 = reduce_sum axes=[0] %262 : [8] */
+static void step_k110_reduce_sum(float *restrict t264, const float *restrict t262) {
+    for (size_t o = 0; o < 8; o++) t264[o] = 0.0f;
+    for (size_t i0 = 0; i0 < 96; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            t264[i1] += t262[i0 * 8 + i1];
+        }
+    }
+}
+
+/* %265 = add %263, %264 : [8] */
+static void step_k111_add(float *restrict t265, const float *restrict t263, const float *restrict t264) {
     for (size_t i = 0; i < 8; i++) {
-        const float v258 = t241[i] * in_lr_teacher[0];
-        const float v259 = in_teacher_dense2_bias[i] - v258;
-        in_teacher_dense2_bias[i] = v259;
+        const float v265 = t263[i] + t264[i];
+        t265[i] = v265;
     }
 }
 
-/* %260 = broadcast axes=[] %14 : [8,2]
- * %261 = mul %236, %260 : [8,2]
- * %262 = sub %4, %261 : [8,2]
- * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_k108_mul_sub(float *restrict in_teacher_dense4_weight, const float *restrict t236, const float *restrict in_lr_teacher) {
+/* %266 = matmul tA %77, %259 : [2,8] */
+static void step_k112_matmul(float *restrict t266, const float *restrict in_x, const float *restrict t259) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t259, 8, 0.0f, t266, 8);
+}
+
+/* %267 = matmul tA %76, %262 : [2,8] */
+static void step_k113_matmul(float *restrict t267, const float *restrict t76, const float *restrict t262) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t262, 8, 0.0f, t267, 8);
+}
+
+/* %268 = add %266, %267 : [2,8]
+ * %269 = broadcast axes=[] %14 : [2,8]
+ * %270 = mul %268, %269 : [2,8]
+ * %271 = sub %0, %270 : [2,8]
+ * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
+static void step_k114_add_mul_sub(float *restrict t268, float *restrict in_teacher_dense0_weight, const float *restrict t266, const float *restrict t267, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v261 = t236[i] * in_lr_teacher[0];
-        const float v262 = in_teacher_dense4_weight[i] - v261;
-        in_teacher_dense4_weight[i] = v262;
+        const float v268 = t266[i] + t267[i];
+        const float v270 = v268 * in_lr_teacher[0];
+        const float v271 = in_teacher_dense0_weight[i] - v270;
+        t268[i] = v268;
+        in_teacher_dense0_weight[i] = v271;
     }
 }
 
-/* %263 = broadcast axes=[] %14 : [2]
- * %264 = mul %234, %263 : [2]
- * %265 = sub %5, %264 : [2]
+/* %272 = broadcast axes=[] %14 : [8]
+ * %273 = mul %265, %272 : [8]
+ * %274 = sub %1, %273 : [8]
+ * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
+static void step_k115_mul_sub(float *restrict in_teacher_dense0_bias, const float *restrict t265, const float *restrict in_lr_teacher) {
+    for (size_t i = 0; i < 8; i++) {
+        const float v273 = t265[i] * in_lr_teacher[0];
+        const float v274 = in_teacher_dense0_bias[i] - v273;
+        in_teacher_dense0_bias[i] = v274;
+    }
+}
+
+/* %275 = broadcast axes=[] %14 : [8,8]
+ * %276 = mul %256, %275 : [8,8]
+ * %277 = sub %2, %276 : [8,8]
+ * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
+static void step_k116_mul_sub(float *restrict in_teacher_dense2_weight, const float *restrict t256, const float *restrict in_lr_teacher) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v276 = t256[i] * in_lr_teacher[0];
+        const float v277 = in_teacher_dense2_weight[i] - v276;
+        in_teacher_dense2_weight[i] = v277;
+    }
+}
+
+/* %272 = broadcast axes=[] %14 : [8]
+ * %278 = mul %249, %272 : [8]
+ * %279 = sub %3, %278 : [8]
+ * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
+static void step_k117_mul_sub(float *restrict in_teacher_dense2_bias, const float *restrict t249, const float *restrict in_lr_teacher) {
+    for (size_t i = 0; i < 8; i++) {
+        const float v278 = t249[i] * in_lr_teacher[0];
+        const float v279 = in_teacher_dense2_bias[i] - v278;
+        in_teacher_dense2_bias[i] = v279;
+    }
+}
+
+/* %280 = broadcast axes=[] %14 : [8,2]
+ * %281 = mul %240, %280 : [8,2]
+ * %282 = sub %4, %281 : [8,2]
+ * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
+static void step_k118_mul_sub(float *restrict in_teacher_dense4_weight, const float *restrict t240, const float *restrict in_lr_teacher) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v281 = t240[i] * in_lr_teacher[0];
+        const float v282 = in_teacher_dense4_weight[i] - v281;
+        in_teacher_dense4_weight[i] = v282;
+    }
+}
+
+/* %283 = broadcast axes=[] %14 : [2]
+ * %284 = mul %233, %283 : [2]
+ * %285 = sub %5, %284 : [2]
  * in_teacher_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_k109_mul_sub(float *restrict in_teacher_dense4_bias, const float *restrict t234, const float *restrict in_lr_teacher) {
+static void step_k119_mul_sub(float *restrict in_teacher_dense4_bias, const float *restrict t233, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2; i++) {
-        const float v264 = t234[i] * in_lr_teacher[0];
-        const float v265 = in_teacher_dense4_bias[i] - v264;
-        in_teacher_dense4_bias[i] = v265;
+        const float v284 = t233[i] * in_lr_teacher[0];
+        const float v285 = in_teacher_dense4_bias[i] - v284;
+        in_teacher_dense4_bias[i] = v285;
     }
 }
 
-/* 110 kernels; scratch high-water mark 6464 floats. */
+/* 120 kernels; scratch high-water mark 6464 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_matmul_add_sigmoid(scratch, io, state, state + 16);
     step_k001_matmul_add_sigmoid(scratch + 1584, scratch, state + 32, state + 96);
@@ -1597,14 +1748,14 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k060_log(scratch + 6160, scratch + 6096);
     step_k061_sub_mul_reduce_sum(scratch + 6208, scratch + 6176, scratch + 6160, io + 400);
     step_k062_mul(io + 544, scratch + 6208);
-    step_k063_mul(scratch + 3552, io + 400);
-    step_k064_neg_reduce_sum(scratch + 6208, scratch + 3552);
-    step_k065_div(scratch + 6224, scratch + 6208, scratch + 6096);
-    step_k066_mul_add(scratch + 6096, scratch + 6224, scratch + 6192, scratch + 3552);
-    step_k067_reduce_sum(scratch + 6224, scratch + 6096);
-    step_k068_matmul(scratch + 3216, scratch + 6048, scratch + 6096);
+    step_k063_mul(scratch + 6208, io + 400);
+    step_k064_neg_reduce_sum(scratch + 6224, scratch + 6208);
+    step_k065_div(scratch + 6160, scratch + 6224, scratch + 6096);
+    step_k066_mul_add(scratch + 6096, scratch + 6160, scratch + 6192, scratch + 6208);
+    step_k067_reduce_sum(scratch + 3216, scratch + 6096);
+    step_k068_matmul(scratch + 3232, scratch + 6048, scratch + 6096);
     step_k069_matmul_sub_mul(scratch + 6160, scratch + 6096, state + 256, scratch + 6048);
-    step_k070_reduce_sum(scratch + 3232, scratch + 6160);
+    step_k070_reduce_sum(scratch + 3248, scratch + 6160);
     step_k071_matmul(scratch + 6048, scratch + 6112, scratch + 6160);
     step_k072_matmul_sub_mul(scratch + 3168, scratch + 6160, state + 176, scratch + 6112);
     step_k073_reduce_sum(scratch + 6112, scratch + 3168);
@@ -1612,38 +1763,48 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k075_mul_reduce_sum(scratch + 3168, scratch + 6128, state + 432);
     step_k076_mul_reduce_sum(scratch + 3184, scratch + 6112, state + 448);
     step_k077_mul_reduce_sum(scratch + 3200, scratch + 6048, state + 464);
-    step_k078_mul_reduce_sum(scratch + 6048, scratch + 3232, state + 528);
-    step_k079_mul_reduce_sum(scratch + 6064, scratch + 3216, state + 544);
-    step_k080_mul_reduce_sum(scratch + 6080, scratch + 6224, state + 560);
-    step_k081_add_mul(io + 560, scratch + 6224, scratch + 3168, scratch + 3184, scratch + 3200, scratch + 6048, scratch + 6064, scratch + 6080, io + 432, io + 464);
-    step_k082_mul(scratch + 3168, scratch + 6224, scratch + 5856);
+    step_k078_mul_reduce_sum(scratch + 6048, scratch + 3248, state + 528);
+    step_k079_mul_reduce_sum(scratch + 6064, scratch + 3232, state + 544);
+    step_k080_mul_reduce_sum(scratch + 6080, scratch + 3216, state + 560);
+    step_k081_add_mul(io + 560, scratch + 6096, scratch + 3168, scratch + 3184, scratch + 3200, scratch + 6048, scratch + 6064, scratch + 6080, io + 432, io + 464);
+    step_k082_mul(scratch + 3168, scratch + 6096, scratch + 5856);
     step_k083_neg_reduce_sum(scratch + 5856, scratch + 3168);
     step_k084_div(scratch + 5952, scratch + 5856, scratch + 6336);
-    step_k085_mul(scratch + 6224, io + 448);
-    step_k086_mul_neg(scratch + 5856, scratch + 6224, scratch + 6240);
+    step_k085_mul(scratch + 6048, io + 448);
+    step_k086_mul_neg(scratch + 5856, scratch + 6048, scratch + 6240);
     step_k087_mul(scratch + 3360, scratch + 5856, scratch + 5472);
     step_k088_neg_reduce_sum(scratch + 5856, scratch + 3360);
     step_k089_div(scratch + 6048, scratch + 5856, scratch + 6336);
-    step_k090_mul_add(scratch + 3568, scratch + 5952, scratch + 5664, scratch + 3168, scratch + 6048, scratch + 3360);
-    step_k091_div(scratch + 6224, scratch + 6208, scratch + 6448);
-    step_k092_mul_add(scratch + 6240, scratch + 6224, scratch + 6432, scratch + 3552);
-    step_k093_pad_rows(scratch + 3168, scratch + 3568);
-    step_k094_pad_rows(scratch + 3568, scratch + 6240);
-    step_k095_add(scratch + 4752, scratch + 3168, scratch + 3568);
-    step_k096_reduce_sum(state + 416, scratch + 4752);
-    step_k097_matmul(state + 400, scratch + 1584, scratch + 4752);
-    step_k098_matmul_sub_mul(scratch + 3168, scratch + 4752, state + 112, scratch + 1584);
-    step_k099_reduce_sum(state + 384, scratch + 3168);
-    step_k100_matmul(state + 320, scratch, scratch + 3168);
-    step_k101_matmul_sub_mul(scratch + 1584, scratch + 3168, state + 32, scratch);
-    step_k102_reduce_sum(state + 304, scratch + 1584);
-    step_k103_matmul(state + 288, io, scratch + 1584);
-    step_k104_mul_sub(state, state + 288, io + 416);
-    step_k105_mul_sub(state + 16, state + 304, io + 416);
-    step_k106_mul_sub(state + 32, state + 320, io + 416);
-    step_k107_mul_sub(state + 96, state + 384, io + 416);
-    step_k108_mul_sub(state + 112, state + 400, io + 416);
-    step_k109_mul_sub(state + 128, state + 416, io + 416);
+    step_k090_mul_add(scratch + 3936, scratch + 5952, scratch + 5664, scratch + 3168, scratch + 6048, scratch + 3360);
+    step_k091_div(scratch + 6240, scratch + 6224, scratch + 6448);
+    step_k092_mul_add(scratch + 6224, scratch + 6240, scratch + 6432, scratch + 6208);
+    step_k093_reduce_sum(scratch + 3168, scratch + 6224);
+    step_k094_reduce_sum(scratch + 3184, scratch + 3936);
+    step_k095_add(state + 416, scratch + 3168, scratch + 3184);
+    step_k096_matmul(scratch + 3168, scratch + 1584, scratch + 6224);
+    step_k097_matmul(scratch + 3184, scratch + 2400, scratch + 3936);
+    step_k098_add(state + 400, scratch + 3168, scratch + 3184);
+    step_k099_matmul_sub_mul(scratch + 4128, scratch + 6224, state + 112, scratch + 1584);
+    step_k100_matmul_sub_mul(scratch + 3168, scratch + 3936, state + 112, scratch + 2400);
+    step_k101_reduce_sum(scratch + 3936, scratch + 4128);
+    step_k102_reduce_sum(scratch + 3952, scratch + 3168);
+    step_k103_add(state + 384, scratch + 3936, scratch + 3952);
+    step_k104_matmul(scratch + 1584, scratch, scratch + 4128);
+    step_k105_matmul(scratch + 1648, scratch + 816, scratch + 3168);
+    step_k106_add(state + 320, scratch + 1584, scratch + 1648);
+    step_k107_matmul_sub_mul(scratch + 3936, scratch + 4128, state + 32, scratch);
+    step_k108_matmul_sub_mul(scratch + 1584, scratch + 3168, state + 32, scratch + 816);
+    step_k109_reduce_sum(scratch, scratch + 3936);
+    step_k110_reduce_sum(scratch + 16, scratch + 1584);
+    step_k111_add(state + 304, scratch, scratch + 16);
+    step_k112_matmul(scratch, io, scratch + 3936);
+    step_k113_matmul(scratch + 16, io + 204, scratch + 1584);
+    step_k114_add_mul_sub(state + 288, state, scratch, scratch + 16, io + 416);
+    step_k115_mul_sub(state + 16, state + 304, io + 416);
+    step_k116_mul_sub(state + 32, state + 320, io + 416);
+    step_k117_mul_sub(state + 96, state + 384, io + 416);
+    step_k118_mul_sub(state + 112, state + 400, io + 416);
+    step_k119_mul_sub(state + 128, state + 416, io + 416);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

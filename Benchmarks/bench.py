@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Benchmarks/run: one MPL training step of mplc's generated C against jax.jit and PyTorch eager.
+
+For each workload (W1 MLP, W2 CNN; Benchmarks/peers/common.py) and mode (hard, soft):
+  1. emit: `mplc Examples/bench_wN_*.swiftdsl --pseudo-labels P -o DIR` (timed), then `cc` of model.c (timed, the
+     flags of Sources/MPLCompiler/RunnerBuild.swift) and links of the runner (mplc-run) and of
+     Benchmarks/step_timer.c;
+  2. check, before any timing: one step from the same random checkpoint and batch (common.make_example) by
+     mplc (`mplc-run replay`), JAX and PyTorch (their --check mode) and the float64 JAX reference; mplc's
+     state updates and outputs must be as close to float64 as the peers' (see check());
+  3. time, for each thread count: mplc (step_timer --serve), JAX and PyTorch (peer_server.py) run as three
+     live processes after their warm-up steps; each round runs one step of each, in rotating order, and one
+     pass of sgemm_peak over the workload's GEMM shapes, so all four see the same machine load.
+
+FLOPs are counted analytically from the shapes (GEMM work only; element-wise work is not counted), for the
+minimal computation of docs/STEP.md: with R = B_l + 2·B_u rows,
+    teacher forward on R rows; student forward + backward on B_u rows (x_us); student forward + backward on
+    B_l rows (x_l, θ'_S); teacher backward on B_l + B_u rows (the weak view's loss is under stopGradient);
+    soft mode adds the student's forward-mode JVP (tangent g_l) on the B_u rows.
+Per layer and N rows, Dense(in→out): forward 2·N·in·out, backward 2·N·in·out for ∂W plus 2·N·in·out for ∂x
+(not for the first layer); Conv2D(k, C→F) on OH×OW outputs: the same with N·OH·OW rows and in = k·k·C,
+out = F (im2col GEMMs). The JVP costs, per layer, 2·N·in·out for W_t·x plus 2·N·in·out for W·x_t (not for
+the first layer, whose input has no tangent).
+The sgemm peak is Σ FLOPs / Σ time of cblas_sgemm alone at exactly these GEMM shapes (best of 2 calls per
+shape and round; median over rounds); "% peak" is achieved GFLOP/s over that.
+
+Last line of output: one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEERS = os.path.join(HERE, "peers")
+sys.path.insert(0, PEERS)
+
+MODEL_FILES = {"W1": "Examples/bench_w1_mlp.swiftdsl", "W2": "Examples/bench_w2_cnn.swiftdsl"}
+PSEUDO_LABELS = {"hard": "hard-argmax", "soft": "soft"}
+CC_FLAGS = ["-std=c11", "-O3", "-march=native", "-Wall", "-Wextra", "-Werror"]   # RunnerBuild.baseFlags
+CHECK_TOL = 1e-4
+IMPLS = ("mplc", "jax", "torch")
+
+
+def log(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if result.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return result
+
+
+def timed(cmd, **kw) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    result = run(cmd, **kw)
+    return time.perf_counter() - start, result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Dependencies and builds
+# ----------------------------------------------------------------------------------------------------------
+
+def ensure_python_deps(install: bool) -> None:
+    wanted = [("numpy", "numpy"), ("jax", "jax"), ("torch", "torch==2.13.0+cpu")]
+    missing = [pip for module, pip in wanted if importlib.util.find_spec(module) is None]
+    if not missing:
+        return
+    if not install:
+        sys.exit(f"bench: missing Python packages {missing} (run without --no-install to install them)")
+    for package in missing:
+        log(f"bench: pip install {package}")
+        cmd = [sys.executable, "-m", "pip", "install", "-q", package]
+        if package.startswith("torch") and subprocess.run(cmd).returncode == 0:
+            continue
+        if package.startswith("torch"):
+            cmd += ["--index-url", "https://download.pytorch.org/whl/cpu"]
+        run(cmd)
+
+
+def cc_flags() -> list[str]:
+    """RunnerBuild's flags, read from its source so that the benchmark builds what `mplc train` builds."""
+    source = open(os.path.join(ROOT, "Sources/MPLCompiler/RunnerBuild.swift")).read()
+    flags = re.search(r"baseFlags\s*=\s*\[([^\]]*)\]", source)
+    return re.findall(r'"([^"]+)"', flags.group(1)) if flags else CC_FLAGS
+
+
+def build_tools(work: str) -> dict:
+    log("bench: swift build --product mplc")
+    run(["swift", "build", "--product", "mplc"], cwd=ROOT)
+    bin_path = run(["swift", "build", "--product", "mplc", "--show-bin-path"], cwd=ROOT).stdout.strip()
+    peak = os.path.join(work, "sgemm_peak")
+    run(["cc", "-std=c11", "-O2", os.path.join(HERE, "sgemm_peak.c"), "-o", peak, "-lopenblas"])
+    return {"mplc": os.path.join(bin_path, "mplc"), "sgemm_peak": peak}
+
+
+def build_workload(tools: dict, workload: str, mode: str, work: str) -> dict:
+    out = os.path.join(work, f"{workload}-{mode}")
+    shutil.rmtree(out, ignore_errors=True)
+    model_file = os.path.join(ROOT, MODEL_FILES[workload])
+    emit_s, emitted = timed([tools["mplc"], model_file, "--pseudo-labels", PSEUDO_LABELS[mode], "-o", out])
+    flags = cc_flags()
+    libs = ["-lopenblas", "-lz", "-lm"]
+    obj = os.path.join(out, "model.o")
+    compile_s, _ = timed(["cc"] + flags + ["-c", os.path.join(out, "model.c"), "-o", obj])
+    runner_dir = os.path.join(ROOT, "Templates", "runner")
+    sources = sorted(os.path.join(runner_dir, f) for f in os.listdir(runner_dir) if f.endswith(".c"))
+    runner = os.path.join(out, "mplc-run")
+    link_s, _ = timed(["cc"] + flags + ["-I", out, "-I", os.path.join(ROOT, "Templates", "runtime"), obj] + sources
+                      + ["-o", runner] + libs)
+    timer = os.path.join(out, "step_timer")
+    run(["cc"] + flags + ["-I", out, os.path.join(HERE, "step_timer.c"), obj, "-o", timer] + libs)
+    header = open(os.path.join(out, "model.h")).read()
+    define = lambda name: int(re.search(rf"#define {name} (\d+)", header).group(1))
+    plan = re.search(r"memory plan: (.*)", emitted.stdout)
+    naive = re.search(r"naive sum of scratch buffers ([\d.]+) (MiB|KiB|B)", emitted.stdout)
+    unit = {"MiB": 1 << 20, "KiB": 1 << 10, "B": 1}
+    return {
+        "dir": out, "runner": runner, "timer": timer,
+        "emit_s": emit_s, "compile_s": compile_s, "runner_build_s": link_s,
+        "arena_bytes": 4 * define("MPLC_SCRATCH_FLOATS"), "state_bytes": 4 * define("MPLC_STATE_FLOATS"),
+        "naive_scratch_bytes": round(float(naive.group(1)) * unit[naive.group(2)]) if naive else None,
+        "memory_plan": plan.group(1) if plan else "",
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# FLOPs and GEMM shapes
+# ----------------------------------------------------------------------------------------------------------
+
+def gemm_shapes(workload: str, mode: str) -> list[tuple[str, str, int, int, int]]:
+    """The GEMMs of the minimal step (see the module docstring), as (TA, TB, M, N, K) row-major."""
+    import common
+    import mpl_io
+    spec = mpl_io.parse_spec(common.spec_raw(workload, mode))
+    r = spec.recipe
+    bl, bu = r.labeled_batch, r.unlabeled_batch
+
+    def layers(net):
+        out = []
+        for layer in spec.network(net):
+            if layer.kind == "dense":
+                out.append((1, layer.in_shape[0], layer.attr("units")))
+            elif layer.kind == "conv2d":
+                oh, ow, _ = layer.out_shape
+                k = layer.attr("kernel")
+                out.append((oh * ow, k * k * layer.in_shape[2], layer.attr("filters")))
+        return out   # (rows per example, in, out)
+
+    shapes = []
+
+    def forward(net, n):
+        shapes.extend(("N", "N", n * p, o, i) for p, i, o in layers(net))
+
+    def backward(net, n):
+        for index, (p, i, o) in enumerate(layers(net)):
+            shapes.append(("T", "N", i, o, n * p))            # ∂W = xᵀ·∂y
+            if index > 0:
+                shapes.append(("N", "T", n * p, i, o))        # ∂x = ∂y·Wᵀ
+
+    def jvp(net, n):
+        for index, (p, i, o) in enumerate(layers(net)):
+            shapes.append(("N", "N", n * p, o, i))            # x·W_t
+            if index > 0:
+                shapes.append(("N", "N", n * p, o, i))        # x_t·W
+
+    forward("teacher", bl + 2 * bu)
+    forward("student", bu)
+    backward("student", bu)
+    forward("student", bl)
+    backward("student", bl)
+    backward("teacher", bl + bu)
+    if mode == "soft":
+        jvp("student", bu)
+    return shapes
+
+
+def flops_of(shapes) -> float:
+    return float(sum(2 * m * n * k for _, _, m, n, k in shapes))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Check: one step of all three from the same checkpoint and batch
+# ----------------------------------------------------------------------------------------------------------
+
+def check(workload: str, mode: str, build: dict, work: str) -> dict:
+    """One step of mplc, JAX and PyTorch (float32) and of the JAX reference in float64 (Tests/reference/mpl_jax.py
+    --x64), all from the same checkpoint and batch. Errors are norm-wise relative errors of each state tensor's
+    update (new − old, as in Tests/reference/test_peers.py) and relative errors of the outputs. At this batch
+    size a float32 step meets ReLU, argmax and mask decisions within rounding of their threshold (a million
+    pre-activations), which flip differently in different libraries and move a few gradients by ~1e-3; so
+    mplc passes if its error against float64 is within CHECK_TOL or at most twice the farther peer's."""
+    import common
+    import mpl_io
+    import numpy as np
+    d = os.path.join(work, f"check-{workload}-{mode}")
+    shutil.rmtree(d, ignore_errors=True)
+    common.make_example(workload, mode, d, seed=1)
+    init = os.path.join(d, "init.safetensors")
+    run([build["runner"], "replay", "--checkpoint", init, "--batches", d, "--steps", "1",
+         "--out", os.path.join(d, "out_mplc.safetensors"), "--losses", os.path.join(d, "losses_mplc.jsonl"), "--threads", "1"])
+    for peer in ("jax", "torch"):
+        run([sys.executable, os.path.join(PEERS, f"{peer}_step.py"), "--workload", workload, "--mode", mode,
+             "--threads", "1", "--check", d])
+    reference = os.path.join(ROOT, "Tests", "reference", "mpl_jax.py")
+    run([sys.executable, reference, "--spec", os.path.join(d, "spec.json"), "--checkpoint", init, "--batches", d,
+         "--steps", "1", "--out", os.path.join(d, "out_f64.safetensors"), "--losses", os.path.join(d, "losses_f64.jsonl"),
+         "--x64"])
+    old = mpl_io.read_safetensors(init)
+    names = ("f64",) + IMPLS
+    states = {p: mpl_io.read_safetensors(os.path.join(d, f"out_{p}.safetensors")) for p in names}
+    outputs = {p: json.load(open(os.path.join(d, f"outputs_{p}.json"))) for p in ("jax", "torch")}
+    for p in ("mplc", "f64"):
+        with open(os.path.join(d, f"losses_{p}.jsonl")) as f:
+            outputs[p] = {k: v for k, v in json.loads(f.readline()).items() if k != "step"}
+
+    def update_error(a, b, start):
+        da, db = a.astype(np.float64) - start, b.astype(np.float64) - start
+        return float(np.linalg.norm(da - db) / max(np.linalg.norm(db), 1e-30))
+
+    def compare(a, b) -> dict:
+        state_err = {k: update_error(states[a][k], states[b][k], old[k].astype(np.float64)) for k in old}
+        out_err = {k: abs(outputs[a][k] - outputs[b][k]) / max(abs(outputs[b][k]), 1e-6) for k in mpl_io.OUTPUT_NAMES}
+        worst_state = max(state_err, key=state_err.get)
+        worst_out = max(out_err, key=out_err.get)
+        return {"state_update": state_err[worst_state], "state_tensor": worst_state,
+                "output": out_err[worst_out], "output_name": worst_out}
+
+    pairs = {f"{a}-{b}": compare(a, b) for a, b in
+             (("mplc", "f64"), ("jax", "f64"), ("torch", "f64"), ("mplc", "jax"), ("mplc", "torch"), ("jax", "torch"))}
+    failures = []
+    for key in ("state_update", "output"):
+        bound = max(CHECK_TOL, 2 * max(pairs["jax-f64"][key], pairs["torch-f64"][key]))
+        if pairs["mplc-f64"][key] > bound:
+            failures.append(f"mplc {key} error against float64 {pairs['mplc-f64'][key]:.2e} > {bound:.2e}")
+    return {"tolerance": CHECK_TOL, "pairs": pairs, "failures": failures, "outputs": outputs}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Interleaved timing
+# ----------------------------------------------------------------------------------------------------------
+
+class Server:
+    """A peer process that runs steps on command (step_timer --serve or peer_server.py)."""
+
+    def __init__(self, name: str, cmd: list[str]):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.times, self.cpu_times = [], []
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read()
+            sys.exit(f"bench: {self.name} ended unexpectedly:\n{err}")
+        return json.loads(line)
+
+    def wait_ready(self) -> None:
+        self.read()
+
+    def step(self) -> None:
+        self.proc.stdin.write("1\n")
+        self.proc.stdin.flush()
+        reply = self.read()
+        self.times += reply["times"]
+        self.cpu_times += reply["cpu_times"]
+
+    def rss(self) -> int:
+        self.proc.stdin.write("rss\n")
+        self.proc.stdin.flush()
+        return self.read()["peak_rss_bytes"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
+
+
+def sgemm_round(tools: dict, threads: int, shapes) -> float:
+    """Seconds cblas_sgemm takes for all of the step's GEMMs (best of 2 calls per shape)."""
+    counts: dict[tuple, int] = {}
+    for s in shapes:
+        counts[s] = counts.get(s, 0) + 1
+    args = [f"{ta},{tb},{m},{n},{k}" for ta, tb, m, n, k in counts]
+    out = json.loads(run([tools["sgemm_peak"], "--threads", str(threads), "--min-seconds", "0", "--calls", "2"] + args).stdout)
+    return sum(count * entry["best"] for count, entry in zip(counts.values(), out["shapes"]))
+
+
+def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: int, steps: int, warmup: int,
+                 shapes) -> dict:
+    common_args = ["--workload", workload, "--mode", mode, "--threads", str(threads), "--warmup", str(warmup)]
+    servers = [Server("mplc", [build["timer"], "--threads", str(threads), "--warmup", str(warmup), "--serve"])]
+    servers += [Server(p, [sys.executable, os.path.join(HERE, "peer_server.py"), p] + common_args) for p in ("jax", "torch")]
+    for s in servers:
+        s.wait_ready()
+    load = [os.getloadavg()[0]]
+    sgemm_times = []
+    for r in range(steps):
+        order = servers[r % 3:] + servers[:r % 3]
+        for s in order:
+            s.step()
+        sgemm_times.append(sgemm_round(tools, threads, shapes))
+        load.append(os.getloadavg()[0])
+    result = {"load_average": [min(load), max(load)], "sgemm_seconds": statistics.median(sgemm_times)}
+    for s in servers:
+        result[s.name] = {"times": s.times, "cpu_times": s.cpu_times, "peak_rss_bytes": s.rss()}
+        s.close()
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------------------
+
+def summarise(result: dict, flops: float) -> None:
+    """Adds medians, ratios, GFLOP/s and % of peak to one thread count's result, in place."""
+    peak = flops / result["sgemm_seconds"] / 1e9
+    result["sgemm_peak_gflops"] = peak
+    mplc_median = statistics.median(result["mplc"]["times"])
+    for impl in IMPLS:
+        r = result[impl]
+        r["median_s"] = statistics.median(r["times"])
+        r["min_s"], r["max_s"] = min(r["times"]), max(r["times"])
+        r["median_cpu_s"] = statistics.median(r["cpu_times"])
+        r["gflops"] = flops / r["median_s"] / 1e9
+        r["fraction_of_peak"] = r["gflops"] / peak
+        r["ratio_to_mplc"] = r["median_s"] / mplc_median
+
+
+def mib(n) -> str:
+    return "-" if n is None else f"{n / (1 << 20):.1f}"
+
+
+def print_table(entry: dict) -> None:
+    w, m = entry["workload"], entry["mode"]
+    print(f"\n{w} {m}: {entry['gflop']:.2f} GFLOP/step (analytic GEMM work); emit {entry['emit_s']:.2f} s + cc model.c "
+          f"{entry['compile_s']:.2f} s (runner link {entry['runner_build_s']:.2f} s); scratch arena "
+          f"{mib(entry['arena_bytes'])} MiB vs naive sum {mib(entry['naive_scratch_bytes'])} MiB "
+          f"({100 * entry['arena_bytes'] / max(entry['naive_scratch_bytes'] or 1, 1):.0f} %); state {mib(entry['state_bytes'])} MiB")
+    pairs = entry["check"]["pairs"]
+    print("  check (1 step, same weights and batch; worst relative state-update / output error): "
+          + ", ".join(f"{k} {v['state_update']:.1e}/{v['output']:.1e}" for k, v in pairs.items())
+          + f": {'ok' if not entry['check']['failures'] else 'FAILED'}")
+    if not entry["threads"]:
+        return
+    print(f"  {'T':>2} {'impl':<6} {'median ms':>10} {'min-max ms':>17} {'peer/mplc':>9} {'GFLOP/s':>8} "
+          f"{'% sgemm peak':>12} {'peak RSS MiB':>12} {'CPU s/step':>10}")
+    for t, result in entry["threads"].items():
+        for impl in IMPLS:
+            r = result[impl]
+            print(f"  {t:>2} {impl:<6} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>8.1f}-{1e3 * r['max_s']:<8.1f} "
+                  f"{r['ratio_to_mplc']:>9.2f} {r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>11.0f}% "
+                  f"{mib(r['peak_rss_bytes']):>12} {r['median_cpu_s']:>10.3f}")
+        print(f"  {t:>2} sgemm peak at these shapes: {result['sgemm_peak_gflops']:.1f} GFLOP/s; "
+              f"load average {result['load_average'][0]:.1f}-{result['load_average'][1]:.1f}")
+
+
+def targets(entries: list[dict]) -> dict:
+    """The issue's targets at 2 threads (None when the run did not measure it)."""
+    out = {}
+    for e in entries:
+        r = e["threads"].get("2")
+        if not r:
+            continue
+        key = f"{e['workload']}-{e['mode']}"
+        t = {"rss_at_most_third_of_jax": r["mplc"]["peak_rss_bytes"] <= r["jax"]["peak_rss_bytes"] / 3,
+             "arena_at_most_60pct_of_naive": e["arena_bytes"] <= 0.6 * (e["naive_scratch_bytes"] or 0)}
+        if e["workload"] == "W1":
+            t["jax_over_mplc_at_least_1.1"] = r["jax"]["ratio_to_mplc"] >= 1.1
+            t["at_least_90pct_of_sgemm_peak"] = r["mplc"]["fraction_of_peak"] >= 0.9
+            t["emit_plus_compile_under_5s"] = e["emit_s"] + e["compile_s"] + e["runner_build_s"] < 5
+        else:
+            t["torch_over_mplc_at_least_2.5"] = r["torch"]["ratio_to_mplc"] >= 2.5
+            t["jax_over_mplc_at_least_7"] = r["jax"]["ratio_to_mplc"] >= 7
+            t["at_least_60pct_of_sgemm_peak"] = r["mplc"]["fraction_of_peak"] >= 0.6
+        out[key] = t
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="mplc's MPL step against JAX and PyTorch (docs/PERFORMANCE.md)")
+    ap.add_argument("--workload", choices=("W1", "W2", "all"), default="all")
+    ap.add_argument("--mode", choices=("hard", "soft", "all"), default="all")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (rounds) per thread count (default 10, --quick 3)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds, 1 warm-up step")
+    ap.add_argument("--check-only", action="store_true", help="build and check, no timing")
+    ap.add_argument("--no-install", action="store_true", help="fail instead of installing missing Python packages")
+    ap.add_argument("--work", default=os.path.join(ROOT, ".build-bench"), help="build and check directory")
+    args = ap.parse_args()
+    steps = args.steps or (3 if args.quick else 10)
+    warmup = 1 if args.quick and args.warmup == 2 else args.warmup
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    workloads = ("W1", "W2") if args.workload == "all" else (args.workload,)
+    modes = ("hard", "soft") if args.mode == "all" else (args.mode,)
+
+    ensure_python_deps(not args.no_install)
+    os.makedirs(args.work, exist_ok=True)
+    tools = build_tools(args.work)
+    started = datetime.datetime.now().astimezone()
+    print(f"Benchmarks/run {' '.join(sys.argv[1:])}".rstrip())
+    print(f"{started:%Y-%m-%d %H:%M %Z}; {os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}; "
+          f"{steps} interleaved rounds after {warmup} warm-up steps")
+    entries = []
+    for workload in workloads:
+        for mode in modes:
+            log(f"bench: {workload} {mode}: emit and compile")
+            build = build_workload(tools, workload, mode, args.work)
+            log(f"bench: {workload} {mode}: check one step against JAX and PyTorch")
+            checked = check(workload, mode, build, args.work)
+            if checked["failures"]:
+                print(f"{workload} {mode}: the implementations disagree, not timing:", *checked["failures"], sep="\n  ")
+            shapes = gemm_shapes(workload, mode)
+            flops = flops_of(shapes)
+            entry = {"workload": workload, "mode": mode, "gflop": flops / 1e9, "check": checked,
+                     **{k: v for k, v in build.items() if k not in ("dir", "runner", "timer")}, "threads": {}}
+            if not checked["failures"] and not args.check_only:
+                for t in thread_counts:
+                    log(f"bench: {workload} {mode}: timing at {t} thread(s), {steps} rounds")
+                    result = time_threads(tools, build, workload, mode, t, steps, warmup, shapes)
+                    summarise(result, flops)
+                    entry["threads"][str(t)] = result
+            print_table(entry)
+            entries.append(entry)
+    met = targets(entries)
+    if met:
+        print("\ntargets at 2 threads:")
+        for key, t in met.items():
+            print(f"  {key}: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in t.items()))
+    summary = {"date": started.isoformat(timespec="seconds"), "command": "Benchmarks/run " + " ".join(sys.argv[1:]),
+               "cpus": os.cpu_count(), "load_average_end": os.getloadavg()[0], "steps": steps, "warmup": warmup,
+               "results": entries, "targets": met}
+    print(json.dumps(summary, separators=(",", ":")))
+    failed = any(e["check"]["failures"] for e in entries)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
