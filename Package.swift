@@ -35,9 +35,11 @@ let package = Package(
         .target(
             name: "MPLCompiler",
             dependencies: ["MPLModel", "MPLFrontend", "MPLIR", "MPLAutodiff", "MPLStep", "MPLLower", "MPLEmitC"]),
+        // `mplc fuzz`: seeded mutants of model files and a supervisor that survives crashing inputs.
+        .target(name: "MPLFuzz", dependencies: ["MPLCompiler", "MPLFrontend", "MPLModel"]),
         .executableTarget(
             name: "mplc",
-            dependencies: ["MPLCompiler", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["MPLCompiler", "MPLFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLModel"]),
         .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLStepTests", dependencies: ["MPLStep", "MPLModel", "MPLIR", "MPLAutodiff"]),
@@ -45,6 +47,9 @@ let package = Package(
         .testTarget(
             name: "MPLEndToEndTests",
             dependencies: ["MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff"]),
+        // Fuzzing, sanitizers, crash-safe checkpoints, NaN stops and resource limits (docs/RELIABILITY.md).
+        // Depends on `mplc` so that the binary it runs (`mplc fuzz`) is built first.
+        .testTarget(name: "MPLReliabilityTests", dependencies: ["mplc", "MPLCompiler", "MPLFrontend", "MPLModel", "MPLFuzz"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -16,7 +16,7 @@ struct MPLC: ParsableCommand {
               mplc check Examples/fashion_cnn.swiftdsl    parse and check only
               mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST
             """,
-        subcommands: [Emit.self, Check.self, Train.self],
+        subcommands: [Emit.self, Check.self, Train.self, Fuzz.self],
         defaultSubcommand: Emit.self)
 }
 
@@ -50,6 +50,7 @@ struct Emit: ParsableCommand {
             let overrides = (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
             let command = "mplc \(self.model)" + overrides + (output.map { " -o \($0)" } ?? "")
             let compiled = try Compiler.compile(model, regenerateCommand: command)
+            if let failure = ResourceLimits.check(compiled) { throw failure }
             let directory = output ?? "generated/\(model.name)"
             try Compiler.write(compiled.files, to: directory)
             print("wrote \(directory)/{\(compiled.files.map(\.fileName).joined(separator: ","))}")
@@ -122,6 +123,7 @@ struct Train: ParsableCommand {
             try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
             let started = Date()
             let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)")
+            if let failure = ResourceLimits.check(compiled) { throw failure }
             let buildDirectory = ".build-mplc/\(model.name)-\(RecipeOverrides.tag(model))"
             try Compiler.write(compiled.files, to: buildDirectory)
             let binary = buildDirectory + "/mplc-run"

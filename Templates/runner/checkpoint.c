@@ -81,11 +81,17 @@ void checkpoint_save(Trainer *T) {
 
 /* ---- resume ---- */
 
-static int meta_long(const StMeta *m, const char *path, const char *key, long *out, Err *e) {
+/* An integer of the metadata, at least lo: a checkpoint must not bring back a setting the command line would
+ * refuse (an interval of 0 would divide by zero in the training loop). */
+static int meta_long_min(const StMeta *m, const char *path, const char *key, long lo, long *out, Err *e) {
     const char *v = meta_get(m, key);
-    if (!v || parse_long(v, -1, LONG_MAX, out) != 0)
-        return err_set(e, "%s: metadata \"%s\" is missing or not an integer", path, key);
+    if (!v || parse_long(v, lo, LONG_MAX, out) != 0)
+        return err_set(e, "%s: metadata \"%s\" is missing or not an integer >= %ld", path, key, lo);
     return 0;
+}
+
+static int meta_long(const StMeta *m, const char *path, const char *key, long *out, Err *e) {
+    return meta_long_min(m, path, key, -1, out, e);
 }
 
 static int meta_longs(const StMeta *m, const char *path, const char *key, long *out, int n, Err *e) {
@@ -102,9 +108,10 @@ static int meta_longs(const StMeta *m, const char *path, const char *key, long *
 }
 
 /* A setting stored in the checkpoint: used unless the command line gave a different value. */
-static int adopt(const StMeta *m, const char *path, const char *key, const char *flag, int given, long *value, Err *e) {
+static int adopt(const StMeta *m, const char *path, const char *key, const char *flag, int given, long lo, long *value,
+                 Err *e) {
     long stored;
-    if (meta_long(m, path, key, &stored, e) != 0) return -1;
+    if (meta_long_min(m, path, key, lo, &stored, e) != 0) return -1;
     if (given && stored != *value)
         return err_set(e, "%s was written with %s %ld, but this command says %s %ld (drop the flag or start a new run)",
                        path, flag, stored, flag, *value);
@@ -138,11 +145,12 @@ int checkpoint_resume(Trainer *T, Err *e) {
         goto done;
     }
     TrainConfig *c = &T->cfg;
-    if (adopt(m, path, "labels", "--labels", c->given_labels, &c->labels, e) ||
-        adopt(m, path, "steps", "--steps", c->given_steps, &c->steps, e) ||
-        adopt(m, path, "finetune_steps", "--finetune-steps", c->given_finetune, &c->finetune_steps, e) ||
-        adopt(m, path, "eval_every", "--eval-every", c->given_eval, &c->eval_every, e) ||
-        adopt(m, path, "checkpoint_every", "--checkpoint-every", c->given_checkpoint, &c->checkpoint_every, e))
+    /* The same lower bounds as the flags (main.c). */
+    if (adopt(m, path, "labels", "--labels", c->given_labels, 1, &c->labels, e) ||
+        adopt(m, path, "steps", "--steps", c->given_steps, 1, &c->steps, e) ||
+        adopt(m, path, "finetune_steps", "--finetune-steps", c->given_finetune, 0, &c->finetune_steps, e) ||
+        adopt(m, path, "eval_every", "--eval-every", c->given_eval, 1, &c->eval_every, e) ||
+        adopt(m, path, "checkpoint_every", "--checkpoint-every", c->given_checkpoint, 1, &c->checkpoint_every, e))
         goto done;
     RunState *rs = &T->rs;
     int found = 0;
@@ -153,8 +161,8 @@ int checkpoint_resume(Trainer *T, Err *e) {
         goto done;
     }
     long acc_last[3], test_n;
-    if (meta_long(m, path, "step", &rs->step, e) || meta_long(m, path, "log_count", &rs->sum_n, e) ||
-        meta_long(m, path, "metrics_bytes", &rs->metrics_bytes, e) ||
+    if (meta_long_min(m, path, "step", 0, &rs->step, e) || meta_long_min(m, path, "log_count", 0, &rs->sum_n, e) ||
+        meta_long_min(m, path, "metrics_bytes", 0, &rs->metrics_bytes, e) ||
         meta_long(m, path, "test_examples", &test_n, e) || meta_longs(m, path, "acc_last", acc_last, 3, e) ||
         meta_longs(m, path, "acc_before_finetune", rs->acc_before, 2, e) ||
         meta_longs(m, path, "acc_after_finetune", rs->acc_after, 2, e))

@@ -36,6 +36,7 @@ int eval_command(const char *checkpoint, const char *data_dir) {
     SupInputs sup;
     Dataset data;
     if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (arenas_fit_in_memory(&e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS);
     if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(data_dir, 0, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);

@@ -91,6 +91,23 @@ static int require(const TensorTable *t, const char *name, const mplc_tensor **o
     return 0;
 }
 
+int arenas_fit_in_memory(Err *e) {
+    const uint64_t f = sizeof(float);
+    const uint64_t state = f * (uint64_t)MPLC_STATE_FLOATS, step = f * (uint64_t)MPLC_STEP_IO_FLOATS,
+                   sup = f * (uint64_t)MPLC_SUPERVISED_IO_FLOATS, scratch = f * (uint64_t)MPLC_SCRATCH_FLOATS,
+                   eval = f * (uint64_t)MPLC_EVAL_BATCH * ((uint64_t)MPLC_INPUT_SIZE + (uint64_t)MPLC_CLASSES);
+    const uint64_t total = state + step + sup + scratch + eval;
+    const char *source;
+    uint64_t limit = memory_limit(&source);
+    if (limit == 0 || total <= limit) return 0;
+    return err_set(e,
+                   "model %s needs %llu bytes of arenas (state %llu, step I/O %llu, supervised I/O %llu, scratch %llu, "
+                   "evaluation %llu), more than the %llu bytes of %s; nothing was allocated",
+                   MPLC_MODEL_NAME, (unsigned long long)total, (unsigned long long)state, (unsigned long long)step,
+                   (unsigned long long)sup, (unsigned long long)scratch, (unsigned long long)eval,
+                   (unsigned long long)limit, strcmp(source, "physical memory") == 0 ? "this machine's physical memory" : source);
+}
+
 int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {
     const TensorTable *all[] = {&TABLE_STATE, &TABLE_STEP_IN, &TABLE_STEP_OUT, &TABLE_SUP_IN, &TABLE_SUP_OUT};
     for (int i = 0; i < 5; i++)

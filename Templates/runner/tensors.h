@@ -45,6 +45,11 @@ typedef struct {
     const mplc_tensor *x, *y, *lr;
 } SupInputs;
 
+/* Fails, with the numbers, if the arenas the runner allocates for this model (state, both I/O arenas,
+ * scratch, and the evaluation batch's inputs and logits) exceed memory_limit(): a model too large for
+ * the machine is rejected before any data is loaded or anything is allocated. */
+int arenas_fit_in_memory(Err *e);
+
 /* Validates all five tables and finds the inputs; fails with a message naming anything the runner
  * does not understand (an unknown input name, a wrong size, a non-scalar output...). */
 int locate_inputs(StepInputs *step, SupInputs *sup, Err *e);

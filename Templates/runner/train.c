@@ -138,10 +138,40 @@ static void run_finetune_phase(Trainer *T) {
     checkpoint_save(T);
 }
 
+/* The smallest class-balanced --labels that holds `batch` examples. */
+static long labels_for(long batch) { return (batch + MPLC_CLASSES - 1) / MPLC_CLASSES * MPLC_CLASSES; }
+
+/* Every batch must fit in the data it is drawn from: a batch larger than its set would repeat examples
+ * within one step. Checked before the run directory is touched, with the numbers and a way out. */
+static int check_batches(const Trainer *T, Err *e) {
+    const TrainConfig *c = &T->cfg;
+    const long BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED, F = MPLC_FINETUNE_BATCH;
+    if (c->mode != MODE_SUPERVISED) {
+        if (BL > c->labels)
+            return err_set(e,
+                           "--labels %ld: model %s draws %ld labeled examples per step (labeledBatch), more than the %ld "
+                           "labeled examples; use --labels %ld or more",
+                           c->labels, MPLC_MODEL_NAME, BL, c->labels, labels_for(BL));
+        if ((size_t)BU > T->data.train.n)
+            return err_set(e,
+                           "%s: model %s draws %ld unlabeled images per step (labeledBatch x unlabeledRatio), more than the "
+                           "%zu training images",
+                           c->data_dir, MPLC_MODEL_NAME, BU, T->data.train.n);
+    }
+    if (F > c->labels && (c->mode == MODE_SUPERVISED || c->finetune_steps > 0))
+        return err_set(e,
+                       "--labels %ld: model %s %s %ld labeled examples per step (finetune batch), more than the %ld "
+                       "labeled examples; use --labels %ld or more%s",
+                       c->labels, MPLC_MODEL_NAME, c->mode == MODE_SUPERVISED ? "trains the supervised baseline on" : "finetunes on",
+                       F, c->labels, labels_for(F), c->mode == MODE_SUPERVISED ? "" : ", or --finetune-steps 0");
+    return 0;
+}
+
 static void setup(Trainer *T) {
     Err e;
     TrainConfig *c = &T->cfg;
     if (locate_inputs(&T->in, &T->sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (arenas_fit_in_memory(&e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(c->data_dir, 1, &T->data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
         path_join(T->metrics_path, PATH_CAP, &e, "%s/metrics.jsonl", c->out_dir) != 0 ||
@@ -165,6 +195,7 @@ static void setup(Trainer *T) {
         init_state(T->state, c->seed);
     }
     if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (!c->resume && file_exists(T->ckpt_path) && !c->quiet)
         fprintf(stderr, "mplc-run: note: starting a new run over the one in %s (use --resume to continue it)\n",
                 c->out_dir);

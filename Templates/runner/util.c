@@ -133,6 +133,19 @@ int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) {
     return 0;
 }
 
+uint64_t memory_limit(const char **source) {
+    uint64_t limit;
+    const char *env = getenv("MPLC_MEMORY_LIMIT");
+    if (env && parse_u64(env, &limit) == 0 && limit > 0) {
+        *source = "MPLC_MEMORY_LIMIT";
+        return limit;
+    }
+    *source = "physical memory";
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (uint64_t)pages * (uint64_t)page;
+}
+
 int parse_long(const char *s, long lo, long hi, long *out) {
     if (!s || !*s) return -1;
     char *end;

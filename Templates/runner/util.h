@@ -48,6 +48,11 @@ void dir_of(const char *path, char *out, size_t cap);
 /* snprintf into a fixed buffer; returns -1 (and sets e) if the result would be truncated. */
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The memory a run may plan for, in bytes: MPLC_MEMORY_LIMIT if set (a positive integer; for containers
+ * whose limit is below the machine's, and for tests), else the machine's physical memory (sysconf).
+ * *source names which ("MPLC_MEMORY_LIMIT" or "physical memory"); 0 if unknown. */
+uint64_t memory_limit(const char **source);
+
 /* Parses a whole decimal integer in [lo, hi]; returns 0 or -1. */
 int parse_long(const char *s, long lo, long hi, long *out);
 int parse_u64(const char *s, uint64_t *out);

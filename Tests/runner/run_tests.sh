@@ -227,7 +227,10 @@ expect "replay: truncated checkpoint: exit 1" 1 "cut.safetensors: bad header len
 # ---------------------------------------------------------------- NPY data
 "$T" gen-data "$WORK/npydata" npy
 expect "NPY dataset (u1 images, i8 labels)" 0 "student" -- \
-    "$RUN" train --data "$WORK/npydata" --labels 20 --steps 30 --finetune-steps 5 --out "$WORK/npy" --quiet
+    "$RUN" train --data "$WORK/npydata" --labels 40 --steps 30 --finetune-steps 5 --out "$WORK/npy" --quiet
+expect "finetune batch larger than --labels: exit 1 with the numbers" 1 \
+    "--labels 20: model fake_linear finetunes on 32 labeled examples per step .*use --labels 40 or more" -- \
+    "$RUN" train --data "$WORK/npydata" --labels 20 --steps 30 --finetune-steps 5 --out "$WORK/npy20" --quiet
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

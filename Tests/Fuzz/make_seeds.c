@@ -1,0 +1,192 @@
+/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors}:
+ * small valid files of every kind each reader accepts, plus a few near misses. Built and run by
+ *   Tests/Fuzz/run_fuzzers.sh --make-seeds
+ * The output is checked in; inputs that once crashed a reader are added next to the seeds as crash-*. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "idx.h"
+#include "model.h"
+#include "npy.h"
+#include "safetensors.h"
+
+static char root[1024];
+
+static void put(const char *kind, const char *name, const void *data, size_t n) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", root, kind);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/%s/%s", root, kind, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(data, 1, n, fp) != n || fclose(fp) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+/* gzip (not zlib) framing of data, as gzread expects. */
+static unsigned char *gz(const void *data, size_t n, size_t *out_len) {
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (deflateInit2(&s, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) exit(1);
+    size_t cap = deflateBound(&s, (uLong)n) + 64;
+    unsigned char *out = malloc(cap);
+    s.next_in = (unsigned char *)data;
+    s.avail_in = (uInt)n;
+    s.next_out = out;
+    s.avail_out = (uInt)cap;
+    if (deflate(&s, Z_FINISH) != Z_STREAM_END) exit(1);
+    *out_len = s.total_out;
+    deflateEnd(&s);
+    return out;
+}
+
+static size_t be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+    return 4;
+}
+
+/* An IDX seed: selector byte (0 images, 1 labels) then the file, plain or gzip. */
+static void idx_seed(const char *name, int labels, const uint32_t *dims, int ndim, uint32_t magic, long adjust, int compress) {
+    unsigned char buf[4096];
+    size_t n = 0;
+    n += be32(buf + n, magic);
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) n += be32(buf + n, dims[i]), count *= dims[i];
+    if (count > 1024) count = 16; /* a header that promises more than the file holds */
+    for (size_t i = 0; i < count; i++) buf[n++] = (unsigned char)(labels ? i % 10 : (i * 37) & 0xFF);
+    n = (size_t)((long)n + adjust);
+    unsigned char out[8192];
+    out[0] = (unsigned char)labels;
+    size_t len = n;
+    if (compress) {
+        unsigned char *z = gz(buf, n, &len);
+        memcpy(out + 1, z, len);
+        free(z);
+    } else {
+        memcpy(out + 1, buf, n);
+    }
+    put("idx", name, out, len + 1);
+}
+
+static void npy_raw(const char *name, int major, const char *dict, const void *data, size_t n, int compress) {
+    unsigned char buf[4096];
+    size_t hl = strlen(dict), pre = major == 1 ? 10 : 12;
+    size_t total = pre + hl + 1, pad = (64 - total % 64) % 64, hlen = hl + pad + 1;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (unsigned char)major, buf[7] = 0;
+    if (major == 1) buf[8] = (unsigned char)hlen, buf[9] = (unsigned char)(hlen >> 8);
+    else buf[8] = (unsigned char)hlen, buf[9] = (unsigned char)(hlen >> 8), buf[10] = 0, buf[11] = 0;
+    memcpy(buf + pre, dict, hl);
+    memset(buf + pre + hl, ' ', pad);
+    buf[pre + hl + pad] = '\n';
+    size_t len = pre + hlen;
+    memcpy(buf + len, data, n);
+    len += n;
+    if (compress) {
+        size_t zl;
+        unsigned char *z = gz(buf, len, &zl);
+        put("npy", name, z, zl);
+        free(z);
+    } else {
+        put("npy", name, buf, len);
+    }
+}
+
+static void st_seed(const char *name, int with_meta) {
+    float state[MPLC_STATE_FLOATS];
+    for (int i = 0; i < MPLC_STATE_FLOATS; i++) state[i] = (float)i * 0.25f - 3.0f;
+    StMeta *m = calloc(1, sizeof *m);
+    if (with_meta) { /* the keys of a training checkpoint (checkpoint.c), for a run at step 7 of 20 */
+        meta_set(m, "format", "mplc-run-checkpoint/1");
+        meta_set(m, "model", "%s", MPLC_MODEL_NAME);
+        meta_set(m, "mode", "mpl");
+        meta_set(m, "seed", "0");
+        meta_set(m, "labels", "100");
+        meta_set(m, "steps", "20");
+        meta_set(m, "finetune_steps", "5");
+        meta_set(m, "eval_every", "10");
+        meta_set(m, "checkpoint_every", "7");
+        meta_set(m, "phase", with_meta == 2 ? "finetune" : "mpl");
+        meta_set(m, "step", "%d", with_meta == 2 ? 3 : 7);
+        meta_set(m, "rng", "xoshiro256**");
+        meta_set(m, "order_position_labeled", "14");
+        meta_set(m, "order_position_unlabeled", "14");
+        meta_set(m, "order_seed", "0");
+        meta_set(m, "test_examples", "10000");
+        meta_set(m, "acc_last", "5000,6000,7");
+        meta_set(m, "acc_before_finetune", "-1,-1");
+        meta_set(m, "acc_after_finetune", "-1,-1");
+        char sums[1024] = "";
+        for (int i = 0; i < 32; i++) snprintf(sums + strlen(sums), sizeof sums - strlen(sums), i ? ",%a" : "%a", i * 0.5);
+        meta_set(m, "log_sums", "%s", sums);
+        meta_set(m, "log_count", "3");
+        meta_set(m, "metrics_bytes", "512");
+    }
+    char path[2048];
+    snprintf(path, sizeof path, "%s/safetensors", root);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/safetensors/%s", root, name);
+    Err e;
+    if (st_save(path, state, m, &e) != 0) {
+        fprintf(stderr, "%s\n", e.msg);
+        exit(1);
+    }
+    free(m);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_seeds CORPUS_DIR\n");
+        return 2;
+    }
+    snprintf(root, sizeof root, "%s", argv[1]);
+    mkdir(root, 0777);
+
+    uint32_t img[3] = {3, 4, 4}, lbl[1] = {12};
+    idx_seed("images-plain", 0, img, 3, IDX_MAGIC_IMAGES, 0, 0);
+    idx_seed("images-gzip", 0, img, 3, IDX_MAGIC_IMAGES, 0, 1);
+    idx_seed("labels-plain", 1, lbl, 1, IDX_MAGIC_LABELS, 0, 0);
+    idx_seed("labels-gzip", 1, lbl, 1, IDX_MAGIC_LABELS, 0, 1);
+    idx_seed("images-truncated-gzip", 0, img, 3, IDX_MAGIC_IMAGES, -5, 1);
+    idx_seed("labels-trailing-byte", 1, lbl, 1, IDX_MAGIC_LABELS, 1, 0);
+    uint32_t huge[3] = {0xFFFFFFFFu, 0xFFFFFFFFu, 2};
+    idx_seed("images-huge-header", 0, huge, 3, IDX_MAGIC_IMAGES, 0, 0);
+
+    float f[6] = {0.5f, -1, 2, 3, 4, 5};
+    uint8_t u[8] = {0, 1, 2, 3, 250, 251, 252, 255};
+    int32_t i4[4] = {0, 9, -1, 7};
+    int64_t i8[3] = {1, 2, 3};
+    npy_raw("f4-2x3", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof f, 0);
+    npy_raw("u1-2x2x2", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2), }", u, sizeof u, 0);
+    npy_raw("i4-4", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (4,), }", i4, sizeof i4, 0);
+    npy_raw("i8-3-v2", 2, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", i8, sizeof i8, 0);
+    npy_raw("u1-8-v3-gzip", 3, "{'descr': '<u1', 'fortran_order': False, 'shape': (8,), }", u, sizeof u, 1);
+    npy_raw("f4-scalar", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", f, 4, 0);
+    npy_raw("i8-py2-long", 1, "{\"descr\": \"<i8\", \"fortran_order\": False, \"shape\": (3L,)}", i8, sizeof i8, 0);
+    npy_raw("f4-empty", 1, "{'shape': (0, 4), 'fortran_order': False, 'descr': '<f4'}", f, 0, 0);
+    npy_raw("fortran", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", f, sizeof f, 0);
+
+    const char *json[][2] = {
+        {"object", "{\"a\":{\"dtype\":\"F32\",\"shape\":[784,256],\"data_offsets\":[0,802816]},\"b\":[]}"},
+        {"metadata", "{\"__metadata__\":{\"format\":\"mplc-run-checkpoint/1\",\"log_sums\":\"0x1p+0,0x0p+0\"}}"},
+        {"escapes", "[\"\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\", \"\\u0041\", \"\xc3\xa9\"]"},
+        {"numbers", "[0, -0, 1.5e+10, -2E-3, 18446744073709551615, 18446744073709551616, 1e400, 0.000001]"},
+        {"literals", " { \"t\" : true , \"f\" : false , \"n\" : null } \n"},
+        {"nested", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[{\"k\":[[[[]]]]}]]]]]]]]]]]]]]]]]]]]]]]]]"},
+        {"duplicate-key", "{\"a\":1,\"a\":2}"},
+    };
+    for (size_t i = 0; i < sizeof json / sizeof *json; i++) put("json", json[i][0], json[i][1], strlen(json[i][1]));
+
+    st_seed("checkpoint-mpl", 1);
+    st_seed("checkpoint-finetune", 2);
+    st_seed("state-only", 0);
+    return 0;
+}

@@ -1,0 +1,236 @@
+import Foundation
+import MPLCompiler
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The repository root, found from this file (tests run from any directory).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// Fashion-MNIST as the Debian package installs it (MPLC_TEST_DATA overrides, as for Tests/runner).
+let fashionMNIST = ProcessInfo.processInfo.environment["MPLC_TEST_DATA"] ?? "/usr/share/datasets/fashion-mnist"
+
+/// clang with libFuzzer and the sanitizers: the Swift toolchain's.
+let clang: String = {
+    if let override = ProcessInfo.processInfo.environment["MPLC_FUZZ_CC"] { return override }
+    for candidate in ["/opt/swift/usr/bin/clang", "/usr/bin/clang"] where FileManager.default.isExecutableFile(atPath: candidate) {
+        return candidate
+    }
+    return "clang"
+}()
+
+/// The `mplc` built next to this test binary (the test target depends on it, so `swift build --build-tests`
+/// builds both into the same directory).
+let mplcBinary: String = {
+    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
+    // The test binary may sit inside an .xctest bundle directory on some platforms.
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("mplc").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    return "mplc"
+}()
+
+struct CommandResult {
+    var status: Int32
+    /// True if the process was killed by a signal (status is then the signal number).
+    var signaled: Bool
+    var output: String
+    var seconds: Double
+}
+
+/// Runs a command with stdout and stderr merged; never throws on a non-zero exit.
+@discardableResult
+func run(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    let start = Date()
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
+                         output: output, seconds: Date().timeIntervalSince(start))
+}
+
+func temporaryDirectory(_ name: String) throws -> String {
+    let path = NSTemporaryDirectory() + "mplc-reliability-\(name)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Sanitizer reports in a program's output (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer).
+func sanitizerReports(_ output: String) -> [String] {
+    output.split(separator: "\n").map(String.init).filter {
+        $0.contains("ERROR: AddressSanitizer") || $0.contains("ERROR: LeakSanitizer") || $0.contains("runtime error:")
+            || $0.contains("SUMMARY: UndefinedBehaviorSanitizer")
+    }
+}
+
+/// Environment for sanitized programs: distinctive exit codes, stack traces, and no recovery.
+let sanitizerEnvironment = [
+    "ASAN_OPTIONS": "exitcode=86:detect_leaks=1:abort_on_error=0",
+    "UBSAN_OPTIONS": "exitcode=87:print_stacktrace=1:halt_on_error=1",
+]
+let sanitizerFlags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"]
+
+// MARK: - runners built from example models
+
+/// Compiles a model file with the Compiler API and builds `mplc-run` for it, once per (file, flavour).
+enum Runners {
+    enum Flavour: String { case production, sanitized }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var built: [String: Result<String, Error>] = [:]
+
+    /// The path of the runner binary; the build happens on first use and is shared by every test.
+    static func binary(modelFile: String, flavour: Flavour) throws -> String {
+        let key = modelFile + "|" + flavour.rawValue
+        lock.lock()
+        defer { lock.unlock() }
+        if let result = built[key] { return try result.get() }
+        let result = Result { try build(modelFile: modelFile, flavour: flavour) }
+        built[key] = result
+        return try result.get()
+    }
+
+    private static func build(modelFile: String, flavour: Flavour) throws -> String {
+        let model = try Compiler.load(path: modelFile).get()
+        let compiled = try Compiler.compile(model, regenerateCommand: "reliability tests")
+        let directory = try temporaryDirectory("runner-\(model.name)-\(flavour.rawValue)")
+        try Compiler.write(compiled.files, to: directory)
+        let binary = directory + "/mplc-run"
+        switch flavour {
+        case .production:
+            try RunnerBuild.build(generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory)
+        case .sanitized:
+            let linker = FileManager.default.isExecutableFile(atPath: URL(fileURLWithPath: clang).deletingLastPathComponent().path + "/ld.lld")
+                ? ["-fuse-ld=lld"] : []
+            try RunnerBuild.build(generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory,
+                                  extraFlags: sanitizerFlags + linker, compiler: clang)
+        }
+        return binary
+    }
+}
+
+// MARK: - data
+
+/// A data directory with the whole Fashion-MNIST training set and the first `testImages` test images
+/// (uncompressed IDX), so that evaluations in tests are short. Made once per size.
+enum SmallData {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var made: [Int: Result<String, Error>] = [:]
+
+    static func directory(testImages: Int) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let result = made[testImages] { return try result.get() }
+        let result = Result { try make(testImages: testImages) }
+        made[testImages] = result
+        return try result.get()
+    }
+
+    private static func make(testImages: Int) throws -> String {
+        let directory = try temporaryDirectory("data-\(testImages)")
+        for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
+            let source = try idxPath(name)
+            try FileManager.default.createSymbolicLink(atPath: directory + "/" + URL(fileURLWithPath: source).lastPathComponent,
+                                                       withDestinationPath: source)
+        }
+        for (name, header, perItem) in [("t10k-images-idx3-ubyte", 16, 784), ("t10k-labels-idx1-ubyte", 8, 1)] {
+            var bytes = try idxBytes(name)
+            bytes = Array(bytes.prefix(header + testImages * perItem))
+            let count = UInt32(testImages)
+            bytes[4] = UInt8(count >> 24); bytes[5] = UInt8(count >> 16 & 0xFF); bytes[6] = UInt8(count >> 8 & 0xFF); bytes[7] = UInt8(count & 0xFF)
+            try Data(bytes).write(to: URL(fileURLWithPath: directory + "/" + name))
+        }
+        return directory
+    }
+
+    static func idxPath(_ name: String) throws -> String {
+        for candidate in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name] where FileManager.default.fileExists(atPath: candidate) {
+            return candidate
+        }
+        throw TestFailure("Fashion-MNIST file \(name) not found in \(fashionMNIST) (set MPLC_TEST_DATA)")
+    }
+
+    /// The uncompressed bytes of a Fashion-MNIST file.
+    static func idxBytes(_ name: String) throws -> [UInt8] {
+        let path = try idxPath(name)
+        if !path.hasSuffix(".gz") { return Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["gzip", "-dc", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Array(data)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+// MARK: - file formats
+
+/// Writes a version-1 NPY file ('<f4' or '<i8'), C order.
+func writeNPY(_ path: String, floats: [Float]? = nil, int64s: [Int64]? = nil, shape: [Int]) throws {
+    let descr = floats != nil ? "<f4" : "<i8"
+    let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+    var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
+    while (10 + dict.utf8.count + 1) % 64 != 0 { dict += " " }
+    dict += "\n"
+    var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)]
+    bytes += Array(dict.utf8)
+    if let floats { floats.withUnsafeBytes { bytes += $0 } }
+    if let int64s { int64s.withUnsafeBytes { bytes += $0 } }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+/// A checkpoint's metadata and tensors (F32 only, as the runner writes them).
+struct Checkpoint {
+    var metadata: [String: String]
+    var tensors: [String: [Float]]
+
+    init(path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard data.count >= 8 else { throw TestFailure("\(path): too short") }
+        let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as? [String: Any] ?? [:]
+        metadata = header["__metadata__"] as? [String: String] ?? [:]
+        tensors = [:]
+        for (name, value) in header where name != "__metadata__" {
+            guard let entry = value as? [String: Any], let offsets = entry["data_offsets"] as? [Int] else { continue }
+            let slice = data.subdata(in: 8 + headerLength + offsets[0]..<8 + headerLength + offsets[1])
+            tensors[name] = slice.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+    }
+
+    var allFinite: Bool { tensors.values.allSatisfy { $0.allSatisfy(\.isFinite) } }
+}
+
+/// An integer macro of the model.h next to a runner binary (Runners writes them together).
+func modelMacro(_ runner: String, _ name: String) throws -> Int {
+    let header = try String(contentsOfFile: URL(fileURLWithPath: runner).deletingLastPathComponent().path + "/model.h", encoding: .utf8)
+    for line in header.split(separator: "\n") {
+        let parts = line.split(separator: " ")
+        if parts.count >= 3, parts[0] == "#define", parts[1] == name, let value = Int(parts[2]) { return value }
+    }
+    throw TestFailure("model.h has no integer macro \(name)")
+}
+
+let exampleMLP = repositoryRoot + "/Examples/fashion_mlp.swiftdsl"
+let exampleCNN = repositoryRoot + "/Examples/fashion_cnn.swiftdsl"
