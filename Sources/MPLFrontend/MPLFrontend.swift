@@ -1,1 +1,0 @@
-// MPLFrontend: under construction

@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reading a model file as raw bytes, so that invalid UTF-8 is decoded by the caller, not refused.
+enum SourceFile {
+    struct ReadError: Error {
+        var reason: String
+    }
+
+    static func readBytes(path: String) -> Result<[UInt8], ReadError> {
+        guard let file = fopen(path, "rb") else { return .failure(currentError()) }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            bytes.append(contentsOf: chunk[..<count])
+            if count < chunk.count {
+                // A short read is either the end of the file or an error such as EISDIR.
+                return ferror(file) != 0 ? .failure(currentError()) : .success(bytes)
+            }
+        }
+    }
+
+    private static func currentError() -> ReadError {
+        ReadError(reason: String(cString: strerror(errno)))
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+import MPLFrontend
+import MPLModel
+import Testing
+
+/// docs/DSL.md is pasted into the README: its examples must parse and its error table must be complete.
+@Suite struct DocumentationTests {
+    private let text: String
+
+    init() throws {
+        text = try String(contentsOfFile: Repository.root + "/docs/DSL.md", encoding: .utf8)
+    }
+
+    @Test func everySwiftExampleInTheReferenceParses() throws {
+        let blocks = text.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        #expect(blocks.count == 2)
+        for block in blocks {
+            #expect(parsedModel(block, fileName: "example.swiftdsl") != nil)
+        }
+        let complete = try #require(parsedModel(blocks[0]))
+        #expect(complete.teacher.layers.count == 11 && complete.student.layers.count == 4)
+        #expect(complete.recipe.steps == 3000)
+    }
+
+    @Test func theErrorTableListsEveryID() {
+        for kind in DiagnosticKind.allCases {
+            #expect(text.contains("| \(kind.rawValue) |"), "\(kind.rawValue) is missing from docs/DSL.md")
+        }
+    }
+}

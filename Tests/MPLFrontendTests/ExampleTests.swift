@@ -1,0 +1,63 @@
+import MPLFrontend
+import MPLModel
+import Testing
+
+@Suite struct ExampleTests {
+    @Test func fashionMLPParsesToTheExpectedModel() throws {
+        let model = try Frontend.parseFile(path: Repository.example("fashion_mlp.swiftdsl")).get()
+        let mlp = [Layer.flatten, .dense(units: 256), .relu, .dense(units: 10)]
+        #expect(model.name == "fashion_mlp")
+        #expect(model.input == .image(channels: 1, height: 28, width: 28))
+        #expect(model.classes == 10)
+        #expect(model.teacher == Network(name: "teacher", layers: mlp))
+        #expect(model.student == Network(name: "student", layers: mlp))
+        #expect(model.recipe == expectedExampleRecipe())
+    }
+
+    @Test func fashionCNNParsesToTheExpectedModel() throws {
+        let model = try Frontend.parseFile(path: Repository.example("fashion_cnn.swiftdsl")).get()
+        let features: [Layer] = [
+            .conv2D(filters: 16, kernel: 3, stride: 1, padding: 1), .relu, .maxPool2D(size: 2, stride: 2),
+            .conv2D(filters: 32, kernel: 3, stride: 1, padding: 1), .relu, .maxPool2D(size: 2, stride: 2),
+            .flatten, .dense(units: 128), .relu,
+        ]
+        #expect(model.name == "fashion_cnn")
+        #expect(model.teacher.layers == features + [.dropout(rate: 0.2), .dense(units: 10)])
+        #expect(model.student.layers == features + [.dense(units: 10)])
+        #expect(try model.teacher.shapes(input: model.input.featureShape).get().last == .vector(10))
+        // The CNN file leaves momentum, nesterov and weight decay out: they keep the paper's values.
+        #expect(model.recipe == expectedExampleRecipe())
+    }
+
+    /// Both examples set the same recipe; everything they leave out is the paper's default.
+    private func expectedExampleRecipe() -> Recipe {
+        var recipe = Recipe()
+        recipe.labeledBatch = 32
+        recipe.unlabeledRatio = 4
+        recipe.uda.weight = 1
+        recipe.uda.rampSteps = 500
+        recipe.labelSmoothing = 0.1
+        recipe.teacherOptimizer.warmupSteps = 100
+        recipe.studentOptimizer.warmupSteps = 100
+        recipe.studentWaitSteps = 200
+        recipe.steps = 3000
+        recipe.finetune.steps = 300
+        recipe.finetune.learningRate = 0.005
+        recipe.finetune.batch = 256
+        return recipe
+    }
+
+    @Test func omittedSettingsTakeThePapersDefaults() throws {
+        let recipe = try #require(parsedModel(smallModel())).recipe
+        #expect(recipe.labeledBatch == 128)
+        #expect(recipe.unlabeledRatio == 7)
+        #expect(recipe.pseudoLabels == .hardArgmax)
+        #expect(recipe.uda.temperature == 0.7 && recipe.uda.threshold == 0.6 && recipe.uda.weight == 8)
+        #expect(recipe.teacherOptimizer.learningRate == 0.05 && recipe.teacherOptimizer.nesterov)
+        #expect(recipe.teacherOptimizer.warmupSteps == 5000 && recipe.teacherOptimizer.cosineDecay)
+        #expect(recipe.steps == 300_000 && recipe.studentWaitSteps == 3000)
+        #expect(recipe.finetune.learningRate == 1e-5 && recipe.finetune.batch == 512)
+        #expect(recipe.emaDecay == 0.995 && recipe.initialization == .heUniform && recipe.evalBatch == 500)
+        #expect(recipe == Recipe())
+    }
+}

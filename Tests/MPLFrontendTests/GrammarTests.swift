@@ -1,0 +1,138 @@
+import MPLFrontend
+import MPLModel
+import Testing
+
+/// What the grammar accepts, and how each form is read.
+@Suite struct GrammarTests {
+    @Test func everyLayerAndItsArgumentForms() throws {
+        let layers = """
+            Conv2D(8, kernel: 5, stride: 2, padding: 2)
+                Conv2D(filters: 8, kernel: 3)
+                LeakyReLU()
+                MaxPool2D(2)
+                AvgPool2D(size: 3, stride: 1)
+                MaxPool2D(size: 2, stride: 1)
+                Tanh()
+                GlobalAvgPool()
+                Sigmoid()
+                Dropout(rate: 0)
+                LeakyReLU(0.1)
+                LeakyReLU(alpha: 0.3)
+                Flatten()
+                Dense(units: 10)
+                ReLU()
+            """
+        let network = try #require(parsedModel(smallModel(layers: layers))).teacher
+        #expect(
+            network.layers == [
+                .conv2D(filters: 8, kernel: 5, stride: 2, padding: 2),
+                .conv2D(filters: 8, kernel: 3, stride: 1, padding: 0),
+                .leakyReLU(alpha: 0.2), .maxPool2D(size: 2, stride: 2), .avgPool2D(size: 3, stride: 1),
+                .maxPool2D(size: 2, stride: 1), .tanh, .globalAvgPool, .sigmoid, .dropout(rate: 0),
+                .leakyReLU(alpha: 0.1),
+                .leakyReLU(alpha: 0.3), .flatten, .dense(units: 10), .relu,
+            ])
+    }
+
+    @Test func everySettingOverridesItsDefault() throws {
+        let settings = """
+            seed(7)
+                evalBatch(1_000)
+                initialization(.uniform(0.1))
+                emaDecay(0.99)
+                finetune(steps: 0, learningRate: 1e-3, batch: 64, momentum: 0)
+                steps(10_000)
+                studentWaitSteps(0)
+                studentOptimizer(SGD(learningRate: 0.1, momentum: 0, nesterov: false, weightDecay: 0, warmupSteps: 0, cosineDecay: false))
+                teacherOptimizer(SGD())
+                labelSmoothing(0)
+                uda(temperature: 2, threshold: 1, weight: 0, rampSteps: 0)
+                feedback(.lossDifference)
+                pseudoLabels(.soft(temperature: 0.5))
+                unlabeledRatio(1)
+                labeledBatch(1)
+            """
+        let recipe = try #require(parsedModel(smallModel(settings: settings))).recipe
+        #expect(recipe.seed == 7 && recipe.evalBatch == 1000 && recipe.initialization == .uniform(0.1))
+        #expect(recipe.emaDecay == 0.99 && recipe.steps == 10_000 && recipe.studentWaitSteps == 0)
+        #expect(recipe.finetune.steps == 0 && recipe.finetune.learningRate == 1e-3 && recipe.finetune.batch == 64)
+        #expect(recipe.finetune.momentum == 0)
+        var student = Optimizer()
+        student.learningRate = 0.1
+        student.momentum = 0
+        student.nesterov = false
+        student.weightDecay = 0
+        student.warmupSteps = 0
+        student.cosineDecay = false
+        #expect(recipe.studentOptimizer == student)
+        #expect(recipe.teacherOptimizer == Optimizer())
+        #expect(recipe.labelSmoothing == 0 && recipe.feedback == .lossDifference)
+        #expect(
+            recipe.uda.temperature == 2 && recipe.uda.threshold == 1 && recipe.uda.weight == 0
+                && recipe.uda.rampSteps == 0)
+        #expect(recipe.pseudoLabels == .soft(temperature: 0.5))
+        #expect(recipe.unlabeledRatio == 1 && recipe.labeledBatch == 1)
+    }
+
+    @Test func partialArgumentListsOverrideOnlyWhatTheyName() throws {
+        let recipe = try #require(parsedModel(smallModel(settings: "uda(weight: 2)\n finetune(batch: 32)"))).recipe
+        var uda = UDASettings()
+        uda.weight = 2
+        var finetune = Finetune()
+        finetune.batch = 32
+        #expect(recipe.uda == uda)
+        #expect(recipe.finetune == finetune)
+    }
+
+    @Test(arguments: [
+        ("pseudoLabels(.hard(.sampled))", PseudoLabels.hardSampled),
+        ("pseudoLabels(.hard(.argmax))", .hardArgmax),
+        ("pseudoLabels(.soft(temperature: 1))", .soft(temperature: 1)),
+    ])
+    func pseudoLabelForms(setting: String, expected: PseudoLabels) throws {
+        #expect(try #require(parsedModel(smallModel(settings: setting))).recipe.pseudoLabels == expected)
+    }
+
+    @Test(arguments: [
+        ("0.5", 0.5), ("5e-1", 0.5), ("1", 1.0), ("0", 0.0), ("1_0e-1", 1.0), ("0x1p-1", 0.5), ("0.000_5", 0.0005),
+    ])
+    func realNumberSpellings(literal: String, expected: Double) throws {
+        #expect(try #require(parsedModel(smallModel(settings: "emaDecay(\(literal))"))).recipe.emaDecay == expected)
+    }
+
+    @Test(arguments: [
+        ("1_000", 1000), ("0x10", 16), ("0b101", 5), ("0o17", 15), ("9_223_372_036_854_775_807", Int.max),
+    ])
+    func integerSpellings(literal: String, expected: Int) throws {
+        #expect(try #require(parsedModel(smallModel(settings: "seed(\(literal))"))).recipe.seed == expected)
+    }
+
+    @Test func featuresInputAndAnyDeclarationOrder() throws {
+        let source = """
+            // The training setup may come before the networks it names.
+            let mpl = MPL(teacher: big, student: small) { steps(10); studentWaitSteps(9)
+                teacherOptimizer(SGD(warmupSteps: 10)); studentOptimizer(SGD(warmupSteps: 0)) }
+            let small = Sequential { Dense(3) }
+            let big = Sequential { Dense(64); Tanh(); Dense(3) }
+            let classes = 3
+            /* block comments are comments too */
+            let input = Features(2)
+            """
+        let model = try #require(parsedModel(source, fileName: "dir/two.moons.swiftdsl"))
+        #expect(model.name == "two.moons")
+        #expect(model.input == .features(2))
+        #expect(model.teacher.name == "big" && model.teacher.layers.count == 3)
+        #expect(model.student.layers == [.dense(units: 3)])
+        #expect(model.recipe.steps == 10)
+    }
+
+    @Test func teacherAndStudentMayBeTheSameNetwork() throws {
+        let model = try #require(parsedModel(smallModel()))
+        #expect(model.teacher == model.student)
+    }
+
+    @Test(arguments: [("a/b/model.swiftdsl", "model"), ("model", "model"), (".hidden", ".hidden"), ("x.y.z", "x.y")])
+    func modelNameIsTheBaseNameWithoutExtension(fileName: String, expected: String) throws {
+        #expect(try #require(parsedModel(smallModel(), fileName: fileName)).name == expected)
+    }
+}

@@ -1,0 +1,48 @@
+import MPLFrontend
+import MPLModel
+
+/// Paths of the repository's files, found from this source file so tests run from any directory.
+enum Repository {
+    static let root: String = {
+        var components = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(3)  // Tests/MPLFrontendTests/Support.swift
+        return components.joined(separator: "/")
+    }()
+
+    static func example(_ name: String) -> String { root + "/Examples/" + name }
+}
+
+/// The rendered diagnostics of `source`, or "" if it is a valid model.
+func diagnose(_ source: String, fileName: String = "bad.swiftdsl") -> String {
+    switch Frontend.parse(source: source, fileName: fileName) {
+    case .success: return ""
+    case .failure(let diagnostics): return Frontend.render(diagnostics, source: source, fileName: fileName)
+    }
+}
+
+/// The model of `source`, or nil; failures are printed to help when a test fails.
+func parsedModel(_ source: String, fileName: String = "test.swiftdsl") -> Model? {
+    switch Frontend.parse(source: source, fileName: fileName) {
+    case .success(let model): return model
+    case .failure(let diagnostics):
+        print(Frontend.render(diagnostics, source: source, fileName: fileName))
+        return nil
+    }
+}
+
+/// A small valid model: tests change one thing in it.
+func smallModel(layers: String = "Flatten()\n    Dense(10)", settings: String = "") -> String {
+    """
+    let input = Image(channels: 1, height: 28, width: 28)
+    let classes = 10
+
+    let net = Sequential {
+        \(layers)
+    }
+
+    let mpl = MPL(teacher: net, student: net) {
+        \(settings)
+    }
+
+    """
+}
