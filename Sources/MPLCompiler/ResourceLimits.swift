@@ -34,9 +34,10 @@ public enum ResourceLimits {
         }
         let model = compiled.model
         let evaluation = model.recipe.evalBatch &* (model.input.featureShape.count &+ model.classes) &* float
-        return ArenaBytes(state: compiled.kernels.state.floats &* float, stepIO: io("mplc_step"),
-                          supervisedIO: io("mplc_supervised_step"), scratch: compiled.kernels.scratchBytes,
-                          evaluation: evaluation)
+        return ArenaBytes(
+            state: compiled.kernels.state.floats &* float, stepIO: io("mplc_step"),
+            supervisedIO: io("mplc_supervised_step"), scratch: compiled.kernels.scratchBytes,
+            evaluation: evaluation)
     }
 
     /// `MPLC_MEMORY_LIMIT` if set (a positive integer), else physical memory from sysconf.
@@ -44,7 +45,8 @@ public enum ResourceLimits {
         if let text = environment["MPLC_MEMORY_LIMIT"], let bytes = Int(text), bytes > 0 {
             return Limit(bytes: bytes, source: "MPLC_MEMORY_LIMIT")
         }
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        let pages = sysconf(Int32(_SC_PHYS_PAGES))
+        let pageSize = sysconf(Int32(_SC_PAGESIZE))
         guard pages > 0, pageSize > 0 else { return Limit(bytes: Int.max, source: "unknown physical memory") }
         let (bytes, overflow) = pages.multipliedReportingOverflow(by: pageSize)
         return Limit(bytes: overflow ? Int.max : bytes, source: "this machine's physical memory")
@@ -54,7 +56,8 @@ public enum ResourceLimits {
     public static func check(_ compiled: CompiledModel, limit: Limit = memoryLimit()) -> CompileFailure? {
         let arenas = arenaBytes(compiled)
         guard arenas.total > limit.bytes || arenas.total < 0 else { return nil }
-        return CompileFailure("""
+        return CompileFailure(
+            """
             error: model \(compiled.model.name) needs \(arenas.total) bytes (\(human(arenas.total))) of arenas, more than \
             the \(limit.bytes) bytes (\(human(limit.bytes))) of \(limit.source): state \(arenas.state), \
             step I/O \(arenas.stepIO), supervised I/O \(arenas.supervisedIO), scratch \(arenas.scratch), \

@@ -9,9 +9,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where the inputs of a campaign come from.
@@ -47,8 +47,9 @@ public enum InputSource: Sendable {
 
     /// Files over 64 KB are not mutated (each mutant would cost as much as the file): replay them instead.
     private static func mutator(_ sources: [String]) -> Mutator {
-        Mutator(sources: sources.compactMap { try? Data(contentsOf: URL(fileURLWithPath: $0)) }.map { Array($0) }
-            .filter { $0.count <= 65_536 })
+        Mutator(
+            sources: sources.compactMap { try? Data(contentsOf: URL(fileURLWithPath: $0)) }.map { Array($0) }
+                .filter { $0.count <= 65_536 })
     }
 
     /// `.swiftdsl` files named directly or found (not recursively) in the directories named.
@@ -107,15 +108,19 @@ public struct CampaignReport: Sendable {
     public var failed: Bool { !crashes.isEmpty || !hangs.isEmpty || !malformed.isEmpty }
 
     public func summary(label: String) -> String {
-        var text = String(format: "fuzz: %d inputs (%@) in %.1f s (%.0f/s): %d models, %d rejected with diagnostics; "
-                          + "%d crashes, %d hangs, %d malformed; slowest input %.0f ms (#%d)\n",
-                          inputs, label, seconds, Double(inputs) / max(seconds, 1e-9), models, rejected,
-                          crashes.count, hangs.count, malformed.count, slowestSeconds * 1000, slowestIndex)
+        var text = String(
+            format: "fuzz: %d inputs (%@) in %.1f s (%.0f/s): %d models, %d rejected with diagnostics; "
+                + "%d crashes, %d hangs, %d malformed; slowest input %.0f ms (#%d)\n",
+            inputs, label, seconds, Double(inputs) / max(seconds, 1e-9), models, rejected,
+            crashes.count, hangs.count, malformed.count, slowestSeconds * 1000, slowestIndex)
         let ids = diagnosticCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-        if !ids.isEmpty { text += "fuzz: first diagnostic of each rejected input, by id: " + ids.joined(separator: ", ") + "\n" }
+        if !ids.isEmpty {
+            text += "fuzz: first diagnostic of each rejected input, by id: " + ids.joined(separator: ", ") + "\n"
+        }
         for (kind, findings) in [("CRASH", crashes), ("HANG", hangs), ("MALFORMED", malformed)] {
             for finding in findings {
-                text += "fuzz: \(kind) #\(finding.index) (\(finding.recipe)): \(finding.detail)"
+                text +=
+                    "fuzz: \(kind) #\(finding.index) (\(finding.recipe)): \(finding.detail)"
                     + (finding.savedAs.map { "; saved as \($0)" } ?? "") + "\n"
             }
         }
@@ -155,8 +160,11 @@ public enum Campaign {
         let start = Date()
         var next = options.range.lowerBound
         while next < options.range.upperBound {
-            let worker = try Worker(command: options.workerCommand + ["--from", String(next), "--count",
-                                                                     String(options.range.upperBound - next)])
+            let worker = try Worker(
+                command: options.workerCommand + [
+                    "--from", String(next), "--count",
+                    String(options.range.upperBound - next),
+                ])
             var lastLine = Date()
             while next < options.range.upperBound {
                 let remaining = options.timeout - Date().timeIntervalSince(lastLine)
@@ -165,10 +173,14 @@ public enum Campaign {
                     let elapsed = Date().timeIntervalSince(lastLine)
                     lastLine = Date()
                     let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
-                    guard parts.count == 2, let index = Int(parts[0]), index == next, let outcome = InputOutcome(line: parts[1]) else {
+                    guard parts.count == 2, let index = Int(parts[0]), index == next,
+                        let outcome = InputOutcome(line: parts[1])
+                    else {
                         continue  // not a protocol line (e.g. a print from a library): ignore it
                     }
-                    if elapsed > report.slowestSeconds { (report.slowestSeconds, report.slowestIndex) = (elapsed, index) }
+                    if elapsed > report.slowestSeconds {
+                        (report.slowestSeconds, report.slowestIndex) = (elapsed, index)
+                    }
                     report.inputs += 1
                     switch outcome {
                     case .model: report.models += 1
@@ -183,7 +195,8 @@ public enum Campaign {
                 case .timeout:
                     worker.kill()
                     report.inputs += 1
-                    report.hangs.append(finding(next, String(format: "no result after %.0f s", options.timeout), "hang", options))
+                    report.hangs.append(
+                        finding(next, String(format: "no result after %.0f s", options.timeout), "hang", options))
                     next += 1
                     lastLine = Date()
                 case .end:
@@ -191,7 +204,8 @@ public enum Campaign {
                     if next < options.range.upperBound {
                         report.inputs += 1
                         let tail = worker.stderrTail()
-                        report.crashes.append(finding(next, status + (tail.isEmpty ? "" : ": " + tail), "crash", options))
+                        report.crashes.append(
+                            finding(next, status + (tail.isEmpty ? "" : ": " + tail), "crash", options))
                         next += 1
                     }
                 }
@@ -203,13 +217,19 @@ public enum Campaign {
         return report
     }
 
-    private static func finding(_ index: Int, _ detail: String, _ kind: String, _ options: CampaignOptions) -> CampaignReport.Finding {
+    private static func finding(_ index: Int, _ detail: String, _ kind: String, _ options: CampaignOptions)
+        -> CampaignReport.Finding
+    {
         let input = options.source.input(index)
         var saved: String?
         if let directory = options.saveDirectory {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let tag: String
-            if case .mutants(_, let seed) = options.source { tag = "seed\(seed)-\(index)" } else { tag = "file\(index)" }
+            if case .mutants(_, let seed) = options.source {
+                tag = "seed\(seed)-\(index)"
+            } else {
+                tag = "file\(index)"
+            }
             let path = directory + "/\(kind)-\(tag).swiftdsl"
             if (try? Data(input.bytes).write(to: URL(fileURLWithPath: path))) != nil { saved = path }
         }
@@ -219,7 +239,10 @@ public enum Campaign {
 
 /// A worker process whose stdout is read line by line with a deadline.
 final class Worker {
-    enum Read { case line(String), timeout, end }
+    enum Read {
+        case line(String)
+        case timeout, end
+    }
 
     private let process = Process()
     private let stdoutPipe = Pipe()
@@ -287,10 +310,13 @@ final class Worker {
         finished = true
     }
 
-    /// The last lines the worker wrote to stderr (the fatal error message of a trap), on one line.
+    /// What the worker said when it died: the runtime's fatal error line if there is one, else its last lines.
     func stderrTail() -> String {
         let text = (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? ""
-        let lines = text.split(separator: "\n").suffix(3).map { $0.trimmingCharacters(in: .whitespaces) }
-        return String(lines.joined(separator: " | ").prefix(400))
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let fatal = lines.first(where: { $0.contains("Fatal error") || $0.contains("error:") }) {
+            return String(fatal.prefix(400))
+        }
+        return String(lines.suffix(3).joined(separator: " | ").prefix(400))
     }
 }

@@ -38,9 +38,12 @@ public enum InputOutcome: Equatable, Sendable {
 public enum FrontendCheck {
     /// Runs the front end on `bytes` as `mplc` does on a file (invalid UTF-8 decoded lossily, as
     /// `Frontend.readSource` does) and checks the result.
-    public static func run(_ bytes: [UInt8], fileName: String = "mutant.swiftdsl", compile: Bool = false) -> InputOutcome {
+    public static func run(_ bytes: [UInt8], fileName: String = "mutant.swiftdsl", compile: Bool = false)
+        -> InputOutcome
+    {
         let source = String(decoding: bytes, as: UTF8.self)
-        return check(Frontend.parse(source: source, fileName: fileName), source: source, fileName: fileName, compile: compile)
+        return check(
+            Frontend.parse(source: source, fileName: fileName), source: source, fileName: fileName, compile: compile)
     }
 
     /// The same for a file on disk, through `Frontend.parseFile` (what `mplc check FILE` runs).
@@ -50,7 +53,22 @@ public enum FrontendCheck {
         return check(result, source: source, fileName: path, compile: compile)
     }
 
-    static func check(_ result: Result<Model, DiagnosticList>, source: String, fileName: String, compile: Bool) -> InputOutcome {
+    /// Lines as the front end (and swift-syntax) counts them: a line ends at "\n", "\r\n" or a lone "\r".
+    static func lineCount(_ source: String) -> Int {
+        var count = 1
+        var previous: UInt8 = 0
+        for byte in source.utf8 {
+            if byte == UInt8(ascii: "\r") || (byte == UInt8(ascii: "\n") && previous != UInt8(ascii: "\r")) {
+                count += 1
+            }
+            previous = byte
+        }
+        return count
+    }
+
+    static func check(_ result: Result<Model, DiagnosticList>, source: String, fileName: String, compile: Bool)
+        -> InputOutcome
+    {
         switch result {
         case .success(let model):
             guard compile else { return .model }
@@ -69,12 +87,14 @@ public enum FrontendCheck {
         case .failure(let list):
             let diagnostics = list.diagnostics
             if diagnostics.isEmpty { return .malformed("failure with no diagnostics") }
-            let lineCount = source.utf8.reduce(1) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            let lineCount = Self.lineCount(source)
             for diagnostic in diagnostics {
                 let location = diagnostic.location
                 if diagnostic.message.isEmpty { return .malformed("\(diagnostic.id) with an empty message") }
                 if location.line < 1 || location.column < 1 || location.line > lineCount {
-                    return .malformed("\(diagnostic.id) at \(location.line):\(location.column), outside the file's \(lineCount) lines")
+                    return .malformed(
+                        "\(diagnostic.id) at \(location.line):\(location.column), outside the file's \(lineCount) lines"
+                    )
                 }
                 if diagnostic.offset < 0 || diagnostic.offset > source.utf8.count {
                     return .malformed("\(diagnostic.id) at offset \(diagnostic.offset) of \(source.utf8.count) bytes")
@@ -86,7 +106,9 @@ public enum FrontendCheck {
             if headers != diagnostics.count {
                 return .malformed("\(diagnostics.count) diagnostics rendered as \(headers) error lines")
             }
-            if rendered.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }) {
+            if rendered.unicodeScalars.contains(where: {
+                $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t"
+            }) {
                 return .malformed("a control character reached the rendered diagnostics")
             }
             return .diagnostics(diagnostics.map(\.id))

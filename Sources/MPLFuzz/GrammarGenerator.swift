@@ -10,14 +10,16 @@ public enum GrammarGenerator {
             input = "let input = Features(\(size(using: &rng)))"
         } else {
             let side = [1, 2, 3, 7, 8, 28, 28, 28, 32, 1000, 1_000_000].randomElement(using: &rng)!
-            input = "let input = Image(channels: \(["1", "3", size(using: &rng)].randomElement(using: &rng)!), "
+            input =
+                "let input = Image(channels: \(["1", "3", size(using: &rng)].randomElement(using: &rng)!), "
                 + "height: \(side), width: \(Bool.random(using: &rng) ? side : Int.random(in: 1...64, using: &rng)))"
         }
         let classes = "let classes = \([2, 10, 10, 1, 0, 100, 1_000_000].randomElement(using: &rng)!)"
         let shared = Int.random(in: 0..<4, using: &rng) == 0
         let teacher = "let teacher = Sequential {\n\(network(using: &rng))}"
         let student = "let student = Sequential {\n\(network(using: &rng))}"
-        let settings = (0..<Int.random(in: 0...10, using: &rng)).map { _ in "    " + setting(using: &rng) }.joined(separator: "\n")
+        let settings = (0..<Int.random(in: 0...10, using: &rng)).map { _ in "    " + setting(using: &rng) }.joined(
+            separator: "\n")
         let mpl = "let mpl = MPL(teacher: teacher, student: \(shared ? "teacher" : "student")) {\n\(settings)\n}"
         var declarations = [input, classes, teacher, mpl] + (shared ? [] : [student])
         if Int.random(in: 0..<3, using: &rng) == 0 { declarations.shuffle(using: &rng) }
@@ -36,7 +38,9 @@ public enum GrammarGenerator {
         switch Int.random(in: 0..<14, using: &rng) {
         case 0: return "Dense(\(size(using: &rng)))"
         case 1: return "Dense(units: \(size(using: &rng)))"
-        case 2: return "Conv2D(\(size(using: &rng)), kernel: \(small(using: &rng)), stride: \(small(using: &rng)), padding: \(small(using: &rng)))"
+        case 2:
+            return
+                "Conv2D(\(size(using: &rng)), kernel: \(small(using: &rng)), stride: \(small(using: &rng)), padding: \(small(using: &rng)))"
         case 3: return "Conv2D(filters: \(size(using: &rng)), kernel: \(small(using: &rng)))"
         case 4: return "MaxPool2D(\(small(using: &rng)))"
         case 5: return "AvgPool2D(size: \(small(using: &rng)), stride: \(small(using: &rng)))"
@@ -55,17 +59,24 @@ public enum GrammarGenerator {
         switch Int.random(in: 0..<16, using: &rng) {
         case 0: return "labeledBatch(\(size(using: &rng)))"
         case 1: return "unlabeledRatio(\(small(using: &rng)))"
-        case 2: return "pseudoLabels(\([".hard(.argmax)", ".hard(.sampled)", ".soft(temperature: \(real(using: &rng)))"].randomElement(using: &rng)!))"
+        case 2:
+            return
+                "pseudoLabels(\([".hard(.argmax)", ".hard(.sampled)", ".soft(temperature: \(real(using: &rng)))"].randomElement(using: &rng)!))"
         case 3: return "feedback(\([".dotProduct", ".lossDifference", ".other"].randomElement(using: &rng)!))"
-        case 4: return "uda(temperature: \(real(using: &rng)), threshold: \(real(using: &rng)), weight: \(real(using: &rng)), rampSteps: \(count(using: &rng)))"
+        case 4:
+            return
+                "uda(temperature: \(real(using: &rng)), threshold: \(real(using: &rng)), weight: \(real(using: &rng)), rampSteps: \(count(using: &rng)))"
         case 5: return "labelSmoothing(\(real(using: &rng)))"
         case 6, 7:
-            return "\(Bool.random(using: &rng) ? "teacher" : "student")Optimizer(SGD(learningRate: \(real(using: &rng)), "
+            return
+                "\(Bool.random(using: &rng) ? "teacher" : "student")Optimizer(SGD(learningRate: \(real(using: &rng)), "
                 + "momentum: \(real(using: &rng)), nesterov: \(Bool.random(using: &rng)), weightDecay: \(real(using: &rng)), "
                 + "warmupSteps: \(count(using: &rng)), cosineDecay: \(Bool.random(using: &rng))))"
         case 8: return "studentWaitSteps(\(count(using: &rng)))"
         case 9: return "steps(\(count(using: &rng)))"
-        case 10: return "finetune(steps: \(count(using: &rng)), learningRate: \(real(using: &rng)), batch: \(size(using: &rng)), momentum: \(real(using: &rng)))"
+        case 10:
+            return
+                "finetune(steps: \(count(using: &rng)), learningRate: \(real(using: &rng)), batch: \(size(using: &rng)), momentum: \(real(using: &rng)))"
         case 11: return "seed(\(count(using: &rng)))"
         case 12: return "evalBatch(\(size(using: &rng)))"
         case 13: return "initialization(\(Bool.random(using: &rng) ? ".uniform(\(real(using: &rng)))" : ".heUniform"))"
@@ -80,8 +91,11 @@ public enum GrammarGenerator {
 
     /// Sizes (units, filters, channels, batches): typical values, the bounds 1 and 1,000,000, and beyond.
     static func size(using rng: inout SplitMix64) -> String {
-        Int.random(in: 0..<5, using: &rng) == 0 ? edgeNumber(using: &rng)
-            : String([1, 2, 3, 8, 10, 16, 32, 64, 128, 256, 512, 1_000, 999_999, 1_000_000, 1_000_001].randomElement(using: &rng)!)
+        Int.random(in: 0..<5, using: &rng) == 0
+            ? edgeNumber(using: &rng)
+            : String(
+                [1, 2, 3, 8, 10, 16, 32, 64, 128, 256, 512, 1_000, 999_999, 1_000_000, 1_000_001].randomElement(
+                    using: &rng)!)
     }
 
     static func small(using rng: inout SplitMix64) -> String {
@@ -89,19 +103,24 @@ public enum GrammarGenerator {
     }
 
     static func count(using rng: inout SplitMix64) -> String {
-        Int.random(in: 0..<5, using: &rng) == 0 ? edgeNumber(using: &rng)
+        Int.random(in: 0..<5, using: &rng) == 0
+            ? edgeNumber(using: &rng)
             : String([0, 1, 2, 10, 100, 300, 5_000, 1_000_000, Int.max].randomElement(using: &rng)!)
     }
 
     static func real(using rng: inout SplitMix64) -> String {
-        Int.random(in: 0..<5, using: &rng) == 0 ? edgeNumber(using: &rng)
-            : ["0", "0.0", "0.1", "0.5", "0.6", "0.7", "0.9", "0.99", "1", "1.0", "2", "5e-4", "1e-9", "1e9", "1e308",
-               "4.9e-324", "0x1p-1", "1_0.5", "true"].randomElement(using: &rng)!
+        Int.random(in: 0..<5, using: &rng) == 0
+            ? edgeNumber(using: &rng)
+            : [
+                "0", "0.0", "0.1", "0.5", "0.6", "0.7", "0.9", "0.99", "1", "1.0", "2", "5e-4", "1e-9", "1e9", "1e308",
+                "4.9e-324", "0x1p-1", "1_0.5", "true",
+            ].randomElement(using: &rng)!
     }
 
     /// Numbers that probe the edges: overflow, negatives, zero, infinity, underflow, odd spellings.
     public static func edgeNumber(using rng: inout SplitMix64) -> String {
-        Bool.random(using: &rng) ? edgeNumbers.randomElement(using: &rng)! : String(Int.random(in: -100...100_000, using: &rng))
+        Bool.random(using: &rng)
+            ? edgeNumbers.randomElement(using: &rng)! : String(Int.random(in: -100...100_000, using: &rng))
     }
 
     private static let edgeNumbers = [

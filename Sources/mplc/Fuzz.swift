@@ -8,7 +8,8 @@ import MPLFuzz
 
 struct Fuzz: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fuzz the front end with seeded mutants of model files; report crashes, hangs and malformed diagnostics.",
+        abstract:
+            "Fuzz the front end with seeded mutants of model files; report crashes, hangs and malformed diagnostics.",
         discussion: """
             Examples:
               mplc fuzz --count 10000 --seed 1 --corpus Examples --corpus Tests/Fuzz/corpus/models --save /tmp/findings
@@ -45,7 +46,9 @@ struct Fuzz: ParsableCommand {
             source = .files(InputSource.modelFiles([replay]))
         } else {
             let files = InputSource.modelFiles(corpus.isEmpty ? ["Examples"] : corpus)
-            guard !files.isEmpty else { throw ValidationError("no .swiftdsl files in \(corpus.isEmpty ? ["Examples"] : corpus)") }
+            guard !files.isEmpty else {
+                throw ValidationError("no .swiftdsl files in \(corpus.isEmpty ? ["Examples"] : corpus)")
+            }
             source = .mutants(sources: files, seed: seed)
         }
         let total = source.count(default: from + count)
@@ -58,7 +61,8 @@ struct Fuzz: ParsableCommand {
             Campaign.work(source: source, range: range, compile: compile)
             return
         }
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var command = [executable, "fuzz", "--worker", "--seed", String(seed), "--timeout", String(timeout)]
         if let replay { command += ["--replay", replay] }
         for path in corpus { command += ["--corpus", path] }

@@ -11,22 +11,29 @@ struct DivergenceTests {
         let teacher = source.split(separator: "\n").first { $0.contains("teacherOptimizer(") }.map(String.init) ?? ""
         source = source.replacingOccurrences(
             of: teacher,
-            with: "    teacherOptimizer(SGD(learningRate: 3e4, momentum: 0.9, nesterov: true, weightDecay: 5e-4, warmupSteps: 3000))")
+            with:
+                "    teacherOptimizer(SGD(learningRate: 3e4, momentum: 0.9, nesterov: true, weightDecay: 5e-4, warmupSteps: 3000))"
+        )
         let path = directory + "/diverging_mlp.swiftdsl"
         try source.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
-    @Test("A huge teacher learning rate: exit 3 naming the step and the quantity; the last checkpoint is finite and one step older")
+    @Test(
+        "A huge teacher learning rate: exit 3 naming the step and the quantity; the last checkpoint is finite and one step older"
+    )
     func hugeLearningRate() throws {
         let work = try temporaryDirectory("nan")
         let runner = try Runners.binary(modelFile: try Self.divergingModel(directory: work), flavour: .production)
         let data = try SmallData.directory(testImages: 1000)
-        let result = try run([runner, "train", "--data", data, "--steps", "200", "--labels", "1000", "--finetune-steps", "0",
-                              "--eval-every", "100", "--checkpoint-every", "1", "--out", work + "/run", "--quiet"])
+        let result = try run([
+            runner, "train", "--data", data, "--steps", "200", "--labels", "1000", "--finetune-steps", "0",
+            "--eval-every", "100", "--checkpoint-every", "1", "--out", work + "/run", "--quiet",
+        ])
         print(result.output)
         #expect(result.status == 3, "\(result.output)")
-        let pattern = #/mpl step (\d+): (output (loss_sup|loss_uda|mask_rate|loss_student_u|loss_student_l|h) is (NaN|Inf)|state tensor '[^']+' is not finite)/#
+        let pattern =
+            #/mpl step (\d+): (output (loss_sup|loss_uda|mask_rate|loss_student_u|loss_student_l|h) is (NaN|Inf)|state tensor '[^']+' is not finite)/#
         let match = try #require(result.output.firstMatch(of: pattern), "\(result.output)")
         let step = try #require(Int(match.1))
         #expect(step > 1, "diverged at the first step, so no good checkpoint exists to check")

@@ -11,16 +11,21 @@ struct FrontendFuzzTests {
 
     /// The CI slice: a fixed seed, so a failure reproduces with the command it prints. MPLC_FUZZ_MUTANTS
     /// changes the count; docs/RELIABILITY.md has the long campaign.
-    @Test("Seeded mutants of the examples and models from the grammar (2,000 in CI): 0 crashes, 0 hangs, 0 malformed diagnostics")
+    @Test(
+        "Seeded mutants of the examples and models from the grammar (2,000 in CI): 0 crashes, 0 hangs, 0 malformed diagnostics"
+    )
     func mutants() throws {
         let count = ProcessInfo.processInfo.environment["MPLC_FUZZ_MUTANTS"].flatMap(Int.init) ?? 2000
         let findings = try temporaryDirectory("fuzz-findings")
-        let arguments = [mplcBinary, "fuzz", "--count", String(count), "--seed", "2026", "--corpus", Self.examples,
-                         "--timeout", "10", "--compile", "--save", findings]
+        let arguments = [
+            mplcBinary, "fuzz", "--count", String(count), "--seed", "2026", "--corpus", Self.examples,
+            "--timeout", "10", "--compile", "--save", findings,
+        ]
         let result = try run(arguments)
         print(result.output)
-        #expect(result.status == 0 && !result.signaled,
-                "\(result.output)\nreproduce one input with: mplc fuzz --seed 2026 --corpus Examples --from N --dump")
+        #expect(
+            result.status == 0 && !result.signaled,
+            "\(result.output)\nreproduce one input with: mplc fuzz --seed 2026 --corpus Examples --from N --dump")
         #expect(result.output.contains("fuzz: \(count) inputs"))
         #expect(result.output.contains("0 crashes, 0 hangs, 0 malformed"))
     }
@@ -43,8 +48,11 @@ struct FrontendFuzzTests {
     @Test("The campaign reports a crashing and a hanging input, saves them and continues")
     func detectsCrashesAndHangs() throws {
         let findings = try temporaryDirectory("fuzz-selftest")
-        let result = try run([mplcBinary, "fuzz", "--count", "12", "--seed", "7", "--corpus", Self.examples,
-                              "--timeout", "3", "--save", findings], environment: ["MPLC_FUZZ_INJECT": "crash@3,hang@8"])
+        let result = try run(
+            [
+                mplcBinary, "fuzz", "--count", "12", "--seed", "7", "--corpus", Self.examples,
+                "--timeout", "3", "--save", findings,
+            ], environment: ["MPLC_FUZZ_INJECT": "crash@3,hang@8"])
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("fuzz: 12 inputs"), "\(result.output)")
         #expect(result.output.contains("1 crashes, 1 hangs, 0 malformed"), "\(result.output)")
@@ -55,12 +63,16 @@ struct FrontendFuzzTests {
         #expect(saved == ["crash-seed7-3.swiftdsl", "hang-seed7-8.swiftdsl"])
         // The saved input is input 3 of the campaign, as `mplc fuzz --seed 7 --from 3 --dump` rebuilds it.
         let saved3 = try Data(contentsOf: URL(fileURLWithPath: findings + "/crash-seed7-3.swiftdsl"))
-        #expect(Array(saved3) == InputSource.mutants(sources: InputSource.modelFiles([Self.examples]), seed: 7).input(3).bytes)
+        #expect(
+            Array(saved3)
+                == InputSource.mutants(sources: InputSource.modelFiles([Self.examples]), seed: 7).input(3).bytes)
     }
 
     @Test("Inputs are a pure function of (seed, index), and the mutations reach every kind")
     func reproducible() throws {
-        let sources = InputSource.modelFiles([Self.examples]).map { Array(try! Data(contentsOf: URL(fileURLWithPath: $0))) }
+        let sources = InputSource.modelFiles([Self.examples]).map {
+            Array(try! Data(contentsOf: URL(fileURLWithPath: $0)))
+        }
         let mutator = Mutator(sources: sources)
         for index in [0, 1, 999, 123_456] {
             #expect(mutator.input(seed: 5, index: index).bytes == mutator.input(seed: 5, index: index).bytes)

@@ -8,12 +8,15 @@ struct ReaderFuzzTests {
     @Test("IDX/gzip, NPY, JSON headers, checkpoints: 0 crashes in 15 s each (Tests/Fuzz/run_fuzzers.sh)")
     func readers() throws {
         let seconds = ProcessInfo.processInfo.environment["MPLC_LIBFUZZER_SECONDS"] ?? "15"
-        let result = try run([repositoryRoot + "/Tests/Fuzz/run_fuzzers.sh", "--seconds", seconds],
-                             environment: ["MPLC_FUZZ_CC": clang])
+        let result = try run(
+            [repositoryRoot + "/Tests/Fuzz/run_fuzzers.sh", "--seconds", seconds],
+            environment: ["MPLC_FUZZ_CC": clang])
         print(result.output)
         let lines = result.output.split(separator: "\n")
         #expect(result.status == 0, "\(result.output)")
-        #expect(lines.last?.hasSuffix("4 targets") == false && lines.last?.hasSuffix("0 failed") == true, "\(result.output)")
+        #expect(
+            lines.last?.hasSuffix("4 targets") == false && lines.last?.hasSuffix("0 failed") == true, "\(result.output)"
+        )
         for target in ["idx", "npy", "json", "safetensors"] {
             #expect(lines.contains { $0.hasPrefix("ok   fuzz_\(target):") }, "fuzz_\(target) did not pass")
         }

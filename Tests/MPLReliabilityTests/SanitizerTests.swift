@@ -9,18 +9,24 @@ struct SanitizerTests {
     func mlp() throws {
         let runner = try Runners.binary(modelFile: exampleMLP, flavour: .sanitized)
         let work = try temporaryDirectory("asan-mlp")
-        let train = ["train", "--data", fashionMNIST, "--steps", "30", "--labels", "300", "--finetune-steps", "4",
-                     "--eval-every", "15", "--checkpoint-every", "10", "--out", work + "/run", "--quiet"]
+        let train = [
+            "train", "--data", fashionMNIST, "--steps", "30", "--labels", "300", "--finetune-steps", "4",
+            "--eval-every", "15", "--checkpoint-every", "10", "--out", work + "/run", "--quiet",
+        ]
         let first = try run([runner] + train + ["--stop-at", "20"], environment: sanitizerEnvironment)
         #expect(first.status == 0 && sanitizerReports(first.output).isEmpty, "\(first.output)")
-        let resumed = try run([runner, "train", "--data", fashionMNIST, "--resume", "--out", work + "/run", "--quiet"],
-                              environment: sanitizerEnvironment)
+        let resumed = try run(
+            [runner, "train", "--data", fashionMNIST, "--resume", "--out", work + "/run", "--quiet"],
+            environment: sanitizerEnvironment)
         #expect(resumed.status == 0 && sanitizerReports(resumed.output).isEmpty, "\(resumed.output)")
-        #expect(resumed.output.contains("fashion_mlp mpl seed 0, 300 labels, 30 steps + 4 finetune"), "\(resumed.output)")
+        #expect(
+            resumed.output.contains("fashion_mlp mpl seed 0, 300 labels, 30 steps + 4 finetune"), "\(resumed.output)")
 
         // Replay two steps of real images (the first test images, normalised as the runner does).
-        let bl = try modelMacro(runner, "MPLC_BATCH_LABELED"), bu = try modelMacro(runner, "MPLC_BATCH_UNLABELED")
-        let images = try SmallData.idxBytes("t10k-images-idx3-ubyte"), labels = try SmallData.idxBytes("t10k-labels-idx1-ubyte")
+        let bl = try modelMacro(runner, "MPLC_BATCH_LABELED")
+        let bu = try modelMacro(runner, "MPLC_BATCH_UNLABELED")
+        let images = try SmallData.idxBytes("t10k-images-idx3-ubyte")
+        let labels = try SmallData.idxBytes("t10k-labels-idx1-ubyte")
         let rows = bl + 2 * bu
         for step in 0..<2 {
             let directory = work + "/batches/step_" + String(format: "%06d", step)
@@ -31,15 +37,19 @@ struct SanitizerTests {
             try writeNPY(directory + "/y.npy", int64s: (0..<bl).map { Int64(labels[8 + first + $0]) }, shape: [bl])
             try writeNPY(directory + "/scalars.npy", floats: [0.05, 0.05, 1, 1], shape: [4])
         }
-        let replay = try run([runner, "replay", "--checkpoint", work + "/run/checkpoint.safetensors", "--batches", work + "/batches",
-                              "--steps", "2", "--out", work + "/replayed.safetensors", "--losses", work + "/losses.jsonl"],
-                             environment: sanitizerEnvironment)
+        let replay = try run(
+            [
+                runner, "replay", "--checkpoint", work + "/run/checkpoint.safetensors", "--batches", work + "/batches",
+                "--steps", "2", "--out", work + "/replayed.safetensors", "--losses", work + "/losses.jsonl",
+            ],
+            environment: sanitizerEnvironment)
         #expect(replay.status == 0 && sanitizerReports(replay.output).isEmpty, "\(replay.output)")
         let losses = (try? String(contentsOfFile: work + "/losses.jsonl", encoding: .utf8)) ?? ""
         #expect(losses.split(separator: "\n").count == 2 && !losses.contains("null"), "\(losses)")
 
-        let eval = try run([runner, "eval", "--checkpoint", work + "/run/checkpoint.safetensors", "--data", fashionMNIST],
-                           environment: sanitizerEnvironment)
+        let eval = try run(
+            [runner, "eval", "--checkpoint", work + "/run/checkpoint.safetensors", "--data", fashionMNIST],
+            environment: sanitizerEnvironment)
         #expect(eval.status == 0 && sanitizerReports(eval.output).isEmpty, "\(eval.output)")
         #expect(eval.output.contains("\"test_examples\":10000"), "\(eval.output)")
     }
@@ -49,15 +59,21 @@ struct SanitizerTests {
         let runner = try Runners.binary(modelFile: exampleCNN, flavour: .sanitized)
         let data = try SmallData.directory(testImages: 500)
         let work = try temporaryDirectory("asan-cnn")
-        let train = try run([runner, "train", "--data", data, "--steps", "4", "--labels", "300", "--finetune-steps", "2",
-                             "--eval-every", "4", "--out", work + "/run", "--quiet"], environment: sanitizerEnvironment)
+        let train = try run(
+            [
+                runner, "train", "--data", data, "--steps", "4", "--labels", "300", "--finetune-steps", "2",
+                "--eval-every", "4", "--out", work + "/run", "--quiet",
+            ], environment: sanitizerEnvironment)
         #expect(train.status == 0 && sanitizerReports(train.output).isEmpty, "\(train.output)")
-        let eval = try run([runner, "eval", "--checkpoint", work + "/run/checkpoint.safetensors", "--data", data],
-                           environment: sanitizerEnvironment)
+        let eval = try run(
+            [runner, "eval", "--checkpoint", work + "/run/checkpoint.safetensors", "--data", data],
+            environment: sanitizerEnvironment)
         #expect(eval.status == 0 && sanitizerReports(eval.output).isEmpty, "\(eval.output)")
     }
 
-    @Test("Tests/runner/run_tests.sh built with -fsanitize=address,undefined -fno-sanitize-recover=all: all pass, no report")
+    @Test(
+        "Tests/runner/run_tests.sh built with -fsanitize=address,undefined -fno-sanitize-recover=all: all pass, no report"
+    )
     func runnerSuite() throws {
         // test_runner's helper commands (st-meta, st-equal...) exit without freeing what they read; that is the
         // test tool, not the runner, so its leaks are suppressed by module name. mplc-run is checked for leaks.

@@ -2,7 +2,7 @@ import Foundation
 import MPLCompiler
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The repository root, found from this file (tests run from any directory).
@@ -15,7 +15,8 @@ let fashionMNIST = ProcessInfo.processInfo.environment["MPLC_TEST_DATA"] ?? "/us
 /// clang with libFuzzer and the sanitizers: the Swift toolchain's.
 let clang: String = {
     if let override = ProcessInfo.processInfo.environment["MPLC_FUZZ_CC"] { return override }
-    for candidate in ["/opt/swift/usr/bin/clang", "/usr/bin/clang"] where FileManager.default.isExecutableFile(atPath: candidate) {
+    for candidate in ["/opt/swift/usr/bin/clang", "/usr/bin/clang"]
+    where FileManager.default.isExecutableFile(atPath: candidate) {
         return candidate
     }
     return "clang"
@@ -58,8 +59,9 @@ func run(_ arguments: [String], directory: String? = nil, environment: [String: 
     try process.run()
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-                         output: output, seconds: Date().timeIntervalSince(start))
+    return CommandResult(
+        status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
+        output: output, seconds: Date().timeIntervalSince(start))
 }
 
 func temporaryDirectory(_ name: String) throws -> String {
@@ -81,7 +83,9 @@ let sanitizerEnvironment = [
     "ASAN_OPTIONS": "exitcode=86:detect_leaks=1:abort_on_error=0",
     "UBSAN_OPTIONS": "exitcode=87:print_stacktrace=1:halt_on_error=1",
 ]
-let sanitizerFlags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"]
+let sanitizerFlags = [
+    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1",
+]
 
 // MARK: - runners built from example models
 
@@ -111,12 +115,16 @@ enum Runners {
         let binary = directory + "/mplc-run"
         switch flavour {
         case .production:
-            try RunnerBuild.build(generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory)
+            try RunnerBuild.build(
+                generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory)
         case .sanitized:
-            let linker = FileManager.default.isExecutableFile(atPath: URL(fileURLWithPath: clang).deletingLastPathComponent().path + "/ld.lld")
+            let linker =
+                FileManager.default.isExecutableFile(
+                    atPath: URL(fileURLWithPath: clang).deletingLastPathComponent().path + "/ld.lld")
                 ? ["-fuse-ld=lld"] : []
-            try RunnerBuild.build(generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory,
-                                  extraFlags: sanitizerFlags + linker, compiler: clang)
+            try RunnerBuild.build(
+                generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory,
+                extraFlags: sanitizerFlags + linker, compiler: clang)
         }
         return binary
     }
@@ -143,21 +151,26 @@ enum SmallData {
         let directory = try temporaryDirectory("data-\(testImages)")
         for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
             let source = try idxPath(name)
-            try FileManager.default.createSymbolicLink(atPath: directory + "/" + URL(fileURLWithPath: source).lastPathComponent,
-                                                       withDestinationPath: source)
+            try FileManager.default.createSymbolicLink(
+                atPath: directory + "/" + URL(fileURLWithPath: source).lastPathComponent,
+                withDestinationPath: source)
         }
         for (name, header, perItem) in [("t10k-images-idx3-ubyte", 16, 784), ("t10k-labels-idx1-ubyte", 8, 1)] {
             var bytes = try idxBytes(name)
             bytes = Array(bytes.prefix(header + testImages * perItem))
             let count = UInt32(testImages)
-            bytes[4] = UInt8(count >> 24); bytes[5] = UInt8(count >> 16 & 0xFF); bytes[6] = UInt8(count >> 8 & 0xFF); bytes[7] = UInt8(count & 0xFF)
+            bytes[4] = UInt8(count >> 24)
+            bytes[5] = UInt8(count >> 16 & 0xFF)
+            bytes[6] = UInt8(count >> 8 & 0xFF)
+            bytes[7] = UInt8(count & 0xFF)
             try Data(bytes).write(to: URL(fileURLWithPath: directory + "/" + name))
         }
         return directory
     }
 
     static func idxPath(_ name: String) throws -> String {
-        for candidate in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name] where FileManager.default.fileExists(atPath: candidate) {
+        for candidate in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name]
+        where FileManager.default.fileExists(atPath: candidate) {
             return candidate
         }
         throw TestFailure("Fashion-MNIST file \(name) not found in \(fashionMNIST) (set MPLC_TEST_DATA)")
@@ -193,7 +206,8 @@ func writeNPY(_ path: String, floats: [Float]? = nil, int64s: [Int64]? = nil, sh
     var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
     while (10 + dict.utf8.count + 1) % 64 != 0 { dict += " " }
     dict += "\n"
-    var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)]
+    var bytes: [UInt8] =
+        [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)]
     bytes += Array(dict.utf8)
     if let floats { floats.withUnsafeBytes { bytes += $0 } }
     if let int64s { int64s.withUnsafeBytes { bytes += $0 } }
@@ -209,7 +223,8 @@ struct Checkpoint {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         guard data.count >= 8 else { throw TestFailure("\(path): too short") }
         let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as? [String: Any] ?? [:]
+        let header =
+            try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as? [String: Any] ?? [:]
         metadata = header["__metadata__"] as? [String: String] ?? [:]
         tensors = [:]
         for (name, value) in header where name != "__metadata__" {
@@ -224,7 +239,8 @@ struct Checkpoint {
 
 /// An integer macro of the model.h next to a runner binary (Runners writes them together).
 func modelMacro(_ runner: String, _ name: String) throws -> Int {
-    let header = try String(contentsOfFile: URL(fileURLWithPath: runner).deletingLastPathComponent().path + "/model.h", encoding: .utf8)
+    let header = try String(
+        contentsOfFile: URL(fileURLWithPath: runner).deletingLastPathComponent().path + "/model.h", encoding: .utf8)
     for line in header.split(separator: "\n") {
         let parts = line.split(separator: " ")
         if parts.count >= 3, parts[0] == "#define", parts[1] == name, let value = Int(parts[2]) { return value }
