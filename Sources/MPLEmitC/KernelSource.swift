@@ -227,17 +227,15 @@ private struct KernelBodyWriter {
     // MARK: Element-wise loops
 
     /// One flat loop when every read is at the loop's own index (or a scalar); else nested loops over dims.
-    /// `rows` restricts the first dimension to [lo, hi) (C expressions; `count` elements at most), for a GEMM
-    /// epilogue run chunk by chunk. Loops of at least `parallelMinWork` elements run on several threads
-    /// (MPLC_PARALLEL_FOR of the runtime: OpenMP when built with -fopenmp), split along their outermost loop.
-    private mutating func writeLoop(_ dims: [Int], _ statements: [Statement], rows: (lo: String, hi: String, count: Int)? = nil,
+    /// `rows` restricts the first dimension to [lo, hi) (C expressions), for a GEMM epilogue run chunk by chunk.
+    private mutating func writeLoop(_ dims: [Int], _ statements: [Statement], rows: (lo: String, hi: String)? = nil,
                                     depth outer: Int = 1) {
         let identity = Array(dims.indices)
         let flat = statements.allSatisfy { statement in
             statement.expression.loads.allSatisfy { $0.axes == identity || $0.axes.isEmpty }
         }
         let index = Indexing(dims: dims, flat: flat, graph: graph)
-        let depth = openLoops(index, dims: dims, depth: outer, rows: rows.map { ($0.lo, $0.hi) })
+        let depth = openLoops(index, dims: dims, depth: outer, rows: rows)
         writeStatements(statements, index, depth: depth)
         for statement in statements where statement.isStored {
             line(depth, "\(buffer(statement.value))[\(index.output)] = v\(statement.value.id);")
@@ -400,17 +398,26 @@ private struct KernelBodyWriter {
         let imageFloats = geometry.height * geometry.width * geometry.channels
         let rowsPerImage = w.rowsPerImage
         line(1, "/* columns of \(w.chunkImages) images at a time (\(w.chunkFloats) floats), never the whole im2col */")
+        if g.transposeA && g.m <= smallContraction && !g.transposeB && g.n <= smallWidth {
+            line(1, "float total[\(g.m * g.n)];")
+            line(1, "for (int i = 0; i < \(g.m * g.n); i++) total[i] = 0.0f;")
+        }
         openChunks(w)
         line(2, "mplc_im2col(chunk, \(buffer(w.images)) + (size_t)n0 * \(imageFloats), \(windowLiteral(geometry, batch: "nb")));")
         if !g.transposeA {
-            line(2, "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
-                 + "chunk, \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + (size_t)n0 * \(rowsPerImage * g.n), \(g.n));")
+            if g.k <= smallContraction && !g.transposeB && g.n <= smallWidth {
+                writeSmallContraction(g, rows: "(size_t)nb * \(rowsPerImage)", ldb: ldb, rowsPerImage: rowsPerImage)
+            } else {
+                line(2, "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
+                     + "chunk, \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + (size_t)n0 * \(rowsPerImage * g.n), \(g.n));")
+            }
             if !g.epilogue.isEmpty {
                 line(2, "/* epilogue on these rows, in place on the product */")
-                writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)",
-                                                         w.chunkImages * rowsPerImage * g.n), depth: 2)
+                writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)"), depth: 2)
             }
             line(1, "}")
+        } else if g.m <= smallContraction && !g.transposeB && g.n <= smallWidth {
+            writeSmallOuterProducts(g, w, ldb: ldb)
         } else {
             let bRows = g.transposeB ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * ldb)"
             line(2, "cblas_sgemm(CblasRowMajor, CblasTrans, \(flags[1]), \(g.m), \(g.n), nb * \(rowsPerImage), 1.0f, "
@@ -420,6 +427,51 @@ private struct KernelBodyWriter {
                 line(1, "/* epilogue, in place on the product */")
                 writeLoop([g.m, g.n], g.epilogue)
             }
+        }
+    }
+
+    /// A forward convolution whose contraction is tiny (k·k·C_in ≤ `smallContraction`, e.g. the first layer of
+    /// a grey-scale CNN, K = 9): sgemm would spend more on packing the columns than on the arithmetic, so each
+    /// row of the chunk is multiplied in a plain loop whose accumulators stay in registers.
+    private mutating func writeSmallContraction(_ g: GEMM, rows: String, ldb: Int, rowsPerImage: Int) {
+        line(2, "/* K = \(g.k): a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */")
+        line(2, "for (size_t r = 0; r < \(rows); r++) {")
+        line(3, "float acc[\(g.n)];")
+        line(3, "for (int j = 0; j < \(g.n); j++) acc[j] = 0.0f;")
+        line(3, "for (int p = 0; p < \(g.k); p++) {")
+        line(4, "const float x = chunk[r * \(g.k) + p];")
+        line(4, "for (int j = 0; j < \(g.n); j++) acc[j] = fmaf(x, \(buffer(g.b))[p * \(ldb) + j], acc[j]);")
+        line(3, "}")
+        line(3, "float *row = \(buffer(g.output)) + ((size_t)n0 * \(rowsPerImage) + r) * \(g.n);")
+        line(3, "for (int j = 0; j < \(g.n); j++) row[j] = acc[j];")
+        line(2, "}")
+    }
+
+    /// ∂W = colsᵀ·∂y of such a convolution (m = k·k·C_in tiny): outer products accumulated row by row, in blocks
+    /// of `smallBlockRows` rows whose partial sums are added to the total (a two-level sum, about as accurate as
+    /// sgemm's blocked one), in row order whatever the chunk size.
+    private mutating func writeSmallOuterProducts(_ g: GEMM, _ w: WindowedImages, ldb: Int) {
+        let rowsPerImage = w.rowsPerImage
+        let size = g.m * g.n
+        line(2, "/* m = \(g.m): outer products of the rows, summed in blocks of \(smallBlockRows) rows (sgemm would mostly pack) */")
+        line(2, "for (size_t r0 = 0; r0 < (size_t)nb * \(rowsPerImage); r0 += \(smallBlockRows)) {")
+        line(3, "const size_t r1 = r0 + \(smallBlockRows) < (size_t)nb * \(rowsPerImage) ? r0 + \(smallBlockRows) : (size_t)nb * \(rowsPerImage);")
+        line(3, "float part[\(size)];")
+        line(3, "for (int i = 0; i < \(size); i++) part[i] = 0.0f;")
+        line(3, "for (size_t r = r0; r < r1; r++) {")
+        line(4, "const float *dy = \(buffer(g.b)) + ((size_t)n0 * \(rowsPerImage) + r) * \(ldb);")
+        line(4, "for (int p = 0; p < \(g.m); p++) {")
+        line(5, "const float x = chunk[r * \(g.m) + p];")
+        line(5, "for (int j = 0; j < \(g.n); j++) part[p * \(g.n) + j] = fmaf(x, dy[j], part[p * \(g.n) + j]);")
+        line(4, "}")
+        line(3, "}")
+        line(3, "for (int i = 0; i < \(size); i++) total[i] += part[i];")
+        line(2, "}")
+        line(1, "}")
+        line(1, "for (int i = 0; i < \(size); i++) \(buffer(g.output))[i] = total[i];")
+        if !g.epilogue.isEmpty {
+            line(1, "/* epilogue, in place on the product */")
+            writeLoop([g.m, g.n], g.epilogue)
         }
     }
 
@@ -457,9 +509,11 @@ private struct KernelBodyWriter {
     }
 }
 
-/// Elements from which a loop is split across threads; the runtime's MPLC_PARALLEL_MIN_WORK says the same for
-/// the helpers.
-let parallelMinWork = 32768
+/// Convolutions whose contraction (k·k·C_in) is at most this, with at most `smallWidth` filters, get plain loops
+/// instead of sgemm (see writeSmallContraction); `smallBlockRows` rows per partial sum of their ∂W.
+let smallContraction = 16
+let smallWidth = 64
+let smallBlockRows = 256
 
 /// Index expressions of one loop nest: flat (`i`) or per dimension (`i0 * 256 + i1`), affine either way.
 private struct Indexing {

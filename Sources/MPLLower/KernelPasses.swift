@@ -19,9 +19,10 @@ func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) 
     }
 }
 
-/// Columns per chunk of a streamed convolution: about 1 MiB of floats (the L2 cache of the machines we
-/// measure on), so that im2col writes a chunk and sgemm reads it back from cache.
-let streamChunkFloats = 1 << 18
+/// Floats per chunk of a streamed convolution: about 1 MiB (the L2 cache of the machines we measure on), so
+/// that im2col writes a chunk and sgemm reads it back from cache. Measured on W2 (docs/PERFORMANCE.md):
+/// 2^18 beat 2^16, 2^17, 2^19 and 2^20 at one and two threads.
+public let streamChunkFloats = 1 << 18
 
 /// stream-convolutions: im2col, whose columns are k·k times the size of its image batch, is never stored
 /// whole when every kernel that reads it is a GEMM taking it as its left operand (the forward convolution and
@@ -33,9 +34,11 @@ let streamChunkFloats = 1 << 18
     let graph = function.graph
     let results = graph.results.map { memoryRoot(of: $0.value, in: graph).root }
     var kernels = function.kernels
-    func chunkImages(_ g: WindowGeometry) -> Int {
-        let perImage = g.outHeight * g.outWidth * g.kernel * g.kernel * g.channels
-        return max(1, min(g.batch, streamChunkFloats / max(perImage, 1)))
+    /// Images per chunk: the chunk's columns and the rows of the GEMM's other [rows, width] matrix (its output,
+    /// or ∂y for ∂W) both about `streamChunkFloats`, at least one image.
+    func chunkImages(_ g: WindowGeometry, width: Int) -> Int {
+        let perImage = g.outHeight * g.outWidth * max(g.kernel * g.kernel * g.channels, width)
+        return max(1, min(g.batch, options.streamChunkFloats / max(perImage, 1)))
     }
     /// Kernels (other than `except`) reading `value` or a view of it.
     func readers(of value: Value, except: Int) -> [Int] {
@@ -58,10 +61,9 @@ let streamChunkFloats = 1 << 18
             index += 1
             continue
         }
-        let windowed = WindowedImages(images: w.operands[0], geometry: w.geometry, chunkImages: chunkImages(w.geometry))
         for i in users {
             guard case .gemm(var g) = kernels[i].body else { continue }
-            g.im2colA = windowed
+            g.im2colA = WindowedImages(images: w.operands[0], geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.n))
             kernels[i].body = .gemm(g)
             kernels[i].equations = (kernels[i].equations + kernels[index].equations).sorted()
         }
@@ -83,7 +85,7 @@ let streamChunkFloats = 1 << 18
             index += 1
             continue
         }
-        g.col2imOutput = WindowedImages(images: w.output, geometry: w.geometry, chunkImages: chunkImages(w.geometry))
+        g.col2imOutput = WindowedImages(images: w.output, geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.k))
         g.output = w.output
         kernels[producer].body = .gemm(g)
         kernels[producer].equations = (kernels[producer].equations + kernels[index].equations).sorted()

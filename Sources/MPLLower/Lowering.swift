@@ -16,16 +16,20 @@ public struct LoweringOptions: Sendable {
     /// Build a convolution's im2col columns a chunk of images at a time inside its GEMMs (off: im2col and
     /// col2im are kernels of their own and the columns are stored whole).
     public var streamConvolutions: Bool
+    /// Floats per chunk of a streamed convolution (see `streamChunkFloats`); tests make it small.
+    public var streamChunkFloats: Int
     /// Trap with the verifier's problems if a graph pass breaks the graph (a compiler bug).
     public var verifyAfterEachPass: Bool
 
     public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
-                reuseScratch: Bool = true, streamConvolutions: Bool = true, verifyAfterEachPass: Bool = true) {
+                reuseScratch: Bool = true, streamConvolutions: Bool = true, streamChunkFloats: Int = MPLLower.streamChunkFloats,
+                verifyAfterEachPass: Bool = true) {
         self.fuseElementwise = fuseElementwise
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
         self.reuseScratch = reuseScratch
         self.streamConvolutions = streamConvolutions
+        self.streamChunkFloats = streamChunkFloats
         self.verifyAfterEachPass = verifyAfterEachPass
     }
 }
@@ -55,8 +59,8 @@ public enum Lowering {
     public static let pipeline: [Pass] = [
         .graph("simplify", simplify),                                   // x*1, x+0, constant ops, reshape/broadcast chains
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
-        .graph("skip-zero-rows", skipZeroRows),                         // backward passes on the rows a loss reaches
         .graph("share-relu-masks", shareReLUMasks),                     // step(x) from relu(x); conv ReLU in its epilogue
+        .graph("skip-zero-rows", skipZeroRows),                         // backward passes on the rows a loss reaches
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
         .graph("eliminate-dead-code", eliminateDeadCode),               // keep what the results need
         .kernels("form-kernels", formKernels),                          // fuse element-wise chains into loops

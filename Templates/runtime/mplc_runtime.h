@@ -133,11 +133,12 @@ MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict sou
         }
 }
 
-/* The tangent at the position of each window's maximum of `source`. */
+/* The tangent at the position of each window's maximum of `source`. The taps are visited last to first and the
+ * tangent of every tap equal to the maximum overwrites the previous pick, so the first one wins. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
+    float best[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
@@ -145,21 +146,14 @@ MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict
                     const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
                     float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
                     mplc_window_max(best, source, g, n, oy, ox, c0, cb);
-                    for (int c = 0; c < cb; c++) {
-                        done[c] = 0.0f;
-                        o[c] = 0.0f;
+                    for (int c = 0; c < cb; c++) o[c] = 0.0f;
+                    for (int tap = g.kernel * g.kernel - 1; tap >= 0; tap--) {
+                        const int ky = tap / g.kernel, kx = tap % g.kernel;
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) continue;
+                        const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                        for (int c = 0; c < cb; c++) o[c] = s[c] == best[c] ? t[c] : o[c];
                     }
-                    for (int ky = 0; ky < g.kernel; ky++)
-                        for (int kx = 0; kx < g.kernel; kx++) {
-                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-                            if (pixel < 0) continue;
-                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
-                            for (int c = 0; c < cb; c++) {
-                                const int hit = done[c] == 0.0f && s[c] == best[c];
-                                o[c] = hit ? t[c] : o[c];
-                                done[c] = hit ? 1.0f : done[c];
-                            }
-                        }
                 }
 }
 

@@ -60,6 +60,28 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
     }
 
     @Test(arguments: Build.allCases)
+    func streamedConvolutionsInSmallChunks(_ build: Build) throws {
+        let program = TestPrograms.streamedConvolutions
+        var options = build.options
+        options.streamChunkFloats = TestPrograms.streamedOptions.streamChunkFloats
+        let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM)
+        defer { model.remove() }
+        let (state, inputs) = randomArguments(program, entry: "mplc_streamed", seed: 6)
+        let stats = try checkAgainstInterpreter(model, program, entry: "mplc_streamed", state: state, inputs: inputs)
+        print("streamed/\(build.rawValue): \(stats.summary)")
+    }
+
+    @Test(arguments: Build.allCases)
+    func backwardPassOnPaddedRows(_ build: Build) throws {
+        let program = TestPrograms.paddedCotangents
+        try withBuild(program, build) { model in
+            let (state, inputs) = randomArguments(program, entry: "mplc_padded", seed: 7)
+            let stats = try checkAgainstInterpreter(model, program, entry: "mplc_padded", state: state, inputs: inputs)
+            print("padded/\(build.rawValue): \(stats.summary)")
+        }
+    }
+
+    @Test(arguments: Build.allCases)
     func stateResultsThatCannotBeWrittenInPlace(_ build: Build) throws {
         let program = TestPrograms.stateHazards
         try withBuild(program, build) { model in
@@ -174,6 +196,29 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         #expect(function.plan.finalCopies.map(\.resultName) == ["a", "b", "c", "e", "passthrough", "tanh2"])
         // A result that is a reshape of a kernel's output is written where it belongs, not copied.
         #expect(Lowering.lower(TestPrograms.elementwise).entryPoints[0].plan.finalCopies.isEmpty)
+    }
+
+    @Test func zeroRowsAreSkippedAndColumnsStreamed() {
+        // Only the forward GEMMs see all 7 rows; every backward GEMM runs on the 2- and 3-row blocks.
+        let padded = Lowering.lower(TestPrograms.paddedCotangents).entryPoints[0]
+        let gemms = padded.kernels.compactMap { kernel -> GEMM? in if case .gemm(let g) = kernel.body { return g } else { return nil } }
+        #expect(gemms.filter { $0.m == 7 || $0.k == 7 }.count == 2, "\(gemms.map { ($0.m, $0.n, $0.k) })")
+        #expect(gemms.allSatisfy { $0.m <= 3 || !$0.transposeA || $0.k <= 3 })
+        // No im2col or col2im kernel is left, and nothing of size [N·OH·OW, k·k·C] is in scratch.
+        let streamed = Lowering.lower(TestPrograms.streamedConvolutions, options: TestPrograms.streamedOptions).entryPoints[0]
+        let windows = streamed.kernels.compactMap { kernel -> WindowOp? in if case .window(let w) = kernel.body { return w.op } else { return nil } }
+        #expect(!windows.contains(.im2col) && !windows.contains(.col2im), "\(windows)")
+        let chunked = streamed.kernels.compactMap { kernel -> GEMM? in if case .gemm(let g) = kernel.body { return g } else { return nil } }
+        #expect(chunked.compactMap(\.im2colA).map(\.chunkImages).sorted() == [1, 1, 2, 2], "\(chunked.compactMap(\.im2colA))")
+        #expect(chunked.compactMap(\.col2imOutput).map(\.chunkImages) == [1])
+        #expect(streamed.plan.scratchBuffers.allSatisfy { $0.floats < 180 * 36 })
+        // The ReLU mask of the backward pass is read from the activation: no pre-activation is stored.
+        let dense = Lowering.lower(TestPrograms.dense).entryPoints[0]
+        #expect(dense.graph.values.allSatisfy { value in
+            guard case .unary(.step, let x) = dense.graph.op(of: value) else { return true }
+            if case .unary(.relu, _) = dense.graph.op(of: x) { return true }
+            return false
+        })
     }
 
     @Test func everyOpIsCovered() {

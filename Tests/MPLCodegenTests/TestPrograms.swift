@@ -1,6 +1,7 @@
 // Hand-built programs that together use every op of the IR, built with MPLIR's builders only.
 
 import MPLIR
+import MPLLower
 
 private func shape(_ dims: Int...) -> Shape { Shape(dims) }
 
@@ -236,7 +237,74 @@ enum TestPrograms {
                        macros: [])
     }
 
-    static var all: [Program] { [dense, convolution, elementwise, stateHazards] }
+    /// Two convolutions over 5 images, for stream-convolutions with small chunks (`streamedOptions`: two
+    /// images, then one, per chunk; the last chunk short): conv0 (K = 3·3·1 = 9, the plain-loop path) and conv1
+    /// (K = 36, sgemm on each chunk), ∂W of both accumulated over chunks, ∂x of conv1 through a streamed col2im.
+    static var streamedConvolutions: Program {
+        let conv0 = WindowGeometry(batch: 5, height: 6, width: 6, channels: 1, kernel: 3, stride: 1, padding: 1)
+        let conv1 = WindowGeometry(batch: 5, height: 6, width: 6, channels: 4, kernel: 3, stride: 1, padding: 1)
+        var g = Graph()
+        let x = g.input("x", conv0.inputShape)
+        let cotangent = g.input("cotangent", shape(180, 3))
+        let w0 = g.input("conv0/weight", shape(3, 3, 1, 4))
+        let b0 = g.input("conv0/bias", shape(4))
+        let w1 = g.input("conv1/weight", shape(3, 3, 4, 3))
+        let columns0 = g.append(.im2col(x, conv0))
+        let w0Matrix = g.reshape(w0, shape(9, 4))
+        let pre0 = g.reshape(g.addBias(g.matmul(columns0, w0Matrix), b0), conv1.inputShape)
+        let act0 = g.unary(.relu, pre0)
+        let columns1 = g.append(.im2col(act0, conv1))
+        let w1Matrix = g.reshape(w1, shape(36, 3))
+        let out1 = g.matmul(columns1, w1Matrix)
+        let dW1 = g.matmul(columns1, cotangent, transposeA: true)
+        let dAct0 = g.append(.col2im(g.matmul(cotangent, w1Matrix, transposeB: true), conv1))
+        let dPre0 = g.reshape(g.mul(dAct0, g.unary(.step, pre0)), shape(180, 4))
+        let dW0 = g.matmul(columns0, dPre0, transposeA: true)
+        g.results = [("out1", out1), ("d_w1", dW1), ("d_act0", dAct0), ("d_w0", dW0)]
+        var inputStorage: [String: Storage] = ["x": .io, "cotangent": .io]
+        for name in ["conv0/weight", "conv0/bias", "conv1/weight"] { inputStorage[name] = .state }
+        var resultStorage: [String: Storage] = [:]
+        for result in g.results { resultStorage[result.name] = .io }
+        return Program(
+            modelName: "test_streamed", regenerateCommand: "swift test --filter MPLCodegenTests",
+            state: [TensorInfo(name: "conv0/weight", shape: shape(3, 3, 1, 4), fanIn: 9, isWeight: true),
+                    TensorInfo(name: "conv0/bias", shape: shape(4)),
+                    TensorInfo(name: "conv1/weight", shape: shape(3, 3, 4, 3), fanIn: 36, isWeight: true)],
+            entryPoints: [EntryPoint(name: "mplc_streamed", tableName: "streamed", graph: g, inputStorage: inputStorage,
+                                     resultStorage: resultStorage)],
+            macros: [])
+    }
+
+    /// Chunks of two images for conv0 and one for conv1 of `streamedConvolutions`.
+    static let streamedOptions = LoweringOptions(streamChunkFloats: 700)
+
+    /// A two-layer backward pass whose logits cotangent is pad_rows(top, 0) + pad_rows(bottom, 4) over 7 rows
+    /// (rows 2 and 3 zero, as the weak-view rows of the MPL teacher): skip-zero-rows must run every GEMM of
+    /// the backward pass on the 5 non-zero rows and still produce the same gradients.
+    static var paddedCotangents: Program {
+        var g = Graph()
+        let x = g.input("x", shape(7, 5))
+        let top = g.input("top", shape(2, 3))
+        let bottom = g.input("bottom", shape(3, 3))
+        let w1 = g.input("w1", shape(5, 6))
+        let w2 = g.input("w2", shape(6, 3))
+        let pre = g.matmul(x, w1)
+        let h = g.unary(.relu, pre)
+        let dz = g.add(g.append(.padRows(top, start: 0), shape: shape(7, 3)), g.append(.padRows(bottom, start: 4), shape: shape(7, 3)))
+        let dh = g.mul(g.matmul(dz, w2, transposeB: true), g.unary(.step, pre))
+        g.results = [("d_w2", g.matmul(h, dz, transposeA: true)), ("d_w1", g.matmul(x, dh, transposeA: true)),
+                     ("d_bias", g.reduceSum(dh, axes: [0])), ("d_h", dh), ("logits", g.matmul(h, w2))]
+        var inputStorage: [String: Storage] = [:]
+        for input in g.inputs { inputStorage[input.name] = .io }
+        var resultStorage: [String: Storage] = [:]
+        for result in g.results { resultStorage[result.name] = .io }
+        return Program(modelName: "test_padded", regenerateCommand: "swift test --filter MPLCodegenTests", state: [],
+                       entryPoints: [EntryPoint(name: "mplc_padded", tableName: "padded", graph: g,
+                                                inputStorage: inputStorage, resultStorage: resultStorage)],
+                       macros: [])
+    }
+
+    static var all: [Program] { [dense, convolution, elementwise, stateHazards, streamedConvolutions, paddedCotangents] }
 }
 
 import Foundation

@@ -148,11 +148,12 @@ MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict sou
         }
 }
 
-/* The tangent at the position of each window's maximum of `source`. */
+/* The tangent at the position of each window's maximum of `source`. The taps are visited last to first and the
+ * tangent of every tap equal to the maximum overwrites the previous pick, so the first one wins. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
+    float best[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
@@ -160,21 +161,14 @@ MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict
                     const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
                     float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
                     mplc_window_max(best, source, g, n, oy, ox, c0, cb);
-                    for (int c = 0; c < cb; c++) {
-                        done[c] = 0.0f;
-                        o[c] = 0.0f;
+                    for (int c = 0; c < cb; c++) o[c] = 0.0f;
+                    for (int tap = g.kernel * g.kernel - 1; tap >= 0; tap--) {
+                        const int ky = tap / g.kernel, kx = tap % g.kernel;
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) continue;
+                        const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                        for (int c = 0; c < cb; c++) o[c] = s[c] == best[c] ? t[c] : o[c];
                     }
-                    for (int ky = 0; ky < g.kernel; ky++)
-                        for (int kx = 0; kx < g.kernel; kx++) {
-                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-                            if (pixel < 0) continue;
-                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
-                            for (int c = 0; c < cb; c++) {
-                                const int hit = done[c] == 0.0f && s[c] == best[c];
-                                o[c] = hit ? t[c] : o[c];
-                                done[c] = hit ? 1.0f : done[c];
-                            }
-                        }
                 }
 }
 
@@ -352,14 +346,13 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %20 = broadcast axes=[1] %1 : [960,1024]
  * %21 = add %19, %20 : [960,1024]
  * %22 = relu %21 : [960,1024] */
-static void step_k000_matmul_add_relu(float *restrict t21, float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 1024, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 1024, 0.0f, t21, 1024);
+static void step_k000_matmul_add_relu(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 1024, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 1024, 0.0f, t22, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 960; i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v21 = t21[i0 * 1024 + i1] + in_teacher_dense1_bias[i1];
+            const float v21 = t22[i0 * 1024 + i1] + in_teacher_dense1_bias[i1];
             const float v22 = v21 > 0.0f ? v21 : 0.0f;
-            t21[i0 * 1024 + i1] = v21;
             t22[i0 * 1024 + i1] = v22;
         }
     }
@@ -369,14 +362,13 @@ static void step_k000_matmul_add_relu(float *restrict t21, float *restrict t22, 
  * %24 = broadcast axes=[1] %3 : [960,1024]
  * %25 = add %23, %24 : [960,1024]
  * %26 = relu %25 : [960,1024] */
-static void step_k001_matmul_add_relu(float *restrict t25, float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 1024, 1024, 1.0f, t22, 1024, in_teacher_dense3_weight, 1024, 0.0f, t25, 1024);
+static void step_k001_matmul_add_relu(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 1024, 1024, 1.0f, t22, 1024, in_teacher_dense3_weight, 1024, 0.0f, t26, 1024);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 960; i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v25 = t25[i0 * 1024 + i1] + in_teacher_dense3_bias[i1];
+            const float v25 = t26[i0 * 1024 + i1] + in_teacher_dense3_bias[i1];
             const float v26 = v25 > 0.0f ? v25 : 0.0f;
-            t25[i0 * 1024 + i1] = v25;
             t26[i0 * 1024 + i1] = v26;
         }
     }
@@ -1556,234 +1548,234 @@ static void step_k099_matmul(float *restrict t289, const float *restrict t288, c
 }
 
 /* %284 = matmul tB %280, %4 : [64,1024]
- * %292 = step %291 : [64,1024]
- * %293 = mul %284, %292 : [64,1024] */
-static void step_k100_matmul_step_mul(float *restrict t293, const float *restrict t280, const float *restrict in_teacher_dense5_weight, const float *restrict t291) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t280, 10, in_teacher_dense5_weight, 10, 0.0f, t293, 1024);
+ * %291 = step %286 : [64,1024]
+ * %292 = mul %284, %291 : [64,1024] */
+static void step_k100_matmul_step_mul(float *restrict t292, const float *restrict t280, const float *restrict in_teacher_dense5_weight, const float *restrict t286) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t280, 10, in_teacher_dense5_weight, 10, 0.0f, t292, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v292 = t291[i] > 0.0f ? 1.0f : 0.0f;
-        const float v293 = t293[i] * v292;
-        t293[i] = v293;
+        const float v291 = t286[i] > 0.0f ? 1.0f : 0.0f;
+        const float v292 = t292[i] * v291;
+        t292[i] = v292;
     }
 }
 
 /* %285 = matmul tB %273, %4 : [448,1024]
- * %295 = step %294 : [448,1024]
- * %296 = mul %285, %295 : [448,1024] */
-static void step_k101_matmul_step_mul(float *restrict t296, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t294) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 10, 1.0f, t273, 10, in_teacher_dense5_weight, 10, 0.0f, t296, 1024);
+ * %293 = step %288 : [448,1024]
+ * %294 = mul %285, %293 : [448,1024] */
+static void step_k101_matmul_step_mul(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 10, 1.0f, t273, 10, in_teacher_dense5_weight, 10, 0.0f, t294, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 458752; i++) {
-        const float v295 = t294[i] > 0.0f ? 1.0f : 0.0f;
-        const float v296 = t296[i] * v295;
-        t296[i] = v296;
+        const float v293 = t288[i] > 0.0f ? 1.0f : 0.0f;
+        const float v294 = t294[i] * v293;
+        t294[i] = v294;
     }
 }
 
-/* %297 = reduce_sum axes=[0] %293 : [1024] */
-static void step_k102_reduce_sum(float *restrict t297, const float *restrict t293) {
-    for (size_t o = 0; o < 1024; o++) t297[o] = 0.0f;
+/* %295 = reduce_sum axes=[0] %292 : [1024] */
+static void step_k102_reduce_sum(float *restrict t295, const float *restrict t292) {
+    for (size_t o = 0; o < 1024; o++) t295[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            t297[i1] += t293[i0 * 1024 + i1];
+            t295[i1] += t292[i0 * 1024 + i1];
         }
     }
 }
 
-/* %298 = reduce_sum axes=[0] %296 : [1024] */
-static void step_k103_reduce_sum(float *restrict t298, const float *restrict t296) {
-    for (size_t o = 0; o < 1024; o++) t298[o] = 0.0f;
+/* %296 = reduce_sum axes=[0] %294 : [1024] */
+static void step_k103_reduce_sum(float *restrict t296, const float *restrict t294) {
+    for (size_t o = 0; o < 1024; o++) t296[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            t298[i1] += t296[i0 * 1024 + i1];
+            t296[i1] += t294[i0 * 1024 + i1];
         }
     }
 }
 
-/* %299 = add %297, %298 : [1024] */
-static void step_k104_add(float *restrict t299, const float *restrict t297, const float *restrict t298) {
+/* %297 = add %295, %296 : [1024] */
+static void step_k104_add(float *restrict t297, const float *restrict t295, const float *restrict t296) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v299 = t297[i] + t298[i];
-        t299[i] = v299;
+        const float v297 = t295[i] + t296[i];
+        t297[i] = v297;
     }
 }
 
-/* %305 = matmul tA %304, %296 : [1024,1024] */
-static void step_k105_matmul(float *restrict t305, const float *restrict t304, const float *restrict t296) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 448, 1.0f, t304, 1024, t296, 1024, 0.0f, t305, 1024);
+/* %303 = matmul tA %302, %294 : [1024,1024] */
+static void step_k105_matmul(float *restrict t303, const float *restrict t302, const float *restrict t294) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 448, 1.0f, t302, 1024, t294, 1024, 0.0f, t303, 1024);
 }
 
-/* %300 = matmul tB %293, %2 : [64,1024]
- * %308 = step %307 : [64,1024]
- * %309 = mul %300, %308 : [64,1024] */
-static void step_k106_matmul_step_mul(float *restrict t309, const float *restrict t293, const float *restrict in_teacher_dense3_weight, const float *restrict t307) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 1024, 1.0f, t293, 1024, in_teacher_dense3_weight, 1024, 0.0f, t309, 1024);
+/* %298 = matmul tB %292, %2 : [64,1024]
+ * %305 = step %300 : [64,1024]
+ * %306 = mul %298, %305 : [64,1024] */
+static void step_k106_matmul_step_mul(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 1024, 1.0f, t292, 1024, in_teacher_dense3_weight, 1024, 0.0f, t306, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
-        const float v308 = t307[i] > 0.0f ? 1.0f : 0.0f;
-        const float v309 = t309[i] * v308;
-        t309[i] = v309;
+        const float v305 = t300[i] > 0.0f ? 1.0f : 0.0f;
+        const float v306 = t306[i] * v305;
+        t306[i] = v306;
     }
 }
 
-/* %301 = matmul tB %296, %2 : [448,1024]
- * %311 = step %310 : [448,1024]
- * %312 = mul %301, %311 : [448,1024] */
-static void step_k107_matmul_step_mul(float *restrict t312, const float *restrict t296, const float *restrict in_teacher_dense3_weight, const float *restrict t310) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 1024, 1.0f, t296, 1024, in_teacher_dense3_weight, 1024, 0.0f, t312, 1024);
+/* %299 = matmul tB %294, %2 : [448,1024]
+ * %307 = step %302 : [448,1024]
+ * %308 = mul %299, %307 : [448,1024] */
+static void step_k107_matmul_step_mul(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 1024, 1.0f, t294, 1024, in_teacher_dense3_weight, 1024, 0.0f, t308, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 458752; i++) {
-        const float v311 = t310[i] > 0.0f ? 1.0f : 0.0f;
-        const float v312 = t312[i] * v311;
-        t312[i] = v312;
+        const float v307 = t302[i] > 0.0f ? 1.0f : 0.0f;
+        const float v308 = t308[i] * v307;
+        t308[i] = v308;
     }
 }
 
-/* %313 = reduce_sum axes=[0] %309 : [1024] */
-static void step_k108_reduce_sum(float *restrict t313, const float *restrict t309) {
-    for (size_t o = 0; o < 1024; o++) t313[o] = 0.0f;
+/* %309 = reduce_sum axes=[0] %306 : [1024] */
+static void step_k108_reduce_sum(float *restrict t309, const float *restrict t306) {
+    for (size_t o = 0; o < 1024; o++) t309[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            t313[i1] += t309[i0 * 1024 + i1];
+            t309[i1] += t306[i0 * 1024 + i1];
         }
     }
 }
 
-/* %314 = reduce_sum axes=[0] %312 : [1024] */
-static void step_k109_reduce_sum(float *restrict t314, const float *restrict t312) {
-    for (size_t o = 0; o < 1024; o++) t314[o] = 0.0f;
+/* %310 = reduce_sum axes=[0] %308 : [1024] */
+static void step_k109_reduce_sum(float *restrict t310, const float *restrict t308) {
+    for (size_t o = 0; o < 1024; o++) t310[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
-            t314[i1] += t312[i0 * 1024 + i1];
+            t310[i1] += t308[i0 * 1024 + i1];
         }
     }
 }
 
-/* %315 = add %313, %314 : [1024] */
-static void step_k110_add(float *restrict t315, const float *restrict t313, const float *restrict t314) {
+/* %311 = add %309, %310 : [1024] */
+static void step_k110_add(float *restrict t311, const float *restrict t309, const float *restrict t310) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v315 = t313[i] + t314[i];
-        t315[i] = v315;
+        const float v311 = t309[i] + t310[i];
+        t311[i] = v311;
     }
 }
 
-/* %317 = matmul tA %83, %312 : [784,1024] */
-static void step_k111_matmul(float *restrict t317, const float *restrict t83, const float *restrict t312) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 448, 1.0f, t83, 784, t312, 1024, 0.0f, t317, 1024);
+/* %313 = matmul tA %83, %308 : [784,1024] */
+static void step_k111_matmul(float *restrict t313, const float *restrict t83, const float *restrict t308) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 448, 1.0f, t83, 784, t308, 1024, 0.0f, t313, 1024);
 }
 
 /* %128 = constant 0.0005 : [784,1024]
  * %131 = constant 0.9 : [784,1024]
- * %316 = matmul tA %190, %309 : [784,1024]
- * %318 = add %316, %317 : [784,1024]
- * %320 = mul %0, %128 : [784,1024]
- * %321 = add %318, %320 : [784,1024]
- * %322 = mul %319, %131 : [784,1024]
- * %323 = add %322, %321 : [784,1024]
- * %324 = mul %323, %131 : [784,1024]
- * %325 = add %321, %324 : [784,1024]
- * %326 = broadcast axes=[] %14 : [784,1024]
- * %327 = mul %325, %326 : [784,1024]
- * %328 = sub %0, %327 : [784,1024]
+ * %312 = matmul tA %190, %306 : [784,1024]
+ * %314 = add %312, %313 : [784,1024]
+ * %316 = mul %0, %128 : [784,1024]
+ * %317 = add %314, %316 : [784,1024]
+ * %318 = mul %315, %131 : [784,1024]
+ * %319 = add %318, %317 : [784,1024]
+ * %320 = mul %319, %131 : [784,1024]
+ * %321 = add %317, %320 : [784,1024]
+ * %322 = broadcast axes=[] %14 : [784,1024]
+ * %323 = mul %321, %322 : [784,1024]
+ * %324 = sub %0, %323 : [784,1024]
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k112_matmul_add_mul_etc(float *restrict t321, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t309, const float *restrict t317, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 64, 1.0f, in_x, 784, t309, 1024, 0.0f, t321, 1024);
+static void step_k112_matmul_add_mul_etc(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 64, 1.0f, in_x, 784, t306, 1024, 0.0f, t317, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 802816; i++) {
-        const float v318 = t321[i] + t317[i];
-        const float v320 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v321 = v318 + v320;
-        const float v322 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v323 = v322 + v321;
-        const float v324 = v323 * 0.9f;
-        const float v325 = v321 + v324;
-        const float v327 = v325 * in_lr_teacher[0];
-        const float v328 = in_teacher_dense1_weight[i] - v327;
-        t321[i] = v321;
-        in_teacher_momentum_dense1_weight[i] = v323;
-        in_teacher_dense1_weight[i] = v328;
+        const float v314 = t317[i] + t313[i];
+        const float v316 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v317 = v314 + v316;
+        const float v318 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v319 = v318 + v317;
+        const float v320 = v319 * 0.9f;
+        const float v321 = v317 + v320;
+        const float v323 = v321 * in_lr_teacher[0];
+        const float v324 = in_teacher_dense1_weight[i] - v323;
+        t317[i] = v317;
+        in_teacher_momentum_dense1_weight[i] = v319;
+        in_teacher_dense1_weight[i] = v324;
     }
 }
 
 /* %140 = constant 0.9 : [1024]
- * %330 = mul %329, %140 : [1024]
- * %331 = add %330, %315 : [1024]
- * %332 = mul %331, %140 : [1024]
- * %333 = add %315, %332 : [1024]
- * %334 = broadcast axes=[] %14 : [1024]
- * %335 = mul %333, %334 : [1024]
- * %336 = sub %1, %335 : [1024]
+ * %326 = mul %325, %140 : [1024]
+ * %327 = add %326, %311 : [1024]
+ * %328 = mul %327, %140 : [1024]
+ * %329 = add %311, %328 : [1024]
+ * %330 = broadcast axes=[] %14 : [1024]
+ * %331 = mul %329, %330 : [1024]
+ * %332 = sub %1, %331 : [1024]
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k113_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t315, const float *restrict in_lr_teacher) {
+static void step_k113_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t311, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v330 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v331 = v330 + t315[i];
-        const float v332 = v331 * 0.9f;
-        const float v333 = t315[i] + v332;
-        const float v335 = v333 * in_lr_teacher[0];
-        const float v336 = in_teacher_dense1_bias[i] - v335;
-        in_teacher_momentum_dense1_bias[i] = v331;
-        in_teacher_dense1_bias[i] = v336;
+        const float v326 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v327 = v326 + t311[i];
+        const float v328 = v327 * 0.9f;
+        const float v329 = t311[i] + v328;
+        const float v331 = v329 * in_lr_teacher[0];
+        const float v332 = in_teacher_dense1_bias[i] - v331;
+        in_teacher_momentum_dense1_bias[i] = v327;
+        in_teacher_dense1_bias[i] = v332;
     }
 }
 
 /* %149 = constant 0.0005 : [1024,1024]
  * %152 = constant 0.9 : [1024,1024]
- * %303 = matmul tA %302, %293 : [1024,1024]
- * %306 = add %303, %305 : [1024,1024]
- * %338 = mul %2, %149 : [1024,1024]
- * %339 = add %306, %338 : [1024,1024]
- * %340 = mul %337, %152 : [1024,1024]
- * %341 = add %340, %339 : [1024,1024]
- * %342 = mul %341, %152 : [1024,1024]
- * %343 = add %339, %342 : [1024,1024]
- * %344 = broadcast axes=[] %14 : [1024,1024]
- * %345 = mul %343, %344 : [1024,1024]
- * %346 = sub %2, %345 : [1024,1024]
+ * %301 = matmul tA %300, %292 : [1024,1024]
+ * %304 = add %301, %303 : [1024,1024]
+ * %334 = mul %2, %149 : [1024,1024]
+ * %335 = add %304, %334 : [1024,1024]
+ * %336 = mul %333, %152 : [1024,1024]
+ * %337 = add %336, %335 : [1024,1024]
+ * %338 = mul %337, %152 : [1024,1024]
+ * %339 = add %335, %338 : [1024,1024]
+ * %340 = broadcast axes=[] %14 : [1024,1024]
+ * %341 = mul %339, %340 : [1024,1024]
+ * %342 = sub %2, %341 : [1024,1024]
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k114_matmul_add_mul_etc(float *restrict t339, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t302, const float *restrict t293, const float *restrict t305, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 64, 1.0f, t302, 1024, t293, 1024, 0.0f, t339, 1024);
+static void step_k114_matmul_add_mul_etc(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 64, 1.0f, t300, 1024, t292, 1024, 0.0f, t335, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1048576; i++) {
-        const float v306 = t339[i] + t305[i];
-        const float v338 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v339 = v306 + v338;
-        const float v340 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v341 = v340 + v339;
-        const float v342 = v341 * 0.9f;
-        const float v343 = v339 + v342;
-        const float v345 = v343 * in_lr_teacher[0];
-        const float v346 = in_teacher_dense3_weight[i] - v345;
-        t339[i] = v339;
-        in_teacher_momentum_dense3_weight[i] = v341;
-        in_teacher_dense3_weight[i] = v346;
+        const float v304 = t335[i] + t303[i];
+        const float v334 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v335 = v304 + v334;
+        const float v336 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v337 = v336 + v335;
+        const float v338 = v337 * 0.9f;
+        const float v339 = v335 + v338;
+        const float v341 = v339 * in_lr_teacher[0];
+        const float v342 = in_teacher_dense3_weight[i] - v341;
+        t335[i] = v335;
+        in_teacher_momentum_dense3_weight[i] = v337;
+        in_teacher_dense3_weight[i] = v342;
     }
 }
 
 /* %140 = constant 0.9 : [1024]
- * %334 = broadcast axes=[] %14 : [1024]
- * %348 = mul %347, %140 : [1024]
- * %349 = add %348, %299 : [1024]
- * %350 = mul %349, %140 : [1024]
- * %351 = add %299, %350 : [1024]
- * %352 = mul %351, %334 : [1024]
- * %353 = sub %3, %352 : [1024]
+ * %330 = broadcast axes=[] %14 : [1024]
+ * %344 = mul %343, %140 : [1024]
+ * %345 = add %344, %297 : [1024]
+ * %346 = mul %345, %140 : [1024]
+ * %347 = add %297, %346 : [1024]
+ * %348 = mul %347, %330 : [1024]
+ * %349 = sub %3, %348 : [1024]
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_k115_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t299, const float *restrict in_lr_teacher) {
+static void step_k115_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t297, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
-        const float v348 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v349 = v348 + t299[i];
-        const float v350 = v349 * 0.9f;
-        const float v351 = t299[i] + v350;
-        const float v352 = v351 * in_lr_teacher[0];
-        const float v353 = in_teacher_dense3_bias[i] - v352;
-        in_teacher_momentum_dense3_bias[i] = v349;
-        in_teacher_dense3_bias[i] = v353;
+        const float v344 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v345 = v344 + t297[i];
+        const float v346 = v345 * 0.9f;
+        const float v347 = t297[i] + v346;
+        const float v348 = v347 * in_lr_teacher[0];
+        const float v349 = in_teacher_dense3_bias[i] - v348;
+        in_teacher_momentum_dense3_bias[i] = v345;
+        in_teacher_dense3_bias[i] = v349;
     }
 }
 
@@ -1791,179 +1783,179 @@ static void step_k115_mul_add_sub(float *restrict in_teacher_momentum_dense3_bia
  * %171 = constant 0.9 : [1024,10]
  * %287 = matmul tA %286, %280 : [1024,10]
  * %290 = add %287, %289 : [1024,10]
- * %355 = mul %4, %168 : [1024,10]
- * %356 = add %290, %355 : [1024,10]
- * %357 = mul %354, %171 : [1024,10]
- * %358 = add %357, %356 : [1024,10]
- * %359 = mul %358, %171 : [1024,10]
- * %360 = add %356, %359 : [1024,10]
- * %361 = broadcast axes=[] %14 : [1024,10]
- * %362 = mul %360, %361 : [1024,10]
- * %363 = sub %4, %362 : [1024,10]
+ * %351 = mul %4, %168 : [1024,10]
+ * %352 = add %290, %351 : [1024,10]
+ * %353 = mul %350, %171 : [1024,10]
+ * %354 = add %353, %352 : [1024,10]
+ * %355 = mul %354, %171 : [1024,10]
+ * %356 = add %352, %355 : [1024,10]
+ * %357 = broadcast axes=[] %14 : [1024,10]
+ * %358 = mul %356, %357 : [1024,10]
+ * %359 = sub %4, %358 : [1024,10]
  * in_teacher_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_k116_matmul_add_mul_etc(float *restrict t356, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t286, const float *restrict t280, const float *restrict t289, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t286, 1024, t280, 10, 0.0f, t356, 10);
+static void step_k116_matmul_add_mul_etc(float *restrict t352, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t286, const float *restrict t280, const float *restrict t289, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t286, 1024, t280, 10, 0.0f, t352, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 10240; i++) {
-        const float v290 = t356[i] + t289[i];
-        const float v355 = in_teacher_dense5_weight[i] * 0.0005f;
-        const float v356 = v290 + v355;
-        const float v357 = in_teacher_momentum_dense5_weight[i] * 0.9f;
-        const float v358 = v357 + v356;
-        const float v359 = v358 * 0.9f;
-        const float v360 = v356 + v359;
-        const float v362 = v360 * in_lr_teacher[0];
-        const float v363 = in_teacher_dense5_weight[i] - v362;
-        t356[i] = v356;
-        in_teacher_momentum_dense5_weight[i] = v358;
-        in_teacher_dense5_weight[i] = v363;
+        const float v290 = t352[i] + t289[i];
+        const float v351 = in_teacher_dense5_weight[i] * 0.0005f;
+        const float v352 = v290 + v351;
+        const float v353 = in_teacher_momentum_dense5_weight[i] * 0.9f;
+        const float v354 = v353 + v352;
+        const float v355 = v354 * 0.9f;
+        const float v356 = v352 + v355;
+        const float v358 = v356 * in_lr_teacher[0];
+        const float v359 = in_teacher_dense5_weight[i] - v358;
+        t352[i] = v352;
+        in_teacher_momentum_dense5_weight[i] = v354;
+        in_teacher_dense5_weight[i] = v359;
     }
 }
 
 /* %180 = constant 0.9 : [10]
- * %365 = mul %364, %180 : [10]
- * %366 = add %365, %283 : [10]
- * %367 = mul %366, %180 : [10]
- * %368 = add %283, %367 : [10]
- * %369 = broadcast axes=[] %14 : [10]
- * %370 = mul %368, %369 : [10]
- * %371 = sub %5, %370 : [10]
+ * %361 = mul %360, %180 : [10]
+ * %362 = add %361, %283 : [10]
+ * %363 = mul %362, %180 : [10]
+ * %364 = add %283, %363 : [10]
+ * %365 = broadcast axes=[] %14 : [10]
+ * %366 = mul %364, %365 : [10]
+ * %367 = sub %5, %366 : [10]
  * in_teacher_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_bias is updated in place: each element is read before it is overwritten */
 static void step_k117_mul_add_sub(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t283, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v365 = in_teacher_momentum_dense5_bias[i] * 0.9f;
-        const float v366 = v365 + t283[i];
-        const float v367 = v366 * 0.9f;
-        const float v368 = t283[i] + v367;
-        const float v370 = v368 * in_lr_teacher[0];
-        const float v371 = in_teacher_dense5_bias[i] - v370;
-        in_teacher_momentum_dense5_bias[i] = v366;
-        in_teacher_dense5_bias[i] = v371;
+        const float v361 = in_teacher_momentum_dense5_bias[i] * 0.9f;
+        const float v362 = v361 + t283[i];
+        const float v363 = v362 * 0.9f;
+        const float v364 = t283[i] + v363;
+        const float v366 = v364 * in_lr_teacher[0];
+        const float v367 = in_teacher_dense5_bias[i] - v366;
+        in_teacher_momentum_dense5_bias[i] = v362;
+        in_teacher_dense5_bias[i] = v367;
     }
 }
 
-/* 118 kernels; scratch high-water mark 7740768 floats. */
+/* 118 kernels; scratch high-water mark 5774688 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 2097152, scratch + 3080192, io, state, state + 802816);
-    step_k001_matmul_add_relu(scratch + 4063232, scratch + 5046272, scratch + 3080192, state + 803840, state + 1852416);
-    step_k002_matmul_add(scratch, scratch + 5046272, state + 1853440, state + 1863680);
-    step_k003_mul_add(scratch + 7738496, io + 752640);
-    step_k004_reduce_max(scratch + 6029952, scratch);
-    step_k005_sub_exp(scratch + 6029312, scratch + 7739136, scratch, scratch + 6029952);
-    step_k006_reduce_sum(scratch + 7740672, scratch + 7739136);
-    step_k007_log(scratch + 7739776, scratch + 7740672);
-    step_k008_sub_mul_reduce_sum(scratch + 7739840, scratch + 6029312, scratch + 7739776, scratch + 7738496);
-    step_k009_mul(io + 753344, scratch + 7739840);
+    step_k000_matmul_add_relu(scratch + 2097152, io, state, state + 802816);
+    step_k001_matmul_add_relu(scratch + 3080192, scratch + 2097152, state + 803840, state + 1852416);
+    step_k002_matmul_add(scratch, scratch + 3080192, state + 1853440, state + 1863680);
+    step_k003_mul_add(scratch + 5772416, io + 752640);
+    step_k004_reduce_max(scratch + 4063872, scratch);
+    step_k005_sub_exp(scratch + 4063232, scratch + 5773056, scratch, scratch + 4063872);
+    step_k006_reduce_sum(scratch + 5774592, scratch + 5773056);
+    step_k007_log(scratch + 5773696, scratch + 5774592);
+    step_k008_sub_mul_reduce_sum(scratch + 5773760, scratch + 4063232, scratch + 5773696, scratch + 5772416);
+    step_k009_mul(io + 753344, scratch + 5773760);
     step_k010_mul(scratch + 9600, scratch + 640);
-    step_k011_reduce_max(scratch + 6029312, scratch + 9600);
-    step_k012_sub(scratch + 14080, scratch + 9600, scratch + 6029312);
+    step_k011_reduce_max(scratch + 4063232, scratch + 9600);
+    step_k012_sub(scratch + 14080, scratch + 9600, scratch + 4063232);
     step_k013_exp_reduce_sum(scratch + 9600, scratch + 14080);
     step_k014_log(scratch + 10048, scratch + 9600);
-    step_k015_sub_exp(scratch + 7720960, scratch + 14080, scratch + 10048);
-    step_k016_reduce_max(scratch + 7725440, scratch + 7720960);
-    step_k017_greaterEqual(scratch + 7739776, scratch + 7725440);
-    step_k018_reduce_max(scratch + 7729920, scratch + 5120);
-    step_k019_sub_exp(scratch + 6029312, scratch + 7725440, scratch + 5120, scratch + 7729920);
-    step_k020_reduce_sum(scratch + 7740224, scratch + 7725440);
-    step_k021_log(scratch + 7729920, scratch + 7740224);
-    step_k022_sub_mul_reduce_sum(scratch + 7730368, scratch + 6029312, scratch + 7729920, scratch + 7720960);
-    step_k023_neg_mul_reduce_sum(scratch + 7729920, scratch + 7730368, scratch + 7739776);
-    step_k024_mul(io + 753360, scratch + 7729920);
-    step_k025_reduce_sum(scratch + 7729920, scratch + 7739776);
-    step_k026_mul(io + 753376, scratch + 7729920);
-    step_k027_one_hot_argmax(scratch + 7729920, scratch + 5120);
+    step_k015_sub_exp(scratch + 5754880, scratch + 14080, scratch + 10048);
+    step_k016_reduce_max(scratch + 5759360, scratch + 5754880);
+    step_k017_greaterEqual(scratch + 5773696, scratch + 5759360);
+    step_k018_reduce_max(scratch + 5763840, scratch + 5120);
+    step_k019_sub_exp(scratch + 4063232, scratch + 5759360, scratch + 5120, scratch + 5763840);
+    step_k020_reduce_sum(scratch + 5774144, scratch + 5759360);
+    step_k021_log(scratch + 5763840, scratch + 5774144);
+    step_k022_sub_mul_reduce_sum(scratch + 5764288, scratch + 4063232, scratch + 5763840, scratch + 5754880);
+    step_k023_neg_mul_reduce_sum(scratch + 5763840, scratch + 5764288, scratch + 5773696);
+    step_k024_mul(io + 753360, scratch + 5763840);
+    step_k025_reduce_sum(scratch + 5763840, scratch + 5773696);
+    step_k026_mul(io + 753376, scratch + 5763840);
+    step_k027_one_hot_argmax(scratch + 5763840, scratch + 5120);
     step_k028_matmul_add_relu(scratch + 1048576, io + 401408, state + 1863696, state + 2666512);
     step_k029_matmul_add_relu(scratch + 1507328, scratch + 1048576, state + 2667536, state + 3716112);
     step_k030_matmul_add(scratch + 1966080, scratch + 1507328, state + 3717136, state + 3727376);
-    step_k031_reduce_max(scratch + 7734400, scratch + 1966080);
-    step_k032_sub_exp(scratch + 1970560, scratch + 1975040, scratch + 1966080, scratch + 7734400);
-    step_k033_reduce_sum(scratch + 7734400, scratch + 1975040);
-    step_k034_log(scratch + 7734848, scratch + 7734400);
-    step_k035_sub_mul_reduce_sum(scratch + 7735296, scratch + 1970560, scratch + 7734848, scratch + 7729920);
-    step_k036_mul(io + 753392, scratch + 7735296);
-    step_k037_mul(scratch + 1966080, scratch + 7729920);
-    step_k038_neg_reduce_sum(scratch + 7734848, scratch + 1966080);
-    step_k039_div(scratch + 7735296, scratch + 7734848, scratch + 7734400);
-    step_k040_mul_add(scratch + 1970560, scratch + 7735296, scratch + 1975040, scratch + 1966080);
-    step_k041_reduce_sum(scratch + 7740736, scratch + 1970560);
-    step_k042_matmul(scratch + 7700480, scratch + 1507328, scratch + 1970560);
-    step_k043_matmul_step_mul(scratch + 6029312, scratch + 1970560, state + 3717136, scratch + 1507328);
-    step_k044_reduce_sum(scratch + 7734400, scratch + 6029312);
-    step_k045_matmul(scratch, scratch + 1048576, scratch + 6029312);
-    step_k046_matmul_step_mul(scratch + 1507328, scratch + 6029312, state + 2667536, scratch + 1048576);
-    step_k047_reduce_sum(scratch + 7735424, scratch + 1507328);
-    step_k048_matmul(scratch + 6029312, io + 401408, scratch + 1507328);
-    step_k049_mul_add_sub(state + 5591088, state + 1863696, scratch + 6029312, io + 753296);
-    step_k050_mul_add_sub(state + 6393904, state + 2666512, scratch + 7735424, io + 753296);
+    step_k031_reduce_max(scratch + 5768320, scratch + 1966080);
+    step_k032_sub_exp(scratch + 1970560, scratch + 1975040, scratch + 1966080, scratch + 5768320);
+    step_k033_reduce_sum(scratch + 5768320, scratch + 1975040);
+    step_k034_log(scratch + 5768768, scratch + 5768320);
+    step_k035_sub_mul_reduce_sum(scratch + 5769216, scratch + 1970560, scratch + 5768768, scratch + 5763840);
+    step_k036_mul(io + 753392, scratch + 5769216);
+    step_k037_mul(scratch + 1966080, scratch + 5763840);
+    step_k038_neg_reduce_sum(scratch + 5768768, scratch + 1966080);
+    step_k039_div(scratch + 5769216, scratch + 5768768, scratch + 5768320);
+    step_k040_mul_add(scratch + 1970560, scratch + 5769216, scratch + 1975040, scratch + 1966080);
+    step_k041_reduce_sum(scratch + 5774656, scratch + 1970560);
+    step_k042_matmul(scratch + 5734400, scratch + 1507328, scratch + 1970560);
+    step_k043_matmul_step_mul(scratch + 4063232, scratch + 1970560, state + 3717136, scratch + 1507328);
+    step_k044_reduce_sum(scratch + 5768320, scratch + 4063232);
+    step_k045_matmul(scratch, scratch + 1048576, scratch + 4063232);
+    step_k046_matmul_step_mul(scratch + 1507328, scratch + 4063232, state + 2667536, scratch + 1048576);
+    step_k047_reduce_sum(scratch + 5769344, scratch + 1507328);
+    step_k048_matmul(scratch + 4063232, io + 401408, scratch + 1507328);
+    step_k049_mul_add_sub(state + 5591088, state + 1863696, scratch + 4063232, io + 753296);
+    step_k050_mul_add_sub(state + 6393904, state + 2666512, scratch + 5769344, io + 753296);
     step_k051_mul_add_sub(state + 6394928, state + 2667536, scratch, io + 753296);
-    step_k052_mul_add_sub(state + 7443504, state + 3716112, scratch + 7734400, io + 753296);
-    step_k053_mul_add_sub(state + 7444528, state + 3717136, scratch + 7700480, io + 753296);
-    step_k054_mul_add_sub(state + 7454768, state + 3727376, scratch + 7740736, io + 753296);
-    step_k055_matmul_add_relu(scratch + 6832128, io, state + 1863696, state + 2666512);
-    step_k056_matmul_add_relu(scratch + 1048576, scratch + 6832128, state + 2667536, state + 3716112);
-    step_k057_matmul_add(scratch + 7736448, scratch + 1048576, state + 3717136, state + 3727376);
-    step_k058_reduce_max(scratch + 7738368, scratch + 7736448);
-    step_k059_sub_exp(scratch + 7737088, scratch + 7737728, scratch + 7736448, scratch + 7738368);
-    step_k060_reduce_sum(scratch + 7738368, scratch + 7737728);
-    step_k061_log(scratch + 7738432, scratch + 7738368);
-    step_k062_sub_mul_reduce_sum(scratch + 7736448, scratch + 7737088, scratch + 7738432, io + 752640);
-    step_k063_mul(io + 753408, scratch + 7736448);
-    step_k064_mul(scratch + 7736448, io + 752640);
-    step_k065_neg_reduce_sum(scratch + 7738432, scratch + 7736448);
-    step_k066_div(scratch + 7710720, scratch + 7738432, scratch + 7738368);
-    step_k067_mul_add(scratch + 7737088, scratch + 7710720, scratch + 7737728, scratch + 7736448);
-    step_k068_reduce_sum(scratch + 7740752, scratch + 7737088);
-    step_k069_matmul(scratch + 7710720, scratch + 1048576, scratch + 7737088);
-    step_k070_matmul_step_mul(scratch + 6897664, scratch + 7737088, state + 3717136, scratch + 1048576);
-    step_k071_reduce_sum(scratch + 7736448, scratch + 6897664);
-    step_k072_matmul(scratch + 1048576, scratch + 6832128, scratch + 6897664);
-    step_k073_matmul_step_mul(scratch + 7634944, scratch + 6897664, state + 2667536, scratch + 6832128);
-    step_k074_reduce_sum(scratch + 7737472, scratch + 7634944);
-    step_k075_matmul(scratch + 6832128, io, scratch + 7634944);
-    step_k076_mul_reduce_sum(scratch + 7634944, scratch + 6832128, scratch + 6029312);
-    step_k077_mul_reduce_sum(scratch + 7634960, scratch + 7737472, scratch + 7735424);
-    step_k078_mul_reduce_sum(scratch + 7735424, scratch + 1048576, scratch);
-    step_k079_mul_reduce_sum(scratch + 7735440, scratch + 7736448, scratch + 7734400);
-    step_k080_mul_reduce_sum(scratch + 7734400, scratch + 7710720, scratch + 7700480);
-    step_k081_mul_reduce_sum(scratch + 7734416, scratch + 7740752, scratch + 7740736);
-    step_k082_mul_add(io + 753424, scratch + 7734432, io + 753296, scratch + 7634944, scratch + 7634960, scratch + 7735424, scratch + 7735440, scratch + 7734400, scratch + 7734416, io + 753328);
-    step_k083_mul(scratch + 6029312, scratch + 7734432, scratch + 7729920);
-    step_k084_neg_reduce_sum(scratch + 7729920, scratch + 6029312);
-    step_k085_div(scratch + 7730368, scratch + 7729920, scratch + 7740224);
-    step_k086_mul(scratch + 7730816, io + 753312);
-    step_k087_mul_neg(scratch + 7729920, scratch + 7730816, scratch + 7739776);
-    step_k088_mul(scratch + 6033792, scratch + 7729920, scratch + 7720960);
-    step_k089_neg_reduce_sum(scratch + 7729920, scratch + 6033792);
-    step_k090_div(scratch + 7739776, scratch + 7729920, scratch + 7740224);
-    step_k091_mul_add(scratch + 1507328, scratch + 7730368, scratch + 7725440, scratch + 6029312, scratch + 7739776, scratch + 6033792);
-    step_k092_mul(scratch + 1511808, scratch + 7738496);
-    step_k093_neg_reduce_sum(scratch + 7739776, scratch + 1511808);
-    step_k094_div(scratch + 7739840, scratch + 7739776, scratch + 7740672);
-    step_k095_mul_add(scratch + 6105088, scratch + 7739840, scratch + 7739136, scratch + 1511808);
-    step_k096_reduce_sum(scratch + 6029312, scratch + 6105088);
-    step_k097_reduce_sum(scratch + 6029328, scratch + 1507328);
-    step_k098_add(scratch + 6105728, scratch + 6029312, scratch + 6029328);
-    step_k099_matmul(scratch + 6094848, scratch + 5570560, scratch + 1507328);
-    step_k100_matmul_step_mul(scratch + 6029312, scratch + 6105088, state + 1853440, scratch + 4063232);
-    step_k101_matmul_step_mul(scratch + 1048576, scratch + 1507328, state + 1853440, scratch + 4587520);
-    step_k102_reduce_sum(scratch + 1507328, scratch + 6029312);
+    step_k052_mul_add_sub(state + 7443504, state + 3716112, scratch + 5768320, io + 753296);
+    step_k053_mul_add_sub(state + 7444528, state + 3717136, scratch + 5734400, io + 753296);
+    step_k054_mul_add_sub(state + 7454768, state + 3727376, scratch + 5774656, io + 753296);
+    step_k055_matmul_add_relu(scratch + 4866048, io, state + 1863696, state + 2666512);
+    step_k056_matmul_add_relu(scratch + 1048576, scratch + 4866048, state + 2667536, state + 3716112);
+    step_k057_matmul_add(scratch + 5770368, scratch + 1048576, state + 3717136, state + 3727376);
+    step_k058_reduce_max(scratch + 5772288, scratch + 5770368);
+    step_k059_sub_exp(scratch + 5771008, scratch + 5771648, scratch + 5770368, scratch + 5772288);
+    step_k060_reduce_sum(scratch + 5772288, scratch + 5771648);
+    step_k061_log(scratch + 5772352, scratch + 5772288);
+    step_k062_sub_mul_reduce_sum(scratch + 5770368, scratch + 5771008, scratch + 5772352, io + 752640);
+    step_k063_mul(io + 753408, scratch + 5770368);
+    step_k064_mul(scratch + 5770368, io + 752640);
+    step_k065_neg_reduce_sum(scratch + 5772352, scratch + 5770368);
+    step_k066_div(scratch + 5744640, scratch + 5772352, scratch + 5772288);
+    step_k067_mul_add(scratch + 5771008, scratch + 5744640, scratch + 5771648, scratch + 5770368);
+    step_k068_reduce_sum(scratch + 5774672, scratch + 5771008);
+    step_k069_matmul(scratch + 5744640, scratch + 1048576, scratch + 5771008);
+    step_k070_matmul_step_mul(scratch + 4931584, scratch + 5771008, state + 3717136, scratch + 1048576);
+    step_k071_reduce_sum(scratch + 5770368, scratch + 4931584);
+    step_k072_matmul(scratch + 1048576, scratch + 4866048, scratch + 4931584);
+    step_k073_matmul_step_mul(scratch + 5668864, scratch + 4931584, state + 2667536, scratch + 4866048);
+    step_k074_reduce_sum(scratch + 5771392, scratch + 5668864);
+    step_k075_matmul(scratch + 4866048, io, scratch + 5668864);
+    step_k076_mul_reduce_sum(scratch + 5668864, scratch + 4866048, scratch + 4063232);
+    step_k077_mul_reduce_sum(scratch + 5668880, scratch + 5771392, scratch + 5769344);
+    step_k078_mul_reduce_sum(scratch + 5769344, scratch + 1048576, scratch);
+    step_k079_mul_reduce_sum(scratch + 5769360, scratch + 5770368, scratch + 5768320);
+    step_k080_mul_reduce_sum(scratch + 5768320, scratch + 5744640, scratch + 5734400);
+    step_k081_mul_reduce_sum(scratch + 5768336, scratch + 5774672, scratch + 5774656);
+    step_k082_mul_add(io + 753424, scratch + 5768352, io + 753296, scratch + 5668864, scratch + 5668880, scratch + 5769344, scratch + 5769360, scratch + 5768320, scratch + 5768336, io + 753328);
+    step_k083_mul(scratch + 4063232, scratch + 5768352, scratch + 5763840);
+    step_k084_neg_reduce_sum(scratch + 5763840, scratch + 4063232);
+    step_k085_div(scratch + 5764288, scratch + 5763840, scratch + 5774144);
+    step_k086_mul(scratch + 5764736, io + 753312);
+    step_k087_mul_neg(scratch + 5763840, scratch + 5764736, scratch + 5773696);
+    step_k088_mul(scratch + 4067712, scratch + 5763840, scratch + 5754880);
+    step_k089_neg_reduce_sum(scratch + 5763840, scratch + 4067712);
+    step_k090_div(scratch + 5773696, scratch + 5763840, scratch + 5774144);
+    step_k091_mul_add(scratch + 1507328, scratch + 5764288, scratch + 5759360, scratch + 4063232, scratch + 5773696, scratch + 4067712);
+    step_k092_mul(scratch + 1511808, scratch + 5772416);
+    step_k093_neg_reduce_sum(scratch + 5773696, scratch + 1511808);
+    step_k094_div(scratch + 5773760, scratch + 5773696, scratch + 5774592);
+    step_k095_mul_add(scratch + 4942848, scratch + 5773760, scratch + 5773056, scratch + 1511808);
+    step_k096_reduce_sum(scratch + 1511808, scratch + 4942848);
+    step_k097_reduce_sum(scratch + 1511824, scratch + 1507328);
+    step_k098_add(scratch + 4943488, scratch + 1511808, scratch + 1511824);
+    step_k099_matmul(scratch + 4931584, scratch + 3604480, scratch + 1507328);
+    step_k100_matmul_step_mul(scratch + 4866048, scratch + 4942848, state + 1853440, scratch + 3080192);
+    step_k101_matmul_step_mul(scratch + 1048576, scratch + 1507328, state + 1853440, scratch + 3604480);
+    step_k102_reduce_sum(scratch + 1507328, scratch + 4866048);
     step_k103_reduce_sum(scratch + 1508352, scratch + 1048576);
-    step_k104_add(scratch + 4866048, scratch + 1507328, scratch + 1508352);
-    step_k105_matmul(scratch, scratch + 3604480, scratch + 1048576);
-    step_k106_matmul_step_mul(scratch + 1966080, scratch + 6029312, state + 803840, scratch + 2097152);
-    step_k107_matmul_step_mul(scratch + 1507328, scratch + 1048576, state + 803840, scratch + 2621440);
-    step_k108_reduce_sum(scratch + 4867072, scratch + 1966080);
-    step_k109_reduce_sum(scratch + 4868096, scratch + 1507328);
-    step_k110_add(scratch + 4869120, scratch + 4867072, scratch + 4868096);
-    step_k111_matmul(scratch + 4063232, io + 401408, scratch + 1507328);
-    step_k112_matmul_add_mul_etc(scratch + 1048576, state + 3727392, state, io, scratch + 1966080, scratch + 4063232, io + 753280);
-    step_k113_mul_add_sub(state + 4530208, state + 802816, scratch + 4869120, io + 753280);
-    step_k114_matmul_add_mul_etc(scratch + 1048576, state + 4531232, state + 803840, scratch + 3080192, scratch + 6029312, scratch, io + 753280);
-    step_k115_mul_add_sub(state + 5579808, state + 1852416, scratch + 4866048, io + 753280);
-    step_k116_matmul_add_mul_etc(scratch + 6029312, state + 5580832, state + 1853440, scratch + 5046272, scratch + 6105088, scratch + 6094848, io + 753280);
-    step_k117_mul_add_sub(state + 5591072, state + 1863680, scratch + 6105728, io + 753280);
+    step_k104_add(scratch + 4941824, scratch + 1507328, scratch + 1508352);
+    step_k105_matmul(scratch, scratch + 2621440, scratch + 1048576);
+    step_k106_matmul_step_mul(scratch + 1851392, scratch + 4866048, state + 803840, scratch + 2097152);
+    step_k107_matmul_step_mul(scratch + 4063232, scratch + 1048576, state + 803840, scratch + 2621440);
+    step_k108_reduce_sum(scratch + 1916928, scratch + 1851392);
+    step_k109_reduce_sum(scratch + 1917952, scratch + 4063232);
+    step_k110_add(scratch + 1918976, scratch + 1916928, scratch + 1917952);
+    step_k111_matmul(scratch + 1048576, io + 401408, scratch + 4063232);
+    step_k112_matmul_add_mul_etc(scratch + 4063232, state + 3727392, state, io, scratch + 1851392, scratch + 1048576, io + 753280);
+    step_k113_mul_add_sub(state + 4530208, state + 802816, scratch + 1918976, io + 753280);
+    step_k114_matmul_add_mul_etc(scratch + 1048576, state + 4531232, state + 803840, scratch + 2097152, scratch + 4866048, scratch, io + 753280);
+    step_k115_mul_add_sub(state + 5579808, state + 1852416, scratch + 4941824, io + 753280);
+    step_k116_matmul_add_mul_etc(scratch + 4063232, state + 5580832, state + 1853440, scratch + 3080192, scratch + 4942848, scratch + 4931584, io + 753280);
+    step_k117_mul_add_sub(state + 5591072, state + 1863680, scratch + 4943488, io + 753280);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

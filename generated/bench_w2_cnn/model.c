@@ -148,11 +148,12 @@ MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict sou
         }
 }
 
-/* The tangent at the position of each window's maximum of `source`. */
+/* The tangent at the position of each window's maximum of `source`. The taps are visited last to first and the
+ * tangent of every tap equal to the maximum overwrites the previous pick, so the first one wins. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
+    float best[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
@@ -160,21 +161,14 @@ MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict
                     const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
                     float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
                     mplc_window_max(best, source, g, n, oy, ox, c0, cb);
-                    for (int c = 0; c < cb; c++) {
-                        done[c] = 0.0f;
-                        o[c] = 0.0f;
+                    for (int c = 0; c < cb; c++) o[c] = 0.0f;
+                    for (int tap = g.kernel * g.kernel - 1; tap >= 0; tap--) {
+                        const int ky = tap / g.kernel, kx = tap % g.kernel;
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) continue;
+                        const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                        for (int c = 0; c < cb; c++) o[c] = s[c] == best[c] ? t[c] : o[c];
                     }
-                    for (int ky = 0; ky < g.kernel; ky++)
-                        for (int kx = 0; kx < g.kernel; kx++) {
-                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-                            if (pixel < 0) continue;
-                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
-                            for (int c = 0; c < cb; c++) {
-                                const int hit = done[c] == 0.0f && s[c] == best[c];
-                                o[c] = hit ? t[c] : o[c];
-                                done[c] = hit ? 1.0f : done[c];
-                            }
-                        }
                 }
 }
 
@@ -361,18 +355,27 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %25 = broadcast axes=[1] %1 : [752640,32]
  * %26 = add %24, %25 : [752640,32]
  * %27 = relu %26 : [752640,32] */
-static void step_k000_im2col_matmul_add_etc(float *restrict t26, float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 960; n0 += 37) {
-        const int nb = 960 - n0 < 37 ? 960 - n0 : 37;
+static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 960; n0 += 10) {
+        const int nb = 960 - n0 < 10 ? 960 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 32, 9, 1.0f, chunk, 9, in_teacher_conv0_weight, 32, 0.0f, t26 + (size_t)n0 * 25088, 32);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[32];
+            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
+            }
+            float *row = t27 + ((size_t)n0 * 784 + r) * 32;
+            for (int j = 0; j < 32; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v26 = t26[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
+                const float v26 = t27[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
                 const float v27 = v26 > 0.0f ? v26 : 0.0f;
-                t26[i0 * 32 + i1] = v26;
                 t27[i0 * 32 + i1] = v27;
             }
         }
@@ -389,18 +392,17 @@ static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
  * %33 = broadcast axes=[1] %3 : [188160,64]
  * %34 = add %32, %33 : [188160,64]
  * %35 = relu %34 : [188160,64] */
-static void step_k002_im2col_matmul_add_etc(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     for (int n0 = 0; n0 < 960; n0 += 4) {
         const int nb = 960 - n0 < 4 ? 960 - n0 : 4;
         mplc_im2col(chunk, t29 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t34 + (size_t)n0 * 12544, 64);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t35 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v34 = t34[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
+                const float v34 = t35[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
                 const float v35 = v34 > 0.0f ? v34 : 0.0f;
-                t34[i0 * 64 + i1] = v34;
                 t35[i0 * 64 + i1] = v35;
             }
         }
@@ -416,14 +418,13 @@ static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
  * %40 = broadcast axes=[1] %5 : [960,128]
  * %41 = add %39, %40 : [960,128]
  * %42 = relu %41 : [960,128] */
-static void step_k004_matmul_add_relu(float *restrict t41, float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 128, 3136, 1.0f, t38, 3136, in_teacher_dense7_weight, 128, 0.0f, t41, 128);
+static void step_k004_matmul_add_relu(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 128, 3136, 1.0f, t38, 3136, in_teacher_dense7_weight, 128, 0.0f, t42, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 960; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v41 = t41[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
+            const float v41 = t42[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
             const float v42 = v41 > 0.0f ? v41 : 0.0f;
-            t41[i0 * 128 + i1] = v41;
             t42[i0 * 128 + i1] = v42;
         }
     }
@@ -720,11 +721,21 @@ static void step_k030_one_hot_argmax(float *restrict t96, const float *restrict 
  * %103 = add %101, %102 : [351232,32]
  * %104 = relu %103 : [351232,32] */
 static void step_k031_im2col_matmul_add_etc(float *restrict t104, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 37) {
-        const int nb = 448 - n0 < 37 ? 448 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 448; n0 += 10) {
+        const int nb = 448 - n0 < 10 ? 448 - n0 : 10;
         mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 32, 9, 1.0f, chunk, 9, in_student_conv0_weight, 32, 0.0f, t104 + (size_t)n0 * 25088, 32);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[32];
+            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+            }
+            float *row = t104 + ((size_t)n0 * 784 + r) * 32;
+            for (int j = 0; j < 32; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1033,12 +1044,28 @@ static void step_k060_reduce_sum(float *restrict t165, const float *restrict t16
 /* %99 = im2col k3 s1 p1 %97 : [351232,9]
  * %166 = matmul tA %99, %164 : [9,32] */
 static void step_k061_im2col_matmul(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 37) {
-        const int nb = 448 - n0 < 37 ? 448 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    float total[288];
+    for (int i = 0; i < 288; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 448; n0 += 10) {
+        const int nb = 448 - n0 < 10 ? 448 - n0 : 10;
         mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 32, nb * 784, 1.0f, chunk, 9, t164 + (size_t)n0 * 25088, 32, n0 == 0 ? 0.0f : 1.0f, t166, 32);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[288];
+            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t164 + ((size_t)n0 * 784 + r) * 32;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 288; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 288; i++) t166[i] = total[i];
 }
 
 /* %169 = constant 0.0005 : [3,3,1,32]
@@ -1251,11 +1278,21 @@ static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %258 = add %256, %257 : [50176,32]
  * %259 = relu %258 : [50176,32] */
 static void step_k070_im2col_matmul_add_etc(float *restrict t259, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 37) {
-        const int nb = 64 - n0 < 37 ? 64 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 64; n0 += 10) {
+        const int nb = 64 - n0 < 10 ? 64 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 32, 9, 1.0f, chunk, 9, t255, 32, 0.0f, t259 + (size_t)n0 * 25088, 32);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[32];
+            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t255[p * 32 + j], acc[j]);
+            }
+            float *row = t259 + ((size_t)n0 * 784 + r) * 32;
+            for (int j = 0; j < 32; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1564,12 +1601,28 @@ static void step_k099_reduce_sum(float *restrict t319, const float *restrict t31
 /* %254 = im2col k3 s1 p1 %98 : [50176,9]
  * %320 = matmul tA %254, %318 : [9,32] */
 static void step_k100_im2col_matmul(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 37) {
-        const int nb = 64 - n0 < 37 ? 64 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    float total[288];
+    for (int i = 0; i < 288; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 64; n0 += 10) {
+        const int nb = 64 - n0 < 10 ? 64 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 32, nb * 784, 1.0f, chunk, 9, t318 + (size_t)n0 * 25088, 32, n0 == 0 ? 0.0f : 1.0f, t320, 32);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[288];
+            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t318 + ((size_t)n0 * 784 + r) * 32;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 288; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 288; i++) t320[i] = total[i];
 }
 
 /* %322 = mul %321, %167 : [3,3,1,32]
@@ -1886,424 +1939,456 @@ static void step_k126_matmul(float *restrict t384, const float *restrict t383, c
 }
 
 /* %379 = matmul tB %375, %6 : [64,128]
- * %387 = step %386 : [64,128]
- * %388 = mul %379, %387 : [64,128] */
-static void step_k127_matmul_step_mul(float *restrict t388, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t386) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t375, 10, in_teacher_dense9_weight, 10, 0.0f, t388, 128);
+ * %386 = step %381 : [64,128]
+ * %387 = mul %379, %386 : [64,128] */
+static void step_k127_matmul_step_mul(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t375, 10, in_teacher_dense9_weight, 10, 0.0f, t387, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v387 = t386[i] > 0.0f ? 1.0f : 0.0f;
-        const float v388 = t388[i] * v387;
-        t388[i] = v388;
+        const float v386 = t381[i] > 0.0f ? 1.0f : 0.0f;
+        const float v387 = t387[i] * v386;
+        t387[i] = v387;
     }
 }
 
 /* %380 = matmul tB %368, %6 : [448,128]
- * %390 = step %389 : [448,128]
- * %391 = mul %380, %390 : [448,128] */
-static void step_k128_matmul_step_mul(float *restrict t391, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t389) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t391, 128);
+ * %388 = step %383 : [448,128]
+ * %389 = mul %380, %388 : [448,128] */
+static void step_k128_matmul_step_mul(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 57344; i++) {
-        const float v390 = t389[i] > 0.0f ? 1.0f : 0.0f;
-        const float v391 = t391[i] * v390;
-        t391[i] = v391;
+        const float v388 = t383[i] > 0.0f ? 1.0f : 0.0f;
+        const float v389 = t389[i] * v388;
+        t389[i] = v389;
     }
 }
 
-/* %392 = reduce_sum axes=[0] %388 : [128] */
-static void step_k129_reduce_sum(float *restrict t392, const float *restrict t388) {
-    for (size_t o = 0; o < 128; o++) t392[o] = 0.0f;
+/* %390 = reduce_sum axes=[0] %387 : [128] */
+static void step_k129_reduce_sum(float *restrict t390, const float *restrict t387) {
+    for (size_t o = 0; o < 128; o++) t390[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t392[i1] += t388[i0 * 128 + i1];
+            t390[i1] += t387[i0 * 128 + i1];
         }
     }
 }
 
-/* %393 = reduce_sum axes=[0] %391 : [128] */
-static void step_k130_reduce_sum(float *restrict t393, const float *restrict t391) {
-    for (size_t o = 0; o < 128; o++) t393[o] = 0.0f;
+/* %391 = reduce_sum axes=[0] %389 : [128] */
+static void step_k130_reduce_sum(float *restrict t391, const float *restrict t389) {
+    for (size_t o = 0; o < 128; o++) t391[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t393[i1] += t391[i0 * 128 + i1];
+            t391[i1] += t389[i0 * 128 + i1];
         }
     }
 }
 
-/* %394 = add %392, %393 : [128] */
-static void step_k131_add(float *restrict t394, const float *restrict t392, const float *restrict t393) {
+/* %392 = add %390, %391 : [128] */
+static void step_k131_add(float *restrict t392, const float *restrict t390, const float *restrict t391) {
     for (size_t i = 0; i < 128; i++) {
-        const float v394 = t392[i] + t393[i];
-        t394[i] = v394;
+        const float v392 = t390[i] + t391[i];
+        t392[i] = v392;
     }
 }
 
-/* %395 = matmul tB %388, %4 : [64,3136] */
-static void step_k132_matmul(float *restrict t395, const float *restrict t388, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 3136, 128, 1.0f, t388, 128, in_teacher_dense7_weight, 128, 0.0f, t395, 3136);
+/* %393 = matmul tB %387, %4 : [64,3136] */
+static void step_k132_matmul(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 3136, 128, 1.0f, t387, 128, in_teacher_dense7_weight, 128, 0.0f, t393, 3136);
 }
 
-/* %396 = matmul tB %391, %4 : [448,3136] */
-static void step_k133_matmul(float *restrict t396, const float *restrict t391, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 3136, 128, 1.0f, t391, 128, in_teacher_dense7_weight, 128, 0.0f, t396, 3136);
+/* %394 = matmul tB %389, %4 : [448,3136] */
+static void step_k133_matmul(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 3136, 128, 1.0f, t389, 128, in_teacher_dense7_weight, 128, 0.0f, t394, 3136);
 }
 
-/* %402 = matmul tA %401, %391 : [3136,128] */
-static void step_k134_matmul(float *restrict t402, const float *restrict t401, const float *restrict t391) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 448, 1.0f, t401, 3136, t391, 128, 0.0f, t402, 128);
+/* %400 = matmul tA %399, %389 : [3136,128] */
+static void step_k134_matmul(float *restrict t400, const float *restrict t399, const float *restrict t389) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 448, 1.0f, t399, 3136, t389, 128, 0.0f, t400, 128);
 }
 
-/* %407 = max_pool_scatter k2 s2 p0 %406, %404 : [64,14,14,64] */
-static void step_k135_max_pool_scatter(float *restrict t407, const float *restrict t406, const float *restrict t404) {
-    mplc_max_pool_scatter(t407, t406, t404, (mplc_window){64, 14, 14, 64, 2, 2, 0});
+/* %406 = max_pool_scatter k2 s2 p0 %405, %402 : [64,14,14,64] */
+static void step_k135_max_pool_scatter(float *restrict t406, const float *restrict t405, const float *restrict t402) {
+    mplc_max_pool_scatter(t406, t405, t402, (mplc_window){64, 14, 14, 64, 2, 2, 0});
 }
 
-/* %409 = max_pool_scatter k2 s2 p0 %408, %405 : [448,14,14,64] */
-static void step_k136_max_pool_scatter(float *restrict t409, const float *restrict t408, const float *restrict t405) {
-    mplc_max_pool_scatter(t409, t408, t405, (mplc_window){448, 14, 14, 64, 2, 2, 0});
+/* %409 = max_pool_scatter k2 s2 p0 %408, %403 : [448,14,14,64] */
+static void step_k136_max_pool_scatter(float *restrict t409, const float *restrict t408, const float *restrict t403) {
+    mplc_max_pool_scatter(t409, t408, t403, (mplc_window){448, 14, 14, 64, 2, 2, 0});
 }
 
-/* %412 = step %411 : [64,14,14,64]
- * %413 = mul %407, %412 : [64,14,14,64] */
-static void step_k137_step_mul(float *restrict t413, const float *restrict t411, const float *restrict t407) {
+/* %410 = step %405 : [64,14,14,64]
+ * %411 = mul %406, %410 : [64,14,14,64] */
+static void step_k137_step_mul(float *restrict t411, const float *restrict t405, const float *restrict t406) {
     for (size_t i = 0; i < 802816; i++) {
-        const float v412 = t411[i] > 0.0f ? 1.0f : 0.0f;
-        const float v413 = t407[i] * v412;
+        const float v410 = t405[i] > 0.0f ? 1.0f : 0.0f;
+        const float v411 = t406[i] * v410;
+        t411[i] = v411;
+    }
+}
+
+/* %412 = step %408 : [448,14,14,64]
+ * %413 = mul %409, %412 : [448,14,14,64] */
+static void step_k138_step_mul(float *restrict t413, const float *restrict t408, const float *restrict t409) {
+    for (size_t i = 0; i < 5619712; i++) {
+        const float v412 = t408[i] > 0.0f ? 1.0f : 0.0f;
+        const float v413 = t409[i] * v412;
         t413[i] = v413;
     }
 }
 
-/* %416 = step %415 : [448,14,14,64]
- * %417 = mul %409, %416 : [448,14,14,64] */
-static void step_k138_step_mul(float *restrict t417, const float *restrict t415, const float *restrict t409) {
-    for (size_t i = 0; i < 5619712; i++) {
-        const float v416 = t415[i] > 0.0f ? 1.0f : 0.0f;
-        const float v417 = t409[i] * v416;
-        t417[i] = v417;
-    }
-}
-
-/* %420 = reduce_sum axes=[0] %418 : [64] */
-static void step_k139_reduce_sum(float *restrict t420, const float *restrict t418) {
-    for (size_t o = 0; o < 64; o++) t420[o] = 0.0f;
+/* %416 = reduce_sum axes=[0] %414 : [64] */
+static void step_k139_reduce_sum(float *restrict t416, const float *restrict t414) {
+    for (size_t o = 0; o < 64; o++) t416[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            t420[i1] += t418[i0 * 64 + i1];
+            t416[i1] += t414[i0 * 64 + i1];
         }
     }
 }
 
-/* %421 = reduce_sum axes=[0] %419 : [64] */
-static void step_k140_reduce_sum(float *restrict t421, const float *restrict t419) {
-    for (size_t o = 0; o < 64; o++) t421[o] = 0.0f;
+/* %417 = reduce_sum axes=[0] %415 : [64] */
+static void step_k140_reduce_sum(float *restrict t417, const float *restrict t415) {
+    for (size_t o = 0; o < 64; o++) t417[o] = 0.0f;
     for (size_t i0 = 0; i0 < 87808; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
-            t421[i1] += t419[i0 * 64 + i1];
+            t417[i1] += t415[i0 * 64 + i1];
         }
     }
 }
 
-/* %422 = add %420, %421 : [64] */
-static void step_k141_add(float *restrict t422, const float *restrict t420, const float *restrict t421) {
+/* %418 = add %416, %417 : [64] */
+static void step_k141_add(float *restrict t418, const float *restrict t416, const float *restrict t417) {
     for (size_t i = 0; i < 64; i++) {
-        const float v422 = t420[i] + t421[i];
-        t422[i] = v422;
+        const float v418 = t416[i] + t417[i];
+        t418[i] = v418;
     }
 }
 
-/* %423 = matmul tB %418, %31 : [12544,288]
- * %433 = col2im k3 s1 p1 %423 : [64,14,14,32] */
-static void step_k142_matmul_col2im(float *restrict t433, const float *restrict t418, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+/* %419 = matmul tB %414, %31 : [12544,288]
+ * %429 = col2im k3 s1 p1 %419 : [64,14,14,32] */
+static void step_k142_matmul_col2im(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     for (int n0 = 0; n0 < 64; n0 += 4) {
         const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t418 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t433 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t414 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
+        mplc_col2im(t429 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
-/* %424 = matmul tB %419, %31 : [87808,288]
- * %434 = col2im k3 s1 p1 %424 : [448,14,14,32] */
-static void step_k143_matmul_col2im(float *restrict t434, const float *restrict t419, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+/* %420 = matmul tB %415, %31 : [87808,288]
+ * %430 = col2im k3 s1 p1 %420 : [448,14,14,32] */
+static void step_k143_matmul_col2im(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     for (int n0 = 0; n0 < 448; n0 += 4) {
         const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t419 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t434 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t415 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
+        mplc_col2im(t430 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
-/* %429 = im2col k3 s1 p1 %428 : [87808,288]
- * %430 = matmul tA %429, %419 : [288,64] */
-static void step_k144_im2col_matmul(float *restrict t430, const float *restrict t428, const float *restrict t419, float *restrict chunk) {
+/* %425 = im2col k3 s1 p1 %424 : [87808,288]
+ * %426 = matmul tA %425, %415 : [288,64] */
+static void step_k144_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     for (int n0 = 0; n0 < 448; n0 += 4) {
         const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
-        mplc_im2col(chunk, t428 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t419 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t430, 64);
+        mplc_im2col(chunk, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t415 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t426, 64);
     }
 }
 
-/* %426 = im2col k3 s1 p1 %425 : [12544,288]
- * %427 = matmul tA %426, %418 : [288,64]
- * %431 = add %427, %430 : [288,64] */
-static void step_k145_im2col_matmul_add(float *restrict t431, const float *restrict t425, const float *restrict t418, const float *restrict t430, float *restrict chunk) {
+/* %422 = im2col k3 s1 p1 %421 : [12544,288]
+ * %423 = matmul tA %422, %414 : [288,64]
+ * %427 = add %423, %426 : [288,64] */
+static void step_k145_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     for (int n0 = 0; n0 < 64; n0 += 4) {
         const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
-        mplc_im2col(chunk, t425 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t418 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t431, 64);
+        mplc_im2col(chunk, t421 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t414 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t427, 64);
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 18432; i++) {
-        const float v431 = t431[i] + t430[i];
-        t431[i] = v431;
+        const float v427 = t427[i] + t426[i];
+        t427[i] = v427;
     }
 }
 
-/* %436 = max_pool_scatter k2 s2 p0 %435, %433 : [64,28,28,32] */
-static void step_k146_max_pool_scatter(float *restrict t436, const float *restrict t435, const float *restrict t433) {
-    mplc_max_pool_scatter(t436, t435, t433, (mplc_window){64, 28, 28, 32, 2, 2, 0});
+/* %433 = max_pool_scatter k2 s2 p0 %432, %429 : [64,28,28,32] */
+static void step_k146_max_pool_scatter(float *restrict t433, const float *restrict t432, const float *restrict t429) {
+    mplc_max_pool_scatter(t433, t432, t429, (mplc_window){64, 28, 28, 32, 2, 2, 0});
 }
 
-/* %438 = max_pool_scatter k2 s2 p0 %437, %434 : [448,28,28,32] */
-static void step_k147_max_pool_scatter(float *restrict t438, const float *restrict t437, const float *restrict t434) {
-    mplc_max_pool_scatter(t438, t437, t434, (mplc_window){448, 28, 28, 32, 2, 2, 0});
+/* %436 = max_pool_scatter k2 s2 p0 %435, %430 : [448,28,28,32] */
+static void step_k147_max_pool_scatter(float *restrict t436, const float *restrict t435, const float *restrict t430) {
+    mplc_max_pool_scatter(t436, t435, t430, (mplc_window){448, 28, 28, 32, 2, 2, 0});
 }
 
-/* %441 = step %440 : [64,28,28,32]
- * %442 = mul %436, %441 : [64,28,28,32] */
-static void step_k148_step_mul(float *restrict t442, const float *restrict t440, const float *restrict t436) {
+/* %437 = step %432 : [64,28,28,32]
+ * %438 = mul %433, %437 : [64,28,28,32] */
+static void step_k148_step_mul(float *restrict t438, const float *restrict t432, const float *restrict t433) {
     for (size_t i = 0; i < 1605632; i++) {
-        const float v441 = t440[i] > 0.0f ? 1.0f : 0.0f;
-        const float v442 = t436[i] * v441;
-        t442[i] = v442;
+        const float v437 = t432[i] > 0.0f ? 1.0f : 0.0f;
+        const float v438 = t433[i] * v437;
+        t438[i] = v438;
     }
 }
 
-/* %445 = step %444 : [448,28,28,32]
- * %446 = mul %438, %445 : [448,28,28,32] */
-static void step_k149_step_mul(float *restrict t446, const float *restrict t444, const float *restrict t438) {
+/* %439 = step %435 : [448,28,28,32]
+ * %440 = mul %436, %439 : [448,28,28,32] */
+static void step_k149_step_mul(float *restrict t440, const float *restrict t435, const float *restrict t436) {
     for (size_t i = 0; i < 11239424; i++) {
-        const float v445 = t444[i] > 0.0f ? 1.0f : 0.0f;
-        const float v446 = t438[i] * v445;
-        t446[i] = v446;
+        const float v439 = t435[i] > 0.0f ? 1.0f : 0.0f;
+        const float v440 = t436[i] * v439;
+        t440[i] = v440;
     }
 }
 
-/* %449 = reduce_sum axes=[0] %447 : [32] */
-static void step_k150_reduce_sum(float *restrict t449, const float *restrict t447) {
-    for (size_t o = 0; o < 32; o++) t449[o] = 0.0f;
+/* %443 = reduce_sum axes=[0] %441 : [32] */
+static void step_k150_reduce_sum(float *restrict t443, const float *restrict t441) {
+    for (size_t o = 0; o < 32; o++) t443[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
-            t449[i1] += t447[i0 * 32 + i1];
+            t443[i1] += t441[i0 * 32 + i1];
         }
     }
 }
 
-/* %450 = reduce_sum axes=[0] %448 : [32] */
-static void step_k151_reduce_sum(float *restrict t450, const float *restrict t448) {
-    for (size_t o = 0; o < 32; o++) t450[o] = 0.0f;
+/* %444 = reduce_sum axes=[0] %442 : [32] */
+static void step_k151_reduce_sum(float *restrict t444, const float *restrict t442) {
+    for (size_t o = 0; o < 32; o++) t444[o] = 0.0f;
     for (size_t i0 = 0; i0 < 351232; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
-            t450[i1] += t448[i0 * 32 + i1];
+            t444[i1] += t442[i0 * 32 + i1];
         }
     }
 }
 
-/* %451 = add %449, %450 : [32] */
-static void step_k152_add(float *restrict t451, const float *restrict t449, const float *restrict t450) {
+/* %445 = add %443, %444 : [32] */
+static void step_k152_add(float *restrict t445, const float *restrict t443, const float *restrict t444) {
     for (size_t i = 0; i < 32; i++) {
-        const float v451 = t449[i] + t450[i];
-        t451[i] = v451;
+        const float v445 = t443[i] + t444[i];
+        t445[i] = v445;
     }
 }
 
 /* %99 = im2col k3 s1 p1 %97 : [351232,9]
- * %453 = matmul tA %99, %448 : [9,32] */
-static void step_k153_im2col_matmul(float *restrict t453, const float *restrict t97, const float *restrict t448, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 37) {
-        const int nb = 448 - n0 < 37 ? 448 - n0 : 37;
+ * %447 = matmul tA %99, %442 : [9,32] */
+static void step_k153_im2col_matmul(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    float total[288];
+    for (int i = 0; i < 288; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 448; n0 += 10) {
+        const int nb = 448 - n0 < 10 ? 448 - n0 : 10;
         mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 32, nb * 784, 1.0f, chunk, 9, t448 + (size_t)n0 * 25088, 32, n0 == 0 ? 0.0f : 1.0f, t453, 32);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[288];
+            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t442 + ((size_t)n0 * 784 + r) * 32;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 288; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 288; i++) t447[i] = total[i];
 }
 
 /* %254 = im2col k3 s1 p1 %98 : [50176,9]
- * %452 = matmul tA %254, %447 : [9,32]
- * %454 = add %452, %453 : [9,32] */
-static void step_k154_im2col_matmul_add(float *restrict t454, const float *restrict in_x, const float *restrict t447, const float *restrict t453, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 37) {
-        const int nb = 64 - n0 < 37 ? 64 - n0 : 37;
+ * %446 = matmul tA %254, %441 : [9,32]
+ * %448 = add %446, %447 : [9,32] */
+static void step_k154_im2col_matmul_add(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    float total[288];
+    for (int i = 0; i < 288; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 64; n0 += 10) {
+        const int nb = 64 - n0 < 10 ? 64 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 32, nb * 784, 1.0f, chunk, 9, t447 + (size_t)n0 * 25088, 32, n0 == 0 ? 0.0f : 1.0f, t454, 32);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[288];
+            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t441 + ((size_t)n0 * 784 + r) * 32;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 288; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 288; i++) t448[i] = total[i];
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 288; i++) {
-        const float v454 = t454[i] + t453[i];
-        t454[i] = v454;
+        const float v448 = t448[i] + t447[i];
+        t448[i] = v448;
     }
 }
 
 /* %169 = constant 0.0005 : [3,3,1,32]
  * %172 = constant 0.9 : [3,3,1,32]
- * %457 = mul %0, %169 : [3,3,1,32]
- * %458 = add %455, %457 : [3,3,1,32]
- * %459 = mul %456, %172 : [3,3,1,32]
- * %460 = add %459, %458 : [3,3,1,32]
- * %461 = mul %460, %172 : [3,3,1,32]
- * %462 = add %458, %461 : [3,3,1,32]
- * %463 = broadcast axes=[] %18 : [3,3,1,32]
- * %464 = mul %462, %463 : [3,3,1,32]
- * %465 = sub %0, %464 : [3,3,1,32]
+ * %451 = mul %0, %169 : [3,3,1,32]
+ * %452 = add %449, %451 : [3,3,1,32]
+ * %453 = mul %450, %172 : [3,3,1,32]
+ * %454 = add %453, %452 : [3,3,1,32]
+ * %455 = mul %454, %172 : [3,3,1,32]
+ * %456 = add %452, %455 : [3,3,1,32]
+ * %457 = broadcast axes=[] %18 : [3,3,1,32]
+ * %458 = mul %456, %457 : [3,3,1,32]
+ * %459 = sub %0, %458 : [3,3,1,32]
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t455, const float *restrict in_lr_teacher) {
+static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 288; i++) {
-        const float v457 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v458 = t455[i] + v457;
-        const float v459 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v460 = v459 + v458;
-        const float v461 = v460 * 0.9f;
-        const float v462 = v458 + v461;
-        const float v464 = v462 * in_lr_teacher[0];
-        const float v465 = in_teacher_conv0_weight[i] - v464;
-        in_teacher_momentum_conv0_weight[i] = v460;
-        in_teacher_conv0_weight[i] = v465;
+        const float v451 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v452 = t449[i] + v451;
+        const float v453 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v454 = v453 + v452;
+        const float v455 = v454 * 0.9f;
+        const float v456 = v452 + v455;
+        const float v458 = v456 * in_lr_teacher[0];
+        const float v459 = in_teacher_conv0_weight[i] - v458;
+        in_teacher_momentum_conv0_weight[i] = v454;
+        in_teacher_conv0_weight[i] = v459;
     }
 }
 
 /* %181 = constant 0.9 : [32]
- * %467 = mul %466, %181 : [32]
- * %468 = add %467, %451 : [32]
- * %469 = mul %468, %181 : [32]
- * %470 = add %451, %469 : [32]
- * %471 = broadcast axes=[] %18 : [32]
- * %472 = mul %470, %471 : [32]
- * %473 = sub %1, %472 : [32]
+ * %461 = mul %460, %181 : [32]
+ * %462 = add %461, %445 : [32]
+ * %463 = mul %462, %181 : [32]
+ * %464 = add %445, %463 : [32]
+ * %465 = broadcast axes=[] %18 : [32]
+ * %466 = mul %464, %465 : [32]
+ * %467 = sub %1, %466 : [32]
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t451, const float *restrict in_lr_teacher) {
+static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v467 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v468 = v467 + t451[i];
-        const float v469 = v468 * 0.9f;
-        const float v470 = t451[i] + v469;
-        const float v472 = v470 * in_lr_teacher[0];
-        const float v473 = in_teacher_conv0_bias[i] - v472;
-        in_teacher_momentum_conv0_bias[i] = v468;
-        in_teacher_conv0_bias[i] = v473;
+        const float v461 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v462 = v461 + t445[i];
+        const float v463 = v462 * 0.9f;
+        const float v464 = t445[i] + v463;
+        const float v466 = v464 * in_lr_teacher[0];
+        const float v467 = in_teacher_conv0_bias[i] - v466;
+        in_teacher_momentum_conv0_bias[i] = v462;
+        in_teacher_conv0_bias[i] = v467;
     }
 }
 
 /* %190 = constant 0.0005 : [3,3,32,64]
  * %193 = constant 0.9 : [3,3,32,64]
- * %475 = mul %2, %190 : [3,3,32,64]
- * %476 = add %432, %475 : [3,3,32,64]
- * %477 = mul %474, %193 : [3,3,32,64]
- * %478 = add %477, %476 : [3,3,32,64]
- * %479 = mul %478, %193 : [3,3,32,64]
- * %480 = add %476, %479 : [3,3,32,64]
- * %481 = broadcast axes=[] %18 : [3,3,32,64]
- * %482 = mul %480, %481 : [3,3,32,64]
- * %483 = sub %2, %482 : [3,3,32,64]
+ * %469 = mul %2, %190 : [3,3,32,64]
+ * %470 = add %428, %469 : [3,3,32,64]
+ * %471 = mul %468, %193 : [3,3,32,64]
+ * %472 = add %471, %470 : [3,3,32,64]
+ * %473 = mul %472, %193 : [3,3,32,64]
+ * %474 = add %470, %473 : [3,3,32,64]
+ * %475 = broadcast axes=[] %18 : [3,3,32,64]
+ * %476 = mul %474, %475 : [3,3,32,64]
+ * %477 = sub %2, %476 : [3,3,32,64]
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t432, const float *restrict in_lr_teacher) {
+static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v475 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v476 = t432[i] + v475;
-        const float v477 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v478 = v477 + v476;
-        const float v479 = v478 * 0.9f;
-        const float v480 = v476 + v479;
-        const float v482 = v480 * in_lr_teacher[0];
-        const float v483 = in_teacher_conv3_weight[i] - v482;
-        in_teacher_momentum_conv3_weight[i] = v478;
-        in_teacher_conv3_weight[i] = v483;
+        const float v469 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v470 = t428[i] + v469;
+        const float v471 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v472 = v471 + v470;
+        const float v473 = v472 * 0.9f;
+        const float v474 = v470 + v473;
+        const float v476 = v474 * in_lr_teacher[0];
+        const float v477 = in_teacher_conv3_weight[i] - v476;
+        in_teacher_momentum_conv3_weight[i] = v472;
+        in_teacher_conv3_weight[i] = v477;
     }
 }
 
 /* %202 = constant 0.9 : [64]
- * %485 = mul %484, %202 : [64]
- * %486 = add %485, %422 : [64]
- * %487 = mul %486, %202 : [64]
- * %488 = add %422, %487 : [64]
- * %489 = broadcast axes=[] %18 : [64]
- * %490 = mul %488, %489 : [64]
- * %491 = sub %3, %490 : [64]
+ * %479 = mul %478, %202 : [64]
+ * %480 = add %479, %418 : [64]
+ * %481 = mul %480, %202 : [64]
+ * %482 = add %418, %481 : [64]
+ * %483 = broadcast axes=[] %18 : [64]
+ * %484 = mul %482, %483 : [64]
+ * %485 = sub %3, %484 : [64]
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t422, const float *restrict in_lr_teacher) {
+static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
-        const float v485 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v486 = v485 + t422[i];
-        const float v487 = v486 * 0.9f;
-        const float v488 = t422[i] + v487;
-        const float v490 = v488 * in_lr_teacher[0];
-        const float v491 = in_teacher_conv3_bias[i] - v490;
-        in_teacher_momentum_conv3_bias[i] = v486;
-        in_teacher_conv3_bias[i] = v491;
+        const float v479 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v480 = v479 + t418[i];
+        const float v481 = v480 * 0.9f;
+        const float v482 = t418[i] + v481;
+        const float v484 = v482 * in_lr_teacher[0];
+        const float v485 = in_teacher_conv3_bias[i] - v484;
+        in_teacher_momentum_conv3_bias[i] = v480;
+        in_teacher_conv3_bias[i] = v485;
     }
 }
 
 /* %211 = constant 0.0005 : [3136,128]
  * %214 = constant 0.9 : [3136,128]
- * %399 = matmul tA %398, %388 : [3136,128]
- * %403 = add %399, %402 : [3136,128]
- * %493 = mul %4, %211 : [3136,128]
- * %494 = add %403, %493 : [3136,128]
- * %495 = mul %492, %214 : [3136,128]
- * %496 = add %495, %494 : [3136,128]
- * %497 = mul %496, %214 : [3136,128]
- * %498 = add %494, %497 : [3136,128]
- * %499 = broadcast axes=[] %18 : [3136,128]
- * %500 = mul %498, %499 : [3136,128]
- * %501 = sub %4, %500 : [3136,128]
+ * %397 = matmul tA %396, %387 : [3136,128]
+ * %401 = add %397, %400 : [3136,128]
+ * %487 = mul %4, %211 : [3136,128]
+ * %488 = add %401, %487 : [3136,128]
+ * %489 = mul %486, %214 : [3136,128]
+ * %490 = add %489, %488 : [3136,128]
+ * %491 = mul %490, %214 : [3136,128]
+ * %492 = add %488, %491 : [3136,128]
+ * %493 = broadcast axes=[] %18 : [3136,128]
+ * %494 = mul %492, %493 : [3136,128]
+ * %495 = sub %4, %494 : [3136,128]
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k159_matmul_add_mul_etc(float *restrict t494, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t398, const float *restrict t388, const float *restrict t402, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 64, 1.0f, t398, 3136, t388, 128, 0.0f, t494, 128);
+static void step_k159_matmul_add_mul_etc(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 64, 1.0f, t396, 3136, t387, 128, 0.0f, t488, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 401408; i++) {
-        const float v403 = t494[i] + t402[i];
-        const float v493 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v494 = v403 + v493;
-        const float v495 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v496 = v495 + v494;
-        const float v497 = v496 * 0.9f;
-        const float v498 = v494 + v497;
-        const float v500 = v498 * in_lr_teacher[0];
-        const float v501 = in_teacher_dense7_weight[i] - v500;
-        t494[i] = v494;
-        in_teacher_momentum_dense7_weight[i] = v496;
-        in_teacher_dense7_weight[i] = v501;
+        const float v401 = t488[i] + t400[i];
+        const float v487 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v488 = v401 + v487;
+        const float v489 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v490 = v489 + v488;
+        const float v491 = v490 * 0.9f;
+        const float v492 = v488 + v491;
+        const float v494 = v492 * in_lr_teacher[0];
+        const float v495 = in_teacher_dense7_weight[i] - v494;
+        t488[i] = v488;
+        in_teacher_momentum_dense7_weight[i] = v490;
+        in_teacher_dense7_weight[i] = v495;
     }
 }
 
 /* %223 = constant 0.9 : [128]
- * %503 = mul %502, %223 : [128]
- * %504 = add %503, %394 : [128]
- * %505 = mul %504, %223 : [128]
- * %506 = add %394, %505 : [128]
- * %507 = broadcast axes=[] %18 : [128]
- * %508 = mul %506, %507 : [128]
- * %509 = sub %5, %508 : [128]
+ * %497 = mul %496, %223 : [128]
+ * %498 = add %497, %392 : [128]
+ * %499 = mul %498, %223 : [128]
+ * %500 = add %392, %499 : [128]
+ * %501 = broadcast axes=[] %18 : [128]
+ * %502 = mul %500, %501 : [128]
+ * %503 = sub %5, %502 : [128]
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t394, const float *restrict in_lr_teacher) {
+static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v503 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v504 = v503 + t394[i];
-        const float v505 = v504 * 0.9f;
-        const float v506 = t394[i] + v505;
-        const float v508 = v506 * in_lr_teacher[0];
-        const float v509 = in_teacher_dense7_bias[i] - v508;
-        in_teacher_momentum_dense7_bias[i] = v504;
-        in_teacher_dense7_bias[i] = v509;
+        const float v497 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v498 = v497 + t392[i];
+        const float v499 = v498 * 0.9f;
+        const float v500 = t392[i] + v499;
+        const float v502 = v500 * in_lr_teacher[0];
+        const float v503 = in_teacher_dense7_bias[i] - v502;
+        in_teacher_momentum_dense7_bias[i] = v498;
+        in_teacher_dense7_bias[i] = v503;
     }
 }
 
@@ -2311,224 +2396,224 @@ static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bia
  * %235 = constant 0.9 : [128,10]
  * %382 = matmul tA %381, %375 : [128,10]
  * %385 = add %382, %384 : [128,10]
- * %511 = mul %6, %232 : [128,10]
- * %512 = add %385, %511 : [128,10]
- * %513 = mul %510, %235 : [128,10]
- * %514 = add %513, %512 : [128,10]
- * %515 = mul %514, %235 : [128,10]
- * %516 = add %512, %515 : [128,10]
- * %517 = broadcast axes=[] %18 : [128,10]
- * %518 = mul %516, %517 : [128,10]
- * %519 = sub %6, %518 : [128,10]
+ * %505 = mul %6, %232 : [128,10]
+ * %506 = add %385, %505 : [128,10]
+ * %507 = mul %504, %235 : [128,10]
+ * %508 = add %507, %506 : [128,10]
+ * %509 = mul %508, %235 : [128,10]
+ * %510 = add %506, %509 : [128,10]
+ * %511 = broadcast axes=[] %18 : [128,10]
+ * %512 = mul %510, %511 : [128,10]
+ * %513 = sub %6, %512 : [128,10]
  * in_teacher_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k161_matmul_add_mul_etc(float *restrict t512, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t381, 128, t375, 10, 0.0f, t512, 10);
+static void step_k161_matmul_add_mul_etc(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t381, 128, t375, 10, 0.0f, t506, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v385 = t512[i] + t384[i];
-        const float v511 = in_teacher_dense9_weight[i] * 0.0005f;
-        const float v512 = v385 + v511;
-        const float v513 = in_teacher_momentum_dense9_weight[i] * 0.9f;
-        const float v514 = v513 + v512;
-        const float v515 = v514 * 0.9f;
-        const float v516 = v512 + v515;
-        const float v518 = v516 * in_lr_teacher[0];
-        const float v519 = in_teacher_dense9_weight[i] - v518;
-        t512[i] = v512;
-        in_teacher_momentum_dense9_weight[i] = v514;
-        in_teacher_dense9_weight[i] = v519;
+        const float v385 = t506[i] + t384[i];
+        const float v505 = in_teacher_dense9_weight[i] * 0.0005f;
+        const float v506 = v385 + v505;
+        const float v507 = in_teacher_momentum_dense9_weight[i] * 0.9f;
+        const float v508 = v507 + v506;
+        const float v509 = v508 * 0.9f;
+        const float v510 = v506 + v509;
+        const float v512 = v510 * in_lr_teacher[0];
+        const float v513 = in_teacher_dense9_weight[i] - v512;
+        t506[i] = v506;
+        in_teacher_momentum_dense9_weight[i] = v508;
+        in_teacher_dense9_weight[i] = v513;
     }
 }
 
 /* %244 = constant 0.9 : [10]
- * %521 = mul %520, %244 : [10]
- * %522 = add %521, %378 : [10]
- * %523 = mul %522, %244 : [10]
- * %524 = add %378, %523 : [10]
- * %525 = broadcast axes=[] %18 : [10]
- * %526 = mul %524, %525 : [10]
- * %527 = sub %7, %526 : [10]
+ * %515 = mul %514, %244 : [10]
+ * %516 = add %515, %378 : [10]
+ * %517 = mul %516, %244 : [10]
+ * %518 = add %378, %517 : [10]
+ * %519 = broadcast axes=[] %18 : [10]
+ * %520 = mul %518, %519 : [10]
+ * %521 = sub %7, %520 : [10]
  * in_teacher_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_bias is updated in place: each element is read before it is overwritten */
 static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v521 = in_teacher_momentum_dense9_bias[i] * 0.9f;
-        const float v522 = v521 + t378[i];
-        const float v523 = v522 * 0.9f;
-        const float v524 = t378[i] + v523;
-        const float v526 = v524 * in_lr_teacher[0];
-        const float v527 = in_teacher_dense9_bias[i] - v526;
-        in_teacher_momentum_dense9_bias[i] = v522;
-        in_teacher_dense9_bias[i] = v527;
+        const float v515 = in_teacher_momentum_dense9_bias[i] * 0.9f;
+        const float v516 = v515 + t378[i];
+        const float v517 = v516 * 0.9f;
+        const float v518 = t378[i] + v517;
+        const float v520 = v518 * in_lr_teacher[0];
+        const float v521 = in_teacher_dense9_bias[i] - v520;
+        in_teacher_momentum_dense9_bias[i] = v516;
+        in_teacher_dense9_bias[i] = v521;
     }
 }
 
-/* 163 kernels; scratch high-water mark 115686160 floats. */
+/* 163 kernels; scratch high-water mark 79436560 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, scratch + 24084480, io, state, state + 288, scratch + 48168960);
-    step_k001_max_pool(scratch + 105971712, scratch + 24084480);
-    step_k002_im2col_matmul_add_etc(scratch + 48168960, scratch + 60211200, scratch + 105971712, state + 320, state + 18752, scratch + 72253440);
-    step_k003_max_pool(scratch + 111992832, scratch + 60211200);
-    step_k004_matmul_add_relu(scratch + 115404800, scratch + 115527680, scratch + 111992832, state + 18816, state + 420224);
-    step_k005_matmul_add(scratch + 115003392, scratch + 115527680, state + 420352, state + 421632);
-    step_k006_mul_add(scratch + 115683712, io + 752640);
-    step_k007_reduce_max(scratch + 115651200, scratch + 115003392);
-    step_k008_sub_exp(scratch + 115650560, scratch + 115684352, scratch + 115003392, scratch + 115651200);
-    step_k009_reduce_sum(scratch + 115686016, scratch + 115684352);
-    step_k010_log(scratch + 115684992, scratch + 115686016);
-    step_k011_sub_mul_reduce_sum(scratch + 115685056, scratch + 115650560, scratch + 115684992, scratch + 115683712);
-    step_k012_mul(io + 753344, scratch + 115685056);
-    step_k013_mul(scratch + 115012992, scratch + 115004032);
-    step_k014_reduce_max(scratch + 115650560, scratch + 115012992);
-    step_k015_sub(scratch + 115017472, scratch + 115012992, scratch + 115650560);
-    step_k016_exp_reduce_sum(scratch + 115012992, scratch + 115017472);
-    step_k017_log(scratch + 115013440, scratch + 115012992);
-    step_k018_sub_exp(scratch + 115668992, scratch + 115017472, scratch + 115013440);
-    step_k019_reduce_max(scratch + 115673472, scratch + 115668992);
-    step_k020_greaterEqual(scratch + 115684992, scratch + 115673472);
-    step_k021_reduce_max(scratch + 115677952, scratch + 115008512);
-    step_k022_sub_exp(scratch + 115650560, scratch + 115673472, scratch + 115008512, scratch + 115677952);
-    step_k023_reduce_sum(scratch + 115685440, scratch + 115673472);
-    step_k024_log(scratch + 115677952, scratch + 115685440);
-    step_k025_sub_mul_reduce_sum(scratch + 115678400, scratch + 115650560, scratch + 115677952, scratch + 115668992);
-    step_k026_neg_mul_reduce_sum(scratch + 115685888, scratch + 115678400, scratch + 115684992);
-    step_k027_mul(io + 753360, scratch + 115685888);
-    step_k028_reduce_sum(scratch + 115685888, scratch + 115684992);
-    step_k029_mul(io + 753376, scratch + 115685888);
-    step_k030_one_hot_argmax(scratch + 115677952, scratch + 115008512);
-    step_k031_im2col_matmul_add_etc(scratch + 72253440, io + 401408, state + 421648, state + 421936, scratch + 83492864);
-    step_k032_max_pool(scratch + 100352000, scratch + 72253440);
-    step_k033_im2col_matmul_add_etc(scratch + 83492864, scratch + 100352000, state + 421968, state + 440400, scratch + 103161856);
-    step_k034_max_pool(scratch + 103161856, scratch + 83492864);
-    step_k035_matmul_add_relu(scratch + 115003392, scratch + 103161856, state + 440464, state + 841872);
-    step_k036_matmul_add(scratch + 115650560, scratch + 115003392, state + 842000, state + 843280);
-    step_k037_reduce_max(scratch + 115682432, scratch + 115650560);
-    step_k038_sub_exp(scratch + 115655040, scratch + 115659520, scratch + 115650560, scratch + 115682432);
-    step_k039_reduce_sum(scratch + 115668480, scratch + 115659520);
-    step_k040_log(scratch + 115682432, scratch + 115668480);
-    step_k041_sub_mul_reduce_sum(scratch + 115668928, scratch + 115655040, scratch + 115682432, scratch + 115677952);
-    step_k042_mul(io + 753392, scratch + 115668928);
-    step_k043_mul(scratch + 115664000, scratch + 115677952);
-    step_k044_neg_reduce_sum(scratch + 115682432, scratch + 115664000);
-    step_k045_div(scratch + 115682880, scratch + 115682432, scratch + 115668480);
-    step_k046_mul_add(scratch + 115650560, scratch + 115682880, scratch + 115659520, scratch + 115664000);
-    step_k047_reduce_sum(scratch + 115686144, scratch + 115650560);
-    step_k048_matmul(scratch + 115682432, scratch + 115003392, scratch + 115650560);
-    step_k049_matmul_step_mul(scratch + 89112576, scratch + 115650560, state + 842000, scratch + 115003392);
-    step_k050_reduce_sum(scratch + 115685888, scratch + 89112576);
-    step_k051_matmul(scratch + 104566784, scratch + 89112576, state + 440464);
-    step_k052_matmul(scratch + 115003392, scratch + 103161856, scratch + 89112576);
-    step_k053_max_pool_scatter(scratch + 89112576, scratch + 83492864, scratch + 104566784);
-    step_k054_step_mul(scratch + 94732288, scratch + 83492864, scratch + 89112576);
-    step_k055_reduce_sum(scratch + 115686080, scratch + 94732288);
-    step_k056_matmul_col2im(scratch + 103161856, scratch + 94732288, state + 421968, scratch + 83492864);
-    step_k057_im2col_matmul(scratch + 115650560, scratch + 100352000, scratch + 94732288, scratch + 83492864);
-    step_k058_max_pool_scatter(scratch + 83492864, scratch + 72253440, scratch + 103161856);
-    step_k059_step_mul(scratch + 94732288, scratch + 72253440, scratch + 83492864);
-    step_k060_reduce_sum(scratch + 77491936, scratch + 94732288);
-    step_k061_im2col_matmul(scratch + 77491456, io + 401408, scratch + 94732288, scratch + 72253440);
-    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 77491456, io + 753296);
-    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 77491936, io + 753296);
-    step_k064_mul_add_sub(state + 1265264, state + 421968, scratch + 115650560, io + 753296);
-    step_k065_mul_add_sub(state + 1283696, state + 440400, scratch + 115686080, io + 753296);
-    step_k066_mul_add_sub(state + 1283760, state + 440464, scratch + 115003392, io + 753296);
-    step_k067_mul_add_sub(state + 1685168, state + 841872, scratch + 115685888, io + 753296);
-    step_k068_mul_add_sub(state + 1685296, state + 842000, scratch + 115682432, io + 753296);
-    step_k069_mul_add_sub(state + 1686576, state + 843280, scratch + 115686144, io + 753296);
-    step_k070_im2col_matmul_add_etc(scratch + 72253440, io, state + 421648, state + 421936, scratch + 73859072);
-    step_k071_max_pool(scratch + 76267520, scratch + 72253440);
-    step_k072_im2col_matmul_add_etc(scratch + 73859072, scratch + 76267520, state + 421968, state + 440400, scratch + 74661888);
-    step_k073_max_pool(scratch + 76668928, scratch + 73859072);
-    step_k074_matmul_add_relu(scratch + 74661888, scratch + 76668928, state + 440464, state + 841872);
-    step_k075_matmul_add(scratch + 74670080, scratch + 74661888, state + 842000, state + 843280);
-    step_k076_reduce_max(scratch + 76869632, scratch + 74670080);
-    step_k077_sub_exp(scratch + 74670720, scratch + 74671360, scratch + 74670080, scratch + 76869632);
-    step_k078_reduce_sum(scratch + 76869632, scratch + 74671360);
-    step_k079_log(scratch + 74670080, scratch + 76869632);
-    step_k080_sub_mul_reduce_sum(scratch + 77491744, scratch + 74670720, scratch + 74670080, io + 752640);
-    step_k081_mul(io + 753408, scratch + 77491744);
-    step_k082_mul(scratch + 74670080, io + 752640);
-    step_k083_neg_reduce_sum(scratch + 74670720, scratch + 74670080);
-    step_k084_div(scratch + 74670784, scratch + 74670720, scratch + 76869632);
-    step_k085_mul_add(scratch + 76869632, scratch + 74670784, scratch + 74671360, scratch + 74670080);
-    step_k086_reduce_sum(scratch + 77491968, scratch + 76869632);
-    step_k087_matmul(scratch + 77490176, scratch + 74661888, scratch + 76869632);
-    step_k088_matmul_step_mul(scratch + 74670080, scratch + 76869632, state + 842000, scratch + 74661888);
-    step_k089_reduce_sum(scratch + 77491744, scratch + 74670080);
-    step_k090_matmul(scratch + 76869632, scratch + 74670080, state + 440464);
-    step_k091_matmul(scratch + 77070336, scratch + 76668928, scratch + 74670080);
-    step_k092_max_pool_scatter(scratch + 74661888, scratch + 73859072, scratch + 76869632);
-    step_k093_step_mul(scratch + 75464704, scratch + 73859072, scratch + 74661888);
-    step_k094_reduce_sum(scratch + 77491872, scratch + 75464704);
-    step_k095_matmul_col2im(scratch + 76668928, scratch + 75464704, state + 421968, scratch + 73859072);
-    step_k096_im2col_matmul(scratch + 77471744, scratch + 76267520, scratch + 75464704, scratch + 73859072);
-    step_k097_max_pool_scatter(scratch + 73859072, scratch + 72253440, scratch + 76668928);
-    step_k098_step_mul(scratch + 75464704, scratch + 72253440, scratch + 73859072);
-    step_k099_reduce_sum(scratch + 72514800, scratch + 75464704);
-    step_k100_im2col_matmul(scratch + 72514512, io, scratch + 75464704, scratch + 72253440);
-    step_k101_mul_reduce_sum(scratch + 72253440, scratch + 72514512, scratch + 77491456);
-    step_k102_mul_reduce_sum(scratch + 77491456, scratch + 72514800, scratch + 77491936);
-    step_k103_mul_reduce_sum(scratch + 77491936, scratch + 77471744, scratch + 115650560);
-    step_k104_mul_reduce_sum(scratch + 77491952, scratch + 77491872, scratch + 115686080);
-    step_k105_mul_reduce_sum(scratch + 77491872, scratch + 77070336, scratch + 115003392);
-    step_k106_mul_reduce_sum(scratch + 77491888, scratch + 77491744, scratch + 115685888);
-    step_k107_mul_reduce_sum(scratch + 77491904, scratch + 77490176, scratch + 115682432);
-    step_k108_mul_reduce_sum(scratch + 77491920, scratch + 77491968, scratch + 115686144);
-    step_k109_mul_add(io + 753424, scratch + 115685888, io + 753296, scratch + 72253440, scratch + 77491456, scratch + 77491936, scratch + 77491952, scratch + 77491872, scratch + 77491888, scratch + 77491904, scratch + 77491920, io + 753328);
-    step_k110_mul(scratch + 115650560, scratch + 115685888, scratch + 115677952);
-    step_k111_neg_reduce_sum(scratch + 115677952, scratch + 115650560);
-    step_k112_div(scratch + 115664000, scratch + 115677952, scratch + 115685440);
-    step_k113_mul(scratch + 115685888, io + 753312);
-    step_k114_mul_neg(scratch + 115659520, scratch + 115685888, scratch + 115684992);
-    step_k115_mul(scratch + 115655040, scratch + 115659520, scratch + 115668992);
-    step_k116_neg_reduce_sum(scratch + 115684992, scratch + 115655040);
-    step_k117_div(scratch + 115677952, scratch + 115684992, scratch + 115685440);
-    step_k118_mul_add(scratch + 115659520, scratch + 115664000, scratch + 115673472, scratch + 115650560, scratch + 115677952, scratch + 115655040);
-    step_k119_mul(scratch + 115650560, scratch + 115683712);
-    step_k120_neg_reduce_sum(scratch + 115684992, scratch + 115650560);
-    step_k121_div(scratch + 115651200, scratch + 115684992, scratch + 115686016);
-    step_k122_mul_add(scratch + 115651840, scratch + 115651200, scratch + 115684352, scratch + 115650560);
-    step_k123_reduce_sum(scratch + 115650560, scratch + 115651840);
-    step_k124_reduce_sum(scratch + 115650576, scratch + 115659520);
-    step_k125_add(scratch + 115652480, scratch + 115650560, scratch + 115650576);
-    step_k126_matmul(scratch + 115650560, scratch + 115593216, scratch + 115659520);
-    step_k127_matmul_step_mul(scratch + 115060736, scratch + 115651840, state + 420352, scratch + 115404800);
-    step_k128_matmul_step_mul(scratch + 115003392, scratch + 115659520, state + 420352, scratch + 115470336);
-    step_k129_reduce_sum(scratch + 115068928, scratch + 115060736);
-    step_k130_reduce_sum(scratch + 115069056, scratch + 115003392);
-    step_k131_add(scratch + 115069184, scratch + 115068928, scratch + 115069056);
-    step_k132_matmul(scratch + 72253440, scratch + 115060736, state + 18816);
-    step_k133_matmul(scratch + 77873152, scratch + 115003392, state + 18816);
-    step_k134_matmul(scratch + 80080896, scratch + 113598464, scratch + 115003392);
-    step_k135_max_pool_scatter(scratch + 79278080, scratch + 60211200, scratch + 72253440);
-    step_k136_max_pool_scatter(scratch + 72253440, scratch + 66633728, scratch + 77873152);
-    step_k137_step_mul(scratch + 77873152, scratch + 48168960, scratch + 79278080);
-    step_k138_step_mul(scratch + 60211200, scratch + 54591488, scratch + 72253440);
-    step_k139_reduce_sum(scratch + 115068928, scratch + 77873152);
-    step_k140_reduce_sum(scratch + 115068992, scratch + 60211200);
-    step_k141_add(scratch + 115069056, scratch + 115068928, scratch + 115068992);
-    step_k142_matmul_col2im(scratch + 78675968, scratch + 77873152, state + 320, scratch + 79077376);
-    step_k143_matmul_col2im(scratch + 65830912, scratch + 60211200, state + 320, scratch + 79077376);
-    step_k144_im2col_matmul(scratch + 115003392, scratch + 109182976, scratch + 60211200, scratch + 79077376);
-    step_k145_im2col_matmul_add(scratch + 115021824, scratch + 105971712, scratch + 77873152, scratch + 115003392, scratch + 79077376);
-    step_k146_max_pool_scatter(scratch + 59408384, scratch + 24084480, scratch + 78675968);
-    step_k147_max_pool_scatter(scratch + 48168960, scratch + 36929536, scratch + 65830912);
-    step_k148_step_mul(scratch + 35323904, scratch, scratch + 59408384);
-    step_k149_step_mul(scratch + 24084480, scratch + 12845056, scratch + 48168960);
-    step_k150_reduce_sum(scratch + 115069120, scratch + 35323904);
-    step_k151_reduce_sum(scratch + 115069152, scratch + 24084480);
-    step_k152_add(scratch + 115068928, scratch + 115069120, scratch + 115069152);
-    step_k153_im2col_matmul(scratch + 115003392, io + 401408, scratch + 24084480, scratch);
-    step_k154_im2col_matmul_add(scratch + 115003680, io, scratch + 35323904, scratch + 115003392, scratch + 80482304);
-    step_k155_mul_add_sub(state + 843296, state, scratch + 115003680, io + 753280);
-    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 115068928, io + 753280);
-    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 115021824, io + 753280);
-    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 115069056, io + 753280);
-    step_k159_matmul_add_mul_etc(scratch + 80482304, state + 862112, state + 18816, scratch + 111992832, scratch + 115060736, scratch + 80080896, io + 753280);
-    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 115069184, io + 753280);
-    step_k161_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 115527680, scratch + 115651840, scratch + 115650560, io + 753280);
-    step_k162_mul_add_sub(state + 1264928, state + 421632, scratch + 115652480, io + 753280);
+    step_k000_im2col_matmul_add_etc(scratch, io, state, state + 288, scratch + 24084480);
+    step_k001_max_pool(scratch + 69844992, scratch);
+    step_k002_im2col_matmul_add_etc(scratch + 24084480, scratch + 69844992, state + 320, state + 18752, scratch + 36126720);
+    step_k003_max_pool(scratch + 75866112, scratch + 24084480);
+    step_k004_matmul_add_relu(scratch + 79278080, scratch + 75866112, state + 18816, state + 420224);
+    step_k005_matmul_add(scratch + 78876672, scratch + 79278080, state + 420352, state + 421632);
+    step_k006_mul_add(scratch + 79434112, io + 752640);
+    step_k007_reduce_max(scratch + 79401600, scratch + 78876672);
+    step_k008_sub_exp(scratch + 79400960, scratch + 79434752, scratch + 78876672, scratch + 79401600);
+    step_k009_reduce_sum(scratch + 79436416, scratch + 79434752);
+    step_k010_log(scratch + 79435392, scratch + 79436416);
+    step_k011_sub_mul_reduce_sum(scratch + 79435456, scratch + 79400960, scratch + 79435392, scratch + 79434112);
+    step_k012_mul(io + 753344, scratch + 79435456);
+    step_k013_mul(scratch + 78886272, scratch + 78877312);
+    step_k014_reduce_max(scratch + 79400960, scratch + 78886272);
+    step_k015_sub(scratch + 78890752, scratch + 78886272, scratch + 79400960);
+    step_k016_exp_reduce_sum(scratch + 78886272, scratch + 78890752);
+    step_k017_log(scratch + 78886720, scratch + 78886272);
+    step_k018_sub_exp(scratch + 79419392, scratch + 78890752, scratch + 78886720);
+    step_k019_reduce_max(scratch + 79423872, scratch + 79419392);
+    step_k020_greaterEqual(scratch + 79435392, scratch + 79423872);
+    step_k021_reduce_max(scratch + 79428352, scratch + 78881792);
+    step_k022_sub_exp(scratch + 79400960, scratch + 79423872, scratch + 78881792, scratch + 79428352);
+    step_k023_reduce_sum(scratch + 79435840, scratch + 79423872);
+    step_k024_log(scratch + 79428352, scratch + 79435840);
+    step_k025_sub_mul_reduce_sum(scratch + 79428800, scratch + 79400960, scratch + 79428352, scratch + 79419392);
+    step_k026_neg_mul_reduce_sum(scratch + 79436288, scratch + 79428800, scratch + 79435392);
+    step_k027_mul(io + 753360, scratch + 79436288);
+    step_k028_reduce_sum(scratch + 79436288, scratch + 79435392);
+    step_k029_mul(io + 753376, scratch + 79436288);
+    step_k030_one_hot_argmax(scratch + 79428352, scratch + 78881792);
+    step_k031_im2col_matmul_add_etc(scratch + 36126720, io + 401408, state + 421648, state + 421936, scratch + 78876672);
+    step_k032_max_pool(scratch + 64225280, scratch + 36126720);
+    step_k033_im2col_matmul_add_etc(scratch + 47366144, scratch + 64225280, state + 421968, state + 440400, scratch + 67035136);
+    step_k034_max_pool(scratch + 67035136, scratch + 47366144);
+    step_k035_matmul_add_relu(scratch + 78876672, scratch + 67035136, state + 440464, state + 841872);
+    step_k036_matmul_add(scratch + 79400960, scratch + 78876672, state + 842000, state + 843280);
+    step_k037_reduce_max(scratch + 79432832, scratch + 79400960);
+    step_k038_sub_exp(scratch + 79405440, scratch + 79409920, scratch + 79400960, scratch + 79432832);
+    step_k039_reduce_sum(scratch + 79418880, scratch + 79409920);
+    step_k040_log(scratch + 79432832, scratch + 79418880);
+    step_k041_sub_mul_reduce_sum(scratch + 79419328, scratch + 79405440, scratch + 79432832, scratch + 79428352);
+    step_k042_mul(io + 753392, scratch + 79419328);
+    step_k043_mul(scratch + 79414400, scratch + 79428352);
+    step_k044_neg_reduce_sum(scratch + 79432832, scratch + 79414400);
+    step_k045_div(scratch + 79433280, scratch + 79432832, scratch + 79418880);
+    step_k046_mul_add(scratch + 79400960, scratch + 79433280, scratch + 79409920, scratch + 79414400);
+    step_k047_reduce_sum(scratch + 79436544, scratch + 79400960);
+    step_k048_matmul(scratch + 79432832, scratch + 78876672, scratch + 79400960);
+    step_k049_matmul_step_mul(scratch + 52985856, scratch + 79400960, state + 842000, scratch + 78876672);
+    step_k050_reduce_sum(scratch + 79436288, scratch + 52985856);
+    step_k051_matmul(scratch + 68440064, scratch + 52985856, state + 440464);
+    step_k052_matmul(scratch + 78876672, scratch + 67035136, scratch + 52985856);
+    step_k053_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 68440064);
+    step_k054_step_mul(scratch + 58605568, scratch + 47366144, scratch + 52985856);
+    step_k055_reduce_sum(scratch + 79436480, scratch + 58605568);
+    step_k056_matmul_col2im(scratch + 67035136, scratch + 58605568, state + 421968, scratch + 47366144);
+    step_k057_im2col_matmul(scratch + 79400960, scratch + 64225280, scratch + 58605568, scratch + 47366144);
+    step_k058_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 67035136);
+    step_k059_step_mul(scratch + 58605568, scratch + 36126720, scratch + 47366144);
+    step_k060_reduce_sum(scratch + 41365216, scratch + 58605568);
+    step_k061_im2col_matmul(scratch + 41364736, io + 401408, scratch + 58605568, scratch + 36126720);
+    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 41364736, io + 753296);
+    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 41365216, io + 753296);
+    step_k064_mul_add_sub(state + 1265264, state + 421968, scratch + 79400960, io + 753296);
+    step_k065_mul_add_sub(state + 1283696, state + 440400, scratch + 79436480, io + 753296);
+    step_k066_mul_add_sub(state + 1283760, state + 440464, scratch + 78876672, io + 753296);
+    step_k067_mul_add_sub(state + 1685168, state + 841872, scratch + 79436288, io + 753296);
+    step_k068_mul_add_sub(state + 1685296, state + 842000, scratch + 79432832, io + 753296);
+    step_k069_mul_add_sub(state + 1686576, state + 843280, scratch + 79436544, io + 753296);
+    step_k070_im2col_matmul_add_etc(scratch + 36126720, io, state + 421648, state + 421936, scratch + 37732352);
+    step_k071_max_pool(scratch + 40140800, scratch + 36126720);
+    step_k072_im2col_matmul_add_etc(scratch + 37732352, scratch + 40140800, state + 421968, state + 440400, scratch + 38535168);
+    step_k073_max_pool(scratch + 40542208, scratch + 37732352);
+    step_k074_matmul_add_relu(scratch + 38535168, scratch + 40542208, state + 440464, state + 841872);
+    step_k075_matmul_add(scratch + 38543360, scratch + 38535168, state + 842000, state + 843280);
+    step_k076_reduce_max(scratch + 40742912, scratch + 38543360);
+    step_k077_sub_exp(scratch + 38544000, scratch + 38544640, scratch + 38543360, scratch + 40742912);
+    step_k078_reduce_sum(scratch + 40742912, scratch + 38544640);
+    step_k079_log(scratch + 38543360, scratch + 40742912);
+    step_k080_sub_mul_reduce_sum(scratch + 41365024, scratch + 38544000, scratch + 38543360, io + 752640);
+    step_k081_mul(io + 753408, scratch + 41365024);
+    step_k082_mul(scratch + 38543360, io + 752640);
+    step_k083_neg_reduce_sum(scratch + 38544000, scratch + 38543360);
+    step_k084_div(scratch + 38544064, scratch + 38544000, scratch + 40742912);
+    step_k085_mul_add(scratch + 40742912, scratch + 38544064, scratch + 38544640, scratch + 38543360);
+    step_k086_reduce_sum(scratch + 41365248, scratch + 40742912);
+    step_k087_matmul(scratch + 41363456, scratch + 38535168, scratch + 40742912);
+    step_k088_matmul_step_mul(scratch + 38543360, scratch + 40742912, state + 842000, scratch + 38535168);
+    step_k089_reduce_sum(scratch + 41365024, scratch + 38543360);
+    step_k090_matmul(scratch + 40742912, scratch + 38543360, state + 440464);
+    step_k091_matmul(scratch + 40943616, scratch + 40542208, scratch + 38543360);
+    step_k092_max_pool_scatter(scratch + 38535168, scratch + 37732352, scratch + 40742912);
+    step_k093_step_mul(scratch + 39337984, scratch + 37732352, scratch + 38535168);
+    step_k094_reduce_sum(scratch + 41365152, scratch + 39337984);
+    step_k095_matmul_col2im(scratch + 40542208, scratch + 39337984, state + 421968, scratch + 37732352);
+    step_k096_im2col_matmul(scratch + 41345024, scratch + 40140800, scratch + 39337984, scratch + 37732352);
+    step_k097_max_pool_scatter(scratch + 37732352, scratch + 36126720, scratch + 40542208);
+    step_k098_step_mul(scratch + 39337984, scratch + 36126720, scratch + 37732352);
+    step_k099_reduce_sum(scratch + 36197568, scratch + 39337984);
+    step_k100_im2col_matmul(scratch + 36197280, io, scratch + 39337984, scratch + 36126720);
+    step_k101_mul_reduce_sum(scratch + 36126720, scratch + 36197280, scratch + 41364736);
+    step_k102_mul_reduce_sum(scratch + 41364736, scratch + 36197568, scratch + 41365216);
+    step_k103_mul_reduce_sum(scratch + 41365216, scratch + 41345024, scratch + 79400960);
+    step_k104_mul_reduce_sum(scratch + 41365232, scratch + 41365152, scratch + 79436480);
+    step_k105_mul_reduce_sum(scratch + 41365152, scratch + 40943616, scratch + 78876672);
+    step_k106_mul_reduce_sum(scratch + 41365168, scratch + 41365024, scratch + 79436288);
+    step_k107_mul_reduce_sum(scratch + 41365184, scratch + 41363456, scratch + 79432832);
+    step_k108_mul_reduce_sum(scratch + 41365200, scratch + 41365248, scratch + 79436544);
+    step_k109_mul_add(io + 753424, scratch + 79436288, io + 753296, scratch + 36126720, scratch + 41364736, scratch + 41365216, scratch + 41365232, scratch + 41365152, scratch + 41365168, scratch + 41365184, scratch + 41365200, io + 753328);
+    step_k110_mul(scratch + 79400960, scratch + 79436288, scratch + 79428352);
+    step_k111_neg_reduce_sum(scratch + 79428352, scratch + 79400960);
+    step_k112_div(scratch + 79414400, scratch + 79428352, scratch + 79435840);
+    step_k113_mul(scratch + 79436288, io + 753312);
+    step_k114_mul_neg(scratch + 79409920, scratch + 79436288, scratch + 79435392);
+    step_k115_mul(scratch + 79405440, scratch + 79409920, scratch + 79419392);
+    step_k116_neg_reduce_sum(scratch + 79435392, scratch + 79405440);
+    step_k117_div(scratch + 79428352, scratch + 79435392, scratch + 79435840);
+    step_k118_mul_add(scratch + 79409920, scratch + 79414400, scratch + 79423872, scratch + 79400960, scratch + 79428352, scratch + 79405440);
+    step_k119_mul(scratch + 79400960, scratch + 79434112);
+    step_k120_neg_reduce_sum(scratch + 79435392, scratch + 79400960);
+    step_k121_div(scratch + 79401600, scratch + 79435392, scratch + 79436416);
+    step_k122_mul_add(scratch + 79402240, scratch + 79401600, scratch + 79434752, scratch + 79400960);
+    step_k123_reduce_sum(scratch + 79400960, scratch + 79402240);
+    step_k124_reduce_sum(scratch + 79400976, scratch + 79409920);
+    step_k125_add(scratch + 79402880, scratch + 79400960, scratch + 79400976);
+    step_k126_matmul(scratch + 79400960, scratch + 79343616, scratch + 79409920);
+    step_k127_matmul_step_mul(scratch + 78965664, scratch + 79402240, state + 420352, scratch + 79278080);
+    step_k128_matmul_step_mul(scratch + 78876672, scratch + 79409920, state + 420352, scratch + 79343616);
+    step_k129_reduce_sum(scratch + 78934016, scratch + 78965664);
+    step_k130_reduce_sum(scratch + 78934144, scratch + 78876672);
+    step_k131_add(scratch + 78974432, scratch + 78934016, scratch + 78934144);
+    step_k132_matmul(scratch + 43954176, scratch + 78965664, state + 18816);
+    step_k133_matmul(scratch + 41746432, scratch + 78876672, state + 18816);
+    step_k134_matmul(scratch + 48168960, scratch + 77471744, scratch + 78876672);
+    step_k135_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 43954176);
+    step_k136_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
+    step_k137_step_mul(scratch + 47366144, scratch + 24084480, scratch + 43151360);
+    step_k138_step_mul(scratch + 41746432, scratch + 30507008, scratch + 36126720);
+    step_k139_reduce_sum(scratch + 78973856, scratch + 47366144);
+    step_k140_reduce_sum(scratch + 78973920, scratch + 41746432);
+    step_k141_add(scratch + 78974560, scratch + 78973856, scratch + 78973920);
+    step_k142_matmul_col2im(scratch + 39739392, scratch + 47366144, state + 320, scratch + 40140800);
+    step_k143_matmul_col2im(scratch + 35323904, scratch + 41746432, state + 320, scratch + 38133760);
+    step_k144_im2col_matmul(scratch + 78876672, scratch + 73056256, scratch + 41746432, scratch + 38133760);
+    step_k145_im2col_matmul_add(scratch + 78947232, scratch + 69844992, scratch + 47366144, scratch + 78876672, scratch + 38133760);
+    step_k146_max_pool_scatter(scratch + 38133760, scratch, scratch + 39739392);
+    step_k147_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
+    step_k148_step_mul(scratch + 46563328, scratch, scratch + 38133760);
+    step_k149_step_mul(scratch + 35323904, scratch + 12845056, scratch + 24084480);
+    step_k150_reduce_sum(scratch + 78973856, scratch + 46563328);
+    step_k151_reduce_sum(scratch + 78973888, scratch + 35323904);
+    step_k152_add(scratch + 78974624, scratch + 78973856, scratch + 78973888);
+    step_k153_im2col_matmul(scratch + 78973856, io + 401408, scratch + 35323904, scratch + 78876672);
+    step_k154_im2col_matmul_add(scratch + 78974144, io, scratch + 46563328, scratch + 78973856, scratch + 78876672);
+    step_k155_mul_add_sub(state + 843296, state, scratch + 78974144, io + 753280);
+    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 78974624, io + 753280);
+    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 78947232, io + 753280);
+    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 78974560, io + 753280);
+    step_k159_matmul_add_mul_etc(scratch + 48570368, state + 862112, state + 18816, scratch + 75866112, scratch + 78965664, scratch + 48168960, io + 753280);
+    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 78974432, io + 753280);
+    step_k161_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 79278080, scratch + 79402240, scratch + 79400960, io + 753280);
+    step_k162_mul_add_sub(state + 1264928, state + 421632, scratch + 79402880, io + 753280);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -2541,11 +2626,21 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %15 = add %13, %14 : [401408,32]
  * %16 = relu %15 : [401408,32] */
 static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 512; n0 += 37) {
-        const int nb = 512 - n0 < 37 ? 512 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 512; n0 += 10) {
+        const int nb = 512 - n0 < 10 ? 512 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 32, 9, 1.0f, chunk, 9, in_student_conv0_weight, 32, 0.0f, t16 + (size_t)n0 * 25088, 32);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[32];
+            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+            }
+            float *row = t16 + ((size_t)n0 * 784 + r) * 32;
+            for (int j = 0; j < 32; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2844,12 +2939,28 @@ static void supervised_step_k027_reduce_sum(float *restrict t77, const float *re
 /* %11 = im2col k3 s1 p1 %8 : [401408,9]
  * %78 = matmul tA %11, %76 : [9,32] */
 static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 512; n0 += 37) {
-        const int nb = 512 - n0 < 37 ? 512 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    float total[288];
+    for (int i = 0; i < 288; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 512; n0 += 10) {
+        const int nb = 512 - n0 < 10 ? 512 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 32, nb * 784, 1.0f, chunk, 9, t76 + (size_t)n0 * 25088, 32, n0 == 0 ? 0.0f : 1.0f, t78, 32);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[288];
+            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t76 + ((size_t)n0 * 784 + r) * 32;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                }
+            }
+            for (int i = 0; i < 288; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 288; i++) t78[i] = total[i];
 }
 
 /* %81 = constant 0.0005 : [3,3,1,32]
@@ -3093,10 +3204,10 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k024_im2col_matmul(scratch + 40271872, scratch + 32112640, scratch + 25690112, scratch + 12845056);
     supervised_step_k025_max_pool_scatter(scratch + 12845056, scratch, scratch + 35323904);
     supervised_step_k026_step_mul(scratch + 25690112, scratch, scratch + 12845056);
-    supervised_step_k027_reduce_sum(scratch + 261360, scratch + 25690112);
-    supervised_step_k028_im2col_matmul(scratch + 261072, io, scratch + 25690112, scratch);
-    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 261072, io + 406528);
-    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 261360, io + 406528);
+    supervised_step_k027_reduce_sum(scratch + 70848, scratch + 25690112);
+    supervised_step_k028_im2col_matmul(scratch + 70560, io, scratch + 25690112, scratch);
+    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 70560, io + 406528);
+    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 70848, io + 406528);
     supervised_step_k031_mul_add_sub(state + 1265264, state + 421968, scratch + 40271872, io + 406528);
     supervised_step_k032_mul_add_sub(state + 1283696, state + 440400, scratch + 40295552, io + 406528);
     supervised_step_k033_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 38535168, scratch + 40206336, io + 406528);
@@ -3115,11 +3226,21 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %13 = add %11, %12 : [392000,32]
  * %14 = relu %13 : [392000,32] */
 static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 37) {
-        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 10) {
+        const int nb = 500 - n0 < 10 ? 500 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 32, 9, 1.0f, chunk, 9, in_teacher_conv0_weight, 32, 0.0f, t14 + (size_t)n0 * 25088, 32);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[32];
+            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
+            }
+            float *row = t14 + ((size_t)n0 * 784 + r) * 32;
+            for (int j = 0; j < 32; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3213,11 +3334,21 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %13 = add %11, %12 : [392000,32]
  * %14 = relu %13 : [392000,32] */
 static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 37) {
-        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+    /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 10) {
+        const int nb = 500 - n0 < 10 ? 500 - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 32, 9, 1.0f, chunk, 9, in_student_conv0_weight, 32, 0.0f, t14 + (size_t)n0 * 25088, 32);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[32];
+            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+            }
+            float *row = t14 + ((size_t)n0 * 784 + r) * 32;
+            for (int j = 0; j < 32; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {

@@ -148,11 +148,12 @@ MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict sou
         }
 }
 
-/* The tangent at the position of each window's maximum of `source`. */
+/* The tangent at the position of each window's maximum of `source`. The taps are visited last to first and the
+ * tangent of every tap equal to the maximum overwrites the previous pick, so the first one wins. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
+    float best[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
@@ -160,21 +161,14 @@ MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict
                     const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
                     float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
                     mplc_window_max(best, source, g, n, oy, ox, c0, cb);
-                    for (int c = 0; c < cb; c++) {
-                        done[c] = 0.0f;
-                        o[c] = 0.0f;
+                    for (int c = 0; c < cb; c++) o[c] = 0.0f;
+                    for (int tap = g.kernel * g.kernel - 1; tap >= 0; tap--) {
+                        const int ky = tap / g.kernel, kx = tap % g.kernel;
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) continue;
+                        const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                        for (int c = 0; c < cb; c++) o[c] = s[c] == best[c] ? t[c] : o[c];
                     }
-                    for (int ky = 0; ky < g.kernel; ky++)
-                        for (int kx = 0; kx < g.kernel; kx++) {
-                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-                            if (pixel < 0) continue;
-                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
-                            for (int c = 0; c < cb; c++) {
-                                const int hit = done[c] == 0.0f && s[c] == best[c];
-                                o[c] = hit ? t[c] : o[c];
-                                done[c] = hit ? 1.0f : done[c];
-                            }
-                        }
                 }
 }
 
@@ -362,18 +356,27 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %25 = broadcast axes=[1] %1 : [225792,16]
  * %26 = add %24, %25 : [225792,16]
  * %27 = relu %26 : [225792,16] */
-static void step_k000_im2col_matmul_add_etc(float *restrict t26, float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 37) {
-        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 20) {
+        const int nb = 288 - n0 < 20 ? 288 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_teacher_conv0_weight, 16, 0.0f, t26 + (size_t)n0 * 12544, 16);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+            }
+            float *row = t27 + ((size_t)n0 * 784 + r) * 16;
+            for (int j = 0; j < 16; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v26 = t26[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                const float v26 = t27[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
                 const float v27 = v26 > 0.0f ? v26 : 0.0f;
-                t26[i0 * 16 + i1] = v26;
                 t27[i0 * 16 + i1] = v27;
             }
         }
@@ -390,18 +393,17 @@ static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
  * %33 = broadcast axes=[1] %3 : [56448,32]
  * %34 = add %32, %33 : [56448,32]
  * %35 = relu %34 : [56448,32] */
-static void step_k002_im2col_matmul_add_etc(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     for (int n0 = 0; n0 < 288; n0 += 9) {
         const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
         mplc_im2col(chunk, t29 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t34 + (size_t)n0 * 6272, 32);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t35 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v34 = t34[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
+                const float v34 = t35[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
                 const float v35 = v34 > 0.0f ? v34 : 0.0f;
-                t34[i0 * 32 + i1] = v34;
                 t35[i0 * 32 + i1] = v35;
             }
         }
@@ -418,15 +420,15 @@ static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
  * %41 = add %39, %40 : [288,128]
  * %42 = relu %41 : [288,128]
  * %44 = mul %42, %43 : [288,128] */
-static void step_k004_matmul_add_relu_etc(float *restrict t41, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 128, 1568, 1.0f, t38, 1568, in_teacher_dense7_weight, 128, 0.0f, t41, 128);
+static void step_k004_matmul_add_relu_etc(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 128, 1568, 1.0f, t38, 1568, in_teacher_dense7_weight, 128, 0.0f, t42, 128);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v41 = t41[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
+            const float v41 = t42[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
             const float v42 = v41 > 0.0f ? v41 : 0.0f;
             const float v44 = v42 * in_dropout_teacher_all_dropout9[i0 * 128 + i1];
-            t41[i0 * 128 + i1] = v41;
+            t42[i0 * 128 + i1] = v42;
             t44[i0 * 128 + i1] = v44;
         }
     }
@@ -723,11 +725,21 @@ static void step_k030_one_hot_argmax(float *restrict t98, const float *restrict 
  * %105 = add %103, %104 : [100352,16]
  * %106 = relu %105 : [100352,16] */
 static void step_k031_im2col_matmul_add_etc(float *restrict t106, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 37) {
-        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 20) {
+        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
         mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_student_conv0_weight, 16, 0.0f, t106 + (size_t)n0 * 12544, 16);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+            }
+            float *row = t106 + ((size_t)n0 * 784 + r) * 16;
+            for (int j = 0; j < 16; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1036,12 +1048,28 @@ static void step_k060_reduce_sum(float *restrict t167, const float *restrict t16
 /* %101 = im2col k3 s1 p1 %99 : [100352,9]
  * %168 = matmul tA %101, %166 : [9,16] */
 static void step_k061_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 37) {
-        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 128; n0 += 20) {
+        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
         mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t166 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t168, 16);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[144];
+            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t166 + ((size_t)n0 * 784 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 144; i++) t168[i] = total[i];
 }
 
 /* %171 = constant 0.0005 : [3,3,1,16]
@@ -1254,11 +1282,21 @@ static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %260 = add %258, %259 : [25088,16]
  * %261 = relu %260 : [25088,16] */
 static void step_k070_im2col_matmul_add_etc(float *restrict t261, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
-    /* columns of 32 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 20) {
+        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, t257, 16, 0.0f, t261 + (size_t)n0 * 12544, 16);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t257[p * 16 + j], acc[j]);
+            }
+            float *row = t261 + ((size_t)n0 * 784 + r) * 16;
+            for (int j = 0; j < 16; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1567,12 +1605,28 @@ static void step_k099_reduce_sum(float *restrict t321, const float *restrict t32
 /* %256 = im2col k3 s1 p1 %100 : [25088,9]
  * %322 = matmul tA %256, %320 : [9,16] */
 static void step_k100_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
-    /* columns of 32 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 32; n0 += 20) {
+        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t320 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t322, 16);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[144];
+            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t320 + ((size_t)n0 * 784 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 144; i++) t322[i] = total[i];
 }
 
 /* %324 = mul %323, %169 : [3,3,1,16]
@@ -1890,40 +1944,40 @@ static void step_k126_matmul(float *restrict t386, const float *restrict t385, c
 
 /* %381 = matmul tB %377, %6 : [32,128]
  * %389 = mul %381, %388 : [32,128]
- * %393 = step %392 : [32,128]
- * %394 = mul %389, %393 : [32,128] */
-static void step_k127_matmul_mul_step(float *restrict t394, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t394, 128);
+ * %394 = step %392 : [32,128]
+ * %395 = mul %389, %394 : [32,128] */
+static void step_k127_matmul_mul_step(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t395, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
-        const float v389 = t394[i] * in_dropout_teacher_all_dropout9[i];
-        const float v393 = t392[i] > 0.0f ? 1.0f : 0.0f;
-        const float v394 = v389 * v393;
-        t394[i] = v394;
+        const float v389 = t395[i] * in_dropout_teacher_all_dropout9[i];
+        const float v394 = t392[i] > 0.0f ? 1.0f : 0.0f;
+        const float v395 = v389 * v394;
+        t395[i] = v395;
     }
 }
 
 /* %382 = matmul tB %370, %6 : [128,128]
  * %391 = mul %382, %390 : [128,128]
- * %396 = step %395 : [128,128]
+ * %396 = step %393 : [128,128]
  * %397 = mul %391, %396 : [128,128] */
-static void step_k128_matmul_mul_step(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t395) {
+static void step_k128_matmul_mul_step(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
         const float v391 = t397[i] * t390[i];
-        const float v396 = t395[i] > 0.0f ? 1.0f : 0.0f;
+        const float v396 = t393[i] > 0.0f ? 1.0f : 0.0f;
         const float v397 = v391 * v396;
         t397[i] = v397;
     }
 }
 
-/* %398 = reduce_sum axes=[0] %394 : [128] */
-static void step_k129_reduce_sum(float *restrict t398, const float *restrict t394) {
+/* %398 = reduce_sum axes=[0] %395 : [128] */
+static void step_k129_reduce_sum(float *restrict t398, const float *restrict t395) {
     for (size_t o = 0; o < 128; o++) t398[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
-            t398[i1] += t394[i0 * 128 + i1];
+            t398[i1] += t395[i0 * 128 + i1];
         }
     }
 }
@@ -1946,9 +2000,9 @@ static void step_k131_add(float *restrict t400, const float *restrict t398, cons
     }
 }
 
-/* %401 = matmul tB %394, %4 : [32,1568] */
-static void step_k132_matmul(float *restrict t401, const float *restrict t394, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t394, 128, in_teacher_dense7_weight, 128, 0.0f, t401, 1568);
+/* %401 = matmul tB %395, %4 : [32,1568] */
+static void step_k132_matmul(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t395, 128, in_teacher_dense7_weight, 128, 0.0f, t401, 1568);
 }
 
 /* %402 = matmul tB %397, %4 : [128,1568] */
@@ -1961,356 +2015,388 @@ static void step_k134_matmul(float *restrict t408, const float *restrict t407, c
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 128, 1.0f, t407, 1568, t397, 128, 0.0f, t408, 128);
 }
 
-/* %413 = max_pool_scatter k2 s2 p0 %412, %410 : [32,14,14,32] */
-static void step_k135_max_pool_scatter(float *restrict t413, const float *restrict t412, const float *restrict t410) {
-    mplc_max_pool_scatter(t413, t412, t410, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+/* %414 = max_pool_scatter k2 s2 p0 %413, %410 : [32,14,14,32] */
+static void step_k135_max_pool_scatter(float *restrict t414, const float *restrict t413, const float *restrict t410) {
+    mplc_max_pool_scatter(t414, t413, t410, (mplc_window){32, 14, 14, 32, 2, 2, 0});
 }
 
-/* %415 = max_pool_scatter k2 s2 p0 %414, %411 : [128,14,14,32] */
-static void step_k136_max_pool_scatter(float *restrict t415, const float *restrict t414, const float *restrict t411) {
-    mplc_max_pool_scatter(t415, t414, t411, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+/* %417 = max_pool_scatter k2 s2 p0 %416, %411 : [128,14,14,32] */
+static void step_k136_max_pool_scatter(float *restrict t417, const float *restrict t416, const float *restrict t411) {
+    mplc_max_pool_scatter(t417, t416, t411, (mplc_window){128, 14, 14, 32, 2, 2, 0});
 }
 
-/* %418 = step %417 : [32,14,14,32]
- * %419 = mul %413, %418 : [32,14,14,32] */
-static void step_k137_step_mul(float *restrict t419, const float *restrict t417, const float *restrict t413) {
+/* %418 = step %413 : [32,14,14,32]
+ * %419 = mul %414, %418 : [32,14,14,32] */
+static void step_k137_step_mul(float *restrict t419, const float *restrict t413, const float *restrict t414) {
     for (size_t i = 0; i < 200704; i++) {
-        const float v418 = t417[i] > 0.0f ? 1.0f : 0.0f;
-        const float v419 = t413[i] * v418;
+        const float v418 = t413[i] > 0.0f ? 1.0f : 0.0f;
+        const float v419 = t414[i] * v418;
         t419[i] = v419;
     }
 }
 
-/* %422 = step %421 : [128,14,14,32]
- * %423 = mul %415, %422 : [128,14,14,32] */
-static void step_k138_step_mul(float *restrict t423, const float *restrict t421, const float *restrict t415) {
+/* %420 = step %416 : [128,14,14,32]
+ * %421 = mul %417, %420 : [128,14,14,32] */
+static void step_k138_step_mul(float *restrict t421, const float *restrict t416, const float *restrict t417) {
     for (size_t i = 0; i < 802816; i++) {
-        const float v422 = t421[i] > 0.0f ? 1.0f : 0.0f;
-        const float v423 = t415[i] * v422;
-        t423[i] = v423;
+        const float v420 = t416[i] > 0.0f ? 1.0f : 0.0f;
+        const float v421 = t417[i] * v420;
+        t421[i] = v421;
     }
 }
 
-/* %426 = reduce_sum axes=[0] %424 : [32] */
-static void step_k139_reduce_sum(float *restrict t426, const float *restrict t424) {
-    for (size_t o = 0; o < 32; o++) t426[o] = 0.0f;
+/* %424 = reduce_sum axes=[0] %422 : [32] */
+static void step_k139_reduce_sum(float *restrict t424, const float *restrict t422) {
+    for (size_t o = 0; o < 32; o++) t424[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
-            t426[i1] += t424[i0 * 32 + i1];
+            t424[i1] += t422[i0 * 32 + i1];
         }
     }
 }
 
-/* %427 = reduce_sum axes=[0] %425 : [32] */
-static void step_k140_reduce_sum(float *restrict t427, const float *restrict t425) {
-    for (size_t o = 0; o < 32; o++) t427[o] = 0.0f;
+/* %425 = reduce_sum axes=[0] %423 : [32] */
+static void step_k140_reduce_sum(float *restrict t425, const float *restrict t423) {
+    for (size_t o = 0; o < 32; o++) t425[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
-            t427[i1] += t425[i0 * 32 + i1];
+            t425[i1] += t423[i0 * 32 + i1];
         }
     }
 }
 
-/* %428 = add %426, %427 : [32] */
-static void step_k141_add(float *restrict t428, const float *restrict t426, const float *restrict t427) {
+/* %426 = add %424, %425 : [32] */
+static void step_k141_add(float *restrict t426, const float *restrict t424, const float *restrict t425) {
     for (size_t i = 0; i < 32; i++) {
-        const float v428 = t426[i] + t427[i];
-        t428[i] = v428;
+        const float v426 = t424[i] + t425[i];
+        t426[i] = v426;
     }
 }
 
-/* %429 = matmul tB %424, %31 : [6272,144]
- * %439 = col2im k3 s1 p1 %429 : [32,14,14,16] */
-static void step_k142_matmul_col2im(float *restrict t439, const float *restrict t424, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+/* %427 = matmul tB %422, %31 : [6272,144]
+ * %437 = col2im k3 s1 p1 %427 : [32,14,14,16] */
+static void step_k142_matmul_col2im(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     for (int n0 = 0; n0 < 32; n0 += 9) {
         const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t424 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t439 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t422 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %430 = matmul tB %425, %31 : [25088,144]
- * %440 = col2im k3 s1 p1 %430 : [128,14,14,16] */
-static void step_k143_matmul_col2im(float *restrict t440, const float *restrict t425, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+/* %428 = matmul tB %423, %31 : [25088,144]
+ * %438 = col2im k3 s1 p1 %428 : [128,14,14,16] */
+static void step_k143_matmul_col2im(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     for (int n0 = 0; n0 < 128; n0 += 9) {
         const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t425 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t440 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t423 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t438 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %435 = im2col k3 s1 p1 %434 : [25088,144]
- * %436 = matmul tA %435, %425 : [144,32] */
-static void step_k144_im2col_matmul(float *restrict t436, const float *restrict t434, const float *restrict t425, float *restrict chunk) {
+/* %433 = im2col k3 s1 p1 %432 : [25088,144]
+ * %434 = matmul tA %433, %423 : [144,32] */
+static void step_k144_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     for (int n0 = 0; n0 < 128; n0 += 9) {
         const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        mplc_im2col(chunk, t434 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t425 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t436, 32);
+        mplc_im2col(chunk, t432 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t423 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t434, 32);
     }
 }
 
-/* %432 = im2col k3 s1 p1 %431 : [6272,144]
- * %433 = matmul tA %432, %424 : [144,32]
- * %437 = add %433, %436 : [144,32] */
-static void step_k145_im2col_matmul_add(float *restrict t437, const float *restrict t431, const float *restrict t424, const float *restrict t436, float *restrict chunk) {
+/* %430 = im2col k3 s1 p1 %429 : [6272,144]
+ * %431 = matmul tA %430, %422 : [144,32]
+ * %435 = add %431, %434 : [144,32] */
+static void step_k145_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     for (int n0 = 0; n0 < 32; n0 += 9) {
         const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        mplc_im2col(chunk, t431 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t424 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t437, 32);
+        mplc_im2col(chunk, t429 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t422 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t435, 32);
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4608; i++) {
-        const float v437 = t437[i] + t436[i];
-        t437[i] = v437;
+        const float v435 = t435[i] + t434[i];
+        t435[i] = v435;
     }
 }
 
-/* %442 = max_pool_scatter k2 s2 p0 %441, %439 : [32,28,28,16] */
-static void step_k146_max_pool_scatter(float *restrict t442, const float *restrict t441, const float *restrict t439) {
-    mplc_max_pool_scatter(t442, t441, t439, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+/* %441 = max_pool_scatter k2 s2 p0 %440, %437 : [32,28,28,16] */
+static void step_k146_max_pool_scatter(float *restrict t441, const float *restrict t440, const float *restrict t437) {
+    mplc_max_pool_scatter(t441, t440, t437, (mplc_window){32, 28, 28, 16, 2, 2, 0});
 }
 
-/* %444 = max_pool_scatter k2 s2 p0 %443, %440 : [128,28,28,16] */
-static void step_k147_max_pool_scatter(float *restrict t444, const float *restrict t443, const float *restrict t440) {
-    mplc_max_pool_scatter(t444, t443, t440, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+/* %444 = max_pool_scatter k2 s2 p0 %443, %438 : [128,28,28,16] */
+static void step_k147_max_pool_scatter(float *restrict t444, const float *restrict t443, const float *restrict t438) {
+    mplc_max_pool_scatter(t444, t443, t438, (mplc_window){128, 28, 28, 16, 2, 2, 0});
 }
 
-/* %447 = step %446 : [32,28,28,16]
- * %448 = mul %442, %447 : [32,28,28,16] */
-static void step_k148_step_mul(float *restrict t448, const float *restrict t446, const float *restrict t442) {
+/* %445 = step %440 : [32,28,28,16]
+ * %446 = mul %441, %445 : [32,28,28,16] */
+static void step_k148_step_mul(float *restrict t446, const float *restrict t440, const float *restrict t441) {
     for (size_t i = 0; i < 401408; i++) {
-        const float v447 = t446[i] > 0.0f ? 1.0f : 0.0f;
-        const float v448 = t442[i] * v447;
+        const float v445 = t440[i] > 0.0f ? 1.0f : 0.0f;
+        const float v446 = t441[i] * v445;
+        t446[i] = v446;
+    }
+}
+
+/* %447 = step %443 : [128,28,28,16]
+ * %448 = mul %444, %447 : [128,28,28,16] */
+static void step_k149_step_mul(float *restrict t448, const float *restrict t443, const float *restrict t444) {
+    for (size_t i = 0; i < 1605632; i++) {
+        const float v447 = t443[i] > 0.0f ? 1.0f : 0.0f;
+        const float v448 = t444[i] * v447;
         t448[i] = v448;
     }
 }
 
-/* %451 = step %450 : [128,28,28,16]
- * %452 = mul %444, %451 : [128,28,28,16] */
-static void step_k149_step_mul(float *restrict t452, const float *restrict t450, const float *restrict t444) {
-    for (size_t i = 0; i < 1605632; i++) {
-        const float v451 = t450[i] > 0.0f ? 1.0f : 0.0f;
-        const float v452 = t444[i] * v451;
-        t452[i] = v452;
-    }
-}
-
-/* %455 = reduce_sum axes=[0] %453 : [16] */
-static void step_k150_reduce_sum(float *restrict t455, const float *restrict t453) {
-    for (size_t o = 0; o < 16; o++) t455[o] = 0.0f;
+/* %451 = reduce_sum axes=[0] %449 : [16] */
+static void step_k150_reduce_sum(float *restrict t451, const float *restrict t449) {
+    for (size_t o = 0; o < 16; o++) t451[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
-            t455[i1] += t453[i0 * 16 + i1];
+            t451[i1] += t449[i0 * 16 + i1];
         }
     }
 }
 
-/* %456 = reduce_sum axes=[0] %454 : [16] */
-static void step_k151_reduce_sum(float *restrict t456, const float *restrict t454) {
-    for (size_t o = 0; o < 16; o++) t456[o] = 0.0f;
+/* %452 = reduce_sum axes=[0] %450 : [16] */
+static void step_k151_reduce_sum(float *restrict t452, const float *restrict t450) {
+    for (size_t o = 0; o < 16; o++) t452[o] = 0.0f;
     for (size_t i0 = 0; i0 < 100352; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
-            t456[i1] += t454[i0 * 16 + i1];
+            t452[i1] += t450[i0 * 16 + i1];
         }
     }
 }
 
-/* %457 = add %455, %456 : [16] */
-static void step_k152_add(float *restrict t457, const float *restrict t455, const float *restrict t456) {
+/* %453 = add %451, %452 : [16] */
+static void step_k152_add(float *restrict t453, const float *restrict t451, const float *restrict t452) {
     for (size_t i = 0; i < 16; i++) {
-        const float v457 = t455[i] + t456[i];
-        t457[i] = v457;
+        const float v453 = t451[i] + t452[i];
+        t453[i] = v453;
     }
 }
 
 /* %101 = im2col k3 s1 p1 %99 : [100352,9]
- * %459 = matmul tA %101, %454 : [9,16] */
-static void step_k153_im2col_matmul(float *restrict t459, const float *restrict t99, const float *restrict t454, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 37) {
-        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+ * %455 = matmul tA %101, %450 : [9,16] */
+static void step_k153_im2col_matmul(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 128; n0 += 20) {
+        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
         mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t454 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t459, 16);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[144];
+            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t450 + ((size_t)n0 * 784 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 144; i++) t455[i] = total[i];
 }
 
 /* %256 = im2col k3 s1 p1 %100 : [25088,9]
- * %458 = matmul tA %256, %453 : [9,16]
- * %460 = add %458, %459 : [9,16] */
-static void step_k154_im2col_matmul_add(float *restrict t460, const float *restrict in_x, const float *restrict t453, const float *restrict t459, float *restrict chunk) {
-    /* columns of 32 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+ * %454 = matmul tA %256, %449 : [9,16]
+ * %456 = add %454, %455 : [9,16] */
+static void step_k154_im2col_matmul_add(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 32; n0 += 20) {
+        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t453 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t460, 16);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[144];
+            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t449 + ((size_t)n0 * 784 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 144; i++) t456[i] = total[i];
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 144; i++) {
-        const float v460 = t460[i] + t459[i];
-        t460[i] = v460;
+        const float v456 = t456[i] + t455[i];
+        t456[i] = v456;
     }
 }
 
 /* %171 = constant 0.0005 : [3,3,1,16]
  * %174 = constant 0.9 : [3,3,1,16]
- * %463 = mul %0, %171 : [3,3,1,16]
- * %464 = add %461, %463 : [3,3,1,16]
- * %465 = mul %462, %174 : [3,3,1,16]
- * %466 = add %465, %464 : [3,3,1,16]
- * %467 = mul %466, %174 : [3,3,1,16]
- * %468 = add %464, %467 : [3,3,1,16]
- * %469 = broadcast axes=[] %18 : [3,3,1,16]
- * %470 = mul %468, %469 : [3,3,1,16]
- * %471 = sub %0, %470 : [3,3,1,16]
+ * %459 = mul %0, %171 : [3,3,1,16]
+ * %460 = add %457, %459 : [3,3,1,16]
+ * %461 = mul %458, %174 : [3,3,1,16]
+ * %462 = add %461, %460 : [3,3,1,16]
+ * %463 = mul %462, %174 : [3,3,1,16]
+ * %464 = add %460, %463 : [3,3,1,16]
+ * %465 = broadcast axes=[] %18 : [3,3,1,16]
+ * %466 = mul %464, %465 : [3,3,1,16]
+ * %467 = sub %0, %466 : [3,3,1,16]
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t461, const float *restrict in_lr_teacher) {
+static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
-        const float v463 = in_teacher_conv0_weight[i] * 0.0005f;
-        const float v464 = t461[i] + v463;
-        const float v465 = in_teacher_momentum_conv0_weight[i] * 0.9f;
-        const float v466 = v465 + v464;
-        const float v467 = v466 * 0.9f;
-        const float v468 = v464 + v467;
-        const float v470 = v468 * in_lr_teacher[0];
-        const float v471 = in_teacher_conv0_weight[i] - v470;
-        in_teacher_momentum_conv0_weight[i] = v466;
-        in_teacher_conv0_weight[i] = v471;
+        const float v459 = in_teacher_conv0_weight[i] * 0.0005f;
+        const float v460 = t457[i] + v459;
+        const float v461 = in_teacher_momentum_conv0_weight[i] * 0.9f;
+        const float v462 = v461 + v460;
+        const float v463 = v462 * 0.9f;
+        const float v464 = v460 + v463;
+        const float v466 = v464 * in_lr_teacher[0];
+        const float v467 = in_teacher_conv0_weight[i] - v466;
+        in_teacher_momentum_conv0_weight[i] = v462;
+        in_teacher_conv0_weight[i] = v467;
     }
 }
 
 /* %183 = constant 0.9 : [16]
- * %473 = mul %472, %183 : [16]
- * %474 = add %473, %457 : [16]
- * %475 = mul %474, %183 : [16]
- * %476 = add %457, %475 : [16]
- * %477 = broadcast axes=[] %18 : [16]
- * %478 = mul %476, %477 : [16]
- * %479 = sub %1, %478 : [16]
+ * %469 = mul %468, %183 : [16]
+ * %470 = add %469, %453 : [16]
+ * %471 = mul %470, %183 : [16]
+ * %472 = add %453, %471 : [16]
+ * %473 = broadcast axes=[] %18 : [16]
+ * %474 = mul %472, %473 : [16]
+ * %475 = sub %1, %474 : [16]
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
-        const float v473 = in_teacher_momentum_conv0_bias[i] * 0.9f;
-        const float v474 = v473 + t457[i];
-        const float v475 = v474 * 0.9f;
-        const float v476 = t457[i] + v475;
-        const float v478 = v476 * in_lr_teacher[0];
-        const float v479 = in_teacher_conv0_bias[i] - v478;
-        in_teacher_momentum_conv0_bias[i] = v474;
-        in_teacher_conv0_bias[i] = v479;
+        const float v469 = in_teacher_momentum_conv0_bias[i] * 0.9f;
+        const float v470 = v469 + t453[i];
+        const float v471 = v470 * 0.9f;
+        const float v472 = t453[i] + v471;
+        const float v474 = v472 * in_lr_teacher[0];
+        const float v475 = in_teacher_conv0_bias[i] - v474;
+        in_teacher_momentum_conv0_bias[i] = v470;
+        in_teacher_conv0_bias[i] = v475;
     }
 }
 
 /* %192 = constant 0.0005 : [3,3,16,32]
  * %195 = constant 0.9 : [3,3,16,32]
- * %481 = mul %2, %192 : [3,3,16,32]
- * %482 = add %438, %481 : [3,3,16,32]
- * %483 = mul %480, %195 : [3,3,16,32]
- * %484 = add %483, %482 : [3,3,16,32]
- * %485 = mul %484, %195 : [3,3,16,32]
- * %486 = add %482, %485 : [3,3,16,32]
- * %487 = broadcast axes=[] %18 : [3,3,16,32]
- * %488 = mul %486, %487 : [3,3,16,32]
- * %489 = sub %2, %488 : [3,3,16,32]
+ * %477 = mul %2, %192 : [3,3,16,32]
+ * %478 = add %436, %477 : [3,3,16,32]
+ * %479 = mul %476, %195 : [3,3,16,32]
+ * %480 = add %479, %478 : [3,3,16,32]
+ * %481 = mul %480, %195 : [3,3,16,32]
+ * %482 = add %478, %481 : [3,3,16,32]
+ * %483 = broadcast axes=[] %18 : [3,3,16,32]
+ * %484 = mul %482, %483 : [3,3,16,32]
+ * %485 = sub %2, %484 : [3,3,16,32]
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t438, const float *restrict in_lr_teacher) {
+static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
-        const float v481 = in_teacher_conv3_weight[i] * 0.0005f;
-        const float v482 = t438[i] + v481;
-        const float v483 = in_teacher_momentum_conv3_weight[i] * 0.9f;
-        const float v484 = v483 + v482;
-        const float v485 = v484 * 0.9f;
-        const float v486 = v482 + v485;
-        const float v488 = v486 * in_lr_teacher[0];
-        const float v489 = in_teacher_conv3_weight[i] - v488;
-        in_teacher_momentum_conv3_weight[i] = v484;
-        in_teacher_conv3_weight[i] = v489;
+        const float v477 = in_teacher_conv3_weight[i] * 0.0005f;
+        const float v478 = t436[i] + v477;
+        const float v479 = in_teacher_momentum_conv3_weight[i] * 0.9f;
+        const float v480 = v479 + v478;
+        const float v481 = v480 * 0.9f;
+        const float v482 = v478 + v481;
+        const float v484 = v482 * in_lr_teacher[0];
+        const float v485 = in_teacher_conv3_weight[i] - v484;
+        in_teacher_momentum_conv3_weight[i] = v480;
+        in_teacher_conv3_weight[i] = v485;
     }
 }
 
 /* %204 = constant 0.9 : [32]
- * %491 = mul %490, %204 : [32]
- * %492 = add %491, %428 : [32]
- * %493 = mul %492, %204 : [32]
- * %494 = add %428, %493 : [32]
- * %495 = broadcast axes=[] %18 : [32]
- * %496 = mul %494, %495 : [32]
- * %497 = sub %3, %496 : [32]
+ * %487 = mul %486, %204 : [32]
+ * %488 = add %487, %426 : [32]
+ * %489 = mul %488, %204 : [32]
+ * %490 = add %426, %489 : [32]
+ * %491 = broadcast axes=[] %18 : [32]
+ * %492 = mul %490, %491 : [32]
+ * %493 = sub %3, %492 : [32]
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t428, const float *restrict in_lr_teacher) {
+static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
-        const float v491 = in_teacher_momentum_conv3_bias[i] * 0.9f;
-        const float v492 = v491 + t428[i];
-        const float v493 = v492 * 0.9f;
-        const float v494 = t428[i] + v493;
-        const float v496 = v494 * in_lr_teacher[0];
-        const float v497 = in_teacher_conv3_bias[i] - v496;
-        in_teacher_momentum_conv3_bias[i] = v492;
-        in_teacher_conv3_bias[i] = v497;
+        const float v487 = in_teacher_momentum_conv3_bias[i] * 0.9f;
+        const float v488 = v487 + t426[i];
+        const float v489 = v488 * 0.9f;
+        const float v490 = t426[i] + v489;
+        const float v492 = v490 * in_lr_teacher[0];
+        const float v493 = in_teacher_conv3_bias[i] - v492;
+        in_teacher_momentum_conv3_bias[i] = v488;
+        in_teacher_conv3_bias[i] = v493;
     }
 }
 
 /* %213 = constant 0.0005 : [1568,128]
  * %216 = constant 0.9 : [1568,128]
- * %405 = matmul tA %404, %394 : [1568,128]
+ * %405 = matmul tA %404, %395 : [1568,128]
  * %409 = add %405, %408 : [1568,128]
- * %499 = mul %4, %213 : [1568,128]
- * %500 = add %409, %499 : [1568,128]
- * %501 = mul %498, %216 : [1568,128]
- * %502 = add %501, %500 : [1568,128]
- * %503 = mul %502, %216 : [1568,128]
- * %504 = add %500, %503 : [1568,128]
- * %505 = broadcast axes=[] %18 : [1568,128]
- * %506 = mul %504, %505 : [1568,128]
- * %507 = sub %4, %506 : [1568,128]
+ * %495 = mul %4, %213 : [1568,128]
+ * %496 = add %409, %495 : [1568,128]
+ * %497 = mul %494, %216 : [1568,128]
+ * %498 = add %497, %496 : [1568,128]
+ * %499 = mul %498, %216 : [1568,128]
+ * %500 = add %496, %499 : [1568,128]
+ * %501 = broadcast axes=[] %18 : [1568,128]
+ * %502 = mul %500, %501 : [1568,128]
+ * %503 = sub %4, %502 : [1568,128]
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k159_matmul_add_mul_etc(float *restrict t500, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t394, const float *restrict t408, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t404, 1568, t394, 128, 0.0f, t500, 128);
+static void step_k159_matmul_add_mul_etc(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t404, 1568, t395, 128, 0.0f, t496, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 200704; i++) {
-        const float v409 = t500[i] + t408[i];
-        const float v499 = in_teacher_dense7_weight[i] * 0.0005f;
-        const float v500 = v409 + v499;
-        const float v501 = in_teacher_momentum_dense7_weight[i] * 0.9f;
-        const float v502 = v501 + v500;
-        const float v503 = v502 * 0.9f;
-        const float v504 = v500 + v503;
-        const float v506 = v504 * in_lr_teacher[0];
-        const float v507 = in_teacher_dense7_weight[i] - v506;
-        t500[i] = v500;
-        in_teacher_momentum_dense7_weight[i] = v502;
-        in_teacher_dense7_weight[i] = v507;
+        const float v409 = t496[i] + t408[i];
+        const float v495 = in_teacher_dense7_weight[i] * 0.0005f;
+        const float v496 = v409 + v495;
+        const float v497 = in_teacher_momentum_dense7_weight[i] * 0.9f;
+        const float v498 = v497 + v496;
+        const float v499 = v498 * 0.9f;
+        const float v500 = v496 + v499;
+        const float v502 = v500 * in_lr_teacher[0];
+        const float v503 = in_teacher_dense7_weight[i] - v502;
+        t496[i] = v496;
+        in_teacher_momentum_dense7_weight[i] = v498;
+        in_teacher_dense7_weight[i] = v503;
     }
 }
 
 /* %225 = constant 0.9 : [128]
- * %509 = mul %508, %225 : [128]
- * %510 = add %509, %400 : [128]
- * %511 = mul %510, %225 : [128]
- * %512 = add %400, %511 : [128]
- * %513 = broadcast axes=[] %18 : [128]
- * %514 = mul %512, %513 : [128]
- * %515 = sub %5, %514 : [128]
+ * %505 = mul %504, %225 : [128]
+ * %506 = add %505, %400 : [128]
+ * %507 = mul %506, %225 : [128]
+ * %508 = add %400, %507 : [128]
+ * %509 = broadcast axes=[] %18 : [128]
+ * %510 = mul %508, %509 : [128]
+ * %511 = sub %5, %510 : [128]
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
 static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
-        const float v509 = in_teacher_momentum_dense7_bias[i] * 0.9f;
-        const float v510 = v509 + t400[i];
-        const float v511 = v510 * 0.9f;
-        const float v512 = t400[i] + v511;
-        const float v514 = v512 * in_lr_teacher[0];
-        const float v515 = in_teacher_dense7_bias[i] - v514;
-        in_teacher_momentum_dense7_bias[i] = v510;
-        in_teacher_dense7_bias[i] = v515;
+        const float v505 = in_teacher_momentum_dense7_bias[i] * 0.9f;
+        const float v506 = v505 + t400[i];
+        const float v507 = v506 * 0.9f;
+        const float v508 = t400[i] + v507;
+        const float v510 = v508 * in_lr_teacher[0];
+        const float v511 = in_teacher_dense7_bias[i] - v510;
+        in_teacher_momentum_dense7_bias[i] = v506;
+        in_teacher_dense7_bias[i] = v511;
     }
 }
 
@@ -2318,224 +2404,224 @@ static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bia
  * %237 = constant 0.9 : [128,10]
  * %384 = matmul tA %383, %377 : [128,10]
  * %387 = add %384, %386 : [128,10]
- * %517 = mul %6, %234 : [128,10]
- * %518 = add %387, %517 : [128,10]
- * %519 = mul %516, %237 : [128,10]
- * %520 = add %519, %518 : [128,10]
- * %521 = mul %520, %237 : [128,10]
- * %522 = add %518, %521 : [128,10]
- * %523 = broadcast axes=[] %18 : [128,10]
- * %524 = mul %522, %523 : [128,10]
- * %525 = sub %6, %524 : [128,10]
+ * %513 = mul %6, %234 : [128,10]
+ * %514 = add %387, %513 : [128,10]
+ * %515 = mul %512, %237 : [128,10]
+ * %516 = add %515, %514 : [128,10]
+ * %517 = mul %516, %237 : [128,10]
+ * %518 = add %514, %517 : [128,10]
+ * %519 = broadcast axes=[] %18 : [128,10]
+ * %520 = mul %518, %519 : [128,10]
+ * %521 = sub %6, %520 : [128,10]
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_k161_matmul_add_mul_etc(float *restrict t518, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t518, 10);
+static void step_k161_matmul_add_mul_etc(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t514, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
-        const float v387 = t518[i] + t386[i];
-        const float v517 = in_teacher_dense10_weight[i] * 0.0005f;
-        const float v518 = v387 + v517;
-        const float v519 = in_teacher_momentum_dense10_weight[i] * 0.9f;
-        const float v520 = v519 + v518;
-        const float v521 = v520 * 0.9f;
-        const float v522 = v518 + v521;
-        const float v524 = v522 * in_lr_teacher[0];
-        const float v525 = in_teacher_dense10_weight[i] - v524;
-        t518[i] = v518;
-        in_teacher_momentum_dense10_weight[i] = v520;
-        in_teacher_dense10_weight[i] = v525;
+        const float v387 = t514[i] + t386[i];
+        const float v513 = in_teacher_dense10_weight[i] * 0.0005f;
+        const float v514 = v387 + v513;
+        const float v515 = in_teacher_momentum_dense10_weight[i] * 0.9f;
+        const float v516 = v515 + v514;
+        const float v517 = v516 * 0.9f;
+        const float v518 = v514 + v517;
+        const float v520 = v518 * in_lr_teacher[0];
+        const float v521 = in_teacher_dense10_weight[i] - v520;
+        t514[i] = v514;
+        in_teacher_momentum_dense10_weight[i] = v516;
+        in_teacher_dense10_weight[i] = v521;
     }
 }
 
 /* %246 = constant 0.9 : [10]
- * %527 = mul %526, %246 : [10]
- * %528 = add %527, %380 : [10]
- * %529 = mul %528, %246 : [10]
- * %530 = add %380, %529 : [10]
- * %531 = broadcast axes=[] %18 : [10]
- * %532 = mul %530, %531 : [10]
- * %533 = sub %7, %532 : [10]
+ * %523 = mul %522, %246 : [10]
+ * %524 = add %523, %380 : [10]
+ * %525 = mul %524, %246 : [10]
+ * %526 = add %380, %525 : [10]
+ * %527 = broadcast axes=[] %18 : [10]
+ * %528 = mul %526, %527 : [10]
+ * %529 = sub %7, %528 : [10]
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
 static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v527 = in_teacher_momentum_dense10_bias[i] * 0.9f;
-        const float v528 = v527 + t380[i];
-        const float v529 = v528 * 0.9f;
-        const float v530 = t380[i] + v529;
-        const float v532 = v530 * in_lr_teacher[0];
-        const float v533 = in_teacher_dense10_bias[i] - v532;
-        in_teacher_momentum_dense10_bias[i] = v528;
-        in_teacher_dense10_bias[i] = v533;
+        const float v523 = in_teacher_momentum_dense10_bias[i] * 0.9f;
+        const float v524 = v523 + t380[i];
+        const float v525 = v524 * 0.9f;
+        const float v526 = t380[i] + v525;
+        const float v528 = v526 * in_lr_teacher[0];
+        const float v529 = in_teacher_dense10_bias[i] - v528;
+        in_teacher_momentum_dense10_bias[i] = v524;
+        in_teacher_dense10_bias[i] = v529;
     }
 }
 
-/* 163 kernels; scratch high-water mark 17294928 floats. */
+/* 163 kernels; scratch high-water mark 11875920 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, scratch + 3612672, io, state, state + 144, scratch + 7225344);
-    step_k001_max_pool(scratch + 15654912, scratch + 3612672);
-    step_k002_im2col_matmul_add_etc(scratch + 7225344, scratch + 9031680, scratch + 15654912, state + 160, state + 4768, scratch + 10838016);
-    step_k003_max_pool(scratch + 16558080, scratch + 9031680);
-    step_k004_matmul_add_relu_etc(scratch + 17210368, scratch + 17247232, scratch + 16558080, state + 4800, state + 205504, io + 226176);
-    step_k005_matmul_add(scratch + 17009664, scratch + 17247232, state + 205632, state + 206912);
-    step_k006_mul_add(scratch + 17293824, io + 225792);
-    step_k007_reduce_max(scratch + 17284416, scratch + 17009664);
-    step_k008_sub_exp(scratch + 17284096, scratch + 17294144, scratch + 17009664, scratch + 17284416);
-    step_k009_reduce_sum(scratch + 17294848, scratch + 17294144);
-    step_k010_log(scratch + 17294464, scratch + 17294848);
-    step_k011_sub_mul_reduce_sum(scratch + 17294496, scratch + 17284096, scratch + 17294464, scratch + 17293824);
-    step_k012_mul(io + 263040, scratch + 17294496);
-    step_k013_mul(scratch + 17012544, scratch + 17009984);
-    step_k014_reduce_max(scratch + 17284096, scratch + 17012544);
-    step_k015_sub(scratch + 17013824, scratch + 17012544, scratch + 17284096);
-    step_k016_exp_reduce_sum(scratch + 17012544, scratch + 17013824);
-    step_k017_log(scratch + 17012672, scratch + 17012544);
-    step_k018_sub_exp(scratch + 17288704, scratch + 17013824, scratch + 17012672);
-    step_k019_reduce_max(scratch + 17289984, scratch + 17288704);
-    step_k020_greaterEqual(scratch + 17294464, scratch + 17289984);
-    step_k021_reduce_max(scratch + 17291264, scratch + 17011264);
-    step_k022_sub_exp(scratch + 17284096, scratch + 17289984, scratch + 17011264, scratch + 17291264);
-    step_k023_reduce_sum(scratch + 17294592, scratch + 17289984);
-    step_k024_log(scratch + 17291264, scratch + 17294592);
-    step_k025_sub_mul_reduce_sum(scratch + 17291392, scratch + 17284096, scratch + 17291264, scratch + 17288704);
-    step_k026_neg_mul_reduce_sum(scratch + 17291264, scratch + 17291392, scratch + 17294464);
-    step_k027_mul(io + 263056, scratch + 17291264);
-    step_k028_reduce_sum(scratch + 17294720, scratch + 17294464);
-    step_k029_mul(io + 263072, scratch + 17294720);
-    step_k030_one_hot_argmax(scratch + 17291264, scratch + 17011264);
-    step_k031_im2col_matmul_add_etc(scratch + 10838016, io + 125440, state + 206928, state + 207072, scratch + 12443648);
-    step_k032_max_pool(scratch + 14852096, scratch + 10838016);
-    step_k033_im2col_matmul_add_etc(scratch + 12443648, scratch + 14852096, state + 207088, state + 211696, scratch + 15253504);
-    step_k034_max_pool(scratch + 15253504, scratch + 12443648);
-    step_k035_matmul_add_relu(scratch + 15454208, scratch + 15253504, state + 211728, state + 412432);
-    step_k036_matmul_add(scratch + 17284096, scratch + 15454208, state + 412560, state + 413840);
-    step_k037_reduce_max(scratch + 17287936, scratch + 17284096);
-    step_k038_sub_exp(scratch + 17285376, scratch + 17286656, scratch + 17284096, scratch + 17287936);
-    step_k039_reduce_sum(scratch + 17287936, scratch + 17286656);
-    step_k040_log(scratch + 17288064, scratch + 17287936);
-    step_k041_sub_mul_reduce_sum(scratch + 17294720, scratch + 17285376, scratch + 17288064, scratch + 17291264);
-    step_k042_mul(io + 263088, scratch + 17294720);
-    step_k043_mul(scratch + 17284096, scratch + 17291264);
-    step_k044_neg_reduce_sum(scratch + 17288064, scratch + 17284096);
-    step_k045_div(scratch + 17288192, scratch + 17288064, scratch + 17287936);
-    step_k046_mul_add(scratch + 17285376, scratch + 17288192, scratch + 17286656, scratch + 17284096);
-    step_k047_reduce_sum(scratch + 17294912, scratch + 17285376);
-    step_k048_matmul(scratch + 17292544, scratch + 15454208, scratch + 17285376);
-    step_k049_matmul_step_mul(scratch + 13246464, scratch + 17285376, state + 412560, scratch + 15454208);
-    step_k050_reduce_sum(scratch + 17294720, scratch + 13246464);
-    step_k051_matmul(scratch + 15454208, scratch + 13246464, state + 211728);
-    step_k052_matmul(scratch + 17009664, scratch + 15253504, scratch + 13246464);
-    step_k053_max_pool_scatter(scratch + 13246464, scratch + 12443648, scratch + 15454208);
-    step_k054_step_mul(scratch + 14049280, scratch + 12443648, scratch + 13246464);
-    step_k055_reduce_sum(scratch + 17294880, scratch + 14049280);
-    step_k056_matmul_col2im(scratch + 15253504, scratch + 14049280, state + 207088, scratch + 12443648);
-    step_k057_im2col_matmul(scratch + 17284096, scratch + 14852096, scratch + 14049280, scratch + 12443648);
-    step_k058_max_pool_scatter(scratch + 12443648, scratch + 10838016, scratch + 15253504);
-    step_k059_step_mul(scratch + 14049280, scratch + 10838016, scratch + 12443648);
-    step_k060_reduce_sum(scratch + 12349488, scratch + 14049280);
-    step_k061_im2col_matmul(scratch + 12349184, io + 125440, scratch + 14049280, scratch + 10838016);
-    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 12349184, io + 226128);
-    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 12349488, io + 226128);
-    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 17284096, io + 226128);
-    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 17294880, io + 226128);
-    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 17009664, io + 226128);
-    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 17294720, io + 226128);
-    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 17292544, io + 226128);
-    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 17294912, io + 226128);
-    step_k070_im2col_matmul_add_etc(scratch + 10838016, io, state + 206928, state + 207072, scratch + 11239424);
-    step_k071_max_pool(scratch + 11894848, scratch + 10838016);
-    step_k072_im2col_matmul_add_etc(scratch + 11493440, scratch + 11894848, state + 207088, state + 211696, scratch + 11239424);
-    step_k073_max_pool(scratch + 11694144, scratch + 11493440);
-    step_k074_matmul_add_relu(scratch + 11744320, scratch + 11694144, state + 211728, state + 412432);
-    step_k075_matmul_add(scratch + 11748416, scratch + 11744320, state + 412560, state + 413840);
-    step_k076_reduce_max(scratch + 11749376, scratch + 11748416);
-    step_k077_sub_exp(scratch + 11748736, scratch + 11749056, scratch + 11748416, scratch + 11749376);
-    step_k078_reduce_sum(scratch + 11749376, scratch + 11749056);
-    step_k079_log(scratch + 11748416, scratch + 11749376);
-    step_k080_sub_mul_reduce_sum(scratch + 12349328, scratch + 11748736, scratch + 11748416, io + 225792);
-    step_k081_mul(io + 263104, scratch + 12349328);
-    step_k082_mul(scratch + 11748416, io + 225792);
-    step_k083_neg_reduce_sum(scratch + 11748736, scratch + 11748416);
-    step_k084_div(scratch + 11749408, scratch + 11748736, scratch + 11749376);
-    step_k085_mul_add(scratch + 11748736, scratch + 11749408, scratch + 11749056, scratch + 11748416);
-    step_k086_reduce_sum(scratch + 12349504, scratch + 11748736);
-    step_k087_matmul(scratch + 12347904, scratch + 11744320, scratch + 11748736);
-    step_k088_matmul_step_mul(scratch + 11995200, scratch + 11748736, state + 412560, scratch + 11744320);
-    step_k089_reduce_sum(scratch + 12349328, scratch + 11995200);
-    step_k090_matmul(scratch + 11440128, scratch + 11995200, state + 211728);
-    step_k091_matmul(scratch + 12042240, scratch + 11694144, scratch + 11995200);
-    step_k092_max_pool_scatter(scratch + 11239424, scratch + 11493440, scratch + 11440128);
-    step_k093_step_mul(scratch + 11694144, scratch + 11493440, scratch + 11239424);
-    step_k094_reduce_sum(scratch + 12349456, scratch + 11694144);
-    step_k095_matmul_col2im(scratch + 12242944, scratch + 11694144, state + 207088, scratch + 11239424);
-    step_k096_im2col_matmul(scratch + 12343296, scratch + 11894848, scratch + 11694144, scratch + 11239424);
-    step_k097_max_pool_scatter(scratch + 11239424, scratch + 10838016, scratch + 12242944);
-    step_k098_step_mul(scratch + 11640832, scratch + 10838016, scratch + 11239424);
-    step_k099_reduce_sum(scratch + 12243088, scratch + 11640832);
-    step_k100_im2col_matmul(scratch + 12242944, io, scratch + 11640832, scratch + 10838016);
-    step_k101_mul_reduce_sum(scratch + 12243104, scratch + 12242944, scratch + 12349184);
-    step_k102_mul_reduce_sum(scratch + 12242944, scratch + 12243088, scratch + 12349488);
-    step_k103_mul_reduce_sum(scratch + 12349488, scratch + 12343296, scratch + 17284096);
-    step_k104_mul_reduce_sum(scratch + 12242960, scratch + 12349456, scratch + 17294880);
-    step_k105_mul_reduce_sum(scratch + 12349456, scratch + 12042240, scratch + 17009664);
-    step_k106_mul_reduce_sum(scratch + 12349472, scratch + 12349328, scratch + 17294720);
-    step_k107_mul_reduce_sum(scratch + 17294880, scratch + 12347904, scratch + 17292544);
-    step_k108_mul_reduce_sum(scratch + 17294896, scratch + 12349504, scratch + 17294912);
-    step_k109_mul_add(io + 263120, scratch + 12242976, io + 226128, scratch + 12243104, scratch + 12242944, scratch + 12349488, scratch + 12242960, scratch + 12349456, scratch + 12349472, scratch + 17294880, scratch + 17294896, io + 226160);
-    step_k110_mul(scratch + 17284096, scratch + 12242976, scratch + 17291264);
-    step_k111_neg_reduce_sum(scratch + 17291264, scratch + 17284096);
-    step_k112_div(scratch + 17287936, scratch + 17291264, scratch + 17294592);
-    step_k113_mul(scratch + 17294720, io + 226144);
-    step_k114_mul_neg(scratch + 17288064, scratch + 17294720, scratch + 17294464);
-    step_k115_mul(scratch + 17285376, scratch + 17288064, scratch + 17288704);
-    step_k116_neg_reduce_sum(scratch + 17294464, scratch + 17285376);
-    step_k117_div(scratch + 17288064, scratch + 17294464, scratch + 17294592);
-    step_k118_mul_add(scratch + 17286656, scratch + 17287936, scratch + 17289984, scratch + 17284096, scratch + 17288064, scratch + 17285376);
-    step_k119_mul(scratch + 17284096, scratch + 17293824);
-    step_k120_neg_reduce_sum(scratch + 17294464, scratch + 17284096);
-    step_k121_div(scratch + 17294496, scratch + 17294464, scratch + 17294848);
-    step_k122_mul_add(scratch + 17285376, scratch + 17294496, scratch + 17294144, scratch + 17284096);
-    step_k123_reduce_sum(scratch + 17285696, scratch + 17285376);
-    step_k124_reduce_sum(scratch + 17285712, scratch + 17286656);
-    step_k125_add(scratch + 17285728, scratch + 17285696, scratch + 17285712);
-    step_k126_matmul(scratch + 17284096, scratch + 17267712, scratch + 17286656);
-    step_k127_matmul_mul_step(scratch + 17026048, scratch + 17285376, state + 205632, io + 226176, scratch + 17210368);
-    step_k128_matmul_mul_step(scratch + 17009664, scratch + 17286656, state + 205632, io + 246656, scratch + 17230848);
-    step_k129_reduce_sum(scratch + 17030144, scratch + 17026048);
-    step_k130_reduce_sum(scratch + 17030272, scratch + 17009664);
-    step_k131_add(scratch + 17030400, scratch + 17030144, scratch + 17030272);
-    step_k132_matmul(scratch + 10838016, scratch + 17026048, state + 4800);
-    step_k133_matmul(scratch + 11640832, scratch + 17009664, state + 4800);
-    step_k134_matmul(scratch + 11841536, scratch + 16808960, scratch + 17009664);
-    step_k135_max_pool_scatter(scratch + 12042240, scratch + 9031680, scratch + 10838016);
-    step_k136_max_pool_scatter(scratch + 10838016, scratch + 10035200, scratch + 11640832);
-    step_k137_step_mul(scratch + 11640832, scratch + 7225344, scratch + 12042240);
-    step_k138_step_mul(scratch + 9031680, scratch + 8228864, scratch + 10838016);
-    step_k139_reduce_sum(scratch + 17030144, scratch + 11640832);
-    step_k140_reduce_sum(scratch + 17030176, scratch + 9031680);
-    step_k141_add(scratch + 17030208, scratch + 17030144, scratch + 17030176);
-    step_k142_matmul_col2im(scratch + 7479360, scratch + 11640832, state + 160, scratch + 7225344);
-    step_k143_matmul_col2im(scratch + 9834496, scratch + 9031680, state + 160, scratch + 7225344);
-    step_k144_im2col_matmul(scratch + 17009664, scratch + 16156672, scratch + 9031680, scratch + 7225344);
-    step_k145_im2col_matmul_add(scratch + 17014272, scratch + 15654912, scratch + 11640832, scratch + 17009664, scratch + 7225344);
-    step_k146_max_pool_scatter(scratch + 8830976, scratch + 3612672, scratch + 7479360);
-    step_k147_max_pool_scatter(scratch + 7225344, scratch + 5619712, scratch + 9834496);
-    step_k148_step_mul(scratch + 5218304, scratch, scratch + 8830976);
-    step_k149_step_mul(scratch + 3612672, scratch + 2007040, scratch + 7225344);
-    step_k150_reduce_sum(scratch + 17285696, scratch + 5218304);
-    step_k151_reduce_sum(scratch + 17285712, scratch + 3612672);
-    step_k152_add(scratch + 17030144, scratch + 17285696, scratch + 17285712);
-    step_k153_im2col_matmul(scratch + 17009664, io + 125440, scratch + 3612672, scratch);
-    step_k154_im2col_matmul_add(scratch + 17009808, io, scratch + 5218304, scratch + 17009664, scratch);
-    step_k155_mul_add_sub(state + 413856, state, scratch + 17009808, io + 226112);
-    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 17030144, io + 226112);
-    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 17014272, io + 226112);
-    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 17030208, io + 226112);
-    step_k159_matmul_add_mul_etc(scratch + 12042240, state + 418656, state + 4800, scratch + 16558080, scratch + 17026048, scratch + 11841536, io + 226112);
-    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 17030400, io + 226112);
-    step_k161_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 17247232, scratch + 17285376, scratch + 17284096, io + 226112);
-    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 17285728, io + 226112);
+    step_k000_im2col_matmul_add_etc(scratch, io, state, state + 144, scratch + 3612672);
+    step_k001_max_pool(scratch + 10235904, scratch);
+    step_k002_im2col_matmul_add_etc(scratch + 3612672, scratch + 10235904, state + 160, state + 4768, scratch + 5419008);
+    step_k003_max_pool(scratch + 11139072, scratch + 3612672);
+    step_k004_matmul_add_relu_etc(scratch + 11791360, scratch + 11828224, scratch + 11139072, state + 4800, state + 205504, io + 226176);
+    step_k005_matmul_add(scratch + 11590656, scratch + 11828224, state + 205632, state + 206912);
+    step_k006_mul_add(scratch + 11874816, io + 225792);
+    step_k007_reduce_max(scratch + 11865408, scratch + 11590656);
+    step_k008_sub_exp(scratch + 11865088, scratch + 11875136, scratch + 11590656, scratch + 11865408);
+    step_k009_reduce_sum(scratch + 11875840, scratch + 11875136);
+    step_k010_log(scratch + 11875456, scratch + 11875840);
+    step_k011_sub_mul_reduce_sum(scratch + 11875488, scratch + 11865088, scratch + 11875456, scratch + 11874816);
+    step_k012_mul(io + 263040, scratch + 11875488);
+    step_k013_mul(scratch + 11593536, scratch + 11590976);
+    step_k014_reduce_max(scratch + 11865088, scratch + 11593536);
+    step_k015_sub(scratch + 11594816, scratch + 11593536, scratch + 11865088);
+    step_k016_exp_reduce_sum(scratch + 11593536, scratch + 11594816);
+    step_k017_log(scratch + 11593664, scratch + 11593536);
+    step_k018_sub_exp(scratch + 11869696, scratch + 11594816, scratch + 11593664);
+    step_k019_reduce_max(scratch + 11870976, scratch + 11869696);
+    step_k020_greaterEqual(scratch + 11875456, scratch + 11870976);
+    step_k021_reduce_max(scratch + 11872256, scratch + 11592256);
+    step_k022_sub_exp(scratch + 11865088, scratch + 11870976, scratch + 11592256, scratch + 11872256);
+    step_k023_reduce_sum(scratch + 11875584, scratch + 11870976);
+    step_k024_log(scratch + 11872256, scratch + 11875584);
+    step_k025_sub_mul_reduce_sum(scratch + 11872384, scratch + 11865088, scratch + 11872256, scratch + 11869696);
+    step_k026_neg_mul_reduce_sum(scratch + 11872256, scratch + 11872384, scratch + 11875456);
+    step_k027_mul(io + 263056, scratch + 11872256);
+    step_k028_reduce_sum(scratch + 11875712, scratch + 11875456);
+    step_k029_mul(io + 263072, scratch + 11875712);
+    step_k030_one_hot_argmax(scratch + 11872256, scratch + 11592256);
+    step_k031_im2col_matmul_add_etc(scratch + 5419008, io + 125440, state + 206928, state + 207072, scratch + 7024640);
+    step_k032_max_pool(scratch + 9433088, scratch + 5419008);
+    step_k033_im2col_matmul_add_etc(scratch + 7024640, scratch + 9433088, state + 207088, state + 211696, scratch + 9834496);
+    step_k034_max_pool(scratch + 9834496, scratch + 7024640);
+    step_k035_matmul_add_relu(scratch + 10035200, scratch + 9834496, state + 211728, state + 412432);
+    step_k036_matmul_add(scratch + 11865088, scratch + 10035200, state + 412560, state + 413840);
+    step_k037_reduce_max(scratch + 11868928, scratch + 11865088);
+    step_k038_sub_exp(scratch + 11866368, scratch + 11867648, scratch + 11865088, scratch + 11868928);
+    step_k039_reduce_sum(scratch + 11868928, scratch + 11867648);
+    step_k040_log(scratch + 11869056, scratch + 11868928);
+    step_k041_sub_mul_reduce_sum(scratch + 11875712, scratch + 11866368, scratch + 11869056, scratch + 11872256);
+    step_k042_mul(io + 263088, scratch + 11875712);
+    step_k043_mul(scratch + 11865088, scratch + 11872256);
+    step_k044_neg_reduce_sum(scratch + 11869056, scratch + 11865088);
+    step_k045_div(scratch + 11869184, scratch + 11869056, scratch + 11868928);
+    step_k046_mul_add(scratch + 11866368, scratch + 11869184, scratch + 11867648, scratch + 11865088);
+    step_k047_reduce_sum(scratch + 11875904, scratch + 11866368);
+    step_k048_matmul(scratch + 11873536, scratch + 10035200, scratch + 11866368);
+    step_k049_matmul_step_mul(scratch + 7827456, scratch + 11866368, state + 412560, scratch + 10035200);
+    step_k050_reduce_sum(scratch + 11875712, scratch + 7827456);
+    step_k051_matmul(scratch + 10035200, scratch + 7827456, state + 211728);
+    step_k052_matmul(scratch + 11590656, scratch + 9834496, scratch + 7827456);
+    step_k053_max_pool_scatter(scratch + 7827456, scratch + 7024640, scratch + 10035200);
+    step_k054_step_mul(scratch + 8630272, scratch + 7024640, scratch + 7827456);
+    step_k055_reduce_sum(scratch + 11875872, scratch + 8630272);
+    step_k056_matmul_col2im(scratch + 9834496, scratch + 8630272, state + 207088, scratch + 7024640);
+    step_k057_im2col_matmul(scratch + 11865088, scratch + 9433088, scratch + 8630272, scratch + 7024640);
+    step_k058_max_pool_scatter(scratch + 7024640, scratch + 5419008, scratch + 9834496);
+    step_k059_step_mul(scratch + 8630272, scratch + 5419008, scratch + 7024640);
+    step_k060_reduce_sum(scratch + 6930480, scratch + 8630272);
+    step_k061_im2col_matmul(scratch + 6930176, io + 125440, scratch + 8630272, scratch + 5419008);
+    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 6930176, io + 226128);
+    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 6930480, io + 226128);
+    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 11865088, io + 226128);
+    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 11875872, io + 226128);
+    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 11590656, io + 226128);
+    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 11875712, io + 226128);
+    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 11873536, io + 226128);
+    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 11875904, io + 226128);
+    step_k070_im2col_matmul_add_etc(scratch + 5419008, io, state + 206928, state + 207072, scratch + 5820416);
+    step_k071_max_pool(scratch + 6475840, scratch + 5419008);
+    step_k072_im2col_matmul_add_etc(scratch + 6074432, scratch + 6475840, state + 207088, state + 211696, scratch + 5820416);
+    step_k073_max_pool(scratch + 6275136, scratch + 6074432);
+    step_k074_matmul_add_relu(scratch + 6325312, scratch + 6275136, state + 211728, state + 412432);
+    step_k075_matmul_add(scratch + 6329408, scratch + 6325312, state + 412560, state + 413840);
+    step_k076_reduce_max(scratch + 6330368, scratch + 6329408);
+    step_k077_sub_exp(scratch + 6329728, scratch + 6330048, scratch + 6329408, scratch + 6330368);
+    step_k078_reduce_sum(scratch + 6330368, scratch + 6330048);
+    step_k079_log(scratch + 6329408, scratch + 6330368);
+    step_k080_sub_mul_reduce_sum(scratch + 6930320, scratch + 6329728, scratch + 6329408, io + 225792);
+    step_k081_mul(io + 263104, scratch + 6930320);
+    step_k082_mul(scratch + 6329408, io + 225792);
+    step_k083_neg_reduce_sum(scratch + 6329728, scratch + 6329408);
+    step_k084_div(scratch + 6330400, scratch + 6329728, scratch + 6330368);
+    step_k085_mul_add(scratch + 6329728, scratch + 6330400, scratch + 6330048, scratch + 6329408);
+    step_k086_reduce_sum(scratch + 6930496, scratch + 6329728);
+    step_k087_matmul(scratch + 6928896, scratch + 6325312, scratch + 6329728);
+    step_k088_matmul_step_mul(scratch + 6576192, scratch + 6329728, state + 412560, scratch + 6325312);
+    step_k089_reduce_sum(scratch + 6930320, scratch + 6576192);
+    step_k090_matmul(scratch + 6021120, scratch + 6576192, state + 211728);
+    step_k091_matmul(scratch + 6623232, scratch + 6275136, scratch + 6576192);
+    step_k092_max_pool_scatter(scratch + 5820416, scratch + 6074432, scratch + 6021120);
+    step_k093_step_mul(scratch + 6275136, scratch + 6074432, scratch + 5820416);
+    step_k094_reduce_sum(scratch + 6930448, scratch + 6275136);
+    step_k095_matmul_col2im(scratch + 6823936, scratch + 6275136, state + 207088, scratch + 5820416);
+    step_k096_im2col_matmul(scratch + 6924288, scratch + 6475840, scratch + 6275136, scratch + 5820416);
+    step_k097_max_pool_scatter(scratch + 5820416, scratch + 5419008, scratch + 6823936);
+    step_k098_step_mul(scratch + 6221824, scratch + 5419008, scratch + 5820416);
+    step_k099_reduce_sum(scratch + 6824080, scratch + 6221824);
+    step_k100_im2col_matmul(scratch + 6823936, io, scratch + 6221824, scratch + 5419008);
+    step_k101_mul_reduce_sum(scratch + 6824096, scratch + 6823936, scratch + 6930176);
+    step_k102_mul_reduce_sum(scratch + 6823936, scratch + 6824080, scratch + 6930480);
+    step_k103_mul_reduce_sum(scratch + 6930480, scratch + 6924288, scratch + 11865088);
+    step_k104_mul_reduce_sum(scratch + 6823952, scratch + 6930448, scratch + 11875872);
+    step_k105_mul_reduce_sum(scratch + 6930448, scratch + 6623232, scratch + 11590656);
+    step_k106_mul_reduce_sum(scratch + 6930464, scratch + 6930320, scratch + 11875712);
+    step_k107_mul_reduce_sum(scratch + 11875872, scratch + 6928896, scratch + 11873536);
+    step_k108_mul_reduce_sum(scratch + 11875888, scratch + 6930496, scratch + 11875904);
+    step_k109_mul_add(io + 263120, scratch + 6823968, io + 226128, scratch + 6824096, scratch + 6823936, scratch + 6930480, scratch + 6823952, scratch + 6930448, scratch + 6930464, scratch + 11875872, scratch + 11875888, io + 226160);
+    step_k110_mul(scratch + 11865088, scratch + 6823968, scratch + 11872256);
+    step_k111_neg_reduce_sum(scratch + 11872256, scratch + 11865088);
+    step_k112_div(scratch + 11868928, scratch + 11872256, scratch + 11875584);
+    step_k113_mul(scratch + 11875712, io + 226144);
+    step_k114_mul_neg(scratch + 11869056, scratch + 11875712, scratch + 11875456);
+    step_k115_mul(scratch + 11866368, scratch + 11869056, scratch + 11869696);
+    step_k116_neg_reduce_sum(scratch + 11875456, scratch + 11866368);
+    step_k117_div(scratch + 11869056, scratch + 11875456, scratch + 11875584);
+    step_k118_mul_add(scratch + 11867648, scratch + 11868928, scratch + 11870976, scratch + 11865088, scratch + 11869056, scratch + 11866368);
+    step_k119_mul(scratch + 11865088, scratch + 11874816);
+    step_k120_neg_reduce_sum(scratch + 11875456, scratch + 11865088);
+    step_k121_div(scratch + 11875488, scratch + 11875456, scratch + 11875840);
+    step_k122_mul_add(scratch + 11866368, scratch + 11875488, scratch + 11875136, scratch + 11865088);
+    step_k123_reduce_sum(scratch + 11866688, scratch + 11866368);
+    step_k124_reduce_sum(scratch + 11866704, scratch + 11867648);
+    step_k125_add(scratch + 11866720, scratch + 11866688, scratch + 11866704);
+    step_k126_matmul(scratch + 11865088, scratch + 11848704, scratch + 11867648);
+    step_k127_matmul_mul_step(scratch + 11595264, scratch + 11866368, state + 205632, io + 226176, scratch + 11791360);
+    step_k128_matmul_mul_step(scratch + 6422528, scratch + 11867648, state + 205632, io + 246656, scratch + 11811840);
+    step_k129_reduce_sum(scratch + 11590656, scratch + 11595264);
+    step_k130_reduce_sum(scratch + 11590784, scratch + 6422528);
+    step_k131_add(scratch + 11599648, scratch + 11590656, scratch + 11590784);
+    step_k132_matmul(scratch + 6623232, scratch + 11595264, state + 4800);
+    step_k133_matmul(scratch + 6221824, scratch + 6422528, state + 4800);
+    step_k134_matmul(scratch + 7225344, scratch + 11389952, scratch + 6422528);
+    step_k135_max_pool_scatter(scratch + 6422528, scratch + 3612672, scratch + 6623232);
+    step_k136_max_pool_scatter(scratch + 5419008, scratch + 4616192, scratch + 6221824);
+    step_k137_step_mul(scratch + 7024640, scratch + 3612672, scratch + 6422528);
+    step_k138_step_mul(scratch + 6221824, scratch + 4616192, scratch + 5419008);
+    step_k139_reduce_sum(scratch + 11599360, scratch + 7024640);
+    step_k140_reduce_sum(scratch + 11599392, scratch + 6221824);
+    step_k141_add(scratch + 11599776, scratch + 11599360, scratch + 11599392);
+    step_k142_matmul_col2im(scratch + 6021120, scratch + 7024640, state + 160, scratch + 3612672);
+    step_k143_matmul_col2im(scratch + 5218304, scratch + 6221824, state + 160, scratch + 5619712);
+    step_k144_im2col_matmul(scratch + 6121472, scratch + 10737664, scratch + 6221824, scratch + 5619712);
+    step_k145_im2col_matmul_add(scratch + 11590656, scratch + 10235904, scratch + 7024640, scratch + 6121472, scratch + 3612672);
+    step_k146_max_pool_scatter(scratch + 5619712, scratch, scratch + 6021120);
+    step_k147_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 5218304);
+    step_k148_step_mul(scratch + 6823936, scratch, scratch + 5619712);
+    step_k149_step_mul(scratch + 5218304, scratch + 2007040, scratch + 3612672);
+    step_k150_reduce_sum(scratch + 11866688, scratch + 6823936);
+    step_k151_reduce_sum(scratch + 11866704, scratch + 5218304);
+    step_k152_add(scratch + 11599808, scratch + 11866688, scratch + 11866704);
+    step_k153_im2col_matmul(scratch + 11599360, io + 125440, scratch + 5218304, scratch + 7426048);
+    step_k154_im2col_matmul_add(scratch + 11599504, io, scratch + 6823936, scratch + 11599360, scratch + 7426048);
+    step_k155_mul_add_sub(state + 413856, state, scratch + 11599504, io + 226112);
+    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 11599808, io + 226112);
+    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 11590656, io + 226112);
+    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 11599776, io + 226112);
+    step_k159_matmul_add_mul_etc(scratch + 7426048, state + 418656, state + 4800, scratch + 11139072, scratch + 11595264, scratch + 7225344, io + 226112);
+    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 11599648, io + 226112);
+    step_k161_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 11828224, scratch + 11866368, scratch + 11865088, io + 226112);
+    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 11866720, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -2548,11 +2634,21 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %15 = add %13, %14 : [200704,16]
  * %16 = relu %15 : [200704,16] */
 static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 37) {
-        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 20) {
+        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_student_conv0_weight, 16, 0.0f, t16 + (size_t)n0 * 12544, 16);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+            }
+            float *row = t16 + ((size_t)n0 * 784 + r) * 16;
+            for (int j = 0; j < 16; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
@@ -2851,12 +2947,28 @@ static void supervised_step_k027_reduce_sum(float *restrict t77, const float *re
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
  * %78 = matmul tA %11, %76 : [9,16] */
 static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 37) {
-        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    float total[144];
+    for (int i = 0; i < 144; i++) total[i] = 0.0f;
+    for (int n0 = 0; n0 < 256; n0 += 20) {
+        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 9, 16, nb * 784, 1.0f, chunk, 9, t76 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t78, 16);
+        /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
+        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+            float part[144];
+            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            for (size_t r = r0; r < r1; r++) {
+                const float *dy = t76 + ((size_t)n0 * 784 + r) * 16;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                }
+            }
+            for (int i = 0; i < 144; i++) total[i] += part[i];
+        }
     }
+    for (int i = 0; i < 144; i++) t78[i] = total[i];
 }
 
 /* %81 = constant 0.0005 : [3,3,1,16]
@@ -3100,10 +3212,10 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k024_im2col_matmul(scratch + 10100736, scratch + 8028160, scratch + 6422528, scratch + 3211264);
     supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 8830976);
     supervised_step_k026_step_mul(scratch + 6422528, scratch, scratch + 3211264);
-    supervised_step_k027_reduce_sum(scratch + 261216, scratch + 6422528);
-    supervised_step_k028_im2col_matmul(scratch + 261072, io, scratch + 6422528, scratch);
-    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 261072, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 261216, io + 203264);
+    supervised_step_k027_reduce_sum(scratch + 141264, scratch + 6422528);
+    supervised_step_k028_im2col_matmul(scratch + 141120, io, scratch + 6422528, scratch);
+    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 141120, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 141264, io + 203264);
     supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 10100736, io + 203264);
     supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 10108032, io + 203264);
     supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9633792, scratch + 10067968, io + 203264);
@@ -3122,11 +3234,21 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %13 = add %11, %12 : [392000,16]
  * %14 = relu %13 : [392000,16] */
 static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 37) {
-        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 20) {
+        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_teacher_conv0_weight, 16, 0.0f, t14 + (size_t)n0 * 12544, 16);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+            }
+            float *row = t14 + ((size_t)n0 * 784 + r) * 16;
+            for (int j = 0; j < 16; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3220,11 +3342,21 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %13 = add %11, %12 : [392000,16]
  * %14 = relu %13 : [392000,16] */
 static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 37) {
-        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 20) {
+        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 9, 1.0f, chunk, 9, in_student_conv0_weight, 16, 0.0f, t14 + (size_t)n0 * 12544, 16);
+        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+            float acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+            for (int p = 0; p < 9; p++) {
+                const float x = chunk[r * 9 + p];
+                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+            }
+            float *row = t14 + ((size_t)n0 * 784 + r) * 16;
+            for (int j = 0; j < 16; j++) row[j] = acc[j];
+        }
         /* epilogue on these rows, in place on the product */
         for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {

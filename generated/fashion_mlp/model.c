@@ -148,11 +148,12 @@ MPLC_HELPER void mplc_window_max(float *restrict best, const float *restrict sou
         }
 }
 
-/* The tangent at the position of each window's maximum of `source`. */
+/* The tangent at the position of each window's maximum of `source`. The taps are visited last to first and the
+ * tangent of every tap equal to the maximum overwrites the previous pick, so the first one wins. */
 MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict source, const float *restrict tangent,
                                         mplc_window g) {
     const int oh = mplc_out_height(g), ow = mplc_out_width(g);
-    float best[MPLC_POOL_CHANNEL_BLOCK], done[MPLC_POOL_CHANNEL_BLOCK];
+    float best[MPLC_POOL_CHANNEL_BLOCK];
     for (int n = 0; n < g.batch; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
@@ -160,21 +161,14 @@ MPLC_HELPER void mplc_max_pool_select(float *restrict out, const float *restrict
                     const int cb = g.channels - c0 < MPLC_POOL_CHANNEL_BLOCK ? g.channels - c0 : MPLC_POOL_CHANNEL_BLOCK;
                     float *o = out + (((ptrdiff_t)n * oh + oy) * ow + ox) * g.channels + c0;
                     mplc_window_max(best, source, g, n, oy, ox, c0, cb);
-                    for (int c = 0; c < cb; c++) {
-                        done[c] = 0.0f;
-                        o[c] = 0.0f;
+                    for (int c = 0; c < cb; c++) o[c] = 0.0f;
+                    for (int tap = g.kernel * g.kernel - 1; tap >= 0; tap--) {
+                        const int ky = tap / g.kernel, kx = tap % g.kernel;
+                        const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
+                        if (pixel < 0) continue;
+                        const float *s = source + pixel + c0, *t = tangent + pixel + c0;
+                        for (int c = 0; c < cb; c++) o[c] = s[c] == best[c] ? t[c] : o[c];
                     }
-                    for (int ky = 0; ky < g.kernel; ky++)
-                        for (int kx = 0; kx < g.kernel; kx++) {
-                            const ptrdiff_t pixel = mplc_pixel(g, n, oy * g.stride + ky - g.padding, ox * g.stride + kx - g.padding);
-                            if (pixel < 0) continue;
-                            const float *s = source + pixel + c0, *t = tangent + pixel + c0;
-                            for (int c = 0; c < cb; c++) {
-                                const int hit = done[c] == 0.0f && s[c] == best[c];
-                                o[c] = hit ? t[c] : o[c];
-                                done[c] = hit ? 1.0f : done[c];
-                            }
-                        }
                 }
 }
 
@@ -344,14 +338,13 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %16 = broadcast axes=[1] %1 : [288,256]
  * %17 = add %15, %16 : [288,256]
  * %18 = relu %17 : [288,256] */
-static void step_k000_matmul_add_relu(float *restrict t17, float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 256, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 256, 0.0f, t17, 256);
+static void step_k000_matmul_add_relu(float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 256, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 256, 0.0f, t18, 256);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v17 = t17[i0 * 256 + i1] + in_teacher_dense1_bias[i1];
+            const float v17 = t18[i0 * 256 + i1] + in_teacher_dense1_bias[i1];
             const float v18 = v17 > 0.0f ? v17 : 0.0f;
-            t17[i0 * 256 + i1] = v17;
             t18[i0 * 256 + i1] = v18;
         }
     }
@@ -1364,118 +1357,118 @@ static void step_k086_matmul(float *restrict t238, const float *restrict t237, c
 }
 
 /* %233 = matmul tB %229, %2 : [32,256]
- * %241 = step %240 : [32,256]
- * %242 = mul %233, %241 : [32,256] */
-static void step_k087_matmul_step_mul(float *restrict t242, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t240) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t229, 10, in_teacher_dense3_weight, 10, 0.0f, t242, 256);
+ * %240 = step %235 : [32,256]
+ * %241 = mul %233, %240 : [32,256] */
+static void step_k087_matmul_step_mul(float *restrict t241, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t235) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t229, 10, in_teacher_dense3_weight, 10, 0.0f, t241, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v241 = t240[i] > 0.0f ? 1.0f : 0.0f;
-        const float v242 = t242[i] * v241;
-        t242[i] = v242;
+        const float v240 = t235[i] > 0.0f ? 1.0f : 0.0f;
+        const float v241 = t241[i] * v240;
+        t241[i] = v241;
     }
 }
 
 /* %234 = matmul tB %222, %2 : [128,256]
- * %244 = step %243 : [128,256]
- * %245 = mul %234, %244 : [128,256] */
-static void step_k088_matmul_step_mul(float *restrict t245, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t243) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t245, 256);
+ * %242 = step %237 : [128,256]
+ * %243 = mul %234, %242 : [128,256] */
+static void step_k088_matmul_step_mul(float *restrict t243, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t243, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
-        const float v244 = t243[i] > 0.0f ? 1.0f : 0.0f;
-        const float v245 = t245[i] * v244;
-        t245[i] = v245;
+        const float v242 = t237[i] > 0.0f ? 1.0f : 0.0f;
+        const float v243 = t243[i] * v242;
+        t243[i] = v243;
     }
 }
 
-/* %246 = reduce_sum axes=[0] %242 : [256] */
-static void step_k089_reduce_sum(float *restrict t246, const float *restrict t242) {
-    for (size_t o = 0; o < 256; o++) t246[o] = 0.0f;
+/* %244 = reduce_sum axes=[0] %241 : [256] */
+static void step_k089_reduce_sum(float *restrict t244, const float *restrict t241) {
+    for (size_t o = 0; o < 256; o++) t244[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            t246[i1] += t242[i0 * 256 + i1];
+            t244[i1] += t241[i0 * 256 + i1];
         }
     }
 }
 
-/* %247 = reduce_sum axes=[0] %245 : [256] */
-static void step_k090_reduce_sum(float *restrict t247, const float *restrict t245) {
-    for (size_t o = 0; o < 256; o++) t247[o] = 0.0f;
+/* %245 = reduce_sum axes=[0] %243 : [256] */
+static void step_k090_reduce_sum(float *restrict t245, const float *restrict t243) {
+    for (size_t o = 0; o < 256; o++) t245[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
-            t247[i1] += t245[i0 * 256 + i1];
+            t245[i1] += t243[i0 * 256 + i1];
         }
     }
 }
 
-/* %248 = add %246, %247 : [256] */
-static void step_k091_add(float *restrict t248, const float *restrict t246, const float *restrict t247) {
+/* %246 = add %244, %245 : [256] */
+static void step_k091_add(float *restrict t246, const float *restrict t244, const float *restrict t245) {
     for (size_t i = 0; i < 256; i++) {
-        const float v248 = t246[i] + t247[i];
-        t248[i] = v248;
+        const float v246 = t244[i] + t245[i];
+        t246[i] = v246;
     }
 }
 
-/* %250 = matmul tA %75, %245 : [784,256] */
-static void step_k092_matmul(float *restrict t250, const float *restrict t75, const float *restrict t245) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 128, 1.0f, t75, 784, t245, 256, 0.0f, t250, 256);
+/* %248 = matmul tA %75, %243 : [784,256] */
+static void step_k092_matmul(float *restrict t248, const float *restrict t75, const float *restrict t243) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 128, 1.0f, t75, 784, t243, 256, 0.0f, t248, 256);
 }
 
 /* %111 = constant 0.0005 : [784,256]
  * %114 = constant 0.9 : [784,256]
- * %249 = matmul tA %154, %242 : [784,256]
- * %251 = add %249, %250 : [784,256]
- * %253 = mul %0, %111 : [784,256]
- * %254 = add %251, %253 : [784,256]
- * %255 = mul %252, %114 : [784,256]
- * %256 = add %255, %254 : [784,256]
- * %257 = mul %256, %114 : [784,256]
- * %258 = add %254, %257 : [784,256]
- * %259 = broadcast axes=[] %10 : [784,256]
- * %260 = mul %258, %259 : [784,256]
- * %261 = sub %0, %260 : [784,256]
+ * %247 = matmul tA %154, %241 : [784,256]
+ * %249 = add %247, %248 : [784,256]
+ * %251 = mul %0, %111 : [784,256]
+ * %252 = add %249, %251 : [784,256]
+ * %253 = mul %250, %114 : [784,256]
+ * %254 = add %253, %252 : [784,256]
+ * %255 = mul %254, %114 : [784,256]
+ * %256 = add %252, %255 : [784,256]
+ * %257 = broadcast axes=[] %10 : [784,256]
+ * %258 = mul %256, %257 : [784,256]
+ * %259 = sub %0, %258 : [784,256]
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k093_matmul_add_mul_etc(float *restrict t254, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t242, const float *restrict t250, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 32, 1.0f, in_x, 784, t242, 256, 0.0f, t254, 256);
+static void step_k093_matmul_add_mul_etc(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 32, 1.0f, in_x, 784, t241, 256, 0.0f, t252, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 200704; i++) {
-        const float v251 = t254[i] + t250[i];
-        const float v253 = in_teacher_dense1_weight[i] * 0.0005f;
-        const float v254 = v251 + v253;
-        const float v255 = in_teacher_momentum_dense1_weight[i] * 0.9f;
-        const float v256 = v255 + v254;
-        const float v257 = v256 * 0.9f;
-        const float v258 = v254 + v257;
-        const float v260 = v258 * in_lr_teacher[0];
-        const float v261 = in_teacher_dense1_weight[i] - v260;
-        t254[i] = v254;
-        in_teacher_momentum_dense1_weight[i] = v256;
-        in_teacher_dense1_weight[i] = v261;
+        const float v249 = t252[i] + t248[i];
+        const float v251 = in_teacher_dense1_weight[i] * 0.0005f;
+        const float v252 = v249 + v251;
+        const float v253 = in_teacher_momentum_dense1_weight[i] * 0.9f;
+        const float v254 = v253 + v252;
+        const float v255 = v254 * 0.9f;
+        const float v256 = v252 + v255;
+        const float v258 = v256 * in_lr_teacher[0];
+        const float v259 = in_teacher_dense1_weight[i] - v258;
+        t252[i] = v252;
+        in_teacher_momentum_dense1_weight[i] = v254;
+        in_teacher_dense1_weight[i] = v259;
     }
 }
 
 /* %123 = constant 0.9 : [256]
+ * %261 = mul %260, %123 : [256]
+ * %262 = add %261, %246 : [256]
  * %263 = mul %262, %123 : [256]
- * %264 = add %263, %248 : [256]
- * %265 = mul %264, %123 : [256]
- * %266 = add %248, %265 : [256]
- * %267 = broadcast axes=[] %10 : [256]
- * %268 = mul %266, %267 : [256]
- * %269 = sub %1, %268 : [256]
+ * %264 = add %246, %263 : [256]
+ * %265 = broadcast axes=[] %10 : [256]
+ * %266 = mul %264, %265 : [256]
+ * %267 = sub %1, %266 : [256]
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k094_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t248, const float *restrict in_lr_teacher) {
+static void step_k094_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t246, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 256; i++) {
-        const float v263 = in_teacher_momentum_dense1_bias[i] * 0.9f;
-        const float v264 = v263 + t248[i];
-        const float v265 = v264 * 0.9f;
-        const float v266 = t248[i] + v265;
-        const float v268 = v266 * in_lr_teacher[0];
-        const float v269 = in_teacher_dense1_bias[i] - v268;
-        in_teacher_momentum_dense1_bias[i] = v264;
-        in_teacher_dense1_bias[i] = v269;
+        const float v261 = in_teacher_momentum_dense1_bias[i] * 0.9f;
+        const float v262 = v261 + t246[i];
+        const float v263 = v262 * 0.9f;
+        const float v264 = t246[i] + v263;
+        const float v266 = v264 * in_lr_teacher[0];
+        const float v267 = in_teacher_dense1_bias[i] - v266;
+        in_teacher_momentum_dense1_bias[i] = v262;
+        in_teacher_dense1_bias[i] = v267;
     }
 }
 
@@ -1483,158 +1476,158 @@ static void step_k094_mul_add_sub(float *restrict in_teacher_momentum_dense1_bia
  * %135 = constant 0.9 : [256,10]
  * %236 = matmul tA %235, %229 : [256,10]
  * %239 = add %236, %238 : [256,10]
- * %271 = mul %2, %132 : [256,10]
- * %272 = add %239, %271 : [256,10]
- * %273 = mul %270, %135 : [256,10]
- * %274 = add %273, %272 : [256,10]
- * %275 = mul %274, %135 : [256,10]
- * %276 = add %272, %275 : [256,10]
- * %277 = broadcast axes=[] %10 : [256,10]
- * %278 = mul %276, %277 : [256,10]
- * %279 = sub %2, %278 : [256,10]
+ * %269 = mul %2, %132 : [256,10]
+ * %270 = add %239, %269 : [256,10]
+ * %271 = mul %268, %135 : [256,10]
+ * %272 = add %271, %270 : [256,10]
+ * %273 = mul %272, %135 : [256,10]
+ * %274 = add %270, %273 : [256,10]
+ * %275 = broadcast axes=[] %10 : [256,10]
+ * %276 = mul %274, %275 : [256,10]
+ * %277 = sub %2, %276 : [256,10]
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k095_matmul_add_mul_etc(float *restrict t272, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t235, 256, t229, 10, 0.0f, t272, 10);
+static void step_k095_matmul_add_mul_etc(float *restrict t270, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t235, 256, t229, 10, 0.0f, t270, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
-        const float v239 = t272[i] + t238[i];
-        const float v271 = in_teacher_dense3_weight[i] * 0.0005f;
-        const float v272 = v239 + v271;
-        const float v273 = in_teacher_momentum_dense3_weight[i] * 0.9f;
-        const float v274 = v273 + v272;
-        const float v275 = v274 * 0.9f;
-        const float v276 = v272 + v275;
-        const float v278 = v276 * in_lr_teacher[0];
-        const float v279 = in_teacher_dense3_weight[i] - v278;
-        t272[i] = v272;
-        in_teacher_momentum_dense3_weight[i] = v274;
-        in_teacher_dense3_weight[i] = v279;
+        const float v239 = t270[i] + t238[i];
+        const float v269 = in_teacher_dense3_weight[i] * 0.0005f;
+        const float v270 = v239 + v269;
+        const float v271 = in_teacher_momentum_dense3_weight[i] * 0.9f;
+        const float v272 = v271 + v270;
+        const float v273 = v272 * 0.9f;
+        const float v274 = v270 + v273;
+        const float v276 = v274 * in_lr_teacher[0];
+        const float v277 = in_teacher_dense3_weight[i] - v276;
+        t270[i] = v270;
+        in_teacher_momentum_dense3_weight[i] = v272;
+        in_teacher_dense3_weight[i] = v277;
     }
 }
 
 /* %144 = constant 0.9 : [10]
+ * %279 = mul %278, %144 : [10]
+ * %280 = add %279, %232 : [10]
  * %281 = mul %280, %144 : [10]
- * %282 = add %281, %232 : [10]
- * %283 = mul %282, %144 : [10]
- * %284 = add %232, %283 : [10]
- * %285 = broadcast axes=[] %10 : [10]
- * %286 = mul %284, %285 : [10]
- * %287 = sub %3, %286 : [10]
+ * %282 = add %232, %281 : [10]
+ * %283 = broadcast axes=[] %10 : [10]
+ * %284 = mul %282, %283 : [10]
+ * %285 = sub %3, %284 : [10]
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
 static void step_k096_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t232, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
-        const float v281 = in_teacher_momentum_dense3_bias[i] * 0.9f;
-        const float v282 = v281 + t232[i];
-        const float v283 = v282 * 0.9f;
-        const float v284 = t232[i] + v283;
-        const float v286 = v284 * in_lr_teacher[0];
-        const float v287 = in_teacher_dense3_bias[i] - v286;
-        in_teacher_momentum_dense3_bias[i] = v282;
-        in_teacher_dense3_bias[i] = v287;
+        const float v279 = in_teacher_momentum_dense3_bias[i] * 0.9f;
+        const float v280 = v279 + t232[i];
+        const float v281 = v280 * 0.9f;
+        const float v282 = t232[i] + v281;
+        const float v284 = v282 * in_lr_teacher[0];
+        const float v285 = in_teacher_dense3_bias[i] - v284;
+        in_teacher_momentum_dense3_bias[i] = v280;
+        in_teacher_dense3_bias[i] = v285;
     }
 }
 
-/* 97 kernels; scratch high-water mark 567488 floats. */
+/* 97 kernels; scratch high-water mark 493760 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 401408, scratch + 475136, io, state, state + 200704);
-    step_k001_matmul_add(scratch, scratch + 475136, state + 200960, state + 203520);
-    step_k002_mul_add(scratch + 566016, io + 225792);
-    step_k003_reduce_max(scratch + 549184, scratch);
-    step_k004_sub_exp(scratch + 548864, scratch + 566336, scratch, scratch + 549184);
-    step_k005_reduce_sum(scratch + 567424, scratch + 566336);
-    step_k006_log(scratch + 566656, scratch + 567424);
-    step_k007_sub_mul_reduce_sum(scratch + 566688, scratch + 548864, scratch + 566656, scratch + 566016);
-    step_k008_mul(io + 226176, scratch + 566688);
+    step_k000_matmul_add_relu(scratch + 401408, io, state, state + 200704);
+    step_k001_matmul_add(scratch, scratch + 401408, state + 200960, state + 203520);
+    step_k002_mul_add(scratch + 492288, io + 225792);
+    step_k003_reduce_max(scratch + 475456, scratch);
+    step_k004_sub_exp(scratch + 475136, scratch + 492608, scratch, scratch + 475456);
+    step_k005_reduce_sum(scratch + 493696, scratch + 492608);
+    step_k006_log(scratch + 492928, scratch + 493696);
+    step_k007_sub_mul_reduce_sum(scratch + 492960, scratch + 475136, scratch + 492928, scratch + 492288);
+    step_k008_mul(io + 226176, scratch + 492960);
     step_k009_mul(scratch + 2880, scratch + 320);
-    step_k010_reduce_max(scratch + 548864, scratch + 2880);
-    step_k011_sub(scratch + 4160, scratch + 2880, scratch + 548864);
+    step_k010_reduce_max(scratch + 475136, scratch + 2880);
+    step_k011_sub(scratch + 4160, scratch + 2880, scratch + 475136);
     step_k012_exp_reduce_sum(scratch + 2880, scratch + 4160);
     step_k013_log(scratch + 3008, scratch + 2880);
-    step_k014_sub_exp(scratch + 562176, scratch + 4160, scratch + 3008);
-    step_k015_reduce_max(scratch + 563456, scratch + 562176);
-    step_k016_greaterEqual(scratch + 567168, scratch + 563456);
-    step_k017_reduce_max(scratch + 566656, scratch + 1600);
-    step_k018_sub_exp(scratch + 548864, scratch + 563456, scratch + 1600, scratch + 566656);
-    step_k019_reduce_sum(scratch + 567296, scratch + 563456);
-    step_k020_log(scratch + 566656, scratch + 567296);
-    step_k021_sub_mul_reduce_sum(scratch + 566784, scratch + 548864, scratch + 566656, scratch + 562176);
-    step_k022_neg_mul_reduce_sum(scratch + 566656, scratch + 566784, scratch + 567168);
-    step_k023_mul(io + 226192, scratch + 566656);
-    step_k024_reduce_sum(scratch + 566656, scratch + 567168);
-    step_k025_mul(io + 226208, scratch + 566656);
-    step_k026_one_hot_argmax(scratch + 564736, scratch + 1600);
+    step_k014_sub_exp(scratch + 488448, scratch + 4160, scratch + 3008);
+    step_k015_reduce_max(scratch + 489728, scratch + 488448);
+    step_k016_greaterEqual(scratch + 493440, scratch + 489728);
+    step_k017_reduce_max(scratch + 492928, scratch + 1600);
+    step_k018_sub_exp(scratch + 475136, scratch + 489728, scratch + 1600, scratch + 492928);
+    step_k019_reduce_sum(scratch + 493568, scratch + 489728);
+    step_k020_log(scratch + 492928, scratch + 493568);
+    step_k021_sub_mul_reduce_sum(scratch + 493056, scratch + 475136, scratch + 492928, scratch + 488448);
+    step_k022_neg_mul_reduce_sum(scratch + 492928, scratch + 493056, scratch + 493440);
+    step_k023_mul(io + 226192, scratch + 492928);
+    step_k024_reduce_sum(scratch + 492928, scratch + 493440);
+    step_k025_mul(io + 226208, scratch + 492928);
+    step_k026_one_hot_argmax(scratch + 491008, scratch + 1600);
     step_k027_matmul_add_relu(scratch, io + 125440, state + 203536, state + 404240);
-    step_k028_matmul_add(scratch + 548864, scratch, state + 404496, state + 407056);
-    step_k029_reduce_max(scratch + 566656, scratch + 548864);
-    step_k030_sub_exp(scratch + 550144, scratch + 551424, scratch + 548864, scratch + 566656);
-    step_k031_reduce_sum(scratch + 566656, scratch + 551424);
-    step_k032_log(scratch + 566784, scratch + 566656);
-    step_k033_sub_mul_reduce_sum(scratch + 566912, scratch + 550144, scratch + 566784, scratch + 564736);
-    step_k034_mul(io + 226224, scratch + 566912);
-    step_k035_mul(scratch + 548864, scratch + 564736);
-    step_k036_neg_reduce_sum(scratch + 566784, scratch + 548864);
-    step_k037_div(scratch + 566912, scratch + 566784, scratch + 566656);
-    step_k038_mul_add(scratch + 550144, scratch + 566912, scratch + 551424, scratch + 548864);
-    step_k039_reduce_sum(scratch + 567456, scratch + 550144);
-    step_k040_matmul(scratch + 557056, scratch, scratch + 550144);
-    step_k041_matmul_step_mul(scratch + 200704, scratch + 550144, state + 404496, scratch);
-    step_k042_reduce_sum(scratch + 566656, scratch + 200704);
+    step_k028_matmul_add(scratch + 475136, scratch, state + 404496, state + 407056);
+    step_k029_reduce_max(scratch + 492928, scratch + 475136);
+    step_k030_sub_exp(scratch + 476416, scratch + 477696, scratch + 475136, scratch + 492928);
+    step_k031_reduce_sum(scratch + 492928, scratch + 477696);
+    step_k032_log(scratch + 493056, scratch + 492928);
+    step_k033_sub_mul_reduce_sum(scratch + 493184, scratch + 476416, scratch + 493056, scratch + 491008);
+    step_k034_mul(io + 226224, scratch + 493184);
+    step_k035_mul(scratch + 475136, scratch + 491008);
+    step_k036_neg_reduce_sum(scratch + 493056, scratch + 475136);
+    step_k037_div(scratch + 493184, scratch + 493056, scratch + 492928);
+    step_k038_mul_add(scratch + 476416, scratch + 493184, scratch + 477696, scratch + 475136);
+    step_k039_reduce_sum(scratch + 493728, scratch + 476416);
+    step_k040_matmul(scratch + 483328, scratch, scratch + 476416);
+    step_k041_matmul_step_mul(scratch + 200704, scratch + 476416, state + 404496, scratch);
+    step_k042_reduce_sum(scratch + 492928, scratch + 200704);
     step_k043_matmul(scratch, io + 125440, scratch + 200704);
     step_k044_mul_add_sub(state + 610608, state + 203536, scratch, io + 226128);
-    step_k045_mul_add_sub(state + 811312, state + 404240, scratch + 566656, io + 226128);
-    step_k046_mul_add_sub(state + 811568, state + 404496, scratch + 557056, io + 226128);
-    step_k047_mul_add_sub(state + 814128, state + 407056, scratch + 567456, io + 226128);
+    step_k045_mul_add_sub(state + 811312, state + 404240, scratch + 492928, io + 226128);
+    step_k046_mul_add_sub(state + 811568, state + 404496, scratch + 483328, io + 226128);
+    step_k047_mul_add_sub(state + 814128, state + 407056, scratch + 493728, io + 226128);
     step_k048_matmul_add_relu(scratch + 200704, io, state + 203536, state + 404240);
-    step_k049_matmul_add(scratch + 559616, scratch + 200704, state + 404496, state + 407056);
-    step_k050_reduce_max(scratch + 566912, scratch + 559616);
-    step_k051_sub_exp(scratch + 559936, scratch + 560256, scratch + 559616, scratch + 566912);
-    step_k052_reduce_sum(scratch + 566912, scratch + 560256);
-    step_k053_log(scratch + 566944, scratch + 566912);
-    step_k054_sub_mul_reduce_sum(scratch + 566976, scratch + 559936, scratch + 566944, io + 225792);
-    step_k055_mul(io + 226240, scratch + 566976);
-    step_k056_mul(scratch + 559616, io + 225792);
-    step_k057_neg_reduce_sum(scratch + 566944, scratch + 559616);
-    step_k058_div(scratch + 566976, scratch + 566944, scratch + 566912);
-    step_k059_mul_add(scratch + 208896, scratch + 566976, scratch + 560256, scratch + 559616);
-    step_k060_reduce_sum(scratch + 567472, scratch + 208896);
-    step_k061_matmul(scratch + 559616, scratch + 200704, scratch + 208896);
-    step_k062_matmul_step_mul(scratch + 548864, scratch + 208896, state + 404496, scratch + 200704);
-    step_k063_reduce_sum(scratch + 566912, scratch + 548864);
-    step_k064_matmul(scratch + 200704, io, scratch + 548864);
-    step_k065_mul_reduce_sum(scratch + 548864, scratch + 200704, scratch);
-    step_k066_mul_reduce_sum(scratch + 548880, scratch + 566912, scratch + 566656);
-    step_k067_mul_reduce_sum(scratch + 566656, scratch + 559616, scratch + 557056);
-    step_k068_mul_reduce_sum(scratch + 566672, scratch + 567472, scratch + 567456);
-    step_k069_mul_add(io + 226256, scratch + 566688, io + 226128, scratch + 548864, scratch + 548880, scratch + 566656, scratch + 566672, io + 226160);
-    step_k070_mul(scratch + 548864, scratch + 566688, scratch + 564736);
-    step_k071_neg_reduce_sum(scratch + 566656, scratch + 548864);
-    step_k072_div(scratch + 566784, scratch + 566656, scratch + 567296);
-    step_k073_mul(scratch + 566912, io + 226144);
-    step_k074_mul_neg(scratch + 566656, scratch + 566912, scratch + 567168);
-    step_k075_mul(scratch + 550144, scratch + 566656, scratch + 562176);
-    step_k076_neg_reduce_sum(scratch + 566656, scratch + 550144);
-    step_k077_div(scratch + 566912, scratch + 566656, scratch + 567296);
-    step_k078_mul_add(scratch + 559616, scratch + 566784, scratch + 563456, scratch + 548864, scratch + 566912, scratch + 550144);
-    step_k079_mul(scratch + 560896, scratch + 566016);
-    step_k080_neg_reduce_sum(scratch + 566656, scratch + 560896);
-    step_k081_div(scratch + 566688, scratch + 566656, scratch + 567424);
-    step_k082_mul_add(scratch + 561216, scratch + 566688, scratch + 566336, scratch + 560896);
-    step_k083_reduce_sum(scratch + 560896, scratch + 561216);
-    step_k084_reduce_sum(scratch + 560912, scratch + 559616);
-    step_k085_add(scratch + 560928, scratch + 560896, scratch + 560912);
-    step_k086_matmul(scratch + 557056, scratch + 516096, scratch + 559616);
-    step_k087_matmul_step_mul(scratch + 548864, scratch + 561216, state + 200960, scratch + 401408);
-    step_k088_matmul_step_mul(scratch + 200704, scratch + 559616, state + 200960, scratch + 442368);
-    step_k089_reduce_sum(scratch + 559616, scratch + 548864);
-    step_k090_reduce_sum(scratch + 559872, scratch + 200704);
-    step_k091_add(scratch + 560128, scratch + 559616, scratch + 559872);
+    step_k049_matmul_add(scratch + 485888, scratch + 200704, state + 404496, state + 407056);
+    step_k050_reduce_max(scratch + 493184, scratch + 485888);
+    step_k051_sub_exp(scratch + 486208, scratch + 486528, scratch + 485888, scratch + 493184);
+    step_k052_reduce_sum(scratch + 493184, scratch + 486528);
+    step_k053_log(scratch + 493216, scratch + 493184);
+    step_k054_sub_mul_reduce_sum(scratch + 493248, scratch + 486208, scratch + 493216, io + 225792);
+    step_k055_mul(io + 226240, scratch + 493248);
+    step_k056_mul(scratch + 485888, io + 225792);
+    step_k057_neg_reduce_sum(scratch + 493216, scratch + 485888);
+    step_k058_div(scratch + 493248, scratch + 493216, scratch + 493184);
+    step_k059_mul_add(scratch + 208896, scratch + 493248, scratch + 486528, scratch + 485888);
+    step_k060_reduce_sum(scratch + 493744, scratch + 208896);
+    step_k061_matmul(scratch + 485888, scratch + 200704, scratch + 208896);
+    step_k062_matmul_step_mul(scratch + 475136, scratch + 208896, state + 404496, scratch + 200704);
+    step_k063_reduce_sum(scratch + 493184, scratch + 475136);
+    step_k064_matmul(scratch + 200704, io, scratch + 475136);
+    step_k065_mul_reduce_sum(scratch + 475136, scratch + 200704, scratch);
+    step_k066_mul_reduce_sum(scratch + 475152, scratch + 493184, scratch + 492928);
+    step_k067_mul_reduce_sum(scratch + 492928, scratch + 485888, scratch + 483328);
+    step_k068_mul_reduce_sum(scratch + 492944, scratch + 493744, scratch + 493728);
+    step_k069_mul_add(io + 226256, scratch + 492960, io + 226128, scratch + 475136, scratch + 475152, scratch + 492928, scratch + 492944, io + 226160);
+    step_k070_mul(scratch + 475136, scratch + 492960, scratch + 491008);
+    step_k071_neg_reduce_sum(scratch + 492928, scratch + 475136);
+    step_k072_div(scratch + 493056, scratch + 492928, scratch + 493568);
+    step_k073_mul(scratch + 493184, io + 226144);
+    step_k074_mul_neg(scratch + 492928, scratch + 493184, scratch + 493440);
+    step_k075_mul(scratch + 476416, scratch + 492928, scratch + 488448);
+    step_k076_neg_reduce_sum(scratch + 492928, scratch + 476416);
+    step_k077_div(scratch + 493184, scratch + 492928, scratch + 493568);
+    step_k078_mul_add(scratch + 485888, scratch + 493056, scratch + 489728, scratch + 475136, scratch + 493184, scratch + 476416);
+    step_k079_mul(scratch + 487168, scratch + 492288);
+    step_k080_neg_reduce_sum(scratch + 492928, scratch + 487168);
+    step_k081_div(scratch + 492960, scratch + 492928, scratch + 493696);
+    step_k082_mul_add(scratch + 487488, scratch + 492960, scratch + 492608, scratch + 487168);
+    step_k083_reduce_sum(scratch + 487168, scratch + 487488);
+    step_k084_reduce_sum(scratch + 487184, scratch + 485888);
+    step_k085_add(scratch + 487200, scratch + 487168, scratch + 487184);
+    step_k086_matmul(scratch + 483328, scratch + 442368, scratch + 485888);
+    step_k087_matmul_step_mul(scratch + 475136, scratch + 487488, state + 200960, scratch + 401408);
+    step_k088_matmul_step_mul(scratch + 200704, scratch + 485888, state + 200960, scratch + 442368);
+    step_k089_reduce_sum(scratch + 485888, scratch + 475136);
+    step_k090_reduce_sum(scratch + 486144, scratch + 200704);
+    step_k091_add(scratch + 486400, scratch + 485888, scratch + 486144);
     step_k092_matmul(scratch, io + 125440, scratch + 200704);
-    step_k093_matmul_add_mul_etc(scratch + 200704, state + 407072, state, io, scratch + 548864, scratch, io + 226112);
-    step_k094_mul_add_sub(state + 607776, state + 200704, scratch + 560128, io + 226112);
-    step_k095_matmul_add_mul_etc(scratch + 548864, state + 608032, state + 200960, scratch + 475136, scratch + 561216, scratch + 557056, io + 226112);
-    step_k096_mul_add_sub(state + 610592, state + 203520, scratch + 560928, io + 226112);
+    step_k093_matmul_add_mul_etc(scratch + 200704, state + 407072, state, io, scratch + 475136, scratch, io + 226112);
+    step_k094_mul_add_sub(state + 607776, state + 200704, scratch + 486400, io + 226112);
+    step_k095_matmul_add_mul_etc(scratch + 475136, state + 608032, state + 200960, scratch + 401408, scratch + 487488, scratch + 483328, io + 226112);
+    step_k096_mul_add_sub(state + 610592, state + 203520, scratch + 487200, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
