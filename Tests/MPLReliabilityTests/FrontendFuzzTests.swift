@@ -57,7 +57,9 @@ struct FrontendFuzzTests {
         #expect(result.output.contains("fuzz: 12 inputs"), "\(result.output)")
         #expect(result.output.contains("1 crashes, 1 hangs, 0 malformed"), "\(result.output)")
         #expect(result.output.contains("CRASH #3"), "\(result.output)")
-        #expect(result.output.contains("MPLC_FUZZ_INJECT: crash at input 3"), "\(result.output)")
+        // The worker's own last words are not always captured before it dies (CI saw a backtrace instead);
+        // the supervisor's account of how it died always is.
+        #expect(result.output.contains("killed by signal"), "\(result.output)")
         #expect(result.output.contains("HANG #8"), "\(result.output)")
         let saved = try FileManager.default.contentsOfDirectory(atPath: findings).sorted()
         #expect(saved == ["crash-seed7-3.swiftdsl", "hang-seed7-8.swiftdsl"])
