@@ -22,7 +22,10 @@ Per layer and N rows, Dense(in→out): forward 2·N·in·out, backward 2·N·in�
 out = F (im2col GEMMs). The JVP costs, per layer, 2·N·in·out for W_t·x plus 2·N·in·out for W·x_t (not for
 the first layer, whose input has no tangent).
 The sgemm peak is Σ FLOPs / Σ time of cblas_sgemm alone at exactly these GEMM shapes (best of 2 calls per
-shape and round; median over rounds); "% peak" is achieved GFLOP/s over that.
+shape and round; median over rounds): "% sgemm" is achieved GFLOP/s over that (the issue's target). It can
+exceed 100 % when sgemm is slow at a shape that mplc computes otherwise (W2's first convolution, K = 9, as a
+plain loop in cache). "% best" divides by the best GFLOP/s sgemm reaches at any one of the shapes, a stricter
+bound.
 
 Last line of output: one JSON object with every figure.
 """
@@ -296,14 +299,16 @@ class Server:
         self.proc.wait(timeout=120)
 
 
-def sgemm_round(tools: dict, threads: int, shapes) -> float:
-    """Seconds cblas_sgemm takes for all of the step's GEMMs (best of 2 calls per shape)."""
+def sgemm_round(tools: dict, threads: int, shapes) -> tuple[float, float]:
+    """(seconds cblas_sgemm takes for all of the step's GEMMs, the best GFLOP/s of any one shape); best of 2
+    calls per shape."""
     counts: dict[tuple, int] = {}
     for s in shapes:
         counts[s] = counts.get(s, 0) + 1
     args = [f"{ta},{tb},{m},{n},{k}" for ta, tb, m, n, k in counts]
     out = json.loads(run([tools["sgemm_peak"], "--threads", str(threads), "--min-seconds", "0", "--calls", "2"] + args).stdout)
-    return sum(count * entry["best"] for count, entry in zip(counts.values(), out["shapes"]))
+    seconds = sum(count * entry["best"] for count, entry in zip(counts.values(), out["shapes"]))
+    return seconds, max(entry["flops"] / entry["best"] / 1e9 for entry in out["shapes"])
 
 
 def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: int, steps: int, warmup: int,
@@ -314,14 +319,17 @@ def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: in
     for s in servers:
         s.wait_ready()
     load = [os.getloadavg()[0]]
-    sgemm_times = []
+    sgemm_times, sgemm_best = [], []
     for r in range(steps):
         order = servers[r % 3:] + servers[:r % 3]
         for s in order:
             s.step()
-        sgemm_times.append(sgemm_round(tools, threads, shapes))
+        seconds, best = sgemm_round(tools, threads, shapes)
+        sgemm_times.append(seconds)
+        sgemm_best.append(best)
         load.append(os.getloadavg()[0])
-    result = {"load_average": [min(load), max(load)], "sgemm_seconds": statistics.median(sgemm_times)}
+    result = {"load_average": [min(load), max(load)], "sgemm_seconds": statistics.median(sgemm_times),
+              "sgemm_best_shape_gflops": statistics.median(sgemm_best)}
     for s in servers:
         result[s.name] = {"times": s.times, "cpu_times": s.cpu_times, "peak_rss_bytes": s.rss()}
         s.close()
@@ -344,6 +352,7 @@ def summarise(result: dict, flops: float) -> None:
         r["median_cpu_s"] = statistics.median(r["cpu_times"])
         r["gflops"] = flops / r["median_s"] / 1e9
         r["fraction_of_peak"] = r["gflops"] / peak
+        r["fraction_of_best_shape"] = r["gflops"] / result["sgemm_best_shape_gflops"]
         r["ratio_to_mplc"] = r["median_s"] / mplc_median
 
 
@@ -365,14 +374,15 @@ def print_table(entry: dict) -> None:
     if not entry["threads"]:
         return
     print(f"  {'T':>2} {'impl':<6} {'median ms':>10} {'min-max ms':>17} {'peer/mplc':>9} {'GFLOP/s':>8} "
-          f"{'% sgemm peak':>12} {'peak RSS MiB':>12} {'CPU s/step':>10}")
+          f"{'% sgemm':>8} {'% best':>7} {'peak RSS MiB':>12} {'CPU s/step':>10}")
     for t, result in entry["threads"].items():
         for impl in IMPLS:
             r = result[impl]
             print(f"  {t:>2} {impl:<6} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>8.1f}-{1e3 * r['max_s']:<8.1f} "
-                  f"{r['ratio_to_mplc']:>9.2f} {r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>11.0f}% "
-                  f"{mib(r['peak_rss_bytes']):>12} {r['median_cpu_s']:>10.3f}")
-        print(f"  {t:>2} sgemm peak at these shapes: {result['sgemm_peak_gflops']:.1f} GFLOP/s; "
+                  f"{r['ratio_to_mplc']:>9.2f} {r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>7.0f}% "
+                  f"{100 * r['fraction_of_best_shape']:>6.0f}% {mib(r['peak_rss_bytes']):>12} {r['median_cpu_s']:>10.3f}")
+        print(f"  {t:>2} sgemm at these shapes: {result['sgemm_peak_gflops']:.1f} GFLOP/s over the step's GEMMs "
+              f"(% sgemm), {result['sgemm_best_shape_gflops']:.1f} GFLOP/s at its best shape (% best); "
               f"load average {result['load_average'][0]:.1f}-{result['load_average'][1]:.1f}")
 
 
