@@ -74,7 +74,8 @@ int in_read_array(InFile *f, size_t count, size_t elem, void **out, const char *
     size_t bytes;
     if (size_mul(count, elem, &bytes) != 0)
         return err_set(e, "%s: %s: size %zu x %zu bytes overflows", f->path, what, count, elem);
-    size_t cap = bytes < (64u << 20) ? bytes : (64u << 20);
+    /* Start at 1 MB at most: a 20-byte file whose header claims gigabytes must not cost a 64 MB allocation. */
+    size_t cap = bytes < (1u << 20) ? bytes : (1u << 20);
     unsigned char *buf = xmalloc(cap);
     size_t have = 0;
     size_t start = f->offset;
