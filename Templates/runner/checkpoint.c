@@ -55,18 +55,29 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "log_sums", "%s", sums);
     meta_set(m, "log_count", "%ld", rs->sum_n);
     meta_set(m, "metrics_bytes", "%ld", rs->metrics_bytes);
+    /* %.17g reads back as the same double, so a resumed run compares --ema-decay exactly. */
+    meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
+    meta_set(m, "ema_updates", "%ld", rs->ema_updates);
+    meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
+}
+
+/* Exits 3 naming the tensor if an arena holds a NaN or Inf: the last good checkpoint must stay. */
+static void check_finite(const Trainer *T, const float *arena, const char *prefix) {
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        long bad = first_nonfinite(arena, t);
+        if (bad >= 0)
+            die(EXIT_NONFINITE,
+                "%s step %ld: state tensor '%s%s' is not finite (element %ld = %g); not writing a checkpoint, "
+                "the last good one stays in %s",
+                phase_name(T->cfg.mode, T->rs.phase), T->rs.step, prefix, t->name, bad,
+                (double)arena[t->offset + (size_t)bad], T->ckpt_path);
+    }
 }
 
 void checkpoint_save(Trainer *T) {
-    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
-        long bad = first_nonfinite(T->state, &mplc_state_tensors[i]);
-        if (bad >= 0)
-            die(EXIT_NONFINITE,
-                "%s step %ld: state tensor '%s' is not finite (element %ld = %g); not writing a checkpoint, "
-                "the last good one stays in %s",
-                phase_name(T->cfg.mode, T->rs.phase), T->rs.step, mplc_state_tensors[i].name, bad,
-                (double)T->state[mplc_state_tensors[i].offset + (size_t)bad], T->ckpt_path);
-    }
+    check_finite(T, T->state, "");
+    if (T->ema) check_finite(T, T->ema, "ema/"); /* the EMA arena is zero outside the student's tensors */
     /* metrics.jsonl must hold every line the checkpoint counts before the checkpoint exists. */
     if (T->metrics) {
         fflush(T->metrics);
@@ -75,7 +86,7 @@ void checkpoint_save(Trainer *T) {
     StMeta *m = xmalloc(sizeof *m);
     fill_meta(T, m);
     Err e;
-    if (st_save(T->ckpt_path, T->state, m, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (st_save_ema(T->ckpt_path, T->state, T->ema, m, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     free(m);
 }
 
@@ -119,12 +130,52 @@ static int adopt(const StMeta *m, const char *path, const char *key, const char 
     return 0;
 }
 
+/* Before the runner kept an EMA, checkpoints had neither its tensors nor its metadata. Such a run
+ * continues with an empty EMA, which starts from the student's weights at its next learning step: the
+ * student and teacher stay bit-exact, the EMA cannot be (it was never recorded). */
+static int resume_without_ema(Trainer *T, const char *path, int has_ema, Err *e) {
+    if (has_ema) return err_set(e, "%s: has ema/ tensors but no metadata \"ema_decay\"", path);
+    T->rs.ema_updates = 0;
+    T->rs.acc_ema_last = T->rs.acc_ema_before = T->rs.acc_ema_after = -1;
+    if (T->cfg.ema_decay > 0 && !T->cfg.quiet && T->rs.phase != PHASE_DONE)
+        fprintf(stderr,
+                "mplc-run: note: %s has no EMA of the student (written by an older mplc-run); the EMA starts from the "
+                "student's weights at its next learning step\n",
+                path);
+    return 0;
+}
+
+/* The EMA's decay, update count and accuracies; the EMA tensors were loaded with the state. */
+static int resume_ema(Trainer *T, const StMeta *m, const char *path, int has_ema, Err *e) {
+    const char *v = meta_get(m, "ema_decay");
+    if (!v) return resume_without_ema(T, path, has_ema, e);
+    char *end = NULL;
+    double stored = strtod(v, &end);
+    if (end == v || *end != '\0' || !(stored >= 0 && stored <= 1))
+        return err_set(e, "%s: metadata \"ema_decay\" is not a number in [0, 1]: '%s'", path, v);
+    TrainConfig *c = &T->cfg;
+    if (c->given_ema_decay && stored != c->ema_decay)
+        return err_set(e, "%s was written with --ema-decay %.17g, but this command says --ema-decay %.17g (drop the flag "
+                          "or start a new run)",
+                       path, stored, c->ema_decay);
+    c->ema_decay = stored;
+    if (stored > 0 && !has_ema)
+        return err_set(e, "%s: metadata \"ema_decay\" is %.17g but the ema/ tensors are missing", path, stored);
+    long acc[3];
+    if (meta_long_min(m, path, "ema_updates", 0, &T->rs.ema_updates, e) || meta_longs(m, path, "acc_ema", acc, 3, e))
+        return -1;
+    T->rs.acc_ema_last = acc[0];
+    T->rs.acc_ema_before = acc[1];
+    T->rs.acc_ema_after = acc[2];
+    return 0;
+}
+
 int checkpoint_resume(Trainer *T, Err *e) {
     const char *path = T->ckpt_path;
     if (!file_exists(path)) return err_set(e, "--resume: no checkpoint %s to resume from", path);
     StMeta *m = xmalloc(sizeof *m);
-    int rc = -1;
-    if (st_load(path, T->state, m, e) != 0) goto done;
+    int rc = -1, has_ema = 0;
+    if (st_load_ema(path, T->state, T->ema, &has_ema, m, e) != 0) goto done;
     const char *fmt = meta_get(m, "format"), *model = meta_get(m, "model"), *mode = meta_get(m, "mode"),
                *seed = meta_get(m, "seed"), *phase = meta_get(m, "phase");
     if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT) != 0) {
@@ -190,6 +241,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
         }
         sums = end + 1;
     }
+    if (resume_ema(T, m, path, has_ema, e) != 0) goto done;
     rc = 0;
 done:
     free(m);

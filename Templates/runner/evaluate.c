@@ -14,20 +14,34 @@ static int argmax(const float *z) {
     return best;
 }
 
-void evaluate(const float *state, const DataSplit *test, float *x, float *logits, float *scratch, long correct[2]) {
+/* net 0: the teacher of state; 1: the student of state; 2: the student of the EMA arena (its student/
+ * regions hold the average, which is all mplc_predict_student reads). */
+static void predict(int net, const float *state, const float *ema, const float *x, float *logits, float *scratch) {
+    if (net == 0) mplc_predict_teacher(state, x, logits, scratch);
+    else mplc_predict_student(net == 1 ? state : ema, x, logits, scratch);
+}
+
+void evaluate(const float *state, const float *ema, const DataSplit *test, float *x, float *logits, float *scratch,
+              long correct[3]) {
     const size_t B = MPLC_EVAL_BATCH, D = MPLC_INPUT_SIZE;
+    const int nets = ema ? 3 : 2;
     correct[0] = correct[1] = 0;
+    correct[2] = ema ? 0 : -1;
     for (size_t start = 0; start < test->n; start += B) {
         size_t rows = test->n - start < B ? test->n - start : B;
         memcpy(x, test->x + start * D, rows * D * sizeof(float));
         memset(x + rows * D, 0, (B - rows) * D * sizeof(float)); /* pad the last chunk; padded rows are ignored */
-        for (int net = 0; net < 2; net++) {
-            if (net == 0) mplc_predict_teacher(state, x, logits, scratch);
-            else mplc_predict_student(state, x, logits, scratch);
+        for (int net = 0; net < nets; net++) {
+            predict(net, state, ema, x, logits, scratch);
             for (size_t i = 0; i < rows; i++)
                 if (argmax(logits + i * MPLC_CLASSES) == test->y[start + i]) correct[net]++;
         }
     }
+}
+
+static void print_accuracy(const char *key, long correct, size_t n) {
+    printf(",\"%s\":", key);
+    json_write_double(stdout, (double)correct / (double)n);
 }
 
 int eval_command(const char *checkpoint, const char *data_dir) {
@@ -36,26 +50,29 @@ int eval_command(const char *checkpoint, const char *data_dir) {
     SupInputs sup;
     Dataset data;
     if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (arenas_fit_in_memory(&e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    float *state = arena_alloc(MPLC_STATE_FLOATS);
-    if (st_load(checkpoint, state, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (arenas_fit_in_memory(1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    float *state = arena_alloc(MPLC_STATE_FLOATS), *ema = arena_alloc(MPLC_STATE_FLOATS);
+    int has_ema = 0;
+    if (st_load_ema(checkpoint, state, ema, &has_ema, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(data_dir, 0, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     float *x = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
     float *logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
-    long correct[2];
-    evaluate(state, &data.test, x, logits, scratch, correct);
+    long correct[3];
+    evaluate(state, has_ema ? ema : NULL, &data.test, x, logits, scratch, correct);
     printf("{\"model\":");
     json_write_string(stdout, MPLC_MODEL_NAME);
     printf(",\"checkpoint\":");
     json_write_string(stdout, checkpoint);
-    printf(",\"test_examples\":%zu,\"correct_teacher\":%ld,\"correct_student\":%ld,\"acc_teacher\":", data.test.n,
-           correct[0], correct[1]);
-    json_write_double(stdout, (double)correct[0] / (double)data.test.n);
-    printf(",\"acc_student\":");
-    json_write_double(stdout, (double)correct[1] / (double)data.test.n);
+    printf(",\"test_examples\":%zu,\"correct_teacher\":%ld,\"correct_student\":%ld", data.test.n, correct[0],
+           correct[1]);
+    if (has_ema) printf(",\"correct_student_ema\":%ld", correct[2]);
+    print_accuracy("acc_teacher", correct[0], data.test.n);
+    print_accuracy("acc_student", correct[1], data.test.n);
+    if (has_ema) print_accuracy("acc_student_ema", correct[2], data.test.n);
     printf("}\n");
     free(state);
+    free(ema);
     free(scratch);
     free(x);
     free(logits);

@@ -23,7 +23,7 @@ static void usage(FILE *fp) {
             "usage:\n"
             "  mplc-run train [--data DIR] [--labels N] [--steps N] [--seed S] [--threads T] [--out RUN_DIR]\n"
             "                 [--resume] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
-            "                 [--checkpoint-every N] [--stop-at N] [--quiet]\n"
+            "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--quiet]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T]\n"
@@ -32,9 +32,11 @@ static void usage(FILE *fp) {
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
             "  --finetune-steps %ld --eval-every steps/10 --checkpoint-every (the eval interval)\n"
             "  --out runs/%s-<mode>-seed<S>\n"
+            "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
+            "  the student (0 <= D < 1; 0 disables it)\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state\n",
             MPLC_MODEL_NAME, DEFAULT_DATA, (long)(MPLC_STEPS), (unsigned long long)(MPLC_SEED),
-            (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME);
+            (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME, (double)(MPLC_EMA_DECAY));
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -99,6 +101,16 @@ static int threads_value(Args *a) {
     return (int)out;
 }
 
+/* A decay of 1 would freeze the EMA at its first value, and one above 1 would diverge. */
+static double ema_decay_value(Args *a) {
+    const char *v = value(a);
+    char *end = NULL;
+    double d = strtod(v, &end);
+    if (end == v || *end != '\0' || !(d >= 0 && d < 1))
+        usage_error("%s needs a number D with 0 <= D < 1 (0 disables the EMA), got '%s'", a->flag, v);
+    return d;
+}
+
 static int train_main(int argc, char **argv) {
     TrainConfig c;
     memset(&c, 0, sizeof c);
@@ -109,6 +121,7 @@ static int train_main(int argc, char **argv) {
     c.steps = (long)(MPLC_STEPS);
     c.finetune_steps = (long)(MPLC_FINETUNE_STEPS);
     c.threads = 1;
+    c.ema_decay = (double)(MPLC_EMA_DECAY);
     const char *out = NULL;
     Args a = {argc, 0, argv, NULL, {0}, NULL};
     while (next_flag(&a)) {
@@ -119,6 +132,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--eval-every")) c.eval_every = long_value(&a, 1), c.given_eval = 1;
         else if (is(&a, "--checkpoint-every")) c.checkpoint_every = long_value(&a, 1), c.given_checkpoint = 1;
         else if (is(&a, "--stop-at")) c.stop_at = long_value(&a, 1);
+        else if (is(&a, "--ema-decay")) c.ema_decay = ema_decay_value(&a), c.given_ema_decay = 1;
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;

@@ -152,7 +152,7 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
     StepInputs in;
     SupInputs sup;
     if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (arenas_fit_in_memory(&e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (arenas_fit_in_memory(0, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS);
     float *io = arena_alloc(MPLC_STEP_IO_FLOATS);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);

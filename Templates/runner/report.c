@@ -83,6 +83,10 @@ void metrics_eval(Trainer *T) {
     json_write_double(T->metrics, accuracy(T->rs.acc_last[0], T->data.test.n));
     fputs(",\"acc_student\":", T->metrics);
     json_write_double(T->metrics, accuracy(T->rs.acc_last[1], T->data.test.n));
+    if (T->rs.acc_ema_last >= 0) { /* absent while the EMA is empty or disabled */
+        fputs(",\"acc_student_ema\":", T->metrics);
+        json_write_double(T->metrics, accuracy(T->rs.acc_ema_last, T->data.test.n));
+    }
     metrics_end_line(T);
 }
 
@@ -107,6 +111,8 @@ void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int fi
         n += (size_t)snprintf(line + n, sizeof line - n, " | test@%ld T %.2f%% S %.2f%%", T->rs.acc_last_step,
                               100 * accuracy(T->rs.acc_last[0], T->data.test.n),
                               100 * accuracy(T->rs.acc_last[1], T->data.test.n));
+    if (T->rs.acc_last[0] >= 0 && T->rs.acc_ema_last >= 0 && n < sizeof line)
+        n += (size_t)snprintf(line + n, sizeof line - n, " EMA %.2f%%", 100 * accuracy(T->rs.acc_ema_last, T->data.test.n));
     long done = global_step(T) - T->start_global;
     double elapsed = now - T->t_start;
     if (done > 0 && elapsed > 0 && n < sizeof line) {
@@ -159,16 +165,21 @@ int summary_write(Trainer *T, double wall, Err *e) {
             T->cfg.finetune_steps, n);
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
-    const char *keys[4] = {"teacher_before_finetune", "student_before_finetune", "teacher_after_finetune",
-                           "student_after_finetune"};
-    const long vals[4] = {T->rs.acc_before[0], T->rs.acc_before[1], T->rs.acc_after[0], T->rs.acc_after[1]};
+    const char *keys[6] = {"teacher_before_finetune", "student_before_finetune", "teacher_after_finetune",
+                           "student_after_finetune", "student_ema_before_finetune", "student_ema_after_finetune"};
+    const long vals[6] = {T->rs.acc_before[0], T->rs.acc_before[1], T->rs.acc_after[0],
+                          T->rs.acc_after[1], T->rs.acc_ema_before, T->rs.acc_ema_after};
     fputs(",\n  \"test_accuracy\": {\n", fp);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         fprintf(fp, "    \"%s\": ", keys[i]);
-        json_write_double(fp, accuracy(vals[i], n));
-        fputs(i < 3 ? ",\n" : "\n", fp);
+        if (i >= 4 && vals[i] < 0) fputs("null", fp); /* the EMA was disabled or empty at that point */
+        else json_write_double(fp, accuracy(vals[i], n));
+        fputs(i < 5 ? ",\n" : "\n", fp);
     }
-    fprintf(fp, "  },\n  \"wall_seconds\": %.3f,\n  \"resumed_from_step\": %ld,\n  \"threads\": %d,\n", wall,
+    fputs("  },\n  \"ema\": {\"decay\": ", fp);
+    json_write_double(fp, T->cfg.ema_decay);
+    fprintf(fp, ", \"updates\": %ld}", T->rs.ema_updates);
+    fprintf(fp, ",\n  \"wall_seconds\": %.3f,\n  \"resumed_from_step\": %ld,\n  \"threads\": %d,\n", wall,
             T->start_global, T->cfg.threads);
     fprintf(fp, "  \"arena_bytes\": {\"state\": %zu, \"step_io\": %zu, \"supervised_io\": %zu, \"scratch\": %zu, "
                 "\"total\": %zu},\n",
@@ -185,9 +196,15 @@ int summary_write(Trainer *T, double wall, Err *e) {
 
 void print_result(const Trainer *T) {
     size_t n = T->data.test.n;
-    printf("%s %s seed %llu, %ld labels, %ld steps + %ld finetune: student %.2f%% (before finetuning %.2f%%), "
+    char ema[96] = "";
+    if (T->rs.acc_ema_after >= 0 && T->rs.acc_ema_before >= 0)
+        snprintf(ema, sizeof ema, ", student EMA %.2f%% (before finetuning %.2f%%)", 100 * accuracy(T->rs.acc_ema_after, n),
+                 100 * accuracy(T->rs.acc_ema_before, n));
+    else if (T->rs.acc_ema_after >= 0)
+        snprintf(ema, sizeof ema, ", student EMA %.2f%%", 100 * accuracy(T->rs.acc_ema_after, n));
+    printf("%s %s seed %llu, %ld labels, %ld steps + %ld finetune: student %.2f%% (before finetuning %.2f%%)%s, "
            "teacher %.2f%% on %zu test images; %s\n",
            MPLC_MODEL_NAME, mode_name(T->cfg.mode), (unsigned long long)T->cfg.seed, T->cfg.labels, T->cfg.steps,
-           T->cfg.finetune_steps, 100 * accuracy(T->rs.acc_after[1], n), 100 * accuracy(T->rs.acc_before[1], n),
+           T->cfg.finetune_steps, 100 * accuracy(T->rs.acc_after[1], n), 100 * accuracy(T->rs.acc_before[1], n), ema,
            100 * accuracy(T->rs.acc_after[0], n), n, T->summary_path);
 }

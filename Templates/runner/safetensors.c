@@ -9,8 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ema.h"
 #include "json.h"
 #include "tensors.h"
+
+#define EMA_PREFIX "ema/"
 
 #define ST_MAX_HEADER (100u << 20) /* the same limit as the reference implementation */
 
@@ -38,7 +41,18 @@ const char *meta_get(const StMeta *m, const char *key) {
 
 /* ---- writing ---- */
 
-static void write_header(FILE *fp, const StMeta *meta) {
+static void write_entry(FILE *fp, const char *prefix, const mplc_tensor *t, size_t *begin) {
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, t->name);
+    json_write_string(fp, name);
+    fputs(":{\"dtype\":\"F32\",\"shape\":[", fp);
+    for (int d = 0; d < t->rank; d++) fprintf(fp, d ? ",%d" : "%d", t->shape[d]);
+    size_t end = *begin + 4 * t->count;
+    fprintf(fp, "],\"data_offsets\":[%zu,%zu]}", *begin, end);
+    *begin = end;
+}
+
+static void write_header(FILE *fp, const StMeta *meta, int with_ema) {
     fputc('{', fp);
     if (meta && meta->count > 0) {
         fputs("\"__metadata__\":{", fp);
@@ -52,25 +66,28 @@ static void write_header(FILE *fp, const StMeta *meta) {
     }
     size_t begin = 0;
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
-        const mplc_tensor *t = &mplc_state_tensors[i];
         if (i) fputc(',', fp);
-        json_write_string(fp, t->name);
-        fputs(":{\"dtype\":\"F32\",\"shape\":[", fp);
-        for (int d = 0; d < t->rank; d++) fprintf(fp, d ? ",%d" : "%d", t->shape[d]);
-        size_t end = begin + 4 * t->count;
-        fprintf(fp, "],\"data_offsets\":[%zu,%zu]}", begin, end);
-        begin = end;
+        write_entry(fp, "", &mplc_state_tensors[i], &begin);
+    }
+    for (int i = 0; with_ema && i < MPLC_NUM_STATE_TENSORS; i++) {
+        if (!ema_tracks(&mplc_state_tensors[i])) continue;
+        fputc(',', fp);
+        write_entry(fp, EMA_PREFIX, &mplc_state_tensors[i], &begin);
     }
     fputc('}', fp);
 }
 
 int st_save(const char *path, const float *state, const StMeta *meta, Err *e) {
+    return st_save_ema(path, state, NULL, meta, e);
+}
+
+int st_save_ema(const char *path, const float *state, const float *ema, const StMeta *meta, Err *e) {
     /* Build the header in memory first: its length comes before it in the file. */
     char *hbuf = NULL;
     size_t hlen = 0;
     FILE *mem = open_memstream(&hbuf, &hlen);
     if (!mem) return err_set(e, "%s: cannot build the header", path);
-    write_header(mem, meta);
+    write_header(mem, meta, ema != NULL);
     fclose(mem);
     size_t padded = (hlen + 7) / 8 * 8; /* pad with spaces so the data is 8-byte aligned */
 
@@ -93,6 +110,10 @@ int st_save(const char *path, const float *state, const StMeta *meta, Err *e) {
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
         const mplc_tensor *t = &mplc_state_tensors[i];
         fwrite(state + t->offset, sizeof(float), t->count, fp);
+    }
+    for (int i = 0; ema && i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        if (ema_tracks(t)) fwrite(ema + t->offset, sizeof(float), t->count, fp);
     }
     int bad = ferror(fp) || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
     int saved = errno;
@@ -151,7 +172,15 @@ static int read_meta(const char *path, const JsonValue *obj, StMeta *meta, Err *
 typedef struct {
     uint64_t begin, end;
     const mplc_tensor *t;
+    int ema; /* an "ema/..." entry: its data goes to the EMA arena */
 } Span;
+
+/* The state tensor an entry name stands for: itself, or for "ema/<name>" the tracked tensor <name>. */
+static const mplc_tensor *entry_tensor(const char *name, int *ema) {
+    *ema = starts_with(name, EMA_PREFIX);
+    const mplc_tensor *t = table_find(&TABLE_STATE, *ema ? name + strlen(EMA_PREFIX) : name);
+    return t && (!*ema || ema_tracks(t)) ? t : NULL;
+}
 
 static int by_begin(const void *a, const void *b) {
     const Span *x = a, *y = b;
@@ -160,8 +189,12 @@ static int by_begin(const void *a, const void *b) {
 
 /* Checks one tensor entry of the header against the table; fills span. */
 static int check_entry(const char *path, const char *name, const JsonValue *v, size_t data_len, Span *span, Err *e) {
-    const mplc_tensor *t = table_find(&TABLE_STATE, name);
-    if (!t) return err_set(e, "%s: tensor \"%s\" is not a state tensor of model %s", path, name, MPLC_MODEL_NAME);
+    int ema;
+    const mplc_tensor *t = entry_tensor(name, &ema);
+    if (!t)
+        return err_set(e, "%s: tensor \"%s\" is not a state tensor of model %s (nor the EMA \"" EMA_PREFIX
+                          "student/...\" of one)",
+                       path, name, MPLC_MODEL_NAME);
     if (v->type != JSON_OBJECT) return err_set(e, "%s: entry \"%s\" is not an object", path, name);
     const JsonValue *dtype = json_get(v, "dtype"), *shape = json_get(v, "shape"), *offs = json_get(v, "data_offsets");
     if (!dtype || dtype->type != JSON_STRING) return err_set(e, "%s: tensor \"%s\" has no dtype", path, name);
@@ -184,6 +217,7 @@ static int check_entry(const char *path, const char *name, const JsonValue *v, s
     span->begin = offs->items[0].uint;
     span->end = offs->items[1].uint;
     span->t = t;
+    span->ema = ema;
     if (span->begin > span->end || span->end > data_len)
         return err_set(e, "%s: tensor \"%s\": data_offsets [%llu, %llu] outside the %zu data bytes (truncated file?)",
                        path, name, (unsigned long long)span->begin, (unsigned long long)span->end, data_len);
@@ -193,8 +227,36 @@ static int check_entry(const char *path, const char *name, const JsonValue *v, s
     return 0;
 }
 
-static int load_from_buffer(const char *path, const unsigned char *buf, size_t len, float *state, StMeta *meta,
-                            Err *e) {
+/* EMA entries are all there or all absent: half an average is no average. Sets *has_ema. */
+static int check_ema_entries(const char *path, const JsonValue *root, int *has_ema, Err *e) {
+    int present = 0, tracked = 0;
+    const char *missing = NULL;
+    char name[256];
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        if (!ema_tracks(&mplc_state_tensors[i])) continue;
+        tracked++;
+        snprintf(name, sizeof name, EMA_PREFIX "%s", mplc_state_tensors[i].name);
+        if (json_get(root, name)) present++;
+        else if (!missing) missing = mplc_state_tensors[i].name;
+    }
+    *has_ema = present > 0;
+    if (present > 0 && present < tracked)
+        return err_set(e, "%s: the student's EMA is incomplete: tensor \"" EMA_PREFIX "%s\" is missing", path, missing);
+    return 0;
+}
+
+/* Copies every tensor's data to its arena: ema entries to ema (skipped when ema is NULL). */
+static void copy_spans(const Span *spans, size_t n, const unsigned char *data, float *state, float *ema) {
+    memset(state, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
+    if (ema) memset(ema, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
+    for (size_t i = 0; i < n; i++) {
+        float *arena = spans[i].ema ? ema : state;
+        if (arena) memcpy(arena + spans[i].t->offset, data + spans[i].begin, 4 * spans[i].t->count);
+    }
+}
+
+static int load_from_buffer(const char *path, const unsigned char *buf, size_t len, float *state, float *ema,
+                            int *has_ema, StMeta *meta, Err *e) {
     if (len < 8) return err_set(e, "%s: too short for a safetensors file (%zu bytes)", path, len);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)buf[i] << (8 * i);
@@ -227,13 +289,14 @@ static int load_from_buffer(const char *path, const unsigned char *buf, size_t l
             err_set(e, "%s: tensor \"%s\" of model %s is missing", path, mplc_state_tensors[i].name, MPLC_MODEL_NAME);
             goto done;
         }
+    if (check_ema_entries(path, &root, has_ema, e) != 0) goto done;
     /* The tensors must tile the data section exactly: no overlap, no gap, nothing left over. */
     qsort(spans, nspans, sizeof *spans, by_begin);
     uint64_t pos = 0;
     for (size_t i = 0; i < nspans; i++) {
         if (spans[i].begin != pos) {
-            err_set(e, "%s: tensor \"%s\" %s the previous one in the data section", path, spans[i].t->name,
-                    spans[i].begin < pos ? "overlaps" : "leaves a gap after");
+            err_set(e, "%s: tensor \"%s%s\" %s the previous one in the data section", path,
+                    spans[i].ema ? EMA_PREFIX : "", spans[i].t->name, spans[i].begin < pos ? "overlaps" : "leaves a gap after");
             goto done;
         }
         pos = spans[i].end;
@@ -243,8 +306,7 @@ static int load_from_buffer(const char *path, const unsigned char *buf, size_t l
                 (unsigned long long)pos);
         goto done;
     }
-    memset(state, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
-    for (size_t i = 0; i < nspans; i++) memcpy(state + spans[i].t->offset, data + spans[i].begin, 4 * spans[i].t->count);
+    copy_spans(spans, nspans, data, state, ema);
     rc = 0;
 done:
     free(spans);
@@ -253,10 +315,16 @@ done:
 }
 
 int st_load(const char *path, float *state, StMeta *meta, Err *e) {
+    int has_ema;
+    return st_load_ema(path, state, NULL, &has_ema, meta, e);
+}
+
+int st_load_ema(const char *path, float *state, float *ema, int *has_ema, StMeta *meta, Err *e) {
     unsigned char *buf = NULL;
     size_t len = 0;
+    *has_ema = 0;
     if (read_file(path, &buf, &len, e) != 0) return -1;
-    int rc = load_from_buffer(path, buf, len, state, meta, e);
+    int rc = load_from_buffer(path, buf, len, state, ema, has_ema, meta, e);
     free(buf);
     return rc;
 }

@@ -25,7 +25,16 @@ const char *meta_get(const StMeta *m, const char *key); /* NULL if absent */
  * leaves either the old or the new checkpoint, never a partial one. */
 int st_save(const char *path, const float *state, const StMeta *meta, Err *e);
 /* Reads and validates a checkpoint against model.h's state table into state[MPLC_STATE_FLOATS];
- * meta may be NULL. On failure the state arena may be partly written. */
+ * meta may be NULL. On failure the state arena may be partly written. EMA tensors (below) are
+ * validated and skipped. */
 int st_load(const char *path, float *state, StMeta *meta, Err *e);
+
+/* The student's EMA (ema.h) is stored as one extra tensor "ema/<name>" per state tensor <name> that
+ * the EMA tracks ("student/..."), after the state tensors, with the same dtype and shape.
+ * st_save_ema writes them from ema[MPLC_STATE_FLOATS] unless ema is NULL (then it is st_save).
+ * st_load_ema reads them into ema (zeroing its other floats; ema may be NULL to skip them) and sets
+ * *has_ema to 1 if the file has them, 0 if it has none; a file with some but not all is an error. */
+int st_save_ema(const char *path, const float *state, const float *ema, const StMeta *meta, Err *e);
+int st_load_ema(const char *path, float *state, float *ema, int *has_ema, StMeta *meta, Err *e);
 
 #endif

@@ -37,6 +37,12 @@ int table_validate(const TensorTable *t, Err *e) {
 
 static int is_parameter(const char *name) { return starts_with(name, "teacher/") || starts_with(name, "student/"); }
 
+/* BatchNorm's scale and running variance start at 1 (docs/ABI.md); everything else at 0 or random. */
+static int starts_at_one(const char *name) {
+    size_t n = strlen(name);
+    return (n >= 6 && strcmp(name + n - 6, "/scale") == 0) || (n >= 12 && strcmp(name + n - 12, "/running_var") == 0);
+}
+
 void init_state(float *state, uint64_t seed) {
     Rng r;
     rng_init(&r, seed, RNG_INIT, 0);
@@ -44,6 +50,11 @@ void init_state(float *state, uint64_t seed) {
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
         const mplc_tensor *t = &mplc_state_tensors[i];
         if (!is_parameter(t->name)) continue; /* momenta start at zero */
+        if (starts_at_one(t->name)) {
+            float *p = state + t->offset;
+            for (size_t k = 0; k < t->count; k++) p[k] = 1.0f;
+            continue;
+        }
         double bound = 0;
         if (MPLC_INIT_UNIFORM) bound = (double)(MPLC_INIT_BOUND);
         else if (t->is_weight && t->fan_in > 0) bound = sqrt(6.0 / t->fan_in);
@@ -91,9 +102,10 @@ static int require(const TensorTable *t, const char *name, const mplc_tensor **o
     return 0;
 }
 
-int arenas_fit_in_memory(Err *e) {
+int arenas_fit_in_memory(int ema_arenas, Err *e) {
     const uint64_t f = sizeof(float);
-    const uint64_t state = f * (uint64_t)MPLC_STATE_FLOATS, step = f * (uint64_t)MPLC_STEP_IO_FLOATS,
+    const uint64_t state = f * (uint64_t)MPLC_STATE_FLOATS * (1 + (uint64_t)(ema_arenas > 0)),
+                   step = f * (uint64_t)MPLC_STEP_IO_FLOATS,
                    sup = f * (uint64_t)MPLC_SUPERVISED_IO_FLOATS, scratch = f * (uint64_t)MPLC_SCRATCH_FLOATS,
                    eval = f * (uint64_t)MPLC_EVAL_BATCH * ((uint64_t)MPLC_INPUT_SIZE + (uint64_t)MPLC_CLASSES);
     const uint64_t total = state + step + sup + scratch + eval;
@@ -101,9 +113,10 @@ int arenas_fit_in_memory(Err *e) {
     uint64_t limit = memory_limit(&source);
     if (limit == 0 || total <= limit) return 0;
     return err_set(e,
-                   "model %s needs %llu bytes of arenas (state %llu, step I/O %llu, supervised I/O %llu, scratch %llu, "
+                   "model %s needs %llu bytes of arenas (state%s %llu, step I/O %llu, supervised I/O %llu, scratch %llu, "
                    "evaluation %llu), more than the %llu bytes of %s; nothing was allocated",
-                   MPLC_MODEL_NAME, (unsigned long long)total, (unsigned long long)state, (unsigned long long)step,
+                   MPLC_MODEL_NAME, (unsigned long long)total, ema_arenas > 0 ? " and its EMA" : "",
+                   (unsigned long long)state, (unsigned long long)step,
                    (unsigned long long)sup, (unsigned long long)scratch, (unsigned long long)eval,
                    (unsigned long long)limit, strcmp(source, "physical memory") == 0 ? "this machine's physical memory" : source);
 }

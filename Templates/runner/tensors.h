@@ -47,8 +47,9 @@ typedef struct {
 
 /* Fails, with the numbers, if the arenas the runner allocates for this model (state, both I/O arenas,
  * scratch, and the evaluation batch's inputs and logits) exceed memory_limit(): a model too large for
- * the machine is rejected before any data is loaded or anything is allocated. */
-int arenas_fit_in_memory(Err *e);
+ * the machine is rejected before any data is loaded or anything is allocated. ema_arenas != 0 counts a
+ * second state-sized arena, the student's EMA (ema.h). */
+int arenas_fit_in_memory(int ema_arenas, Err *e);
 
 /* Validates all five tables and finds the inputs; fails with a message naming anything the runner
  * does not understand (an unknown input name, a wrong size, a non-scalar output...). */

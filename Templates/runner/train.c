@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ema.h"
 #include "model.h"
 #include "schedule.h"
 #include "train.h"
@@ -44,8 +45,21 @@ static void accumulate(Trainer *T, const TensorTable *outs, const float *io) {
     T->rs.sum_n++;
 }
 
+/* After a step in which the student learned, the EMA follows it: in the main phase once the student's
+ * wait is over (from the first step in mode supervised), and in every finetuning step. */
+static void update_ema(Trainer *T) {
+    if (!T->ema) return;
+    ema_update(T->ema, T->state, T->cfg.ema_decay, T->rs.ema_updates);
+    T->rs.ema_updates++;
+}
+
 static void run_eval(Trainer *T) {
-    evaluate(T->state, &T->data.test, T->eval_x, T->eval_logits, T->scratch, T->rs.acc_last);
+    long correct[3];
+    const float *ema = T->ema && T->rs.ema_updates > 0 ? T->ema : NULL; /* an empty EMA is not evaluated */
+    evaluate(T->state, ema, &T->data.test, T->eval_x, T->eval_logits, T->scratch, correct);
+    T->rs.acc_last[0] = correct[0];
+    T->rs.acc_last[1] = correct[1];
+    T->rs.acc_ema_last = correct[2];
     T->rs.acc_last_step = global_step(T);
     metrics_eval(T);
 }
@@ -92,6 +106,7 @@ static void run_main_phase(Trainer *T) {
             io = T->step_io;
         }
         check_outputs(T, outs, io, t + 1);
+        if (supervised || t >= (long)(MPLC_STUDENT_WAIT_STEPS)) update_ema(T);
         accumulate(T, outs, io);
         T->rs.step = t + 1;
         after_step(T, outs, total);
@@ -112,6 +127,7 @@ static void write_boundary(Trainer *T) {
 static void start_finetune(Trainer *T) {
     T->rs.acc_before[0] = T->rs.acc_last[0]; /* the main phase always ends with an evaluation */
     T->rs.acc_before[1] = T->rs.acc_last[1];
+    T->rs.acc_ema_before = T->rs.acc_ema_last;
     T->rs.phase = PHASE_FINETUNE;
     T->rs.step = 0;
     T->rs.sum_n = 0;
@@ -127,6 +143,7 @@ static void run_finetune_phase(Trainer *T) {
         batch_fill_supervised(T, t, &T->order_ft, RNG_AUGMENT_FT, RNG_DROPOUT_FT, T->lr_student);
         mplc_supervised_step(T->state, T->sup_io, T->scratch);
         check_outputs(T, &TABLE_SUP_OUT, T->sup_io, t + 1);
+        update_ema(T);
         accumulate(T, &TABLE_SUP_OUT, T->sup_io);
         T->rs.step = t + 1;
         after_step(T, &TABLE_SUP_OUT, total);
@@ -134,6 +151,7 @@ static void run_finetune_phase(Trainer *T) {
     if (total > 0) run_eval(T);
     T->rs.acc_after[0] = T->rs.acc_last[0];
     T->rs.acc_after[1] = T->rs.acc_last[1];
+    T->rs.acc_ema_after = T->rs.acc_ema_last;
     T->rs.phase = PHASE_DONE;
     checkpoint_save(T);
 }
@@ -171,7 +189,9 @@ static void setup(Trainer *T) {
     Err e;
     TrainConfig *c = &T->cfg;
     if (locate_inputs(&T->in, &T->sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (arenas_fit_in_memory(&e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    /* On --resume the checkpoint decides whether there is an EMA; count its arena until then. */
+    const int may_need_ema = c->ema_decay > 0 || c->resume;
+    if (arenas_fit_in_memory(may_need_ema, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(c->data_dir, 1, &T->data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
         path_join(T->metrics_path, PATH_CAP, &e, "%s/metrics.jsonl", c->out_dir) != 0 ||
@@ -182,17 +202,23 @@ static void setup(Trainer *T) {
     T->step_io = arena_alloc(MPLC_STEP_IO_FLOATS);
     T->sup_io = arena_alloc(MPLC_SUPERVISED_IO_FLOATS);
     T->scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
+    T->ema = may_need_ema ? arena_alloc(MPLC_STATE_FLOATS) : NULL;
     T->img = xcalloc(2 * (size_t)MPLC_INPUT_SIZE, sizeof(float));
     T->eval_x = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
     T->eval_logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
     T->rs.phase = PHASE_MAIN;
     for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
     T->rs.acc_last_step = -1;
+    T->rs.acc_ema_last = T->rs.acc_ema_before = T->rs.acc_ema_after = -1;
     /* Everything that can fail on bad input happens before the run directory is touched. */
     if (c->resume) {
         if (checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     } else {
         init_state(T->state, c->seed);
+    }
+    if (c->ema_decay == 0) { /* disabled, possibly by the checkpoint */
+        free(T->ema);
+        T->ema = NULL;
     }
     if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
@@ -224,6 +250,7 @@ static void teardown(Trainer *T) {
     free(T->step_io);
     free(T->sup_io);
     free(T->scratch);
+    free(T->ema);
     free(T->img);
     free(T->eval_x);
     free(T->eval_logits);

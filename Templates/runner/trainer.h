@@ -27,9 +27,10 @@ typedef struct {
     uint64_t seed;
     long labels, steps, finetune_steps, eval_every, checkpoint_every;
     long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
+    double ema_decay; /* decay of the student's EMA (ema.h); 0 disables it */
     int threads, quiet, resume;
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
-    int given_labels, given_steps, given_finetune, given_eval, given_checkpoint;
+    int given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -54,6 +55,8 @@ typedef struct {
     double sums[MAX_OUTPUTS]; /* sums of the step outputs since the last metrics line */
     long sum_n;
     long metrics_bytes;      /* length of metrics.jsonl at this point */
+    long ema_updates;        /* EMA updates so far (steps in which the student learned); 0: the EMA is empty */
+    long acc_ema_last, acc_ema_before, acc_ema_after; /* correct predictions of the student's EMA; -1 none */
 } RunState;
 
 typedef struct {
@@ -63,6 +66,7 @@ typedef struct {
     size_t n_labeled;
     AugSpec aug;
     float *state, *step_io, *sup_io, *scratch;
+    float *ema;        /* the student's EMA, laid out like state (ema.h); NULL when cfg.ema_decay is 0 */
     float *img;        /* augmentation scratch: 2 x MPLC_INPUT_SIZE */
     float *eval_x, *eval_logits;
     Order order_l, order_u, order_sup, order_ft;
@@ -87,8 +91,10 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
 /* Fills the mplc_supervised_step arena with step t of a labeled stream (baseline or finetuning). */
 void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dropout_stream, double lr);
 
-/* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set. */
-void evaluate(const float *state, const DataSplit *test, float *x, float *logits, float *scratch, long correct[2]);
+/* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set; correct[2] the student
+ * with the weights of the ema arena, or -1 when ema is NULL. */
+void evaluate(const float *state, const float *ema, const DataSplit *test, float *x, float *logits, float *scratch,
+              long correct[3]);
 
 /* report.c */
 int metrics_open(Trainer *T, long keep_bytes, Err *e);

@@ -1,0 +1,31 @@
+#include "ema.h"
+
+#include <string.h>
+
+#include "tensors.h"
+
+int ema_tracks(const mplc_tensor *t) { return starts_with(t->name, "student/"); }
+
+/* Starting at the student's weights when it first learns, rather than at the initialisation, keeps
+ * random initial weights (which the student never had while learning) out of the average. */
+static void ema_copy(float *ema, const float *state, const mplc_tensor *t) {
+    memcpy(ema + t->offset, state + t->offset, sizeof(float) * t->count);
+}
+
+/* Double arithmetic: (1 - decay) is not representable in float for decays like 0.995, and a float
+ * product would round twice; the update is a few floats per parameter per step, cheap next to the step. */
+static void ema_blend(float *ema, const float *state, const mplc_tensor *t, double decay) {
+    const double keep = decay, take = 1.0 - decay;
+    float *e = ema + t->offset;
+    const float *p = state + t->offset;
+    for (size_t k = 0; k < t->count; k++) e[k] = (float)(keep * (double)e[k] + take * (double)p[k]);
+}
+
+void ema_update(float *ema, const float *state, double decay, long updates_done) {
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        if (!ema_tracks(t)) continue;
+        if (updates_done == 0) ema_copy(ema, state, t);
+        else ema_blend(ema, state, t, decay);
+    }
+}
