@@ -56,6 +56,7 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "log_count", "%ld", rs->sum_n);
     meta_set(m, "metrics_bytes", "%ld", rs->metrics_bytes);
     /* %.17g reads back as the same double, so a resumed run compares --ema-decay exactly. */
+    meta_set(m, "flip", "%d", T->cfg.flip);
     meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
     meta_set(m, "ema_updates", "%ld", rs->ema_updates);
     meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
@@ -170,6 +171,20 @@ static int resume_ema(Trainer *T, const StMeta *m, const char *path, int has_ema
     return 0;
 }
 
+/* Flips change what the augmentation draws, so a resumed run keeps the run's setting. Checkpoints written
+ * before --flip existed have no "flip": those runs had no flips, and --flip auto gave none on their data. */
+static int resume_flip(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *v = meta_get(m, "flip");
+    if (!v) return 0;
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return err_set(e, "%s: metadata \"flip\" is not 0 or 1: '%s'", path, v);
+    int stored = v[0] == '1';
+    if (T->cfg.given_flip && stored != T->cfg.flip)
+        return err_set(e, "%s was written with --flip %s, but this command says --flip %s (drop the flag or start a new run)",
+                       path, stored ? "yes" : "no", T->cfg.flip ? "yes" : "no");
+    T->cfg.flip = stored;
+    return 0;
+}
+
 int checkpoint_resume(Trainer *T, Err *e) {
     const char *path = T->ckpt_path;
     if (!file_exists(path)) return err_set(e, "--resume: no checkpoint %s to resume from", path);
@@ -241,7 +256,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
         }
         sums = end + 1;
     }
-    if (resume_ema(T, m, path, has_ema, e) != 0) goto done;
+    if (resume_ema(T, m, path, has_ema, e) != 0 || resume_flip(T, m, path, e) != 0) goto done;
     rc = 0;
 done:
     free(m);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset_rgb.h"
 #include "idx.h"
 #include "moons.h"
 #include "model.h"
@@ -26,17 +27,21 @@ static int check_labels(const char *path, const int32_t *y, size_t n, Err *e) {
 
 /* ---- IDX ---- */
 
-static int find_idx(const char *dir, const char *name, char *out, size_t cap, Err *e) {
+/* IDX is the default format, so a directory without any data set ends up here: `first` says so. */
+static int find_idx(const char *dir, const char *name, int first, char *out, size_t cap, Err *e) {
     if (path_join(out, cap, e, "%s/%s.gz", dir, name) != 0) return -1;
     if (file_exists(out)) return 0;
     if (path_join(out, cap, e, "%s/%s", dir, name) != 0) return -1;
     if (file_exists(out)) return 0;
-    return err_set(e, "%s: missing file %s or %s.gz", dir, name, name);
+    return err_set(e, "%s: missing file %s or %s.gz%s", dir, name, name,
+                   first ? " (and no other data set there either: NumPy train_x.npy, CIFAR-10 data_batch_1.bin or SVHN "
+                           "train_32x32.mat; see docs/RUNNER.md, Data)"
+                         : "");
 }
 
 static int load_idx_split(const char *dir, const char *images, const char *labels, DataSplit *s, Err *e) {
     char ipath[4096], lpath[4096];
-    if (find_idx(dir, images, ipath, sizeof ipath, e) != 0 || find_idx(dir, labels, lpath, sizeof lpath, e) != 0)
+    if (find_idx(dir, images, 1, ipath, sizeof ipath, e) != 0 || find_idx(dir, labels, 0, lpath, sizeof lpath, e) != 0)
         return -1;
     IdxArray im, lb;
     if (idx_read(ipath, IDX_MAGIC_IMAGES, &im, e) != 0) return -1;
@@ -142,6 +147,14 @@ done:
     return rc;
 }
 
+void dataset_set_range(Dataset *d, float lo, float hi, float mean) {
+    d->lo = xcalloc(IMG_C, sizeof(float));
+    d->hi = xcalloc(IMG_C, sizeof(float));
+    d->mean = xcalloc(IMG_C, sizeof(float));
+    for (int c = 0; c < IMG_C; c++) d->lo[c] = lo, d->hi[c] = hi, d->mean[c] = mean;
+}
+
+/* IDX and NPY data: one range and mean over all channels. */
 static void pixel_stats(Dataset *d) {
     const DataSplit *s = d->train.n ? &d->train : &d->test;
     size_t n = s->n * (size_t)MPLC_INPUT_SIZE;
@@ -157,24 +170,37 @@ static void pixel_stats(Dataset *d) {
         lo = normalise_byte(0);
         hi = normalise_byte(255);
     }
-    d->lo = lo;
-    d->hi = hi;
-    d->mean = (float)(sum / (double)n);
+    dataset_set_range(d, lo, hi, (float)(sum / (double)n));
+}
+
+/* NPY when DIR/train_x.npy exists (or only test_x.npy, for eval). */
+static int npy_present(const char *dir, int want_train, Err *e, int *found) {
+    char probe[4096];
+    if (path_join(probe, sizeof probe, e, "%s/train_x.npy", dir) != 0) return -1;
+    *found = file_exists(probe);
+    if (!*found && !want_train && path_join(probe, sizeof probe, e, "%s/test_x.npy", dir) == 0 && file_exists(probe))
+        *found = 1;
+    return 0;
 }
 
 int dataset_load(const char *dir, int want_train, Dataset *d, Err *e) {
     if (strcmp(dir, MOONS_DATA_NAME) == 0) return moons_generate(d, want_train, e);
     memset(d, 0, sizeof *d);
-    char probe[4096];
-    if (path_join(probe, sizeof probe, e, "%s/train_x.npy", dir) != 0) return -1;
-    int npy = file_exists(probe);
-    if (!npy && path_join(probe, sizeof probe, e, "%s/test_x.npy", dir) == 0 && file_exists(probe) && !want_train) npy = 1;
-    snprintf(d->format, sizeof d->format, "%s", npy ? "npy" : "idx");
-    int rc = 0;
+    int npy, rc = 0;
+    char cifar_dir[4096];
+    if (npy_present(dir, want_train, e, &npy) != 0) return -1;
+    int cifar = npy ? 0 : cifar_find(dir, cifar_dir, sizeof cifar_dir, e);
+    if (cifar < 0) return -1;
     if (npy) {
+        snprintf(d->format, sizeof d->format, "npy");
         if (want_train) rc = load_npy_split(dir, "train_x.npy", "train_y.npy", &d->train, e);
         if (rc == 0) rc = load_npy_split(dir, "test_x.npy", "test_y.npy", &d->test, e);
+    } else if (cifar) {
+        rc = cifar_load(cifar_dir, want_train, d, e);
+    } else if (svhn_find(dir)) {
+        rc = svhn_load(dir, want_train, d, e);
     } else {
+        snprintf(d->format, sizeof d->format, "idx");
         if (want_train) rc = load_idx_split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", &d->train, e);
         if (rc == 0) rc = load_idx_split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", &d->test, e);
     }
@@ -182,7 +208,7 @@ int dataset_load(const char *dir, int want_train, Dataset *d, Err *e) {
         dataset_free(d);
         return -1;
     }
-    pixel_stats(d);
+    if (!d->lo) pixel_stats(d); /* CIFAR-10 and SVHN set their per-channel statistics */
     return 0;
 }
 
@@ -191,6 +217,9 @@ void dataset_free(Dataset *d) {
     free(d->train.y);
     free(d->test.x);
     free(d->test.y);
+    free(d->lo);
+    free(d->hi);
+    free(d->mean);
     memset(d, 0, sizeof *d);
 }
 

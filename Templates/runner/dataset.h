@@ -1,5 +1,5 @@
-/* Training and test data: Fashion-MNIST IDX files (gzip or not) or NPY files, checked against the
- * model's input shape and classes, normalised once at load time. */
+/* Training and test data: Fashion-MNIST IDX files (gzip or not), NPY files, CIFAR-10 binary batches or
+ * SVHN MAT-files, checked against the model's input shape and classes, normalised once at load time. */
 #ifndef RUNNER_DATASET_H
 #define RUNNER_DATASET_H
 
@@ -20,16 +20,24 @@ typedef struct {
 
 typedef struct {
     DataSplit train, test;
-    /* Range and mean of the (normalised) training pixels: augmentation pads with lo, fills Cutout with
-     * mean, and maps pixel operations (solarize, posterize...) onto [lo, hi]. */
-    float lo, hi, mean;
-    char format[8]; /* "idx" or "npy" */
+    /* Per channel (MPLC_INPUT_CHANNELS values each): range and mean of the (normalised) training pixels.
+     * Augmentation pads with lo, fills Cutout with mean, and maps pixel operations (solarize, posterize...)
+     * onto [lo, hi]. 8-bit data normalised per channel (CIFAR-10, SVHN) has a different range in each
+     * channel; the other formats have the same values in every channel. */
+    float *lo, *hi, *mean;
+    char format[16]; /* "idx", "npy", "cifar10", "svhn" or "moons" */
 } Dataset;
 
-/* Loads DIR/train-images-idx3-ubyte[.gz] etc., or DIR/train_x.npy etc. when DIR/train_x.npy exists.
+/* Loads, by the files present in DIR (first match):
+ *   DIR/train_x.npy ...                               NumPy ("npy")
+ *   DIR/data_batch_1.bin ... or DIR/test_batch.bin    CIFAR-10 ("cifar10"), also in DIR/cifar-10-batches-bin/
+ *   DIR/train_32x32.mat or DIR/test_32x32.mat         SVHN ("svhn")
+ *   DIR/train-images-idx3-ubyte[.gz] ...              Fashion-MNIST IDX ("idx"), the default
  * want_train = 0 loads only the test set (for `mplc-run eval`). */
 int dataset_load(const char *dir, int want_train, Dataset *d, Err *e);
 void dataset_free(Dataset *d);
+/* Sets the same range and mean in every channel (formats without per-channel statistics). */
+void dataset_set_range(Dataset *d, float lo, float hi, float mean);
 
 /* The class-balanced labeled subset: labels/K examples per class, the first ones met in a seeded
  * shuffle of the training set. Writes `labels` indices into the training set. */

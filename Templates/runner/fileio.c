@@ -104,3 +104,33 @@ int in_read_array(InFile *f, size_t count, size_t elem, void **out, const char *
     *out = buf;
     return 0;
 }
+
+int in_read_rest(InFile *f, void **out, size_t *len, Err *e) {
+    size_t cap = 1u << 16, have = 0;
+    unsigned char *buf = xmalloc(cap);
+    for (;;) {
+        if (have == cap) {
+            if (cap > SIZE_MAX / 2) {
+                free(buf);
+                return err_set(e, "%s: file too large", f->path);
+            }
+            unsigned char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                return err_set(e, "%s: out of memory reading the file (%zu bytes so far)", f->path, have);
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        long long got = read_some(f, buf + have, cap - have, e);
+        if (got < 0) {
+            free(buf);
+            return -1;
+        }
+        if (got == 0) break;
+        have += (size_t)got;
+    }
+    *out = buf;
+    *len = have;
+    return 0;
+}

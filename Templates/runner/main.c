@@ -23,7 +23,7 @@ static void usage(FILE *fp) {
             "usage:\n"
             "  mplc-run train [--data DIR] [--labels N] [--steps N] [--seed S] [--threads T] [--out RUN_DIR]\n"
             "                 [--resume] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
-            "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--quiet]\n"
+            "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T]\n"
@@ -34,6 +34,7 @@ static void usage(FILE *fp) {
             "  --out runs/%s-<mode>-seed<S>\n"
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
+            "  --flip auto: random horizontal flips of the training images on CIFAR-10, none on other data\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state\n",
             MPLC_MODEL_NAME, DEFAULT_DATA, (long)(MPLC_STEPS), (unsigned long long)(MPLC_SEED),
             (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME, (double)(MPLC_EMA_DECAY));
@@ -111,6 +112,14 @@ static double ema_decay_value(Args *a) {
     return d;
 }
 
+static int flip_value(Args *a) {
+    const char *v = value(a);
+    if (strcmp(v, "auto") == 0) return -1;
+    if (strcmp(v, "yes") == 0) return 1;
+    if (strcmp(v, "no") == 0) return 0;
+    usage_error("%s must be auto, yes or no, got '%s'", a->flag, v);
+}
+
 static int train_main(int argc, char **argv) {
     TrainConfig c;
     memset(&c, 0, sizeof c);
@@ -121,6 +130,7 @@ static int train_main(int argc, char **argv) {
     c.steps = (long)(MPLC_STEPS);
     c.finetune_steps = (long)(MPLC_FINETUNE_STEPS);
     c.threads = 1;
+    c.flip = -1;
     c.ema_decay = (double)(MPLC_EMA_DECAY);
     const char *out = NULL;
     Args a = {argc, 0, argv, NULL, {0}, NULL};
@@ -133,6 +143,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--checkpoint-every")) c.checkpoint_every = long_value(&a, 1), c.given_checkpoint = 1;
         else if (is(&a, "--stop-at")) c.stop_at = long_value(&a, 1);
         else if (is(&a, "--ema-decay")) c.ema_decay = ema_decay_value(&a), c.given_ema_decay = 1;
+        else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;

@@ -45,7 +45,7 @@ int moons_generate(Dataset *d, int want_train, Err *e) {
     if (want_train) generate_split(&d->train, MOONS_TRAIN_STREAM);
     generate_split(&d->test, MOONS_TEST_STREAM);
     snprintf(d->format, sizeof d->format, "moons");
-    d->lo = -2, d->hi = 3, d->mean = 0;
+    dataset_set_range(d, -2, 3, 0);
     return 0;
 }
 

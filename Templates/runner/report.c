@@ -165,6 +165,7 @@ int summary_write(Trainer *T, double wall, Err *e) {
             T->cfg.finetune_steps, n);
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
+    fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");
     const char *keys[6] = {"teacher_before_finetune", "student_before_finetune", "teacher_after_finetune",
                            "student_after_finetune", "student_ema_before_finetune", "student_ema_after_finetune"};
     const long vals[6] = {T->rs.acc_before[0], T->rs.acc_before[1], T->rs.acc_after[0],

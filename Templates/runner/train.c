@@ -185,6 +185,13 @@ static int check_batches(const Trainer *T, Err *e) {
     return 0;
 }
 
+AugSpec aug_spec(const Dataset *d, int flip) {
+    /* 32x32 RGB data sets translate by up to 4 pixels (the usual "pad 4 and crop"), Fashion-MNIST by 2. */
+    int rgb32 = strcmp(d->format, "cifar10") == 0 || strcmp(d->format, "svhn") == 0;
+    return (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, d->lo, d->hi, d->mean,
+                     rgb32 ? AUG_WEAK_SHIFT_RGB : AUG_WEAK_SHIFT, flip};
+}
+
 static void setup(Trainer *T) {
     Err e;
     TrainConfig *c = &T->cfg;
@@ -193,6 +200,8 @@ static void setup(Trainer *T) {
     const int may_need_ema = c->ema_decay > 0 || c->resume;
     if (arenas_fit_in_memory(may_need_ema, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(c->data_dir, 1, &T->data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
+    if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
     if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
         path_join(T->metrics_path, PATH_CAP, &e, "%s/metrics.jsonl", c->out_dir) != 0 ||
         path_join(T->summary_path, PATH_CAP, &e, "%s/summary.json", c->out_dir) != 0)
@@ -232,7 +241,7 @@ static void setup(Trainer *T) {
     order_init(&T->order_u, T->data.train.n, c->seed, RNG_ORDER_UNLABELED);
     order_init(&T->order_sup, T->n_labeled, c->seed, RNG_ORDER_SUP);
     order_init(&T->order_ft, T->n_labeled, c->seed, RNG_ORDER_FT);
-    T->aug = (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, T->data.lo, T->data.hi, T->data.mean};
+    T->aug = aug_spec(&T->data, c->flip);
     T->tty = isatty(STDERR_FILENO);
     T->start_global = T->rs.phase == PHASE_DONE ? c->steps + c->finetune_steps : global_step(T);
     if (c->stop_at > 0 && c->stop_at <= T->start_global && T->rs.phase != PHASE_DONE)

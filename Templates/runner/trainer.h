@@ -29,8 +29,9 @@ typedef struct {
     long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
     double ema_decay; /* decay of the student's EMA (ema.h); 0 disables it */
     int threads, quiet, resume;
+    int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
-    int given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay;
+    int given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -81,6 +82,9 @@ typedef struct {
     /* values of the schedules at the last step, for the metrics lines */
     double lr_teacher, lr_student, uda_weight;
 } Trainer;
+
+/* train.c: the augmentation of a data set (shift by format, flips as resolved). */
+AugSpec aug_spec(const Dataset *d, int flip);
 
 /* batch.c */
 void order_init(Order *o, size_t n, uint64_t seed, int stream);

@@ -549,10 +549,11 @@ static void test_init(void) {
 
 static void test_augment(void) {
     current = "augment";
-    AugSpec s = {28, 28, 1, -0.81f, 2.02f, 0.0f};
+    static const float LO = -0.81f, HI = 2.02f, MEAN = 0.0f;
+    AugSpec s = {28, 28, 1, &LO, &HI, &MEAN, AUG_WEAK_SHIFT, 0};
     float src[784], a[784], b[784], tmp[2 * 784];
-    for (int i = 0; i < 784; i++) src[i] = s.lo;
-    src[14 * 28 + 14] = s.hi; /* one bright pixel in the middle */
+    for (int i = 0; i < 784; i++) src[i] = LO;
+    src[14 * 28 + 14] = HI; /* one bright pixel in the middle */
     Rng r1, r2;
     for (int trial = 0; trial < 50; trial++) {
         rng_init(&r1, 1, RNG_AUGMENT, (uint64_t)trial);
@@ -562,8 +563,8 @@ static void test_augment(void) {
         CHECK(memcmp(a, b, sizeof a) == 0, "weak view not deterministic");
         int bright = -1, others_lo = 1;
         for (int i = 0; i < 784; i++) {
-            if (a[i] == s.hi) bright = i;
-            else others_lo &= a[i] == s.lo;
+            if (a[i] == HI) bright = i;
+            else others_lo &= a[i] == LO;
         }
         CHECK(bright >= 0 && others_lo, "translation changed pixel values");
         if (bright >= 0) CHECK(abs(bright / 28 - 14) <= 2 && abs(bright % 28 - 14) <= 2, "moved more than 2 pixels");
@@ -572,18 +573,18 @@ static void test_augment(void) {
     float img[784];
     Rng r;
     rng_init(&r, 9, 1, 1);
-    for (int i = 0; i < 784; i++) img[i] = s.lo + (s.hi - s.lo) * (float)rng_double(&r) * (i % 3 ? 1.0f : 0.3f);
+    for (int i = 0; i < 784; i++) img[i] = LO + (HI - LO) * (float)rng_double(&r) * (i % 3 ? 1.0f : 0.3f);
     for (int op = 0; op < AUG_NUM_OPS; op++)
         for (int k = 0; k <= 4; k++) {
             aug_apply_op(&s, op, k / 4.0, img, a, tmp, &r);
             int ok = 1;
-            for (int i = 0; i < 784; i++) ok &= isfinite(a[i]) && a[i] >= s.lo - 1e-4f && a[i] <= s.hi + 1e-4f;
+            for (int i = 0; i < 784; i++) ok &= isfinite(a[i]) && a[i] >= LO - 1e-4f && a[i] <= HI + 1e-4f;
             CHECK(ok, "op %d at magnitude %d/4 leaves the pixel range", op, k);
         }
     aug_apply_op(&s, AUG_IDENTITY, 1, img, a, tmp, &r);
     CHECK(memcmp(a, img, sizeof a) == 0, "identity changed the image");
     aug_apply_op(&s, AUG_SOLARIZE, 1, img, a, tmp, &r);
-    CHECK(fabsf(a[1] - (s.lo + s.hi - img[1])) < 1e-4f, "solarize at full magnitude does not invert");
+    CHECK(fabsf(a[1] - (LO + HI - img[1])) < 1e-4f, "solarize at full magnitude does not invert");
     aug_apply_op(&s, AUG_ROTATE, 0, img, a, tmp, &r);
     float maxd = 0;
     for (int i = 0; i < 784; i++) maxd = fmaxf(maxd, fabsf(a[i] - img[i]));
@@ -598,7 +599,7 @@ static void test_augment(void) {
     memcpy(a, img, sizeof a);
     aug_cutout(&s, a, &r1);
     int filled = 0;
-    for (int i = 0; i < 784; i++) filled += a[i] == s.mean;
+    for (int i = 0; i < 784; i++) filled += a[i] == MEAN;
     CHECK(filled >= 16 && filled <= 64, "cutout filled %d pixels", filled);
 }
 
@@ -662,7 +663,7 @@ static void test_dataset(void) {
         if (rc != 0) continue;
         CHECK(d.train.n == 200 && d.test.n == 50 && d.train.y[13] == 3, "%s sizes", kinds[k]);
         CHECK(fabsf(d.train.x[0] - (float)((200 / 255.0 - FMNIST_MEAN) / FMNIST_STD)) < 1e-6f, "%s normalisation", kinds[k]);
-        CHECK(d.lo < d.mean && d.mean < d.hi, "%s pixel stats", kinds[k]);
+        CHECK(d.lo[0] < d.mean[0] && d.mean[0] < d.hi[0], "%s pixel stats", kinds[k]);
         uint32_t *pick, *pick2;
         CHECK(dataset_pick_labeled(&d.train, 50, 7, &pick, &e) == 0, "pick: %s", e.msg);
         CHECK(dataset_pick_labeled(&d.train, 50, 7, &pick2, &e) == 0, "pick: %s", e.msg);
