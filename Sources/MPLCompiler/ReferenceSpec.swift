@@ -43,8 +43,10 @@ enum ReferenceSpec {
             """
     }
 
-    static func layers(_ network: Network) -> String {
-        let items = network.layers.map { layer -> String in
+    static func layers(_ network: Network) -> String { layers(network.layers, indent: "  ") }
+
+    static func layers(_ list: [Layer], indent: String) -> String {
+        let items = list.map { layer -> String in
             switch layer {
             case .dense(let units): return "{\"layer\": \"dense\", \"units\": \(units)}"
             case .conv2D(let f, let k, let s, let p):
@@ -58,8 +60,12 @@ enum ReferenceSpec {
             case .tanh: return "{\"layer\": \"tanh\"}"
             case .sigmoid: return "{\"layer\": \"sigmoid\"}"
             case .dropout(let rate): return "{\"layer\": \"dropout\", \"rate\": \(rate)}"
+            case .batchNorm(let momentum, let epsilon):
+                return "{\"layer\": \"batchnorm\", \"momentum\": \(momentum), \"epsilon\": \(epsilon)}"
+            case .residual(let body):
+                return "{\"layer\": \"residual\", \"body\": \(layers(body, indent: indent + "  "))}"
             }
         }
-        return "[\n    " + items.joined(separator: ",\n    ") + "\n  ]"
+        return "[\n  \(indent)" + items.joined(separator: ",\n  \(indent)") + "\n\(indent)]"
     }
 }

@@ -14,6 +14,8 @@ enum LayerName: String, CaseIterable {
     case tanh = "Tanh"
     case sigmoid = "Sigmoid"
     case dropout = "Dropout"
+    case batchNorm = "BatchNorm"
+    case residual = "Residual"
 
     var parameters: [Parameter] {
         switch self {
@@ -24,10 +26,15 @@ enum LayerName: String, CaseIterable {
         case .globalAvgPool, .flatten, .relu, .tanh, .sigmoid: return []
         case .leakyReLU: return [.leading("alpha", required: false)]
         case .dropout: return [.leading("rate")]
+        case .batchNorm: return [.labeled("momentum"), .labeled("epsilon")]
+        case .residual: return []
         }
     }
 
     static let defaultLeakyReLUAlpha = 0.2
+    /// PyTorch's and the official MPL code's choices: averages move 1 % per step; ε as in TensorFlow.
+    static let defaultBatchNormMomentum = 0.01
+    static let defaultBatchNormEpsilon = 1e-3
 }
 
 /// A network as read from the file, with each layer's syntax so that shape errors point at the layer.
@@ -51,16 +58,9 @@ struct NetworkReader {
         var layers: [Layer] = []
         var nodes: [Syntax] = []
         if let block = call.block {
-            let (statements, blockIsComplete) = block.checkedStatements(diagnostics)
+            let (blockLayers, blockNodes, blockIsComplete) = self.layers(in: block)
+            (layers, nodes) = (blockLayers, blockNodes)
             isComplete = isComplete && blockIsComplete
-            for statement in statements {
-                if let layer = layer(statement) {
-                    layers.append(layer)
-                    nodes.append(Syntax(statement))
-                } else {
-                    isComplete = false
-                }
-            }
             if isComplete && layers.isEmpty {
                 diagnostics.error(.shapeMismatch, "`\(name)` has no layers", at: call.nameNode)
                 isComplete = false
@@ -68,6 +68,43 @@ struct NetworkReader {
         }
         return CheckedNetwork(
             network: Network(name: name, layers: layers), layerNodes: nodes, call: call, isComplete: isComplete)
+    }
+
+    /// The layers of a `{ ... }` block with each one's syntax; incomplete if any statement is not a layer.
+    private func layers(in block: ClosureExprSyntax) -> (layers: [Layer], nodes: [Syntax], isComplete: Bool) {
+        var (statements, isComplete) = block.checkedStatements(diagnostics)
+        var layers: [Layer] = []
+        var nodes: [Syntax] = []
+        for statement in statements {
+            if let layer = layer(statement) {
+                layers.append(layer)
+                nodes.append(Syntax(statement))
+            } else {
+                isComplete = false
+            }
+        }
+        return (layers, nodes, isComplete)
+    }
+
+    /// `Residual { layers }`: the body in the block, nothing in parentheses.
+    private func residual(_ call: Call) -> Layer? {
+        let arguments = Arguments(
+            call.arguments, parameters: [], callee: "Residual", at: call.syntax, diagnostics: diagnostics)
+        guard let block = call.block else {
+            diagnostics.error(.missingArgument, "Residual is missing its `{ ... }` block of layers", at: call.syntax)
+            return nil
+        }
+        if let extra = call.syntax.additionalTrailingClosures.first {
+            diagnostics.error(.unsupported, "Residual takes one `{ ... }` block", at: extra)
+            return nil
+        }
+        let (body, _, isComplete) = layers(in: block)
+        guard isComplete, arguments.isComplete else { return nil }
+        if body.isEmpty {
+            diagnostics.error(.shapeMismatch, "Residual has no layers: it would only double its input", at: call.nameNode)
+            return nil
+        }
+        return .residual(body)
     }
 
     /// `Sequential { ... }` takes its layers in the block and nothing in parentheses.
@@ -99,6 +136,7 @@ struct NetworkReader {
             diagnostics.error(.unknownLayer, "unknown layer `\(call.name)`\(hint)", at: call.nameNode)
             return nil
         }
+        if name == .residual { return residual(call) }
         let hasBlock = call.rejectBlocks(diagnostics)
         let arguments = Arguments(
             call.arguments, parameters: name.parameters, callee: name.rawValue, at: call.syntax,
@@ -141,6 +179,13 @@ struct NetworkReader {
             }
         case .dropout:
             return arguments.real("rate", in: .fraction).map { .dropout(rate: $0) }
+        case .batchNorm:
+            let momentum = arguments.real("momentum", in: .openUnit, default: LayerName.defaultBatchNormMomentum)
+            let epsilon = arguments.real("epsilon", in: .openUnit, default: LayerName.defaultBatchNormEpsilon)
+            guard let momentum, let epsilon else { return nil }
+            return .batchNorm(momentum: momentum, epsilon: epsilon)
+        case .residual:
+            preconditionFailure("read by residual(_:)")
         }
     }
 

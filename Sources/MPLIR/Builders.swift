@@ -58,6 +58,27 @@ extension Graph {
         return scale(sumAll(mul(q, logSoftmax(z))), -1 / rows)
     }
 
+    /// The mean and the biased variance of each column of x [M, C], over its M rows.
+    public mutating func columnMoments(_ x: Value) -> (mean: Value, variance: Value) {
+        let s = shape(of: x)
+        let mean = scale(reduceSum(x, axes: [0]), 1 / Double(s[0]))
+        let deviation = sub(x, broadcast(mean, to: s, axes: [1]))
+        return (mean, scale(reduceSum(mul(deviation, deviation), axes: [0]), 1 / Double(s[0])))
+    }
+
+    /// BatchNorm's affine normalisation of x [M, C] with per-column statistics, scale and offset [C]:
+    /// (x − mean)·scale/√(variance + ε) + offset. 1/√· is exp(−½·log ·), so that it needs no op of its own and
+    /// its derivatives of every order come from the rules of exp and log.
+    public mutating func normalizeColumns(_ x: Value, mean: Value, variance: Value, scale gamma: Value, offset: Value,
+                                          epsilon: Double) -> Value {
+        let s = shape(of: x)
+        let varianceShape = shape(of: variance)
+        let stdInverse = unary(.exp, scale(unary(.log, add(variance, constant(epsilon, varianceShape))), -0.5))
+        let centered = sub(x, broadcast(mean, to: s, axes: [1]))
+        let gain = broadcast(mul(stdInverse, gamma), to: s, axes: [1])
+        return add(mul(centered, gain), broadcast(offset, to: s, axes: [1]))
+    }
+
     /// ⟨a, b⟩ summed over every element.
     public mutating func dot(_ a: Value, _ b: Value) -> Value { sumAll(mul(a, b)) }
 }

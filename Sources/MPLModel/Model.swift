@@ -47,7 +47,7 @@ public enum FeatureShape: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-public enum Layer: Equatable, Sendable {
+public indirect enum Layer: Equatable, Sendable {
     case dense(units: Int)
     case conv2D(filters: Int, kernel: Int, stride: Int, padding: Int)
     case maxPool2D(size: Int, stride: Int)
@@ -59,6 +59,12 @@ public enum Layer: Equatable, Sendable {
     case tanh
     case sigmoid
     case dropout(rate: Double)
+    /// Normalises each channel (the last axis) by its batch statistics in training and by running averages
+    /// (updated as avg ← (1 − momentum)·avg + momentum·batch) in evaluation; then a learned scale and offset.
+    case batchNorm(momentum: Double, epsilon: Double)
+    /// body(x) + shortcut(x): the shortcut is x itself when the body keeps its shape, else a learned
+    /// projection without bias (a strided 1×1 convolution for images, a matrix for vectors).
+    case residual([Layer])
 
     /// The layer's name as written in a model file.
     public var name: String {
@@ -74,6 +80,8 @@ public enum Layer: Equatable, Sendable {
         case .tanh: return "Tanh"
         case .sigmoid: return "Sigmoid"
         case .dropout: return "Dropout"
+        case .batchNorm: return "BatchNorm"
+        case .residual: return "Residual"
         }
     }
 
@@ -103,8 +111,43 @@ public enum Layer: Equatable, Sendable {
             return .failure(ShapeError("\(name) expects an image but its input is a vector of \(input.count) features"))
         case (.flatten, _):
             return .success(.vector(input.count))
-        case (.relu, _), (.leakyReLU, _), (.tanh, _), (.sigmoid, _), (.dropout, _):
+        case (.relu, _), (.leakyReLU, _), (.tanh, _), (.sigmoid, _), (.dropout, _), (.batchNorm, _):
             return .success(input)
+        case (.residual(let body), _):
+            switch Network.shapes(of: body, input: input) {
+            case .failure(let failure):
+                return .failure(ShapeError("in Residual, \(failure.error.message)"))
+            case .success(let shapes):
+                let output = shapes.last ?? input
+                return Residual.shortcut(from: input, to: output).map { _ in output }
+            }
+        }
+    }
+}
+
+/// How a residual block's shortcut maps its input to the body's output shape.
+public enum Residual {
+    public enum Shortcut: Equatable, Sendable {
+        case identity
+        /// A 1×1 convolution with this stride, from `inChannels` to `outChannels`.
+        case convolution(stride: Int, inChannels: Int, outChannels: Int)
+        /// A matrix from `inFeatures` to `outFeatures`.
+        case matrix(inFeatures: Int, outFeatures: Int)
+    }
+
+    public static func shortcut(from input: FeatureShape, to output: FeatureShape) -> Result<Shortcut, ShapeError> {
+        if input == output { return .success(.identity) }
+        switch (input, output) {
+        case (.vector(let a), .vector(let b)):
+            return .success(.matrix(inFeatures: a, outFeatures: b))
+        case (.image(let h, let w, let c), .image(let oh, let ow, let oc)):
+            // A 1×1 window with stride s gives (h − 1)/s + 1 rows: find the s that matches both sides.
+            if let s = (1...max(h, w)).first(where: { (h - 1) / $0 + 1 == oh && (w - 1) / $0 + 1 == ow }) {
+                return .success(.convolution(stride: s, inChannels: c, outChannels: oc))
+            }
+            return .failure(ShapeError("Residual body maps \(input) to \(output), which no strided 1×1 convolution shortcut can match"))
+        default:
+            return .failure(ShapeError("Residual body maps \(input) to \(output); the body must keep images as images and vectors as vectors"))
         }
     }
 }
@@ -124,6 +167,10 @@ public struct Network: Equatable, Sendable {
 
     /// Output shapes after each layer, or the first shape error with its layer index.
     public func shapes(input: FeatureShape) -> Result<[FeatureShape], IndexedShapeError> {
+        Network.shapes(of: layers, input: input)
+    }
+
+    static func shapes(of layers: [Layer], input: FeatureShape) -> Result<[FeatureShape], IndexedShapeError> {
         var shapes: [FeatureShape] = []
         var current = input
         for (index, layer) in layers.enumerated() {

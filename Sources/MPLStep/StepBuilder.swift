@@ -40,9 +40,11 @@ public struct StepBuilder {
         student = NetworkParameters(network: model.student, prefix: "student", input: inputShape)
     }
 
-    /// The state arena in order: teacher, student, teacher momentum, student momentum.
+    /// The state arena in order: teacher, student, teacher momentum, student momentum, then the BatchNorm
+    /// running averages of teacher and student.
     public var stateTable: [TensorInfo] {
         teacher.infos + student.infos + teacher.renamed(to: "teacher_momentum") + student.renamed(to: "student_momentum")
+            + teacher.statistics + student.statistics
     }
 
     func batchShape(_ rows: Int) -> Shape {
@@ -58,9 +60,9 @@ public struct StepBuilder {
         let recipe = model.recipe
         let bl = recipe.labeledBatch, bu = recipe.unlabeledBatch, k = model.classes
         var g = Graph()
-        var masks: [TensorInfo] = []
-        let thetaT = g.stateInputs(teacher.infos)
-        let thetaS = g.stateInputs(student.infos)
+        var effects = ForwardEffects()
+        let thetaT = g.stateInputs(teacher.infos + teacher.statistics)
+        let thetaS = g.stateInputs(student.infos + student.statistics)
         let x = g.input("x", batchShape(bl + 2 * bu))
         let y = g.input("y", Shape([bl, k]))
         let uniform = recipe.pseudoLabels == .hardSampled ? g.input("uniform", Shape([bu])) : nil
@@ -69,8 +71,10 @@ public struct StepBuilder {
         let udaWeight = g.input("uda_weight", .scalar)
         let feedbackScale = g.input("feedback_scale", .scalar)
 
-        // 1-3. Teacher forward on [labeled; weak; strong], supervised and UDA losses.
-        let z = g.forward(teacher, weights: thetaT, x: x, inputShape: inputShape, dropout: .masks(pass: "all"), masks: &masks)
+        // 1-3. Teacher forward on [labeled; weak; strong], supervised and UDA losses. BatchNorm normalises over
+        // all three views together, and its running averages follow this pass.
+        let z = g.forward(teacher, weights: thetaT, x: x, inputShape: inputShape,
+                          pass: .training("all", updatingAverages: true), effects: &effects)
         let zl = g.sliceRows(z, start: 0, count: bl)
         let zuw = g.sliceRows(z, start: bl, count: bu)
         let zus = g.sliceRows(z, start: bl + bu, count: bu)
@@ -84,7 +88,9 @@ public struct StepBuilder {
         let xus = g.sliceRows(x, start: bl + bu, count: bu)
         let xl = g.sliceRows(x, start: 0, count: bl)
         let studentValues = student.infos.map { thetaS[$0.name]! }
-        let su = g.forward(student, weights: thetaS, x: xus, inputShape: inputShape, dropout: .masks(pass: "u"), masks: &masks)
+        // The student's running averages follow its training pass; the labeled passes below only probe it.
+        let su = g.forward(student, weights: thetaS, x: xus, inputShape: inputShape,
+                           pass: .training("u", updatingAverages: true), effects: &effects)
         let lossStudentU = g.crossEntropy(targets: pseudo, logits: su)
         let gu = Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues)
 
@@ -96,7 +102,8 @@ public struct StepBuilder {
 
         // 7. The updated student's labeled loss and its gradient g_l.
         let updated = Dictionary(uniqueKeysWithValues: studentUpdate.results.filter { $0.name.hasPrefix("student/") })
-        let sl = g.forward(student, weights: updated, x: xl, inputShape: inputShape, dropout: .masks(pass: "l"), masks: &masks)
+        let sl = g.forward(student, weights: updated, x: xl, inputShape: inputShape,
+                           pass: .training("l", updatingAverages: false), effects: &effects)
         let lossStudentL = g.crossEntropy(targets: y, logits: sl)
         let gl = Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! })
             .map { g.append(.stopGradient($0)) }
@@ -113,7 +120,8 @@ public struct StepBuilder {
             case .dotProduct:
                 h = hDot
             case .lossDifference:
-                let sOld = g.forward(student, weights: thetaS, x: xl, inputShape: inputShape, dropout: .masks(pass: "l"), masks: &masks)
+                let sOld = g.forward(student, weights: thetaS, x: xl, inputShape: inputShape,
+                                     pass: .training("l", updatingAverages: false), effects: &effects)
                 h = g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL)
             }
             // h·CE(ŷ, z_us) with h a constant: REINFORCE towards labels that helped the student.
@@ -134,9 +142,9 @@ public struct StepBuilder {
 
         g.results = [("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
                      ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h)]
-        let stateResults = teacherUpdate.results + studentUpdate.results
+        let stateResults = teacherUpdate.results + studentUpdate.results + effects.averages
         g.results += stateResults
-        return entryPoint(name: "mplc_step", table: "step", graph: g, masks: masks,
+        return entryPoint(name: "mplc_step", table: "step", graph: g, masks: effects.masks,
                           stateResults: Set(stateResults.map(\.name)))
     }
 
@@ -166,31 +174,33 @@ public struct StepBuilder {
     public func supervisedStep() -> EntryPoint {
         let rows = model.recipe.finetune.batch
         var g = Graph()
-        var masks: [TensorInfo] = []
-        let thetaS = g.stateInputs(student.infos)
+        var effects = ForwardEffects()
+        let thetaS = g.stateInputs(student.infos + student.statistics)
         let x = g.input("x", batchShape(rows))
         let y = g.input("y", Shape([rows, model.classes]))
         let lr = g.input("lr", .scalar)
-        let logits = g.forward(student, weights: thetaS, x: x, inputShape: inputShape, dropout: .masks(pass: "sup"), masks: &masks)
+        let logits = g.forward(student, weights: thetaS, x: x, inputShape: inputShape,
+                               pass: .training("sup", updatingAverages: true), effects: &effects)
         let loss = g.crossEntropy(targets: y, logits: logits)
         let grads = Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! })
         var update = SGDUpdate(settings: model.recipe.studentOptimizer)
         update.apply(&g, parameters: student.infos, momentumPrefix: "student_momentum", parameterPrefix: "student",
                      gradients: grads, learningRate: lr)
-        g.results = [("loss", loss)] + update.results
-        return entryPoint(name: "mplc_supervised_step", table: "supervised", graph: g, masks: masks,
-                          stateResults: Set(update.results.map(\.name)))
+        let stateResults = update.results + effects.averages
+        g.results = [("loss", loss)] + stateResults
+        return entryPoint(name: "mplc_supervised_step", table: "supervised", graph: g, masks: effects.masks,
+                          stateResults: Set(stateResults.map(\.name)))
     }
 
     public func predict(teacherNetwork: Bool) -> EntryPoint {
         let net = teacherNetwork ? teacher : student
         var g = Graph()
-        var masks: [TensorInfo] = []
-        let weights = g.stateInputs(net.infos)
+        var effects = ForwardEffects()
+        let weights = g.stateInputs(net.infos + net.statistics)
         let x = g.input("x", batchShape(model.recipe.evalBatch))
-        let logits = g.forward(net, weights: weights, x: x, inputShape: inputShape, dropout: .off, masks: &masks)
+        let logits = g.forward(net, weights: weights, x: x, inputShape: inputShape, pass: .evaluation, effects: &effects)
         g.results = [("logits", logits)]
-        var storage = Dictionary(uniqueKeysWithValues: net.infos.map { ($0.name, Storage.state) })
+        var storage = Dictionary(uniqueKeysWithValues: (net.infos + net.statistics).map { ($0.name, Storage.state) })
         storage["x"] = .argument
         return EntryPoint(name: "mplc_predict_\(net.prefix)", tableName: "predict_\(net.prefix)", graph: g,
                           inputStorage: storage, resultStorage: ["logits": .argument])

@@ -57,6 +57,8 @@ func randomInputs(_ entry: EntryPoint, seed: UInt64, scalars: [String: Double]) 
             env[name] = (0..<shape.count).map { _ in rng.uniform(0...1) < rate ? 0 : 1 / (1 - rate) }
         } else if name == "uniform" {
             env[name] = rng.vector(shape.count, in: 0...1)
+        } else if name.hasSuffix("/running_var") || name.hasSuffix("/scale") {
+            env[name] = rng.vector(shape.count, in: 0.5...1.5)
         } else {
             let scale = name.contains("weight") ? 1 / Double(shape.dims.dropLast().reduce(1, *)).squareRoot() : 0.5
             env[name] = rng.vector(shape.count, in: -scale...scale)
@@ -194,7 +196,10 @@ let stepVariants: [StepVariant] = ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl
     [StepVariant(file: file, pseudoLabels: .hardArgmax, feedback: .dotProduct),
      StepVariant(file: file, pseudoLabels: .hardSampled, feedback: .lossDifference),
      StepVariant(file: file, pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct)]
-}
+} + [  // BatchNorm and residual blocks.
+    StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .lossDifference),
+    StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+]
 
 @Suite("Generated C against the Double interpreter", .serialized)
 struct GeneratedStepTests {

@@ -42,6 +42,78 @@ import Testing
                 """)
     }
 
+    @Test func residualBlocksAndBatchNorm() throws {
+        let source = """
+            let input = Image(channels: 1, height: 8, width: 8)
+            let classes = 3
+            let net = Sequential {
+                Conv2D(4, kernel: 3, padding: 1)
+                Residual {
+                    BatchNorm(momentum: 0.1)
+                    ReLU()
+                    Conv2D(8, kernel: 3, stride: 2, padding: 1)
+                }
+                Residual { BatchNorm(epsilon: 1e-5); Conv2D(8, kernel: 3, padding: 1) }
+                GlobalAvgPool()
+                Dense(3)
+            }
+            let mpl = MPL(teacher: net, student: net)
+            """
+        let layers = try #require(parsedModel(source)).teacher.layers
+        #expect(layers[1] == .residual([.batchNorm(momentum: 0.1, epsilon: 1e-3), .relu,
+                                         .conv2D(filters: 8, kernel: 3, stride: 2, padding: 1)]))
+        #expect(layers[2] == .residual([.batchNorm(momentum: 0.01, epsilon: 1e-5),
+                                         .conv2D(filters: 8, kernel: 3, stride: 1, padding: 1)]))
+    }
+
+    @Test func residualErrors() {
+        let source = """
+            let input = Image(channels: 1, height: 8, width: 8)
+            let classes = 3
+            let net = Sequential {
+                Residual { }
+                Residual(2) { ReLU() }
+                Residual { Flatten() }
+                Residual { BatchNorm(momentum: 1.5) }
+                GlobalAvgPool()
+                Dense(3)
+            }
+            let mpl = MPL(teacher: net, student: net)
+            """
+        #expect(
+            diagnose(source) == """
+                bad.swiftdsl:4:5: error: Residual has no layers: it would only double its input [E007]
+                    Residual { }
+                    ^
+                bad.swiftdsl:5:14: error: Residual takes no arguments [E004]
+                    Residual(2) { ReLU() }
+                             ^
+                bad.swiftdsl:7:36: error: BatchNorm momentum must be in (0, 1); got 1.5 [E006]
+                    Residual { BatchNorm(momentum: 1.5) }
+                                                   ^
+
+                """)
+    }
+
+    @Test func residualShapeError() {
+        let source = """
+            let input = Image(channels: 1, height: 8, width: 8)
+            let classes = 3
+            let net = Sequential {
+                Residual { Flatten() }
+                Dense(3)
+            }
+            let mpl = MPL(teacher: net, student: net)
+            """
+        #expect(
+            diagnose(source) == """
+                bad.swiftdsl:4:5: error: Residual body maps 1×8×8 to 64; the body must keep images as images and vectors as vectors [E007]
+                    Residual { Flatten() }
+                    ^
+
+                """)
+    }
+
     @Test func unknownLayerWithoutACloseMatchListsTheLayers() {
         let source = """
             let input = Features(4)
@@ -51,7 +123,7 @@ import Testing
             """
         #expect(
             diagnose(source) == """
-                bad.swiftdsl:3:24: error: unknown layer `Softmax`; layers are Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid or Dropout [E002]
+                bad.swiftdsl:3:24: error: unknown layer `Softmax`; layers are Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid, Dropout, BatchNorm or Residual [E002]
                 let net = Sequential { Softmax(); Dense(2) }
                                        ^
 

@@ -61,6 +61,17 @@ let differentiableOps: [OpCase] = {
         OpCase(name: "cross_entropy soft targets", inputs: [("q", Shape([3, 5])), ("z", Shape([3, 5]))]) { g, x in
             g.crossEntropy(targets: g.softmax(x[0]), logits: x[1])
         },
+        // BatchNorm is a composition (Graph.columnMoments, normalizeColumns): checked as a unit, in both modes.
+        OpCase(name: "batch_norm training (batch statistics)",
+               inputs: [("x", Shape([6, 4])), ("scale", Shape([4])), ("offset", Shape([4]))]) { g, x in
+            let (mean, variance) = g.columnMoments(x[0])
+            return g.normalizeColumns(x[0], mean: mean, variance: variance, scale: x[1], offset: x[2], epsilon: 1e-3)
+        },
+        OpCase(name: "batch_norm evaluation (running averages)",
+               inputs: [("x", Shape([6, 4])), ("mean", Shape([4])), ("variance", Shape([4])), ("scale", Shape([4])),
+                        ("offset", Shape([4]))]) { g, x in
+            g.normalizeColumns(x[0], mean: x[1], variance: g.unary(.exp, x[2]), scale: x[3], offset: x[4], epsilon: 1e-3)
+        },
     ]
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         cases.append(OpCase(name: "matmul tA=\(ta) tB=\(tb)",

@@ -39,6 +39,24 @@ enum TinyModels {
                      student: student, recipe: recipe(pseudo))
     }
 
+    /// BatchNorm and residual blocks of every kind: a strided 1×1-convolution shortcut, a matrix shortcut, an
+    /// identity shortcut.
+    static func residual(_ pseudo: PseudoLabels) -> Model {
+        let teacher = Network(name: "t", layers: [
+            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3), .relu,
+            .residual([.conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3),
+                       .leakyReLU(alpha: 0.1), .conv2D(filters: 3, kernel: 3, stride: 2, padding: 1)]),
+            .batchNorm(momentum: 0.1, epsilon: 1e-3), .tanh, .globalAvgPool, .dense(units: 3),
+        ])
+        let student = Network(name: "s", layers: [
+            .flatten, .dense(units: 5), .batchNorm(momentum: 0.01, epsilon: 1e-3), .tanh,
+            .residual([.dense(units: 4), .batchNorm(momentum: 0.01, epsilon: 1e-3), .tanh]),
+            .residual([.dense(units: 4), .sigmoid]), .dense(units: 3),
+        ])
+        return Model(name: "tiny_residual", input: .image(channels: 1, height: 6, width: 6), classes: 3,
+                     teacher: teacher, student: student, recipe: recipe(pseudo))
+    }
+
     /// Random state and batch for `entry`, keyed by input name, with the given scalars.
     static func inputs(for entry: EntryPoint, seed: UInt64, scalars: [String: Double]) -> [String: [Double]] {
         var rng = SplitMix64(seed: seed)
@@ -97,7 +115,8 @@ struct MetaGradientTests {
     }
 
     @Test("Soft labels: the meta-gradient equals finite differences of the unrolled objective (fixes the sign)",
-          arguments: [TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1))])
+          arguments: [TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1)),
+                      TinyModels.residual(.soft(temperature: 1))])
     func softExact(model: Model) throws {
         for seed: UInt64 in [1, 2, 3] {
             let (step, env, gradient) = try metaGradient(model, seed: seed)
