@@ -116,9 +116,23 @@ struct FileAnalyzer {
     private func checkShapes() {
         guard let input else { return }
         let checker = ShapeChecker(diagnostics: diagnostics)
+        // With Reduced MPL the teacher reads a class distribution, not the image.
+        let distributionReader = training?.recipe.teacherInput == .cachedPredictions ? training?.teacher?.baseName.text : nil
+        if let distributionReader, let student = training?.student, student.baseName.text == distributionReader {
+            diagnostics.error(
+                .shapeMismatch,
+                "with teacherInput(.cachedPredictions) the teacher reads class distributions and the student reads images: they must be different networks",
+                at: student)
+            return
+        }
         for network in networks.values.sorted(by: { $0.call.syntax.position < $1.call.syntax.position })
         where network.isComplete {
-            checker.check(network, input: input.featureShape, classes: classes)
+            if network.network.name == distributionReader {
+                guard let classes else { continue }
+                checker.check(network, input: .vector(classes), classes: classes)
+            } else {
+                checker.check(network, input: input.featureShape, classes: classes)
+            }
         }
     }
 

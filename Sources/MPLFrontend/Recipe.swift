@@ -5,7 +5,7 @@ import SwiftSyntax
 enum SettingName: String, CaseIterable {
     case labeledBatch, unlabeledRatio, pseudoLabels, feedback, uda, labelSmoothing
     case teacherOptimizer, studentOptimizer, studentWaitSteps, steps, finetune, emaDecay
-    case initialization, evalBatch, seed
+    case initialization, evalBatch, seed, teacherInput
 }
 
 /// Bounds that keep products such as labeledBatch × unlabeledRatio far from Int overflow.
@@ -84,6 +84,7 @@ struct RecipeReader {
         case .pseudoLabels: return assign(\.pseudoLabels, single(call) { $0["value"].flatMap(pseudoLabels) })
         case .feedback: return assign(\.feedback, single(call) { $0["value"].flatMap(feedback) })
         case .initialization: return assign(\.initialization, single(call) { $0["value"].flatMap(initialization) })
+        case .teacherInput: return assign(\.teacherInput, single(call) { $0["value"].flatMap(teacherInput) })
         case .uda: return assign(\.uda, uda(call))
         case .finetune: return assign(\.finetune, finetune(call))
         case .teacherOptimizer, .studentOptimizer:
@@ -148,6 +149,18 @@ struct RecipeReader {
         default:
             diagnostics.error(
                 .wrongType, "pseudoLabels .hard must be .argmax or .sampled; got `\(expression.snippet)`",
+                at: expression)
+            return nil
+        }
+    }
+
+    private func teacherInput(_ expression: ExprSyntax) -> TeacherInput? {
+        switch CaseValue(expression).flatMap({ $0.arguments == nil ? $0.name : nil }) {
+        case "image": return .image
+        case "cachedPredictions": return .cachedPredictions
+        default:
+            diagnostics.error(
+                .wrongType, "teacherInput must be .image or .cachedPredictions; got `\(expression.snippet)`",
                 at: expression)
             return nil
         }

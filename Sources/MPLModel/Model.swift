@@ -204,6 +204,15 @@ public enum Feedback: Equatable, Sendable {
     case lossDifference
 }
 
+/// What the teacher reads.
+public enum TeacherInput: Equatable, Sendable {
+    /// The images, like the student (MPL).
+    case image
+    /// Reduced MPL: the class distribution a large teacher predicted for each image, cached once in a file;
+    /// the teacher is then a small network from `classes` features to `classes` logits.
+    case cachedPredictions
+}
+
 public enum Initialization: Equatable, Sendable {
     /// He-uniform for weights (bound √(6/fan_in)), zero biases.
     case heUniform
@@ -255,6 +264,7 @@ public struct Recipe: Equatable, Sendable {
     public var steps: Int = 300_000
     public var finetune = Finetune()
     public var emaDecay: Double = 0.995
+    public var teacherInput: TeacherInput = .image
     public var initialization: Initialization = .heUniform
     public var evalBatch: Int = 500
     public var seed: Int = 0

@@ -57,6 +57,8 @@ extension StepBuilder {
             ("MPLC_INIT_UNIFORM", int(initUniform)), ("MPLC_INIT_BOUND", double(initBound)),
             ("MPLC_PSEUDO_LABELS", string(pseudo)),
             ("MPLC_FEEDBACK", string(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")),
+            // Reduced MPL: 1 when the teacher reads cached class distributions (input `teacher_x`), not images.
+            ("MPLC_TEACHER_READS_PREDICTIONS", int(recipe.teacherInput == .cachedPredictions ? 1 : 0)),
         ]
         return list.map { (name: $0.0, value: $0.1) }
     }

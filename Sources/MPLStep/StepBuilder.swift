@@ -32,11 +32,14 @@ public struct StepBuilder {
     let teacher: NetworkParameters
     let student: NetworkParameters
     let inputShape: FeatureShape
+    /// The image, or with Reduced MPL the cached class distribution.
+    let teacherInputShape: FeatureShape
 
     public init(model: Model) {
         self.model = model
         inputShape = model.input.featureShape
-        teacher = NetworkParameters(network: model.teacher, prefix: "teacher", input: inputShape)
+        teacherInputShape = model.recipe.teacherInput == .image ? inputShape : .vector(model.classes)
+        teacher = NetworkParameters(network: model.teacher, prefix: "teacher", input: teacherInputShape)
         student = NetworkParameters(network: model.student, prefix: "student", input: inputShape)
     }
 
@@ -47,8 +50,8 @@ public struct StepBuilder {
             + teacher.statistics + student.statistics
     }
 
-    func batchShape(_ rows: Int) -> Shape {
-        switch inputShape {
+    func batchShape(_ rows: Int, _ shape: FeatureShape? = nil) -> Shape {
+        switch shape ?? inputShape {
         case .image(let h, let w, let c): return Shape([rows, h, w, c])
         case .vector(let d): return Shape([rows, d])
         }
@@ -72,16 +75,28 @@ public struct StepBuilder {
         let feedbackScale = g.input("feedback_scale", .scalar)
 
         // 1-3. Teacher forward on [labeled; weak; strong], supervised and UDA losses. BatchNorm normalises over
-        // all three views together, and its running averages follow this pass.
-        let z = g.forward(teacher, weights: thetaT, x: x, inputShape: inputShape,
-                          pass: .training("all", updatingAverages: true), effects: &effects)
-        let zl = g.sliceRows(z, start: 0, count: bl)
-        let zuw = g.sliceRows(z, start: bl, count: bu)
-        let zus = g.sliceRows(z, start: bl + bu, count: bu)
+        // all three views together, and its running averages follow this pass. With Reduced MPL the teacher
+        // reads one cached distribution per image instead, [labeled; unlabeled], and there is no UDA.
+        let zl, zus: Value
+        var zuw: Value?
+        switch recipe.teacherInput {
+        case .image:
+            let z = g.forward(teacher, weights: thetaT, x: x, inputShape: inputShape,
+                              pass: .training("all", updatingAverages: true), effects: &effects)
+            zl = g.sliceRows(z, start: 0, count: bl)
+            zuw = g.sliceRows(z, start: bl, count: bu)
+            zus = g.sliceRows(z, start: bl + bu, count: bu)
+        case .cachedPredictions:
+            let teacherX = g.input("teacher_x", Shape([bl + bu, k]))
+            let z = g.forward(teacher, weights: thetaT, x: teacherX, inputShape: teacherInputShape,
+                              pass: .training("all", updatingAverages: true), effects: &effects)
+            zl = g.sliceRows(z, start: 0, count: bl)
+            zus = g.sliceRows(z, start: bl, count: bu)
+        }
         let eps = recipe.labelSmoothing
         let smoothed = g.add(g.scale(y, 1 - eps), g.constant(eps / Double(k), Shape([bl, k])))
         let lossSup = g.crossEntropy(targets: smoothed, logits: zl)
-        let (lossUDA, maskRate) = udaLoss(&g, weak: zuw, strong: zus)
+        let (lossUDA, maskRate) = zuw.map { udaLoss(&g, weak: $0, strong: zus) } ?? (g.constant(0, .scalar), g.constant(0, .scalar))
 
         // 4-5. Pseudo labels on the strong view; the student's loss and gradient on them.
         let pseudo = pseudoLabels(&g, strongLogits: zus, uniform: uniform)
@@ -194,11 +209,12 @@ public struct StepBuilder {
 
     public func predict(teacherNetwork: Bool) -> EntryPoint {
         let net = teacherNetwork ? teacher : student
+        let netInput = teacherNetwork ? teacherInputShape : inputShape
         var g = Graph()
         var effects = ForwardEffects()
         let weights = g.stateInputs(net.infos + net.statistics)
-        let x = g.input("x", batchShape(model.recipe.evalBatch))
-        let logits = g.forward(net, weights: weights, x: x, inputShape: inputShape, pass: .evaluation, effects: &effects)
+        let x = g.input("x", batchShape(model.recipe.evalBatch, netInput))
+        let logits = g.forward(net, weights: weights, x: x, inputShape: netInput, pass: .evaluation, effects: &effects)
         g.results = [("logits", logits)]
         var storage = Dictionary(uniqueKeysWithValues: (net.infos + net.statistics).map { ($0.name, Storage.state) })
         storage["x"] = .argument

@@ -199,6 +199,8 @@ let stepVariants: [StepVariant] = ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl
 } + [  // BatchNorm and residual blocks.
     StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .hardArgmax, feedback: .lossDifference),
     StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+    // Reduced MPL.
+    StepVariant(file: "fashion_reduced.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
 ]
 
 @Suite("Generated C against the Double interpreter", .serialized)

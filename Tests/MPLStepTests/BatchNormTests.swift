@@ -74,3 +74,31 @@ struct BatchNormTests {
         #expect(!names.contains { $0.0.hasSuffix("momentum/bn0/running_mean") })
     }
 }
+
+@Suite("Reduced MPL: the teacher reads cached distributions")
+struct ReducedMPLTests {
+    @Test("The teacher's inputs are teacher_x [B_l + B_u, K]; the images reach only the student; no UDA")
+    func teacherReadsDistributions() throws {
+        let model = TinyModels.reduced(.hardArgmax)
+        let builder = StepBuilder(model: model)
+        let step = builder.mplStep()
+        #expect(step.graph.verify().isEmpty)
+        let (bl, bu) = (model.recipe.labeledBatch, model.recipe.unlabeledBatch)
+        let teacherX = try #require(step.graph.input(named: "teacher_x"))
+        #expect(step.graph.shape(of: teacherX) == Shape([bl + bu, 3]))
+        #expect(builder.stateTable.first { $0.name == "teacher/dense0/weight" }?.shape == Shape([3, 4]))
+        let predict = builder.predict(teacherNetwork: true)
+        #expect(predict.graph.shape(of: try #require(predict.graph.input(named: "x"))) == Shape([model.recipe.evalBatch, 3]))
+        let env = TinyModels.inputs(for: step, seed: 5,
+                                    scalars: ["lr_teacher": 0.1, "lr_student": 0.1, "uda_weight": 1, "feedback_scale": 1])
+        let out = try Interpreter.results(step.graph, inputs: env)
+        #expect(out["loss_uda"] == [0] && out["mask_rate"] == [0])
+        // Changing the teacher's view of a labeled row changes its supervised loss; the images do not.
+        var moved = env
+        moved["teacher_x"]![0] += 0.5
+        #expect(try Interpreter.results(step.graph, inputs: moved)["loss_sup"] != out["loss_sup"])
+        moved = env
+        moved["x"] = moved["x"]!.map { $0 + 0.5 }
+        #expect(try Interpreter.results(step.graph, inputs: moved)["loss_sup"] == out["loss_sup"])
+    }
+}

@@ -57,6 +57,18 @@ enum TinyModels {
                      teacher: teacher, student: student, recipe: recipe(pseudo))
     }
 
+    /// Reduced MPL: a small teacher on 3-class distributions, an image student.
+    static func reduced(_ pseudo: PseudoLabels) -> Model {
+        let teacher = Network(name: "t", layers: [.dense(units: 4), .tanh, .dense(units: 3)])
+        let student = Network(name: "s", layers: [
+            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .relu, .globalAvgPool, .dense(units: 3),
+        ])
+        var model = Model(name: "tiny_reduced", input: .image(channels: 1, height: 5, width: 5), classes: 3,
+                          teacher: teacher, student: student, recipe: recipe(pseudo))
+        model.recipe.teacherInput = .cachedPredictions
+        return model
+    }
+
     /// Random state and batch for `entry`, keyed by input name, with the given scalars.
     static func inputs(for entry: EntryPoint, seed: UInt64, scalars: [String: Double]) -> [String: [Double]] {
         var rng = SplitMix64(seed: seed)
@@ -116,7 +128,7 @@ struct MetaGradientTests {
 
     @Test("Soft labels: the meta-gradient equals finite differences of the unrolled objective (fixes the sign)",
           arguments: [TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1)),
-                      TinyModels.residual(.soft(temperature: 1))])
+                      TinyModels.residual(.soft(temperature: 1)), TinyModels.reduced(.soft(temperature: 1))])
     func softExact(model: Model) throws {
         for seed: UInt64 in [1, 2, 3] {
             let (step, env, gradient) = try metaGradient(model, seed: seed)

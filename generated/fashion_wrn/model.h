@@ -72,6 +72,7 @@ typedef struct {
 #define MPLC_INIT_BOUND 0.0
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+#define MPLC_TEACHER_READS_PREDICTIONS 0
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];
