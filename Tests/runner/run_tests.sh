@@ -232,5 +232,97 @@ expect "finetune batch larger than --labels: exit 1 with the numbers" 1 \
     "--labels 20: model fake_linear finetunes on 32 labeled examples per step .*use --labels 40 or more" -- \
     "$RUN" train --data "$WORK/npydata" --labels 20 --steps 30 --finetune-steps 5 --out "$WORK/npy20" --quiet
 
+# ================================================================ EMA of the student (docs/RUNNER.md)
+# The fake model waits 20 steps (MPLC_STUDENT_WAIT_STEPS) before the student learns; MPLC_EMA_DECAY is 0.995.
+if out=$("$T" ema-unit "$WORK/ema-unit" 2>&1); then pass "EMA unit tests: update = formula bit for bit, closed form, checkpoint entries ($(tail -n 1 <<<"$out"))"
+else fail "EMA unit tests" "$out"; fi
+expect "--ema-decay 1.5: exit 2" 2 "--ema-decay needs a number D with 0 <= D < 1 \(0 disables the EMA\), got '1.5'" -- \
+    "$RUN" train --ema-decay 1.5
+expect "--ema-decay 1: exit 2" 2 "--ema-decay needs a number D with 0 <= D < 1" -- "$RUN" train --ema-decay=1
+expect "--ema-decay -0.1: exit 2" 2 "--ema-decay needs a number D with 0 <= D < 1" -- "$RUN" train --ema-decay -0.1
+expect "--ema-decay x: exit 2" 2 "--ema-decay needs a number D with 0 <= D < 1" -- "$RUN" train --ema-decay 0.5x
+expect "--help documents --ema-decay" 0 "--ema-decay 0.995: decay of the exponential moving average" -- "$RUN" train --help
+
+# The 200-step run above: evaluations every 20 steps; the EMA is empty at step 20 and updated in 180 + 50 steps.
+S="$WORK/mpl/summary.json"
+ema_before=$(json_number "$S" student_ema_before_finetune)
+ema_after=$(json_number "$S" student_ema_after_finetune)
+if [ -n "$ema_before" ] && [ -n "$ema_after" ] && grep -q '"ema": {"decay": 0.995, "updates": 230}' "$S"; then
+    pass "summary.json: student EMA $ema_after (before finetuning $ema_before), decay 0.995, 230 updates"
+else fail "summary.json: EMA accuracies or the ema object" "$(cat "$S")"; fi
+n_ema=$(grep -c '"acc_student_ema"' "$WORK/mpl/metrics.jsonl")
+first_eval=$(grep -m 1 '"eval"' "$WORK/mpl/metrics.jsonl")
+if [ "$n_ema" -eq 10 ] && ! grep -q acc_student_ema <<<"$first_eval"; then
+    pass "metrics.jsonl: acc_student_ema in the 10 evaluations after the student's wait, not at step 20"
+else fail "metrics.jsonl: $n_ema evaluations with acc_student_ema (want 10)" "$first_eval"; fi
+if grep -q '^\[mpl\] .* | test@[0-9]* T [0-9.]*% S [0-9.]*% EMA [0-9.]*% |' "$WORK/mpl.err"; then pass "progress line: the EMA's accuracy"
+else fail "progress line without the EMA's accuracy" "$(tail -n 3 "$WORK/mpl.err")"; fi
+expect "result line: the EMA's accuracy (resuming the finished run prints it again)" 0 \
+    "student EMA [0-9.]+% \(before finetuning [0-9.]+%\), teacher" -- "$RUN" train --data "$FAST" --resume --out "$WORK/mpl"
+expect "eval reports the EMA of a checkpoint that has one" 0 '"acc_student_ema":0\.[0-9]' -- \
+    "$RUN" eval --checkpoint "$WORK/mpl/checkpoint.safetensors" --data "$FAST"
+
+# Step by step (through --resume, which the cases below show to be bit-exact): the EMA is empty until the
+# student learns, a copy of the student after its first learning step, then d * ema + (1 - d) * student.
+E="$WORK/ema-steps"
+ema_stop() { # ema_stop STEP [FLAGS...]: run (or resume) to global step STEP, keep the checkpoint as E/STEP.safetensors
+    local at=$1
+    shift
+    if [ -f "$E/checkpoint.safetensors" ]; then
+        "$RUN" train --data "$FAST" --quiet --resume --out "$E" --stop-at "$at" "$@" >/dev/null 2>"$E.err"
+    else
+        "$RUN" "${FLAGS[@]}" --out "$E" --stop-at "$at" "$@" >/dev/null 2>"$E.err"
+    fi
+    cp "$E/checkpoint.safetensors" "$E/$at.safetensors" 2>/dev/null
+}
+ema_stop 20
+updates=$("$T" st-meta "$E/20.safetensors" ema_updates)
+if [ "$updates" = 0 ]; then pass "EMA: empty while the student waits (step 20: 0 updates)"
+else fail "EMA: $updates updates at step 20, before the student learned" "$(cat "$E.err")"; fi
+ema_stop 21
+ema_stop 22
+ema_stop 71
+ema_stop 72
+if "$T" ema-check "$E/21.safetensors" 0.995 && [ "$("$T" st-meta "$E/21.safetensors" ema_updates)" = 1 ]; then
+    pass "EMA: the student's weights after its first learning step (step 21)"
+else fail "EMA at step 21 is not the student's weights"; fi
+if "$T" ema-check "$E/22.safetensors" "$E/21.safetensors" 0.995 && "$T" ema-check "$E/72.safetensors" "$E/71.safetensors" 0.995; then
+    pass "EMA: step 22 and finetuning step 12 are 0.995 * previous EMA + 0.005 * student, bit for bit"
+else fail "EMA update between checkpoints does not match the formula"; fi
+rm -rf "$E"
+ema_stop 40 --ema-decay 0.9
+ema_stop 41
+if [ "$("$T" st-meta "$E/41.safetensors" ema_decay)" = 0.90000000000000002 ] &&
+    "$T" ema-check "$E/41.safetensors" "$E/40.safetensors" 0.9; then
+    pass "EMA: --ema-decay 0.9 is kept in the checkpoint and used after --resume"
+else fail "EMA: --ema-decay 0.9 not kept across --resume" "$(cat "$E.err")"; fi
+expect "resume with a different --ema-decay: exit 1" 1 "was written with --ema-decay 0.9000.*, but this command says --ema-decay 0.5" -- \
+    "$RUN" train --data "$FAST" --resume --ema-decay 0.5 --out "$E" --quiet
+
+# Resume stays bit-exact with the EMA in the checkpoint and metrics (resume_case compares with the full run).
+resume_case ema-before-wait 10
+resume_case ema-first-step 21
+
+# --ema-decay 0: no EMA anywhere, and the student and teacher train exactly as with one.
+if "$RUN" "${FLAGS[@]}" --ema-decay 0 --out "$WORK/ema0" >/dev/null 2>"$WORK/ema0.err"; then
+    if "$T" st-equal "$WORK/full/checkpoint.safetensors" "$WORK/ema0/checkpoint.safetensors" &&
+        ! grep -q acc_student_ema "$WORK/ema0/metrics.jsonl" && grep -q '"student_ema_after_finetune": null' "$WORK/ema0/summary.json" &&
+        ! "$RUN" eval --checkpoint "$WORK/ema0/checkpoint.safetensors" --data "$FAST" | grep -q acc_student_ema; then
+        pass "--ema-decay 0: no EMA in checkpoint, metrics, summary (null) or eval; the same state as with an EMA"
+    else fail "--ema-decay 0" "$(cat "$WORK/ema0/summary.json")"; fi
+else fail "--ema-decay 0 run" "$(cat "$WORK/ema0.err")"; fi
+
+# A checkpoint of an older mplc-run (no EMA tensors or metadata) resumes with a fresh EMA and a note.
+O="$WORK/ema-old"
+"$RUN" "${FLAGS[@]}" --out "$O" --stop-at 30 >/dev/null 2>&1
+"$T" ema-strip "$O/checkpoint.safetensors" "$O/old.safetensors" && mv "$O/old.safetensors" "$O/checkpoint.safetensors"
+if "$RUN" train --data "$FAST" --resume --out "$O" >/dev/null 2>"$O.err" && grep -q "has no EMA of the student" "$O.err" &&
+    "$T" st-equal "$WORK/full/checkpoint.safetensors" "$O/checkpoint.safetensors" &&
+    grep -q '"ema": {"decay": 0.995, "updates": 50}' "$O/summary.json"; then
+    pass "old checkpoint without EMA: resumes with a note, the same state, an EMA of the 50 steps after it"
+else fail "old checkpoint without EMA" "$(cat "$O.err")"; fi
+
+# ================================================================ end of the EMA section
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

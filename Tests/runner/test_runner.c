@@ -867,6 +867,186 @@ static int st_finite(const char *file) {
     return 0;
 }
 
+/* ================================================================ EMA of the student (ema.h)
+ * Unit tests and helpers of the EMA, run by the EMA section of run_tests.sh:
+ *   test_runner ema-unit [TMPDIR]              the EMA update against the formula; EMA tensors in checkpoints
+ *   test_runner ema-check B [A] DECAY          checkpoint B's EMA is the student of B (no A: the first update)
+ *                                              or DECAY * (A's EMA) + (1 - DECAY) * (B's student), bit for bit
+ *   test_runner ema-strip IN OUT               OUT = IN without EMA tensors and metadata (an older checkpoint) */
+
+#include "ema.h"
+
+/* The runner's update written out for one float: the reference the arena-wide update must match bit for bit. */
+static float ema_reference(float ema, float student, double decay) {
+    return (float)(decay * (double)ema + (1.0 - decay) * (double)student);
+}
+
+static void test_ema_tracks(void) {
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        CHECK(ema_tracks(t) == (strncmp(t->name, "student/", 8) == 0), "ema_tracks(%s)", t->name);
+    }
+    /* BatchNorm statistics, when a model has them, are student/ tensors like the weights */
+    mplc_tensor bn = {"student/bn0/running_var", 1, {16, 0, 0, 0}, 0, 16, 0, 0, 0};
+    mplc_tensor mom = {"student_momentum/bn0/scale", 1, {16, 0, 0, 0}, 0, 16, 0, 0, 0};
+    CHECK(ema_tracks(&bn) && !ema_tracks(&mom), "BatchNorm statistics are averaged, momenta are not");
+}
+
+/* N updates with a different student each time: the arena equals the recurrence computed float by float
+ * (bit for bit), agrees with the closed form d^(N-1) s_1 + sum_{k>=2} (1-d) d^(N-k) s_k, and the
+ * floats of other tensors are never touched. */
+static void test_ema_formula(void) {
+    const double d = 0.995;
+    const int N = 40;
+    float *ema = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *want = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    double *closed = xcalloc(MPLC_STATE_FLOATS, sizeof(double));
+    for (size_t k = 0; k < MPLC_STATE_FLOATS; k++) ema[k] = want[k] = 42.0f; /* sentinel */
+    for (int n = 0; n < N; n++) {
+        float *s = random_state(1000 + (uint64_t)n);
+        ema_update(ema, s, d, n);
+        for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+            const mplc_tensor *t = &mplc_state_tensors[i];
+            if (!ema_tracks(t)) continue;
+            for (size_t k = t->offset; k < t->offset + t->count; k++) {
+                want[k] = n == 0 ? s[k] : ema_reference(want[k], s[k], d);
+                closed[k] = n == 0 ? s[k] : d * closed[k] + (1 - d) * s[k];
+            }
+        }
+        free(s);
+    }
+    CHECK(memcmp(ema, want, sizeof(float) * MPLC_STATE_FLOATS) == 0, "EMA after %d updates differs from the recurrence", N);
+    double worst = 0;
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        size_t written = 0;
+        for (size_t k = t->offset; k < t->offset + t->count; k++) {
+            if (!ema_tracks(t)) written += ema[k] != 42.0f;
+            else if (fabs(ema[k] - closed[k]) > worst) worst = fabs(ema[k] - closed[k]);
+        }
+        CHECK(written == 0, "%zu floats of %s were written", written, t->name);
+    }
+    CHECK(worst < 1e-6, "EMA differs from the closed form by %g", worst);
+    /* the first update copies, whatever the arena held */
+    float *s = random_state(7);
+    ema_update(ema, s, d, 0);
+    const mplc_tensor *w = table_find(&TABLE_STATE, "student/dense1/weight");
+    CHECK(w && memcmp(ema + w->offset, s + w->offset, sizeof(float) * w->count) == 0, "first update is not a copy");
+    free(s);
+    free(ema);
+    free(want);
+    free(closed);
+}
+
+/* Appends one entry to a header made by fake_header (which ends with '}'). */
+static char *header_plus(const char *entry) {
+    char *h = fake_header(NULL, NULL, NULL);
+    snprintf(h + strlen(h) - 1, 8192 - strlen(h), ",%s}", entry);
+    return h;
+}
+
+static void test_ema_checkpoint(void) {
+    Err e;
+    float *s = random_state(11), *ema = random_state(12);
+    float *s2 = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *ema2 = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    int has = -1;
+    CHECK(st_save_ema(tpath("ema.safetensors"), s, ema, NULL, &e) == 0, "save: %s", e.msg);
+    CHECK(st_load_ema(tpath("ema.safetensors"), s2, ema2, &has, NULL, &e) == 0 && has == 1, "load: %s", e.msg);
+    CHECK(memcmp(s, s2, sizeof(float) * MPLC_STATE_FLOATS) == 0, "state differs after a round trip");
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        size_t bad = 0;
+        for (size_t k = t->offset; k < t->offset + t->count; k++) bad += ema2[k] != (ema_tracks(t) ? ema[k] : 0.0f);
+        CHECK(bad == 0, "%zu floats of the EMA of %s differ after a round trip (or are not zero)", bad, t->name);
+    }
+    CHECK(st_load(tpath("ema.safetensors"), s2, NULL, &e) == 0, "st_load skips the EMA: %s", e.msg);
+    CHECK(memcmp(s, s2, sizeof(float) * MPLC_STATE_FLOATS) == 0, "st_load of a file with an EMA");
+    CHECK(st_save(tpath("noema.safetensors"), s, NULL, &e) == 0, "save without EMA: %s", e.msg);
+    CHECK(st_load_ema(tpath("noema.safetensors"), s2, ema2, &has, NULL, &e) == 0 && has == 0, "no EMA: %s", e.msg);
+    size_t data = 4 * (size_t)MPLC_STATE_FLOATS;
+    char entry[256];
+    snprintf(entry, sizeof entry, "\"ema/student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[%zu,%zu]}",
+             data, data + 40);
+    write_st("ema-part.safetensors", header_plus(entry), data + 40, 0);
+    CHECK_FAILS(st_load_ema(tpath("ema-part.safetensors"), s2, ema2, &has, NULL, &e), e,
+                "EMA is incomplete: tensor \"ema/student/dense1/weight\" is missing");
+    snprintf(entry, sizeof entry, "\"ema/teacher/dense2/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[%zu,%zu]}",
+             data, data + 40);
+    write_st("ema-teacher.safetensors", header_plus(entry), data + 40, 0);
+    CHECK_FAILS(st_load_ema(tpath("ema-teacher.safetensors"), s2, ema2, &has, NULL, &e), e, "not a state tensor");
+    free(s);
+    free(ema);
+    free(s2);
+    free(ema2);
+}
+
+static int ema_unit(const char *dir) {
+    snprintf(tmpdir, sizeof tmpdir, "%s", dir);
+    mkdir(tmpdir, 0777);
+    current = "ema";
+    test_ema_tracks();
+    test_ema_formula();
+    test_ema_checkpoint();
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
+
+static void load_with_ema(const char *path, float *state, float *ema) {
+    Err e;
+    int has = 0;
+    if (st_load_ema(path, state, ema, &has, NULL, &e) != 0) die_err(&e, 1);
+    if (!has) die(1, "%s has no EMA", path);
+}
+
+static int ema_check(const char *b, const char *a, double decay) {
+    float *sb = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *eb = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    float *sa = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *ea = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    load_with_ema(b, sb, eb);
+    if (a) load_with_ema(a, sa, ea);
+    int rc = 0;
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS && rc == 0; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        for (size_t k = t->offset; ema_tracks(t) && k < t->offset + t->count && rc == 0; k++) {
+            float want = a ? ema_reference(ea[k], sb[k], decay) : sb[k];
+            if (memcmp(&want, &eb[k], sizeof want) != 0) {
+                fprintf(stderr, "ema/%s[%zu] is %.9g, want %.9g\n", t->name, k - t->offset, eb[k], want);
+                rc = 1;
+            }
+        }
+    }
+    free(sb);
+    free(eb);
+    free(sa);
+    free(ea);
+    return rc;
+}
+
+static int ema_strip(const char *in, const char *out) {
+    float *s = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m), *kept = xmalloc(sizeof *kept);
+    Err e;
+    if (st_load(in, s, m, &e) != 0) die_err(&e, 1);
+    meta_clear(kept);
+    for (int i = 0; i < m->count; i++)
+        if (strncmp(m->key[i], "ema_", 4) != 0 && strcmp(m->key[i], "acc_ema") != 0)
+            meta_set(kept, m->key[i], "%s", m->value[i]);
+    if (st_save(out, s, kept, &e) != 0) die_err(&e, 1);
+    free(s);
+    free(m);
+    free(kept);
+    return 0;
+}
+
+static int ema_main(int argc, char **argv) {
+    if (strcmp(argv[1], "ema-unit") == 0) return ema_unit(argc >= 3 ? argv[2] : "/tmp/mplc-runner-ema-unit");
+    if (argc == 4 && strcmp(argv[1], "ema-check") == 0) return ema_check(argv[2], NULL, atof(argv[3]));
+    if (argc == 5 && strcmp(argv[1], "ema-check") == 0) return ema_check(argv[2], argv[3], atof(argv[4]));
+    if (argc == 4 && strcmp(argv[1], "ema-strip") == 0) return ema_strip(argv[2], argv[3]);
+    fprintf(stderr, "usage: test_runner ema-unit [TMPDIR] | ema-check B [A] DECAY | ema-strip IN OUT\n");
+    return 2;
+}
+
+/* ================================================================ end of the EMA section */
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
@@ -892,6 +1072,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "st-equal") == 0) return st_equal(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "st-meta") == 0) return st_meta(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "st-finite") == 0) return st_finite(argv[2]);
+    if (argc >= 2 && strncmp(argv[1], "ema-", 4) == 0) return ema_main(argc, argv); /* the EMA section */
     fprintf(stderr, "usage: test_runner unit [TMPDIR] | gen-data DIR KIND | gen-replay DIR N | st-equal A B | "
                     "st-meta FILE KEY | st-finite FILE\n");
     return 2;
