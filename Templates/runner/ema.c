@@ -8,7 +8,7 @@ int ema_tracks(const mplc_tensor *t) { return starts_with(t->name, "student/"); 
 
 /* The average starts at the student's weights after its first learning step. Starting from zeros
  * would pull it towards 0 for hundreds of steps (or need a bias correction); starting at the
- * initialisation would be the same in modes mpl and uda (the student does not change while it waits)
+ * initialisation would be the same in modes mpl and uda (the student's weights do not change while it waits)
  * but add an untrained term in mode supervised and in finetuning-only uses. */
 static void ema_copy(float *ema, const float *state, const mplc_tensor *t) {
     memcpy(ema + t->offset, state + t->offset, sizeof(float) * t->count);
