@@ -475,28 +475,28 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %98 = im2col k3 s1 p1 %92 : [225792,9]
- * %100 = matmul %98, %99 : [225792,16]
- * %101 = broadcast axes=[1] %1 : [225792,16]
- * %102 = add %100, %101 : [225792,16] */
+/* %98 = im2col k3 s2 p1 %92 : [56448,9]
+ * %100 = matmul %98, %99 : [56448,16]
+ * %101 = broadcast axes=[1] %1 : [56448,16]
+ * %102 = add %100, %101 : [56448,16] */
 static void step_k000_im2col_matmul_add(float *restrict t102, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 20) {
-        const int nb = 288 - n0 < 20 ? 288 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 83) {
+        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+        for (size_t r = 0; r < (size_t)nb * 196; r++) {
             float acc[16];
             for (int j = 0; j < 16; j++) acc[j] = 0.0f;
             for (int p = 0; p < 9; p++) {
                 const float x = chunk[r * 9 + p];
                 for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
             }
-            float *row = t102 + ((size_t)n0 * 784 + r) * 16;
+            float *row = t102 + ((size_t)n0 * 196 + r) * 16;
             for (int j = 0; j < 16; j++) row[j] = acc[j];
         }
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v102 = t102[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
                 t102[i0 * 16 + i1] = v102;
@@ -508,26 +508,26 @@ static void step_k000_im2col_matmul_add(float *restrict t102, const float *restr
 /* %103 = reduce_sum axes=[0] %102 : [16] */
 static void step_k001_reduce_sum(float *restrict t103, const float *restrict t102) {
     for (size_t o = 0; o < 16; o++) t103[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t103[i1] += t102[i0 * 16 + i1];
         }
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %105 = mul %103, %104 : [16] */
 static void step_k002_mul(float *restrict t105, const float *restrict t103) {
     for (size_t i = 0; i < 16; i++) {
-        const float v105 = t103[i] * 4.428855e-06f;
+        const float v105 = t103[i] * 1.771542e-05f;
         t105[i] = v105;
     }
 }
 
-/* %106 = broadcast axes=[1] %105 : [225792,16]
- * %107 = sub %102, %106 : [225792,16] */
+/* %106 = broadcast axes=[1] %105 : [56448,16]
+ * %107 = sub %102, %106 : [56448,16] */
 static void step_k003_sub(float *restrict t107, const float *restrict t102, const float *restrict t105) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v107 = t102[i0 * 16 + i1] - t105[i1];
             t107[i0 * 16 + i1] = v107;
@@ -535,11 +535,11 @@ static void step_k003_sub(float *restrict t107, const float *restrict t102, cons
     }
 }
 
-/* %108 = mul %107, %107 : [225792,16]
+/* %108 = mul %107, %107 : [56448,16]
  * %109 = reduce_sum axes=[0] %108 : [16] */
 static void step_k004_mul_reduce_sum(float *restrict t109, const float *restrict t107) {
     for (size_t o = 0; o < 16; o++) t109[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v108 = t107[i0 * 16 + i1] * t107[i0 * 16 + i1];
             t109[i1] += v108;
@@ -547,14 +547,14 @@ static void step_k004_mul_reduce_sum(float *restrict t109, const float *restrict
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %110 = mul %109, %104 : [16]
  * %111 = constant 0.01 : [16]
  * %112 = mul %105, %111 : [16]
  * %113 = constant 0.99 : [16]
  * %114 = mul %32, %113 : [16]
  * %115 = add %114, %112 : [16]
- * %116 = constant 0.0100000442887449 : [16]
+ * %116 = constant 0.010000177157333428 : [16]
  * %117 = mul %110, %116 : [16]
  * %118 = mul %33, %113 : [16]
  * %119 = add %118, %117 : [16]
@@ -569,12 +569,12 @@ static void step_k004_mul_reduce_sum(float *restrict t109, const float *restrict
  * in_teacher_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k005_mul_add_log_etc(float *restrict in_teacher_bn1_running_mean, float *restrict in_teacher_bn1_running_var, float *restrict t121, float *restrict t125, float *restrict t126, const float *restrict t109, const float *restrict t105, const float *restrict in_teacher_bn1_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v110 = t109[i] * 4.428855e-06f;
+        const float v110 = t109[i] * 1.771542e-05f;
         const float v114 = in_teacher_bn1_running_mean[i] * 0.99f;
         const float v112 = t105[i] * 0.01f;
         const float v115 = v114 + v112;
         const float v118 = in_teacher_bn1_running_var[i] * 0.99f;
-        const float v117 = v110 * 0.0100000445f;
+        const float v117 = v110 * 0.010000177f;
         const float v119 = v118 + v117;
         const float v121 = v110 + 0.001f;
         const float v122 = logf(v121);
@@ -589,12 +589,12 @@ static void step_k005_mul_add_log_etc(float *restrict in_teacher_bn1_running_mea
     }
 }
 
-/* %127 = broadcast axes=[1] %126 : [225792,16]
- * %128 = mul %107, %127 : [225792,16]
- * %129 = broadcast axes=[1] %3 : [225792,16]
- * %130 = add %128, %129 : [225792,16] */
+/* %127 = broadcast axes=[1] %126 : [56448,16]
+ * %128 = mul %107, %127 : [56448,16]
+ * %129 = broadcast axes=[1] %3 : [56448,16]
+ * %130 = add %128, %129 : [56448,16] */
 static void step_k006_mul_add(float *restrict t130, const float *restrict t107, const float *restrict t126, const float *restrict in_teacher_bn1_offset) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v128 = t107[i0 * 16 + i1] * t126[i1];
             const float v130 = v128 + in_teacher_bn1_offset[i1];
@@ -603,11 +603,11 @@ static void step_k006_mul_add(float *restrict t130, const float *restrict t107, 
     }
 }
 
-/* %132 = constant 0.1 : [288,28,28,16]
- * %133 = mul %131, %132 : [288,28,28,16]
- * %134 = max %131, %133 : [288,28,28,16] */
+/* %132 = constant 0.1 : [288,14,14,16]
+ * %133 = mul %131, %132 : [288,14,14,16]
+ * %134 = max %131, %133 : [288,14,14,16] */
 static void step_k007_mul_max(float *restrict t133, float *restrict t134, const float *restrict t131) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v133 = t131[i] * 0.1f;
         const float v134 = t131[i] >= v133 ? t131[i] : v133;
         t133[i] = v133;
@@ -615,18 +615,18 @@ static void step_k007_mul_max(float *restrict t133, float *restrict t134, const 
     }
 }
 
-/* %135 = im2col k3 s1 p1 %134 : [225792,144]
- * %137 = matmul %135, %136 : [225792,16]
- * %138 = broadcast axes=[1] %5 : [225792,16]
- * %139 = add %137, %138 : [225792,16] */
+/* %135 = im2col k3 s1 p1 %134 : [56448,144]
+ * %137 = matmul %135, %136 : [56448,16]
+ * %138 = broadcast axes=[1] %5 : [56448,16]
+ * %139 = add %137, %138 : [56448,16] */
 static void step_k008_im2col_matmul_add(float *restrict t139, const float *restrict t134, const float *restrict in_teacher_res3_conv0_weight, const float *restrict in_teacher_res3_conv0_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 2) {
-        const int nb = 288 - n0 < 2 ? 288 - n0 : 2;
-        mplc_im2col(chunk, t134 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t139 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t139 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v139 = t139[i0 * 16 + i1] + in_teacher_res3_conv0_bias[i1];
                 t139[i0 * 16 + i1] = v139;
@@ -638,26 +638,26 @@ static void step_k008_im2col_matmul_add(float *restrict t139, const float *restr
 /* %140 = reduce_sum axes=[0] %139 : [16] */
 static void step_k009_reduce_sum(float *restrict t140, const float *restrict t139) {
     for (size_t o = 0; o < 16; o++) t140[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t140[i1] += t139[i0 * 16 + i1];
         }
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %141 = mul %140, %104 : [16] */
 static void step_k010_mul(float *restrict t141, const float *restrict t140) {
     for (size_t i = 0; i < 16; i++) {
-        const float v141 = t140[i] * 4.428855e-06f;
+        const float v141 = t140[i] * 1.771542e-05f;
         t141[i] = v141;
     }
 }
 
-/* %142 = broadcast axes=[1] %141 : [225792,16]
- * %143 = sub %139, %142 : [225792,16] */
+/* %142 = broadcast axes=[1] %141 : [56448,16]
+ * %143 = sub %139, %142 : [56448,16] */
 static void step_k011_sub(float *restrict t143, const float *restrict t139, const float *restrict t141) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v143 = t139[i0 * 16 + i1] - t141[i1];
             t143[i0 * 16 + i1] = v143;
@@ -665,11 +665,11 @@ static void step_k011_sub(float *restrict t143, const float *restrict t139, cons
     }
 }
 
-/* %144 = mul %143, %143 : [225792,16]
+/* %144 = mul %143, %143 : [56448,16]
  * %145 = reduce_sum axes=[0] %144 : [16] */
 static void step_k012_mul_reduce_sum(float *restrict t145, const float *restrict t143) {
     for (size_t o = 0; o < 16; o++) t145[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v144 = t143[i0 * 16 + i1] * t143[i0 * 16 + i1];
             t145[i1] += v144;
@@ -677,10 +677,10 @@ static void step_k012_mul_reduce_sum(float *restrict t145, const float *restrict
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %111 = constant 0.01 : [16]
  * %113 = constant 0.99 : [16]
- * %116 = constant 0.0100000442887449 : [16]
+ * %116 = constant 0.010000177157333428 : [16]
  * %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
  * %146 = mul %145, %104 : [16]
@@ -699,12 +699,12 @@ static void step_k012_mul_reduce_sum(float *restrict t145, const float *restrict
  * in_teacher_res3_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k013_mul_add_log_etc(float *restrict in_teacher_res3_bn1_running_mean, float *restrict in_teacher_res3_bn1_running_var, float *restrict t153, float *restrict t156, float *restrict t157, const float *restrict t145, const float *restrict t141, const float *restrict in_teacher_res3_bn1_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v146 = t145[i] * 4.428855e-06f;
+        const float v146 = t145[i] * 1.771542e-05f;
         const float v148 = in_teacher_res3_bn1_running_mean[i] * 0.99f;
         const float v147 = t141[i] * 0.01f;
         const float v149 = v148 + v147;
         const float v151 = in_teacher_res3_bn1_running_var[i] * 0.99f;
-        const float v150 = v146 * 0.0100000445f;
+        const float v150 = v146 * 0.010000177f;
         const float v152 = v151 + v150;
         const float v153 = v146 + 0.001f;
         const float v154 = logf(v153);
@@ -719,12 +719,12 @@ static void step_k013_mul_add_log_etc(float *restrict in_teacher_res3_bn1_runnin
     }
 }
 
-/* %158 = broadcast axes=[1] %157 : [225792,16]
- * %159 = mul %143, %158 : [225792,16]
- * %160 = broadcast axes=[1] %7 : [225792,16]
- * %161 = add %159, %160 : [225792,16] */
+/* %158 = broadcast axes=[1] %157 : [56448,16]
+ * %159 = mul %143, %158 : [56448,16]
+ * %160 = broadcast axes=[1] %7 : [56448,16]
+ * %161 = add %159, %160 : [56448,16] */
 static void step_k014_mul_add(float *restrict t161, const float *restrict t143, const float *restrict t157, const float *restrict in_teacher_res3_bn1_offset) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v159 = t143[i0 * 16 + i1] * t157[i1];
             const float v161 = v159 + in_teacher_res3_bn1_offset[i1];
@@ -733,11 +733,11 @@ static void step_k014_mul_add(float *restrict t161, const float *restrict t143, 
     }
 }
 
-/* %132 = constant 0.1 : [288,28,28,16]
- * %163 = mul %162, %132 : [288,28,28,16]
- * %164 = max %162, %163 : [288,28,28,16] */
+/* %132 = constant 0.1 : [288,14,14,16]
+ * %163 = mul %162, %132 : [288,14,14,16]
+ * %164 = max %162, %163 : [288,14,14,16] */
 static void step_k015_mul_max(float *restrict t163, float *restrict t164, const float *restrict t162) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v163 = t162[i] * 0.1f;
         const float v164 = t162[i] >= v163 ? t162[i] : v163;
         t163[i] = v163;
@@ -745,18 +745,18 @@ static void step_k015_mul_max(float *restrict t163, float *restrict t164, const 
     }
 }
 
-/* %165 = im2col k3 s1 p1 %164 : [225792,144]
- * %167 = matmul %165, %166 : [225792,16]
- * %168 = broadcast axes=[1] %9 : [225792,16]
- * %169 = add %167, %168 : [225792,16] */
+/* %165 = im2col k3 s1 p1 %164 : [56448,144]
+ * %167 = matmul %165, %166 : [56448,16]
+ * %168 = broadcast axes=[1] %9 : [56448,16]
+ * %169 = add %167, %168 : [56448,16] */
 static void step_k016_im2col_matmul_add(float *restrict t169, const float *restrict t164, const float *restrict in_teacher_res3_conv3_weight, const float *restrict in_teacher_res3_conv3_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 2) {
-        const int nb = 288 - n0 < 2 ? 288 - n0 : 2;
-        mplc_im2col(chunk, t164 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t169 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t169 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v169 = t169[i0 * 16 + i1] + in_teacher_res3_conv3_bias[i1];
                 t169[i0 * 16 + i1] = v169;
@@ -765,9 +765,9 @@ static void step_k016_im2col_matmul_add(float *restrict t169, const float *restr
     }
 }
 
-/* %171 = add %170, %134 : [288,28,28,16] */
+/* %171 = add %170, %134 : [288,14,14,16] */
 static void step_k017_add(float *restrict t171, const float *restrict t170, const float *restrict t134) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v171 = t170[i] + t134[i];
         t171[i] = v171;
     }
@@ -776,26 +776,26 @@ static void step_k017_add(float *restrict t171, const float *restrict t170, cons
 /* %173 = reduce_sum axes=[0] %172 : [16] */
 static void step_k018_reduce_sum(float *restrict t173, const float *restrict t172) {
     for (size_t o = 0; o < 16; o++) t173[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t173[i1] += t172[i0 * 16 + i1];
         }
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %174 = mul %173, %104 : [16] */
 static void step_k019_mul(float *restrict t174, const float *restrict t173) {
     for (size_t i = 0; i < 16; i++) {
-        const float v174 = t173[i] * 4.428855e-06f;
+        const float v174 = t173[i] * 1.771542e-05f;
         t174[i] = v174;
     }
 }
 
-/* %175 = broadcast axes=[1] %174 : [225792,16]
- * %176 = sub %172, %175 : [225792,16] */
+/* %175 = broadcast axes=[1] %174 : [56448,16]
+ * %176 = sub %172, %175 : [56448,16] */
 static void step_k020_sub(float *restrict t176, const float *restrict t172, const float *restrict t174) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v176 = t172[i0 * 16 + i1] - t174[i1];
             t176[i0 * 16 + i1] = v176;
@@ -803,11 +803,11 @@ static void step_k020_sub(float *restrict t176, const float *restrict t172, cons
     }
 }
 
-/* %177 = mul %176, %176 : [225792,16]
+/* %177 = mul %176, %176 : [56448,16]
  * %178 = reduce_sum axes=[0] %177 : [16] */
 static void step_k021_mul_reduce_sum(float *restrict t178, const float *restrict t176) {
     for (size_t o = 0; o < 16; o++) t178[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v177 = t176[i0 * 16 + i1] * t176[i0 * 16 + i1];
             t178[i1] += v177;
@@ -815,10 +815,10 @@ static void step_k021_mul_reduce_sum(float *restrict t178, const float *restrict
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %111 = constant 0.01 : [16]
  * %113 = constant 0.99 : [16]
- * %116 = constant 0.0100000442887449 : [16]
+ * %116 = constant 0.010000177157333428 : [16]
  * %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
  * %179 = mul %178, %104 : [16]
@@ -837,12 +837,12 @@ static void step_k021_mul_reduce_sum(float *restrict t178, const float *restrict
  * in_teacher_bn4_running_var is updated in place: each element is read before it is overwritten */
 static void step_k022_mul_add_log_etc(float *restrict in_teacher_bn4_running_mean, float *restrict in_teacher_bn4_running_var, float *restrict t186, float *restrict t189, float *restrict t190, const float *restrict t178, const float *restrict t174, const float *restrict in_teacher_bn4_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v179 = t178[i] * 4.428855e-06f;
+        const float v179 = t178[i] * 1.771542e-05f;
         const float v181 = in_teacher_bn4_running_mean[i] * 0.99f;
         const float v180 = t174[i] * 0.01f;
         const float v182 = v181 + v180;
         const float v184 = in_teacher_bn4_running_var[i] * 0.99f;
-        const float v183 = v179 * 0.0100000445f;
+        const float v183 = v179 * 0.010000177f;
         const float v185 = v184 + v183;
         const float v186 = v179 + 0.001f;
         const float v187 = logf(v186);
@@ -857,12 +857,12 @@ static void step_k022_mul_add_log_etc(float *restrict in_teacher_bn4_running_mea
     }
 }
 
-/* %191 = broadcast axes=[1] %190 : [225792,16]
- * %192 = mul %176, %191 : [225792,16]
- * %193 = broadcast axes=[1] %11 : [225792,16]
- * %194 = add %192, %193 : [225792,16] */
+/* %191 = broadcast axes=[1] %190 : [56448,16]
+ * %192 = mul %176, %191 : [56448,16]
+ * %193 = broadcast axes=[1] %11 : [56448,16]
+ * %194 = add %192, %193 : [56448,16] */
 static void step_k023_mul_add(float *restrict t194, const float *restrict t176, const float *restrict t190, const float *restrict in_teacher_bn4_offset) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v192 = t176[i0 * 16 + i1] * t190[i1];
             const float v194 = v192 + in_teacher_bn4_offset[i1];
@@ -871,11 +871,11 @@ static void step_k023_mul_add(float *restrict t194, const float *restrict t176, 
     }
 }
 
-/* %132 = constant 0.1 : [288,28,28,16]
- * %196 = mul %195, %132 : [288,28,28,16]
- * %197 = max %195, %196 : [288,28,28,16] */
+/* %132 = constant 0.1 : [288,14,14,16]
+ * %196 = mul %195, %132 : [288,14,14,16]
+ * %197 = max %195, %196 : [288,14,14,16] */
 static void step_k024_mul_max(float *restrict t196, float *restrict t197, const float *restrict t195) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v196 = t195[i] * 0.1f;
         const float v197 = t195[i] >= v196 ? t195[i] : v196;
         t196[i] = v196;
@@ -883,18 +883,18 @@ static void step_k024_mul_max(float *restrict t196, float *restrict t197, const 
     }
 }
 
-/* %198 = im2col k3 s2 p1 %197 : [56448,144]
- * %200 = matmul %198, %199 : [56448,32]
- * %201 = broadcast axes=[1] %13 : [56448,32]
- * %202 = add %200, %201 : [56448,32] */
+/* %198 = im2col k3 s2 p1 %197 : [14112,144]
+ * %200 = matmul %198, %199 : [14112,32]
+ * %201 = broadcast axes=[1] %13 : [14112,32]
+ * %202 = add %200, %201 : [14112,32] */
 static void step_k025_im2col_matmul_add(float *restrict t202, const float *restrict t197, const float *restrict in_teacher_res6_conv0_weight, const float *restrict in_teacher_res6_conv0_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
-        mplc_im2col(chunk, t197 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t202 + (size_t)n0 * 6272, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 37) {
+        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t202 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v202 = t202[i0 * 32 + i1] + in_teacher_res6_conv0_bias[i1];
                 t202[i0 * 32 + i1] = v202;
@@ -906,26 +906,26 @@ static void step_k025_im2col_matmul_add(float *restrict t202, const float *restr
 /* %203 = reduce_sum axes=[0] %202 : [32] */
 static void step_k026_reduce_sum(float *restrict t203, const float *restrict t202) {
     for (size_t o = 0; o < 32; o++) t203[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t203[i1] += t202[i0 * 32 + i1];
         }
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %205 = mul %203, %204 : [32] */
 static void step_k027_mul(float *restrict t205, const float *restrict t203) {
     for (size_t i = 0; i < 32; i++) {
-        const float v205 = t203[i] * 1.771542e-05f;
+        const float v205 = t203[i] * 7.086168e-05f;
         t205[i] = v205;
     }
 }
 
-/* %206 = broadcast axes=[1] %205 : [56448,32]
- * %207 = sub %202, %206 : [56448,32] */
+/* %206 = broadcast axes=[1] %205 : [14112,32]
+ * %207 = sub %202, %206 : [14112,32] */
 static void step_k028_sub(float *restrict t207, const float *restrict t202, const float *restrict t205) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v207 = t202[i0 * 32 + i1] - t205[i1];
             t207[i0 * 32 + i1] = v207;
@@ -933,11 +933,11 @@ static void step_k028_sub(float *restrict t207, const float *restrict t202, cons
     }
 }
 
-/* %208 = mul %207, %207 : [56448,32]
+/* %208 = mul %207, %207 : [14112,32]
  * %209 = reduce_sum axes=[0] %208 : [32] */
 static void step_k029_mul_reduce_sum(float *restrict t209, const float *restrict t207) {
     for (size_t o = 0; o < 32; o++) t209[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v208 = t207[i0 * 32 + i1] * t207[i0 * 32 + i1];
             t209[i1] += v208;
@@ -945,14 +945,14 @@ static void step_k029_mul_reduce_sum(float *restrict t209, const float *restrict
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %210 = mul %209, %204 : [32]
  * %211 = constant 0.01 : [32]
  * %212 = mul %205, %211 : [32]
  * %213 = constant 0.99 : [32]
  * %214 = mul %38, %213 : [32]
  * %215 = add %214, %212 : [32]
- * %216 = constant 0.010000177157333428 : [32]
+ * %216 = constant 0.010000708666997378 : [32]
  * %217 = mul %210, %216 : [32]
  * %218 = mul %39, %213 : [32]
  * %219 = add %218, %217 : [32]
@@ -967,12 +967,12 @@ static void step_k029_mul_reduce_sum(float *restrict t209, const float *restrict
  * in_teacher_res6_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k030_mul_add_log_etc(float *restrict in_teacher_res6_bn1_running_mean, float *restrict in_teacher_res6_bn1_running_var, float *restrict t221, float *restrict t225, float *restrict t226, const float *restrict t209, const float *restrict t205, const float *restrict in_teacher_res6_bn1_scale) {
     for (size_t i = 0; i < 32; i++) {
-        const float v210 = t209[i] * 1.771542e-05f;
+        const float v210 = t209[i] * 7.086168e-05f;
         const float v214 = in_teacher_res6_bn1_running_mean[i] * 0.99f;
         const float v212 = t205[i] * 0.01f;
         const float v215 = v214 + v212;
         const float v218 = in_teacher_res6_bn1_running_var[i] * 0.99f;
-        const float v217 = v210 * 0.010000177f;
+        const float v217 = v210 * 0.0100007085f;
         const float v219 = v218 + v217;
         const float v221 = v210 + 0.001f;
         const float v222 = logf(v221);
@@ -987,12 +987,12 @@ static void step_k030_mul_add_log_etc(float *restrict in_teacher_res6_bn1_runnin
     }
 }
 
-/* %227 = broadcast axes=[1] %226 : [56448,32]
- * %228 = mul %207, %227 : [56448,32]
- * %229 = broadcast axes=[1] %15 : [56448,32]
- * %230 = add %228, %229 : [56448,32] */
+/* %227 = broadcast axes=[1] %226 : [14112,32]
+ * %228 = mul %207, %227 : [14112,32]
+ * %229 = broadcast axes=[1] %15 : [14112,32]
+ * %230 = add %228, %229 : [14112,32] */
 static void step_k031_mul_add(float *restrict t230, const float *restrict t207, const float *restrict t226, const float *restrict in_teacher_res6_bn1_offset) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v228 = t207[i0 * 32 + i1] * t226[i1];
             const float v230 = v228 + in_teacher_res6_bn1_offset[i1];
@@ -1001,11 +1001,11 @@ static void step_k031_mul_add(float *restrict t230, const float *restrict t207, 
     }
 }
 
-/* %232 = constant 0.1 : [288,14,14,32]
- * %233 = mul %231, %232 : [288,14,14,32]
- * %234 = max %231, %233 : [288,14,14,32] */
+/* %232 = constant 0.1 : [288,7,7,32]
+ * %233 = mul %231, %232 : [288,7,7,32]
+ * %234 = max %231, %233 : [288,7,7,32] */
 static void step_k032_mul_max(float *restrict t233, float *restrict t234, const float *restrict t231) {
-    for (size_t i = 0; i < 1806336; i++) {
+    for (size_t i = 0; i < 451584; i++) {
         const float v233 = t231[i] * 0.1f;
         const float v234 = t231[i] >= v233 ? t231[i] : v233;
         t233[i] = v233;
@@ -1013,18 +1013,18 @@ static void step_k032_mul_max(float *restrict t233, float *restrict t234, const 
     }
 }
 
-/* %235 = im2col k3 s1 p1 %234 : [56448,288]
- * %237 = matmul %235, %236 : [56448,32]
- * %238 = broadcast axes=[1] %17 : [56448,32]
- * %239 = add %237, %238 : [56448,32] */
+/* %235 = im2col k3 s1 p1 %234 : [14112,288]
+ * %237 = matmul %235, %236 : [14112,32]
+ * %238 = broadcast axes=[1] %17 : [14112,32]
+ * %239 = add %237, %238 : [14112,32] */
 static void step_k033_im2col_matmul_add(float *restrict t239, const float *restrict t234, const float *restrict in_teacher_res6_conv3_weight, const float *restrict in_teacher_res6_conv3_bias, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 4) {
-        const int nb = 288 - n0 < 4 ? 288 - n0 : 4;
-        mplc_im2col(chunk, t234 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t239 + (size_t)n0 * 6272, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 18) {
+        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
+        mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t239 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v239 = t239[i0 * 32 + i1] + in_teacher_res6_conv3_bias[i1];
                 t239[i0 * 32 + i1] = v239;
@@ -1033,30 +1033,30 @@ static void step_k033_im2col_matmul_add(float *restrict t239, const float *restr
     }
 }
 
-/* %241 = im2col k1 s2 p0 %197 : [56448,16]
- * %243 = matmul %241, %242 : [56448,32] */
+/* %241 = im2col k1 s2 p0 %197 : [14112,16]
+ * %243 = matmul %241, %242 : [14112,32] */
 static void step_k034_im2col_matmul(float *restrict t243, const float *restrict t197, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 41) {
-        const int nb = 288 - n0 < 41 ? 288 - n0 : 41;
-        mplc_im2col(chunk, t197 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 167) {
+        const int nb = 288 - n0 < 167 ? 288 - n0 : 167;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
+        for (size_t r = 0; r < (size_t)nb * 49; r++) {
             float acc[32];
             for (int j = 0; j < 32; j++) acc[j] = 0.0f;
             for (int p = 0; p < 16; p++) {
                 const float x = chunk[r * 16 + p];
                 for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_res6_shortcut_weight[p * 32 + j], acc[j]);
             }
-            float *row = t243 + ((size_t)n0 * 196 + r) * 32;
+            float *row = t243 + ((size_t)n0 * 49 + r) * 32;
             for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
 
-/* %245 = add %240, %244 : [288,14,14,32] */
+/* %245 = add %240, %244 : [288,7,7,32] */
 static void step_k035_add(float *restrict t245, const float *restrict t240, const float *restrict t244) {
-    for (size_t i = 0; i < 1806336; i++) {
+    for (size_t i = 0; i < 451584; i++) {
         const float v245 = t240[i] + t244[i];
         t245[i] = v245;
     }
@@ -1065,26 +1065,26 @@ static void step_k035_add(float *restrict t245, const float *restrict t240, cons
 /* %247 = reduce_sum axes=[0] %246 : [32] */
 static void step_k036_reduce_sum(float *restrict t247, const float *restrict t246) {
     for (size_t o = 0; o < 32; o++) t247[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t247[i1] += t246[i0 * 32 + i1];
         }
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %248 = mul %247, %204 : [32] */
 static void step_k037_mul(float *restrict t248, const float *restrict t247) {
     for (size_t i = 0; i < 32; i++) {
-        const float v248 = t247[i] * 1.771542e-05f;
+        const float v248 = t247[i] * 7.086168e-05f;
         t248[i] = v248;
     }
 }
 
-/* %249 = broadcast axes=[1] %248 : [56448,32]
- * %250 = sub %246, %249 : [56448,32] */
+/* %249 = broadcast axes=[1] %248 : [14112,32]
+ * %250 = sub %246, %249 : [14112,32] */
 static void step_k038_sub(float *restrict t250, const float *restrict t246, const float *restrict t248) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v250 = t246[i0 * 32 + i1] - t248[i1];
             t250[i0 * 32 + i1] = v250;
@@ -1092,11 +1092,11 @@ static void step_k038_sub(float *restrict t250, const float *restrict t246, cons
     }
 }
 
-/* %251 = mul %250, %250 : [56448,32]
+/* %251 = mul %250, %250 : [14112,32]
  * %252 = reduce_sum axes=[0] %251 : [32] */
 static void step_k039_mul_reduce_sum(float *restrict t252, const float *restrict t250) {
     for (size_t o = 0; o < 32; o++) t252[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v251 = t250[i0 * 32 + i1] * t250[i0 * 32 + i1];
             t252[i1] += v251;
@@ -1104,10 +1104,10 @@ static void step_k039_mul_reduce_sum(float *restrict t252, const float *restrict
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %211 = constant 0.01 : [32]
  * %213 = constant 0.99 : [32]
- * %216 = constant 0.010000177157333428 : [32]
+ * %216 = constant 0.010000708666997378 : [32]
  * %220 = constant 0.001 : [32]
  * %223 = constant -0.5 : [32]
  * %253 = mul %252, %204 : [32]
@@ -1126,12 +1126,12 @@ static void step_k039_mul_reduce_sum(float *restrict t252, const float *restrict
  * in_teacher_bn7_running_var is updated in place: each element is read before it is overwritten */
 static void step_k040_mul_add_log_etc(float *restrict in_teacher_bn7_running_mean, float *restrict in_teacher_bn7_running_var, float *restrict t260, float *restrict t263, float *restrict t264, const float *restrict t252, const float *restrict t248, const float *restrict in_teacher_bn7_scale) {
     for (size_t i = 0; i < 32; i++) {
-        const float v253 = t252[i] * 1.771542e-05f;
+        const float v253 = t252[i] * 7.086168e-05f;
         const float v255 = in_teacher_bn7_running_mean[i] * 0.99f;
         const float v254 = t248[i] * 0.01f;
         const float v256 = v255 + v254;
         const float v258 = in_teacher_bn7_running_var[i] * 0.99f;
-        const float v257 = v253 * 0.010000177f;
+        const float v257 = v253 * 0.0100007085f;
         const float v259 = v258 + v257;
         const float v260 = v253 + 0.001f;
         const float v261 = logf(v260);
@@ -1146,12 +1146,12 @@ static void step_k040_mul_add_log_etc(float *restrict in_teacher_bn7_running_mea
     }
 }
 
-/* %265 = broadcast axes=[1] %264 : [56448,32]
- * %266 = mul %250, %265 : [56448,32]
- * %267 = broadcast axes=[1] %20 : [56448,32]
- * %268 = add %266, %267 : [56448,32] */
+/* %265 = broadcast axes=[1] %264 : [14112,32]
+ * %266 = mul %250, %265 : [14112,32]
+ * %267 = broadcast axes=[1] %20 : [14112,32]
+ * %268 = add %266, %267 : [14112,32] */
 static void step_k041_mul_add(float *restrict t268, const float *restrict t250, const float *restrict t264, const float *restrict in_teacher_bn7_offset) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v266 = t250[i0 * 32 + i1] * t264[i1];
             const float v268 = v266 + in_teacher_bn7_offset[i1];
@@ -1160,11 +1160,11 @@ static void step_k041_mul_add(float *restrict t268, const float *restrict t250, 
     }
 }
 
-/* %232 = constant 0.1 : [288,14,14,32]
- * %270 = mul %269, %232 : [288,14,14,32]
- * %271 = max %269, %270 : [288,14,14,32] */
+/* %232 = constant 0.1 : [288,7,7,32]
+ * %270 = mul %269, %232 : [288,7,7,32]
+ * %271 = max %269, %270 : [288,7,7,32] */
 static void step_k042_mul_max(float *restrict t270, float *restrict t271, const float *restrict t269) {
-    for (size_t i = 0; i < 1806336; i++) {
+    for (size_t i = 0; i < 451584; i++) {
         const float v270 = t269[i] * 0.1f;
         const float v271 = t269[i] >= v270 ? t269[i] : v270;
         t270[i] = v270;
@@ -1172,18 +1172,18 @@ static void step_k042_mul_max(float *restrict t270, float *restrict t271, const 
     }
 }
 
-/* %272 = im2col k3 s2 p1 %271 : [14112,288]
- * %274 = matmul %272, %273 : [14112,64]
- * %275 = broadcast axes=[1] %22 : [14112,64]
- * %276 = add %274, %275 : [14112,64] */
+/* %272 = im2col k3 s2 p1 %271 : [4608,288]
+ * %274 = matmul %272, %273 : [4608,64]
+ * %275 = broadcast axes=[1] %22 : [4608,64]
+ * %276 = add %274, %275 : [4608,64] */
 static void step_k043_im2col_matmul_add(float *restrict t276, const float *restrict t271, const float *restrict in_teacher_res9_conv0_weight, const float *restrict in_teacher_res9_conv0_bias, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 18) {
-        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
-        mplc_im2col(chunk, t271 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t276 + (size_t)n0 * 3136, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 56) {
+        const int nb = 288 - n0 < 56 ? 288 - n0 : 56;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t276 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v276 = t276[i0 * 64 + i1] + in_teacher_res9_conv0_bias[i1];
                 t276[i0 * 64 + i1] = v276;
@@ -1195,26 +1195,26 @@ static void step_k043_im2col_matmul_add(float *restrict t276, const float *restr
 /* %277 = reduce_sum axes=[0] %276 : [64] */
 static void step_k044_reduce_sum(float *restrict t277, const float *restrict t276) {
     for (size_t o = 0; o < 64; o++) t277[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t277[i1] += t276[i0 * 64 + i1];
         }
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %279 = mul %277, %278 : [64] */
 static void step_k045_mul(float *restrict t279, const float *restrict t277) {
     for (size_t i = 0; i < 64; i++) {
-        const float v279 = t277[i] * 7.086168e-05f;
+        const float v279 = t277[i] * 0.00021701389f;
         t279[i] = v279;
     }
 }
 
-/* %280 = broadcast axes=[1] %279 : [14112,64]
- * %281 = sub %276, %280 : [14112,64] */
+/* %280 = broadcast axes=[1] %279 : [4608,64]
+ * %281 = sub %276, %280 : [4608,64] */
 static void step_k046_sub(float *restrict t281, const float *restrict t276, const float *restrict t279) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v281 = t276[i0 * 64 + i1] - t279[i1];
             t281[i0 * 64 + i1] = v281;
@@ -1222,11 +1222,11 @@ static void step_k046_sub(float *restrict t281, const float *restrict t276, cons
     }
 }
 
-/* %282 = mul %281, %281 : [14112,64]
+/* %282 = mul %281, %281 : [4608,64]
  * %283 = reduce_sum axes=[0] %282 : [64] */
 static void step_k047_mul_reduce_sum(float *restrict t283, const float *restrict t281) {
     for (size_t o = 0; o < 64; o++) t283[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v282 = t281[i0 * 64 + i1] * t281[i0 * 64 + i1];
             t283[i1] += v282;
@@ -1234,14 +1234,14 @@ static void step_k047_mul_reduce_sum(float *restrict t283, const float *restrict
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %284 = mul %283, %278 : [64]
  * %285 = constant 0.01 : [64]
  * %286 = mul %279, %285 : [64]
  * %287 = constant 0.99 : [64]
  * %288 = mul %42, %287 : [64]
  * %289 = add %288, %286 : [64]
- * %290 = constant 0.010000708666997378 : [64]
+ * %290 = constant 0.010002170609941394 : [64]
  * %291 = mul %284, %290 : [64]
  * %292 = mul %43, %287 : [64]
  * %293 = add %292, %291 : [64]
@@ -1256,12 +1256,12 @@ static void step_k047_mul_reduce_sum(float *restrict t283, const float *restrict
  * in_teacher_res9_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k048_mul_add_log_etc(float *restrict in_teacher_res9_bn1_running_mean, float *restrict in_teacher_res9_bn1_running_var, float *restrict t295, float *restrict t299, float *restrict t300, const float *restrict t283, const float *restrict t279, const float *restrict in_teacher_res9_bn1_scale) {
     for (size_t i = 0; i < 64; i++) {
-        const float v284 = t283[i] * 7.086168e-05f;
+        const float v284 = t283[i] * 0.00021701389f;
         const float v288 = in_teacher_res9_bn1_running_mean[i] * 0.99f;
         const float v286 = t279[i] * 0.01f;
         const float v289 = v288 + v286;
         const float v292 = in_teacher_res9_bn1_running_var[i] * 0.99f;
-        const float v291 = v284 * 0.0100007085f;
+        const float v291 = v284 * 0.010002171f;
         const float v293 = v292 + v291;
         const float v295 = v284 + 0.001f;
         const float v296 = logf(v295);
@@ -1276,12 +1276,12 @@ static void step_k048_mul_add_log_etc(float *restrict in_teacher_res9_bn1_runnin
     }
 }
 
-/* %301 = broadcast axes=[1] %300 : [14112,64]
- * %302 = mul %281, %301 : [14112,64]
- * %303 = broadcast axes=[1] %24 : [14112,64]
- * %304 = add %302, %303 : [14112,64] */
+/* %301 = broadcast axes=[1] %300 : [4608,64]
+ * %302 = mul %281, %301 : [4608,64]
+ * %303 = broadcast axes=[1] %24 : [4608,64]
+ * %304 = add %302, %303 : [4608,64] */
 static void step_k049_mul_add(float *restrict t304, const float *restrict t281, const float *restrict t300, const float *restrict in_teacher_res9_bn1_offset) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v302 = t281[i0 * 64 + i1] * t300[i1];
             const float v304 = v302 + in_teacher_res9_bn1_offset[i1];
@@ -1290,11 +1290,11 @@ static void step_k049_mul_add(float *restrict t304, const float *restrict t281, 
     }
 }
 
-/* %306 = constant 0.1 : [288,7,7,64]
- * %307 = mul %305, %306 : [288,7,7,64]
- * %308 = max %305, %307 : [288,7,7,64] */
+/* %306 = constant 0.1 : [288,4,4,64]
+ * %307 = mul %305, %306 : [288,4,4,64]
+ * %308 = max %305, %307 : [288,4,4,64] */
 static void step_k050_mul_max(float *restrict t307, float *restrict t308, const float *restrict t305) {
-    for (size_t i = 0; i < 903168; i++) {
+    for (size_t i = 0; i < 294912; i++) {
         const float v307 = t305[i] * 0.1f;
         const float v308 = t305[i] >= v307 ? t305[i] : v307;
         t307[i] = v307;
@@ -1302,18 +1302,18 @@ static void step_k050_mul_max(float *restrict t307, float *restrict t308, const 
     }
 }
 
-/* %309 = im2col k3 s1 p1 %308 : [14112,576]
- * %311 = matmul %309, %310 : [14112,64]
- * %312 = broadcast axes=[1] %26 : [14112,64]
- * %313 = add %311, %312 : [14112,64] */
+/* %309 = im2col k3 s1 p1 %308 : [4608,576]
+ * %311 = matmul %309, %310 : [4608,64]
+ * %312 = broadcast axes=[1] %26 : [4608,64]
+ * %313 = add %311, %312 : [4608,64] */
 static void step_k051_im2col_matmul_add(float *restrict t313, const float *restrict t308, const float *restrict in_teacher_res9_conv3_weight, const float *restrict in_teacher_res9_conv3_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
-        mplc_im2col(chunk, t308 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t313 + (size_t)n0 * 3136, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 28) {
+        const int nb = 288 - n0 < 28 ? 288 - n0 : 28;
+        mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t313 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v313 = t313[i0 * 64 + i1] + in_teacher_res9_conv3_bias[i1];
                 t313[i0 * 64 + i1] = v313;
@@ -1322,20 +1322,20 @@ static void step_k051_im2col_matmul_add(float *restrict t313, const float *restr
     }
 }
 
-/* %315 = im2col k1 s2 p0 %271 : [14112,32]
- * %317 = matmul %315, %316 : [14112,64] */
+/* %315 = im2col k1 s2 p0 %271 : [4608,32]
+ * %317 = matmul %315, %316 : [4608,64] */
 static void step_k052_im2col_matmul(float *restrict t317, const float *restrict t271, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 83) {
-        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
-        mplc_im2col(chunk, t271 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t317 + (size_t)n0 * 3136, 64);
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 256) {
+        const int nb = 288 - n0 < 256 ? 288 - n0 : 256;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t317 + (size_t)n0 * 1024, 64);
     }
 }
 
-/* %319 = add %314, %318 : [288,7,7,64] */
+/* %319 = add %314, %318 : [288,4,4,64] */
 static void step_k053_add(float *restrict t319, const float *restrict t314, const float *restrict t318) {
-    for (size_t i = 0; i < 903168; i++) {
+    for (size_t i = 0; i < 294912; i++) {
         const float v319 = t314[i] + t318[i];
         t319[i] = v319;
     }
@@ -1344,26 +1344,26 @@ static void step_k053_add(float *restrict t319, const float *restrict t314, cons
 /* %321 = reduce_sum axes=[0] %320 : [64] */
 static void step_k054_reduce_sum(float *restrict t321, const float *restrict t320) {
     for (size_t o = 0; o < 64; o++) t321[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t321[i1] += t320[i0 * 64 + i1];
         }
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %322 = mul %321, %278 : [64] */
 static void step_k055_mul(float *restrict t322, const float *restrict t321) {
     for (size_t i = 0; i < 64; i++) {
-        const float v322 = t321[i] * 7.086168e-05f;
+        const float v322 = t321[i] * 0.00021701389f;
         t322[i] = v322;
     }
 }
 
-/* %323 = broadcast axes=[1] %322 : [14112,64]
- * %324 = sub %320, %323 : [14112,64] */
+/* %323 = broadcast axes=[1] %322 : [4608,64]
+ * %324 = sub %320, %323 : [4608,64] */
 static void step_k056_sub(float *restrict t324, const float *restrict t320, const float *restrict t322) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v324 = t320[i0 * 64 + i1] - t322[i1];
             t324[i0 * 64 + i1] = v324;
@@ -1371,11 +1371,11 @@ static void step_k056_sub(float *restrict t324, const float *restrict t320, cons
     }
 }
 
-/* %325 = mul %324, %324 : [14112,64]
+/* %325 = mul %324, %324 : [4608,64]
  * %326 = reduce_sum axes=[0] %325 : [64] */
 static void step_k057_mul_reduce_sum(float *restrict t326, const float *restrict t324) {
     for (size_t o = 0; o < 64; o++) t326[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v325 = t324[i0 * 64 + i1] * t324[i0 * 64 + i1];
             t326[i1] += v325;
@@ -1383,10 +1383,10 @@ static void step_k057_mul_reduce_sum(float *restrict t326, const float *restrict
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %285 = constant 0.01 : [64]
  * %287 = constant 0.99 : [64]
- * %290 = constant 0.010000708666997378 : [64]
+ * %290 = constant 0.010002170609941394 : [64]
  * %294 = constant 0.001 : [64]
  * %297 = constant -0.5 : [64]
  * %327 = mul %326, %278 : [64]
@@ -1405,12 +1405,12 @@ static void step_k057_mul_reduce_sum(float *restrict t326, const float *restrict
  * in_teacher_bn10_running_var is updated in place: each element is read before it is overwritten */
 static void step_k058_mul_add_log_etc(float *restrict in_teacher_bn10_running_mean, float *restrict in_teacher_bn10_running_var, float *restrict t334, float *restrict t337, float *restrict t338, const float *restrict t326, const float *restrict t322, const float *restrict in_teacher_bn10_scale) {
     for (size_t i = 0; i < 64; i++) {
-        const float v327 = t326[i] * 7.086168e-05f;
+        const float v327 = t326[i] * 0.00021701389f;
         const float v329 = in_teacher_bn10_running_mean[i] * 0.99f;
         const float v328 = t322[i] * 0.01f;
         const float v330 = v329 + v328;
         const float v332 = in_teacher_bn10_running_var[i] * 0.99f;
-        const float v331 = v327 * 0.0100007085f;
+        const float v331 = v327 * 0.010002171f;
         const float v333 = v332 + v331;
         const float v334 = v327 + 0.001f;
         const float v335 = logf(v334);
@@ -1425,12 +1425,12 @@ static void step_k058_mul_add_log_etc(float *restrict in_teacher_bn10_running_me
     }
 }
 
-/* %339 = broadcast axes=[1] %338 : [14112,64]
- * %340 = mul %324, %339 : [14112,64]
- * %341 = broadcast axes=[1] %29 : [14112,64]
- * %342 = add %340, %341 : [14112,64] */
+/* %339 = broadcast axes=[1] %338 : [4608,64]
+ * %340 = mul %324, %339 : [4608,64]
+ * %341 = broadcast axes=[1] %29 : [4608,64]
+ * %342 = add %340, %341 : [4608,64] */
 static void step_k059_mul_add(float *restrict t342, const float *restrict t324, const float *restrict t338, const float *restrict in_teacher_bn10_offset) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v340 = t324[i0 * 64 + i1] * t338[i1];
             const float v342 = v340 + in_teacher_bn10_offset[i1];
@@ -1439,11 +1439,11 @@ static void step_k059_mul_add(float *restrict t342, const float *restrict t324, 
     }
 }
 
-/* %306 = constant 0.1 : [288,7,7,64]
- * %344 = mul %343, %306 : [288,7,7,64]
- * %345 = max %343, %344 : [288,7,7,64] */
+/* %306 = constant 0.1 : [288,4,4,64]
+ * %344 = mul %343, %306 : [288,4,4,64]
+ * %345 = max %343, %344 : [288,4,4,64] */
 static void step_k060_mul_max(float *restrict t344, float *restrict t345, const float *restrict t343) {
-    for (size_t i = 0; i < 903168; i++) {
+    for (size_t i = 0; i < 294912; i++) {
         const float v344 = t343[i] * 0.1f;
         const float v345 = t343[i] >= v344 ? t343[i] : v344;
         t344[i] = v344;
@@ -1455,20 +1455,20 @@ static void step_k060_mul_max(float *restrict t344, float *restrict t345, const 
 static void step_k061_reduce_sum(float *restrict t347, const float *restrict t346) {
     for (size_t o = 0; o < 18432; o++) t347[o] = 0.0f;
     for (size_t i0 = 0; i0 < 288; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                t347[i0 * 64 + i2] += t346[i0 * 3136 + i1 * 64 + i2];
+                t347[i0 * 64 + i2] += t346[i0 * 1024 + i1 * 64 + i2];
             }
         }
     }
 }
 
-/* %348 = constant 0.02040816326530612 : [288,64]
+/* %348 = constant 0.0625 : [288,64]
  * %349 = mul %347, %348 : [288,64]
  * %351 = mul %349, %350 : [288,64] */
 static void step_k062_mul(float *restrict t351, const float *restrict t347, const float *restrict in_dropout_teacher_all_dropout13) {
     for (size_t i = 0; i < 18432; i++) {
-        const float v349 = t347[i] * 0.020408163f;
+        const float v349 = t347[i] * 0.0625f;
         const float v351 = v349 * in_dropout_teacher_all_dropout13[i];
         t351[i] = v351;
     }
@@ -1759,28 +1759,28 @@ static void step_k088_one_hot_argmax(float *restrict t405, const float *restrict
     mplc_one_hot_argmax(t405, t357, 128, 10);
 }
 
-/* %408 = im2col k3 s1 p1 %406 : [100352,9]
- * %410 = matmul %408, %409 : [100352,16]
- * %411 = broadcast axes=[1] %47 : [100352,16]
- * %412 = add %410, %411 : [100352,16] */
+/* %408 = im2col k3 s2 p1 %406 : [25088,9]
+ * %410 = matmul %408, %409 : [25088,16]
+ * %411 = broadcast axes=[1] %47 : [25088,16]
+ * %412 = add %410, %411 : [25088,16] */
 static void step_k089_im2col_matmul_add(float *restrict t412, const float *restrict t406, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
-        mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 83) {
+        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
+        mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+        for (size_t r = 0; r < (size_t)nb * 196; r++) {
             float acc[16];
             for (int j = 0; j < 16; j++) acc[j] = 0.0f;
             for (int p = 0; p < 9; p++) {
                 const float x = chunk[r * 9 + p];
                 for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
             }
-            float *row = t412 + ((size_t)n0 * 784 + r) * 16;
+            float *row = t412 + ((size_t)n0 * 196 + r) * 16;
             for (int j = 0; j < 16; j++) row[j] = acc[j];
         }
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v412 = t412[i0 * 16 + i1] + in_student_conv0_bias[i1];
                 t412[i0 * 16 + i1] = v412;
@@ -1792,26 +1792,26 @@ static void step_k089_im2col_matmul_add(float *restrict t412, const float *restr
 /* %413 = reduce_sum axes=[0] %412 : [16] */
 static void step_k090_reduce_sum(float *restrict t413, const float *restrict t412) {
     for (size_t o = 0; o < 16; o++) t413[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t413[i1] += t412[i0 * 16 + i1];
         }
     }
 }
 
-/* %414 = constant 9.964923469387754e-06 : [16]
+/* %414 = constant 3.985969387755102e-05 : [16]
  * %415 = mul %413, %414 : [16] */
 static void step_k091_mul(float *restrict t415, const float *restrict t413) {
     for (size_t i = 0; i < 16; i++) {
-        const float v415 = t413[i] * 9.964923e-06f;
+        const float v415 = t413[i] * 3.9859693e-05f;
         t415[i] = v415;
     }
 }
 
-/* %416 = broadcast axes=[1] %415 : [100352,16]
- * %417 = sub %412, %416 : [100352,16] */
+/* %416 = broadcast axes=[1] %415 : [25088,16]
+ * %417 = sub %412, %416 : [25088,16] */
 static void step_k092_sub(float *restrict t417, const float *restrict t412, const float *restrict t415) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v417 = t412[i0 * 16 + i1] - t415[i1];
             t417[i0 * 16 + i1] = v417;
@@ -1819,11 +1819,11 @@ static void step_k092_sub(float *restrict t417, const float *restrict t412, cons
     }
 }
 
-/* %418 = mul %417, %417 : [100352,16]
+/* %418 = mul %417, %417 : [25088,16]
  * %419 = reduce_sum axes=[0] %418 : [16] */
 static void step_k093_mul_reduce_sum(float *restrict t419, const float *restrict t417) {
     for (size_t o = 0; o < 16; o++) t419[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v418 = t417[i0 * 16 + i1] * t417[i0 * 16 + i1];
             t419[i1] += v418;
@@ -1835,12 +1835,12 @@ static void step_k093_mul_reduce_sum(float *restrict t419, const float *restrict
  * %113 = constant 0.99 : [16]
  * %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
- * %414 = constant 9.964923469387754e-06 : [16]
+ * %414 = constant 3.985969387755102e-05 : [16]
  * %420 = mul %419, %414 : [16]
  * %421 = mul %415, %111 : [16]
  * %422 = mul %78, %113 : [16]
  * %423 = add %422, %421 : [16]
- * %424 = constant 0.010000099650227702 : [16]
+ * %424 = constant 0.010000398612827362 : [16]
  * %425 = mul %420, %424 : [16]
  * %426 = mul %79, %113 : [16]
  * %427 = add %426, %425 : [16]
@@ -1853,12 +1853,12 @@ static void step_k093_mul_reduce_sum(float *restrict t419, const float *restrict
  * in_student_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k094_mul_add_log_etc(float *restrict in_student_bn1_running_mean, float *restrict in_student_bn1_running_var, float *restrict t428, float *restrict t431, float *restrict t432, const float *restrict t419, const float *restrict t415, const float *restrict in_student_bn1_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v420 = t419[i] * 9.964923e-06f;
+        const float v420 = t419[i] * 3.9859693e-05f;
         const float v422 = in_student_bn1_running_mean[i] * 0.99f;
         const float v421 = t415[i] * 0.01f;
         const float v423 = v422 + v421;
         const float v426 = in_student_bn1_running_var[i] * 0.99f;
-        const float v425 = v420 * 0.010000099f;
+        const float v425 = v420 * 0.010000398f;
         const float v427 = v426 + v425;
         const float v428 = v420 + 0.001f;
         const float v429 = logf(v428);
@@ -1873,12 +1873,12 @@ static void step_k094_mul_add_log_etc(float *restrict in_student_bn1_running_mea
     }
 }
 
-/* %433 = broadcast axes=[1] %432 : [100352,16]
- * %434 = mul %417, %433 : [100352,16]
- * %435 = broadcast axes=[1] %49 : [100352,16]
- * %436 = add %434, %435 : [100352,16] */
+/* %433 = broadcast axes=[1] %432 : [25088,16]
+ * %434 = mul %417, %433 : [25088,16]
+ * %435 = broadcast axes=[1] %49 : [25088,16]
+ * %436 = add %434, %435 : [25088,16] */
 static void step_k095_mul_add(float *restrict t436, const float *restrict t417, const float *restrict t432, const float *restrict in_student_bn1_offset) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v434 = t417[i0 * 16 + i1] * t432[i1];
             const float v436 = v434 + in_student_bn1_offset[i1];
@@ -1887,11 +1887,11 @@ static void step_k095_mul_add(float *restrict t436, const float *restrict t417, 
     }
 }
 
-/* %438 = constant 0.1 : [128,28,28,16]
- * %439 = mul %437, %438 : [128,28,28,16]
- * %440 = max %437, %439 : [128,28,28,16] */
+/* %438 = constant 0.1 : [128,14,14,16]
+ * %439 = mul %437, %438 : [128,14,14,16]
+ * %440 = max %437, %439 : [128,14,14,16] */
 static void step_k096_mul_max(float *restrict t439, float *restrict t440, const float *restrict t437) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v439 = t437[i] * 0.1f;
         const float v440 = t437[i] >= v439 ? t437[i] : v439;
         t439[i] = v439;
@@ -1899,18 +1899,18 @@ static void step_k096_mul_max(float *restrict t439, float *restrict t440, const 
     }
 }
 
-/* %441 = im2col k3 s1 p1 %440 : [100352,144]
- * %443 = matmul %441, %442 : [100352,16]
- * %444 = broadcast axes=[1] %51 : [100352,16]
- * %445 = add %443, %444 : [100352,16] */
+/* %441 = im2col k3 s1 p1 %440 : [25088,144]
+ * %443 = matmul %441, %442 : [25088,16]
+ * %444 = broadcast axes=[1] %51 : [25088,16]
+ * %445 = add %443, %444 : [25088,16] */
 static void step_k097_im2col_matmul_add(float *restrict t445, const float *restrict t440, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 2) {
-        const int nb = 128 - n0 < 2 ? 128 - n0 : 2;
-        mplc_im2col(chunk, t440 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t445 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t445 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v445 = t445[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
                 t445[i0 * 16 + i1] = v445;
@@ -1922,26 +1922,26 @@ static void step_k097_im2col_matmul_add(float *restrict t445, const float *restr
 /* %446 = reduce_sum axes=[0] %445 : [16] */
 static void step_k098_reduce_sum(float *restrict t446, const float *restrict t445) {
     for (size_t o = 0; o < 16; o++) t446[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t446[i1] += t445[i0 * 16 + i1];
         }
     }
 }
 
-/* %414 = constant 9.964923469387754e-06 : [16]
+/* %414 = constant 3.985969387755102e-05 : [16]
  * %447 = mul %446, %414 : [16] */
 static void step_k099_mul(float *restrict t447, const float *restrict t446) {
     for (size_t i = 0; i < 16; i++) {
-        const float v447 = t446[i] * 9.964923e-06f;
+        const float v447 = t446[i] * 3.9859693e-05f;
         t447[i] = v447;
     }
 }
 
-/* %448 = broadcast axes=[1] %447 : [100352,16]
- * %449 = sub %445, %448 : [100352,16] */
+/* %448 = broadcast axes=[1] %447 : [25088,16]
+ * %449 = sub %445, %448 : [25088,16] */
 static void step_k100_sub(float *restrict t449, const float *restrict t445, const float *restrict t447) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v449 = t445[i0 * 16 + i1] - t447[i1];
             t449[i0 * 16 + i1] = v449;
@@ -1949,11 +1949,11 @@ static void step_k100_sub(float *restrict t449, const float *restrict t445, cons
     }
 }
 
-/* %450 = mul %449, %449 : [100352,16]
+/* %450 = mul %449, %449 : [25088,16]
  * %451 = reduce_sum axes=[0] %450 : [16] */
 static void step_k101_mul_reduce_sum(float *restrict t451, const float *restrict t449) {
     for (size_t o = 0; o < 16; o++) t451[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v450 = t449[i0 * 16 + i1] * t449[i0 * 16 + i1];
             t451[i1] += v450;
@@ -1965,8 +1965,8 @@ static void step_k101_mul_reduce_sum(float *restrict t451, const float *restrict
  * %113 = constant 0.99 : [16]
  * %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
- * %414 = constant 9.964923469387754e-06 : [16]
- * %424 = constant 0.010000099650227702 : [16]
+ * %414 = constant 3.985969387755102e-05 : [16]
+ * %424 = constant 0.010000398612827362 : [16]
  * %452 = mul %451, %414 : [16]
  * %453 = mul %447, %111 : [16]
  * %454 = mul %80, %113 : [16]
@@ -1983,12 +1983,12 @@ static void step_k101_mul_reduce_sum(float *restrict t451, const float *restrict
  * in_student_res3_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k102_mul_add_log_etc(float *restrict in_student_res3_bn1_running_mean, float *restrict in_student_res3_bn1_running_var, float *restrict t459, float *restrict t462, float *restrict t463, const float *restrict t451, const float *restrict t447, const float *restrict in_student_res3_bn1_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v452 = t451[i] * 9.964923e-06f;
+        const float v452 = t451[i] * 3.9859693e-05f;
         const float v454 = in_student_res3_bn1_running_mean[i] * 0.99f;
         const float v453 = t447[i] * 0.01f;
         const float v455 = v454 + v453;
         const float v457 = in_student_res3_bn1_running_var[i] * 0.99f;
-        const float v456 = v452 * 0.010000099f;
+        const float v456 = v452 * 0.010000398f;
         const float v458 = v457 + v456;
         const float v459 = v452 + 0.001f;
         const float v460 = logf(v459);
@@ -2003,12 +2003,12 @@ static void step_k102_mul_add_log_etc(float *restrict in_student_res3_bn1_runnin
     }
 }
 
-/* %464 = broadcast axes=[1] %463 : [100352,16]
- * %465 = mul %449, %464 : [100352,16]
- * %466 = broadcast axes=[1] %53 : [100352,16]
- * %467 = add %465, %466 : [100352,16] */
+/* %464 = broadcast axes=[1] %463 : [25088,16]
+ * %465 = mul %449, %464 : [25088,16]
+ * %466 = broadcast axes=[1] %53 : [25088,16]
+ * %467 = add %465, %466 : [25088,16] */
 static void step_k103_mul_add(float *restrict t467, const float *restrict t449, const float *restrict t463, const float *restrict in_student_res3_bn1_offset) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v465 = t449[i0 * 16 + i1] * t463[i1];
             const float v467 = v465 + in_student_res3_bn1_offset[i1];
@@ -2017,11 +2017,11 @@ static void step_k103_mul_add(float *restrict t467, const float *restrict t449, 
     }
 }
 
-/* %438 = constant 0.1 : [128,28,28,16]
- * %469 = mul %468, %438 : [128,28,28,16]
- * %470 = max %468, %469 : [128,28,28,16] */
+/* %438 = constant 0.1 : [128,14,14,16]
+ * %469 = mul %468, %438 : [128,14,14,16]
+ * %470 = max %468, %469 : [128,14,14,16] */
 static void step_k104_mul_max(float *restrict t469, float *restrict t470, const float *restrict t468) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v469 = t468[i] * 0.1f;
         const float v470 = t468[i] >= v469 ? t468[i] : v469;
         t469[i] = v469;
@@ -2029,18 +2029,18 @@ static void step_k104_mul_max(float *restrict t469, float *restrict t470, const 
     }
 }
 
-/* %471 = im2col k3 s1 p1 %470 : [100352,144]
- * %473 = matmul %471, %472 : [100352,16]
- * %474 = broadcast axes=[1] %55 : [100352,16]
- * %475 = add %473, %474 : [100352,16] */
+/* %471 = im2col k3 s1 p1 %470 : [25088,144]
+ * %473 = matmul %471, %472 : [25088,16]
+ * %474 = broadcast axes=[1] %55 : [25088,16]
+ * %475 = add %473, %474 : [25088,16] */
 static void step_k105_im2col_matmul_add(float *restrict t475, const float *restrict t470, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 2) {
-        const int nb = 128 - n0 < 2 ? 128 - n0 : 2;
-        mplc_im2col(chunk, t470 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t475 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t475 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v475 = t475[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
                 t475[i0 * 16 + i1] = v475;
@@ -2049,9 +2049,9 @@ static void step_k105_im2col_matmul_add(float *restrict t475, const float *restr
     }
 }
 
-/* %477 = add %476, %440 : [128,28,28,16] */
+/* %477 = add %476, %440 : [128,14,14,16] */
 static void step_k106_add(float *restrict t477, const float *restrict t476, const float *restrict t440) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v477 = t476[i] + t440[i];
         t477[i] = v477;
     }
@@ -2060,26 +2060,26 @@ static void step_k106_add(float *restrict t477, const float *restrict t476, cons
 /* %479 = reduce_sum axes=[0] %478 : [16] */
 static void step_k107_reduce_sum(float *restrict t479, const float *restrict t478) {
     for (size_t o = 0; o < 16; o++) t479[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t479[i1] += t478[i0 * 16 + i1];
         }
     }
 }
 
-/* %414 = constant 9.964923469387754e-06 : [16]
+/* %414 = constant 3.985969387755102e-05 : [16]
  * %480 = mul %479, %414 : [16] */
 static void step_k108_mul(float *restrict t480, const float *restrict t479) {
     for (size_t i = 0; i < 16; i++) {
-        const float v480 = t479[i] * 9.964923e-06f;
+        const float v480 = t479[i] * 3.9859693e-05f;
         t480[i] = v480;
     }
 }
 
-/* %481 = broadcast axes=[1] %480 : [100352,16]
- * %482 = sub %478, %481 : [100352,16] */
+/* %481 = broadcast axes=[1] %480 : [25088,16]
+ * %482 = sub %478, %481 : [25088,16] */
 static void step_k109_sub(float *restrict t482, const float *restrict t478, const float *restrict t480) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v482 = t478[i0 * 16 + i1] - t480[i1];
             t482[i0 * 16 + i1] = v482;
@@ -2087,11 +2087,11 @@ static void step_k109_sub(float *restrict t482, const float *restrict t478, cons
     }
 }
 
-/* %483 = mul %482, %482 : [100352,16]
+/* %483 = mul %482, %482 : [25088,16]
  * %484 = reduce_sum axes=[0] %483 : [16] */
 static void step_k110_mul_reduce_sum(float *restrict t484, const float *restrict t482) {
     for (size_t o = 0; o < 16; o++) t484[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v483 = t482[i0 * 16 + i1] * t482[i0 * 16 + i1];
             t484[i1] += v483;
@@ -2103,8 +2103,8 @@ static void step_k110_mul_reduce_sum(float *restrict t484, const float *restrict
  * %113 = constant 0.99 : [16]
  * %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
- * %414 = constant 9.964923469387754e-06 : [16]
- * %424 = constant 0.010000099650227702 : [16]
+ * %414 = constant 3.985969387755102e-05 : [16]
+ * %424 = constant 0.010000398612827362 : [16]
  * %485 = mul %484, %414 : [16]
  * %486 = mul %480, %111 : [16]
  * %487 = mul %82, %113 : [16]
@@ -2121,12 +2121,12 @@ static void step_k110_mul_reduce_sum(float *restrict t484, const float *restrict
  * in_student_bn4_running_var is updated in place: each element is read before it is overwritten */
 static void step_k111_mul_add_log_etc(float *restrict in_student_bn4_running_mean, float *restrict in_student_bn4_running_var, float *restrict t492, float *restrict t495, float *restrict t496, const float *restrict t484, const float *restrict t480, const float *restrict in_student_bn4_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v485 = t484[i] * 9.964923e-06f;
+        const float v485 = t484[i] * 3.9859693e-05f;
         const float v487 = in_student_bn4_running_mean[i] * 0.99f;
         const float v486 = t480[i] * 0.01f;
         const float v488 = v487 + v486;
         const float v490 = in_student_bn4_running_var[i] * 0.99f;
-        const float v489 = v485 * 0.010000099f;
+        const float v489 = v485 * 0.010000398f;
         const float v491 = v490 + v489;
         const float v492 = v485 + 0.001f;
         const float v493 = logf(v492);
@@ -2141,12 +2141,12 @@ static void step_k111_mul_add_log_etc(float *restrict in_student_bn4_running_mea
     }
 }
 
-/* %497 = broadcast axes=[1] %496 : [100352,16]
- * %498 = mul %482, %497 : [100352,16]
- * %499 = broadcast axes=[1] %57 : [100352,16]
- * %500 = add %498, %499 : [100352,16] */
+/* %497 = broadcast axes=[1] %496 : [25088,16]
+ * %498 = mul %482, %497 : [25088,16]
+ * %499 = broadcast axes=[1] %57 : [25088,16]
+ * %500 = add %498, %499 : [25088,16] */
 static void step_k112_mul_add(float *restrict t500, const float *restrict t482, const float *restrict t496, const float *restrict in_student_bn4_offset) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v498 = t482[i0 * 16 + i1] * t496[i1];
             const float v500 = v498 + in_student_bn4_offset[i1];
@@ -2155,11 +2155,11 @@ static void step_k112_mul_add(float *restrict t500, const float *restrict t482, 
     }
 }
 
-/* %438 = constant 0.1 : [128,28,28,16]
- * %502 = mul %501, %438 : [128,28,28,16]
- * %503 = max %501, %502 : [128,28,28,16] */
+/* %438 = constant 0.1 : [128,14,14,16]
+ * %502 = mul %501, %438 : [128,14,14,16]
+ * %503 = max %501, %502 : [128,14,14,16] */
 static void step_k113_mul_max(float *restrict t502, float *restrict t503, const float *restrict t501) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v502 = t501[i] * 0.1f;
         const float v503 = t501[i] >= v502 ? t501[i] : v502;
         t502[i] = v502;
@@ -2167,18 +2167,18 @@ static void step_k113_mul_max(float *restrict t502, float *restrict t503, const 
     }
 }
 
-/* %504 = im2col k3 s2 p1 %503 : [25088,144]
- * %506 = matmul %504, %505 : [25088,32]
- * %507 = broadcast axes=[1] %59 : [25088,32]
- * %508 = add %506, %507 : [25088,32] */
+/* %504 = im2col k3 s2 p1 %503 : [6272,144]
+ * %506 = matmul %504, %505 : [6272,32]
+ * %507 = broadcast axes=[1] %59 : [6272,32]
+ * %508 = add %506, %507 : [6272,32] */
 static void step_k114_im2col_matmul_add(float *restrict t508, const float *restrict t503, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        mplc_im2col(chunk, t503 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t508 + (size_t)n0 * 6272, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 37) {
+        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+        mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t508 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v508 = t508[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
                 t508[i0 * 32 + i1] = v508;
@@ -2190,26 +2190,26 @@ static void step_k114_im2col_matmul_add(float *restrict t508, const float *restr
 /* %509 = reduce_sum axes=[0] %508 : [32] */
 static void step_k115_reduce_sum(float *restrict t509, const float *restrict t508) {
     for (size_t o = 0; o < 32; o++) t509[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t509[i1] += t508[i0 * 32 + i1];
         }
     }
 }
 
-/* %510 = constant 3.985969387755102e-05 : [32]
+/* %510 = constant 0.00015943877551020407 : [32]
  * %511 = mul %509, %510 : [32] */
 static void step_k116_mul(float *restrict t511, const float *restrict t509) {
     for (size_t i = 0; i < 32; i++) {
-        const float v511 = t509[i] * 3.9859693e-05f;
+        const float v511 = t509[i] * 0.00015943877f;
         t511[i] = v511;
     }
 }
 
-/* %512 = broadcast axes=[1] %511 : [25088,32]
- * %513 = sub %508, %512 : [25088,32] */
+/* %512 = broadcast axes=[1] %511 : [6272,32]
+ * %513 = sub %508, %512 : [6272,32] */
 static void step_k117_sub(float *restrict t513, const float *restrict t508, const float *restrict t511) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v513 = t508[i0 * 32 + i1] - t511[i1];
             t513[i0 * 32 + i1] = v513;
@@ -2217,11 +2217,11 @@ static void step_k117_sub(float *restrict t513, const float *restrict t508, cons
     }
 }
 
-/* %514 = mul %513, %513 : [25088,32]
+/* %514 = mul %513, %513 : [6272,32]
  * %515 = reduce_sum axes=[0] %514 : [32] */
 static void step_k118_mul_reduce_sum(float *restrict t515, const float *restrict t513) {
     for (size_t o = 0; o < 32; o++) t515[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v514 = t513[i0 * 32 + i1] * t513[i0 * 32 + i1];
             t515[i1] += v514;
@@ -2233,12 +2233,12 @@ static void step_k118_mul_reduce_sum(float *restrict t515, const float *restrict
  * %213 = constant 0.99 : [32]
  * %220 = constant 0.001 : [32]
  * %223 = constant -0.5 : [32]
- * %510 = constant 3.985969387755102e-05 : [32]
+ * %510 = constant 0.00015943877551020407 : [32]
  * %516 = mul %515, %510 : [32]
  * %517 = mul %511, %211 : [32]
  * %518 = mul %84, %213 : [32]
  * %519 = add %518, %517 : [32]
- * %520 = constant 0.010000398612827362 : [32]
+ * %520 = constant 0.010001594642002872 : [32]
  * %521 = mul %516, %520 : [32]
  * %522 = mul %85, %213 : [32]
  * %523 = add %522, %521 : [32]
@@ -2251,12 +2251,12 @@ static void step_k118_mul_reduce_sum(float *restrict t515, const float *restrict
  * in_student_res6_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k119_mul_add_log_etc(float *restrict in_student_res6_bn1_running_mean, float *restrict in_student_res6_bn1_running_var, float *restrict t524, float *restrict t527, float *restrict t528, const float *restrict t515, const float *restrict t511, const float *restrict in_student_res6_bn1_scale) {
     for (size_t i = 0; i < 32; i++) {
-        const float v516 = t515[i] * 3.9859693e-05f;
+        const float v516 = t515[i] * 0.00015943877f;
         const float v518 = in_student_res6_bn1_running_mean[i] * 0.99f;
         const float v517 = t511[i] * 0.01f;
         const float v519 = v518 + v517;
         const float v522 = in_student_res6_bn1_running_var[i] * 0.99f;
-        const float v521 = v516 * 0.010000398f;
+        const float v521 = v516 * 0.010001594f;
         const float v523 = v522 + v521;
         const float v524 = v516 + 0.001f;
         const float v525 = logf(v524);
@@ -2271,12 +2271,12 @@ static void step_k119_mul_add_log_etc(float *restrict in_student_res6_bn1_runnin
     }
 }
 
-/* %529 = broadcast axes=[1] %528 : [25088,32]
- * %530 = mul %513, %529 : [25088,32]
- * %531 = broadcast axes=[1] %61 : [25088,32]
- * %532 = add %530, %531 : [25088,32] */
+/* %529 = broadcast axes=[1] %528 : [6272,32]
+ * %530 = mul %513, %529 : [6272,32]
+ * %531 = broadcast axes=[1] %61 : [6272,32]
+ * %532 = add %530, %531 : [6272,32] */
 static void step_k120_mul_add(float *restrict t532, const float *restrict t513, const float *restrict t528, const float *restrict in_student_res6_bn1_offset) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v530 = t513[i0 * 32 + i1] * t528[i1];
             const float v532 = v530 + in_student_res6_bn1_offset[i1];
@@ -2285,11 +2285,11 @@ static void step_k120_mul_add(float *restrict t532, const float *restrict t513, 
     }
 }
 
-/* %534 = constant 0.1 : [128,14,14,32]
- * %535 = mul %533, %534 : [128,14,14,32]
- * %536 = max %533, %535 : [128,14,14,32] */
+/* %534 = constant 0.1 : [128,7,7,32]
+ * %535 = mul %533, %534 : [128,7,7,32]
+ * %536 = max %533, %535 : [128,7,7,32] */
 static void step_k121_mul_max(float *restrict t535, float *restrict t536, const float *restrict t533) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 200704; i++) {
         const float v535 = t533[i] * 0.1f;
         const float v536 = t533[i] >= v535 ? t533[i] : v535;
         t535[i] = v535;
@@ -2297,18 +2297,18 @@ static void step_k121_mul_max(float *restrict t535, float *restrict t536, const 
     }
 }
 
-/* %537 = im2col k3 s1 p1 %536 : [25088,288]
- * %539 = matmul %537, %538 : [25088,32]
- * %540 = broadcast axes=[1] %63 : [25088,32]
- * %541 = add %539, %540 : [25088,32] */
+/* %537 = im2col k3 s1 p1 %536 : [6272,288]
+ * %539 = matmul %537, %538 : [6272,32]
+ * %540 = broadcast axes=[1] %63 : [6272,32]
+ * %541 = add %539, %540 : [6272,32] */
 static void step_k122_im2col_matmul_add(float *restrict t541, const float *restrict t536, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 4) {
-        const int nb = 128 - n0 < 4 ? 128 - n0 : 4;
-        mplc_im2col(chunk, t536 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t541 + (size_t)n0 * 6272, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 18) {
+        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
+        mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t541 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v541 = t541[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
                 t541[i0 * 32 + i1] = v541;
@@ -2317,30 +2317,30 @@ static void step_k122_im2col_matmul_add(float *restrict t541, const float *restr
     }
 }
 
-/* %543 = im2col k1 s2 p0 %503 : [25088,16]
- * %545 = matmul %543, %544 : [25088,32] */
+/* %543 = im2col k1 s2 p0 %503 : [6272,16]
+ * %545 = matmul %543, %544 : [6272,32] */
 static void step_k123_im2col_matmul(float *restrict t545, const float *restrict t503, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 41) {
-        const int nb = 128 - n0 < 41 ? 128 - n0 : 41;
-        mplc_im2col(chunk, t503 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* columns of 128 images at a time (100352 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 128) {
+        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+        mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
+        for (size_t r = 0; r < (size_t)nb * 49; r++) {
             float acc[32];
             for (int j = 0; j < 32; j++) acc[j] = 0.0f;
             for (int p = 0; p < 16; p++) {
                 const float x = chunk[r * 16 + p];
                 for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
             }
-            float *row = t545 + ((size_t)n0 * 196 + r) * 32;
+            float *row = t545 + ((size_t)n0 * 49 + r) * 32;
             for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
 
-/* %547 = add %542, %546 : [128,14,14,32] */
+/* %547 = add %542, %546 : [128,7,7,32] */
 static void step_k124_add(float *restrict t547, const float *restrict t542, const float *restrict t546) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 200704; i++) {
         const float v547 = t542[i] + t546[i];
         t547[i] = v547;
     }
@@ -2349,26 +2349,26 @@ static void step_k124_add(float *restrict t547, const float *restrict t542, cons
 /* %549 = reduce_sum axes=[0] %548 : [32] */
 static void step_k125_reduce_sum(float *restrict t549, const float *restrict t548) {
     for (size_t o = 0; o < 32; o++) t549[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t549[i1] += t548[i0 * 32 + i1];
         }
     }
 }
 
-/* %510 = constant 3.985969387755102e-05 : [32]
+/* %510 = constant 0.00015943877551020407 : [32]
  * %550 = mul %549, %510 : [32] */
 static void step_k126_mul(float *restrict t550, const float *restrict t549) {
     for (size_t i = 0; i < 32; i++) {
-        const float v550 = t549[i] * 3.9859693e-05f;
+        const float v550 = t549[i] * 0.00015943877f;
         t550[i] = v550;
     }
 }
 
-/* %551 = broadcast axes=[1] %550 : [25088,32]
- * %552 = sub %548, %551 : [25088,32] */
+/* %551 = broadcast axes=[1] %550 : [6272,32]
+ * %552 = sub %548, %551 : [6272,32] */
 static void step_k127_sub(float *restrict t552, const float *restrict t548, const float *restrict t550) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v552 = t548[i0 * 32 + i1] - t550[i1];
             t552[i0 * 32 + i1] = v552;
@@ -2376,11 +2376,11 @@ static void step_k127_sub(float *restrict t552, const float *restrict t548, cons
     }
 }
 
-/* %553 = mul %552, %552 : [25088,32]
+/* %553 = mul %552, %552 : [6272,32]
  * %554 = reduce_sum axes=[0] %553 : [32] */
 static void step_k128_mul_reduce_sum(float *restrict t554, const float *restrict t552) {
     for (size_t o = 0; o < 32; o++) t554[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v553 = t552[i0 * 32 + i1] * t552[i0 * 32 + i1];
             t554[i1] += v553;
@@ -2392,8 +2392,8 @@ static void step_k128_mul_reduce_sum(float *restrict t554, const float *restrict
  * %213 = constant 0.99 : [32]
  * %220 = constant 0.001 : [32]
  * %223 = constant -0.5 : [32]
- * %510 = constant 3.985969387755102e-05 : [32]
- * %520 = constant 0.010000398612827362 : [32]
+ * %510 = constant 0.00015943877551020407 : [32]
+ * %520 = constant 0.010001594642002872 : [32]
  * %555 = mul %554, %510 : [32]
  * %556 = mul %550, %211 : [32]
  * %557 = mul %86, %213 : [32]
@@ -2410,12 +2410,12 @@ static void step_k128_mul_reduce_sum(float *restrict t554, const float *restrict
  * in_student_bn7_running_var is updated in place: each element is read before it is overwritten */
 static void step_k129_mul_add_log_etc(float *restrict in_student_bn7_running_mean, float *restrict in_student_bn7_running_var, float *restrict t562, float *restrict t565, float *restrict t566, const float *restrict t554, const float *restrict t550, const float *restrict in_student_bn7_scale) {
     for (size_t i = 0; i < 32; i++) {
-        const float v555 = t554[i] * 3.9859693e-05f;
+        const float v555 = t554[i] * 0.00015943877f;
         const float v557 = in_student_bn7_running_mean[i] * 0.99f;
         const float v556 = t550[i] * 0.01f;
         const float v558 = v557 + v556;
         const float v560 = in_student_bn7_running_var[i] * 0.99f;
-        const float v559 = v555 * 0.010000398f;
+        const float v559 = v555 * 0.010001594f;
         const float v561 = v560 + v559;
         const float v562 = v555 + 0.001f;
         const float v563 = logf(v562);
@@ -2430,12 +2430,12 @@ static void step_k129_mul_add_log_etc(float *restrict in_student_bn7_running_mea
     }
 }
 
-/* %567 = broadcast axes=[1] %566 : [25088,32]
- * %568 = mul %552, %567 : [25088,32]
- * %569 = broadcast axes=[1] %66 : [25088,32]
- * %570 = add %568, %569 : [25088,32] */
+/* %567 = broadcast axes=[1] %566 : [6272,32]
+ * %568 = mul %552, %567 : [6272,32]
+ * %569 = broadcast axes=[1] %66 : [6272,32]
+ * %570 = add %568, %569 : [6272,32] */
 static void step_k130_mul_add(float *restrict t570, const float *restrict t552, const float *restrict t566, const float *restrict in_student_bn7_offset) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v568 = t552[i0 * 32 + i1] * t566[i1];
             const float v570 = v568 + in_student_bn7_offset[i1];
@@ -2444,11 +2444,11 @@ static void step_k130_mul_add(float *restrict t570, const float *restrict t552, 
     }
 }
 
-/* %534 = constant 0.1 : [128,14,14,32]
- * %572 = mul %571, %534 : [128,14,14,32]
- * %573 = max %571, %572 : [128,14,14,32] */
+/* %534 = constant 0.1 : [128,7,7,32]
+ * %572 = mul %571, %534 : [128,7,7,32]
+ * %573 = max %571, %572 : [128,7,7,32] */
 static void step_k131_mul_max(float *restrict t572, float *restrict t573, const float *restrict t571) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 200704; i++) {
         const float v572 = t571[i] * 0.1f;
         const float v573 = t571[i] >= v572 ? t571[i] : v572;
         t572[i] = v572;
@@ -2456,18 +2456,18 @@ static void step_k131_mul_max(float *restrict t572, float *restrict t573, const 
     }
 }
 
-/* %574 = im2col k3 s2 p1 %573 : [6272,288]
- * %576 = matmul %574, %575 : [6272,64]
- * %577 = broadcast axes=[1] %68 : [6272,64]
- * %578 = add %576, %577 : [6272,64] */
+/* %574 = im2col k3 s2 p1 %573 : [2048,288]
+ * %576 = matmul %574, %575 : [2048,64]
+ * %577 = broadcast axes=[1] %68 : [2048,64]
+ * %578 = add %576, %577 : [2048,64] */
 static void step_k132_im2col_matmul_add(float *restrict t578, const float *restrict t573, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 18) {
-        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
-        mplc_im2col(chunk, t573 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t578 + (size_t)n0 * 3136, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 56) {
+        const int nb = 128 - n0 < 56 ? 128 - n0 : 56;
+        mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t578 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v578 = t578[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
                 t578[i0 * 64 + i1] = v578;
@@ -2479,26 +2479,26 @@ static void step_k132_im2col_matmul_add(float *restrict t578, const float *restr
 /* %579 = reduce_sum axes=[0] %578 : [64] */
 static void step_k133_reduce_sum(float *restrict t579, const float *restrict t578) {
     for (size_t o = 0; o < 64; o++) t579[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t579[i1] += t578[i0 * 64 + i1];
         }
     }
 }
 
-/* %580 = constant 0.00015943877551020407 : [64]
+/* %580 = constant 0.00048828125 : [64]
  * %581 = mul %579, %580 : [64] */
 static void step_k134_mul(float *restrict t581, const float *restrict t579) {
     for (size_t i = 0; i < 64; i++) {
-        const float v581 = t579[i] * 0.00015943877f;
+        const float v581 = t579[i] * 0.00048828125f;
         t581[i] = v581;
     }
 }
 
-/* %582 = broadcast axes=[1] %581 : [6272,64]
- * %583 = sub %578, %582 : [6272,64] */
+/* %582 = broadcast axes=[1] %581 : [2048,64]
+ * %583 = sub %578, %582 : [2048,64] */
 static void step_k135_sub(float *restrict t583, const float *restrict t578, const float *restrict t581) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v583 = t578[i0 * 64 + i1] - t581[i1];
             t583[i0 * 64 + i1] = v583;
@@ -2506,11 +2506,11 @@ static void step_k135_sub(float *restrict t583, const float *restrict t578, cons
     }
 }
 
-/* %584 = mul %583, %583 : [6272,64]
+/* %584 = mul %583, %583 : [2048,64]
  * %585 = reduce_sum axes=[0] %584 : [64] */
 static void step_k136_mul_reduce_sum(float *restrict t585, const float *restrict t583) {
     for (size_t o = 0; o < 64; o++) t585[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v584 = t583[i0 * 64 + i1] * t583[i0 * 64 + i1];
             t585[i1] += v584;
@@ -2522,12 +2522,12 @@ static void step_k136_mul_reduce_sum(float *restrict t585, const float *restrict
  * %287 = constant 0.99 : [64]
  * %294 = constant 0.001 : [64]
  * %297 = constant -0.5 : [64]
- * %580 = constant 0.00015943877551020407 : [64]
+ * %580 = constant 0.00048828125 : [64]
  * %586 = mul %585, %580 : [64]
  * %587 = mul %581, %285 : [64]
  * %588 = mul %88, %287 : [64]
  * %589 = add %588, %587 : [64]
- * %590 = constant 0.010001594642002872 : [64]
+ * %590 = constant 0.010004885197850514 : [64]
  * %591 = mul %586, %590 : [64]
  * %592 = mul %89, %287 : [64]
  * %593 = add %592, %591 : [64]
@@ -2540,12 +2540,12 @@ static void step_k136_mul_reduce_sum(float *restrict t585, const float *restrict
  * in_student_res9_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void step_k137_mul_add_log_etc(float *restrict in_student_res9_bn1_running_mean, float *restrict in_student_res9_bn1_running_var, float *restrict t594, float *restrict t597, float *restrict t598, const float *restrict t585, const float *restrict t581, const float *restrict in_student_res9_bn1_scale) {
     for (size_t i = 0; i < 64; i++) {
-        const float v586 = t585[i] * 0.00015943877f;
+        const float v586 = t585[i] * 0.00048828125f;
         const float v588 = in_student_res9_bn1_running_mean[i] * 0.99f;
         const float v587 = t581[i] * 0.01f;
         const float v589 = v588 + v587;
         const float v592 = in_student_res9_bn1_running_var[i] * 0.99f;
-        const float v591 = v586 * 0.010001594f;
+        const float v591 = v586 * 0.0100048855f;
         const float v593 = v592 + v591;
         const float v594 = v586 + 0.001f;
         const float v595 = logf(v594);
@@ -2560,12 +2560,12 @@ static void step_k137_mul_add_log_etc(float *restrict in_student_res9_bn1_runnin
     }
 }
 
-/* %599 = broadcast axes=[1] %598 : [6272,64]
- * %600 = mul %583, %599 : [6272,64]
- * %601 = broadcast axes=[1] %70 : [6272,64]
- * %602 = add %600, %601 : [6272,64] */
+/* %599 = broadcast axes=[1] %598 : [2048,64]
+ * %600 = mul %583, %599 : [2048,64]
+ * %601 = broadcast axes=[1] %70 : [2048,64]
+ * %602 = add %600, %601 : [2048,64] */
 static void step_k138_mul_add(float *restrict t602, const float *restrict t583, const float *restrict t598, const float *restrict in_student_res9_bn1_offset) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v600 = t583[i0 * 64 + i1] * t598[i1];
             const float v602 = v600 + in_student_res9_bn1_offset[i1];
@@ -2574,11 +2574,11 @@ static void step_k138_mul_add(float *restrict t602, const float *restrict t583, 
     }
 }
 
-/* %604 = constant 0.1 : [128,7,7,64]
- * %605 = mul %603, %604 : [128,7,7,64]
- * %606 = max %603, %605 : [128,7,7,64] */
+/* %604 = constant 0.1 : [128,4,4,64]
+ * %605 = mul %603, %604 : [128,4,4,64]
+ * %606 = max %603, %605 : [128,4,4,64] */
 static void step_k139_mul_max(float *restrict t605, float *restrict t606, const float *restrict t603) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 131072; i++) {
         const float v605 = t603[i] * 0.1f;
         const float v606 = t603[i] >= v605 ? t603[i] : v605;
         t605[i] = v605;
@@ -2586,18 +2586,18 @@ static void step_k139_mul_max(float *restrict t605, float *restrict t606, const 
     }
 }
 
-/* %607 = im2col k3 s1 p1 %606 : [6272,576]
- * %609 = matmul %607, %608 : [6272,64]
- * %610 = broadcast axes=[1] %72 : [6272,64]
- * %611 = add %609, %610 : [6272,64] */
+/* %607 = im2col k3 s1 p1 %606 : [2048,576]
+ * %609 = matmul %607, %608 : [2048,64]
+ * %610 = broadcast axes=[1] %72 : [2048,64]
+ * %611 = add %609, %610 : [2048,64] */
 static void step_k140_im2col_matmul_add(float *restrict t611, const float *restrict t606, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        mplc_im2col(chunk, t606 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t611 + (size_t)n0 * 3136, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 28) {
+        const int nb = 128 - n0 < 28 ? 128 - n0 : 28;
+        mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t611 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v611 = t611[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
                 t611[i0 * 64 + i1] = v611;
@@ -2606,20 +2606,20 @@ static void step_k140_im2col_matmul_add(float *restrict t611, const float *restr
     }
 }
 
-/* %613 = im2col k1 s2 p0 %573 : [6272,32]
- * %615 = matmul %613, %614 : [6272,64] */
+/* %613 = im2col k1 s2 p0 %573 : [2048,32]
+ * %615 = matmul %613, %614 : [2048,64] */
 static void step_k141_im2col_matmul(float *restrict t615, const float *restrict t573, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 83) {
-        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
-        mplc_im2col(chunk, t573 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t615 + (size_t)n0 * 3136, 64);
+    /* columns of 128 images at a time (65536 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 128) {
+        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+        mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t615 + (size_t)n0 * 1024, 64);
     }
 }
 
-/* %617 = add %612, %616 : [128,7,7,64] */
+/* %617 = add %612, %616 : [128,4,4,64] */
 static void step_k142_add(float *restrict t617, const float *restrict t612, const float *restrict t616) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 131072; i++) {
         const float v617 = t612[i] + t616[i];
         t617[i] = v617;
     }
@@ -2628,26 +2628,26 @@ static void step_k142_add(float *restrict t617, const float *restrict t612, cons
 /* %619 = reduce_sum axes=[0] %618 : [64] */
 static void step_k143_reduce_sum(float *restrict t619, const float *restrict t618) {
     for (size_t o = 0; o < 64; o++) t619[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t619[i1] += t618[i0 * 64 + i1];
         }
     }
 }
 
-/* %580 = constant 0.00015943877551020407 : [64]
+/* %580 = constant 0.00048828125 : [64]
  * %620 = mul %619, %580 : [64] */
 static void step_k144_mul(float *restrict t620, const float *restrict t619) {
     for (size_t i = 0; i < 64; i++) {
-        const float v620 = t619[i] * 0.00015943877f;
+        const float v620 = t619[i] * 0.00048828125f;
         t620[i] = v620;
     }
 }
 
-/* %621 = broadcast axes=[1] %620 : [6272,64]
- * %622 = sub %618, %621 : [6272,64] */
+/* %621 = broadcast axes=[1] %620 : [2048,64]
+ * %622 = sub %618, %621 : [2048,64] */
 static void step_k145_sub(float *restrict t622, const float *restrict t618, const float *restrict t620) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v622 = t618[i0 * 64 + i1] - t620[i1];
             t622[i0 * 64 + i1] = v622;
@@ -2655,11 +2655,11 @@ static void step_k145_sub(float *restrict t622, const float *restrict t618, cons
     }
 }
 
-/* %623 = mul %622, %622 : [6272,64]
+/* %623 = mul %622, %622 : [2048,64]
  * %624 = reduce_sum axes=[0] %623 : [64] */
 static void step_k146_mul_reduce_sum(float *restrict t624, const float *restrict t622) {
     for (size_t o = 0; o < 64; o++) t624[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v623 = t622[i0 * 64 + i1] * t622[i0 * 64 + i1];
             t624[i1] += v623;
@@ -2671,8 +2671,8 @@ static void step_k146_mul_reduce_sum(float *restrict t624, const float *restrict
  * %287 = constant 0.99 : [64]
  * %294 = constant 0.001 : [64]
  * %297 = constant -0.5 : [64]
- * %580 = constant 0.00015943877551020407 : [64]
- * %590 = constant 0.010001594642002872 : [64]
+ * %580 = constant 0.00048828125 : [64]
+ * %590 = constant 0.010004885197850514 : [64]
  * %625 = mul %624, %580 : [64]
  * %626 = mul %620, %285 : [64]
  * %627 = mul %90, %287 : [64]
@@ -2689,12 +2689,12 @@ static void step_k146_mul_reduce_sum(float *restrict t624, const float *restrict
  * in_student_bn10_running_var is updated in place: each element is read before it is overwritten */
 static void step_k147_mul_add_log_etc(float *restrict in_student_bn10_running_mean, float *restrict in_student_bn10_running_var, float *restrict t632, float *restrict t635, float *restrict t636, const float *restrict t624, const float *restrict t620, const float *restrict in_student_bn10_scale) {
     for (size_t i = 0; i < 64; i++) {
-        const float v625 = t624[i] * 0.00015943877f;
+        const float v625 = t624[i] * 0.00048828125f;
         const float v627 = in_student_bn10_running_mean[i] * 0.99f;
         const float v626 = t620[i] * 0.01f;
         const float v628 = v627 + v626;
         const float v630 = in_student_bn10_running_var[i] * 0.99f;
-        const float v629 = v625 * 0.010001594f;
+        const float v629 = v625 * 0.0100048855f;
         const float v631 = v630 + v629;
         const float v632 = v625 + 0.001f;
         const float v633 = logf(v632);
@@ -2709,12 +2709,12 @@ static void step_k147_mul_add_log_etc(float *restrict in_student_bn10_running_me
     }
 }
 
-/* %637 = broadcast axes=[1] %636 : [6272,64]
- * %638 = mul %622, %637 : [6272,64]
- * %639 = broadcast axes=[1] %75 : [6272,64]
- * %640 = add %638, %639 : [6272,64] */
+/* %637 = broadcast axes=[1] %636 : [2048,64]
+ * %638 = mul %622, %637 : [2048,64]
+ * %639 = broadcast axes=[1] %75 : [2048,64]
+ * %640 = add %638, %639 : [2048,64] */
 static void step_k148_mul_add(float *restrict t640, const float *restrict t622, const float *restrict t636, const float *restrict in_student_bn10_offset) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v638 = t622[i0 * 64 + i1] * t636[i1];
             const float v640 = v638 + in_student_bn10_offset[i1];
@@ -2723,11 +2723,11 @@ static void step_k148_mul_add(float *restrict t640, const float *restrict t622, 
     }
 }
 
-/* %604 = constant 0.1 : [128,7,7,64]
- * %642 = mul %641, %604 : [128,7,7,64]
- * %643 = max %641, %642 : [128,7,7,64] */
+/* %604 = constant 0.1 : [128,4,4,64]
+ * %642 = mul %641, %604 : [128,4,4,64]
+ * %643 = max %641, %642 : [128,4,4,64] */
 static void step_k149_mul_max(float *restrict t642, float *restrict t643, const float *restrict t641) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 131072; i++) {
         const float v642 = t641[i] * 0.1f;
         const float v643 = t641[i] >= v642 ? t641[i] : v642;
         t642[i] = v642;
@@ -2739,19 +2739,19 @@ static void step_k149_mul_max(float *restrict t642, float *restrict t643, const 
 static void step_k150_reduce_sum(float *restrict t645, const float *restrict t644) {
     for (size_t o = 0; o < 8192; o++) t645[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                t645[i0 * 64 + i2] += t644[i0 * 3136 + i1 * 64 + i2];
+                t645[i0 * 64 + i2] += t644[i0 * 1024 + i1 * 64 + i2];
             }
         }
     }
 }
 
-/* %646 = constant 0.02040816326530612 : [128,64]
+/* %646 = constant 0.0625 : [128,64]
  * %647 = mul %645, %646 : [128,64] */
 static void step_k151_mul(float *restrict t647, const float *restrict t645) {
     for (size_t i = 0; i < 8192; i++) {
-        const float v647 = t645[i] * 0.020408163f;
+        const float v647 = t645[i] * 0.0625f;
         t647[i] = v647;
     }
 }
@@ -2897,40 +2897,40 @@ static void step_k164_matmul(float *restrict t673, const float *restrict t647, c
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t647, 64, t670, 10, 0.0f, t673, 10);
 }
 
-/* %646 = constant 0.02040816326530612 : [128,64]
+/* %646 = constant 0.0625 : [128,64]
  * %672 = matmul tB %670, %76 : [128,64]
  * %674 = mul %672, %646 : [128,64] */
 static void step_k165_matmul_mul(float *restrict t674, const float *restrict t670, const float *restrict in_student_dense13_weight) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t670, 10, in_student_dense13_weight, 10, 0.0f, t674, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
-        const float v674 = t674[i] * 0.020408163f;
+        const float v674 = t674[i] * 0.0625f;
         t674[i] = v674;
     }
 }
 
-/* %675 = broadcast axes=[0, 2] %674 : [128,49,64] */
+/* %675 = broadcast axes=[0, 2] %674 : [128,16,64] */
 static void step_k166_fill(float *restrict t675, const float *restrict t674) {
     for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v675 = t674[i0 * 64 + i2];
-                t675[i0 * 3136 + i1 * 64 + i2] = v675;
+                t675[i0 * 1024 + i1 * 64 + i2] = v675;
             }
         }
     }
 }
 
-/* %604 = constant 0.1 : [128,7,7,64]
- * %677 = greaterEqual %641, %642 : [128,7,7,64]
- * %678 = constant 1 : [128,7,7,64]
- * %679 = sub %678, %677 : [128,7,7,64]
- * %680 = mul %676, %677 : [128,7,7,64]
- * %681 = mul %676, %679 : [128,7,7,64]
- * %682 = mul %681, %604 : [128,7,7,64]
- * %683 = add %680, %682 : [128,7,7,64] */
+/* %604 = constant 0.1 : [128,4,4,64]
+ * %677 = greaterEqual %641, %642 : [128,4,4,64]
+ * %678 = constant 1 : [128,4,4,64]
+ * %679 = sub %678, %677 : [128,4,4,64]
+ * %680 = mul %676, %677 : [128,4,4,64]
+ * %681 = mul %676, %679 : [128,4,4,64]
+ * %682 = mul %681, %604 : [128,4,4,64]
+ * %683 = add %680, %682 : [128,4,4,64] */
 static void step_k167_greaterEqual_sub_mul_etc(float *restrict t683, const float *restrict t641, const float *restrict t642, const float *restrict t676) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 131072; i++) {
         const float v677 = t641[i] >= t642[i] ? 1.0f : 0.0f;
         const float v680 = t676[i] * v677;
         const float v679 = 1.0f - v677;
@@ -2944,17 +2944,17 @@ static void step_k167_greaterEqual_sub_mul_etc(float *restrict t683, const float
 /* %685 = reduce_sum axes=[0] %684 : [64] */
 static void step_k168_reduce_sum(float *restrict t685, const float *restrict t684) {
     for (size_t o = 0; o < 64; o++) t685[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t685[i1] += t684[i0 * 64 + i1];
         }
     }
 }
 
-/* %637 = broadcast axes=[1] %636 : [6272,64]
- * %686 = mul %684, %637 : [6272,64] */
+/* %637 = broadcast axes=[1] %636 : [2048,64]
+ * %686 = mul %684, %637 : [2048,64] */
 static void step_k169_mul(float *restrict t686, const float *restrict t684, const float *restrict t636) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v686 = t684[i0 * 64 + i1] * t636[i1];
             t686[i0 * 64 + i1] = v686;
@@ -2962,11 +2962,11 @@ static void step_k169_mul(float *restrict t686, const float *restrict t684, cons
     }
 }
 
-/* %687 = mul %684, %622 : [6272,64]
+/* %687 = mul %684, %622 : [2048,64]
  * %688 = reduce_sum axes=[0] %687 : [64] */
 static void step_k170_mul_reduce_sum(float *restrict t688, const float *restrict t684, const float *restrict t622) {
     for (size_t o = 0; o < 64; o++) t688[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v687 = t684[i0 * 64 + i1] * t622[i0 * 64 + i1];
             t688[i1] += v687;
@@ -2982,11 +2982,11 @@ static void step_k171_mul(float *restrict t690, const float *restrict t688, cons
     }
 }
 
-/* %691 = neg %686 : [6272,64]
+/* %691 = neg %686 : [2048,64]
  * %692 = reduce_sum axes=[0] %691 : [64] */
 static void step_k172_neg_reduce_sum(float *restrict t692, const float *restrict t686) {
     for (size_t o = 0; o < 64; o++) t692[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v691 = -t686[i0 * 64 + i1];
             t692[i1] += v691;
@@ -2995,7 +2995,7 @@ static void step_k172_neg_reduce_sum(float *restrict t692, const float *restrict
 }
 
 /* %297 = constant -0.5 : [64]
- * %580 = constant 0.00015943877551020407 : [64]
+ * %580 = constant 0.00048828125 : [64]
  * %689 = mul %688, %74 : [64]
  * %693 = mul %689, %635 : [64]
  * %694 = mul %693, %297 : [64]
@@ -3007,16 +3007,16 @@ static void step_k173_mul_div(float *restrict t696, const float *restrict t688, 
         const float v693 = v689 * t635[i];
         const float v694 = v693 * (-0.5f);
         const float v695 = v694 / t632[i];
-        const float v696 = v695 * 0.00015943877f;
+        const float v696 = v695 * 0.00048828125f;
         t696[i] = v696;
     }
 }
 
-/* %697 = broadcast axes=[1] %696 : [6272,64]
- * %698 = mul %697, %622 : [6272,64]
- * %699 = add %698, %698 : [6272,64] */
+/* %697 = broadcast axes=[1] %696 : [2048,64]
+ * %698 = mul %697, %622 : [2048,64]
+ * %699 = add %698, %698 : [2048,64] */
 static void step_k174_mul_add(float *restrict t699, const float *restrict t696, const float *restrict t622) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v698 = t696[i1] * t622[i0 * 64 + i1];
             const float v699 = v698 + v698;
@@ -3025,11 +3025,11 @@ static void step_k174_mul_add(float *restrict t699, const float *restrict t696, 
     }
 }
 
-/* %700 = neg %699 : [6272,64]
+/* %700 = neg %699 : [2048,64]
  * %702 = reduce_sum axes=[0] %700 : [64] */
 static void step_k175_neg_reduce_sum(float *restrict t702, const float *restrict t699) {
     for (size_t o = 0; o < 64; o++) t702[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v700 = -t699[i0 * 64 + i1];
             t702[i1] += v700;
@@ -3037,22 +3037,22 @@ static void step_k175_neg_reduce_sum(float *restrict t702, const float *restrict
     }
 }
 
-/* %580 = constant 0.00015943877551020407 : [64]
+/* %580 = constant 0.00048828125 : [64]
  * %703 = add %692, %702 : [64]
  * %704 = mul %703, %580 : [64] */
 static void step_k176_add_mul(float *restrict t704, const float *restrict t692, const float *restrict t702) {
     for (size_t i = 0; i < 64; i++) {
         const float v703 = t692[i] + t702[i];
-        const float v704 = v703 * 0.00015943877f;
+        const float v704 = v703 * 0.00048828125f;
         t704[i] = v704;
     }
 }
 
-/* %701 = add %686, %699 : [6272,64]
- * %705 = broadcast axes=[1] %704 : [6272,64]
- * %706 = add %701, %705 : [6272,64] */
+/* %701 = add %686, %699 : [2048,64]
+ * %705 = broadcast axes=[1] %704 : [2048,64]
+ * %706 = add %701, %705 : [2048,64] */
 static void step_k177_add(float *restrict t706, const float *restrict t686, const float *restrict t699, const float *restrict t704) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v701 = t686[i0 * 64 + i1] + t699[i0 * 64 + i1];
             const float v706 = v701 + t704[i1];
@@ -3061,70 +3061,70 @@ static void step_k177_add(float *restrict t706, const float *restrict t686, cons
     }
 }
 
-/* %707 = matmul tB %706, %614 : [6272,32]
- * %710 = col2im k1 s2 p0 %707 : [128,14,14,32] */
+/* %707 = matmul tB %706, %614 : [2048,32]
+ * %710 = col2im k1 s2 p0 %707 : [128,7,7,32] */
 static void step_k178_matmul_col2im(float *restrict t710, const float *restrict t706, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
-    /* the product 83 images at a time (130144 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 83) {
-        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 32, 64, 1.0f, t706 + (size_t)n0 * 3136, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-        mplc_col2im(t710 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
+    /* the product 128 images at a time (65536 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 128) {
+        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+        mplc_col2im(t710 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
-/* %613 = im2col k1 s2 p0 %573 : [6272,32]
+/* %613 = im2col k1 s2 p0 %573 : [2048,32]
  * %708 = matmul tA %613, %706 : [32,64] */
 static void step_k179_im2col_matmul(float *restrict t708, const float *restrict t573, const float *restrict t706, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 83) {
-        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
-        mplc_im2col(chunk, t573 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 49, 1.0f, chunk, 32, t706 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t708, 64);
+    /* columns of 128 images at a time (65536 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 128) {
+        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+        mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t706 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t708, 64);
     }
 }
 
 /* %711 = reduce_sum axes=[0] %706 : [64] */
 static void step_k180_reduce_sum(float *restrict t711, const float *restrict t706) {
     for (size_t o = 0; o < 64; o++) t711[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t711[i1] += t706[i0 * 64 + i1];
         }
     }
 }
 
-/* %712 = matmul tB %706, %608 : [6272,576]
- * %715 = col2im k3 s1 p1 %712 : [128,7,7,64] */
+/* %712 = matmul tB %706, %608 : [2048,576]
+ * %715 = col2im k3 s1 p1 %712 : [128,4,4,64] */
 static void step_k181_matmul_col2im(float *restrict t715, const float *restrict t706, const float *restrict in_student_res9_conv3_weight, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 576, 64, 1.0f, t706 + (size_t)n0 * 3136, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-        mplc_col2im(t715 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
+    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 28) {
+        const int nb = 128 - n0 < 28 ? 128 - n0 : 28;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
+        mplc_col2im(t715 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
-/* %607 = im2col k3 s1 p1 %606 : [6272,576]
+/* %607 = im2col k3 s1 p1 %606 : [2048,576]
  * %713 = matmul tA %607, %706 : [576,64] */
 static void step_k182_im2col_matmul(float *restrict t713, const float *restrict t606, const float *restrict t706, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        mplc_im2col(chunk, t606 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 49, 1.0f, chunk, 576, t706 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t713, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 28) {
+        const int nb = 128 - n0 < 28 ? 128 - n0 : 28;
+        mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t706 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t713, 64);
     }
 }
 
-/* %604 = constant 0.1 : [128,7,7,64]
- * %678 = constant 1 : [128,7,7,64]
- * %716 = greaterEqual %603, %605 : [128,7,7,64]
- * %717 = sub %678, %716 : [128,7,7,64]
- * %718 = mul %715, %716 : [128,7,7,64]
- * %719 = mul %715, %717 : [128,7,7,64]
- * %720 = mul %719, %604 : [128,7,7,64]
- * %721 = add %718, %720 : [128,7,7,64] */
+/* %604 = constant 0.1 : [128,4,4,64]
+ * %678 = constant 1 : [128,4,4,64]
+ * %716 = greaterEqual %603, %605 : [128,4,4,64]
+ * %717 = sub %678, %716 : [128,4,4,64]
+ * %718 = mul %715, %716 : [128,4,4,64]
+ * %719 = mul %715, %717 : [128,4,4,64]
+ * %720 = mul %719, %604 : [128,4,4,64]
+ * %721 = add %718, %720 : [128,4,4,64] */
 static void step_k183_greaterEqual_sub_mul_etc(float *restrict t721, const float *restrict t603, const float *restrict t605, const float *restrict t715) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 131072; i++) {
         const float v716 = t603[i] >= t605[i] ? 1.0f : 0.0f;
         const float v718 = t715[i] * v716;
         const float v717 = 1.0f - v716;
@@ -3138,17 +3138,17 @@ static void step_k183_greaterEqual_sub_mul_etc(float *restrict t721, const float
 /* %723 = reduce_sum axes=[0] %722 : [64] */
 static void step_k184_reduce_sum(float *restrict t723, const float *restrict t722) {
     for (size_t o = 0; o < 64; o++) t723[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t723[i1] += t722[i0 * 64 + i1];
         }
     }
 }
 
-/* %599 = broadcast axes=[1] %598 : [6272,64]
- * %724 = mul %722, %599 : [6272,64] */
+/* %599 = broadcast axes=[1] %598 : [2048,64]
+ * %724 = mul %722, %599 : [2048,64] */
 static void step_k185_mul(float *restrict t724, const float *restrict t722, const float *restrict t598) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v724 = t722[i0 * 64 + i1] * t598[i1];
             t724[i0 * 64 + i1] = v724;
@@ -3156,11 +3156,11 @@ static void step_k185_mul(float *restrict t724, const float *restrict t722, cons
     }
 }
 
-/* %725 = mul %722, %583 : [6272,64]
+/* %725 = mul %722, %583 : [2048,64]
  * %726 = reduce_sum axes=[0] %725 : [64] */
 static void step_k186_mul_reduce_sum(float *restrict t726, const float *restrict t722, const float *restrict t583) {
     for (size_t o = 0; o < 64; o++) t726[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v725 = t722[i0 * 64 + i1] * t583[i0 * 64 + i1];
             t726[i1] += v725;
@@ -3176,11 +3176,11 @@ static void step_k187_mul(float *restrict t728, const float *restrict t726, cons
     }
 }
 
-/* %729 = neg %724 : [6272,64]
+/* %729 = neg %724 : [2048,64]
  * %730 = reduce_sum axes=[0] %729 : [64] */
 static void step_k188_neg_reduce_sum(float *restrict t730, const float *restrict t724) {
     for (size_t o = 0; o < 64; o++) t730[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v729 = -t724[i0 * 64 + i1];
             t730[i1] += v729;
@@ -3189,7 +3189,7 @@ static void step_k188_neg_reduce_sum(float *restrict t730, const float *restrict
 }
 
 /* %297 = constant -0.5 : [64]
- * %580 = constant 0.00015943877551020407 : [64]
+ * %580 = constant 0.00048828125 : [64]
  * %727 = mul %726, %69 : [64]
  * %731 = mul %727, %597 : [64]
  * %732 = mul %731, %297 : [64]
@@ -3201,16 +3201,16 @@ static void step_k189_mul_div(float *restrict t734, const float *restrict t726, 
         const float v731 = v727 * t597[i];
         const float v732 = v731 * (-0.5f);
         const float v733 = v732 / t594[i];
-        const float v734 = v733 * 0.00015943877f;
+        const float v734 = v733 * 0.00048828125f;
         t734[i] = v734;
     }
 }
 
-/* %735 = broadcast axes=[1] %734 : [6272,64]
- * %736 = mul %735, %583 : [6272,64]
- * %737 = add %736, %736 : [6272,64] */
+/* %735 = broadcast axes=[1] %734 : [2048,64]
+ * %736 = mul %735, %583 : [2048,64]
+ * %737 = add %736, %736 : [2048,64] */
 static void step_k190_mul_add(float *restrict t737, const float *restrict t734, const float *restrict t583) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v736 = t734[i1] * t583[i0 * 64 + i1];
             const float v737 = v736 + v736;
@@ -3219,11 +3219,11 @@ static void step_k190_mul_add(float *restrict t737, const float *restrict t734, 
     }
 }
 
-/* %738 = neg %737 : [6272,64]
+/* %738 = neg %737 : [2048,64]
  * %740 = reduce_sum axes=[0] %738 : [64] */
 static void step_k191_neg_reduce_sum(float *restrict t740, const float *restrict t737) {
     for (size_t o = 0; o < 64; o++) t740[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v738 = -t737[i0 * 64 + i1];
             t740[i1] += v738;
@@ -3231,22 +3231,22 @@ static void step_k191_neg_reduce_sum(float *restrict t740, const float *restrict
     }
 }
 
-/* %580 = constant 0.00015943877551020407 : [64]
+/* %580 = constant 0.00048828125 : [64]
  * %741 = add %730, %740 : [64]
  * %742 = mul %741, %580 : [64] */
 static void step_k192_add_mul(float *restrict t742, const float *restrict t730, const float *restrict t740) {
     for (size_t i = 0; i < 64; i++) {
         const float v741 = t730[i] + t740[i];
-        const float v742 = v741 * 0.00015943877f;
+        const float v742 = v741 * 0.00048828125f;
         t742[i] = v742;
     }
 }
 
-/* %739 = add %724, %737 : [6272,64]
- * %743 = broadcast axes=[1] %742 : [6272,64]
- * %744 = add %739, %743 : [6272,64] */
+/* %739 = add %724, %737 : [2048,64]
+ * %743 = broadcast axes=[1] %742 : [2048,64]
+ * %744 = add %739, %743 : [2048,64] */
 static void step_k193_add(float *restrict t744, const float *restrict t724, const float *restrict t737, const float *restrict t742) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v739 = t724[i0 * 64 + i1] + t737[i0 * 64 + i1];
             const float v744 = v739 + t742[i1];
@@ -3258,46 +3258,46 @@ static void step_k193_add(float *restrict t744, const float *restrict t724, cons
 /* %745 = reduce_sum axes=[0] %744 : [64] */
 static void step_k194_reduce_sum(float *restrict t745, const float *restrict t744) {
     for (size_t o = 0; o < 64; o++) t745[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t745[i1] += t744[i0 * 64 + i1];
         }
     }
 }
 
-/* %746 = matmul tB %744, %575 : [6272,288]
- * %749 = col2im k3 s2 p1 %746 : [128,14,14,32] */
+/* %746 = matmul tB %744, %575 : [2048,288]
+ * %749 = col2im k3 s2 p1 %746 : [128,7,7,32] */
 static void step_k195_matmul_col2im(float *restrict t749, const float *restrict t744, const float *restrict in_student_res9_conv0_weight, float *restrict chunk) {
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 18) {
-        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 64, 1.0f, t744 + (size_t)n0 * 3136, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t749 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
+    /* the product 56 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 56) {
+        const int nb = 128 - n0 < 56 ? 128 - n0 : 56;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t744 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
+        mplc_col2im(t749 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
-/* %574 = im2col k3 s2 p1 %573 : [6272,288]
+/* %574 = im2col k3 s2 p1 %573 : [2048,288]
  * %747 = matmul tA %574, %744 : [288,64] */
 static void step_k196_im2col_matmul(float *restrict t747, const float *restrict t573, const float *restrict t744, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 18) {
-        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
-        mplc_im2col(chunk, t573 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 49, 1.0f, chunk, 288, t744 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t747, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 56) {
+        const int nb = 128 - n0 < 56 ? 128 - n0 : 56;
+        mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t744 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t747, 64);
     }
 }
 
-/* %534 = constant 0.1 : [128,14,14,32]
- * %750 = add %710, %749 : [128,14,14,32]
- * %751 = greaterEqual %571, %572 : [128,14,14,32]
- * %752 = constant 1 : [128,14,14,32]
- * %753 = sub %752, %751 : [128,14,14,32]
- * %754 = mul %750, %751 : [128,14,14,32]
- * %755 = mul %750, %753 : [128,14,14,32]
- * %756 = mul %755, %534 : [128,14,14,32]
- * %757 = add %754, %756 : [128,14,14,32] */
+/* %534 = constant 0.1 : [128,7,7,32]
+ * %750 = add %710, %749 : [128,7,7,32]
+ * %751 = greaterEqual %571, %572 : [128,7,7,32]
+ * %752 = constant 1 : [128,7,7,32]
+ * %753 = sub %752, %751 : [128,7,7,32]
+ * %754 = mul %750, %751 : [128,7,7,32]
+ * %755 = mul %750, %753 : [128,7,7,32]
+ * %756 = mul %755, %534 : [128,7,7,32]
+ * %757 = add %754, %756 : [128,7,7,32] */
 static void step_k197_add_greaterEqual_sub_etc(float *restrict t757, const float *restrict t710, const float *restrict t749, const float *restrict t571, const float *restrict t572) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 200704; i++) {
         const float v750 = t710[i] + t749[i];
         const float v751 = t571[i] >= t572[i] ? 1.0f : 0.0f;
         const float v754 = v750 * v751;
@@ -3312,17 +3312,17 @@ static void step_k197_add_greaterEqual_sub_etc(float *restrict t757, const float
 /* %759 = reduce_sum axes=[0] %758 : [32] */
 static void step_k198_reduce_sum(float *restrict t759, const float *restrict t758) {
     for (size_t o = 0; o < 32; o++) t759[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t759[i1] += t758[i0 * 32 + i1];
         }
     }
 }
 
-/* %567 = broadcast axes=[1] %566 : [25088,32]
- * %760 = mul %758, %567 : [25088,32] */
+/* %567 = broadcast axes=[1] %566 : [6272,32]
+ * %760 = mul %758, %567 : [6272,32] */
 static void step_k199_mul(float *restrict t760, const float *restrict t758, const float *restrict t566) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v760 = t758[i0 * 32 + i1] * t566[i1];
             t760[i0 * 32 + i1] = v760;
@@ -3330,11 +3330,11 @@ static void step_k199_mul(float *restrict t760, const float *restrict t758, cons
     }
 }
 
-/* %761 = mul %758, %552 : [25088,32]
+/* %761 = mul %758, %552 : [6272,32]
  * %762 = reduce_sum axes=[0] %761 : [32] */
 static void step_k200_mul_reduce_sum(float *restrict t762, const float *restrict t758, const float *restrict t552) {
     for (size_t o = 0; o < 32; o++) t762[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v761 = t758[i0 * 32 + i1] * t552[i0 * 32 + i1];
             t762[i1] += v761;
@@ -3350,11 +3350,11 @@ static void step_k201_mul(float *restrict t764, const float *restrict t762, cons
     }
 }
 
-/* %765 = neg %760 : [25088,32]
+/* %765 = neg %760 : [6272,32]
  * %766 = reduce_sum axes=[0] %765 : [32] */
 static void step_k202_neg_reduce_sum(float *restrict t766, const float *restrict t760) {
     for (size_t o = 0; o < 32; o++) t766[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v765 = -t760[i0 * 32 + i1];
             t766[i1] += v765;
@@ -3363,7 +3363,7 @@ static void step_k202_neg_reduce_sum(float *restrict t766, const float *restrict
 }
 
 /* %223 = constant -0.5 : [32]
- * %510 = constant 3.985969387755102e-05 : [32]
+ * %510 = constant 0.00015943877551020407 : [32]
  * %763 = mul %762, %65 : [32]
  * %767 = mul %763, %565 : [32]
  * %768 = mul %767, %223 : [32]
@@ -3375,16 +3375,16 @@ static void step_k203_mul_div(float *restrict t770, const float *restrict t762, 
         const float v767 = v763 * t565[i];
         const float v768 = v767 * (-0.5f);
         const float v769 = v768 / t562[i];
-        const float v770 = v769 * 3.9859693e-05f;
+        const float v770 = v769 * 0.00015943877f;
         t770[i] = v770;
     }
 }
 
-/* %771 = broadcast axes=[1] %770 : [25088,32]
- * %772 = mul %771, %552 : [25088,32]
- * %773 = add %772, %772 : [25088,32] */
+/* %771 = broadcast axes=[1] %770 : [6272,32]
+ * %772 = mul %771, %552 : [6272,32]
+ * %773 = add %772, %772 : [6272,32] */
 static void step_k204_mul_add(float *restrict t773, const float *restrict t770, const float *restrict t552) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v772 = t770[i1] * t552[i0 * 32 + i1];
             const float v773 = v772 + v772;
@@ -3393,11 +3393,11 @@ static void step_k204_mul_add(float *restrict t773, const float *restrict t770, 
     }
 }
 
-/* %774 = neg %773 : [25088,32]
+/* %774 = neg %773 : [6272,32]
  * %776 = reduce_sum axes=[0] %774 : [32] */
 static void step_k205_neg_reduce_sum(float *restrict t776, const float *restrict t773) {
     for (size_t o = 0; o < 32; o++) t776[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v774 = -t773[i0 * 32 + i1];
             t776[i1] += v774;
@@ -3405,22 +3405,22 @@ static void step_k205_neg_reduce_sum(float *restrict t776, const float *restrict
     }
 }
 
-/* %510 = constant 3.985969387755102e-05 : [32]
+/* %510 = constant 0.00015943877551020407 : [32]
  * %777 = add %766, %776 : [32]
  * %778 = mul %777, %510 : [32] */
 static void step_k206_add_mul(float *restrict t778, const float *restrict t766, const float *restrict t776) {
     for (size_t i = 0; i < 32; i++) {
         const float v777 = t766[i] + t776[i];
-        const float v778 = v777 * 3.9859693e-05f;
+        const float v778 = v777 * 0.00015943877f;
         t778[i] = v778;
     }
 }
 
-/* %775 = add %760, %773 : [25088,32]
- * %779 = broadcast axes=[1] %778 : [25088,32]
- * %780 = add %775, %779 : [25088,32] */
+/* %775 = add %760, %773 : [6272,32]
+ * %779 = broadcast axes=[1] %778 : [6272,32]
+ * %780 = add %775, %779 : [6272,32] */
 static void step_k207_add(float *restrict t780, const float *restrict t760, const float *restrict t773, const float *restrict t778) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v775 = t760[i0 * 32 + i1] + t773[i0 * 32 + i1];
             const float v780 = v775 + t778[i1];
@@ -3429,33 +3429,33 @@ static void step_k207_add(float *restrict t780, const float *restrict t760, cons
     }
 }
 
-/* %781 = matmul tB %780, %544 : [25088,16]
- * %784 = col2im k1 s2 p0 %781 : [128,28,28,16] */
+/* %781 = matmul tB %780, %544 : [6272,16]
+ * %784 = col2im k1 s2 p0 %781 : [128,14,14,16] */
 static void step_k208_matmul_col2im(float *restrict t784, const float *restrict t780, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
-    /* the product 41 images at a time (128576 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 41) {
-        const int nb = 128 - n0 < 41 ? 128 - n0 : 41;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 16, 32, 1.0f, t780 + (size_t)n0 * 6272, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-        mplc_col2im(t784 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* the product 128 images at a time (100352 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 128) {
+        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+        mplc_col2im(t784 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
-/* %543 = im2col k1 s2 p0 %503 : [25088,16]
+/* %543 = im2col k1 s2 p0 %503 : [6272,16]
  * %782 = matmul tA %543, %780 : [16,32] */
 static void step_k209_im2col_matmul(float *restrict t782, const float *restrict t503, const float *restrict t780, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
+    /* columns of 128 images at a time (100352 floats), never the whole im2col */
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 41) {
-        const int nb = 128 - n0 < 41 ? 128 - n0 : 41;
-        mplc_im2col(chunk, t503 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    for (int n0 = 0; n0 < 128; n0 += 128) {
+        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+        mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
+        for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
             float part[512];
             for (int i = 0; i < 512; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t780 + ((size_t)n0 * 196 + r) * 32;
+                const float *dy = t780 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
                     for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
@@ -3470,45 +3470,45 @@ static void step_k209_im2col_matmul(float *restrict t782, const float *restrict 
 /* %785 = reduce_sum axes=[0] %780 : [32] */
 static void step_k210_reduce_sum(float *restrict t785, const float *restrict t780) {
     for (size_t o = 0; o < 32; o++) t785[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t785[i1] += t780[i0 * 32 + i1];
         }
     }
 }
 
-/* %786 = matmul tB %780, %538 : [25088,288]
- * %789 = col2im k3 s1 p1 %786 : [128,14,14,32] */
+/* %786 = matmul tB %780, %538 : [6272,288]
+ * %789 = col2im k3 s1 p1 %786 : [128,7,7,32] */
 static void step_k211_matmul_col2im(float *restrict t789, const float *restrict t780, const float *restrict in_student_res6_conv3_weight, float *restrict chunk) {
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 4) {
-        const int nb = 128 - n0 < 4 ? 128 - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 32, 1.0f, t780 + (size_t)n0 * 6272, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
-        mplc_col2im(t789 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 18) {
+        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
+        mplc_col2im(t789 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
-/* %537 = im2col k3 s1 p1 %536 : [25088,288]
+/* %537 = im2col k3 s1 p1 %536 : [6272,288]
  * %787 = matmul tA %537, %780 : [288,32] */
 static void step_k212_im2col_matmul(float *restrict t787, const float *restrict t536, const float *restrict t780, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 4) {
-        const int nb = 128 - n0 < 4 ? 128 - n0 : 4;
-        mplc_im2col(chunk, t536 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 196, 1.0f, chunk, 288, t780 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t787, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 18) {
+        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
+        mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t780 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t787, 32);
     }
 }
 
-/* %534 = constant 0.1 : [128,14,14,32]
- * %752 = constant 1 : [128,14,14,32]
- * %790 = greaterEqual %533, %535 : [128,14,14,32]
- * %791 = sub %752, %790 : [128,14,14,32]
- * %792 = mul %789, %790 : [128,14,14,32]
- * %793 = mul %789, %791 : [128,14,14,32]
- * %794 = mul %793, %534 : [128,14,14,32]
- * %795 = add %792, %794 : [128,14,14,32] */
+/* %534 = constant 0.1 : [128,7,7,32]
+ * %752 = constant 1 : [128,7,7,32]
+ * %790 = greaterEqual %533, %535 : [128,7,7,32]
+ * %791 = sub %752, %790 : [128,7,7,32]
+ * %792 = mul %789, %790 : [128,7,7,32]
+ * %793 = mul %789, %791 : [128,7,7,32]
+ * %794 = mul %793, %534 : [128,7,7,32]
+ * %795 = add %792, %794 : [128,7,7,32] */
 static void step_k213_greaterEqual_sub_mul_etc(float *restrict t795, const float *restrict t533, const float *restrict t535, const float *restrict t789) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 200704; i++) {
         const float v790 = t533[i] >= t535[i] ? 1.0f : 0.0f;
         const float v792 = t789[i] * v790;
         const float v791 = 1.0f - v790;
@@ -3522,17 +3522,17 @@ static void step_k213_greaterEqual_sub_mul_etc(float *restrict t795, const float
 /* %797 = reduce_sum axes=[0] %796 : [32] */
 static void step_k214_reduce_sum(float *restrict t797, const float *restrict t796) {
     for (size_t o = 0; o < 32; o++) t797[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t797[i1] += t796[i0 * 32 + i1];
         }
     }
 }
 
-/* %529 = broadcast axes=[1] %528 : [25088,32]
- * %798 = mul %796, %529 : [25088,32] */
+/* %529 = broadcast axes=[1] %528 : [6272,32]
+ * %798 = mul %796, %529 : [6272,32] */
 static void step_k215_mul(float *restrict t798, const float *restrict t796, const float *restrict t528) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v798 = t796[i0 * 32 + i1] * t528[i1];
             t798[i0 * 32 + i1] = v798;
@@ -3540,11 +3540,11 @@ static void step_k215_mul(float *restrict t798, const float *restrict t796, cons
     }
 }
 
-/* %799 = mul %796, %513 : [25088,32]
+/* %799 = mul %796, %513 : [6272,32]
  * %800 = reduce_sum axes=[0] %799 : [32] */
 static void step_k216_mul_reduce_sum(float *restrict t800, const float *restrict t796, const float *restrict t513) {
     for (size_t o = 0; o < 32; o++) t800[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v799 = t796[i0 * 32 + i1] * t513[i0 * 32 + i1];
             t800[i1] += v799;
@@ -3560,11 +3560,11 @@ static void step_k217_mul(float *restrict t802, const float *restrict t800, cons
     }
 }
 
-/* %803 = neg %798 : [25088,32]
+/* %803 = neg %798 : [6272,32]
  * %804 = reduce_sum axes=[0] %803 : [32] */
 static void step_k218_neg_reduce_sum(float *restrict t804, const float *restrict t798) {
     for (size_t o = 0; o < 32; o++) t804[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v803 = -t798[i0 * 32 + i1];
             t804[i1] += v803;
@@ -3573,7 +3573,7 @@ static void step_k218_neg_reduce_sum(float *restrict t804, const float *restrict
 }
 
 /* %223 = constant -0.5 : [32]
- * %510 = constant 3.985969387755102e-05 : [32]
+ * %510 = constant 0.00015943877551020407 : [32]
  * %801 = mul %800, %60 : [32]
  * %805 = mul %801, %527 : [32]
  * %806 = mul %805, %223 : [32]
@@ -3585,16 +3585,16 @@ static void step_k219_mul_div(float *restrict t808, const float *restrict t800, 
         const float v805 = v801 * t527[i];
         const float v806 = v805 * (-0.5f);
         const float v807 = v806 / t524[i];
-        const float v808 = v807 * 3.9859693e-05f;
+        const float v808 = v807 * 0.00015943877f;
         t808[i] = v808;
     }
 }
 
-/* %809 = broadcast axes=[1] %808 : [25088,32]
- * %810 = mul %809, %513 : [25088,32]
- * %811 = add %810, %810 : [25088,32] */
+/* %809 = broadcast axes=[1] %808 : [6272,32]
+ * %810 = mul %809, %513 : [6272,32]
+ * %811 = add %810, %810 : [6272,32] */
 static void step_k220_mul_add(float *restrict t811, const float *restrict t808, const float *restrict t513) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v810 = t808[i1] * t513[i0 * 32 + i1];
             const float v811 = v810 + v810;
@@ -3603,11 +3603,11 @@ static void step_k220_mul_add(float *restrict t811, const float *restrict t808, 
     }
 }
 
-/* %812 = neg %811 : [25088,32]
+/* %812 = neg %811 : [6272,32]
  * %814 = reduce_sum axes=[0] %812 : [32] */
 static void step_k221_neg_reduce_sum(float *restrict t814, const float *restrict t811) {
     for (size_t o = 0; o < 32; o++) t814[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v812 = -t811[i0 * 32 + i1];
             t814[i1] += v812;
@@ -3615,22 +3615,22 @@ static void step_k221_neg_reduce_sum(float *restrict t814, const float *restrict
     }
 }
 
-/* %510 = constant 3.985969387755102e-05 : [32]
+/* %510 = constant 0.00015943877551020407 : [32]
  * %815 = add %804, %814 : [32]
  * %816 = mul %815, %510 : [32] */
 static void step_k222_add_mul(float *restrict t816, const float *restrict t804, const float *restrict t814) {
     for (size_t i = 0; i < 32; i++) {
         const float v815 = t804[i] + t814[i];
-        const float v816 = v815 * 3.9859693e-05f;
+        const float v816 = v815 * 0.00015943877f;
         t816[i] = v816;
     }
 }
 
-/* %813 = add %798, %811 : [25088,32]
- * %817 = broadcast axes=[1] %816 : [25088,32]
- * %818 = add %813, %817 : [25088,32] */
+/* %813 = add %798, %811 : [6272,32]
+ * %817 = broadcast axes=[1] %816 : [6272,32]
+ * %818 = add %813, %817 : [6272,32] */
 static void step_k223_add(float *restrict t818, const float *restrict t798, const float *restrict t811, const float *restrict t816) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v813 = t798[i0 * 32 + i1] + t811[i0 * 32 + i1];
             const float v818 = v813 + t816[i1];
@@ -3642,46 +3642,46 @@ static void step_k223_add(float *restrict t818, const float *restrict t798, cons
 /* %819 = reduce_sum axes=[0] %818 : [32] */
 static void step_k224_reduce_sum(float *restrict t819, const float *restrict t818) {
     for (size_t o = 0; o < 32; o++) t819[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t819[i1] += t818[i0 * 32 + i1];
         }
     }
 }
 
-/* %820 = matmul tB %818, %505 : [25088,144]
- * %823 = col2im k3 s2 p1 %820 : [128,28,28,16] */
+/* %820 = matmul tB %818, %505 : [6272,144]
+ * %823 = col2im k3 s2 p1 %820 : [128,14,14,16] */
 static void step_k225_matmul_col2im(float *restrict t823, const float *restrict t818, const float *restrict in_student_res6_conv0_weight, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t818 + (size_t)n0 * 6272, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t823 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
+    /* the product 37 images at a time (261072 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 37) {
+        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t818 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t823 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
-/* %504 = im2col k3 s2 p1 %503 : [25088,144]
+/* %504 = im2col k3 s2 p1 %503 : [6272,144]
  * %821 = matmul tA %504, %818 : [144,32] */
 static void step_k226_im2col_matmul(float *restrict t821, const float *restrict t503, const float *restrict t818, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
-        mplc_im2col(chunk, t503 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t818 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t821, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 37) {
+        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+        mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t818 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t821, 32);
     }
 }
 
-/* %438 = constant 0.1 : [128,28,28,16]
- * %824 = add %784, %823 : [128,28,28,16]
- * %825 = greaterEqual %501, %502 : [128,28,28,16]
- * %826 = constant 1 : [128,28,28,16]
- * %827 = sub %826, %825 : [128,28,28,16]
- * %828 = mul %824, %825 : [128,28,28,16]
- * %829 = mul %824, %827 : [128,28,28,16]
- * %830 = mul %829, %438 : [128,28,28,16]
- * %831 = add %828, %830 : [128,28,28,16] */
+/* %438 = constant 0.1 : [128,14,14,16]
+ * %824 = add %784, %823 : [128,14,14,16]
+ * %825 = greaterEqual %501, %502 : [128,14,14,16]
+ * %826 = constant 1 : [128,14,14,16]
+ * %827 = sub %826, %825 : [128,14,14,16]
+ * %828 = mul %824, %825 : [128,14,14,16]
+ * %829 = mul %824, %827 : [128,14,14,16]
+ * %830 = mul %829, %438 : [128,14,14,16]
+ * %831 = add %828, %830 : [128,14,14,16] */
 static void step_k227_add_greaterEqual_sub_etc(float *restrict t831, const float *restrict t784, const float *restrict t823, const float *restrict t501, const float *restrict t502) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v824 = t784[i] + t823[i];
         const float v825 = t501[i] >= t502[i] ? 1.0f : 0.0f;
         const float v828 = v824 * v825;
@@ -3696,17 +3696,17 @@ static void step_k227_add_greaterEqual_sub_etc(float *restrict t831, const float
 /* %833 = reduce_sum axes=[0] %832 : [16] */
 static void step_k228_reduce_sum(float *restrict t833, const float *restrict t832) {
     for (size_t o = 0; o < 16; o++) t833[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t833[i1] += t832[i0 * 16 + i1];
         }
     }
 }
 
-/* %497 = broadcast axes=[1] %496 : [100352,16]
- * %834 = mul %832, %497 : [100352,16] */
+/* %497 = broadcast axes=[1] %496 : [25088,16]
+ * %834 = mul %832, %497 : [25088,16] */
 static void step_k229_mul(float *restrict t834, const float *restrict t832, const float *restrict t496) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v834 = t832[i0 * 16 + i1] * t496[i1];
             t834[i0 * 16 + i1] = v834;
@@ -3714,11 +3714,11 @@ static void step_k229_mul(float *restrict t834, const float *restrict t832, cons
     }
 }
 
-/* %835 = mul %832, %482 : [100352,16]
+/* %835 = mul %832, %482 : [25088,16]
  * %836 = reduce_sum axes=[0] %835 : [16] */
 static void step_k230_mul_reduce_sum(float *restrict t836, const float *restrict t832, const float *restrict t482) {
     for (size_t o = 0; o < 16; o++) t836[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v835 = t832[i0 * 16 + i1] * t482[i0 * 16 + i1];
             t836[i1] += v835;
@@ -3734,11 +3734,11 @@ static void step_k231_mul(float *restrict t838, const float *restrict t836, cons
     }
 }
 
-/* %839 = neg %834 : [100352,16]
+/* %839 = neg %834 : [25088,16]
  * %840 = reduce_sum axes=[0] %839 : [16] */
 static void step_k232_neg_reduce_sum(float *restrict t840, const float *restrict t834) {
     for (size_t o = 0; o < 16; o++) t840[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v839 = -t834[i0 * 16 + i1];
             t840[i1] += v839;
@@ -3747,7 +3747,7 @@ static void step_k232_neg_reduce_sum(float *restrict t840, const float *restrict
 }
 
 /* %123 = constant -0.5 : [16]
- * %414 = constant 9.964923469387754e-06 : [16]
+ * %414 = constant 3.985969387755102e-05 : [16]
  * %837 = mul %836, %56 : [16]
  * %841 = mul %837, %495 : [16]
  * %842 = mul %841, %123 : [16]
@@ -3759,16 +3759,16 @@ static void step_k233_mul_div(float *restrict t844, const float *restrict t836, 
         const float v841 = v837 * t495[i];
         const float v842 = v841 * (-0.5f);
         const float v843 = v842 / t492[i];
-        const float v844 = v843 * 9.964923e-06f;
+        const float v844 = v843 * 3.9859693e-05f;
         t844[i] = v844;
     }
 }
 
-/* %845 = broadcast axes=[1] %844 : [100352,16]
- * %846 = mul %845, %482 : [100352,16]
- * %847 = add %846, %846 : [100352,16] */
+/* %845 = broadcast axes=[1] %844 : [25088,16]
+ * %846 = mul %845, %482 : [25088,16]
+ * %847 = add %846, %846 : [25088,16] */
 static void step_k234_mul_add(float *restrict t847, const float *restrict t844, const float *restrict t482) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v846 = t844[i1] * t482[i0 * 16 + i1];
             const float v847 = v846 + v846;
@@ -3777,11 +3777,11 @@ static void step_k234_mul_add(float *restrict t847, const float *restrict t844, 
     }
 }
 
-/* %848 = neg %847 : [100352,16]
+/* %848 = neg %847 : [25088,16]
  * %850 = reduce_sum axes=[0] %848 : [16] */
 static void step_k235_neg_reduce_sum(float *restrict t850, const float *restrict t847) {
     for (size_t o = 0; o < 16; o++) t850[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v848 = -t847[i0 * 16 + i1];
             t850[i1] += v848;
@@ -3789,22 +3789,22 @@ static void step_k235_neg_reduce_sum(float *restrict t850, const float *restrict
     }
 }
 
-/* %414 = constant 9.964923469387754e-06 : [16]
+/* %414 = constant 3.985969387755102e-05 : [16]
  * %851 = add %840, %850 : [16]
  * %852 = mul %851, %414 : [16] */
 static void step_k236_add_mul(float *restrict t852, const float *restrict t840, const float *restrict t850) {
     for (size_t i = 0; i < 16; i++) {
         const float v851 = t840[i] + t850[i];
-        const float v852 = v851 * 9.964923e-06f;
+        const float v852 = v851 * 3.9859693e-05f;
         t852[i] = v852;
     }
 }
 
-/* %849 = add %834, %847 : [100352,16]
- * %853 = broadcast axes=[1] %852 : [100352,16]
- * %854 = add %849, %853 : [100352,16] */
+/* %849 = add %834, %847 : [25088,16]
+ * %853 = broadcast axes=[1] %852 : [25088,16]
+ * %854 = add %849, %853 : [25088,16] */
 static void step_k237_add(float *restrict t854, const float *restrict t834, const float *restrict t847, const float *restrict t852) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v849 = t834[i0 * 16 + i1] + t847[i0 * 16 + i1];
             const float v854 = v849 + t852[i1];
@@ -3816,45 +3816,45 @@ static void step_k237_add(float *restrict t854, const float *restrict t834, cons
 /* %856 = reduce_sum axes=[0] %854 : [16] */
 static void step_k238_reduce_sum(float *restrict t856, const float *restrict t854) {
     for (size_t o = 0; o < 16; o++) t856[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t856[i1] += t854[i0 * 16 + i1];
         }
     }
 }
 
-/* %857 = matmul tB %854, %472 : [100352,144]
- * %860 = col2im k3 s1 p1 %857 : [128,28,28,16] */
+/* %857 = matmul tB %854, %472 : [25088,144]
+ * %860 = col2im k3 s1 p1 %857 : [128,14,14,16] */
 static void step_k239_matmul_col2im(float *restrict t860, const float *restrict t854, const float *restrict in_student_res3_conv3_weight, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 2) {
-        const int nb = 128 - n0 < 2 ? 128 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t854 + (size_t)n0 * 12544, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t860 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t854 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
+        mplc_col2im(t860 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %471 = im2col k3 s1 p1 %470 : [100352,144]
+/* %471 = im2col k3 s1 p1 %470 : [25088,144]
  * %858 = matmul tA %471, %854 : [144,16] */
 static void step_k240_im2col_matmul(float *restrict t858, const float *restrict t470, const float *restrict t854, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 2) {
-        const int nb = 128 - n0 < 2 ? 128 - n0 : 2;
-        mplc_im2col(chunk, t470 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t854 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t858, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t854 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t858, 16);
     }
 }
 
-/* %438 = constant 0.1 : [128,28,28,16]
- * %826 = constant 1 : [128,28,28,16]
- * %861 = greaterEqual %468, %469 : [128,28,28,16]
- * %862 = sub %826, %861 : [128,28,28,16]
- * %863 = mul %860, %861 : [128,28,28,16]
- * %864 = mul %860, %862 : [128,28,28,16]
- * %865 = mul %864, %438 : [128,28,28,16]
- * %866 = add %863, %865 : [128,28,28,16] */
+/* %438 = constant 0.1 : [128,14,14,16]
+ * %826 = constant 1 : [128,14,14,16]
+ * %861 = greaterEqual %468, %469 : [128,14,14,16]
+ * %862 = sub %826, %861 : [128,14,14,16]
+ * %863 = mul %860, %861 : [128,14,14,16]
+ * %864 = mul %860, %862 : [128,14,14,16]
+ * %865 = mul %864, %438 : [128,14,14,16]
+ * %866 = add %863, %865 : [128,14,14,16] */
 static void step_k241_greaterEqual_sub_mul_etc(float *restrict t866, const float *restrict t468, const float *restrict t469, const float *restrict t860) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v861 = t468[i] >= t469[i] ? 1.0f : 0.0f;
         const float v863 = t860[i] * v861;
         const float v862 = 1.0f - v861;
@@ -3868,17 +3868,17 @@ static void step_k241_greaterEqual_sub_mul_etc(float *restrict t866, const float
 /* %868 = reduce_sum axes=[0] %867 : [16] */
 static void step_k242_reduce_sum(float *restrict t868, const float *restrict t867) {
     for (size_t o = 0; o < 16; o++) t868[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t868[i1] += t867[i0 * 16 + i1];
         }
     }
 }
 
-/* %464 = broadcast axes=[1] %463 : [100352,16]
- * %869 = mul %867, %464 : [100352,16] */
+/* %464 = broadcast axes=[1] %463 : [25088,16]
+ * %869 = mul %867, %464 : [25088,16] */
 static void step_k243_mul(float *restrict t869, const float *restrict t867, const float *restrict t463) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v869 = t867[i0 * 16 + i1] * t463[i1];
             t869[i0 * 16 + i1] = v869;
@@ -3886,11 +3886,11 @@ static void step_k243_mul(float *restrict t869, const float *restrict t867, cons
     }
 }
 
-/* %870 = mul %867, %449 : [100352,16]
+/* %870 = mul %867, %449 : [25088,16]
  * %871 = reduce_sum axes=[0] %870 : [16] */
 static void step_k244_mul_reduce_sum(float *restrict t871, const float *restrict t867, const float *restrict t449) {
     for (size_t o = 0; o < 16; o++) t871[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v870 = t867[i0 * 16 + i1] * t449[i0 * 16 + i1];
             t871[i1] += v870;
@@ -3906,11 +3906,11 @@ static void step_k245_mul(float *restrict t873, const float *restrict t871, cons
     }
 }
 
-/* %874 = neg %869 : [100352,16]
+/* %874 = neg %869 : [25088,16]
  * %875 = reduce_sum axes=[0] %874 : [16] */
 static void step_k246_neg_reduce_sum(float *restrict t875, const float *restrict t869) {
     for (size_t o = 0; o < 16; o++) t875[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v874 = -t869[i0 * 16 + i1];
             t875[i1] += v874;
@@ -3919,7 +3919,7 @@ static void step_k246_neg_reduce_sum(float *restrict t875, const float *restrict
 }
 
 /* %123 = constant -0.5 : [16]
- * %414 = constant 9.964923469387754e-06 : [16]
+ * %414 = constant 3.985969387755102e-05 : [16]
  * %872 = mul %871, %52 : [16]
  * %876 = mul %872, %462 : [16]
  * %877 = mul %876, %123 : [16]
@@ -3931,16 +3931,16 @@ static void step_k247_mul_div(float *restrict t879, const float *restrict t871, 
         const float v876 = v872 * t462[i];
         const float v877 = v876 * (-0.5f);
         const float v878 = v877 / t459[i];
-        const float v879 = v878 * 9.964923e-06f;
+        const float v879 = v878 * 3.9859693e-05f;
         t879[i] = v879;
     }
 }
 
-/* %880 = broadcast axes=[1] %879 : [100352,16]
- * %881 = mul %880, %449 : [100352,16]
- * %882 = add %881, %881 : [100352,16] */
+/* %880 = broadcast axes=[1] %879 : [25088,16]
+ * %881 = mul %880, %449 : [25088,16]
+ * %882 = add %881, %881 : [25088,16] */
 static void step_k248_mul_add(float *restrict t882, const float *restrict t879, const float *restrict t449) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v881 = t879[i1] * t449[i0 * 16 + i1];
             const float v882 = v881 + v881;
@@ -3949,11 +3949,11 @@ static void step_k248_mul_add(float *restrict t882, const float *restrict t879, 
     }
 }
 
-/* %883 = neg %882 : [100352,16]
+/* %883 = neg %882 : [25088,16]
  * %885 = reduce_sum axes=[0] %883 : [16] */
 static void step_k249_neg_reduce_sum(float *restrict t885, const float *restrict t882) {
     for (size_t o = 0; o < 16; o++) t885[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v883 = -t882[i0 * 16 + i1];
             t885[i1] += v883;
@@ -3961,22 +3961,22 @@ static void step_k249_neg_reduce_sum(float *restrict t885, const float *restrict
     }
 }
 
-/* %414 = constant 9.964923469387754e-06 : [16]
+/* %414 = constant 3.985969387755102e-05 : [16]
  * %886 = add %875, %885 : [16]
  * %887 = mul %886, %414 : [16] */
 static void step_k250_add_mul(float *restrict t887, const float *restrict t875, const float *restrict t885) {
     for (size_t i = 0; i < 16; i++) {
         const float v886 = t875[i] + t885[i];
-        const float v887 = v886 * 9.964923e-06f;
+        const float v887 = v886 * 3.9859693e-05f;
         t887[i] = v887;
     }
 }
 
-/* %884 = add %869, %882 : [100352,16]
- * %888 = broadcast axes=[1] %887 : [100352,16]
- * %889 = add %884, %888 : [100352,16] */
+/* %884 = add %869, %882 : [25088,16]
+ * %888 = broadcast axes=[1] %887 : [25088,16]
+ * %889 = add %884, %888 : [25088,16] */
 static void step_k251_add(float *restrict t889, const float *restrict t869, const float *restrict t882, const float *restrict t887) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v884 = t869[i0 * 16 + i1] + t882[i0 * 16 + i1];
             const float v889 = v884 + t887[i1];
@@ -3988,46 +3988,46 @@ static void step_k251_add(float *restrict t889, const float *restrict t869, cons
 /* %890 = reduce_sum axes=[0] %889 : [16] */
 static void step_k252_reduce_sum(float *restrict t890, const float *restrict t889) {
     for (size_t o = 0; o < 16; o++) t890[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t890[i1] += t889[i0 * 16 + i1];
         }
     }
 }
 
-/* %891 = matmul tB %889, %442 : [100352,144]
- * %894 = col2im k3 s1 p1 %891 : [128,28,28,16] */
+/* %891 = matmul tB %889, %442 : [25088,144]
+ * %894 = col2im k3 s1 p1 %891 : [128,14,14,16] */
 static void step_k253_matmul_col2im(float *restrict t894, const float *restrict t889, const float *restrict in_student_res3_conv0_weight, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 2) {
-        const int nb = 128 - n0 < 2 ? 128 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t889 + (size_t)n0 * 12544, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t894 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t889 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
+        mplc_col2im(t894 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %441 = im2col k3 s1 p1 %440 : [100352,144]
+/* %441 = im2col k3 s1 p1 %440 : [25088,144]
  * %892 = matmul tA %441, %889 : [144,16] */
 static void step_k254_im2col_matmul(float *restrict t892, const float *restrict t440, const float *restrict t889, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 2) {
-        const int nb = 128 - n0 < 2 ? 128 - n0 : 2;
-        mplc_im2col(chunk, t440 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t889 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t892, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 128; n0 += 9) {
+        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+        mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t889 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t892, 16);
     }
 }
 
-/* %438 = constant 0.1 : [128,28,28,16]
- * %826 = constant 1 : [128,28,28,16]
- * %895 = add %855, %894 : [128,28,28,16]
- * %896 = greaterEqual %437, %439 : [128,28,28,16]
- * %897 = sub %826, %896 : [128,28,28,16]
- * %898 = mul %895, %896 : [128,28,28,16]
- * %899 = mul %895, %897 : [128,28,28,16]
- * %900 = mul %899, %438 : [128,28,28,16]
- * %901 = add %898, %900 : [128,28,28,16] */
+/* %438 = constant 0.1 : [128,14,14,16]
+ * %826 = constant 1 : [128,14,14,16]
+ * %895 = add %855, %894 : [128,14,14,16]
+ * %896 = greaterEqual %437, %439 : [128,14,14,16]
+ * %897 = sub %826, %896 : [128,14,14,16]
+ * %898 = mul %895, %896 : [128,14,14,16]
+ * %899 = mul %895, %897 : [128,14,14,16]
+ * %900 = mul %899, %438 : [128,14,14,16]
+ * %901 = add %898, %900 : [128,14,14,16] */
 static void step_k255_add_greaterEqual_sub_etc(float *restrict t901, const float *restrict t855, const float *restrict t894, const float *restrict t437, const float *restrict t439) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v895 = t855[i] + t894[i];
         const float v896 = t437[i] >= t439[i] ? 1.0f : 0.0f;
         const float v898 = v895 * v896;
@@ -4042,17 +4042,17 @@ static void step_k255_add_greaterEqual_sub_etc(float *restrict t901, const float
 /* %903 = reduce_sum axes=[0] %902 : [16] */
 static void step_k256_reduce_sum(float *restrict t903, const float *restrict t902) {
     for (size_t o = 0; o < 16; o++) t903[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t903[i1] += t902[i0 * 16 + i1];
         }
     }
 }
 
-/* %433 = broadcast axes=[1] %432 : [100352,16]
- * %904 = mul %902, %433 : [100352,16] */
+/* %433 = broadcast axes=[1] %432 : [25088,16]
+ * %904 = mul %902, %433 : [25088,16] */
 static void step_k257_mul(float *restrict t904, const float *restrict t902, const float *restrict t432) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v904 = t902[i0 * 16 + i1] * t432[i1];
             t904[i0 * 16 + i1] = v904;
@@ -4060,11 +4060,11 @@ static void step_k257_mul(float *restrict t904, const float *restrict t902, cons
     }
 }
 
-/* %905 = mul %902, %417 : [100352,16]
+/* %905 = mul %902, %417 : [25088,16]
  * %906 = reduce_sum axes=[0] %905 : [16] */
 static void step_k258_mul_reduce_sum(float *restrict t906, const float *restrict t902, const float *restrict t417) {
     for (size_t o = 0; o < 16; o++) t906[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v905 = t902[i0 * 16 + i1] * t417[i0 * 16 + i1];
             t906[i1] += v905;
@@ -4080,11 +4080,11 @@ static void step_k259_mul(float *restrict t908, const float *restrict t906, cons
     }
 }
 
-/* %909 = neg %904 : [100352,16]
+/* %909 = neg %904 : [25088,16]
  * %910 = reduce_sum axes=[0] %909 : [16] */
 static void step_k260_neg_reduce_sum(float *restrict t910, const float *restrict t904) {
     for (size_t o = 0; o < 16; o++) t910[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v909 = -t904[i0 * 16 + i1];
             t910[i1] += v909;
@@ -4093,7 +4093,7 @@ static void step_k260_neg_reduce_sum(float *restrict t910, const float *restrict
 }
 
 /* %123 = constant -0.5 : [16]
- * %414 = constant 9.964923469387754e-06 : [16]
+ * %414 = constant 3.985969387755102e-05 : [16]
  * %907 = mul %906, %48 : [16]
  * %911 = mul %907, %431 : [16]
  * %912 = mul %911, %123 : [16]
@@ -4105,16 +4105,16 @@ static void step_k261_mul_div(float *restrict t914, const float *restrict t906, 
         const float v911 = v907 * t431[i];
         const float v912 = v911 * (-0.5f);
         const float v913 = v912 / t428[i];
-        const float v914 = v913 * 9.964923e-06f;
+        const float v914 = v913 * 3.9859693e-05f;
         t914[i] = v914;
     }
 }
 
-/* %915 = broadcast axes=[1] %914 : [100352,16]
- * %916 = mul %915, %417 : [100352,16]
- * %917 = add %916, %916 : [100352,16] */
+/* %915 = broadcast axes=[1] %914 : [25088,16]
+ * %916 = mul %915, %417 : [25088,16]
+ * %917 = add %916, %916 : [25088,16] */
 static void step_k262_mul_add(float *restrict t917, const float *restrict t914, const float *restrict t417) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v916 = t914[i1] * t417[i0 * 16 + i1];
             const float v917 = v916 + v916;
@@ -4123,11 +4123,11 @@ static void step_k262_mul_add(float *restrict t917, const float *restrict t914, 
     }
 }
 
-/* %918 = neg %917 : [100352,16]
+/* %918 = neg %917 : [25088,16]
  * %920 = reduce_sum axes=[0] %918 : [16] */
 static void step_k263_neg_reduce_sum(float *restrict t920, const float *restrict t917) {
     for (size_t o = 0; o < 16; o++) t920[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v918 = -t917[i0 * 16 + i1];
             t920[i1] += v918;
@@ -4135,22 +4135,22 @@ static void step_k263_neg_reduce_sum(float *restrict t920, const float *restrict
     }
 }
 
-/* %414 = constant 9.964923469387754e-06 : [16]
+/* %414 = constant 3.985969387755102e-05 : [16]
  * %921 = add %910, %920 : [16]
  * %922 = mul %921, %414 : [16] */
 static void step_k264_add_mul(float *restrict t922, const float *restrict t910, const float *restrict t920) {
     for (size_t i = 0; i < 16; i++) {
         const float v921 = t910[i] + t920[i];
-        const float v922 = v921 * 9.964923e-06f;
+        const float v922 = v921 * 3.9859693e-05f;
         t922[i] = v922;
     }
 }
 
-/* %919 = add %904, %917 : [100352,16]
- * %923 = broadcast axes=[1] %922 : [100352,16]
- * %924 = add %919, %923 : [100352,16] */
+/* %919 = add %904, %917 : [25088,16]
+ * %923 = broadcast axes=[1] %922 : [25088,16]
+ * %924 = add %919, %923 : [25088,16] */
 static void step_k265_add(float *restrict t924, const float *restrict t904, const float *restrict t917, const float *restrict t922) {
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v919 = t904[i0 * 16 + i1] + t917[i0 * 16 + i1];
             const float v924 = v919 + t922[i1];
@@ -4162,29 +4162,29 @@ static void step_k265_add(float *restrict t924, const float *restrict t904, cons
 /* %925 = reduce_sum axes=[0] %924 : [16] */
 static void step_k266_reduce_sum(float *restrict t925, const float *restrict t924) {
     for (size_t o = 0; o < 16; o++) t925[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 100352; i0++) {
+    for (size_t i0 = 0; i0 < 25088; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t925[i1] += t924[i0 * 16 + i1];
         }
     }
 }
 
-/* %408 = im2col k3 s1 p1 %406 : [100352,9]
+/* %408 = im2col k3 s2 p1 %406 : [25088,9]
  * %926 = matmul tA %408, %924 : [9,16] */
 static void step_k267_im2col_matmul(float *restrict t926, const float *restrict t406, const float *restrict t924, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
-        mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    for (int n0 = 0; n0 < 128; n0 += 83) {
+        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
+        mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
             float part[144];
             for (int i = 0; i < 144; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t924 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t924 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
@@ -4898,28 +4898,28 @@ static void step_k287_mul_add_sub(float *restrict in_student_momentum_dense13_bi
     }
 }
 
-/* %1209 = im2col k3 s1 p1 %407 : [25088,9]
- * %1211 = matmul %1209, %1210 : [25088,16]
- * %1212 = broadcast axes=[1] %948 : [25088,16]
- * %1213 = add %1211, %1212 : [25088,16] */
+/* %1209 = im2col k3 s2 p1 %407 : [6272,9]
+ * %1211 = matmul %1209, %1210 : [6272,16]
+ * %1212 = broadcast axes=[1] %948 : [6272,16]
+ * %1213 = add %1211, %1212 : [6272,16] */
 static void step_k288_im2col_matmul_add(float *restrict t1213, const float *restrict in_x, const float *restrict t1210, const float *restrict t948, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    /* columns of 32 images at a time (56448 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+        for (size_t r = 0; r < (size_t)nb * 196; r++) {
             float acc[16];
             for (int j = 0; j < 16; j++) acc[j] = 0.0f;
             for (int p = 0; p < 9; p++) {
                 const float x = chunk[r * 9 + p];
                 for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t1210[p * 16 + j], acc[j]);
             }
-            float *row = t1213 + ((size_t)n0 * 784 + r) * 16;
+            float *row = t1213 + ((size_t)n0 * 196 + r) * 16;
             for (int j = 0; j < 16; j++) row[j] = acc[j];
         }
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1213 = t1213[i0 * 16 + i1] + t948[i1];
                 t1213[i0 * 16 + i1] = v1213;
@@ -4931,26 +4931,26 @@ static void step_k288_im2col_matmul_add(float *restrict t1213, const float *rest
 /* %1214 = reduce_sum axes=[0] %1213 : [16] */
 static void step_k289_reduce_sum(float *restrict t1214, const float *restrict t1213) {
     for (size_t o = 0; o < 16; o++) t1214[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1214[i1] += t1213[i0 * 16 + i1];
         }
     }
 }
 
-/* %1215 = constant 3.985969387755102e-05 : [16]
+/* %1215 = constant 0.00015943877551020407 : [16]
  * %1216 = mul %1214, %1215 : [16] */
 static void step_k290_mul(float *restrict t1216, const float *restrict t1214) {
     for (size_t i = 0; i < 16; i++) {
-        const float v1216 = t1214[i] * 3.9859693e-05f;
+        const float v1216 = t1214[i] * 0.00015943877f;
         t1216[i] = v1216;
     }
 }
 
-/* %1217 = broadcast axes=[1] %1216 : [25088,16]
- * %1218 = sub %1213, %1217 : [25088,16] */
+/* %1217 = broadcast axes=[1] %1216 : [6272,16]
+ * %1218 = sub %1213, %1217 : [6272,16] */
 static void step_k291_sub(float *restrict t1218, const float *restrict t1213, const float *restrict t1216) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1218 = t1213[i0 * 16 + i1] - t1216[i1];
             t1218[i0 * 16 + i1] = v1218;
@@ -4958,11 +4958,11 @@ static void step_k291_sub(float *restrict t1218, const float *restrict t1213, co
     }
 }
 
-/* %1219 = mul %1218, %1218 : [25088,16]
+/* %1219 = mul %1218, %1218 : [6272,16]
  * %1220 = reduce_sum axes=[0] %1219 : [16] */
 static void step_k292_mul_reduce_sum(float *restrict t1220, const float *restrict t1218) {
     for (size_t o = 0; o < 16; o++) t1220[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1219 = t1218[i0 * 16 + i1] * t1218[i0 * 16 + i1];
             t1220[i1] += v1219;
@@ -4972,7 +4972,7 @@ static void step_k292_mul_reduce_sum(float *restrict t1220, const float *restric
 
 /* %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
- * %1215 = constant 3.985969387755102e-05 : [16]
+ * %1215 = constant 0.00015943877551020407 : [16]
  * %1221 = mul %1220, %1215 : [16]
  * %1222 = add %1221, %120 : [16]
  * %1223 = log %1222 : [16]
@@ -4981,7 +4981,7 @@ static void step_k292_mul_reduce_sum(float *restrict t1220, const float *restric
  * %1226 = mul %1225, %955 : [16] */
 static void step_k293_mul_add_log_etc(float *restrict t1222, float *restrict t1225, float *restrict t1226, const float *restrict t1220, const float *restrict t955) {
     for (size_t i = 0; i < 16; i++) {
-        const float v1221 = t1220[i] * 3.9859693e-05f;
+        const float v1221 = t1220[i] * 0.00015943877f;
         const float v1222 = v1221 + 0.001f;
         const float v1223 = logf(v1222);
         const float v1224 = v1223 * (-0.5f);
@@ -4993,12 +4993,12 @@ static void step_k293_mul_add_log_etc(float *restrict t1222, float *restrict t12
     }
 }
 
-/* %1227 = broadcast axes=[1] %1226 : [25088,16]
- * %1228 = mul %1218, %1227 : [25088,16]
- * %1229 = broadcast axes=[1] %962 : [25088,16]
- * %1230 = add %1228, %1229 : [25088,16] */
+/* %1227 = broadcast axes=[1] %1226 : [6272,16]
+ * %1228 = mul %1218, %1227 : [6272,16]
+ * %1229 = broadcast axes=[1] %962 : [6272,16]
+ * %1230 = add %1228, %1229 : [6272,16] */
 static void step_k294_mul_add(float *restrict t1230, const float *restrict t1218, const float *restrict t1226, const float *restrict t962) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1228 = t1218[i0 * 16 + i1] * t1226[i1];
             const float v1230 = v1228 + t962[i1];
@@ -5007,11 +5007,11 @@ static void step_k294_mul_add(float *restrict t1230, const float *restrict t1218
     }
 }
 
-/* %1232 = constant 0.1 : [32,28,28,16]
- * %1233 = mul %1231, %1232 : [32,28,28,16]
- * %1234 = max %1231, %1233 : [32,28,28,16] */
+/* %1232 = constant 0.1 : [32,14,14,16]
+ * %1233 = mul %1231, %1232 : [32,14,14,16]
+ * %1234 = max %1231, %1233 : [32,14,14,16] */
 static void step_k295_mul_max(float *restrict t1233, float *restrict t1234, const float *restrict t1231) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1233 = t1231[i] * 0.1f;
         const float v1234 = t1231[i] >= v1233 ? t1231[i] : v1233;
         t1233[i] = v1233;
@@ -5019,18 +5019,18 @@ static void step_k295_mul_max(float *restrict t1233, float *restrict t1234, cons
     }
 }
 
-/* %1235 = im2col k3 s1 p1 %1234 : [25088,144]
- * %1237 = matmul %1235, %1236 : [25088,16]
- * %1238 = broadcast axes=[1] %981 : [25088,16]
- * %1239 = add %1237, %1238 : [25088,16] */
+/* %1235 = im2col k3 s1 p1 %1234 : [6272,144]
+ * %1237 = matmul %1235, %1236 : [6272,16]
+ * %1238 = broadcast axes=[1] %981 : [6272,16]
+ * %1239 = add %1237, %1238 : [6272,16] */
 static void step_k296_im2col_matmul_add(float *restrict t1239, const float *restrict t1234, const float *restrict t1236, const float *restrict t981, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 2) {
-        const int nb = 32 - n0 < 2 ? 32 - n0 : 2;
-        mplc_im2col(chunk, t1234 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, t1236, 16, 0.0f, t1239 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1236, 16, 0.0f, t1239 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1239 = t1239[i0 * 16 + i1] + t981[i1];
                 t1239[i0 * 16 + i1] = v1239;
@@ -5042,26 +5042,26 @@ static void step_k296_im2col_matmul_add(float *restrict t1239, const float *rest
 /* %1240 = reduce_sum axes=[0] %1239 : [16] */
 static void step_k297_reduce_sum(float *restrict t1240, const float *restrict t1239) {
     for (size_t o = 0; o < 16; o++) t1240[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1240[i1] += t1239[i0 * 16 + i1];
         }
     }
 }
 
-/* %1215 = constant 3.985969387755102e-05 : [16]
+/* %1215 = constant 0.00015943877551020407 : [16]
  * %1241 = mul %1240, %1215 : [16] */
 static void step_k298_mul(float *restrict t1241, const float *restrict t1240) {
     for (size_t i = 0; i < 16; i++) {
-        const float v1241 = t1240[i] * 3.9859693e-05f;
+        const float v1241 = t1240[i] * 0.00015943877f;
         t1241[i] = v1241;
     }
 }
 
-/* %1242 = broadcast axes=[1] %1241 : [25088,16]
- * %1243 = sub %1239, %1242 : [25088,16] */
+/* %1242 = broadcast axes=[1] %1241 : [6272,16]
+ * %1243 = sub %1239, %1242 : [6272,16] */
 static void step_k299_sub(float *restrict t1243, const float *restrict t1239, const float *restrict t1241) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1243 = t1239[i0 * 16 + i1] - t1241[i1];
             t1243[i0 * 16 + i1] = v1243;
@@ -5069,11 +5069,11 @@ static void step_k299_sub(float *restrict t1243, const float *restrict t1239, co
     }
 }
 
-/* %1244 = mul %1243, %1243 : [25088,16]
+/* %1244 = mul %1243, %1243 : [6272,16]
  * %1245 = reduce_sum axes=[0] %1244 : [16] */
 static void step_k300_mul_reduce_sum(float *restrict t1245, const float *restrict t1243) {
     for (size_t o = 0; o < 16; o++) t1245[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1244 = t1243[i0 * 16 + i1] * t1243[i0 * 16 + i1];
             t1245[i1] += v1244;
@@ -5083,7 +5083,7 @@ static void step_k300_mul_reduce_sum(float *restrict t1245, const float *restric
 
 /* %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
- * %1215 = constant 3.985969387755102e-05 : [16]
+ * %1215 = constant 0.00015943877551020407 : [16]
  * %1246 = mul %1245, %1215 : [16]
  * %1247 = add %1246, %120 : [16]
  * %1248 = log %1247 : [16]
@@ -5092,7 +5092,7 @@ static void step_k300_mul_reduce_sum(float *restrict t1245, const float *restric
  * %1251 = mul %1250, %988 : [16] */
 static void step_k301_mul_add_log_etc(float *restrict t1247, float *restrict t1250, float *restrict t1251, const float *restrict t1245, const float *restrict t988) {
     for (size_t i = 0; i < 16; i++) {
-        const float v1246 = t1245[i] * 3.9859693e-05f;
+        const float v1246 = t1245[i] * 0.00015943877f;
         const float v1247 = v1246 + 0.001f;
         const float v1248 = logf(v1247);
         const float v1249 = v1248 * (-0.5f);
@@ -5104,12 +5104,12 @@ static void step_k301_mul_add_log_etc(float *restrict t1247, float *restrict t12
     }
 }
 
-/* %1252 = broadcast axes=[1] %1251 : [25088,16]
- * %1253 = mul %1243, %1252 : [25088,16]
- * %1254 = broadcast axes=[1] %995 : [25088,16]
- * %1255 = add %1253, %1254 : [25088,16] */
+/* %1252 = broadcast axes=[1] %1251 : [6272,16]
+ * %1253 = mul %1243, %1252 : [6272,16]
+ * %1254 = broadcast axes=[1] %995 : [6272,16]
+ * %1255 = add %1253, %1254 : [6272,16] */
 static void step_k302_mul_add(float *restrict t1255, const float *restrict t1243, const float *restrict t1251, const float *restrict t995) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1253 = t1243[i0 * 16 + i1] * t1251[i1];
             const float v1255 = v1253 + t995[i1];
@@ -5118,11 +5118,11 @@ static void step_k302_mul_add(float *restrict t1255, const float *restrict t1243
     }
 }
 
-/* %1232 = constant 0.1 : [32,28,28,16]
- * %1257 = mul %1256, %1232 : [32,28,28,16]
- * %1258 = max %1256, %1257 : [32,28,28,16] */
+/* %1232 = constant 0.1 : [32,14,14,16]
+ * %1257 = mul %1256, %1232 : [32,14,14,16]
+ * %1258 = max %1256, %1257 : [32,14,14,16] */
 static void step_k303_mul_max(float *restrict t1257, float *restrict t1258, const float *restrict t1256) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1257 = t1256[i] * 0.1f;
         const float v1258 = t1256[i] >= v1257 ? t1256[i] : v1257;
         t1257[i] = v1257;
@@ -5130,18 +5130,18 @@ static void step_k303_mul_max(float *restrict t1257, float *restrict t1258, cons
     }
 }
 
-/* %1259 = im2col k3 s1 p1 %1258 : [25088,144]
- * %1261 = matmul %1259, %1260 : [25088,16]
- * %1262 = broadcast axes=[1] %1011 : [25088,16]
- * %1263 = add %1261, %1262 : [25088,16] */
+/* %1259 = im2col k3 s1 p1 %1258 : [6272,144]
+ * %1261 = matmul %1259, %1260 : [6272,16]
+ * %1262 = broadcast axes=[1] %1011 : [6272,16]
+ * %1263 = add %1261, %1262 : [6272,16] */
 static void step_k304_im2col_matmul_add(float *restrict t1263, const float *restrict t1258, const float *restrict t1260, const float *restrict t1011, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 2) {
-        const int nb = 32 - n0 < 2 ? 32 - n0 : 2;
-        mplc_im2col(chunk, t1258 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, t1260, 16, 0.0f, t1263 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1260, 16, 0.0f, t1263 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v1263 = t1263[i0 * 16 + i1] + t1011[i1];
                 t1263[i0 * 16 + i1] = v1263;
@@ -5150,9 +5150,9 @@ static void step_k304_im2col_matmul_add(float *restrict t1263, const float *rest
     }
 }
 
-/* %1265 = add %1264, %1234 : [32,28,28,16] */
+/* %1265 = add %1264, %1234 : [32,14,14,16] */
 static void step_k305_add(float *restrict t1265, const float *restrict t1264, const float *restrict t1234) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1265 = t1264[i] + t1234[i];
         t1265[i] = v1265;
     }
@@ -5161,26 +5161,26 @@ static void step_k305_add(float *restrict t1265, const float *restrict t1264, co
 /* %1267 = reduce_sum axes=[0] %1266 : [16] */
 static void step_k306_reduce_sum(float *restrict t1267, const float *restrict t1266) {
     for (size_t o = 0; o < 16; o++) t1267[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1267[i1] += t1266[i0 * 16 + i1];
         }
     }
 }
 
-/* %1215 = constant 3.985969387755102e-05 : [16]
+/* %1215 = constant 0.00015943877551020407 : [16]
  * %1268 = mul %1267, %1215 : [16] */
 static void step_k307_mul(float *restrict t1268, const float *restrict t1267) {
     for (size_t i = 0; i < 16; i++) {
-        const float v1268 = t1267[i] * 3.9859693e-05f;
+        const float v1268 = t1267[i] * 0.00015943877f;
         t1268[i] = v1268;
     }
 }
 
-/* %1269 = broadcast axes=[1] %1268 : [25088,16]
- * %1270 = sub %1266, %1269 : [25088,16] */
+/* %1269 = broadcast axes=[1] %1268 : [6272,16]
+ * %1270 = sub %1266, %1269 : [6272,16] */
 static void step_k308_sub(float *restrict t1270, const float *restrict t1266, const float *restrict t1268) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1270 = t1266[i0 * 16 + i1] - t1268[i1];
             t1270[i0 * 16 + i1] = v1270;
@@ -5188,11 +5188,11 @@ static void step_k308_sub(float *restrict t1270, const float *restrict t1266, co
     }
 }
 
-/* %1271 = mul %1270, %1270 : [25088,16]
+/* %1271 = mul %1270, %1270 : [6272,16]
  * %1272 = reduce_sum axes=[0] %1271 : [16] */
 static void step_k309_mul_reduce_sum(float *restrict t1272, const float *restrict t1270) {
     for (size_t o = 0; o < 16; o++) t1272[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1271 = t1270[i0 * 16 + i1] * t1270[i0 * 16 + i1];
             t1272[i1] += v1271;
@@ -5202,7 +5202,7 @@ static void step_k309_mul_reduce_sum(float *restrict t1272, const float *restric
 
 /* %120 = constant 0.001 : [16]
  * %123 = constant -0.5 : [16]
- * %1215 = constant 3.985969387755102e-05 : [16]
+ * %1215 = constant 0.00015943877551020407 : [16]
  * %1273 = mul %1272, %1215 : [16]
  * %1274 = add %1273, %120 : [16]
  * %1275 = log %1274 : [16]
@@ -5211,7 +5211,7 @@ static void step_k309_mul_reduce_sum(float *restrict t1272, const float *restric
  * %1278 = mul %1277, %1018 : [16] */
 static void step_k310_mul_add_log_etc(float *restrict t1274, float *restrict t1277, float *restrict t1278, const float *restrict t1272, const float *restrict t1018) {
     for (size_t i = 0; i < 16; i++) {
-        const float v1273 = t1272[i] * 3.9859693e-05f;
+        const float v1273 = t1272[i] * 0.00015943877f;
         const float v1274 = v1273 + 0.001f;
         const float v1275 = logf(v1274);
         const float v1276 = v1275 * (-0.5f);
@@ -5223,12 +5223,12 @@ static void step_k310_mul_add_log_etc(float *restrict t1274, float *restrict t12
     }
 }
 
-/* %1279 = broadcast axes=[1] %1278 : [25088,16]
- * %1280 = mul %1270, %1279 : [25088,16]
- * %1281 = broadcast axes=[1] %1025 : [25088,16]
- * %1282 = add %1280, %1281 : [25088,16] */
+/* %1279 = broadcast axes=[1] %1278 : [6272,16]
+ * %1280 = mul %1270, %1279 : [6272,16]
+ * %1281 = broadcast axes=[1] %1025 : [6272,16]
+ * %1282 = add %1280, %1281 : [6272,16] */
 static void step_k311_mul_add(float *restrict t1282, const float *restrict t1270, const float *restrict t1278, const float *restrict t1025) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1280 = t1270[i0 * 16 + i1] * t1278[i1];
             const float v1282 = v1280 + t1025[i1];
@@ -5237,11 +5237,11 @@ static void step_k311_mul_add(float *restrict t1282, const float *restrict t1270
     }
 }
 
-/* %1232 = constant 0.1 : [32,28,28,16]
- * %1284 = mul %1283, %1232 : [32,28,28,16]
- * %1285 = max %1283, %1284 : [32,28,28,16] */
+/* %1232 = constant 0.1 : [32,14,14,16]
+ * %1284 = mul %1283, %1232 : [32,14,14,16]
+ * %1285 = max %1283, %1284 : [32,14,14,16] */
 static void step_k312_mul_max(float *restrict t1284, float *restrict t1285, const float *restrict t1283) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1284 = t1283[i] * 0.1f;
         const float v1285 = t1283[i] >= v1284 ? t1283[i] : v1284;
         t1284[i] = v1284;
@@ -5249,18 +5249,18 @@ static void step_k312_mul_max(float *restrict t1284, float *restrict t1285, cons
     }
 }
 
-/* %1286 = im2col k3 s2 p1 %1285 : [6272,144]
- * %1288 = matmul %1286, %1287 : [6272,32]
- * %1289 = broadcast axes=[1] %1046 : [6272,32]
- * %1290 = add %1288, %1289 : [6272,32] */
+/* %1286 = im2col k3 s2 p1 %1285 : [1568,144]
+ * %1288 = matmul %1286, %1287 : [1568,32]
+ * %1289 = broadcast axes=[1] %1046 : [1568,32]
+ * %1290 = add %1288, %1289 : [1568,32] */
 static void step_k313_im2col_matmul_add(float *restrict t1290, const float *restrict t1285, const float *restrict t1287, const float *restrict t1046, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        mplc_im2col(chunk, t1285 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t1287, 32, 0.0f, t1290 + (size_t)n0 * 6272, 32);
+    /* columns of 32 images at a time (225792 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, t1287, 32, 0.0f, t1290 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1290 = t1290[i0 * 32 + i1] + t1046[i1];
                 t1290[i0 * 32 + i1] = v1290;
@@ -5272,26 +5272,26 @@ static void step_k313_im2col_matmul_add(float *restrict t1290, const float *rest
 /* %1291 = reduce_sum axes=[0] %1290 : [32] */
 static void step_k314_reduce_sum(float *restrict t1291, const float *restrict t1290) {
     for (size_t o = 0; o < 32; o++) t1291[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1291[i1] += t1290[i0 * 32 + i1];
         }
     }
 }
 
-/* %1292 = constant 0.00015943877551020407 : [32]
+/* %1292 = constant 0.0006377551020408163 : [32]
  * %1293 = mul %1291, %1292 : [32] */
 static void step_k315_mul(float *restrict t1293, const float *restrict t1291) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1293 = t1291[i] * 0.00015943877f;
+        const float v1293 = t1291[i] * 0.0006377551f;
         t1293[i] = v1293;
     }
 }
 
-/* %1294 = broadcast axes=[1] %1293 : [6272,32]
- * %1295 = sub %1290, %1294 : [6272,32] */
+/* %1294 = broadcast axes=[1] %1293 : [1568,32]
+ * %1295 = sub %1290, %1294 : [1568,32] */
 static void step_k316_sub(float *restrict t1295, const float *restrict t1290, const float *restrict t1293) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1295 = t1290[i0 * 32 + i1] - t1293[i1];
             t1295[i0 * 32 + i1] = v1295;
@@ -5299,11 +5299,11 @@ static void step_k316_sub(float *restrict t1295, const float *restrict t1290, co
     }
 }
 
-/* %1296 = mul %1295, %1295 : [6272,32]
+/* %1296 = mul %1295, %1295 : [1568,32]
  * %1297 = reduce_sum axes=[0] %1296 : [32] */
 static void step_k317_mul_reduce_sum(float *restrict t1297, const float *restrict t1295) {
     for (size_t o = 0; o < 32; o++) t1297[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1296 = t1295[i0 * 32 + i1] * t1295[i0 * 32 + i1];
             t1297[i1] += v1296;
@@ -5313,7 +5313,7 @@ static void step_k317_mul_reduce_sum(float *restrict t1297, const float *restric
 
 /* %220 = constant 0.001 : [32]
  * %223 = constant -0.5 : [32]
- * %1292 = constant 0.00015943877551020407 : [32]
+ * %1292 = constant 0.0006377551020408163 : [32]
  * %1298 = mul %1297, %1292 : [32]
  * %1299 = add %1298, %220 : [32]
  * %1300 = log %1299 : [32]
@@ -5322,7 +5322,7 @@ static void step_k317_mul_reduce_sum(float *restrict t1297, const float *restric
  * %1303 = mul %1302, %1053 : [32] */
 static void step_k318_mul_add_log_etc(float *restrict t1299, float *restrict t1302, float *restrict t1303, const float *restrict t1297, const float *restrict t1053) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1298 = t1297[i] * 0.00015943877f;
+        const float v1298 = t1297[i] * 0.0006377551f;
         const float v1299 = v1298 + 0.001f;
         const float v1300 = logf(v1299);
         const float v1301 = v1300 * (-0.5f);
@@ -5334,12 +5334,12 @@ static void step_k318_mul_add_log_etc(float *restrict t1299, float *restrict t13
     }
 }
 
-/* %1304 = broadcast axes=[1] %1303 : [6272,32]
- * %1305 = mul %1295, %1304 : [6272,32]
- * %1306 = broadcast axes=[1] %1060 : [6272,32]
- * %1307 = add %1305, %1306 : [6272,32] */
+/* %1304 = broadcast axes=[1] %1303 : [1568,32]
+ * %1305 = mul %1295, %1304 : [1568,32]
+ * %1306 = broadcast axes=[1] %1060 : [1568,32]
+ * %1307 = add %1305, %1306 : [1568,32] */
 static void step_k319_mul_add(float *restrict t1307, const float *restrict t1295, const float *restrict t1303, const float *restrict t1060) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1305 = t1295[i0 * 32 + i1] * t1303[i1];
             const float v1307 = v1305 + t1060[i1];
@@ -5348,11 +5348,11 @@ static void step_k319_mul_add(float *restrict t1307, const float *restrict t1295
     }
 }
 
-/* %1309 = constant 0.1 : [32,14,14,32]
- * %1310 = mul %1308, %1309 : [32,14,14,32]
- * %1311 = max %1308, %1310 : [32,14,14,32] */
+/* %1309 = constant 0.1 : [32,7,7,32]
+ * %1310 = mul %1308, %1309 : [32,7,7,32]
+ * %1311 = max %1308, %1310 : [32,7,7,32] */
 static void step_k320_mul_max(float *restrict t1310, float *restrict t1311, const float *restrict t1308) {
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = 0; i < 50176; i++) {
         const float v1310 = t1308[i] * 0.1f;
         const float v1311 = t1308[i] >= v1310 ? t1308[i] : v1310;
         t1310[i] = v1310;
@@ -5360,18 +5360,18 @@ static void step_k320_mul_max(float *restrict t1310, float *restrict t1311, cons
     }
 }
 
-/* %1312 = im2col k3 s1 p1 %1311 : [6272,288]
- * %1314 = matmul %1312, %1313 : [6272,32]
- * %1315 = broadcast axes=[1] %1079 : [6272,32]
- * %1316 = add %1314, %1315 : [6272,32] */
+/* %1312 = im2col k3 s1 p1 %1311 : [1568,288]
+ * %1314 = matmul %1312, %1313 : [1568,32]
+ * %1315 = broadcast axes=[1] %1079 : [1568,32]
+ * %1316 = add %1314, %1315 : [1568,32] */
 static void step_k321_im2col_matmul_add(float *restrict t1316, const float *restrict t1311, const float *restrict t1313, const float *restrict t1079, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 4) {
-        const int nb = 32 - n0 < 4 ? 32 - n0 : 4;
-        mplc_im2col(chunk, t1311 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 288, 1.0f, chunk, 288, t1313, 32, 0.0f, t1316 + (size_t)n0 * 6272, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 18) {
+        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
+        mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, t1313, 32, 0.0f, t1316 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v1316 = t1316[i0 * 32 + i1] + t1079[i1];
                 t1316[i0 * 32 + i1] = v1316;
@@ -5380,30 +5380,30 @@ static void step_k321_im2col_matmul_add(float *restrict t1316, const float *rest
     }
 }
 
-/* %1318 = im2col k1 s2 p0 %1285 : [6272,16]
- * %1320 = matmul %1318, %1319 : [6272,32] */
+/* %1318 = im2col k1 s2 p0 %1285 : [1568,16]
+ * %1320 = matmul %1318, %1319 : [1568,32] */
 static void step_k322_im2col_matmul(float *restrict t1320, const float *restrict t1285, const float *restrict t1319, float *restrict chunk) {
-    /* columns of 32 images at a time (100352 floats), never the whole im2col */
+    /* columns of 32 images at a time (25088 floats), never the whole im2col */
     for (int n0 = 0; n0 < 32; n0 += 32) {
         const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
-        mplc_im2col(chunk, t1285 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+        mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
+        for (size_t r = 0; r < (size_t)nb * 49; r++) {
             float acc[32];
             for (int j = 0; j < 32; j++) acc[j] = 0.0f;
             for (int p = 0; p < 16; p++) {
                 const float x = chunk[r * 16 + p];
                 for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t1319[p * 32 + j], acc[j]);
             }
-            float *row = t1320 + ((size_t)n0 * 196 + r) * 32;
+            float *row = t1320 + ((size_t)n0 * 49 + r) * 32;
             for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
 
-/* %1322 = add %1317, %1321 : [32,14,14,32] */
+/* %1322 = add %1317, %1321 : [32,7,7,32] */
 static void step_k323_add(float *restrict t1322, const float *restrict t1317, const float *restrict t1321) {
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = 0; i < 50176; i++) {
         const float v1322 = t1317[i] + t1321[i];
         t1322[i] = v1322;
     }
@@ -5412,26 +5412,26 @@ static void step_k323_add(float *restrict t1322, const float *restrict t1317, co
 /* %1324 = reduce_sum axes=[0] %1323 : [32] */
 static void step_k324_reduce_sum(float *restrict t1324, const float *restrict t1323) {
     for (size_t o = 0; o < 32; o++) t1324[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1324[i1] += t1323[i0 * 32 + i1];
         }
     }
 }
 
-/* %1292 = constant 0.00015943877551020407 : [32]
+/* %1292 = constant 0.0006377551020408163 : [32]
  * %1325 = mul %1324, %1292 : [32] */
 static void step_k325_mul(float *restrict t1325, const float *restrict t1324) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1325 = t1324[i] * 0.00015943877f;
+        const float v1325 = t1324[i] * 0.0006377551f;
         t1325[i] = v1325;
     }
 }
 
-/* %1326 = broadcast axes=[1] %1325 : [6272,32]
- * %1327 = sub %1323, %1326 : [6272,32] */
+/* %1326 = broadcast axes=[1] %1325 : [1568,32]
+ * %1327 = sub %1323, %1326 : [1568,32] */
 static void step_k326_sub(float *restrict t1327, const float *restrict t1323, const float *restrict t1325) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1327 = t1323[i0 * 32 + i1] - t1325[i1];
             t1327[i0 * 32 + i1] = v1327;
@@ -5439,11 +5439,11 @@ static void step_k326_sub(float *restrict t1327, const float *restrict t1323, co
     }
 }
 
-/* %1328 = mul %1327, %1327 : [6272,32]
+/* %1328 = mul %1327, %1327 : [1568,32]
  * %1329 = reduce_sum axes=[0] %1328 : [32] */
 static void step_k327_mul_reduce_sum(float *restrict t1329, const float *restrict t1327) {
     for (size_t o = 0; o < 32; o++) t1329[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1328 = t1327[i0 * 32 + i1] * t1327[i0 * 32 + i1];
             t1329[i1] += v1328;
@@ -5453,7 +5453,7 @@ static void step_k327_mul_reduce_sum(float *restrict t1329, const float *restric
 
 /* %220 = constant 0.001 : [32]
  * %223 = constant -0.5 : [32]
- * %1292 = constant 0.00015943877551020407 : [32]
+ * %1292 = constant 0.0006377551020408163 : [32]
  * %1330 = mul %1329, %1292 : [32]
  * %1331 = add %1330, %220 : [32]
  * %1332 = log %1331 : [32]
@@ -5462,7 +5462,7 @@ static void step_k327_mul_reduce_sum(float *restrict t1329, const float *restric
  * %1335 = mul %1334, %1098 : [32] */
 static void step_k328_mul_add_log_etc(float *restrict t1331, float *restrict t1334, float *restrict t1335, const float *restrict t1329, const float *restrict t1098) {
     for (size_t i = 0; i < 32; i++) {
-        const float v1330 = t1329[i] * 0.00015943877f;
+        const float v1330 = t1329[i] * 0.0006377551f;
         const float v1331 = v1330 + 0.001f;
         const float v1332 = logf(v1331);
         const float v1333 = v1332 * (-0.5f);
@@ -5474,12 +5474,12 @@ static void step_k328_mul_add_log_etc(float *restrict t1331, float *restrict t13
     }
 }
 
-/* %1336 = broadcast axes=[1] %1335 : [6272,32]
- * %1337 = mul %1327, %1336 : [6272,32]
- * %1338 = broadcast axes=[1] %1105 : [6272,32]
- * %1339 = add %1337, %1338 : [6272,32] */
+/* %1336 = broadcast axes=[1] %1335 : [1568,32]
+ * %1337 = mul %1327, %1336 : [1568,32]
+ * %1338 = broadcast axes=[1] %1105 : [1568,32]
+ * %1339 = add %1337, %1338 : [1568,32] */
 static void step_k329_mul_add(float *restrict t1339, const float *restrict t1327, const float *restrict t1335, const float *restrict t1105) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1337 = t1327[i0 * 32 + i1] * t1335[i1];
             const float v1339 = v1337 + t1105[i1];
@@ -5488,11 +5488,11 @@ static void step_k329_mul_add(float *restrict t1339, const float *restrict t1327
     }
 }
 
-/* %1309 = constant 0.1 : [32,14,14,32]
- * %1341 = mul %1340, %1309 : [32,14,14,32]
- * %1342 = max %1340, %1341 : [32,14,14,32] */
+/* %1309 = constant 0.1 : [32,7,7,32]
+ * %1341 = mul %1340, %1309 : [32,7,7,32]
+ * %1342 = max %1340, %1341 : [32,7,7,32] */
 static void step_k330_mul_max(float *restrict t1341, float *restrict t1342, const float *restrict t1340) {
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = 0; i < 50176; i++) {
         const float v1341 = t1340[i] * 0.1f;
         const float v1342 = t1340[i] >= v1341 ? t1340[i] : v1341;
         t1341[i] = v1341;
@@ -5500,18 +5500,18 @@ static void step_k330_mul_max(float *restrict t1341, float *restrict t1342, cons
     }
 }
 
-/* %1343 = im2col k3 s2 p1 %1342 : [1568,288]
- * %1345 = matmul %1343, %1344 : [1568,64]
- * %1346 = broadcast axes=[1] %1126 : [1568,64]
- * %1347 = add %1345, %1346 : [1568,64] */
+/* %1343 = im2col k3 s2 p1 %1342 : [512,288]
+ * %1345 = matmul %1343, %1344 : [512,64]
+ * %1346 = broadcast axes=[1] %1126 : [512,64]
+ * %1347 = add %1345, %1346 : [512,64] */
 static void step_k331_im2col_matmul_add(float *restrict t1347, const float *restrict t1342, const float *restrict t1344, const float *restrict t1126, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 18) {
-        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
-        mplc_im2col(chunk, t1342 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 288, 1.0f, chunk, 288, t1344, 64, 0.0f, t1347 + (size_t)n0 * 3136, 64);
+    /* columns of 32 images at a time (147456 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, t1344, 64, 0.0f, t1347 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1347 = t1347[i0 * 64 + i1] + t1126[i1];
                 t1347[i0 * 64 + i1] = v1347;
@@ -5523,26 +5523,26 @@ static void step_k331_im2col_matmul_add(float *restrict t1347, const float *rest
 /* %1348 = reduce_sum axes=[0] %1347 : [64] */
 static void step_k332_reduce_sum(float *restrict t1348, const float *restrict t1347) {
     for (size_t o = 0; o < 64; o++) t1348[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1348[i1] += t1347[i0 * 64 + i1];
         }
     }
 }
 
-/* %1349 = constant 0.0006377551020408163 : [64]
+/* %1349 = constant 0.001953125 : [64]
  * %1350 = mul %1348, %1349 : [64] */
 static void step_k333_mul(float *restrict t1350, const float *restrict t1348) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1350 = t1348[i] * 0.0006377551f;
+        const float v1350 = t1348[i] * 0.001953125f;
         t1350[i] = v1350;
     }
 }
 
-/* %1351 = broadcast axes=[1] %1350 : [1568,64]
- * %1352 = sub %1347, %1351 : [1568,64] */
+/* %1351 = broadcast axes=[1] %1350 : [512,64]
+ * %1352 = sub %1347, %1351 : [512,64] */
 static void step_k334_sub(float *restrict t1352, const float *restrict t1347, const float *restrict t1350) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1352 = t1347[i0 * 64 + i1] - t1350[i1];
             t1352[i0 * 64 + i1] = v1352;
@@ -5550,11 +5550,11 @@ static void step_k334_sub(float *restrict t1352, const float *restrict t1347, co
     }
 }
 
-/* %1353 = mul %1352, %1352 : [1568,64]
+/* %1353 = mul %1352, %1352 : [512,64]
  * %1354 = reduce_sum axes=[0] %1353 : [64] */
 static void step_k335_mul_reduce_sum(float *restrict t1354, const float *restrict t1352) {
     for (size_t o = 0; o < 64; o++) t1354[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1353 = t1352[i0 * 64 + i1] * t1352[i0 * 64 + i1];
             t1354[i1] += v1353;
@@ -5564,7 +5564,7 @@ static void step_k335_mul_reduce_sum(float *restrict t1354, const float *restric
 
 /* %294 = constant 0.001 : [64]
  * %297 = constant -0.5 : [64]
- * %1349 = constant 0.0006377551020408163 : [64]
+ * %1349 = constant 0.001953125 : [64]
  * %1355 = mul %1354, %1349 : [64]
  * %1356 = add %1355, %294 : [64]
  * %1357 = log %1356 : [64]
@@ -5573,7 +5573,7 @@ static void step_k335_mul_reduce_sum(float *restrict t1354, const float *restric
  * %1360 = mul %1359, %1133 : [64] */
 static void step_k336_mul_add_log_etc(float *restrict t1356, float *restrict t1359, float *restrict t1360, const float *restrict t1354, const float *restrict t1133) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1355 = t1354[i] * 0.0006377551f;
+        const float v1355 = t1354[i] * 0.001953125f;
         const float v1356 = v1355 + 0.001f;
         const float v1357 = logf(v1356);
         const float v1358 = v1357 * (-0.5f);
@@ -5585,12 +5585,12 @@ static void step_k336_mul_add_log_etc(float *restrict t1356, float *restrict t13
     }
 }
 
-/* %1361 = broadcast axes=[1] %1360 : [1568,64]
- * %1362 = mul %1352, %1361 : [1568,64]
- * %1363 = broadcast axes=[1] %1140 : [1568,64]
- * %1364 = add %1362, %1363 : [1568,64] */
+/* %1361 = broadcast axes=[1] %1360 : [512,64]
+ * %1362 = mul %1352, %1361 : [512,64]
+ * %1363 = broadcast axes=[1] %1140 : [512,64]
+ * %1364 = add %1362, %1363 : [512,64] */
 static void step_k337_mul_add(float *restrict t1364, const float *restrict t1352, const float *restrict t1360, const float *restrict t1140) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1362 = t1352[i0 * 64 + i1] * t1360[i1];
             const float v1364 = v1362 + t1140[i1];
@@ -5599,11 +5599,11 @@ static void step_k337_mul_add(float *restrict t1364, const float *restrict t1352
     }
 }
 
-/* %1366 = constant 0.1 : [32,7,7,64]
- * %1367 = mul %1365, %1366 : [32,7,7,64]
- * %1368 = max %1365, %1367 : [32,7,7,64] */
+/* %1366 = constant 0.1 : [32,4,4,64]
+ * %1367 = mul %1365, %1366 : [32,4,4,64]
+ * %1368 = max %1365, %1367 : [32,4,4,64] */
 static void step_k338_mul_max(float *restrict t1367, float *restrict t1368, const float *restrict t1365) {
-    for (size_t i = 0; i < 100352; i++) {
+    for (size_t i = 0; i < 32768; i++) {
         const float v1367 = t1365[i] * 0.1f;
         const float v1368 = t1365[i] >= v1367 ? t1365[i] : v1367;
         t1367[i] = v1367;
@@ -5611,18 +5611,18 @@ static void step_k338_mul_max(float *restrict t1367, float *restrict t1368, cons
     }
 }
 
-/* %1369 = im2col k3 s1 p1 %1368 : [1568,576]
- * %1371 = matmul %1369, %1370 : [1568,64]
- * %1372 = broadcast axes=[1] %1159 : [1568,64]
- * %1373 = add %1371, %1372 : [1568,64] */
+/* %1369 = im2col k3 s1 p1 %1368 : [512,576]
+ * %1371 = matmul %1369, %1370 : [512,64]
+ * %1372 = broadcast axes=[1] %1159 : [512,64]
+ * %1373 = add %1371, %1372 : [512,64] */
 static void step_k339_im2col_matmul_add(float *restrict t1373, const float *restrict t1368, const float *restrict t1370, const float *restrict t1159, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        mplc_im2col(chunk, t1368 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 576, 1.0f, chunk, 576, t1370, 64, 0.0f, t1373 + (size_t)n0 * 3136, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 28) {
+        const int nb = 32 - n0 < 28 ? 32 - n0 : 28;
+        mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, t1370, 64, 0.0f, t1373 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v1373 = t1373[i0 * 64 + i1] + t1159[i1];
                 t1373[i0 * 64 + i1] = v1373;
@@ -5631,20 +5631,20 @@ static void step_k339_im2col_matmul_add(float *restrict t1373, const float *rest
     }
 }
 
-/* %1375 = im2col k1 s2 p0 %1342 : [1568,32]
- * %1377 = matmul %1375, %1376 : [1568,64] */
+/* %1375 = im2col k1 s2 p0 %1342 : [512,32]
+ * %1377 = matmul %1375, %1376 : [512,64] */
 static void step_k340_im2col_matmul(float *restrict t1377, const float *restrict t1342, const float *restrict t1376, float *restrict chunk) {
-    /* columns of 32 images at a time (50176 floats), never the whole im2col */
+    /* columns of 32 images at a time (16384 floats), never the whole im2col */
     for (int n0 = 0; n0 < 32; n0 += 32) {
         const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
-        mplc_im2col(chunk, t1342 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 32, 1.0f, chunk, 32, t1376, 64, 0.0f, t1377 + (size_t)n0 * 3136, 64);
+        mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, t1376, 64, 0.0f, t1377 + (size_t)n0 * 1024, 64);
     }
 }
 
-/* %1379 = add %1374, %1378 : [32,7,7,64] */
+/* %1379 = add %1374, %1378 : [32,4,4,64] */
 static void step_k341_add(float *restrict t1379, const float *restrict t1374, const float *restrict t1378) {
-    for (size_t i = 0; i < 100352; i++) {
+    for (size_t i = 0; i < 32768; i++) {
         const float v1379 = t1374[i] + t1378[i];
         t1379[i] = v1379;
     }
@@ -5653,26 +5653,26 @@ static void step_k341_add(float *restrict t1379, const float *restrict t1374, co
 /* %1381 = reduce_sum axes=[0] %1380 : [64] */
 static void step_k342_reduce_sum(float *restrict t1381, const float *restrict t1380) {
     for (size_t o = 0; o < 64; o++) t1381[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1381[i1] += t1380[i0 * 64 + i1];
         }
     }
 }
 
-/* %1349 = constant 0.0006377551020408163 : [64]
+/* %1349 = constant 0.001953125 : [64]
  * %1382 = mul %1381, %1349 : [64] */
 static void step_k343_mul(float *restrict t1382, const float *restrict t1381) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1382 = t1381[i] * 0.0006377551f;
+        const float v1382 = t1381[i] * 0.001953125f;
         t1382[i] = v1382;
     }
 }
 
-/* %1383 = broadcast axes=[1] %1382 : [1568,64]
- * %1384 = sub %1380, %1383 : [1568,64] */
+/* %1383 = broadcast axes=[1] %1382 : [512,64]
+ * %1384 = sub %1380, %1383 : [512,64] */
 static void step_k344_sub(float *restrict t1384, const float *restrict t1380, const float *restrict t1382) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1384 = t1380[i0 * 64 + i1] - t1382[i1];
             t1384[i0 * 64 + i1] = v1384;
@@ -5680,11 +5680,11 @@ static void step_k344_sub(float *restrict t1384, const float *restrict t1380, co
     }
 }
 
-/* %1385 = mul %1384, %1384 : [1568,64]
+/* %1385 = mul %1384, %1384 : [512,64]
  * %1386 = reduce_sum axes=[0] %1385 : [64] */
 static void step_k345_mul_reduce_sum(float *restrict t1386, const float *restrict t1384) {
     for (size_t o = 0; o < 64; o++) t1386[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1385 = t1384[i0 * 64 + i1] * t1384[i0 * 64 + i1];
             t1386[i1] += v1385;
@@ -5694,7 +5694,7 @@ static void step_k345_mul_reduce_sum(float *restrict t1386, const float *restric
 
 /* %294 = constant 0.001 : [64]
  * %297 = constant -0.5 : [64]
- * %1349 = constant 0.0006377551020408163 : [64]
+ * %1349 = constant 0.001953125 : [64]
  * %1387 = mul %1386, %1349 : [64]
  * %1388 = add %1387, %294 : [64]
  * %1389 = log %1388 : [64]
@@ -5703,7 +5703,7 @@ static void step_k345_mul_reduce_sum(float *restrict t1386, const float *restric
  * %1392 = mul %1391, %1178 : [64] */
 static void step_k346_mul_add_log_etc(float *restrict t1388, float *restrict t1391, float *restrict t1392, const float *restrict t1386, const float *restrict t1178) {
     for (size_t i = 0; i < 64; i++) {
-        const float v1387 = t1386[i] * 0.0006377551f;
+        const float v1387 = t1386[i] * 0.001953125f;
         const float v1388 = v1387 + 0.001f;
         const float v1389 = logf(v1388);
         const float v1390 = v1389 * (-0.5f);
@@ -5715,12 +5715,12 @@ static void step_k346_mul_add_log_etc(float *restrict t1388, float *restrict t13
     }
 }
 
-/* %1393 = broadcast axes=[1] %1392 : [1568,64]
- * %1394 = mul %1384, %1393 : [1568,64]
- * %1395 = broadcast axes=[1] %1185 : [1568,64]
- * %1396 = add %1394, %1395 : [1568,64] */
+/* %1393 = broadcast axes=[1] %1392 : [512,64]
+ * %1394 = mul %1384, %1393 : [512,64]
+ * %1395 = broadcast axes=[1] %1185 : [512,64]
+ * %1396 = add %1394, %1395 : [512,64] */
 static void step_k347_mul_add(float *restrict t1396, const float *restrict t1384, const float *restrict t1392, const float *restrict t1185) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1394 = t1384[i0 * 64 + i1] * t1392[i1];
             const float v1396 = v1394 + t1185[i1];
@@ -5729,11 +5729,11 @@ static void step_k347_mul_add(float *restrict t1396, const float *restrict t1384
     }
 }
 
-/* %1366 = constant 0.1 : [32,7,7,64]
- * %1398 = mul %1397, %1366 : [32,7,7,64]
- * %1399 = max %1397, %1398 : [32,7,7,64] */
+/* %1366 = constant 0.1 : [32,4,4,64]
+ * %1398 = mul %1397, %1366 : [32,4,4,64]
+ * %1399 = max %1397, %1398 : [32,4,4,64] */
 static void step_k348_mul_max(float *restrict t1398, float *restrict t1399, const float *restrict t1397) {
-    for (size_t i = 0; i < 100352; i++) {
+    for (size_t i = 0; i < 32768; i++) {
         const float v1398 = t1397[i] * 0.1f;
         const float v1399 = t1397[i] >= v1398 ? t1397[i] : v1398;
         t1398[i] = v1398;
@@ -5745,19 +5745,19 @@ static void step_k348_mul_max(float *restrict t1398, float *restrict t1399, cons
 static void step_k349_reduce_sum(float *restrict t1401, const float *restrict t1400) {
     for (size_t o = 0; o < 2048; o++) t1401[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                t1401[i0 * 64 + i2] += t1400[i0 * 3136 + i1 * 64 + i2];
+                t1401[i0 * 64 + i2] += t1400[i0 * 1024 + i1 * 64 + i2];
             }
         }
     }
 }
 
-/* %1402 = constant 0.02040816326530612 : [32,64]
+/* %1402 = constant 0.0625 : [32,64]
  * %1403 = mul %1401, %1402 : [32,64] */
 static void step_k350_mul(float *restrict t1403, const float *restrict t1401) {
     for (size_t i = 0; i < 2048; i++) {
-        const float v1403 = t1401[i] * 0.020408163f;
+        const float v1403 = t1401[i] * 0.0625f;
         t1403[i] = v1403;
     }
 }
@@ -5903,40 +5903,40 @@ static void step_k363_matmul(float *restrict t1428, const float *restrict t1403,
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t1403, 64, t1425, 10, 0.0f, t1428, 10);
 }
 
-/* %1402 = constant 0.02040816326530612 : [32,64]
+/* %1402 = constant 0.0625 : [32,64]
  * %1427 = matmul tB %1425, %1197 : [32,64]
  * %1429 = mul %1427, %1402 : [32,64] */
 static void step_k364_matmul_mul(float *restrict t1429, const float *restrict t1425, const float *restrict t1197) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t1425, 10, t1197, 10, 0.0f, t1429, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
-        const float v1429 = t1429[i] * 0.020408163f;
+        const float v1429 = t1429[i] * 0.0625f;
         t1429[i] = v1429;
     }
 }
 
-/* %1430 = broadcast axes=[0, 2] %1429 : [32,49,64] */
+/* %1430 = broadcast axes=[0, 2] %1429 : [32,16,64] */
 static void step_k365_fill(float *restrict t1430, const float *restrict t1429) {
     for (size_t i0 = 0; i0 < 32; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v1430 = t1429[i0 * 64 + i2];
-                t1430[i0 * 3136 + i1 * 64 + i2] = v1430;
+                t1430[i0 * 1024 + i1 * 64 + i2] = v1430;
             }
         }
     }
 }
 
-/* %1366 = constant 0.1 : [32,7,7,64]
- * %1432 = greaterEqual %1397, %1398 : [32,7,7,64]
- * %1433 = constant 1 : [32,7,7,64]
- * %1434 = sub %1433, %1432 : [32,7,7,64]
- * %1435 = mul %1431, %1432 : [32,7,7,64]
- * %1436 = mul %1431, %1434 : [32,7,7,64]
- * %1437 = mul %1436, %1366 : [32,7,7,64]
- * %1438 = add %1435, %1437 : [32,7,7,64] */
+/* %1366 = constant 0.1 : [32,4,4,64]
+ * %1432 = greaterEqual %1397, %1398 : [32,4,4,64]
+ * %1433 = constant 1 : [32,4,4,64]
+ * %1434 = sub %1433, %1432 : [32,4,4,64]
+ * %1435 = mul %1431, %1432 : [32,4,4,64]
+ * %1436 = mul %1431, %1434 : [32,4,4,64]
+ * %1437 = mul %1436, %1366 : [32,4,4,64]
+ * %1438 = add %1435, %1437 : [32,4,4,64] */
 static void step_k366_greaterEqual_sub_mul_etc(float *restrict t1438, const float *restrict t1397, const float *restrict t1398, const float *restrict t1431) {
-    for (size_t i = 0; i < 100352; i++) {
+    for (size_t i = 0; i < 32768; i++) {
         const float v1432 = t1397[i] >= t1398[i] ? 1.0f : 0.0f;
         const float v1435 = t1431[i] * v1432;
         const float v1434 = 1.0f - v1432;
@@ -5950,17 +5950,17 @@ static void step_k366_greaterEqual_sub_mul_etc(float *restrict t1438, const floa
 /* %1440 = reduce_sum axes=[0] %1439 : [64] */
 static void step_k367_reduce_sum(float *restrict t1440, const float *restrict t1439) {
     for (size_t o = 0; o < 64; o++) t1440[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1440[i1] += t1439[i0 * 64 + i1];
         }
     }
 }
 
-/* %1393 = broadcast axes=[1] %1392 : [1568,64]
- * %1441 = mul %1439, %1393 : [1568,64] */
+/* %1393 = broadcast axes=[1] %1392 : [512,64]
+ * %1441 = mul %1439, %1393 : [512,64] */
 static void step_k368_mul(float *restrict t1441, const float *restrict t1439, const float *restrict t1392) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1441 = t1439[i0 * 64 + i1] * t1392[i1];
             t1441[i0 * 64 + i1] = v1441;
@@ -5968,11 +5968,11 @@ static void step_k368_mul(float *restrict t1441, const float *restrict t1439, co
     }
 }
 
-/* %1442 = mul %1439, %1384 : [1568,64]
+/* %1442 = mul %1439, %1384 : [512,64]
  * %1443 = reduce_sum axes=[0] %1442 : [64] */
 static void step_k369_mul_reduce_sum(float *restrict t1443, const float *restrict t1439, const float *restrict t1384) {
     for (size_t o = 0; o < 64; o++) t1443[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1442 = t1439[i0 * 64 + i1] * t1384[i0 * 64 + i1];
             t1443[i1] += v1442;
@@ -5980,11 +5980,11 @@ static void step_k369_mul_reduce_sum(float *restrict t1443, const float *restric
     }
 }
 
-/* %1446 = neg %1441 : [1568,64]
+/* %1446 = neg %1441 : [512,64]
  * %1447 = reduce_sum axes=[0] %1446 : [64] */
 static void step_k370_neg_reduce_sum(float *restrict t1447, const float *restrict t1441) {
     for (size_t o = 0; o < 64; o++) t1447[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1446 = -t1441[i0 * 64 + i1];
             t1447[i1] += v1446;
@@ -5993,7 +5993,7 @@ static void step_k370_neg_reduce_sum(float *restrict t1447, const float *restric
 }
 
 /* %297 = constant -0.5 : [64]
- * %1349 = constant 0.0006377551020408163 : [64]
+ * %1349 = constant 0.001953125 : [64]
  * %1444 = mul %1443, %1178 : [64]
  * %1448 = mul %1444, %1391 : [64]
  * %1449 = mul %1448, %297 : [64]
@@ -6005,16 +6005,16 @@ static void step_k371_mul_div(float *restrict t1451, const float *restrict t1443
         const float v1448 = v1444 * t1391[i];
         const float v1449 = v1448 * (-0.5f);
         const float v1450 = v1449 / t1388[i];
-        const float v1451 = v1450 * 0.0006377551f;
+        const float v1451 = v1450 * 0.001953125f;
         t1451[i] = v1451;
     }
 }
 
-/* %1452 = broadcast axes=[1] %1451 : [1568,64]
- * %1453 = mul %1452, %1384 : [1568,64]
- * %1454 = add %1453, %1453 : [1568,64] */
+/* %1452 = broadcast axes=[1] %1451 : [512,64]
+ * %1453 = mul %1452, %1384 : [512,64]
+ * %1454 = add %1453, %1453 : [512,64] */
 static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1453 = t1451[i1] * t1384[i0 * 64 + i1];
             const float v1454 = v1453 + v1453;
@@ -6023,11 +6023,11 @@ static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451
     }
 }
 
-/* %1455 = neg %1454 : [1568,64]
+/* %1455 = neg %1454 : [512,64]
  * %1457 = reduce_sum axes=[0] %1455 : [64] */
 static void step_k373_neg_reduce_sum(float *restrict t1457, const float *restrict t1454) {
     for (size_t o = 0; o < 64; o++) t1457[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1455 = -t1454[i0 * 64 + i1];
             t1457[i1] += v1455;
@@ -6035,22 +6035,22 @@ static void step_k373_neg_reduce_sum(float *restrict t1457, const float *restric
     }
 }
 
-/* %1349 = constant 0.0006377551020408163 : [64]
+/* %1349 = constant 0.001953125 : [64]
  * %1458 = add %1447, %1457 : [64]
  * %1459 = mul %1458, %1349 : [64] */
 static void step_k374_add_mul(float *restrict t1459, const float *restrict t1447, const float *restrict t1457) {
     for (size_t i = 0; i < 64; i++) {
         const float v1458 = t1447[i] + t1457[i];
-        const float v1459 = v1458 * 0.0006377551f;
+        const float v1459 = v1458 * 0.001953125f;
         t1459[i] = v1459;
     }
 }
 
-/* %1456 = add %1441, %1454 : [1568,64]
- * %1460 = broadcast axes=[1] %1459 : [1568,64]
- * %1461 = add %1456, %1460 : [1568,64] */
+/* %1456 = add %1441, %1454 : [512,64]
+ * %1460 = broadcast axes=[1] %1459 : [512,64]
+ * %1461 = add %1456, %1460 : [512,64] */
 static void step_k375_add(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1456 = t1441[i0 * 64 + i1] + t1454[i0 * 64 + i1];
             const float v1461 = v1456 + t1459[i1];
@@ -6059,70 +6059,70 @@ static void step_k375_add(float *restrict t1461, const float *restrict t1441, co
     }
 }
 
-/* %1462 = matmul tB %1461, %1376 : [1568,32]
- * %1465 = col2im k1 s2 p0 %1462 : [32,14,14,32] */
+/* %1462 = matmul tB %1461, %1376 : [512,32]
+ * %1465 = col2im k1 s2 p0 %1462 : [32,7,7,32] */
 static void step_k376_matmul_col2im(float *restrict t1465, const float *restrict t1461, const float *restrict t1376, float *restrict chunk) {
-    /* the product 32 images at a time (50176 floats), each chunk through col2im */
+    /* the product 32 images at a time (16384 floats), each chunk through col2im */
     for (int n0 = 0; n0 < 32; n0 += 32) {
         const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 32, 64, 1.0f, t1461 + (size_t)n0 * 3136, 64, t1376, 64, 0.0f, chunk, 32);
-        mplc_col2im(t1465 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1376, 64, 0.0f, chunk, 32);
+        mplc_col2im(t1465 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
-/* %1375 = im2col k1 s2 p0 %1342 : [1568,32]
+/* %1375 = im2col k1 s2 p0 %1342 : [512,32]
  * %1463 = matmul tA %1375, %1461 : [32,64] */
 static void step_k377_im2col_matmul(float *restrict t1463, const float *restrict t1342, const float *restrict t1461, float *restrict chunk) {
-    /* columns of 32 images at a time (50176 floats), never the whole im2col */
+    /* columns of 32 images at a time (16384 floats), never the whole im2col */
     for (int n0 = 0; n0 < 32; n0 += 32) {
         const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
-        mplc_im2col(chunk, t1342 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 49, 1.0f, chunk, 32, t1461 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t1463, 64);
+        mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1461 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1463, 64);
     }
 }
 
 /* %1466 = reduce_sum axes=[0] %1461 : [64] */
 static void step_k378_reduce_sum(float *restrict t1466, const float *restrict t1461) {
     for (size_t o = 0; o < 64; o++) t1466[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1466[i1] += t1461[i0 * 64 + i1];
         }
     }
 }
 
-/* %1467 = matmul tB %1461, %1370 : [1568,576]
- * %1470 = col2im k3 s1 p1 %1467 : [32,7,7,64] */
+/* %1467 = matmul tB %1461, %1370 : [512,576]
+ * %1470 = col2im k3 s1 p1 %1467 : [32,4,4,64] */
 static void step_k379_matmul_col2im(float *restrict t1470, const float *restrict t1461, const float *restrict t1370, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 576, 64, 1.0f, t1461 + (size_t)n0 * 3136, 64, t1370, 64, 0.0f, chunk, 576);
-        mplc_col2im(t1470 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
+    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 28) {
+        const int nb = 32 - n0 < 28 ? 32 - n0 : 28;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1370, 64, 0.0f, chunk, 576);
+        mplc_col2im(t1470 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
-/* %1369 = im2col k3 s1 p1 %1368 : [1568,576]
+/* %1369 = im2col k3 s1 p1 %1368 : [512,576]
  * %1468 = matmul tA %1369, %1461 : [576,64] */
 static void step_k380_im2col_matmul(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        mplc_im2col(chunk, t1368 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 49, 1.0f, chunk, 576, t1461 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t1468, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 28) {
+        const int nb = 32 - n0 < 28 ? 32 - n0 : 28;
+        mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1461 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1468, 64);
     }
 }
 
-/* %1366 = constant 0.1 : [32,7,7,64]
- * %1433 = constant 1 : [32,7,7,64]
- * %1471 = greaterEqual %1365, %1367 : [32,7,7,64]
- * %1472 = sub %1433, %1471 : [32,7,7,64]
- * %1473 = mul %1470, %1471 : [32,7,7,64]
- * %1474 = mul %1470, %1472 : [32,7,7,64]
- * %1475 = mul %1474, %1366 : [32,7,7,64]
- * %1476 = add %1473, %1475 : [32,7,7,64] */
+/* %1366 = constant 0.1 : [32,4,4,64]
+ * %1433 = constant 1 : [32,4,4,64]
+ * %1471 = greaterEqual %1365, %1367 : [32,4,4,64]
+ * %1472 = sub %1433, %1471 : [32,4,4,64]
+ * %1473 = mul %1470, %1471 : [32,4,4,64]
+ * %1474 = mul %1470, %1472 : [32,4,4,64]
+ * %1475 = mul %1474, %1366 : [32,4,4,64]
+ * %1476 = add %1473, %1475 : [32,4,4,64] */
 static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const float *restrict t1365, const float *restrict t1367, const float *restrict t1470) {
-    for (size_t i = 0; i < 100352; i++) {
+    for (size_t i = 0; i < 32768; i++) {
         const float v1471 = t1365[i] >= t1367[i] ? 1.0f : 0.0f;
         const float v1473 = t1470[i] * v1471;
         const float v1472 = 1.0f - v1471;
@@ -6136,17 +6136,17 @@ static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const floa
 /* %1478 = reduce_sum axes=[0] %1477 : [64] */
 static void step_k382_reduce_sum(float *restrict t1478, const float *restrict t1477) {
     for (size_t o = 0; o < 64; o++) t1478[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1478[i1] += t1477[i0 * 64 + i1];
         }
     }
 }
 
-/* %1361 = broadcast axes=[1] %1360 : [1568,64]
- * %1479 = mul %1477, %1361 : [1568,64] */
+/* %1361 = broadcast axes=[1] %1360 : [512,64]
+ * %1479 = mul %1477, %1361 : [512,64] */
 static void step_k383_mul(float *restrict t1479, const float *restrict t1477, const float *restrict t1360) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1479 = t1477[i0 * 64 + i1] * t1360[i1];
             t1479[i0 * 64 + i1] = v1479;
@@ -6154,11 +6154,11 @@ static void step_k383_mul(float *restrict t1479, const float *restrict t1477, co
     }
 }
 
-/* %1480 = mul %1477, %1352 : [1568,64]
+/* %1480 = mul %1477, %1352 : [512,64]
  * %1481 = reduce_sum axes=[0] %1480 : [64] */
 static void step_k384_mul_reduce_sum(float *restrict t1481, const float *restrict t1477, const float *restrict t1352) {
     for (size_t o = 0; o < 64; o++) t1481[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1480 = t1477[i0 * 64 + i1] * t1352[i0 * 64 + i1];
             t1481[i1] += v1480;
@@ -6166,11 +6166,11 @@ static void step_k384_mul_reduce_sum(float *restrict t1481, const float *restric
     }
 }
 
-/* %1484 = neg %1479 : [1568,64]
+/* %1484 = neg %1479 : [512,64]
  * %1485 = reduce_sum axes=[0] %1484 : [64] */
 static void step_k385_neg_reduce_sum(float *restrict t1485, const float *restrict t1479) {
     for (size_t o = 0; o < 64; o++) t1485[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1484 = -t1479[i0 * 64 + i1];
             t1485[i1] += v1484;
@@ -6179,7 +6179,7 @@ static void step_k385_neg_reduce_sum(float *restrict t1485, const float *restric
 }
 
 /* %297 = constant -0.5 : [64]
- * %1349 = constant 0.0006377551020408163 : [64]
+ * %1349 = constant 0.001953125 : [64]
  * %1482 = mul %1481, %1133 : [64]
  * %1486 = mul %1482, %1359 : [64]
  * %1487 = mul %1486, %297 : [64]
@@ -6191,16 +6191,16 @@ static void step_k386_mul_div(float *restrict t1489, const float *restrict t1481
         const float v1486 = v1482 * t1359[i];
         const float v1487 = v1486 * (-0.5f);
         const float v1488 = v1487 / t1356[i];
-        const float v1489 = v1488 * 0.0006377551f;
+        const float v1489 = v1488 * 0.001953125f;
         t1489[i] = v1489;
     }
 }
 
-/* %1490 = broadcast axes=[1] %1489 : [1568,64]
- * %1491 = mul %1490, %1352 : [1568,64]
- * %1492 = add %1491, %1491 : [1568,64] */
+/* %1490 = broadcast axes=[1] %1489 : [512,64]
+ * %1491 = mul %1490, %1352 : [512,64]
+ * %1492 = add %1491, %1491 : [512,64] */
 static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1491 = t1489[i1] * t1352[i0 * 64 + i1];
             const float v1492 = v1491 + v1491;
@@ -6209,11 +6209,11 @@ static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489
     }
 }
 
-/* %1493 = neg %1492 : [1568,64]
+/* %1493 = neg %1492 : [512,64]
  * %1495 = reduce_sum axes=[0] %1493 : [64] */
 static void step_k388_neg_reduce_sum(float *restrict t1495, const float *restrict t1492) {
     for (size_t o = 0; o < 64; o++) t1495[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1493 = -t1492[i0 * 64 + i1];
             t1495[i1] += v1493;
@@ -6221,22 +6221,22 @@ static void step_k388_neg_reduce_sum(float *restrict t1495, const float *restric
     }
 }
 
-/* %1349 = constant 0.0006377551020408163 : [64]
+/* %1349 = constant 0.001953125 : [64]
  * %1496 = add %1485, %1495 : [64]
  * %1497 = mul %1496, %1349 : [64] */
 static void step_k389_add_mul(float *restrict t1497, const float *restrict t1485, const float *restrict t1495) {
     for (size_t i = 0; i < 64; i++) {
         const float v1496 = t1485[i] + t1495[i];
-        const float v1497 = v1496 * 0.0006377551f;
+        const float v1497 = v1496 * 0.001953125f;
         t1497[i] = v1497;
     }
 }
 
-/* %1494 = add %1479, %1492 : [1568,64]
- * %1498 = broadcast axes=[1] %1497 : [1568,64]
- * %1499 = add %1494, %1498 : [1568,64] */
+/* %1494 = add %1479, %1492 : [512,64]
+ * %1498 = broadcast axes=[1] %1497 : [512,64]
+ * %1499 = add %1494, %1498 : [512,64] */
 static void step_k390_add(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1494 = t1479[i0 * 64 + i1] + t1492[i0 * 64 + i1];
             const float v1499 = v1494 + t1497[i1];
@@ -6248,46 +6248,46 @@ static void step_k390_add(float *restrict t1499, const float *restrict t1479, co
 /* %1500 = reduce_sum axes=[0] %1499 : [64] */
 static void step_k391_reduce_sum(float *restrict t1500, const float *restrict t1499) {
     for (size_t o = 0; o < 64; o++) t1500[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1500[i1] += t1499[i0 * 64 + i1];
         }
     }
 }
 
-/* %1501 = matmul tB %1499, %1344 : [1568,288]
- * %1504 = col2im k3 s2 p1 %1501 : [32,14,14,32] */
+/* %1501 = matmul tB %1499, %1344 : [512,288]
+ * %1504 = col2im k3 s2 p1 %1501 : [32,7,7,32] */
 static void step_k392_matmul_col2im(float *restrict t1504, const float *restrict t1499, const float *restrict t1344, float *restrict chunk) {
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 18) {
-        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 64, 1.0f, t1499 + (size_t)n0 * 3136, 64, t1344, 64, 0.0f, chunk, 288);
-        mplc_col2im(t1504 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
+    /* the product 32 images at a time (147456 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1499 + (size_t)n0 * 1024, 64, t1344, 64, 0.0f, chunk, 288);
+        mplc_col2im(t1504 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
-/* %1343 = im2col k3 s2 p1 %1342 : [1568,288]
+/* %1343 = im2col k3 s2 p1 %1342 : [512,288]
  * %1502 = matmul tA %1343, %1499 : [288,64] */
 static void step_k393_im2col_matmul(float *restrict t1502, const float *restrict t1342, const float *restrict t1499, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 18) {
-        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
-        mplc_im2col(chunk, t1342 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 49, 1.0f, chunk, 288, t1499 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t1502, 64);
+    /* columns of 32 images at a time (147456 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1499 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1502, 64);
     }
 }
 
-/* %1309 = constant 0.1 : [32,14,14,32]
- * %1505 = add %1465, %1504 : [32,14,14,32]
- * %1506 = greaterEqual %1340, %1341 : [32,14,14,32]
- * %1507 = constant 1 : [32,14,14,32]
- * %1508 = sub %1507, %1506 : [32,14,14,32]
- * %1509 = mul %1505, %1506 : [32,14,14,32]
- * %1510 = mul %1505, %1508 : [32,14,14,32]
- * %1511 = mul %1510, %1309 : [32,14,14,32]
- * %1512 = add %1509, %1511 : [32,14,14,32] */
+/* %1309 = constant 0.1 : [32,7,7,32]
+ * %1505 = add %1465, %1504 : [32,7,7,32]
+ * %1506 = greaterEqual %1340, %1341 : [32,7,7,32]
+ * %1507 = constant 1 : [32,7,7,32]
+ * %1508 = sub %1507, %1506 : [32,7,7,32]
+ * %1509 = mul %1505, %1506 : [32,7,7,32]
+ * %1510 = mul %1505, %1508 : [32,7,7,32]
+ * %1511 = mul %1510, %1309 : [32,7,7,32]
+ * %1512 = add %1509, %1511 : [32,7,7,32] */
 static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const float *restrict t1465, const float *restrict t1504, const float *restrict t1340, const float *restrict t1341) {
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = 0; i < 50176; i++) {
         const float v1505 = t1465[i] + t1504[i];
         const float v1506 = t1340[i] >= t1341[i] ? 1.0f : 0.0f;
         const float v1509 = v1505 * v1506;
@@ -6302,17 +6302,17 @@ static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const floa
 /* %1514 = reduce_sum axes=[0] %1513 : [32] */
 static void step_k395_reduce_sum(float *restrict t1514, const float *restrict t1513) {
     for (size_t o = 0; o < 32; o++) t1514[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1514[i1] += t1513[i0 * 32 + i1];
         }
     }
 }
 
-/* %1336 = broadcast axes=[1] %1335 : [6272,32]
- * %1515 = mul %1513, %1336 : [6272,32] */
+/* %1336 = broadcast axes=[1] %1335 : [1568,32]
+ * %1515 = mul %1513, %1336 : [1568,32] */
 static void step_k396_mul(float *restrict t1515, const float *restrict t1513, const float *restrict t1335) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1515 = t1513[i0 * 32 + i1] * t1335[i1];
             t1515[i0 * 32 + i1] = v1515;
@@ -6320,11 +6320,11 @@ static void step_k396_mul(float *restrict t1515, const float *restrict t1513, co
     }
 }
 
-/* %1516 = mul %1513, %1327 : [6272,32]
+/* %1516 = mul %1513, %1327 : [1568,32]
  * %1517 = reduce_sum axes=[0] %1516 : [32] */
 static void step_k397_mul_reduce_sum(float *restrict t1517, const float *restrict t1513, const float *restrict t1327) {
     for (size_t o = 0; o < 32; o++) t1517[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1516 = t1513[i0 * 32 + i1] * t1327[i0 * 32 + i1];
             t1517[i1] += v1516;
@@ -6332,11 +6332,11 @@ static void step_k397_mul_reduce_sum(float *restrict t1517, const float *restric
     }
 }
 
-/* %1520 = neg %1515 : [6272,32]
+/* %1520 = neg %1515 : [1568,32]
  * %1521 = reduce_sum axes=[0] %1520 : [32] */
 static void step_k398_neg_reduce_sum(float *restrict t1521, const float *restrict t1515) {
     for (size_t o = 0; o < 32; o++) t1521[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1520 = -t1515[i0 * 32 + i1];
             t1521[i1] += v1520;
@@ -6345,7 +6345,7 @@ static void step_k398_neg_reduce_sum(float *restrict t1521, const float *restric
 }
 
 /* %223 = constant -0.5 : [32]
- * %1292 = constant 0.00015943877551020407 : [32]
+ * %1292 = constant 0.0006377551020408163 : [32]
  * %1518 = mul %1517, %1098 : [32]
  * %1522 = mul %1518, %1334 : [32]
  * %1523 = mul %1522, %223 : [32]
@@ -6357,16 +6357,16 @@ static void step_k399_mul_div(float *restrict t1525, const float *restrict t1517
         const float v1522 = v1518 * t1334[i];
         const float v1523 = v1522 * (-0.5f);
         const float v1524 = v1523 / t1331[i];
-        const float v1525 = v1524 * 0.00015943877f;
+        const float v1525 = v1524 * 0.0006377551f;
         t1525[i] = v1525;
     }
 }
 
-/* %1526 = broadcast axes=[1] %1525 : [6272,32]
- * %1527 = mul %1526, %1327 : [6272,32]
- * %1528 = add %1527, %1527 : [6272,32] */
+/* %1526 = broadcast axes=[1] %1525 : [1568,32]
+ * %1527 = mul %1526, %1327 : [1568,32]
+ * %1528 = add %1527, %1527 : [1568,32] */
 static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1527 = t1525[i1] * t1327[i0 * 32 + i1];
             const float v1528 = v1527 + v1527;
@@ -6375,11 +6375,11 @@ static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525
     }
 }
 
-/* %1529 = neg %1528 : [6272,32]
+/* %1529 = neg %1528 : [1568,32]
  * %1531 = reduce_sum axes=[0] %1529 : [32] */
 static void step_k401_neg_reduce_sum(float *restrict t1531, const float *restrict t1528) {
     for (size_t o = 0; o < 32; o++) t1531[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1529 = -t1528[i0 * 32 + i1];
             t1531[i1] += v1529;
@@ -6387,22 +6387,22 @@ static void step_k401_neg_reduce_sum(float *restrict t1531, const float *restric
     }
 }
 
-/* %1292 = constant 0.00015943877551020407 : [32]
+/* %1292 = constant 0.0006377551020408163 : [32]
  * %1532 = add %1521, %1531 : [32]
  * %1533 = mul %1532, %1292 : [32] */
 static void step_k402_add_mul(float *restrict t1533, const float *restrict t1521, const float *restrict t1531) {
     for (size_t i = 0; i < 32; i++) {
         const float v1532 = t1521[i] + t1531[i];
-        const float v1533 = v1532 * 0.00015943877f;
+        const float v1533 = v1532 * 0.0006377551f;
         t1533[i] = v1533;
     }
 }
 
-/* %1530 = add %1515, %1528 : [6272,32]
- * %1534 = broadcast axes=[1] %1533 : [6272,32]
- * %1535 = add %1530, %1534 : [6272,32] */
+/* %1530 = add %1515, %1528 : [1568,32]
+ * %1534 = broadcast axes=[1] %1533 : [1568,32]
+ * %1535 = add %1530, %1534 : [1568,32] */
 static void step_k403_add(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1530 = t1515[i0 * 32 + i1] + t1528[i0 * 32 + i1];
             const float v1535 = v1530 + t1533[i1];
@@ -6411,33 +6411,33 @@ static void step_k403_add(float *restrict t1535, const float *restrict t1515, co
     }
 }
 
-/* %1536 = matmul tB %1535, %1319 : [6272,16]
- * %1539 = col2im k1 s2 p0 %1536 : [32,28,28,16] */
+/* %1536 = matmul tB %1535, %1319 : [1568,16]
+ * %1539 = col2im k1 s2 p0 %1536 : [32,14,14,16] */
 static void step_k404_matmul_col2im(float *restrict t1539, const float *restrict t1535, const float *restrict t1319, float *restrict chunk) {
-    /* the product 32 images at a time (100352 floats), each chunk through col2im */
+    /* the product 32 images at a time (25088 floats), each chunk through col2im */
     for (int n0 = 0; n0 < 32; n0 += 32) {
         const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 16, 32, 1.0f, t1535 + (size_t)n0 * 6272, 32, t1319, 32, 0.0f, chunk, 16);
-        mplc_col2im(t1539 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1319, 32, 0.0f, chunk, 16);
+        mplc_col2im(t1539 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
-/* %1318 = im2col k1 s2 p0 %1285 : [6272,16]
+/* %1318 = im2col k1 s2 p0 %1285 : [1568,16]
  * %1537 = matmul tA %1318, %1535 : [16,32] */
 static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict t1285, const float *restrict t1535, float *restrict chunk) {
-    /* columns of 32 images at a time (100352 floats), never the whole im2col */
+    /* columns of 32 images at a time (25088 floats), never the whole im2col */
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
     for (int n0 = 0; n0 < 32; n0 += 32) {
         const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
-        mplc_im2col(chunk, t1285 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+        mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
+        for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
             float part[512];
             for (int i = 0; i < 512; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t1535 + ((size_t)n0 * 196 + r) * 32;
+                const float *dy = t1535 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
                     for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
@@ -6452,45 +6452,45 @@ static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict
 /* %1540 = reduce_sum axes=[0] %1535 : [32] */
 static void step_k406_reduce_sum(float *restrict t1540, const float *restrict t1535) {
     for (size_t o = 0; o < 32; o++) t1540[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1540[i1] += t1535[i0 * 32 + i1];
         }
     }
 }
 
-/* %1541 = matmul tB %1535, %1313 : [6272,288]
- * %1544 = col2im k3 s1 p1 %1541 : [32,14,14,32] */
+/* %1541 = matmul tB %1535, %1313 : [1568,288]
+ * %1544 = col2im k3 s1 p1 %1541 : [32,7,7,32] */
 static void step_k407_matmul_col2im(float *restrict t1544, const float *restrict t1535, const float *restrict t1313, float *restrict chunk) {
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 4) {
-        const int nb = 32 - n0 < 4 ? 32 - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 32, 1.0f, t1535 + (size_t)n0 * 6272, 32, t1313, 32, 0.0f, chunk, 288);
-        mplc_col2im(t1544 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 18) {
+        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1313, 32, 0.0f, chunk, 288);
+        mplc_col2im(t1544 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
-/* %1312 = im2col k3 s1 p1 %1311 : [6272,288]
+/* %1312 = im2col k3 s1 p1 %1311 : [1568,288]
  * %1542 = matmul tA %1312, %1535 : [288,32] */
 static void step_k408_im2col_matmul(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 4) {
-        const int nb = 32 - n0 < 4 ? 32 - n0 : 4;
-        mplc_im2col(chunk, t1311 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 196, 1.0f, chunk, 288, t1535 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t1542, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 18) {
+        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
+        mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1535 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1542, 32);
     }
 }
 
-/* %1309 = constant 0.1 : [32,14,14,32]
- * %1507 = constant 1 : [32,14,14,32]
- * %1545 = greaterEqual %1308, %1310 : [32,14,14,32]
- * %1546 = sub %1507, %1545 : [32,14,14,32]
- * %1547 = mul %1544, %1545 : [32,14,14,32]
- * %1548 = mul %1544, %1546 : [32,14,14,32]
- * %1549 = mul %1548, %1309 : [32,14,14,32]
- * %1550 = add %1547, %1549 : [32,14,14,32] */
+/* %1309 = constant 0.1 : [32,7,7,32]
+ * %1507 = constant 1 : [32,7,7,32]
+ * %1545 = greaterEqual %1308, %1310 : [32,7,7,32]
+ * %1546 = sub %1507, %1545 : [32,7,7,32]
+ * %1547 = mul %1544, %1545 : [32,7,7,32]
+ * %1548 = mul %1544, %1546 : [32,7,7,32]
+ * %1549 = mul %1548, %1309 : [32,7,7,32]
+ * %1550 = add %1547, %1549 : [32,7,7,32] */
 static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const float *restrict t1308, const float *restrict t1310, const float *restrict t1544) {
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = 0; i < 50176; i++) {
         const float v1545 = t1308[i] >= t1310[i] ? 1.0f : 0.0f;
         const float v1547 = t1544[i] * v1545;
         const float v1546 = 1.0f - v1545;
@@ -6504,17 +6504,17 @@ static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const floa
 /* %1552 = reduce_sum axes=[0] %1551 : [32] */
 static void step_k410_reduce_sum(float *restrict t1552, const float *restrict t1551) {
     for (size_t o = 0; o < 32; o++) t1552[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1552[i1] += t1551[i0 * 32 + i1];
         }
     }
 }
 
-/* %1304 = broadcast axes=[1] %1303 : [6272,32]
- * %1553 = mul %1551, %1304 : [6272,32] */
+/* %1304 = broadcast axes=[1] %1303 : [1568,32]
+ * %1553 = mul %1551, %1304 : [1568,32] */
 static void step_k411_mul(float *restrict t1553, const float *restrict t1551, const float *restrict t1303) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1553 = t1551[i0 * 32 + i1] * t1303[i1];
             t1553[i0 * 32 + i1] = v1553;
@@ -6522,11 +6522,11 @@ static void step_k411_mul(float *restrict t1553, const float *restrict t1551, co
     }
 }
 
-/* %1554 = mul %1551, %1295 : [6272,32]
+/* %1554 = mul %1551, %1295 : [1568,32]
  * %1555 = reduce_sum axes=[0] %1554 : [32] */
 static void step_k412_mul_reduce_sum(float *restrict t1555, const float *restrict t1551, const float *restrict t1295) {
     for (size_t o = 0; o < 32; o++) t1555[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1554 = t1551[i0 * 32 + i1] * t1295[i0 * 32 + i1];
             t1555[i1] += v1554;
@@ -6534,11 +6534,11 @@ static void step_k412_mul_reduce_sum(float *restrict t1555, const float *restric
     }
 }
 
-/* %1558 = neg %1553 : [6272,32]
+/* %1558 = neg %1553 : [1568,32]
  * %1559 = reduce_sum axes=[0] %1558 : [32] */
 static void step_k413_neg_reduce_sum(float *restrict t1559, const float *restrict t1553) {
     for (size_t o = 0; o < 32; o++) t1559[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1558 = -t1553[i0 * 32 + i1];
             t1559[i1] += v1558;
@@ -6547,7 +6547,7 @@ static void step_k413_neg_reduce_sum(float *restrict t1559, const float *restric
 }
 
 /* %223 = constant -0.5 : [32]
- * %1292 = constant 0.00015943877551020407 : [32]
+ * %1292 = constant 0.0006377551020408163 : [32]
  * %1556 = mul %1555, %1053 : [32]
  * %1560 = mul %1556, %1302 : [32]
  * %1561 = mul %1560, %223 : [32]
@@ -6559,16 +6559,16 @@ static void step_k414_mul_div(float *restrict t1563, const float *restrict t1555
         const float v1560 = v1556 * t1302[i];
         const float v1561 = v1560 * (-0.5f);
         const float v1562 = v1561 / t1299[i];
-        const float v1563 = v1562 * 0.00015943877f;
+        const float v1563 = v1562 * 0.0006377551f;
         t1563[i] = v1563;
     }
 }
 
-/* %1564 = broadcast axes=[1] %1563 : [6272,32]
- * %1565 = mul %1564, %1295 : [6272,32]
- * %1566 = add %1565, %1565 : [6272,32] */
+/* %1564 = broadcast axes=[1] %1563 : [1568,32]
+ * %1565 = mul %1564, %1295 : [1568,32]
+ * %1566 = add %1565, %1565 : [1568,32] */
 static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1565 = t1563[i1] * t1295[i0 * 32 + i1];
             const float v1566 = v1565 + v1565;
@@ -6577,11 +6577,11 @@ static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563
     }
 }
 
-/* %1567 = neg %1566 : [6272,32]
+/* %1567 = neg %1566 : [1568,32]
  * %1569 = reduce_sum axes=[0] %1567 : [32] */
 static void step_k416_neg_reduce_sum(float *restrict t1569, const float *restrict t1566) {
     for (size_t o = 0; o < 32; o++) t1569[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1567 = -t1566[i0 * 32 + i1];
             t1569[i1] += v1567;
@@ -6589,22 +6589,22 @@ static void step_k416_neg_reduce_sum(float *restrict t1569, const float *restric
     }
 }
 
-/* %1292 = constant 0.00015943877551020407 : [32]
+/* %1292 = constant 0.0006377551020408163 : [32]
  * %1570 = add %1559, %1569 : [32]
  * %1571 = mul %1570, %1292 : [32] */
 static void step_k417_add_mul(float *restrict t1571, const float *restrict t1559, const float *restrict t1569) {
     for (size_t i = 0; i < 32; i++) {
         const float v1570 = t1559[i] + t1569[i];
-        const float v1571 = v1570 * 0.00015943877f;
+        const float v1571 = v1570 * 0.0006377551f;
         t1571[i] = v1571;
     }
 }
 
-/* %1568 = add %1553, %1566 : [6272,32]
- * %1572 = broadcast axes=[1] %1571 : [6272,32]
- * %1573 = add %1568, %1572 : [6272,32] */
+/* %1568 = add %1553, %1566 : [1568,32]
+ * %1572 = broadcast axes=[1] %1571 : [1568,32]
+ * %1573 = add %1568, %1572 : [1568,32] */
 static void step_k418_add(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1568 = t1553[i0 * 32 + i1] + t1566[i0 * 32 + i1];
             const float v1573 = v1568 + t1571[i1];
@@ -6616,46 +6616,46 @@ static void step_k418_add(float *restrict t1573, const float *restrict t1553, co
 /* %1574 = reduce_sum axes=[0] %1573 : [32] */
 static void step_k419_reduce_sum(float *restrict t1574, const float *restrict t1573) {
     for (size_t o = 0; o < 32; o++) t1574[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1574[i1] += t1573[i0 * 32 + i1];
         }
     }
 }
 
-/* %1575 = matmul tB %1573, %1287 : [6272,144]
- * %1578 = col2im k3 s2 p1 %1575 : [32,28,28,16] */
+/* %1575 = matmul tB %1573, %1287 : [1568,144]
+ * %1578 = col2im k3 s2 p1 %1575 : [32,14,14,16] */
 static void step_k420_matmul_col2im(float *restrict t1578, const float *restrict t1573, const float *restrict t1287, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t1573 + (size_t)n0 * 6272, 32, t1287, 32, 0.0f, chunk, 144);
-        mplc_col2im(t1578 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
+    /* the product 32 images at a time (225792 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1573 + (size_t)n0 * 1568, 32, t1287, 32, 0.0f, chunk, 144);
+        mplc_col2im(t1578 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
-/* %1286 = im2col k3 s2 p1 %1285 : [6272,144]
+/* %1286 = im2col k3 s2 p1 %1285 : [1568,144]
  * %1576 = matmul tA %1286, %1573 : [144,32] */
 static void step_k421_im2col_matmul(float *restrict t1576, const float *restrict t1285, const float *restrict t1573, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
-        mplc_im2col(chunk, t1285 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t1573 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t1576, 32);
+    /* columns of 32 images at a time (225792 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1573 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1576, 32);
     }
 }
 
-/* %1232 = constant 0.1 : [32,28,28,16]
- * %1579 = add %1539, %1578 : [32,28,28,16]
- * %1580 = greaterEqual %1283, %1284 : [32,28,28,16]
- * %1581 = constant 1 : [32,28,28,16]
- * %1582 = sub %1581, %1580 : [32,28,28,16]
- * %1583 = mul %1579, %1580 : [32,28,28,16]
- * %1584 = mul %1579, %1582 : [32,28,28,16]
- * %1585 = mul %1584, %1232 : [32,28,28,16]
- * %1586 = add %1583, %1585 : [32,28,28,16] */
+/* %1232 = constant 0.1 : [32,14,14,16]
+ * %1579 = add %1539, %1578 : [32,14,14,16]
+ * %1580 = greaterEqual %1283, %1284 : [32,14,14,16]
+ * %1581 = constant 1 : [32,14,14,16]
+ * %1582 = sub %1581, %1580 : [32,14,14,16]
+ * %1583 = mul %1579, %1580 : [32,14,14,16]
+ * %1584 = mul %1579, %1582 : [32,14,14,16]
+ * %1585 = mul %1584, %1232 : [32,14,14,16]
+ * %1586 = add %1583, %1585 : [32,14,14,16] */
 static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const float *restrict t1539, const float *restrict t1578, const float *restrict t1283, const float *restrict t1284) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1579 = t1539[i] + t1578[i];
         const float v1580 = t1283[i] >= t1284[i] ? 1.0f : 0.0f;
         const float v1583 = v1579 * v1580;
@@ -6670,17 +6670,17 @@ static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const floa
 /* %1588 = reduce_sum axes=[0] %1587 : [16] */
 static void step_k423_reduce_sum(float *restrict t1588, const float *restrict t1587) {
     for (size_t o = 0; o < 16; o++) t1588[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1588[i1] += t1587[i0 * 16 + i1];
         }
     }
 }
 
-/* %1279 = broadcast axes=[1] %1278 : [25088,16]
- * %1589 = mul %1587, %1279 : [25088,16] */
+/* %1279 = broadcast axes=[1] %1278 : [6272,16]
+ * %1589 = mul %1587, %1279 : [6272,16] */
 static void step_k424_mul(float *restrict t1589, const float *restrict t1587, const float *restrict t1278) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1589 = t1587[i0 * 16 + i1] * t1278[i1];
             t1589[i0 * 16 + i1] = v1589;
@@ -6688,11 +6688,11 @@ static void step_k424_mul(float *restrict t1589, const float *restrict t1587, co
     }
 }
 
-/* %1590 = mul %1587, %1270 : [25088,16]
+/* %1590 = mul %1587, %1270 : [6272,16]
  * %1591 = reduce_sum axes=[0] %1590 : [16] */
 static void step_k425_mul_reduce_sum(float *restrict t1591, const float *restrict t1587, const float *restrict t1270) {
     for (size_t o = 0; o < 16; o++) t1591[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1590 = t1587[i0 * 16 + i1] * t1270[i0 * 16 + i1];
             t1591[i1] += v1590;
@@ -6700,11 +6700,11 @@ static void step_k425_mul_reduce_sum(float *restrict t1591, const float *restric
     }
 }
 
-/* %1594 = neg %1589 : [25088,16]
+/* %1594 = neg %1589 : [6272,16]
  * %1595 = reduce_sum axes=[0] %1594 : [16] */
 static void step_k426_neg_reduce_sum(float *restrict t1595, const float *restrict t1589) {
     for (size_t o = 0; o < 16; o++) t1595[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1594 = -t1589[i0 * 16 + i1];
             t1595[i1] += v1594;
@@ -6713,7 +6713,7 @@ static void step_k426_neg_reduce_sum(float *restrict t1595, const float *restric
 }
 
 /* %123 = constant -0.5 : [16]
- * %1215 = constant 3.985969387755102e-05 : [16]
+ * %1215 = constant 0.00015943877551020407 : [16]
  * %1592 = mul %1591, %1018 : [16]
  * %1596 = mul %1592, %1277 : [16]
  * %1597 = mul %1596, %123 : [16]
@@ -6725,16 +6725,16 @@ static void step_k427_mul_div(float *restrict t1599, const float *restrict t1591
         const float v1596 = v1592 * t1277[i];
         const float v1597 = v1596 * (-0.5f);
         const float v1598 = v1597 / t1274[i];
-        const float v1599 = v1598 * 3.9859693e-05f;
+        const float v1599 = v1598 * 0.00015943877f;
         t1599[i] = v1599;
     }
 }
 
-/* %1600 = broadcast axes=[1] %1599 : [25088,16]
- * %1601 = mul %1600, %1270 : [25088,16]
- * %1602 = add %1601, %1601 : [25088,16] */
+/* %1600 = broadcast axes=[1] %1599 : [6272,16]
+ * %1601 = mul %1600, %1270 : [6272,16]
+ * %1602 = add %1601, %1601 : [6272,16] */
 static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1601 = t1599[i1] * t1270[i0 * 16 + i1];
             const float v1602 = v1601 + v1601;
@@ -6743,11 +6743,11 @@ static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599
     }
 }
 
-/* %1603 = neg %1602 : [25088,16]
+/* %1603 = neg %1602 : [6272,16]
  * %1605 = reduce_sum axes=[0] %1603 : [16] */
 static void step_k429_neg_reduce_sum(float *restrict t1605, const float *restrict t1602) {
     for (size_t o = 0; o < 16; o++) t1605[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1603 = -t1602[i0 * 16 + i1];
             t1605[i1] += v1603;
@@ -6755,22 +6755,22 @@ static void step_k429_neg_reduce_sum(float *restrict t1605, const float *restric
     }
 }
 
-/* %1215 = constant 3.985969387755102e-05 : [16]
+/* %1215 = constant 0.00015943877551020407 : [16]
  * %1606 = add %1595, %1605 : [16]
  * %1607 = mul %1606, %1215 : [16] */
 static void step_k430_add_mul(float *restrict t1607, const float *restrict t1595, const float *restrict t1605) {
     for (size_t i = 0; i < 16; i++) {
         const float v1606 = t1595[i] + t1605[i];
-        const float v1607 = v1606 * 3.9859693e-05f;
+        const float v1607 = v1606 * 0.00015943877f;
         t1607[i] = v1607;
     }
 }
 
-/* %1604 = add %1589, %1602 : [25088,16]
- * %1608 = broadcast axes=[1] %1607 : [25088,16]
- * %1609 = add %1604, %1608 : [25088,16] */
+/* %1604 = add %1589, %1602 : [6272,16]
+ * %1608 = broadcast axes=[1] %1607 : [6272,16]
+ * %1609 = add %1604, %1608 : [6272,16] */
 static void step_k431_add(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1604 = t1589[i0 * 16 + i1] + t1602[i0 * 16 + i1];
             const float v1609 = v1604 + t1607[i1];
@@ -6782,45 +6782,45 @@ static void step_k431_add(float *restrict t1609, const float *restrict t1589, co
 /* %1611 = reduce_sum axes=[0] %1609 : [16] */
 static void step_k432_reduce_sum(float *restrict t1611, const float *restrict t1609) {
     for (size_t o = 0; o < 16; o++) t1611[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1611[i1] += t1609[i0 * 16 + i1];
         }
     }
 }
 
-/* %1612 = matmul tB %1609, %1260 : [25088,144]
- * %1615 = col2im k3 s1 p1 %1612 : [32,28,28,16] */
+/* %1612 = matmul tB %1609, %1260 : [6272,144]
+ * %1615 = col2im k3 s1 p1 %1612 : [32,14,14,16] */
 static void step_k433_matmul_col2im(float *restrict t1615, const float *restrict t1609, const float *restrict t1260, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 2) {
-        const int nb = 32 - n0 < 2 ? 32 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t1609 + (size_t)n0 * 12544, 16, t1260, 16, 0.0f, chunk, 144);
-        mplc_col2im(t1615 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1609 + (size_t)n0 * 3136, 16, t1260, 16, 0.0f, chunk, 144);
+        mplc_col2im(t1615 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %1259 = im2col k3 s1 p1 %1258 : [25088,144]
+/* %1259 = im2col k3 s1 p1 %1258 : [6272,144]
  * %1613 = matmul tA %1259, %1609 : [144,16] */
 static void step_k434_im2col_matmul(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 2) {
-        const int nb = 32 - n0 < 2 ? 32 - n0 : 2;
-        mplc_im2col(chunk, t1258 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t1609 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t1613, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1609 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t1613, 16);
     }
 }
 
-/* %1232 = constant 0.1 : [32,28,28,16]
- * %1581 = constant 1 : [32,28,28,16]
- * %1616 = greaterEqual %1256, %1257 : [32,28,28,16]
- * %1617 = sub %1581, %1616 : [32,28,28,16]
- * %1618 = mul %1615, %1616 : [32,28,28,16]
- * %1619 = mul %1615, %1617 : [32,28,28,16]
- * %1620 = mul %1619, %1232 : [32,28,28,16]
- * %1621 = add %1618, %1620 : [32,28,28,16] */
+/* %1232 = constant 0.1 : [32,14,14,16]
+ * %1581 = constant 1 : [32,14,14,16]
+ * %1616 = greaterEqual %1256, %1257 : [32,14,14,16]
+ * %1617 = sub %1581, %1616 : [32,14,14,16]
+ * %1618 = mul %1615, %1616 : [32,14,14,16]
+ * %1619 = mul %1615, %1617 : [32,14,14,16]
+ * %1620 = mul %1619, %1232 : [32,14,14,16]
+ * %1621 = add %1618, %1620 : [32,14,14,16] */
 static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const float *restrict t1256, const float *restrict t1257, const float *restrict t1615) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1616 = t1256[i] >= t1257[i] ? 1.0f : 0.0f;
         const float v1618 = t1615[i] * v1616;
         const float v1617 = 1.0f - v1616;
@@ -6834,17 +6834,17 @@ static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const floa
 /* %1623 = reduce_sum axes=[0] %1622 : [16] */
 static void step_k436_reduce_sum(float *restrict t1623, const float *restrict t1622) {
     for (size_t o = 0; o < 16; o++) t1623[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1623[i1] += t1622[i0 * 16 + i1];
         }
     }
 }
 
-/* %1252 = broadcast axes=[1] %1251 : [25088,16]
- * %1624 = mul %1622, %1252 : [25088,16] */
+/* %1252 = broadcast axes=[1] %1251 : [6272,16]
+ * %1624 = mul %1622, %1252 : [6272,16] */
 static void step_k437_mul(float *restrict t1624, const float *restrict t1622, const float *restrict t1251) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1624 = t1622[i0 * 16 + i1] * t1251[i1];
             t1624[i0 * 16 + i1] = v1624;
@@ -6852,11 +6852,11 @@ static void step_k437_mul(float *restrict t1624, const float *restrict t1622, co
     }
 }
 
-/* %1625 = mul %1622, %1243 : [25088,16]
+/* %1625 = mul %1622, %1243 : [6272,16]
  * %1626 = reduce_sum axes=[0] %1625 : [16] */
 static void step_k438_mul_reduce_sum(float *restrict t1626, const float *restrict t1622, const float *restrict t1243) {
     for (size_t o = 0; o < 16; o++) t1626[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1625 = t1622[i0 * 16 + i1] * t1243[i0 * 16 + i1];
             t1626[i1] += v1625;
@@ -6864,11 +6864,11 @@ static void step_k438_mul_reduce_sum(float *restrict t1626, const float *restric
     }
 }
 
-/* %1629 = neg %1624 : [25088,16]
+/* %1629 = neg %1624 : [6272,16]
  * %1630 = reduce_sum axes=[0] %1629 : [16] */
 static void step_k439_neg_reduce_sum(float *restrict t1630, const float *restrict t1624) {
     for (size_t o = 0; o < 16; o++) t1630[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1629 = -t1624[i0 * 16 + i1];
             t1630[i1] += v1629;
@@ -6877,7 +6877,7 @@ static void step_k439_neg_reduce_sum(float *restrict t1630, const float *restric
 }
 
 /* %123 = constant -0.5 : [16]
- * %1215 = constant 3.985969387755102e-05 : [16]
+ * %1215 = constant 0.00015943877551020407 : [16]
  * %1627 = mul %1626, %988 : [16]
  * %1631 = mul %1627, %1250 : [16]
  * %1632 = mul %1631, %123 : [16]
@@ -6889,16 +6889,16 @@ static void step_k440_mul_div(float *restrict t1634, const float *restrict t1626
         const float v1631 = v1627 * t1250[i];
         const float v1632 = v1631 * (-0.5f);
         const float v1633 = v1632 / t1247[i];
-        const float v1634 = v1633 * 3.9859693e-05f;
+        const float v1634 = v1633 * 0.00015943877f;
         t1634[i] = v1634;
     }
 }
 
-/* %1635 = broadcast axes=[1] %1634 : [25088,16]
- * %1636 = mul %1635, %1243 : [25088,16]
- * %1637 = add %1636, %1636 : [25088,16] */
+/* %1635 = broadcast axes=[1] %1634 : [6272,16]
+ * %1636 = mul %1635, %1243 : [6272,16]
+ * %1637 = add %1636, %1636 : [6272,16] */
 static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1636 = t1634[i1] * t1243[i0 * 16 + i1];
             const float v1637 = v1636 + v1636;
@@ -6907,11 +6907,11 @@ static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634
     }
 }
 
-/* %1638 = neg %1637 : [25088,16]
+/* %1638 = neg %1637 : [6272,16]
  * %1640 = reduce_sum axes=[0] %1638 : [16] */
 static void step_k442_neg_reduce_sum(float *restrict t1640, const float *restrict t1637) {
     for (size_t o = 0; o < 16; o++) t1640[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1638 = -t1637[i0 * 16 + i1];
             t1640[i1] += v1638;
@@ -6919,22 +6919,22 @@ static void step_k442_neg_reduce_sum(float *restrict t1640, const float *restric
     }
 }
 
-/* %1215 = constant 3.985969387755102e-05 : [16]
+/* %1215 = constant 0.00015943877551020407 : [16]
  * %1641 = add %1630, %1640 : [16]
  * %1642 = mul %1641, %1215 : [16] */
 static void step_k443_add_mul(float *restrict t1642, const float *restrict t1630, const float *restrict t1640) {
     for (size_t i = 0; i < 16; i++) {
         const float v1641 = t1630[i] + t1640[i];
-        const float v1642 = v1641 * 3.9859693e-05f;
+        const float v1642 = v1641 * 0.00015943877f;
         t1642[i] = v1642;
     }
 }
 
-/* %1639 = add %1624, %1637 : [25088,16]
- * %1643 = broadcast axes=[1] %1642 : [25088,16]
- * %1644 = add %1639, %1643 : [25088,16] */
+/* %1639 = add %1624, %1637 : [6272,16]
+ * %1643 = broadcast axes=[1] %1642 : [6272,16]
+ * %1644 = add %1639, %1643 : [6272,16] */
 static void step_k444_add(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1639 = t1624[i0 * 16 + i1] + t1637[i0 * 16 + i1];
             const float v1644 = v1639 + t1642[i1];
@@ -6946,46 +6946,46 @@ static void step_k444_add(float *restrict t1644, const float *restrict t1624, co
 /* %1645 = reduce_sum axes=[0] %1644 : [16] */
 static void step_k445_reduce_sum(float *restrict t1645, const float *restrict t1644) {
     for (size_t o = 0; o < 16; o++) t1645[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1645[i1] += t1644[i0 * 16 + i1];
         }
     }
 }
 
-/* %1646 = matmul tB %1644, %1236 : [25088,144]
- * %1649 = col2im k3 s1 p1 %1646 : [32,28,28,16] */
+/* %1646 = matmul tB %1644, %1236 : [6272,144]
+ * %1649 = col2im k3 s1 p1 %1646 : [32,14,14,16] */
 static void step_k446_matmul_col2im(float *restrict t1649, const float *restrict t1644, const float *restrict t1236, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 2) {
-        const int nb = 32 - n0 < 2 ? 32 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t1644 + (size_t)n0 * 12544, 16, t1236, 16, 0.0f, chunk, 144);
-        mplc_col2im(t1649 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1644 + (size_t)n0 * 3136, 16, t1236, 16, 0.0f, chunk, 144);
+        mplc_col2im(t1649 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %1235 = im2col k3 s1 p1 %1234 : [25088,144]
+/* %1235 = im2col k3 s1 p1 %1234 : [6272,144]
  * %1647 = matmul tA %1235, %1644 : [144,16] */
 static void step_k447_im2col_matmul(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 2) {
-        const int nb = 32 - n0 < 2 ? 32 - n0 : 2;
-        mplc_im2col(chunk, t1234 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t1644 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t1647, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 32; n0 += 9) {
+        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+        mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1644 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t1647, 16);
     }
 }
 
-/* %1232 = constant 0.1 : [32,28,28,16]
- * %1581 = constant 1 : [32,28,28,16]
- * %1650 = add %1610, %1649 : [32,28,28,16]
- * %1651 = greaterEqual %1231, %1233 : [32,28,28,16]
- * %1652 = sub %1581, %1651 : [32,28,28,16]
- * %1653 = mul %1650, %1651 : [32,28,28,16]
- * %1654 = mul %1650, %1652 : [32,28,28,16]
- * %1655 = mul %1654, %1232 : [32,28,28,16]
- * %1656 = add %1653, %1655 : [32,28,28,16] */
+/* %1232 = constant 0.1 : [32,14,14,16]
+ * %1581 = constant 1 : [32,14,14,16]
+ * %1650 = add %1610, %1649 : [32,14,14,16]
+ * %1651 = greaterEqual %1231, %1233 : [32,14,14,16]
+ * %1652 = sub %1581, %1651 : [32,14,14,16]
+ * %1653 = mul %1650, %1651 : [32,14,14,16]
+ * %1654 = mul %1650, %1652 : [32,14,14,16]
+ * %1655 = mul %1654, %1232 : [32,14,14,16]
+ * %1656 = add %1653, %1655 : [32,14,14,16] */
 static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const float *restrict t1610, const float *restrict t1649, const float *restrict t1231, const float *restrict t1233) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 100352; i++) {
         const float v1650 = t1610[i] + t1649[i];
         const float v1651 = t1231[i] >= t1233[i] ? 1.0f : 0.0f;
         const float v1653 = v1650 * v1651;
@@ -7000,17 +7000,17 @@ static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const floa
 /* %1658 = reduce_sum axes=[0] %1657 : [16] */
 static void step_k449_reduce_sum(float *restrict t1658, const float *restrict t1657) {
     for (size_t o = 0; o < 16; o++) t1658[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1658[i1] += t1657[i0 * 16 + i1];
         }
     }
 }
 
-/* %1227 = broadcast axes=[1] %1226 : [25088,16]
- * %1659 = mul %1657, %1227 : [25088,16] */
+/* %1227 = broadcast axes=[1] %1226 : [6272,16]
+ * %1659 = mul %1657, %1227 : [6272,16] */
 static void step_k450_mul(float *restrict t1659, const float *restrict t1657, const float *restrict t1226) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1659 = t1657[i0 * 16 + i1] * t1226[i1];
             t1659[i0 * 16 + i1] = v1659;
@@ -7018,11 +7018,11 @@ static void step_k450_mul(float *restrict t1659, const float *restrict t1657, co
     }
 }
 
-/* %1660 = mul %1657, %1218 : [25088,16]
+/* %1660 = mul %1657, %1218 : [6272,16]
  * %1661 = reduce_sum axes=[0] %1660 : [16] */
 static void step_k451_mul_reduce_sum(float *restrict t1661, const float *restrict t1657, const float *restrict t1218) {
     for (size_t o = 0; o < 16; o++) t1661[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1660 = t1657[i0 * 16 + i1] * t1218[i0 * 16 + i1];
             t1661[i1] += v1660;
@@ -7030,11 +7030,11 @@ static void step_k451_mul_reduce_sum(float *restrict t1661, const float *restric
     }
 }
 
-/* %1664 = neg %1659 : [25088,16]
+/* %1664 = neg %1659 : [6272,16]
  * %1665 = reduce_sum axes=[0] %1664 : [16] */
 static void step_k452_neg_reduce_sum(float *restrict t1665, const float *restrict t1659) {
     for (size_t o = 0; o < 16; o++) t1665[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1664 = -t1659[i0 * 16 + i1];
             t1665[i1] += v1664;
@@ -7043,7 +7043,7 @@ static void step_k452_neg_reduce_sum(float *restrict t1665, const float *restric
 }
 
 /* %123 = constant -0.5 : [16]
- * %1215 = constant 3.985969387755102e-05 : [16]
+ * %1215 = constant 0.00015943877551020407 : [16]
  * %1662 = mul %1661, %955 : [16]
  * %1666 = mul %1662, %1225 : [16]
  * %1667 = mul %1666, %123 : [16]
@@ -7055,16 +7055,16 @@ static void step_k453_mul_div(float *restrict t1669, const float *restrict t1661
         const float v1666 = v1662 * t1225[i];
         const float v1667 = v1666 * (-0.5f);
         const float v1668 = v1667 / t1222[i];
-        const float v1669 = v1668 * 3.9859693e-05f;
+        const float v1669 = v1668 * 0.00015943877f;
         t1669[i] = v1669;
     }
 }
 
-/* %1670 = broadcast axes=[1] %1669 : [25088,16]
- * %1671 = mul %1670, %1218 : [25088,16]
- * %1672 = add %1671, %1671 : [25088,16] */
+/* %1670 = broadcast axes=[1] %1669 : [6272,16]
+ * %1671 = mul %1670, %1218 : [6272,16]
+ * %1672 = add %1671, %1671 : [6272,16] */
 static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1671 = t1669[i1] * t1218[i0 * 16 + i1];
             const float v1672 = v1671 + v1671;
@@ -7073,11 +7073,11 @@ static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669
     }
 }
 
-/* %1673 = neg %1672 : [25088,16]
+/* %1673 = neg %1672 : [6272,16]
  * %1675 = reduce_sum axes=[0] %1673 : [16] */
 static void step_k455_neg_reduce_sum(float *restrict t1675, const float *restrict t1672) {
     for (size_t o = 0; o < 16; o++) t1675[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1673 = -t1672[i0 * 16 + i1];
             t1675[i1] += v1673;
@@ -7085,22 +7085,22 @@ static void step_k455_neg_reduce_sum(float *restrict t1675, const float *restric
     }
 }
 
-/* %1215 = constant 3.985969387755102e-05 : [16]
+/* %1215 = constant 0.00015943877551020407 : [16]
  * %1676 = add %1665, %1675 : [16]
  * %1677 = mul %1676, %1215 : [16] */
 static void step_k456_add_mul(float *restrict t1677, const float *restrict t1665, const float *restrict t1675) {
     for (size_t i = 0; i < 16; i++) {
         const float v1676 = t1665[i] + t1675[i];
-        const float v1677 = v1676 * 3.9859693e-05f;
+        const float v1677 = v1676 * 0.00015943877f;
         t1677[i] = v1677;
     }
 }
 
-/* %1674 = add %1659, %1672 : [25088,16]
- * %1678 = broadcast axes=[1] %1677 : [25088,16]
- * %1679 = add %1674, %1678 : [25088,16] */
+/* %1674 = add %1659, %1672 : [6272,16]
+ * %1678 = broadcast axes=[1] %1677 : [6272,16]
+ * %1679 = add %1674, %1678 : [6272,16] */
 static void step_k457_add(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1674 = t1659[i0 * 16 + i1] + t1672[i0 * 16 + i1];
             const float v1679 = v1674 + t1677[i1];
@@ -7112,29 +7112,29 @@ static void step_k457_add(float *restrict t1679, const float *restrict t1659, co
 /* %1680 = reduce_sum axes=[0] %1679 : [16] */
 static void step_k458_reduce_sum(float *restrict t1680, const float *restrict t1679) {
     for (size_t o = 0; o < 16; o++) t1680[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+    for (size_t i0 = 0; i0 < 6272; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t1680[i1] += t1679[i0 * 16 + i1];
         }
     }
 }
 
-/* %1209 = im2col k3 s1 p1 %407 : [25088,9]
+/* %1209 = im2col k3 s2 p1 %407 : [6272,9]
  * %1681 = matmul tA %1209, %1679 : [9,16] */
 static void step_k459_im2col_matmul(float *restrict t1681, const float *restrict in_x, const float *restrict t1679, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    /* columns of 32 images at a time (56448 floats), never the whole im2col */
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    for (int n0 = 0; n0 < 32; n0 += 32) {
+        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
             float part[144];
             for (int i = 0; i < 144; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t1679 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t1679 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
@@ -7825,7 +7825,7 @@ static void step_k509_matmul(float *restrict t1817, const float *restrict t1816,
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t1816, 64, t1801, 10, 0.0f, t1817, 10);
 }
 
-/* %1402 = constant 0.02040816326530612 : [32,64]
+/* %1402 = constant 0.0625 : [32,64]
  * %1812 = matmul tB %1808, %30 : [32,64]
  * %1820 = mul %1812, %1819 : [32,64]
  * %1823 = mul %1820, %1402 : [32,64] */
@@ -7834,12 +7834,12 @@ static void step_k510_matmul_mul(float *restrict t1823, const float *restrict t1
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
         const float v1820 = t1823[i] * in_dropout_teacher_all_dropout13[i];
-        const float v1823 = v1820 * 0.020408163f;
+        const float v1823 = v1820 * 0.0625f;
         t1823[i] = v1823;
     }
 }
 
-/* %646 = constant 0.02040816326530612 : [128,64]
+/* %646 = constant 0.0625 : [128,64]
  * %1813 = matmul tB %1801, %30 : [128,64]
  * %1822 = mul %1813, %1821 : [128,64]
  * %1824 = mul %1822, %646 : [128,64] */
@@ -7848,52 +7848,52 @@ static void step_k511_matmul_mul(float *restrict t1824, const float *restrict t1
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
         const float v1822 = t1824[i] * t1821[i];
-        const float v1824 = v1822 * 0.020408163f;
+        const float v1824 = v1822 * 0.0625f;
         t1824[i] = v1824;
     }
 }
 
-/* %1825 = broadcast axes=[0, 2] %1823 : [32,49,64] */
+/* %1825 = broadcast axes=[0, 2] %1823 : [32,16,64] */
 static void step_k512_fill(float *restrict t1825, const float *restrict t1823) {
     for (size_t i0 = 0; i0 < 32; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v1825 = t1823[i0 * 64 + i2];
-                t1825[i0 * 3136 + i1 * 64 + i2] = v1825;
+                t1825[i0 * 1024 + i1 * 64 + i2] = v1825;
             }
         }
     }
 }
 
-/* %1826 = broadcast axes=[0, 2] %1824 : [128,49,64] */
+/* %1826 = broadcast axes=[0, 2] %1824 : [128,16,64] */
 static void step_k513_fill(float *restrict t1826, const float *restrict t1824) {
     for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v1826 = t1824[i0 * 64 + i2];
-                t1826[i0 * 3136 + i1 * 64 + i2] = v1826;
+                t1826[i0 * 1024 + i1 * 64 + i2] = v1826;
             }
         }
     }
 }
 
-/* %1829 = greaterEqual %343, %344 : [288,7,7,64] */
+/* %1829 = greaterEqual %343, %344 : [288,4,4,64] */
 static void step_k514_greaterEqual(float *restrict t1829, const float *restrict t343, const float *restrict t344) {
-    for (size_t i = 0; i < 903168; i++) {
+    for (size_t i = 0; i < 294912; i++) {
         const float v1829 = t343[i] >= t344[i] ? 1.0f : 0.0f;
         t1829[i] = v1829;
     }
 }
 
-/* %1366 = constant 0.1 : [32,7,7,64]
- * %1433 = constant 1 : [32,7,7,64]
- * %1832 = mul %1827, %1831 : [32,7,7,64]
- * %1835 = sub %1433, %1831 : [32,7,7,64]
- * %1836 = mul %1827, %1835 : [32,7,7,64]
- * %1839 = mul %1836, %1366 : [32,7,7,64]
- * %1841 = add %1832, %1839 : [32,7,7,64] */
+/* %1366 = constant 0.1 : [32,4,4,64]
+ * %1433 = constant 1 : [32,4,4,64]
+ * %1832 = mul %1827, %1831 : [32,4,4,64]
+ * %1835 = sub %1433, %1831 : [32,4,4,64]
+ * %1836 = mul %1827, %1835 : [32,4,4,64]
+ * %1839 = mul %1836, %1366 : [32,4,4,64]
+ * %1841 = add %1832, %1839 : [32,4,4,64] */
 static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t1827, const float *restrict t1831) {
-    for (size_t i = 0; i < 100352; i++) {
+    for (size_t i = 0; i < 32768; i++) {
         const float v1832 = t1827[i] * t1831[i];
         const float v1835 = 1.0f - t1831[i];
         const float v1836 = t1827[i] * v1835;
@@ -7903,15 +7903,15 @@ static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t
     }
 }
 
-/* %604 = constant 0.1 : [128,7,7,64]
- * %678 = constant 1 : [128,7,7,64]
- * %1834 = mul %1828, %1833 : [128,7,7,64]
- * %1837 = sub %678, %1833 : [128,7,7,64]
- * %1838 = mul %1828, %1837 : [128,7,7,64]
- * %1840 = mul %1838, %604 : [128,7,7,64]
- * %1842 = add %1834, %1840 : [128,7,7,64] */
+/* %604 = constant 0.1 : [128,4,4,64]
+ * %678 = constant 1 : [128,4,4,64]
+ * %1834 = mul %1828, %1833 : [128,4,4,64]
+ * %1837 = sub %678, %1833 : [128,4,4,64]
+ * %1838 = mul %1828, %1837 : [128,4,4,64]
+ * %1840 = mul %1838, %604 : [128,4,4,64]
+ * %1842 = add %1834, %1840 : [128,4,4,64] */
 static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t1828, const float *restrict t1833) {
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = 0; i < 131072; i++) {
         const float v1834 = t1828[i] * t1833[i];
         const float v1837 = 1.0f - t1833[i];
         const float v1838 = t1828[i] * v1837;
@@ -7924,7 +7924,7 @@ static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t
 /* %1845 = reduce_sum axes=[0] %1843 : [64] */
 static void step_k517_reduce_sum(float *restrict t1845, const float *restrict t1843) {
     for (size_t o = 0; o < 64; o++) t1845[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1845[i1] += t1843[i0 * 64 + i1];
         }
@@ -7934,7 +7934,7 @@ static void step_k517_reduce_sum(float *restrict t1845, const float *restrict t1
 /* %1846 = reduce_sum axes=[0] %1844 : [64] */
 static void step_k518_reduce_sum(float *restrict t1846, const float *restrict t1844) {
     for (size_t o = 0; o < 64; o++) t1846[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1846[i1] += t1844[i0 * 64 + i1];
         }
@@ -7949,10 +7949,10 @@ static void step_k519_add(float *restrict t1847, const float *restrict t1845, co
     }
 }
 
-/* %1848 = broadcast axes=[1] %338 : [1568,64]
- * %1849 = mul %1843, %1848 : [1568,64] */
+/* %1848 = broadcast axes=[1] %338 : [512,64]
+ * %1849 = mul %1843, %1848 : [512,64] */
 static void step_k520_mul(float *restrict t1849, const float *restrict t1843, const float *restrict t338) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1849 = t1843[i0 * 64 + i1] * t338[i1];
             t1849[i0 * 64 + i1] = v1849;
@@ -7960,10 +7960,10 @@ static void step_k520_mul(float *restrict t1849, const float *restrict t1843, co
     }
 }
 
-/* %1850 = broadcast axes=[1] %338 : [6272,64]
- * %1851 = mul %1844, %1850 : [6272,64] */
+/* %1850 = broadcast axes=[1] %338 : [2048,64]
+ * %1851 = mul %1844, %1850 : [2048,64] */
 static void step_k521_mul(float *restrict t1851, const float *restrict t1844, const float *restrict t338) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1851 = t1844[i0 * 64 + i1] * t338[i1];
             t1851[i0 * 64 + i1] = v1851;
@@ -7971,11 +7971,11 @@ static void step_k521_mul(float *restrict t1851, const float *restrict t1844, co
     }
 }
 
-/* %1853 = mul %1843, %1852 : [1568,64]
+/* %1853 = mul %1843, %1852 : [512,64]
  * %1856 = reduce_sum axes=[0] %1853 : [64] */
 static void step_k522_mul_reduce_sum(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
     for (size_t o = 0; o < 64; o++) t1856[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1853 = t1843[i0 * 64 + i1] * t1852[i0 * 64 + i1];
             t1856[i1] += v1853;
@@ -7983,11 +7983,11 @@ static void step_k522_mul_reduce_sum(float *restrict t1856, const float *restric
     }
 }
 
-/* %1855 = mul %1844, %1854 : [6272,64]
+/* %1855 = mul %1844, %1854 : [2048,64]
  * %1857 = reduce_sum axes=[0] %1855 : [64] */
 static void step_k523_mul_reduce_sum(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
     for (size_t o = 0; o < 64; o++) t1857[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1855 = t1844[i0 * 64 + i1] * t1854[i0 * 64 + i1];
             t1857[i1] += v1855;
@@ -8006,11 +8006,11 @@ static void step_k524_add_mul(float *restrict t1858, float *restrict t1860, cons
     }
 }
 
-/* %1861 = neg %1849 : [1568,64]
+/* %1861 = neg %1849 : [512,64]
  * %1863 = reduce_sum axes=[0] %1861 : [64] */
 static void step_k525_neg_reduce_sum(float *restrict t1863, const float *restrict t1849) {
     for (size_t o = 0; o < 64; o++) t1863[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+    for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1861 = -t1849[i0 * 64 + i1];
             t1863[i1] += v1861;
@@ -8018,11 +8018,11 @@ static void step_k525_neg_reduce_sum(float *restrict t1863, const float *restric
     }
 }
 
-/* %1862 = neg %1851 : [6272,64]
+/* %1862 = neg %1851 : [2048,64]
  * %1864 = reduce_sum axes=[0] %1862 : [64] */
 static void step_k526_neg_reduce_sum(float *restrict t1864, const float *restrict t1851) {
     for (size_t o = 0; o < 64; o++) t1864[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+    for (size_t i0 = 0; i0 < 2048; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1862 = -t1851[i0 * 64 + i1];
             t1864[i1] += v1862;
@@ -8030,7 +8030,7 @@ static void step_k526_neg_reduce_sum(float *restrict t1864, const float *restric
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %297 = constant -0.5 : [64]
  * %1859 = mul %1858, %28 : [64]
  * %1866 = mul %1859, %337 : [64]
@@ -8043,16 +8043,16 @@ static void step_k527_mul_div(float *restrict t1869, const float *restrict t1858
         const float v1866 = v1859 * t337[i];
         const float v1867 = v1866 * (-0.5f);
         const float v1868 = v1867 / t334[i];
-        const float v1869 = v1868 * 7.086168e-05f;
+        const float v1869 = v1868 * 0.00021701389f;
         t1869[i] = v1869;
     }
 }
 
-/* %1870 = broadcast axes=[1] %1869 : [14112,64]
- * %1871 = mul %1870, %324 : [14112,64]
- * %1872 = add %1871, %1871 : [14112,64] */
+/* %1870 = broadcast axes=[1] %1869 : [4608,64]
+ * %1871 = mul %1870, %324 : [4608,64]
+ * %1872 = add %1871, %1871 : [4608,64] */
 static void step_k528_mul_add(float *restrict t1872, const float *restrict t1869, const float *restrict t324) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1871 = t1869[i1] * t324[i0 * 64 + i1];
             const float v1872 = v1871 + v1871;
@@ -8061,21 +8061,21 @@ static void step_k528_mul_add(float *restrict t1872, const float *restrict t1869
     }
 }
 
-/* %1874 = pad_rows start=0 %1849 : [14112,64] */
+/* %1874 = pad_rows start=0 %1849 : [4608,64] */
 static void step_k529_pad_rows(float *restrict t1874, const float *restrict t1849) {
-    mplc_pad_rows(t1874, t1849, 1568, 14112, 0, 64);
+    mplc_pad_rows(t1874, t1849, 512, 4608, 0, 64);
 }
 
-/* %1875 = pad_rows start=7840 %1851 : [14112,64] */
+/* %1875 = pad_rows start=2560 %1851 : [4608,64] */
 static void step_k530_pad_rows(float *restrict t1875, const float *restrict t1851) {
-    mplc_pad_rows(t1875, t1851, 6272, 14112, 7840, 64);
+    mplc_pad_rows(t1875, t1851, 2048, 4608, 2560, 64);
 }
 
-/* %1873 = neg %1872 : [14112,64]
+/* %1873 = neg %1872 : [4608,64]
  * %1878 = reduce_sum axes=[0] %1873 : [64] */
 static void step_k531_neg_reduce_sum(float *restrict t1878, const float *restrict t1872) {
     for (size_t o = 0; o < 64; o++) t1878[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1873 = -t1872[i0 * 64 + i1];
             t1878[i1] += v1873;
@@ -8083,7 +8083,7 @@ static void step_k531_neg_reduce_sum(float *restrict t1878, const float *restric
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %1865 = add %1863, %1864 : [64]
  * %1879 = add %1865, %1878 : [64]
  * %1880 = mul %1879, %278 : [64] */
@@ -8091,17 +8091,17 @@ static void step_k532_add_mul(float *restrict t1880, const float *restrict t1863
     for (size_t i = 0; i < 64; i++) {
         const float v1865 = t1863[i] + t1864[i];
         const float v1879 = v1865 + t1878[i];
-        const float v1880 = v1879 * 7.086168e-05f;
+        const float v1880 = v1879 * 0.00021701389f;
         t1880[i] = v1880;
     }
 }
 
-/* %1876 = add %1874, %1875 : [14112,64]
- * %1877 = add %1876, %1872 : [14112,64]
- * %1881 = broadcast axes=[1] %1880 : [14112,64]
- * %1882 = add %1877, %1881 : [14112,64] */
+/* %1876 = add %1874, %1875 : [4608,64]
+ * %1877 = add %1876, %1872 : [4608,64]
+ * %1881 = broadcast axes=[1] %1880 : [4608,64]
+ * %1882 = add %1877, %1881 : [4608,64] */
 static void step_k533_add(float *restrict t1882, const float *restrict t1874, const float *restrict t1875, const float *restrict t1872, const float *restrict t1880) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1876 = t1874[i0 * 64 + i1] + t1875[i0 * 64 + i1];
             const float v1877 = v1876 + t1872[i0 * 64 + i1];
@@ -8111,70 +8111,70 @@ static void step_k533_add(float *restrict t1882, const float *restrict t1874, co
     }
 }
 
-/* %1883 = matmul tB %1882, %316 : [14112,32]
- * %1886 = col2im k1 s2 p0 %1883 : [288,14,14,32] */
+/* %1883 = matmul tB %1882, %316 : [4608,32]
+ * %1886 = col2im k1 s2 p0 %1883 : [288,7,7,32] */
 static void step_k534_matmul_col2im(float *restrict t1886, const float *restrict t1882, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
-    /* the product 83 images at a time (130144 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 83) {
-        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 32, 64, 1.0f, t1882 + (size_t)n0 * 3136, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-        mplc_col2im(t1886 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
+    /* the product 256 images at a time (131072 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 256) {
+        const int nb = 288 - n0 < 256 ? 288 - n0 : 256;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+        mplc_col2im(t1886 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
-/* %315 = im2col k1 s2 p0 %271 : [14112,32]
+/* %315 = im2col k1 s2 p0 %271 : [4608,32]
  * %1884 = matmul tA %315, %1882 : [32,64] */
 static void step_k535_im2col_matmul(float *restrict t1884, const float *restrict t271, const float *restrict t1882, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 83) {
-        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
-        mplc_im2col(chunk, t271 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 49, 1.0f, chunk, 32, t1882 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t1884, 64);
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 256) {
+        const int nb = 288 - n0 < 256 ? 288 - n0 : 256;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1882 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1884, 64);
     }
 }
 
 /* %1887 = reduce_sum axes=[0] %1882 : [64] */
 static void step_k536_reduce_sum(float *restrict t1887, const float *restrict t1882) {
     for (size_t o = 0; o < 64; o++) t1887[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1887[i1] += t1882[i0 * 64 + i1];
         }
     }
 }
 
-/* %1888 = matmul tB %1882, %310 : [14112,576]
- * %1891 = col2im k3 s1 p1 %1888 : [288,7,7,64] */
+/* %1888 = matmul tB %1882, %310 : [4608,576]
+ * %1891 = col2im k3 s1 p1 %1888 : [288,4,4,64] */
 static void step_k537_matmul_col2im(float *restrict t1891, const float *restrict t1882, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 576, 64, 1.0f, t1882 + (size_t)n0 * 3136, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
-        mplc_col2im(t1891 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
+    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 28) {
+        const int nb = 288 - n0 < 28 ? 288 - n0 : 28;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
+        mplc_col2im(t1891 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
-/* %309 = im2col k3 s1 p1 %308 : [14112,576]
+/* %309 = im2col k3 s1 p1 %308 : [4608,576]
  * %1889 = matmul tA %309, %1882 : [576,64] */
 static void step_k538_im2col_matmul(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
-        mplc_im2col(chunk, t308 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 49, 1.0f, chunk, 576, t1882 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t1889, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 28) {
+        const int nb = 288 - n0 < 28 ? 288 - n0 : 28;
+        mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1882 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1889, 64);
     }
 }
 
-/* %306 = constant 0.1 : [288,7,7,64]
- * %1830 = constant 1 : [288,7,7,64]
- * %1892 = greaterEqual %305, %307 : [288,7,7,64]
- * %1893 = sub %1830, %1892 : [288,7,7,64]
- * %1894 = mul %1891, %1892 : [288,7,7,64]
- * %1895 = mul %1891, %1893 : [288,7,7,64]
- * %1896 = mul %1895, %306 : [288,7,7,64]
- * %1897 = add %1894, %1896 : [288,7,7,64] */
+/* %306 = constant 0.1 : [288,4,4,64]
+ * %1830 = constant 1 : [288,4,4,64]
+ * %1892 = greaterEqual %305, %307 : [288,4,4,64]
+ * %1893 = sub %1830, %1892 : [288,4,4,64]
+ * %1894 = mul %1891, %1892 : [288,4,4,64]
+ * %1895 = mul %1891, %1893 : [288,4,4,64]
+ * %1896 = mul %1895, %306 : [288,4,4,64]
+ * %1897 = add %1894, %1896 : [288,4,4,64] */
 static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const float *restrict t305, const float *restrict t307, const float *restrict t1891) {
-    for (size_t i = 0; i < 903168; i++) {
+    for (size_t i = 0; i < 294912; i++) {
         const float v1892 = t305[i] >= t307[i] ? 1.0f : 0.0f;
         const float v1894 = t1891[i] * v1892;
         const float v1893 = 1.0f - v1892;
@@ -8188,17 +8188,17 @@ static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const floa
 /* %1899 = reduce_sum axes=[0] %1898 : [64] */
 static void step_k540_reduce_sum(float *restrict t1899, const float *restrict t1898) {
     for (size_t o = 0; o < 64; o++) t1899[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1899[i1] += t1898[i0 * 64 + i1];
         }
     }
 }
 
-/* %301 = broadcast axes=[1] %300 : [14112,64]
- * %1900 = mul %1898, %301 : [14112,64] */
+/* %301 = broadcast axes=[1] %300 : [4608,64]
+ * %1900 = mul %1898, %301 : [4608,64] */
 static void step_k541_mul(float *restrict t1900, const float *restrict t1898, const float *restrict t300) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1900 = t1898[i0 * 64 + i1] * t300[i1];
             t1900[i0 * 64 + i1] = v1900;
@@ -8206,11 +8206,11 @@ static void step_k541_mul(float *restrict t1900, const float *restrict t1898, co
     }
 }
 
-/* %1901 = mul %1898, %281 : [14112,64]
+/* %1901 = mul %1898, %281 : [4608,64]
  * %1902 = reduce_sum axes=[0] %1901 : [64] */
 static void step_k542_mul_reduce_sum(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
     for (size_t o = 0; o < 64; o++) t1902[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1901 = t1898[i0 * 64 + i1] * t281[i0 * 64 + i1];
             t1902[i1] += v1901;
@@ -8226,11 +8226,11 @@ static void step_k543_mul(float *restrict t1904, const float *restrict t1902, co
     }
 }
 
-/* %1905 = neg %1900 : [14112,64]
+/* %1905 = neg %1900 : [4608,64]
  * %1906 = reduce_sum axes=[0] %1905 : [64] */
 static void step_k544_neg_reduce_sum(float *restrict t1906, const float *restrict t1900) {
     for (size_t o = 0; o < 64; o++) t1906[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1905 = -t1900[i0 * 64 + i1];
             t1906[i1] += v1905;
@@ -8238,7 +8238,7 @@ static void step_k544_neg_reduce_sum(float *restrict t1906, const float *restric
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %297 = constant -0.5 : [64]
  * %1903 = mul %1902, %23 : [64]
  * %1907 = mul %1903, %299 : [64]
@@ -8251,16 +8251,16 @@ static void step_k545_mul_div(float *restrict t1910, const float *restrict t1902
         const float v1907 = v1903 * t299[i];
         const float v1908 = v1907 * (-0.5f);
         const float v1909 = v1908 / t295[i];
-        const float v1910 = v1909 * 7.086168e-05f;
+        const float v1910 = v1909 * 0.00021701389f;
         t1910[i] = v1910;
     }
 }
 
-/* %1911 = broadcast axes=[1] %1910 : [14112,64]
- * %1912 = mul %1911, %281 : [14112,64]
- * %1913 = add %1912, %1912 : [14112,64] */
+/* %1911 = broadcast axes=[1] %1910 : [4608,64]
+ * %1912 = mul %1911, %281 : [4608,64]
+ * %1913 = add %1912, %1912 : [4608,64] */
 static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910, const float *restrict t281) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1912 = t1910[i1] * t281[i0 * 64 + i1];
             const float v1913 = v1912 + v1912;
@@ -8269,11 +8269,11 @@ static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910
     }
 }
 
-/* %1914 = neg %1913 : [14112,64]
+/* %1914 = neg %1913 : [4608,64]
  * %1916 = reduce_sum axes=[0] %1914 : [64] */
 static void step_k547_neg_reduce_sum(float *restrict t1916, const float *restrict t1913) {
     for (size_t o = 0; o < 64; o++) t1916[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1914 = -t1913[i0 * 64 + i1];
             t1916[i1] += v1914;
@@ -8281,22 +8281,22 @@ static void step_k547_neg_reduce_sum(float *restrict t1916, const float *restric
     }
 }
 
-/* %278 = constant 7.086167800453515e-05 : [64]
+/* %278 = constant 0.00021701388888888888 : [64]
  * %1917 = add %1906, %1916 : [64]
  * %1918 = mul %1917, %278 : [64] */
 static void step_k548_add_mul(float *restrict t1918, const float *restrict t1906, const float *restrict t1916) {
     for (size_t i = 0; i < 64; i++) {
         const float v1917 = t1906[i] + t1916[i];
-        const float v1918 = v1917 * 7.086168e-05f;
+        const float v1918 = v1917 * 0.00021701389f;
         t1918[i] = v1918;
     }
 }
 
-/* %1915 = add %1900, %1913 : [14112,64]
- * %1919 = broadcast axes=[1] %1918 : [14112,64]
- * %1920 = add %1915, %1919 : [14112,64] */
+/* %1915 = add %1900, %1913 : [4608,64]
+ * %1919 = broadcast axes=[1] %1918 : [4608,64]
+ * %1920 = add %1915, %1919 : [4608,64] */
 static void step_k549_add(float *restrict t1920, const float *restrict t1900, const float *restrict t1913, const float *restrict t1918) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1915 = t1900[i0 * 64 + i1] + t1913[i0 * 64 + i1];
             const float v1920 = v1915 + t1918[i1];
@@ -8308,46 +8308,46 @@ static void step_k549_add(float *restrict t1920, const float *restrict t1900, co
 /* %1921 = reduce_sum axes=[0] %1920 : [64] */
 static void step_k550_reduce_sum(float *restrict t1921, const float *restrict t1920) {
     for (size_t o = 0; o < 64; o++) t1921[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+    for (size_t i0 = 0; i0 < 4608; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t1921[i1] += t1920[i0 * 64 + i1];
         }
     }
 }
 
-/* %1922 = matmul tB %1920, %273 : [14112,288]
- * %1925 = col2im k3 s2 p1 %1922 : [288,14,14,32] */
+/* %1922 = matmul tB %1920, %273 : [4608,288]
+ * %1925 = col2im k3 s2 p1 %1922 : [288,7,7,32] */
 static void step_k551_matmul_col2im(float *restrict t1925, const float *restrict t1920, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 18) {
-        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 64, 1.0f, t1920 + (size_t)n0 * 3136, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t1925 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
+    /* the product 56 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 56) {
+        const int nb = 288 - n0 < 56 ? 288 - n0 : 56;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1920 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
+        mplc_col2im(t1925 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
-/* %272 = im2col k3 s2 p1 %271 : [14112,288]
+/* %272 = im2col k3 s2 p1 %271 : [4608,288]
  * %1923 = matmul tA %272, %1920 : [288,64] */
 static void step_k552_im2col_matmul(float *restrict t1923, const float *restrict t271, const float *restrict t1920, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 18) {
-        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
-        mplc_im2col(chunk, t271 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 49, 1.0f, chunk, 288, t1920 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t1923, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 56) {
+        const int nb = 288 - n0 < 56 ? 288 - n0 : 56;
+        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1920 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1923, 64);
     }
 }
 
-/* %232 = constant 0.1 : [288,14,14,32]
- * %1926 = add %1886, %1925 : [288,14,14,32]
- * %1927 = greaterEqual %269, %270 : [288,14,14,32]
- * %1928 = constant 1 : [288,14,14,32]
- * %1929 = sub %1928, %1927 : [288,14,14,32]
- * %1930 = mul %1926, %1927 : [288,14,14,32]
- * %1931 = mul %1926, %1929 : [288,14,14,32]
- * %1932 = mul %1931, %232 : [288,14,14,32]
- * %1933 = add %1930, %1932 : [288,14,14,32] */
+/* %232 = constant 0.1 : [288,7,7,32]
+ * %1926 = add %1886, %1925 : [288,7,7,32]
+ * %1927 = greaterEqual %269, %270 : [288,7,7,32]
+ * %1928 = constant 1 : [288,7,7,32]
+ * %1929 = sub %1928, %1927 : [288,7,7,32]
+ * %1930 = mul %1926, %1927 : [288,7,7,32]
+ * %1931 = mul %1926, %1929 : [288,7,7,32]
+ * %1932 = mul %1931, %232 : [288,7,7,32]
+ * %1933 = add %1930, %1932 : [288,7,7,32] */
 static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const float *restrict t1886, const float *restrict t1925, const float *restrict t269, const float *restrict t270) {
-    for (size_t i = 0; i < 1806336; i++) {
+    for (size_t i = 0; i < 451584; i++) {
         const float v1926 = t1886[i] + t1925[i];
         const float v1927 = t269[i] >= t270[i] ? 1.0f : 0.0f;
         const float v1930 = v1926 * v1927;
@@ -8362,17 +8362,17 @@ static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const floa
 /* %1935 = reduce_sum axes=[0] %1934 : [32] */
 static void step_k554_reduce_sum(float *restrict t1935, const float *restrict t1934) {
     for (size_t o = 0; o < 32; o++) t1935[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1935[i1] += t1934[i0 * 32 + i1];
         }
     }
 }
 
-/* %265 = broadcast axes=[1] %264 : [56448,32]
- * %1936 = mul %1934, %265 : [56448,32] */
+/* %265 = broadcast axes=[1] %264 : [14112,32]
+ * %1936 = mul %1934, %265 : [14112,32] */
 static void step_k555_mul(float *restrict t1936, const float *restrict t1934, const float *restrict t264) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1936 = t1934[i0 * 32 + i1] * t264[i1];
             t1936[i0 * 32 + i1] = v1936;
@@ -8380,11 +8380,11 @@ static void step_k555_mul(float *restrict t1936, const float *restrict t1934, co
     }
 }
 
-/* %1937 = mul %1934, %250 : [56448,32]
+/* %1937 = mul %1934, %250 : [14112,32]
  * %1938 = reduce_sum axes=[0] %1937 : [32] */
 static void step_k556_mul_reduce_sum(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
     for (size_t o = 0; o < 32; o++) t1938[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1937 = t1934[i0 * 32 + i1] * t250[i0 * 32 + i1];
             t1938[i1] += v1937;
@@ -8400,11 +8400,11 @@ static void step_k557_mul(float *restrict t1940, const float *restrict t1938, co
     }
 }
 
-/* %1941 = neg %1936 : [56448,32]
+/* %1941 = neg %1936 : [14112,32]
  * %1942 = reduce_sum axes=[0] %1941 : [32] */
 static void step_k558_neg_reduce_sum(float *restrict t1942, const float *restrict t1936) {
     for (size_t o = 0; o < 32; o++) t1942[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1941 = -t1936[i0 * 32 + i1];
             t1942[i1] += v1941;
@@ -8412,7 +8412,7 @@ static void step_k558_neg_reduce_sum(float *restrict t1942, const float *restric
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %223 = constant -0.5 : [32]
  * %1939 = mul %1938, %19 : [32]
  * %1943 = mul %1939, %263 : [32]
@@ -8425,16 +8425,16 @@ static void step_k559_mul_div(float *restrict t1946, const float *restrict t1938
         const float v1943 = v1939 * t263[i];
         const float v1944 = v1943 * (-0.5f);
         const float v1945 = v1944 / t260[i];
-        const float v1946 = v1945 * 1.771542e-05f;
+        const float v1946 = v1945 * 7.086168e-05f;
         t1946[i] = v1946;
     }
 }
 
-/* %1947 = broadcast axes=[1] %1946 : [56448,32]
- * %1948 = mul %1947, %250 : [56448,32]
- * %1949 = add %1948, %1948 : [56448,32] */
+/* %1947 = broadcast axes=[1] %1946 : [14112,32]
+ * %1948 = mul %1947, %250 : [14112,32]
+ * %1949 = add %1948, %1948 : [14112,32] */
 static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946, const float *restrict t250) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1948 = t1946[i1] * t250[i0 * 32 + i1];
             const float v1949 = v1948 + v1948;
@@ -8443,11 +8443,11 @@ static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946
     }
 }
 
-/* %1950 = neg %1949 : [56448,32]
+/* %1950 = neg %1949 : [14112,32]
  * %1952 = reduce_sum axes=[0] %1950 : [32] */
 static void step_k561_neg_reduce_sum(float *restrict t1952, const float *restrict t1949) {
     for (size_t o = 0; o < 32; o++) t1952[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1950 = -t1949[i0 * 32 + i1];
             t1952[i1] += v1950;
@@ -8455,22 +8455,22 @@ static void step_k561_neg_reduce_sum(float *restrict t1952, const float *restric
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %1953 = add %1942, %1952 : [32]
  * %1954 = mul %1953, %204 : [32] */
 static void step_k562_add_mul(float *restrict t1954, const float *restrict t1942, const float *restrict t1952) {
     for (size_t i = 0; i < 32; i++) {
         const float v1953 = t1942[i] + t1952[i];
-        const float v1954 = v1953 * 1.771542e-05f;
+        const float v1954 = v1953 * 7.086168e-05f;
         t1954[i] = v1954;
     }
 }
 
-/* %1951 = add %1936, %1949 : [56448,32]
- * %1955 = broadcast axes=[1] %1954 : [56448,32]
- * %1956 = add %1951, %1955 : [56448,32] */
+/* %1951 = add %1936, %1949 : [14112,32]
+ * %1955 = broadcast axes=[1] %1954 : [14112,32]
+ * %1956 = add %1951, %1955 : [14112,32] */
 static void step_k563_add(float *restrict t1956, const float *restrict t1936, const float *restrict t1949, const float *restrict t1954) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1951 = t1936[i0 * 32 + i1] + t1949[i0 * 32 + i1];
             const float v1956 = v1951 + t1954[i1];
@@ -8479,33 +8479,33 @@ static void step_k563_add(float *restrict t1956, const float *restrict t1936, co
     }
 }
 
-/* %1957 = matmul tB %1956, %242 : [56448,16]
- * %1960 = col2im k1 s2 p0 %1957 : [288,28,28,16] */
+/* %1957 = matmul tB %1956, %242 : [14112,16]
+ * %1960 = col2im k1 s2 p0 %1957 : [288,14,14,16] */
 static void step_k564_matmul_col2im(float *restrict t1960, const float *restrict t1956, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
-    /* the product 41 images at a time (128576 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 41) {
-        const int nb = 288 - n0 < 41 ? 288 - n0 : 41;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 16, 32, 1.0f, t1956 + (size_t)n0 * 6272, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-        mplc_col2im(t1960 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* the product 167 images at a time (130928 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 167) {
+        const int nb = 288 - n0 < 167 ? 288 - n0 : 167;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+        mplc_col2im(t1960 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
-/* %241 = im2col k1 s2 p0 %197 : [56448,16]
+/* %241 = im2col k1 s2 p0 %197 : [14112,16]
  * %1958 = matmul tA %241, %1956 : [16,32] */
 static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict t197, const float *restrict t1956, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 288; n0 += 41) {
-        const int nb = 288 - n0 < 41 ? 288 - n0 : 41;
-        mplc_im2col(chunk, t197 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    for (int n0 = 0; n0 < 288; n0 += 167) {
+        const int nb = 288 - n0 < 167 ? 288 - n0 : 167;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
+        for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
             float part[512];
             for (int i = 0; i < 512; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t1956 + ((size_t)n0 * 196 + r) * 32;
+                const float *dy = t1956 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
                     for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
@@ -8520,45 +8520,45 @@ static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict
 /* %1961 = reduce_sum axes=[0] %1956 : [32] */
 static void step_k566_reduce_sum(float *restrict t1961, const float *restrict t1956) {
     for (size_t o = 0; o < 32; o++) t1961[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1961[i1] += t1956[i0 * 32 + i1];
         }
     }
 }
 
-/* %1962 = matmul tB %1956, %236 : [56448,288]
- * %1965 = col2im k3 s1 p1 %1962 : [288,14,14,32] */
+/* %1962 = matmul tB %1956, %236 : [14112,288]
+ * %1965 = col2im k3 s1 p1 %1962 : [288,7,7,32] */
 static void step_k567_matmul_col2im(float *restrict t1965, const float *restrict t1956, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 4) {
-        const int nb = 288 - n0 < 4 ? 288 - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 32, 1.0f, t1956 + (size_t)n0 * 6272, 32, in_teacher_res6_conv3_weight, 32, 0.0f, chunk, 288);
-        mplc_col2im(t1965 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 18) {
+        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_conv3_weight, 32, 0.0f, chunk, 288);
+        mplc_col2im(t1965 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
-/* %235 = im2col k3 s1 p1 %234 : [56448,288]
+/* %235 = im2col k3 s1 p1 %234 : [14112,288]
  * %1963 = matmul tA %235, %1956 : [288,32] */
 static void step_k568_im2col_matmul(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 4) {
-        const int nb = 288 - n0 < 4 ? 288 - n0 : 4;
-        mplc_im2col(chunk, t234 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 196, 1.0f, chunk, 288, t1956 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t1963, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 18) {
+        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
+        mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1956 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1963, 32);
     }
 }
 
-/* %232 = constant 0.1 : [288,14,14,32]
- * %1928 = constant 1 : [288,14,14,32]
- * %1966 = greaterEqual %231, %233 : [288,14,14,32]
- * %1967 = sub %1928, %1966 : [288,14,14,32]
- * %1968 = mul %1965, %1966 : [288,14,14,32]
- * %1969 = mul %1965, %1967 : [288,14,14,32]
- * %1970 = mul %1969, %232 : [288,14,14,32]
- * %1971 = add %1968, %1970 : [288,14,14,32] */
+/* %232 = constant 0.1 : [288,7,7,32]
+ * %1928 = constant 1 : [288,7,7,32]
+ * %1966 = greaterEqual %231, %233 : [288,7,7,32]
+ * %1967 = sub %1928, %1966 : [288,7,7,32]
+ * %1968 = mul %1965, %1966 : [288,7,7,32]
+ * %1969 = mul %1965, %1967 : [288,7,7,32]
+ * %1970 = mul %1969, %232 : [288,7,7,32]
+ * %1971 = add %1968, %1970 : [288,7,7,32] */
 static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const float *restrict t231, const float *restrict t233, const float *restrict t1965) {
-    for (size_t i = 0; i < 1806336; i++) {
+    for (size_t i = 0; i < 451584; i++) {
         const float v1966 = t231[i] >= t233[i] ? 1.0f : 0.0f;
         const float v1968 = t1965[i] * v1966;
         const float v1967 = 1.0f - v1966;
@@ -8572,17 +8572,17 @@ static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const floa
 /* %1973 = reduce_sum axes=[0] %1972 : [32] */
 static void step_k570_reduce_sum(float *restrict t1973, const float *restrict t1972) {
     for (size_t o = 0; o < 32; o++) t1973[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1973[i1] += t1972[i0 * 32 + i1];
         }
     }
 }
 
-/* %227 = broadcast axes=[1] %226 : [56448,32]
- * %1974 = mul %1972, %227 : [56448,32] */
+/* %227 = broadcast axes=[1] %226 : [14112,32]
+ * %1974 = mul %1972, %227 : [14112,32] */
 static void step_k571_mul(float *restrict t1974, const float *restrict t1972, const float *restrict t226) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1974 = t1972[i0 * 32 + i1] * t226[i1];
             t1974[i0 * 32 + i1] = v1974;
@@ -8590,11 +8590,11 @@ static void step_k571_mul(float *restrict t1974, const float *restrict t1972, co
     }
 }
 
-/* %1975 = mul %1972, %207 : [56448,32]
+/* %1975 = mul %1972, %207 : [14112,32]
  * %1976 = reduce_sum axes=[0] %1975 : [32] */
 static void step_k572_mul_reduce_sum(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
     for (size_t o = 0; o < 32; o++) t1976[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1975 = t1972[i0 * 32 + i1] * t207[i0 * 32 + i1];
             t1976[i1] += v1975;
@@ -8610,11 +8610,11 @@ static void step_k573_mul(float *restrict t1978, const float *restrict t1976, co
     }
 }
 
-/* %1979 = neg %1974 : [56448,32]
+/* %1979 = neg %1974 : [14112,32]
  * %1980 = reduce_sum axes=[0] %1979 : [32] */
 static void step_k574_neg_reduce_sum(float *restrict t1980, const float *restrict t1974) {
     for (size_t o = 0; o < 32; o++) t1980[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1979 = -t1974[i0 * 32 + i1];
             t1980[i1] += v1979;
@@ -8622,7 +8622,7 @@ static void step_k574_neg_reduce_sum(float *restrict t1980, const float *restric
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %223 = constant -0.5 : [32]
  * %1977 = mul %1976, %14 : [32]
  * %1981 = mul %1977, %225 : [32]
@@ -8635,16 +8635,16 @@ static void step_k575_mul_div(float *restrict t1984, const float *restrict t1976
         const float v1981 = v1977 * t225[i];
         const float v1982 = v1981 * (-0.5f);
         const float v1983 = v1982 / t221[i];
-        const float v1984 = v1983 * 1.771542e-05f;
+        const float v1984 = v1983 * 7.086168e-05f;
         t1984[i] = v1984;
     }
 }
 
-/* %1985 = broadcast axes=[1] %1984 : [56448,32]
- * %1986 = mul %1985, %207 : [56448,32]
- * %1987 = add %1986, %1986 : [56448,32] */
+/* %1985 = broadcast axes=[1] %1984 : [14112,32]
+ * %1986 = mul %1985, %207 : [14112,32]
+ * %1987 = add %1986, %1986 : [14112,32] */
 static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984, const float *restrict t207) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1986 = t1984[i1] * t207[i0 * 32 + i1];
             const float v1987 = v1986 + v1986;
@@ -8653,11 +8653,11 @@ static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984
     }
 }
 
-/* %1988 = neg %1987 : [56448,32]
+/* %1988 = neg %1987 : [14112,32]
  * %1990 = reduce_sum axes=[0] %1988 : [32] */
 static void step_k577_neg_reduce_sum(float *restrict t1990, const float *restrict t1987) {
     for (size_t o = 0; o < 32; o++) t1990[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1988 = -t1987[i0 * 32 + i1];
             t1990[i1] += v1988;
@@ -8665,22 +8665,22 @@ static void step_k577_neg_reduce_sum(float *restrict t1990, const float *restric
     }
 }
 
-/* %204 = constant 1.7715419501133787e-05 : [32]
+/* %204 = constant 7.086167800453515e-05 : [32]
  * %1991 = add %1980, %1990 : [32]
  * %1992 = mul %1991, %204 : [32] */
 static void step_k578_add_mul(float *restrict t1992, const float *restrict t1980, const float *restrict t1990) {
     for (size_t i = 0; i < 32; i++) {
         const float v1991 = t1980[i] + t1990[i];
-        const float v1992 = v1991 * 1.771542e-05f;
+        const float v1992 = v1991 * 7.086168e-05f;
         t1992[i] = v1992;
     }
 }
 
-/* %1989 = add %1974, %1987 : [56448,32]
- * %1993 = broadcast axes=[1] %1992 : [56448,32]
- * %1994 = add %1989, %1993 : [56448,32] */
+/* %1989 = add %1974, %1987 : [14112,32]
+ * %1993 = broadcast axes=[1] %1992 : [14112,32]
+ * %1994 = add %1989, %1993 : [14112,32] */
 static void step_k579_add(float *restrict t1994, const float *restrict t1974, const float *restrict t1987, const float *restrict t1992) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1989 = t1974[i0 * 32 + i1] + t1987[i0 * 32 + i1];
             const float v1994 = v1989 + t1992[i1];
@@ -8692,46 +8692,46 @@ static void step_k579_add(float *restrict t1994, const float *restrict t1974, co
 /* %1995 = reduce_sum axes=[0] %1994 : [32] */
 static void step_k580_reduce_sum(float *restrict t1995, const float *restrict t1994) {
     for (size_t o = 0; o < 32; o++) t1995[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+    for (size_t i0 = 0; i0 < 14112; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t1995[i1] += t1994[i0 * 32 + i1];
         }
     }
 }
 
-/* %1996 = matmul tB %1994, %199 : [56448,144]
- * %1999 = col2im k3 s2 p1 %1996 : [288,28,28,16] */
+/* %1996 = matmul tB %1994, %199 : [14112,144]
+ * %1999 = col2im k3 s2 p1 %1996 : [288,14,14,16] */
 static void step_k581_matmul_col2im(float *restrict t1999, const float *restrict t1994, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t1994 + (size_t)n0 * 6272, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t1999 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
+    /* the product 37 images at a time (261072 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 37) {
+        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1994 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t1999 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
-/* %198 = im2col k3 s2 p1 %197 : [56448,144]
+/* %198 = im2col k3 s2 p1 %197 : [14112,144]
  * %1997 = matmul tA %198, %1994 : [144,32] */
 static void step_k582_im2col_matmul(float *restrict t1997, const float *restrict t197, const float *restrict t1994, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
-        mplc_im2col(chunk, t197 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t1994 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t1997, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 37) {
+        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1994 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1997, 32);
     }
 }
 
-/* %132 = constant 0.1 : [288,28,28,16]
- * %2000 = add %1960, %1999 : [288,28,28,16]
- * %2001 = greaterEqual %195, %196 : [288,28,28,16]
- * %2002 = constant 1 : [288,28,28,16]
- * %2003 = sub %2002, %2001 : [288,28,28,16]
- * %2004 = mul %2000, %2001 : [288,28,28,16]
- * %2005 = mul %2000, %2003 : [288,28,28,16]
- * %2006 = mul %2005, %132 : [288,28,28,16]
- * %2007 = add %2004, %2006 : [288,28,28,16] */
+/* %132 = constant 0.1 : [288,14,14,16]
+ * %2000 = add %1960, %1999 : [288,14,14,16]
+ * %2001 = greaterEqual %195, %196 : [288,14,14,16]
+ * %2002 = constant 1 : [288,14,14,16]
+ * %2003 = sub %2002, %2001 : [288,14,14,16]
+ * %2004 = mul %2000, %2001 : [288,14,14,16]
+ * %2005 = mul %2000, %2003 : [288,14,14,16]
+ * %2006 = mul %2005, %132 : [288,14,14,16]
+ * %2007 = add %2004, %2006 : [288,14,14,16] */
 static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const float *restrict t1960, const float *restrict t1999, const float *restrict t195, const float *restrict t196) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v2000 = t1960[i] + t1999[i];
         const float v2001 = t195[i] >= t196[i] ? 1.0f : 0.0f;
         const float v2004 = v2000 * v2001;
@@ -8746,17 +8746,17 @@ static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const floa
 /* %2009 = reduce_sum axes=[0] %2008 : [16] */
 static void step_k584_reduce_sum(float *restrict t2009, const float *restrict t2008) {
     for (size_t o = 0; o < 16; o++) t2009[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t2009[i1] += t2008[i0 * 16 + i1];
         }
     }
 }
 
-/* %191 = broadcast axes=[1] %190 : [225792,16]
- * %2010 = mul %2008, %191 : [225792,16] */
+/* %191 = broadcast axes=[1] %190 : [56448,16]
+ * %2010 = mul %2008, %191 : [56448,16] */
 static void step_k585_mul(float *restrict t2010, const float *restrict t2008, const float *restrict t190) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2010 = t2008[i0 * 16 + i1] * t190[i1];
             t2010[i0 * 16 + i1] = v2010;
@@ -8764,11 +8764,11 @@ static void step_k585_mul(float *restrict t2010, const float *restrict t2008, co
     }
 }
 
-/* %2011 = mul %2008, %176 : [225792,16]
+/* %2011 = mul %2008, %176 : [56448,16]
  * %2012 = reduce_sum axes=[0] %2011 : [16] */
 static void step_k586_mul_reduce_sum(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
     for (size_t o = 0; o < 16; o++) t2012[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2011 = t2008[i0 * 16 + i1] * t176[i0 * 16 + i1];
             t2012[i1] += v2011;
@@ -8784,11 +8784,11 @@ static void step_k587_mul(float *restrict t2014, const float *restrict t2012, co
     }
 }
 
-/* %2015 = neg %2010 : [225792,16]
+/* %2015 = neg %2010 : [56448,16]
  * %2016 = reduce_sum axes=[0] %2015 : [16] */
 static void step_k588_neg_reduce_sum(float *restrict t2016, const float *restrict t2010) {
     for (size_t o = 0; o < 16; o++) t2016[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2015 = -t2010[i0 * 16 + i1];
             t2016[i1] += v2015;
@@ -8796,7 +8796,7 @@ static void step_k588_neg_reduce_sum(float *restrict t2016, const float *restric
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %123 = constant -0.5 : [16]
  * %2013 = mul %2012, %10 : [16]
  * %2017 = mul %2013, %189 : [16]
@@ -8809,16 +8809,16 @@ static void step_k589_mul_div(float *restrict t2020, const float *restrict t2012
         const float v2017 = v2013 * t189[i];
         const float v2018 = v2017 * (-0.5f);
         const float v2019 = v2018 / t186[i];
-        const float v2020 = v2019 * 4.428855e-06f;
+        const float v2020 = v2019 * 1.771542e-05f;
         t2020[i] = v2020;
     }
 }
 
-/* %2021 = broadcast axes=[1] %2020 : [225792,16]
- * %2022 = mul %2021, %176 : [225792,16]
- * %2023 = add %2022, %2022 : [225792,16] */
+/* %2021 = broadcast axes=[1] %2020 : [56448,16]
+ * %2022 = mul %2021, %176 : [56448,16]
+ * %2023 = add %2022, %2022 : [56448,16] */
 static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020, const float *restrict t176) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2022 = t2020[i1] * t176[i0 * 16 + i1];
             const float v2023 = v2022 + v2022;
@@ -8827,11 +8827,11 @@ static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020
     }
 }
 
-/* %2024 = neg %2023 : [225792,16]
+/* %2024 = neg %2023 : [56448,16]
  * %2026 = reduce_sum axes=[0] %2024 : [16] */
 static void step_k591_neg_reduce_sum(float *restrict t2026, const float *restrict t2023) {
     for (size_t o = 0; o < 16; o++) t2026[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2024 = -t2023[i0 * 16 + i1];
             t2026[i1] += v2024;
@@ -8839,22 +8839,22 @@ static void step_k591_neg_reduce_sum(float *restrict t2026, const float *restric
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %2027 = add %2016, %2026 : [16]
  * %2028 = mul %2027, %104 : [16] */
 static void step_k592_add_mul(float *restrict t2028, const float *restrict t2016, const float *restrict t2026) {
     for (size_t i = 0; i < 16; i++) {
         const float v2027 = t2016[i] + t2026[i];
-        const float v2028 = v2027 * 4.428855e-06f;
+        const float v2028 = v2027 * 1.771542e-05f;
         t2028[i] = v2028;
     }
 }
 
-/* %2025 = add %2010, %2023 : [225792,16]
- * %2029 = broadcast axes=[1] %2028 : [225792,16]
- * %2030 = add %2025, %2029 : [225792,16] */
+/* %2025 = add %2010, %2023 : [56448,16]
+ * %2029 = broadcast axes=[1] %2028 : [56448,16]
+ * %2030 = add %2025, %2029 : [56448,16] */
 static void step_k593_add(float *restrict t2030, const float *restrict t2010, const float *restrict t2023, const float *restrict t2028) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2025 = t2010[i0 * 16 + i1] + t2023[i0 * 16 + i1];
             const float v2030 = v2025 + t2028[i1];
@@ -8866,45 +8866,45 @@ static void step_k593_add(float *restrict t2030, const float *restrict t2010, co
 /* %2032 = reduce_sum axes=[0] %2030 : [16] */
 static void step_k594_reduce_sum(float *restrict t2032, const float *restrict t2030) {
     for (size_t o = 0; o < 16; o++) t2032[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t2032[i1] += t2030[i0 * 16 + i1];
         }
     }
 }
 
-/* %2033 = matmul tB %2030, %166 : [225792,144]
- * %2036 = col2im k3 s1 p1 %2033 : [288,28,28,16] */
+/* %2033 = matmul tB %2030, %166 : [56448,144]
+ * %2036 = col2im k3 s1 p1 %2033 : [288,14,14,16] */
 static void step_k595_matmul_col2im(float *restrict t2036, const float *restrict t2030, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 2) {
-        const int nb = 288 - n0 < 2 ? 288 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t2030 + (size_t)n0 * 12544, 16, in_teacher_res3_conv3_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t2036 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2030 + (size_t)n0 * 3136, 16, in_teacher_res3_conv3_weight, 16, 0.0f, chunk, 144);
+        mplc_col2im(t2036 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %165 = im2col k3 s1 p1 %164 : [225792,144]
+/* %165 = im2col k3 s1 p1 %164 : [56448,144]
  * %2034 = matmul tA %165, %2030 : [144,16] */
 static void step_k596_im2col_matmul(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 2) {
-        const int nb = 288 - n0 < 2 ? 288 - n0 : 2;
-        mplc_im2col(chunk, t164 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t2030 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t2034, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2030 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t2034, 16);
     }
 }
 
-/* %132 = constant 0.1 : [288,28,28,16]
- * %2002 = constant 1 : [288,28,28,16]
- * %2037 = greaterEqual %162, %163 : [288,28,28,16]
- * %2038 = sub %2002, %2037 : [288,28,28,16]
- * %2039 = mul %2036, %2037 : [288,28,28,16]
- * %2040 = mul %2036, %2038 : [288,28,28,16]
- * %2041 = mul %2040, %132 : [288,28,28,16]
- * %2042 = add %2039, %2041 : [288,28,28,16] */
+/* %132 = constant 0.1 : [288,14,14,16]
+ * %2002 = constant 1 : [288,14,14,16]
+ * %2037 = greaterEqual %162, %163 : [288,14,14,16]
+ * %2038 = sub %2002, %2037 : [288,14,14,16]
+ * %2039 = mul %2036, %2037 : [288,14,14,16]
+ * %2040 = mul %2036, %2038 : [288,14,14,16]
+ * %2041 = mul %2040, %132 : [288,14,14,16]
+ * %2042 = add %2039, %2041 : [288,14,14,16] */
 static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const float *restrict t162, const float *restrict t163, const float *restrict t2036) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v2037 = t162[i] >= t163[i] ? 1.0f : 0.0f;
         const float v2039 = t2036[i] * v2037;
         const float v2038 = 1.0f - v2037;
@@ -8918,17 +8918,17 @@ static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const floa
 /* %2044 = reduce_sum axes=[0] %2043 : [16] */
 static void step_k598_reduce_sum(float *restrict t2044, const float *restrict t2043) {
     for (size_t o = 0; o < 16; o++) t2044[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t2044[i1] += t2043[i0 * 16 + i1];
         }
     }
 }
 
-/* %158 = broadcast axes=[1] %157 : [225792,16]
- * %2045 = mul %2043, %158 : [225792,16] */
+/* %158 = broadcast axes=[1] %157 : [56448,16]
+ * %2045 = mul %2043, %158 : [56448,16] */
 static void step_k599_mul(float *restrict t2045, const float *restrict t2043, const float *restrict t157) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2045 = t2043[i0 * 16 + i1] * t157[i1];
             t2045[i0 * 16 + i1] = v2045;
@@ -8936,11 +8936,11 @@ static void step_k599_mul(float *restrict t2045, const float *restrict t2043, co
     }
 }
 
-/* %2046 = mul %2043, %143 : [225792,16]
+/* %2046 = mul %2043, %143 : [56448,16]
  * %2047 = reduce_sum axes=[0] %2046 : [16] */
 static void step_k600_mul_reduce_sum(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
     for (size_t o = 0; o < 16; o++) t2047[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2046 = t2043[i0 * 16 + i1] * t143[i0 * 16 + i1];
             t2047[i1] += v2046;
@@ -8956,11 +8956,11 @@ static void step_k601_mul(float *restrict t2049, const float *restrict t2047, co
     }
 }
 
-/* %2050 = neg %2045 : [225792,16]
+/* %2050 = neg %2045 : [56448,16]
  * %2051 = reduce_sum axes=[0] %2050 : [16] */
 static void step_k602_neg_reduce_sum(float *restrict t2051, const float *restrict t2045) {
     for (size_t o = 0; o < 16; o++) t2051[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2050 = -t2045[i0 * 16 + i1];
             t2051[i1] += v2050;
@@ -8968,7 +8968,7 @@ static void step_k602_neg_reduce_sum(float *restrict t2051, const float *restric
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %123 = constant -0.5 : [16]
  * %2048 = mul %2047, %6 : [16]
  * %2052 = mul %2048, %156 : [16]
@@ -8981,16 +8981,16 @@ static void step_k603_mul_div(float *restrict t2055, const float *restrict t2047
         const float v2052 = v2048 * t156[i];
         const float v2053 = v2052 * (-0.5f);
         const float v2054 = v2053 / t153[i];
-        const float v2055 = v2054 * 4.428855e-06f;
+        const float v2055 = v2054 * 1.771542e-05f;
         t2055[i] = v2055;
     }
 }
 
-/* %2056 = broadcast axes=[1] %2055 : [225792,16]
- * %2057 = mul %2056, %143 : [225792,16]
- * %2058 = add %2057, %2057 : [225792,16] */
+/* %2056 = broadcast axes=[1] %2055 : [56448,16]
+ * %2057 = mul %2056, %143 : [56448,16]
+ * %2058 = add %2057, %2057 : [56448,16] */
 static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055, const float *restrict t143) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2057 = t2055[i1] * t143[i0 * 16 + i1];
             const float v2058 = v2057 + v2057;
@@ -8999,11 +8999,11 @@ static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055
     }
 }
 
-/* %2059 = neg %2058 : [225792,16]
+/* %2059 = neg %2058 : [56448,16]
  * %2061 = reduce_sum axes=[0] %2059 : [16] */
 static void step_k605_neg_reduce_sum(float *restrict t2061, const float *restrict t2058) {
     for (size_t o = 0; o < 16; o++) t2061[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2059 = -t2058[i0 * 16 + i1];
             t2061[i1] += v2059;
@@ -9011,22 +9011,22 @@ static void step_k605_neg_reduce_sum(float *restrict t2061, const float *restric
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %2062 = add %2051, %2061 : [16]
  * %2063 = mul %2062, %104 : [16] */
 static void step_k606_add_mul(float *restrict t2063, const float *restrict t2051, const float *restrict t2061) {
     for (size_t i = 0; i < 16; i++) {
         const float v2062 = t2051[i] + t2061[i];
-        const float v2063 = v2062 * 4.428855e-06f;
+        const float v2063 = v2062 * 1.771542e-05f;
         t2063[i] = v2063;
     }
 }
 
-/* %2060 = add %2045, %2058 : [225792,16]
- * %2064 = broadcast axes=[1] %2063 : [225792,16]
- * %2065 = add %2060, %2064 : [225792,16] */
+/* %2060 = add %2045, %2058 : [56448,16]
+ * %2064 = broadcast axes=[1] %2063 : [56448,16]
+ * %2065 = add %2060, %2064 : [56448,16] */
 static void step_k607_add(float *restrict t2065, const float *restrict t2045, const float *restrict t2058, const float *restrict t2063) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2060 = t2045[i0 * 16 + i1] + t2058[i0 * 16 + i1];
             const float v2065 = v2060 + t2063[i1];
@@ -9038,46 +9038,46 @@ static void step_k607_add(float *restrict t2065, const float *restrict t2045, co
 /* %2066 = reduce_sum axes=[0] %2065 : [16] */
 static void step_k608_reduce_sum(float *restrict t2066, const float *restrict t2065) {
     for (size_t o = 0; o < 16; o++) t2066[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t2066[i1] += t2065[i0 * 16 + i1];
         }
     }
 }
 
-/* %2067 = matmul tB %2065, %136 : [225792,144]
- * %2070 = col2im k3 s1 p1 %2067 : [288,28,28,16] */
+/* %2067 = matmul tB %2065, %136 : [56448,144]
+ * %2070 = col2im k3 s1 p1 %2067 : [288,14,14,16] */
 static void step_k609_matmul_col2im(float *restrict t2070, const float *restrict t2065, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 2) {
-        const int nb = 288 - n0 < 2 ? 288 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t2065 + (size_t)n0 * 12544, 16, in_teacher_res3_conv0_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t2070 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2065 + (size_t)n0 * 3136, 16, in_teacher_res3_conv0_weight, 16, 0.0f, chunk, 144);
+        mplc_col2im(t2070 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %135 = im2col k3 s1 p1 %134 : [225792,144]
+/* %135 = im2col k3 s1 p1 %134 : [56448,144]
  * %2068 = matmul tA %135, %2065 : [144,16] */
 static void step_k610_im2col_matmul(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 2) {
-        const int nb = 288 - n0 < 2 ? 288 - n0 : 2;
-        mplc_im2col(chunk, t134 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t2065 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t2068, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 288; n0 += 9) {
+        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+        mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2065 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t2068, 16);
     }
 }
 
-/* %132 = constant 0.1 : [288,28,28,16]
- * %2002 = constant 1 : [288,28,28,16]
- * %2071 = add %2031, %2070 : [288,28,28,16]
- * %2072 = greaterEqual %131, %133 : [288,28,28,16]
- * %2073 = sub %2002, %2072 : [288,28,28,16]
- * %2074 = mul %2071, %2072 : [288,28,28,16]
- * %2075 = mul %2071, %2073 : [288,28,28,16]
- * %2076 = mul %2075, %132 : [288,28,28,16]
- * %2077 = add %2074, %2076 : [288,28,28,16] */
+/* %132 = constant 0.1 : [288,14,14,16]
+ * %2002 = constant 1 : [288,14,14,16]
+ * %2071 = add %2031, %2070 : [288,14,14,16]
+ * %2072 = greaterEqual %131, %133 : [288,14,14,16]
+ * %2073 = sub %2002, %2072 : [288,14,14,16]
+ * %2074 = mul %2071, %2072 : [288,14,14,16]
+ * %2075 = mul %2071, %2073 : [288,14,14,16]
+ * %2076 = mul %2075, %132 : [288,14,14,16]
+ * %2077 = add %2074, %2076 : [288,14,14,16] */
 static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const float *restrict t2031, const float *restrict t2070, const float *restrict t131, const float *restrict t133) {
-    for (size_t i = 0; i < 3612672; i++) {
+    for (size_t i = 0; i < 903168; i++) {
         const float v2071 = t2031[i] + t2070[i];
         const float v2072 = t131[i] >= t133[i] ? 1.0f : 0.0f;
         const float v2074 = v2071 * v2072;
@@ -9092,17 +9092,17 @@ static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const floa
 /* %2079 = reduce_sum axes=[0] %2078 : [16] */
 static void step_k612_reduce_sum(float *restrict t2079, const float *restrict t2078) {
     for (size_t o = 0; o < 16; o++) t2079[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t2079[i1] += t2078[i0 * 16 + i1];
         }
     }
 }
 
-/* %127 = broadcast axes=[1] %126 : [225792,16]
- * %2080 = mul %2078, %127 : [225792,16] */
+/* %127 = broadcast axes=[1] %126 : [56448,16]
+ * %2080 = mul %2078, %127 : [56448,16] */
 static void step_k613_mul(float *restrict t2080, const float *restrict t2078, const float *restrict t126) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2080 = t2078[i0 * 16 + i1] * t126[i1];
             t2080[i0 * 16 + i1] = v2080;
@@ -9110,11 +9110,11 @@ static void step_k613_mul(float *restrict t2080, const float *restrict t2078, co
     }
 }
 
-/* %2081 = mul %2078, %107 : [225792,16]
+/* %2081 = mul %2078, %107 : [56448,16]
  * %2082 = reduce_sum axes=[0] %2081 : [16] */
 static void step_k614_mul_reduce_sum(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
     for (size_t o = 0; o < 16; o++) t2082[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2081 = t2078[i0 * 16 + i1] * t107[i0 * 16 + i1];
             t2082[i1] += v2081;
@@ -9130,11 +9130,11 @@ static void step_k615_mul(float *restrict t2084, const float *restrict t2082, co
     }
 }
 
-/* %2085 = neg %2080 : [225792,16]
+/* %2085 = neg %2080 : [56448,16]
  * %2086 = reduce_sum axes=[0] %2085 : [16] */
 static void step_k616_neg_reduce_sum(float *restrict t2086, const float *restrict t2080) {
     for (size_t o = 0; o < 16; o++) t2086[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2085 = -t2080[i0 * 16 + i1];
             t2086[i1] += v2085;
@@ -9142,7 +9142,7 @@ static void step_k616_neg_reduce_sum(float *restrict t2086, const float *restric
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %123 = constant -0.5 : [16]
  * %2083 = mul %2082, %2 : [16]
  * %2087 = mul %2083, %125 : [16]
@@ -9155,16 +9155,16 @@ static void step_k617_mul_div(float *restrict t2090, const float *restrict t2082
         const float v2087 = v2083 * t125[i];
         const float v2088 = v2087 * (-0.5f);
         const float v2089 = v2088 / t121[i];
-        const float v2090 = v2089 * 4.428855e-06f;
+        const float v2090 = v2089 * 1.771542e-05f;
         t2090[i] = v2090;
     }
 }
 
-/* %2091 = broadcast axes=[1] %2090 : [225792,16]
- * %2092 = mul %2091, %107 : [225792,16]
- * %2093 = add %2092, %2092 : [225792,16] */
+/* %2091 = broadcast axes=[1] %2090 : [56448,16]
+ * %2092 = mul %2091, %107 : [56448,16]
+ * %2093 = add %2092, %2092 : [56448,16] */
 static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090, const float *restrict t107) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2092 = t2090[i1] * t107[i0 * 16 + i1];
             const float v2093 = v2092 + v2092;
@@ -9173,11 +9173,11 @@ static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090
     }
 }
 
-/* %2094 = neg %2093 : [225792,16]
+/* %2094 = neg %2093 : [56448,16]
  * %2096 = reduce_sum axes=[0] %2094 : [16] */
 static void step_k619_neg_reduce_sum(float *restrict t2096, const float *restrict t2093) {
     for (size_t o = 0; o < 16; o++) t2096[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2094 = -t2093[i0 * 16 + i1];
             t2096[i1] += v2094;
@@ -9185,22 +9185,22 @@ static void step_k619_neg_reduce_sum(float *restrict t2096, const float *restric
     }
 }
 
-/* %104 = constant 4.428854875283447e-06 : [16]
+/* %104 = constant 1.7715419501133787e-05 : [16]
  * %2097 = add %2086, %2096 : [16]
  * %2098 = mul %2097, %104 : [16] */
 static void step_k620_add_mul(float *restrict t2098, const float *restrict t2086, const float *restrict t2096) {
     for (size_t i = 0; i < 16; i++) {
         const float v2097 = t2086[i] + t2096[i];
-        const float v2098 = v2097 * 4.428855e-06f;
+        const float v2098 = v2097 * 1.771542e-05f;
         t2098[i] = v2098;
     }
 }
 
-/* %2095 = add %2080, %2093 : [225792,16]
- * %2099 = broadcast axes=[1] %2098 : [225792,16]
- * %2100 = add %2095, %2099 : [225792,16] */
+/* %2095 = add %2080, %2093 : [56448,16]
+ * %2099 = broadcast axes=[1] %2098 : [56448,16]
+ * %2100 = add %2095, %2099 : [56448,16] */
 static void step_k621_add(float *restrict t2100, const float *restrict t2080, const float *restrict t2093, const float *restrict t2098) {
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2095 = t2080[i0 * 16 + i1] + t2093[i0 * 16 + i1];
             const float v2100 = v2095 + t2098[i1];
@@ -9212,29 +9212,29 @@ static void step_k621_add(float *restrict t2100, const float *restrict t2080, co
 /* %2101 = reduce_sum axes=[0] %2100 : [16] */
 static void step_k622_reduce_sum(float *restrict t2101, const float *restrict t2100) {
     for (size_t o = 0; o < 16; o++) t2101[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 225792; i0++) {
+    for (size_t i0 = 0; i0 < 56448; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t2101[i1] += t2100[i0 * 16 + i1];
         }
     }
 }
 
-/* %98 = im2col k3 s1 p1 %92 : [225792,9]
+/* %98 = im2col k3 s2 p1 %92 : [56448,9]
  * %2102 = matmul tA %98, %2100 : [9,16] */
 static void step_k623_im2col_matmul(float *restrict t2102, const float *restrict in_x, const float *restrict t2100, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 288; n0 += 20) {
-        const int nb = 288 - n0 < 20 ? 288 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    for (int n0 = 0; n0 < 288; n0 += 83) {
+        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
             float part[144];
             for (int i = 0; i < 144; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t2100 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t2100 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
@@ -9954,680 +9954,680 @@ static void step_k643_mul_add_sub(float *restrict in_teacher_momentum_dense14_bi
     }
 }
 
-/* 644 kernels; scratch high-water mark 93453072 floats. */
+/* 644 kernels; scratch high-water mark 24351024 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add(scratch, io, state, state + 144, scratch + 3612672);
-    step_k001_reduce_sum(scratch + 3612672, scratch);
-    step_k002_mul(scratch + 7225344, scratch + 3612672);
-    step_k003_sub(scratch + 3612672, scratch, scratch + 7225344);
-    step_k004_mul_reduce_sum(scratch, scratch + 3612672);
-    step_k005_mul_add_log_etc(state + 311232, state + 311248, scratch + 93452768, scratch + 93452784, scratch + 93452800, scratch, scratch + 7225344, state + 160);
-    step_k006_mul_add(scratch, scratch + 3612672, scratch + 93452800, state + 176);
-    step_k007_mul_max(scratch + 7225344, scratch + 10838016, scratch);
-    step_k008_im2col_matmul_add(scratch + 14450688, scratch + 10838016, state + 192, state + 2496, scratch + 18063360);
-    step_k009_reduce_sum(scratch + 18063360, scratch + 14450688);
-    step_k010_mul(scratch + 21676032, scratch + 18063360);
-    step_k011_sub(scratch + 18063360, scratch + 14450688, scratch + 21676032);
-    step_k012_mul_reduce_sum(scratch + 14450688, scratch + 18063360);
-    step_k013_mul_add_log_etc(state + 311264, state + 311280, scratch + 93452816, scratch + 93452832, scratch + 93452848, scratch + 14450688, scratch + 21676032, state + 2512);
-    step_k014_mul_add(scratch + 14450688, scratch + 18063360, scratch + 93452848, state + 2528);
-    step_k015_mul_max(scratch + 21676032, scratch + 25288704, scratch + 14450688);
-    step_k016_im2col_matmul_add(scratch + 28901376, scratch + 25288704, state + 2544, state + 4848, scratch + 32514048);
-    step_k017_add(scratch + 32514048, scratch + 28901376, scratch + 10838016);
-    step_k018_reduce_sum(scratch + 28901376, scratch + 32514048);
-    step_k019_mul(scratch + 36126720, scratch + 28901376);
-    step_k020_sub(scratch + 28901376, scratch + 32514048, scratch + 36126720);
-    step_k021_mul_reduce_sum(scratch + 32514048, scratch + 28901376);
-    step_k022_mul_add_log_etc(state + 311296, state + 311312, scratch + 93452864, scratch + 93452880, scratch + 93452896, scratch + 32514048, scratch + 36126720, state + 4864);
-    step_k023_mul_add(scratch + 32514048, scratch + 28901376, scratch + 93452896, state + 4880);
-    step_k024_mul_max(scratch + 36126720, scratch + 39739392, scratch + 32514048);
-    step_k025_im2col_matmul_add(scratch + 43352064, scratch + 39739392, state + 4896, state + 9504, scratch + 45158400);
-    step_k026_reduce_sum(scratch + 45158400, scratch + 43352064);
-    step_k027_mul(scratch + 45158432, scratch + 45158400);
-    step_k028_sub(scratch + 46964736, scratch + 43352064, scratch + 45158432);
-    step_k029_mul_reduce_sum(scratch + 45158464, scratch + 46964736);
-    step_k030_mul_add_log_etc(state + 311328, state + 311360, scratch + 93452352, scratch + 93452384, scratch + 93452416, scratch + 45158464, scratch + 45158432, state + 9536);
-    step_k031_mul_add(scratch + 48771072, scratch + 46964736, scratch + 93452416, state + 9568);
-    step_k032_mul_max(scratch + 50577408, scratch + 52383744, scratch + 48771072);
-    step_k033_im2col_matmul_add(scratch + 43352064, scratch + 52383744, state + 9600, state + 18816, scratch + 45158400);
-    step_k034_im2col_matmul(scratch + 45158400, scratch + 39739392, state + 18848, scratch + 54190080);
-    step_k035_add(scratch + 54190080, scratch + 43352064, scratch + 45158400);
-    step_k036_reduce_sum(scratch + 43352064, scratch + 54190080);
-    step_k037_mul(scratch + 45158400, scratch + 43352064);
-    step_k038_sub(scratch + 43352064, scratch + 54190080, scratch + 45158400);
-    step_k039_mul_reduce_sum(scratch + 45158432, scratch + 43352064);
-    step_k040_mul_add_log_etc(state + 311392, state + 311424, scratch + 93452448, scratch + 93452480, scratch + 93452512, scratch + 45158432, scratch + 45158400, state + 19360);
-    step_k041_mul_add(scratch + 45158400, scratch + 43352064, scratch + 93452512, state + 19392);
-    step_k042_mul_max(scratch + 54190080, scratch + 55996416, scratch + 45158400);
-    step_k043_im2col_matmul_add(scratch + 57802752, scratch + 55996416, state + 19424, state + 37856, scratch + 58705920);
-    step_k044_reduce_sum(scratch + 58705920, scratch + 57802752);
-    step_k045_mul(scratch + 58705984, scratch + 58705920);
-    step_k046_sub(scratch + 80281600, scratch + 57802752, scratch + 58705984);
-    step_k047_mul_reduce_sum(scratch + 57802752, scratch + 80281600);
-    step_k048_mul_add_log_etc(state + 311456, state + 311520, scratch + 93451520, scratch + 93451584, scratch + 93451648, scratch + 57802752, scratch + 58705984, state + 37920);
-    step_k049_mul_add(scratch + 81184768, scratch + 80281600, scratch + 93451648, state + 37984);
-    step_k050_mul_max(scratch + 82087936, scratch + 82991104, scratch + 81184768);
-    step_k051_im2col_matmul_add(scratch + 57802752, scratch + 82991104, state + 38048, state + 74912, scratch + 58705920);
-    step_k052_im2col_matmul(scratch + 58705920, scratch + 55996416, state + 74976, scratch + 59609088);
-    step_k053_add(scratch + 59609088, scratch + 57802752, scratch + 58705920);
-    step_k054_reduce_sum(scratch + 57802752, scratch + 59609088);
-    step_k055_mul(scratch + 57802816, scratch + 57802752);
-    step_k056_sub(scratch + 83894272, scratch + 59609088, scratch + 57802816);
-    step_k057_mul_reduce_sum(scratch + 57802752, scratch + 83894272);
-    step_k058_mul_add_log_etc(state + 311584, state + 311648, scratch + 93451712, scratch + 93451776, scratch + 93451840, scratch + 57802752, scratch + 57802816, state + 77024);
-    step_k059_mul_add(scratch + 84797440, scratch + 83894272, scratch + 93451840, state + 77088);
-    step_k060_mul_max(scratch + 85700608, scratch + 57802752, scratch + 84797440);
-    step_k061_reduce_sum(scratch + 58705920, scratch + 57802752);
-    step_k062_mul(scratch + 93427712, scratch + 58705920, io + 226176);
-    step_k063_matmul_add(scratch + 86603776, scratch + 93427712, state + 77152, state + 77792);
-    step_k064_mul_add(scratch + 93450624, io + 225792);
-    step_k065_reduce_max(scratch + 93451264, scratch + 86603776);
-    step_k066_sub_exp(scratch + 93446144, scratch + 93450944, scratch + 86603776, scratch + 93451264);
-    step_k067_reduce_sum(scratch + 93452544, scratch + 93450944);
-    step_k068_log(scratch + 93451264, scratch + 93452544);
-    step_k069_sub_mul_reduce_sum(scratch + 93452576, scratch + 93446144, scratch + 93451264, scratch + 93450624);
-    step_k070_mul(io + 244608, scratch + 93452576);
-    step_k071_mul(scratch + 86606656, scratch + 86604096);
-    step_k072_reduce_max(scratch + 93446144, scratch + 86606656);
-    step_k073_sub(scratch + 86607936, scratch + 86606656, scratch + 93446144);
-    step_k074_exp_reduce_sum(scratch + 86606656, scratch + 86607936);
-    step_k075_log(scratch + 86606784, scratch + 86606656);
-    step_k076_sub_exp(scratch + 93446144, scratch + 86607936, scratch + 86606784);
-    step_k077_reduce_max(scratch + 93447424, scratch + 93446144);
-    step_k078_greaterEqual(scratch + 93451264, scratch + 93447424);
-    step_k079_reduce_max(scratch + 93448704, scratch + 86605376);
-    step_k080_sub_exp(scratch + 86606656, scratch + 93447424, scratch + 86605376, scratch + 93448704);
-    step_k081_reduce_sum(scratch + 93451392, scratch + 93447424);
-    step_k082_log(scratch + 93448704, scratch + 93451392);
-    step_k083_sub_mul_reduce_sum(scratch + 93448832, scratch + 86606656, scratch + 93448704, scratch + 93446144);
-    step_k084_neg_mul_reduce_sum(scratch + 93448704, scratch + 93448832, scratch + 93451264);
-    step_k085_mul(io + 244624, scratch + 93448704);
-    step_k086_reduce_sum(scratch + 93452576, scratch + 93451264);
-    step_k087_mul(io + 244640, scratch + 93452576);
-    step_k088_one_hot_argmax(scratch + 93448704, scratch + 86605376);
-    step_k089_im2col_matmul_add(scratch + 57802752, io + 125440, state + 77808, state + 77952, scratch + 59408384);
-    step_k090_reduce_sum(scratch + 93452576, scratch + 57802752);
-    step_k091_mul(scratch + 93452592, scratch + 93452576);
-    step_k092_sub(scratch + 59408384, scratch + 57802752, scratch + 93452592);
-    step_k093_mul_reduce_sum(scratch + 93452576, scratch + 59408384);
-    step_k094_mul_add_log_etc(state + 311712, state + 311728, scratch + 93452912, scratch + 93452928, scratch + 93452944, scratch + 93452576, scratch + 93452592, state + 77968);
-    step_k095_mul_add(scratch + 57802752, scratch + 59408384, scratch + 93452944, state + 77984);
-    step_k096_mul_max(scratch + 61014016, scratch + 62619648, scratch + 57802752);
-    step_k097_im2col_matmul_add(scratch + 64225280, scratch + 62619648, state + 78000, state + 80304, scratch + 65830912);
-    step_k098_reduce_sum(scratch + 93452576, scratch + 64225280);
-    step_k099_mul(scratch + 93452592, scratch + 93452576);
-    step_k100_sub(scratch + 65830912, scratch + 64225280, scratch + 93452592);
-    step_k101_mul_reduce_sum(scratch + 93452576, scratch + 65830912);
-    step_k102_mul_add_log_etc(state + 311744, state + 311760, scratch + 93452960, scratch + 93452976, scratch + 93452992, scratch + 93452576, scratch + 93452592, state + 80320);
-    step_k103_mul_add(scratch + 64225280, scratch + 65830912, scratch + 93452992, state + 80336);
-    step_k104_mul_max(scratch + 67436544, scratch + 69042176, scratch + 64225280);
-    step_k105_im2col_matmul_add(scratch + 70647808, scratch + 69042176, state + 80352, state + 82656, scratch + 72253440);
-    step_k106_add(scratch + 72253440, scratch + 70647808, scratch + 62619648);
-    step_k107_reduce_sum(scratch + 93452576, scratch + 72253440);
-    step_k108_mul(scratch + 93452592, scratch + 93452576);
-    step_k109_sub(scratch + 70647808, scratch + 72253440, scratch + 93452592);
-    step_k110_mul_reduce_sum(scratch + 93452576, scratch + 70647808);
-    step_k111_mul_add_log_etc(state + 311776, state + 311792, scratch + 93453008, scratch + 93453024, scratch + 93453040, scratch + 93452576, scratch + 93452592, state + 82672);
-    step_k112_mul_add(scratch + 72253440, scratch + 70647808, scratch + 93453040, state + 82688);
-    step_k113_mul_max(scratch + 73859072, scratch + 75464704, scratch + 72253440);
-    step_k114_im2col_matmul_add(scratch + 77070336, scratch + 75464704, state + 82704, state + 87312, scratch + 77873152);
-    step_k115_reduce_sum(scratch + 93451904, scratch + 77070336);
-    step_k116_mul(scratch + 93451936, scratch + 93451904);
-    step_k117_sub(scratch + 78675968, scratch + 77070336, scratch + 93451936);
-    step_k118_mul_reduce_sum(scratch + 93451904, scratch + 78675968);
-    step_k119_mul_add_log_etc(state + 311808, state + 311840, scratch + 93452576, scratch + 93452608, scratch + 93452640, scratch + 93451904, scratch + 93451936, state + 87344);
-    step_k120_mul_add(scratch + 79478784, scratch + 78675968, scratch + 93452640, state + 87376);
-    step_k121_mul_max(scratch + 86603776, scratch + 87406592, scratch + 79478784);
-    step_k122_im2col_matmul_add(scratch + 77070336, scratch + 87406592, state + 87408, state + 96624, scratch + 77873152);
-    step_k123_im2col_matmul(scratch + 77873152, scratch + 75464704, state + 96656, scratch + 88209408);
-    step_k124_add(scratch + 88209408, scratch + 77070336, scratch + 77873152);
-    step_k125_reduce_sum(scratch + 93451904, scratch + 88209408);
-    step_k126_mul(scratch + 93451936, scratch + 93451904);
-    step_k127_sub(scratch + 77070336, scratch + 88209408, scratch + 93451936);
-    step_k128_mul_reduce_sum(scratch + 93451904, scratch + 77070336);
-    step_k129_mul_add_log_etc(state + 311872, state + 311904, scratch + 93452672, scratch + 93452704, scratch + 93452736, scratch + 93451904, scratch + 93451936, state + 97168);
-    step_k130_mul_add(scratch + 77873152, scratch + 77070336, scratch + 93452736, state + 97200);
-    step_k131_mul_max(scratch + 88209408, scratch + 89012224, scratch + 77873152);
-    step_k132_im2col_matmul_add(scratch + 89815040, scratch + 89012224, state + 97232, state + 115664, scratch + 90216448);
-    step_k133_reduce_sum(scratch + 93449984, scratch + 89815040);
-    step_k134_mul(scratch + 93450048, scratch + 93449984);
-    step_k135_sub(scratch + 90617856, scratch + 89815040, scratch + 93450048);
-    step_k136_mul_reduce_sum(scratch + 93449984, scratch + 90617856);
-    step_k137_mul_add_log_etc(state + 311936, state + 312000, scratch + 93451904, scratch + 93451968, scratch + 93452032, scratch + 93449984, scratch + 93450048, state + 115728);
-    step_k138_mul_add(scratch + 91019264, scratch + 90617856, scratch + 93452032, state + 115792);
-    step_k139_mul_max(scratch + 91420672, scratch + 91822080, scratch + 91019264);
-    step_k140_im2col_matmul_add(scratch + 89815040, scratch + 91822080, state + 115856, state + 152720, scratch + 90216448);
-    step_k141_im2col_matmul(scratch + 90216448, scratch + 89012224, state + 152784, scratch + 92223488);
-    step_k142_add(scratch + 92223488, scratch + 89815040, scratch + 90216448);
-    step_k143_reduce_sum(scratch + 93449984, scratch + 92223488);
-    step_k144_mul(scratch + 93450048, scratch + 93449984);
-    step_k145_sub(scratch + 89815040, scratch + 92223488, scratch + 93450048);
-    step_k146_mul_reduce_sum(scratch + 93449984, scratch + 89815040);
-    step_k147_mul_add_log_etc(state + 312064, state + 312128, scratch + 93452096, scratch + 93452160, scratch + 93452224, scratch + 93449984, scratch + 93450048, state + 154832);
-    step_k148_mul_add(scratch + 90216448, scratch + 89815040, scratch + 93452224, state + 154896);
-    step_k149_mul_max(scratch + 92223488, scratch + 92624896, scratch + 90216448);
-    step_k150_reduce_sum(scratch + 93026304, scratch + 92624896);
-    step_k151_mul(scratch + 93034496, scratch + 93026304);
-    step_k152_matmul_add(scratch + 93042688, scratch + 93034496, state + 154960, state + 155600);
-    step_k153_reduce_max(scratch + 93449984, scratch + 93042688);
-    step_k154_sub_exp(scratch + 93043968, scratch + 93045248, scratch + 93042688, scratch + 93449984);
-    step_k155_reduce_sum(scratch + 93449984, scratch + 93045248);
-    step_k156_log(scratch + 93450112, scratch + 93449984);
-    step_k157_sub_mul_reduce_sum(scratch + 93452288, scratch + 93043968, scratch + 93450112, scratch + 93448704);
-    step_k158_mul(io + 244656, scratch + 93452288);
-    step_k159_mul(scratch + 93042688, scratch + 93448704);
-    step_k160_neg_reduce_sum(scratch + 93450112, scratch + 93042688);
-    step_k161_div(scratch + 93450240, scratch + 93450112, scratch + 93449984);
-    step_k162_mul_add(scratch + 93043968, scratch + 93450240, scratch + 93045248, scratch + 93042688);
-    step_k163_reduce_sum(scratch + 93453056, scratch + 93043968);
-    step_k164_matmul(scratch + 93449984, scratch + 93034496, scratch + 93043968);
-    step_k165_matmul_mul(scratch + 93026304, scratch + 93043968, state + 154960);
-    step_k166_fill(scratch + 92624896, scratch + 93026304);
-    step_k167_greaterEqual_sub_mul_etc(scratch + 93026304, scratch + 90216448, scratch + 92223488, scratch + 92624896);
-    step_k168_reduce_sum(scratch + 93452288, scratch + 93026304);
-    step_k169_mul(scratch + 90216448, scratch + 93026304, scratch + 93452224);
-    step_k170_mul_reduce_sum(scratch + 93452224, scratch + 93026304, scratch + 89815040);
-    step_k171_mul(scratch + 93396960, scratch + 93452224, scratch + 93452160);
-    step_k172_neg_reduce_sum(scratch + 93397024, scratch + 90216448);
-    step_k173_mul_div(scratch + 93397088, scratch + 93452224, state + 154832, scratch + 93452160, scratch + 93452096);
-    step_k174_mul_add(scratch + 92223488, scratch + 93397088, scratch + 89815040);
-    step_k175_neg_reduce_sum(scratch + 93452096, scratch + 92223488);
-    step_k176_add_mul(scratch + 93452160, scratch + 93397024, scratch + 93452096);
-    step_k177_add(scratch + 92624896, scratch + 90216448, scratch + 92223488, scratch + 93452160);
-    step_k178_matmul_col2im(scratch + 89815040, scratch + 92624896, state + 152784, scratch + 92223488);
-    step_k179_im2col_matmul(scratch + 93390912, scratch + 89012224, scratch + 92624896, scratch + 92223488);
-    step_k180_reduce_sum(scratch + 93452096, scratch + 92624896);
-    step_k181_matmul_col2im(scratch + 92223488, scratch + 92624896, state + 115856, scratch + 93026304);
-    step_k182_im2col_matmul(scratch + 93280320, scratch + 91822080, scratch + 92624896, scratch + 93026304);
-    step_k183_greaterEqual_sub_mul_etc(scratch + 91822080, scratch + 91019264, scratch + 91420672, scratch + 92223488);
-    step_k184_reduce_sum(scratch + 93452160, scratch + 91822080);
-    step_k185_mul(scratch + 91019264, scratch + 91822080, scratch + 93452032);
-    step_k186_mul_reduce_sum(scratch + 93452032, scratch + 91822080, scratch + 90617856);
-    step_k187_mul(scratch + 93452224, scratch + 93452032, scratch + 93451968);
-    step_k188_neg_reduce_sum(scratch + 93392960, scratch + 91019264);
-    step_k189_mul_div(scratch + 93393024, scratch + 93452032, state + 115728, scratch + 93451968, scratch + 93451904);
-    step_k190_mul_add(scratch + 91420672, scratch + 93393024, scratch + 90617856);
-    step_k191_neg_reduce_sum(scratch + 93451904, scratch + 91420672);
-    step_k192_add_mul(scratch + 93451968, scratch + 93392960, scratch + 93451904);
-    step_k193_add(scratch + 91822080, scratch + 91019264, scratch + 91420672, scratch + 93451968);
-    step_k194_reduce_sum(scratch + 93451904, scratch + 91822080);
-    step_k195_matmul_col2im(scratch + 90617856, scratch + 91822080, state + 97232, scratch + 91420672);
-    step_k196_im2col_matmul(scratch + 93317184, scratch + 89012224, scratch + 91822080, scratch + 91420672);
-    step_k197_add_greaterEqual_sub_etc(scratch + 89012224, scratch + 89815040, scratch + 90617856, scratch + 77873152, scratch + 88209408);
-    step_k198_reduce_sum(scratch + 93397408, scratch + 89012224);
-    step_k199_mul(scratch + 77873152, scratch + 89012224, scratch + 93452736);
-    step_k200_mul_reduce_sum(scratch + 93451968, scratch + 89012224, scratch + 77070336);
-    step_k201_mul(scratch + 93397440, scratch + 93451968, scratch + 93452704);
-    step_k202_neg_reduce_sum(scratch + 93452000, scratch + 77873152);
-    step_k203_mul_div(scratch + 93452032, scratch + 93451968, state + 97168, scratch + 93452704, scratch + 93452672);
-    step_k204_mul_add(scratch + 88209408, scratch + 93452032, scratch + 77070336);
-    step_k205_neg_reduce_sum(scratch + 93451968, scratch + 88209408);
-    step_k206_add_mul(scratch + 93452032, scratch + 93452000, scratch + 93451968);
-    step_k207_add(scratch + 89012224, scratch + 77873152, scratch + 88209408, scratch + 93452032);
-    step_k208_matmul_col2im(scratch + 77070336, scratch + 89012224, state + 96656, scratch + 88209408);
-    step_k209_im2col_matmul(scratch + 93395648, scratch + 75464704, scratch + 89012224, scratch + 88209408);
-    step_k210_reduce_sum(scratch + 93397472, scratch + 89012224);
-    step_k211_matmul_col2im(scratch + 88209408, scratch + 89012224, state + 87408, scratch + 89815040);
-    step_k212_im2col_matmul(scratch + 93354048, scratch + 87406592, scratch + 89012224, scratch + 89815040);
-    step_k213_greaterEqual_sub_mul_etc(scratch + 87406592, scratch + 79478784, scratch + 86603776, scratch + 88209408);
-    step_k214_reduce_sum(scratch + 93397504, scratch + 87406592);
-    step_k215_mul(scratch + 79478784, scratch + 87406592, scratch + 93452640);
-    step_k216_mul_reduce_sum(scratch + 93451968, scratch + 87406592, scratch + 78675968);
-    step_k217_mul(scratch + 93397536, scratch + 93451968, scratch + 93452608);
-    step_k218_neg_reduce_sum(scratch + 93452000, scratch + 79478784);
-    step_k219_mul_div(scratch + 93452032, scratch + 93451968, state + 87344, scratch + 93452608, scratch + 93452576);
-    step_k220_mul_add(scratch + 86603776, scratch + 93452032, scratch + 78675968);
-    step_k221_neg_reduce_sum(scratch + 93451968, scratch + 86603776);
-    step_k222_add_mul(scratch + 93452032, scratch + 93452000, scratch + 93451968);
-    step_k223_add(scratch + 87406592, scratch + 79478784, scratch + 86603776, scratch + 93452032);
-    step_k224_reduce_sum(scratch + 93397568, scratch + 87406592);
-    step_k225_matmul_col2im(scratch + 78675968, scratch + 87406592, state + 82704, scratch + 86603776);
-    step_k226_im2col_matmul(scratch + 93372480, scratch + 75464704, scratch + 87406592, scratch + 86603776);
-    step_k227_add_greaterEqual_sub_etc(scratch + 75464704, scratch + 77070336, scratch + 78675968, scratch + 72253440, scratch + 73859072);
-    step_k228_reduce_sum(scratch + 93452576, scratch + 75464704);
-    step_k229_mul(scratch + 72253440, scratch + 75464704, scratch + 93453040);
-    step_k230_mul_reduce_sum(scratch + 93453040, scratch + 75464704, scratch + 70647808);
-    step_k231_mul(scratch + 93452592, scratch + 93453040, scratch + 93453024);
-    step_k232_neg_reduce_sum(scratch + 93451968, scratch + 72253440);
-    step_k233_mul_div(scratch + 93451984, scratch + 93453040, state + 82672, scratch + 93453024, scratch + 93453008);
-    step_k234_mul_add(scratch + 73859072, scratch + 93451984, scratch + 70647808);
-    step_k235_neg_reduce_sum(scratch + 93453008, scratch + 73859072);
-    step_k236_add_mul(scratch + 93453024, scratch + 93451968, scratch + 93453008);
-    step_k237_add(scratch + 70647808, scratch + 72253440, scratch + 73859072, scratch + 93453024);
-    step_k238_reduce_sum(scratch + 93453008, scratch + 70647808);
-    step_k239_matmul_col2im(scratch + 72253440, scratch + 70647808, state + 80352, scratch + 73859072);
-    step_k240_im2col_matmul(scratch + 93381696, scratch + 69042176, scratch + 70647808, scratch + 73859072);
-    step_k241_greaterEqual_sub_mul_etc(scratch + 69042176, scratch + 64225280, scratch + 67436544, scratch + 72253440);
-    step_k242_reduce_sum(scratch + 93453024, scratch + 69042176);
-    step_k243_mul(scratch + 64225280, scratch + 69042176, scratch + 93452992);
-    step_k244_mul_reduce_sum(scratch + 93452992, scratch + 69042176, scratch + 65830912);
-    step_k245_mul(scratch + 93453040, scratch + 93452992, scratch + 93452976);
-    step_k246_neg_reduce_sum(scratch + 93451968, scratch + 64225280);
-    step_k247_mul_div(scratch + 93451984, scratch + 93452992, state + 80320, scratch + 93452976, scratch + 93452960);
-    step_k248_mul_add(scratch + 67436544, scratch + 93451984, scratch + 65830912);
-    step_k249_neg_reduce_sum(scratch + 93452960, scratch + 67436544);
-    step_k250_add_mul(scratch + 93452976, scratch + 93451968, scratch + 93452960);
-    step_k251_add(scratch + 65830912, scratch + 64225280, scratch + 67436544, scratch + 93452976);
-    step_k252_reduce_sum(scratch + 93452960, scratch + 65830912);
-    step_k253_matmul_col2im(scratch + 64225280, scratch + 65830912, state + 78000, scratch + 67436544);
-    step_k254_im2col_matmul(scratch + 93384000, scratch + 62619648, scratch + 65830912, scratch + 67436544);
-    step_k255_add_greaterEqual_sub_etc(scratch + 62619648, scratch + 70647808, scratch + 64225280, scratch + 57802752, scratch + 61014016);
-    step_k256_reduce_sum(scratch + 93452976, scratch + 62619648);
-    step_k257_mul(scratch + 57802752, scratch + 62619648, scratch + 93452944);
-    step_k258_mul_reduce_sum(scratch + 93452944, scratch + 62619648, scratch + 59408384);
-    step_k259_mul(scratch + 93452992, scratch + 93452944, scratch + 93452928);
-    step_k260_neg_reduce_sum(scratch + 93451968, scratch + 57802752);
-    step_k261_mul_div(scratch + 93451984, scratch + 93452944, state + 77968, scratch + 93452928, scratch + 93452912);
-    step_k262_mul_add(scratch + 61014016, scratch + 93451984, scratch + 59408384);
-    step_k263_neg_reduce_sum(scratch + 93452912, scratch + 61014016);
-    step_k264_add_mul(scratch + 93452928, scratch + 93451968, scratch + 93452912);
-    step_k265_add(scratch + 59408384, scratch + 57802752, scratch + 61014016, scratch + 93452928);
-    step_k266_reduce_sum(scratch + 93452912, scratch + 59408384);
-    step_k267_im2col_matmul(scratch + 93396672, io + 125440, scratch + 59408384, scratch + 57802752);
-    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 93396672, io + 226128);
-    step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 93452912, io + 226128, scratch + 93452992, scratch + 93452976);
-    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 93384000, io + 226128);
-    step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 93452960, io + 226128, scratch + 93453040, scratch + 93453024);
-    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 93381696, io + 226128);
-    step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 93453008, io + 226128, scratch + 93452592, scratch + 93452576);
-    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 93372480, io + 226128);
-    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 93397568, io + 226128, scratch + 93397536, scratch + 93397504);
-    step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 93354048, io + 226128);
-    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 93397472, io + 226128);
-    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 93395648, io + 226128);
-    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 93397440, io + 226128, scratch + 93397408);
-    step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 93317184, io + 226128);
-    step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 93451904, io + 226128, scratch + 93452224, scratch + 93452160);
-    step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 93280320, io + 226128);
-    step_k283_mul_add_sub(state + 308336, state + 152720, scratch + 93452096, io + 226128);
-    step_k284_mul_add_sub(state + 308400, state + 152784, scratch + 93390912, io + 226128);
-    step_k285_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 93396960, io + 226128, scratch + 93452288);
-    step_k286_mul_add_sub(state + 310576, state + 154960, scratch + 93449984, io + 226128);
-    step_k287_mul_add_sub(state + 311216, state + 155600, scratch + 93453056, io + 226128);
-    step_k288_im2col_matmul_add(scratch + 57802752, io, state + 77808, state + 77952, scratch + 58204160);
-    step_k289_reduce_sum(scratch + 93452928, scratch + 57802752);
-    step_k290_mul(scratch + 93452944, scratch + 93452928);
-    step_k291_sub(scratch + 58204160, scratch + 57802752, scratch + 93452944);
-    step_k292_mul_reduce_sum(scratch + 93452928, scratch + 58204160);
-    step_k293_mul_add_log_etc(scratch + 93396944, scratch + 93452944, scratch + 93452608, scratch + 93452928, state + 77968);
-    step_k294_mul_add(scratch + 57802752, scratch + 58204160, scratch + 93452608, state + 77984);
-    step_k295_mul_max(scratch + 58605568, scratch + 59006976, scratch + 57802752);
-    step_k296_im2col_matmul_add(scratch + 59408384, scratch + 59006976, state + 78000, state + 80304, scratch + 59809792);
-    step_k297_reduce_sum(scratch + 93452928, scratch + 59408384);
-    step_k298_mul(scratch + 93396816, scratch + 93452928);
-    step_k299_sub(scratch + 59809792, scratch + 59408384, scratch + 93396816);
-    step_k300_mul_reduce_sum(scratch + 93452928, scratch + 59809792);
-    step_k301_mul_add_log_etc(scratch + 93452624, scratch + 93452640, scratch + 93452656, scratch + 93452928, state + 80320);
-    step_k302_mul_add(scratch + 59408384, scratch + 59809792, scratch + 93452656, state + 80336);
-    step_k303_mul_max(scratch + 60211200, scratch + 60612608, scratch + 59408384);
-    step_k304_im2col_matmul_add(scratch + 61014016, scratch + 60612608, state + 80352, state + 82656, scratch + 61415424);
-    step_k305_add(scratch + 61415424, scratch + 61014016, scratch + 59006976);
-    step_k306_reduce_sum(scratch + 93452928, scratch + 61415424);
-    step_k307_mul(scratch + 93452672, scratch + 93452928);
-    step_k308_sub(scratch + 61014016, scratch + 61415424, scratch + 93452672);
-    step_k309_mul_reduce_sum(scratch + 93452928, scratch + 61014016);
-    step_k310_mul_add_log_etc(scratch + 93452672, scratch + 93452688, scratch + 93452704, scratch + 93452928, state + 82672);
-    step_k311_mul_add(scratch + 61415424, scratch + 61014016, scratch + 93452704, state + 82688);
-    step_k312_mul_max(scratch + 61816832, scratch + 62218240, scratch + 61415424);
-    step_k313_im2col_matmul_add(scratch + 62873664, scratch + 62218240, state + 82704, state + 87312, scratch + 62619648);
-    step_k314_reduce_sum(scratch + 93451968, scratch + 62873664);
-    step_k315_mul(scratch + 93452000, scratch + 93451968);
-    step_k316_sub(scratch + 63246848, scratch + 62873664, scratch + 93452000);
-    step_k317_mul_reduce_sum(scratch + 93451968, scratch + 63246848);
-    step_k318_mul_add_log_etc(scratch + 93381568, scratch + 93397600, scratch + 93381600, scratch + 93451968, state + 87344);
-    step_k319_mul_add(scratch + 63447552, scratch + 63246848, scratch + 93381600, state + 87376);
-    step_k320_mul_max(scratch + 63648256, scratch + 63848960, scratch + 63447552);
-    step_k321_im2col_matmul_add(scratch + 62845440, scratch + 63848960, state + 87408, state + 96624, scratch + 62619648);
-    step_k322_im2col_matmul(scratch + 63046144, scratch + 62218240, state + 96656, scratch + 62619648);
-    step_k323_add(scratch + 62619648, scratch + 62845440, scratch + 63046144);
-    step_k324_reduce_sum(scratch + 93381632, scratch + 62619648);
-    step_k325_mul(scratch + 93381664, scratch + 93381632);
-    step_k326_sub(scratch + 62873664, scratch + 62619648, scratch + 93381664);
-    step_k327_mul_reduce_sum(scratch + 93381632, scratch + 62873664);
-    step_k328_mul_add_log_etc(scratch + 93381664, scratch + 93397632, scratch + 93396288, scratch + 93381632, state + 97168);
-    step_k329_mul_add(scratch + 64049664, scratch + 62873664, scratch + 93396288, state + 97200);
-    step_k330_mul_max(scratch + 64250368, scratch + 64451072, scratch + 64049664);
-    step_k331_im2col_matmul_add(scratch + 63074368, scratch + 64451072, state + 97232, state + 115664, scratch + 62619648);
-    step_k332_reduce_sum(scratch + 93451968, scratch + 63074368);
-    step_k333_mul(scratch + 93452032, scratch + 93451968);
-    step_k334_sub(scratch + 64852480, scratch + 63074368, scratch + 93452032);
-    step_k335_mul_reduce_sum(scratch + 93451968, scratch + 64852480);
-    step_k336_mul_add_log_etc(scratch + 93452032, scratch + 93397024, scratch + 93396816, scratch + 93451968, state + 115728);
-    step_k337_mul_add(scratch + 63074368, scratch + 64852480, scratch + 93396816, state + 115792);
-    step_k338_mul_max(scratch + 64952832, scratch + 65053184, scratch + 63074368);
-    step_k339_im2col_matmul_add(scratch + 64651776, scratch + 65053184, state + 115856, state + 152720, scratch + 62619648);
-    step_k340_im2col_matmul(scratch + 64752128, scratch + 64451072, state + 152784, scratch + 63174720);
-    step_k341_add(scratch + 62619648, scratch + 64651776, scratch + 64752128);
-    step_k342_reduce_sum(scratch + 93451968, scratch + 62619648);
-    step_k343_mul(scratch + 93396880, scratch + 93451968);
-    step_k344_sub(scratch + 62720000, scratch + 62619648, scratch + 93396880);
-    step_k345_mul_reduce_sum(scratch + 93451968, scratch + 62720000);
-    step_k346_mul_add_log_etc(scratch + 93396880, scratch + 93397088, scratch + 93381504, scratch + 93451968, state + 154832);
-    step_k347_mul_add(scratch + 62619648, scratch + 62720000, scratch + 93381504, state + 154896);
-    step_k348_mul_max(scratch + 64651776, scratch + 64752128, scratch + 62619648);
-    step_k349_reduce_sum(scratch + 93377088, scratch + 64752128);
-    step_k350_mul(scratch + 93379136, scratch + 93377088);
-    step_k351_matmul_add(scratch + 93381184, scratch + 93379136, state + 154960, state + 155600);
-    step_k352_reduce_max(scratch + 93381632, scratch + 93381184);
-    step_k353_sub_exp(scratch + 93377088, scratch + 93377408, scratch + 93381184, scratch + 93381632);
-    step_k354_reduce_sum(scratch + 93381632, scratch + 93377408);
-    step_k355_log(scratch + 93451968, scratch + 93381632);
-    step_k356_sub_mul_reduce_sum(scratch + 93452928, scratch + 93377088, scratch + 93451968, io + 225792);
-    step_k357_mul(io + 244672, scratch + 93452928);
-    step_k358_mul(scratch + 93377088, io + 225792);
-    step_k359_neg_reduce_sum(scratch + 93451968, scratch + 93377088);
-    step_k360_div(scratch + 93452000, scratch + 93451968, scratch + 93381632);
-    step_k361_mul_add(scratch + 93381184, scratch + 93452000, scratch + 93377408, scratch + 93377088);
-    step_k362_reduce_sum(scratch + 93452928, scratch + 93381184);
-    step_k363_matmul(scratch + 93395008, scratch + 93379136, scratch + 93381184);
-    step_k364_matmul_mul(scratch + 93377088, scratch + 93381184, state + 154960);
-    step_k365_fill(scratch + 64752128, scratch + 93377088);
-    step_k366_greaterEqual_sub_mul_etc(scratch + 65153536, scratch + 62619648, scratch + 64651776, scratch + 64752128);
-    step_k367_reduce_sum(scratch + 93451968, scratch + 65153536);
-    step_k368_mul(scratch + 62619648, scratch + 65153536, scratch + 93381504);
-    step_k369_mul_reduce_sum(scratch + 93397152, scratch + 65153536, scratch + 62720000);
-    step_k370_neg_reduce_sum(scratch + 93396160, scratch + 62619648);
-    step_k371_mul_div(scratch + 93396224, scratch + 93397152, state + 154832, scratch + 93397088, scratch + 93396880);
-    step_k372_mul_add(scratch + 64651776, scratch + 93396224, scratch + 62720000);
-    step_k373_neg_reduce_sum(scratch + 93396880, scratch + 64651776);
-    step_k374_add_mul(scratch + 93396224, scratch + 93396160, scratch + 93396880);
-    step_k375_add(scratch + 65153536, scratch + 62619648, scratch + 64651776, scratch + 93396224);
-    step_k376_matmul_col2im(scratch + 64651776, scratch + 65153536, state + 152784, scratch + 63174720);
-    step_k377_im2col_matmul(scratch + 93392960, scratch + 64451072, scratch + 65153536, scratch + 63174720);
-    step_k378_reduce_sum(scratch + 93397216, scratch + 65153536);
-    step_k379_matmul_col2im(scratch + 65253888, scratch + 65153536, state + 115856, scratch + 62619648);
-    step_k380_im2col_matmul(scratch + 86603776, scratch + 65053184, scratch + 65153536, scratch + 62619648);
-    step_k381_greaterEqual_sub_mul_etc(scratch + 65053184, scratch + 63074368, scratch + 64952832, scratch + 65253888);
-    step_k382_reduce_sum(scratch + 93397280, scratch + 65053184);
-    step_k383_mul(scratch + 64952832, scratch + 65053184, scratch + 93396816);
-    step_k384_mul_reduce_sum(scratch + 93397344, scratch + 65053184, scratch + 64852480);
-    step_k385_neg_reduce_sum(scratch + 93396816, scratch + 64952832);
-    step_k386_mul_div(scratch + 93396880, scratch + 93397344, state + 115728, scratch + 93397024, scratch + 93452032);
-    step_k387_mul_add(scratch + 63074368, scratch + 93396880, scratch + 64852480);
-    step_k388_neg_reduce_sum(scratch + 93452032, scratch + 63074368);
-    step_k389_add_mul(scratch + 93396880, scratch + 93396816, scratch + 93452032);
-    step_k390_add(scratch + 65053184, scratch + 64952832, scratch + 63074368, scratch + 93396880);
-    step_k391_reduce_sum(scratch + 93452032, scratch + 65053184);
-    step_k392_matmul_col2im(scratch + 64852480, scratch + 65053184, state + 97232, scratch + 62619648);
-    step_k393_im2col_matmul(scratch + 93335616, scratch + 64451072, scratch + 65053184, scratch + 62619648);
-    step_k394_add_greaterEqual_sub_etc(scratch + 64451072, scratch + 64651776, scratch + 64852480, scratch + 64049664, scratch + 64250368);
-    step_k395_reduce_sum(scratch + 93397664, scratch + 64451072);
-    step_k396_mul(scratch + 62619648, scratch + 64451072, scratch + 93396288);
-    step_k397_mul_reduce_sum(scratch + 93397696, scratch + 64451072, scratch + 62873664);
-    step_k398_neg_reduce_sum(scratch + 93381632, scratch + 62619648);
-    step_k399_mul_div(scratch + 93396816, scratch + 93397696, state + 97168, scratch + 93397632, scratch + 93381664);
-    step_k400_mul_add(scratch + 64049664, scratch + 93396816, scratch + 62873664);
-    step_k401_neg_reduce_sum(scratch + 93381664, scratch + 64049664);
-    step_k402_add_mul(scratch + 93396816, scratch + 93381632, scratch + 93381664);
-    step_k403_add(scratch + 64250368, scratch + 62619648, scratch + 64049664, scratch + 93396816);
-    step_k404_matmul_col2im(scratch + 62619648, scratch + 64250368, state + 96656, scratch + 64049664);
-    step_k405_im2col_matmul(scratch + 93396160, scratch + 62218240, scratch + 64250368, scratch + 64049664);
-    step_k406_reduce_sum(scratch + 93397728, scratch + 64250368);
-    step_k407_matmul_col2im(scratch + 64049664, scratch + 64250368, state + 87408, scratch + 63021056);
-    step_k408_im2col_matmul(scratch + 93363264, scratch + 63848960, scratch + 64250368, scratch + 63021056);
-    step_k409_greaterEqual_sub_mul_etc(scratch + 63848960, scratch + 63447552, scratch + 63648256, scratch + 64049664);
-    step_k410_reduce_sum(scratch + 93397760, scratch + 63848960);
-    step_k411_mul(scratch + 63021056, scratch + 63848960, scratch + 93381600);
-    step_k412_mul_reduce_sum(scratch + 93397792, scratch + 63848960, scratch + 63246848);
-    step_k413_neg_reduce_sum(scratch + 93381600, scratch + 63021056);
-    step_k414_mul_div(scratch + 93381632, scratch + 93397792, state + 87344, scratch + 93397600, scratch + 93381568);
-    step_k415_mul_add(scratch + 63447552, scratch + 93381632, scratch + 63246848);
-    step_k416_neg_reduce_sum(scratch + 93381632, scratch + 63447552);
-    step_k417_add_mul(scratch + 93381664, scratch + 93381600, scratch + 93381632);
-    step_k418_add(scratch + 63676480, scratch + 63021056, scratch + 63447552, scratch + 93381664);
-    step_k419_reduce_sum(scratch + 93397824, scratch + 63676480);
-    step_k420_matmul_col2im(scratch + 63021056, scratch + 63676480, state + 82704, scratch + 63422464);
-    step_k421_im2col_matmul(scratch + 93377088, scratch + 62218240, scratch + 63676480, scratch + 63422464);
-    step_k422_add_greaterEqual_sub_etc(scratch + 62218240, scratch + 62619648, scratch + 63021056, scratch + 61415424, scratch + 61816832);
-    step_k423_reduce_sum(scratch + 93452720, scratch + 62218240);
-    step_k424_mul(scratch + 61415424, scratch + 62218240, scratch + 93452704);
-    step_k425_mul_reduce_sum(scratch + 93452704, scratch + 62218240, scratch + 61014016);
-    step_k426_neg_reduce_sum(scratch + 93452736, scratch + 61415424);
-    step_k427_mul_div(scratch + 93452752, scratch + 93452704, state + 82672, scratch + 93452688, scratch + 93452672);
-    step_k428_mul_add(scratch + 61816832, scratch + 93452752, scratch + 61014016);
-    step_k429_neg_reduce_sum(scratch + 93452672, scratch + 61816832);
-    step_k430_add_mul(scratch + 93452752, scratch + 93452736, scratch + 93452672);
-    step_k431_add(scratch + 61014016, scratch + 61415424, scratch + 61816832, scratch + 93452752);
-    step_k432_reduce_sum(scratch + 93452672, scratch + 61014016);
-    step_k433_matmul_col2im(scratch + 61415424, scratch + 61014016, state + 80352, scratch + 61816832);
-    step_k434_im2col_matmul(scratch + 93386304, scratch + 60612608, scratch + 61014016, scratch + 61816832);
-    step_k435_greaterEqual_sub_mul_etc(scratch + 60612608, scratch + 59408384, scratch + 60211200, scratch + 61415424);
-    step_k436_reduce_sum(scratch + 93452736, scratch + 60612608);
-    step_k437_mul(scratch + 59408384, scratch + 60612608, scratch + 93452656);
-    step_k438_mul_reduce_sum(scratch + 93452656, scratch + 60612608, scratch + 59809792);
-    step_k439_neg_reduce_sum(scratch + 93452752, scratch + 59408384);
-    step_k440_mul_div(scratch + 93396816, scratch + 93452656, state + 80320, scratch + 93452640, scratch + 93452624);
-    step_k441_mul_add(scratch + 60211200, scratch + 93396816, scratch + 59809792);
-    step_k442_neg_reduce_sum(scratch + 93452624, scratch + 60211200);
-    step_k443_add_mul(scratch + 93396816, scratch + 93452752, scratch + 93452624);
-    step_k444_add(scratch + 59809792, scratch + 59408384, scratch + 60211200, scratch + 93396816);
-    step_k445_reduce_sum(scratch + 93452624, scratch + 59809792);
-    step_k446_matmul_col2im(scratch + 59408384, scratch + 59809792, state + 78000, scratch + 60211200);
-    step_k447_im2col_matmul(scratch + 93388608, scratch + 59006976, scratch + 59809792, scratch + 60211200);
-    step_k448_add_greaterEqual_sub_etc(scratch + 59006976, scratch + 61014016, scratch + 59408384, scratch + 57802752, scratch + 58605568);
-    step_k449_reduce_sum(scratch + 93452752, scratch + 59006976);
-    step_k450_mul(scratch + 57802752, scratch + 59006976, scratch + 93452608);
-    step_k451_mul_reduce_sum(scratch + 93452608, scratch + 59006976, scratch + 58204160);
-    step_k452_neg_reduce_sum(scratch + 93396816, scratch + 57802752);
-    step_k453_mul_div(scratch + 93396832, scratch + 93452608, state + 77968, scratch + 93452944, scratch + 93396944);
-    step_k454_mul_add(scratch + 58605568, scratch + 93396832, scratch + 58204160);
-    step_k455_neg_reduce_sum(scratch + 93396832, scratch + 58605568);
-    step_k456_add_mul(scratch + 93396848, scratch + 93396816, scratch + 93396832);
-    step_k457_add(scratch + 58204160, scratch + 57802752, scratch + 58605568, scratch + 93396848);
-    step_k458_reduce_sum(scratch + 93397856, scratch + 58204160);
-    step_k459_im2col_matmul(scratch + 93396816, io, scratch + 58204160, scratch + 57802752);
-    step_k460_mul_reduce_sum(scratch + 93397872, scratch + 93396816, scratch + 93396672);
-    step_k461_mul_reduce_sum(scratch + 93396672, scratch + 93397856, scratch + 93452912);
-    step_k462_mul_reduce_sum(scratch + 93397856, scratch + 93452608, scratch + 93452944, scratch + 93452992);
-    step_k463_mul_reduce_sum(scratch + 93452608, scratch + 93452752, scratch + 93452976);
-    step_k464_mul_reduce_sum(scratch + 93452752, scratch + 93388608, scratch + 93384000);
-    step_k465_mul_reduce_sum(scratch + 93452912, scratch + 93452624, scratch + 93452960);
-    step_k466_mul_reduce_sum(scratch + 93452624, scratch + 93452656, scratch + 93452640, scratch + 93453040);
-    step_k467_mul_reduce_sum(scratch + 93453040, scratch + 93452736, scratch + 93453024);
-    step_k468_mul_reduce_sum(scratch + 93452736, scratch + 93386304, scratch + 93381696);
-    step_k469_mul_reduce_sum(scratch + 93453024, scratch + 93452672, scratch + 93453008);
-    step_k470_mul_reduce_sum(scratch + 93452640, scratch + 93452704, scratch + 93452688, scratch + 93452592);
-    step_k471_mul_reduce_sum(scratch + 93452592, scratch + 93452720, scratch + 93452576);
-    step_k472_mul_reduce_sum(scratch + 93452576, scratch + 93377088, scratch + 93372480);
-    step_k473_mul_reduce_sum(scratch + 93452656, scratch + 93397824, scratch + 93397568);
-    step_k474_mul_reduce_sum(scratch + 93397568, scratch + 93397792, scratch + 93397600, scratch + 93397536);
-    step_k475_mul_reduce_sum(scratch + 93397536, scratch + 93397760, scratch + 93397504);
-    step_k476_mul_reduce_sum(scratch + 93397552, scratch + 93363264, scratch + 93354048);
-    step_k477_mul_reduce_sum(scratch + 93397504, scratch + 93397728, scratch + 93397472);
-    step_k478_mul_reduce_sum(scratch + 93397520, scratch + 93396160, scratch + 93395648);
-    step_k479_mul_reduce_sum(scratch + 93397472, scratch + 93397696, scratch + 93397632, scratch + 93397440);
-    step_k480_mul_reduce_sum(scratch + 93397488, scratch + 93397664, scratch + 93397408);
-    step_k481_mul_reduce_sum(scratch + 93397408, scratch + 93335616, scratch + 93317184);
-    step_k482_mul_reduce_sum(scratch + 93397424, scratch + 93452032, scratch + 93451904);
-    step_k483_mul_reduce_sum(scratch + 93397440, scratch + 93397344, scratch + 93397024, scratch + 93452224);
-    step_k484_mul_reduce_sum(scratch + 93397456, scratch + 93397280, scratch + 93452160);
-    step_k485_mul_reduce_sum(scratch + 93397024, scratch + 86603776, scratch + 93280320);
-    step_k486_mul_reduce_sum(scratch + 93397040, scratch + 93397216, scratch + 93452096);
-    step_k487_mul_reduce_sum(scratch + 93397056, scratch + 93392960, scratch + 93390912);
-    step_k488_mul_reduce_sum(scratch + 93397072, scratch + 93397152, scratch + 93397088, scratch + 93396960);
-    step_k489_mul_reduce_sum(scratch + 93451904, scratch + 93451968, scratch + 93452288);
-    step_k490_mul_reduce_sum(scratch + 93452672, scratch + 93395008, scratch + 93449984);
-    step_k491_mul_reduce_sum(scratch + 93452688, scratch + 93452928, scratch + 93453056);
-    step_k492_mul_add(io + 244688, scratch + 93452704, io + 226128, scratch + 93397872, scratch + 93396672, scratch + 93397856, scratch + 93452608, scratch + 93452752, scratch + 93452912, scratch + 93452624, scratch + 93453040, scratch + 93452736, scratch + 93453024, scratch + 93452640, scratch + 93452592, scratch + 93452576, scratch + 93452656, scratch + 93397568, scratch + 93397536, scratch + 93397552, scratch + 93397504, scratch + 93397520, scratch + 93397472, scratch + 93397488, scratch + 93397408, scratch + 93397424, scratch + 93397440, scratch + 93397456, scratch + 93397024, scratch + 93397040, scratch + 93397056, scratch + 93397072, scratch + 93451904, scratch + 93452672, scratch + 93452688, io + 226160);
-    step_k493_mul(scratch + 86603776, scratch + 93452704, scratch + 93448704);
-    step_k494_neg_reduce_sum(scratch + 93448704, scratch + 86603776);
-    step_k495_div(scratch + 93448832, scratch + 93448704, scratch + 93451392);
-    step_k496_mul(scratch + 93452576, io + 226144);
-    step_k497_mul_neg(scratch + 93448704, scratch + 93452576, scratch + 93451264);
-    step_k498_mul(scratch + 86605056, scratch + 93448704, scratch + 93446144);
-    step_k499_neg_reduce_sum(scratch + 93448704, scratch + 86605056);
-    step_k500_div(scratch + 93451264, scratch + 93448704, scratch + 93451392);
-    step_k501_mul_add(scratch + 93446144, scratch + 93448832, scratch + 93447424, scratch + 86603776, scratch + 93451264, scratch + 86605056);
-    step_k502_mul(scratch + 93447424, scratch + 93450624);
-    step_k503_neg_reduce_sum(scratch + 93451264, scratch + 93447424);
-    step_k504_div(scratch + 93451296, scratch + 93451264, scratch + 93452544);
-    step_k505_mul_add(scratch + 93447744, scratch + 93451296, scratch + 93450944, scratch + 93447424);
-    step_k506_reduce_sum(scratch + 93452544, scratch + 93447744);
-    step_k507_reduce_sum(scratch + 93452560, scratch + 93446144);
-    step_k508_add(scratch + 93452576, scratch + 93452544, scratch + 93452560);
-    step_k509_matmul(scratch + 86603776, scratch + 93437952, scratch + 93446144);
-    step_k510_matmul_mul(scratch + 57810944, scratch + 93447744, state + 77152, io + 226176);
-    step_k511_matmul_mul(scratch + 57802752, scratch + 93446144, state + 77152, io + 236416);
-    step_k512_fill(scratch + 59107328, scratch + 57810944);
-    step_k513_fill(scratch + 58705920, scratch + 57802752);
-    step_k514_greaterEqual(scratch + 57802752, scratch + 84797440, scratch + 85700608);
-    step_k515_mul_sub_add(scratch + 59508736, scratch + 59107328, scratch + 57802752);
-    step_k516_mul_sub_add(scratch + 59107328, scratch + 58705920, scratch + 58304512);
-    step_k517_reduce_sum(scratch + 93446144, scratch + 59508736);
-    step_k518_reduce_sum(scratch + 93446208, scratch + 59107328);
-    step_k519_add(scratch + 93446288, scratch + 93446144, scratch + 93446208);
-    step_k520_mul(scratch + 59609088, scratch + 59508736, scratch + 93451840);
-    step_k521_mul(scratch + 60512256, scratch + 59107328, scratch + 93451840);
-    step_k522_mul_reduce_sum(scratch + 93446144, scratch + 59508736, scratch + 83894272);
-    step_k523_mul_reduce_sum(scratch + 93446208, scratch + 59107328, scratch + 84396032);
-    step_k524_add_mul(scratch + 93446352, scratch + 93446416, scratch + 93446144, scratch + 93446208, scratch + 93451776);
-    step_k525_neg_reduce_sum(scratch + 93446144, scratch + 59609088);
-    step_k526_neg_reduce_sum(scratch + 93446208, scratch + 60512256);
-    step_k527_mul_div(scratch + 93446480, scratch + 93446352, state + 77024, scratch + 93451776, scratch + 93451712);
-    step_k528_mul_add(scratch + 57802752, scratch + 93446480, scratch + 83894272);
-    step_k529_pad_rows(scratch + 58705920, scratch + 59609088);
-    step_k530_pad_rows(scratch + 59609088, scratch + 60512256);
-    step_k531_neg_reduce_sum(scratch + 93446352, scratch + 57802752);
-    step_k532_add_mul(scratch + 93446480, scratch + 93446144, scratch + 93446208, scratch + 93446352);
-    step_k533_add(scratch + 60512256, scratch + 58705920, scratch + 59609088, scratch + 57802752, scratch + 93446480);
-    step_k534_matmul_col2im(scratch + 57802752, scratch + 60512256, state + 74976, scratch + 59609088);
-    step_k535_im2col_matmul(scratch + 83894272, scratch + 55996416, scratch + 60512256, scratch + 59609088);
-    step_k536_reduce_sum(scratch + 93446352, scratch + 60512256);
-    step_k537_matmul_col2im(scratch + 59609088, scratch + 60512256, state + 38048, scratch + 61415424);
-    step_k538_im2col_matmul(scratch + 62572608, scratch + 82991104, scratch + 60512256, scratch + 61415424);
-    step_k539_greaterEqual_sub_mul_etc(scratch + 60512256, scratch + 81184768, scratch + 82087936, scratch + 59609088);
-    step_k540_reduce_sum(scratch + 93446480, scratch + 60512256);
-    step_k541_mul(scratch + 59609088, scratch + 60512256, scratch + 93451648);
-    step_k542_mul_reduce_sum(scratch + 93446144, scratch + 60512256, scratch + 80281600);
-    step_k543_mul(scratch + 93446544, scratch + 93446144, scratch + 93451584);
-    step_k544_neg_reduce_sum(scratch + 93446208, scratch + 59609088);
-    step_k545_mul_div(scratch + 93446608, scratch + 93446144, state + 37920, scratch + 93451584, scratch + 93451520);
-    step_k546_mul_add(scratch + 60512256, scratch + 93446608, scratch + 80281600);
-    step_k547_neg_reduce_sum(scratch + 93446144, scratch + 60512256);
-    step_k548_add_mul(scratch + 93446608, scratch + 93446208, scratch + 93446144);
-    step_k549_add(scratch + 61415424, scratch + 59609088, scratch + 60512256, scratch + 93446608);
-    step_k550_reduce_sum(scratch + 93446608, scratch + 61415424);
-    step_k551_matmul_col2im(scratch + 59609088, scratch + 61415424, state + 19424, scratch + 62318592);
-    step_k552_im2col_matmul(scratch + 62609472, scratch + 55996416, scratch + 61415424, scratch + 62318592);
-    step_k553_add_greaterEqual_sub_etc(scratch + 55996416, scratch + 57802752, scratch + 59609088, scratch + 45158400, scratch + 54190080);
-    step_k554_reduce_sum(scratch + 93446672, scratch + 55996416);
-    step_k555_mul(scratch + 45158400, scratch + 55996416, scratch + 93452512);
-    step_k556_mul_reduce_sum(scratch + 93446144, scratch + 55996416, scratch + 43352064);
-    step_k557_mul(scratch + 93446704, scratch + 93446144, scratch + 93452480);
-    step_k558_neg_reduce_sum(scratch + 93446176, scratch + 45158400);
-    step_k559_mul_div(scratch + 93446208, scratch + 93446144, state + 19360, scratch + 93452480, scratch + 93452448);
-    step_k560_mul_add(scratch + 54190080, scratch + 93446208, scratch + 43352064);
-    step_k561_neg_reduce_sum(scratch + 93446144, scratch + 54190080);
-    step_k562_add_mul(scratch + 93446208, scratch + 93446176, scratch + 93446144);
-    step_k563_add(scratch + 55996416, scratch + 45158400, scratch + 54190080, scratch + 93446208);
-    step_k564_matmul_col2im(scratch + 43352064, scratch + 55996416, state + 18848, scratch + 54190080);
-    step_k565_im2col_matmul(scratch + 83896320, scratch + 39739392, scratch + 55996416, scratch + 54190080);
-    step_k566_reduce_sum(scratch + 93446736, scratch + 55996416);
-    step_k567_matmul_col2im(scratch + 54190080, scratch + 55996416, state + 9600, scratch + 57802752);
-    step_k568_im2col_matmul(scratch + 58028544, scratch + 52383744, scratch + 55996416, scratch + 57802752);
-    step_k569_greaterEqual_sub_mul_etc(scratch + 52383744, scratch + 48771072, scratch + 50577408, scratch + 54190080);
-    step_k570_reduce_sum(scratch + 93446768, scratch + 52383744);
-    step_k571_mul(scratch + 48771072, scratch + 52383744, scratch + 93452416);
-    step_k572_mul_reduce_sum(scratch + 93446144, scratch + 52383744, scratch + 46964736);
-    step_k573_mul(scratch + 93446800, scratch + 93446144, scratch + 93452384);
-    step_k574_neg_reduce_sum(scratch + 93446176, scratch + 48771072);
-    step_k575_mul_div(scratch + 93446208, scratch + 93446144, state + 9536, scratch + 93452384, scratch + 93452352);
-    step_k576_mul_add(scratch + 50577408, scratch + 93446208, scratch + 46964736);
-    step_k577_neg_reduce_sum(scratch + 93446144, scratch + 50577408);
-    step_k578_add_mul(scratch + 93446208, scratch + 93446176, scratch + 93446144);
-    step_k579_add(scratch + 52383744, scratch + 48771072, scratch + 50577408, scratch + 93446208);
-    step_k580_reduce_sum(scratch + 93446832, scratch + 52383744);
-    step_k581_matmul_col2im(scratch + 46964736, scratch + 52383744, state + 4896, scratch + 50577408);
-    step_k582_im2col_matmul(scratch + 50831424, scratch + 39739392, scratch + 52383744, scratch + 50577408);
-    step_k583_add_greaterEqual_sub_etc(scratch + 39739392, scratch + 43352064, scratch + 46964736, scratch + 32514048, scratch + 36126720);
-    step_k584_reduce_sum(scratch + 93452592, scratch + 39739392);
-    step_k585_mul(scratch + 32514048, scratch + 39739392, scratch + 93452896);
-    step_k586_mul_reduce_sum(scratch + 93446144, scratch + 39739392, scratch + 28901376);
-    step_k587_mul(scratch + 93452608, scratch + 93446144, scratch + 93452880);
-    step_k588_neg_reduce_sum(scratch + 93446160, scratch + 32514048);
-    step_k589_mul_div(scratch + 93446176, scratch + 93446144, state + 4864, scratch + 93452880, scratch + 93452864);
-    step_k590_mul_add(scratch + 36126720, scratch + 93446176, scratch + 28901376);
-    step_k591_neg_reduce_sum(scratch + 93446144, scratch + 36126720);
-    step_k592_add_mul(scratch + 93446176, scratch + 93446160, scratch + 93446144);
-    step_k593_add(scratch + 28901376, scratch + 32514048, scratch + 36126720, scratch + 93446176);
-    step_k594_reduce_sum(scratch + 93452624, scratch + 28901376);
-    step_k595_matmul_col2im(scratch + 32514048, scratch + 28901376, state + 2544, scratch + 36126720);
-    step_k596_im2col_matmul(scratch + 58037760, scratch + 25288704, scratch + 28901376, scratch + 36126720);
-    step_k597_greaterEqual_sub_mul_etc(scratch + 25288704, scratch + 14450688, scratch + 21676032, scratch + 32514048);
-    step_k598_reduce_sum(scratch + 93452640, scratch + 25288704);
-    step_k599_mul(scratch + 14450688, scratch + 25288704, scratch + 93452848);
-    step_k600_mul_reduce_sum(scratch + 93452656, scratch + 25288704, scratch + 18063360);
-    step_k601_mul(scratch + 93452672, scratch + 93452656, scratch + 93452832);
-    step_k602_neg_reduce_sum(scratch + 93452688, scratch + 14450688);
-    step_k603_mul_div(scratch + 93452704, scratch + 93452656, state + 2512, scratch + 93452832, scratch + 93452816);
-    step_k604_mul_add(scratch + 21676032, scratch + 93452704, scratch + 18063360);
-    step_k605_neg_reduce_sum(scratch + 93452656, scratch + 21676032);
-    step_k606_add_mul(scratch + 93452704, scratch + 93452688, scratch + 93452656);
-    step_k607_add(scratch + 18063360, scratch + 14450688, scratch + 21676032, scratch + 93452704);
-    step_k608_reduce_sum(scratch + 93452656, scratch + 18063360);
-    step_k609_matmul_col2im(scratch + 14450688, scratch + 18063360, state + 192, scratch + 21676032);
-    step_k610_im2col_matmul(scratch + 58040064, scratch + 10838016, scratch + 18063360, scratch + 21676032);
-    step_k611_add_greaterEqual_sub_etc(scratch + 10838016, scratch + 28901376, scratch + 14450688, scratch, scratch + 7225344);
-    step_k612_reduce_sum(scratch + 93452688, scratch + 10838016);
-    step_k613_mul(scratch, scratch + 10838016, scratch + 93452800);
-    step_k614_mul_reduce_sum(scratch + 93452704, scratch + 10838016, scratch + 3612672);
-    step_k615_mul(scratch + 93452720, scratch + 93452704, scratch + 93452784);
-    step_k616_neg_reduce_sum(scratch + 93452736, scratch);
-    step_k617_mul_div(scratch + 93452752, scratch + 93452704, state + 160, scratch + 93452784, scratch + 93452768);
-    step_k618_mul_add(scratch + 7225344, scratch + 93452752, scratch + 3612672);
-    step_k619_neg_reduce_sum(scratch + 93452704, scratch + 7225344);
-    step_k620_add_mul(scratch + 93446144, scratch + 93452736, scratch + 93452704);
-    step_k621_add(scratch + 3612672, scratch, scratch + 7225344, scratch + 93446144);
-    step_k622_reduce_sum(scratch + 93452704, scratch + 3612672);
-    step_k623_im2col_matmul(scratch + 93446144, io, scratch + 3612672, scratch);
-    step_k624_mul_add_sub(state + 155616, state, scratch + 93446144, io + 226112);
-    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 93452704, io + 226112, scratch + 93452720, scratch + 93452688);
-    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 58040064, io + 226112);
-    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 93452656, io + 226112, scratch + 93452672, scratch + 93452640);
-    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 58037760, io + 226112);
-    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 93452624, io + 226112, scratch + 93452608, scratch + 93452592);
-    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 50831424, io + 226112);
-    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 93446832, io + 226112, scratch + 93446800, scratch + 93446768);
-    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 58028544, io + 226112);
-    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 93446736, io + 226112);
-    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 83896320, io + 226112);
-    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 93446704, io + 226112, scratch + 93446672);
-    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 62609472, io + 226112);
-    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 93446608, io + 226112, scratch + 93446544, scratch + 93446480);
-    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 62572608, io + 226112);
-    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 93446352, io + 226112);
-    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 83894272, io + 226112);
-    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 93446416, io + 226112, scratch + 93446288);
-    step_k642_matmul_add_mul_etc(scratch + 86604416, state + 232768, state + 77152, scratch + 93427712, scratch + 93447744, scratch + 86603776, io + 226112);
-    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 93452576, io + 226112);
+    step_k000_im2col_matmul_add(scratch, io, state, state + 144, scratch + 903168);
+    step_k001_reduce_sum(scratch + 903168, scratch);
+    step_k002_mul(scratch + 1806336, scratch + 903168);
+    step_k003_sub(scratch + 903168, scratch, scratch + 1806336);
+    step_k004_mul_reduce_sum(scratch, scratch + 903168);
+    step_k005_mul_add_log_etc(state + 311232, state + 311248, scratch + 24350720, scratch + 24350736, scratch + 24350752, scratch, scratch + 1806336, state + 160);
+    step_k006_mul_add(scratch, scratch + 903168, scratch + 24350752, state + 176);
+    step_k007_mul_max(scratch + 1806336, scratch + 2709504, scratch);
+    step_k008_im2col_matmul_add(scratch + 3612672, scratch + 2709504, state + 192, state + 2496, scratch + 4515840);
+    step_k009_reduce_sum(scratch + 4515840, scratch + 3612672);
+    step_k010_mul(scratch + 5419008, scratch + 4515840);
+    step_k011_sub(scratch + 4515840, scratch + 3612672, scratch + 5419008);
+    step_k012_mul_reduce_sum(scratch + 3612672, scratch + 4515840);
+    step_k013_mul_add_log_etc(state + 311264, state + 311280, scratch + 24350768, scratch + 24350784, scratch + 24350800, scratch + 3612672, scratch + 5419008, state + 2512);
+    step_k014_mul_add(scratch + 3612672, scratch + 4515840, scratch + 24350800, state + 2528);
+    step_k015_mul_max(scratch + 5419008, scratch + 6322176, scratch + 3612672);
+    step_k016_im2col_matmul_add(scratch + 7225344, scratch + 6322176, state + 2544, state + 4848, scratch + 8128512);
+    step_k017_add(scratch + 8128512, scratch + 7225344, scratch + 2709504);
+    step_k018_reduce_sum(scratch + 7225344, scratch + 8128512);
+    step_k019_mul(scratch + 9031680, scratch + 7225344);
+    step_k020_sub(scratch + 7225344, scratch + 8128512, scratch + 9031680);
+    step_k021_mul_reduce_sum(scratch + 8128512, scratch + 7225344);
+    step_k022_mul_add_log_etc(state + 311296, state + 311312, scratch + 24350816, scratch + 24350832, scratch + 24350848, scratch + 8128512, scratch + 9031680, state + 4864);
+    step_k023_mul_add(scratch + 8128512, scratch + 7225344, scratch + 24350848, state + 4880);
+    step_k024_mul_max(scratch + 9031680, scratch + 9934848, scratch + 8128512);
+    step_k025_im2col_matmul_add(scratch + 10838016, scratch + 9934848, state + 4896, state + 9504, scratch + 11289600);
+    step_k026_reduce_sum(scratch + 11289600, scratch + 10838016);
+    step_k027_mul(scratch + 11289632, scratch + 11289600);
+    step_k028_sub(scratch + 11741184, scratch + 10838016, scratch + 11289632);
+    step_k029_mul_reduce_sum(scratch + 11289664, scratch + 11741184);
+    step_k030_mul_add_log_etc(state + 311328, state + 311360, scratch + 24350400, scratch + 24350432, scratch + 24350464, scratch + 11289664, scratch + 11289632, state + 9536);
+    step_k031_mul_add(scratch + 12192768, scratch + 11741184, scratch + 24350464, state + 9568);
+    step_k032_mul_max(scratch + 12644352, scratch + 13095936, scratch + 12192768);
+    step_k033_im2col_matmul_add(scratch + 10838016, scratch + 13095936, state + 9600, state + 18816, scratch + 11289600);
+    step_k034_im2col_matmul(scratch + 11289600, scratch + 9934848, state + 18848, scratch + 13547520);
+    step_k035_add(scratch + 13547520, scratch + 10838016, scratch + 11289600);
+    step_k036_reduce_sum(scratch + 10838016, scratch + 13547520);
+    step_k037_mul(scratch + 11289600, scratch + 10838016);
+    step_k038_sub(scratch + 10838016, scratch + 13547520, scratch + 11289600);
+    step_k039_mul_reduce_sum(scratch + 11289632, scratch + 10838016);
+    step_k040_mul_add_log_etc(state + 311392, state + 311424, scratch + 24350496, scratch + 24350528, scratch + 24350560, scratch + 11289632, scratch + 11289600, state + 19360);
+    step_k041_mul_add(scratch + 11289600, scratch + 10838016, scratch + 24350560, state + 19392);
+    step_k042_mul_max(scratch + 13547520, scratch + 13999104, scratch + 11289600);
+    step_k043_im2col_matmul_add(scratch + 14450688, scratch + 13999104, state + 19424, state + 37856, scratch + 14745600);
+    step_k044_reduce_sum(scratch + 14745600, scratch + 14450688);
+    step_k045_mul(scratch + 14745664, scratch + 14745600);
+    step_k046_sub(scratch + 20070400, scratch + 14450688, scratch + 14745664);
+    step_k047_mul_reduce_sum(scratch + 14450688, scratch + 20070400);
+    step_k048_mul_add_log_etc(state + 311456, state + 311520, scratch + 24349952, scratch + 24350016, scratch + 24350080, scratch + 14450688, scratch + 14745664, state + 37920);
+    step_k049_mul_add(scratch + 20365312, scratch + 20070400, scratch + 24350080, state + 37984);
+    step_k050_mul_max(scratch + 20660224, scratch + 20955136, scratch + 20365312);
+    step_k051_im2col_matmul_add(scratch + 14450688, scratch + 20955136, state + 38048, state + 74912, scratch + 14745600);
+    step_k052_im2col_matmul(scratch + 14745600, scratch + 13999104, state + 74976, scratch + 15040512);
+    step_k053_add(scratch + 15040512, scratch + 14450688, scratch + 14745600);
+    step_k054_reduce_sum(scratch + 14450688, scratch + 15040512);
+    step_k055_mul(scratch + 14450752, scratch + 14450688);
+    step_k056_sub(scratch + 21250048, scratch + 15040512, scratch + 14450752);
+    step_k057_mul_reduce_sum(scratch + 14450688, scratch + 21250048);
+    step_k058_mul_add_log_etc(state + 311584, state + 311648, scratch + 24350144, scratch + 24350208, scratch + 24350272, scratch + 14450688, scratch + 14450752, state + 77024);
+    step_k059_mul_add(scratch + 21544960, scratch + 21250048, scratch + 24350272, state + 77088);
+    step_k060_mul_max(scratch + 21839872, scratch + 14450688, scratch + 21544960);
+    step_k061_reduce_sum(scratch + 14745600, scratch + 14450688);
+    step_k062_mul(scratch + 24326144, scratch + 14745600, io + 226176);
+    step_k063_matmul_add(scratch + 22134784, scratch + 24326144, state + 77152, state + 77792);
+    step_k064_mul_add(scratch + 24349056, io + 225792);
+    step_k065_reduce_max(scratch + 24350336, scratch + 22134784);
+    step_k066_sub_exp(scratch + 24344576, scratch + 24349376, scratch + 22134784, scratch + 24350336);
+    step_k067_reduce_sum(scratch + 24350592, scratch + 24349376);
+    step_k068_log(scratch + 24350336, scratch + 24350592);
+    step_k069_sub_mul_reduce_sum(scratch + 24350368, scratch + 24344576, scratch + 24350336, scratch + 24349056);
+    step_k070_mul(io + 244608, scratch + 24350368);
+    step_k071_mul(scratch + 22137664, scratch + 22135104);
+    step_k072_reduce_max(scratch + 24344576, scratch + 22137664);
+    step_k073_sub(scratch + 22138944, scratch + 22137664, scratch + 24344576);
+    step_k074_exp_reduce_sum(scratch + 22137664, scratch + 22138944);
+    step_k075_log(scratch + 22137792, scratch + 22137664);
+    step_k076_sub_exp(scratch + 24344576, scratch + 22138944, scratch + 22137792);
+    step_k077_reduce_max(scratch + 24345856, scratch + 24344576);
+    step_k078_greaterEqual(scratch + 24349696, scratch + 24345856);
+    step_k079_reduce_max(scratch + 24347136, scratch + 22136384);
+    step_k080_sub_exp(scratch + 22137664, scratch + 24345856, scratch + 22136384, scratch + 24347136);
+    step_k081_reduce_sum(scratch + 24349824, scratch + 24345856);
+    step_k082_log(scratch + 24347136, scratch + 24349824);
+    step_k083_sub_mul_reduce_sum(scratch + 24347264, scratch + 22137664, scratch + 24347136, scratch + 24344576);
+    step_k084_neg_mul_reduce_sum(scratch + 24350336, scratch + 24347264, scratch + 24349696);
+    step_k085_mul(io + 244624, scratch + 24350336);
+    step_k086_reduce_sum(scratch + 24350336, scratch + 24349696);
+    step_k087_mul(io + 244640, scratch + 24350336);
+    step_k088_one_hot_argmax(scratch + 24347136, scratch + 22136384);
+    step_k089_im2col_matmul_add(scratch + 14450688, io + 125440, state + 77808, state + 77952, scratch + 14852096);
+    step_k090_reduce_sum(scratch + 24350336, scratch + 14450688);
+    step_k091_mul(scratch + 24350352, scratch + 24350336);
+    step_k092_sub(scratch + 14852096, scratch + 14450688, scratch + 24350352);
+    step_k093_mul_reduce_sum(scratch + 24350336, scratch + 14852096);
+    step_k094_mul_add_log_etc(state + 311712, state + 311728, scratch + 24350864, scratch + 24350880, scratch + 24350896, scratch + 24350336, scratch + 24350352, state + 77968);
+    step_k095_mul_add(scratch + 14450688, scratch + 14852096, scratch + 24350896, state + 77984);
+    step_k096_mul_max(scratch + 15253504, scratch + 15654912, scratch + 14450688);
+    step_k097_im2col_matmul_add(scratch + 16056320, scratch + 15654912, state + 78000, state + 80304, scratch + 16457728);
+    step_k098_reduce_sum(scratch + 24350336, scratch + 16056320);
+    step_k099_mul(scratch + 24350352, scratch + 24350336);
+    step_k100_sub(scratch + 16457728, scratch + 16056320, scratch + 24350352);
+    step_k101_mul_reduce_sum(scratch + 24350336, scratch + 16457728);
+    step_k102_mul_add_log_etc(state + 311744, state + 311760, scratch + 24350912, scratch + 24350928, scratch + 24350944, scratch + 24350336, scratch + 24350352, state + 80320);
+    step_k103_mul_add(scratch + 16056320, scratch + 16457728, scratch + 24350944, state + 80336);
+    step_k104_mul_max(scratch + 16859136, scratch + 17260544, scratch + 16056320);
+    step_k105_im2col_matmul_add(scratch + 17661952, scratch + 17260544, state + 80352, state + 82656, scratch + 18063360);
+    step_k106_add(scratch + 18063360, scratch + 17661952, scratch + 15654912);
+    step_k107_reduce_sum(scratch + 24350336, scratch + 18063360);
+    step_k108_mul(scratch + 24350352, scratch + 24350336);
+    step_k109_sub(scratch + 17661952, scratch + 18063360, scratch + 24350352);
+    step_k110_mul_reduce_sum(scratch + 24350336, scratch + 17661952);
+    step_k111_mul_add_log_etc(state + 311776, state + 311792, scratch + 24350960, scratch + 24350976, scratch + 24350992, scratch + 24350336, scratch + 24350352, state + 82672);
+    step_k112_mul_add(scratch + 18063360, scratch + 17661952, scratch + 24350992, state + 82688);
+    step_k113_mul_max(scratch + 18464768, scratch + 18866176, scratch + 18063360);
+    step_k114_im2col_matmul_add(scratch + 19528656, scratch + 18866176, state + 82704, state + 87312, scratch + 19267584);
+    step_k115_reduce_sum(scratch + 24350336, scratch + 19528656);
+    step_k116_mul(scratch + 24350368, scratch + 24350336);
+    step_k117_sub(scratch + 22134784, scratch + 19528656, scratch + 24350368);
+    step_k118_mul_reduce_sum(scratch + 24350336, scratch + 22134784);
+    step_k119_mul_add_log_etc(state + 311808, state + 311840, scratch + 24350624, scratch + 24350656, scratch + 24350688, scratch + 24350336, scratch + 24350368, state + 87344);
+    step_k120_mul_add(scratch + 22335488, scratch + 22134784, scratch + 24350688, state + 87376);
+    step_k121_mul_max(scratch + 22536192, scratch + 22736896, scratch + 22335488);
+    step_k122_im2col_matmul_add(scratch + 19521600, scratch + 22736896, state + 87408, state + 96624, scratch + 19267584);
+    step_k123_im2col_matmul(scratch + 19267584, scratch + 18866176, state + 96656, scratch + 19722304);
+    step_k124_add(scratch + 19722304, scratch + 19521600, scratch + 19267584);
+    step_k125_reduce_sum(scratch + 24350336, scratch + 19722304);
+    step_k126_mul(scratch + 24350368, scratch + 24350336);
+    step_k127_sub(scratch + 22937600, scratch + 19722304, scratch + 24350368);
+    step_k128_mul_reduce_sum(scratch + 24350336, scratch + 22937600);
+    step_k129_mul_add_log_etc(state + 311872, state + 311904, scratch + 20068096, scratch + 20068128, scratch + 20068160, scratch + 24350336, scratch + 24350368, state + 97168);
+    step_k130_mul_add(scratch + 19525632, scratch + 22937600, scratch + 20068160, state + 97200);
+    step_k131_mul_max(scratch + 19726336, scratch + 23138304, scratch + 19525632);
+    step_k132_im2col_matmul_add(scratch + 19927040, scratch + 23138304, state + 97232, state + 115664, scratch + 19267584);
+    step_k133_reduce_sum(scratch + 24348416, scratch + 19927040);
+    step_k134_mul(scratch + 24348480, scratch + 24348416);
+    step_k135_sub(scratch + 23539712, scratch + 19927040, scratch + 24348480);
+    step_k136_mul_reduce_sum(scratch + 24348416, scratch + 23539712);
+    step_k137_mul_add_log_etc(state + 311936, state + 312000, scratch + 20067584, scratch + 20067648, scratch + 20067712, scratch + 24348416, scratch + 24348480, state + 115728);
+    step_k138_mul_add(scratch + 19927040, scratch + 23539712, scratch + 20067712, state + 115792);
+    step_k139_mul_max(scratch + 23670784, scratch + 23801856, scratch + 19927040);
+    step_k140_im2col_matmul_add(scratch + 23339008, scratch + 23801856, state + 115856, state + 152720, scratch + 19267584);
+    step_k141_im2col_matmul(scratch + 19267584, scratch + 23138304, state + 152784, scratch + 23470080);
+    step_k142_add(scratch + 23932928, scratch + 23339008, scratch + 19267584);
+    step_k143_reduce_sum(scratch + 24348416, scratch + 23932928);
+    step_k144_mul(scratch + 24348480, scratch + 24348416);
+    step_k145_sub(scratch + 23339008, scratch + 23932928, scratch + 24348480);
+    step_k146_mul_reduce_sum(scratch + 24348416, scratch + 23339008);
+    step_k147_mul_add_log_etc(state + 312064, state + 312128, scratch + 20067776, scratch + 20067840, scratch + 20067904, scratch + 24348416, scratch + 24348480, state + 154832);
+    step_k148_mul_add(scratch + 19267584, scratch + 23339008, scratch + 20067904, state + 154896);
+    step_k149_mul_max(scratch + 23932928, scratch + 24064000, scratch + 19267584);
+    step_k150_reduce_sum(scratch + 20058112, scratch + 24064000);
+    step_k151_mul(scratch + 23470080, scratch + 20058112);
+    step_k152_matmul_add(scratch + 20058112, scratch + 23470080, state + 154960, state + 155600);
+    step_k153_reduce_max(scratch + 24348416, scratch + 20058112);
+    step_k154_sub_exp(scratch + 20059392, scratch + 20060672, scratch + 20058112, scratch + 24348416);
+    step_k155_reduce_sum(scratch + 24348416, scratch + 20060672);
+    step_k156_log(scratch + 24348544, scratch + 24348416);
+    step_k157_sub_mul_reduce_sum(scratch + 24350336, scratch + 20059392, scratch + 24348544, scratch + 24347136);
+    step_k158_mul(io + 244656, scratch + 24350336);
+    step_k159_mul(scratch + 20058112, scratch + 24347136);
+    step_k160_neg_reduce_sum(scratch + 24348544, scratch + 20058112);
+    step_k161_div(scratch + 24348672, scratch + 24348544, scratch + 24348416);
+    step_k162_mul_add(scratch + 20066304, scratch + 24348672, scratch + 20060672, scratch + 20058112);
+    step_k163_reduce_sum(scratch + 24351008, scratch + 20066304);
+    step_k164_matmul(scratch + 24348416, scratch + 23470080, scratch + 20066304);
+    step_k165_matmul_mul(scratch + 20058112, scratch + 20066304, state + 154960);
+    step_k166_fill(scratch + 24064000, scratch + 20058112);
+    step_k167_greaterEqual_sub_mul_etc(scratch + 24195072, scratch + 19267584, scratch + 23932928, scratch + 24064000);
+    step_k168_reduce_sum(scratch + 24350336, scratch + 24195072);
+    step_k169_mul(scratch + 19267584, scratch + 24195072, scratch + 20067904);
+    step_k170_mul_reduce_sum(scratch + 20067904, scratch + 24195072, scratch + 23339008);
+    step_k171_mul(scratch + 24290464, scratch + 20067904, scratch + 20067840);
+    step_k172_neg_reduce_sum(scratch + 20067968, scratch + 19267584);
+    step_k173_mul_div(scratch + 20068032, scratch + 20067904, state + 154832, scratch + 20067840, scratch + 20067776);
+    step_k174_mul_add(scratch + 23932928, scratch + 20068032, scratch + 23339008);
+    step_k175_neg_reduce_sum(scratch + 20067776, scratch + 23932928);
+    step_k176_add_mul(scratch + 20067840, scratch + 20067968, scratch + 20067776);
+    step_k177_add(scratch + 24064000, scratch + 19267584, scratch + 23932928, scratch + 20067840);
+    step_k178_matmul_col2im(scratch + 23339008, scratch + 24064000, state + 152784, scratch + 23932928);
+    step_k179_im2col_matmul(scratch + 24284928, scratch + 23138304, scratch + 24064000, scratch + 23932928);
+    step_k180_reduce_sum(scratch + 24290528, scratch + 24064000);
+    step_k181_matmul_col2im(scratch + 23932928, scratch + 24064000, state + 115856, scratch + 19267584);
+    step_k182_im2col_matmul(scratch + 24195072, scratch + 23801856, scratch + 24064000, scratch + 19267584);
+    step_k183_greaterEqual_sub_mul_etc(scratch + 23801856, scratch + 19927040, scratch + 23670784, scratch + 23932928);
+    step_k184_reduce_sum(scratch + 24290592, scratch + 23801856);
+    step_k185_mul(scratch + 23670784, scratch + 23801856, scratch + 20067712);
+    step_k186_mul_reduce_sum(scratch + 20067712, scratch + 23801856, scratch + 23539712);
+    step_k187_mul(scratch + 24290656, scratch + 20067712, scratch + 20067648);
+    step_k188_neg_reduce_sum(scratch + 20067776, scratch + 23670784);
+    step_k189_mul_div(scratch + 20067840, scratch + 20067712, state + 115728, scratch + 20067648, scratch + 20067584);
+    step_k190_mul_add(scratch + 19927040, scratch + 20067840, scratch + 23539712);
+    step_k191_neg_reduce_sum(scratch + 20067840, scratch + 19927040);
+    step_k192_add_mul(scratch + 20067904, scratch + 20067776, scratch + 20067840);
+    step_k193_add(scratch + 23801856, scratch + 23670784, scratch + 19927040, scratch + 20067904);
+    step_k194_reduce_sum(scratch + 24290720, scratch + 23801856);
+    step_k195_matmul_col2im(scratch + 23539712, scratch + 23801856, state + 97232, scratch + 19267584);
+    step_k196_im2col_matmul(scratch + 23740416, scratch + 23138304, scratch + 23801856, scratch + 19267584);
+    step_k197_add_greaterEqual_sub_etc(scratch + 23138304, scratch + 23339008, scratch + 23539712, scratch + 19525632, scratch + 19726336);
+    step_k198_reduce_sum(scratch + 24291104, scratch + 23138304);
+    step_k199_mul(scratch + 19267584, scratch + 23138304, scratch + 20068160);
+    step_k200_mul_reduce_sum(scratch + 24290784, scratch + 23138304, scratch + 22937600);
+    step_k201_mul(scratch + 24291136, scratch + 24290784, scratch + 20068128);
+    step_k202_neg_reduce_sum(scratch + 24290816, scratch + 19267584);
+    step_k203_mul_div(scratch + 24290848, scratch + 24290784, state + 97168, scratch + 20068128, scratch + 20068096);
+    step_k204_mul_add(scratch + 19468288, scratch + 24290848, scratch + 22937600);
+    step_k205_neg_reduce_sum(scratch + 24290784, scratch + 19468288);
+    step_k206_add_mul(scratch + 24290848, scratch + 24290816, scratch + 24290784);
+    step_k207_add(scratch + 22937600, scratch + 19267584, scratch + 19468288, scratch + 24290848);
+    step_k208_matmul_col2im(scratch + 19267584, scratch + 22937600, state + 96656, scratch + 19668992);
+    step_k209_im2col_matmul(scratch + 24289664, scratch + 18866176, scratch + 22937600, scratch + 19668992);
+    step_k210_reduce_sum(scratch + 24291168, scratch + 22937600);
+    step_k211_matmul_col2im(scratch + 23138304, scratch + 22937600, state + 87408, scratch + 19668992);
+    step_k212_im2col_matmul(scratch + 24250368, scratch + 22736896, scratch + 22937600, scratch + 19668992);
+    step_k213_greaterEqual_sub_mul_etc(scratch + 19668992, scratch + 22335488, scratch + 22536192, scratch + 23138304);
+    step_k214_reduce_sum(scratch + 24291200, scratch + 19668992);
+    step_k215_mul(scratch + 19869696, scratch + 19668992, scratch + 24350688);
+    step_k216_mul_reduce_sum(scratch + 24290176, scratch + 19668992, scratch + 22134784);
+    step_k217_mul(scratch + 24291232, scratch + 24290176, scratch + 24350656);
+    step_k218_neg_reduce_sum(scratch + 24290208, scratch + 19869696);
+    step_k219_mul_div(scratch + 24290240, scratch + 24290176, state + 87344, scratch + 24350656, scratch + 24350624);
+    step_k220_mul_add(scratch + 19668992, scratch + 24290240, scratch + 22134784);
+    step_k221_neg_reduce_sum(scratch + 24290176, scratch + 19668992);
+    step_k222_add_mul(scratch + 24290240, scratch + 24290208, scratch + 24290176);
+    step_k223_add(scratch + 22395856, scratch + 19869696, scratch + 19668992, scratch + 24290240);
+    step_k224_reduce_sum(scratch + 24291264, scratch + 22395856);
+    step_k225_matmul_col2im(scratch + 19668992, scratch + 22395856, state + 82704, scratch + 22134784);
+    step_k226_im2col_matmul(scratch + 24268800, scratch + 18866176, scratch + 22395856, scratch + 22134784);
+    step_k227_add_greaterEqual_sub_etc(scratch + 18866176, scratch + 19267584, scratch + 19668992, scratch + 18063360, scratch + 18464768);
+    step_k228_reduce_sum(scratch + 24350624, scratch + 18866176);
+    step_k229_mul(scratch + 18063360, scratch + 18866176, scratch + 24350992);
+    step_k230_mul_reduce_sum(scratch + 24350992, scratch + 18866176, scratch + 17661952);
+    step_k231_mul(scratch + 24350640, scratch + 24350992, scratch + 24350976);
+    step_k232_neg_reduce_sum(scratch + 24350656, scratch + 18063360);
+    step_k233_mul_div(scratch + 24350672, scratch + 24350992, state + 82672, scratch + 24350976, scratch + 24350960);
+    step_k234_mul_add(scratch + 18464768, scratch + 24350672, scratch + 17661952);
+    step_k235_neg_reduce_sum(scratch + 24350672, scratch + 18464768);
+    step_k236_add_mul(scratch + 24350688, scratch + 24350656, scratch + 24350672);
+    step_k237_add(scratch + 17661952, scratch + 18063360, scratch + 18464768, scratch + 24350688);
+    step_k238_reduce_sum(scratch + 24350960, scratch + 17661952);
+    step_k239_matmul_col2im(scratch + 18063360, scratch + 17661952, state + 80352, scratch + 18464768);
+    step_k240_im2col_matmul(scratch + 24278016, scratch + 17260544, scratch + 17661952, scratch + 18464768);
+    step_k241_greaterEqual_sub_mul_etc(scratch + 17260544, scratch + 16056320, scratch + 16859136, scratch + 18063360);
+    step_k242_reduce_sum(scratch + 24350976, scratch + 17260544);
+    step_k243_mul(scratch + 16056320, scratch + 17260544, scratch + 24350944);
+    step_k244_mul_reduce_sum(scratch + 24350944, scratch + 17260544, scratch + 16457728);
+    step_k245_mul(scratch + 24350992, scratch + 24350944, scratch + 24350928);
+    step_k246_neg_reduce_sum(scratch + 24350656, scratch + 16056320);
+    step_k247_mul_div(scratch + 24350672, scratch + 24350944, state + 80320, scratch + 24350928, scratch + 24350912);
+    step_k248_mul_add(scratch + 16859136, scratch + 24350672, scratch + 16457728);
+    step_k249_neg_reduce_sum(scratch + 24350672, scratch + 16859136);
+    step_k250_add_mul(scratch + 24350688, scratch + 24350656, scratch + 24350672);
+    step_k251_add(scratch + 16457728, scratch + 16056320, scratch + 16859136, scratch + 24350688);
+    step_k252_reduce_sum(scratch + 24350912, scratch + 16457728);
+    step_k253_matmul_col2im(scratch + 16056320, scratch + 16457728, state + 78000, scratch + 16859136);
+    step_k254_im2col_matmul(scratch + 24280320, scratch + 15654912, scratch + 16457728, scratch + 16859136);
+    step_k255_add_greaterEqual_sub_etc(scratch + 15654912, scratch + 17661952, scratch + 16056320, scratch + 14450688, scratch + 15253504);
+    step_k256_reduce_sum(scratch + 24350928, scratch + 15654912);
+    step_k257_mul(scratch + 14450688, scratch + 15654912, scratch + 24350896);
+    step_k258_mul_reduce_sum(scratch + 24350896, scratch + 15654912, scratch + 14852096);
+    step_k259_mul(scratch + 24350944, scratch + 24350896, scratch + 24350880);
+    step_k260_neg_reduce_sum(scratch + 24350656, scratch + 14450688);
+    step_k261_mul_div(scratch + 24350672, scratch + 24350896, state + 77968, scratch + 24350880, scratch + 24350864);
+    step_k262_mul_add(scratch + 15253504, scratch + 24350672, scratch + 14852096);
+    step_k263_neg_reduce_sum(scratch + 24350672, scratch + 15253504);
+    step_k264_add_mul(scratch + 24350688, scratch + 24350656, scratch + 24350672);
+    step_k265_add(scratch + 14852096, scratch + 14450688, scratch + 15253504, scratch + 24350688);
+    step_k266_reduce_sum(scratch + 24350864, scratch + 14852096);
+    step_k267_im2col_matmul(scratch + 24290176, io + 125440, scratch + 14852096, scratch + 14450688);
+    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 24290176, io + 226128);
+    step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 24350864, io + 226128, scratch + 24350944, scratch + 24350928);
+    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 24280320, io + 226128);
+    step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 24350912, io + 226128, scratch + 24350992, scratch + 24350976);
+    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 24278016, io + 226128);
+    step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 24350960, io + 226128, scratch + 24350640, scratch + 24350624);
+    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 24268800, io + 226128);
+    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 24291264, io + 226128, scratch + 24291232, scratch + 24291200);
+    step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 24250368, io + 226128);
+    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 24291168, io + 226128);
+    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 24289664, io + 226128);
+    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 24291136, io + 226128, scratch + 24291104);
+    step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 23740416, io + 226128);
+    step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 24290720, io + 226128, scratch + 24290656, scratch + 24290592);
+    step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 24195072, io + 226128);
+    step_k283_mul_add_sub(state + 308336, state + 152720, scratch + 24290528, io + 226128);
+    step_k284_mul_add_sub(state + 308400, state + 152784, scratch + 24284928, io + 226128);
+    step_k285_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 24290464, io + 226128, scratch + 24350336);
+    step_k286_mul_add_sub(state + 310576, state + 154960, scratch + 24348416, io + 226128);
+    step_k287_mul_add_sub(state + 311216, state + 155600, scratch + 24351008, io + 226128);
+    step_k288_im2col_matmul_add(scratch + 14450688, io, state + 77808, state + 77952, scratch + 14551040);
+    step_k289_reduce_sum(scratch + 24350880, scratch + 14450688);
+    step_k290_mul(scratch + 24350896, scratch + 24350880);
+    step_k291_sub(scratch + 14708736, scratch + 14450688, scratch + 24350896);
+    step_k292_mul_reduce_sum(scratch + 24350880, scratch + 14708736);
+    step_k293_mul_add_log_etc(scratch + 24290448, scratch + 24350896, scratch + 24350656, scratch + 24350880, state + 77968);
+    step_k294_mul_add(scratch + 14809088, scratch + 14708736, scratch + 24350656, state + 77984);
+    step_k295_mul_max(scratch + 14909440, scratch + 15009792, scratch + 14809088);
+    step_k296_im2col_matmul_add(scratch + 15110144, scratch + 15009792, state + 78000, state + 80304, scratch + 14450688);
+    step_k297_reduce_sum(scratch + 24350880, scratch + 15110144);
+    step_k298_mul(scratch + 24350672, scratch + 24350880);
+    step_k299_sub(scratch + 15210496, scratch + 15110144, scratch + 24350672);
+    step_k300_mul_reduce_sum(scratch + 24350880, scratch + 15210496);
+    step_k301_mul_add_log_etc(scratch + 24350672, scratch + 24350688, scratch + 24350704, scratch + 24350880, state + 80320);
+    step_k302_mul_add(scratch + 15110144, scratch + 15210496, scratch + 24350704, state + 80336);
+    step_k303_mul_max(scratch + 15310848, scratch + 15411200, scratch + 15110144);
+    step_k304_im2col_matmul_add(scratch + 15511552, scratch + 15411200, state + 80352, state + 82656, scratch + 14450688);
+    step_k305_add(scratch + 14450688, scratch + 15511552, scratch + 15009792);
+    step_k306_reduce_sum(scratch + 24350880, scratch + 14450688);
+    step_k307_mul(scratch + 24290320, scratch + 24350880);
+    step_k308_sub(scratch + 15511552, scratch + 14450688, scratch + 24290320);
+    step_k309_mul_reduce_sum(scratch + 24350880, scratch + 15511552);
+    step_k310_mul_add_log_etc(scratch + 24291360, scratch + 24291376, scratch + 24291392, scratch + 24350880, state + 82672);
+    step_k311_mul_add(scratch + 15611904, scratch + 15511552, scratch + 24291392, state + 82688);
+    step_k312_mul_max(scratch + 15712256, scratch + 15812608, scratch + 15611904);
+    step_k313_im2col_matmul_add(scratch + 15912960, scratch + 15812608, state + 82704, state + 87312, scratch + 14450688);
+    step_k314_reduce_sum(scratch + 24290320, scratch + 15912960);
+    step_k315_mul(scratch + 24290352, scratch + 24290320);
+    step_k316_sub(scratch + 16013312, scratch + 15912960, scratch + 24290352);
+    step_k317_mul_reduce_sum(scratch + 24290320, scratch + 16013312);
+    step_k318_mul_add_log_etc(scratch + 24284864, scratch + 24291296, scratch + 24284896, scratch + 24290320, state + 87344);
+    step_k319_mul_add(scratch + 16063488, scratch + 16013312, scratch + 24284896, state + 87376);
+    step_k320_mul_max(scratch + 16113664, scratch + 16163840, scratch + 16063488);
+    step_k321_im2col_matmul_add(scratch + 15912960, scratch + 16163840, state + 87408, state + 96624, scratch + 14450688);
+    step_k322_im2col_matmul(scratch + 15963136, scratch + 15812608, state + 96656, scratch + 14450688);
+    step_k323_add(scratch + 14450688, scratch + 15912960, scratch + 15963136);
+    step_k324_reduce_sum(scratch + 24290320, scratch + 14450688);
+    step_k325_mul(scratch + 24290352, scratch + 24290320);
+    step_k326_sub(scratch + 15912960, scratch + 14450688, scratch + 24290352);
+    step_k327_mul_reduce_sum(scratch + 24290320, scratch + 15912960);
+    step_k328_mul_add_log_etc(scratch + 24273408, scratch + 24291328, scratch + 24273440, scratch + 24290320, state + 97168);
+    step_k329_mul_add(scratch + 15963136, scratch + 15912960, scratch + 24273440, state + 97200);
+    step_k330_mul_max(scratch + 16214016, scratch + 16264192, scratch + 15963136);
+    step_k331_im2col_matmul_add(scratch + 14598144, scratch + 16264192, state + 97232, state + 115664, scratch + 14450688);
+    step_k332_reduce_sum(scratch + 24290320, scratch + 14598144);
+    step_k333_mul(scratch + 24290384, scratch + 24290320);
+    step_k334_sub(scratch + 22171648, scratch + 14598144, scratch + 24290384);
+    step_k335_mul_reduce_sum(scratch + 24290320, scratch + 22171648);
+    step_k336_mul_add_log_etc(scratch + 24290384, scratch + 24290784, scratch + 24284672, scratch + 24290320, state + 115728);
+    step_k337_mul_add(scratch + 22204416, scratch + 22171648, scratch + 24284672, state + 115792);
+    step_k338_mul_max(scratch + 22237184, scratch + 22269952, scratch + 22204416);
+    step_k339_im2col_matmul_add(scratch + 22134784, scratch + 22269952, state + 115856, state + 152720, scratch + 14450688);
+    step_k340_im2col_matmul(scratch + 14450688, scratch + 16264192, state + 152784, scratch + 24231936);
+    step_k341_add(scratch + 14483456, scratch + 22134784, scratch + 14450688);
+    step_k342_reduce_sum(scratch + 24290320, scratch + 14483456);
+    step_k343_mul(scratch + 24284736, scratch + 24290320);
+    step_k344_sub(scratch + 14450688, scratch + 14483456, scratch + 24284736);
+    step_k345_mul_reduce_sum(scratch + 24290320, scratch + 14450688);
+    step_k346_mul_add_log_etc(scratch + 24284736, scratch + 24290848, scratch + 24284800, scratch + 24290320, state + 154832);
+    step_k347_mul_add(scratch + 22134784, scratch + 14450688, scratch + 24284800, state + 154896);
+    step_k348_mul_max(scratch + 14483456, scratch + 14516224, scratch + 22134784);
+    step_k349_reduce_sum(scratch + 24282624, scratch + 14516224);
+    step_k350_mul(scratch + 22167552, scratch + 24282624);
+    step_k351_matmul_add(scratch + 22169600, scratch + 22167552, state + 154960, state + 155600);
+    step_k352_reduce_max(scratch + 24290320, scratch + 22169600);
+    step_k353_sub_exp(scratch + 22169920, scratch + 22170240, scratch + 22169600, scratch + 24290320);
+    step_k354_reduce_sum(scratch + 24290320, scratch + 22170240);
+    step_k355_log(scratch + 24290352, scratch + 24290320);
+    step_k356_sub_mul_reduce_sum(scratch + 24350880, scratch + 22169920, scratch + 24290352, io + 225792);
+    step_k357_mul(io + 244672, scratch + 24350880);
+    step_k358_mul(scratch + 22169600, io + 225792);
+    step_k359_neg_reduce_sum(scratch + 24290352, scratch + 22169600);
+    step_k360_div(scratch + 24290912, scratch + 24290352, scratch + 24290320);
+    step_k361_mul_add(scratch + 22169920, scratch + 24290912, scratch + 22170240, scratch + 22169600);
+    step_k362_reduce_sum(scratch + 24350880, scratch + 22169920);
+    step_k363_matmul(scratch + 24289024, scratch + 22167552, scratch + 22169920);
+    step_k364_matmul_mul(scratch + 24282624, scratch + 22169920, state + 154960);
+    step_k365_fill(scratch + 14516224, scratch + 24282624);
+    step_k366_greaterEqual_sub_mul_etc(scratch + 14548992, scratch + 22134784, scratch + 14483456, scratch + 14516224);
+    step_k367_reduce_sum(scratch + 24290912, scratch + 14548992);
+    step_k368_mul(scratch + 22134784, scratch + 14548992, scratch + 24284800);
+    step_k369_mul_reduce_sum(scratch + 24290976, scratch + 14548992, scratch + 14450688);
+    step_k370_neg_reduce_sum(scratch + 24290320, scratch + 22134784);
+    step_k371_mul_div(scratch + 24284800, scratch + 24290976, state + 154832, scratch + 24290848, scratch + 24284736);
+    step_k372_mul_add(scratch + 14483456, scratch + 24284800, scratch + 14450688);
+    step_k373_neg_reduce_sum(scratch + 24284736, scratch + 14483456);
+    step_k374_add_mul(scratch + 24284800, scratch + 24290320, scratch + 24284736);
+    step_k375_add(scratch + 22302720, scratch + 22134784, scratch + 14483456, scratch + 24284800);
+    step_k376_matmul_col2im(scratch + 16314368, scratch + 22302720, state + 152784, scratch + 22134784);
+    step_k377_im2col_matmul(scratch + 24286976, scratch + 16264192, scratch + 22302720, scratch + 22134784);
+    step_k378_reduce_sum(scratch + 24291040, scratch + 22302720);
+    step_k379_matmul_col2im(scratch + 22335488, scratch + 22302720, state + 115856, scratch + 14450688);
+    step_k380_im2col_matmul(scratch + 22134784, scratch + 22269952, scratch + 22302720, scratch + 14450688);
+    step_k381_greaterEqual_sub_mul_etc(scratch + 22269952, scratch + 22204416, scratch + 22237184, scratch + 22335488);
+    step_k382_reduce_sum(scratch + 14707520, scratch + 22269952);
+    step_k383_mul(scratch + 22204416, scratch + 22269952, scratch + 24284672);
+    step_k384_mul_reduce_sum(scratch + 14707584, scratch + 22269952, scratch + 22171648);
+    step_k385_neg_reduce_sum(scratch + 24290320, scratch + 22204416);
+    step_k386_mul_div(scratch + 14707648, scratch + 14707584, state + 115728, scratch + 24290784, scratch + 24290384);
+    step_k387_mul_add(scratch + 14450688, scratch + 14707648, scratch + 22171648);
+    step_k388_neg_reduce_sum(scratch + 24290384, scratch + 14450688);
+    step_k389_add_mul(scratch + 14707648, scratch + 24290320, scratch + 24290384);
+    step_k390_add(scratch + 22171648, scratch + 22204416, scratch + 14450688, scratch + 14707648);
+    step_k391_reduce_sum(scratch + 14707648, scratch + 22171648);
+    step_k392_matmul_col2im(scratch + 14598144, scratch + 22171648, state + 97232, scratch + 14450688);
+    step_k393_im2col_matmul(scratch + 24231936, scratch + 16264192, scratch + 22171648, scratch + 14450688);
+    step_k394_add_greaterEqual_sub_etc(scratch + 16264192, scratch + 16314368, scratch + 14598144, scratch + 15963136, scratch + 16214016);
+    step_k395_reduce_sum(scratch + 14707712, scratch + 16264192);
+    step_k396_mul(scratch + 15963136, scratch + 16264192, scratch + 24273440);
+    step_k397_mul_reduce_sum(scratch + 14707744, scratch + 16264192, scratch + 15912960);
+    step_k398_neg_reduce_sum(scratch + 24290320, scratch + 15963136);
+    step_k399_mul_div(scratch + 24290352, scratch + 14707744, state + 97168, scratch + 24291328, scratch + 24273408);
+    step_k400_mul_add(scratch + 14450688, scratch + 24290352, scratch + 15912960);
+    step_k401_neg_reduce_sum(scratch + 24290352, scratch + 14450688);
+    step_k402_add_mul(scratch + 24290384, scratch + 24290320, scratch + 24290352);
+    step_k403_add(scratch + 16214016, scratch + 15963136, scratch + 14450688, scratch + 24290384);
+    step_k404_matmul_col2im(scratch + 15912960, scratch + 16214016, state + 96656, scratch + 14450688);
+    step_k405_im2col_matmul(scratch + 14707008, scratch + 15812608, scratch + 16214016, scratch + 14450688);
+    step_k406_reduce_sum(scratch + 14707776, scratch + 16214016);
+    step_k407_matmul_col2im(scratch + 16264192, scratch + 16214016, state + 87408, scratch + 14450688);
+    step_k408_im2col_matmul(scratch + 24259584, scratch + 16163840, scratch + 16214016, scratch + 14450688);
+    step_k409_greaterEqual_sub_mul_etc(scratch + 16163840, scratch + 16063488, scratch + 16113664, scratch + 16264192);
+    step_k410_reduce_sum(scratch + 14707808, scratch + 16163840);
+    step_k411_mul(scratch + 16063488, scratch + 16163840, scratch + 24284896);
+    step_k412_mul_reduce_sum(scratch + 14707840, scratch + 16163840, scratch + 16013312);
+    step_k413_neg_reduce_sum(scratch + 24284896, scratch + 16063488);
+    step_k414_mul_div(scratch + 24290320, scratch + 14707840, state + 87344, scratch + 24291296, scratch + 24284864);
+    step_k415_mul_add(scratch + 14450688, scratch + 24290320, scratch + 16013312);
+    step_k416_neg_reduce_sum(scratch + 24290320, scratch + 14450688);
+    step_k417_add_mul(scratch + 24290352, scratch + 24284896, scratch + 24290320);
+    step_k418_add(scratch + 16113664, scratch + 16063488, scratch + 14450688, scratch + 24290352);
+    step_k419_reduce_sum(scratch + 14707872, scratch + 16113664);
+    step_k420_matmul_col2im(scratch + 16013312, scratch + 16113664, state + 82704, scratch + 14450688);
+    step_k421_im2col_matmul(scratch + 24273408, scratch + 15812608, scratch + 16113664, scratch + 14450688);
+    step_k422_add_greaterEqual_sub_etc(scratch + 15812608, scratch + 15912960, scratch + 16013312, scratch + 15611904, scratch + 15712256);
+    step_k423_reduce_sum(scratch + 14707904, scratch + 15812608);
+    step_k424_mul(scratch + 15611904, scratch + 15812608, scratch + 24291392);
+    step_k425_mul_reduce_sum(scratch + 14707920, scratch + 15812608, scratch + 15511552);
+    step_k426_neg_reduce_sum(scratch + 24290320, scratch + 15611904);
+    step_k427_mul_div(scratch + 24290336, scratch + 14707920, state + 82672, scratch + 24291376, scratch + 24291360);
+    step_k428_mul_add(scratch + 14450688, scratch + 24290336, scratch + 15511552);
+    step_k429_neg_reduce_sum(scratch + 24291360, scratch + 14450688);
+    step_k430_add_mul(scratch + 24290336, scratch + 24290320, scratch + 24291360);
+    step_k431_add(scratch + 15511552, scratch + 15611904, scratch + 14450688, scratch + 24290336);
+    step_k432_reduce_sum(scratch + 24291360, scratch + 15511552);
+    step_k433_matmul_col2im(scratch + 15611904, scratch + 15511552, state + 80352, scratch + 14450688);
+    step_k434_im2col_matmul(scratch + 14704704, scratch + 15411200, scratch + 15511552, scratch + 14450688);
+    step_k435_greaterEqual_sub_mul_etc(scratch + 15411200, scratch + 15110144, scratch + 15310848, scratch + 15611904);
+    step_k436_reduce_sum(scratch + 14707936, scratch + 15411200);
+    step_k437_mul(scratch + 15110144, scratch + 15411200, scratch + 24350704);
+    step_k438_mul_reduce_sum(scratch + 24350704, scratch + 15411200, scratch + 15210496);
+    step_k439_neg_reduce_sum(scratch + 24290320, scratch + 15110144);
+    step_k440_mul_div(scratch + 24290336, scratch + 24350704, state + 80320, scratch + 24350688, scratch + 24350672);
+    step_k441_mul_add(scratch + 15310848, scratch + 24290336, scratch + 15210496);
+    step_k442_neg_reduce_sum(scratch + 24350672, scratch + 15310848);
+    step_k443_add_mul(scratch + 24290336, scratch + 24290320, scratch + 24350672);
+    step_k444_add(scratch + 15210496, scratch + 15110144, scratch + 15310848, scratch + 24290336);
+    step_k445_reduce_sum(scratch + 24350672, scratch + 15210496);
+    step_k446_matmul_col2im(scratch + 15110144, scratch + 15210496, state + 78000, scratch + 14450688);
+    step_k447_im2col_matmul(scratch + 24282624, scratch + 15009792, scratch + 15210496, scratch + 14450688);
+    step_k448_add_greaterEqual_sub_etc(scratch + 15009792, scratch + 15511552, scratch + 15110144, scratch + 14809088, scratch + 14909440);
+    step_k449_reduce_sum(scratch + 14707952, scratch + 15009792);
+    step_k450_mul(scratch + 14809088, scratch + 15009792, scratch + 24350656);
+    step_k451_mul_reduce_sum(scratch + 24350656, scratch + 15009792, scratch + 14708736);
+    step_k452_neg_reduce_sum(scratch + 24290320, scratch + 14809088);
+    step_k453_mul_div(scratch + 24290336, scratch + 24350656, state + 77968, scratch + 24350896, scratch + 24290448);
+    step_k454_mul_add(scratch + 14450688, scratch + 24290336, scratch + 14708736);
+    step_k455_neg_reduce_sum(scratch + 24290336, scratch + 14450688);
+    step_k456_add_mul(scratch + 24290352, scratch + 24290320, scratch + 24290336);
+    step_k457_add(scratch + 14551040, scratch + 14809088, scratch + 14450688, scratch + 24290352);
+    step_k458_reduce_sum(scratch + 24291392, scratch + 14551040);
+    step_k459_im2col_matmul(scratch + 24290320, io, scratch + 14551040, scratch + 14450688);
+    step_k460_mul_reduce_sum(scratch + 24291408, scratch + 24290320, scratch + 24290176);
+    step_k461_mul_reduce_sum(scratch + 24290176, scratch + 24291392, scratch + 24350864);
+    step_k462_mul_reduce_sum(scratch + 24291392, scratch + 24350656, scratch + 24350896, scratch + 24350944);
+    step_k463_mul_reduce_sum(scratch + 24350656, scratch + 14707952, scratch + 24350928);
+    step_k464_mul_reduce_sum(scratch + 24350864, scratch + 24282624, scratch + 24280320);
+    step_k465_mul_reduce_sum(scratch + 24350896, scratch + 24350672, scratch + 24350912);
+    step_k466_mul_reduce_sum(scratch + 24350672, scratch + 24350704, scratch + 24350688, scratch + 24350992);
+    step_k467_mul_reduce_sum(scratch + 24350992, scratch + 14707936, scratch + 24350976);
+    step_k468_mul_reduce_sum(scratch + 24350976, scratch + 14704704, scratch + 24278016);
+    step_k469_mul_reduce_sum(scratch + 24350688, scratch + 24291360, scratch + 24350960);
+    step_k470_mul_reduce_sum(scratch + 24291360, scratch + 14707920, scratch + 24291376, scratch + 24350640);
+    step_k471_mul_reduce_sum(scratch + 24291376, scratch + 14707904, scratch + 24350624);
+    step_k472_mul_reduce_sum(scratch + 24350704, scratch + 24273408, scratch + 24268800);
+    step_k473_mul_reduce_sum(scratch + 24350624, scratch + 14707872, scratch + 24291264);
+    step_k474_mul_reduce_sum(scratch + 24350640, scratch + 14707840, scratch + 24291296, scratch + 24291232);
+    step_k475_mul_reduce_sum(scratch + 24350912, scratch + 14707808, scratch + 24291200);
+    step_k476_mul_reduce_sum(scratch + 24350928, scratch + 24259584, scratch + 24250368);
+    step_k477_mul_reduce_sum(scratch + 24350944, scratch + 14707776, scratch + 24291168);
+    step_k478_mul_reduce_sum(scratch + 24350960, scratch + 14707008, scratch + 24289664);
+    step_k479_mul_reduce_sum(scratch + 24291168, scratch + 14707744, scratch + 24291328, scratch + 24291136);
+    step_k480_mul_reduce_sum(scratch + 24291136, scratch + 14707712, scratch + 24291104);
+    step_k481_mul_reduce_sum(scratch + 24291152, scratch + 24231936, scratch + 23740416);
+    step_k482_mul_reduce_sum(scratch + 24291104, scratch + 14707648, scratch + 24290720);
+    step_k483_mul_reduce_sum(scratch + 24291120, scratch + 14707584, scratch + 24290784, scratch + 24290656);
+    step_k484_mul_reduce_sum(scratch + 24291184, scratch + 14707520, scratch + 24290592);
+    step_k485_mul_reduce_sum(scratch + 24291200, scratch + 22134784, scratch + 24195072);
+    step_k486_mul_reduce_sum(scratch + 24291216, scratch + 24291040, scratch + 24290528);
+    step_k487_mul_reduce_sum(scratch + 24291040, scratch + 24286976, scratch + 24284928);
+    step_k488_mul_reduce_sum(scratch + 24291056, scratch + 24290976, scratch + 24290848, scratch + 24290464);
+    step_k489_mul_reduce_sum(scratch + 24291072, scratch + 24290912, scratch + 24350336);
+    step_k490_mul_reduce_sum(scratch + 24291088, scratch + 24289024, scratch + 24348416);
+    step_k491_mul_reduce_sum(scratch + 24350336, scratch + 24350880, scratch + 24351008);
+    step_k492_mul_add(io + 244688, scratch + 24350880, io + 226128, scratch + 24291408, scratch + 24290176, scratch + 24291392, scratch + 24350656, scratch + 24350864, scratch + 24350896, scratch + 24350672, scratch + 24350992, scratch + 24350976, scratch + 24350688, scratch + 24291360, scratch + 24291376, scratch + 24350704, scratch + 24350624, scratch + 24350640, scratch + 24350912, scratch + 24350928, scratch + 24350944, scratch + 24350960, scratch + 24291168, scratch + 24291136, scratch + 24291152, scratch + 24291104, scratch + 24291120, scratch + 24291184, scratch + 24291200, scratch + 24291216, scratch + 24291040, scratch + 24291056, scratch + 24291072, scratch + 24291088, scratch + 24350336, io + 226160);
+    step_k493_mul(scratch + 22134784, scratch + 24350880, scratch + 24347136);
+    step_k494_neg_reduce_sum(scratch + 24347136, scratch + 22134784);
+    step_k495_div(scratch + 24347264, scratch + 24347136, scratch + 24349824);
+    step_k496_mul(scratch + 24350336, io + 226144);
+    step_k497_mul_neg(scratch + 24347136, scratch + 24350336, scratch + 24349696);
+    step_k498_mul(scratch + 22136064, scratch + 24347136, scratch + 24344576);
+    step_k499_neg_reduce_sum(scratch + 24347136, scratch + 22136064);
+    step_k500_div(scratch + 24349696, scratch + 24347136, scratch + 24349824);
+    step_k501_mul_add(scratch + 24344576, scratch + 24347264, scratch + 24345856, scratch + 22134784, scratch + 24349696, scratch + 22136064);
+    step_k502_mul(scratch + 24345856, scratch + 24349056);
+    step_k503_neg_reduce_sum(scratch + 24350336, scratch + 24345856);
+    step_k504_div(scratch + 24350368, scratch + 24350336, scratch + 24350592);
+    step_k505_mul_add(scratch + 24346176, scratch + 24350368, scratch + 24349376, scratch + 24345856);
+    step_k506_reduce_sum(scratch + 24350336, scratch + 24346176);
+    step_k507_reduce_sum(scratch + 24350352, scratch + 24344576);
+    step_k508_add(scratch + 24350368, scratch + 24350336, scratch + 24350352);
+    step_k509_matmul(scratch + 22134784, scratch + 24336384, scratch + 24344576);
+    step_k510_matmul_mul(scratch + 14458880, scratch + 24346176, state + 77152, io + 226176);
+    step_k511_matmul_mul(scratch + 14450688, scratch + 24344576, state + 77152, io + 236416);
+    step_k512_fill(scratch + 14876672, scratch + 14458880);
+    step_k513_fill(scratch + 14745600, scratch + 14450688);
+    step_k514_greaterEqual(scratch + 14450688, scratch + 21544960, scratch + 21839872);
+    step_k515_mul_sub_add(scratch + 15007744, scratch + 14876672, scratch + 14450688);
+    step_k516_mul_sub_add(scratch + 14876672, scratch + 14745600, scratch + 14614528);
+    step_k517_reduce_sum(scratch + 24344576, scratch + 15007744);
+    step_k518_reduce_sum(scratch + 24344640, scratch + 14876672);
+    step_k519_add(scratch + 24344720, scratch + 24344576, scratch + 24344640);
+    step_k520_mul(scratch + 15040512, scratch + 15007744, scratch + 24350272);
+    step_k521_mul(scratch + 15335424, scratch + 14876672, scratch + 24350272);
+    step_k522_mul_reduce_sum(scratch + 24344576, scratch + 15007744, scratch + 21250048);
+    step_k523_mul_reduce_sum(scratch + 24344640, scratch + 14876672, scratch + 21413888);
+    step_k524_add_mul(scratch + 24344784, scratch + 24344848, scratch + 24344576, scratch + 24344640, scratch + 24350208);
+    step_k525_neg_reduce_sum(scratch + 24344576, scratch + 15040512);
+    step_k526_neg_reduce_sum(scratch + 24344640, scratch + 15335424);
+    step_k527_mul_div(scratch + 24344912, scratch + 24344784, state + 77024, scratch + 24350208, scratch + 24350144);
+    step_k528_mul_add(scratch + 14450688, scratch + 24344912, scratch + 21250048);
+    step_k529_pad_rows(scratch + 14745600, scratch + 15040512);
+    step_k530_pad_rows(scratch + 15040512, scratch + 15335424);
+    step_k531_neg_reduce_sum(scratch + 24344784, scratch + 14450688);
+    step_k532_add_mul(scratch + 24344912, scratch + 24344576, scratch + 24344640, scratch + 24344784);
+    step_k533_add(scratch + 15335424, scratch + 14745600, scratch + 15040512, scratch + 14450688, scratch + 24344912);
+    step_k534_matmul_col2im(scratch + 14450688, scratch + 15335424, state + 74976, scratch + 14902272);
+    step_k535_im2col_matmul(scratch + 21250048, scratch + 13999104, scratch + 15335424, scratch + 14902272);
+    step_k536_reduce_sum(scratch + 24344784, scratch + 15335424);
+    step_k537_matmul_col2im(scratch + 14902272, scratch + 15335424, state + 38048, scratch + 15630336);
+    step_k538_im2col_matmul(scratch + 16045056, scratch + 20955136, scratch + 15335424, scratch + 15630336);
+    step_k539_greaterEqual_sub_mul_etc(scratch + 15197184, scratch + 20365312, scratch + 20660224, scratch + 14902272);
+    step_k540_reduce_sum(scratch + 24344912, scratch + 15197184);
+    step_k541_mul(scratch + 14902272, scratch + 15197184, scratch + 24350080);
+    step_k542_mul_reduce_sum(scratch + 24344576, scratch + 15197184, scratch + 20070400);
+    step_k543_mul(scratch + 24344976, scratch + 24344576, scratch + 24350016);
+    step_k544_neg_reduce_sum(scratch + 24344640, scratch + 14902272);
+    step_k545_mul_div(scratch + 24345040, scratch + 24344576, state + 37920, scratch + 24350016, scratch + 24349952);
+    step_k546_mul_add(scratch + 15197184, scratch + 24345040, scratch + 20070400);
+    step_k547_neg_reduce_sum(scratch + 24344576, scratch + 15197184);
+    step_k548_add_mul(scratch + 24345040, scratch + 24344640, scratch + 24344576);
+    step_k549_add(scratch + 15492096, scratch + 14902272, scratch + 15197184, scratch + 24345040);
+    step_k550_reduce_sum(scratch + 24345040, scratch + 15492096);
+    step_k551_matmul_col2im(scratch + 14902272, scratch + 15492096, state + 19424, scratch + 15787008);
+    step_k552_im2col_matmul(scratch + 15353856, scratch + 13999104, scratch + 15492096, scratch + 15787008);
+    step_k553_add_greaterEqual_sub_etc(scratch + 13999104, scratch + 14450688, scratch + 14902272, scratch + 11289600, scratch + 13547520);
+    step_k554_reduce_sum(scratch + 24345104, scratch + 13999104);
+    step_k555_mul(scratch + 11289600, scratch + 13999104, scratch + 24350560);
+    step_k556_mul_reduce_sum(scratch + 24344576, scratch + 13999104, scratch + 10838016);
+    step_k557_mul(scratch + 24345136, scratch + 24344576, scratch + 24350528);
+    step_k558_neg_reduce_sum(scratch + 24344608, scratch + 11289600);
+    step_k559_mul_div(scratch + 24344640, scratch + 24344576, state + 19360, scratch + 24350528, scratch + 24350496);
+    step_k560_mul_add(scratch + 13547520, scratch + 24344640, scratch + 10838016);
+    step_k561_neg_reduce_sum(scratch + 24344576, scratch + 13547520);
+    step_k562_add_mul(scratch + 24344640, scratch + 24344608, scratch + 24344576);
+    step_k563_add(scratch + 13999104, scratch + 11289600, scratch + 13547520, scratch + 24344640);
+    step_k564_matmul_col2im(scratch + 10838016, scratch + 13999104, state + 18848, scratch + 13547520);
+    step_k565_im2col_matmul(scratch + 14718528, scratch + 9934848, scratch + 13999104, scratch + 13547520);
+    step_k566_reduce_sum(scratch + 24345168, scratch + 13999104);
+    step_k567_matmul_col2im(scratch + 13547520, scratch + 13999104, state + 9600, scratch + 14450688);
+    step_k568_im2col_matmul(scratch + 14704704, scratch + 13095936, scratch + 13999104, scratch + 14450688);
+    step_k569_greaterEqual_sub_mul_etc(scratch + 13095936, scratch + 12192768, scratch + 12644352, scratch + 13547520);
+    step_k570_reduce_sum(scratch + 24345200, scratch + 13095936);
+    step_k571_mul(scratch + 12192768, scratch + 13095936, scratch + 24350464);
+    step_k572_mul_reduce_sum(scratch + 24344576, scratch + 13095936, scratch + 11741184);
+    step_k573_mul(scratch + 24345232, scratch + 24344576, scratch + 24350432);
+    step_k574_neg_reduce_sum(scratch + 24344608, scratch + 12192768);
+    step_k575_mul_div(scratch + 24344640, scratch + 24344576, state + 9536, scratch + 24350432, scratch + 24350400);
+    step_k576_mul_add(scratch + 12644352, scratch + 24344640, scratch + 11741184);
+    step_k577_neg_reduce_sum(scratch + 24344576, scratch + 12644352);
+    step_k578_add_mul(scratch + 24344640, scratch + 24344608, scratch + 24344576);
+    step_k579_add(scratch + 13095936, scratch + 12192768, scratch + 12644352, scratch + 24344640);
+    step_k580_reduce_sum(scratch + 24345264, scratch + 13095936);
+    step_k581_matmul_col2im(scratch + 11741184, scratch + 13095936, state + 4896, scratch + 12644352);
+    step_k582_im2col_matmul(scratch + 12905424, scratch + 9934848, scratch + 13095936, scratch + 12644352);
+    step_k583_add_greaterEqual_sub_etc(scratch + 9934848, scratch + 10838016, scratch + 11741184, scratch + 8128512, scratch + 9031680);
+    step_k584_reduce_sum(scratch + 24350384, scratch + 9934848);
+    step_k585_mul(scratch + 8128512, scratch + 9934848, scratch + 24350848);
+    step_k586_mul_reduce_sum(scratch + 24344576, scratch + 9934848, scratch + 7225344);
+    step_k587_mul(scratch + 24350400, scratch + 24344576, scratch + 24350832);
+    step_k588_neg_reduce_sum(scratch + 24344592, scratch + 8128512);
+    step_k589_mul_div(scratch + 24344608, scratch + 24344576, state + 4864, scratch + 24350832, scratch + 24350816);
+    step_k590_mul_add(scratch + 9031680, scratch + 24344608, scratch + 7225344);
+    step_k591_neg_reduce_sum(scratch + 24344576, scratch + 9031680);
+    step_k592_add_mul(scratch + 24344608, scratch + 24344592, scratch + 24344576);
+    step_k593_add(scratch + 7225344, scratch + 8128512, scratch + 9031680, scratch + 24344608);
+    step_k594_reduce_sum(scratch + 24350416, scratch + 7225344);
+    step_k595_matmul_col2im(scratch + 8128512, scratch + 7225344, state + 2544, scratch + 9031680);
+    step_k596_im2col_matmul(scratch + 14713920, scratch + 6322176, scratch + 7225344, scratch + 9031680);
+    step_k597_greaterEqual_sub_mul_etc(scratch + 6322176, scratch + 3612672, scratch + 5419008, scratch + 8128512);
+    step_k598_reduce_sum(scratch + 24350432, scratch + 6322176);
+    step_k599_mul(scratch + 3612672, scratch + 6322176, scratch + 24350800);
+    step_k600_mul_reduce_sum(scratch + 24344576, scratch + 6322176, scratch + 4515840);
+    step_k601_mul(scratch + 24350448, scratch + 24344576, scratch + 24350784);
+    step_k602_neg_reduce_sum(scratch + 24344592, scratch + 3612672);
+    step_k603_mul_div(scratch + 24344608, scratch + 24344576, state + 2512, scratch + 24350784, scratch + 24350768);
+    step_k604_mul_add(scratch + 5419008, scratch + 24344608, scratch + 4515840);
+    step_k605_neg_reduce_sum(scratch + 24344576, scratch + 5419008);
+    step_k606_add_mul(scratch + 24344608, scratch + 24344592, scratch + 24344576);
+    step_k607_add(scratch + 4515840, scratch + 3612672, scratch + 5419008, scratch + 24344608);
+    step_k608_reduce_sum(scratch + 24350464, scratch + 4515840);
+    step_k609_matmul_col2im(scratch + 3612672, scratch + 4515840, state + 192, scratch + 5419008);
+    step_k610_im2col_matmul(scratch + 14716224, scratch + 2709504, scratch + 4515840, scratch + 5419008);
+    step_k611_add_greaterEqual_sub_etc(scratch + 2709504, scratch + 7225344, scratch + 3612672, scratch, scratch + 1806336);
+    step_k612_reduce_sum(scratch + 24350480, scratch + 2709504);
+    step_k613_mul(scratch, scratch + 2709504, scratch + 24350752);
+    step_k614_mul_reduce_sum(scratch + 24344576, scratch + 2709504, scratch + 903168);
+    step_k615_mul(scratch + 24350496, scratch + 24344576, scratch + 24350736);
+    step_k616_neg_reduce_sum(scratch + 24344592, scratch);
+    step_k617_mul_div(scratch + 24344608, scratch + 24344576, state + 160, scratch + 24350736, scratch + 24350720);
+    step_k618_mul_add(scratch + 1806336, scratch + 24344608, scratch + 903168);
+    step_k619_neg_reduce_sum(scratch + 24344576, scratch + 1806336);
+    step_k620_add_mul(scratch + 24344608, scratch + 24344592, scratch + 24344576);
+    step_k621_add(scratch + 903168, scratch, scratch + 1806336, scratch + 24344608);
+    step_k622_reduce_sum(scratch + 24345296, scratch + 903168);
+    step_k623_im2col_matmul(scratch + 24344576, io, scratch + 903168, scratch);
+    step_k624_mul_add_sub(state + 155616, state, scratch + 24344576, io + 226112);
+    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 24345296, io + 226112, scratch + 24350496, scratch + 24350480);
+    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 14716224, io + 226112);
+    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 24350464, io + 226112, scratch + 24350448, scratch + 24350432);
+    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 14713920, io + 226112);
+    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 24350416, io + 226112, scratch + 24350400, scratch + 24350384);
+    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 12905424, io + 226112);
+    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 24345264, io + 226112, scratch + 24345232, scratch + 24345200);
+    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 14704704, io + 226112);
+    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 24345168, io + 226112);
+    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 14718528, io + 226112);
+    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 24345136, io + 226112, scratch + 24345104);
+    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 15353856, io + 226112);
+    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 24345040, io + 226112, scratch + 24344976, scratch + 24344912);
+    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 16045056, io + 226112);
+    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 24344784, io + 226112);
+    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 21250048, io + 226112);
+    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 24344848, io + 226112, scratch + 24344720);
+    step_k642_matmul_add_mul_etc(scratch + 22135424, state + 232768, state + 77152, scratch + 24326144, scratch + 24346176, scratch + 22134784, io + 226112);
+    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 24350368, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %49 = im2col k3 s1 p1 %46 : [200704,9]
- * %51 = matmul %49, %50 : [200704,16]
- * %52 = broadcast axes=[1] %1 : [200704,16]
- * %53 = add %51, %52 : [200704,16] */
+/* %49 = im2col k3 s2 p1 %46 : [50176,9]
+ * %51 = matmul %49, %50 : [50176,16]
+ * %52 = broadcast axes=[1] %1 : [50176,16]
+ * %53 = add %51, %52 : [50176,16] */
 static void supervised_step_k000_im2col_matmul_add(float *restrict t53, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 20) {
-        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 83) {
+        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+        for (size_t r = 0; r < (size_t)nb * 196; r++) {
             float acc[16];
             for (int j = 0; j < 16; j++) acc[j] = 0.0f;
             for (int p = 0; p < 9; p++) {
                 const float x = chunk[r * 9 + p];
                 for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
             }
-            float *row = t53 + ((size_t)n0 * 784 + r) * 16;
+            float *row = t53 + ((size_t)n0 * 196 + r) * 16;
             for (int j = 0; j < 16; j++) row[j] = acc[j];
         }
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v53 = t53[i0 * 16 + i1] + in_student_conv0_bias[i1];
                 t53[i0 * 16 + i1] = v53;
@@ -10639,26 +10639,26 @@ static void supervised_step_k000_im2col_matmul_add(float *restrict t53, const fl
 /* %54 = reduce_sum axes=[0] %53 : [16] */
 static void supervised_step_k001_reduce_sum(float *restrict t54, const float *restrict t53) {
     for (size_t o = 0; o < 16; o++) t54[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t54[i1] += t53[i0 * 16 + i1];
         }
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %56 = mul %54, %55 : [16] */
 static void supervised_step_k002_mul(float *restrict t56, const float *restrict t54) {
     for (size_t i = 0; i < 16; i++) {
-        const float v56 = t54[i] * 4.9824616e-06f;
+        const float v56 = t54[i] * 1.9929847e-05f;
         t56[i] = v56;
     }
 }
 
-/* %57 = broadcast axes=[1] %56 : [200704,16]
- * %58 = sub %53, %57 : [200704,16] */
+/* %57 = broadcast axes=[1] %56 : [50176,16]
+ * %58 = sub %53, %57 : [50176,16] */
 static void supervised_step_k003_sub(float *restrict t58, const float *restrict t53, const float *restrict t56) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v58 = t53[i0 * 16 + i1] - t56[i1];
             t58[i0 * 16 + i1] = v58;
@@ -10666,11 +10666,11 @@ static void supervised_step_k003_sub(float *restrict t58, const float *restrict 
     }
 }
 
-/* %59 = mul %58, %58 : [200704,16]
+/* %59 = mul %58, %58 : [50176,16]
  * %60 = reduce_sum axes=[0] %59 : [16] */
 static void supervised_step_k004_mul_reduce_sum(float *restrict t60, const float *restrict t58) {
     for (size_t o = 0; o < 16; o++) t60[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v59 = t58[i0 * 16 + i1] * t58[i0 * 16 + i1];
             t60[i1] += v59;
@@ -10678,14 +10678,14 @@ static void supervised_step_k004_mul_reduce_sum(float *restrict t60, const float
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %61 = mul %60, %55 : [16]
  * %62 = constant 0.01 : [16]
  * %63 = mul %56, %62 : [16]
  * %64 = constant 0.99 : [16]
  * %65 = mul %32, %64 : [16]
  * %66 = add %65, %63 : [16]
- * %67 = constant 0.010000049824865598 : [16]
+ * %67 = constant 0.010000199302441455 : [16]
  * %68 = mul %61, %67 : [16]
  * %69 = mul %33, %64 : [16]
  * %70 = add %69, %68 : [16]
@@ -10700,12 +10700,12 @@ static void supervised_step_k004_mul_reduce_sum(float *restrict t60, const float
  * in_student_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k005_mul_add_log_etc(float *restrict in_student_bn1_running_mean, float *restrict in_student_bn1_running_var, float *restrict t72, float *restrict t76, float *restrict t77, const float *restrict t60, const float *restrict t56, const float *restrict in_student_bn1_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v61 = t60[i] * 4.9824616e-06f;
+        const float v61 = t60[i] * 1.9929847e-05f;
         const float v65 = in_student_bn1_running_mean[i] * 0.99f;
         const float v63 = t56[i] * 0.01f;
         const float v66 = v65 + v63;
         const float v69 = in_student_bn1_running_var[i] * 0.99f;
-        const float v68 = v61 * 0.01000005f;
+        const float v68 = v61 * 0.010000199f;
         const float v70 = v69 + v68;
         const float v72 = v61 + 0.001f;
         const float v73 = logf(v72);
@@ -10720,12 +10720,12 @@ static void supervised_step_k005_mul_add_log_etc(float *restrict in_student_bn1_
     }
 }
 
-/* %78 = broadcast axes=[1] %77 : [200704,16]
- * %79 = mul %58, %78 : [200704,16]
- * %80 = broadcast axes=[1] %3 : [200704,16]
- * %81 = add %79, %80 : [200704,16] */
+/* %78 = broadcast axes=[1] %77 : [50176,16]
+ * %79 = mul %58, %78 : [50176,16]
+ * %80 = broadcast axes=[1] %3 : [50176,16]
+ * %81 = add %79, %80 : [50176,16] */
 static void supervised_step_k006_mul_add(float *restrict t81, const float *restrict t58, const float *restrict t77, const float *restrict in_student_bn1_offset) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v79 = t58[i0 * 16 + i1] * t77[i1];
             const float v81 = v79 + in_student_bn1_offset[i1];
@@ -10734,11 +10734,11 @@ static void supervised_step_k006_mul_add(float *restrict t81, const float *restr
     }
 }
 
-/* %83 = constant 0.1 : [256,28,28,16]
- * %84 = mul %82, %83 : [256,28,28,16]
- * %85 = max %82, %84 : [256,28,28,16] */
+/* %83 = constant 0.1 : [256,14,14,16]
+ * %84 = mul %82, %83 : [256,14,14,16]
+ * %85 = max %82, %84 : [256,14,14,16] */
 static void supervised_step_k007_mul_max(float *restrict t84, float *restrict t85, const float *restrict t82) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v84 = t82[i] * 0.1f;
         const float v85 = t82[i] >= v84 ? t82[i] : v84;
         t84[i] = v84;
@@ -10746,18 +10746,18 @@ static void supervised_step_k007_mul_max(float *restrict t84, float *restrict t8
     }
 }
 
-/* %86 = im2col k3 s1 p1 %85 : [200704,144]
- * %88 = matmul %86, %87 : [200704,16]
- * %89 = broadcast axes=[1] %5 : [200704,16]
- * %90 = add %88, %89 : [200704,16] */
+/* %86 = im2col k3 s1 p1 %85 : [50176,144]
+ * %88 = matmul %86, %87 : [50176,16]
+ * %89 = broadcast axes=[1] %5 : [50176,16]
+ * %90 = add %88, %89 : [50176,16] */
 static void supervised_step_k008_im2col_matmul_add(float *restrict t90, const float *restrict t85, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 2) {
-        const int nb = 256 - n0 < 2 ? 256 - n0 : 2;
-        mplc_im2col(chunk, t85 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t90 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t90 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v90 = t90[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
                 t90[i0 * 16 + i1] = v90;
@@ -10769,26 +10769,26 @@ static void supervised_step_k008_im2col_matmul_add(float *restrict t90, const fl
 /* %91 = reduce_sum axes=[0] %90 : [16] */
 static void supervised_step_k009_reduce_sum(float *restrict t91, const float *restrict t90) {
     for (size_t o = 0; o < 16; o++) t91[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t91[i1] += t90[i0 * 16 + i1];
         }
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %92 = mul %91, %55 : [16] */
 static void supervised_step_k010_mul(float *restrict t92, const float *restrict t91) {
     for (size_t i = 0; i < 16; i++) {
-        const float v92 = t91[i] * 4.9824616e-06f;
+        const float v92 = t91[i] * 1.9929847e-05f;
         t92[i] = v92;
     }
 }
 
-/* %93 = broadcast axes=[1] %92 : [200704,16]
- * %94 = sub %90, %93 : [200704,16] */
+/* %93 = broadcast axes=[1] %92 : [50176,16]
+ * %94 = sub %90, %93 : [50176,16] */
 static void supervised_step_k011_sub(float *restrict t94, const float *restrict t90, const float *restrict t92) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v94 = t90[i0 * 16 + i1] - t92[i1];
             t94[i0 * 16 + i1] = v94;
@@ -10796,11 +10796,11 @@ static void supervised_step_k011_sub(float *restrict t94, const float *restrict 
     }
 }
 
-/* %95 = mul %94, %94 : [200704,16]
+/* %95 = mul %94, %94 : [50176,16]
  * %96 = reduce_sum axes=[0] %95 : [16] */
 static void supervised_step_k012_mul_reduce_sum(float *restrict t96, const float *restrict t94) {
     for (size_t o = 0; o < 16; o++) t96[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v95 = t94[i0 * 16 + i1] * t94[i0 * 16 + i1];
             t96[i1] += v95;
@@ -10808,10 +10808,10 @@ static void supervised_step_k012_mul_reduce_sum(float *restrict t96, const float
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %62 = constant 0.01 : [16]
  * %64 = constant 0.99 : [16]
- * %67 = constant 0.010000049824865598 : [16]
+ * %67 = constant 0.010000199302441455 : [16]
  * %71 = constant 0.001 : [16]
  * %74 = constant -0.5 : [16]
  * %97 = mul %96, %55 : [16]
@@ -10830,12 +10830,12 @@ static void supervised_step_k012_mul_reduce_sum(float *restrict t96, const float
  * in_student_res3_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k013_mul_add_log_etc(float *restrict in_student_res3_bn1_running_mean, float *restrict in_student_res3_bn1_running_var, float *restrict t104, float *restrict t107, float *restrict t108, const float *restrict t96, const float *restrict t92, const float *restrict in_student_res3_bn1_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v97 = t96[i] * 4.9824616e-06f;
+        const float v97 = t96[i] * 1.9929847e-05f;
         const float v99 = in_student_res3_bn1_running_mean[i] * 0.99f;
         const float v98 = t92[i] * 0.01f;
         const float v100 = v99 + v98;
         const float v102 = in_student_res3_bn1_running_var[i] * 0.99f;
-        const float v101 = v97 * 0.01000005f;
+        const float v101 = v97 * 0.010000199f;
         const float v103 = v102 + v101;
         const float v104 = v97 + 0.001f;
         const float v105 = logf(v104);
@@ -10850,12 +10850,12 @@ static void supervised_step_k013_mul_add_log_etc(float *restrict in_student_res3
     }
 }
 
-/* %109 = broadcast axes=[1] %108 : [200704,16]
- * %110 = mul %94, %109 : [200704,16]
- * %111 = broadcast axes=[1] %7 : [200704,16]
- * %112 = add %110, %111 : [200704,16] */
+/* %109 = broadcast axes=[1] %108 : [50176,16]
+ * %110 = mul %94, %109 : [50176,16]
+ * %111 = broadcast axes=[1] %7 : [50176,16]
+ * %112 = add %110, %111 : [50176,16] */
 static void supervised_step_k014_mul_add(float *restrict t112, const float *restrict t94, const float *restrict t108, const float *restrict in_student_res3_bn1_offset) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v110 = t94[i0 * 16 + i1] * t108[i1];
             const float v112 = v110 + in_student_res3_bn1_offset[i1];
@@ -10864,11 +10864,11 @@ static void supervised_step_k014_mul_add(float *restrict t112, const float *rest
     }
 }
 
-/* %83 = constant 0.1 : [256,28,28,16]
- * %114 = mul %113, %83 : [256,28,28,16]
- * %115 = max %113, %114 : [256,28,28,16] */
+/* %83 = constant 0.1 : [256,14,14,16]
+ * %114 = mul %113, %83 : [256,14,14,16]
+ * %115 = max %113, %114 : [256,14,14,16] */
 static void supervised_step_k015_mul_max(float *restrict t114, float *restrict t115, const float *restrict t113) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v114 = t113[i] * 0.1f;
         const float v115 = t113[i] >= v114 ? t113[i] : v114;
         t114[i] = v114;
@@ -10876,18 +10876,18 @@ static void supervised_step_k015_mul_max(float *restrict t114, float *restrict t
     }
 }
 
-/* %116 = im2col k3 s1 p1 %115 : [200704,144]
- * %118 = matmul %116, %117 : [200704,16]
- * %119 = broadcast axes=[1] %9 : [200704,16]
- * %120 = add %118, %119 : [200704,16] */
+/* %116 = im2col k3 s1 p1 %115 : [50176,144]
+ * %118 = matmul %116, %117 : [50176,16]
+ * %119 = broadcast axes=[1] %9 : [50176,16]
+ * %120 = add %118, %119 : [50176,16] */
 static void supervised_step_k016_im2col_matmul_add(float *restrict t120, const float *restrict t115, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 2) {
-        const int nb = 256 - n0 < 2 ? 256 - n0 : 2;
-        mplc_im2col(chunk, t115 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t120 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t120 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v120 = t120[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
                 t120[i0 * 16 + i1] = v120;
@@ -10896,9 +10896,9 @@ static void supervised_step_k016_im2col_matmul_add(float *restrict t120, const f
     }
 }
 
-/* %122 = add %121, %85 : [256,28,28,16] */
+/* %122 = add %121, %85 : [256,14,14,16] */
 static void supervised_step_k017_add(float *restrict t122, const float *restrict t121, const float *restrict t85) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v122 = t121[i] + t85[i];
         t122[i] = v122;
     }
@@ -10907,26 +10907,26 @@ static void supervised_step_k017_add(float *restrict t122, const float *restrict
 /* %124 = reduce_sum axes=[0] %123 : [16] */
 static void supervised_step_k018_reduce_sum(float *restrict t124, const float *restrict t123) {
     for (size_t o = 0; o < 16; o++) t124[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t124[i1] += t123[i0 * 16 + i1];
         }
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %125 = mul %124, %55 : [16] */
 static void supervised_step_k019_mul(float *restrict t125, const float *restrict t124) {
     for (size_t i = 0; i < 16; i++) {
-        const float v125 = t124[i] * 4.9824616e-06f;
+        const float v125 = t124[i] * 1.9929847e-05f;
         t125[i] = v125;
     }
 }
 
-/* %126 = broadcast axes=[1] %125 : [200704,16]
- * %127 = sub %123, %126 : [200704,16] */
+/* %126 = broadcast axes=[1] %125 : [50176,16]
+ * %127 = sub %123, %126 : [50176,16] */
 static void supervised_step_k020_sub(float *restrict t127, const float *restrict t123, const float *restrict t125) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v127 = t123[i0 * 16 + i1] - t125[i1];
             t127[i0 * 16 + i1] = v127;
@@ -10934,11 +10934,11 @@ static void supervised_step_k020_sub(float *restrict t127, const float *restrict
     }
 }
 
-/* %128 = mul %127, %127 : [200704,16]
+/* %128 = mul %127, %127 : [50176,16]
  * %129 = reduce_sum axes=[0] %128 : [16] */
 static void supervised_step_k021_mul_reduce_sum(float *restrict t129, const float *restrict t127) {
     for (size_t o = 0; o < 16; o++) t129[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v128 = t127[i0 * 16 + i1] * t127[i0 * 16 + i1];
             t129[i1] += v128;
@@ -10946,10 +10946,10 @@ static void supervised_step_k021_mul_reduce_sum(float *restrict t129, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %62 = constant 0.01 : [16]
  * %64 = constant 0.99 : [16]
- * %67 = constant 0.010000049824865598 : [16]
+ * %67 = constant 0.010000199302441455 : [16]
  * %71 = constant 0.001 : [16]
  * %74 = constant -0.5 : [16]
  * %130 = mul %129, %55 : [16]
@@ -10968,12 +10968,12 @@ static void supervised_step_k021_mul_reduce_sum(float *restrict t129, const floa
  * in_student_bn4_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k022_mul_add_log_etc(float *restrict in_student_bn4_running_mean, float *restrict in_student_bn4_running_var, float *restrict t137, float *restrict t140, float *restrict t141, const float *restrict t129, const float *restrict t125, const float *restrict in_student_bn4_scale) {
     for (size_t i = 0; i < 16; i++) {
-        const float v130 = t129[i] * 4.9824616e-06f;
+        const float v130 = t129[i] * 1.9929847e-05f;
         const float v132 = in_student_bn4_running_mean[i] * 0.99f;
         const float v131 = t125[i] * 0.01f;
         const float v133 = v132 + v131;
         const float v135 = in_student_bn4_running_var[i] * 0.99f;
-        const float v134 = v130 * 0.01000005f;
+        const float v134 = v130 * 0.010000199f;
         const float v136 = v135 + v134;
         const float v137 = v130 + 0.001f;
         const float v138 = logf(v137);
@@ -10988,12 +10988,12 @@ static void supervised_step_k022_mul_add_log_etc(float *restrict in_student_bn4_
     }
 }
 
-/* %142 = broadcast axes=[1] %141 : [200704,16]
- * %143 = mul %127, %142 : [200704,16]
- * %144 = broadcast axes=[1] %11 : [200704,16]
- * %145 = add %143, %144 : [200704,16] */
+/* %142 = broadcast axes=[1] %141 : [50176,16]
+ * %143 = mul %127, %142 : [50176,16]
+ * %144 = broadcast axes=[1] %11 : [50176,16]
+ * %145 = add %143, %144 : [50176,16] */
 static void supervised_step_k023_mul_add(float *restrict t145, const float *restrict t127, const float *restrict t141, const float *restrict in_student_bn4_offset) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v143 = t127[i0 * 16 + i1] * t141[i1];
             const float v145 = v143 + in_student_bn4_offset[i1];
@@ -11002,11 +11002,11 @@ static void supervised_step_k023_mul_add(float *restrict t145, const float *rest
     }
 }
 
-/* %83 = constant 0.1 : [256,28,28,16]
- * %147 = mul %146, %83 : [256,28,28,16]
- * %148 = max %146, %147 : [256,28,28,16] */
+/* %83 = constant 0.1 : [256,14,14,16]
+ * %147 = mul %146, %83 : [256,14,14,16]
+ * %148 = max %146, %147 : [256,14,14,16] */
 static void supervised_step_k024_mul_max(float *restrict t147, float *restrict t148, const float *restrict t146) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v147 = t146[i] * 0.1f;
         const float v148 = t146[i] >= v147 ? t146[i] : v147;
         t147[i] = v147;
@@ -11014,18 +11014,18 @@ static void supervised_step_k024_mul_max(float *restrict t147, float *restrict t
     }
 }
 
-/* %149 = im2col k3 s2 p1 %148 : [50176,144]
- * %151 = matmul %149, %150 : [50176,32]
- * %152 = broadcast axes=[1] %13 : [50176,32]
- * %153 = add %151, %152 : [50176,32] */
+/* %149 = im2col k3 s2 p1 %148 : [12544,144]
+ * %151 = matmul %149, %150 : [12544,32]
+ * %152 = broadcast axes=[1] %13 : [12544,32]
+ * %153 = add %151, %152 : [12544,32] */
 static void supervised_step_k025_im2col_matmul_add(float *restrict t153, const float *restrict t148, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
-        mplc_im2col(chunk, t148 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t153 + (size_t)n0 * 6272, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 37) {
+        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+        mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t153 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v153 = t153[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
                 t153[i0 * 32 + i1] = v153;
@@ -11037,26 +11037,26 @@ static void supervised_step_k025_im2col_matmul_add(float *restrict t153, const f
 /* %154 = reduce_sum axes=[0] %153 : [32] */
 static void supervised_step_k026_reduce_sum(float *restrict t154, const float *restrict t153) {
     for (size_t o = 0; o < 32; o++) t154[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t154[i1] += t153[i0 * 32 + i1];
         }
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %156 = mul %154, %155 : [32] */
 static void supervised_step_k027_mul(float *restrict t156, const float *restrict t154) {
     for (size_t i = 0; i < 32; i++) {
-        const float v156 = t154[i] * 1.9929847e-05f;
+        const float v156 = t154[i] * 7.9719386e-05f;
         t156[i] = v156;
     }
 }
 
-/* %157 = broadcast axes=[1] %156 : [50176,32]
- * %158 = sub %153, %157 : [50176,32] */
+/* %157 = broadcast axes=[1] %156 : [12544,32]
+ * %158 = sub %153, %157 : [12544,32] */
 static void supervised_step_k028_sub(float *restrict t158, const float *restrict t153, const float *restrict t156) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v158 = t153[i0 * 32 + i1] - t156[i1];
             t158[i0 * 32 + i1] = v158;
@@ -11064,11 +11064,11 @@ static void supervised_step_k028_sub(float *restrict t158, const float *restrict
     }
 }
 
-/* %159 = mul %158, %158 : [50176,32]
+/* %159 = mul %158, %158 : [12544,32]
  * %160 = reduce_sum axes=[0] %159 : [32] */
 static void supervised_step_k029_mul_reduce_sum(float *restrict t160, const float *restrict t158) {
     for (size_t o = 0; o < 32; o++) t160[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v159 = t158[i0 * 32 + i1] * t158[i0 * 32 + i1];
             t160[i1] += v159;
@@ -11076,14 +11076,14 @@ static void supervised_step_k029_mul_reduce_sum(float *restrict t160, const floa
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %161 = mul %160, %155 : [32]
  * %162 = constant 0.01 : [32]
  * %163 = mul %156, %162 : [32]
  * %164 = constant 0.99 : [32]
  * %165 = mul %38, %164 : [32]
  * %166 = add %165, %163 : [32]
- * %167 = constant 0.010000199302441455 : [32]
+ * %167 = constant 0.010000797257434427 : [32]
  * %168 = mul %161, %167 : [32]
  * %169 = mul %39, %164 : [32]
  * %170 = add %169, %168 : [32]
@@ -11098,12 +11098,12 @@ static void supervised_step_k029_mul_reduce_sum(float *restrict t160, const floa
  * in_student_res6_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k030_mul_add_log_etc(float *restrict in_student_res6_bn1_running_mean, float *restrict in_student_res6_bn1_running_var, float *restrict t172, float *restrict t176, float *restrict t177, const float *restrict t160, const float *restrict t156, const float *restrict in_student_res6_bn1_scale) {
     for (size_t i = 0; i < 32; i++) {
-        const float v161 = t160[i] * 1.9929847e-05f;
+        const float v161 = t160[i] * 7.9719386e-05f;
         const float v165 = in_student_res6_bn1_running_mean[i] * 0.99f;
         const float v163 = t156[i] * 0.01f;
         const float v166 = v165 + v163;
         const float v169 = in_student_res6_bn1_running_var[i] * 0.99f;
-        const float v168 = v161 * 0.010000199f;
+        const float v168 = v161 * 0.010000797f;
         const float v170 = v169 + v168;
         const float v172 = v161 + 0.001f;
         const float v173 = logf(v172);
@@ -11118,12 +11118,12 @@ static void supervised_step_k030_mul_add_log_etc(float *restrict in_student_res6
     }
 }
 
-/* %178 = broadcast axes=[1] %177 : [50176,32]
- * %179 = mul %158, %178 : [50176,32]
- * %180 = broadcast axes=[1] %15 : [50176,32]
- * %181 = add %179, %180 : [50176,32] */
+/* %178 = broadcast axes=[1] %177 : [12544,32]
+ * %179 = mul %158, %178 : [12544,32]
+ * %180 = broadcast axes=[1] %15 : [12544,32]
+ * %181 = add %179, %180 : [12544,32] */
 static void supervised_step_k031_mul_add(float *restrict t181, const float *restrict t158, const float *restrict t177, const float *restrict in_student_res6_bn1_offset) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v179 = t158[i0 * 32 + i1] * t177[i1];
             const float v181 = v179 + in_student_res6_bn1_offset[i1];
@@ -11132,11 +11132,11 @@ static void supervised_step_k031_mul_add(float *restrict t181, const float *rest
     }
 }
 
-/* %183 = constant 0.1 : [256,14,14,32]
- * %184 = mul %182, %183 : [256,14,14,32]
- * %185 = max %182, %184 : [256,14,14,32] */
+/* %183 = constant 0.1 : [256,7,7,32]
+ * %184 = mul %182, %183 : [256,7,7,32]
+ * %185 = max %182, %184 : [256,7,7,32] */
 static void supervised_step_k032_mul_max(float *restrict t184, float *restrict t185, const float *restrict t182) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v184 = t182[i] * 0.1f;
         const float v185 = t182[i] >= v184 ? t182[i] : v184;
         t184[i] = v184;
@@ -11144,18 +11144,18 @@ static void supervised_step_k032_mul_max(float *restrict t184, float *restrict t
     }
 }
 
-/* %186 = im2col k3 s1 p1 %185 : [50176,288]
- * %188 = matmul %186, %187 : [50176,32]
- * %189 = broadcast axes=[1] %17 : [50176,32]
- * %190 = add %188, %189 : [50176,32] */
+/* %186 = im2col k3 s1 p1 %185 : [12544,288]
+ * %188 = matmul %186, %187 : [12544,32]
+ * %189 = broadcast axes=[1] %17 : [12544,32]
+ * %190 = add %188, %189 : [12544,32] */
 static void supervised_step_k033_im2col_matmul_add(float *restrict t190, const float *restrict t185, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 4) {
-        const int nb = 256 - n0 < 4 ? 256 - n0 : 4;
-        mplc_im2col(chunk, t185 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t190 + (size_t)n0 * 6272, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 18) {
+        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
+        mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t190 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v190 = t190[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
                 t190[i0 * 32 + i1] = v190;
@@ -11164,30 +11164,30 @@ static void supervised_step_k033_im2col_matmul_add(float *restrict t190, const f
     }
 }
 
-/* %192 = im2col k1 s2 p0 %148 : [50176,16]
- * %194 = matmul %192, %193 : [50176,32] */
+/* %192 = im2col k1 s2 p0 %148 : [12544,16]
+ * %194 = matmul %192, %193 : [12544,32] */
 static void supervised_step_k034_im2col_matmul(float *restrict t194, const float *restrict t148, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 41) {
-        const int nb = 256 - n0 < 41 ? 256 - n0 : 41;
-        mplc_im2col(chunk, t148 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 167) {
+        const int nb = 256 - n0 < 167 ? 256 - n0 : 167;
+        mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
+        for (size_t r = 0; r < (size_t)nb * 49; r++) {
             float acc[32];
             for (int j = 0; j < 32; j++) acc[j] = 0.0f;
             for (int p = 0; p < 16; p++) {
                 const float x = chunk[r * 16 + p];
                 for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
             }
-            float *row = t194 + ((size_t)n0 * 196 + r) * 32;
+            float *row = t194 + ((size_t)n0 * 49 + r) * 32;
             for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
 
-/* %196 = add %191, %195 : [256,14,14,32] */
+/* %196 = add %191, %195 : [256,7,7,32] */
 static void supervised_step_k035_add(float *restrict t196, const float *restrict t191, const float *restrict t195) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v196 = t191[i] + t195[i];
         t196[i] = v196;
     }
@@ -11196,26 +11196,26 @@ static void supervised_step_k035_add(float *restrict t196, const float *restrict
 /* %198 = reduce_sum axes=[0] %197 : [32] */
 static void supervised_step_k036_reduce_sum(float *restrict t198, const float *restrict t197) {
     for (size_t o = 0; o < 32; o++) t198[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t198[i1] += t197[i0 * 32 + i1];
         }
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %199 = mul %198, %155 : [32] */
 static void supervised_step_k037_mul(float *restrict t199, const float *restrict t198) {
     for (size_t i = 0; i < 32; i++) {
-        const float v199 = t198[i] * 1.9929847e-05f;
+        const float v199 = t198[i] * 7.9719386e-05f;
         t199[i] = v199;
     }
 }
 
-/* %200 = broadcast axes=[1] %199 : [50176,32]
- * %201 = sub %197, %200 : [50176,32] */
+/* %200 = broadcast axes=[1] %199 : [12544,32]
+ * %201 = sub %197, %200 : [12544,32] */
 static void supervised_step_k038_sub(float *restrict t201, const float *restrict t197, const float *restrict t199) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v201 = t197[i0 * 32 + i1] - t199[i1];
             t201[i0 * 32 + i1] = v201;
@@ -11223,11 +11223,11 @@ static void supervised_step_k038_sub(float *restrict t201, const float *restrict
     }
 }
 
-/* %202 = mul %201, %201 : [50176,32]
+/* %202 = mul %201, %201 : [12544,32]
  * %203 = reduce_sum axes=[0] %202 : [32] */
 static void supervised_step_k039_mul_reduce_sum(float *restrict t203, const float *restrict t201) {
     for (size_t o = 0; o < 32; o++) t203[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v202 = t201[i0 * 32 + i1] * t201[i0 * 32 + i1];
             t203[i1] += v202;
@@ -11235,10 +11235,10 @@ static void supervised_step_k039_mul_reduce_sum(float *restrict t203, const floa
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %162 = constant 0.01 : [32]
  * %164 = constant 0.99 : [32]
- * %167 = constant 0.010000199302441455 : [32]
+ * %167 = constant 0.010000797257434427 : [32]
  * %171 = constant 0.001 : [32]
  * %174 = constant -0.5 : [32]
  * %204 = mul %203, %155 : [32]
@@ -11257,12 +11257,12 @@ static void supervised_step_k039_mul_reduce_sum(float *restrict t203, const floa
  * in_student_bn7_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k040_mul_add_log_etc(float *restrict in_student_bn7_running_mean, float *restrict in_student_bn7_running_var, float *restrict t211, float *restrict t214, float *restrict t215, const float *restrict t203, const float *restrict t199, const float *restrict in_student_bn7_scale) {
     for (size_t i = 0; i < 32; i++) {
-        const float v204 = t203[i] * 1.9929847e-05f;
+        const float v204 = t203[i] * 7.9719386e-05f;
         const float v206 = in_student_bn7_running_mean[i] * 0.99f;
         const float v205 = t199[i] * 0.01f;
         const float v207 = v206 + v205;
         const float v209 = in_student_bn7_running_var[i] * 0.99f;
-        const float v208 = v204 * 0.010000199f;
+        const float v208 = v204 * 0.010000797f;
         const float v210 = v209 + v208;
         const float v211 = v204 + 0.001f;
         const float v212 = logf(v211);
@@ -11277,12 +11277,12 @@ static void supervised_step_k040_mul_add_log_etc(float *restrict in_student_bn7_
     }
 }
 
-/* %216 = broadcast axes=[1] %215 : [50176,32]
- * %217 = mul %201, %216 : [50176,32]
- * %218 = broadcast axes=[1] %20 : [50176,32]
- * %219 = add %217, %218 : [50176,32] */
+/* %216 = broadcast axes=[1] %215 : [12544,32]
+ * %217 = mul %201, %216 : [12544,32]
+ * %218 = broadcast axes=[1] %20 : [12544,32]
+ * %219 = add %217, %218 : [12544,32] */
 static void supervised_step_k041_mul_add(float *restrict t219, const float *restrict t201, const float *restrict t215, const float *restrict in_student_bn7_offset) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v217 = t201[i0 * 32 + i1] * t215[i1];
             const float v219 = v217 + in_student_bn7_offset[i1];
@@ -11291,11 +11291,11 @@ static void supervised_step_k041_mul_add(float *restrict t219, const float *rest
     }
 }
 
-/* %183 = constant 0.1 : [256,14,14,32]
- * %221 = mul %220, %183 : [256,14,14,32]
- * %222 = max %220, %221 : [256,14,14,32] */
+/* %183 = constant 0.1 : [256,7,7,32]
+ * %221 = mul %220, %183 : [256,7,7,32]
+ * %222 = max %220, %221 : [256,7,7,32] */
 static void supervised_step_k042_mul_max(float *restrict t221, float *restrict t222, const float *restrict t220) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v221 = t220[i] * 0.1f;
         const float v222 = t220[i] >= v221 ? t220[i] : v221;
         t221[i] = v221;
@@ -11303,18 +11303,18 @@ static void supervised_step_k042_mul_max(float *restrict t221, float *restrict t
     }
 }
 
-/* %223 = im2col k3 s2 p1 %222 : [12544,288]
- * %225 = matmul %223, %224 : [12544,64]
- * %226 = broadcast axes=[1] %22 : [12544,64]
- * %227 = add %225, %226 : [12544,64] */
+/* %223 = im2col k3 s2 p1 %222 : [4096,288]
+ * %225 = matmul %223, %224 : [4096,64]
+ * %226 = broadcast axes=[1] %22 : [4096,64]
+ * %227 = add %225, %226 : [4096,64] */
 static void supervised_step_k043_im2col_matmul_add(float *restrict t227, const float *restrict t222, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 18) {
-        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
-        mplc_im2col(chunk, t222 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t227 + (size_t)n0 * 3136, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 56) {
+        const int nb = 256 - n0 < 56 ? 256 - n0 : 56;
+        mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t227 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v227 = t227[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
                 t227[i0 * 64 + i1] = v227;
@@ -11326,26 +11326,26 @@ static void supervised_step_k043_im2col_matmul_add(float *restrict t227, const f
 /* %228 = reduce_sum axes=[0] %227 : [64] */
 static void supervised_step_k044_reduce_sum(float *restrict t228, const float *restrict t227) {
     for (size_t o = 0; o < 64; o++) t228[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t228[i1] += t227[i0 * 64 + i1];
         }
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %230 = mul %228, %229 : [64] */
 static void supervised_step_k045_mul(float *restrict t230, const float *restrict t228) {
     for (size_t i = 0; i < 64; i++) {
-        const float v230 = t228[i] * 7.9719386e-05f;
+        const float v230 = t228[i] * 0.00024414062f;
         t230[i] = v230;
     }
 }
 
-/* %231 = broadcast axes=[1] %230 : [12544,64]
- * %232 = sub %227, %231 : [12544,64] */
+/* %231 = broadcast axes=[1] %230 : [4096,64]
+ * %232 = sub %227, %231 : [4096,64] */
 static void supervised_step_k046_sub(float *restrict t232, const float *restrict t227, const float *restrict t230) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v232 = t227[i0 * 64 + i1] - t230[i1];
             t232[i0 * 64 + i1] = v232;
@@ -11353,11 +11353,11 @@ static void supervised_step_k046_sub(float *restrict t232, const float *restrict
     }
 }
 
-/* %233 = mul %232, %232 : [12544,64]
+/* %233 = mul %232, %232 : [4096,64]
  * %234 = reduce_sum axes=[0] %233 : [64] */
 static void supervised_step_k047_mul_reduce_sum(float *restrict t234, const float *restrict t232) {
     for (size_t o = 0; o < 64; o++) t234[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v233 = t232[i0 * 64 + i1] * t232[i0 * 64 + i1];
             t234[i1] += v233;
@@ -11365,14 +11365,14 @@ static void supervised_step_k047_mul_reduce_sum(float *restrict t234, const floa
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %235 = mul %234, %229 : [64]
  * %236 = constant 0.01 : [64]
  * %237 = mul %230, %236 : [64]
  * %238 = constant 0.99 : [64]
  * %239 = mul %42, %238 : [64]
  * %240 = add %239, %237 : [64]
- * %241 = constant 0.010000797257434427 : [64]
+ * %241 = constant 0.010002442002442003 : [64]
  * %242 = mul %235, %241 : [64]
  * %243 = mul %43, %238 : [64]
  * %244 = add %243, %242 : [64]
@@ -11387,12 +11387,12 @@ static void supervised_step_k047_mul_reduce_sum(float *restrict t234, const floa
  * in_student_res9_bn1_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k048_mul_add_log_etc(float *restrict in_student_res9_bn1_running_mean, float *restrict in_student_res9_bn1_running_var, float *restrict t246, float *restrict t250, float *restrict t251, const float *restrict t234, const float *restrict t230, const float *restrict in_student_res9_bn1_scale) {
     for (size_t i = 0; i < 64; i++) {
-        const float v235 = t234[i] * 7.9719386e-05f;
+        const float v235 = t234[i] * 0.00024414062f;
         const float v239 = in_student_res9_bn1_running_mean[i] * 0.99f;
         const float v237 = t230[i] * 0.01f;
         const float v240 = v239 + v237;
         const float v243 = in_student_res9_bn1_running_var[i] * 0.99f;
-        const float v242 = v235 * 0.010000797f;
+        const float v242 = v235 * 0.010002442f;
         const float v244 = v243 + v242;
         const float v246 = v235 + 0.001f;
         const float v247 = logf(v246);
@@ -11407,12 +11407,12 @@ static void supervised_step_k048_mul_add_log_etc(float *restrict in_student_res9
     }
 }
 
-/* %252 = broadcast axes=[1] %251 : [12544,64]
- * %253 = mul %232, %252 : [12544,64]
- * %254 = broadcast axes=[1] %24 : [12544,64]
- * %255 = add %253, %254 : [12544,64] */
+/* %252 = broadcast axes=[1] %251 : [4096,64]
+ * %253 = mul %232, %252 : [4096,64]
+ * %254 = broadcast axes=[1] %24 : [4096,64]
+ * %255 = add %253, %254 : [4096,64] */
 static void supervised_step_k049_mul_add(float *restrict t255, const float *restrict t232, const float *restrict t251, const float *restrict in_student_res9_bn1_offset) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v253 = t232[i0 * 64 + i1] * t251[i1];
             const float v255 = v253 + in_student_res9_bn1_offset[i1];
@@ -11421,11 +11421,11 @@ static void supervised_step_k049_mul_add(float *restrict t255, const float *rest
     }
 }
 
-/* %257 = constant 0.1 : [256,7,7,64]
- * %258 = mul %256, %257 : [256,7,7,64]
- * %259 = max %256, %258 : [256,7,7,64] */
+/* %257 = constant 0.1 : [256,4,4,64]
+ * %258 = mul %256, %257 : [256,4,4,64]
+ * %259 = max %256, %258 : [256,4,4,64] */
 static void supervised_step_k050_mul_max(float *restrict t258, float *restrict t259, const float *restrict t256) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 262144; i++) {
         const float v258 = t256[i] * 0.1f;
         const float v259 = t256[i] >= v258 ? t256[i] : v258;
         t258[i] = v258;
@@ -11433,18 +11433,18 @@ static void supervised_step_k050_mul_max(float *restrict t258, float *restrict t
     }
 }
 
-/* %260 = im2col k3 s1 p1 %259 : [12544,576]
- * %262 = matmul %260, %261 : [12544,64]
- * %263 = broadcast axes=[1] %26 : [12544,64]
- * %264 = add %262, %263 : [12544,64] */
+/* %260 = im2col k3 s1 p1 %259 : [4096,576]
+ * %262 = matmul %260, %261 : [4096,64]
+ * %263 = broadcast axes=[1] %26 : [4096,64]
+ * %264 = add %262, %263 : [4096,64] */
 static void supervised_step_k051_im2col_matmul_add(float *restrict t264, const float *restrict t259, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
-        mplc_im2col(chunk, t259 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t264 + (size_t)n0 * 3136, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 28) {
+        const int nb = 256 - n0 < 28 ? 256 - n0 : 28;
+        mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t264 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v264 = t264[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
                 t264[i0 * 64 + i1] = v264;
@@ -11453,20 +11453,20 @@ static void supervised_step_k051_im2col_matmul_add(float *restrict t264, const f
     }
 }
 
-/* %266 = im2col k1 s2 p0 %222 : [12544,32]
- * %268 = matmul %266, %267 : [12544,64] */
+/* %266 = im2col k1 s2 p0 %222 : [4096,32]
+ * %268 = matmul %266, %267 : [4096,64] */
 static void supervised_step_k052_im2col_matmul(float *restrict t268, const float *restrict t222, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 83) {
-        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
-        mplc_im2col(chunk, t222 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t268 + (size_t)n0 * 3136, 64);
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 256) {
+        const int nb = 256 - n0 < 256 ? 256 - n0 : 256;
+        mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t268 + (size_t)n0 * 1024, 64);
     }
 }
 
-/* %270 = add %265, %269 : [256,7,7,64] */
+/* %270 = add %265, %269 : [256,4,4,64] */
 static void supervised_step_k053_add(float *restrict t270, const float *restrict t265, const float *restrict t269) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 262144; i++) {
         const float v270 = t265[i] + t269[i];
         t270[i] = v270;
     }
@@ -11475,26 +11475,26 @@ static void supervised_step_k053_add(float *restrict t270, const float *restrict
 /* %272 = reduce_sum axes=[0] %271 : [64] */
 static void supervised_step_k054_reduce_sum(float *restrict t272, const float *restrict t271) {
     for (size_t o = 0; o < 64; o++) t272[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t272[i1] += t271[i0 * 64 + i1];
         }
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %273 = mul %272, %229 : [64] */
 static void supervised_step_k055_mul(float *restrict t273, const float *restrict t272) {
     for (size_t i = 0; i < 64; i++) {
-        const float v273 = t272[i] * 7.9719386e-05f;
+        const float v273 = t272[i] * 0.00024414062f;
         t273[i] = v273;
     }
 }
 
-/* %274 = broadcast axes=[1] %273 : [12544,64]
- * %275 = sub %271, %274 : [12544,64] */
+/* %274 = broadcast axes=[1] %273 : [4096,64]
+ * %275 = sub %271, %274 : [4096,64] */
 static void supervised_step_k056_sub(float *restrict t275, const float *restrict t271, const float *restrict t273) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v275 = t271[i0 * 64 + i1] - t273[i1];
             t275[i0 * 64 + i1] = v275;
@@ -11502,11 +11502,11 @@ static void supervised_step_k056_sub(float *restrict t275, const float *restrict
     }
 }
 
-/* %276 = mul %275, %275 : [12544,64]
+/* %276 = mul %275, %275 : [4096,64]
  * %277 = reduce_sum axes=[0] %276 : [64] */
 static void supervised_step_k057_mul_reduce_sum(float *restrict t277, const float *restrict t275) {
     for (size_t o = 0; o < 64; o++) t277[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v276 = t275[i0 * 64 + i1] * t275[i0 * 64 + i1];
             t277[i1] += v276;
@@ -11514,10 +11514,10 @@ static void supervised_step_k057_mul_reduce_sum(float *restrict t277, const floa
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %236 = constant 0.01 : [64]
  * %238 = constant 0.99 : [64]
- * %241 = constant 0.010000797257434427 : [64]
+ * %241 = constant 0.010002442002442003 : [64]
  * %245 = constant 0.001 : [64]
  * %248 = constant -0.5 : [64]
  * %278 = mul %277, %229 : [64]
@@ -11536,12 +11536,12 @@ static void supervised_step_k057_mul_reduce_sum(float *restrict t277, const floa
  * in_student_bn10_running_var is updated in place: each element is read before it is overwritten */
 static void supervised_step_k058_mul_add_log_etc(float *restrict in_student_bn10_running_mean, float *restrict in_student_bn10_running_var, float *restrict t285, float *restrict t288, float *restrict t289, const float *restrict t277, const float *restrict t273, const float *restrict in_student_bn10_scale) {
     for (size_t i = 0; i < 64; i++) {
-        const float v278 = t277[i] * 7.9719386e-05f;
+        const float v278 = t277[i] * 0.00024414062f;
         const float v280 = in_student_bn10_running_mean[i] * 0.99f;
         const float v279 = t273[i] * 0.01f;
         const float v281 = v280 + v279;
         const float v283 = in_student_bn10_running_var[i] * 0.99f;
-        const float v282 = v278 * 0.010000797f;
+        const float v282 = v278 * 0.010002442f;
         const float v284 = v283 + v282;
         const float v285 = v278 + 0.001f;
         const float v286 = logf(v285);
@@ -11556,12 +11556,12 @@ static void supervised_step_k058_mul_add_log_etc(float *restrict in_student_bn10
     }
 }
 
-/* %290 = broadcast axes=[1] %289 : [12544,64]
- * %291 = mul %275, %290 : [12544,64]
- * %292 = broadcast axes=[1] %29 : [12544,64]
- * %293 = add %291, %292 : [12544,64] */
+/* %290 = broadcast axes=[1] %289 : [4096,64]
+ * %291 = mul %275, %290 : [4096,64]
+ * %292 = broadcast axes=[1] %29 : [4096,64]
+ * %293 = add %291, %292 : [4096,64] */
 static void supervised_step_k059_mul_add(float *restrict t293, const float *restrict t275, const float *restrict t289, const float *restrict in_student_bn10_offset) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v291 = t275[i0 * 64 + i1] * t289[i1];
             const float v293 = v291 + in_student_bn10_offset[i1];
@@ -11570,11 +11570,11 @@ static void supervised_step_k059_mul_add(float *restrict t293, const float *rest
     }
 }
 
-/* %257 = constant 0.1 : [256,7,7,64]
- * %295 = mul %294, %257 : [256,7,7,64]
- * %296 = max %294, %295 : [256,7,7,64] */
+/* %257 = constant 0.1 : [256,4,4,64]
+ * %295 = mul %294, %257 : [256,4,4,64]
+ * %296 = max %294, %295 : [256,4,4,64] */
 static void supervised_step_k060_mul_max(float *restrict t295, float *restrict t296, const float *restrict t294) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 262144; i++) {
         const float v295 = t294[i] * 0.1f;
         const float v296 = t294[i] >= v295 ? t294[i] : v295;
         t295[i] = v295;
@@ -11586,19 +11586,19 @@ static void supervised_step_k060_mul_max(float *restrict t295, float *restrict t
 static void supervised_step_k061_reduce_sum(float *restrict t298, const float *restrict t297) {
     for (size_t o = 0; o < 16384; o++) t298[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                t298[i0 * 64 + i2] += t297[i0 * 3136 + i1 * 64 + i2];
+                t298[i0 * 64 + i2] += t297[i0 * 1024 + i1 * 64 + i2];
             }
         }
     }
 }
 
-/* %299 = constant 0.02040816326530612 : [256,64]
+/* %299 = constant 0.0625 : [256,64]
  * %300 = mul %298, %299 : [256,64] */
 static void supervised_step_k062_mul(float *restrict t300, const float *restrict t298) {
     for (size_t i = 0; i < 16384; i++) {
-        const float v300 = t298[i] * 0.020408163f;
+        const float v300 = t298[i] * 0.0625f;
         t300[i] = v300;
     }
 }
@@ -11739,40 +11739,40 @@ static void supervised_step_k074_reduce_sum(float *restrict t324, const float *r
     }
 }
 
-/* %299 = constant 0.02040816326530612 : [256,64]
+/* %299 = constant 0.0625 : [256,64]
  * %325 = matmul tB %323, %30 : [256,64]
  * %327 = mul %325, %299 : [256,64] */
 static void supervised_step_k075_matmul_mul(float *restrict t327, const float *restrict t323, const float *restrict in_student_dense13_weight) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 64, 10, 1.0f, t323, 10, in_student_dense13_weight, 10, 0.0f, t327, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
-        const float v327 = t327[i] * 0.020408163f;
+        const float v327 = t327[i] * 0.0625f;
         t327[i] = v327;
     }
 }
 
-/* %328 = broadcast axes=[0, 2] %327 : [256,49,64] */
+/* %328 = broadcast axes=[0, 2] %327 : [256,16,64] */
 static void supervised_step_k076_fill(float *restrict t328, const float *restrict t327) {
     for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v328 = t327[i0 * 64 + i2];
-                t328[i0 * 3136 + i1 * 64 + i2] = v328;
+                t328[i0 * 1024 + i1 * 64 + i2] = v328;
             }
         }
     }
 }
 
-/* %257 = constant 0.1 : [256,7,7,64]
- * %330 = greaterEqual %294, %295 : [256,7,7,64]
- * %331 = constant 1 : [256,7,7,64]
- * %332 = sub %331, %330 : [256,7,7,64]
- * %333 = mul %329, %330 : [256,7,7,64]
- * %334 = mul %329, %332 : [256,7,7,64]
- * %335 = mul %334, %257 : [256,7,7,64]
- * %336 = add %333, %335 : [256,7,7,64] */
+/* %257 = constant 0.1 : [256,4,4,64]
+ * %330 = greaterEqual %294, %295 : [256,4,4,64]
+ * %331 = constant 1 : [256,4,4,64]
+ * %332 = sub %331, %330 : [256,4,4,64]
+ * %333 = mul %329, %330 : [256,4,4,64]
+ * %334 = mul %329, %332 : [256,4,4,64]
+ * %335 = mul %334, %257 : [256,4,4,64]
+ * %336 = add %333, %335 : [256,4,4,64] */
 static void supervised_step_k077_greaterEqual_sub_mul_etc(float *restrict t336, const float *restrict t294, const float *restrict t295, const float *restrict t329) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 262144; i++) {
         const float v330 = t294[i] >= t295[i] ? 1.0f : 0.0f;
         const float v333 = t329[i] * v330;
         const float v332 = 1.0f - v330;
@@ -11786,17 +11786,17 @@ static void supervised_step_k077_greaterEqual_sub_mul_etc(float *restrict t336, 
 /* %338 = reduce_sum axes=[0] %337 : [64] */
 static void supervised_step_k078_reduce_sum(float *restrict t338, const float *restrict t337) {
     for (size_t o = 0; o < 64; o++) t338[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t338[i1] += t337[i0 * 64 + i1];
         }
     }
 }
 
-/* %290 = broadcast axes=[1] %289 : [12544,64]
- * %339 = mul %337, %290 : [12544,64] */
+/* %290 = broadcast axes=[1] %289 : [4096,64]
+ * %339 = mul %337, %290 : [4096,64] */
 static void supervised_step_k079_mul(float *restrict t339, const float *restrict t337, const float *restrict t289) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v339 = t337[i0 * 64 + i1] * t289[i1];
             t339[i0 * 64 + i1] = v339;
@@ -11804,11 +11804,11 @@ static void supervised_step_k079_mul(float *restrict t339, const float *restrict
     }
 }
 
-/* %340 = mul %337, %275 : [12544,64]
+/* %340 = mul %337, %275 : [4096,64]
  * %341 = reduce_sum axes=[0] %340 : [64] */
 static void supervised_step_k080_mul_reduce_sum(float *restrict t341, const float *restrict t337, const float *restrict t275) {
     for (size_t o = 0; o < 64; o++) t341[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v340 = t337[i0 * 64 + i1] * t275[i0 * 64 + i1];
             t341[i1] += v340;
@@ -11824,11 +11824,11 @@ static void supervised_step_k081_mul(float *restrict t343, const float *restrict
     }
 }
 
-/* %344 = neg %339 : [12544,64]
+/* %344 = neg %339 : [4096,64]
  * %345 = reduce_sum axes=[0] %344 : [64] */
 static void supervised_step_k082_neg_reduce_sum(float *restrict t345, const float *restrict t339) {
     for (size_t o = 0; o < 64; o++) t345[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v344 = -t339[i0 * 64 + i1];
             t345[i1] += v344;
@@ -11836,7 +11836,7 @@ static void supervised_step_k082_neg_reduce_sum(float *restrict t345, const floa
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %248 = constant -0.5 : [64]
  * %342 = mul %341, %28 : [64]
  * %346 = mul %342, %288 : [64]
@@ -11849,16 +11849,16 @@ static void supervised_step_k083_mul_div(float *restrict t349, const float *rest
         const float v346 = v342 * t288[i];
         const float v347 = v346 * (-0.5f);
         const float v348 = v347 / t285[i];
-        const float v349 = v348 * 7.9719386e-05f;
+        const float v349 = v348 * 0.00024414062f;
         t349[i] = v349;
     }
 }
 
-/* %350 = broadcast axes=[1] %349 : [12544,64]
- * %351 = mul %350, %275 : [12544,64]
- * %352 = add %351, %351 : [12544,64] */
+/* %350 = broadcast axes=[1] %349 : [4096,64]
+ * %351 = mul %350, %275 : [4096,64]
+ * %352 = add %351, %351 : [4096,64] */
 static void supervised_step_k084_mul_add(float *restrict t352, const float *restrict t349, const float *restrict t275) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v351 = t349[i1] * t275[i0 * 64 + i1];
             const float v352 = v351 + v351;
@@ -11867,11 +11867,11 @@ static void supervised_step_k084_mul_add(float *restrict t352, const float *rest
     }
 }
 
-/* %353 = neg %352 : [12544,64]
+/* %353 = neg %352 : [4096,64]
  * %355 = reduce_sum axes=[0] %353 : [64] */
 static void supervised_step_k085_neg_reduce_sum(float *restrict t355, const float *restrict t352) {
     for (size_t o = 0; o < 64; o++) t355[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v353 = -t352[i0 * 64 + i1];
             t355[i1] += v353;
@@ -11879,22 +11879,22 @@ static void supervised_step_k085_neg_reduce_sum(float *restrict t355, const floa
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %356 = add %345, %355 : [64]
  * %357 = mul %356, %229 : [64] */
 static void supervised_step_k086_add_mul(float *restrict t357, const float *restrict t345, const float *restrict t355) {
     for (size_t i = 0; i < 64; i++) {
         const float v356 = t345[i] + t355[i];
-        const float v357 = v356 * 7.9719386e-05f;
+        const float v357 = v356 * 0.00024414062f;
         t357[i] = v357;
     }
 }
 
-/* %354 = add %339, %352 : [12544,64]
- * %358 = broadcast axes=[1] %357 : [12544,64]
- * %359 = add %354, %358 : [12544,64] */
+/* %354 = add %339, %352 : [4096,64]
+ * %358 = broadcast axes=[1] %357 : [4096,64]
+ * %359 = add %354, %358 : [4096,64] */
 static void supervised_step_k087_add(float *restrict t359, const float *restrict t339, const float *restrict t352, const float *restrict t357) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v354 = t339[i0 * 64 + i1] + t352[i0 * 64 + i1];
             const float v359 = v354 + t357[i1];
@@ -11903,70 +11903,70 @@ static void supervised_step_k087_add(float *restrict t359, const float *restrict
     }
 }
 
-/* %360 = matmul tB %359, %267 : [12544,32]
- * %363 = col2im k1 s2 p0 %360 : [256,14,14,32] */
+/* %360 = matmul tB %359, %267 : [4096,32]
+ * %363 = col2im k1 s2 p0 %360 : [256,7,7,32] */
 static void supervised_step_k088_matmul_col2im(float *restrict t363, const float *restrict t359, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
-    /* the product 83 images at a time (130144 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 83) {
-        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 32, 64, 1.0f, t359 + (size_t)n0 * 3136, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-        mplc_col2im(t363 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
+    /* the product 256 images at a time (131072 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 256) {
+        const int nb = 256 - n0 < 256 ? 256 - n0 : 256;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+        mplc_col2im(t363 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
-/* %266 = im2col k1 s2 p0 %222 : [12544,32]
+/* %266 = im2col k1 s2 p0 %222 : [4096,32]
  * %361 = matmul tA %266, %359 : [32,64] */
 static void supervised_step_k089_im2col_matmul(float *restrict t361, const float *restrict t222, const float *restrict t359, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 83) {
-        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
-        mplc_im2col(chunk, t222 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 49, 1.0f, chunk, 32, t359 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t361, 64);
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 256) {
+        const int nb = 256 - n0 < 256 ? 256 - n0 : 256;
+        mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t359 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t361, 64);
     }
 }
 
 /* %364 = reduce_sum axes=[0] %359 : [64] */
 static void supervised_step_k090_reduce_sum(float *restrict t364, const float *restrict t359) {
     for (size_t o = 0; o < 64; o++) t364[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t364[i1] += t359[i0 * 64 + i1];
         }
     }
 }
 
-/* %365 = matmul tB %359, %261 : [12544,576]
- * %368 = col2im k3 s1 p1 %365 : [256,7,7,64] */
+/* %365 = matmul tB %359, %261 : [4096,576]
+ * %368 = col2im k3 s1 p1 %365 : [256,4,4,64] */
 static void supervised_step_k091_matmul_col2im(float *restrict t368, const float *restrict t359, const float *restrict in_student_res9_conv3_weight, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 576, 64, 1.0f, t359 + (size_t)n0 * 3136, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-        mplc_col2im(t368 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
+    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 28) {
+        const int nb = 256 - n0 < 28 ? 256 - n0 : 28;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
+        mplc_col2im(t368 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
-/* %260 = im2col k3 s1 p1 %259 : [12544,576]
+/* %260 = im2col k3 s1 p1 %259 : [4096,576]
  * %366 = matmul tA %260, %359 : [576,64] */
 static void supervised_step_k092_im2col_matmul(float *restrict t366, const float *restrict t259, const float *restrict t359, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
-        mplc_im2col(chunk, t259 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 49, 1.0f, chunk, 576, t359 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t366, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 28) {
+        const int nb = 256 - n0 < 28 ? 256 - n0 : 28;
+        mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t359 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t366, 64);
     }
 }
 
-/* %257 = constant 0.1 : [256,7,7,64]
- * %331 = constant 1 : [256,7,7,64]
- * %369 = greaterEqual %256, %258 : [256,7,7,64]
- * %370 = sub %331, %369 : [256,7,7,64]
- * %371 = mul %368, %369 : [256,7,7,64]
- * %372 = mul %368, %370 : [256,7,7,64]
- * %373 = mul %372, %257 : [256,7,7,64]
- * %374 = add %371, %373 : [256,7,7,64] */
+/* %257 = constant 0.1 : [256,4,4,64]
+ * %331 = constant 1 : [256,4,4,64]
+ * %369 = greaterEqual %256, %258 : [256,4,4,64]
+ * %370 = sub %331, %369 : [256,4,4,64]
+ * %371 = mul %368, %369 : [256,4,4,64]
+ * %372 = mul %368, %370 : [256,4,4,64]
+ * %373 = mul %372, %257 : [256,4,4,64]
+ * %374 = add %371, %373 : [256,4,4,64] */
 static void supervised_step_k093_greaterEqual_sub_mul_etc(float *restrict t374, const float *restrict t256, const float *restrict t258, const float *restrict t368) {
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = 0; i < 262144; i++) {
         const float v369 = t256[i] >= t258[i] ? 1.0f : 0.0f;
         const float v371 = t368[i] * v369;
         const float v370 = 1.0f - v369;
@@ -11980,17 +11980,17 @@ static void supervised_step_k093_greaterEqual_sub_mul_etc(float *restrict t374, 
 /* %376 = reduce_sum axes=[0] %375 : [64] */
 static void supervised_step_k094_reduce_sum(float *restrict t376, const float *restrict t375) {
     for (size_t o = 0; o < 64; o++) t376[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t376[i1] += t375[i0 * 64 + i1];
         }
     }
 }
 
-/* %252 = broadcast axes=[1] %251 : [12544,64]
- * %377 = mul %375, %252 : [12544,64] */
+/* %252 = broadcast axes=[1] %251 : [4096,64]
+ * %377 = mul %375, %252 : [4096,64] */
 static void supervised_step_k095_mul(float *restrict t377, const float *restrict t375, const float *restrict t251) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v377 = t375[i0 * 64 + i1] * t251[i1];
             t377[i0 * 64 + i1] = v377;
@@ -11998,11 +11998,11 @@ static void supervised_step_k095_mul(float *restrict t377, const float *restrict
     }
 }
 
-/* %378 = mul %375, %232 : [12544,64]
+/* %378 = mul %375, %232 : [4096,64]
  * %379 = reduce_sum axes=[0] %378 : [64] */
 static void supervised_step_k096_mul_reduce_sum(float *restrict t379, const float *restrict t375, const float *restrict t232) {
     for (size_t o = 0; o < 64; o++) t379[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v378 = t375[i0 * 64 + i1] * t232[i0 * 64 + i1];
             t379[i1] += v378;
@@ -12018,11 +12018,11 @@ static void supervised_step_k097_mul(float *restrict t381, const float *restrict
     }
 }
 
-/* %382 = neg %377 : [12544,64]
+/* %382 = neg %377 : [4096,64]
  * %383 = reduce_sum axes=[0] %382 : [64] */
 static void supervised_step_k098_neg_reduce_sum(float *restrict t383, const float *restrict t377) {
     for (size_t o = 0; o < 64; o++) t383[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v382 = -t377[i0 * 64 + i1];
             t383[i1] += v382;
@@ -12030,7 +12030,7 @@ static void supervised_step_k098_neg_reduce_sum(float *restrict t383, const floa
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %248 = constant -0.5 : [64]
  * %380 = mul %379, %23 : [64]
  * %384 = mul %380, %250 : [64]
@@ -12043,16 +12043,16 @@ static void supervised_step_k099_mul_div(float *restrict t387, const float *rest
         const float v384 = v380 * t250[i];
         const float v385 = v384 * (-0.5f);
         const float v386 = v385 / t246[i];
-        const float v387 = v386 * 7.9719386e-05f;
+        const float v387 = v386 * 0.00024414062f;
         t387[i] = v387;
     }
 }
 
-/* %388 = broadcast axes=[1] %387 : [12544,64]
- * %389 = mul %388, %232 : [12544,64]
- * %390 = add %389, %389 : [12544,64] */
+/* %388 = broadcast axes=[1] %387 : [4096,64]
+ * %389 = mul %388, %232 : [4096,64]
+ * %390 = add %389, %389 : [4096,64] */
 static void supervised_step_k100_mul_add(float *restrict t390, const float *restrict t387, const float *restrict t232) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v389 = t387[i1] * t232[i0 * 64 + i1];
             const float v390 = v389 + v389;
@@ -12061,11 +12061,11 @@ static void supervised_step_k100_mul_add(float *restrict t390, const float *rest
     }
 }
 
-/* %391 = neg %390 : [12544,64]
+/* %391 = neg %390 : [4096,64]
  * %393 = reduce_sum axes=[0] %391 : [64] */
 static void supervised_step_k101_neg_reduce_sum(float *restrict t393, const float *restrict t390) {
     for (size_t o = 0; o < 64; o++) t393[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v391 = -t390[i0 * 64 + i1];
             t393[i1] += v391;
@@ -12073,22 +12073,22 @@ static void supervised_step_k101_neg_reduce_sum(float *restrict t393, const floa
     }
 }
 
-/* %229 = constant 7.971938775510203e-05 : [64]
+/* %229 = constant 0.000244140625 : [64]
  * %394 = add %383, %393 : [64]
  * %395 = mul %394, %229 : [64] */
 static void supervised_step_k102_add_mul(float *restrict t395, const float *restrict t383, const float *restrict t393) {
     for (size_t i = 0; i < 64; i++) {
         const float v394 = t383[i] + t393[i];
-        const float v395 = v394 * 7.9719386e-05f;
+        const float v395 = v394 * 0.00024414062f;
         t395[i] = v395;
     }
 }
 
-/* %392 = add %377, %390 : [12544,64]
- * %396 = broadcast axes=[1] %395 : [12544,64]
- * %397 = add %392, %396 : [12544,64] */
+/* %392 = add %377, %390 : [4096,64]
+ * %396 = broadcast axes=[1] %395 : [4096,64]
+ * %397 = add %392, %396 : [4096,64] */
 static void supervised_step_k103_add(float *restrict t397, const float *restrict t377, const float *restrict t390, const float *restrict t395) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v392 = t377[i0 * 64 + i1] + t390[i0 * 64 + i1];
             const float v397 = v392 + t395[i1];
@@ -12100,46 +12100,46 @@ static void supervised_step_k103_add(float *restrict t397, const float *restrict
 /* %398 = reduce_sum axes=[0] %397 : [64] */
 static void supervised_step_k104_reduce_sum(float *restrict t398, const float *restrict t397) {
     for (size_t o = 0; o < 64; o++) t398[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+    for (size_t i0 = 0; i0 < 4096; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             t398[i1] += t397[i0 * 64 + i1];
         }
     }
 }
 
-/* %399 = matmul tB %397, %224 : [12544,288]
- * %402 = col2im k3 s2 p1 %399 : [256,14,14,32] */
+/* %399 = matmul tB %397, %224 : [4096,288]
+ * %402 = col2im k3 s2 p1 %399 : [256,7,7,32] */
 static void supervised_step_k105_matmul_col2im(float *restrict t402, const float *restrict t397, const float *restrict in_student_res9_conv0_weight, float *restrict chunk) {
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 18) {
-        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 64, 1.0f, t397 + (size_t)n0 * 3136, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t402 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
+    /* the product 56 images at a time (258048 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 56) {
+        const int nb = 256 - n0 < 56 ? 256 - n0 : 56;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t397 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
+        mplc_col2im(t402 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
-/* %223 = im2col k3 s2 p1 %222 : [12544,288]
+/* %223 = im2col k3 s2 p1 %222 : [4096,288]
  * %400 = matmul tA %223, %397 : [288,64] */
 static void supervised_step_k106_im2col_matmul(float *restrict t400, const float *restrict t222, const float *restrict t397, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 18) {
-        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
-        mplc_im2col(chunk, t222 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 49, 1.0f, chunk, 288, t397 + (size_t)n0 * 3136, 64, n0 == 0 ? 0.0f : 1.0f, t400, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 56) {
+        const int nb = 256 - n0 < 56 ? 256 - n0 : 56;
+        mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t397 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t400, 64);
     }
 }
 
-/* %183 = constant 0.1 : [256,14,14,32]
- * %403 = add %363, %402 : [256,14,14,32]
- * %404 = greaterEqual %220, %221 : [256,14,14,32]
- * %405 = constant 1 : [256,14,14,32]
- * %406 = sub %405, %404 : [256,14,14,32]
- * %407 = mul %403, %404 : [256,14,14,32]
- * %408 = mul %403, %406 : [256,14,14,32]
- * %409 = mul %408, %183 : [256,14,14,32]
- * %410 = add %407, %409 : [256,14,14,32] */
+/* %183 = constant 0.1 : [256,7,7,32]
+ * %403 = add %363, %402 : [256,7,7,32]
+ * %404 = greaterEqual %220, %221 : [256,7,7,32]
+ * %405 = constant 1 : [256,7,7,32]
+ * %406 = sub %405, %404 : [256,7,7,32]
+ * %407 = mul %403, %404 : [256,7,7,32]
+ * %408 = mul %403, %406 : [256,7,7,32]
+ * %409 = mul %408, %183 : [256,7,7,32]
+ * %410 = add %407, %409 : [256,7,7,32] */
 static void supervised_step_k107_add_greaterEqual_sub_etc(float *restrict t410, const float *restrict t363, const float *restrict t402, const float *restrict t220, const float *restrict t221) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v403 = t363[i] + t402[i];
         const float v404 = t220[i] >= t221[i] ? 1.0f : 0.0f;
         const float v407 = v403 * v404;
@@ -12154,17 +12154,17 @@ static void supervised_step_k107_add_greaterEqual_sub_etc(float *restrict t410, 
 /* %412 = reduce_sum axes=[0] %411 : [32] */
 static void supervised_step_k108_reduce_sum(float *restrict t412, const float *restrict t411) {
     for (size_t o = 0; o < 32; o++) t412[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t412[i1] += t411[i0 * 32 + i1];
         }
     }
 }
 
-/* %216 = broadcast axes=[1] %215 : [50176,32]
- * %413 = mul %411, %216 : [50176,32] */
+/* %216 = broadcast axes=[1] %215 : [12544,32]
+ * %413 = mul %411, %216 : [12544,32] */
 static void supervised_step_k109_mul(float *restrict t413, const float *restrict t411, const float *restrict t215) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v413 = t411[i0 * 32 + i1] * t215[i1];
             t413[i0 * 32 + i1] = v413;
@@ -12172,11 +12172,11 @@ static void supervised_step_k109_mul(float *restrict t413, const float *restrict
     }
 }
 
-/* %414 = mul %411, %201 : [50176,32]
+/* %414 = mul %411, %201 : [12544,32]
  * %415 = reduce_sum axes=[0] %414 : [32] */
 static void supervised_step_k110_mul_reduce_sum(float *restrict t415, const float *restrict t411, const float *restrict t201) {
     for (size_t o = 0; o < 32; o++) t415[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v414 = t411[i0 * 32 + i1] * t201[i0 * 32 + i1];
             t415[i1] += v414;
@@ -12192,11 +12192,11 @@ static void supervised_step_k111_mul(float *restrict t417, const float *restrict
     }
 }
 
-/* %418 = neg %413 : [50176,32]
+/* %418 = neg %413 : [12544,32]
  * %419 = reduce_sum axes=[0] %418 : [32] */
 static void supervised_step_k112_neg_reduce_sum(float *restrict t419, const float *restrict t413) {
     for (size_t o = 0; o < 32; o++) t419[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v418 = -t413[i0 * 32 + i1];
             t419[i1] += v418;
@@ -12204,7 +12204,7 @@ static void supervised_step_k112_neg_reduce_sum(float *restrict t419, const floa
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %174 = constant -0.5 : [32]
  * %416 = mul %415, %19 : [32]
  * %420 = mul %416, %214 : [32]
@@ -12217,16 +12217,16 @@ static void supervised_step_k113_mul_div(float *restrict t423, const float *rest
         const float v420 = v416 * t214[i];
         const float v421 = v420 * (-0.5f);
         const float v422 = v421 / t211[i];
-        const float v423 = v422 * 1.9929847e-05f;
+        const float v423 = v422 * 7.9719386e-05f;
         t423[i] = v423;
     }
 }
 
-/* %424 = broadcast axes=[1] %423 : [50176,32]
- * %425 = mul %424, %201 : [50176,32]
- * %426 = add %425, %425 : [50176,32] */
+/* %424 = broadcast axes=[1] %423 : [12544,32]
+ * %425 = mul %424, %201 : [12544,32]
+ * %426 = add %425, %425 : [12544,32] */
 static void supervised_step_k114_mul_add(float *restrict t426, const float *restrict t423, const float *restrict t201) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v425 = t423[i1] * t201[i0 * 32 + i1];
             const float v426 = v425 + v425;
@@ -12235,11 +12235,11 @@ static void supervised_step_k114_mul_add(float *restrict t426, const float *rest
     }
 }
 
-/* %427 = neg %426 : [50176,32]
+/* %427 = neg %426 : [12544,32]
  * %429 = reduce_sum axes=[0] %427 : [32] */
 static void supervised_step_k115_neg_reduce_sum(float *restrict t429, const float *restrict t426) {
     for (size_t o = 0; o < 32; o++) t429[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v427 = -t426[i0 * 32 + i1];
             t429[i1] += v427;
@@ -12247,22 +12247,22 @@ static void supervised_step_k115_neg_reduce_sum(float *restrict t429, const floa
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %430 = add %419, %429 : [32]
  * %431 = mul %430, %155 : [32] */
 static void supervised_step_k116_add_mul(float *restrict t431, const float *restrict t419, const float *restrict t429) {
     for (size_t i = 0; i < 32; i++) {
         const float v430 = t419[i] + t429[i];
-        const float v431 = v430 * 1.9929847e-05f;
+        const float v431 = v430 * 7.9719386e-05f;
         t431[i] = v431;
     }
 }
 
-/* %428 = add %413, %426 : [50176,32]
- * %432 = broadcast axes=[1] %431 : [50176,32]
- * %433 = add %428, %432 : [50176,32] */
+/* %428 = add %413, %426 : [12544,32]
+ * %432 = broadcast axes=[1] %431 : [12544,32]
+ * %433 = add %428, %432 : [12544,32] */
 static void supervised_step_k117_add(float *restrict t433, const float *restrict t413, const float *restrict t426, const float *restrict t431) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v428 = t413[i0 * 32 + i1] + t426[i0 * 32 + i1];
             const float v433 = v428 + t431[i1];
@@ -12271,33 +12271,33 @@ static void supervised_step_k117_add(float *restrict t433, const float *restrict
     }
 }
 
-/* %434 = matmul tB %433, %193 : [50176,16]
- * %437 = col2im k1 s2 p0 %434 : [256,28,28,16] */
+/* %434 = matmul tB %433, %193 : [12544,16]
+ * %437 = col2im k1 s2 p0 %434 : [256,14,14,16] */
 static void supervised_step_k118_matmul_col2im(float *restrict t437, const float *restrict t433, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
-    /* the product 41 images at a time (128576 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 41) {
-        const int nb = 256 - n0 < 41 ? 256 - n0 : 41;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 16, 32, 1.0f, t433 + (size_t)n0 * 6272, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-        mplc_col2im(t437 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* the product 167 images at a time (130928 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 167) {
+        const int nb = 256 - n0 < 167 ? 256 - n0 : 167;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+        mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
-/* %192 = im2col k1 s2 p0 %148 : [50176,16]
+/* %192 = im2col k1 s2 p0 %148 : [12544,16]
  * %435 = matmul tA %192, %433 : [16,32] */
 static void supervised_step_k119_im2col_matmul(float *restrict t435, const float *restrict t148, const float *restrict t433, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 256; n0 += 41) {
-        const int nb = 256 - n0 < 41 ? 256 - n0 : 41;
-        mplc_im2col(chunk, t148 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    for (int n0 = 0; n0 < 256; n0 += 167) {
+        const int nb = 256 - n0 < 167 ? 256 - n0 : 167;
+        mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
+        for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
             float part[512];
             for (int i = 0; i < 512; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t433 + ((size_t)n0 * 196 + r) * 32;
+                const float *dy = t433 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
                     for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
@@ -12312,45 +12312,45 @@ static void supervised_step_k119_im2col_matmul(float *restrict t435, const float
 /* %438 = reduce_sum axes=[0] %433 : [32] */
 static void supervised_step_k120_reduce_sum(float *restrict t438, const float *restrict t433) {
     for (size_t o = 0; o < 32; o++) t438[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t438[i1] += t433[i0 * 32 + i1];
         }
     }
 }
 
-/* %439 = matmul tB %433, %187 : [50176,288]
- * %442 = col2im k3 s1 p1 %439 : [256,14,14,32] */
+/* %439 = matmul tB %433, %187 : [12544,288]
+ * %442 = col2im k3 s1 p1 %439 : [256,7,7,32] */
 static void supervised_step_k121_matmul_col2im(float *restrict t442, const float *restrict t433, const float *restrict in_student_res6_conv3_weight, float *restrict chunk) {
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 4) {
-        const int nb = 256 - n0 < 4 ? 256 - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 32, 1.0f, t433 + (size_t)n0 * 6272, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
-        mplc_col2im(t442 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 18) {
+        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
+        mplc_col2im(t442 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
-/* %186 = im2col k3 s1 p1 %185 : [50176,288]
+/* %186 = im2col k3 s1 p1 %185 : [12544,288]
  * %440 = matmul tA %186, %433 : [288,32] */
 static void supervised_step_k122_im2col_matmul(float *restrict t440, const float *restrict t185, const float *restrict t433, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 4) {
-        const int nb = 256 - n0 < 4 ? 256 - n0 : 4;
-        mplc_im2col(chunk, t185 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 196, 1.0f, chunk, 288, t433 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t440, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 18) {
+        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
+        mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t433 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t440, 32);
     }
 }
 
-/* %183 = constant 0.1 : [256,14,14,32]
- * %405 = constant 1 : [256,14,14,32]
- * %443 = greaterEqual %182, %184 : [256,14,14,32]
- * %444 = sub %405, %443 : [256,14,14,32]
- * %445 = mul %442, %443 : [256,14,14,32]
- * %446 = mul %442, %444 : [256,14,14,32]
- * %447 = mul %446, %183 : [256,14,14,32]
- * %448 = add %445, %447 : [256,14,14,32] */
+/* %183 = constant 0.1 : [256,7,7,32]
+ * %405 = constant 1 : [256,7,7,32]
+ * %443 = greaterEqual %182, %184 : [256,7,7,32]
+ * %444 = sub %405, %443 : [256,7,7,32]
+ * %445 = mul %442, %443 : [256,7,7,32]
+ * %446 = mul %442, %444 : [256,7,7,32]
+ * %447 = mul %446, %183 : [256,7,7,32]
+ * %448 = add %445, %447 : [256,7,7,32] */
 static void supervised_step_k123_greaterEqual_sub_mul_etc(float *restrict t448, const float *restrict t182, const float *restrict t184, const float *restrict t442) {
-    for (size_t i = 0; i < 1605632; i++) {
+    for (size_t i = 0; i < 401408; i++) {
         const float v443 = t182[i] >= t184[i] ? 1.0f : 0.0f;
         const float v445 = t442[i] * v443;
         const float v444 = 1.0f - v443;
@@ -12364,17 +12364,17 @@ static void supervised_step_k123_greaterEqual_sub_mul_etc(float *restrict t448, 
 /* %450 = reduce_sum axes=[0] %449 : [32] */
 static void supervised_step_k124_reduce_sum(float *restrict t450, const float *restrict t449) {
     for (size_t o = 0; o < 32; o++) t450[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t450[i1] += t449[i0 * 32 + i1];
         }
     }
 }
 
-/* %178 = broadcast axes=[1] %177 : [50176,32]
- * %451 = mul %449, %178 : [50176,32] */
+/* %178 = broadcast axes=[1] %177 : [12544,32]
+ * %451 = mul %449, %178 : [12544,32] */
 static void supervised_step_k125_mul(float *restrict t451, const float *restrict t449, const float *restrict t177) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v451 = t449[i0 * 32 + i1] * t177[i1];
             t451[i0 * 32 + i1] = v451;
@@ -12382,11 +12382,11 @@ static void supervised_step_k125_mul(float *restrict t451, const float *restrict
     }
 }
 
-/* %452 = mul %449, %158 : [50176,32]
+/* %452 = mul %449, %158 : [12544,32]
  * %453 = reduce_sum axes=[0] %452 : [32] */
 static void supervised_step_k126_mul_reduce_sum(float *restrict t453, const float *restrict t449, const float *restrict t158) {
     for (size_t o = 0; o < 32; o++) t453[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v452 = t449[i0 * 32 + i1] * t158[i0 * 32 + i1];
             t453[i1] += v452;
@@ -12402,11 +12402,11 @@ static void supervised_step_k127_mul(float *restrict t455, const float *restrict
     }
 }
 
-/* %456 = neg %451 : [50176,32]
+/* %456 = neg %451 : [12544,32]
  * %457 = reduce_sum axes=[0] %456 : [32] */
 static void supervised_step_k128_neg_reduce_sum(float *restrict t457, const float *restrict t451) {
     for (size_t o = 0; o < 32; o++) t457[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v456 = -t451[i0 * 32 + i1];
             t457[i1] += v456;
@@ -12414,7 +12414,7 @@ static void supervised_step_k128_neg_reduce_sum(float *restrict t457, const floa
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %174 = constant -0.5 : [32]
  * %454 = mul %453, %14 : [32]
  * %458 = mul %454, %176 : [32]
@@ -12427,16 +12427,16 @@ static void supervised_step_k129_mul_div(float *restrict t461, const float *rest
         const float v458 = v454 * t176[i];
         const float v459 = v458 * (-0.5f);
         const float v460 = v459 / t172[i];
-        const float v461 = v460 * 1.9929847e-05f;
+        const float v461 = v460 * 7.9719386e-05f;
         t461[i] = v461;
     }
 }
 
-/* %462 = broadcast axes=[1] %461 : [50176,32]
- * %463 = mul %462, %158 : [50176,32]
- * %464 = add %463, %463 : [50176,32] */
+/* %462 = broadcast axes=[1] %461 : [12544,32]
+ * %463 = mul %462, %158 : [12544,32]
+ * %464 = add %463, %463 : [12544,32] */
 static void supervised_step_k130_mul_add(float *restrict t464, const float *restrict t461, const float *restrict t158) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v463 = t461[i1] * t158[i0 * 32 + i1];
             const float v464 = v463 + v463;
@@ -12445,11 +12445,11 @@ static void supervised_step_k130_mul_add(float *restrict t464, const float *rest
     }
 }
 
-/* %465 = neg %464 : [50176,32]
+/* %465 = neg %464 : [12544,32]
  * %467 = reduce_sum axes=[0] %465 : [32] */
 static void supervised_step_k131_neg_reduce_sum(float *restrict t467, const float *restrict t464) {
     for (size_t o = 0; o < 32; o++) t467[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v465 = -t464[i0 * 32 + i1];
             t467[i1] += v465;
@@ -12457,22 +12457,22 @@ static void supervised_step_k131_neg_reduce_sum(float *restrict t467, const floa
     }
 }
 
-/* %155 = constant 1.992984693877551e-05 : [32]
+/* %155 = constant 7.971938775510203e-05 : [32]
  * %468 = add %457, %467 : [32]
  * %469 = mul %468, %155 : [32] */
 static void supervised_step_k132_add_mul(float *restrict t469, const float *restrict t457, const float *restrict t467) {
     for (size_t i = 0; i < 32; i++) {
         const float v468 = t457[i] + t467[i];
-        const float v469 = v468 * 1.9929847e-05f;
+        const float v469 = v468 * 7.9719386e-05f;
         t469[i] = v469;
     }
 }
 
-/* %466 = add %451, %464 : [50176,32]
- * %470 = broadcast axes=[1] %469 : [50176,32]
- * %471 = add %466, %470 : [50176,32] */
+/* %466 = add %451, %464 : [12544,32]
+ * %470 = broadcast axes=[1] %469 : [12544,32]
+ * %471 = add %466, %470 : [12544,32] */
 static void supervised_step_k133_add(float *restrict t471, const float *restrict t451, const float *restrict t464, const float *restrict t469) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v466 = t451[i0 * 32 + i1] + t464[i0 * 32 + i1];
             const float v471 = v466 + t469[i1];
@@ -12484,46 +12484,46 @@ static void supervised_step_k133_add(float *restrict t471, const float *restrict
 /* %472 = reduce_sum axes=[0] %471 : [32] */
 static void supervised_step_k134_reduce_sum(float *restrict t472, const float *restrict t471) {
     for (size_t o = 0; o < 32; o++) t472[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+    for (size_t i0 = 0; i0 < 12544; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             t472[i1] += t471[i0 * 32 + i1];
         }
     }
 }
 
-/* %473 = matmul tB %471, %150 : [50176,144]
- * %476 = col2im k3 s2 p1 %473 : [256,28,28,16] */
+/* %473 = matmul tB %471, %150 : [12544,144]
+ * %476 = col2im k3 s2 p1 %473 : [256,14,14,16] */
 static void supervised_step_k135_matmul_col2im(float *restrict t476, const float *restrict t471, const float *restrict in_student_res6_conv0_weight, float *restrict chunk) {
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t471 + (size_t)n0 * 6272, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t476 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
+    /* the product 37 images at a time (261072 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 37) {
+        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t471 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
+        mplc_col2im(t476 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
-/* %149 = im2col k3 s2 p1 %148 : [50176,144]
+/* %149 = im2col k3 s2 p1 %148 : [12544,144]
  * %474 = matmul tA %149, %471 : [144,32] */
 static void supervised_step_k136_im2col_matmul(float *restrict t474, const float *restrict t148, const float *restrict t471, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
-        mplc_im2col(chunk, t148 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t471 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t474, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 37) {
+        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+        mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t471 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t474, 32);
     }
 }
 
-/* %83 = constant 0.1 : [256,28,28,16]
- * %477 = add %437, %476 : [256,28,28,16]
- * %478 = greaterEqual %146, %147 : [256,28,28,16]
- * %479 = constant 1 : [256,28,28,16]
- * %480 = sub %479, %478 : [256,28,28,16]
- * %481 = mul %477, %478 : [256,28,28,16]
- * %482 = mul %477, %480 : [256,28,28,16]
- * %483 = mul %482, %83 : [256,28,28,16]
- * %484 = add %481, %483 : [256,28,28,16] */
+/* %83 = constant 0.1 : [256,14,14,16]
+ * %477 = add %437, %476 : [256,14,14,16]
+ * %478 = greaterEqual %146, %147 : [256,14,14,16]
+ * %479 = constant 1 : [256,14,14,16]
+ * %480 = sub %479, %478 : [256,14,14,16]
+ * %481 = mul %477, %478 : [256,14,14,16]
+ * %482 = mul %477, %480 : [256,14,14,16]
+ * %483 = mul %482, %83 : [256,14,14,16]
+ * %484 = add %481, %483 : [256,14,14,16] */
 static void supervised_step_k137_add_greaterEqual_sub_etc(float *restrict t484, const float *restrict t437, const float *restrict t476, const float *restrict t146, const float *restrict t147) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v477 = t437[i] + t476[i];
         const float v478 = t146[i] >= t147[i] ? 1.0f : 0.0f;
         const float v481 = v477 * v478;
@@ -12538,17 +12538,17 @@ static void supervised_step_k137_add_greaterEqual_sub_etc(float *restrict t484, 
 /* %486 = reduce_sum axes=[0] %485 : [16] */
 static void supervised_step_k138_reduce_sum(float *restrict t486, const float *restrict t485) {
     for (size_t o = 0; o < 16; o++) t486[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t486[i1] += t485[i0 * 16 + i1];
         }
     }
 }
 
-/* %142 = broadcast axes=[1] %141 : [200704,16]
- * %487 = mul %485, %142 : [200704,16] */
+/* %142 = broadcast axes=[1] %141 : [50176,16]
+ * %487 = mul %485, %142 : [50176,16] */
 static void supervised_step_k139_mul(float *restrict t487, const float *restrict t485, const float *restrict t141) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v487 = t485[i0 * 16 + i1] * t141[i1];
             t487[i0 * 16 + i1] = v487;
@@ -12556,11 +12556,11 @@ static void supervised_step_k139_mul(float *restrict t487, const float *restrict
     }
 }
 
-/* %488 = mul %485, %127 : [200704,16]
+/* %488 = mul %485, %127 : [50176,16]
  * %489 = reduce_sum axes=[0] %488 : [16] */
 static void supervised_step_k140_mul_reduce_sum(float *restrict t489, const float *restrict t485, const float *restrict t127) {
     for (size_t o = 0; o < 16; o++) t489[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v488 = t485[i0 * 16 + i1] * t127[i0 * 16 + i1];
             t489[i1] += v488;
@@ -12576,11 +12576,11 @@ static void supervised_step_k141_mul(float *restrict t491, const float *restrict
     }
 }
 
-/* %492 = neg %487 : [200704,16]
+/* %492 = neg %487 : [50176,16]
  * %493 = reduce_sum axes=[0] %492 : [16] */
 static void supervised_step_k142_neg_reduce_sum(float *restrict t493, const float *restrict t487) {
     for (size_t o = 0; o < 16; o++) t493[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v492 = -t487[i0 * 16 + i1];
             t493[i1] += v492;
@@ -12588,7 +12588,7 @@ static void supervised_step_k142_neg_reduce_sum(float *restrict t493, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %74 = constant -0.5 : [16]
  * %490 = mul %489, %10 : [16]
  * %494 = mul %490, %140 : [16]
@@ -12601,16 +12601,16 @@ static void supervised_step_k143_mul_div(float *restrict t497, const float *rest
         const float v494 = v490 * t140[i];
         const float v495 = v494 * (-0.5f);
         const float v496 = v495 / t137[i];
-        const float v497 = v496 * 4.9824616e-06f;
+        const float v497 = v496 * 1.9929847e-05f;
         t497[i] = v497;
     }
 }
 
-/* %498 = broadcast axes=[1] %497 : [200704,16]
- * %499 = mul %498, %127 : [200704,16]
- * %500 = add %499, %499 : [200704,16] */
+/* %498 = broadcast axes=[1] %497 : [50176,16]
+ * %499 = mul %498, %127 : [50176,16]
+ * %500 = add %499, %499 : [50176,16] */
 static void supervised_step_k144_mul_add(float *restrict t500, const float *restrict t497, const float *restrict t127) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v499 = t497[i1] * t127[i0 * 16 + i1];
             const float v500 = v499 + v499;
@@ -12619,11 +12619,11 @@ static void supervised_step_k144_mul_add(float *restrict t500, const float *rest
     }
 }
 
-/* %501 = neg %500 : [200704,16]
+/* %501 = neg %500 : [50176,16]
  * %503 = reduce_sum axes=[0] %501 : [16] */
 static void supervised_step_k145_neg_reduce_sum(float *restrict t503, const float *restrict t500) {
     for (size_t o = 0; o < 16; o++) t503[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v501 = -t500[i0 * 16 + i1];
             t503[i1] += v501;
@@ -12631,22 +12631,22 @@ static void supervised_step_k145_neg_reduce_sum(float *restrict t503, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %504 = add %493, %503 : [16]
  * %505 = mul %504, %55 : [16] */
 static void supervised_step_k146_add_mul(float *restrict t505, const float *restrict t493, const float *restrict t503) {
     for (size_t i = 0; i < 16; i++) {
         const float v504 = t493[i] + t503[i];
-        const float v505 = v504 * 4.9824616e-06f;
+        const float v505 = v504 * 1.9929847e-05f;
         t505[i] = v505;
     }
 }
 
-/* %502 = add %487, %500 : [200704,16]
- * %506 = broadcast axes=[1] %505 : [200704,16]
- * %507 = add %502, %506 : [200704,16] */
+/* %502 = add %487, %500 : [50176,16]
+ * %506 = broadcast axes=[1] %505 : [50176,16]
+ * %507 = add %502, %506 : [50176,16] */
 static void supervised_step_k147_add(float *restrict t507, const float *restrict t487, const float *restrict t500, const float *restrict t505) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v502 = t487[i0 * 16 + i1] + t500[i0 * 16 + i1];
             const float v507 = v502 + t505[i1];
@@ -12658,45 +12658,45 @@ static void supervised_step_k147_add(float *restrict t507, const float *restrict
 /* %509 = reduce_sum axes=[0] %507 : [16] */
 static void supervised_step_k148_reduce_sum(float *restrict t509, const float *restrict t507) {
     for (size_t o = 0; o < 16; o++) t509[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t509[i1] += t507[i0 * 16 + i1];
         }
     }
 }
 
-/* %510 = matmul tB %507, %117 : [200704,144]
- * %513 = col2im k3 s1 p1 %510 : [256,28,28,16] */
+/* %510 = matmul tB %507, %117 : [50176,144]
+ * %513 = col2im k3 s1 p1 %510 : [256,14,14,16] */
 static void supervised_step_k149_matmul_col2im(float *restrict t513, const float *restrict t507, const float *restrict in_student_res3_conv3_weight, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 2) {
-        const int nb = 256 - n0 < 2 ? 256 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t507 + (size_t)n0 * 12544, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t513 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t507 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
+        mplc_col2im(t513 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %116 = im2col k3 s1 p1 %115 : [200704,144]
+/* %116 = im2col k3 s1 p1 %115 : [50176,144]
  * %511 = matmul tA %116, %507 : [144,16] */
 static void supervised_step_k150_im2col_matmul(float *restrict t511, const float *restrict t115, const float *restrict t507, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 2) {
-        const int nb = 256 - n0 < 2 ? 256 - n0 : 2;
-        mplc_im2col(chunk, t115 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t507 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t511, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t507 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t511, 16);
     }
 }
 
-/* %83 = constant 0.1 : [256,28,28,16]
- * %479 = constant 1 : [256,28,28,16]
- * %514 = greaterEqual %113, %114 : [256,28,28,16]
- * %515 = sub %479, %514 : [256,28,28,16]
- * %516 = mul %513, %514 : [256,28,28,16]
- * %517 = mul %513, %515 : [256,28,28,16]
- * %518 = mul %517, %83 : [256,28,28,16]
- * %519 = add %516, %518 : [256,28,28,16] */
+/* %83 = constant 0.1 : [256,14,14,16]
+ * %479 = constant 1 : [256,14,14,16]
+ * %514 = greaterEqual %113, %114 : [256,14,14,16]
+ * %515 = sub %479, %514 : [256,14,14,16]
+ * %516 = mul %513, %514 : [256,14,14,16]
+ * %517 = mul %513, %515 : [256,14,14,16]
+ * %518 = mul %517, %83 : [256,14,14,16]
+ * %519 = add %516, %518 : [256,14,14,16] */
 static void supervised_step_k151_greaterEqual_sub_mul_etc(float *restrict t519, const float *restrict t113, const float *restrict t114, const float *restrict t513) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v514 = t113[i] >= t114[i] ? 1.0f : 0.0f;
         const float v516 = t513[i] * v514;
         const float v515 = 1.0f - v514;
@@ -12710,17 +12710,17 @@ static void supervised_step_k151_greaterEqual_sub_mul_etc(float *restrict t519, 
 /* %521 = reduce_sum axes=[0] %520 : [16] */
 static void supervised_step_k152_reduce_sum(float *restrict t521, const float *restrict t520) {
     for (size_t o = 0; o < 16; o++) t521[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t521[i1] += t520[i0 * 16 + i1];
         }
     }
 }
 
-/* %109 = broadcast axes=[1] %108 : [200704,16]
- * %522 = mul %520, %109 : [200704,16] */
+/* %109 = broadcast axes=[1] %108 : [50176,16]
+ * %522 = mul %520, %109 : [50176,16] */
 static void supervised_step_k153_mul(float *restrict t522, const float *restrict t520, const float *restrict t108) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v522 = t520[i0 * 16 + i1] * t108[i1];
             t522[i0 * 16 + i1] = v522;
@@ -12728,11 +12728,11 @@ static void supervised_step_k153_mul(float *restrict t522, const float *restrict
     }
 }
 
-/* %523 = mul %520, %94 : [200704,16]
+/* %523 = mul %520, %94 : [50176,16]
  * %524 = reduce_sum axes=[0] %523 : [16] */
 static void supervised_step_k154_mul_reduce_sum(float *restrict t524, const float *restrict t520, const float *restrict t94) {
     for (size_t o = 0; o < 16; o++) t524[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v523 = t520[i0 * 16 + i1] * t94[i0 * 16 + i1];
             t524[i1] += v523;
@@ -12748,11 +12748,11 @@ static void supervised_step_k155_mul(float *restrict t526, const float *restrict
     }
 }
 
-/* %527 = neg %522 : [200704,16]
+/* %527 = neg %522 : [50176,16]
  * %528 = reduce_sum axes=[0] %527 : [16] */
 static void supervised_step_k156_neg_reduce_sum(float *restrict t528, const float *restrict t522) {
     for (size_t o = 0; o < 16; o++) t528[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v527 = -t522[i0 * 16 + i1];
             t528[i1] += v527;
@@ -12760,7 +12760,7 @@ static void supervised_step_k156_neg_reduce_sum(float *restrict t528, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %74 = constant -0.5 : [16]
  * %525 = mul %524, %6 : [16]
  * %529 = mul %525, %107 : [16]
@@ -12773,16 +12773,16 @@ static void supervised_step_k157_mul_div(float *restrict t532, const float *rest
         const float v529 = v525 * t107[i];
         const float v530 = v529 * (-0.5f);
         const float v531 = v530 / t104[i];
-        const float v532 = v531 * 4.9824616e-06f;
+        const float v532 = v531 * 1.9929847e-05f;
         t532[i] = v532;
     }
 }
 
-/* %533 = broadcast axes=[1] %532 : [200704,16]
- * %534 = mul %533, %94 : [200704,16]
- * %535 = add %534, %534 : [200704,16] */
+/* %533 = broadcast axes=[1] %532 : [50176,16]
+ * %534 = mul %533, %94 : [50176,16]
+ * %535 = add %534, %534 : [50176,16] */
 static void supervised_step_k158_mul_add(float *restrict t535, const float *restrict t532, const float *restrict t94) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v534 = t532[i1] * t94[i0 * 16 + i1];
             const float v535 = v534 + v534;
@@ -12791,11 +12791,11 @@ static void supervised_step_k158_mul_add(float *restrict t535, const float *rest
     }
 }
 
-/* %536 = neg %535 : [200704,16]
+/* %536 = neg %535 : [50176,16]
  * %538 = reduce_sum axes=[0] %536 : [16] */
 static void supervised_step_k159_neg_reduce_sum(float *restrict t538, const float *restrict t535) {
     for (size_t o = 0; o < 16; o++) t538[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v536 = -t535[i0 * 16 + i1];
             t538[i1] += v536;
@@ -12803,22 +12803,22 @@ static void supervised_step_k159_neg_reduce_sum(float *restrict t538, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %539 = add %528, %538 : [16]
  * %540 = mul %539, %55 : [16] */
 static void supervised_step_k160_add_mul(float *restrict t540, const float *restrict t528, const float *restrict t538) {
     for (size_t i = 0; i < 16; i++) {
         const float v539 = t528[i] + t538[i];
-        const float v540 = v539 * 4.9824616e-06f;
+        const float v540 = v539 * 1.9929847e-05f;
         t540[i] = v540;
     }
 }
 
-/* %537 = add %522, %535 : [200704,16]
- * %541 = broadcast axes=[1] %540 : [200704,16]
- * %542 = add %537, %541 : [200704,16] */
+/* %537 = add %522, %535 : [50176,16]
+ * %541 = broadcast axes=[1] %540 : [50176,16]
+ * %542 = add %537, %541 : [50176,16] */
 static void supervised_step_k161_add(float *restrict t542, const float *restrict t522, const float *restrict t535, const float *restrict t540) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v537 = t522[i0 * 16 + i1] + t535[i0 * 16 + i1];
             const float v542 = v537 + t540[i1];
@@ -12830,46 +12830,46 @@ static void supervised_step_k161_add(float *restrict t542, const float *restrict
 /* %543 = reduce_sum axes=[0] %542 : [16] */
 static void supervised_step_k162_reduce_sum(float *restrict t543, const float *restrict t542) {
     for (size_t o = 0; o < 16; o++) t543[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t543[i1] += t542[i0 * 16 + i1];
         }
     }
 }
 
-/* %544 = matmul tB %542, %87 : [200704,144]
- * %547 = col2im k3 s1 p1 %544 : [256,28,28,16] */
+/* %544 = matmul tB %542, %87 : [50176,144]
+ * %547 = col2im k3 s1 p1 %544 : [256,14,14,16] */
 static void supervised_step_k163_matmul_col2im(float *restrict t547, const float *restrict t542, const float *restrict in_student_res3_conv0_weight, float *restrict chunk) {
-    /* the product 2 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 2) {
-        const int nb = 256 - n0 < 2 ? 256 - n0 : 2;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 784, 144, 16, 1.0f, t542 + (size_t)n0 * 12544, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t547 + (size_t)n0 * 12544, chunk, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
+    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t542 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
+        mplc_col2im(t547 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
-/* %86 = im2col k3 s1 p1 %85 : [200704,144]
+/* %86 = im2col k3 s1 p1 %85 : [50176,144]
  * %545 = matmul tA %86, %542 : [144,16] */
 static void supervised_step_k164_im2col_matmul(float *restrict t545, const float *restrict t85, const float *restrict t542, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 2) {
-        const int nb = 256 - n0 < 2 ? 256 - n0 : 2;
-        mplc_im2col(chunk, t85 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 784, 1.0f, chunk, 144, t542 + (size_t)n0 * 12544, 16, n0 == 0 ? 0.0f : 1.0f, t545, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 256; n0 += 9) {
+        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+        mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t542 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t545, 16);
     }
 }
 
-/* %83 = constant 0.1 : [256,28,28,16]
- * %479 = constant 1 : [256,28,28,16]
- * %548 = add %508, %547 : [256,28,28,16]
- * %549 = greaterEqual %82, %84 : [256,28,28,16]
- * %550 = sub %479, %549 : [256,28,28,16]
- * %551 = mul %548, %549 : [256,28,28,16]
- * %552 = mul %548, %550 : [256,28,28,16]
- * %553 = mul %552, %83 : [256,28,28,16]
- * %554 = add %551, %553 : [256,28,28,16] */
+/* %83 = constant 0.1 : [256,14,14,16]
+ * %479 = constant 1 : [256,14,14,16]
+ * %548 = add %508, %547 : [256,14,14,16]
+ * %549 = greaterEqual %82, %84 : [256,14,14,16]
+ * %550 = sub %479, %549 : [256,14,14,16]
+ * %551 = mul %548, %549 : [256,14,14,16]
+ * %552 = mul %548, %550 : [256,14,14,16]
+ * %553 = mul %552, %83 : [256,14,14,16]
+ * %554 = add %551, %553 : [256,14,14,16] */
 static void supervised_step_k165_add_greaterEqual_sub_etc(float *restrict t554, const float *restrict t508, const float *restrict t547, const float *restrict t82, const float *restrict t84) {
-    for (size_t i = 0; i < 3211264; i++) {
+    for (size_t i = 0; i < 802816; i++) {
         const float v548 = t508[i] + t547[i];
         const float v549 = t82[i] >= t84[i] ? 1.0f : 0.0f;
         const float v551 = v548 * v549;
@@ -12884,17 +12884,17 @@ static void supervised_step_k165_add_greaterEqual_sub_etc(float *restrict t554, 
 /* %556 = reduce_sum axes=[0] %555 : [16] */
 static void supervised_step_k166_reduce_sum(float *restrict t556, const float *restrict t555) {
     for (size_t o = 0; o < 16; o++) t556[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t556[i1] += t555[i0 * 16 + i1];
         }
     }
 }
 
-/* %78 = broadcast axes=[1] %77 : [200704,16]
- * %557 = mul %555, %78 : [200704,16] */
+/* %78 = broadcast axes=[1] %77 : [50176,16]
+ * %557 = mul %555, %78 : [50176,16] */
 static void supervised_step_k167_mul(float *restrict t557, const float *restrict t555, const float *restrict t77) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v557 = t555[i0 * 16 + i1] * t77[i1];
             t557[i0 * 16 + i1] = v557;
@@ -12902,11 +12902,11 @@ static void supervised_step_k167_mul(float *restrict t557, const float *restrict
     }
 }
 
-/* %558 = mul %555, %58 : [200704,16]
+/* %558 = mul %555, %58 : [50176,16]
  * %559 = reduce_sum axes=[0] %558 : [16] */
 static void supervised_step_k168_mul_reduce_sum(float *restrict t559, const float *restrict t555, const float *restrict t58) {
     for (size_t o = 0; o < 16; o++) t559[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v558 = t555[i0 * 16 + i1] * t58[i0 * 16 + i1];
             t559[i1] += v558;
@@ -12922,11 +12922,11 @@ static void supervised_step_k169_mul(float *restrict t561, const float *restrict
     }
 }
 
-/* %562 = neg %557 : [200704,16]
+/* %562 = neg %557 : [50176,16]
  * %563 = reduce_sum axes=[0] %562 : [16] */
 static void supervised_step_k170_neg_reduce_sum(float *restrict t563, const float *restrict t557) {
     for (size_t o = 0; o < 16; o++) t563[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v562 = -t557[i0 * 16 + i1];
             t563[i1] += v562;
@@ -12934,7 +12934,7 @@ static void supervised_step_k170_neg_reduce_sum(float *restrict t563, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %74 = constant -0.5 : [16]
  * %560 = mul %559, %2 : [16]
  * %564 = mul %560, %76 : [16]
@@ -12947,16 +12947,16 @@ static void supervised_step_k171_mul_div(float *restrict t567, const float *rest
         const float v564 = v560 * t76[i];
         const float v565 = v564 * (-0.5f);
         const float v566 = v565 / t72[i];
-        const float v567 = v566 * 4.9824616e-06f;
+        const float v567 = v566 * 1.9929847e-05f;
         t567[i] = v567;
     }
 }
 
-/* %568 = broadcast axes=[1] %567 : [200704,16]
- * %569 = mul %568, %58 : [200704,16]
- * %570 = add %569, %569 : [200704,16] */
+/* %568 = broadcast axes=[1] %567 : [50176,16]
+ * %569 = mul %568, %58 : [50176,16]
+ * %570 = add %569, %569 : [50176,16] */
 static void supervised_step_k172_mul_add(float *restrict t570, const float *restrict t567, const float *restrict t58) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v569 = t567[i1] * t58[i0 * 16 + i1];
             const float v570 = v569 + v569;
@@ -12965,11 +12965,11 @@ static void supervised_step_k172_mul_add(float *restrict t570, const float *rest
     }
 }
 
-/* %571 = neg %570 : [200704,16]
+/* %571 = neg %570 : [50176,16]
  * %573 = reduce_sum axes=[0] %571 : [16] */
 static void supervised_step_k173_neg_reduce_sum(float *restrict t573, const float *restrict t570) {
     for (size_t o = 0; o < 16; o++) t573[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v571 = -t570[i0 * 16 + i1];
             t573[i1] += v571;
@@ -12977,22 +12977,22 @@ static void supervised_step_k173_neg_reduce_sum(float *restrict t573, const floa
     }
 }
 
-/* %55 = constant 4.982461734693877e-06 : [16]
+/* %55 = constant 1.992984693877551e-05 : [16]
  * %574 = add %563, %573 : [16]
  * %575 = mul %574, %55 : [16] */
 static void supervised_step_k174_add_mul(float *restrict t575, const float *restrict t563, const float *restrict t573) {
     for (size_t i = 0; i < 16; i++) {
         const float v574 = t563[i] + t573[i];
-        const float v575 = v574 * 4.9824616e-06f;
+        const float v575 = v574 * 1.9929847e-05f;
         t575[i] = v575;
     }
 }
 
-/* %572 = add %557, %570 : [200704,16]
- * %576 = broadcast axes=[1] %575 : [200704,16]
- * %577 = add %572, %576 : [200704,16] */
+/* %572 = add %557, %570 : [50176,16]
+ * %576 = broadcast axes=[1] %575 : [50176,16]
+ * %577 = add %572, %576 : [50176,16] */
 static void supervised_step_k175_add(float *restrict t577, const float *restrict t557, const float *restrict t570, const float *restrict t575) {
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v572 = t557[i0 * 16 + i1] + t570[i0 * 16 + i1];
             const float v577 = v572 + t575[i1];
@@ -13004,29 +13004,29 @@ static void supervised_step_k175_add(float *restrict t577, const float *restrict
 /* %578 = reduce_sum axes=[0] %577 : [16] */
 static void supervised_step_k176_reduce_sum(float *restrict t578, const float *restrict t577) {
     for (size_t o = 0; o < 16; o++) t578[o] = 0.0f;
-    for (size_t i0 = 0; i0 < 200704; i0++) {
+    for (size_t i0 = 0; i0 < 50176; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             t578[i1] += t577[i0 * 16 + i1];
         }
     }
 }
 
-/* %49 = im2col k3 s1 p1 %46 : [200704,9]
+/* %49 = im2col k3 s2 p1 %46 : [50176,9]
  * %579 = matmul tA %49, %577 : [9,16] */
 static void supervised_step_k177_im2col_matmul(float *restrict t579, const float *restrict in_x, const float *restrict t577, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 256; n0 += 20) {
-        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    for (int n0 = 0; n0 < 256; n0 += 83) {
+        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
-        for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
-            const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
+        for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
+            const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
             float part[144];
             for (int i = 0; i < 144; i++) part[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
-                const float *dy = t577 + ((size_t)n0 * 784 + r) * 16;
+                const float *dy = t577 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
                     for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
@@ -13744,206 +13744,206 @@ static void supervised_step_k197_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 198 kernels; scratch high-water mark 58625312 floats. */
+/* 198 kernels; scratch high-water mark 15363168 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add(scratch, io, state + 77808, state + 77952, scratch + 3211264);
-    supervised_step_k001_reduce_sum(scratch + 3211264, scratch);
-    supervised_step_k002_mul(scratch + 6422528, scratch + 3211264);
-    supervised_step_k003_sub(scratch + 3211264, scratch, scratch + 6422528);
-    supervised_step_k004_mul_reduce_sum(scratch, scratch + 3211264);
-    supervised_step_k005_mul_add_log_etc(state + 311712, state + 311728, scratch + 58625152, scratch + 58625168, scratch + 58625184, scratch, scratch + 6422528, state + 77968);
-    supervised_step_k006_mul_add(scratch, scratch + 3211264, scratch + 58625184, state + 77984);
-    supervised_step_k007_mul_max(scratch + 6422528, scratch + 9633792, scratch);
-    supervised_step_k008_im2col_matmul_add(scratch + 12845056, scratch + 9633792, state + 78000, state + 80304, scratch + 16056320);
-    supervised_step_k009_reduce_sum(scratch + 16056320, scratch + 12845056);
-    supervised_step_k010_mul(scratch + 19267584, scratch + 16056320);
-    supervised_step_k011_sub(scratch + 16056320, scratch + 12845056, scratch + 19267584);
-    supervised_step_k012_mul_reduce_sum(scratch + 12845056, scratch + 16056320);
-    supervised_step_k013_mul_add_log_etc(state + 311744, state + 311760, scratch + 58625200, scratch + 58625216, scratch + 58625232, scratch + 12845056, scratch + 19267584, state + 80320);
-    supervised_step_k014_mul_add(scratch + 12845056, scratch + 16056320, scratch + 58625232, state + 80336);
-    supervised_step_k015_mul_max(scratch + 19267584, scratch + 22478848, scratch + 12845056);
-    supervised_step_k016_im2col_matmul_add(scratch + 25690112, scratch + 22478848, state + 80352, state + 82656, scratch + 28901376);
-    supervised_step_k017_add(scratch + 28901376, scratch + 25690112, scratch + 9633792);
-    supervised_step_k018_reduce_sum(scratch + 25690112, scratch + 28901376);
-    supervised_step_k019_mul(scratch + 32112640, scratch + 25690112);
-    supervised_step_k020_sub(scratch + 25690112, scratch + 28901376, scratch + 32112640);
-    supervised_step_k021_mul_reduce_sum(scratch + 28901376, scratch + 25690112);
-    supervised_step_k022_mul_add_log_etc(state + 311776, state + 311792, scratch + 58625248, scratch + 58625264, scratch + 58625280, scratch + 28901376, scratch + 32112640, state + 82672);
-    supervised_step_k023_mul_add(scratch + 28901376, scratch + 25690112, scratch + 58625280, state + 82688);
-    supervised_step_k024_mul_max(scratch + 32112640, scratch + 35323904, scratch + 28901376);
-    supervised_step_k025_im2col_matmul_add(scratch + 38535168, scratch + 35323904, state + 82704, state + 87312, scratch + 40140800);
-    supervised_step_k026_reduce_sum(scratch + 40140800, scratch + 38535168);
-    supervised_step_k027_mul(scratch + 40140832, scratch + 40140800);
-    supervised_step_k028_sub(scratch + 41746432, scratch + 38535168, scratch + 40140832);
-    supervised_step_k029_mul_reduce_sum(scratch + 40140864, scratch + 41746432);
-    supervised_step_k030_mul_add_log_etc(state + 311808, state + 311840, scratch + 58624960, scratch + 58624992, scratch + 58625024, scratch + 40140864, scratch + 40140832, state + 87344);
-    supervised_step_k031_mul_add(scratch + 43352064, scratch + 41746432, scratch + 58625024, state + 87376);
-    supervised_step_k032_mul_max(scratch + 44957696, scratch + 46563328, scratch + 43352064);
-    supervised_step_k033_im2col_matmul_add(scratch + 38535168, scratch + 46563328, state + 87408, state + 96624, scratch + 40140800);
-    supervised_step_k034_im2col_matmul(scratch + 40140800, scratch + 35323904, state + 96656, scratch + 48168960);
-    supervised_step_k035_add(scratch + 48168960, scratch + 38535168, scratch + 40140800);
-    supervised_step_k036_reduce_sum(scratch + 38535168, scratch + 48168960);
-    supervised_step_k037_mul(scratch + 40140800, scratch + 38535168);
-    supervised_step_k038_sub(scratch + 38535168, scratch + 48168960, scratch + 40140800);
-    supervised_step_k039_mul_reduce_sum(scratch + 40140832, scratch + 38535168);
-    supervised_step_k040_mul_add_log_etc(state + 311872, state + 311904, scratch + 58625056, scratch + 58625088, scratch + 58625120, scratch + 40140832, scratch + 40140800, state + 97168);
-    supervised_step_k041_mul_add(scratch + 40140800, scratch + 38535168, scratch + 58625120, state + 97200);
-    supervised_step_k042_mul_max(scratch + 48168960, scratch + 49774592, scratch + 40140800);
-    supervised_step_k043_im2col_matmul_add(scratch + 51380224, scratch + 49774592, state + 97232, state + 115664, scratch + 52183040);
-    supervised_step_k044_reduce_sum(scratch + 52183040, scratch + 51380224);
-    supervised_step_k045_mul(scratch + 52183104, scratch + 52183040);
-    supervised_step_k046_sub(scratch + 52985856, scratch + 51380224, scratch + 52183104);
-    supervised_step_k047_mul_reduce_sum(scratch + 52183168, scratch + 52985856);
-    supervised_step_k048_mul_add_log_etc(state + 311936, state + 312000, scratch + 58624512, scratch + 58624576, scratch + 58624640, scratch + 52183168, scratch + 52183104, state + 115728);
-    supervised_step_k049_mul_add(scratch + 53788672, scratch + 52985856, scratch + 58624640, state + 115792);
-    supervised_step_k050_mul_max(scratch + 54591488, scratch + 55394304, scratch + 53788672);
-    supervised_step_k051_im2col_matmul_add(scratch + 51380224, scratch + 55394304, state + 115856, state + 152720, scratch + 52183040);
-    supervised_step_k052_im2col_matmul(scratch + 52183040, scratch + 49774592, state + 152784, scratch + 56197120);
-    supervised_step_k053_add(scratch + 56197120, scratch + 51380224, scratch + 52183040);
-    supervised_step_k054_reduce_sum(scratch + 51380224, scratch + 56197120);
-    supervised_step_k055_mul(scratch + 52183040, scratch + 51380224);
-    supervised_step_k056_sub(scratch + 51380224, scratch + 56197120, scratch + 52183040);
-    supervised_step_k057_mul_reduce_sum(scratch + 52183104, scratch + 51380224);
-    supervised_step_k058_mul_add_log_etc(state + 312064, state + 312128, scratch + 58624704, scratch + 58624768, scratch + 58624832, scratch + 52183104, scratch + 52183040, state + 154832);
-    supervised_step_k059_mul_add(scratch + 52183040, scratch + 51380224, scratch + 58624832, state + 154896);
-    supervised_step_k060_mul_max(scratch + 56197120, scratch + 56999936, scratch + 52183040);
-    supervised_step_k061_reduce_sum(scratch + 57802752, scratch + 56999936);
-    supervised_step_k062_mul(scratch + 58605568, scratch + 57802752);
-    supervised_step_k063_matmul_add(scratch + 56999936, scratch + 58605568, state + 154960, state + 155600);
-    supervised_step_k064_reduce_max(scratch + 57007616, scratch + 56999936);
-    supervised_step_k065_sub_exp(scratch + 57002496, scratch + 57005056, scratch + 56999936, scratch + 57007616);
-    supervised_step_k066_reduce_sum(scratch + 57007616, scratch + 57005056);
-    supervised_step_k067_log(scratch + 56999936, scratch + 57007616);
-    supervised_step_k068_sub_mul_reduce_sum(scratch + 58624896, scratch + 57002496, scratch + 56999936, io + 200704);
-    supervised_step_k069_mul(io + 203280, scratch + 58624896);
-    supervised_step_k070_mul(scratch + 56999936, io + 200704);
-    supervised_step_k071_neg_reduce_sum(scratch + 57002496, scratch + 56999936);
-    supervised_step_k072_div(scratch + 57002752, scratch + 57002496, scratch + 57007616);
-    supervised_step_k073_mul_add(scratch + 58621952, scratch + 57002752, scratch + 57005056, scratch + 56999936);
-    supervised_step_k074_reduce_sum(scratch + 58625296, scratch + 58621952);
-    supervised_step_k075_matmul_mul(scratch + 57802752, scratch + 58621952, state + 154960);
-    supervised_step_k076_fill(scratch + 56999936, scratch + 57802752);
-    supervised_step_k077_greaterEqual_sub_mul_etc(scratch + 57802752, scratch + 52183040, scratch + 56197120, scratch + 56999936);
-    supervised_step_k078_reduce_sum(scratch + 58624896, scratch + 57802752);
-    supervised_step_k079_mul(scratch + 52183040, scratch + 57802752, scratch + 58624832);
-    supervised_step_k080_mul_reduce_sum(scratch + 58624832, scratch + 57802752, scratch + 51380224);
-    supervised_step_k081_mul(scratch + 58114768, scratch + 58624832, scratch + 58624768);
-    supervised_step_k082_neg_reduce_sum(scratch + 58114832, scratch + 52183040);
-    supervised_step_k083_mul_div(scratch + 58114896, scratch + 58624832, state + 154832, scratch + 58624768, scratch + 58624704);
-    supervised_step_k084_mul_add(scratch + 56197120, scratch + 58114896, scratch + 51380224);
-    supervised_step_k085_neg_reduce_sum(scratch + 58624704, scratch + 56197120);
-    supervised_step_k086_add_mul(scratch + 58624768, scratch + 58114832, scratch + 58624704);
-    supervised_step_k087_add(scratch + 56999936, scratch + 52183040, scratch + 56197120, scratch + 58624768);
-    supervised_step_k088_matmul_col2im(scratch + 51380224, scratch + 56999936, state + 152784, scratch + 56197120);
-    supervised_step_k089_im2col_matmul(scratch + 58112064, scratch + 49774592, scratch + 56999936, scratch + 56197120);
-    supervised_step_k090_reduce_sum(scratch + 58624704, scratch + 56999936);
-    supervised_step_k091_matmul_col2im(scratch + 56197120, scratch + 56999936, state + 115856, scratch + 57802752);
-    supervised_step_k092_im2col_matmul(scratch + 58056768, scratch + 55394304, scratch + 56999936, scratch + 57802752);
-    supervised_step_k093_greaterEqual_sub_mul_etc(scratch + 55394304, scratch + 53788672, scratch + 54591488, scratch + 56197120);
-    supervised_step_k094_reduce_sum(scratch + 58624768, scratch + 55394304);
-    supervised_step_k095_mul(scratch + 53788672, scratch + 55394304, scratch + 58624640);
-    supervised_step_k096_mul_reduce_sum(scratch + 58624640, scratch + 55394304, scratch + 52985856);
-    supervised_step_k097_mul(scratch + 58624832, scratch + 58624640, scratch + 58624576);
-    supervised_step_k098_neg_reduce_sum(scratch + 58114112, scratch + 53788672);
-    supervised_step_k099_mul_div(scratch + 58114176, scratch + 58624640, state + 115728, scratch + 58624576, scratch + 58624512);
-    supervised_step_k100_mul_add(scratch + 54591488, scratch + 58114176, scratch + 52985856);
-    supervised_step_k101_neg_reduce_sum(scratch + 58624512, scratch + 54591488);
-    supervised_step_k102_add_mul(scratch + 58624576, scratch + 58114112, scratch + 58624512);
-    supervised_step_k103_add(scratch + 55394304, scratch + 53788672, scratch + 54591488, scratch + 58624576);
-    supervised_step_k104_reduce_sum(scratch + 58624512, scratch + 55394304);
-    supervised_step_k105_matmul_col2im(scratch + 52985856, scratch + 55394304, state + 97232, scratch + 54591488);
-    supervised_step_k106_im2col_matmul(scratch + 54845504, scratch + 49774592, scratch + 55394304, scratch + 54591488);
-    supervised_step_k107_add_greaterEqual_sub_etc(scratch + 49774592, scratch + 51380224, scratch + 52985856, scratch + 40140800, scratch + 48168960);
-    supervised_step_k108_reduce_sum(scratch + 58624576, scratch + 49774592);
-    supervised_step_k109_mul(scratch + 40140800, scratch + 49774592, scratch + 58625120);
-    supervised_step_k110_mul_reduce_sum(scratch + 58624608, scratch + 49774592, scratch + 38535168);
-    supervised_step_k111_mul(scratch + 58624640, scratch + 58624608, scratch + 58625088);
-    supervised_step_k112_neg_reduce_sum(scratch + 58624672, scratch + 40140800);
-    supervised_step_k113_mul_div(scratch + 58114112, scratch + 58624608, state + 97168, scratch + 58625088, scratch + 58625056);
-    supervised_step_k114_mul_add(scratch + 48168960, scratch + 58114112, scratch + 38535168);
-    supervised_step_k115_neg_reduce_sum(scratch + 58624608, scratch + 48168960);
-    supervised_step_k116_add_mul(scratch + 58114112, scratch + 58624672, scratch + 58624608);
-    supervised_step_k117_add(scratch + 49774592, scratch + 40140800, scratch + 48168960, scratch + 58114112);
-    supervised_step_k118_matmul_col2im(scratch + 38535168, scratch + 49774592, state + 96656, scratch + 48168960);
-    supervised_step_k119_im2col_matmul(scratch + 58114112, scratch + 35323904, scratch + 49774592, scratch + 48168960);
-    supervised_step_k120_reduce_sum(scratch + 58624608, scratch + 49774592);
-    supervised_step_k121_matmul_col2im(scratch + 48168960, scratch + 49774592, state + 87408, scratch + 51380224);
-    supervised_step_k122_im2col_matmul(scratch + 58093632, scratch + 46563328, scratch + 49774592, scratch + 51380224);
-    supervised_step_k123_greaterEqual_sub_mul_etc(scratch + 46563328, scratch + 43352064, scratch + 44957696, scratch + 48168960);
-    supervised_step_k124_reduce_sum(scratch + 58624672, scratch + 46563328);
-    supervised_step_k125_mul(scratch + 43352064, scratch + 46563328, scratch + 58625024);
-    supervised_step_k126_mul_reduce_sum(scratch + 58114624, scratch + 46563328, scratch + 41746432);
-    supervised_step_k127_mul(scratch + 58114832, scratch + 58114624, scratch + 58624992);
-    supervised_step_k128_neg_reduce_sum(scratch + 58114656, scratch + 43352064);
-    supervised_step_k129_mul_div(scratch + 58114688, scratch + 58114624, state + 87344, scratch + 58624992, scratch + 58624960);
-    supervised_step_k130_mul_add(scratch + 44957696, scratch + 58114688, scratch + 41746432);
-    supervised_step_k131_neg_reduce_sum(scratch + 58114624, scratch + 44957696);
-    supervised_step_k132_add_mul(scratch + 58114688, scratch + 58114656, scratch + 58114624);
-    supervised_step_k133_add(scratch + 46563328, scratch + 43352064, scratch + 44957696, scratch + 58114688);
-    supervised_step_k134_reduce_sum(scratch + 58114864, scratch + 46563328);
-    supervised_step_k135_matmul_col2im(scratch + 41746432, scratch + 46563328, state + 82704, scratch + 44957696);
-    supervised_step_k136_im2col_matmul(scratch + 58102848, scratch + 35323904, scratch + 46563328, scratch + 44957696);
-    supervised_step_k137_add_greaterEqual_sub_etc(scratch + 35323904, scratch + 38535168, scratch + 41746432, scratch + 28901376, scratch + 32112640);
-    supervised_step_k138_reduce_sum(scratch + 58624960, scratch + 35323904);
-    supervised_step_k139_mul(scratch + 28901376, scratch + 35323904, scratch + 58625280);
-    supervised_step_k140_mul_reduce_sum(scratch + 58625280, scratch + 35323904, scratch + 25690112);
-    supervised_step_k141_mul(scratch + 58624976, scratch + 58625280, scratch + 58625264);
-    supervised_step_k142_neg_reduce_sum(scratch + 58114624, scratch + 28901376);
-    supervised_step_k143_mul_div(scratch + 58114640, scratch + 58625280, state + 82672, scratch + 58625264, scratch + 58625248);
-    supervised_step_k144_mul_add(scratch + 32112640, scratch + 58114640, scratch + 25690112);
-    supervised_step_k145_neg_reduce_sum(scratch + 58625248, scratch + 32112640);
-    supervised_step_k146_add_mul(scratch + 58625264, scratch + 58114624, scratch + 58625248);
-    supervised_step_k147_add(scratch + 25690112, scratch + 28901376, scratch + 32112640, scratch + 58625264);
-    supervised_step_k148_reduce_sum(scratch + 58625248, scratch + 25690112);
-    supervised_step_k149_matmul_col2im(scratch + 28901376, scratch + 25690112, state + 80352, scratch + 32112640);
-    supervised_step_k150_im2col_matmul(scratch + 58107456, scratch + 22478848, scratch + 25690112, scratch + 32112640);
-    supervised_step_k151_greaterEqual_sub_mul_etc(scratch + 22478848, scratch + 12845056, scratch + 19267584, scratch + 28901376);
-    supervised_step_k152_reduce_sum(scratch + 58625264, scratch + 22478848);
-    supervised_step_k153_mul(scratch + 12845056, scratch + 22478848, scratch + 58625232);
-    supervised_step_k154_mul_reduce_sum(scratch + 58625232, scratch + 22478848, scratch + 16056320);
-    supervised_step_k155_mul(scratch + 58625280, scratch + 58625232, scratch + 58625216);
-    supervised_step_k156_neg_reduce_sum(scratch + 58114624, scratch + 12845056);
-    supervised_step_k157_mul_div(scratch + 58114640, scratch + 58625232, state + 80320, scratch + 58625216, scratch + 58625200);
-    supervised_step_k158_mul_add(scratch + 19267584, scratch + 58114640, scratch + 16056320);
-    supervised_step_k159_neg_reduce_sum(scratch + 58625200, scratch + 19267584);
-    supervised_step_k160_add_mul(scratch + 58625216, scratch + 58114624, scratch + 58625200);
-    supervised_step_k161_add(scratch + 16056320, scratch + 12845056, scratch + 19267584, scratch + 58625216);
-    supervised_step_k162_reduce_sum(scratch + 58625200, scratch + 16056320);
-    supervised_step_k163_matmul_col2im(scratch + 12845056, scratch + 16056320, state + 78000, scratch + 19267584);
-    supervised_step_k164_im2col_matmul(scratch + 58109760, scratch + 9633792, scratch + 16056320, scratch + 19267584);
-    supervised_step_k165_add_greaterEqual_sub_etc(scratch + 9633792, scratch + 25690112, scratch + 12845056, scratch, scratch + 6422528);
-    supervised_step_k166_reduce_sum(scratch + 58625216, scratch + 9633792);
-    supervised_step_k167_mul(scratch, scratch + 9633792, scratch + 58625184);
-    supervised_step_k168_mul_reduce_sum(scratch + 58625184, scratch + 9633792, scratch + 3211264);
-    supervised_step_k169_mul(scratch + 58625232, scratch + 58625184, scratch + 58625168);
-    supervised_step_k170_neg_reduce_sum(scratch + 58114624, scratch);
-    supervised_step_k171_mul_div(scratch + 58114640, scratch + 58625184, state + 77968, scratch + 58625168, scratch + 58625152);
-    supervised_step_k172_mul_add(scratch + 6422528, scratch + 58114640, scratch + 3211264);
-    supervised_step_k173_neg_reduce_sum(scratch + 58114640, scratch + 6422528);
-    supervised_step_k174_add_mul(scratch + 58114656, scratch + 58114624, scratch + 58114640);
-    supervised_step_k175_add(scratch + 3211264, scratch, scratch + 6422528, scratch + 58114656);
-    supervised_step_k176_reduce_sum(scratch + 58624992, scratch + 3211264);
-    supervised_step_k177_im2col_matmul(scratch + 58114624, io, scratch + 3211264, scratch);
-    supervised_step_k178_mul_add_sub(state + 233424, state + 77808, scratch + 58114624, io + 203264);
-    supervised_step_k179_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 58624992, io + 203264, scratch + 58625232, scratch + 58625216);
-    supervised_step_k180_mul_add_sub(state + 233616, state + 78000, scratch + 58109760, io + 203264);
-    supervised_step_k181_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 58625200, io + 203264, scratch + 58625280, scratch + 58625264);
-    supervised_step_k182_mul_add_sub(state + 235968, state + 80352, scratch + 58107456, io + 203264);
-    supervised_step_k183_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 58625248, io + 203264, scratch + 58624976, scratch + 58624960);
-    supervised_step_k184_mul_add_sub(state + 238320, state + 82704, scratch + 58102848, io + 203264);
-    supervised_step_k185_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 58114864, io + 203264, scratch + 58114832, scratch + 58624672);
-    supervised_step_k186_mul_add_sub(state + 243024, state + 87408, scratch + 58093632, io + 203264);
-    supervised_step_k187_mul_add_sub(state + 252240, state + 96624, scratch + 58624608, io + 203264);
-    supervised_step_k188_mul_add_sub(state + 252272, state + 96656, scratch + 58114112, io + 203264);
-    supervised_step_k189_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 58624640, io + 203264, scratch + 58624576);
-    supervised_step_k190_mul_add_sub(state + 252848, state + 97232, scratch + 54845504, io + 203264);
-    supervised_step_k191_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 58624512, io + 203264, scratch + 58624832, scratch + 58624768);
-    supervised_step_k192_mul_add_sub(state + 271472, state + 115856, scratch + 58056768, io + 203264);
-    supervised_step_k193_mul_add_sub(state + 308336, state + 152720, scratch + 58624704, io + 203264);
-    supervised_step_k194_mul_add_sub(state + 308400, state + 152784, scratch + 58112064, io + 203264);
-    supervised_step_k195_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 58114768, io + 203264, scratch + 58624896);
-    supervised_step_k196_matmul_mul_add_etc(scratch, state + 310576, state + 154960, scratch + 58605568, scratch + 58621952, io + 203264);
-    supervised_step_k197_mul_add_sub(state + 311216, state + 155600, scratch + 58625296, io + 203264);
+    supervised_step_k000_im2col_matmul_add(scratch, io, state + 77808, state + 77952, scratch + 802816);
+    supervised_step_k001_reduce_sum(scratch + 802816, scratch);
+    supervised_step_k002_mul(scratch + 1605632, scratch + 802816);
+    supervised_step_k003_sub(scratch + 802816, scratch, scratch + 1605632);
+    supervised_step_k004_mul_reduce_sum(scratch, scratch + 802816);
+    supervised_step_k005_mul_add_log_etc(state + 311712, state + 311728, scratch + 15363008, scratch + 15363024, scratch + 15363040, scratch, scratch + 1605632, state + 77968);
+    supervised_step_k006_mul_add(scratch, scratch + 802816, scratch + 15363040, state + 77984);
+    supervised_step_k007_mul_max(scratch + 1605632, scratch + 2408448, scratch);
+    supervised_step_k008_im2col_matmul_add(scratch + 3211264, scratch + 2408448, state + 78000, state + 80304, scratch + 4014080);
+    supervised_step_k009_reduce_sum(scratch + 4014080, scratch + 3211264);
+    supervised_step_k010_mul(scratch + 4816896, scratch + 4014080);
+    supervised_step_k011_sub(scratch + 4014080, scratch + 3211264, scratch + 4816896);
+    supervised_step_k012_mul_reduce_sum(scratch + 3211264, scratch + 4014080);
+    supervised_step_k013_mul_add_log_etc(state + 311744, state + 311760, scratch + 15363056, scratch + 15363072, scratch + 15363088, scratch + 3211264, scratch + 4816896, state + 80320);
+    supervised_step_k014_mul_add(scratch + 3211264, scratch + 4014080, scratch + 15363088, state + 80336);
+    supervised_step_k015_mul_max(scratch + 4816896, scratch + 5619712, scratch + 3211264);
+    supervised_step_k016_im2col_matmul_add(scratch + 6422528, scratch + 5619712, state + 80352, state + 82656, scratch + 7225344);
+    supervised_step_k017_add(scratch + 7225344, scratch + 6422528, scratch + 2408448);
+    supervised_step_k018_reduce_sum(scratch + 6422528, scratch + 7225344);
+    supervised_step_k019_mul(scratch + 8028160, scratch + 6422528);
+    supervised_step_k020_sub(scratch + 6422528, scratch + 7225344, scratch + 8028160);
+    supervised_step_k021_mul_reduce_sum(scratch + 7225344, scratch + 6422528);
+    supervised_step_k022_mul_add_log_etc(state + 311776, state + 311792, scratch + 15363104, scratch + 15363120, scratch + 15363136, scratch + 7225344, scratch + 8028160, state + 82672);
+    supervised_step_k023_mul_add(scratch + 7225344, scratch + 6422528, scratch + 15363136, state + 82688);
+    supervised_step_k024_mul_max(scratch + 8028160, scratch + 8830976, scratch + 7225344);
+    supervised_step_k025_im2col_matmul_add(scratch + 9633792, scratch + 8830976, state + 82704, state + 87312, scratch + 10035200);
+    supervised_step_k026_reduce_sum(scratch + 10035200, scratch + 9633792);
+    supervised_step_k027_mul(scratch + 10035232, scratch + 10035200);
+    supervised_step_k028_sub(scratch + 10436608, scratch + 9633792, scratch + 10035232);
+    supervised_step_k029_mul_reduce_sum(scratch + 10035264, scratch + 10436608);
+    supervised_step_k030_mul_add_log_etc(state + 311808, state + 311840, scratch + 15362816, scratch + 15362848, scratch + 15362880, scratch + 10035264, scratch + 10035232, state + 87344);
+    supervised_step_k031_mul_add(scratch + 10838016, scratch + 10436608, scratch + 15362880, state + 87376);
+    supervised_step_k032_mul_max(scratch + 11239424, scratch + 11640832, scratch + 10838016);
+    supervised_step_k033_im2col_matmul_add(scratch + 9633792, scratch + 11640832, state + 87408, state + 96624, scratch + 10035200);
+    supervised_step_k034_im2col_matmul(scratch + 10035200, scratch + 8830976, state + 96656, scratch + 12042240);
+    supervised_step_k035_add(scratch + 12042240, scratch + 9633792, scratch + 10035200);
+    supervised_step_k036_reduce_sum(scratch + 9633792, scratch + 12042240);
+    supervised_step_k037_mul(scratch + 10035200, scratch + 9633792);
+    supervised_step_k038_sub(scratch + 9633792, scratch + 12042240, scratch + 10035200);
+    supervised_step_k039_mul_reduce_sum(scratch + 10035232, scratch + 9633792);
+    supervised_step_k040_mul_add_log_etc(state + 311872, state + 311904, scratch + 15362912, scratch + 15362944, scratch + 15362976, scratch + 10035232, scratch + 10035200, state + 97168);
+    supervised_step_k041_mul_add(scratch + 10035200, scratch + 9633792, scratch + 15362976, state + 97200);
+    supervised_step_k042_mul_max(scratch + 12042240, scratch + 12443648, scratch + 10035200);
+    supervised_step_k043_im2col_matmul_add(scratch + 12845056, scratch + 12443648, state + 97232, state + 115664, scratch + 13107200);
+    supervised_step_k044_reduce_sum(scratch + 13107200, scratch + 12845056);
+    supervised_step_k045_mul(scratch + 13107264, scratch + 13107200);
+    supervised_step_k046_sub(scratch + 13246464, scratch + 12845056, scratch + 13107264);
+    supervised_step_k047_mul_reduce_sum(scratch + 13107328, scratch + 13246464);
+    supervised_step_k048_mul_add_log_etc(state + 311936, state + 312000, scratch + 15362560, scratch + 15362624, scratch + 15362688, scratch + 13107328, scratch + 13107264, state + 115728);
+    supervised_step_k049_mul_add(scratch + 13508608, scratch + 13246464, scratch + 15362688, state + 115792);
+    supervised_step_k050_mul_max(scratch + 13770752, scratch + 14032896, scratch + 13508608);
+    supervised_step_k051_im2col_matmul_add(scratch + 12845056, scratch + 14032896, state + 115856, state + 152720, scratch + 14295040);
+    supervised_step_k052_im2col_matmul(scratch + 14295040, scratch + 12443648, state + 152784, scratch + 13107200);
+    supervised_step_k053_add(scratch + 14557184, scratch + 12845056, scratch + 14295040);
+    supervised_step_k054_reduce_sum(scratch + 14295040, scratch + 14557184);
+    supervised_step_k055_mul(scratch + 12845056, scratch + 14295040);
+    supervised_step_k056_sub(scratch + 14295040, scratch + 14557184, scratch + 12845056);
+    supervised_step_k057_mul_reduce_sum(scratch + 12845120, scratch + 14295040);
+    supervised_step_k058_mul_add_log_etc(state + 312064, state + 312128, scratch + 13123584, scratch + 13123648, scratch + 13123712, scratch + 12845120, scratch + 12845056, state + 154832);
+    supervised_step_k059_mul_add(scratch + 12845056, scratch + 14295040, scratch + 13123712, state + 154896);
+    supervised_step_k060_mul_max(scratch + 14557184, scratch + 14819328, scratch + 12845056);
+    supervised_step_k061_reduce_sum(scratch + 13107200, scratch + 14819328);
+    supervised_step_k062_mul(scratch + 15343616, scratch + 13107200);
+    supervised_step_k063_matmul_add(scratch + 13107200, scratch + 15343616, state + 154960, state + 155600);
+    supervised_step_k064_reduce_max(scratch + 13114880, scratch + 13107200);
+    supervised_step_k065_sub_exp(scratch + 13109760, scratch + 13112320, scratch + 13107200, scratch + 13114880);
+    supervised_step_k066_reduce_sum(scratch + 13114880, scratch + 13112320);
+    supervised_step_k067_log(scratch + 13107200, scratch + 13114880);
+    supervised_step_k068_sub_mul_reduce_sum(scratch + 15362752, scratch + 13109760, scratch + 13107200, io + 200704);
+    supervised_step_k069_mul(io + 203280, scratch + 15362752);
+    supervised_step_k070_mul(scratch + 13107200, io + 200704);
+    supervised_step_k071_neg_reduce_sum(scratch + 13109760, scratch + 13107200);
+    supervised_step_k072_div(scratch + 13110016, scratch + 13109760, scratch + 13114880);
+    supervised_step_k073_mul_add(scratch + 15360000, scratch + 13110016, scratch + 13112320, scratch + 13107200);
+    supervised_step_k074_reduce_sum(scratch + 15363152, scratch + 15360000);
+    supervised_step_k075_matmul_mul(scratch + 13107200, scratch + 15360000, state + 154960);
+    supervised_step_k076_fill(scratch + 14819328, scratch + 13107200);
+    supervised_step_k077_greaterEqual_sub_mul_etc(scratch + 15081472, scratch + 12845056, scratch + 14557184, scratch + 14819328);
+    supervised_step_k078_reduce_sum(scratch + 15362752, scratch + 15081472);
+    supervised_step_k079_mul(scratch + 12845056, scratch + 15081472, scratch + 13123712);
+    supervised_step_k080_mul_reduce_sum(scratch + 13107200, scratch + 15081472, scratch + 14295040);
+    supervised_step_k081_mul(scratch + 15130768, scratch + 13107200, scratch + 13123648);
+    supervised_step_k082_neg_reduce_sum(scratch + 13107264, scratch + 12845056);
+    supervised_step_k083_mul_div(scratch + 13107328, scratch + 13107200, state + 154832, scratch + 13123648, scratch + 13123584);
+    supervised_step_k084_mul_add(scratch + 14557184, scratch + 13107328, scratch + 14295040);
+    supervised_step_k085_neg_reduce_sum(scratch + 13107200, scratch + 14557184);
+    supervised_step_k086_add_mul(scratch + 13107328, scratch + 13107264, scratch + 13107200);
+    supervised_step_k087_add(scratch + 14295040, scratch + 12845056, scratch + 14557184, scratch + 13107328);
+    supervised_step_k088_matmul_col2im(scratch + 12845056, scratch + 14295040, state + 152784, scratch + 14557184);
+    supervised_step_k089_im2col_matmul(scratch + 15128064, scratch + 12443648, scratch + 14295040, scratch + 14557184);
+    supervised_step_k090_reduce_sum(scratch + 15130832, scratch + 14295040);
+    supervised_step_k091_matmul_col2im(scratch + 14557184, scratch + 14295040, state + 115856, scratch + 14819328);
+    supervised_step_k092_im2col_matmul(scratch + 15077376, scratch + 14032896, scratch + 14295040, scratch + 14819328);
+    supervised_step_k093_greaterEqual_sub_mul_etc(scratch + 14032896, scratch + 13508608, scratch + 13770752, scratch + 14557184);
+    supervised_step_k094_reduce_sum(scratch + 15130896, scratch + 14032896);
+    supervised_step_k095_mul(scratch + 13508608, scratch + 14032896, scratch + 15362688);
+    supervised_step_k096_mul_reduce_sum(scratch + 15362688, scratch + 14032896, scratch + 13246464);
+    supervised_step_k097_mul(scratch + 15130960, scratch + 15362688, scratch + 15362624);
+    supervised_step_k098_neg_reduce_sum(scratch + 15130112, scratch + 13508608);
+    supervised_step_k099_mul_div(scratch + 15130176, scratch + 15362688, state + 115728, scratch + 15362624, scratch + 15362560);
+    supervised_step_k100_mul_add(scratch + 13770752, scratch + 15130176, scratch + 13246464);
+    supervised_step_k101_neg_reduce_sum(scratch + 15362560, scratch + 13770752);
+    supervised_step_k102_add_mul(scratch + 15362624, scratch + 15130112, scratch + 15362560);
+    supervised_step_k103_add(scratch + 14032896, scratch + 13508608, scratch + 13770752, scratch + 15362624);
+    supervised_step_k104_reduce_sum(scratch + 15362560, scratch + 14032896);
+    supervised_step_k105_matmul_col2im(scratch + 13246464, scratch + 14032896, state + 97232, scratch + 13647872);
+    supervised_step_k106_im2col_matmul(scratch + 13905920, scratch + 12443648, scratch + 14032896, scratch + 13647872);
+    supervised_step_k107_add_greaterEqual_sub_etc(scratch + 12443648, scratch + 12845056, scratch + 13246464, scratch + 10035200, scratch + 12042240);
+    supervised_step_k108_reduce_sum(scratch + 15362624, scratch + 12443648);
+    supervised_step_k109_mul(scratch + 10035200, scratch + 12443648, scratch + 15362976);
+    supervised_step_k110_mul_reduce_sum(scratch + 15362656, scratch + 12443648, scratch + 9633792);
+    supervised_step_k111_mul(scratch + 15362688, scratch + 15362656, scratch + 15362944);
+    supervised_step_k112_neg_reduce_sum(scratch + 15362720, scratch + 10035200);
+    supervised_step_k113_mul_div(scratch + 15130112, scratch + 15362656, state + 97168, scratch + 15362944, scratch + 15362912);
+    supervised_step_k114_mul_add(scratch + 12042240, scratch + 15130112, scratch + 9633792);
+    supervised_step_k115_neg_reduce_sum(scratch + 15362656, scratch + 12042240);
+    supervised_step_k116_add_mul(scratch + 15130112, scratch + 15362720, scratch + 15362656);
+    supervised_step_k117_add(scratch + 12443648, scratch + 10035200, scratch + 12042240, scratch + 15130112);
+    supervised_step_k118_matmul_col2im(scratch + 9633792, scratch + 12443648, state + 96656, scratch + 12042240);
+    supervised_step_k119_im2col_matmul(scratch + 15130112, scratch + 8830976, scratch + 12443648, scratch + 12042240);
+    supervised_step_k120_reduce_sum(scratch + 15362656, scratch + 12443648);
+    supervised_step_k121_matmul_col2im(scratch + 12042240, scratch + 12443648, state + 87408, scratch + 12845056);
+    supervised_step_k122_im2col_matmul(scratch + 15114240, scratch + 11640832, scratch + 12443648, scratch + 12845056);
+    supervised_step_k123_greaterEqual_sub_mul_etc(scratch + 11640832, scratch + 10838016, scratch + 11239424, scratch + 12042240);
+    supervised_step_k124_reduce_sum(scratch + 15362720, scratch + 11640832);
+    supervised_step_k125_mul(scratch + 10838016, scratch + 11640832, scratch + 15362880);
+    supervised_step_k126_mul_reduce_sum(scratch + 15130624, scratch + 11640832, scratch + 10436608);
+    supervised_step_k127_mul(scratch + 15131024, scratch + 15130624, scratch + 15362848);
+    supervised_step_k128_neg_reduce_sum(scratch + 15130656, scratch + 10838016);
+    supervised_step_k129_mul_div(scratch + 15130688, scratch + 15130624, state + 87344, scratch + 15362848, scratch + 15362816);
+    supervised_step_k130_mul_add(scratch + 11239424, scratch + 15130688, scratch + 10436608);
+    supervised_step_k131_neg_reduce_sum(scratch + 15130624, scratch + 11239424);
+    supervised_step_k132_add_mul(scratch + 15130688, scratch + 15130656, scratch + 15130624);
+    supervised_step_k133_add(scratch + 11640832, scratch + 10838016, scratch + 11239424, scratch + 15130688);
+    supervised_step_k134_reduce_sum(scratch + 11505104, scratch + 11640832);
+    supervised_step_k135_matmul_col2im(scratch + 10436608, scratch + 11640832, state + 82704, scratch + 11239424);
+    supervised_step_k136_im2col_matmul(scratch + 11500496, scratch + 8830976, scratch + 11640832, scratch + 11239424);
+    supervised_step_k137_add_greaterEqual_sub_etc(scratch + 8830976, scratch + 9633792, scratch + 10436608, scratch + 7225344, scratch + 8028160);
+    supervised_step_k138_reduce_sum(scratch + 15362816, scratch + 8830976);
+    supervised_step_k139_mul(scratch + 7225344, scratch + 8830976, scratch + 15363136);
+    supervised_step_k140_mul_reduce_sum(scratch + 15363136, scratch + 8830976, scratch + 6422528);
+    supervised_step_k141_mul(scratch + 15362832, scratch + 15363136, scratch + 15363120);
+    supervised_step_k142_neg_reduce_sum(scratch + 15130624, scratch + 7225344);
+    supervised_step_k143_mul_div(scratch + 15130640, scratch + 15363136, state + 82672, scratch + 15363120, scratch + 15363104);
+    supervised_step_k144_mul_add(scratch + 8028160, scratch + 15130640, scratch + 6422528);
+    supervised_step_k145_neg_reduce_sum(scratch + 15363104, scratch + 8028160);
+    supervised_step_k146_add_mul(scratch + 15363120, scratch + 15130624, scratch + 15363104);
+    supervised_step_k147_add(scratch + 6422528, scratch + 7225344, scratch + 8028160, scratch + 15363120);
+    supervised_step_k148_reduce_sum(scratch + 15363104, scratch + 6422528);
+    supervised_step_k149_matmul_col2im(scratch + 7225344, scratch + 6422528, state + 80352, scratch + 8028160);
+    supervised_step_k150_im2col_matmul(scratch + 15123456, scratch + 5619712, scratch + 6422528, scratch + 8028160);
+    supervised_step_k151_greaterEqual_sub_mul_etc(scratch + 5619712, scratch + 3211264, scratch + 4816896, scratch + 7225344);
+    supervised_step_k152_reduce_sum(scratch + 15363120, scratch + 5619712);
+    supervised_step_k153_mul(scratch + 3211264, scratch + 5619712, scratch + 15363088);
+    supervised_step_k154_mul_reduce_sum(scratch + 15363088, scratch + 5619712, scratch + 4014080);
+    supervised_step_k155_mul(scratch + 15363136, scratch + 15363088, scratch + 15363072);
+    supervised_step_k156_neg_reduce_sum(scratch + 15130624, scratch + 3211264);
+    supervised_step_k157_mul_div(scratch + 15130640, scratch + 15363088, state + 80320, scratch + 15363072, scratch + 15363056);
+    supervised_step_k158_mul_add(scratch + 4816896, scratch + 15130640, scratch + 4014080);
+    supervised_step_k159_neg_reduce_sum(scratch + 15363056, scratch + 4816896);
+    supervised_step_k160_add_mul(scratch + 15363072, scratch + 15130624, scratch + 15363056);
+    supervised_step_k161_add(scratch + 4014080, scratch + 3211264, scratch + 4816896, scratch + 15363072);
+    supervised_step_k162_reduce_sum(scratch + 15363056, scratch + 4014080);
+    supervised_step_k163_matmul_col2im(scratch + 3211264, scratch + 4014080, state + 78000, scratch + 4816896);
+    supervised_step_k164_im2col_matmul(scratch + 15125760, scratch + 2408448, scratch + 4014080, scratch + 4816896);
+    supervised_step_k165_add_greaterEqual_sub_etc(scratch + 2408448, scratch + 6422528, scratch + 3211264, scratch, scratch + 1605632);
+    supervised_step_k166_reduce_sum(scratch + 15363072, scratch + 2408448);
+    supervised_step_k167_mul(scratch, scratch + 2408448, scratch + 15363040);
+    supervised_step_k168_mul_reduce_sum(scratch + 15363040, scratch + 2408448, scratch + 802816);
+    supervised_step_k169_mul(scratch + 15363088, scratch + 15363040, scratch + 15363024);
+    supervised_step_k170_neg_reduce_sum(scratch + 15130624, scratch);
+    supervised_step_k171_mul_div(scratch + 15130640, scratch + 15363040, state + 77968, scratch + 15363024, scratch + 15363008);
+    supervised_step_k172_mul_add(scratch + 1605632, scratch + 15130640, scratch + 802816);
+    supervised_step_k173_neg_reduce_sum(scratch + 15130640, scratch + 1605632);
+    supervised_step_k174_add_mul(scratch + 15130656, scratch + 15130624, scratch + 15130640);
+    supervised_step_k175_add(scratch + 802816, scratch, scratch + 1605632, scratch + 15130656);
+    supervised_step_k176_reduce_sum(scratch + 15362848, scratch + 802816);
+    supervised_step_k177_im2col_matmul(scratch + 15130624, io, scratch + 802816, scratch);
+    supervised_step_k178_mul_add_sub(state + 233424, state + 77808, scratch + 15130624, io + 203264);
+    supervised_step_k179_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 15362848, io + 203264, scratch + 15363088, scratch + 15363072);
+    supervised_step_k180_mul_add_sub(state + 233616, state + 78000, scratch + 15125760, io + 203264);
+    supervised_step_k181_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 15363056, io + 203264, scratch + 15363136, scratch + 15363120);
+    supervised_step_k182_mul_add_sub(state + 235968, state + 80352, scratch + 15123456, io + 203264);
+    supervised_step_k183_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 15363104, io + 203264, scratch + 15362832, scratch + 15362816);
+    supervised_step_k184_mul_add_sub(state + 238320, state + 82704, scratch + 11500496, io + 203264);
+    supervised_step_k185_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 11505104, io + 203264, scratch + 15131024, scratch + 15362720);
+    supervised_step_k186_mul_add_sub(state + 243024, state + 87408, scratch + 15114240, io + 203264);
+    supervised_step_k187_mul_add_sub(state + 252240, state + 96624, scratch + 15362656, io + 203264);
+    supervised_step_k188_mul_add_sub(state + 252272, state + 96656, scratch + 15130112, io + 203264);
+    supervised_step_k189_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 15362688, io + 203264, scratch + 15362624);
+    supervised_step_k190_mul_add_sub(state + 252848, state + 97232, scratch + 13905920, io + 203264);
+    supervised_step_k191_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 15362560, io + 203264, scratch + 15130960, scratch + 15130896);
+    supervised_step_k192_mul_add_sub(state + 271472, state + 115856, scratch + 15077376, io + 203264);
+    supervised_step_k193_mul_add_sub(state + 308336, state + 152720, scratch + 15130832, io + 203264);
+    supervised_step_k194_mul_add_sub(state + 308400, state + 152784, scratch + 15128064, io + 203264);
+    supervised_step_k195_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 15130768, io + 203264, scratch + 15362752);
+    supervised_step_k196_matmul_mul_add_etc(scratch, state + 310576, state + 154960, scratch + 15343616, scratch + 15360000, io + 203264);
+    supervised_step_k197_mul_add_sub(state + 311216, state + 155600, scratch + 15363152, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -13968,34 +13968,34 @@ static void predict_teacher_k000_add_log_mul_etc(float *restrict t60, const floa
     }
 }
 
-/* %47 = im2col k3 s1 p1 %46 : [392000,9]
- * %49 = matmul %47, %48 : [392000,16]
- * %50 = broadcast axes=[1] %1 : [392000,16]
- * %51 = add %49, %50 : [392000,16]
- * %58 = broadcast axes=[1] %32 : [392000,16]
- * %59 = sub %51, %58 : [392000,16]
- * %61 = broadcast axes=[1] %60 : [392000,16]
- * %62 = mul %59, %61 : [392000,16]
- * %63 = broadcast axes=[1] %3 : [392000,16]
- * %64 = add %62, %63 : [392000,16] */
+/* %47 = im2col k3 s2 p1 %46 : [98000,9]
+ * %49 = matmul %47, %48 : [98000,16]
+ * %50 = broadcast axes=[1] %1 : [98000,16]
+ * %51 = add %49, %50 : [98000,16]
+ * %58 = broadcast axes=[1] %32 : [98000,16]
+ * %59 = sub %51, %58 : [98000,16]
+ * %61 = broadcast axes=[1] %60 : [98000,16]
+ * %62 = mul %59, %61 : [98000,16]
+ * %63 = broadcast axes=[1] %3 : [98000,16]
+ * %64 = add %62, %63 : [98000,16] */
 static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t64, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, const float *restrict in_teacher_bn1_running_mean, const float *restrict t60, const float *restrict in_teacher_bn1_offset, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 20) {
-        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 83) {
+        const int nb = 500 - n0 < 83 ? 500 - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+        for (size_t r = 0; r < (size_t)nb * 196; r++) {
             float acc[16];
             for (int j = 0; j < 16; j++) acc[j] = 0.0f;
             for (int p = 0; p < 9; p++) {
                 const float x = chunk[r * 9 + p];
                 for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
             }
-            float *row = t64 + ((size_t)n0 * 784 + r) * 16;
+            float *row = t64 + ((size_t)n0 * 196 + r) * 16;
             for (int j = 0; j < 16; j++) row[j] = acc[j];
         }
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v51 = t64[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
                 const float v59 = v51 - in_teacher_bn1_running_mean[i1];
@@ -14007,11 +14007,11 @@ static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t64, cons
     }
 }
 
-/* %66 = constant 0.1 : [500,28,28,16]
- * %67 = mul %65, %66 : [500,28,28,16]
- * %68 = max %65, %67 : [500,28,28,16] */
+/* %66 = constant 0.1 : [500,14,14,16]
+ * %67 = mul %65, %66 : [500,14,14,16]
+ * %68 = max %65, %67 : [500,14,14,16] */
 static void predict_teacher_k002_mul_max(float *restrict t68, const float *restrict t65) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v67 = t65[i] * 0.1f;
         const float v68 = t65[i] >= v67 ? t65[i] : v67;
         t68[i] = v68;
@@ -14036,24 +14036,24 @@ static void predict_teacher_k003_add_log_mul_etc(float *restrict t80, const floa
     }
 }
 
-/* %69 = im2col k3 s1 p1 %68 : [392000,144]
- * %71 = matmul %69, %70 : [392000,16]
- * %72 = broadcast axes=[1] %5 : [392000,16]
- * %73 = add %71, %72 : [392000,16]
- * %78 = broadcast axes=[1] %34 : [392000,16]
- * %79 = sub %73, %78 : [392000,16]
- * %81 = broadcast axes=[1] %80 : [392000,16]
- * %82 = mul %79, %81 : [392000,16]
- * %83 = broadcast axes=[1] %7 : [392000,16]
- * %84 = add %82, %83 : [392000,16] */
+/* %69 = im2col k3 s1 p1 %68 : [98000,144]
+ * %71 = matmul %69, %70 : [98000,16]
+ * %72 = broadcast axes=[1] %5 : [98000,16]
+ * %73 = add %71, %72 : [98000,16]
+ * %78 = broadcast axes=[1] %34 : [98000,16]
+ * %79 = sub %73, %78 : [98000,16]
+ * %81 = broadcast axes=[1] %80 : [98000,16]
+ * %82 = mul %79, %81 : [98000,16]
+ * %83 = broadcast axes=[1] %7 : [98000,16]
+ * %84 = add %82, %83 : [98000,16] */
 static void predict_teacher_k004_im2col_matmul_add_etc(float *restrict t84, const float *restrict t68, const float *restrict in_teacher_res3_conv0_weight, const float *restrict in_teacher_res3_conv0_bias, const float *restrict in_teacher_res3_bn1_running_mean, const float *restrict t80, const float *restrict in_teacher_res3_bn1_offset, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 2) {
-        const int nb = 500 - n0 < 2 ? 500 - n0 : 2;
-        mplc_im2col(chunk, t68 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 9) {
+        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+        mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v73 = t84[i0 * 16 + i1] + in_teacher_res3_conv0_bias[i1];
                 const float v79 = v73 - in_teacher_res3_bn1_running_mean[i1];
@@ -14065,29 +14065,29 @@ static void predict_teacher_k004_im2col_matmul_add_etc(float *restrict t84, cons
     }
 }
 
-/* %66 = constant 0.1 : [500,28,28,16]
- * %86 = mul %85, %66 : [500,28,28,16]
- * %87 = max %85, %86 : [500,28,28,16] */
+/* %66 = constant 0.1 : [500,14,14,16]
+ * %86 = mul %85, %66 : [500,14,14,16]
+ * %87 = max %85, %86 : [500,14,14,16] */
 static void predict_teacher_k005_mul_max(float *restrict t87, const float *restrict t85) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v86 = t85[i] * 0.1f;
         const float v87 = t85[i] >= v86 ? t85[i] : v86;
         t87[i] = v87;
     }
 }
 
-/* %88 = im2col k3 s1 p1 %87 : [392000,144]
- * %90 = matmul %88, %89 : [392000,16]
- * %91 = broadcast axes=[1] %9 : [392000,16]
- * %92 = add %90, %91 : [392000,16] */
+/* %88 = im2col k3 s1 p1 %87 : [98000,144]
+ * %90 = matmul %88, %89 : [98000,16]
+ * %91 = broadcast axes=[1] %9 : [98000,16]
+ * %92 = add %90, %91 : [98000,16] */
 static void predict_teacher_k006_im2col_matmul_add(float *restrict t92, const float *restrict t87, const float *restrict in_teacher_res3_conv3_weight, const float *restrict in_teacher_res3_conv3_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 2) {
-        const int nb = 500 - n0 < 2 ? 500 - n0 : 2;
-        mplc_im2col(chunk, t87 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 9) {
+        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+        mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v92 = t92[i0 * 16 + i1] + in_teacher_res3_conv3_bias[i1];
                 t92[i0 * 16 + i1] = v92;
@@ -14096,9 +14096,9 @@ static void predict_teacher_k006_im2col_matmul_add(float *restrict t92, const fl
     }
 }
 
-/* %94 = add %93, %68 : [500,28,28,16] */
+/* %94 = add %93, %68 : [500,14,14,16] */
 static void predict_teacher_k007_add(float *restrict t94, const float *restrict t93, const float *restrict t68) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v94 = t93[i] + t68[i];
         t94[i] = v94;
     }
@@ -14122,14 +14122,14 @@ static void predict_teacher_k008_add_log_mul_etc(float *restrict t102, const flo
     }
 }
 
-/* %100 = broadcast axes=[1] %36 : [392000,16]
- * %101 = sub %95, %100 : [392000,16]
- * %103 = broadcast axes=[1] %102 : [392000,16]
- * %104 = mul %101, %103 : [392000,16]
- * %105 = broadcast axes=[1] %11 : [392000,16]
- * %106 = add %104, %105 : [392000,16] */
+/* %100 = broadcast axes=[1] %36 : [98000,16]
+ * %101 = sub %95, %100 : [98000,16]
+ * %103 = broadcast axes=[1] %102 : [98000,16]
+ * %104 = mul %101, %103 : [98000,16]
+ * %105 = broadcast axes=[1] %11 : [98000,16]
+ * %106 = add %104, %105 : [98000,16] */
 static void predict_teacher_k009_sub_mul_add(float *restrict t106, const float *restrict t95, const float *restrict in_teacher_bn4_running_mean, const float *restrict t102, const float *restrict in_teacher_bn4_offset) {
-    for (size_t i0 = 0; i0 < 392000; i0++) {
+    for (size_t i0 = 0; i0 < 98000; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v101 = t95[i0 * 16 + i1] - in_teacher_bn4_running_mean[i1];
             const float v104 = v101 * t102[i1];
@@ -14139,11 +14139,11 @@ static void predict_teacher_k009_sub_mul_add(float *restrict t106, const float *
     }
 }
 
-/* %66 = constant 0.1 : [500,28,28,16]
- * %108 = mul %107, %66 : [500,28,28,16]
- * %109 = max %107, %108 : [500,28,28,16] */
+/* %66 = constant 0.1 : [500,14,14,16]
+ * %108 = mul %107, %66 : [500,14,14,16]
+ * %109 = max %107, %108 : [500,14,14,16] */
 static void predict_teacher_k010_mul_max(float *restrict t109, const float *restrict t107) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v108 = t107[i] * 0.1f;
         const float v109 = t107[i] >= v108 ? t107[i] : v108;
         t109[i] = v109;
@@ -14168,24 +14168,24 @@ static void predict_teacher_k011_add_log_mul_etc(float *restrict t123, const flo
     }
 }
 
-/* %110 = im2col k3 s2 p1 %109 : [98000,144]
- * %112 = matmul %110, %111 : [98000,32]
- * %113 = broadcast axes=[1] %13 : [98000,32]
- * %114 = add %112, %113 : [98000,32]
- * %121 = broadcast axes=[1] %38 : [98000,32]
- * %122 = sub %114, %121 : [98000,32]
- * %124 = broadcast axes=[1] %123 : [98000,32]
- * %125 = mul %122, %124 : [98000,32]
- * %126 = broadcast axes=[1] %15 : [98000,32]
- * %127 = add %125, %126 : [98000,32] */
+/* %110 = im2col k3 s2 p1 %109 : [24500,144]
+ * %112 = matmul %110, %111 : [24500,32]
+ * %113 = broadcast axes=[1] %13 : [24500,32]
+ * %114 = add %112, %113 : [24500,32]
+ * %121 = broadcast axes=[1] %38 : [24500,32]
+ * %122 = sub %114, %121 : [24500,32]
+ * %124 = broadcast axes=[1] %123 : [24500,32]
+ * %125 = mul %122, %124 : [24500,32]
+ * %126 = broadcast axes=[1] %15 : [24500,32]
+ * %127 = add %125, %126 : [24500,32] */
 static void predict_teacher_k012_im2col_matmul_add_etc(float *restrict t127, const float *restrict t109, const float *restrict in_teacher_res6_conv0_weight, const float *restrict in_teacher_res6_conv0_bias, const float *restrict in_teacher_res6_bn1_running_mean, const float *restrict t123, const float *restrict in_teacher_res6_bn1_offset, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 6272, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 37) {
+        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v114 = t127[i0 * 32 + i1] + in_teacher_res6_conv0_bias[i1];
                 const float v122 = v114 - in_teacher_res6_bn1_running_mean[i1];
@@ -14197,29 +14197,29 @@ static void predict_teacher_k012_im2col_matmul_add_etc(float *restrict t127, con
     }
 }
 
-/* %129 = constant 0.1 : [500,14,14,32]
- * %130 = mul %128, %129 : [500,14,14,32]
- * %131 = max %128, %130 : [500,14,14,32] */
+/* %129 = constant 0.1 : [500,7,7,32]
+ * %130 = mul %128, %129 : [500,7,7,32]
+ * %131 = max %128, %130 : [500,7,7,32] */
 static void predict_teacher_k013_mul_max(float *restrict t131, const float *restrict t128) {
-    for (size_t i = 0; i < 3136000; i++) {
+    for (size_t i = 0; i < 784000; i++) {
         const float v130 = t128[i] * 0.1f;
         const float v131 = t128[i] >= v130 ? t128[i] : v130;
         t131[i] = v131;
     }
 }
 
-/* %132 = im2col k3 s1 p1 %131 : [98000,288]
- * %134 = matmul %132, %133 : [98000,32]
- * %135 = broadcast axes=[1] %17 : [98000,32]
- * %136 = add %134, %135 : [98000,32] */
+/* %132 = im2col k3 s1 p1 %131 : [24500,288]
+ * %134 = matmul %132, %133 : [24500,32]
+ * %135 = broadcast axes=[1] %17 : [24500,32]
+ * %136 = add %134, %135 : [24500,32] */
 static void predict_teacher_k014_im2col_matmul_add(float *restrict t136, const float *restrict t131, const float *restrict in_teacher_res6_conv3_weight, const float *restrict in_teacher_res6_conv3_bias, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 4) {
-        const int nb = 500 - n0 < 4 ? 500 - n0 : 4;
-        mplc_im2col(chunk, t131 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 6272, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 18) {
+        const int nb = 500 - n0 < 18 ? 500 - n0 : 18;
+        mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v136 = t136[i0 * 32 + i1] + in_teacher_res6_conv3_bias[i1];
                 t136[i0 * 32 + i1] = v136;
@@ -14228,30 +14228,30 @@ static void predict_teacher_k014_im2col_matmul_add(float *restrict t136, const f
     }
 }
 
-/* %138 = im2col k1 s2 p0 %109 : [98000,16]
- * %140 = matmul %138, %139 : [98000,32] */
+/* %138 = im2col k1 s2 p0 %109 : [24500,16]
+ * %140 = matmul %138, %139 : [24500,32] */
 static void predict_teacher_k015_im2col_matmul(float *restrict t140, const float *restrict t109, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 41) {
-        const int nb = 500 - n0 < 41 ? 500 - n0 : 41;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 167) {
+        const int nb = 500 - n0 < 167 ? 500 - n0 : 167;
+        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
+        for (size_t r = 0; r < (size_t)nb * 49; r++) {
             float acc[32];
             for (int j = 0; j < 32; j++) acc[j] = 0.0f;
             for (int p = 0; p < 16; p++) {
                 const float x = chunk[r * 16 + p];
                 for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_res6_shortcut_weight[p * 32 + j], acc[j]);
             }
-            float *row = t140 + ((size_t)n0 * 196 + r) * 32;
+            float *row = t140 + ((size_t)n0 * 49 + r) * 32;
             for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
 
-/* %142 = add %137, %141 : [500,14,14,32] */
+/* %142 = add %137, %141 : [500,7,7,32] */
 static void predict_teacher_k016_add(float *restrict t142, const float *restrict t137, const float *restrict t141) {
-    for (size_t i = 0; i < 3136000; i++) {
+    for (size_t i = 0; i < 784000; i++) {
         const float v142 = t137[i] + t141[i];
         t142[i] = v142;
     }
@@ -14275,14 +14275,14 @@ static void predict_teacher_k017_add_log_mul_etc(float *restrict t150, const flo
     }
 }
 
-/* %148 = broadcast axes=[1] %40 : [98000,32]
- * %149 = sub %143, %148 : [98000,32]
- * %151 = broadcast axes=[1] %150 : [98000,32]
- * %152 = mul %149, %151 : [98000,32]
- * %153 = broadcast axes=[1] %20 : [98000,32]
- * %154 = add %152, %153 : [98000,32] */
+/* %148 = broadcast axes=[1] %40 : [24500,32]
+ * %149 = sub %143, %148 : [24500,32]
+ * %151 = broadcast axes=[1] %150 : [24500,32]
+ * %152 = mul %149, %151 : [24500,32]
+ * %153 = broadcast axes=[1] %20 : [24500,32]
+ * %154 = add %152, %153 : [24500,32] */
 static void predict_teacher_k018_sub_mul_add(float *restrict t154, const float *restrict t143, const float *restrict in_teacher_bn7_running_mean, const float *restrict t150, const float *restrict in_teacher_bn7_offset) {
-    for (size_t i0 = 0; i0 < 98000; i0++) {
+    for (size_t i0 = 0; i0 < 24500; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v149 = t143[i0 * 32 + i1] - in_teacher_bn7_running_mean[i1];
             const float v152 = v149 * t150[i1];
@@ -14292,11 +14292,11 @@ static void predict_teacher_k018_sub_mul_add(float *restrict t154, const float *
     }
 }
 
-/* %129 = constant 0.1 : [500,14,14,32]
- * %156 = mul %155, %129 : [500,14,14,32]
- * %157 = max %155, %156 : [500,14,14,32] */
+/* %129 = constant 0.1 : [500,7,7,32]
+ * %156 = mul %155, %129 : [500,7,7,32]
+ * %157 = max %155, %156 : [500,7,7,32] */
 static void predict_teacher_k019_mul_max(float *restrict t157, const float *restrict t155) {
-    for (size_t i = 0; i < 3136000; i++) {
+    for (size_t i = 0; i < 784000; i++) {
         const float v156 = t155[i] * 0.1f;
         const float v157 = t155[i] >= v156 ? t155[i] : v156;
         t157[i] = v157;
@@ -14321,24 +14321,24 @@ static void predict_teacher_k020_add_log_mul_etc(float *restrict t171, const flo
     }
 }
 
-/* %158 = im2col k3 s2 p1 %157 : [24500,288]
- * %160 = matmul %158, %159 : [24500,64]
- * %161 = broadcast axes=[1] %22 : [24500,64]
- * %162 = add %160, %161 : [24500,64]
- * %169 = broadcast axes=[1] %42 : [24500,64]
- * %170 = sub %162, %169 : [24500,64]
- * %172 = broadcast axes=[1] %171 : [24500,64]
- * %173 = mul %170, %172 : [24500,64]
- * %174 = broadcast axes=[1] %24 : [24500,64]
- * %175 = add %173, %174 : [24500,64] */
+/* %158 = im2col k3 s2 p1 %157 : [8000,288]
+ * %160 = matmul %158, %159 : [8000,64]
+ * %161 = broadcast axes=[1] %22 : [8000,64]
+ * %162 = add %160, %161 : [8000,64]
+ * %169 = broadcast axes=[1] %42 : [8000,64]
+ * %170 = sub %162, %169 : [8000,64]
+ * %172 = broadcast axes=[1] %171 : [8000,64]
+ * %173 = mul %170, %172 : [8000,64]
+ * %174 = broadcast axes=[1] %24 : [8000,64]
+ * %175 = add %173, %174 : [8000,64] */
 static void predict_teacher_k021_im2col_matmul_add_etc(float *restrict t175, const float *restrict t157, const float *restrict in_teacher_res9_conv0_weight, const float *restrict in_teacher_res9_conv0_bias, const float *restrict in_teacher_res9_bn1_running_mean, const float *restrict t171, const float *restrict in_teacher_res9_bn1_offset, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 18) {
-        const int nb = 500 - n0 < 18 ? 500 - n0 : 18;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 3136, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 56) {
+        const int nb = 500 - n0 < 56 ? 500 - n0 : 56;
+        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v162 = t175[i0 * 64 + i1] + in_teacher_res9_conv0_bias[i1];
                 const float v170 = v162 - in_teacher_res9_bn1_running_mean[i1];
@@ -14350,29 +14350,29 @@ static void predict_teacher_k021_im2col_matmul_add_etc(float *restrict t175, con
     }
 }
 
-/* %177 = constant 0.1 : [500,7,7,64]
- * %178 = mul %176, %177 : [500,7,7,64]
- * %179 = max %176, %178 : [500,7,7,64] */
+/* %177 = constant 0.1 : [500,4,4,64]
+ * %178 = mul %176, %177 : [500,4,4,64]
+ * %179 = max %176, %178 : [500,4,4,64] */
 static void predict_teacher_k022_mul_max(float *restrict t179, const float *restrict t176) {
-    for (size_t i = 0; i < 1568000; i++) {
+    for (size_t i = 0; i < 512000; i++) {
         const float v178 = t176[i] * 0.1f;
         const float v179 = t176[i] >= v178 ? t176[i] : v178;
         t179[i] = v179;
     }
 }
 
-/* %180 = im2col k3 s1 p1 %179 : [24500,576]
- * %182 = matmul %180, %181 : [24500,64]
- * %183 = broadcast axes=[1] %26 : [24500,64]
- * %184 = add %182, %183 : [24500,64] */
+/* %180 = im2col k3 s1 p1 %179 : [8000,576]
+ * %182 = matmul %180, %181 : [8000,64]
+ * %183 = broadcast axes=[1] %26 : [8000,64]
+ * %184 = add %182, %183 : [8000,64] */
 static void predict_teacher_k023_im2col_matmul_add(float *restrict t184, const float *restrict t179, const float *restrict in_teacher_res9_conv3_weight, const float *restrict in_teacher_res9_conv3_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
-        mplc_im2col(chunk, t179 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 3136, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 28) {
+        const int nb = 500 - n0 < 28 ? 500 - n0 : 28;
+        mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v184 = t184[i0 * 64 + i1] + in_teacher_res9_conv3_bias[i1];
                 t184[i0 * 64 + i1] = v184;
@@ -14381,20 +14381,20 @@ static void predict_teacher_k023_im2col_matmul_add(float *restrict t184, const f
     }
 }
 
-/* %186 = im2col k1 s2 p0 %157 : [24500,32]
- * %188 = matmul %186, %187 : [24500,64] */
+/* %186 = im2col k1 s2 p0 %157 : [8000,32]
+ * %188 = matmul %186, %187 : [8000,64] */
 static void predict_teacher_k024_im2col_matmul(float *restrict t188, const float *restrict t157, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 83) {
-        const int nb = 500 - n0 < 83 ? 500 - n0 : 83;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 3136, 64);
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 256) {
+        const int nb = 500 - n0 < 256 ? 500 - n0 : 256;
+        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
     }
 }
 
-/* %190 = add %185, %189 : [500,7,7,64] */
+/* %190 = add %185, %189 : [500,4,4,64] */
 static void predict_teacher_k025_add(float *restrict t190, const float *restrict t185, const float *restrict t189) {
-    for (size_t i = 0; i < 1568000; i++) {
+    for (size_t i = 0; i < 512000; i++) {
         const float v190 = t185[i] + t189[i];
         t190[i] = v190;
     }
@@ -14418,14 +14418,14 @@ static void predict_teacher_k026_add_log_mul_etc(float *restrict t198, const flo
     }
 }
 
-/* %196 = broadcast axes=[1] %44 : [24500,64]
- * %197 = sub %191, %196 : [24500,64]
- * %199 = broadcast axes=[1] %198 : [24500,64]
- * %200 = mul %197, %199 : [24500,64]
- * %201 = broadcast axes=[1] %29 : [24500,64]
- * %202 = add %200, %201 : [24500,64] */
+/* %196 = broadcast axes=[1] %44 : [8000,64]
+ * %197 = sub %191, %196 : [8000,64]
+ * %199 = broadcast axes=[1] %198 : [8000,64]
+ * %200 = mul %197, %199 : [8000,64]
+ * %201 = broadcast axes=[1] %29 : [8000,64]
+ * %202 = add %200, %201 : [8000,64] */
 static void predict_teacher_k027_sub_mul_add(float *restrict t202, const float *restrict t191, const float *restrict in_teacher_bn10_running_mean, const float *restrict t198, const float *restrict in_teacher_bn10_offset) {
-    for (size_t i0 = 0; i0 < 24500; i0++) {
+    for (size_t i0 = 0; i0 < 8000; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v197 = t191[i0 * 64 + i1] - in_teacher_bn10_running_mean[i1];
             const float v200 = v197 * t198[i1];
@@ -14435,11 +14435,11 @@ static void predict_teacher_k027_sub_mul_add(float *restrict t202, const float *
     }
 }
 
-/* %177 = constant 0.1 : [500,7,7,64]
- * %204 = mul %203, %177 : [500,7,7,64]
- * %205 = max %203, %204 : [500,7,7,64] */
+/* %177 = constant 0.1 : [500,4,4,64]
+ * %204 = mul %203, %177 : [500,4,4,64]
+ * %205 = max %203, %204 : [500,4,4,64] */
 static void predict_teacher_k028_mul_max(float *restrict t205, const float *restrict t203) {
-    for (size_t i = 0; i < 1568000; i++) {
+    for (size_t i = 0; i < 512000; i++) {
         const float v204 = t203[i] * 0.1f;
         const float v205 = t203[i] >= v204 ? t203[i] : v204;
         t205[i] = v205;
@@ -14450,19 +14450,19 @@ static void predict_teacher_k028_mul_max(float *restrict t205, const float *rest
 static void predict_teacher_k029_reduce_sum(float *restrict t207, const float *restrict t206) {
     for (size_t o = 0; o < 32000; o++) t207[o] = 0.0f;
     for (size_t i0 = 0; i0 < 500; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                t207[i0 * 64 + i2] += t206[i0 * 3136 + i1 * 64 + i2];
+                t207[i0 * 64 + i2] += t206[i0 * 1024 + i1 * 64 + i2];
             }
         }
     }
 }
 
-/* %208 = constant 0.02040816326530612 : [500,64]
+/* %208 = constant 0.0625 : [500,64]
  * %209 = mul %207, %208 : [500,64] */
 static void predict_teacher_k030_mul(float *restrict t209, const float *restrict t207) {
     for (size_t i = 0; i < 32000; i++) {
-        const float v209 = t207[i] * 0.020408163f;
+        const float v209 = t207[i] * 0.0625f;
         t209[i] = v209;
     }
 }
@@ -14481,38 +14481,38 @@ static void predict_teacher_k031_matmul_add(float *restrict t212, const float *r
     }
 }
 
-/* 32 kernels; scratch high-water mark 19041792 floats. */
+/* 32 kernels; scratch high-water mark 4958016 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_add_log_mul_etc(scratch + 6413120, state + 311248, state + 160);
-    predict_teacher_k001_im2col_matmul_add_etc(scratch, x, state, state + 144, state + 311232, scratch + 6413120, state + 176, scratch + 6272000);
-    predict_teacher_k002_mul_max(scratch + 6272000, scratch);
-    predict_teacher_k003_add_log_mul_etc(scratch + 12769792, state + 311280, state + 2512);
-    predict_teacher_k004_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 192, state + 2496, state + 311264, scratch + 12769792, state + 2528, scratch + 12544000);
-    predict_teacher_k005_mul_max(scratch + 12544000, scratch);
-    predict_teacher_k006_im2col_matmul_add(scratch, scratch + 12544000, state + 2544, state + 4848, scratch + 18816000);
-    predict_teacher_k007_add(scratch + 12544000, scratch, scratch + 6272000);
-    predict_teacher_k008_add_log_mul_etc(scratch + 6272000, state + 311312, state + 4864);
-    predict_teacher_k009_sub_mul_add(scratch, scratch + 12544000, state + 311296, scratch + 6272000, state + 4880);
-    predict_teacher_k010_mul_max(scratch + 6272000, scratch);
-    predict_teacher_k011_add_log_mul_etc(scratch + 3390016, state + 311360, state + 9536);
-    predict_teacher_k012_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 4896, state + 9504, state + 311328, scratch + 3390016, state + 9568, scratch + 3136000);
-    predict_teacher_k013_mul_max(scratch + 3136000, scratch);
-    predict_teacher_k014_im2col_matmul_add(scratch, scratch + 3136000, state + 9600, state + 18816, scratch + 12544000);
-    predict_teacher_k015_im2col_matmul(scratch + 3136000, scratch + 6272000, state + 18848, scratch + 12544000);
-    predict_teacher_k016_add(scratch + 6272000, scratch, scratch + 3136000);
-    predict_teacher_k017_add_log_mul_etc(scratch + 3136000, state + 311424, state + 19360);
-    predict_teacher_k018_sub_mul_add(scratch, scratch + 6272000, state + 311392, scratch + 3136000, state + 19392);
-    predict_teacher_k019_mul_max(scratch + 3136000, scratch);
-    predict_teacher_k020_add_log_mul_etc(scratch + 1822016, state + 311520, state + 37920);
-    predict_teacher_k021_im2col_matmul_add_etc(scratch, scratch + 3136000, state + 19424, state + 37856, state + 311456, scratch + 1822016, state + 37984, scratch + 1568000);
+    predict_teacher_k000_add_log_mul_etc(scratch + 1714416, state + 311248, state + 160);
+    predict_teacher_k001_im2col_matmul_add_etc(scratch, x, state, state + 144, state + 311232, scratch + 1714416, state + 176, scratch + 1568000);
+    predict_teacher_k002_mul_max(scratch + 1568000, scratch);
+    predict_teacher_k003_add_log_mul_etc(scratch + 3390016, state + 311280, state + 2512);
+    predict_teacher_k004_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 192, state + 2496, state + 311264, scratch + 3390016, state + 2528, scratch + 3136000);
+    predict_teacher_k005_mul_max(scratch + 3136000, scratch);
+    predict_teacher_k006_im2col_matmul_add(scratch, scratch + 3136000, state + 2544, state + 4848, scratch + 4704000);
+    predict_teacher_k007_add(scratch + 3136000, scratch, scratch + 1568000);
+    predict_teacher_k008_add_log_mul_etc(scratch + 1568000, state + 311312, state + 4864);
+    predict_teacher_k009_sub_mul_add(scratch, scratch + 3136000, state + 311296, scratch + 1568000, state + 4880);
+    predict_teacher_k010_mul_max(scratch + 1568000, scratch);
+    predict_teacher_k011_add_log_mul_etc(scratch + 1045072, state + 311360, state + 9536);
+    predict_teacher_k012_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 4896, state + 9504, state + 311328, scratch + 1045072, state + 9568, scratch + 784000);
+    predict_teacher_k013_mul_max(scratch + 784000, scratch);
+    predict_teacher_k014_im2col_matmul_add(scratch, scratch + 784000, state + 9600, state + 18816, scratch + 3136000);
+    predict_teacher_k015_im2col_matmul(scratch + 784000, scratch + 1568000, state + 18848, scratch + 3136000);
+    predict_teacher_k016_add(scratch + 1568000, scratch, scratch + 784000);
+    predict_teacher_k017_add_log_mul_etc(scratch + 784000, state + 311424, state + 19360);
+    predict_teacher_k018_sub_mul_add(scratch, scratch + 1568000, state + 311392, scratch + 784000, state + 19392);
+    predict_teacher_k019_mul_max(scratch + 784000, scratch);
+    predict_teacher_k020_add_log_mul_etc(scratch + 770048, state + 311520, state + 37920);
+    predict_teacher_k021_im2col_matmul_add_etc(scratch, scratch + 784000, state + 19424, state + 37856, state + 311456, scratch + 770048, state + 37984, scratch + 512000);
     predict_teacher_k022_mul_max(scratch + 1568000, scratch);
-    predict_teacher_k023_im2col_matmul_add(scratch, scratch + 1568000, state + 38048, state + 74912, scratch + 6272000);
-    predict_teacher_k024_im2col_matmul(scratch + 1568000, scratch + 3136000, state + 74976, scratch + 6272000);
-    predict_teacher_k025_add(scratch + 3136000, scratch, scratch + 1568000);
-    predict_teacher_k026_add_log_mul_etc(scratch + 1568000, state + 311648, state + 77024);
-    predict_teacher_k027_sub_mul_add(scratch, scratch + 3136000, state + 311584, scratch + 1568000, state + 77088);
-    predict_teacher_k028_mul_max(scratch + 1568000, scratch);
-    predict_teacher_k029_reduce_sum(scratch, scratch + 1568000);
+    predict_teacher_k023_im2col_matmul_add(scratch, scratch + 1568000, state + 38048, state + 74912, scratch + 512000);
+    predict_teacher_k024_im2col_matmul(scratch + 1568000, scratch + 784000, state + 74976, scratch + 512000);
+    predict_teacher_k025_add(scratch + 512000, scratch, scratch + 1568000);
+    predict_teacher_k026_add_log_mul_etc(scratch + 1024000, state + 311648, state + 77024);
+    predict_teacher_k027_sub_mul_add(scratch, scratch + 512000, state + 311584, scratch + 1024000, state + 77088);
+    predict_teacher_k028_mul_max(scratch + 512000, scratch);
+    predict_teacher_k029_reduce_sum(scratch, scratch + 512000);
     predict_teacher_k030_mul(scratch + 32000, scratch);
     predict_teacher_k031_matmul_add(logits, scratch + 32000, state + 77152, state + 77792);
 }
@@ -14539,34 +14539,34 @@ static void predict_student_k000_add_log_mul_etc(float *restrict t60, const floa
     }
 }
 
-/* %47 = im2col k3 s1 p1 %46 : [392000,9]
- * %49 = matmul %47, %48 : [392000,16]
- * %50 = broadcast axes=[1] %1 : [392000,16]
- * %51 = add %49, %50 : [392000,16]
- * %58 = broadcast axes=[1] %32 : [392000,16]
- * %59 = sub %51, %58 : [392000,16]
- * %61 = broadcast axes=[1] %60 : [392000,16]
- * %62 = mul %59, %61 : [392000,16]
- * %63 = broadcast axes=[1] %3 : [392000,16]
- * %64 = add %62, %63 : [392000,16] */
+/* %47 = im2col k3 s2 p1 %46 : [98000,9]
+ * %49 = matmul %47, %48 : [98000,16]
+ * %50 = broadcast axes=[1] %1 : [98000,16]
+ * %51 = add %49, %50 : [98000,16]
+ * %58 = broadcast axes=[1] %32 : [98000,16]
+ * %59 = sub %51, %58 : [98000,16]
+ * %61 = broadcast axes=[1] %60 : [98000,16]
+ * %62 = mul %59, %61 : [98000,16]
+ * %63 = broadcast axes=[1] %3 : [98000,16]
+ * %64 = add %62, %63 : [98000,16] */
 static void predict_student_k001_im2col_matmul_add_etc(float *restrict t64, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, const float *restrict in_student_bn1_running_mean, const float *restrict t60, const float *restrict in_student_bn1_offset, float *restrict chunk) {
-    /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 20) {
-        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+    /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 83) {
+        const int nb = 500 - n0 < 83 ? 500 - n0 : 83;
+        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
+        for (size_t r = 0; r < (size_t)nb * 196; r++) {
             float acc[16];
             for (int j = 0; j < 16; j++) acc[j] = 0.0f;
             for (int p = 0; p < 9; p++) {
                 const float x = chunk[r * 9 + p];
                 for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
             }
-            float *row = t64 + ((size_t)n0 * 784 + r) * 16;
+            float *row = t64 + ((size_t)n0 * 196 + r) * 16;
             for (int j = 0; j < 16; j++) row[j] = acc[j];
         }
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v51 = t64[i0 * 16 + i1] + in_student_conv0_bias[i1];
                 const float v59 = v51 - in_student_bn1_running_mean[i1];
@@ -14578,11 +14578,11 @@ static void predict_student_k001_im2col_matmul_add_etc(float *restrict t64, cons
     }
 }
 
-/* %66 = constant 0.1 : [500,28,28,16]
- * %67 = mul %65, %66 : [500,28,28,16]
- * %68 = max %65, %67 : [500,28,28,16] */
+/* %66 = constant 0.1 : [500,14,14,16]
+ * %67 = mul %65, %66 : [500,14,14,16]
+ * %68 = max %65, %67 : [500,14,14,16] */
 static void predict_student_k002_mul_max(float *restrict t68, const float *restrict t65) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v67 = t65[i] * 0.1f;
         const float v68 = t65[i] >= v67 ? t65[i] : v67;
         t68[i] = v68;
@@ -14607,24 +14607,24 @@ static void predict_student_k003_add_log_mul_etc(float *restrict t80, const floa
     }
 }
 
-/* %69 = im2col k3 s1 p1 %68 : [392000,144]
- * %71 = matmul %69, %70 : [392000,16]
- * %72 = broadcast axes=[1] %5 : [392000,16]
- * %73 = add %71, %72 : [392000,16]
- * %78 = broadcast axes=[1] %34 : [392000,16]
- * %79 = sub %73, %78 : [392000,16]
- * %81 = broadcast axes=[1] %80 : [392000,16]
- * %82 = mul %79, %81 : [392000,16]
- * %83 = broadcast axes=[1] %7 : [392000,16]
- * %84 = add %82, %83 : [392000,16] */
+/* %69 = im2col k3 s1 p1 %68 : [98000,144]
+ * %71 = matmul %69, %70 : [98000,16]
+ * %72 = broadcast axes=[1] %5 : [98000,16]
+ * %73 = add %71, %72 : [98000,16]
+ * %78 = broadcast axes=[1] %34 : [98000,16]
+ * %79 = sub %73, %78 : [98000,16]
+ * %81 = broadcast axes=[1] %80 : [98000,16]
+ * %82 = mul %79, %81 : [98000,16]
+ * %83 = broadcast axes=[1] %7 : [98000,16]
+ * %84 = add %82, %83 : [98000,16] */
 static void predict_student_k004_im2col_matmul_add_etc(float *restrict t84, const float *restrict t68, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, const float *restrict in_student_res3_bn1_running_mean, const float *restrict t80, const float *restrict in_student_res3_bn1_offset, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 2) {
-        const int nb = 500 - n0 < 2 ? 500 - n0 : 2;
-        mplc_im2col(chunk, t68 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 9) {
+        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+        mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v73 = t84[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
                 const float v79 = v73 - in_student_res3_bn1_running_mean[i1];
@@ -14636,29 +14636,29 @@ static void predict_student_k004_im2col_matmul_add_etc(float *restrict t84, cons
     }
 }
 
-/* %66 = constant 0.1 : [500,28,28,16]
- * %86 = mul %85, %66 : [500,28,28,16]
- * %87 = max %85, %86 : [500,28,28,16] */
+/* %66 = constant 0.1 : [500,14,14,16]
+ * %86 = mul %85, %66 : [500,14,14,16]
+ * %87 = max %85, %86 : [500,14,14,16] */
 static void predict_student_k005_mul_max(float *restrict t87, const float *restrict t85) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v86 = t85[i] * 0.1f;
         const float v87 = t85[i] >= v86 ? t85[i] : v86;
         t87[i] = v87;
     }
 }
 
-/* %88 = im2col k3 s1 p1 %87 : [392000,144]
- * %90 = matmul %88, %89 : [392000,16]
- * %91 = broadcast axes=[1] %9 : [392000,16]
- * %92 = add %90, %91 : [392000,16] */
+/* %88 = im2col k3 s1 p1 %87 : [98000,144]
+ * %90 = matmul %88, %89 : [98000,16]
+ * %91 = broadcast axes=[1] %9 : [98000,16]
+ * %92 = add %90, %91 : [98000,16] */
 static void predict_student_k006_im2col_matmul_add(float *restrict t92, const float *restrict t87, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
-    /* columns of 2 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 2) {
-        const int nb = 500 - n0 < 2 ? 500 - n0 : 2;
-        mplc_im2col(chunk, t87 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 784, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 12544, 16);
+    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 9) {
+        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+        mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
             for (size_t i1 = 0; i1 < 16; i1++) {
                 const float v92 = t92[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
                 t92[i0 * 16 + i1] = v92;
@@ -14667,9 +14667,9 @@ static void predict_student_k006_im2col_matmul_add(float *restrict t92, const fl
     }
 }
 
-/* %94 = add %93, %68 : [500,28,28,16] */
+/* %94 = add %93, %68 : [500,14,14,16] */
 static void predict_student_k007_add(float *restrict t94, const float *restrict t93, const float *restrict t68) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v94 = t93[i] + t68[i];
         t94[i] = v94;
     }
@@ -14693,14 +14693,14 @@ static void predict_student_k008_add_log_mul_etc(float *restrict t102, const flo
     }
 }
 
-/* %100 = broadcast axes=[1] %36 : [392000,16]
- * %101 = sub %95, %100 : [392000,16]
- * %103 = broadcast axes=[1] %102 : [392000,16]
- * %104 = mul %101, %103 : [392000,16]
- * %105 = broadcast axes=[1] %11 : [392000,16]
- * %106 = add %104, %105 : [392000,16] */
+/* %100 = broadcast axes=[1] %36 : [98000,16]
+ * %101 = sub %95, %100 : [98000,16]
+ * %103 = broadcast axes=[1] %102 : [98000,16]
+ * %104 = mul %101, %103 : [98000,16]
+ * %105 = broadcast axes=[1] %11 : [98000,16]
+ * %106 = add %104, %105 : [98000,16] */
 static void predict_student_k009_sub_mul_add(float *restrict t106, const float *restrict t95, const float *restrict in_student_bn4_running_mean, const float *restrict t102, const float *restrict in_student_bn4_offset) {
-    for (size_t i0 = 0; i0 < 392000; i0++) {
+    for (size_t i0 = 0; i0 < 98000; i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v101 = t95[i0 * 16 + i1] - in_student_bn4_running_mean[i1];
             const float v104 = v101 * t102[i1];
@@ -14710,11 +14710,11 @@ static void predict_student_k009_sub_mul_add(float *restrict t106, const float *
     }
 }
 
-/* %66 = constant 0.1 : [500,28,28,16]
- * %108 = mul %107, %66 : [500,28,28,16]
- * %109 = max %107, %108 : [500,28,28,16] */
+/* %66 = constant 0.1 : [500,14,14,16]
+ * %108 = mul %107, %66 : [500,14,14,16]
+ * %109 = max %107, %108 : [500,14,14,16] */
 static void predict_student_k010_mul_max(float *restrict t109, const float *restrict t107) {
-    for (size_t i = 0; i < 6272000; i++) {
+    for (size_t i = 0; i < 1568000; i++) {
         const float v108 = t107[i] * 0.1f;
         const float v109 = t107[i] >= v108 ? t107[i] : v108;
         t109[i] = v109;
@@ -14739,24 +14739,24 @@ static void predict_student_k011_add_log_mul_etc(float *restrict t123, const flo
     }
 }
 
-/* %110 = im2col k3 s2 p1 %109 : [98000,144]
- * %112 = matmul %110, %111 : [98000,32]
- * %113 = broadcast axes=[1] %13 : [98000,32]
- * %114 = add %112, %113 : [98000,32]
- * %121 = broadcast axes=[1] %38 : [98000,32]
- * %122 = sub %114, %121 : [98000,32]
- * %124 = broadcast axes=[1] %123 : [98000,32]
- * %125 = mul %122, %124 : [98000,32]
- * %126 = broadcast axes=[1] %15 : [98000,32]
- * %127 = add %125, %126 : [98000,32] */
+/* %110 = im2col k3 s2 p1 %109 : [24500,144]
+ * %112 = matmul %110, %111 : [24500,32]
+ * %113 = broadcast axes=[1] %13 : [24500,32]
+ * %114 = add %112, %113 : [24500,32]
+ * %121 = broadcast axes=[1] %38 : [24500,32]
+ * %122 = sub %114, %121 : [24500,32]
+ * %124 = broadcast axes=[1] %123 : [24500,32]
+ * %125 = mul %122, %124 : [24500,32]
+ * %126 = broadcast axes=[1] %15 : [24500,32]
+ * %127 = add %125, %126 : [24500,32] */
 static void predict_student_k012_im2col_matmul_add_etc(float *restrict t127, const float *restrict t109, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, const float *restrict in_student_res6_bn1_running_mean, const float *restrict t123, const float *restrict in_student_res6_bn1_offset, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 6272, 32);
+    /* columns of 37 images at a time (261072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 37) {
+        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v114 = t127[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
                 const float v122 = v114 - in_student_res6_bn1_running_mean[i1];
@@ -14768,29 +14768,29 @@ static void predict_student_k012_im2col_matmul_add_etc(float *restrict t127, con
     }
 }
 
-/* %129 = constant 0.1 : [500,14,14,32]
- * %130 = mul %128, %129 : [500,14,14,32]
- * %131 = max %128, %130 : [500,14,14,32] */
+/* %129 = constant 0.1 : [500,7,7,32]
+ * %130 = mul %128, %129 : [500,7,7,32]
+ * %131 = max %128, %130 : [500,7,7,32] */
 static void predict_student_k013_mul_max(float *restrict t131, const float *restrict t128) {
-    for (size_t i = 0; i < 3136000; i++) {
+    for (size_t i = 0; i < 784000; i++) {
         const float v130 = t128[i] * 0.1f;
         const float v131 = t128[i] >= v130 ? t128[i] : v130;
         t131[i] = v131;
     }
 }
 
-/* %132 = im2col k3 s1 p1 %131 : [98000,288]
- * %134 = matmul %132, %133 : [98000,32]
- * %135 = broadcast axes=[1] %17 : [98000,32]
- * %136 = add %134, %135 : [98000,32] */
+/* %132 = im2col k3 s1 p1 %131 : [24500,288]
+ * %134 = matmul %132, %133 : [24500,32]
+ * %135 = broadcast axes=[1] %17 : [24500,32]
+ * %136 = add %134, %135 : [24500,32] */
 static void predict_student_k014_im2col_matmul_add(float *restrict t136, const float *restrict t131, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 4) {
-        const int nb = 500 - n0 < 4 ? 500 - n0 : 4;
-        mplc_im2col(chunk, t131 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 6272, 32);
+    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 18) {
+        const int nb = 500 - n0 < 18 ? 500 - n0 : 18;
+        mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
             for (size_t i1 = 0; i1 < 32; i1++) {
                 const float v136 = t136[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
                 t136[i0 * 32 + i1] = v136;
@@ -14799,30 +14799,30 @@ static void predict_student_k014_im2col_matmul_add(float *restrict t136, const f
     }
 }
 
-/* %138 = im2col k1 s2 p0 %109 : [98000,16]
- * %140 = matmul %138, %139 : [98000,32] */
+/* %138 = im2col k1 s2 p0 %109 : [24500,16]
+ * %140 = matmul %138, %139 : [24500,32] */
 static void predict_student_k015_im2col_matmul(float *restrict t140, const float *restrict t109, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
-    /* columns of 41 images at a time (128576 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 41) {
-        const int nb = 500 - n0 < 41 ? 500 - n0 : 41;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 1, 2, 0});
+    /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 167) {
+        const int nb = 500 - n0 < 167 ? 500 - n0 : 167;
+        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
+        for (size_t r = 0; r < (size_t)nb * 49; r++) {
             float acc[32];
             for (int j = 0; j < 32; j++) acc[j] = 0.0f;
             for (int p = 0; p < 16; p++) {
                 const float x = chunk[r * 16 + p];
                 for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
             }
-            float *row = t140 + ((size_t)n0 * 196 + r) * 32;
+            float *row = t140 + ((size_t)n0 * 49 + r) * 32;
             for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
 
-/* %142 = add %137, %141 : [500,14,14,32] */
+/* %142 = add %137, %141 : [500,7,7,32] */
 static void predict_student_k016_add(float *restrict t142, const float *restrict t137, const float *restrict t141) {
-    for (size_t i = 0; i < 3136000; i++) {
+    for (size_t i = 0; i < 784000; i++) {
         const float v142 = t137[i] + t141[i];
         t142[i] = v142;
     }
@@ -14846,14 +14846,14 @@ static void predict_student_k017_add_log_mul_etc(float *restrict t150, const flo
     }
 }
 
-/* %148 = broadcast axes=[1] %40 : [98000,32]
- * %149 = sub %143, %148 : [98000,32]
- * %151 = broadcast axes=[1] %150 : [98000,32]
- * %152 = mul %149, %151 : [98000,32]
- * %153 = broadcast axes=[1] %20 : [98000,32]
- * %154 = add %152, %153 : [98000,32] */
+/* %148 = broadcast axes=[1] %40 : [24500,32]
+ * %149 = sub %143, %148 : [24500,32]
+ * %151 = broadcast axes=[1] %150 : [24500,32]
+ * %152 = mul %149, %151 : [24500,32]
+ * %153 = broadcast axes=[1] %20 : [24500,32]
+ * %154 = add %152, %153 : [24500,32] */
 static void predict_student_k018_sub_mul_add(float *restrict t154, const float *restrict t143, const float *restrict in_student_bn7_running_mean, const float *restrict t150, const float *restrict in_student_bn7_offset) {
-    for (size_t i0 = 0; i0 < 98000; i0++) {
+    for (size_t i0 = 0; i0 < 24500; i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v149 = t143[i0 * 32 + i1] - in_student_bn7_running_mean[i1];
             const float v152 = v149 * t150[i1];
@@ -14863,11 +14863,11 @@ static void predict_student_k018_sub_mul_add(float *restrict t154, const float *
     }
 }
 
-/* %129 = constant 0.1 : [500,14,14,32]
- * %156 = mul %155, %129 : [500,14,14,32]
- * %157 = max %155, %156 : [500,14,14,32] */
+/* %129 = constant 0.1 : [500,7,7,32]
+ * %156 = mul %155, %129 : [500,7,7,32]
+ * %157 = max %155, %156 : [500,7,7,32] */
 static void predict_student_k019_mul_max(float *restrict t157, const float *restrict t155) {
-    for (size_t i = 0; i < 3136000; i++) {
+    for (size_t i = 0; i < 784000; i++) {
         const float v156 = t155[i] * 0.1f;
         const float v157 = t155[i] >= v156 ? t155[i] : v156;
         t157[i] = v157;
@@ -14892,24 +14892,24 @@ static void predict_student_k020_add_log_mul_etc(float *restrict t171, const flo
     }
 }
 
-/* %158 = im2col k3 s2 p1 %157 : [24500,288]
- * %160 = matmul %158, %159 : [24500,64]
- * %161 = broadcast axes=[1] %22 : [24500,64]
- * %162 = add %160, %161 : [24500,64]
- * %169 = broadcast axes=[1] %42 : [24500,64]
- * %170 = sub %162, %169 : [24500,64]
- * %172 = broadcast axes=[1] %171 : [24500,64]
- * %173 = mul %170, %172 : [24500,64]
- * %174 = broadcast axes=[1] %24 : [24500,64]
- * %175 = add %173, %174 : [24500,64] */
+/* %158 = im2col k3 s2 p1 %157 : [8000,288]
+ * %160 = matmul %158, %159 : [8000,64]
+ * %161 = broadcast axes=[1] %22 : [8000,64]
+ * %162 = add %160, %161 : [8000,64]
+ * %169 = broadcast axes=[1] %42 : [8000,64]
+ * %170 = sub %162, %169 : [8000,64]
+ * %172 = broadcast axes=[1] %171 : [8000,64]
+ * %173 = mul %170, %172 : [8000,64]
+ * %174 = broadcast axes=[1] %24 : [8000,64]
+ * %175 = add %173, %174 : [8000,64] */
 static void predict_student_k021_im2col_matmul_add_etc(float *restrict t175, const float *restrict t157, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, const float *restrict in_student_res9_bn1_running_mean, const float *restrict t171, const float *restrict in_student_res9_bn1_offset, float *restrict chunk) {
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 18) {
-        const int nb = 500 - n0 < 18 ? 500 - n0 : 18;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 3136, 64);
+    /* columns of 56 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 56) {
+        const int nb = 500 - n0 < 56 ? 500 - n0 : 56;
+        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v162 = t175[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
                 const float v170 = v162 - in_student_res9_bn1_running_mean[i1];
@@ -14921,29 +14921,29 @@ static void predict_student_k021_im2col_matmul_add_etc(float *restrict t175, con
     }
 }
 
-/* %177 = constant 0.1 : [500,7,7,64]
- * %178 = mul %176, %177 : [500,7,7,64]
- * %179 = max %176, %178 : [500,7,7,64] */
+/* %177 = constant 0.1 : [500,4,4,64]
+ * %178 = mul %176, %177 : [500,4,4,64]
+ * %179 = max %176, %178 : [500,4,4,64] */
 static void predict_student_k022_mul_max(float *restrict t179, const float *restrict t176) {
-    for (size_t i = 0; i < 1568000; i++) {
+    for (size_t i = 0; i < 512000; i++) {
         const float v178 = t176[i] * 0.1f;
         const float v179 = t176[i] >= v178 ? t176[i] : v178;
         t179[i] = v179;
     }
 }
 
-/* %180 = im2col k3 s1 p1 %179 : [24500,576]
- * %182 = matmul %180, %181 : [24500,64]
- * %183 = broadcast axes=[1] %26 : [24500,64]
- * %184 = add %182, %183 : [24500,64] */
+/* %180 = im2col k3 s1 p1 %179 : [8000,576]
+ * %182 = matmul %180, %181 : [8000,64]
+ * %183 = broadcast axes=[1] %26 : [8000,64]
+ * %184 = add %182, %183 : [8000,64] */
 static void predict_student_k023_im2col_matmul_add(float *restrict t184, const float *restrict t179, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
-        mplc_im2col(chunk, t179 + (size_t)n0 * 3136, (mplc_window){nb, 7, 7, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 3136, 64);
+    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 28) {
+        const int nb = 500 - n0 < 28 ? 500 - n0 : 28;
+        mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
             for (size_t i1 = 0; i1 < 64; i1++) {
                 const float v184 = t184[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
                 t184[i0 * 64 + i1] = v184;
@@ -14952,20 +14952,20 @@ static void predict_student_k023_im2col_matmul_add(float *restrict t184, const f
     }
 }
 
-/* %186 = im2col k1 s2 p0 %157 : [24500,32]
- * %188 = matmul %186, %187 : [24500,64] */
+/* %186 = im2col k1 s2 p0 %157 : [8000,32]
+ * %188 = matmul %186, %187 : [8000,64] */
 static void predict_student_k024_im2col_matmul(float *restrict t188, const float *restrict t157, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
-    /* columns of 83 images at a time (130144 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 83) {
-        const int nb = 500 - n0 < 83 ? 500 - n0 : 83;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 3136, 64);
+    /* columns of 256 images at a time (131072 floats), never the whole im2col */
+    for (int n0 = 0; n0 < 500; n0 += 256) {
+        const int nb = 500 - n0 < 256 ? 500 - n0 : 256;
+        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
     }
 }
 
-/* %190 = add %185, %189 : [500,7,7,64] */
+/* %190 = add %185, %189 : [500,4,4,64] */
 static void predict_student_k025_add(float *restrict t190, const float *restrict t185, const float *restrict t189) {
-    for (size_t i = 0; i < 1568000; i++) {
+    for (size_t i = 0; i < 512000; i++) {
         const float v190 = t185[i] + t189[i];
         t190[i] = v190;
     }
@@ -14989,14 +14989,14 @@ static void predict_student_k026_add_log_mul_etc(float *restrict t198, const flo
     }
 }
 
-/* %196 = broadcast axes=[1] %44 : [24500,64]
- * %197 = sub %191, %196 : [24500,64]
- * %199 = broadcast axes=[1] %198 : [24500,64]
- * %200 = mul %197, %199 : [24500,64]
- * %201 = broadcast axes=[1] %29 : [24500,64]
- * %202 = add %200, %201 : [24500,64] */
+/* %196 = broadcast axes=[1] %44 : [8000,64]
+ * %197 = sub %191, %196 : [8000,64]
+ * %199 = broadcast axes=[1] %198 : [8000,64]
+ * %200 = mul %197, %199 : [8000,64]
+ * %201 = broadcast axes=[1] %29 : [8000,64]
+ * %202 = add %200, %201 : [8000,64] */
 static void predict_student_k027_sub_mul_add(float *restrict t202, const float *restrict t191, const float *restrict in_student_bn10_running_mean, const float *restrict t198, const float *restrict in_student_bn10_offset) {
-    for (size_t i0 = 0; i0 < 24500; i0++) {
+    for (size_t i0 = 0; i0 < 8000; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v197 = t191[i0 * 64 + i1] - in_student_bn10_running_mean[i1];
             const float v200 = v197 * t198[i1];
@@ -15006,11 +15006,11 @@ static void predict_student_k027_sub_mul_add(float *restrict t202, const float *
     }
 }
 
-/* %177 = constant 0.1 : [500,7,7,64]
- * %204 = mul %203, %177 : [500,7,7,64]
- * %205 = max %203, %204 : [500,7,7,64] */
+/* %177 = constant 0.1 : [500,4,4,64]
+ * %204 = mul %203, %177 : [500,4,4,64]
+ * %205 = max %203, %204 : [500,4,4,64] */
 static void predict_student_k028_mul_max(float *restrict t205, const float *restrict t203) {
-    for (size_t i = 0; i < 1568000; i++) {
+    for (size_t i = 0; i < 512000; i++) {
         const float v204 = t203[i] * 0.1f;
         const float v205 = t203[i] >= v204 ? t203[i] : v204;
         t205[i] = v205;
@@ -15021,19 +15021,19 @@ static void predict_student_k028_mul_max(float *restrict t205, const float *rest
 static void predict_student_k029_reduce_sum(float *restrict t207, const float *restrict t206) {
     for (size_t o = 0; o < 32000; o++) t207[o] = 0.0f;
     for (size_t i0 = 0; i0 < 500; i0++) {
-        for (size_t i1 = 0; i1 < 49; i1++) {
+        for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                t207[i0 * 64 + i2] += t206[i0 * 3136 + i1 * 64 + i2];
+                t207[i0 * 64 + i2] += t206[i0 * 1024 + i1 * 64 + i2];
             }
         }
     }
 }
 
-/* %208 = constant 0.02040816326530612 : [500,64]
+/* %208 = constant 0.0625 : [500,64]
  * %209 = mul %207, %208 : [500,64] */
 static void predict_student_k030_mul(float *restrict t209, const float *restrict t207) {
     for (size_t i = 0; i < 32000; i++) {
-        const float v209 = t207[i] * 0.020408163f;
+        const float v209 = t207[i] * 0.0625f;
         t209[i] = v209;
     }
 }
@@ -15052,38 +15052,38 @@ static void predict_student_k031_matmul_add(float *restrict t212, const float *r
     }
 }
 
-/* 32 kernels; scratch high-water mark 19041792 floats. */
+/* 32 kernels; scratch high-water mark 4958016 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_add_log_mul_etc(scratch + 6413120, state + 311728, state + 77968);
-    predict_student_k001_im2col_matmul_add_etc(scratch, x, state + 77808, state + 77952, state + 311712, scratch + 6413120, state + 77984, scratch + 6272000);
-    predict_student_k002_mul_max(scratch + 6272000, scratch);
-    predict_student_k003_add_log_mul_etc(scratch + 12769792, state + 311760, state + 80320);
-    predict_student_k004_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 78000, state + 80304, state + 311744, scratch + 12769792, state + 80336, scratch + 12544000);
-    predict_student_k005_mul_max(scratch + 12544000, scratch);
-    predict_student_k006_im2col_matmul_add(scratch, scratch + 12544000, state + 80352, state + 82656, scratch + 18816000);
-    predict_student_k007_add(scratch + 12544000, scratch, scratch + 6272000);
-    predict_student_k008_add_log_mul_etc(scratch + 6272000, state + 311792, state + 82672);
-    predict_student_k009_sub_mul_add(scratch, scratch + 12544000, state + 311776, scratch + 6272000, state + 82688);
-    predict_student_k010_mul_max(scratch + 6272000, scratch);
-    predict_student_k011_add_log_mul_etc(scratch + 3390016, state + 311840, state + 87344);
-    predict_student_k012_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 82704, state + 87312, state + 311808, scratch + 3390016, state + 87376, scratch + 3136000);
-    predict_student_k013_mul_max(scratch + 3136000, scratch);
-    predict_student_k014_im2col_matmul_add(scratch, scratch + 3136000, state + 87408, state + 96624, scratch + 12544000);
-    predict_student_k015_im2col_matmul(scratch + 3136000, scratch + 6272000, state + 96656, scratch + 12544000);
-    predict_student_k016_add(scratch + 6272000, scratch, scratch + 3136000);
-    predict_student_k017_add_log_mul_etc(scratch + 3136000, state + 311904, state + 97168);
-    predict_student_k018_sub_mul_add(scratch, scratch + 6272000, state + 311872, scratch + 3136000, state + 97200);
-    predict_student_k019_mul_max(scratch + 3136000, scratch);
-    predict_student_k020_add_log_mul_etc(scratch + 1822016, state + 312000, state + 115728);
-    predict_student_k021_im2col_matmul_add_etc(scratch, scratch + 3136000, state + 97232, state + 115664, state + 311936, scratch + 1822016, state + 115792, scratch + 1568000);
+    predict_student_k000_add_log_mul_etc(scratch + 1714416, state + 311728, state + 77968);
+    predict_student_k001_im2col_matmul_add_etc(scratch, x, state + 77808, state + 77952, state + 311712, scratch + 1714416, state + 77984, scratch + 1568000);
+    predict_student_k002_mul_max(scratch + 1568000, scratch);
+    predict_student_k003_add_log_mul_etc(scratch + 3390016, state + 311760, state + 80320);
+    predict_student_k004_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 78000, state + 80304, state + 311744, scratch + 3390016, state + 80336, scratch + 3136000);
+    predict_student_k005_mul_max(scratch + 3136000, scratch);
+    predict_student_k006_im2col_matmul_add(scratch, scratch + 3136000, state + 80352, state + 82656, scratch + 4704000);
+    predict_student_k007_add(scratch + 3136000, scratch, scratch + 1568000);
+    predict_student_k008_add_log_mul_etc(scratch + 1568000, state + 311792, state + 82672);
+    predict_student_k009_sub_mul_add(scratch, scratch + 3136000, state + 311776, scratch + 1568000, state + 82688);
+    predict_student_k010_mul_max(scratch + 1568000, scratch);
+    predict_student_k011_add_log_mul_etc(scratch + 1045072, state + 311840, state + 87344);
+    predict_student_k012_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 82704, state + 87312, state + 311808, scratch + 1045072, state + 87376, scratch + 784000);
+    predict_student_k013_mul_max(scratch + 784000, scratch);
+    predict_student_k014_im2col_matmul_add(scratch, scratch + 784000, state + 87408, state + 96624, scratch + 3136000);
+    predict_student_k015_im2col_matmul(scratch + 784000, scratch + 1568000, state + 96656, scratch + 3136000);
+    predict_student_k016_add(scratch + 1568000, scratch, scratch + 784000);
+    predict_student_k017_add_log_mul_etc(scratch + 784000, state + 311904, state + 97168);
+    predict_student_k018_sub_mul_add(scratch, scratch + 1568000, state + 311872, scratch + 784000, state + 97200);
+    predict_student_k019_mul_max(scratch + 784000, scratch);
+    predict_student_k020_add_log_mul_etc(scratch + 770048, state + 312000, state + 115728);
+    predict_student_k021_im2col_matmul_add_etc(scratch, scratch + 784000, state + 97232, state + 115664, state + 311936, scratch + 770048, state + 115792, scratch + 512000);
     predict_student_k022_mul_max(scratch + 1568000, scratch);
-    predict_student_k023_im2col_matmul_add(scratch, scratch + 1568000, state + 115856, state + 152720, scratch + 6272000);
-    predict_student_k024_im2col_matmul(scratch + 1568000, scratch + 3136000, state + 152784, scratch + 6272000);
-    predict_student_k025_add(scratch + 3136000, scratch, scratch + 1568000);
-    predict_student_k026_add_log_mul_etc(scratch + 1568000, state + 312128, state + 154832);
-    predict_student_k027_sub_mul_add(scratch, scratch + 3136000, state + 312064, scratch + 1568000, state + 154896);
-    predict_student_k028_mul_max(scratch + 1568000, scratch);
-    predict_student_k029_reduce_sum(scratch, scratch + 1568000);
+    predict_student_k023_im2col_matmul_add(scratch, scratch + 1568000, state + 115856, state + 152720, scratch + 512000);
+    predict_student_k024_im2col_matmul(scratch + 1568000, scratch + 784000, state + 152784, scratch + 512000);
+    predict_student_k025_add(scratch + 512000, scratch, scratch + 1568000);
+    predict_student_k026_add_log_mul_etc(scratch + 1024000, state + 312128, state + 154832);
+    predict_student_k027_sub_mul_add(scratch, scratch + 512000, state + 312064, scratch + 1024000, state + 154896);
+    predict_student_k028_mul_max(scratch + 512000, scratch);
+    predict_student_k029_reduce_sum(scratch, scratch + 512000);
     predict_student_k030_mul(scratch + 32000, scratch);
     predict_student_k031_matmul_add(logits, scratch + 32000, state + 154960, state + 155600);
 }
