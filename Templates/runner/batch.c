@@ -46,6 +46,14 @@ static void one_hot(float *row, int label) {
     row[label] = 1.0f;
 }
 
+/* Reduced MPL: row `row` of teacher_x gets the cached distribution of training image k, the image whose
+ * views the same step puts in x. Nothing to do for a teacher that reads images. */
+static void teacher_row(const Trainer *T, float *io, int row, uint32_t k) {
+    if (!T->in.teacher_x) return;
+    memcpy(io + T->in.teacher_x->offset + (size_t)row * NUM_CLASSES, teacher_cache_train_row(&T->cache, k),
+           sizeof(float) * NUM_CLASSES);
+}
+
 void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, double uda_weight, double feedback) {
     const int BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED;
     float *io = T->step_io;
@@ -57,12 +65,14 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
         uint32_t k = T->labeled[order_at(&T->order_l, (uint64_t)t * BL + (uint64_t)i)];
         aug_weak(&T->aug, image(tr, k), x + (size_t)i * IMG_FLOATS, &r);
         one_hot(y + (size_t)i * NUM_CLASSES, tr->y[k]);
+        teacher_row(T, io, i, k);
     }
     /* The unlabeled set is the whole training set; its labels are never read here. */
     for (int j = 0; j < BU; j++) {
         uint32_t k = order_at(&T->order_u, (uint64_t)t * BU + (uint64_t)j);
         aug_weak(&T->aug, image(tr, k), x + (size_t)(BL + j) * IMG_FLOATS, &r);
         aug_strong(&T->aug, image(tr, k), x + (size_t)(BL + BU + j) * IMG_FLOATS, T->img, &r);
+        teacher_row(T, io, BL + j, k);
     }
     if (T->in.uniform) {
         Rng ru;

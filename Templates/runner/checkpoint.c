@@ -60,6 +60,11 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
     meta_set(m, "ema_updates", "%ld", rs->ema_updates);
     meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
+    /* Reduced MPL: the cache the run was trained with (the path for people, the hash for --resume). */
+    if (T->cache.rows) {
+        meta_set(m, "teacher_cache", "%s", T->cache.path);
+        meta_set(m, "teacher_cache_hash", "fnv1a64:%016" PRIx64, T->cache.hash);
+    }
 }
 
 /* Exits 3 naming the tensor if an arena holds a NaN or Inf: the last good checkpoint must stay. */
@@ -185,6 +190,21 @@ static int resume_flip(Trainer *T, const StMeta *m, const char *path, Err *e) {
     return 0;
 }
 
+/* Reduced MPL: the run continues only with the cache it was trained with (the same rows, wherever the file
+ * now lives); a different cache would change the teacher's inputs mid-run. */
+static int resume_teacher_cache(const Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *stored = meta_get(m, "teacher_cache_hash"), *was = meta_get(m, "teacher_cache");
+    if (!T->cache.rows || !stored) return 0;
+    char now[64];
+    snprintf(now, sizeof now, "fnv1a64:%016" PRIx64, T->cache.hash);
+    if (strcmp(stored, now) != 0)
+        return err_set(e,
+                       "%s was trained with the teacher cache %s (%s), but --teacher-cache %s holds different rows (%s); "
+                       "give the same cache or start a new run",
+                       path, was ? was : "?", stored, T->cache.path, now);
+    return 0;
+}
+
 int checkpoint_resume(Trainer *T, Err *e) {
     const char *path = T->ckpt_path;
     if (!file_exists(path)) return err_set(e, "--resume: no checkpoint %s to resume from", path);
@@ -256,7 +276,9 @@ int checkpoint_resume(Trainer *T, Err *e) {
         }
         sums = end + 1;
     }
-    if (resume_ema(T, m, path, has_ema, e) != 0 || resume_flip(T, m, path, e) != 0) goto done;
+    if (resume_ema(T, m, path, has_ema, e) != 0 || resume_flip(T, m, path, e) != 0 ||
+        resume_teacher_cache(T, m, path, e) != 0)
+        goto done;
     rc = 0;
 done:
     free(m);

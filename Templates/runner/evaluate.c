@@ -21,20 +21,35 @@ static void predict(int net, const float *state, const float *ema, const float *
     else mplc_predict_student(net == 1 ? state : ema, x, logits, scratch);
 }
 
-void evaluate(const float *state, const float *ema, const DataSplit *test, float *x, float *logits, float *scratch,
-              long correct[3]) {
+/* Rows [start, start + rows) of src (rows of width floats) into x, the rest of the chunk zero: the last
+ * chunk is padded and its padded rows ignored. */
+static void load_chunk(float *x, const float *src, size_t width, size_t start, size_t rows) {
+    memcpy(x, src + start * width, rows * width * sizeof(float));
+    memset(x + rows * width, 0, (MPLC_EVAL_BATCH - rows) * width * sizeof(float));
+}
+
+static void count_correct(const float *logits, const DataSplit *test, size_t start, size_t rows, long *correct) {
+    for (size_t i = 0; i < rows; i++)
+        if (argmax(logits + i * MPLC_CLASSES) == test->y[start + i]) (*correct)++;
+}
+
+void evaluate(const float *state, const float *ema, const DataSplit *test, const float *teacher_x, float *x,
+              float *logits, float *scratch, long correct[3]) {
     const size_t B = MPLC_EVAL_BATCH, D = MPLC_INPUT_SIZE;
     const int nets = ema ? 3 : 2;
     correct[0] = correct[1] = 0;
     correct[2] = ema ? 0 : -1;
     for (size_t start = 0; start < test->n; start += B) {
         size_t rows = test->n - start < B ? test->n - start : B;
-        memcpy(x, test->x + start * D, rows * D * sizeof(float));
-        memset(x + rows * D, 0, (B - rows) * D * sizeof(float)); /* pad the last chunk; padded rows are ignored */
-        for (int net = 0; net < nets; net++) {
+        if (teacher_x) { /* Reduced MPL: the teacher reads the cached distributions of these images */
+            load_chunk(x, teacher_x, MPLC_CLASSES, start, rows);
+            predict(0, state, ema, x, logits, scratch);
+            count_correct(logits, test, start, rows, &correct[0]);
+        }
+        load_chunk(x, test->x, D, start, rows);
+        for (int net = teacher_x ? 1 : 0; net < nets; net++) {
             predict(net, state, ema, x, logits, scratch);
-            for (size_t i = 0; i < rows; i++)
-                if (argmax(logits + i * MPLC_CLASSES) == test->y[start + i]) correct[net]++;
+            count_correct(logits, test, start, rows, &correct[net]);
         }
     }
 }
@@ -44,22 +59,27 @@ static void print_accuracy(const char *key, long correct, size_t n) {
     json_write_double(stdout, (double)correct / (double)n);
 }
 
-int eval_command(const char *checkpoint, const char *data_dir) {
+/* eval of a Reduced MPL model: the cache is checked against the whole data set, so the training set is
+ * loaded too (only its size is used). */
+int eval_command(const char *checkpoint, const char *data_dir, const char *teacher_cache) {
     Err e;
     StepInputs in;
     SupInputs sup;
     Dataset data;
+    TeacherCache cache = {0};
     if (locate_inputs(&in, &sup, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (arenas_fit_in_memory(1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS), *ema = arena_alloc(MPLC_STATE_FLOATS);
     int has_ema = 0;
     if (st_load_ema(checkpoint, state, ema, &has_ema, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (dataset_load(data_dir, 0, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (dataset_load(data_dir, teacher_cache != NULL, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (teacher_cache && teacher_cache_load(teacher_cache, &data, &cache, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
-    float *x = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
+    float *x = arena_alloc(EVAL_INPUT_FLOATS);
     float *logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
     long correct[3];
-    evaluate(state, has_ema ? ema : NULL, &data.test, x, logits, scratch, correct);
+    evaluate(state, has_ema ? ema : NULL, &data.test, cache.rows ? teacher_cache_test_rows(&cache) : NULL, x, logits,
+             scratch, correct);
     printf("{\"model\":");
     json_write_string(stdout, MPLC_MODEL_NAME);
     printf(",\"checkpoint\":");
@@ -76,6 +96,7 @@ int eval_command(const char *checkpoint, const char *data_dir) {
     free(scratch);
     free(x);
     free(logits);
+    teacher_cache_free(&cache);
     dataset_free(&data);
     return 0;
 }

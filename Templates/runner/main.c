@@ -24,9 +24,11 @@ static void usage(FILE *fp) {
             "  mplc-run train [--data DIR] [--labels N] [--steps N] [--seed S] [--threads T] [--out RUN_DIR]\n"
             "                 [--resume] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
+            "                 [--teacher-cache FILE.npy]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
-            "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T]\n"
+            "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
+            "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
             "  mplc-run --help\n"
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
@@ -35,9 +37,13 @@ static void usage(FILE *fp) {
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
             "  --flip auto: random horizontal flips of the training images on CIFAR-10, none on other data\n"
+            "  --teacher-cache FILE.npy: the large teacher's cached predictions, for a model whose teacher reads them\n"
+            "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
+            "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state\n",
             MPLC_MODEL_NAME, DEFAULT_DATA, (long)(MPLC_STEPS), (unsigned long long)(MPLC_SEED),
-            (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME, (double)(MPLC_EMA_DECAY));
+            (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME, (double)(MPLC_EMA_DECAY),
+            MPLC_TEACHER_READS_PREDICTIONS ? "required" : "not accepted");
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -120,6 +126,19 @@ static int flip_value(Args *a) {
     usage_error("%s must be auto, yes or no, got '%s'", a->flag, v);
 }
 
+/* --teacher-cache goes with the model: required when its teacher reads predictions (there is no other
+ * input for it), refused otherwise (an image teacher would silently ignore it). */
+static void check_teacher_cache_flag(const char *command, const char *path) {
+    if (MPLC_TEACHER_READS_PREDICTIONS && !path)
+        usage_error("%s: model %s's teacher reads the large teacher's cached predictions (Reduced MPL): give "
+                    "--teacher-cache FILE.npy, written by 'mplc-run cache' of the large teacher's model",
+                    command, MPLC_MODEL_NAME);
+    if (!MPLC_TEACHER_READS_PREDICTIONS && path)
+        usage_error("%s: --teacher-cache is for models whose teacher reads cached predictions "
+                    "(teacherInput(.cachedPredictions)); model %s's teacher reads images",
+                    command, MPLC_MODEL_NAME);
+}
+
 static int train_main(int argc, char **argv) {
     TrainConfig c;
     memset(&c, 0, sizeof c);
@@ -144,6 +163,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--stop-at")) c.stop_at = long_value(&a, 1);
         else if (is(&a, "--ema-decay")) c.ema_decay = ema_decay_value(&a), c.given_ema_decay = 1;
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
+        else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
@@ -164,6 +184,7 @@ static int train_main(int argc, char **argv) {
             usage_error("unknown flag '%s' for 'train'", a.flag);
         }
     }
+    check_teacher_cache_flag("train", c.teacher_cache);
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
     Err e;
@@ -202,21 +223,47 @@ static int replay_main(int argc, char **argv) {
 }
 
 static int eval_main(int argc, char **argv) {
-    const char *ckpt = NULL, *data = DEFAULT_DATA;
+    const char *ckpt = NULL, *data = DEFAULT_DATA, *cache = NULL;
     int threads = 1;
     Args a = {argc, 0, argv, NULL, {0}, NULL};
     while (next_flag(&a)) {
         if (is(&a, "--checkpoint")) ckpt = value(&a);
         else if (is(&a, "--data")) data = value(&a);
         else if (is(&a, "--threads")) threads = threads_value(&a);
+        else if (is(&a, "--teacher-cache")) cache = value(&a);
         else if (is(&a, "--help") || is(&a, "-h")) {
             usage(stdout);
             return 0;
         } else usage_error("unknown flag '%s' for 'eval'", a.flag);
     }
     if (!ckpt) usage_error("eval needs --checkpoint");
+    check_teacher_cache_flag("eval", cache);
     openblas_set_num_threads(threads);
-    return eval_command(ckpt, data);
+    return eval_command(ckpt, data, cache);
+}
+
+static int cache_main(int argc, char **argv) {
+    const char *ckpt = NULL, *data = DEFAULT_DATA, *out = NULL;
+    int threads = 1;
+    Args a = {argc, 0, argv, NULL, {0}, NULL};
+    while (next_flag(&a)) {
+        if (is(&a, "--checkpoint")) ckpt = value(&a);
+        else if (is(&a, "--out")) out = value(&a);
+        else if (is(&a, "--data")) data = value(&a);
+        else if (is(&a, "--threads")) threads = threads_value(&a);
+        else if (is(&a, "--help") || is(&a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else usage_error("unknown flag '%s' for 'cache'", a.flag);
+    }
+    /* A cache is the input of a small teacher; a teacher that itself reads a cache has no images to predict. */
+    if (MPLC_TEACHER_READS_PREDICTIONS)
+        usage_error("cache: model %s's teacher reads cached predictions, not images; write the cache with the runner "
+                    "of the large teacher's model (an image teacher, e.g. fashion_cnn)",
+                    MPLC_MODEL_NAME);
+    if (!ckpt || !out) usage_error("cache needs --checkpoint and --out");
+    openblas_set_num_threads(threads);
+    return cache_command(ckpt, out, data);
 }
 
 int main(int argc, char **argv) {
@@ -232,6 +279,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return train_main(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0) return replay_main(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
-    usage_error("unknown command '%s' (expected train, replay or eval)", cmd);
+    if (strcmp(cmd, "cache") == 0) return cache_main(argc - 2, argv + 2);
+    usage_error("unknown command '%s' (expected train, replay, eval or cache)", cmd);
     return EXIT_USAGE;
 }

@@ -127,6 +127,18 @@ static void read_masks(const char *dir, float *io) {
     }
 }
 
+/* Reduced MPL: the cached distributions of the labeled and unlabeled images, float32 [B_l + B_u, K]. */
+static void read_teacher_x(const char *dir, float *teacher_x) {
+    const size_t rows = MPLC_BATCH_LABELED + MPLC_BATCH_UNLABELED;
+    NpyArray a;
+    load_npy(dir, "teacher_x.npy", &a);
+    need_f32(dir, "teacher_x.npy", &a, rows * NUM_CLASSES);
+    memcpy(teacher_x, a.data, sizeof(float) * rows * NUM_CLASSES);
+    for (size_t i = 0; i < a.count; i++)
+        if (!isfinite(teacher_x[i])) die(EXIT_BAD_INPUT, "%s/teacher_x.npy: element %zu is not finite", dir, i);
+    npy_free(&a);
+}
+
 static void read_step(const char *dir, const StepInputs *in, float *io) {
     read_x(dir, io + in->x->offset);
     read_y(dir, io + in->y->offset);
@@ -144,6 +156,7 @@ static void read_step(const char *dir, const StepInputs *in, float *io) {
         memcpy(io + in->uniform->offset, a.data, sizeof(float) * MPLC_BATCH_UNLABELED);
         npy_free(&a);
     }
+    if (in->teacher_x) read_teacher_x(dir, io + in->teacher_x->offset);
     read_masks(dir, io);
 }
 

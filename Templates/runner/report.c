@@ -166,6 +166,13 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");
+    if (T->cache.rows) { /* Reduced MPL: the cache and the large teacher's own test accuracy, for comparison */
+        fputs(",\n  \"teacher_cache\": {\"path\": ", fp);
+        json_write_string(fp, T->cache.path);
+        fprintf(fp, ", \"rows\": %zu, \"large_teacher_test_accuracy\": ", T->cache.n_train + T->cache.n_test);
+        json_write_double(fp, accuracy(T->cache.test_correct, T->cache.n_test));
+        fputs("}", fp);
+    }
     const char *keys[6] = {"teacher_before_finetune", "student_before_finetune", "teacher_after_finetune",
                            "student_after_finetune", "student_ema_before_finetune", "student_ema_after_finetune"};
     const long vals[6] = {T->rs.acc_before[0], T->rs.acc_before[1], T->rs.acc_after[0],

@@ -138,9 +138,15 @@ int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {
         require(&TABLE_SUP_IN, "lr", &sup->lr, e))
         return -1;
     step->uniform = table_find(&TABLE_STEP_IN, "uniform");
+    step->teacher_x = table_find(&TABLE_STEP_IN, "teacher_x");
+    /* The macro decides whether the runner loads a teacher cache, the table where the rows go: they must agree. */
+    if (!step->teacher_x != !MPLC_TEACHER_READS_PREDICTIONS)
+        return err_set(e, "model.h: MPLC_TEACHER_READS_PREDICTIONS is %d but the step %s an input 'teacher_x'",
+                       MPLC_TEACHER_READS_PREDICTIONS, step->teacher_x ? "has" : "has no");
     if (check_count(&TABLE_STEP_IN, step->x, (BL + 2 * BU) * D, "(B_l + 2 B_u) x H x W x C", e) ||
         check_count(&TABLE_STEP_IN, step->y, BL * K, "B_l x classes", e) ||
         (step->uniform && check_count(&TABLE_STEP_IN, step->uniform, BU, "B_u", e)) ||
+        (step->teacher_x && check_count(&TABLE_STEP_IN, step->teacher_x, (BL + BU) * K, "(B_l + B_u) x classes", e)) ||
         check_count(&TABLE_STEP_IN, step->lr_teacher, 1, "a scalar", e) ||
         check_count(&TABLE_STEP_IN, step->lr_student, 1, "a scalar", e) ||
         check_count(&TABLE_STEP_IN, step->uda_weight, 1, "a scalar", e) ||
@@ -149,7 +155,8 @@ int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {
         check_count(&TABLE_SUP_IN, sup->y, F * K, "finetune batch x classes", e) ||
         check_count(&TABLE_SUP_IN, sup->lr, 1, "a scalar", e))
         return -1;
-    static const char *const known_step[] = {"x", "y", "uniform", "lr_teacher", "lr_student", "uda_weight", "feedback_scale"};
+    static const char *const known_step[] = {"x",          "y",          "uniform",        "lr_teacher",
+                                             "lr_student", "uda_weight", "feedback_scale", "teacher_x"};
     for (int i = 0; i < MPLC_NUM_STEP_INPUTS; i++) {
         const char *name = mplc_step_inputs[i].name;
         int ok = starts_with(name, "dropout/");

@@ -9,6 +9,18 @@
 #include "rng.h"
 #include "util.h"
 
+/* Reduced MPL (docs/RUNNER.md): 1 when the teacher reads the large teacher's cached class distributions
+ * (step input teacher_x; mplc_predict_teacher takes [MPLC_EVAL_BATCH, K]) instead of images. Headers
+ * written before Reduced MPL existed, such as the hand-written test model's, do not define it. */
+#ifndef MPLC_TEACHER_READS_PREDICTIONS
+#define MPLC_TEACHER_READS_PREDICTIONS 0
+#endif
+
+/* Floats of the predict functions' input buffer: MPLC_EVAL_BATCH images or, for a teacher that reads
+ * predictions, MPLC_EVAL_BATCH class distributions, whichever is larger (features may be fewer than classes). */
+#define EVAL_INPUT_FLOATS \
+    ((size_t)MPLC_EVAL_BATCH * (size_t)(MPLC_INPUT_SIZE > MPLC_CLASSES ? MPLC_INPUT_SIZE : MPLC_CLASSES))
+
 typedef struct {
     const mplc_tensor *items;
     int count;
@@ -36,9 +48,10 @@ void fill_dropout_masks(const TensorTable *t, float *io, Rng *r);
 long first_nonfinite(const float *arena, const mplc_tensor *t);
 
 /* The inputs of mplc_step and mplc_supervised_step that the runner fills, located by name in the
- * tables (dropout masks are filled by name prefix). uniform is NULL when the model has none. */
+ * tables (dropout masks are filled by name prefix). uniform is NULL when the model has none; teacher_x
+ * (Reduced MPL) is NULL unless MPLC_TEACHER_READS_PREDICTIONS is 1. */
 typedef struct {
-    const mplc_tensor *x, *y, *uniform, *lr_teacher, *lr_student, *uda_weight, *feedback_scale;
+    const mplc_tensor *x, *y, *uniform, *lr_teacher, *lr_student, *uda_weight, *feedback_scale, *teacher_x;
 } StepInputs;
 
 typedef struct {

@@ -56,7 +56,8 @@ static void update_ema(Trainer *T) {
 static void run_eval(Trainer *T) {
     long correct[3];
     const float *ema = T->ema && T->rs.ema_updates > 0 ? T->ema : NULL; /* an empty EMA is not evaluated */
-    evaluate(T->state, ema, &T->data.test, T->eval_x, T->eval_logits, T->scratch, correct);
+    const float *teacher_x = T->cache.rows ? teacher_cache_test_rows(&T->cache) : NULL;
+    evaluate(T->state, ema, &T->data.test, teacher_x, T->eval_x, T->eval_logits, T->scratch, correct);
     T->rs.acc_last[0] = correct[0];
     T->rs.acc_last[1] = correct[1];
     T->rs.acc_ema_last = correct[2];
@@ -200,6 +201,8 @@ static void setup(Trainer *T) {
     const int may_need_ema = c->ema_decay > 0 || c->resume;
     if (arenas_fit_in_memory(may_need_ema, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (dataset_load(c->data_dir, 1, &T->data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (c->teacher_cache && teacher_cache_load(c->teacher_cache, &T->data, &T->cache, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
     /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
     if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
     if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
@@ -213,7 +216,7 @@ static void setup(Trainer *T) {
     T->scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
     T->ema = may_need_ema ? arena_alloc(MPLC_STATE_FLOATS) : NULL;
     T->img = xcalloc(2 * (size_t)MPLC_INPUT_SIZE, sizeof(float));
-    T->eval_x = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
+    T->eval_x = arena_alloc(EVAL_INPUT_FLOATS);
     T->eval_logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
     T->rs.phase = PHASE_MAIN;
     for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
@@ -263,6 +266,7 @@ static void teardown(Trainer *T) {
     free(T->img);
     free(T->eval_x);
     free(T->eval_logits);
+    teacher_cache_free(&T->cache);
     dataset_free(&T->data);
     free(T);
 }
@@ -279,6 +283,10 @@ int train_command(const TrainConfig *cfg) {
                 MPLC_MODEL_NAME, mode_name(c->mode), (unsigned long long)c->seed, c->labels, c->steps,
                 c->finetune_steps, c->data_dir, T->data.train.n, T->data.test.n, c->out_dir,
                 c->resume ? (T->rs.phase == PHASE_DONE ? " (already finished)" : " (resumed)") : "");
+    if (!c->quiet && T->cache.rows)
+        fprintf(stderr, "mplc-run: teacher cache %s: %zu rows, the large teacher's test accuracy %.2f%%\n",
+                T->cache.path, T->cache.n_train + T->cache.n_test,
+                T->cache.n_test ? 100.0 * (double)T->cache.test_correct / (double)T->cache.n_test : 0.0);
     T->t_start = now_seconds();
     if (T->rs.phase == PHASE_MAIN) {
         run_main_phase(T);
@@ -287,7 +295,8 @@ int train_command(const TrainConfig *cfg) {
     if (T->rs.phase == PHASE_FINETUNE) run_finetune_phase(T);
     Err e;
     if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (strcmp(T->data.format, "moons") == 0) write_boundary(T);
+    /* A teacher that reads predictions has no input at the grid's points, so no decision regions to draw. */
+    if (strcmp(T->data.format, "moons") == 0 && !MPLC_TEACHER_READS_PREDICTIONS) write_boundary(T);
     print_result(T);
     teardown(T);
     return 0;

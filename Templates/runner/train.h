@@ -1,4 +1,4 @@
-/* The three commands of mplc-run (see docs/RUNNER.md). Each returns the process exit code;
+/* The commands of mplc-run (see docs/RUNNER.md). Each returns the process exit code;
  * errors exit directly with a message. */
 #ifndef RUNNER_TRAIN_H
 #define RUNNER_TRAIN_H
@@ -6,7 +6,10 @@
 #include "trainer.h"
 
 int train_command(const TrainConfig *cfg);
-int eval_command(const char *checkpoint, const char *data_dir);
+/* teacher_cache: the --teacher-cache file of a model whose teacher reads predictions, else NULL. */
+int eval_command(const char *checkpoint, const char *data_dir, const char *teacher_cache);
+/* Reduced MPL: writes the teacher's class distributions of every training and test image (teacher_cache.h). */
+int cache_command(const char *checkpoint, const char *out, const char *data_dir);
 int replay_command(const char *checkpoint, const char *batches, long steps, const char *out, const char *losses);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "augment.h"
 #include "dataset.h"
+#include "teacher_cache.h"
 #include "tensors.h"
 
 #define MAX_OUTPUTS 32
@@ -28,6 +29,7 @@ typedef struct {
     long labels, steps, finetune_steps, eval_every, checkpoint_every;
     long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
     double ema_decay; /* decay of the student's EMA (ema.h); 0 disables it */
+    const char *teacher_cache; /* --teacher-cache (Reduced MPL, teacher_cache.h); NULL for an image teacher */
     int threads, quiet, resume;
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
@@ -68,6 +70,7 @@ typedef struct {
     AugSpec aug;
     float *state, *step_io, *sup_io, *scratch;
     float *ema;        /* the student's EMA, laid out like state (ema.h); NULL when cfg.ema_decay is 0 */
+    TeacherCache cache; /* Reduced MPL: the large teacher's distributions (rows NULL for an image teacher) */
     float *img;        /* augmentation scratch: 2 x MPLC_INPUT_SIZE */
     float *eval_x, *eval_logits;
     Order order_l, order_u, order_sup, order_ft;
@@ -96,9 +99,11 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
 void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dropout_stream, double lr);
 
 /* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set; correct[2] the student
- * with the weights of the ema arena, or -1 when ema is NULL. */
-void evaluate(const float *state, const float *ema, const DataSplit *test, float *x, float *logits, float *scratch,
-              long correct[3]);
+ * with the weights of the ema arena, or -1 when ema is NULL. teacher_x: for a teacher that reads
+ * predictions (Reduced MPL), the cached rows of the test images (test->n x K), its inputs; else NULL.
+ * x holds EVAL_INPUT_FLOATS. */
+void evaluate(const float *state, const float *ema, const DataSplit *test, const float *teacher_x, float *x,
+              float *logits, float *scratch, long correct[3]);
 
 /* report.c */
 int metrics_open(Trainer *T, long keep_bytes, Err *e);
