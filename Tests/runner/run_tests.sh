@@ -324,5 +324,8 @@ else fail "old checkpoint without EMA" "$(cat "$O.err")"; fi
 
 # ================================================================ end of the EMA section
 
+# ---------------------------------------------------------------- CIFAR-10 and SVHN (32x32 RGB)
+source "$HERE/rgb_tests.sh"
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -40,7 +40,7 @@ const mplc_tensor mplc_state_tensors[] = {
     W_("student_momentum/dense1/weight", SM_W, 0, 0), B_("student_momentum/dense1/bias", SM_B),
 };
 const mplc_tensor mplc_step_inputs[] = {
-    {"x", 4, {N, 28, 28, 1}, IO_X, N * D, 0, 0, 0},
+    {"x", 4, {N, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS}, IO_X, N * D, 0, 0, 0},
     {"y", 2, {BL, K, 0, 0}, IO_Y, BL * K, 0, 0, 0},
     {"dropout/teacher/all/dropout1", 2, {N, D, 0, 0}, IO_MASK, N * D, 0, 0, TEACHER_DROPOUT},
     S_("lr_teacher", IO_LR_T), S_("lr_student", IO_LR_S), S_("uda_weight", IO_UDA), S_("feedback_scale", IO_FB),
@@ -50,7 +50,7 @@ const mplc_tensor mplc_step_outputs[] = {
     S_("loss_student_u", IO_LOSS_SU), S_("loss_student_l", IO_LOSS_SL), S_("h", IO_H),
 };
 const mplc_tensor mplc_supervised_inputs[] = {
-    {"x", 4, {F, 28, 28, 1}, SUP_X, F * D, 0, 0, 0},
+    {"x", 4, {F, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS}, SUP_X, F * D, 0, 0, 0},
     {"y", 2, {F, K, 0, 0}, SUP_Y, F * K, 0, 0, 0},
     S_("lr", SUP_LR),
 };

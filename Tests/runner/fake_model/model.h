@@ -1,26 +1,40 @@
 /* A hand-written stand-in for a generated model.h (see docs/ABI.md), used to test the runner without
  * the compiler. Teacher: Flatten, Dropout(0.1), Dense(10). Student: Flatten, Dense(10). Both are linear
  * softmax classifiers on 1x28x28 images; hard-argmax pseudo labels, dot-product feedback.
- * Build options (for tests): -DFAKE_TEACHER_LR=1e30 makes the teacher diverge to Inf/NaN. */
+ * Build options (for tests): -DFAKE_TEACHER_LR=1e30 makes the teacher diverge to Inf/NaN;
+ * -DFAKE_RGB32 makes the same model take 3x32x32 images (CIFAR-10 and SVHN tests), named fake_linear_rgb. */
 #ifndef MODEL_H
 #define MODEL_H
 
 #include <stddef.h>
 
-#define MPLC_MODEL_NAME "fake_linear"
-#define MPLC_INPUT_HEIGHT 28
-#define MPLC_INPUT_WIDTH 28
-#define MPLC_INPUT_CHANNELS 1
-#define MPLC_INPUT_SIZE 784
 #define MPLC_CLASSES 10
 #define MPLC_BATCH_LABELED 8
 #define MPLC_BATCH_UNLABELED 16
 #define MPLC_EVAL_BATCH 100
 #define MPLC_FINETUNE_BATCH 32
+#ifdef FAKE_RGB32
+#define MPLC_MODEL_NAME "fake_linear_rgb"
+#define MPLC_INPUT_HEIGHT 32
+#define MPLC_INPUT_WIDTH 32
+#define MPLC_INPUT_CHANNELS 3
+#define MPLC_INPUT_SIZE 3072
+/* The arena layout of model.c for D = 3072 inputs (its _Static_asserts check these). */
+#define MPLC_STATE_FLOATS 122920
+#define MPLC_STEP_IO_FLOATS 245850
+#define MPLC_SUPERVISED_IO_FLOATS 98626
+#define MPLC_SCRATCH_FLOATS 185780
+#else
+#define MPLC_MODEL_NAME "fake_linear"
+#define MPLC_INPUT_HEIGHT 28
+#define MPLC_INPUT_WIDTH 28
+#define MPLC_INPUT_CHANNELS 1
+#define MPLC_INPUT_SIZE 784
 #define MPLC_STATE_FLOATS 31400
 #define MPLC_STEP_IO_FLOATS 62810
 #define MPLC_SUPERVISED_IO_FLOATS 25410
 #define MPLC_SCRATCH_FLOATS 48500
+#endif
 #define MPLC_NUM_STATE_TENSORS 8
 #define MPLC_NUM_STEP_INPUTS 7
 #define MPLC_NUM_STEP_OUTPUTS 6
