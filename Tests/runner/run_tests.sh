@@ -327,5 +327,8 @@ else fail "old checkpoint without EMA" "$(cat "$O.err")"; fi
 # ---------------------------------------------------------------- CIFAR-10 and SVHN (32x32 RGB)
 source "$HERE/rgb_tests.sh"
 
+# ---------------------------------------------------------------- Reduced MPL (teacher cache)
+source "$HERE/reduced_tests.sh"
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
