@@ -114,6 +114,13 @@ struct Train: ParsableCommand {
     var pseudoLabels: String?
     @Option(help: "Override the recipe's feedback rule: dot-product or loss-difference.")
     var feedback: String?
+    @Option(help: ArgumentHelp(
+        "Reduced MPL: the large teacher's cached class distributions (NPY float32 [train + test images, classes]).",
+        discussion: "Required for a model with teacherInput(.cachedPredictions), refused otherwise; write it with "
+            + "`mplc-run cache --checkpoint C.safetensors --out FILE.npy` of the large teacher's model. Give it again "
+            + "with --resume (docs/RUNNER.md, \"Reduced MPL\").",
+        valueName: "FILE.npy"))
+    var teacherCache: String?
     @Flag(help: "Only a summary line at the end.")
     var quiet = false
 
@@ -141,6 +148,7 @@ struct Train: ParsableCommand {
         add("--data", data); add("--labels", labels); add("--steps", steps); add("--seed", seed)
         add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
+        add("--teacher-cache", teacherCache)
         if resume { args.append("--resume") }
         if quiet { args.append("--quiet") }
         return args
