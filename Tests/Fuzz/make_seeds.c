@@ -1,4 +1,4 @@
-/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors}:
+/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors,cifar,mat}:
  * small valid files of every kind each reader accepts, plus a few near misses. Built and run by
  *   Tests/Fuzz/run_fuzzers.sh --make-seeds
  * The output is checked in; inputs that once crashed a reader are added next to the seeds as crash-*. */
@@ -142,6 +142,125 @@ static void st_seed(const char *name, int with_meta) {
     free(m);
 }
 
+/* ---- CIFAR-10 batches: 3073-byte records (label, then the R, G and B planes) */
+
+static void cifar_seed(const char *name, int records, int extra, int bad_label, int compress) {
+    static unsigned char buf[8192];
+    size_t n = 0;
+    for (int r = 0; r < records; r++) {
+        buf[n++] = (unsigned char)(bad_label && r == records - 1 ? 10 : (r * 3) % 10);
+        for (int p = 0; p < 3072; p++) buf[n++] = (unsigned char)((p * 7 + r) & 0xFF);
+    }
+    for (int i = 0; i < extra; i++) buf[n++] = 0xAB;
+    if (compress) {
+        size_t zl;
+        unsigned char *z = gz(buf, n, &zl);
+        put("cifar", name, z, zl);
+        free(z);
+    } else {
+        put("cifar", name, buf, n);
+    }
+}
+
+/* ---- MAT-files (Level 5): header, then matrices, plain or in zlib-compressed elements */
+
+typedef struct {
+    unsigned char b[16384];
+    size_t n;
+} MatBuf;
+
+static void mput(MatBuf *f, const void *p, size_t n) {
+    memcpy(f->b + f->n, p, n);
+    f->n += n;
+}
+static void mput32(MatBuf *f, uint32_t v) {
+    unsigned char q[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16), (unsigned char)(v >> 24)};
+    mput(f, q, 4);
+}
+static void mat_header(MatBuf *f, unsigned version, const char *endian) {
+    char text[116];
+    memset(text, ' ', sizeof text);
+    memcpy(text, "MATLAB 5.0 MAT-file, Platform: seeds", 36);
+    f->n = 0;
+    mput(f, text, 116);
+    memset(f->b + f->n, 0, 8);
+    f->n += 8;
+    unsigned char v[2] = {(unsigned char)version, (unsigned char)(version >> 8)};
+    mput(f, v, 2);
+    mput(f, endian, 2);
+}
+/* A sub-element, in the small format when it fits in 4 bytes and `small` is set. */
+static void mat_sub(MatBuf *f, uint32_t type, const void *data, size_t n, int small) {
+    if (small && n <= 4) {
+        mput32(f, type | (uint32_t)n << 16);
+        unsigned char w[4] = {0, 0, 0, 0};
+        memcpy(w, data, n);
+        mput(f, w, 4);
+        return;
+    }
+    mput32(f, type);
+    mput32(f, (uint32_t)n);
+    mput(f, data, n);
+    while (f->n % 8) f->b[f->n++] = 0;
+}
+/* miMATRIX `name` of class cls, dims, data (count x elem bytes of mi type `type`; none when data is NULL). */
+static void mat_matrix(MatBuf *f, const char *name, int cls, const int32_t *dims, int ndim, uint32_t type,
+                       const void *data, size_t bytes, int compress) {
+    MatBuf body;
+    body.n = 0;
+    uint32_t flags[2] = {(uint32_t)cls, 0};
+    mat_sub(&body, 6, flags, 8, 0);
+    mat_sub(&body, 5, dims, 4 * (size_t)ndim, 0);
+    mat_sub(&body, 1, name, strlen(name), 1);
+    if (data) mat_sub(&body, type, data, bytes, 0);
+    MatBuf el;
+    el.n = 0;
+    mput32(&el, 14);
+    mput32(&el, (uint32_t)body.n);
+    mput(&el, body.b, body.n);
+    if (!compress) {
+        mput(f, el.b, el.n);
+        return;
+    }
+    uLongf zn = sizeof body.b;
+    if (compress2(body.b, &zn, el.b, el.n, 9) != Z_OK) exit(1);
+    mput32(f, 15);
+    mput32(f, (uint32_t)zn);
+    mput(f, body.b, zn);
+}
+
+static void mat_seeds(void) {
+    static unsigned char x[2 * 3072];
+    for (size_t i = 0; i < sizeof x; i++) x[i] = (unsigned char)((i * 13) >> 3);
+    const int32_t x1[4] = {32, 32, 3, 1}, x2[4] = {32, 32, 3, 2}, y1[2] = {1, 1}, y2[2] = {2, 1}, d23[2] = {2, 3};
+    const double ten = 10;
+    const unsigned char labels[2] = {10, 3};
+    MatBuf f;
+    mat_header(&f, 0x0100, "IM"); /* SVHN, one image, compressed, y double */
+    mat_matrix(&f, "X", 9, x1, 4, 2, x, 3072, 1);
+    mat_matrix(&f, "y", 6, y1, 2, 9, &ten, 8, 1);
+    put("mat", "svhn-1-image-compressed", f.b, f.n);
+    mat_header(&f, 0x0100, "IM"); /* SVHN, two images, plain, y a double stored as uint8 */
+    mat_matrix(&f, "X", 9, x2, 4, 2, x, sizeof x, 0);
+    mat_matrix(&f, "y", 6, y2, 2, 2, labels, 2, 0);
+    put("mat", "svhn-2-images-plain", f.b, f.n);
+    int16_t i16[6] = {1, -2, 3, 300, 5, 6};
+    const uint16_t chars[3] = {'a', 'b', 'c'};
+    const int32_t c13[2] = {1, 3}, empty[2] = {0, 0};
+    mat_header(&f, 0x0100, "IM"); /* variables of several kinds */
+    mat_matrix(&f, "dbl", 6, d23, 2, 3, i16, sizeof i16, 0);
+    mat_matrix(&f, "str", 4, c13, 2, 4, chars, sizeof chars, 1);
+    mat_matrix(&f, "c", 1, empty, 2, 0, NULL, 0, 0); /* an empty cell array */
+    float sgl[6] = {0.5f, 1, 2, 3, 4, 5};
+    mat_matrix(&f, "single", 7, d23, 2, 7, sgl, sizeof sgl, 1);
+    put("mat", "mixed-variables", f.b, f.n);
+    mat_header(&f, 0x0200, "IM");
+    put("mat", "v73-header", f.b, f.n);
+    mat_header(&f, 0x0100, "MI");
+    mat_matrix(&f, "y", 6, y1, 2, 9, &ten, 8, 0);
+    put("mat", "big-endian", f.b, f.n);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: make_seeds CORPUS_DIR\n");
@@ -188,5 +307,11 @@ int main(int argc, char **argv) {
     st_seed("checkpoint-mpl", 1);
     st_seed("checkpoint-finetune", 2);
     st_seed("state-only", 0);
+
+    cifar_seed("one-record", 1, 0, 0, 0);
+    cifar_seed("two-records-gzip", 2, 0, 0, 1);
+    cifar_seed("record-and-a-byte", 1, 1, 0, 0);
+    cifar_seed("label-10", 2, 0, 1, 0);
+    mat_seeds();
     return 0;
 }
