@@ -6,14 +6,16 @@ import MPLLower
 
 public enum ResourceLimits {
     /// The bytes the runner allocates for a model, by arena (docs/ABI.md: state, one I/O arena per step
-    /// kind, scratch) plus the evaluation buffers (`MPLC_EVAL_BATCH` rows of inputs and logits).
+    /// kind, scratch) plus the evaluation buffers (`MPLC_EVAL_BATCH` rows of inputs and logits) and, when the
+    /// recipe keeps one, the state-sized arena of the student's EMA.
     public struct ArenaBytes: Sendable {
         public var state: Int
         public var stepIO: Int
         public var supervisedIO: Int
         public var scratch: Int
         public var evaluation: Int
-        public var total: Int { [state, stepIO, supervisedIO, scratch, evaluation].reduce(0, &+) }
+        public var ema: Int
+        public var total: Int { [state, stepIO, supervisedIO, scratch, evaluation, ema].reduce(0, &+) }
     }
 
     /// Where the limit comes from: the machine's physical memory, or `MPLC_MEMORY_LIMIT` (bytes), which
@@ -34,10 +36,10 @@ public enum ResourceLimits {
         }
         let model = compiled.model
         let evaluation = model.recipe.evalBatch &* (model.input.featureShape.count &+ model.classes) &* float
+        let state = compiled.kernels.state.floats &* float
         return ArenaBytes(
-            state: compiled.kernels.state.floats &* float, stepIO: io("mplc_step"),
-            supervisedIO: io("mplc_supervised_step"), scratch: compiled.kernels.scratchBytes,
-            evaluation: evaluation)
+            state: state, stepIO: io("mplc_step"), supervisedIO: io("mplc_supervised_step"),
+            scratch: compiled.kernels.scratchBytes, evaluation: evaluation, ema: model.recipe.emaDecay > 0 ? state : 0)
     }
 
     /// `MPLC_MEMORY_LIMIT` if set (a positive integer), else physical memory from sysconf.
@@ -61,8 +63,8 @@ public enum ResourceLimits {
             error: model \(compiled.model.name) needs \(arenas.total) bytes (\(human(arenas.total))) of arenas, more than \
             the \(limit.bytes) bytes (\(human(limit.bytes))) of \(limit.source): state \(arenas.state), \
             step I/O \(arenas.stepIO), supervised I/O \(arenas.supervisedIO), scratch \(arenas.scratch), \
-            evaluation \(arenas.evaluation) bytes. Use smaller layers or batches (labeledBatch, unlabeledRatio, \
-            finetune batch, evalBatch).
+            evaluation \(arenas.evaluation), EMA \(arenas.ema) bytes. Use smaller layers or batches (labeledBatch, \
+            unlabeledRatio, finetune batch, evalBatch).
             """)
     }
 

@@ -72,7 +72,8 @@ struct RecipeReader {
         case .unlabeledRatio:
             return assign(\.unlabeledRatio, single(call) { $0.integer("value", in: Limits.unlabeledRatio) })
         case .labelSmoothing: return assign(\.labelSmoothing, single(call) { $0.real("value", in: .fraction) })
-        case .emaDecay: return assign(\.emaDecay, single(call) { $0.real("value", in: .probability) })
+        // A decay of 1 would freeze the average at its first value (the runner's --ema-decay agrees); 0 turns it off.
+        case .emaDecay: return assign(\.emaDecay, single(call) { $0.real("value", in: .fraction) })
         case .evalBatch: return assign(\.evalBatch, single(call) { $0.integer("value", in: Limits.batch) })
         case .seed: return assign(\.seed, single(call) { $0.integer("value", in: .count) })
         case .steps:

@@ -253,7 +253,7 @@ import Testing
                 bad.swiftdsl:4:51: error: steps must be at least 1; got -9999999999999999999999 [E006]
                 let mpl = MPL(teacher: net, student: net) { steps(-9999999999999999999999); emaDecay(1e999) }
                                                                   ^
-                bad.swiftdsl:4:86: error: emaDecay must be in [0, 1]; got 1e999 [E006]
+                bad.swiftdsl:4:86: error: emaDecay must be in [0, 1); got 1e999 [E006]
                 let mpl = MPL(teacher: net, student: net) { steps(-9999999999999999999999); emaDecay(1e999) }
                                                                                                      ^
 

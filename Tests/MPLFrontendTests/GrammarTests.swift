@@ -97,7 +97,8 @@ import Testing
         ("0.5", 0.5), ("5e-1", 0.5), ("1", 1.0), ("0", 0.0), ("1_0e-1", 1.0), ("0x1p-1", 0.5), ("0.000_5", 0.0005),
     ])
     func realNumberSpellings(literal: String, expected: Double) throws {
-        #expect(try #require(parsedModel(smallModel(settings: "emaDecay(\(literal))"))).recipe.emaDecay == expected)
+        let settings = "uda(threshold: \(literal))"  // a setting whose range, [0, 1], takes all of them
+        #expect(try #require(parsedModel(smallModel(settings: settings))).recipe.uda.threshold == expected)
     }
 
     @Test(arguments: [
