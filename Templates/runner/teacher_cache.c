@@ -43,7 +43,7 @@ static int check_shape(const NpyArray *a, const char *path, const Dataset *d, Er
     return 0;
 }
 
-/* Why row r is not a class distribution, or NULL; why[cap] holds the reason. */
+/* Why a row of K floats is not a class distribution (the reason, written into why[cap]), or NULL if it is one. */
 static const char *row_problem(const float *row, char *why, size_t cap) {
     double sum = 0;
     for (int k = 0; k < K; k++) {

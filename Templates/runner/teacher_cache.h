@@ -18,7 +18,7 @@
 #define TEACHER_CACHE_SUM_TOLERANCE 1e-3
 
 typedef struct {
-    const char *path;
+    const char *path;    /* as given on the command line (not copied) */
     float *rows;         /* (n_train + n_test) x MPLC_CLASSES; NULL when no cache is loaded */
     size_t n_train, n_test;
     uint64_t hash;       /* FNV-1a of the rows' bytes: checkpoints record it and --resume compares it */
