@@ -121,6 +121,10 @@ struct Train: ParsableCommand {
             + "with --resume (docs/RUNNER.md, \"Reduced MPL\").",
         valueName: "FILE.npy"))
     var teacherCache: String?
+    @Option(help: "Decay of the student's EMA, evaluated next to the student (0 <= D < 1; 0: none; default: the recipe's).")
+    var emaDecay: Double?
+    @Option(help: "Random horizontal flips of the training images: auto (on for CIFAR-10 only), yes or no.")
+    var flip: String?
     @Flag(help: "Only a summary line at the end.")
     var quiet = false
 
@@ -148,7 +152,7 @@ struct Train: ParsableCommand {
         add("--data", data); add("--labels", labels); add("--steps", steps); add("--seed", seed)
         add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
-        add("--teacher-cache", teacherCache)
+        add("--teacher-cache", teacherCache); add("--ema-decay", emaDecay); add("--flip", flip)
         if resume { args.append("--resume") }
         if quiet { args.append("--quiet") }
         return args

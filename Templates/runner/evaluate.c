@@ -71,7 +71,12 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     if (arenas_fit_in_memory(1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *state = arena_alloc(MPLC_STATE_FLOATS), *ema = arena_alloc(MPLC_STATE_FLOATS);
     int has_ema = 0;
-    if (st_load_ema(checkpoint, state, ema, &has_ema, NULL, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    StMeta *meta = xmalloc(sizeof *meta);
+    if (st_load_ema(checkpoint, state, ema, &has_ema, meta, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    /* An EMA with no update yet (the student was still waiting) holds zeros, not a model: leave it out. */
+    const char *updates = meta_get(meta, "ema_updates");
+    if (updates && strcmp(updates, "0") == 0) has_ema = 0;
+    free(meta);
     if (dataset_load(data_dir, teacher_cache != NULL, &data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (teacher_cache && teacher_cache_load(teacher_cache, &data, &cache, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     float *scratch = arena_alloc(MPLC_SCRATCH_FLOATS);
