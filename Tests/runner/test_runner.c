@@ -830,21 +830,28 @@ static int gen_replay(const char *dir, long steps) {
     fclose(lf);
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
     if (st_save(path, state, NULL, &e) != 0) die_err(&e, 1);
+    free(state);
+    free(io);
+    free(scratch);
     return 0;
 }
 
+/* The helpers free what they read, so that the suite runs clean under LeakSanitizer. */
 static int st_equal(const char *a, const char *b) {
     float *x = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *y = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
     Err e;
     if (st_load(a, x, NULL, &e) != 0 || st_load(b, y, NULL, &e) != 0) die_err(&e, 1);
-    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+    int rc = 0;
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS && rc == 0; i++) {
         const mplc_tensor *t = &mplc_state_tensors[i];
         if (memcmp(x + t->offset, y + t->offset, t->count * sizeof(float)) != 0) {
             fprintf(stderr, "%s differs between %s and %s\n", t->name, a, b);
-            return 1;
+            rc = 1;
         }
     }
-    return 0;
+    free(x);
+    free(y);
+    return rc;
 }
 
 static int st_meta(const char *file, const char *key) {
@@ -853,18 +860,21 @@ static int st_meta(const char *file, const char *key) {
     Err e;
     if (st_load(file, x, m, &e) != 0) die_err(&e, 1);
     const char *v = meta_get(m, key);
-    if (!v) return 1;
-    printf("%s\n", v);
-    return 0;
+    if (v) printf("%s\n", v);
+    free(x);
+    free(m);
+    return v ? 0 : 1;
 }
 
 static int st_finite(const char *file) {
     float *x = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
     Err e;
     if (st_load(file, x, NULL, &e) != 0) die_err(&e, 1);
+    int rc = 0;
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++)
-        if (first_nonfinite(x, &mplc_state_tensors[i]) >= 0) return 1;
-    return 0;
+        if (first_nonfinite(x, &mplc_state_tensors[i]) >= 0) rc = 1;
+    free(x);
+    return rc;
 }
 
 /* ================================================================ EMA of the student (ema.h)
