@@ -52,10 +52,14 @@ private struct DeclaredTensors {
                 parameters.append(TensorInfo(name: name + "/bias", shape: Shape([filters])))
             case .batchNorm:
                 let channels = Shape([shape.channels])
-                parameters += [TensorInfo(name: name + "/scale", shape: channels),
-                               TensorInfo(name: name + "/offset", shape: channels)]
-                statistics += [TensorInfo(name: name + "/running_mean", shape: channels),
-                               TensorInfo(name: name + "/running_var", shape: channels)]
+                parameters += [
+                    TensorInfo(name: name + "/scale", shape: channels),
+                    TensorInfo(name: name + "/offset", shape: channels),
+                ]
+                statistics += [
+                    TensorInfo(name: name + "/running_mean", shape: channels),
+                    TensorInfo(name: name + "/running_var", shape: channels),
+                ]
             case .residual(let body):
                 declare(body, scope: name, input: shape)
                 switch try! Residual.shortcut(from: shape, to: next).get() {
@@ -127,8 +131,10 @@ extension Graph {
 
     /// Applies the network to `x` ([N, H, W, C] or [N, D]); returns the logits [N, classes]. `weights` holds
     /// the network's tensors by name (running averages too, when the pass reads or updates them).
-    mutating func forward(_ net: NetworkParameters, weights: [String: Value], x: Value, inputShape: FeatureShape,
-                          pass: ForwardPass, effects: inout ForwardEffects) -> Value {
+    mutating func forward(
+        _ net: NetworkParameters, weights: [String: Value], x: Value, inputShape: FeatureShape,
+        pass: ForwardPass, effects: inout ForwardEffects
+    ) -> Value {
         var layers = LayerApplication(weights: weights, pass: pass, effects: effects)
         let logits = layers.apply(net.network.layers, scope: net.prefix, to: x, shape: inputShape, in: &self)
         effects = layers.effects
@@ -142,8 +148,10 @@ private struct LayerApplication {
     let pass: ForwardPass
     var effects: ForwardEffects
 
-    mutating func apply(_ layers: [Layer], scope: String, to x: Value, shape inputShape: FeatureShape,
-                        in g: inout Graph) -> Value {
+    mutating func apply(
+        _ layers: [Layer], scope: String, to x: Value, shape inputShape: FeatureShape,
+        in g: inout Graph
+    ) -> Value {
         var h = x
         var shape = inputShape
         let rows = g.shape(of: x)[0]
@@ -154,14 +162,20 @@ private struct LayerApplication {
             case .dense:
                 h = g.addBias(g.matmul(h, weights[name + "/weight"]!), weights[name + "/bias"]!)
             case .conv2D(let filters, let k, let stride, let padding):
-                let product = convolution(h, shape: shape, kernel: k, stride: stride, padding: padding,
-                                          weight: weights[name + "/weight"]!, filters: filters, in: &g)
+                let product = convolution(
+                    h, shape: shape, kernel: k, stride: stride, padding: padding,
+                    weight: weights[name + "/weight"]!, filters: filters, in: &g)
                 h = g.reshape(g.addBias(product, weights[name + "/bias"]!), batchShape(rows, next))
             case .maxPool2D(let k, let stride), .avgPool2D(let k, let stride):
                 guard case .image(let height, let width, let channels) = shape else { preconditionFailure("checked") }
-                let geometry = WindowGeometry(batch: rows, height: height, width: width, channels: channels,
-                                              kernel: k, stride: stride, padding: 0)
-                if case .maxPool2D = layer { h = g.append(.maxPool(h, geometry)) } else { h = g.append(.avgPool(h, geometry)) }
+                let geometry = WindowGeometry(
+                    batch: rows, height: height, width: width, channels: channels,
+                    kernel: k, stride: stride, padding: 0)
+                if case .maxPool2D = layer {
+                    h = g.append(.maxPool(h, geometry))
+                } else {
+                    h = g.append(.avgPool(h, geometry))
+                }
             case .globalAvgPool:
                 guard case .image(let height, let width, let channels) = shape else { preconditionFailure("checked") }
                 let pixels = g.reshape(h, Shape([rows, height * width, channels]))
@@ -180,7 +194,8 @@ private struct LayerApplication {
                 guard case .masks(let passName) = pass.dropout, rate > 0 else { break }
                 // dropout/<network>/<pass>/<layer path>: `dropout/teacher/all/res2/dropout1` inside a block.
                 let path = scope.split(separator: "/", maxSplits: 1).map(String.init)
-                let maskName = (["dropout", path[0], passName] + path.dropFirst() + ["dropout\(index)"]).joined(separator: "/")
+                let maskName = (["dropout", path[0], passName] + path.dropFirst() + ["dropout\(index)"]).joined(
+                    separator: "/")
                 let maskShape = g.shape(of: h)
                 let mask = g.input(named: maskName) ?? g.input(maskName, maskShape)
                 if !effects.masks.contains(where: { $0.name == maskName }) {
@@ -199,23 +214,29 @@ private struct LayerApplication {
     }
 
     /// im2col followed by one GEMM with the reshaped HWIO kernel: [rows·OH·OW, filters].
-    private func convolution(_ x: Value, shape: FeatureShape, kernel k: Int, stride: Int, padding: Int, weight: Value,
-                             filters: Int, in g: inout Graph) -> Value {
+    private func convolution(
+        _ x: Value, shape: FeatureShape, kernel k: Int, stride: Int, padding: Int, weight: Value,
+        filters: Int, in g: inout Graph
+    ) -> Value {
         guard case .image(let height, let width, let channels) = shape else { preconditionFailure("checked") }
-        let geometry = WindowGeometry(batch: g.shape(of: x)[0], height: height, width: width, channels: channels,
-                                      kernel: k, stride: stride, padding: padding)
+        let geometry = WindowGeometry(
+            batch: g.shape(of: x)[0], height: height, width: width, channels: channels,
+            kernel: k, stride: stride, padding: padding)
         let columns = g.append(.im2col(x, geometry))
         return g.matmul(columns, g.reshape(weight, Shape([k * k * channels, filters])))
     }
 
-    private func shortcut(_ x: Value, name: String, from input: FeatureShape, to output: FeatureShape,
-                          in g: inout Graph) -> Value {
+    private func shortcut(
+        _ x: Value, name: String, from input: FeatureShape, to output: FeatureShape,
+        in g: inout Graph
+    ) -> Value {
         switch try! Residual.shortcut(from: input, to: output).get() {
         case .identity:
             return x
         case .convolution(let stride, _, let outChannels):
-            let product = convolution(x, shape: input, kernel: 1, stride: stride, padding: 0,
-                                      weight: weights[name + "/shortcut/weight"]!, filters: outChannels, in: &g)
+            let product = convolution(
+                x, shape: input, kernel: 1, stride: stride, padding: 0,
+                weight: weights[name + "/shortcut/weight"]!, filters: outChannels, in: &g)
             return g.reshape(product, batchShape(g.shape(of: x)[0], output))
         case .matrix:
             return g.matmul(x, weights[name + "/shortcut/weight"]!)
@@ -223,13 +244,16 @@ private struct LayerApplication {
     }
 
     /// BatchNorm over the last axis, with the pass's choice of statistics (Graph.normalizeColumns).
-    private mutating func batchNorm(_ x: Value, name: String, momentum: Double, epsilon: Double,
-                                    in g: inout Graph) -> Value {
+    private mutating func batchNorm(
+        _ x: Value, name: String, momentum: Double, epsilon: Double,
+        in g: inout Graph
+    ) -> Value {
         let shape = g.shape(of: x)
         let channels = shape.dims.last!
         let count = shape.count / channels
         let rows = g.reshape(x, Shape([count, channels]))
-        let mean, variance: Value
+        let mean: Value
+        let variance: Value
         switch pass.normalization {
         case .runningAverages:
             mean = weights[name + "/running_mean"]!
@@ -243,14 +267,17 @@ private struct LayerApplication {
                 moveAverage(name + "/running_var", towards: variance, by: momentum, factor: unbiased, in: &g)
             }
         }
-        let normalized = g.normalizeColumns(rows, mean: mean, variance: variance, scale: weights[name + "/scale"]!,
-                                            offset: weights[name + "/offset"]!, epsilon: epsilon)
+        let normalized = g.normalizeColumns(
+            rows, mean: mean, variance: variance, scale: weights[name + "/scale"]!,
+            offset: weights[name + "/offset"]!, epsilon: epsilon)
         return g.reshape(normalized, shape)
     }
 
     /// average ← (1 − momentum)·average + momentum·factor·batch, with no gradient through the statistics.
-    private mutating func moveAverage(_ name: String, towards batch: Value, by momentum: Double, factor: Double,
-                                      in g: inout Graph) {
+    private mutating func moveAverage(
+        _ name: String, towards batch: Value, by momentum: Double, factor: Double,
+        in g: inout Graph
+    ) {
         let old = weights[name]!
         let target = g.scale(g.append(.stopGradient(batch)), momentum * factor)
         effects.averages.append((name, g.add(g.scale(old, 1 - momentum), target)))
