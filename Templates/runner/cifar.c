@@ -16,13 +16,10 @@ static void append(CifarBatch *b, const uint8_t *data, size_t len) {
 }
 
 int cifar_read(const char *path, CifarBatch *b, Err *e) {
-    InFile f;
-    if (in_open(&f, path, e) != 0) return -1;
     void *data = NULL;
     size_t len = 0;
-    int rc = in_read_rest(&f, &data, &len, e);
-    in_close(&f);
-    if (rc != 0) return -1;
+    if (in_read_file(path, &data, &len, e) != 0) return -1;
+    int rc = 0;
     const uint8_t *p = data;
     if (len == 0) rc = err_set(e, "%s: empty (a CIFAR-10 batch holds records of %d bytes)", path, CIFAR_RECORD);
     else if (len % CIFAR_RECORD != 0)

@@ -105,7 +105,7 @@ int in_read_array(InFile *f, size_t count, size_t elem, void **out, const char *
     return 0;
 }
 
-int in_read_rest(InFile *f, void **out, size_t *len, Err *e) {
+static int in_read_rest(InFile *f, void **out, size_t *len, Err *e) {
     size_t cap = 1u << 16, have = 0;
     unsigned char *buf = xmalloc(cap);
     for (;;) {
@@ -133,4 +133,12 @@ int in_read_rest(InFile *f, void **out, size_t *len, Err *e) {
     *out = buf;
     *len = have;
     return 0;
+}
+
+int in_read_file(const char *path, void **out, size_t *len, Err *e) {
+    InFile f;
+    if (in_open(&f, path, e) != 0) return -1;
+    int rc = in_read_rest(&f, out, len, e);
+    in_close(&f);
+    return rc;
 }

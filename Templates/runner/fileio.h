@@ -22,8 +22,8 @@ int in_expect_end(InFile *f, Err *e);
 /* Reads `count` elements of `elem` bytes into a buffer that grows with the data actually present, so a
  * header that lies about a huge size cannot make us allocate gigabytes before the truncation is found. */
 int in_read_array(InFile *f, size_t count, size_t elem, void **out, const char *what, Err *e);
-/* Reads everything up to the end of the content, for formats whose size is not in a header (CIFAR-10
+/* Reads the whole (uncompressed) content of path, for formats whose size is not in a header (CIFAR-10
  * batches, MAT files). The buffer grows with the data actually read; *len may be 0. */
-int in_read_rest(InFile *f, void **out, size_t *len, Err *e);
+int in_read_file(const char *path, void **out, size_t *len, Err *e);
 
 #endif

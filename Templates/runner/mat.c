@@ -300,13 +300,9 @@ static int check_header(const char *path, const uint8_t *p, size_t len, Err *e) 
 
 int mat_read(const char *path, MatFile *m, Err *e) {
     memset(m, 0, sizeof *m);
-    InFile f;
-    if (in_open(&f, path, e) != 0) return -1;
     void *data = NULL;
     size_t len = 0;
-    int rc = in_read_rest(&f, &data, &len, e);
-    in_close(&f);
-    if (rc != 0) return -1;
+    if (in_read_file(path, &data, &len, e) != 0) return -1;
     m->file = data;
     if (check_header(path, m->file, len, e) != 0) goto fail;
     Region top = {m->file + MAT_HEADER, len - MAT_HEADER, 0, path, MAT_HEADER, SIZE_MAX};
