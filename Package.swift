@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "mplc",
             dependencies: ["MPLCompiler", "MPLFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLModel"]),
+        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLModel", "MPLFuzz"]),
         .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLStepTests", dependencies: ["MPLStep", "MPLModel", "MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLCodegenTests", dependencies: ["MPLIR", "MPLLower", "MPLEmitC"]),

@@ -1,9 +1,9 @@
 // Seeded inputs for fuzzing the front end: mutants of model files and models drawn from the grammar.
 //
-// The mutations follow the front end's own mutation test (Tests/MPLFrontendTests/Mutator.swift: the same
-// SplitMix64, token ranges and first eight mutations), copied here because test code cannot be linked into
-// `mplc fuzz`; the campaign adds huge literals, invalid UTF-8, line edits, splices, grammar fragments and
-// hostile characters. Everything is a pure function of the seed, so a failure reproduces from its index.
+// The first eight mutations are those the front end's own mutation test applies (Tests/MPLFrontendTests,
+// RobustnessTests, uses this module); the campaign adds huge literals, invalid UTF-8, line edits, splices,
+// grammar fragments and hostile characters. Everything is a pure function of the seed, so a failure reproduces
+// from its index.
 
 /// SplitMix64: tiny, fast and fully determined by its seed.
 public struct SplitMix64: RandomNumberGenerator {

@@ -1,7 +1,22 @@
 import Foundation
 import MPLFrontend
+import MPLFuzz
 import MPLModel
 import Testing
+
+/// One to three of the front end's own mutations, applied by MPLFuzz's mutator (whose `mplc fuzz` campaign adds
+/// more kinds). The result may be invalid UTF-8; the same seed gives the same mutant.
+func mutate(_ source: [UInt8], using rng: inout SplitMix64) -> [UInt8] {
+    let kinds: [Mutation] = [
+        .truncate, .deleteToken, .duplicateToken, .swapTokens, .replaceNumber, .replaceWord, .insertBytes, .deepNesting,
+    ]
+    let mutator = Mutator(sources: [source])
+    var bytes = source
+    for _ in 0..<Int.random(in: 1...3, using: &rng) {
+        bytes = mutator.apply(kinds.randomElement(using: &rng)!, to: bytes, using: &rng)
+    }
+    return bytes
+}
 
 /// The front end must end every input in a model or in diagnostics: no crash, no hang.
 @Suite struct RobustnessTests {
