@@ -89,6 +89,14 @@ extension FeatureShape {
         case .vector(let d): return d
         }
     }
+
+    /// The shape of a batch of `rows` examples: [rows, H, W, C] or [rows, D].
+    func batch(_ rows: Int) -> Shape {
+        switch self {
+        case .image(let h, let w, let c): return Shape([rows, h, w, c])
+        case .vector(let d): return Shape([rows, d])
+        }
+    }
 }
 
 /// How one forward pass runs.
@@ -165,7 +173,7 @@ private struct LayerApplication {
                 let product = convolution(
                     h, shape: shape, kernel: k, stride: stride, padding: padding,
                     weight: weights[name + "/weight"]!, filters: filters, in: &g)
-                h = g.reshape(g.addBias(product, weights[name + "/bias"]!), batchShape(rows, next))
+                h = g.reshape(g.addBias(product, weights[name + "/bias"]!), next.batch(rows))
             case .maxPool2D(let k, let stride), .avgPool2D(let k, let stride):
                 guard case .image(let height, let width, let channels) = shape else { preconditionFailure("checked") }
                 let geometry = WindowGeometry(
@@ -237,7 +245,7 @@ private struct LayerApplication {
             let product = convolution(
                 x, shape: input, kernel: 1, stride: stride, padding: 0,
                 weight: weights[name + "/shortcut/weight"]!, filters: outChannels, in: &g)
-            return g.reshape(product, batchShape(g.shape(of: x)[0], output))
+            return g.reshape(product, output.batch(g.shape(of: x)[0]))
         case .matrix:
             return g.matmul(x, weights[name + "/shortcut/weight"]!)
         }
@@ -281,13 +289,6 @@ private struct LayerApplication {
         let old = weights[name]!
         let target = g.scale(g.append(.stopGradient(batch)), momentum * factor)
         effects.averages.append((name, g.add(g.scale(old, 1 - momentum), target)))
-    }
-
-    private func batchShape(_ rows: Int, _ shape: FeatureShape) -> Shape {
-        switch shape {
-        case .image(let h, let w, let c): return Shape([rows, h, w, c])
-        case .vector(let d): return Shape([rows, d])
-        }
     }
 }
 

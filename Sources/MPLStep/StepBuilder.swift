@@ -50,13 +50,6 @@ public struct StepBuilder {
             + teacher.statistics + student.statistics
     }
 
-    func batchShape(_ rows: Int, _ shape: FeatureShape? = nil) -> Shape {
-        switch shape ?? inputShape {
-        case .image(let h, let w, let c): return Shape([rows, h, w, c])
-        case .vector(let d): return Shape([rows, d])
-        }
-    }
-
     // MARK: - The MPL step
 
     public func mplStep() -> EntryPoint {
@@ -66,7 +59,7 @@ public struct StepBuilder {
         var effects = ForwardEffects()
         let thetaT = g.stateInputs(teacher.infos + teacher.statistics)
         let thetaS = g.stateInputs(student.infos + student.statistics)
-        let x = g.input("x", batchShape(bl + 2 * bu))
+        let x = g.input("x", inputShape.batch(bl + 2 * bu))
         let y = g.input("y", Shape([bl, k]))
         let uniform = recipe.pseudoLabels == .hardSampled ? g.input("uniform", Shape([bu])) : nil
         let lrTeacher = g.input("lr_teacher", .scalar)
@@ -191,7 +184,7 @@ public struct StepBuilder {
         var g = Graph()
         var effects = ForwardEffects()
         let thetaS = g.stateInputs(student.infos + student.statistics)
-        let x = g.input("x", batchShape(rows))
+        let x = g.input("x", inputShape.batch(rows))
         let y = g.input("y", Shape([rows, model.classes]))
         let lr = g.input("lr", .scalar)
         let logits = g.forward(student, weights: thetaS, x: x, inputShape: inputShape,
@@ -213,7 +206,7 @@ public struct StepBuilder {
         var g = Graph()
         var effects = ForwardEffects()
         let weights = g.stateInputs(net.infos + net.statistics)
-        let x = g.input("x", batchShape(model.recipe.evalBatch, netInput))
+        let x = g.input("x", netInput.batch(model.recipe.evalBatch))
         let logits = g.forward(net, weights: weights, x: x, inputShape: netInput, pass: .evaluation, effects: &effects)
         g.results = [("logits", logits)]
         var storage = Dictionary(uniqueKeysWithValues: (net.infos + net.statistics).map { ($0.name, Storage.state) })
