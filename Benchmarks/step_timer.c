@@ -6,8 +6,8 @@
  * The state and the batch are random, drawn like Benchmarks/peers/common.py draws them: He-uniform weights
  * (bound sqrt(6 / fan_in)), U(-0.1, 0.1) biases, U(-0.01, 0.01) momenta, U(0, 1) pixels, random one-hot
  * labels, lr_teacher = lr_student = 0.01, uda_weight = feedback_scale = 1, no dropout. Each step runs on the
- * state the previous one produced, as in training. The process is pinned to T CPUs and OpenBLAS (and, with
- * -fopenmp, OpenMP) use T threads.
+ * state the previous one produced, as in training. The process is pinned to T CPUs and the generated library
+ * runs on T threads (mplc_set_threads).
  *
  * Without --serve: W untimed steps, N timed steps, then one JSON line like the peers' (common.py):
  *   {"peer": "mplc", "threads": T, "times": [...], "cpu_times": [...], "peak_rss_bytes": ..., "load_average": ...}
@@ -26,12 +26,6 @@
 #include <time.h>
 
 #include "model.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-extern void openblas_set_num_threads(int num_threads);
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
@@ -165,10 +159,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     pin_threads(threads);
-    openblas_set_num_threads(threads);
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+    mplc_set_threads(threads);
     float *state = allocate(MPLC_STATE_FLOATS), *io = allocate(MPLC_STEP_IO_FLOATS);
     float *scratch = allocate(MPLC_SCRATCH_FLOATS);
     fill_state(state);

@@ -106,6 +106,7 @@ private struct ProgramContext {
         header = common.merging([
             "stateFloats": program.state.floats,
             "scratchFloats": program.scratchFloats,
+            "maxThreads": maxThreads,
             "stateCount": program.state.tensors.count,
             "ioTables": ioTables,
             "macros": program.macros.map { ["name": $0.name, "value": $0.value] },

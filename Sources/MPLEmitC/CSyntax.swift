@@ -21,6 +21,21 @@ enum CSyntax {
         return digits
     }
 
+    /// Whether the identifier `name` occurs in `lines` as a whole token (not inside a longer identifier).
+    static func mentions(_ name: String, in lines: [String]) -> Bool {
+        let isIdentifierCharacter: (Character) -> Bool = { $0 == "_" || $0.isLetter || $0.isNumber }
+        for line in lines {
+            var rest = line[...]
+            while let range = rest.range(of: name) {
+                let before = range.lowerBound == line.startIndex ? nil : line[line.index(before: range.lowerBound)]
+                let after = range.upperBound == line.endIndex ? nil : line[range.upperBound]
+                if !(before.map(isIdentifierCharacter) ?? false) && !(after.map(isIdentifierCharacter) ?? false) { return true }
+                rest = line[range.upperBound...]
+            }
+        }
+        return false
+    }
+
     /// A C string literal.
     static func stringLiteral(_ s: String) -> String {
         var out = "\""

@@ -161,17 +161,37 @@ struct FunctionWriter {
         }
     }
 
+    /// A serial kernel is one function. A parallel one is three pieces: a struct of its pointers, the function
+    /// that runs part `part` of `parts` (mplc_parallel calls it on every thread), and the kernel function, which
+    /// packs the pointers, runs the parts and then whatever must follow all of them (adding partial sums).
     func kernelDefinition(_ index: Int, _ kernel: Kernel) -> String {
         let parameters = parameters(of: kernel, at: index)
+        let name = kernelName(index, kernel)
         let declarations = parameters.map { ($0.isWritten ? "float *restrict " : "const float *restrict ") + $0.name }
-        let header = "static void \(kernelName(index, kernel))(\(declarations.joined(separator: ", ")))"
+        let header = "static void \(name)(\(declarations.joined(separator: ", ")))"
         let inPlace = parameters.filter(\.isUpdatedInPlace).map {
             "\($0.name) is updated in place: each element is read before it is overwritten"
         }
         let comment = CSyntax.comment(kernel.equations.map { graph.text(of: $0) } + inPlace)
-        var body = KernelBodyWriter(graph: graph, plan: plan, parameters: parameters)
+        var body = KernelBodyWriter(graph: graph, plan: plan, parameters: parameters,
+                                    isParallel: kernel.isParallel)
         body.write(kernel)
-        return comment + "\n" + header + " {\n" + body.lines.joined(separator: "\n") + "\n}"
+        guard body.isParallel else { return comment + "\n" + header + " {\n" + body.lines.joined(separator: "\n") + "\n}" }
+
+        let fields = parameters.map { "    " + ($0.isWritten ? "float *" : "const float *") + $0.name + ";" }
+        let record = "typedef struct {\n" + fields.joined(separator: "\n") + "\n} \(name)_pointers;"
+        let unpacked = zip(parameters, declarations).map { parameter, declaration in
+            let unused = CSyntax.mentions(parameter.name, in: body.lines) ? "" : " (void)\(parameter.name); /* used after the parts */"
+            return parameter.name == "chunk"
+                ? "    \(declaration) = p->chunk + (size_t)part * \(kernel.partFloats); /* this thread's part */" + unused
+                : "    \(declaration) = p->\(parameter.name);" + unused
+        }
+        let part = "static void \(name)_part(void *context, int part, int parts) {\n"
+            + "    const \(name)_pointers *p = context;\n" + unpacked.joined(separator: "\n") + "\n"
+            + body.lines.joined(separator: "\n") + "\n}"
+        let call = "    mplc_parallel(\(name)_part, &(\(name)_pointers){\(parameters.map(\.name).joined(separator: ", "))});"
+        let whole = header + " {\n" + ([call] + body.linesAfterParts).joined(separator: "\n") + "\n}"
+        return comment + "\n" + record + "\n\n" + part + "\n\n" + whole
     }
 }
 
@@ -180,12 +200,24 @@ private struct KernelBodyWriter {
     let graph: Graph
     let plan: MemoryPlan
     let parameters: [KernelParameter]
+    /// Written as part `part` of `parts` (C variables of the part function): each part takes a contiguous
+    /// range of rows or images.
+    let isParallel: Bool
     var lines: [String] = []
+    /// What the kernel does after all its parts have finished (a parallel kernel only).
+    var linesAfterParts: [String] = []
 
-    init(graph: Graph, plan: MemoryPlan, parameters: [KernelParameter]) {
+    init(graph: Graph, plan: MemoryPlan, parameters: [KernelParameter], isParallel: Bool) {
         self.graph = graph
         self.plan = plan
         self.parameters = parameters
+        self.isParallel = isParallel
+    }
+
+    /// Declares `lo` and `hi`, this part's share of [0, count) in whole blocks.
+    private mutating func partRange(_ count: Int, block: Int = 1, depth: Int = 1) {
+        line(depth, "size_t lo, hi;")
+        line(depth, "mplc_part(\(count), \(block), part, parts, &lo, &hi);")
     }
 
     private mutating func line(_ depth: Int, _ text: String) {
@@ -200,7 +232,13 @@ private struct KernelBodyWriter {
 
     mutating func write(_ kernel: Kernel) {
         switch kernel.body {
-        case .loop(let loop): writeLoop(loop.dims, loop.statements)
+        case .loop(let loop):
+            if isParallel {
+                partRange(loop.dims[0])
+                writeLoop(loop.dims, loop.statements, rows: ("lo", "hi"))
+            } else {
+                writeLoop(loop.dims, loop.statements)
+            }
         case .reduction(let reduction): writeReduction(reduction)
         case .gemm(let gemm): writeGEMM(gemm)
         case .window(let window): writeWindow(window)
@@ -341,7 +379,8 @@ private struct KernelBodyWriter {
         }
         if isSuffix {
             let kept = r.dims.count - r.reducedAxes.count
-            let outer = openLoops(index, dims: r.dims, only: 0..<kept)
+            if isParallel { partRange(r.dims[0]) }
+            let outer = openLoops(index, dims: r.dims, only: 0..<kept, rows: isParallel ? ("lo", "hi") : nil)
             line(outer, r.kind == .sum ? "double sum = 0.0;" : "float best = -INFINITY;")
             let inner = openLoops(index, dims: r.dims, only: kept..<r.dims.count, depth: outer)
             writeStatements(r.statements, index, depth: inner)
@@ -373,11 +412,20 @@ private struct KernelBodyWriter {
             writeStreamedCol2im(g, w, flags: flags, lda: lda, ldb: ldb)
             return
         }
-        line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), \(g.m), \(g.n), \(g.k), 1.0f, "
-             + "\(buffer(g.a)), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)), \(g.n));")
+        if isParallel {
+            // This part's rows of the product: rows of op(a), i.e. rows of a, or columns of a when transposed.
+            partRange(g.m, block: g.m >= 64 ? 16 : 1)  // whole 16-row blocks keep sgemm's kernels on full tiles
+            let a = g.transposeA ? "\(buffer(g.a)) + lo" : "\(buffer(g.a)) + lo * \(lda)"
+            line(1, "if (lo == hi) return;")
+            line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), (int)(hi - lo), \(g.n), \(g.k), 1.0f, "
+                 + "\(a), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + lo * \(g.n), \(g.n));")
+        } else {
+            line(1, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), \(g.m), \(g.n), \(g.k), 1.0f, "
+                 + "\(buffer(g.a)), \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)), \(g.n));")
+        }
         guard !g.epilogue.isEmpty else { return }
         line(1, "/* epilogue, in place on the product */")
-        writeLoop([g.m, g.n], g.epilogue)
+        writeLoop([g.m, g.n], g.epilogue, rows: isParallel ? ("lo", "hi") : nil)
     }
 
     /// `(mplc_window){...}` with `batch` images.
@@ -385,10 +433,12 @@ private struct KernelBodyWriter {
         "(mplc_window){\(batch), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
     }
 
-    /// Opens `for (n0 ...) { const int nb = ...;` over the images of `w`, a chunk at a time.
+    /// Opens `for (n0 ...) { const int nb = ...;` over the images of `w` (this part's, in a parallel kernel), a
+    /// chunk at a time. Parts are cut at whole chunks, so the chunks are the same for any number of threads.
     private mutating func openChunks(_ w: WindowedImages) {
-        line(1, "for (int n0 = 0; n0 < \(w.geometry.batch); n0 += \(w.chunkImages)) {")
-        line(2, "const int nb = \(w.geometry.batch) - n0 < \(w.chunkImages) ? \(w.geometry.batch) - n0 : \(w.chunkImages);")
+        let (first, end) = isParallel ? ("(int)lo", "(int)hi") : ("0", "\(w.geometry.batch)")
+        line(1, "for (int n0 = \(first); n0 < \(end); n0 += \(w.chunkImages)) {")
+        line(2, "const int nb = \(end) - n0 < \(w.chunkImages) ? \(end) - n0 : \(w.chunkImages);")
     }
 
     /// The columns of a chunk of images in `chunk`, then the GEMM on them: rows of the product (and the epilogue
@@ -398,7 +448,10 @@ private struct KernelBodyWriter {
         let imageFloats = geometry.height * geometry.width * geometry.channels
         let rowsPerImage = w.rowsPerImage
         line(1, "/* columns of \(w.chunkImages) images at a time (\(w.chunkFloats) floats), never the whole im2col */")
-        if g.transposeA && g.m <= smallContraction && !g.transposeB && g.n <= smallWidth {
+        if isParallel { partRange(geometry.batch, block: w.chunkImages) }
+        if g.transposeA { declarePartialSum(g) }
+        let isSmallOuterProduct = g.transposeA && g.m <= smallContraction && !g.transposeB && g.n <= smallWidth
+        if isSmallOuterProduct {
             line(1, "float total[\(g.m * g.n)];")
             line(1, "for (int i = 0; i < \(g.m * g.n); i++) total[i] = 0.0f;")
         }
@@ -416,18 +469,55 @@ private struct KernelBodyWriter {
                 writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)"), depth: 2)
             }
             line(1, "}")
-        } else if g.m <= smallContraction && !g.transposeB && g.n <= smallWidth {
+            return
+        }
+        if isSmallOuterProduct {
             writeSmallOuterProducts(g, w, ldb: ldb)
+            line(1, "for (int i = 0; i < \(g.m * g.n); i++) sum[i] = total[i];")
         } else {
             let bRows = g.transposeB ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * ldb)"
+            let first = isParallel ? "(int)lo" : "0"
             line(2, "cblas_sgemm(CblasRowMajor, CblasTrans, \(flags[1]), \(g.m), \(g.n), nb * \(rowsPerImage), 1.0f, "
-                 + "chunk, \(lda), \(buffer(g.b)) + \(bRows), \(ldb), n0 == 0 ? 0.0f : 1.0f, \(buffer(g.output)), \(g.n));")
+                 + "chunk, \(lda), \(buffer(g.b)) + \(bRows), \(ldb), n0 == \(first) ? 0.0f : 1.0f, sum, \(g.n));")
             line(1, "}")
+        }
+        afterParts { writer in
+            writer.addPartialSums(g)
             if !g.epilogue.isEmpty {
-                line(1, "/* epilogue, in place on the product */")
-                writeLoop([g.m, g.n], g.epilogue)
+                writer.line(1, "/* epilogue, in place on the product */")
+                writer.writeLoop([g.m, g.n], g.epilogue)
             }
         }
+    }
+
+    /// `sum`, where this part accumulates ∂W = colsᵀ·∂y over its images: the output itself (serial, or part 0),
+    /// or the part's partial sum after its chunk. A part without images leaves zeros.
+    private mutating func declarePartialSum(_ g: GEMM) {
+        guard isParallel else {
+            line(1, "float *sum = \(buffer(g.output));")
+            return
+        }
+        line(1, "float *sum = part == 0 ? \(buffer(g.output)) : chunk + \(g.partialSumsOffset);")
+        line(1, "if (lo == hi) for (int i = 0; i < \(g.m * g.n); i++) sum[i] = 0.0f;")
+    }
+
+    /// After the parts of a parallel ∂W: the other parts' partial sums added to part 0's, in part order.
+    private mutating func addPartialSums(_ g: GEMM) {
+        guard isParallel else { return }
+        line(1, "for (int q = 1; q < mplc_threads(); q++) {")
+        line(2, "const float *partial = chunk + (size_t)q * \(g.partFloats) + \(g.partialSumsOffset);")
+        line(2, "for (int i = 0; i < \(g.m * g.n); i++) \(buffer(g.output))[i] += partial[i];")
+        line(1, "}")
+    }
+
+    /// Writes with `body` into `linesAfterParts` (a parallel kernel), or on into `lines` (a serial one).
+    private mutating func afterParts(_ body: (inout KernelBodyWriter) -> Void) {
+        guard isParallel else { return body(&self) }
+        let partLines = lines
+        lines = []
+        body(&self)
+        linesAfterParts += lines
+        lines = partLines
     }
 
     /// A forward convolution whose contraction is tiny (k·k·C_in ≤ `smallContraction`, e.g. the first layer of
@@ -448,7 +538,7 @@ private struct KernelBodyWriter {
     }
 
     /// ∂W = colsᵀ·∂y of such a convolution (m = k·k·C_in tiny): outer products accumulated row by row, in blocks
-    /// of `smallBlockRows` rows whose partial sums are added to the total (a two-level sum, about as accurate as
+    /// of `smallBlockRows` rows whose partial sums are added to `total` (a two-level sum, about as accurate as
     /// sgemm's blocked one), in row order whatever the chunk size.
     private mutating func writeSmallOuterProducts(_ g: GEMM, _ w: WindowedImages, ldb: Int) {
         let rowsPerImage = w.rowsPerImage
@@ -468,11 +558,6 @@ private struct KernelBodyWriter {
         line(3, "for (int i = 0; i < \(size); i++) total[i] += part[i];")
         line(2, "}")
         line(1, "}")
-        line(1, "for (int i = 0; i < \(size); i++) \(buffer(g.output))[i] = total[i];")
-        if !g.epilogue.isEmpty {
-            line(1, "/* epilogue, in place on the product */")
-            writeLoop([g.m, g.n], g.epilogue)
-        }
     }
 
     /// The product a chunk of images at a time into `chunk`, each chunk summed into its images by col2im.
@@ -482,6 +567,7 @@ private struct KernelBodyWriter {
         let rowsPerImage = w.rowsPerImage
         let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
         line(1, "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
+        if isParallel { partRange(geometry.batch, block: w.chunkImages) }
         openChunks(w)
         line(2, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
              + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
@@ -504,8 +590,17 @@ private struct KernelBodyWriter {
         case .avgPool: helper = "mplc_avg_pool"
         case .avgPoolTranspose: helper = "mplc_avg_pool_transpose"
         }
-        let operands = ([w.output] + w.operands).map { buffer($0) }.joined(separator: ", ")
-        line(1, "\(helper)(\(operands), \(geometry));")
+        guard isParallel else {
+            let operands = ([w.output] + w.operands).map { buffer($0) }.joined(separator: ", ")
+            line(1, "\(helper)(\(operands), \(geometry));")
+            return
+        }
+        // This part's images: every helper treats the images of a batch independently.
+        partRange(g.batch)
+        line(1, "if (lo == hi) return;")
+        let operands = ([w.output] + w.operands).map { "\(buffer($0)) + lo * \(graph.shape(of: $0).count / g.batch)" }
+        let partGeometry = "(mplc_window){(int)(hi - lo), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
+        line(1, "\(helper)(\(operands.joined(separator: ", ")), \(partGeometry));")
     }
 }
 

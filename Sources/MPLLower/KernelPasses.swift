@@ -216,3 +216,37 @@ private func merge(_ first: Kernel, _ second: Kernel, _ graph: Graph) -> Kernel?
     }
     return Kernel(body: body, equations: equations.sorted())
 }
+
+/// Kernels with less work than this many floats run on one thread: waking the other threads costs a few
+/// microseconds, about what a loop over this many floats takes.
+public let parallelFloats = 1 << 15
+
+/// split-between-threads: marks the kernels that the generated C splits between threads (`mplc_parallel`),
+/// each thread taking a contiguous share: element-wise loops and row reductions by their first dimension,
+/// GEMMs by rows of the product, streamed convolutions and sliding windows by images. Column sums, one-hot
+/// rows and row padding stay serial: they are small, and splitting a column sum would change its order.
+@Sendable func splitBetweenThreads(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    var next = function
+    for index in next.kernels.indices {
+        next.kernels[index].isParallel = worthSplitting(next.kernels[index], function.graph, atLeast: options.parallelFloats)
+    }
+    return next
+}
+
+private func worthSplitting(_ kernel: Kernel, _ graph: Graph, atLeast floats: Int) -> Bool {
+    switch kernel.body {
+    case .loop(let loop):
+        return loop.dims.count > 0 && loop.dims[0] > 1 && loop.dims.reduce(1, *) >= floats
+    case .reduction(let r):
+        let kept = r.dims.count - r.reducedAxes.count
+        let isRowReduction = kept > 0 && r.reducedAxes == Array(kept..<r.dims.count)
+        return isRowReduction && r.dims[0] > 1 && r.dims.reduce(1, *) >= floats
+    case .gemm(let g):
+        let isStreamed = g.im2colA != nil || g.col2imOutput != nil  // a convolution: always big
+        return isStreamed || (g.m > 1 && g.m * g.n * g.k >= floats * 32)
+    case .window(let w):
+        return w.geometry.batch > 1 && graph.shape(of: w.output).count >= floats
+    case .padRows, .oneHotArgmax, .oneHotSample:
+        return false
+    }
+}

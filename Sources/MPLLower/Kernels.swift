@@ -99,11 +99,20 @@ public struct GEMM: Hashable, Sendable {
     public var im2colA: WindowedImages? = nil
     public var col2imOutput: WindowedImages? = nil
 
-    /// Floats of the kernel's temporary (a chunk of columns), 0 when it has none.
-    public var temporaryFloats: Int { im2colA?.chunkFloats ?? col2imOutput?.chunkFloats ?? 0 }
+    /// Floats of one thread's part of the temporary: a chunk of columns, and for ∂W = colsᵀ·∂y the thread's
+    /// partial sum of the product. 0 when the GEMM streams nothing.
+    public var partFloats: Int { partialSumsOffset + (hasPartialSums ? alignedFloats(m * n) : 0) }
+    /// Where a thread's partial sum starts in its part: after its chunk of columns.
+    public var partialSumsOffset: Int { alignedFloats(im2colA?.chunkFloats ?? col2imOutput?.chunkFloats ?? 0) }
+    /// ∂W = colsᵀ·∂y: each thread sums its images' share of the contraction, and the shares are added after.
+    public var hasPartialSums: Bool { im2colA != nil && transposeA }
     /// The operand `a` as memory: the image batch when the columns are streamed.
     public var aInMemory: Value { im2colA?.images ?? a }
 }
+
+/// The most threads a generated library runs on (`MPLC_MAX_THREADS`): streamed GEMMs plan a temporary part
+/// for each.
+public let maxThreads = 8
 
 public enum WindowOp: String, Hashable, Sendable {
     case im2col, col2im, maxPool, maxPoolSelect, maxPoolScatter, avgPool, avgPoolTranspose
@@ -134,9 +143,16 @@ public struct Kernel: Hashable, Sendable {
     /// The IR equations this kernel computes, ascending (the generated function's comment).
     public var equations: [Value]
 
-    /// Floats of scratch the kernel needs while it runs (and never after), 0 for most kernels.
-    public var temporaryFloats: Int {
-        if case .gemm(let g) = body { return g.temporaryFloats }
+    /// Split between threads, each taking a contiguous share of its rows or images (see `splitBetweenThreads`).
+    public var isParallel = false
+
+    /// Floats of scratch the kernel needs while it runs (and never after), 0 for most kernels: a part for each
+    /// thread that may run it.
+    public var temporaryFloats: Int { (isParallel ? maxThreads : 1) * partFloats }
+
+    /// Floats of one thread's part of the temporary.
+    public var partFloats: Int {
+        if case .gemm(let g) = body { return g.partFloats }
         return 0
     }
 

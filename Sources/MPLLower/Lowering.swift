@@ -18,18 +18,21 @@ public struct LoweringOptions: Sendable {
     public var streamConvolutions: Bool
     /// Floats per chunk of a streamed convolution (see `streamChunkFloats`); tests make it small.
     public var streamChunkFloats: Int
+    /// Kernels with less work than this (floats, or GEMM multiply-adds / 32) run on one thread; tests make it 0.
+    public var parallelFloats: Int
     /// Trap with the verifier's problems if a graph pass breaks the graph (a compiler bug).
     public var verifyAfterEachPass: Bool
 
     public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
                 reuseScratch: Bool = true, streamConvolutions: Bool = true, streamChunkFloats: Int = MPLLower.streamChunkFloats,
-                verifyAfterEachPass: Bool = true) {
+                parallelFloats: Int = MPLLower.parallelFloats, verifyAfterEachPass: Bool = true) {
         self.fuseElementwise = fuseElementwise
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
         self.reuseScratch = reuseScratch
         self.streamConvolutions = streamConvolutions
         self.streamChunkFloats = streamChunkFloats
+        self.parallelFloats = parallelFloats
         self.verifyAfterEachPass = verifyAfterEachPass
     }
 }
@@ -67,6 +70,7 @@ public enum Lowering {
         .kernels("stream-convolutions", streamConvolutions),            // im2col/col2im a chunk at a time in the GEMMs
         .kernels("fold-gemm-epilogues", foldGEMMEpilogues),             // bias + activation right after sgemm
         .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
+        .kernels("split-between-threads", splitBetweenThreads),         // which kernels run on every thread
         .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse
     ]
 

@@ -11,9 +11,6 @@
 #include "model.h"
 #include "train.h"
 
-/* OpenBLAS's own call; declared here because some cblas.h variants lack it. */
-extern void openblas_set_num_threads(int num_threads);
-
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 static void usage(FILE *fp) {
@@ -195,7 +192,7 @@ static int train_main(int argc, char **argv) {
                          mode_name(c.mode), c.seed) != 0) {
         die_err(&e, EXIT_USAGE);
     }
-    openblas_set_num_threads(c.threads);
+    mplc_set_threads(c.threads);
     return train_command(&c);
 }
 
@@ -218,7 +215,7 @@ static int replay_main(int argc, char **argv) {
     }
     if (!ckpt || !batches || steps < 0 || !out || !losses)
         usage_error("replay needs --checkpoint, --batches, --steps, --out and --losses");
-    openblas_set_num_threads(threads);
+    mplc_set_threads(threads);
     return replay_command(ckpt, batches, steps, out, losses);
 }
 
@@ -238,7 +235,7 @@ static int eval_main(int argc, char **argv) {
     }
     if (!ckpt) usage_error("eval needs --checkpoint");
     check_teacher_cache_flag("eval", cache);
-    openblas_set_num_threads(threads);
+    mplc_set_threads(threads);
     return eval_command(ckpt, data, cache);
 }
 
@@ -262,7 +259,7 @@ static int cache_main(int argc, char **argv) {
                     "of the large teacher's model (an image teacher, e.g. fashion_cnn)",
                     MPLC_MODEL_NAME);
     if (!ckpt || !out) usage_error("cache needs --checkpoint and --out");
-    openblas_set_num_threads(threads);
+    mplc_set_threads(threads);
     return cache_command(ckpt, out, data);
 }
 

@@ -12,13 +12,14 @@ struct CommandFailure: Error, CustomStringConvertible {
 }
 
 @discardableResult
-func runCommand(_ arguments: [String], in directory: URL) throws -> String {
+func runCommand(_ arguments: [String], in directory: URL, threads: Int = 1) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     process.currentDirectoryURL = directory
     var environment = ProcessInfo.processInfo.environment
     environment["OPENBLAS_NUM_THREADS"] = "1"  // tiny matrices; threads only add noise and time
+    environment["MPLC_THREADS"] = "\(threads)"  // the harness's threads for parallel kernels
     process.environment = environment
     let output = Pipe()
     process.standardOutput = output
@@ -71,9 +72,12 @@ struct BuiltModel {
     let directory: URL
     let kernels: KernelProgram
     let files: [(fileName: String, contents: String)]
+    /// Threads the harness runs parallel kernels on.
+    let threads: Int
 
     /// Emits, compiles model.c exactly as the CLI documents (-std=c11 -O2 -Wall -Wextra -Werror -c), links the harness.
-    init(_ program: Program, options: LoweringOptions = LoweringOptions(), naiveGEMM: Bool = false) throws {
+    init(_ program: Program, options: LoweringOptions = LoweringOptions(), naiveGEMM: Bool = false, threads: Int = 1) throws {
+        self.threads = threads
         kernels = Lowering.lower(program, options: options)
         files = try CEmitter.emit(kernels)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mplc-codegen-\(UUID().uuidString)")
@@ -119,7 +123,7 @@ struct BuiltModel {
             try writeFloats(buffer.values, to: url)
             paths.append(url.path)
         }
-        try runCommand(["./harness", entry] + paths, in: directory)
+        try runCommand(["./harness", entry] + paths, in: directory, threads: threads)
         var after: [String: [Float]] = [:]
         for (index, buffer) in buffers.enumerated() { after[buffer.name] = try readFloats(URL(fileURLWithPath: paths[index])) }
         return EntryRun(function: function, state: kernels.state, arenas: after)

@@ -11,15 +11,26 @@ import Testing
 let unoptimised = LoweringOptions(fuseElementwise: false, foldGEMMEpilogues: false, mergeSiblingLoops: false,
                                   reuseScratch: false)
 
+/// Every kernel that can be split between threads is, however small (run on three threads, so that the parts
+/// are uneven and some are empty).
+let threaded = LoweringOptions(parallelFloats: 0)
+
 enum Build: String, CaseIterable, CustomTestStringConvertible {
-    case blas, naiveGEMM, unoptimised
+    case blas, naiveGEMM, unoptimised, threaded
     var testDescription: String { rawValue }
-    var options: LoweringOptions { self == .unoptimised ? MPLCodegenTests.unoptimised : LoweringOptions() }
+    var options: LoweringOptions {
+        switch self {
+        case .blas, .naiveGEMM: return LoweringOptions()
+        case .unoptimised: return MPLCodegenTests.unoptimised
+        case .threaded: return MPLCodegenTests.threaded
+        }
+    }
+    var threads: Int { self == .threaded ? 3 : 1 }
 }
 
 /// Builds `program` the given way, runs `body`, and removes the build directory.
 func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -> Void) throws {
-    let model = try BuiltModel(program, options: build.options, naiveGEMM: build == .naiveGEMM)
+    let model = try BuiltModel(program, options: build.options, naiveGEMM: build == .naiveGEMM, threads: build.threads)
     defer { model.remove() }
     try body(model)
 }
@@ -64,7 +75,7 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         let program = TestPrograms.streamedConvolutions
         var options = build.options
         options.streamChunkFloats = TestPrograms.streamedOptions.streamChunkFloats
-        let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM)
+        let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM, threads: build.threads)
         defer { model.remove() }
         let (state, inputs) = randomArguments(program, entry: "mplc_streamed", seed: 6)
         let stats = try checkAgainstInterpreter(model, program, entry: "mplc_streamed", state: state, inputs: inputs)
@@ -133,7 +144,7 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
 
     @Test func memoryPlanNeverOverlapsLiveBuffers() {
         for program in TestPrograms.all {
-            for options in [LoweringOptions(), unoptimised] {
+            for options in [LoweringOptions(), unoptimised, threaded] {
                 let lowered = Lowering.lower(program, options: options)
                 #expect(lowered.scratchFloats <= lowered.naiveScratchFloats)
                 #expect(lowered.state.tensors.allSatisfy { $0.offset % 16 == 0 })
@@ -211,7 +222,8 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         let chunked = streamed.kernels.compactMap { kernel -> GEMM? in if case .gemm(let g) = kernel.body { return g } else { return nil } }
         #expect(chunked.compactMap(\.im2colA).map(\.chunkImages).sorted() == [1, 1, 2, 2], "\(chunked.compactMap(\.im2colA))")
         #expect(chunked.compactMap(\.col2imOutput).map(\.chunkImages) == [1])
-        #expect(streamed.plan.scratchBuffers.allSatisfy { $0.floats < 180 * 36 })
+        // (A temporary holds a chunk for each of up to maxThreads threads.)
+        #expect(streamed.plan.scratchBuffers.allSatisfy { $0.floats / ($0.temporaryOf == nil ? 1 : maxThreads) < 180 * 36 })
         // The ReLU mask of the backward pass is read from the activation: no pre-activation is stored.
         let dense = Lowering.lower(TestPrograms.dense).entryPoints[0]
         #expect(dense.graph.values.allSatisfy { value in

@@ -24,9 +24,12 @@ func shrunkExample(_ file: String, pseudoLabels: PseudoLabels? = nil, feedback: 
 struct BuiltModel {
     var compiled: CompiledModel
     var directory: String
+    /// Threads the harness runs parallel kernels on (MPLC_THREADS).
+    var threads = 1
 
-    init(_ model: Model) throws {
-        compiled = try Compiler.compile(model, regenerateCommand: "test")
+    init(_ model: Model, options: LoweringOptions = LoweringOptions(), threads: Int = 1) throws {
+        self.threads = threads
+        compiled = try Compiler.compile(model, regenerateCommand: "test", options: options)
         directory = try temporaryDirectory(model.name)
         try Compiler.write(compiled.files, to: directory)
         try Data(try CEmitter.emitHarness(compiled.kernels).utf8).write(to: URL(fileURLWithPath: directory + "/harness.c"))
@@ -146,7 +149,7 @@ func compareStep(_ built: BuiltModel, entryName: String, harness: String, env: [
         files.append(work + "/\(argument.name).out.f32")
         try writeFloats([Float](repeating: .nan, count: argument.shape.count), to: files.last!)
     }
-    try shell([built.directory + "/" + harness, entryName] + files)
+    try shell([built.directory + "/" + harness, entryName] + files, environment: ["MPLC_THREADS": "\(built.threads)"])
     let newState = bindings.usesState ? try readFloats(work + "/state.f32") : stateArena
     let newIO = bindings.usesIO ? try readFloats(work + "/io.f32") : ioArena
 
@@ -218,6 +221,22 @@ struct GeneratedStepTests {
                 #expect(failures.isEmpty, "\(variant) \(entry) \(harness) seed \(seed):\n\(failures.joined(separator: "\n"))")
                 #expect(checked > 0)
             }
+        }
+    }
+
+    @Test("The same on three threads, every kernel that can be split split, convolutions in small chunks",
+          arguments: [stepVariants[3], stepVariants[5], stepVariants[6]])
+    func everyEntryPointOnThreeThreads(variant: StepVariant) throws {
+        let model = try shrunkExample(variant.file, pseudoLabels: variant.pseudoLabels, feedback: variant.feedback)
+        let built = try BuiltModel(model, options: LoweringOptions(streamChunkFloats: 2_000, parallelFloats: 0), threads: 3)
+        #expect(built.compiled.kernels.entryPoints.allSatisfy { $0.kernels.contains(where: \.isParallel) })
+        for entry in ["mplc_step", "mplc_supervised_step", "mplc_predict_teacher", "mplc_predict_student"] {
+            let graph = built.compiled.program.entryPoints.first { $0.name == entry }!
+            let (seed, env, reference) = try wellConditionedInputs(graph, from: 42)
+            let (failures, checked) = try compareStep(built, entryName: entry, harness: "harness-blas", env: env, reference: reference,
+                                                      atol: stepTolerance.atol, rtol: stepTolerance.rtol)
+            #expect(failures.isEmpty, "\(variant) \(entry) 3 threads seed \(seed):\n\(failures.joined(separator: "\n"))")
+            #expect(checked > 0)
         }
     }
 }

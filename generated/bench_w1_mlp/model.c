@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -280,6 +390,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
 }
 
 
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
+
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }
  * --------------------------------------------------------------------------------------------------------- */
@@ -346,10 +458,25 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %20 = broadcast axes=[1] %1 : [960,1024]
  * %21 = add %19, %20 : [960,1024]
  * %22 = relu %21 : [960,1024] */
-static void step_k000_matmul_add_relu(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 1024, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 1024, 0.0f, t22, 1024);
+typedef struct {
+    float *t22;
+    const float *in_x;
+    const float *in_teacher_dense1_weight;
+    const float *in_teacher_dense1_bias;
+} step_k000_matmul_add_relu_pointers;
+
+static void step_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t22 = p->t22;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_teacher_dense1_bias = p->in_teacher_dense1_bias;
+    size_t lo, hi;
+    mplc_part(960, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 1024, 0.0f, t22 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 960; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v21 = t22[i0 * 1024 + i1] + in_teacher_dense1_bias[i1];
             const float v22 = v21 > 0.0f ? v21 : 0.0f;
@@ -358,14 +485,33 @@ static void step_k000_matmul_add_relu(float *restrict t22, const float *restrict
     }
 }
 
+static void step_k000_matmul_add_relu(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(step_k000_matmul_add_relu_part, &(step_k000_matmul_add_relu_pointers){t22, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+}
+
 /* %23 = matmul %22, %2 : [960,1024]
  * %24 = broadcast axes=[1] %3 : [960,1024]
  * %25 = add %23, %24 : [960,1024]
  * %26 = relu %25 : [960,1024] */
-static void step_k001_matmul_add_relu(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 1024, 1024, 1.0f, t22, 1024, in_teacher_dense3_weight, 1024, 0.0f, t26, 1024);
+typedef struct {
+    float *t26;
+    const float *t22;
+    const float *in_teacher_dense3_weight;
+    const float *in_teacher_dense3_bias;
+} step_k001_matmul_add_relu_pointers;
+
+static void step_k001_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k001_matmul_add_relu_pointers *p = context;
+    float *restrict t26 = p->t26;
+    const float *restrict t22 = p->t22;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict in_teacher_dense3_bias = p->in_teacher_dense3_bias;
+    size_t lo, hi;
+    mplc_part(960, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t22 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t26 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 960; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v25 = t26[i0 * 1024 + i1] + in_teacher_dense3_bias[i1];
             const float v26 = v25 > 0.0f ? v25 : 0.0f;
@@ -374,18 +520,41 @@ static void step_k001_matmul_add_relu(float *restrict t26, const float *restrict
     }
 }
 
+static void step_k001_matmul_add_relu(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(step_k001_matmul_add_relu_part, &(step_k001_matmul_add_relu_pointers){t26, t22, in_teacher_dense3_weight, in_teacher_dense3_bias});
+}
+
 /* %27 = matmul %26, %4 : [960,10]
  * %28 = broadcast axes=[1] %5 : [960,10]
  * %29 = add %27, %28 : [960,10] */
-static void step_k002_matmul_add(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 10, 1024, 1.0f, t26, 1024, in_teacher_dense5_weight, 10, 0.0f, t29, 10);
+typedef struct {
+    float *t29;
+    const float *t26;
+    const float *in_teacher_dense5_weight;
+    const float *in_teacher_dense5_bias;
+} step_k002_matmul_add_pointers;
+
+static void step_k002_matmul_add_part(void *context, int part, int parts) {
+    const step_k002_matmul_add_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t26 = p->t26;
+    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
+    const float *restrict in_teacher_dense5_bias = p->in_teacher_dense5_bias;
+    size_t lo, hi;
+    mplc_part(960, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t26 + lo * 1024, 1024, in_teacher_dense5_weight, 10, 0.0f, t29 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 960; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v29 = t29[i0 * 10 + i1] + in_teacher_dense5_bias[i1];
             t29[i0 * 10 + i1] = v29;
         }
     }
+}
+
+static void step_k002_matmul_add(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
+    mplc_parallel(step_k002_matmul_add_part, &(step_k002_matmul_add_pointers){t29, t26, in_teacher_dense5_weight, in_teacher_dense5_bias});
 }
 
 /* %33 = constant 0.9 : [64,10]
@@ -663,10 +832,25 @@ static void step_k027_one_hot_argmax(float *restrict t80, const float *restrict 
  * %85 = broadcast axes=[1] %7 : [448,1024]
  * %86 = add %84, %85 : [448,1024]
  * %87 = relu %86 : [448,1024] */
-static void step_k028_matmul_add_relu(float *restrict t87, const float *restrict t83, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 1024, 784, 1.0f, t83, 784, in_student_dense1_weight, 1024, 0.0f, t87, 1024);
+typedef struct {
+    float *t87;
+    const float *t83;
+    const float *in_student_dense1_weight;
+    const float *in_student_dense1_bias;
+} step_k028_matmul_add_relu_pointers;
+
+static void step_k028_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k028_matmul_add_relu_pointers *p = context;
+    float *restrict t87 = p->t87;
+    const float *restrict t83 = p->t83;
+    const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, t83 + lo * 784, 784, in_student_dense1_weight, 1024, 0.0f, t87 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 448; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v86 = t87[i0 * 1024 + i1] + in_student_dense1_bias[i1];
             const float v87 = v86 > 0.0f ? v86 : 0.0f;
@@ -675,14 +859,33 @@ static void step_k028_matmul_add_relu(float *restrict t87, const float *restrict
     }
 }
 
+static void step_k028_matmul_add_relu(float *restrict t87, const float *restrict t83, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(step_k028_matmul_add_relu_part, &(step_k028_matmul_add_relu_pointers){t87, t83, in_student_dense1_weight, in_student_dense1_bias});
+}
+
 /* %88 = matmul %87, %8 : [448,1024]
  * %89 = broadcast axes=[1] %9 : [448,1024]
  * %90 = add %88, %89 : [448,1024]
  * %91 = relu %90 : [448,1024] */
-static void step_k029_matmul_add_relu(float *restrict t91, const float *restrict t87, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 1024, 1024, 1.0f, t87, 1024, in_student_dense3_weight, 1024, 0.0f, t91, 1024);
+typedef struct {
+    float *t91;
+    const float *t87;
+    const float *in_student_dense3_weight;
+    const float *in_student_dense3_bias;
+} step_k029_matmul_add_relu_pointers;
+
+static void step_k029_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k029_matmul_add_relu_pointers *p = context;
+    float *restrict t91 = p->t91;
+    const float *restrict t87 = p->t87;
+    const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict in_student_dense3_bias = p->in_student_dense3_bias;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t87 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t91 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 448; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v90 = t91[i0 * 1024 + i1] + in_student_dense3_bias[i1];
             const float v91 = v90 > 0.0f ? v90 : 0.0f;
@@ -691,18 +894,41 @@ static void step_k029_matmul_add_relu(float *restrict t91, const float *restrict
     }
 }
 
+static void step_k029_matmul_add_relu(float *restrict t91, const float *restrict t87, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(step_k029_matmul_add_relu_part, &(step_k029_matmul_add_relu_pointers){t91, t87, in_student_dense3_weight, in_student_dense3_bias});
+}
+
 /* %92 = matmul %91, %10 : [448,10]
  * %93 = broadcast axes=[1] %11 : [448,10]
  * %94 = add %92, %93 : [448,10] */
-static void step_k030_matmul_add(float *restrict t94, const float *restrict t91, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 10, 1024, 1.0f, t91, 1024, in_student_dense5_weight, 10, 0.0f, t94, 10);
+typedef struct {
+    float *t94;
+    const float *t91;
+    const float *in_student_dense5_weight;
+    const float *in_student_dense5_bias;
+} step_k030_matmul_add_pointers;
+
+static void step_k030_matmul_add_part(void *context, int part, int parts) {
+    const step_k030_matmul_add_pointers *p = context;
+    float *restrict t94 = p->t94;
+    const float *restrict t91 = p->t91;
+    const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
+    const float *restrict in_student_dense5_bias = p->in_student_dense5_bias;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t91 + lo * 1024, 1024, in_student_dense5_weight, 10, 0.0f, t94 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 448; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v94 = t94[i0 * 10 + i1] + in_student_dense5_bias[i1];
             t94[i0 * 10 + i1] = v94;
         }
     }
+}
+
+static void step_k030_matmul_add(float *restrict t94, const float *restrict t91, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(step_k030_matmul_add_part, &(step_k030_matmul_add_pointers){t94, t91, in_student_dense5_weight, in_student_dense5_bias});
 }
 
 /* %95 = reduce_max axes=[1] %94 : [448] */
@@ -828,21 +1054,57 @@ static void step_k041_reduce_sum(float *restrict t115, const float *restrict t11
 }
 
 /* %117 = matmul tA %91, %114 : [1024,10] */
+typedef struct {
+    float *t117;
+    const float *t91;
+    const float *t114;
+} step_k042_matmul_pointers;
+
+static void step_k042_matmul_part(void *context, int part, int parts) {
+    const step_k042_matmul_pointers *p = context;
+    float *restrict t117 = p->t117;
+    const float *restrict t91 = p->t91;
+    const float *restrict t114 = p->t114;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t91 + lo, 1024, t114, 10, 0.0f, t117 + lo * 10, 10);
+}
+
 static void step_k042_matmul(float *restrict t117, const float *restrict t91, const float *restrict t114) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 448, 1.0f, t91, 1024, t114, 10, 0.0f, t117, 10);
+    mplc_parallel(step_k042_matmul_part, &(step_k042_matmul_pointers){t117, t91, t114});
 }
 
 /* %116 = matmul tB %114, %10 : [448,1024]
  * %118 = step %91 : [448,1024]
  * %119 = mul %116, %118 : [448,1024] */
-static void step_k043_matmul_step_mul(float *restrict t119, const float *restrict t114, const float *restrict in_student_dense5_weight, const float *restrict t91) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 10, 1.0f, t114, 10, in_student_dense5_weight, 10, 0.0f, t119, 1024);
+typedef struct {
+    float *t119;
+    const float *t114;
+    const float *in_student_dense5_weight;
+    const float *t91;
+} step_k043_matmul_step_mul_pointers;
+
+static void step_k043_matmul_step_mul_part(void *context, int part, int parts) {
+    const step_k043_matmul_step_mul_pointers *p = context;
+    float *restrict t119 = p->t119;
+    const float *restrict t114 = p->t114;
+    const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
+    const float *restrict t91 = p->t91;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t114 + lo * 10, 10, in_student_dense5_weight, 10, 0.0f, t119 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 458752; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v118 = t91[i] > 0.0f ? 1.0f : 0.0f;
         const float v119 = t119[i] * v118;
         t119[i] = v119;
     }
+}
+
+static void step_k043_matmul_step_mul(float *restrict t119, const float *restrict t114, const float *restrict in_student_dense5_weight, const float *restrict t91) {
+    mplc_parallel(step_k043_matmul_step_mul_part, &(step_k043_matmul_step_mul_pointers){t119, t114, in_student_dense5_weight, t91});
 }
 
 /* %120 = reduce_sum axes=[0] %119 : [1024] */
@@ -856,21 +1118,57 @@ static void step_k044_reduce_sum(float *restrict t120, const float *restrict t11
 }
 
 /* %122 = matmul tA %87, %119 : [1024,1024] */
+typedef struct {
+    float *t122;
+    const float *t87;
+    const float *t119;
+} step_k045_matmul_pointers;
+
+static void step_k045_matmul_part(void *context, int part, int parts) {
+    const step_k045_matmul_pointers *p = context;
+    float *restrict t122 = p->t122;
+    const float *restrict t87 = p->t87;
+    const float *restrict t119 = p->t119;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t87 + lo, 1024, t119, 1024, 0.0f, t122 + lo * 1024, 1024);
+}
+
 static void step_k045_matmul(float *restrict t122, const float *restrict t87, const float *restrict t119) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 448, 1.0f, t87, 1024, t119, 1024, 0.0f, t122, 1024);
+    mplc_parallel(step_k045_matmul_part, &(step_k045_matmul_pointers){t122, t87, t119});
 }
 
 /* %121 = matmul tB %119, %8 : [448,1024]
  * %123 = step %87 : [448,1024]
  * %124 = mul %121, %123 : [448,1024] */
-static void step_k046_matmul_step_mul(float *restrict t124, const float *restrict t119, const float *restrict in_student_dense3_weight, const float *restrict t87) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 1024, 1.0f, t119, 1024, in_student_dense3_weight, 1024, 0.0f, t124, 1024);
+typedef struct {
+    float *t124;
+    const float *t119;
+    const float *in_student_dense3_weight;
+    const float *t87;
+} step_k046_matmul_step_mul_pointers;
+
+static void step_k046_matmul_step_mul_part(void *context, int part, int parts) {
+    const step_k046_matmul_step_mul_pointers *p = context;
+    float *restrict t124 = p->t124;
+    const float *restrict t119 = p->t119;
+    const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict t87 = p->t87;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t119 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t124 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 458752; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v123 = t87[i] > 0.0f ? 1.0f : 0.0f;
         const float v124 = t124[i] * v123;
         t124[i] = v124;
     }
+}
+
+static void step_k046_matmul_step_mul(float *restrict t124, const float *restrict t119, const float *restrict in_student_dense3_weight, const float *restrict t87) {
+    mplc_parallel(step_k046_matmul_step_mul_part, &(step_k046_matmul_step_mul_pointers){t124, t119, in_student_dense3_weight, t87});
 }
 
 /* %125 = reduce_sum axes=[0] %124 : [1024] */
@@ -884,8 +1182,25 @@ static void step_k047_reduce_sum(float *restrict t125, const float *restrict t12
 }
 
 /* %126 = matmul tA %83, %124 : [784,1024] */
+typedef struct {
+    float *t126;
+    const float *t83;
+    const float *t124;
+} step_k048_matmul_pointers;
+
+static void step_k048_matmul_part(void *context, int part, int parts) {
+    const step_k048_matmul_pointers *p = context;
+    float *restrict t126 = p->t126;
+    const float *restrict t83 = p->t83;
+    const float *restrict t124 = p->t124;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t124, 1024, 0.0f, t126 + lo * 1024, 1024);
+}
+
 static void step_k048_matmul(float *restrict t126, const float *restrict t83, const float *restrict t124) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 448, 1.0f, t83, 784, t124, 1024, 0.0f, t126, 1024);
+    mplc_parallel(step_k048_matmul_part, &(step_k048_matmul_pointers){t126, t83, t124});
 }
 
 /* %128 = constant 0.0005 : [784,1024]
@@ -901,8 +1216,22 @@ static void step_k048_matmul(float *restrict t126, const float *restrict t83, co
  * %138 = sub %6, %137 : [784,1024]
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k049_mul_add_sub(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t126, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *in_student_momentum_dense1_weight;
+    float *in_student_dense1_weight;
+    const float *t126;
+    const float *in_lr_student;
+} step_k049_mul_add_sub_pointers;
+
+static void step_k049_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k049_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
+    float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict t126 = p->t126;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(784, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v129 = in_student_dense1_weight[i] * 0.0005f;
         const float v130 = t126[i] + v129;
         const float v132 = in_student_momentum_dense1_weight[i] * 0.9f;
@@ -914,6 +1243,10 @@ static void step_k049_mul_add_sub(float *restrict in_student_momentum_dense1_wei
         in_student_momentum_dense1_weight[i] = v133;
         in_student_dense1_weight[i] = v138;
     }
+}
+
+static void step_k049_mul_add_sub(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t126, const float *restrict in_lr_student) {
+    mplc_parallel(step_k049_mul_add_sub_part, &(step_k049_mul_add_sub_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t126, in_lr_student});
 }
 
 /* %140 = constant 0.9 : [1024]
@@ -952,8 +1285,22 @@ static void step_k050_mul_add_sub(float *restrict in_student_momentum_dense1_bia
  * %159 = sub %8, %158 : [1024,1024]
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k051_mul_add_sub(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t122, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 1048576; i++) {
+typedef struct {
+    float *in_student_momentum_dense3_weight;
+    float *in_student_dense3_weight;
+    const float *t122;
+    const float *in_lr_student;
+} step_k051_mul_add_sub_pointers;
+
+static void step_k051_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k051_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_dense3_weight = p->in_student_momentum_dense3_weight;
+    float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict t122 = p->t122;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(1024, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v150 = in_student_dense3_weight[i] * 0.0005f;
         const float v151 = t122[i] + v150;
         const float v153 = in_student_momentum_dense3_weight[i] * 0.9f;
@@ -965,6 +1312,10 @@ static void step_k051_mul_add_sub(float *restrict in_student_momentum_dense3_wei
         in_student_momentum_dense3_weight[i] = v154;
         in_student_dense3_weight[i] = v159;
     }
+}
+
+static void step_k051_mul_add_sub(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t122, const float *restrict in_lr_student) {
+    mplc_parallel(step_k051_mul_add_sub_part, &(step_k051_mul_add_sub_pointers){in_student_momentum_dense3_weight, in_student_dense3_weight, t122, in_lr_student});
 }
 
 /* %140 = constant 0.9 : [1024]
@@ -1045,10 +1396,25 @@ static void step_k054_mul_add_sub(float *restrict in_student_momentum_dense5_bia
  * %192 = broadcast axes=[1] %147 : [64,1024]
  * %193 = add %191, %192 : [64,1024]
  * %194 = relu %193 : [64,1024] */
-static void step_k055_matmul_add_relu(float *restrict t194, const float *restrict in_x, const float *restrict t138, const float *restrict t147) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 1024, 784, 1.0f, in_x, 784, t138, 1024, 0.0f, t194, 1024);
+typedef struct {
+    float *t194;
+    const float *in_x;
+    const float *t138;
+    const float *t147;
+} step_k055_matmul_add_relu_pointers;
+
+static void step_k055_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k055_matmul_add_relu_pointers *p = context;
+    float *restrict t194 = p->t194;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t138 = p->t138;
+    const float *restrict t147 = p->t147;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, t138, 1024, 0.0f, t194 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 64; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v193 = t194[i0 * 1024 + i1] + t147[i1];
             const float v194 = v193 > 0.0f ? v193 : 0.0f;
@@ -1057,20 +1423,43 @@ static void step_k055_matmul_add_relu(float *restrict t194, const float *restric
     }
 }
 
+static void step_k055_matmul_add_relu(float *restrict t194, const float *restrict in_x, const float *restrict t138, const float *restrict t147) {
+    mplc_parallel(step_k055_matmul_add_relu_part, &(step_k055_matmul_add_relu_pointers){t194, in_x, t138, t147});
+}
+
 /* %195 = matmul %194, %159 : [64,1024]
  * %196 = broadcast axes=[1] %166 : [64,1024]
  * %197 = add %195, %196 : [64,1024]
  * %198 = relu %197 : [64,1024] */
-static void step_k056_matmul_add_relu(float *restrict t198, const float *restrict t194, const float *restrict t159, const float *restrict t166) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 1024, 1024, 1.0f, t194, 1024, t159, 1024, 0.0f, t198, 1024);
+typedef struct {
+    float *t198;
+    const float *t194;
+    const float *t159;
+    const float *t166;
+} step_k056_matmul_add_relu_pointers;
+
+static void step_k056_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k056_matmul_add_relu_pointers *p = context;
+    float *restrict t198 = p->t198;
+    const float *restrict t194 = p->t194;
+    const float *restrict t159 = p->t159;
+    const float *restrict t166 = p->t166;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t194 + lo * 1024, 1024, t159, 1024, 0.0f, t198 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 64; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v197 = t198[i0 * 1024 + i1] + t166[i1];
             const float v198 = v197 > 0.0f ? v197 : 0.0f;
             t198[i0 * 1024 + i1] = v198;
         }
     }
+}
+
+static void step_k056_matmul_add_relu(float *restrict t198, const float *restrict t194, const float *restrict t159, const float *restrict t166) {
+    mplc_parallel(step_k056_matmul_add_relu_part, &(step_k056_matmul_add_relu_pointers){t198, t194, t159, t166});
 }
 
 /* %199 = matmul %198, %178 : [64,10]
@@ -1238,21 +1627,57 @@ static void step_k071_reduce_sum(float *restrict t226, const float *restrict t22
 }
 
 /* %228 = matmul tA %194, %225 : [1024,1024] */
+typedef struct {
+    float *t228;
+    const float *t194;
+    const float *t225;
+} step_k072_matmul_pointers;
+
+static void step_k072_matmul_part(void *context, int part, int parts) {
+    const step_k072_matmul_pointers *p = context;
+    float *restrict t228 = p->t228;
+    const float *restrict t194 = p->t194;
+    const float *restrict t225 = p->t225;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t194 + lo, 1024, t225, 1024, 0.0f, t228 + lo * 1024, 1024);
+}
+
 static void step_k072_matmul(float *restrict t228, const float *restrict t194, const float *restrict t225) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 64, 1.0f, t194, 1024, t225, 1024, 0.0f, t228, 1024);
+    mplc_parallel(step_k072_matmul_part, &(step_k072_matmul_pointers){t228, t194, t225});
 }
 
 /* %227 = matmul tB %225, %159 : [64,1024]
  * %229 = step %194 : [64,1024]
  * %230 = mul %227, %229 : [64,1024] */
-static void step_k073_matmul_step_mul(float *restrict t230, const float *restrict t225, const float *restrict t159, const float *restrict t194) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 1024, 1.0f, t225, 1024, t159, 1024, 0.0f, t230, 1024);
+typedef struct {
+    float *t230;
+    const float *t225;
+    const float *t159;
+    const float *t194;
+} step_k073_matmul_step_mul_pointers;
+
+static void step_k073_matmul_step_mul_part(void *context, int part, int parts) {
+    const step_k073_matmul_step_mul_pointers *p = context;
+    float *restrict t230 = p->t230;
+    const float *restrict t225 = p->t225;
+    const float *restrict t159 = p->t159;
+    const float *restrict t194 = p->t194;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t225 + lo * 1024, 1024, t159, 1024, 0.0f, t230 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 65536; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v229 = t194[i] > 0.0f ? 1.0f : 0.0f;
         const float v230 = t230[i] * v229;
         t230[i] = v230;
     }
+}
+
+static void step_k073_matmul_step_mul(float *restrict t230, const float *restrict t225, const float *restrict t159, const float *restrict t194) {
+    mplc_parallel(step_k073_matmul_step_mul_part, &(step_k073_matmul_step_mul_pointers){t230, t225, t159, t194});
 }
 
 /* %231 = reduce_sum axes=[0] %230 : [1024] */
@@ -1266,8 +1691,25 @@ static void step_k074_reduce_sum(float *restrict t231, const float *restrict t23
 }
 
 /* %232 = matmul tA %190, %230 : [784,1024] */
+typedef struct {
+    float *t232;
+    const float *in_x;
+    const float *t230;
+} step_k075_matmul_pointers;
+
+static void step_k075_matmul_part(void *context, int part, int parts) {
+    const step_k075_matmul_pointers *p = context;
+    float *restrict t232 = p->t232;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t230 = p->t230;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t230, 1024, 0.0f, t232 + lo * 1024, 1024);
+}
+
 static void step_k075_matmul(float *restrict t232, const float *restrict in_x, const float *restrict t230) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 64, 1.0f, in_x, 784, t230, 1024, 0.0f, t232, 1024);
+    mplc_parallel(step_k075_matmul_part, &(step_k075_matmul_pointers){t232, in_x, t230});
 }
 
 /* %233 = mul %232, %126 : [784,1024]
@@ -1543,8 +1985,25 @@ static void step_k098_add(float *restrict t283, const float *restrict t281, cons
 }
 
 /* %289 = matmul tA %288, %273 : [1024,10] */
+typedef struct {
+    float *t289;
+    const float *t288;
+    const float *t273;
+} step_k099_matmul_pointers;
+
+static void step_k099_matmul_part(void *context, int part, int parts) {
+    const step_k099_matmul_pointers *p = context;
+    float *restrict t289 = p->t289;
+    const float *restrict t288 = p->t288;
+    const float *restrict t273 = p->t273;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t288 + lo, 1024, t273, 10, 0.0f, t289 + lo * 10, 10);
+}
+
 static void step_k099_matmul(float *restrict t289, const float *restrict t288, const float *restrict t273) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 448, 1.0f, t288, 1024, t273, 10, 0.0f, t289, 10);
+    mplc_parallel(step_k099_matmul_part, &(step_k099_matmul_pointers){t289, t288, t273});
 }
 
 /* %284 = matmul tB %280, %4 : [64,1024]
@@ -1563,14 +2022,33 @@ static void step_k100_matmul_step_mul(float *restrict t292, const float *restric
 /* %285 = matmul tB %273, %4 : [448,1024]
  * %293 = step %288 : [448,1024]
  * %294 = mul %285, %293 : [448,1024] */
-static void step_k101_matmul_step_mul(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 10, 1.0f, t273, 10, in_teacher_dense5_weight, 10, 0.0f, t294, 1024);
+typedef struct {
+    float *t294;
+    const float *t273;
+    const float *in_teacher_dense5_weight;
+    const float *t288;
+} step_k101_matmul_step_mul_pointers;
+
+static void step_k101_matmul_step_mul_part(void *context, int part, int parts) {
+    const step_k101_matmul_step_mul_pointers *p = context;
+    float *restrict t294 = p->t294;
+    const float *restrict t273 = p->t273;
+    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
+    const float *restrict t288 = p->t288;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t273 + lo * 10, 10, in_teacher_dense5_weight, 10, 0.0f, t294 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 458752; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v293 = t288[i] > 0.0f ? 1.0f : 0.0f;
         const float v294 = t294[i] * v293;
         t294[i] = v294;
     }
+}
+
+static void step_k101_matmul_step_mul(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
+    mplc_parallel(step_k101_matmul_step_mul_part, &(step_k101_matmul_step_mul_pointers){t294, t273, in_teacher_dense5_weight, t288});
 }
 
 /* %295 = reduce_sum axes=[0] %292 : [1024] */
@@ -1602,34 +2080,89 @@ static void step_k104_add(float *restrict t297, const float *restrict t295, cons
 }
 
 /* %303 = matmul tA %302, %294 : [1024,1024] */
+typedef struct {
+    float *t303;
+    const float *t302;
+    const float *t294;
+} step_k105_matmul_pointers;
+
+static void step_k105_matmul_part(void *context, int part, int parts) {
+    const step_k105_matmul_pointers *p = context;
+    float *restrict t303 = p->t303;
+    const float *restrict t302 = p->t302;
+    const float *restrict t294 = p->t294;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t302 + lo, 1024, t294, 1024, 0.0f, t303 + lo * 1024, 1024);
+}
+
 static void step_k105_matmul(float *restrict t303, const float *restrict t302, const float *restrict t294) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 448, 1.0f, t302, 1024, t294, 1024, 0.0f, t303, 1024);
+    mplc_parallel(step_k105_matmul_part, &(step_k105_matmul_pointers){t303, t302, t294});
 }
 
 /* %298 = matmul tB %292, %2 : [64,1024]
  * %305 = step %300 : [64,1024]
  * %306 = mul %298, %305 : [64,1024] */
-static void step_k106_matmul_step_mul(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 1024, 1.0f, t292, 1024, in_teacher_dense3_weight, 1024, 0.0f, t306, 1024);
+typedef struct {
+    float *t306;
+    const float *t292;
+    const float *in_teacher_dense3_weight;
+    const float *t300;
+} step_k106_matmul_step_mul_pointers;
+
+static void step_k106_matmul_step_mul_part(void *context, int part, int parts) {
+    const step_k106_matmul_step_mul_pointers *p = context;
+    float *restrict t306 = p->t306;
+    const float *restrict t292 = p->t292;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict t300 = p->t300;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t292 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t306 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 65536; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v305 = t300[i] > 0.0f ? 1.0f : 0.0f;
         const float v306 = t306[i] * v305;
         t306[i] = v306;
     }
 }
 
+static void step_k106_matmul_step_mul(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
+    mplc_parallel(step_k106_matmul_step_mul_part, &(step_k106_matmul_step_mul_pointers){t306, t292, in_teacher_dense3_weight, t300});
+}
+
 /* %299 = matmul tB %294, %2 : [448,1024]
  * %307 = step %302 : [448,1024]
  * %308 = mul %299, %307 : [448,1024] */
-static void step_k107_matmul_step_mul(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 1024, 1024, 1.0f, t294, 1024, in_teacher_dense3_weight, 1024, 0.0f, t308, 1024);
+typedef struct {
+    float *t308;
+    const float *t294;
+    const float *in_teacher_dense3_weight;
+    const float *t302;
+} step_k107_matmul_step_mul_pointers;
+
+static void step_k107_matmul_step_mul_part(void *context, int part, int parts) {
+    const step_k107_matmul_step_mul_pointers *p = context;
+    float *restrict t308 = p->t308;
+    const float *restrict t294 = p->t294;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict t302 = p->t302;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t294 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t308 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 458752; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v307 = t302[i] > 0.0f ? 1.0f : 0.0f;
         const float v308 = t308[i] * v307;
         t308[i] = v308;
     }
+}
+
+static void step_k107_matmul_step_mul(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
+    mplc_parallel(step_k107_matmul_step_mul_part, &(step_k107_matmul_step_mul_pointers){t308, t294, in_teacher_dense3_weight, t302});
 }
 
 /* %309 = reduce_sum axes=[0] %306 : [1024] */
@@ -1661,8 +2194,25 @@ static void step_k110_add(float *restrict t311, const float *restrict t309, cons
 }
 
 /* %313 = matmul tA %83, %308 : [784,1024] */
+typedef struct {
+    float *t313;
+    const float *t83;
+    const float *t308;
+} step_k111_matmul_pointers;
+
+static void step_k111_matmul_part(void *context, int part, int parts) {
+    const step_k111_matmul_pointers *p = context;
+    float *restrict t313 = p->t313;
+    const float *restrict t83 = p->t83;
+    const float *restrict t308 = p->t308;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t308, 1024, 0.0f, t313 + lo * 1024, 1024);
+}
+
 static void step_k111_matmul(float *restrict t313, const float *restrict t83, const float *restrict t308) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 448, 1.0f, t83, 784, t308, 1024, 0.0f, t313, 1024);
+    mplc_parallel(step_k111_matmul_part, &(step_k111_matmul_pointers){t313, t83, t308});
 }
 
 /* %128 = constant 0.0005 : [784,1024]
@@ -1680,10 +2230,31 @@ static void step_k111_matmul(float *restrict t313, const float *restrict t83, co
  * %324 = sub %0, %323 : [784,1024]
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k112_matmul_add_mul_etc(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 64, 1.0f, in_x, 784, t306, 1024, 0.0f, t317, 1024);
+typedef struct {
+    float *t317;
+    float *in_teacher_momentum_dense1_weight;
+    float *in_teacher_dense1_weight;
+    const float *in_x;
+    const float *t306;
+    const float *t313;
+    const float *in_lr_teacher;
+} step_k112_matmul_add_mul_etc_pointers;
+
+static void step_k112_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k112_matmul_add_mul_etc_pointers *p = context;
+    float *restrict t317 = p->t317;
+    float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
+    float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t306 = p->t306;
+    const float *restrict t313 = p->t313;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t306, 1024, 0.0f, t317 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v314 = t317[i] + t313[i];
         const float v316 = in_teacher_dense1_weight[i] * 0.0005f;
         const float v317 = v314 + v316;
@@ -1697,6 +2268,10 @@ static void step_k112_matmul_add_mul_etc(float *restrict t317, float *restrict i
         in_teacher_momentum_dense1_weight[i] = v319;
         in_teacher_dense1_weight[i] = v324;
     }
+}
+
+static void step_k112_matmul_add_mul_etc(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k112_matmul_add_mul_etc_part, &(step_k112_matmul_add_mul_etc_pointers){t317, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t306, t313, in_lr_teacher});
 }
 
 /* %140 = constant 0.9 : [1024]
@@ -1737,10 +2312,31 @@ static void step_k113_mul_add_sub(float *restrict in_teacher_momentum_dense1_bia
  * %342 = sub %2, %341 : [1024,1024]
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k114_matmul_add_mul_etc(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 64, 1.0f, t300, 1024, t292, 1024, 0.0f, t335, 1024);
+typedef struct {
+    float *t335;
+    float *in_teacher_momentum_dense3_weight;
+    float *in_teacher_dense3_weight;
+    const float *t300;
+    const float *t292;
+    const float *t303;
+    const float *in_lr_teacher;
+} step_k114_matmul_add_mul_etc_pointers;
+
+static void step_k114_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k114_matmul_add_mul_etc_pointers *p = context;
+    float *restrict t335 = p->t335;
+    float *restrict in_teacher_momentum_dense3_weight = p->in_teacher_momentum_dense3_weight;
+    float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict t300 = p->t300;
+    const float *restrict t292 = p->t292;
+    const float *restrict t303 = p->t303;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t300 + lo, 1024, t292, 1024, 0.0f, t335 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 1048576; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v304 = t335[i] + t303[i];
         const float v334 = in_teacher_dense3_weight[i] * 0.0005f;
         const float v335 = v304 + v334;
@@ -1754,6 +2350,10 @@ static void step_k114_matmul_add_mul_etc(float *restrict t335, float *restrict i
         in_teacher_momentum_dense3_weight[i] = v337;
         in_teacher_dense3_weight[i] = v342;
     }
+}
+
+static void step_k114_matmul_add_mul_etc(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k114_matmul_add_mul_etc_part, &(step_k114_matmul_add_mul_etc_pointers){t335, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t300, t292, t303, in_lr_teacher});
 }
 
 /* %140 = constant 0.9 : [1024]
@@ -1966,10 +2566,25 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %11 = broadcast axes=[1] %1 : [512,1024]
  * %12 = add %10, %11 : [512,1024]
  * %13 = relu %12 : [512,1024] */
-static void supervised_step_k000_matmul_add_relu(float *restrict t13, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 1024, 784, 1.0f, in_x, 784, in_student_dense1_weight, 1024, 0.0f, t13, 1024);
+typedef struct {
+    float *t13;
+    const float *in_x;
+    const float *in_student_dense1_weight;
+    const float *in_student_dense1_bias;
+} supervised_step_k000_matmul_add_relu_pointers;
+
+static void supervised_step_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t13 = p->t13;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, in_student_dense1_weight, 1024, 0.0f, t13 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 512; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v12 = t13[i0 * 1024 + i1] + in_student_dense1_bias[i1];
             const float v13 = v12 > 0.0f ? v12 : 0.0f;
@@ -1978,14 +2593,33 @@ static void supervised_step_k000_matmul_add_relu(float *restrict t13, const floa
     }
 }
 
+static void supervised_step_k000_matmul_add_relu(float *restrict t13, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(supervised_step_k000_matmul_add_relu_part, &(supervised_step_k000_matmul_add_relu_pointers){t13, in_x, in_student_dense1_weight, in_student_dense1_bias});
+}
+
 /* %14 = matmul %13, %2 : [512,1024]
  * %15 = broadcast axes=[1] %3 : [512,1024]
  * %16 = add %14, %15 : [512,1024]
  * %17 = relu %16 : [512,1024] */
-static void supervised_step_k001_matmul_add_relu(float *restrict t17, const float *restrict t13, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 1024, 1024, 1.0f, t13, 1024, in_student_dense3_weight, 1024, 0.0f, t17, 1024);
+typedef struct {
+    float *t17;
+    const float *t13;
+    const float *in_student_dense3_weight;
+    const float *in_student_dense3_bias;
+} supervised_step_k001_matmul_add_relu_pointers;
+
+static void supervised_step_k001_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k001_matmul_add_relu_pointers *p = context;
+    float *restrict t17 = p->t17;
+    const float *restrict t13 = p->t13;
+    const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict in_student_dense3_bias = p->in_student_dense3_bias;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t13 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t17 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 512; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v16 = t17[i0 * 1024 + i1] + in_student_dense3_bias[i1];
             const float v17 = v16 > 0.0f ? v16 : 0.0f;
@@ -1994,18 +2628,41 @@ static void supervised_step_k001_matmul_add_relu(float *restrict t17, const floa
     }
 }
 
+static void supervised_step_k001_matmul_add_relu(float *restrict t17, const float *restrict t13, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(supervised_step_k001_matmul_add_relu_part, &(supervised_step_k001_matmul_add_relu_pointers){t17, t13, in_student_dense3_weight, in_student_dense3_bias});
+}
+
 /* %18 = matmul %17, %4 : [512,10]
  * %19 = broadcast axes=[1] %5 : [512,10]
  * %20 = add %18, %19 : [512,10] */
-static void supervised_step_k002_matmul_add(float *restrict t20, const float *restrict t17, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 10, 1024, 1.0f, t17, 1024, in_student_dense5_weight, 10, 0.0f, t20, 10);
+typedef struct {
+    float *t20;
+    const float *t17;
+    const float *in_student_dense5_weight;
+    const float *in_student_dense5_bias;
+} supervised_step_k002_matmul_add_pointers;
+
+static void supervised_step_k002_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k002_matmul_add_pointers *p = context;
+    float *restrict t20 = p->t20;
+    const float *restrict t17 = p->t17;
+    const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
+    const float *restrict in_student_dense5_bias = p->in_student_dense5_bias;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t17 + lo * 1024, 1024, in_student_dense5_weight, 10, 0.0f, t20 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 512; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v20 = t20[i0 * 10 + i1] + in_student_dense5_bias[i1];
             t20[i0 * 10 + i1] = v20;
         }
     }
+}
+
+static void supervised_step_k002_matmul_add(float *restrict t20, const float *restrict t17, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(supervised_step_k002_matmul_add_part, &(supervised_step_k002_matmul_add_pointers){t20, t17, in_student_dense5_weight, in_student_dense5_bias});
 }
 
 /* %21 = reduce_max axes=[1] %20 : [512] */
@@ -2133,14 +2790,33 @@ static void supervised_step_k013_reduce_sum(float *restrict t41, const float *re
 /* %42 = matmul tB %40, %4 : [512,1024]
  * %44 = step %17 : [512,1024]
  * %45 = mul %42, %44 : [512,1024] */
-static void supervised_step_k014_matmul_step_mul(float *restrict t45, const float *restrict t40, const float *restrict in_student_dense5_weight, const float *restrict t17) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 1024, 10, 1.0f, t40, 10, in_student_dense5_weight, 10, 0.0f, t45, 1024);
+typedef struct {
+    float *t45;
+    const float *t40;
+    const float *in_student_dense5_weight;
+    const float *t17;
+} supervised_step_k014_matmul_step_mul_pointers;
+
+static void supervised_step_k014_matmul_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k014_matmul_step_mul_pointers *p = context;
+    float *restrict t45 = p->t45;
+    const float *restrict t40 = p->t40;
+    const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
+    const float *restrict t17 = p->t17;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 10, 1.0f, t40 + lo * 10, 10, in_student_dense5_weight, 10, 0.0f, t45 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 524288; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v44 = t17[i] > 0.0f ? 1.0f : 0.0f;
         const float v45 = t45[i] * v44;
         t45[i] = v45;
     }
+}
+
+static void supervised_step_k014_matmul_step_mul(float *restrict t45, const float *restrict t40, const float *restrict in_student_dense5_weight, const float *restrict t17) {
+    mplc_parallel(supervised_step_k014_matmul_step_mul_part, &(supervised_step_k014_matmul_step_mul_pointers){t45, t40, in_student_dense5_weight, t17});
 }
 
 /* %46 = reduce_sum axes=[0] %45 : [1024] */
@@ -2156,14 +2832,33 @@ static void supervised_step_k015_reduce_sum(float *restrict t46, const float *re
 /* %47 = matmul tB %45, %2 : [512,1024]
  * %49 = step %13 : [512,1024]
  * %50 = mul %47, %49 : [512,1024] */
-static void supervised_step_k016_matmul_step_mul(float *restrict t50, const float *restrict t45, const float *restrict in_student_dense3_weight, const float *restrict t13) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 1024, 1024, 1.0f, t45, 1024, in_student_dense3_weight, 1024, 0.0f, t50, 1024);
+typedef struct {
+    float *t50;
+    const float *t45;
+    const float *in_student_dense3_weight;
+    const float *t13;
+} supervised_step_k016_matmul_step_mul_pointers;
+
+static void supervised_step_k016_matmul_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k016_matmul_step_mul_pointers *p = context;
+    float *restrict t50 = p->t50;
+    const float *restrict t45 = p->t45;
+    const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict t13 = p->t13;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1024, 1024, 1.0f, t45 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t50 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 524288; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v49 = t13[i] > 0.0f ? 1.0f : 0.0f;
         const float v50 = t50[i] * v49;
         t50[i] = v50;
     }
+}
+
+static void supervised_step_k016_matmul_step_mul(float *restrict t50, const float *restrict t45, const float *restrict in_student_dense3_weight, const float *restrict t13) {
+    mplc_parallel(supervised_step_k016_matmul_step_mul_part, &(supervised_step_k016_matmul_step_mul_pointers){t50, t45, in_student_dense3_weight, t13});
 }
 
 /* %51 = reduce_sum axes=[0] %50 : [1024] */
@@ -2190,10 +2885,29 @@ static void supervised_step_k017_reduce_sum(float *restrict t51, const float *re
  * %64 = sub %0, %63 : [784,1024]
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k018_matmul_mul_add_etc(float *restrict t56, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t50, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 1024, 512, 1.0f, in_x, 784, t50, 1024, 0.0f, t56, 1024);
+typedef struct {
+    float *t56;
+    float *in_student_momentum_dense1_weight;
+    float *in_student_dense1_weight;
+    const float *in_x;
+    const float *t50;
+    const float *in_lr;
+} supervised_step_k018_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k018_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k018_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t56 = p->t56;
+    float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
+    float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t50 = p->t50;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 512, 1.0f, in_x + lo, 784, t50, 1024, 0.0f, t56 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 802816; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v55 = in_student_dense1_weight[i] * 0.0005f;
         const float v56 = t56[i] + v55;
         const float v58 = in_student_momentum_dense1_weight[i] * 0.9f;
@@ -2206,6 +2920,10 @@ static void supervised_step_k018_matmul_mul_add_etc(float *restrict t56, float *
         in_student_momentum_dense1_weight[i] = v59;
         in_student_dense1_weight[i] = v64;
     }
+}
+
+static void supervised_step_k018_matmul_mul_add_etc(float *restrict t56, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t50, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k018_matmul_mul_add_etc_part, &(supervised_step_k018_matmul_mul_add_etc_pointers){t56, in_student_momentum_dense1_weight, in_student_dense1_weight, in_x, t50, in_lr});
 }
 
 /* %66 = constant 0.9 : [1024]
@@ -2245,10 +2963,29 @@ static void supervised_step_k019_mul_add_sub(float *restrict in_student_momentum
  * %85 = sub %2, %84 : [1024,1024]
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k020_matmul_mul_add_etc(float *restrict t77, float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t13, const float *restrict t45, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 1024, 512, 1.0f, t13, 1024, t45, 1024, 0.0f, t77, 1024);
+typedef struct {
+    float *t77;
+    float *in_student_momentum_dense3_weight;
+    float *in_student_dense3_weight;
+    const float *t13;
+    const float *t45;
+    const float *in_lr;
+} supervised_step_k020_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k020_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k020_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t77 = p->t77;
+    float *restrict in_student_momentum_dense3_weight = p->in_student_momentum_dense3_weight;
+    float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict t13 = p->t13;
+    const float *restrict t45 = p->t45;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 512, 1.0f, t13 + lo, 1024, t45, 1024, 0.0f, t77 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 1048576; i++) {
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v76 = in_student_dense3_weight[i] * 0.0005f;
         const float v77 = t77[i] + v76;
         const float v79 = in_student_momentum_dense3_weight[i] * 0.9f;
@@ -2261,6 +2998,10 @@ static void supervised_step_k020_matmul_mul_add_etc(float *restrict t77, float *
         in_student_momentum_dense3_weight[i] = v80;
         in_student_dense3_weight[i] = v85;
     }
+}
+
+static void supervised_step_k020_matmul_mul_add_etc(float *restrict t77, float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t13, const float *restrict t45, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k020_matmul_mul_add_etc_part, &(supervised_step_k020_matmul_mul_add_etc_pointers){t77, in_student_momentum_dense3_weight, in_student_dense3_weight, t13, t45, in_lr});
 }
 
 /* %66 = constant 0.9 : [1024]
@@ -2300,10 +3041,29 @@ static void supervised_step_k021_mul_add_sub(float *restrict in_student_momentum
  * %104 = sub %4, %103 : [1024,10]
  * in_student_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_student_dense5_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k022_matmul_mul_add_etc(float *restrict t96, float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t17, const float *restrict t40, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 512, 1.0f, t17, 1024, t40, 10, 0.0f, t96, 10);
+typedef struct {
+    float *t96;
+    float *in_student_momentum_dense5_weight;
+    float *in_student_dense5_weight;
+    const float *t17;
+    const float *t40;
+    const float *in_lr;
+} supervised_step_k022_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k022_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k022_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t96 = p->t96;
+    float *restrict in_student_momentum_dense5_weight = p->in_student_momentum_dense5_weight;
+    float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
+    const float *restrict t17 = p->t17;
+    const float *restrict t40 = p->t40;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 512, 1.0f, t17 + lo, 1024, t40, 10, 0.0f, t96 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 10240; i++) {
+    for (size_t i = (size_t)(lo) * 10; i < (size_t)(hi) * 10; i++) {
         const float v95 = in_student_dense5_weight[i] * 0.0005f;
         const float v96 = t96[i] + v95;
         const float v98 = in_student_momentum_dense5_weight[i] * 0.9f;
@@ -2316,6 +3076,10 @@ static void supervised_step_k022_matmul_mul_add_etc(float *restrict t96, float *
         in_student_momentum_dense5_weight[i] = v99;
         in_student_dense5_weight[i] = v104;
     }
+}
+
+static void supervised_step_k022_matmul_mul_add_etc(float *restrict t96, float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t17, const float *restrict t40, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k022_matmul_mul_add_etc_part, &(supervised_step_k022_matmul_mul_add_etc_pointers){t96, in_student_momentum_dense5_weight, in_student_dense5_weight, t17, t40, in_lr});
 }
 
 /* %106 = constant 0.9 : [10]
@@ -2377,10 +3141,25 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %9 = broadcast axes=[1] %1 : [500,1024]
  * %10 = add %8, %9 : [500,1024]
  * %11 = relu %10 : [500,1024] */
-static void predict_teacher_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 1024, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 1024, 0.0f, t11, 1024);
+typedef struct {
+    float *t11;
+    const float *in_x;
+    const float *in_teacher_dense1_weight;
+    const float *in_teacher_dense1_bias;
+} predict_teacher_k000_matmul_add_relu_pointers;
+
+static void predict_teacher_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t11 = p->t11;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_teacher_dense1_bias = p->in_teacher_dense1_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 1024, 0.0f, t11 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v10 = t11[i0 * 1024 + i1] + in_teacher_dense1_bias[i1];
             const float v11 = v10 > 0.0f ? v10 : 0.0f;
@@ -2389,14 +3168,33 @@ static void predict_teacher_k000_matmul_add_relu(float *restrict t11, const floa
     }
 }
 
+static void predict_teacher_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(predict_teacher_k000_matmul_add_relu_part, &(predict_teacher_k000_matmul_add_relu_pointers){t11, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+}
+
 /* %12 = matmul %11, %2 : [500,1024]
  * %13 = broadcast axes=[1] %3 : [500,1024]
  * %14 = add %12, %13 : [500,1024]
  * %15 = relu %14 : [500,1024] */
-static void predict_teacher_k001_matmul_add_relu(float *restrict t15, const float *restrict t11, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 1024, 1024, 1.0f, t11, 1024, in_teacher_dense3_weight, 1024, 0.0f, t15, 1024);
+typedef struct {
+    float *t15;
+    const float *t11;
+    const float *in_teacher_dense3_weight;
+    const float *in_teacher_dense3_bias;
+} predict_teacher_k001_matmul_add_relu_pointers;
+
+static void predict_teacher_k001_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k001_matmul_add_relu_pointers *p = context;
+    float *restrict t15 = p->t15;
+    const float *restrict t11 = p->t11;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict in_teacher_dense3_bias = p->in_teacher_dense3_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t11 + lo * 1024, 1024, in_teacher_dense3_weight, 1024, 0.0f, t15 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v14 = t15[i0 * 1024 + i1] + in_teacher_dense3_bias[i1];
             const float v15 = v14 > 0.0f ? v14 : 0.0f;
@@ -2405,18 +3203,41 @@ static void predict_teacher_k001_matmul_add_relu(float *restrict t15, const floa
     }
 }
 
+static void predict_teacher_k001_matmul_add_relu(float *restrict t15, const float *restrict t11, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(predict_teacher_k001_matmul_add_relu_part, &(predict_teacher_k001_matmul_add_relu_pointers){t15, t11, in_teacher_dense3_weight, in_teacher_dense3_bias});
+}
+
 /* %16 = matmul %15, %4 : [500,10]
  * %17 = broadcast axes=[1] %5 : [500,10]
  * %18 = add %16, %17 : [500,10] */
-static void predict_teacher_k002_matmul_add(float *restrict t18, const float *restrict t15, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 1024, 1.0f, t15, 1024, in_teacher_dense5_weight, 10, 0.0f, t18, 10);
+typedef struct {
+    float *t18;
+    const float *t15;
+    const float *in_teacher_dense5_weight;
+    const float *in_teacher_dense5_bias;
+} predict_teacher_k002_matmul_add_pointers;
+
+static void predict_teacher_k002_matmul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k002_matmul_add_pointers *p = context;
+    float *restrict t18 = p->t18;
+    const float *restrict t15 = p->t15;
+    const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
+    const float *restrict in_teacher_dense5_bias = p->in_teacher_dense5_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t15 + lo * 1024, 1024, in_teacher_dense5_weight, 10, 0.0f, t18 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v18 = t18[i0 * 10 + i1] + in_teacher_dense5_bias[i1];
             t18[i0 * 10 + i1] = v18;
         }
     }
+}
+
+static void predict_teacher_k002_matmul_add(float *restrict t18, const float *restrict t15, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
+    mplc_parallel(predict_teacher_k002_matmul_add_part, &(predict_teacher_k002_matmul_add_pointers){t18, t15, in_teacher_dense5_weight, in_teacher_dense5_bias});
 }
 
 /* 3 kernels; scratch high-water mark 1024000 floats. */
@@ -2434,10 +3255,25 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %9 = broadcast axes=[1] %1 : [500,1024]
  * %10 = add %8, %9 : [500,1024]
  * %11 = relu %10 : [500,1024] */
-static void predict_student_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 1024, 784, 1.0f, in_x, 784, in_student_dense1_weight, 1024, 0.0f, t11, 1024);
+typedef struct {
+    float *t11;
+    const float *in_x;
+    const float *in_student_dense1_weight;
+    const float *in_student_dense1_bias;
+} predict_student_k000_matmul_add_relu_pointers;
+
+static void predict_student_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t11 = p->t11;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 784, 1.0f, in_x + lo * 784, 784, in_student_dense1_weight, 1024, 0.0f, t11 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v10 = t11[i0 * 1024 + i1] + in_student_dense1_bias[i1];
             const float v11 = v10 > 0.0f ? v10 : 0.0f;
@@ -2446,14 +3282,33 @@ static void predict_student_k000_matmul_add_relu(float *restrict t11, const floa
     }
 }
 
+static void predict_student_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(predict_student_k000_matmul_add_relu_part, &(predict_student_k000_matmul_add_relu_pointers){t11, in_x, in_student_dense1_weight, in_student_dense1_bias});
+}
+
 /* %12 = matmul %11, %2 : [500,1024]
  * %13 = broadcast axes=[1] %3 : [500,1024]
  * %14 = add %12, %13 : [500,1024]
  * %15 = relu %14 : [500,1024] */
-static void predict_student_k001_matmul_add_relu(float *restrict t15, const float *restrict t11, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 1024, 1024, 1.0f, t11, 1024, in_student_dense3_weight, 1024, 0.0f, t15, 1024);
+typedef struct {
+    float *t15;
+    const float *t11;
+    const float *in_student_dense3_weight;
+    const float *in_student_dense3_bias;
+} predict_student_k001_matmul_add_relu_pointers;
+
+static void predict_student_k001_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k001_matmul_add_relu_pointers *p = context;
+    float *restrict t15 = p->t15;
+    const float *restrict t11 = p->t11;
+    const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict in_student_dense3_bias = p->in_student_dense3_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 1024, 1024, 1.0f, t11 + lo * 1024, 1024, in_student_dense3_weight, 1024, 0.0f, t15 + lo * 1024, 1024);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 1024; i1++) {
             const float v14 = t15[i0 * 1024 + i1] + in_student_dense3_bias[i1];
             const float v15 = v14 > 0.0f ? v14 : 0.0f;
@@ -2462,18 +3317,41 @@ static void predict_student_k001_matmul_add_relu(float *restrict t15, const floa
     }
 }
 
+static void predict_student_k001_matmul_add_relu(float *restrict t15, const float *restrict t11, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(predict_student_k001_matmul_add_relu_part, &(predict_student_k001_matmul_add_relu_pointers){t15, t11, in_student_dense3_weight, in_student_dense3_bias});
+}
+
 /* %16 = matmul %15, %4 : [500,10]
  * %17 = broadcast axes=[1] %5 : [500,10]
  * %18 = add %16, %17 : [500,10] */
-static void predict_student_k002_matmul_add(float *restrict t18, const float *restrict t15, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 1024, 1.0f, t15, 1024, in_student_dense5_weight, 10, 0.0f, t18, 10);
+typedef struct {
+    float *t18;
+    const float *t15;
+    const float *in_student_dense5_weight;
+    const float *in_student_dense5_bias;
+} predict_student_k002_matmul_add_pointers;
+
+static void predict_student_k002_matmul_add_part(void *context, int part, int parts) {
+    const predict_student_k002_matmul_add_pointers *p = context;
+    float *restrict t18 = p->t18;
+    const float *restrict t15 = p->t15;
+    const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
+    const float *restrict in_student_dense5_bias = p->in_student_dense5_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 1024, 1.0f, t15 + lo * 1024, 1024, in_student_dense5_weight, 10, 0.0f, t18 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v18 = t18[i0 * 10 + i1] + in_student_dense5_bias[i1];
             t18[i0 * 10 + i1] = v18;
         }
     }
+}
+
+static void predict_student_k002_matmul_add(float *restrict t18, const float *restrict t15, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(predict_student_k002_matmul_add_part, &(predict_student_k002_matmul_add_pointers){t18, t15, in_student_dense5_weight, in_student_dense5_bias});
 }
 
 /* 3 kernels; scratch high-water mark 1024000 floats. */

@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -280,6 +390,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
 }
 
 
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
+
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }
  * --------------------------------------------------------------------------------------------------------- */
@@ -355,10 +467,26 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %25 = broadcast axes=[1] %1 : [752640,32]
  * %26 = add %24, %25 : [752640,32]
  * %27 = relu %26 : [752640,32] */
-static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t27;
+    const float *in_x;
+    const float *in_teacher_conv0_weight;
+    const float *in_teacher_conv0_bias;
+    float *chunk;
+} step_k000_im2col_matmul_add_etc_pointers;
+
+static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t27 = p->t27;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
+    const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 960; n0 += 10) {
-        const int nb = 960 - n0 < 10 ? 960 - n0 : 10;
+    size_t lo, hi;
+    mplc_part(960, 10, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -382,9 +510,28 @@ static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *re
     }
 }
 
+static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+}
+
 /* %29 = max_pool k2 s2 p0 %28 : [960,14,14,32] */
+typedef struct {
+    float *t29;
+    const float *t28;
+} step_k001_max_pool_pointers;
+
+static void step_k001_max_pool_part(void *context, int part, int parts) {
+    const step_k001_max_pool_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t28 = p->t28;
+    size_t lo, hi;
+    mplc_part(960, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t29 + lo * 6272, t28 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
-    mplc_max_pool(t29, t28, (mplc_window){960, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k001_max_pool_part, &(step_k001_max_pool_pointers){t29, t28});
 }
 
 /* %30 = im2col k3 s1 p1 %29 : [188160,288]
@@ -392,10 +539,26 @@ static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
  * %33 = broadcast axes=[1] %3 : [188160,64]
  * %34 = add %32, %33 : [188160,64]
  * %35 = relu %34 : [188160,64] */
-static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t35;
+    const float *t29;
+    const float *in_teacher_conv3_weight;
+    const float *in_teacher_conv3_bias;
+    float *chunk;
+} step_k002_im2col_matmul_add_etc_pointers;
+
+static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t35 = p->t35;
+    const float *restrict t29 = p->t29;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 960; n0 += 4) {
-        const int nb = 960 - n0 < 4 ? 960 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(960, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t29 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t35 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
@@ -409,19 +572,53 @@ static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *re
     }
 }
 
+static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k002_im2col_matmul_add_etc_part, &(step_k002_im2col_matmul_add_etc_pointers){t35, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+}
+
 /* %37 = max_pool k2 s2 p0 %36 : [960,7,7,64] */
+typedef struct {
+    float *t37;
+    const float *t36;
+} step_k003_max_pool_pointers;
+
+static void step_k003_max_pool_part(void *context, int part, int parts) {
+    const step_k003_max_pool_pointers *p = context;
+    float *restrict t37 = p->t37;
+    const float *restrict t36 = p->t36;
+    size_t lo, hi;
+    mplc_part(960, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t37 + lo * 3136, t36 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
-    mplc_max_pool(t37, t36, (mplc_window){960, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k003_max_pool_part, &(step_k003_max_pool_pointers){t37, t36});
 }
 
 /* %39 = matmul %38, %4 : [960,128]
  * %40 = broadcast axes=[1] %5 : [960,128]
  * %41 = add %39, %40 : [960,128]
  * %42 = relu %41 : [960,128] */
-static void step_k004_matmul_add_relu(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 128, 3136, 1.0f, t38, 3136, in_teacher_dense7_weight, 128, 0.0f, t42, 128);
+typedef struct {
+    float *t42;
+    const float *t38;
+    const float *in_teacher_dense7_weight;
+    const float *in_teacher_dense7_bias;
+} step_k004_matmul_add_relu_pointers;
+
+static void step_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t42 = p->t42;
+    const float *restrict t38 = p->t38;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    const float *restrict in_teacher_dense7_bias = p->in_teacher_dense7_bias;
+    size_t lo, hi;
+    mplc_part(960, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t38 + lo * 3136, 3136, in_teacher_dense7_weight, 128, 0.0f, t42 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 960; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v41 = t42[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
             const float v42 = v41 > 0.0f ? v41 : 0.0f;
@@ -430,18 +627,41 @@ static void step_k004_matmul_add_relu(float *restrict t42, const float *restrict
     }
 }
 
+static void step_k004_matmul_add_relu(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(step_k004_matmul_add_relu_part, &(step_k004_matmul_add_relu_pointers){t42, t38, in_teacher_dense7_weight, in_teacher_dense7_bias});
+}
+
 /* %43 = matmul %42, %6 : [960,10]
  * %44 = broadcast axes=[1] %7 : [960,10]
  * %45 = add %43, %44 : [960,10] */
-static void step_k005_matmul_add(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 960, 10, 128, 1.0f, t42, 128, in_teacher_dense9_weight, 10, 0.0f, t45, 10);
+typedef struct {
+    float *t45;
+    const float *t42;
+    const float *in_teacher_dense9_weight;
+    const float *in_teacher_dense9_bias;
+} step_k005_matmul_add_pointers;
+
+static void step_k005_matmul_add_part(void *context, int part, int parts) {
+    const step_k005_matmul_add_pointers *p = context;
+    float *restrict t45 = p->t45;
+    const float *restrict t42 = p->t42;
+    const float *restrict in_teacher_dense9_weight = p->in_teacher_dense9_weight;
+    const float *restrict in_teacher_dense9_bias = p->in_teacher_dense9_bias;
+    size_t lo, hi;
+    mplc_part(960, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 128, 1.0f, t42 + lo * 128, 128, in_teacher_dense9_weight, 10, 0.0f, t45 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 960; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v45 = t45[i0 * 10 + i1] + in_teacher_dense9_bias[i1];
             t45[i0 * 10 + i1] = v45;
         }
     }
+}
+
+static void step_k005_matmul_add(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
+    mplc_parallel(step_k005_matmul_add_part, &(step_k005_matmul_add_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
 }
 
 /* %49 = constant 0.9 : [64,10]
@@ -720,10 +940,26 @@ static void step_k030_one_hot_argmax(float *restrict t96, const float *restrict 
  * %102 = broadcast axes=[1] %9 : [351232,32]
  * %103 = add %101, %102 : [351232,32]
  * %104 = relu %103 : [351232,32] */
-static void step_k031_im2col_matmul_add_etc(float *restrict t104, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t104;
+    const float *t97;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} step_k031_im2col_matmul_add_etc_pointers;
+
+static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k031_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t104 = p->t104;
+    const float *restrict t97 = p->t97;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 10) {
-        const int nb = 448 - n0 < 10 ? 448 - n0 : 10;
+    size_t lo, hi;
+    mplc_part(448, 10, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -747,9 +983,28 @@ static void step_k031_im2col_matmul_add_etc(float *restrict t104, const float *r
     }
 }
 
+static void step_k031_im2col_matmul_add_etc(float *restrict t104, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k031_im2col_matmul_add_etc_part, &(step_k031_im2col_matmul_add_etc_pointers){t104, t97, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %106 = max_pool k2 s2 p0 %105 : [448,14,14,32] */
+typedef struct {
+    float *t106;
+    const float *t105;
+} step_k032_max_pool_pointers;
+
+static void step_k032_max_pool_part(void *context, int part, int parts) {
+    const step_k032_max_pool_pointers *p = context;
+    float *restrict t106 = p->t106;
+    const float *restrict t105 = p->t105;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t106 + lo * 6272, t105 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k032_max_pool(float *restrict t106, const float *restrict t105) {
-    mplc_max_pool(t106, t105, (mplc_window){448, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k032_max_pool_part, &(step_k032_max_pool_pointers){t106, t105});
 }
 
 /* %107 = im2col k3 s1 p1 %106 : [87808,288]
@@ -757,10 +1012,26 @@ static void step_k032_max_pool(float *restrict t106, const float *restrict t105)
  * %110 = broadcast axes=[1] %11 : [87808,64]
  * %111 = add %109, %110 : [87808,64]
  * %112 = relu %111 : [87808,64] */
-static void step_k033_im2col_matmul_add_etc(float *restrict t112, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t112;
+    const float *t106;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} step_k033_im2col_matmul_add_etc_pointers;
+
+static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k033_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t112 = p->t112;
+    const float *restrict t106 = p->t106;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 4) {
-        const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(448, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t106 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t112 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
@@ -774,25 +1045,63 @@ static void step_k033_im2col_matmul_add_etc(float *restrict t112, const float *r
     }
 }
 
+static void step_k033_im2col_matmul_add_etc(float *restrict t112, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k033_im2col_matmul_add_etc_part, &(step_k033_im2col_matmul_add_etc_pointers){t112, t106, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %114 = max_pool k2 s2 p0 %113 : [448,7,7,64] */
+typedef struct {
+    float *t114;
+    const float *t113;
+} step_k034_max_pool_pointers;
+
+static void step_k034_max_pool_part(void *context, int part, int parts) {
+    const step_k034_max_pool_pointers *p = context;
+    float *restrict t114 = p->t114;
+    const float *restrict t113 = p->t113;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t114 + lo * 3136, t113 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k034_max_pool(float *restrict t114, const float *restrict t113) {
-    mplc_max_pool(t114, t113, (mplc_window){448, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k034_max_pool_part, &(step_k034_max_pool_pointers){t114, t113});
 }
 
 /* %116 = matmul %115, %12 : [448,128]
  * %117 = broadcast axes=[1] %13 : [448,128]
  * %118 = add %116, %117 : [448,128]
  * %119 = relu %118 : [448,128] */
-static void step_k035_matmul_add_relu(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 128, 3136, 1.0f, t115, 3136, in_student_dense7_weight, 128, 0.0f, t119, 128);
+typedef struct {
+    float *t119;
+    const float *t115;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} step_k035_matmul_add_relu_pointers;
+
+static void step_k035_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k035_matmul_add_relu_pointers *p = context;
+    float *restrict t119 = p->t119;
+    const float *restrict t115 = p->t115;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t115 + lo * 3136, 3136, in_student_dense7_weight, 128, 0.0f, t119 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 448; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v118 = t119[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v119 = v118 > 0.0f ? v118 : 0.0f;
             t119[i0 * 128 + i1] = v119;
         }
     }
+}
+
+static void step_k035_matmul_add_relu(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_k035_matmul_add_relu_part, &(step_k035_matmul_add_relu_pointers){t119, t115, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %120 = matmul %119, %14 : [448,10]
@@ -960,28 +1269,95 @@ static void step_k050_reduce_sum(float *restrict t148, const float *restrict t14
 }
 
 /* %149 = matmul tB %147, %12 : [448,3136] */
+typedef struct {
+    float *t149;
+    const float *t147;
+    const float *in_student_dense7_weight;
+} step_k051_matmul_pointers;
+
+static void step_k051_matmul_part(void *context, int part, int parts) {
+    const step_k051_matmul_pointers *p = context;
+    float *restrict t149 = p->t149;
+    const float *restrict t147 = p->t147;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t147 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t149 + lo * 3136, 3136);
+}
+
 static void step_k051_matmul(float *restrict t149, const float *restrict t147, const float *restrict in_student_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 3136, 128, 1.0f, t147, 128, in_student_dense7_weight, 128, 0.0f, t149, 3136);
+    mplc_parallel(step_k051_matmul_part, &(step_k051_matmul_pointers){t149, t147, in_student_dense7_weight});
 }
 
 /* %150 = matmul tA %115, %147 : [3136,128] */
+typedef struct {
+    float *t150;
+    const float *t115;
+    const float *t147;
+} step_k052_matmul_pointers;
+
+static void step_k052_matmul_part(void *context, int part, int parts) {
+    const step_k052_matmul_pointers *p = context;
+    float *restrict t150 = p->t150;
+    const float *restrict t115 = p->t115;
+    const float *restrict t147 = p->t147;
+    size_t lo, hi;
+    mplc_part(3136, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t115 + lo, 3136, t147, 128, 0.0f, t150 + lo * 128, 128);
+}
+
 static void step_k052_matmul(float *restrict t150, const float *restrict t115, const float *restrict t147) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 448, 1.0f, t115, 3136, t147, 128, 0.0f, t150, 128);
+    mplc_parallel(step_k052_matmul_part, &(step_k052_matmul_pointers){t150, t115, t147});
 }
 
 /* %152 = max_pool_scatter k2 s2 p0 %113, %151 : [448,14,14,64] */
+typedef struct {
+    float *t152;
+    const float *t113;
+    const float *t151;
+} step_k053_max_pool_scatter_pointers;
+
+static void step_k053_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k053_max_pool_scatter_pointers *p = context;
+    float *restrict t152 = p->t152;
+    const float *restrict t113 = p->t113;
+    const float *restrict t151 = p->t151;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t152 + lo * 12544, t113 + lo * 12544, t151 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k053_max_pool_scatter(float *restrict t152, const float *restrict t113, const float *restrict t151) {
-    mplc_max_pool_scatter(t152, t113, t151, (mplc_window){448, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k053_max_pool_scatter_part, &(step_k053_max_pool_scatter_pointers){t152, t113, t151});
 }
 
 /* %153 = step %113 : [448,14,14,64]
  * %154 = mul %152, %153 : [448,14,14,64] */
-static void step_k054_step_mul(float *restrict t154, const float *restrict t113, const float *restrict t152) {
-    for (size_t i = 0; i < 5619712; i++) {
+typedef struct {
+    float *t154;
+    const float *t113;
+    const float *t152;
+} step_k054_step_mul_pointers;
+
+static void step_k054_step_mul_part(void *context, int part, int parts) {
+    const step_k054_step_mul_pointers *p = context;
+    float *restrict t154 = p->t154;
+    const float *restrict t113 = p->t113;
+    const float *restrict t152 = p->t152;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v153 = t113[i] > 0.0f ? 1.0f : 0.0f;
         const float v154 = t152[i] * v153;
         t154[i] = v154;
     }
+}
+
+static void step_k054_step_mul(float *restrict t154, const float *restrict t113, const float *restrict t152) {
+    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t154, t113, t152});
 }
 
 /* %156 = reduce_sum axes=[0] %155 : [64] */
@@ -996,39 +1372,114 @@ static void step_k055_reduce_sum(float *restrict t156, const float *restrict t15
 
 /* %157 = matmul tB %155, %108 : [87808,288]
  * %160 = col2im k3 s1 p1 %157 : [448,14,14,32] */
-static void step_k056_matmul_col2im(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t160;
+    const float *t155;
+    const float *in_student_conv3_weight;
+    float *chunk;
+} step_k056_matmul_col2im_pointers;
+
+static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k056_matmul_col2im_pointers *p = context;
+    float *restrict t160 = p->t160;
+    const float *restrict t155 = p->t155;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 448; n0 += 4) {
-        const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(448, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t155 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t160 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
+static void step_k056_matmul_col2im(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k056_matmul_col2im_part, &(step_k056_matmul_col2im_pointers){t160, t155, in_student_conv3_weight, chunk});
+}
+
 /* %107 = im2col k3 s1 p1 %106 : [87808,288]
  * %158 = matmul tA %107, %155 : [288,64] */
-static void step_k057_im2col_matmul(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
+typedef struct {
+    float *t158;
+    const float *t106;
+    const float *t155;
+    float *chunk;
+} step_k057_im2col_matmul_pointers;
+
+static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k057_im2col_matmul_pointers *p = context;
+    float *restrict t158 = p->t158;
+    const float *restrict t106 = p->t106;
+    const float *restrict t155 = p->t155;
+    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 4) {
-        const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(448, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t158 : chunk + 225792;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t106 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t155 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t158, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t155 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k057_im2col_matmul(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
+    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t158, t106, t155, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        for (int i = 0; i < 18432; i++) t158[i] += partial[i];
     }
 }
 
 /* %161 = max_pool_scatter k2 s2 p0 %105, %160 : [448,28,28,32] */
+typedef struct {
+    float *t161;
+    const float *t105;
+    const float *t160;
+} step_k058_max_pool_scatter_pointers;
+
+static void step_k058_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k058_max_pool_scatter_pointers *p = context;
+    float *restrict t161 = p->t161;
+    const float *restrict t105 = p->t105;
+    const float *restrict t160 = p->t160;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t161 + lo * 25088, t105 + lo * 25088, t160 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k058_max_pool_scatter(float *restrict t161, const float *restrict t105, const float *restrict t160) {
-    mplc_max_pool_scatter(t161, t105, t160, (mplc_window){448, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k058_max_pool_scatter_part, &(step_k058_max_pool_scatter_pointers){t161, t105, t160});
 }
 
 /* %162 = step %105 : [448,28,28,32]
  * %163 = mul %161, %162 : [448,28,28,32] */
-static void step_k059_step_mul(float *restrict t163, const float *restrict t105, const float *restrict t161) {
-    for (size_t i = 0; i < 11239424; i++) {
+typedef struct {
+    float *t163;
+    const float *t105;
+    const float *t161;
+} step_k059_step_mul_pointers;
+
+static void step_k059_step_mul_part(void *context, int part, int parts) {
+    const step_k059_step_mul_pointers *p = context;
+    float *restrict t163 = p->t163;
+    const float *restrict t105 = p->t105;
+    const float *restrict t161 = p->t161;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
         const float v162 = t105[i] > 0.0f ? 1.0f : 0.0f;
         const float v163 = t161[i] * v162;
         t163[i] = v163;
     }
+}
+
+static void step_k059_step_mul(float *restrict t163, const float *restrict t105, const float *restrict t161) {
+    mplc_parallel(step_k059_step_mul_part, &(step_k059_step_mul_pointers){t163, t105, t161});
 }
 
 /* %165 = reduce_sum axes=[0] %164 : [32] */
@@ -1043,12 +1494,28 @@ static void step_k060_reduce_sum(float *restrict t165, const float *restrict t16
 
 /* %99 = im2col k3 s1 p1 %97 : [351232,9]
  * %166 = matmul tA %99, %164 : [9,32] */
-static void step_k061_im2col_matmul(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
+typedef struct {
+    float *t166;
+    const float *t97;
+    const float *t164;
+    float *chunk;
+} step_k061_im2col_matmul_pointers;
+
+static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k061_im2col_matmul_pointers *p = context;
+    float *restrict t166 = p->t166;
+    const float *restrict t97 = p->t97;
+    const float *restrict t164 = p->t164;
+    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(448, 10, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t166 : chunk + 70560;
+    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 448; n0 += 10) {
-        const int nb = 448 - n0 < 10 ? 448 - n0 : 10;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -1065,7 +1532,15 @@ static void step_k061_im2col_matmul(float *restrict t166, const float *restrict 
             for (int i = 0; i < 288; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 288; i++) t166[i] = total[i];
+    for (int i = 0; i < 288; i++) sum[i] = total[i];
+}
+
+static void step_k061_im2col_matmul(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
+    mplc_parallel(step_k061_im2col_matmul_part, &(step_k061_im2col_matmul_pointers){t166, t97, t164, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 70848 + 70560;
+        for (int i = 0; i < 288; i++) t166[i] += partial[i];
+    }
 }
 
 /* %169 = constant 0.0005 : [3,3,1,32]
@@ -1183,8 +1658,22 @@ static void step_k065_mul_add_sub(float *restrict in_student_momentum_conv3_bias
  * %221 = sub %12, %220 : [3136,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *in_student_momentum_dense7_weight;
+    float *in_student_dense7_weight;
+    const float *t150;
+    const float *in_lr_student;
+} step_k066_mul_add_sub_pointers;
+
+static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k066_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
+    float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict t150 = p->t150;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(3136, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v212 = in_student_dense7_weight[i] * 0.0005f;
         const float v213 = t150[i] + v212;
         const float v215 = in_student_momentum_dense7_weight[i] * 0.9f;
@@ -1196,6 +1685,10 @@ static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_wei
         in_student_momentum_dense7_weight[i] = v216;
         in_student_dense7_weight[i] = v221;
     }
+}
+
+static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
+    mplc_parallel(step_k066_mul_add_sub_part, &(step_k066_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t150, in_lr_student});
 }
 
 /* %223 = constant 0.9 : [128]
@@ -1277,10 +1770,26 @@ static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %257 = broadcast axes=[1] %188 : [50176,32]
  * %258 = add %256, %257 : [50176,32]
  * %259 = relu %258 : [50176,32] */
-static void step_k070_im2col_matmul_add_etc(float *restrict t259, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
+typedef struct {
+    float *t259;
+    const float *in_x;
+    const float *t255;
+    const float *t188;
+    float *chunk;
+} step_k070_im2col_matmul_add_etc_pointers;
+
+static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k070_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t259 = p->t259;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t255 = p->t255;
+    const float *restrict t188 = p->t188;
+    float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 10) {
-        const int nb = 64 - n0 < 10 ? 64 - n0 : 10;
+    size_t lo, hi;
+    mplc_part(64, 10, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -1304,9 +1813,28 @@ static void step_k070_im2col_matmul_add_etc(float *restrict t259, const float *r
     }
 }
 
+static void step_k070_im2col_matmul_add_etc(float *restrict t259, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
+    mplc_parallel(step_k070_im2col_matmul_add_etc_part, &(step_k070_im2col_matmul_add_etc_pointers){t259, in_x, t255, t188, chunk});
+}
+
 /* %261 = max_pool k2 s2 p0 %260 : [64,14,14,32] */
+typedef struct {
+    float *t261;
+    const float *t260;
+} step_k071_max_pool_pointers;
+
+static void step_k071_max_pool_part(void *context, int part, int parts) {
+    const step_k071_max_pool_pointers *p = context;
+    float *restrict t261 = p->t261;
+    const float *restrict t260 = p->t260;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t261 + lo * 6272, t260 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k071_max_pool(float *restrict t261, const float *restrict t260) {
-    mplc_max_pool(t261, t260, (mplc_window){64, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k071_max_pool_part, &(step_k071_max_pool_pointers){t261, t260});
 }
 
 /* %262 = im2col k3 s1 p1 %261 : [12544,288]
@@ -1314,10 +1842,26 @@ static void step_k071_max_pool(float *restrict t261, const float *restrict t260)
  * %265 = broadcast axes=[1] %209 : [12544,64]
  * %266 = add %264, %265 : [12544,64]
  * %267 = relu %266 : [12544,64] */
-static void step_k072_im2col_matmul_add_etc(float *restrict t267, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
+typedef struct {
+    float *t267;
+    const float *t261;
+    const float *t263;
+    const float *t209;
+    float *chunk;
+} step_k072_im2col_matmul_add_etc_pointers;
+
+static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k072_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t267 = p->t267;
+    const float *restrict t261 = p->t261;
+    const float *restrict t263 = p->t263;
+    const float *restrict t209 = p->t209;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 4) {
-        const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(64, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t261 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, t263, 64, 0.0f, t267 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
@@ -1331,25 +1875,63 @@ static void step_k072_im2col_matmul_add_etc(float *restrict t267, const float *r
     }
 }
 
+static void step_k072_im2col_matmul_add_etc(float *restrict t267, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
+    mplc_parallel(step_k072_im2col_matmul_add_etc_part, &(step_k072_im2col_matmul_add_etc_pointers){t267, t261, t263, t209, chunk});
+}
+
 /* %269 = max_pool k2 s2 p0 %268 : [64,7,7,64] */
+typedef struct {
+    float *t269;
+    const float *t268;
+} step_k073_max_pool_pointers;
+
+static void step_k073_max_pool_part(void *context, int part, int parts) {
+    const step_k073_max_pool_pointers *p = context;
+    float *restrict t269 = p->t269;
+    const float *restrict t268 = p->t268;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t269 + lo * 3136, t268 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k073_max_pool(float *restrict t269, const float *restrict t268) {
-    mplc_max_pool(t269, t268, (mplc_window){64, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k073_max_pool_part, &(step_k073_max_pool_pointers){t269, t268});
 }
 
 /* %271 = matmul %270, %221 : [64,128]
  * %272 = broadcast axes=[1] %230 : [64,128]
  * %273 = add %271, %272 : [64,128]
  * %274 = relu %273 : [64,128] */
-static void step_k074_matmul_add_relu(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 128, 3136, 1.0f, t270, 3136, t221, 128, 0.0f, t274, 128);
+typedef struct {
+    float *t274;
+    const float *t270;
+    const float *t221;
+    const float *t230;
+} step_k074_matmul_add_relu_pointers;
+
+static void step_k074_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k074_matmul_add_relu_pointers *p = context;
+    float *restrict t274 = p->t274;
+    const float *restrict t270 = p->t270;
+    const float *restrict t221 = p->t221;
+    const float *restrict t230 = p->t230;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t270 + lo * 3136, 3136, t221, 128, 0.0f, t274 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 64; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v273 = t274[i0 * 128 + i1] + t230[i1];
             const float v274 = v273 > 0.0f ? v273 : 0.0f;
             t274[i0 * 128 + i1] = v274;
         }
     }
+}
+
+static void step_k074_matmul_add_relu(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
+    mplc_parallel(step_k074_matmul_add_relu_part, &(step_k074_matmul_add_relu_pointers){t274, t270, t221, t230});
 }
 
 /* %275 = matmul %274, %242 : [64,10]
@@ -1517,28 +2099,95 @@ static void step_k089_reduce_sum(float *restrict t302, const float *restrict t30
 }
 
 /* %303 = matmul tB %301, %221 : [64,3136] */
+typedef struct {
+    float *t303;
+    const float *t301;
+    const float *t221;
+} step_k090_matmul_pointers;
+
+static void step_k090_matmul_part(void *context, int part, int parts) {
+    const step_k090_matmul_pointers *p = context;
+    float *restrict t303 = p->t303;
+    const float *restrict t301 = p->t301;
+    const float *restrict t221 = p->t221;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t301 + lo * 128, 128, t221, 128, 0.0f, t303 + lo * 3136, 3136);
+}
+
 static void step_k090_matmul(float *restrict t303, const float *restrict t301, const float *restrict t221) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 3136, 128, 1.0f, t301, 128, t221, 128, 0.0f, t303, 3136);
+    mplc_parallel(step_k090_matmul_part, &(step_k090_matmul_pointers){t303, t301, t221});
 }
 
 /* %304 = matmul tA %270, %301 : [3136,128] */
+typedef struct {
+    float *t304;
+    const float *t270;
+    const float *t301;
+} step_k091_matmul_pointers;
+
+static void step_k091_matmul_part(void *context, int part, int parts) {
+    const step_k091_matmul_pointers *p = context;
+    float *restrict t304 = p->t304;
+    const float *restrict t270 = p->t270;
+    const float *restrict t301 = p->t301;
+    size_t lo, hi;
+    mplc_part(3136, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t270 + lo, 3136, t301, 128, 0.0f, t304 + lo * 128, 128);
+}
+
 static void step_k091_matmul(float *restrict t304, const float *restrict t270, const float *restrict t301) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 64, 1.0f, t270, 3136, t301, 128, 0.0f, t304, 128);
+    mplc_parallel(step_k091_matmul_part, &(step_k091_matmul_pointers){t304, t270, t301});
 }
 
 /* %306 = max_pool_scatter k2 s2 p0 %268, %305 : [64,14,14,64] */
+typedef struct {
+    float *t306;
+    const float *t268;
+    const float *t305;
+} step_k092_max_pool_scatter_pointers;
+
+static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k092_max_pool_scatter_pointers *p = context;
+    float *restrict t306 = p->t306;
+    const float *restrict t268 = p->t268;
+    const float *restrict t305 = p->t305;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t306 + lo * 12544, t268 + lo * 12544, t305 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k092_max_pool_scatter(float *restrict t306, const float *restrict t268, const float *restrict t305) {
-    mplc_max_pool_scatter(t306, t268, t305, (mplc_window){64, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t306, t268, t305});
 }
 
 /* %307 = step %268 : [64,14,14,64]
  * %308 = mul %306, %307 : [64,14,14,64] */
-static void step_k093_step_mul(float *restrict t308, const float *restrict t268, const float *restrict t306) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t308;
+    const float *t268;
+    const float *t306;
+} step_k093_step_mul_pointers;
+
+static void step_k093_step_mul_part(void *context, int part, int parts) {
+    const step_k093_step_mul_pointers *p = context;
+    float *restrict t308 = p->t308;
+    const float *restrict t268 = p->t268;
+    const float *restrict t306 = p->t306;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v307 = t268[i] > 0.0f ? 1.0f : 0.0f;
         const float v308 = t306[i] * v307;
         t308[i] = v308;
     }
+}
+
+static void step_k093_step_mul(float *restrict t308, const float *restrict t268, const float *restrict t306) {
+    mplc_parallel(step_k093_step_mul_part, &(step_k093_step_mul_pointers){t308, t268, t306});
 }
 
 /* %310 = reduce_sum axes=[0] %309 : [64] */
@@ -1553,39 +2202,114 @@ static void step_k094_reduce_sum(float *restrict t310, const float *restrict t30
 
 /* %311 = matmul tB %309, %263 : [12544,288]
  * %314 = col2im k3 s1 p1 %311 : [64,14,14,32] */
-static void step_k095_matmul_col2im(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
+typedef struct {
+    float *t314;
+    const float *t309;
+    const float *t263;
+    float *chunk;
+} step_k095_matmul_col2im_pointers;
+
+static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k095_matmul_col2im_pointers *p = context;
+    float *restrict t314 = p->t314;
+    const float *restrict t309 = p->t309;
+    const float *restrict t263 = p->t263;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 64; n0 += 4) {
-        const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(64, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t309 + (size_t)n0 * 12544, 64, t263, 64, 0.0f, chunk, 288);
         mplc_col2im(t314 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
+static void step_k095_matmul_col2im(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
+    mplc_parallel(step_k095_matmul_col2im_part, &(step_k095_matmul_col2im_pointers){t314, t309, t263, chunk});
+}
+
 /* %262 = im2col k3 s1 p1 %261 : [12544,288]
  * %312 = matmul tA %262, %309 : [288,64] */
-static void step_k096_im2col_matmul(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
+typedef struct {
+    float *t312;
+    const float *t261;
+    const float *t309;
+    float *chunk;
+} step_k096_im2col_matmul_pointers;
+
+static void step_k096_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k096_im2col_matmul_pointers *p = context;
+    float *restrict t312 = p->t312;
+    const float *restrict t261 = p->t261;
+    const float *restrict t309 = p->t309;
+    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 4) {
-        const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(64, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t312 : chunk + 225792;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t261 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t309 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t312, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t309 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k096_im2col_matmul(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
+    mplc_parallel(step_k096_im2col_matmul_part, &(step_k096_im2col_matmul_pointers){t312, t261, t309, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        for (int i = 0; i < 18432; i++) t312[i] += partial[i];
     }
 }
 
 /* %315 = max_pool_scatter k2 s2 p0 %260, %314 : [64,28,28,32] */
+typedef struct {
+    float *t315;
+    const float *t260;
+    const float *t314;
+} step_k097_max_pool_scatter_pointers;
+
+static void step_k097_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k097_max_pool_scatter_pointers *p = context;
+    float *restrict t315 = p->t315;
+    const float *restrict t260 = p->t260;
+    const float *restrict t314 = p->t314;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t315 + lo * 25088, t260 + lo * 25088, t314 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k097_max_pool_scatter(float *restrict t315, const float *restrict t260, const float *restrict t314) {
-    mplc_max_pool_scatter(t315, t260, t314, (mplc_window){64, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k097_max_pool_scatter_part, &(step_k097_max_pool_scatter_pointers){t315, t260, t314});
 }
 
 /* %316 = step %260 : [64,28,28,32]
  * %317 = mul %315, %316 : [64,28,28,32] */
-static void step_k098_step_mul(float *restrict t317, const float *restrict t260, const float *restrict t315) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t317;
+    const float *t260;
+    const float *t315;
+} step_k098_step_mul_pointers;
+
+static void step_k098_step_mul_part(void *context, int part, int parts) {
+    const step_k098_step_mul_pointers *p = context;
+    float *restrict t317 = p->t317;
+    const float *restrict t260 = p->t260;
+    const float *restrict t315 = p->t315;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
         const float v316 = t260[i] > 0.0f ? 1.0f : 0.0f;
         const float v317 = t315[i] * v316;
         t317[i] = v317;
     }
+}
+
+static void step_k098_step_mul(float *restrict t317, const float *restrict t260, const float *restrict t315) {
+    mplc_parallel(step_k098_step_mul_part, &(step_k098_step_mul_pointers){t317, t260, t315});
 }
 
 /* %319 = reduce_sum axes=[0] %318 : [32] */
@@ -1600,12 +2324,28 @@ static void step_k099_reduce_sum(float *restrict t319, const float *restrict t31
 
 /* %254 = im2col k3 s1 p1 %98 : [50176,9]
  * %320 = matmul tA %254, %318 : [9,32] */
-static void step_k100_im2col_matmul(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
+typedef struct {
+    float *t320;
+    const float *in_x;
+    const float *t318;
+    float *chunk;
+} step_k100_im2col_matmul_pointers;
+
+static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k100_im2col_matmul_pointers *p = context;
+    float *restrict t320 = p->t320;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t318 = p->t318;
+    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(64, 10, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t320 : chunk + 70560;
+    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 64; n0 += 10) {
-        const int nb = 64 - n0 < 10 ? 64 - n0 : 10;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -1622,7 +2362,15 @@ static void step_k100_im2col_matmul(float *restrict t320, const float *restrict 
             for (int i = 0; i < 288; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 288; i++) t320[i] = total[i];
+    for (int i = 0; i < 288; i++) sum[i] = total[i];
+}
+
+static void step_k100_im2col_matmul(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
+    mplc_parallel(step_k100_im2col_matmul_part, &(step_k100_im2col_matmul_pointers){t320, in_x, t318, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 70848 + 70560;
+        for (int i = 0; i < 288; i++) t320[i] += partial[i];
+    }
 }
 
 /* %322 = mul %321, %167 : [3,3,1,32]
@@ -1993,48 +2741,165 @@ static void step_k131_add(float *restrict t392, const float *restrict t390, cons
 }
 
 /* %393 = matmul tB %387, %4 : [64,3136] */
+typedef struct {
+    float *t393;
+    const float *t387;
+    const float *in_teacher_dense7_weight;
+} step_k132_matmul_pointers;
+
+static void step_k132_matmul_part(void *context, int part, int parts) {
+    const step_k132_matmul_pointers *p = context;
+    float *restrict t393 = p->t393;
+    const float *restrict t387 = p->t387;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t387 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t393 + lo * 3136, 3136);
+}
+
 static void step_k132_matmul(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 3136, 128, 1.0f, t387, 128, in_teacher_dense7_weight, 128, 0.0f, t393, 3136);
+    mplc_parallel(step_k132_matmul_part, &(step_k132_matmul_pointers){t393, t387, in_teacher_dense7_weight});
 }
 
 /* %394 = matmul tB %389, %4 : [448,3136] */
+typedef struct {
+    float *t394;
+    const float *t389;
+    const float *in_teacher_dense7_weight;
+} step_k133_matmul_pointers;
+
+static void step_k133_matmul_part(void *context, int part, int parts) {
+    const step_k133_matmul_pointers *p = context;
+    float *restrict t394 = p->t394;
+    const float *restrict t389 = p->t389;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    size_t lo, hi;
+    mplc_part(448, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t394 + lo * 3136, 3136);
+}
+
 static void step_k133_matmul(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 3136, 128, 1.0f, t389, 128, in_teacher_dense7_weight, 128, 0.0f, t394, 3136);
+    mplc_parallel(step_k133_matmul_part, &(step_k133_matmul_pointers){t394, t389, in_teacher_dense7_weight});
 }
 
 /* %400 = matmul tA %399, %389 : [3136,128] */
+typedef struct {
+    float *t400;
+    const float *t399;
+    const float *t389;
+} step_k134_matmul_pointers;
+
+static void step_k134_matmul_part(void *context, int part, int parts) {
+    const step_k134_matmul_pointers *p = context;
+    float *restrict t400 = p->t400;
+    const float *restrict t399 = p->t399;
+    const float *restrict t389 = p->t389;
+    size_t lo, hi;
+    mplc_part(3136, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t399 + lo, 3136, t389, 128, 0.0f, t400 + lo * 128, 128);
+}
+
 static void step_k134_matmul(float *restrict t400, const float *restrict t399, const float *restrict t389) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 448, 1.0f, t399, 3136, t389, 128, 0.0f, t400, 128);
+    mplc_parallel(step_k134_matmul_part, &(step_k134_matmul_pointers){t400, t399, t389});
 }
 
 /* %406 = max_pool_scatter k2 s2 p0 %405, %402 : [64,14,14,64] */
+typedef struct {
+    float *t406;
+    const float *t405;
+    const float *t402;
+} step_k135_max_pool_scatter_pointers;
+
+static void step_k135_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k135_max_pool_scatter_pointers *p = context;
+    float *restrict t406 = p->t406;
+    const float *restrict t405 = p->t405;
+    const float *restrict t402 = p->t402;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t406 + lo * 12544, t405 + lo * 12544, t402 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k135_max_pool_scatter(float *restrict t406, const float *restrict t405, const float *restrict t402) {
-    mplc_max_pool_scatter(t406, t405, t402, (mplc_window){64, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k135_max_pool_scatter_part, &(step_k135_max_pool_scatter_pointers){t406, t405, t402});
 }
 
 /* %409 = max_pool_scatter k2 s2 p0 %408, %403 : [448,14,14,64] */
+typedef struct {
+    float *t409;
+    const float *t408;
+    const float *t403;
+} step_k136_max_pool_scatter_pointers;
+
+static void step_k136_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k136_max_pool_scatter_pointers *p = context;
+    float *restrict t409 = p->t409;
+    const float *restrict t408 = p->t408;
+    const float *restrict t403 = p->t403;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t409 + lo * 12544, t408 + lo * 12544, t403 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void step_k136_max_pool_scatter(float *restrict t409, const float *restrict t408, const float *restrict t403) {
-    mplc_max_pool_scatter(t409, t408, t403, (mplc_window){448, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(step_k136_max_pool_scatter_part, &(step_k136_max_pool_scatter_pointers){t409, t408, t403});
 }
 
 /* %410 = step %405 : [64,14,14,64]
  * %411 = mul %406, %410 : [64,14,14,64] */
-static void step_k137_step_mul(float *restrict t411, const float *restrict t405, const float *restrict t406) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t411;
+    const float *t405;
+    const float *t406;
+} step_k137_step_mul_pointers;
+
+static void step_k137_step_mul_part(void *context, int part, int parts) {
+    const step_k137_step_mul_pointers *p = context;
+    float *restrict t411 = p->t411;
+    const float *restrict t405 = p->t405;
+    const float *restrict t406 = p->t406;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v410 = t405[i] > 0.0f ? 1.0f : 0.0f;
         const float v411 = t406[i] * v410;
         t411[i] = v411;
     }
 }
 
+static void step_k137_step_mul(float *restrict t411, const float *restrict t405, const float *restrict t406) {
+    mplc_parallel(step_k137_step_mul_part, &(step_k137_step_mul_pointers){t411, t405, t406});
+}
+
 /* %412 = step %408 : [448,14,14,64]
  * %413 = mul %409, %412 : [448,14,14,64] */
-static void step_k138_step_mul(float *restrict t413, const float *restrict t408, const float *restrict t409) {
-    for (size_t i = 0; i < 5619712; i++) {
+typedef struct {
+    float *t413;
+    const float *t408;
+    const float *t409;
+} step_k138_step_mul_pointers;
+
+static void step_k138_step_mul_part(void *context, int part, int parts) {
+    const step_k138_step_mul_pointers *p = context;
+    float *restrict t413 = p->t413;
+    const float *restrict t408 = p->t408;
+    const float *restrict t409 = p->t409;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v412 = t408[i] > 0.0f ? 1.0f : 0.0f;
         const float v413 = t409[i] * v412;
         t413[i] = v413;
     }
+}
+
+static void step_k138_step_mul(float *restrict t413, const float *restrict t408, const float *restrict t409) {
+    mplc_parallel(step_k138_step_mul_part, &(step_k138_step_mul_pointers){t413, t408, t409});
 }
 
 /* %416 = reduce_sum axes=[0] %414 : [64] */
@@ -2067,46 +2932,132 @@ static void step_k141_add(float *restrict t418, const float *restrict t416, cons
 
 /* %419 = matmul tB %414, %31 : [12544,288]
  * %429 = col2im k3 s1 p1 %419 : [64,14,14,32] */
-static void step_k142_matmul_col2im(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t429;
+    const float *t414;
+    const float *in_teacher_conv3_weight;
+    float *chunk;
+} step_k142_matmul_col2im_pointers;
+
+static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k142_matmul_col2im_pointers *p = context;
+    float *restrict t429 = p->t429;
+    const float *restrict t414 = p->t414;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 64; n0 += 4) {
-        const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(64, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t414 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t429 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
+static void step_k142_matmul_col2im(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k142_matmul_col2im_part, &(step_k142_matmul_col2im_pointers){t429, t414, in_teacher_conv3_weight, chunk});
+}
+
 /* %420 = matmul tB %415, %31 : [87808,288]
  * %430 = col2im k3 s1 p1 %420 : [448,14,14,32] */
-static void step_k143_matmul_col2im(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t430;
+    const float *t415;
+    const float *in_teacher_conv3_weight;
+    float *chunk;
+} step_k143_matmul_col2im_pointers;
+
+static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k143_matmul_col2im_pointers *p = context;
+    float *restrict t430 = p->t430;
+    const float *restrict t415 = p->t415;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 448; n0 += 4) {
-        const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(448, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t415 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t430 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
+static void step_k143_matmul_col2im(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k143_matmul_col2im_part, &(step_k143_matmul_col2im_pointers){t430, t415, in_teacher_conv3_weight, chunk});
+}
+
 /* %425 = im2col k3 s1 p1 %424 : [87808,288]
  * %426 = matmul tA %425, %415 : [288,64] */
-static void step_k144_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
+typedef struct {
+    float *t426;
+    const float *t424;
+    const float *t415;
+    float *chunk;
+} step_k144_im2col_matmul_pointers;
+
+static void step_k144_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k144_im2col_matmul_pointers *p = context;
+    float *restrict t426 = p->t426;
+    const float *restrict t424 = p->t424;
+    const float *restrict t415 = p->t415;
+    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 448; n0 += 4) {
-        const int nb = 448 - n0 < 4 ? 448 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(448, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t426 : chunk + 225792;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t415 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t426, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t415 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k144_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
+    mplc_parallel(step_k144_im2col_matmul_part, &(step_k144_im2col_matmul_pointers){t426, t424, t415, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        for (int i = 0; i < 18432; i++) t426[i] += partial[i];
     }
 }
 
 /* %422 = im2col k3 s1 p1 %421 : [12544,288]
  * %423 = matmul tA %422, %414 : [288,64]
  * %427 = add %423, %426 : [288,64] */
-static void step_k145_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
+typedef struct {
+    float *t427;
+    const float *t421;
+    const float *t414;
+    const float *t426;
+    float *chunk;
+} step_k145_im2col_matmul_add_pointers;
+
+static void step_k145_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k145_im2col_matmul_add_pointers *p = context;
+    float *restrict t427 = p->t427;
+    const float *restrict t421 = p->t421;
+    const float *restrict t414 = p->t414;
+    const float *restrict t426 = p->t426; (void)t426; /* used after the parts */
+    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 64; n0 += 4) {
-        const int nb = 64 - n0 < 4 ? 64 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(64, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t427 : chunk + 225792;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t421 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t414 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t427, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t414 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k145_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
+    mplc_parallel(step_k145_im2col_matmul_add_part, &(step_k145_im2col_matmul_add_pointers){t427, t421, t414, t426, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        for (int i = 0; i < 18432; i++) t427[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 18432; i++) {
@@ -2116,33 +3067,99 @@ static void step_k145_im2col_matmul_add(float *restrict t427, const float *restr
 }
 
 /* %433 = max_pool_scatter k2 s2 p0 %432, %429 : [64,28,28,32] */
+typedef struct {
+    float *t433;
+    const float *t432;
+    const float *t429;
+} step_k146_max_pool_scatter_pointers;
+
+static void step_k146_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k146_max_pool_scatter_pointers *p = context;
+    float *restrict t433 = p->t433;
+    const float *restrict t432 = p->t432;
+    const float *restrict t429 = p->t429;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t433 + lo * 25088, t432 + lo * 25088, t429 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k146_max_pool_scatter(float *restrict t433, const float *restrict t432, const float *restrict t429) {
-    mplc_max_pool_scatter(t433, t432, t429, (mplc_window){64, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k146_max_pool_scatter_part, &(step_k146_max_pool_scatter_pointers){t433, t432, t429});
 }
 
 /* %436 = max_pool_scatter k2 s2 p0 %435, %430 : [448,28,28,32] */
+typedef struct {
+    float *t436;
+    const float *t435;
+    const float *t430;
+} step_k147_max_pool_scatter_pointers;
+
+static void step_k147_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k147_max_pool_scatter_pointers *p = context;
+    float *restrict t436 = p->t436;
+    const float *restrict t435 = p->t435;
+    const float *restrict t430 = p->t430;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t436 + lo * 25088, t435 + lo * 25088, t430 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void step_k147_max_pool_scatter(float *restrict t436, const float *restrict t435, const float *restrict t430) {
-    mplc_max_pool_scatter(t436, t435, t430, (mplc_window){448, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(step_k147_max_pool_scatter_part, &(step_k147_max_pool_scatter_pointers){t436, t435, t430});
 }
 
 /* %437 = step %432 : [64,28,28,32]
  * %438 = mul %433, %437 : [64,28,28,32] */
-static void step_k148_step_mul(float *restrict t438, const float *restrict t432, const float *restrict t433) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t438;
+    const float *t432;
+    const float *t433;
+} step_k148_step_mul_pointers;
+
+static void step_k148_step_mul_part(void *context, int part, int parts) {
+    const step_k148_step_mul_pointers *p = context;
+    float *restrict t438 = p->t438;
+    const float *restrict t432 = p->t432;
+    const float *restrict t433 = p->t433;
+    size_t lo, hi;
+    mplc_part(64, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
         const float v437 = t432[i] > 0.0f ? 1.0f : 0.0f;
         const float v438 = t433[i] * v437;
         t438[i] = v438;
     }
 }
 
+static void step_k148_step_mul(float *restrict t438, const float *restrict t432, const float *restrict t433) {
+    mplc_parallel(step_k148_step_mul_part, &(step_k148_step_mul_pointers){t438, t432, t433});
+}
+
 /* %439 = step %435 : [448,28,28,32]
  * %440 = mul %436, %439 : [448,28,28,32] */
-static void step_k149_step_mul(float *restrict t440, const float *restrict t435, const float *restrict t436) {
-    for (size_t i = 0; i < 11239424; i++) {
+typedef struct {
+    float *t440;
+    const float *t435;
+    const float *t436;
+} step_k149_step_mul_pointers;
+
+static void step_k149_step_mul_part(void *context, int part, int parts) {
+    const step_k149_step_mul_pointers *p = context;
+    float *restrict t440 = p->t440;
+    const float *restrict t435 = p->t435;
+    const float *restrict t436 = p->t436;
+    size_t lo, hi;
+    mplc_part(448, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
         const float v439 = t435[i] > 0.0f ? 1.0f : 0.0f;
         const float v440 = t436[i] * v439;
         t440[i] = v440;
     }
+}
+
+static void step_k149_step_mul(float *restrict t440, const float *restrict t435, const float *restrict t436) {
+    mplc_parallel(step_k149_step_mul_part, &(step_k149_step_mul_pointers){t440, t435, t436});
 }
 
 /* %443 = reduce_sum axes=[0] %441 : [32] */
@@ -2175,12 +3192,28 @@ static void step_k152_add(float *restrict t445, const float *restrict t443, cons
 
 /* %99 = im2col k3 s1 p1 %97 : [351232,9]
  * %447 = matmul tA %99, %442 : [9,32] */
-static void step_k153_im2col_matmul(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
+typedef struct {
+    float *t447;
+    const float *t97;
+    const float *t442;
+    float *chunk;
+} step_k153_im2col_matmul_pointers;
+
+static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k153_im2col_matmul_pointers *p = context;
+    float *restrict t447 = p->t447;
+    const float *restrict t97 = p->t97;
+    const float *restrict t442 = p->t442;
+    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(448, 10, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t447 : chunk + 70560;
+    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 448; n0 += 10) {
-        const int nb = 448 - n0 < 10 ? 448 - n0 : 10;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2197,18 +3230,44 @@ static void step_k153_im2col_matmul(float *restrict t447, const float *restrict 
             for (int i = 0; i < 288; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 288; i++) t447[i] = total[i];
+    for (int i = 0; i < 288; i++) sum[i] = total[i];
+}
+
+static void step_k153_im2col_matmul(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
+    mplc_parallel(step_k153_im2col_matmul_part, &(step_k153_im2col_matmul_pointers){t447, t97, t442, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 70848 + 70560;
+        for (int i = 0; i < 288; i++) t447[i] += partial[i];
+    }
 }
 
 /* %254 = im2col k3 s1 p1 %98 : [50176,9]
  * %446 = matmul tA %254, %441 : [9,32]
  * %448 = add %446, %447 : [9,32] */
-static void step_k154_im2col_matmul_add(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
+typedef struct {
+    float *t448;
+    const float *in_x;
+    const float *t441;
+    const float *t447;
+    float *chunk;
+} step_k154_im2col_matmul_add_pointers;
+
+static void step_k154_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k154_im2col_matmul_add_pointers *p = context;
+    float *restrict t448 = p->t448;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t441 = p->t441;
+    const float *restrict t447 = p->t447; (void)t447; /* used after the parts */
+    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(64, 10, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t448 : chunk + 70560;
+    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 64; n0 += 10) {
-        const int nb = 64 - n0 < 10 ? 64 - n0 : 10;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2225,7 +3284,15 @@ static void step_k154_im2col_matmul_add(float *restrict t448, const float *restr
             for (int i = 0; i < 288; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 288; i++) t448[i] = total[i];
+    for (int i = 0; i < 288; i++) sum[i] = total[i];
+}
+
+static void step_k154_im2col_matmul_add(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
+    mplc_parallel(step_k154_im2col_matmul_add_part, &(step_k154_im2col_matmul_add_pointers){t448, in_x, t441, t447, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 70848 + 70560;
+        for (int i = 0; i < 288; i++) t448[i] += partial[i];
+    }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 288; i++) {
         const float v448 = t448[i] + t447[i];
@@ -2350,10 +3417,31 @@ static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias
  * %495 = sub %4, %494 : [3136,128]
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k159_matmul_add_mul_etc(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 64, 1.0f, t396, 3136, t387, 128, 0.0f, t488, 128);
+typedef struct {
+    float *t488;
+    float *in_teacher_momentum_dense7_weight;
+    float *in_teacher_dense7_weight;
+    const float *t396;
+    const float *t387;
+    const float *t400;
+    const float *in_lr_teacher;
+} step_k159_matmul_add_mul_etc_pointers;
+
+static void step_k159_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k159_matmul_add_mul_etc_pointers *p = context;
+    float *restrict t488 = p->t488;
+    float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
+    float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    const float *restrict t396 = p->t396;
+    const float *restrict t387 = p->t387;
+    const float *restrict t400 = p->t400;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(3136, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t396 + lo, 3136, t387, 128, 0.0f, t488 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v401 = t488[i] + t400[i];
         const float v487 = in_teacher_dense7_weight[i] * 0.0005f;
         const float v488 = v401 + v487;
@@ -2367,6 +3455,10 @@ static void step_k159_matmul_add_mul_etc(float *restrict t488, float *restrict i
         in_teacher_momentum_dense7_weight[i] = v490;
         in_teacher_dense7_weight[i] = v495;
     }
+}
+
+static void step_k159_matmul_add_mul_etc(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k159_matmul_add_mul_etc_part, &(step_k159_matmul_add_mul_etc_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
 }
 
 /* %223 = constant 0.9 : [128]
@@ -2482,7 +3574,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k028_reduce_sum(scratch + 79436288, scratch + 79435392);
     step_k029_mul(io + 753376, scratch + 79436288);
     step_k030_one_hot_argmax(scratch + 79428352, scratch + 78881792);
-    step_k031_im2col_matmul_add_etc(scratch + 36126720, io + 401408, state + 421648, state + 421936, scratch + 78876672);
+    step_k031_im2col_matmul_add_etc(scratch + 36126720, io + 401408, state + 421648, state + 421936, scratch + 47366144);
     step_k032_max_pool(scratch + 64225280, scratch + 36126720);
     step_k033_im2col_matmul_add_etc(scratch + 47366144, scratch + 64225280, state + 421968, state + 440400, scratch + 67035136);
     step_k034_max_pool(scratch + 67035136, scratch + 47366144);
@@ -2511,56 +3603,56 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k057_im2col_matmul(scratch + 79400960, scratch + 64225280, scratch + 58605568, scratch + 47366144);
     step_k058_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 67035136);
     step_k059_step_mul(scratch + 58605568, scratch + 36126720, scratch + 47366144);
-    step_k060_reduce_sum(scratch + 41365216, scratch + 58605568);
-    step_k061_im2col_matmul(scratch + 41364736, io + 401408, scratch + 58605568, scratch + 36126720);
-    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 41364736, io + 753296);
-    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 41365216, io + 753296);
+    step_k060_reduce_sum(scratch + 42114784, scratch + 58605568);
+    step_k061_im2col_matmul(scratch + 42114304, io + 401408, scratch + 58605568, scratch + 36126720);
+    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 42114304, io + 753296);
+    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 42114784, io + 753296);
     step_k064_mul_add_sub(state + 1265264, state + 421968, scratch + 79400960, io + 753296);
     step_k065_mul_add_sub(state + 1283696, state + 440400, scratch + 79436480, io + 753296);
     step_k066_mul_add_sub(state + 1283760, state + 440464, scratch + 78876672, io + 753296);
     step_k067_mul_add_sub(state + 1685168, state + 841872, scratch + 79436288, io + 753296);
     step_k068_mul_add_sub(state + 1685296, state + 842000, scratch + 79432832, io + 753296);
     step_k069_mul_add_sub(state + 1686576, state + 843280, scratch + 79436544, io + 753296);
-    step_k070_im2col_matmul_add_etc(scratch + 36126720, io, state + 421648, state + 421936, scratch + 37732352);
-    step_k071_max_pool(scratch + 40140800, scratch + 36126720);
-    step_k072_im2col_matmul_add_etc(scratch + 37732352, scratch + 40140800, state + 421968, state + 440400, scratch + 38535168);
-    step_k073_max_pool(scratch + 40542208, scratch + 37732352);
-    step_k074_matmul_add_relu(scratch + 38535168, scratch + 40542208, state + 440464, state + 841872);
-    step_k075_matmul_add(scratch + 38543360, scratch + 38535168, state + 842000, state + 843280);
-    step_k076_reduce_max(scratch + 40742912, scratch + 38543360);
-    step_k077_sub_exp(scratch + 38544000, scratch + 38544640, scratch + 38543360, scratch + 40742912);
-    step_k078_reduce_sum(scratch + 40742912, scratch + 38544640);
-    step_k079_log(scratch + 38543360, scratch + 40742912);
-    step_k080_sub_mul_reduce_sum(scratch + 41365024, scratch + 38544000, scratch + 38543360, io + 752640);
-    step_k081_mul(io + 753408, scratch + 41365024);
-    step_k082_mul(scratch + 38543360, io + 752640);
-    step_k083_neg_reduce_sum(scratch + 38544000, scratch + 38543360);
-    step_k084_div(scratch + 38544064, scratch + 38544000, scratch + 40742912);
-    step_k085_mul_add(scratch + 40742912, scratch + 38544064, scratch + 38544640, scratch + 38543360);
-    step_k086_reduce_sum(scratch + 41365248, scratch + 40742912);
-    step_k087_matmul(scratch + 41363456, scratch + 38535168, scratch + 40742912);
-    step_k088_matmul_step_mul(scratch + 38543360, scratch + 40742912, state + 842000, scratch + 38535168);
-    step_k089_reduce_sum(scratch + 41365024, scratch + 38543360);
-    step_k090_matmul(scratch + 40742912, scratch + 38543360, state + 440464);
-    step_k091_matmul(scratch + 40943616, scratch + 40542208, scratch + 38543360);
-    step_k092_max_pool_scatter(scratch + 38535168, scratch + 37732352, scratch + 40742912);
-    step_k093_step_mul(scratch + 39337984, scratch + 37732352, scratch + 38535168);
-    step_k094_reduce_sum(scratch + 41365152, scratch + 39337984);
-    step_k095_matmul_col2im(scratch + 40542208, scratch + 39337984, state + 421968, scratch + 37732352);
-    step_k096_im2col_matmul(scratch + 41345024, scratch + 40140800, scratch + 39337984, scratch + 37732352);
-    step_k097_max_pool_scatter(scratch + 37732352, scratch + 36126720, scratch + 40542208);
-    step_k098_step_mul(scratch + 39337984, scratch + 36126720, scratch + 37732352);
-    step_k099_reduce_sum(scratch + 36197568, scratch + 39337984);
-    step_k100_im2col_matmul(scratch + 36197280, io, scratch + 39337984, scratch + 36126720);
-    step_k101_mul_reduce_sum(scratch + 36126720, scratch + 36197280, scratch + 41364736);
-    step_k102_mul_reduce_sum(scratch + 41364736, scratch + 36197568, scratch + 41365216);
-    step_k103_mul_reduce_sum(scratch + 41365216, scratch + 41345024, scratch + 79400960);
-    step_k104_mul_reduce_sum(scratch + 41365232, scratch + 41365152, scratch + 79436480);
-    step_k105_mul_reduce_sum(scratch + 41365152, scratch + 40943616, scratch + 78876672);
-    step_k106_mul_reduce_sum(scratch + 41365168, scratch + 41365024, scratch + 79436288);
-    step_k107_mul_reduce_sum(scratch + 41365184, scratch + 41363456, scratch + 79432832);
-    step_k108_mul_reduce_sum(scratch + 41365200, scratch + 41365248, scratch + 79436544);
-    step_k109_mul_add(io + 753424, scratch + 79436288, io + 753296, scratch + 36126720, scratch + 41364736, scratch + 41365216, scratch + 41365232, scratch + 41365152, scratch + 41365168, scratch + 41365184, scratch + 41365200, io + 753328);
+    step_k070_im2col_matmul_add_etc(scratch + 38080512, io, state + 421648, state + 421936, scratch + 36126720);
+    step_k071_max_pool(scratch + 41291776, scratch + 38080512);
+    step_k072_im2col_matmul_add_etc(scratch + 39686144, scratch + 41291776, state + 421968, state + 440400, scratch + 36126720);
+    step_k073_max_pool(scratch + 40488960, scratch + 39686144);
+    step_k074_matmul_add_relu(scratch + 40689664, scratch + 40488960, state + 440464, state + 841872);
+    step_k075_matmul_add(scratch + 40697856, scratch + 40689664, state + 842000, state + 843280);
+    step_k076_reduce_max(scratch + 41693184, scratch + 40697856);
+    step_k077_sub_exp(scratch + 40698496, scratch + 40699136, scratch + 40697856, scratch + 41693184);
+    step_k078_reduce_sum(scratch + 41693184, scratch + 40699136);
+    step_k079_log(scratch + 40697856, scratch + 41693184);
+    step_k080_sub_mul_reduce_sum(scratch + 42114592, scratch + 40698496, scratch + 40697856, io + 752640);
+    step_k081_mul(io + 753408, scratch + 42114592);
+    step_k082_mul(scratch + 40697856, io + 752640);
+    step_k083_neg_reduce_sum(scratch + 40698496, scratch + 40697856);
+    step_k084_div(scratch + 41693248, scratch + 40698496, scratch + 41693184);
+    step_k085_mul_add(scratch + 40698496, scratch + 41693248, scratch + 40699136, scratch + 40697856);
+    step_k086_reduce_sum(scratch + 42114816, scratch + 40698496);
+    step_k087_matmul(scratch + 42113024, scratch + 40689664, scratch + 40698496);
+    step_k088_matmul_step_mul(scratch + 40890368, scratch + 40698496, state + 842000, scratch + 40689664);
+    step_k089_reduce_sum(scratch + 42114592, scratch + 40890368);
+    step_k090_matmul(scratch + 40689664, scratch + 40890368, state + 440464);
+    step_k091_matmul(scratch + 41693184, scratch + 40488960, scratch + 40890368);
+    step_k092_max_pool_scatter(scratch + 36126720, scratch + 39686144, scratch + 40689664);
+    step_k093_step_mul(scratch + 40488960, scratch + 39686144, scratch + 36126720);
+    step_k094_reduce_sum(scratch + 42114720, scratch + 40488960);
+    step_k095_matmul_col2im(scratch + 39686144, scratch + 40488960, state + 421968, scratch + 36126720);
+    step_k096_im2col_matmul(scratch + 42094592, scratch + 41291776, scratch + 40488960, scratch + 36126720);
+    step_k097_max_pool_scatter(scratch + 36126720, scratch + 38080512, scratch + 39686144);
+    step_k098_step_mul(scratch + 39686144, scratch + 38080512, scratch + 36126720);
+    step_k099_reduce_sum(scratch + 41292064, scratch + 39686144);
+    step_k100_im2col_matmul(scratch + 41291776, io, scratch + 39686144, scratch + 36126720);
+    step_k101_mul_reduce_sum(scratch + 41292096, scratch + 41291776, scratch + 42114304);
+    step_k102_mul_reduce_sum(scratch + 42114304, scratch + 41292064, scratch + 42114784);
+    step_k103_mul_reduce_sum(scratch + 42114784, scratch + 42094592, scratch + 79400960);
+    step_k104_mul_reduce_sum(scratch + 42114800, scratch + 42114720, scratch + 79436480);
+    step_k105_mul_reduce_sum(scratch + 42114720, scratch + 41693184, scratch + 78876672);
+    step_k106_mul_reduce_sum(scratch + 42114736, scratch + 42114592, scratch + 79436288);
+    step_k107_mul_reduce_sum(scratch + 42114752, scratch + 42113024, scratch + 79432832);
+    step_k108_mul_reduce_sum(scratch + 42114768, scratch + 42114816, scratch + 79436544);
+    step_k109_mul_add(io + 753424, scratch + 79436288, io + 753296, scratch + 41292096, scratch + 42114304, scratch + 42114784, scratch + 42114800, scratch + 42114720, scratch + 42114736, scratch + 42114752, scratch + 42114768, io + 753328);
     step_k110_mul(scratch + 79400960, scratch + 79436288, scratch + 79428352);
     step_k111_neg_reduce_sum(scratch + 79428352, scratch + 79400960);
     step_k112_div(scratch + 79414400, scratch + 79428352, scratch + 79435840);
@@ -2578,40 +3670,40 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k124_reduce_sum(scratch + 79400976, scratch + 79409920);
     step_k125_add(scratch + 79402880, scratch + 79400960, scratch + 79400976);
     step_k126_matmul(scratch + 79400960, scratch + 79343616, scratch + 79409920);
-    step_k127_matmul_step_mul(scratch + 78965664, scratch + 79402240, state + 420352, scratch + 79278080);
+    step_k127_matmul_step_mul(scratch + 78934016, scratch + 79402240, state + 420352, scratch + 79278080);
     step_k128_matmul_step_mul(scratch + 78876672, scratch + 79409920, state + 420352, scratch + 79343616);
-    step_k129_reduce_sum(scratch + 78934016, scratch + 78965664);
-    step_k130_reduce_sum(scratch + 78934144, scratch + 78876672);
-    step_k131_add(scratch + 78974432, scratch + 78934016, scratch + 78934144);
-    step_k132_matmul(scratch + 43954176, scratch + 78965664, state + 18816);
+    step_k129_reduce_sum(scratch + 78942208, scratch + 78934016);
+    step_k130_reduce_sum(scratch + 78942336, scratch + 78876672);
+    step_k131_add(scratch + 78942464, scratch + 78942208, scratch + 78942336);
+    step_k132_matmul(scratch + 43954176, scratch + 78934016, state + 18816);
     step_k133_matmul(scratch + 41746432, scratch + 78876672, state + 18816);
-    step_k134_matmul(scratch + 48168960, scratch + 77471744, scratch + 78876672);
+    step_k134_matmul(scratch + 48735744, scratch + 77471744, scratch + 78876672);
     step_k135_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 43954176);
     step_k136_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
     step_k137_step_mul(scratch + 47366144, scratch + 24084480, scratch + 43151360);
     step_k138_step_mul(scratch + 41746432, scratch + 30507008, scratch + 36126720);
-    step_k139_reduce_sum(scratch + 78973856, scratch + 47366144);
-    step_k140_reduce_sum(scratch + 78973920, scratch + 41746432);
-    step_k141_add(scratch + 78974560, scratch + 78973856, scratch + 78973920);
-    step_k142_matmul_col2im(scratch + 39739392, scratch + 47366144, state + 320, scratch + 40140800);
+    step_k139_reduce_sum(scratch + 78942208, scratch + 47366144);
+    step_k140_reduce_sum(scratch + 78942272, scratch + 41746432);
+    step_k141_add(scratch + 78942336, scratch + 78942208, scratch + 78942272);
+    step_k142_matmul_col2im(scratch + 48168960, scratch + 47366144, state + 320, scratch + 24084480);
     step_k143_matmul_col2im(scratch + 35323904, scratch + 41746432, state + 320, scratch + 38133760);
-    step_k144_im2col_matmul(scratch + 78876672, scratch + 73056256, scratch + 41746432, scratch + 38133760);
-    step_k145_im2col_matmul_add(scratch + 78947232, scratch + 69844992, scratch + 47366144, scratch + 78876672, scratch + 38133760);
-    step_k146_max_pool_scatter(scratch + 38133760, scratch, scratch + 39739392);
+    step_k144_im2col_matmul(scratch + 48570368, scratch + 73056256, scratch + 41746432, scratch + 38133760);
+    step_k145_im2col_matmul_add(scratch + 78876672, scratch + 69844992, scratch + 47366144, scratch + 48570368, scratch + 24084480);
+    step_k146_max_pool_scatter(scratch + 38133760, scratch, scratch + 48168960);
     step_k147_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
     step_k148_step_mul(scratch + 46563328, scratch, scratch + 38133760);
     step_k149_step_mul(scratch + 35323904, scratch + 12845056, scratch + 24084480);
-    step_k150_reduce_sum(scratch + 78973856, scratch + 46563328);
-    step_k151_reduce_sum(scratch + 78973888, scratch + 35323904);
-    step_k152_add(scratch + 78974624, scratch + 78973856, scratch + 78973888);
-    step_k153_im2col_matmul(scratch + 78973856, io + 401408, scratch + 35323904, scratch + 78876672);
-    step_k154_im2col_matmul_add(scratch + 78974144, io, scratch + 46563328, scratch + 78973856, scratch + 78876672);
-    step_k155_mul_add_sub(state + 843296, state, scratch + 78974144, io + 753280);
-    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 78974624, io + 753280);
-    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 78947232, io + 753280);
-    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 78974560, io + 753280);
-    step_k159_matmul_add_mul_etc(scratch + 48570368, state + 862112, state + 18816, scratch + 75866112, scratch + 78965664, scratch + 48168960, io + 753280);
-    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 78974432, io + 753280);
+    step_k150_reduce_sum(scratch + 78942400, scratch + 46563328);
+    step_k151_reduce_sum(scratch + 78942432, scratch + 35323904);
+    step_k152_add(scratch + 78942208, scratch + 78942400, scratch + 78942432);
+    step_k153_im2col_matmul(scratch + 78895104, io + 401408, scratch + 35323904, scratch + 48168960);
+    step_k154_im2col_matmul_add(scratch + 78895392, io, scratch + 46563328, scratch + 78895104, scratch + 48168960);
+    step_k155_mul_add_sub(state + 843296, state, scratch + 78895392, io + 753280);
+    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 78942208, io + 753280);
+    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 78876672, io + 753280);
+    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 78942336, io + 753280);
+    step_k159_matmul_add_mul_etc(scratch + 49137152, state + 862112, state + 18816, scratch + 75866112, scratch + 78934016, scratch + 48735744, io + 753280);
+    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 78942464, io + 753280);
     step_k161_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 79278080, scratch + 79402240, scratch + 79400960, io + 753280);
     step_k162_mul_add_sub(state + 1264928, state + 421632, scratch + 79402880, io + 753280);
 }
@@ -2625,10 +3717,26 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %14 = broadcast axes=[1] %1 : [401408,32]
  * %15 = add %13, %14 : [401408,32]
  * %16 = relu %15 : [401408,32] */
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t16;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} supervised_step_k000_im2col_matmul_add_etc_pointers;
+
+static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 512; n0 += 10) {
-        const int nb = 512 - n0 < 10 ? 512 - n0 : 10;
+    size_t lo, hi;
+    mplc_part(512, 10, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -2652,9 +3760,28 @@ static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, cons
     }
 }
 
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %18 = max_pool k2 s2 p0 %17 : [512,14,14,32] */
+typedef struct {
+    float *t18;
+    const float *t17;
+} supervised_step_k001_max_pool_pointers;
+
+static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
+    const supervised_step_k001_max_pool_pointers *p = context;
+    float *restrict t18 = p->t18;
+    const float *restrict t17 = p->t17;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t18 + lo * 6272, t17 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
-    mplc_max_pool(t18, t17, (mplc_window){512, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(supervised_step_k001_max_pool_part, &(supervised_step_k001_max_pool_pointers){t18, t17});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [100352,288]
@@ -2662,10 +3789,26 @@ static void supervised_step_k001_max_pool(float *restrict t18, const float *rest
  * %22 = broadcast axes=[1] %3 : [100352,64]
  * %23 = add %21, %22 : [100352,64]
  * %24 = relu %23 : [100352,64] */
-static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t24;
+    const float *t18;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} supervised_step_k002_im2col_matmul_add_etc_pointers;
+
+static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t18 = p->t18;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 512; n0 += 4) {
-        const int nb = 512 - n0 < 4 ? 512 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(512, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t18 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t24 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
@@ -2679,25 +3822,63 @@ static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, cons
     }
 }
 
+static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k002_im2col_matmul_add_etc_part, &(supervised_step_k002_im2col_matmul_add_etc_pointers){t24, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %26 = max_pool k2 s2 p0 %25 : [512,7,7,64] */
+typedef struct {
+    float *t26;
+    const float *t25;
+} supervised_step_k003_max_pool_pointers;
+
+static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
+    const supervised_step_k003_max_pool_pointers *p = context;
+    float *restrict t26 = p->t26;
+    const float *restrict t25 = p->t25;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t26 + lo * 3136, t25 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
-    mplc_max_pool(t26, t25, (mplc_window){512, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(supervised_step_k003_max_pool_part, &(supervised_step_k003_max_pool_pointers){t26, t25});
 }
 
 /* %28 = matmul %27, %4 : [512,128]
  * %29 = broadcast axes=[1] %5 : [512,128]
  * %30 = add %28, %29 : [512,128]
  * %31 = relu %30 : [512,128] */
-static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 128, 3136, 1.0f, t27, 3136, in_student_dense7_weight, 128, 0.0f, t31, 128);
+typedef struct {
+    float *t31;
+    const float *t27;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} supervised_step_k004_matmul_add_relu_pointers;
+
+static void supervised_step_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t31 = p->t31;
+    const float *restrict t27 = p->t27;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t27 + lo * 3136, 3136, in_student_dense7_weight, 128, 0.0f, t31 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 512; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v30 = t31[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v31 = v30 > 0.0f ? v30 : 0.0f;
             t31[i0 * 128 + i1] = v31;
         }
     }
+}
+
+static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_k004_matmul_add_relu_part, &(supervised_step_k004_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %32 = matmul %31, %6 : [512,10]
@@ -2860,23 +4041,73 @@ static void supervised_step_k018_reduce_sum(float *restrict t60, const float *re
 }
 
 /* %61 = matmul tB %59, %4 : [512,3136] */
+typedef struct {
+    float *t61;
+    const float *t59;
+    const float *in_student_dense7_weight;
+} supervised_step_k019_matmul_pointers;
+
+static void supervised_step_k019_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k019_matmul_pointers *p = context;
+    float *restrict t61 = p->t61;
+    const float *restrict t59 = p->t59;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    size_t lo, hi;
+    mplc_part(512, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 3136, 3136);
+}
+
 static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 3136, 128, 1.0f, t59, 128, in_student_dense7_weight, 128, 0.0f, t61, 3136);
+    mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
 /* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [512,14,14,64] */
+typedef struct {
+    float *t64;
+    const float *t25;
+    const float *t63;
+} supervised_step_k020_max_pool_scatter_pointers;
+
+static void supervised_step_k020_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k020_max_pool_scatter_pointers *p = context;
+    float *restrict t64 = p->t64;
+    const float *restrict t25 = p->t25;
+    const float *restrict t63 = p->t63;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t64 + lo * 12544, t25 + lo * 12544, t63 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
-    mplc_max_pool_scatter(t64, t25, t63, (mplc_window){512, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(supervised_step_k020_max_pool_scatter_part, &(supervised_step_k020_max_pool_scatter_pointers){t64, t25, t63});
 }
 
 /* %65 = step %25 : [512,14,14,64]
  * %66 = mul %64, %65 : [512,14,14,64] */
-static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
-    for (size_t i = 0; i < 6422528; i++) {
+typedef struct {
+    float *t66;
+    const float *t25;
+    const float *t64;
+} supervised_step_k021_step_mul_pointers;
+
+static void supervised_step_k021_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k021_step_mul_pointers *p = context;
+    float *restrict t66 = p->t66;
+    const float *restrict t25 = p->t25;
+    const float *restrict t64 = p->t64;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
         const float v66 = t64[i] * v65;
         t66[i] = v66;
     }
+}
+
+static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
+    mplc_parallel(supervised_step_k021_step_mul_part, &(supervised_step_k021_step_mul_pointers){t66, t25, t64});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [64] */
@@ -2891,39 +4122,114 @@ static void supervised_step_k022_reduce_sum(float *restrict t68, const float *re
 
 /* %69 = matmul tB %67, %20 : [100352,288]
  * %72 = col2im k3 s1 p1 %69 : [512,14,14,32] */
-static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t72;
+    const float *t67;
+    const float *in_student_conv3_weight;
+    float *chunk;
+} supervised_step_k023_matmul_col2im_pointers;
+
+static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k023_matmul_col2im_pointers *p = context;
+    float *restrict t72 = p->t72;
+    const float *restrict t67 = p->t67;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 512; n0 += 4) {
-        const int nb = 512 - n0 < 4 ? 512 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(512, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t67 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t72 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
     }
 }
 
+static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k023_matmul_col2im_part, &(supervised_step_k023_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+}
+
 /* %19 = im2col k3 s1 p1 %18 : [100352,288]
  * %70 = matmul tA %19, %67 : [288,64] */
-static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+typedef struct {
+    float *t70;
+    const float *t18;
+    const float *t67;
+    float *chunk;
+} supervised_step_k024_im2col_matmul_pointers;
+
+static void supervised_step_k024_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k024_im2col_matmul_pointers *p = context;
+    float *restrict t70 = p->t70;
+    const float *restrict t18 = p->t18;
+    const float *restrict t67 = p->t67;
+    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 512; n0 += 4) {
-        const int nb = 512 - n0 < 4 ? 512 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(512, 4, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t70 : chunk + 225792;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t18 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t67 + (size_t)n0 * 12544, 64, n0 == 0 ? 0.0f : 1.0f, t70, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t67 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_k024_im2col_matmul_part, &(supervised_step_k024_im2col_matmul_pointers){t70, t18, t67, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        for (int i = 0; i < 18432; i++) t70[i] += partial[i];
     }
 }
 
 /* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [512,28,28,32] */
+typedef struct {
+    float *t73;
+    const float *t17;
+    const float *t72;
+} supervised_step_k025_max_pool_scatter_pointers;
+
+static void supervised_step_k025_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k025_max_pool_scatter_pointers *p = context;
+    float *restrict t73 = p->t73;
+    const float *restrict t17 = p->t17;
+    const float *restrict t72 = p->t72;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t73 + lo * 25088, t17 + lo * 25088, t72 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
-    mplc_max_pool_scatter(t73, t17, t72, (mplc_window){512, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(supervised_step_k025_max_pool_scatter_part, &(supervised_step_k025_max_pool_scatter_pointers){t73, t17, t72});
 }
 
 /* %74 = step %17 : [512,28,28,32]
  * %75 = mul %73, %74 : [512,28,28,32] */
-static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
-    for (size_t i = 0; i < 12845056; i++) {
+typedef struct {
+    float *t75;
+    const float *t17;
+    const float *t73;
+} supervised_step_k026_step_mul_pointers;
+
+static void supervised_step_k026_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k026_step_mul_pointers *p = context;
+    float *restrict t75 = p->t75;
+    const float *restrict t17 = p->t17;
+    const float *restrict t73 = p->t73;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
         const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
         const float v75 = t73[i] * v74;
         t75[i] = v75;
     }
+}
+
+static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
+    mplc_parallel(supervised_step_k026_step_mul_part, &(supervised_step_k026_step_mul_pointers){t75, t17, t73});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [32] */
@@ -2938,12 +4244,28 @@ static void supervised_step_k027_reduce_sum(float *restrict t77, const float *re
 
 /* %11 = im2col k3 s1 p1 %8 : [401408,9]
  * %78 = matmul tA %11, %76 : [9,32] */
-static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+typedef struct {
+    float *t78;
+    const float *in_x;
+    const float *t76;
+    float *chunk;
+} supervised_step_k028_im2col_matmul_pointers;
+
+static void supervised_step_k028_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k028_im2col_matmul_pointers *p = context;
+    float *restrict t78 = p->t78;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t76 = p->t76;
+    float *restrict chunk = p->chunk + (size_t)part * 70848; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(512, 10, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t78 : chunk + 70560;
+    if (lo == hi) for (int i = 0; i < 288; i++) sum[i] = 0.0f;
     float total[288];
     for (int i = 0; i < 288; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 512; n0 += 10) {
-        const int nb = 512 - n0 < 10 ? 512 - n0 : 10;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2960,7 +4282,15 @@ static void supervised_step_k028_im2col_matmul(float *restrict t78, const float 
             for (int i = 0; i < 288; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 288; i++) t78[i] = total[i];
+    for (int i = 0; i < 288; i++) sum[i] = total[i];
+}
+
+static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_k028_im2col_matmul_part, &(supervised_step_k028_im2col_matmul_pointers){t78, in_x, t76, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 70848 + 70560;
+        for (int i = 0; i < 288; i++) t78[i] += partial[i];
+    }
 }
 
 /* %81 = constant 0.0005 : [3,3,1,32]
@@ -3079,10 +4409,29 @@ static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum
  * %133 = sub %4, %132 : [3136,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 3136, 128, 512, 1.0f, t27, 3136, t59, 128, 0.0f, t125, 128);
+typedef struct {
+    float *t125;
+    float *in_student_momentum_dense7_weight;
+    float *in_student_dense7_weight;
+    const float *t27;
+    const float *t59;
+    const float *in_lr;
+} supervised_step_k033_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k033_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t125 = p->t125;
+    float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
+    float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict t27 = p->t27;
+    const float *restrict t59 = p->t59;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(3136, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 512, 1.0f, t27 + lo, 3136, t59, 128, 0.0f, t125 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 401408; i++) {
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v124 = in_student_dense7_weight[i] * 0.0005f;
         const float v125 = t125[i] + v124;
         const float v127 = in_student_momentum_dense7_weight[i] * 0.9f;
@@ -3095,6 +4444,10 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float 
         in_student_momentum_dense7_weight[i] = v128;
         in_student_dense7_weight[i] = v133;
     }
+}
+
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k033_matmul_mul_add_etc_part, &(supervised_step_k033_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
 /* %135 = constant 0.9 : [128]
@@ -3204,10 +4557,10 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k024_im2col_matmul(scratch + 40271872, scratch + 32112640, scratch + 25690112, scratch + 12845056);
     supervised_step_k025_max_pool_scatter(scratch + 12845056, scratch, scratch + 35323904);
     supervised_step_k026_step_mul(scratch + 25690112, scratch, scratch + 12845056);
-    supervised_step_k027_reduce_sum(scratch + 70848, scratch + 25690112);
-    supervised_step_k028_im2col_matmul(scratch + 70560, io, scratch + 25690112, scratch);
-    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 70560, io + 406528);
-    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 70848, io + 406528);
+    supervised_step_k027_reduce_sum(scratch + 567072, scratch + 25690112);
+    supervised_step_k028_im2col_matmul(scratch + 566784, io, scratch + 25690112, scratch);
+    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 566784, io + 406528);
+    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 567072, io + 406528);
     supervised_step_k031_mul_add_sub(state + 1265264, state + 421968, scratch + 40271872, io + 406528);
     supervised_step_k032_mul_add_sub(state + 1283696, state + 440400, scratch + 40295552, io + 406528);
     supervised_step_k033_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 38535168, scratch + 40206336, io + 406528);
@@ -3225,10 +4578,26 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %12 = broadcast axes=[1] %1 : [392000,32]
  * %13 = add %11, %12 : [392000,32]
  * %14 = relu %13 : [392000,32] */
-static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t14;
+    const float *in_x;
+    const float *in_teacher_conv0_weight;
+    const float *in_teacher_conv0_bias;
+    float *chunk;
+} predict_teacher_k000_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t14 = p->t14;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
+    const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 10) {
-        const int nb = 500 - n0 < 10 ? 500 - n0 : 10;
+    size_t lo, hi;
+    mplc_part(500, 10, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -3252,9 +4621,28 @@ static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, cons
     }
 }
 
+static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+}
+
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
+typedef struct {
+    float *t16;
+    const float *t15;
+} predict_teacher_k001_max_pool_pointers;
+
+static void predict_teacher_k001_max_pool_part(void *context, int part, int parts) {
+    const predict_teacher_k001_max_pool_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict t15 = p->t15;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(predict_teacher_k001_max_pool_part, &(predict_teacher_k001_max_pool_pointers){t16, t15});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,288]
@@ -3262,10 +4650,26 @@ static void predict_teacher_k001_max_pool(float *restrict t16, const float *rest
  * %20 = broadcast axes=[1] %3 : [98000,64]
  * %21 = add %19, %20 : [98000,64]
  * %22 = relu %21 : [98000,64] */
-static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t22;
+    const float *t16;
+    const float *in_teacher_conv3_weight;
+    const float *in_teacher_conv3_bias;
+    float *chunk;
+} predict_teacher_k002_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t22 = p->t22;
+    const float *restrict t16 = p->t16;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 4) {
-        const int nb = 500 - n0 < 4 ? 500 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(500, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
@@ -3279,25 +4683,63 @@ static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, cons
     }
 }
 
+static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k002_im2col_matmul_add_etc_part, &(predict_teacher_k002_im2col_matmul_add_etc_pointers){t22, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+}
+
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
+typedef struct {
+    float *t24;
+    const float *t23;
+} predict_teacher_k003_max_pool_pointers;
+
+static void predict_teacher_k003_max_pool_part(void *context, int part, int parts) {
+    const predict_teacher_k003_max_pool_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t23 = p->t23;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(predict_teacher_k003_max_pool_part, &(predict_teacher_k003_max_pool_pointers){t24, t23});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 3136, 1.0f, t25, 3136, in_teacher_dense7_weight, 128, 0.0f, t29, 128);
+typedef struct {
+    float *t29;
+    const float *t25;
+    const float *in_teacher_dense7_weight;
+    const float *in_teacher_dense7_bias;
+} predict_teacher_k004_matmul_add_relu_pointers;
+
+static void predict_teacher_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t25 = p->t25;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    const float *restrict in_teacher_dense7_bias = p->in_teacher_dense7_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t25 + lo * 3136, 3136, in_teacher_dense7_weight, 128, 0.0f, t29 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v28 = t29[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
             const float v29 = v28 > 0.0f ? v28 : 0.0f;
             t29[i0 * 128 + i1] = v29;
         }
     }
+}
+
+static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(predict_teacher_k004_matmul_add_relu_part, &(predict_teacher_k004_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
@@ -3333,10 +4775,26 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %12 = broadcast axes=[1] %1 : [392000,32]
  * %13 = add %11, %12 : [392000,32]
  * %14 = relu %13 : [392000,32] */
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t14;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} predict_student_k000_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t14 = p->t14;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 10) {
-        const int nb = 500 - n0 < 10 ? 500 - n0 : 10;
+    size_t lo, hi;
+    mplc_part(500, 10, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -3360,9 +4818,28 @@ static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, cons
     }
 }
 
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
+typedef struct {
+    float *t16;
+    const float *t15;
+} predict_student_k001_max_pool_pointers;
+
+static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
+    const predict_student_k001_max_pool_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict t15 = p->t15;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+}
+
 static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 32, 2, 2, 0});
+    mplc_parallel(predict_student_k001_max_pool_part, &(predict_student_k001_max_pool_pointers){t16, t15});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,288]
@@ -3370,10 +4847,26 @@ static void predict_student_k001_max_pool(float *restrict t16, const float *rest
  * %20 = broadcast axes=[1] %3 : [98000,64]
  * %21 = add %19, %20 : [98000,64]
  * %22 = relu %21 : [98000,64] */
-static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t22;
+    const float *t16;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} predict_student_k002_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t22 = p->t22;
+    const float *restrict t16 = p->t16;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 4) {
-        const int nb = 500 - n0 < 4 ? 500 - n0 : 4;
+    size_t lo, hi;
+    mplc_part(500, 4, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
         mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
         /* epilogue on these rows, in place on the product */
@@ -3387,25 +4880,63 @@ static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, cons
     }
 }
 
+static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k002_im2col_matmul_add_etc_part, &(predict_student_k002_im2col_matmul_add_etc_pointers){t22, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
+typedef struct {
+    float *t24;
+    const float *t23;
+} predict_student_k003_max_pool_pointers;
+
+static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
+    const predict_student_k003_max_pool_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t23 = p->t23;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+}
+
 static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 64, 2, 2, 0});
+    mplc_parallel(predict_student_k003_max_pool_part, &(predict_student_k003_max_pool_pointers){t24, t23});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 3136, 1.0f, t25, 3136, in_student_dense7_weight, 128, 0.0f, t29, 128);
+typedef struct {
+    float *t29;
+    const float *t25;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} predict_student_k004_matmul_add_relu_pointers;
+
+static void predict_student_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t25 = p->t25;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 3136, 1.0f, t25 + lo * 3136, 3136, in_student_dense7_weight, 128, 0.0f, t29 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v28 = t29[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v29 = v28 > 0.0f ? v28 : 0.0f;
             t29[i0 * 128 + i1] = v29;
         }
     }
+}
+
+static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_k004_matmul_add_relu_part, &(predict_student_k004_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]

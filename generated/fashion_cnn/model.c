@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -280,6 +390,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
 }
 
 
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
+
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }
  * --------------------------------------------------------------------------------------------------------- */
@@ -356,10 +468,26 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %25 = broadcast axes=[1] %1 : [225792,16]
  * %26 = add %24, %25 : [225792,16]
  * %27 = relu %26 : [225792,16] */
-static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t27;
+    const float *in_x;
+    const float *in_teacher_conv0_weight;
+    const float *in_teacher_conv0_bias;
+    float *chunk;
+} step_k000_im2col_matmul_add_etc_pointers;
+
+static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t27 = p->t27;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
+    const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 20) {
-        const int nb = 288 - n0 < 20 ? 288 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(288, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -383,9 +511,28 @@ static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *re
     }
 }
 
+static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+}
+
 /* %29 = max_pool k2 s2 p0 %28 : [288,14,14,16] */
+typedef struct {
+    float *t29;
+    const float *t28;
+} step_k001_max_pool_pointers;
+
+static void step_k001_max_pool_part(void *context, int part, int parts) {
+    const step_k001_max_pool_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t28 = p->t28;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t29 + lo * 3136, t28 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
-    mplc_max_pool(t29, t28, (mplc_window){288, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k001_max_pool_part, &(step_k001_max_pool_pointers){t29, t28});
 }
 
 /* %30 = im2col k3 s1 p1 %29 : [56448,144]
@@ -393,10 +540,26 @@ static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
  * %33 = broadcast axes=[1] %3 : [56448,32]
  * %34 = add %32, %33 : [56448,32]
  * %35 = relu %34 : [56448,32] */
-static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t35;
+    const float *t29;
+    const float *in_teacher_conv3_weight;
+    const float *in_teacher_conv3_bias;
+    float *chunk;
+} step_k002_im2col_matmul_add_etc_pointers;
+
+static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t35 = p->t35;
+    const float *restrict t29 = p->t29;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t29 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t35 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -410,9 +573,28 @@ static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *re
     }
 }
 
+static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k002_im2col_matmul_add_etc_part, &(step_k002_im2col_matmul_add_etc_pointers){t35, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+}
+
 /* %37 = max_pool k2 s2 p0 %36 : [288,7,7,32] */
+typedef struct {
+    float *t37;
+    const float *t36;
+} step_k003_max_pool_pointers;
+
+static void step_k003_max_pool_part(void *context, int part, int parts) {
+    const step_k003_max_pool_pointers *p = context;
+    float *restrict t37 = p->t37;
+    const float *restrict t36 = p->t36;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t37 + lo * 1568, t36 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
-    mplc_max_pool(t37, t36, (mplc_window){288, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k003_max_pool_part, &(step_k003_max_pool_pointers){t37, t36});
 }
 
 /* %39 = matmul %38, %4 : [288,128]
@@ -420,10 +602,29 @@ static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
  * %41 = add %39, %40 : [288,128]
  * %42 = relu %41 : [288,128]
  * %44 = mul %42, %43 : [288,128] */
-static void step_k004_matmul_add_relu_etc(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 128, 1568, 1.0f, t38, 1568, in_teacher_dense7_weight, 128, 0.0f, t42, 128);
+typedef struct {
+    float *t42;
+    float *t44;
+    const float *t38;
+    const float *in_teacher_dense7_weight;
+    const float *in_teacher_dense7_bias;
+    const float *in_dropout_teacher_all_dropout9;
+} step_k004_matmul_add_relu_etc_pointers;
+
+static void step_k004_matmul_add_relu_etc_part(void *context, int part, int parts) {
+    const step_k004_matmul_add_relu_etc_pointers *p = context;
+    float *restrict t42 = p->t42;
+    float *restrict t44 = p->t44;
+    const float *restrict t38 = p->t38;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    const float *restrict in_teacher_dense7_bias = p->in_teacher_dense7_bias;
+    const float *restrict in_dropout_teacher_all_dropout9 = p->in_dropout_teacher_all_dropout9;
+    size_t lo, hi;
+    mplc_part(288, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t38 + lo * 1568, 1568, in_teacher_dense7_weight, 128, 0.0f, t42 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 288; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v41 = t42[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
             const float v42 = v41 > 0.0f ? v41 : 0.0f;
@@ -432,6 +633,10 @@ static void step_k004_matmul_add_relu_etc(float *restrict t42, float *restrict t
             t44[i0 * 128 + i1] = v44;
         }
     }
+}
+
+static void step_k004_matmul_add_relu_etc(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
+    mplc_parallel(step_k004_matmul_add_relu_etc_part, &(step_k004_matmul_add_relu_etc_pointers){t42, t44, t38, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
 }
 
 /* %45 = matmul %44, %6 : [288,10]
@@ -724,10 +929,26 @@ static void step_k030_one_hot_argmax(float *restrict t98, const float *restrict 
  * %104 = broadcast axes=[1] %9 : [100352,16]
  * %105 = add %103, %104 : [100352,16]
  * %106 = relu %105 : [100352,16] */
-static void step_k031_im2col_matmul_add_etc(float *restrict t106, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t106;
+    const float *t99;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} step_k031_im2col_matmul_add_etc_pointers;
+
+static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k031_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t106 = p->t106;
+    const float *restrict t99 = p->t99;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(128, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -751,9 +972,28 @@ static void step_k031_im2col_matmul_add_etc(float *restrict t106, const float *r
     }
 }
 
+static void step_k031_im2col_matmul_add_etc(float *restrict t106, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k031_im2col_matmul_add_etc_part, &(step_k031_im2col_matmul_add_etc_pointers){t106, t99, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %108 = max_pool k2 s2 p0 %107 : [128,14,14,16] */
+typedef struct {
+    float *t108;
+    const float *t107;
+} step_k032_max_pool_pointers;
+
+static void step_k032_max_pool_part(void *context, int part, int parts) {
+    const step_k032_max_pool_pointers *p = context;
+    float *restrict t108 = p->t108;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t108 + lo * 3136, t107 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k032_max_pool(float *restrict t108, const float *restrict t107) {
-    mplc_max_pool(t108, t107, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k032_max_pool_part, &(step_k032_max_pool_pointers){t108, t107});
 }
 
 /* %109 = im2col k3 s1 p1 %108 : [25088,144]
@@ -761,10 +1001,26 @@ static void step_k032_max_pool(float *restrict t108, const float *restrict t107)
  * %112 = broadcast axes=[1] %11 : [25088,32]
  * %113 = add %111, %112 : [25088,32]
  * %114 = relu %113 : [25088,32] */
-static void step_k033_im2col_matmul_add_etc(float *restrict t114, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t114;
+    const float *t108;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} step_k033_im2col_matmul_add_etc_pointers;
+
+static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k033_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t114 = p->t114;
+    const float *restrict t108 = p->t108;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t114 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -778,25 +1034,63 @@ static void step_k033_im2col_matmul_add_etc(float *restrict t114, const float *r
     }
 }
 
+static void step_k033_im2col_matmul_add_etc(float *restrict t114, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k033_im2col_matmul_add_etc_part, &(step_k033_im2col_matmul_add_etc_pointers){t114, t108, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %116 = max_pool k2 s2 p0 %115 : [128,7,7,32] */
+typedef struct {
+    float *t116;
+    const float *t115;
+} step_k034_max_pool_pointers;
+
+static void step_k034_max_pool_part(void *context, int part, int parts) {
+    const step_k034_max_pool_pointers *p = context;
+    float *restrict t116 = p->t116;
+    const float *restrict t115 = p->t115;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t116 + lo * 1568, t115 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k034_max_pool(float *restrict t116, const float *restrict t115) {
-    mplc_max_pool(t116, t115, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k034_max_pool_part, &(step_k034_max_pool_pointers){t116, t115});
 }
 
 /* %118 = matmul %117, %12 : [128,128]
  * %119 = broadcast axes=[1] %13 : [128,128]
  * %120 = add %118, %119 : [128,128]
  * %121 = relu %120 : [128,128] */
-static void step_k035_matmul_add_relu(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 128, 1568, 1.0f, t117, 1568, in_student_dense7_weight, 128, 0.0f, t121, 128);
+typedef struct {
+    float *t121;
+    const float *t117;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} step_k035_matmul_add_relu_pointers;
+
+static void step_k035_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k035_matmul_add_relu_pointers *p = context;
+    float *restrict t121 = p->t121;
+    const float *restrict t117 = p->t117;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t117 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t121 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 128; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v120 = t121[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v121 = v120 > 0.0f ? v120 : 0.0f;
             t121[i0 * 128 + i1] = v121;
         }
     }
+}
+
+static void step_k035_matmul_add_relu(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_k035_matmul_add_relu_part, &(step_k035_matmul_add_relu_pointers){t121, t117, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %122 = matmul %121, %14 : [128,10]
@@ -964,28 +1258,95 @@ static void step_k050_reduce_sum(float *restrict t150, const float *restrict t14
 }
 
 /* %151 = matmul tB %149, %12 : [128,1568] */
+typedef struct {
+    float *t151;
+    const float *t149;
+    const float *in_student_dense7_weight;
+} step_k051_matmul_pointers;
+
+static void step_k051_matmul_part(void *context, int part, int parts) {
+    const step_k051_matmul_pointers *p = context;
+    float *restrict t151 = p->t151;
+    const float *restrict t149 = p->t149;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t149 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t151 + lo * 1568, 1568);
+}
+
 static void step_k051_matmul(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1568, 128, 1.0f, t149, 128, in_student_dense7_weight, 128, 0.0f, t151, 1568);
+    mplc_parallel(step_k051_matmul_part, &(step_k051_matmul_pointers){t151, t149, in_student_dense7_weight});
 }
 
 /* %152 = matmul tA %117, %149 : [1568,128] */
+typedef struct {
+    float *t152;
+    const float *t117;
+    const float *t149;
+} step_k052_matmul_pointers;
+
+static void step_k052_matmul_part(void *context, int part, int parts) {
+    const step_k052_matmul_pointers *p = context;
+    float *restrict t152 = p->t152;
+    const float *restrict t117 = p->t117;
+    const float *restrict t149 = p->t149;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t117 + lo, 1568, t149, 128, 0.0f, t152 + lo * 128, 128);
+}
+
 static void step_k052_matmul(float *restrict t152, const float *restrict t117, const float *restrict t149) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 128, 1.0f, t117, 1568, t149, 128, 0.0f, t152, 128);
+    mplc_parallel(step_k052_matmul_part, &(step_k052_matmul_pointers){t152, t117, t149});
 }
 
 /* %154 = max_pool_scatter k2 s2 p0 %115, %153 : [128,14,14,32] */
+typedef struct {
+    float *t154;
+    const float *t115;
+    const float *t153;
+} step_k053_max_pool_scatter_pointers;
+
+static void step_k053_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k053_max_pool_scatter_pointers *p = context;
+    float *restrict t154 = p->t154;
+    const float *restrict t115 = p->t115;
+    const float *restrict t153 = p->t153;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t154 + lo * 6272, t115 + lo * 6272, t153 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k053_max_pool_scatter(float *restrict t154, const float *restrict t115, const float *restrict t153) {
-    mplc_max_pool_scatter(t154, t115, t153, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k053_max_pool_scatter_part, &(step_k053_max_pool_scatter_pointers){t154, t115, t153});
 }
 
 /* %155 = step %115 : [128,14,14,32]
  * %156 = mul %154, %155 : [128,14,14,32] */
-static void step_k054_step_mul(float *restrict t156, const float *restrict t115, const float *restrict t154) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t156;
+    const float *t115;
+    const float *t154;
+} step_k054_step_mul_pointers;
+
+static void step_k054_step_mul_part(void *context, int part, int parts) {
+    const step_k054_step_mul_pointers *p = context;
+    float *restrict t156 = p->t156;
+    const float *restrict t115 = p->t115;
+    const float *restrict t154 = p->t154;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v155 = t115[i] > 0.0f ? 1.0f : 0.0f;
         const float v156 = t154[i] * v155;
         t156[i] = v156;
     }
+}
+
+static void step_k054_step_mul(float *restrict t156, const float *restrict t115, const float *restrict t154) {
+    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t156, t115, t154});
 }
 
 /* %158 = reduce_sum axes=[0] %157 : [32] */
@@ -1000,39 +1361,114 @@ static void step_k055_reduce_sum(float *restrict t158, const float *restrict t15
 
 /* %159 = matmul tB %157, %110 : [25088,144]
  * %162 = col2im k3 s1 p1 %159 : [128,14,14,16] */
-static void step_k056_matmul_col2im(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t162;
+    const float *t157;
+    const float *in_student_conv3_weight;
+    float *chunk;
+} step_k056_matmul_col2im_pointers;
+
+static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k056_matmul_col2im_pointers *p = context;
+    float *restrict t162 = p->t162;
+    const float *restrict t157 = p->t157;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t157 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t162 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k056_matmul_col2im(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k056_matmul_col2im_part, &(step_k056_matmul_col2im_pointers){t162, t157, in_student_conv3_weight, chunk});
+}
+
 /* %109 = im2col k3 s1 p1 %108 : [25088,144]
  * %160 = matmul tA %109, %157 : [144,32] */
-static void step_k057_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
+typedef struct {
+    float *t160;
+    const float *t108;
+    const float *t157;
+    float *chunk;
+} step_k057_im2col_matmul_pointers;
+
+static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k057_im2col_matmul_pointers *p = context;
+    float *restrict t160 = p->t160;
+    const float *restrict t108 = p->t108;
+    const float *restrict t157 = p->t157;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t160 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t157 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t160, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t157 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k057_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t160, t108, t157, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t160[i] += partial[i];
     }
 }
 
 /* %163 = max_pool_scatter k2 s2 p0 %107, %162 : [128,28,28,16] */
+typedef struct {
+    float *t163;
+    const float *t107;
+    const float *t162;
+} step_k058_max_pool_scatter_pointers;
+
+static void step_k058_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k058_max_pool_scatter_pointers *p = context;
+    float *restrict t163 = p->t163;
+    const float *restrict t107 = p->t107;
+    const float *restrict t162 = p->t162;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t163 + lo * 12544, t107 + lo * 12544, t162 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k058_max_pool_scatter(float *restrict t163, const float *restrict t107, const float *restrict t162) {
-    mplc_max_pool_scatter(t163, t107, t162, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k058_max_pool_scatter_part, &(step_k058_max_pool_scatter_pointers){t163, t107, t162});
 }
 
 /* %164 = step %107 : [128,28,28,16]
  * %165 = mul %163, %164 : [128,28,28,16] */
-static void step_k059_step_mul(float *restrict t165, const float *restrict t107, const float *restrict t163) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t165;
+    const float *t107;
+    const float *t163;
+} step_k059_step_mul_pointers;
+
+static void step_k059_step_mul_part(void *context, int part, int parts) {
+    const step_k059_step_mul_pointers *p = context;
+    float *restrict t165 = p->t165;
+    const float *restrict t107 = p->t107;
+    const float *restrict t163 = p->t163;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v164 = t107[i] > 0.0f ? 1.0f : 0.0f;
         const float v165 = t163[i] * v164;
         t165[i] = v165;
     }
+}
+
+static void step_k059_step_mul(float *restrict t165, const float *restrict t107, const float *restrict t163) {
+    mplc_parallel(step_k059_step_mul_part, &(step_k059_step_mul_pointers){t165, t107, t163});
 }
 
 /* %167 = reduce_sum axes=[0] %166 : [16] */
@@ -1047,12 +1483,28 @@ static void step_k060_reduce_sum(float *restrict t167, const float *restrict t16
 
 /* %101 = im2col k3 s1 p1 %99 : [100352,9]
  * %168 = matmul tA %101, %166 : [9,16] */
-static void step_k061_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
+typedef struct {
+    float *t168;
+    const float *t99;
+    const float *t166;
+    float *chunk;
+} step_k061_im2col_matmul_pointers;
+
+static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k061_im2col_matmul_pointers *p = context;
+    float *restrict t168 = p->t168;
+    const float *restrict t99 = p->t99;
+    const float *restrict t166 = p->t166;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(128, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t168 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -1069,7 +1521,15 @@ static void step_k061_im2col_matmul(float *restrict t168, const float *restrict 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t168[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k061_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
+    mplc_parallel(step_k061_im2col_matmul_part, &(step_k061_im2col_matmul_pointers){t168, t99, t166, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t168[i] += partial[i];
+    }
 }
 
 /* %171 = constant 0.0005 : [3,3,1,16]
@@ -1187,8 +1647,22 @@ static void step_k065_mul_add_sub(float *restrict in_student_momentum_conv3_bias
  * %223 = sub %12, %222 : [1568,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *in_student_momentum_dense7_weight;
+    float *in_student_dense7_weight;
+    const float *t152;
+    const float *in_lr_student;
+} step_k066_mul_add_sub_pointers;
+
+static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k066_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
+    float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict t152 = p->t152;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v214 = in_student_dense7_weight[i] * 0.0005f;
         const float v215 = t152[i] + v214;
         const float v217 = in_student_momentum_dense7_weight[i] * 0.9f;
@@ -1200,6 +1674,10 @@ static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_wei
         in_student_momentum_dense7_weight[i] = v218;
         in_student_dense7_weight[i] = v223;
     }
+}
+
+static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
+    mplc_parallel(step_k066_mul_add_sub_part, &(step_k066_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t152, in_lr_student});
 }
 
 /* %225 = constant 0.9 : [128]
@@ -1281,10 +1759,26 @@ static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %259 = broadcast axes=[1] %190 : [25088,16]
  * %260 = add %258, %259 : [25088,16]
  * %261 = relu %260 : [25088,16] */
-static void step_k070_im2col_matmul_add_etc(float *restrict t261, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
+typedef struct {
+    float *t261;
+    const float *in_x;
+    const float *t257;
+    const float *t190;
+    float *chunk;
+} step_k070_im2col_matmul_add_etc_pointers;
+
+static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k070_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t261 = p->t261;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t257 = p->t257;
+    const float *restrict t190 = p->t190;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(32, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -1308,9 +1802,28 @@ static void step_k070_im2col_matmul_add_etc(float *restrict t261, const float *r
     }
 }
 
+static void step_k070_im2col_matmul_add_etc(float *restrict t261, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
+    mplc_parallel(step_k070_im2col_matmul_add_etc_part, &(step_k070_im2col_matmul_add_etc_pointers){t261, in_x, t257, t190, chunk});
+}
+
 /* %263 = max_pool k2 s2 p0 %262 : [32,14,14,16] */
+typedef struct {
+    float *t263;
+    const float *t262;
+} step_k071_max_pool_pointers;
+
+static void step_k071_max_pool_part(void *context, int part, int parts) {
+    const step_k071_max_pool_pointers *p = context;
+    float *restrict t263 = p->t263;
+    const float *restrict t262 = p->t262;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t263 + lo * 3136, t262 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k071_max_pool(float *restrict t263, const float *restrict t262) {
-    mplc_max_pool(t263, t262, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k071_max_pool_part, &(step_k071_max_pool_pointers){t263, t262});
 }
 
 /* %264 = im2col k3 s1 p1 %263 : [6272,144]
@@ -1318,10 +1831,26 @@ static void step_k071_max_pool(float *restrict t263, const float *restrict t262)
  * %267 = broadcast axes=[1] %211 : [6272,32]
  * %268 = add %266, %267 : [6272,32]
  * %269 = relu %268 : [6272,32] */
-static void step_k072_im2col_matmul_add_etc(float *restrict t269, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
+typedef struct {
+    float *t269;
+    const float *t263;
+    const float *t265;
+    const float *t211;
+    float *chunk;
+} step_k072_im2col_matmul_add_etc_pointers;
+
+static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k072_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t269 = p->t269;
+    const float *restrict t263 = p->t263;
+    const float *restrict t265 = p->t265;
+    const float *restrict t211 = p->t211;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t265, 32, 0.0f, t269 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -1335,25 +1864,63 @@ static void step_k072_im2col_matmul_add_etc(float *restrict t269, const float *r
     }
 }
 
+static void step_k072_im2col_matmul_add_etc(float *restrict t269, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
+    mplc_parallel(step_k072_im2col_matmul_add_etc_part, &(step_k072_im2col_matmul_add_etc_pointers){t269, t263, t265, t211, chunk});
+}
+
 /* %271 = max_pool k2 s2 p0 %270 : [32,7,7,32] */
+typedef struct {
+    float *t271;
+    const float *t270;
+} step_k073_max_pool_pointers;
+
+static void step_k073_max_pool_part(void *context, int part, int parts) {
+    const step_k073_max_pool_pointers *p = context;
+    float *restrict t271 = p->t271;
+    const float *restrict t270 = p->t270;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t271 + lo * 1568, t270 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k073_max_pool(float *restrict t271, const float *restrict t270) {
-    mplc_max_pool(t271, t270, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k073_max_pool_part, &(step_k073_max_pool_pointers){t271, t270});
 }
 
 /* %273 = matmul %272, %223 : [32,128]
  * %274 = broadcast axes=[1] %232 : [32,128]
  * %275 = add %273, %274 : [32,128]
  * %276 = relu %275 : [32,128] */
-static void step_k074_matmul_add_relu(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 128, 1568, 1.0f, t272, 1568, t223, 128, 0.0f, t276, 128);
+typedef struct {
+    float *t276;
+    const float *t272;
+    const float *t223;
+    const float *t232;
+} step_k074_matmul_add_relu_pointers;
+
+static void step_k074_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k074_matmul_add_relu_pointers *p = context;
+    float *restrict t276 = p->t276;
+    const float *restrict t272 = p->t272;
+    const float *restrict t223 = p->t223;
+    const float *restrict t232 = p->t232;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t272 + lo * 1568, 1568, t223, 128, 0.0f, t276 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 32; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v275 = t276[i0 * 128 + i1] + t232[i1];
             const float v276 = v275 > 0.0f ? v275 : 0.0f;
             t276[i0 * 128 + i1] = v276;
         }
     }
+}
+
+static void step_k074_matmul_add_relu(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
+    mplc_parallel(step_k074_matmul_add_relu_part, &(step_k074_matmul_add_relu_pointers){t276, t272, t223, t232});
 }
 
 /* %277 = matmul %276, %244 : [32,10]
@@ -1521,28 +2088,95 @@ static void step_k089_reduce_sum(float *restrict t304, const float *restrict t30
 }
 
 /* %305 = matmul tB %303, %223 : [32,1568] */
+typedef struct {
+    float *t305;
+    const float *t303;
+    const float *t223;
+} step_k090_matmul_pointers;
+
+static void step_k090_matmul_part(void *context, int part, int parts) {
+    const step_k090_matmul_pointers *p = context;
+    float *restrict t305 = p->t305;
+    const float *restrict t303 = p->t303;
+    const float *restrict t223 = p->t223;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t303 + lo * 128, 128, t223, 128, 0.0f, t305 + lo * 1568, 1568);
+}
+
 static void step_k090_matmul(float *restrict t305, const float *restrict t303, const float *restrict t223) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t303, 128, t223, 128, 0.0f, t305, 1568);
+    mplc_parallel(step_k090_matmul_part, &(step_k090_matmul_pointers){t305, t303, t223});
 }
 
 /* %306 = matmul tA %272, %303 : [1568,128] */
+typedef struct {
+    float *t306;
+    const float *t272;
+    const float *t303;
+} step_k091_matmul_pointers;
+
+static void step_k091_matmul_part(void *context, int part, int parts) {
+    const step_k091_matmul_pointers *p = context;
+    float *restrict t306 = p->t306;
+    const float *restrict t272 = p->t272;
+    const float *restrict t303 = p->t303;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t272 + lo, 1568, t303, 128, 0.0f, t306 + lo * 128, 128);
+}
+
 static void step_k091_matmul(float *restrict t306, const float *restrict t272, const float *restrict t303) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t272, 1568, t303, 128, 0.0f, t306, 128);
+    mplc_parallel(step_k091_matmul_part, &(step_k091_matmul_pointers){t306, t272, t303});
 }
 
 /* %308 = max_pool_scatter k2 s2 p0 %270, %307 : [32,14,14,32] */
+typedef struct {
+    float *t308;
+    const float *t270;
+    const float *t307;
+} step_k092_max_pool_scatter_pointers;
+
+static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k092_max_pool_scatter_pointers *p = context;
+    float *restrict t308 = p->t308;
+    const float *restrict t270 = p->t270;
+    const float *restrict t307 = p->t307;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t308 + lo * 6272, t270 + lo * 6272, t307 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k092_max_pool_scatter(float *restrict t308, const float *restrict t270, const float *restrict t307) {
-    mplc_max_pool_scatter(t308, t270, t307, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t308, t270, t307});
 }
 
 /* %309 = step %270 : [32,14,14,32]
  * %310 = mul %308, %309 : [32,14,14,32] */
-static void step_k093_step_mul(float *restrict t310, const float *restrict t270, const float *restrict t308) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t310;
+    const float *t270;
+    const float *t308;
+} step_k093_step_mul_pointers;
+
+static void step_k093_step_mul_part(void *context, int part, int parts) {
+    const step_k093_step_mul_pointers *p = context;
+    float *restrict t310 = p->t310;
+    const float *restrict t270 = p->t270;
+    const float *restrict t308 = p->t308;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v309 = t270[i] > 0.0f ? 1.0f : 0.0f;
         const float v310 = t308[i] * v309;
         t310[i] = v310;
     }
+}
+
+static void step_k093_step_mul(float *restrict t310, const float *restrict t270, const float *restrict t308) {
+    mplc_parallel(step_k093_step_mul_part, &(step_k093_step_mul_pointers){t310, t270, t308});
 }
 
 /* %312 = reduce_sum axes=[0] %311 : [32] */
@@ -1557,39 +2191,114 @@ static void step_k094_reduce_sum(float *restrict t312, const float *restrict t31
 
 /* %313 = matmul tB %311, %265 : [6272,144]
  * %316 = col2im k3 s1 p1 %313 : [32,14,14,16] */
-static void step_k095_matmul_col2im(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
+typedef struct {
+    float *t316;
+    const float *t311;
+    const float *t265;
+    float *chunk;
+} step_k095_matmul_col2im_pointers;
+
+static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k095_matmul_col2im_pointers *p = context;
+    float *restrict t316 = p->t316;
+    const float *restrict t311 = p->t311;
+    const float *restrict t265 = p->t265;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t311 + (size_t)n0 * 6272, 32, t265, 32, 0.0f, chunk, 144);
         mplc_col2im(t316 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k095_matmul_col2im(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
+    mplc_parallel(step_k095_matmul_col2im_part, &(step_k095_matmul_col2im_pointers){t316, t311, t265, chunk});
+}
+
 /* %264 = im2col k3 s1 p1 %263 : [6272,144]
  * %314 = matmul tA %264, %311 : [144,32] */
-static void step_k096_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
+typedef struct {
+    float *t314;
+    const float *t263;
+    const float *t311;
+    float *chunk;
+} step_k096_im2col_matmul_pointers;
+
+static void step_k096_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k096_im2col_matmul_pointers *p = context;
+    float *restrict t314 = p->t314;
+    const float *restrict t263 = p->t263;
+    const float *restrict t311 = p->t311;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t314 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t311 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t314, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t311 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k096_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
+    mplc_parallel(step_k096_im2col_matmul_part, &(step_k096_im2col_matmul_pointers){t314, t263, t311, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t314[i] += partial[i];
     }
 }
 
 /* %317 = max_pool_scatter k2 s2 p0 %262, %316 : [32,28,28,16] */
+typedef struct {
+    float *t317;
+    const float *t262;
+    const float *t316;
+} step_k097_max_pool_scatter_pointers;
+
+static void step_k097_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k097_max_pool_scatter_pointers *p = context;
+    float *restrict t317 = p->t317;
+    const float *restrict t262 = p->t262;
+    const float *restrict t316 = p->t316;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t317 + lo * 12544, t262 + lo * 12544, t316 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k097_max_pool_scatter(float *restrict t317, const float *restrict t262, const float *restrict t316) {
-    mplc_max_pool_scatter(t317, t262, t316, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k097_max_pool_scatter_part, &(step_k097_max_pool_scatter_pointers){t317, t262, t316});
 }
 
 /* %318 = step %262 : [32,28,28,16]
  * %319 = mul %317, %318 : [32,28,28,16] */
-static void step_k098_step_mul(float *restrict t319, const float *restrict t262, const float *restrict t317) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t319;
+    const float *t262;
+    const float *t317;
+} step_k098_step_mul_pointers;
+
+static void step_k098_step_mul_part(void *context, int part, int parts) {
+    const step_k098_step_mul_pointers *p = context;
+    float *restrict t319 = p->t319;
+    const float *restrict t262 = p->t262;
+    const float *restrict t317 = p->t317;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v318 = t262[i] > 0.0f ? 1.0f : 0.0f;
         const float v319 = t317[i] * v318;
         t319[i] = v319;
     }
+}
+
+static void step_k098_step_mul(float *restrict t319, const float *restrict t262, const float *restrict t317) {
+    mplc_parallel(step_k098_step_mul_part, &(step_k098_step_mul_pointers){t319, t262, t317});
 }
 
 /* %321 = reduce_sum axes=[0] %320 : [16] */
@@ -1604,12 +2313,28 @@ static void step_k099_reduce_sum(float *restrict t321, const float *restrict t32
 
 /* %256 = im2col k3 s1 p1 %100 : [25088,9]
  * %322 = matmul tA %256, %320 : [9,16] */
-static void step_k100_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
+typedef struct {
+    float *t322;
+    const float *in_x;
+    const float *t320;
+    float *chunk;
+} step_k100_im2col_matmul_pointers;
+
+static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k100_im2col_matmul_pointers *p = context;
+    float *restrict t322 = p->t322;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t320 = p->t320;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(32, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t322 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -1626,7 +2351,15 @@ static void step_k100_im2col_matmul(float *restrict t322, const float *restrict 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t322[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k100_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
+    mplc_parallel(step_k100_im2col_matmul_part, &(step_k100_im2col_matmul_pointers){t322, in_x, t320, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t322[i] += partial[i];
+    }
 }
 
 /* %324 = mul %323, %169 : [3,3,1,16]
@@ -2001,48 +2734,165 @@ static void step_k131_add(float *restrict t400, const float *restrict t398, cons
 }
 
 /* %401 = matmul tB %395, %4 : [32,1568] */
+typedef struct {
+    float *t401;
+    const float *t395;
+    const float *in_teacher_dense7_weight;
+} step_k132_matmul_pointers;
+
+static void step_k132_matmul_part(void *context, int part, int parts) {
+    const step_k132_matmul_pointers *p = context;
+    float *restrict t401 = p->t401;
+    const float *restrict t395 = p->t395;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t395 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t401 + lo * 1568, 1568);
+}
+
 static void step_k132_matmul(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t395, 128, in_teacher_dense7_weight, 128, 0.0f, t401, 1568);
+    mplc_parallel(step_k132_matmul_part, &(step_k132_matmul_pointers){t401, t395, in_teacher_dense7_weight});
 }
 
 /* %402 = matmul tB %397, %4 : [128,1568] */
+typedef struct {
+    float *t402;
+    const float *t397;
+    const float *in_teacher_dense7_weight;
+} step_k133_matmul_pointers;
+
+static void step_k133_matmul_part(void *context, int part, int parts) {
+    const step_k133_matmul_pointers *p = context;
+    float *restrict t402 = p->t402;
+    const float *restrict t397 = p->t397;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t402 + lo * 1568, 1568);
+}
+
 static void step_k133_matmul(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1568, 128, 1.0f, t397, 128, in_teacher_dense7_weight, 128, 0.0f, t402, 1568);
+    mplc_parallel(step_k133_matmul_part, &(step_k133_matmul_pointers){t402, t397, in_teacher_dense7_weight});
 }
 
 /* %408 = matmul tA %407, %397 : [1568,128] */
+typedef struct {
+    float *t408;
+    const float *t407;
+    const float *t397;
+} step_k134_matmul_pointers;
+
+static void step_k134_matmul_part(void *context, int part, int parts) {
+    const step_k134_matmul_pointers *p = context;
+    float *restrict t408 = p->t408;
+    const float *restrict t407 = p->t407;
+    const float *restrict t397 = p->t397;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t407 + lo, 1568, t397, 128, 0.0f, t408 + lo * 128, 128);
+}
+
 static void step_k134_matmul(float *restrict t408, const float *restrict t407, const float *restrict t397) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 128, 1.0f, t407, 1568, t397, 128, 0.0f, t408, 128);
+    mplc_parallel(step_k134_matmul_part, &(step_k134_matmul_pointers){t408, t407, t397});
 }
 
 /* %414 = max_pool_scatter k2 s2 p0 %413, %410 : [32,14,14,32] */
+typedef struct {
+    float *t414;
+    const float *t413;
+    const float *t410;
+} step_k135_max_pool_scatter_pointers;
+
+static void step_k135_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k135_max_pool_scatter_pointers *p = context;
+    float *restrict t414 = p->t414;
+    const float *restrict t413 = p->t413;
+    const float *restrict t410 = p->t410;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t414 + lo * 6272, t413 + lo * 6272, t410 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k135_max_pool_scatter(float *restrict t414, const float *restrict t413, const float *restrict t410) {
-    mplc_max_pool_scatter(t414, t413, t410, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k135_max_pool_scatter_part, &(step_k135_max_pool_scatter_pointers){t414, t413, t410});
 }
 
 /* %417 = max_pool_scatter k2 s2 p0 %416, %411 : [128,14,14,32] */
+typedef struct {
+    float *t417;
+    const float *t416;
+    const float *t411;
+} step_k136_max_pool_scatter_pointers;
+
+static void step_k136_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k136_max_pool_scatter_pointers *p = context;
+    float *restrict t417 = p->t417;
+    const float *restrict t416 = p->t416;
+    const float *restrict t411 = p->t411;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t417 + lo * 6272, t416 + lo * 6272, t411 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k136_max_pool_scatter(float *restrict t417, const float *restrict t416, const float *restrict t411) {
-    mplc_max_pool_scatter(t417, t416, t411, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k136_max_pool_scatter_part, &(step_k136_max_pool_scatter_pointers){t417, t416, t411});
 }
 
 /* %418 = step %413 : [32,14,14,32]
  * %419 = mul %414, %418 : [32,14,14,32] */
-static void step_k137_step_mul(float *restrict t419, const float *restrict t413, const float *restrict t414) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t419;
+    const float *t413;
+    const float *t414;
+} step_k137_step_mul_pointers;
+
+static void step_k137_step_mul_part(void *context, int part, int parts) {
+    const step_k137_step_mul_pointers *p = context;
+    float *restrict t419 = p->t419;
+    const float *restrict t413 = p->t413;
+    const float *restrict t414 = p->t414;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v418 = t413[i] > 0.0f ? 1.0f : 0.0f;
         const float v419 = t414[i] * v418;
         t419[i] = v419;
     }
 }
 
+static void step_k137_step_mul(float *restrict t419, const float *restrict t413, const float *restrict t414) {
+    mplc_parallel(step_k137_step_mul_part, &(step_k137_step_mul_pointers){t419, t413, t414});
+}
+
 /* %420 = step %416 : [128,14,14,32]
  * %421 = mul %417, %420 : [128,14,14,32] */
-static void step_k138_step_mul(float *restrict t421, const float *restrict t416, const float *restrict t417) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t421;
+    const float *t416;
+    const float *t417;
+} step_k138_step_mul_pointers;
+
+static void step_k138_step_mul_part(void *context, int part, int parts) {
+    const step_k138_step_mul_pointers *p = context;
+    float *restrict t421 = p->t421;
+    const float *restrict t416 = p->t416;
+    const float *restrict t417 = p->t417;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v420 = t416[i] > 0.0f ? 1.0f : 0.0f;
         const float v421 = t417[i] * v420;
         t421[i] = v421;
     }
+}
+
+static void step_k138_step_mul(float *restrict t421, const float *restrict t416, const float *restrict t417) {
+    mplc_parallel(step_k138_step_mul_part, &(step_k138_step_mul_pointers){t421, t416, t417});
 }
 
 /* %424 = reduce_sum axes=[0] %422 : [32] */
@@ -2075,46 +2925,132 @@ static void step_k141_add(float *restrict t426, const float *restrict t424, cons
 
 /* %427 = matmul tB %422, %31 : [6272,144]
  * %437 = col2im k3 s1 p1 %427 : [32,14,14,16] */
-static void step_k142_matmul_col2im(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t437;
+    const float *t422;
+    const float *in_teacher_conv3_weight;
+    float *chunk;
+} step_k142_matmul_col2im_pointers;
+
+static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k142_matmul_col2im_pointers *p = context;
+    float *restrict t437 = p->t437;
+    const float *restrict t422 = p->t422;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t422 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k142_matmul_col2im(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k142_matmul_col2im_part, &(step_k142_matmul_col2im_pointers){t437, t422, in_teacher_conv3_weight, chunk});
+}
+
 /* %428 = matmul tB %423, %31 : [25088,144]
  * %438 = col2im k3 s1 p1 %428 : [128,14,14,16] */
-static void step_k143_matmul_col2im(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t438;
+    const float *t423;
+    const float *in_teacher_conv3_weight;
+    float *chunk;
+} step_k143_matmul_col2im_pointers;
+
+static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k143_matmul_col2im_pointers *p = context;
+    float *restrict t438 = p->t438;
+    const float *restrict t423 = p->t423;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t423 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t438 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k143_matmul_col2im(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k143_matmul_col2im_part, &(step_k143_matmul_col2im_pointers){t438, t423, in_teacher_conv3_weight, chunk});
+}
+
 /* %433 = im2col k3 s1 p1 %432 : [25088,144]
  * %434 = matmul tA %433, %423 : [144,32] */
-static void step_k144_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
+typedef struct {
+    float *t434;
+    const float *t432;
+    const float *t423;
+    float *chunk;
+} step_k144_im2col_matmul_pointers;
+
+static void step_k144_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k144_im2col_matmul_pointers *p = context;
+    float *restrict t434 = p->t434;
+    const float *restrict t432 = p->t432;
+    const float *restrict t423 = p->t423;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t434 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t432 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t423 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t434, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t423 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k144_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
+    mplc_parallel(step_k144_im2col_matmul_part, &(step_k144_im2col_matmul_pointers){t434, t432, t423, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t434[i] += partial[i];
     }
 }
 
 /* %430 = im2col k3 s1 p1 %429 : [6272,144]
  * %431 = matmul tA %430, %422 : [144,32]
  * %435 = add %431, %434 : [144,32] */
-static void step_k145_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
+typedef struct {
+    float *t435;
+    const float *t429;
+    const float *t422;
+    const float *t434;
+    float *chunk;
+} step_k145_im2col_matmul_add_pointers;
+
+static void step_k145_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k145_im2col_matmul_add_pointers *p = context;
+    float *restrict t435 = p->t435;
+    const float *restrict t429 = p->t429;
+    const float *restrict t422 = p->t422;
+    const float *restrict t434 = p->t434; (void)t434; /* used after the parts */
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t435 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t429 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t422 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t435, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t422 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k145_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
+    mplc_parallel(step_k145_im2col_matmul_add_part, &(step_k145_im2col_matmul_add_pointers){t435, t429, t422, t434, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t435[i] += partial[i];
     }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4608; i++) {
@@ -2124,33 +3060,99 @@ static void step_k145_im2col_matmul_add(float *restrict t435, const float *restr
 }
 
 /* %441 = max_pool_scatter k2 s2 p0 %440, %437 : [32,28,28,16] */
+typedef struct {
+    float *t441;
+    const float *t440;
+    const float *t437;
+} step_k146_max_pool_scatter_pointers;
+
+static void step_k146_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k146_max_pool_scatter_pointers *p = context;
+    float *restrict t441 = p->t441;
+    const float *restrict t440 = p->t440;
+    const float *restrict t437 = p->t437;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t441 + lo * 12544, t440 + lo * 12544, t437 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k146_max_pool_scatter(float *restrict t441, const float *restrict t440, const float *restrict t437) {
-    mplc_max_pool_scatter(t441, t440, t437, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k146_max_pool_scatter_part, &(step_k146_max_pool_scatter_pointers){t441, t440, t437});
 }
 
 /* %444 = max_pool_scatter k2 s2 p0 %443, %438 : [128,28,28,16] */
+typedef struct {
+    float *t444;
+    const float *t443;
+    const float *t438;
+} step_k147_max_pool_scatter_pointers;
+
+static void step_k147_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k147_max_pool_scatter_pointers *p = context;
+    float *restrict t444 = p->t444;
+    const float *restrict t443 = p->t443;
+    const float *restrict t438 = p->t438;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t444 + lo * 12544, t443 + lo * 12544, t438 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k147_max_pool_scatter(float *restrict t444, const float *restrict t443, const float *restrict t438) {
-    mplc_max_pool_scatter(t444, t443, t438, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k147_max_pool_scatter_part, &(step_k147_max_pool_scatter_pointers){t444, t443, t438});
 }
 
 /* %445 = step %440 : [32,28,28,16]
  * %446 = mul %441, %445 : [32,28,28,16] */
-static void step_k148_step_mul(float *restrict t446, const float *restrict t440, const float *restrict t441) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t446;
+    const float *t440;
+    const float *t441;
+} step_k148_step_mul_pointers;
+
+static void step_k148_step_mul_part(void *context, int part, int parts) {
+    const step_k148_step_mul_pointers *p = context;
+    float *restrict t446 = p->t446;
+    const float *restrict t440 = p->t440;
+    const float *restrict t441 = p->t441;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v445 = t440[i] > 0.0f ? 1.0f : 0.0f;
         const float v446 = t441[i] * v445;
         t446[i] = v446;
     }
 }
 
+static void step_k148_step_mul(float *restrict t446, const float *restrict t440, const float *restrict t441) {
+    mplc_parallel(step_k148_step_mul_part, &(step_k148_step_mul_pointers){t446, t440, t441});
+}
+
 /* %447 = step %443 : [128,28,28,16]
  * %448 = mul %444, %447 : [128,28,28,16] */
-static void step_k149_step_mul(float *restrict t448, const float *restrict t443, const float *restrict t444) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t448;
+    const float *t443;
+    const float *t444;
+} step_k149_step_mul_pointers;
+
+static void step_k149_step_mul_part(void *context, int part, int parts) {
+    const step_k149_step_mul_pointers *p = context;
+    float *restrict t448 = p->t448;
+    const float *restrict t443 = p->t443;
+    const float *restrict t444 = p->t444;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v447 = t443[i] > 0.0f ? 1.0f : 0.0f;
         const float v448 = t444[i] * v447;
         t448[i] = v448;
     }
+}
+
+static void step_k149_step_mul(float *restrict t448, const float *restrict t443, const float *restrict t444) {
+    mplc_parallel(step_k149_step_mul_part, &(step_k149_step_mul_pointers){t448, t443, t444});
 }
 
 /* %451 = reduce_sum axes=[0] %449 : [16] */
@@ -2183,12 +3185,28 @@ static void step_k152_add(float *restrict t453, const float *restrict t451, cons
 
 /* %101 = im2col k3 s1 p1 %99 : [100352,9]
  * %455 = matmul tA %101, %450 : [9,16] */
-static void step_k153_im2col_matmul(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
+typedef struct {
+    float *t455;
+    const float *t99;
+    const float *t450;
+    float *chunk;
+} step_k153_im2col_matmul_pointers;
+
+static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k153_im2col_matmul_pointers *p = context;
+    float *restrict t455 = p->t455;
+    const float *restrict t99 = p->t99;
+    const float *restrict t450 = p->t450;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(128, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t455 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2205,18 +3223,44 @@ static void step_k153_im2col_matmul(float *restrict t455, const float *restrict 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t455[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k153_im2col_matmul(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
+    mplc_parallel(step_k153_im2col_matmul_part, &(step_k153_im2col_matmul_pointers){t455, t99, t450, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t455[i] += partial[i];
+    }
 }
 
 /* %256 = im2col k3 s1 p1 %100 : [25088,9]
  * %454 = matmul tA %256, %449 : [9,16]
  * %456 = add %454, %455 : [9,16] */
-static void step_k154_im2col_matmul_add(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
+typedef struct {
+    float *t456;
+    const float *in_x;
+    const float *t449;
+    const float *t455;
+    float *chunk;
+} step_k154_im2col_matmul_add_pointers;
+
+static void step_k154_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k154_im2col_matmul_add_pointers *p = context;
+    float *restrict t456 = p->t456;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t449 = p->t449;
+    const float *restrict t455 = p->t455; (void)t455; /* used after the parts */
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(32, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t456 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2233,7 +3277,15 @@ static void step_k154_im2col_matmul_add(float *restrict t456, const float *restr
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t456[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k154_im2col_matmul_add(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
+    mplc_parallel(step_k154_im2col_matmul_add_part, &(step_k154_im2col_matmul_add_pointers){t456, in_x, t449, t455, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t456[i] += partial[i];
+    }
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 144; i++) {
         const float v456 = t456[i] + t455[i];
@@ -2358,10 +3410,31 @@ static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias
  * %503 = sub %4, %502 : [1568,128]
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k159_matmul_add_mul_etc(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t404, 1568, t395, 128, 0.0f, t496, 128);
+typedef struct {
+    float *t496;
+    float *in_teacher_momentum_dense7_weight;
+    float *in_teacher_dense7_weight;
+    const float *t404;
+    const float *t395;
+    const float *t408;
+    const float *in_lr_teacher;
+} step_k159_matmul_add_mul_etc_pointers;
+
+static void step_k159_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k159_matmul_add_mul_etc_pointers *p = context;
+    float *restrict t496 = p->t496;
+    float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
+    float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    const float *restrict t404 = p->t404;
+    const float *restrict t395 = p->t395;
+    const float *restrict t408 = p->t408;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t404 + lo, 1568, t395, 128, 0.0f, t496 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v409 = t496[i] + t408[i];
         const float v495 = in_teacher_dense7_weight[i] * 0.0005f;
         const float v496 = v409 + v495;
@@ -2375,6 +3448,10 @@ static void step_k159_matmul_add_mul_etc(float *restrict t496, float *restrict i
         in_teacher_momentum_dense7_weight[i] = v498;
         in_teacher_dense7_weight[i] = v503;
     }
+}
+
+static void step_k159_matmul_add_mul_etc(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k159_matmul_add_mul_etc_part, &(step_k159_matmul_add_mul_etc_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
 }
 
 /* %225 = constant 0.9 : [128]
@@ -2457,171 +3534,171 @@ static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense10_bi
     }
 }
 
-/* 163 kernels; scratch high-water mark 11875920 floats. */
+/* 163 kernels; scratch high-water mark 13543504 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add_etc(scratch, io, state, state + 144, scratch + 3612672);
-    step_k001_max_pool(scratch + 10235904, scratch);
-    step_k002_im2col_matmul_add_etc(scratch + 3612672, scratch + 10235904, state + 160, state + 4768, scratch + 5419008);
-    step_k003_max_pool(scratch + 11139072, scratch + 3612672);
-    step_k004_matmul_add_relu_etc(scratch + 11791360, scratch + 11828224, scratch + 11139072, state + 4800, state + 205504, io + 226176);
-    step_k005_matmul_add(scratch + 11590656, scratch + 11828224, state + 205632, state + 206912);
-    step_k006_mul_add(scratch + 11874816, io + 225792);
-    step_k007_reduce_max(scratch + 11865408, scratch + 11590656);
-    step_k008_sub_exp(scratch + 11865088, scratch + 11875136, scratch + 11590656, scratch + 11865408);
-    step_k009_reduce_sum(scratch + 11875840, scratch + 11875136);
-    step_k010_log(scratch + 11875456, scratch + 11875840);
-    step_k011_sub_mul_reduce_sum(scratch + 11875488, scratch + 11865088, scratch + 11875456, scratch + 11874816);
-    step_k012_mul(io + 263040, scratch + 11875488);
-    step_k013_mul(scratch + 11593536, scratch + 11590976);
-    step_k014_reduce_max(scratch + 11865088, scratch + 11593536);
-    step_k015_sub(scratch + 11594816, scratch + 11593536, scratch + 11865088);
-    step_k016_exp_reduce_sum(scratch + 11593536, scratch + 11594816);
-    step_k017_log(scratch + 11593664, scratch + 11593536);
-    step_k018_sub_exp(scratch + 11869696, scratch + 11594816, scratch + 11593664);
-    step_k019_reduce_max(scratch + 11870976, scratch + 11869696);
-    step_k020_greaterEqual(scratch + 11875456, scratch + 11870976);
-    step_k021_reduce_max(scratch + 11872256, scratch + 11592256);
-    step_k022_sub_exp(scratch + 11865088, scratch + 11870976, scratch + 11592256, scratch + 11872256);
-    step_k023_reduce_sum(scratch + 11875584, scratch + 11870976);
-    step_k024_log(scratch + 11872256, scratch + 11875584);
-    step_k025_sub_mul_reduce_sum(scratch + 11872384, scratch + 11865088, scratch + 11872256, scratch + 11869696);
-    step_k026_neg_mul_reduce_sum(scratch + 11872256, scratch + 11872384, scratch + 11875456);
-    step_k027_mul(io + 263056, scratch + 11872256);
-    step_k028_reduce_sum(scratch + 11875712, scratch + 11875456);
-    step_k029_mul(io + 263072, scratch + 11875712);
-    step_k030_one_hot_argmax(scratch + 11872256, scratch + 11592256);
-    step_k031_im2col_matmul_add_etc(scratch + 5419008, io + 125440, state + 206928, state + 207072, scratch + 7024640);
-    step_k032_max_pool(scratch + 9433088, scratch + 5419008);
-    step_k033_im2col_matmul_add_etc(scratch + 7024640, scratch + 9433088, state + 207088, state + 211696, scratch + 9834496);
-    step_k034_max_pool(scratch + 9834496, scratch + 7024640);
-    step_k035_matmul_add_relu(scratch + 10035200, scratch + 9834496, state + 211728, state + 412432);
-    step_k036_matmul_add(scratch + 11865088, scratch + 10035200, state + 412560, state + 413840);
-    step_k037_reduce_max(scratch + 11868928, scratch + 11865088);
-    step_k038_sub_exp(scratch + 11866368, scratch + 11867648, scratch + 11865088, scratch + 11868928);
-    step_k039_reduce_sum(scratch + 11868928, scratch + 11867648);
-    step_k040_log(scratch + 11869056, scratch + 11868928);
-    step_k041_sub_mul_reduce_sum(scratch + 11875712, scratch + 11866368, scratch + 11869056, scratch + 11872256);
-    step_k042_mul(io + 263088, scratch + 11875712);
-    step_k043_mul(scratch + 11865088, scratch + 11872256);
-    step_k044_neg_reduce_sum(scratch + 11869056, scratch + 11865088);
-    step_k045_div(scratch + 11869184, scratch + 11869056, scratch + 11868928);
-    step_k046_mul_add(scratch + 11866368, scratch + 11869184, scratch + 11867648, scratch + 11865088);
-    step_k047_reduce_sum(scratch + 11875904, scratch + 11866368);
-    step_k048_matmul(scratch + 11873536, scratch + 10035200, scratch + 11866368);
-    step_k049_matmul_step_mul(scratch + 7827456, scratch + 11866368, state + 412560, scratch + 10035200);
-    step_k050_reduce_sum(scratch + 11875712, scratch + 7827456);
-    step_k051_matmul(scratch + 10035200, scratch + 7827456, state + 211728);
-    step_k052_matmul(scratch + 11590656, scratch + 9834496, scratch + 7827456);
-    step_k053_max_pool_scatter(scratch + 7827456, scratch + 7024640, scratch + 10035200);
-    step_k054_step_mul(scratch + 8630272, scratch + 7024640, scratch + 7827456);
-    step_k055_reduce_sum(scratch + 11875872, scratch + 8630272);
-    step_k056_matmul_col2im(scratch + 9834496, scratch + 8630272, state + 207088, scratch + 7024640);
-    step_k057_im2col_matmul(scratch + 11865088, scratch + 9433088, scratch + 8630272, scratch + 7024640);
-    step_k058_max_pool_scatter(scratch + 7024640, scratch + 5419008, scratch + 9834496);
-    step_k059_step_mul(scratch + 8630272, scratch + 5419008, scratch + 7024640);
-    step_k060_reduce_sum(scratch + 6930480, scratch + 8630272);
-    step_k061_im2col_matmul(scratch + 6930176, io + 125440, scratch + 8630272, scratch + 5419008);
-    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 6930176, io + 226128);
-    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 6930480, io + 226128);
-    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 11865088, io + 226128);
-    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 11875872, io + 226128);
-    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 11590656, io + 226128);
-    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 11875712, io + 226128);
-    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 11873536, io + 226128);
-    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 11875904, io + 226128);
-    step_k070_im2col_matmul_add_etc(scratch + 5419008, io, state + 206928, state + 207072, scratch + 5820416);
-    step_k071_max_pool(scratch + 6475840, scratch + 5419008);
-    step_k072_im2col_matmul_add_etc(scratch + 6074432, scratch + 6475840, state + 207088, state + 211696, scratch + 5820416);
-    step_k073_max_pool(scratch + 6275136, scratch + 6074432);
-    step_k074_matmul_add_relu(scratch + 6325312, scratch + 6275136, state + 211728, state + 412432);
-    step_k075_matmul_add(scratch + 6329408, scratch + 6325312, state + 412560, state + 413840);
-    step_k076_reduce_max(scratch + 6330368, scratch + 6329408);
-    step_k077_sub_exp(scratch + 6329728, scratch + 6330048, scratch + 6329408, scratch + 6330368);
-    step_k078_reduce_sum(scratch + 6330368, scratch + 6330048);
-    step_k079_log(scratch + 6329408, scratch + 6330368);
-    step_k080_sub_mul_reduce_sum(scratch + 6930320, scratch + 6329728, scratch + 6329408, io + 225792);
-    step_k081_mul(io + 263104, scratch + 6930320);
-    step_k082_mul(scratch + 6329408, io + 225792);
-    step_k083_neg_reduce_sum(scratch + 6329728, scratch + 6329408);
-    step_k084_div(scratch + 6330400, scratch + 6329728, scratch + 6330368);
-    step_k085_mul_add(scratch + 6329728, scratch + 6330400, scratch + 6330048, scratch + 6329408);
-    step_k086_reduce_sum(scratch + 6930496, scratch + 6329728);
-    step_k087_matmul(scratch + 6928896, scratch + 6325312, scratch + 6329728);
-    step_k088_matmul_step_mul(scratch + 6576192, scratch + 6329728, state + 412560, scratch + 6325312);
-    step_k089_reduce_sum(scratch + 6930320, scratch + 6576192);
-    step_k090_matmul(scratch + 6021120, scratch + 6576192, state + 211728);
-    step_k091_matmul(scratch + 6623232, scratch + 6275136, scratch + 6576192);
-    step_k092_max_pool_scatter(scratch + 5820416, scratch + 6074432, scratch + 6021120);
-    step_k093_step_mul(scratch + 6275136, scratch + 6074432, scratch + 5820416);
-    step_k094_reduce_sum(scratch + 6930448, scratch + 6275136);
-    step_k095_matmul_col2im(scratch + 6823936, scratch + 6275136, state + 207088, scratch + 5820416);
-    step_k096_im2col_matmul(scratch + 6924288, scratch + 6475840, scratch + 6275136, scratch + 5820416);
-    step_k097_max_pool_scatter(scratch + 5820416, scratch + 5419008, scratch + 6823936);
-    step_k098_step_mul(scratch + 6221824, scratch + 5419008, scratch + 5820416);
-    step_k099_reduce_sum(scratch + 6824080, scratch + 6221824);
-    step_k100_im2col_matmul(scratch + 6823936, io, scratch + 6221824, scratch + 5419008);
-    step_k101_mul_reduce_sum(scratch + 6824096, scratch + 6823936, scratch + 6930176);
-    step_k102_mul_reduce_sum(scratch + 6823936, scratch + 6824080, scratch + 6930480);
-    step_k103_mul_reduce_sum(scratch + 6930480, scratch + 6924288, scratch + 11865088);
-    step_k104_mul_reduce_sum(scratch + 6823952, scratch + 6930448, scratch + 11875872);
-    step_k105_mul_reduce_sum(scratch + 6930448, scratch + 6623232, scratch + 11590656);
-    step_k106_mul_reduce_sum(scratch + 6930464, scratch + 6930320, scratch + 11875712);
-    step_k107_mul_reduce_sum(scratch + 11875872, scratch + 6928896, scratch + 11873536);
-    step_k108_mul_reduce_sum(scratch + 11875888, scratch + 6930496, scratch + 11875904);
-    step_k109_mul_add(io + 263120, scratch + 6823968, io + 226128, scratch + 6824096, scratch + 6823936, scratch + 6930480, scratch + 6823952, scratch + 6930448, scratch + 6930464, scratch + 11875872, scratch + 11875888, io + 226160);
-    step_k110_mul(scratch + 11865088, scratch + 6823968, scratch + 11872256);
-    step_k111_neg_reduce_sum(scratch + 11872256, scratch + 11865088);
-    step_k112_div(scratch + 11868928, scratch + 11872256, scratch + 11875584);
-    step_k113_mul(scratch + 11875712, io + 226144);
-    step_k114_mul_neg(scratch + 11869056, scratch + 11875712, scratch + 11875456);
-    step_k115_mul(scratch + 11866368, scratch + 11869056, scratch + 11869696);
-    step_k116_neg_reduce_sum(scratch + 11875456, scratch + 11866368);
-    step_k117_div(scratch + 11869056, scratch + 11875456, scratch + 11875584);
-    step_k118_mul_add(scratch + 11867648, scratch + 11868928, scratch + 11870976, scratch + 11865088, scratch + 11869056, scratch + 11866368);
-    step_k119_mul(scratch + 11865088, scratch + 11874816);
-    step_k120_neg_reduce_sum(scratch + 11875456, scratch + 11865088);
-    step_k121_div(scratch + 11875488, scratch + 11875456, scratch + 11875840);
-    step_k122_mul_add(scratch + 11866368, scratch + 11875488, scratch + 11875136, scratch + 11865088);
-    step_k123_reduce_sum(scratch + 11866688, scratch + 11866368);
-    step_k124_reduce_sum(scratch + 11866704, scratch + 11867648);
-    step_k125_add(scratch + 11866720, scratch + 11866688, scratch + 11866704);
-    step_k126_matmul(scratch + 11865088, scratch + 11848704, scratch + 11867648);
-    step_k127_matmul_mul_step(scratch + 11595264, scratch + 11866368, state + 205632, io + 226176, scratch + 11791360);
-    step_k128_matmul_mul_step(scratch + 6422528, scratch + 11867648, state + 205632, io + 246656, scratch + 11811840);
-    step_k129_reduce_sum(scratch + 11590656, scratch + 11595264);
-    step_k130_reduce_sum(scratch + 11590784, scratch + 6422528);
-    step_k131_add(scratch + 11599648, scratch + 11590656, scratch + 11590784);
-    step_k132_matmul(scratch + 6623232, scratch + 11595264, state + 4800);
-    step_k133_matmul(scratch + 6221824, scratch + 6422528, state + 4800);
-    step_k134_matmul(scratch + 7225344, scratch + 11389952, scratch + 6422528);
-    step_k135_max_pool_scatter(scratch + 6422528, scratch + 3612672, scratch + 6623232);
-    step_k136_max_pool_scatter(scratch + 5419008, scratch + 4616192, scratch + 6221824);
-    step_k137_step_mul(scratch + 7024640, scratch + 3612672, scratch + 6422528);
-    step_k138_step_mul(scratch + 6221824, scratch + 4616192, scratch + 5419008);
-    step_k139_reduce_sum(scratch + 11599360, scratch + 7024640);
-    step_k140_reduce_sum(scratch + 11599392, scratch + 6221824);
-    step_k141_add(scratch + 11599776, scratch + 11599360, scratch + 11599392);
-    step_k142_matmul_col2im(scratch + 6021120, scratch + 7024640, state + 160, scratch + 3612672);
-    step_k143_matmul_col2im(scratch + 5218304, scratch + 6221824, state + 160, scratch + 5619712);
-    step_k144_im2col_matmul(scratch + 6121472, scratch + 10737664, scratch + 6221824, scratch + 5619712);
-    step_k145_im2col_matmul_add(scratch + 11590656, scratch + 10235904, scratch + 7024640, scratch + 6121472, scratch + 3612672);
-    step_k146_max_pool_scatter(scratch + 5619712, scratch, scratch + 6021120);
-    step_k147_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 5218304);
-    step_k148_step_mul(scratch + 6823936, scratch, scratch + 5619712);
+    step_k001_max_pool(scratch + 10699264, scratch);
+    step_k002_im2col_matmul_add_etc(scratch + 5681664, scratch + 10699264, state + 160, state + 4768, scratch + 3612672);
+    step_k003_max_pool(scratch + 12405248, scratch + 5681664);
+    step_k004_matmul_add_relu_etc(scratch + 13458944, scratch + 13495808, scratch + 12405248, state + 4800, state + 205504, io + 226176);
+    step_k005_matmul_add(scratch + 12856832, scratch + 13495808, state + 205632, state + 206912);
+    step_k006_mul_add(scratch + 13542400, io + 225792);
+    step_k007_reduce_max(scratch + 13532992, scratch + 12856832);
+    step_k008_sub_exp(scratch + 13532672, scratch + 13542720, scratch + 12856832, scratch + 13532992);
+    step_k009_reduce_sum(scratch + 13543424, scratch + 13542720);
+    step_k010_log(scratch + 13543040, scratch + 13543424);
+    step_k011_sub_mul_reduce_sum(scratch + 13543072, scratch + 13532672, scratch + 13543040, scratch + 13542400);
+    step_k012_mul(io + 263040, scratch + 13543072);
+    step_k013_mul(scratch + 12859712, scratch + 12857152);
+    step_k014_reduce_max(scratch + 13532672, scratch + 12859712);
+    step_k015_sub(scratch + 12860992, scratch + 12859712, scratch + 13532672);
+    step_k016_exp_reduce_sum(scratch + 12859712, scratch + 12860992);
+    step_k017_log(scratch + 12859840, scratch + 12859712);
+    step_k018_sub_exp(scratch + 13537280, scratch + 12860992, scratch + 12859840);
+    step_k019_reduce_max(scratch + 13538560, scratch + 13537280);
+    step_k020_greaterEqual(scratch + 13543040, scratch + 13538560);
+    step_k021_reduce_max(scratch + 13539840, scratch + 12858432);
+    step_k022_sub_exp(scratch + 13532672, scratch + 13538560, scratch + 12858432, scratch + 13539840);
+    step_k023_reduce_sum(scratch + 13543168, scratch + 13538560);
+    step_k024_log(scratch + 13539840, scratch + 13543168);
+    step_k025_sub_mul_reduce_sum(scratch + 13539968, scratch + 13532672, scratch + 13539840, scratch + 13537280);
+    step_k026_neg_mul_reduce_sum(scratch + 13539840, scratch + 13539968, scratch + 13543040);
+    step_k027_mul(io + 263056, scratch + 13539840);
+    step_k028_reduce_sum(scratch + 13543296, scratch + 13543040);
+    step_k029_mul(io + 263072, scratch + 13543296);
+    step_k030_one_hot_argmax(scratch + 13539840, scratch + 12858432);
+    step_k031_im2col_matmul_add_etc(scratch + 7488000, io + 125440, state + 206928, state + 207072, scratch + 3612672);
+    step_k032_max_pool(scratch + 12856832, scratch + 7488000);
+    step_k033_im2col_matmul_add_etc(scratch + 9093632, scratch + 12856832, state + 207088, state + 211696, scratch + 3612672);
+    step_k034_max_pool(scratch + 9896448, scratch + 9093632);
+    step_k035_matmul_add_relu(scratch + 13258240, scratch + 9896448, state + 211728, state + 412432);
+    step_k036_matmul_add(scratch + 13532672, scratch + 13258240, state + 412560, state + 413840);
+    step_k037_reduce_max(scratch + 13536512, scratch + 13532672);
+    step_k038_sub_exp(scratch + 13533952, scratch + 13535232, scratch + 13532672, scratch + 13536512);
+    step_k039_reduce_sum(scratch + 13536512, scratch + 13535232);
+    step_k040_log(scratch + 13536640, scratch + 13536512);
+    step_k041_sub_mul_reduce_sum(scratch + 13543296, scratch + 13533952, scratch + 13536640, scratch + 13539840);
+    step_k042_mul(io + 263088, scratch + 13543296);
+    step_k043_mul(scratch + 13532672, scratch + 13539840);
+    step_k044_neg_reduce_sum(scratch + 13536640, scratch + 13532672);
+    step_k045_div(scratch + 13536768, scratch + 13536640, scratch + 13536512);
+    step_k046_mul_add(scratch + 13533952, scratch + 13536768, scratch + 13535232, scratch + 13532672);
+    step_k047_reduce_sum(scratch + 13543488, scratch + 13533952);
+    step_k048_matmul(scratch + 13541120, scratch + 13258240, scratch + 13533952);
+    step_k049_matmul_step_mul(scratch + 10097152, scratch + 13533952, state + 412560, scratch + 13258240);
+    step_k050_reduce_sum(scratch + 13543296, scratch + 10097152);
+    step_k051_matmul(scratch + 11602432, scratch + 10097152, state + 211728);
+    step_k052_matmul(scratch + 13258240, scratch + 9896448, scratch + 10097152);
+    step_k053_max_pool_scatter(scratch + 9896448, scratch + 9093632, scratch + 11602432);
+    step_k054_step_mul(scratch + 11602432, scratch + 9093632, scratch + 9896448);
+    step_k055_reduce_sum(scratch + 13543456, scratch + 11602432);
+    step_k056_matmul_col2im(scratch + 9093632, scratch + 11602432, state + 207088, scratch + 3612672);
+    step_k057_im2col_matmul(scratch + 13532672, scratch + 12856832, scratch + 11602432, scratch + 3612672);
+    step_k058_max_pool_scatter(scratch + 3612672, scratch + 7488000, scratch + 9093632);
+    step_k059_step_mul(scratch + 9093632, scratch + 7488000, scratch + 3612672);
+    step_k060_reduce_sum(scratch + 8618256, scratch + 9093632);
+    step_k061_im2col_matmul(scratch + 8618112, io + 125440, scratch + 9093632, scratch + 7488000);
+    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 8618112, io + 226128);
+    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 8618256, io + 226128);
+    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 13532672, io + 226128);
+    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 13543456, io + 226128);
+    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 13258240, io + 226128);
+    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 13543296, io + 226128);
+    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 13541120, io + 226128);
+    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 13543488, io + 226128);
+    step_k070_im2col_matmul_add_etc(scratch + 11602432, io, state + 206928, state + 207072, scratch + 3612672);
+    step_k071_max_pool(scratch + 7488000, scratch + 11602432);
+    step_k072_im2col_matmul_add_etc(scratch + 12003840, scratch + 7488000, state + 207088, state + 211696, scratch + 3612672);
+    step_k073_max_pool(scratch + 12204544, scratch + 12003840);
+    step_k074_matmul_add_relu(scratch + 12254720, scratch + 12204544, state + 211728, state + 412432);
+    step_k075_matmul_add(scratch + 12258816, scratch + 12254720, state + 412560, state + 413840);
+    step_k076_reduce_max(scratch + 12259776, scratch + 12258816);
+    step_k077_sub_exp(scratch + 12259136, scratch + 12259456, scratch + 12258816, scratch + 12259776);
+    step_k078_reduce_sum(scratch + 12259776, scratch + 12259456);
+    step_k079_log(scratch + 12258816, scratch + 12259776);
+    step_k080_sub_mul_reduce_sum(scratch + 12258848, scratch + 12259136, scratch + 12258816, io + 225792);
+    step_k081_mul(io + 263104, scratch + 12258848);
+    step_k082_mul(scratch + 12258816, io + 225792);
+    step_k083_neg_reduce_sum(scratch + 12259136, scratch + 12258816);
+    step_k084_div(scratch + 12259168, scratch + 12259136, scratch + 12259776);
+    step_k085_mul_add(scratch + 7588352, scratch + 12259168, scratch + 12259456, scratch + 12258816);
+    step_k086_reduce_sum(scratch + 7694752, scratch + 7588352);
+    step_k087_matmul(scratch + 7693312, scratch + 12254720, scratch + 7588352);
+    step_k088_matmul_step_mul(scratch + 12258816, scratch + 7588352, state + 412560, scratch + 12254720);
+    step_k089_reduce_sum(scratch + 7694592, scratch + 12258816);
+    step_k090_matmul(scratch + 13057536, scratch + 12258816, state + 211728);
+    step_k091_matmul(scratch + 12856832, scratch + 12204544, scratch + 12258816);
+    step_k092_max_pool_scatter(scratch + 12204544, scratch + 12003840, scratch + 13057536);
+    step_k093_step_mul(scratch + 13057536, scratch + 12003840, scratch + 12204544);
+    step_k094_reduce_sum(scratch + 7694720, scratch + 13057536);
+    step_k095_matmul_col2im(scratch + 7588352, scratch + 13057536, state + 207088, scratch + 3612672);
+    step_k096_im2col_matmul(scratch + 7688704, scratch + 7488000, scratch + 13057536, scratch + 3612672);
+    step_k097_max_pool_scatter(scratch + 12003840, scratch + 11602432, scratch + 7588352);
+    step_k098_step_mul(scratch + 4742784, scratch + 11602432, scratch + 12003840);
+    step_k099_reduce_sum(scratch + 7488144, scratch + 4742784);
+    step_k100_im2col_matmul(scratch + 7488000, io, scratch + 4742784, scratch + 3612672);
+    step_k101_mul_reduce_sum(scratch + 7488160, scratch + 7488000, scratch + 8618112);
+    step_k102_mul_reduce_sum(scratch + 7488000, scratch + 7488144, scratch + 8618256);
+    step_k103_mul_reduce_sum(scratch + 7488016, scratch + 7688704, scratch + 13532672);
+    step_k104_mul_reduce_sum(scratch + 7488032, scratch + 7694720, scratch + 13543456);
+    step_k105_mul_reduce_sum(scratch + 7694720, scratch + 12856832, scratch + 13258240);
+    step_k106_mul_reduce_sum(scratch + 7694736, scratch + 7694592, scratch + 13543296);
+    step_k107_mul_reduce_sum(scratch + 13543456, scratch + 7693312, scratch + 13541120);
+    step_k108_mul_reduce_sum(scratch + 13543472, scratch + 7694752, scratch + 13543488);
+    step_k109_mul_add(io + 263120, scratch + 7488048, io + 226128, scratch + 7488160, scratch + 7488000, scratch + 7488016, scratch + 7488032, scratch + 7694720, scratch + 7694736, scratch + 13543456, scratch + 13543472, io + 226160);
+    step_k110_mul(scratch + 13532672, scratch + 7488048, scratch + 13539840);
+    step_k111_neg_reduce_sum(scratch + 13539840, scratch + 13532672);
+    step_k112_div(scratch + 13536512, scratch + 13539840, scratch + 13543168);
+    step_k113_mul(scratch + 13543296, io + 226144);
+    step_k114_mul_neg(scratch + 13536640, scratch + 13543296, scratch + 13543040);
+    step_k115_mul(scratch + 13533952, scratch + 13536640, scratch + 13537280);
+    step_k116_neg_reduce_sum(scratch + 13543040, scratch + 13533952);
+    step_k117_div(scratch + 13536640, scratch + 13543040, scratch + 13543168);
+    step_k118_mul_add(scratch + 13535232, scratch + 13536512, scratch + 13538560, scratch + 13532672, scratch + 13536640, scratch + 13533952);
+    step_k119_mul(scratch + 13532672, scratch + 13542400);
+    step_k120_neg_reduce_sum(scratch + 13543040, scratch + 13532672);
+    step_k121_div(scratch + 13543072, scratch + 13543040, scratch + 13543424);
+    step_k122_mul_add(scratch + 13533952, scratch + 13543072, scratch + 13542720, scratch + 13532672);
+    step_k123_reduce_sum(scratch + 13534272, scratch + 13533952);
+    step_k124_reduce_sum(scratch + 13534288, scratch + 13535232);
+    step_k125_add(scratch + 13534304, scratch + 13534272, scratch + 13534288);
+    step_k126_matmul(scratch + 13532672, scratch + 13516288, scratch + 13535232);
+    step_k127_matmul_mul_step(scratch + 12861440, scratch + 13533952, state + 205632, io + 226176, scratch + 13458944);
+    step_k128_matmul_mul_step(scratch + 11803136, scratch + 13535232, state + 205632, io + 246656, scratch + 13479424);
+    step_k129_reduce_sum(scratch + 12856832, scratch + 12861440);
+    step_k130_reduce_sum(scratch + 12856960, scratch + 11803136);
+    step_k131_add(scratch + 12865824, scratch + 12856832, scratch + 12856960);
+    step_k132_matmul(scratch + 12003840, scratch + 12861440, state + 4800);
+    step_k133_matmul(scratch + 11602432, scratch + 11803136, state + 4800);
+    step_k134_matmul(scratch + 8290816, scratch + 12656128, scratch + 11803136);
+    step_k135_max_pool_scatter(scratch + 11803136, scratch + 5681664, scratch + 12003840);
+    step_k136_max_pool_scatter(scratch + 3612672, scratch + 6685184, scratch + 11602432);
+    step_k137_step_mul(scratch + 12003840, scratch + 5681664, scratch + 11803136);
+    step_k138_step_mul(scratch + 7488000, scratch + 6685184, scratch + 3612672);
+    step_k139_reduce_sum(scratch + 12865536, scratch + 12003840);
+    step_k140_reduce_sum(scratch + 12865568, scratch + 7488000);
+    step_k141_add(scratch + 7225344, scratch + 12865536, scratch + 12865568);
+    step_k142_matmul_col2im(scratch + 5681664, scratch + 12003840, state + 160, scratch + 3612672);
+    step_k143_matmul_col2im(scratch + 11602432, scratch + 7488000, state + 160, scratch + 3612672);
+    step_k144_im2col_matmul(scratch + 12204544, scratch + 11201024, scratch + 7488000, scratch + 3612672);
+    step_k145_im2col_matmul_add(scratch + 12856832, scratch + 10699264, scratch + 12003840, scratch + 12204544, scratch + 3612672);
+    step_k146_max_pool_scatter(scratch + 12003840, scratch, scratch + 5681664);
+    step_k147_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 11602432);
+    step_k148_step_mul(scratch + 6823936, scratch, scratch + 12003840);
     step_k149_step_mul(scratch + 5218304, scratch + 2007040, scratch + 3612672);
-    step_k150_reduce_sum(scratch + 11866688, scratch + 6823936);
-    step_k151_reduce_sum(scratch + 11866704, scratch + 5218304);
-    step_k152_add(scratch + 11599808, scratch + 11866688, scratch + 11866704);
-    step_k153_im2col_matmul(scratch + 11599360, io + 125440, scratch + 5218304, scratch + 7426048);
-    step_k154_im2col_matmul_add(scratch + 11599504, io, scratch + 6823936, scratch + 11599360, scratch + 7426048);
-    step_k155_mul_add_sub(state + 413856, state, scratch + 11599504, io + 226112);
-    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 11599808, io + 226112);
-    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 11590656, io + 226112);
-    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 11599776, io + 226112);
-    step_k159_matmul_add_mul_etc(scratch + 7426048, state + 418656, state + 4800, scratch + 11139072, scratch + 11595264, scratch + 7225344, io + 226112);
-    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 11599648, io + 226112);
-    step_k161_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 11828224, scratch + 11866368, scratch + 11865088, io + 226112);
-    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 11866720, io + 226112);
+    step_k150_reduce_sum(scratch + 13534272, scratch + 6823936);
+    step_k151_reduce_sum(scratch + 13534288, scratch + 5218304);
+    step_k152_add(scratch + 12865952, scratch + 13534272, scratch + 13534288);
+    step_k153_im2col_matmul(scratch + 12865536, io + 125440, scratch + 5218304, scratch);
+    step_k154_im2col_matmul_add(scratch + 12865680, io, scratch + 6823936, scratch + 12865536, scratch);
+    step_k155_mul_add_sub(state + 413856, state, scratch + 12865680, io + 226112);
+    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 12865952, io + 226112);
+    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 12856832, io + 226112);
+    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 7225344, io + 226112);
+    step_k159_matmul_add_mul_etc(scratch + 8491520, state + 418656, state + 4800, scratch + 12405248, scratch + 12861440, scratch + 8290816, io + 226112);
+    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 12865824, io + 226112);
+    step_k161_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 13495808, scratch + 13533952, scratch + 13532672, io + 226112);
+    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 13534304, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -2633,10 +3710,26 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %14 = broadcast axes=[1] %1 : [200704,16]
  * %15 = add %13, %14 : [200704,16]
  * %16 = relu %15 : [200704,16] */
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t16;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} supervised_step_k000_im2col_matmul_add_etc_pointers;
+
+static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 20) {
-        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(256, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -2660,9 +3753,28 @@ static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, cons
     }
 }
 
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
+typedef struct {
+    float *t18;
+    const float *t17;
+} supervised_step_k001_max_pool_pointers;
+
+static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
+    const supervised_step_k001_max_pool_pointers *p = context;
+    float *restrict t18 = p->t18;
+    const float *restrict t17 = p->t17;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
-    mplc_max_pool(t18, t17, (mplc_window){256, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(supervised_step_k001_max_pool_part, &(supervised_step_k001_max_pool_pointers){t18, t17});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
@@ -2670,10 +3782,26 @@ static void supervised_step_k001_max_pool(float *restrict t18, const float *rest
  * %22 = broadcast axes=[1] %3 : [50176,32]
  * %23 = add %21, %22 : [50176,32]
  * %24 = relu %23 : [50176,32] */
-static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t24;
+    const float *t18;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} supervised_step_k002_im2col_matmul_add_etc_pointers;
+
+static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t18 = p->t18;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -2687,25 +3815,63 @@ static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, cons
     }
 }
 
+static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k002_im2col_matmul_add_etc_part, &(supervised_step_k002_im2col_matmul_add_etc_pointers){t24, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
+typedef struct {
+    float *t26;
+    const float *t25;
+} supervised_step_k003_max_pool_pointers;
+
+static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
+    const supervised_step_k003_max_pool_pointers *p = context;
+    float *restrict t26 = p->t26;
+    const float *restrict t25 = p->t25;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
-    mplc_max_pool(t26, t25, (mplc_window){256, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(supervised_step_k003_max_pool_part, &(supervised_step_k003_max_pool_pointers){t26, t25});
 }
 
 /* %28 = matmul %27, %4 : [256,128]
  * %29 = broadcast axes=[1] %5 : [256,128]
  * %30 = add %28, %29 : [256,128]
  * %31 = relu %30 : [256,128] */
-static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 128, 1568, 1.0f, t27, 1568, in_student_dense7_weight, 128, 0.0f, t31, 128);
+typedef struct {
+    float *t31;
+    const float *t27;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} supervised_step_k004_matmul_add_relu_pointers;
+
+static void supervised_step_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t31 = p->t31;
+    const float *restrict t27 = p->t27;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t27 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t31 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 256; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v30 = t31[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v31 = v30 > 0.0f ? v30 : 0.0f;
             t31[i0 * 128 + i1] = v31;
         }
     }
+}
+
+static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_k004_matmul_add_relu_part, &(supervised_step_k004_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %32 = matmul %31, %6 : [256,10]
@@ -2868,23 +4034,73 @@ static void supervised_step_k018_reduce_sum(float *restrict t60, const float *re
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
+typedef struct {
+    float *t61;
+    const float *t59;
+    const float *in_student_dense7_weight;
+} supervised_step_k019_matmul_pointers;
+
+static void supervised_step_k019_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k019_matmul_pointers *p = context;
+    float *restrict t61 = p->t61;
+    const float *restrict t59 = p->t59;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 1568, 1568);
+}
+
 static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 1568, 128, 1.0f, t59, 128, in_student_dense7_weight, 128, 0.0f, t61, 1568);
+    mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
 /* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [256,14,14,32] */
+typedef struct {
+    float *t64;
+    const float *t25;
+    const float *t63;
+} supervised_step_k020_max_pool_scatter_pointers;
+
+static void supervised_step_k020_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k020_max_pool_scatter_pointers *p = context;
+    float *restrict t64 = p->t64;
+    const float *restrict t25 = p->t25;
+    const float *restrict t63 = p->t63;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t64 + lo * 6272, t25 + lo * 6272, t63 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
-    mplc_max_pool_scatter(t64, t25, t63, (mplc_window){256, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(supervised_step_k020_max_pool_scatter_part, &(supervised_step_k020_max_pool_scatter_pointers){t64, t25, t63});
 }
 
 /* %65 = step %25 : [256,14,14,32]
  * %66 = mul %64, %65 : [256,14,14,32] */
-static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t66;
+    const float *t25;
+    const float *t64;
+} supervised_step_k021_step_mul_pointers;
+
+static void supervised_step_k021_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k021_step_mul_pointers *p = context;
+    float *restrict t66 = p->t66;
+    const float *restrict t25 = p->t25;
+    const float *restrict t64 = p->t64;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
         const float v66 = t64[i] * v65;
         t66[i] = v66;
     }
+}
+
+static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
+    mplc_parallel(supervised_step_k021_step_mul_part, &(supervised_step_k021_step_mul_pointers){t66, t25, t64});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
@@ -2899,39 +4115,114 @@ static void supervised_step_k022_reduce_sum(float *restrict t68, const float *re
 
 /* %69 = matmul tB %67, %20 : [50176,144]
  * %72 = col2im k3 s1 p1 %69 : [256,14,14,16] */
-static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t72;
+    const float *t67;
+    const float *in_student_conv3_weight;
+    float *chunk;
+} supervised_step_k023_matmul_col2im_pointers;
+
+static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k023_matmul_col2im_pointers *p = context;
+    float *restrict t72 = p->t72;
+    const float *restrict t67 = p->t67;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k023_matmul_col2im_part, &(supervised_step_k023_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+}
+
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
  * %70 = matmul tA %19, %67 : [144,32] */
-static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+typedef struct {
+    float *t70;
+    const float *t18;
+    const float *t67;
+    float *chunk;
+} supervised_step_k024_im2col_matmul_pointers;
+
+static void supervised_step_k024_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k024_im2col_matmul_pointers *p = context;
+    float *restrict t70 = p->t70;
+    const float *restrict t18 = p->t18;
+    const float *restrict t67 = p->t67;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t70 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t70, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_k024_im2col_matmul_part, &(supervised_step_k024_im2col_matmul_pointers){t70, t18, t67, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
 
 /* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [256,28,28,16] */
+typedef struct {
+    float *t73;
+    const float *t17;
+    const float *t72;
+} supervised_step_k025_max_pool_scatter_pointers;
+
+static void supervised_step_k025_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k025_max_pool_scatter_pointers *p = context;
+    float *restrict t73 = p->t73;
+    const float *restrict t17 = p->t17;
+    const float *restrict t72 = p->t72;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t73 + lo * 12544, t17 + lo * 12544, t72 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
-    mplc_max_pool_scatter(t73, t17, t72, (mplc_window){256, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(supervised_step_k025_max_pool_scatter_part, &(supervised_step_k025_max_pool_scatter_pointers){t73, t17, t72});
 }
 
 /* %74 = step %17 : [256,28,28,16]
  * %75 = mul %73, %74 : [256,28,28,16] */
-static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
-    for (size_t i = 0; i < 3211264; i++) {
+typedef struct {
+    float *t75;
+    const float *t17;
+    const float *t73;
+} supervised_step_k026_step_mul_pointers;
+
+static void supervised_step_k026_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k026_step_mul_pointers *p = context;
+    float *restrict t75 = p->t75;
+    const float *restrict t17 = p->t17;
+    const float *restrict t73 = p->t73;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
         const float v75 = t73[i] * v74;
         t75[i] = v75;
     }
+}
+
+static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
+    mplc_parallel(supervised_step_k026_step_mul_part, &(supervised_step_k026_step_mul_pointers){t75, t17, t73});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
@@ -2946,12 +4237,28 @@ static void supervised_step_k027_reduce_sum(float *restrict t77, const float *re
 
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
  * %78 = matmul tA %11, %76 : [9,16] */
-static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+typedef struct {
+    float *t78;
+    const float *in_x;
+    const float *t76;
+    float *chunk;
+} supervised_step_k028_im2col_matmul_pointers;
+
+static void supervised_step_k028_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k028_im2col_matmul_pointers *p = context;
+    float *restrict t78 = p->t78;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t76 = p->t76;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(256, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t78 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 256; n0 += 20) {
-        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2968,7 +4275,15 @@ static void supervised_step_k028_im2col_matmul(float *restrict t78, const float 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t78[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_k028_im2col_matmul_part, &(supervised_step_k028_im2col_matmul_pointers){t78, in_x, t76, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t78[i] += partial[i];
+    }
 }
 
 /* %81 = constant 0.0005 : [3,3,1,16]
@@ -3087,10 +4402,29 @@ static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum
  * %133 = sub %4, %132 : [1568,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 256, 1.0f, t27, 1568, t59, 128, 0.0f, t125, 128);
+typedef struct {
+    float *t125;
+    float *in_student_momentum_dense7_weight;
+    float *in_student_dense7_weight;
+    const float *t27;
+    const float *t59;
+    const float *in_lr;
+} supervised_step_k033_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k033_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t125 = p->t125;
+    float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
+    float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict t27 = p->t27;
+    const float *restrict t59 = p->t59;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 256, 1.0f, t27 + lo, 1568, t59, 128, 0.0f, t125 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v124 = in_student_dense7_weight[i] * 0.0005f;
         const float v125 = t125[i] + v124;
         const float v127 = in_student_momentum_dense7_weight[i] * 0.9f;
@@ -3103,6 +4437,10 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float 
         in_student_momentum_dense7_weight[i] = v128;
         in_student_dense7_weight[i] = v133;
     }
+}
+
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k033_matmul_mul_add_etc_part, &(supervised_step_k033_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
 /* %135 = constant 0.9 : [128]
@@ -3183,45 +4521,45 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 10108080 floats. */
+/* 37 kernels; scratch high-water mark 10534576 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 206928, state + 207072, scratch + 3211264);
-    supervised_step_k001_max_pool(scratch + 8028160, scratch);
-    supervised_step_k002_im2col_matmul_add_etc(scratch + 3211264, scratch + 8028160, state + 207088, state + 211696, scratch + 4816896);
-    supervised_step_k003_max_pool(scratch + 9633792, scratch + 3211264);
-    supervised_step_k004_matmul_add_relu(scratch + 10035200, scratch + 9633792, state + 211728, state + 412432);
-    supervised_step_k005_matmul_add(scratch + 8830976, scratch + 10035200, state + 412560, state + 413840);
-    supervised_step_k006_reduce_max(scratch + 8838656, scratch + 8830976);
-    supervised_step_k007_sub_exp(scratch + 8833536, scratch + 8836096, scratch + 8830976, scratch + 8838656);
-    supervised_step_k008_reduce_sum(scratch + 8838656, scratch + 8836096);
-    supervised_step_k009_log(scratch + 8830976, scratch + 8838656);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 8831232, scratch + 8833536, scratch + 8830976, io + 200704);
-    supervised_step_k011_mul(io + 203280, scratch + 8831232);
-    supervised_step_k012_mul(scratch + 8830976, io + 200704);
-    supervised_step_k013_neg_reduce_sum(scratch + 8833536, scratch + 8830976);
-    supervised_step_k014_div(scratch + 8833792, scratch + 8833536, scratch + 8838656);
-    supervised_step_k015_mul_add(scratch + 10105344, scratch + 8833792, scratch + 8836096, scratch + 8830976);
-    supervised_step_k016_reduce_sum(scratch + 10108064, scratch + 10105344);
-    supervised_step_k017_matmul_step_mul(scratch + 10067968, scratch + 10105344, state + 412560, scratch + 10035200);
-    supervised_step_k018_reduce_sum(scratch + 10107904, scratch + 10067968);
-    supervised_step_k019_matmul(scratch + 8830976, scratch + 10067968, state + 211728);
-    supervised_step_k020_max_pool_scatter(scratch + 4816896, scratch + 3211264, scratch + 8830976);
-    supervised_step_k021_step_mul(scratch + 6422528, scratch + 3211264, scratch + 4816896);
-    supervised_step_k022_reduce_sum(scratch + 10108032, scratch + 6422528);
-    supervised_step_k023_matmul_col2im(scratch + 8830976, scratch + 6422528, state + 207088, scratch + 3211264);
-    supervised_step_k024_im2col_matmul(scratch + 10100736, scratch + 8028160, scratch + 6422528, scratch + 3211264);
-    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 8830976);
+    supervised_step_k001_max_pool(scratch + 8454656, scratch);
+    supervised_step_k002_im2col_matmul_add_etc(scratch + 5243392, scratch + 8454656, state + 207088, state + 211696, scratch + 3211264);
+    supervised_step_k003_max_pool(scratch + 10060288, scratch + 5243392);
+    supervised_step_k004_matmul_add_relu(scratch + 10461696, scratch + 10060288, state + 211728, state + 412432);
+    supervised_step_k005_matmul_add(scratch + 9257472, scratch + 10461696, state + 412560, state + 413840);
+    supervised_step_k006_reduce_max(scratch + 9265152, scratch + 9257472);
+    supervised_step_k007_sub_exp(scratch + 9260032, scratch + 9262592, scratch + 9257472, scratch + 9265152);
+    supervised_step_k008_reduce_sum(scratch + 9265152, scratch + 9262592);
+    supervised_step_k009_log(scratch + 9257472, scratch + 9265152);
+    supervised_step_k010_sub_mul_reduce_sum(scratch + 9257728, scratch + 9260032, scratch + 9257472, io + 200704);
+    supervised_step_k011_mul(io + 203280, scratch + 9257728);
+    supervised_step_k012_mul(scratch + 9257472, io + 200704);
+    supervised_step_k013_neg_reduce_sum(scratch + 9260032, scratch + 9257472);
+    supervised_step_k014_div(scratch + 9260288, scratch + 9260032, scratch + 9265152);
+    supervised_step_k015_mul_add(scratch + 10531840, scratch + 9260288, scratch + 9262592, scratch + 9257472);
+    supervised_step_k016_reduce_sum(scratch + 10534560, scratch + 10531840);
+    supervised_step_k017_matmul_step_mul(scratch + 10494464, scratch + 10531840, state + 412560, scratch + 10461696);
+    supervised_step_k018_reduce_sum(scratch + 10534400, scratch + 10494464);
+    supervised_step_k019_matmul(scratch + 4816896, scratch + 10494464, state + 211728);
+    supervised_step_k020_max_pool_scatter(scratch + 3211264, scratch + 5243392, scratch + 4816896);
+    supervised_step_k021_step_mul(scratch + 6849024, scratch + 5243392, scratch + 3211264);
+    supervised_step_k022_reduce_sum(scratch + 10534528, scratch + 6849024);
+    supervised_step_k023_matmul_col2im(scratch + 9257472, scratch + 6849024, state + 207088, scratch + 3211264);
+    supervised_step_k024_im2col_matmul(scratch + 10527232, scratch + 8454656, scratch + 6849024, scratch + 3211264);
+    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 9257472);
     supervised_step_k026_step_mul(scratch + 6422528, scratch, scratch + 3211264);
-    supervised_step_k027_reduce_sum(scratch + 141264, scratch + 6422528);
-    supervised_step_k028_im2col_matmul(scratch + 141120, io, scratch + 6422528, scratch);
-    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 141120, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 141264, io + 203264);
-    supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 10100736, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 10108032, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9633792, scratch + 10067968, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 826288, state + 412432, scratch + 10107904, io + 203264);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 10067968, state + 826416, state + 412560, scratch + 10035200, scratch + 10105344, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 827696, state + 413840, scratch + 10108064, io + 203264);
+    supervised_step_k027_reduce_sum(scratch + 9633936, scratch + 6422528);
+    supervised_step_k028_im2col_matmul(scratch + 9633792, io, scratch + 6422528, scratch);
+    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 9633792, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 9633936, io + 203264);
+    supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 10527232, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 10534528, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 10060288, scratch + 10494464, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 826288, state + 412432, scratch + 10534400, io + 203264);
+    supervised_step_k035_matmul_mul_add_etc(scratch + 10494464, state + 826416, state + 412560, scratch + 10461696, scratch + 10531840, io + 203264);
+    supervised_step_k036_mul_add_sub(state + 827696, state + 413840, scratch + 10534560, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3233,10 +4571,26 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %12 = broadcast axes=[1] %1 : [392000,16]
  * %13 = add %11, %12 : [392000,16]
  * %14 = relu %13 : [392000,16] */
-static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t14;
+    const float *in_x;
+    const float *in_teacher_conv0_weight;
+    const float *in_teacher_conv0_bias;
+    float *chunk;
+} predict_teacher_k000_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t14 = p->t14;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
+    const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 20) {
-        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(500, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -3260,9 +4614,28 @@ static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, cons
     }
 }
 
+static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+}
+
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
+typedef struct {
+    float *t16;
+    const float *t15;
+} predict_teacher_k001_max_pool_pointers;
+
+static void predict_teacher_k001_max_pool_part(void *context, int part, int parts) {
+    const predict_teacher_k001_max_pool_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict t15 = p->t15;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(predict_teacher_k001_max_pool_part, &(predict_teacher_k001_max_pool_pointers){t16, t15});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,144]
@@ -3270,10 +4643,26 @@ static void predict_teacher_k001_max_pool(float *restrict t16, const float *rest
  * %20 = broadcast axes=[1] %3 : [98000,32]
  * %21 = add %19, %20 : [98000,32]
  * %22 = relu %21 : [98000,32] */
-static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t22;
+    const float *t16;
+    const float *in_teacher_conv3_weight;
+    const float *in_teacher_conv3_bias;
+    float *chunk;
+} predict_teacher_k002_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t22 = p->t22;
+    const float *restrict t16 = p->t16;
+    const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
+    const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -3287,25 +4676,63 @@ static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, cons
     }
 }
 
+static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k002_im2col_matmul_add_etc_part, &(predict_teacher_k002_im2col_matmul_add_etc_pointers){t22, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+}
+
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
+typedef struct {
+    float *t24;
+    const float *t23;
+} predict_teacher_k003_max_pool_pointers;
+
+static void predict_teacher_k003_max_pool_part(void *context, int part, int parts) {
+    const predict_teacher_k003_max_pool_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t23 = p->t23;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(predict_teacher_k003_max_pool_part, &(predict_teacher_k003_max_pool_pointers){t24, t23});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 1568, 1.0f, t25, 1568, in_teacher_dense7_weight, 128, 0.0f, t29, 128);
+typedef struct {
+    float *t29;
+    const float *t25;
+    const float *in_teacher_dense7_weight;
+    const float *in_teacher_dense7_bias;
+} predict_teacher_k004_matmul_add_relu_pointers;
+
+static void predict_teacher_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t25 = p->t25;
+    const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
+    const float *restrict in_teacher_dense7_bias = p->in_teacher_dense7_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t25 + lo * 1568, 1568, in_teacher_dense7_weight, 128, 0.0f, t29 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v28 = t29[i0 * 128 + i1] + in_teacher_dense7_bias[i1];
             const float v29 = v28 > 0.0f ? v28 : 0.0f;
             t29[i0 * 128 + i1] = v29;
         }
     }
+}
+
+static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(predict_teacher_k004_matmul_add_relu_part, &(predict_teacher_k004_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
@@ -3341,10 +4768,26 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %12 = broadcast axes=[1] %1 : [392000,16]
  * %13 = add %11, %12 : [392000,16]
  * %14 = relu %13 : [392000,16] */
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t14;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} predict_student_k000_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t14 = p->t14;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 20) {
-        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(500, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -3368,9 +4811,28 @@ static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, cons
     }
 }
 
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
+typedef struct {
+    float *t16;
+    const float *t15;
+} predict_student_k001_max_pool_pointers;
+
+static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
+    const predict_student_k001_max_pool_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict t15 = p->t15;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(predict_student_k001_max_pool_part, &(predict_student_k001_max_pool_pointers){t16, t15});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,144]
@@ -3378,10 +4840,26 @@ static void predict_student_k001_max_pool(float *restrict t16, const float *rest
  * %20 = broadcast axes=[1] %3 : [98000,32]
  * %21 = add %19, %20 : [98000,32]
  * %22 = relu %21 : [98000,32] */
-static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t22;
+    const float *t16;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} predict_student_k002_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t22 = p->t22;
+    const float *restrict t16 = p->t16;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -3395,25 +4873,63 @@ static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, cons
     }
 }
 
+static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k002_im2col_matmul_add_etc_part, &(predict_student_k002_im2col_matmul_add_etc_pointers){t22, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
+typedef struct {
+    float *t24;
+    const float *t23;
+} predict_student_k003_max_pool_pointers;
+
+static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
+    const predict_student_k003_max_pool_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t23 = p->t23;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(predict_student_k003_max_pool_part, &(predict_student_k003_max_pool_pointers){t24, t23});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 1568, 1.0f, t25, 1568, in_student_dense7_weight, 128, 0.0f, t29, 128);
+typedef struct {
+    float *t29;
+    const float *t25;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} predict_student_k004_matmul_add_relu_pointers;
+
+static void predict_student_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t25 = p->t25;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t25 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t29 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v28 = t29[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v29 = v28 > 0.0f ? v28 : 0.0f;
             t29[i0 * 128 + i1] = v29;
         }
     }
+}
+
+static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_k004_matmul_add_relu_part, &(predict_student_k004_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]

@@ -28,7 +28,7 @@ typedef struct {
 #define MPLC_STATE_FLOATS 827712
 #define MPLC_STEP_IO_FLOATS 263136
 #define MPLC_SUPERVISED_IO_FLOATS 203296
-#define MPLC_SCRATCH_FLOATS 11875920
+#define MPLC_SCRATCH_FLOATS 13543504
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
@@ -80,6 +80,12 @@ extern const mplc_tensor mplc_step_inputs[];
 extern const mplc_tensor mplc_step_outputs[];
 extern const mplc_tensor mplc_supervised_inputs[];
 extern const mplc_tensor mplc_supervised_outputs[];
+
+/* Threads: parallel kernels split their work over `threads` threads (the caller's and threads - 1 workers), and
+ * each thread's GEMMs call OpenBLAS single-threaded (this sets OpenBLAS to one thread). Call it before a step,
+ * not during one; without it everything runs on the caller's thread. Returns the number of threads in use. */
+#define MPLC_MAX_THREADS 8
+int mplc_set_threads(int threads);
 
 /* Entry points. The caller owns every arena; nothing is allocated per call. */
 void mplc_step(float *state, float *io, float *scratch);

@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -280,6 +390,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
 }
 
 
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
+
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }
  * --------------------------------------------------------------------------------------------------------- */
@@ -338,16 +450,35 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %16 = broadcast axes=[1] %1 : [288,256]
  * %17 = add %15, %16 : [288,256]
  * %18 = relu %17 : [288,256] */
-static void step_k000_matmul_add_relu(float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 256, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 256, 0.0f, t18, 256);
+typedef struct {
+    float *t18;
+    const float *in_x;
+    const float *in_teacher_dense1_weight;
+    const float *in_teacher_dense1_bias;
+} step_k000_matmul_add_relu_pointers;
+
+static void step_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t18 = p->t18;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_teacher_dense1_bias = p->in_teacher_dense1_bias;
+    size_t lo, hi;
+    mplc_part(288, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 256, 0.0f, t18 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 288; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
             const float v17 = t18[i0 * 256 + i1] + in_teacher_dense1_bias[i1];
             const float v18 = v17 > 0.0f ? v17 : 0.0f;
             t18[i0 * 256 + i1] = v18;
         }
     }
+}
+
+static void step_k000_matmul_add_relu(float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(step_k000_matmul_add_relu_part, &(step_k000_matmul_add_relu_pointers){t18, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
 /* %19 = matmul %18, %2 : [288,10]
@@ -639,16 +770,35 @@ static void step_k026_one_hot_argmax(float *restrict t72, const float *restrict 
  * %77 = broadcast axes=[1] %5 : [128,256]
  * %78 = add %76, %77 : [128,256]
  * %79 = relu %78 : [128,256] */
-static void step_k027_matmul_add_relu(float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 256, 784, 1.0f, t75, 784, in_student_dense1_weight, 256, 0.0f, t79, 256);
+typedef struct {
+    float *t79;
+    const float *t75;
+    const float *in_student_dense1_weight;
+    const float *in_student_dense1_bias;
+} step_k027_matmul_add_relu_pointers;
+
+static void step_k027_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k027_matmul_add_relu_pointers *p = context;
+    float *restrict t79 = p->t79;
+    const float *restrict t75 = p->t75;
+    const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, t75 + lo * 784, 784, in_student_dense1_weight, 256, 0.0f, t79 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 128; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
             const float v78 = t79[i0 * 256 + i1] + in_student_dense1_bias[i1];
             const float v79 = v78 > 0.0f ? v78 : 0.0f;
             t79[i0 * 256 + i1] = v79;
         }
     }
+}
+
+static void step_k027_matmul_add_relu(float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(step_k027_matmul_add_relu_part, &(step_k027_matmul_add_relu_pointers){t79, t75, in_student_dense1_weight, in_student_dense1_bias});
 }
 
 /* %80 = matmul %79, %6 : [128,10]
@@ -816,8 +966,25 @@ static void step_k042_reduce_sum(float *restrict t108, const float *restrict t10
 }
 
 /* %109 = matmul tA %75, %107 : [784,256] */
+typedef struct {
+    float *t109;
+    const float *t75;
+    const float *t107;
+} step_k043_matmul_pointers;
+
+static void step_k043_matmul_part(void *context, int part, int parts) {
+    const step_k043_matmul_pointers *p = context;
+    float *restrict t109 = p->t109;
+    const float *restrict t75 = p->t75;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t107, 256, 0.0f, t109 + lo * 256, 256);
+}
+
 static void step_k043_matmul(float *restrict t109, const float *restrict t75, const float *restrict t107) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 128, 1.0f, t75, 784, t107, 256, 0.0f, t109, 256);
+    mplc_parallel(step_k043_matmul_part, &(step_k043_matmul_pointers){t109, t75, t107});
 }
 
 /* %111 = constant 0.0005 : [784,256]
@@ -833,8 +1000,22 @@ static void step_k043_matmul(float *restrict t109, const float *restrict t75, co
  * %121 = sub %4, %120 : [784,256]
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t109, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *in_student_momentum_dense1_weight;
+    float *in_student_dense1_weight;
+    const float *t109;
+    const float *in_lr_student;
+} step_k044_mul_add_sub_pointers;
+
+static void step_k044_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k044_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
+    float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict t109 = p->t109;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(784, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
         const float v112 = in_student_dense1_weight[i] * 0.0005f;
         const float v113 = t109[i] + v112;
         const float v115 = in_student_momentum_dense1_weight[i] * 0.9f;
@@ -846,6 +1027,10 @@ static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense1_wei
         in_student_momentum_dense1_weight[i] = v116;
         in_student_dense1_weight[i] = v121;
     }
+}
+
+static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t109, const float *restrict in_lr_student) {
+    mplc_parallel(step_k044_mul_add_sub_part, &(step_k044_mul_add_sub_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t109, in_lr_student});
 }
 
 /* %123 = constant 0.9 : [256]
@@ -926,16 +1111,35 @@ static void step_k047_mul_add_sub(float *restrict in_student_momentum_dense3_bia
  * %156 = broadcast axes=[1] %130 : [32,256]
  * %157 = add %155, %156 : [32,256]
  * %158 = relu %157 : [32,256] */
-static void step_k048_matmul_add_relu(float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 256, 784, 1.0f, in_x, 784, t121, 256, 0.0f, t158, 256);
+typedef struct {
+    float *t158;
+    const float *in_x;
+    const float *t121;
+    const float *t130;
+} step_k048_matmul_add_relu_pointers;
+
+static void step_k048_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k048_matmul_add_relu_pointers *p = context;
+    float *restrict t158 = p->t158;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t121 = p->t121;
+    const float *restrict t130 = p->t130;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, t121, 256, 0.0f, t158 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 32; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
             const float v157 = t158[i0 * 256 + i1] + t130[i1];
             const float v158 = v157 > 0.0f ? v157 : 0.0f;
             t158[i0 * 256 + i1] = v158;
         }
     }
+}
+
+static void step_k048_matmul_add_relu(float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
+    mplc_parallel(step_k048_matmul_add_relu_part, &(step_k048_matmul_add_relu_pointers){t158, in_x, t121, t130});
 }
 
 /* %159 = matmul %158, %142 : [32,10]
@@ -1103,8 +1307,25 @@ static void step_k063_reduce_sum(float *restrict t186, const float *restrict t18
 }
 
 /* %187 = matmul tA %154, %185 : [784,256] */
+typedef struct {
+    float *t187;
+    const float *in_x;
+    const float *t185;
+} step_k064_matmul_pointers;
+
+static void step_k064_matmul_part(void *context, int part, int parts) {
+    const step_k064_matmul_pointers *p = context;
+    float *restrict t187 = p->t187;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t185 = p->t185;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t185, 256, 0.0f, t187 + lo * 256, 256);
+}
+
 static void step_k064_matmul(float *restrict t187, const float *restrict in_x, const float *restrict t185) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 32, 1.0f, in_x, 784, t185, 256, 0.0f, t187, 256);
+    mplc_parallel(step_k064_matmul_part, &(step_k064_matmul_pointers){t187, in_x, t185});
 }
 
 /* %188 = mul %187, %109 : [784,256]
@@ -1411,8 +1632,25 @@ static void step_k091_add(float *restrict t246, const float *restrict t244, cons
 }
 
 /* %248 = matmul tA %75, %243 : [784,256] */
+typedef struct {
+    float *t248;
+    const float *t75;
+    const float *t243;
+} step_k092_matmul_pointers;
+
+static void step_k092_matmul_part(void *context, int part, int parts) {
+    const step_k092_matmul_pointers *p = context;
+    float *restrict t248 = p->t248;
+    const float *restrict t75 = p->t75;
+    const float *restrict t243 = p->t243;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t243, 256, 0.0f, t248 + lo * 256, 256);
+}
+
 static void step_k092_matmul(float *restrict t248, const float *restrict t75, const float *restrict t243) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 128, 1.0f, t75, 784, t243, 256, 0.0f, t248, 256);
+    mplc_parallel(step_k092_matmul_part, &(step_k092_matmul_pointers){t248, t75, t243});
 }
 
 /* %111 = constant 0.0005 : [784,256]
@@ -1430,10 +1668,31 @@ static void step_k092_matmul(float *restrict t248, const float *restrict t75, co
  * %259 = sub %0, %258 : [784,256]
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
-static void step_k093_matmul_add_mul_etc(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 32, 1.0f, in_x, 784, t241, 256, 0.0f, t252, 256);
+typedef struct {
+    float *t252;
+    float *in_teacher_momentum_dense1_weight;
+    float *in_teacher_dense1_weight;
+    const float *in_x;
+    const float *t241;
+    const float *t248;
+    const float *in_lr_teacher;
+} step_k093_matmul_add_mul_etc_pointers;
+
+static void step_k093_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k093_matmul_add_mul_etc_pointers *p = context;
+    float *restrict t252 = p->t252;
+    float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
+    float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t241 = p->t241;
+    const float *restrict t248 = p->t248;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t241, 256, 0.0f, t252 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
         const float v249 = t252[i] + t248[i];
         const float v251 = in_teacher_dense1_weight[i] * 0.0005f;
         const float v252 = v249 + v251;
@@ -1447,6 +1706,10 @@ static void step_k093_matmul_add_mul_etc(float *restrict t252, float *restrict i
         in_teacher_momentum_dense1_weight[i] = v254;
         in_teacher_dense1_weight[i] = v259;
     }
+}
+
+static void step_k093_matmul_add_mul_etc(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k093_matmul_add_mul_etc_part, &(step_k093_matmul_add_mul_etc_pointers){t252, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t241, t248, in_lr_teacher});
 }
 
 /* %123 = constant 0.9 : [256]
@@ -1638,16 +1901,35 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %9 = broadcast axes=[1] %1 : [256,256]
  * %10 = add %8, %9 : [256,256]
  * %11 = relu %10 : [256,256] */
-static void supervised_step_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 256, 784, 1.0f, in_x, 784, in_student_dense1_weight, 256, 0.0f, t11, 256);
+typedef struct {
+    float *t11;
+    const float *in_x;
+    const float *in_student_dense1_weight;
+    const float *in_student_dense1_bias;
+} supervised_step_k000_matmul_add_relu_pointers;
+
+static void supervised_step_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t11 = p->t11;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, in_student_dense1_weight, 256, 0.0f, t11 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 256; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
             const float v10 = t11[i0 * 256 + i1] + in_student_dense1_bias[i1];
             const float v11 = v10 > 0.0f ? v10 : 0.0f;
             t11[i0 * 256 + i1] = v11;
         }
     }
+}
+
+static void supervised_step_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(supervised_step_k000_matmul_add_relu_part, &(supervised_step_k000_matmul_add_relu_pointers){t11, in_x, in_student_dense1_weight, in_student_dense1_bias});
 }
 
 /* %12 = matmul %11, %2 : [256,10]
@@ -1823,10 +2105,29 @@ static void supervised_step_k014_reduce_sum(float *restrict t40, const float *re
  * %53 = sub %0, %52 : [784,256]
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k015_matmul_mul_add_etc(float *restrict t45, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t39, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 784, 256, 256, 1.0f, in_x, 784, t39, 256, 0.0f, t45, 256);
+typedef struct {
+    float *t45;
+    float *in_student_momentum_dense1_weight;
+    float *in_student_dense1_weight;
+    const float *in_x;
+    const float *t39;
+    const float *in_lr;
+} supervised_step_k015_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k015_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k015_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t45 = p->t45;
+    float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
+    float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t39 = p->t39;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(784, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 256, 1.0f, in_x + lo, 784, t39, 256, 0.0f, t45 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
         const float v44 = in_student_dense1_weight[i] * 0.0005f;
         const float v45 = t45[i] + v44;
         const float v47 = in_student_momentum_dense1_weight[i] * 0.9f;
@@ -1839,6 +2140,10 @@ static void supervised_step_k015_matmul_mul_add_etc(float *restrict t45, float *
         in_student_momentum_dense1_weight[i] = v48;
         in_student_dense1_weight[i] = v53;
     }
+}
+
+static void supervised_step_k015_matmul_mul_add_etc(float *restrict t45, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t39, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k015_matmul_mul_add_etc_part, &(supervised_step_k015_matmul_mul_add_etc_pointers){t45, in_student_momentum_dense1_weight, in_student_dense1_weight, in_x, t39, in_lr});
 }
 
 /* %55 = constant 0.9 : [256]
@@ -1950,10 +2255,25 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %7 = broadcast axes=[1] %1 : [500,256]
  * %8 = add %6, %7 : [500,256]
  * %9 = relu %8 : [500,256] */
-static void predict_teacher_k000_matmul_add_relu(float *restrict t9, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 256, 784, 1.0f, in_x, 784, in_teacher_dense1_weight, 256, 0.0f, t9, 256);
+typedef struct {
+    float *t9;
+    const float *in_x;
+    const float *in_teacher_dense1_weight;
+    const float *in_teacher_dense1_bias;
+} predict_teacher_k000_matmul_add_relu_pointers;
+
+static void predict_teacher_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t9 = p->t9;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
+    const float *restrict in_teacher_dense1_bias = p->in_teacher_dense1_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, in_teacher_dense1_weight, 256, 0.0f, t9 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
             const float v8 = t9[i0 * 256 + i1] + in_teacher_dense1_bias[i1];
             const float v9 = v8 > 0.0f ? v8 : 0.0f;
@@ -1962,18 +2282,41 @@ static void predict_teacher_k000_matmul_add_relu(float *restrict t9, const float
     }
 }
 
+static void predict_teacher_k000_matmul_add_relu(float *restrict t9, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(predict_teacher_k000_matmul_add_relu_part, &(predict_teacher_k000_matmul_add_relu_pointers){t9, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+}
+
 /* %10 = matmul %9, %2 : [500,10]
  * %11 = broadcast axes=[1] %3 : [500,10]
  * %12 = add %10, %11 : [500,10] */
-static void predict_teacher_k001_matmul_add(float *restrict t12, const float *restrict t9, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 256, 1.0f, t9, 256, in_teacher_dense3_weight, 10, 0.0f, t12, 10);
+typedef struct {
+    float *t12;
+    const float *t9;
+    const float *in_teacher_dense3_weight;
+    const float *in_teacher_dense3_bias;
+} predict_teacher_k001_matmul_add_pointers;
+
+static void predict_teacher_k001_matmul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k001_matmul_add_pointers *p = context;
+    float *restrict t12 = p->t12;
+    const float *restrict t9 = p->t9;
+    const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
+    const float *restrict in_teacher_dense3_bias = p->in_teacher_dense3_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 256, 1.0f, t9 + lo * 256, 256, in_teacher_dense3_weight, 10, 0.0f, t12 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v12 = t12[i0 * 10 + i1] + in_teacher_dense3_bias[i1];
             t12[i0 * 10 + i1] = v12;
         }
     }
+}
+
+static void predict_teacher_k001_matmul_add(float *restrict t12, const float *restrict t9, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(predict_teacher_k001_matmul_add_part, &(predict_teacher_k001_matmul_add_pointers){t12, t9, in_teacher_dense3_weight, in_teacher_dense3_bias});
 }
 
 /* 2 kernels; scratch high-water mark 128000 floats. */
@@ -1990,10 +2333,25 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %7 = broadcast axes=[1] %1 : [500,256]
  * %8 = add %6, %7 : [500,256]
  * %9 = relu %8 : [500,256] */
-static void predict_student_k000_matmul_add_relu(float *restrict t9, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 256, 784, 1.0f, in_x, 784, in_student_dense1_weight, 256, 0.0f, t9, 256);
+typedef struct {
+    float *t9;
+    const float *in_x;
+    const float *in_student_dense1_weight;
+    const float *in_student_dense1_bias;
+} predict_student_k000_matmul_add_relu_pointers;
+
+static void predict_student_k000_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k000_matmul_add_relu_pointers *p = context;
+    float *restrict t9 = p->t9;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
+    const float *restrict in_student_dense1_bias = p->in_student_dense1_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 256, 784, 1.0f, in_x + lo * 784, 784, in_student_dense1_weight, 256, 0.0f, t9 + lo * 256, 256);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
             const float v8 = t9[i0 * 256 + i1] + in_student_dense1_bias[i1];
             const float v9 = v8 > 0.0f ? v8 : 0.0f;
@@ -2002,18 +2360,41 @@ static void predict_student_k000_matmul_add_relu(float *restrict t9, const float
     }
 }
 
+static void predict_student_k000_matmul_add_relu(float *restrict t9, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(predict_student_k000_matmul_add_relu_part, &(predict_student_k000_matmul_add_relu_pointers){t9, in_x, in_student_dense1_weight, in_student_dense1_bias});
+}
+
 /* %10 = matmul %9, %2 : [500,10]
  * %11 = broadcast axes=[1] %3 : [500,10]
  * %12 = add %10, %11 : [500,10] */
-static void predict_student_k001_matmul_add(float *restrict t12, const float *restrict t9, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 256, 1.0f, t9, 256, in_student_dense3_weight, 10, 0.0f, t12, 10);
+typedef struct {
+    float *t12;
+    const float *t9;
+    const float *in_student_dense3_weight;
+    const float *in_student_dense3_bias;
+} predict_student_k001_matmul_add_pointers;
+
+static void predict_student_k001_matmul_add_part(void *context, int part, int parts) {
+    const predict_student_k001_matmul_add_pointers *p = context;
+    float *restrict t12 = p->t12;
+    const float *restrict t9 = p->t9;
+    const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
+    const float *restrict in_student_dense3_bias = p->in_student_dense3_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 10, 256, 1.0f, t9 + lo * 256, 256, in_student_dense3_weight, 10, 0.0f, t12 + lo * 10, 10);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v12 = t12[i0 * 10 + i1] + in_student_dense3_bias[i1];
             t12[i0 * 10 + i1] = v12;
         }
     }
+}
+
+static void predict_student_k001_matmul_add(float *restrict t12, const float *restrict t9, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(predict_student_k001_matmul_add_part, &(predict_student_k001_matmul_add_pointers){t12, t9, in_student_dense3_weight, in_student_dense3_bias});
 }
 
 /* 2 kernels; scratch high-water mark 128000 floats. */

@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -280,6 +390,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
 }
 
 
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
+
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }
  * --------------------------------------------------------------------------------------------------------- */
@@ -467,10 +579,26 @@ static void step_k009_one_hot_argmax(float *restrict t44, const float *restrict 
  * %50 = broadcast axes=[1] %5 : [100352,16]
  * %51 = add %49, %50 : [100352,16]
  * %52 = relu %51 : [100352,16] */
-static void step_k010_im2col_matmul_add_etc(float *restrict t52, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t52;
+    const float *t45;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} step_k010_im2col_matmul_add_etc_pointers;
+
+static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k010_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t52 = p->t52;
+    const float *restrict t45 = p->t45;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(128, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, t45 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -494,9 +622,28 @@ static void step_k010_im2col_matmul_add_etc(float *restrict t52, const float *re
     }
 }
 
+static void step_k010_im2col_matmul_add_etc(float *restrict t52, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k010_im2col_matmul_add_etc_part, &(step_k010_im2col_matmul_add_etc_pointers){t52, t45, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %54 = max_pool k2 s2 p0 %53 : [128,14,14,16] */
+typedef struct {
+    float *t54;
+    const float *t53;
+} step_k011_max_pool_pointers;
+
+static void step_k011_max_pool_part(void *context, int part, int parts) {
+    const step_k011_max_pool_pointers *p = context;
+    float *restrict t54 = p->t54;
+    const float *restrict t53 = p->t53;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t54 + lo * 3136, t53 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k011_max_pool(float *restrict t54, const float *restrict t53) {
-    mplc_max_pool(t54, t53, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k011_max_pool_part, &(step_k011_max_pool_pointers){t54, t53});
 }
 
 /* %55 = im2col k3 s1 p1 %54 : [25088,144]
@@ -504,10 +651,26 @@ static void step_k011_max_pool(float *restrict t54, const float *restrict t53) {
  * %58 = broadcast axes=[1] %7 : [25088,32]
  * %59 = add %57, %58 : [25088,32]
  * %60 = relu %59 : [25088,32] */
-static void step_k012_im2col_matmul_add_etc(float *restrict t60, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t60;
+    const float *t54;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} step_k012_im2col_matmul_add_etc_pointers;
+
+static void step_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k012_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t60 = p->t60;
+    const float *restrict t54 = p->t54;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t54 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t60 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -521,25 +684,63 @@ static void step_k012_im2col_matmul_add_etc(float *restrict t60, const float *re
     }
 }
 
+static void step_k012_im2col_matmul_add_etc(float *restrict t60, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k012_im2col_matmul_add_etc_part, &(step_k012_im2col_matmul_add_etc_pointers){t60, t54, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %62 = max_pool k2 s2 p0 %61 : [128,7,7,32] */
+typedef struct {
+    float *t62;
+    const float *t61;
+} step_k013_max_pool_pointers;
+
+static void step_k013_max_pool_part(void *context, int part, int parts) {
+    const step_k013_max_pool_pointers *p = context;
+    float *restrict t62 = p->t62;
+    const float *restrict t61 = p->t61;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t62 + lo * 1568, t61 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k013_max_pool(float *restrict t62, const float *restrict t61) {
-    mplc_max_pool(t62, t61, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k013_max_pool_part, &(step_k013_max_pool_pointers){t62, t61});
 }
 
 /* %64 = matmul %63, %8 : [128,128]
  * %65 = broadcast axes=[1] %9 : [128,128]
  * %66 = add %64, %65 : [128,128]
  * %67 = relu %66 : [128,128] */
-static void step_k014_matmul_add_relu(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 128, 1568, 1.0f, t63, 1568, in_student_dense7_weight, 128, 0.0f, t67, 128);
+typedef struct {
+    float *t67;
+    const float *t63;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} step_k014_matmul_add_relu_pointers;
+
+static void step_k014_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k014_matmul_add_relu_pointers *p = context;
+    float *restrict t67 = p->t67;
+    const float *restrict t63 = p->t63;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t63 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t67 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 128; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v66 = t67[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v67 = v66 > 0.0f ? v66 : 0.0f;
             t67[i0 * 128 + i1] = v67;
         }
     }
+}
+
+static void step_k014_matmul_add_relu(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_k014_matmul_add_relu_part, &(step_k014_matmul_add_relu_pointers){t67, t63, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %68 = matmul %67, %10 : [128,10]
@@ -707,28 +908,95 @@ static void step_k029_reduce_sum(float *restrict t96, const float *restrict t95)
 }
 
 /* %97 = matmul tB %95, %8 : [128,1568] */
+typedef struct {
+    float *t97;
+    const float *t95;
+    const float *in_student_dense7_weight;
+} step_k030_matmul_pointers;
+
+static void step_k030_matmul_part(void *context, int part, int parts) {
+    const step_k030_matmul_pointers *p = context;
+    float *restrict t97 = p->t97;
+    const float *restrict t95 = p->t95;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t95 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t97 + lo * 1568, 1568);
+}
+
 static void step_k030_matmul(float *restrict t97, const float *restrict t95, const float *restrict in_student_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 1568, 128, 1.0f, t95, 128, in_student_dense7_weight, 128, 0.0f, t97, 1568);
+    mplc_parallel(step_k030_matmul_part, &(step_k030_matmul_pointers){t97, t95, in_student_dense7_weight});
 }
 
 /* %98 = matmul tA %63, %95 : [1568,128] */
+typedef struct {
+    float *t98;
+    const float *t63;
+    const float *t95;
+} step_k031_matmul_pointers;
+
+static void step_k031_matmul_part(void *context, int part, int parts) {
+    const step_k031_matmul_pointers *p = context;
+    float *restrict t98 = p->t98;
+    const float *restrict t63 = p->t63;
+    const float *restrict t95 = p->t95;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t63 + lo, 1568, t95, 128, 0.0f, t98 + lo * 128, 128);
+}
+
 static void step_k031_matmul(float *restrict t98, const float *restrict t63, const float *restrict t95) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 128, 1.0f, t63, 1568, t95, 128, 0.0f, t98, 128);
+    mplc_parallel(step_k031_matmul_part, &(step_k031_matmul_pointers){t98, t63, t95});
 }
 
 /* %100 = max_pool_scatter k2 s2 p0 %61, %99 : [128,14,14,32] */
+typedef struct {
+    float *t100;
+    const float *t61;
+    const float *t99;
+} step_k032_max_pool_scatter_pointers;
+
+static void step_k032_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k032_max_pool_scatter_pointers *p = context;
+    float *restrict t100 = p->t100;
+    const float *restrict t61 = p->t61;
+    const float *restrict t99 = p->t99;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t100 + lo * 6272, t61 + lo * 6272, t99 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k032_max_pool_scatter(float *restrict t100, const float *restrict t61, const float *restrict t99) {
-    mplc_max_pool_scatter(t100, t61, t99, (mplc_window){128, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k032_max_pool_scatter_part, &(step_k032_max_pool_scatter_pointers){t100, t61, t99});
 }
 
 /* %101 = step %61 : [128,14,14,32]
  * %102 = mul %100, %101 : [128,14,14,32] */
-static void step_k033_step_mul(float *restrict t102, const float *restrict t61, const float *restrict t100) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t102;
+    const float *t61;
+    const float *t100;
+} step_k033_step_mul_pointers;
+
+static void step_k033_step_mul_part(void *context, int part, int parts) {
+    const step_k033_step_mul_pointers *p = context;
+    float *restrict t102 = p->t102;
+    const float *restrict t61 = p->t61;
+    const float *restrict t100 = p->t100;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v101 = t61[i] > 0.0f ? 1.0f : 0.0f;
         const float v102 = t100[i] * v101;
         t102[i] = v102;
     }
+}
+
+static void step_k033_step_mul(float *restrict t102, const float *restrict t61, const float *restrict t100) {
+    mplc_parallel(step_k033_step_mul_part, &(step_k033_step_mul_pointers){t102, t61, t100});
 }
 
 /* %104 = reduce_sum axes=[0] %103 : [32] */
@@ -743,39 +1011,114 @@ static void step_k034_reduce_sum(float *restrict t104, const float *restrict t10
 
 /* %105 = matmul tB %103, %56 : [25088,144]
  * %108 = col2im k3 s1 p1 %105 : [128,14,14,16] */
-static void step_k035_matmul_col2im(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t108;
+    const float *t103;
+    const float *in_student_conv3_weight;
+    float *chunk;
+} step_k035_matmul_col2im_pointers;
+
+static void step_k035_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k035_matmul_col2im_pointers *p = context;
+    float *restrict t108 = p->t108;
+    const float *restrict t103 = p->t103;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t103 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t108 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k035_matmul_col2im(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k035_matmul_col2im_part, &(step_k035_matmul_col2im_pointers){t108, t103, in_student_conv3_weight, chunk});
+}
+
 /* %55 = im2col k3 s1 p1 %54 : [25088,144]
  * %106 = matmul tA %55, %103 : [144,32] */
-static void step_k036_im2col_matmul(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
+typedef struct {
+    float *t106;
+    const float *t54;
+    const float *t103;
+    float *chunk;
+} step_k036_im2col_matmul_pointers;
+
+static void step_k036_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k036_im2col_matmul_pointers *p = context;
+    float *restrict t106 = p->t106;
+    const float *restrict t54 = p->t54;
+    const float *restrict t103 = p->t103;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t106 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t54 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t103 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t106, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t103 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k036_im2col_matmul(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
+    mplc_parallel(step_k036_im2col_matmul_part, &(step_k036_im2col_matmul_pointers){t106, t54, t103, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t106[i] += partial[i];
     }
 }
 
 /* %109 = max_pool_scatter k2 s2 p0 %53, %108 : [128,28,28,16] */
+typedef struct {
+    float *t109;
+    const float *t53;
+    const float *t108;
+} step_k037_max_pool_scatter_pointers;
+
+static void step_k037_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k037_max_pool_scatter_pointers *p = context;
+    float *restrict t109 = p->t109;
+    const float *restrict t53 = p->t53;
+    const float *restrict t108 = p->t108;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t109 + lo * 12544, t53 + lo * 12544, t108 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k037_max_pool_scatter(float *restrict t109, const float *restrict t53, const float *restrict t108) {
-    mplc_max_pool_scatter(t109, t53, t108, (mplc_window){128, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k037_max_pool_scatter_part, &(step_k037_max_pool_scatter_pointers){t109, t53, t108});
 }
 
 /* %110 = step %53 : [128,28,28,16]
  * %111 = mul %109, %110 : [128,28,28,16] */
-static void step_k038_step_mul(float *restrict t111, const float *restrict t53, const float *restrict t109) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t111;
+    const float *t53;
+    const float *t109;
+} step_k038_step_mul_pointers;
+
+static void step_k038_step_mul_part(void *context, int part, int parts) {
+    const step_k038_step_mul_pointers *p = context;
+    float *restrict t111 = p->t111;
+    const float *restrict t53 = p->t53;
+    const float *restrict t109 = p->t109;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v110 = t53[i] > 0.0f ? 1.0f : 0.0f;
         const float v111 = t109[i] * v110;
         t111[i] = v111;
     }
+}
+
+static void step_k038_step_mul(float *restrict t111, const float *restrict t53, const float *restrict t109) {
+    mplc_parallel(step_k038_step_mul_part, &(step_k038_step_mul_pointers){t111, t53, t109});
 }
 
 /* %113 = reduce_sum axes=[0] %112 : [16] */
@@ -790,12 +1133,28 @@ static void step_k039_reduce_sum(float *restrict t113, const float *restrict t11
 
 /* %47 = im2col k3 s1 p1 %45 : [100352,9]
  * %114 = matmul tA %47, %112 : [9,16] */
-static void step_k040_im2col_matmul(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
+typedef struct {
+    float *t114;
+    const float *t45;
+    const float *t112;
+    float *chunk;
+} step_k040_im2col_matmul_pointers;
+
+static void step_k040_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k040_im2col_matmul_pointers *p = context;
+    float *restrict t114 = p->t114;
+    const float *restrict t45 = p->t45;
+    const float *restrict t112 = p->t112;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(128, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t114 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 20) {
-        const int nb = 128 - n0 < 20 ? 128 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, t45 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -812,7 +1171,15 @@ static void step_k040_im2col_matmul(float *restrict t114, const float *restrict 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t114[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k040_im2col_matmul(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
+    mplc_parallel(step_k040_im2col_matmul_part, &(step_k040_im2col_matmul_pointers){t114, t45, t112, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t114[i] += partial[i];
+    }
 }
 
 /* %117 = constant 0.0005 : [3,3,1,16]
@@ -930,8 +1297,22 @@ static void step_k044_mul_add_sub(float *restrict in_student_momentum_conv3_bias
  * %169 = sub %8, %168 : [1568,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *in_student_momentum_dense7_weight;
+    float *in_student_dense7_weight;
+    const float *t98;
+    const float *in_lr_student;
+} step_k045_mul_add_sub_pointers;
+
+static void step_k045_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k045_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
+    float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict t98 = p->t98;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v160 = in_student_dense7_weight[i] * 0.0005f;
         const float v161 = t98[i] + v160;
         const float v163 = in_student_momentum_dense7_weight[i] * 0.9f;
@@ -943,6 +1324,10 @@ static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense7_wei
         in_student_momentum_dense7_weight[i] = v164;
         in_student_dense7_weight[i] = v169;
     }
+}
+
+static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
+    mplc_parallel(step_k045_mul_add_sub_part, &(step_k045_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t98, in_lr_student});
 }
 
 /* %171 = constant 0.9 : [128]
@@ -1024,10 +1409,26 @@ static void step_k048_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %205 = broadcast axes=[1] %136 : [25088,16]
  * %206 = add %204, %205 : [25088,16]
  * %207 = relu %206 : [25088,16] */
-static void step_k049_im2col_matmul_add_etc(float *restrict t207, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
+typedef struct {
+    float *t207;
+    const float *in_x;
+    const float *t203;
+    const float *t136;
+    float *chunk;
+} step_k049_im2col_matmul_add_etc_pointers;
+
+static void step_k049_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k049_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t207 = p->t207;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t203 = p->t203;
+    const float *restrict t136 = p->t136;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(32, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -1051,9 +1452,28 @@ static void step_k049_im2col_matmul_add_etc(float *restrict t207, const float *r
     }
 }
 
+static void step_k049_im2col_matmul_add_etc(float *restrict t207, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
+    mplc_parallel(step_k049_im2col_matmul_add_etc_part, &(step_k049_im2col_matmul_add_etc_pointers){t207, in_x, t203, t136, chunk});
+}
+
 /* %209 = max_pool k2 s2 p0 %208 : [32,14,14,16] */
+typedef struct {
+    float *t209;
+    const float *t208;
+} step_k050_max_pool_pointers;
+
+static void step_k050_max_pool_part(void *context, int part, int parts) {
+    const step_k050_max_pool_pointers *p = context;
+    float *restrict t209 = p->t209;
+    const float *restrict t208 = p->t208;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t209 + lo * 3136, t208 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k050_max_pool(float *restrict t209, const float *restrict t208) {
-    mplc_max_pool(t209, t208, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k050_max_pool_part, &(step_k050_max_pool_pointers){t209, t208});
 }
 
 /* %210 = im2col k3 s1 p1 %209 : [6272,144]
@@ -1061,10 +1481,26 @@ static void step_k050_max_pool(float *restrict t209, const float *restrict t208)
  * %213 = broadcast axes=[1] %157 : [6272,32]
  * %214 = add %212, %213 : [6272,32]
  * %215 = relu %214 : [6272,32] */
-static void step_k051_im2col_matmul_add_etc(float *restrict t215, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
+typedef struct {
+    float *t215;
+    const float *t209;
+    const float *t211;
+    const float *t157;
+    float *chunk;
+} step_k051_im2col_matmul_add_etc_pointers;
+
+static void step_k051_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k051_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t215 = p->t215;
+    const float *restrict t209 = p->t209;
+    const float *restrict t211 = p->t211;
+    const float *restrict t157 = p->t157;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t209 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t211, 32, 0.0f, t215 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -1078,25 +1514,63 @@ static void step_k051_im2col_matmul_add_etc(float *restrict t215, const float *r
     }
 }
 
+static void step_k051_im2col_matmul_add_etc(float *restrict t215, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_k051_im2col_matmul_add_etc_part, &(step_k051_im2col_matmul_add_etc_pointers){t215, t209, t211, t157, chunk});
+}
+
 /* %217 = max_pool k2 s2 p0 %216 : [32,7,7,32] */
+typedef struct {
+    float *t217;
+    const float *t216;
+} step_k052_max_pool_pointers;
+
+static void step_k052_max_pool_part(void *context, int part, int parts) {
+    const step_k052_max_pool_pointers *p = context;
+    float *restrict t217 = p->t217;
+    const float *restrict t216 = p->t216;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t217 + lo * 1568, t216 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k052_max_pool(float *restrict t217, const float *restrict t216) {
-    mplc_max_pool(t217, t216, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k052_max_pool_part, &(step_k052_max_pool_pointers){t217, t216});
 }
 
 /* %219 = matmul %218, %169 : [32,128]
  * %220 = broadcast axes=[1] %178 : [32,128]
  * %221 = add %219, %220 : [32,128]
  * %222 = relu %221 : [32,128] */
-static void step_k053_matmul_add_relu(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 128, 1568, 1.0f, t218, 1568, t169, 128, 0.0f, t222, 128);
+typedef struct {
+    float *t222;
+    const float *t218;
+    const float *t169;
+    const float *t178;
+} step_k053_matmul_add_relu_pointers;
+
+static void step_k053_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k053_matmul_add_relu_pointers *p = context;
+    float *restrict t222 = p->t222;
+    const float *restrict t218 = p->t218;
+    const float *restrict t169 = p->t169;
+    const float *restrict t178 = p->t178;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t218 + lo * 1568, 1568, t169, 128, 0.0f, t222 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 32; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v221 = t222[i0 * 128 + i1] + t178[i1];
             const float v222 = v221 > 0.0f ? v221 : 0.0f;
             t222[i0 * 128 + i1] = v222;
         }
     }
+}
+
+static void step_k053_matmul_add_relu(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
+    mplc_parallel(step_k053_matmul_add_relu_part, &(step_k053_matmul_add_relu_pointers){t222, t218, t169, t178});
 }
 
 /* %223 = matmul %222, %190 : [32,10]
@@ -1264,28 +1738,95 @@ static void step_k068_reduce_sum(float *restrict t250, const float *restrict t24
 }
 
 /* %251 = matmul tB %249, %169 : [32,1568] */
+typedef struct {
+    float *t251;
+    const float *t249;
+    const float *t169;
+} step_k069_matmul_pointers;
+
+static void step_k069_matmul_part(void *context, int part, int parts) {
+    const step_k069_matmul_pointers *p = context;
+    float *restrict t251 = p->t251;
+    const float *restrict t249 = p->t249;
+    const float *restrict t169 = p->t169;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t249 + lo * 128, 128, t169, 128, 0.0f, t251 + lo * 1568, 1568);
+}
+
 static void step_k069_matmul(float *restrict t251, const float *restrict t249, const float *restrict t169) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 1568, 128, 1.0f, t249, 128, t169, 128, 0.0f, t251, 1568);
+    mplc_parallel(step_k069_matmul_part, &(step_k069_matmul_pointers){t251, t249, t169});
 }
 
 /* %252 = matmul tA %218, %249 : [1568,128] */
+typedef struct {
+    float *t252;
+    const float *t218;
+    const float *t249;
+} step_k070_matmul_pointers;
+
+static void step_k070_matmul_part(void *context, int part, int parts) {
+    const step_k070_matmul_pointers *p = context;
+    float *restrict t252 = p->t252;
+    const float *restrict t218 = p->t218;
+    const float *restrict t249 = p->t249;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t218 + lo, 1568, t249, 128, 0.0f, t252 + lo * 128, 128);
+}
+
 static void step_k070_matmul(float *restrict t252, const float *restrict t218, const float *restrict t249) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 32, 1.0f, t218, 1568, t249, 128, 0.0f, t252, 128);
+    mplc_parallel(step_k070_matmul_part, &(step_k070_matmul_pointers){t252, t218, t249});
 }
 
 /* %254 = max_pool_scatter k2 s2 p0 %216, %253 : [32,14,14,32] */
+typedef struct {
+    float *t254;
+    const float *t216;
+    const float *t253;
+} step_k071_max_pool_scatter_pointers;
+
+static void step_k071_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k071_max_pool_scatter_pointers *p = context;
+    float *restrict t254 = p->t254;
+    const float *restrict t216 = p->t216;
+    const float *restrict t253 = p->t253;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t254 + lo * 6272, t216 + lo * 6272, t253 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void step_k071_max_pool_scatter(float *restrict t254, const float *restrict t216, const float *restrict t253) {
-    mplc_max_pool_scatter(t254, t216, t253, (mplc_window){32, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(step_k071_max_pool_scatter_part, &(step_k071_max_pool_scatter_pointers){t254, t216, t253});
 }
 
 /* %255 = step %216 : [32,14,14,32]
  * %256 = mul %254, %255 : [32,14,14,32] */
-static void step_k072_step_mul(float *restrict t256, const float *restrict t216, const float *restrict t254) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t256;
+    const float *t216;
+    const float *t254;
+} step_k072_step_mul_pointers;
+
+static void step_k072_step_mul_part(void *context, int part, int parts) {
+    const step_k072_step_mul_pointers *p = context;
+    float *restrict t256 = p->t256;
+    const float *restrict t216 = p->t216;
+    const float *restrict t254 = p->t254;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v255 = t216[i] > 0.0f ? 1.0f : 0.0f;
         const float v256 = t254[i] * v255;
         t256[i] = v256;
     }
+}
+
+static void step_k072_step_mul(float *restrict t256, const float *restrict t216, const float *restrict t254) {
+    mplc_parallel(step_k072_step_mul_part, &(step_k072_step_mul_pointers){t256, t216, t254});
 }
 
 /* %258 = reduce_sum axes=[0] %257 : [32] */
@@ -1300,39 +1841,114 @@ static void step_k073_reduce_sum(float *restrict t258, const float *restrict t25
 
 /* %259 = matmul tB %257, %211 : [6272,144]
  * %262 = col2im k3 s1 p1 %259 : [32,14,14,16] */
-static void step_k074_matmul_col2im(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
+typedef struct {
+    float *t262;
+    const float *t257;
+    const float *t211;
+    float *chunk;
+} step_k074_matmul_col2im_pointers;
+
+static void step_k074_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k074_matmul_col2im_pointers *p = context;
+    float *restrict t262 = p->t262;
+    const float *restrict t257 = p->t257;
+    const float *restrict t211 = p->t211;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t257 + (size_t)n0 * 6272, 32, t211, 32, 0.0f, chunk, 144);
         mplc_col2im(t262 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k074_matmul_col2im(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
+    mplc_parallel(step_k074_matmul_col2im_part, &(step_k074_matmul_col2im_pointers){t262, t257, t211, chunk});
+}
+
 /* %210 = im2col k3 s1 p1 %209 : [6272,144]
  * %260 = matmul tA %210, %257 : [144,32] */
-static void step_k075_im2col_matmul(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
+typedef struct {
+    float *t260;
+    const float *t209;
+    const float *t257;
+    float *chunk;
+} step_k075_im2col_matmul_pointers;
+
+static void step_k075_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k075_im2col_matmul_pointers *p = context;
+    float *restrict t260 = p->t260;
+    const float *restrict t209 = p->t209;
+    const float *restrict t257 = p->t257;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t260 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t209 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t257 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t260, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t257 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k075_im2col_matmul(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
+    mplc_parallel(step_k075_im2col_matmul_part, &(step_k075_im2col_matmul_pointers){t260, t209, t257, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t260[i] += partial[i];
     }
 }
 
 /* %263 = max_pool_scatter k2 s2 p0 %208, %262 : [32,28,28,16] */
+typedef struct {
+    float *t263;
+    const float *t208;
+    const float *t262;
+} step_k076_max_pool_scatter_pointers;
+
+static void step_k076_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k076_max_pool_scatter_pointers *p = context;
+    float *restrict t263 = p->t263;
+    const float *restrict t208 = p->t208;
+    const float *restrict t262 = p->t262;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t263 + lo * 12544, t208 + lo * 12544, t262 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void step_k076_max_pool_scatter(float *restrict t263, const float *restrict t208, const float *restrict t262) {
-    mplc_max_pool_scatter(t263, t208, t262, (mplc_window){32, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(step_k076_max_pool_scatter_part, &(step_k076_max_pool_scatter_pointers){t263, t208, t262});
 }
 
 /* %264 = step %208 : [32,28,28,16]
  * %265 = mul %263, %264 : [32,28,28,16] */
-static void step_k077_step_mul(float *restrict t265, const float *restrict t208, const float *restrict t263) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t265;
+    const float *t208;
+    const float *t263;
+} step_k077_step_mul_pointers;
+
+static void step_k077_step_mul_part(void *context, int part, int parts) {
+    const step_k077_step_mul_pointers *p = context;
+    float *restrict t265 = p->t265;
+    const float *restrict t208 = p->t208;
+    const float *restrict t263 = p->t263;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v264 = t208[i] > 0.0f ? 1.0f : 0.0f;
         const float v265 = t263[i] * v264;
         t265[i] = v265;
     }
+}
+
+static void step_k077_step_mul(float *restrict t265, const float *restrict t208, const float *restrict t263) {
+    mplc_parallel(step_k077_step_mul_part, &(step_k077_step_mul_pointers){t265, t208, t263});
 }
 
 /* %267 = reduce_sum axes=[0] %266 : [16] */
@@ -1347,12 +1963,28 @@ static void step_k078_reduce_sum(float *restrict t267, const float *restrict t26
 
 /* %202 = im2col k3 s1 p1 %46 : [25088,9]
  * %268 = matmul tA %202, %266 : [9,16] */
-static void step_k079_im2col_matmul(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
+typedef struct {
+    float *t268;
+    const float *in_x;
+    const float *t266;
+    float *chunk;
+} step_k079_im2col_matmul_pointers;
+
+static void step_k079_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k079_im2col_matmul_pointers *p = context;
+    float *restrict t268 = p->t268;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t266 = p->t266;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(32, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t268 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 32; n0 += 20) {
-        const int nb = 32 - n0 < 20 ? 32 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -1369,7 +2001,15 @@ static void step_k079_im2col_matmul(float *restrict t268, const float *restrict 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t268[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k079_im2col_matmul(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
+    mplc_parallel(step_k079_im2col_matmul_part, &(step_k079_im2col_matmul_pointers){t268, in_x, t266, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t268[i] += partial[i];
+    }
 }
 
 /* %270 = mul %269, %115 : [3,3,1,16]
@@ -1839,123 +2479,123 @@ static void step_k114_mul_add_sub(float *restrict in_teacher_momentum_dense2_bia
     }
 }
 
-/* 115 kernels; scratch high-water mark 5037456 floats. */
+/* 115 kernels; scratch high-water mark 5902224 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 5017600, io + 226176, state, state + 640);
-    step_k001_matmul_add(scratch + 5032448, scratch + 5017600, state + 704, state + 1344);
-    step_k002_mul_add(scratch + 5036608, io + 225792);
-    step_k003_reduce_max(scratch + 5034368, scratch + 5032448);
-    step_k004_sub_exp(scratch + 5034048, scratch + 5036928, scratch + 5032448, scratch + 5034368);
-    step_k005_reduce_sum(scratch + 5037376, scratch + 5036928);
-    step_k006_log(scratch + 5037248, scratch + 5037376);
-    step_k007_sub_mul_reduce_sum(scratch + 5037280, scratch + 5034048, scratch + 5037248, scratch + 5036608);
-    step_k008_mul(io + 227776, io + 227792, scratch + 5037280);
-    step_k009_one_hot_argmax(scratch + 5034048, scratch + 5032768);
-    step_k010_im2col_matmul_add_etc(scratch, io + 125440, state + 1360, state + 1504, scratch + 1605632);
-    step_k011_max_pool(scratch + 4014080, scratch);
-    step_k012_im2col_matmul_add_etc(scratch + 1605632, scratch + 4014080, state + 1520, state + 6128, scratch + 2408448);
-    step_k013_max_pool(scratch + 2408448, scratch + 1605632);
-    step_k014_matmul_add_relu(scratch + 2609152, scratch + 2408448, state + 6160, state + 206864);
-    step_k015_matmul_add(scratch + 5027840, scratch + 2609152, state + 206992, state + 208272);
-    step_k016_reduce_max(scratch + 5031680, scratch + 5027840);
-    step_k017_sub_exp(scratch + 5029120, scratch + 5030400, scratch + 5027840, scratch + 5031680);
-    step_k018_reduce_sum(scratch + 5031680, scratch + 5030400);
-    step_k019_log(scratch + 5031808, scratch + 5031680);
-    step_k020_sub_mul_reduce_sum(scratch + 5037248, scratch + 5029120, scratch + 5031808, scratch + 5034048);
-    step_k021_mul(io + 227824, scratch + 5037248);
-    step_k022_mul(scratch + 5027840, scratch + 5034048);
-    step_k023_neg_reduce_sum(scratch + 5031808, scratch + 5027840);
-    step_k024_div(scratch + 5031936, scratch + 5031808, scratch + 5031680);
-    step_k025_mul_add(scratch + 5029120, scratch + 5031936, scratch + 5030400, scratch + 5027840);
-    step_k026_reduce_sum(scratch + 5037440, scratch + 5029120);
-    step_k027_matmul(scratch + 5035328, scratch + 2609152, scratch + 5029120);
-    step_k028_matmul_step_mul(scratch + 4415488, scratch + 5029120, state + 206992, scratch + 2609152);
-    step_k029_reduce_sum(scratch + 5037248, scratch + 4415488);
-    step_k030_matmul(scratch + 3211264, scratch + 4415488, state + 6160);
-    step_k031_matmul(scratch + 4816896, scratch + 2408448, scratch + 4415488);
-    step_k032_max_pool_scatter(scratch + 2408448, scratch + 1605632, scratch + 3211264);
-    step_k033_step_mul(scratch + 3211264, scratch + 1605632, scratch + 2408448);
-    step_k034_reduce_sum(scratch + 5037408, scratch + 3211264);
-    step_k035_matmul_col2im(scratch + 4415488, scratch + 3211264, state + 1520, scratch + 1605632);
-    step_k036_im2col_matmul(scratch + 5027840, scratch + 4014080, scratch + 3211264, scratch + 1605632);
-    step_k037_max_pool_scatter(scratch + 1605632, scratch, scratch + 4415488);
-    step_k038_step_mul(scratch + 3211264, scratch, scratch + 1605632);
-    step_k039_reduce_sum(scratch + 1511472, scratch + 3211264);
-    step_k040_im2col_matmul(scratch + 1511168, io + 125440, scratch + 3211264, scratch);
-    step_k041_mul_add_sub(state + 209648, state + 1360, scratch + 1511168, io + 226128);
-    step_k042_mul_add_sub(state + 209792, state + 1504, scratch + 1511472, io + 226128);
-    step_k043_mul_add_sub(state + 209808, state + 1520, scratch + 5027840, io + 226128);
-    step_k044_mul_add_sub(state + 214416, state + 6128, scratch + 5037408, io + 226128);
-    step_k045_mul_add_sub(state + 214448, state + 6160, scratch + 4816896, io + 226128);
-    step_k046_mul_add_sub(state + 415152, state + 206864, scratch + 5037248, io + 226128);
-    step_k047_mul_add_sub(state + 415280, state + 206992, scratch + 5035328, io + 226128);
-    step_k048_mul_add_sub(state + 416560, state + 208272, scratch + 5037440, io + 226128);
-    step_k049_im2col_matmul_add_etc(scratch, io, state + 1360, state + 1504, scratch + 401408);
-    step_k050_max_pool(scratch + 1056832, scratch);
-    step_k051_im2col_matmul_add_etc(scratch + 655424, scratch + 1056832, state + 1520, state + 6128, scratch + 401408);
-    step_k052_max_pool(scratch + 856128, scratch + 655424);
-    step_k053_matmul_add_relu(scratch + 906304, scratch + 856128, state + 6160, state + 206864);
-    step_k054_matmul_add(scratch + 910400, scratch + 906304, state + 206992, state + 208272);
-    step_k055_reduce_max(scratch + 911360, scratch + 910400);
-    step_k056_sub_exp(scratch + 910720, scratch + 911040, scratch + 910400, scratch + 911360);
-    step_k057_reduce_sum(scratch + 911360, scratch + 911040);
-    step_k058_log(scratch + 910400, scratch + 911360);
-    step_k059_sub_mul_reduce_sum(scratch + 1511312, scratch + 910720, scratch + 910400, io + 225792);
-    step_k060_mul(io + 227840, scratch + 1511312);
-    step_k061_mul(scratch + 910400, io + 225792);
-    step_k062_neg_reduce_sum(scratch + 910720, scratch + 910400);
-    step_k063_div(scratch + 911392, scratch + 910720, scratch + 911360);
-    step_k064_mul_add(scratch + 910720, scratch + 911392, scratch + 911040, scratch + 910400);
-    step_k065_reduce_sum(scratch + 1511488, scratch + 910720);
-    step_k066_matmul(scratch + 1509888, scratch + 906304, scratch + 910720);
-    step_k067_matmul_step_mul(scratch + 1157184, scratch + 910720, state + 206992, scratch + 906304);
-    step_k068_reduce_sum(scratch + 1511312, scratch + 1157184);
-    step_k069_matmul(scratch + 602112, scratch + 1157184, state + 6160);
-    step_k070_matmul(scratch + 1204224, scratch + 856128, scratch + 1157184);
-    step_k071_max_pool_scatter(scratch + 401408, scratch + 655424, scratch + 602112);
-    step_k072_step_mul(scratch + 856128, scratch + 655424, scratch + 401408);
-    step_k073_reduce_sum(scratch + 1511440, scratch + 856128);
-    step_k074_matmul_col2im(scratch + 1404928, scratch + 856128, state + 1520, scratch + 401408);
-    step_k075_im2col_matmul(scratch + 1505280, scratch + 1056832, scratch + 856128, scratch + 401408);
-    step_k076_max_pool_scatter(scratch + 401408, scratch, scratch + 1404928);
-    step_k077_step_mul(scratch + 802816, scratch, scratch + 401408);
-    step_k078_reduce_sum(scratch + 1405072, scratch + 802816);
-    step_k079_im2col_matmul(scratch + 1404928, io, scratch + 802816, scratch);
-    step_k080_mul_reduce_sum(scratch + 1405088, scratch + 1404928, scratch + 1511168);
-    step_k081_mul_reduce_sum(scratch + 1404928, scratch + 1405072, scratch + 1511472);
-    step_k082_mul_reduce_sum(scratch + 1511472, scratch + 1505280, scratch + 5027840);
-    step_k083_mul_reduce_sum(scratch + 1404944, scratch + 1511440, scratch + 5037408);
-    step_k084_mul_reduce_sum(scratch + 1511440, scratch + 1204224, scratch + 4816896);
-    step_k085_mul_reduce_sum(scratch + 1511456, scratch + 1511312, scratch + 5037248);
-    step_k086_mul_reduce_sum(scratch + 5037408, scratch + 1509888, scratch + 5035328);
-    step_k087_mul_reduce_sum(scratch + 5037424, scratch + 1511488, scratch + 5037440);
-    step_k088_mul_add(io + 227856, io + 226128, scratch + 1405088, scratch + 1404928, scratch + 1511472, scratch + 1404944, scratch + 1511440, scratch + 1511456, scratch + 5037408, scratch + 5037424);
-    step_k089_reduce_max(scratch + 5035328, scratch + 5032768);
-    step_k090_sub_exp(scratch + 5027840, scratch + 5032768, scratch + 5035328);
-    step_k091_reduce_sum(scratch + 5035328, scratch + 5027840);
-    step_k092_mul(scratch + 5037248, io + 226160, io + 227856);
-    step_k093_mul(scratch + 5029120, scratch + 5037248, scratch + 5034048);
-    step_k094_neg_reduce_sum(scratch + 5035456, scratch + 5029120);
-    step_k095_div(scratch + 5035584, scratch + 5035456, scratch + 5035328);
-    step_k096_mul_add(scratch + 10240, scratch + 5035584, scratch + 5027840, scratch + 5029120);
-    step_k097_mul(scratch + 5027840, scratch + 5036608);
-    step_k098_neg_reduce_sum(scratch + 5037248, scratch + 5027840);
-    step_k099_div(scratch + 5037280, scratch + 5037248, scratch + 5037376);
-    step_k100_mul_add(scratch + 5028160, scratch + 5037280, scratch + 5036928, scratch + 5027840);
-    step_k101_reduce_sum(scratch + 5027840, scratch + 5028160);
-    step_k102_reduce_sum(scratch + 5027856, scratch + 10240);
-    step_k103_add(scratch + 5028032, scratch + 5027840, scratch + 5027856);
-    step_k104_matmul(scratch + 11520, scratch + 5019648, scratch + 10240);
-    step_k105_matmul_step_mul(scratch + 8192, scratch + 5028160, state + 704, scratch + 5017600);
-    step_k106_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 5019648);
-    step_k107_reduce_sum(scratch + 5027840, scratch + 8192);
-    step_k108_reduce_sum(scratch + 5027904, scratch);
-    step_k109_add(scratch + 5027968, scratch + 5027840, scratch + 5027904);
+    step_k000_matmul_add_relu(scratch + 5882368, io + 226176, state, state + 640);
+    step_k001_matmul_add(scratch + 5897216, scratch + 5882368, state + 704, state + 1344);
+    step_k002_mul_add(scratch + 5901376, io + 225792);
+    step_k003_reduce_max(scratch + 5899136, scratch + 5897216);
+    step_k004_sub_exp(scratch + 5898816, scratch + 5901696, scratch + 5897216, scratch + 5899136);
+    step_k005_reduce_sum(scratch + 5902144, scratch + 5901696);
+    step_k006_log(scratch + 5902016, scratch + 5902144);
+    step_k007_sub_mul_reduce_sum(scratch + 5902048, scratch + 5898816, scratch + 5902016, scratch + 5901376);
+    step_k008_mul(io + 227776, io + 227792, scratch + 5902048);
+    step_k009_one_hot_argmax(scratch + 5898816, scratch + 5897536);
+    step_k010_im2col_matmul_add_etc(scratch + 2068992, io + 125440, state + 1360, state + 1504, scratch);
+    step_k011_max_pool(scratch + 5280256, scratch + 2068992);
+    step_k012_im2col_matmul_add_etc(scratch + 3674624, scratch + 5280256, state + 1520, state + 6128, scratch);
+    step_k013_max_pool(scratch + 4477440, scratch + 3674624);
+    step_k014_matmul_add_relu(scratch + 4678144, scratch + 4477440, state + 6160, state + 206864);
+    step_k015_matmul_add(scratch + 5892608, scratch + 4678144, state + 206992, state + 208272);
+    step_k016_reduce_max(scratch + 5896448, scratch + 5892608);
+    step_k017_sub_exp(scratch + 5893888, scratch + 5895168, scratch + 5892608, scratch + 5896448);
+    step_k018_reduce_sum(scratch + 5896448, scratch + 5895168);
+    step_k019_log(scratch + 5896576, scratch + 5896448);
+    step_k020_sub_mul_reduce_sum(scratch + 5902016, scratch + 5893888, scratch + 5896576, scratch + 5898816);
+    step_k021_mul(io + 227824, scratch + 5902016);
+    step_k022_mul(scratch + 5892608, scratch + 5898816);
+    step_k023_neg_reduce_sum(scratch + 5896576, scratch + 5892608);
+    step_k024_div(scratch + 5896704, scratch + 5896576, scratch + 5896448);
+    step_k025_mul_add(scratch + 5893888, scratch + 5896704, scratch + 5895168, scratch + 5892608);
+    step_k026_reduce_sum(scratch + 5902208, scratch + 5893888);
+    step_k027_matmul(scratch + 5900096, scratch + 4678144, scratch + 5893888);
+    step_k028_matmul_step_mul(scratch + 4878848, scratch + 5893888, state + 206992, scratch + 4678144);
+    step_k029_reduce_sum(scratch + 5902016, scratch + 4878848);
+    step_k030_matmul(scratch + 4678144, scratch + 4878848, state + 6160);
+    step_k031_matmul(scratch + 5681664, scratch + 4477440, scratch + 4878848);
+    step_k032_max_pool_scatter(scratch, scratch + 3674624, scratch + 4678144);
+    step_k033_step_mul(scratch + 4477440, scratch + 3674624, scratch);
+    step_k034_reduce_sum(scratch + 5902176, scratch + 4477440);
+    step_k035_matmul_col2im(scratch + 3674624, scratch + 4477440, state + 1520, scratch);
+    step_k036_im2col_matmul(scratch + 5892608, scratch + 5280256, scratch + 4477440, scratch);
+    step_k037_max_pool_scatter(scratch, scratch + 2068992, scratch + 3674624);
+    step_k038_step_mul(scratch + 3674624, scratch + 2068992, scratch);
+    step_k039_reduce_sum(scratch + 5280528, scratch + 3674624);
+    step_k040_im2col_matmul(scratch + 5280256, io + 125440, scratch + 3674624, scratch);
+    step_k041_mul_add_sub(state + 209648, state + 1360, scratch + 5280256, io + 226128);
+    step_k042_mul_add_sub(state + 209792, state + 1504, scratch + 5280528, io + 226128);
+    step_k043_mul_add_sub(state + 209808, state + 1520, scratch + 5892608, io + 226128);
+    step_k044_mul_add_sub(state + 214416, state + 6128, scratch + 5902176, io + 226128);
+    step_k045_mul_add_sub(state + 214448, state + 6160, scratch + 5681664, io + 226128);
+    step_k046_mul_add_sub(state + 415152, state + 206864, scratch + 5902016, io + 226128);
+    step_k047_mul_add_sub(state + 415280, state + 206992, scratch + 5900096, io + 226128);
+    step_k048_mul_add_sub(state + 416560, state + 208272, scratch + 5902208, io + 226128);
+    step_k049_im2col_matmul_add_etc(scratch + 2068992, io, state + 1360, state + 1504, scratch);
+    step_k050_max_pool(scratch + 3072512, scratch + 2068992);
+    step_k051_im2col_matmul_add_etc(scratch + 2470400, scratch + 3072512, state + 1520, state + 6128, scratch);
+    step_k052_max_pool(scratch + 2871808, scratch + 2470400);
+    step_k053_matmul_add_relu(scratch + 2921984, scratch + 2871808, state + 6160, state + 206864);
+    step_k054_matmul_add(scratch + 2926080, scratch + 2921984, state + 206992, state + 208272);
+    step_k055_reduce_max(scratch + 2927040, scratch + 2926080);
+    step_k056_sub_exp(scratch + 2926400, scratch + 2926720, scratch + 2926080, scratch + 2927040);
+    step_k057_reduce_sum(scratch + 2927040, scratch + 2926720);
+    step_k058_log(scratch + 2926080, scratch + 2927040);
+    step_k059_sub_mul_reduce_sum(scratch + 5280400, scratch + 2926400, scratch + 2926080, io + 225792);
+    step_k060_mul(io + 227840, scratch + 5280400);
+    step_k061_mul(scratch + 2926080, io + 225792);
+    step_k062_neg_reduce_sum(scratch + 2926400, scratch + 2926080);
+    step_k063_div(scratch + 2927072, scratch + 2926400, scratch + 2927040);
+    step_k064_mul_add(scratch + 2926400, scratch + 2927072, scratch + 2926720, scratch + 2926080);
+    step_k065_reduce_sum(scratch + 5280544, scratch + 2926400);
+    step_k066_matmul(scratch + 3172864, scratch + 2921984, scratch + 2926400);
+    step_k067_matmul_step_mul(scratch + 2972160, scratch + 2926400, state + 206992, scratch + 2921984);
+    step_k068_reduce_sum(scratch + 5280400, scratch + 2972160);
+    step_k069_matmul(scratch + 2921984, scratch + 2972160, state + 6160);
+    step_k070_matmul(scratch + 2671104, scratch + 2871808, scratch + 2972160);
+    step_k071_max_pool_scatter(scratch, scratch + 2470400, scratch + 2921984);
+    step_k072_step_mul(scratch + 2871808, scratch + 2470400, scratch);
+    step_k073_reduce_sum(scratch + 2575504, scratch + 2871808);
+    step_k074_matmul_col2im(scratch + 2470400, scratch + 2871808, state + 1520, scratch);
+    step_k075_im2col_matmul(scratch + 2570752, scratch + 3072512, scratch + 2871808, scratch);
+    step_k076_max_pool_scatter(scratch, scratch + 2068992, scratch + 2470400);
+    step_k077_step_mul(scratch + 1130112, scratch + 2068992, scratch);
+    step_k078_reduce_sum(scratch + 2575536, scratch + 1130112);
+    step_k079_im2col_matmul(scratch + 2575360, io, scratch + 1130112, scratch);
+    step_k080_mul_reduce_sum(scratch + 2575552, scratch + 2575360, scratch + 5280256);
+    step_k081_mul_reduce_sum(scratch + 2575360, scratch + 2575536, scratch + 5280528);
+    step_k082_mul_reduce_sum(scratch + 2575536, scratch + 2570752, scratch + 5892608);
+    step_k083_mul_reduce_sum(scratch + 5280528, scratch + 2575504, scratch + 5902176);
+    step_k084_mul_reduce_sum(scratch + 5902176, scratch + 2671104, scratch + 5681664);
+    step_k085_mul_reduce_sum(scratch + 5902192, scratch + 5280400, scratch + 5902016);
+    step_k086_mul_reduce_sum(scratch + 5902016, scratch + 3172864, scratch + 5900096);
+    step_k087_mul_reduce_sum(scratch + 5902032, scratch + 5280544, scratch + 5902208);
+    step_k088_mul_add(io + 227856, io + 226128, scratch + 2575552, scratch + 2575360, scratch + 2575536, scratch + 5280528, scratch + 5902176, scratch + 5902192, scratch + 5902016, scratch + 5902032);
+    step_k089_reduce_max(scratch + 5900096, scratch + 5897536);
+    step_k090_sub_exp(scratch + 5892608, scratch + 5897536, scratch + 5900096);
+    step_k091_reduce_sum(scratch + 5900096, scratch + 5892608);
+    step_k092_mul(scratch + 5902016, io + 226160, io + 227856);
+    step_k093_mul(scratch + 5893888, scratch + 5902016, scratch + 5898816);
+    step_k094_neg_reduce_sum(scratch + 5900224, scratch + 5893888);
+    step_k095_div(scratch + 5900352, scratch + 5900224, scratch + 5900096);
+    step_k096_mul_add(scratch + 10240, scratch + 5900352, scratch + 5892608, scratch + 5893888);
+    step_k097_mul(scratch + 5892608, scratch + 5901376);
+    step_k098_neg_reduce_sum(scratch + 5902016, scratch + 5892608);
+    step_k099_div(scratch + 5902048, scratch + 5902016, scratch + 5902144);
+    step_k100_mul_add(scratch + 5892928, scratch + 5902048, scratch + 5901696, scratch + 5892608);
+    step_k101_reduce_sum(scratch + 5892608, scratch + 5892928);
+    step_k102_reduce_sum(scratch + 5892624, scratch + 10240);
+    step_k103_add(scratch + 5892800, scratch + 5892608, scratch + 5892624);
+    step_k104_matmul(scratch + 11520, scratch + 5884416, scratch + 10240);
+    step_k105_matmul_step_mul(scratch + 8192, scratch + 5892928, state + 704, scratch + 5882368);
+    step_k106_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 5884416);
+    step_k107_reduce_sum(scratch + 5892608, scratch + 8192);
+    step_k108_reduce_sum(scratch + 5892672, scratch);
+    step_k109_add(scratch + 5892736, scratch + 5892608, scratch + 5892672);
     step_k110_matmul(scratch + 10240, io + 226496, scratch);
     step_k111_matmul_add_mul_etc(scratch + 10880, state + 208288, state, io + 226176, scratch + 8192, scratch + 10240, io + 226112);
-    step_k112_mul_add_sub(state + 208928, state + 640, scratch + 5027968, io + 226112);
-    step_k113_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 5017600, scratch + 5028160, scratch + 11520, io + 226112);
-    step_k114_mul_add_sub(state + 209632, state + 1344, scratch + 5028032, io + 226112);
+    step_k112_mul_add_sub(state + 208928, state + 640, scratch + 5892736, io + 226112);
+    step_k113_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 5882368, scratch + 5892928, scratch + 11520, io + 226112);
+    step_k114_mul_add_sub(state + 209632, state + 1344, scratch + 5892800, io + 226112);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }
@@ -1969,10 +2609,26 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %14 = broadcast axes=[1] %1 : [200704,16]
  * %15 = add %13, %14 : [200704,16]
  * %16 = relu %15 : [200704,16] */
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t16;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} supervised_step_k000_im2col_matmul_add_etc_pointers;
+
+static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 20) {
-        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(256, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -1996,9 +2652,28 @@ static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, cons
     }
 }
 
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
+typedef struct {
+    float *t18;
+    const float *t17;
+} supervised_step_k001_max_pool_pointers;
+
+static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
+    const supervised_step_k001_max_pool_pointers *p = context;
+    float *restrict t18 = p->t18;
+    const float *restrict t17 = p->t17;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
-    mplc_max_pool(t18, t17, (mplc_window){256, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(supervised_step_k001_max_pool_part, &(supervised_step_k001_max_pool_pointers){t18, t17});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
@@ -2006,10 +2681,26 @@ static void supervised_step_k001_max_pool(float *restrict t18, const float *rest
  * %22 = broadcast axes=[1] %3 : [50176,32]
  * %23 = add %21, %22 : [50176,32]
  * %24 = relu %23 : [50176,32] */
-static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t24;
+    const float *t18;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} supervised_step_k002_im2col_matmul_add_etc_pointers;
+
+static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t18 = p->t18;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -2023,25 +2714,63 @@ static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, cons
     }
 }
 
+static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k002_im2col_matmul_add_etc_part, &(supervised_step_k002_im2col_matmul_add_etc_pointers){t24, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
+typedef struct {
+    float *t26;
+    const float *t25;
+} supervised_step_k003_max_pool_pointers;
+
+static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
+    const supervised_step_k003_max_pool_pointers *p = context;
+    float *restrict t26 = p->t26;
+    const float *restrict t25 = p->t25;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
-    mplc_max_pool(t26, t25, (mplc_window){256, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(supervised_step_k003_max_pool_part, &(supervised_step_k003_max_pool_pointers){t26, t25});
 }
 
 /* %28 = matmul %27, %4 : [256,128]
  * %29 = broadcast axes=[1] %5 : [256,128]
  * %30 = add %28, %29 : [256,128]
  * %31 = relu %30 : [256,128] */
-static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 128, 1568, 1.0f, t27, 1568, in_student_dense7_weight, 128, 0.0f, t31, 128);
+typedef struct {
+    float *t31;
+    const float *t27;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} supervised_step_k004_matmul_add_relu_pointers;
+
+static void supervised_step_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t31 = p->t31;
+    const float *restrict t27 = p->t27;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t27 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t31 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 256; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v30 = t31[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v31 = v30 > 0.0f ? v30 : 0.0f;
             t31[i0 * 128 + i1] = v31;
         }
     }
+}
+
+static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_k004_matmul_add_relu_part, &(supervised_step_k004_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %32 = matmul %31, %6 : [256,10]
@@ -2204,23 +2933,73 @@ static void supervised_step_k018_reduce_sum(float *restrict t60, const float *re
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
+typedef struct {
+    float *t61;
+    const float *t59;
+    const float *in_student_dense7_weight;
+} supervised_step_k019_matmul_pointers;
+
+static void supervised_step_k019_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k019_matmul_pointers *p = context;
+    float *restrict t61 = p->t61;
+    const float *restrict t59 = p->t59;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 1568, 1568);
+}
+
 static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 1568, 128, 1.0f, t59, 128, in_student_dense7_weight, 128, 0.0f, t61, 1568);
+    mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
 /* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [256,14,14,32] */
+typedef struct {
+    float *t64;
+    const float *t25;
+    const float *t63;
+} supervised_step_k020_max_pool_scatter_pointers;
+
+static void supervised_step_k020_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k020_max_pool_scatter_pointers *p = context;
+    float *restrict t64 = p->t64;
+    const float *restrict t25 = p->t25;
+    const float *restrict t63 = p->t63;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t64 + lo * 6272, t25 + lo * 6272, t63 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
-    mplc_max_pool_scatter(t64, t25, t63, (mplc_window){256, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(supervised_step_k020_max_pool_scatter_part, &(supervised_step_k020_max_pool_scatter_pointers){t64, t25, t63});
 }
 
 /* %65 = step %25 : [256,14,14,32]
  * %66 = mul %64, %65 : [256,14,14,32] */
-static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
-    for (size_t i = 0; i < 1605632; i++) {
+typedef struct {
+    float *t66;
+    const float *t25;
+    const float *t64;
+} supervised_step_k021_step_mul_pointers;
+
+static void supervised_step_k021_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k021_step_mul_pointers *p = context;
+    float *restrict t66 = p->t66;
+    const float *restrict t25 = p->t25;
+    const float *restrict t64 = p->t64;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
         const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
         const float v66 = t64[i] * v65;
         t66[i] = v66;
     }
+}
+
+static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
+    mplc_parallel(supervised_step_k021_step_mul_part, &(supervised_step_k021_step_mul_pointers){t66, t25, t64});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
@@ -2235,39 +3014,114 @@ static void supervised_step_k022_reduce_sum(float *restrict t68, const float *re
 
 /* %69 = matmul tB %67, %20 : [50176,144]
  * %72 = col2im k3 s1 p1 %69 : [256,14,14,16] */
-static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t72;
+    const float *t67;
+    const float *in_student_conv3_weight;
+    float *chunk;
+} supervised_step_k023_matmul_col2im_pointers;
+
+static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k023_matmul_col2im_pointers *p = context;
+    float *restrict t72 = p->t72;
+    const float *restrict t67 = p->t67;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k023_matmul_col2im_part, &(supervised_step_k023_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+}
+
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
  * %70 = matmul tA %19, %67 : [144,32] */
-static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+typedef struct {
+    float *t70;
+    const float *t18;
+    const float *t67;
+    float *chunk;
+} supervised_step_k024_im2col_matmul_pointers;
+
+static void supervised_step_k024_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k024_im2col_matmul_pointers *p = context;
+    float *restrict t70 = p->t70;
+    const float *restrict t18 = p->t18;
+    const float *restrict t67 = p->t67;
+    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t70 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == 0 ? 0.0f : 1.0f, t70, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_k024_im2col_matmul_part, &(supervised_step_k024_im2col_matmul_pointers){t70, t18, t67, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
 
 /* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [256,28,28,16] */
+typedef struct {
+    float *t73;
+    const float *t17;
+    const float *t72;
+} supervised_step_k025_max_pool_scatter_pointers;
+
+static void supervised_step_k025_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k025_max_pool_scatter_pointers *p = context;
+    float *restrict t73 = p->t73;
+    const float *restrict t17 = p->t17;
+    const float *restrict t72 = p->t72;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool_scatter(t73 + lo * 12544, t17 + lo * 12544, t72 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
-    mplc_max_pool_scatter(t73, t17, t72, (mplc_window){256, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(supervised_step_k025_max_pool_scatter_part, &(supervised_step_k025_max_pool_scatter_pointers){t73, t17, t72});
 }
 
 /* %74 = step %17 : [256,28,28,16]
  * %75 = mul %73, %74 : [256,28,28,16] */
-static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
-    for (size_t i = 0; i < 3211264; i++) {
+typedef struct {
+    float *t75;
+    const float *t17;
+    const float *t73;
+} supervised_step_k026_step_mul_pointers;
+
+static void supervised_step_k026_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k026_step_mul_pointers *p = context;
+    float *restrict t75 = p->t75;
+    const float *restrict t17 = p->t17;
+    const float *restrict t73 = p->t73;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
         const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
         const float v75 = t73[i] * v74;
         t75[i] = v75;
     }
+}
+
+static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
+    mplc_parallel(supervised_step_k026_step_mul_part, &(supervised_step_k026_step_mul_pointers){t75, t17, t73});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
@@ -2282,12 +3136,28 @@ static void supervised_step_k027_reduce_sum(float *restrict t77, const float *re
 
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
  * %78 = matmul tA %11, %76 : [9,16] */
-static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+typedef struct {
+    float *t78;
+    const float *in_x;
+    const float *t76;
+    float *chunk;
+} supervised_step_k028_im2col_matmul_pointers;
+
+static void supervised_step_k028_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k028_im2col_matmul_pointers *p = context;
+    float *restrict t78 = p->t78;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t76 = p->t76;
+    float *restrict chunk = p->chunk + (size_t)part * 141264; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(256, 20, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t78 : chunk + 141120;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 256; n0 += 20) {
-        const int nb = 256 - n0 < 20 ? 256 - n0 : 20;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
@@ -2304,7 +3174,15 @@ static void supervised_step_k028_im2col_matmul(float *restrict t78, const float 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t78[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_k028_im2col_matmul_part, &(supervised_step_k028_im2col_matmul_pointers){t78, in_x, t76, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 141264 + 141120;
+        for (int i = 0; i < 144; i++) t78[i] += partial[i];
+    }
 }
 
 /* %81 = constant 0.0005 : [3,3,1,16]
@@ -2423,10 +3301,29 @@ static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum
  * %133 = sub %4, %132 : [1568,128]
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1568, 128, 256, 1.0f, t27, 1568, t59, 128, 0.0f, t125, 128);
+typedef struct {
+    float *t125;
+    float *in_student_momentum_dense7_weight;
+    float *in_student_dense7_weight;
+    const float *t27;
+    const float *t59;
+    const float *in_lr;
+} supervised_step_k033_matmul_mul_add_etc_pointers;
+
+static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k033_matmul_mul_add_etc_pointers *p = context;
+    float *restrict t125 = p->t125;
+    float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
+    float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict t27 = p->t27;
+    const float *restrict t59 = p->t59;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(1568, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 256, 1.0f, t27 + lo, 1568, t59, 128, 0.0f, t125 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i = 0; i < 200704; i++) {
+    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
         const float v124 = in_student_dense7_weight[i] * 0.0005f;
         const float v125 = t125[i] + v124;
         const float v127 = in_student_momentum_dense7_weight[i] * 0.9f;
@@ -2439,6 +3336,10 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float 
         in_student_momentum_dense7_weight[i] = v128;
         in_student_dense7_weight[i] = v133;
     }
+}
+
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k033_matmul_mul_add_etc_part, &(supervised_step_k033_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
 /* %135 = constant 0.9 : [128]
@@ -2519,45 +3420,45 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 10108080 floats. */
+/* 37 kernels; scratch high-water mark 10534576 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 1360, state + 1504, scratch + 3211264);
-    supervised_step_k001_max_pool(scratch + 8028160, scratch);
-    supervised_step_k002_im2col_matmul_add_etc(scratch + 3211264, scratch + 8028160, state + 1520, state + 6128, scratch + 4816896);
-    supervised_step_k003_max_pool(scratch + 9633792, scratch + 3211264);
-    supervised_step_k004_matmul_add_relu(scratch + 10035200, scratch + 9633792, state + 6160, state + 206864);
-    supervised_step_k005_matmul_add(scratch + 8830976, scratch + 10035200, state + 206992, state + 208272);
-    supervised_step_k006_reduce_max(scratch + 8838656, scratch + 8830976);
-    supervised_step_k007_sub_exp(scratch + 8833536, scratch + 8836096, scratch + 8830976, scratch + 8838656);
-    supervised_step_k008_reduce_sum(scratch + 8838656, scratch + 8836096);
-    supervised_step_k009_log(scratch + 8830976, scratch + 8838656);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 8831232, scratch + 8833536, scratch + 8830976, io + 200704);
-    supervised_step_k011_mul(io + 203280, scratch + 8831232);
-    supervised_step_k012_mul(scratch + 8830976, io + 200704);
-    supervised_step_k013_neg_reduce_sum(scratch + 8833536, scratch + 8830976);
-    supervised_step_k014_div(scratch + 8833792, scratch + 8833536, scratch + 8838656);
-    supervised_step_k015_mul_add(scratch + 10105344, scratch + 8833792, scratch + 8836096, scratch + 8830976);
-    supervised_step_k016_reduce_sum(scratch + 10108064, scratch + 10105344);
-    supervised_step_k017_matmul_step_mul(scratch + 10067968, scratch + 10105344, state + 206992, scratch + 10035200);
-    supervised_step_k018_reduce_sum(scratch + 10107904, scratch + 10067968);
-    supervised_step_k019_matmul(scratch + 8830976, scratch + 10067968, state + 6160);
-    supervised_step_k020_max_pool_scatter(scratch + 4816896, scratch + 3211264, scratch + 8830976);
-    supervised_step_k021_step_mul(scratch + 6422528, scratch + 3211264, scratch + 4816896);
-    supervised_step_k022_reduce_sum(scratch + 10108032, scratch + 6422528);
-    supervised_step_k023_matmul_col2im(scratch + 8830976, scratch + 6422528, state + 1520, scratch + 3211264);
-    supervised_step_k024_im2col_matmul(scratch + 10100736, scratch + 8028160, scratch + 6422528, scratch + 3211264);
-    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 8830976);
+    supervised_step_k001_max_pool(scratch + 8454656, scratch);
+    supervised_step_k002_im2col_matmul_add_etc(scratch + 5243392, scratch + 8454656, state + 1520, state + 6128, scratch + 3211264);
+    supervised_step_k003_max_pool(scratch + 10060288, scratch + 5243392);
+    supervised_step_k004_matmul_add_relu(scratch + 10461696, scratch + 10060288, state + 6160, state + 206864);
+    supervised_step_k005_matmul_add(scratch + 9257472, scratch + 10461696, state + 206992, state + 208272);
+    supervised_step_k006_reduce_max(scratch + 9265152, scratch + 9257472);
+    supervised_step_k007_sub_exp(scratch + 9260032, scratch + 9262592, scratch + 9257472, scratch + 9265152);
+    supervised_step_k008_reduce_sum(scratch + 9265152, scratch + 9262592);
+    supervised_step_k009_log(scratch + 9257472, scratch + 9265152);
+    supervised_step_k010_sub_mul_reduce_sum(scratch + 9257728, scratch + 9260032, scratch + 9257472, io + 200704);
+    supervised_step_k011_mul(io + 203280, scratch + 9257728);
+    supervised_step_k012_mul(scratch + 9257472, io + 200704);
+    supervised_step_k013_neg_reduce_sum(scratch + 9260032, scratch + 9257472);
+    supervised_step_k014_div(scratch + 9260288, scratch + 9260032, scratch + 9265152);
+    supervised_step_k015_mul_add(scratch + 10531840, scratch + 9260288, scratch + 9262592, scratch + 9257472);
+    supervised_step_k016_reduce_sum(scratch + 10534560, scratch + 10531840);
+    supervised_step_k017_matmul_step_mul(scratch + 10494464, scratch + 10531840, state + 206992, scratch + 10461696);
+    supervised_step_k018_reduce_sum(scratch + 10534400, scratch + 10494464);
+    supervised_step_k019_matmul(scratch + 4816896, scratch + 10494464, state + 6160);
+    supervised_step_k020_max_pool_scatter(scratch + 3211264, scratch + 5243392, scratch + 4816896);
+    supervised_step_k021_step_mul(scratch + 6849024, scratch + 5243392, scratch + 3211264);
+    supervised_step_k022_reduce_sum(scratch + 10534528, scratch + 6849024);
+    supervised_step_k023_matmul_col2im(scratch + 9257472, scratch + 6849024, state + 1520, scratch + 3211264);
+    supervised_step_k024_im2col_matmul(scratch + 10527232, scratch + 8454656, scratch + 6849024, scratch + 3211264);
+    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 9257472);
     supervised_step_k026_step_mul(scratch + 6422528, scratch, scratch + 3211264);
-    supervised_step_k027_reduce_sum(scratch + 141264, scratch + 6422528);
-    supervised_step_k028_im2col_matmul(scratch + 141120, io, scratch + 6422528, scratch);
-    supervised_step_k029_mul_add_sub(state + 209648, state + 1360, scratch + 141120, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 209792, state + 1504, scratch + 141264, io + 203264);
-    supervised_step_k031_mul_add_sub(state + 209808, state + 1520, scratch + 10100736, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 214416, state + 6128, scratch + 10108032, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 9633792, scratch + 10067968, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 415152, state + 206864, scratch + 10107904, io + 203264);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 10067968, state + 415280, state + 206992, scratch + 10035200, scratch + 10105344, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 416560, state + 208272, scratch + 10108064, io + 203264);
+    supervised_step_k027_reduce_sum(scratch + 9633936, scratch + 6422528);
+    supervised_step_k028_im2col_matmul(scratch + 9633792, io, scratch + 6422528, scratch);
+    supervised_step_k029_mul_add_sub(state + 209648, state + 1360, scratch + 9633792, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 209792, state + 1504, scratch + 9633936, io + 203264);
+    supervised_step_k031_mul_add_sub(state + 209808, state + 1520, scratch + 10527232, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 214416, state + 6128, scratch + 10534528, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 10060288, scratch + 10494464, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 415152, state + 206864, scratch + 10534400, io + 203264);
+    supervised_step_k035_matmul_mul_add_etc(scratch + 10494464, state + 415280, state + 206992, scratch + 10461696, scratch + 10531840, io + 203264);
+    supervised_step_k036_mul_add_sub(state + 416560, state + 208272, scratch + 10534560, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -2609,10 +3510,26 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %12 = broadcast axes=[1] %1 : [392000,16]
  * %13 = add %11, %12 : [392000,16]
  * %14 = relu %13 : [392000,16] */
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t14;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} predict_student_k000_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t14 = p->t14;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 20) {
-        const int nb = 500 - n0 < 20 ? 500 - n0 : 20;
+    size_t lo, hi;
+    mplc_part(500, 20, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 784; r++) {
@@ -2636,9 +3553,28 @@ static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, cons
     }
 }
 
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+}
+
 /* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
+typedef struct {
+    float *t16;
+    const float *t15;
+} predict_student_k001_max_pool_pointers;
+
+static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
+    const predict_student_k001_max_pool_pointers *p = context;
+    float *restrict t16 = p->t16;
+    const float *restrict t15 = p->t15;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+}
+
 static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_max_pool(t16, t15, (mplc_window){500, 28, 28, 16, 2, 2, 0});
+    mplc_parallel(predict_student_k001_max_pool_part, &(predict_student_k001_max_pool_pointers){t16, t15});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,144]
@@ -2646,10 +3582,26 @@ static void predict_student_k001_max_pool(float *restrict t16, const float *rest
  * %20 = broadcast axes=[1] %3 : [98000,32]
  * %21 = add %19, %20 : [98000,32]
  * %22 = relu %21 : [98000,32] */
-static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t22;
+    const float *t16;
+    const float *in_student_conv3_weight;
+    const float *in_student_conv3_bias;
+    float *chunk;
+} predict_student_k002_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t22 = p->t22;
+    const float *restrict t16 = p->t16;
+    const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
+    const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
         /* epilogue on these rows, in place on the product */
@@ -2663,25 +3615,63 @@ static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, cons
     }
 }
 
+static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k002_im2col_matmul_add_etc_part, &(predict_student_k002_im2col_matmul_add_etc_pointers){t22, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
+}
+
 /* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
+typedef struct {
+    float *t24;
+    const float *t23;
+} predict_student_k003_max_pool_pointers;
+
+static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
+    const predict_student_k003_max_pool_pointers *p = context;
+    float *restrict t24 = p->t24;
+    const float *restrict t23 = p->t23;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+}
+
 static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_max_pool(t24, t23, (mplc_window){500, 14, 14, 32, 2, 2, 0});
+    mplc_parallel(predict_student_k003_max_pool_part, &(predict_student_k003_max_pool_pointers){t24, t23});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
  * %27 = broadcast axes=[1] %5 : [500,128]
  * %28 = add %26, %27 : [500,128]
  * %29 = relu %28 : [500,128] */
-static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 128, 1568, 1.0f, t25, 1568, in_student_dense7_weight, 128, 0.0f, t29, 128);
+typedef struct {
+    float *t29;
+    const float *t25;
+    const float *in_student_dense7_weight;
+    const float *in_student_dense7_bias;
+} predict_student_k004_matmul_add_relu_pointers;
+
+static void predict_student_k004_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k004_matmul_add_relu_pointers *p = context;
+    float *restrict t29 = p->t29;
+    const float *restrict t25 = p->t25;
+    const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
+    const float *restrict in_student_dense7_bias = p->in_student_dense7_bias;
+    size_t lo, hi;
+    mplc_part(500, 16, part, parts, &lo, &hi);
+    if (lo == hi) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), 128, 1568, 1.0f, t25 + lo * 1568, 1568, in_student_dense7_weight, 128, 0.0f, t29 + lo * 128, 128);
     /* epilogue, in place on the product */
-    for (size_t i0 = 0; i0 < 500; i0++) {
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
             const float v28 = t29[i0 * 128 + i1] + in_student_dense7_bias[i1];
             const float v29 = v28 > 0.0f ? v28 : 0.0f;
             t29[i0 * 128 + i1] = v29;
         }
     }
+}
+
+static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_k004_matmul_add_relu_part, &(predict_student_k004_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]

@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -280,6 +390,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
 }
 
 
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
+
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }
  * --------------------------------------------------------------------------------------------------------- */
@@ -479,10 +591,26 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %100 = matmul %98, %99 : [56448,16]
  * %101 = broadcast axes=[1] %1 : [56448,16]
  * %102 = add %100, %101 : [56448,16] */
-static void step_k000_im2col_matmul_add(float *restrict t102, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t102;
+    const float *in_x;
+    const float *in_teacher_conv0_weight;
+    const float *in_teacher_conv0_bias;
+    float *chunk;
+} step_k000_im2col_matmul_add_pointers;
+
+static void step_k000_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k000_im2col_matmul_add_pointers *p = context;
+    float *restrict t102 = p->t102;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
+    const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 83) {
-        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
+    size_t lo, hi;
+    mplc_part(288, 83, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 196; r++) {
@@ -503,6 +631,10 @@ static void step_k000_im2col_matmul_add(float *restrict t102, const float *restr
             }
         }
     }
+}
+
+static void step_k000_im2col_matmul_add(float *restrict t102, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k000_im2col_matmul_add_part, &(step_k000_im2col_matmul_add_pointers){t102, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* %103 = reduce_sum axes=[0] %102 : [16] */
@@ -526,13 +658,29 @@ static void step_k002_mul(float *restrict t105, const float *restrict t103) {
 
 /* %106 = broadcast axes=[1] %105 : [56448,16]
  * %107 = sub %102, %106 : [56448,16] */
-static void step_k003_sub(float *restrict t107, const float *restrict t102, const float *restrict t105) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t107;
+    const float *t102;
+    const float *t105;
+} step_k003_sub_pointers;
+
+static void step_k003_sub_part(void *context, int part, int parts) {
+    const step_k003_sub_pointers *p = context;
+    float *restrict t107 = p->t107;
+    const float *restrict t102 = p->t102;
+    const float *restrict t105 = p->t105;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v107 = t102[i0 * 16 + i1] - t105[i1];
             t107[i0 * 16 + i1] = v107;
         }
     }
+}
+
+static void step_k003_sub(float *restrict t107, const float *restrict t102, const float *restrict t105) {
+    mplc_parallel(step_k003_sub_part, &(step_k003_sub_pointers){t107, t102, t105});
 }
 
 /* %108 = mul %107, %107 : [56448,16]
@@ -593,8 +741,22 @@ static void step_k005_mul_add_log_etc(float *restrict in_teacher_bn1_running_mea
  * %128 = mul %107, %127 : [56448,16]
  * %129 = broadcast axes=[1] %3 : [56448,16]
  * %130 = add %128, %129 : [56448,16] */
-static void step_k006_mul_add(float *restrict t130, const float *restrict t107, const float *restrict t126, const float *restrict in_teacher_bn1_offset) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t130;
+    const float *t107;
+    const float *t126;
+    const float *in_teacher_bn1_offset;
+} step_k006_mul_add_pointers;
+
+static void step_k006_mul_add_part(void *context, int part, int parts) {
+    const step_k006_mul_add_pointers *p = context;
+    float *restrict t130 = p->t130;
+    const float *restrict t107 = p->t107;
+    const float *restrict t126 = p->t126;
+    const float *restrict in_teacher_bn1_offset = p->in_teacher_bn1_offset;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v128 = t107[i0 * 16 + i1] * t126[i1];
             const float v130 = v128 + in_teacher_bn1_offset[i1];
@@ -603,11 +765,27 @@ static void step_k006_mul_add(float *restrict t130, const float *restrict t107, 
     }
 }
 
+static void step_k006_mul_add(float *restrict t130, const float *restrict t107, const float *restrict t126, const float *restrict in_teacher_bn1_offset) {
+    mplc_parallel(step_k006_mul_add_part, &(step_k006_mul_add_pointers){t130, t107, t126, in_teacher_bn1_offset});
+}
+
 /* %132 = constant 0.1 : [288,14,14,16]
  * %133 = mul %131, %132 : [288,14,14,16]
  * %134 = max %131, %133 : [288,14,14,16] */
-static void step_k007_mul_max(float *restrict t133, float *restrict t134, const float *restrict t131) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t133;
+    float *t134;
+    const float *t131;
+} step_k007_mul_max_pointers;
+
+static void step_k007_mul_max_part(void *context, int part, int parts) {
+    const step_k007_mul_max_pointers *p = context;
+    float *restrict t133 = p->t133;
+    float *restrict t134 = p->t134;
+    const float *restrict t131 = p->t131;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v133 = t131[i] * 0.1f;
         const float v134 = t131[i] >= v133 ? t131[i] : v133;
         t133[i] = v133;
@@ -615,14 +793,34 @@ static void step_k007_mul_max(float *restrict t133, float *restrict t134, const 
     }
 }
 
+static void step_k007_mul_max(float *restrict t133, float *restrict t134, const float *restrict t131) {
+    mplc_parallel(step_k007_mul_max_part, &(step_k007_mul_max_pointers){t133, t134, t131});
+}
+
 /* %135 = im2col k3 s1 p1 %134 : [56448,144]
  * %137 = matmul %135, %136 : [56448,16]
  * %138 = broadcast axes=[1] %5 : [56448,16]
  * %139 = add %137, %138 : [56448,16] */
-static void step_k008_im2col_matmul_add(float *restrict t139, const float *restrict t134, const float *restrict in_teacher_res3_conv0_weight, const float *restrict in_teacher_res3_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t139;
+    const float *t134;
+    const float *in_teacher_res3_conv0_weight;
+    const float *in_teacher_res3_conv0_bias;
+    float *chunk;
+} step_k008_im2col_matmul_add_pointers;
+
+static void step_k008_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k008_im2col_matmul_add_pointers *p = context;
+    float *restrict t139 = p->t139;
+    const float *restrict t134 = p->t134;
+    const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
+    const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t139 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -633,6 +831,10 @@ static void step_k008_im2col_matmul_add(float *restrict t139, const float *restr
             }
         }
     }
+}
+
+static void step_k008_im2col_matmul_add(float *restrict t139, const float *restrict t134, const float *restrict in_teacher_res3_conv0_weight, const float *restrict in_teacher_res3_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k008_im2col_matmul_add_part, &(step_k008_im2col_matmul_add_pointers){t139, t134, in_teacher_res3_conv0_weight, in_teacher_res3_conv0_bias, chunk});
 }
 
 /* %140 = reduce_sum axes=[0] %139 : [16] */
@@ -656,13 +858,29 @@ static void step_k010_mul(float *restrict t141, const float *restrict t140) {
 
 /* %142 = broadcast axes=[1] %141 : [56448,16]
  * %143 = sub %139, %142 : [56448,16] */
-static void step_k011_sub(float *restrict t143, const float *restrict t139, const float *restrict t141) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t143;
+    const float *t139;
+    const float *t141;
+} step_k011_sub_pointers;
+
+static void step_k011_sub_part(void *context, int part, int parts) {
+    const step_k011_sub_pointers *p = context;
+    float *restrict t143 = p->t143;
+    const float *restrict t139 = p->t139;
+    const float *restrict t141 = p->t141;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v143 = t139[i0 * 16 + i1] - t141[i1];
             t143[i0 * 16 + i1] = v143;
         }
     }
+}
+
+static void step_k011_sub(float *restrict t143, const float *restrict t139, const float *restrict t141) {
+    mplc_parallel(step_k011_sub_part, &(step_k011_sub_pointers){t143, t139, t141});
 }
 
 /* %144 = mul %143, %143 : [56448,16]
@@ -723,8 +941,22 @@ static void step_k013_mul_add_log_etc(float *restrict in_teacher_res3_bn1_runnin
  * %159 = mul %143, %158 : [56448,16]
  * %160 = broadcast axes=[1] %7 : [56448,16]
  * %161 = add %159, %160 : [56448,16] */
-static void step_k014_mul_add(float *restrict t161, const float *restrict t143, const float *restrict t157, const float *restrict in_teacher_res3_bn1_offset) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t161;
+    const float *t143;
+    const float *t157;
+    const float *in_teacher_res3_bn1_offset;
+} step_k014_mul_add_pointers;
+
+static void step_k014_mul_add_part(void *context, int part, int parts) {
+    const step_k014_mul_add_pointers *p = context;
+    float *restrict t161 = p->t161;
+    const float *restrict t143 = p->t143;
+    const float *restrict t157 = p->t157;
+    const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v159 = t143[i0 * 16 + i1] * t157[i1];
             const float v161 = v159 + in_teacher_res3_bn1_offset[i1];
@@ -733,11 +965,27 @@ static void step_k014_mul_add(float *restrict t161, const float *restrict t143, 
     }
 }
 
+static void step_k014_mul_add(float *restrict t161, const float *restrict t143, const float *restrict t157, const float *restrict in_teacher_res3_bn1_offset) {
+    mplc_parallel(step_k014_mul_add_part, &(step_k014_mul_add_pointers){t161, t143, t157, in_teacher_res3_bn1_offset});
+}
+
 /* %132 = constant 0.1 : [288,14,14,16]
  * %163 = mul %162, %132 : [288,14,14,16]
  * %164 = max %162, %163 : [288,14,14,16] */
-static void step_k015_mul_max(float *restrict t163, float *restrict t164, const float *restrict t162) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t163;
+    float *t164;
+    const float *t162;
+} step_k015_mul_max_pointers;
+
+static void step_k015_mul_max_part(void *context, int part, int parts) {
+    const step_k015_mul_max_pointers *p = context;
+    float *restrict t163 = p->t163;
+    float *restrict t164 = p->t164;
+    const float *restrict t162 = p->t162;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v163 = t162[i] * 0.1f;
         const float v164 = t162[i] >= v163 ? t162[i] : v163;
         t163[i] = v163;
@@ -745,14 +993,34 @@ static void step_k015_mul_max(float *restrict t163, float *restrict t164, const 
     }
 }
 
+static void step_k015_mul_max(float *restrict t163, float *restrict t164, const float *restrict t162) {
+    mplc_parallel(step_k015_mul_max_part, &(step_k015_mul_max_pointers){t163, t164, t162});
+}
+
 /* %165 = im2col k3 s1 p1 %164 : [56448,144]
  * %167 = matmul %165, %166 : [56448,16]
  * %168 = broadcast axes=[1] %9 : [56448,16]
  * %169 = add %167, %168 : [56448,16] */
-static void step_k016_im2col_matmul_add(float *restrict t169, const float *restrict t164, const float *restrict in_teacher_res3_conv3_weight, const float *restrict in_teacher_res3_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t169;
+    const float *t164;
+    const float *in_teacher_res3_conv3_weight;
+    const float *in_teacher_res3_conv3_bias;
+    float *chunk;
+} step_k016_im2col_matmul_add_pointers;
+
+static void step_k016_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k016_im2col_matmul_add_pointers *p = context;
+    float *restrict t169 = p->t169;
+    const float *restrict t164 = p->t164;
+    const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
+    const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t169 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -765,12 +1033,32 @@ static void step_k016_im2col_matmul_add(float *restrict t169, const float *restr
     }
 }
 
+static void step_k016_im2col_matmul_add(float *restrict t169, const float *restrict t164, const float *restrict in_teacher_res3_conv3_weight, const float *restrict in_teacher_res3_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k016_im2col_matmul_add_part, &(step_k016_im2col_matmul_add_pointers){t169, t164, in_teacher_res3_conv3_weight, in_teacher_res3_conv3_bias, chunk});
+}
+
 /* %171 = add %170, %134 : [288,14,14,16] */
-static void step_k017_add(float *restrict t171, const float *restrict t170, const float *restrict t134) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t171;
+    const float *t170;
+    const float *t134;
+} step_k017_add_pointers;
+
+static void step_k017_add_part(void *context, int part, int parts) {
+    const step_k017_add_pointers *p = context;
+    float *restrict t171 = p->t171;
+    const float *restrict t170 = p->t170;
+    const float *restrict t134 = p->t134;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v171 = t170[i] + t134[i];
         t171[i] = v171;
     }
+}
+
+static void step_k017_add(float *restrict t171, const float *restrict t170, const float *restrict t134) {
+    mplc_parallel(step_k017_add_part, &(step_k017_add_pointers){t171, t170, t134});
 }
 
 /* %173 = reduce_sum axes=[0] %172 : [16] */
@@ -794,13 +1082,29 @@ static void step_k019_mul(float *restrict t174, const float *restrict t173) {
 
 /* %175 = broadcast axes=[1] %174 : [56448,16]
  * %176 = sub %172, %175 : [56448,16] */
-static void step_k020_sub(float *restrict t176, const float *restrict t172, const float *restrict t174) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t176;
+    const float *t172;
+    const float *t174;
+} step_k020_sub_pointers;
+
+static void step_k020_sub_part(void *context, int part, int parts) {
+    const step_k020_sub_pointers *p = context;
+    float *restrict t176 = p->t176;
+    const float *restrict t172 = p->t172;
+    const float *restrict t174 = p->t174;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v176 = t172[i0 * 16 + i1] - t174[i1];
             t176[i0 * 16 + i1] = v176;
         }
     }
+}
+
+static void step_k020_sub(float *restrict t176, const float *restrict t172, const float *restrict t174) {
+    mplc_parallel(step_k020_sub_part, &(step_k020_sub_pointers){t176, t172, t174});
 }
 
 /* %177 = mul %176, %176 : [56448,16]
@@ -861,8 +1165,22 @@ static void step_k022_mul_add_log_etc(float *restrict in_teacher_bn4_running_mea
  * %192 = mul %176, %191 : [56448,16]
  * %193 = broadcast axes=[1] %11 : [56448,16]
  * %194 = add %192, %193 : [56448,16] */
-static void step_k023_mul_add(float *restrict t194, const float *restrict t176, const float *restrict t190, const float *restrict in_teacher_bn4_offset) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t194;
+    const float *t176;
+    const float *t190;
+    const float *in_teacher_bn4_offset;
+} step_k023_mul_add_pointers;
+
+static void step_k023_mul_add_part(void *context, int part, int parts) {
+    const step_k023_mul_add_pointers *p = context;
+    float *restrict t194 = p->t194;
+    const float *restrict t176 = p->t176;
+    const float *restrict t190 = p->t190;
+    const float *restrict in_teacher_bn4_offset = p->in_teacher_bn4_offset;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v192 = t176[i0 * 16 + i1] * t190[i1];
             const float v194 = v192 + in_teacher_bn4_offset[i1];
@@ -871,11 +1189,27 @@ static void step_k023_mul_add(float *restrict t194, const float *restrict t176, 
     }
 }
 
+static void step_k023_mul_add(float *restrict t194, const float *restrict t176, const float *restrict t190, const float *restrict in_teacher_bn4_offset) {
+    mplc_parallel(step_k023_mul_add_part, &(step_k023_mul_add_pointers){t194, t176, t190, in_teacher_bn4_offset});
+}
+
 /* %132 = constant 0.1 : [288,14,14,16]
  * %196 = mul %195, %132 : [288,14,14,16]
  * %197 = max %195, %196 : [288,14,14,16] */
-static void step_k024_mul_max(float *restrict t196, float *restrict t197, const float *restrict t195) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t196;
+    float *t197;
+    const float *t195;
+} step_k024_mul_max_pointers;
+
+static void step_k024_mul_max_part(void *context, int part, int parts) {
+    const step_k024_mul_max_pointers *p = context;
+    float *restrict t196 = p->t196;
+    float *restrict t197 = p->t197;
+    const float *restrict t195 = p->t195;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v196 = t195[i] * 0.1f;
         const float v197 = t195[i] >= v196 ? t195[i] : v196;
         t196[i] = v196;
@@ -883,14 +1217,34 @@ static void step_k024_mul_max(float *restrict t196, float *restrict t197, const 
     }
 }
 
+static void step_k024_mul_max(float *restrict t196, float *restrict t197, const float *restrict t195) {
+    mplc_parallel(step_k024_mul_max_part, &(step_k024_mul_max_pointers){t196, t197, t195});
+}
+
 /* %198 = im2col k3 s2 p1 %197 : [14112,144]
  * %200 = matmul %198, %199 : [14112,32]
  * %201 = broadcast axes=[1] %13 : [14112,32]
  * %202 = add %200, %201 : [14112,32] */
-static void step_k025_im2col_matmul_add(float *restrict t202, const float *restrict t197, const float *restrict in_teacher_res6_conv0_weight, const float *restrict in_teacher_res6_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t202;
+    const float *t197;
+    const float *in_teacher_res6_conv0_weight;
+    const float *in_teacher_res6_conv0_bias;
+    float *chunk;
+} step_k025_im2col_matmul_add_pointers;
+
+static void step_k025_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k025_im2col_matmul_add_pointers *p = context;
+    float *restrict t202 = p->t202;
+    const float *restrict t197 = p->t197;
+    const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
+    const float *restrict in_teacher_res6_conv0_bias = p->in_teacher_res6_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 37) {
-        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(288, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t202 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -901,6 +1255,10 @@ static void step_k025_im2col_matmul_add(float *restrict t202, const float *restr
             }
         }
     }
+}
+
+static void step_k025_im2col_matmul_add(float *restrict t202, const float *restrict t197, const float *restrict in_teacher_res6_conv0_weight, const float *restrict in_teacher_res6_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k025_im2col_matmul_add_part, &(step_k025_im2col_matmul_add_pointers){t202, t197, in_teacher_res6_conv0_weight, in_teacher_res6_conv0_bias, chunk});
 }
 
 /* %203 = reduce_sum axes=[0] %202 : [32] */
@@ -924,13 +1282,29 @@ static void step_k027_mul(float *restrict t205, const float *restrict t203) {
 
 /* %206 = broadcast axes=[1] %205 : [14112,32]
  * %207 = sub %202, %206 : [14112,32] */
-static void step_k028_sub(float *restrict t207, const float *restrict t202, const float *restrict t205) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t207;
+    const float *t202;
+    const float *t205;
+} step_k028_sub_pointers;
+
+static void step_k028_sub_part(void *context, int part, int parts) {
+    const step_k028_sub_pointers *p = context;
+    float *restrict t207 = p->t207;
+    const float *restrict t202 = p->t202;
+    const float *restrict t205 = p->t205;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v207 = t202[i0 * 32 + i1] - t205[i1];
             t207[i0 * 32 + i1] = v207;
         }
     }
+}
+
+static void step_k028_sub(float *restrict t207, const float *restrict t202, const float *restrict t205) {
+    mplc_parallel(step_k028_sub_part, &(step_k028_sub_pointers){t207, t202, t205});
 }
 
 /* %208 = mul %207, %207 : [14112,32]
@@ -991,8 +1365,22 @@ static void step_k030_mul_add_log_etc(float *restrict in_teacher_res6_bn1_runnin
  * %228 = mul %207, %227 : [14112,32]
  * %229 = broadcast axes=[1] %15 : [14112,32]
  * %230 = add %228, %229 : [14112,32] */
-static void step_k031_mul_add(float *restrict t230, const float *restrict t207, const float *restrict t226, const float *restrict in_teacher_res6_bn1_offset) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t230;
+    const float *t207;
+    const float *t226;
+    const float *in_teacher_res6_bn1_offset;
+} step_k031_mul_add_pointers;
+
+static void step_k031_mul_add_part(void *context, int part, int parts) {
+    const step_k031_mul_add_pointers *p = context;
+    float *restrict t230 = p->t230;
+    const float *restrict t207 = p->t207;
+    const float *restrict t226 = p->t226;
+    const float *restrict in_teacher_res6_bn1_offset = p->in_teacher_res6_bn1_offset;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v228 = t207[i0 * 32 + i1] * t226[i1];
             const float v230 = v228 + in_teacher_res6_bn1_offset[i1];
@@ -1001,11 +1389,27 @@ static void step_k031_mul_add(float *restrict t230, const float *restrict t207, 
     }
 }
 
+static void step_k031_mul_add(float *restrict t230, const float *restrict t207, const float *restrict t226, const float *restrict in_teacher_res6_bn1_offset) {
+    mplc_parallel(step_k031_mul_add_part, &(step_k031_mul_add_pointers){t230, t207, t226, in_teacher_res6_bn1_offset});
+}
+
 /* %232 = constant 0.1 : [288,7,7,32]
  * %233 = mul %231, %232 : [288,7,7,32]
  * %234 = max %231, %233 : [288,7,7,32] */
-static void step_k032_mul_max(float *restrict t233, float *restrict t234, const float *restrict t231) {
-    for (size_t i = 0; i < 451584; i++) {
+typedef struct {
+    float *t233;
+    float *t234;
+    const float *t231;
+} step_k032_mul_max_pointers;
+
+static void step_k032_mul_max_part(void *context, int part, int parts) {
+    const step_k032_mul_max_pointers *p = context;
+    float *restrict t233 = p->t233;
+    float *restrict t234 = p->t234;
+    const float *restrict t231 = p->t231;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v233 = t231[i] * 0.1f;
         const float v234 = t231[i] >= v233 ? t231[i] : v233;
         t233[i] = v233;
@@ -1013,14 +1417,34 @@ static void step_k032_mul_max(float *restrict t233, float *restrict t234, const 
     }
 }
 
+static void step_k032_mul_max(float *restrict t233, float *restrict t234, const float *restrict t231) {
+    mplc_parallel(step_k032_mul_max_part, &(step_k032_mul_max_pointers){t233, t234, t231});
+}
+
 /* %235 = im2col k3 s1 p1 %234 : [14112,288]
  * %237 = matmul %235, %236 : [14112,32]
  * %238 = broadcast axes=[1] %17 : [14112,32]
  * %239 = add %237, %238 : [14112,32] */
-static void step_k033_im2col_matmul_add(float *restrict t239, const float *restrict t234, const float *restrict in_teacher_res6_conv3_weight, const float *restrict in_teacher_res6_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t239;
+    const float *t234;
+    const float *in_teacher_res6_conv3_weight;
+    const float *in_teacher_res6_conv3_bias;
+    float *chunk;
+} step_k033_im2col_matmul_add_pointers;
+
+static void step_k033_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k033_im2col_matmul_add_pointers *p = context;
+    float *restrict t239 = p->t239;
+    const float *restrict t234 = p->t234;
+    const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
+    const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 18) {
-        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(288, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t239 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -1033,12 +1457,30 @@ static void step_k033_im2col_matmul_add(float *restrict t239, const float *restr
     }
 }
 
+static void step_k033_im2col_matmul_add(float *restrict t239, const float *restrict t234, const float *restrict in_teacher_res6_conv3_weight, const float *restrict in_teacher_res6_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k033_im2col_matmul_add_part, &(step_k033_im2col_matmul_add_pointers){t239, t234, in_teacher_res6_conv3_weight, in_teacher_res6_conv3_bias, chunk});
+}
+
 /* %241 = im2col k1 s2 p0 %197 : [14112,16]
  * %243 = matmul %241, %242 : [14112,32] */
-static void step_k034_im2col_matmul(float *restrict t243, const float *restrict t197, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t243;
+    const float *t197;
+    const float *in_teacher_res6_shortcut_weight;
+    float *chunk;
+} step_k034_im2col_matmul_pointers;
+
+static void step_k034_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k034_im2col_matmul_pointers *p = context;
+    float *restrict t243 = p->t243;
+    const float *restrict t197 = p->t197;
+    const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 167) {
-        const int nb = 288 - n0 < 167 ? 288 - n0 : 167;
+    size_t lo, hi;
+    mplc_part(288, 167, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 49; r++) {
@@ -1054,12 +1496,32 @@ static void step_k034_im2col_matmul(float *restrict t243, const float *restrict 
     }
 }
 
+static void step_k034_im2col_matmul(float *restrict t243, const float *restrict t197, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k034_im2col_matmul_part, &(step_k034_im2col_matmul_pointers){t243, t197, in_teacher_res6_shortcut_weight, chunk});
+}
+
 /* %245 = add %240, %244 : [288,7,7,32] */
-static void step_k035_add(float *restrict t245, const float *restrict t240, const float *restrict t244) {
-    for (size_t i = 0; i < 451584; i++) {
+typedef struct {
+    float *t245;
+    const float *t240;
+    const float *t244;
+} step_k035_add_pointers;
+
+static void step_k035_add_part(void *context, int part, int parts) {
+    const step_k035_add_pointers *p = context;
+    float *restrict t245 = p->t245;
+    const float *restrict t240 = p->t240;
+    const float *restrict t244 = p->t244;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v245 = t240[i] + t244[i];
         t245[i] = v245;
     }
+}
+
+static void step_k035_add(float *restrict t245, const float *restrict t240, const float *restrict t244) {
+    mplc_parallel(step_k035_add_part, &(step_k035_add_pointers){t245, t240, t244});
 }
 
 /* %247 = reduce_sum axes=[0] %246 : [32] */
@@ -1083,13 +1545,29 @@ static void step_k037_mul(float *restrict t248, const float *restrict t247) {
 
 /* %249 = broadcast axes=[1] %248 : [14112,32]
  * %250 = sub %246, %249 : [14112,32] */
-static void step_k038_sub(float *restrict t250, const float *restrict t246, const float *restrict t248) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t250;
+    const float *t246;
+    const float *t248;
+} step_k038_sub_pointers;
+
+static void step_k038_sub_part(void *context, int part, int parts) {
+    const step_k038_sub_pointers *p = context;
+    float *restrict t250 = p->t250;
+    const float *restrict t246 = p->t246;
+    const float *restrict t248 = p->t248;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v250 = t246[i0 * 32 + i1] - t248[i1];
             t250[i0 * 32 + i1] = v250;
         }
     }
+}
+
+static void step_k038_sub(float *restrict t250, const float *restrict t246, const float *restrict t248) {
+    mplc_parallel(step_k038_sub_part, &(step_k038_sub_pointers){t250, t246, t248});
 }
 
 /* %251 = mul %250, %250 : [14112,32]
@@ -1150,8 +1628,22 @@ static void step_k040_mul_add_log_etc(float *restrict in_teacher_bn7_running_mea
  * %266 = mul %250, %265 : [14112,32]
  * %267 = broadcast axes=[1] %20 : [14112,32]
  * %268 = add %266, %267 : [14112,32] */
-static void step_k041_mul_add(float *restrict t268, const float *restrict t250, const float *restrict t264, const float *restrict in_teacher_bn7_offset) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t268;
+    const float *t250;
+    const float *t264;
+    const float *in_teacher_bn7_offset;
+} step_k041_mul_add_pointers;
+
+static void step_k041_mul_add_part(void *context, int part, int parts) {
+    const step_k041_mul_add_pointers *p = context;
+    float *restrict t268 = p->t268;
+    const float *restrict t250 = p->t250;
+    const float *restrict t264 = p->t264;
+    const float *restrict in_teacher_bn7_offset = p->in_teacher_bn7_offset;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v266 = t250[i0 * 32 + i1] * t264[i1];
             const float v268 = v266 + in_teacher_bn7_offset[i1];
@@ -1160,11 +1652,27 @@ static void step_k041_mul_add(float *restrict t268, const float *restrict t250, 
     }
 }
 
+static void step_k041_mul_add(float *restrict t268, const float *restrict t250, const float *restrict t264, const float *restrict in_teacher_bn7_offset) {
+    mplc_parallel(step_k041_mul_add_part, &(step_k041_mul_add_pointers){t268, t250, t264, in_teacher_bn7_offset});
+}
+
 /* %232 = constant 0.1 : [288,7,7,32]
  * %270 = mul %269, %232 : [288,7,7,32]
  * %271 = max %269, %270 : [288,7,7,32] */
-static void step_k042_mul_max(float *restrict t270, float *restrict t271, const float *restrict t269) {
-    for (size_t i = 0; i < 451584; i++) {
+typedef struct {
+    float *t270;
+    float *t271;
+    const float *t269;
+} step_k042_mul_max_pointers;
+
+static void step_k042_mul_max_part(void *context, int part, int parts) {
+    const step_k042_mul_max_pointers *p = context;
+    float *restrict t270 = p->t270;
+    float *restrict t271 = p->t271;
+    const float *restrict t269 = p->t269;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v270 = t269[i] * 0.1f;
         const float v271 = t269[i] >= v270 ? t269[i] : v270;
         t270[i] = v270;
@@ -1172,14 +1680,34 @@ static void step_k042_mul_max(float *restrict t270, float *restrict t271, const 
     }
 }
 
+static void step_k042_mul_max(float *restrict t270, float *restrict t271, const float *restrict t269) {
+    mplc_parallel(step_k042_mul_max_part, &(step_k042_mul_max_pointers){t270, t271, t269});
+}
+
 /* %272 = im2col k3 s2 p1 %271 : [4608,288]
  * %274 = matmul %272, %273 : [4608,64]
  * %275 = broadcast axes=[1] %22 : [4608,64]
  * %276 = add %274, %275 : [4608,64] */
-static void step_k043_im2col_matmul_add(float *restrict t276, const float *restrict t271, const float *restrict in_teacher_res9_conv0_weight, const float *restrict in_teacher_res9_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t276;
+    const float *t271;
+    const float *in_teacher_res9_conv0_weight;
+    const float *in_teacher_res9_conv0_bias;
+    float *chunk;
+} step_k043_im2col_matmul_add_pointers;
+
+static void step_k043_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k043_im2col_matmul_add_pointers *p = context;
+    float *restrict t276 = p->t276;
+    const float *restrict t271 = p->t271;
+    const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
+    const float *restrict in_teacher_res9_conv0_bias = p->in_teacher_res9_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 56) {
-        const int nb = 288 - n0 < 56 ? 288 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(288, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t276 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -1190,6 +1718,10 @@ static void step_k043_im2col_matmul_add(float *restrict t276, const float *restr
             }
         }
     }
+}
+
+static void step_k043_im2col_matmul_add(float *restrict t276, const float *restrict t271, const float *restrict in_teacher_res9_conv0_weight, const float *restrict in_teacher_res9_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k043_im2col_matmul_add_part, &(step_k043_im2col_matmul_add_pointers){t276, t271, in_teacher_res9_conv0_weight, in_teacher_res9_conv0_bias, chunk});
 }
 
 /* %277 = reduce_sum axes=[0] %276 : [64] */
@@ -1213,13 +1745,29 @@ static void step_k045_mul(float *restrict t279, const float *restrict t277) {
 
 /* %280 = broadcast axes=[1] %279 : [4608,64]
  * %281 = sub %276, %280 : [4608,64] */
-static void step_k046_sub(float *restrict t281, const float *restrict t276, const float *restrict t279) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t281;
+    const float *t276;
+    const float *t279;
+} step_k046_sub_pointers;
+
+static void step_k046_sub_part(void *context, int part, int parts) {
+    const step_k046_sub_pointers *p = context;
+    float *restrict t281 = p->t281;
+    const float *restrict t276 = p->t276;
+    const float *restrict t279 = p->t279;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v281 = t276[i0 * 64 + i1] - t279[i1];
             t281[i0 * 64 + i1] = v281;
         }
     }
+}
+
+static void step_k046_sub(float *restrict t281, const float *restrict t276, const float *restrict t279) {
+    mplc_parallel(step_k046_sub_part, &(step_k046_sub_pointers){t281, t276, t279});
 }
 
 /* %282 = mul %281, %281 : [4608,64]
@@ -1280,8 +1828,22 @@ static void step_k048_mul_add_log_etc(float *restrict in_teacher_res9_bn1_runnin
  * %302 = mul %281, %301 : [4608,64]
  * %303 = broadcast axes=[1] %24 : [4608,64]
  * %304 = add %302, %303 : [4608,64] */
-static void step_k049_mul_add(float *restrict t304, const float *restrict t281, const float *restrict t300, const float *restrict in_teacher_res9_bn1_offset) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t304;
+    const float *t281;
+    const float *t300;
+    const float *in_teacher_res9_bn1_offset;
+} step_k049_mul_add_pointers;
+
+static void step_k049_mul_add_part(void *context, int part, int parts) {
+    const step_k049_mul_add_pointers *p = context;
+    float *restrict t304 = p->t304;
+    const float *restrict t281 = p->t281;
+    const float *restrict t300 = p->t300;
+    const float *restrict in_teacher_res9_bn1_offset = p->in_teacher_res9_bn1_offset;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v302 = t281[i0 * 64 + i1] * t300[i1];
             const float v304 = v302 + in_teacher_res9_bn1_offset[i1];
@@ -1290,11 +1852,27 @@ static void step_k049_mul_add(float *restrict t304, const float *restrict t281, 
     }
 }
 
+static void step_k049_mul_add(float *restrict t304, const float *restrict t281, const float *restrict t300, const float *restrict in_teacher_res9_bn1_offset) {
+    mplc_parallel(step_k049_mul_add_part, &(step_k049_mul_add_pointers){t304, t281, t300, in_teacher_res9_bn1_offset});
+}
+
 /* %306 = constant 0.1 : [288,4,4,64]
  * %307 = mul %305, %306 : [288,4,4,64]
  * %308 = max %305, %307 : [288,4,4,64] */
-static void step_k050_mul_max(float *restrict t307, float *restrict t308, const float *restrict t305) {
-    for (size_t i = 0; i < 294912; i++) {
+typedef struct {
+    float *t307;
+    float *t308;
+    const float *t305;
+} step_k050_mul_max_pointers;
+
+static void step_k050_mul_max_part(void *context, int part, int parts) {
+    const step_k050_mul_max_pointers *p = context;
+    float *restrict t307 = p->t307;
+    float *restrict t308 = p->t308;
+    const float *restrict t305 = p->t305;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v307 = t305[i] * 0.1f;
         const float v308 = t305[i] >= v307 ? t305[i] : v307;
         t307[i] = v307;
@@ -1302,14 +1880,34 @@ static void step_k050_mul_max(float *restrict t307, float *restrict t308, const 
     }
 }
 
+static void step_k050_mul_max(float *restrict t307, float *restrict t308, const float *restrict t305) {
+    mplc_parallel(step_k050_mul_max_part, &(step_k050_mul_max_pointers){t307, t308, t305});
+}
+
 /* %309 = im2col k3 s1 p1 %308 : [4608,576]
  * %311 = matmul %309, %310 : [4608,64]
  * %312 = broadcast axes=[1] %26 : [4608,64]
  * %313 = add %311, %312 : [4608,64] */
-static void step_k051_im2col_matmul_add(float *restrict t313, const float *restrict t308, const float *restrict in_teacher_res9_conv3_weight, const float *restrict in_teacher_res9_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t313;
+    const float *t308;
+    const float *in_teacher_res9_conv3_weight;
+    const float *in_teacher_res9_conv3_bias;
+    float *chunk;
+} step_k051_im2col_matmul_add_pointers;
+
+static void step_k051_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k051_im2col_matmul_add_pointers *p = context;
+    float *restrict t313 = p->t313;
+    const float *restrict t308 = p->t308;
+    const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
+    const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 28) {
-        const int nb = 288 - n0 < 28 ? 288 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(288, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t313 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -1322,23 +1920,61 @@ static void step_k051_im2col_matmul_add(float *restrict t313, const float *restr
     }
 }
 
+static void step_k051_im2col_matmul_add(float *restrict t313, const float *restrict t308, const float *restrict in_teacher_res9_conv3_weight, const float *restrict in_teacher_res9_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k051_im2col_matmul_add_part, &(step_k051_im2col_matmul_add_pointers){t313, t308, in_teacher_res9_conv3_weight, in_teacher_res9_conv3_bias, chunk});
+}
+
 /* %315 = im2col k1 s2 p0 %271 : [4608,32]
  * %317 = matmul %315, %316 : [4608,64] */
-static void step_k052_im2col_matmul(float *restrict t317, const float *restrict t271, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t317;
+    const float *t271;
+    const float *in_teacher_res9_shortcut_weight;
+    float *chunk;
+} step_k052_im2col_matmul_pointers;
+
+static void step_k052_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k052_im2col_matmul_pointers *p = context;
+    float *restrict t317 = p->t317;
+    const float *restrict t271 = p->t271;
+    const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 256) {
-        const int nb = 288 - n0 < 256 ? 288 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(288, 256, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t317 + (size_t)n0 * 1024, 64);
     }
 }
 
+static void step_k052_im2col_matmul(float *restrict t317, const float *restrict t271, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k052_im2col_matmul_part, &(step_k052_im2col_matmul_pointers){t317, t271, in_teacher_res9_shortcut_weight, chunk});
+}
+
 /* %319 = add %314, %318 : [288,4,4,64] */
-static void step_k053_add(float *restrict t319, const float *restrict t314, const float *restrict t318) {
-    for (size_t i = 0; i < 294912; i++) {
+typedef struct {
+    float *t319;
+    const float *t314;
+    const float *t318;
+} step_k053_add_pointers;
+
+static void step_k053_add_part(void *context, int part, int parts) {
+    const step_k053_add_pointers *p = context;
+    float *restrict t319 = p->t319;
+    const float *restrict t314 = p->t314;
+    const float *restrict t318 = p->t318;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v319 = t314[i] + t318[i];
         t319[i] = v319;
     }
+}
+
+static void step_k053_add(float *restrict t319, const float *restrict t314, const float *restrict t318) {
+    mplc_parallel(step_k053_add_part, &(step_k053_add_pointers){t319, t314, t318});
 }
 
 /* %321 = reduce_sum axes=[0] %320 : [64] */
@@ -1362,13 +1998,29 @@ static void step_k055_mul(float *restrict t322, const float *restrict t321) {
 
 /* %323 = broadcast axes=[1] %322 : [4608,64]
  * %324 = sub %320, %323 : [4608,64] */
-static void step_k056_sub(float *restrict t324, const float *restrict t320, const float *restrict t322) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t324;
+    const float *t320;
+    const float *t322;
+} step_k056_sub_pointers;
+
+static void step_k056_sub_part(void *context, int part, int parts) {
+    const step_k056_sub_pointers *p = context;
+    float *restrict t324 = p->t324;
+    const float *restrict t320 = p->t320;
+    const float *restrict t322 = p->t322;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v324 = t320[i0 * 64 + i1] - t322[i1];
             t324[i0 * 64 + i1] = v324;
         }
     }
+}
+
+static void step_k056_sub(float *restrict t324, const float *restrict t320, const float *restrict t322) {
+    mplc_parallel(step_k056_sub_part, &(step_k056_sub_pointers){t324, t320, t322});
 }
 
 /* %325 = mul %324, %324 : [4608,64]
@@ -1429,8 +2081,22 @@ static void step_k058_mul_add_log_etc(float *restrict in_teacher_bn10_running_me
  * %340 = mul %324, %339 : [4608,64]
  * %341 = broadcast axes=[1] %29 : [4608,64]
  * %342 = add %340, %341 : [4608,64] */
-static void step_k059_mul_add(float *restrict t342, const float *restrict t324, const float *restrict t338, const float *restrict in_teacher_bn10_offset) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t342;
+    const float *t324;
+    const float *t338;
+    const float *in_teacher_bn10_offset;
+} step_k059_mul_add_pointers;
+
+static void step_k059_mul_add_part(void *context, int part, int parts) {
+    const step_k059_mul_add_pointers *p = context;
+    float *restrict t342 = p->t342;
+    const float *restrict t324 = p->t324;
+    const float *restrict t338 = p->t338;
+    const float *restrict in_teacher_bn10_offset = p->in_teacher_bn10_offset;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v340 = t324[i0 * 64 + i1] * t338[i1];
             const float v342 = v340 + in_teacher_bn10_offset[i1];
@@ -1439,16 +2105,36 @@ static void step_k059_mul_add(float *restrict t342, const float *restrict t324, 
     }
 }
 
+static void step_k059_mul_add(float *restrict t342, const float *restrict t324, const float *restrict t338, const float *restrict in_teacher_bn10_offset) {
+    mplc_parallel(step_k059_mul_add_part, &(step_k059_mul_add_pointers){t342, t324, t338, in_teacher_bn10_offset});
+}
+
 /* %306 = constant 0.1 : [288,4,4,64]
  * %344 = mul %343, %306 : [288,4,4,64]
  * %345 = max %343, %344 : [288,4,4,64] */
-static void step_k060_mul_max(float *restrict t344, float *restrict t345, const float *restrict t343) {
-    for (size_t i = 0; i < 294912; i++) {
+typedef struct {
+    float *t344;
+    float *t345;
+    const float *t343;
+} step_k060_mul_max_pointers;
+
+static void step_k060_mul_max_part(void *context, int part, int parts) {
+    const step_k060_mul_max_pointers *p = context;
+    float *restrict t344 = p->t344;
+    float *restrict t345 = p->t345;
+    const float *restrict t343 = p->t343;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v344 = t343[i] * 0.1f;
         const float v345 = t343[i] >= v344 ? t343[i] : v344;
         t344[i] = v344;
         t345[i] = v345;
     }
+}
+
+static void step_k060_mul_max(float *restrict t344, float *restrict t345, const float *restrict t343) {
+    mplc_parallel(step_k060_mul_max_part, &(step_k060_mul_max_pointers){t344, t345, t343});
 }
 
 /* %347 = reduce_sum axes=[1] %346 : [288,64] */
@@ -1763,10 +2449,26 @@ static void step_k088_one_hot_argmax(float *restrict t405, const float *restrict
  * %410 = matmul %408, %409 : [25088,16]
  * %411 = broadcast axes=[1] %47 : [25088,16]
  * %412 = add %410, %411 : [25088,16] */
-static void step_k089_im2col_matmul_add(float *restrict t412, const float *restrict t406, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t412;
+    const float *t406;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} step_k089_im2col_matmul_add_pointers;
+
+static void step_k089_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k089_im2col_matmul_add_pointers *p = context;
+    float *restrict t412 = p->t412;
+    const float *restrict t406 = p->t406;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 83) {
-        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
+    size_t lo, hi;
+    mplc_part(128, 83, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 196; r++) {
@@ -1787,6 +2489,10 @@ static void step_k089_im2col_matmul_add(float *restrict t412, const float *restr
             }
         }
     }
+}
+
+static void step_k089_im2col_matmul_add(float *restrict t412, const float *restrict t406, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k089_im2col_matmul_add_part, &(step_k089_im2col_matmul_add_pointers){t412, t406, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %413 = reduce_sum axes=[0] %412 : [16] */
@@ -1810,13 +2516,29 @@ static void step_k091_mul(float *restrict t415, const float *restrict t413) {
 
 /* %416 = broadcast axes=[1] %415 : [25088,16]
  * %417 = sub %412, %416 : [25088,16] */
-static void step_k092_sub(float *restrict t417, const float *restrict t412, const float *restrict t415) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t417;
+    const float *t412;
+    const float *t415;
+} step_k092_sub_pointers;
+
+static void step_k092_sub_part(void *context, int part, int parts) {
+    const step_k092_sub_pointers *p = context;
+    float *restrict t417 = p->t417;
+    const float *restrict t412 = p->t412;
+    const float *restrict t415 = p->t415;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v417 = t412[i0 * 16 + i1] - t415[i1];
             t417[i0 * 16 + i1] = v417;
         }
     }
+}
+
+static void step_k092_sub(float *restrict t417, const float *restrict t412, const float *restrict t415) {
+    mplc_parallel(step_k092_sub_part, &(step_k092_sub_pointers){t417, t412, t415});
 }
 
 /* %418 = mul %417, %417 : [25088,16]
@@ -1877,8 +2599,22 @@ static void step_k094_mul_add_log_etc(float *restrict in_student_bn1_running_mea
  * %434 = mul %417, %433 : [25088,16]
  * %435 = broadcast axes=[1] %49 : [25088,16]
  * %436 = add %434, %435 : [25088,16] */
-static void step_k095_mul_add(float *restrict t436, const float *restrict t417, const float *restrict t432, const float *restrict in_student_bn1_offset) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t436;
+    const float *t417;
+    const float *t432;
+    const float *in_student_bn1_offset;
+} step_k095_mul_add_pointers;
+
+static void step_k095_mul_add_part(void *context, int part, int parts) {
+    const step_k095_mul_add_pointers *p = context;
+    float *restrict t436 = p->t436;
+    const float *restrict t417 = p->t417;
+    const float *restrict t432 = p->t432;
+    const float *restrict in_student_bn1_offset = p->in_student_bn1_offset;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v434 = t417[i0 * 16 + i1] * t432[i1];
             const float v436 = v434 + in_student_bn1_offset[i1];
@@ -1887,11 +2623,27 @@ static void step_k095_mul_add(float *restrict t436, const float *restrict t417, 
     }
 }
 
+static void step_k095_mul_add(float *restrict t436, const float *restrict t417, const float *restrict t432, const float *restrict in_student_bn1_offset) {
+    mplc_parallel(step_k095_mul_add_part, &(step_k095_mul_add_pointers){t436, t417, t432, in_student_bn1_offset});
+}
+
 /* %438 = constant 0.1 : [128,14,14,16]
  * %439 = mul %437, %438 : [128,14,14,16]
  * %440 = max %437, %439 : [128,14,14,16] */
-static void step_k096_mul_max(float *restrict t439, float *restrict t440, const float *restrict t437) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t439;
+    float *t440;
+    const float *t437;
+} step_k096_mul_max_pointers;
+
+static void step_k096_mul_max_part(void *context, int part, int parts) {
+    const step_k096_mul_max_pointers *p = context;
+    float *restrict t439 = p->t439;
+    float *restrict t440 = p->t440;
+    const float *restrict t437 = p->t437;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v439 = t437[i] * 0.1f;
         const float v440 = t437[i] >= v439 ? t437[i] : v439;
         t439[i] = v439;
@@ -1899,14 +2651,34 @@ static void step_k096_mul_max(float *restrict t439, float *restrict t440, const 
     }
 }
 
+static void step_k096_mul_max(float *restrict t439, float *restrict t440, const float *restrict t437) {
+    mplc_parallel(step_k096_mul_max_part, &(step_k096_mul_max_pointers){t439, t440, t437});
+}
+
 /* %441 = im2col k3 s1 p1 %440 : [25088,144]
  * %443 = matmul %441, %442 : [25088,16]
  * %444 = broadcast axes=[1] %51 : [25088,16]
  * %445 = add %443, %444 : [25088,16] */
-static void step_k097_im2col_matmul_add(float *restrict t445, const float *restrict t440, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t445;
+    const float *t440;
+    const float *in_student_res3_conv0_weight;
+    const float *in_student_res3_conv0_bias;
+    float *chunk;
+} step_k097_im2col_matmul_add_pointers;
+
+static void step_k097_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k097_im2col_matmul_add_pointers *p = context;
+    float *restrict t445 = p->t445;
+    const float *restrict t440 = p->t440;
+    const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
+    const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t445 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -1917,6 +2689,10 @@ static void step_k097_im2col_matmul_add(float *restrict t445, const float *restr
             }
         }
     }
+}
+
+static void step_k097_im2col_matmul_add(float *restrict t445, const float *restrict t440, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k097_im2col_matmul_add_part, &(step_k097_im2col_matmul_add_pointers){t445, t440, in_student_res3_conv0_weight, in_student_res3_conv0_bias, chunk});
 }
 
 /* %446 = reduce_sum axes=[0] %445 : [16] */
@@ -1940,13 +2716,29 @@ static void step_k099_mul(float *restrict t447, const float *restrict t446) {
 
 /* %448 = broadcast axes=[1] %447 : [25088,16]
  * %449 = sub %445, %448 : [25088,16] */
-static void step_k100_sub(float *restrict t449, const float *restrict t445, const float *restrict t447) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t449;
+    const float *t445;
+    const float *t447;
+} step_k100_sub_pointers;
+
+static void step_k100_sub_part(void *context, int part, int parts) {
+    const step_k100_sub_pointers *p = context;
+    float *restrict t449 = p->t449;
+    const float *restrict t445 = p->t445;
+    const float *restrict t447 = p->t447;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v449 = t445[i0 * 16 + i1] - t447[i1];
             t449[i0 * 16 + i1] = v449;
         }
     }
+}
+
+static void step_k100_sub(float *restrict t449, const float *restrict t445, const float *restrict t447) {
+    mplc_parallel(step_k100_sub_part, &(step_k100_sub_pointers){t449, t445, t447});
 }
 
 /* %450 = mul %449, %449 : [25088,16]
@@ -2007,8 +2799,22 @@ static void step_k102_mul_add_log_etc(float *restrict in_student_res3_bn1_runnin
  * %465 = mul %449, %464 : [25088,16]
  * %466 = broadcast axes=[1] %53 : [25088,16]
  * %467 = add %465, %466 : [25088,16] */
-static void step_k103_mul_add(float *restrict t467, const float *restrict t449, const float *restrict t463, const float *restrict in_student_res3_bn1_offset) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t467;
+    const float *t449;
+    const float *t463;
+    const float *in_student_res3_bn1_offset;
+} step_k103_mul_add_pointers;
+
+static void step_k103_mul_add_part(void *context, int part, int parts) {
+    const step_k103_mul_add_pointers *p = context;
+    float *restrict t467 = p->t467;
+    const float *restrict t449 = p->t449;
+    const float *restrict t463 = p->t463;
+    const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v465 = t449[i0 * 16 + i1] * t463[i1];
             const float v467 = v465 + in_student_res3_bn1_offset[i1];
@@ -2017,11 +2823,27 @@ static void step_k103_mul_add(float *restrict t467, const float *restrict t449, 
     }
 }
 
+static void step_k103_mul_add(float *restrict t467, const float *restrict t449, const float *restrict t463, const float *restrict in_student_res3_bn1_offset) {
+    mplc_parallel(step_k103_mul_add_part, &(step_k103_mul_add_pointers){t467, t449, t463, in_student_res3_bn1_offset});
+}
+
 /* %438 = constant 0.1 : [128,14,14,16]
  * %469 = mul %468, %438 : [128,14,14,16]
  * %470 = max %468, %469 : [128,14,14,16] */
-static void step_k104_mul_max(float *restrict t469, float *restrict t470, const float *restrict t468) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t469;
+    float *t470;
+    const float *t468;
+} step_k104_mul_max_pointers;
+
+static void step_k104_mul_max_part(void *context, int part, int parts) {
+    const step_k104_mul_max_pointers *p = context;
+    float *restrict t469 = p->t469;
+    float *restrict t470 = p->t470;
+    const float *restrict t468 = p->t468;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v469 = t468[i] * 0.1f;
         const float v470 = t468[i] >= v469 ? t468[i] : v469;
         t469[i] = v469;
@@ -2029,14 +2851,34 @@ static void step_k104_mul_max(float *restrict t469, float *restrict t470, const 
     }
 }
 
+static void step_k104_mul_max(float *restrict t469, float *restrict t470, const float *restrict t468) {
+    mplc_parallel(step_k104_mul_max_part, &(step_k104_mul_max_pointers){t469, t470, t468});
+}
+
 /* %471 = im2col k3 s1 p1 %470 : [25088,144]
  * %473 = matmul %471, %472 : [25088,16]
  * %474 = broadcast axes=[1] %55 : [25088,16]
  * %475 = add %473, %474 : [25088,16] */
-static void step_k105_im2col_matmul_add(float *restrict t475, const float *restrict t470, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t475;
+    const float *t470;
+    const float *in_student_res3_conv3_weight;
+    const float *in_student_res3_conv3_bias;
+    float *chunk;
+} step_k105_im2col_matmul_add_pointers;
+
+static void step_k105_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k105_im2col_matmul_add_pointers *p = context;
+    float *restrict t475 = p->t475;
+    const float *restrict t470 = p->t470;
+    const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
+    const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t475 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -2049,12 +2891,32 @@ static void step_k105_im2col_matmul_add(float *restrict t475, const float *restr
     }
 }
 
+static void step_k105_im2col_matmul_add(float *restrict t475, const float *restrict t470, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k105_im2col_matmul_add_part, &(step_k105_im2col_matmul_add_pointers){t475, t470, in_student_res3_conv3_weight, in_student_res3_conv3_bias, chunk});
+}
+
 /* %477 = add %476, %440 : [128,14,14,16] */
-static void step_k106_add(float *restrict t477, const float *restrict t476, const float *restrict t440) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t477;
+    const float *t476;
+    const float *t440;
+} step_k106_add_pointers;
+
+static void step_k106_add_part(void *context, int part, int parts) {
+    const step_k106_add_pointers *p = context;
+    float *restrict t477 = p->t477;
+    const float *restrict t476 = p->t476;
+    const float *restrict t440 = p->t440;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v477 = t476[i] + t440[i];
         t477[i] = v477;
     }
+}
+
+static void step_k106_add(float *restrict t477, const float *restrict t476, const float *restrict t440) {
+    mplc_parallel(step_k106_add_part, &(step_k106_add_pointers){t477, t476, t440});
 }
 
 /* %479 = reduce_sum axes=[0] %478 : [16] */
@@ -2078,13 +2940,29 @@ static void step_k108_mul(float *restrict t480, const float *restrict t479) {
 
 /* %481 = broadcast axes=[1] %480 : [25088,16]
  * %482 = sub %478, %481 : [25088,16] */
-static void step_k109_sub(float *restrict t482, const float *restrict t478, const float *restrict t480) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t482;
+    const float *t478;
+    const float *t480;
+} step_k109_sub_pointers;
+
+static void step_k109_sub_part(void *context, int part, int parts) {
+    const step_k109_sub_pointers *p = context;
+    float *restrict t482 = p->t482;
+    const float *restrict t478 = p->t478;
+    const float *restrict t480 = p->t480;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v482 = t478[i0 * 16 + i1] - t480[i1];
             t482[i0 * 16 + i1] = v482;
         }
     }
+}
+
+static void step_k109_sub(float *restrict t482, const float *restrict t478, const float *restrict t480) {
+    mplc_parallel(step_k109_sub_part, &(step_k109_sub_pointers){t482, t478, t480});
 }
 
 /* %483 = mul %482, %482 : [25088,16]
@@ -2145,8 +3023,22 @@ static void step_k111_mul_add_log_etc(float *restrict in_student_bn4_running_mea
  * %498 = mul %482, %497 : [25088,16]
  * %499 = broadcast axes=[1] %57 : [25088,16]
  * %500 = add %498, %499 : [25088,16] */
-static void step_k112_mul_add(float *restrict t500, const float *restrict t482, const float *restrict t496, const float *restrict in_student_bn4_offset) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t500;
+    const float *t482;
+    const float *t496;
+    const float *in_student_bn4_offset;
+} step_k112_mul_add_pointers;
+
+static void step_k112_mul_add_part(void *context, int part, int parts) {
+    const step_k112_mul_add_pointers *p = context;
+    float *restrict t500 = p->t500;
+    const float *restrict t482 = p->t482;
+    const float *restrict t496 = p->t496;
+    const float *restrict in_student_bn4_offset = p->in_student_bn4_offset;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v498 = t482[i0 * 16 + i1] * t496[i1];
             const float v500 = v498 + in_student_bn4_offset[i1];
@@ -2155,11 +3047,27 @@ static void step_k112_mul_add(float *restrict t500, const float *restrict t482, 
     }
 }
 
+static void step_k112_mul_add(float *restrict t500, const float *restrict t482, const float *restrict t496, const float *restrict in_student_bn4_offset) {
+    mplc_parallel(step_k112_mul_add_part, &(step_k112_mul_add_pointers){t500, t482, t496, in_student_bn4_offset});
+}
+
 /* %438 = constant 0.1 : [128,14,14,16]
  * %502 = mul %501, %438 : [128,14,14,16]
  * %503 = max %501, %502 : [128,14,14,16] */
-static void step_k113_mul_max(float *restrict t502, float *restrict t503, const float *restrict t501) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t502;
+    float *t503;
+    const float *t501;
+} step_k113_mul_max_pointers;
+
+static void step_k113_mul_max_part(void *context, int part, int parts) {
+    const step_k113_mul_max_pointers *p = context;
+    float *restrict t502 = p->t502;
+    float *restrict t503 = p->t503;
+    const float *restrict t501 = p->t501;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v502 = t501[i] * 0.1f;
         const float v503 = t501[i] >= v502 ? t501[i] : v502;
         t502[i] = v502;
@@ -2167,14 +3075,34 @@ static void step_k113_mul_max(float *restrict t502, float *restrict t503, const 
     }
 }
 
+static void step_k113_mul_max(float *restrict t502, float *restrict t503, const float *restrict t501) {
+    mplc_parallel(step_k113_mul_max_part, &(step_k113_mul_max_pointers){t502, t503, t501});
+}
+
 /* %504 = im2col k3 s2 p1 %503 : [6272,144]
  * %506 = matmul %504, %505 : [6272,32]
  * %507 = broadcast axes=[1] %59 : [6272,32]
  * %508 = add %506, %507 : [6272,32] */
-static void step_k114_im2col_matmul_add(float *restrict t508, const float *restrict t503, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t508;
+    const float *t503;
+    const float *in_student_res6_conv0_weight;
+    const float *in_student_res6_conv0_bias;
+    float *chunk;
+} step_k114_im2col_matmul_add_pointers;
+
+static void step_k114_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k114_im2col_matmul_add_pointers *p = context;
+    float *restrict t508 = p->t508;
+    const float *restrict t503 = p->t503;
+    const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
+    const float *restrict in_student_res6_conv0_bias = p->in_student_res6_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 37) {
-        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(128, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t508 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -2185,6 +3113,10 @@ static void step_k114_im2col_matmul_add(float *restrict t508, const float *restr
             }
         }
     }
+}
+
+static void step_k114_im2col_matmul_add(float *restrict t508, const float *restrict t503, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k114_im2col_matmul_add_part, &(step_k114_im2col_matmul_add_pointers){t508, t503, in_student_res6_conv0_weight, in_student_res6_conv0_bias, chunk});
 }
 
 /* %509 = reduce_sum axes=[0] %508 : [32] */
@@ -2208,13 +3140,29 @@ static void step_k116_mul(float *restrict t511, const float *restrict t509) {
 
 /* %512 = broadcast axes=[1] %511 : [6272,32]
  * %513 = sub %508, %512 : [6272,32] */
-static void step_k117_sub(float *restrict t513, const float *restrict t508, const float *restrict t511) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t513;
+    const float *t508;
+    const float *t511;
+} step_k117_sub_pointers;
+
+static void step_k117_sub_part(void *context, int part, int parts) {
+    const step_k117_sub_pointers *p = context;
+    float *restrict t513 = p->t513;
+    const float *restrict t508 = p->t508;
+    const float *restrict t511 = p->t511;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v513 = t508[i0 * 32 + i1] - t511[i1];
             t513[i0 * 32 + i1] = v513;
         }
     }
+}
+
+static void step_k117_sub(float *restrict t513, const float *restrict t508, const float *restrict t511) {
+    mplc_parallel(step_k117_sub_part, &(step_k117_sub_pointers){t513, t508, t511});
 }
 
 /* %514 = mul %513, %513 : [6272,32]
@@ -2275,8 +3223,22 @@ static void step_k119_mul_add_log_etc(float *restrict in_student_res6_bn1_runnin
  * %530 = mul %513, %529 : [6272,32]
  * %531 = broadcast axes=[1] %61 : [6272,32]
  * %532 = add %530, %531 : [6272,32] */
-static void step_k120_mul_add(float *restrict t532, const float *restrict t513, const float *restrict t528, const float *restrict in_student_res6_bn1_offset) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t532;
+    const float *t513;
+    const float *t528;
+    const float *in_student_res6_bn1_offset;
+} step_k120_mul_add_pointers;
+
+static void step_k120_mul_add_part(void *context, int part, int parts) {
+    const step_k120_mul_add_pointers *p = context;
+    float *restrict t532 = p->t532;
+    const float *restrict t513 = p->t513;
+    const float *restrict t528 = p->t528;
+    const float *restrict in_student_res6_bn1_offset = p->in_student_res6_bn1_offset;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v530 = t513[i0 * 32 + i1] * t528[i1];
             const float v532 = v530 + in_student_res6_bn1_offset[i1];
@@ -2285,11 +3247,27 @@ static void step_k120_mul_add(float *restrict t532, const float *restrict t513, 
     }
 }
 
+static void step_k120_mul_add(float *restrict t532, const float *restrict t513, const float *restrict t528, const float *restrict in_student_res6_bn1_offset) {
+    mplc_parallel(step_k120_mul_add_part, &(step_k120_mul_add_pointers){t532, t513, t528, in_student_res6_bn1_offset});
+}
+
 /* %534 = constant 0.1 : [128,7,7,32]
  * %535 = mul %533, %534 : [128,7,7,32]
  * %536 = max %533, %535 : [128,7,7,32] */
-static void step_k121_mul_max(float *restrict t535, float *restrict t536, const float *restrict t533) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t535;
+    float *t536;
+    const float *t533;
+} step_k121_mul_max_pointers;
+
+static void step_k121_mul_max_part(void *context, int part, int parts) {
+    const step_k121_mul_max_pointers *p = context;
+    float *restrict t535 = p->t535;
+    float *restrict t536 = p->t536;
+    const float *restrict t533 = p->t533;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v535 = t533[i] * 0.1f;
         const float v536 = t533[i] >= v535 ? t533[i] : v535;
         t535[i] = v535;
@@ -2297,14 +3275,34 @@ static void step_k121_mul_max(float *restrict t535, float *restrict t536, const 
     }
 }
 
+static void step_k121_mul_max(float *restrict t535, float *restrict t536, const float *restrict t533) {
+    mplc_parallel(step_k121_mul_max_part, &(step_k121_mul_max_pointers){t535, t536, t533});
+}
+
 /* %537 = im2col k3 s1 p1 %536 : [6272,288]
  * %539 = matmul %537, %538 : [6272,32]
  * %540 = broadcast axes=[1] %63 : [6272,32]
  * %541 = add %539, %540 : [6272,32] */
-static void step_k122_im2col_matmul_add(float *restrict t541, const float *restrict t536, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t541;
+    const float *t536;
+    const float *in_student_res6_conv3_weight;
+    const float *in_student_res6_conv3_bias;
+    float *chunk;
+} step_k122_im2col_matmul_add_pointers;
+
+static void step_k122_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k122_im2col_matmul_add_pointers *p = context;
+    float *restrict t541 = p->t541;
+    const float *restrict t536 = p->t536;
+    const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
+    const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 18) {
-        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(128, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t541 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -2317,12 +3315,30 @@ static void step_k122_im2col_matmul_add(float *restrict t541, const float *restr
     }
 }
 
+static void step_k122_im2col_matmul_add(float *restrict t541, const float *restrict t536, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k122_im2col_matmul_add_part, &(step_k122_im2col_matmul_add_pointers){t541, t536, in_student_res6_conv3_weight, in_student_res6_conv3_bias, chunk});
+}
+
 /* %543 = im2col k1 s2 p0 %503 : [6272,16]
  * %545 = matmul %543, %544 : [6272,32] */
-static void step_k123_im2col_matmul(float *restrict t545, const float *restrict t503, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t545;
+    const float *t503;
+    const float *in_student_res6_shortcut_weight;
+    float *chunk;
+} step_k123_im2col_matmul_pointers;
+
+static void step_k123_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k123_im2col_matmul_pointers *p = context;
+    float *restrict t545 = p->t545;
+    const float *restrict t503 = p->t503;
+    const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 100352; /* this thread's part */
     /* columns of 128 images at a time (100352 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 128) {
-        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+    size_t lo, hi;
+    mplc_part(128, 128, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
         mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 49; r++) {
@@ -2338,12 +3354,32 @@ static void step_k123_im2col_matmul(float *restrict t545, const float *restrict 
     }
 }
 
+static void step_k123_im2col_matmul(float *restrict t545, const float *restrict t503, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k123_im2col_matmul_part, &(step_k123_im2col_matmul_pointers){t545, t503, in_student_res6_shortcut_weight, chunk});
+}
+
 /* %547 = add %542, %546 : [128,7,7,32] */
-static void step_k124_add(float *restrict t547, const float *restrict t542, const float *restrict t546) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t547;
+    const float *t542;
+    const float *t546;
+} step_k124_add_pointers;
+
+static void step_k124_add_part(void *context, int part, int parts) {
+    const step_k124_add_pointers *p = context;
+    float *restrict t547 = p->t547;
+    const float *restrict t542 = p->t542;
+    const float *restrict t546 = p->t546;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v547 = t542[i] + t546[i];
         t547[i] = v547;
     }
+}
+
+static void step_k124_add(float *restrict t547, const float *restrict t542, const float *restrict t546) {
+    mplc_parallel(step_k124_add_part, &(step_k124_add_pointers){t547, t542, t546});
 }
 
 /* %549 = reduce_sum axes=[0] %548 : [32] */
@@ -2367,13 +3403,29 @@ static void step_k126_mul(float *restrict t550, const float *restrict t549) {
 
 /* %551 = broadcast axes=[1] %550 : [6272,32]
  * %552 = sub %548, %551 : [6272,32] */
-static void step_k127_sub(float *restrict t552, const float *restrict t548, const float *restrict t550) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t552;
+    const float *t548;
+    const float *t550;
+} step_k127_sub_pointers;
+
+static void step_k127_sub_part(void *context, int part, int parts) {
+    const step_k127_sub_pointers *p = context;
+    float *restrict t552 = p->t552;
+    const float *restrict t548 = p->t548;
+    const float *restrict t550 = p->t550;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v552 = t548[i0 * 32 + i1] - t550[i1];
             t552[i0 * 32 + i1] = v552;
         }
     }
+}
+
+static void step_k127_sub(float *restrict t552, const float *restrict t548, const float *restrict t550) {
+    mplc_parallel(step_k127_sub_part, &(step_k127_sub_pointers){t552, t548, t550});
 }
 
 /* %553 = mul %552, %552 : [6272,32]
@@ -2434,8 +3486,22 @@ static void step_k129_mul_add_log_etc(float *restrict in_student_bn7_running_mea
  * %568 = mul %552, %567 : [6272,32]
  * %569 = broadcast axes=[1] %66 : [6272,32]
  * %570 = add %568, %569 : [6272,32] */
-static void step_k130_mul_add(float *restrict t570, const float *restrict t552, const float *restrict t566, const float *restrict in_student_bn7_offset) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t570;
+    const float *t552;
+    const float *t566;
+    const float *in_student_bn7_offset;
+} step_k130_mul_add_pointers;
+
+static void step_k130_mul_add_part(void *context, int part, int parts) {
+    const step_k130_mul_add_pointers *p = context;
+    float *restrict t570 = p->t570;
+    const float *restrict t552 = p->t552;
+    const float *restrict t566 = p->t566;
+    const float *restrict in_student_bn7_offset = p->in_student_bn7_offset;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v568 = t552[i0 * 32 + i1] * t566[i1];
             const float v570 = v568 + in_student_bn7_offset[i1];
@@ -2444,11 +3510,27 @@ static void step_k130_mul_add(float *restrict t570, const float *restrict t552, 
     }
 }
 
+static void step_k130_mul_add(float *restrict t570, const float *restrict t552, const float *restrict t566, const float *restrict in_student_bn7_offset) {
+    mplc_parallel(step_k130_mul_add_part, &(step_k130_mul_add_pointers){t570, t552, t566, in_student_bn7_offset});
+}
+
 /* %534 = constant 0.1 : [128,7,7,32]
  * %572 = mul %571, %534 : [128,7,7,32]
  * %573 = max %571, %572 : [128,7,7,32] */
-static void step_k131_mul_max(float *restrict t572, float *restrict t573, const float *restrict t571) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t572;
+    float *t573;
+    const float *t571;
+} step_k131_mul_max_pointers;
+
+static void step_k131_mul_max_part(void *context, int part, int parts) {
+    const step_k131_mul_max_pointers *p = context;
+    float *restrict t572 = p->t572;
+    float *restrict t573 = p->t573;
+    const float *restrict t571 = p->t571;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v572 = t571[i] * 0.1f;
         const float v573 = t571[i] >= v572 ? t571[i] : v572;
         t572[i] = v572;
@@ -2456,14 +3538,34 @@ static void step_k131_mul_max(float *restrict t572, float *restrict t573, const 
     }
 }
 
+static void step_k131_mul_max(float *restrict t572, float *restrict t573, const float *restrict t571) {
+    mplc_parallel(step_k131_mul_max_part, &(step_k131_mul_max_pointers){t572, t573, t571});
+}
+
 /* %574 = im2col k3 s2 p1 %573 : [2048,288]
  * %576 = matmul %574, %575 : [2048,64]
  * %577 = broadcast axes=[1] %68 : [2048,64]
  * %578 = add %576, %577 : [2048,64] */
-static void step_k132_im2col_matmul_add(float *restrict t578, const float *restrict t573, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t578;
+    const float *t573;
+    const float *in_student_res9_conv0_weight;
+    const float *in_student_res9_conv0_bias;
+    float *chunk;
+} step_k132_im2col_matmul_add_pointers;
+
+static void step_k132_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k132_im2col_matmul_add_pointers *p = context;
+    float *restrict t578 = p->t578;
+    const float *restrict t573 = p->t573;
+    const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
+    const float *restrict in_student_res9_conv0_bias = p->in_student_res9_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 56) {
-        const int nb = 128 - n0 < 56 ? 128 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(128, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t578 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -2474,6 +3576,10 @@ static void step_k132_im2col_matmul_add(float *restrict t578, const float *restr
             }
         }
     }
+}
+
+static void step_k132_im2col_matmul_add(float *restrict t578, const float *restrict t573, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k132_im2col_matmul_add_part, &(step_k132_im2col_matmul_add_pointers){t578, t573, in_student_res9_conv0_weight, in_student_res9_conv0_bias, chunk});
 }
 
 /* %579 = reduce_sum axes=[0] %578 : [64] */
@@ -2497,13 +3603,29 @@ static void step_k134_mul(float *restrict t581, const float *restrict t579) {
 
 /* %582 = broadcast axes=[1] %581 : [2048,64]
  * %583 = sub %578, %582 : [2048,64] */
-static void step_k135_sub(float *restrict t583, const float *restrict t578, const float *restrict t581) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t583;
+    const float *t578;
+    const float *t581;
+} step_k135_sub_pointers;
+
+static void step_k135_sub_part(void *context, int part, int parts) {
+    const step_k135_sub_pointers *p = context;
+    float *restrict t583 = p->t583;
+    const float *restrict t578 = p->t578;
+    const float *restrict t581 = p->t581;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v583 = t578[i0 * 64 + i1] - t581[i1];
             t583[i0 * 64 + i1] = v583;
         }
     }
+}
+
+static void step_k135_sub(float *restrict t583, const float *restrict t578, const float *restrict t581) {
+    mplc_parallel(step_k135_sub_part, &(step_k135_sub_pointers){t583, t578, t581});
 }
 
 /* %584 = mul %583, %583 : [2048,64]
@@ -2564,8 +3686,22 @@ static void step_k137_mul_add_log_etc(float *restrict in_student_res9_bn1_runnin
  * %600 = mul %583, %599 : [2048,64]
  * %601 = broadcast axes=[1] %70 : [2048,64]
  * %602 = add %600, %601 : [2048,64] */
-static void step_k138_mul_add(float *restrict t602, const float *restrict t583, const float *restrict t598, const float *restrict in_student_res9_bn1_offset) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t602;
+    const float *t583;
+    const float *t598;
+    const float *in_student_res9_bn1_offset;
+} step_k138_mul_add_pointers;
+
+static void step_k138_mul_add_part(void *context, int part, int parts) {
+    const step_k138_mul_add_pointers *p = context;
+    float *restrict t602 = p->t602;
+    const float *restrict t583 = p->t583;
+    const float *restrict t598 = p->t598;
+    const float *restrict in_student_res9_bn1_offset = p->in_student_res9_bn1_offset;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v600 = t583[i0 * 64 + i1] * t598[i1];
             const float v602 = v600 + in_student_res9_bn1_offset[i1];
@@ -2574,11 +3710,27 @@ static void step_k138_mul_add(float *restrict t602, const float *restrict t583, 
     }
 }
 
+static void step_k138_mul_add(float *restrict t602, const float *restrict t583, const float *restrict t598, const float *restrict in_student_res9_bn1_offset) {
+    mplc_parallel(step_k138_mul_add_part, &(step_k138_mul_add_pointers){t602, t583, t598, in_student_res9_bn1_offset});
+}
+
 /* %604 = constant 0.1 : [128,4,4,64]
  * %605 = mul %603, %604 : [128,4,4,64]
  * %606 = max %603, %605 : [128,4,4,64] */
-static void step_k139_mul_max(float *restrict t605, float *restrict t606, const float *restrict t603) {
-    for (size_t i = 0; i < 131072; i++) {
+typedef struct {
+    float *t605;
+    float *t606;
+    const float *t603;
+} step_k139_mul_max_pointers;
+
+static void step_k139_mul_max_part(void *context, int part, int parts) {
+    const step_k139_mul_max_pointers *p = context;
+    float *restrict t605 = p->t605;
+    float *restrict t606 = p->t606;
+    const float *restrict t603 = p->t603;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v605 = t603[i] * 0.1f;
         const float v606 = t603[i] >= v605 ? t603[i] : v605;
         t605[i] = v605;
@@ -2586,14 +3738,34 @@ static void step_k139_mul_max(float *restrict t605, float *restrict t606, const 
     }
 }
 
+static void step_k139_mul_max(float *restrict t605, float *restrict t606, const float *restrict t603) {
+    mplc_parallel(step_k139_mul_max_part, &(step_k139_mul_max_pointers){t605, t606, t603});
+}
+
 /* %607 = im2col k3 s1 p1 %606 : [2048,576]
  * %609 = matmul %607, %608 : [2048,64]
  * %610 = broadcast axes=[1] %72 : [2048,64]
  * %611 = add %609, %610 : [2048,64] */
-static void step_k140_im2col_matmul_add(float *restrict t611, const float *restrict t606, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t611;
+    const float *t606;
+    const float *in_student_res9_conv3_weight;
+    const float *in_student_res9_conv3_bias;
+    float *chunk;
+} step_k140_im2col_matmul_add_pointers;
+
+static void step_k140_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k140_im2col_matmul_add_pointers *p = context;
+    float *restrict t611 = p->t611;
+    const float *restrict t606 = p->t606;
+    const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 28) {
-        const int nb = 128 - n0 < 28 ? 128 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(128, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t611 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -2606,23 +3778,61 @@ static void step_k140_im2col_matmul_add(float *restrict t611, const float *restr
     }
 }
 
+static void step_k140_im2col_matmul_add(float *restrict t611, const float *restrict t606, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k140_im2col_matmul_add_part, &(step_k140_im2col_matmul_add_pointers){t611, t606, in_student_res9_conv3_weight, in_student_res9_conv3_bias, chunk});
+}
+
 /* %613 = im2col k1 s2 p0 %573 : [2048,32]
  * %615 = matmul %613, %614 : [2048,64] */
-static void step_k141_im2col_matmul(float *restrict t615, const float *restrict t573, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t615;
+    const float *t573;
+    const float *in_student_res9_shortcut_weight;
+    float *chunk;
+} step_k141_im2col_matmul_pointers;
+
+static void step_k141_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k141_im2col_matmul_pointers *p = context;
+    float *restrict t615 = p->t615;
+    const float *restrict t573 = p->t573;
+    const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 65536; /* this thread's part */
     /* columns of 128 images at a time (65536 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 128) {
-        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+    size_t lo, hi;
+    mplc_part(128, 128, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
         mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t615 + (size_t)n0 * 1024, 64);
     }
 }
 
+static void step_k141_im2col_matmul(float *restrict t615, const float *restrict t573, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k141_im2col_matmul_part, &(step_k141_im2col_matmul_pointers){t615, t573, in_student_res9_shortcut_weight, chunk});
+}
+
 /* %617 = add %612, %616 : [128,4,4,64] */
-static void step_k142_add(float *restrict t617, const float *restrict t612, const float *restrict t616) {
-    for (size_t i = 0; i < 131072; i++) {
+typedef struct {
+    float *t617;
+    const float *t612;
+    const float *t616;
+} step_k142_add_pointers;
+
+static void step_k142_add_part(void *context, int part, int parts) {
+    const step_k142_add_pointers *p = context;
+    float *restrict t617 = p->t617;
+    const float *restrict t612 = p->t612;
+    const float *restrict t616 = p->t616;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v617 = t612[i] + t616[i];
         t617[i] = v617;
     }
+}
+
+static void step_k142_add(float *restrict t617, const float *restrict t612, const float *restrict t616) {
+    mplc_parallel(step_k142_add_part, &(step_k142_add_pointers){t617, t612, t616});
 }
 
 /* %619 = reduce_sum axes=[0] %618 : [64] */
@@ -2646,13 +3856,29 @@ static void step_k144_mul(float *restrict t620, const float *restrict t619) {
 
 /* %621 = broadcast axes=[1] %620 : [2048,64]
  * %622 = sub %618, %621 : [2048,64] */
-static void step_k145_sub(float *restrict t622, const float *restrict t618, const float *restrict t620) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t622;
+    const float *t618;
+    const float *t620;
+} step_k145_sub_pointers;
+
+static void step_k145_sub_part(void *context, int part, int parts) {
+    const step_k145_sub_pointers *p = context;
+    float *restrict t622 = p->t622;
+    const float *restrict t618 = p->t618;
+    const float *restrict t620 = p->t620;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v622 = t618[i0 * 64 + i1] - t620[i1];
             t622[i0 * 64 + i1] = v622;
         }
     }
+}
+
+static void step_k145_sub(float *restrict t622, const float *restrict t618, const float *restrict t620) {
+    mplc_parallel(step_k145_sub_part, &(step_k145_sub_pointers){t622, t618, t620});
 }
 
 /* %623 = mul %622, %622 : [2048,64]
@@ -2713,8 +3939,22 @@ static void step_k147_mul_add_log_etc(float *restrict in_student_bn10_running_me
  * %638 = mul %622, %637 : [2048,64]
  * %639 = broadcast axes=[1] %75 : [2048,64]
  * %640 = add %638, %639 : [2048,64] */
-static void step_k148_mul_add(float *restrict t640, const float *restrict t622, const float *restrict t636, const float *restrict in_student_bn10_offset) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t640;
+    const float *t622;
+    const float *t636;
+    const float *in_student_bn10_offset;
+} step_k148_mul_add_pointers;
+
+static void step_k148_mul_add_part(void *context, int part, int parts) {
+    const step_k148_mul_add_pointers *p = context;
+    float *restrict t640 = p->t640;
+    const float *restrict t622 = p->t622;
+    const float *restrict t636 = p->t636;
+    const float *restrict in_student_bn10_offset = p->in_student_bn10_offset;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v638 = t622[i0 * 64 + i1] * t636[i1];
             const float v640 = v638 + in_student_bn10_offset[i1];
@@ -2723,16 +3963,36 @@ static void step_k148_mul_add(float *restrict t640, const float *restrict t622, 
     }
 }
 
+static void step_k148_mul_add(float *restrict t640, const float *restrict t622, const float *restrict t636, const float *restrict in_student_bn10_offset) {
+    mplc_parallel(step_k148_mul_add_part, &(step_k148_mul_add_pointers){t640, t622, t636, in_student_bn10_offset});
+}
+
 /* %604 = constant 0.1 : [128,4,4,64]
  * %642 = mul %641, %604 : [128,4,4,64]
  * %643 = max %641, %642 : [128,4,4,64] */
-static void step_k149_mul_max(float *restrict t642, float *restrict t643, const float *restrict t641) {
-    for (size_t i = 0; i < 131072; i++) {
+typedef struct {
+    float *t642;
+    float *t643;
+    const float *t641;
+} step_k149_mul_max_pointers;
+
+static void step_k149_mul_max_part(void *context, int part, int parts) {
+    const step_k149_mul_max_pointers *p = context;
+    float *restrict t642 = p->t642;
+    float *restrict t643 = p->t643;
+    const float *restrict t641 = p->t641;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v642 = t641[i] * 0.1f;
         const float v643 = t641[i] >= v642 ? t641[i] : v642;
         t642[i] = v642;
         t643[i] = v643;
     }
+}
+
+static void step_k149_mul_max(float *restrict t642, float *restrict t643, const float *restrict t641) {
+    mplc_parallel(step_k149_mul_max_part, &(step_k149_mul_max_pointers){t642, t643, t641});
 }
 
 /* %645 = reduce_sum axes=[1] %644 : [128,64] */
@@ -2910,8 +4170,18 @@ static void step_k165_matmul_mul(float *restrict t674, const float *restrict t67
 }
 
 /* %675 = broadcast axes=[0, 2] %674 : [128,16,64] */
-static void step_k166_fill(float *restrict t675, const float *restrict t674) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
+typedef struct {
+    float *t675;
+    const float *t674;
+} step_k166_fill_pointers;
+
+static void step_k166_fill_part(void *context, int part, int parts) {
+    const step_k166_fill_pointers *p = context;
+    float *restrict t675 = p->t675;
+    const float *restrict t674 = p->t674;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v675 = t674[i0 * 64 + i2];
@@ -2919,6 +4189,10 @@ static void step_k166_fill(float *restrict t675, const float *restrict t674) {
             }
         }
     }
+}
+
+static void step_k166_fill(float *restrict t675, const float *restrict t674) {
+    mplc_parallel(step_k166_fill_part, &(step_k166_fill_pointers){t675, t674});
 }
 
 /* %604 = constant 0.1 : [128,4,4,64]
@@ -2929,8 +4203,22 @@ static void step_k166_fill(float *restrict t675, const float *restrict t674) {
  * %681 = mul %676, %679 : [128,4,4,64]
  * %682 = mul %681, %604 : [128,4,4,64]
  * %683 = add %680, %682 : [128,4,4,64] */
-static void step_k167_greaterEqual_sub_mul_etc(float *restrict t683, const float *restrict t641, const float *restrict t642, const float *restrict t676) {
-    for (size_t i = 0; i < 131072; i++) {
+typedef struct {
+    float *t683;
+    const float *t641;
+    const float *t642;
+    const float *t676;
+} step_k167_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k167_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k167_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t683 = p->t683;
+    const float *restrict t641 = p->t641;
+    const float *restrict t642 = p->t642;
+    const float *restrict t676 = p->t676;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v677 = t641[i] >= t642[i] ? 1.0f : 0.0f;
         const float v680 = t676[i] * v677;
         const float v679 = 1.0f - v677;
@@ -2939,6 +4227,10 @@ static void step_k167_greaterEqual_sub_mul_etc(float *restrict t683, const float
         const float v683 = v680 + v682;
         t683[i] = v683;
     }
+}
+
+static void step_k167_greaterEqual_sub_mul_etc(float *restrict t683, const float *restrict t641, const float *restrict t642, const float *restrict t676) {
+    mplc_parallel(step_k167_greaterEqual_sub_mul_etc_part, &(step_k167_greaterEqual_sub_mul_etc_pointers){t683, t641, t642, t676});
 }
 
 /* %685 = reduce_sum axes=[0] %684 : [64] */
@@ -2953,13 +4245,29 @@ static void step_k168_reduce_sum(float *restrict t685, const float *restrict t68
 
 /* %637 = broadcast axes=[1] %636 : [2048,64]
  * %686 = mul %684, %637 : [2048,64] */
-static void step_k169_mul(float *restrict t686, const float *restrict t684, const float *restrict t636) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t686;
+    const float *t684;
+    const float *t636;
+} step_k169_mul_pointers;
+
+static void step_k169_mul_part(void *context, int part, int parts) {
+    const step_k169_mul_pointers *p = context;
+    float *restrict t686 = p->t686;
+    const float *restrict t684 = p->t684;
+    const float *restrict t636 = p->t636;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v686 = t684[i0 * 64 + i1] * t636[i1];
             t686[i0 * 64 + i1] = v686;
         }
     }
+}
+
+static void step_k169_mul(float *restrict t686, const float *restrict t684, const float *restrict t636) {
+    mplc_parallel(step_k169_mul_part, &(step_k169_mul_pointers){t686, t684, t636});
 }
 
 /* %687 = mul %684, %622 : [2048,64]
@@ -3015,14 +4323,30 @@ static void step_k173_mul_div(float *restrict t696, const float *restrict t688, 
 /* %697 = broadcast axes=[1] %696 : [2048,64]
  * %698 = mul %697, %622 : [2048,64]
  * %699 = add %698, %698 : [2048,64] */
-static void step_k174_mul_add(float *restrict t699, const float *restrict t696, const float *restrict t622) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t699;
+    const float *t696;
+    const float *t622;
+} step_k174_mul_add_pointers;
+
+static void step_k174_mul_add_part(void *context, int part, int parts) {
+    const step_k174_mul_add_pointers *p = context;
+    float *restrict t699 = p->t699;
+    const float *restrict t696 = p->t696;
+    const float *restrict t622 = p->t622;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v698 = t696[i1] * t622[i0 * 64 + i1];
             const float v699 = v698 + v698;
             t699[i0 * 64 + i1] = v699;
         }
     }
+}
+
+static void step_k174_mul_add(float *restrict t699, const float *restrict t696, const float *restrict t622) {
+    mplc_parallel(step_k174_mul_add_part, &(step_k174_mul_add_pointers){t699, t696, t622});
 }
 
 /* %700 = neg %699 : [2048,64]
@@ -3051,8 +4375,22 @@ static void step_k176_add_mul(float *restrict t704, const float *restrict t692, 
 /* %701 = add %686, %699 : [2048,64]
  * %705 = broadcast axes=[1] %704 : [2048,64]
  * %706 = add %701, %705 : [2048,64] */
-static void step_k177_add(float *restrict t706, const float *restrict t686, const float *restrict t699, const float *restrict t704) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t706;
+    const float *t686;
+    const float *t699;
+    const float *t704;
+} step_k177_add_pointers;
+
+static void step_k177_add_part(void *context, int part, int parts) {
+    const step_k177_add_pointers *p = context;
+    float *restrict t706 = p->t706;
+    const float *restrict t686 = p->t686;
+    const float *restrict t699 = p->t699;
+    const float *restrict t704 = p->t704;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v701 = t686[i0 * 64 + i1] + t699[i0 * 64 + i1];
             const float v706 = v701 + t704[i1];
@@ -3061,25 +4399,71 @@ static void step_k177_add(float *restrict t706, const float *restrict t686, cons
     }
 }
 
+static void step_k177_add(float *restrict t706, const float *restrict t686, const float *restrict t699, const float *restrict t704) {
+    mplc_parallel(step_k177_add_part, &(step_k177_add_pointers){t706, t686, t699, t704});
+}
+
 /* %707 = matmul tB %706, %614 : [2048,32]
  * %710 = col2im k1 s2 p0 %707 : [128,7,7,32] */
-static void step_k178_matmul_col2im(float *restrict t710, const float *restrict t706, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t710;
+    const float *t706;
+    const float *in_student_res9_shortcut_weight;
+    float *chunk;
+} step_k178_matmul_col2im_pointers;
+
+static void step_k178_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k178_matmul_col2im_pointers *p = context;
+    float *restrict t710 = p->t710;
+    const float *restrict t706 = p->t706;
+    const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 65536; /* this thread's part */
     /* the product 128 images at a time (65536 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 128) {
-        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+    size_t lo, hi;
+    mplc_part(128, 128, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
         mplc_col2im(t710 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
+static void step_k178_matmul_col2im(float *restrict t710, const float *restrict t706, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k178_matmul_col2im_part, &(step_k178_matmul_col2im_pointers){t710, t706, in_student_res9_shortcut_weight, chunk});
+}
+
 /* %613 = im2col k1 s2 p0 %573 : [2048,32]
  * %708 = matmul tA %613, %706 : [32,64] */
-static void step_k179_im2col_matmul(float *restrict t708, const float *restrict t573, const float *restrict t706, float *restrict chunk) {
+typedef struct {
+    float *t708;
+    const float *t573;
+    const float *t706;
+    float *chunk;
+} step_k179_im2col_matmul_pointers;
+
+static void step_k179_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k179_im2col_matmul_pointers *p = context;
+    float *restrict t708 = p->t708;
+    const float *restrict t573 = p->t573;
+    const float *restrict t706 = p->t706;
+    float *restrict chunk = p->chunk + (size_t)part * 67584; /* this thread's part */
     /* columns of 128 images at a time (65536 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 128) {
-        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+    size_t lo, hi;
+    mplc_part(128, 128, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t708 : chunk + 65536;
+    if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
         mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t706 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t708, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t706 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k179_im2col_matmul(float *restrict t708, const float *restrict t573, const float *restrict t706, float *restrict chunk) {
+    mplc_parallel(step_k179_im2col_matmul_part, &(step_k179_im2col_matmul_pointers){t708, t573, t706, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 67584 + 65536;
+        for (int i = 0; i < 2048; i++) t708[i] += partial[i];
     }
 }
 
@@ -3095,23 +4479,65 @@ static void step_k180_reduce_sum(float *restrict t711, const float *restrict t70
 
 /* %712 = matmul tB %706, %608 : [2048,576]
  * %715 = col2im k3 s1 p1 %712 : [128,4,4,64] */
-static void step_k181_matmul_col2im(float *restrict t715, const float *restrict t706, const float *restrict in_student_res9_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t715;
+    const float *t706;
+    const float *in_student_res9_conv3_weight;
+    float *chunk;
+} step_k181_matmul_col2im_pointers;
+
+static void step_k181_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k181_matmul_col2im_pointers *p = context;
+    float *restrict t715 = p->t715;
+    const float *restrict t706 = p->t706;
+    const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 28) {
-        const int nb = 128 - n0 < 28 ? 128 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(128, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
         mplc_col2im(t715 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
+static void step_k181_matmul_col2im(float *restrict t715, const float *restrict t706, const float *restrict in_student_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k181_matmul_col2im_part, &(step_k181_matmul_col2im_pointers){t715, t706, in_student_res9_conv3_weight, chunk});
+}
+
 /* %607 = im2col k3 s1 p1 %606 : [2048,576]
  * %713 = matmul tA %607, %706 : [576,64] */
-static void step_k182_im2col_matmul(float *restrict t713, const float *restrict t606, const float *restrict t706, float *restrict chunk) {
+typedef struct {
+    float *t713;
+    const float *t606;
+    const float *t706;
+    float *chunk;
+} step_k182_im2col_matmul_pointers;
+
+static void step_k182_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k182_im2col_matmul_pointers *p = context;
+    float *restrict t713 = p->t713;
+    const float *restrict t606 = p->t606;
+    const float *restrict t706 = p->t706;
+    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 28) {
-        const int nb = 128 - n0 < 28 ? 128 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(128, 28, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t713 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t706 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t713, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t706 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k182_im2col_matmul(float *restrict t713, const float *restrict t606, const float *restrict t706, float *restrict chunk) {
+    mplc_parallel(step_k182_im2col_matmul_part, &(step_k182_im2col_matmul_pointers){t713, t606, t706, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        for (int i = 0; i < 36864; i++) t713[i] += partial[i];
     }
 }
 
@@ -3123,8 +4549,22 @@ static void step_k182_im2col_matmul(float *restrict t713, const float *restrict 
  * %719 = mul %715, %717 : [128,4,4,64]
  * %720 = mul %719, %604 : [128,4,4,64]
  * %721 = add %718, %720 : [128,4,4,64] */
-static void step_k183_greaterEqual_sub_mul_etc(float *restrict t721, const float *restrict t603, const float *restrict t605, const float *restrict t715) {
-    for (size_t i = 0; i < 131072; i++) {
+typedef struct {
+    float *t721;
+    const float *t603;
+    const float *t605;
+    const float *t715;
+} step_k183_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k183_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k183_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t721 = p->t721;
+    const float *restrict t603 = p->t603;
+    const float *restrict t605 = p->t605;
+    const float *restrict t715 = p->t715;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v716 = t603[i] >= t605[i] ? 1.0f : 0.0f;
         const float v718 = t715[i] * v716;
         const float v717 = 1.0f - v716;
@@ -3133,6 +4573,10 @@ static void step_k183_greaterEqual_sub_mul_etc(float *restrict t721, const float
         const float v721 = v718 + v720;
         t721[i] = v721;
     }
+}
+
+static void step_k183_greaterEqual_sub_mul_etc(float *restrict t721, const float *restrict t603, const float *restrict t605, const float *restrict t715) {
+    mplc_parallel(step_k183_greaterEqual_sub_mul_etc_part, &(step_k183_greaterEqual_sub_mul_etc_pointers){t721, t603, t605, t715});
 }
 
 /* %723 = reduce_sum axes=[0] %722 : [64] */
@@ -3147,13 +4591,29 @@ static void step_k184_reduce_sum(float *restrict t723, const float *restrict t72
 
 /* %599 = broadcast axes=[1] %598 : [2048,64]
  * %724 = mul %722, %599 : [2048,64] */
-static void step_k185_mul(float *restrict t724, const float *restrict t722, const float *restrict t598) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t724;
+    const float *t722;
+    const float *t598;
+} step_k185_mul_pointers;
+
+static void step_k185_mul_part(void *context, int part, int parts) {
+    const step_k185_mul_pointers *p = context;
+    float *restrict t724 = p->t724;
+    const float *restrict t722 = p->t722;
+    const float *restrict t598 = p->t598;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v724 = t722[i0 * 64 + i1] * t598[i1];
             t724[i0 * 64 + i1] = v724;
         }
     }
+}
+
+static void step_k185_mul(float *restrict t724, const float *restrict t722, const float *restrict t598) {
+    mplc_parallel(step_k185_mul_part, &(step_k185_mul_pointers){t724, t722, t598});
 }
 
 /* %725 = mul %722, %583 : [2048,64]
@@ -3209,14 +4669,30 @@ static void step_k189_mul_div(float *restrict t734, const float *restrict t726, 
 /* %735 = broadcast axes=[1] %734 : [2048,64]
  * %736 = mul %735, %583 : [2048,64]
  * %737 = add %736, %736 : [2048,64] */
-static void step_k190_mul_add(float *restrict t737, const float *restrict t734, const float *restrict t583) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t737;
+    const float *t734;
+    const float *t583;
+} step_k190_mul_add_pointers;
+
+static void step_k190_mul_add_part(void *context, int part, int parts) {
+    const step_k190_mul_add_pointers *p = context;
+    float *restrict t737 = p->t737;
+    const float *restrict t734 = p->t734;
+    const float *restrict t583 = p->t583;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v736 = t734[i1] * t583[i0 * 64 + i1];
             const float v737 = v736 + v736;
             t737[i0 * 64 + i1] = v737;
         }
     }
+}
+
+static void step_k190_mul_add(float *restrict t737, const float *restrict t734, const float *restrict t583) {
+    mplc_parallel(step_k190_mul_add_part, &(step_k190_mul_add_pointers){t737, t734, t583});
 }
 
 /* %738 = neg %737 : [2048,64]
@@ -3245,14 +4721,32 @@ static void step_k192_add_mul(float *restrict t742, const float *restrict t730, 
 /* %739 = add %724, %737 : [2048,64]
  * %743 = broadcast axes=[1] %742 : [2048,64]
  * %744 = add %739, %743 : [2048,64] */
-static void step_k193_add(float *restrict t744, const float *restrict t724, const float *restrict t737, const float *restrict t742) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t744;
+    const float *t724;
+    const float *t737;
+    const float *t742;
+} step_k193_add_pointers;
+
+static void step_k193_add_part(void *context, int part, int parts) {
+    const step_k193_add_pointers *p = context;
+    float *restrict t744 = p->t744;
+    const float *restrict t724 = p->t724;
+    const float *restrict t737 = p->t737;
+    const float *restrict t742 = p->t742;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v739 = t724[i0 * 64 + i1] + t737[i0 * 64 + i1];
             const float v744 = v739 + t742[i1];
             t744[i0 * 64 + i1] = v744;
         }
     }
+}
+
+static void step_k193_add(float *restrict t744, const float *restrict t724, const float *restrict t737, const float *restrict t742) {
+    mplc_parallel(step_k193_add_part, &(step_k193_add_pointers){t744, t724, t737, t742});
 }
 
 /* %745 = reduce_sum axes=[0] %744 : [64] */
@@ -3267,23 +4761,65 @@ static void step_k194_reduce_sum(float *restrict t745, const float *restrict t74
 
 /* %746 = matmul tB %744, %575 : [2048,288]
  * %749 = col2im k3 s2 p1 %746 : [128,7,7,32] */
-static void step_k195_matmul_col2im(float *restrict t749, const float *restrict t744, const float *restrict in_student_res9_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t749;
+    const float *t744;
+    const float *in_student_res9_conv0_weight;
+    float *chunk;
+} step_k195_matmul_col2im_pointers;
+
+static void step_k195_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k195_matmul_col2im_pointers *p = context;
+    float *restrict t749 = p->t749;
+    const float *restrict t744 = p->t744;
+    const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 56) {
-        const int nb = 128 - n0 < 56 ? 128 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(128, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t744 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t749 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
+static void step_k195_matmul_col2im(float *restrict t749, const float *restrict t744, const float *restrict in_student_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k195_matmul_col2im_part, &(step_k195_matmul_col2im_pointers){t749, t744, in_student_res9_conv0_weight, chunk});
+}
+
 /* %574 = im2col k3 s2 p1 %573 : [2048,288]
  * %747 = matmul tA %574, %744 : [288,64] */
-static void step_k196_im2col_matmul(float *restrict t747, const float *restrict t573, const float *restrict t744, float *restrict chunk) {
+typedef struct {
+    float *t747;
+    const float *t573;
+    const float *t744;
+    float *chunk;
+} step_k196_im2col_matmul_pointers;
+
+static void step_k196_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k196_im2col_matmul_pointers *p = context;
+    float *restrict t747 = p->t747;
+    const float *restrict t573 = p->t573;
+    const float *restrict t744 = p->t744;
+    float *restrict chunk = p->chunk + (size_t)part * 276480; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 56) {
-        const int nb = 128 - n0 < 56 ? 128 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(128, 56, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t747 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t744 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t747, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t744 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k196_im2col_matmul(float *restrict t747, const float *restrict t573, const float *restrict t744, float *restrict chunk) {
+    mplc_parallel(step_k196_im2col_matmul_part, &(step_k196_im2col_matmul_pointers){t747, t573, t744, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 276480 + 258048;
+        for (int i = 0; i < 18432; i++) t747[i] += partial[i];
     }
 }
 
@@ -3296,8 +4832,24 @@ static void step_k196_im2col_matmul(float *restrict t747, const float *restrict 
  * %755 = mul %750, %753 : [128,7,7,32]
  * %756 = mul %755, %534 : [128,7,7,32]
  * %757 = add %754, %756 : [128,7,7,32] */
-static void step_k197_add_greaterEqual_sub_etc(float *restrict t757, const float *restrict t710, const float *restrict t749, const float *restrict t571, const float *restrict t572) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t757;
+    const float *t710;
+    const float *t749;
+    const float *t571;
+    const float *t572;
+} step_k197_add_greaterEqual_sub_etc_pointers;
+
+static void step_k197_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k197_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t757 = p->t757;
+    const float *restrict t710 = p->t710;
+    const float *restrict t749 = p->t749;
+    const float *restrict t571 = p->t571;
+    const float *restrict t572 = p->t572;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v750 = t710[i] + t749[i];
         const float v751 = t571[i] >= t572[i] ? 1.0f : 0.0f;
         const float v754 = v750 * v751;
@@ -3307,6 +4859,10 @@ static void step_k197_add_greaterEqual_sub_etc(float *restrict t757, const float
         const float v757 = v754 + v756;
         t757[i] = v757;
     }
+}
+
+static void step_k197_add_greaterEqual_sub_etc(float *restrict t757, const float *restrict t710, const float *restrict t749, const float *restrict t571, const float *restrict t572) {
+    mplc_parallel(step_k197_add_greaterEqual_sub_etc_part, &(step_k197_add_greaterEqual_sub_etc_pointers){t757, t710, t749, t571, t572});
 }
 
 /* %759 = reduce_sum axes=[0] %758 : [32] */
@@ -3321,13 +4877,29 @@ static void step_k198_reduce_sum(float *restrict t759, const float *restrict t75
 
 /* %567 = broadcast axes=[1] %566 : [6272,32]
  * %760 = mul %758, %567 : [6272,32] */
-static void step_k199_mul(float *restrict t760, const float *restrict t758, const float *restrict t566) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t760;
+    const float *t758;
+    const float *t566;
+} step_k199_mul_pointers;
+
+static void step_k199_mul_part(void *context, int part, int parts) {
+    const step_k199_mul_pointers *p = context;
+    float *restrict t760 = p->t760;
+    const float *restrict t758 = p->t758;
+    const float *restrict t566 = p->t566;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v760 = t758[i0 * 32 + i1] * t566[i1];
             t760[i0 * 32 + i1] = v760;
         }
     }
+}
+
+static void step_k199_mul(float *restrict t760, const float *restrict t758, const float *restrict t566) {
+    mplc_parallel(step_k199_mul_part, &(step_k199_mul_pointers){t760, t758, t566});
 }
 
 /* %761 = mul %758, %552 : [6272,32]
@@ -3383,14 +4955,30 @@ static void step_k203_mul_div(float *restrict t770, const float *restrict t762, 
 /* %771 = broadcast axes=[1] %770 : [6272,32]
  * %772 = mul %771, %552 : [6272,32]
  * %773 = add %772, %772 : [6272,32] */
-static void step_k204_mul_add(float *restrict t773, const float *restrict t770, const float *restrict t552) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t773;
+    const float *t770;
+    const float *t552;
+} step_k204_mul_add_pointers;
+
+static void step_k204_mul_add_part(void *context, int part, int parts) {
+    const step_k204_mul_add_pointers *p = context;
+    float *restrict t773 = p->t773;
+    const float *restrict t770 = p->t770;
+    const float *restrict t552 = p->t552;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v772 = t770[i1] * t552[i0 * 32 + i1];
             const float v773 = v772 + v772;
             t773[i0 * 32 + i1] = v773;
         }
     }
+}
+
+static void step_k204_mul_add(float *restrict t773, const float *restrict t770, const float *restrict t552) {
+    mplc_parallel(step_k204_mul_add_part, &(step_k204_mul_add_pointers){t773, t770, t552});
 }
 
 /* %774 = neg %773 : [6272,32]
@@ -3419,8 +5007,22 @@ static void step_k206_add_mul(float *restrict t778, const float *restrict t766, 
 /* %775 = add %760, %773 : [6272,32]
  * %779 = broadcast axes=[1] %778 : [6272,32]
  * %780 = add %775, %779 : [6272,32] */
-static void step_k207_add(float *restrict t780, const float *restrict t760, const float *restrict t773, const float *restrict t778) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t780;
+    const float *t760;
+    const float *t773;
+    const float *t778;
+} step_k207_add_pointers;
+
+static void step_k207_add_part(void *context, int part, int parts) {
+    const step_k207_add_pointers *p = context;
+    float *restrict t780 = p->t780;
+    const float *restrict t760 = p->t760;
+    const float *restrict t773 = p->t773;
+    const float *restrict t778 = p->t778;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v775 = t760[i0 * 32 + i1] + t773[i0 * 32 + i1];
             const float v780 = v775 + t778[i1];
@@ -3429,25 +5031,63 @@ static void step_k207_add(float *restrict t780, const float *restrict t760, cons
     }
 }
 
+static void step_k207_add(float *restrict t780, const float *restrict t760, const float *restrict t773, const float *restrict t778) {
+    mplc_parallel(step_k207_add_part, &(step_k207_add_pointers){t780, t760, t773, t778});
+}
+
 /* %781 = matmul tB %780, %544 : [6272,16]
  * %784 = col2im k1 s2 p0 %781 : [128,14,14,16] */
-static void step_k208_matmul_col2im(float *restrict t784, const float *restrict t780, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t784;
+    const float *t780;
+    const float *in_student_res6_shortcut_weight;
+    float *chunk;
+} step_k208_matmul_col2im_pointers;
+
+static void step_k208_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k208_matmul_col2im_pointers *p = context;
+    float *restrict t784 = p->t784;
+    const float *restrict t780 = p->t780;
+    const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 100352; /* this thread's part */
     /* the product 128 images at a time (100352 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 128) {
-        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+    size_t lo, hi;
+    mplc_part(128, 128, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
         mplc_col2im(t784 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
+static void step_k208_matmul_col2im(float *restrict t784, const float *restrict t780, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k208_matmul_col2im_part, &(step_k208_matmul_col2im_pointers){t784, t780, in_student_res6_shortcut_weight, chunk});
+}
+
 /* %543 = im2col k1 s2 p0 %503 : [6272,16]
  * %782 = matmul tA %543, %780 : [16,32] */
-static void step_k209_im2col_matmul(float *restrict t782, const float *restrict t503, const float *restrict t780, float *restrict chunk) {
+typedef struct {
+    float *t782;
+    const float *t503;
+    const float *t780;
+    float *chunk;
+} step_k209_im2col_matmul_pointers;
+
+static void step_k209_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k209_im2col_matmul_pointers *p = context;
+    float *restrict t782 = p->t782;
+    const float *restrict t503 = p->t503;
+    const float *restrict t780 = p->t780;
+    float *restrict chunk = p->chunk + (size_t)part * 100864; /* this thread's part */
     /* columns of 128 images at a time (100352 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(128, 128, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t782 : chunk + 100352;
+    if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 128) {
-        const int nb = 128 - n0 < 128 ? 128 - n0 : 128;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
         mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
@@ -3464,7 +5104,15 @@ static void step_k209_im2col_matmul(float *restrict t782, const float *restrict 
             for (int i = 0; i < 512; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 512; i++) t782[i] = total[i];
+    for (int i = 0; i < 512; i++) sum[i] = total[i];
+}
+
+static void step_k209_im2col_matmul(float *restrict t782, const float *restrict t503, const float *restrict t780, float *restrict chunk) {
+    mplc_parallel(step_k209_im2col_matmul_part, &(step_k209_im2col_matmul_pointers){t782, t503, t780, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 100864 + 100352;
+        for (int i = 0; i < 512; i++) t782[i] += partial[i];
+    }
 }
 
 /* %785 = reduce_sum axes=[0] %780 : [32] */
@@ -3479,23 +5127,65 @@ static void step_k210_reduce_sum(float *restrict t785, const float *restrict t78
 
 /* %786 = matmul tB %780, %538 : [6272,288]
  * %789 = col2im k3 s1 p1 %786 : [128,7,7,32] */
-static void step_k211_matmul_col2im(float *restrict t789, const float *restrict t780, const float *restrict in_student_res6_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t789;
+    const float *t780;
+    const float *in_student_res6_conv3_weight;
+    float *chunk;
+} step_k211_matmul_col2im_pointers;
+
+static void step_k211_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k211_matmul_col2im_pointers *p = context;
+    float *restrict t789 = p->t789;
+    const float *restrict t780 = p->t780;
+    const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 18) {
-        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(128, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
         mplc_col2im(t789 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
+static void step_k211_matmul_col2im(float *restrict t789, const float *restrict t780, const float *restrict in_student_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k211_matmul_col2im_part, &(step_k211_matmul_col2im_pointers){t789, t780, in_student_res6_conv3_weight, chunk});
+}
+
 /* %537 = im2col k3 s1 p1 %536 : [6272,288]
  * %787 = matmul tA %537, %780 : [288,32] */
-static void step_k212_im2col_matmul(float *restrict t787, const float *restrict t536, const float *restrict t780, float *restrict chunk) {
+typedef struct {
+    float *t787;
+    const float *t536;
+    const float *t780;
+    float *chunk;
+} step_k212_im2col_matmul_pointers;
+
+static void step_k212_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k212_im2col_matmul_pointers *p = context;
+    float *restrict t787 = p->t787;
+    const float *restrict t536 = p->t536;
+    const float *restrict t780 = p->t780;
+    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 18) {
-        const int nb = 128 - n0 < 18 ? 128 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(128, 18, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t787 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t780 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t787, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t780 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k212_im2col_matmul(float *restrict t787, const float *restrict t536, const float *restrict t780, float *restrict chunk) {
+    mplc_parallel(step_k212_im2col_matmul_part, &(step_k212_im2col_matmul_pointers){t787, t536, t780, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        for (int i = 0; i < 9216; i++) t787[i] += partial[i];
     }
 }
 
@@ -3507,8 +5197,22 @@ static void step_k212_im2col_matmul(float *restrict t787, const float *restrict 
  * %793 = mul %789, %791 : [128,7,7,32]
  * %794 = mul %793, %534 : [128,7,7,32]
  * %795 = add %792, %794 : [128,7,7,32] */
-static void step_k213_greaterEqual_sub_mul_etc(float *restrict t795, const float *restrict t533, const float *restrict t535, const float *restrict t789) {
-    for (size_t i = 0; i < 200704; i++) {
+typedef struct {
+    float *t795;
+    const float *t533;
+    const float *t535;
+    const float *t789;
+} step_k213_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k213_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k213_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t795 = p->t795;
+    const float *restrict t533 = p->t533;
+    const float *restrict t535 = p->t535;
+    const float *restrict t789 = p->t789;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v790 = t533[i] >= t535[i] ? 1.0f : 0.0f;
         const float v792 = t789[i] * v790;
         const float v791 = 1.0f - v790;
@@ -3517,6 +5221,10 @@ static void step_k213_greaterEqual_sub_mul_etc(float *restrict t795, const float
         const float v795 = v792 + v794;
         t795[i] = v795;
     }
+}
+
+static void step_k213_greaterEqual_sub_mul_etc(float *restrict t795, const float *restrict t533, const float *restrict t535, const float *restrict t789) {
+    mplc_parallel(step_k213_greaterEqual_sub_mul_etc_part, &(step_k213_greaterEqual_sub_mul_etc_pointers){t795, t533, t535, t789});
 }
 
 /* %797 = reduce_sum axes=[0] %796 : [32] */
@@ -3531,13 +5239,29 @@ static void step_k214_reduce_sum(float *restrict t797, const float *restrict t79
 
 /* %529 = broadcast axes=[1] %528 : [6272,32]
  * %798 = mul %796, %529 : [6272,32] */
-static void step_k215_mul(float *restrict t798, const float *restrict t796, const float *restrict t528) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t798;
+    const float *t796;
+    const float *t528;
+} step_k215_mul_pointers;
+
+static void step_k215_mul_part(void *context, int part, int parts) {
+    const step_k215_mul_pointers *p = context;
+    float *restrict t798 = p->t798;
+    const float *restrict t796 = p->t796;
+    const float *restrict t528 = p->t528;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v798 = t796[i0 * 32 + i1] * t528[i1];
             t798[i0 * 32 + i1] = v798;
         }
     }
+}
+
+static void step_k215_mul(float *restrict t798, const float *restrict t796, const float *restrict t528) {
+    mplc_parallel(step_k215_mul_part, &(step_k215_mul_pointers){t798, t796, t528});
 }
 
 /* %799 = mul %796, %513 : [6272,32]
@@ -3593,14 +5317,30 @@ static void step_k219_mul_div(float *restrict t808, const float *restrict t800, 
 /* %809 = broadcast axes=[1] %808 : [6272,32]
  * %810 = mul %809, %513 : [6272,32]
  * %811 = add %810, %810 : [6272,32] */
-static void step_k220_mul_add(float *restrict t811, const float *restrict t808, const float *restrict t513) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t811;
+    const float *t808;
+    const float *t513;
+} step_k220_mul_add_pointers;
+
+static void step_k220_mul_add_part(void *context, int part, int parts) {
+    const step_k220_mul_add_pointers *p = context;
+    float *restrict t811 = p->t811;
+    const float *restrict t808 = p->t808;
+    const float *restrict t513 = p->t513;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v810 = t808[i1] * t513[i0 * 32 + i1];
             const float v811 = v810 + v810;
             t811[i0 * 32 + i1] = v811;
         }
     }
+}
+
+static void step_k220_mul_add(float *restrict t811, const float *restrict t808, const float *restrict t513) {
+    mplc_parallel(step_k220_mul_add_part, &(step_k220_mul_add_pointers){t811, t808, t513});
 }
 
 /* %812 = neg %811 : [6272,32]
@@ -3629,14 +5369,32 @@ static void step_k222_add_mul(float *restrict t816, const float *restrict t804, 
 /* %813 = add %798, %811 : [6272,32]
  * %817 = broadcast axes=[1] %816 : [6272,32]
  * %818 = add %813, %817 : [6272,32] */
-static void step_k223_add(float *restrict t818, const float *restrict t798, const float *restrict t811, const float *restrict t816) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t818;
+    const float *t798;
+    const float *t811;
+    const float *t816;
+} step_k223_add_pointers;
+
+static void step_k223_add_part(void *context, int part, int parts) {
+    const step_k223_add_pointers *p = context;
+    float *restrict t818 = p->t818;
+    const float *restrict t798 = p->t798;
+    const float *restrict t811 = p->t811;
+    const float *restrict t816 = p->t816;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v813 = t798[i0 * 32 + i1] + t811[i0 * 32 + i1];
             const float v818 = v813 + t816[i1];
             t818[i0 * 32 + i1] = v818;
         }
     }
+}
+
+static void step_k223_add(float *restrict t818, const float *restrict t798, const float *restrict t811, const float *restrict t816) {
+    mplc_parallel(step_k223_add_part, &(step_k223_add_pointers){t818, t798, t811, t816});
 }
 
 /* %819 = reduce_sum axes=[0] %818 : [32] */
@@ -3651,23 +5409,65 @@ static void step_k224_reduce_sum(float *restrict t819, const float *restrict t81
 
 /* %820 = matmul tB %818, %505 : [6272,144]
  * %823 = col2im k3 s2 p1 %820 : [128,14,14,16] */
-static void step_k225_matmul_col2im(float *restrict t823, const float *restrict t818, const float *restrict in_student_res6_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t823;
+    const float *t818;
+    const float *in_student_res6_conv0_weight;
+    float *chunk;
+} step_k225_matmul_col2im_pointers;
+
+static void step_k225_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k225_matmul_col2im_pointers *p = context;
+    float *restrict t823 = p->t823;
+    const float *restrict t818 = p->t818;
+    const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 37) {
-        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(128, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t818 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t823 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
+static void step_k225_matmul_col2im(float *restrict t823, const float *restrict t818, const float *restrict in_student_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k225_matmul_col2im_part, &(step_k225_matmul_col2im_pointers){t823, t818, in_student_res6_conv0_weight, chunk});
+}
+
 /* %504 = im2col k3 s2 p1 %503 : [6272,144]
  * %821 = matmul tA %504, %818 : [144,32] */
-static void step_k226_im2col_matmul(float *restrict t821, const float *restrict t503, const float *restrict t818, float *restrict chunk) {
+typedef struct {
+    float *t821;
+    const float *t503;
+    const float *t818;
+    float *chunk;
+} step_k226_im2col_matmul_pointers;
+
+static void step_k226_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k226_im2col_matmul_pointers *p = context;
+    float *restrict t821 = p->t821;
+    const float *restrict t503 = p->t503;
+    const float *restrict t818 = p->t818;
+    float *restrict chunk = p->chunk + (size_t)part * 265680; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 37) {
-        const int nb = 128 - n0 < 37 ? 128 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(128, 37, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t821 : chunk + 261072;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t818 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t821, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t818 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k226_im2col_matmul(float *restrict t821, const float *restrict t503, const float *restrict t818, float *restrict chunk) {
+    mplc_parallel(step_k226_im2col_matmul_part, &(step_k226_im2col_matmul_pointers){t821, t503, t818, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 265680 + 261072;
+        for (int i = 0; i < 4608; i++) t821[i] += partial[i];
     }
 }
 
@@ -3680,8 +5480,24 @@ static void step_k226_im2col_matmul(float *restrict t821, const float *restrict 
  * %829 = mul %824, %827 : [128,14,14,16]
  * %830 = mul %829, %438 : [128,14,14,16]
  * %831 = add %828, %830 : [128,14,14,16] */
-static void step_k227_add_greaterEqual_sub_etc(float *restrict t831, const float *restrict t784, const float *restrict t823, const float *restrict t501, const float *restrict t502) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t831;
+    const float *t784;
+    const float *t823;
+    const float *t501;
+    const float *t502;
+} step_k227_add_greaterEqual_sub_etc_pointers;
+
+static void step_k227_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k227_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t831 = p->t831;
+    const float *restrict t784 = p->t784;
+    const float *restrict t823 = p->t823;
+    const float *restrict t501 = p->t501;
+    const float *restrict t502 = p->t502;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v824 = t784[i] + t823[i];
         const float v825 = t501[i] >= t502[i] ? 1.0f : 0.0f;
         const float v828 = v824 * v825;
@@ -3691,6 +5507,10 @@ static void step_k227_add_greaterEqual_sub_etc(float *restrict t831, const float
         const float v831 = v828 + v830;
         t831[i] = v831;
     }
+}
+
+static void step_k227_add_greaterEqual_sub_etc(float *restrict t831, const float *restrict t784, const float *restrict t823, const float *restrict t501, const float *restrict t502) {
+    mplc_parallel(step_k227_add_greaterEqual_sub_etc_part, &(step_k227_add_greaterEqual_sub_etc_pointers){t831, t784, t823, t501, t502});
 }
 
 /* %833 = reduce_sum axes=[0] %832 : [16] */
@@ -3705,13 +5525,29 @@ static void step_k228_reduce_sum(float *restrict t833, const float *restrict t83
 
 /* %497 = broadcast axes=[1] %496 : [25088,16]
  * %834 = mul %832, %497 : [25088,16] */
-static void step_k229_mul(float *restrict t834, const float *restrict t832, const float *restrict t496) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t834;
+    const float *t832;
+    const float *t496;
+} step_k229_mul_pointers;
+
+static void step_k229_mul_part(void *context, int part, int parts) {
+    const step_k229_mul_pointers *p = context;
+    float *restrict t834 = p->t834;
+    const float *restrict t832 = p->t832;
+    const float *restrict t496 = p->t496;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v834 = t832[i0 * 16 + i1] * t496[i1];
             t834[i0 * 16 + i1] = v834;
         }
     }
+}
+
+static void step_k229_mul(float *restrict t834, const float *restrict t832, const float *restrict t496) {
+    mplc_parallel(step_k229_mul_part, &(step_k229_mul_pointers){t834, t832, t496});
 }
 
 /* %835 = mul %832, %482 : [25088,16]
@@ -3767,14 +5603,30 @@ static void step_k233_mul_div(float *restrict t844, const float *restrict t836, 
 /* %845 = broadcast axes=[1] %844 : [25088,16]
  * %846 = mul %845, %482 : [25088,16]
  * %847 = add %846, %846 : [25088,16] */
-static void step_k234_mul_add(float *restrict t847, const float *restrict t844, const float *restrict t482) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t847;
+    const float *t844;
+    const float *t482;
+} step_k234_mul_add_pointers;
+
+static void step_k234_mul_add_part(void *context, int part, int parts) {
+    const step_k234_mul_add_pointers *p = context;
+    float *restrict t847 = p->t847;
+    const float *restrict t844 = p->t844;
+    const float *restrict t482 = p->t482;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v846 = t844[i1] * t482[i0 * 16 + i1];
             const float v847 = v846 + v846;
             t847[i0 * 16 + i1] = v847;
         }
     }
+}
+
+static void step_k234_mul_add(float *restrict t847, const float *restrict t844, const float *restrict t482) {
+    mplc_parallel(step_k234_mul_add_part, &(step_k234_mul_add_pointers){t847, t844, t482});
 }
 
 /* %848 = neg %847 : [25088,16]
@@ -3803,14 +5655,32 @@ static void step_k236_add_mul(float *restrict t852, const float *restrict t840, 
 /* %849 = add %834, %847 : [25088,16]
  * %853 = broadcast axes=[1] %852 : [25088,16]
  * %854 = add %849, %853 : [25088,16] */
-static void step_k237_add(float *restrict t854, const float *restrict t834, const float *restrict t847, const float *restrict t852) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t854;
+    const float *t834;
+    const float *t847;
+    const float *t852;
+} step_k237_add_pointers;
+
+static void step_k237_add_part(void *context, int part, int parts) {
+    const step_k237_add_pointers *p = context;
+    float *restrict t854 = p->t854;
+    const float *restrict t834 = p->t834;
+    const float *restrict t847 = p->t847;
+    const float *restrict t852 = p->t852;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v849 = t834[i0 * 16 + i1] + t847[i0 * 16 + i1];
             const float v854 = v849 + t852[i1];
             t854[i0 * 16 + i1] = v854;
         }
     }
+}
+
+static void step_k237_add(float *restrict t854, const float *restrict t834, const float *restrict t847, const float *restrict t852) {
+    mplc_parallel(step_k237_add_part, &(step_k237_add_pointers){t854, t834, t847, t852});
 }
 
 /* %856 = reduce_sum axes=[0] %854 : [16] */
@@ -3825,23 +5695,65 @@ static void step_k238_reduce_sum(float *restrict t856, const float *restrict t85
 
 /* %857 = matmul tB %854, %472 : [25088,144]
  * %860 = col2im k3 s1 p1 %857 : [128,14,14,16] */
-static void step_k239_matmul_col2im(float *restrict t860, const float *restrict t854, const float *restrict in_student_res3_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t860;
+    const float *t854;
+    const float *in_student_res3_conv3_weight;
+    float *chunk;
+} step_k239_matmul_col2im_pointers;
+
+static void step_k239_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k239_matmul_col2im_pointers *p = context;
+    float *restrict t860 = p->t860;
+    const float *restrict t854 = p->t854;
+    const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t854 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
         mplc_col2im(t860 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k239_matmul_col2im(float *restrict t860, const float *restrict t854, const float *restrict in_student_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k239_matmul_col2im_part, &(step_k239_matmul_col2im_pointers){t860, t854, in_student_res3_conv3_weight, chunk});
+}
+
 /* %471 = im2col k3 s1 p1 %470 : [25088,144]
  * %858 = matmul tA %471, %854 : [144,16] */
-static void step_k240_im2col_matmul(float *restrict t858, const float *restrict t470, const float *restrict t854, float *restrict chunk) {
+typedef struct {
+    float *t858;
+    const float *t470;
+    const float *t854;
+    float *chunk;
+} step_k240_im2col_matmul_pointers;
+
+static void step_k240_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k240_im2col_matmul_pointers *p = context;
+    float *restrict t858 = p->t858;
+    const float *restrict t470 = p->t470;
+    const float *restrict t854 = p->t854;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t858 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t854 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t858, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t854 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void step_k240_im2col_matmul(float *restrict t858, const float *restrict t470, const float *restrict t854, float *restrict chunk) {
+    mplc_parallel(step_k240_im2col_matmul_part, &(step_k240_im2col_matmul_pointers){t858, t470, t854, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t858[i] += partial[i];
     }
 }
 
@@ -3853,8 +5765,22 @@ static void step_k240_im2col_matmul(float *restrict t858, const float *restrict 
  * %864 = mul %860, %862 : [128,14,14,16]
  * %865 = mul %864, %438 : [128,14,14,16]
  * %866 = add %863, %865 : [128,14,14,16] */
-static void step_k241_greaterEqual_sub_mul_etc(float *restrict t866, const float *restrict t468, const float *restrict t469, const float *restrict t860) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t866;
+    const float *t468;
+    const float *t469;
+    const float *t860;
+} step_k241_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k241_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k241_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t866 = p->t866;
+    const float *restrict t468 = p->t468;
+    const float *restrict t469 = p->t469;
+    const float *restrict t860 = p->t860;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v861 = t468[i] >= t469[i] ? 1.0f : 0.0f;
         const float v863 = t860[i] * v861;
         const float v862 = 1.0f - v861;
@@ -3863,6 +5789,10 @@ static void step_k241_greaterEqual_sub_mul_etc(float *restrict t866, const float
         const float v866 = v863 + v865;
         t866[i] = v866;
     }
+}
+
+static void step_k241_greaterEqual_sub_mul_etc(float *restrict t866, const float *restrict t468, const float *restrict t469, const float *restrict t860) {
+    mplc_parallel(step_k241_greaterEqual_sub_mul_etc_part, &(step_k241_greaterEqual_sub_mul_etc_pointers){t866, t468, t469, t860});
 }
 
 /* %868 = reduce_sum axes=[0] %867 : [16] */
@@ -3877,13 +5807,29 @@ static void step_k242_reduce_sum(float *restrict t868, const float *restrict t86
 
 /* %464 = broadcast axes=[1] %463 : [25088,16]
  * %869 = mul %867, %464 : [25088,16] */
-static void step_k243_mul(float *restrict t869, const float *restrict t867, const float *restrict t463) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t869;
+    const float *t867;
+    const float *t463;
+} step_k243_mul_pointers;
+
+static void step_k243_mul_part(void *context, int part, int parts) {
+    const step_k243_mul_pointers *p = context;
+    float *restrict t869 = p->t869;
+    const float *restrict t867 = p->t867;
+    const float *restrict t463 = p->t463;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v869 = t867[i0 * 16 + i1] * t463[i1];
             t869[i0 * 16 + i1] = v869;
         }
     }
+}
+
+static void step_k243_mul(float *restrict t869, const float *restrict t867, const float *restrict t463) {
+    mplc_parallel(step_k243_mul_part, &(step_k243_mul_pointers){t869, t867, t463});
 }
 
 /* %870 = mul %867, %449 : [25088,16]
@@ -3939,14 +5885,30 @@ static void step_k247_mul_div(float *restrict t879, const float *restrict t871, 
 /* %880 = broadcast axes=[1] %879 : [25088,16]
  * %881 = mul %880, %449 : [25088,16]
  * %882 = add %881, %881 : [25088,16] */
-static void step_k248_mul_add(float *restrict t882, const float *restrict t879, const float *restrict t449) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t882;
+    const float *t879;
+    const float *t449;
+} step_k248_mul_add_pointers;
+
+static void step_k248_mul_add_part(void *context, int part, int parts) {
+    const step_k248_mul_add_pointers *p = context;
+    float *restrict t882 = p->t882;
+    const float *restrict t879 = p->t879;
+    const float *restrict t449 = p->t449;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v881 = t879[i1] * t449[i0 * 16 + i1];
             const float v882 = v881 + v881;
             t882[i0 * 16 + i1] = v882;
         }
     }
+}
+
+static void step_k248_mul_add(float *restrict t882, const float *restrict t879, const float *restrict t449) {
+    mplc_parallel(step_k248_mul_add_part, &(step_k248_mul_add_pointers){t882, t879, t449});
 }
 
 /* %883 = neg %882 : [25088,16]
@@ -3975,14 +5937,32 @@ static void step_k250_add_mul(float *restrict t887, const float *restrict t875, 
 /* %884 = add %869, %882 : [25088,16]
  * %888 = broadcast axes=[1] %887 : [25088,16]
  * %889 = add %884, %888 : [25088,16] */
-static void step_k251_add(float *restrict t889, const float *restrict t869, const float *restrict t882, const float *restrict t887) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t889;
+    const float *t869;
+    const float *t882;
+    const float *t887;
+} step_k251_add_pointers;
+
+static void step_k251_add_part(void *context, int part, int parts) {
+    const step_k251_add_pointers *p = context;
+    float *restrict t889 = p->t889;
+    const float *restrict t869 = p->t869;
+    const float *restrict t882 = p->t882;
+    const float *restrict t887 = p->t887;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v884 = t869[i0 * 16 + i1] + t882[i0 * 16 + i1];
             const float v889 = v884 + t887[i1];
             t889[i0 * 16 + i1] = v889;
         }
     }
+}
+
+static void step_k251_add(float *restrict t889, const float *restrict t869, const float *restrict t882, const float *restrict t887) {
+    mplc_parallel(step_k251_add_part, &(step_k251_add_pointers){t889, t869, t882, t887});
 }
 
 /* %890 = reduce_sum axes=[0] %889 : [16] */
@@ -3997,23 +5977,65 @@ static void step_k252_reduce_sum(float *restrict t890, const float *restrict t88
 
 /* %891 = matmul tB %889, %442 : [25088,144]
  * %894 = col2im k3 s1 p1 %891 : [128,14,14,16] */
-static void step_k253_matmul_col2im(float *restrict t894, const float *restrict t889, const float *restrict in_student_res3_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t894;
+    const float *t889;
+    const float *in_student_res3_conv0_weight;
+    float *chunk;
+} step_k253_matmul_col2im_pointers;
+
+static void step_k253_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k253_matmul_col2im_pointers *p = context;
+    float *restrict t894 = p->t894;
+    const float *restrict t889 = p->t889;
+    const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t889 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
         mplc_col2im(t894 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k253_matmul_col2im(float *restrict t894, const float *restrict t889, const float *restrict in_student_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k253_matmul_col2im_part, &(step_k253_matmul_col2im_pointers){t894, t889, in_student_res3_conv0_weight, chunk});
+}
+
 /* %441 = im2col k3 s1 p1 %440 : [25088,144]
  * %892 = matmul tA %441, %889 : [144,16] */
-static void step_k254_im2col_matmul(float *restrict t892, const float *restrict t440, const float *restrict t889, float *restrict chunk) {
+typedef struct {
+    float *t892;
+    const float *t440;
+    const float *t889;
+    float *chunk;
+} step_k254_im2col_matmul_pointers;
+
+static void step_k254_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k254_im2col_matmul_pointers *p = context;
+    float *restrict t892 = p->t892;
+    const float *restrict t440 = p->t440;
+    const float *restrict t889 = p->t889;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 128; n0 += 9) {
-        const int nb = 128 - n0 < 9 ? 128 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(128, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t892 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t889 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t892, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t889 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void step_k254_im2col_matmul(float *restrict t892, const float *restrict t440, const float *restrict t889, float *restrict chunk) {
+    mplc_parallel(step_k254_im2col_matmul_part, &(step_k254_im2col_matmul_pointers){t892, t440, t889, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t892[i] += partial[i];
     }
 }
 
@@ -4026,8 +6048,24 @@ static void step_k254_im2col_matmul(float *restrict t892, const float *restrict 
  * %899 = mul %895, %897 : [128,14,14,16]
  * %900 = mul %899, %438 : [128,14,14,16]
  * %901 = add %898, %900 : [128,14,14,16] */
-static void step_k255_add_greaterEqual_sub_etc(float *restrict t901, const float *restrict t855, const float *restrict t894, const float *restrict t437, const float *restrict t439) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t901;
+    const float *t855;
+    const float *t894;
+    const float *t437;
+    const float *t439;
+} step_k255_add_greaterEqual_sub_etc_pointers;
+
+static void step_k255_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k255_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t901 = p->t901;
+    const float *restrict t855 = p->t855;
+    const float *restrict t894 = p->t894;
+    const float *restrict t437 = p->t437;
+    const float *restrict t439 = p->t439;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v895 = t855[i] + t894[i];
         const float v896 = t437[i] >= t439[i] ? 1.0f : 0.0f;
         const float v898 = v895 * v896;
@@ -4037,6 +6075,10 @@ static void step_k255_add_greaterEqual_sub_etc(float *restrict t901, const float
         const float v901 = v898 + v900;
         t901[i] = v901;
     }
+}
+
+static void step_k255_add_greaterEqual_sub_etc(float *restrict t901, const float *restrict t855, const float *restrict t894, const float *restrict t437, const float *restrict t439) {
+    mplc_parallel(step_k255_add_greaterEqual_sub_etc_part, &(step_k255_add_greaterEqual_sub_etc_pointers){t901, t855, t894, t437, t439});
 }
 
 /* %903 = reduce_sum axes=[0] %902 : [16] */
@@ -4051,13 +6093,29 @@ static void step_k256_reduce_sum(float *restrict t903, const float *restrict t90
 
 /* %433 = broadcast axes=[1] %432 : [25088,16]
  * %904 = mul %902, %433 : [25088,16] */
-static void step_k257_mul(float *restrict t904, const float *restrict t902, const float *restrict t432) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t904;
+    const float *t902;
+    const float *t432;
+} step_k257_mul_pointers;
+
+static void step_k257_mul_part(void *context, int part, int parts) {
+    const step_k257_mul_pointers *p = context;
+    float *restrict t904 = p->t904;
+    const float *restrict t902 = p->t902;
+    const float *restrict t432 = p->t432;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v904 = t902[i0 * 16 + i1] * t432[i1];
             t904[i0 * 16 + i1] = v904;
         }
     }
+}
+
+static void step_k257_mul(float *restrict t904, const float *restrict t902, const float *restrict t432) {
+    mplc_parallel(step_k257_mul_part, &(step_k257_mul_pointers){t904, t902, t432});
 }
 
 /* %905 = mul %902, %417 : [25088,16]
@@ -4113,14 +6171,30 @@ static void step_k261_mul_div(float *restrict t914, const float *restrict t906, 
 /* %915 = broadcast axes=[1] %914 : [25088,16]
  * %916 = mul %915, %417 : [25088,16]
  * %917 = add %916, %916 : [25088,16] */
-static void step_k262_mul_add(float *restrict t917, const float *restrict t914, const float *restrict t417) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t917;
+    const float *t914;
+    const float *t417;
+} step_k262_mul_add_pointers;
+
+static void step_k262_mul_add_part(void *context, int part, int parts) {
+    const step_k262_mul_add_pointers *p = context;
+    float *restrict t917 = p->t917;
+    const float *restrict t914 = p->t914;
+    const float *restrict t417 = p->t417;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v916 = t914[i1] * t417[i0 * 16 + i1];
             const float v917 = v916 + v916;
             t917[i0 * 16 + i1] = v917;
         }
     }
+}
+
+static void step_k262_mul_add(float *restrict t917, const float *restrict t914, const float *restrict t417) {
+    mplc_parallel(step_k262_mul_add_part, &(step_k262_mul_add_pointers){t917, t914, t417});
 }
 
 /* %918 = neg %917 : [25088,16]
@@ -4149,14 +6223,32 @@ static void step_k264_add_mul(float *restrict t922, const float *restrict t910, 
 /* %919 = add %904, %917 : [25088,16]
  * %923 = broadcast axes=[1] %922 : [25088,16]
  * %924 = add %919, %923 : [25088,16] */
-static void step_k265_add(float *restrict t924, const float *restrict t904, const float *restrict t917, const float *restrict t922) {
-    for (size_t i0 = 0; i0 < 25088; i0++) {
+typedef struct {
+    float *t924;
+    const float *t904;
+    const float *t917;
+    const float *t922;
+} step_k265_add_pointers;
+
+static void step_k265_add_part(void *context, int part, int parts) {
+    const step_k265_add_pointers *p = context;
+    float *restrict t924 = p->t924;
+    const float *restrict t904 = p->t904;
+    const float *restrict t917 = p->t917;
+    const float *restrict t922 = p->t922;
+    size_t lo, hi;
+    mplc_part(25088, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v919 = t904[i0 * 16 + i1] + t917[i0 * 16 + i1];
             const float v924 = v919 + t922[i1];
             t924[i0 * 16 + i1] = v924;
         }
     }
+}
+
+static void step_k265_add(float *restrict t924, const float *restrict t904, const float *restrict t917, const float *restrict t922) {
+    mplc_parallel(step_k265_add_part, &(step_k265_add_pointers){t924, t904, t917, t922});
 }
 
 /* %925 = reduce_sum axes=[0] %924 : [16] */
@@ -4171,12 +6263,28 @@ static void step_k266_reduce_sum(float *restrict t925, const float *restrict t92
 
 /* %408 = im2col k3 s2 p1 %406 : [25088,9]
  * %926 = matmul tA %408, %924 : [9,16] */
-static void step_k267_im2col_matmul(float *restrict t926, const float *restrict t406, const float *restrict t924, float *restrict chunk) {
+typedef struct {
+    float *t926;
+    const float *t406;
+    const float *t924;
+    float *chunk;
+} step_k267_im2col_matmul_pointers;
+
+static void step_k267_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k267_im2col_matmul_pointers *p = context;
+    float *restrict t926 = p->t926;
+    const float *restrict t406 = p->t406;
+    const float *restrict t924 = p->t924;
+    float *restrict chunk = p->chunk + (size_t)part * 146560; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(128, 83, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t926 : chunk + 146416;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 128; n0 += 83) {
-        const int nb = 128 - n0 < 83 ? 128 - n0 : 83;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
@@ -4193,7 +6301,15 @@ static void step_k267_im2col_matmul(float *restrict t926, const float *restrict 
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t926[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k267_im2col_matmul(float *restrict t926, const float *restrict t406, const float *restrict t924, float *restrict chunk) {
+    mplc_parallel(step_k267_im2col_matmul_part, &(step_k267_im2col_matmul_pointers){t926, t406, t924, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 146560 + 146416;
+        for (int i = 0; i < 144; i++) t926[i] += partial[i];
+    }
 }
 
 /* %929 = constant 0.0005 : [3,3,1,16]
@@ -4742,8 +6858,22 @@ static void step_k281_mul_add_sub(float *restrict in_student_momentum_res9_conv0
  * %1152 = sub %71, %1151 : [3,3,64,64]
  * in_student_momentum_res9_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_res9_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k282_mul_add_sub(float *restrict in_student_momentum_res9_conv3_weight, float *restrict in_student_res9_conv3_weight, const float *restrict t714, const float *restrict in_lr_student) {
-    for (size_t i = 0; i < 36864; i++) {
+typedef struct {
+    float *in_student_momentum_res9_conv3_weight;
+    float *in_student_res9_conv3_weight;
+    const float *t714;
+    const float *in_lr_student;
+} step_k282_mul_add_sub_pointers;
+
+static void step_k282_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k282_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_res9_conv3_weight = p->in_student_momentum_res9_conv3_weight;
+    float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    const float *restrict t714 = p->t714;
+    const float *restrict in_lr_student = p->in_lr_student;
+    size_t lo, hi;
+    mplc_part(3, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
         const float v1143 = in_student_res9_conv3_weight[i] * 0.0005f;
         const float v1144 = t714[i] + v1143;
         const float v1146 = in_student_momentum_res9_conv3_weight[i] * 0.9f;
@@ -4755,6 +6885,10 @@ static void step_k282_mul_add_sub(float *restrict in_student_momentum_res9_conv3
         in_student_momentum_res9_conv3_weight[i] = v1147;
         in_student_res9_conv3_weight[i] = v1152;
     }
+}
+
+static void step_k282_mul_add_sub(float *restrict in_student_momentum_res9_conv3_weight, float *restrict in_student_res9_conv3_weight, const float *restrict t714, const float *restrict in_lr_student) {
+    mplc_parallel(step_k282_mul_add_sub_part, &(step_k282_mul_add_sub_pointers){in_student_momentum_res9_conv3_weight, in_student_res9_conv3_weight, t714, in_lr_student});
 }
 
 /* %1119 = constant 0.9 : [64]
@@ -4902,10 +7036,26 @@ static void step_k287_mul_add_sub(float *restrict in_student_momentum_dense13_bi
  * %1211 = matmul %1209, %1210 : [6272,16]
  * %1212 = broadcast axes=[1] %948 : [6272,16]
  * %1213 = add %1211, %1212 : [6272,16] */
-static void step_k288_im2col_matmul_add(float *restrict t1213, const float *restrict in_x, const float *restrict t1210, const float *restrict t948, float *restrict chunk) {
+typedef struct {
+    float *t1213;
+    const float *in_x;
+    const float *t1210;
+    const float *t948;
+    float *chunk;
+} step_k288_im2col_matmul_add_pointers;
+
+static void step_k288_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k288_im2col_matmul_add_pointers *p = context;
+    float *restrict t1213 = p->t1213;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t1210 = p->t1210;
+    const float *restrict t948 = p->t948;
+    float *restrict chunk = p->chunk + (size_t)part * 56448; /* this thread's part */
     /* columns of 32 images at a time (56448 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 196; r++) {
@@ -4926,6 +7076,10 @@ static void step_k288_im2col_matmul_add(float *restrict t1213, const float *rest
             }
         }
     }
+}
+
+static void step_k288_im2col_matmul_add(float *restrict t1213, const float *restrict in_x, const float *restrict t1210, const float *restrict t948, float *restrict chunk) {
+    mplc_parallel(step_k288_im2col_matmul_add_part, &(step_k288_im2col_matmul_add_pointers){t1213, in_x, t1210, t948, chunk});
 }
 
 /* %1214 = reduce_sum axes=[0] %1213 : [16] */
@@ -4949,13 +7103,29 @@ static void step_k290_mul(float *restrict t1216, const float *restrict t1214) {
 
 /* %1217 = broadcast axes=[1] %1216 : [6272,16]
  * %1218 = sub %1213, %1217 : [6272,16] */
-static void step_k291_sub(float *restrict t1218, const float *restrict t1213, const float *restrict t1216) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1218;
+    const float *t1213;
+    const float *t1216;
+} step_k291_sub_pointers;
+
+static void step_k291_sub_part(void *context, int part, int parts) {
+    const step_k291_sub_pointers *p = context;
+    float *restrict t1218 = p->t1218;
+    const float *restrict t1213 = p->t1213;
+    const float *restrict t1216 = p->t1216;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1218 = t1213[i0 * 16 + i1] - t1216[i1];
             t1218[i0 * 16 + i1] = v1218;
         }
     }
+}
+
+static void step_k291_sub(float *restrict t1218, const float *restrict t1213, const float *restrict t1216) {
+    mplc_parallel(step_k291_sub_part, &(step_k291_sub_pointers){t1218, t1213, t1216});
 }
 
 /* %1219 = mul %1218, %1218 : [6272,16]
@@ -4997,8 +7167,22 @@ static void step_k293_mul_add_log_etc(float *restrict t1222, float *restrict t12
  * %1228 = mul %1218, %1227 : [6272,16]
  * %1229 = broadcast axes=[1] %962 : [6272,16]
  * %1230 = add %1228, %1229 : [6272,16] */
-static void step_k294_mul_add(float *restrict t1230, const float *restrict t1218, const float *restrict t1226, const float *restrict t962) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1230;
+    const float *t1218;
+    const float *t1226;
+    const float *t962;
+} step_k294_mul_add_pointers;
+
+static void step_k294_mul_add_part(void *context, int part, int parts) {
+    const step_k294_mul_add_pointers *p = context;
+    float *restrict t1230 = p->t1230;
+    const float *restrict t1218 = p->t1218;
+    const float *restrict t1226 = p->t1226;
+    const float *restrict t962 = p->t962;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1228 = t1218[i0 * 16 + i1] * t1226[i1];
             const float v1230 = v1228 + t962[i1];
@@ -5007,11 +7191,27 @@ static void step_k294_mul_add(float *restrict t1230, const float *restrict t1218
     }
 }
 
+static void step_k294_mul_add(float *restrict t1230, const float *restrict t1218, const float *restrict t1226, const float *restrict t962) {
+    mplc_parallel(step_k294_mul_add_part, &(step_k294_mul_add_pointers){t1230, t1218, t1226, t962});
+}
+
 /* %1232 = constant 0.1 : [32,14,14,16]
  * %1233 = mul %1231, %1232 : [32,14,14,16]
  * %1234 = max %1231, %1233 : [32,14,14,16] */
-static void step_k295_mul_max(float *restrict t1233, float *restrict t1234, const float *restrict t1231) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1233;
+    float *t1234;
+    const float *t1231;
+} step_k295_mul_max_pointers;
+
+static void step_k295_mul_max_part(void *context, int part, int parts) {
+    const step_k295_mul_max_pointers *p = context;
+    float *restrict t1233 = p->t1233;
+    float *restrict t1234 = p->t1234;
+    const float *restrict t1231 = p->t1231;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1233 = t1231[i] * 0.1f;
         const float v1234 = t1231[i] >= v1233 ? t1231[i] : v1233;
         t1233[i] = v1233;
@@ -5019,14 +7219,34 @@ static void step_k295_mul_max(float *restrict t1233, float *restrict t1234, cons
     }
 }
 
+static void step_k295_mul_max(float *restrict t1233, float *restrict t1234, const float *restrict t1231) {
+    mplc_parallel(step_k295_mul_max_part, &(step_k295_mul_max_pointers){t1233, t1234, t1231});
+}
+
 /* %1235 = im2col k3 s1 p1 %1234 : [6272,144]
  * %1237 = matmul %1235, %1236 : [6272,16]
  * %1238 = broadcast axes=[1] %981 : [6272,16]
  * %1239 = add %1237, %1238 : [6272,16] */
-static void step_k296_im2col_matmul_add(float *restrict t1239, const float *restrict t1234, const float *restrict t1236, const float *restrict t981, float *restrict chunk) {
+typedef struct {
+    float *t1239;
+    const float *t1234;
+    const float *t1236;
+    const float *t981;
+    float *chunk;
+} step_k296_im2col_matmul_add_pointers;
+
+static void step_k296_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k296_im2col_matmul_add_pointers *p = context;
+    float *restrict t1239 = p->t1239;
+    const float *restrict t1234 = p->t1234;
+    const float *restrict t1236 = p->t1236;
+    const float *restrict t981 = p->t981;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1236, 16, 0.0f, t1239 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -5037,6 +7257,10 @@ static void step_k296_im2col_matmul_add(float *restrict t1239, const float *rest
             }
         }
     }
+}
+
+static void step_k296_im2col_matmul_add(float *restrict t1239, const float *restrict t1234, const float *restrict t1236, const float *restrict t981, float *restrict chunk) {
+    mplc_parallel(step_k296_im2col_matmul_add_part, &(step_k296_im2col_matmul_add_pointers){t1239, t1234, t1236, t981, chunk});
 }
 
 /* %1240 = reduce_sum axes=[0] %1239 : [16] */
@@ -5060,13 +7284,29 @@ static void step_k298_mul(float *restrict t1241, const float *restrict t1240) {
 
 /* %1242 = broadcast axes=[1] %1241 : [6272,16]
  * %1243 = sub %1239, %1242 : [6272,16] */
-static void step_k299_sub(float *restrict t1243, const float *restrict t1239, const float *restrict t1241) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1243;
+    const float *t1239;
+    const float *t1241;
+} step_k299_sub_pointers;
+
+static void step_k299_sub_part(void *context, int part, int parts) {
+    const step_k299_sub_pointers *p = context;
+    float *restrict t1243 = p->t1243;
+    const float *restrict t1239 = p->t1239;
+    const float *restrict t1241 = p->t1241;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1243 = t1239[i0 * 16 + i1] - t1241[i1];
             t1243[i0 * 16 + i1] = v1243;
         }
     }
+}
+
+static void step_k299_sub(float *restrict t1243, const float *restrict t1239, const float *restrict t1241) {
+    mplc_parallel(step_k299_sub_part, &(step_k299_sub_pointers){t1243, t1239, t1241});
 }
 
 /* %1244 = mul %1243, %1243 : [6272,16]
@@ -5108,8 +7348,22 @@ static void step_k301_mul_add_log_etc(float *restrict t1247, float *restrict t12
  * %1253 = mul %1243, %1252 : [6272,16]
  * %1254 = broadcast axes=[1] %995 : [6272,16]
  * %1255 = add %1253, %1254 : [6272,16] */
-static void step_k302_mul_add(float *restrict t1255, const float *restrict t1243, const float *restrict t1251, const float *restrict t995) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1255;
+    const float *t1243;
+    const float *t1251;
+    const float *t995;
+} step_k302_mul_add_pointers;
+
+static void step_k302_mul_add_part(void *context, int part, int parts) {
+    const step_k302_mul_add_pointers *p = context;
+    float *restrict t1255 = p->t1255;
+    const float *restrict t1243 = p->t1243;
+    const float *restrict t1251 = p->t1251;
+    const float *restrict t995 = p->t995;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1253 = t1243[i0 * 16 + i1] * t1251[i1];
             const float v1255 = v1253 + t995[i1];
@@ -5118,11 +7372,27 @@ static void step_k302_mul_add(float *restrict t1255, const float *restrict t1243
     }
 }
 
+static void step_k302_mul_add(float *restrict t1255, const float *restrict t1243, const float *restrict t1251, const float *restrict t995) {
+    mplc_parallel(step_k302_mul_add_part, &(step_k302_mul_add_pointers){t1255, t1243, t1251, t995});
+}
+
 /* %1232 = constant 0.1 : [32,14,14,16]
  * %1257 = mul %1256, %1232 : [32,14,14,16]
  * %1258 = max %1256, %1257 : [32,14,14,16] */
-static void step_k303_mul_max(float *restrict t1257, float *restrict t1258, const float *restrict t1256) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1257;
+    float *t1258;
+    const float *t1256;
+} step_k303_mul_max_pointers;
+
+static void step_k303_mul_max_part(void *context, int part, int parts) {
+    const step_k303_mul_max_pointers *p = context;
+    float *restrict t1257 = p->t1257;
+    float *restrict t1258 = p->t1258;
+    const float *restrict t1256 = p->t1256;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1257 = t1256[i] * 0.1f;
         const float v1258 = t1256[i] >= v1257 ? t1256[i] : v1257;
         t1257[i] = v1257;
@@ -5130,14 +7400,34 @@ static void step_k303_mul_max(float *restrict t1257, float *restrict t1258, cons
     }
 }
 
+static void step_k303_mul_max(float *restrict t1257, float *restrict t1258, const float *restrict t1256) {
+    mplc_parallel(step_k303_mul_max_part, &(step_k303_mul_max_pointers){t1257, t1258, t1256});
+}
+
 /* %1259 = im2col k3 s1 p1 %1258 : [6272,144]
  * %1261 = matmul %1259, %1260 : [6272,16]
  * %1262 = broadcast axes=[1] %1011 : [6272,16]
  * %1263 = add %1261, %1262 : [6272,16] */
-static void step_k304_im2col_matmul_add(float *restrict t1263, const float *restrict t1258, const float *restrict t1260, const float *restrict t1011, float *restrict chunk) {
+typedef struct {
+    float *t1263;
+    const float *t1258;
+    const float *t1260;
+    const float *t1011;
+    float *chunk;
+} step_k304_im2col_matmul_add_pointers;
+
+static void step_k304_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k304_im2col_matmul_add_pointers *p = context;
+    float *restrict t1263 = p->t1263;
+    const float *restrict t1258 = p->t1258;
+    const float *restrict t1260 = p->t1260;
+    const float *restrict t1011 = p->t1011;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1260, 16, 0.0f, t1263 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -5150,12 +7440,32 @@ static void step_k304_im2col_matmul_add(float *restrict t1263, const float *rest
     }
 }
 
+static void step_k304_im2col_matmul_add(float *restrict t1263, const float *restrict t1258, const float *restrict t1260, const float *restrict t1011, float *restrict chunk) {
+    mplc_parallel(step_k304_im2col_matmul_add_part, &(step_k304_im2col_matmul_add_pointers){t1263, t1258, t1260, t1011, chunk});
+}
+
 /* %1265 = add %1264, %1234 : [32,14,14,16] */
-static void step_k305_add(float *restrict t1265, const float *restrict t1264, const float *restrict t1234) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1265;
+    const float *t1264;
+    const float *t1234;
+} step_k305_add_pointers;
+
+static void step_k305_add_part(void *context, int part, int parts) {
+    const step_k305_add_pointers *p = context;
+    float *restrict t1265 = p->t1265;
+    const float *restrict t1264 = p->t1264;
+    const float *restrict t1234 = p->t1234;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1265 = t1264[i] + t1234[i];
         t1265[i] = v1265;
     }
+}
+
+static void step_k305_add(float *restrict t1265, const float *restrict t1264, const float *restrict t1234) {
+    mplc_parallel(step_k305_add_part, &(step_k305_add_pointers){t1265, t1264, t1234});
 }
 
 /* %1267 = reduce_sum axes=[0] %1266 : [16] */
@@ -5179,13 +7489,29 @@ static void step_k307_mul(float *restrict t1268, const float *restrict t1267) {
 
 /* %1269 = broadcast axes=[1] %1268 : [6272,16]
  * %1270 = sub %1266, %1269 : [6272,16] */
-static void step_k308_sub(float *restrict t1270, const float *restrict t1266, const float *restrict t1268) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1270;
+    const float *t1266;
+    const float *t1268;
+} step_k308_sub_pointers;
+
+static void step_k308_sub_part(void *context, int part, int parts) {
+    const step_k308_sub_pointers *p = context;
+    float *restrict t1270 = p->t1270;
+    const float *restrict t1266 = p->t1266;
+    const float *restrict t1268 = p->t1268;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1270 = t1266[i0 * 16 + i1] - t1268[i1];
             t1270[i0 * 16 + i1] = v1270;
         }
     }
+}
+
+static void step_k308_sub(float *restrict t1270, const float *restrict t1266, const float *restrict t1268) {
+    mplc_parallel(step_k308_sub_part, &(step_k308_sub_pointers){t1270, t1266, t1268});
 }
 
 /* %1271 = mul %1270, %1270 : [6272,16]
@@ -5227,8 +7553,22 @@ static void step_k310_mul_add_log_etc(float *restrict t1274, float *restrict t12
  * %1280 = mul %1270, %1279 : [6272,16]
  * %1281 = broadcast axes=[1] %1025 : [6272,16]
  * %1282 = add %1280, %1281 : [6272,16] */
-static void step_k311_mul_add(float *restrict t1282, const float *restrict t1270, const float *restrict t1278, const float *restrict t1025) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1282;
+    const float *t1270;
+    const float *t1278;
+    const float *t1025;
+} step_k311_mul_add_pointers;
+
+static void step_k311_mul_add_part(void *context, int part, int parts) {
+    const step_k311_mul_add_pointers *p = context;
+    float *restrict t1282 = p->t1282;
+    const float *restrict t1270 = p->t1270;
+    const float *restrict t1278 = p->t1278;
+    const float *restrict t1025 = p->t1025;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1280 = t1270[i0 * 16 + i1] * t1278[i1];
             const float v1282 = v1280 + t1025[i1];
@@ -5237,11 +7577,27 @@ static void step_k311_mul_add(float *restrict t1282, const float *restrict t1270
     }
 }
 
+static void step_k311_mul_add(float *restrict t1282, const float *restrict t1270, const float *restrict t1278, const float *restrict t1025) {
+    mplc_parallel(step_k311_mul_add_part, &(step_k311_mul_add_pointers){t1282, t1270, t1278, t1025});
+}
+
 /* %1232 = constant 0.1 : [32,14,14,16]
  * %1284 = mul %1283, %1232 : [32,14,14,16]
  * %1285 = max %1283, %1284 : [32,14,14,16] */
-static void step_k312_mul_max(float *restrict t1284, float *restrict t1285, const float *restrict t1283) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1284;
+    float *t1285;
+    const float *t1283;
+} step_k312_mul_max_pointers;
+
+static void step_k312_mul_max_part(void *context, int part, int parts) {
+    const step_k312_mul_max_pointers *p = context;
+    float *restrict t1284 = p->t1284;
+    float *restrict t1285 = p->t1285;
+    const float *restrict t1283 = p->t1283;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1284 = t1283[i] * 0.1f;
         const float v1285 = t1283[i] >= v1284 ? t1283[i] : v1284;
         t1284[i] = v1284;
@@ -5249,14 +7605,34 @@ static void step_k312_mul_max(float *restrict t1284, float *restrict t1285, cons
     }
 }
 
+static void step_k312_mul_max(float *restrict t1284, float *restrict t1285, const float *restrict t1283) {
+    mplc_parallel(step_k312_mul_max_part, &(step_k312_mul_max_pointers){t1284, t1285, t1283});
+}
+
 /* %1286 = im2col k3 s2 p1 %1285 : [1568,144]
  * %1288 = matmul %1286, %1287 : [1568,32]
  * %1289 = broadcast axes=[1] %1046 : [1568,32]
  * %1290 = add %1288, %1289 : [1568,32] */
-static void step_k313_im2col_matmul_add(float *restrict t1290, const float *restrict t1285, const float *restrict t1287, const float *restrict t1046, float *restrict chunk) {
+typedef struct {
+    float *t1290;
+    const float *t1285;
+    const float *t1287;
+    const float *t1046;
+    float *chunk;
+} step_k313_im2col_matmul_add_pointers;
+
+static void step_k313_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k313_im2col_matmul_add_pointers *p = context;
+    float *restrict t1290 = p->t1290;
+    const float *restrict t1285 = p->t1285;
+    const float *restrict t1287 = p->t1287;
+    const float *restrict t1046 = p->t1046;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 32 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, t1287, 32, 0.0f, t1290 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -5267,6 +7643,10 @@ static void step_k313_im2col_matmul_add(float *restrict t1290, const float *rest
             }
         }
     }
+}
+
+static void step_k313_im2col_matmul_add(float *restrict t1290, const float *restrict t1285, const float *restrict t1287, const float *restrict t1046, float *restrict chunk) {
+    mplc_parallel(step_k313_im2col_matmul_add_part, &(step_k313_im2col_matmul_add_pointers){t1290, t1285, t1287, t1046, chunk});
 }
 
 /* %1291 = reduce_sum axes=[0] %1290 : [32] */
@@ -5290,13 +7670,29 @@ static void step_k315_mul(float *restrict t1293, const float *restrict t1291) {
 
 /* %1294 = broadcast axes=[1] %1293 : [1568,32]
  * %1295 = sub %1290, %1294 : [1568,32] */
-static void step_k316_sub(float *restrict t1295, const float *restrict t1290, const float *restrict t1293) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1295;
+    const float *t1290;
+    const float *t1293;
+} step_k316_sub_pointers;
+
+static void step_k316_sub_part(void *context, int part, int parts) {
+    const step_k316_sub_pointers *p = context;
+    float *restrict t1295 = p->t1295;
+    const float *restrict t1290 = p->t1290;
+    const float *restrict t1293 = p->t1293;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1295 = t1290[i0 * 32 + i1] - t1293[i1];
             t1295[i0 * 32 + i1] = v1295;
         }
     }
+}
+
+static void step_k316_sub(float *restrict t1295, const float *restrict t1290, const float *restrict t1293) {
+    mplc_parallel(step_k316_sub_part, &(step_k316_sub_pointers){t1295, t1290, t1293});
 }
 
 /* %1296 = mul %1295, %1295 : [1568,32]
@@ -5338,8 +7734,22 @@ static void step_k318_mul_add_log_etc(float *restrict t1299, float *restrict t13
  * %1305 = mul %1295, %1304 : [1568,32]
  * %1306 = broadcast axes=[1] %1060 : [1568,32]
  * %1307 = add %1305, %1306 : [1568,32] */
-static void step_k319_mul_add(float *restrict t1307, const float *restrict t1295, const float *restrict t1303, const float *restrict t1060) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1307;
+    const float *t1295;
+    const float *t1303;
+    const float *t1060;
+} step_k319_mul_add_pointers;
+
+static void step_k319_mul_add_part(void *context, int part, int parts) {
+    const step_k319_mul_add_pointers *p = context;
+    float *restrict t1307 = p->t1307;
+    const float *restrict t1295 = p->t1295;
+    const float *restrict t1303 = p->t1303;
+    const float *restrict t1060 = p->t1060;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1305 = t1295[i0 * 32 + i1] * t1303[i1];
             const float v1307 = v1305 + t1060[i1];
@@ -5348,11 +7758,27 @@ static void step_k319_mul_add(float *restrict t1307, const float *restrict t1295
     }
 }
 
+static void step_k319_mul_add(float *restrict t1307, const float *restrict t1295, const float *restrict t1303, const float *restrict t1060) {
+    mplc_parallel(step_k319_mul_add_part, &(step_k319_mul_add_pointers){t1307, t1295, t1303, t1060});
+}
+
 /* %1309 = constant 0.1 : [32,7,7,32]
  * %1310 = mul %1308, %1309 : [32,7,7,32]
  * %1311 = max %1308, %1310 : [32,7,7,32] */
-static void step_k320_mul_max(float *restrict t1310, float *restrict t1311, const float *restrict t1308) {
-    for (size_t i = 0; i < 50176; i++) {
+typedef struct {
+    float *t1310;
+    float *t1311;
+    const float *t1308;
+} step_k320_mul_max_pointers;
+
+static void step_k320_mul_max_part(void *context, int part, int parts) {
+    const step_k320_mul_max_pointers *p = context;
+    float *restrict t1310 = p->t1310;
+    float *restrict t1311 = p->t1311;
+    const float *restrict t1308 = p->t1308;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1310 = t1308[i] * 0.1f;
         const float v1311 = t1308[i] >= v1310 ? t1308[i] : v1310;
         t1310[i] = v1310;
@@ -5360,14 +7786,34 @@ static void step_k320_mul_max(float *restrict t1310, float *restrict t1311, cons
     }
 }
 
+static void step_k320_mul_max(float *restrict t1310, float *restrict t1311, const float *restrict t1308) {
+    mplc_parallel(step_k320_mul_max_part, &(step_k320_mul_max_pointers){t1310, t1311, t1308});
+}
+
 /* %1312 = im2col k3 s1 p1 %1311 : [1568,288]
  * %1314 = matmul %1312, %1313 : [1568,32]
  * %1315 = broadcast axes=[1] %1079 : [1568,32]
  * %1316 = add %1314, %1315 : [1568,32] */
-static void step_k321_im2col_matmul_add(float *restrict t1316, const float *restrict t1311, const float *restrict t1313, const float *restrict t1079, float *restrict chunk) {
+typedef struct {
+    float *t1316;
+    const float *t1311;
+    const float *t1313;
+    const float *t1079;
+    float *chunk;
+} step_k321_im2col_matmul_add_pointers;
+
+static void step_k321_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k321_im2col_matmul_add_pointers *p = context;
+    float *restrict t1316 = p->t1316;
+    const float *restrict t1311 = p->t1311;
+    const float *restrict t1313 = p->t1313;
+    const float *restrict t1079 = p->t1079;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 18) {
-        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(32, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, t1313, 32, 0.0f, t1316 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -5380,12 +7826,30 @@ static void step_k321_im2col_matmul_add(float *restrict t1316, const float *rest
     }
 }
 
+static void step_k321_im2col_matmul_add(float *restrict t1316, const float *restrict t1311, const float *restrict t1313, const float *restrict t1079, float *restrict chunk) {
+    mplc_parallel(step_k321_im2col_matmul_add_part, &(step_k321_im2col_matmul_add_pointers){t1316, t1311, t1313, t1079, chunk});
+}
+
 /* %1318 = im2col k1 s2 p0 %1285 : [1568,16]
  * %1320 = matmul %1318, %1319 : [1568,32] */
-static void step_k322_im2col_matmul(float *restrict t1320, const float *restrict t1285, const float *restrict t1319, float *restrict chunk) {
+typedef struct {
+    float *t1320;
+    const float *t1285;
+    const float *t1319;
+    float *chunk;
+} step_k322_im2col_matmul_pointers;
+
+static void step_k322_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k322_im2col_matmul_pointers *p = context;
+    float *restrict t1320 = p->t1320;
+    const float *restrict t1285 = p->t1285;
+    const float *restrict t1319 = p->t1319;
+    float *restrict chunk = p->chunk + (size_t)part * 25088; /* this thread's part */
     /* columns of 32 images at a time (25088 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 49; r++) {
@@ -5401,12 +7865,32 @@ static void step_k322_im2col_matmul(float *restrict t1320, const float *restrict
     }
 }
 
+static void step_k322_im2col_matmul(float *restrict t1320, const float *restrict t1285, const float *restrict t1319, float *restrict chunk) {
+    mplc_parallel(step_k322_im2col_matmul_part, &(step_k322_im2col_matmul_pointers){t1320, t1285, t1319, chunk});
+}
+
 /* %1322 = add %1317, %1321 : [32,7,7,32] */
-static void step_k323_add(float *restrict t1322, const float *restrict t1317, const float *restrict t1321) {
-    for (size_t i = 0; i < 50176; i++) {
+typedef struct {
+    float *t1322;
+    const float *t1317;
+    const float *t1321;
+} step_k323_add_pointers;
+
+static void step_k323_add_part(void *context, int part, int parts) {
+    const step_k323_add_pointers *p = context;
+    float *restrict t1322 = p->t1322;
+    const float *restrict t1317 = p->t1317;
+    const float *restrict t1321 = p->t1321;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1322 = t1317[i] + t1321[i];
         t1322[i] = v1322;
     }
+}
+
+static void step_k323_add(float *restrict t1322, const float *restrict t1317, const float *restrict t1321) {
+    mplc_parallel(step_k323_add_part, &(step_k323_add_pointers){t1322, t1317, t1321});
 }
 
 /* %1324 = reduce_sum axes=[0] %1323 : [32] */
@@ -5430,13 +7914,29 @@ static void step_k325_mul(float *restrict t1325, const float *restrict t1324) {
 
 /* %1326 = broadcast axes=[1] %1325 : [1568,32]
  * %1327 = sub %1323, %1326 : [1568,32] */
-static void step_k326_sub(float *restrict t1327, const float *restrict t1323, const float *restrict t1325) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1327;
+    const float *t1323;
+    const float *t1325;
+} step_k326_sub_pointers;
+
+static void step_k326_sub_part(void *context, int part, int parts) {
+    const step_k326_sub_pointers *p = context;
+    float *restrict t1327 = p->t1327;
+    const float *restrict t1323 = p->t1323;
+    const float *restrict t1325 = p->t1325;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1327 = t1323[i0 * 32 + i1] - t1325[i1];
             t1327[i0 * 32 + i1] = v1327;
         }
     }
+}
+
+static void step_k326_sub(float *restrict t1327, const float *restrict t1323, const float *restrict t1325) {
+    mplc_parallel(step_k326_sub_part, &(step_k326_sub_pointers){t1327, t1323, t1325});
 }
 
 /* %1328 = mul %1327, %1327 : [1568,32]
@@ -5478,8 +7978,22 @@ static void step_k328_mul_add_log_etc(float *restrict t1331, float *restrict t13
  * %1337 = mul %1327, %1336 : [1568,32]
  * %1338 = broadcast axes=[1] %1105 : [1568,32]
  * %1339 = add %1337, %1338 : [1568,32] */
-static void step_k329_mul_add(float *restrict t1339, const float *restrict t1327, const float *restrict t1335, const float *restrict t1105) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1339;
+    const float *t1327;
+    const float *t1335;
+    const float *t1105;
+} step_k329_mul_add_pointers;
+
+static void step_k329_mul_add_part(void *context, int part, int parts) {
+    const step_k329_mul_add_pointers *p = context;
+    float *restrict t1339 = p->t1339;
+    const float *restrict t1327 = p->t1327;
+    const float *restrict t1335 = p->t1335;
+    const float *restrict t1105 = p->t1105;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1337 = t1327[i0 * 32 + i1] * t1335[i1];
             const float v1339 = v1337 + t1105[i1];
@@ -5488,11 +8002,27 @@ static void step_k329_mul_add(float *restrict t1339, const float *restrict t1327
     }
 }
 
+static void step_k329_mul_add(float *restrict t1339, const float *restrict t1327, const float *restrict t1335, const float *restrict t1105) {
+    mplc_parallel(step_k329_mul_add_part, &(step_k329_mul_add_pointers){t1339, t1327, t1335, t1105});
+}
+
 /* %1309 = constant 0.1 : [32,7,7,32]
  * %1341 = mul %1340, %1309 : [32,7,7,32]
  * %1342 = max %1340, %1341 : [32,7,7,32] */
-static void step_k330_mul_max(float *restrict t1341, float *restrict t1342, const float *restrict t1340) {
-    for (size_t i = 0; i < 50176; i++) {
+typedef struct {
+    float *t1341;
+    float *t1342;
+    const float *t1340;
+} step_k330_mul_max_pointers;
+
+static void step_k330_mul_max_part(void *context, int part, int parts) {
+    const step_k330_mul_max_pointers *p = context;
+    float *restrict t1341 = p->t1341;
+    float *restrict t1342 = p->t1342;
+    const float *restrict t1340 = p->t1340;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1341 = t1340[i] * 0.1f;
         const float v1342 = t1340[i] >= v1341 ? t1340[i] : v1341;
         t1341[i] = v1341;
@@ -5500,14 +8030,34 @@ static void step_k330_mul_max(float *restrict t1341, float *restrict t1342, cons
     }
 }
 
+static void step_k330_mul_max(float *restrict t1341, float *restrict t1342, const float *restrict t1340) {
+    mplc_parallel(step_k330_mul_max_part, &(step_k330_mul_max_pointers){t1341, t1342, t1340});
+}
+
 /* %1343 = im2col k3 s2 p1 %1342 : [512,288]
  * %1345 = matmul %1343, %1344 : [512,64]
  * %1346 = broadcast axes=[1] %1126 : [512,64]
  * %1347 = add %1345, %1346 : [512,64] */
-static void step_k331_im2col_matmul_add(float *restrict t1347, const float *restrict t1342, const float *restrict t1344, const float *restrict t1126, float *restrict chunk) {
+typedef struct {
+    float *t1347;
+    const float *t1342;
+    const float *t1344;
+    const float *t1126;
+    float *chunk;
+} step_k331_im2col_matmul_add_pointers;
+
+static void step_k331_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k331_im2col_matmul_add_pointers *p = context;
+    float *restrict t1347 = p->t1347;
+    const float *restrict t1342 = p->t1342;
+    const float *restrict t1344 = p->t1344;
+    const float *restrict t1126 = p->t1126;
+    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
     /* columns of 32 images at a time (147456 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, t1344, 64, 0.0f, t1347 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -5518,6 +8068,10 @@ static void step_k331_im2col_matmul_add(float *restrict t1347, const float *rest
             }
         }
     }
+}
+
+static void step_k331_im2col_matmul_add(float *restrict t1347, const float *restrict t1342, const float *restrict t1344, const float *restrict t1126, float *restrict chunk) {
+    mplc_parallel(step_k331_im2col_matmul_add_part, &(step_k331_im2col_matmul_add_pointers){t1347, t1342, t1344, t1126, chunk});
 }
 
 /* %1348 = reduce_sum axes=[0] %1347 : [64] */
@@ -5541,13 +8095,29 @@ static void step_k333_mul(float *restrict t1350, const float *restrict t1348) {
 
 /* %1351 = broadcast axes=[1] %1350 : [512,64]
  * %1352 = sub %1347, %1351 : [512,64] */
-static void step_k334_sub(float *restrict t1352, const float *restrict t1347, const float *restrict t1350) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1352;
+    const float *t1347;
+    const float *t1350;
+} step_k334_sub_pointers;
+
+static void step_k334_sub_part(void *context, int part, int parts) {
+    const step_k334_sub_pointers *p = context;
+    float *restrict t1352 = p->t1352;
+    const float *restrict t1347 = p->t1347;
+    const float *restrict t1350 = p->t1350;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1352 = t1347[i0 * 64 + i1] - t1350[i1];
             t1352[i0 * 64 + i1] = v1352;
         }
     }
+}
+
+static void step_k334_sub(float *restrict t1352, const float *restrict t1347, const float *restrict t1350) {
+    mplc_parallel(step_k334_sub_part, &(step_k334_sub_pointers){t1352, t1347, t1350});
 }
 
 /* %1353 = mul %1352, %1352 : [512,64]
@@ -5589,8 +8159,22 @@ static void step_k336_mul_add_log_etc(float *restrict t1356, float *restrict t13
  * %1362 = mul %1352, %1361 : [512,64]
  * %1363 = broadcast axes=[1] %1140 : [512,64]
  * %1364 = add %1362, %1363 : [512,64] */
-static void step_k337_mul_add(float *restrict t1364, const float *restrict t1352, const float *restrict t1360, const float *restrict t1140) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1364;
+    const float *t1352;
+    const float *t1360;
+    const float *t1140;
+} step_k337_mul_add_pointers;
+
+static void step_k337_mul_add_part(void *context, int part, int parts) {
+    const step_k337_mul_add_pointers *p = context;
+    float *restrict t1364 = p->t1364;
+    const float *restrict t1352 = p->t1352;
+    const float *restrict t1360 = p->t1360;
+    const float *restrict t1140 = p->t1140;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1362 = t1352[i0 * 64 + i1] * t1360[i1];
             const float v1364 = v1362 + t1140[i1];
@@ -5599,11 +8183,27 @@ static void step_k337_mul_add(float *restrict t1364, const float *restrict t1352
     }
 }
 
+static void step_k337_mul_add(float *restrict t1364, const float *restrict t1352, const float *restrict t1360, const float *restrict t1140) {
+    mplc_parallel(step_k337_mul_add_part, &(step_k337_mul_add_pointers){t1364, t1352, t1360, t1140});
+}
+
 /* %1366 = constant 0.1 : [32,4,4,64]
  * %1367 = mul %1365, %1366 : [32,4,4,64]
  * %1368 = max %1365, %1367 : [32,4,4,64] */
-static void step_k338_mul_max(float *restrict t1367, float *restrict t1368, const float *restrict t1365) {
-    for (size_t i = 0; i < 32768; i++) {
+typedef struct {
+    float *t1367;
+    float *t1368;
+    const float *t1365;
+} step_k338_mul_max_pointers;
+
+static void step_k338_mul_max_part(void *context, int part, int parts) {
+    const step_k338_mul_max_pointers *p = context;
+    float *restrict t1367 = p->t1367;
+    float *restrict t1368 = p->t1368;
+    const float *restrict t1365 = p->t1365;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1367 = t1365[i] * 0.1f;
         const float v1368 = t1365[i] >= v1367 ? t1365[i] : v1367;
         t1367[i] = v1367;
@@ -5611,14 +8211,34 @@ static void step_k338_mul_max(float *restrict t1367, float *restrict t1368, cons
     }
 }
 
+static void step_k338_mul_max(float *restrict t1367, float *restrict t1368, const float *restrict t1365) {
+    mplc_parallel(step_k338_mul_max_part, &(step_k338_mul_max_pointers){t1367, t1368, t1365});
+}
+
 /* %1369 = im2col k3 s1 p1 %1368 : [512,576]
  * %1371 = matmul %1369, %1370 : [512,64]
  * %1372 = broadcast axes=[1] %1159 : [512,64]
  * %1373 = add %1371, %1372 : [512,64] */
-static void step_k339_im2col_matmul_add(float *restrict t1373, const float *restrict t1368, const float *restrict t1370, const float *restrict t1159, float *restrict chunk) {
+typedef struct {
+    float *t1373;
+    const float *t1368;
+    const float *t1370;
+    const float *t1159;
+    float *chunk;
+} step_k339_im2col_matmul_add_pointers;
+
+static void step_k339_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k339_im2col_matmul_add_pointers *p = context;
+    float *restrict t1373 = p->t1373;
+    const float *restrict t1368 = p->t1368;
+    const float *restrict t1370 = p->t1370;
+    const float *restrict t1159 = p->t1159;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 28) {
-        const int nb = 32 - n0 < 28 ? 32 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(32, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, t1370, 64, 0.0f, t1373 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -5631,23 +8251,61 @@ static void step_k339_im2col_matmul_add(float *restrict t1373, const float *rest
     }
 }
 
+static void step_k339_im2col_matmul_add(float *restrict t1373, const float *restrict t1368, const float *restrict t1370, const float *restrict t1159, float *restrict chunk) {
+    mplc_parallel(step_k339_im2col_matmul_add_part, &(step_k339_im2col_matmul_add_pointers){t1373, t1368, t1370, t1159, chunk});
+}
+
 /* %1375 = im2col k1 s2 p0 %1342 : [512,32]
  * %1377 = matmul %1375, %1376 : [512,64] */
-static void step_k340_im2col_matmul(float *restrict t1377, const float *restrict t1342, const float *restrict t1376, float *restrict chunk) {
+typedef struct {
+    float *t1377;
+    const float *t1342;
+    const float *t1376;
+    float *chunk;
+} step_k340_im2col_matmul_pointers;
+
+static void step_k340_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k340_im2col_matmul_pointers *p = context;
+    float *restrict t1377 = p->t1377;
+    const float *restrict t1342 = p->t1342;
+    const float *restrict t1376 = p->t1376;
+    float *restrict chunk = p->chunk + (size_t)part * 16384; /* this thread's part */
     /* columns of 32 images at a time (16384 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, t1376, 64, 0.0f, t1377 + (size_t)n0 * 1024, 64);
     }
 }
 
+static void step_k340_im2col_matmul(float *restrict t1377, const float *restrict t1342, const float *restrict t1376, float *restrict chunk) {
+    mplc_parallel(step_k340_im2col_matmul_part, &(step_k340_im2col_matmul_pointers){t1377, t1342, t1376, chunk});
+}
+
 /* %1379 = add %1374, %1378 : [32,4,4,64] */
-static void step_k341_add(float *restrict t1379, const float *restrict t1374, const float *restrict t1378) {
-    for (size_t i = 0; i < 32768; i++) {
+typedef struct {
+    float *t1379;
+    const float *t1374;
+    const float *t1378;
+} step_k341_add_pointers;
+
+static void step_k341_add_part(void *context, int part, int parts) {
+    const step_k341_add_pointers *p = context;
+    float *restrict t1379 = p->t1379;
+    const float *restrict t1374 = p->t1374;
+    const float *restrict t1378 = p->t1378;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1379 = t1374[i] + t1378[i];
         t1379[i] = v1379;
     }
+}
+
+static void step_k341_add(float *restrict t1379, const float *restrict t1374, const float *restrict t1378) {
+    mplc_parallel(step_k341_add_part, &(step_k341_add_pointers){t1379, t1374, t1378});
 }
 
 /* %1381 = reduce_sum axes=[0] %1380 : [64] */
@@ -5671,13 +8329,29 @@ static void step_k343_mul(float *restrict t1382, const float *restrict t1381) {
 
 /* %1383 = broadcast axes=[1] %1382 : [512,64]
  * %1384 = sub %1380, %1383 : [512,64] */
-static void step_k344_sub(float *restrict t1384, const float *restrict t1380, const float *restrict t1382) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1384;
+    const float *t1380;
+    const float *t1382;
+} step_k344_sub_pointers;
+
+static void step_k344_sub_part(void *context, int part, int parts) {
+    const step_k344_sub_pointers *p = context;
+    float *restrict t1384 = p->t1384;
+    const float *restrict t1380 = p->t1380;
+    const float *restrict t1382 = p->t1382;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1384 = t1380[i0 * 64 + i1] - t1382[i1];
             t1384[i0 * 64 + i1] = v1384;
         }
     }
+}
+
+static void step_k344_sub(float *restrict t1384, const float *restrict t1380, const float *restrict t1382) {
+    mplc_parallel(step_k344_sub_part, &(step_k344_sub_pointers){t1384, t1380, t1382});
 }
 
 /* %1385 = mul %1384, %1384 : [512,64]
@@ -5719,8 +8393,22 @@ static void step_k346_mul_add_log_etc(float *restrict t1388, float *restrict t13
  * %1394 = mul %1384, %1393 : [512,64]
  * %1395 = broadcast axes=[1] %1185 : [512,64]
  * %1396 = add %1394, %1395 : [512,64] */
-static void step_k347_mul_add(float *restrict t1396, const float *restrict t1384, const float *restrict t1392, const float *restrict t1185) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1396;
+    const float *t1384;
+    const float *t1392;
+    const float *t1185;
+} step_k347_mul_add_pointers;
+
+static void step_k347_mul_add_part(void *context, int part, int parts) {
+    const step_k347_mul_add_pointers *p = context;
+    float *restrict t1396 = p->t1396;
+    const float *restrict t1384 = p->t1384;
+    const float *restrict t1392 = p->t1392;
+    const float *restrict t1185 = p->t1185;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1394 = t1384[i0 * 64 + i1] * t1392[i1];
             const float v1396 = v1394 + t1185[i1];
@@ -5729,16 +8417,36 @@ static void step_k347_mul_add(float *restrict t1396, const float *restrict t1384
     }
 }
 
+static void step_k347_mul_add(float *restrict t1396, const float *restrict t1384, const float *restrict t1392, const float *restrict t1185) {
+    mplc_parallel(step_k347_mul_add_part, &(step_k347_mul_add_pointers){t1396, t1384, t1392, t1185});
+}
+
 /* %1366 = constant 0.1 : [32,4,4,64]
  * %1398 = mul %1397, %1366 : [32,4,4,64]
  * %1399 = max %1397, %1398 : [32,4,4,64] */
-static void step_k348_mul_max(float *restrict t1398, float *restrict t1399, const float *restrict t1397) {
-    for (size_t i = 0; i < 32768; i++) {
+typedef struct {
+    float *t1398;
+    float *t1399;
+    const float *t1397;
+} step_k348_mul_max_pointers;
+
+static void step_k348_mul_max_part(void *context, int part, int parts) {
+    const step_k348_mul_max_pointers *p = context;
+    float *restrict t1398 = p->t1398;
+    float *restrict t1399 = p->t1399;
+    const float *restrict t1397 = p->t1397;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1398 = t1397[i] * 0.1f;
         const float v1399 = t1397[i] >= v1398 ? t1397[i] : v1398;
         t1398[i] = v1398;
         t1399[i] = v1399;
     }
+}
+
+static void step_k348_mul_max(float *restrict t1398, float *restrict t1399, const float *restrict t1397) {
+    mplc_parallel(step_k348_mul_max_part, &(step_k348_mul_max_pointers){t1398, t1399, t1397});
 }
 
 /* %1401 = reduce_sum axes=[1] %1400 : [32,64] */
@@ -5916,8 +8624,18 @@ static void step_k364_matmul_mul(float *restrict t1429, const float *restrict t1
 }
 
 /* %1430 = broadcast axes=[0, 2] %1429 : [32,16,64] */
-static void step_k365_fill(float *restrict t1430, const float *restrict t1429) {
-    for (size_t i0 = 0; i0 < 32; i0++) {
+typedef struct {
+    float *t1430;
+    const float *t1429;
+} step_k365_fill_pointers;
+
+static void step_k365_fill_part(void *context, int part, int parts) {
+    const step_k365_fill_pointers *p = context;
+    float *restrict t1430 = p->t1430;
+    const float *restrict t1429 = p->t1429;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v1430 = t1429[i0 * 64 + i2];
@@ -5925,6 +8643,10 @@ static void step_k365_fill(float *restrict t1430, const float *restrict t1429) {
             }
         }
     }
+}
+
+static void step_k365_fill(float *restrict t1430, const float *restrict t1429) {
+    mplc_parallel(step_k365_fill_part, &(step_k365_fill_pointers){t1430, t1429});
 }
 
 /* %1366 = constant 0.1 : [32,4,4,64]
@@ -5935,8 +8657,22 @@ static void step_k365_fill(float *restrict t1430, const float *restrict t1429) {
  * %1436 = mul %1431, %1434 : [32,4,4,64]
  * %1437 = mul %1436, %1366 : [32,4,4,64]
  * %1438 = add %1435, %1437 : [32,4,4,64] */
-static void step_k366_greaterEqual_sub_mul_etc(float *restrict t1438, const float *restrict t1397, const float *restrict t1398, const float *restrict t1431) {
-    for (size_t i = 0; i < 32768; i++) {
+typedef struct {
+    float *t1438;
+    const float *t1397;
+    const float *t1398;
+    const float *t1431;
+} step_k366_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k366_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k366_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t1438 = p->t1438;
+    const float *restrict t1397 = p->t1397;
+    const float *restrict t1398 = p->t1398;
+    const float *restrict t1431 = p->t1431;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1432 = t1397[i] >= t1398[i] ? 1.0f : 0.0f;
         const float v1435 = t1431[i] * v1432;
         const float v1434 = 1.0f - v1432;
@@ -5945,6 +8681,10 @@ static void step_k366_greaterEqual_sub_mul_etc(float *restrict t1438, const floa
         const float v1438 = v1435 + v1437;
         t1438[i] = v1438;
     }
+}
+
+static void step_k366_greaterEqual_sub_mul_etc(float *restrict t1438, const float *restrict t1397, const float *restrict t1398, const float *restrict t1431) {
+    mplc_parallel(step_k366_greaterEqual_sub_mul_etc_part, &(step_k366_greaterEqual_sub_mul_etc_pointers){t1438, t1397, t1398, t1431});
 }
 
 /* %1440 = reduce_sum axes=[0] %1439 : [64] */
@@ -5959,13 +8699,29 @@ static void step_k367_reduce_sum(float *restrict t1440, const float *restrict t1
 
 /* %1393 = broadcast axes=[1] %1392 : [512,64]
  * %1441 = mul %1439, %1393 : [512,64] */
-static void step_k368_mul(float *restrict t1441, const float *restrict t1439, const float *restrict t1392) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1441;
+    const float *t1439;
+    const float *t1392;
+} step_k368_mul_pointers;
+
+static void step_k368_mul_part(void *context, int part, int parts) {
+    const step_k368_mul_pointers *p = context;
+    float *restrict t1441 = p->t1441;
+    const float *restrict t1439 = p->t1439;
+    const float *restrict t1392 = p->t1392;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1441 = t1439[i0 * 64 + i1] * t1392[i1];
             t1441[i0 * 64 + i1] = v1441;
         }
     }
+}
+
+static void step_k368_mul(float *restrict t1441, const float *restrict t1439, const float *restrict t1392) {
+    mplc_parallel(step_k368_mul_part, &(step_k368_mul_pointers){t1441, t1439, t1392});
 }
 
 /* %1442 = mul %1439, %1384 : [512,64]
@@ -6013,14 +8769,30 @@ static void step_k371_mul_div(float *restrict t1451, const float *restrict t1443
 /* %1452 = broadcast axes=[1] %1451 : [512,64]
  * %1453 = mul %1452, %1384 : [512,64]
  * %1454 = add %1453, %1453 : [512,64] */
-static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1454;
+    const float *t1451;
+    const float *t1384;
+} step_k372_mul_add_pointers;
+
+static void step_k372_mul_add_part(void *context, int part, int parts) {
+    const step_k372_mul_add_pointers *p = context;
+    float *restrict t1454 = p->t1454;
+    const float *restrict t1451 = p->t1451;
+    const float *restrict t1384 = p->t1384;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1453 = t1451[i1] * t1384[i0 * 64 + i1];
             const float v1454 = v1453 + v1453;
             t1454[i0 * 64 + i1] = v1454;
         }
     }
+}
+
+static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
+    mplc_parallel(step_k372_mul_add_part, &(step_k372_mul_add_pointers){t1454, t1451, t1384});
 }
 
 /* %1455 = neg %1454 : [512,64]
@@ -6049,8 +8821,22 @@ static void step_k374_add_mul(float *restrict t1459, const float *restrict t1447
 /* %1456 = add %1441, %1454 : [512,64]
  * %1460 = broadcast axes=[1] %1459 : [512,64]
  * %1461 = add %1456, %1460 : [512,64] */
-static void step_k375_add(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1461;
+    const float *t1441;
+    const float *t1454;
+    const float *t1459;
+} step_k375_add_pointers;
+
+static void step_k375_add_part(void *context, int part, int parts) {
+    const step_k375_add_pointers *p = context;
+    float *restrict t1461 = p->t1461;
+    const float *restrict t1441 = p->t1441;
+    const float *restrict t1454 = p->t1454;
+    const float *restrict t1459 = p->t1459;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1456 = t1441[i0 * 64 + i1] + t1454[i0 * 64 + i1];
             const float v1461 = v1456 + t1459[i1];
@@ -6059,25 +8845,71 @@ static void step_k375_add(float *restrict t1461, const float *restrict t1441, co
     }
 }
 
+static void step_k375_add(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
+    mplc_parallel(step_k375_add_part, &(step_k375_add_pointers){t1461, t1441, t1454, t1459});
+}
+
 /* %1462 = matmul tB %1461, %1376 : [512,32]
  * %1465 = col2im k1 s2 p0 %1462 : [32,7,7,32] */
-static void step_k376_matmul_col2im(float *restrict t1465, const float *restrict t1461, const float *restrict t1376, float *restrict chunk) {
+typedef struct {
+    float *t1465;
+    const float *t1461;
+    const float *t1376;
+    float *chunk;
+} step_k376_matmul_col2im_pointers;
+
+static void step_k376_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k376_matmul_col2im_pointers *p = context;
+    float *restrict t1465 = p->t1465;
+    const float *restrict t1461 = p->t1461;
+    const float *restrict t1376 = p->t1376;
+    float *restrict chunk = p->chunk + (size_t)part * 16384; /* this thread's part */
     /* the product 32 images at a time (16384 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1376, 64, 0.0f, chunk, 32);
         mplc_col2im(t1465 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
+static void step_k376_matmul_col2im(float *restrict t1465, const float *restrict t1461, const float *restrict t1376, float *restrict chunk) {
+    mplc_parallel(step_k376_matmul_col2im_part, &(step_k376_matmul_col2im_pointers){t1465, t1461, t1376, chunk});
+}
+
 /* %1375 = im2col k1 s2 p0 %1342 : [512,32]
  * %1463 = matmul tA %1375, %1461 : [32,64] */
-static void step_k377_im2col_matmul(float *restrict t1463, const float *restrict t1342, const float *restrict t1461, float *restrict chunk) {
+typedef struct {
+    float *t1463;
+    const float *t1342;
+    const float *t1461;
+    float *chunk;
+} step_k377_im2col_matmul_pointers;
+
+static void step_k377_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k377_im2col_matmul_pointers *p = context;
+    float *restrict t1463 = p->t1463;
+    const float *restrict t1342 = p->t1342;
+    const float *restrict t1461 = p->t1461;
+    float *restrict chunk = p->chunk + (size_t)part * 18432; /* this thread's part */
     /* columns of 32 images at a time (16384 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1463 : chunk + 16384;
+    if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1461 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1463, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1461 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k377_im2col_matmul(float *restrict t1463, const float *restrict t1342, const float *restrict t1461, float *restrict chunk) {
+    mplc_parallel(step_k377_im2col_matmul_part, &(step_k377_im2col_matmul_pointers){t1463, t1342, t1461, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 18432 + 16384;
+        for (int i = 0; i < 2048; i++) t1463[i] += partial[i];
     }
 }
 
@@ -6093,23 +8925,65 @@ static void step_k378_reduce_sum(float *restrict t1466, const float *restrict t1
 
 /* %1467 = matmul tB %1461, %1370 : [512,576]
  * %1470 = col2im k3 s1 p1 %1467 : [32,4,4,64] */
-static void step_k379_matmul_col2im(float *restrict t1470, const float *restrict t1461, const float *restrict t1370, float *restrict chunk) {
+typedef struct {
+    float *t1470;
+    const float *t1461;
+    const float *t1370;
+    float *chunk;
+} step_k379_matmul_col2im_pointers;
+
+static void step_k379_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k379_matmul_col2im_pointers *p = context;
+    float *restrict t1470 = p->t1470;
+    const float *restrict t1461 = p->t1461;
+    const float *restrict t1370 = p->t1370;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 28) {
-        const int nb = 32 - n0 < 28 ? 32 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(32, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1370, 64, 0.0f, chunk, 576);
         mplc_col2im(t1470 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
+static void step_k379_matmul_col2im(float *restrict t1470, const float *restrict t1461, const float *restrict t1370, float *restrict chunk) {
+    mplc_parallel(step_k379_matmul_col2im_part, &(step_k379_matmul_col2im_pointers){t1470, t1461, t1370, chunk});
+}
+
 /* %1369 = im2col k3 s1 p1 %1368 : [512,576]
  * %1468 = matmul tA %1369, %1461 : [576,64] */
-static void step_k380_im2col_matmul(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
+typedef struct {
+    float *t1468;
+    const float *t1368;
+    const float *t1461;
+    float *chunk;
+} step_k380_im2col_matmul_pointers;
+
+static void step_k380_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k380_im2col_matmul_pointers *p = context;
+    float *restrict t1468 = p->t1468;
+    const float *restrict t1368 = p->t1368;
+    const float *restrict t1461 = p->t1461;
+    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 28) {
-        const int nb = 32 - n0 < 28 ? 32 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(32, 28, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1468 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1461 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1468, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1461 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k380_im2col_matmul(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
+    mplc_parallel(step_k380_im2col_matmul_part, &(step_k380_im2col_matmul_pointers){t1468, t1368, t1461, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        for (int i = 0; i < 36864; i++) t1468[i] += partial[i];
     }
 }
 
@@ -6121,8 +8995,22 @@ static void step_k380_im2col_matmul(float *restrict t1468, const float *restrict
  * %1474 = mul %1470, %1472 : [32,4,4,64]
  * %1475 = mul %1474, %1366 : [32,4,4,64]
  * %1476 = add %1473, %1475 : [32,4,4,64] */
-static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const float *restrict t1365, const float *restrict t1367, const float *restrict t1470) {
-    for (size_t i = 0; i < 32768; i++) {
+typedef struct {
+    float *t1476;
+    const float *t1365;
+    const float *t1367;
+    const float *t1470;
+} step_k381_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k381_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k381_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t1476 = p->t1476;
+    const float *restrict t1365 = p->t1365;
+    const float *restrict t1367 = p->t1367;
+    const float *restrict t1470 = p->t1470;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1471 = t1365[i] >= t1367[i] ? 1.0f : 0.0f;
         const float v1473 = t1470[i] * v1471;
         const float v1472 = 1.0f - v1471;
@@ -6131,6 +9019,10 @@ static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const floa
         const float v1476 = v1473 + v1475;
         t1476[i] = v1476;
     }
+}
+
+static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const float *restrict t1365, const float *restrict t1367, const float *restrict t1470) {
+    mplc_parallel(step_k381_greaterEqual_sub_mul_etc_part, &(step_k381_greaterEqual_sub_mul_etc_pointers){t1476, t1365, t1367, t1470});
 }
 
 /* %1478 = reduce_sum axes=[0] %1477 : [64] */
@@ -6145,13 +9037,29 @@ static void step_k382_reduce_sum(float *restrict t1478, const float *restrict t1
 
 /* %1361 = broadcast axes=[1] %1360 : [512,64]
  * %1479 = mul %1477, %1361 : [512,64] */
-static void step_k383_mul(float *restrict t1479, const float *restrict t1477, const float *restrict t1360) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1479;
+    const float *t1477;
+    const float *t1360;
+} step_k383_mul_pointers;
+
+static void step_k383_mul_part(void *context, int part, int parts) {
+    const step_k383_mul_pointers *p = context;
+    float *restrict t1479 = p->t1479;
+    const float *restrict t1477 = p->t1477;
+    const float *restrict t1360 = p->t1360;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1479 = t1477[i0 * 64 + i1] * t1360[i1];
             t1479[i0 * 64 + i1] = v1479;
         }
     }
+}
+
+static void step_k383_mul(float *restrict t1479, const float *restrict t1477, const float *restrict t1360) {
+    mplc_parallel(step_k383_mul_part, &(step_k383_mul_pointers){t1479, t1477, t1360});
 }
 
 /* %1480 = mul %1477, %1352 : [512,64]
@@ -6199,14 +9107,30 @@ static void step_k386_mul_div(float *restrict t1489, const float *restrict t1481
 /* %1490 = broadcast axes=[1] %1489 : [512,64]
  * %1491 = mul %1490, %1352 : [512,64]
  * %1492 = add %1491, %1491 : [512,64] */
-static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1492;
+    const float *t1489;
+    const float *t1352;
+} step_k387_mul_add_pointers;
+
+static void step_k387_mul_add_part(void *context, int part, int parts) {
+    const step_k387_mul_add_pointers *p = context;
+    float *restrict t1492 = p->t1492;
+    const float *restrict t1489 = p->t1489;
+    const float *restrict t1352 = p->t1352;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1491 = t1489[i1] * t1352[i0 * 64 + i1];
             const float v1492 = v1491 + v1491;
             t1492[i0 * 64 + i1] = v1492;
         }
     }
+}
+
+static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
+    mplc_parallel(step_k387_mul_add_part, &(step_k387_mul_add_pointers){t1492, t1489, t1352});
 }
 
 /* %1493 = neg %1492 : [512,64]
@@ -6235,14 +9159,32 @@ static void step_k389_add_mul(float *restrict t1497, const float *restrict t1485
 /* %1494 = add %1479, %1492 : [512,64]
  * %1498 = broadcast axes=[1] %1497 : [512,64]
  * %1499 = add %1494, %1498 : [512,64] */
-static void step_k390_add(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1499;
+    const float *t1479;
+    const float *t1492;
+    const float *t1497;
+} step_k390_add_pointers;
+
+static void step_k390_add_part(void *context, int part, int parts) {
+    const step_k390_add_pointers *p = context;
+    float *restrict t1499 = p->t1499;
+    const float *restrict t1479 = p->t1479;
+    const float *restrict t1492 = p->t1492;
+    const float *restrict t1497 = p->t1497;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1494 = t1479[i0 * 64 + i1] + t1492[i0 * 64 + i1];
             const float v1499 = v1494 + t1497[i1];
             t1499[i0 * 64 + i1] = v1499;
         }
     }
+}
+
+static void step_k390_add(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
+    mplc_parallel(step_k390_add_part, &(step_k390_add_pointers){t1499, t1479, t1492, t1497});
 }
 
 /* %1500 = reduce_sum axes=[0] %1499 : [64] */
@@ -6257,23 +9199,65 @@ static void step_k391_reduce_sum(float *restrict t1500, const float *restrict t1
 
 /* %1501 = matmul tB %1499, %1344 : [512,288]
  * %1504 = col2im k3 s2 p1 %1501 : [32,7,7,32] */
-static void step_k392_matmul_col2im(float *restrict t1504, const float *restrict t1499, const float *restrict t1344, float *restrict chunk) {
+typedef struct {
+    float *t1504;
+    const float *t1499;
+    const float *t1344;
+    float *chunk;
+} step_k392_matmul_col2im_pointers;
+
+static void step_k392_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k392_matmul_col2im_pointers *p = context;
+    float *restrict t1504 = p->t1504;
+    const float *restrict t1499 = p->t1499;
+    const float *restrict t1344 = p->t1344;
+    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
     /* the product 32 images at a time (147456 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1499 + (size_t)n0 * 1024, 64, t1344, 64, 0.0f, chunk, 288);
         mplc_col2im(t1504 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
+static void step_k392_matmul_col2im(float *restrict t1504, const float *restrict t1499, const float *restrict t1344, float *restrict chunk) {
+    mplc_parallel(step_k392_matmul_col2im_part, &(step_k392_matmul_col2im_pointers){t1504, t1499, t1344, chunk});
+}
+
 /* %1343 = im2col k3 s2 p1 %1342 : [512,288]
  * %1502 = matmul tA %1343, %1499 : [288,64] */
-static void step_k393_im2col_matmul(float *restrict t1502, const float *restrict t1342, const float *restrict t1499, float *restrict chunk) {
+typedef struct {
+    float *t1502;
+    const float *t1342;
+    const float *t1499;
+    float *chunk;
+} step_k393_im2col_matmul_pointers;
+
+static void step_k393_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k393_im2col_matmul_pointers *p = context;
+    float *restrict t1502 = p->t1502;
+    const float *restrict t1342 = p->t1342;
+    const float *restrict t1499 = p->t1499;
+    float *restrict chunk = p->chunk + (size_t)part * 165888; /* this thread's part */
     /* columns of 32 images at a time (147456 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1502 : chunk + 147456;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1499 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1502, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1499 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k393_im2col_matmul(float *restrict t1502, const float *restrict t1342, const float *restrict t1499, float *restrict chunk) {
+    mplc_parallel(step_k393_im2col_matmul_part, &(step_k393_im2col_matmul_pointers){t1502, t1342, t1499, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 165888 + 147456;
+        for (int i = 0; i < 18432; i++) t1502[i] += partial[i];
     }
 }
 
@@ -6286,8 +9270,24 @@ static void step_k393_im2col_matmul(float *restrict t1502, const float *restrict
  * %1510 = mul %1505, %1508 : [32,7,7,32]
  * %1511 = mul %1510, %1309 : [32,7,7,32]
  * %1512 = add %1509, %1511 : [32,7,7,32] */
-static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const float *restrict t1465, const float *restrict t1504, const float *restrict t1340, const float *restrict t1341) {
-    for (size_t i = 0; i < 50176; i++) {
+typedef struct {
+    float *t1512;
+    const float *t1465;
+    const float *t1504;
+    const float *t1340;
+    const float *t1341;
+} step_k394_add_greaterEqual_sub_etc_pointers;
+
+static void step_k394_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k394_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t1512 = p->t1512;
+    const float *restrict t1465 = p->t1465;
+    const float *restrict t1504 = p->t1504;
+    const float *restrict t1340 = p->t1340;
+    const float *restrict t1341 = p->t1341;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1505 = t1465[i] + t1504[i];
         const float v1506 = t1340[i] >= t1341[i] ? 1.0f : 0.0f;
         const float v1509 = v1505 * v1506;
@@ -6297,6 +9297,10 @@ static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const floa
         const float v1512 = v1509 + v1511;
         t1512[i] = v1512;
     }
+}
+
+static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const float *restrict t1465, const float *restrict t1504, const float *restrict t1340, const float *restrict t1341) {
+    mplc_parallel(step_k394_add_greaterEqual_sub_etc_part, &(step_k394_add_greaterEqual_sub_etc_pointers){t1512, t1465, t1504, t1340, t1341});
 }
 
 /* %1514 = reduce_sum axes=[0] %1513 : [32] */
@@ -6311,13 +9315,29 @@ static void step_k395_reduce_sum(float *restrict t1514, const float *restrict t1
 
 /* %1336 = broadcast axes=[1] %1335 : [1568,32]
  * %1515 = mul %1513, %1336 : [1568,32] */
-static void step_k396_mul(float *restrict t1515, const float *restrict t1513, const float *restrict t1335) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1515;
+    const float *t1513;
+    const float *t1335;
+} step_k396_mul_pointers;
+
+static void step_k396_mul_part(void *context, int part, int parts) {
+    const step_k396_mul_pointers *p = context;
+    float *restrict t1515 = p->t1515;
+    const float *restrict t1513 = p->t1513;
+    const float *restrict t1335 = p->t1335;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1515 = t1513[i0 * 32 + i1] * t1335[i1];
             t1515[i0 * 32 + i1] = v1515;
         }
     }
+}
+
+static void step_k396_mul(float *restrict t1515, const float *restrict t1513, const float *restrict t1335) {
+    mplc_parallel(step_k396_mul_part, &(step_k396_mul_pointers){t1515, t1513, t1335});
 }
 
 /* %1516 = mul %1513, %1327 : [1568,32]
@@ -6365,14 +9385,30 @@ static void step_k399_mul_div(float *restrict t1525, const float *restrict t1517
 /* %1526 = broadcast axes=[1] %1525 : [1568,32]
  * %1527 = mul %1526, %1327 : [1568,32]
  * %1528 = add %1527, %1527 : [1568,32] */
-static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1528;
+    const float *t1525;
+    const float *t1327;
+} step_k400_mul_add_pointers;
+
+static void step_k400_mul_add_part(void *context, int part, int parts) {
+    const step_k400_mul_add_pointers *p = context;
+    float *restrict t1528 = p->t1528;
+    const float *restrict t1525 = p->t1525;
+    const float *restrict t1327 = p->t1327;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1527 = t1525[i1] * t1327[i0 * 32 + i1];
             const float v1528 = v1527 + v1527;
             t1528[i0 * 32 + i1] = v1528;
         }
     }
+}
+
+static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
+    mplc_parallel(step_k400_mul_add_part, &(step_k400_mul_add_pointers){t1528, t1525, t1327});
 }
 
 /* %1529 = neg %1528 : [1568,32]
@@ -6401,8 +9437,22 @@ static void step_k402_add_mul(float *restrict t1533, const float *restrict t1521
 /* %1530 = add %1515, %1528 : [1568,32]
  * %1534 = broadcast axes=[1] %1533 : [1568,32]
  * %1535 = add %1530, %1534 : [1568,32] */
-static void step_k403_add(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1535;
+    const float *t1515;
+    const float *t1528;
+    const float *t1533;
+} step_k403_add_pointers;
+
+static void step_k403_add_part(void *context, int part, int parts) {
+    const step_k403_add_pointers *p = context;
+    float *restrict t1535 = p->t1535;
+    const float *restrict t1515 = p->t1515;
+    const float *restrict t1528 = p->t1528;
+    const float *restrict t1533 = p->t1533;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1530 = t1515[i0 * 32 + i1] + t1528[i0 * 32 + i1];
             const float v1535 = v1530 + t1533[i1];
@@ -6411,25 +9461,63 @@ static void step_k403_add(float *restrict t1535, const float *restrict t1515, co
     }
 }
 
+static void step_k403_add(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
+    mplc_parallel(step_k403_add_part, &(step_k403_add_pointers){t1535, t1515, t1528, t1533});
+}
+
 /* %1536 = matmul tB %1535, %1319 : [1568,16]
  * %1539 = col2im k1 s2 p0 %1536 : [32,14,14,16] */
-static void step_k404_matmul_col2im(float *restrict t1539, const float *restrict t1535, const float *restrict t1319, float *restrict chunk) {
+typedef struct {
+    float *t1539;
+    const float *t1535;
+    const float *t1319;
+    float *chunk;
+} step_k404_matmul_col2im_pointers;
+
+static void step_k404_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k404_matmul_col2im_pointers *p = context;
+    float *restrict t1539 = p->t1539;
+    const float *restrict t1535 = p->t1535;
+    const float *restrict t1319 = p->t1319;
+    float *restrict chunk = p->chunk + (size_t)part * 25088; /* this thread's part */
     /* the product 32 images at a time (25088 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1319, 32, 0.0f, chunk, 16);
         mplc_col2im(t1539 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
+static void step_k404_matmul_col2im(float *restrict t1539, const float *restrict t1535, const float *restrict t1319, float *restrict chunk) {
+    mplc_parallel(step_k404_matmul_col2im_part, &(step_k404_matmul_col2im_pointers){t1539, t1535, t1319, chunk});
+}
+
 /* %1318 = im2col k1 s2 p0 %1285 : [1568,16]
  * %1537 = matmul tA %1318, %1535 : [16,32] */
-static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict t1285, const float *restrict t1535, float *restrict chunk) {
+typedef struct {
+    float *t1537;
+    const float *t1285;
+    const float *t1535;
+    float *chunk;
+} step_k405_im2col_matmul_pointers;
+
+static void step_k405_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k405_im2col_matmul_pointers *p = context;
+    float *restrict t1537 = p->t1537;
+    const float *restrict t1285 = p->t1285;
+    const float *restrict t1535 = p->t1535;
+    float *restrict chunk = p->chunk + (size_t)part * 25600; /* this thread's part */
     /* columns of 32 images at a time (25088 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1537 : chunk + 25088;
+    if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
@@ -6446,7 +9534,15 @@ static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict
             for (int i = 0; i < 512; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 512; i++) t1537[i] = total[i];
+    for (int i = 0; i < 512; i++) sum[i] = total[i];
+}
+
+static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict t1285, const float *restrict t1535, float *restrict chunk) {
+    mplc_parallel(step_k405_im2col_matmul_part, &(step_k405_im2col_matmul_pointers){t1537, t1285, t1535, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 25600 + 25088;
+        for (int i = 0; i < 512; i++) t1537[i] += partial[i];
+    }
 }
 
 /* %1540 = reduce_sum axes=[0] %1535 : [32] */
@@ -6461,23 +9557,65 @@ static void step_k406_reduce_sum(float *restrict t1540, const float *restrict t1
 
 /* %1541 = matmul tB %1535, %1313 : [1568,288]
  * %1544 = col2im k3 s1 p1 %1541 : [32,7,7,32] */
-static void step_k407_matmul_col2im(float *restrict t1544, const float *restrict t1535, const float *restrict t1313, float *restrict chunk) {
+typedef struct {
+    float *t1544;
+    const float *t1535;
+    const float *t1313;
+    float *chunk;
+} step_k407_matmul_col2im_pointers;
+
+static void step_k407_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k407_matmul_col2im_pointers *p = context;
+    float *restrict t1544 = p->t1544;
+    const float *restrict t1535 = p->t1535;
+    const float *restrict t1313 = p->t1313;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 18) {
-        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(32, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1313, 32, 0.0f, chunk, 288);
         mplc_col2im(t1544 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
+static void step_k407_matmul_col2im(float *restrict t1544, const float *restrict t1535, const float *restrict t1313, float *restrict chunk) {
+    mplc_parallel(step_k407_matmul_col2im_part, &(step_k407_matmul_col2im_pointers){t1544, t1535, t1313, chunk});
+}
+
 /* %1312 = im2col k3 s1 p1 %1311 : [1568,288]
  * %1542 = matmul tA %1312, %1535 : [288,32] */
-static void step_k408_im2col_matmul(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
+typedef struct {
+    float *t1542;
+    const float *t1311;
+    const float *t1535;
+    float *chunk;
+} step_k408_im2col_matmul_pointers;
+
+static void step_k408_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k408_im2col_matmul_pointers *p = context;
+    float *restrict t1542 = p->t1542;
+    const float *restrict t1311 = p->t1311;
+    const float *restrict t1535 = p->t1535;
+    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 18) {
-        const int nb = 32 - n0 < 18 ? 32 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(32, 18, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1542 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1535 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1542, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1535 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k408_im2col_matmul(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
+    mplc_parallel(step_k408_im2col_matmul_part, &(step_k408_im2col_matmul_pointers){t1542, t1311, t1535, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        for (int i = 0; i < 9216; i++) t1542[i] += partial[i];
     }
 }
 
@@ -6489,8 +9627,22 @@ static void step_k408_im2col_matmul(float *restrict t1542, const float *restrict
  * %1548 = mul %1544, %1546 : [32,7,7,32]
  * %1549 = mul %1548, %1309 : [32,7,7,32]
  * %1550 = add %1547, %1549 : [32,7,7,32] */
-static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const float *restrict t1308, const float *restrict t1310, const float *restrict t1544) {
-    for (size_t i = 0; i < 50176; i++) {
+typedef struct {
+    float *t1550;
+    const float *t1308;
+    const float *t1310;
+    const float *t1544;
+} step_k409_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k409_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k409_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t1550 = p->t1550;
+    const float *restrict t1308 = p->t1308;
+    const float *restrict t1310 = p->t1310;
+    const float *restrict t1544 = p->t1544;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1545 = t1308[i] >= t1310[i] ? 1.0f : 0.0f;
         const float v1547 = t1544[i] * v1545;
         const float v1546 = 1.0f - v1545;
@@ -6499,6 +9651,10 @@ static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const floa
         const float v1550 = v1547 + v1549;
         t1550[i] = v1550;
     }
+}
+
+static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const float *restrict t1308, const float *restrict t1310, const float *restrict t1544) {
+    mplc_parallel(step_k409_greaterEqual_sub_mul_etc_part, &(step_k409_greaterEqual_sub_mul_etc_pointers){t1550, t1308, t1310, t1544});
 }
 
 /* %1552 = reduce_sum axes=[0] %1551 : [32] */
@@ -6513,13 +9669,29 @@ static void step_k410_reduce_sum(float *restrict t1552, const float *restrict t1
 
 /* %1304 = broadcast axes=[1] %1303 : [1568,32]
  * %1553 = mul %1551, %1304 : [1568,32] */
-static void step_k411_mul(float *restrict t1553, const float *restrict t1551, const float *restrict t1303) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1553;
+    const float *t1551;
+    const float *t1303;
+} step_k411_mul_pointers;
+
+static void step_k411_mul_part(void *context, int part, int parts) {
+    const step_k411_mul_pointers *p = context;
+    float *restrict t1553 = p->t1553;
+    const float *restrict t1551 = p->t1551;
+    const float *restrict t1303 = p->t1303;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1553 = t1551[i0 * 32 + i1] * t1303[i1];
             t1553[i0 * 32 + i1] = v1553;
         }
     }
+}
+
+static void step_k411_mul(float *restrict t1553, const float *restrict t1551, const float *restrict t1303) {
+    mplc_parallel(step_k411_mul_part, &(step_k411_mul_pointers){t1553, t1551, t1303});
 }
 
 /* %1554 = mul %1551, %1295 : [1568,32]
@@ -6567,14 +9739,30 @@ static void step_k414_mul_div(float *restrict t1563, const float *restrict t1555
 /* %1564 = broadcast axes=[1] %1563 : [1568,32]
  * %1565 = mul %1564, %1295 : [1568,32]
  * %1566 = add %1565, %1565 : [1568,32] */
-static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1566;
+    const float *t1563;
+    const float *t1295;
+} step_k415_mul_add_pointers;
+
+static void step_k415_mul_add_part(void *context, int part, int parts) {
+    const step_k415_mul_add_pointers *p = context;
+    float *restrict t1566 = p->t1566;
+    const float *restrict t1563 = p->t1563;
+    const float *restrict t1295 = p->t1295;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1565 = t1563[i1] * t1295[i0 * 32 + i1];
             const float v1566 = v1565 + v1565;
             t1566[i0 * 32 + i1] = v1566;
         }
     }
+}
+
+static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
+    mplc_parallel(step_k415_mul_add_part, &(step_k415_mul_add_pointers){t1566, t1563, t1295});
 }
 
 /* %1567 = neg %1566 : [1568,32]
@@ -6603,14 +9791,32 @@ static void step_k417_add_mul(float *restrict t1571, const float *restrict t1559
 /* %1568 = add %1553, %1566 : [1568,32]
  * %1572 = broadcast axes=[1] %1571 : [1568,32]
  * %1573 = add %1568, %1572 : [1568,32] */
-static void step_k418_add(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
-    for (size_t i0 = 0; i0 < 1568; i0++) {
+typedef struct {
+    float *t1573;
+    const float *t1553;
+    const float *t1566;
+    const float *t1571;
+} step_k418_add_pointers;
+
+static void step_k418_add_part(void *context, int part, int parts) {
+    const step_k418_add_pointers *p = context;
+    float *restrict t1573 = p->t1573;
+    const float *restrict t1553 = p->t1553;
+    const float *restrict t1566 = p->t1566;
+    const float *restrict t1571 = p->t1571;
+    size_t lo, hi;
+    mplc_part(1568, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1568 = t1553[i0 * 32 + i1] + t1566[i0 * 32 + i1];
             const float v1573 = v1568 + t1571[i1];
             t1573[i0 * 32 + i1] = v1573;
         }
     }
+}
+
+static void step_k418_add(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
+    mplc_parallel(step_k418_add_part, &(step_k418_add_pointers){t1573, t1553, t1566, t1571});
 }
 
 /* %1574 = reduce_sum axes=[0] %1573 : [32] */
@@ -6625,23 +9831,65 @@ static void step_k419_reduce_sum(float *restrict t1574, const float *restrict t1
 
 /* %1575 = matmul tB %1573, %1287 : [1568,144]
  * %1578 = col2im k3 s2 p1 %1575 : [32,14,14,16] */
-static void step_k420_matmul_col2im(float *restrict t1578, const float *restrict t1573, const float *restrict t1287, float *restrict chunk) {
+typedef struct {
+    float *t1578;
+    const float *t1573;
+    const float *t1287;
+    float *chunk;
+} step_k420_matmul_col2im_pointers;
+
+static void step_k420_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k420_matmul_col2im_pointers *p = context;
+    float *restrict t1578 = p->t1578;
+    const float *restrict t1573 = p->t1573;
+    const float *restrict t1287 = p->t1287;
+    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 32 images at a time (225792 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1573 + (size_t)n0 * 1568, 32, t1287, 32, 0.0f, chunk, 144);
         mplc_col2im(t1578 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
+static void step_k420_matmul_col2im(float *restrict t1578, const float *restrict t1573, const float *restrict t1287, float *restrict chunk) {
+    mplc_parallel(step_k420_matmul_col2im_part, &(step_k420_matmul_col2im_pointers){t1578, t1573, t1287, chunk});
+}
+
 /* %1286 = im2col k3 s2 p1 %1285 : [1568,144]
  * %1576 = matmul tA %1286, %1573 : [144,32] */
-static void step_k421_im2col_matmul(float *restrict t1576, const float *restrict t1285, const float *restrict t1573, float *restrict chunk) {
+typedef struct {
+    float *t1576;
+    const float *t1285;
+    const float *t1573;
+    float *chunk;
+} step_k421_im2col_matmul_pointers;
+
+static void step_k421_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k421_im2col_matmul_pointers *p = context;
+    float *restrict t1576 = p->t1576;
+    const float *restrict t1285 = p->t1285;
+    const float *restrict t1573 = p->t1573;
+    float *restrict chunk = p->chunk + (size_t)part * 230400; /* this thread's part */
     /* columns of 32 images at a time (225792 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1576 : chunk + 225792;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1573 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1576, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1573 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k421_im2col_matmul(float *restrict t1576, const float *restrict t1285, const float *restrict t1573, float *restrict chunk) {
+    mplc_parallel(step_k421_im2col_matmul_part, &(step_k421_im2col_matmul_pointers){t1576, t1285, t1573, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 230400 + 225792;
+        for (int i = 0; i < 4608; i++) t1576[i] += partial[i];
     }
 }
 
@@ -6654,8 +9902,24 @@ static void step_k421_im2col_matmul(float *restrict t1576, const float *restrict
  * %1584 = mul %1579, %1582 : [32,14,14,16]
  * %1585 = mul %1584, %1232 : [32,14,14,16]
  * %1586 = add %1583, %1585 : [32,14,14,16] */
-static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const float *restrict t1539, const float *restrict t1578, const float *restrict t1283, const float *restrict t1284) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1586;
+    const float *t1539;
+    const float *t1578;
+    const float *t1283;
+    const float *t1284;
+} step_k422_add_greaterEqual_sub_etc_pointers;
+
+static void step_k422_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k422_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t1586 = p->t1586;
+    const float *restrict t1539 = p->t1539;
+    const float *restrict t1578 = p->t1578;
+    const float *restrict t1283 = p->t1283;
+    const float *restrict t1284 = p->t1284;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1579 = t1539[i] + t1578[i];
         const float v1580 = t1283[i] >= t1284[i] ? 1.0f : 0.0f;
         const float v1583 = v1579 * v1580;
@@ -6665,6 +9929,10 @@ static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const floa
         const float v1586 = v1583 + v1585;
         t1586[i] = v1586;
     }
+}
+
+static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const float *restrict t1539, const float *restrict t1578, const float *restrict t1283, const float *restrict t1284) {
+    mplc_parallel(step_k422_add_greaterEqual_sub_etc_part, &(step_k422_add_greaterEqual_sub_etc_pointers){t1586, t1539, t1578, t1283, t1284});
 }
 
 /* %1588 = reduce_sum axes=[0] %1587 : [16] */
@@ -6679,13 +9947,29 @@ static void step_k423_reduce_sum(float *restrict t1588, const float *restrict t1
 
 /* %1279 = broadcast axes=[1] %1278 : [6272,16]
  * %1589 = mul %1587, %1279 : [6272,16] */
-static void step_k424_mul(float *restrict t1589, const float *restrict t1587, const float *restrict t1278) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1589;
+    const float *t1587;
+    const float *t1278;
+} step_k424_mul_pointers;
+
+static void step_k424_mul_part(void *context, int part, int parts) {
+    const step_k424_mul_pointers *p = context;
+    float *restrict t1589 = p->t1589;
+    const float *restrict t1587 = p->t1587;
+    const float *restrict t1278 = p->t1278;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1589 = t1587[i0 * 16 + i1] * t1278[i1];
             t1589[i0 * 16 + i1] = v1589;
         }
     }
+}
+
+static void step_k424_mul(float *restrict t1589, const float *restrict t1587, const float *restrict t1278) {
+    mplc_parallel(step_k424_mul_part, &(step_k424_mul_pointers){t1589, t1587, t1278});
 }
 
 /* %1590 = mul %1587, %1270 : [6272,16]
@@ -6733,14 +10017,30 @@ static void step_k427_mul_div(float *restrict t1599, const float *restrict t1591
 /* %1600 = broadcast axes=[1] %1599 : [6272,16]
  * %1601 = mul %1600, %1270 : [6272,16]
  * %1602 = add %1601, %1601 : [6272,16] */
-static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1602;
+    const float *t1599;
+    const float *t1270;
+} step_k428_mul_add_pointers;
+
+static void step_k428_mul_add_part(void *context, int part, int parts) {
+    const step_k428_mul_add_pointers *p = context;
+    float *restrict t1602 = p->t1602;
+    const float *restrict t1599 = p->t1599;
+    const float *restrict t1270 = p->t1270;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1601 = t1599[i1] * t1270[i0 * 16 + i1];
             const float v1602 = v1601 + v1601;
             t1602[i0 * 16 + i1] = v1602;
         }
     }
+}
+
+static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
+    mplc_parallel(step_k428_mul_add_part, &(step_k428_mul_add_pointers){t1602, t1599, t1270});
 }
 
 /* %1603 = neg %1602 : [6272,16]
@@ -6769,14 +10069,32 @@ static void step_k430_add_mul(float *restrict t1607, const float *restrict t1595
 /* %1604 = add %1589, %1602 : [6272,16]
  * %1608 = broadcast axes=[1] %1607 : [6272,16]
  * %1609 = add %1604, %1608 : [6272,16] */
-static void step_k431_add(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1609;
+    const float *t1589;
+    const float *t1602;
+    const float *t1607;
+} step_k431_add_pointers;
+
+static void step_k431_add_part(void *context, int part, int parts) {
+    const step_k431_add_pointers *p = context;
+    float *restrict t1609 = p->t1609;
+    const float *restrict t1589 = p->t1589;
+    const float *restrict t1602 = p->t1602;
+    const float *restrict t1607 = p->t1607;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1604 = t1589[i0 * 16 + i1] + t1602[i0 * 16 + i1];
             const float v1609 = v1604 + t1607[i1];
             t1609[i0 * 16 + i1] = v1609;
         }
     }
+}
+
+static void step_k431_add(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
+    mplc_parallel(step_k431_add_part, &(step_k431_add_pointers){t1609, t1589, t1602, t1607});
 }
 
 /* %1611 = reduce_sum axes=[0] %1609 : [16] */
@@ -6791,23 +10109,65 @@ static void step_k432_reduce_sum(float *restrict t1611, const float *restrict t1
 
 /* %1612 = matmul tB %1609, %1260 : [6272,144]
  * %1615 = col2im k3 s1 p1 %1612 : [32,14,14,16] */
-static void step_k433_matmul_col2im(float *restrict t1615, const float *restrict t1609, const float *restrict t1260, float *restrict chunk) {
+typedef struct {
+    float *t1615;
+    const float *t1609;
+    const float *t1260;
+    float *chunk;
+} step_k433_matmul_col2im_pointers;
+
+static void step_k433_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k433_matmul_col2im_pointers *p = context;
+    float *restrict t1615 = p->t1615;
+    const float *restrict t1609 = p->t1609;
+    const float *restrict t1260 = p->t1260;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1609 + (size_t)n0 * 3136, 16, t1260, 16, 0.0f, chunk, 144);
         mplc_col2im(t1615 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k433_matmul_col2im(float *restrict t1615, const float *restrict t1609, const float *restrict t1260, float *restrict chunk) {
+    mplc_parallel(step_k433_matmul_col2im_part, &(step_k433_matmul_col2im_pointers){t1615, t1609, t1260, chunk});
+}
+
 /* %1259 = im2col k3 s1 p1 %1258 : [6272,144]
  * %1613 = matmul tA %1259, %1609 : [144,16] */
-static void step_k434_im2col_matmul(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
+typedef struct {
+    float *t1613;
+    const float *t1258;
+    const float *t1609;
+    float *chunk;
+} step_k434_im2col_matmul_pointers;
+
+static void step_k434_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k434_im2col_matmul_pointers *p = context;
+    float *restrict t1613 = p->t1613;
+    const float *restrict t1258 = p->t1258;
+    const float *restrict t1609 = p->t1609;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1613 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1609 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t1613, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1609 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void step_k434_im2col_matmul(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
+    mplc_parallel(step_k434_im2col_matmul_part, &(step_k434_im2col_matmul_pointers){t1613, t1258, t1609, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t1613[i] += partial[i];
     }
 }
 
@@ -6819,8 +10179,22 @@ static void step_k434_im2col_matmul(float *restrict t1613, const float *restrict
  * %1619 = mul %1615, %1617 : [32,14,14,16]
  * %1620 = mul %1619, %1232 : [32,14,14,16]
  * %1621 = add %1618, %1620 : [32,14,14,16] */
-static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const float *restrict t1256, const float *restrict t1257, const float *restrict t1615) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1621;
+    const float *t1256;
+    const float *t1257;
+    const float *t1615;
+} step_k435_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k435_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k435_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t1621 = p->t1621;
+    const float *restrict t1256 = p->t1256;
+    const float *restrict t1257 = p->t1257;
+    const float *restrict t1615 = p->t1615;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1616 = t1256[i] >= t1257[i] ? 1.0f : 0.0f;
         const float v1618 = t1615[i] * v1616;
         const float v1617 = 1.0f - v1616;
@@ -6829,6 +10203,10 @@ static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const floa
         const float v1621 = v1618 + v1620;
         t1621[i] = v1621;
     }
+}
+
+static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const float *restrict t1256, const float *restrict t1257, const float *restrict t1615) {
+    mplc_parallel(step_k435_greaterEqual_sub_mul_etc_part, &(step_k435_greaterEqual_sub_mul_etc_pointers){t1621, t1256, t1257, t1615});
 }
 
 /* %1623 = reduce_sum axes=[0] %1622 : [16] */
@@ -6843,13 +10221,29 @@ static void step_k436_reduce_sum(float *restrict t1623, const float *restrict t1
 
 /* %1252 = broadcast axes=[1] %1251 : [6272,16]
  * %1624 = mul %1622, %1252 : [6272,16] */
-static void step_k437_mul(float *restrict t1624, const float *restrict t1622, const float *restrict t1251) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1624;
+    const float *t1622;
+    const float *t1251;
+} step_k437_mul_pointers;
+
+static void step_k437_mul_part(void *context, int part, int parts) {
+    const step_k437_mul_pointers *p = context;
+    float *restrict t1624 = p->t1624;
+    const float *restrict t1622 = p->t1622;
+    const float *restrict t1251 = p->t1251;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1624 = t1622[i0 * 16 + i1] * t1251[i1];
             t1624[i0 * 16 + i1] = v1624;
         }
     }
+}
+
+static void step_k437_mul(float *restrict t1624, const float *restrict t1622, const float *restrict t1251) {
+    mplc_parallel(step_k437_mul_part, &(step_k437_mul_pointers){t1624, t1622, t1251});
 }
 
 /* %1625 = mul %1622, %1243 : [6272,16]
@@ -6897,14 +10291,30 @@ static void step_k440_mul_div(float *restrict t1634, const float *restrict t1626
 /* %1635 = broadcast axes=[1] %1634 : [6272,16]
  * %1636 = mul %1635, %1243 : [6272,16]
  * %1637 = add %1636, %1636 : [6272,16] */
-static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1637;
+    const float *t1634;
+    const float *t1243;
+} step_k441_mul_add_pointers;
+
+static void step_k441_mul_add_part(void *context, int part, int parts) {
+    const step_k441_mul_add_pointers *p = context;
+    float *restrict t1637 = p->t1637;
+    const float *restrict t1634 = p->t1634;
+    const float *restrict t1243 = p->t1243;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1636 = t1634[i1] * t1243[i0 * 16 + i1];
             const float v1637 = v1636 + v1636;
             t1637[i0 * 16 + i1] = v1637;
         }
     }
+}
+
+static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
+    mplc_parallel(step_k441_mul_add_part, &(step_k441_mul_add_pointers){t1637, t1634, t1243});
 }
 
 /* %1638 = neg %1637 : [6272,16]
@@ -6933,14 +10343,32 @@ static void step_k443_add_mul(float *restrict t1642, const float *restrict t1630
 /* %1639 = add %1624, %1637 : [6272,16]
  * %1643 = broadcast axes=[1] %1642 : [6272,16]
  * %1644 = add %1639, %1643 : [6272,16] */
-static void step_k444_add(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1644;
+    const float *t1624;
+    const float *t1637;
+    const float *t1642;
+} step_k444_add_pointers;
+
+static void step_k444_add_part(void *context, int part, int parts) {
+    const step_k444_add_pointers *p = context;
+    float *restrict t1644 = p->t1644;
+    const float *restrict t1624 = p->t1624;
+    const float *restrict t1637 = p->t1637;
+    const float *restrict t1642 = p->t1642;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1639 = t1624[i0 * 16 + i1] + t1637[i0 * 16 + i1];
             const float v1644 = v1639 + t1642[i1];
             t1644[i0 * 16 + i1] = v1644;
         }
     }
+}
+
+static void step_k444_add(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
+    mplc_parallel(step_k444_add_part, &(step_k444_add_pointers){t1644, t1624, t1637, t1642});
 }
 
 /* %1645 = reduce_sum axes=[0] %1644 : [16] */
@@ -6955,23 +10383,65 @@ static void step_k445_reduce_sum(float *restrict t1645, const float *restrict t1
 
 /* %1646 = matmul tB %1644, %1236 : [6272,144]
  * %1649 = col2im k3 s1 p1 %1646 : [32,14,14,16] */
-static void step_k446_matmul_col2im(float *restrict t1649, const float *restrict t1644, const float *restrict t1236, float *restrict chunk) {
+typedef struct {
+    float *t1649;
+    const float *t1644;
+    const float *t1236;
+    float *chunk;
+} step_k446_matmul_col2im_pointers;
+
+static void step_k446_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k446_matmul_col2im_pointers *p = context;
+    float *restrict t1649 = p->t1649;
+    const float *restrict t1644 = p->t1644;
+    const float *restrict t1236 = p->t1236;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1644 + (size_t)n0 * 3136, 16, t1236, 16, 0.0f, chunk, 144);
         mplc_col2im(t1649 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k446_matmul_col2im(float *restrict t1649, const float *restrict t1644, const float *restrict t1236, float *restrict chunk) {
+    mplc_parallel(step_k446_matmul_col2im_part, &(step_k446_matmul_col2im_pointers){t1649, t1644, t1236, chunk});
+}
+
 /* %1235 = im2col k3 s1 p1 %1234 : [6272,144]
  * %1647 = matmul tA %1235, %1644 : [144,16] */
-static void step_k447_im2col_matmul(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
+typedef struct {
+    float *t1647;
+    const float *t1234;
+    const float *t1644;
+    float *chunk;
+} step_k447_im2col_matmul_pointers;
+
+static void step_k447_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k447_im2col_matmul_pointers *p = context;
+    float *restrict t1647 = p->t1647;
+    const float *restrict t1234 = p->t1234;
+    const float *restrict t1644 = p->t1644;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 32; n0 += 9) {
-        const int nb = 32 - n0 < 9 ? 32 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(32, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1647 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1644 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t1647, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1644 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void step_k447_im2col_matmul(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
+    mplc_parallel(step_k447_im2col_matmul_part, &(step_k447_im2col_matmul_pointers){t1647, t1234, t1644, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t1647[i] += partial[i];
     }
 }
 
@@ -6984,8 +10454,24 @@ static void step_k447_im2col_matmul(float *restrict t1647, const float *restrict
  * %1654 = mul %1650, %1652 : [32,14,14,16]
  * %1655 = mul %1654, %1232 : [32,14,14,16]
  * %1656 = add %1653, %1655 : [32,14,14,16] */
-static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const float *restrict t1610, const float *restrict t1649, const float *restrict t1231, const float *restrict t1233) {
-    for (size_t i = 0; i < 100352; i++) {
+typedef struct {
+    float *t1656;
+    const float *t1610;
+    const float *t1649;
+    const float *t1231;
+    const float *t1233;
+} step_k448_add_greaterEqual_sub_etc_pointers;
+
+static void step_k448_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k448_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t1656 = p->t1656;
+    const float *restrict t1610 = p->t1610;
+    const float *restrict t1649 = p->t1649;
+    const float *restrict t1231 = p->t1231;
+    const float *restrict t1233 = p->t1233;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v1650 = t1610[i] + t1649[i];
         const float v1651 = t1231[i] >= t1233[i] ? 1.0f : 0.0f;
         const float v1653 = v1650 * v1651;
@@ -6995,6 +10481,10 @@ static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const floa
         const float v1656 = v1653 + v1655;
         t1656[i] = v1656;
     }
+}
+
+static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const float *restrict t1610, const float *restrict t1649, const float *restrict t1231, const float *restrict t1233) {
+    mplc_parallel(step_k448_add_greaterEqual_sub_etc_part, &(step_k448_add_greaterEqual_sub_etc_pointers){t1656, t1610, t1649, t1231, t1233});
 }
 
 /* %1658 = reduce_sum axes=[0] %1657 : [16] */
@@ -7009,13 +10499,29 @@ static void step_k449_reduce_sum(float *restrict t1658, const float *restrict t1
 
 /* %1227 = broadcast axes=[1] %1226 : [6272,16]
  * %1659 = mul %1657, %1227 : [6272,16] */
-static void step_k450_mul(float *restrict t1659, const float *restrict t1657, const float *restrict t1226) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1659;
+    const float *t1657;
+    const float *t1226;
+} step_k450_mul_pointers;
+
+static void step_k450_mul_part(void *context, int part, int parts) {
+    const step_k450_mul_pointers *p = context;
+    float *restrict t1659 = p->t1659;
+    const float *restrict t1657 = p->t1657;
+    const float *restrict t1226 = p->t1226;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1659 = t1657[i0 * 16 + i1] * t1226[i1];
             t1659[i0 * 16 + i1] = v1659;
         }
     }
+}
+
+static void step_k450_mul(float *restrict t1659, const float *restrict t1657, const float *restrict t1226) {
+    mplc_parallel(step_k450_mul_part, &(step_k450_mul_pointers){t1659, t1657, t1226});
 }
 
 /* %1660 = mul %1657, %1218 : [6272,16]
@@ -7063,14 +10569,30 @@ static void step_k453_mul_div(float *restrict t1669, const float *restrict t1661
 /* %1670 = broadcast axes=[1] %1669 : [6272,16]
  * %1671 = mul %1670, %1218 : [6272,16]
  * %1672 = add %1671, %1671 : [6272,16] */
-static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1672;
+    const float *t1669;
+    const float *t1218;
+} step_k454_mul_add_pointers;
+
+static void step_k454_mul_add_part(void *context, int part, int parts) {
+    const step_k454_mul_add_pointers *p = context;
+    float *restrict t1672 = p->t1672;
+    const float *restrict t1669 = p->t1669;
+    const float *restrict t1218 = p->t1218;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1671 = t1669[i1] * t1218[i0 * 16 + i1];
             const float v1672 = v1671 + v1671;
             t1672[i0 * 16 + i1] = v1672;
         }
     }
+}
+
+static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
+    mplc_parallel(step_k454_mul_add_part, &(step_k454_mul_add_pointers){t1672, t1669, t1218});
 }
 
 /* %1673 = neg %1672 : [6272,16]
@@ -7099,14 +10621,32 @@ static void step_k456_add_mul(float *restrict t1677, const float *restrict t1665
 /* %1674 = add %1659, %1672 : [6272,16]
  * %1678 = broadcast axes=[1] %1677 : [6272,16]
  * %1679 = add %1674, %1678 : [6272,16] */
-static void step_k457_add(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
-    for (size_t i0 = 0; i0 < 6272; i0++) {
+typedef struct {
+    float *t1679;
+    const float *t1659;
+    const float *t1672;
+    const float *t1677;
+} step_k457_add_pointers;
+
+static void step_k457_add_part(void *context, int part, int parts) {
+    const step_k457_add_pointers *p = context;
+    float *restrict t1679 = p->t1679;
+    const float *restrict t1659 = p->t1659;
+    const float *restrict t1672 = p->t1672;
+    const float *restrict t1677 = p->t1677;
+    size_t lo, hi;
+    mplc_part(6272, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v1674 = t1659[i0 * 16 + i1] + t1672[i0 * 16 + i1];
             const float v1679 = v1674 + t1677[i1];
             t1679[i0 * 16 + i1] = v1679;
         }
     }
+}
+
+static void step_k457_add(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
+    mplc_parallel(step_k457_add_part, &(step_k457_add_pointers){t1679, t1659, t1672, t1677});
 }
 
 /* %1680 = reduce_sum axes=[0] %1679 : [16] */
@@ -7121,12 +10661,28 @@ static void step_k458_reduce_sum(float *restrict t1680, const float *restrict t1
 
 /* %1209 = im2col k3 s2 p1 %407 : [6272,9]
  * %1681 = matmul tA %1209, %1679 : [9,16] */
-static void step_k459_im2col_matmul(float *restrict t1681, const float *restrict in_x, const float *restrict t1679, float *restrict chunk) {
+typedef struct {
+    float *t1681;
+    const float *in_x;
+    const float *t1679;
+    float *chunk;
+} step_k459_im2col_matmul_pointers;
+
+static void step_k459_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k459_im2col_matmul_pointers *p = context;
+    float *restrict t1681 = p->t1681;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t1679 = p->t1679;
+    float *restrict chunk = p->chunk + (size_t)part * 56592; /* this thread's part */
     /* columns of 32 images at a time (56448 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(32, 32, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1681 : chunk + 56448;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 32; n0 += 32) {
-        const int nb = 32 - n0 < 32 ? 32 - n0 : 32;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
@@ -7143,7 +10699,15 @@ static void step_k459_im2col_matmul(float *restrict t1681, const float *restrict
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t1681[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k459_im2col_matmul(float *restrict t1681, const float *restrict in_x, const float *restrict t1679, float *restrict chunk) {
+    mplc_parallel(step_k459_im2col_matmul_part, &(step_k459_im2col_matmul_pointers){t1681, in_x, t1679, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 56592 + 56448;
+        for (int i = 0; i < 144; i++) t1681[i] += partial[i];
+    }
 }
 
 /* %1683 = mul %1682, %927 : [3,3,1,16]
@@ -7854,8 +11418,18 @@ static void step_k511_matmul_mul(float *restrict t1824, const float *restrict t1
 }
 
 /* %1825 = broadcast axes=[0, 2] %1823 : [32,16,64] */
-static void step_k512_fill(float *restrict t1825, const float *restrict t1823) {
-    for (size_t i0 = 0; i0 < 32; i0++) {
+typedef struct {
+    float *t1825;
+    const float *t1823;
+} step_k512_fill_pointers;
+
+static void step_k512_fill_part(void *context, int part, int parts) {
+    const step_k512_fill_pointers *p = context;
+    float *restrict t1825 = p->t1825;
+    const float *restrict t1823 = p->t1823;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v1825 = t1823[i0 * 64 + i2];
@@ -7865,9 +11439,23 @@ static void step_k512_fill(float *restrict t1825, const float *restrict t1823) {
     }
 }
 
+static void step_k512_fill(float *restrict t1825, const float *restrict t1823) {
+    mplc_parallel(step_k512_fill_part, &(step_k512_fill_pointers){t1825, t1823});
+}
+
 /* %1826 = broadcast axes=[0, 2] %1824 : [128,16,64] */
-static void step_k513_fill(float *restrict t1826, const float *restrict t1824) {
-    for (size_t i0 = 0; i0 < 128; i0++) {
+typedef struct {
+    float *t1826;
+    const float *t1824;
+} step_k513_fill_pointers;
+
+static void step_k513_fill_part(void *context, int part, int parts) {
+    const step_k513_fill_pointers *p = context;
+    float *restrict t1826 = p->t1826;
+    const float *restrict t1824 = p->t1824;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v1826 = t1824[i0 * 64 + i2];
@@ -7877,12 +11465,32 @@ static void step_k513_fill(float *restrict t1826, const float *restrict t1824) {
     }
 }
 
+static void step_k513_fill(float *restrict t1826, const float *restrict t1824) {
+    mplc_parallel(step_k513_fill_part, &(step_k513_fill_pointers){t1826, t1824});
+}
+
 /* %1829 = greaterEqual %343, %344 : [288,4,4,64] */
-static void step_k514_greaterEqual(float *restrict t1829, const float *restrict t343, const float *restrict t344) {
-    for (size_t i = 0; i < 294912; i++) {
+typedef struct {
+    float *t1829;
+    const float *t343;
+    const float *t344;
+} step_k514_greaterEqual_pointers;
+
+static void step_k514_greaterEqual_part(void *context, int part, int parts) {
+    const step_k514_greaterEqual_pointers *p = context;
+    float *restrict t1829 = p->t1829;
+    const float *restrict t343 = p->t343;
+    const float *restrict t344 = p->t344;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1829 = t343[i] >= t344[i] ? 1.0f : 0.0f;
         t1829[i] = v1829;
     }
+}
+
+static void step_k514_greaterEqual(float *restrict t1829, const float *restrict t343, const float *restrict t344) {
+    mplc_parallel(step_k514_greaterEqual_part, &(step_k514_greaterEqual_pointers){t1829, t343, t344});
 }
 
 /* %1366 = constant 0.1 : [32,4,4,64]
@@ -7892,8 +11500,20 @@ static void step_k514_greaterEqual(float *restrict t1829, const float *restrict 
  * %1836 = mul %1827, %1835 : [32,4,4,64]
  * %1839 = mul %1836, %1366 : [32,4,4,64]
  * %1841 = add %1832, %1839 : [32,4,4,64] */
-static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t1827, const float *restrict t1831) {
-    for (size_t i = 0; i < 32768; i++) {
+typedef struct {
+    float *t1841;
+    const float *t1827;
+    const float *t1831;
+} step_k515_mul_sub_add_pointers;
+
+static void step_k515_mul_sub_add_part(void *context, int part, int parts) {
+    const step_k515_mul_sub_add_pointers *p = context;
+    float *restrict t1841 = p->t1841;
+    const float *restrict t1827 = p->t1827;
+    const float *restrict t1831 = p->t1831;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1832 = t1827[i] * t1831[i];
         const float v1835 = 1.0f - t1831[i];
         const float v1836 = t1827[i] * v1835;
@@ -7903,6 +11523,10 @@ static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t
     }
 }
 
+static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t1827, const float *restrict t1831) {
+    mplc_parallel(step_k515_mul_sub_add_part, &(step_k515_mul_sub_add_pointers){t1841, t1827, t1831});
+}
+
 /* %604 = constant 0.1 : [128,4,4,64]
  * %678 = constant 1 : [128,4,4,64]
  * %1834 = mul %1828, %1833 : [128,4,4,64]
@@ -7910,8 +11534,20 @@ static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t
  * %1838 = mul %1828, %1837 : [128,4,4,64]
  * %1840 = mul %1838, %604 : [128,4,4,64]
  * %1842 = add %1834, %1840 : [128,4,4,64] */
-static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t1828, const float *restrict t1833) {
-    for (size_t i = 0; i < 131072; i++) {
+typedef struct {
+    float *t1842;
+    const float *t1828;
+    const float *t1833;
+} step_k516_mul_sub_add_pointers;
+
+static void step_k516_mul_sub_add_part(void *context, int part, int parts) {
+    const step_k516_mul_sub_add_pointers *p = context;
+    float *restrict t1842 = p->t1842;
+    const float *restrict t1828 = p->t1828;
+    const float *restrict t1833 = p->t1833;
+    size_t lo, hi;
+    mplc_part(128, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1834 = t1828[i] * t1833[i];
         const float v1837 = 1.0f - t1833[i];
         const float v1838 = t1828[i] * v1837;
@@ -7919,6 +11555,10 @@ static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t
         const float v1842 = v1834 + v1840;
         t1842[i] = v1842;
     }
+}
+
+static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t1828, const float *restrict t1833) {
+    mplc_parallel(step_k516_mul_sub_add_part, &(step_k516_mul_sub_add_pointers){t1842, t1828, t1833});
 }
 
 /* %1845 = reduce_sum axes=[0] %1843 : [64] */
@@ -7951,8 +11591,20 @@ static void step_k519_add(float *restrict t1847, const float *restrict t1845, co
 
 /* %1848 = broadcast axes=[1] %338 : [512,64]
  * %1849 = mul %1843, %1848 : [512,64] */
-static void step_k520_mul(float *restrict t1849, const float *restrict t1843, const float *restrict t338) {
-    for (size_t i0 = 0; i0 < 512; i0++) {
+typedef struct {
+    float *t1849;
+    const float *t1843;
+    const float *t338;
+} step_k520_mul_pointers;
+
+static void step_k520_mul_part(void *context, int part, int parts) {
+    const step_k520_mul_pointers *p = context;
+    float *restrict t1849 = p->t1849;
+    const float *restrict t1843 = p->t1843;
+    const float *restrict t338 = p->t338;
+    size_t lo, hi;
+    mplc_part(512, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1849 = t1843[i0 * 64 + i1] * t338[i1];
             t1849[i0 * 64 + i1] = v1849;
@@ -7960,15 +11612,35 @@ static void step_k520_mul(float *restrict t1849, const float *restrict t1843, co
     }
 }
 
+static void step_k520_mul(float *restrict t1849, const float *restrict t1843, const float *restrict t338) {
+    mplc_parallel(step_k520_mul_part, &(step_k520_mul_pointers){t1849, t1843, t338});
+}
+
 /* %1850 = broadcast axes=[1] %338 : [2048,64]
  * %1851 = mul %1844, %1850 : [2048,64] */
-static void step_k521_mul(float *restrict t1851, const float *restrict t1844, const float *restrict t338) {
-    for (size_t i0 = 0; i0 < 2048; i0++) {
+typedef struct {
+    float *t1851;
+    const float *t1844;
+    const float *t338;
+} step_k521_mul_pointers;
+
+static void step_k521_mul_part(void *context, int part, int parts) {
+    const step_k521_mul_pointers *p = context;
+    float *restrict t1851 = p->t1851;
+    const float *restrict t1844 = p->t1844;
+    const float *restrict t338 = p->t338;
+    size_t lo, hi;
+    mplc_part(2048, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1851 = t1844[i0 * 64 + i1] * t338[i1];
             t1851[i0 * 64 + i1] = v1851;
         }
     }
+}
+
+static void step_k521_mul(float *restrict t1851, const float *restrict t1844, const float *restrict t338) {
+    mplc_parallel(step_k521_mul_part, &(step_k521_mul_pointers){t1851, t1844, t338});
 }
 
 /* %1853 = mul %1843, %1852 : [512,64]
@@ -8051,14 +11723,30 @@ static void step_k527_mul_div(float *restrict t1869, const float *restrict t1858
 /* %1870 = broadcast axes=[1] %1869 : [4608,64]
  * %1871 = mul %1870, %324 : [4608,64]
  * %1872 = add %1871, %1871 : [4608,64] */
-static void step_k528_mul_add(float *restrict t1872, const float *restrict t1869, const float *restrict t324) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t1872;
+    const float *t1869;
+    const float *t324;
+} step_k528_mul_add_pointers;
+
+static void step_k528_mul_add_part(void *context, int part, int parts) {
+    const step_k528_mul_add_pointers *p = context;
+    float *restrict t1872 = p->t1872;
+    const float *restrict t1869 = p->t1869;
+    const float *restrict t324 = p->t324;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1871 = t1869[i1] * t324[i0 * 64 + i1];
             const float v1872 = v1871 + v1871;
             t1872[i0 * 64 + i1] = v1872;
         }
     }
+}
+
+static void step_k528_mul_add(float *restrict t1872, const float *restrict t1869, const float *restrict t324) {
+    mplc_parallel(step_k528_mul_add_part, &(step_k528_mul_add_pointers){t1872, t1869, t324});
 }
 
 /* %1874 = pad_rows start=0 %1849 : [4608,64] */
@@ -8100,8 +11788,24 @@ static void step_k532_add_mul(float *restrict t1880, const float *restrict t1863
  * %1877 = add %1876, %1872 : [4608,64]
  * %1881 = broadcast axes=[1] %1880 : [4608,64]
  * %1882 = add %1877, %1881 : [4608,64] */
-static void step_k533_add(float *restrict t1882, const float *restrict t1874, const float *restrict t1875, const float *restrict t1872, const float *restrict t1880) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t1882;
+    const float *t1874;
+    const float *t1875;
+    const float *t1872;
+    const float *t1880;
+} step_k533_add_pointers;
+
+static void step_k533_add_part(void *context, int part, int parts) {
+    const step_k533_add_pointers *p = context;
+    float *restrict t1882 = p->t1882;
+    const float *restrict t1874 = p->t1874;
+    const float *restrict t1875 = p->t1875;
+    const float *restrict t1872 = p->t1872;
+    const float *restrict t1880 = p->t1880;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1876 = t1874[i0 * 64 + i1] + t1875[i0 * 64 + i1];
             const float v1877 = v1876 + t1872[i0 * 64 + i1];
@@ -8111,25 +11815,71 @@ static void step_k533_add(float *restrict t1882, const float *restrict t1874, co
     }
 }
 
+static void step_k533_add(float *restrict t1882, const float *restrict t1874, const float *restrict t1875, const float *restrict t1872, const float *restrict t1880) {
+    mplc_parallel(step_k533_add_part, &(step_k533_add_pointers){t1882, t1874, t1875, t1872, t1880});
+}
+
 /* %1883 = matmul tB %1882, %316 : [4608,32]
  * %1886 = col2im k1 s2 p0 %1883 : [288,7,7,32] */
-static void step_k534_matmul_col2im(float *restrict t1886, const float *restrict t1882, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t1886;
+    const float *t1882;
+    const float *in_teacher_res9_shortcut_weight;
+    float *chunk;
+} step_k534_matmul_col2im_pointers;
+
+static void step_k534_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k534_matmul_col2im_pointers *p = context;
+    float *restrict t1886 = p->t1886;
+    const float *restrict t1882 = p->t1882;
+    const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* the product 256 images at a time (131072 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 256) {
-        const int nb = 288 - n0 < 256 ? 288 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(288, 256, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
         mplc_col2im(t1886 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
+static void step_k534_matmul_col2im(float *restrict t1886, const float *restrict t1882, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k534_matmul_col2im_part, &(step_k534_matmul_col2im_pointers){t1886, t1882, in_teacher_res9_shortcut_weight, chunk});
+}
+
 /* %315 = im2col k1 s2 p0 %271 : [4608,32]
  * %1884 = matmul tA %315, %1882 : [32,64] */
-static void step_k535_im2col_matmul(float *restrict t1884, const float *restrict t271, const float *restrict t1882, float *restrict chunk) {
+typedef struct {
+    float *t1884;
+    const float *t271;
+    const float *t1882;
+    float *chunk;
+} step_k535_im2col_matmul_pointers;
+
+static void step_k535_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k535_im2col_matmul_pointers *p = context;
+    float *restrict t1884 = p->t1884;
+    const float *restrict t271 = p->t271;
+    const float *restrict t1882 = p->t1882;
+    float *restrict chunk = p->chunk + (size_t)part * 133120; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 256) {
-        const int nb = 288 - n0 < 256 ? 288 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(288, 256, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1884 : chunk + 131072;
+    if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1882 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1884, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t1882 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k535_im2col_matmul(float *restrict t1884, const float *restrict t271, const float *restrict t1882, float *restrict chunk) {
+    mplc_parallel(step_k535_im2col_matmul_part, &(step_k535_im2col_matmul_pointers){t1884, t271, t1882, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 133120 + 131072;
+        for (int i = 0; i < 2048; i++) t1884[i] += partial[i];
     }
 }
 
@@ -8145,23 +11895,65 @@ static void step_k536_reduce_sum(float *restrict t1887, const float *restrict t1
 
 /* %1888 = matmul tB %1882, %310 : [4608,576]
  * %1891 = col2im k3 s1 p1 %1888 : [288,4,4,64] */
-static void step_k537_matmul_col2im(float *restrict t1891, const float *restrict t1882, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t1891;
+    const float *t1882;
+    const float *in_teacher_res9_conv3_weight;
+    float *chunk;
+} step_k537_matmul_col2im_pointers;
+
+static void step_k537_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k537_matmul_col2im_pointers *p = context;
+    float *restrict t1891 = p->t1891;
+    const float *restrict t1882 = p->t1882;
+    const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 28) {
-        const int nb = 288 - n0 < 28 ? 288 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(288, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
         mplc_col2im(t1891 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
+static void step_k537_matmul_col2im(float *restrict t1891, const float *restrict t1882, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k537_matmul_col2im_part, &(step_k537_matmul_col2im_pointers){t1891, t1882, in_teacher_res9_conv3_weight, chunk});
+}
+
 /* %309 = im2col k3 s1 p1 %308 : [4608,576]
  * %1889 = matmul tA %309, %1882 : [576,64] */
-static void step_k538_im2col_matmul(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
+typedef struct {
+    float *t1889;
+    const float *t308;
+    const float *t1882;
+    float *chunk;
+} step_k538_im2col_matmul_pointers;
+
+static void step_k538_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k538_im2col_matmul_pointers *p = context;
+    float *restrict t1889 = p->t1889;
+    const float *restrict t308 = p->t308;
+    const float *restrict t1882 = p->t1882;
+    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 28) {
-        const int nb = 288 - n0 < 28 ? 288 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(288, 28, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1889 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1882 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1889, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1882 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k538_im2col_matmul(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
+    mplc_parallel(step_k538_im2col_matmul_part, &(step_k538_im2col_matmul_pointers){t1889, t308, t1882, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        for (int i = 0; i < 36864; i++) t1889[i] += partial[i];
     }
 }
 
@@ -8173,8 +11965,22 @@ static void step_k538_im2col_matmul(float *restrict t1889, const float *restrict
  * %1895 = mul %1891, %1893 : [288,4,4,64]
  * %1896 = mul %1895, %306 : [288,4,4,64]
  * %1897 = add %1894, %1896 : [288,4,4,64] */
-static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const float *restrict t305, const float *restrict t307, const float *restrict t1891) {
-    for (size_t i = 0; i < 294912; i++) {
+typedef struct {
+    float *t1897;
+    const float *t305;
+    const float *t307;
+    const float *t1891;
+} step_k539_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k539_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k539_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t1897 = p->t1897;
+    const float *restrict t305 = p->t305;
+    const float *restrict t307 = p->t307;
+    const float *restrict t1891 = p->t1891;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v1892 = t305[i] >= t307[i] ? 1.0f : 0.0f;
         const float v1894 = t1891[i] * v1892;
         const float v1893 = 1.0f - v1892;
@@ -8183,6 +11989,10 @@ static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const floa
         const float v1897 = v1894 + v1896;
         t1897[i] = v1897;
     }
+}
+
+static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const float *restrict t305, const float *restrict t307, const float *restrict t1891) {
+    mplc_parallel(step_k539_greaterEqual_sub_mul_etc_part, &(step_k539_greaterEqual_sub_mul_etc_pointers){t1897, t305, t307, t1891});
 }
 
 /* %1899 = reduce_sum axes=[0] %1898 : [64] */
@@ -8197,13 +12007,29 @@ static void step_k540_reduce_sum(float *restrict t1899, const float *restrict t1
 
 /* %301 = broadcast axes=[1] %300 : [4608,64]
  * %1900 = mul %1898, %301 : [4608,64] */
-static void step_k541_mul(float *restrict t1900, const float *restrict t1898, const float *restrict t300) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t1900;
+    const float *t1898;
+    const float *t300;
+} step_k541_mul_pointers;
+
+static void step_k541_mul_part(void *context, int part, int parts) {
+    const step_k541_mul_pointers *p = context;
+    float *restrict t1900 = p->t1900;
+    const float *restrict t1898 = p->t1898;
+    const float *restrict t300 = p->t300;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1900 = t1898[i0 * 64 + i1] * t300[i1];
             t1900[i0 * 64 + i1] = v1900;
         }
     }
+}
+
+static void step_k541_mul(float *restrict t1900, const float *restrict t1898, const float *restrict t300) {
+    mplc_parallel(step_k541_mul_part, &(step_k541_mul_pointers){t1900, t1898, t300});
 }
 
 /* %1901 = mul %1898, %281 : [4608,64]
@@ -8259,14 +12085,30 @@ static void step_k545_mul_div(float *restrict t1910, const float *restrict t1902
 /* %1911 = broadcast axes=[1] %1910 : [4608,64]
  * %1912 = mul %1911, %281 : [4608,64]
  * %1913 = add %1912, %1912 : [4608,64] */
-static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910, const float *restrict t281) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t1913;
+    const float *t1910;
+    const float *t281;
+} step_k546_mul_add_pointers;
+
+static void step_k546_mul_add_part(void *context, int part, int parts) {
+    const step_k546_mul_add_pointers *p = context;
+    float *restrict t1913 = p->t1913;
+    const float *restrict t1910 = p->t1910;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1912 = t1910[i1] * t281[i0 * 64 + i1];
             const float v1913 = v1912 + v1912;
             t1913[i0 * 64 + i1] = v1913;
         }
     }
+}
+
+static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910, const float *restrict t281) {
+    mplc_parallel(step_k546_mul_add_part, &(step_k546_mul_add_pointers){t1913, t1910, t281});
 }
 
 /* %1914 = neg %1913 : [4608,64]
@@ -8295,14 +12137,32 @@ static void step_k548_add_mul(float *restrict t1918, const float *restrict t1906
 /* %1915 = add %1900, %1913 : [4608,64]
  * %1919 = broadcast axes=[1] %1918 : [4608,64]
  * %1920 = add %1915, %1919 : [4608,64] */
-static void step_k549_add(float *restrict t1920, const float *restrict t1900, const float *restrict t1913, const float *restrict t1918) {
-    for (size_t i0 = 0; i0 < 4608; i0++) {
+typedef struct {
+    float *t1920;
+    const float *t1900;
+    const float *t1913;
+    const float *t1918;
+} step_k549_add_pointers;
+
+static void step_k549_add_part(void *context, int part, int parts) {
+    const step_k549_add_pointers *p = context;
+    float *restrict t1920 = p->t1920;
+    const float *restrict t1900 = p->t1900;
+    const float *restrict t1913 = p->t1913;
+    const float *restrict t1918 = p->t1918;
+    size_t lo, hi;
+    mplc_part(4608, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v1915 = t1900[i0 * 64 + i1] + t1913[i0 * 64 + i1];
             const float v1920 = v1915 + t1918[i1];
             t1920[i0 * 64 + i1] = v1920;
         }
     }
+}
+
+static void step_k549_add(float *restrict t1920, const float *restrict t1900, const float *restrict t1913, const float *restrict t1918) {
+    mplc_parallel(step_k549_add_part, &(step_k549_add_pointers){t1920, t1900, t1913, t1918});
 }
 
 /* %1921 = reduce_sum axes=[0] %1920 : [64] */
@@ -8317,23 +12177,65 @@ static void step_k550_reduce_sum(float *restrict t1921, const float *restrict t1
 
 /* %1922 = matmul tB %1920, %273 : [4608,288]
  * %1925 = col2im k3 s2 p1 %1922 : [288,7,7,32] */
-static void step_k551_matmul_col2im(float *restrict t1925, const float *restrict t1920, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t1925;
+    const float *t1920;
+    const float *in_teacher_res9_conv0_weight;
+    float *chunk;
+} step_k551_matmul_col2im_pointers;
+
+static void step_k551_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k551_matmul_col2im_pointers *p = context;
+    float *restrict t1925 = p->t1925;
+    const float *restrict t1920 = p->t1920;
+    const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 56) {
-        const int nb = 288 - n0 < 56 ? 288 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(288, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1920 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t1925 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
+static void step_k551_matmul_col2im(float *restrict t1925, const float *restrict t1920, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k551_matmul_col2im_part, &(step_k551_matmul_col2im_pointers){t1925, t1920, in_teacher_res9_conv0_weight, chunk});
+}
+
 /* %272 = im2col k3 s2 p1 %271 : [4608,288]
  * %1923 = matmul tA %272, %1920 : [288,64] */
-static void step_k552_im2col_matmul(float *restrict t1923, const float *restrict t271, const float *restrict t1920, float *restrict chunk) {
+typedef struct {
+    float *t1923;
+    const float *t271;
+    const float *t1920;
+    float *chunk;
+} step_k552_im2col_matmul_pointers;
+
+static void step_k552_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k552_im2col_matmul_pointers *p = context;
+    float *restrict t1923 = p->t1923;
+    const float *restrict t271 = p->t271;
+    const float *restrict t1920 = p->t1920;
+    float *restrict chunk = p->chunk + (size_t)part * 276480; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 56) {
-        const int nb = 288 - n0 < 56 ? 288 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(288, 56, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1923 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1920 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t1923, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t1920 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void step_k552_im2col_matmul(float *restrict t1923, const float *restrict t271, const float *restrict t1920, float *restrict chunk) {
+    mplc_parallel(step_k552_im2col_matmul_part, &(step_k552_im2col_matmul_pointers){t1923, t271, t1920, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 276480 + 258048;
+        for (int i = 0; i < 18432; i++) t1923[i] += partial[i];
     }
 }
 
@@ -8346,8 +12248,24 @@ static void step_k552_im2col_matmul(float *restrict t1923, const float *restrict
  * %1931 = mul %1926, %1929 : [288,7,7,32]
  * %1932 = mul %1931, %232 : [288,7,7,32]
  * %1933 = add %1930, %1932 : [288,7,7,32] */
-static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const float *restrict t1886, const float *restrict t1925, const float *restrict t269, const float *restrict t270) {
-    for (size_t i = 0; i < 451584; i++) {
+typedef struct {
+    float *t1933;
+    const float *t1886;
+    const float *t1925;
+    const float *t269;
+    const float *t270;
+} step_k553_add_greaterEqual_sub_etc_pointers;
+
+static void step_k553_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k553_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t1933 = p->t1933;
+    const float *restrict t1886 = p->t1886;
+    const float *restrict t1925 = p->t1925;
+    const float *restrict t269 = p->t269;
+    const float *restrict t270 = p->t270;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1926 = t1886[i] + t1925[i];
         const float v1927 = t269[i] >= t270[i] ? 1.0f : 0.0f;
         const float v1930 = v1926 * v1927;
@@ -8357,6 +12275,10 @@ static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const floa
         const float v1933 = v1930 + v1932;
         t1933[i] = v1933;
     }
+}
+
+static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const float *restrict t1886, const float *restrict t1925, const float *restrict t269, const float *restrict t270) {
+    mplc_parallel(step_k553_add_greaterEqual_sub_etc_part, &(step_k553_add_greaterEqual_sub_etc_pointers){t1933, t1886, t1925, t269, t270});
 }
 
 /* %1935 = reduce_sum axes=[0] %1934 : [32] */
@@ -8371,13 +12293,29 @@ static void step_k554_reduce_sum(float *restrict t1935, const float *restrict t1
 
 /* %265 = broadcast axes=[1] %264 : [14112,32]
  * %1936 = mul %1934, %265 : [14112,32] */
-static void step_k555_mul(float *restrict t1936, const float *restrict t1934, const float *restrict t264) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t1936;
+    const float *t1934;
+    const float *t264;
+} step_k555_mul_pointers;
+
+static void step_k555_mul_part(void *context, int part, int parts) {
+    const step_k555_mul_pointers *p = context;
+    float *restrict t1936 = p->t1936;
+    const float *restrict t1934 = p->t1934;
+    const float *restrict t264 = p->t264;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1936 = t1934[i0 * 32 + i1] * t264[i1];
             t1936[i0 * 32 + i1] = v1936;
         }
     }
+}
+
+static void step_k555_mul(float *restrict t1936, const float *restrict t1934, const float *restrict t264) {
+    mplc_parallel(step_k555_mul_part, &(step_k555_mul_pointers){t1936, t1934, t264});
 }
 
 /* %1937 = mul %1934, %250 : [14112,32]
@@ -8433,14 +12371,30 @@ static void step_k559_mul_div(float *restrict t1946, const float *restrict t1938
 /* %1947 = broadcast axes=[1] %1946 : [14112,32]
  * %1948 = mul %1947, %250 : [14112,32]
  * %1949 = add %1948, %1948 : [14112,32] */
-static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946, const float *restrict t250) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t1949;
+    const float *t1946;
+    const float *t250;
+} step_k560_mul_add_pointers;
+
+static void step_k560_mul_add_part(void *context, int part, int parts) {
+    const step_k560_mul_add_pointers *p = context;
+    float *restrict t1949 = p->t1949;
+    const float *restrict t1946 = p->t1946;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1948 = t1946[i1] * t250[i0 * 32 + i1];
             const float v1949 = v1948 + v1948;
             t1949[i0 * 32 + i1] = v1949;
         }
     }
+}
+
+static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946, const float *restrict t250) {
+    mplc_parallel(step_k560_mul_add_part, &(step_k560_mul_add_pointers){t1949, t1946, t250});
 }
 
 /* %1950 = neg %1949 : [14112,32]
@@ -8469,8 +12423,22 @@ static void step_k562_add_mul(float *restrict t1954, const float *restrict t1942
 /* %1951 = add %1936, %1949 : [14112,32]
  * %1955 = broadcast axes=[1] %1954 : [14112,32]
  * %1956 = add %1951, %1955 : [14112,32] */
-static void step_k563_add(float *restrict t1956, const float *restrict t1936, const float *restrict t1949, const float *restrict t1954) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t1956;
+    const float *t1936;
+    const float *t1949;
+    const float *t1954;
+} step_k563_add_pointers;
+
+static void step_k563_add_part(void *context, int part, int parts) {
+    const step_k563_add_pointers *p = context;
+    float *restrict t1956 = p->t1956;
+    const float *restrict t1936 = p->t1936;
+    const float *restrict t1949 = p->t1949;
+    const float *restrict t1954 = p->t1954;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1951 = t1936[i0 * 32 + i1] + t1949[i0 * 32 + i1];
             const float v1956 = v1951 + t1954[i1];
@@ -8479,25 +12447,63 @@ static void step_k563_add(float *restrict t1956, const float *restrict t1936, co
     }
 }
 
+static void step_k563_add(float *restrict t1956, const float *restrict t1936, const float *restrict t1949, const float *restrict t1954) {
+    mplc_parallel(step_k563_add_part, &(step_k563_add_pointers){t1956, t1936, t1949, t1954});
+}
+
 /* %1957 = matmul tB %1956, %242 : [14112,16]
  * %1960 = col2im k1 s2 p0 %1957 : [288,14,14,16] */
-static void step_k564_matmul_col2im(float *restrict t1960, const float *restrict t1956, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t1960;
+    const float *t1956;
+    const float *in_teacher_res6_shortcut_weight;
+    float *chunk;
+} step_k564_matmul_col2im_pointers;
+
+static void step_k564_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k564_matmul_col2im_pointers *p = context;
+    float *restrict t1960 = p->t1960;
+    const float *restrict t1956 = p->t1956;
+    const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* the product 167 images at a time (130928 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 167) {
-        const int nb = 288 - n0 < 167 ? 288 - n0 : 167;
+    size_t lo, hi;
+    mplc_part(288, 167, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
         mplc_col2im(t1960 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
+static void step_k564_matmul_col2im(float *restrict t1960, const float *restrict t1956, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k564_matmul_col2im_part, &(step_k564_matmul_col2im_pointers){t1960, t1956, in_teacher_res6_shortcut_weight, chunk});
+}
+
 /* %241 = im2col k1 s2 p0 %197 : [14112,16]
  * %1958 = matmul tA %241, %1956 : [16,32] */
-static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict t197, const float *restrict t1956, float *restrict chunk) {
+typedef struct {
+    float *t1958;
+    const float *t197;
+    const float *t1956;
+    float *chunk;
+} step_k565_im2col_matmul_pointers;
+
+static void step_k565_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k565_im2col_matmul_pointers *p = context;
+    float *restrict t1958 = p->t1958;
+    const float *restrict t197 = p->t197;
+    const float *restrict t1956 = p->t1956;
+    float *restrict chunk = p->chunk + (size_t)part * 131440; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 167, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1958 : chunk + 130928;
+    if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 288; n0 += 167) {
-        const int nb = 288 - n0 < 167 ? 288 - n0 : 167;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
@@ -8514,7 +12520,15 @@ static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict
             for (int i = 0; i < 512; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 512; i++) t1958[i] = total[i];
+    for (int i = 0; i < 512; i++) sum[i] = total[i];
+}
+
+static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict t197, const float *restrict t1956, float *restrict chunk) {
+    mplc_parallel(step_k565_im2col_matmul_part, &(step_k565_im2col_matmul_pointers){t1958, t197, t1956, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 131440 + 130928;
+        for (int i = 0; i < 512; i++) t1958[i] += partial[i];
+    }
 }
 
 /* %1961 = reduce_sum axes=[0] %1956 : [32] */
@@ -8529,23 +12543,65 @@ static void step_k566_reduce_sum(float *restrict t1961, const float *restrict t1
 
 /* %1962 = matmul tB %1956, %236 : [14112,288]
  * %1965 = col2im k3 s1 p1 %1962 : [288,7,7,32] */
-static void step_k567_matmul_col2im(float *restrict t1965, const float *restrict t1956, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t1965;
+    const float *t1956;
+    const float *in_teacher_res6_conv3_weight;
+    float *chunk;
+} step_k567_matmul_col2im_pointers;
+
+static void step_k567_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k567_matmul_col2im_pointers *p = context;
+    float *restrict t1965 = p->t1965;
+    const float *restrict t1956 = p->t1956;
+    const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 18) {
-        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(288, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_conv3_weight, 32, 0.0f, chunk, 288);
         mplc_col2im(t1965 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
+static void step_k567_matmul_col2im(float *restrict t1965, const float *restrict t1956, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k567_matmul_col2im_part, &(step_k567_matmul_col2im_pointers){t1965, t1956, in_teacher_res6_conv3_weight, chunk});
+}
+
 /* %235 = im2col k3 s1 p1 %234 : [14112,288]
  * %1963 = matmul tA %235, %1956 : [288,32] */
-static void step_k568_im2col_matmul(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
+typedef struct {
+    float *t1963;
+    const float *t234;
+    const float *t1956;
+    float *chunk;
+} step_k568_im2col_matmul_pointers;
+
+static void step_k568_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k568_im2col_matmul_pointers *p = context;
+    float *restrict t1963 = p->t1963;
+    const float *restrict t234 = p->t234;
+    const float *restrict t1956 = p->t1956;
+    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 18) {
-        const int nb = 288 - n0 < 18 ? 288 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(288, 18, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1963 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1956 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1963, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1956 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k568_im2col_matmul(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
+    mplc_parallel(step_k568_im2col_matmul_part, &(step_k568_im2col_matmul_pointers){t1963, t234, t1956, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        for (int i = 0; i < 9216; i++) t1963[i] += partial[i];
     }
 }
 
@@ -8557,8 +12613,22 @@ static void step_k568_im2col_matmul(float *restrict t1963, const float *restrict
  * %1969 = mul %1965, %1967 : [288,7,7,32]
  * %1970 = mul %1969, %232 : [288,7,7,32]
  * %1971 = add %1968, %1970 : [288,7,7,32] */
-static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const float *restrict t231, const float *restrict t233, const float *restrict t1965) {
-    for (size_t i = 0; i < 451584; i++) {
+typedef struct {
+    float *t1971;
+    const float *t231;
+    const float *t233;
+    const float *t1965;
+} step_k569_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k569_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k569_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t1971 = p->t1971;
+    const float *restrict t231 = p->t231;
+    const float *restrict t233 = p->t233;
+    const float *restrict t1965 = p->t1965;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v1966 = t231[i] >= t233[i] ? 1.0f : 0.0f;
         const float v1968 = t1965[i] * v1966;
         const float v1967 = 1.0f - v1966;
@@ -8567,6 +12637,10 @@ static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const floa
         const float v1971 = v1968 + v1970;
         t1971[i] = v1971;
     }
+}
+
+static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const float *restrict t231, const float *restrict t233, const float *restrict t1965) {
+    mplc_parallel(step_k569_greaterEqual_sub_mul_etc_part, &(step_k569_greaterEqual_sub_mul_etc_pointers){t1971, t231, t233, t1965});
 }
 
 /* %1973 = reduce_sum axes=[0] %1972 : [32] */
@@ -8581,13 +12655,29 @@ static void step_k570_reduce_sum(float *restrict t1973, const float *restrict t1
 
 /* %227 = broadcast axes=[1] %226 : [14112,32]
  * %1974 = mul %1972, %227 : [14112,32] */
-static void step_k571_mul(float *restrict t1974, const float *restrict t1972, const float *restrict t226) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t1974;
+    const float *t1972;
+    const float *t226;
+} step_k571_mul_pointers;
+
+static void step_k571_mul_part(void *context, int part, int parts) {
+    const step_k571_mul_pointers *p = context;
+    float *restrict t1974 = p->t1974;
+    const float *restrict t1972 = p->t1972;
+    const float *restrict t226 = p->t226;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1974 = t1972[i0 * 32 + i1] * t226[i1];
             t1974[i0 * 32 + i1] = v1974;
         }
     }
+}
+
+static void step_k571_mul(float *restrict t1974, const float *restrict t1972, const float *restrict t226) {
+    mplc_parallel(step_k571_mul_part, &(step_k571_mul_pointers){t1974, t1972, t226});
 }
 
 /* %1975 = mul %1972, %207 : [14112,32]
@@ -8643,14 +12733,30 @@ static void step_k575_mul_div(float *restrict t1984, const float *restrict t1976
 /* %1985 = broadcast axes=[1] %1984 : [14112,32]
  * %1986 = mul %1985, %207 : [14112,32]
  * %1987 = add %1986, %1986 : [14112,32] */
-static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984, const float *restrict t207) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t1987;
+    const float *t1984;
+    const float *t207;
+} step_k576_mul_add_pointers;
+
+static void step_k576_mul_add_part(void *context, int part, int parts) {
+    const step_k576_mul_add_pointers *p = context;
+    float *restrict t1987 = p->t1987;
+    const float *restrict t1984 = p->t1984;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1986 = t1984[i1] * t207[i0 * 32 + i1];
             const float v1987 = v1986 + v1986;
             t1987[i0 * 32 + i1] = v1987;
         }
     }
+}
+
+static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984, const float *restrict t207) {
+    mplc_parallel(step_k576_mul_add_part, &(step_k576_mul_add_pointers){t1987, t1984, t207});
 }
 
 /* %1988 = neg %1987 : [14112,32]
@@ -8679,14 +12785,32 @@ static void step_k578_add_mul(float *restrict t1992, const float *restrict t1980
 /* %1989 = add %1974, %1987 : [14112,32]
  * %1993 = broadcast axes=[1] %1992 : [14112,32]
  * %1994 = add %1989, %1993 : [14112,32] */
-static void step_k579_add(float *restrict t1994, const float *restrict t1974, const float *restrict t1987, const float *restrict t1992) {
-    for (size_t i0 = 0; i0 < 14112; i0++) {
+typedef struct {
+    float *t1994;
+    const float *t1974;
+    const float *t1987;
+    const float *t1992;
+} step_k579_add_pointers;
+
+static void step_k579_add_part(void *context, int part, int parts) {
+    const step_k579_add_pointers *p = context;
+    float *restrict t1994 = p->t1994;
+    const float *restrict t1974 = p->t1974;
+    const float *restrict t1987 = p->t1987;
+    const float *restrict t1992 = p->t1992;
+    size_t lo, hi;
+    mplc_part(14112, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v1989 = t1974[i0 * 32 + i1] + t1987[i0 * 32 + i1];
             const float v1994 = v1989 + t1992[i1];
             t1994[i0 * 32 + i1] = v1994;
         }
     }
+}
+
+static void step_k579_add(float *restrict t1994, const float *restrict t1974, const float *restrict t1987, const float *restrict t1992) {
+    mplc_parallel(step_k579_add_part, &(step_k579_add_pointers){t1994, t1974, t1987, t1992});
 }
 
 /* %1995 = reduce_sum axes=[0] %1994 : [32] */
@@ -8701,23 +12825,65 @@ static void step_k580_reduce_sum(float *restrict t1995, const float *restrict t1
 
 /* %1996 = matmul tB %1994, %199 : [14112,144]
  * %1999 = col2im k3 s2 p1 %1996 : [288,14,14,16] */
-static void step_k581_matmul_col2im(float *restrict t1999, const float *restrict t1994, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t1999;
+    const float *t1994;
+    const float *in_teacher_res6_conv0_weight;
+    float *chunk;
+} step_k581_matmul_col2im_pointers;
+
+static void step_k581_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k581_matmul_col2im_pointers *p = context;
+    float *restrict t1999 = p->t1999;
+    const float *restrict t1994 = p->t1994;
+    const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 37) {
-        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(288, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1994 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t1999 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
+static void step_k581_matmul_col2im(float *restrict t1999, const float *restrict t1994, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k581_matmul_col2im_part, &(step_k581_matmul_col2im_pointers){t1999, t1994, in_teacher_res6_conv0_weight, chunk});
+}
+
 /* %198 = im2col k3 s2 p1 %197 : [14112,144]
  * %1997 = matmul tA %198, %1994 : [144,32] */
-static void step_k582_im2col_matmul(float *restrict t1997, const float *restrict t197, const float *restrict t1994, float *restrict chunk) {
+typedef struct {
+    float *t1997;
+    const float *t197;
+    const float *t1994;
+    float *chunk;
+} step_k582_im2col_matmul_pointers;
+
+static void step_k582_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k582_im2col_matmul_pointers *p = context;
+    float *restrict t1997 = p->t1997;
+    const float *restrict t197 = p->t197;
+    const float *restrict t1994 = p->t1994;
+    float *restrict chunk = p->chunk + (size_t)part * 265680; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 37) {
-        const int nb = 288 - n0 < 37 ? 288 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(288, 37, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t1997 : chunk + 261072;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1994 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t1997, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t1994 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void step_k582_im2col_matmul(float *restrict t1997, const float *restrict t197, const float *restrict t1994, float *restrict chunk) {
+    mplc_parallel(step_k582_im2col_matmul_part, &(step_k582_im2col_matmul_pointers){t1997, t197, t1994, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 265680 + 261072;
+        for (int i = 0; i < 4608; i++) t1997[i] += partial[i];
     }
 }
 
@@ -8730,8 +12896,24 @@ static void step_k582_im2col_matmul(float *restrict t1997, const float *restrict
  * %2005 = mul %2000, %2003 : [288,14,14,16]
  * %2006 = mul %2005, %132 : [288,14,14,16]
  * %2007 = add %2004, %2006 : [288,14,14,16] */
-static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const float *restrict t1960, const float *restrict t1999, const float *restrict t195, const float *restrict t196) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t2007;
+    const float *t1960;
+    const float *t1999;
+    const float *t195;
+    const float *t196;
+} step_k583_add_greaterEqual_sub_etc_pointers;
+
+static void step_k583_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k583_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t2007 = p->t2007;
+    const float *restrict t1960 = p->t1960;
+    const float *restrict t1999 = p->t1999;
+    const float *restrict t195 = p->t195;
+    const float *restrict t196 = p->t196;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v2000 = t1960[i] + t1999[i];
         const float v2001 = t195[i] >= t196[i] ? 1.0f : 0.0f;
         const float v2004 = v2000 * v2001;
@@ -8741,6 +12923,10 @@ static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const floa
         const float v2007 = v2004 + v2006;
         t2007[i] = v2007;
     }
+}
+
+static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const float *restrict t1960, const float *restrict t1999, const float *restrict t195, const float *restrict t196) {
+    mplc_parallel(step_k583_add_greaterEqual_sub_etc_part, &(step_k583_add_greaterEqual_sub_etc_pointers){t2007, t1960, t1999, t195, t196});
 }
 
 /* %2009 = reduce_sum axes=[0] %2008 : [16] */
@@ -8755,13 +12941,29 @@ static void step_k584_reduce_sum(float *restrict t2009, const float *restrict t2
 
 /* %191 = broadcast axes=[1] %190 : [56448,16]
  * %2010 = mul %2008, %191 : [56448,16] */
-static void step_k585_mul(float *restrict t2010, const float *restrict t2008, const float *restrict t190) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2010;
+    const float *t2008;
+    const float *t190;
+} step_k585_mul_pointers;
+
+static void step_k585_mul_part(void *context, int part, int parts) {
+    const step_k585_mul_pointers *p = context;
+    float *restrict t2010 = p->t2010;
+    const float *restrict t2008 = p->t2008;
+    const float *restrict t190 = p->t190;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2010 = t2008[i0 * 16 + i1] * t190[i1];
             t2010[i0 * 16 + i1] = v2010;
         }
     }
+}
+
+static void step_k585_mul(float *restrict t2010, const float *restrict t2008, const float *restrict t190) {
+    mplc_parallel(step_k585_mul_part, &(step_k585_mul_pointers){t2010, t2008, t190});
 }
 
 /* %2011 = mul %2008, %176 : [56448,16]
@@ -8817,14 +13019,30 @@ static void step_k589_mul_div(float *restrict t2020, const float *restrict t2012
 /* %2021 = broadcast axes=[1] %2020 : [56448,16]
  * %2022 = mul %2021, %176 : [56448,16]
  * %2023 = add %2022, %2022 : [56448,16] */
-static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020, const float *restrict t176) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2023;
+    const float *t2020;
+    const float *t176;
+} step_k590_mul_add_pointers;
+
+static void step_k590_mul_add_part(void *context, int part, int parts) {
+    const step_k590_mul_add_pointers *p = context;
+    float *restrict t2023 = p->t2023;
+    const float *restrict t2020 = p->t2020;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2022 = t2020[i1] * t176[i0 * 16 + i1];
             const float v2023 = v2022 + v2022;
             t2023[i0 * 16 + i1] = v2023;
         }
     }
+}
+
+static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020, const float *restrict t176) {
+    mplc_parallel(step_k590_mul_add_part, &(step_k590_mul_add_pointers){t2023, t2020, t176});
 }
 
 /* %2024 = neg %2023 : [56448,16]
@@ -8853,14 +13071,32 @@ static void step_k592_add_mul(float *restrict t2028, const float *restrict t2016
 /* %2025 = add %2010, %2023 : [56448,16]
  * %2029 = broadcast axes=[1] %2028 : [56448,16]
  * %2030 = add %2025, %2029 : [56448,16] */
-static void step_k593_add(float *restrict t2030, const float *restrict t2010, const float *restrict t2023, const float *restrict t2028) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2030;
+    const float *t2010;
+    const float *t2023;
+    const float *t2028;
+} step_k593_add_pointers;
+
+static void step_k593_add_part(void *context, int part, int parts) {
+    const step_k593_add_pointers *p = context;
+    float *restrict t2030 = p->t2030;
+    const float *restrict t2010 = p->t2010;
+    const float *restrict t2023 = p->t2023;
+    const float *restrict t2028 = p->t2028;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2025 = t2010[i0 * 16 + i1] + t2023[i0 * 16 + i1];
             const float v2030 = v2025 + t2028[i1];
             t2030[i0 * 16 + i1] = v2030;
         }
     }
+}
+
+static void step_k593_add(float *restrict t2030, const float *restrict t2010, const float *restrict t2023, const float *restrict t2028) {
+    mplc_parallel(step_k593_add_part, &(step_k593_add_pointers){t2030, t2010, t2023, t2028});
 }
 
 /* %2032 = reduce_sum axes=[0] %2030 : [16] */
@@ -8875,23 +13111,65 @@ static void step_k594_reduce_sum(float *restrict t2032, const float *restrict t2
 
 /* %2033 = matmul tB %2030, %166 : [56448,144]
  * %2036 = col2im k3 s1 p1 %2033 : [288,14,14,16] */
-static void step_k595_matmul_col2im(float *restrict t2036, const float *restrict t2030, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t2036;
+    const float *t2030;
+    const float *in_teacher_res3_conv3_weight;
+    float *chunk;
+} step_k595_matmul_col2im_pointers;
+
+static void step_k595_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k595_matmul_col2im_pointers *p = context;
+    float *restrict t2036 = p->t2036;
+    const float *restrict t2030 = p->t2030;
+    const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2030 + (size_t)n0 * 3136, 16, in_teacher_res3_conv3_weight, 16, 0.0f, chunk, 144);
         mplc_col2im(t2036 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k595_matmul_col2im(float *restrict t2036, const float *restrict t2030, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k595_matmul_col2im_part, &(step_k595_matmul_col2im_pointers){t2036, t2030, in_teacher_res3_conv3_weight, chunk});
+}
+
 /* %165 = im2col k3 s1 p1 %164 : [56448,144]
  * %2034 = matmul tA %165, %2030 : [144,16] */
-static void step_k596_im2col_matmul(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
+typedef struct {
+    float *t2034;
+    const float *t164;
+    const float *t2030;
+    float *chunk;
+} step_k596_im2col_matmul_pointers;
+
+static void step_k596_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k596_im2col_matmul_pointers *p = context;
+    float *restrict t2034 = p->t2034;
+    const float *restrict t164 = p->t164;
+    const float *restrict t2030 = p->t2030;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2034 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2030 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t2034, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2030 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void step_k596_im2col_matmul(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
+    mplc_parallel(step_k596_im2col_matmul_part, &(step_k596_im2col_matmul_pointers){t2034, t164, t2030, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t2034[i] += partial[i];
     }
 }
 
@@ -8903,8 +13181,22 @@ static void step_k596_im2col_matmul(float *restrict t2034, const float *restrict
  * %2040 = mul %2036, %2038 : [288,14,14,16]
  * %2041 = mul %2040, %132 : [288,14,14,16]
  * %2042 = add %2039, %2041 : [288,14,14,16] */
-static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const float *restrict t162, const float *restrict t163, const float *restrict t2036) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t2042;
+    const float *t162;
+    const float *t163;
+    const float *t2036;
+} step_k597_greaterEqual_sub_mul_etc_pointers;
+
+static void step_k597_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k597_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t2042 = p->t2042;
+    const float *restrict t162 = p->t162;
+    const float *restrict t163 = p->t163;
+    const float *restrict t2036 = p->t2036;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v2037 = t162[i] >= t163[i] ? 1.0f : 0.0f;
         const float v2039 = t2036[i] * v2037;
         const float v2038 = 1.0f - v2037;
@@ -8913,6 +13205,10 @@ static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const floa
         const float v2042 = v2039 + v2041;
         t2042[i] = v2042;
     }
+}
+
+static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const float *restrict t162, const float *restrict t163, const float *restrict t2036) {
+    mplc_parallel(step_k597_greaterEqual_sub_mul_etc_part, &(step_k597_greaterEqual_sub_mul_etc_pointers){t2042, t162, t163, t2036});
 }
 
 /* %2044 = reduce_sum axes=[0] %2043 : [16] */
@@ -8927,13 +13223,29 @@ static void step_k598_reduce_sum(float *restrict t2044, const float *restrict t2
 
 /* %158 = broadcast axes=[1] %157 : [56448,16]
  * %2045 = mul %2043, %158 : [56448,16] */
-static void step_k599_mul(float *restrict t2045, const float *restrict t2043, const float *restrict t157) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2045;
+    const float *t2043;
+    const float *t157;
+} step_k599_mul_pointers;
+
+static void step_k599_mul_part(void *context, int part, int parts) {
+    const step_k599_mul_pointers *p = context;
+    float *restrict t2045 = p->t2045;
+    const float *restrict t2043 = p->t2043;
+    const float *restrict t157 = p->t157;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2045 = t2043[i0 * 16 + i1] * t157[i1];
             t2045[i0 * 16 + i1] = v2045;
         }
     }
+}
+
+static void step_k599_mul(float *restrict t2045, const float *restrict t2043, const float *restrict t157) {
+    mplc_parallel(step_k599_mul_part, &(step_k599_mul_pointers){t2045, t2043, t157});
 }
 
 /* %2046 = mul %2043, %143 : [56448,16]
@@ -8989,14 +13301,30 @@ static void step_k603_mul_div(float *restrict t2055, const float *restrict t2047
 /* %2056 = broadcast axes=[1] %2055 : [56448,16]
  * %2057 = mul %2056, %143 : [56448,16]
  * %2058 = add %2057, %2057 : [56448,16] */
-static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055, const float *restrict t143) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2058;
+    const float *t2055;
+    const float *t143;
+} step_k604_mul_add_pointers;
+
+static void step_k604_mul_add_part(void *context, int part, int parts) {
+    const step_k604_mul_add_pointers *p = context;
+    float *restrict t2058 = p->t2058;
+    const float *restrict t2055 = p->t2055;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2057 = t2055[i1] * t143[i0 * 16 + i1];
             const float v2058 = v2057 + v2057;
             t2058[i0 * 16 + i1] = v2058;
         }
     }
+}
+
+static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055, const float *restrict t143) {
+    mplc_parallel(step_k604_mul_add_part, &(step_k604_mul_add_pointers){t2058, t2055, t143});
 }
 
 /* %2059 = neg %2058 : [56448,16]
@@ -9025,14 +13353,32 @@ static void step_k606_add_mul(float *restrict t2063, const float *restrict t2051
 /* %2060 = add %2045, %2058 : [56448,16]
  * %2064 = broadcast axes=[1] %2063 : [56448,16]
  * %2065 = add %2060, %2064 : [56448,16] */
-static void step_k607_add(float *restrict t2065, const float *restrict t2045, const float *restrict t2058, const float *restrict t2063) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2065;
+    const float *t2045;
+    const float *t2058;
+    const float *t2063;
+} step_k607_add_pointers;
+
+static void step_k607_add_part(void *context, int part, int parts) {
+    const step_k607_add_pointers *p = context;
+    float *restrict t2065 = p->t2065;
+    const float *restrict t2045 = p->t2045;
+    const float *restrict t2058 = p->t2058;
+    const float *restrict t2063 = p->t2063;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2060 = t2045[i0 * 16 + i1] + t2058[i0 * 16 + i1];
             const float v2065 = v2060 + t2063[i1];
             t2065[i0 * 16 + i1] = v2065;
         }
     }
+}
+
+static void step_k607_add(float *restrict t2065, const float *restrict t2045, const float *restrict t2058, const float *restrict t2063) {
+    mplc_parallel(step_k607_add_part, &(step_k607_add_pointers){t2065, t2045, t2058, t2063});
 }
 
 /* %2066 = reduce_sum axes=[0] %2065 : [16] */
@@ -9047,23 +13393,65 @@ static void step_k608_reduce_sum(float *restrict t2066, const float *restrict t2
 
 /* %2067 = matmul tB %2065, %136 : [56448,144]
  * %2070 = col2im k3 s1 p1 %2067 : [288,14,14,16] */
-static void step_k609_matmul_col2im(float *restrict t2070, const float *restrict t2065, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t2070;
+    const float *t2065;
+    const float *in_teacher_res3_conv0_weight;
+    float *chunk;
+} step_k609_matmul_col2im_pointers;
+
+static void step_k609_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k609_matmul_col2im_pointers *p = context;
+    float *restrict t2070 = p->t2070;
+    const float *restrict t2065 = p->t2065;
+    const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2065 + (size_t)n0 * 3136, 16, in_teacher_res3_conv0_weight, 16, 0.0f, chunk, 144);
         mplc_col2im(t2070 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void step_k609_matmul_col2im(float *restrict t2070, const float *restrict t2065, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k609_matmul_col2im_part, &(step_k609_matmul_col2im_pointers){t2070, t2065, in_teacher_res3_conv0_weight, chunk});
+}
+
 /* %135 = im2col k3 s1 p1 %134 : [56448,144]
  * %2068 = matmul tA %135, %2065 : [144,16] */
-static void step_k610_im2col_matmul(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
+typedef struct {
+    float *t2068;
+    const float *t134;
+    const float *t2065;
+    float *chunk;
+} step_k610_im2col_matmul_pointers;
+
+static void step_k610_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k610_im2col_matmul_pointers *p = context;
+    float *restrict t2068 = p->t2068;
+    const float *restrict t134 = p->t134;
+    const float *restrict t2065 = p->t2065;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 288; n0 += 9) {
-        const int nb = 288 - n0 < 9 ? 288 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(288, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2068 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2065 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t2068, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2065 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void step_k610_im2col_matmul(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
+    mplc_parallel(step_k610_im2col_matmul_part, &(step_k610_im2col_matmul_pointers){t2068, t134, t2065, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t2068[i] += partial[i];
     }
 }
 
@@ -9076,8 +13464,24 @@ static void step_k610_im2col_matmul(float *restrict t2068, const float *restrict
  * %2075 = mul %2071, %2073 : [288,14,14,16]
  * %2076 = mul %2075, %132 : [288,14,14,16]
  * %2077 = add %2074, %2076 : [288,14,14,16] */
-static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const float *restrict t2031, const float *restrict t2070, const float *restrict t131, const float *restrict t133) {
-    for (size_t i = 0; i < 903168; i++) {
+typedef struct {
+    float *t2077;
+    const float *t2031;
+    const float *t2070;
+    const float *t131;
+    const float *t133;
+} step_k611_add_greaterEqual_sub_etc_pointers;
+
+static void step_k611_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k611_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t2077 = p->t2077;
+    const float *restrict t2031 = p->t2031;
+    const float *restrict t2070 = p->t2070;
+    const float *restrict t131 = p->t131;
+    const float *restrict t133 = p->t133;
+    size_t lo, hi;
+    mplc_part(288, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v2071 = t2031[i] + t2070[i];
         const float v2072 = t131[i] >= t133[i] ? 1.0f : 0.0f;
         const float v2074 = v2071 * v2072;
@@ -9087,6 +13491,10 @@ static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const floa
         const float v2077 = v2074 + v2076;
         t2077[i] = v2077;
     }
+}
+
+static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const float *restrict t2031, const float *restrict t2070, const float *restrict t131, const float *restrict t133) {
+    mplc_parallel(step_k611_add_greaterEqual_sub_etc_part, &(step_k611_add_greaterEqual_sub_etc_pointers){t2077, t2031, t2070, t131, t133});
 }
 
 /* %2079 = reduce_sum axes=[0] %2078 : [16] */
@@ -9101,13 +13509,29 @@ static void step_k612_reduce_sum(float *restrict t2079, const float *restrict t2
 
 /* %127 = broadcast axes=[1] %126 : [56448,16]
  * %2080 = mul %2078, %127 : [56448,16] */
-static void step_k613_mul(float *restrict t2080, const float *restrict t2078, const float *restrict t126) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2080;
+    const float *t2078;
+    const float *t126;
+} step_k613_mul_pointers;
+
+static void step_k613_mul_part(void *context, int part, int parts) {
+    const step_k613_mul_pointers *p = context;
+    float *restrict t2080 = p->t2080;
+    const float *restrict t2078 = p->t2078;
+    const float *restrict t126 = p->t126;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2080 = t2078[i0 * 16 + i1] * t126[i1];
             t2080[i0 * 16 + i1] = v2080;
         }
     }
+}
+
+static void step_k613_mul(float *restrict t2080, const float *restrict t2078, const float *restrict t126) {
+    mplc_parallel(step_k613_mul_part, &(step_k613_mul_pointers){t2080, t2078, t126});
 }
 
 /* %2081 = mul %2078, %107 : [56448,16]
@@ -9163,14 +13587,30 @@ static void step_k617_mul_div(float *restrict t2090, const float *restrict t2082
 /* %2091 = broadcast axes=[1] %2090 : [56448,16]
  * %2092 = mul %2091, %107 : [56448,16]
  * %2093 = add %2092, %2092 : [56448,16] */
-static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090, const float *restrict t107) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2093;
+    const float *t2090;
+    const float *t107;
+} step_k618_mul_add_pointers;
+
+static void step_k618_mul_add_part(void *context, int part, int parts) {
+    const step_k618_mul_add_pointers *p = context;
+    float *restrict t2093 = p->t2093;
+    const float *restrict t2090 = p->t2090;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2092 = t2090[i1] * t107[i0 * 16 + i1];
             const float v2093 = v2092 + v2092;
             t2093[i0 * 16 + i1] = v2093;
         }
     }
+}
+
+static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090, const float *restrict t107) {
+    mplc_parallel(step_k618_mul_add_part, &(step_k618_mul_add_pointers){t2093, t2090, t107});
 }
 
 /* %2094 = neg %2093 : [56448,16]
@@ -9199,14 +13639,32 @@ static void step_k620_add_mul(float *restrict t2098, const float *restrict t2086
 /* %2095 = add %2080, %2093 : [56448,16]
  * %2099 = broadcast axes=[1] %2098 : [56448,16]
  * %2100 = add %2095, %2099 : [56448,16] */
-static void step_k621_add(float *restrict t2100, const float *restrict t2080, const float *restrict t2093, const float *restrict t2098) {
-    for (size_t i0 = 0; i0 < 56448; i0++) {
+typedef struct {
+    float *t2100;
+    const float *t2080;
+    const float *t2093;
+    const float *t2098;
+} step_k621_add_pointers;
+
+static void step_k621_add_part(void *context, int part, int parts) {
+    const step_k621_add_pointers *p = context;
+    float *restrict t2100 = p->t2100;
+    const float *restrict t2080 = p->t2080;
+    const float *restrict t2093 = p->t2093;
+    const float *restrict t2098 = p->t2098;
+    size_t lo, hi;
+    mplc_part(56448, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v2095 = t2080[i0 * 16 + i1] + t2093[i0 * 16 + i1];
             const float v2100 = v2095 + t2098[i1];
             t2100[i0 * 16 + i1] = v2100;
         }
     }
+}
+
+static void step_k621_add(float *restrict t2100, const float *restrict t2080, const float *restrict t2093, const float *restrict t2098) {
+    mplc_parallel(step_k621_add_part, &(step_k621_add_pointers){t2100, t2080, t2093, t2098});
 }
 
 /* %2101 = reduce_sum axes=[0] %2100 : [16] */
@@ -9221,12 +13679,28 @@ static void step_k622_reduce_sum(float *restrict t2101, const float *restrict t2
 
 /* %98 = im2col k3 s2 p1 %92 : [56448,9]
  * %2102 = matmul tA %98, %2100 : [9,16] */
-static void step_k623_im2col_matmul(float *restrict t2102, const float *restrict in_x, const float *restrict t2100, float *restrict chunk) {
+typedef struct {
+    float *t2102;
+    const float *in_x;
+    const float *t2100;
+    float *chunk;
+} step_k623_im2col_matmul_pointers;
+
+static void step_k623_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k623_im2col_matmul_pointers *p = context;
+    float *restrict t2102 = p->t2102;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t2100 = p->t2100;
+    float *restrict chunk = p->chunk + (size_t)part * 146560; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(288, 83, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t2102 : chunk + 146416;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 288; n0 += 83) {
-        const int nb = 288 - n0 < 83 ? 288 - n0 : 83;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
@@ -9243,7 +13717,15 @@ static void step_k623_im2col_matmul(float *restrict t2102, const float *restrict
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t2102[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void step_k623_im2col_matmul(float *restrict t2102, const float *restrict in_x, const float *restrict t2100, float *restrict chunk) {
+    mplc_parallel(step_k623_im2col_matmul_part, &(step_k623_im2col_matmul_pointers){t2102, in_x, t2100, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 146560 + 146416;
+        for (int i = 0; i < 144; i++) t2102[i] += partial[i];
+    }
 }
 
 /* %929 = constant 0.0005 : [3,3,1,16]
@@ -9792,8 +14274,22 @@ static void step_k637_mul_add_sub(float *restrict in_teacher_momentum_res9_conv0
  * %2311 = sub %25, %2310 : [3,3,64,64]
  * in_teacher_momentum_res9_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k638_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3_weight, float *restrict in_teacher_res9_conv3_weight, const float *restrict t1890, const float *restrict in_lr_teacher) {
-    for (size_t i = 0; i < 36864; i++) {
+typedef struct {
+    float *in_teacher_momentum_res9_conv3_weight;
+    float *in_teacher_res9_conv3_weight;
+    const float *t1890;
+    const float *in_lr_teacher;
+} step_k638_mul_add_sub_pointers;
+
+static void step_k638_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k638_mul_add_sub_pointers *p = context;
+    float *restrict in_teacher_momentum_res9_conv3_weight = p->in_teacher_momentum_res9_conv3_weight;
+    float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
+    const float *restrict t1890 = p->t1890;
+    const float *restrict in_lr_teacher = p->in_lr_teacher;
+    size_t lo, hi;
+    mplc_part(3, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
         const float v2303 = in_teacher_res9_conv3_weight[i] * 0.0005f;
         const float v2304 = t1890[i] + v2303;
         const float v2305 = in_teacher_momentum_res9_conv3_weight[i] * 0.9f;
@@ -9805,6 +14301,10 @@ static void step_k638_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3
         in_teacher_momentum_res9_conv3_weight[i] = v2306;
         in_teacher_res9_conv3_weight[i] = v2311;
     }
+}
+
+static void step_k638_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3_weight, float *restrict in_teacher_res9_conv3_weight, const float *restrict t1890, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k638_mul_add_sub_part, &(step_k638_mul_add_sub_pointers){in_teacher_momentum_res9_conv3_weight, in_teacher_res9_conv3_weight, t1890, in_lr_teacher});
 }
 
 /* %1119 = constant 0.9 : [64]
@@ -9954,652 +14454,652 @@ static void step_k643_mul_add_sub(float *restrict in_teacher_momentum_dense14_bi
     }
 }
 
-/* 644 kernels; scratch high-water mark 24351024 floats. */
+/* 644 kernels; scratch high-water mark 26348240 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add(scratch, io, state, state + 144, scratch + 903168);
-    step_k001_reduce_sum(scratch + 903168, scratch);
-    step_k002_mul(scratch + 1806336, scratch + 903168);
-    step_k003_sub(scratch + 903168, scratch, scratch + 1806336);
-    step_k004_mul_reduce_sum(scratch, scratch + 903168);
-    step_k005_mul_add_log_etc(state + 311232, state + 311248, scratch + 24350720, scratch + 24350736, scratch + 24350752, scratch, scratch + 1806336, state + 160);
-    step_k006_mul_add(scratch, scratch + 903168, scratch + 24350752, state + 176);
-    step_k007_mul_max(scratch + 1806336, scratch + 2709504, scratch);
-    step_k008_im2col_matmul_add(scratch + 3612672, scratch + 2709504, state + 192, state + 2496, scratch + 4515840);
-    step_k009_reduce_sum(scratch + 4515840, scratch + 3612672);
-    step_k010_mul(scratch + 5419008, scratch + 4515840);
-    step_k011_sub(scratch + 4515840, scratch + 3612672, scratch + 5419008);
-    step_k012_mul_reduce_sum(scratch + 3612672, scratch + 4515840);
-    step_k013_mul_add_log_etc(state + 311264, state + 311280, scratch + 24350768, scratch + 24350784, scratch + 24350800, scratch + 3612672, scratch + 5419008, state + 2512);
-    step_k014_mul_add(scratch + 3612672, scratch + 4515840, scratch + 24350800, state + 2528);
-    step_k015_mul_max(scratch + 5419008, scratch + 6322176, scratch + 3612672);
-    step_k016_im2col_matmul_add(scratch + 7225344, scratch + 6322176, state + 2544, state + 4848, scratch + 8128512);
-    step_k017_add(scratch + 8128512, scratch + 7225344, scratch + 2709504);
-    step_k018_reduce_sum(scratch + 7225344, scratch + 8128512);
-    step_k019_mul(scratch + 9031680, scratch + 7225344);
-    step_k020_sub(scratch + 7225344, scratch + 8128512, scratch + 9031680);
-    step_k021_mul_reduce_sum(scratch + 8128512, scratch + 7225344);
-    step_k022_mul_add_log_etc(state + 311296, state + 311312, scratch + 24350816, scratch + 24350832, scratch + 24350848, scratch + 8128512, scratch + 9031680, state + 4864);
-    step_k023_mul_add(scratch + 8128512, scratch + 7225344, scratch + 24350848, state + 4880);
-    step_k024_mul_max(scratch + 9031680, scratch + 9934848, scratch + 8128512);
-    step_k025_im2col_matmul_add(scratch + 10838016, scratch + 9934848, state + 4896, state + 9504, scratch + 11289600);
-    step_k026_reduce_sum(scratch + 11289600, scratch + 10838016);
-    step_k027_mul(scratch + 11289632, scratch + 11289600);
-    step_k028_sub(scratch + 11741184, scratch + 10838016, scratch + 11289632);
-    step_k029_mul_reduce_sum(scratch + 11289664, scratch + 11741184);
-    step_k030_mul_add_log_etc(state + 311328, state + 311360, scratch + 24350400, scratch + 24350432, scratch + 24350464, scratch + 11289664, scratch + 11289632, state + 9536);
-    step_k031_mul_add(scratch + 12192768, scratch + 11741184, scratch + 24350464, state + 9568);
-    step_k032_mul_max(scratch + 12644352, scratch + 13095936, scratch + 12192768);
-    step_k033_im2col_matmul_add(scratch + 10838016, scratch + 13095936, state + 9600, state + 18816, scratch + 11289600);
-    step_k034_im2col_matmul(scratch + 11289600, scratch + 9934848, state + 18848, scratch + 13547520);
-    step_k035_add(scratch + 13547520, scratch + 10838016, scratch + 11289600);
-    step_k036_reduce_sum(scratch + 10838016, scratch + 13547520);
-    step_k037_mul(scratch + 11289600, scratch + 10838016);
-    step_k038_sub(scratch + 10838016, scratch + 13547520, scratch + 11289600);
-    step_k039_mul_reduce_sum(scratch + 11289632, scratch + 10838016);
-    step_k040_mul_add_log_etc(state + 311392, state + 311424, scratch + 24350496, scratch + 24350528, scratch + 24350560, scratch + 11289632, scratch + 11289600, state + 19360);
-    step_k041_mul_add(scratch + 11289600, scratch + 10838016, scratch + 24350560, state + 19392);
-    step_k042_mul_max(scratch + 13547520, scratch + 13999104, scratch + 11289600);
-    step_k043_im2col_matmul_add(scratch + 14450688, scratch + 13999104, state + 19424, state + 37856, scratch + 14745600);
-    step_k044_reduce_sum(scratch + 14745600, scratch + 14450688);
-    step_k045_mul(scratch + 14745664, scratch + 14745600);
-    step_k046_sub(scratch + 20070400, scratch + 14450688, scratch + 14745664);
-    step_k047_mul_reduce_sum(scratch + 14450688, scratch + 20070400);
-    step_k048_mul_add_log_etc(state + 311456, state + 311520, scratch + 24349952, scratch + 24350016, scratch + 24350080, scratch + 14450688, scratch + 14745664, state + 37920);
-    step_k049_mul_add(scratch + 20365312, scratch + 20070400, scratch + 24350080, state + 37984);
-    step_k050_mul_max(scratch + 20660224, scratch + 20955136, scratch + 20365312);
-    step_k051_im2col_matmul_add(scratch + 14450688, scratch + 20955136, state + 38048, state + 74912, scratch + 14745600);
-    step_k052_im2col_matmul(scratch + 14745600, scratch + 13999104, state + 74976, scratch + 15040512);
-    step_k053_add(scratch + 15040512, scratch + 14450688, scratch + 14745600);
-    step_k054_reduce_sum(scratch + 14450688, scratch + 15040512);
-    step_k055_mul(scratch + 14450752, scratch + 14450688);
-    step_k056_sub(scratch + 21250048, scratch + 15040512, scratch + 14450752);
-    step_k057_mul_reduce_sum(scratch + 14450688, scratch + 21250048);
-    step_k058_mul_add_log_etc(state + 311584, state + 311648, scratch + 24350144, scratch + 24350208, scratch + 24350272, scratch + 14450688, scratch + 14450752, state + 77024);
-    step_k059_mul_add(scratch + 21544960, scratch + 21250048, scratch + 24350272, state + 77088);
-    step_k060_mul_max(scratch + 21839872, scratch + 14450688, scratch + 21544960);
-    step_k061_reduce_sum(scratch + 14745600, scratch + 14450688);
-    step_k062_mul(scratch + 24326144, scratch + 14745600, io + 226176);
-    step_k063_matmul_add(scratch + 22134784, scratch + 24326144, state + 77152, state + 77792);
-    step_k064_mul_add(scratch + 24349056, io + 225792);
-    step_k065_reduce_max(scratch + 24350336, scratch + 22134784);
-    step_k066_sub_exp(scratch + 24344576, scratch + 24349376, scratch + 22134784, scratch + 24350336);
-    step_k067_reduce_sum(scratch + 24350592, scratch + 24349376);
-    step_k068_log(scratch + 24350336, scratch + 24350592);
-    step_k069_sub_mul_reduce_sum(scratch + 24350368, scratch + 24344576, scratch + 24350336, scratch + 24349056);
-    step_k070_mul(io + 244608, scratch + 24350368);
-    step_k071_mul(scratch + 22137664, scratch + 22135104);
-    step_k072_reduce_max(scratch + 24344576, scratch + 22137664);
-    step_k073_sub(scratch + 22138944, scratch + 22137664, scratch + 24344576);
-    step_k074_exp_reduce_sum(scratch + 22137664, scratch + 22138944);
-    step_k075_log(scratch + 22137792, scratch + 22137664);
-    step_k076_sub_exp(scratch + 24344576, scratch + 22138944, scratch + 22137792);
-    step_k077_reduce_max(scratch + 24345856, scratch + 24344576);
-    step_k078_greaterEqual(scratch + 24349696, scratch + 24345856);
-    step_k079_reduce_max(scratch + 24347136, scratch + 22136384);
-    step_k080_sub_exp(scratch + 22137664, scratch + 24345856, scratch + 22136384, scratch + 24347136);
-    step_k081_reduce_sum(scratch + 24349824, scratch + 24345856);
-    step_k082_log(scratch + 24347136, scratch + 24349824);
-    step_k083_sub_mul_reduce_sum(scratch + 24347264, scratch + 22137664, scratch + 24347136, scratch + 24344576);
-    step_k084_neg_mul_reduce_sum(scratch + 24350336, scratch + 24347264, scratch + 24349696);
-    step_k085_mul(io + 244624, scratch + 24350336);
-    step_k086_reduce_sum(scratch + 24350336, scratch + 24349696);
-    step_k087_mul(io + 244640, scratch + 24350336);
-    step_k088_one_hot_argmax(scratch + 24347136, scratch + 22136384);
-    step_k089_im2col_matmul_add(scratch + 14450688, io + 125440, state + 77808, state + 77952, scratch + 14852096);
-    step_k090_reduce_sum(scratch + 24350336, scratch + 14450688);
-    step_k091_mul(scratch + 24350352, scratch + 24350336);
-    step_k092_sub(scratch + 14852096, scratch + 14450688, scratch + 24350352);
-    step_k093_mul_reduce_sum(scratch + 24350336, scratch + 14852096);
-    step_k094_mul_add_log_etc(state + 311712, state + 311728, scratch + 24350864, scratch + 24350880, scratch + 24350896, scratch + 24350336, scratch + 24350352, state + 77968);
-    step_k095_mul_add(scratch + 14450688, scratch + 14852096, scratch + 24350896, state + 77984);
-    step_k096_mul_max(scratch + 15253504, scratch + 15654912, scratch + 14450688);
-    step_k097_im2col_matmul_add(scratch + 16056320, scratch + 15654912, state + 78000, state + 80304, scratch + 16457728);
-    step_k098_reduce_sum(scratch + 24350336, scratch + 16056320);
-    step_k099_mul(scratch + 24350352, scratch + 24350336);
-    step_k100_sub(scratch + 16457728, scratch + 16056320, scratch + 24350352);
-    step_k101_mul_reduce_sum(scratch + 24350336, scratch + 16457728);
-    step_k102_mul_add_log_etc(state + 311744, state + 311760, scratch + 24350912, scratch + 24350928, scratch + 24350944, scratch + 24350336, scratch + 24350352, state + 80320);
-    step_k103_mul_add(scratch + 16056320, scratch + 16457728, scratch + 24350944, state + 80336);
-    step_k104_mul_max(scratch + 16859136, scratch + 17260544, scratch + 16056320);
-    step_k105_im2col_matmul_add(scratch + 17661952, scratch + 17260544, state + 80352, state + 82656, scratch + 18063360);
-    step_k106_add(scratch + 18063360, scratch + 17661952, scratch + 15654912);
-    step_k107_reduce_sum(scratch + 24350336, scratch + 18063360);
-    step_k108_mul(scratch + 24350352, scratch + 24350336);
-    step_k109_sub(scratch + 17661952, scratch + 18063360, scratch + 24350352);
-    step_k110_mul_reduce_sum(scratch + 24350336, scratch + 17661952);
-    step_k111_mul_add_log_etc(state + 311776, state + 311792, scratch + 24350960, scratch + 24350976, scratch + 24350992, scratch + 24350336, scratch + 24350352, state + 82672);
-    step_k112_mul_add(scratch + 18063360, scratch + 17661952, scratch + 24350992, state + 82688);
-    step_k113_mul_max(scratch + 18464768, scratch + 18866176, scratch + 18063360);
-    step_k114_im2col_matmul_add(scratch + 19528656, scratch + 18866176, state + 82704, state + 87312, scratch + 19267584);
-    step_k115_reduce_sum(scratch + 24350336, scratch + 19528656);
-    step_k116_mul(scratch + 24350368, scratch + 24350336);
-    step_k117_sub(scratch + 22134784, scratch + 19528656, scratch + 24350368);
-    step_k118_mul_reduce_sum(scratch + 24350336, scratch + 22134784);
-    step_k119_mul_add_log_etc(state + 311808, state + 311840, scratch + 24350624, scratch + 24350656, scratch + 24350688, scratch + 24350336, scratch + 24350368, state + 87344);
-    step_k120_mul_add(scratch + 22335488, scratch + 22134784, scratch + 24350688, state + 87376);
-    step_k121_mul_max(scratch + 22536192, scratch + 22736896, scratch + 22335488);
-    step_k122_im2col_matmul_add(scratch + 19521600, scratch + 22736896, state + 87408, state + 96624, scratch + 19267584);
-    step_k123_im2col_matmul(scratch + 19267584, scratch + 18866176, state + 96656, scratch + 19722304);
-    step_k124_add(scratch + 19722304, scratch + 19521600, scratch + 19267584);
-    step_k125_reduce_sum(scratch + 24350336, scratch + 19722304);
-    step_k126_mul(scratch + 24350368, scratch + 24350336);
-    step_k127_sub(scratch + 22937600, scratch + 19722304, scratch + 24350368);
-    step_k128_mul_reduce_sum(scratch + 24350336, scratch + 22937600);
-    step_k129_mul_add_log_etc(state + 311872, state + 311904, scratch + 20068096, scratch + 20068128, scratch + 20068160, scratch + 24350336, scratch + 24350368, state + 97168);
-    step_k130_mul_add(scratch + 19525632, scratch + 22937600, scratch + 20068160, state + 97200);
-    step_k131_mul_max(scratch + 19726336, scratch + 23138304, scratch + 19525632);
-    step_k132_im2col_matmul_add(scratch + 19927040, scratch + 23138304, state + 97232, state + 115664, scratch + 19267584);
-    step_k133_reduce_sum(scratch + 24348416, scratch + 19927040);
-    step_k134_mul(scratch + 24348480, scratch + 24348416);
-    step_k135_sub(scratch + 23539712, scratch + 19927040, scratch + 24348480);
-    step_k136_mul_reduce_sum(scratch + 24348416, scratch + 23539712);
-    step_k137_mul_add_log_etc(state + 311936, state + 312000, scratch + 20067584, scratch + 20067648, scratch + 20067712, scratch + 24348416, scratch + 24348480, state + 115728);
-    step_k138_mul_add(scratch + 19927040, scratch + 23539712, scratch + 20067712, state + 115792);
-    step_k139_mul_max(scratch + 23670784, scratch + 23801856, scratch + 19927040);
-    step_k140_im2col_matmul_add(scratch + 23339008, scratch + 23801856, state + 115856, state + 152720, scratch + 19267584);
-    step_k141_im2col_matmul(scratch + 19267584, scratch + 23138304, state + 152784, scratch + 23470080);
-    step_k142_add(scratch + 23932928, scratch + 23339008, scratch + 19267584);
-    step_k143_reduce_sum(scratch + 24348416, scratch + 23932928);
-    step_k144_mul(scratch + 24348480, scratch + 24348416);
-    step_k145_sub(scratch + 23339008, scratch + 23932928, scratch + 24348480);
-    step_k146_mul_reduce_sum(scratch + 24348416, scratch + 23339008);
-    step_k147_mul_add_log_etc(state + 312064, state + 312128, scratch + 20067776, scratch + 20067840, scratch + 20067904, scratch + 24348416, scratch + 24348480, state + 154832);
-    step_k148_mul_add(scratch + 19267584, scratch + 23339008, scratch + 20067904, state + 154896);
-    step_k149_mul_max(scratch + 23932928, scratch + 24064000, scratch + 19267584);
-    step_k150_reduce_sum(scratch + 20058112, scratch + 24064000);
-    step_k151_mul(scratch + 23470080, scratch + 20058112);
-    step_k152_matmul_add(scratch + 20058112, scratch + 23470080, state + 154960, state + 155600);
-    step_k153_reduce_max(scratch + 24348416, scratch + 20058112);
-    step_k154_sub_exp(scratch + 20059392, scratch + 20060672, scratch + 20058112, scratch + 24348416);
-    step_k155_reduce_sum(scratch + 24348416, scratch + 20060672);
-    step_k156_log(scratch + 24348544, scratch + 24348416);
-    step_k157_sub_mul_reduce_sum(scratch + 24350336, scratch + 20059392, scratch + 24348544, scratch + 24347136);
-    step_k158_mul(io + 244656, scratch + 24350336);
-    step_k159_mul(scratch + 20058112, scratch + 24347136);
-    step_k160_neg_reduce_sum(scratch + 24348544, scratch + 20058112);
-    step_k161_div(scratch + 24348672, scratch + 24348544, scratch + 24348416);
-    step_k162_mul_add(scratch + 20066304, scratch + 24348672, scratch + 20060672, scratch + 20058112);
-    step_k163_reduce_sum(scratch + 24351008, scratch + 20066304);
-    step_k164_matmul(scratch + 24348416, scratch + 23470080, scratch + 20066304);
-    step_k165_matmul_mul(scratch + 20058112, scratch + 20066304, state + 154960);
-    step_k166_fill(scratch + 24064000, scratch + 20058112);
-    step_k167_greaterEqual_sub_mul_etc(scratch + 24195072, scratch + 19267584, scratch + 23932928, scratch + 24064000);
-    step_k168_reduce_sum(scratch + 24350336, scratch + 24195072);
-    step_k169_mul(scratch + 19267584, scratch + 24195072, scratch + 20067904);
-    step_k170_mul_reduce_sum(scratch + 20067904, scratch + 24195072, scratch + 23339008);
-    step_k171_mul(scratch + 24290464, scratch + 20067904, scratch + 20067840);
-    step_k172_neg_reduce_sum(scratch + 20067968, scratch + 19267584);
-    step_k173_mul_div(scratch + 20068032, scratch + 20067904, state + 154832, scratch + 20067840, scratch + 20067776);
-    step_k174_mul_add(scratch + 23932928, scratch + 20068032, scratch + 23339008);
-    step_k175_neg_reduce_sum(scratch + 20067776, scratch + 23932928);
-    step_k176_add_mul(scratch + 20067840, scratch + 20067968, scratch + 20067776);
-    step_k177_add(scratch + 24064000, scratch + 19267584, scratch + 23932928, scratch + 20067840);
-    step_k178_matmul_col2im(scratch + 23339008, scratch + 24064000, state + 152784, scratch + 23932928);
-    step_k179_im2col_matmul(scratch + 24284928, scratch + 23138304, scratch + 24064000, scratch + 23932928);
-    step_k180_reduce_sum(scratch + 24290528, scratch + 24064000);
-    step_k181_matmul_col2im(scratch + 23932928, scratch + 24064000, state + 115856, scratch + 19267584);
-    step_k182_im2col_matmul(scratch + 24195072, scratch + 23801856, scratch + 24064000, scratch + 19267584);
-    step_k183_greaterEqual_sub_mul_etc(scratch + 23801856, scratch + 19927040, scratch + 23670784, scratch + 23932928);
-    step_k184_reduce_sum(scratch + 24290592, scratch + 23801856);
-    step_k185_mul(scratch + 23670784, scratch + 23801856, scratch + 20067712);
-    step_k186_mul_reduce_sum(scratch + 20067712, scratch + 23801856, scratch + 23539712);
-    step_k187_mul(scratch + 24290656, scratch + 20067712, scratch + 20067648);
-    step_k188_neg_reduce_sum(scratch + 20067776, scratch + 23670784);
-    step_k189_mul_div(scratch + 20067840, scratch + 20067712, state + 115728, scratch + 20067648, scratch + 20067584);
-    step_k190_mul_add(scratch + 19927040, scratch + 20067840, scratch + 23539712);
-    step_k191_neg_reduce_sum(scratch + 20067840, scratch + 19927040);
-    step_k192_add_mul(scratch + 20067904, scratch + 20067776, scratch + 20067840);
-    step_k193_add(scratch + 23801856, scratch + 23670784, scratch + 19927040, scratch + 20067904);
-    step_k194_reduce_sum(scratch + 24290720, scratch + 23801856);
-    step_k195_matmul_col2im(scratch + 23539712, scratch + 23801856, state + 97232, scratch + 19267584);
-    step_k196_im2col_matmul(scratch + 23740416, scratch + 23138304, scratch + 23801856, scratch + 19267584);
-    step_k197_add_greaterEqual_sub_etc(scratch + 23138304, scratch + 23339008, scratch + 23539712, scratch + 19525632, scratch + 19726336);
-    step_k198_reduce_sum(scratch + 24291104, scratch + 23138304);
-    step_k199_mul(scratch + 19267584, scratch + 23138304, scratch + 20068160);
-    step_k200_mul_reduce_sum(scratch + 24290784, scratch + 23138304, scratch + 22937600);
-    step_k201_mul(scratch + 24291136, scratch + 24290784, scratch + 20068128);
-    step_k202_neg_reduce_sum(scratch + 24290816, scratch + 19267584);
-    step_k203_mul_div(scratch + 24290848, scratch + 24290784, state + 97168, scratch + 20068128, scratch + 20068096);
-    step_k204_mul_add(scratch + 19468288, scratch + 24290848, scratch + 22937600);
-    step_k205_neg_reduce_sum(scratch + 24290784, scratch + 19468288);
-    step_k206_add_mul(scratch + 24290848, scratch + 24290816, scratch + 24290784);
-    step_k207_add(scratch + 22937600, scratch + 19267584, scratch + 19468288, scratch + 24290848);
-    step_k208_matmul_col2im(scratch + 19267584, scratch + 22937600, state + 96656, scratch + 19668992);
-    step_k209_im2col_matmul(scratch + 24289664, scratch + 18866176, scratch + 22937600, scratch + 19668992);
-    step_k210_reduce_sum(scratch + 24291168, scratch + 22937600);
-    step_k211_matmul_col2im(scratch + 23138304, scratch + 22937600, state + 87408, scratch + 19668992);
-    step_k212_im2col_matmul(scratch + 24250368, scratch + 22736896, scratch + 22937600, scratch + 19668992);
-    step_k213_greaterEqual_sub_mul_etc(scratch + 19668992, scratch + 22335488, scratch + 22536192, scratch + 23138304);
-    step_k214_reduce_sum(scratch + 24291200, scratch + 19668992);
-    step_k215_mul(scratch + 19869696, scratch + 19668992, scratch + 24350688);
-    step_k216_mul_reduce_sum(scratch + 24290176, scratch + 19668992, scratch + 22134784);
-    step_k217_mul(scratch + 24291232, scratch + 24290176, scratch + 24350656);
-    step_k218_neg_reduce_sum(scratch + 24290208, scratch + 19869696);
-    step_k219_mul_div(scratch + 24290240, scratch + 24290176, state + 87344, scratch + 24350656, scratch + 24350624);
-    step_k220_mul_add(scratch + 19668992, scratch + 24290240, scratch + 22134784);
-    step_k221_neg_reduce_sum(scratch + 24290176, scratch + 19668992);
-    step_k222_add_mul(scratch + 24290240, scratch + 24290208, scratch + 24290176);
-    step_k223_add(scratch + 22395856, scratch + 19869696, scratch + 19668992, scratch + 24290240);
-    step_k224_reduce_sum(scratch + 24291264, scratch + 22395856);
-    step_k225_matmul_col2im(scratch + 19668992, scratch + 22395856, state + 82704, scratch + 22134784);
-    step_k226_im2col_matmul(scratch + 24268800, scratch + 18866176, scratch + 22395856, scratch + 22134784);
-    step_k227_add_greaterEqual_sub_etc(scratch + 18866176, scratch + 19267584, scratch + 19668992, scratch + 18063360, scratch + 18464768);
-    step_k228_reduce_sum(scratch + 24350624, scratch + 18866176);
-    step_k229_mul(scratch + 18063360, scratch + 18866176, scratch + 24350992);
-    step_k230_mul_reduce_sum(scratch + 24350992, scratch + 18866176, scratch + 17661952);
-    step_k231_mul(scratch + 24350640, scratch + 24350992, scratch + 24350976);
-    step_k232_neg_reduce_sum(scratch + 24350656, scratch + 18063360);
-    step_k233_mul_div(scratch + 24350672, scratch + 24350992, state + 82672, scratch + 24350976, scratch + 24350960);
-    step_k234_mul_add(scratch + 18464768, scratch + 24350672, scratch + 17661952);
-    step_k235_neg_reduce_sum(scratch + 24350672, scratch + 18464768);
-    step_k236_add_mul(scratch + 24350688, scratch + 24350656, scratch + 24350672);
-    step_k237_add(scratch + 17661952, scratch + 18063360, scratch + 18464768, scratch + 24350688);
-    step_k238_reduce_sum(scratch + 24350960, scratch + 17661952);
-    step_k239_matmul_col2im(scratch + 18063360, scratch + 17661952, state + 80352, scratch + 18464768);
-    step_k240_im2col_matmul(scratch + 24278016, scratch + 17260544, scratch + 17661952, scratch + 18464768);
-    step_k241_greaterEqual_sub_mul_etc(scratch + 17260544, scratch + 16056320, scratch + 16859136, scratch + 18063360);
-    step_k242_reduce_sum(scratch + 24350976, scratch + 17260544);
-    step_k243_mul(scratch + 16056320, scratch + 17260544, scratch + 24350944);
-    step_k244_mul_reduce_sum(scratch + 24350944, scratch + 17260544, scratch + 16457728);
-    step_k245_mul(scratch + 24350992, scratch + 24350944, scratch + 24350928);
-    step_k246_neg_reduce_sum(scratch + 24350656, scratch + 16056320);
-    step_k247_mul_div(scratch + 24350672, scratch + 24350944, state + 80320, scratch + 24350928, scratch + 24350912);
-    step_k248_mul_add(scratch + 16859136, scratch + 24350672, scratch + 16457728);
-    step_k249_neg_reduce_sum(scratch + 24350672, scratch + 16859136);
-    step_k250_add_mul(scratch + 24350688, scratch + 24350656, scratch + 24350672);
-    step_k251_add(scratch + 16457728, scratch + 16056320, scratch + 16859136, scratch + 24350688);
-    step_k252_reduce_sum(scratch + 24350912, scratch + 16457728);
-    step_k253_matmul_col2im(scratch + 16056320, scratch + 16457728, state + 78000, scratch + 16859136);
-    step_k254_im2col_matmul(scratch + 24280320, scratch + 15654912, scratch + 16457728, scratch + 16859136);
-    step_k255_add_greaterEqual_sub_etc(scratch + 15654912, scratch + 17661952, scratch + 16056320, scratch + 14450688, scratch + 15253504);
-    step_k256_reduce_sum(scratch + 24350928, scratch + 15654912);
-    step_k257_mul(scratch + 14450688, scratch + 15654912, scratch + 24350896);
-    step_k258_mul_reduce_sum(scratch + 24350896, scratch + 15654912, scratch + 14852096);
-    step_k259_mul(scratch + 24350944, scratch + 24350896, scratch + 24350880);
-    step_k260_neg_reduce_sum(scratch + 24350656, scratch + 14450688);
-    step_k261_mul_div(scratch + 24350672, scratch + 24350896, state + 77968, scratch + 24350880, scratch + 24350864);
-    step_k262_mul_add(scratch + 15253504, scratch + 24350672, scratch + 14852096);
-    step_k263_neg_reduce_sum(scratch + 24350672, scratch + 15253504);
-    step_k264_add_mul(scratch + 24350688, scratch + 24350656, scratch + 24350672);
-    step_k265_add(scratch + 14852096, scratch + 14450688, scratch + 15253504, scratch + 24350688);
-    step_k266_reduce_sum(scratch + 24350864, scratch + 14852096);
-    step_k267_im2col_matmul(scratch + 24290176, io + 125440, scratch + 14852096, scratch + 14450688);
-    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 24290176, io + 226128);
-    step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 24350864, io + 226128, scratch + 24350944, scratch + 24350928);
-    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 24280320, io + 226128);
-    step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 24350912, io + 226128, scratch + 24350992, scratch + 24350976);
-    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 24278016, io + 226128);
-    step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 24350960, io + 226128, scratch + 24350640, scratch + 24350624);
-    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 24268800, io + 226128);
-    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 24291264, io + 226128, scratch + 24291232, scratch + 24291200);
-    step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 24250368, io + 226128);
-    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 24291168, io + 226128);
-    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 24289664, io + 226128);
-    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 24291136, io + 226128, scratch + 24291104);
-    step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 23740416, io + 226128);
-    step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 24290720, io + 226128, scratch + 24290656, scratch + 24290592);
-    step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 24195072, io + 226128);
-    step_k283_mul_add_sub(state + 308336, state + 152720, scratch + 24290528, io + 226128);
-    step_k284_mul_add_sub(state + 308400, state + 152784, scratch + 24284928, io + 226128);
-    step_k285_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 24290464, io + 226128, scratch + 24350336);
-    step_k286_mul_add_sub(state + 310576, state + 154960, scratch + 24348416, io + 226128);
-    step_k287_mul_add_sub(state + 311216, state + 155600, scratch + 24351008, io + 226128);
-    step_k288_im2col_matmul_add(scratch + 14450688, io, state + 77808, state + 77952, scratch + 14551040);
-    step_k289_reduce_sum(scratch + 24350880, scratch + 14450688);
-    step_k290_mul(scratch + 24350896, scratch + 24350880);
-    step_k291_sub(scratch + 14708736, scratch + 14450688, scratch + 24350896);
-    step_k292_mul_reduce_sum(scratch + 24350880, scratch + 14708736);
-    step_k293_mul_add_log_etc(scratch + 24290448, scratch + 24350896, scratch + 24350656, scratch + 24350880, state + 77968);
-    step_k294_mul_add(scratch + 14809088, scratch + 14708736, scratch + 24350656, state + 77984);
-    step_k295_mul_max(scratch + 14909440, scratch + 15009792, scratch + 14809088);
-    step_k296_im2col_matmul_add(scratch + 15110144, scratch + 15009792, state + 78000, state + 80304, scratch + 14450688);
-    step_k297_reduce_sum(scratch + 24350880, scratch + 15110144);
-    step_k298_mul(scratch + 24350672, scratch + 24350880);
-    step_k299_sub(scratch + 15210496, scratch + 15110144, scratch + 24350672);
-    step_k300_mul_reduce_sum(scratch + 24350880, scratch + 15210496);
-    step_k301_mul_add_log_etc(scratch + 24350672, scratch + 24350688, scratch + 24350704, scratch + 24350880, state + 80320);
-    step_k302_mul_add(scratch + 15110144, scratch + 15210496, scratch + 24350704, state + 80336);
-    step_k303_mul_max(scratch + 15310848, scratch + 15411200, scratch + 15110144);
-    step_k304_im2col_matmul_add(scratch + 15511552, scratch + 15411200, state + 80352, state + 82656, scratch + 14450688);
-    step_k305_add(scratch + 14450688, scratch + 15511552, scratch + 15009792);
-    step_k306_reduce_sum(scratch + 24350880, scratch + 14450688);
-    step_k307_mul(scratch + 24290320, scratch + 24350880);
-    step_k308_sub(scratch + 15511552, scratch + 14450688, scratch + 24290320);
-    step_k309_mul_reduce_sum(scratch + 24350880, scratch + 15511552);
-    step_k310_mul_add_log_etc(scratch + 24291360, scratch + 24291376, scratch + 24291392, scratch + 24350880, state + 82672);
-    step_k311_mul_add(scratch + 15611904, scratch + 15511552, scratch + 24291392, state + 82688);
-    step_k312_mul_max(scratch + 15712256, scratch + 15812608, scratch + 15611904);
-    step_k313_im2col_matmul_add(scratch + 15912960, scratch + 15812608, state + 82704, state + 87312, scratch + 14450688);
-    step_k314_reduce_sum(scratch + 24290320, scratch + 15912960);
-    step_k315_mul(scratch + 24290352, scratch + 24290320);
-    step_k316_sub(scratch + 16013312, scratch + 15912960, scratch + 24290352);
-    step_k317_mul_reduce_sum(scratch + 24290320, scratch + 16013312);
-    step_k318_mul_add_log_etc(scratch + 24284864, scratch + 24291296, scratch + 24284896, scratch + 24290320, state + 87344);
-    step_k319_mul_add(scratch + 16063488, scratch + 16013312, scratch + 24284896, state + 87376);
-    step_k320_mul_max(scratch + 16113664, scratch + 16163840, scratch + 16063488);
-    step_k321_im2col_matmul_add(scratch + 15912960, scratch + 16163840, state + 87408, state + 96624, scratch + 14450688);
-    step_k322_im2col_matmul(scratch + 15963136, scratch + 15812608, state + 96656, scratch + 14450688);
-    step_k323_add(scratch + 14450688, scratch + 15912960, scratch + 15963136);
-    step_k324_reduce_sum(scratch + 24290320, scratch + 14450688);
-    step_k325_mul(scratch + 24290352, scratch + 24290320);
-    step_k326_sub(scratch + 15912960, scratch + 14450688, scratch + 24290352);
-    step_k327_mul_reduce_sum(scratch + 24290320, scratch + 15912960);
-    step_k328_mul_add_log_etc(scratch + 24273408, scratch + 24291328, scratch + 24273440, scratch + 24290320, state + 97168);
-    step_k329_mul_add(scratch + 15963136, scratch + 15912960, scratch + 24273440, state + 97200);
-    step_k330_mul_max(scratch + 16214016, scratch + 16264192, scratch + 15963136);
-    step_k331_im2col_matmul_add(scratch + 14598144, scratch + 16264192, state + 97232, state + 115664, scratch + 14450688);
-    step_k332_reduce_sum(scratch + 24290320, scratch + 14598144);
-    step_k333_mul(scratch + 24290384, scratch + 24290320);
-    step_k334_sub(scratch + 22171648, scratch + 14598144, scratch + 24290384);
-    step_k335_mul_reduce_sum(scratch + 24290320, scratch + 22171648);
-    step_k336_mul_add_log_etc(scratch + 24290384, scratch + 24290784, scratch + 24284672, scratch + 24290320, state + 115728);
-    step_k337_mul_add(scratch + 22204416, scratch + 22171648, scratch + 24284672, state + 115792);
-    step_k338_mul_max(scratch + 22237184, scratch + 22269952, scratch + 22204416);
-    step_k339_im2col_matmul_add(scratch + 22134784, scratch + 22269952, state + 115856, state + 152720, scratch + 14450688);
-    step_k340_im2col_matmul(scratch + 14450688, scratch + 16264192, state + 152784, scratch + 24231936);
-    step_k341_add(scratch + 14483456, scratch + 22134784, scratch + 14450688);
-    step_k342_reduce_sum(scratch + 24290320, scratch + 14483456);
-    step_k343_mul(scratch + 24284736, scratch + 24290320);
-    step_k344_sub(scratch + 14450688, scratch + 14483456, scratch + 24284736);
-    step_k345_mul_reduce_sum(scratch + 24290320, scratch + 14450688);
-    step_k346_mul_add_log_etc(scratch + 24284736, scratch + 24290848, scratch + 24284800, scratch + 24290320, state + 154832);
-    step_k347_mul_add(scratch + 22134784, scratch + 14450688, scratch + 24284800, state + 154896);
-    step_k348_mul_max(scratch + 14483456, scratch + 14516224, scratch + 22134784);
-    step_k349_reduce_sum(scratch + 24282624, scratch + 14516224);
-    step_k350_mul(scratch + 22167552, scratch + 24282624);
-    step_k351_matmul_add(scratch + 22169600, scratch + 22167552, state + 154960, state + 155600);
-    step_k352_reduce_max(scratch + 24290320, scratch + 22169600);
-    step_k353_sub_exp(scratch + 22169920, scratch + 22170240, scratch + 22169600, scratch + 24290320);
-    step_k354_reduce_sum(scratch + 24290320, scratch + 22170240);
-    step_k355_log(scratch + 24290352, scratch + 24290320);
-    step_k356_sub_mul_reduce_sum(scratch + 24350880, scratch + 22169920, scratch + 24290352, io + 225792);
-    step_k357_mul(io + 244672, scratch + 24350880);
-    step_k358_mul(scratch + 22169600, io + 225792);
-    step_k359_neg_reduce_sum(scratch + 24290352, scratch + 22169600);
-    step_k360_div(scratch + 24290912, scratch + 24290352, scratch + 24290320);
-    step_k361_mul_add(scratch + 22169920, scratch + 24290912, scratch + 22170240, scratch + 22169600);
-    step_k362_reduce_sum(scratch + 24350880, scratch + 22169920);
-    step_k363_matmul(scratch + 24289024, scratch + 22167552, scratch + 22169920);
-    step_k364_matmul_mul(scratch + 24282624, scratch + 22169920, state + 154960);
-    step_k365_fill(scratch + 14516224, scratch + 24282624);
-    step_k366_greaterEqual_sub_mul_etc(scratch + 14548992, scratch + 22134784, scratch + 14483456, scratch + 14516224);
-    step_k367_reduce_sum(scratch + 24290912, scratch + 14548992);
-    step_k368_mul(scratch + 22134784, scratch + 14548992, scratch + 24284800);
-    step_k369_mul_reduce_sum(scratch + 24290976, scratch + 14548992, scratch + 14450688);
-    step_k370_neg_reduce_sum(scratch + 24290320, scratch + 22134784);
-    step_k371_mul_div(scratch + 24284800, scratch + 24290976, state + 154832, scratch + 24290848, scratch + 24284736);
-    step_k372_mul_add(scratch + 14483456, scratch + 24284800, scratch + 14450688);
-    step_k373_neg_reduce_sum(scratch + 24284736, scratch + 14483456);
-    step_k374_add_mul(scratch + 24284800, scratch + 24290320, scratch + 24284736);
-    step_k375_add(scratch + 22302720, scratch + 22134784, scratch + 14483456, scratch + 24284800);
-    step_k376_matmul_col2im(scratch + 16314368, scratch + 22302720, state + 152784, scratch + 22134784);
-    step_k377_im2col_matmul(scratch + 24286976, scratch + 16264192, scratch + 22302720, scratch + 22134784);
-    step_k378_reduce_sum(scratch + 24291040, scratch + 22302720);
-    step_k379_matmul_col2im(scratch + 22335488, scratch + 22302720, state + 115856, scratch + 14450688);
-    step_k380_im2col_matmul(scratch + 22134784, scratch + 22269952, scratch + 22302720, scratch + 14450688);
-    step_k381_greaterEqual_sub_mul_etc(scratch + 22269952, scratch + 22204416, scratch + 22237184, scratch + 22335488);
-    step_k382_reduce_sum(scratch + 14707520, scratch + 22269952);
-    step_k383_mul(scratch + 22204416, scratch + 22269952, scratch + 24284672);
-    step_k384_mul_reduce_sum(scratch + 14707584, scratch + 22269952, scratch + 22171648);
-    step_k385_neg_reduce_sum(scratch + 24290320, scratch + 22204416);
-    step_k386_mul_div(scratch + 14707648, scratch + 14707584, state + 115728, scratch + 24290784, scratch + 24290384);
-    step_k387_mul_add(scratch + 14450688, scratch + 14707648, scratch + 22171648);
-    step_k388_neg_reduce_sum(scratch + 24290384, scratch + 14450688);
-    step_k389_add_mul(scratch + 14707648, scratch + 24290320, scratch + 24290384);
-    step_k390_add(scratch + 22171648, scratch + 22204416, scratch + 14450688, scratch + 14707648);
-    step_k391_reduce_sum(scratch + 14707648, scratch + 22171648);
-    step_k392_matmul_col2im(scratch + 14598144, scratch + 22171648, state + 97232, scratch + 14450688);
-    step_k393_im2col_matmul(scratch + 24231936, scratch + 16264192, scratch + 22171648, scratch + 14450688);
-    step_k394_add_greaterEqual_sub_etc(scratch + 16264192, scratch + 16314368, scratch + 14598144, scratch + 15963136, scratch + 16214016);
-    step_k395_reduce_sum(scratch + 14707712, scratch + 16264192);
-    step_k396_mul(scratch + 15963136, scratch + 16264192, scratch + 24273440);
-    step_k397_mul_reduce_sum(scratch + 14707744, scratch + 16264192, scratch + 15912960);
-    step_k398_neg_reduce_sum(scratch + 24290320, scratch + 15963136);
-    step_k399_mul_div(scratch + 24290352, scratch + 14707744, state + 97168, scratch + 24291328, scratch + 24273408);
-    step_k400_mul_add(scratch + 14450688, scratch + 24290352, scratch + 15912960);
-    step_k401_neg_reduce_sum(scratch + 24290352, scratch + 14450688);
-    step_k402_add_mul(scratch + 24290384, scratch + 24290320, scratch + 24290352);
-    step_k403_add(scratch + 16214016, scratch + 15963136, scratch + 14450688, scratch + 24290384);
-    step_k404_matmul_col2im(scratch + 15912960, scratch + 16214016, state + 96656, scratch + 14450688);
-    step_k405_im2col_matmul(scratch + 14707008, scratch + 15812608, scratch + 16214016, scratch + 14450688);
-    step_k406_reduce_sum(scratch + 14707776, scratch + 16214016);
-    step_k407_matmul_col2im(scratch + 16264192, scratch + 16214016, state + 87408, scratch + 14450688);
-    step_k408_im2col_matmul(scratch + 24259584, scratch + 16163840, scratch + 16214016, scratch + 14450688);
-    step_k409_greaterEqual_sub_mul_etc(scratch + 16163840, scratch + 16063488, scratch + 16113664, scratch + 16264192);
-    step_k410_reduce_sum(scratch + 14707808, scratch + 16163840);
-    step_k411_mul(scratch + 16063488, scratch + 16163840, scratch + 24284896);
-    step_k412_mul_reduce_sum(scratch + 14707840, scratch + 16163840, scratch + 16013312);
-    step_k413_neg_reduce_sum(scratch + 24284896, scratch + 16063488);
-    step_k414_mul_div(scratch + 24290320, scratch + 14707840, state + 87344, scratch + 24291296, scratch + 24284864);
-    step_k415_mul_add(scratch + 14450688, scratch + 24290320, scratch + 16013312);
-    step_k416_neg_reduce_sum(scratch + 24290320, scratch + 14450688);
-    step_k417_add_mul(scratch + 24290352, scratch + 24284896, scratch + 24290320);
-    step_k418_add(scratch + 16113664, scratch + 16063488, scratch + 14450688, scratch + 24290352);
-    step_k419_reduce_sum(scratch + 14707872, scratch + 16113664);
-    step_k420_matmul_col2im(scratch + 16013312, scratch + 16113664, state + 82704, scratch + 14450688);
-    step_k421_im2col_matmul(scratch + 24273408, scratch + 15812608, scratch + 16113664, scratch + 14450688);
-    step_k422_add_greaterEqual_sub_etc(scratch + 15812608, scratch + 15912960, scratch + 16013312, scratch + 15611904, scratch + 15712256);
-    step_k423_reduce_sum(scratch + 14707904, scratch + 15812608);
-    step_k424_mul(scratch + 15611904, scratch + 15812608, scratch + 24291392);
-    step_k425_mul_reduce_sum(scratch + 14707920, scratch + 15812608, scratch + 15511552);
-    step_k426_neg_reduce_sum(scratch + 24290320, scratch + 15611904);
-    step_k427_mul_div(scratch + 24290336, scratch + 14707920, state + 82672, scratch + 24291376, scratch + 24291360);
-    step_k428_mul_add(scratch + 14450688, scratch + 24290336, scratch + 15511552);
-    step_k429_neg_reduce_sum(scratch + 24291360, scratch + 14450688);
-    step_k430_add_mul(scratch + 24290336, scratch + 24290320, scratch + 24291360);
-    step_k431_add(scratch + 15511552, scratch + 15611904, scratch + 14450688, scratch + 24290336);
-    step_k432_reduce_sum(scratch + 24291360, scratch + 15511552);
-    step_k433_matmul_col2im(scratch + 15611904, scratch + 15511552, state + 80352, scratch + 14450688);
-    step_k434_im2col_matmul(scratch + 14704704, scratch + 15411200, scratch + 15511552, scratch + 14450688);
-    step_k435_greaterEqual_sub_mul_etc(scratch + 15411200, scratch + 15110144, scratch + 15310848, scratch + 15611904);
-    step_k436_reduce_sum(scratch + 14707936, scratch + 15411200);
-    step_k437_mul(scratch + 15110144, scratch + 15411200, scratch + 24350704);
-    step_k438_mul_reduce_sum(scratch + 24350704, scratch + 15411200, scratch + 15210496);
-    step_k439_neg_reduce_sum(scratch + 24290320, scratch + 15110144);
-    step_k440_mul_div(scratch + 24290336, scratch + 24350704, state + 80320, scratch + 24350688, scratch + 24350672);
-    step_k441_mul_add(scratch + 15310848, scratch + 24290336, scratch + 15210496);
-    step_k442_neg_reduce_sum(scratch + 24350672, scratch + 15310848);
-    step_k443_add_mul(scratch + 24290336, scratch + 24290320, scratch + 24350672);
-    step_k444_add(scratch + 15210496, scratch + 15110144, scratch + 15310848, scratch + 24290336);
-    step_k445_reduce_sum(scratch + 24350672, scratch + 15210496);
-    step_k446_matmul_col2im(scratch + 15110144, scratch + 15210496, state + 78000, scratch + 14450688);
-    step_k447_im2col_matmul(scratch + 24282624, scratch + 15009792, scratch + 15210496, scratch + 14450688);
-    step_k448_add_greaterEqual_sub_etc(scratch + 15009792, scratch + 15511552, scratch + 15110144, scratch + 14809088, scratch + 14909440);
-    step_k449_reduce_sum(scratch + 14707952, scratch + 15009792);
-    step_k450_mul(scratch + 14809088, scratch + 15009792, scratch + 24350656);
-    step_k451_mul_reduce_sum(scratch + 24350656, scratch + 15009792, scratch + 14708736);
-    step_k452_neg_reduce_sum(scratch + 24290320, scratch + 14809088);
-    step_k453_mul_div(scratch + 24290336, scratch + 24350656, state + 77968, scratch + 24350896, scratch + 24290448);
-    step_k454_mul_add(scratch + 14450688, scratch + 24290336, scratch + 14708736);
-    step_k455_neg_reduce_sum(scratch + 24290336, scratch + 14450688);
-    step_k456_add_mul(scratch + 24290352, scratch + 24290320, scratch + 24290336);
-    step_k457_add(scratch + 14551040, scratch + 14809088, scratch + 14450688, scratch + 24290352);
-    step_k458_reduce_sum(scratch + 24291392, scratch + 14551040);
-    step_k459_im2col_matmul(scratch + 24290320, io, scratch + 14551040, scratch + 14450688);
-    step_k460_mul_reduce_sum(scratch + 24291408, scratch + 24290320, scratch + 24290176);
-    step_k461_mul_reduce_sum(scratch + 24290176, scratch + 24291392, scratch + 24350864);
-    step_k462_mul_reduce_sum(scratch + 24291392, scratch + 24350656, scratch + 24350896, scratch + 24350944);
-    step_k463_mul_reduce_sum(scratch + 24350656, scratch + 14707952, scratch + 24350928);
-    step_k464_mul_reduce_sum(scratch + 24350864, scratch + 24282624, scratch + 24280320);
-    step_k465_mul_reduce_sum(scratch + 24350896, scratch + 24350672, scratch + 24350912);
-    step_k466_mul_reduce_sum(scratch + 24350672, scratch + 24350704, scratch + 24350688, scratch + 24350992);
-    step_k467_mul_reduce_sum(scratch + 24350992, scratch + 14707936, scratch + 24350976);
-    step_k468_mul_reduce_sum(scratch + 24350976, scratch + 14704704, scratch + 24278016);
-    step_k469_mul_reduce_sum(scratch + 24350688, scratch + 24291360, scratch + 24350960);
-    step_k470_mul_reduce_sum(scratch + 24291360, scratch + 14707920, scratch + 24291376, scratch + 24350640);
-    step_k471_mul_reduce_sum(scratch + 24291376, scratch + 14707904, scratch + 24350624);
-    step_k472_mul_reduce_sum(scratch + 24350704, scratch + 24273408, scratch + 24268800);
-    step_k473_mul_reduce_sum(scratch + 24350624, scratch + 14707872, scratch + 24291264);
-    step_k474_mul_reduce_sum(scratch + 24350640, scratch + 14707840, scratch + 24291296, scratch + 24291232);
-    step_k475_mul_reduce_sum(scratch + 24350912, scratch + 14707808, scratch + 24291200);
-    step_k476_mul_reduce_sum(scratch + 24350928, scratch + 24259584, scratch + 24250368);
-    step_k477_mul_reduce_sum(scratch + 24350944, scratch + 14707776, scratch + 24291168);
-    step_k478_mul_reduce_sum(scratch + 24350960, scratch + 14707008, scratch + 24289664);
-    step_k479_mul_reduce_sum(scratch + 24291168, scratch + 14707744, scratch + 24291328, scratch + 24291136);
-    step_k480_mul_reduce_sum(scratch + 24291136, scratch + 14707712, scratch + 24291104);
-    step_k481_mul_reduce_sum(scratch + 24291152, scratch + 24231936, scratch + 23740416);
-    step_k482_mul_reduce_sum(scratch + 24291104, scratch + 14707648, scratch + 24290720);
-    step_k483_mul_reduce_sum(scratch + 24291120, scratch + 14707584, scratch + 24290784, scratch + 24290656);
-    step_k484_mul_reduce_sum(scratch + 24291184, scratch + 14707520, scratch + 24290592);
-    step_k485_mul_reduce_sum(scratch + 24291200, scratch + 22134784, scratch + 24195072);
-    step_k486_mul_reduce_sum(scratch + 24291216, scratch + 24291040, scratch + 24290528);
-    step_k487_mul_reduce_sum(scratch + 24291040, scratch + 24286976, scratch + 24284928);
-    step_k488_mul_reduce_sum(scratch + 24291056, scratch + 24290976, scratch + 24290848, scratch + 24290464);
-    step_k489_mul_reduce_sum(scratch + 24291072, scratch + 24290912, scratch + 24350336);
-    step_k490_mul_reduce_sum(scratch + 24291088, scratch + 24289024, scratch + 24348416);
-    step_k491_mul_reduce_sum(scratch + 24350336, scratch + 24350880, scratch + 24351008);
-    step_k492_mul_add(io + 244688, scratch + 24350880, io + 226128, scratch + 24291408, scratch + 24290176, scratch + 24291392, scratch + 24350656, scratch + 24350864, scratch + 24350896, scratch + 24350672, scratch + 24350992, scratch + 24350976, scratch + 24350688, scratch + 24291360, scratch + 24291376, scratch + 24350704, scratch + 24350624, scratch + 24350640, scratch + 24350912, scratch + 24350928, scratch + 24350944, scratch + 24350960, scratch + 24291168, scratch + 24291136, scratch + 24291152, scratch + 24291104, scratch + 24291120, scratch + 24291184, scratch + 24291200, scratch + 24291216, scratch + 24291040, scratch + 24291056, scratch + 24291072, scratch + 24291088, scratch + 24350336, io + 226160);
-    step_k493_mul(scratch + 22134784, scratch + 24350880, scratch + 24347136);
-    step_k494_neg_reduce_sum(scratch + 24347136, scratch + 22134784);
-    step_k495_div(scratch + 24347264, scratch + 24347136, scratch + 24349824);
-    step_k496_mul(scratch + 24350336, io + 226144);
-    step_k497_mul_neg(scratch + 24347136, scratch + 24350336, scratch + 24349696);
-    step_k498_mul(scratch + 22136064, scratch + 24347136, scratch + 24344576);
-    step_k499_neg_reduce_sum(scratch + 24347136, scratch + 22136064);
-    step_k500_div(scratch + 24349696, scratch + 24347136, scratch + 24349824);
-    step_k501_mul_add(scratch + 24344576, scratch + 24347264, scratch + 24345856, scratch + 22134784, scratch + 24349696, scratch + 22136064);
-    step_k502_mul(scratch + 24345856, scratch + 24349056);
-    step_k503_neg_reduce_sum(scratch + 24350336, scratch + 24345856);
-    step_k504_div(scratch + 24350368, scratch + 24350336, scratch + 24350592);
-    step_k505_mul_add(scratch + 24346176, scratch + 24350368, scratch + 24349376, scratch + 24345856);
-    step_k506_reduce_sum(scratch + 24350336, scratch + 24346176);
-    step_k507_reduce_sum(scratch + 24350352, scratch + 24344576);
-    step_k508_add(scratch + 24350368, scratch + 24350336, scratch + 24350352);
-    step_k509_matmul(scratch + 22134784, scratch + 24336384, scratch + 24344576);
-    step_k510_matmul_mul(scratch + 14458880, scratch + 24346176, state + 77152, io + 226176);
-    step_k511_matmul_mul(scratch + 14450688, scratch + 24344576, state + 77152, io + 236416);
-    step_k512_fill(scratch + 14876672, scratch + 14458880);
-    step_k513_fill(scratch + 14745600, scratch + 14450688);
-    step_k514_greaterEqual(scratch + 14450688, scratch + 21544960, scratch + 21839872);
-    step_k515_mul_sub_add(scratch + 15007744, scratch + 14876672, scratch + 14450688);
-    step_k516_mul_sub_add(scratch + 14876672, scratch + 14745600, scratch + 14614528);
-    step_k517_reduce_sum(scratch + 24344576, scratch + 15007744);
-    step_k518_reduce_sum(scratch + 24344640, scratch + 14876672);
-    step_k519_add(scratch + 24344720, scratch + 24344576, scratch + 24344640);
-    step_k520_mul(scratch + 15040512, scratch + 15007744, scratch + 24350272);
-    step_k521_mul(scratch + 15335424, scratch + 14876672, scratch + 24350272);
-    step_k522_mul_reduce_sum(scratch + 24344576, scratch + 15007744, scratch + 21250048);
-    step_k523_mul_reduce_sum(scratch + 24344640, scratch + 14876672, scratch + 21413888);
-    step_k524_add_mul(scratch + 24344784, scratch + 24344848, scratch + 24344576, scratch + 24344640, scratch + 24350208);
-    step_k525_neg_reduce_sum(scratch + 24344576, scratch + 15040512);
-    step_k526_neg_reduce_sum(scratch + 24344640, scratch + 15335424);
-    step_k527_mul_div(scratch + 24344912, scratch + 24344784, state + 77024, scratch + 24350208, scratch + 24350144);
-    step_k528_mul_add(scratch + 14450688, scratch + 24344912, scratch + 21250048);
-    step_k529_pad_rows(scratch + 14745600, scratch + 15040512);
-    step_k530_pad_rows(scratch + 15040512, scratch + 15335424);
-    step_k531_neg_reduce_sum(scratch + 24344784, scratch + 14450688);
-    step_k532_add_mul(scratch + 24344912, scratch + 24344576, scratch + 24344640, scratch + 24344784);
-    step_k533_add(scratch + 15335424, scratch + 14745600, scratch + 15040512, scratch + 14450688, scratch + 24344912);
-    step_k534_matmul_col2im(scratch + 14450688, scratch + 15335424, state + 74976, scratch + 14902272);
-    step_k535_im2col_matmul(scratch + 21250048, scratch + 13999104, scratch + 15335424, scratch + 14902272);
-    step_k536_reduce_sum(scratch + 24344784, scratch + 15335424);
-    step_k537_matmul_col2im(scratch + 14902272, scratch + 15335424, state + 38048, scratch + 15630336);
-    step_k538_im2col_matmul(scratch + 16045056, scratch + 20955136, scratch + 15335424, scratch + 15630336);
-    step_k539_greaterEqual_sub_mul_etc(scratch + 15197184, scratch + 20365312, scratch + 20660224, scratch + 14902272);
-    step_k540_reduce_sum(scratch + 24344912, scratch + 15197184);
-    step_k541_mul(scratch + 14902272, scratch + 15197184, scratch + 24350080);
-    step_k542_mul_reduce_sum(scratch + 24344576, scratch + 15197184, scratch + 20070400);
-    step_k543_mul(scratch + 24344976, scratch + 24344576, scratch + 24350016);
-    step_k544_neg_reduce_sum(scratch + 24344640, scratch + 14902272);
-    step_k545_mul_div(scratch + 24345040, scratch + 24344576, state + 37920, scratch + 24350016, scratch + 24349952);
-    step_k546_mul_add(scratch + 15197184, scratch + 24345040, scratch + 20070400);
-    step_k547_neg_reduce_sum(scratch + 24344576, scratch + 15197184);
-    step_k548_add_mul(scratch + 24345040, scratch + 24344640, scratch + 24344576);
-    step_k549_add(scratch + 15492096, scratch + 14902272, scratch + 15197184, scratch + 24345040);
-    step_k550_reduce_sum(scratch + 24345040, scratch + 15492096);
-    step_k551_matmul_col2im(scratch + 14902272, scratch + 15492096, state + 19424, scratch + 15787008);
-    step_k552_im2col_matmul(scratch + 15353856, scratch + 13999104, scratch + 15492096, scratch + 15787008);
-    step_k553_add_greaterEqual_sub_etc(scratch + 13999104, scratch + 14450688, scratch + 14902272, scratch + 11289600, scratch + 13547520);
-    step_k554_reduce_sum(scratch + 24345104, scratch + 13999104);
-    step_k555_mul(scratch + 11289600, scratch + 13999104, scratch + 24350560);
-    step_k556_mul_reduce_sum(scratch + 24344576, scratch + 13999104, scratch + 10838016);
-    step_k557_mul(scratch + 24345136, scratch + 24344576, scratch + 24350528);
-    step_k558_neg_reduce_sum(scratch + 24344608, scratch + 11289600);
-    step_k559_mul_div(scratch + 24344640, scratch + 24344576, state + 19360, scratch + 24350528, scratch + 24350496);
-    step_k560_mul_add(scratch + 13547520, scratch + 24344640, scratch + 10838016);
-    step_k561_neg_reduce_sum(scratch + 24344576, scratch + 13547520);
-    step_k562_add_mul(scratch + 24344640, scratch + 24344608, scratch + 24344576);
-    step_k563_add(scratch + 13999104, scratch + 11289600, scratch + 13547520, scratch + 24344640);
-    step_k564_matmul_col2im(scratch + 10838016, scratch + 13999104, state + 18848, scratch + 13547520);
-    step_k565_im2col_matmul(scratch + 14718528, scratch + 9934848, scratch + 13999104, scratch + 13547520);
-    step_k566_reduce_sum(scratch + 24345168, scratch + 13999104);
-    step_k567_matmul_col2im(scratch + 13547520, scratch + 13999104, state + 9600, scratch + 14450688);
-    step_k568_im2col_matmul(scratch + 14704704, scratch + 13095936, scratch + 13999104, scratch + 14450688);
-    step_k569_greaterEqual_sub_mul_etc(scratch + 13095936, scratch + 12192768, scratch + 12644352, scratch + 13547520);
-    step_k570_reduce_sum(scratch + 24345200, scratch + 13095936);
-    step_k571_mul(scratch + 12192768, scratch + 13095936, scratch + 24350464);
-    step_k572_mul_reduce_sum(scratch + 24344576, scratch + 13095936, scratch + 11741184);
-    step_k573_mul(scratch + 24345232, scratch + 24344576, scratch + 24350432);
-    step_k574_neg_reduce_sum(scratch + 24344608, scratch + 12192768);
-    step_k575_mul_div(scratch + 24344640, scratch + 24344576, state + 9536, scratch + 24350432, scratch + 24350400);
-    step_k576_mul_add(scratch + 12644352, scratch + 24344640, scratch + 11741184);
-    step_k577_neg_reduce_sum(scratch + 24344576, scratch + 12644352);
-    step_k578_add_mul(scratch + 24344640, scratch + 24344608, scratch + 24344576);
-    step_k579_add(scratch + 13095936, scratch + 12192768, scratch + 12644352, scratch + 24344640);
-    step_k580_reduce_sum(scratch + 24345264, scratch + 13095936);
-    step_k581_matmul_col2im(scratch + 11741184, scratch + 13095936, state + 4896, scratch + 12644352);
-    step_k582_im2col_matmul(scratch + 12905424, scratch + 9934848, scratch + 13095936, scratch + 12644352);
-    step_k583_add_greaterEqual_sub_etc(scratch + 9934848, scratch + 10838016, scratch + 11741184, scratch + 8128512, scratch + 9031680);
-    step_k584_reduce_sum(scratch + 24350384, scratch + 9934848);
-    step_k585_mul(scratch + 8128512, scratch + 9934848, scratch + 24350848);
-    step_k586_mul_reduce_sum(scratch + 24344576, scratch + 9934848, scratch + 7225344);
-    step_k587_mul(scratch + 24350400, scratch + 24344576, scratch + 24350832);
-    step_k588_neg_reduce_sum(scratch + 24344592, scratch + 8128512);
-    step_k589_mul_div(scratch + 24344608, scratch + 24344576, state + 4864, scratch + 24350832, scratch + 24350816);
-    step_k590_mul_add(scratch + 9031680, scratch + 24344608, scratch + 7225344);
-    step_k591_neg_reduce_sum(scratch + 24344576, scratch + 9031680);
-    step_k592_add_mul(scratch + 24344608, scratch + 24344592, scratch + 24344576);
-    step_k593_add(scratch + 7225344, scratch + 8128512, scratch + 9031680, scratch + 24344608);
-    step_k594_reduce_sum(scratch + 24350416, scratch + 7225344);
-    step_k595_matmul_col2im(scratch + 8128512, scratch + 7225344, state + 2544, scratch + 9031680);
-    step_k596_im2col_matmul(scratch + 14713920, scratch + 6322176, scratch + 7225344, scratch + 9031680);
-    step_k597_greaterEqual_sub_mul_etc(scratch + 6322176, scratch + 3612672, scratch + 5419008, scratch + 8128512);
-    step_k598_reduce_sum(scratch + 24350432, scratch + 6322176);
-    step_k599_mul(scratch + 3612672, scratch + 6322176, scratch + 24350800);
-    step_k600_mul_reduce_sum(scratch + 24344576, scratch + 6322176, scratch + 4515840);
-    step_k601_mul(scratch + 24350448, scratch + 24344576, scratch + 24350784);
-    step_k602_neg_reduce_sum(scratch + 24344592, scratch + 3612672);
-    step_k603_mul_div(scratch + 24344608, scratch + 24344576, state + 2512, scratch + 24350784, scratch + 24350768);
-    step_k604_mul_add(scratch + 5419008, scratch + 24344608, scratch + 4515840);
-    step_k605_neg_reduce_sum(scratch + 24344576, scratch + 5419008);
-    step_k606_add_mul(scratch + 24344608, scratch + 24344592, scratch + 24344576);
-    step_k607_add(scratch + 4515840, scratch + 3612672, scratch + 5419008, scratch + 24344608);
-    step_k608_reduce_sum(scratch + 24350464, scratch + 4515840);
-    step_k609_matmul_col2im(scratch + 3612672, scratch + 4515840, state + 192, scratch + 5419008);
-    step_k610_im2col_matmul(scratch + 14716224, scratch + 2709504, scratch + 4515840, scratch + 5419008);
-    step_k611_add_greaterEqual_sub_etc(scratch + 2709504, scratch + 7225344, scratch + 3612672, scratch, scratch + 1806336);
-    step_k612_reduce_sum(scratch + 24350480, scratch + 2709504);
-    step_k613_mul(scratch, scratch + 2709504, scratch + 24350752);
-    step_k614_mul_reduce_sum(scratch + 24344576, scratch + 2709504, scratch + 903168);
-    step_k615_mul(scratch + 24350496, scratch + 24344576, scratch + 24350736);
-    step_k616_neg_reduce_sum(scratch + 24344592, scratch);
-    step_k617_mul_div(scratch + 24344608, scratch + 24344576, state + 160, scratch + 24350736, scratch + 24350720);
-    step_k618_mul_add(scratch + 1806336, scratch + 24344608, scratch + 903168);
-    step_k619_neg_reduce_sum(scratch + 24344576, scratch + 1806336);
-    step_k620_add_mul(scratch + 24344608, scratch + 24344592, scratch + 24344576);
-    step_k621_add(scratch + 903168, scratch, scratch + 1806336, scratch + 24344608);
-    step_k622_reduce_sum(scratch + 24345296, scratch + 903168);
-    step_k623_im2col_matmul(scratch + 24344576, io, scratch + 903168, scratch);
-    step_k624_mul_add_sub(state + 155616, state, scratch + 24344576, io + 226112);
-    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 24345296, io + 226112, scratch + 24350496, scratch + 24350480);
-    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 14716224, io + 226112);
-    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 24350464, io + 226112, scratch + 24350448, scratch + 24350432);
-    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 14713920, io + 226112);
-    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 24350416, io + 226112, scratch + 24350400, scratch + 24350384);
-    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 12905424, io + 226112);
-    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 24345264, io + 226112, scratch + 24345232, scratch + 24345200);
-    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 14704704, io + 226112);
-    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 24345168, io + 226112);
-    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 14718528, io + 226112);
-    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 24345136, io + 226112, scratch + 24345104);
-    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 15353856, io + 226112);
-    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 24345040, io + 226112, scratch + 24344976, scratch + 24344912);
-    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 16045056, io + 226112);
-    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 24344784, io + 226112);
-    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 21250048, io + 226112);
-    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 24344848, io + 226112, scratch + 24344720);
-    step_k642_matmul_add_mul_etc(scratch + 22135424, state + 232768, state + 77152, scratch + 24326144, scratch + 24346176, scratch + 22134784, io + 226112);
-    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 24350368, io + 226112);
+    step_k000_im2col_matmul_add(scratch + 1171328, io, state, state + 144, scratch);
+    step_k001_reduce_sum(scratch, scratch + 1171328);
+    step_k002_mul(scratch + 2074496, scratch);
+    step_k003_sub(scratch + 2359296, scratch + 1171328, scratch + 2074496);
+    step_k004_mul_reduce_sum(scratch + 2074512, scratch + 2359296);
+    step_k005_mul_add_log_etc(state + 311232, state + 311248, scratch + 26347936, scratch + 26347952, scratch + 26347968, scratch + 2074512, scratch + 2074496, state + 160);
+    step_k006_mul_add(scratch + 3262464, scratch + 2359296, scratch + 26347968, state + 176);
+    step_k007_mul_max(scratch + 4165632, scratch + 5068800, scratch + 3262464);
+    step_k008_im2col_matmul_add(scratch + 5971968, scratch + 5068800, state + 192, state + 2496, scratch);
+    step_k009_reduce_sum(scratch, scratch + 5971968);
+    step_k010_mul(scratch + 16, scratch);
+    step_k011_sub(scratch + 6875136, scratch + 5971968, scratch + 16);
+    step_k012_mul_reduce_sum(scratch, scratch + 6875136);
+    step_k013_mul_add_log_etc(state + 311264, state + 311280, scratch + 26347984, scratch + 26348000, scratch + 26348016, scratch, scratch + 16, state + 2512);
+    step_k014_mul_add(scratch + 5971968, scratch + 6875136, scratch + 26348016, state + 2528);
+    step_k015_mul_max(scratch + 7778304, scratch + 8681472, scratch + 5971968);
+    step_k016_im2col_matmul_add(scratch + 9584640, scratch + 8681472, state + 2544, state + 4848, scratch);
+    step_k017_add(scratch, scratch + 9584640, scratch + 5068800);
+    step_k018_reduce_sum(scratch + 903168, scratch);
+    step_k019_mul(scratch + 903184, scratch + 903168);
+    step_k020_sub(scratch + 9584640, scratch, scratch + 903184);
+    step_k021_mul_reduce_sum(scratch, scratch + 9584640);
+    step_k022_mul_add_log_etc(state + 311296, state + 311312, scratch + 26348032, scratch + 26348048, scratch + 26348064, scratch, scratch + 903184, state + 4864);
+    step_k023_mul_add(scratch + 10487808, scratch + 9584640, scratch + 26348064, state + 4880);
+    step_k024_mul_max(scratch + 11390976, scratch + 12294144, scratch + 10487808);
+    step_k025_im2col_matmul_add(scratch + 13197312, scratch + 12294144, state + 4896, state + 9504, scratch);
+    step_k026_reduce_sum(scratch, scratch + 13197312);
+    step_k027_mul(scratch + 13648896, scratch);
+    step_k028_sub(scratch + 14100480, scratch + 13197312, scratch + 13648896);
+    step_k029_mul_reduce_sum(scratch + 13648928, scratch + 14100480);
+    step_k030_mul_add_log_etc(state + 311328, state + 311360, scratch + 26347520, scratch + 26347552, scratch + 26347584, scratch + 13648928, scratch + 13648896, state + 9536);
+    step_k031_mul_add(scratch + 14552064, scratch + 14100480, scratch + 26347584, state + 9568);
+    step_k032_mul_max(scratch + 15003648, scratch + 15455232, scratch + 14552064);
+    step_k033_im2col_matmul_add(scratch + 13197312, scratch + 15455232, state + 9600, state + 18816, scratch);
+    step_k034_im2col_matmul(scratch + 13648896, scratch + 12294144, state + 18848, scratch);
+    step_k035_add(scratch, scratch + 13197312, scratch + 13648896);
+    step_k036_reduce_sum(scratch + 13197312, scratch);
+    step_k037_mul(scratch + 13648896, scratch + 13197312);
+    step_k038_sub(scratch + 13197312, scratch, scratch + 13648896);
+    step_k039_mul_reduce_sum(scratch + 13648928, scratch + 13197312);
+    step_k040_mul_add_log_etc(state + 311392, state + 311424, scratch + 26347616, scratch + 26347648, scratch + 26347680, scratch + 13648928, scratch + 13648896, state + 19360);
+    step_k041_mul_add(scratch + 13648896, scratch + 13197312, scratch + 26347680, state + 19392);
+    step_k042_mul_max(scratch + 15906816, scratch + 16358400, scratch + 13648896);
+    step_k043_im2col_matmul_add(scratch + 2064384, scratch + 16358400, state + 19424, state + 37856, scratch);
+    step_k044_reduce_sum(scratch, scratch + 2064384);
+    step_k045_mul(scratch + 64, scratch);
+    step_k046_sub(scratch + 22429696, scratch + 2064384, scratch + 64);
+    step_k047_mul_reduce_sum(scratch, scratch + 22429696);
+    step_k048_mul_add_log_etc(state + 311456, state + 311520, scratch + 26346752, scratch + 26346816, scratch + 26346880, scratch, scratch + 64, state + 37920);
+    step_k049_mul_add(scratch + 22724608, scratch + 22429696, scratch + 26346880, state + 37984);
+    step_k050_mul_max(scratch + 23019520, scratch + 23314432, scratch + 22724608);
+    step_k051_im2col_matmul_add(scratch + 2064384, scratch + 23314432, state + 38048, state + 74912, scratch);
+    step_k052_im2col_matmul(scratch + 1048576, scratch + 16358400, state + 74976, scratch);
+    step_k053_add(scratch + 1343488, scratch + 2064384, scratch + 1048576);
+    step_k054_reduce_sum(scratch + 1638400, scratch + 1343488);
+    step_k055_mul(scratch + 1638464, scratch + 1638400);
+    step_k056_sub(scratch + 23609344, scratch + 1343488, scratch + 1638464);
+    step_k057_mul_reduce_sum(scratch + 1638528, scratch + 23609344);
+    step_k058_mul_add_log_etc(state + 311584, state + 311648, scratch + 26346944, scratch + 26347008, scratch + 26347072, scratch + 1638528, scratch + 1638464, state + 77024);
+    step_k059_mul_add(scratch + 23904256, scratch + 23609344, scratch + 26347072, state + 77088);
+    step_k060_mul_max(scratch + 24199168, scratch, scratch + 23904256);
+    step_k061_reduce_sum(scratch + 294912, scratch);
+    step_k062_mul(scratch + 26320896, scratch + 294912, io + 226176);
+    step_k063_matmul_add(scratch + 24494080, scratch + 26320896, state + 77152, state + 77792);
+    step_k064_mul_add(scratch + 26345856, io + 225792);
+    step_k065_reduce_max(scratch + 26346496, scratch + 24494080);
+    step_k066_sub_exp(scratch + 26339328, scratch + 26346176, scratch + 24494080, scratch + 26346496);
+    step_k067_reduce_sum(scratch + 26347712, scratch + 26346176);
+    step_k068_log(scratch + 26346496, scratch + 26347712);
+    step_k069_sub_mul_reduce_sum(scratch + 26347744, scratch + 26339328, scratch + 26346496, scratch + 26345856);
+    step_k070_mul(io + 244608, scratch + 26347744);
+    step_k071_mul(scratch + 24496960, scratch + 24494400);
+    step_k072_reduce_max(scratch + 26339328, scratch + 24496960);
+    step_k073_sub(scratch + 24498240, scratch + 24496960, scratch + 26339328);
+    step_k074_exp_reduce_sum(scratch + 24496960, scratch + 24498240);
+    step_k075_log(scratch + 24497088, scratch + 24496960);
+    step_k076_sub_exp(scratch + 26341376, scratch + 24498240, scratch + 24497088);
+    step_k077_reduce_max(scratch + 26339328, scratch + 26341376);
+    step_k078_greaterEqual(scratch + 26346496, scratch + 26339328);
+    step_k079_reduce_max(scratch + 26340608, scratch + 24495680);
+    step_k080_sub_exp(scratch + 26339328, scratch + 26342656, scratch + 24495680, scratch + 26340608);
+    step_k081_reduce_sum(scratch + 26346624, scratch + 26342656);
+    step_k082_log(scratch + 26340608, scratch + 26346624);
+    step_k083_sub_mul_reduce_sum(scratch + 26340736, scratch + 26339328, scratch + 26340608, scratch + 26341376);
+    step_k084_neg_mul_reduce_sum(scratch + 26347744, scratch + 26340736, scratch + 26346496);
+    step_k085_mul(io + 244624, scratch + 26347744);
+    step_k086_reduce_sum(scratch + 26347744, scratch + 26346496);
+    step_k087_mul(io + 244640, scratch + 26347744);
+    step_k088_one_hot_argmax(scratch + 26343936, scratch + 24495680);
+    step_k089_im2col_matmul_add(scratch + 1171328, io + 125440, state + 77808, state + 77952, scratch);
+    step_k090_reduce_sum(scratch + 26347744, scratch + 1171328);
+    step_k091_mul(scratch + 26347760, scratch + 26347744);
+    step_k092_sub(scratch + 16809984, scratch + 1171328, scratch + 26347760);
+    step_k093_mul_reduce_sum(scratch + 26347744, scratch + 16809984);
+    step_k094_mul_add_log_etc(state + 311712, state + 311728, scratch + 26348080, scratch + 26348096, scratch + 26348112, scratch + 26347744, scratch + 26347760, state + 77968);
+    step_k095_mul_add(scratch + 17211392, scratch + 16809984, scratch + 26348112, state + 77984);
+    step_k096_mul_max(scratch + 17612800, scratch + 18014208, scratch + 17211392);
+    step_k097_im2col_matmul_add(scratch + 18415616, scratch + 18014208, state + 78000, state + 80304, scratch);
+    step_k098_reduce_sum(scratch + 26347744, scratch + 18415616);
+    step_k099_mul(scratch + 26347760, scratch + 26347744);
+    step_k100_sub(scratch + 18817024, scratch + 18415616, scratch + 26347760);
+    step_k101_mul_reduce_sum(scratch + 26347744, scratch + 18817024);
+    step_k102_mul_add_log_etc(state + 311744, state + 311760, scratch + 26348128, scratch + 26348144, scratch + 26348160, scratch + 26347744, scratch + 26347760, state + 80320);
+    step_k103_mul_add(scratch + 18415616, scratch + 18817024, scratch + 26348160, state + 80336);
+    step_k104_mul_max(scratch + 19218432, scratch + 19619840, scratch + 18415616);
+    step_k105_im2col_matmul_add(scratch + 20021248, scratch + 19619840, state + 80352, state + 82656, scratch);
+    step_k106_add(scratch, scratch + 20021248, scratch + 18014208);
+    step_k107_reduce_sum(scratch + 26347744, scratch);
+    step_k108_mul(scratch + 26347760, scratch + 26347744);
+    step_k109_sub(scratch + 20021248, scratch, scratch + 26347760);
+    step_k110_mul_reduce_sum(scratch + 26347744, scratch + 20021248);
+    step_k111_mul_add_log_etc(state + 311776, state + 311792, scratch + 26348176, scratch + 26348192, scratch + 26348208, scratch + 26347744, scratch + 26347760, state + 82672);
+    step_k112_mul_add(scratch + 20422656, scratch + 20021248, scratch + 26348208, state + 82688);
+    step_k113_mul_max(scratch + 20824064, scratch + 21225472, scratch + 20422656);
+    step_k114_im2col_matmul_add(scratch + 2088576, scratch + 21225472, state + 82704, state + 87312, scratch);
+    step_k115_reduce_sum(scratch + 26347136, scratch + 2088576);
+    step_k116_mul(scratch + 26347168, scratch + 26347136);
+    step_k117_sub(scratch + 22028288, scratch + 2088576, scratch + 26347168);
+    step_k118_mul_reduce_sum(scratch + 26347136, scratch + 22028288);
+    step_k119_mul_add_log_etc(state + 311808, state + 311840, scratch + 26347744, scratch + 26347776, scratch + 26347808, scratch + 26347136, scratch + 26347168, state + 87344);
+    step_k120_mul_add(scratch + 22228992, scratch + 22028288, scratch + 26347808, state + 87376);
+    step_k121_mul_max(scratch + 24494080, scratch + 24694784, scratch + 22228992);
+    step_k122_im2col_matmul_add(scratch + 2032128, scratch + 24694784, state + 87408, state + 96624, scratch);
+    step_k123_im2col_matmul(scratch + 21626880, scratch + 21225472, state + 96656, scratch);
+    step_k124_add(scratch + 21827584, scratch + 2032128, scratch + 21626880);
+    step_k125_reduce_sum(scratch + 26347136, scratch + 21827584);
+    step_k126_mul(scratch + 26347168, scratch + 26347136);
+    step_k127_sub(scratch + 21626880, scratch + 21827584, scratch + 26347168);
+    step_k128_mul_reduce_sum(scratch + 26347136, scratch + 21626880);
+    step_k129_mul_add_log_etc(state + 311872, state + 311904, scratch + 26347840, scratch + 26347872, scratch + 26347904, scratch + 26347136, scratch + 26347168, state + 97168);
+    step_k130_mul_add(scratch + 21827584, scratch + 21626880, scratch + 26347904, state + 97200);
+    step_k131_mul_max(scratch + 24895488, scratch + 25096192, scratch + 21827584);
+    step_k132_im2col_matmul_add(scratch + 2064384, scratch + 25096192, state + 97232, state + 115664, scratch);
+    step_k133_reduce_sum(scratch + 26345216, scratch + 2064384);
+    step_k134_mul(scratch + 26345280, scratch + 26345216);
+    step_k135_sub(scratch + 25497600, scratch + 2064384, scratch + 26345280);
+    step_k136_mul_reduce_sum(scratch + 26345216, scratch + 25497600);
+    step_k137_mul_add_log_etc(state + 311936, state + 312000, scratch + 26347136, scratch + 26347200, scratch + 26347264, scratch + 26345216, scratch + 26345280, state + 115728);
+    step_k138_mul_add(scratch + 25628672, scratch + 25497600, scratch + 26347264, state + 115792);
+    step_k139_mul_max(scratch + 25759744, scratch + 25890816, scratch + 25628672);
+    step_k140_im2col_matmul_add(scratch + 25296896, scratch + 25890816, state + 115856, state + 152720, scratch);
+    step_k141_im2col_matmul(scratch + 524288, scratch + 25096192, state + 152784, scratch);
+    step_k142_add(scratch, scratch + 25296896, scratch + 524288);
+    step_k143_reduce_sum(scratch + 26345216, scratch);
+    step_k144_mul(scratch + 26345280, scratch + 26345216);
+    step_k145_sub(scratch + 25296896, scratch, scratch + 26345280);
+    step_k146_mul_reduce_sum(scratch + 26345216, scratch + 25296896);
+    step_k147_mul_add_log_etc(state + 312064, state + 312128, scratch + 26340608, scratch + 26340672, scratch + 26340736, scratch + 26345216, scratch + 26345280, state + 154832);
+    step_k148_mul_add(scratch, scratch + 25296896, scratch + 26340736, state + 154896);
+    step_k149_mul_max(scratch + 131072, scratch + 262144, scratch);
+    step_k150_reduce_sum(scratch + 25427968, scratch + 262144);
+    step_k151_mul(scratch + 25436160, scratch + 25427968);
+    step_k152_matmul_add(scratch + 26339328, scratch + 25436160, state + 154960, state + 155600);
+    step_k153_reduce_max(scratch + 26345216, scratch + 26339328);
+    step_k154_sub_exp(scratch + 25427968, scratch + 25429248, scratch + 26339328, scratch + 26345216);
+    step_k155_reduce_sum(scratch + 26345216, scratch + 25429248);
+    step_k156_log(scratch + 26345344, scratch + 26345216);
+    step_k157_sub_mul_reduce_sum(scratch + 26347328, scratch + 25427968, scratch + 26345344, scratch + 26343936);
+    step_k158_mul(io + 244656, scratch + 26347328);
+    step_k159_mul(scratch + 25427968, scratch + 26343936);
+    step_k160_neg_reduce_sum(scratch + 26345344, scratch + 25427968);
+    step_k161_div(scratch + 26345472, scratch + 26345344, scratch + 26345216);
+    step_k162_mul_add(scratch + 26339328, scratch + 26345472, scratch + 25429248, scratch + 25427968);
+    step_k163_reduce_sum(scratch + 26348224, scratch + 26339328);
+    step_k164_matmul(scratch + 26345216, scratch + 25436160, scratch + 26339328);
+    step_k165_matmul_mul(scratch + 25427968, scratch + 26339328, state + 154960);
+    step_k166_fill(scratch + 262144, scratch + 25427968);
+    step_k167_greaterEqual_sub_mul_etc(scratch + 393216, scratch, scratch + 131072, scratch + 262144);
+    step_k168_reduce_sum(scratch + 26347328, scratch + 393216);
+    step_k169_mul(scratch, scratch + 393216, scratch + 26340736);
+    step_k170_mul_reduce_sum(scratch + 26340736, scratch + 393216, scratch + 25296896);
+    step_k171_mul(scratch + 26347392, scratch + 26340736, scratch + 26340672);
+    step_k172_neg_reduce_sum(scratch + 26340800, scratch);
+    step_k173_mul_div(scratch + 26340864, scratch + 26340736, state + 154832, scratch + 26340672, scratch + 26340608);
+    step_k174_mul_add(scratch + 131072, scratch + 26340864, scratch + 25296896);
+    step_k175_neg_reduce_sum(scratch + 26340864, scratch + 131072);
+    step_k176_add_mul(scratch + 26340928, scratch + 26340800, scratch + 26340864);
+    step_k177_add(scratch + 26021888, scratch, scratch + 131072, scratch + 26340928);
+    step_k178_matmul_col2im(scratch + 25296896, scratch + 26021888, state + 152784, scratch);
+    step_k179_im2col_matmul(scratch + 26339328, scratch + 25096192, scratch + 26021888, scratch);
+    step_k180_reduce_sum(scratch + 26347456, scratch + 26021888);
+    step_k181_matmul_col2im(scratch + 26152960, scratch + 26021888, state + 115856, scratch);
+    step_k182_im2col_matmul(scratch + 26284032, scratch + 25890816, scratch + 26021888, scratch);
+    step_k183_greaterEqual_sub_mul_etc(scratch + 25890816, scratch + 25628672, scratch + 25759744, scratch + 26152960);
+    step_k184_reduce_sum(scratch + 25770768, scratch + 25890816);
+    step_k185_mul(scratch + 25628672, scratch + 25890816, scratch + 26347264);
+    step_k186_mul_reduce_sum(scratch + 26347264, scratch + 25890816, scratch + 25497600);
+    step_k187_mul(scratch + 25770832, scratch + 26347264, scratch + 26347200);
+    step_k188_neg_reduce_sum(scratch + 25759744, scratch + 25628672);
+    step_k189_mul_div(scratch + 25759808, scratch + 26347264, state + 115728, scratch + 26347200, scratch + 26347136);
+    step_k190_mul_add(scratch, scratch + 25759808, scratch + 25497600);
+    step_k191_neg_reduce_sum(scratch + 26347136, scratch);
+    step_k192_add_mul(scratch + 26347200, scratch + 25759744, scratch + 26347136);
+    step_k193_add(scratch + 2211840, scratch + 25628672, scratch, scratch + 26347200);
+    step_k194_reduce_sum(scratch + 26347136, scratch + 2211840);
+    step_k195_matmul_col2im(scratch + 25497600, scratch + 2211840, state + 97232, scratch);
+    step_k196_im2col_matmul(scratch + 25698304, scratch + 25096192, scratch + 2211840, scratch);
+    step_k197_add_greaterEqual_sub_etc(scratch + 25096192, scratch + 25296896, scratch + 25497600, scratch + 21827584, scratch + 24895488);
+    step_k198_reduce_sum(scratch + 25296896, scratch + 25096192);
+    step_k199_mul(scratch + 21827584, scratch + 25096192, scratch + 26347904);
+    step_k200_mul_reduce_sum(scratch + 26347200, scratch + 25096192, scratch + 21626880);
+    step_k201_mul(scratch + 25096192, scratch + 26347200, scratch + 26347872);
+    step_k202_neg_reduce_sum(scratch + 26347232, scratch + 21827584);
+    step_k203_mul_div(scratch + 26347264, scratch + 26347200, state + 97168, scratch + 26347872, scratch + 26347840);
+    step_k204_mul_add(scratch, scratch + 26347264, scratch + 21626880);
+    step_k205_neg_reduce_sum(scratch + 26347200, scratch);
+    step_k206_add_mul(scratch + 26347264, scratch + 26347232, scratch + 26347200);
+    step_k207_add(scratch + 2105856, scratch + 21827584, scratch, scratch + 26347264);
+    step_k208_matmul_col2im(scratch + 21626880, scratch + 2105856, state + 96656, scratch);
+    step_k209_im2col_matmul(scratch + 25770112, scratch + 21225472, scratch + 2105856, scratch);
+    step_k210_reduce_sum(scratch + 25096224, scratch + 2105856);
+    step_k211_matmul_col2im(scratch + 24895488, scratch + 2105856, state + 87408, scratch);
+    step_k212_im2col_matmul(scratch + 25735168, scratch + 24694784, scratch + 2105856, scratch);
+    step_k213_greaterEqual_sub_mul_etc(scratch + 24694784, scratch + 22228992, scratch + 24494080, scratch + 24895488);
+    step_k214_reduce_sum(scratch + 25096256, scratch + 24694784);
+    step_k215_mul(scratch + 22228992, scratch + 24694784, scratch + 26347808);
+    step_k216_mul_reduce_sum(scratch + 26347200, scratch + 24694784, scratch + 22028288);
+    step_k217_mul(scratch + 25096288, scratch + 26347200, scratch + 26347776);
+    step_k218_neg_reduce_sum(scratch + 26347232, scratch + 22228992);
+    step_k219_mul_div(scratch + 26347264, scratch + 26347200, state + 87344, scratch + 26347776, scratch + 26347744);
+    step_k220_mul_add(scratch, scratch + 26347264, scratch + 22028288);
+    step_k221_neg_reduce_sum(scratch + 26347200, scratch);
+    step_k222_add_mul(scratch + 26347264, scratch + 26347232, scratch + 26347200);
+    step_k223_add(scratch + 2125440, scratch + 22228992, scratch, scratch + 26347264);
+    step_k224_reduce_sum(scratch + 25096320, scratch + 2125440);
+    step_k225_matmul_col2im(scratch + 22028288, scratch + 2125440, state + 82704, scratch);
+    step_k226_im2col_matmul(scratch + 25753600, scratch + 21225472, scratch + 2125440, scratch);
+    step_k227_add_greaterEqual_sub_etc(scratch + 21225472, scratch + 21626880, scratch + 22028288, scratch + 20422656, scratch + 20824064);
+    step_k228_reduce_sum(scratch + 26347744, scratch + 21225472);
+    step_k229_mul(scratch + 20422656, scratch + 21225472, scratch + 26348208);
+    step_k230_mul_reduce_sum(scratch + 26348208, scratch + 21225472, scratch + 20021248);
+    step_k231_mul(scratch + 26347760, scratch + 26348208, scratch + 26348192);
+    step_k232_neg_reduce_sum(scratch + 26347200, scratch + 20422656);
+    step_k233_mul_div(scratch + 26347216, scratch + 26348208, state + 82672, scratch + 26348192, scratch + 26348176);
+    step_k234_mul_add(scratch, scratch + 26347216, scratch + 20021248);
+    step_k235_neg_reduce_sum(scratch + 26348176, scratch);
+    step_k236_add_mul(scratch + 26348192, scratch + 26347200, scratch + 26348176);
+    step_k237_add(scratch + 20021248, scratch + 20422656, scratch, scratch + 26348192);
+    step_k238_reduce_sum(scratch + 26348176, scratch + 20021248);
+    step_k239_matmul_col2im(scratch + 20422656, scratch + 20021248, state + 80352, scratch);
+    step_k240_im2col_matmul(scratch + 25762816, scratch + 19619840, scratch + 20021248, scratch);
+    step_k241_greaterEqual_sub_mul_etc(scratch + 19619840, scratch + 18415616, scratch + 19218432, scratch + 20422656);
+    step_k242_reduce_sum(scratch + 26348192, scratch + 19619840);
+    step_k243_mul(scratch + 18415616, scratch + 19619840, scratch + 26348160);
+    step_k244_mul_reduce_sum(scratch + 26348160, scratch + 19619840, scratch + 18817024);
+    step_k245_mul(scratch + 26348208, scratch + 26348160, scratch + 26348144);
+    step_k246_neg_reduce_sum(scratch + 26347200, scratch + 18415616);
+    step_k247_mul_div(scratch + 26347216, scratch + 26348160, state + 80320, scratch + 26348144, scratch + 26348128);
+    step_k248_mul_add(scratch + 19218432, scratch + 26347216, scratch + 18817024);
+    step_k249_neg_reduce_sum(scratch + 26348128, scratch + 19218432);
+    step_k250_add_mul(scratch + 26348144, scratch + 26347200, scratch + 26348128);
+    step_k251_add(scratch + 18817024, scratch + 18415616, scratch + 19218432, scratch + 26348144);
+    step_k252_reduce_sum(scratch + 26348128, scratch + 18817024);
+    step_k253_matmul_col2im(scratch + 18415616, scratch + 18817024, state + 78000, scratch);
+    step_k254_im2col_matmul(scratch + 25765120, scratch + 18014208, scratch + 18817024, scratch);
+    step_k255_add_greaterEqual_sub_etc(scratch + 18014208, scratch + 20021248, scratch + 18415616, scratch + 17211392, scratch + 17612800);
+    step_k256_reduce_sum(scratch + 26348144, scratch + 18014208);
+    step_k257_mul(scratch + 17211392, scratch + 18014208, scratch + 26348112);
+    step_k258_mul_reduce_sum(scratch + 26348112, scratch + 18014208, scratch + 16809984);
+    step_k259_mul(scratch + 26348160, scratch + 26348112, scratch + 26348096);
+    step_k260_neg_reduce_sum(scratch + 26347200, scratch + 17211392);
+    step_k261_mul_div(scratch + 26347216, scratch + 26348112, state + 77968, scratch + 26348096, scratch + 26348080);
+    step_k262_mul_add(scratch, scratch + 26347216, scratch + 16809984);
+    step_k263_neg_reduce_sum(scratch + 26348080, scratch);
+    step_k264_add_mul(scratch + 26348096, scratch + 26347200, scratch + 26348080);
+    step_k265_add(scratch + 16809984, scratch + 17211392, scratch, scratch + 26348096);
+    step_k266_reduce_sum(scratch + 26348080, scratch + 16809984);
+    step_k267_im2col_matmul(scratch + 25770624, io + 125440, scratch + 16809984, scratch);
+    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 25770624, io + 226128);
+    step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 26348080, io + 226128, scratch + 26348160, scratch + 26348144);
+    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 25765120, io + 226128);
+    step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 26348128, io + 226128, scratch + 26348208, scratch + 26348192);
+    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 25762816, io + 226128);
+    step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 26348176, io + 226128, scratch + 26347760, scratch + 26347744);
+    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 25753600, io + 226128);
+    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 25096320, io + 226128, scratch + 25096288, scratch + 25096256);
+    step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 25735168, io + 226128);
+    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 25096224, io + 226128);
+    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 25770112, io + 226128);
+    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 25096192, io + 226128, scratch + 25296896);
+    step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 25698304, io + 226128);
+    step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 26347136, io + 226128, scratch + 25770832, scratch + 25770768);
+    step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 26284032, io + 226128);
+    step_k283_mul_add_sub(state + 308336, state + 152720, scratch + 26347456, io + 226128);
+    step_k284_mul_add_sub(state + 308400, state + 152784, scratch + 26339328, io + 226128);
+    step_k285_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 26347392, io + 226128, scratch + 26347328);
+    step_k286_mul_add_sub(state + 310576, state + 154960, scratch + 26345216, io + 226128);
+    step_k287_mul_add_sub(state + 311216, state + 155600, scratch + 26348224, io + 226128);
+    step_k288_im2col_matmul_add(scratch + 451584, io, state + 77808, state + 77952, scratch);
+    step_k289_reduce_sum(scratch + 26348096, scratch + 451584);
+    step_k290_mul(scratch + 26348112, scratch + 26348096);
+    step_k291_sub(scratch + 16809984, scratch + 451584, scratch + 26348112);
+    step_k292_mul_reduce_sum(scratch + 26348096, scratch + 16809984);
+    step_k293_mul_add_log_etc(scratch + 26348112, scratch + 26347776, scratch + 26347792, scratch + 26348096, state + 77968);
+    step_k294_mul_add(scratch + 16910336, scratch + 16809984, scratch + 26347792, state + 77984);
+    step_k295_mul_max(scratch + 17010688, scratch + 17111040, scratch + 16910336);
+    step_k296_im2col_matmul_add(scratch + 2032128, scratch + 17111040, state + 78000, state + 80304, scratch);
+    step_k297_reduce_sum(scratch + 26348096, scratch + 2032128);
+    step_k298_mul(scratch + 26347200, scratch + 26348096);
+    step_k299_sub(scratch + 17211392, scratch + 2032128, scratch + 26347200);
+    step_k300_mul_reduce_sum(scratch + 26348096, scratch + 17211392);
+    step_k301_mul_add_log_etc(scratch + 26347808, scratch + 26347824, scratch + 26347840, scratch + 26348096, state + 80320);
+    step_k302_mul_add(scratch + 17311744, scratch + 17211392, scratch + 26347840, state + 80336);
+    step_k303_mul_max(scratch + 17412096, scratch + 17512448, scratch + 17311744);
+    step_k304_im2col_matmul_add(scratch + 2032128, scratch + 17512448, state + 80352, state + 82656, scratch);
+    step_k305_add(scratch + 2132480, scratch + 2032128, scratch + 17111040);
+    step_k306_reduce_sum(scratch + 26348096, scratch + 2132480);
+    step_k307_mul(scratch + 26347856, scratch + 26348096);
+    step_k308_sub(scratch + 17612800, scratch + 2132480, scratch + 26347856);
+    step_k309_mul_reduce_sum(scratch + 26348096, scratch + 17612800);
+    step_k310_mul_add_log_etc(scratch + 26347856, scratch + 26347872, scratch + 26347888, scratch + 26348096, state + 82672);
+    step_k311_mul_add(scratch + 17713152, scratch + 17612800, scratch + 26347888, state + 82688);
+    step_k312_mul_max(scratch + 17813504, scratch + 17913856, scratch + 17713152);
+    step_k313_im2col_matmul_add(scratch + 1806336, scratch + 17913856, state + 82704, state + 87312, scratch);
+    step_k314_reduce_sum(scratch + 26347200, scratch + 1806336);
+    step_k315_mul(scratch + 26347232, scratch + 26347200);
+    step_k316_sub(scratch + 18014208, scratch + 1806336, scratch + 26347232);
+    step_k317_mul_reduce_sum(scratch + 26347200, scratch + 18014208);
+    step_k318_mul_add_log_etc(scratch + 25758272, scratch + 25096352, scratch + 25758304, scratch + 26347200, state + 87344);
+    step_k319_mul_add(scratch + 18064384, scratch + 18014208, scratch + 25758304, state + 87376);
+    step_k320_mul_max(scratch + 18114560, scratch + 18164736, scratch + 18064384);
+    step_k321_im2col_matmul_add(scratch + 2032128, scratch + 18164736, state + 87408, state + 96624, scratch);
+    step_k322_im2col_matmul(scratch + 2082304, scratch + 17913856, state + 96656, scratch);
+    step_k323_add(scratch + 2132480, scratch + 2032128, scratch + 2082304);
+    step_k324_reduce_sum(scratch + 25758208, scratch + 2132480);
+    step_k325_mul(scratch + 25758240, scratch + 25758208);
+    step_k326_sub(scratch + 18214912, scratch + 2132480, scratch + 25758240);
+    step_k327_mul_reduce_sum(scratch + 25758208, scratch + 18214912);
+    step_k328_mul_add_log_etc(scratch + 25758336, scratch + 25096384, scratch + 25758368, scratch + 25758208, state + 97168);
+    step_k329_mul_add(scratch + 18265088, scratch + 18214912, scratch + 25758368, state + 97200);
+    step_k330_mul_max(scratch + 18315264, scratch + 18365440, scratch + 18265088);
+    step_k331_im2col_matmul_add(scratch + 1179648, scratch + 18365440, state + 97232, state + 115664, scratch);
+    step_k332_reduce_sum(scratch + 26347200, scratch + 1179648);
+    step_k333_mul(scratch + 26347264, scratch + 26347200);
+    step_k334_sub(scratch + 24530944, scratch + 1179648, scratch + 26347264);
+    step_k335_mul_reduce_sum(scratch + 26347200, scratch + 24530944);
+    step_k336_mul_add_log_etc(scratch + 26347264, scratch + 25770896, scratch + 25758208, scratch + 26347200, state + 115728);
+    step_k337_mul_add(scratch + 24563712, scratch + 24530944, scratch + 25758208, state + 115792);
+    step_k338_mul_max(scratch + 24596480, scratch + 24629248, scratch + 24563712);
+    step_k339_im2col_matmul_add(scratch + 24494080, scratch + 24629248, state + 115856, state + 152720, scratch);
+    step_k340_im2col_matmul(scratch + 24662016, scratch + 18365440, state + 152784, scratch);
+    step_k341_add(scratch + 24694784, scratch + 24494080, scratch + 24662016);
+    step_k342_reduce_sum(scratch + 26347200, scratch + 24694784);
+    step_k343_mul(scratch + 25767424, scratch + 26347200);
+    step_k344_sub(scratch + 24662016, scratch + 24694784, scratch + 25767424);
+    step_k345_mul_reduce_sum(scratch + 26347200, scratch + 24662016);
+    step_k346_mul_add_log_etc(scratch + 25767744, scratch + 25770960, scratch + 25767808, scratch + 26347200, state + 154832);
+    step_k347_mul_add(scratch + 24494080, scratch + 24662016, scratch + 25767808, state + 154896);
+    step_k348_mul_max(scratch + 24694784, scratch + 24727552, scratch + 24494080);
+    step_k349_reduce_sum(scratch + 24526848, scratch + 24727552);
+    step_k350_mul(scratch + 24528896, scratch + 24526848);
+    step_k351_matmul_add(scratch + 24526848, scratch + 24528896, state + 154960, state + 155600);
+    step_k352_reduce_max(scratch + 26347200, scratch + 24526848);
+    step_k353_sub_exp(scratch + 24527168, scratch + 24527488, scratch + 24526848, scratch + 26347200);
+    step_k354_reduce_sum(scratch + 26347200, scratch + 24527488);
+    step_k355_log(scratch + 26347232, scratch + 26347200);
+    step_k356_sub_mul_reduce_sum(scratch + 26348096, scratch + 24527168, scratch + 26347232, io + 225792);
+    step_k357_mul(io + 244672, scratch + 26348096);
+    step_k358_mul(scratch + 24526848, io + 225792);
+    step_k359_neg_reduce_sum(scratch + 26347232, scratch + 24526848);
+    step_k360_div(scratch + 24527168, scratch + 26347232, scratch + 26347200);
+    step_k361_mul_add(scratch + 25767424, scratch + 24527168, scratch + 24527488, scratch + 24526848);
+    step_k362_reduce_sum(scratch + 26348096, scratch + 25767424);
+    step_k363_matmul(scratch + 25769472, scratch + 24528896, scratch + 25767424);
+    step_k364_matmul_mul(scratch + 24526848, scratch + 25767424, state + 154960);
+    step_k365_fill(scratch + 24727552, scratch + 24526848);
+    step_k366_greaterEqual_sub_mul_etc(scratch + 24760320, scratch + 24494080, scratch + 24694784, scratch + 24727552);
+    step_k367_reduce_sum(scratch + 26347200, scratch + 24760320);
+    step_k368_mul(scratch + 24494080, scratch + 24760320, scratch + 25767808);
+    step_k369_mul_reduce_sum(scratch + 24727552, scratch + 24760320, scratch + 24662016);
+    step_k370_neg_reduce_sum(scratch + 25767424, scratch + 24494080);
+    step_k371_mul_div(scratch + 25767488, scratch + 24727552, state + 154832, scratch + 25770960, scratch + 25767744);
+    step_k372_mul_add(scratch + 24694784, scratch + 25767488, scratch + 24662016);
+    step_k373_neg_reduce_sum(scratch + 25767488, scratch + 24694784);
+    step_k374_add_mul(scratch + 25767552, scratch + 25767424, scratch + 25767488);
+    step_k375_add(scratch + 24662016, scratch + 24494080, scratch + 24694784, scratch + 25767552);
+    step_k376_matmul_col2im(scratch + 18415616, scratch + 24662016, state + 152784, scratch);
+    step_k377_im2col_matmul(scratch + 25767424, scratch + 18365440, scratch + 24662016, scratch);
+    step_k378_reduce_sum(scratch + 25771024, scratch + 24662016);
+    step_k379_matmul_col2im(scratch + 24694784, scratch + 24662016, state + 115856, scratch);
+    step_k380_im2col_matmul(scratch + 24494080, scratch + 24629248, scratch + 24662016, scratch);
+    step_k381_greaterEqual_sub_mul_etc(scratch + 24629248, scratch + 24563712, scratch + 24596480, scratch + 24694784);
+    step_k382_reduce_sum(scratch + 2357248, scratch + 24629248);
+    step_k383_mul(scratch + 24563712, scratch + 24629248, scratch + 25758208);
+    step_k384_mul_reduce_sum(scratch + 2357312, scratch + 24629248, scratch + 24530944);
+    step_k385_neg_reduce_sum(scratch + 2357376, scratch + 24563712);
+    step_k386_mul_div(scratch + 2357440, scratch + 2357312, state + 115728, scratch + 25770896, scratch + 26347264);
+    step_k387_mul_add(scratch + 24596480, scratch + 2357440, scratch + 24530944);
+    step_k388_neg_reduce_sum(scratch + 26347264, scratch + 24596480);
+    step_k389_add_mul(scratch + 2357440, scratch + 2357376, scratch + 26347264);
+    step_k390_add(scratch + 24530944, scratch + 24563712, scratch + 24596480, scratch + 2357440);
+    step_k391_reduce_sum(scratch + 26347264, scratch + 24530944);
+    step_k392_matmul_col2im(scratch + 1327104, scratch + 24530944, state + 97232, scratch);
+    step_k393_im2col_matmul(scratch + 25716736, scratch + 18365440, scratch + 24530944, scratch);
+    step_k394_add_greaterEqual_sub_etc(scratch + 18365440, scratch + 18415616, scratch + 1327104, scratch + 18265088, scratch + 18315264);
+    step_k395_reduce_sum(scratch + 2357376, scratch + 18365440);
+    step_k396_mul(scratch + 18265088, scratch + 18365440, scratch + 25758368);
+    step_k397_mul_reduce_sum(scratch + 2357408, scratch + 18365440, scratch + 18214912);
+    step_k398_neg_reduce_sum(scratch + 25758208, scratch + 18265088);
+    step_k399_mul_div(scratch + 25758240, scratch + 2357408, state + 97168, scratch + 25096384, scratch + 25758336);
+    step_k400_mul_add(scratch, scratch + 25758240, scratch + 18214912);
+    step_k401_neg_reduce_sum(scratch + 25758240, scratch);
+    step_k402_add_mul(scratch + 2357440, scratch + 25758208, scratch + 25758240);
+    step_k403_add(scratch + 18214912, scratch + 18265088, scratch, scratch + 2357440);
+    step_k404_matmul_col2im(scratch + 2105856, scratch + 18214912, state + 96656, scratch);
+    step_k405_im2col_matmul(scratch + 2356736, scratch + 17913856, scratch + 18214912, scratch);
+    step_k406_reduce_sum(scratch + 2357440, scratch + 18214912);
+    step_k407_matmul_col2im(scratch + 2206208, scratch + 18214912, state + 87408, scratch);
+    step_k408_im2col_matmul(scratch + 25744384, scratch + 18164736, scratch + 18214912, scratch);
+    step_k409_greaterEqual_sub_mul_etc(scratch + 2256384, scratch + 18064384, scratch + 18114560, scratch + 2206208);
+    step_k410_reduce_sum(scratch + 2357472, scratch + 2256384);
+    step_k411_mul(scratch + 2206208, scratch + 2256384, scratch + 25758304);
+    step_k412_mul_reduce_sum(scratch + 2357504, scratch + 2256384, scratch + 18014208);
+    step_k413_neg_reduce_sum(scratch + 25758208, scratch + 2206208);
+    step_k414_mul_div(scratch + 25758240, scratch + 2357504, state + 87344, scratch + 25096352, scratch + 25758272);
+    step_k415_mul_add(scratch + 2256384, scratch + 25758240, scratch + 18014208);
+    step_k416_neg_reduce_sum(scratch + 2357536, scratch + 2256384);
+    step_k417_add_mul(scratch + 2357568, scratch + 25758208, scratch + 2357536);
+    step_k418_add(scratch + 2306560, scratch + 2206208, scratch + 2256384, scratch + 2357568);
+    step_k419_reduce_sum(scratch + 2357536, scratch + 2306560);
+    step_k420_matmul_col2im(scratch + 2206208, scratch + 2306560, state + 82704, scratch);
+    step_k421_im2col_matmul(scratch + 25758208, scratch + 17913856, scratch + 2306560, scratch);
+    step_k422_add_greaterEqual_sub_etc(scratch, scratch + 2105856, scratch + 2206208, scratch + 17713152, scratch + 17813504);
+    step_k423_reduce_sum(scratch + 26347904, scratch);
+    step_k424_mul(scratch + 100352, scratch, scratch + 26347888);
+    step_k425_mul_reduce_sum(scratch + 26347888, scratch, scratch + 17612800);
+    step_k426_neg_reduce_sum(scratch + 26347920, scratch + 100352);
+    step_k427_mul_div(scratch + 2357568, scratch + 26347888, state + 82672, scratch + 26347872, scratch + 26347856);
+    step_k428_mul_add(scratch, scratch + 2357568, scratch + 17612800);
+    step_k429_neg_reduce_sum(scratch + 26347856, scratch);
+    step_k430_add_mul(scratch + 2357568, scratch + 26347920, scratch + 26347856);
+    step_k431_add(scratch + 2050560, scratch + 100352, scratch, scratch + 2357568);
+    step_k432_reduce_sum(scratch + 26347856, scratch + 2050560);
+    step_k433_matmul_col2im(scratch + 2150912, scratch + 2050560, state + 80352, scratch);
+    step_k434_im2col_matmul(scratch + 2351616, scratch + 17512448, scratch + 2050560, scratch);
+    step_k435_greaterEqual_sub_mul_etc(scratch + 2251264, scratch + 17311744, scratch + 17412096, scratch + 2150912);
+    step_k436_reduce_sum(scratch + 26347920, scratch + 2251264);
+    step_k437_mul(scratch + 2150912, scratch + 2251264, scratch + 26347840);
+    step_k438_mul_reduce_sum(scratch + 26347840, scratch + 2251264, scratch + 17211392);
+    step_k439_neg_reduce_sum(scratch + 2357568, scratch + 2150912);
+    step_k440_mul_div(scratch + 2357584, scratch + 26347840, state + 80320, scratch + 26347824, scratch + 26347808);
+    step_k441_mul_add(scratch + 2251264, scratch + 2357584, scratch + 17211392);
+    step_k442_neg_reduce_sum(scratch + 26347808, scratch + 2251264);
+    step_k443_add_mul(scratch + 2357584, scratch + 2357568, scratch + 26347808);
+    step_k444_add(scratch + 17211392, scratch + 2150912, scratch + 2251264, scratch + 2357584);
+    step_k445_reduce_sum(scratch + 26347808, scratch + 17211392);
+    step_k446_matmul_col2im(scratch + 2150912, scratch + 17211392, state + 78000, scratch);
+    step_k447_im2col_matmul(scratch + 2353920, scratch + 17111040, scratch + 17211392, scratch);
+    step_k448_add_greaterEqual_sub_etc(scratch + 2251264, scratch + 2050560, scratch + 2150912, scratch + 16910336, scratch + 17010688);
+    step_k449_reduce_sum(scratch + 2356368, scratch + 2251264);
+    step_k450_mul(scratch, scratch + 2251264, scratch + 26347792);
+    step_k451_mul_reduce_sum(scratch + 26347792, scratch + 2251264, scratch + 16809984);
+    step_k452_neg_reduce_sum(scratch + 2356224, scratch);
+    step_k453_mul_div(scratch + 2356240, scratch + 26347792, state + 77968, scratch + 26347776, scratch + 26348112);
+    step_k454_mul_add(scratch + 100352, scratch + 2356240, scratch + 16809984);
+    step_k455_neg_reduce_sum(scratch + 26348112, scratch + 100352);
+    step_k456_add_mul(scratch + 2356240, scratch + 2356224, scratch + 26348112);
+    step_k457_add(scratch + 452736, scratch, scratch + 100352, scratch + 2356240);
+    step_k458_reduce_sum(scratch + 26348112, scratch + 452736);
+    step_k459_im2col_matmul(scratch + 2356224, io, scratch + 452736, scratch);
+    step_k460_mul_reduce_sum(scratch + 2356384, scratch + 2356224, scratch + 25770624);
+    step_k461_mul_reduce_sum(scratch + 2356224, scratch + 26348112, scratch + 26348080);
+    step_k462_mul_reduce_sum(scratch + 26348080, scratch + 26347792, scratch + 26347776, scratch + 26348160);
+    step_k463_mul_reduce_sum(scratch + 26348112, scratch + 2356368, scratch + 26348144);
+    step_k464_mul_reduce_sum(scratch + 26347776, scratch + 2353920, scratch + 25765120);
+    step_k465_mul_reduce_sum(scratch + 26347792, scratch + 26347808, scratch + 26348128);
+    step_k466_mul_reduce_sum(scratch + 26347808, scratch + 26347840, scratch + 26347824, scratch + 26348208);
+    step_k467_mul_reduce_sum(scratch + 26348208, scratch + 26347920, scratch + 26348192);
+    step_k468_mul_reduce_sum(scratch + 26347920, scratch + 2351616, scratch + 25762816);
+    step_k469_mul_reduce_sum(scratch + 26348192, scratch + 26347856, scratch + 26348176);
+    step_k470_mul_reduce_sum(scratch + 26347824, scratch + 26347888, scratch + 26347872, scratch + 26347760);
+    step_k471_mul_reduce_sum(scratch + 26347760, scratch + 26347904, scratch + 26347744);
+    step_k472_mul_reduce_sum(scratch + 26347744, scratch + 25758208, scratch + 25753600);
+    step_k473_mul_reduce_sum(scratch + 26348128, scratch + 2357536, scratch + 25096320);
+    step_k474_mul_reduce_sum(scratch + 25096320, scratch + 2357504, scratch + 25096352, scratch + 25096288);
+    step_k475_mul_reduce_sum(scratch + 25096288, scratch + 2357472, scratch + 25096256);
+    step_k476_mul_reduce_sum(scratch + 25096304, scratch + 25744384, scratch + 25735168);
+    step_k477_mul_reduce_sum(scratch + 25096256, scratch + 2357440, scratch + 25096224);
+    step_k478_mul_reduce_sum(scratch + 25096272, scratch + 2356736, scratch + 25770112);
+    step_k479_mul_reduce_sum(scratch + 25096224, scratch + 2357408, scratch + 25096384, scratch + 25096192);
+    step_k480_mul_reduce_sum(scratch + 25096240, scratch + 2357376, scratch + 25296896);
+    step_k481_mul_reduce_sum(scratch + 26348144, scratch + 25716736, scratch + 25698304);
+    step_k482_mul_reduce_sum(scratch + 26348160, scratch + 26347264, scratch + 26347136);
+    step_k483_mul_reduce_sum(scratch + 26348176, scratch + 2357312, scratch + 25770896, scratch + 25770832);
+    step_k484_mul_reduce_sum(scratch + 26347136, scratch + 2357248, scratch + 25770768);
+    step_k485_mul_reduce_sum(scratch + 26347152, scratch + 24494080, scratch + 26284032);
+    step_k486_mul_reduce_sum(scratch + 26347168, scratch + 25771024, scratch + 26347456);
+    step_k487_mul_reduce_sum(scratch + 26347184, scratch + 25767424, scratch + 26339328);
+    step_k488_mul_reduce_sum(scratch + 26347264, scratch + 24727552, scratch + 25770960, scratch + 26347392);
+    step_k489_mul_reduce_sum(scratch + 26347280, scratch + 26347200, scratch + 26347328);
+    step_k490_mul_reduce_sum(scratch + 26347200, scratch + 25769472, scratch + 26345216);
+    step_k491_mul_reduce_sum(scratch + 26347216, scratch + 26348096, scratch + 26348224);
+    step_k492_mul_add(io + 244688, scratch + 26348096, io + 226128, scratch + 2356384, scratch + 2356224, scratch + 26348080, scratch + 26348112, scratch + 26347776, scratch + 26347792, scratch + 26347808, scratch + 26348208, scratch + 26347920, scratch + 26348192, scratch + 26347824, scratch + 26347760, scratch + 26347744, scratch + 26348128, scratch + 25096320, scratch + 25096288, scratch + 25096304, scratch + 25096256, scratch + 25096272, scratch + 25096224, scratch + 25096240, scratch + 26348144, scratch + 26348160, scratch + 26348176, scratch + 26347136, scratch + 26347152, scratch + 26347168, scratch + 26347184, scratch + 26347264, scratch + 26347280, scratch + 26347200, scratch + 26347216, io + 226160);
+    step_k493_mul(scratch + 26339328, scratch + 26348096, scratch + 26343936);
+    step_k494_neg_reduce_sum(scratch + 26340608, scratch + 26339328);
+    step_k495_div(scratch + 26343936, scratch + 26340608, scratch + 26346624);
+    step_k496_mul(scratch + 26347744, io + 226144);
+    step_k497_mul_neg(scratch + 26340608, scratch + 26347744, scratch + 26346496);
+    step_k498_mul(scratch + 24494080, scratch + 26340608, scratch + 26341376);
+    step_k499_neg_reduce_sum(scratch + 26346496, scratch + 24494080);
+    step_k500_div(scratch + 26341888, scratch + 26346496, scratch + 26346624);
+    step_k501_mul_add(scratch + 26340608, scratch + 26343936, scratch + 26342656, scratch + 26339328, scratch + 26341888, scratch + 24494080);
+    step_k502_mul(scratch + 26339328, scratch + 26345856);
+    step_k503_neg_reduce_sum(scratch + 26346496, scratch + 26339328);
+    step_k504_div(scratch + 26346528, scratch + 26346496, scratch + 26347712);
+    step_k505_mul_add(scratch + 26339968, scratch + 26346528, scratch + 26346176, scratch + 26339328);
+    step_k506_reduce_sum(scratch + 26347712, scratch + 26339968);
+    step_k507_reduce_sum(scratch + 26347728, scratch + 26340608);
+    step_k508_add(scratch + 26347744, scratch + 26347712, scratch + 26347728);
+    step_k509_matmul(scratch + 26339328, scratch + 26331136, scratch + 26340608);
+    step_k510_matmul_mul(scratch + 8192, scratch + 26339968, state + 77152, io + 226176);
+    step_k511_matmul_mul(scratch, scratch + 26340608, state + 77152, io + 236416);
+    step_k512_fill(scratch + 425984, scratch + 8192);
+    step_k513_fill(scratch + 294912, scratch);
+    step_k514_greaterEqual(scratch, scratch + 23904256, scratch + 24199168);
+    step_k515_mul_sub_add(scratch + 557056, scratch + 425984, scratch);
+    step_k516_mul_sub_add(scratch + 425984, scratch + 294912, scratch + 163840);
+    step_k517_reduce_sum(scratch + 26340288, scratch + 557056);
+    step_k518_reduce_sum(scratch + 26340352, scratch + 425984);
+    step_k519_add(scratch + 26340416, scratch + 26340288, scratch + 26340352);
+    step_k520_mul(scratch + 589824, scratch + 557056, scratch + 26347072);
+    step_k521_mul(scratch + 884736, scratch + 425984, scratch + 26347072);
+    step_k522_mul_reduce_sum(scratch + 26340288, scratch + 557056, scratch + 23609344);
+    step_k523_mul_reduce_sum(scratch + 26340352, scratch + 425984, scratch + 23773184);
+    step_k524_add_mul(scratch + 26340480, scratch + 26340544, scratch + 26340288, scratch + 26340352, scratch + 26347008);
+    step_k525_neg_reduce_sum(scratch + 26340288, scratch + 589824);
+    step_k526_neg_reduce_sum(scratch + 26340352, scratch + 884736);
+    step_k527_mul_div(scratch + 26340608, scratch + 26340480, state + 77024, scratch + 26347008, scratch + 26346944);
+    step_k528_mul_add(scratch, scratch + 26340608, scratch + 23609344);
+    step_k529_pad_rows(scratch + 294912, scratch + 589824);
+    step_k530_pad_rows(scratch + 589824, scratch + 884736);
+    step_k531_neg_reduce_sum(scratch + 26340480, scratch);
+    step_k532_add_mul(scratch + 26340608, scratch + 26340288, scratch + 26340352, scratch + 26340480);
+    step_k533_add(scratch + 17261568, scratch + 294912, scratch + 589824, scratch, scratch + 26340608);
+    step_k534_matmul_col2im(scratch + 16809984, scratch + 17261568, state + 74976, scratch);
+    step_k535_im2col_matmul(scratch + 23609344, scratch + 16358400, scratch + 17261568, scratch);
+    step_k536_reduce_sum(scratch + 26340480, scratch + 17261568);
+    step_k537_matmul_col2im(scratch + 17556480, scratch + 17261568, state + 38048, scratch);
+    step_k538_im2col_matmul(scratch + 18008064, scratch + 23314432, scratch + 17261568, scratch);
+    step_k539_greaterEqual_sub_mul_etc(scratch + 17261568, scratch + 22724608, scratch + 23019520, scratch + 17556480);
+    step_k540_reduce_sum(scratch + 26340288, scratch + 17261568);
+    step_k541_mul(scratch, scratch + 17261568, scratch + 26346880);
+    step_k542_mul_reduce_sum(scratch + 26340352, scratch + 17261568, scratch + 22429696);
+    step_k543_mul(scratch + 26340608, scratch + 26340352, scratch + 26346816);
+    step_k544_neg_reduce_sum(scratch + 26340672, scratch);
+    step_k545_mul_div(scratch + 26340736, scratch + 26340352, state + 37920, scratch + 26346816, scratch + 26346752);
+    step_k546_mul_add(scratch + 294912, scratch + 26340736, scratch + 22429696);
+    step_k547_neg_reduce_sum(scratch + 26340352, scratch + 294912);
+    step_k548_add_mul(scratch + 17261568, scratch + 26340672, scratch + 26340352);
+    step_k549_add(scratch + 17713152, scratch, scratch + 294912, scratch + 17261568);
+    step_k550_reduce_sum(scratch + 26340352, scratch + 17713152);
+    step_k551_matmul_col2im(scratch + 17261568, scratch + 17713152, state + 19424, scratch);
+    step_k552_im2col_matmul(scratch + 2211840, scratch + 16358400, scratch + 17713152, scratch);
+    step_k553_add_greaterEqual_sub_etc(scratch + 16358400, scratch + 16809984, scratch + 17261568, scratch + 13648896, scratch + 15906816);
+    step_k554_reduce_sum(scratch + 26340672, scratch + 16358400);
+    step_k555_mul(scratch + 13648896, scratch + 16358400, scratch + 26347680);
+    step_k556_mul_reduce_sum(scratch + 26340704, scratch + 16358400, scratch + 13197312);
+    step_k557_mul(scratch + 26340736, scratch + 26340704, scratch + 26347648);
+    step_k558_neg_reduce_sum(scratch + 26340768, scratch + 13648896);
+    step_k559_mul_div(scratch + 26340800, scratch + 26340704, state + 19360, scratch + 26347648, scratch + 26347616);
+    step_k560_mul_add(scratch, scratch + 26340800, scratch + 13197312);
+    step_k561_neg_reduce_sum(scratch + 26340704, scratch);
+    step_k562_add_mul(scratch + 26340800, scratch + 26340768, scratch + 26340704);
+    step_k563_add(scratch + 15906816, scratch + 13648896, scratch, scratch + 26340800);
+    step_k564_matmul_col2im(scratch + 13197312, scratch + 15906816, state + 18848, scratch);
+    step_k565_im2col_matmul(scratch + 2139264, scratch + 12294144, scratch + 15906816, scratch);
+    step_k566_reduce_sum(scratch + 26340704, scratch + 15906816);
+    step_k567_matmul_col2im(scratch + 16358400, scratch + 15906816, state + 9600, scratch);
+    step_k568_im2col_matmul(scratch + 2125440, scratch + 15455232, scratch + 15906816, scratch);
+    step_k569_greaterEqual_sub_mul_etc(scratch + 15455232, scratch + 14552064, scratch + 15003648, scratch + 16358400);
+    step_k570_reduce_sum(scratch + 26340768, scratch + 15455232);
+    step_k571_mul(scratch + 14552064, scratch + 15455232, scratch + 26347584);
+    step_k572_mul_reduce_sum(scratch + 2134656, scratch + 15455232, scratch + 14100480);
+    step_k573_mul(scratch + 26340800, scratch + 2134656, scratch + 26347552);
+    step_k574_neg_reduce_sum(scratch + 2134688, scratch + 14552064);
+    step_k575_mul_div(scratch + 2134720, scratch + 2134656, state + 9536, scratch + 26347552, scratch + 26347520);
+    step_k576_mul_add(scratch, scratch + 2134720, scratch + 14100480);
+    step_k577_neg_reduce_sum(scratch + 2134656, scratch);
+    step_k578_add_mul(scratch + 2134720, scratch + 2134688, scratch + 2134656);
+    step_k579_add(scratch + 15003648, scratch + 14552064, scratch, scratch + 2134720);
+    step_k580_reduce_sum(scratch + 2139776, scratch + 15003648);
+    step_k581_matmul_col2im(scratch + 14100480, scratch + 15003648, state + 4896, scratch);
+    step_k582_im2col_matmul(scratch + 2134656, scratch + 12294144, scratch + 15003648, scratch);
+    step_k583_add_greaterEqual_sub_etc(scratch + 12294144, scratch + 13197312, scratch + 14100480, scratch + 10487808, scratch + 11390976);
+    step_k584_reduce_sum(scratch + 26347760, scratch + 12294144);
+    step_k585_mul(scratch + 10487808, scratch + 12294144, scratch + 26348064);
+    step_k586_mul_reduce_sum(scratch + 26347776, scratch + 12294144, scratch + 9584640);
+    step_k587_mul(scratch + 26347792, scratch + 26347776, scratch + 26348048);
+    step_k588_neg_reduce_sum(scratch + 26347808, scratch + 10487808);
+    step_k589_mul_div(scratch + 26347824, scratch + 26347776, state + 4864, scratch + 26348048, scratch + 26348032);
+    step_k590_mul_add(scratch, scratch + 26347824, scratch + 9584640);
+    step_k591_neg_reduce_sum(scratch + 26347776, scratch);
+    step_k592_add_mul(scratch + 26347824, scratch + 26347808, scratch + 26347776);
+    step_k593_add(scratch + 9584640, scratch + 10487808, scratch, scratch + 26347824);
+    step_k594_reduce_sum(scratch + 26347776, scratch + 9584640);
+    step_k595_matmul_col2im(scratch + 10487808, scratch + 9584640, state + 2544, scratch);
+    step_k596_im2col_matmul(scratch + 2075648, scratch + 8681472, scratch + 9584640, scratch);
+    step_k597_greaterEqual_sub_mul_etc(scratch + 8681472, scratch + 5971968, scratch + 7778304, scratch + 10487808);
+    step_k598_reduce_sum(scratch + 26347808, scratch + 8681472);
+    step_k599_mul(scratch + 5971968, scratch + 8681472, scratch + 26348016);
+    step_k600_mul_reduce_sum(scratch + 26347824, scratch + 8681472, scratch + 6875136);
+    step_k601_mul(scratch + 26347840, scratch + 26347824, scratch + 26348000);
+    step_k602_neg_reduce_sum(scratch + 26347856, scratch + 5971968);
+    step_k603_mul_div(scratch + 26347872, scratch + 26347824, state + 2512, scratch + 26348000, scratch + 26347984);
+    step_k604_mul_add(scratch + 7778304, scratch + 26347872, scratch + 6875136);
+    step_k605_neg_reduce_sum(scratch + 26347824, scratch + 7778304);
+    step_k606_add_mul(scratch + 26347872, scratch + 26347856, scratch + 26347824);
+    step_k607_add(scratch + 6875136, scratch + 5971968, scratch + 7778304, scratch + 26347872);
+    step_k608_reduce_sum(scratch + 26347824, scratch + 6875136);
+    step_k609_matmul_col2im(scratch + 5971968, scratch + 6875136, state + 192, scratch);
+    step_k610_im2col_matmul(scratch + 2077952, scratch + 5068800, scratch + 6875136, scratch);
+    step_k611_add_greaterEqual_sub_etc(scratch + 5068800, scratch + 9584640, scratch + 5971968, scratch + 3262464, scratch + 4165632);
+    step_k612_reduce_sum(scratch + 26347856, scratch + 5068800);
+    step_k613_mul(scratch + 3262464, scratch + 5068800, scratch + 26347968);
+    step_k614_mul_reduce_sum(scratch + 26347872, scratch + 5068800, scratch + 2359296);
+    step_k615_mul(scratch + 26347888, scratch + 26347872, scratch + 26347952);
+    step_k616_neg_reduce_sum(scratch + 26347904, scratch + 3262464);
+    step_k617_mul_div(scratch + 26347920, scratch + 26347872, state + 160, scratch + 26347952, scratch + 26347936);
+    step_k618_mul_add(scratch, scratch + 26347920, scratch + 2359296);
+    step_k619_neg_reduce_sum(scratch + 26347872, scratch);
+    step_k620_add_mul(scratch + 26340832, scratch + 26347904, scratch + 26347872);
+    step_k621_add(scratch + 1172480, scratch + 3262464, scratch, scratch + 26340832);
+    step_k622_reduce_sum(scratch + 26347872, scratch + 1172480);
+    step_k623_im2col_matmul(scratch + 2080256, io, scratch + 1172480, scratch);
+    step_k624_mul_add_sub(state + 155616, state, scratch + 2080256, io + 226112);
+    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 26347872, io + 226112, scratch + 26347888, scratch + 26347856);
+    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 2077952, io + 226112);
+    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 26347824, io + 226112, scratch + 26347840, scratch + 26347808);
+    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 2075648, io + 226112);
+    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 26347776, io + 226112, scratch + 26347792, scratch + 26347760);
+    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 2134656, io + 226112);
+    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 2139776, io + 226112, scratch + 26340800, scratch + 26340768);
+    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 2125440, io + 226112);
+    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 26340704, io + 226112);
+    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 2139264, io + 226112);
+    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 26340736, io + 226112, scratch + 26340672);
+    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 2211840, io + 226112);
+    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 26340352, io + 226112, scratch + 26340608, scratch + 26340288);
+    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 18008064, io + 226112);
+    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 26340480, io + 226112);
+    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 23609344, io + 226112);
+    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 26340544, io + 226112, scratch + 26340416);
+    step_k642_matmul_add_mul_etc(scratch, state + 232768, state + 77152, scratch + 26320896, scratch + 26339968, scratch + 26339328, io + 226112);
+    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 26347744, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -10610,10 +15110,26 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %51 = matmul %49, %50 : [50176,16]
  * %52 = broadcast axes=[1] %1 : [50176,16]
  * %53 = add %51, %52 : [50176,16] */
-static void supervised_step_k000_im2col_matmul_add(float *restrict t53, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t53;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    float *chunk;
+} supervised_step_k000_im2col_matmul_add_pointers;
+
+static void supervised_step_k000_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k000_im2col_matmul_add_pointers *p = context;
+    float *restrict t53 = p->t53;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 83) {
-        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
+    size_t lo, hi;
+    mplc_part(256, 83, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 196; r++) {
@@ -10634,6 +15150,10 @@ static void supervised_step_k000_im2col_matmul_add(float *restrict t53, const fl
             }
         }
     }
+}
+
+static void supervised_step_k000_im2col_matmul_add(float *restrict t53, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_part, &(supervised_step_k000_im2col_matmul_add_pointers){t53, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %54 = reduce_sum axes=[0] %53 : [16] */
@@ -10657,13 +15177,29 @@ static void supervised_step_k002_mul(float *restrict t56, const float *restrict 
 
 /* %57 = broadcast axes=[1] %56 : [50176,16]
  * %58 = sub %53, %57 : [50176,16] */
-static void supervised_step_k003_sub(float *restrict t58, const float *restrict t53, const float *restrict t56) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t58;
+    const float *t53;
+    const float *t56;
+} supervised_step_k003_sub_pointers;
+
+static void supervised_step_k003_sub_part(void *context, int part, int parts) {
+    const supervised_step_k003_sub_pointers *p = context;
+    float *restrict t58 = p->t58;
+    const float *restrict t53 = p->t53;
+    const float *restrict t56 = p->t56;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v58 = t53[i0 * 16 + i1] - t56[i1];
             t58[i0 * 16 + i1] = v58;
         }
     }
+}
+
+static void supervised_step_k003_sub(float *restrict t58, const float *restrict t53, const float *restrict t56) {
+    mplc_parallel(supervised_step_k003_sub_part, &(supervised_step_k003_sub_pointers){t58, t53, t56});
 }
 
 /* %59 = mul %58, %58 : [50176,16]
@@ -10724,8 +15260,22 @@ static void supervised_step_k005_mul_add_log_etc(float *restrict in_student_bn1_
  * %79 = mul %58, %78 : [50176,16]
  * %80 = broadcast axes=[1] %3 : [50176,16]
  * %81 = add %79, %80 : [50176,16] */
-static void supervised_step_k006_mul_add(float *restrict t81, const float *restrict t58, const float *restrict t77, const float *restrict in_student_bn1_offset) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t81;
+    const float *t58;
+    const float *t77;
+    const float *in_student_bn1_offset;
+} supervised_step_k006_mul_add_pointers;
+
+static void supervised_step_k006_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k006_mul_add_pointers *p = context;
+    float *restrict t81 = p->t81;
+    const float *restrict t58 = p->t58;
+    const float *restrict t77 = p->t77;
+    const float *restrict in_student_bn1_offset = p->in_student_bn1_offset;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v79 = t58[i0 * 16 + i1] * t77[i1];
             const float v81 = v79 + in_student_bn1_offset[i1];
@@ -10734,11 +15284,27 @@ static void supervised_step_k006_mul_add(float *restrict t81, const float *restr
     }
 }
 
+static void supervised_step_k006_mul_add(float *restrict t81, const float *restrict t58, const float *restrict t77, const float *restrict in_student_bn1_offset) {
+    mplc_parallel(supervised_step_k006_mul_add_part, &(supervised_step_k006_mul_add_pointers){t81, t58, t77, in_student_bn1_offset});
+}
+
 /* %83 = constant 0.1 : [256,14,14,16]
  * %84 = mul %82, %83 : [256,14,14,16]
  * %85 = max %82, %84 : [256,14,14,16] */
-static void supervised_step_k007_mul_max(float *restrict t84, float *restrict t85, const float *restrict t82) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t84;
+    float *t85;
+    const float *t82;
+} supervised_step_k007_mul_max_pointers;
+
+static void supervised_step_k007_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k007_mul_max_pointers *p = context;
+    float *restrict t84 = p->t84;
+    float *restrict t85 = p->t85;
+    const float *restrict t82 = p->t82;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v84 = t82[i] * 0.1f;
         const float v85 = t82[i] >= v84 ? t82[i] : v84;
         t84[i] = v84;
@@ -10746,14 +15312,34 @@ static void supervised_step_k007_mul_max(float *restrict t84, float *restrict t8
     }
 }
 
+static void supervised_step_k007_mul_max(float *restrict t84, float *restrict t85, const float *restrict t82) {
+    mplc_parallel(supervised_step_k007_mul_max_part, &(supervised_step_k007_mul_max_pointers){t84, t85, t82});
+}
+
 /* %86 = im2col k3 s1 p1 %85 : [50176,144]
  * %88 = matmul %86, %87 : [50176,16]
  * %89 = broadcast axes=[1] %5 : [50176,16]
  * %90 = add %88, %89 : [50176,16] */
-static void supervised_step_k008_im2col_matmul_add(float *restrict t90, const float *restrict t85, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t90;
+    const float *t85;
+    const float *in_student_res3_conv0_weight;
+    const float *in_student_res3_conv0_bias;
+    float *chunk;
+} supervised_step_k008_im2col_matmul_add_pointers;
+
+static void supervised_step_k008_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k008_im2col_matmul_add_pointers *p = context;
+    float *restrict t90 = p->t90;
+    const float *restrict t85 = p->t85;
+    const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
+    const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t90 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -10764,6 +15350,10 @@ static void supervised_step_k008_im2col_matmul_add(float *restrict t90, const fl
             }
         }
     }
+}
+
+static void supervised_step_k008_im2col_matmul_add(float *restrict t90, const float *restrict t85, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k008_im2col_matmul_add_part, &(supervised_step_k008_im2col_matmul_add_pointers){t90, t85, in_student_res3_conv0_weight, in_student_res3_conv0_bias, chunk});
 }
 
 /* %91 = reduce_sum axes=[0] %90 : [16] */
@@ -10787,13 +15377,29 @@ static void supervised_step_k010_mul(float *restrict t92, const float *restrict 
 
 /* %93 = broadcast axes=[1] %92 : [50176,16]
  * %94 = sub %90, %93 : [50176,16] */
-static void supervised_step_k011_sub(float *restrict t94, const float *restrict t90, const float *restrict t92) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t94;
+    const float *t90;
+    const float *t92;
+} supervised_step_k011_sub_pointers;
+
+static void supervised_step_k011_sub_part(void *context, int part, int parts) {
+    const supervised_step_k011_sub_pointers *p = context;
+    float *restrict t94 = p->t94;
+    const float *restrict t90 = p->t90;
+    const float *restrict t92 = p->t92;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v94 = t90[i0 * 16 + i1] - t92[i1];
             t94[i0 * 16 + i1] = v94;
         }
     }
+}
+
+static void supervised_step_k011_sub(float *restrict t94, const float *restrict t90, const float *restrict t92) {
+    mplc_parallel(supervised_step_k011_sub_part, &(supervised_step_k011_sub_pointers){t94, t90, t92});
 }
 
 /* %95 = mul %94, %94 : [50176,16]
@@ -10854,8 +15460,22 @@ static void supervised_step_k013_mul_add_log_etc(float *restrict in_student_res3
  * %110 = mul %94, %109 : [50176,16]
  * %111 = broadcast axes=[1] %7 : [50176,16]
  * %112 = add %110, %111 : [50176,16] */
-static void supervised_step_k014_mul_add(float *restrict t112, const float *restrict t94, const float *restrict t108, const float *restrict in_student_res3_bn1_offset) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t112;
+    const float *t94;
+    const float *t108;
+    const float *in_student_res3_bn1_offset;
+} supervised_step_k014_mul_add_pointers;
+
+static void supervised_step_k014_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k014_mul_add_pointers *p = context;
+    float *restrict t112 = p->t112;
+    const float *restrict t94 = p->t94;
+    const float *restrict t108 = p->t108;
+    const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v110 = t94[i0 * 16 + i1] * t108[i1];
             const float v112 = v110 + in_student_res3_bn1_offset[i1];
@@ -10864,11 +15484,27 @@ static void supervised_step_k014_mul_add(float *restrict t112, const float *rest
     }
 }
 
+static void supervised_step_k014_mul_add(float *restrict t112, const float *restrict t94, const float *restrict t108, const float *restrict in_student_res3_bn1_offset) {
+    mplc_parallel(supervised_step_k014_mul_add_part, &(supervised_step_k014_mul_add_pointers){t112, t94, t108, in_student_res3_bn1_offset});
+}
+
 /* %83 = constant 0.1 : [256,14,14,16]
  * %114 = mul %113, %83 : [256,14,14,16]
  * %115 = max %113, %114 : [256,14,14,16] */
-static void supervised_step_k015_mul_max(float *restrict t114, float *restrict t115, const float *restrict t113) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t114;
+    float *t115;
+    const float *t113;
+} supervised_step_k015_mul_max_pointers;
+
+static void supervised_step_k015_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k015_mul_max_pointers *p = context;
+    float *restrict t114 = p->t114;
+    float *restrict t115 = p->t115;
+    const float *restrict t113 = p->t113;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v114 = t113[i] * 0.1f;
         const float v115 = t113[i] >= v114 ? t113[i] : v114;
         t114[i] = v114;
@@ -10876,14 +15512,34 @@ static void supervised_step_k015_mul_max(float *restrict t114, float *restrict t
     }
 }
 
+static void supervised_step_k015_mul_max(float *restrict t114, float *restrict t115, const float *restrict t113) {
+    mplc_parallel(supervised_step_k015_mul_max_part, &(supervised_step_k015_mul_max_pointers){t114, t115, t113});
+}
+
 /* %116 = im2col k3 s1 p1 %115 : [50176,144]
  * %118 = matmul %116, %117 : [50176,16]
  * %119 = broadcast axes=[1] %9 : [50176,16]
  * %120 = add %118, %119 : [50176,16] */
-static void supervised_step_k016_im2col_matmul_add(float *restrict t120, const float *restrict t115, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t120;
+    const float *t115;
+    const float *in_student_res3_conv3_weight;
+    const float *in_student_res3_conv3_bias;
+    float *chunk;
+} supervised_step_k016_im2col_matmul_add_pointers;
+
+static void supervised_step_k016_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k016_im2col_matmul_add_pointers *p = context;
+    float *restrict t120 = p->t120;
+    const float *restrict t115 = p->t115;
+    const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
+    const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t120 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -10896,12 +15552,32 @@ static void supervised_step_k016_im2col_matmul_add(float *restrict t120, const f
     }
 }
 
+static void supervised_step_k016_im2col_matmul_add(float *restrict t120, const float *restrict t115, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k016_im2col_matmul_add_part, &(supervised_step_k016_im2col_matmul_add_pointers){t120, t115, in_student_res3_conv3_weight, in_student_res3_conv3_bias, chunk});
+}
+
 /* %122 = add %121, %85 : [256,14,14,16] */
-static void supervised_step_k017_add(float *restrict t122, const float *restrict t121, const float *restrict t85) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t122;
+    const float *t121;
+    const float *t85;
+} supervised_step_k017_add_pointers;
+
+static void supervised_step_k017_add_part(void *context, int part, int parts) {
+    const supervised_step_k017_add_pointers *p = context;
+    float *restrict t122 = p->t122;
+    const float *restrict t121 = p->t121;
+    const float *restrict t85 = p->t85;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v122 = t121[i] + t85[i];
         t122[i] = v122;
     }
+}
+
+static void supervised_step_k017_add(float *restrict t122, const float *restrict t121, const float *restrict t85) {
+    mplc_parallel(supervised_step_k017_add_part, &(supervised_step_k017_add_pointers){t122, t121, t85});
 }
 
 /* %124 = reduce_sum axes=[0] %123 : [16] */
@@ -10925,13 +15601,29 @@ static void supervised_step_k019_mul(float *restrict t125, const float *restrict
 
 /* %126 = broadcast axes=[1] %125 : [50176,16]
  * %127 = sub %123, %126 : [50176,16] */
-static void supervised_step_k020_sub(float *restrict t127, const float *restrict t123, const float *restrict t125) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t127;
+    const float *t123;
+    const float *t125;
+} supervised_step_k020_sub_pointers;
+
+static void supervised_step_k020_sub_part(void *context, int part, int parts) {
+    const supervised_step_k020_sub_pointers *p = context;
+    float *restrict t127 = p->t127;
+    const float *restrict t123 = p->t123;
+    const float *restrict t125 = p->t125;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v127 = t123[i0 * 16 + i1] - t125[i1];
             t127[i0 * 16 + i1] = v127;
         }
     }
+}
+
+static void supervised_step_k020_sub(float *restrict t127, const float *restrict t123, const float *restrict t125) {
+    mplc_parallel(supervised_step_k020_sub_part, &(supervised_step_k020_sub_pointers){t127, t123, t125});
 }
 
 /* %128 = mul %127, %127 : [50176,16]
@@ -10992,8 +15684,22 @@ static void supervised_step_k022_mul_add_log_etc(float *restrict in_student_bn4_
  * %143 = mul %127, %142 : [50176,16]
  * %144 = broadcast axes=[1] %11 : [50176,16]
  * %145 = add %143, %144 : [50176,16] */
-static void supervised_step_k023_mul_add(float *restrict t145, const float *restrict t127, const float *restrict t141, const float *restrict in_student_bn4_offset) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t145;
+    const float *t127;
+    const float *t141;
+    const float *in_student_bn4_offset;
+} supervised_step_k023_mul_add_pointers;
+
+static void supervised_step_k023_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k023_mul_add_pointers *p = context;
+    float *restrict t145 = p->t145;
+    const float *restrict t127 = p->t127;
+    const float *restrict t141 = p->t141;
+    const float *restrict in_student_bn4_offset = p->in_student_bn4_offset;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v143 = t127[i0 * 16 + i1] * t141[i1];
             const float v145 = v143 + in_student_bn4_offset[i1];
@@ -11002,11 +15708,27 @@ static void supervised_step_k023_mul_add(float *restrict t145, const float *rest
     }
 }
 
+static void supervised_step_k023_mul_add(float *restrict t145, const float *restrict t127, const float *restrict t141, const float *restrict in_student_bn4_offset) {
+    mplc_parallel(supervised_step_k023_mul_add_part, &(supervised_step_k023_mul_add_pointers){t145, t127, t141, in_student_bn4_offset});
+}
+
 /* %83 = constant 0.1 : [256,14,14,16]
  * %147 = mul %146, %83 : [256,14,14,16]
  * %148 = max %146, %147 : [256,14,14,16] */
-static void supervised_step_k024_mul_max(float *restrict t147, float *restrict t148, const float *restrict t146) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t147;
+    float *t148;
+    const float *t146;
+} supervised_step_k024_mul_max_pointers;
+
+static void supervised_step_k024_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k024_mul_max_pointers *p = context;
+    float *restrict t147 = p->t147;
+    float *restrict t148 = p->t148;
+    const float *restrict t146 = p->t146;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v147 = t146[i] * 0.1f;
         const float v148 = t146[i] >= v147 ? t146[i] : v147;
         t147[i] = v147;
@@ -11014,14 +15736,34 @@ static void supervised_step_k024_mul_max(float *restrict t147, float *restrict t
     }
 }
 
+static void supervised_step_k024_mul_max(float *restrict t147, float *restrict t148, const float *restrict t146) {
+    mplc_parallel(supervised_step_k024_mul_max_part, &(supervised_step_k024_mul_max_pointers){t147, t148, t146});
+}
+
 /* %149 = im2col k3 s2 p1 %148 : [12544,144]
  * %151 = matmul %149, %150 : [12544,32]
  * %152 = broadcast axes=[1] %13 : [12544,32]
  * %153 = add %151, %152 : [12544,32] */
-static void supervised_step_k025_im2col_matmul_add(float *restrict t153, const float *restrict t148, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t153;
+    const float *t148;
+    const float *in_student_res6_conv0_weight;
+    const float *in_student_res6_conv0_bias;
+    float *chunk;
+} supervised_step_k025_im2col_matmul_add_pointers;
+
+static void supervised_step_k025_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k025_im2col_matmul_add_pointers *p = context;
+    float *restrict t153 = p->t153;
+    const float *restrict t148 = p->t148;
+    const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
+    const float *restrict in_student_res6_conv0_bias = p->in_student_res6_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 37) {
-        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(256, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t153 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -11032,6 +15774,10 @@ static void supervised_step_k025_im2col_matmul_add(float *restrict t153, const f
             }
         }
     }
+}
+
+static void supervised_step_k025_im2col_matmul_add(float *restrict t153, const float *restrict t148, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k025_im2col_matmul_add_part, &(supervised_step_k025_im2col_matmul_add_pointers){t153, t148, in_student_res6_conv0_weight, in_student_res6_conv0_bias, chunk});
 }
 
 /* %154 = reduce_sum axes=[0] %153 : [32] */
@@ -11055,13 +15801,29 @@ static void supervised_step_k027_mul(float *restrict t156, const float *restrict
 
 /* %157 = broadcast axes=[1] %156 : [12544,32]
  * %158 = sub %153, %157 : [12544,32] */
-static void supervised_step_k028_sub(float *restrict t158, const float *restrict t153, const float *restrict t156) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t158;
+    const float *t153;
+    const float *t156;
+} supervised_step_k028_sub_pointers;
+
+static void supervised_step_k028_sub_part(void *context, int part, int parts) {
+    const supervised_step_k028_sub_pointers *p = context;
+    float *restrict t158 = p->t158;
+    const float *restrict t153 = p->t153;
+    const float *restrict t156 = p->t156;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v158 = t153[i0 * 32 + i1] - t156[i1];
             t158[i0 * 32 + i1] = v158;
         }
     }
+}
+
+static void supervised_step_k028_sub(float *restrict t158, const float *restrict t153, const float *restrict t156) {
+    mplc_parallel(supervised_step_k028_sub_part, &(supervised_step_k028_sub_pointers){t158, t153, t156});
 }
 
 /* %159 = mul %158, %158 : [12544,32]
@@ -11122,8 +15884,22 @@ static void supervised_step_k030_mul_add_log_etc(float *restrict in_student_res6
  * %179 = mul %158, %178 : [12544,32]
  * %180 = broadcast axes=[1] %15 : [12544,32]
  * %181 = add %179, %180 : [12544,32] */
-static void supervised_step_k031_mul_add(float *restrict t181, const float *restrict t158, const float *restrict t177, const float *restrict in_student_res6_bn1_offset) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t181;
+    const float *t158;
+    const float *t177;
+    const float *in_student_res6_bn1_offset;
+} supervised_step_k031_mul_add_pointers;
+
+static void supervised_step_k031_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k031_mul_add_pointers *p = context;
+    float *restrict t181 = p->t181;
+    const float *restrict t158 = p->t158;
+    const float *restrict t177 = p->t177;
+    const float *restrict in_student_res6_bn1_offset = p->in_student_res6_bn1_offset;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v179 = t158[i0 * 32 + i1] * t177[i1];
             const float v181 = v179 + in_student_res6_bn1_offset[i1];
@@ -11132,11 +15908,27 @@ static void supervised_step_k031_mul_add(float *restrict t181, const float *rest
     }
 }
 
+static void supervised_step_k031_mul_add(float *restrict t181, const float *restrict t158, const float *restrict t177, const float *restrict in_student_res6_bn1_offset) {
+    mplc_parallel(supervised_step_k031_mul_add_part, &(supervised_step_k031_mul_add_pointers){t181, t158, t177, in_student_res6_bn1_offset});
+}
+
 /* %183 = constant 0.1 : [256,7,7,32]
  * %184 = mul %182, %183 : [256,7,7,32]
  * %185 = max %182, %184 : [256,7,7,32] */
-static void supervised_step_k032_mul_max(float *restrict t184, float *restrict t185, const float *restrict t182) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t184;
+    float *t185;
+    const float *t182;
+} supervised_step_k032_mul_max_pointers;
+
+static void supervised_step_k032_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k032_mul_max_pointers *p = context;
+    float *restrict t184 = p->t184;
+    float *restrict t185 = p->t185;
+    const float *restrict t182 = p->t182;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v184 = t182[i] * 0.1f;
         const float v185 = t182[i] >= v184 ? t182[i] : v184;
         t184[i] = v184;
@@ -11144,14 +15936,34 @@ static void supervised_step_k032_mul_max(float *restrict t184, float *restrict t
     }
 }
 
+static void supervised_step_k032_mul_max(float *restrict t184, float *restrict t185, const float *restrict t182) {
+    mplc_parallel(supervised_step_k032_mul_max_part, &(supervised_step_k032_mul_max_pointers){t184, t185, t182});
+}
+
 /* %186 = im2col k3 s1 p1 %185 : [12544,288]
  * %188 = matmul %186, %187 : [12544,32]
  * %189 = broadcast axes=[1] %17 : [12544,32]
  * %190 = add %188, %189 : [12544,32] */
-static void supervised_step_k033_im2col_matmul_add(float *restrict t190, const float *restrict t185, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t190;
+    const float *t185;
+    const float *in_student_res6_conv3_weight;
+    const float *in_student_res6_conv3_bias;
+    float *chunk;
+} supervised_step_k033_im2col_matmul_add_pointers;
+
+static void supervised_step_k033_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k033_im2col_matmul_add_pointers *p = context;
+    float *restrict t190 = p->t190;
+    const float *restrict t185 = p->t185;
+    const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
+    const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 18) {
-        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(256, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t190 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -11164,12 +15976,30 @@ static void supervised_step_k033_im2col_matmul_add(float *restrict t190, const f
     }
 }
 
+static void supervised_step_k033_im2col_matmul_add(float *restrict t190, const float *restrict t185, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k033_im2col_matmul_add_part, &(supervised_step_k033_im2col_matmul_add_pointers){t190, t185, in_student_res6_conv3_weight, in_student_res6_conv3_bias, chunk});
+}
+
 /* %192 = im2col k1 s2 p0 %148 : [12544,16]
  * %194 = matmul %192, %193 : [12544,32] */
-static void supervised_step_k034_im2col_matmul(float *restrict t194, const float *restrict t148, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t194;
+    const float *t148;
+    const float *in_student_res6_shortcut_weight;
+    float *chunk;
+} supervised_step_k034_im2col_matmul_pointers;
+
+static void supervised_step_k034_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k034_im2col_matmul_pointers *p = context;
+    float *restrict t194 = p->t194;
+    const float *restrict t148 = p->t148;
+    const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 167) {
-        const int nb = 256 - n0 < 167 ? 256 - n0 : 167;
+    size_t lo, hi;
+    mplc_part(256, 167, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 49; r++) {
@@ -11185,12 +16015,32 @@ static void supervised_step_k034_im2col_matmul(float *restrict t194, const float
     }
 }
 
+static void supervised_step_k034_im2col_matmul(float *restrict t194, const float *restrict t148, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k034_im2col_matmul_part, &(supervised_step_k034_im2col_matmul_pointers){t194, t148, in_student_res6_shortcut_weight, chunk});
+}
+
 /* %196 = add %191, %195 : [256,7,7,32] */
-static void supervised_step_k035_add(float *restrict t196, const float *restrict t191, const float *restrict t195) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t196;
+    const float *t191;
+    const float *t195;
+} supervised_step_k035_add_pointers;
+
+static void supervised_step_k035_add_part(void *context, int part, int parts) {
+    const supervised_step_k035_add_pointers *p = context;
+    float *restrict t196 = p->t196;
+    const float *restrict t191 = p->t191;
+    const float *restrict t195 = p->t195;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v196 = t191[i] + t195[i];
         t196[i] = v196;
     }
+}
+
+static void supervised_step_k035_add(float *restrict t196, const float *restrict t191, const float *restrict t195) {
+    mplc_parallel(supervised_step_k035_add_part, &(supervised_step_k035_add_pointers){t196, t191, t195});
 }
 
 /* %198 = reduce_sum axes=[0] %197 : [32] */
@@ -11214,13 +16064,29 @@ static void supervised_step_k037_mul(float *restrict t199, const float *restrict
 
 /* %200 = broadcast axes=[1] %199 : [12544,32]
  * %201 = sub %197, %200 : [12544,32] */
-static void supervised_step_k038_sub(float *restrict t201, const float *restrict t197, const float *restrict t199) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t201;
+    const float *t197;
+    const float *t199;
+} supervised_step_k038_sub_pointers;
+
+static void supervised_step_k038_sub_part(void *context, int part, int parts) {
+    const supervised_step_k038_sub_pointers *p = context;
+    float *restrict t201 = p->t201;
+    const float *restrict t197 = p->t197;
+    const float *restrict t199 = p->t199;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v201 = t197[i0 * 32 + i1] - t199[i1];
             t201[i0 * 32 + i1] = v201;
         }
     }
+}
+
+static void supervised_step_k038_sub(float *restrict t201, const float *restrict t197, const float *restrict t199) {
+    mplc_parallel(supervised_step_k038_sub_part, &(supervised_step_k038_sub_pointers){t201, t197, t199});
 }
 
 /* %202 = mul %201, %201 : [12544,32]
@@ -11281,8 +16147,22 @@ static void supervised_step_k040_mul_add_log_etc(float *restrict in_student_bn7_
  * %217 = mul %201, %216 : [12544,32]
  * %218 = broadcast axes=[1] %20 : [12544,32]
  * %219 = add %217, %218 : [12544,32] */
-static void supervised_step_k041_mul_add(float *restrict t219, const float *restrict t201, const float *restrict t215, const float *restrict in_student_bn7_offset) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t219;
+    const float *t201;
+    const float *t215;
+    const float *in_student_bn7_offset;
+} supervised_step_k041_mul_add_pointers;
+
+static void supervised_step_k041_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k041_mul_add_pointers *p = context;
+    float *restrict t219 = p->t219;
+    const float *restrict t201 = p->t201;
+    const float *restrict t215 = p->t215;
+    const float *restrict in_student_bn7_offset = p->in_student_bn7_offset;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v217 = t201[i0 * 32 + i1] * t215[i1];
             const float v219 = v217 + in_student_bn7_offset[i1];
@@ -11291,11 +16171,27 @@ static void supervised_step_k041_mul_add(float *restrict t219, const float *rest
     }
 }
 
+static void supervised_step_k041_mul_add(float *restrict t219, const float *restrict t201, const float *restrict t215, const float *restrict in_student_bn7_offset) {
+    mplc_parallel(supervised_step_k041_mul_add_part, &(supervised_step_k041_mul_add_pointers){t219, t201, t215, in_student_bn7_offset});
+}
+
 /* %183 = constant 0.1 : [256,7,7,32]
  * %221 = mul %220, %183 : [256,7,7,32]
  * %222 = max %220, %221 : [256,7,7,32] */
-static void supervised_step_k042_mul_max(float *restrict t221, float *restrict t222, const float *restrict t220) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t221;
+    float *t222;
+    const float *t220;
+} supervised_step_k042_mul_max_pointers;
+
+static void supervised_step_k042_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k042_mul_max_pointers *p = context;
+    float *restrict t221 = p->t221;
+    float *restrict t222 = p->t222;
+    const float *restrict t220 = p->t220;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v221 = t220[i] * 0.1f;
         const float v222 = t220[i] >= v221 ? t220[i] : v221;
         t221[i] = v221;
@@ -11303,14 +16199,34 @@ static void supervised_step_k042_mul_max(float *restrict t221, float *restrict t
     }
 }
 
+static void supervised_step_k042_mul_max(float *restrict t221, float *restrict t222, const float *restrict t220) {
+    mplc_parallel(supervised_step_k042_mul_max_part, &(supervised_step_k042_mul_max_pointers){t221, t222, t220});
+}
+
 /* %223 = im2col k3 s2 p1 %222 : [4096,288]
  * %225 = matmul %223, %224 : [4096,64]
  * %226 = broadcast axes=[1] %22 : [4096,64]
  * %227 = add %225, %226 : [4096,64] */
-static void supervised_step_k043_im2col_matmul_add(float *restrict t227, const float *restrict t222, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, float *restrict chunk) {
+typedef struct {
+    float *t227;
+    const float *t222;
+    const float *in_student_res9_conv0_weight;
+    const float *in_student_res9_conv0_bias;
+    float *chunk;
+} supervised_step_k043_im2col_matmul_add_pointers;
+
+static void supervised_step_k043_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k043_im2col_matmul_add_pointers *p = context;
+    float *restrict t227 = p->t227;
+    const float *restrict t222 = p->t222;
+    const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
+    const float *restrict in_student_res9_conv0_bias = p->in_student_res9_conv0_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 56) {
-        const int nb = 256 - n0 < 56 ? 256 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(256, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t227 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -11321,6 +16237,10 @@ static void supervised_step_k043_im2col_matmul_add(float *restrict t227, const f
             }
         }
     }
+}
+
+static void supervised_step_k043_im2col_matmul_add(float *restrict t227, const float *restrict t222, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k043_im2col_matmul_add_part, &(supervised_step_k043_im2col_matmul_add_pointers){t227, t222, in_student_res9_conv0_weight, in_student_res9_conv0_bias, chunk});
 }
 
 /* %228 = reduce_sum axes=[0] %227 : [64] */
@@ -11344,13 +16264,29 @@ static void supervised_step_k045_mul(float *restrict t230, const float *restrict
 
 /* %231 = broadcast axes=[1] %230 : [4096,64]
  * %232 = sub %227, %231 : [4096,64] */
-static void supervised_step_k046_sub(float *restrict t232, const float *restrict t227, const float *restrict t230) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t232;
+    const float *t227;
+    const float *t230;
+} supervised_step_k046_sub_pointers;
+
+static void supervised_step_k046_sub_part(void *context, int part, int parts) {
+    const supervised_step_k046_sub_pointers *p = context;
+    float *restrict t232 = p->t232;
+    const float *restrict t227 = p->t227;
+    const float *restrict t230 = p->t230;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v232 = t227[i0 * 64 + i1] - t230[i1];
             t232[i0 * 64 + i1] = v232;
         }
     }
+}
+
+static void supervised_step_k046_sub(float *restrict t232, const float *restrict t227, const float *restrict t230) {
+    mplc_parallel(supervised_step_k046_sub_part, &(supervised_step_k046_sub_pointers){t232, t227, t230});
 }
 
 /* %233 = mul %232, %232 : [4096,64]
@@ -11411,8 +16347,22 @@ static void supervised_step_k048_mul_add_log_etc(float *restrict in_student_res9
  * %253 = mul %232, %252 : [4096,64]
  * %254 = broadcast axes=[1] %24 : [4096,64]
  * %255 = add %253, %254 : [4096,64] */
-static void supervised_step_k049_mul_add(float *restrict t255, const float *restrict t232, const float *restrict t251, const float *restrict in_student_res9_bn1_offset) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t255;
+    const float *t232;
+    const float *t251;
+    const float *in_student_res9_bn1_offset;
+} supervised_step_k049_mul_add_pointers;
+
+static void supervised_step_k049_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k049_mul_add_pointers *p = context;
+    float *restrict t255 = p->t255;
+    const float *restrict t232 = p->t232;
+    const float *restrict t251 = p->t251;
+    const float *restrict in_student_res9_bn1_offset = p->in_student_res9_bn1_offset;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v253 = t232[i0 * 64 + i1] * t251[i1];
             const float v255 = v253 + in_student_res9_bn1_offset[i1];
@@ -11421,11 +16371,27 @@ static void supervised_step_k049_mul_add(float *restrict t255, const float *rest
     }
 }
 
+static void supervised_step_k049_mul_add(float *restrict t255, const float *restrict t232, const float *restrict t251, const float *restrict in_student_res9_bn1_offset) {
+    mplc_parallel(supervised_step_k049_mul_add_part, &(supervised_step_k049_mul_add_pointers){t255, t232, t251, in_student_res9_bn1_offset});
+}
+
 /* %257 = constant 0.1 : [256,4,4,64]
  * %258 = mul %256, %257 : [256,4,4,64]
  * %259 = max %256, %258 : [256,4,4,64] */
-static void supervised_step_k050_mul_max(float *restrict t258, float *restrict t259, const float *restrict t256) {
-    for (size_t i = 0; i < 262144; i++) {
+typedef struct {
+    float *t258;
+    float *t259;
+    const float *t256;
+} supervised_step_k050_mul_max_pointers;
+
+static void supervised_step_k050_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k050_mul_max_pointers *p = context;
+    float *restrict t258 = p->t258;
+    float *restrict t259 = p->t259;
+    const float *restrict t256 = p->t256;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v258 = t256[i] * 0.1f;
         const float v259 = t256[i] >= v258 ? t256[i] : v258;
         t258[i] = v258;
@@ -11433,14 +16399,34 @@ static void supervised_step_k050_mul_max(float *restrict t258, float *restrict t
     }
 }
 
+static void supervised_step_k050_mul_max(float *restrict t258, float *restrict t259, const float *restrict t256) {
+    mplc_parallel(supervised_step_k050_mul_max_part, &(supervised_step_k050_mul_max_pointers){t258, t259, t256});
+}
+
 /* %260 = im2col k3 s1 p1 %259 : [4096,576]
  * %262 = matmul %260, %261 : [4096,64]
  * %263 = broadcast axes=[1] %26 : [4096,64]
  * %264 = add %262, %263 : [4096,64] */
-static void supervised_step_k051_im2col_matmul_add(float *restrict t264, const float *restrict t259, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t264;
+    const float *t259;
+    const float *in_student_res9_conv3_weight;
+    const float *in_student_res9_conv3_bias;
+    float *chunk;
+} supervised_step_k051_im2col_matmul_add_pointers;
+
+static void supervised_step_k051_im2col_matmul_add_part(void *context, int part, int parts) {
+    const supervised_step_k051_im2col_matmul_add_pointers *p = context;
+    float *restrict t264 = p->t264;
+    const float *restrict t259 = p->t259;
+    const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 28) {
-        const int nb = 256 - n0 < 28 ? 256 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(256, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t264 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -11453,23 +16439,61 @@ static void supervised_step_k051_im2col_matmul_add(float *restrict t264, const f
     }
 }
 
+static void supervised_step_k051_im2col_matmul_add(float *restrict t264, const float *restrict t259, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k051_im2col_matmul_add_part, &(supervised_step_k051_im2col_matmul_add_pointers){t264, t259, in_student_res9_conv3_weight, in_student_res9_conv3_bias, chunk});
+}
+
 /* %266 = im2col k1 s2 p0 %222 : [4096,32]
  * %268 = matmul %266, %267 : [4096,64] */
-static void supervised_step_k052_im2col_matmul(float *restrict t268, const float *restrict t222, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t268;
+    const float *t222;
+    const float *in_student_res9_shortcut_weight;
+    float *chunk;
+} supervised_step_k052_im2col_matmul_pointers;
+
+static void supervised_step_k052_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k052_im2col_matmul_pointers *p = context;
+    float *restrict t268 = p->t268;
+    const float *restrict t222 = p->t222;
+    const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 256) {
-        const int nb = 256 - n0 < 256 ? 256 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(256, 256, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t268 + (size_t)n0 * 1024, 64);
     }
 }
 
+static void supervised_step_k052_im2col_matmul(float *restrict t268, const float *restrict t222, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k052_im2col_matmul_part, &(supervised_step_k052_im2col_matmul_pointers){t268, t222, in_student_res9_shortcut_weight, chunk});
+}
+
 /* %270 = add %265, %269 : [256,4,4,64] */
-static void supervised_step_k053_add(float *restrict t270, const float *restrict t265, const float *restrict t269) {
-    for (size_t i = 0; i < 262144; i++) {
+typedef struct {
+    float *t270;
+    const float *t265;
+    const float *t269;
+} supervised_step_k053_add_pointers;
+
+static void supervised_step_k053_add_part(void *context, int part, int parts) {
+    const supervised_step_k053_add_pointers *p = context;
+    float *restrict t270 = p->t270;
+    const float *restrict t265 = p->t265;
+    const float *restrict t269 = p->t269;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v270 = t265[i] + t269[i];
         t270[i] = v270;
     }
+}
+
+static void supervised_step_k053_add(float *restrict t270, const float *restrict t265, const float *restrict t269) {
+    mplc_parallel(supervised_step_k053_add_part, &(supervised_step_k053_add_pointers){t270, t265, t269});
 }
 
 /* %272 = reduce_sum axes=[0] %271 : [64] */
@@ -11493,13 +16517,29 @@ static void supervised_step_k055_mul(float *restrict t273, const float *restrict
 
 /* %274 = broadcast axes=[1] %273 : [4096,64]
  * %275 = sub %271, %274 : [4096,64] */
-static void supervised_step_k056_sub(float *restrict t275, const float *restrict t271, const float *restrict t273) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t275;
+    const float *t271;
+    const float *t273;
+} supervised_step_k056_sub_pointers;
+
+static void supervised_step_k056_sub_part(void *context, int part, int parts) {
+    const supervised_step_k056_sub_pointers *p = context;
+    float *restrict t275 = p->t275;
+    const float *restrict t271 = p->t271;
+    const float *restrict t273 = p->t273;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v275 = t271[i0 * 64 + i1] - t273[i1];
             t275[i0 * 64 + i1] = v275;
         }
     }
+}
+
+static void supervised_step_k056_sub(float *restrict t275, const float *restrict t271, const float *restrict t273) {
+    mplc_parallel(supervised_step_k056_sub_part, &(supervised_step_k056_sub_pointers){t275, t271, t273});
 }
 
 /* %276 = mul %275, %275 : [4096,64]
@@ -11560,8 +16600,22 @@ static void supervised_step_k058_mul_add_log_etc(float *restrict in_student_bn10
  * %291 = mul %275, %290 : [4096,64]
  * %292 = broadcast axes=[1] %29 : [4096,64]
  * %293 = add %291, %292 : [4096,64] */
-static void supervised_step_k059_mul_add(float *restrict t293, const float *restrict t275, const float *restrict t289, const float *restrict in_student_bn10_offset) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t293;
+    const float *t275;
+    const float *t289;
+    const float *in_student_bn10_offset;
+} supervised_step_k059_mul_add_pointers;
+
+static void supervised_step_k059_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k059_mul_add_pointers *p = context;
+    float *restrict t293 = p->t293;
+    const float *restrict t275 = p->t275;
+    const float *restrict t289 = p->t289;
+    const float *restrict in_student_bn10_offset = p->in_student_bn10_offset;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v291 = t275[i0 * 64 + i1] * t289[i1];
             const float v293 = v291 + in_student_bn10_offset[i1];
@@ -11570,16 +16624,36 @@ static void supervised_step_k059_mul_add(float *restrict t293, const float *rest
     }
 }
 
+static void supervised_step_k059_mul_add(float *restrict t293, const float *restrict t275, const float *restrict t289, const float *restrict in_student_bn10_offset) {
+    mplc_parallel(supervised_step_k059_mul_add_part, &(supervised_step_k059_mul_add_pointers){t293, t275, t289, in_student_bn10_offset});
+}
+
 /* %257 = constant 0.1 : [256,4,4,64]
  * %295 = mul %294, %257 : [256,4,4,64]
  * %296 = max %294, %295 : [256,4,4,64] */
-static void supervised_step_k060_mul_max(float *restrict t295, float *restrict t296, const float *restrict t294) {
-    for (size_t i = 0; i < 262144; i++) {
+typedef struct {
+    float *t295;
+    float *t296;
+    const float *t294;
+} supervised_step_k060_mul_max_pointers;
+
+static void supervised_step_k060_mul_max_part(void *context, int part, int parts) {
+    const supervised_step_k060_mul_max_pointers *p = context;
+    float *restrict t295 = p->t295;
+    float *restrict t296 = p->t296;
+    const float *restrict t294 = p->t294;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v295 = t294[i] * 0.1f;
         const float v296 = t294[i] >= v295 ? t294[i] : v295;
         t295[i] = v295;
         t296[i] = v296;
     }
+}
+
+static void supervised_step_k060_mul_max(float *restrict t295, float *restrict t296, const float *restrict t294) {
+    mplc_parallel(supervised_step_k060_mul_max_part, &(supervised_step_k060_mul_max_pointers){t295, t296, t294});
 }
 
 /* %298 = reduce_sum axes=[1] %297 : [256,64] */
@@ -11752,8 +16826,18 @@ static void supervised_step_k075_matmul_mul(float *restrict t327, const float *r
 }
 
 /* %328 = broadcast axes=[0, 2] %327 : [256,16,64] */
-static void supervised_step_k076_fill(float *restrict t328, const float *restrict t327) {
-    for (size_t i0 = 0; i0 < 256; i0++) {
+typedef struct {
+    float *t328;
+    const float *t327;
+} supervised_step_k076_fill_pointers;
+
+static void supervised_step_k076_fill_part(void *context, int part, int parts) {
+    const supervised_step_k076_fill_pointers *p = context;
+    float *restrict t328 = p->t328;
+    const float *restrict t327 = p->t327;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
                 const float v328 = t327[i0 * 64 + i2];
@@ -11761,6 +16845,10 @@ static void supervised_step_k076_fill(float *restrict t328, const float *restric
             }
         }
     }
+}
+
+static void supervised_step_k076_fill(float *restrict t328, const float *restrict t327) {
+    mplc_parallel(supervised_step_k076_fill_part, &(supervised_step_k076_fill_pointers){t328, t327});
 }
 
 /* %257 = constant 0.1 : [256,4,4,64]
@@ -11771,8 +16859,22 @@ static void supervised_step_k076_fill(float *restrict t328, const float *restric
  * %334 = mul %329, %332 : [256,4,4,64]
  * %335 = mul %334, %257 : [256,4,4,64]
  * %336 = add %333, %335 : [256,4,4,64] */
-static void supervised_step_k077_greaterEqual_sub_mul_etc(float *restrict t336, const float *restrict t294, const float *restrict t295, const float *restrict t329) {
-    for (size_t i = 0; i < 262144; i++) {
+typedef struct {
+    float *t336;
+    const float *t294;
+    const float *t295;
+    const float *t329;
+} supervised_step_k077_greaterEqual_sub_mul_etc_pointers;
+
+static void supervised_step_k077_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const supervised_step_k077_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t336 = p->t336;
+    const float *restrict t294 = p->t294;
+    const float *restrict t295 = p->t295;
+    const float *restrict t329 = p->t329;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v330 = t294[i] >= t295[i] ? 1.0f : 0.0f;
         const float v333 = t329[i] * v330;
         const float v332 = 1.0f - v330;
@@ -11781,6 +16883,10 @@ static void supervised_step_k077_greaterEqual_sub_mul_etc(float *restrict t336, 
         const float v336 = v333 + v335;
         t336[i] = v336;
     }
+}
+
+static void supervised_step_k077_greaterEqual_sub_mul_etc(float *restrict t336, const float *restrict t294, const float *restrict t295, const float *restrict t329) {
+    mplc_parallel(supervised_step_k077_greaterEqual_sub_mul_etc_part, &(supervised_step_k077_greaterEqual_sub_mul_etc_pointers){t336, t294, t295, t329});
 }
 
 /* %338 = reduce_sum axes=[0] %337 : [64] */
@@ -11795,13 +16901,29 @@ static void supervised_step_k078_reduce_sum(float *restrict t338, const float *r
 
 /* %290 = broadcast axes=[1] %289 : [4096,64]
  * %339 = mul %337, %290 : [4096,64] */
-static void supervised_step_k079_mul(float *restrict t339, const float *restrict t337, const float *restrict t289) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t339;
+    const float *t337;
+    const float *t289;
+} supervised_step_k079_mul_pointers;
+
+static void supervised_step_k079_mul_part(void *context, int part, int parts) {
+    const supervised_step_k079_mul_pointers *p = context;
+    float *restrict t339 = p->t339;
+    const float *restrict t337 = p->t337;
+    const float *restrict t289 = p->t289;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v339 = t337[i0 * 64 + i1] * t289[i1];
             t339[i0 * 64 + i1] = v339;
         }
     }
+}
+
+static void supervised_step_k079_mul(float *restrict t339, const float *restrict t337, const float *restrict t289) {
+    mplc_parallel(supervised_step_k079_mul_part, &(supervised_step_k079_mul_pointers){t339, t337, t289});
 }
 
 /* %340 = mul %337, %275 : [4096,64]
@@ -11857,14 +16979,30 @@ static void supervised_step_k083_mul_div(float *restrict t349, const float *rest
 /* %350 = broadcast axes=[1] %349 : [4096,64]
  * %351 = mul %350, %275 : [4096,64]
  * %352 = add %351, %351 : [4096,64] */
-static void supervised_step_k084_mul_add(float *restrict t352, const float *restrict t349, const float *restrict t275) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t352;
+    const float *t349;
+    const float *t275;
+} supervised_step_k084_mul_add_pointers;
+
+static void supervised_step_k084_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k084_mul_add_pointers *p = context;
+    float *restrict t352 = p->t352;
+    const float *restrict t349 = p->t349;
+    const float *restrict t275 = p->t275;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v351 = t349[i1] * t275[i0 * 64 + i1];
             const float v352 = v351 + v351;
             t352[i0 * 64 + i1] = v352;
         }
     }
+}
+
+static void supervised_step_k084_mul_add(float *restrict t352, const float *restrict t349, const float *restrict t275) {
+    mplc_parallel(supervised_step_k084_mul_add_part, &(supervised_step_k084_mul_add_pointers){t352, t349, t275});
 }
 
 /* %353 = neg %352 : [4096,64]
@@ -11893,8 +17031,22 @@ static void supervised_step_k086_add_mul(float *restrict t357, const float *rest
 /* %354 = add %339, %352 : [4096,64]
  * %358 = broadcast axes=[1] %357 : [4096,64]
  * %359 = add %354, %358 : [4096,64] */
-static void supervised_step_k087_add(float *restrict t359, const float *restrict t339, const float *restrict t352, const float *restrict t357) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t359;
+    const float *t339;
+    const float *t352;
+    const float *t357;
+} supervised_step_k087_add_pointers;
+
+static void supervised_step_k087_add_part(void *context, int part, int parts) {
+    const supervised_step_k087_add_pointers *p = context;
+    float *restrict t359 = p->t359;
+    const float *restrict t339 = p->t339;
+    const float *restrict t352 = p->t352;
+    const float *restrict t357 = p->t357;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v354 = t339[i0 * 64 + i1] + t352[i0 * 64 + i1];
             const float v359 = v354 + t357[i1];
@@ -11903,25 +17055,71 @@ static void supervised_step_k087_add(float *restrict t359, const float *restrict
     }
 }
 
+static void supervised_step_k087_add(float *restrict t359, const float *restrict t339, const float *restrict t352, const float *restrict t357) {
+    mplc_parallel(supervised_step_k087_add_part, &(supervised_step_k087_add_pointers){t359, t339, t352, t357});
+}
+
 /* %360 = matmul tB %359, %267 : [4096,32]
  * %363 = col2im k1 s2 p0 %360 : [256,7,7,32] */
-static void supervised_step_k088_matmul_col2im(float *restrict t363, const float *restrict t359, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t363;
+    const float *t359;
+    const float *in_student_res9_shortcut_weight;
+    float *chunk;
+} supervised_step_k088_matmul_col2im_pointers;
+
+static void supervised_step_k088_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k088_matmul_col2im_pointers *p = context;
+    float *restrict t363 = p->t363;
+    const float *restrict t359 = p->t359;
+    const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* the product 256 images at a time (131072 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 256) {
-        const int nb = 256 - n0 < 256 ? 256 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(256, 256, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
         mplc_col2im(t363 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
     }
 }
 
+static void supervised_step_k088_matmul_col2im(float *restrict t363, const float *restrict t359, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k088_matmul_col2im_part, &(supervised_step_k088_matmul_col2im_pointers){t363, t359, in_student_res9_shortcut_weight, chunk});
+}
+
 /* %266 = im2col k1 s2 p0 %222 : [4096,32]
  * %361 = matmul tA %266, %359 : [32,64] */
-static void supervised_step_k089_im2col_matmul(float *restrict t361, const float *restrict t222, const float *restrict t359, float *restrict chunk) {
+typedef struct {
+    float *t361;
+    const float *t222;
+    const float *t359;
+    float *chunk;
+} supervised_step_k089_im2col_matmul_pointers;
+
+static void supervised_step_k089_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k089_im2col_matmul_pointers *p = context;
+    float *restrict t361 = p->t361;
+    const float *restrict t222 = p->t222;
+    const float *restrict t359 = p->t359;
+    float *restrict chunk = p->chunk + (size_t)part * 133120; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 256) {
-        const int nb = 256 - n0 < 256 ? 256 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(256, 256, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t361 : chunk + 131072;
+    if (lo == hi) for (int i = 0; i < 2048; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t359 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t361, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 32, 64, nb * 16, 1.0f, chunk, 32, t359 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void supervised_step_k089_im2col_matmul(float *restrict t361, const float *restrict t222, const float *restrict t359, float *restrict chunk) {
+    mplc_parallel(supervised_step_k089_im2col_matmul_part, &(supervised_step_k089_im2col_matmul_pointers){t361, t222, t359, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 133120 + 131072;
+        for (int i = 0; i < 2048; i++) t361[i] += partial[i];
     }
 }
 
@@ -11937,23 +17135,65 @@ static void supervised_step_k090_reduce_sum(float *restrict t364, const float *r
 
 /* %365 = matmul tB %359, %261 : [4096,576]
  * %368 = col2im k3 s1 p1 %365 : [256,4,4,64] */
-static void supervised_step_k091_matmul_col2im(float *restrict t368, const float *restrict t359, const float *restrict in_student_res9_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t368;
+    const float *t359;
+    const float *in_student_res9_conv3_weight;
+    float *chunk;
+} supervised_step_k091_matmul_col2im_pointers;
+
+static void supervised_step_k091_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k091_matmul_col2im_pointers *p = context;
+    float *restrict t368 = p->t368;
+    const float *restrict t359 = p->t359;
+    const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 28) {
-        const int nb = 256 - n0 < 28 ? 256 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(256, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
         mplc_col2im(t368 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
     }
 }
 
+static void supervised_step_k091_matmul_col2im(float *restrict t368, const float *restrict t359, const float *restrict in_student_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k091_matmul_col2im_part, &(supervised_step_k091_matmul_col2im_pointers){t368, t359, in_student_res9_conv3_weight, chunk});
+}
+
 /* %260 = im2col k3 s1 p1 %259 : [4096,576]
  * %366 = matmul tA %260, %359 : [576,64] */
-static void supervised_step_k092_im2col_matmul(float *restrict t366, const float *restrict t259, const float *restrict t359, float *restrict chunk) {
+typedef struct {
+    float *t366;
+    const float *t259;
+    const float *t359;
+    float *chunk;
+} supervised_step_k092_im2col_matmul_pointers;
+
+static void supervised_step_k092_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k092_im2col_matmul_pointers *p = context;
+    float *restrict t366 = p->t366;
+    const float *restrict t259 = p->t259;
+    const float *restrict t359 = p->t359;
+    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 28) {
-        const int nb = 256 - n0 < 28 ? 256 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(256, 28, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t366 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t359 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t366, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t359 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void supervised_step_k092_im2col_matmul(float *restrict t366, const float *restrict t259, const float *restrict t359, float *restrict chunk) {
+    mplc_parallel(supervised_step_k092_im2col_matmul_part, &(supervised_step_k092_im2col_matmul_pointers){t366, t259, t359, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        for (int i = 0; i < 36864; i++) t366[i] += partial[i];
     }
 }
 
@@ -11965,8 +17205,22 @@ static void supervised_step_k092_im2col_matmul(float *restrict t366, const float
  * %372 = mul %368, %370 : [256,4,4,64]
  * %373 = mul %372, %257 : [256,4,4,64]
  * %374 = add %371, %373 : [256,4,4,64] */
-static void supervised_step_k093_greaterEqual_sub_mul_etc(float *restrict t374, const float *restrict t256, const float *restrict t258, const float *restrict t368) {
-    for (size_t i = 0; i < 262144; i++) {
+typedef struct {
+    float *t374;
+    const float *t256;
+    const float *t258;
+    const float *t368;
+} supervised_step_k093_greaterEqual_sub_mul_etc_pointers;
+
+static void supervised_step_k093_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const supervised_step_k093_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t374 = p->t374;
+    const float *restrict t256 = p->t256;
+    const float *restrict t258 = p->t258;
+    const float *restrict t368 = p->t368;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v369 = t256[i] >= t258[i] ? 1.0f : 0.0f;
         const float v371 = t368[i] * v369;
         const float v370 = 1.0f - v369;
@@ -11975,6 +17229,10 @@ static void supervised_step_k093_greaterEqual_sub_mul_etc(float *restrict t374, 
         const float v374 = v371 + v373;
         t374[i] = v374;
     }
+}
+
+static void supervised_step_k093_greaterEqual_sub_mul_etc(float *restrict t374, const float *restrict t256, const float *restrict t258, const float *restrict t368) {
+    mplc_parallel(supervised_step_k093_greaterEqual_sub_mul_etc_part, &(supervised_step_k093_greaterEqual_sub_mul_etc_pointers){t374, t256, t258, t368});
 }
 
 /* %376 = reduce_sum axes=[0] %375 : [64] */
@@ -11989,13 +17247,29 @@ static void supervised_step_k094_reduce_sum(float *restrict t376, const float *r
 
 /* %252 = broadcast axes=[1] %251 : [4096,64]
  * %377 = mul %375, %252 : [4096,64] */
-static void supervised_step_k095_mul(float *restrict t377, const float *restrict t375, const float *restrict t251) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t377;
+    const float *t375;
+    const float *t251;
+} supervised_step_k095_mul_pointers;
+
+static void supervised_step_k095_mul_part(void *context, int part, int parts) {
+    const supervised_step_k095_mul_pointers *p = context;
+    float *restrict t377 = p->t377;
+    const float *restrict t375 = p->t375;
+    const float *restrict t251 = p->t251;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v377 = t375[i0 * 64 + i1] * t251[i1];
             t377[i0 * 64 + i1] = v377;
         }
     }
+}
+
+static void supervised_step_k095_mul(float *restrict t377, const float *restrict t375, const float *restrict t251) {
+    mplc_parallel(supervised_step_k095_mul_part, &(supervised_step_k095_mul_pointers){t377, t375, t251});
 }
 
 /* %378 = mul %375, %232 : [4096,64]
@@ -12051,14 +17325,30 @@ static void supervised_step_k099_mul_div(float *restrict t387, const float *rest
 /* %388 = broadcast axes=[1] %387 : [4096,64]
  * %389 = mul %388, %232 : [4096,64]
  * %390 = add %389, %389 : [4096,64] */
-static void supervised_step_k100_mul_add(float *restrict t390, const float *restrict t387, const float *restrict t232) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t390;
+    const float *t387;
+    const float *t232;
+} supervised_step_k100_mul_add_pointers;
+
+static void supervised_step_k100_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k100_mul_add_pointers *p = context;
+    float *restrict t390 = p->t390;
+    const float *restrict t387 = p->t387;
+    const float *restrict t232 = p->t232;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v389 = t387[i1] * t232[i0 * 64 + i1];
             const float v390 = v389 + v389;
             t390[i0 * 64 + i1] = v390;
         }
     }
+}
+
+static void supervised_step_k100_mul_add(float *restrict t390, const float *restrict t387, const float *restrict t232) {
+    mplc_parallel(supervised_step_k100_mul_add_part, &(supervised_step_k100_mul_add_pointers){t390, t387, t232});
 }
 
 /* %391 = neg %390 : [4096,64]
@@ -12087,14 +17377,32 @@ static void supervised_step_k102_add_mul(float *restrict t395, const float *rest
 /* %392 = add %377, %390 : [4096,64]
  * %396 = broadcast axes=[1] %395 : [4096,64]
  * %397 = add %392, %396 : [4096,64] */
-static void supervised_step_k103_add(float *restrict t397, const float *restrict t377, const float *restrict t390, const float *restrict t395) {
-    for (size_t i0 = 0; i0 < 4096; i0++) {
+typedef struct {
+    float *t397;
+    const float *t377;
+    const float *t390;
+    const float *t395;
+} supervised_step_k103_add_pointers;
+
+static void supervised_step_k103_add_part(void *context, int part, int parts) {
+    const supervised_step_k103_add_pointers *p = context;
+    float *restrict t397 = p->t397;
+    const float *restrict t377 = p->t377;
+    const float *restrict t390 = p->t390;
+    const float *restrict t395 = p->t395;
+    size_t lo, hi;
+    mplc_part(4096, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v392 = t377[i0 * 64 + i1] + t390[i0 * 64 + i1];
             const float v397 = v392 + t395[i1];
             t397[i0 * 64 + i1] = v397;
         }
     }
+}
+
+static void supervised_step_k103_add(float *restrict t397, const float *restrict t377, const float *restrict t390, const float *restrict t395) {
+    mplc_parallel(supervised_step_k103_add_part, &(supervised_step_k103_add_pointers){t397, t377, t390, t395});
 }
 
 /* %398 = reduce_sum axes=[0] %397 : [64] */
@@ -12109,23 +17417,65 @@ static void supervised_step_k104_reduce_sum(float *restrict t398, const float *r
 
 /* %399 = matmul tB %397, %224 : [4096,288]
  * %402 = col2im k3 s2 p1 %399 : [256,7,7,32] */
-static void supervised_step_k105_matmul_col2im(float *restrict t402, const float *restrict t397, const float *restrict in_student_res9_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t402;
+    const float *t397;
+    const float *in_student_res9_conv0_weight;
+    float *chunk;
+} supervised_step_k105_matmul_col2im_pointers;
+
+static void supervised_step_k105_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k105_matmul_col2im_pointers *p = context;
+    float *restrict t402 = p->t402;
+    const float *restrict t397 = p->t397;
+    const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 56) {
-        const int nb = 256 - n0 < 56 ? 256 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(256, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t397 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
         mplc_col2im(t402 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
     }
 }
 
+static void supervised_step_k105_matmul_col2im(float *restrict t402, const float *restrict t397, const float *restrict in_student_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k105_matmul_col2im_part, &(supervised_step_k105_matmul_col2im_pointers){t402, t397, in_student_res9_conv0_weight, chunk});
+}
+
 /* %223 = im2col k3 s2 p1 %222 : [4096,288]
  * %400 = matmul tA %223, %397 : [288,64] */
-static void supervised_step_k106_im2col_matmul(float *restrict t400, const float *restrict t222, const float *restrict t397, float *restrict chunk) {
+typedef struct {
+    float *t400;
+    const float *t222;
+    const float *t397;
+    float *chunk;
+} supervised_step_k106_im2col_matmul_pointers;
+
+static void supervised_step_k106_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k106_im2col_matmul_pointers *p = context;
+    float *restrict t400 = p->t400;
+    const float *restrict t222 = p->t222;
+    const float *restrict t397 = p->t397;
+    float *restrict chunk = p->chunk + (size_t)part * 276480; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 56) {
-        const int nb = 256 - n0 < 56 ? 256 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(256, 56, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t400 : chunk + 258048;
+    if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t397 + (size_t)n0 * 1024, 64, n0 == 0 ? 0.0f : 1.0f, t400, 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 16, 1.0f, chunk, 288, t397 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+    }
+}
+
+static void supervised_step_k106_im2col_matmul(float *restrict t400, const float *restrict t222, const float *restrict t397, float *restrict chunk) {
+    mplc_parallel(supervised_step_k106_im2col_matmul_part, &(supervised_step_k106_im2col_matmul_pointers){t400, t222, t397, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 276480 + 258048;
+        for (int i = 0; i < 18432; i++) t400[i] += partial[i];
     }
 }
 
@@ -12138,8 +17488,24 @@ static void supervised_step_k106_im2col_matmul(float *restrict t400, const float
  * %408 = mul %403, %406 : [256,7,7,32]
  * %409 = mul %408, %183 : [256,7,7,32]
  * %410 = add %407, %409 : [256,7,7,32] */
-static void supervised_step_k107_add_greaterEqual_sub_etc(float *restrict t410, const float *restrict t363, const float *restrict t402, const float *restrict t220, const float *restrict t221) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t410;
+    const float *t363;
+    const float *t402;
+    const float *t220;
+    const float *t221;
+} supervised_step_k107_add_greaterEqual_sub_etc_pointers;
+
+static void supervised_step_k107_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const supervised_step_k107_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t410 = p->t410;
+    const float *restrict t363 = p->t363;
+    const float *restrict t402 = p->t402;
+    const float *restrict t220 = p->t220;
+    const float *restrict t221 = p->t221;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v403 = t363[i] + t402[i];
         const float v404 = t220[i] >= t221[i] ? 1.0f : 0.0f;
         const float v407 = v403 * v404;
@@ -12149,6 +17515,10 @@ static void supervised_step_k107_add_greaterEqual_sub_etc(float *restrict t410, 
         const float v410 = v407 + v409;
         t410[i] = v410;
     }
+}
+
+static void supervised_step_k107_add_greaterEqual_sub_etc(float *restrict t410, const float *restrict t363, const float *restrict t402, const float *restrict t220, const float *restrict t221) {
+    mplc_parallel(supervised_step_k107_add_greaterEqual_sub_etc_part, &(supervised_step_k107_add_greaterEqual_sub_etc_pointers){t410, t363, t402, t220, t221});
 }
 
 /* %412 = reduce_sum axes=[0] %411 : [32] */
@@ -12163,13 +17533,29 @@ static void supervised_step_k108_reduce_sum(float *restrict t412, const float *r
 
 /* %216 = broadcast axes=[1] %215 : [12544,32]
  * %413 = mul %411, %216 : [12544,32] */
-static void supervised_step_k109_mul(float *restrict t413, const float *restrict t411, const float *restrict t215) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t413;
+    const float *t411;
+    const float *t215;
+} supervised_step_k109_mul_pointers;
+
+static void supervised_step_k109_mul_part(void *context, int part, int parts) {
+    const supervised_step_k109_mul_pointers *p = context;
+    float *restrict t413 = p->t413;
+    const float *restrict t411 = p->t411;
+    const float *restrict t215 = p->t215;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v413 = t411[i0 * 32 + i1] * t215[i1];
             t413[i0 * 32 + i1] = v413;
         }
     }
+}
+
+static void supervised_step_k109_mul(float *restrict t413, const float *restrict t411, const float *restrict t215) {
+    mplc_parallel(supervised_step_k109_mul_part, &(supervised_step_k109_mul_pointers){t413, t411, t215});
 }
 
 /* %414 = mul %411, %201 : [12544,32]
@@ -12225,14 +17611,30 @@ static void supervised_step_k113_mul_div(float *restrict t423, const float *rest
 /* %424 = broadcast axes=[1] %423 : [12544,32]
  * %425 = mul %424, %201 : [12544,32]
  * %426 = add %425, %425 : [12544,32] */
-static void supervised_step_k114_mul_add(float *restrict t426, const float *restrict t423, const float *restrict t201) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t426;
+    const float *t423;
+    const float *t201;
+} supervised_step_k114_mul_add_pointers;
+
+static void supervised_step_k114_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k114_mul_add_pointers *p = context;
+    float *restrict t426 = p->t426;
+    const float *restrict t423 = p->t423;
+    const float *restrict t201 = p->t201;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v425 = t423[i1] * t201[i0 * 32 + i1];
             const float v426 = v425 + v425;
             t426[i0 * 32 + i1] = v426;
         }
     }
+}
+
+static void supervised_step_k114_mul_add(float *restrict t426, const float *restrict t423, const float *restrict t201) {
+    mplc_parallel(supervised_step_k114_mul_add_part, &(supervised_step_k114_mul_add_pointers){t426, t423, t201});
 }
 
 /* %427 = neg %426 : [12544,32]
@@ -12261,8 +17663,22 @@ static void supervised_step_k116_add_mul(float *restrict t431, const float *rest
 /* %428 = add %413, %426 : [12544,32]
  * %432 = broadcast axes=[1] %431 : [12544,32]
  * %433 = add %428, %432 : [12544,32] */
-static void supervised_step_k117_add(float *restrict t433, const float *restrict t413, const float *restrict t426, const float *restrict t431) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t433;
+    const float *t413;
+    const float *t426;
+    const float *t431;
+} supervised_step_k117_add_pointers;
+
+static void supervised_step_k117_add_part(void *context, int part, int parts) {
+    const supervised_step_k117_add_pointers *p = context;
+    float *restrict t433 = p->t433;
+    const float *restrict t413 = p->t413;
+    const float *restrict t426 = p->t426;
+    const float *restrict t431 = p->t431;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v428 = t413[i0 * 32 + i1] + t426[i0 * 32 + i1];
             const float v433 = v428 + t431[i1];
@@ -12271,25 +17687,63 @@ static void supervised_step_k117_add(float *restrict t433, const float *restrict
     }
 }
 
+static void supervised_step_k117_add(float *restrict t433, const float *restrict t413, const float *restrict t426, const float *restrict t431) {
+    mplc_parallel(supervised_step_k117_add_part, &(supervised_step_k117_add_pointers){t433, t413, t426, t431});
+}
+
 /* %434 = matmul tB %433, %193 : [12544,16]
  * %437 = col2im k1 s2 p0 %434 : [256,14,14,16] */
-static void supervised_step_k118_matmul_col2im(float *restrict t437, const float *restrict t433, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t437;
+    const float *t433;
+    const float *in_student_res6_shortcut_weight;
+    float *chunk;
+} supervised_step_k118_matmul_col2im_pointers;
+
+static void supervised_step_k118_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k118_matmul_col2im_pointers *p = context;
+    float *restrict t437 = p->t437;
+    const float *restrict t433 = p->t433;
+    const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* the product 167 images at a time (130928 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 167) {
-        const int nb = 256 - n0 < 167 ? 256 - n0 : 167;
+    size_t lo, hi;
+    mplc_part(256, 167, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
         mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
     }
 }
 
+static void supervised_step_k118_matmul_col2im(float *restrict t437, const float *restrict t433, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k118_matmul_col2im_part, &(supervised_step_k118_matmul_col2im_pointers){t437, t433, in_student_res6_shortcut_weight, chunk});
+}
+
 /* %192 = im2col k1 s2 p0 %148 : [12544,16]
  * %435 = matmul tA %192, %433 : [16,32] */
-static void supervised_step_k119_im2col_matmul(float *restrict t435, const float *restrict t148, const float *restrict t433, float *restrict chunk) {
+typedef struct {
+    float *t435;
+    const float *t148;
+    const float *t433;
+    float *chunk;
+} supervised_step_k119_im2col_matmul_pointers;
+
+static void supervised_step_k119_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k119_im2col_matmul_pointers *p = context;
+    float *restrict t435 = p->t435;
+    const float *restrict t148 = p->t148;
+    const float *restrict t433 = p->t433;
+    float *restrict chunk = p->chunk + (size_t)part * 131440; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(256, 167, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t435 : chunk + 130928;
+    if (lo == hi) for (int i = 0; i < 512; i++) sum[i] = 0.0f;
     float total[512];
     for (int i = 0; i < 512; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 256; n0 += 167) {
-        const int nb = 256 - n0 < 167 ? 256 - n0 : 167;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
@@ -12306,7 +17760,15 @@ static void supervised_step_k119_im2col_matmul(float *restrict t435, const float
             for (int i = 0; i < 512; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 512; i++) t435[i] = total[i];
+    for (int i = 0; i < 512; i++) sum[i] = total[i];
+}
+
+static void supervised_step_k119_im2col_matmul(float *restrict t435, const float *restrict t148, const float *restrict t433, float *restrict chunk) {
+    mplc_parallel(supervised_step_k119_im2col_matmul_part, &(supervised_step_k119_im2col_matmul_pointers){t435, t148, t433, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 131440 + 130928;
+        for (int i = 0; i < 512; i++) t435[i] += partial[i];
+    }
 }
 
 /* %438 = reduce_sum axes=[0] %433 : [32] */
@@ -12321,23 +17783,65 @@ static void supervised_step_k120_reduce_sum(float *restrict t438, const float *r
 
 /* %439 = matmul tB %433, %187 : [12544,288]
  * %442 = col2im k3 s1 p1 %439 : [256,7,7,32] */
-static void supervised_step_k121_matmul_col2im(float *restrict t442, const float *restrict t433, const float *restrict in_student_res6_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t442;
+    const float *t433;
+    const float *in_student_res6_conv3_weight;
+    float *chunk;
+} supervised_step_k121_matmul_col2im_pointers;
+
+static void supervised_step_k121_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k121_matmul_col2im_pointers *p = context;
+    float *restrict t442 = p->t442;
+    const float *restrict t433 = p->t433;
+    const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 18) {
-        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(256, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
         mplc_col2im(t442 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
     }
 }
 
+static void supervised_step_k121_matmul_col2im(float *restrict t442, const float *restrict t433, const float *restrict in_student_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k121_matmul_col2im_part, &(supervised_step_k121_matmul_col2im_pointers){t442, t433, in_student_res6_conv3_weight, chunk});
+}
+
 /* %186 = im2col k3 s1 p1 %185 : [12544,288]
  * %440 = matmul tA %186, %433 : [288,32] */
-static void supervised_step_k122_im2col_matmul(float *restrict t440, const float *restrict t185, const float *restrict t433, float *restrict chunk) {
+typedef struct {
+    float *t440;
+    const float *t185;
+    const float *t433;
+    float *chunk;
+} supervised_step_k122_im2col_matmul_pointers;
+
+static void supervised_step_k122_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k122_im2col_matmul_pointers *p = context;
+    float *restrict t440 = p->t440;
+    const float *restrict t185 = p->t185;
+    const float *restrict t433 = p->t433;
+    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 18) {
-        const int nb = 256 - n0 < 18 ? 256 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(256, 18, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t440 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t433 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t440, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t433 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void supervised_step_k122_im2col_matmul(float *restrict t440, const float *restrict t185, const float *restrict t433, float *restrict chunk) {
+    mplc_parallel(supervised_step_k122_im2col_matmul_part, &(supervised_step_k122_im2col_matmul_pointers){t440, t185, t433, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        for (int i = 0; i < 9216; i++) t440[i] += partial[i];
     }
 }
 
@@ -12349,8 +17853,22 @@ static void supervised_step_k122_im2col_matmul(float *restrict t440, const float
  * %446 = mul %442, %444 : [256,7,7,32]
  * %447 = mul %446, %183 : [256,7,7,32]
  * %448 = add %445, %447 : [256,7,7,32] */
-static void supervised_step_k123_greaterEqual_sub_mul_etc(float *restrict t448, const float *restrict t182, const float *restrict t184, const float *restrict t442) {
-    for (size_t i = 0; i < 401408; i++) {
+typedef struct {
+    float *t448;
+    const float *t182;
+    const float *t184;
+    const float *t442;
+} supervised_step_k123_greaterEqual_sub_mul_etc_pointers;
+
+static void supervised_step_k123_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const supervised_step_k123_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t448 = p->t448;
+    const float *restrict t182 = p->t182;
+    const float *restrict t184 = p->t184;
+    const float *restrict t442 = p->t442;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v443 = t182[i] >= t184[i] ? 1.0f : 0.0f;
         const float v445 = t442[i] * v443;
         const float v444 = 1.0f - v443;
@@ -12359,6 +17877,10 @@ static void supervised_step_k123_greaterEqual_sub_mul_etc(float *restrict t448, 
         const float v448 = v445 + v447;
         t448[i] = v448;
     }
+}
+
+static void supervised_step_k123_greaterEqual_sub_mul_etc(float *restrict t448, const float *restrict t182, const float *restrict t184, const float *restrict t442) {
+    mplc_parallel(supervised_step_k123_greaterEqual_sub_mul_etc_part, &(supervised_step_k123_greaterEqual_sub_mul_etc_pointers){t448, t182, t184, t442});
 }
 
 /* %450 = reduce_sum axes=[0] %449 : [32] */
@@ -12373,13 +17895,29 @@ static void supervised_step_k124_reduce_sum(float *restrict t450, const float *r
 
 /* %178 = broadcast axes=[1] %177 : [12544,32]
  * %451 = mul %449, %178 : [12544,32] */
-static void supervised_step_k125_mul(float *restrict t451, const float *restrict t449, const float *restrict t177) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t451;
+    const float *t449;
+    const float *t177;
+} supervised_step_k125_mul_pointers;
+
+static void supervised_step_k125_mul_part(void *context, int part, int parts) {
+    const supervised_step_k125_mul_pointers *p = context;
+    float *restrict t451 = p->t451;
+    const float *restrict t449 = p->t449;
+    const float *restrict t177 = p->t177;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v451 = t449[i0 * 32 + i1] * t177[i1];
             t451[i0 * 32 + i1] = v451;
         }
     }
+}
+
+static void supervised_step_k125_mul(float *restrict t451, const float *restrict t449, const float *restrict t177) {
+    mplc_parallel(supervised_step_k125_mul_part, &(supervised_step_k125_mul_pointers){t451, t449, t177});
 }
 
 /* %452 = mul %449, %158 : [12544,32]
@@ -12435,14 +17973,30 @@ static void supervised_step_k129_mul_div(float *restrict t461, const float *rest
 /* %462 = broadcast axes=[1] %461 : [12544,32]
  * %463 = mul %462, %158 : [12544,32]
  * %464 = add %463, %463 : [12544,32] */
-static void supervised_step_k130_mul_add(float *restrict t464, const float *restrict t461, const float *restrict t158) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t464;
+    const float *t461;
+    const float *t158;
+} supervised_step_k130_mul_add_pointers;
+
+static void supervised_step_k130_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k130_mul_add_pointers *p = context;
+    float *restrict t464 = p->t464;
+    const float *restrict t461 = p->t461;
+    const float *restrict t158 = p->t158;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v463 = t461[i1] * t158[i0 * 32 + i1];
             const float v464 = v463 + v463;
             t464[i0 * 32 + i1] = v464;
         }
     }
+}
+
+static void supervised_step_k130_mul_add(float *restrict t464, const float *restrict t461, const float *restrict t158) {
+    mplc_parallel(supervised_step_k130_mul_add_part, &(supervised_step_k130_mul_add_pointers){t464, t461, t158});
 }
 
 /* %465 = neg %464 : [12544,32]
@@ -12471,14 +18025,32 @@ static void supervised_step_k132_add_mul(float *restrict t469, const float *rest
 /* %466 = add %451, %464 : [12544,32]
  * %470 = broadcast axes=[1] %469 : [12544,32]
  * %471 = add %466, %470 : [12544,32] */
-static void supervised_step_k133_add(float *restrict t471, const float *restrict t451, const float *restrict t464, const float *restrict t469) {
-    for (size_t i0 = 0; i0 < 12544; i0++) {
+typedef struct {
+    float *t471;
+    const float *t451;
+    const float *t464;
+    const float *t469;
+} supervised_step_k133_add_pointers;
+
+static void supervised_step_k133_add_part(void *context, int part, int parts) {
+    const supervised_step_k133_add_pointers *p = context;
+    float *restrict t471 = p->t471;
+    const float *restrict t451 = p->t451;
+    const float *restrict t464 = p->t464;
+    const float *restrict t469 = p->t469;
+    size_t lo, hi;
+    mplc_part(12544, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v466 = t451[i0 * 32 + i1] + t464[i0 * 32 + i1];
             const float v471 = v466 + t469[i1];
             t471[i0 * 32 + i1] = v471;
         }
     }
+}
+
+static void supervised_step_k133_add(float *restrict t471, const float *restrict t451, const float *restrict t464, const float *restrict t469) {
+    mplc_parallel(supervised_step_k133_add_part, &(supervised_step_k133_add_pointers){t471, t451, t464, t469});
 }
 
 /* %472 = reduce_sum axes=[0] %471 : [32] */
@@ -12493,23 +18065,65 @@ static void supervised_step_k134_reduce_sum(float *restrict t472, const float *r
 
 /* %473 = matmul tB %471, %150 : [12544,144]
  * %476 = col2im k3 s2 p1 %473 : [256,14,14,16] */
-static void supervised_step_k135_matmul_col2im(float *restrict t476, const float *restrict t471, const float *restrict in_student_res6_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t476;
+    const float *t471;
+    const float *in_student_res6_conv0_weight;
+    float *chunk;
+} supervised_step_k135_matmul_col2im_pointers;
+
+static void supervised_step_k135_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k135_matmul_col2im_pointers *p = context;
+    float *restrict t476 = p->t476;
+    const float *restrict t471 = p->t471;
+    const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 37) {
-        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(256, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t471 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
         mplc_col2im(t476 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
     }
 }
 
+static void supervised_step_k135_matmul_col2im(float *restrict t476, const float *restrict t471, const float *restrict in_student_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k135_matmul_col2im_part, &(supervised_step_k135_matmul_col2im_pointers){t476, t471, in_student_res6_conv0_weight, chunk});
+}
+
 /* %149 = im2col k3 s2 p1 %148 : [12544,144]
  * %474 = matmul tA %149, %471 : [144,32] */
-static void supervised_step_k136_im2col_matmul(float *restrict t474, const float *restrict t148, const float *restrict t471, float *restrict chunk) {
+typedef struct {
+    float *t474;
+    const float *t148;
+    const float *t471;
+    float *chunk;
+} supervised_step_k136_im2col_matmul_pointers;
+
+static void supervised_step_k136_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k136_im2col_matmul_pointers *p = context;
+    float *restrict t474 = p->t474;
+    const float *restrict t148 = p->t148;
+    const float *restrict t471 = p->t471;
+    float *restrict chunk = p->chunk + (size_t)part * 265680; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 37) {
-        const int nb = 256 - n0 < 37 ? 256 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(256, 37, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t474 : chunk + 261072;
+    if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t471 + (size_t)n0 * 1568, 32, n0 == 0 ? 0.0f : 1.0f, t474, 32);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 49, 1.0f, chunk, 144, t471 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+    }
+}
+
+static void supervised_step_k136_im2col_matmul(float *restrict t474, const float *restrict t148, const float *restrict t471, float *restrict chunk) {
+    mplc_parallel(supervised_step_k136_im2col_matmul_part, &(supervised_step_k136_im2col_matmul_pointers){t474, t148, t471, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 265680 + 261072;
+        for (int i = 0; i < 4608; i++) t474[i] += partial[i];
     }
 }
 
@@ -12522,8 +18136,24 @@ static void supervised_step_k136_im2col_matmul(float *restrict t474, const float
  * %482 = mul %477, %480 : [256,14,14,16]
  * %483 = mul %482, %83 : [256,14,14,16]
  * %484 = add %481, %483 : [256,14,14,16] */
-static void supervised_step_k137_add_greaterEqual_sub_etc(float *restrict t484, const float *restrict t437, const float *restrict t476, const float *restrict t146, const float *restrict t147) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t484;
+    const float *t437;
+    const float *t476;
+    const float *t146;
+    const float *t147;
+} supervised_step_k137_add_greaterEqual_sub_etc_pointers;
+
+static void supervised_step_k137_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const supervised_step_k137_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t484 = p->t484;
+    const float *restrict t437 = p->t437;
+    const float *restrict t476 = p->t476;
+    const float *restrict t146 = p->t146;
+    const float *restrict t147 = p->t147;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v477 = t437[i] + t476[i];
         const float v478 = t146[i] >= t147[i] ? 1.0f : 0.0f;
         const float v481 = v477 * v478;
@@ -12533,6 +18163,10 @@ static void supervised_step_k137_add_greaterEqual_sub_etc(float *restrict t484, 
         const float v484 = v481 + v483;
         t484[i] = v484;
     }
+}
+
+static void supervised_step_k137_add_greaterEqual_sub_etc(float *restrict t484, const float *restrict t437, const float *restrict t476, const float *restrict t146, const float *restrict t147) {
+    mplc_parallel(supervised_step_k137_add_greaterEqual_sub_etc_part, &(supervised_step_k137_add_greaterEqual_sub_etc_pointers){t484, t437, t476, t146, t147});
 }
 
 /* %486 = reduce_sum axes=[0] %485 : [16] */
@@ -12547,13 +18181,29 @@ static void supervised_step_k138_reduce_sum(float *restrict t486, const float *r
 
 /* %142 = broadcast axes=[1] %141 : [50176,16]
  * %487 = mul %485, %142 : [50176,16] */
-static void supervised_step_k139_mul(float *restrict t487, const float *restrict t485, const float *restrict t141) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t487;
+    const float *t485;
+    const float *t141;
+} supervised_step_k139_mul_pointers;
+
+static void supervised_step_k139_mul_part(void *context, int part, int parts) {
+    const supervised_step_k139_mul_pointers *p = context;
+    float *restrict t487 = p->t487;
+    const float *restrict t485 = p->t485;
+    const float *restrict t141 = p->t141;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v487 = t485[i0 * 16 + i1] * t141[i1];
             t487[i0 * 16 + i1] = v487;
         }
     }
+}
+
+static void supervised_step_k139_mul(float *restrict t487, const float *restrict t485, const float *restrict t141) {
+    mplc_parallel(supervised_step_k139_mul_part, &(supervised_step_k139_mul_pointers){t487, t485, t141});
 }
 
 /* %488 = mul %485, %127 : [50176,16]
@@ -12609,14 +18259,30 @@ static void supervised_step_k143_mul_div(float *restrict t497, const float *rest
 /* %498 = broadcast axes=[1] %497 : [50176,16]
  * %499 = mul %498, %127 : [50176,16]
  * %500 = add %499, %499 : [50176,16] */
-static void supervised_step_k144_mul_add(float *restrict t500, const float *restrict t497, const float *restrict t127) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t500;
+    const float *t497;
+    const float *t127;
+} supervised_step_k144_mul_add_pointers;
+
+static void supervised_step_k144_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k144_mul_add_pointers *p = context;
+    float *restrict t500 = p->t500;
+    const float *restrict t497 = p->t497;
+    const float *restrict t127 = p->t127;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v499 = t497[i1] * t127[i0 * 16 + i1];
             const float v500 = v499 + v499;
             t500[i0 * 16 + i1] = v500;
         }
     }
+}
+
+static void supervised_step_k144_mul_add(float *restrict t500, const float *restrict t497, const float *restrict t127) {
+    mplc_parallel(supervised_step_k144_mul_add_part, &(supervised_step_k144_mul_add_pointers){t500, t497, t127});
 }
 
 /* %501 = neg %500 : [50176,16]
@@ -12645,14 +18311,32 @@ static void supervised_step_k146_add_mul(float *restrict t505, const float *rest
 /* %502 = add %487, %500 : [50176,16]
  * %506 = broadcast axes=[1] %505 : [50176,16]
  * %507 = add %502, %506 : [50176,16] */
-static void supervised_step_k147_add(float *restrict t507, const float *restrict t487, const float *restrict t500, const float *restrict t505) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t507;
+    const float *t487;
+    const float *t500;
+    const float *t505;
+} supervised_step_k147_add_pointers;
+
+static void supervised_step_k147_add_part(void *context, int part, int parts) {
+    const supervised_step_k147_add_pointers *p = context;
+    float *restrict t507 = p->t507;
+    const float *restrict t487 = p->t487;
+    const float *restrict t500 = p->t500;
+    const float *restrict t505 = p->t505;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v502 = t487[i0 * 16 + i1] + t500[i0 * 16 + i1];
             const float v507 = v502 + t505[i1];
             t507[i0 * 16 + i1] = v507;
         }
     }
+}
+
+static void supervised_step_k147_add(float *restrict t507, const float *restrict t487, const float *restrict t500, const float *restrict t505) {
+    mplc_parallel(supervised_step_k147_add_part, &(supervised_step_k147_add_pointers){t507, t487, t500, t505});
 }
 
 /* %509 = reduce_sum axes=[0] %507 : [16] */
@@ -12667,23 +18351,65 @@ static void supervised_step_k148_reduce_sum(float *restrict t509, const float *r
 
 /* %510 = matmul tB %507, %117 : [50176,144]
  * %513 = col2im k3 s1 p1 %510 : [256,14,14,16] */
-static void supervised_step_k149_matmul_col2im(float *restrict t513, const float *restrict t507, const float *restrict in_student_res3_conv3_weight, float *restrict chunk) {
+typedef struct {
+    float *t513;
+    const float *t507;
+    const float *in_student_res3_conv3_weight;
+    float *chunk;
+} supervised_step_k149_matmul_col2im_pointers;
+
+static void supervised_step_k149_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k149_matmul_col2im_pointers *p = context;
+    float *restrict t513 = p->t513;
+    const float *restrict t507 = p->t507;
+    const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t507 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
         mplc_col2im(t513 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void supervised_step_k149_matmul_col2im(float *restrict t513, const float *restrict t507, const float *restrict in_student_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k149_matmul_col2im_part, &(supervised_step_k149_matmul_col2im_pointers){t513, t507, in_student_res3_conv3_weight, chunk});
+}
+
 /* %116 = im2col k3 s1 p1 %115 : [50176,144]
  * %511 = matmul tA %116, %507 : [144,16] */
-static void supervised_step_k150_im2col_matmul(float *restrict t511, const float *restrict t115, const float *restrict t507, float *restrict chunk) {
+typedef struct {
+    float *t511;
+    const float *t115;
+    const float *t507;
+    float *chunk;
+} supervised_step_k150_im2col_matmul_pointers;
+
+static void supervised_step_k150_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k150_im2col_matmul_pointers *p = context;
+    float *restrict t511 = p->t511;
+    const float *restrict t115 = p->t115;
+    const float *restrict t507 = p->t507;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t511 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t507 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t511, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t507 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void supervised_step_k150_im2col_matmul(float *restrict t511, const float *restrict t115, const float *restrict t507, float *restrict chunk) {
+    mplc_parallel(supervised_step_k150_im2col_matmul_part, &(supervised_step_k150_im2col_matmul_pointers){t511, t115, t507, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t511[i] += partial[i];
     }
 }
 
@@ -12695,8 +18421,22 @@ static void supervised_step_k150_im2col_matmul(float *restrict t511, const float
  * %517 = mul %513, %515 : [256,14,14,16]
  * %518 = mul %517, %83 : [256,14,14,16]
  * %519 = add %516, %518 : [256,14,14,16] */
-static void supervised_step_k151_greaterEqual_sub_mul_etc(float *restrict t519, const float *restrict t113, const float *restrict t114, const float *restrict t513) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t519;
+    const float *t113;
+    const float *t114;
+    const float *t513;
+} supervised_step_k151_greaterEqual_sub_mul_etc_pointers;
+
+static void supervised_step_k151_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const supervised_step_k151_greaterEqual_sub_mul_etc_pointers *p = context;
+    float *restrict t519 = p->t519;
+    const float *restrict t113 = p->t113;
+    const float *restrict t114 = p->t114;
+    const float *restrict t513 = p->t513;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v514 = t113[i] >= t114[i] ? 1.0f : 0.0f;
         const float v516 = t513[i] * v514;
         const float v515 = 1.0f - v514;
@@ -12705,6 +18445,10 @@ static void supervised_step_k151_greaterEqual_sub_mul_etc(float *restrict t519, 
         const float v519 = v516 + v518;
         t519[i] = v519;
     }
+}
+
+static void supervised_step_k151_greaterEqual_sub_mul_etc(float *restrict t519, const float *restrict t113, const float *restrict t114, const float *restrict t513) {
+    mplc_parallel(supervised_step_k151_greaterEqual_sub_mul_etc_part, &(supervised_step_k151_greaterEqual_sub_mul_etc_pointers){t519, t113, t114, t513});
 }
 
 /* %521 = reduce_sum axes=[0] %520 : [16] */
@@ -12719,13 +18463,29 @@ static void supervised_step_k152_reduce_sum(float *restrict t521, const float *r
 
 /* %109 = broadcast axes=[1] %108 : [50176,16]
  * %522 = mul %520, %109 : [50176,16] */
-static void supervised_step_k153_mul(float *restrict t522, const float *restrict t520, const float *restrict t108) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t522;
+    const float *t520;
+    const float *t108;
+} supervised_step_k153_mul_pointers;
+
+static void supervised_step_k153_mul_part(void *context, int part, int parts) {
+    const supervised_step_k153_mul_pointers *p = context;
+    float *restrict t522 = p->t522;
+    const float *restrict t520 = p->t520;
+    const float *restrict t108 = p->t108;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v522 = t520[i0 * 16 + i1] * t108[i1];
             t522[i0 * 16 + i1] = v522;
         }
     }
+}
+
+static void supervised_step_k153_mul(float *restrict t522, const float *restrict t520, const float *restrict t108) {
+    mplc_parallel(supervised_step_k153_mul_part, &(supervised_step_k153_mul_pointers){t522, t520, t108});
 }
 
 /* %523 = mul %520, %94 : [50176,16]
@@ -12781,14 +18541,30 @@ static void supervised_step_k157_mul_div(float *restrict t532, const float *rest
 /* %533 = broadcast axes=[1] %532 : [50176,16]
  * %534 = mul %533, %94 : [50176,16]
  * %535 = add %534, %534 : [50176,16] */
-static void supervised_step_k158_mul_add(float *restrict t535, const float *restrict t532, const float *restrict t94) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t535;
+    const float *t532;
+    const float *t94;
+} supervised_step_k158_mul_add_pointers;
+
+static void supervised_step_k158_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k158_mul_add_pointers *p = context;
+    float *restrict t535 = p->t535;
+    const float *restrict t532 = p->t532;
+    const float *restrict t94 = p->t94;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v534 = t532[i1] * t94[i0 * 16 + i1];
             const float v535 = v534 + v534;
             t535[i0 * 16 + i1] = v535;
         }
     }
+}
+
+static void supervised_step_k158_mul_add(float *restrict t535, const float *restrict t532, const float *restrict t94) {
+    mplc_parallel(supervised_step_k158_mul_add_part, &(supervised_step_k158_mul_add_pointers){t535, t532, t94});
 }
 
 /* %536 = neg %535 : [50176,16]
@@ -12817,14 +18593,32 @@ static void supervised_step_k160_add_mul(float *restrict t540, const float *rest
 /* %537 = add %522, %535 : [50176,16]
  * %541 = broadcast axes=[1] %540 : [50176,16]
  * %542 = add %537, %541 : [50176,16] */
-static void supervised_step_k161_add(float *restrict t542, const float *restrict t522, const float *restrict t535, const float *restrict t540) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t542;
+    const float *t522;
+    const float *t535;
+    const float *t540;
+} supervised_step_k161_add_pointers;
+
+static void supervised_step_k161_add_part(void *context, int part, int parts) {
+    const supervised_step_k161_add_pointers *p = context;
+    float *restrict t542 = p->t542;
+    const float *restrict t522 = p->t522;
+    const float *restrict t535 = p->t535;
+    const float *restrict t540 = p->t540;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v537 = t522[i0 * 16 + i1] + t535[i0 * 16 + i1];
             const float v542 = v537 + t540[i1];
             t542[i0 * 16 + i1] = v542;
         }
     }
+}
+
+static void supervised_step_k161_add(float *restrict t542, const float *restrict t522, const float *restrict t535, const float *restrict t540) {
+    mplc_parallel(supervised_step_k161_add_part, &(supervised_step_k161_add_pointers){t542, t522, t535, t540});
 }
 
 /* %543 = reduce_sum axes=[0] %542 : [16] */
@@ -12839,23 +18633,65 @@ static void supervised_step_k162_reduce_sum(float *restrict t543, const float *r
 
 /* %544 = matmul tB %542, %87 : [50176,144]
  * %547 = col2im k3 s1 p1 %544 : [256,14,14,16] */
-static void supervised_step_k163_matmul_col2im(float *restrict t547, const float *restrict t542, const float *restrict in_student_res3_conv0_weight, float *restrict chunk) {
+typedef struct {
+    float *t547;
+    const float *t542;
+    const float *in_student_res3_conv0_weight;
+    float *chunk;
+} supervised_step_k163_matmul_col2im_pointers;
+
+static void supervised_step_k163_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k163_matmul_col2im_pointers *p = context;
+    float *restrict t547 = p->t547;
+    const float *restrict t542 = p->t542;
+    const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t542 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
         mplc_col2im(t547 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
     }
 }
 
+static void supervised_step_k163_matmul_col2im(float *restrict t547, const float *restrict t542, const float *restrict in_student_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k163_matmul_col2im_part, &(supervised_step_k163_matmul_col2im_pointers){t547, t542, in_student_res3_conv0_weight, chunk});
+}
+
 /* %86 = im2col k3 s1 p1 %85 : [50176,144]
  * %545 = matmul tA %86, %542 : [144,16] */
-static void supervised_step_k164_im2col_matmul(float *restrict t545, const float *restrict t85, const float *restrict t542, float *restrict chunk) {
+typedef struct {
+    float *t545;
+    const float *t85;
+    const float *t542;
+    float *chunk;
+} supervised_step_k164_im2col_matmul_pointers;
+
+static void supervised_step_k164_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k164_im2col_matmul_pointers *p = context;
+    float *restrict t545 = p->t545;
+    const float *restrict t85 = p->t85;
+    const float *restrict t542 = p->t542;
+    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 256; n0 += 9) {
-        const int nb = 256 - n0 < 9 ? 256 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(256, 9, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t545 : chunk + 254016;
+    if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t542 + (size_t)n0 * 3136, 16, n0 == 0 ? 0.0f : 1.0f, t545, 16);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t542 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+    }
+}
+
+static void supervised_step_k164_im2col_matmul(float *restrict t545, const float *restrict t85, const float *restrict t542, float *restrict chunk) {
+    mplc_parallel(supervised_step_k164_im2col_matmul_part, &(supervised_step_k164_im2col_matmul_pointers){t545, t85, t542, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        for (int i = 0; i < 2304; i++) t545[i] += partial[i];
     }
 }
 
@@ -12868,8 +18704,24 @@ static void supervised_step_k164_im2col_matmul(float *restrict t545, const float
  * %552 = mul %548, %550 : [256,14,14,16]
  * %553 = mul %552, %83 : [256,14,14,16]
  * %554 = add %551, %553 : [256,14,14,16] */
-static void supervised_step_k165_add_greaterEqual_sub_etc(float *restrict t554, const float *restrict t508, const float *restrict t547, const float *restrict t82, const float *restrict t84) {
-    for (size_t i = 0; i < 802816; i++) {
+typedef struct {
+    float *t554;
+    const float *t508;
+    const float *t547;
+    const float *t82;
+    const float *t84;
+} supervised_step_k165_add_greaterEqual_sub_etc_pointers;
+
+static void supervised_step_k165_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const supervised_step_k165_add_greaterEqual_sub_etc_pointers *p = context;
+    float *restrict t554 = p->t554;
+    const float *restrict t508 = p->t508;
+    const float *restrict t547 = p->t547;
+    const float *restrict t82 = p->t82;
+    const float *restrict t84 = p->t84;
+    size_t lo, hi;
+    mplc_part(256, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v548 = t508[i] + t547[i];
         const float v549 = t82[i] >= t84[i] ? 1.0f : 0.0f;
         const float v551 = v548 * v549;
@@ -12879,6 +18731,10 @@ static void supervised_step_k165_add_greaterEqual_sub_etc(float *restrict t554, 
         const float v554 = v551 + v553;
         t554[i] = v554;
     }
+}
+
+static void supervised_step_k165_add_greaterEqual_sub_etc(float *restrict t554, const float *restrict t508, const float *restrict t547, const float *restrict t82, const float *restrict t84) {
+    mplc_parallel(supervised_step_k165_add_greaterEqual_sub_etc_part, &(supervised_step_k165_add_greaterEqual_sub_etc_pointers){t554, t508, t547, t82, t84});
 }
 
 /* %556 = reduce_sum axes=[0] %555 : [16] */
@@ -12893,13 +18749,29 @@ static void supervised_step_k166_reduce_sum(float *restrict t556, const float *r
 
 /* %78 = broadcast axes=[1] %77 : [50176,16]
  * %557 = mul %555, %78 : [50176,16] */
-static void supervised_step_k167_mul(float *restrict t557, const float *restrict t555, const float *restrict t77) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t557;
+    const float *t555;
+    const float *t77;
+} supervised_step_k167_mul_pointers;
+
+static void supervised_step_k167_mul_part(void *context, int part, int parts) {
+    const supervised_step_k167_mul_pointers *p = context;
+    float *restrict t557 = p->t557;
+    const float *restrict t555 = p->t555;
+    const float *restrict t77 = p->t77;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v557 = t555[i0 * 16 + i1] * t77[i1];
             t557[i0 * 16 + i1] = v557;
         }
     }
+}
+
+static void supervised_step_k167_mul(float *restrict t557, const float *restrict t555, const float *restrict t77) {
+    mplc_parallel(supervised_step_k167_mul_part, &(supervised_step_k167_mul_pointers){t557, t555, t77});
 }
 
 /* %558 = mul %555, %58 : [50176,16]
@@ -12955,14 +18827,30 @@ static void supervised_step_k171_mul_div(float *restrict t567, const float *rest
 /* %568 = broadcast axes=[1] %567 : [50176,16]
  * %569 = mul %568, %58 : [50176,16]
  * %570 = add %569, %569 : [50176,16] */
-static void supervised_step_k172_mul_add(float *restrict t570, const float *restrict t567, const float *restrict t58) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t570;
+    const float *t567;
+    const float *t58;
+} supervised_step_k172_mul_add_pointers;
+
+static void supervised_step_k172_mul_add_part(void *context, int part, int parts) {
+    const supervised_step_k172_mul_add_pointers *p = context;
+    float *restrict t570 = p->t570;
+    const float *restrict t567 = p->t567;
+    const float *restrict t58 = p->t58;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v569 = t567[i1] * t58[i0 * 16 + i1];
             const float v570 = v569 + v569;
             t570[i0 * 16 + i1] = v570;
         }
     }
+}
+
+static void supervised_step_k172_mul_add(float *restrict t570, const float *restrict t567, const float *restrict t58) {
+    mplc_parallel(supervised_step_k172_mul_add_part, &(supervised_step_k172_mul_add_pointers){t570, t567, t58});
 }
 
 /* %571 = neg %570 : [50176,16]
@@ -12991,14 +18879,32 @@ static void supervised_step_k174_add_mul(float *restrict t575, const float *rest
 /* %572 = add %557, %570 : [50176,16]
  * %576 = broadcast axes=[1] %575 : [50176,16]
  * %577 = add %572, %576 : [50176,16] */
-static void supervised_step_k175_add(float *restrict t577, const float *restrict t557, const float *restrict t570, const float *restrict t575) {
-    for (size_t i0 = 0; i0 < 50176; i0++) {
+typedef struct {
+    float *t577;
+    const float *t557;
+    const float *t570;
+    const float *t575;
+} supervised_step_k175_add_pointers;
+
+static void supervised_step_k175_add_part(void *context, int part, int parts) {
+    const supervised_step_k175_add_pointers *p = context;
+    float *restrict t577 = p->t577;
+    const float *restrict t557 = p->t557;
+    const float *restrict t570 = p->t570;
+    const float *restrict t575 = p->t575;
+    size_t lo, hi;
+    mplc_part(50176, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v572 = t557[i0 * 16 + i1] + t570[i0 * 16 + i1];
             const float v577 = v572 + t575[i1];
             t577[i0 * 16 + i1] = v577;
         }
     }
+}
+
+static void supervised_step_k175_add(float *restrict t577, const float *restrict t557, const float *restrict t570, const float *restrict t575) {
+    mplc_parallel(supervised_step_k175_add_part, &(supervised_step_k175_add_pointers){t577, t557, t570, t575});
 }
 
 /* %578 = reduce_sum axes=[0] %577 : [16] */
@@ -13013,12 +18919,28 @@ static void supervised_step_k176_reduce_sum(float *restrict t578, const float *r
 
 /* %49 = im2col k3 s2 p1 %46 : [50176,9]
  * %579 = matmul tA %49, %577 : [9,16] */
-static void supervised_step_k177_im2col_matmul(float *restrict t579, const float *restrict in_x, const float *restrict t577, float *restrict chunk) {
+typedef struct {
+    float *t579;
+    const float *in_x;
+    const float *t577;
+    float *chunk;
+} supervised_step_k177_im2col_matmul_pointers;
+
+static void supervised_step_k177_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k177_im2col_matmul_pointers *p = context;
+    float *restrict t579 = p->t579;
+    const float *restrict in_x = p->in_x;
+    const float *restrict t577 = p->t577;
+    float *restrict chunk = p->chunk + (size_t)part * 146560; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
+    size_t lo, hi;
+    mplc_part(256, 83, part, parts, &lo, &hi);
+    float *sum = part == 0 ? t579 : chunk + 146416;
+    if (lo == hi) for (int i = 0; i < 144; i++) sum[i] = 0.0f;
     float total[144];
     for (int i = 0; i < 144; i++) total[i] = 0.0f;
-    for (int n0 = 0; n0 < 256; n0 += 83) {
-        const int nb = 256 - n0 < 83 ? 256 - n0 : 83;
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
@@ -13035,7 +18957,15 @@ static void supervised_step_k177_im2col_matmul(float *restrict t579, const float
             for (int i = 0; i < 144; i++) total[i] += part[i];
         }
     }
-    for (int i = 0; i < 144; i++) t579[i] = total[i];
+    for (int i = 0; i < 144; i++) sum[i] = total[i];
+}
+
+static void supervised_step_k177_im2col_matmul(float *restrict t579, const float *restrict in_x, const float *restrict t577, float *restrict chunk) {
+    mplc_parallel(supervised_step_k177_im2col_matmul_part, &(supervised_step_k177_im2col_matmul_pointers){t579, in_x, t577, chunk});
+    for (int q = 1; q < mplc_threads(); q++) {
+        const float *partial = chunk + (size_t)q * 146560 + 146416;
+        for (int i = 0; i < 144; i++) t579[i] += partial[i];
+    }
 }
 
 /* %582 = constant 0.0005 : [3,3,1,16]
@@ -13584,8 +19514,22 @@ static void supervised_step_k191_mul_add_sub(float *restrict in_student_momentum
  * %805 = sub %25, %804 : [3,3,64,64]
  * in_student_momentum_res9_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_res9_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k192_mul_add_sub(float *restrict in_student_momentum_res9_conv3_weight, float *restrict in_student_res9_conv3_weight, const float *restrict t367, const float *restrict in_lr) {
-    for (size_t i = 0; i < 36864; i++) {
+typedef struct {
+    float *in_student_momentum_res9_conv3_weight;
+    float *in_student_res9_conv3_weight;
+    const float *t367;
+    const float *in_lr;
+} supervised_step_k192_mul_add_sub_pointers;
+
+static void supervised_step_k192_mul_add_sub_part(void *context, int part, int parts) {
+    const supervised_step_k192_mul_add_sub_pointers *p = context;
+    float *restrict in_student_momentum_res9_conv3_weight = p->in_student_momentum_res9_conv3_weight;
+    float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    const float *restrict t367 = p->t367;
+    const float *restrict in_lr = p->in_lr;
+    size_t lo, hi;
+    mplc_part(3, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
         const float v796 = in_student_res9_conv3_weight[i] * 0.0005f;
         const float v797 = t367[i] + v796;
         const float v799 = in_student_momentum_res9_conv3_weight[i] * 0.9f;
@@ -13597,6 +19541,10 @@ static void supervised_step_k192_mul_add_sub(float *restrict in_student_momentum
         in_student_momentum_res9_conv3_weight[i] = v800;
         in_student_res9_conv3_weight[i] = v805;
     }
+}
+
+static void supervised_step_k192_mul_add_sub(float *restrict in_student_momentum_res9_conv3_weight, float *restrict in_student_res9_conv3_weight, const float *restrict t367, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k192_mul_add_sub_part, &(supervised_step_k192_mul_add_sub_pointers){in_student_momentum_res9_conv3_weight, in_student_res9_conv3_weight, t367, in_lr});
 }
 
 /* %772 = constant 0.9 : [64]
@@ -13744,206 +19692,206 @@ static void supervised_step_k197_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 198 kernels; scratch high-water mark 15363168 floats. */
+/* 198 kernels; scratch high-water mark 17237216 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add(scratch, io, state + 77808, state + 77952, scratch + 802816);
-    supervised_step_k001_reduce_sum(scratch + 802816, scratch);
-    supervised_step_k002_mul(scratch + 1605632, scratch + 802816);
-    supervised_step_k003_sub(scratch + 802816, scratch, scratch + 1605632);
-    supervised_step_k004_mul_reduce_sum(scratch, scratch + 802816);
-    supervised_step_k005_mul_add_log_etc(state + 311712, state + 311728, scratch + 15363008, scratch + 15363024, scratch + 15363040, scratch, scratch + 1605632, state + 77968);
-    supervised_step_k006_mul_add(scratch, scratch + 802816, scratch + 15363040, state + 77984);
-    supervised_step_k007_mul_max(scratch + 1605632, scratch + 2408448, scratch);
-    supervised_step_k008_im2col_matmul_add(scratch + 3211264, scratch + 2408448, state + 78000, state + 80304, scratch + 4014080);
-    supervised_step_k009_reduce_sum(scratch + 4014080, scratch + 3211264);
-    supervised_step_k010_mul(scratch + 4816896, scratch + 4014080);
-    supervised_step_k011_sub(scratch + 4014080, scratch + 3211264, scratch + 4816896);
-    supervised_step_k012_mul_reduce_sum(scratch + 3211264, scratch + 4014080);
-    supervised_step_k013_mul_add_log_etc(state + 311744, state + 311760, scratch + 15363056, scratch + 15363072, scratch + 15363088, scratch + 3211264, scratch + 4816896, state + 80320);
-    supervised_step_k014_mul_add(scratch + 3211264, scratch + 4014080, scratch + 15363088, state + 80336);
-    supervised_step_k015_mul_max(scratch + 4816896, scratch + 5619712, scratch + 3211264);
-    supervised_step_k016_im2col_matmul_add(scratch + 6422528, scratch + 5619712, state + 80352, state + 82656, scratch + 7225344);
-    supervised_step_k017_add(scratch + 7225344, scratch + 6422528, scratch + 2408448);
-    supervised_step_k018_reduce_sum(scratch + 6422528, scratch + 7225344);
-    supervised_step_k019_mul(scratch + 8028160, scratch + 6422528);
-    supervised_step_k020_sub(scratch + 6422528, scratch + 7225344, scratch + 8028160);
-    supervised_step_k021_mul_reduce_sum(scratch + 7225344, scratch + 6422528);
-    supervised_step_k022_mul_add_log_etc(state + 311776, state + 311792, scratch + 15363104, scratch + 15363120, scratch + 15363136, scratch + 7225344, scratch + 8028160, state + 82672);
-    supervised_step_k023_mul_add(scratch + 7225344, scratch + 6422528, scratch + 15363136, state + 82688);
-    supervised_step_k024_mul_max(scratch + 8028160, scratch + 8830976, scratch + 7225344);
-    supervised_step_k025_im2col_matmul_add(scratch + 9633792, scratch + 8830976, state + 82704, state + 87312, scratch + 10035200);
-    supervised_step_k026_reduce_sum(scratch + 10035200, scratch + 9633792);
-    supervised_step_k027_mul(scratch + 10035232, scratch + 10035200);
-    supervised_step_k028_sub(scratch + 10436608, scratch + 9633792, scratch + 10035232);
-    supervised_step_k029_mul_reduce_sum(scratch + 10035264, scratch + 10436608);
-    supervised_step_k030_mul_add_log_etc(state + 311808, state + 311840, scratch + 15362816, scratch + 15362848, scratch + 15362880, scratch + 10035264, scratch + 10035232, state + 87344);
-    supervised_step_k031_mul_add(scratch + 10838016, scratch + 10436608, scratch + 15362880, state + 87376);
-    supervised_step_k032_mul_max(scratch + 11239424, scratch + 11640832, scratch + 10838016);
-    supervised_step_k033_im2col_matmul_add(scratch + 9633792, scratch + 11640832, state + 87408, state + 96624, scratch + 10035200);
-    supervised_step_k034_im2col_matmul(scratch + 10035200, scratch + 8830976, state + 96656, scratch + 12042240);
-    supervised_step_k035_add(scratch + 12042240, scratch + 9633792, scratch + 10035200);
-    supervised_step_k036_reduce_sum(scratch + 9633792, scratch + 12042240);
-    supervised_step_k037_mul(scratch + 10035200, scratch + 9633792);
-    supervised_step_k038_sub(scratch + 9633792, scratch + 12042240, scratch + 10035200);
-    supervised_step_k039_mul_reduce_sum(scratch + 10035232, scratch + 9633792);
-    supervised_step_k040_mul_add_log_etc(state + 311872, state + 311904, scratch + 15362912, scratch + 15362944, scratch + 15362976, scratch + 10035232, scratch + 10035200, state + 97168);
-    supervised_step_k041_mul_add(scratch + 10035200, scratch + 9633792, scratch + 15362976, state + 97200);
-    supervised_step_k042_mul_max(scratch + 12042240, scratch + 12443648, scratch + 10035200);
-    supervised_step_k043_im2col_matmul_add(scratch + 12845056, scratch + 12443648, state + 97232, state + 115664, scratch + 13107200);
-    supervised_step_k044_reduce_sum(scratch + 13107200, scratch + 12845056);
-    supervised_step_k045_mul(scratch + 13107264, scratch + 13107200);
-    supervised_step_k046_sub(scratch + 13246464, scratch + 12845056, scratch + 13107264);
-    supervised_step_k047_mul_reduce_sum(scratch + 13107328, scratch + 13246464);
-    supervised_step_k048_mul_add_log_etc(state + 311936, state + 312000, scratch + 15362560, scratch + 15362624, scratch + 15362688, scratch + 13107328, scratch + 13107264, state + 115728);
-    supervised_step_k049_mul_add(scratch + 13508608, scratch + 13246464, scratch + 15362688, state + 115792);
-    supervised_step_k050_mul_max(scratch + 13770752, scratch + 14032896, scratch + 13508608);
-    supervised_step_k051_im2col_matmul_add(scratch + 12845056, scratch + 14032896, state + 115856, state + 152720, scratch + 14295040);
-    supervised_step_k052_im2col_matmul(scratch + 14295040, scratch + 12443648, state + 152784, scratch + 13107200);
-    supervised_step_k053_add(scratch + 14557184, scratch + 12845056, scratch + 14295040);
-    supervised_step_k054_reduce_sum(scratch + 14295040, scratch + 14557184);
-    supervised_step_k055_mul(scratch + 12845056, scratch + 14295040);
-    supervised_step_k056_sub(scratch + 14295040, scratch + 14557184, scratch + 12845056);
-    supervised_step_k057_mul_reduce_sum(scratch + 12845120, scratch + 14295040);
-    supervised_step_k058_mul_add_log_etc(state + 312064, state + 312128, scratch + 13123584, scratch + 13123648, scratch + 13123712, scratch + 12845120, scratch + 12845056, state + 154832);
-    supervised_step_k059_mul_add(scratch + 12845056, scratch + 14295040, scratch + 13123712, state + 154896);
-    supervised_step_k060_mul_max(scratch + 14557184, scratch + 14819328, scratch + 12845056);
-    supervised_step_k061_reduce_sum(scratch + 13107200, scratch + 14819328);
-    supervised_step_k062_mul(scratch + 15343616, scratch + 13107200);
-    supervised_step_k063_matmul_add(scratch + 13107200, scratch + 15343616, state + 154960, state + 155600);
-    supervised_step_k064_reduce_max(scratch + 13114880, scratch + 13107200);
-    supervised_step_k065_sub_exp(scratch + 13109760, scratch + 13112320, scratch + 13107200, scratch + 13114880);
-    supervised_step_k066_reduce_sum(scratch + 13114880, scratch + 13112320);
-    supervised_step_k067_log(scratch + 13107200, scratch + 13114880);
-    supervised_step_k068_sub_mul_reduce_sum(scratch + 15362752, scratch + 13109760, scratch + 13107200, io + 200704);
-    supervised_step_k069_mul(io + 203280, scratch + 15362752);
-    supervised_step_k070_mul(scratch + 13107200, io + 200704);
-    supervised_step_k071_neg_reduce_sum(scratch + 13109760, scratch + 13107200);
-    supervised_step_k072_div(scratch + 13110016, scratch + 13109760, scratch + 13114880);
-    supervised_step_k073_mul_add(scratch + 15360000, scratch + 13110016, scratch + 13112320, scratch + 13107200);
-    supervised_step_k074_reduce_sum(scratch + 15363152, scratch + 15360000);
-    supervised_step_k075_matmul_mul(scratch + 13107200, scratch + 15360000, state + 154960);
-    supervised_step_k076_fill(scratch + 14819328, scratch + 13107200);
-    supervised_step_k077_greaterEqual_sub_mul_etc(scratch + 15081472, scratch + 12845056, scratch + 14557184, scratch + 14819328);
-    supervised_step_k078_reduce_sum(scratch + 15362752, scratch + 15081472);
-    supervised_step_k079_mul(scratch + 12845056, scratch + 15081472, scratch + 13123712);
-    supervised_step_k080_mul_reduce_sum(scratch + 13107200, scratch + 15081472, scratch + 14295040);
-    supervised_step_k081_mul(scratch + 15130768, scratch + 13107200, scratch + 13123648);
-    supervised_step_k082_neg_reduce_sum(scratch + 13107264, scratch + 12845056);
-    supervised_step_k083_mul_div(scratch + 13107328, scratch + 13107200, state + 154832, scratch + 13123648, scratch + 13123584);
-    supervised_step_k084_mul_add(scratch + 14557184, scratch + 13107328, scratch + 14295040);
-    supervised_step_k085_neg_reduce_sum(scratch + 13107200, scratch + 14557184);
-    supervised_step_k086_add_mul(scratch + 13107328, scratch + 13107264, scratch + 13107200);
-    supervised_step_k087_add(scratch + 14295040, scratch + 12845056, scratch + 14557184, scratch + 13107328);
-    supervised_step_k088_matmul_col2im(scratch + 12845056, scratch + 14295040, state + 152784, scratch + 14557184);
-    supervised_step_k089_im2col_matmul(scratch + 15128064, scratch + 12443648, scratch + 14295040, scratch + 14557184);
-    supervised_step_k090_reduce_sum(scratch + 15130832, scratch + 14295040);
-    supervised_step_k091_matmul_col2im(scratch + 14557184, scratch + 14295040, state + 115856, scratch + 14819328);
-    supervised_step_k092_im2col_matmul(scratch + 15077376, scratch + 14032896, scratch + 14295040, scratch + 14819328);
-    supervised_step_k093_greaterEqual_sub_mul_etc(scratch + 14032896, scratch + 13508608, scratch + 13770752, scratch + 14557184);
-    supervised_step_k094_reduce_sum(scratch + 15130896, scratch + 14032896);
-    supervised_step_k095_mul(scratch + 13508608, scratch + 14032896, scratch + 15362688);
-    supervised_step_k096_mul_reduce_sum(scratch + 15362688, scratch + 14032896, scratch + 13246464);
-    supervised_step_k097_mul(scratch + 15130960, scratch + 15362688, scratch + 15362624);
-    supervised_step_k098_neg_reduce_sum(scratch + 15130112, scratch + 13508608);
-    supervised_step_k099_mul_div(scratch + 15130176, scratch + 15362688, state + 115728, scratch + 15362624, scratch + 15362560);
-    supervised_step_k100_mul_add(scratch + 13770752, scratch + 15130176, scratch + 13246464);
-    supervised_step_k101_neg_reduce_sum(scratch + 15362560, scratch + 13770752);
-    supervised_step_k102_add_mul(scratch + 15362624, scratch + 15130112, scratch + 15362560);
-    supervised_step_k103_add(scratch + 14032896, scratch + 13508608, scratch + 13770752, scratch + 15362624);
-    supervised_step_k104_reduce_sum(scratch + 15362560, scratch + 14032896);
-    supervised_step_k105_matmul_col2im(scratch + 13246464, scratch + 14032896, state + 97232, scratch + 13647872);
-    supervised_step_k106_im2col_matmul(scratch + 13905920, scratch + 12443648, scratch + 14032896, scratch + 13647872);
-    supervised_step_k107_add_greaterEqual_sub_etc(scratch + 12443648, scratch + 12845056, scratch + 13246464, scratch + 10035200, scratch + 12042240);
-    supervised_step_k108_reduce_sum(scratch + 15362624, scratch + 12443648);
-    supervised_step_k109_mul(scratch + 10035200, scratch + 12443648, scratch + 15362976);
-    supervised_step_k110_mul_reduce_sum(scratch + 15362656, scratch + 12443648, scratch + 9633792);
-    supervised_step_k111_mul(scratch + 15362688, scratch + 15362656, scratch + 15362944);
-    supervised_step_k112_neg_reduce_sum(scratch + 15362720, scratch + 10035200);
-    supervised_step_k113_mul_div(scratch + 15130112, scratch + 15362656, state + 97168, scratch + 15362944, scratch + 15362912);
-    supervised_step_k114_mul_add(scratch + 12042240, scratch + 15130112, scratch + 9633792);
-    supervised_step_k115_neg_reduce_sum(scratch + 15362656, scratch + 12042240);
-    supervised_step_k116_add_mul(scratch + 15130112, scratch + 15362720, scratch + 15362656);
-    supervised_step_k117_add(scratch + 12443648, scratch + 10035200, scratch + 12042240, scratch + 15130112);
-    supervised_step_k118_matmul_col2im(scratch + 9633792, scratch + 12443648, state + 96656, scratch + 12042240);
-    supervised_step_k119_im2col_matmul(scratch + 15130112, scratch + 8830976, scratch + 12443648, scratch + 12042240);
-    supervised_step_k120_reduce_sum(scratch + 15362656, scratch + 12443648);
-    supervised_step_k121_matmul_col2im(scratch + 12042240, scratch + 12443648, state + 87408, scratch + 12845056);
-    supervised_step_k122_im2col_matmul(scratch + 15114240, scratch + 11640832, scratch + 12443648, scratch + 12845056);
-    supervised_step_k123_greaterEqual_sub_mul_etc(scratch + 11640832, scratch + 10838016, scratch + 11239424, scratch + 12042240);
-    supervised_step_k124_reduce_sum(scratch + 15362720, scratch + 11640832);
-    supervised_step_k125_mul(scratch + 10838016, scratch + 11640832, scratch + 15362880);
-    supervised_step_k126_mul_reduce_sum(scratch + 15130624, scratch + 11640832, scratch + 10436608);
-    supervised_step_k127_mul(scratch + 15131024, scratch + 15130624, scratch + 15362848);
-    supervised_step_k128_neg_reduce_sum(scratch + 15130656, scratch + 10838016);
-    supervised_step_k129_mul_div(scratch + 15130688, scratch + 15130624, state + 87344, scratch + 15362848, scratch + 15362816);
-    supervised_step_k130_mul_add(scratch + 11239424, scratch + 15130688, scratch + 10436608);
-    supervised_step_k131_neg_reduce_sum(scratch + 15130624, scratch + 11239424);
-    supervised_step_k132_add_mul(scratch + 15130688, scratch + 15130656, scratch + 15130624);
-    supervised_step_k133_add(scratch + 11640832, scratch + 10838016, scratch + 11239424, scratch + 15130688);
-    supervised_step_k134_reduce_sum(scratch + 11505104, scratch + 11640832);
-    supervised_step_k135_matmul_col2im(scratch + 10436608, scratch + 11640832, state + 82704, scratch + 11239424);
-    supervised_step_k136_im2col_matmul(scratch + 11500496, scratch + 8830976, scratch + 11640832, scratch + 11239424);
-    supervised_step_k137_add_greaterEqual_sub_etc(scratch + 8830976, scratch + 9633792, scratch + 10436608, scratch + 7225344, scratch + 8028160);
-    supervised_step_k138_reduce_sum(scratch + 15362816, scratch + 8830976);
-    supervised_step_k139_mul(scratch + 7225344, scratch + 8830976, scratch + 15363136);
-    supervised_step_k140_mul_reduce_sum(scratch + 15363136, scratch + 8830976, scratch + 6422528);
-    supervised_step_k141_mul(scratch + 15362832, scratch + 15363136, scratch + 15363120);
-    supervised_step_k142_neg_reduce_sum(scratch + 15130624, scratch + 7225344);
-    supervised_step_k143_mul_div(scratch + 15130640, scratch + 15363136, state + 82672, scratch + 15363120, scratch + 15363104);
-    supervised_step_k144_mul_add(scratch + 8028160, scratch + 15130640, scratch + 6422528);
-    supervised_step_k145_neg_reduce_sum(scratch + 15363104, scratch + 8028160);
-    supervised_step_k146_add_mul(scratch + 15363120, scratch + 15130624, scratch + 15363104);
-    supervised_step_k147_add(scratch + 6422528, scratch + 7225344, scratch + 8028160, scratch + 15363120);
-    supervised_step_k148_reduce_sum(scratch + 15363104, scratch + 6422528);
-    supervised_step_k149_matmul_col2im(scratch + 7225344, scratch + 6422528, state + 80352, scratch + 8028160);
-    supervised_step_k150_im2col_matmul(scratch + 15123456, scratch + 5619712, scratch + 6422528, scratch + 8028160);
-    supervised_step_k151_greaterEqual_sub_mul_etc(scratch + 5619712, scratch + 3211264, scratch + 4816896, scratch + 7225344);
-    supervised_step_k152_reduce_sum(scratch + 15363120, scratch + 5619712);
-    supervised_step_k153_mul(scratch + 3211264, scratch + 5619712, scratch + 15363088);
-    supervised_step_k154_mul_reduce_sum(scratch + 15363088, scratch + 5619712, scratch + 4014080);
-    supervised_step_k155_mul(scratch + 15363136, scratch + 15363088, scratch + 15363072);
-    supervised_step_k156_neg_reduce_sum(scratch + 15130624, scratch + 3211264);
-    supervised_step_k157_mul_div(scratch + 15130640, scratch + 15363088, state + 80320, scratch + 15363072, scratch + 15363056);
-    supervised_step_k158_mul_add(scratch + 4816896, scratch + 15130640, scratch + 4014080);
-    supervised_step_k159_neg_reduce_sum(scratch + 15363056, scratch + 4816896);
-    supervised_step_k160_add_mul(scratch + 15363072, scratch + 15130624, scratch + 15363056);
-    supervised_step_k161_add(scratch + 4014080, scratch + 3211264, scratch + 4816896, scratch + 15363072);
-    supervised_step_k162_reduce_sum(scratch + 15363056, scratch + 4014080);
-    supervised_step_k163_matmul_col2im(scratch + 3211264, scratch + 4014080, state + 78000, scratch + 4816896);
-    supervised_step_k164_im2col_matmul(scratch + 15125760, scratch + 2408448, scratch + 4014080, scratch + 4816896);
-    supervised_step_k165_add_greaterEqual_sub_etc(scratch + 2408448, scratch + 6422528, scratch + 3211264, scratch, scratch + 1605632);
-    supervised_step_k166_reduce_sum(scratch + 15363072, scratch + 2408448);
-    supervised_step_k167_mul(scratch, scratch + 2408448, scratch + 15363040);
-    supervised_step_k168_mul_reduce_sum(scratch + 15363040, scratch + 2408448, scratch + 802816);
-    supervised_step_k169_mul(scratch + 15363088, scratch + 15363040, scratch + 15363024);
-    supervised_step_k170_neg_reduce_sum(scratch + 15130624, scratch);
-    supervised_step_k171_mul_div(scratch + 15130640, scratch + 15363040, state + 77968, scratch + 15363024, scratch + 15363008);
-    supervised_step_k172_mul_add(scratch + 1605632, scratch + 15130640, scratch + 802816);
-    supervised_step_k173_neg_reduce_sum(scratch + 15130640, scratch + 1605632);
-    supervised_step_k174_add_mul(scratch + 15130656, scratch + 15130624, scratch + 15130640);
-    supervised_step_k175_add(scratch + 802816, scratch, scratch + 1605632, scratch + 15130656);
-    supervised_step_k176_reduce_sum(scratch + 15362848, scratch + 802816);
-    supervised_step_k177_im2col_matmul(scratch + 15130624, io, scratch + 802816, scratch);
-    supervised_step_k178_mul_add_sub(state + 233424, state + 77808, scratch + 15130624, io + 203264);
-    supervised_step_k179_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 15362848, io + 203264, scratch + 15363088, scratch + 15363072);
-    supervised_step_k180_mul_add_sub(state + 233616, state + 78000, scratch + 15125760, io + 203264);
-    supervised_step_k181_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 15363056, io + 203264, scratch + 15363136, scratch + 15363120);
-    supervised_step_k182_mul_add_sub(state + 235968, state + 80352, scratch + 15123456, io + 203264);
-    supervised_step_k183_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 15363104, io + 203264, scratch + 15362832, scratch + 15362816);
-    supervised_step_k184_mul_add_sub(state + 238320, state + 82704, scratch + 11500496, io + 203264);
-    supervised_step_k185_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 11505104, io + 203264, scratch + 15131024, scratch + 15362720);
-    supervised_step_k186_mul_add_sub(state + 243024, state + 87408, scratch + 15114240, io + 203264);
-    supervised_step_k187_mul_add_sub(state + 252240, state + 96624, scratch + 15362656, io + 203264);
-    supervised_step_k188_mul_add_sub(state + 252272, state + 96656, scratch + 15130112, io + 203264);
-    supervised_step_k189_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 15362688, io + 203264, scratch + 15362624);
-    supervised_step_k190_mul_add_sub(state + 252848, state + 97232, scratch + 13905920, io + 203264);
-    supervised_step_k191_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 15362560, io + 203264, scratch + 15130960, scratch + 15130896);
-    supervised_step_k192_mul_add_sub(state + 271472, state + 115856, scratch + 15077376, io + 203264);
-    supervised_step_k193_mul_add_sub(state + 308336, state + 152720, scratch + 15130832, io + 203264);
-    supervised_step_k194_mul_add_sub(state + 308400, state + 152784, scratch + 15128064, io + 203264);
-    supervised_step_k195_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 15130768, io + 203264, scratch + 15362752);
-    supervised_step_k196_matmul_mul_add_etc(scratch, state + 310576, state + 154960, scratch + 15343616, scratch + 15360000, io + 203264);
-    supervised_step_k197_mul_add_sub(state + 311216, state + 155600, scratch + 15363152, io + 203264);
+    supervised_step_k000_im2col_matmul_add(scratch + 1171328, io, state + 77808, state + 77952, scratch);
+    supervised_step_k001_reduce_sum(scratch, scratch + 1171328);
+    supervised_step_k002_mul(scratch + 1974144, scratch);
+    supervised_step_k003_sub(scratch + 2359296, scratch + 1171328, scratch + 1974144);
+    supervised_step_k004_mul_reduce_sum(scratch + 1974160, scratch + 2359296);
+    supervised_step_k005_mul_add_log_etc(state + 311712, state + 311728, scratch + 17237056, scratch + 17237072, scratch + 17237088, scratch + 1974160, scratch + 1974144, state + 77968);
+    supervised_step_k006_mul_add(scratch + 3162112, scratch + 2359296, scratch + 17237088, state + 77984);
+    supervised_step_k007_mul_max(scratch + 3964928, scratch + 4767744, scratch + 3162112);
+    supervised_step_k008_im2col_matmul_add(scratch + 5570560, scratch + 4767744, state + 78000, state + 80304, scratch);
+    supervised_step_k009_reduce_sum(scratch, scratch + 5570560);
+    supervised_step_k010_mul(scratch + 16, scratch);
+    supervised_step_k011_sub(scratch + 6373376, scratch + 5570560, scratch + 16);
+    supervised_step_k012_mul_reduce_sum(scratch, scratch + 6373376);
+    supervised_step_k013_mul_add_log_etc(state + 311744, state + 311760, scratch + 17237104, scratch + 17237120, scratch + 17237136, scratch, scratch + 16, state + 80320);
+    supervised_step_k014_mul_add(scratch + 5570560, scratch + 6373376, scratch + 17237136, state + 80336);
+    supervised_step_k015_mul_max(scratch + 7176192, scratch + 7979008, scratch + 5570560);
+    supervised_step_k016_im2col_matmul_add(scratch + 8781824, scratch + 7979008, state + 80352, state + 82656, scratch);
+    supervised_step_k017_add(scratch, scratch + 8781824, scratch + 4767744);
+    supervised_step_k018_reduce_sum(scratch + 802816, scratch);
+    supervised_step_k019_mul(scratch + 802832, scratch + 802816);
+    supervised_step_k020_sub(scratch + 8781824, scratch, scratch + 802832);
+    supervised_step_k021_mul_reduce_sum(scratch, scratch + 8781824);
+    supervised_step_k022_mul_add_log_etc(state + 311776, state + 311792, scratch + 17237152, scratch + 17237168, scratch + 17237184, scratch, scratch + 802832, state + 82672);
+    supervised_step_k023_mul_add(scratch + 9584640, scratch + 8781824, scratch + 17237184, state + 82688);
+    supervised_step_k024_mul_max(scratch + 10387456, scratch + 11190272, scratch + 9584640);
+    supervised_step_k025_im2col_matmul_add(scratch + 11993088, scratch + 11190272, state + 82704, state + 87312, scratch);
+    supervised_step_k026_reduce_sum(scratch, scratch + 11993088);
+    supervised_step_k027_mul(scratch + 12394496, scratch);
+    supervised_step_k028_sub(scratch + 12795904, scratch + 11993088, scratch + 12394496);
+    supervised_step_k029_mul_reduce_sum(scratch + 12394528, scratch + 12795904);
+    supervised_step_k030_mul_add_log_etc(state + 311808, state + 311840, scratch + 17236864, scratch + 17236896, scratch + 17236928, scratch + 12394528, scratch + 12394496, state + 87344);
+    supervised_step_k031_mul_add(scratch + 13197312, scratch + 12795904, scratch + 17236928, state + 87376);
+    supervised_step_k032_mul_max(scratch + 13598720, scratch + 14000128, scratch + 13197312);
+    supervised_step_k033_im2col_matmul_add(scratch + 11993088, scratch + 14000128, state + 87408, state + 96624, scratch);
+    supervised_step_k034_im2col_matmul(scratch + 12394496, scratch + 11190272, state + 96656, scratch);
+    supervised_step_k035_add(scratch, scratch + 11993088, scratch + 12394496);
+    supervised_step_k036_reduce_sum(scratch + 11993088, scratch);
+    supervised_step_k037_mul(scratch + 12394496, scratch + 11993088);
+    supervised_step_k038_sub(scratch + 11993088, scratch, scratch + 12394496);
+    supervised_step_k039_mul_reduce_sum(scratch + 12394528, scratch + 11993088);
+    supervised_step_k040_mul_add_log_etc(state + 311872, state + 311904, scratch + 17236960, scratch + 17236992, scratch + 17237024, scratch + 12394528, scratch + 12394496, state + 97168);
+    supervised_step_k041_mul_add(scratch + 12394496, scratch + 11993088, scratch + 17237024, state + 97200);
+    supervised_step_k042_mul_max(scratch + 14401536, scratch + 14802944, scratch + 12394496);
+    supervised_step_k043_im2col_matmul_add(scratch + 2064384, scratch + 14802944, state + 97232, state + 115664, scratch);
+    supervised_step_k044_reduce_sum(scratch + 2326528, scratch + 2064384);
+    supervised_step_k045_mul(scratch + 2326592, scratch + 2326528);
+    supervised_step_k046_sub(scratch + 15605760, scratch + 2064384, scratch + 2326592);
+    supervised_step_k047_mul_reduce_sum(scratch + 2326656, scratch + 15605760);
+    supervised_step_k048_mul_add_log_etc(state + 311936, state + 312000, scratch + 17236480, scratch + 17236544, scratch + 17236608, scratch + 2326656, scratch + 2326592, state + 115728);
+    supervised_step_k049_mul_add(scratch + 15867904, scratch + 15605760, scratch + 17236608, state + 115792);
+    supervised_step_k050_mul_max(scratch + 16130048, scratch + 16392192, scratch + 15867904);
+    supervised_step_k051_im2col_matmul_add(scratch + 2064384, scratch + 16392192, state + 115856, state + 152720, scratch);
+    supervised_step_k052_im2col_matmul(scratch + 15204352, scratch + 14802944, state + 152784, scratch);
+    supervised_step_k053_add(scratch, scratch + 2064384, scratch + 15204352);
+    supervised_step_k054_reduce_sum(scratch + 15204352, scratch);
+    supervised_step_k055_mul(scratch + 15466496, scratch + 15204352);
+    supervised_step_k056_sub(scratch + 15204352, scratch, scratch + 15466496);
+    supervised_step_k057_mul_reduce_sum(scratch + 15466560, scratch + 15204352);
+    supervised_step_k058_mul_add_log_etc(state + 312064, state + 312128, scratch + 17234432, scratch + 17234496, scratch + 17234560, scratch + 15466560, scratch + 15466496, state + 154832);
+    supervised_step_k059_mul_add(scratch, scratch + 15204352, scratch + 17234560, state + 154896);
+    supervised_step_k060_mul_max(scratch + 262144, scratch + 524288, scratch);
+    supervised_step_k061_reduce_sum(scratch + 15466496, scratch + 524288);
+    supervised_step_k062_mul(scratch + 17215488, scratch + 15466496);
+    supervised_step_k063_matmul_add(scratch + 15466496, scratch + 17215488, state + 154960, state + 155600);
+    supervised_step_k064_reduce_max(scratch + 15474176, scratch + 15466496);
+    supervised_step_k065_sub_exp(scratch + 15469056, scratch + 15471616, scratch + 15466496, scratch + 15474176);
+    supervised_step_k066_reduce_sum(scratch + 15474176, scratch + 15471616);
+    supervised_step_k067_log(scratch + 15466496, scratch + 15474176);
+    supervised_step_k068_sub_mul_reduce_sum(scratch + 17236672, scratch + 15469056, scratch + 15466496, io + 200704);
+    supervised_step_k069_mul(io + 203280, scratch + 17236672);
+    supervised_step_k070_mul(scratch + 15466496, io + 200704);
+    supervised_step_k071_neg_reduce_sum(scratch + 15469056, scratch + 15466496);
+    supervised_step_k072_div(scratch + 15469312, scratch + 15469056, scratch + 15474176);
+    supervised_step_k073_mul_add(scratch + 17231872, scratch + 15469312, scratch + 15471616, scratch + 15466496);
+    supervised_step_k074_reduce_sum(scratch + 17237200, scratch + 17231872);
+    supervised_step_k075_matmul_mul(scratch + 15466496, scratch + 17231872, state + 154960);
+    supervised_step_k076_fill(scratch + 524288, scratch + 15466496);
+    supervised_step_k077_greaterEqual_sub_mul_etc(scratch + 786432, scratch, scratch + 262144, scratch + 524288);
+    supervised_step_k078_reduce_sum(scratch + 17236672, scratch + 786432);
+    supervised_step_k079_mul(scratch, scratch + 786432, scratch + 17234560);
+    supervised_step_k080_mul_reduce_sum(scratch + 17234560, scratch + 786432, scratch + 15204352);
+    supervised_step_k081_mul(scratch + 17236736, scratch + 17234560, scratch + 17234496);
+    supervised_step_k082_neg_reduce_sum(scratch + 17234624, scratch);
+    supervised_step_k083_mul_div(scratch + 17234688, scratch + 17234560, state + 154832, scratch + 17234496, scratch + 17234432);
+    supervised_step_k084_mul_add(scratch + 262144, scratch + 17234688, scratch + 15204352);
+    supervised_step_k085_neg_reduce_sum(scratch + 17234432, scratch + 262144);
+    supervised_step_k086_add_mul(scratch + 17234496, scratch + 17234624, scratch + 17234432);
+    supervised_step_k087_add(scratch + 16654336, scratch, scratch + 262144, scratch + 17234496);
+    supervised_step_k088_matmul_col2im(scratch + 15204352, scratch + 16654336, state + 152784, scratch);
+    supervised_step_k089_im2col_matmul(scratch + 17234432, scratch + 14802944, scratch + 16654336, scratch);
+    supervised_step_k090_reduce_sum(scratch + 17236800, scratch + 16654336);
+    supervised_step_k091_matmul_col2im(scratch + 16916480, scratch + 16654336, state + 115856, scratch);
+    supervised_step_k092_im2col_matmul(scratch + 17178624, scratch + 16392192, scratch + 16654336, scratch);
+    supervised_step_k093_greaterEqual_sub_mul_etc(scratch + 16392192, scratch + 15867904, scratch + 16130048, scratch + 16916480);
+    supervised_step_k094_reduce_sum(scratch + 2211840, scratch + 16392192);
+    supervised_step_k095_mul(scratch + 15867904, scratch + 16392192, scratch + 17236608);
+    supervised_step_k096_mul_reduce_sum(scratch + 17236608, scratch + 16392192, scratch + 15605760);
+    supervised_step_k097_mul(scratch + 2211904, scratch + 17236608, scratch + 17236544);
+    supervised_step_k098_neg_reduce_sum(scratch + 2211968, scratch + 15867904);
+    supervised_step_k099_mul_div(scratch + 2212032, scratch + 17236608, state + 115728, scratch + 17236544, scratch + 17236480);
+    supervised_step_k100_mul_add(scratch, scratch + 2212032, scratch + 15605760);
+    supervised_step_k101_neg_reduce_sum(scratch + 17236480, scratch);
+    supervised_step_k102_add_mul(scratch + 17236544, scratch + 2211968, scratch + 17236480);
+    supervised_step_k103_add(scratch + 16130048, scratch + 15867904, scratch, scratch + 17236544);
+    supervised_step_k104_reduce_sum(scratch + 17236480, scratch + 16130048);
+    supervised_step_k105_matmul_col2im(scratch + 15605760, scratch + 16130048, state + 97232, scratch);
+    supervised_step_k106_im2col_matmul(scratch + 16007168, scratch + 14802944, scratch + 16130048, scratch);
+    supervised_step_k107_add_greaterEqual_sub_etc(scratch + 14802944, scratch + 15204352, scratch + 15605760, scratch + 12394496, scratch + 14401536);
+    supervised_step_k108_reduce_sum(scratch + 17236544, scratch + 14802944);
+    supervised_step_k109_mul(scratch + 12394496, scratch + 14802944, scratch + 17237024);
+    supervised_step_k110_mul_reduce_sum(scratch + 17236576, scratch + 14802944, scratch + 11993088);
+    supervised_step_k111_mul(scratch + 17236608, scratch + 17236576, scratch + 17236992);
+    supervised_step_k112_neg_reduce_sum(scratch + 17236640, scratch + 12394496);
+    supervised_step_k113_mul_div(scratch + 2211968, scratch + 17236576, state + 97168, scratch + 17236992, scratch + 17236960);
+    supervised_step_k114_mul_add(scratch, scratch + 2211968, scratch + 11993088);
+    supervised_step_k115_neg_reduce_sum(scratch + 17236576, scratch);
+    supervised_step_k116_add_mul(scratch + 2211968, scratch + 17236640, scratch + 17236576);
+    supervised_step_k117_add(scratch + 14401536, scratch + 12394496, scratch, scratch + 2211968);
+    supervised_step_k118_matmul_col2im(scratch + 11993088, scratch + 14401536, state + 96656, scratch);
+    supervised_step_k119_im2col_matmul(scratch + 2139264, scratch + 11190272, scratch + 14401536, scratch);
+    supervised_step_k120_reduce_sum(scratch + 17236576, scratch + 14401536);
+    supervised_step_k121_matmul_col2im(scratch + 14802944, scratch + 14401536, state + 87408, scratch);
+    supervised_step_k122_im2col_matmul(scratch + 2125440, scratch + 14000128, scratch + 14401536, scratch);
+    supervised_step_k123_greaterEqual_sub_mul_etc(scratch + 14000128, scratch + 13197312, scratch + 13598720, scratch + 14802944);
+    supervised_step_k124_reduce_sum(scratch + 17236640, scratch + 14000128);
+    supervised_step_k125_mul(scratch + 13197312, scratch + 14000128, scratch + 17236928);
+    supervised_step_k126_mul_reduce_sum(scratch + 2134656, scratch + 14000128, scratch + 12795904);
+    supervised_step_k127_mul(scratch + 2139776, scratch + 2134656, scratch + 17236896);
+    supervised_step_k128_neg_reduce_sum(scratch + 2134688, scratch + 13197312);
+    supervised_step_k129_mul_div(scratch + 2134720, scratch + 2134656, state + 87344, scratch + 17236896, scratch + 17236864);
+    supervised_step_k130_mul_add(scratch, scratch + 2134720, scratch + 12795904);
+    supervised_step_k131_neg_reduce_sum(scratch + 2134656, scratch);
+    supervised_step_k132_add_mul(scratch + 2134720, scratch + 2134688, scratch + 2134656);
+    supervised_step_k133_add(scratch + 13598720, scratch + 13197312, scratch, scratch + 2134720);
+    supervised_step_k134_reduce_sum(scratch + 2139808, scratch + 13598720);
+    supervised_step_k135_matmul_col2im(scratch + 12795904, scratch + 13598720, state + 82704, scratch);
+    supervised_step_k136_im2col_matmul(scratch + 2134656, scratch + 11190272, scratch + 13598720, scratch);
+    supervised_step_k137_add_greaterEqual_sub_etc(scratch + 11190272, scratch + 11993088, scratch + 12795904, scratch + 9584640, scratch + 10387456);
+    supervised_step_k138_reduce_sum(scratch + 17236864, scratch + 11190272);
+    supervised_step_k139_mul(scratch + 9584640, scratch + 11190272, scratch + 17237184);
+    supervised_step_k140_mul_reduce_sum(scratch + 17237184, scratch + 11190272, scratch + 8781824);
+    supervised_step_k141_mul(scratch + 17236880, scratch + 17237184, scratch + 17237168);
+    supervised_step_k142_neg_reduce_sum(scratch + 17236896, scratch + 9584640);
+    supervised_step_k143_mul_div(scratch + 17236912, scratch + 17237184, state + 82672, scratch + 17237168, scratch + 17237152);
+    supervised_step_k144_mul_add(scratch, scratch + 17236912, scratch + 8781824);
+    supervised_step_k145_neg_reduce_sum(scratch + 17237152, scratch);
+    supervised_step_k146_add_mul(scratch + 17237168, scratch + 17236896, scratch + 17237152);
+    supervised_step_k147_add(scratch + 8781824, scratch + 9584640, scratch, scratch + 17237168);
+    supervised_step_k148_reduce_sum(scratch + 17237152, scratch + 8781824);
+    supervised_step_k149_matmul_col2im(scratch + 9584640, scratch + 8781824, state + 80352, scratch);
+    supervised_step_k150_im2col_matmul(scratch + 2050560, scratch + 7979008, scratch + 8781824, scratch);
+    supervised_step_k151_greaterEqual_sub_mul_etc(scratch + 7979008, scratch + 5570560, scratch + 7176192, scratch + 9584640);
+    supervised_step_k152_reduce_sum(scratch + 17237168, scratch + 7979008);
+    supervised_step_k153_mul(scratch + 5570560, scratch + 7979008, scratch + 17237136);
+    supervised_step_k154_mul_reduce_sum(scratch + 17237136, scratch + 7979008, scratch + 6373376);
+    supervised_step_k155_mul(scratch + 17237184, scratch + 17237136, scratch + 17237120);
+    supervised_step_k156_neg_reduce_sum(scratch + 17236896, scratch + 5570560);
+    supervised_step_k157_mul_div(scratch + 17236912, scratch + 17237136, state + 80320, scratch + 17237120, scratch + 17237104);
+    supervised_step_k158_mul_add(scratch + 7176192, scratch + 17236912, scratch + 6373376);
+    supervised_step_k159_neg_reduce_sum(scratch + 17237104, scratch + 7176192);
+    supervised_step_k160_add_mul(scratch + 17237120, scratch + 17236896, scratch + 17237104);
+    supervised_step_k161_add(scratch + 6373376, scratch + 5570560, scratch + 7176192, scratch + 17237120);
+    supervised_step_k162_reduce_sum(scratch + 17237104, scratch + 6373376);
+    supervised_step_k163_matmul_col2im(scratch + 5570560, scratch + 6373376, state + 78000, scratch);
+    supervised_step_k164_im2col_matmul(scratch + 2052864, scratch + 4767744, scratch + 6373376, scratch);
+    supervised_step_k165_add_greaterEqual_sub_etc(scratch + 4767744, scratch + 8781824, scratch + 5570560, scratch + 3162112, scratch + 3964928);
+    supervised_step_k166_reduce_sum(scratch + 17237120, scratch + 4767744);
+    supervised_step_k167_mul(scratch + 3162112, scratch + 4767744, scratch + 17237088);
+    supervised_step_k168_mul_reduce_sum(scratch + 17237088, scratch + 4767744, scratch + 2359296);
+    supervised_step_k169_mul(scratch + 17237136, scratch + 17237088, scratch + 17237072);
+    supervised_step_k170_neg_reduce_sum(scratch + 17236896, scratch + 3162112);
+    supervised_step_k171_mul_div(scratch + 17236912, scratch + 17237088, state + 77968, scratch + 17237072, scratch + 17237056);
+    supervised_step_k172_mul_add(scratch, scratch + 17236912, scratch + 2359296);
+    supervised_step_k173_neg_reduce_sum(scratch + 17236912, scratch);
+    supervised_step_k174_add_mul(scratch + 17236928, scratch + 17236896, scratch + 17236912);
+    supervised_step_k175_add(scratch + 1172480, scratch + 3162112, scratch, scratch + 17236928);
+    supervised_step_k176_reduce_sum(scratch + 17236896, scratch + 1172480);
+    supervised_step_k177_im2col_matmul(scratch + 2055168, io, scratch + 1172480, scratch);
+    supervised_step_k178_mul_add_sub(state + 233424, state + 77808, scratch + 2055168, io + 203264);
+    supervised_step_k179_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 17236896, io + 203264, scratch + 17237136, scratch + 17237120);
+    supervised_step_k180_mul_add_sub(state + 233616, state + 78000, scratch + 2052864, io + 203264);
+    supervised_step_k181_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 17237104, io + 203264, scratch + 17237184, scratch + 17237168);
+    supervised_step_k182_mul_add_sub(state + 235968, state + 80352, scratch + 2050560, io + 203264);
+    supervised_step_k183_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 17237152, io + 203264, scratch + 17236880, scratch + 17236864);
+    supervised_step_k184_mul_add_sub(state + 238320, state + 82704, scratch + 2134656, io + 203264);
+    supervised_step_k185_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 2139808, io + 203264, scratch + 2139776, scratch + 17236640);
+    supervised_step_k186_mul_add_sub(state + 243024, state + 87408, scratch + 2125440, io + 203264);
+    supervised_step_k187_mul_add_sub(state + 252240, state + 96624, scratch + 17236576, io + 203264);
+    supervised_step_k188_mul_add_sub(state + 252272, state + 96656, scratch + 2139264, io + 203264);
+    supervised_step_k189_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 17236608, io + 203264, scratch + 17236544);
+    supervised_step_k190_mul_add_sub(state + 252848, state + 97232, scratch + 16007168, io + 203264);
+    supervised_step_k191_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 17236480, io + 203264, scratch + 2211904, scratch + 2211840);
+    supervised_step_k192_mul_add_sub(state + 271472, state + 115856, scratch + 17178624, io + 203264);
+    supervised_step_k193_mul_add_sub(state + 308336, state + 152720, scratch + 17236800, io + 203264);
+    supervised_step_k194_mul_add_sub(state + 308400, state + 152784, scratch + 17234432, io + 203264);
+    supervised_step_k195_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 17236736, io + 203264, scratch + 17236672);
+    supervised_step_k196_matmul_mul_add_etc(scratch, state + 310576, state + 154960, scratch + 17215488, scratch + 17231872, io + 203264);
+    supervised_step_k197_mul_add_sub(state + 311216, state + 155600, scratch + 17237200, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -13978,10 +19926,32 @@ static void predict_teacher_k000_add_log_mul_etc(float *restrict t60, const floa
  * %62 = mul %59, %61 : [98000,16]
  * %63 = broadcast axes=[1] %3 : [98000,16]
  * %64 = add %62, %63 : [98000,16] */
-static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t64, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, const float *restrict in_teacher_bn1_running_mean, const float *restrict t60, const float *restrict in_teacher_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t64;
+    const float *in_x;
+    const float *in_teacher_conv0_weight;
+    const float *in_teacher_conv0_bias;
+    const float *in_teacher_bn1_running_mean;
+    const float *t60;
+    const float *in_teacher_bn1_offset;
+    float *chunk;
+} predict_teacher_k001_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k001_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t64 = p->t64;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
+    const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
+    const float *restrict in_teacher_bn1_running_mean = p->in_teacher_bn1_running_mean;
+    const float *restrict t60 = p->t60;
+    const float *restrict in_teacher_bn1_offset = p->in_teacher_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 83) {
-        const int nb = 500 - n0 < 83 ? 500 - n0 : 83;
+    size_t lo, hi;
+    mplc_part(500, 83, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 196; r++) {
@@ -14007,15 +19977,33 @@ static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t64, cons
     }
 }
 
+static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t64, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, const float *restrict in_teacher_bn1_running_mean, const float *restrict t60, const float *restrict in_teacher_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k001_im2col_matmul_add_etc_part, &(predict_teacher_k001_im2col_matmul_add_etc_pointers){t64, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, in_teacher_bn1_running_mean, t60, in_teacher_bn1_offset, chunk});
+}
+
 /* %66 = constant 0.1 : [500,14,14,16]
  * %67 = mul %65, %66 : [500,14,14,16]
  * %68 = max %65, %67 : [500,14,14,16] */
-static void predict_teacher_k002_mul_max(float *restrict t68, const float *restrict t65) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t68;
+    const float *t65;
+} predict_teacher_k002_mul_max_pointers;
+
+static void predict_teacher_k002_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k002_mul_max_pointers *p = context;
+    float *restrict t68 = p->t68;
+    const float *restrict t65 = p->t65;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v67 = t65[i] * 0.1f;
         const float v68 = t65[i] >= v67 ? t65[i] : v67;
         t68[i] = v68;
     }
+}
+
+static void predict_teacher_k002_mul_max(float *restrict t68, const float *restrict t65) {
+    mplc_parallel(predict_teacher_k002_mul_max_part, &(predict_teacher_k002_mul_max_pointers){t68, t65});
 }
 
 /* %52 = constant 0.001 : [16]
@@ -14046,10 +20034,32 @@ static void predict_teacher_k003_add_log_mul_etc(float *restrict t80, const floa
  * %82 = mul %79, %81 : [98000,16]
  * %83 = broadcast axes=[1] %7 : [98000,16]
  * %84 = add %82, %83 : [98000,16] */
-static void predict_teacher_k004_im2col_matmul_add_etc(float *restrict t84, const float *restrict t68, const float *restrict in_teacher_res3_conv0_weight, const float *restrict in_teacher_res3_conv0_bias, const float *restrict in_teacher_res3_bn1_running_mean, const float *restrict t80, const float *restrict in_teacher_res3_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t84;
+    const float *t68;
+    const float *in_teacher_res3_conv0_weight;
+    const float *in_teacher_res3_conv0_bias;
+    const float *in_teacher_res3_bn1_running_mean;
+    const float *t80;
+    const float *in_teacher_res3_bn1_offset;
+    float *chunk;
+} predict_teacher_k004_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k004_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k004_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t84 = p->t84;
+    const float *restrict t68 = p->t68;
+    const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
+    const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
+    const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
+    const float *restrict t80 = p->t80;
+    const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -14065,25 +20075,59 @@ static void predict_teacher_k004_im2col_matmul_add_etc(float *restrict t84, cons
     }
 }
 
+static void predict_teacher_k004_im2col_matmul_add_etc(float *restrict t84, const float *restrict t68, const float *restrict in_teacher_res3_conv0_weight, const float *restrict in_teacher_res3_conv0_bias, const float *restrict in_teacher_res3_bn1_running_mean, const float *restrict t80, const float *restrict in_teacher_res3_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k004_im2col_matmul_add_etc_part, &(predict_teacher_k004_im2col_matmul_add_etc_pointers){t84, t68, in_teacher_res3_conv0_weight, in_teacher_res3_conv0_bias, in_teacher_res3_bn1_running_mean, t80, in_teacher_res3_bn1_offset, chunk});
+}
+
 /* %66 = constant 0.1 : [500,14,14,16]
  * %86 = mul %85, %66 : [500,14,14,16]
  * %87 = max %85, %86 : [500,14,14,16] */
-static void predict_teacher_k005_mul_max(float *restrict t87, const float *restrict t85) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t87;
+    const float *t85;
+} predict_teacher_k005_mul_max_pointers;
+
+static void predict_teacher_k005_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k005_mul_max_pointers *p = context;
+    float *restrict t87 = p->t87;
+    const float *restrict t85 = p->t85;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v86 = t85[i] * 0.1f;
         const float v87 = t85[i] >= v86 ? t85[i] : v86;
         t87[i] = v87;
     }
 }
 
+static void predict_teacher_k005_mul_max(float *restrict t87, const float *restrict t85) {
+    mplc_parallel(predict_teacher_k005_mul_max_part, &(predict_teacher_k005_mul_max_pointers){t87, t85});
+}
+
 /* %88 = im2col k3 s1 p1 %87 : [98000,144]
  * %90 = matmul %88, %89 : [98000,16]
  * %91 = broadcast axes=[1] %9 : [98000,16]
  * %92 = add %90, %91 : [98000,16] */
-static void predict_teacher_k006_im2col_matmul_add(float *restrict t92, const float *restrict t87, const float *restrict in_teacher_res3_conv3_weight, const float *restrict in_teacher_res3_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t92;
+    const float *t87;
+    const float *in_teacher_res3_conv3_weight;
+    const float *in_teacher_res3_conv3_bias;
+    float *chunk;
+} predict_teacher_k006_im2col_matmul_add_pointers;
+
+static void predict_teacher_k006_im2col_matmul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k006_im2col_matmul_add_pointers *p = context;
+    float *restrict t92 = p->t92;
+    const float *restrict t87 = p->t87;
+    const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
+    const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -14096,12 +20140,32 @@ static void predict_teacher_k006_im2col_matmul_add(float *restrict t92, const fl
     }
 }
 
+static void predict_teacher_k006_im2col_matmul_add(float *restrict t92, const float *restrict t87, const float *restrict in_teacher_res3_conv3_weight, const float *restrict in_teacher_res3_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k006_im2col_matmul_add_part, &(predict_teacher_k006_im2col_matmul_add_pointers){t92, t87, in_teacher_res3_conv3_weight, in_teacher_res3_conv3_bias, chunk});
+}
+
 /* %94 = add %93, %68 : [500,14,14,16] */
-static void predict_teacher_k007_add(float *restrict t94, const float *restrict t93, const float *restrict t68) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t94;
+    const float *t93;
+    const float *t68;
+} predict_teacher_k007_add_pointers;
+
+static void predict_teacher_k007_add_part(void *context, int part, int parts) {
+    const predict_teacher_k007_add_pointers *p = context;
+    float *restrict t94 = p->t94;
+    const float *restrict t93 = p->t93;
+    const float *restrict t68 = p->t68;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v94 = t93[i] + t68[i];
         t94[i] = v94;
     }
+}
+
+static void predict_teacher_k007_add(float *restrict t94, const float *restrict t93, const float *restrict t68) {
+    mplc_parallel(predict_teacher_k007_add_part, &(predict_teacher_k007_add_pointers){t94, t93, t68});
 }
 
 /* %52 = constant 0.001 : [16]
@@ -14128,8 +20192,24 @@ static void predict_teacher_k008_add_log_mul_etc(float *restrict t102, const flo
  * %104 = mul %101, %103 : [98000,16]
  * %105 = broadcast axes=[1] %11 : [98000,16]
  * %106 = add %104, %105 : [98000,16] */
-static void predict_teacher_k009_sub_mul_add(float *restrict t106, const float *restrict t95, const float *restrict in_teacher_bn4_running_mean, const float *restrict t102, const float *restrict in_teacher_bn4_offset) {
-    for (size_t i0 = 0; i0 < 98000; i0++) {
+typedef struct {
+    float *t106;
+    const float *t95;
+    const float *in_teacher_bn4_running_mean;
+    const float *t102;
+    const float *in_teacher_bn4_offset;
+} predict_teacher_k009_sub_mul_add_pointers;
+
+static void predict_teacher_k009_sub_mul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k009_sub_mul_add_pointers *p = context;
+    float *restrict t106 = p->t106;
+    const float *restrict t95 = p->t95;
+    const float *restrict in_teacher_bn4_running_mean = p->in_teacher_bn4_running_mean;
+    const float *restrict t102 = p->t102;
+    const float *restrict in_teacher_bn4_offset = p->in_teacher_bn4_offset;
+    size_t lo, hi;
+    mplc_part(98000, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v101 = t95[i0 * 16 + i1] - in_teacher_bn4_running_mean[i1];
             const float v104 = v101 * t102[i1];
@@ -14139,15 +20219,33 @@ static void predict_teacher_k009_sub_mul_add(float *restrict t106, const float *
     }
 }
 
+static void predict_teacher_k009_sub_mul_add(float *restrict t106, const float *restrict t95, const float *restrict in_teacher_bn4_running_mean, const float *restrict t102, const float *restrict in_teacher_bn4_offset) {
+    mplc_parallel(predict_teacher_k009_sub_mul_add_part, &(predict_teacher_k009_sub_mul_add_pointers){t106, t95, in_teacher_bn4_running_mean, t102, in_teacher_bn4_offset});
+}
+
 /* %66 = constant 0.1 : [500,14,14,16]
  * %108 = mul %107, %66 : [500,14,14,16]
  * %109 = max %107, %108 : [500,14,14,16] */
-static void predict_teacher_k010_mul_max(float *restrict t109, const float *restrict t107) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t109;
+    const float *t107;
+} predict_teacher_k010_mul_max_pointers;
+
+static void predict_teacher_k010_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k010_mul_max_pointers *p = context;
+    float *restrict t109 = p->t109;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v108 = t107[i] * 0.1f;
         const float v109 = t107[i] >= v108 ? t107[i] : v108;
         t109[i] = v109;
     }
+}
+
+static void predict_teacher_k010_mul_max(float *restrict t109, const float *restrict t107) {
+    mplc_parallel(predict_teacher_k010_mul_max_part, &(predict_teacher_k010_mul_max_pointers){t109, t107});
 }
 
 /* %115 = constant 0.001 : [32]
@@ -14178,10 +20276,32 @@ static void predict_teacher_k011_add_log_mul_etc(float *restrict t123, const flo
  * %125 = mul %122, %124 : [24500,32]
  * %126 = broadcast axes=[1] %15 : [24500,32]
  * %127 = add %125, %126 : [24500,32] */
-static void predict_teacher_k012_im2col_matmul_add_etc(float *restrict t127, const float *restrict t109, const float *restrict in_teacher_res6_conv0_weight, const float *restrict in_teacher_res6_conv0_bias, const float *restrict in_teacher_res6_bn1_running_mean, const float *restrict t123, const float *restrict in_teacher_res6_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t127;
+    const float *t109;
+    const float *in_teacher_res6_conv0_weight;
+    const float *in_teacher_res6_conv0_bias;
+    const float *in_teacher_res6_bn1_running_mean;
+    const float *t123;
+    const float *in_teacher_res6_bn1_offset;
+    float *chunk;
+} predict_teacher_k012_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k012_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t127 = p->t127;
+    const float *restrict t109 = p->t109;
+    const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
+    const float *restrict in_teacher_res6_conv0_bias = p->in_teacher_res6_conv0_bias;
+    const float *restrict in_teacher_res6_bn1_running_mean = p->in_teacher_res6_bn1_running_mean;
+    const float *restrict t123 = p->t123;
+    const float *restrict in_teacher_res6_bn1_offset = p->in_teacher_res6_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 37) {
-        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(500, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -14197,25 +20317,59 @@ static void predict_teacher_k012_im2col_matmul_add_etc(float *restrict t127, con
     }
 }
 
+static void predict_teacher_k012_im2col_matmul_add_etc(float *restrict t127, const float *restrict t109, const float *restrict in_teacher_res6_conv0_weight, const float *restrict in_teacher_res6_conv0_bias, const float *restrict in_teacher_res6_bn1_running_mean, const float *restrict t123, const float *restrict in_teacher_res6_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k012_im2col_matmul_add_etc_part, &(predict_teacher_k012_im2col_matmul_add_etc_pointers){t127, t109, in_teacher_res6_conv0_weight, in_teacher_res6_conv0_bias, in_teacher_res6_bn1_running_mean, t123, in_teacher_res6_bn1_offset, chunk});
+}
+
 /* %129 = constant 0.1 : [500,7,7,32]
  * %130 = mul %128, %129 : [500,7,7,32]
  * %131 = max %128, %130 : [500,7,7,32] */
-static void predict_teacher_k013_mul_max(float *restrict t131, const float *restrict t128) {
-    for (size_t i = 0; i < 784000; i++) {
+typedef struct {
+    float *t131;
+    const float *t128;
+} predict_teacher_k013_mul_max_pointers;
+
+static void predict_teacher_k013_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k013_mul_max_pointers *p = context;
+    float *restrict t131 = p->t131;
+    const float *restrict t128 = p->t128;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v130 = t128[i] * 0.1f;
         const float v131 = t128[i] >= v130 ? t128[i] : v130;
         t131[i] = v131;
     }
 }
 
+static void predict_teacher_k013_mul_max(float *restrict t131, const float *restrict t128) {
+    mplc_parallel(predict_teacher_k013_mul_max_part, &(predict_teacher_k013_mul_max_pointers){t131, t128});
+}
+
 /* %132 = im2col k3 s1 p1 %131 : [24500,288]
  * %134 = matmul %132, %133 : [24500,32]
  * %135 = broadcast axes=[1] %17 : [24500,32]
  * %136 = add %134, %135 : [24500,32] */
-static void predict_teacher_k014_im2col_matmul_add(float *restrict t136, const float *restrict t131, const float *restrict in_teacher_res6_conv3_weight, const float *restrict in_teacher_res6_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t136;
+    const float *t131;
+    const float *in_teacher_res6_conv3_weight;
+    const float *in_teacher_res6_conv3_bias;
+    float *chunk;
+} predict_teacher_k014_im2col_matmul_add_pointers;
+
+static void predict_teacher_k014_im2col_matmul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k014_im2col_matmul_add_pointers *p = context;
+    float *restrict t136 = p->t136;
+    const float *restrict t131 = p->t131;
+    const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
+    const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 18) {
-        const int nb = 500 - n0 < 18 ? 500 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(500, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -14228,12 +20382,30 @@ static void predict_teacher_k014_im2col_matmul_add(float *restrict t136, const f
     }
 }
 
+static void predict_teacher_k014_im2col_matmul_add(float *restrict t136, const float *restrict t131, const float *restrict in_teacher_res6_conv3_weight, const float *restrict in_teacher_res6_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k014_im2col_matmul_add_part, &(predict_teacher_k014_im2col_matmul_add_pointers){t136, t131, in_teacher_res6_conv3_weight, in_teacher_res6_conv3_bias, chunk});
+}
+
 /* %138 = im2col k1 s2 p0 %109 : [24500,16]
  * %140 = matmul %138, %139 : [24500,32] */
-static void predict_teacher_k015_im2col_matmul(float *restrict t140, const float *restrict t109, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t140;
+    const float *t109;
+    const float *in_teacher_res6_shortcut_weight;
+    float *chunk;
+} predict_teacher_k015_im2col_matmul_pointers;
+
+static void predict_teacher_k015_im2col_matmul_part(void *context, int part, int parts) {
+    const predict_teacher_k015_im2col_matmul_pointers *p = context;
+    float *restrict t140 = p->t140;
+    const float *restrict t109 = p->t109;
+    const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 167) {
-        const int nb = 500 - n0 < 167 ? 500 - n0 : 167;
+    size_t lo, hi;
+    mplc_part(500, 167, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 49; r++) {
@@ -14249,12 +20421,32 @@ static void predict_teacher_k015_im2col_matmul(float *restrict t140, const float
     }
 }
 
+static void predict_teacher_k015_im2col_matmul(float *restrict t140, const float *restrict t109, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k015_im2col_matmul_part, &(predict_teacher_k015_im2col_matmul_pointers){t140, t109, in_teacher_res6_shortcut_weight, chunk});
+}
+
 /* %142 = add %137, %141 : [500,7,7,32] */
-static void predict_teacher_k016_add(float *restrict t142, const float *restrict t137, const float *restrict t141) {
-    for (size_t i = 0; i < 784000; i++) {
+typedef struct {
+    float *t142;
+    const float *t137;
+    const float *t141;
+} predict_teacher_k016_add_pointers;
+
+static void predict_teacher_k016_add_part(void *context, int part, int parts) {
+    const predict_teacher_k016_add_pointers *p = context;
+    float *restrict t142 = p->t142;
+    const float *restrict t137 = p->t137;
+    const float *restrict t141 = p->t141;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v142 = t137[i] + t141[i];
         t142[i] = v142;
     }
+}
+
+static void predict_teacher_k016_add(float *restrict t142, const float *restrict t137, const float *restrict t141) {
+    mplc_parallel(predict_teacher_k016_add_part, &(predict_teacher_k016_add_pointers){t142, t137, t141});
 }
 
 /* %115 = constant 0.001 : [32]
@@ -14281,8 +20473,24 @@ static void predict_teacher_k017_add_log_mul_etc(float *restrict t150, const flo
  * %152 = mul %149, %151 : [24500,32]
  * %153 = broadcast axes=[1] %20 : [24500,32]
  * %154 = add %152, %153 : [24500,32] */
-static void predict_teacher_k018_sub_mul_add(float *restrict t154, const float *restrict t143, const float *restrict in_teacher_bn7_running_mean, const float *restrict t150, const float *restrict in_teacher_bn7_offset) {
-    for (size_t i0 = 0; i0 < 24500; i0++) {
+typedef struct {
+    float *t154;
+    const float *t143;
+    const float *in_teacher_bn7_running_mean;
+    const float *t150;
+    const float *in_teacher_bn7_offset;
+} predict_teacher_k018_sub_mul_add_pointers;
+
+static void predict_teacher_k018_sub_mul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k018_sub_mul_add_pointers *p = context;
+    float *restrict t154 = p->t154;
+    const float *restrict t143 = p->t143;
+    const float *restrict in_teacher_bn7_running_mean = p->in_teacher_bn7_running_mean;
+    const float *restrict t150 = p->t150;
+    const float *restrict in_teacher_bn7_offset = p->in_teacher_bn7_offset;
+    size_t lo, hi;
+    mplc_part(24500, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v149 = t143[i0 * 32 + i1] - in_teacher_bn7_running_mean[i1];
             const float v152 = v149 * t150[i1];
@@ -14292,15 +20500,33 @@ static void predict_teacher_k018_sub_mul_add(float *restrict t154, const float *
     }
 }
 
+static void predict_teacher_k018_sub_mul_add(float *restrict t154, const float *restrict t143, const float *restrict in_teacher_bn7_running_mean, const float *restrict t150, const float *restrict in_teacher_bn7_offset) {
+    mplc_parallel(predict_teacher_k018_sub_mul_add_part, &(predict_teacher_k018_sub_mul_add_pointers){t154, t143, in_teacher_bn7_running_mean, t150, in_teacher_bn7_offset});
+}
+
 /* %129 = constant 0.1 : [500,7,7,32]
  * %156 = mul %155, %129 : [500,7,7,32]
  * %157 = max %155, %156 : [500,7,7,32] */
-static void predict_teacher_k019_mul_max(float *restrict t157, const float *restrict t155) {
-    for (size_t i = 0; i < 784000; i++) {
+typedef struct {
+    float *t157;
+    const float *t155;
+} predict_teacher_k019_mul_max_pointers;
+
+static void predict_teacher_k019_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k019_mul_max_pointers *p = context;
+    float *restrict t157 = p->t157;
+    const float *restrict t155 = p->t155;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v156 = t155[i] * 0.1f;
         const float v157 = t155[i] >= v156 ? t155[i] : v156;
         t157[i] = v157;
     }
+}
+
+static void predict_teacher_k019_mul_max(float *restrict t157, const float *restrict t155) {
+    mplc_parallel(predict_teacher_k019_mul_max_part, &(predict_teacher_k019_mul_max_pointers){t157, t155});
 }
 
 /* %163 = constant 0.001 : [64]
@@ -14331,10 +20557,32 @@ static void predict_teacher_k020_add_log_mul_etc(float *restrict t171, const flo
  * %173 = mul %170, %172 : [8000,64]
  * %174 = broadcast axes=[1] %24 : [8000,64]
  * %175 = add %173, %174 : [8000,64] */
-static void predict_teacher_k021_im2col_matmul_add_etc(float *restrict t175, const float *restrict t157, const float *restrict in_teacher_res9_conv0_weight, const float *restrict in_teacher_res9_conv0_bias, const float *restrict in_teacher_res9_bn1_running_mean, const float *restrict t171, const float *restrict in_teacher_res9_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t175;
+    const float *t157;
+    const float *in_teacher_res9_conv0_weight;
+    const float *in_teacher_res9_conv0_bias;
+    const float *in_teacher_res9_bn1_running_mean;
+    const float *t171;
+    const float *in_teacher_res9_bn1_offset;
+    float *chunk;
+} predict_teacher_k021_im2col_matmul_add_etc_pointers;
+
+static void predict_teacher_k021_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k021_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t175 = p->t175;
+    const float *restrict t157 = p->t157;
+    const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
+    const float *restrict in_teacher_res9_conv0_bias = p->in_teacher_res9_conv0_bias;
+    const float *restrict in_teacher_res9_bn1_running_mean = p->in_teacher_res9_bn1_running_mean;
+    const float *restrict t171 = p->t171;
+    const float *restrict in_teacher_res9_bn1_offset = p->in_teacher_res9_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 56) {
-        const int nb = 500 - n0 < 56 ? 500 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(500, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -14350,25 +20598,59 @@ static void predict_teacher_k021_im2col_matmul_add_etc(float *restrict t175, con
     }
 }
 
+static void predict_teacher_k021_im2col_matmul_add_etc(float *restrict t175, const float *restrict t157, const float *restrict in_teacher_res9_conv0_weight, const float *restrict in_teacher_res9_conv0_bias, const float *restrict in_teacher_res9_bn1_running_mean, const float *restrict t171, const float *restrict in_teacher_res9_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k021_im2col_matmul_add_etc_part, &(predict_teacher_k021_im2col_matmul_add_etc_pointers){t175, t157, in_teacher_res9_conv0_weight, in_teacher_res9_conv0_bias, in_teacher_res9_bn1_running_mean, t171, in_teacher_res9_bn1_offset, chunk});
+}
+
 /* %177 = constant 0.1 : [500,4,4,64]
  * %178 = mul %176, %177 : [500,4,4,64]
  * %179 = max %176, %178 : [500,4,4,64] */
-static void predict_teacher_k022_mul_max(float *restrict t179, const float *restrict t176) {
-    for (size_t i = 0; i < 512000; i++) {
+typedef struct {
+    float *t179;
+    const float *t176;
+} predict_teacher_k022_mul_max_pointers;
+
+static void predict_teacher_k022_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k022_mul_max_pointers *p = context;
+    float *restrict t179 = p->t179;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v178 = t176[i] * 0.1f;
         const float v179 = t176[i] >= v178 ? t176[i] : v178;
         t179[i] = v179;
     }
 }
 
+static void predict_teacher_k022_mul_max(float *restrict t179, const float *restrict t176) {
+    mplc_parallel(predict_teacher_k022_mul_max_part, &(predict_teacher_k022_mul_max_pointers){t179, t176});
+}
+
 /* %180 = im2col k3 s1 p1 %179 : [8000,576]
  * %182 = matmul %180, %181 : [8000,64]
  * %183 = broadcast axes=[1] %26 : [8000,64]
  * %184 = add %182, %183 : [8000,64] */
-static void predict_teacher_k023_im2col_matmul_add(float *restrict t184, const float *restrict t179, const float *restrict in_teacher_res9_conv3_weight, const float *restrict in_teacher_res9_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t184;
+    const float *t179;
+    const float *in_teacher_res9_conv3_weight;
+    const float *in_teacher_res9_conv3_bias;
+    float *chunk;
+} predict_teacher_k023_im2col_matmul_add_pointers;
+
+static void predict_teacher_k023_im2col_matmul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k023_im2col_matmul_add_pointers *p = context;
+    float *restrict t184 = p->t184;
+    const float *restrict t179 = p->t179;
+    const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
+    const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 28) {
-        const int nb = 500 - n0 < 28 ? 500 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(500, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -14381,23 +20663,61 @@ static void predict_teacher_k023_im2col_matmul_add(float *restrict t184, const f
     }
 }
 
+static void predict_teacher_k023_im2col_matmul_add(float *restrict t184, const float *restrict t179, const float *restrict in_teacher_res9_conv3_weight, const float *restrict in_teacher_res9_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k023_im2col_matmul_add_part, &(predict_teacher_k023_im2col_matmul_add_pointers){t184, t179, in_teacher_res9_conv3_weight, in_teacher_res9_conv3_bias, chunk});
+}
+
 /* %186 = im2col k1 s2 p0 %157 : [8000,32]
  * %188 = matmul %186, %187 : [8000,64] */
-static void predict_teacher_k024_im2col_matmul(float *restrict t188, const float *restrict t157, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t188;
+    const float *t157;
+    const float *in_teacher_res9_shortcut_weight;
+    float *chunk;
+} predict_teacher_k024_im2col_matmul_pointers;
+
+static void predict_teacher_k024_im2col_matmul_part(void *context, int part, int parts) {
+    const predict_teacher_k024_im2col_matmul_pointers *p = context;
+    float *restrict t188 = p->t188;
+    const float *restrict t157 = p->t157;
+    const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 256) {
-        const int nb = 500 - n0 < 256 ? 500 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(500, 256, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
     }
 }
 
+static void predict_teacher_k024_im2col_matmul(float *restrict t188, const float *restrict t157, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k024_im2col_matmul_part, &(predict_teacher_k024_im2col_matmul_pointers){t188, t157, in_teacher_res9_shortcut_weight, chunk});
+}
+
 /* %190 = add %185, %189 : [500,4,4,64] */
-static void predict_teacher_k025_add(float *restrict t190, const float *restrict t185, const float *restrict t189) {
-    for (size_t i = 0; i < 512000; i++) {
+typedef struct {
+    float *t190;
+    const float *t185;
+    const float *t189;
+} predict_teacher_k025_add_pointers;
+
+static void predict_teacher_k025_add_part(void *context, int part, int parts) {
+    const predict_teacher_k025_add_pointers *p = context;
+    float *restrict t190 = p->t190;
+    const float *restrict t185 = p->t185;
+    const float *restrict t189 = p->t189;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v190 = t185[i] + t189[i];
         t190[i] = v190;
     }
+}
+
+static void predict_teacher_k025_add(float *restrict t190, const float *restrict t185, const float *restrict t189) {
+    mplc_parallel(predict_teacher_k025_add_part, &(predict_teacher_k025_add_pointers){t190, t185, t189});
 }
 
 /* %163 = constant 0.001 : [64]
@@ -14424,8 +20744,24 @@ static void predict_teacher_k026_add_log_mul_etc(float *restrict t198, const flo
  * %200 = mul %197, %199 : [8000,64]
  * %201 = broadcast axes=[1] %29 : [8000,64]
  * %202 = add %200, %201 : [8000,64] */
-static void predict_teacher_k027_sub_mul_add(float *restrict t202, const float *restrict t191, const float *restrict in_teacher_bn10_running_mean, const float *restrict t198, const float *restrict in_teacher_bn10_offset) {
-    for (size_t i0 = 0; i0 < 8000; i0++) {
+typedef struct {
+    float *t202;
+    const float *t191;
+    const float *in_teacher_bn10_running_mean;
+    const float *t198;
+    const float *in_teacher_bn10_offset;
+} predict_teacher_k027_sub_mul_add_pointers;
+
+static void predict_teacher_k027_sub_mul_add_part(void *context, int part, int parts) {
+    const predict_teacher_k027_sub_mul_add_pointers *p = context;
+    float *restrict t202 = p->t202;
+    const float *restrict t191 = p->t191;
+    const float *restrict in_teacher_bn10_running_mean = p->in_teacher_bn10_running_mean;
+    const float *restrict t198 = p->t198;
+    const float *restrict in_teacher_bn10_offset = p->in_teacher_bn10_offset;
+    size_t lo, hi;
+    mplc_part(8000, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v197 = t191[i0 * 64 + i1] - in_teacher_bn10_running_mean[i1];
             const float v200 = v197 * t198[i1];
@@ -14435,15 +20771,33 @@ static void predict_teacher_k027_sub_mul_add(float *restrict t202, const float *
     }
 }
 
+static void predict_teacher_k027_sub_mul_add(float *restrict t202, const float *restrict t191, const float *restrict in_teacher_bn10_running_mean, const float *restrict t198, const float *restrict in_teacher_bn10_offset) {
+    mplc_parallel(predict_teacher_k027_sub_mul_add_part, &(predict_teacher_k027_sub_mul_add_pointers){t202, t191, in_teacher_bn10_running_mean, t198, in_teacher_bn10_offset});
+}
+
 /* %177 = constant 0.1 : [500,4,4,64]
  * %204 = mul %203, %177 : [500,4,4,64]
  * %205 = max %203, %204 : [500,4,4,64] */
-static void predict_teacher_k028_mul_max(float *restrict t205, const float *restrict t203) {
-    for (size_t i = 0; i < 512000; i++) {
+typedef struct {
+    float *t205;
+    const float *t203;
+} predict_teacher_k028_mul_max_pointers;
+
+static void predict_teacher_k028_mul_max_part(void *context, int part, int parts) {
+    const predict_teacher_k028_mul_max_pointers *p = context;
+    float *restrict t205 = p->t205;
+    const float *restrict t203 = p->t203;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v204 = t203[i] * 0.1f;
         const float v205 = t203[i] >= v204 ? t203[i] : v204;
         t205[i] = v205;
     }
+}
+
+static void predict_teacher_k028_mul_max(float *restrict t205, const float *restrict t203) {
+    mplc_parallel(predict_teacher_k028_mul_max_part, &(predict_teacher_k028_mul_max_pointers){t205, t203});
 }
 
 /* %207 = reduce_sum axes=[1] %206 : [500,64] */
@@ -14481,40 +20835,40 @@ static void predict_teacher_k031_matmul_add(float *restrict t212, const float *r
     }
 }
 
-/* 32 kernels; scratch high-water mark 4958016 floats. */
+/* 32 kernels; scratch high-water mark 6736128 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_add_log_mul_etc(scratch + 1714416, state + 311248, state + 160);
-    predict_teacher_k001_im2col_matmul_add_etc(scratch, x, state, state + 144, state + 311232, scratch + 1714416, state + 176, scratch + 1568000);
-    predict_teacher_k002_mul_max(scratch + 1568000, scratch);
-    predict_teacher_k003_add_log_mul_etc(scratch + 3390016, state + 311280, state + 2512);
-    predict_teacher_k004_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 192, state + 2496, state + 311264, scratch + 3390016, state + 2528, scratch + 3136000);
-    predict_teacher_k005_mul_max(scratch + 3136000, scratch);
-    predict_teacher_k006_im2col_matmul_add(scratch, scratch + 3136000, state + 2544, state + 4848, scratch + 4704000);
-    predict_teacher_k007_add(scratch + 3136000, scratch, scratch + 1568000);
-    predict_teacher_k008_add_log_mul_etc(scratch + 1568000, state + 311312, state + 4864);
-    predict_teacher_k009_sub_mul_add(scratch, scratch + 3136000, state + 311296, scratch + 1568000, state + 4880);
-    predict_teacher_k010_mul_max(scratch + 1568000, scratch);
-    predict_teacher_k011_add_log_mul_etc(scratch + 1045072, state + 311360, state + 9536);
-    predict_teacher_k012_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 4896, state + 9504, state + 311328, scratch + 1045072, state + 9568, scratch + 784000);
-    predict_teacher_k013_mul_max(scratch + 784000, scratch);
-    predict_teacher_k014_im2col_matmul_add(scratch, scratch + 784000, state + 9600, state + 18816, scratch + 3136000);
-    predict_teacher_k015_im2col_matmul(scratch + 784000, scratch + 1568000, state + 18848, scratch + 3136000);
-    predict_teacher_k016_add(scratch + 1568000, scratch, scratch + 784000);
-    predict_teacher_k017_add_log_mul_etc(scratch + 784000, state + 311424, state + 19360);
-    predict_teacher_k018_sub_mul_add(scratch, scratch + 1568000, state + 311392, scratch + 784000, state + 19392);
-    predict_teacher_k019_mul_max(scratch + 784000, scratch);
-    predict_teacher_k020_add_log_mul_etc(scratch + 770048, state + 311520, state + 37920);
-    predict_teacher_k021_im2col_matmul_add_etc(scratch, scratch + 784000, state + 19424, state + 37856, state + 311456, scratch + 770048, state + 37984, scratch + 512000);
-    predict_teacher_k022_mul_max(scratch + 1568000, scratch);
-    predict_teacher_k023_im2col_matmul_add(scratch, scratch + 1568000, state + 38048, state + 74912, scratch + 512000);
-    predict_teacher_k024_im2col_matmul(scratch + 1568000, scratch + 784000, state + 74976, scratch + 512000);
-    predict_teacher_k025_add(scratch + 512000, scratch, scratch + 1568000);
+    predict_teacher_k000_add_log_mul_etc(scratch + 2739328, state + 311248, state + 160);
+    predict_teacher_k001_im2col_matmul_add_etc(scratch, x, state, state + 144, state + 311232, scratch + 2739328, state + 176, scratch + 1568000);
+    predict_teacher_k002_mul_max(scratch + 2032128, scratch);
+    predict_teacher_k003_add_log_mul_etc(scratch + 5168128, state + 311280, state + 2512);
+    predict_teacher_k004_im2col_matmul_add_etc(scratch + 3600128, scratch + 2032128, state + 192, state + 2496, state + 311264, scratch + 5168128, state + 2528, scratch);
+    predict_teacher_k005_mul_max(scratch + 5168128, scratch + 3600128);
+    predict_teacher_k006_im2col_matmul_add(scratch + 3600128, scratch + 5168128, state + 2544, state + 4848, scratch);
+    predict_teacher_k007_add(scratch, scratch + 3600128, scratch + 2032128);
+    predict_teacher_k008_add_log_mul_etc(scratch + 3136000, state + 311312, state + 4864);
+    predict_teacher_k009_sub_mul_add(scratch + 1568000, scratch, state + 311296, scratch + 3136000, state + 4880);
+    predict_teacher_k010_mul_max(scratch + 3136000, scratch + 1568000);
+    predict_teacher_k011_add_log_mul_etc(scratch + 2872576, state + 311360, state + 9536);
+    predict_teacher_k012_im2col_matmul_add_etc(scratch + 2088576, scratch + 3136000, state + 4896, state + 9504, state + 311328, scratch + 2872576, state + 9568, scratch);
+    predict_teacher_k013_mul_max(scratch + 4704000, scratch + 2088576);
+    predict_teacher_k014_im2col_matmul_add(scratch + 2032128, scratch + 4704000, state + 9600, state + 18816, scratch);
+    predict_teacher_k015_im2col_matmul(scratch + 1047424, scratch + 3136000, state + 18848, scratch);
+    predict_teacher_k016_add(scratch, scratch + 2032128, scratch + 1047424);
+    predict_teacher_k017_add_log_mul_etc(scratch + 1568000, state + 311424, state + 19360);
+    predict_teacher_k018_sub_mul_add(scratch + 784000, scratch, state + 311392, scratch + 1568000, state + 19392);
+    predict_teacher_k019_mul_max(scratch + 2064384, scratch + 784000);
+    predict_teacher_k020_add_log_mul_etc(scratch + 3360384, state + 311520, state + 37920);
+    predict_teacher_k021_im2col_matmul_add_etc(scratch + 2848384, scratch + 2064384, state + 19424, state + 37856, state + 311456, scratch + 3360384, state + 37984, scratch);
+    predict_teacher_k022_mul_max(scratch + 3360384, scratch + 2848384);
+    predict_teacher_k023_im2col_matmul_add(scratch + 2848384, scratch + 3360384, state + 38048, state + 74912, scratch);
+    predict_teacher_k024_im2col_matmul(scratch + 1048576, scratch + 2064384, state + 74976, scratch);
+    predict_teacher_k025_add(scratch, scratch + 2848384, scratch + 1048576);
     predict_teacher_k026_add_log_mul_etc(scratch + 1024000, state + 311648, state + 77024);
-    predict_teacher_k027_sub_mul_add(scratch, scratch + 512000, state + 311584, scratch + 1024000, state + 77088);
-    predict_teacher_k028_mul_max(scratch + 512000, scratch);
-    predict_teacher_k029_reduce_sum(scratch, scratch + 512000);
-    predict_teacher_k030_mul(scratch + 32000, scratch);
-    predict_teacher_k031_matmul_add(logits, scratch + 32000, state + 77152, state + 77792);
+    predict_teacher_k027_sub_mul_add(scratch + 512000, scratch, state + 311584, scratch + 1024000, state + 77088);
+    predict_teacher_k028_mul_max(scratch, scratch + 512000);
+    predict_teacher_k029_reduce_sum(scratch + 512000, scratch);
+    predict_teacher_k030_mul(scratch, scratch + 512000);
+    predict_teacher_k031_matmul_add(logits, scratch, state + 77152, state + 77792);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -14549,10 +20903,32 @@ static void predict_student_k000_add_log_mul_etc(float *restrict t60, const floa
  * %62 = mul %59, %61 : [98000,16]
  * %63 = broadcast axes=[1] %3 : [98000,16]
  * %64 = add %62, %63 : [98000,16] */
-static void predict_student_k001_im2col_matmul_add_etc(float *restrict t64, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, const float *restrict in_student_bn1_running_mean, const float *restrict t60, const float *restrict in_student_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t64;
+    const float *in_x;
+    const float *in_student_conv0_weight;
+    const float *in_student_conv0_bias;
+    const float *in_student_bn1_running_mean;
+    const float *t60;
+    const float *in_student_bn1_offset;
+    float *chunk;
+} predict_student_k001_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t64 = p->t64;
+    const float *restrict in_x = p->in_x;
+    const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
+    const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
+    const float *restrict in_student_bn1_running_mean = p->in_student_bn1_running_mean;
+    const float *restrict t60 = p->t60;
+    const float *restrict in_student_bn1_offset = p->in_student_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 83) {
-        const int nb = 500 - n0 < 83 ? 500 - n0 : 83;
+    size_t lo, hi;
+    mplc_part(500, 83, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
         mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
         /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 196; r++) {
@@ -14578,15 +20954,33 @@ static void predict_student_k001_im2col_matmul_add_etc(float *restrict t64, cons
     }
 }
 
+static void predict_student_k001_im2col_matmul_add_etc(float *restrict t64, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, const float *restrict in_student_bn1_running_mean, const float *restrict t60, const float *restrict in_student_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t64, in_x, in_student_conv0_weight, in_student_conv0_bias, in_student_bn1_running_mean, t60, in_student_bn1_offset, chunk});
+}
+
 /* %66 = constant 0.1 : [500,14,14,16]
  * %67 = mul %65, %66 : [500,14,14,16]
  * %68 = max %65, %67 : [500,14,14,16] */
-static void predict_student_k002_mul_max(float *restrict t68, const float *restrict t65) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t68;
+    const float *t65;
+} predict_student_k002_mul_max_pointers;
+
+static void predict_student_k002_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k002_mul_max_pointers *p = context;
+    float *restrict t68 = p->t68;
+    const float *restrict t65 = p->t65;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v67 = t65[i] * 0.1f;
         const float v68 = t65[i] >= v67 ? t65[i] : v67;
         t68[i] = v68;
     }
+}
+
+static void predict_student_k002_mul_max(float *restrict t68, const float *restrict t65) {
+    mplc_parallel(predict_student_k002_mul_max_part, &(predict_student_k002_mul_max_pointers){t68, t65});
 }
 
 /* %52 = constant 0.001 : [16]
@@ -14617,10 +21011,32 @@ static void predict_student_k003_add_log_mul_etc(float *restrict t80, const floa
  * %82 = mul %79, %81 : [98000,16]
  * %83 = broadcast axes=[1] %7 : [98000,16]
  * %84 = add %82, %83 : [98000,16] */
-static void predict_student_k004_im2col_matmul_add_etc(float *restrict t84, const float *restrict t68, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, const float *restrict in_student_res3_bn1_running_mean, const float *restrict t80, const float *restrict in_student_res3_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t84;
+    const float *t68;
+    const float *in_student_res3_conv0_weight;
+    const float *in_student_res3_conv0_bias;
+    const float *in_student_res3_bn1_running_mean;
+    const float *t80;
+    const float *in_student_res3_bn1_offset;
+    float *chunk;
+} predict_student_k004_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k004_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k004_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t84 = p->t84;
+    const float *restrict t68 = p->t68;
+    const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
+    const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
+    const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
+    const float *restrict t80 = p->t80;
+    const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -14636,25 +21052,59 @@ static void predict_student_k004_im2col_matmul_add_etc(float *restrict t84, cons
     }
 }
 
+static void predict_student_k004_im2col_matmul_add_etc(float *restrict t84, const float *restrict t68, const float *restrict in_student_res3_conv0_weight, const float *restrict in_student_res3_conv0_bias, const float *restrict in_student_res3_bn1_running_mean, const float *restrict t80, const float *restrict in_student_res3_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_student_k004_im2col_matmul_add_etc_part, &(predict_student_k004_im2col_matmul_add_etc_pointers){t84, t68, in_student_res3_conv0_weight, in_student_res3_conv0_bias, in_student_res3_bn1_running_mean, t80, in_student_res3_bn1_offset, chunk});
+}
+
 /* %66 = constant 0.1 : [500,14,14,16]
  * %86 = mul %85, %66 : [500,14,14,16]
  * %87 = max %85, %86 : [500,14,14,16] */
-static void predict_student_k005_mul_max(float *restrict t87, const float *restrict t85) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t87;
+    const float *t85;
+} predict_student_k005_mul_max_pointers;
+
+static void predict_student_k005_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k005_mul_max_pointers *p = context;
+    float *restrict t87 = p->t87;
+    const float *restrict t85 = p->t85;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v86 = t85[i] * 0.1f;
         const float v87 = t85[i] >= v86 ? t85[i] : v86;
         t87[i] = v87;
     }
 }
 
+static void predict_student_k005_mul_max(float *restrict t87, const float *restrict t85) {
+    mplc_parallel(predict_student_k005_mul_max_part, &(predict_student_k005_mul_max_pointers){t87, t85});
+}
+
 /* %88 = im2col k3 s1 p1 %87 : [98000,144]
  * %90 = matmul %88, %89 : [98000,16]
  * %91 = broadcast axes=[1] %9 : [98000,16]
  * %92 = add %90, %91 : [98000,16] */
-static void predict_student_k006_im2col_matmul_add(float *restrict t92, const float *restrict t87, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t92;
+    const float *t87;
+    const float *in_student_res3_conv3_weight;
+    const float *in_student_res3_conv3_bias;
+    float *chunk;
+} predict_student_k006_im2col_matmul_add_pointers;
+
+static void predict_student_k006_im2col_matmul_add_part(void *context, int part, int parts) {
+    const predict_student_k006_im2col_matmul_add_pointers *p = context;
+    float *restrict t92 = p->t92;
+    const float *restrict t87 = p->t87;
+    const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
+    const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 9) {
-        const int nb = 500 - n0 < 9 ? 500 - n0 : 9;
+    size_t lo, hi;
+    mplc_part(500, 9, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
         mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
         /* epilogue on these rows, in place on the product */
@@ -14667,12 +21117,32 @@ static void predict_student_k006_im2col_matmul_add(float *restrict t92, const fl
     }
 }
 
+static void predict_student_k006_im2col_matmul_add(float *restrict t92, const float *restrict t87, const float *restrict in_student_res3_conv3_weight, const float *restrict in_student_res3_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k006_im2col_matmul_add_part, &(predict_student_k006_im2col_matmul_add_pointers){t92, t87, in_student_res3_conv3_weight, in_student_res3_conv3_bias, chunk});
+}
+
 /* %94 = add %93, %68 : [500,14,14,16] */
-static void predict_student_k007_add(float *restrict t94, const float *restrict t93, const float *restrict t68) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t94;
+    const float *t93;
+    const float *t68;
+} predict_student_k007_add_pointers;
+
+static void predict_student_k007_add_part(void *context, int part, int parts) {
+    const predict_student_k007_add_pointers *p = context;
+    float *restrict t94 = p->t94;
+    const float *restrict t93 = p->t93;
+    const float *restrict t68 = p->t68;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v94 = t93[i] + t68[i];
         t94[i] = v94;
     }
+}
+
+static void predict_student_k007_add(float *restrict t94, const float *restrict t93, const float *restrict t68) {
+    mplc_parallel(predict_student_k007_add_part, &(predict_student_k007_add_pointers){t94, t93, t68});
 }
 
 /* %52 = constant 0.001 : [16]
@@ -14699,8 +21169,24 @@ static void predict_student_k008_add_log_mul_etc(float *restrict t102, const flo
  * %104 = mul %101, %103 : [98000,16]
  * %105 = broadcast axes=[1] %11 : [98000,16]
  * %106 = add %104, %105 : [98000,16] */
-static void predict_student_k009_sub_mul_add(float *restrict t106, const float *restrict t95, const float *restrict in_student_bn4_running_mean, const float *restrict t102, const float *restrict in_student_bn4_offset) {
-    for (size_t i0 = 0; i0 < 98000; i0++) {
+typedef struct {
+    float *t106;
+    const float *t95;
+    const float *in_student_bn4_running_mean;
+    const float *t102;
+    const float *in_student_bn4_offset;
+} predict_student_k009_sub_mul_add_pointers;
+
+static void predict_student_k009_sub_mul_add_part(void *context, int part, int parts) {
+    const predict_student_k009_sub_mul_add_pointers *p = context;
+    float *restrict t106 = p->t106;
+    const float *restrict t95 = p->t95;
+    const float *restrict in_student_bn4_running_mean = p->in_student_bn4_running_mean;
+    const float *restrict t102 = p->t102;
+    const float *restrict in_student_bn4_offset = p->in_student_bn4_offset;
+    size_t lo, hi;
+    mplc_part(98000, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 16; i1++) {
             const float v101 = t95[i0 * 16 + i1] - in_student_bn4_running_mean[i1];
             const float v104 = v101 * t102[i1];
@@ -14710,15 +21196,33 @@ static void predict_student_k009_sub_mul_add(float *restrict t106, const float *
     }
 }
 
+static void predict_student_k009_sub_mul_add(float *restrict t106, const float *restrict t95, const float *restrict in_student_bn4_running_mean, const float *restrict t102, const float *restrict in_student_bn4_offset) {
+    mplc_parallel(predict_student_k009_sub_mul_add_part, &(predict_student_k009_sub_mul_add_pointers){t106, t95, in_student_bn4_running_mean, t102, in_student_bn4_offset});
+}
+
 /* %66 = constant 0.1 : [500,14,14,16]
  * %108 = mul %107, %66 : [500,14,14,16]
  * %109 = max %107, %108 : [500,14,14,16] */
-static void predict_student_k010_mul_max(float *restrict t109, const float *restrict t107) {
-    for (size_t i = 0; i < 1568000; i++) {
+typedef struct {
+    float *t109;
+    const float *t107;
+} predict_student_k010_mul_max_pointers;
+
+static void predict_student_k010_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k010_mul_max_pointers *p = context;
+    float *restrict t109 = p->t109;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
         const float v108 = t107[i] * 0.1f;
         const float v109 = t107[i] >= v108 ? t107[i] : v108;
         t109[i] = v109;
     }
+}
+
+static void predict_student_k010_mul_max(float *restrict t109, const float *restrict t107) {
+    mplc_parallel(predict_student_k010_mul_max_part, &(predict_student_k010_mul_max_pointers){t109, t107});
 }
 
 /* %115 = constant 0.001 : [32]
@@ -14749,10 +21253,32 @@ static void predict_student_k011_add_log_mul_etc(float *restrict t123, const flo
  * %125 = mul %122, %124 : [24500,32]
  * %126 = broadcast axes=[1] %15 : [24500,32]
  * %127 = add %125, %126 : [24500,32] */
-static void predict_student_k012_im2col_matmul_add_etc(float *restrict t127, const float *restrict t109, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, const float *restrict in_student_res6_bn1_running_mean, const float *restrict t123, const float *restrict in_student_res6_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t127;
+    const float *t109;
+    const float *in_student_res6_conv0_weight;
+    const float *in_student_res6_conv0_bias;
+    const float *in_student_res6_bn1_running_mean;
+    const float *t123;
+    const float *in_student_res6_bn1_offset;
+    float *chunk;
+} predict_student_k012_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k012_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t127 = p->t127;
+    const float *restrict t109 = p->t109;
+    const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
+    const float *restrict in_student_res6_conv0_bias = p->in_student_res6_conv0_bias;
+    const float *restrict in_student_res6_bn1_running_mean = p->in_student_res6_bn1_running_mean;
+    const float *restrict t123 = p->t123;
+    const float *restrict in_student_res6_bn1_offset = p->in_student_res6_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 37) {
-        const int nb = 500 - n0 < 37 ? 500 - n0 : 37;
+    size_t lo, hi;
+    mplc_part(500, 37, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
         mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -14768,25 +21294,59 @@ static void predict_student_k012_im2col_matmul_add_etc(float *restrict t127, con
     }
 }
 
+static void predict_student_k012_im2col_matmul_add_etc(float *restrict t127, const float *restrict t109, const float *restrict in_student_res6_conv0_weight, const float *restrict in_student_res6_conv0_bias, const float *restrict in_student_res6_bn1_running_mean, const float *restrict t123, const float *restrict in_student_res6_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_student_k012_im2col_matmul_add_etc_part, &(predict_student_k012_im2col_matmul_add_etc_pointers){t127, t109, in_student_res6_conv0_weight, in_student_res6_conv0_bias, in_student_res6_bn1_running_mean, t123, in_student_res6_bn1_offset, chunk});
+}
+
 /* %129 = constant 0.1 : [500,7,7,32]
  * %130 = mul %128, %129 : [500,7,7,32]
  * %131 = max %128, %130 : [500,7,7,32] */
-static void predict_student_k013_mul_max(float *restrict t131, const float *restrict t128) {
-    for (size_t i = 0; i < 784000; i++) {
+typedef struct {
+    float *t131;
+    const float *t128;
+} predict_student_k013_mul_max_pointers;
+
+static void predict_student_k013_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k013_mul_max_pointers *p = context;
+    float *restrict t131 = p->t131;
+    const float *restrict t128 = p->t128;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v130 = t128[i] * 0.1f;
         const float v131 = t128[i] >= v130 ? t128[i] : v130;
         t131[i] = v131;
     }
 }
 
+static void predict_student_k013_mul_max(float *restrict t131, const float *restrict t128) {
+    mplc_parallel(predict_student_k013_mul_max_part, &(predict_student_k013_mul_max_pointers){t131, t128});
+}
+
 /* %132 = im2col k3 s1 p1 %131 : [24500,288]
  * %134 = matmul %132, %133 : [24500,32]
  * %135 = broadcast axes=[1] %17 : [24500,32]
  * %136 = add %134, %135 : [24500,32] */
-static void predict_student_k014_im2col_matmul_add(float *restrict t136, const float *restrict t131, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t136;
+    const float *t131;
+    const float *in_student_res6_conv3_weight;
+    const float *in_student_res6_conv3_bias;
+    float *chunk;
+} predict_student_k014_im2col_matmul_add_pointers;
+
+static void predict_student_k014_im2col_matmul_add_part(void *context, int part, int parts) {
+    const predict_student_k014_im2col_matmul_add_pointers *p = context;
+    float *restrict t136 = p->t136;
+    const float *restrict t131 = p->t131;
+    const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
+    const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 18) {
-        const int nb = 500 - n0 < 18 ? 500 - n0 : 18;
+    size_t lo, hi;
+    mplc_part(500, 18, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
         mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
         /* epilogue on these rows, in place on the product */
@@ -14799,12 +21359,30 @@ static void predict_student_k014_im2col_matmul_add(float *restrict t136, const f
     }
 }
 
+static void predict_student_k014_im2col_matmul_add(float *restrict t136, const float *restrict t131, const float *restrict in_student_res6_conv3_weight, const float *restrict in_student_res6_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k014_im2col_matmul_add_part, &(predict_student_k014_im2col_matmul_add_pointers){t136, t131, in_student_res6_conv3_weight, in_student_res6_conv3_bias, chunk});
+}
+
 /* %138 = im2col k1 s2 p0 %109 : [24500,16]
  * %140 = matmul %138, %139 : [24500,32] */
-static void predict_student_k015_im2col_matmul(float *restrict t140, const float *restrict t109, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t140;
+    const float *t109;
+    const float *in_student_res6_shortcut_weight;
+    float *chunk;
+} predict_student_k015_im2col_matmul_pointers;
+
+static void predict_student_k015_im2col_matmul_part(void *context, int part, int parts) {
+    const predict_student_k015_im2col_matmul_pointers *p = context;
+    float *restrict t140 = p->t140;
+    const float *restrict t109 = p->t109;
+    const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 167) {
-        const int nb = 500 - n0 < 167 ? 500 - n0 : 167;
+    size_t lo, hi;
+    mplc_part(500, 167, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
         mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
         /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
         for (size_t r = 0; r < (size_t)nb * 49; r++) {
@@ -14820,12 +21398,32 @@ static void predict_student_k015_im2col_matmul(float *restrict t140, const float
     }
 }
 
+static void predict_student_k015_im2col_matmul(float *restrict t140, const float *restrict t109, const float *restrict in_student_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(predict_student_k015_im2col_matmul_part, &(predict_student_k015_im2col_matmul_pointers){t140, t109, in_student_res6_shortcut_weight, chunk});
+}
+
 /* %142 = add %137, %141 : [500,7,7,32] */
-static void predict_student_k016_add(float *restrict t142, const float *restrict t137, const float *restrict t141) {
-    for (size_t i = 0; i < 784000; i++) {
+typedef struct {
+    float *t142;
+    const float *t137;
+    const float *t141;
+} predict_student_k016_add_pointers;
+
+static void predict_student_k016_add_part(void *context, int part, int parts) {
+    const predict_student_k016_add_pointers *p = context;
+    float *restrict t142 = p->t142;
+    const float *restrict t137 = p->t137;
+    const float *restrict t141 = p->t141;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v142 = t137[i] + t141[i];
         t142[i] = v142;
     }
+}
+
+static void predict_student_k016_add(float *restrict t142, const float *restrict t137, const float *restrict t141) {
+    mplc_parallel(predict_student_k016_add_part, &(predict_student_k016_add_pointers){t142, t137, t141});
 }
 
 /* %115 = constant 0.001 : [32]
@@ -14852,8 +21450,24 @@ static void predict_student_k017_add_log_mul_etc(float *restrict t150, const flo
  * %152 = mul %149, %151 : [24500,32]
  * %153 = broadcast axes=[1] %20 : [24500,32]
  * %154 = add %152, %153 : [24500,32] */
-static void predict_student_k018_sub_mul_add(float *restrict t154, const float *restrict t143, const float *restrict in_student_bn7_running_mean, const float *restrict t150, const float *restrict in_student_bn7_offset) {
-    for (size_t i0 = 0; i0 < 24500; i0++) {
+typedef struct {
+    float *t154;
+    const float *t143;
+    const float *in_student_bn7_running_mean;
+    const float *t150;
+    const float *in_student_bn7_offset;
+} predict_student_k018_sub_mul_add_pointers;
+
+static void predict_student_k018_sub_mul_add_part(void *context, int part, int parts) {
+    const predict_student_k018_sub_mul_add_pointers *p = context;
+    float *restrict t154 = p->t154;
+    const float *restrict t143 = p->t143;
+    const float *restrict in_student_bn7_running_mean = p->in_student_bn7_running_mean;
+    const float *restrict t150 = p->t150;
+    const float *restrict in_student_bn7_offset = p->in_student_bn7_offset;
+    size_t lo, hi;
+    mplc_part(24500, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 32; i1++) {
             const float v149 = t143[i0 * 32 + i1] - in_student_bn7_running_mean[i1];
             const float v152 = v149 * t150[i1];
@@ -14863,15 +21477,33 @@ static void predict_student_k018_sub_mul_add(float *restrict t154, const float *
     }
 }
 
+static void predict_student_k018_sub_mul_add(float *restrict t154, const float *restrict t143, const float *restrict in_student_bn7_running_mean, const float *restrict t150, const float *restrict in_student_bn7_offset) {
+    mplc_parallel(predict_student_k018_sub_mul_add_part, &(predict_student_k018_sub_mul_add_pointers){t154, t143, in_student_bn7_running_mean, t150, in_student_bn7_offset});
+}
+
 /* %129 = constant 0.1 : [500,7,7,32]
  * %156 = mul %155, %129 : [500,7,7,32]
  * %157 = max %155, %156 : [500,7,7,32] */
-static void predict_student_k019_mul_max(float *restrict t157, const float *restrict t155) {
-    for (size_t i = 0; i < 784000; i++) {
+typedef struct {
+    float *t157;
+    const float *t155;
+} predict_student_k019_mul_max_pointers;
+
+static void predict_student_k019_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k019_mul_max_pointers *p = context;
+    float *restrict t157 = p->t157;
+    const float *restrict t155 = p->t155;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
         const float v156 = t155[i] * 0.1f;
         const float v157 = t155[i] >= v156 ? t155[i] : v156;
         t157[i] = v157;
     }
+}
+
+static void predict_student_k019_mul_max(float *restrict t157, const float *restrict t155) {
+    mplc_parallel(predict_student_k019_mul_max_part, &(predict_student_k019_mul_max_pointers){t157, t155});
 }
 
 /* %163 = constant 0.001 : [64]
@@ -14902,10 +21534,32 @@ static void predict_student_k020_add_log_mul_etc(float *restrict t171, const flo
  * %173 = mul %170, %172 : [8000,64]
  * %174 = broadcast axes=[1] %24 : [8000,64]
  * %175 = add %173, %174 : [8000,64] */
-static void predict_student_k021_im2col_matmul_add_etc(float *restrict t175, const float *restrict t157, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, const float *restrict in_student_res9_bn1_running_mean, const float *restrict t171, const float *restrict in_student_res9_bn1_offset, float *restrict chunk) {
+typedef struct {
+    float *t175;
+    const float *t157;
+    const float *in_student_res9_conv0_weight;
+    const float *in_student_res9_conv0_bias;
+    const float *in_student_res9_bn1_running_mean;
+    const float *t171;
+    const float *in_student_res9_bn1_offset;
+    float *chunk;
+} predict_student_k021_im2col_matmul_add_etc_pointers;
+
+static void predict_student_k021_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k021_im2col_matmul_add_etc_pointers *p = context;
+    float *restrict t175 = p->t175;
+    const float *restrict t157 = p->t157;
+    const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
+    const float *restrict in_student_res9_conv0_bias = p->in_student_res9_conv0_bias;
+    const float *restrict in_student_res9_bn1_running_mean = p->in_student_res9_bn1_running_mean;
+    const float *restrict t171 = p->t171;
+    const float *restrict in_student_res9_bn1_offset = p->in_student_res9_bn1_offset;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 56) {
-        const int nb = 500 - n0 < 56 ? 500 - n0 : 56;
+    size_t lo, hi;
+    mplc_part(500, 56, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
         mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -14921,25 +21575,59 @@ static void predict_student_k021_im2col_matmul_add_etc(float *restrict t175, con
     }
 }
 
+static void predict_student_k021_im2col_matmul_add_etc(float *restrict t175, const float *restrict t157, const float *restrict in_student_res9_conv0_weight, const float *restrict in_student_res9_conv0_bias, const float *restrict in_student_res9_bn1_running_mean, const float *restrict t171, const float *restrict in_student_res9_bn1_offset, float *restrict chunk) {
+    mplc_parallel(predict_student_k021_im2col_matmul_add_etc_part, &(predict_student_k021_im2col_matmul_add_etc_pointers){t175, t157, in_student_res9_conv0_weight, in_student_res9_conv0_bias, in_student_res9_bn1_running_mean, t171, in_student_res9_bn1_offset, chunk});
+}
+
 /* %177 = constant 0.1 : [500,4,4,64]
  * %178 = mul %176, %177 : [500,4,4,64]
  * %179 = max %176, %178 : [500,4,4,64] */
-static void predict_student_k022_mul_max(float *restrict t179, const float *restrict t176) {
-    for (size_t i = 0; i < 512000; i++) {
+typedef struct {
+    float *t179;
+    const float *t176;
+} predict_student_k022_mul_max_pointers;
+
+static void predict_student_k022_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k022_mul_max_pointers *p = context;
+    float *restrict t179 = p->t179;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v178 = t176[i] * 0.1f;
         const float v179 = t176[i] >= v178 ? t176[i] : v178;
         t179[i] = v179;
     }
 }
 
+static void predict_student_k022_mul_max(float *restrict t179, const float *restrict t176) {
+    mplc_parallel(predict_student_k022_mul_max_part, &(predict_student_k022_mul_max_pointers){t179, t176});
+}
+
 /* %180 = im2col k3 s1 p1 %179 : [8000,576]
  * %182 = matmul %180, %181 : [8000,64]
  * %183 = broadcast axes=[1] %26 : [8000,64]
  * %184 = add %182, %183 : [8000,64] */
-static void predict_student_k023_im2col_matmul_add(float *restrict t184, const float *restrict t179, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
+typedef struct {
+    float *t184;
+    const float *t179;
+    const float *in_student_res9_conv3_weight;
+    const float *in_student_res9_conv3_bias;
+    float *chunk;
+} predict_student_k023_im2col_matmul_add_pointers;
+
+static void predict_student_k023_im2col_matmul_add_part(void *context, int part, int parts) {
+    const predict_student_k023_im2col_matmul_add_pointers *p = context;
+    float *restrict t184 = p->t184;
+    const float *restrict t179 = p->t179;
+    const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
+    const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
+    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 28) {
-        const int nb = 500 - n0 < 28 ? 500 - n0 : 28;
+    size_t lo, hi;
+    mplc_part(500, 28, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
         mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
         /* epilogue on these rows, in place on the product */
@@ -14952,23 +21640,61 @@ static void predict_student_k023_im2col_matmul_add(float *restrict t184, const f
     }
 }
 
+static void predict_student_k023_im2col_matmul_add(float *restrict t184, const float *restrict t179, const float *restrict in_student_res9_conv3_weight, const float *restrict in_student_res9_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k023_im2col_matmul_add_part, &(predict_student_k023_im2col_matmul_add_pointers){t184, t179, in_student_res9_conv3_weight, in_student_res9_conv3_bias, chunk});
+}
+
 /* %186 = im2col k1 s2 p0 %157 : [8000,32]
  * %188 = matmul %186, %187 : [8000,64] */
-static void predict_student_k024_im2col_matmul(float *restrict t188, const float *restrict t157, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+typedef struct {
+    float *t188;
+    const float *t157;
+    const float *in_student_res9_shortcut_weight;
+    float *chunk;
+} predict_student_k024_im2col_matmul_pointers;
+
+static void predict_student_k024_im2col_matmul_part(void *context, int part, int parts) {
+    const predict_student_k024_im2col_matmul_pointers *p = context;
+    float *restrict t188 = p->t188;
+    const float *restrict t157 = p->t157;
+    const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
+    float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
-    for (int n0 = 0; n0 < 500; n0 += 256) {
-        const int nb = 500 - n0 < 256 ? 500 - n0 : 256;
+    size_t lo, hi;
+    mplc_part(500, 256, part, parts, &lo, &hi);
+    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
         mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
     }
 }
 
+static void predict_student_k024_im2col_matmul(float *restrict t188, const float *restrict t157, const float *restrict in_student_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(predict_student_k024_im2col_matmul_part, &(predict_student_k024_im2col_matmul_pointers){t188, t157, in_student_res9_shortcut_weight, chunk});
+}
+
 /* %190 = add %185, %189 : [500,4,4,64] */
-static void predict_student_k025_add(float *restrict t190, const float *restrict t185, const float *restrict t189) {
-    for (size_t i = 0; i < 512000; i++) {
+typedef struct {
+    float *t190;
+    const float *t185;
+    const float *t189;
+} predict_student_k025_add_pointers;
+
+static void predict_student_k025_add_part(void *context, int part, int parts) {
+    const predict_student_k025_add_pointers *p = context;
+    float *restrict t190 = p->t190;
+    const float *restrict t185 = p->t185;
+    const float *restrict t189 = p->t189;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v190 = t185[i] + t189[i];
         t190[i] = v190;
     }
+}
+
+static void predict_student_k025_add(float *restrict t190, const float *restrict t185, const float *restrict t189) {
+    mplc_parallel(predict_student_k025_add_part, &(predict_student_k025_add_pointers){t190, t185, t189});
 }
 
 /* %163 = constant 0.001 : [64]
@@ -14995,8 +21721,24 @@ static void predict_student_k026_add_log_mul_etc(float *restrict t198, const flo
  * %200 = mul %197, %199 : [8000,64]
  * %201 = broadcast axes=[1] %29 : [8000,64]
  * %202 = add %200, %201 : [8000,64] */
-static void predict_student_k027_sub_mul_add(float *restrict t202, const float *restrict t191, const float *restrict in_student_bn10_running_mean, const float *restrict t198, const float *restrict in_student_bn10_offset) {
-    for (size_t i0 = 0; i0 < 8000; i0++) {
+typedef struct {
+    float *t202;
+    const float *t191;
+    const float *in_student_bn10_running_mean;
+    const float *t198;
+    const float *in_student_bn10_offset;
+} predict_student_k027_sub_mul_add_pointers;
+
+static void predict_student_k027_sub_mul_add_part(void *context, int part, int parts) {
+    const predict_student_k027_sub_mul_add_pointers *p = context;
+    float *restrict t202 = p->t202;
+    const float *restrict t191 = p->t191;
+    const float *restrict in_student_bn10_running_mean = p->in_student_bn10_running_mean;
+    const float *restrict t198 = p->t198;
+    const float *restrict in_student_bn10_offset = p->in_student_bn10_offset;
+    size_t lo, hi;
+    mplc_part(8000, 1, part, parts, &lo, &hi);
+    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
             const float v197 = t191[i0 * 64 + i1] - in_student_bn10_running_mean[i1];
             const float v200 = v197 * t198[i1];
@@ -15006,15 +21748,33 @@ static void predict_student_k027_sub_mul_add(float *restrict t202, const float *
     }
 }
 
+static void predict_student_k027_sub_mul_add(float *restrict t202, const float *restrict t191, const float *restrict in_student_bn10_running_mean, const float *restrict t198, const float *restrict in_student_bn10_offset) {
+    mplc_parallel(predict_student_k027_sub_mul_add_part, &(predict_student_k027_sub_mul_add_pointers){t202, t191, in_student_bn10_running_mean, t198, in_student_bn10_offset});
+}
+
 /* %177 = constant 0.1 : [500,4,4,64]
  * %204 = mul %203, %177 : [500,4,4,64]
  * %205 = max %203, %204 : [500,4,4,64] */
-static void predict_student_k028_mul_max(float *restrict t205, const float *restrict t203) {
-    for (size_t i = 0; i < 512000; i++) {
+typedef struct {
+    float *t205;
+    const float *t203;
+} predict_student_k028_mul_max_pointers;
+
+static void predict_student_k028_mul_max_part(void *context, int part, int parts) {
+    const predict_student_k028_mul_max_pointers *p = context;
+    float *restrict t205 = p->t205;
+    const float *restrict t203 = p->t203;
+    size_t lo, hi;
+    mplc_part(500, 1, part, parts, &lo, &hi);
+    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
         const float v204 = t203[i] * 0.1f;
         const float v205 = t203[i] >= v204 ? t203[i] : v204;
         t205[i] = v205;
     }
+}
+
+static void predict_student_k028_mul_max(float *restrict t205, const float *restrict t203) {
+    mplc_parallel(predict_student_k028_mul_max_part, &(predict_student_k028_mul_max_pointers){t205, t203});
 }
 
 /* %207 = reduce_sum axes=[1] %206 : [500,64] */
@@ -15052,38 +21812,38 @@ static void predict_student_k031_matmul_add(float *restrict t212, const float *r
     }
 }
 
-/* 32 kernels; scratch high-water mark 4958016 floats. */
+/* 32 kernels; scratch high-water mark 6736128 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_add_log_mul_etc(scratch + 1714416, state + 311728, state + 77968);
-    predict_student_k001_im2col_matmul_add_etc(scratch, x, state + 77808, state + 77952, state + 311712, scratch + 1714416, state + 77984, scratch + 1568000);
-    predict_student_k002_mul_max(scratch + 1568000, scratch);
-    predict_student_k003_add_log_mul_etc(scratch + 3390016, state + 311760, state + 80320);
-    predict_student_k004_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 78000, state + 80304, state + 311744, scratch + 3390016, state + 80336, scratch + 3136000);
-    predict_student_k005_mul_max(scratch + 3136000, scratch);
-    predict_student_k006_im2col_matmul_add(scratch, scratch + 3136000, state + 80352, state + 82656, scratch + 4704000);
-    predict_student_k007_add(scratch + 3136000, scratch, scratch + 1568000);
-    predict_student_k008_add_log_mul_etc(scratch + 1568000, state + 311792, state + 82672);
-    predict_student_k009_sub_mul_add(scratch, scratch + 3136000, state + 311776, scratch + 1568000, state + 82688);
-    predict_student_k010_mul_max(scratch + 1568000, scratch);
-    predict_student_k011_add_log_mul_etc(scratch + 1045072, state + 311840, state + 87344);
-    predict_student_k012_im2col_matmul_add_etc(scratch, scratch + 1568000, state + 82704, state + 87312, state + 311808, scratch + 1045072, state + 87376, scratch + 784000);
-    predict_student_k013_mul_max(scratch + 784000, scratch);
-    predict_student_k014_im2col_matmul_add(scratch, scratch + 784000, state + 87408, state + 96624, scratch + 3136000);
-    predict_student_k015_im2col_matmul(scratch + 784000, scratch + 1568000, state + 96656, scratch + 3136000);
-    predict_student_k016_add(scratch + 1568000, scratch, scratch + 784000);
-    predict_student_k017_add_log_mul_etc(scratch + 784000, state + 311904, state + 97168);
-    predict_student_k018_sub_mul_add(scratch, scratch + 1568000, state + 311872, scratch + 784000, state + 97200);
-    predict_student_k019_mul_max(scratch + 784000, scratch);
-    predict_student_k020_add_log_mul_etc(scratch + 770048, state + 312000, state + 115728);
-    predict_student_k021_im2col_matmul_add_etc(scratch, scratch + 784000, state + 97232, state + 115664, state + 311936, scratch + 770048, state + 115792, scratch + 512000);
-    predict_student_k022_mul_max(scratch + 1568000, scratch);
-    predict_student_k023_im2col_matmul_add(scratch, scratch + 1568000, state + 115856, state + 152720, scratch + 512000);
-    predict_student_k024_im2col_matmul(scratch + 1568000, scratch + 784000, state + 152784, scratch + 512000);
-    predict_student_k025_add(scratch + 512000, scratch, scratch + 1568000);
+    predict_student_k000_add_log_mul_etc(scratch + 2739328, state + 311728, state + 77968);
+    predict_student_k001_im2col_matmul_add_etc(scratch, x, state + 77808, state + 77952, state + 311712, scratch + 2739328, state + 77984, scratch + 1568000);
+    predict_student_k002_mul_max(scratch + 2032128, scratch);
+    predict_student_k003_add_log_mul_etc(scratch + 5168128, state + 311760, state + 80320);
+    predict_student_k004_im2col_matmul_add_etc(scratch + 3600128, scratch + 2032128, state + 78000, state + 80304, state + 311744, scratch + 5168128, state + 80336, scratch);
+    predict_student_k005_mul_max(scratch + 5168128, scratch + 3600128);
+    predict_student_k006_im2col_matmul_add(scratch + 3600128, scratch + 5168128, state + 80352, state + 82656, scratch);
+    predict_student_k007_add(scratch, scratch + 3600128, scratch + 2032128);
+    predict_student_k008_add_log_mul_etc(scratch + 3136000, state + 311792, state + 82672);
+    predict_student_k009_sub_mul_add(scratch + 1568000, scratch, state + 311776, scratch + 3136000, state + 82688);
+    predict_student_k010_mul_max(scratch + 3136000, scratch + 1568000);
+    predict_student_k011_add_log_mul_etc(scratch + 2872576, state + 311840, state + 87344);
+    predict_student_k012_im2col_matmul_add_etc(scratch + 2088576, scratch + 3136000, state + 82704, state + 87312, state + 311808, scratch + 2872576, state + 87376, scratch);
+    predict_student_k013_mul_max(scratch + 4704000, scratch + 2088576);
+    predict_student_k014_im2col_matmul_add(scratch + 2032128, scratch + 4704000, state + 87408, state + 96624, scratch);
+    predict_student_k015_im2col_matmul(scratch + 1047424, scratch + 3136000, state + 96656, scratch);
+    predict_student_k016_add(scratch, scratch + 2032128, scratch + 1047424);
+    predict_student_k017_add_log_mul_etc(scratch + 1568000, state + 311904, state + 97168);
+    predict_student_k018_sub_mul_add(scratch + 784000, scratch, state + 311872, scratch + 1568000, state + 97200);
+    predict_student_k019_mul_max(scratch + 2064384, scratch + 784000);
+    predict_student_k020_add_log_mul_etc(scratch + 3360384, state + 312000, state + 115728);
+    predict_student_k021_im2col_matmul_add_etc(scratch + 2848384, scratch + 2064384, state + 97232, state + 115664, state + 311936, scratch + 3360384, state + 115792, scratch);
+    predict_student_k022_mul_max(scratch + 3360384, scratch + 2848384);
+    predict_student_k023_im2col_matmul_add(scratch + 2848384, scratch + 3360384, state + 115856, state + 152720, scratch);
+    predict_student_k024_im2col_matmul(scratch + 1048576, scratch + 2064384, state + 152784, scratch);
+    predict_student_k025_add(scratch, scratch + 2848384, scratch + 1048576);
     predict_student_k026_add_log_mul_etc(scratch + 1024000, state + 312128, state + 154832);
-    predict_student_k027_sub_mul_add(scratch, scratch + 512000, state + 312064, scratch + 1024000, state + 154896);
-    predict_student_k028_mul_max(scratch + 512000, scratch);
-    predict_student_k029_reduce_sum(scratch, scratch + 512000);
-    predict_student_k030_mul(scratch + 32000, scratch);
-    predict_student_k031_matmul_add(logits, scratch + 32000, state + 154960, state + 155600);
+    predict_student_k027_sub_mul_add(scratch + 512000, scratch, state + 312064, scratch + 1024000, state + 154896);
+    predict_student_k028_mul_max(scratch, scratch + 512000);
+    predict_student_k029_reduce_sum(scratch + 512000, scratch);
+    predict_student_k030_mul(scratch, scratch + 512000);
+    predict_student_k031_matmul_add(logits, scratch, state + 154960, state + 155600);
 }

@@ -57,6 +57,116 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 #include <cblas.h>
 #endif
 
+/* ---- threads: the kernels' parts (docs/PERFORMANCE.md, "Threads") ----
+ * One pool for everything: a parallel kernel runs part p of P on thread p (the caller is part 0), and a GEMM
+ * inside a part calls OpenBLAS single-threaded, so no second pool of BLAS threads waits beside this one.
+ * Parts are contiguous, in the same order for every call, so a run is deterministic for a given thread count.
+ * Idle workers spin briefly (the step's parallel kernels follow each other within microseconds), then sleep. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef void (*mplc_part_function)(void *context, int part, int parts);
+
+enum { MPLC_SPINS = 1 << 14 };
+
+static struct {
+    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
+    atomic_int unfinished;   /* workers still running their part of the current call */
+    mplc_part_function function;
+    void *context;
+    unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+
+MPLC_HELPER void mplc_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until the pool's generation differs from `seen`: spinning first, then asleep. Returns the new value. */
+MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
+    for (int spins = 0; spins < MPLC_SPINS; spins++) {
+        const unsigned long now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire);
+        if (now != seen) return now;
+        mplc_pause();
+    }
+    pthread_mutex_lock(&mplc_pool.lock);
+    unsigned long now;
+    while ((now = atomic_load_explicit(&mplc_pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&mplc_pool.wake, &mplc_pool.lock);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return now;
+}
+
+static void *mplc_worker(void *argument) {
+    const int part = (int)(intptr_t)argument;
+    unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    for (;;) {
+        seen = mplc_wait_for_call(seen);
+        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
+        atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
+MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
+    const int parts = mplc_pool.parts;
+    if (parts == 1) {
+        function(context, 0, 1);
+        return;
+    }
+    mplc_pool.function = function;
+    mplc_pool.context = context;
+    atomic_store_explicit(&mplc_pool.unfinished, parts - 1, memory_order_relaxed);
+    pthread_mutex_lock(&mplc_pool.lock);
+    atomic_fetch_add_explicit(&mplc_pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&mplc_pool.wake);
+    pthread_mutex_unlock(&mplc_pool.lock);
+    function(context, 0, parts);
+    for (int spins = 0; atomic_load_explicit(&mplc_pool.unfinished, memory_order_acquire) > 0; spins++) {
+        if (spins < MPLC_SPINS) mplc_pause();
+        else sched_yield();
+    }
+}
+
+/* The number of parts of a parallel call. */
+MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
+MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
+    const size_t blocks = (n + block - 1) / block;
+    *lo = blocks * (size_t)part / (size_t)parts * block;
+    *hi = blocks * (size_t)(part + 1) / (size_t)parts * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Starts workers so that parallel calls have `threads` parts (clamped to [1, MPLC_MAX_THREADS]); returns the
+ * number of parts, fewer if a thread cannot be started. Not to be called while a step runs. */
+MPLC_HELPER int mplc_pool_resize(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
+    while (mplc_pool.workers < threads - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, mplc_worker, (void *)(intptr_t)(mplc_pool.workers + 1)) != 0) break;
+        pthread_detach(thread);
+        mplc_pool.workers++;
+    }
+    mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+#ifndef MPLC_NAIVE_GEMM
+    openblas_set_num_threads(1);
+#endif
+    return mplc_pool.parts;
+}
+
 /* ---- sliding windows over NHWC batches (k x k window, stride, zero padding) ---- */
 typedef struct {
     int batch, height, width, channels;
@@ -279,6 +389,8 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
     }
 }
 
+
+int mplc_set_threads(int threads) { return mplc_pool_resize(threads); }
 
 /* ---------------------------------------------------------------------------------------------------------
  * Symbol tables: { name, rank, shape, offset, count, fan_in, is_weight, dropout_rate }

@@ -23,6 +23,7 @@ const mplc_tensor mplc_supervised_inputs[] = {
 };
 const mplc_tensor mplc_supervised_outputs[] = {S_("loss", 11)};
 
+int mplc_set_threads(int threads) { (void)threads; return 1; }
 void mplc_step(float *state, float *io, float *scratch) { (void)state, (void)io, (void)scratch; }
 void mplc_supervised_step(float *state, float *io, float *scratch) { (void)state, (void)io, (void)scratch; }
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {

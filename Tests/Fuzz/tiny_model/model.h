@@ -68,6 +68,8 @@ extern const mplc_tensor mplc_step_outputs[];
 extern const mplc_tensor mplc_supervised_inputs[];
 extern const mplc_tensor mplc_supervised_outputs[];
 
+#define MPLC_MAX_THREADS 8
+int mplc_set_threads(int threads);
 void mplc_step(float *state, float *io, float *scratch);
 void mplc_supervised_step(float *state, float *io, float *scratch);
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch);

@@ -135,6 +135,12 @@ static void update_student(float *state, const float *gw, const float *gb, float
     sgd(state + S_B, state + SM_B, gb, K, lr, mu, MPLC_STUDENT_NESTEROV, 0.0f);
 }
 
+/* One thread: this model's loops are tiny. */
+int mplc_set_threads(int threads) {
+    (void)threads;
+    return 1;
+}
+
 void mplc_step(float *state, float *io, float *scratch) {
     const float *x = io + IO_X, *y = io + IO_Y, *mask = io + IO_MASK;
     const float lr_t = io[IO_LR_T], lr_s = io[IO_LR_S], lambda = io[IO_UDA], fb = io[IO_FB];
