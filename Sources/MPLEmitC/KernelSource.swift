@@ -282,8 +282,9 @@ private struct KernelBodyWriter {
     }
 
     /// Opens the loops and returns the depth of the body.
+    /// `rows` restricts dimension `rowsDim` (of a nested loop) to [lo, hi).
     private mutating func openLoops(_ index: Indexing, dims: [Int], only range: Range<Int>? = nil, depth: Int = 1,
-                                    rows: (lo: String, hi: String)? = nil) -> Int {
+                                    rows: (lo: String, hi: String)? = nil, rowsDim: Int = 0) -> Int {
         if index.flat {
             if let rows {
                 let row = dims.dropFirst().reduce(1, *)
@@ -295,8 +296,8 @@ private struct KernelBodyWriter {
         }
         var depth = depth
         for d in range ?? dims.indices {
-            if d == 0, let rows {
-                line(depth, "for (size_t i0 = (size_t)(\(rows.lo)); i0 < (size_t)(\(rows.hi)); i0++) {")
+            if d == rowsDim, let rows {
+                line(depth, "for (size_t i\(d) = (size_t)(\(rows.lo)); i\(d) < (size_t)(\(rows.hi)); i\(d)++) {")
             } else {
                 line(depth, "for (size_t i\(d) = 0; i\(d) < \(dims[d]); i\(d)++) {")
             }
@@ -388,6 +389,16 @@ private struct KernelBodyWriter {
             closeLoops(from: inner, to: outer)
             line(outer, "\(out)[\(outputIndex)] = \(r.kind == .sum ? "(float)sum" : "best");")
             closeLoops(from: outer)
+        } else if isParallel {
+            // Reducing leading axes (a column sum): each part takes a range of the first kept axis, all rows.
+            let first = r.reducedAxes.count
+            let inner = r.dims[(first + 1)...].reduce(1, *)
+            partRange(r.dims[first], block: inner == 1 && r.dims[first] >= 64 ? 16 : 1)  // no shared cache lines
+            line(1, "for (size_t o = lo * \(inner); o < hi * \(inner); o++) \(out)[o] = \(r.kind == .sum ? "0.0f" : "-INFINITY");")
+            let depth = openLoops(index, dims: r.dims, rows: ("lo", "hi"), rowsDim: first)
+            writeStatements(r.statements, index, depth: depth)
+            line(depth, combine("\(out)[\(outputIndex)]", expression(r.input, index)))
+            closeLoops(from: depth)
         } else {
             let initial = r.kind == .sum ? "0.0f" : "-INFINITY"
             line(1, "for (size_t o = 0; o < \(graph.shape(of: r.output).count); o++) \(out)[o] = \(initial);")

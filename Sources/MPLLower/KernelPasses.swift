@@ -223,8 +223,8 @@ public let parallelFloats = 1 << 15
 
 /// split-between-threads: marks the kernels that the generated C splits between threads (`mplc_parallel`),
 /// each thread taking a contiguous share: element-wise loops and row reductions by their first dimension,
-/// GEMMs by rows of the product, streamed convolutions and sliding windows by images. Column sums, one-hot
-/// rows and row padding stay serial: they are small, and splitting a column sum would change its order.
+/// column sums by their columns, GEMMs by rows of the product, streamed convolutions and sliding windows by
+/// images. One-hot rows and row padding stay serial: they are small.
 @Sendable func splitBetweenThreads(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     var next = function
     for index in next.kernels.indices {
@@ -238,9 +238,13 @@ private func worthSplitting(_ kernel: Kernel, _ graph: Graph, atLeast floats: In
     case .loop(let loop):
         return loop.dims.count > 0 && loop.dims[0] > 1 && loop.dims.reduce(1, *) >= floats
     case .reduction(let r):
+        // Rows (reduced trailing axes) split by the first axis; columns (reduced leading axes) by the first kept
+        // axis, so every output element is still summed in the same order by one thread.
         let kept = r.dims.count - r.reducedAxes.count
-        let isRowReduction = kept > 0 && r.reducedAxes == Array(kept..<r.dims.count)
-        return isRowReduction && r.dims[0] > 1 && r.dims.reduce(1, *) >= floats
+        let isRowReduction = r.reducedAxes == Array(kept..<r.dims.count)
+        let isColumnReduction = r.reducedAxes == Array(0..<r.reducedAxes.count)
+        guard kept > 0, isRowReduction || isColumnReduction else { return false }
+        return r.dims[isRowReduction ? 0 : r.reducedAxes.count] > 1 && r.dims.reduce(1, *) >= floats
     case .gemm(let g):
         let isStreamed = g.im2colA != nil || g.col2imOutput != nil  // a convolution: always big
         return isStreamed || (g.m > 1 && g.m * g.n * g.k >= floats * 32)
