@@ -186,8 +186,10 @@ struct FunctionWriter {
                 ? "    \(declaration) = p->chunk + (size_t)part * \(kernel.partFloats); /* this thread's part */" + unused
                 : "    \(declaration) = p->\(parameter.name);" + unused
         }
+        // Work claimed piece by piece does not need to know which part it is.
+        let unusedIndex = ["part", "parts"].filter { !CSyntax.mentions($0, in: body.lines + unpacked) }.map { "    (void)\($0);" }
         let part = "static void \(name)_part(void *context, int part, int parts) {\n"
-            + "    const \(name)_pointers *p = context;\n" + unpacked.joined(separator: "\n") + "\n"
+            + "    const \(name)_pointers *p = context;\n" + (unusedIndex + unpacked).joined(separator: "\n") + "\n"
             + body.lines.joined(separator: "\n") + "\n}"
         let call = "    mplc_parallel(\(name)_part, &(\(name)_pointers){\(parameters.map(\.name).joined(separator: ", "))});"
         let whole = header + " {\n" + ([call] + body.linesAfterParts).joined(separator: "\n") + "\n}"
@@ -214,10 +216,30 @@ private struct KernelBodyWriter {
         self.isParallel = isParallel
     }
 
-    /// Declares `lo` and `hi`, this part's share of [0, count) in whole blocks.
+    /// Declares `lo` and `hi`, this part's share of [0, count) in whole blocks: for work whose result depends
+    /// on which thread does which share (partial sums), or that is best cut once (a GEMM packs its operands
+    /// for each call).
     private mutating func partRange(_ count: Int, block: Int = 1, depth: Int = 1) {
         line(depth, "size_t lo, hi;")
         line(depth, "mplc_part(\(count), \(block), part, parts, &lo, &hi);")
+    }
+
+    /// Line where the rest of the kernel's body goes inside `while (mplc_claim(...)) {`, if it does.
+    private var claimLoopStart: Int? = nil
+
+    /// Opens a loop over pieces of [0, count) claimed one at a time (`mplc_claim`, [lo, hi) each): the rest
+    /// of the body runs once per piece, and threads that finish early take more pieces.
+    private mutating func claimPieces(_ count: Int, piece: Int) {
+        line(1, "size_t lo, hi;")
+        line(1, "while (mplc_claim(\(count), \(piece), &lo, &hi)) {")
+        claimLoopStart = lines.count
+    }
+
+    /// About 32 pieces of `count` rows, each at least 16 floats long (no cache line shared between pieces).
+    private static func piece(rows count: Int, rowFloats: Int) -> Int {
+        let rows = max(1, (count + 31) / 32)
+        let minimumRows = (16 + rowFloats - 1) / max(rowFloats, 1)
+        return max(rows, minimumRows)
     }
 
     private mutating func line(_ depth: Int, _ text: String) {
@@ -231,10 +253,18 @@ private struct KernelBodyWriter {
     }
 
     mutating func write(_ kernel: Kernel) {
+        writeBody(kernel)
+        if let start = claimLoopStart {  // the claimed piece's work, one level in
+            for index in start..<lines.count { lines[index] = "    " + lines[index] }
+            line(1, "}")
+        }
+    }
+
+    private mutating func writeBody(_ kernel: Kernel) {
         switch kernel.body {
         case .loop(let loop):
             if isParallel {
-                partRange(loop.dims[0])
+                claimPieces(loop.dims[0], piece: Self.piece(rows: loop.dims[0], rowFloats: loop.dims.dropFirst().reduce(1, *)))
                 writeLoop(loop.dims, loop.statements, rows: ("lo", "hi"))
             } else {
                 writeLoop(loop.dims, loop.statements)
@@ -380,7 +410,7 @@ private struct KernelBodyWriter {
         }
         if isSuffix {
             let kept = r.dims.count - r.reducedAxes.count
-            if isParallel { partRange(r.dims[0]) }
+            if isParallel { claimPieces(r.dims[0], piece: Self.piece(rows: r.dims[0], rowFloats: 1)) }
             let outer = openLoops(index, dims: r.dims, only: 0..<kept, rows: isParallel ? ("lo", "hi") : nil)
             line(outer, r.kind == .sum ? "double sum = 0.0;" : "float best = -INFINITY;")
             let inner = openLoops(index, dims: r.dims, only: kept..<r.dims.count, depth: outer)
@@ -459,7 +489,10 @@ private struct KernelBodyWriter {
         let imageFloats = geometry.height * geometry.width * geometry.channels
         let rowsPerImage = w.rowsPerImage
         line(1, "/* columns of \(w.chunkImages) images at a time (\(w.chunkFloats) floats), never the whole im2col */")
-        if isParallel { partRange(geometry.batch, block: w.chunkImages) }
+        if isParallel {
+            // ∂W's partial sums must not depend on which thread took which images: fixed shares for it.
+            if g.transposeA { partRange(geometry.batch, block: w.chunkImages) } else { claimPieces(geometry.batch, piece: w.chunkImages) }
+        }
         if g.transposeA { declarePartialSum(g) }
         let isSmallOuterProduct = g.transposeA && g.m <= smallContraction && !g.transposeB && g.n <= smallWidth
         if isSmallOuterProduct {
@@ -557,16 +590,16 @@ private struct KernelBodyWriter {
         line(2, "/* m = \(g.m): outer products of the rows, summed in blocks of \(smallBlockRows) rows (sgemm would mostly pack) */")
         line(2, "for (size_t r0 = 0; r0 < (size_t)nb * \(rowsPerImage); r0 += \(smallBlockRows)) {")
         line(3, "const size_t r1 = r0 + \(smallBlockRows) < (size_t)nb * \(rowsPerImage) ? r0 + \(smallBlockRows) : (size_t)nb * \(rowsPerImage);")
-        line(3, "float part[\(size)];")
-        line(3, "for (int i = 0; i < \(size); i++) part[i] = 0.0f;")
+        line(3, "float block_sum[\(size)];")
+        line(3, "for (int i = 0; i < \(size); i++) block_sum[i] = 0.0f;")
         line(3, "for (size_t r = r0; r < r1; r++) {")
         line(4, "const float *dy = \(buffer(g.b)) + ((size_t)n0 * \(rowsPerImage) + r) * \(ldb);")
         line(4, "for (int p = 0; p < \(g.m); p++) {")
         line(5, "const float x = chunk[r * \(g.m) + p];")
-        line(5, "for (int j = 0; j < \(g.n); j++) part[p * \(g.n) + j] = fmaf(x, dy[j], part[p * \(g.n) + j]);")
+        line(5, "for (int j = 0; j < \(g.n); j++) block_sum[p * \(g.n) + j] = fmaf(x, dy[j], block_sum[p * \(g.n) + j]);")
         line(4, "}")
         line(3, "}")
-        line(3, "for (int i = 0; i < \(size); i++) total[i] += part[i];")
+        line(3, "for (int i = 0; i < \(size); i++) total[i] += block_sum[i];")
         line(2, "}")
         line(1, "}")
     }
@@ -578,7 +611,7 @@ private struct KernelBodyWriter {
         let rowsPerImage = w.rowsPerImage
         let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
         line(1, "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
-        if isParallel { partRange(geometry.batch, block: w.chunkImages) }
+        if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
         line(2, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
              + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
@@ -607,8 +640,7 @@ private struct KernelBodyWriter {
             return
         }
         // This part's images: every helper treats the images of a batch independently.
-        partRange(g.batch)
-        line(1, "if (lo == hi) return;")
+        claimPieces(g.batch, piece: Self.piece(rows: g.batch, rowFloats: 16))
         let operands = ([w.output] + w.operands).map { "\(buffer($0)) + lo * \(graph.shape(of: $0).count / g.batch)" }
         let partGeometry = "(mplc_window){(int)(hi - lo), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
         line(1, "\(helper)(\(operands.joined(separator: ", ")), \(partGeometry));")

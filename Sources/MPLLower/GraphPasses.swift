@@ -117,6 +117,39 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
     return rewritten
 }
 
+/// mask-pooled-cotangents: a ReLU's derivative applied after a max-pool's transpose,
+/// step(x) · maxPoolScatter(x, g), becomes maxPoolScatter(x, g · step(maxPool(x))). The scatter puts each
+/// window's cotangent at that window's maximum, where x equals maxPool(x), and zeros elsewhere, so both are
+/// equal; but the mask is now applied to the pooled cotangent (k·k times smaller for a k×k pool) and reads the
+/// pooled activation the forward pass keeps, instead of a pass over the full-size cotangent and activation.
+@Sendable func maskPooledCotangents(_ graph: Graph) -> Graph {
+    var uses = [Int](repeating: 0, count: graph.equations.count)
+    for value in graph.values { for operand in graph.op(of: value).operands { uses[operand.id] += 1 } }
+    for result in graph.results { uses[result.value.id] += 1 }
+    var rewritten = Graph()
+    var newValue: [Value] = []
+    var usesOfNew: [Value: Int] = [:]  // new scatter value → uses of the old one; looked up, never iterated
+    for equation in graph.equations {
+        let op = equation.op.mapOperands { newValue[$0.id] }
+        var value: Value? = nil
+        if case .binary(.mul, let a, let b) = op {
+            for (scattered, mask) in [(a, b), (b, a)] where value == nil {
+                guard case .maxPoolScatter(let x, let g, let geometry) = rewritten.op(of: scattered),
+                      usesOfNew[scattered] == 1, case .unary(.step, let masked) = rewritten.op(of: mask), masked == x
+                else { continue }
+                let pooledMask = rewritten.append(.unary(.step, rewritten.append(.maxPool(x, geometry))))
+                let maskedCotangent = rewritten.append(.binary(.mul, g, pooledMask))
+                value = rewritten.append(.maxPoolScatter(source: x, cotangent: maskedCotangent, geometry), shape: equation.shape)
+            }
+        }
+        let new = value ?? rewritten.append(op, shape: equation.shape)
+        if case .maxPoolScatter = op { usesOfNew[new] = uses[newValue.count] }
+        newValue.append(new)
+    }
+    rewritten.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
+    return rewritten
+}
+
 extension Op {
     /// The same op with every operand replaced by `transform(operand)`.
     func mapOperands(_ transform: (Value) -> Value) -> Op {

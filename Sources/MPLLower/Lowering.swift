@@ -63,6 +63,7 @@ public enum Lowering {
         .graph("simplify", simplify),                                   // x*1, x+0, constant ops, reshape/broadcast chains
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
         .graph("share-relu-masks", shareReLUMasks),                     // step(x) from relu(x); conv ReLU in its epilogue
+        .graph("mask-pooled-cotangents", maskPooledCotangents),         // ReLU' before a max-pool's transpose, not after
         .graph("skip-zero-rows", skipZeroRows),                         // backward passes on the rows a loss reaches
         .graph("eliminate-common-subexpressions", eliminateCommonSubexpressions),
         .graph("eliminate-dead-code", eliminateDeadCode),               // keep what the results need

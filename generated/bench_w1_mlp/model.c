@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
@@ -1108,13 +1124,27 @@ static void step_k043_matmul_step_mul(float *restrict t119, const float *restric
 }
 
 /* %120 = reduce_sum axes=[0] %119 : [1024] */
-static void step_k044_reduce_sum(float *restrict t120, const float *restrict t119) {
-    for (size_t o = 0; o < 1024; o++) t120[o] = 0.0f;
+typedef struct {
+    float *t120;
+    const float *t119;
+} step_k044_reduce_sum_pointers;
+
+static void step_k044_reduce_sum_part(void *context, int part, int parts) {
+    const step_k044_reduce_sum_pointers *p = context;
+    float *restrict t120 = p->t120;
+    const float *restrict t119 = p->t119;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t120[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t120[i1] += t119[i0 * 1024 + i1];
         }
     }
+}
+
+static void step_k044_reduce_sum(float *restrict t120, const float *restrict t119) {
+    mplc_parallel(step_k044_reduce_sum_part, &(step_k044_reduce_sum_pointers){t120, t119});
 }
 
 /* %122 = matmul tA %87, %119 : [1024,1024] */
@@ -1172,13 +1202,27 @@ static void step_k046_matmul_step_mul(float *restrict t124, const float *restric
 }
 
 /* %125 = reduce_sum axes=[0] %124 : [1024] */
-static void step_k047_reduce_sum(float *restrict t125, const float *restrict t124) {
-    for (size_t o = 0; o < 1024; o++) t125[o] = 0.0f;
+typedef struct {
+    float *t125;
+    const float *t124;
+} step_k047_reduce_sum_pointers;
+
+static void step_k047_reduce_sum_part(void *context, int part, int parts) {
+    const step_k047_reduce_sum_pointers *p = context;
+    float *restrict t125 = p->t125;
+    const float *restrict t124 = p->t124;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t125[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t125[i1] += t124[i0 * 1024 + i1];
         }
     }
+}
+
+static void step_k047_reduce_sum(float *restrict t125, const float *restrict t124) {
+    mplc_parallel(step_k047_reduce_sum_part, &(step_k047_reduce_sum_pointers){t125, t124});
 }
 
 /* %126 = matmul tA %83, %124 : [784,1024] */
@@ -1225,23 +1269,26 @@ typedef struct {
 
 static void step_k049_mul_add_sub_part(void *context, int part, int parts) {
     const step_k049_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
     float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
     const float *restrict t126 = p->t126;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(784, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v129 = in_student_dense1_weight[i] * 0.0005f;
-        const float v130 = t126[i] + v129;
-        const float v132 = in_student_momentum_dense1_weight[i] * 0.9f;
-        const float v133 = v132 + v130;
-        const float v134 = v133 * 0.9f;
-        const float v135 = v130 + v134;
-        const float v137 = v135 * in_lr_student[0];
-        const float v138 = in_student_dense1_weight[i] - v137;
-        in_student_momentum_dense1_weight[i] = v133;
-        in_student_dense1_weight[i] = v138;
+    while (mplc_claim(784, 25, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v129 = in_student_dense1_weight[i] * 0.0005f;
+            const float v130 = t126[i] + v129;
+            const float v132 = in_student_momentum_dense1_weight[i] * 0.9f;
+            const float v133 = v132 + v130;
+            const float v134 = v133 * 0.9f;
+            const float v135 = v130 + v134;
+            const float v137 = v135 * in_lr_student[0];
+            const float v138 = in_student_dense1_weight[i] - v137;
+            in_student_momentum_dense1_weight[i] = v133;
+            in_student_dense1_weight[i] = v138;
+        }
     }
 }
 
@@ -1294,23 +1341,26 @@ typedef struct {
 
 static void step_k051_mul_add_sub_part(void *context, int part, int parts) {
     const step_k051_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_dense3_weight = p->in_student_momentum_dense3_weight;
     float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
     const float *restrict t122 = p->t122;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(1024, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v150 = in_student_dense3_weight[i] * 0.0005f;
-        const float v151 = t122[i] + v150;
-        const float v153 = in_student_momentum_dense3_weight[i] * 0.9f;
-        const float v154 = v153 + v151;
-        const float v155 = v154 * 0.9f;
-        const float v156 = v151 + v155;
-        const float v158 = v156 * in_lr_student[0];
-        const float v159 = in_student_dense3_weight[i] - v158;
-        in_student_momentum_dense3_weight[i] = v154;
-        in_student_dense3_weight[i] = v159;
+    while (mplc_claim(1024, 32, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v150 = in_student_dense3_weight[i] * 0.0005f;
+            const float v151 = t122[i] + v150;
+            const float v153 = in_student_momentum_dense3_weight[i] * 0.9f;
+            const float v154 = v153 + v151;
+            const float v155 = v154 * 0.9f;
+            const float v156 = v151 + v155;
+            const float v158 = v156 * in_lr_student[0];
+            const float v159 = in_student_dense3_weight[i] - v158;
+            in_student_momentum_dense3_weight[i] = v154;
+            in_student_dense3_weight[i] = v159;
+        }
     }
 }
 
@@ -1617,13 +1667,27 @@ static void step_k070_matmul_step_mul(float *restrict t225, const float *restric
 }
 
 /* %226 = reduce_sum axes=[0] %225 : [1024] */
-static void step_k071_reduce_sum(float *restrict t226, const float *restrict t225) {
-    for (size_t o = 0; o < 1024; o++) t226[o] = 0.0f;
+typedef struct {
+    float *t226;
+    const float *t225;
+} step_k071_reduce_sum_pointers;
+
+static void step_k071_reduce_sum_part(void *context, int part, int parts) {
+    const step_k071_reduce_sum_pointers *p = context;
+    float *restrict t226 = p->t226;
+    const float *restrict t225 = p->t225;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t226[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t226[i1] += t225[i0 * 1024 + i1];
         }
     }
+}
+
+static void step_k071_reduce_sum(float *restrict t226, const float *restrict t225) {
+    mplc_parallel(step_k071_reduce_sum_part, &(step_k071_reduce_sum_pointers){t226, t225});
 }
 
 /* %228 = matmul tA %194, %225 : [1024,1024] */
@@ -1681,13 +1745,27 @@ static void step_k073_matmul_step_mul(float *restrict t230, const float *restric
 }
 
 /* %231 = reduce_sum axes=[0] %230 : [1024] */
-static void step_k074_reduce_sum(float *restrict t231, const float *restrict t230) {
-    for (size_t o = 0; o < 1024; o++) t231[o] = 0.0f;
+typedef struct {
+    float *t231;
+    const float *t230;
+} step_k074_reduce_sum_pointers;
+
+static void step_k074_reduce_sum_part(void *context, int part, int parts) {
+    const step_k074_reduce_sum_pointers *p = context;
+    float *restrict t231 = p->t231;
+    const float *restrict t230 = p->t230;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t231[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t231[i1] += t230[i0 * 1024 + i1];
         }
     }
+}
+
+static void step_k074_reduce_sum(float *restrict t231, const float *restrict t230) {
+    mplc_parallel(step_k074_reduce_sum_part, &(step_k074_reduce_sum_pointers){t231, t230});
 }
 
 /* %232 = matmul tA %190, %230 : [784,1024] */
@@ -2052,23 +2130,51 @@ static void step_k101_matmul_step_mul(float *restrict t294, const float *restric
 }
 
 /* %295 = reduce_sum axes=[0] %292 : [1024] */
-static void step_k102_reduce_sum(float *restrict t295, const float *restrict t292) {
-    for (size_t o = 0; o < 1024; o++) t295[o] = 0.0f;
+typedef struct {
+    float *t295;
+    const float *t292;
+} step_k102_reduce_sum_pointers;
+
+static void step_k102_reduce_sum_part(void *context, int part, int parts) {
+    const step_k102_reduce_sum_pointers *p = context;
+    float *restrict t295 = p->t295;
+    const float *restrict t292 = p->t292;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t295[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t295[i1] += t292[i0 * 1024 + i1];
         }
     }
 }
 
+static void step_k102_reduce_sum(float *restrict t295, const float *restrict t292) {
+    mplc_parallel(step_k102_reduce_sum_part, &(step_k102_reduce_sum_pointers){t295, t292});
+}
+
 /* %296 = reduce_sum axes=[0] %294 : [1024] */
-static void step_k103_reduce_sum(float *restrict t296, const float *restrict t294) {
-    for (size_t o = 0; o < 1024; o++) t296[o] = 0.0f;
+typedef struct {
+    float *t296;
+    const float *t294;
+} step_k103_reduce_sum_pointers;
+
+static void step_k103_reduce_sum_part(void *context, int part, int parts) {
+    const step_k103_reduce_sum_pointers *p = context;
+    float *restrict t296 = p->t296;
+    const float *restrict t294 = p->t294;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t296[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t296[i1] += t294[i0 * 1024 + i1];
         }
     }
+}
+
+static void step_k103_reduce_sum(float *restrict t296, const float *restrict t294) {
+    mplc_parallel(step_k103_reduce_sum_part, &(step_k103_reduce_sum_pointers){t296, t294});
 }
 
 /* %297 = add %295, %296 : [1024] */
@@ -2166,23 +2272,51 @@ static void step_k107_matmul_step_mul(float *restrict t308, const float *restric
 }
 
 /* %309 = reduce_sum axes=[0] %306 : [1024] */
-static void step_k108_reduce_sum(float *restrict t309, const float *restrict t306) {
-    for (size_t o = 0; o < 1024; o++) t309[o] = 0.0f;
+typedef struct {
+    float *t309;
+    const float *t306;
+} step_k108_reduce_sum_pointers;
+
+static void step_k108_reduce_sum_part(void *context, int part, int parts) {
+    const step_k108_reduce_sum_pointers *p = context;
+    float *restrict t309 = p->t309;
+    const float *restrict t306 = p->t306;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t309[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t309[i1] += t306[i0 * 1024 + i1];
         }
     }
 }
 
+static void step_k108_reduce_sum(float *restrict t309, const float *restrict t306) {
+    mplc_parallel(step_k108_reduce_sum_part, &(step_k108_reduce_sum_pointers){t309, t306});
+}
+
 /* %310 = reduce_sum axes=[0] %308 : [1024] */
-static void step_k109_reduce_sum(float *restrict t310, const float *restrict t308) {
-    for (size_t o = 0; o < 1024; o++) t310[o] = 0.0f;
+typedef struct {
+    float *t310;
+    const float *t308;
+} step_k109_reduce_sum_pointers;
+
+static void step_k109_reduce_sum_part(void *context, int part, int parts) {
+    const step_k109_reduce_sum_pointers *p = context;
+    float *restrict t310 = p->t310;
+    const float *restrict t308 = p->t308;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t310[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t310[i1] += t308[i0 * 1024 + i1];
         }
     }
+}
+
+static void step_k109_reduce_sum(float *restrict t310, const float *restrict t308) {
+    mplc_parallel(step_k109_reduce_sum_part, &(step_k109_reduce_sum_pointers){t310, t308});
 }
 
 /* %311 = add %309, %310 : [1024] */
@@ -2820,13 +2954,27 @@ static void supervised_step_k014_matmul_step_mul(float *restrict t45, const floa
 }
 
 /* %46 = reduce_sum axes=[0] %45 : [1024] */
-static void supervised_step_k015_reduce_sum(float *restrict t46, const float *restrict t45) {
-    for (size_t o = 0; o < 1024; o++) t46[o] = 0.0f;
+typedef struct {
+    float *t46;
+    const float *t45;
+} supervised_step_k015_reduce_sum_pointers;
+
+static void supervised_step_k015_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k015_reduce_sum_pointers *p = context;
+    float *restrict t46 = p->t46;
+    const float *restrict t45 = p->t45;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t46[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t46[i1] += t45[i0 * 1024 + i1];
         }
     }
+}
+
+static void supervised_step_k015_reduce_sum(float *restrict t46, const float *restrict t45) {
+    mplc_parallel(supervised_step_k015_reduce_sum_part, &(supervised_step_k015_reduce_sum_pointers){t46, t45});
 }
 
 /* %47 = matmul tB %45, %2 : [512,1024]
@@ -2862,13 +3010,27 @@ static void supervised_step_k016_matmul_step_mul(float *restrict t50, const floa
 }
 
 /* %51 = reduce_sum axes=[0] %50 : [1024] */
-static void supervised_step_k017_reduce_sum(float *restrict t51, const float *restrict t50) {
-    for (size_t o = 0; o < 1024; o++) t51[o] = 0.0f;
+typedef struct {
+    float *t51;
+    const float *t50;
+} supervised_step_k017_reduce_sum_pointers;
+
+static void supervised_step_k017_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k017_reduce_sum_pointers *p = context;
+    float *restrict t51 = p->t51;
+    const float *restrict t50 = p->t50;
+    size_t lo, hi;
+    mplc_part(1024, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t51[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t51[i1] += t50[i0 * 1024 + i1];
         }
     }
+}
+
+static void supervised_step_k017_reduce_sum(float *restrict t51, const float *restrict t50) {
+    mplc_parallel(supervised_step_k017_reduce_sum_part, &(supervised_step_k017_reduce_sum_pointers){t51, t50});
 }
 
 /* %52 = matmul tA %9, %50 : [784,1024]

@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
@@ -477,6 +493,7 @@ typedef struct {
 
 static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t27 = p->t27;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
@@ -484,27 +501,28 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(960, 10, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(960, 10, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+            const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t27 + ((size_t)n0 * 784 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t27 + ((size_t)n0 * 784 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v26 = t27[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
-                const float v27 = v26 > 0.0f ? v26 : 0.0f;
-                t27[i0 * 32 + i1] = v27;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v26 = t27[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
+                    const float v27 = v26 > 0.0f ? v26 : 0.0f;
+                    t27[i0 * 32 + i1] = v27;
+                }
             }
         }
     }
@@ -522,12 +540,14 @@ typedef struct {
 
 static void step_k001_max_pool_part(void *context, int part, int parts) {
     const step_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t29 = p->t29;
     const float *restrict t28 = p->t28;
     size_t lo, hi;
-    mplc_part(960, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t29 + lo * 6272, t28 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(960, 30, &lo, &hi)) {
+        mplc_max_pool(t29 + lo * 6272, t28 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
 }
 
 static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
@@ -549,6 +569,7 @@ typedef struct {
 
 static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t35 = p->t35;
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
@@ -556,17 +577,18 @@ static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(960, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t29 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t35 + (size_t)n0 * 12544, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v34 = t35[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
-                const float v35 = v34 > 0.0f ? v34 : 0.0f;
-                t35[i0 * 64 + i1] = v35;
+    while (mplc_claim(960, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_im2col(chunk, t29 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t35 + (size_t)n0 * 12544, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v34 = t35[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
+                    const float v35 = v34 > 0.0f ? v34 : 0.0f;
+                    t35[i0 * 64 + i1] = v35;
+                }
             }
         }
     }
@@ -584,12 +606,14 @@ typedef struct {
 
 static void step_k003_max_pool_part(void *context, int part, int parts) {
     const step_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t37 = p->t37;
     const float *restrict t36 = p->t36;
     size_t lo, hi;
-    mplc_part(960, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t37 + lo * 3136, t36 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(960, 30, &lo, &hi)) {
+        mplc_max_pool(t37 + lo * 3136, t36 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
 }
 
 static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
@@ -950,6 +974,7 @@ typedef struct {
 
 static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k031_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t104 = p->t104;
     const float *restrict t97 = p->t97;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -957,27 +982,28 @@ static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(448, 10, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(448, 10, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+            const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+            mplc_im2col(chunk, t97 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t104 + ((size_t)n0 * 784 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t104 + ((size_t)n0 * 784 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v103 = t104[i0 * 32 + i1] + in_student_conv0_bias[i1];
-                const float v104 = v103 > 0.0f ? v103 : 0.0f;
-                t104[i0 * 32 + i1] = v104;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v103 = t104[i0 * 32 + i1] + in_student_conv0_bias[i1];
+                    const float v104 = v103 > 0.0f ? v103 : 0.0f;
+                    t104[i0 * 32 + i1] = v104;
+                }
             }
         }
     }
@@ -995,12 +1021,14 @@ typedef struct {
 
 static void step_k032_max_pool_part(void *context, int part, int parts) {
     const step_k032_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t106 = p->t106;
     const float *restrict t105 = p->t105;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t106 + lo * 6272, t105 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool(t106 + lo * 6272, t105 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
 }
 
 static void step_k032_max_pool(float *restrict t106, const float *restrict t105) {
@@ -1022,6 +1050,7 @@ typedef struct {
 
 static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k033_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t112 = p->t112;
     const float *restrict t106 = p->t106;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -1029,17 +1058,18 @@ static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(448, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t106 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t112 + (size_t)n0 * 12544, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v111 = t112[i0 * 64 + i1] + in_student_conv3_bias[i1];
-                const float v112 = v111 > 0.0f ? v111 : 0.0f;
-                t112[i0 * 64 + i1] = v112;
+    while (mplc_claim(448, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_im2col(chunk, t106 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t112 + (size_t)n0 * 12544, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v111 = t112[i0 * 64 + i1] + in_student_conv3_bias[i1];
+                    const float v112 = v111 > 0.0f ? v111 : 0.0f;
+                    t112[i0 * 64 + i1] = v112;
+                }
             }
         }
     }
@@ -1057,12 +1087,14 @@ typedef struct {
 
 static void step_k034_max_pool_part(void *context, int part, int parts) {
     const step_k034_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t114 = p->t114;
     const float *restrict t113 = p->t113;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t114 + lo * 3136, t113 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool(t114 + lo * 3136, t113 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
 }
 
 static void step_k034_max_pool(float *restrict t114, const float *restrict t113) {
@@ -1259,13 +1291,27 @@ static void step_k049_matmul_step_mul(float *restrict t147, const float *restric
 }
 
 /* %148 = reduce_sum axes=[0] %147 : [128] */
-static void step_k050_reduce_sum(float *restrict t148, const float *restrict t147) {
-    for (size_t o = 0; o < 128; o++) t148[o] = 0.0f;
+typedef struct {
+    float *t148;
+    const float *t147;
+} step_k050_reduce_sum_pointers;
+
+static void step_k050_reduce_sum_part(void *context, int part, int parts) {
+    const step_k050_reduce_sum_pointers *p = context;
+    float *restrict t148 = p->t148;
+    const float *restrict t147 = p->t147;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t148[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t148[i1] += t147[i0 * 128 + i1];
         }
     }
+}
+
+static void step_k050_reduce_sum(float *restrict t148, const float *restrict t147) {
+    mplc_parallel(step_k050_reduce_sum_part, &(step_k050_reduce_sum_pointers){t148, t147});
 }
 
 /* %149 = matmul tB %147, %12 : [448,3136] */
@@ -1312,62 +1358,81 @@ static void step_k052_matmul(float *restrict t150, const float *restrict t115, c
     mplc_parallel(step_k052_matmul_part, &(step_k052_matmul_pointers){t150, t115, t147});
 }
 
-/* %152 = max_pool_scatter k2 s2 p0 %113, %151 : [448,14,14,64] */
+/* %152 = step %114 : [448,7,7,64]
+ * %153 = mul %151, %152 : [448,7,7,64] */
 typedef struct {
-    float *t152;
-    const float *t113;
+    float *t153;
+    const float *t114;
     const float *t151;
-} step_k053_max_pool_scatter_pointers;
+} step_k053_step_mul_pointers;
 
-static void step_k053_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k053_max_pool_scatter_pointers *p = context;
-    float *restrict t152 = p->t152;
-    const float *restrict t113 = p->t113;
+static void step_k053_step_mul_part(void *context, int part, int parts) {
+    const step_k053_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t153 = p->t153;
+    const float *restrict t114 = p->t114;
     const float *restrict t151 = p->t151;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t152 + lo * 12544, t113 + lo * 12544, t151 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v152 = t114[i] > 0.0f ? 1.0f : 0.0f;
+            const float v153 = t151[i] * v152;
+            t153[i] = v153;
+        }
+    }
 }
 
-static void step_k053_max_pool_scatter(float *restrict t152, const float *restrict t113, const float *restrict t151) {
-    mplc_parallel(step_k053_max_pool_scatter_part, &(step_k053_max_pool_scatter_pointers){t152, t113, t151});
+static void step_k053_step_mul(float *restrict t153, const float *restrict t114, const float *restrict t151) {
+    mplc_parallel(step_k053_step_mul_part, &(step_k053_step_mul_pointers){t153, t114, t151});
 }
 
-/* %153 = step %113 : [448,14,14,64]
- * %154 = mul %152, %153 : [448,14,14,64] */
+/* %154 = max_pool_scatter k2 s2 p0 %113, %153 : [448,14,14,64] */
 typedef struct {
     float *t154;
     const float *t113;
-    const float *t152;
-} step_k054_step_mul_pointers;
+    const float *t153;
+} step_k054_max_pool_scatter_pointers;
 
-static void step_k054_step_mul_part(void *context, int part, int parts) {
-    const step_k054_step_mul_pointers *p = context;
+static void step_k054_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k054_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t154 = p->t154;
     const float *restrict t113 = p->t113;
-    const float *restrict t152 = p->t152;
+    const float *restrict t153 = p->t153;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v153 = t113[i] > 0.0f ? 1.0f : 0.0f;
-        const float v154 = t152[i] * v153;
-        t154[i] = v154;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool_scatter(t154 + lo * 12544, t113 + lo * 12544, t153 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_k054_step_mul(float *restrict t154, const float *restrict t113, const float *restrict t152) {
-    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t154, t113, t152});
+static void step_k054_max_pool_scatter(float *restrict t154, const float *restrict t113, const float *restrict t153) {
+    mplc_parallel(step_k054_max_pool_scatter_part, &(step_k054_max_pool_scatter_pointers){t154, t113, t153});
 }
 
 /* %156 = reduce_sum axes=[0] %155 : [64] */
-static void step_k055_reduce_sum(float *restrict t156, const float *restrict t155) {
-    for (size_t o = 0; o < 64; o++) t156[o] = 0.0f;
+typedef struct {
+    float *t156;
+    const float *t155;
+} step_k055_reduce_sum_pointers;
+
+static void step_k055_reduce_sum_part(void *context, int part, int parts) {
+    const step_k055_reduce_sum_pointers *p = context;
+    float *restrict t156 = p->t156;
+    const float *restrict t155 = p->t155;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t156[o] = 0.0f;
     for (size_t i0 = 0; i0 < 87808; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t156[i1] += t155[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k055_reduce_sum(float *restrict t156, const float *restrict t155) {
+    mplc_parallel(step_k055_reduce_sum_part, &(step_k055_reduce_sum_pointers){t156, t155});
 }
 
 /* %157 = matmul tB %155, %108 : [87808,288]
@@ -1381,17 +1446,19 @@ typedef struct {
 
 static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
     const step_k056_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t160 = p->t160;
     const float *restrict t155 = p->t155;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(448, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t155 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t160 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    while (mplc_claim(448, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t155 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t160 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -1434,62 +1501,81 @@ static void step_k057_im2col_matmul(float *restrict t158, const float *restrict 
     }
 }
 
-/* %161 = max_pool_scatter k2 s2 p0 %105, %160 : [448,28,28,32] */
+/* %161 = step %106 : [448,14,14,32]
+ * %162 = mul %160, %161 : [448,14,14,32] */
 typedef struct {
-    float *t161;
-    const float *t105;
+    float *t162;
+    const float *t106;
     const float *t160;
-} step_k058_max_pool_scatter_pointers;
+} step_k058_step_mul_pointers;
 
-static void step_k058_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k058_max_pool_scatter_pointers *p = context;
-    float *restrict t161 = p->t161;
-    const float *restrict t105 = p->t105;
+static void step_k058_step_mul_part(void *context, int part, int parts) {
+    const step_k058_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t162 = p->t162;
+    const float *restrict t106 = p->t106;
     const float *restrict t160 = p->t160;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t161 + lo * 25088, t105 + lo * 25088, t160 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
+            const float v161 = t106[i] > 0.0f ? 1.0f : 0.0f;
+            const float v162 = t160[i] * v161;
+            t162[i] = v162;
+        }
+    }
 }
 
-static void step_k058_max_pool_scatter(float *restrict t161, const float *restrict t105, const float *restrict t160) {
-    mplc_parallel(step_k058_max_pool_scatter_part, &(step_k058_max_pool_scatter_pointers){t161, t105, t160});
+static void step_k058_step_mul(float *restrict t162, const float *restrict t106, const float *restrict t160) {
+    mplc_parallel(step_k058_step_mul_part, &(step_k058_step_mul_pointers){t162, t106, t160});
 }
 
-/* %162 = step %105 : [448,28,28,32]
- * %163 = mul %161, %162 : [448,28,28,32] */
+/* %163 = max_pool_scatter k2 s2 p0 %105, %162 : [448,28,28,32] */
 typedef struct {
     float *t163;
     const float *t105;
-    const float *t161;
-} step_k059_step_mul_pointers;
+    const float *t162;
+} step_k059_max_pool_scatter_pointers;
 
-static void step_k059_step_mul_part(void *context, int part, int parts) {
-    const step_k059_step_mul_pointers *p = context;
+static void step_k059_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k059_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t163 = p->t163;
     const float *restrict t105 = p->t105;
-    const float *restrict t161 = p->t161;
+    const float *restrict t162 = p->t162;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
-        const float v162 = t105[i] > 0.0f ? 1.0f : 0.0f;
-        const float v163 = t161[i] * v162;
-        t163[i] = v163;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool_scatter(t163 + lo * 25088, t105 + lo * 25088, t162 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_k059_step_mul(float *restrict t163, const float *restrict t105, const float *restrict t161) {
-    mplc_parallel(step_k059_step_mul_part, &(step_k059_step_mul_pointers){t163, t105, t161});
+static void step_k059_max_pool_scatter(float *restrict t163, const float *restrict t105, const float *restrict t162) {
+    mplc_parallel(step_k059_max_pool_scatter_part, &(step_k059_max_pool_scatter_pointers){t163, t105, t162});
 }
 
 /* %165 = reduce_sum axes=[0] %164 : [32] */
-static void step_k060_reduce_sum(float *restrict t165, const float *restrict t164) {
-    for (size_t o = 0; o < 32; o++) t165[o] = 0.0f;
+typedef struct {
+    float *t165;
+    const float *t164;
+} step_k060_reduce_sum_pointers;
+
+static void step_k060_reduce_sum_part(void *context, int part, int parts) {
+    const step_k060_reduce_sum_pointers *p = context;
+    float *restrict t165 = p->t165;
+    const float *restrict t164 = p->t164;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t165[o] = 0.0f;
     for (size_t i0 = 0; i0 < 351232; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t165[i1] += t164[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k060_reduce_sum(float *restrict t165, const float *restrict t164) {
+    mplc_parallel(step_k060_reduce_sum_part, &(step_k060_reduce_sum_pointers){t165, t164});
 }
 
 /* %99 = im2col k3 s1 p1 %97 : [351232,9]
@@ -1520,16 +1606,16 @@ static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[288];
-            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            float block_sum[288];
+            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t164 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 288; i++) total[i] += part[i];
+            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 288; i++) sum[i] = total[i];
@@ -1667,23 +1753,26 @@ typedef struct {
 
 static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
     const step_k066_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     const float *restrict t150 = p->t150;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(3136, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v212 = in_student_dense7_weight[i] * 0.0005f;
-        const float v213 = t150[i] + v212;
-        const float v215 = in_student_momentum_dense7_weight[i] * 0.9f;
-        const float v216 = v215 + v213;
-        const float v217 = v216 * 0.9f;
-        const float v218 = v213 + v217;
-        const float v220 = v218 * in_lr_student[0];
-        const float v221 = in_student_dense7_weight[i] - v220;
-        in_student_momentum_dense7_weight[i] = v216;
-        in_student_dense7_weight[i] = v221;
+    while (mplc_claim(3136, 98, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
+            const float v212 = in_student_dense7_weight[i] * 0.0005f;
+            const float v213 = t150[i] + v212;
+            const float v215 = in_student_momentum_dense7_weight[i] * 0.9f;
+            const float v216 = v215 + v213;
+            const float v217 = v216 * 0.9f;
+            const float v218 = v213 + v217;
+            const float v220 = v218 * in_lr_student[0];
+            const float v221 = in_student_dense7_weight[i] - v220;
+            in_student_momentum_dense7_weight[i] = v216;
+            in_student_dense7_weight[i] = v221;
+        }
     }
 }
 
@@ -1780,6 +1869,7 @@ typedef struct {
 
 static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k070_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t259 = p->t259;
     const float *restrict in_x = p->in_x;
     const float *restrict t255 = p->t255;
@@ -1787,27 +1877,28 @@ static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(64, 10, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t255[p * 32 + j], acc[j]);
+    while (mplc_claim(64, 10, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+            const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t255[p * 32 + j], acc[j]);
+                }
+                float *row = t259 + ((size_t)n0 * 784 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t259 + ((size_t)n0 * 784 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v258 = t259[i0 * 32 + i1] + t188[i1];
-                const float v259 = v258 > 0.0f ? v258 : 0.0f;
-                t259[i0 * 32 + i1] = v259;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v258 = t259[i0 * 32 + i1] + t188[i1];
+                    const float v259 = v258 > 0.0f ? v258 : 0.0f;
+                    t259[i0 * 32 + i1] = v259;
+                }
             }
         }
     }
@@ -1825,12 +1916,14 @@ typedef struct {
 
 static void step_k071_max_pool_part(void *context, int part, int parts) {
     const step_k071_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t261 = p->t261;
     const float *restrict t260 = p->t260;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t261 + lo * 6272, t260 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool(t261 + lo * 6272, t260 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
 }
 
 static void step_k071_max_pool(float *restrict t261, const float *restrict t260) {
@@ -1852,6 +1945,7 @@ typedef struct {
 
 static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k072_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t267 = p->t267;
     const float *restrict t261 = p->t261;
     const float *restrict t263 = p->t263;
@@ -1859,17 +1953,18 @@ static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(64, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t261 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, t263, 64, 0.0f, t267 + (size_t)n0 * 12544, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v266 = t267[i0 * 64 + i1] + t209[i1];
-                const float v267 = v266 > 0.0f ? v266 : 0.0f;
-                t267[i0 * 64 + i1] = v267;
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_im2col(chunk, t261 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, t263, 64, 0.0f, t267 + (size_t)n0 * 12544, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v266 = t267[i0 * 64 + i1] + t209[i1];
+                    const float v267 = v266 > 0.0f ? v266 : 0.0f;
+                    t267[i0 * 64 + i1] = v267;
+                }
             }
         }
     }
@@ -1887,12 +1982,14 @@ typedef struct {
 
 static void step_k073_max_pool_part(void *context, int part, int parts) {
     const step_k073_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t269 = p->t269;
     const float *restrict t268 = p->t268;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t269 + lo * 3136, t268 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool(t269 + lo * 3136, t268 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
 }
 
 static void step_k073_max_pool(float *restrict t269, const float *restrict t268) {
@@ -2142,62 +2239,81 @@ static void step_k091_matmul(float *restrict t304, const float *restrict t270, c
     mplc_parallel(step_k091_matmul_part, &(step_k091_matmul_pointers){t304, t270, t301});
 }
 
-/* %306 = max_pool_scatter k2 s2 p0 %268, %305 : [64,14,14,64] */
+/* %306 = step %269 : [64,7,7,64]
+ * %307 = mul %305, %306 : [64,7,7,64] */
 typedef struct {
-    float *t306;
-    const float *t268;
+    float *t307;
+    const float *t269;
     const float *t305;
-} step_k092_max_pool_scatter_pointers;
+} step_k092_step_mul_pointers;
 
-static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k092_max_pool_scatter_pointers *p = context;
-    float *restrict t306 = p->t306;
-    const float *restrict t268 = p->t268;
+static void step_k092_step_mul_part(void *context, int part, int parts) {
+    const step_k092_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t307 = p->t307;
+    const float *restrict t269 = p->t269;
     const float *restrict t305 = p->t305;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t306 + lo * 12544, t268 + lo * 12544, t305 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v306 = t269[i] > 0.0f ? 1.0f : 0.0f;
+            const float v307 = t305[i] * v306;
+            t307[i] = v307;
+        }
+    }
 }
 
-static void step_k092_max_pool_scatter(float *restrict t306, const float *restrict t268, const float *restrict t305) {
-    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t306, t268, t305});
+static void step_k092_step_mul(float *restrict t307, const float *restrict t269, const float *restrict t305) {
+    mplc_parallel(step_k092_step_mul_part, &(step_k092_step_mul_pointers){t307, t269, t305});
 }
 
-/* %307 = step %268 : [64,14,14,64]
- * %308 = mul %306, %307 : [64,14,14,64] */
+/* %308 = max_pool_scatter k2 s2 p0 %268, %307 : [64,14,14,64] */
 typedef struct {
     float *t308;
     const float *t268;
-    const float *t306;
-} step_k093_step_mul_pointers;
+    const float *t307;
+} step_k093_max_pool_scatter_pointers;
 
-static void step_k093_step_mul_part(void *context, int part, int parts) {
-    const step_k093_step_mul_pointers *p = context;
+static void step_k093_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k093_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t308 = p->t308;
     const float *restrict t268 = p->t268;
-    const float *restrict t306 = p->t306;
+    const float *restrict t307 = p->t307;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v307 = t268[i] > 0.0f ? 1.0f : 0.0f;
-        const float v308 = t306[i] * v307;
-        t308[i] = v308;
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool_scatter(t308 + lo * 12544, t268 + lo * 12544, t307 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_k093_step_mul(float *restrict t308, const float *restrict t268, const float *restrict t306) {
-    mplc_parallel(step_k093_step_mul_part, &(step_k093_step_mul_pointers){t308, t268, t306});
+static void step_k093_max_pool_scatter(float *restrict t308, const float *restrict t268, const float *restrict t307) {
+    mplc_parallel(step_k093_max_pool_scatter_part, &(step_k093_max_pool_scatter_pointers){t308, t268, t307});
 }
 
 /* %310 = reduce_sum axes=[0] %309 : [64] */
-static void step_k094_reduce_sum(float *restrict t310, const float *restrict t309) {
-    for (size_t o = 0; o < 64; o++) t310[o] = 0.0f;
+typedef struct {
+    float *t310;
+    const float *t309;
+} step_k094_reduce_sum_pointers;
+
+static void step_k094_reduce_sum_part(void *context, int part, int parts) {
+    const step_k094_reduce_sum_pointers *p = context;
+    float *restrict t310 = p->t310;
+    const float *restrict t309 = p->t309;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t310[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t310[i1] += t309[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k094_reduce_sum(float *restrict t310, const float *restrict t309) {
+    mplc_parallel(step_k094_reduce_sum_part, &(step_k094_reduce_sum_pointers){t310, t309});
 }
 
 /* %311 = matmul tB %309, %263 : [12544,288]
@@ -2211,17 +2327,19 @@ typedef struct {
 
 static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
     const step_k095_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t314 = p->t314;
     const float *restrict t309 = p->t309;
     const float *restrict t263 = p->t263;
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(64, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t309 + (size_t)n0 * 12544, 64, t263, 64, 0.0f, chunk, 288);
-        mplc_col2im(t314 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t309 + (size_t)n0 * 12544, 64, t263, 64, 0.0f, chunk, 288);
+            mplc_col2im(t314 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -2264,62 +2382,81 @@ static void step_k096_im2col_matmul(float *restrict t312, const float *restrict 
     }
 }
 
-/* %315 = max_pool_scatter k2 s2 p0 %260, %314 : [64,28,28,32] */
+/* %315 = step %261 : [64,14,14,32]
+ * %316 = mul %314, %315 : [64,14,14,32] */
 typedef struct {
-    float *t315;
-    const float *t260;
+    float *t316;
+    const float *t261;
     const float *t314;
-} step_k097_max_pool_scatter_pointers;
+} step_k097_step_mul_pointers;
 
-static void step_k097_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k097_max_pool_scatter_pointers *p = context;
-    float *restrict t315 = p->t315;
-    const float *restrict t260 = p->t260;
+static void step_k097_step_mul_part(void *context, int part, int parts) {
+    const step_k097_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t316 = p->t316;
+    const float *restrict t261 = p->t261;
     const float *restrict t314 = p->t314;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t315 + lo * 25088, t260 + lo * 25088, t314 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
+            const float v315 = t261[i] > 0.0f ? 1.0f : 0.0f;
+            const float v316 = t314[i] * v315;
+            t316[i] = v316;
+        }
+    }
 }
 
-static void step_k097_max_pool_scatter(float *restrict t315, const float *restrict t260, const float *restrict t314) {
-    mplc_parallel(step_k097_max_pool_scatter_part, &(step_k097_max_pool_scatter_pointers){t315, t260, t314});
+static void step_k097_step_mul(float *restrict t316, const float *restrict t261, const float *restrict t314) {
+    mplc_parallel(step_k097_step_mul_part, &(step_k097_step_mul_pointers){t316, t261, t314});
 }
 
-/* %316 = step %260 : [64,28,28,32]
- * %317 = mul %315, %316 : [64,28,28,32] */
+/* %317 = max_pool_scatter k2 s2 p0 %260, %316 : [64,28,28,32] */
 typedef struct {
     float *t317;
     const float *t260;
-    const float *t315;
-} step_k098_step_mul_pointers;
+    const float *t316;
+} step_k098_max_pool_scatter_pointers;
 
-static void step_k098_step_mul_part(void *context, int part, int parts) {
-    const step_k098_step_mul_pointers *p = context;
+static void step_k098_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k098_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t317 = p->t317;
     const float *restrict t260 = p->t260;
-    const float *restrict t315 = p->t315;
+    const float *restrict t316 = p->t316;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
-        const float v316 = t260[i] > 0.0f ? 1.0f : 0.0f;
-        const float v317 = t315[i] * v316;
-        t317[i] = v317;
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool_scatter(t317 + lo * 25088, t260 + lo * 25088, t316 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_k098_step_mul(float *restrict t317, const float *restrict t260, const float *restrict t315) {
-    mplc_parallel(step_k098_step_mul_part, &(step_k098_step_mul_pointers){t317, t260, t315});
+static void step_k098_max_pool_scatter(float *restrict t317, const float *restrict t260, const float *restrict t316) {
+    mplc_parallel(step_k098_max_pool_scatter_part, &(step_k098_max_pool_scatter_pointers){t317, t260, t316});
 }
 
 /* %319 = reduce_sum axes=[0] %318 : [32] */
-static void step_k099_reduce_sum(float *restrict t319, const float *restrict t318) {
-    for (size_t o = 0; o < 32; o++) t319[o] = 0.0f;
+typedef struct {
+    float *t319;
+    const float *t318;
+} step_k099_reduce_sum_pointers;
+
+static void step_k099_reduce_sum_part(void *context, int part, int parts) {
+    const step_k099_reduce_sum_pointers *p = context;
+    float *restrict t319 = p->t319;
+    const float *restrict t318 = p->t318;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t319[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t319[i1] += t318[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k099_reduce_sum(float *restrict t319, const float *restrict t318) {
+    mplc_parallel(step_k099_reduce_sum_part, &(step_k099_reduce_sum_pointers){t319, t318});
 }
 
 /* %254 = im2col k3 s1 p1 %98 : [50176,9]
@@ -2350,16 +2487,16 @@ static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[288];
-            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            float block_sum[288];
+            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t318 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 288; i++) total[i] += part[i];
+            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 288; i++) sum[i] = total[i];
@@ -2723,13 +2860,27 @@ static void step_k129_reduce_sum(float *restrict t390, const float *restrict t38
 }
 
 /* %391 = reduce_sum axes=[0] %389 : [128] */
-static void step_k130_reduce_sum(float *restrict t391, const float *restrict t389) {
-    for (size_t o = 0; o < 128; o++) t391[o] = 0.0f;
+typedef struct {
+    float *t391;
+    const float *t389;
+} step_k130_reduce_sum_pointers;
+
+static void step_k130_reduce_sum_part(void *context, int part, int parts) {
+    const step_k130_reduce_sum_pointers *p = context;
+    float *restrict t391 = p->t391;
+    const float *restrict t389 = p->t389;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t391[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t391[i1] += t389[i0 * 128 + i1];
         }
     }
+}
+
+static void step_k130_reduce_sum(float *restrict t391, const float *restrict t389) {
+    mplc_parallel(step_k130_reduce_sum_part, &(step_k130_reduce_sum_pointers){t391, t389});
 }
 
 /* %392 = add %390, %391 : [128] */
@@ -2806,120 +2957,158 @@ static void step_k134_matmul(float *restrict t400, const float *restrict t399, c
     mplc_parallel(step_k134_matmul_part, &(step_k134_matmul_pointers){t400, t399, t389});
 }
 
-/* %406 = max_pool_scatter k2 s2 p0 %405, %402 : [64,14,14,64] */
-typedef struct {
-    float *t406;
-    const float *t405;
-    const float *t402;
-} step_k135_max_pool_scatter_pointers;
-
-static void step_k135_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k135_max_pool_scatter_pointers *p = context;
-    float *restrict t406 = p->t406;
-    const float *restrict t405 = p->t405;
-    const float *restrict t402 = p->t402;
-    size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t406 + lo * 12544, t405 + lo * 12544, t402 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-}
-
-static void step_k135_max_pool_scatter(float *restrict t406, const float *restrict t405, const float *restrict t402) {
-    mplc_parallel(step_k135_max_pool_scatter_part, &(step_k135_max_pool_scatter_pointers){t406, t405, t402});
-}
-
-/* %409 = max_pool_scatter k2 s2 p0 %408, %403 : [448,14,14,64] */
+/* %408 = step %395 : [64,7,7,64]
+ * %409 = mul %402, %408 : [64,7,7,64] */
 typedef struct {
     float *t409;
-    const float *t408;
-    const float *t403;
-} step_k136_max_pool_scatter_pointers;
+    const float *t395;
+    const float *t402;
+} step_k135_step_mul_pointers;
 
-static void step_k136_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k136_max_pool_scatter_pointers *p = context;
+static void step_k135_step_mul_part(void *context, int part, int parts) {
+    const step_k135_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t409 = p->t409;
-    const float *restrict t408 = p->t408;
-    const float *restrict t403 = p->t403;
+    const float *restrict t395 = p->t395;
+    const float *restrict t402 = p->t402;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t409 + lo * 12544, t408 + lo * 12544, t403 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v408 = t395[i] > 0.0f ? 1.0f : 0.0f;
+            const float v409 = t402[i] * v408;
+            t409[i] = v409;
+        }
+    }
 }
 
-static void step_k136_max_pool_scatter(float *restrict t409, const float *restrict t408, const float *restrict t403) {
-    mplc_parallel(step_k136_max_pool_scatter_part, &(step_k136_max_pool_scatter_pointers){t409, t408, t403});
+static void step_k135_step_mul(float *restrict t409, const float *restrict t395, const float *restrict t402) {
+    mplc_parallel(step_k135_step_mul_part, &(step_k135_step_mul_pointers){t409, t395, t402});
 }
 
-/* %410 = step %405 : [64,14,14,64]
- * %411 = mul %406, %410 : [64,14,14,64] */
+/* %410 = step %398 : [448,7,7,64]
+ * %411 = mul %403, %410 : [448,7,7,64] */
 typedef struct {
     float *t411;
-    const float *t405;
-    const float *t406;
-} step_k137_step_mul_pointers;
+    const float *t398;
+    const float *t403;
+} step_k136_step_mul_pointers;
 
-static void step_k137_step_mul_part(void *context, int part, int parts) {
-    const step_k137_step_mul_pointers *p = context;
+static void step_k136_step_mul_part(void *context, int part, int parts) {
+    const step_k136_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t411 = p->t411;
-    const float *restrict t405 = p->t405;
-    const float *restrict t406 = p->t406;
+    const float *restrict t398 = p->t398;
+    const float *restrict t403 = p->t403;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v410 = t405[i] > 0.0f ? 1.0f : 0.0f;
-        const float v411 = t406[i] * v410;
-        t411[i] = v411;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v410 = t398[i] > 0.0f ? 1.0f : 0.0f;
+            const float v411 = t403[i] * v410;
+            t411[i] = v411;
+        }
     }
 }
 
-static void step_k137_step_mul(float *restrict t411, const float *restrict t405, const float *restrict t406) {
-    mplc_parallel(step_k137_step_mul_part, &(step_k137_step_mul_pointers){t411, t405, t406});
+static void step_k136_step_mul(float *restrict t411, const float *restrict t398, const float *restrict t403) {
+    mplc_parallel(step_k136_step_mul_part, &(step_k136_step_mul_pointers){t411, t398, t403});
 }
 
-/* %412 = step %408 : [448,14,14,64]
- * %413 = mul %409, %412 : [448,14,14,64] */
+/* %412 = max_pool_scatter k2 s2 p0 %405, %409 : [64,14,14,64] */
 typedef struct {
-    float *t413;
-    const float *t408;
+    float *t412;
+    const float *t405;
     const float *t409;
-} step_k138_step_mul_pointers;
+} step_k137_max_pool_scatter_pointers;
 
-static void step_k138_step_mul_part(void *context, int part, int parts) {
-    const step_k138_step_mul_pointers *p = context;
-    float *restrict t413 = p->t413;
-    const float *restrict t408 = p->t408;
+static void step_k137_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k137_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t412 = p->t412;
+    const float *restrict t405 = p->t405;
     const float *restrict t409 = p->t409;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v412 = t408[i] > 0.0f ? 1.0f : 0.0f;
-        const float v413 = t409[i] * v412;
-        t413[i] = v413;
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool_scatter(t412 + lo * 12544, t405 + lo * 12544, t409 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void step_k138_step_mul(float *restrict t413, const float *restrict t408, const float *restrict t409) {
-    mplc_parallel(step_k138_step_mul_part, &(step_k138_step_mul_pointers){t413, t408, t409});
+static void step_k137_max_pool_scatter(float *restrict t412, const float *restrict t405, const float *restrict t409) {
+    mplc_parallel(step_k137_max_pool_scatter_part, &(step_k137_max_pool_scatter_pointers){t412, t405, t409});
+}
+
+/* %413 = max_pool_scatter k2 s2 p0 %407, %411 : [448,14,14,64] */
+typedef struct {
+    float *t413;
+    const float *t407;
+    const float *t411;
+} step_k138_max_pool_scatter_pointers;
+
+static void step_k138_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k138_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t413 = p->t413;
+    const float *restrict t407 = p->t407;
+    const float *restrict t411 = p->t411;
+    size_t lo, hi;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool_scatter(t413 + lo * 12544, t407 + lo * 12544, t411 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
+}
+
+static void step_k138_max_pool_scatter(float *restrict t413, const float *restrict t407, const float *restrict t411) {
+    mplc_parallel(step_k138_max_pool_scatter_part, &(step_k138_max_pool_scatter_pointers){t413, t407, t411});
 }
 
 /* %416 = reduce_sum axes=[0] %414 : [64] */
-static void step_k139_reduce_sum(float *restrict t416, const float *restrict t414) {
-    for (size_t o = 0; o < 64; o++) t416[o] = 0.0f;
+typedef struct {
+    float *t416;
+    const float *t414;
+} step_k139_reduce_sum_pointers;
+
+static void step_k139_reduce_sum_part(void *context, int part, int parts) {
+    const step_k139_reduce_sum_pointers *p = context;
+    float *restrict t416 = p->t416;
+    const float *restrict t414 = p->t414;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t416[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t416[i1] += t414[i0 * 64 + i1];
         }
     }
 }
 
+static void step_k139_reduce_sum(float *restrict t416, const float *restrict t414) {
+    mplc_parallel(step_k139_reduce_sum_part, &(step_k139_reduce_sum_pointers){t416, t414});
+}
+
 /* %417 = reduce_sum axes=[0] %415 : [64] */
-static void step_k140_reduce_sum(float *restrict t417, const float *restrict t415) {
-    for (size_t o = 0; o < 64; o++) t417[o] = 0.0f;
+typedef struct {
+    float *t417;
+    const float *t415;
+} step_k140_reduce_sum_pointers;
+
+static void step_k140_reduce_sum_part(void *context, int part, int parts) {
+    const step_k140_reduce_sum_pointers *p = context;
+    float *restrict t417 = p->t417;
+    const float *restrict t415 = p->t415;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t417[o] = 0.0f;
     for (size_t i0 = 0; i0 < 87808; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t417[i1] += t415[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k140_reduce_sum(float *restrict t417, const float *restrict t415) {
+    mplc_parallel(step_k140_reduce_sum_part, &(step_k140_reduce_sum_pointers){t417, t415});
 }
 
 /* %418 = add %416, %417 : [64] */
@@ -2941,17 +3130,19 @@ typedef struct {
 
 static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
     const step_k142_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t429 = p->t429;
     const float *restrict t414 = p->t414;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(64, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t414 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t429 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    while (mplc_claim(64, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t414 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t429 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -2970,17 +3161,19 @@ typedef struct {
 
 static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
     const step_k143_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t430 = p->t430;
     const float *restrict t415 = p->t415;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(448, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t415 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t430 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    while (mplc_claim(448, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t415 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t430 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -3066,120 +3259,158 @@ static void step_k145_im2col_matmul_add(float *restrict t427, const float *restr
     }
 }
 
-/* %433 = max_pool_scatter k2 s2 p0 %432, %429 : [64,28,28,32] */
-typedef struct {
-    float *t433;
-    const float *t432;
-    const float *t429;
-} step_k146_max_pool_scatter_pointers;
-
-static void step_k146_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k146_max_pool_scatter_pointers *p = context;
-    float *restrict t433 = p->t433;
-    const float *restrict t432 = p->t432;
-    const float *restrict t429 = p->t429;
-    size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t433 + lo * 25088, t432 + lo * 25088, t429 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-}
-
-static void step_k146_max_pool_scatter(float *restrict t433, const float *restrict t432, const float *restrict t429) {
-    mplc_parallel(step_k146_max_pool_scatter_part, &(step_k146_max_pool_scatter_pointers){t433, t432, t429});
-}
-
-/* %436 = max_pool_scatter k2 s2 p0 %435, %430 : [448,28,28,32] */
+/* %435 = step %421 : [64,14,14,32]
+ * %436 = mul %429, %435 : [64,14,14,32] */
 typedef struct {
     float *t436;
-    const float *t435;
-    const float *t430;
-} step_k147_max_pool_scatter_pointers;
+    const float *t421;
+    const float *t429;
+} step_k146_step_mul_pointers;
 
-static void step_k147_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k147_max_pool_scatter_pointers *p = context;
+static void step_k146_step_mul_part(void *context, int part, int parts) {
+    const step_k146_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t436 = p->t436;
-    const float *restrict t435 = p->t435;
-    const float *restrict t430 = p->t430;
+    const float *restrict t421 = p->t421;
+    const float *restrict t429 = p->t429;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t436 + lo * 25088, t435 + lo * 25088, t430 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
+            const float v435 = t421[i] > 0.0f ? 1.0f : 0.0f;
+            const float v436 = t429[i] * v435;
+            t436[i] = v436;
+        }
+    }
 }
 
-static void step_k147_max_pool_scatter(float *restrict t436, const float *restrict t435, const float *restrict t430) {
-    mplc_parallel(step_k147_max_pool_scatter_part, &(step_k147_max_pool_scatter_pointers){t436, t435, t430});
+static void step_k146_step_mul(float *restrict t436, const float *restrict t421, const float *restrict t429) {
+    mplc_parallel(step_k146_step_mul_part, &(step_k146_step_mul_pointers){t436, t421, t429});
 }
 
-/* %437 = step %432 : [64,28,28,32]
- * %438 = mul %433, %437 : [64,28,28,32] */
+/* %437 = step %424 : [448,14,14,32]
+ * %438 = mul %430, %437 : [448,14,14,32] */
 typedef struct {
     float *t438;
-    const float *t432;
-    const float *t433;
-} step_k148_step_mul_pointers;
+    const float *t424;
+    const float *t430;
+} step_k147_step_mul_pointers;
 
-static void step_k148_step_mul_part(void *context, int part, int parts) {
-    const step_k148_step_mul_pointers *p = context;
+static void step_k147_step_mul_part(void *context, int part, int parts) {
+    const step_k147_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t438 = p->t438;
-    const float *restrict t432 = p->t432;
-    const float *restrict t433 = p->t433;
+    const float *restrict t424 = p->t424;
+    const float *restrict t430 = p->t430;
     size_t lo, hi;
-    mplc_part(64, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
-        const float v437 = t432[i] > 0.0f ? 1.0f : 0.0f;
-        const float v438 = t433[i] * v437;
-        t438[i] = v438;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
+            const float v437 = t424[i] > 0.0f ? 1.0f : 0.0f;
+            const float v438 = t430[i] * v437;
+            t438[i] = v438;
+        }
     }
 }
 
-static void step_k148_step_mul(float *restrict t438, const float *restrict t432, const float *restrict t433) {
-    mplc_parallel(step_k148_step_mul_part, &(step_k148_step_mul_pointers){t438, t432, t433});
+static void step_k147_step_mul(float *restrict t438, const float *restrict t424, const float *restrict t430) {
+    mplc_parallel(step_k147_step_mul_part, &(step_k147_step_mul_pointers){t438, t424, t430});
 }
 
-/* %439 = step %435 : [448,28,28,32]
- * %440 = mul %436, %439 : [448,28,28,32] */
+/* %439 = max_pool_scatter k2 s2 p0 %432, %436 : [64,28,28,32] */
 typedef struct {
-    float *t440;
-    const float *t435;
+    float *t439;
+    const float *t432;
     const float *t436;
-} step_k149_step_mul_pointers;
+} step_k148_max_pool_scatter_pointers;
 
-static void step_k149_step_mul_part(void *context, int part, int parts) {
-    const step_k149_step_mul_pointers *p = context;
-    float *restrict t440 = p->t440;
-    const float *restrict t435 = p->t435;
+static void step_k148_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k148_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t439 = p->t439;
+    const float *restrict t432 = p->t432;
     const float *restrict t436 = p->t436;
     size_t lo, hi;
-    mplc_part(448, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
-        const float v439 = t435[i] > 0.0f ? 1.0f : 0.0f;
-        const float v440 = t436[i] * v439;
-        t440[i] = v440;
+    while (mplc_claim(64, 2, &lo, &hi)) {
+        mplc_max_pool_scatter(t439 + lo * 25088, t432 + lo * 25088, t436 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void step_k149_step_mul(float *restrict t440, const float *restrict t435, const float *restrict t436) {
-    mplc_parallel(step_k149_step_mul_part, &(step_k149_step_mul_pointers){t440, t435, t436});
+static void step_k148_max_pool_scatter(float *restrict t439, const float *restrict t432, const float *restrict t436) {
+    mplc_parallel(step_k148_max_pool_scatter_part, &(step_k148_max_pool_scatter_pointers){t439, t432, t436});
+}
+
+/* %440 = max_pool_scatter k2 s2 p0 %434, %438 : [448,28,28,32] */
+typedef struct {
+    float *t440;
+    const float *t434;
+    const float *t438;
+} step_k149_max_pool_scatter_pointers;
+
+static void step_k149_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k149_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t440 = p->t440;
+    const float *restrict t434 = p->t434;
+    const float *restrict t438 = p->t438;
+    size_t lo, hi;
+    while (mplc_claim(448, 14, &lo, &hi)) {
+        mplc_max_pool_scatter(t440 + lo * 25088, t434 + lo * 25088, t438 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
+}
+
+static void step_k149_max_pool_scatter(float *restrict t440, const float *restrict t434, const float *restrict t438) {
+    mplc_parallel(step_k149_max_pool_scatter_part, &(step_k149_max_pool_scatter_pointers){t440, t434, t438});
 }
 
 /* %443 = reduce_sum axes=[0] %441 : [32] */
-static void step_k150_reduce_sum(float *restrict t443, const float *restrict t441) {
-    for (size_t o = 0; o < 32; o++) t443[o] = 0.0f;
+typedef struct {
+    float *t443;
+    const float *t441;
+} step_k150_reduce_sum_pointers;
+
+static void step_k150_reduce_sum_part(void *context, int part, int parts) {
+    const step_k150_reduce_sum_pointers *p = context;
+    float *restrict t443 = p->t443;
+    const float *restrict t441 = p->t441;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t443[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t443[i1] += t441[i0 * 32 + i1];
         }
     }
 }
 
+static void step_k150_reduce_sum(float *restrict t443, const float *restrict t441) {
+    mplc_parallel(step_k150_reduce_sum_part, &(step_k150_reduce_sum_pointers){t443, t441});
+}
+
 /* %444 = reduce_sum axes=[0] %442 : [32] */
-static void step_k151_reduce_sum(float *restrict t444, const float *restrict t442) {
-    for (size_t o = 0; o < 32; o++) t444[o] = 0.0f;
+typedef struct {
+    float *t444;
+    const float *t442;
+} step_k151_reduce_sum_pointers;
+
+static void step_k151_reduce_sum_part(void *context, int part, int parts) {
+    const step_k151_reduce_sum_pointers *p = context;
+    float *restrict t444 = p->t444;
+    const float *restrict t442 = p->t442;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t444[o] = 0.0f;
     for (size_t i0 = 0; i0 < 351232; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t444[i1] += t442[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k151_reduce_sum(float *restrict t444, const float *restrict t442) {
+    mplc_parallel(step_k151_reduce_sum_part, &(step_k151_reduce_sum_pointers){t444, t442});
 }
 
 /* %445 = add %443, %444 : [32] */
@@ -3218,16 +3449,16 @@ static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[288];
-            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            float block_sum[288];
+            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t442 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 288; i++) total[i] += part[i];
+            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 288; i++) sum[i] = total[i];
@@ -3272,16 +3503,16 @@ static void step_k154_im2col_matmul_add_part(void *context, int part, int parts)
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[288];
-            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            float block_sum[288];
+            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t441 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 288; i++) total[i] += part[i];
+            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 288; i++) sum[i] = total[i];
@@ -3541,171 +3772,171 @@ static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense9_bia
     }
 }
 
-/* 163 kernels; scratch high-water mark 79436560 floats. */
+/* 163 kernels; scratch high-water mark 73816848 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add_etc(scratch, io, state, state + 288, scratch + 24084480);
-    step_k001_max_pool(scratch + 69844992, scratch);
-    step_k002_im2col_matmul_add_etc(scratch + 24084480, scratch + 69844992, state + 320, state + 18752, scratch + 36126720);
-    step_k003_max_pool(scratch + 75866112, scratch + 24084480);
-    step_k004_matmul_add_relu(scratch + 79278080, scratch + 75866112, state + 18816, state + 420224);
-    step_k005_matmul_add(scratch + 78876672, scratch + 79278080, state + 420352, state + 421632);
-    step_k006_mul_add(scratch + 79434112, io + 752640);
-    step_k007_reduce_max(scratch + 79401600, scratch + 78876672);
-    step_k008_sub_exp(scratch + 79400960, scratch + 79434752, scratch + 78876672, scratch + 79401600);
-    step_k009_reduce_sum(scratch + 79436416, scratch + 79434752);
-    step_k010_log(scratch + 79435392, scratch + 79436416);
-    step_k011_sub_mul_reduce_sum(scratch + 79435456, scratch + 79400960, scratch + 79435392, scratch + 79434112);
-    step_k012_mul(io + 753344, scratch + 79435456);
-    step_k013_mul(scratch + 78886272, scratch + 78877312);
-    step_k014_reduce_max(scratch + 79400960, scratch + 78886272);
-    step_k015_sub(scratch + 78890752, scratch + 78886272, scratch + 79400960);
-    step_k016_exp_reduce_sum(scratch + 78886272, scratch + 78890752);
-    step_k017_log(scratch + 78886720, scratch + 78886272);
-    step_k018_sub_exp(scratch + 79419392, scratch + 78890752, scratch + 78886720);
-    step_k019_reduce_max(scratch + 79423872, scratch + 79419392);
-    step_k020_greaterEqual(scratch + 79435392, scratch + 79423872);
-    step_k021_reduce_max(scratch + 79428352, scratch + 78881792);
-    step_k022_sub_exp(scratch + 79400960, scratch + 79423872, scratch + 78881792, scratch + 79428352);
-    step_k023_reduce_sum(scratch + 79435840, scratch + 79423872);
-    step_k024_log(scratch + 79428352, scratch + 79435840);
-    step_k025_sub_mul_reduce_sum(scratch + 79428800, scratch + 79400960, scratch + 79428352, scratch + 79419392);
-    step_k026_neg_mul_reduce_sum(scratch + 79436288, scratch + 79428800, scratch + 79435392);
-    step_k027_mul(io + 753360, scratch + 79436288);
-    step_k028_reduce_sum(scratch + 79436288, scratch + 79435392);
-    step_k029_mul(io + 753376, scratch + 79436288);
-    step_k030_one_hot_argmax(scratch + 79428352, scratch + 78881792);
+    step_k001_max_pool(scratch + 58605568, scratch);
+    step_k002_im2col_matmul_add_etc(scratch + 24084480, scratch + 58605568, state + 320, state + 18752, scratch + 36126720);
+    step_k003_max_pool(scratch + 64626688, scratch + 24084480);
+    step_k004_matmul_add_relu(scratch + 73658368, scratch + 64626688, state + 18816, state + 420224);
+    step_k005_matmul_add(scratch + 67637248, scratch + 73658368, state + 420352, state + 421632);
+    step_k006_mul_add(scratch + 73814400, io + 752640);
+    step_k007_reduce_max(scratch + 73781888, scratch + 67637248);
+    step_k008_sub_exp(scratch + 73781248, scratch + 73815040, scratch + 67637248, scratch + 73781888);
+    step_k009_reduce_sum(scratch + 73816704, scratch + 73815040);
+    step_k010_log(scratch + 73815680, scratch + 73816704);
+    step_k011_sub_mul_reduce_sum(scratch + 73815744, scratch + 73781248, scratch + 73815680, scratch + 73814400);
+    step_k012_mul(io + 753344, scratch + 73815744);
+    step_k013_mul(scratch + 67646848, scratch + 67637888);
+    step_k014_reduce_max(scratch + 73781248, scratch + 67646848);
+    step_k015_sub(scratch + 67651328, scratch + 67646848, scratch + 73781248);
+    step_k016_exp_reduce_sum(scratch + 67646848, scratch + 67651328);
+    step_k017_log(scratch + 67647296, scratch + 67646848);
+    step_k018_sub_exp(scratch + 73799680, scratch + 67651328, scratch + 67647296);
+    step_k019_reduce_max(scratch + 73804160, scratch + 73799680);
+    step_k020_greaterEqual(scratch + 73815680, scratch + 73804160);
+    step_k021_reduce_max(scratch + 73808640, scratch + 67642368);
+    step_k022_sub_exp(scratch + 73781248, scratch + 73804160, scratch + 67642368, scratch + 73808640);
+    step_k023_reduce_sum(scratch + 73816128, scratch + 73804160);
+    step_k024_log(scratch + 73808640, scratch + 73816128);
+    step_k025_sub_mul_reduce_sum(scratch + 73809088, scratch + 73781248, scratch + 73808640, scratch + 73799680);
+    step_k026_neg_mul_reduce_sum(scratch + 73816576, scratch + 73809088, scratch + 73815680);
+    step_k027_mul(io + 753360, scratch + 73816576);
+    step_k028_reduce_sum(scratch + 73816576, scratch + 73815680);
+    step_k029_mul(io + 753376, scratch + 73816576);
+    step_k030_one_hot_argmax(scratch + 73808640, scratch + 67642368);
     step_k031_im2col_matmul_add_etc(scratch + 36126720, io + 401408, state + 421648, state + 421936, scratch + 47366144);
-    step_k032_max_pool(scratch + 64225280, scratch + 36126720);
-    step_k033_im2col_matmul_add_etc(scratch + 47366144, scratch + 64225280, state + 421968, state + 440400, scratch + 67035136);
-    step_k034_max_pool(scratch + 67035136, scratch + 47366144);
-    step_k035_matmul_add_relu(scratch + 78876672, scratch + 67035136, state + 440464, state + 841872);
-    step_k036_matmul_add(scratch + 79400960, scratch + 78876672, state + 842000, state + 843280);
-    step_k037_reduce_max(scratch + 79432832, scratch + 79400960);
-    step_k038_sub_exp(scratch + 79405440, scratch + 79409920, scratch + 79400960, scratch + 79432832);
-    step_k039_reduce_sum(scratch + 79418880, scratch + 79409920);
-    step_k040_log(scratch + 79432832, scratch + 79418880);
-    step_k041_sub_mul_reduce_sum(scratch + 79419328, scratch + 79405440, scratch + 79432832, scratch + 79428352);
-    step_k042_mul(io + 753392, scratch + 79419328);
-    step_k043_mul(scratch + 79414400, scratch + 79428352);
-    step_k044_neg_reduce_sum(scratch + 79432832, scratch + 79414400);
-    step_k045_div(scratch + 79433280, scratch + 79432832, scratch + 79418880);
-    step_k046_mul_add(scratch + 79400960, scratch + 79433280, scratch + 79409920, scratch + 79414400);
-    step_k047_reduce_sum(scratch + 79436544, scratch + 79400960);
-    step_k048_matmul(scratch + 79432832, scratch + 78876672, scratch + 79400960);
-    step_k049_matmul_step_mul(scratch + 52985856, scratch + 79400960, state + 842000, scratch + 78876672);
-    step_k050_reduce_sum(scratch + 79436288, scratch + 52985856);
-    step_k051_matmul(scratch + 68440064, scratch + 52985856, state + 440464);
-    step_k052_matmul(scratch + 78876672, scratch + 67035136, scratch + 52985856);
-    step_k053_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 68440064);
-    step_k054_step_mul(scratch + 58605568, scratch + 47366144, scratch + 52985856);
-    step_k055_reduce_sum(scratch + 79436480, scratch + 58605568);
-    step_k056_matmul_col2im(scratch + 67035136, scratch + 58605568, state + 421968, scratch + 47366144);
-    step_k057_im2col_matmul(scratch + 79400960, scratch + 64225280, scratch + 58605568, scratch + 47366144);
-    step_k058_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 67035136);
-    step_k059_step_mul(scratch + 58605568, scratch + 36126720, scratch + 47366144);
-    step_k060_reduce_sum(scratch + 42114784, scratch + 58605568);
-    step_k061_im2col_matmul(scratch + 42114304, io + 401408, scratch + 58605568, scratch + 36126720);
-    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 42114304, io + 753296);
-    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 42114784, io + 753296);
-    step_k064_mul_add_sub(state + 1265264, state + 421968, scratch + 79400960, io + 753296);
-    step_k065_mul_add_sub(state + 1283696, state + 440400, scratch + 79436480, io + 753296);
-    step_k066_mul_add_sub(state + 1283760, state + 440464, scratch + 78876672, io + 753296);
-    step_k067_mul_add_sub(state + 1685168, state + 841872, scratch + 79436288, io + 753296);
-    step_k068_mul_add_sub(state + 1685296, state + 842000, scratch + 79432832, io + 753296);
-    step_k069_mul_add_sub(state + 1686576, state + 843280, scratch + 79436544, io + 753296);
+    step_k032_max_pool(scratch + 67637248, scratch + 36126720);
+    step_k033_im2col_matmul_add_etc(scratch + 47366144, scratch + 67637248, state + 421968, state + 440400, scratch + 52985856);
+    step_k034_max_pool(scratch + 52985856, scratch + 47366144);
+    step_k035_matmul_add_relu(scratch + 70447104, scratch + 52985856, state + 440464, state + 841872);
+    step_k036_matmul_add(scratch + 73781248, scratch + 70447104, state + 842000, state + 843280);
+    step_k037_reduce_max(scratch + 73813120, scratch + 73781248);
+    step_k038_sub_exp(scratch + 73785728, scratch + 73790208, scratch + 73781248, scratch + 73813120);
+    step_k039_reduce_sum(scratch + 73799168, scratch + 73790208);
+    step_k040_log(scratch + 73813120, scratch + 73799168);
+    step_k041_sub_mul_reduce_sum(scratch + 73799616, scratch + 73785728, scratch + 73813120, scratch + 73808640);
+    step_k042_mul(io + 753392, scratch + 73799616);
+    step_k043_mul(scratch + 73794688, scratch + 73808640);
+    step_k044_neg_reduce_sum(scratch + 73813120, scratch + 73794688);
+    step_k045_div(scratch + 73813568, scratch + 73813120, scratch + 73799168);
+    step_k046_mul_add(scratch + 73781248, scratch + 73813568, scratch + 73790208, scratch + 73794688);
+    step_k047_reduce_sum(scratch + 73816832, scratch + 73781248);
+    step_k048_matmul(scratch + 73813120, scratch + 70447104, scratch + 73781248);
+    step_k049_matmul_step_mul(scratch + 70504448, scratch + 73781248, state + 842000, scratch + 70447104);
+    step_k050_reduce_sum(scratch + 73816576, scratch + 70504448);
+    step_k051_matmul(scratch + 54390784, scratch + 70504448, state + 440464);
+    step_k052_matmul(scratch + 73256960, scratch + 52985856, scratch + 70504448);
+    step_k053_step_mul(scratch + 70447104, scratch + 52985856, scratch + 54390784);
+    step_k054_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 70447104);
+    step_k055_reduce_sum(scratch + 73816768, scratch + 52985856);
+    step_k056_matmul_col2im(scratch + 47366144, scratch + 52985856, state + 421968, scratch + 50176000);
+    step_k057_im2col_matmul(scratch + 73781248, scratch + 67637248, scratch + 52985856, scratch + 50176000);
+    step_k058_step_mul(scratch + 70447104, scratch + 67637248, scratch + 47366144);
+    step_k059_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 70447104);
+    step_k060_reduce_sum(scratch + 68843168, scratch + 47366144);
+    step_k061_im2col_matmul(scratch + 68842752, io + 401408, scratch + 47366144, scratch + 36126720);
+    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 68842752, io + 753296);
+    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 68843168, io + 753296);
+    step_k064_mul_add_sub(state + 1265264, state + 421968, scratch + 73781248, io + 753296);
+    step_k065_mul_add_sub(state + 1283696, state + 440400, scratch + 73816768, io + 753296);
+    step_k066_mul_add_sub(state + 1283760, state + 440464, scratch + 73256960, io + 753296);
+    step_k067_mul_add_sub(state + 1685168, state + 841872, scratch + 73816576, io + 753296);
+    step_k068_mul_add_sub(state + 1685296, state + 842000, scratch + 73813120, io + 753296);
+    step_k069_mul_add_sub(state + 1686576, state + 843280, scratch + 73816832, io + 753296);
     step_k070_im2col_matmul_add_etc(scratch + 38080512, io, state + 421648, state + 421936, scratch + 36126720);
-    step_k071_max_pool(scratch + 41291776, scratch + 38080512);
-    step_k072_im2col_matmul_add_etc(scratch + 39686144, scratch + 41291776, state + 421968, state + 440400, scratch + 36126720);
-    step_k073_max_pool(scratch + 40488960, scratch + 39686144);
-    step_k074_matmul_add_relu(scratch + 40689664, scratch + 40488960, state + 440464, state + 841872);
-    step_k075_matmul_add(scratch + 40697856, scratch + 40689664, state + 842000, state + 843280);
-    step_k076_reduce_max(scratch + 41693184, scratch + 40697856);
-    step_k077_sub_exp(scratch + 40698496, scratch + 40699136, scratch + 40697856, scratch + 41693184);
-    step_k078_reduce_sum(scratch + 41693184, scratch + 40699136);
-    step_k079_log(scratch + 40697856, scratch + 41693184);
-    step_k080_sub_mul_reduce_sum(scratch + 42114592, scratch + 40698496, scratch + 40697856, io + 752640);
-    step_k081_mul(io + 753408, scratch + 42114592);
-    step_k082_mul(scratch + 40697856, io + 752640);
-    step_k083_neg_reduce_sum(scratch + 40698496, scratch + 40697856);
-    step_k084_div(scratch + 41693248, scratch + 40698496, scratch + 41693184);
-    step_k085_mul_add(scratch + 40698496, scratch + 41693248, scratch + 40699136, scratch + 40697856);
-    step_k086_reduce_sum(scratch + 42114816, scratch + 40698496);
-    step_k087_matmul(scratch + 42113024, scratch + 40689664, scratch + 40698496);
-    step_k088_matmul_step_mul(scratch + 40890368, scratch + 40698496, state + 842000, scratch + 40689664);
-    step_k089_reduce_sum(scratch + 42114592, scratch + 40890368);
-    step_k090_matmul(scratch + 40689664, scratch + 40890368, state + 440464);
-    step_k091_matmul(scratch + 41693184, scratch + 40488960, scratch + 40890368);
-    step_k092_max_pool_scatter(scratch + 36126720, scratch + 39686144, scratch + 40689664);
-    step_k093_step_mul(scratch + 40488960, scratch + 39686144, scratch + 36126720);
-    step_k094_reduce_sum(scratch + 42114720, scratch + 40488960);
+    step_k071_max_pool(scratch + 67637248, scratch + 38080512);
+    step_k072_im2col_matmul_add_etc(scratch + 39686144, scratch + 67637248, state + 421968, state + 440400, scratch + 36126720);
+    step_k073_max_pool(scratch + 36126720, scratch + 39686144);
+    step_k074_matmul_add_relu(scratch + 36327424, scratch + 36126720, state + 440464, state + 841872);
+    step_k075_matmul_add(scratch + 36335616, scratch + 36327424, state + 842000, state + 843280);
+    step_k076_reduce_max(scratch + 68038656, scratch + 36335616);
+    step_k077_sub_exp(scratch + 36336256, scratch + 36336896, scratch + 36335616, scratch + 68038656);
+    step_k078_reduce_sum(scratch + 68038656, scratch + 36336896);
+    step_k079_log(scratch + 36335616, scratch + 68038656);
+    step_k080_sub_mul_reduce_sum(scratch + 68843040, scratch + 36336256, scratch + 36335616, io + 752640);
+    step_k081_mul(io + 753408, scratch + 68843040);
+    step_k082_mul(scratch + 36335616, io + 752640);
+    step_k083_neg_reduce_sum(scratch + 36336256, scratch + 36335616);
+    step_k084_div(scratch + 68038720, scratch + 36336256, scratch + 68038656);
+    step_k085_mul_add(scratch + 36336256, scratch + 68038720, scratch + 36336896, scratch + 36335616);
+    step_k086_reduce_sum(scratch + 68843200, scratch + 36336256);
+    step_k087_matmul(scratch + 68841472, scratch + 36327424, scratch + 36336256);
+    step_k088_matmul_step_mul(scratch + 36528128, scratch + 36336256, state + 842000, scratch + 36327424);
+    step_k089_reduce_sum(scratch + 68843040, scratch + 36528128);
+    step_k090_matmul(scratch + 36327424, scratch + 36528128, state + 440464);
+    step_k091_matmul(scratch + 68038656, scratch + 36126720, scratch + 36528128);
+    step_k092_step_mul(scratch + 36528128, scratch + 36126720, scratch + 36327424);
+    step_k093_max_pool_scatter(scratch + 40488960, scratch + 39686144, scratch + 36528128);
+    step_k094_reduce_sum(scratch + 40105984, scratch + 40488960);
     step_k095_matmul_col2im(scratch + 39686144, scratch + 40488960, state + 421968, scratch + 36126720);
-    step_k096_im2col_matmul(scratch + 42094592, scratch + 41291776, scratch + 40488960, scratch + 36126720);
-    step_k097_max_pool_scatter(scratch + 36126720, scratch + 38080512, scratch + 39686144);
-    step_k098_step_mul(scratch + 39686144, scratch + 38080512, scratch + 36126720);
-    step_k099_reduce_sum(scratch + 41292064, scratch + 39686144);
-    step_k100_im2col_matmul(scratch + 41291776, io, scratch + 39686144, scratch + 36126720);
-    step_k101_mul_reduce_sum(scratch + 41292096, scratch + 41291776, scratch + 42114304);
-    step_k102_mul_reduce_sum(scratch + 42114304, scratch + 41292064, scratch + 42114784);
-    step_k103_mul_reduce_sum(scratch + 42114784, scratch + 42094592, scratch + 79400960);
-    step_k104_mul_reduce_sum(scratch + 42114800, scratch + 42114720, scratch + 79436480);
-    step_k105_mul_reduce_sum(scratch + 42114720, scratch + 41693184, scratch + 78876672);
-    step_k106_mul_reduce_sum(scratch + 42114736, scratch + 42114592, scratch + 79436288);
-    step_k107_mul_reduce_sum(scratch + 42114752, scratch + 42113024, scratch + 79432832);
-    step_k108_mul_reduce_sum(scratch + 42114768, scratch + 42114816, scratch + 79436544);
-    step_k109_mul_add(io + 753424, scratch + 79436288, io + 753296, scratch + 41292096, scratch + 42114304, scratch + 42114784, scratch + 42114800, scratch + 42114720, scratch + 42114736, scratch + 42114752, scratch + 42114768, io + 753328);
-    step_k110_mul(scratch + 79400960, scratch + 79436288, scratch + 79428352);
-    step_k111_neg_reduce_sum(scratch + 79428352, scratch + 79400960);
-    step_k112_div(scratch + 79414400, scratch + 79428352, scratch + 79435840);
-    step_k113_mul(scratch + 79436288, io + 753312);
-    step_k114_mul_neg(scratch + 79409920, scratch + 79436288, scratch + 79435392);
-    step_k115_mul(scratch + 79405440, scratch + 79409920, scratch + 79419392);
-    step_k116_neg_reduce_sum(scratch + 79435392, scratch + 79405440);
-    step_k117_div(scratch + 79428352, scratch + 79435392, scratch + 79435840);
-    step_k118_mul_add(scratch + 79409920, scratch + 79414400, scratch + 79423872, scratch + 79400960, scratch + 79428352, scratch + 79405440);
-    step_k119_mul(scratch + 79400960, scratch + 79434112);
-    step_k120_neg_reduce_sum(scratch + 79435392, scratch + 79400960);
-    step_k121_div(scratch + 79401600, scratch + 79435392, scratch + 79436416);
-    step_k122_mul_add(scratch + 79402240, scratch + 79401600, scratch + 79434752, scratch + 79400960);
-    step_k123_reduce_sum(scratch + 79400960, scratch + 79402240);
-    step_k124_reduce_sum(scratch + 79400976, scratch + 79409920);
-    step_k125_add(scratch + 79402880, scratch + 79400960, scratch + 79400976);
-    step_k126_matmul(scratch + 79400960, scratch + 79343616, scratch + 79409920);
-    step_k127_matmul_step_mul(scratch + 78934016, scratch + 79402240, state + 420352, scratch + 79278080);
-    step_k128_matmul_step_mul(scratch + 78876672, scratch + 79409920, state + 420352, scratch + 79343616);
-    step_k129_reduce_sum(scratch + 78942208, scratch + 78934016);
-    step_k130_reduce_sum(scratch + 78942336, scratch + 78876672);
-    step_k131_add(scratch + 78942464, scratch + 78942208, scratch + 78942336);
-    step_k132_matmul(scratch + 43954176, scratch + 78934016, state + 18816);
-    step_k133_matmul(scratch + 41746432, scratch + 78876672, state + 18816);
-    step_k134_matmul(scratch + 48735744, scratch + 77471744, scratch + 78876672);
-    step_k135_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 43954176);
-    step_k136_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
-    step_k137_step_mul(scratch + 47366144, scratch + 24084480, scratch + 43151360);
-    step_k138_step_mul(scratch + 41746432, scratch + 30507008, scratch + 36126720);
-    step_k139_reduce_sum(scratch + 78942208, scratch + 47366144);
-    step_k140_reduce_sum(scratch + 78942272, scratch + 41746432);
-    step_k141_add(scratch + 78942336, scratch + 78942208, scratch + 78942272);
-    step_k142_matmul_col2im(scratch + 48168960, scratch + 47366144, state + 320, scratch + 24084480);
-    step_k143_matmul_col2im(scratch + 35323904, scratch + 41746432, state + 320, scratch + 38133760);
-    step_k144_im2col_matmul(scratch + 48570368, scratch + 73056256, scratch + 41746432, scratch + 38133760);
-    step_k145_im2col_matmul_add(scratch + 78876672, scratch + 69844992, scratch + 47366144, scratch + 48570368, scratch + 24084480);
-    step_k146_max_pool_scatter(scratch + 38133760, scratch, scratch + 48168960);
-    step_k147_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
-    step_k148_step_mul(scratch + 46563328, scratch, scratch + 38133760);
-    step_k149_step_mul(scratch + 35323904, scratch + 12845056, scratch + 24084480);
-    step_k150_reduce_sum(scratch + 78942400, scratch + 46563328);
-    step_k151_reduce_sum(scratch + 78942432, scratch + 35323904);
-    step_k152_add(scratch + 78942208, scratch + 78942400, scratch + 78942432);
-    step_k153_im2col_matmul(scratch + 78895104, io + 401408, scratch + 35323904, scratch + 48168960);
-    step_k154_im2col_matmul_add(scratch + 78895392, io, scratch + 46563328, scratch + 78895104, scratch + 48168960);
-    step_k155_mul_add_sub(state + 843296, state, scratch + 78895392, io + 753280);
-    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 78942208, io + 753280);
-    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 78876672, io + 753280);
-    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 78942336, io + 753280);
-    step_k159_matmul_add_mul_etc(scratch + 49137152, state + 862112, state + 18816, scratch + 75866112, scratch + 78934016, scratch + 48735744, io + 753280);
-    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 78942464, io + 753280);
-    step_k161_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 79278080, scratch + 79402240, scratch + 79400960, io + 753280);
-    step_k162_mul_add_sub(state + 1264928, state + 421632, scratch + 79402880, io + 753280);
+    step_k096_im2col_matmul(scratch + 40087552, scratch + 67637248, scratch + 40488960, scratch + 36126720);
+    step_k097_step_mul(scratch + 68440064, scratch + 67637248, scratch + 39686144);
+    step_k098_max_pool_scatter(scratch + 36126720, scratch + 38080512, scratch + 68440064);
+    step_k099_reduce_sum(scratch + 67637536, scratch + 36126720);
+    step_k100_im2col_matmul(scratch + 67637248, io, scratch + 36126720, scratch + 37732352);
+    step_k101_mul_reduce_sum(scratch + 67637568, scratch + 67637248, scratch + 68842752);
+    step_k102_mul_reduce_sum(scratch + 67637248, scratch + 67637536, scratch + 68843168);
+    step_k103_mul_reduce_sum(scratch + 68843168, scratch + 40087552, scratch + 73781248);
+    step_k104_mul_reduce_sum(scratch + 68843184, scratch + 40105984, scratch + 73816768);
+    step_k105_mul_reduce_sum(scratch + 73816768, scratch + 68038656, scratch + 73256960);
+    step_k106_mul_reduce_sum(scratch + 73816784, scratch + 68843040, scratch + 73816576);
+    step_k107_mul_reduce_sum(scratch + 73816800, scratch + 68841472, scratch + 73813120);
+    step_k108_mul_reduce_sum(scratch + 73816816, scratch + 68843200, scratch + 73816832);
+    step_k109_mul_add(io + 753424, scratch + 73816576, io + 753296, scratch + 67637568, scratch + 67637248, scratch + 68843168, scratch + 68843184, scratch + 73816768, scratch + 73816784, scratch + 73816800, scratch + 73816816, io + 753328);
+    step_k110_mul(scratch + 73781248, scratch + 73816576, scratch + 73808640);
+    step_k111_neg_reduce_sum(scratch + 73808640, scratch + 73781248);
+    step_k112_div(scratch + 73794688, scratch + 73808640, scratch + 73816128);
+    step_k113_mul(scratch + 73816576, io + 753312);
+    step_k114_mul_neg(scratch + 73790208, scratch + 73816576, scratch + 73815680);
+    step_k115_mul(scratch + 73785728, scratch + 73790208, scratch + 73799680);
+    step_k116_neg_reduce_sum(scratch + 73815680, scratch + 73785728);
+    step_k117_div(scratch + 73808640, scratch + 73815680, scratch + 73816128);
+    step_k118_mul_add(scratch + 73790208, scratch + 73794688, scratch + 73804160, scratch + 73781248, scratch + 73808640, scratch + 73785728);
+    step_k119_mul(scratch + 73781248, scratch + 73814400);
+    step_k120_neg_reduce_sum(scratch + 73815680, scratch + 73781248);
+    step_k121_div(scratch + 73781888, scratch + 73815680, scratch + 73816704);
+    step_k122_mul_add(scratch + 73782528, scratch + 73781888, scratch + 73815040, scratch + 73781248);
+    step_k123_reduce_sum(scratch + 73781248, scratch + 73782528);
+    step_k124_reduce_sum(scratch + 73781264, scratch + 73790208);
+    step_k125_add(scratch + 73783168, scratch + 73781248, scratch + 73781264);
+    step_k126_matmul(scratch + 73781248, scratch + 73723904, scratch + 73790208);
+    step_k127_matmul_step_mul(scratch + 67694592, scratch + 73782528, state + 420352, scratch + 73658368);
+    step_k128_matmul_step_mul(scratch + 67637248, scratch + 73790208, state + 420352, scratch + 73723904);
+    step_k129_reduce_sum(scratch + 67702784, scratch + 67694592);
+    step_k130_reduce_sum(scratch + 67702912, scratch + 67637248);
+    step_k131_add(scratch + 67703040, scratch + 67702784, scratch + 67702912);
+    step_k132_matmul(scratch + 37531648, scratch + 67694592, state + 18816);
+    step_k133_matmul(scratch + 36126720, scratch + 67637248, state + 18816);
+    step_k134_matmul(scratch + 43954176, scratch + 66232320, scratch + 67637248);
+    step_k135_step_mul(scratch + 37732352, scratch + 64626688, scratch + 37531648);
+    step_k136_step_mul(scratch + 41746432, scratch + 66232320, scratch + 36126720);
+    step_k137_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37732352);
+    step_k138_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
+    step_k139_reduce_sum(scratch + 67702784, scratch + 43151360);
+    step_k140_reduce_sum(scratch + 67702848, scratch + 36126720);
+    step_k141_add(scratch + 67702912, scratch + 67702784, scratch + 67702848);
+    step_k142_matmul_col2im(scratch + 41746432, scratch + 43151360, state + 320, scratch + 24084480);
+    step_k143_matmul_col2im(scratch + 24084480, scratch + 36126720, state + 320, scratch + 26894336);
+    step_k144_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 26894336);
+    step_k145_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 26894336);
+    step_k146_step_mul(scratch + 42147840, scratch + 58605568, scratch + 41746432);
+    step_k147_step_mul(scratch + 35323904, scratch + 61816832, scratch + 24084480);
+    step_k148_max_pool_scatter(scratch + 38133760, scratch, scratch + 42147840);
+    step_k149_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
+    step_k150_reduce_sum(scratch + 67702976, scratch + 38133760);
+    step_k151_reduce_sum(scratch + 67703008, scratch + 24084480);
+    step_k152_add(scratch + 67702784, scratch + 67702976, scratch + 67703008);
+    step_k153_im2col_matmul(scratch + 67637248, io + 401408, scratch + 24084480, scratch + 35323904);
+    step_k154_im2col_matmul_add(scratch + 67637536, io, scratch + 38133760, scratch + 67637248, scratch + 39739392);
+    step_k155_mul_add_sub(state + 843296, state, scratch + 67637536, io + 753280);
+    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 67702784, io + 753280);
+    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 42549248, io + 753280);
+    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 67702912, io + 753280);
+    step_k159_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67694592, scratch + 43954176, io + 753280);
+    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 67703040, io + 753280);
+    step_k161_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 73658368, scratch + 73782528, scratch + 73781248, io + 753280);
+    step_k162_mul_add_sub(state + 1264928, state + 421632, scratch + 73783168, io + 753280);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3727,6 +3958,7 @@ typedef struct {
 
 static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -3734,27 +3966,28 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(512, 10, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(512, 10, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+            const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t16 + ((size_t)n0 * 784 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t16 + ((size_t)n0 * 784 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v15 = t16[i0 * 32 + i1] + in_student_conv0_bias[i1];
-                const float v16 = v15 > 0.0f ? v15 : 0.0f;
-                t16[i0 * 32 + i1] = v16;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v15 = t16[i0 * 32 + i1] + in_student_conv0_bias[i1];
+                    const float v16 = v15 > 0.0f ? v15 : 0.0f;
+                    t16[i0 * 32 + i1] = v16;
+                }
             }
         }
     }
@@ -3772,12 +4005,14 @@ typedef struct {
 
 static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
     const supervised_step_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t18 = p->t18;
     const float *restrict t17 = p->t17;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t18 + lo * 6272, t17 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        mplc_max_pool(t18 + lo * 6272, t17 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
 }
 
 static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
@@ -3799,6 +4034,7 @@ typedef struct {
 
 static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -3806,17 +4042,18 @@ static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(512, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t18 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t24 + (size_t)n0 * 12544, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v23 = t24[i0 * 64 + i1] + in_student_conv3_bias[i1];
-                const float v24 = v23 > 0.0f ? v23 : 0.0f;
-                t24[i0 * 64 + i1] = v24;
+    while (mplc_claim(512, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_im2col(chunk, t18 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t24 + (size_t)n0 * 12544, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v23 = t24[i0 * 64 + i1] + in_student_conv3_bias[i1];
+                    const float v24 = v23 > 0.0f ? v23 : 0.0f;
+                    t24[i0 * 64 + i1] = v24;
+                }
             }
         }
     }
@@ -3834,12 +4071,14 @@ typedef struct {
 
 static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
     const supervised_step_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t26 = p->t26;
     const float *restrict t25 = p->t25;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t26 + lo * 3136, t25 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        mplc_max_pool(t26 + lo * 3136, t25 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
 }
 
 static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
@@ -4031,13 +4270,27 @@ static void supervised_step_k017_matmul_step_mul(float *restrict t59, const floa
 }
 
 /* %60 = reduce_sum axes=[0] %59 : [128] */
-static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
-    for (size_t o = 0; o < 128; o++) t60[o] = 0.0f;
+typedef struct {
+    float *t60;
+    const float *t59;
+} supervised_step_k018_reduce_sum_pointers;
+
+static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k018_reduce_sum_pointers *p = context;
+    float *restrict t60 = p->t60;
+    const float *restrict t59 = p->t59;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t60[i1] += t59[i0 * 128 + i1];
         }
     }
+}
+
+static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t60, t59});
 }
 
 /* %61 = matmul tB %59, %4 : [512,3136] */
@@ -4062,62 +4315,81 @@ static void supervised_step_k019_matmul(float *restrict t61, const float *restri
     mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
-/* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [512,14,14,64] */
+/* %64 = step %26 : [512,7,7,64]
+ * %65 = mul %63, %64 : [512,7,7,64] */
 typedef struct {
-    float *t64;
-    const float *t25;
+    float *t65;
+    const float *t26;
     const float *t63;
-} supervised_step_k020_max_pool_scatter_pointers;
+} supervised_step_k020_step_mul_pointers;
 
-static void supervised_step_k020_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k020_max_pool_scatter_pointers *p = context;
-    float *restrict t64 = p->t64;
-    const float *restrict t25 = p->t25;
+static void supervised_step_k020_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k020_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t65 = p->t65;
+    const float *restrict t26 = p->t26;
     const float *restrict t63 = p->t63;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t64 + lo * 12544, t25 + lo * 12544, t63 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v64 = t26[i] > 0.0f ? 1.0f : 0.0f;
+            const float v65 = t63[i] * v64;
+            t65[i] = v65;
+        }
+    }
 }
 
-static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
-    mplc_parallel(supervised_step_k020_max_pool_scatter_part, &(supervised_step_k020_max_pool_scatter_pointers){t64, t25, t63});
+static void supervised_step_k020_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_k020_step_mul_part, &(supervised_step_k020_step_mul_pointers){t65, t26, t63});
 }
 
-/* %65 = step %25 : [512,14,14,64]
- * %66 = mul %64, %65 : [512,14,14,64] */
+/* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [512,14,14,64] */
 typedef struct {
     float *t66;
     const float *t25;
-    const float *t64;
-} supervised_step_k021_step_mul_pointers;
+    const float *t65;
+} supervised_step_k021_max_pool_scatter_pointers;
 
-static void supervised_step_k021_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k021_step_mul_pointers *p = context;
+static void supervised_step_k021_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k021_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t66 = p->t66;
     const float *restrict t25 = p->t25;
-    const float *restrict t64 = p->t64;
+    const float *restrict t65 = p->t65;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
-        const float v66 = t64[i] * v65;
-        t66[i] = v66;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        mplc_max_pool_scatter(t66 + lo * 12544, t25 + lo * 12544, t65 + lo * 3136, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
     }
 }
 
-static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
-    mplc_parallel(supervised_step_k021_step_mul_part, &(supervised_step_k021_step_mul_pointers){t66, t25, t64});
+static void supervised_step_k021_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_k021_max_pool_scatter_part, &(supervised_step_k021_max_pool_scatter_pointers){t66, t25, t65});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [64] */
-static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
-    for (size_t o = 0; o < 64; o++) t68[o] = 0.0f;
+typedef struct {
+    float *t68;
+    const float *t67;
+} supervised_step_k022_reduce_sum_pointers;
+
+static void supervised_step_k022_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k022_reduce_sum_pointers *p = context;
+    float *restrict t68 = p->t68;
+    const float *restrict t67 = p->t67;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t68[o] = 0.0f;
     for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t68[i1] += t67[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_k022_reduce_sum_part, &(supervised_step_k022_reduce_sum_pointers){t68, t67});
 }
 
 /* %69 = matmul tB %67, %20 : [100352,288]
@@ -4131,17 +4403,19 @@ typedef struct {
 
 static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k023_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 4 images at a time (225792 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(512, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t67 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t72 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+    while (mplc_claim(512, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t67 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t72 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -4184,62 +4458,81 @@ static void supervised_step_k024_im2col_matmul(float *restrict t70, const float 
     }
 }
 
-/* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [512,28,28,32] */
+/* %73 = step %18 : [512,14,14,32]
+ * %74 = mul %72, %73 : [512,14,14,32] */
 typedef struct {
-    float *t73;
-    const float *t17;
+    float *t74;
+    const float *t18;
     const float *t72;
-} supervised_step_k025_max_pool_scatter_pointers;
+} supervised_step_k025_step_mul_pointers;
 
-static void supervised_step_k025_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k025_max_pool_scatter_pointers *p = context;
-    float *restrict t73 = p->t73;
-    const float *restrict t17 = p->t17;
+static void supervised_step_k025_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k025_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t74 = p->t74;
+    const float *restrict t18 = p->t18;
     const float *restrict t72 = p->t72;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t73 + lo * 25088, t17 + lo * 25088, t72 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
+            const float v73 = t18[i] > 0.0f ? 1.0f : 0.0f;
+            const float v74 = t72[i] * v73;
+            t74[i] = v74;
+        }
+    }
 }
 
-static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
-    mplc_parallel(supervised_step_k025_max_pool_scatter_part, &(supervised_step_k025_max_pool_scatter_pointers){t73, t17, t72});
+static void supervised_step_k025_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_k025_step_mul_part, &(supervised_step_k025_step_mul_pointers){t74, t18, t72});
 }
 
-/* %74 = step %17 : [512,28,28,32]
- * %75 = mul %73, %74 : [512,28,28,32] */
+/* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [512,28,28,32] */
 typedef struct {
     float *t75;
     const float *t17;
-    const float *t73;
-} supervised_step_k026_step_mul_pointers;
+    const float *t74;
+} supervised_step_k026_max_pool_scatter_pointers;
 
-static void supervised_step_k026_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k026_step_mul_pointers *p = context;
+static void supervised_step_k026_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k026_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t75 = p->t75;
     const float *restrict t17 = p->t17;
-    const float *restrict t73 = p->t73;
+    const float *restrict t74 = p->t74;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 25088; i < (size_t)(hi) * 25088; i++) {
-        const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
-        const float v75 = t73[i] * v74;
-        t75[i] = v75;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        mplc_max_pool_scatter(t75 + lo * 25088, t17 + lo * 25088, t74 + lo * 6272, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
     }
 }
 
-static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
-    mplc_parallel(supervised_step_k026_step_mul_part, &(supervised_step_k026_step_mul_pointers){t75, t17, t73});
+static void supervised_step_k026_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_k026_max_pool_scatter_part, &(supervised_step_k026_max_pool_scatter_pointers){t75, t17, t74});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [32] */
-static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
-    for (size_t o = 0; o < 32; o++) t77[o] = 0.0f;
+typedef struct {
+    float *t77;
+    const float *t76;
+} supervised_step_k027_reduce_sum_pointers;
+
+static void supervised_step_k027_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k027_reduce_sum_pointers *p = context;
+    float *restrict t77 = p->t77;
+    const float *restrict t76 = p->t76;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t77[o] = 0.0f;
     for (size_t i0 = 0; i0 < 401408; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t77[i1] += t76[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_k027_reduce_sum_part, &(supervised_step_k027_reduce_sum_pointers){t77, t76});
 }
 
 /* %11 = im2col k3 s1 p1 %8 : [401408,9]
@@ -4270,16 +4563,16 @@ static void supervised_step_k028_im2col_matmul_part(void *context, int part, int
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[288];
-            for (int i = 0; i < 288; i++) part[i] = 0.0f;
+            float block_sum[288];
+            for (int i = 0; i < 288; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t76 + ((size_t)n0 * 784 + r) * 32;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 288; i++) total[i] += part[i];
+            for (int i = 0; i < 288; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 288; i++) sum[i] = total[i];
@@ -4528,45 +4821,45 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 40295632 floats. */
+/* 37 kernels; scratch high-water mark 33873104 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 421648, state + 421936, scratch + 12845056);
-    supervised_step_k001_max_pool(scratch + 32112640, scratch);
-    supervised_step_k002_im2col_matmul_add_etc(scratch + 12845056, scratch + 32112640, state + 421968, state + 440400, scratch + 19267584);
-    supervised_step_k003_max_pool(scratch + 38535168, scratch + 12845056);
-    supervised_step_k004_matmul_add_relu(scratch + 40140800, scratch + 38535168, state + 440464, state + 841872);
-    supervised_step_k005_matmul_add(scratch + 35323904, scratch + 40140800, state + 842000, state + 843280);
-    supervised_step_k006_reduce_max(scratch + 35339264, scratch + 35323904);
-    supervised_step_k007_sub_exp(scratch + 35329024, scratch + 35334144, scratch + 35323904, scratch + 35339264);
-    supervised_step_k008_reduce_sum(scratch + 35339264, scratch + 35334144);
-    supervised_step_k009_log(scratch + 35323904, scratch + 35339264);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 35324416, scratch + 35329024, scratch + 35323904, io + 401408);
-    supervised_step_k011_mul(io + 406544, scratch + 35324416);
-    supervised_step_k012_mul(scratch + 35323904, io + 401408);
-    supervised_step_k013_neg_reduce_sum(scratch + 35329024, scratch + 35323904);
-    supervised_step_k014_div(scratch + 35329536, scratch + 35329024, scratch + 35339264);
-    supervised_step_k015_mul_add(scratch + 40290304, scratch + 35329536, scratch + 35334144, scratch + 35323904);
-    supervised_step_k016_reduce_sum(scratch + 40295616, scratch + 40290304);
-    supervised_step_k017_matmul_step_mul(scratch + 40206336, scratch + 40290304, state + 842000, scratch + 40140800);
-    supervised_step_k018_reduce_sum(scratch + 40295424, scratch + 40206336);
-    supervised_step_k019_matmul(scratch + 35323904, scratch + 40206336, state + 440464);
-    supervised_step_k020_max_pool_scatter(scratch + 19267584, scratch + 12845056, scratch + 35323904);
-    supervised_step_k021_step_mul(scratch + 25690112, scratch + 12845056, scratch + 19267584);
-    supervised_step_k022_reduce_sum(scratch + 40295552, scratch + 25690112);
-    supervised_step_k023_matmul_col2im(scratch + 35323904, scratch + 25690112, state + 421968, scratch + 12845056);
-    supervised_step_k024_im2col_matmul(scratch + 40271872, scratch + 32112640, scratch + 25690112, scratch + 12845056);
-    supervised_step_k025_max_pool_scatter(scratch + 12845056, scratch, scratch + 35323904);
-    supervised_step_k026_step_mul(scratch + 25690112, scratch, scratch + 12845056);
-    supervised_step_k027_reduce_sum(scratch + 567072, scratch + 25690112);
-    supervised_step_k028_im2col_matmul(scratch + 566784, io, scratch + 25690112, scratch);
-    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 566784, io + 406528);
-    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 567072, io + 406528);
-    supervised_step_k031_mul_add_sub(state + 1265264, state + 421968, scratch + 40271872, io + 406528);
-    supervised_step_k032_mul_add_sub(state + 1283696, state + 440400, scratch + 40295552, io + 406528);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 38535168, scratch + 40206336, io + 406528);
-    supervised_step_k034_mul_add_sub(state + 1685168, state + 841872, scratch + 40295424, io + 406528);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 40206336, state + 1685296, state + 842000, scratch + 40140800, scratch + 40290304, io + 406528);
-    supervised_step_k036_mul_add_sub(state + 1686576, state + 843280, scratch + 40295616, io + 406528);
+    supervised_step_k001_max_pool(scratch + 25690112, scratch);
+    supervised_step_k002_im2col_matmul_add_etc(scratch + 12845056, scratch + 25690112, state + 421968, state + 440400, scratch + 19267584);
+    supervised_step_k003_max_pool(scratch + 32112640, scratch + 12845056);
+    supervised_step_k004_matmul_add_relu(scratch + 33718272, scratch + 32112640, state + 440464, state + 841872);
+    supervised_step_k005_matmul_add(scratch + 28901376, scratch + 33718272, state + 842000, state + 843280);
+    supervised_step_k006_reduce_max(scratch + 28916736, scratch + 28901376);
+    supervised_step_k007_sub_exp(scratch + 28906496, scratch + 28911616, scratch + 28901376, scratch + 28916736);
+    supervised_step_k008_reduce_sum(scratch + 28916736, scratch + 28911616);
+    supervised_step_k009_log(scratch + 28901376, scratch + 28916736);
+    supervised_step_k010_sub_mul_reduce_sum(scratch + 28901888, scratch + 28906496, scratch + 28901376, io + 401408);
+    supervised_step_k011_mul(io + 406544, scratch + 28901888);
+    supervised_step_k012_mul(scratch + 28901376, io + 401408);
+    supervised_step_k013_neg_reduce_sum(scratch + 28906496, scratch + 28901376);
+    supervised_step_k014_div(scratch + 28907008, scratch + 28906496, scratch + 28916736);
+    supervised_step_k015_mul_add(scratch + 33867776, scratch + 28907008, scratch + 28911616, scratch + 28901376);
+    supervised_step_k016_reduce_sum(scratch + 33873088, scratch + 33867776);
+    supervised_step_k017_matmul_step_mul(scratch + 33783808, scratch + 33867776, state + 842000, scratch + 33718272);
+    supervised_step_k018_reduce_sum(scratch + 33872896, scratch + 33783808);
+    supervised_step_k019_matmul(scratch + 28901376, scratch + 33783808, state + 440464);
+    supervised_step_k020_step_mul(scratch + 30507008, scratch + 32112640, scratch + 28901376);
+    supervised_step_k021_max_pool_scatter(scratch + 19267584, scratch + 12845056, scratch + 30507008);
+    supervised_step_k022_reduce_sum(scratch + 33873024, scratch + 19267584);
+    supervised_step_k023_matmul_col2im(scratch + 12845056, scratch + 19267584, state + 421968, scratch + 16056320);
+    supervised_step_k024_im2col_matmul(scratch + 33849344, scratch + 25690112, scratch + 19267584, scratch + 16056320);
+    supervised_step_k025_step_mul(scratch + 28901376, scratch + 25690112, scratch + 12845056);
+    supervised_step_k026_max_pool_scatter(scratch + 12845056, scratch, scratch + 28901376);
+    supervised_step_k027_reduce_sum(scratch + 26257184, scratch + 12845056);
+    supervised_step_k028_im2col_matmul(scratch + 26256896, io, scratch + 12845056, scratch + 25690112);
+    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 26256896, io + 406528);
+    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 26257184, io + 406528);
+    supervised_step_k031_mul_add_sub(state + 1265264, state + 421968, scratch + 33849344, io + 406528);
+    supervised_step_k032_mul_add_sub(state + 1283696, state + 440400, scratch + 33873024, io + 406528);
+    supervised_step_k033_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 32112640, scratch + 33783808, io + 406528);
+    supervised_step_k034_mul_add_sub(state + 1685168, state + 841872, scratch + 33872896, io + 406528);
+    supervised_step_k035_matmul_mul_add_etc(scratch + 33783808, state + 1685296, state + 842000, scratch + 33718272, scratch + 33867776, io + 406528);
+    supervised_step_k036_mul_add_sub(state + 1686576, state + 843280, scratch + 33873088, io + 406528);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -4588,6 +4881,7 @@ typedef struct {
 
 static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t14 = p->t14;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
@@ -4595,27 +4889,28 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 10, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(500, 10, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+            const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t14 + ((size_t)n0 * 784 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t14 + ((size_t)n0 * 784 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v13 = t14[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
-                const float v14 = v13 > 0.0f ? v13 : 0.0f;
-                t14[i0 * 32 + i1] = v14;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v13 = t14[i0 * 32 + i1] + in_teacher_conv0_bias[i1];
+                    const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                    t14[i0 * 32 + i1] = v14;
+                }
             }
         }
     }
@@ -4633,12 +4928,14 @@ typedef struct {
 
 static void predict_teacher_k001_max_pool_part(void *context, int part, int parts) {
     const predict_teacher_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict t15 = p->t15;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
 }
 
 static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
@@ -4660,6 +4957,7 @@ typedef struct {
 
 static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t22 = p->t22;
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
@@ -4667,17 +4965,18 @@ static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v21 = t22[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
-                const float v22 = v21 > 0.0f ? v21 : 0.0f;
-                t22[i0 * 64 + i1] = v22;
+    while (mplc_claim(500, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v21 = t22[i0 * 64 + i1] + in_teacher_conv3_bias[i1];
+                    const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                    t22[i0 * 64 + i1] = v22;
+                }
             }
         }
     }
@@ -4695,12 +4994,14 @@ typedef struct {
 
 static void predict_teacher_k003_max_pool_part(void *context, int part, int parts) {
     const predict_teacher_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t23 = p->t23;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
 }
 
 static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
@@ -4785,6 +5086,7 @@ typedef struct {
 
 static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t14 = p->t14;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -4792,27 +5094,28 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 70560; /* this thread's part */
     /* columns of 10 images at a time (70560 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 10, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
-        const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(500, 10, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 10) {
+            const int nb = (int)hi - n0 < 10 ? (int)hi - n0 : 10;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t14 + ((size_t)n0 * 784 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t14 + ((size_t)n0 * 784 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v13 = t14[i0 * 32 + i1] + in_student_conv0_bias[i1];
-                const float v14 = v13 > 0.0f ? v13 : 0.0f;
-                t14[i0 * 32 + i1] = v14;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v13 = t14[i0 * 32 + i1] + in_student_conv0_bias[i1];
+                    const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                    t14[i0 * 32 + i1] = v14;
+                }
             }
         }
     }
@@ -4830,12 +5133,14 @@ typedef struct {
 
 static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
     const predict_student_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict t15 = p->t15;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
+    }
 }
 
 static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
@@ -4857,6 +5162,7 @@ typedef struct {
 
 static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t22 = p->t22;
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -4864,17 +5170,18 @@ static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 4 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 4, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
-        const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v21 = t22[i0 * 64 + i1] + in_student_conv3_bias[i1];
-                const float v22 = v21 > 0.0f ? v21 : 0.0f;
-                t22[i0 * 64 + i1] = v22;
+    while (mplc_claim(500, 4, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
+            const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
+            mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v21 = t22[i0 * 64 + i1] + in_student_conv3_bias[i1];
+                    const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                    t22[i0 * 64 + i1] = v22;
+                }
             }
         }
     }
@@ -4892,12 +5199,14 @@ typedef struct {
 
 static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
     const predict_student_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t23 = p->t23;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
+    }
 }
 
 static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {

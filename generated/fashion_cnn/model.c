@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
@@ -478,6 +494,7 @@ typedef struct {
 
 static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t27 = p->t27;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
@@ -485,27 +502,28 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(288, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t27 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t27 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v26 = t27[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-                const float v27 = v26 > 0.0f ? v26 : 0.0f;
-                t27[i0 * 16 + i1] = v27;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v26 = t27[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                    const float v27 = v26 > 0.0f ? v26 : 0.0f;
+                    t27[i0 * 16 + i1] = v27;
+                }
             }
         }
     }
@@ -523,12 +541,14 @@ typedef struct {
 
 static void step_k001_max_pool_part(void *context, int part, int parts) {
     const step_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t29 = p->t29;
     const float *restrict t28 = p->t28;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t29 + lo * 3136, t28 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        mplc_max_pool(t29 + lo * 3136, t28 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
@@ -550,6 +570,7 @@ typedef struct {
 
 static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t35 = p->t35;
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
@@ -557,17 +578,18 @@ static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t29 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t35 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v34 = t35[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
-                const float v35 = v34 > 0.0f ? v34 : 0.0f;
-                t35[i0 * 32 + i1] = v35;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t29 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t35 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v34 = t35[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
+                    const float v35 = v34 > 0.0f ? v34 : 0.0f;
+                    t35[i0 * 32 + i1] = v35;
+                }
             }
         }
     }
@@ -585,12 +607,14 @@ typedef struct {
 
 static void step_k003_max_pool_part(void *context, int part, int parts) {
     const step_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t37 = p->t37;
     const float *restrict t36 = p->t36;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t37 + lo * 1568, t36 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        mplc_max_pool(t37 + lo * 1568, t36 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
@@ -939,6 +963,7 @@ typedef struct {
 
 static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k031_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t106 = p->t106;
     const float *restrict t99 = p->t99;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -946,27 +971,28 @@ static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(128, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, t99 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t106 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t106 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v105 = t106[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v106 = v105 > 0.0f ? v105 : 0.0f;
-                t106[i0 * 16 + i1] = v106;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v105 = t106[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v106 = v105 > 0.0f ? v105 : 0.0f;
+                    t106[i0 * 16 + i1] = v106;
+                }
             }
         }
     }
@@ -984,12 +1010,14 @@ typedef struct {
 
 static void step_k032_max_pool_part(void *context, int part, int parts) {
     const step_k032_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t108 = p->t108;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t108 + lo * 3136, t107 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool(t108 + lo * 3136, t107 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void step_k032_max_pool(float *restrict t108, const float *restrict t107) {
@@ -1011,6 +1039,7 @@ typedef struct {
 
 static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k033_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t114 = p->t114;
     const float *restrict t108 = p->t108;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -1018,17 +1047,18 @@ static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t114 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v113 = t114[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                const float v114 = v113 > 0.0f ? v113 : 0.0f;
-                t114[i0 * 32 + i1] = v114;
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t114 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v113 = t114[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v114 = v113 > 0.0f ? v113 : 0.0f;
+                    t114[i0 * 32 + i1] = v114;
+                }
             }
         }
     }
@@ -1046,12 +1076,14 @@ typedef struct {
 
 static void step_k034_max_pool_part(void *context, int part, int parts) {
     const step_k034_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t116 = p->t116;
     const float *restrict t115 = p->t115;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t116 + lo * 1568, t115 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool(t116 + lo * 1568, t115 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void step_k034_max_pool(float *restrict t116, const float *restrict t115) {
@@ -1301,62 +1333,81 @@ static void step_k052_matmul(float *restrict t152, const float *restrict t117, c
     mplc_parallel(step_k052_matmul_part, &(step_k052_matmul_pointers){t152, t117, t149});
 }
 
-/* %154 = max_pool_scatter k2 s2 p0 %115, %153 : [128,14,14,32] */
+/* %154 = step %116 : [128,7,7,32]
+ * %155 = mul %153, %154 : [128,7,7,32] */
 typedef struct {
-    float *t154;
-    const float *t115;
+    float *t155;
+    const float *t116;
     const float *t153;
-} step_k053_max_pool_scatter_pointers;
+} step_k053_step_mul_pointers;
 
-static void step_k053_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k053_max_pool_scatter_pointers *p = context;
-    float *restrict t154 = p->t154;
-    const float *restrict t115 = p->t115;
+static void step_k053_step_mul_part(void *context, int part, int parts) {
+    const step_k053_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t155 = p->t155;
+    const float *restrict t116 = p->t116;
     const float *restrict t153 = p->t153;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t154 + lo * 6272, t115 + lo * 6272, t153 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v154 = t116[i] > 0.0f ? 1.0f : 0.0f;
+            const float v155 = t153[i] * v154;
+            t155[i] = v155;
+        }
+    }
 }
 
-static void step_k053_max_pool_scatter(float *restrict t154, const float *restrict t115, const float *restrict t153) {
-    mplc_parallel(step_k053_max_pool_scatter_part, &(step_k053_max_pool_scatter_pointers){t154, t115, t153});
+static void step_k053_step_mul(float *restrict t155, const float *restrict t116, const float *restrict t153) {
+    mplc_parallel(step_k053_step_mul_part, &(step_k053_step_mul_pointers){t155, t116, t153});
 }
 
-/* %155 = step %115 : [128,14,14,32]
- * %156 = mul %154, %155 : [128,14,14,32] */
+/* %156 = max_pool_scatter k2 s2 p0 %115, %155 : [128,14,14,32] */
 typedef struct {
     float *t156;
     const float *t115;
-    const float *t154;
-} step_k054_step_mul_pointers;
+    const float *t155;
+} step_k054_max_pool_scatter_pointers;
 
-static void step_k054_step_mul_part(void *context, int part, int parts) {
-    const step_k054_step_mul_pointers *p = context;
+static void step_k054_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k054_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t156 = p->t156;
     const float *restrict t115 = p->t115;
-    const float *restrict t154 = p->t154;
+    const float *restrict t155 = p->t155;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v155 = t115[i] > 0.0f ? 1.0f : 0.0f;
-        const float v156 = t154[i] * v155;
-        t156[i] = v156;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool_scatter(t156 + lo * 6272, t115 + lo * 6272, t155 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_k054_step_mul(float *restrict t156, const float *restrict t115, const float *restrict t154) {
-    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t156, t115, t154});
+static void step_k054_max_pool_scatter(float *restrict t156, const float *restrict t115, const float *restrict t155) {
+    mplc_parallel(step_k054_max_pool_scatter_part, &(step_k054_max_pool_scatter_pointers){t156, t115, t155});
 }
 
 /* %158 = reduce_sum axes=[0] %157 : [32] */
-static void step_k055_reduce_sum(float *restrict t158, const float *restrict t157) {
-    for (size_t o = 0; o < 32; o++) t158[o] = 0.0f;
+typedef struct {
+    float *t158;
+    const float *t157;
+} step_k055_reduce_sum_pointers;
+
+static void step_k055_reduce_sum_part(void *context, int part, int parts) {
+    const step_k055_reduce_sum_pointers *p = context;
+    float *restrict t158 = p->t158;
+    const float *restrict t157 = p->t157;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t158[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t158[i1] += t157[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k055_reduce_sum(float *restrict t158, const float *restrict t157) {
+    mplc_parallel(step_k055_reduce_sum_part, &(step_k055_reduce_sum_pointers){t158, t157});
 }
 
 /* %159 = matmul tB %157, %110 : [25088,144]
@@ -1370,17 +1421,19 @@ typedef struct {
 
 static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
     const step_k056_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t162 = p->t162;
     const float *restrict t157 = p->t157;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t157 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t162 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t157 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t162 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -1423,62 +1476,81 @@ static void step_k057_im2col_matmul(float *restrict t160, const float *restrict 
     }
 }
 
-/* %163 = max_pool_scatter k2 s2 p0 %107, %162 : [128,28,28,16] */
+/* %163 = step %108 : [128,14,14,16]
+ * %164 = mul %162, %163 : [128,14,14,16] */
 typedef struct {
-    float *t163;
-    const float *t107;
+    float *t164;
+    const float *t108;
     const float *t162;
-} step_k058_max_pool_scatter_pointers;
+} step_k058_step_mul_pointers;
 
-static void step_k058_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k058_max_pool_scatter_pointers *p = context;
-    float *restrict t163 = p->t163;
-    const float *restrict t107 = p->t107;
+static void step_k058_step_mul_part(void *context, int part, int parts) {
+    const step_k058_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t164 = p->t164;
+    const float *restrict t108 = p->t108;
     const float *restrict t162 = p->t162;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t163 + lo * 12544, t107 + lo * 12544, t162 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v163 = t108[i] > 0.0f ? 1.0f : 0.0f;
+            const float v164 = t162[i] * v163;
+            t164[i] = v164;
+        }
+    }
 }
 
-static void step_k058_max_pool_scatter(float *restrict t163, const float *restrict t107, const float *restrict t162) {
-    mplc_parallel(step_k058_max_pool_scatter_part, &(step_k058_max_pool_scatter_pointers){t163, t107, t162});
+static void step_k058_step_mul(float *restrict t164, const float *restrict t108, const float *restrict t162) {
+    mplc_parallel(step_k058_step_mul_part, &(step_k058_step_mul_pointers){t164, t108, t162});
 }
 
-/* %164 = step %107 : [128,28,28,16]
- * %165 = mul %163, %164 : [128,28,28,16] */
+/* %165 = max_pool_scatter k2 s2 p0 %107, %164 : [128,28,28,16] */
 typedef struct {
     float *t165;
     const float *t107;
-    const float *t163;
-} step_k059_step_mul_pointers;
+    const float *t164;
+} step_k059_max_pool_scatter_pointers;
 
-static void step_k059_step_mul_part(void *context, int part, int parts) {
-    const step_k059_step_mul_pointers *p = context;
+static void step_k059_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k059_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t165 = p->t165;
     const float *restrict t107 = p->t107;
-    const float *restrict t163 = p->t163;
+    const float *restrict t164 = p->t164;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v164 = t107[i] > 0.0f ? 1.0f : 0.0f;
-        const float v165 = t163[i] * v164;
-        t165[i] = v165;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool_scatter(t165 + lo * 12544, t107 + lo * 12544, t164 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_k059_step_mul(float *restrict t165, const float *restrict t107, const float *restrict t163) {
-    mplc_parallel(step_k059_step_mul_part, &(step_k059_step_mul_pointers){t165, t107, t163});
+static void step_k059_max_pool_scatter(float *restrict t165, const float *restrict t107, const float *restrict t164) {
+    mplc_parallel(step_k059_max_pool_scatter_part, &(step_k059_max_pool_scatter_pointers){t165, t107, t164});
 }
 
 /* %167 = reduce_sum axes=[0] %166 : [16] */
-static void step_k060_reduce_sum(float *restrict t167, const float *restrict t166) {
-    for (size_t o = 0; o < 16; o++) t167[o] = 0.0f;
+typedef struct {
+    float *t167;
+    const float *t166;
+} step_k060_reduce_sum_pointers;
+
+static void step_k060_reduce_sum_part(void *context, int part, int parts) {
+    const step_k060_reduce_sum_pointers *p = context;
+    float *restrict t167 = p->t167;
+    const float *restrict t166 = p->t166;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t167[o] = 0.0f;
     for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t167[i1] += t166[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k060_reduce_sum(float *restrict t167, const float *restrict t166) {
+    mplc_parallel(step_k060_reduce_sum_part, &(step_k060_reduce_sum_pointers){t167, t166});
 }
 
 /* %101 = im2col k3 s1 p1 %99 : [100352,9]
@@ -1509,16 +1581,16 @@ static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t166 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -1656,23 +1728,26 @@ typedef struct {
 
 static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
     const step_k066_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     const float *restrict t152 = p->t152;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v214 = in_student_dense7_weight[i] * 0.0005f;
-        const float v215 = t152[i] + v214;
-        const float v217 = in_student_momentum_dense7_weight[i] * 0.9f;
-        const float v218 = v217 + v215;
-        const float v219 = v218 * 0.9f;
-        const float v220 = v215 + v219;
-        const float v222 = v220 * in_lr_student[0];
-        const float v223 = in_student_dense7_weight[i] - v222;
-        in_student_momentum_dense7_weight[i] = v218;
-        in_student_dense7_weight[i] = v223;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
+            const float v214 = in_student_dense7_weight[i] * 0.0005f;
+            const float v215 = t152[i] + v214;
+            const float v217 = in_student_momentum_dense7_weight[i] * 0.9f;
+            const float v218 = v217 + v215;
+            const float v219 = v218 * 0.9f;
+            const float v220 = v215 + v219;
+            const float v222 = v220 * in_lr_student[0];
+            const float v223 = in_student_dense7_weight[i] - v222;
+            in_student_momentum_dense7_weight[i] = v218;
+            in_student_dense7_weight[i] = v223;
+        }
     }
 }
 
@@ -1769,6 +1844,7 @@ typedef struct {
 
 static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k070_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t261 = p->t261;
     const float *restrict in_x = p->in_x;
     const float *restrict t257 = p->t257;
@@ -1776,27 +1852,28 @@ static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t257[p * 16 + j], acc[j]);
+    while (mplc_claim(32, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t257[p * 16 + j], acc[j]);
+                }
+                float *row = t261 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t261 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v260 = t261[i0 * 16 + i1] + t190[i1];
-                const float v261 = v260 > 0.0f ? v260 : 0.0f;
-                t261[i0 * 16 + i1] = v261;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v260 = t261[i0 * 16 + i1] + t190[i1];
+                    const float v261 = v260 > 0.0f ? v260 : 0.0f;
+                    t261[i0 * 16 + i1] = v261;
+                }
             }
         }
     }
@@ -1814,12 +1891,14 @@ typedef struct {
 
 static void step_k071_max_pool_part(void *context, int part, int parts) {
     const step_k071_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t263 = p->t263;
     const float *restrict t262 = p->t262;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t263 + lo * 3136, t262 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool(t263 + lo * 3136, t262 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void step_k071_max_pool(float *restrict t263, const float *restrict t262) {
@@ -1841,6 +1920,7 @@ typedef struct {
 
 static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k072_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t269 = p->t269;
     const float *restrict t263 = p->t263;
     const float *restrict t265 = p->t265;
@@ -1848,17 +1928,18 @@ static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t265, 32, 0.0f, t269 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v268 = t269[i0 * 32 + i1] + t211[i1];
-                const float v269 = v268 > 0.0f ? v268 : 0.0f;
-                t269[i0 * 32 + i1] = v269;
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t265, 32, 0.0f, t269 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v268 = t269[i0 * 32 + i1] + t211[i1];
+                    const float v269 = v268 > 0.0f ? v268 : 0.0f;
+                    t269[i0 * 32 + i1] = v269;
+                }
             }
         }
     }
@@ -1876,12 +1957,14 @@ typedef struct {
 
 static void step_k073_max_pool_part(void *context, int part, int parts) {
     const step_k073_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t271 = p->t271;
     const float *restrict t270 = p->t270;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t271 + lo * 1568, t270 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool(t271 + lo * 1568, t270 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void step_k073_max_pool(float *restrict t271, const float *restrict t270) {
@@ -2131,62 +2214,81 @@ static void step_k091_matmul(float *restrict t306, const float *restrict t272, c
     mplc_parallel(step_k091_matmul_part, &(step_k091_matmul_pointers){t306, t272, t303});
 }
 
-/* %308 = max_pool_scatter k2 s2 p0 %270, %307 : [32,14,14,32] */
+/* %308 = step %271 : [32,7,7,32]
+ * %309 = mul %307, %308 : [32,7,7,32] */
 typedef struct {
-    float *t308;
-    const float *t270;
+    float *t309;
+    const float *t271;
     const float *t307;
-} step_k092_max_pool_scatter_pointers;
+} step_k092_step_mul_pointers;
 
-static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k092_max_pool_scatter_pointers *p = context;
-    float *restrict t308 = p->t308;
-    const float *restrict t270 = p->t270;
+static void step_k092_step_mul_part(void *context, int part, int parts) {
+    const step_k092_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t309 = p->t309;
+    const float *restrict t271 = p->t271;
     const float *restrict t307 = p->t307;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t308 + lo * 6272, t270 + lo * 6272, t307 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v308 = t271[i] > 0.0f ? 1.0f : 0.0f;
+            const float v309 = t307[i] * v308;
+            t309[i] = v309;
+        }
+    }
 }
 
-static void step_k092_max_pool_scatter(float *restrict t308, const float *restrict t270, const float *restrict t307) {
-    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t308, t270, t307});
+static void step_k092_step_mul(float *restrict t309, const float *restrict t271, const float *restrict t307) {
+    mplc_parallel(step_k092_step_mul_part, &(step_k092_step_mul_pointers){t309, t271, t307});
 }
 
-/* %309 = step %270 : [32,14,14,32]
- * %310 = mul %308, %309 : [32,14,14,32] */
+/* %310 = max_pool_scatter k2 s2 p0 %270, %309 : [32,14,14,32] */
 typedef struct {
     float *t310;
     const float *t270;
-    const float *t308;
-} step_k093_step_mul_pointers;
+    const float *t309;
+} step_k093_max_pool_scatter_pointers;
 
-static void step_k093_step_mul_part(void *context, int part, int parts) {
-    const step_k093_step_mul_pointers *p = context;
+static void step_k093_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k093_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t310 = p->t310;
     const float *restrict t270 = p->t270;
-    const float *restrict t308 = p->t308;
+    const float *restrict t309 = p->t309;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v309 = t270[i] > 0.0f ? 1.0f : 0.0f;
-        const float v310 = t308[i] * v309;
-        t310[i] = v310;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t310 + lo * 6272, t270 + lo * 6272, t309 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_k093_step_mul(float *restrict t310, const float *restrict t270, const float *restrict t308) {
-    mplc_parallel(step_k093_step_mul_part, &(step_k093_step_mul_pointers){t310, t270, t308});
+static void step_k093_max_pool_scatter(float *restrict t310, const float *restrict t270, const float *restrict t309) {
+    mplc_parallel(step_k093_max_pool_scatter_part, &(step_k093_max_pool_scatter_pointers){t310, t270, t309});
 }
 
 /* %312 = reduce_sum axes=[0] %311 : [32] */
-static void step_k094_reduce_sum(float *restrict t312, const float *restrict t311) {
-    for (size_t o = 0; o < 32; o++) t312[o] = 0.0f;
+typedef struct {
+    float *t312;
+    const float *t311;
+} step_k094_reduce_sum_pointers;
+
+static void step_k094_reduce_sum_part(void *context, int part, int parts) {
+    const step_k094_reduce_sum_pointers *p = context;
+    float *restrict t312 = p->t312;
+    const float *restrict t311 = p->t311;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t312[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t312[i1] += t311[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k094_reduce_sum(float *restrict t312, const float *restrict t311) {
+    mplc_parallel(step_k094_reduce_sum_part, &(step_k094_reduce_sum_pointers){t312, t311});
 }
 
 /* %313 = matmul tB %311, %265 : [6272,144]
@@ -2200,17 +2302,19 @@ typedef struct {
 
 static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
     const step_k095_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t316 = p->t316;
     const float *restrict t311 = p->t311;
     const float *restrict t265 = p->t265;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t311 + (size_t)n0 * 6272, 32, t265, 32, 0.0f, chunk, 144);
-        mplc_col2im(t316 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t311 + (size_t)n0 * 6272, 32, t265, 32, 0.0f, chunk, 144);
+            mplc_col2im(t316 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -2253,62 +2357,81 @@ static void step_k096_im2col_matmul(float *restrict t314, const float *restrict 
     }
 }
 
-/* %317 = max_pool_scatter k2 s2 p0 %262, %316 : [32,28,28,16] */
+/* %317 = step %263 : [32,14,14,16]
+ * %318 = mul %316, %317 : [32,14,14,16] */
 typedef struct {
-    float *t317;
-    const float *t262;
+    float *t318;
+    const float *t263;
     const float *t316;
-} step_k097_max_pool_scatter_pointers;
+} step_k097_step_mul_pointers;
 
-static void step_k097_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k097_max_pool_scatter_pointers *p = context;
-    float *restrict t317 = p->t317;
-    const float *restrict t262 = p->t262;
+static void step_k097_step_mul_part(void *context, int part, int parts) {
+    const step_k097_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t318 = p->t318;
+    const float *restrict t263 = p->t263;
     const float *restrict t316 = p->t316;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t317 + lo * 12544, t262 + lo * 12544, t316 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v317 = t263[i] > 0.0f ? 1.0f : 0.0f;
+            const float v318 = t316[i] * v317;
+            t318[i] = v318;
+        }
+    }
 }
 
-static void step_k097_max_pool_scatter(float *restrict t317, const float *restrict t262, const float *restrict t316) {
-    mplc_parallel(step_k097_max_pool_scatter_part, &(step_k097_max_pool_scatter_pointers){t317, t262, t316});
+static void step_k097_step_mul(float *restrict t318, const float *restrict t263, const float *restrict t316) {
+    mplc_parallel(step_k097_step_mul_part, &(step_k097_step_mul_pointers){t318, t263, t316});
 }
 
-/* %318 = step %262 : [32,28,28,16]
- * %319 = mul %317, %318 : [32,28,28,16] */
+/* %319 = max_pool_scatter k2 s2 p0 %262, %318 : [32,28,28,16] */
 typedef struct {
     float *t319;
     const float *t262;
-    const float *t317;
-} step_k098_step_mul_pointers;
+    const float *t318;
+} step_k098_max_pool_scatter_pointers;
 
-static void step_k098_step_mul_part(void *context, int part, int parts) {
-    const step_k098_step_mul_pointers *p = context;
+static void step_k098_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k098_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t319 = p->t319;
     const float *restrict t262 = p->t262;
-    const float *restrict t317 = p->t317;
+    const float *restrict t318 = p->t318;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v318 = t262[i] > 0.0f ? 1.0f : 0.0f;
-        const float v319 = t317[i] * v318;
-        t319[i] = v319;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t319 + lo * 12544, t262 + lo * 12544, t318 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_k098_step_mul(float *restrict t319, const float *restrict t262, const float *restrict t317) {
-    mplc_parallel(step_k098_step_mul_part, &(step_k098_step_mul_pointers){t319, t262, t317});
+static void step_k098_max_pool_scatter(float *restrict t319, const float *restrict t262, const float *restrict t318) {
+    mplc_parallel(step_k098_max_pool_scatter_part, &(step_k098_max_pool_scatter_pointers){t319, t262, t318});
 }
 
 /* %321 = reduce_sum axes=[0] %320 : [16] */
-static void step_k099_reduce_sum(float *restrict t321, const float *restrict t320) {
-    for (size_t o = 0; o < 16; o++) t321[o] = 0.0f;
+typedef struct {
+    float *t321;
+    const float *t320;
+} step_k099_reduce_sum_pointers;
+
+static void step_k099_reduce_sum_part(void *context, int part, int parts) {
+    const step_k099_reduce_sum_pointers *p = context;
+    float *restrict t321 = p->t321;
+    const float *restrict t320 = p->t320;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t321[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t321[i1] += t320[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k099_reduce_sum(float *restrict t321, const float *restrict t320) {
+    mplc_parallel(step_k099_reduce_sum_part, &(step_k099_reduce_sum_pointers){t321, t320});
 }
 
 /* %256 = im2col k3 s1 p1 %100 : [25088,9]
@@ -2339,16 +2462,16 @@ static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t320 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -2799,120 +2922,158 @@ static void step_k134_matmul(float *restrict t408, const float *restrict t407, c
     mplc_parallel(step_k134_matmul_part, &(step_k134_matmul_pointers){t408, t407, t397});
 }
 
-/* %414 = max_pool_scatter k2 s2 p0 %413, %410 : [32,14,14,32] */
-typedef struct {
-    float *t414;
-    const float *t413;
-    const float *t410;
-} step_k135_max_pool_scatter_pointers;
-
-static void step_k135_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k135_max_pool_scatter_pointers *p = context;
-    float *restrict t414 = p->t414;
-    const float *restrict t413 = p->t413;
-    const float *restrict t410 = p->t410;
-    size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t414 + lo * 6272, t413 + lo * 6272, t410 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-}
-
-static void step_k135_max_pool_scatter(float *restrict t414, const float *restrict t413, const float *restrict t410) {
-    mplc_parallel(step_k135_max_pool_scatter_part, &(step_k135_max_pool_scatter_pointers){t414, t413, t410});
-}
-
-/* %417 = max_pool_scatter k2 s2 p0 %416, %411 : [128,14,14,32] */
+/* %416 = step %403 : [32,7,7,32]
+ * %417 = mul %410, %416 : [32,7,7,32] */
 typedef struct {
     float *t417;
-    const float *t416;
-    const float *t411;
-} step_k136_max_pool_scatter_pointers;
+    const float *t403;
+    const float *t410;
+} step_k135_step_mul_pointers;
 
-static void step_k136_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k136_max_pool_scatter_pointers *p = context;
+static void step_k135_step_mul_part(void *context, int part, int parts) {
+    const step_k135_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t417 = p->t417;
-    const float *restrict t416 = p->t416;
-    const float *restrict t411 = p->t411;
+    const float *restrict t403 = p->t403;
+    const float *restrict t410 = p->t410;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t417 + lo * 6272, t416 + lo * 6272, t411 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v416 = t403[i] > 0.0f ? 1.0f : 0.0f;
+            const float v417 = t410[i] * v416;
+            t417[i] = v417;
+        }
+    }
 }
 
-static void step_k136_max_pool_scatter(float *restrict t417, const float *restrict t416, const float *restrict t411) {
-    mplc_parallel(step_k136_max_pool_scatter_part, &(step_k136_max_pool_scatter_pointers){t417, t416, t411});
+static void step_k135_step_mul(float *restrict t417, const float *restrict t403, const float *restrict t410) {
+    mplc_parallel(step_k135_step_mul_part, &(step_k135_step_mul_pointers){t417, t403, t410});
 }
 
-/* %418 = step %413 : [32,14,14,32]
- * %419 = mul %414, %418 : [32,14,14,32] */
+/* %418 = step %406 : [128,7,7,32]
+ * %419 = mul %411, %418 : [128,7,7,32] */
 typedef struct {
     float *t419;
-    const float *t413;
-    const float *t414;
-} step_k137_step_mul_pointers;
+    const float *t406;
+    const float *t411;
+} step_k136_step_mul_pointers;
 
-static void step_k137_step_mul_part(void *context, int part, int parts) {
-    const step_k137_step_mul_pointers *p = context;
+static void step_k136_step_mul_part(void *context, int part, int parts) {
+    const step_k136_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t419 = p->t419;
-    const float *restrict t413 = p->t413;
-    const float *restrict t414 = p->t414;
+    const float *restrict t406 = p->t406;
+    const float *restrict t411 = p->t411;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v418 = t413[i] > 0.0f ? 1.0f : 0.0f;
-        const float v419 = t414[i] * v418;
-        t419[i] = v419;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v418 = t406[i] > 0.0f ? 1.0f : 0.0f;
+            const float v419 = t411[i] * v418;
+            t419[i] = v419;
+        }
     }
 }
 
-static void step_k137_step_mul(float *restrict t419, const float *restrict t413, const float *restrict t414) {
-    mplc_parallel(step_k137_step_mul_part, &(step_k137_step_mul_pointers){t419, t413, t414});
+static void step_k136_step_mul(float *restrict t419, const float *restrict t406, const float *restrict t411) {
+    mplc_parallel(step_k136_step_mul_part, &(step_k136_step_mul_pointers){t419, t406, t411});
 }
 
-/* %420 = step %416 : [128,14,14,32]
- * %421 = mul %417, %420 : [128,14,14,32] */
+/* %420 = max_pool_scatter k2 s2 p0 %413, %417 : [32,14,14,32] */
 typedef struct {
-    float *t421;
-    const float *t416;
+    float *t420;
+    const float *t413;
     const float *t417;
-} step_k138_step_mul_pointers;
+} step_k137_max_pool_scatter_pointers;
 
-static void step_k138_step_mul_part(void *context, int part, int parts) {
-    const step_k138_step_mul_pointers *p = context;
-    float *restrict t421 = p->t421;
-    const float *restrict t416 = p->t416;
+static void step_k137_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k137_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t420 = p->t420;
+    const float *restrict t413 = p->t413;
     const float *restrict t417 = p->t417;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v420 = t416[i] > 0.0f ? 1.0f : 0.0f;
-        const float v421 = t417[i] * v420;
-        t421[i] = v421;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t420 + lo * 6272, t413 + lo * 6272, t417 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_k138_step_mul(float *restrict t421, const float *restrict t416, const float *restrict t417) {
-    mplc_parallel(step_k138_step_mul_part, &(step_k138_step_mul_pointers){t421, t416, t417});
+static void step_k137_max_pool_scatter(float *restrict t420, const float *restrict t413, const float *restrict t417) {
+    mplc_parallel(step_k137_max_pool_scatter_part, &(step_k137_max_pool_scatter_pointers){t420, t413, t417});
+}
+
+/* %421 = max_pool_scatter k2 s2 p0 %415, %419 : [128,14,14,32] */
+typedef struct {
+    float *t421;
+    const float *t415;
+    const float *t419;
+} step_k138_max_pool_scatter_pointers;
+
+static void step_k138_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k138_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t421 = p->t421;
+    const float *restrict t415 = p->t415;
+    const float *restrict t419 = p->t419;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool_scatter(t421 + lo * 6272, t415 + lo * 6272, t419 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
+}
+
+static void step_k138_max_pool_scatter(float *restrict t421, const float *restrict t415, const float *restrict t419) {
+    mplc_parallel(step_k138_max_pool_scatter_part, &(step_k138_max_pool_scatter_pointers){t421, t415, t419});
 }
 
 /* %424 = reduce_sum axes=[0] %422 : [32] */
-static void step_k139_reduce_sum(float *restrict t424, const float *restrict t422) {
-    for (size_t o = 0; o < 32; o++) t424[o] = 0.0f;
+typedef struct {
+    float *t424;
+    const float *t422;
+} step_k139_reduce_sum_pointers;
+
+static void step_k139_reduce_sum_part(void *context, int part, int parts) {
+    const step_k139_reduce_sum_pointers *p = context;
+    float *restrict t424 = p->t424;
+    const float *restrict t422 = p->t422;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t424[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t424[i1] += t422[i0 * 32 + i1];
         }
     }
 }
 
+static void step_k139_reduce_sum(float *restrict t424, const float *restrict t422) {
+    mplc_parallel(step_k139_reduce_sum_part, &(step_k139_reduce_sum_pointers){t424, t422});
+}
+
 /* %425 = reduce_sum axes=[0] %423 : [32] */
-static void step_k140_reduce_sum(float *restrict t425, const float *restrict t423) {
-    for (size_t o = 0; o < 32; o++) t425[o] = 0.0f;
+typedef struct {
+    float *t425;
+    const float *t423;
+} step_k140_reduce_sum_pointers;
+
+static void step_k140_reduce_sum_part(void *context, int part, int parts) {
+    const step_k140_reduce_sum_pointers *p = context;
+    float *restrict t425 = p->t425;
+    const float *restrict t423 = p->t423;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t425[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t425[i1] += t423[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k140_reduce_sum(float *restrict t425, const float *restrict t423) {
+    mplc_parallel(step_k140_reduce_sum_part, &(step_k140_reduce_sum_pointers){t425, t423});
 }
 
 /* %426 = add %424, %425 : [32] */
@@ -2934,17 +3095,19 @@ typedef struct {
 
 static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
     const step_k142_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t437 = p->t437;
     const float *restrict t422 = p->t422;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t422 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t422 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -2963,17 +3126,19 @@ typedef struct {
 
 static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
     const step_k143_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t438 = p->t438;
     const float *restrict t423 = p->t423;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t423 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t438 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t423 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t438 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -3059,120 +3224,158 @@ static void step_k145_im2col_matmul_add(float *restrict t435, const float *restr
     }
 }
 
-/* %441 = max_pool_scatter k2 s2 p0 %440, %437 : [32,28,28,16] */
-typedef struct {
-    float *t441;
-    const float *t440;
-    const float *t437;
-} step_k146_max_pool_scatter_pointers;
-
-static void step_k146_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k146_max_pool_scatter_pointers *p = context;
-    float *restrict t441 = p->t441;
-    const float *restrict t440 = p->t440;
-    const float *restrict t437 = p->t437;
-    size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t441 + lo * 12544, t440 + lo * 12544, t437 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-}
-
-static void step_k146_max_pool_scatter(float *restrict t441, const float *restrict t440, const float *restrict t437) {
-    mplc_parallel(step_k146_max_pool_scatter_part, &(step_k146_max_pool_scatter_pointers){t441, t440, t437});
-}
-
-/* %444 = max_pool_scatter k2 s2 p0 %443, %438 : [128,28,28,16] */
+/* %443 = step %429 : [32,14,14,16]
+ * %444 = mul %437, %443 : [32,14,14,16] */
 typedef struct {
     float *t444;
-    const float *t443;
-    const float *t438;
-} step_k147_max_pool_scatter_pointers;
+    const float *t429;
+    const float *t437;
+} step_k146_step_mul_pointers;
 
-static void step_k147_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k147_max_pool_scatter_pointers *p = context;
+static void step_k146_step_mul_part(void *context, int part, int parts) {
+    const step_k146_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t444 = p->t444;
-    const float *restrict t443 = p->t443;
-    const float *restrict t438 = p->t438;
+    const float *restrict t429 = p->t429;
+    const float *restrict t437 = p->t437;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t444 + lo * 12544, t443 + lo * 12544, t438 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v443 = t429[i] > 0.0f ? 1.0f : 0.0f;
+            const float v444 = t437[i] * v443;
+            t444[i] = v444;
+        }
+    }
 }
 
-static void step_k147_max_pool_scatter(float *restrict t444, const float *restrict t443, const float *restrict t438) {
-    mplc_parallel(step_k147_max_pool_scatter_part, &(step_k147_max_pool_scatter_pointers){t444, t443, t438});
+static void step_k146_step_mul(float *restrict t444, const float *restrict t429, const float *restrict t437) {
+    mplc_parallel(step_k146_step_mul_part, &(step_k146_step_mul_pointers){t444, t429, t437});
 }
 
-/* %445 = step %440 : [32,28,28,16]
- * %446 = mul %441, %445 : [32,28,28,16] */
+/* %445 = step %432 : [128,14,14,16]
+ * %446 = mul %438, %445 : [128,14,14,16] */
 typedef struct {
     float *t446;
-    const float *t440;
-    const float *t441;
-} step_k148_step_mul_pointers;
+    const float *t432;
+    const float *t438;
+} step_k147_step_mul_pointers;
 
-static void step_k148_step_mul_part(void *context, int part, int parts) {
-    const step_k148_step_mul_pointers *p = context;
+static void step_k147_step_mul_part(void *context, int part, int parts) {
+    const step_k147_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t446 = p->t446;
-    const float *restrict t440 = p->t440;
-    const float *restrict t441 = p->t441;
+    const float *restrict t432 = p->t432;
+    const float *restrict t438 = p->t438;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v445 = t440[i] > 0.0f ? 1.0f : 0.0f;
-        const float v446 = t441[i] * v445;
-        t446[i] = v446;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v445 = t432[i] > 0.0f ? 1.0f : 0.0f;
+            const float v446 = t438[i] * v445;
+            t446[i] = v446;
+        }
     }
 }
 
-static void step_k148_step_mul(float *restrict t446, const float *restrict t440, const float *restrict t441) {
-    mplc_parallel(step_k148_step_mul_part, &(step_k148_step_mul_pointers){t446, t440, t441});
+static void step_k147_step_mul(float *restrict t446, const float *restrict t432, const float *restrict t438) {
+    mplc_parallel(step_k147_step_mul_part, &(step_k147_step_mul_pointers){t446, t432, t438});
 }
 
-/* %447 = step %443 : [128,28,28,16]
- * %448 = mul %444, %447 : [128,28,28,16] */
+/* %447 = max_pool_scatter k2 s2 p0 %440, %444 : [32,28,28,16] */
 typedef struct {
-    float *t448;
-    const float *t443;
+    float *t447;
+    const float *t440;
     const float *t444;
-} step_k149_step_mul_pointers;
+} step_k148_max_pool_scatter_pointers;
 
-static void step_k149_step_mul_part(void *context, int part, int parts) {
-    const step_k149_step_mul_pointers *p = context;
-    float *restrict t448 = p->t448;
-    const float *restrict t443 = p->t443;
+static void step_k148_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k148_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t447 = p->t447;
+    const float *restrict t440 = p->t440;
     const float *restrict t444 = p->t444;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v447 = t443[i] > 0.0f ? 1.0f : 0.0f;
-        const float v448 = t444[i] * v447;
-        t448[i] = v448;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t447 + lo * 12544, t440 + lo * 12544, t444 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_k149_step_mul(float *restrict t448, const float *restrict t443, const float *restrict t444) {
-    mplc_parallel(step_k149_step_mul_part, &(step_k149_step_mul_pointers){t448, t443, t444});
+static void step_k148_max_pool_scatter(float *restrict t447, const float *restrict t440, const float *restrict t444) {
+    mplc_parallel(step_k148_max_pool_scatter_part, &(step_k148_max_pool_scatter_pointers){t447, t440, t444});
+}
+
+/* %448 = max_pool_scatter k2 s2 p0 %442, %446 : [128,28,28,16] */
+typedef struct {
+    float *t448;
+    const float *t442;
+    const float *t446;
+} step_k149_max_pool_scatter_pointers;
+
+static void step_k149_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k149_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t448 = p->t448;
+    const float *restrict t442 = p->t442;
+    const float *restrict t446 = p->t446;
+    size_t lo, hi;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool_scatter(t448 + lo * 12544, t442 + lo * 12544, t446 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
+}
+
+static void step_k149_max_pool_scatter(float *restrict t448, const float *restrict t442, const float *restrict t446) {
+    mplc_parallel(step_k149_max_pool_scatter_part, &(step_k149_max_pool_scatter_pointers){t448, t442, t446});
 }
 
 /* %451 = reduce_sum axes=[0] %449 : [16] */
-static void step_k150_reduce_sum(float *restrict t451, const float *restrict t449) {
-    for (size_t o = 0; o < 16; o++) t451[o] = 0.0f;
+typedef struct {
+    float *t451;
+    const float *t449;
+} step_k150_reduce_sum_pointers;
+
+static void step_k150_reduce_sum_part(void *context, int part, int parts) {
+    const step_k150_reduce_sum_pointers *p = context;
+    float *restrict t451 = p->t451;
+    const float *restrict t449 = p->t449;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t451[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t451[i1] += t449[i0 * 16 + i1];
         }
     }
 }
 
+static void step_k150_reduce_sum(float *restrict t451, const float *restrict t449) {
+    mplc_parallel(step_k150_reduce_sum_part, &(step_k150_reduce_sum_pointers){t451, t449});
+}
+
 /* %452 = reduce_sum axes=[0] %450 : [16] */
-static void step_k151_reduce_sum(float *restrict t452, const float *restrict t450) {
-    for (size_t o = 0; o < 16; o++) t452[o] = 0.0f;
+typedef struct {
+    float *t452;
+    const float *t450;
+} step_k151_reduce_sum_pointers;
+
+static void step_k151_reduce_sum_part(void *context, int part, int parts) {
+    const step_k151_reduce_sum_pointers *p = context;
+    float *restrict t452 = p->t452;
+    const float *restrict t450 = p->t450;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t452[o] = 0.0f;
     for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t452[i1] += t450[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k151_reduce_sum(float *restrict t452, const float *restrict t450) {
+    mplc_parallel(step_k151_reduce_sum_part, &(step_k151_reduce_sum_pointers){t452, t450});
 }
 
 /* %453 = add %451, %452 : [16] */
@@ -3211,16 +3414,16 @@ static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t450 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -3265,16 +3468,16 @@ static void step_k154_im2col_matmul_add_part(void *context, int part, int parts)
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t449 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -3534,171 +3737,171 @@ static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense10_bi
     }
 }
 
-/* 163 kernels; scratch high-water mark 13543504 floats. */
+/* 163 kernels; scratch high-water mark 12736048 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add_etc(scratch, io, state, state + 144, scratch + 3612672);
-    step_k001_max_pool(scratch + 10699264, scratch);
-    step_k002_im2col_matmul_add_etc(scratch + 5681664, scratch + 10699264, state + 160, state + 4768, scratch + 3612672);
-    step_k003_max_pool(scratch + 12405248, scratch + 5681664);
-    step_k004_matmul_add_relu_etc(scratch + 13458944, scratch + 13495808, scratch + 12405248, state + 4800, state + 205504, io + 226176);
-    step_k005_matmul_add(scratch + 12856832, scratch + 13495808, state + 205632, state + 206912);
-    step_k006_mul_add(scratch + 13542400, io + 225792);
-    step_k007_reduce_max(scratch + 13532992, scratch + 12856832);
-    step_k008_sub_exp(scratch + 13532672, scratch + 13542720, scratch + 12856832, scratch + 13532992);
-    step_k009_reduce_sum(scratch + 13543424, scratch + 13542720);
-    step_k010_log(scratch + 13543040, scratch + 13543424);
-    step_k011_sub_mul_reduce_sum(scratch + 13543072, scratch + 13532672, scratch + 13543040, scratch + 13542400);
-    step_k012_mul(io + 263040, scratch + 13543072);
-    step_k013_mul(scratch + 12859712, scratch + 12857152);
-    step_k014_reduce_max(scratch + 13532672, scratch + 12859712);
-    step_k015_sub(scratch + 12860992, scratch + 12859712, scratch + 13532672);
-    step_k016_exp_reduce_sum(scratch + 12859712, scratch + 12860992);
-    step_k017_log(scratch + 12859840, scratch + 12859712);
-    step_k018_sub_exp(scratch + 13537280, scratch + 12860992, scratch + 12859840);
-    step_k019_reduce_max(scratch + 13538560, scratch + 13537280);
-    step_k020_greaterEqual(scratch + 13543040, scratch + 13538560);
-    step_k021_reduce_max(scratch + 13539840, scratch + 12858432);
-    step_k022_sub_exp(scratch + 13532672, scratch + 13538560, scratch + 12858432, scratch + 13539840);
-    step_k023_reduce_sum(scratch + 13543168, scratch + 13538560);
-    step_k024_log(scratch + 13539840, scratch + 13543168);
-    step_k025_sub_mul_reduce_sum(scratch + 13539968, scratch + 13532672, scratch + 13539840, scratch + 13537280);
-    step_k026_neg_mul_reduce_sum(scratch + 13539840, scratch + 13539968, scratch + 13543040);
-    step_k027_mul(io + 263056, scratch + 13539840);
-    step_k028_reduce_sum(scratch + 13543296, scratch + 13543040);
-    step_k029_mul(io + 263072, scratch + 13543296);
-    step_k030_one_hot_argmax(scratch + 13539840, scratch + 12858432);
+    step_k001_max_pool(scratch + 9093632, scratch);
+    step_k002_im2col_matmul_add_etc(scratch + 5681664, scratch + 9093632, state + 160, state + 4768, scratch + 3612672);
+    step_k003_max_pool(scratch + 11602432, scratch + 5681664);
+    step_k004_matmul_add_relu_etc(scratch + 12656128, scratch + 12692992, scratch + 11602432, state + 4800, state + 205504, io + 226176);
+    step_k005_matmul_add(scratch + 12054016, scratch + 12692992, state + 205632, state + 206912);
+    step_k006_mul_add(scratch + 12734976, io + 225792);
+    step_k007_reduce_max(scratch + 12730176, scratch + 12054016);
+    step_k008_sub_exp(scratch + 12729856, scratch + 12735296, scratch + 12054016, scratch + 12730176);
+    step_k009_reduce_sum(scratch + 12736000, scratch + 12735296);
+    step_k010_log(scratch + 12735616, scratch + 12736000);
+    step_k011_sub_mul_reduce_sum(scratch + 12735648, scratch + 12729856, scratch + 12735616, scratch + 12734976);
+    step_k012_mul(io + 263040, scratch + 12735648);
+    step_k013_mul(scratch + 12056896, scratch + 12054336);
+    step_k014_reduce_max(scratch + 12729856, scratch + 12056896);
+    step_k015_sub(scratch + 12058176, scratch + 12056896, scratch + 12729856);
+    step_k016_exp_reduce_sum(scratch + 12056896, scratch + 12058176);
+    step_k017_log(scratch + 12057024, scratch + 12056896);
+    step_k018_sub_exp(scratch + 12729856, scratch + 12058176, scratch + 12057024);
+    step_k019_reduce_max(scratch + 12731136, scratch + 12729856);
+    step_k020_greaterEqual(scratch + 12735616, scratch + 12731136);
+    step_k021_reduce_max(scratch + 12732416, scratch + 12055616);
+    step_k022_sub_exp(scratch + 12056896, scratch + 12731136, scratch + 12055616, scratch + 12732416);
+    step_k023_reduce_sum(scratch + 12735744, scratch + 12731136);
+    step_k024_log(scratch + 12732416, scratch + 12735744);
+    step_k025_sub_mul_reduce_sum(scratch + 12732544, scratch + 12056896, scratch + 12732416, scratch + 12729856);
+    step_k026_neg_mul_reduce_sum(scratch + 12732416, scratch + 12732544, scratch + 12735616);
+    step_k027_mul(io + 263056, scratch + 12732416);
+    step_k028_reduce_sum(scratch + 12735872, scratch + 12735616);
+    step_k029_mul(io + 263072, scratch + 12735872);
+    step_k030_one_hot_argmax(scratch + 12732416, scratch + 12055616);
     step_k031_im2col_matmul_add_etc(scratch + 7488000, io + 125440, state + 206928, state + 207072, scratch + 3612672);
-    step_k032_max_pool(scratch + 12856832, scratch + 7488000);
-    step_k033_im2col_matmul_add_etc(scratch + 9093632, scratch + 12856832, state + 207088, state + 211696, scratch + 3612672);
-    step_k034_max_pool(scratch + 9896448, scratch + 9093632);
-    step_k035_matmul_add_relu(scratch + 13258240, scratch + 9896448, state + 211728, state + 412432);
-    step_k036_matmul_add(scratch + 13532672, scratch + 13258240, state + 412560, state + 413840);
-    step_k037_reduce_max(scratch + 13536512, scratch + 13532672);
-    step_k038_sub_exp(scratch + 13533952, scratch + 13535232, scratch + 13532672, scratch + 13536512);
-    step_k039_reduce_sum(scratch + 13536512, scratch + 13535232);
-    step_k040_log(scratch + 13536640, scratch + 13536512);
-    step_k041_sub_mul_reduce_sum(scratch + 13543296, scratch + 13533952, scratch + 13536640, scratch + 13539840);
-    step_k042_mul(io + 263088, scratch + 13543296);
-    step_k043_mul(scratch + 13532672, scratch + 13539840);
-    step_k044_neg_reduce_sum(scratch + 13536640, scratch + 13532672);
-    step_k045_div(scratch + 13536768, scratch + 13536640, scratch + 13536512);
-    step_k046_mul_add(scratch + 13533952, scratch + 13536768, scratch + 13535232, scratch + 13532672);
-    step_k047_reduce_sum(scratch + 13543488, scratch + 13533952);
-    step_k048_matmul(scratch + 13541120, scratch + 13258240, scratch + 13533952);
-    step_k049_matmul_step_mul(scratch + 10097152, scratch + 13533952, state + 412560, scratch + 13258240);
-    step_k050_reduce_sum(scratch + 13543296, scratch + 10097152);
-    step_k051_matmul(scratch + 11602432, scratch + 10097152, state + 211728);
-    step_k052_matmul(scratch + 13258240, scratch + 9896448, scratch + 10097152);
-    step_k053_max_pool_scatter(scratch + 9896448, scratch + 9093632, scratch + 11602432);
-    step_k054_step_mul(scratch + 11602432, scratch + 9093632, scratch + 9896448);
-    step_k055_reduce_sum(scratch + 13543456, scratch + 11602432);
-    step_k056_matmul_col2im(scratch + 9093632, scratch + 11602432, state + 207088, scratch + 3612672);
-    step_k057_im2col_matmul(scratch + 13532672, scratch + 12856832, scratch + 11602432, scratch + 3612672);
-    step_k058_max_pool_scatter(scratch + 3612672, scratch + 7488000, scratch + 9093632);
-    step_k059_step_mul(scratch + 9093632, scratch + 7488000, scratch + 3612672);
-    step_k060_reduce_sum(scratch + 8618256, scratch + 9093632);
-    step_k061_im2col_matmul(scratch + 8618112, io + 125440, scratch + 9093632, scratch + 7488000);
-    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 8618112, io + 226128);
-    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 8618256, io + 226128);
-    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 13532672, io + 226128);
-    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 13543456, io + 226128);
-    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 13258240, io + 226128);
-    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 13543296, io + 226128);
-    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 13541120, io + 226128);
-    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 13543488, io + 226128);
-    step_k070_im2col_matmul_add_etc(scratch + 11602432, io, state + 206928, state + 207072, scratch + 3612672);
-    step_k071_max_pool(scratch + 7488000, scratch + 11602432);
-    step_k072_im2col_matmul_add_etc(scratch + 12003840, scratch + 7488000, state + 207088, state + 211696, scratch + 3612672);
-    step_k073_max_pool(scratch + 12204544, scratch + 12003840);
-    step_k074_matmul_add_relu(scratch + 12254720, scratch + 12204544, state + 211728, state + 412432);
-    step_k075_matmul_add(scratch + 12258816, scratch + 12254720, state + 412560, state + 413840);
-    step_k076_reduce_max(scratch + 12259776, scratch + 12258816);
-    step_k077_sub_exp(scratch + 12259136, scratch + 12259456, scratch + 12258816, scratch + 12259776);
-    step_k078_reduce_sum(scratch + 12259776, scratch + 12259456);
-    step_k079_log(scratch + 12258816, scratch + 12259776);
-    step_k080_sub_mul_reduce_sum(scratch + 12258848, scratch + 12259136, scratch + 12258816, io + 225792);
-    step_k081_mul(io + 263104, scratch + 12258848);
-    step_k082_mul(scratch + 12258816, io + 225792);
-    step_k083_neg_reduce_sum(scratch + 12259136, scratch + 12258816);
-    step_k084_div(scratch + 12259168, scratch + 12259136, scratch + 12259776);
-    step_k085_mul_add(scratch + 7588352, scratch + 12259168, scratch + 12259456, scratch + 12258816);
-    step_k086_reduce_sum(scratch + 7694752, scratch + 7588352);
-    step_k087_matmul(scratch + 7693312, scratch + 12254720, scratch + 7588352);
-    step_k088_matmul_step_mul(scratch + 12258816, scratch + 7588352, state + 412560, scratch + 12254720);
-    step_k089_reduce_sum(scratch + 7694592, scratch + 12258816);
-    step_k090_matmul(scratch + 13057536, scratch + 12258816, state + 211728);
-    step_k091_matmul(scratch + 12856832, scratch + 12204544, scratch + 12258816);
-    step_k092_max_pool_scatter(scratch + 12204544, scratch + 12003840, scratch + 13057536);
-    step_k093_step_mul(scratch + 13057536, scratch + 12003840, scratch + 12204544);
-    step_k094_reduce_sum(scratch + 7694720, scratch + 13057536);
-    step_k095_matmul_col2im(scratch + 7588352, scratch + 13057536, state + 207088, scratch + 3612672);
-    step_k096_im2col_matmul(scratch + 7688704, scratch + 7488000, scratch + 13057536, scratch + 3612672);
-    step_k097_max_pool_scatter(scratch + 12003840, scratch + 11602432, scratch + 7588352);
-    step_k098_step_mul(scratch + 4742784, scratch + 11602432, scratch + 12003840);
-    step_k099_reduce_sum(scratch + 7488144, scratch + 4742784);
-    step_k100_im2col_matmul(scratch + 7488000, io, scratch + 4742784, scratch + 3612672);
-    step_k101_mul_reduce_sum(scratch + 7488160, scratch + 7488000, scratch + 8618112);
-    step_k102_mul_reduce_sum(scratch + 7488000, scratch + 7488144, scratch + 8618256);
-    step_k103_mul_reduce_sum(scratch + 7488016, scratch + 7688704, scratch + 13532672);
-    step_k104_mul_reduce_sum(scratch + 7488032, scratch + 7694720, scratch + 13543456);
-    step_k105_mul_reduce_sum(scratch + 7694720, scratch + 12856832, scratch + 13258240);
-    step_k106_mul_reduce_sum(scratch + 7694736, scratch + 7694592, scratch + 13543296);
-    step_k107_mul_reduce_sum(scratch + 13543456, scratch + 7693312, scratch + 13541120);
-    step_k108_mul_reduce_sum(scratch + 13543472, scratch + 7694752, scratch + 13543488);
-    step_k109_mul_add(io + 263120, scratch + 7488048, io + 226128, scratch + 7488160, scratch + 7488000, scratch + 7488016, scratch + 7488032, scratch + 7694720, scratch + 7694736, scratch + 13543456, scratch + 13543472, io + 226160);
-    step_k110_mul(scratch + 13532672, scratch + 7488048, scratch + 13539840);
-    step_k111_neg_reduce_sum(scratch + 13539840, scratch + 13532672);
-    step_k112_div(scratch + 13536512, scratch + 13539840, scratch + 13543168);
-    step_k113_mul(scratch + 13543296, io + 226144);
-    step_k114_mul_neg(scratch + 13536640, scratch + 13543296, scratch + 13543040);
-    step_k115_mul(scratch + 13533952, scratch + 13536640, scratch + 13537280);
-    step_k116_neg_reduce_sum(scratch + 13543040, scratch + 13533952);
-    step_k117_div(scratch + 13536640, scratch + 13543040, scratch + 13543168);
-    step_k118_mul_add(scratch + 13535232, scratch + 13536512, scratch + 13538560, scratch + 13532672, scratch + 13536640, scratch + 13533952);
-    step_k119_mul(scratch + 13532672, scratch + 13542400);
-    step_k120_neg_reduce_sum(scratch + 13543040, scratch + 13532672);
-    step_k121_div(scratch + 13543072, scratch + 13543040, scratch + 13543424);
-    step_k122_mul_add(scratch + 13533952, scratch + 13543072, scratch + 13542720, scratch + 13532672);
-    step_k123_reduce_sum(scratch + 13534272, scratch + 13533952);
-    step_k124_reduce_sum(scratch + 13534288, scratch + 13535232);
-    step_k125_add(scratch + 13534304, scratch + 13534272, scratch + 13534288);
-    step_k126_matmul(scratch + 13532672, scratch + 13516288, scratch + 13535232);
-    step_k127_matmul_mul_step(scratch + 12861440, scratch + 13533952, state + 205632, io + 226176, scratch + 13458944);
-    step_k128_matmul_mul_step(scratch + 11803136, scratch + 13535232, state + 205632, io + 246656, scratch + 13479424);
-    step_k129_reduce_sum(scratch + 12856832, scratch + 12861440);
-    step_k130_reduce_sum(scratch + 12856960, scratch + 11803136);
-    step_k131_add(scratch + 12865824, scratch + 12856832, scratch + 12856960);
-    step_k132_matmul(scratch + 12003840, scratch + 12861440, state + 4800);
-    step_k133_matmul(scratch + 11602432, scratch + 11803136, state + 4800);
-    step_k134_matmul(scratch + 8290816, scratch + 12656128, scratch + 11803136);
-    step_k135_max_pool_scatter(scratch + 11803136, scratch + 5681664, scratch + 12003840);
-    step_k136_max_pool_scatter(scratch + 3612672, scratch + 6685184, scratch + 11602432);
-    step_k137_step_mul(scratch + 12003840, scratch + 5681664, scratch + 11803136);
-    step_k138_step_mul(scratch + 7488000, scratch + 6685184, scratch + 3612672);
-    step_k139_reduce_sum(scratch + 12865536, scratch + 12003840);
-    step_k140_reduce_sum(scratch + 12865568, scratch + 7488000);
-    step_k141_add(scratch + 7225344, scratch + 12865536, scratch + 12865568);
-    step_k142_matmul_col2im(scratch + 5681664, scratch + 12003840, state + 160, scratch + 3612672);
-    step_k143_matmul_col2im(scratch + 11602432, scratch + 7488000, state + 160, scratch + 3612672);
-    step_k144_im2col_matmul(scratch + 12204544, scratch + 11201024, scratch + 7488000, scratch + 3612672);
-    step_k145_im2col_matmul_add(scratch + 12856832, scratch + 10699264, scratch + 12003840, scratch + 12204544, scratch + 3612672);
-    step_k146_max_pool_scatter(scratch + 12003840, scratch, scratch + 5681664);
-    step_k147_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 11602432);
-    step_k148_step_mul(scratch + 6823936, scratch, scratch + 12003840);
-    step_k149_step_mul(scratch + 5218304, scratch + 2007040, scratch + 3612672);
-    step_k150_reduce_sum(scratch + 13534272, scratch + 6823936);
-    step_k151_reduce_sum(scratch + 13534288, scratch + 5218304);
-    step_k152_add(scratch + 12865952, scratch + 13534272, scratch + 13534288);
-    step_k153_im2col_matmul(scratch + 12865536, io + 125440, scratch + 5218304, scratch);
-    step_k154_im2col_matmul_add(scratch + 12865680, io, scratch + 6823936, scratch + 12865536, scratch);
-    step_k155_mul_add_sub(state + 413856, state, scratch + 12865680, io + 226112);
-    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 12865952, io + 226112);
-    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 12856832, io + 226112);
-    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 7225344, io + 226112);
-    step_k159_matmul_add_mul_etc(scratch + 8491520, state + 418656, state + 4800, scratch + 12405248, scratch + 12861440, scratch + 8290816, io + 226112);
-    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 12865824, io + 226112);
-    step_k161_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 13495808, scratch + 13533952, scratch + 13532672, io + 226112);
-    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 13534304, io + 226112);
+    step_k032_max_pool(scratch + 12054016, scratch + 7488000);
+    step_k033_im2col_matmul_add_etc(scratch + 9996800, scratch + 12054016, state + 207088, state + 211696, scratch + 3612672);
+    step_k034_max_pool(scratch + 10799616, scratch + 9996800);
+    step_k035_matmul_add_relu(scratch + 12455424, scratch + 10799616, state + 211728, state + 412432);
+    step_k036_matmul_add(scratch + 12471808, scratch + 12455424, state + 412560, state + 413840);
+    step_k037_reduce_max(scratch + 12733696, scratch + 12471808);
+    step_k038_sub_exp(scratch + 12473088, scratch + 12474368, scratch + 12471808, scratch + 12733696);
+    step_k039_reduce_sum(scratch + 12733696, scratch + 12474368);
+    step_k040_log(scratch + 12733824, scratch + 12733696);
+    step_k041_sub_mul_reduce_sum(scratch + 12735872, scratch + 12473088, scratch + 12733824, scratch + 12732416);
+    step_k042_mul(io + 263088, scratch + 12735872);
+    step_k043_mul(scratch + 12471808, scratch + 12732416);
+    step_k044_neg_reduce_sum(scratch + 12733824, scratch + 12471808);
+    step_k045_div(scratch + 12733952, scratch + 12733824, scratch + 12733696);
+    step_k046_mul_add(scratch + 12473088, scratch + 12733952, scratch + 12474368, scratch + 12471808);
+    step_k047_reduce_sum(scratch + 12736032, scratch + 12473088);
+    step_k048_matmul(scratch + 12733696, scratch + 12455424, scratch + 12473088);
+    step_k049_matmul_step_mul(scratch + 11201024, scratch + 12473088, state + 412560, scratch + 12455424);
+    step_k050_reduce_sum(scratch + 12735872, scratch + 11201024);
+    step_k051_matmul(scratch + 11000320, scratch + 11201024, state + 211728);
+    step_k052_matmul(scratch + 12455424, scratch + 10799616, scratch + 11201024);
+    step_k053_step_mul(scratch + 3612672, scratch + 10799616, scratch + 11000320);
+    step_k054_max_pool_scatter(scratch + 10799616, scratch + 9996800, scratch + 3612672);
+    step_k055_reduce_sum(scratch + 10402816, scratch + 10799616);
+    step_k056_matmul_col2im(scratch + 9996800, scratch + 10799616, state + 207088, scratch + 3612672);
+    step_k057_im2col_matmul(scratch + 10398208, scratch + 12054016, scratch + 10799616, scratch + 3612672);
+    step_k058_step_mul(scratch + 5218304, scratch + 12054016, scratch + 9996800);
+    step_k059_max_pool_scatter(scratch + 3612672, scratch + 7488000, scratch + 5218304);
+    step_k060_reduce_sum(scratch + 10002992, scratch + 3612672);
+    step_k061_im2col_matmul(scratch + 10002688, io + 125440, scratch + 3612672, scratch + 7488000);
+    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 10002688, io + 226128);
+    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 10002992, io + 226128);
+    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 10398208, io + 226128);
+    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 10402816, io + 226128);
+    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 12455424, io + 226128);
+    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 12735872, io + 226128);
+    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 12733696, io + 226128);
+    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 12736032, io + 226128);
+    step_k070_im2col_matmul_add_etc(scratch + 7488000, io, state + 206928, state + 207072, scratch + 3612672);
+    step_k071_max_pool(scratch + 8090112, scratch + 7488000);
+    step_k072_im2col_matmul_add_etc(scratch + 12054016, scratch + 8090112, state + 207088, state + 211696, scratch + 3612672);
+    step_k073_max_pool(scratch + 7889408, scratch + 12054016);
+    step_k074_matmul_add_relu(scratch + 7939584, scratch + 7889408, state + 211728, state + 412432);
+    step_k075_matmul_add(scratch + 7943680, scratch + 7939584, state + 412560, state + 413840);
+    step_k076_reduce_max(scratch + 9996800, scratch + 7943680);
+    step_k077_sub_exp(scratch + 7944000, scratch + 7944320, scratch + 7943680, scratch + 9996800);
+    step_k078_reduce_sum(scratch + 9996800, scratch + 7944320);
+    step_k079_log(scratch + 7943680, scratch + 9996800);
+    step_k080_sub_mul_reduce_sum(scratch + 10002832, scratch + 7944000, scratch + 7943680, io + 225792);
+    step_k081_mul(io + 263104, scratch + 10002832);
+    step_k082_mul(scratch + 7943680, io + 225792);
+    step_k083_neg_reduce_sum(scratch + 7944000, scratch + 7943680);
+    step_k084_div(scratch + 9996832, scratch + 7944000, scratch + 9996800);
+    step_k085_mul_add(scratch + 7944000, scratch + 9996832, scratch + 7944320, scratch + 7943680);
+    step_k086_reduce_sum(scratch + 10003008, scratch + 7944000);
+    step_k087_matmul(scratch + 10001408, scratch + 7939584, scratch + 7944000);
+    step_k088_matmul_step_mul(scratch + 7989760, scratch + 7944000, state + 412560, scratch + 7939584);
+    step_k089_reduce_sum(scratch + 10002832, scratch + 7989760);
+    step_k090_matmul(scratch + 7939584, scratch + 7989760, state + 211728);
+    step_k091_matmul(scratch + 12254720, scratch + 7889408, scratch + 7989760);
+    step_k092_step_mul(scratch + 8190464, scratch + 7889408, scratch + 7939584);
+    step_k093_max_pool_scatter(scratch + 7889408, scratch + 12054016, scratch + 8190464);
+    step_k094_reduce_sum(scratch + 10002960, scratch + 7889408);
+    step_k095_matmul_col2im(scratch + 12054016, scratch + 7889408, state + 207088, scratch + 3612672);
+    step_k096_im2col_matmul(scratch + 9996800, scratch + 8090112, scratch + 7889408, scratch + 3612672);
+    step_k097_step_mul(scratch + 12154368, scratch + 8090112, scratch + 12054016);
+    step_k098_max_pool_scatter(scratch + 4742784, scratch + 7488000, scratch + 12154368);
+    step_k099_reduce_sum(scratch + 12054160, scratch + 4742784);
+    step_k100_im2col_matmul(scratch + 12054016, io, scratch + 4742784, scratch + 3612672);
+    step_k101_mul_reduce_sum(scratch + 12054176, scratch + 12054016, scratch + 10002688);
+    step_k102_mul_reduce_sum(scratch + 10002688, scratch + 12054160, scratch + 10002992);
+    step_k103_mul_reduce_sum(scratch + 10002992, scratch + 9996800, scratch + 10398208);
+    step_k104_mul_reduce_sum(scratch + 10002704, scratch + 10002960, scratch + 10402816);
+    step_k105_mul_reduce_sum(scratch + 10002960, scratch + 12254720, scratch + 12455424);
+    step_k106_mul_reduce_sum(scratch + 10002976, scratch + 10002832, scratch + 12735872);
+    step_k107_mul_reduce_sum(scratch + 12735872, scratch + 10001408, scratch + 12733696);
+    step_k108_mul_reduce_sum(scratch + 12735888, scratch + 10003008, scratch + 12736032);
+    step_k109_mul_add(io + 263120, scratch + 12735904, io + 226128, scratch + 12054176, scratch + 10002688, scratch + 10002992, scratch + 10002704, scratch + 10002960, scratch + 10002976, scratch + 12735872, scratch + 12735888, io + 226160);
+    step_k110_mul(scratch + 12054016, scratch + 12735904, scratch + 12732416);
+    step_k111_neg_reduce_sum(scratch + 12732416, scratch + 12054016);
+    step_k112_div(scratch + 12732544, scratch + 12732416, scratch + 12735744);
+    step_k113_mul(scratch + 12735872, io + 226144);
+    step_k114_mul_neg(scratch + 12732416, scratch + 12735872, scratch + 12735616);
+    step_k115_mul(scratch + 12055296, scratch + 12732416, scratch + 12729856);
+    step_k116_neg_reduce_sum(scratch + 12732416, scratch + 12055296);
+    step_k117_div(scratch + 12735616, scratch + 12732416, scratch + 12735744);
+    step_k118_mul_add(scratch + 12729856, scratch + 12732544, scratch + 12731136, scratch + 12054016, scratch + 12735616, scratch + 12055296);
+    step_k119_mul(scratch + 12731136, scratch + 12734976);
+    step_k120_neg_reduce_sum(scratch + 12735616, scratch + 12731136);
+    step_k121_div(scratch + 12735648, scratch + 12735616, scratch + 12736000);
+    step_k122_mul_add(scratch + 12731456, scratch + 12735648, scratch + 12735296, scratch + 12731136);
+    step_k123_reduce_sum(scratch + 12731136, scratch + 12731456);
+    step_k124_reduce_sum(scratch + 12731152, scratch + 12729856);
+    step_k125_add(scratch + 12731168, scratch + 12731136, scratch + 12731152);
+    step_k126_matmul(scratch + 12074496, scratch + 12713472, scratch + 12729856);
+    step_k127_matmul_mul_step(scratch + 12070400, scratch + 12731456, state + 205632, io + 226176, scratch + 12656128);
+    step_k128_matmul_mul_step(scratch + 12054016, scratch + 12729856, state + 205632, io + 246656, scratch + 12676608);
+    step_k129_reduce_sum(scratch + 12729856, scratch + 12070400);
+    step_k130_reduce_sum(scratch + 12729984, scratch + 12054016);
+    step_k131_add(scratch + 12730144, scratch + 12729856, scratch + 12729984);
+    step_k132_matmul(scratch + 7688704, scratch + 12070400, state + 4800);
+    step_k133_matmul(scratch + 7488000, scratch + 12054016, state + 4800);
+    step_k134_matmul(scratch + 9996800, scratch + 11853312, scratch + 12054016);
+    step_k135_step_mul(scratch + 8491520, scratch + 11602432, scratch + 7688704);
+    step_k136_step_mul(scratch + 8290816, scratch + 11853312, scratch + 7488000);
+    step_k137_max_pool_scatter(scratch + 8692224, scratch + 5681664, scratch + 8491520);
+    step_k138_max_pool_scatter(scratch + 7488000, scratch + 6685184, scratch + 8290816);
+    step_k139_reduce_sum(scratch + 12729856, scratch + 8692224);
+    step_k140_reduce_sum(scratch + 12729888, scratch + 7488000);
+    step_k141_add(scratch + 12730272, scratch + 12729856, scratch + 12729888);
+    step_k142_matmul_col2im(scratch + 8892928, scratch + 8692224, state + 160, scratch + 3612672);
+    step_k143_matmul_col2im(scratch + 8290816, scratch + 7488000, state + 160, scratch + 3612672);
+    step_k144_im2col_matmul(scratch + 8993280, scratch + 9595392, scratch + 7488000, scratch + 3612672);
+    step_k145_im2col_matmul_add(scratch + 12054016, scratch + 9093632, scratch + 8692224, scratch + 8993280, scratch + 3612672);
+    step_k146_step_mul(scratch + 10197504, scratch + 9093632, scratch + 8892928);
+    step_k147_step_mul(scratch + 8692224, scratch + 9595392, scratch + 8290816);
+    step_k148_max_pool_scatter(scratch + 9093632, scratch, scratch + 10197504);
+    step_k149_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 8692224);
+    step_k150_reduce_sum(scratch + 12731184, scratch + 9093632);
+    step_k151_reduce_sum(scratch + 12731200, scratch + 3612672);
+    step_k152_add(scratch + 12731216, scratch + 12731184, scratch + 12731200);
+    step_k153_im2col_matmul(scratch + 12729856, io + 125440, scratch + 3612672, scratch);
+    step_k154_im2col_matmul_add(scratch + 12730000, io, scratch + 9093632, scratch + 12729856, scratch);
+    step_k155_mul_add_sub(state + 413856, state, scratch + 12730000, io + 226112);
+    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 12731216, io + 226112);
+    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 12054016, io + 226112);
+    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 12730272, io + 226112);
+    step_k159_matmul_add_mul_etc(scratch + 10197504, state + 418656, state + 4800, scratch + 11602432, scratch + 12070400, scratch + 9996800, io + 226112);
+    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 12730144, io + 226112);
+    step_k161_matmul_add_mul_etc(scratch + 12075776, state + 619488, state + 205632, scratch + 12692992, scratch + 12731456, scratch + 12074496, io + 226112);
+    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 12731168, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3720,6 +3923,7 @@ typedef struct {
 
 static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -3727,27 +3931,28 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(256, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t16 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t16 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v15 = t16[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v16 = v15 > 0.0f ? v15 : 0.0f;
-                t16[i0 * 16 + i1] = v16;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v15 = t16[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v16 = v15 > 0.0f ? v15 : 0.0f;
+                    t16[i0 * 16 + i1] = v16;
+                }
             }
         }
     }
@@ -3765,12 +3970,14 @@ typedef struct {
 
 static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
     const supervised_step_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t18 = p->t18;
     const float *restrict t17 = p->t17;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
@@ -3792,6 +3999,7 @@ typedef struct {
 
 static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -3799,17 +4007,18 @@ static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v23 = t24[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                const float v24 = v23 > 0.0f ? v23 : 0.0f;
-                t24[i0 * 32 + i1] = v24;
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v23 = t24[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v24 = v23 > 0.0f ? v23 : 0.0f;
+                    t24[i0 * 32 + i1] = v24;
+                }
             }
         }
     }
@@ -3827,12 +4036,14 @@ typedef struct {
 
 static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
     const supervised_step_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t26 = p->t26;
     const float *restrict t25 = p->t25;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
@@ -4024,13 +4235,27 @@ static void supervised_step_k017_matmul_step_mul(float *restrict t59, const floa
 }
 
 /* %60 = reduce_sum axes=[0] %59 : [128] */
-static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
-    for (size_t o = 0; o < 128; o++) t60[o] = 0.0f;
+typedef struct {
+    float *t60;
+    const float *t59;
+} supervised_step_k018_reduce_sum_pointers;
+
+static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k018_reduce_sum_pointers *p = context;
+    float *restrict t60 = p->t60;
+    const float *restrict t59 = p->t59;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t60[i1] += t59[i0 * 128 + i1];
         }
     }
+}
+
+static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t60, t59});
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
@@ -4055,62 +4280,81 @@ static void supervised_step_k019_matmul(float *restrict t61, const float *restri
     mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
-/* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [256,14,14,32] */
+/* %64 = step %26 : [256,7,7,32]
+ * %65 = mul %63, %64 : [256,7,7,32] */
 typedef struct {
-    float *t64;
-    const float *t25;
+    float *t65;
+    const float *t26;
     const float *t63;
-} supervised_step_k020_max_pool_scatter_pointers;
+} supervised_step_k020_step_mul_pointers;
 
-static void supervised_step_k020_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k020_max_pool_scatter_pointers *p = context;
-    float *restrict t64 = p->t64;
-    const float *restrict t25 = p->t25;
+static void supervised_step_k020_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k020_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t65 = p->t65;
+    const float *restrict t26 = p->t26;
     const float *restrict t63 = p->t63;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t64 + lo * 6272, t25 + lo * 6272, t63 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v64 = t26[i] > 0.0f ? 1.0f : 0.0f;
+            const float v65 = t63[i] * v64;
+            t65[i] = v65;
+        }
+    }
 }
 
-static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
-    mplc_parallel(supervised_step_k020_max_pool_scatter_part, &(supervised_step_k020_max_pool_scatter_pointers){t64, t25, t63});
+static void supervised_step_k020_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_k020_step_mul_part, &(supervised_step_k020_step_mul_pointers){t65, t26, t63});
 }
 
-/* %65 = step %25 : [256,14,14,32]
- * %66 = mul %64, %65 : [256,14,14,32] */
+/* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32] */
 typedef struct {
     float *t66;
     const float *t25;
-    const float *t64;
-} supervised_step_k021_step_mul_pointers;
+    const float *t65;
+} supervised_step_k021_max_pool_scatter_pointers;
 
-static void supervised_step_k021_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k021_step_mul_pointers *p = context;
+static void supervised_step_k021_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k021_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t66 = p->t66;
     const float *restrict t25 = p->t25;
-    const float *restrict t64 = p->t64;
+    const float *restrict t65 = p->t65;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
-        const float v66 = t64[i] * v65;
-        t66[i] = v66;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool_scatter(t66 + lo * 6272, t25 + lo * 6272, t65 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
-    mplc_parallel(supervised_step_k021_step_mul_part, &(supervised_step_k021_step_mul_pointers){t66, t25, t64});
+static void supervised_step_k021_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_k021_max_pool_scatter_part, &(supervised_step_k021_max_pool_scatter_pointers){t66, t25, t65});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
-static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
-    for (size_t o = 0; o < 32; o++) t68[o] = 0.0f;
+typedef struct {
+    float *t68;
+    const float *t67;
+} supervised_step_k022_reduce_sum_pointers;
+
+static void supervised_step_k022_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k022_reduce_sum_pointers *p = context;
+    float *restrict t68 = p->t68;
+    const float *restrict t67 = p->t67;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t68[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t68[i1] += t67[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_k022_reduce_sum_part, &(supervised_step_k022_reduce_sum_pointers){t68, t67});
 }
 
 /* %69 = matmul tB %67, %20 : [50176,144]
@@ -4124,17 +4368,19 @@ typedef struct {
 
 static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k023_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -4177,62 +4423,81 @@ static void supervised_step_k024_im2col_matmul(float *restrict t70, const float 
     }
 }
 
-/* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [256,28,28,16] */
+/* %73 = step %18 : [256,14,14,16]
+ * %74 = mul %72, %73 : [256,14,14,16] */
 typedef struct {
-    float *t73;
-    const float *t17;
+    float *t74;
+    const float *t18;
     const float *t72;
-} supervised_step_k025_max_pool_scatter_pointers;
+} supervised_step_k025_step_mul_pointers;
 
-static void supervised_step_k025_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k025_max_pool_scatter_pointers *p = context;
-    float *restrict t73 = p->t73;
-    const float *restrict t17 = p->t17;
+static void supervised_step_k025_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k025_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t74 = p->t74;
+    const float *restrict t18 = p->t18;
     const float *restrict t72 = p->t72;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t73 + lo * 12544, t17 + lo * 12544, t72 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v73 = t18[i] > 0.0f ? 1.0f : 0.0f;
+            const float v74 = t72[i] * v73;
+            t74[i] = v74;
+        }
+    }
 }
 
-static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
-    mplc_parallel(supervised_step_k025_max_pool_scatter_part, &(supervised_step_k025_max_pool_scatter_pointers){t73, t17, t72});
+static void supervised_step_k025_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_k025_step_mul_part, &(supervised_step_k025_step_mul_pointers){t74, t18, t72});
 }
 
-/* %74 = step %17 : [256,28,28,16]
- * %75 = mul %73, %74 : [256,28,28,16] */
+/* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16] */
 typedef struct {
     float *t75;
     const float *t17;
-    const float *t73;
-} supervised_step_k026_step_mul_pointers;
+    const float *t74;
+} supervised_step_k026_max_pool_scatter_pointers;
 
-static void supervised_step_k026_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k026_step_mul_pointers *p = context;
+static void supervised_step_k026_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k026_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t75 = p->t75;
     const float *restrict t17 = p->t17;
-    const float *restrict t73 = p->t73;
+    const float *restrict t74 = p->t74;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
-        const float v75 = t73[i] * v74;
-        t75[i] = v75;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool_scatter(t75 + lo * 12544, t17 + lo * 12544, t74 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
-    mplc_parallel(supervised_step_k026_step_mul_part, &(supervised_step_k026_step_mul_pointers){t75, t17, t73});
+static void supervised_step_k026_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_k026_max_pool_scatter_part, &(supervised_step_k026_max_pool_scatter_pointers){t75, t17, t74});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
-static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
-    for (size_t o = 0; o < 16; o++) t77[o] = 0.0f;
+typedef struct {
+    float *t77;
+    const float *t76;
+} supervised_step_k027_reduce_sum_pointers;
+
+static void supervised_step_k027_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k027_reduce_sum_pointers *p = context;
+    float *restrict t77 = p->t77;
+    const float *restrict t76 = p->t76;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t77[o] = 0.0f;
     for (size_t i0 = 0; i0 < 200704; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t77[i1] += t76[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_k027_reduce_sum_part, &(supervised_step_k027_reduce_sum_pointers){t77, t76});
 }
 
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
@@ -4263,16 +4528,16 @@ static void supervised_step_k028_im2col_matmul_part(void *context, int part, int
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t76 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -4521,45 +4786,45 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 10534576 floats. */
+/* 37 kernels; scratch high-water mark 9731760 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 206928, state + 207072, scratch + 3211264);
     supervised_step_k001_max_pool(scratch + 8454656, scratch);
     supervised_step_k002_im2col_matmul_add_etc(scratch + 5243392, scratch + 8454656, state + 207088, state + 211696, scratch + 3211264);
-    supervised_step_k003_max_pool(scratch + 10060288, scratch + 5243392);
-    supervised_step_k004_matmul_add_relu(scratch + 10461696, scratch + 10060288, state + 211728, state + 412432);
-    supervised_step_k005_matmul_add(scratch + 9257472, scratch + 10461696, state + 412560, state + 413840);
-    supervised_step_k006_reduce_max(scratch + 9265152, scratch + 9257472);
-    supervised_step_k007_sub_exp(scratch + 9260032, scratch + 9262592, scratch + 9257472, scratch + 9265152);
-    supervised_step_k008_reduce_sum(scratch + 9265152, scratch + 9262592);
-    supervised_step_k009_log(scratch + 9257472, scratch + 9265152);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 9257728, scratch + 9260032, scratch + 9257472, io + 200704);
-    supervised_step_k011_mul(io + 203280, scratch + 9257728);
-    supervised_step_k012_mul(scratch + 9257472, io + 200704);
-    supervised_step_k013_neg_reduce_sum(scratch + 9260032, scratch + 9257472);
-    supervised_step_k014_div(scratch + 9260288, scratch + 9260032, scratch + 9265152);
-    supervised_step_k015_mul_add(scratch + 10531840, scratch + 9260288, scratch + 9262592, scratch + 9257472);
-    supervised_step_k016_reduce_sum(scratch + 10534560, scratch + 10531840);
-    supervised_step_k017_matmul_step_mul(scratch + 10494464, scratch + 10531840, state + 412560, scratch + 10461696);
-    supervised_step_k018_reduce_sum(scratch + 10534400, scratch + 10494464);
-    supervised_step_k019_matmul(scratch + 4816896, scratch + 10494464, state + 211728);
-    supervised_step_k020_max_pool_scatter(scratch + 3211264, scratch + 5243392, scratch + 4816896);
-    supervised_step_k021_step_mul(scratch + 6849024, scratch + 5243392, scratch + 3211264);
-    supervised_step_k022_reduce_sum(scratch + 10534528, scratch + 6849024);
-    supervised_step_k023_matmul_col2im(scratch + 9257472, scratch + 6849024, state + 207088, scratch + 3211264);
-    supervised_step_k024_im2col_matmul(scratch + 10527232, scratch + 8454656, scratch + 6849024, scratch + 3211264);
-    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 9257472);
-    supervised_step_k026_step_mul(scratch + 6422528, scratch, scratch + 3211264);
-    supervised_step_k027_reduce_sum(scratch + 9633936, scratch + 6422528);
-    supervised_step_k028_im2col_matmul(scratch + 9633792, io, scratch + 6422528, scratch);
-    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 9633792, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 9633936, io + 203264);
-    supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 10527232, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 10534528, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 10060288, scratch + 10494464, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 826288, state + 412432, scratch + 10534400, io + 203264);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 10494464, state + 826416, state + 412560, scratch + 10461696, scratch + 10531840, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 827696, state + 413840, scratch + 10534560, io + 203264);
+    supervised_step_k003_max_pool(scratch + 9257472, scratch + 5243392);
+    supervised_step_k004_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 211728, state + 412432);
+    supervised_step_k005_matmul_add(scratch + 6849024, scratch + 9658880, state + 412560, state + 413840);
+    supervised_step_k006_reduce_max(scratch + 6856704, scratch + 6849024);
+    supervised_step_k007_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
+    supervised_step_k008_reduce_sum(scratch + 6856704, scratch + 6854144);
+    supervised_step_k009_log(scratch + 6849024, scratch + 6856704);
+    supervised_step_k010_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
+    supervised_step_k011_mul(io + 203280, scratch + 6849280);
+    supervised_step_k012_mul(scratch + 6849024, io + 200704);
+    supervised_step_k013_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
+    supervised_step_k014_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
+    supervised_step_k015_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
+    supervised_step_k016_reduce_sum(scratch + 9731744, scratch + 9729024);
+    supervised_step_k017_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 412560, scratch + 9658880);
+    supervised_step_k018_reduce_sum(scratch + 9731584, scratch + 9691648);
+    supervised_step_k019_matmul(scratch + 6849024, scratch + 9691648, state + 211728);
+    supervised_step_k020_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
+    supervised_step_k021_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
+    supervised_step_k022_reduce_sum(scratch + 9731712, scratch + 6849024);
+    supervised_step_k023_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 207088, scratch + 3211264);
+    supervised_step_k024_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
+    supervised_step_k025_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
+    supervised_step_k026_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
+    supervised_step_k027_reduce_sum(scratch + 1130256, scratch + 3211264);
+    supervised_step_k028_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
+    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 1130112, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 1130256, io + 203264);
+    supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 9724416, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 9731712, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9257472, scratch + 9691648, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 826288, state + 412432, scratch + 9731584, io + 203264);
+    supervised_step_k035_matmul_mul_add_etc(scratch + 9691648, state + 826416, state + 412560, scratch + 9658880, scratch + 9729024, io + 203264);
+    supervised_step_k036_mul_add_sub(state + 827696, state + 413840, scratch + 9731744, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -4581,6 +4846,7 @@ typedef struct {
 
 static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t14 = p->t14;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
@@ -4588,27 +4854,28 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(500, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t14 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t14 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v13 = t14[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-                const float v14 = v13 > 0.0f ? v13 : 0.0f;
-                t14[i0 * 16 + i1] = v14;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v13 = t14[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                    const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                    t14[i0 * 16 + i1] = v14;
+                }
             }
         }
     }
@@ -4626,12 +4893,14 @@ typedef struct {
 
 static void predict_teacher_k001_max_pool_part(void *context, int part, int parts) {
     const predict_teacher_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict t15 = p->t15;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
@@ -4653,6 +4922,7 @@ typedef struct {
 
 static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t22 = p->t22;
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
@@ -4660,17 +4930,18 @@ static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v21 = t22[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
-                const float v22 = v21 > 0.0f ? v21 : 0.0f;
-                t22[i0 * 32 + i1] = v22;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v21 = t22[i0 * 32 + i1] + in_teacher_conv3_bias[i1];
+                    const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                    t22[i0 * 32 + i1] = v22;
+                }
             }
         }
     }
@@ -4688,12 +4959,14 @@ typedef struct {
 
 static void predict_teacher_k003_max_pool_part(void *context, int part, int parts) {
     const predict_teacher_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t23 = p->t23;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
@@ -4778,6 +5051,7 @@ typedef struct {
 
 static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t14 = p->t14;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -4785,27 +5059,28 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(500, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t14 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t14 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v13 = t14[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v14 = v13 > 0.0f ? v13 : 0.0f;
-                t14[i0 * 16 + i1] = v14;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v13 = t14[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                    t14[i0 * 16 + i1] = v14;
+                }
             }
         }
     }
@@ -4823,12 +5098,14 @@ typedef struct {
 
 static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
     const predict_student_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict t15 = p->t15;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
@@ -4850,6 +5127,7 @@ typedef struct {
 
 static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t22 = p->t22;
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -4857,17 +5135,18 @@ static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v21 = t22[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                const float v22 = v21 > 0.0f ? v21 : 0.0f;
-                t22[i0 * 32 + i1] = v22;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v21 = t22[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                    t22[i0 * 32 + i1] = v22;
+                }
             }
         }
     }
@@ -4885,12 +5164,14 @@ typedef struct {
 
 static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
     const predict_student_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t23 = p->t23;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {

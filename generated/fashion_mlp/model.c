@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
@@ -956,13 +972,27 @@ static void step_k041_matmul_step_mul(float *restrict t107, const float *restric
 }
 
 /* %108 = reduce_sum axes=[0] %107 : [256] */
-static void step_k042_reduce_sum(float *restrict t108, const float *restrict t107) {
-    for (size_t o = 0; o < 256; o++) t108[o] = 0.0f;
+typedef struct {
+    float *t108;
+    const float *t107;
+} step_k042_reduce_sum_pointers;
+
+static void step_k042_reduce_sum_part(void *context, int part, int parts) {
+    const step_k042_reduce_sum_pointers *p = context;
+    float *restrict t108 = p->t108;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t108[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 256; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t108[i1] += t107[i0 * 256 + i1];
         }
     }
+}
+
+static void step_k042_reduce_sum(float *restrict t108, const float *restrict t107) {
+    mplc_parallel(step_k042_reduce_sum_part, &(step_k042_reduce_sum_pointers){t108, t107});
 }
 
 /* %109 = matmul tA %75, %107 : [784,256] */
@@ -1009,23 +1039,26 @@ typedef struct {
 
 static void step_k044_mul_add_sub_part(void *context, int part, int parts) {
     const step_k044_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
     float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
     const float *restrict t109 = p->t109;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(784, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
-        const float v112 = in_student_dense1_weight[i] * 0.0005f;
-        const float v113 = t109[i] + v112;
-        const float v115 = in_student_momentum_dense1_weight[i] * 0.9f;
-        const float v116 = v115 + v113;
-        const float v117 = v116 * 0.9f;
-        const float v118 = v113 + v117;
-        const float v120 = v118 * in_lr_student[0];
-        const float v121 = in_student_dense1_weight[i] - v120;
-        in_student_momentum_dense1_weight[i] = v116;
-        in_student_dense1_weight[i] = v121;
+    while (mplc_claim(784, 25, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 256; i < (size_t)(hi) * 256; i++) {
+            const float v112 = in_student_dense1_weight[i] * 0.0005f;
+            const float v113 = t109[i] + v112;
+            const float v115 = in_student_momentum_dense1_weight[i] * 0.9f;
+            const float v116 = v115 + v113;
+            const float v117 = v116 * 0.9f;
+            const float v118 = v113 + v117;
+            const float v120 = v118 * in_lr_student[0];
+            const float v121 = in_student_dense1_weight[i] - v120;
+            in_student_momentum_dense1_weight[i] = v116;
+            in_student_dense1_weight[i] = v121;
+        }
     }
 }
 
@@ -1614,13 +1647,27 @@ static void step_k089_reduce_sum(float *restrict t244, const float *restrict t24
 }
 
 /* %245 = reduce_sum axes=[0] %243 : [256] */
-static void step_k090_reduce_sum(float *restrict t245, const float *restrict t243) {
-    for (size_t o = 0; o < 256; o++) t245[o] = 0.0f;
+typedef struct {
+    float *t245;
+    const float *t243;
+} step_k090_reduce_sum_pointers;
+
+static void step_k090_reduce_sum_part(void *context, int part, int parts) {
+    const step_k090_reduce_sum_pointers *p = context;
+    float *restrict t245 = p->t245;
+    const float *restrict t243 = p->t243;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t245[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
-        for (size_t i1 = 0; i1 < 256; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t245[i1] += t243[i0 * 256 + i1];
         }
     }
+}
+
+static void step_k090_reduce_sum(float *restrict t245, const float *restrict t243) {
+    mplc_parallel(step_k090_reduce_sum_part, &(step_k090_reduce_sum_pointers){t245, t243});
 }
 
 /* %246 = add %244, %245 : [256] */
@@ -2082,13 +2129,27 @@ static void supervised_step_k013_matmul_step_mul(float *restrict t39, const floa
 }
 
 /* %40 = reduce_sum axes=[0] %39 : [256] */
-static void supervised_step_k014_reduce_sum(float *restrict t40, const float *restrict t39) {
-    for (size_t o = 0; o < 256; o++) t40[o] = 0.0f;
+typedef struct {
+    float *t40;
+    const float *t39;
+} supervised_step_k014_reduce_sum_pointers;
+
+static void supervised_step_k014_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k014_reduce_sum_pointers *p = context;
+    float *restrict t40 = p->t40;
+    const float *restrict t39 = p->t39;
+    size_t lo, hi;
+    mplc_part(256, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t40[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 256; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t40[i1] += t39[i0 * 256 + i1];
         }
     }
+}
+
+static void supervised_step_k014_reduce_sum(float *restrict t40, const float *restrict t39) {
+    mplc_parallel(supervised_step_k014_reduce_sum_part, &(supervised_step_k014_reduce_sum_pointers){t40, t39});
 }
 
 /* %41 = matmul tA %7, %39 : [784,256]

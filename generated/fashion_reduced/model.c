@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
@@ -589,6 +605,7 @@ typedef struct {
 
 static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k010_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t52 = p->t52;
     const float *restrict t45 = p->t45;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -596,27 +613,28 @@ static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, t45 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(128, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, t45 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t52 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t52 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v51 = t52[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v52 = v51 > 0.0f ? v51 : 0.0f;
-                t52[i0 * 16 + i1] = v52;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v51 = t52[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v52 = v51 > 0.0f ? v51 : 0.0f;
+                    t52[i0 * 16 + i1] = v52;
+                }
             }
         }
     }
@@ -634,12 +652,14 @@ typedef struct {
 
 static void step_k011_max_pool_part(void *context, int part, int parts) {
     const step_k011_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t54 = p->t54;
     const float *restrict t53 = p->t53;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t54 + lo * 3136, t53 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool(t54 + lo * 3136, t53 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void step_k011_max_pool(float *restrict t54, const float *restrict t53) {
@@ -661,6 +681,7 @@ typedef struct {
 
 static void step_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k012_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t60 = p->t60;
     const float *restrict t54 = p->t54;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -668,17 +689,18 @@ static void step_k012_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t54 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t60 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v59 = t60[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                const float v60 = v59 > 0.0f ? v59 : 0.0f;
-                t60[i0 * 32 + i1] = v60;
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t54 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t60 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v59 = t60[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v60 = v59 > 0.0f ? v59 : 0.0f;
+                    t60[i0 * 32 + i1] = v60;
+                }
             }
         }
     }
@@ -696,12 +718,14 @@ typedef struct {
 
 static void step_k013_max_pool_part(void *context, int part, int parts) {
     const step_k013_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t62 = p->t62;
     const float *restrict t61 = p->t61;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t62 + lo * 1568, t61 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool(t62 + lo * 1568, t61 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void step_k013_max_pool(float *restrict t62, const float *restrict t61) {
@@ -951,62 +975,81 @@ static void step_k031_matmul(float *restrict t98, const float *restrict t63, con
     mplc_parallel(step_k031_matmul_part, &(step_k031_matmul_pointers){t98, t63, t95});
 }
 
-/* %100 = max_pool_scatter k2 s2 p0 %61, %99 : [128,14,14,32] */
+/* %100 = step %62 : [128,7,7,32]
+ * %101 = mul %99, %100 : [128,7,7,32] */
 typedef struct {
-    float *t100;
-    const float *t61;
+    float *t101;
+    const float *t62;
     const float *t99;
-} step_k032_max_pool_scatter_pointers;
+} step_k032_step_mul_pointers;
 
-static void step_k032_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k032_max_pool_scatter_pointers *p = context;
-    float *restrict t100 = p->t100;
-    const float *restrict t61 = p->t61;
+static void step_k032_step_mul_part(void *context, int part, int parts) {
+    const step_k032_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t101 = p->t101;
+    const float *restrict t62 = p->t62;
     const float *restrict t99 = p->t99;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t100 + lo * 6272, t61 + lo * 6272, t99 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v100 = t62[i] > 0.0f ? 1.0f : 0.0f;
+            const float v101 = t99[i] * v100;
+            t101[i] = v101;
+        }
+    }
 }
 
-static void step_k032_max_pool_scatter(float *restrict t100, const float *restrict t61, const float *restrict t99) {
-    mplc_parallel(step_k032_max_pool_scatter_part, &(step_k032_max_pool_scatter_pointers){t100, t61, t99});
+static void step_k032_step_mul(float *restrict t101, const float *restrict t62, const float *restrict t99) {
+    mplc_parallel(step_k032_step_mul_part, &(step_k032_step_mul_pointers){t101, t62, t99});
 }
 
-/* %101 = step %61 : [128,14,14,32]
- * %102 = mul %100, %101 : [128,14,14,32] */
+/* %102 = max_pool_scatter k2 s2 p0 %61, %101 : [128,14,14,32] */
 typedef struct {
     float *t102;
     const float *t61;
-    const float *t100;
-} step_k033_step_mul_pointers;
+    const float *t101;
+} step_k033_max_pool_scatter_pointers;
 
-static void step_k033_step_mul_part(void *context, int part, int parts) {
-    const step_k033_step_mul_pointers *p = context;
+static void step_k033_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k033_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t102 = p->t102;
     const float *restrict t61 = p->t61;
-    const float *restrict t100 = p->t100;
+    const float *restrict t101 = p->t101;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v101 = t61[i] > 0.0f ? 1.0f : 0.0f;
-        const float v102 = t100[i] * v101;
-        t102[i] = v102;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool_scatter(t102 + lo * 6272, t61 + lo * 6272, t101 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_k033_step_mul(float *restrict t102, const float *restrict t61, const float *restrict t100) {
-    mplc_parallel(step_k033_step_mul_part, &(step_k033_step_mul_pointers){t102, t61, t100});
+static void step_k033_max_pool_scatter(float *restrict t102, const float *restrict t61, const float *restrict t101) {
+    mplc_parallel(step_k033_max_pool_scatter_part, &(step_k033_max_pool_scatter_pointers){t102, t61, t101});
 }
 
 /* %104 = reduce_sum axes=[0] %103 : [32] */
-static void step_k034_reduce_sum(float *restrict t104, const float *restrict t103) {
-    for (size_t o = 0; o < 32; o++) t104[o] = 0.0f;
+typedef struct {
+    float *t104;
+    const float *t103;
+} step_k034_reduce_sum_pointers;
+
+static void step_k034_reduce_sum_part(void *context, int part, int parts) {
+    const step_k034_reduce_sum_pointers *p = context;
+    float *restrict t104 = p->t104;
+    const float *restrict t103 = p->t103;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t104[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t104[i1] += t103[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k034_reduce_sum(float *restrict t104, const float *restrict t103) {
+    mplc_parallel(step_k034_reduce_sum_part, &(step_k034_reduce_sum_pointers){t104, t103});
 }
 
 /* %105 = matmul tB %103, %56 : [25088,144]
@@ -1020,17 +1063,19 @@ typedef struct {
 
 static void step_k035_matmul_col2im_part(void *context, int part, int parts) {
     const step_k035_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t108 = p->t108;
     const float *restrict t103 = p->t103;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t103 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t108 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t103 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t108 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -1073,62 +1118,81 @@ static void step_k036_im2col_matmul(float *restrict t106, const float *restrict 
     }
 }
 
-/* %109 = max_pool_scatter k2 s2 p0 %53, %108 : [128,28,28,16] */
+/* %109 = step %54 : [128,14,14,16]
+ * %110 = mul %108, %109 : [128,14,14,16] */
 typedef struct {
-    float *t109;
-    const float *t53;
+    float *t110;
+    const float *t54;
     const float *t108;
-} step_k037_max_pool_scatter_pointers;
+} step_k037_step_mul_pointers;
 
-static void step_k037_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k037_max_pool_scatter_pointers *p = context;
-    float *restrict t109 = p->t109;
-    const float *restrict t53 = p->t53;
+static void step_k037_step_mul_part(void *context, int part, int parts) {
+    const step_k037_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t110 = p->t110;
+    const float *restrict t54 = p->t54;
     const float *restrict t108 = p->t108;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t109 + lo * 12544, t53 + lo * 12544, t108 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v109 = t54[i] > 0.0f ? 1.0f : 0.0f;
+            const float v110 = t108[i] * v109;
+            t110[i] = v110;
+        }
+    }
 }
 
-static void step_k037_max_pool_scatter(float *restrict t109, const float *restrict t53, const float *restrict t108) {
-    mplc_parallel(step_k037_max_pool_scatter_part, &(step_k037_max_pool_scatter_pointers){t109, t53, t108});
+static void step_k037_step_mul(float *restrict t110, const float *restrict t54, const float *restrict t108) {
+    mplc_parallel(step_k037_step_mul_part, &(step_k037_step_mul_pointers){t110, t54, t108});
 }
 
-/* %110 = step %53 : [128,28,28,16]
- * %111 = mul %109, %110 : [128,28,28,16] */
+/* %111 = max_pool_scatter k2 s2 p0 %53, %110 : [128,28,28,16] */
 typedef struct {
     float *t111;
     const float *t53;
-    const float *t109;
-} step_k038_step_mul_pointers;
+    const float *t110;
+} step_k038_max_pool_scatter_pointers;
 
-static void step_k038_step_mul_part(void *context, int part, int parts) {
-    const step_k038_step_mul_pointers *p = context;
+static void step_k038_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k038_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t111 = p->t111;
     const float *restrict t53 = p->t53;
-    const float *restrict t109 = p->t109;
+    const float *restrict t110 = p->t110;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v110 = t53[i] > 0.0f ? 1.0f : 0.0f;
-        const float v111 = t109[i] * v110;
-        t111[i] = v111;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        mplc_max_pool_scatter(t111 + lo * 12544, t53 + lo * 12544, t110 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_k038_step_mul(float *restrict t111, const float *restrict t53, const float *restrict t109) {
-    mplc_parallel(step_k038_step_mul_part, &(step_k038_step_mul_pointers){t111, t53, t109});
+static void step_k038_max_pool_scatter(float *restrict t111, const float *restrict t53, const float *restrict t110) {
+    mplc_parallel(step_k038_max_pool_scatter_part, &(step_k038_max_pool_scatter_pointers){t111, t53, t110});
 }
 
 /* %113 = reduce_sum axes=[0] %112 : [16] */
-static void step_k039_reduce_sum(float *restrict t113, const float *restrict t112) {
-    for (size_t o = 0; o < 16; o++) t113[o] = 0.0f;
+typedef struct {
+    float *t113;
+    const float *t112;
+} step_k039_reduce_sum_pointers;
+
+static void step_k039_reduce_sum_part(void *context, int part, int parts) {
+    const step_k039_reduce_sum_pointers *p = context;
+    float *restrict t113 = p->t113;
+    const float *restrict t112 = p->t112;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t113[o] = 0.0f;
     for (size_t i0 = 0; i0 < 100352; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t113[i1] += t112[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k039_reduce_sum(float *restrict t113, const float *restrict t112) {
+    mplc_parallel(step_k039_reduce_sum_part, &(step_k039_reduce_sum_pointers){t113, t112});
 }
 
 /* %47 = im2col k3 s1 p1 %45 : [100352,9]
@@ -1159,16 +1223,16 @@ static void step_k040_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t112 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -1306,23 +1370,26 @@ typedef struct {
 
 static void step_k045_mul_add_sub_part(void *context, int part, int parts) {
     const step_k045_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
     const float *restrict t98 = p->t98;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
-        const float v160 = in_student_dense7_weight[i] * 0.0005f;
-        const float v161 = t98[i] + v160;
-        const float v163 = in_student_momentum_dense7_weight[i] * 0.9f;
-        const float v164 = v163 + v161;
-        const float v165 = v164 * 0.9f;
-        const float v166 = v161 + v165;
-        const float v168 = v166 * in_lr_student[0];
-        const float v169 = in_student_dense7_weight[i] - v168;
-        in_student_momentum_dense7_weight[i] = v164;
-        in_student_dense7_weight[i] = v169;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 128; i < (size_t)(hi) * 128; i++) {
+            const float v160 = in_student_dense7_weight[i] * 0.0005f;
+            const float v161 = t98[i] + v160;
+            const float v163 = in_student_momentum_dense7_weight[i] * 0.9f;
+            const float v164 = v163 + v161;
+            const float v165 = v164 * 0.9f;
+            const float v166 = v161 + v165;
+            const float v168 = v166 * in_lr_student[0];
+            const float v169 = in_student_dense7_weight[i] - v168;
+            in_student_momentum_dense7_weight[i] = v164;
+            in_student_dense7_weight[i] = v169;
+        }
     }
 }
 
@@ -1419,6 +1486,7 @@ typedef struct {
 
 static void step_k049_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k049_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t207 = p->t207;
     const float *restrict in_x = p->in_x;
     const float *restrict t203 = p->t203;
@@ -1426,27 +1494,28 @@ static void step_k049_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t203[p * 16 + j], acc[j]);
+    while (mplc_claim(32, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t203[p * 16 + j], acc[j]);
+                }
+                float *row = t207 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t207 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v206 = t207[i0 * 16 + i1] + t136[i1];
-                const float v207 = v206 > 0.0f ? v206 : 0.0f;
-                t207[i0 * 16 + i1] = v207;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v206 = t207[i0 * 16 + i1] + t136[i1];
+                    const float v207 = v206 > 0.0f ? v206 : 0.0f;
+                    t207[i0 * 16 + i1] = v207;
+                }
             }
         }
     }
@@ -1464,12 +1533,14 @@ typedef struct {
 
 static void step_k050_max_pool_part(void *context, int part, int parts) {
     const step_k050_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t209 = p->t209;
     const float *restrict t208 = p->t208;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t209 + lo * 3136, t208 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool(t209 + lo * 3136, t208 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void step_k050_max_pool(float *restrict t209, const float *restrict t208) {
@@ -1491,6 +1562,7 @@ typedef struct {
 
 static void step_k051_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const step_k051_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t215 = p->t215;
     const float *restrict t209 = p->t209;
     const float *restrict t211 = p->t211;
@@ -1498,17 +1570,18 @@ static void step_k051_im2col_matmul_add_etc_part(void *context, int part, int pa
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t209 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t211, 32, 0.0f, t215 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v214 = t215[i0 * 32 + i1] + t157[i1];
-                const float v215 = v214 > 0.0f ? v214 : 0.0f;
-                t215[i0 * 32 + i1] = v215;
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t209 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t211, 32, 0.0f, t215 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v214 = t215[i0 * 32 + i1] + t157[i1];
+                    const float v215 = v214 > 0.0f ? v214 : 0.0f;
+                    t215[i0 * 32 + i1] = v215;
+                }
             }
         }
     }
@@ -1526,12 +1599,14 @@ typedef struct {
 
 static void step_k052_max_pool_part(void *context, int part, int parts) {
     const step_k052_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t217 = p->t217;
     const float *restrict t216 = p->t216;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t217 + lo * 1568, t216 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool(t217 + lo * 1568, t216 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void step_k052_max_pool(float *restrict t217, const float *restrict t216) {
@@ -1781,62 +1856,81 @@ static void step_k070_matmul(float *restrict t252, const float *restrict t218, c
     mplc_parallel(step_k070_matmul_part, &(step_k070_matmul_pointers){t252, t218, t249});
 }
 
-/* %254 = max_pool_scatter k2 s2 p0 %216, %253 : [32,14,14,32] */
+/* %254 = step %217 : [32,7,7,32]
+ * %255 = mul %253, %254 : [32,7,7,32] */
 typedef struct {
-    float *t254;
-    const float *t216;
+    float *t255;
+    const float *t217;
     const float *t253;
-} step_k071_max_pool_scatter_pointers;
+} step_k071_step_mul_pointers;
 
-static void step_k071_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k071_max_pool_scatter_pointers *p = context;
-    float *restrict t254 = p->t254;
-    const float *restrict t216 = p->t216;
+static void step_k071_step_mul_part(void *context, int part, int parts) {
+    const step_k071_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t255 = p->t255;
+    const float *restrict t217 = p->t217;
     const float *restrict t253 = p->t253;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t254 + lo * 6272, t216 + lo * 6272, t253 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v254 = t217[i] > 0.0f ? 1.0f : 0.0f;
+            const float v255 = t253[i] * v254;
+            t255[i] = v255;
+        }
+    }
 }
 
-static void step_k071_max_pool_scatter(float *restrict t254, const float *restrict t216, const float *restrict t253) {
-    mplc_parallel(step_k071_max_pool_scatter_part, &(step_k071_max_pool_scatter_pointers){t254, t216, t253});
+static void step_k071_step_mul(float *restrict t255, const float *restrict t217, const float *restrict t253) {
+    mplc_parallel(step_k071_step_mul_part, &(step_k071_step_mul_pointers){t255, t217, t253});
 }
 
-/* %255 = step %216 : [32,14,14,32]
- * %256 = mul %254, %255 : [32,14,14,32] */
+/* %256 = max_pool_scatter k2 s2 p0 %216, %255 : [32,14,14,32] */
 typedef struct {
     float *t256;
     const float *t216;
-    const float *t254;
-} step_k072_step_mul_pointers;
+    const float *t255;
+} step_k072_max_pool_scatter_pointers;
 
-static void step_k072_step_mul_part(void *context, int part, int parts) {
-    const step_k072_step_mul_pointers *p = context;
+static void step_k072_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k072_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t256 = p->t256;
     const float *restrict t216 = p->t216;
-    const float *restrict t254 = p->t254;
+    const float *restrict t255 = p->t255;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v255 = t216[i] > 0.0f ? 1.0f : 0.0f;
-        const float v256 = t254[i] * v255;
-        t256[i] = v256;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t256 + lo * 6272, t216 + lo * 6272, t255 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void step_k072_step_mul(float *restrict t256, const float *restrict t216, const float *restrict t254) {
-    mplc_parallel(step_k072_step_mul_part, &(step_k072_step_mul_pointers){t256, t216, t254});
+static void step_k072_max_pool_scatter(float *restrict t256, const float *restrict t216, const float *restrict t255) {
+    mplc_parallel(step_k072_max_pool_scatter_part, &(step_k072_max_pool_scatter_pointers){t256, t216, t255});
 }
 
 /* %258 = reduce_sum axes=[0] %257 : [32] */
-static void step_k073_reduce_sum(float *restrict t258, const float *restrict t257) {
-    for (size_t o = 0; o < 32; o++) t258[o] = 0.0f;
+typedef struct {
+    float *t258;
+    const float *t257;
+} step_k073_reduce_sum_pointers;
+
+static void step_k073_reduce_sum_part(void *context, int part, int parts) {
+    const step_k073_reduce_sum_pointers *p = context;
+    float *restrict t258 = p->t258;
+    const float *restrict t257 = p->t257;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t258[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t258[i1] += t257[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k073_reduce_sum(float *restrict t258, const float *restrict t257) {
+    mplc_parallel(step_k073_reduce_sum_part, &(step_k073_reduce_sum_pointers){t258, t257});
 }
 
 /* %259 = matmul tB %257, %211 : [6272,144]
@@ -1850,17 +1944,19 @@ typedef struct {
 
 static void step_k074_matmul_col2im_part(void *context, int part, int parts) {
     const step_k074_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t262 = p->t262;
     const float *restrict t257 = p->t257;
     const float *restrict t211 = p->t211;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t257 + (size_t)n0 * 6272, 32, t211, 32, 0.0f, chunk, 144);
-        mplc_col2im(t262 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t257 + (size_t)n0 * 6272, 32, t211, 32, 0.0f, chunk, 144);
+            mplc_col2im(t262 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -1903,62 +1999,81 @@ static void step_k075_im2col_matmul(float *restrict t260, const float *restrict 
     }
 }
 
-/* %263 = max_pool_scatter k2 s2 p0 %208, %262 : [32,28,28,16] */
+/* %263 = step %209 : [32,14,14,16]
+ * %264 = mul %262, %263 : [32,14,14,16] */
 typedef struct {
-    float *t263;
-    const float *t208;
+    float *t264;
+    const float *t209;
     const float *t262;
-} step_k076_max_pool_scatter_pointers;
+} step_k076_step_mul_pointers;
 
-static void step_k076_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k076_max_pool_scatter_pointers *p = context;
-    float *restrict t263 = p->t263;
-    const float *restrict t208 = p->t208;
+static void step_k076_step_mul_part(void *context, int part, int parts) {
+    const step_k076_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t264 = p->t264;
+    const float *restrict t209 = p->t209;
     const float *restrict t262 = p->t262;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t263 + lo * 12544, t208 + lo * 12544, t262 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v263 = t209[i] > 0.0f ? 1.0f : 0.0f;
+            const float v264 = t262[i] * v263;
+            t264[i] = v264;
+        }
+    }
 }
 
-static void step_k076_max_pool_scatter(float *restrict t263, const float *restrict t208, const float *restrict t262) {
-    mplc_parallel(step_k076_max_pool_scatter_part, &(step_k076_max_pool_scatter_pointers){t263, t208, t262});
+static void step_k076_step_mul(float *restrict t264, const float *restrict t209, const float *restrict t262) {
+    mplc_parallel(step_k076_step_mul_part, &(step_k076_step_mul_pointers){t264, t209, t262});
 }
 
-/* %264 = step %208 : [32,28,28,16]
- * %265 = mul %263, %264 : [32,28,28,16] */
+/* %265 = max_pool_scatter k2 s2 p0 %208, %264 : [32,28,28,16] */
 typedef struct {
     float *t265;
     const float *t208;
-    const float *t263;
-} step_k077_step_mul_pointers;
+    const float *t264;
+} step_k077_max_pool_scatter_pointers;
 
-static void step_k077_step_mul_part(void *context, int part, int parts) {
-    const step_k077_step_mul_pointers *p = context;
+static void step_k077_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k077_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t265 = p->t265;
     const float *restrict t208 = p->t208;
-    const float *restrict t263 = p->t263;
+    const float *restrict t264 = p->t264;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v264 = t208[i] > 0.0f ? 1.0f : 0.0f;
-        const float v265 = t263[i] * v264;
-        t265[i] = v265;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        mplc_max_pool_scatter(t265 + lo * 12544, t208 + lo * 12544, t264 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void step_k077_step_mul(float *restrict t265, const float *restrict t208, const float *restrict t263) {
-    mplc_parallel(step_k077_step_mul_part, &(step_k077_step_mul_pointers){t265, t208, t263});
+static void step_k077_max_pool_scatter(float *restrict t265, const float *restrict t208, const float *restrict t264) {
+    mplc_parallel(step_k077_max_pool_scatter_part, &(step_k077_max_pool_scatter_pointers){t265, t208, t264});
 }
 
 /* %267 = reduce_sum axes=[0] %266 : [16] */
-static void step_k078_reduce_sum(float *restrict t267, const float *restrict t266) {
-    for (size_t o = 0; o < 16; o++) t267[o] = 0.0f;
+typedef struct {
+    float *t267;
+    const float *t266;
+} step_k078_reduce_sum_pointers;
+
+static void step_k078_reduce_sum_part(void *context, int part, int parts) {
+    const step_k078_reduce_sum_pointers *p = context;
+    float *restrict t267 = p->t267;
+    const float *restrict t266 = p->t266;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t267[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t267[i1] += t266[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k078_reduce_sum(float *restrict t267, const float *restrict t266) {
+    mplc_parallel(step_k078_reduce_sum_part, &(step_k078_reduce_sum_pointers){t267, t266});
 }
 
 /* %202 = im2col k3 s1 p1 %46 : [25088,9]
@@ -1989,16 +2104,16 @@ static void step_k079_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t266 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -2479,109 +2594,109 @@ static void step_k114_mul_add_sub(float *restrict in_teacher_momentum_dense2_bia
     }
 }
 
-/* 115 kernels; scratch high-water mark 5902224 floats. */
+/* 115 kernels; scratch high-water mark 5897584 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_matmul_add_relu(scratch + 5882368, io + 226176, state, state + 640);
-    step_k001_matmul_add(scratch + 5897216, scratch + 5882368, state + 704, state + 1344);
-    step_k002_mul_add(scratch + 5901376, io + 225792);
-    step_k003_reduce_max(scratch + 5899136, scratch + 5897216);
-    step_k004_sub_exp(scratch + 5898816, scratch + 5901696, scratch + 5897216, scratch + 5899136);
-    step_k005_reduce_sum(scratch + 5902144, scratch + 5901696);
-    step_k006_log(scratch + 5902016, scratch + 5902144);
-    step_k007_sub_mul_reduce_sum(scratch + 5902048, scratch + 5898816, scratch + 5902016, scratch + 5901376);
-    step_k008_mul(io + 227776, io + 227792, scratch + 5902048);
-    step_k009_one_hot_argmax(scratch + 5898816, scratch + 5897536);
+    step_k001_matmul_add(scratch + 5892608, scratch + 5882368, state + 704, state + 1344);
+    step_k002_mul_add(scratch + 5896768, io + 225792);
+    step_k003_reduce_max(scratch + 5894528, scratch + 5892608);
+    step_k004_sub_exp(scratch + 5894208, scratch + 5897088, scratch + 5892608, scratch + 5894528);
+    step_k005_reduce_sum(scratch + 5897536, scratch + 5897088);
+    step_k006_log(scratch + 5897408, scratch + 5897536);
+    step_k007_sub_mul_reduce_sum(scratch + 5897440, scratch + 5894208, scratch + 5897408, scratch + 5896768);
+    step_k008_mul(io + 227776, io + 227792, scratch + 5897440);
+    step_k009_one_hot_argmax(scratch + 5894208, scratch + 5892928);
     step_k010_im2col_matmul_add_etc(scratch + 2068992, io + 125440, state + 1360, state + 1504, scratch);
     step_k011_max_pool(scratch + 5280256, scratch + 2068992);
     step_k012_im2col_matmul_add_etc(scratch + 3674624, scratch + 5280256, state + 1520, state + 6128, scratch);
     step_k013_max_pool(scratch + 4477440, scratch + 3674624);
     step_k014_matmul_add_relu(scratch + 4678144, scratch + 4477440, state + 6160, state + 206864);
-    step_k015_matmul_add(scratch + 5892608, scratch + 4678144, state + 206992, state + 208272);
-    step_k016_reduce_max(scratch + 5896448, scratch + 5892608);
-    step_k017_sub_exp(scratch + 5893888, scratch + 5895168, scratch + 5892608, scratch + 5896448);
-    step_k018_reduce_sum(scratch + 5896448, scratch + 5895168);
-    step_k019_log(scratch + 5896576, scratch + 5896448);
-    step_k020_sub_mul_reduce_sum(scratch + 5902016, scratch + 5893888, scratch + 5896576, scratch + 5898816);
-    step_k021_mul(io + 227824, scratch + 5902016);
-    step_k022_mul(scratch + 5892608, scratch + 5898816);
-    step_k023_neg_reduce_sum(scratch + 5896576, scratch + 5892608);
-    step_k024_div(scratch + 5896704, scratch + 5896576, scratch + 5896448);
-    step_k025_mul_add(scratch + 5893888, scratch + 5896704, scratch + 5895168, scratch + 5892608);
-    step_k026_reduce_sum(scratch + 5902208, scratch + 5893888);
-    step_k027_matmul(scratch + 5900096, scratch + 4678144, scratch + 5893888);
-    step_k028_matmul_step_mul(scratch + 4878848, scratch + 5893888, state + 206992, scratch + 4678144);
-    step_k029_reduce_sum(scratch + 5902016, scratch + 4878848);
+    step_k015_matmul_add(scratch + 5681664, scratch + 4678144, state + 206992, state + 208272);
+    step_k016_reduce_max(scratch + 5895488, scratch + 5681664);
+    step_k017_sub_exp(scratch + 5682944, scratch + 5684224, scratch + 5681664, scratch + 5895488);
+    step_k018_reduce_sum(scratch + 5895488, scratch + 5684224);
+    step_k019_log(scratch + 5895616, scratch + 5895488);
+    step_k020_sub_mul_reduce_sum(scratch + 5897408, scratch + 5682944, scratch + 5895616, scratch + 5894208);
+    step_k021_mul(io + 227824, scratch + 5897408);
+    step_k022_mul(scratch + 5681664, scratch + 5894208);
+    step_k023_neg_reduce_sum(scratch + 5895616, scratch + 5681664);
+    step_k024_div(scratch + 5895744, scratch + 5895616, scratch + 5895488);
+    step_k025_mul_add(scratch + 5682944, scratch + 5895744, scratch + 5684224, scratch + 5681664);
+    step_k026_reduce_sum(scratch + 5897568, scratch + 5682944);
+    step_k027_matmul(scratch + 5895488, scratch + 4678144, scratch + 5682944);
+    step_k028_matmul_step_mul(scratch + 4878848, scratch + 5682944, state + 206992, scratch + 4678144);
+    step_k029_reduce_sum(scratch + 5897408, scratch + 4878848);
     step_k030_matmul(scratch + 4678144, scratch + 4878848, state + 6160);
     step_k031_matmul(scratch + 5681664, scratch + 4477440, scratch + 4878848);
-    step_k032_max_pool_scatter(scratch, scratch + 3674624, scratch + 4678144);
-    step_k033_step_mul(scratch + 4477440, scratch + 3674624, scratch);
-    step_k034_reduce_sum(scratch + 5902176, scratch + 4477440);
+    step_k032_step_mul(scratch, scratch + 4477440, scratch + 4678144);
+    step_k033_max_pool_scatter(scratch + 4477440, scratch + 3674624, scratch);
+    step_k034_reduce_sum(scratch + 4080640, scratch + 4477440);
     step_k035_matmul_col2im(scratch + 3674624, scratch + 4477440, state + 1520, scratch);
-    step_k036_im2col_matmul(scratch + 5892608, scratch + 5280256, scratch + 4477440, scratch);
-    step_k037_max_pool_scatter(scratch, scratch + 2068992, scratch + 3674624);
-    step_k038_step_mul(scratch + 3674624, scratch + 2068992, scratch);
-    step_k039_reduce_sum(scratch + 5280528, scratch + 3674624);
-    step_k040_im2col_matmul(scratch + 5280256, io + 125440, scratch + 3674624, scratch);
-    step_k041_mul_add_sub(state + 209648, state + 1360, scratch + 5280256, io + 226128);
-    step_k042_mul_add_sub(state + 209792, state + 1504, scratch + 5280528, io + 226128);
-    step_k043_mul_add_sub(state + 209808, state + 1520, scratch + 5892608, io + 226128);
-    step_k044_mul_add_sub(state + 214416, state + 6128, scratch + 5902176, io + 226128);
+    step_k036_im2col_matmul(scratch + 4076032, scratch + 5280256, scratch + 4477440, scratch);
+    step_k037_step_mul(scratch + 1605632, scratch + 5280256, scratch + 3674624);
+    step_k038_max_pool_scatter(scratch, scratch + 2068992, scratch + 1605632);
+    step_k039_reduce_sum(scratch + 3179056, scratch);
+    step_k040_im2col_matmul(scratch + 3178752, io + 125440, scratch, scratch + 1605632);
+    step_k041_mul_add_sub(state + 209648, state + 1360, scratch + 3178752, io + 226128);
+    step_k042_mul_add_sub(state + 209792, state + 1504, scratch + 3179056, io + 226128);
+    step_k043_mul_add_sub(state + 209808, state + 1520, scratch + 4076032, io + 226128);
+    step_k044_mul_add_sub(state + 214416, state + 6128, scratch + 4080640, io + 226128);
     step_k045_mul_add_sub(state + 214448, state + 6160, scratch + 5681664, io + 226128);
-    step_k046_mul_add_sub(state + 415152, state + 206864, scratch + 5902016, io + 226128);
-    step_k047_mul_add_sub(state + 415280, state + 206992, scratch + 5900096, io + 226128);
-    step_k048_mul_add_sub(state + 416560, state + 208272, scratch + 5902208, io + 226128);
+    step_k046_mul_add_sub(state + 415152, state + 206864, scratch + 5897408, io + 226128);
+    step_k047_mul_add_sub(state + 415280, state + 206992, scratch + 5895488, io + 226128);
+    step_k048_mul_add_sub(state + 416560, state + 208272, scratch + 5897568, io + 226128);
     step_k049_im2col_matmul_add_etc(scratch + 2068992, io, state + 1360, state + 1504, scratch);
     step_k050_max_pool(scratch + 3072512, scratch + 2068992);
     step_k051_im2col_matmul_add_etc(scratch + 2470400, scratch + 3072512, state + 1520, state + 6128, scratch);
     step_k052_max_pool(scratch + 2871808, scratch + 2470400);
     step_k053_matmul_add_relu(scratch + 2921984, scratch + 2871808, state + 6160, state + 206864);
     step_k054_matmul_add(scratch + 2926080, scratch + 2921984, state + 206992, state + 208272);
-    step_k055_reduce_max(scratch + 2927040, scratch + 2926080);
-    step_k056_sub_exp(scratch + 2926400, scratch + 2926720, scratch + 2926080, scratch + 2927040);
-    step_k057_reduce_sum(scratch + 2927040, scratch + 2926720);
-    step_k058_log(scratch + 2926080, scratch + 2927040);
-    step_k059_sub_mul_reduce_sum(scratch + 5280400, scratch + 2926400, scratch + 2926080, io + 225792);
-    step_k060_mul(io + 227840, scratch + 5280400);
+    step_k055_reduce_max(scratch + 3172864, scratch + 2926080);
+    step_k056_sub_exp(scratch + 2926400, scratch + 2926720, scratch + 2926080, scratch + 3172864);
+    step_k057_reduce_sum(scratch + 3172864, scratch + 2926720);
+    step_k058_log(scratch + 2926080, scratch + 3172864);
+    step_k059_sub_mul_reduce_sum(scratch + 3178896, scratch + 2926400, scratch + 2926080, io + 225792);
+    step_k060_mul(io + 227840, scratch + 3178896);
     step_k061_mul(scratch + 2926080, io + 225792);
     step_k062_neg_reduce_sum(scratch + 2926400, scratch + 2926080);
-    step_k063_div(scratch + 2927072, scratch + 2926400, scratch + 2927040);
-    step_k064_mul_add(scratch + 2926400, scratch + 2927072, scratch + 2926720, scratch + 2926080);
-    step_k065_reduce_sum(scratch + 5280544, scratch + 2926400);
-    step_k066_matmul(scratch + 3172864, scratch + 2921984, scratch + 2926400);
+    step_k063_div(scratch + 3172896, scratch + 2926400, scratch + 3172864);
+    step_k064_mul_add(scratch + 2926400, scratch + 3172896, scratch + 2926720, scratch + 2926080);
+    step_k065_reduce_sum(scratch + 3179072, scratch + 2926400);
+    step_k066_matmul(scratch + 3177472, scratch + 2921984, scratch + 2926400);
     step_k067_matmul_step_mul(scratch + 2972160, scratch + 2926400, state + 206992, scratch + 2921984);
-    step_k068_reduce_sum(scratch + 5280400, scratch + 2972160);
+    step_k068_reduce_sum(scratch + 3178896, scratch + 2972160);
     step_k069_matmul(scratch + 2921984, scratch + 2972160, state + 6160);
     step_k070_matmul(scratch + 2671104, scratch + 2871808, scratch + 2972160);
-    step_k071_max_pool_scatter(scratch, scratch + 2470400, scratch + 2921984);
-    step_k072_step_mul(scratch + 2871808, scratch + 2470400, scratch);
-    step_k073_reduce_sum(scratch + 2575504, scratch + 2871808);
+    step_k071_step_mul(scratch, scratch + 2871808, scratch + 2921984);
+    step_k072_max_pool_scatter(scratch + 2871808, scratch + 2470400, scratch);
+    step_k073_reduce_sum(scratch + 3179024, scratch + 2871808);
     step_k074_matmul_col2im(scratch + 2470400, scratch + 2871808, state + 1520, scratch);
-    step_k075_im2col_matmul(scratch + 2570752, scratch + 3072512, scratch + 2871808, scratch);
-    step_k076_max_pool_scatter(scratch, scratch + 2068992, scratch + 2470400);
-    step_k077_step_mul(scratch + 1130112, scratch + 2068992, scratch);
-    step_k078_reduce_sum(scratch + 2575536, scratch + 1130112);
-    step_k079_im2col_matmul(scratch + 2575360, io, scratch + 1130112, scratch);
-    step_k080_mul_reduce_sum(scratch + 2575552, scratch + 2575360, scratch + 5280256);
-    step_k081_mul_reduce_sum(scratch + 2575360, scratch + 2575536, scratch + 5280528);
-    step_k082_mul_reduce_sum(scratch + 2575536, scratch + 2570752, scratch + 5892608);
-    step_k083_mul_reduce_sum(scratch + 5280528, scratch + 2575504, scratch + 5902176);
-    step_k084_mul_reduce_sum(scratch + 5902176, scratch + 2671104, scratch + 5681664);
-    step_k085_mul_reduce_sum(scratch + 5902192, scratch + 5280400, scratch + 5902016);
-    step_k086_mul_reduce_sum(scratch + 5902016, scratch + 3172864, scratch + 5900096);
-    step_k087_mul_reduce_sum(scratch + 5902032, scratch + 5280544, scratch + 5902208);
-    step_k088_mul_add(io + 227856, io + 226128, scratch + 2575552, scratch + 2575360, scratch + 2575536, scratch + 5280528, scratch + 5902176, scratch + 5902192, scratch + 5902016, scratch + 5902032);
-    step_k089_reduce_max(scratch + 5900096, scratch + 5897536);
-    step_k090_sub_exp(scratch + 5892608, scratch + 5897536, scratch + 5900096);
-    step_k091_reduce_sum(scratch + 5900096, scratch + 5892608);
-    step_k092_mul(scratch + 5902016, io + 226160, io + 227856);
-    step_k093_mul(scratch + 5893888, scratch + 5902016, scratch + 5898816);
-    step_k094_neg_reduce_sum(scratch + 5900224, scratch + 5893888);
-    step_k095_div(scratch + 5900352, scratch + 5900224, scratch + 5900096);
-    step_k096_mul_add(scratch + 10240, scratch + 5900352, scratch + 5892608, scratch + 5893888);
-    step_k097_mul(scratch + 5892608, scratch + 5901376);
-    step_k098_neg_reduce_sum(scratch + 5902016, scratch + 5892608);
-    step_k099_div(scratch + 5902048, scratch + 5902016, scratch + 5902144);
-    step_k100_mul_add(scratch + 5892928, scratch + 5902048, scratch + 5901696, scratch + 5892608);
+    step_k075_im2col_matmul(scratch + 3172864, scratch + 3072512, scratch + 2871808, scratch);
+    step_k076_step_mul(scratch + 2570752, scratch + 3072512, scratch + 2470400);
+    step_k077_max_pool_scatter(scratch + 1130112, scratch + 2068992, scratch + 2570752);
+    step_k078_reduce_sum(scratch + 2871952, scratch + 1130112);
+    step_k079_im2col_matmul(scratch + 2871808, io, scratch + 1130112, scratch);
+    step_k080_mul_reduce_sum(scratch + 2871968, scratch + 2871808, scratch + 3178752);
+    step_k081_mul_reduce_sum(scratch + 2871808, scratch + 2871952, scratch + 3179056);
+    step_k082_mul_reduce_sum(scratch + 3179056, scratch + 3172864, scratch + 4076032);
+    step_k083_mul_reduce_sum(scratch + 2871824, scratch + 3179024, scratch + 4080640);
+    step_k084_mul_reduce_sum(scratch + 3179024, scratch + 2671104, scratch + 5681664);
+    step_k085_mul_reduce_sum(scratch + 3179040, scratch + 3178896, scratch + 5897408);
+    step_k086_mul_reduce_sum(scratch + 2871840, scratch + 3177472, scratch + 5895488);
+    step_k087_mul_reduce_sum(scratch + 2871856, scratch + 3179072, scratch + 5897568);
+    step_k088_mul_add(io + 227856, io + 226128, scratch + 2871968, scratch + 2871808, scratch + 3179056, scratch + 2871824, scratch + 3179024, scratch + 3179040, scratch + 2871840, scratch + 2871856);
+    step_k089_reduce_max(scratch + 5895488, scratch + 5892928);
+    step_k090_sub_exp(scratch, scratch + 5892928, scratch + 5895488);
+    step_k091_reduce_sum(scratch + 5893888, scratch);
+    step_k092_mul(scratch + 5897408, io + 226160, io + 227856);
+    step_k093_mul(scratch + 5892608, scratch + 5897408, scratch + 5894208);
+    step_k094_neg_reduce_sum(scratch + 5894016, scratch + 5892608);
+    step_k095_div(scratch + 5894144, scratch + 5894016, scratch + 5893888);
+    step_k096_mul_add(scratch + 10240, scratch + 5894144, scratch, scratch + 5892608);
+    step_k097_mul(scratch + 5892608, scratch + 5896768);
+    step_k098_neg_reduce_sum(scratch + 5897408, scratch + 5892608);
+    step_k099_div(scratch + 5897440, scratch + 5897408, scratch + 5897536);
+    step_k100_mul_add(scratch + 5892928, scratch + 5897440, scratch + 5897088, scratch + 5892608);
     step_k101_reduce_sum(scratch + 5892608, scratch + 5892928);
     step_k102_reduce_sum(scratch + 5892624, scratch + 10240);
     step_k103_add(scratch + 5892800, scratch + 5892608, scratch + 5892624);
@@ -2619,6 +2734,7 @@ typedef struct {
 
 static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -2626,27 +2742,28 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(256, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t16 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t16 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v15 = t16[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v16 = v15 > 0.0f ? v15 : 0.0f;
-                t16[i0 * 16 + i1] = v16;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v15 = t16[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v16 = v15 > 0.0f ? v15 : 0.0f;
+                    t16[i0 * 16 + i1] = v16;
+                }
             }
         }
     }
@@ -2664,12 +2781,14 @@ typedef struct {
 
 static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
     const supervised_step_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t18 = p->t18;
     const float *restrict t17 = p->t17;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
@@ -2691,6 +2810,7 @@ typedef struct {
 
 static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -2698,17 +2818,18 @@ static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v23 = t24[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                const float v24 = v23 > 0.0f ? v23 : 0.0f;
-                t24[i0 * 32 + i1] = v24;
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v23 = t24[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v24 = v23 > 0.0f ? v23 : 0.0f;
+                    t24[i0 * 32 + i1] = v24;
+                }
             }
         }
     }
@@ -2726,12 +2847,14 @@ typedef struct {
 
 static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
     const supervised_step_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t26 = p->t26;
     const float *restrict t25 = p->t25;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
@@ -2923,13 +3046,27 @@ static void supervised_step_k017_matmul_step_mul(float *restrict t59, const floa
 }
 
 /* %60 = reduce_sum axes=[0] %59 : [128] */
-static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
-    for (size_t o = 0; o < 128; o++) t60[o] = 0.0f;
+typedef struct {
+    float *t60;
+    const float *t59;
+} supervised_step_k018_reduce_sum_pointers;
+
+static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k018_reduce_sum_pointers *p = context;
+    float *restrict t60 = p->t60;
+    const float *restrict t59 = p->t59;
+    size_t lo, hi;
+    mplc_part(128, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t60[i1] += t59[i0 * 128 + i1];
         }
     }
+}
+
+static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t60, t59});
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
@@ -2954,62 +3091,81 @@ static void supervised_step_k019_matmul(float *restrict t61, const float *restri
     mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
-/* %64 = max_pool_scatter k2 s2 p0 %25, %63 : [256,14,14,32] */
+/* %64 = step %26 : [256,7,7,32]
+ * %65 = mul %63, %64 : [256,7,7,32] */
 typedef struct {
-    float *t64;
-    const float *t25;
+    float *t65;
+    const float *t26;
     const float *t63;
-} supervised_step_k020_max_pool_scatter_pointers;
+} supervised_step_k020_step_mul_pointers;
 
-static void supervised_step_k020_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k020_max_pool_scatter_pointers *p = context;
-    float *restrict t64 = p->t64;
-    const float *restrict t25 = p->t25;
+static void supervised_step_k020_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k020_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t65 = p->t65;
+    const float *restrict t26 = p->t26;
     const float *restrict t63 = p->t63;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t64 + lo * 6272, t25 + lo * 6272, t63 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v64 = t26[i] > 0.0f ? 1.0f : 0.0f;
+            const float v65 = t63[i] * v64;
+            t65[i] = v65;
+        }
+    }
 }
 
-static void supervised_step_k020_max_pool_scatter(float *restrict t64, const float *restrict t25, const float *restrict t63) {
-    mplc_parallel(supervised_step_k020_max_pool_scatter_part, &(supervised_step_k020_max_pool_scatter_pointers){t64, t25, t63});
+static void supervised_step_k020_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_k020_step_mul_part, &(supervised_step_k020_step_mul_pointers){t65, t26, t63});
 }
 
-/* %65 = step %25 : [256,14,14,32]
- * %66 = mul %64, %65 : [256,14,14,32] */
+/* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32] */
 typedef struct {
     float *t66;
     const float *t25;
-    const float *t64;
-} supervised_step_k021_step_mul_pointers;
+    const float *t65;
+} supervised_step_k021_max_pool_scatter_pointers;
 
-static void supervised_step_k021_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k021_step_mul_pointers *p = context;
+static void supervised_step_k021_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k021_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t66 = p->t66;
     const float *restrict t25 = p->t25;
-    const float *restrict t64 = p->t64;
+    const float *restrict t65 = p->t65;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 6272; i < (size_t)(hi) * 6272; i++) {
-        const float v65 = t25[i] > 0.0f ? 1.0f : 0.0f;
-        const float v66 = t64[i] * v65;
-        t66[i] = v66;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool_scatter(t66 + lo * 6272, t25 + lo * 6272, t65 + lo * 1568, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
     }
 }
 
-static void supervised_step_k021_step_mul(float *restrict t66, const float *restrict t25, const float *restrict t64) {
-    mplc_parallel(supervised_step_k021_step_mul_part, &(supervised_step_k021_step_mul_pointers){t66, t25, t64});
+static void supervised_step_k021_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_k021_max_pool_scatter_part, &(supervised_step_k021_max_pool_scatter_pointers){t66, t25, t65});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
-static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
-    for (size_t o = 0; o < 32; o++) t68[o] = 0.0f;
+typedef struct {
+    float *t68;
+    const float *t67;
+} supervised_step_k022_reduce_sum_pointers;
+
+static void supervised_step_k022_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k022_reduce_sum_pointers *p = context;
+    float *restrict t68 = p->t68;
+    const float *restrict t67 = p->t67;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t68[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t68[i1] += t67[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_k022_reduce_sum_part, &(supervised_step_k022_reduce_sum_pointers){t68, t67});
 }
 
 /* %69 = matmul tB %67, %20 : [50176,144]
@@ -3023,17 +3179,19 @@ typedef struct {
 
 static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k023_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -3076,62 +3234,81 @@ static void supervised_step_k024_im2col_matmul(float *restrict t70, const float 
     }
 }
 
-/* %73 = max_pool_scatter k2 s2 p0 %17, %72 : [256,28,28,16] */
+/* %73 = step %18 : [256,14,14,16]
+ * %74 = mul %72, %73 : [256,14,14,16] */
 typedef struct {
-    float *t73;
-    const float *t17;
+    float *t74;
+    const float *t18;
     const float *t72;
-} supervised_step_k025_max_pool_scatter_pointers;
+} supervised_step_k025_step_mul_pointers;
 
-static void supervised_step_k025_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k025_max_pool_scatter_pointers *p = context;
-    float *restrict t73 = p->t73;
-    const float *restrict t17 = p->t17;
+static void supervised_step_k025_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k025_step_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
+    float *restrict t74 = p->t74;
+    const float *restrict t18 = p->t18;
     const float *restrict t72 = p->t72;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool_scatter(t73 + lo * 12544, t17 + lo * 12544, t72 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v73 = t18[i] > 0.0f ? 1.0f : 0.0f;
+            const float v74 = t72[i] * v73;
+            t74[i] = v74;
+        }
+    }
 }
 
-static void supervised_step_k025_max_pool_scatter(float *restrict t73, const float *restrict t17, const float *restrict t72) {
-    mplc_parallel(supervised_step_k025_max_pool_scatter_part, &(supervised_step_k025_max_pool_scatter_pointers){t73, t17, t72});
+static void supervised_step_k025_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_k025_step_mul_part, &(supervised_step_k025_step_mul_pointers){t74, t18, t72});
 }
 
-/* %74 = step %17 : [256,28,28,16]
- * %75 = mul %73, %74 : [256,28,28,16] */
+/* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16] */
 typedef struct {
     float *t75;
     const float *t17;
-    const float *t73;
-} supervised_step_k026_step_mul_pointers;
+    const float *t74;
+} supervised_step_k026_max_pool_scatter_pointers;
 
-static void supervised_step_k026_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k026_step_mul_pointers *p = context;
+static void supervised_step_k026_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k026_max_pool_scatter_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t75 = p->t75;
     const float *restrict t17 = p->t17;
-    const float *restrict t73 = p->t73;
+    const float *restrict t74 = p->t74;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12544; i < (size_t)(hi) * 12544; i++) {
-        const float v74 = t17[i] > 0.0f ? 1.0f : 0.0f;
-        const float v75 = t73[i] * v74;
-        t75[i] = v75;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        mplc_max_pool_scatter(t75 + lo * 12544, t17 + lo * 12544, t74 + lo * 3136, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
     }
 }
 
-static void supervised_step_k026_step_mul(float *restrict t75, const float *restrict t17, const float *restrict t73) {
-    mplc_parallel(supervised_step_k026_step_mul_part, &(supervised_step_k026_step_mul_pointers){t75, t17, t73});
+static void supervised_step_k026_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_k026_max_pool_scatter_part, &(supervised_step_k026_max_pool_scatter_pointers){t75, t17, t74});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
-static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
-    for (size_t o = 0; o < 16; o++) t77[o] = 0.0f;
+typedef struct {
+    float *t77;
+    const float *t76;
+} supervised_step_k027_reduce_sum_pointers;
+
+static void supervised_step_k027_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k027_reduce_sum_pointers *p = context;
+    float *restrict t77 = p->t77;
+    const float *restrict t76 = p->t76;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t77[o] = 0.0f;
     for (size_t i0 = 0; i0 < 200704; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t77[i1] += t76[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_k027_reduce_sum_part, &(supervised_step_k027_reduce_sum_pointers){t77, t76});
 }
 
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
@@ -3162,16 +3339,16 @@ static void supervised_step_k028_im2col_matmul_part(void *context, int part, int
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 784; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 784 ? r0 + 256 : (size_t)nb * 784;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t76 + ((size_t)n0 * 784 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -3420,45 +3597,45 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 10534576 floats. */
+/* 37 kernels; scratch high-water mark 9731760 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 1360, state + 1504, scratch + 3211264);
     supervised_step_k001_max_pool(scratch + 8454656, scratch);
     supervised_step_k002_im2col_matmul_add_etc(scratch + 5243392, scratch + 8454656, state + 1520, state + 6128, scratch + 3211264);
-    supervised_step_k003_max_pool(scratch + 10060288, scratch + 5243392);
-    supervised_step_k004_matmul_add_relu(scratch + 10461696, scratch + 10060288, state + 6160, state + 206864);
-    supervised_step_k005_matmul_add(scratch + 9257472, scratch + 10461696, state + 206992, state + 208272);
-    supervised_step_k006_reduce_max(scratch + 9265152, scratch + 9257472);
-    supervised_step_k007_sub_exp(scratch + 9260032, scratch + 9262592, scratch + 9257472, scratch + 9265152);
-    supervised_step_k008_reduce_sum(scratch + 9265152, scratch + 9262592);
-    supervised_step_k009_log(scratch + 9257472, scratch + 9265152);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 9257728, scratch + 9260032, scratch + 9257472, io + 200704);
-    supervised_step_k011_mul(io + 203280, scratch + 9257728);
-    supervised_step_k012_mul(scratch + 9257472, io + 200704);
-    supervised_step_k013_neg_reduce_sum(scratch + 9260032, scratch + 9257472);
-    supervised_step_k014_div(scratch + 9260288, scratch + 9260032, scratch + 9265152);
-    supervised_step_k015_mul_add(scratch + 10531840, scratch + 9260288, scratch + 9262592, scratch + 9257472);
-    supervised_step_k016_reduce_sum(scratch + 10534560, scratch + 10531840);
-    supervised_step_k017_matmul_step_mul(scratch + 10494464, scratch + 10531840, state + 206992, scratch + 10461696);
-    supervised_step_k018_reduce_sum(scratch + 10534400, scratch + 10494464);
-    supervised_step_k019_matmul(scratch + 4816896, scratch + 10494464, state + 6160);
-    supervised_step_k020_max_pool_scatter(scratch + 3211264, scratch + 5243392, scratch + 4816896);
-    supervised_step_k021_step_mul(scratch + 6849024, scratch + 5243392, scratch + 3211264);
-    supervised_step_k022_reduce_sum(scratch + 10534528, scratch + 6849024);
-    supervised_step_k023_matmul_col2im(scratch + 9257472, scratch + 6849024, state + 1520, scratch + 3211264);
-    supervised_step_k024_im2col_matmul(scratch + 10527232, scratch + 8454656, scratch + 6849024, scratch + 3211264);
-    supervised_step_k025_max_pool_scatter(scratch + 3211264, scratch, scratch + 9257472);
-    supervised_step_k026_step_mul(scratch + 6422528, scratch, scratch + 3211264);
-    supervised_step_k027_reduce_sum(scratch + 9633936, scratch + 6422528);
-    supervised_step_k028_im2col_matmul(scratch + 9633792, io, scratch + 6422528, scratch);
-    supervised_step_k029_mul_add_sub(state + 209648, state + 1360, scratch + 9633792, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 209792, state + 1504, scratch + 9633936, io + 203264);
-    supervised_step_k031_mul_add_sub(state + 209808, state + 1520, scratch + 10527232, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 214416, state + 6128, scratch + 10534528, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 10060288, scratch + 10494464, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 415152, state + 206864, scratch + 10534400, io + 203264);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 10494464, state + 415280, state + 206992, scratch + 10461696, scratch + 10531840, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 416560, state + 208272, scratch + 10534560, io + 203264);
+    supervised_step_k003_max_pool(scratch + 9257472, scratch + 5243392);
+    supervised_step_k004_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 6160, state + 206864);
+    supervised_step_k005_matmul_add(scratch + 6849024, scratch + 9658880, state + 206992, state + 208272);
+    supervised_step_k006_reduce_max(scratch + 6856704, scratch + 6849024);
+    supervised_step_k007_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
+    supervised_step_k008_reduce_sum(scratch + 6856704, scratch + 6854144);
+    supervised_step_k009_log(scratch + 6849024, scratch + 6856704);
+    supervised_step_k010_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
+    supervised_step_k011_mul(io + 203280, scratch + 6849280);
+    supervised_step_k012_mul(scratch + 6849024, io + 200704);
+    supervised_step_k013_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
+    supervised_step_k014_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
+    supervised_step_k015_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
+    supervised_step_k016_reduce_sum(scratch + 9731744, scratch + 9729024);
+    supervised_step_k017_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 206992, scratch + 9658880);
+    supervised_step_k018_reduce_sum(scratch + 9731584, scratch + 9691648);
+    supervised_step_k019_matmul(scratch + 6849024, scratch + 9691648, state + 6160);
+    supervised_step_k020_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
+    supervised_step_k021_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
+    supervised_step_k022_reduce_sum(scratch + 9731712, scratch + 6849024);
+    supervised_step_k023_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 1520, scratch + 3211264);
+    supervised_step_k024_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
+    supervised_step_k025_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
+    supervised_step_k026_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
+    supervised_step_k027_reduce_sum(scratch + 1130256, scratch + 3211264);
+    supervised_step_k028_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
+    supervised_step_k029_mul_add_sub(state + 209648, state + 1360, scratch + 1130112, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 209792, state + 1504, scratch + 1130256, io + 203264);
+    supervised_step_k031_mul_add_sub(state + 209808, state + 1520, scratch + 9724416, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 214416, state + 6128, scratch + 9731712, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 9257472, scratch + 9691648, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 415152, state + 206864, scratch + 9731584, io + 203264);
+    supervised_step_k035_matmul_mul_add_etc(scratch + 9691648, state + 415280, state + 206992, scratch + 9658880, scratch + 9729024, io + 203264);
+    supervised_step_k036_mul_add_sub(state + 416560, state + 208272, scratch + 9731744, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3520,6 +3697,7 @@ typedef struct {
 
 static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t14 = p->t14;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -3527,27 +3705,28 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 141120; /* this thread's part */
     /* columns of 20 images at a time (141120 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 20, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
-        const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 784; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(500, 20, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 20) {
+            const int nb = (int)hi - n0 < 20 ? (int)hi - n0 : 20;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 1, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 784; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t14 + ((size_t)n0 * 784 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t14 + ((size_t)n0 * 784 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v13 = t14[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v14 = v13 > 0.0f ? v13 : 0.0f;
-                t14[i0 * 16 + i1] = v14;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 784); i0 < (size_t)((n0 + nb) * 784); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v13 = t14[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v14 = v13 > 0.0f ? v13 : 0.0f;
+                    t14[i0 * 16 + i1] = v14;
+                }
             }
         }
     }
@@ -3565,12 +3744,14 @@ typedef struct {
 
 static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
     const predict_student_k001_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t16 = p->t16;
     const float *restrict t15 = p->t15;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
+    }
 }
 
 static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
@@ -3592,6 +3773,7 @@ typedef struct {
 
 static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t22 = p->t22;
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
@@ -3599,17 +3781,18 @@ static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v21 = t22[i0 * 32 + i1] + in_student_conv3_bias[i1];
-                const float v22 = v21 > 0.0f ? v21 : 0.0f;
-                t22[i0 * 32 + i1] = v22;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v21 = t22[i0 * 32 + i1] + in_student_conv3_bias[i1];
+                    const float v22 = v21 > 0.0f ? v21 : 0.0f;
+                    t22[i0 * 32 + i1] = v22;
+                }
             }
         }
     }
@@ -3627,12 +3810,14 @@ typedef struct {
 
 static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
     const predict_student_k003_max_pool_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t24 = p->t24;
     const float *restrict t23 = p->t23;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    if (lo == hi) return;
-    mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
+    }
 }
 
 static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {

@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
@@ -601,6 +617,7 @@ typedef struct {
 
 static void step_k000_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k000_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t102 = p->t102;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
@@ -608,26 +625,27 @@ static void step_k000_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 83, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
-        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(288, 83, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+            const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 196; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t102 + ((size_t)n0 * 196 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t102 + ((size_t)n0 * 196 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v102 = t102[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-                t102[i0 * 16 + i1] = v102;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v102 = t102[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                    t102[i0 * 16 + i1] = v102;
+                }
             }
         }
     }
@@ -638,13 +656,27 @@ static void step_k000_im2col_matmul_add(float *restrict t102, const float *restr
 }
 
 /* %103 = reduce_sum axes=[0] %102 : [16] */
-static void step_k001_reduce_sum(float *restrict t103, const float *restrict t102) {
-    for (size_t o = 0; o < 16; o++) t103[o] = 0.0f;
+typedef struct {
+    float *t103;
+    const float *t102;
+} step_k001_reduce_sum_pointers;
+
+static void step_k001_reduce_sum_part(void *context, int part, int parts) {
+    const step_k001_reduce_sum_pointers *p = context;
+    float *restrict t103 = p->t103;
+    const float *restrict t102 = p->t102;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t103[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t103[i1] += t102[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k001_reduce_sum(float *restrict t103, const float *restrict t102) {
+    mplc_parallel(step_k001_reduce_sum_part, &(step_k001_reduce_sum_pointers){t103, t102});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -666,15 +698,18 @@ typedef struct {
 
 static void step_k003_sub_part(void *context, int part, int parts) {
     const step_k003_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t107 = p->t107;
     const float *restrict t102 = p->t102;
     const float *restrict t105 = p->t105;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v107 = t102[i0 * 16 + i1] - t105[i1];
-            t107[i0 * 16 + i1] = v107;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v107 = t102[i0 * 16 + i1] - t105[i1];
+                t107[i0 * 16 + i1] = v107;
+            }
         }
     }
 }
@@ -685,14 +720,28 @@ static void step_k003_sub(float *restrict t107, const float *restrict t102, cons
 
 /* %108 = mul %107, %107 : [56448,16]
  * %109 = reduce_sum axes=[0] %108 : [16] */
-static void step_k004_mul_reduce_sum(float *restrict t109, const float *restrict t107) {
-    for (size_t o = 0; o < 16; o++) t109[o] = 0.0f;
+typedef struct {
+    float *t109;
+    const float *t107;
+} step_k004_mul_reduce_sum_pointers;
+
+static void step_k004_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k004_mul_reduce_sum_pointers *p = context;
+    float *restrict t109 = p->t109;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t109[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v108 = t107[i0 * 16 + i1] * t107[i0 * 16 + i1];
             t109[i1] += v108;
         }
     }
+}
+
+static void step_k004_mul_reduce_sum(float *restrict t109, const float *restrict t107) {
+    mplc_parallel(step_k004_mul_reduce_sum_part, &(step_k004_mul_reduce_sum_pointers){t109, t107});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -750,17 +799,20 @@ typedef struct {
 
 static void step_k006_mul_add_part(void *context, int part, int parts) {
     const step_k006_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t130 = p->t130;
     const float *restrict t107 = p->t107;
     const float *restrict t126 = p->t126;
     const float *restrict in_teacher_bn1_offset = p->in_teacher_bn1_offset;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v128 = t107[i0 * 16 + i1] * t126[i1];
-            const float v130 = v128 + in_teacher_bn1_offset[i1];
-            t130[i0 * 16 + i1] = v130;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v128 = t107[i0 * 16 + i1] * t126[i1];
+                const float v130 = v128 + in_teacher_bn1_offset[i1];
+                t130[i0 * 16 + i1] = v130;
+            }
         }
     }
 }
@@ -780,16 +832,19 @@ typedef struct {
 
 static void step_k007_mul_max_part(void *context, int part, int parts) {
     const step_k007_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t133 = p->t133;
     float *restrict t134 = p->t134;
     const float *restrict t131 = p->t131;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v133 = t131[i] * 0.1f;
-        const float v134 = t131[i] >= v133 ? t131[i] : v133;
-        t133[i] = v133;
-        t134[i] = v134;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v133 = t131[i] * 0.1f;
+            const float v134 = t131[i] >= v133 ? t131[i] : v133;
+            t133[i] = v133;
+            t134[i] = v134;
+        }
     }
 }
 
@@ -811,6 +866,7 @@ typedef struct {
 
 static void step_k008_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k008_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t139 = p->t139;
     const float *restrict t134 = p->t134;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
@@ -818,16 +874,17 @@ static void step_k008_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t139 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v139 = t139[i0 * 16 + i1] + in_teacher_res3_conv0_bias[i1];
-                t139[i0 * 16 + i1] = v139;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t139 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v139 = t139[i0 * 16 + i1] + in_teacher_res3_conv0_bias[i1];
+                    t139[i0 * 16 + i1] = v139;
+                }
             }
         }
     }
@@ -838,13 +895,27 @@ static void step_k008_im2col_matmul_add(float *restrict t139, const float *restr
 }
 
 /* %140 = reduce_sum axes=[0] %139 : [16] */
-static void step_k009_reduce_sum(float *restrict t140, const float *restrict t139) {
-    for (size_t o = 0; o < 16; o++) t140[o] = 0.0f;
+typedef struct {
+    float *t140;
+    const float *t139;
+} step_k009_reduce_sum_pointers;
+
+static void step_k009_reduce_sum_part(void *context, int part, int parts) {
+    const step_k009_reduce_sum_pointers *p = context;
+    float *restrict t140 = p->t140;
+    const float *restrict t139 = p->t139;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t140[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t140[i1] += t139[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k009_reduce_sum(float *restrict t140, const float *restrict t139) {
+    mplc_parallel(step_k009_reduce_sum_part, &(step_k009_reduce_sum_pointers){t140, t139});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -866,15 +937,18 @@ typedef struct {
 
 static void step_k011_sub_part(void *context, int part, int parts) {
     const step_k011_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t143 = p->t143;
     const float *restrict t139 = p->t139;
     const float *restrict t141 = p->t141;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v143 = t139[i0 * 16 + i1] - t141[i1];
-            t143[i0 * 16 + i1] = v143;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v143 = t139[i0 * 16 + i1] - t141[i1];
+                t143[i0 * 16 + i1] = v143;
+            }
         }
     }
 }
@@ -885,14 +959,28 @@ static void step_k011_sub(float *restrict t143, const float *restrict t139, cons
 
 /* %144 = mul %143, %143 : [56448,16]
  * %145 = reduce_sum axes=[0] %144 : [16] */
-static void step_k012_mul_reduce_sum(float *restrict t145, const float *restrict t143) {
-    for (size_t o = 0; o < 16; o++) t145[o] = 0.0f;
+typedef struct {
+    float *t145;
+    const float *t143;
+} step_k012_mul_reduce_sum_pointers;
+
+static void step_k012_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k012_mul_reduce_sum_pointers *p = context;
+    float *restrict t145 = p->t145;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t145[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v144 = t143[i0 * 16 + i1] * t143[i0 * 16 + i1];
             t145[i1] += v144;
         }
     }
+}
+
+static void step_k012_mul_reduce_sum(float *restrict t145, const float *restrict t143) {
+    mplc_parallel(step_k012_mul_reduce_sum_part, &(step_k012_mul_reduce_sum_pointers){t145, t143});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -950,17 +1038,20 @@ typedef struct {
 
 static void step_k014_mul_add_part(void *context, int part, int parts) {
     const step_k014_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t161 = p->t161;
     const float *restrict t143 = p->t143;
     const float *restrict t157 = p->t157;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v159 = t143[i0 * 16 + i1] * t157[i1];
-            const float v161 = v159 + in_teacher_res3_bn1_offset[i1];
-            t161[i0 * 16 + i1] = v161;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v159 = t143[i0 * 16 + i1] * t157[i1];
+                const float v161 = v159 + in_teacher_res3_bn1_offset[i1];
+                t161[i0 * 16 + i1] = v161;
+            }
         }
     }
 }
@@ -980,16 +1071,19 @@ typedef struct {
 
 static void step_k015_mul_max_part(void *context, int part, int parts) {
     const step_k015_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t163 = p->t163;
     float *restrict t164 = p->t164;
     const float *restrict t162 = p->t162;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v163 = t162[i] * 0.1f;
-        const float v164 = t162[i] >= v163 ? t162[i] : v163;
-        t163[i] = v163;
-        t164[i] = v164;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v163 = t162[i] * 0.1f;
+            const float v164 = t162[i] >= v163 ? t162[i] : v163;
+            t163[i] = v163;
+            t164[i] = v164;
+        }
     }
 }
 
@@ -1011,6 +1105,7 @@ typedef struct {
 
 static void step_k016_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k016_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t169 = p->t169;
     const float *restrict t164 = p->t164;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
@@ -1018,16 +1113,17 @@ static void step_k016_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t169 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v169 = t169[i0 * 16 + i1] + in_teacher_res3_conv3_bias[i1];
-                t169[i0 * 16 + i1] = v169;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t169 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v169 = t169[i0 * 16 + i1] + in_teacher_res3_conv3_bias[i1];
+                    t169[i0 * 16 + i1] = v169;
+                }
             }
         }
     }
@@ -1046,14 +1142,17 @@ typedef struct {
 
 static void step_k017_add_part(void *context, int part, int parts) {
     const step_k017_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t171 = p->t171;
     const float *restrict t170 = p->t170;
     const float *restrict t134 = p->t134;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v171 = t170[i] + t134[i];
-        t171[i] = v171;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v171 = t170[i] + t134[i];
+            t171[i] = v171;
+        }
     }
 }
 
@@ -1062,13 +1161,27 @@ static void step_k017_add(float *restrict t171, const float *restrict t170, cons
 }
 
 /* %173 = reduce_sum axes=[0] %172 : [16] */
-static void step_k018_reduce_sum(float *restrict t173, const float *restrict t172) {
-    for (size_t o = 0; o < 16; o++) t173[o] = 0.0f;
+typedef struct {
+    float *t173;
+    const float *t172;
+} step_k018_reduce_sum_pointers;
+
+static void step_k018_reduce_sum_part(void *context, int part, int parts) {
+    const step_k018_reduce_sum_pointers *p = context;
+    float *restrict t173 = p->t173;
+    const float *restrict t172 = p->t172;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t173[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t173[i1] += t172[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k018_reduce_sum(float *restrict t173, const float *restrict t172) {
+    mplc_parallel(step_k018_reduce_sum_part, &(step_k018_reduce_sum_pointers){t173, t172});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -1090,15 +1203,18 @@ typedef struct {
 
 static void step_k020_sub_part(void *context, int part, int parts) {
     const step_k020_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t176 = p->t176;
     const float *restrict t172 = p->t172;
     const float *restrict t174 = p->t174;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v176 = t172[i0 * 16 + i1] - t174[i1];
-            t176[i0 * 16 + i1] = v176;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v176 = t172[i0 * 16 + i1] - t174[i1];
+                t176[i0 * 16 + i1] = v176;
+            }
         }
     }
 }
@@ -1109,14 +1225,28 @@ static void step_k020_sub(float *restrict t176, const float *restrict t172, cons
 
 /* %177 = mul %176, %176 : [56448,16]
  * %178 = reduce_sum axes=[0] %177 : [16] */
-static void step_k021_mul_reduce_sum(float *restrict t178, const float *restrict t176) {
-    for (size_t o = 0; o < 16; o++) t178[o] = 0.0f;
+typedef struct {
+    float *t178;
+    const float *t176;
+} step_k021_mul_reduce_sum_pointers;
+
+static void step_k021_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k021_mul_reduce_sum_pointers *p = context;
+    float *restrict t178 = p->t178;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t178[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v177 = t176[i0 * 16 + i1] * t176[i0 * 16 + i1];
             t178[i1] += v177;
         }
     }
+}
+
+static void step_k021_mul_reduce_sum(float *restrict t178, const float *restrict t176) {
+    mplc_parallel(step_k021_mul_reduce_sum_part, &(step_k021_mul_reduce_sum_pointers){t178, t176});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -1174,17 +1304,20 @@ typedef struct {
 
 static void step_k023_mul_add_part(void *context, int part, int parts) {
     const step_k023_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t194 = p->t194;
     const float *restrict t176 = p->t176;
     const float *restrict t190 = p->t190;
     const float *restrict in_teacher_bn4_offset = p->in_teacher_bn4_offset;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v192 = t176[i0 * 16 + i1] * t190[i1];
-            const float v194 = v192 + in_teacher_bn4_offset[i1];
-            t194[i0 * 16 + i1] = v194;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v192 = t176[i0 * 16 + i1] * t190[i1];
+                const float v194 = v192 + in_teacher_bn4_offset[i1];
+                t194[i0 * 16 + i1] = v194;
+            }
         }
     }
 }
@@ -1204,16 +1337,19 @@ typedef struct {
 
 static void step_k024_mul_max_part(void *context, int part, int parts) {
     const step_k024_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t196 = p->t196;
     float *restrict t197 = p->t197;
     const float *restrict t195 = p->t195;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v196 = t195[i] * 0.1f;
-        const float v197 = t195[i] >= v196 ? t195[i] : v196;
-        t196[i] = v196;
-        t197[i] = v197;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v196 = t195[i] * 0.1f;
+            const float v197 = t195[i] >= v196 ? t195[i] : v196;
+            t196[i] = v196;
+            t197[i] = v197;
+        }
     }
 }
 
@@ -1235,6 +1371,7 @@ typedef struct {
 
 static void step_k025_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k025_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t202 = p->t202;
     const float *restrict t197 = p->t197;
     const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
@@ -1242,16 +1379,17 @@ static void step_k025_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t202 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v202 = t202[i0 * 32 + i1] + in_teacher_res6_conv0_bias[i1];
-                t202[i0 * 32 + i1] = v202;
+    while (mplc_claim(288, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t202 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v202 = t202[i0 * 32 + i1] + in_teacher_res6_conv0_bias[i1];
+                    t202[i0 * 32 + i1] = v202;
+                }
             }
         }
     }
@@ -1262,13 +1400,27 @@ static void step_k025_im2col_matmul_add(float *restrict t202, const float *restr
 }
 
 /* %203 = reduce_sum axes=[0] %202 : [32] */
-static void step_k026_reduce_sum(float *restrict t203, const float *restrict t202) {
-    for (size_t o = 0; o < 32; o++) t203[o] = 0.0f;
+typedef struct {
+    float *t203;
+    const float *t202;
+} step_k026_reduce_sum_pointers;
+
+static void step_k026_reduce_sum_part(void *context, int part, int parts) {
+    const step_k026_reduce_sum_pointers *p = context;
+    float *restrict t203 = p->t203;
+    const float *restrict t202 = p->t202;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t203[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t203[i1] += t202[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k026_reduce_sum(float *restrict t203, const float *restrict t202) {
+    mplc_parallel(step_k026_reduce_sum_part, &(step_k026_reduce_sum_pointers){t203, t202});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -1290,15 +1442,18 @@ typedef struct {
 
 static void step_k028_sub_part(void *context, int part, int parts) {
     const step_k028_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t207 = p->t207;
     const float *restrict t202 = p->t202;
     const float *restrict t205 = p->t205;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v207 = t202[i0 * 32 + i1] - t205[i1];
-            t207[i0 * 32 + i1] = v207;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v207 = t202[i0 * 32 + i1] - t205[i1];
+                t207[i0 * 32 + i1] = v207;
+            }
         }
     }
 }
@@ -1309,14 +1464,28 @@ static void step_k028_sub(float *restrict t207, const float *restrict t202, cons
 
 /* %208 = mul %207, %207 : [14112,32]
  * %209 = reduce_sum axes=[0] %208 : [32] */
-static void step_k029_mul_reduce_sum(float *restrict t209, const float *restrict t207) {
-    for (size_t o = 0; o < 32; o++) t209[o] = 0.0f;
+typedef struct {
+    float *t209;
+    const float *t207;
+} step_k029_mul_reduce_sum_pointers;
+
+static void step_k029_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k029_mul_reduce_sum_pointers *p = context;
+    float *restrict t209 = p->t209;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t209[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v208 = t207[i0 * 32 + i1] * t207[i0 * 32 + i1];
             t209[i1] += v208;
         }
     }
+}
+
+static void step_k029_mul_reduce_sum(float *restrict t209, const float *restrict t207) {
+    mplc_parallel(step_k029_mul_reduce_sum_part, &(step_k029_mul_reduce_sum_pointers){t209, t207});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -1374,17 +1543,20 @@ typedef struct {
 
 static void step_k031_mul_add_part(void *context, int part, int parts) {
     const step_k031_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t230 = p->t230;
     const float *restrict t207 = p->t207;
     const float *restrict t226 = p->t226;
     const float *restrict in_teacher_res6_bn1_offset = p->in_teacher_res6_bn1_offset;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v228 = t207[i0 * 32 + i1] * t226[i1];
-            const float v230 = v228 + in_teacher_res6_bn1_offset[i1];
-            t230[i0 * 32 + i1] = v230;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v228 = t207[i0 * 32 + i1] * t226[i1];
+                const float v230 = v228 + in_teacher_res6_bn1_offset[i1];
+                t230[i0 * 32 + i1] = v230;
+            }
         }
     }
 }
@@ -1404,16 +1576,19 @@ typedef struct {
 
 static void step_k032_mul_max_part(void *context, int part, int parts) {
     const step_k032_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t233 = p->t233;
     float *restrict t234 = p->t234;
     const float *restrict t231 = p->t231;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v233 = t231[i] * 0.1f;
-        const float v234 = t231[i] >= v233 ? t231[i] : v233;
-        t233[i] = v233;
-        t234[i] = v234;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v233 = t231[i] * 0.1f;
+            const float v234 = t231[i] >= v233 ? t231[i] : v233;
+            t233[i] = v233;
+            t234[i] = v234;
+        }
     }
 }
 
@@ -1435,6 +1610,7 @@ typedef struct {
 
 static void step_k033_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k033_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t239 = p->t239;
     const float *restrict t234 = p->t234;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
@@ -1442,16 +1618,17 @@ static void step_k033_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t239 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v239 = t239[i0 * 32 + i1] + in_teacher_res6_conv3_bias[i1];
-                t239[i0 * 32 + i1] = v239;
+    while (mplc_claim(288, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t239 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v239 = t239[i0 * 32 + i1] + in_teacher_res6_conv3_bias[i1];
+                    t239[i0 * 32 + i1] = v239;
+                }
             }
         }
     }
@@ -1472,26 +1649,28 @@ typedef struct {
 
 static void step_k034_im2col_matmul_part(void *context, int part, int parts) {
     const step_k034_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t243 = p->t243;
     const float *restrict t197 = p->t197;
     const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 167, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
-        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-        mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
-        /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 49; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 16; p++) {
-                const float x = chunk[r * 16 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_res6_shortcut_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(288, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            mplc_im2col(chunk, t197 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 49; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_res6_shortcut_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t243 + ((size_t)n0 * 49 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t243 + ((size_t)n0 * 49 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
@@ -1509,14 +1688,17 @@ typedef struct {
 
 static void step_k035_add_part(void *context, int part, int parts) {
     const step_k035_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t245 = p->t245;
     const float *restrict t240 = p->t240;
     const float *restrict t244 = p->t244;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v245 = t240[i] + t244[i];
-        t245[i] = v245;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v245 = t240[i] + t244[i];
+            t245[i] = v245;
+        }
     }
 }
 
@@ -1525,13 +1707,27 @@ static void step_k035_add(float *restrict t245, const float *restrict t240, cons
 }
 
 /* %247 = reduce_sum axes=[0] %246 : [32] */
-static void step_k036_reduce_sum(float *restrict t247, const float *restrict t246) {
-    for (size_t o = 0; o < 32; o++) t247[o] = 0.0f;
+typedef struct {
+    float *t247;
+    const float *t246;
+} step_k036_reduce_sum_pointers;
+
+static void step_k036_reduce_sum_part(void *context, int part, int parts) {
+    const step_k036_reduce_sum_pointers *p = context;
+    float *restrict t247 = p->t247;
+    const float *restrict t246 = p->t246;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t247[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t247[i1] += t246[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k036_reduce_sum(float *restrict t247, const float *restrict t246) {
+    mplc_parallel(step_k036_reduce_sum_part, &(step_k036_reduce_sum_pointers){t247, t246});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -1553,15 +1749,18 @@ typedef struct {
 
 static void step_k038_sub_part(void *context, int part, int parts) {
     const step_k038_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t250 = p->t250;
     const float *restrict t246 = p->t246;
     const float *restrict t248 = p->t248;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v250 = t246[i0 * 32 + i1] - t248[i1];
-            t250[i0 * 32 + i1] = v250;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v250 = t246[i0 * 32 + i1] - t248[i1];
+                t250[i0 * 32 + i1] = v250;
+            }
         }
     }
 }
@@ -1572,14 +1771,28 @@ static void step_k038_sub(float *restrict t250, const float *restrict t246, cons
 
 /* %251 = mul %250, %250 : [14112,32]
  * %252 = reduce_sum axes=[0] %251 : [32] */
-static void step_k039_mul_reduce_sum(float *restrict t252, const float *restrict t250) {
-    for (size_t o = 0; o < 32; o++) t252[o] = 0.0f;
+typedef struct {
+    float *t252;
+    const float *t250;
+} step_k039_mul_reduce_sum_pointers;
+
+static void step_k039_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k039_mul_reduce_sum_pointers *p = context;
+    float *restrict t252 = p->t252;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t252[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v251 = t250[i0 * 32 + i1] * t250[i0 * 32 + i1];
             t252[i1] += v251;
         }
     }
+}
+
+static void step_k039_mul_reduce_sum(float *restrict t252, const float *restrict t250) {
+    mplc_parallel(step_k039_mul_reduce_sum_part, &(step_k039_mul_reduce_sum_pointers){t252, t250});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -1637,17 +1850,20 @@ typedef struct {
 
 static void step_k041_mul_add_part(void *context, int part, int parts) {
     const step_k041_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t268 = p->t268;
     const float *restrict t250 = p->t250;
     const float *restrict t264 = p->t264;
     const float *restrict in_teacher_bn7_offset = p->in_teacher_bn7_offset;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v266 = t250[i0 * 32 + i1] * t264[i1];
-            const float v268 = v266 + in_teacher_bn7_offset[i1];
-            t268[i0 * 32 + i1] = v268;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v266 = t250[i0 * 32 + i1] * t264[i1];
+                const float v268 = v266 + in_teacher_bn7_offset[i1];
+                t268[i0 * 32 + i1] = v268;
+            }
         }
     }
 }
@@ -1667,16 +1883,19 @@ typedef struct {
 
 static void step_k042_mul_max_part(void *context, int part, int parts) {
     const step_k042_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t270 = p->t270;
     float *restrict t271 = p->t271;
     const float *restrict t269 = p->t269;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v270 = t269[i] * 0.1f;
-        const float v271 = t269[i] >= v270 ? t269[i] : v270;
-        t270[i] = v270;
-        t271[i] = v271;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v270 = t269[i] * 0.1f;
+            const float v271 = t269[i] >= v270 ? t269[i] : v270;
+            t270[i] = v270;
+            t271[i] = v271;
+        }
     }
 }
 
@@ -1698,6 +1917,7 @@ typedef struct {
 
 static void step_k043_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k043_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t276 = p->t276;
     const float *restrict t271 = p->t271;
     const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
@@ -1705,16 +1925,17 @@ static void step_k043_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t276 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v276 = t276[i0 * 64 + i1] + in_teacher_res9_conv0_bias[i1];
-                t276[i0 * 64 + i1] = v276;
+    while (mplc_claim(288, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t276 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v276 = t276[i0 * 64 + i1] + in_teacher_res9_conv0_bias[i1];
+                    t276[i0 * 64 + i1] = v276;
+                }
             }
         }
     }
@@ -1725,13 +1946,27 @@ static void step_k043_im2col_matmul_add(float *restrict t276, const float *restr
 }
 
 /* %277 = reduce_sum axes=[0] %276 : [64] */
-static void step_k044_reduce_sum(float *restrict t277, const float *restrict t276) {
-    for (size_t o = 0; o < 64; o++) t277[o] = 0.0f;
+typedef struct {
+    float *t277;
+    const float *t276;
+} step_k044_reduce_sum_pointers;
+
+static void step_k044_reduce_sum_part(void *context, int part, int parts) {
+    const step_k044_reduce_sum_pointers *p = context;
+    float *restrict t277 = p->t277;
+    const float *restrict t276 = p->t276;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t277[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t277[i1] += t276[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k044_reduce_sum(float *restrict t277, const float *restrict t276) {
+    mplc_parallel(step_k044_reduce_sum_part, &(step_k044_reduce_sum_pointers){t277, t276});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -1753,15 +1988,18 @@ typedef struct {
 
 static void step_k046_sub_part(void *context, int part, int parts) {
     const step_k046_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t281 = p->t281;
     const float *restrict t276 = p->t276;
     const float *restrict t279 = p->t279;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v281 = t276[i0 * 64 + i1] - t279[i1];
-            t281[i0 * 64 + i1] = v281;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v281 = t276[i0 * 64 + i1] - t279[i1];
+                t281[i0 * 64 + i1] = v281;
+            }
         }
     }
 }
@@ -1772,14 +2010,28 @@ static void step_k046_sub(float *restrict t281, const float *restrict t276, cons
 
 /* %282 = mul %281, %281 : [4608,64]
  * %283 = reduce_sum axes=[0] %282 : [64] */
-static void step_k047_mul_reduce_sum(float *restrict t283, const float *restrict t281) {
-    for (size_t o = 0; o < 64; o++) t283[o] = 0.0f;
+typedef struct {
+    float *t283;
+    const float *t281;
+} step_k047_mul_reduce_sum_pointers;
+
+static void step_k047_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k047_mul_reduce_sum_pointers *p = context;
+    float *restrict t283 = p->t283;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t283[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v282 = t281[i0 * 64 + i1] * t281[i0 * 64 + i1];
             t283[i1] += v282;
         }
     }
+}
+
+static void step_k047_mul_reduce_sum(float *restrict t283, const float *restrict t281) {
+    mplc_parallel(step_k047_mul_reduce_sum_part, &(step_k047_mul_reduce_sum_pointers){t283, t281});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -1837,17 +2089,20 @@ typedef struct {
 
 static void step_k049_mul_add_part(void *context, int part, int parts) {
     const step_k049_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t304 = p->t304;
     const float *restrict t281 = p->t281;
     const float *restrict t300 = p->t300;
     const float *restrict in_teacher_res9_bn1_offset = p->in_teacher_res9_bn1_offset;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v302 = t281[i0 * 64 + i1] * t300[i1];
-            const float v304 = v302 + in_teacher_res9_bn1_offset[i1];
-            t304[i0 * 64 + i1] = v304;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v302 = t281[i0 * 64 + i1] * t300[i1];
+                const float v304 = v302 + in_teacher_res9_bn1_offset[i1];
+                t304[i0 * 64 + i1] = v304;
+            }
         }
     }
 }
@@ -1867,16 +2122,19 @@ typedef struct {
 
 static void step_k050_mul_max_part(void *context, int part, int parts) {
     const step_k050_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t307 = p->t307;
     float *restrict t308 = p->t308;
     const float *restrict t305 = p->t305;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v307 = t305[i] * 0.1f;
-        const float v308 = t305[i] >= v307 ? t305[i] : v307;
-        t307[i] = v307;
-        t308[i] = v308;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v307 = t305[i] * 0.1f;
+            const float v308 = t305[i] >= v307 ? t305[i] : v307;
+            t307[i] = v307;
+            t308[i] = v308;
+        }
     }
 }
 
@@ -1898,6 +2156,7 @@ typedef struct {
 
 static void step_k051_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k051_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t313 = p->t313;
     const float *restrict t308 = p->t308;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
@@ -1905,16 +2164,17 @@ static void step_k051_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t313 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v313 = t313[i0 * 64 + i1] + in_teacher_res9_conv3_bias[i1];
-                t313[i0 * 64 + i1] = v313;
+    while (mplc_claim(288, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t313 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v313 = t313[i0 * 64 + i1] + in_teacher_res9_conv3_bias[i1];
+                    t313[i0 * 64 + i1] = v313;
+                }
             }
         }
     }
@@ -1935,17 +2195,19 @@ typedef struct {
 
 static void step_k052_im2col_matmul_part(void *context, int part, int parts) {
     const step_k052_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t317 = p->t317;
     const float *restrict t271 = p->t271;
     const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(288, 256, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
-        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-        mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t317 + (size_t)n0 * 1024, 64);
+    while (mplc_claim(288, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            mplc_im2col(chunk, t271 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t317 + (size_t)n0 * 1024, 64);
+        }
     }
 }
 
@@ -1962,14 +2224,17 @@ typedef struct {
 
 static void step_k053_add_part(void *context, int part, int parts) {
     const step_k053_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t319 = p->t319;
     const float *restrict t314 = p->t314;
     const float *restrict t318 = p->t318;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v319 = t314[i] + t318[i];
-        t319[i] = v319;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v319 = t314[i] + t318[i];
+            t319[i] = v319;
+        }
     }
 }
 
@@ -1978,13 +2243,27 @@ static void step_k053_add(float *restrict t319, const float *restrict t314, cons
 }
 
 /* %321 = reduce_sum axes=[0] %320 : [64] */
-static void step_k054_reduce_sum(float *restrict t321, const float *restrict t320) {
-    for (size_t o = 0; o < 64; o++) t321[o] = 0.0f;
+typedef struct {
+    float *t321;
+    const float *t320;
+} step_k054_reduce_sum_pointers;
+
+static void step_k054_reduce_sum_part(void *context, int part, int parts) {
+    const step_k054_reduce_sum_pointers *p = context;
+    float *restrict t321 = p->t321;
+    const float *restrict t320 = p->t320;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t321[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t321[i1] += t320[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k054_reduce_sum(float *restrict t321, const float *restrict t320) {
+    mplc_parallel(step_k054_reduce_sum_part, &(step_k054_reduce_sum_pointers){t321, t320});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -2006,15 +2285,18 @@ typedef struct {
 
 static void step_k056_sub_part(void *context, int part, int parts) {
     const step_k056_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t324 = p->t324;
     const float *restrict t320 = p->t320;
     const float *restrict t322 = p->t322;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v324 = t320[i0 * 64 + i1] - t322[i1];
-            t324[i0 * 64 + i1] = v324;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v324 = t320[i0 * 64 + i1] - t322[i1];
+                t324[i0 * 64 + i1] = v324;
+            }
         }
     }
 }
@@ -2025,14 +2307,28 @@ static void step_k056_sub(float *restrict t324, const float *restrict t320, cons
 
 /* %325 = mul %324, %324 : [4608,64]
  * %326 = reduce_sum axes=[0] %325 : [64] */
-static void step_k057_mul_reduce_sum(float *restrict t326, const float *restrict t324) {
-    for (size_t o = 0; o < 64; o++) t326[o] = 0.0f;
+typedef struct {
+    float *t326;
+    const float *t324;
+} step_k057_mul_reduce_sum_pointers;
+
+static void step_k057_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k057_mul_reduce_sum_pointers *p = context;
+    float *restrict t326 = p->t326;
+    const float *restrict t324 = p->t324;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t326[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v325 = t324[i0 * 64 + i1] * t324[i0 * 64 + i1];
             t326[i1] += v325;
         }
     }
+}
+
+static void step_k057_mul_reduce_sum(float *restrict t326, const float *restrict t324) {
+    mplc_parallel(step_k057_mul_reduce_sum_part, &(step_k057_mul_reduce_sum_pointers){t326, t324});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -2090,17 +2386,20 @@ typedef struct {
 
 static void step_k059_mul_add_part(void *context, int part, int parts) {
     const step_k059_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t342 = p->t342;
     const float *restrict t324 = p->t324;
     const float *restrict t338 = p->t338;
     const float *restrict in_teacher_bn10_offset = p->in_teacher_bn10_offset;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v340 = t324[i0 * 64 + i1] * t338[i1];
-            const float v342 = v340 + in_teacher_bn10_offset[i1];
-            t342[i0 * 64 + i1] = v342;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v340 = t324[i0 * 64 + i1] * t338[i1];
+                const float v342 = v340 + in_teacher_bn10_offset[i1];
+                t342[i0 * 64 + i1] = v342;
+            }
         }
     }
 }
@@ -2120,16 +2419,19 @@ typedef struct {
 
 static void step_k060_mul_max_part(void *context, int part, int parts) {
     const step_k060_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t344 = p->t344;
     float *restrict t345 = p->t345;
     const float *restrict t343 = p->t343;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v344 = t343[i] * 0.1f;
-        const float v345 = t343[i] >= v344 ? t343[i] : v344;
-        t344[i] = v344;
-        t345[i] = v345;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v344 = t343[i] * 0.1f;
+            const float v345 = t343[i] >= v344 ? t343[i] : v344;
+            t344[i] = v344;
+            t345[i] = v345;
+        }
     }
 }
 
@@ -2459,6 +2761,7 @@ typedef struct {
 
 static void step_k089_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k089_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t412 = p->t412;
     const float *restrict t406 = p->t406;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -2466,26 +2769,27 @@ static void step_k089_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 83, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
-        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
-        mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(128, 83, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+            const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+            mplc_im2col(chunk, t406 + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 196; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t412 + ((size_t)n0 * 196 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t412 + ((size_t)n0 * 196 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v412 = t412[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                t412[i0 * 16 + i1] = v412;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v412 = t412[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    t412[i0 * 16 + i1] = v412;
+                }
             }
         }
     }
@@ -2496,13 +2800,27 @@ static void step_k089_im2col_matmul_add(float *restrict t412, const float *restr
 }
 
 /* %413 = reduce_sum axes=[0] %412 : [16] */
-static void step_k090_reduce_sum(float *restrict t413, const float *restrict t412) {
-    for (size_t o = 0; o < 16; o++) t413[o] = 0.0f;
+typedef struct {
+    float *t413;
+    const float *t412;
+} step_k090_reduce_sum_pointers;
+
+static void step_k090_reduce_sum_part(void *context, int part, int parts) {
+    const step_k090_reduce_sum_pointers *p = context;
+    float *restrict t413 = p->t413;
+    const float *restrict t412 = p->t412;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t413[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t413[i1] += t412[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k090_reduce_sum(float *restrict t413, const float *restrict t412) {
+    mplc_parallel(step_k090_reduce_sum_part, &(step_k090_reduce_sum_pointers){t413, t412});
 }
 
 /* %414 = constant 3.985969387755102e-05 : [16]
@@ -2524,15 +2842,18 @@ typedef struct {
 
 static void step_k092_sub_part(void *context, int part, int parts) {
     const step_k092_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t417 = p->t417;
     const float *restrict t412 = p->t412;
     const float *restrict t415 = p->t415;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v417 = t412[i0 * 16 + i1] - t415[i1];
-            t417[i0 * 16 + i1] = v417;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v417 = t412[i0 * 16 + i1] - t415[i1];
+                t417[i0 * 16 + i1] = v417;
+            }
         }
     }
 }
@@ -2543,14 +2864,28 @@ static void step_k092_sub(float *restrict t417, const float *restrict t412, cons
 
 /* %418 = mul %417, %417 : [25088,16]
  * %419 = reduce_sum axes=[0] %418 : [16] */
-static void step_k093_mul_reduce_sum(float *restrict t419, const float *restrict t417) {
-    for (size_t o = 0; o < 16; o++) t419[o] = 0.0f;
+typedef struct {
+    float *t419;
+    const float *t417;
+} step_k093_mul_reduce_sum_pointers;
+
+static void step_k093_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k093_mul_reduce_sum_pointers *p = context;
+    float *restrict t419 = p->t419;
+    const float *restrict t417 = p->t417;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t419[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v418 = t417[i0 * 16 + i1] * t417[i0 * 16 + i1];
             t419[i1] += v418;
         }
     }
+}
+
+static void step_k093_mul_reduce_sum(float *restrict t419, const float *restrict t417) {
+    mplc_parallel(step_k093_mul_reduce_sum_part, &(step_k093_mul_reduce_sum_pointers){t419, t417});
 }
 
 /* %111 = constant 0.01 : [16]
@@ -2608,17 +2943,20 @@ typedef struct {
 
 static void step_k095_mul_add_part(void *context, int part, int parts) {
     const step_k095_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t436 = p->t436;
     const float *restrict t417 = p->t417;
     const float *restrict t432 = p->t432;
     const float *restrict in_student_bn1_offset = p->in_student_bn1_offset;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v434 = t417[i0 * 16 + i1] * t432[i1];
-            const float v436 = v434 + in_student_bn1_offset[i1];
-            t436[i0 * 16 + i1] = v436;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v434 = t417[i0 * 16 + i1] * t432[i1];
+                const float v436 = v434 + in_student_bn1_offset[i1];
+                t436[i0 * 16 + i1] = v436;
+            }
         }
     }
 }
@@ -2638,16 +2976,19 @@ typedef struct {
 
 static void step_k096_mul_max_part(void *context, int part, int parts) {
     const step_k096_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t439 = p->t439;
     float *restrict t440 = p->t440;
     const float *restrict t437 = p->t437;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v439 = t437[i] * 0.1f;
-        const float v440 = t437[i] >= v439 ? t437[i] : v439;
-        t439[i] = v439;
-        t440[i] = v440;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v439 = t437[i] * 0.1f;
+            const float v440 = t437[i] >= v439 ? t437[i] : v439;
+            t439[i] = v439;
+            t440[i] = v440;
+        }
     }
 }
 
@@ -2669,6 +3010,7 @@ typedef struct {
 
 static void step_k097_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k097_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t445 = p->t445;
     const float *restrict t440 = p->t440;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
@@ -2676,16 +3018,17 @@ static void step_k097_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t445 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v445 = t445[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
-                t445[i0 * 16 + i1] = v445;
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t445 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v445 = t445[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
+                    t445[i0 * 16 + i1] = v445;
+                }
             }
         }
     }
@@ -2696,13 +3039,27 @@ static void step_k097_im2col_matmul_add(float *restrict t445, const float *restr
 }
 
 /* %446 = reduce_sum axes=[0] %445 : [16] */
-static void step_k098_reduce_sum(float *restrict t446, const float *restrict t445) {
-    for (size_t o = 0; o < 16; o++) t446[o] = 0.0f;
+typedef struct {
+    float *t446;
+    const float *t445;
+} step_k098_reduce_sum_pointers;
+
+static void step_k098_reduce_sum_part(void *context, int part, int parts) {
+    const step_k098_reduce_sum_pointers *p = context;
+    float *restrict t446 = p->t446;
+    const float *restrict t445 = p->t445;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t446[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t446[i1] += t445[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k098_reduce_sum(float *restrict t446, const float *restrict t445) {
+    mplc_parallel(step_k098_reduce_sum_part, &(step_k098_reduce_sum_pointers){t446, t445});
 }
 
 /* %414 = constant 3.985969387755102e-05 : [16]
@@ -2724,15 +3081,18 @@ typedef struct {
 
 static void step_k100_sub_part(void *context, int part, int parts) {
     const step_k100_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t449 = p->t449;
     const float *restrict t445 = p->t445;
     const float *restrict t447 = p->t447;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v449 = t445[i0 * 16 + i1] - t447[i1];
-            t449[i0 * 16 + i1] = v449;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v449 = t445[i0 * 16 + i1] - t447[i1];
+                t449[i0 * 16 + i1] = v449;
+            }
         }
     }
 }
@@ -2743,14 +3103,28 @@ static void step_k100_sub(float *restrict t449, const float *restrict t445, cons
 
 /* %450 = mul %449, %449 : [25088,16]
  * %451 = reduce_sum axes=[0] %450 : [16] */
-static void step_k101_mul_reduce_sum(float *restrict t451, const float *restrict t449) {
-    for (size_t o = 0; o < 16; o++) t451[o] = 0.0f;
+typedef struct {
+    float *t451;
+    const float *t449;
+} step_k101_mul_reduce_sum_pointers;
+
+static void step_k101_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k101_mul_reduce_sum_pointers *p = context;
+    float *restrict t451 = p->t451;
+    const float *restrict t449 = p->t449;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t451[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v450 = t449[i0 * 16 + i1] * t449[i0 * 16 + i1];
             t451[i1] += v450;
         }
     }
+}
+
+static void step_k101_mul_reduce_sum(float *restrict t451, const float *restrict t449) {
+    mplc_parallel(step_k101_mul_reduce_sum_part, &(step_k101_mul_reduce_sum_pointers){t451, t449});
 }
 
 /* %111 = constant 0.01 : [16]
@@ -2808,17 +3182,20 @@ typedef struct {
 
 static void step_k103_mul_add_part(void *context, int part, int parts) {
     const step_k103_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t467 = p->t467;
     const float *restrict t449 = p->t449;
     const float *restrict t463 = p->t463;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v465 = t449[i0 * 16 + i1] * t463[i1];
-            const float v467 = v465 + in_student_res3_bn1_offset[i1];
-            t467[i0 * 16 + i1] = v467;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v465 = t449[i0 * 16 + i1] * t463[i1];
+                const float v467 = v465 + in_student_res3_bn1_offset[i1];
+                t467[i0 * 16 + i1] = v467;
+            }
         }
     }
 }
@@ -2838,16 +3215,19 @@ typedef struct {
 
 static void step_k104_mul_max_part(void *context, int part, int parts) {
     const step_k104_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t469 = p->t469;
     float *restrict t470 = p->t470;
     const float *restrict t468 = p->t468;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v469 = t468[i] * 0.1f;
-        const float v470 = t468[i] >= v469 ? t468[i] : v469;
-        t469[i] = v469;
-        t470[i] = v470;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v469 = t468[i] * 0.1f;
+            const float v470 = t468[i] >= v469 ? t468[i] : v469;
+            t469[i] = v469;
+            t470[i] = v470;
+        }
     }
 }
 
@@ -2869,6 +3249,7 @@ typedef struct {
 
 static void step_k105_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k105_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t475 = p->t475;
     const float *restrict t470 = p->t470;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
@@ -2876,16 +3257,17 @@ static void step_k105_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t475 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v475 = t475[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
-                t475[i0 * 16 + i1] = v475;
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t475 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v475 = t475[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
+                    t475[i0 * 16 + i1] = v475;
+                }
             }
         }
     }
@@ -2904,14 +3286,17 @@ typedef struct {
 
 static void step_k106_add_part(void *context, int part, int parts) {
     const step_k106_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t477 = p->t477;
     const float *restrict t476 = p->t476;
     const float *restrict t440 = p->t440;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v477 = t476[i] + t440[i];
-        t477[i] = v477;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v477 = t476[i] + t440[i];
+            t477[i] = v477;
+        }
     }
 }
 
@@ -2920,13 +3305,27 @@ static void step_k106_add(float *restrict t477, const float *restrict t476, cons
 }
 
 /* %479 = reduce_sum axes=[0] %478 : [16] */
-static void step_k107_reduce_sum(float *restrict t479, const float *restrict t478) {
-    for (size_t o = 0; o < 16; o++) t479[o] = 0.0f;
+typedef struct {
+    float *t479;
+    const float *t478;
+} step_k107_reduce_sum_pointers;
+
+static void step_k107_reduce_sum_part(void *context, int part, int parts) {
+    const step_k107_reduce_sum_pointers *p = context;
+    float *restrict t479 = p->t479;
+    const float *restrict t478 = p->t478;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t479[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t479[i1] += t478[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k107_reduce_sum(float *restrict t479, const float *restrict t478) {
+    mplc_parallel(step_k107_reduce_sum_part, &(step_k107_reduce_sum_pointers){t479, t478});
 }
 
 /* %414 = constant 3.985969387755102e-05 : [16]
@@ -2948,15 +3347,18 @@ typedef struct {
 
 static void step_k109_sub_part(void *context, int part, int parts) {
     const step_k109_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t482 = p->t482;
     const float *restrict t478 = p->t478;
     const float *restrict t480 = p->t480;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v482 = t478[i0 * 16 + i1] - t480[i1];
-            t482[i0 * 16 + i1] = v482;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v482 = t478[i0 * 16 + i1] - t480[i1];
+                t482[i0 * 16 + i1] = v482;
+            }
         }
     }
 }
@@ -2967,14 +3369,28 @@ static void step_k109_sub(float *restrict t482, const float *restrict t478, cons
 
 /* %483 = mul %482, %482 : [25088,16]
  * %484 = reduce_sum axes=[0] %483 : [16] */
-static void step_k110_mul_reduce_sum(float *restrict t484, const float *restrict t482) {
-    for (size_t o = 0; o < 16; o++) t484[o] = 0.0f;
+typedef struct {
+    float *t484;
+    const float *t482;
+} step_k110_mul_reduce_sum_pointers;
+
+static void step_k110_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k110_mul_reduce_sum_pointers *p = context;
+    float *restrict t484 = p->t484;
+    const float *restrict t482 = p->t482;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t484[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v483 = t482[i0 * 16 + i1] * t482[i0 * 16 + i1];
             t484[i1] += v483;
         }
     }
+}
+
+static void step_k110_mul_reduce_sum(float *restrict t484, const float *restrict t482) {
+    mplc_parallel(step_k110_mul_reduce_sum_part, &(step_k110_mul_reduce_sum_pointers){t484, t482});
 }
 
 /* %111 = constant 0.01 : [16]
@@ -3032,17 +3448,20 @@ typedef struct {
 
 static void step_k112_mul_add_part(void *context, int part, int parts) {
     const step_k112_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t500 = p->t500;
     const float *restrict t482 = p->t482;
     const float *restrict t496 = p->t496;
     const float *restrict in_student_bn4_offset = p->in_student_bn4_offset;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v498 = t482[i0 * 16 + i1] * t496[i1];
-            const float v500 = v498 + in_student_bn4_offset[i1];
-            t500[i0 * 16 + i1] = v500;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v498 = t482[i0 * 16 + i1] * t496[i1];
+                const float v500 = v498 + in_student_bn4_offset[i1];
+                t500[i0 * 16 + i1] = v500;
+            }
         }
     }
 }
@@ -3062,16 +3481,19 @@ typedef struct {
 
 static void step_k113_mul_max_part(void *context, int part, int parts) {
     const step_k113_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t502 = p->t502;
     float *restrict t503 = p->t503;
     const float *restrict t501 = p->t501;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v502 = t501[i] * 0.1f;
-        const float v503 = t501[i] >= v502 ? t501[i] : v502;
-        t502[i] = v502;
-        t503[i] = v503;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v502 = t501[i] * 0.1f;
+            const float v503 = t501[i] >= v502 ? t501[i] : v502;
+            t502[i] = v502;
+            t503[i] = v503;
+        }
     }
 }
 
@@ -3093,6 +3515,7 @@ typedef struct {
 
 static void step_k114_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k114_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t508 = p->t508;
     const float *restrict t503 = p->t503;
     const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
@@ -3100,16 +3523,17 @@ static void step_k114_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t508 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v508 = t508[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
-                t508[i0 * 32 + i1] = v508;
+    while (mplc_claim(128, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t508 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v508 = t508[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
+                    t508[i0 * 32 + i1] = v508;
+                }
             }
         }
     }
@@ -3120,13 +3544,27 @@ static void step_k114_im2col_matmul_add(float *restrict t508, const float *restr
 }
 
 /* %509 = reduce_sum axes=[0] %508 : [32] */
-static void step_k115_reduce_sum(float *restrict t509, const float *restrict t508) {
-    for (size_t o = 0; o < 32; o++) t509[o] = 0.0f;
+typedef struct {
+    float *t509;
+    const float *t508;
+} step_k115_reduce_sum_pointers;
+
+static void step_k115_reduce_sum_part(void *context, int part, int parts) {
+    const step_k115_reduce_sum_pointers *p = context;
+    float *restrict t509 = p->t509;
+    const float *restrict t508 = p->t508;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t509[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t509[i1] += t508[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k115_reduce_sum(float *restrict t509, const float *restrict t508) {
+    mplc_parallel(step_k115_reduce_sum_part, &(step_k115_reduce_sum_pointers){t509, t508});
 }
 
 /* %510 = constant 0.00015943877551020407 : [32]
@@ -3148,15 +3586,18 @@ typedef struct {
 
 static void step_k117_sub_part(void *context, int part, int parts) {
     const step_k117_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t513 = p->t513;
     const float *restrict t508 = p->t508;
     const float *restrict t511 = p->t511;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v513 = t508[i0 * 32 + i1] - t511[i1];
-            t513[i0 * 32 + i1] = v513;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v513 = t508[i0 * 32 + i1] - t511[i1];
+                t513[i0 * 32 + i1] = v513;
+            }
         }
     }
 }
@@ -3167,14 +3608,28 @@ static void step_k117_sub(float *restrict t513, const float *restrict t508, cons
 
 /* %514 = mul %513, %513 : [6272,32]
  * %515 = reduce_sum axes=[0] %514 : [32] */
-static void step_k118_mul_reduce_sum(float *restrict t515, const float *restrict t513) {
-    for (size_t o = 0; o < 32; o++) t515[o] = 0.0f;
+typedef struct {
+    float *t515;
+    const float *t513;
+} step_k118_mul_reduce_sum_pointers;
+
+static void step_k118_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k118_mul_reduce_sum_pointers *p = context;
+    float *restrict t515 = p->t515;
+    const float *restrict t513 = p->t513;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t515[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v514 = t513[i0 * 32 + i1] * t513[i0 * 32 + i1];
             t515[i1] += v514;
         }
     }
+}
+
+static void step_k118_mul_reduce_sum(float *restrict t515, const float *restrict t513) {
+    mplc_parallel(step_k118_mul_reduce_sum_part, &(step_k118_mul_reduce_sum_pointers){t515, t513});
 }
 
 /* %211 = constant 0.01 : [32]
@@ -3232,17 +3687,20 @@ typedef struct {
 
 static void step_k120_mul_add_part(void *context, int part, int parts) {
     const step_k120_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t532 = p->t532;
     const float *restrict t513 = p->t513;
     const float *restrict t528 = p->t528;
     const float *restrict in_student_res6_bn1_offset = p->in_student_res6_bn1_offset;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v530 = t513[i0 * 32 + i1] * t528[i1];
-            const float v532 = v530 + in_student_res6_bn1_offset[i1];
-            t532[i0 * 32 + i1] = v532;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v530 = t513[i0 * 32 + i1] * t528[i1];
+                const float v532 = v530 + in_student_res6_bn1_offset[i1];
+                t532[i0 * 32 + i1] = v532;
+            }
         }
     }
 }
@@ -3262,16 +3720,19 @@ typedef struct {
 
 static void step_k121_mul_max_part(void *context, int part, int parts) {
     const step_k121_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t535 = p->t535;
     float *restrict t536 = p->t536;
     const float *restrict t533 = p->t533;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v535 = t533[i] * 0.1f;
-        const float v536 = t533[i] >= v535 ? t533[i] : v535;
-        t535[i] = v535;
-        t536[i] = v536;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v535 = t533[i] * 0.1f;
+            const float v536 = t533[i] >= v535 ? t533[i] : v535;
+            t535[i] = v535;
+            t536[i] = v536;
+        }
     }
 }
 
@@ -3293,6 +3754,7 @@ typedef struct {
 
 static void step_k122_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k122_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t541 = p->t541;
     const float *restrict t536 = p->t536;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
@@ -3300,16 +3762,17 @@ static void step_k122_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t541 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v541 = t541[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
-                t541[i0 * 32 + i1] = v541;
+    while (mplc_claim(128, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t541 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v541 = t541[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
+                    t541[i0 * 32 + i1] = v541;
+                }
             }
         }
     }
@@ -3330,26 +3793,28 @@ typedef struct {
 
 static void step_k123_im2col_matmul_part(void *context, int part, int parts) {
     const step_k123_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t545 = p->t545;
     const float *restrict t503 = p->t503;
     const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 100352; /* this thread's part */
     /* columns of 128 images at a time (100352 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 128, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
-        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
-        mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
-        /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 49; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 16; p++) {
-                const float x = chunk[r * 16 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(128, 128, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+            const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
+            mplc_im2col(chunk, t503 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 49; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t545 + ((size_t)n0 * 49 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t545 + ((size_t)n0 * 49 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
@@ -3367,14 +3832,17 @@ typedef struct {
 
 static void step_k124_add_part(void *context, int part, int parts) {
     const step_k124_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t547 = p->t547;
     const float *restrict t542 = p->t542;
     const float *restrict t546 = p->t546;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v547 = t542[i] + t546[i];
-        t547[i] = v547;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v547 = t542[i] + t546[i];
+            t547[i] = v547;
+        }
     }
 }
 
@@ -3383,13 +3851,27 @@ static void step_k124_add(float *restrict t547, const float *restrict t542, cons
 }
 
 /* %549 = reduce_sum axes=[0] %548 : [32] */
-static void step_k125_reduce_sum(float *restrict t549, const float *restrict t548) {
-    for (size_t o = 0; o < 32; o++) t549[o] = 0.0f;
+typedef struct {
+    float *t549;
+    const float *t548;
+} step_k125_reduce_sum_pointers;
+
+static void step_k125_reduce_sum_part(void *context, int part, int parts) {
+    const step_k125_reduce_sum_pointers *p = context;
+    float *restrict t549 = p->t549;
+    const float *restrict t548 = p->t548;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t549[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t549[i1] += t548[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k125_reduce_sum(float *restrict t549, const float *restrict t548) {
+    mplc_parallel(step_k125_reduce_sum_part, &(step_k125_reduce_sum_pointers){t549, t548});
 }
 
 /* %510 = constant 0.00015943877551020407 : [32]
@@ -3411,15 +3893,18 @@ typedef struct {
 
 static void step_k127_sub_part(void *context, int part, int parts) {
     const step_k127_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t552 = p->t552;
     const float *restrict t548 = p->t548;
     const float *restrict t550 = p->t550;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v552 = t548[i0 * 32 + i1] - t550[i1];
-            t552[i0 * 32 + i1] = v552;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v552 = t548[i0 * 32 + i1] - t550[i1];
+                t552[i0 * 32 + i1] = v552;
+            }
         }
     }
 }
@@ -3430,14 +3915,28 @@ static void step_k127_sub(float *restrict t552, const float *restrict t548, cons
 
 /* %553 = mul %552, %552 : [6272,32]
  * %554 = reduce_sum axes=[0] %553 : [32] */
-static void step_k128_mul_reduce_sum(float *restrict t554, const float *restrict t552) {
-    for (size_t o = 0; o < 32; o++) t554[o] = 0.0f;
+typedef struct {
+    float *t554;
+    const float *t552;
+} step_k128_mul_reduce_sum_pointers;
+
+static void step_k128_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k128_mul_reduce_sum_pointers *p = context;
+    float *restrict t554 = p->t554;
+    const float *restrict t552 = p->t552;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t554[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v553 = t552[i0 * 32 + i1] * t552[i0 * 32 + i1];
             t554[i1] += v553;
         }
     }
+}
+
+static void step_k128_mul_reduce_sum(float *restrict t554, const float *restrict t552) {
+    mplc_parallel(step_k128_mul_reduce_sum_part, &(step_k128_mul_reduce_sum_pointers){t554, t552});
 }
 
 /* %211 = constant 0.01 : [32]
@@ -3495,17 +3994,20 @@ typedef struct {
 
 static void step_k130_mul_add_part(void *context, int part, int parts) {
     const step_k130_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t570 = p->t570;
     const float *restrict t552 = p->t552;
     const float *restrict t566 = p->t566;
     const float *restrict in_student_bn7_offset = p->in_student_bn7_offset;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v568 = t552[i0 * 32 + i1] * t566[i1];
-            const float v570 = v568 + in_student_bn7_offset[i1];
-            t570[i0 * 32 + i1] = v570;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v568 = t552[i0 * 32 + i1] * t566[i1];
+                const float v570 = v568 + in_student_bn7_offset[i1];
+                t570[i0 * 32 + i1] = v570;
+            }
         }
     }
 }
@@ -3525,16 +4027,19 @@ typedef struct {
 
 static void step_k131_mul_max_part(void *context, int part, int parts) {
     const step_k131_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t572 = p->t572;
     float *restrict t573 = p->t573;
     const float *restrict t571 = p->t571;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v572 = t571[i] * 0.1f;
-        const float v573 = t571[i] >= v572 ? t571[i] : v572;
-        t572[i] = v572;
-        t573[i] = v573;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v572 = t571[i] * 0.1f;
+            const float v573 = t571[i] >= v572 ? t571[i] : v572;
+            t572[i] = v572;
+            t573[i] = v573;
+        }
     }
 }
 
@@ -3556,6 +4061,7 @@ typedef struct {
 
 static void step_k132_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k132_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t578 = p->t578;
     const float *restrict t573 = p->t573;
     const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
@@ -3563,16 +4069,17 @@ static void step_k132_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t578 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v578 = t578[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
-                t578[i0 * 64 + i1] = v578;
+    while (mplc_claim(128, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t578 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v578 = t578[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
+                    t578[i0 * 64 + i1] = v578;
+                }
             }
         }
     }
@@ -3583,13 +4090,27 @@ static void step_k132_im2col_matmul_add(float *restrict t578, const float *restr
 }
 
 /* %579 = reduce_sum axes=[0] %578 : [64] */
-static void step_k133_reduce_sum(float *restrict t579, const float *restrict t578) {
-    for (size_t o = 0; o < 64; o++) t579[o] = 0.0f;
+typedef struct {
+    float *t579;
+    const float *t578;
+} step_k133_reduce_sum_pointers;
+
+static void step_k133_reduce_sum_part(void *context, int part, int parts) {
+    const step_k133_reduce_sum_pointers *p = context;
+    float *restrict t579 = p->t579;
+    const float *restrict t578 = p->t578;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t579[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t579[i1] += t578[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k133_reduce_sum(float *restrict t579, const float *restrict t578) {
+    mplc_parallel(step_k133_reduce_sum_part, &(step_k133_reduce_sum_pointers){t579, t578});
 }
 
 /* %580 = constant 0.00048828125 : [64]
@@ -3611,15 +4132,18 @@ typedef struct {
 
 static void step_k135_sub_part(void *context, int part, int parts) {
     const step_k135_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t583 = p->t583;
     const float *restrict t578 = p->t578;
     const float *restrict t581 = p->t581;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v583 = t578[i0 * 64 + i1] - t581[i1];
-            t583[i0 * 64 + i1] = v583;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v583 = t578[i0 * 64 + i1] - t581[i1];
+                t583[i0 * 64 + i1] = v583;
+            }
         }
     }
 }
@@ -3630,14 +4154,28 @@ static void step_k135_sub(float *restrict t583, const float *restrict t578, cons
 
 /* %584 = mul %583, %583 : [2048,64]
  * %585 = reduce_sum axes=[0] %584 : [64] */
-static void step_k136_mul_reduce_sum(float *restrict t585, const float *restrict t583) {
-    for (size_t o = 0; o < 64; o++) t585[o] = 0.0f;
+typedef struct {
+    float *t585;
+    const float *t583;
+} step_k136_mul_reduce_sum_pointers;
+
+static void step_k136_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k136_mul_reduce_sum_pointers *p = context;
+    float *restrict t585 = p->t585;
+    const float *restrict t583 = p->t583;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t585[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v584 = t583[i0 * 64 + i1] * t583[i0 * 64 + i1];
             t585[i1] += v584;
         }
     }
+}
+
+static void step_k136_mul_reduce_sum(float *restrict t585, const float *restrict t583) {
+    mplc_parallel(step_k136_mul_reduce_sum_part, &(step_k136_mul_reduce_sum_pointers){t585, t583});
 }
 
 /* %285 = constant 0.01 : [64]
@@ -3695,17 +4233,20 @@ typedef struct {
 
 static void step_k138_mul_add_part(void *context, int part, int parts) {
     const step_k138_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t602 = p->t602;
     const float *restrict t583 = p->t583;
     const float *restrict t598 = p->t598;
     const float *restrict in_student_res9_bn1_offset = p->in_student_res9_bn1_offset;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v600 = t583[i0 * 64 + i1] * t598[i1];
-            const float v602 = v600 + in_student_res9_bn1_offset[i1];
-            t602[i0 * 64 + i1] = v602;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v600 = t583[i0 * 64 + i1] * t598[i1];
+                const float v602 = v600 + in_student_res9_bn1_offset[i1];
+                t602[i0 * 64 + i1] = v602;
+            }
         }
     }
 }
@@ -3725,16 +4266,19 @@ typedef struct {
 
 static void step_k139_mul_max_part(void *context, int part, int parts) {
     const step_k139_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t605 = p->t605;
     float *restrict t606 = p->t606;
     const float *restrict t603 = p->t603;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v605 = t603[i] * 0.1f;
-        const float v606 = t603[i] >= v605 ? t603[i] : v605;
-        t605[i] = v605;
-        t606[i] = v606;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v605 = t603[i] * 0.1f;
+            const float v606 = t603[i] >= v605 ? t603[i] : v605;
+            t605[i] = v605;
+            t606[i] = v606;
+        }
     }
 }
 
@@ -3756,6 +4300,7 @@ typedef struct {
 
 static void step_k140_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k140_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t611 = p->t611;
     const float *restrict t606 = p->t606;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
@@ -3763,16 +4308,17 @@ static void step_k140_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t611 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v611 = t611[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
-                t611[i0 * 64 + i1] = v611;
+    while (mplc_claim(128, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t611 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v611 = t611[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
+                    t611[i0 * 64 + i1] = v611;
+                }
             }
         }
     }
@@ -3793,17 +4339,19 @@ typedef struct {
 
 static void step_k141_im2col_matmul_part(void *context, int part, int parts) {
     const step_k141_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t615 = p->t615;
     const float *restrict t573 = p->t573;
     const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 65536; /* this thread's part */
     /* columns of 128 images at a time (65536 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(128, 128, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
-        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
-        mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t615 + (size_t)n0 * 1024, 64);
+    while (mplc_claim(128, 128, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+            const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
+            mplc_im2col(chunk, t573 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t615 + (size_t)n0 * 1024, 64);
+        }
     }
 }
 
@@ -3820,14 +4368,17 @@ typedef struct {
 
 static void step_k142_add_part(void *context, int part, int parts) {
     const step_k142_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t617 = p->t617;
     const float *restrict t612 = p->t612;
     const float *restrict t616 = p->t616;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v617 = t612[i] + t616[i];
-        t617[i] = v617;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v617 = t612[i] + t616[i];
+            t617[i] = v617;
+        }
     }
 }
 
@@ -3836,13 +4387,27 @@ static void step_k142_add(float *restrict t617, const float *restrict t612, cons
 }
 
 /* %619 = reduce_sum axes=[0] %618 : [64] */
-static void step_k143_reduce_sum(float *restrict t619, const float *restrict t618) {
-    for (size_t o = 0; o < 64; o++) t619[o] = 0.0f;
+typedef struct {
+    float *t619;
+    const float *t618;
+} step_k143_reduce_sum_pointers;
+
+static void step_k143_reduce_sum_part(void *context, int part, int parts) {
+    const step_k143_reduce_sum_pointers *p = context;
+    float *restrict t619 = p->t619;
+    const float *restrict t618 = p->t618;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t619[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t619[i1] += t618[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k143_reduce_sum(float *restrict t619, const float *restrict t618) {
+    mplc_parallel(step_k143_reduce_sum_part, &(step_k143_reduce_sum_pointers){t619, t618});
 }
 
 /* %580 = constant 0.00048828125 : [64]
@@ -3864,15 +4429,18 @@ typedef struct {
 
 static void step_k145_sub_part(void *context, int part, int parts) {
     const step_k145_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t622 = p->t622;
     const float *restrict t618 = p->t618;
     const float *restrict t620 = p->t620;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v622 = t618[i0 * 64 + i1] - t620[i1];
-            t622[i0 * 64 + i1] = v622;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v622 = t618[i0 * 64 + i1] - t620[i1];
+                t622[i0 * 64 + i1] = v622;
+            }
         }
     }
 }
@@ -3883,14 +4451,28 @@ static void step_k145_sub(float *restrict t622, const float *restrict t618, cons
 
 /* %623 = mul %622, %622 : [2048,64]
  * %624 = reduce_sum axes=[0] %623 : [64] */
-static void step_k146_mul_reduce_sum(float *restrict t624, const float *restrict t622) {
-    for (size_t o = 0; o < 64; o++) t624[o] = 0.0f;
+typedef struct {
+    float *t624;
+    const float *t622;
+} step_k146_mul_reduce_sum_pointers;
+
+static void step_k146_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k146_mul_reduce_sum_pointers *p = context;
+    float *restrict t624 = p->t624;
+    const float *restrict t622 = p->t622;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t624[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v623 = t622[i0 * 64 + i1] * t622[i0 * 64 + i1];
             t624[i1] += v623;
         }
     }
+}
+
+static void step_k146_mul_reduce_sum(float *restrict t624, const float *restrict t622) {
+    mplc_parallel(step_k146_mul_reduce_sum_part, &(step_k146_mul_reduce_sum_pointers){t624, t622});
 }
 
 /* %285 = constant 0.01 : [64]
@@ -3948,17 +4530,20 @@ typedef struct {
 
 static void step_k148_mul_add_part(void *context, int part, int parts) {
     const step_k148_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t640 = p->t640;
     const float *restrict t622 = p->t622;
     const float *restrict t636 = p->t636;
     const float *restrict in_student_bn10_offset = p->in_student_bn10_offset;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v638 = t622[i0 * 64 + i1] * t636[i1];
-            const float v640 = v638 + in_student_bn10_offset[i1];
-            t640[i0 * 64 + i1] = v640;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v638 = t622[i0 * 64 + i1] * t636[i1];
+                const float v640 = v638 + in_student_bn10_offset[i1];
+                t640[i0 * 64 + i1] = v640;
+            }
         }
     }
 }
@@ -3978,16 +4563,19 @@ typedef struct {
 
 static void step_k149_mul_max_part(void *context, int part, int parts) {
     const step_k149_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t642 = p->t642;
     float *restrict t643 = p->t643;
     const float *restrict t641 = p->t641;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v642 = t641[i] * 0.1f;
-        const float v643 = t641[i] >= v642 ? t641[i] : v642;
-        t642[i] = v642;
-        t643[i] = v643;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v642 = t641[i] * 0.1f;
+            const float v643 = t641[i] >= v642 ? t641[i] : v642;
+            t642[i] = v642;
+            t643[i] = v643;
+        }
     }
 }
 
@@ -4177,15 +4765,18 @@ typedef struct {
 
 static void step_k166_fill_part(void *context, int part, int parts) {
     const step_k166_fill_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t675 = p->t675;
     const float *restrict t674 = p->t674;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            for (size_t i2 = 0; i2 < 64; i2++) {
-                const float v675 = t674[i0 * 64 + i2];
-                t675[i0 * 1024 + i1 * 64 + i2] = v675;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v675 = t674[i0 * 64 + i2];
+                    t675[i0 * 1024 + i1 * 64 + i2] = v675;
+                }
             }
         }
     }
@@ -4212,20 +4803,23 @@ typedef struct {
 
 static void step_k167_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k167_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t683 = p->t683;
     const float *restrict t641 = p->t641;
     const float *restrict t642 = p->t642;
     const float *restrict t676 = p->t676;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v677 = t641[i] >= t642[i] ? 1.0f : 0.0f;
-        const float v680 = t676[i] * v677;
-        const float v679 = 1.0f - v677;
-        const float v681 = t676[i] * v679;
-        const float v682 = v681 * 0.1f;
-        const float v683 = v680 + v682;
-        t683[i] = v683;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v677 = t641[i] >= t642[i] ? 1.0f : 0.0f;
+            const float v680 = t676[i] * v677;
+            const float v679 = 1.0f - v677;
+            const float v681 = t676[i] * v679;
+            const float v682 = v681 * 0.1f;
+            const float v683 = v680 + v682;
+            t683[i] = v683;
+        }
     }
 }
 
@@ -4234,13 +4828,27 @@ static void step_k167_greaterEqual_sub_mul_etc(float *restrict t683, const float
 }
 
 /* %685 = reduce_sum axes=[0] %684 : [64] */
-static void step_k168_reduce_sum(float *restrict t685, const float *restrict t684) {
-    for (size_t o = 0; o < 64; o++) t685[o] = 0.0f;
+typedef struct {
+    float *t685;
+    const float *t684;
+} step_k168_reduce_sum_pointers;
+
+static void step_k168_reduce_sum_part(void *context, int part, int parts) {
+    const step_k168_reduce_sum_pointers *p = context;
+    float *restrict t685 = p->t685;
+    const float *restrict t684 = p->t684;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t685[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t685[i1] += t684[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k168_reduce_sum(float *restrict t685, const float *restrict t684) {
+    mplc_parallel(step_k168_reduce_sum_part, &(step_k168_reduce_sum_pointers){t685, t684});
 }
 
 /* %637 = broadcast axes=[1] %636 : [2048,64]
@@ -4253,15 +4861,18 @@ typedef struct {
 
 static void step_k169_mul_part(void *context, int part, int parts) {
     const step_k169_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t686 = p->t686;
     const float *restrict t684 = p->t684;
     const float *restrict t636 = p->t636;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v686 = t684[i0 * 64 + i1] * t636[i1];
-            t686[i0 * 64 + i1] = v686;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v686 = t684[i0 * 64 + i1] * t636[i1];
+                t686[i0 * 64 + i1] = v686;
+            }
         }
     }
 }
@@ -4272,14 +4883,30 @@ static void step_k169_mul(float *restrict t686, const float *restrict t684, cons
 
 /* %687 = mul %684, %622 : [2048,64]
  * %688 = reduce_sum axes=[0] %687 : [64] */
-static void step_k170_mul_reduce_sum(float *restrict t688, const float *restrict t684, const float *restrict t622) {
-    for (size_t o = 0; o < 64; o++) t688[o] = 0.0f;
+typedef struct {
+    float *t688;
+    const float *t684;
+    const float *t622;
+} step_k170_mul_reduce_sum_pointers;
+
+static void step_k170_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k170_mul_reduce_sum_pointers *p = context;
+    float *restrict t688 = p->t688;
+    const float *restrict t684 = p->t684;
+    const float *restrict t622 = p->t622;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t688[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v687 = t684[i0 * 64 + i1] * t622[i0 * 64 + i1];
             t688[i1] += v687;
         }
     }
+}
+
+static void step_k170_mul_reduce_sum(float *restrict t688, const float *restrict t684, const float *restrict t622) {
+    mplc_parallel(step_k170_mul_reduce_sum_part, &(step_k170_mul_reduce_sum_pointers){t688, t684, t622});
 }
 
 /* %690 = mul %688, %635 : [64] */
@@ -4292,14 +4919,28 @@ static void step_k171_mul(float *restrict t690, const float *restrict t688, cons
 
 /* %691 = neg %686 : [2048,64]
  * %692 = reduce_sum axes=[0] %691 : [64] */
-static void step_k172_neg_reduce_sum(float *restrict t692, const float *restrict t686) {
-    for (size_t o = 0; o < 64; o++) t692[o] = 0.0f;
+typedef struct {
+    float *t692;
+    const float *t686;
+} step_k172_neg_reduce_sum_pointers;
+
+static void step_k172_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k172_neg_reduce_sum_pointers *p = context;
+    float *restrict t692 = p->t692;
+    const float *restrict t686 = p->t686;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t692[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v691 = -t686[i0 * 64 + i1];
             t692[i1] += v691;
         }
     }
+}
+
+static void step_k172_neg_reduce_sum(float *restrict t692, const float *restrict t686) {
+    mplc_parallel(step_k172_neg_reduce_sum_part, &(step_k172_neg_reduce_sum_pointers){t692, t686});
 }
 
 /* %297 = constant -0.5 : [64]
@@ -4331,16 +4972,19 @@ typedef struct {
 
 static void step_k174_mul_add_part(void *context, int part, int parts) {
     const step_k174_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t699 = p->t699;
     const float *restrict t696 = p->t696;
     const float *restrict t622 = p->t622;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v698 = t696[i1] * t622[i0 * 64 + i1];
-            const float v699 = v698 + v698;
-            t699[i0 * 64 + i1] = v699;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v698 = t696[i1] * t622[i0 * 64 + i1];
+                const float v699 = v698 + v698;
+                t699[i0 * 64 + i1] = v699;
+            }
         }
     }
 }
@@ -4351,14 +4995,28 @@ static void step_k174_mul_add(float *restrict t699, const float *restrict t696, 
 
 /* %700 = neg %699 : [2048,64]
  * %702 = reduce_sum axes=[0] %700 : [64] */
-static void step_k175_neg_reduce_sum(float *restrict t702, const float *restrict t699) {
-    for (size_t o = 0; o < 64; o++) t702[o] = 0.0f;
+typedef struct {
+    float *t702;
+    const float *t699;
+} step_k175_neg_reduce_sum_pointers;
+
+static void step_k175_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k175_neg_reduce_sum_pointers *p = context;
+    float *restrict t702 = p->t702;
+    const float *restrict t699 = p->t699;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t702[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v700 = -t699[i0 * 64 + i1];
             t702[i1] += v700;
         }
     }
+}
+
+static void step_k175_neg_reduce_sum(float *restrict t702, const float *restrict t699) {
+    mplc_parallel(step_k175_neg_reduce_sum_part, &(step_k175_neg_reduce_sum_pointers){t702, t699});
 }
 
 /* %580 = constant 0.00048828125 : [64]
@@ -4384,17 +5042,20 @@ typedef struct {
 
 static void step_k177_add_part(void *context, int part, int parts) {
     const step_k177_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t706 = p->t706;
     const float *restrict t686 = p->t686;
     const float *restrict t699 = p->t699;
     const float *restrict t704 = p->t704;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v701 = t686[i0 * 64 + i1] + t699[i0 * 64 + i1];
-            const float v706 = v701 + t704[i1];
-            t706[i0 * 64 + i1] = v706;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v701 = t686[i0 * 64 + i1] + t699[i0 * 64 + i1];
+                const float v706 = v701 + t704[i1];
+                t706[i0 * 64 + i1] = v706;
+            }
         }
     }
 }
@@ -4414,17 +5075,19 @@ typedef struct {
 
 static void step_k178_matmul_col2im_part(void *context, int part, int parts) {
     const step_k178_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t710 = p->t710;
     const float *restrict t706 = p->t706;
     const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 65536; /* this thread's part */
     /* the product 128 images at a time (65536 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 128, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
-        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-        mplc_col2im(t710 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+    while (mplc_claim(128, 128, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+            const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+            mplc_col2im(t710 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        }
     }
 }
 
@@ -4468,13 +5131,27 @@ static void step_k179_im2col_matmul(float *restrict t708, const float *restrict 
 }
 
 /* %711 = reduce_sum axes=[0] %706 : [64] */
-static void step_k180_reduce_sum(float *restrict t711, const float *restrict t706) {
-    for (size_t o = 0; o < 64; o++) t711[o] = 0.0f;
+typedef struct {
+    float *t711;
+    const float *t706;
+} step_k180_reduce_sum_pointers;
+
+static void step_k180_reduce_sum_part(void *context, int part, int parts) {
+    const step_k180_reduce_sum_pointers *p = context;
+    float *restrict t711 = p->t711;
+    const float *restrict t706 = p->t706;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t711[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t711[i1] += t706[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k180_reduce_sum(float *restrict t711, const float *restrict t706) {
+    mplc_parallel(step_k180_reduce_sum_part, &(step_k180_reduce_sum_pointers){t711, t706});
 }
 
 /* %712 = matmul tB %706, %608 : [2048,576]
@@ -4488,17 +5165,19 @@ typedef struct {
 
 static void step_k181_matmul_col2im_part(void *context, int part, int parts) {
     const step_k181_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t715 = p->t715;
     const float *restrict t706 = p->t706;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-        mplc_col2im(t715 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+    while (mplc_claim(128, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
+            mplc_col2im(t715 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        }
     }
 }
 
@@ -4558,20 +5237,23 @@ typedef struct {
 
 static void step_k183_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k183_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t721 = p->t721;
     const float *restrict t603 = p->t603;
     const float *restrict t605 = p->t605;
     const float *restrict t715 = p->t715;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v716 = t603[i] >= t605[i] ? 1.0f : 0.0f;
-        const float v718 = t715[i] * v716;
-        const float v717 = 1.0f - v716;
-        const float v719 = t715[i] * v717;
-        const float v720 = v719 * 0.1f;
-        const float v721 = v718 + v720;
-        t721[i] = v721;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v716 = t603[i] >= t605[i] ? 1.0f : 0.0f;
+            const float v718 = t715[i] * v716;
+            const float v717 = 1.0f - v716;
+            const float v719 = t715[i] * v717;
+            const float v720 = v719 * 0.1f;
+            const float v721 = v718 + v720;
+            t721[i] = v721;
+        }
     }
 }
 
@@ -4580,13 +5262,27 @@ static void step_k183_greaterEqual_sub_mul_etc(float *restrict t721, const float
 }
 
 /* %723 = reduce_sum axes=[0] %722 : [64] */
-static void step_k184_reduce_sum(float *restrict t723, const float *restrict t722) {
-    for (size_t o = 0; o < 64; o++) t723[o] = 0.0f;
+typedef struct {
+    float *t723;
+    const float *t722;
+} step_k184_reduce_sum_pointers;
+
+static void step_k184_reduce_sum_part(void *context, int part, int parts) {
+    const step_k184_reduce_sum_pointers *p = context;
+    float *restrict t723 = p->t723;
+    const float *restrict t722 = p->t722;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t723[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t723[i1] += t722[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k184_reduce_sum(float *restrict t723, const float *restrict t722) {
+    mplc_parallel(step_k184_reduce_sum_part, &(step_k184_reduce_sum_pointers){t723, t722});
 }
 
 /* %599 = broadcast axes=[1] %598 : [2048,64]
@@ -4599,15 +5295,18 @@ typedef struct {
 
 static void step_k185_mul_part(void *context, int part, int parts) {
     const step_k185_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t724 = p->t724;
     const float *restrict t722 = p->t722;
     const float *restrict t598 = p->t598;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v724 = t722[i0 * 64 + i1] * t598[i1];
-            t724[i0 * 64 + i1] = v724;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v724 = t722[i0 * 64 + i1] * t598[i1];
+                t724[i0 * 64 + i1] = v724;
+            }
         }
     }
 }
@@ -4618,14 +5317,30 @@ static void step_k185_mul(float *restrict t724, const float *restrict t722, cons
 
 /* %725 = mul %722, %583 : [2048,64]
  * %726 = reduce_sum axes=[0] %725 : [64] */
-static void step_k186_mul_reduce_sum(float *restrict t726, const float *restrict t722, const float *restrict t583) {
-    for (size_t o = 0; o < 64; o++) t726[o] = 0.0f;
+typedef struct {
+    float *t726;
+    const float *t722;
+    const float *t583;
+} step_k186_mul_reduce_sum_pointers;
+
+static void step_k186_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k186_mul_reduce_sum_pointers *p = context;
+    float *restrict t726 = p->t726;
+    const float *restrict t722 = p->t722;
+    const float *restrict t583 = p->t583;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t726[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v725 = t722[i0 * 64 + i1] * t583[i0 * 64 + i1];
             t726[i1] += v725;
         }
     }
+}
+
+static void step_k186_mul_reduce_sum(float *restrict t726, const float *restrict t722, const float *restrict t583) {
+    mplc_parallel(step_k186_mul_reduce_sum_part, &(step_k186_mul_reduce_sum_pointers){t726, t722, t583});
 }
 
 /* %728 = mul %726, %597 : [64] */
@@ -4638,14 +5353,28 @@ static void step_k187_mul(float *restrict t728, const float *restrict t726, cons
 
 /* %729 = neg %724 : [2048,64]
  * %730 = reduce_sum axes=[0] %729 : [64] */
-static void step_k188_neg_reduce_sum(float *restrict t730, const float *restrict t724) {
-    for (size_t o = 0; o < 64; o++) t730[o] = 0.0f;
+typedef struct {
+    float *t730;
+    const float *t724;
+} step_k188_neg_reduce_sum_pointers;
+
+static void step_k188_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k188_neg_reduce_sum_pointers *p = context;
+    float *restrict t730 = p->t730;
+    const float *restrict t724 = p->t724;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t730[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v729 = -t724[i0 * 64 + i1];
             t730[i1] += v729;
         }
     }
+}
+
+static void step_k188_neg_reduce_sum(float *restrict t730, const float *restrict t724) {
+    mplc_parallel(step_k188_neg_reduce_sum_part, &(step_k188_neg_reduce_sum_pointers){t730, t724});
 }
 
 /* %297 = constant -0.5 : [64]
@@ -4677,16 +5406,19 @@ typedef struct {
 
 static void step_k190_mul_add_part(void *context, int part, int parts) {
     const step_k190_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t737 = p->t737;
     const float *restrict t734 = p->t734;
     const float *restrict t583 = p->t583;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v736 = t734[i1] * t583[i0 * 64 + i1];
-            const float v737 = v736 + v736;
-            t737[i0 * 64 + i1] = v737;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v736 = t734[i1] * t583[i0 * 64 + i1];
+                const float v737 = v736 + v736;
+                t737[i0 * 64 + i1] = v737;
+            }
         }
     }
 }
@@ -4697,14 +5429,28 @@ static void step_k190_mul_add(float *restrict t737, const float *restrict t734, 
 
 /* %738 = neg %737 : [2048,64]
  * %740 = reduce_sum axes=[0] %738 : [64] */
-static void step_k191_neg_reduce_sum(float *restrict t740, const float *restrict t737) {
-    for (size_t o = 0; o < 64; o++) t740[o] = 0.0f;
+typedef struct {
+    float *t740;
+    const float *t737;
+} step_k191_neg_reduce_sum_pointers;
+
+static void step_k191_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k191_neg_reduce_sum_pointers *p = context;
+    float *restrict t740 = p->t740;
+    const float *restrict t737 = p->t737;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t740[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v738 = -t737[i0 * 64 + i1];
             t740[i1] += v738;
         }
     }
+}
+
+static void step_k191_neg_reduce_sum(float *restrict t740, const float *restrict t737) {
+    mplc_parallel(step_k191_neg_reduce_sum_part, &(step_k191_neg_reduce_sum_pointers){t740, t737});
 }
 
 /* %580 = constant 0.00048828125 : [64]
@@ -4730,17 +5476,20 @@ typedef struct {
 
 static void step_k193_add_part(void *context, int part, int parts) {
     const step_k193_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t744 = p->t744;
     const float *restrict t724 = p->t724;
     const float *restrict t737 = p->t737;
     const float *restrict t742 = p->t742;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v739 = t724[i0 * 64 + i1] + t737[i0 * 64 + i1];
-            const float v744 = v739 + t742[i1];
-            t744[i0 * 64 + i1] = v744;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v739 = t724[i0 * 64 + i1] + t737[i0 * 64 + i1];
+                const float v744 = v739 + t742[i1];
+                t744[i0 * 64 + i1] = v744;
+            }
         }
     }
 }
@@ -4750,13 +5499,27 @@ static void step_k193_add(float *restrict t744, const float *restrict t724, cons
 }
 
 /* %745 = reduce_sum axes=[0] %744 : [64] */
-static void step_k194_reduce_sum(float *restrict t745, const float *restrict t744) {
-    for (size_t o = 0; o < 64; o++) t745[o] = 0.0f;
+typedef struct {
+    float *t745;
+    const float *t744;
+} step_k194_reduce_sum_pointers;
+
+static void step_k194_reduce_sum_part(void *context, int part, int parts) {
+    const step_k194_reduce_sum_pointers *p = context;
+    float *restrict t745 = p->t745;
+    const float *restrict t744 = p->t744;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t745[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t745[i1] += t744[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k194_reduce_sum(float *restrict t745, const float *restrict t744) {
+    mplc_parallel(step_k194_reduce_sum_part, &(step_k194_reduce_sum_pointers){t745, t744});
 }
 
 /* %746 = matmul tB %744, %575 : [2048,288]
@@ -4770,17 +5533,19 @@ typedef struct {
 
 static void step_k195_matmul_col2im_part(void *context, int part, int parts) {
     const step_k195_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t749 = p->t749;
     const float *restrict t744 = p->t744;
     const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t744 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t749 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+    while (mplc_claim(128, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t744 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t749 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        }
     }
 }
 
@@ -4842,22 +5607,25 @@ typedef struct {
 
 static void step_k197_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k197_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t757 = p->t757;
     const float *restrict t710 = p->t710;
     const float *restrict t749 = p->t749;
     const float *restrict t571 = p->t571;
     const float *restrict t572 = p->t572;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v750 = t710[i] + t749[i];
-        const float v751 = t571[i] >= t572[i] ? 1.0f : 0.0f;
-        const float v754 = v750 * v751;
-        const float v753 = 1.0f - v751;
-        const float v755 = v750 * v753;
-        const float v756 = v755 * 0.1f;
-        const float v757 = v754 + v756;
-        t757[i] = v757;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v750 = t710[i] + t749[i];
+            const float v751 = t571[i] >= t572[i] ? 1.0f : 0.0f;
+            const float v754 = v750 * v751;
+            const float v753 = 1.0f - v751;
+            const float v755 = v750 * v753;
+            const float v756 = v755 * 0.1f;
+            const float v757 = v754 + v756;
+            t757[i] = v757;
+        }
     }
 }
 
@@ -4866,13 +5634,27 @@ static void step_k197_add_greaterEqual_sub_etc(float *restrict t757, const float
 }
 
 /* %759 = reduce_sum axes=[0] %758 : [32] */
-static void step_k198_reduce_sum(float *restrict t759, const float *restrict t758) {
-    for (size_t o = 0; o < 32; o++) t759[o] = 0.0f;
+typedef struct {
+    float *t759;
+    const float *t758;
+} step_k198_reduce_sum_pointers;
+
+static void step_k198_reduce_sum_part(void *context, int part, int parts) {
+    const step_k198_reduce_sum_pointers *p = context;
+    float *restrict t759 = p->t759;
+    const float *restrict t758 = p->t758;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t759[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t759[i1] += t758[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k198_reduce_sum(float *restrict t759, const float *restrict t758) {
+    mplc_parallel(step_k198_reduce_sum_part, &(step_k198_reduce_sum_pointers){t759, t758});
 }
 
 /* %567 = broadcast axes=[1] %566 : [6272,32]
@@ -4885,15 +5667,18 @@ typedef struct {
 
 static void step_k199_mul_part(void *context, int part, int parts) {
     const step_k199_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t760 = p->t760;
     const float *restrict t758 = p->t758;
     const float *restrict t566 = p->t566;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v760 = t758[i0 * 32 + i1] * t566[i1];
-            t760[i0 * 32 + i1] = v760;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v760 = t758[i0 * 32 + i1] * t566[i1];
+                t760[i0 * 32 + i1] = v760;
+            }
         }
     }
 }
@@ -4904,14 +5689,30 @@ static void step_k199_mul(float *restrict t760, const float *restrict t758, cons
 
 /* %761 = mul %758, %552 : [6272,32]
  * %762 = reduce_sum axes=[0] %761 : [32] */
-static void step_k200_mul_reduce_sum(float *restrict t762, const float *restrict t758, const float *restrict t552) {
-    for (size_t o = 0; o < 32; o++) t762[o] = 0.0f;
+typedef struct {
+    float *t762;
+    const float *t758;
+    const float *t552;
+} step_k200_mul_reduce_sum_pointers;
+
+static void step_k200_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k200_mul_reduce_sum_pointers *p = context;
+    float *restrict t762 = p->t762;
+    const float *restrict t758 = p->t758;
+    const float *restrict t552 = p->t552;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t762[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v761 = t758[i0 * 32 + i1] * t552[i0 * 32 + i1];
             t762[i1] += v761;
         }
     }
+}
+
+static void step_k200_mul_reduce_sum(float *restrict t762, const float *restrict t758, const float *restrict t552) {
+    mplc_parallel(step_k200_mul_reduce_sum_part, &(step_k200_mul_reduce_sum_pointers){t762, t758, t552});
 }
 
 /* %764 = mul %762, %565 : [32] */
@@ -4924,14 +5725,28 @@ static void step_k201_mul(float *restrict t764, const float *restrict t762, cons
 
 /* %765 = neg %760 : [6272,32]
  * %766 = reduce_sum axes=[0] %765 : [32] */
-static void step_k202_neg_reduce_sum(float *restrict t766, const float *restrict t760) {
-    for (size_t o = 0; o < 32; o++) t766[o] = 0.0f;
+typedef struct {
+    float *t766;
+    const float *t760;
+} step_k202_neg_reduce_sum_pointers;
+
+static void step_k202_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k202_neg_reduce_sum_pointers *p = context;
+    float *restrict t766 = p->t766;
+    const float *restrict t760 = p->t760;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t766[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v765 = -t760[i0 * 32 + i1];
             t766[i1] += v765;
         }
     }
+}
+
+static void step_k202_neg_reduce_sum(float *restrict t766, const float *restrict t760) {
+    mplc_parallel(step_k202_neg_reduce_sum_part, &(step_k202_neg_reduce_sum_pointers){t766, t760});
 }
 
 /* %223 = constant -0.5 : [32]
@@ -4963,16 +5778,19 @@ typedef struct {
 
 static void step_k204_mul_add_part(void *context, int part, int parts) {
     const step_k204_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t773 = p->t773;
     const float *restrict t770 = p->t770;
     const float *restrict t552 = p->t552;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v772 = t770[i1] * t552[i0 * 32 + i1];
-            const float v773 = v772 + v772;
-            t773[i0 * 32 + i1] = v773;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v772 = t770[i1] * t552[i0 * 32 + i1];
+                const float v773 = v772 + v772;
+                t773[i0 * 32 + i1] = v773;
+            }
         }
     }
 }
@@ -4983,14 +5801,28 @@ static void step_k204_mul_add(float *restrict t773, const float *restrict t770, 
 
 /* %774 = neg %773 : [6272,32]
  * %776 = reduce_sum axes=[0] %774 : [32] */
-static void step_k205_neg_reduce_sum(float *restrict t776, const float *restrict t773) {
-    for (size_t o = 0; o < 32; o++) t776[o] = 0.0f;
+typedef struct {
+    float *t776;
+    const float *t773;
+} step_k205_neg_reduce_sum_pointers;
+
+static void step_k205_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k205_neg_reduce_sum_pointers *p = context;
+    float *restrict t776 = p->t776;
+    const float *restrict t773 = p->t773;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t776[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v774 = -t773[i0 * 32 + i1];
             t776[i1] += v774;
         }
     }
+}
+
+static void step_k205_neg_reduce_sum(float *restrict t776, const float *restrict t773) {
+    mplc_parallel(step_k205_neg_reduce_sum_part, &(step_k205_neg_reduce_sum_pointers){t776, t773});
 }
 
 /* %510 = constant 0.00015943877551020407 : [32]
@@ -5016,17 +5848,20 @@ typedef struct {
 
 static void step_k207_add_part(void *context, int part, int parts) {
     const step_k207_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t780 = p->t780;
     const float *restrict t760 = p->t760;
     const float *restrict t773 = p->t773;
     const float *restrict t778 = p->t778;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v775 = t760[i0 * 32 + i1] + t773[i0 * 32 + i1];
-            const float v780 = v775 + t778[i1];
-            t780[i0 * 32 + i1] = v780;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v775 = t760[i0 * 32 + i1] + t773[i0 * 32 + i1];
+                const float v780 = v775 + t778[i1];
+                t780[i0 * 32 + i1] = v780;
+            }
         }
     }
 }
@@ -5046,17 +5881,19 @@ typedef struct {
 
 static void step_k208_matmul_col2im_part(void *context, int part, int parts) {
     const step_k208_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t784 = p->t784;
     const float *restrict t780 = p->t780;
     const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 100352; /* this thread's part */
     /* the product 128 images at a time (100352 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 128, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
-        const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-        mplc_col2im(t784 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+    while (mplc_claim(128, 128, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 128) {
+            const int nb = (int)hi - n0 < 128 ? (int)hi - n0 : 128;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+            mplc_col2im(t784 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        }
     }
 }
 
@@ -5092,16 +5929,16 @@ static void step_k209_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
-            float part[512];
-            for (int i = 0; i < 512; i++) part[i] = 0.0f;
+            float block_sum[512];
+            for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t780 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 512; i++) total[i] += part[i];
+            for (int i = 0; i < 512; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 512; i++) sum[i] = total[i];
@@ -5116,13 +5953,27 @@ static void step_k209_im2col_matmul(float *restrict t782, const float *restrict 
 }
 
 /* %785 = reduce_sum axes=[0] %780 : [32] */
-static void step_k210_reduce_sum(float *restrict t785, const float *restrict t780) {
-    for (size_t o = 0; o < 32; o++) t785[o] = 0.0f;
+typedef struct {
+    float *t785;
+    const float *t780;
+} step_k210_reduce_sum_pointers;
+
+static void step_k210_reduce_sum_part(void *context, int part, int parts) {
+    const step_k210_reduce_sum_pointers *p = context;
+    float *restrict t785 = p->t785;
+    const float *restrict t780 = p->t780;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t785[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t785[i1] += t780[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k210_reduce_sum(float *restrict t785, const float *restrict t780) {
+    mplc_parallel(step_k210_reduce_sum_part, &(step_k210_reduce_sum_pointers){t785, t780});
 }
 
 /* %786 = matmul tB %780, %538 : [6272,288]
@@ -5136,17 +5987,19 @@ typedef struct {
 
 static void step_k211_matmul_col2im_part(void *context, int part, int parts) {
     const step_k211_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t789 = p->t789;
     const float *restrict t780 = p->t780;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
-        mplc_col2im(t789 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+    while (mplc_claim(128, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
+            mplc_col2im(t789 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -5206,20 +6059,23 @@ typedef struct {
 
 static void step_k213_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k213_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t795 = p->t795;
     const float *restrict t533 = p->t533;
     const float *restrict t535 = p->t535;
     const float *restrict t789 = p->t789;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v790 = t533[i] >= t535[i] ? 1.0f : 0.0f;
-        const float v792 = t789[i] * v790;
-        const float v791 = 1.0f - v790;
-        const float v793 = t789[i] * v791;
-        const float v794 = v793 * 0.1f;
-        const float v795 = v792 + v794;
-        t795[i] = v795;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v790 = t533[i] >= t535[i] ? 1.0f : 0.0f;
+            const float v792 = t789[i] * v790;
+            const float v791 = 1.0f - v790;
+            const float v793 = t789[i] * v791;
+            const float v794 = v793 * 0.1f;
+            const float v795 = v792 + v794;
+            t795[i] = v795;
+        }
     }
 }
 
@@ -5228,13 +6084,27 @@ static void step_k213_greaterEqual_sub_mul_etc(float *restrict t795, const float
 }
 
 /* %797 = reduce_sum axes=[0] %796 : [32] */
-static void step_k214_reduce_sum(float *restrict t797, const float *restrict t796) {
-    for (size_t o = 0; o < 32; o++) t797[o] = 0.0f;
+typedef struct {
+    float *t797;
+    const float *t796;
+} step_k214_reduce_sum_pointers;
+
+static void step_k214_reduce_sum_part(void *context, int part, int parts) {
+    const step_k214_reduce_sum_pointers *p = context;
+    float *restrict t797 = p->t797;
+    const float *restrict t796 = p->t796;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t797[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t797[i1] += t796[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k214_reduce_sum(float *restrict t797, const float *restrict t796) {
+    mplc_parallel(step_k214_reduce_sum_part, &(step_k214_reduce_sum_pointers){t797, t796});
 }
 
 /* %529 = broadcast axes=[1] %528 : [6272,32]
@@ -5247,15 +6117,18 @@ typedef struct {
 
 static void step_k215_mul_part(void *context, int part, int parts) {
     const step_k215_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t798 = p->t798;
     const float *restrict t796 = p->t796;
     const float *restrict t528 = p->t528;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v798 = t796[i0 * 32 + i1] * t528[i1];
-            t798[i0 * 32 + i1] = v798;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v798 = t796[i0 * 32 + i1] * t528[i1];
+                t798[i0 * 32 + i1] = v798;
+            }
         }
     }
 }
@@ -5266,14 +6139,30 @@ static void step_k215_mul(float *restrict t798, const float *restrict t796, cons
 
 /* %799 = mul %796, %513 : [6272,32]
  * %800 = reduce_sum axes=[0] %799 : [32] */
-static void step_k216_mul_reduce_sum(float *restrict t800, const float *restrict t796, const float *restrict t513) {
-    for (size_t o = 0; o < 32; o++) t800[o] = 0.0f;
+typedef struct {
+    float *t800;
+    const float *t796;
+    const float *t513;
+} step_k216_mul_reduce_sum_pointers;
+
+static void step_k216_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k216_mul_reduce_sum_pointers *p = context;
+    float *restrict t800 = p->t800;
+    const float *restrict t796 = p->t796;
+    const float *restrict t513 = p->t513;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t800[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v799 = t796[i0 * 32 + i1] * t513[i0 * 32 + i1];
             t800[i1] += v799;
         }
     }
+}
+
+static void step_k216_mul_reduce_sum(float *restrict t800, const float *restrict t796, const float *restrict t513) {
+    mplc_parallel(step_k216_mul_reduce_sum_part, &(step_k216_mul_reduce_sum_pointers){t800, t796, t513});
 }
 
 /* %802 = mul %800, %527 : [32] */
@@ -5286,14 +6175,28 @@ static void step_k217_mul(float *restrict t802, const float *restrict t800, cons
 
 /* %803 = neg %798 : [6272,32]
  * %804 = reduce_sum axes=[0] %803 : [32] */
-static void step_k218_neg_reduce_sum(float *restrict t804, const float *restrict t798) {
-    for (size_t o = 0; o < 32; o++) t804[o] = 0.0f;
+typedef struct {
+    float *t804;
+    const float *t798;
+} step_k218_neg_reduce_sum_pointers;
+
+static void step_k218_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k218_neg_reduce_sum_pointers *p = context;
+    float *restrict t804 = p->t804;
+    const float *restrict t798 = p->t798;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t804[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v803 = -t798[i0 * 32 + i1];
             t804[i1] += v803;
         }
     }
+}
+
+static void step_k218_neg_reduce_sum(float *restrict t804, const float *restrict t798) {
+    mplc_parallel(step_k218_neg_reduce_sum_part, &(step_k218_neg_reduce_sum_pointers){t804, t798});
 }
 
 /* %223 = constant -0.5 : [32]
@@ -5325,16 +6228,19 @@ typedef struct {
 
 static void step_k220_mul_add_part(void *context, int part, int parts) {
     const step_k220_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t811 = p->t811;
     const float *restrict t808 = p->t808;
     const float *restrict t513 = p->t513;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v810 = t808[i1] * t513[i0 * 32 + i1];
-            const float v811 = v810 + v810;
-            t811[i0 * 32 + i1] = v811;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v810 = t808[i1] * t513[i0 * 32 + i1];
+                const float v811 = v810 + v810;
+                t811[i0 * 32 + i1] = v811;
+            }
         }
     }
 }
@@ -5345,14 +6251,28 @@ static void step_k220_mul_add(float *restrict t811, const float *restrict t808, 
 
 /* %812 = neg %811 : [6272,32]
  * %814 = reduce_sum axes=[0] %812 : [32] */
-static void step_k221_neg_reduce_sum(float *restrict t814, const float *restrict t811) {
-    for (size_t o = 0; o < 32; o++) t814[o] = 0.0f;
+typedef struct {
+    float *t814;
+    const float *t811;
+} step_k221_neg_reduce_sum_pointers;
+
+static void step_k221_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k221_neg_reduce_sum_pointers *p = context;
+    float *restrict t814 = p->t814;
+    const float *restrict t811 = p->t811;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t814[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v812 = -t811[i0 * 32 + i1];
             t814[i1] += v812;
         }
     }
+}
+
+static void step_k221_neg_reduce_sum(float *restrict t814, const float *restrict t811) {
+    mplc_parallel(step_k221_neg_reduce_sum_part, &(step_k221_neg_reduce_sum_pointers){t814, t811});
 }
 
 /* %510 = constant 0.00015943877551020407 : [32]
@@ -5378,17 +6298,20 @@ typedef struct {
 
 static void step_k223_add_part(void *context, int part, int parts) {
     const step_k223_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t818 = p->t818;
     const float *restrict t798 = p->t798;
     const float *restrict t811 = p->t811;
     const float *restrict t816 = p->t816;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v813 = t798[i0 * 32 + i1] + t811[i0 * 32 + i1];
-            const float v818 = v813 + t816[i1];
-            t818[i0 * 32 + i1] = v818;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v813 = t798[i0 * 32 + i1] + t811[i0 * 32 + i1];
+                const float v818 = v813 + t816[i1];
+                t818[i0 * 32 + i1] = v818;
+            }
         }
     }
 }
@@ -5398,13 +6321,27 @@ static void step_k223_add(float *restrict t818, const float *restrict t798, cons
 }
 
 /* %819 = reduce_sum axes=[0] %818 : [32] */
-static void step_k224_reduce_sum(float *restrict t819, const float *restrict t818) {
-    for (size_t o = 0; o < 32; o++) t819[o] = 0.0f;
+typedef struct {
+    float *t819;
+    const float *t818;
+} step_k224_reduce_sum_pointers;
+
+static void step_k224_reduce_sum_part(void *context, int part, int parts) {
+    const step_k224_reduce_sum_pointers *p = context;
+    float *restrict t819 = p->t819;
+    const float *restrict t818 = p->t818;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t819[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t819[i1] += t818[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k224_reduce_sum(float *restrict t819, const float *restrict t818) {
+    mplc_parallel(step_k224_reduce_sum_part, &(step_k224_reduce_sum_pointers){t819, t818});
 }
 
 /* %820 = matmul tB %818, %505 : [6272,144]
@@ -5418,17 +6355,19 @@ typedef struct {
 
 static void step_k225_matmul_col2im_part(void *context, int part, int parts) {
     const step_k225_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t823 = p->t823;
     const float *restrict t818 = p->t818;
     const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t818 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t823 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+    while (mplc_claim(128, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t818 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t823 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        }
     }
 }
 
@@ -5490,22 +6429,25 @@ typedef struct {
 
 static void step_k227_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k227_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t831 = p->t831;
     const float *restrict t784 = p->t784;
     const float *restrict t823 = p->t823;
     const float *restrict t501 = p->t501;
     const float *restrict t502 = p->t502;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v824 = t784[i] + t823[i];
-        const float v825 = t501[i] >= t502[i] ? 1.0f : 0.0f;
-        const float v828 = v824 * v825;
-        const float v827 = 1.0f - v825;
-        const float v829 = v824 * v827;
-        const float v830 = v829 * 0.1f;
-        const float v831 = v828 + v830;
-        t831[i] = v831;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v824 = t784[i] + t823[i];
+            const float v825 = t501[i] >= t502[i] ? 1.0f : 0.0f;
+            const float v828 = v824 * v825;
+            const float v827 = 1.0f - v825;
+            const float v829 = v824 * v827;
+            const float v830 = v829 * 0.1f;
+            const float v831 = v828 + v830;
+            t831[i] = v831;
+        }
     }
 }
 
@@ -5514,13 +6456,27 @@ static void step_k227_add_greaterEqual_sub_etc(float *restrict t831, const float
 }
 
 /* %833 = reduce_sum axes=[0] %832 : [16] */
-static void step_k228_reduce_sum(float *restrict t833, const float *restrict t832) {
-    for (size_t o = 0; o < 16; o++) t833[o] = 0.0f;
+typedef struct {
+    float *t833;
+    const float *t832;
+} step_k228_reduce_sum_pointers;
+
+static void step_k228_reduce_sum_part(void *context, int part, int parts) {
+    const step_k228_reduce_sum_pointers *p = context;
+    float *restrict t833 = p->t833;
+    const float *restrict t832 = p->t832;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t833[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t833[i1] += t832[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k228_reduce_sum(float *restrict t833, const float *restrict t832) {
+    mplc_parallel(step_k228_reduce_sum_part, &(step_k228_reduce_sum_pointers){t833, t832});
 }
 
 /* %497 = broadcast axes=[1] %496 : [25088,16]
@@ -5533,15 +6489,18 @@ typedef struct {
 
 static void step_k229_mul_part(void *context, int part, int parts) {
     const step_k229_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t834 = p->t834;
     const float *restrict t832 = p->t832;
     const float *restrict t496 = p->t496;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v834 = t832[i0 * 16 + i1] * t496[i1];
-            t834[i0 * 16 + i1] = v834;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v834 = t832[i0 * 16 + i1] * t496[i1];
+                t834[i0 * 16 + i1] = v834;
+            }
         }
     }
 }
@@ -5552,14 +6511,30 @@ static void step_k229_mul(float *restrict t834, const float *restrict t832, cons
 
 /* %835 = mul %832, %482 : [25088,16]
  * %836 = reduce_sum axes=[0] %835 : [16] */
-static void step_k230_mul_reduce_sum(float *restrict t836, const float *restrict t832, const float *restrict t482) {
-    for (size_t o = 0; o < 16; o++) t836[o] = 0.0f;
+typedef struct {
+    float *t836;
+    const float *t832;
+    const float *t482;
+} step_k230_mul_reduce_sum_pointers;
+
+static void step_k230_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k230_mul_reduce_sum_pointers *p = context;
+    float *restrict t836 = p->t836;
+    const float *restrict t832 = p->t832;
+    const float *restrict t482 = p->t482;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t836[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v835 = t832[i0 * 16 + i1] * t482[i0 * 16 + i1];
             t836[i1] += v835;
         }
     }
+}
+
+static void step_k230_mul_reduce_sum(float *restrict t836, const float *restrict t832, const float *restrict t482) {
+    mplc_parallel(step_k230_mul_reduce_sum_part, &(step_k230_mul_reduce_sum_pointers){t836, t832, t482});
 }
 
 /* %838 = mul %836, %495 : [16] */
@@ -5572,14 +6547,28 @@ static void step_k231_mul(float *restrict t838, const float *restrict t836, cons
 
 /* %839 = neg %834 : [25088,16]
  * %840 = reduce_sum axes=[0] %839 : [16] */
-static void step_k232_neg_reduce_sum(float *restrict t840, const float *restrict t834) {
-    for (size_t o = 0; o < 16; o++) t840[o] = 0.0f;
+typedef struct {
+    float *t840;
+    const float *t834;
+} step_k232_neg_reduce_sum_pointers;
+
+static void step_k232_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k232_neg_reduce_sum_pointers *p = context;
+    float *restrict t840 = p->t840;
+    const float *restrict t834 = p->t834;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t840[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v839 = -t834[i0 * 16 + i1];
             t840[i1] += v839;
         }
     }
+}
+
+static void step_k232_neg_reduce_sum(float *restrict t840, const float *restrict t834) {
+    mplc_parallel(step_k232_neg_reduce_sum_part, &(step_k232_neg_reduce_sum_pointers){t840, t834});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -5611,16 +6600,19 @@ typedef struct {
 
 static void step_k234_mul_add_part(void *context, int part, int parts) {
     const step_k234_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t847 = p->t847;
     const float *restrict t844 = p->t844;
     const float *restrict t482 = p->t482;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v846 = t844[i1] * t482[i0 * 16 + i1];
-            const float v847 = v846 + v846;
-            t847[i0 * 16 + i1] = v847;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v846 = t844[i1] * t482[i0 * 16 + i1];
+                const float v847 = v846 + v846;
+                t847[i0 * 16 + i1] = v847;
+            }
         }
     }
 }
@@ -5631,14 +6623,28 @@ static void step_k234_mul_add(float *restrict t847, const float *restrict t844, 
 
 /* %848 = neg %847 : [25088,16]
  * %850 = reduce_sum axes=[0] %848 : [16] */
-static void step_k235_neg_reduce_sum(float *restrict t850, const float *restrict t847) {
-    for (size_t o = 0; o < 16; o++) t850[o] = 0.0f;
+typedef struct {
+    float *t850;
+    const float *t847;
+} step_k235_neg_reduce_sum_pointers;
+
+static void step_k235_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k235_neg_reduce_sum_pointers *p = context;
+    float *restrict t850 = p->t850;
+    const float *restrict t847 = p->t847;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t850[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v848 = -t847[i0 * 16 + i1];
             t850[i1] += v848;
         }
     }
+}
+
+static void step_k235_neg_reduce_sum(float *restrict t850, const float *restrict t847) {
+    mplc_parallel(step_k235_neg_reduce_sum_part, &(step_k235_neg_reduce_sum_pointers){t850, t847});
 }
 
 /* %414 = constant 3.985969387755102e-05 : [16]
@@ -5664,17 +6670,20 @@ typedef struct {
 
 static void step_k237_add_part(void *context, int part, int parts) {
     const step_k237_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t854 = p->t854;
     const float *restrict t834 = p->t834;
     const float *restrict t847 = p->t847;
     const float *restrict t852 = p->t852;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v849 = t834[i0 * 16 + i1] + t847[i0 * 16 + i1];
-            const float v854 = v849 + t852[i1];
-            t854[i0 * 16 + i1] = v854;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v849 = t834[i0 * 16 + i1] + t847[i0 * 16 + i1];
+                const float v854 = v849 + t852[i1];
+                t854[i0 * 16 + i1] = v854;
+            }
         }
     }
 }
@@ -5684,13 +6693,27 @@ static void step_k237_add(float *restrict t854, const float *restrict t834, cons
 }
 
 /* %856 = reduce_sum axes=[0] %854 : [16] */
-static void step_k238_reduce_sum(float *restrict t856, const float *restrict t854) {
-    for (size_t o = 0; o < 16; o++) t856[o] = 0.0f;
+typedef struct {
+    float *t856;
+    const float *t854;
+} step_k238_reduce_sum_pointers;
+
+static void step_k238_reduce_sum_part(void *context, int part, int parts) {
+    const step_k238_reduce_sum_pointers *p = context;
+    float *restrict t856 = p->t856;
+    const float *restrict t854 = p->t854;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t856[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t856[i1] += t854[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k238_reduce_sum(float *restrict t856, const float *restrict t854) {
+    mplc_parallel(step_k238_reduce_sum_part, &(step_k238_reduce_sum_pointers){t856, t854});
 }
 
 /* %857 = matmul tB %854, %472 : [25088,144]
@@ -5704,17 +6727,19 @@ typedef struct {
 
 static void step_k239_matmul_col2im_part(void *context, int part, int parts) {
     const step_k239_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t860 = p->t860;
     const float *restrict t854 = p->t854;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t854 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t860 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t854 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
+            mplc_col2im(t860 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -5774,20 +6799,23 @@ typedef struct {
 
 static void step_k241_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k241_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t866 = p->t866;
     const float *restrict t468 = p->t468;
     const float *restrict t469 = p->t469;
     const float *restrict t860 = p->t860;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v861 = t468[i] >= t469[i] ? 1.0f : 0.0f;
-        const float v863 = t860[i] * v861;
-        const float v862 = 1.0f - v861;
-        const float v864 = t860[i] * v862;
-        const float v865 = v864 * 0.1f;
-        const float v866 = v863 + v865;
-        t866[i] = v866;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v861 = t468[i] >= t469[i] ? 1.0f : 0.0f;
+            const float v863 = t860[i] * v861;
+            const float v862 = 1.0f - v861;
+            const float v864 = t860[i] * v862;
+            const float v865 = v864 * 0.1f;
+            const float v866 = v863 + v865;
+            t866[i] = v866;
+        }
     }
 }
 
@@ -5796,13 +6824,27 @@ static void step_k241_greaterEqual_sub_mul_etc(float *restrict t866, const float
 }
 
 /* %868 = reduce_sum axes=[0] %867 : [16] */
-static void step_k242_reduce_sum(float *restrict t868, const float *restrict t867) {
-    for (size_t o = 0; o < 16; o++) t868[o] = 0.0f;
+typedef struct {
+    float *t868;
+    const float *t867;
+} step_k242_reduce_sum_pointers;
+
+static void step_k242_reduce_sum_part(void *context, int part, int parts) {
+    const step_k242_reduce_sum_pointers *p = context;
+    float *restrict t868 = p->t868;
+    const float *restrict t867 = p->t867;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t868[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t868[i1] += t867[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k242_reduce_sum(float *restrict t868, const float *restrict t867) {
+    mplc_parallel(step_k242_reduce_sum_part, &(step_k242_reduce_sum_pointers){t868, t867});
 }
 
 /* %464 = broadcast axes=[1] %463 : [25088,16]
@@ -5815,15 +6857,18 @@ typedef struct {
 
 static void step_k243_mul_part(void *context, int part, int parts) {
     const step_k243_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t869 = p->t869;
     const float *restrict t867 = p->t867;
     const float *restrict t463 = p->t463;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v869 = t867[i0 * 16 + i1] * t463[i1];
-            t869[i0 * 16 + i1] = v869;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v869 = t867[i0 * 16 + i1] * t463[i1];
+                t869[i0 * 16 + i1] = v869;
+            }
         }
     }
 }
@@ -5834,14 +6879,30 @@ static void step_k243_mul(float *restrict t869, const float *restrict t867, cons
 
 /* %870 = mul %867, %449 : [25088,16]
  * %871 = reduce_sum axes=[0] %870 : [16] */
-static void step_k244_mul_reduce_sum(float *restrict t871, const float *restrict t867, const float *restrict t449) {
-    for (size_t o = 0; o < 16; o++) t871[o] = 0.0f;
+typedef struct {
+    float *t871;
+    const float *t867;
+    const float *t449;
+} step_k244_mul_reduce_sum_pointers;
+
+static void step_k244_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k244_mul_reduce_sum_pointers *p = context;
+    float *restrict t871 = p->t871;
+    const float *restrict t867 = p->t867;
+    const float *restrict t449 = p->t449;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t871[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v870 = t867[i0 * 16 + i1] * t449[i0 * 16 + i1];
             t871[i1] += v870;
         }
     }
+}
+
+static void step_k244_mul_reduce_sum(float *restrict t871, const float *restrict t867, const float *restrict t449) {
+    mplc_parallel(step_k244_mul_reduce_sum_part, &(step_k244_mul_reduce_sum_pointers){t871, t867, t449});
 }
 
 /* %873 = mul %871, %462 : [16] */
@@ -5854,14 +6915,28 @@ static void step_k245_mul(float *restrict t873, const float *restrict t871, cons
 
 /* %874 = neg %869 : [25088,16]
  * %875 = reduce_sum axes=[0] %874 : [16] */
-static void step_k246_neg_reduce_sum(float *restrict t875, const float *restrict t869) {
-    for (size_t o = 0; o < 16; o++) t875[o] = 0.0f;
+typedef struct {
+    float *t875;
+    const float *t869;
+} step_k246_neg_reduce_sum_pointers;
+
+static void step_k246_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k246_neg_reduce_sum_pointers *p = context;
+    float *restrict t875 = p->t875;
+    const float *restrict t869 = p->t869;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t875[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v874 = -t869[i0 * 16 + i1];
             t875[i1] += v874;
         }
     }
+}
+
+static void step_k246_neg_reduce_sum(float *restrict t875, const float *restrict t869) {
+    mplc_parallel(step_k246_neg_reduce_sum_part, &(step_k246_neg_reduce_sum_pointers){t875, t869});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -5893,16 +6968,19 @@ typedef struct {
 
 static void step_k248_mul_add_part(void *context, int part, int parts) {
     const step_k248_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t882 = p->t882;
     const float *restrict t879 = p->t879;
     const float *restrict t449 = p->t449;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v881 = t879[i1] * t449[i0 * 16 + i1];
-            const float v882 = v881 + v881;
-            t882[i0 * 16 + i1] = v882;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v881 = t879[i1] * t449[i0 * 16 + i1];
+                const float v882 = v881 + v881;
+                t882[i0 * 16 + i1] = v882;
+            }
         }
     }
 }
@@ -5913,14 +6991,28 @@ static void step_k248_mul_add(float *restrict t882, const float *restrict t879, 
 
 /* %883 = neg %882 : [25088,16]
  * %885 = reduce_sum axes=[0] %883 : [16] */
-static void step_k249_neg_reduce_sum(float *restrict t885, const float *restrict t882) {
-    for (size_t o = 0; o < 16; o++) t885[o] = 0.0f;
+typedef struct {
+    float *t885;
+    const float *t882;
+} step_k249_neg_reduce_sum_pointers;
+
+static void step_k249_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k249_neg_reduce_sum_pointers *p = context;
+    float *restrict t885 = p->t885;
+    const float *restrict t882 = p->t882;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t885[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v883 = -t882[i0 * 16 + i1];
             t885[i1] += v883;
         }
     }
+}
+
+static void step_k249_neg_reduce_sum(float *restrict t885, const float *restrict t882) {
+    mplc_parallel(step_k249_neg_reduce_sum_part, &(step_k249_neg_reduce_sum_pointers){t885, t882});
 }
 
 /* %414 = constant 3.985969387755102e-05 : [16]
@@ -5946,17 +7038,20 @@ typedef struct {
 
 static void step_k251_add_part(void *context, int part, int parts) {
     const step_k251_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t889 = p->t889;
     const float *restrict t869 = p->t869;
     const float *restrict t882 = p->t882;
     const float *restrict t887 = p->t887;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v884 = t869[i0 * 16 + i1] + t882[i0 * 16 + i1];
-            const float v889 = v884 + t887[i1];
-            t889[i0 * 16 + i1] = v889;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v884 = t869[i0 * 16 + i1] + t882[i0 * 16 + i1];
+                const float v889 = v884 + t887[i1];
+                t889[i0 * 16 + i1] = v889;
+            }
         }
     }
 }
@@ -5966,13 +7061,27 @@ static void step_k251_add(float *restrict t889, const float *restrict t869, cons
 }
 
 /* %890 = reduce_sum axes=[0] %889 : [16] */
-static void step_k252_reduce_sum(float *restrict t890, const float *restrict t889) {
-    for (size_t o = 0; o < 16; o++) t890[o] = 0.0f;
+typedef struct {
+    float *t890;
+    const float *t889;
+} step_k252_reduce_sum_pointers;
+
+static void step_k252_reduce_sum_part(void *context, int part, int parts) {
+    const step_k252_reduce_sum_pointers *p = context;
+    float *restrict t890 = p->t890;
+    const float *restrict t889 = p->t889;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t890[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t890[i1] += t889[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k252_reduce_sum(float *restrict t890, const float *restrict t889) {
+    mplc_parallel(step_k252_reduce_sum_part, &(step_k252_reduce_sum_pointers){t890, t889});
 }
 
 /* %891 = matmul tB %889, %442 : [25088,144]
@@ -5986,17 +7095,19 @@ typedef struct {
 
 static void step_k253_matmul_col2im_part(void *context, int part, int parts) {
     const step_k253_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t894 = p->t894;
     const float *restrict t889 = p->t889;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(128, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t889 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t894 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(128, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t889 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
+            mplc_col2im(t894 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -6058,22 +7169,25 @@ typedef struct {
 
 static void step_k255_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k255_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t901 = p->t901;
     const float *restrict t855 = p->t855;
     const float *restrict t894 = p->t894;
     const float *restrict t437 = p->t437;
     const float *restrict t439 = p->t439;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v895 = t855[i] + t894[i];
-        const float v896 = t437[i] >= t439[i] ? 1.0f : 0.0f;
-        const float v898 = v895 * v896;
-        const float v897 = 1.0f - v896;
-        const float v899 = v895 * v897;
-        const float v900 = v899 * 0.1f;
-        const float v901 = v898 + v900;
-        t901[i] = v901;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v895 = t855[i] + t894[i];
+            const float v896 = t437[i] >= t439[i] ? 1.0f : 0.0f;
+            const float v898 = v895 * v896;
+            const float v897 = 1.0f - v896;
+            const float v899 = v895 * v897;
+            const float v900 = v899 * 0.1f;
+            const float v901 = v898 + v900;
+            t901[i] = v901;
+        }
     }
 }
 
@@ -6082,13 +7196,27 @@ static void step_k255_add_greaterEqual_sub_etc(float *restrict t901, const float
 }
 
 /* %903 = reduce_sum axes=[0] %902 : [16] */
-static void step_k256_reduce_sum(float *restrict t903, const float *restrict t902) {
-    for (size_t o = 0; o < 16; o++) t903[o] = 0.0f;
+typedef struct {
+    float *t903;
+    const float *t902;
+} step_k256_reduce_sum_pointers;
+
+static void step_k256_reduce_sum_part(void *context, int part, int parts) {
+    const step_k256_reduce_sum_pointers *p = context;
+    float *restrict t903 = p->t903;
+    const float *restrict t902 = p->t902;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t903[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t903[i1] += t902[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k256_reduce_sum(float *restrict t903, const float *restrict t902) {
+    mplc_parallel(step_k256_reduce_sum_part, &(step_k256_reduce_sum_pointers){t903, t902});
 }
 
 /* %433 = broadcast axes=[1] %432 : [25088,16]
@@ -6101,15 +7229,18 @@ typedef struct {
 
 static void step_k257_mul_part(void *context, int part, int parts) {
     const step_k257_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t904 = p->t904;
     const float *restrict t902 = p->t902;
     const float *restrict t432 = p->t432;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v904 = t902[i0 * 16 + i1] * t432[i1];
-            t904[i0 * 16 + i1] = v904;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v904 = t902[i0 * 16 + i1] * t432[i1];
+                t904[i0 * 16 + i1] = v904;
+            }
         }
     }
 }
@@ -6120,14 +7251,30 @@ static void step_k257_mul(float *restrict t904, const float *restrict t902, cons
 
 /* %905 = mul %902, %417 : [25088,16]
  * %906 = reduce_sum axes=[0] %905 : [16] */
-static void step_k258_mul_reduce_sum(float *restrict t906, const float *restrict t902, const float *restrict t417) {
-    for (size_t o = 0; o < 16; o++) t906[o] = 0.0f;
+typedef struct {
+    float *t906;
+    const float *t902;
+    const float *t417;
+} step_k258_mul_reduce_sum_pointers;
+
+static void step_k258_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k258_mul_reduce_sum_pointers *p = context;
+    float *restrict t906 = p->t906;
+    const float *restrict t902 = p->t902;
+    const float *restrict t417 = p->t417;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t906[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v905 = t902[i0 * 16 + i1] * t417[i0 * 16 + i1];
             t906[i1] += v905;
         }
     }
+}
+
+static void step_k258_mul_reduce_sum(float *restrict t906, const float *restrict t902, const float *restrict t417) {
+    mplc_parallel(step_k258_mul_reduce_sum_part, &(step_k258_mul_reduce_sum_pointers){t906, t902, t417});
 }
 
 /* %908 = mul %906, %431 : [16] */
@@ -6140,14 +7287,28 @@ static void step_k259_mul(float *restrict t908, const float *restrict t906, cons
 
 /* %909 = neg %904 : [25088,16]
  * %910 = reduce_sum axes=[0] %909 : [16] */
-static void step_k260_neg_reduce_sum(float *restrict t910, const float *restrict t904) {
-    for (size_t o = 0; o < 16; o++) t910[o] = 0.0f;
+typedef struct {
+    float *t910;
+    const float *t904;
+} step_k260_neg_reduce_sum_pointers;
+
+static void step_k260_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k260_neg_reduce_sum_pointers *p = context;
+    float *restrict t910 = p->t910;
+    const float *restrict t904 = p->t904;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t910[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v909 = -t904[i0 * 16 + i1];
             t910[i1] += v909;
         }
     }
+}
+
+static void step_k260_neg_reduce_sum(float *restrict t910, const float *restrict t904) {
+    mplc_parallel(step_k260_neg_reduce_sum_part, &(step_k260_neg_reduce_sum_pointers){t910, t904});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -6179,16 +7340,19 @@ typedef struct {
 
 static void step_k262_mul_add_part(void *context, int part, int parts) {
     const step_k262_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t917 = p->t917;
     const float *restrict t914 = p->t914;
     const float *restrict t417 = p->t417;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v916 = t914[i1] * t417[i0 * 16 + i1];
-            const float v917 = v916 + v916;
-            t917[i0 * 16 + i1] = v917;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v916 = t914[i1] * t417[i0 * 16 + i1];
+                const float v917 = v916 + v916;
+                t917[i0 * 16 + i1] = v917;
+            }
         }
     }
 }
@@ -6199,14 +7363,28 @@ static void step_k262_mul_add(float *restrict t917, const float *restrict t914, 
 
 /* %918 = neg %917 : [25088,16]
  * %920 = reduce_sum axes=[0] %918 : [16] */
-static void step_k263_neg_reduce_sum(float *restrict t920, const float *restrict t917) {
-    for (size_t o = 0; o < 16; o++) t920[o] = 0.0f;
+typedef struct {
+    float *t920;
+    const float *t917;
+} step_k263_neg_reduce_sum_pointers;
+
+static void step_k263_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k263_neg_reduce_sum_pointers *p = context;
+    float *restrict t920 = p->t920;
+    const float *restrict t917 = p->t917;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t920[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v918 = -t917[i0 * 16 + i1];
             t920[i1] += v918;
         }
     }
+}
+
+static void step_k263_neg_reduce_sum(float *restrict t920, const float *restrict t917) {
+    mplc_parallel(step_k263_neg_reduce_sum_part, &(step_k263_neg_reduce_sum_pointers){t920, t917});
 }
 
 /* %414 = constant 3.985969387755102e-05 : [16]
@@ -6232,17 +7410,20 @@ typedef struct {
 
 static void step_k265_add_part(void *context, int part, int parts) {
     const step_k265_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t924 = p->t924;
     const float *restrict t904 = p->t904;
     const float *restrict t917 = p->t917;
     const float *restrict t922 = p->t922;
     size_t lo, hi;
-    mplc_part(25088, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v919 = t904[i0 * 16 + i1] + t917[i0 * 16 + i1];
-            const float v924 = v919 + t922[i1];
-            t924[i0 * 16 + i1] = v924;
+    while (mplc_claim(25088, 784, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v919 = t904[i0 * 16 + i1] + t917[i0 * 16 + i1];
+                const float v924 = v919 + t922[i1];
+                t924[i0 * 16 + i1] = v924;
+            }
         }
     }
 }
@@ -6252,13 +7433,27 @@ static void step_k265_add(float *restrict t924, const float *restrict t904, cons
 }
 
 /* %925 = reduce_sum axes=[0] %924 : [16] */
-static void step_k266_reduce_sum(float *restrict t925, const float *restrict t924) {
-    for (size_t o = 0; o < 16; o++) t925[o] = 0.0f;
+typedef struct {
+    float *t925;
+    const float *t924;
+} step_k266_reduce_sum_pointers;
+
+static void step_k266_reduce_sum_part(void *context, int part, int parts) {
+    const step_k266_reduce_sum_pointers *p = context;
+    float *restrict t925 = p->t925;
+    const float *restrict t924 = p->t924;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t925[o] = 0.0f;
     for (size_t i0 = 0; i0 < 25088; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t925[i1] += t924[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k266_reduce_sum(float *restrict t925, const float *restrict t924) {
+    mplc_parallel(step_k266_reduce_sum_part, &(step_k266_reduce_sum_pointers){t925, t924});
 }
 
 /* %408 = im2col k3 s2 p1 %406 : [25088,9]
@@ -6289,16 +7484,16 @@ static void step_k267_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t924 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -6867,23 +8062,26 @@ typedef struct {
 
 static void step_k282_mul_add_sub_part(void *context, int part, int parts) {
     const step_k282_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_res9_conv3_weight = p->in_student_momentum_res9_conv3_weight;
     float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict t714 = p->t714;
     const float *restrict in_lr_student = p->in_lr_student;
     size_t lo, hi;
-    mplc_part(3, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
-        const float v1143 = in_student_res9_conv3_weight[i] * 0.0005f;
-        const float v1144 = t714[i] + v1143;
-        const float v1146 = in_student_momentum_res9_conv3_weight[i] * 0.9f;
-        const float v1147 = v1146 + v1144;
-        const float v1148 = v1147 * 0.9f;
-        const float v1149 = v1144 + v1148;
-        const float v1151 = v1149 * in_lr_student[0];
-        const float v1152 = in_student_res9_conv3_weight[i] - v1151;
-        in_student_momentum_res9_conv3_weight[i] = v1147;
-        in_student_res9_conv3_weight[i] = v1152;
+    while (mplc_claim(3, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
+            const float v1143 = in_student_res9_conv3_weight[i] * 0.0005f;
+            const float v1144 = t714[i] + v1143;
+            const float v1146 = in_student_momentum_res9_conv3_weight[i] * 0.9f;
+            const float v1147 = v1146 + v1144;
+            const float v1148 = v1147 * 0.9f;
+            const float v1149 = v1144 + v1148;
+            const float v1151 = v1149 * in_lr_student[0];
+            const float v1152 = in_student_res9_conv3_weight[i] - v1151;
+            in_student_momentum_res9_conv3_weight[i] = v1147;
+            in_student_res9_conv3_weight[i] = v1152;
+        }
     }
 }
 
@@ -7046,6 +8244,7 @@ typedef struct {
 
 static void step_k288_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k288_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1213 = p->t1213;
     const float *restrict in_x = p->in_x;
     const float *restrict t1210 = p->t1210;
@@ -7053,26 +8252,27 @@ static void step_k288_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 56448; /* this thread's part */
     /* columns of 32 images at a time (56448 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t1210[p * 16 + j], acc[j]);
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 196; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, t1210[p * 16 + j], acc[j]);
+                }
+                float *row = t1213 + ((size_t)n0 * 196 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t1213 + ((size_t)n0 * 196 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v1213 = t1213[i0 * 16 + i1] + t948[i1];
-                t1213[i0 * 16 + i1] = v1213;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v1213 = t1213[i0 * 16 + i1] + t948[i1];
+                    t1213[i0 * 16 + i1] = v1213;
+                }
             }
         }
     }
@@ -7083,13 +8283,27 @@ static void step_k288_im2col_matmul_add(float *restrict t1213, const float *rest
 }
 
 /* %1214 = reduce_sum axes=[0] %1213 : [16] */
-static void step_k289_reduce_sum(float *restrict t1214, const float *restrict t1213) {
-    for (size_t o = 0; o < 16; o++) t1214[o] = 0.0f;
+typedef struct {
+    float *t1214;
+    const float *t1213;
+} step_k289_reduce_sum_pointers;
+
+static void step_k289_reduce_sum_part(void *context, int part, int parts) {
+    const step_k289_reduce_sum_pointers *p = context;
+    float *restrict t1214 = p->t1214;
+    const float *restrict t1213 = p->t1213;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1214[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1214[i1] += t1213[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k289_reduce_sum(float *restrict t1214, const float *restrict t1213) {
+    mplc_parallel(step_k289_reduce_sum_part, &(step_k289_reduce_sum_pointers){t1214, t1213});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
@@ -7111,15 +8325,18 @@ typedef struct {
 
 static void step_k291_sub_part(void *context, int part, int parts) {
     const step_k291_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1218 = p->t1218;
     const float *restrict t1213 = p->t1213;
     const float *restrict t1216 = p->t1216;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1218 = t1213[i0 * 16 + i1] - t1216[i1];
-            t1218[i0 * 16 + i1] = v1218;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1218 = t1213[i0 * 16 + i1] - t1216[i1];
+                t1218[i0 * 16 + i1] = v1218;
+            }
         }
     }
 }
@@ -7130,14 +8347,28 @@ static void step_k291_sub(float *restrict t1218, const float *restrict t1213, co
 
 /* %1219 = mul %1218, %1218 : [6272,16]
  * %1220 = reduce_sum axes=[0] %1219 : [16] */
-static void step_k292_mul_reduce_sum(float *restrict t1220, const float *restrict t1218) {
-    for (size_t o = 0; o < 16; o++) t1220[o] = 0.0f;
+typedef struct {
+    float *t1220;
+    const float *t1218;
+} step_k292_mul_reduce_sum_pointers;
+
+static void step_k292_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k292_mul_reduce_sum_pointers *p = context;
+    float *restrict t1220 = p->t1220;
+    const float *restrict t1218 = p->t1218;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1220[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1219 = t1218[i0 * 16 + i1] * t1218[i0 * 16 + i1];
             t1220[i1] += v1219;
         }
     }
+}
+
+static void step_k292_mul_reduce_sum(float *restrict t1220, const float *restrict t1218) {
+    mplc_parallel(step_k292_mul_reduce_sum_part, &(step_k292_mul_reduce_sum_pointers){t1220, t1218});
 }
 
 /* %120 = constant 0.001 : [16]
@@ -7176,17 +8407,20 @@ typedef struct {
 
 static void step_k294_mul_add_part(void *context, int part, int parts) {
     const step_k294_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1230 = p->t1230;
     const float *restrict t1218 = p->t1218;
     const float *restrict t1226 = p->t1226;
     const float *restrict t962 = p->t962;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1228 = t1218[i0 * 16 + i1] * t1226[i1];
-            const float v1230 = v1228 + t962[i1];
-            t1230[i0 * 16 + i1] = v1230;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1228 = t1218[i0 * 16 + i1] * t1226[i1];
+                const float v1230 = v1228 + t962[i1];
+                t1230[i0 * 16 + i1] = v1230;
+            }
         }
     }
 }
@@ -7206,16 +8440,19 @@ typedef struct {
 
 static void step_k295_mul_max_part(void *context, int part, int parts) {
     const step_k295_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1233 = p->t1233;
     float *restrict t1234 = p->t1234;
     const float *restrict t1231 = p->t1231;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1233 = t1231[i] * 0.1f;
-        const float v1234 = t1231[i] >= v1233 ? t1231[i] : v1233;
-        t1233[i] = v1233;
-        t1234[i] = v1234;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1233 = t1231[i] * 0.1f;
+            const float v1234 = t1231[i] >= v1233 ? t1231[i] : v1233;
+            t1233[i] = v1233;
+            t1234[i] = v1234;
+        }
     }
 }
 
@@ -7237,6 +8474,7 @@ typedef struct {
 
 static void step_k296_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k296_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1239 = p->t1239;
     const float *restrict t1234 = p->t1234;
     const float *restrict t1236 = p->t1236;
@@ -7244,16 +8482,17 @@ static void step_k296_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1236, 16, 0.0f, t1239 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v1239 = t1239[i0 * 16 + i1] + t981[i1];
-                t1239[i0 * 16 + i1] = v1239;
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1236, 16, 0.0f, t1239 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v1239 = t1239[i0 * 16 + i1] + t981[i1];
+                    t1239[i0 * 16 + i1] = v1239;
+                }
             }
         }
     }
@@ -7264,13 +8503,27 @@ static void step_k296_im2col_matmul_add(float *restrict t1239, const float *rest
 }
 
 /* %1240 = reduce_sum axes=[0] %1239 : [16] */
-static void step_k297_reduce_sum(float *restrict t1240, const float *restrict t1239) {
-    for (size_t o = 0; o < 16; o++) t1240[o] = 0.0f;
+typedef struct {
+    float *t1240;
+    const float *t1239;
+} step_k297_reduce_sum_pointers;
+
+static void step_k297_reduce_sum_part(void *context, int part, int parts) {
+    const step_k297_reduce_sum_pointers *p = context;
+    float *restrict t1240 = p->t1240;
+    const float *restrict t1239 = p->t1239;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1240[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1240[i1] += t1239[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k297_reduce_sum(float *restrict t1240, const float *restrict t1239) {
+    mplc_parallel(step_k297_reduce_sum_part, &(step_k297_reduce_sum_pointers){t1240, t1239});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
@@ -7292,15 +8545,18 @@ typedef struct {
 
 static void step_k299_sub_part(void *context, int part, int parts) {
     const step_k299_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1243 = p->t1243;
     const float *restrict t1239 = p->t1239;
     const float *restrict t1241 = p->t1241;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1243 = t1239[i0 * 16 + i1] - t1241[i1];
-            t1243[i0 * 16 + i1] = v1243;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1243 = t1239[i0 * 16 + i1] - t1241[i1];
+                t1243[i0 * 16 + i1] = v1243;
+            }
         }
     }
 }
@@ -7311,14 +8567,28 @@ static void step_k299_sub(float *restrict t1243, const float *restrict t1239, co
 
 /* %1244 = mul %1243, %1243 : [6272,16]
  * %1245 = reduce_sum axes=[0] %1244 : [16] */
-static void step_k300_mul_reduce_sum(float *restrict t1245, const float *restrict t1243) {
-    for (size_t o = 0; o < 16; o++) t1245[o] = 0.0f;
+typedef struct {
+    float *t1245;
+    const float *t1243;
+} step_k300_mul_reduce_sum_pointers;
+
+static void step_k300_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k300_mul_reduce_sum_pointers *p = context;
+    float *restrict t1245 = p->t1245;
+    const float *restrict t1243 = p->t1243;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1245[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1244 = t1243[i0 * 16 + i1] * t1243[i0 * 16 + i1];
             t1245[i1] += v1244;
         }
     }
+}
+
+static void step_k300_mul_reduce_sum(float *restrict t1245, const float *restrict t1243) {
+    mplc_parallel(step_k300_mul_reduce_sum_part, &(step_k300_mul_reduce_sum_pointers){t1245, t1243});
 }
 
 /* %120 = constant 0.001 : [16]
@@ -7357,17 +8627,20 @@ typedef struct {
 
 static void step_k302_mul_add_part(void *context, int part, int parts) {
     const step_k302_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1255 = p->t1255;
     const float *restrict t1243 = p->t1243;
     const float *restrict t1251 = p->t1251;
     const float *restrict t995 = p->t995;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1253 = t1243[i0 * 16 + i1] * t1251[i1];
-            const float v1255 = v1253 + t995[i1];
-            t1255[i0 * 16 + i1] = v1255;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1253 = t1243[i0 * 16 + i1] * t1251[i1];
+                const float v1255 = v1253 + t995[i1];
+                t1255[i0 * 16 + i1] = v1255;
+            }
         }
     }
 }
@@ -7387,16 +8660,19 @@ typedef struct {
 
 static void step_k303_mul_max_part(void *context, int part, int parts) {
     const step_k303_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1257 = p->t1257;
     float *restrict t1258 = p->t1258;
     const float *restrict t1256 = p->t1256;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1257 = t1256[i] * 0.1f;
-        const float v1258 = t1256[i] >= v1257 ? t1256[i] : v1257;
-        t1257[i] = v1257;
-        t1258[i] = v1258;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1257 = t1256[i] * 0.1f;
+            const float v1258 = t1256[i] >= v1257 ? t1256[i] : v1257;
+            t1257[i] = v1257;
+            t1258[i] = v1258;
+        }
     }
 }
 
@@ -7418,6 +8694,7 @@ typedef struct {
 
 static void step_k304_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k304_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1263 = p->t1263;
     const float *restrict t1258 = p->t1258;
     const float *restrict t1260 = p->t1260;
@@ -7425,16 +8702,17 @@ static void step_k304_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1260, 16, 0.0f, t1263 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v1263 = t1263[i0 * 16 + i1] + t1011[i1];
-                t1263[i0 * 16 + i1] = v1263;
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1260, 16, 0.0f, t1263 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v1263 = t1263[i0 * 16 + i1] + t1011[i1];
+                    t1263[i0 * 16 + i1] = v1263;
+                }
             }
         }
     }
@@ -7453,14 +8731,17 @@ typedef struct {
 
 static void step_k305_add_part(void *context, int part, int parts) {
     const step_k305_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1265 = p->t1265;
     const float *restrict t1264 = p->t1264;
     const float *restrict t1234 = p->t1234;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1265 = t1264[i] + t1234[i];
-        t1265[i] = v1265;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1265 = t1264[i] + t1234[i];
+            t1265[i] = v1265;
+        }
     }
 }
 
@@ -7469,13 +8750,27 @@ static void step_k305_add(float *restrict t1265, const float *restrict t1264, co
 }
 
 /* %1267 = reduce_sum axes=[0] %1266 : [16] */
-static void step_k306_reduce_sum(float *restrict t1267, const float *restrict t1266) {
-    for (size_t o = 0; o < 16; o++) t1267[o] = 0.0f;
+typedef struct {
+    float *t1267;
+    const float *t1266;
+} step_k306_reduce_sum_pointers;
+
+static void step_k306_reduce_sum_part(void *context, int part, int parts) {
+    const step_k306_reduce_sum_pointers *p = context;
+    float *restrict t1267 = p->t1267;
+    const float *restrict t1266 = p->t1266;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1267[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1267[i1] += t1266[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k306_reduce_sum(float *restrict t1267, const float *restrict t1266) {
+    mplc_parallel(step_k306_reduce_sum_part, &(step_k306_reduce_sum_pointers){t1267, t1266});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
@@ -7497,15 +8792,18 @@ typedef struct {
 
 static void step_k308_sub_part(void *context, int part, int parts) {
     const step_k308_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1270 = p->t1270;
     const float *restrict t1266 = p->t1266;
     const float *restrict t1268 = p->t1268;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1270 = t1266[i0 * 16 + i1] - t1268[i1];
-            t1270[i0 * 16 + i1] = v1270;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1270 = t1266[i0 * 16 + i1] - t1268[i1];
+                t1270[i0 * 16 + i1] = v1270;
+            }
         }
     }
 }
@@ -7516,14 +8814,28 @@ static void step_k308_sub(float *restrict t1270, const float *restrict t1266, co
 
 /* %1271 = mul %1270, %1270 : [6272,16]
  * %1272 = reduce_sum axes=[0] %1271 : [16] */
-static void step_k309_mul_reduce_sum(float *restrict t1272, const float *restrict t1270) {
-    for (size_t o = 0; o < 16; o++) t1272[o] = 0.0f;
+typedef struct {
+    float *t1272;
+    const float *t1270;
+} step_k309_mul_reduce_sum_pointers;
+
+static void step_k309_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k309_mul_reduce_sum_pointers *p = context;
+    float *restrict t1272 = p->t1272;
+    const float *restrict t1270 = p->t1270;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1272[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1271 = t1270[i0 * 16 + i1] * t1270[i0 * 16 + i1];
             t1272[i1] += v1271;
         }
     }
+}
+
+static void step_k309_mul_reduce_sum(float *restrict t1272, const float *restrict t1270) {
+    mplc_parallel(step_k309_mul_reduce_sum_part, &(step_k309_mul_reduce_sum_pointers){t1272, t1270});
 }
 
 /* %120 = constant 0.001 : [16]
@@ -7562,17 +8874,20 @@ typedef struct {
 
 static void step_k311_mul_add_part(void *context, int part, int parts) {
     const step_k311_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1282 = p->t1282;
     const float *restrict t1270 = p->t1270;
     const float *restrict t1278 = p->t1278;
     const float *restrict t1025 = p->t1025;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1280 = t1270[i0 * 16 + i1] * t1278[i1];
-            const float v1282 = v1280 + t1025[i1];
-            t1282[i0 * 16 + i1] = v1282;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1280 = t1270[i0 * 16 + i1] * t1278[i1];
+                const float v1282 = v1280 + t1025[i1];
+                t1282[i0 * 16 + i1] = v1282;
+            }
         }
     }
 }
@@ -7592,16 +8907,19 @@ typedef struct {
 
 static void step_k312_mul_max_part(void *context, int part, int parts) {
     const step_k312_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1284 = p->t1284;
     float *restrict t1285 = p->t1285;
     const float *restrict t1283 = p->t1283;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1284 = t1283[i] * 0.1f;
-        const float v1285 = t1283[i] >= v1284 ? t1283[i] : v1284;
-        t1284[i] = v1284;
-        t1285[i] = v1285;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1284 = t1283[i] * 0.1f;
+            const float v1285 = t1283[i] >= v1284 ? t1283[i] : v1284;
+            t1284[i] = v1284;
+            t1285[i] = v1285;
+        }
     }
 }
 
@@ -7623,6 +8941,7 @@ typedef struct {
 
 static void step_k313_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k313_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1290 = p->t1290;
     const float *restrict t1285 = p->t1285;
     const float *restrict t1287 = p->t1287;
@@ -7630,16 +8949,17 @@ static void step_k313_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* columns of 32 images at a time (225792 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, t1287, 32, 0.0f, t1290 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1290 = t1290[i0 * 32 + i1] + t1046[i1];
-                t1290[i0 * 32 + i1] = v1290;
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, t1287, 32, 0.0f, t1290 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v1290 = t1290[i0 * 32 + i1] + t1046[i1];
+                    t1290[i0 * 32 + i1] = v1290;
+                }
             }
         }
     }
@@ -7650,13 +8970,27 @@ static void step_k313_im2col_matmul_add(float *restrict t1290, const float *rest
 }
 
 /* %1291 = reduce_sum axes=[0] %1290 : [32] */
-static void step_k314_reduce_sum(float *restrict t1291, const float *restrict t1290) {
-    for (size_t o = 0; o < 32; o++) t1291[o] = 0.0f;
+typedef struct {
+    float *t1291;
+    const float *t1290;
+} step_k314_reduce_sum_pointers;
+
+static void step_k314_reduce_sum_part(void *context, int part, int parts) {
+    const step_k314_reduce_sum_pointers *p = context;
+    float *restrict t1291 = p->t1291;
+    const float *restrict t1290 = p->t1290;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1291[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1291[i1] += t1290[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k314_reduce_sum(float *restrict t1291, const float *restrict t1290) {
+    mplc_parallel(step_k314_reduce_sum_part, &(step_k314_reduce_sum_pointers){t1291, t1290});
 }
 
 /* %1292 = constant 0.0006377551020408163 : [32]
@@ -7678,15 +9012,18 @@ typedef struct {
 
 static void step_k316_sub_part(void *context, int part, int parts) {
     const step_k316_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1295 = p->t1295;
     const float *restrict t1290 = p->t1290;
     const float *restrict t1293 = p->t1293;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1295 = t1290[i0 * 32 + i1] - t1293[i1];
-            t1295[i0 * 32 + i1] = v1295;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1295 = t1290[i0 * 32 + i1] - t1293[i1];
+                t1295[i0 * 32 + i1] = v1295;
+            }
         }
     }
 }
@@ -7697,14 +9034,28 @@ static void step_k316_sub(float *restrict t1295, const float *restrict t1290, co
 
 /* %1296 = mul %1295, %1295 : [1568,32]
  * %1297 = reduce_sum axes=[0] %1296 : [32] */
-static void step_k317_mul_reduce_sum(float *restrict t1297, const float *restrict t1295) {
-    for (size_t o = 0; o < 32; o++) t1297[o] = 0.0f;
+typedef struct {
+    float *t1297;
+    const float *t1295;
+} step_k317_mul_reduce_sum_pointers;
+
+static void step_k317_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k317_mul_reduce_sum_pointers *p = context;
+    float *restrict t1297 = p->t1297;
+    const float *restrict t1295 = p->t1295;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1297[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1296 = t1295[i0 * 32 + i1] * t1295[i0 * 32 + i1];
             t1297[i1] += v1296;
         }
     }
+}
+
+static void step_k317_mul_reduce_sum(float *restrict t1297, const float *restrict t1295) {
+    mplc_parallel(step_k317_mul_reduce_sum_part, &(step_k317_mul_reduce_sum_pointers){t1297, t1295});
 }
 
 /* %220 = constant 0.001 : [32]
@@ -7743,17 +9094,20 @@ typedef struct {
 
 static void step_k319_mul_add_part(void *context, int part, int parts) {
     const step_k319_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1307 = p->t1307;
     const float *restrict t1295 = p->t1295;
     const float *restrict t1303 = p->t1303;
     const float *restrict t1060 = p->t1060;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1305 = t1295[i0 * 32 + i1] * t1303[i1];
-            const float v1307 = v1305 + t1060[i1];
-            t1307[i0 * 32 + i1] = v1307;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1305 = t1295[i0 * 32 + i1] * t1303[i1];
+                const float v1307 = v1305 + t1060[i1];
+                t1307[i0 * 32 + i1] = v1307;
+            }
         }
     }
 }
@@ -7773,16 +9127,19 @@ typedef struct {
 
 static void step_k320_mul_max_part(void *context, int part, int parts) {
     const step_k320_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1310 = p->t1310;
     float *restrict t1311 = p->t1311;
     const float *restrict t1308 = p->t1308;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1310 = t1308[i] * 0.1f;
-        const float v1311 = t1308[i] >= v1310 ? t1308[i] : v1310;
-        t1310[i] = v1310;
-        t1311[i] = v1311;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1310 = t1308[i] * 0.1f;
+            const float v1311 = t1308[i] >= v1310 ? t1308[i] : v1310;
+            t1310[i] = v1310;
+            t1311[i] = v1311;
+        }
     }
 }
 
@@ -7804,6 +9161,7 @@ typedef struct {
 
 static void step_k321_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k321_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1316 = p->t1316;
     const float *restrict t1311 = p->t1311;
     const float *restrict t1313 = p->t1313;
@@ -7811,16 +9169,17 @@ static void step_k321_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, t1313, 32, 0.0f, t1316 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v1316 = t1316[i0 * 32 + i1] + t1079[i1];
-                t1316[i0 * 32 + i1] = v1316;
+    while (mplc_claim(32, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, t1313, 32, 0.0f, t1316 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v1316 = t1316[i0 * 32 + i1] + t1079[i1];
+                    t1316[i0 * 32 + i1] = v1316;
+                }
             }
         }
     }
@@ -7841,26 +9200,28 @@ typedef struct {
 
 static void step_k322_im2col_matmul_part(void *context, int part, int parts) {
     const step_k322_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t1320 = p->t1320;
     const float *restrict t1285 = p->t1285;
     const float *restrict t1319 = p->t1319;
     float *restrict chunk = p->chunk + (size_t)part * 25088; /* this thread's part */
     /* columns of 32 images at a time (25088 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
-        /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 49; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 16; p++) {
-                const float x = chunk[r * 16 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t1319[p * 32 + j], acc[j]);
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            mplc_im2col(chunk, t1285 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 49; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, t1319[p * 32 + j], acc[j]);
+                }
+                float *row = t1320 + ((size_t)n0 * 49 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t1320 + ((size_t)n0 * 49 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
@@ -7878,14 +9239,17 @@ typedef struct {
 
 static void step_k323_add_part(void *context, int part, int parts) {
     const step_k323_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1322 = p->t1322;
     const float *restrict t1317 = p->t1317;
     const float *restrict t1321 = p->t1321;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1322 = t1317[i] + t1321[i];
-        t1322[i] = v1322;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1322 = t1317[i] + t1321[i];
+            t1322[i] = v1322;
+        }
     }
 }
 
@@ -7894,13 +9258,27 @@ static void step_k323_add(float *restrict t1322, const float *restrict t1317, co
 }
 
 /* %1324 = reduce_sum axes=[0] %1323 : [32] */
-static void step_k324_reduce_sum(float *restrict t1324, const float *restrict t1323) {
-    for (size_t o = 0; o < 32; o++) t1324[o] = 0.0f;
+typedef struct {
+    float *t1324;
+    const float *t1323;
+} step_k324_reduce_sum_pointers;
+
+static void step_k324_reduce_sum_part(void *context, int part, int parts) {
+    const step_k324_reduce_sum_pointers *p = context;
+    float *restrict t1324 = p->t1324;
+    const float *restrict t1323 = p->t1323;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1324[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1324[i1] += t1323[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k324_reduce_sum(float *restrict t1324, const float *restrict t1323) {
+    mplc_parallel(step_k324_reduce_sum_part, &(step_k324_reduce_sum_pointers){t1324, t1323});
 }
 
 /* %1292 = constant 0.0006377551020408163 : [32]
@@ -7922,15 +9300,18 @@ typedef struct {
 
 static void step_k326_sub_part(void *context, int part, int parts) {
     const step_k326_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1327 = p->t1327;
     const float *restrict t1323 = p->t1323;
     const float *restrict t1325 = p->t1325;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1327 = t1323[i0 * 32 + i1] - t1325[i1];
-            t1327[i0 * 32 + i1] = v1327;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1327 = t1323[i0 * 32 + i1] - t1325[i1];
+                t1327[i0 * 32 + i1] = v1327;
+            }
         }
     }
 }
@@ -7941,14 +9322,28 @@ static void step_k326_sub(float *restrict t1327, const float *restrict t1323, co
 
 /* %1328 = mul %1327, %1327 : [1568,32]
  * %1329 = reduce_sum axes=[0] %1328 : [32] */
-static void step_k327_mul_reduce_sum(float *restrict t1329, const float *restrict t1327) {
-    for (size_t o = 0; o < 32; o++) t1329[o] = 0.0f;
+typedef struct {
+    float *t1329;
+    const float *t1327;
+} step_k327_mul_reduce_sum_pointers;
+
+static void step_k327_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k327_mul_reduce_sum_pointers *p = context;
+    float *restrict t1329 = p->t1329;
+    const float *restrict t1327 = p->t1327;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1329[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1328 = t1327[i0 * 32 + i1] * t1327[i0 * 32 + i1];
             t1329[i1] += v1328;
         }
     }
+}
+
+static void step_k327_mul_reduce_sum(float *restrict t1329, const float *restrict t1327) {
+    mplc_parallel(step_k327_mul_reduce_sum_part, &(step_k327_mul_reduce_sum_pointers){t1329, t1327});
 }
 
 /* %220 = constant 0.001 : [32]
@@ -7987,17 +9382,20 @@ typedef struct {
 
 static void step_k329_mul_add_part(void *context, int part, int parts) {
     const step_k329_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1339 = p->t1339;
     const float *restrict t1327 = p->t1327;
     const float *restrict t1335 = p->t1335;
     const float *restrict t1105 = p->t1105;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1337 = t1327[i0 * 32 + i1] * t1335[i1];
-            const float v1339 = v1337 + t1105[i1];
-            t1339[i0 * 32 + i1] = v1339;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1337 = t1327[i0 * 32 + i1] * t1335[i1];
+                const float v1339 = v1337 + t1105[i1];
+                t1339[i0 * 32 + i1] = v1339;
+            }
         }
     }
 }
@@ -8017,16 +9415,19 @@ typedef struct {
 
 static void step_k330_mul_max_part(void *context, int part, int parts) {
     const step_k330_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1341 = p->t1341;
     float *restrict t1342 = p->t1342;
     const float *restrict t1340 = p->t1340;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1341 = t1340[i] * 0.1f;
-        const float v1342 = t1340[i] >= v1341 ? t1340[i] : v1341;
-        t1341[i] = v1341;
-        t1342[i] = v1342;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1341 = t1340[i] * 0.1f;
+            const float v1342 = t1340[i] >= v1341 ? t1340[i] : v1341;
+            t1341[i] = v1341;
+            t1342[i] = v1342;
+        }
     }
 }
 
@@ -8048,6 +9449,7 @@ typedef struct {
 
 static void step_k331_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k331_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1347 = p->t1347;
     const float *restrict t1342 = p->t1342;
     const float *restrict t1344 = p->t1344;
@@ -8055,16 +9457,17 @@ static void step_k331_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
     /* columns of 32 images at a time (147456 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, t1344, 64, 0.0f, t1347 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1347 = t1347[i0 * 64 + i1] + t1126[i1];
-                t1347[i0 * 64 + i1] = v1347;
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, t1344, 64, 0.0f, t1347 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v1347 = t1347[i0 * 64 + i1] + t1126[i1];
+                    t1347[i0 * 64 + i1] = v1347;
+                }
             }
         }
     }
@@ -8075,13 +9478,27 @@ static void step_k331_im2col_matmul_add(float *restrict t1347, const float *rest
 }
 
 /* %1348 = reduce_sum axes=[0] %1347 : [64] */
-static void step_k332_reduce_sum(float *restrict t1348, const float *restrict t1347) {
-    for (size_t o = 0; o < 64; o++) t1348[o] = 0.0f;
+typedef struct {
+    float *t1348;
+    const float *t1347;
+} step_k332_reduce_sum_pointers;
+
+static void step_k332_reduce_sum_part(void *context, int part, int parts) {
+    const step_k332_reduce_sum_pointers *p = context;
+    float *restrict t1348 = p->t1348;
+    const float *restrict t1347 = p->t1347;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1348[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1348[i1] += t1347[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k332_reduce_sum(float *restrict t1348, const float *restrict t1347) {
+    mplc_parallel(step_k332_reduce_sum_part, &(step_k332_reduce_sum_pointers){t1348, t1347});
 }
 
 /* %1349 = constant 0.001953125 : [64]
@@ -8103,15 +9520,18 @@ typedef struct {
 
 static void step_k334_sub_part(void *context, int part, int parts) {
     const step_k334_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1352 = p->t1352;
     const float *restrict t1347 = p->t1347;
     const float *restrict t1350 = p->t1350;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1352 = t1347[i0 * 64 + i1] - t1350[i1];
-            t1352[i0 * 64 + i1] = v1352;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1352 = t1347[i0 * 64 + i1] - t1350[i1];
+                t1352[i0 * 64 + i1] = v1352;
+            }
         }
     }
 }
@@ -8122,14 +9542,28 @@ static void step_k334_sub(float *restrict t1352, const float *restrict t1347, co
 
 /* %1353 = mul %1352, %1352 : [512,64]
  * %1354 = reduce_sum axes=[0] %1353 : [64] */
-static void step_k335_mul_reduce_sum(float *restrict t1354, const float *restrict t1352) {
-    for (size_t o = 0; o < 64; o++) t1354[o] = 0.0f;
+typedef struct {
+    float *t1354;
+    const float *t1352;
+} step_k335_mul_reduce_sum_pointers;
+
+static void step_k335_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k335_mul_reduce_sum_pointers *p = context;
+    float *restrict t1354 = p->t1354;
+    const float *restrict t1352 = p->t1352;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1354[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1353 = t1352[i0 * 64 + i1] * t1352[i0 * 64 + i1];
             t1354[i1] += v1353;
         }
     }
+}
+
+static void step_k335_mul_reduce_sum(float *restrict t1354, const float *restrict t1352) {
+    mplc_parallel(step_k335_mul_reduce_sum_part, &(step_k335_mul_reduce_sum_pointers){t1354, t1352});
 }
 
 /* %294 = constant 0.001 : [64]
@@ -8168,17 +9602,20 @@ typedef struct {
 
 static void step_k337_mul_add_part(void *context, int part, int parts) {
     const step_k337_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1364 = p->t1364;
     const float *restrict t1352 = p->t1352;
     const float *restrict t1360 = p->t1360;
     const float *restrict t1140 = p->t1140;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1362 = t1352[i0 * 64 + i1] * t1360[i1];
-            const float v1364 = v1362 + t1140[i1];
-            t1364[i0 * 64 + i1] = v1364;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1362 = t1352[i0 * 64 + i1] * t1360[i1];
+                const float v1364 = v1362 + t1140[i1];
+                t1364[i0 * 64 + i1] = v1364;
+            }
         }
     }
 }
@@ -8198,16 +9635,19 @@ typedef struct {
 
 static void step_k338_mul_max_part(void *context, int part, int parts) {
     const step_k338_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1367 = p->t1367;
     float *restrict t1368 = p->t1368;
     const float *restrict t1365 = p->t1365;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1367 = t1365[i] * 0.1f;
-        const float v1368 = t1365[i] >= v1367 ? t1365[i] : v1367;
-        t1367[i] = v1367;
-        t1368[i] = v1368;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1367 = t1365[i] * 0.1f;
+            const float v1368 = t1365[i] >= v1367 ? t1365[i] : v1367;
+            t1367[i] = v1367;
+            t1368[i] = v1368;
+        }
     }
 }
 
@@ -8229,6 +9669,7 @@ typedef struct {
 
 static void step_k339_im2col_matmul_add_part(void *context, int part, int parts) {
     const step_k339_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t1373 = p->t1373;
     const float *restrict t1368 = p->t1368;
     const float *restrict t1370 = p->t1370;
@@ -8236,16 +9677,17 @@ static void step_k339_im2col_matmul_add_part(void *context, int part, int parts)
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, t1370, 64, 0.0f, t1373 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v1373 = t1373[i0 * 64 + i1] + t1159[i1];
-                t1373[i0 * 64 + i1] = v1373;
+    while (mplc_claim(32, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, t1370, 64, 0.0f, t1373 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v1373 = t1373[i0 * 64 + i1] + t1159[i1];
+                    t1373[i0 * 64 + i1] = v1373;
+                }
             }
         }
     }
@@ -8266,17 +9708,19 @@ typedef struct {
 
 static void step_k340_im2col_matmul_part(void *context, int part, int parts) {
     const step_k340_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t1377 = p->t1377;
     const float *restrict t1342 = p->t1342;
     const float *restrict t1376 = p->t1376;
     float *restrict chunk = p->chunk + (size_t)part * 16384; /* this thread's part */
     /* columns of 32 images at a time (16384 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, t1376, 64, 0.0f, t1377 + (size_t)n0 * 1024, 64);
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            mplc_im2col(chunk, t1342 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, t1376, 64, 0.0f, t1377 + (size_t)n0 * 1024, 64);
+        }
     }
 }
 
@@ -8293,14 +9737,17 @@ typedef struct {
 
 static void step_k341_add_part(void *context, int part, int parts) {
     const step_k341_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1379 = p->t1379;
     const float *restrict t1374 = p->t1374;
     const float *restrict t1378 = p->t1378;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1379 = t1374[i] + t1378[i];
-        t1379[i] = v1379;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1379 = t1374[i] + t1378[i];
+            t1379[i] = v1379;
+        }
     }
 }
 
@@ -8309,13 +9756,27 @@ static void step_k341_add(float *restrict t1379, const float *restrict t1374, co
 }
 
 /* %1381 = reduce_sum axes=[0] %1380 : [64] */
-static void step_k342_reduce_sum(float *restrict t1381, const float *restrict t1380) {
-    for (size_t o = 0; o < 64; o++) t1381[o] = 0.0f;
+typedef struct {
+    float *t1381;
+    const float *t1380;
+} step_k342_reduce_sum_pointers;
+
+static void step_k342_reduce_sum_part(void *context, int part, int parts) {
+    const step_k342_reduce_sum_pointers *p = context;
+    float *restrict t1381 = p->t1381;
+    const float *restrict t1380 = p->t1380;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1381[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1381[i1] += t1380[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k342_reduce_sum(float *restrict t1381, const float *restrict t1380) {
+    mplc_parallel(step_k342_reduce_sum_part, &(step_k342_reduce_sum_pointers){t1381, t1380});
 }
 
 /* %1349 = constant 0.001953125 : [64]
@@ -8337,15 +9798,18 @@ typedef struct {
 
 static void step_k344_sub_part(void *context, int part, int parts) {
     const step_k344_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1384 = p->t1384;
     const float *restrict t1380 = p->t1380;
     const float *restrict t1382 = p->t1382;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1384 = t1380[i0 * 64 + i1] - t1382[i1];
-            t1384[i0 * 64 + i1] = v1384;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1384 = t1380[i0 * 64 + i1] - t1382[i1];
+                t1384[i0 * 64 + i1] = v1384;
+            }
         }
     }
 }
@@ -8356,14 +9820,28 @@ static void step_k344_sub(float *restrict t1384, const float *restrict t1380, co
 
 /* %1385 = mul %1384, %1384 : [512,64]
  * %1386 = reduce_sum axes=[0] %1385 : [64] */
-static void step_k345_mul_reduce_sum(float *restrict t1386, const float *restrict t1384) {
-    for (size_t o = 0; o < 64; o++) t1386[o] = 0.0f;
+typedef struct {
+    float *t1386;
+    const float *t1384;
+} step_k345_mul_reduce_sum_pointers;
+
+static void step_k345_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k345_mul_reduce_sum_pointers *p = context;
+    float *restrict t1386 = p->t1386;
+    const float *restrict t1384 = p->t1384;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1386[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1385 = t1384[i0 * 64 + i1] * t1384[i0 * 64 + i1];
             t1386[i1] += v1385;
         }
     }
+}
+
+static void step_k345_mul_reduce_sum(float *restrict t1386, const float *restrict t1384) {
+    mplc_parallel(step_k345_mul_reduce_sum_part, &(step_k345_mul_reduce_sum_pointers){t1386, t1384});
 }
 
 /* %294 = constant 0.001 : [64]
@@ -8402,17 +9880,20 @@ typedef struct {
 
 static void step_k347_mul_add_part(void *context, int part, int parts) {
     const step_k347_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1396 = p->t1396;
     const float *restrict t1384 = p->t1384;
     const float *restrict t1392 = p->t1392;
     const float *restrict t1185 = p->t1185;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1394 = t1384[i0 * 64 + i1] * t1392[i1];
-            const float v1396 = v1394 + t1185[i1];
-            t1396[i0 * 64 + i1] = v1396;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1394 = t1384[i0 * 64 + i1] * t1392[i1];
+                const float v1396 = v1394 + t1185[i1];
+                t1396[i0 * 64 + i1] = v1396;
+            }
         }
     }
 }
@@ -8432,16 +9913,19 @@ typedef struct {
 
 static void step_k348_mul_max_part(void *context, int part, int parts) {
     const step_k348_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1398 = p->t1398;
     float *restrict t1399 = p->t1399;
     const float *restrict t1397 = p->t1397;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1398 = t1397[i] * 0.1f;
-        const float v1399 = t1397[i] >= v1398 ? t1397[i] : v1398;
-        t1398[i] = v1398;
-        t1399[i] = v1399;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1398 = t1397[i] * 0.1f;
+            const float v1399 = t1397[i] >= v1398 ? t1397[i] : v1398;
+            t1398[i] = v1398;
+            t1399[i] = v1399;
+        }
     }
 }
 
@@ -8631,15 +10115,18 @@ typedef struct {
 
 static void step_k365_fill_part(void *context, int part, int parts) {
     const step_k365_fill_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1430 = p->t1430;
     const float *restrict t1429 = p->t1429;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            for (size_t i2 = 0; i2 < 64; i2++) {
-                const float v1430 = t1429[i0 * 64 + i2];
-                t1430[i0 * 1024 + i1 * 64 + i2] = v1430;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v1430 = t1429[i0 * 64 + i2];
+                    t1430[i0 * 1024 + i1 * 64 + i2] = v1430;
+                }
             }
         }
     }
@@ -8666,20 +10153,23 @@ typedef struct {
 
 static void step_k366_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k366_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1438 = p->t1438;
     const float *restrict t1397 = p->t1397;
     const float *restrict t1398 = p->t1398;
     const float *restrict t1431 = p->t1431;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1432 = t1397[i] >= t1398[i] ? 1.0f : 0.0f;
-        const float v1435 = t1431[i] * v1432;
-        const float v1434 = 1.0f - v1432;
-        const float v1436 = t1431[i] * v1434;
-        const float v1437 = v1436 * 0.1f;
-        const float v1438 = v1435 + v1437;
-        t1438[i] = v1438;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1432 = t1397[i] >= t1398[i] ? 1.0f : 0.0f;
+            const float v1435 = t1431[i] * v1432;
+            const float v1434 = 1.0f - v1432;
+            const float v1436 = t1431[i] * v1434;
+            const float v1437 = v1436 * 0.1f;
+            const float v1438 = v1435 + v1437;
+            t1438[i] = v1438;
+        }
     }
 }
 
@@ -8688,13 +10178,27 @@ static void step_k366_greaterEqual_sub_mul_etc(float *restrict t1438, const floa
 }
 
 /* %1440 = reduce_sum axes=[0] %1439 : [64] */
-static void step_k367_reduce_sum(float *restrict t1440, const float *restrict t1439) {
-    for (size_t o = 0; o < 64; o++) t1440[o] = 0.0f;
+typedef struct {
+    float *t1440;
+    const float *t1439;
+} step_k367_reduce_sum_pointers;
+
+static void step_k367_reduce_sum_part(void *context, int part, int parts) {
+    const step_k367_reduce_sum_pointers *p = context;
+    float *restrict t1440 = p->t1440;
+    const float *restrict t1439 = p->t1439;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1440[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1440[i1] += t1439[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k367_reduce_sum(float *restrict t1440, const float *restrict t1439) {
+    mplc_parallel(step_k367_reduce_sum_part, &(step_k367_reduce_sum_pointers){t1440, t1439});
 }
 
 /* %1393 = broadcast axes=[1] %1392 : [512,64]
@@ -8707,15 +10211,18 @@ typedef struct {
 
 static void step_k368_mul_part(void *context, int part, int parts) {
     const step_k368_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1441 = p->t1441;
     const float *restrict t1439 = p->t1439;
     const float *restrict t1392 = p->t1392;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1441 = t1439[i0 * 64 + i1] * t1392[i1];
-            t1441[i0 * 64 + i1] = v1441;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1441 = t1439[i0 * 64 + i1] * t1392[i1];
+                t1441[i0 * 64 + i1] = v1441;
+            }
         }
     }
 }
@@ -8726,26 +10233,56 @@ static void step_k368_mul(float *restrict t1441, const float *restrict t1439, co
 
 /* %1442 = mul %1439, %1384 : [512,64]
  * %1443 = reduce_sum axes=[0] %1442 : [64] */
-static void step_k369_mul_reduce_sum(float *restrict t1443, const float *restrict t1439, const float *restrict t1384) {
-    for (size_t o = 0; o < 64; o++) t1443[o] = 0.0f;
+typedef struct {
+    float *t1443;
+    const float *t1439;
+    const float *t1384;
+} step_k369_mul_reduce_sum_pointers;
+
+static void step_k369_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k369_mul_reduce_sum_pointers *p = context;
+    float *restrict t1443 = p->t1443;
+    const float *restrict t1439 = p->t1439;
+    const float *restrict t1384 = p->t1384;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1443[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1442 = t1439[i0 * 64 + i1] * t1384[i0 * 64 + i1];
             t1443[i1] += v1442;
         }
     }
 }
 
+static void step_k369_mul_reduce_sum(float *restrict t1443, const float *restrict t1439, const float *restrict t1384) {
+    mplc_parallel(step_k369_mul_reduce_sum_part, &(step_k369_mul_reduce_sum_pointers){t1443, t1439, t1384});
+}
+
 /* %1446 = neg %1441 : [512,64]
  * %1447 = reduce_sum axes=[0] %1446 : [64] */
-static void step_k370_neg_reduce_sum(float *restrict t1447, const float *restrict t1441) {
-    for (size_t o = 0; o < 64; o++) t1447[o] = 0.0f;
+typedef struct {
+    float *t1447;
+    const float *t1441;
+} step_k370_neg_reduce_sum_pointers;
+
+static void step_k370_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k370_neg_reduce_sum_pointers *p = context;
+    float *restrict t1447 = p->t1447;
+    const float *restrict t1441 = p->t1441;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1447[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1446 = -t1441[i0 * 64 + i1];
             t1447[i1] += v1446;
         }
     }
+}
+
+static void step_k370_neg_reduce_sum(float *restrict t1447, const float *restrict t1441) {
+    mplc_parallel(step_k370_neg_reduce_sum_part, &(step_k370_neg_reduce_sum_pointers){t1447, t1441});
 }
 
 /* %297 = constant -0.5 : [64]
@@ -8777,16 +10314,19 @@ typedef struct {
 
 static void step_k372_mul_add_part(void *context, int part, int parts) {
     const step_k372_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1454 = p->t1454;
     const float *restrict t1451 = p->t1451;
     const float *restrict t1384 = p->t1384;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1453 = t1451[i1] * t1384[i0 * 64 + i1];
-            const float v1454 = v1453 + v1453;
-            t1454[i0 * 64 + i1] = v1454;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1453 = t1451[i1] * t1384[i0 * 64 + i1];
+                const float v1454 = v1453 + v1453;
+                t1454[i0 * 64 + i1] = v1454;
+            }
         }
     }
 }
@@ -8797,14 +10337,28 @@ static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451
 
 /* %1455 = neg %1454 : [512,64]
  * %1457 = reduce_sum axes=[0] %1455 : [64] */
-static void step_k373_neg_reduce_sum(float *restrict t1457, const float *restrict t1454) {
-    for (size_t o = 0; o < 64; o++) t1457[o] = 0.0f;
+typedef struct {
+    float *t1457;
+    const float *t1454;
+} step_k373_neg_reduce_sum_pointers;
+
+static void step_k373_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k373_neg_reduce_sum_pointers *p = context;
+    float *restrict t1457 = p->t1457;
+    const float *restrict t1454 = p->t1454;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1457[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1455 = -t1454[i0 * 64 + i1];
             t1457[i1] += v1455;
         }
     }
+}
+
+static void step_k373_neg_reduce_sum(float *restrict t1457, const float *restrict t1454) {
+    mplc_parallel(step_k373_neg_reduce_sum_part, &(step_k373_neg_reduce_sum_pointers){t1457, t1454});
 }
 
 /* %1349 = constant 0.001953125 : [64]
@@ -8830,17 +10384,20 @@ typedef struct {
 
 static void step_k375_add_part(void *context, int part, int parts) {
     const step_k375_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1461 = p->t1461;
     const float *restrict t1441 = p->t1441;
     const float *restrict t1454 = p->t1454;
     const float *restrict t1459 = p->t1459;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1456 = t1441[i0 * 64 + i1] + t1454[i0 * 64 + i1];
-            const float v1461 = v1456 + t1459[i1];
-            t1461[i0 * 64 + i1] = v1461;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1456 = t1441[i0 * 64 + i1] + t1454[i0 * 64 + i1];
+                const float v1461 = v1456 + t1459[i1];
+                t1461[i0 * 64 + i1] = v1461;
+            }
         }
     }
 }
@@ -8860,17 +10417,19 @@ typedef struct {
 
 static void step_k376_matmul_col2im_part(void *context, int part, int parts) {
     const step_k376_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1465 = p->t1465;
     const float *restrict t1461 = p->t1461;
     const float *restrict t1376 = p->t1376;
     float *restrict chunk = p->chunk + (size_t)part * 16384; /* this thread's part */
     /* the product 32 images at a time (16384 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1376, 64, 0.0f, chunk, 32);
-        mplc_col2im(t1465 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1376, 64, 0.0f, chunk, 32);
+            mplc_col2im(t1465 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        }
     }
 }
 
@@ -8914,13 +10473,27 @@ static void step_k377_im2col_matmul(float *restrict t1463, const float *restrict
 }
 
 /* %1466 = reduce_sum axes=[0] %1461 : [64] */
-static void step_k378_reduce_sum(float *restrict t1466, const float *restrict t1461) {
-    for (size_t o = 0; o < 64; o++) t1466[o] = 0.0f;
+typedef struct {
+    float *t1466;
+    const float *t1461;
+} step_k378_reduce_sum_pointers;
+
+static void step_k378_reduce_sum_part(void *context, int part, int parts) {
+    const step_k378_reduce_sum_pointers *p = context;
+    float *restrict t1466 = p->t1466;
+    const float *restrict t1461 = p->t1461;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1466[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1466[i1] += t1461[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k378_reduce_sum(float *restrict t1466, const float *restrict t1461) {
+    mplc_parallel(step_k378_reduce_sum_part, &(step_k378_reduce_sum_pointers){t1466, t1461});
 }
 
 /* %1467 = matmul tB %1461, %1370 : [512,576]
@@ -8934,17 +10507,19 @@ typedef struct {
 
 static void step_k379_matmul_col2im_part(void *context, int part, int parts) {
     const step_k379_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1470 = p->t1470;
     const float *restrict t1461 = p->t1461;
     const float *restrict t1370 = p->t1370;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1370, 64, 0.0f, chunk, 576);
-        mplc_col2im(t1470 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+    while (mplc_claim(32, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1370, 64, 0.0f, chunk, 576);
+            mplc_col2im(t1470 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        }
     }
 }
 
@@ -9004,20 +10579,23 @@ typedef struct {
 
 static void step_k381_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k381_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1476 = p->t1476;
     const float *restrict t1365 = p->t1365;
     const float *restrict t1367 = p->t1367;
     const float *restrict t1470 = p->t1470;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1471 = t1365[i] >= t1367[i] ? 1.0f : 0.0f;
-        const float v1473 = t1470[i] * v1471;
-        const float v1472 = 1.0f - v1471;
-        const float v1474 = t1470[i] * v1472;
-        const float v1475 = v1474 * 0.1f;
-        const float v1476 = v1473 + v1475;
-        t1476[i] = v1476;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1471 = t1365[i] >= t1367[i] ? 1.0f : 0.0f;
+            const float v1473 = t1470[i] * v1471;
+            const float v1472 = 1.0f - v1471;
+            const float v1474 = t1470[i] * v1472;
+            const float v1475 = v1474 * 0.1f;
+            const float v1476 = v1473 + v1475;
+            t1476[i] = v1476;
+        }
     }
 }
 
@@ -9026,13 +10604,27 @@ static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const floa
 }
 
 /* %1478 = reduce_sum axes=[0] %1477 : [64] */
-static void step_k382_reduce_sum(float *restrict t1478, const float *restrict t1477) {
-    for (size_t o = 0; o < 64; o++) t1478[o] = 0.0f;
+typedef struct {
+    float *t1478;
+    const float *t1477;
+} step_k382_reduce_sum_pointers;
+
+static void step_k382_reduce_sum_part(void *context, int part, int parts) {
+    const step_k382_reduce_sum_pointers *p = context;
+    float *restrict t1478 = p->t1478;
+    const float *restrict t1477 = p->t1477;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1478[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1478[i1] += t1477[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k382_reduce_sum(float *restrict t1478, const float *restrict t1477) {
+    mplc_parallel(step_k382_reduce_sum_part, &(step_k382_reduce_sum_pointers){t1478, t1477});
 }
 
 /* %1361 = broadcast axes=[1] %1360 : [512,64]
@@ -9045,15 +10637,18 @@ typedef struct {
 
 static void step_k383_mul_part(void *context, int part, int parts) {
     const step_k383_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1479 = p->t1479;
     const float *restrict t1477 = p->t1477;
     const float *restrict t1360 = p->t1360;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1479 = t1477[i0 * 64 + i1] * t1360[i1];
-            t1479[i0 * 64 + i1] = v1479;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1479 = t1477[i0 * 64 + i1] * t1360[i1];
+                t1479[i0 * 64 + i1] = v1479;
+            }
         }
     }
 }
@@ -9064,26 +10659,56 @@ static void step_k383_mul(float *restrict t1479, const float *restrict t1477, co
 
 /* %1480 = mul %1477, %1352 : [512,64]
  * %1481 = reduce_sum axes=[0] %1480 : [64] */
-static void step_k384_mul_reduce_sum(float *restrict t1481, const float *restrict t1477, const float *restrict t1352) {
-    for (size_t o = 0; o < 64; o++) t1481[o] = 0.0f;
+typedef struct {
+    float *t1481;
+    const float *t1477;
+    const float *t1352;
+} step_k384_mul_reduce_sum_pointers;
+
+static void step_k384_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k384_mul_reduce_sum_pointers *p = context;
+    float *restrict t1481 = p->t1481;
+    const float *restrict t1477 = p->t1477;
+    const float *restrict t1352 = p->t1352;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1481[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1480 = t1477[i0 * 64 + i1] * t1352[i0 * 64 + i1];
             t1481[i1] += v1480;
         }
     }
 }
 
+static void step_k384_mul_reduce_sum(float *restrict t1481, const float *restrict t1477, const float *restrict t1352) {
+    mplc_parallel(step_k384_mul_reduce_sum_part, &(step_k384_mul_reduce_sum_pointers){t1481, t1477, t1352});
+}
+
 /* %1484 = neg %1479 : [512,64]
  * %1485 = reduce_sum axes=[0] %1484 : [64] */
-static void step_k385_neg_reduce_sum(float *restrict t1485, const float *restrict t1479) {
-    for (size_t o = 0; o < 64; o++) t1485[o] = 0.0f;
+typedef struct {
+    float *t1485;
+    const float *t1479;
+} step_k385_neg_reduce_sum_pointers;
+
+static void step_k385_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k385_neg_reduce_sum_pointers *p = context;
+    float *restrict t1485 = p->t1485;
+    const float *restrict t1479 = p->t1479;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1485[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1484 = -t1479[i0 * 64 + i1];
             t1485[i1] += v1484;
         }
     }
+}
+
+static void step_k385_neg_reduce_sum(float *restrict t1485, const float *restrict t1479) {
+    mplc_parallel(step_k385_neg_reduce_sum_part, &(step_k385_neg_reduce_sum_pointers){t1485, t1479});
 }
 
 /* %297 = constant -0.5 : [64]
@@ -9115,16 +10740,19 @@ typedef struct {
 
 static void step_k387_mul_add_part(void *context, int part, int parts) {
     const step_k387_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1492 = p->t1492;
     const float *restrict t1489 = p->t1489;
     const float *restrict t1352 = p->t1352;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1491 = t1489[i1] * t1352[i0 * 64 + i1];
-            const float v1492 = v1491 + v1491;
-            t1492[i0 * 64 + i1] = v1492;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1491 = t1489[i1] * t1352[i0 * 64 + i1];
+                const float v1492 = v1491 + v1491;
+                t1492[i0 * 64 + i1] = v1492;
+            }
         }
     }
 }
@@ -9135,14 +10763,28 @@ static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489
 
 /* %1493 = neg %1492 : [512,64]
  * %1495 = reduce_sum axes=[0] %1493 : [64] */
-static void step_k388_neg_reduce_sum(float *restrict t1495, const float *restrict t1492) {
-    for (size_t o = 0; o < 64; o++) t1495[o] = 0.0f;
+typedef struct {
+    float *t1495;
+    const float *t1492;
+} step_k388_neg_reduce_sum_pointers;
+
+static void step_k388_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k388_neg_reduce_sum_pointers *p = context;
+    float *restrict t1495 = p->t1495;
+    const float *restrict t1492 = p->t1492;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1495[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1493 = -t1492[i0 * 64 + i1];
             t1495[i1] += v1493;
         }
     }
+}
+
+static void step_k388_neg_reduce_sum(float *restrict t1495, const float *restrict t1492) {
+    mplc_parallel(step_k388_neg_reduce_sum_part, &(step_k388_neg_reduce_sum_pointers){t1495, t1492});
 }
 
 /* %1349 = constant 0.001953125 : [64]
@@ -9168,17 +10810,20 @@ typedef struct {
 
 static void step_k390_add_part(void *context, int part, int parts) {
     const step_k390_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1499 = p->t1499;
     const float *restrict t1479 = p->t1479;
     const float *restrict t1492 = p->t1492;
     const float *restrict t1497 = p->t1497;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1494 = t1479[i0 * 64 + i1] + t1492[i0 * 64 + i1];
-            const float v1499 = v1494 + t1497[i1];
-            t1499[i0 * 64 + i1] = v1499;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1494 = t1479[i0 * 64 + i1] + t1492[i0 * 64 + i1];
+                const float v1499 = v1494 + t1497[i1];
+                t1499[i0 * 64 + i1] = v1499;
+            }
         }
     }
 }
@@ -9188,13 +10833,27 @@ static void step_k390_add(float *restrict t1499, const float *restrict t1479, co
 }
 
 /* %1500 = reduce_sum axes=[0] %1499 : [64] */
-static void step_k391_reduce_sum(float *restrict t1500, const float *restrict t1499) {
-    for (size_t o = 0; o < 64; o++) t1500[o] = 0.0f;
+typedef struct {
+    float *t1500;
+    const float *t1499;
+} step_k391_reduce_sum_pointers;
+
+static void step_k391_reduce_sum_part(void *context, int part, int parts) {
+    const step_k391_reduce_sum_pointers *p = context;
+    float *restrict t1500 = p->t1500;
+    const float *restrict t1499 = p->t1499;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1500[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1500[i1] += t1499[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k391_reduce_sum(float *restrict t1500, const float *restrict t1499) {
+    mplc_parallel(step_k391_reduce_sum_part, &(step_k391_reduce_sum_pointers){t1500, t1499});
 }
 
 /* %1501 = matmul tB %1499, %1344 : [512,288]
@@ -9208,17 +10867,19 @@ typedef struct {
 
 static void step_k392_matmul_col2im_part(void *context, int part, int parts) {
     const step_k392_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1504 = p->t1504;
     const float *restrict t1499 = p->t1499;
     const float *restrict t1344 = p->t1344;
     float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
     /* the product 32 images at a time (147456 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1499 + (size_t)n0 * 1024, 64, t1344, 64, 0.0f, chunk, 288);
-        mplc_col2im(t1504 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1499 + (size_t)n0 * 1024, 64, t1344, 64, 0.0f, chunk, 288);
+            mplc_col2im(t1504 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        }
     }
 }
 
@@ -9280,22 +10941,25 @@ typedef struct {
 
 static void step_k394_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k394_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1512 = p->t1512;
     const float *restrict t1465 = p->t1465;
     const float *restrict t1504 = p->t1504;
     const float *restrict t1340 = p->t1340;
     const float *restrict t1341 = p->t1341;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1505 = t1465[i] + t1504[i];
-        const float v1506 = t1340[i] >= t1341[i] ? 1.0f : 0.0f;
-        const float v1509 = v1505 * v1506;
-        const float v1508 = 1.0f - v1506;
-        const float v1510 = v1505 * v1508;
-        const float v1511 = v1510 * 0.1f;
-        const float v1512 = v1509 + v1511;
-        t1512[i] = v1512;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1505 = t1465[i] + t1504[i];
+            const float v1506 = t1340[i] >= t1341[i] ? 1.0f : 0.0f;
+            const float v1509 = v1505 * v1506;
+            const float v1508 = 1.0f - v1506;
+            const float v1510 = v1505 * v1508;
+            const float v1511 = v1510 * 0.1f;
+            const float v1512 = v1509 + v1511;
+            t1512[i] = v1512;
+        }
     }
 }
 
@@ -9304,13 +10968,27 @@ static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const floa
 }
 
 /* %1514 = reduce_sum axes=[0] %1513 : [32] */
-static void step_k395_reduce_sum(float *restrict t1514, const float *restrict t1513) {
-    for (size_t o = 0; o < 32; o++) t1514[o] = 0.0f;
+typedef struct {
+    float *t1514;
+    const float *t1513;
+} step_k395_reduce_sum_pointers;
+
+static void step_k395_reduce_sum_part(void *context, int part, int parts) {
+    const step_k395_reduce_sum_pointers *p = context;
+    float *restrict t1514 = p->t1514;
+    const float *restrict t1513 = p->t1513;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1514[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1514[i1] += t1513[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k395_reduce_sum(float *restrict t1514, const float *restrict t1513) {
+    mplc_parallel(step_k395_reduce_sum_part, &(step_k395_reduce_sum_pointers){t1514, t1513});
 }
 
 /* %1336 = broadcast axes=[1] %1335 : [1568,32]
@@ -9323,15 +11001,18 @@ typedef struct {
 
 static void step_k396_mul_part(void *context, int part, int parts) {
     const step_k396_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1515 = p->t1515;
     const float *restrict t1513 = p->t1513;
     const float *restrict t1335 = p->t1335;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1515 = t1513[i0 * 32 + i1] * t1335[i1];
-            t1515[i0 * 32 + i1] = v1515;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1515 = t1513[i0 * 32 + i1] * t1335[i1];
+                t1515[i0 * 32 + i1] = v1515;
+            }
         }
     }
 }
@@ -9342,26 +11023,56 @@ static void step_k396_mul(float *restrict t1515, const float *restrict t1513, co
 
 /* %1516 = mul %1513, %1327 : [1568,32]
  * %1517 = reduce_sum axes=[0] %1516 : [32] */
-static void step_k397_mul_reduce_sum(float *restrict t1517, const float *restrict t1513, const float *restrict t1327) {
-    for (size_t o = 0; o < 32; o++) t1517[o] = 0.0f;
+typedef struct {
+    float *t1517;
+    const float *t1513;
+    const float *t1327;
+} step_k397_mul_reduce_sum_pointers;
+
+static void step_k397_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k397_mul_reduce_sum_pointers *p = context;
+    float *restrict t1517 = p->t1517;
+    const float *restrict t1513 = p->t1513;
+    const float *restrict t1327 = p->t1327;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1517[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1516 = t1513[i0 * 32 + i1] * t1327[i0 * 32 + i1];
             t1517[i1] += v1516;
         }
     }
 }
 
+static void step_k397_mul_reduce_sum(float *restrict t1517, const float *restrict t1513, const float *restrict t1327) {
+    mplc_parallel(step_k397_mul_reduce_sum_part, &(step_k397_mul_reduce_sum_pointers){t1517, t1513, t1327});
+}
+
 /* %1520 = neg %1515 : [1568,32]
  * %1521 = reduce_sum axes=[0] %1520 : [32] */
-static void step_k398_neg_reduce_sum(float *restrict t1521, const float *restrict t1515) {
-    for (size_t o = 0; o < 32; o++) t1521[o] = 0.0f;
+typedef struct {
+    float *t1521;
+    const float *t1515;
+} step_k398_neg_reduce_sum_pointers;
+
+static void step_k398_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k398_neg_reduce_sum_pointers *p = context;
+    float *restrict t1521 = p->t1521;
+    const float *restrict t1515 = p->t1515;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1521[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1520 = -t1515[i0 * 32 + i1];
             t1521[i1] += v1520;
         }
     }
+}
+
+static void step_k398_neg_reduce_sum(float *restrict t1521, const float *restrict t1515) {
+    mplc_parallel(step_k398_neg_reduce_sum_part, &(step_k398_neg_reduce_sum_pointers){t1521, t1515});
 }
 
 /* %223 = constant -0.5 : [32]
@@ -9393,16 +11104,19 @@ typedef struct {
 
 static void step_k400_mul_add_part(void *context, int part, int parts) {
     const step_k400_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1528 = p->t1528;
     const float *restrict t1525 = p->t1525;
     const float *restrict t1327 = p->t1327;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1527 = t1525[i1] * t1327[i0 * 32 + i1];
-            const float v1528 = v1527 + v1527;
-            t1528[i0 * 32 + i1] = v1528;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1527 = t1525[i1] * t1327[i0 * 32 + i1];
+                const float v1528 = v1527 + v1527;
+                t1528[i0 * 32 + i1] = v1528;
+            }
         }
     }
 }
@@ -9413,14 +11127,28 @@ static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525
 
 /* %1529 = neg %1528 : [1568,32]
  * %1531 = reduce_sum axes=[0] %1529 : [32] */
-static void step_k401_neg_reduce_sum(float *restrict t1531, const float *restrict t1528) {
-    for (size_t o = 0; o < 32; o++) t1531[o] = 0.0f;
+typedef struct {
+    float *t1531;
+    const float *t1528;
+} step_k401_neg_reduce_sum_pointers;
+
+static void step_k401_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k401_neg_reduce_sum_pointers *p = context;
+    float *restrict t1531 = p->t1531;
+    const float *restrict t1528 = p->t1528;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1531[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1529 = -t1528[i0 * 32 + i1];
             t1531[i1] += v1529;
         }
     }
+}
+
+static void step_k401_neg_reduce_sum(float *restrict t1531, const float *restrict t1528) {
+    mplc_parallel(step_k401_neg_reduce_sum_part, &(step_k401_neg_reduce_sum_pointers){t1531, t1528});
 }
 
 /* %1292 = constant 0.0006377551020408163 : [32]
@@ -9446,17 +11174,20 @@ typedef struct {
 
 static void step_k403_add_part(void *context, int part, int parts) {
     const step_k403_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1535 = p->t1535;
     const float *restrict t1515 = p->t1515;
     const float *restrict t1528 = p->t1528;
     const float *restrict t1533 = p->t1533;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1530 = t1515[i0 * 32 + i1] + t1528[i0 * 32 + i1];
-            const float v1535 = v1530 + t1533[i1];
-            t1535[i0 * 32 + i1] = v1535;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1530 = t1515[i0 * 32 + i1] + t1528[i0 * 32 + i1];
+                const float v1535 = v1530 + t1533[i1];
+                t1535[i0 * 32 + i1] = v1535;
+            }
         }
     }
 }
@@ -9476,17 +11207,19 @@ typedef struct {
 
 static void step_k404_matmul_col2im_part(void *context, int part, int parts) {
     const step_k404_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1539 = p->t1539;
     const float *restrict t1535 = p->t1535;
     const float *restrict t1319 = p->t1319;
     float *restrict chunk = p->chunk + (size_t)part * 25088; /* this thread's part */
     /* the product 32 images at a time (25088 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1319, 32, 0.0f, chunk, 16);
-        mplc_col2im(t1539 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1319, 32, 0.0f, chunk, 16);
+            mplc_col2im(t1539 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        }
     }
 }
 
@@ -9522,16 +11255,16 @@ static void step_k405_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
-            float part[512];
-            for (int i = 0; i < 512; i++) part[i] = 0.0f;
+            float block_sum[512];
+            for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t1535 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 512; i++) total[i] += part[i];
+            for (int i = 0; i < 512; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 512; i++) sum[i] = total[i];
@@ -9546,13 +11279,27 @@ static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict
 }
 
 /* %1540 = reduce_sum axes=[0] %1535 : [32] */
-static void step_k406_reduce_sum(float *restrict t1540, const float *restrict t1535) {
-    for (size_t o = 0; o < 32; o++) t1540[o] = 0.0f;
+typedef struct {
+    float *t1540;
+    const float *t1535;
+} step_k406_reduce_sum_pointers;
+
+static void step_k406_reduce_sum_part(void *context, int part, int parts) {
+    const step_k406_reduce_sum_pointers *p = context;
+    float *restrict t1540 = p->t1540;
+    const float *restrict t1535 = p->t1535;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1540[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1540[i1] += t1535[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k406_reduce_sum(float *restrict t1540, const float *restrict t1535) {
+    mplc_parallel(step_k406_reduce_sum_part, &(step_k406_reduce_sum_pointers){t1540, t1535});
 }
 
 /* %1541 = matmul tB %1535, %1313 : [1568,288]
@@ -9566,17 +11313,19 @@ typedef struct {
 
 static void step_k407_matmul_col2im_part(void *context, int part, int parts) {
     const step_k407_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1544 = p->t1544;
     const float *restrict t1535 = p->t1535;
     const float *restrict t1313 = p->t1313;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1313, 32, 0.0f, chunk, 288);
-        mplc_col2im(t1544 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+    while (mplc_claim(32, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1313, 32, 0.0f, chunk, 288);
+            mplc_col2im(t1544 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -9636,20 +11385,23 @@ typedef struct {
 
 static void step_k409_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k409_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1550 = p->t1550;
     const float *restrict t1308 = p->t1308;
     const float *restrict t1310 = p->t1310;
     const float *restrict t1544 = p->t1544;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1545 = t1308[i] >= t1310[i] ? 1.0f : 0.0f;
-        const float v1547 = t1544[i] * v1545;
-        const float v1546 = 1.0f - v1545;
-        const float v1548 = t1544[i] * v1546;
-        const float v1549 = v1548 * 0.1f;
-        const float v1550 = v1547 + v1549;
-        t1550[i] = v1550;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1545 = t1308[i] >= t1310[i] ? 1.0f : 0.0f;
+            const float v1547 = t1544[i] * v1545;
+            const float v1546 = 1.0f - v1545;
+            const float v1548 = t1544[i] * v1546;
+            const float v1549 = v1548 * 0.1f;
+            const float v1550 = v1547 + v1549;
+            t1550[i] = v1550;
+        }
     }
 }
 
@@ -9658,13 +11410,27 @@ static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const floa
 }
 
 /* %1552 = reduce_sum axes=[0] %1551 : [32] */
-static void step_k410_reduce_sum(float *restrict t1552, const float *restrict t1551) {
-    for (size_t o = 0; o < 32; o++) t1552[o] = 0.0f;
+typedef struct {
+    float *t1552;
+    const float *t1551;
+} step_k410_reduce_sum_pointers;
+
+static void step_k410_reduce_sum_part(void *context, int part, int parts) {
+    const step_k410_reduce_sum_pointers *p = context;
+    float *restrict t1552 = p->t1552;
+    const float *restrict t1551 = p->t1551;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1552[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1552[i1] += t1551[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k410_reduce_sum(float *restrict t1552, const float *restrict t1551) {
+    mplc_parallel(step_k410_reduce_sum_part, &(step_k410_reduce_sum_pointers){t1552, t1551});
 }
 
 /* %1304 = broadcast axes=[1] %1303 : [1568,32]
@@ -9677,15 +11443,18 @@ typedef struct {
 
 static void step_k411_mul_part(void *context, int part, int parts) {
     const step_k411_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1553 = p->t1553;
     const float *restrict t1551 = p->t1551;
     const float *restrict t1303 = p->t1303;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1553 = t1551[i0 * 32 + i1] * t1303[i1];
-            t1553[i0 * 32 + i1] = v1553;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1553 = t1551[i0 * 32 + i1] * t1303[i1];
+                t1553[i0 * 32 + i1] = v1553;
+            }
         }
     }
 }
@@ -9696,26 +11465,56 @@ static void step_k411_mul(float *restrict t1553, const float *restrict t1551, co
 
 /* %1554 = mul %1551, %1295 : [1568,32]
  * %1555 = reduce_sum axes=[0] %1554 : [32] */
-static void step_k412_mul_reduce_sum(float *restrict t1555, const float *restrict t1551, const float *restrict t1295) {
-    for (size_t o = 0; o < 32; o++) t1555[o] = 0.0f;
+typedef struct {
+    float *t1555;
+    const float *t1551;
+    const float *t1295;
+} step_k412_mul_reduce_sum_pointers;
+
+static void step_k412_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k412_mul_reduce_sum_pointers *p = context;
+    float *restrict t1555 = p->t1555;
+    const float *restrict t1551 = p->t1551;
+    const float *restrict t1295 = p->t1295;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1555[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1554 = t1551[i0 * 32 + i1] * t1295[i0 * 32 + i1];
             t1555[i1] += v1554;
         }
     }
 }
 
+static void step_k412_mul_reduce_sum(float *restrict t1555, const float *restrict t1551, const float *restrict t1295) {
+    mplc_parallel(step_k412_mul_reduce_sum_part, &(step_k412_mul_reduce_sum_pointers){t1555, t1551, t1295});
+}
+
 /* %1558 = neg %1553 : [1568,32]
  * %1559 = reduce_sum axes=[0] %1558 : [32] */
-static void step_k413_neg_reduce_sum(float *restrict t1559, const float *restrict t1553) {
-    for (size_t o = 0; o < 32; o++) t1559[o] = 0.0f;
+typedef struct {
+    float *t1559;
+    const float *t1553;
+} step_k413_neg_reduce_sum_pointers;
+
+static void step_k413_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k413_neg_reduce_sum_pointers *p = context;
+    float *restrict t1559 = p->t1559;
+    const float *restrict t1553 = p->t1553;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1559[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1558 = -t1553[i0 * 32 + i1];
             t1559[i1] += v1558;
         }
     }
+}
+
+static void step_k413_neg_reduce_sum(float *restrict t1559, const float *restrict t1553) {
+    mplc_parallel(step_k413_neg_reduce_sum_part, &(step_k413_neg_reduce_sum_pointers){t1559, t1553});
 }
 
 /* %223 = constant -0.5 : [32]
@@ -9747,16 +11546,19 @@ typedef struct {
 
 static void step_k415_mul_add_part(void *context, int part, int parts) {
     const step_k415_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1566 = p->t1566;
     const float *restrict t1563 = p->t1563;
     const float *restrict t1295 = p->t1295;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1565 = t1563[i1] * t1295[i0 * 32 + i1];
-            const float v1566 = v1565 + v1565;
-            t1566[i0 * 32 + i1] = v1566;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1565 = t1563[i1] * t1295[i0 * 32 + i1];
+                const float v1566 = v1565 + v1565;
+                t1566[i0 * 32 + i1] = v1566;
+            }
         }
     }
 }
@@ -9767,14 +11569,28 @@ static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563
 
 /* %1567 = neg %1566 : [1568,32]
  * %1569 = reduce_sum axes=[0] %1567 : [32] */
-static void step_k416_neg_reduce_sum(float *restrict t1569, const float *restrict t1566) {
-    for (size_t o = 0; o < 32; o++) t1569[o] = 0.0f;
+typedef struct {
+    float *t1569;
+    const float *t1566;
+} step_k416_neg_reduce_sum_pointers;
+
+static void step_k416_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k416_neg_reduce_sum_pointers *p = context;
+    float *restrict t1569 = p->t1569;
+    const float *restrict t1566 = p->t1566;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1569[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1567 = -t1566[i0 * 32 + i1];
             t1569[i1] += v1567;
         }
     }
+}
+
+static void step_k416_neg_reduce_sum(float *restrict t1569, const float *restrict t1566) {
+    mplc_parallel(step_k416_neg_reduce_sum_part, &(step_k416_neg_reduce_sum_pointers){t1569, t1566});
 }
 
 /* %1292 = constant 0.0006377551020408163 : [32]
@@ -9800,17 +11616,20 @@ typedef struct {
 
 static void step_k418_add_part(void *context, int part, int parts) {
     const step_k418_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1573 = p->t1573;
     const float *restrict t1553 = p->t1553;
     const float *restrict t1566 = p->t1566;
     const float *restrict t1571 = p->t1571;
     size_t lo, hi;
-    mplc_part(1568, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1568 = t1553[i0 * 32 + i1] + t1566[i0 * 32 + i1];
-            const float v1573 = v1568 + t1571[i1];
-            t1573[i0 * 32 + i1] = v1573;
+    while (mplc_claim(1568, 49, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1568 = t1553[i0 * 32 + i1] + t1566[i0 * 32 + i1];
+                const float v1573 = v1568 + t1571[i1];
+                t1573[i0 * 32 + i1] = v1573;
+            }
         }
     }
 }
@@ -9820,13 +11639,27 @@ static void step_k418_add(float *restrict t1573, const float *restrict t1553, co
 }
 
 /* %1574 = reduce_sum axes=[0] %1573 : [32] */
-static void step_k419_reduce_sum(float *restrict t1574, const float *restrict t1573) {
-    for (size_t o = 0; o < 32; o++) t1574[o] = 0.0f;
+typedef struct {
+    float *t1574;
+    const float *t1573;
+} step_k419_reduce_sum_pointers;
+
+static void step_k419_reduce_sum_part(void *context, int part, int parts) {
+    const step_k419_reduce_sum_pointers *p = context;
+    float *restrict t1574 = p->t1574;
+    const float *restrict t1573 = p->t1573;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1574[o] = 0.0f;
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1574[i1] += t1573[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k419_reduce_sum(float *restrict t1574, const float *restrict t1573) {
+    mplc_parallel(step_k419_reduce_sum_part, &(step_k419_reduce_sum_pointers){t1574, t1573});
 }
 
 /* %1575 = matmul tB %1573, %1287 : [1568,144]
@@ -9840,17 +11673,19 @@ typedef struct {
 
 static void step_k420_matmul_col2im_part(void *context, int part, int parts) {
     const step_k420_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1578 = p->t1578;
     const float *restrict t1573 = p->t1573;
     const float *restrict t1287 = p->t1287;
     float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
     /* the product 32 images at a time (225792 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 32, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
-        const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1573 + (size_t)n0 * 1568, 32, t1287, 32, 0.0f, chunk, 144);
-        mplc_col2im(t1578 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+    while (mplc_claim(32, 32, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 32) {
+            const int nb = (int)hi - n0 < 32 ? (int)hi - n0 : 32;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1573 + (size_t)n0 * 1568, 32, t1287, 32, 0.0f, chunk, 144);
+            mplc_col2im(t1578 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        }
     }
 }
 
@@ -9912,22 +11747,25 @@ typedef struct {
 
 static void step_k422_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k422_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1586 = p->t1586;
     const float *restrict t1539 = p->t1539;
     const float *restrict t1578 = p->t1578;
     const float *restrict t1283 = p->t1283;
     const float *restrict t1284 = p->t1284;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1579 = t1539[i] + t1578[i];
-        const float v1580 = t1283[i] >= t1284[i] ? 1.0f : 0.0f;
-        const float v1583 = v1579 * v1580;
-        const float v1582 = 1.0f - v1580;
-        const float v1584 = v1579 * v1582;
-        const float v1585 = v1584 * 0.1f;
-        const float v1586 = v1583 + v1585;
-        t1586[i] = v1586;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1579 = t1539[i] + t1578[i];
+            const float v1580 = t1283[i] >= t1284[i] ? 1.0f : 0.0f;
+            const float v1583 = v1579 * v1580;
+            const float v1582 = 1.0f - v1580;
+            const float v1584 = v1579 * v1582;
+            const float v1585 = v1584 * 0.1f;
+            const float v1586 = v1583 + v1585;
+            t1586[i] = v1586;
+        }
     }
 }
 
@@ -9936,13 +11774,27 @@ static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const floa
 }
 
 /* %1588 = reduce_sum axes=[0] %1587 : [16] */
-static void step_k423_reduce_sum(float *restrict t1588, const float *restrict t1587) {
-    for (size_t o = 0; o < 16; o++) t1588[o] = 0.0f;
+typedef struct {
+    float *t1588;
+    const float *t1587;
+} step_k423_reduce_sum_pointers;
+
+static void step_k423_reduce_sum_part(void *context, int part, int parts) {
+    const step_k423_reduce_sum_pointers *p = context;
+    float *restrict t1588 = p->t1588;
+    const float *restrict t1587 = p->t1587;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1588[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1588[i1] += t1587[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k423_reduce_sum(float *restrict t1588, const float *restrict t1587) {
+    mplc_parallel(step_k423_reduce_sum_part, &(step_k423_reduce_sum_pointers){t1588, t1587});
 }
 
 /* %1279 = broadcast axes=[1] %1278 : [6272,16]
@@ -9955,15 +11807,18 @@ typedef struct {
 
 static void step_k424_mul_part(void *context, int part, int parts) {
     const step_k424_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1589 = p->t1589;
     const float *restrict t1587 = p->t1587;
     const float *restrict t1278 = p->t1278;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1589 = t1587[i0 * 16 + i1] * t1278[i1];
-            t1589[i0 * 16 + i1] = v1589;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1589 = t1587[i0 * 16 + i1] * t1278[i1];
+                t1589[i0 * 16 + i1] = v1589;
+            }
         }
     }
 }
@@ -9974,26 +11829,56 @@ static void step_k424_mul(float *restrict t1589, const float *restrict t1587, co
 
 /* %1590 = mul %1587, %1270 : [6272,16]
  * %1591 = reduce_sum axes=[0] %1590 : [16] */
-static void step_k425_mul_reduce_sum(float *restrict t1591, const float *restrict t1587, const float *restrict t1270) {
-    for (size_t o = 0; o < 16; o++) t1591[o] = 0.0f;
+typedef struct {
+    float *t1591;
+    const float *t1587;
+    const float *t1270;
+} step_k425_mul_reduce_sum_pointers;
+
+static void step_k425_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k425_mul_reduce_sum_pointers *p = context;
+    float *restrict t1591 = p->t1591;
+    const float *restrict t1587 = p->t1587;
+    const float *restrict t1270 = p->t1270;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1591[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1590 = t1587[i0 * 16 + i1] * t1270[i0 * 16 + i1];
             t1591[i1] += v1590;
         }
     }
 }
 
+static void step_k425_mul_reduce_sum(float *restrict t1591, const float *restrict t1587, const float *restrict t1270) {
+    mplc_parallel(step_k425_mul_reduce_sum_part, &(step_k425_mul_reduce_sum_pointers){t1591, t1587, t1270});
+}
+
 /* %1594 = neg %1589 : [6272,16]
  * %1595 = reduce_sum axes=[0] %1594 : [16] */
-static void step_k426_neg_reduce_sum(float *restrict t1595, const float *restrict t1589) {
-    for (size_t o = 0; o < 16; o++) t1595[o] = 0.0f;
+typedef struct {
+    float *t1595;
+    const float *t1589;
+} step_k426_neg_reduce_sum_pointers;
+
+static void step_k426_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k426_neg_reduce_sum_pointers *p = context;
+    float *restrict t1595 = p->t1595;
+    const float *restrict t1589 = p->t1589;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1595[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1594 = -t1589[i0 * 16 + i1];
             t1595[i1] += v1594;
         }
     }
+}
+
+static void step_k426_neg_reduce_sum(float *restrict t1595, const float *restrict t1589) {
+    mplc_parallel(step_k426_neg_reduce_sum_part, &(step_k426_neg_reduce_sum_pointers){t1595, t1589});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -10025,16 +11910,19 @@ typedef struct {
 
 static void step_k428_mul_add_part(void *context, int part, int parts) {
     const step_k428_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1602 = p->t1602;
     const float *restrict t1599 = p->t1599;
     const float *restrict t1270 = p->t1270;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1601 = t1599[i1] * t1270[i0 * 16 + i1];
-            const float v1602 = v1601 + v1601;
-            t1602[i0 * 16 + i1] = v1602;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1601 = t1599[i1] * t1270[i0 * 16 + i1];
+                const float v1602 = v1601 + v1601;
+                t1602[i0 * 16 + i1] = v1602;
+            }
         }
     }
 }
@@ -10045,14 +11933,28 @@ static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599
 
 /* %1603 = neg %1602 : [6272,16]
  * %1605 = reduce_sum axes=[0] %1603 : [16] */
-static void step_k429_neg_reduce_sum(float *restrict t1605, const float *restrict t1602) {
-    for (size_t o = 0; o < 16; o++) t1605[o] = 0.0f;
+typedef struct {
+    float *t1605;
+    const float *t1602;
+} step_k429_neg_reduce_sum_pointers;
+
+static void step_k429_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k429_neg_reduce_sum_pointers *p = context;
+    float *restrict t1605 = p->t1605;
+    const float *restrict t1602 = p->t1602;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1605[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1603 = -t1602[i0 * 16 + i1];
             t1605[i1] += v1603;
         }
     }
+}
+
+static void step_k429_neg_reduce_sum(float *restrict t1605, const float *restrict t1602) {
+    mplc_parallel(step_k429_neg_reduce_sum_part, &(step_k429_neg_reduce_sum_pointers){t1605, t1602});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
@@ -10078,17 +11980,20 @@ typedef struct {
 
 static void step_k431_add_part(void *context, int part, int parts) {
     const step_k431_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1609 = p->t1609;
     const float *restrict t1589 = p->t1589;
     const float *restrict t1602 = p->t1602;
     const float *restrict t1607 = p->t1607;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1604 = t1589[i0 * 16 + i1] + t1602[i0 * 16 + i1];
-            const float v1609 = v1604 + t1607[i1];
-            t1609[i0 * 16 + i1] = v1609;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1604 = t1589[i0 * 16 + i1] + t1602[i0 * 16 + i1];
+                const float v1609 = v1604 + t1607[i1];
+                t1609[i0 * 16 + i1] = v1609;
+            }
         }
     }
 }
@@ -10098,13 +12003,27 @@ static void step_k431_add(float *restrict t1609, const float *restrict t1589, co
 }
 
 /* %1611 = reduce_sum axes=[0] %1609 : [16] */
-static void step_k432_reduce_sum(float *restrict t1611, const float *restrict t1609) {
-    for (size_t o = 0; o < 16; o++) t1611[o] = 0.0f;
+typedef struct {
+    float *t1611;
+    const float *t1609;
+} step_k432_reduce_sum_pointers;
+
+static void step_k432_reduce_sum_part(void *context, int part, int parts) {
+    const step_k432_reduce_sum_pointers *p = context;
+    float *restrict t1611 = p->t1611;
+    const float *restrict t1609 = p->t1609;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1611[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1611[i1] += t1609[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k432_reduce_sum(float *restrict t1611, const float *restrict t1609) {
+    mplc_parallel(step_k432_reduce_sum_part, &(step_k432_reduce_sum_pointers){t1611, t1609});
 }
 
 /* %1612 = matmul tB %1609, %1260 : [6272,144]
@@ -10118,17 +12037,19 @@ typedef struct {
 
 static void step_k433_matmul_col2im_part(void *context, int part, int parts) {
     const step_k433_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1615 = p->t1615;
     const float *restrict t1609 = p->t1609;
     const float *restrict t1260 = p->t1260;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1609 + (size_t)n0 * 3136, 16, t1260, 16, 0.0f, chunk, 144);
-        mplc_col2im(t1615 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1609 + (size_t)n0 * 3136, 16, t1260, 16, 0.0f, chunk, 144);
+            mplc_col2im(t1615 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -10188,20 +12109,23 @@ typedef struct {
 
 static void step_k435_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k435_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1621 = p->t1621;
     const float *restrict t1256 = p->t1256;
     const float *restrict t1257 = p->t1257;
     const float *restrict t1615 = p->t1615;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1616 = t1256[i] >= t1257[i] ? 1.0f : 0.0f;
-        const float v1618 = t1615[i] * v1616;
-        const float v1617 = 1.0f - v1616;
-        const float v1619 = t1615[i] * v1617;
-        const float v1620 = v1619 * 0.1f;
-        const float v1621 = v1618 + v1620;
-        t1621[i] = v1621;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1616 = t1256[i] >= t1257[i] ? 1.0f : 0.0f;
+            const float v1618 = t1615[i] * v1616;
+            const float v1617 = 1.0f - v1616;
+            const float v1619 = t1615[i] * v1617;
+            const float v1620 = v1619 * 0.1f;
+            const float v1621 = v1618 + v1620;
+            t1621[i] = v1621;
+        }
     }
 }
 
@@ -10210,13 +12134,27 @@ static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const floa
 }
 
 /* %1623 = reduce_sum axes=[0] %1622 : [16] */
-static void step_k436_reduce_sum(float *restrict t1623, const float *restrict t1622) {
-    for (size_t o = 0; o < 16; o++) t1623[o] = 0.0f;
+typedef struct {
+    float *t1623;
+    const float *t1622;
+} step_k436_reduce_sum_pointers;
+
+static void step_k436_reduce_sum_part(void *context, int part, int parts) {
+    const step_k436_reduce_sum_pointers *p = context;
+    float *restrict t1623 = p->t1623;
+    const float *restrict t1622 = p->t1622;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1623[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1623[i1] += t1622[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k436_reduce_sum(float *restrict t1623, const float *restrict t1622) {
+    mplc_parallel(step_k436_reduce_sum_part, &(step_k436_reduce_sum_pointers){t1623, t1622});
 }
 
 /* %1252 = broadcast axes=[1] %1251 : [6272,16]
@@ -10229,15 +12167,18 @@ typedef struct {
 
 static void step_k437_mul_part(void *context, int part, int parts) {
     const step_k437_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1624 = p->t1624;
     const float *restrict t1622 = p->t1622;
     const float *restrict t1251 = p->t1251;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1624 = t1622[i0 * 16 + i1] * t1251[i1];
-            t1624[i0 * 16 + i1] = v1624;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1624 = t1622[i0 * 16 + i1] * t1251[i1];
+                t1624[i0 * 16 + i1] = v1624;
+            }
         }
     }
 }
@@ -10248,26 +12189,56 @@ static void step_k437_mul(float *restrict t1624, const float *restrict t1622, co
 
 /* %1625 = mul %1622, %1243 : [6272,16]
  * %1626 = reduce_sum axes=[0] %1625 : [16] */
-static void step_k438_mul_reduce_sum(float *restrict t1626, const float *restrict t1622, const float *restrict t1243) {
-    for (size_t o = 0; o < 16; o++) t1626[o] = 0.0f;
+typedef struct {
+    float *t1626;
+    const float *t1622;
+    const float *t1243;
+} step_k438_mul_reduce_sum_pointers;
+
+static void step_k438_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k438_mul_reduce_sum_pointers *p = context;
+    float *restrict t1626 = p->t1626;
+    const float *restrict t1622 = p->t1622;
+    const float *restrict t1243 = p->t1243;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1626[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1625 = t1622[i0 * 16 + i1] * t1243[i0 * 16 + i1];
             t1626[i1] += v1625;
         }
     }
 }
 
+static void step_k438_mul_reduce_sum(float *restrict t1626, const float *restrict t1622, const float *restrict t1243) {
+    mplc_parallel(step_k438_mul_reduce_sum_part, &(step_k438_mul_reduce_sum_pointers){t1626, t1622, t1243});
+}
+
 /* %1629 = neg %1624 : [6272,16]
  * %1630 = reduce_sum axes=[0] %1629 : [16] */
-static void step_k439_neg_reduce_sum(float *restrict t1630, const float *restrict t1624) {
-    for (size_t o = 0; o < 16; o++) t1630[o] = 0.0f;
+typedef struct {
+    float *t1630;
+    const float *t1624;
+} step_k439_neg_reduce_sum_pointers;
+
+static void step_k439_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k439_neg_reduce_sum_pointers *p = context;
+    float *restrict t1630 = p->t1630;
+    const float *restrict t1624 = p->t1624;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1630[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1629 = -t1624[i0 * 16 + i1];
             t1630[i1] += v1629;
         }
     }
+}
+
+static void step_k439_neg_reduce_sum(float *restrict t1630, const float *restrict t1624) {
+    mplc_parallel(step_k439_neg_reduce_sum_part, &(step_k439_neg_reduce_sum_pointers){t1630, t1624});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -10299,16 +12270,19 @@ typedef struct {
 
 static void step_k441_mul_add_part(void *context, int part, int parts) {
     const step_k441_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1637 = p->t1637;
     const float *restrict t1634 = p->t1634;
     const float *restrict t1243 = p->t1243;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1636 = t1634[i1] * t1243[i0 * 16 + i1];
-            const float v1637 = v1636 + v1636;
-            t1637[i0 * 16 + i1] = v1637;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1636 = t1634[i1] * t1243[i0 * 16 + i1];
+                const float v1637 = v1636 + v1636;
+                t1637[i0 * 16 + i1] = v1637;
+            }
         }
     }
 }
@@ -10319,14 +12293,28 @@ static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634
 
 /* %1638 = neg %1637 : [6272,16]
  * %1640 = reduce_sum axes=[0] %1638 : [16] */
-static void step_k442_neg_reduce_sum(float *restrict t1640, const float *restrict t1637) {
-    for (size_t o = 0; o < 16; o++) t1640[o] = 0.0f;
+typedef struct {
+    float *t1640;
+    const float *t1637;
+} step_k442_neg_reduce_sum_pointers;
+
+static void step_k442_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k442_neg_reduce_sum_pointers *p = context;
+    float *restrict t1640 = p->t1640;
+    const float *restrict t1637 = p->t1637;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1640[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1638 = -t1637[i0 * 16 + i1];
             t1640[i1] += v1638;
         }
     }
+}
+
+static void step_k442_neg_reduce_sum(float *restrict t1640, const float *restrict t1637) {
+    mplc_parallel(step_k442_neg_reduce_sum_part, &(step_k442_neg_reduce_sum_pointers){t1640, t1637});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
@@ -10352,17 +12340,20 @@ typedef struct {
 
 static void step_k444_add_part(void *context, int part, int parts) {
     const step_k444_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1644 = p->t1644;
     const float *restrict t1624 = p->t1624;
     const float *restrict t1637 = p->t1637;
     const float *restrict t1642 = p->t1642;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1639 = t1624[i0 * 16 + i1] + t1637[i0 * 16 + i1];
-            const float v1644 = v1639 + t1642[i1];
-            t1644[i0 * 16 + i1] = v1644;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1639 = t1624[i0 * 16 + i1] + t1637[i0 * 16 + i1];
+                const float v1644 = v1639 + t1642[i1];
+                t1644[i0 * 16 + i1] = v1644;
+            }
         }
     }
 }
@@ -10372,13 +12363,27 @@ static void step_k444_add(float *restrict t1644, const float *restrict t1624, co
 }
 
 /* %1645 = reduce_sum axes=[0] %1644 : [16] */
-static void step_k445_reduce_sum(float *restrict t1645, const float *restrict t1644) {
-    for (size_t o = 0; o < 16; o++) t1645[o] = 0.0f;
+typedef struct {
+    float *t1645;
+    const float *t1644;
+} step_k445_reduce_sum_pointers;
+
+static void step_k445_reduce_sum_part(void *context, int part, int parts) {
+    const step_k445_reduce_sum_pointers *p = context;
+    float *restrict t1645 = p->t1645;
+    const float *restrict t1644 = p->t1644;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1645[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1645[i1] += t1644[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k445_reduce_sum(float *restrict t1645, const float *restrict t1644) {
+    mplc_parallel(step_k445_reduce_sum_part, &(step_k445_reduce_sum_pointers){t1645, t1644});
 }
 
 /* %1646 = matmul tB %1644, %1236 : [6272,144]
@@ -10392,17 +12397,19 @@ typedef struct {
 
 static void step_k446_matmul_col2im_part(void *context, int part, int parts) {
     const step_k446_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1649 = p->t1649;
     const float *restrict t1644 = p->t1644;
     const float *restrict t1236 = p->t1236;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(32, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1644 + (size_t)n0 * 3136, 16, t1236, 16, 0.0f, chunk, 144);
-        mplc_col2im(t1649 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(32, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1644 + (size_t)n0 * 3136, 16, t1236, 16, 0.0f, chunk, 144);
+            mplc_col2im(t1649 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -10464,22 +12471,25 @@ typedef struct {
 
 static void step_k448_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k448_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1656 = p->t1656;
     const float *restrict t1610 = p->t1610;
     const float *restrict t1649 = p->t1649;
     const float *restrict t1231 = p->t1231;
     const float *restrict t1233 = p->t1233;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v1650 = t1610[i] + t1649[i];
-        const float v1651 = t1231[i] >= t1233[i] ? 1.0f : 0.0f;
-        const float v1653 = v1650 * v1651;
-        const float v1652 = 1.0f - v1651;
-        const float v1654 = v1650 * v1652;
-        const float v1655 = v1654 * 0.1f;
-        const float v1656 = v1653 + v1655;
-        t1656[i] = v1656;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v1650 = t1610[i] + t1649[i];
+            const float v1651 = t1231[i] >= t1233[i] ? 1.0f : 0.0f;
+            const float v1653 = v1650 * v1651;
+            const float v1652 = 1.0f - v1651;
+            const float v1654 = v1650 * v1652;
+            const float v1655 = v1654 * 0.1f;
+            const float v1656 = v1653 + v1655;
+            t1656[i] = v1656;
+        }
     }
 }
 
@@ -10488,13 +12498,27 @@ static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const floa
 }
 
 /* %1658 = reduce_sum axes=[0] %1657 : [16] */
-static void step_k449_reduce_sum(float *restrict t1658, const float *restrict t1657) {
-    for (size_t o = 0; o < 16; o++) t1658[o] = 0.0f;
+typedef struct {
+    float *t1658;
+    const float *t1657;
+} step_k449_reduce_sum_pointers;
+
+static void step_k449_reduce_sum_part(void *context, int part, int parts) {
+    const step_k449_reduce_sum_pointers *p = context;
+    float *restrict t1658 = p->t1658;
+    const float *restrict t1657 = p->t1657;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1658[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1658[i1] += t1657[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k449_reduce_sum(float *restrict t1658, const float *restrict t1657) {
+    mplc_parallel(step_k449_reduce_sum_part, &(step_k449_reduce_sum_pointers){t1658, t1657});
 }
 
 /* %1227 = broadcast axes=[1] %1226 : [6272,16]
@@ -10507,15 +12531,18 @@ typedef struct {
 
 static void step_k450_mul_part(void *context, int part, int parts) {
     const step_k450_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1659 = p->t1659;
     const float *restrict t1657 = p->t1657;
     const float *restrict t1226 = p->t1226;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1659 = t1657[i0 * 16 + i1] * t1226[i1];
-            t1659[i0 * 16 + i1] = v1659;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1659 = t1657[i0 * 16 + i1] * t1226[i1];
+                t1659[i0 * 16 + i1] = v1659;
+            }
         }
     }
 }
@@ -10526,26 +12553,56 @@ static void step_k450_mul(float *restrict t1659, const float *restrict t1657, co
 
 /* %1660 = mul %1657, %1218 : [6272,16]
  * %1661 = reduce_sum axes=[0] %1660 : [16] */
-static void step_k451_mul_reduce_sum(float *restrict t1661, const float *restrict t1657, const float *restrict t1218) {
-    for (size_t o = 0; o < 16; o++) t1661[o] = 0.0f;
+typedef struct {
+    float *t1661;
+    const float *t1657;
+    const float *t1218;
+} step_k451_mul_reduce_sum_pointers;
+
+static void step_k451_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k451_mul_reduce_sum_pointers *p = context;
+    float *restrict t1661 = p->t1661;
+    const float *restrict t1657 = p->t1657;
+    const float *restrict t1218 = p->t1218;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1661[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1660 = t1657[i0 * 16 + i1] * t1218[i0 * 16 + i1];
             t1661[i1] += v1660;
         }
     }
 }
 
+static void step_k451_mul_reduce_sum(float *restrict t1661, const float *restrict t1657, const float *restrict t1218) {
+    mplc_parallel(step_k451_mul_reduce_sum_part, &(step_k451_mul_reduce_sum_pointers){t1661, t1657, t1218});
+}
+
 /* %1664 = neg %1659 : [6272,16]
  * %1665 = reduce_sum axes=[0] %1664 : [16] */
-static void step_k452_neg_reduce_sum(float *restrict t1665, const float *restrict t1659) {
-    for (size_t o = 0; o < 16; o++) t1665[o] = 0.0f;
+typedef struct {
+    float *t1665;
+    const float *t1659;
+} step_k452_neg_reduce_sum_pointers;
+
+static void step_k452_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k452_neg_reduce_sum_pointers *p = context;
+    float *restrict t1665 = p->t1665;
+    const float *restrict t1659 = p->t1659;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1665[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1664 = -t1659[i0 * 16 + i1];
             t1665[i1] += v1664;
         }
     }
+}
+
+static void step_k452_neg_reduce_sum(float *restrict t1665, const float *restrict t1659) {
+    mplc_parallel(step_k452_neg_reduce_sum_part, &(step_k452_neg_reduce_sum_pointers){t1665, t1659});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -10577,16 +12634,19 @@ typedef struct {
 
 static void step_k454_mul_add_part(void *context, int part, int parts) {
     const step_k454_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1672 = p->t1672;
     const float *restrict t1669 = p->t1669;
     const float *restrict t1218 = p->t1218;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1671 = t1669[i1] * t1218[i0 * 16 + i1];
-            const float v1672 = v1671 + v1671;
-            t1672[i0 * 16 + i1] = v1672;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1671 = t1669[i1] * t1218[i0 * 16 + i1];
+                const float v1672 = v1671 + v1671;
+                t1672[i0 * 16 + i1] = v1672;
+            }
         }
     }
 }
@@ -10597,14 +12657,28 @@ static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669
 
 /* %1673 = neg %1672 : [6272,16]
  * %1675 = reduce_sum axes=[0] %1673 : [16] */
-static void step_k455_neg_reduce_sum(float *restrict t1675, const float *restrict t1672) {
-    for (size_t o = 0; o < 16; o++) t1675[o] = 0.0f;
+typedef struct {
+    float *t1675;
+    const float *t1672;
+} step_k455_neg_reduce_sum_pointers;
+
+static void step_k455_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k455_neg_reduce_sum_pointers *p = context;
+    float *restrict t1675 = p->t1675;
+    const float *restrict t1672 = p->t1672;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1675[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1673 = -t1672[i0 * 16 + i1];
             t1675[i1] += v1673;
         }
     }
+}
+
+static void step_k455_neg_reduce_sum(float *restrict t1675, const float *restrict t1672) {
+    mplc_parallel(step_k455_neg_reduce_sum_part, &(step_k455_neg_reduce_sum_pointers){t1675, t1672});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
@@ -10630,17 +12704,20 @@ typedef struct {
 
 static void step_k457_add_part(void *context, int part, int parts) {
     const step_k457_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1679 = p->t1679;
     const float *restrict t1659 = p->t1659;
     const float *restrict t1672 = p->t1672;
     const float *restrict t1677 = p->t1677;
     size_t lo, hi;
-    mplc_part(6272, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v1674 = t1659[i0 * 16 + i1] + t1672[i0 * 16 + i1];
-            const float v1679 = v1674 + t1677[i1];
-            t1679[i0 * 16 + i1] = v1679;
+    while (mplc_claim(6272, 196, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v1674 = t1659[i0 * 16 + i1] + t1672[i0 * 16 + i1];
+                const float v1679 = v1674 + t1677[i1];
+                t1679[i0 * 16 + i1] = v1679;
+            }
         }
     }
 }
@@ -10650,13 +12727,27 @@ static void step_k457_add(float *restrict t1679, const float *restrict t1659, co
 }
 
 /* %1680 = reduce_sum axes=[0] %1679 : [16] */
-static void step_k458_reduce_sum(float *restrict t1680, const float *restrict t1679) {
-    for (size_t o = 0; o < 16; o++) t1680[o] = 0.0f;
+typedef struct {
+    float *t1680;
+    const float *t1679;
+} step_k458_reduce_sum_pointers;
+
+static void step_k458_reduce_sum_part(void *context, int part, int parts) {
+    const step_k458_reduce_sum_pointers *p = context;
+    float *restrict t1680 = p->t1680;
+    const float *restrict t1679 = p->t1679;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1680[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6272; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1680[i1] += t1679[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k458_reduce_sum(float *restrict t1680, const float *restrict t1679) {
+    mplc_parallel(step_k458_reduce_sum_part, &(step_k458_reduce_sum_pointers){t1680, t1679});
 }
 
 /* %1209 = im2col k3 s2 p1 %407 : [6272,9]
@@ -10687,16 +12778,16 @@ static void step_k459_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t1679 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -11425,15 +13516,18 @@ typedef struct {
 
 static void step_k512_fill_part(void *context, int part, int parts) {
     const step_k512_fill_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1825 = p->t1825;
     const float *restrict t1823 = p->t1823;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            for (size_t i2 = 0; i2 < 64; i2++) {
-                const float v1825 = t1823[i0 * 64 + i2];
-                t1825[i0 * 1024 + i1 * 64 + i2] = v1825;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v1825 = t1823[i0 * 64 + i2];
+                    t1825[i0 * 1024 + i1 * 64 + i2] = v1825;
+                }
             }
         }
     }
@@ -11451,15 +13545,18 @@ typedef struct {
 
 static void step_k513_fill_part(void *context, int part, int parts) {
     const step_k513_fill_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1826 = p->t1826;
     const float *restrict t1824 = p->t1824;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            for (size_t i2 = 0; i2 < 64; i2++) {
-                const float v1826 = t1824[i0 * 64 + i2];
-                t1826[i0 * 1024 + i1 * 64 + i2] = v1826;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v1826 = t1824[i0 * 64 + i2];
+                    t1826[i0 * 1024 + i1 * 64 + i2] = v1826;
+                }
             }
         }
     }
@@ -11478,14 +13575,17 @@ typedef struct {
 
 static void step_k514_greaterEqual_part(void *context, int part, int parts) {
     const step_k514_greaterEqual_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1829 = p->t1829;
     const float *restrict t343 = p->t343;
     const float *restrict t344 = p->t344;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1829 = t343[i] >= t344[i] ? 1.0f : 0.0f;
-        t1829[i] = v1829;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1829 = t343[i] >= t344[i] ? 1.0f : 0.0f;
+            t1829[i] = v1829;
+        }
     }
 }
 
@@ -11508,18 +13608,21 @@ typedef struct {
 
 static void step_k515_mul_sub_add_part(void *context, int part, int parts) {
     const step_k515_mul_sub_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1841 = p->t1841;
     const float *restrict t1827 = p->t1827;
     const float *restrict t1831 = p->t1831;
     size_t lo, hi;
-    mplc_part(32, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1832 = t1827[i] * t1831[i];
-        const float v1835 = 1.0f - t1831[i];
-        const float v1836 = t1827[i] * v1835;
-        const float v1839 = v1836 * 0.1f;
-        const float v1841 = v1832 + v1839;
-        t1841[i] = v1841;
+    while (mplc_claim(32, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1832 = t1827[i] * t1831[i];
+            const float v1835 = 1.0f - t1831[i];
+            const float v1836 = t1827[i] * v1835;
+            const float v1839 = v1836 * 0.1f;
+            const float v1841 = v1832 + v1839;
+            t1841[i] = v1841;
+        }
     }
 }
 
@@ -11542,18 +13645,21 @@ typedef struct {
 
 static void step_k516_mul_sub_add_part(void *context, int part, int parts) {
     const step_k516_mul_sub_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1842 = p->t1842;
     const float *restrict t1828 = p->t1828;
     const float *restrict t1833 = p->t1833;
     size_t lo, hi;
-    mplc_part(128, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1834 = t1828[i] * t1833[i];
-        const float v1837 = 1.0f - t1833[i];
-        const float v1838 = t1828[i] * v1837;
-        const float v1840 = v1838 * 0.1f;
-        const float v1842 = v1834 + v1840;
-        t1842[i] = v1842;
+    while (mplc_claim(128, 4, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1834 = t1828[i] * t1833[i];
+            const float v1837 = 1.0f - t1833[i];
+            const float v1838 = t1828[i] * v1837;
+            const float v1840 = v1838 * 0.1f;
+            const float v1842 = v1834 + v1840;
+            t1842[i] = v1842;
+        }
     }
 }
 
@@ -11562,23 +13668,51 @@ static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t
 }
 
 /* %1845 = reduce_sum axes=[0] %1843 : [64] */
-static void step_k517_reduce_sum(float *restrict t1845, const float *restrict t1843) {
-    for (size_t o = 0; o < 64; o++) t1845[o] = 0.0f;
+typedef struct {
+    float *t1845;
+    const float *t1843;
+} step_k517_reduce_sum_pointers;
+
+static void step_k517_reduce_sum_part(void *context, int part, int parts) {
+    const step_k517_reduce_sum_pointers *p = context;
+    float *restrict t1845 = p->t1845;
+    const float *restrict t1843 = p->t1843;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1845[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1845[i1] += t1843[i0 * 64 + i1];
         }
     }
 }
 
+static void step_k517_reduce_sum(float *restrict t1845, const float *restrict t1843) {
+    mplc_parallel(step_k517_reduce_sum_part, &(step_k517_reduce_sum_pointers){t1845, t1843});
+}
+
 /* %1846 = reduce_sum axes=[0] %1844 : [64] */
-static void step_k518_reduce_sum(float *restrict t1846, const float *restrict t1844) {
-    for (size_t o = 0; o < 64; o++) t1846[o] = 0.0f;
+typedef struct {
+    float *t1846;
+    const float *t1844;
+} step_k518_reduce_sum_pointers;
+
+static void step_k518_reduce_sum_part(void *context, int part, int parts) {
+    const step_k518_reduce_sum_pointers *p = context;
+    float *restrict t1846 = p->t1846;
+    const float *restrict t1844 = p->t1844;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1846[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1846[i1] += t1844[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k518_reduce_sum(float *restrict t1846, const float *restrict t1844) {
+    mplc_parallel(step_k518_reduce_sum_part, &(step_k518_reduce_sum_pointers){t1846, t1844});
 }
 
 /* %1847 = add %1845, %1846 : [64] */
@@ -11599,15 +13733,18 @@ typedef struct {
 
 static void step_k520_mul_part(void *context, int part, int parts) {
     const step_k520_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1849 = p->t1849;
     const float *restrict t1843 = p->t1843;
     const float *restrict t338 = p->t338;
     size_t lo, hi;
-    mplc_part(512, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1849 = t1843[i0 * 64 + i1] * t338[i1];
-            t1849[i0 * 64 + i1] = v1849;
+    while (mplc_claim(512, 16, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1849 = t1843[i0 * 64 + i1] * t338[i1];
+                t1849[i0 * 64 + i1] = v1849;
+            }
         }
     }
 }
@@ -11626,15 +13763,18 @@ typedef struct {
 
 static void step_k521_mul_part(void *context, int part, int parts) {
     const step_k521_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1851 = p->t1851;
     const float *restrict t1844 = p->t1844;
     const float *restrict t338 = p->t338;
     size_t lo, hi;
-    mplc_part(2048, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1851 = t1844[i0 * 64 + i1] * t338[i1];
-            t1851[i0 * 64 + i1] = v1851;
+    while (mplc_claim(2048, 64, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1851 = t1844[i0 * 64 + i1] * t338[i1];
+                t1851[i0 * 64 + i1] = v1851;
+            }
         }
     }
 }
@@ -11645,26 +13785,58 @@ static void step_k521_mul(float *restrict t1851, const float *restrict t1844, co
 
 /* %1853 = mul %1843, %1852 : [512,64]
  * %1856 = reduce_sum axes=[0] %1853 : [64] */
-static void step_k522_mul_reduce_sum(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
-    for (size_t o = 0; o < 64; o++) t1856[o] = 0.0f;
+typedef struct {
+    float *t1856;
+    const float *t1843;
+    const float *t1852;
+} step_k522_mul_reduce_sum_pointers;
+
+static void step_k522_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k522_mul_reduce_sum_pointers *p = context;
+    float *restrict t1856 = p->t1856;
+    const float *restrict t1843 = p->t1843;
+    const float *restrict t1852 = p->t1852;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1856[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1853 = t1843[i0 * 64 + i1] * t1852[i0 * 64 + i1];
             t1856[i1] += v1853;
         }
     }
 }
 
+static void step_k522_mul_reduce_sum(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
+    mplc_parallel(step_k522_mul_reduce_sum_part, &(step_k522_mul_reduce_sum_pointers){t1856, t1843, t1852});
+}
+
 /* %1855 = mul %1844, %1854 : [2048,64]
  * %1857 = reduce_sum axes=[0] %1855 : [64] */
-static void step_k523_mul_reduce_sum(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
-    for (size_t o = 0; o < 64; o++) t1857[o] = 0.0f;
+typedef struct {
+    float *t1857;
+    const float *t1844;
+    const float *t1854;
+} step_k523_mul_reduce_sum_pointers;
+
+static void step_k523_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k523_mul_reduce_sum_pointers *p = context;
+    float *restrict t1857 = p->t1857;
+    const float *restrict t1844 = p->t1844;
+    const float *restrict t1854 = p->t1854;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1857[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1855 = t1844[i0 * 64 + i1] * t1854[i0 * 64 + i1];
             t1857[i1] += v1855;
         }
     }
+}
+
+static void step_k523_mul_reduce_sum(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
+    mplc_parallel(step_k523_mul_reduce_sum_part, &(step_k523_mul_reduce_sum_pointers){t1857, t1844, t1854});
 }
 
 /* %1858 = add %1856, %1857 : [64]
@@ -11680,26 +13852,54 @@ static void step_k524_add_mul(float *restrict t1858, float *restrict t1860, cons
 
 /* %1861 = neg %1849 : [512,64]
  * %1863 = reduce_sum axes=[0] %1861 : [64] */
-static void step_k525_neg_reduce_sum(float *restrict t1863, const float *restrict t1849) {
-    for (size_t o = 0; o < 64; o++) t1863[o] = 0.0f;
+typedef struct {
+    float *t1863;
+    const float *t1849;
+} step_k525_neg_reduce_sum_pointers;
+
+static void step_k525_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k525_neg_reduce_sum_pointers *p = context;
+    float *restrict t1863 = p->t1863;
+    const float *restrict t1849 = p->t1849;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1863[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1861 = -t1849[i0 * 64 + i1];
             t1863[i1] += v1861;
         }
     }
 }
 
+static void step_k525_neg_reduce_sum(float *restrict t1863, const float *restrict t1849) {
+    mplc_parallel(step_k525_neg_reduce_sum_part, &(step_k525_neg_reduce_sum_pointers){t1863, t1849});
+}
+
 /* %1862 = neg %1851 : [2048,64]
  * %1864 = reduce_sum axes=[0] %1862 : [64] */
-static void step_k526_neg_reduce_sum(float *restrict t1864, const float *restrict t1851) {
-    for (size_t o = 0; o < 64; o++) t1864[o] = 0.0f;
+typedef struct {
+    float *t1864;
+    const float *t1851;
+} step_k526_neg_reduce_sum_pointers;
+
+static void step_k526_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k526_neg_reduce_sum_pointers *p = context;
+    float *restrict t1864 = p->t1864;
+    const float *restrict t1851 = p->t1851;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1864[o] = 0.0f;
     for (size_t i0 = 0; i0 < 2048; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1862 = -t1851[i0 * 64 + i1];
             t1864[i1] += v1862;
         }
     }
+}
+
+static void step_k526_neg_reduce_sum(float *restrict t1864, const float *restrict t1851) {
+    mplc_parallel(step_k526_neg_reduce_sum_part, &(step_k526_neg_reduce_sum_pointers){t1864, t1851});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -11731,16 +13931,19 @@ typedef struct {
 
 static void step_k528_mul_add_part(void *context, int part, int parts) {
     const step_k528_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1872 = p->t1872;
     const float *restrict t1869 = p->t1869;
     const float *restrict t324 = p->t324;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1871 = t1869[i1] * t324[i0 * 64 + i1];
-            const float v1872 = v1871 + v1871;
-            t1872[i0 * 64 + i1] = v1872;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1871 = t1869[i1] * t324[i0 * 64 + i1];
+                const float v1872 = v1871 + v1871;
+                t1872[i0 * 64 + i1] = v1872;
+            }
         }
     }
 }
@@ -11761,14 +13964,28 @@ static void step_k530_pad_rows(float *restrict t1875, const float *restrict t185
 
 /* %1873 = neg %1872 : [4608,64]
  * %1878 = reduce_sum axes=[0] %1873 : [64] */
-static void step_k531_neg_reduce_sum(float *restrict t1878, const float *restrict t1872) {
-    for (size_t o = 0; o < 64; o++) t1878[o] = 0.0f;
+typedef struct {
+    float *t1878;
+    const float *t1872;
+} step_k531_neg_reduce_sum_pointers;
+
+static void step_k531_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k531_neg_reduce_sum_pointers *p = context;
+    float *restrict t1878 = p->t1878;
+    const float *restrict t1872 = p->t1872;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1878[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1873 = -t1872[i0 * 64 + i1];
             t1878[i1] += v1873;
         }
     }
+}
+
+static void step_k531_neg_reduce_sum(float *restrict t1878, const float *restrict t1872) {
+    mplc_parallel(step_k531_neg_reduce_sum_part, &(step_k531_neg_reduce_sum_pointers){t1878, t1872});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -11798,19 +14015,22 @@ typedef struct {
 
 static void step_k533_add_part(void *context, int part, int parts) {
     const step_k533_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1882 = p->t1882;
     const float *restrict t1874 = p->t1874;
     const float *restrict t1875 = p->t1875;
     const float *restrict t1872 = p->t1872;
     const float *restrict t1880 = p->t1880;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1876 = t1874[i0 * 64 + i1] + t1875[i0 * 64 + i1];
-            const float v1877 = v1876 + t1872[i0 * 64 + i1];
-            const float v1882 = v1877 + t1880[i1];
-            t1882[i0 * 64 + i1] = v1882;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1876 = t1874[i0 * 64 + i1] + t1875[i0 * 64 + i1];
+                const float v1877 = v1876 + t1872[i0 * 64 + i1];
+                const float v1882 = v1877 + t1880[i1];
+                t1882[i0 * 64 + i1] = v1882;
+            }
         }
     }
 }
@@ -11830,17 +14050,19 @@ typedef struct {
 
 static void step_k534_matmul_col2im_part(void *context, int part, int parts) {
     const step_k534_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1886 = p->t1886;
     const float *restrict t1882 = p->t1882;
     const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* the product 256 images at a time (131072 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 256, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
-        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-        mplc_col2im(t1886 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+    while (mplc_claim(288, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+            mplc_col2im(t1886 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        }
     }
 }
 
@@ -11884,13 +14106,27 @@ static void step_k535_im2col_matmul(float *restrict t1884, const float *restrict
 }
 
 /* %1887 = reduce_sum axes=[0] %1882 : [64] */
-static void step_k536_reduce_sum(float *restrict t1887, const float *restrict t1882) {
-    for (size_t o = 0; o < 64; o++) t1887[o] = 0.0f;
+typedef struct {
+    float *t1887;
+    const float *t1882;
+} step_k536_reduce_sum_pointers;
+
+static void step_k536_reduce_sum_part(void *context, int part, int parts) {
+    const step_k536_reduce_sum_pointers *p = context;
+    float *restrict t1887 = p->t1887;
+    const float *restrict t1882 = p->t1882;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1887[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1887[i1] += t1882[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k536_reduce_sum(float *restrict t1887, const float *restrict t1882) {
+    mplc_parallel(step_k536_reduce_sum_part, &(step_k536_reduce_sum_pointers){t1887, t1882});
 }
 
 /* %1888 = matmul tB %1882, %310 : [4608,576]
@@ -11904,17 +14140,19 @@ typedef struct {
 
 static void step_k537_matmul_col2im_part(void *context, int part, int parts) {
     const step_k537_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1891 = p->t1891;
     const float *restrict t1882 = p->t1882;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
-        mplc_col2im(t1891 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+    while (mplc_claim(288, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
+            mplc_col2im(t1891 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        }
     }
 }
 
@@ -11974,20 +14212,23 @@ typedef struct {
 
 static void step_k539_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k539_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1897 = p->t1897;
     const float *restrict t305 = p->t305;
     const float *restrict t307 = p->t307;
     const float *restrict t1891 = p->t1891;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v1892 = t305[i] >= t307[i] ? 1.0f : 0.0f;
-        const float v1894 = t1891[i] * v1892;
-        const float v1893 = 1.0f - v1892;
-        const float v1895 = t1891[i] * v1893;
-        const float v1896 = v1895 * 0.1f;
-        const float v1897 = v1894 + v1896;
-        t1897[i] = v1897;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v1892 = t305[i] >= t307[i] ? 1.0f : 0.0f;
+            const float v1894 = t1891[i] * v1892;
+            const float v1893 = 1.0f - v1892;
+            const float v1895 = t1891[i] * v1893;
+            const float v1896 = v1895 * 0.1f;
+            const float v1897 = v1894 + v1896;
+            t1897[i] = v1897;
+        }
     }
 }
 
@@ -11996,13 +14237,27 @@ static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const floa
 }
 
 /* %1899 = reduce_sum axes=[0] %1898 : [64] */
-static void step_k540_reduce_sum(float *restrict t1899, const float *restrict t1898) {
-    for (size_t o = 0; o < 64; o++) t1899[o] = 0.0f;
+typedef struct {
+    float *t1899;
+    const float *t1898;
+} step_k540_reduce_sum_pointers;
+
+static void step_k540_reduce_sum_part(void *context, int part, int parts) {
+    const step_k540_reduce_sum_pointers *p = context;
+    float *restrict t1899 = p->t1899;
+    const float *restrict t1898 = p->t1898;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1899[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1899[i1] += t1898[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k540_reduce_sum(float *restrict t1899, const float *restrict t1898) {
+    mplc_parallel(step_k540_reduce_sum_part, &(step_k540_reduce_sum_pointers){t1899, t1898});
 }
 
 /* %301 = broadcast axes=[1] %300 : [4608,64]
@@ -12015,15 +14270,18 @@ typedef struct {
 
 static void step_k541_mul_part(void *context, int part, int parts) {
     const step_k541_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1900 = p->t1900;
     const float *restrict t1898 = p->t1898;
     const float *restrict t300 = p->t300;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1900 = t1898[i0 * 64 + i1] * t300[i1];
-            t1900[i0 * 64 + i1] = v1900;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1900 = t1898[i0 * 64 + i1] * t300[i1];
+                t1900[i0 * 64 + i1] = v1900;
+            }
         }
     }
 }
@@ -12034,14 +14292,30 @@ static void step_k541_mul(float *restrict t1900, const float *restrict t1898, co
 
 /* %1901 = mul %1898, %281 : [4608,64]
  * %1902 = reduce_sum axes=[0] %1901 : [64] */
-static void step_k542_mul_reduce_sum(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
-    for (size_t o = 0; o < 64; o++) t1902[o] = 0.0f;
+typedef struct {
+    float *t1902;
+    const float *t1898;
+    const float *t281;
+} step_k542_mul_reduce_sum_pointers;
+
+static void step_k542_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k542_mul_reduce_sum_pointers *p = context;
+    float *restrict t1902 = p->t1902;
+    const float *restrict t1898 = p->t1898;
+    const float *restrict t281 = p->t281;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1902[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1901 = t1898[i0 * 64 + i1] * t281[i0 * 64 + i1];
             t1902[i1] += v1901;
         }
     }
+}
+
+static void step_k542_mul_reduce_sum(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
+    mplc_parallel(step_k542_mul_reduce_sum_part, &(step_k542_mul_reduce_sum_pointers){t1902, t1898, t281});
 }
 
 /* %1904 = mul %1902, %299 : [64] */
@@ -12054,14 +14328,28 @@ static void step_k543_mul(float *restrict t1904, const float *restrict t1902, co
 
 /* %1905 = neg %1900 : [4608,64]
  * %1906 = reduce_sum axes=[0] %1905 : [64] */
-static void step_k544_neg_reduce_sum(float *restrict t1906, const float *restrict t1900) {
-    for (size_t o = 0; o < 64; o++) t1906[o] = 0.0f;
+typedef struct {
+    float *t1906;
+    const float *t1900;
+} step_k544_neg_reduce_sum_pointers;
+
+static void step_k544_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k544_neg_reduce_sum_pointers *p = context;
+    float *restrict t1906 = p->t1906;
+    const float *restrict t1900 = p->t1900;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1906[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1905 = -t1900[i0 * 64 + i1];
             t1906[i1] += v1905;
         }
     }
+}
+
+static void step_k544_neg_reduce_sum(float *restrict t1906, const float *restrict t1900) {
+    mplc_parallel(step_k544_neg_reduce_sum_part, &(step_k544_neg_reduce_sum_pointers){t1906, t1900});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -12093,16 +14381,19 @@ typedef struct {
 
 static void step_k546_mul_add_part(void *context, int part, int parts) {
     const step_k546_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1913 = p->t1913;
     const float *restrict t1910 = p->t1910;
     const float *restrict t281 = p->t281;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1912 = t1910[i1] * t281[i0 * 64 + i1];
-            const float v1913 = v1912 + v1912;
-            t1913[i0 * 64 + i1] = v1913;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1912 = t1910[i1] * t281[i0 * 64 + i1];
+                const float v1913 = v1912 + v1912;
+                t1913[i0 * 64 + i1] = v1913;
+            }
         }
     }
 }
@@ -12113,14 +14404,28 @@ static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910
 
 /* %1914 = neg %1913 : [4608,64]
  * %1916 = reduce_sum axes=[0] %1914 : [64] */
-static void step_k547_neg_reduce_sum(float *restrict t1916, const float *restrict t1913) {
-    for (size_t o = 0; o < 64; o++) t1916[o] = 0.0f;
+typedef struct {
+    float *t1916;
+    const float *t1913;
+} step_k547_neg_reduce_sum_pointers;
+
+static void step_k547_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k547_neg_reduce_sum_pointers *p = context;
+    float *restrict t1916 = p->t1916;
+    const float *restrict t1913 = p->t1913;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1916[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1914 = -t1913[i0 * 64 + i1];
             t1916[i1] += v1914;
         }
     }
+}
+
+static void step_k547_neg_reduce_sum(float *restrict t1916, const float *restrict t1913) {
+    mplc_parallel(step_k547_neg_reduce_sum_part, &(step_k547_neg_reduce_sum_pointers){t1916, t1913});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -12146,17 +14451,20 @@ typedef struct {
 
 static void step_k549_add_part(void *context, int part, int parts) {
     const step_k549_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1920 = p->t1920;
     const float *restrict t1900 = p->t1900;
     const float *restrict t1913 = p->t1913;
     const float *restrict t1918 = p->t1918;
     size_t lo, hi;
-    mplc_part(4608, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v1915 = t1900[i0 * 64 + i1] + t1913[i0 * 64 + i1];
-            const float v1920 = v1915 + t1918[i1];
-            t1920[i0 * 64 + i1] = v1920;
+    while (mplc_claim(4608, 144, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v1915 = t1900[i0 * 64 + i1] + t1913[i0 * 64 + i1];
+                const float v1920 = v1915 + t1918[i1];
+                t1920[i0 * 64 + i1] = v1920;
+            }
         }
     }
 }
@@ -12166,13 +14474,27 @@ static void step_k549_add(float *restrict t1920, const float *restrict t1900, co
 }
 
 /* %1921 = reduce_sum axes=[0] %1920 : [64] */
-static void step_k550_reduce_sum(float *restrict t1921, const float *restrict t1920) {
-    for (size_t o = 0; o < 64; o++) t1921[o] = 0.0f;
+typedef struct {
+    float *t1921;
+    const float *t1920;
+} step_k550_reduce_sum_pointers;
+
+static void step_k550_reduce_sum_part(void *context, int part, int parts) {
+    const step_k550_reduce_sum_pointers *p = context;
+    float *restrict t1921 = p->t1921;
+    const float *restrict t1920 = p->t1920;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1921[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4608; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1921[i1] += t1920[i0 * 64 + i1];
         }
     }
+}
+
+static void step_k550_reduce_sum(float *restrict t1921, const float *restrict t1920) {
+    mplc_parallel(step_k550_reduce_sum_part, &(step_k550_reduce_sum_pointers){t1921, t1920});
 }
 
 /* %1922 = matmul tB %1920, %273 : [4608,288]
@@ -12186,17 +14508,19 @@ typedef struct {
 
 static void step_k551_matmul_col2im_part(void *context, int part, int parts) {
     const step_k551_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1925 = p->t1925;
     const float *restrict t1920 = p->t1920;
     const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1920 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t1925 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+    while (mplc_claim(288, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t1920 + (size_t)n0 * 1024, 64, in_teacher_res9_conv0_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t1925 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        }
     }
 }
 
@@ -12258,22 +14582,25 @@ typedef struct {
 
 static void step_k553_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k553_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1933 = p->t1933;
     const float *restrict t1886 = p->t1886;
     const float *restrict t1925 = p->t1925;
     const float *restrict t269 = p->t269;
     const float *restrict t270 = p->t270;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1926 = t1886[i] + t1925[i];
-        const float v1927 = t269[i] >= t270[i] ? 1.0f : 0.0f;
-        const float v1930 = v1926 * v1927;
-        const float v1929 = 1.0f - v1927;
-        const float v1931 = v1926 * v1929;
-        const float v1932 = v1931 * 0.1f;
-        const float v1933 = v1930 + v1932;
-        t1933[i] = v1933;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1926 = t1886[i] + t1925[i];
+            const float v1927 = t269[i] >= t270[i] ? 1.0f : 0.0f;
+            const float v1930 = v1926 * v1927;
+            const float v1929 = 1.0f - v1927;
+            const float v1931 = v1926 * v1929;
+            const float v1932 = v1931 * 0.1f;
+            const float v1933 = v1930 + v1932;
+            t1933[i] = v1933;
+        }
     }
 }
 
@@ -12282,13 +14609,27 @@ static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const floa
 }
 
 /* %1935 = reduce_sum axes=[0] %1934 : [32] */
-static void step_k554_reduce_sum(float *restrict t1935, const float *restrict t1934) {
-    for (size_t o = 0; o < 32; o++) t1935[o] = 0.0f;
+typedef struct {
+    float *t1935;
+    const float *t1934;
+} step_k554_reduce_sum_pointers;
+
+static void step_k554_reduce_sum_part(void *context, int part, int parts) {
+    const step_k554_reduce_sum_pointers *p = context;
+    float *restrict t1935 = p->t1935;
+    const float *restrict t1934 = p->t1934;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1935[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1935[i1] += t1934[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k554_reduce_sum(float *restrict t1935, const float *restrict t1934) {
+    mplc_parallel(step_k554_reduce_sum_part, &(step_k554_reduce_sum_pointers){t1935, t1934});
 }
 
 /* %265 = broadcast axes=[1] %264 : [14112,32]
@@ -12301,15 +14642,18 @@ typedef struct {
 
 static void step_k555_mul_part(void *context, int part, int parts) {
     const step_k555_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1936 = p->t1936;
     const float *restrict t1934 = p->t1934;
     const float *restrict t264 = p->t264;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1936 = t1934[i0 * 32 + i1] * t264[i1];
-            t1936[i0 * 32 + i1] = v1936;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1936 = t1934[i0 * 32 + i1] * t264[i1];
+                t1936[i0 * 32 + i1] = v1936;
+            }
         }
     }
 }
@@ -12320,14 +14664,30 @@ static void step_k555_mul(float *restrict t1936, const float *restrict t1934, co
 
 /* %1937 = mul %1934, %250 : [14112,32]
  * %1938 = reduce_sum axes=[0] %1937 : [32] */
-static void step_k556_mul_reduce_sum(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
-    for (size_t o = 0; o < 32; o++) t1938[o] = 0.0f;
+typedef struct {
+    float *t1938;
+    const float *t1934;
+    const float *t250;
+} step_k556_mul_reduce_sum_pointers;
+
+static void step_k556_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k556_mul_reduce_sum_pointers *p = context;
+    float *restrict t1938 = p->t1938;
+    const float *restrict t1934 = p->t1934;
+    const float *restrict t250 = p->t250;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1938[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1937 = t1934[i0 * 32 + i1] * t250[i0 * 32 + i1];
             t1938[i1] += v1937;
         }
     }
+}
+
+static void step_k556_mul_reduce_sum(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
+    mplc_parallel(step_k556_mul_reduce_sum_part, &(step_k556_mul_reduce_sum_pointers){t1938, t1934, t250});
 }
 
 /* %1940 = mul %1938, %263 : [32] */
@@ -12340,14 +14700,28 @@ static void step_k557_mul(float *restrict t1940, const float *restrict t1938, co
 
 /* %1941 = neg %1936 : [14112,32]
  * %1942 = reduce_sum axes=[0] %1941 : [32] */
-static void step_k558_neg_reduce_sum(float *restrict t1942, const float *restrict t1936) {
-    for (size_t o = 0; o < 32; o++) t1942[o] = 0.0f;
+typedef struct {
+    float *t1942;
+    const float *t1936;
+} step_k558_neg_reduce_sum_pointers;
+
+static void step_k558_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k558_neg_reduce_sum_pointers *p = context;
+    float *restrict t1942 = p->t1942;
+    const float *restrict t1936 = p->t1936;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1942[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1941 = -t1936[i0 * 32 + i1];
             t1942[i1] += v1941;
         }
     }
+}
+
+static void step_k558_neg_reduce_sum(float *restrict t1942, const float *restrict t1936) {
+    mplc_parallel(step_k558_neg_reduce_sum_part, &(step_k558_neg_reduce_sum_pointers){t1942, t1936});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -12379,16 +14753,19 @@ typedef struct {
 
 static void step_k560_mul_add_part(void *context, int part, int parts) {
     const step_k560_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1949 = p->t1949;
     const float *restrict t1946 = p->t1946;
     const float *restrict t250 = p->t250;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1948 = t1946[i1] * t250[i0 * 32 + i1];
-            const float v1949 = v1948 + v1948;
-            t1949[i0 * 32 + i1] = v1949;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1948 = t1946[i1] * t250[i0 * 32 + i1];
+                const float v1949 = v1948 + v1948;
+                t1949[i0 * 32 + i1] = v1949;
+            }
         }
     }
 }
@@ -12399,14 +14776,28 @@ static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946
 
 /* %1950 = neg %1949 : [14112,32]
  * %1952 = reduce_sum axes=[0] %1950 : [32] */
-static void step_k561_neg_reduce_sum(float *restrict t1952, const float *restrict t1949) {
-    for (size_t o = 0; o < 32; o++) t1952[o] = 0.0f;
+typedef struct {
+    float *t1952;
+    const float *t1949;
+} step_k561_neg_reduce_sum_pointers;
+
+static void step_k561_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k561_neg_reduce_sum_pointers *p = context;
+    float *restrict t1952 = p->t1952;
+    const float *restrict t1949 = p->t1949;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1952[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1950 = -t1949[i0 * 32 + i1];
             t1952[i1] += v1950;
         }
     }
+}
+
+static void step_k561_neg_reduce_sum(float *restrict t1952, const float *restrict t1949) {
+    mplc_parallel(step_k561_neg_reduce_sum_part, &(step_k561_neg_reduce_sum_pointers){t1952, t1949});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -12432,17 +14823,20 @@ typedef struct {
 
 static void step_k563_add_part(void *context, int part, int parts) {
     const step_k563_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1956 = p->t1956;
     const float *restrict t1936 = p->t1936;
     const float *restrict t1949 = p->t1949;
     const float *restrict t1954 = p->t1954;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1951 = t1936[i0 * 32 + i1] + t1949[i0 * 32 + i1];
-            const float v1956 = v1951 + t1954[i1];
-            t1956[i0 * 32 + i1] = v1956;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1951 = t1936[i0 * 32 + i1] + t1949[i0 * 32 + i1];
+                const float v1956 = v1951 + t1954[i1];
+                t1956[i0 * 32 + i1] = v1956;
+            }
         }
     }
 }
@@ -12462,17 +14856,19 @@ typedef struct {
 
 static void step_k564_matmul_col2im_part(void *context, int part, int parts) {
     const step_k564_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1960 = p->t1960;
     const float *restrict t1956 = p->t1956;
     const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* the product 167 images at a time (130928 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 167, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
-        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-        mplc_col2im(t1960 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+    while (mplc_claim(288, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+            mplc_col2im(t1960 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        }
     }
 }
 
@@ -12508,16 +14904,16 @@ static void step_k565_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
-            float part[512];
-            for (int i = 0; i < 512; i++) part[i] = 0.0f;
+            float block_sum[512];
+            for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t1956 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 512; i++) total[i] += part[i];
+            for (int i = 0; i < 512; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 512; i++) sum[i] = total[i];
@@ -12532,13 +14928,27 @@ static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict
 }
 
 /* %1961 = reduce_sum axes=[0] %1956 : [32] */
-static void step_k566_reduce_sum(float *restrict t1961, const float *restrict t1956) {
-    for (size_t o = 0; o < 32; o++) t1961[o] = 0.0f;
+typedef struct {
+    float *t1961;
+    const float *t1956;
+} step_k566_reduce_sum_pointers;
+
+static void step_k566_reduce_sum_part(void *context, int part, int parts) {
+    const step_k566_reduce_sum_pointers *p = context;
+    float *restrict t1961 = p->t1961;
+    const float *restrict t1956 = p->t1956;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1961[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1961[i1] += t1956[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k566_reduce_sum(float *restrict t1961, const float *restrict t1956) {
+    mplc_parallel(step_k566_reduce_sum_part, &(step_k566_reduce_sum_pointers){t1961, t1956});
 }
 
 /* %1962 = matmul tB %1956, %236 : [14112,288]
@@ -12552,17 +14962,19 @@ typedef struct {
 
 static void step_k567_matmul_col2im_part(void *context, int part, int parts) {
     const step_k567_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1965 = p->t1965;
     const float *restrict t1956 = p->t1956;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_conv3_weight, 32, 0.0f, chunk, 288);
-        mplc_col2im(t1965 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+    while (mplc_claim(288, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_conv3_weight, 32, 0.0f, chunk, 288);
+            mplc_col2im(t1965 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -12622,20 +15034,23 @@ typedef struct {
 
 static void step_k569_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k569_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1971 = p->t1971;
     const float *restrict t231 = p->t231;
     const float *restrict t233 = p->t233;
     const float *restrict t1965 = p->t1965;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v1966 = t231[i] >= t233[i] ? 1.0f : 0.0f;
-        const float v1968 = t1965[i] * v1966;
-        const float v1967 = 1.0f - v1966;
-        const float v1969 = t1965[i] * v1967;
-        const float v1970 = v1969 * 0.1f;
-        const float v1971 = v1968 + v1970;
-        t1971[i] = v1971;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v1966 = t231[i] >= t233[i] ? 1.0f : 0.0f;
+            const float v1968 = t1965[i] * v1966;
+            const float v1967 = 1.0f - v1966;
+            const float v1969 = t1965[i] * v1967;
+            const float v1970 = v1969 * 0.1f;
+            const float v1971 = v1968 + v1970;
+            t1971[i] = v1971;
+        }
     }
 }
 
@@ -12644,13 +15059,27 @@ static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const floa
 }
 
 /* %1973 = reduce_sum axes=[0] %1972 : [32] */
-static void step_k570_reduce_sum(float *restrict t1973, const float *restrict t1972) {
-    for (size_t o = 0; o < 32; o++) t1973[o] = 0.0f;
+typedef struct {
+    float *t1973;
+    const float *t1972;
+} step_k570_reduce_sum_pointers;
+
+static void step_k570_reduce_sum_part(void *context, int part, int parts) {
+    const step_k570_reduce_sum_pointers *p = context;
+    float *restrict t1973 = p->t1973;
+    const float *restrict t1972 = p->t1972;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1973[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1973[i1] += t1972[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k570_reduce_sum(float *restrict t1973, const float *restrict t1972) {
+    mplc_parallel(step_k570_reduce_sum_part, &(step_k570_reduce_sum_pointers){t1973, t1972});
 }
 
 /* %227 = broadcast axes=[1] %226 : [14112,32]
@@ -12663,15 +15092,18 @@ typedef struct {
 
 static void step_k571_mul_part(void *context, int part, int parts) {
     const step_k571_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1974 = p->t1974;
     const float *restrict t1972 = p->t1972;
     const float *restrict t226 = p->t226;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1974 = t1972[i0 * 32 + i1] * t226[i1];
-            t1974[i0 * 32 + i1] = v1974;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1974 = t1972[i0 * 32 + i1] * t226[i1];
+                t1974[i0 * 32 + i1] = v1974;
+            }
         }
     }
 }
@@ -12682,14 +15114,30 @@ static void step_k571_mul(float *restrict t1974, const float *restrict t1972, co
 
 /* %1975 = mul %1972, %207 : [14112,32]
  * %1976 = reduce_sum axes=[0] %1975 : [32] */
-static void step_k572_mul_reduce_sum(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
-    for (size_t o = 0; o < 32; o++) t1976[o] = 0.0f;
+typedef struct {
+    float *t1976;
+    const float *t1972;
+    const float *t207;
+} step_k572_mul_reduce_sum_pointers;
+
+static void step_k572_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k572_mul_reduce_sum_pointers *p = context;
+    float *restrict t1976 = p->t1976;
+    const float *restrict t1972 = p->t1972;
+    const float *restrict t207 = p->t207;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1976[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1975 = t1972[i0 * 32 + i1] * t207[i0 * 32 + i1];
             t1976[i1] += v1975;
         }
     }
+}
+
+static void step_k572_mul_reduce_sum(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
+    mplc_parallel(step_k572_mul_reduce_sum_part, &(step_k572_mul_reduce_sum_pointers){t1976, t1972, t207});
 }
 
 /* %1978 = mul %1976, %225 : [32] */
@@ -12702,14 +15150,28 @@ static void step_k573_mul(float *restrict t1978, const float *restrict t1976, co
 
 /* %1979 = neg %1974 : [14112,32]
  * %1980 = reduce_sum axes=[0] %1979 : [32] */
-static void step_k574_neg_reduce_sum(float *restrict t1980, const float *restrict t1974) {
-    for (size_t o = 0; o < 32; o++) t1980[o] = 0.0f;
+typedef struct {
+    float *t1980;
+    const float *t1974;
+} step_k574_neg_reduce_sum_pointers;
+
+static void step_k574_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k574_neg_reduce_sum_pointers *p = context;
+    float *restrict t1980 = p->t1980;
+    const float *restrict t1974 = p->t1974;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1980[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1979 = -t1974[i0 * 32 + i1];
             t1980[i1] += v1979;
         }
     }
+}
+
+static void step_k574_neg_reduce_sum(float *restrict t1980, const float *restrict t1974) {
+    mplc_parallel(step_k574_neg_reduce_sum_part, &(step_k574_neg_reduce_sum_pointers){t1980, t1974});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -12741,16 +15203,19 @@ typedef struct {
 
 static void step_k576_mul_add_part(void *context, int part, int parts) {
     const step_k576_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1987 = p->t1987;
     const float *restrict t1984 = p->t1984;
     const float *restrict t207 = p->t207;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1986 = t1984[i1] * t207[i0 * 32 + i1];
-            const float v1987 = v1986 + v1986;
-            t1987[i0 * 32 + i1] = v1987;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1986 = t1984[i1] * t207[i0 * 32 + i1];
+                const float v1987 = v1986 + v1986;
+                t1987[i0 * 32 + i1] = v1987;
+            }
         }
     }
 }
@@ -12761,14 +15226,28 @@ static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984
 
 /* %1988 = neg %1987 : [14112,32]
  * %1990 = reduce_sum axes=[0] %1988 : [32] */
-static void step_k577_neg_reduce_sum(float *restrict t1990, const float *restrict t1987) {
-    for (size_t o = 0; o < 32; o++) t1990[o] = 0.0f;
+typedef struct {
+    float *t1990;
+    const float *t1987;
+} step_k577_neg_reduce_sum_pointers;
+
+static void step_k577_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k577_neg_reduce_sum_pointers *p = context;
+    float *restrict t1990 = p->t1990;
+    const float *restrict t1987 = p->t1987;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1990[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v1988 = -t1987[i0 * 32 + i1];
             t1990[i1] += v1988;
         }
     }
+}
+
+static void step_k577_neg_reduce_sum(float *restrict t1990, const float *restrict t1987) {
+    mplc_parallel(step_k577_neg_reduce_sum_part, &(step_k577_neg_reduce_sum_pointers){t1990, t1987});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -12794,17 +15273,20 @@ typedef struct {
 
 static void step_k579_add_part(void *context, int part, int parts) {
     const step_k579_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t1994 = p->t1994;
     const float *restrict t1974 = p->t1974;
     const float *restrict t1987 = p->t1987;
     const float *restrict t1992 = p->t1992;
     size_t lo, hi;
-    mplc_part(14112, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v1989 = t1974[i0 * 32 + i1] + t1987[i0 * 32 + i1];
-            const float v1994 = v1989 + t1992[i1];
-            t1994[i0 * 32 + i1] = v1994;
+    while (mplc_claim(14112, 441, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v1989 = t1974[i0 * 32 + i1] + t1987[i0 * 32 + i1];
+                const float v1994 = v1989 + t1992[i1];
+                t1994[i0 * 32 + i1] = v1994;
+            }
         }
     }
 }
@@ -12814,13 +15296,27 @@ static void step_k579_add(float *restrict t1994, const float *restrict t1974, co
 }
 
 /* %1995 = reduce_sum axes=[0] %1994 : [32] */
-static void step_k580_reduce_sum(float *restrict t1995, const float *restrict t1994) {
-    for (size_t o = 0; o < 32; o++) t1995[o] = 0.0f;
+typedef struct {
+    float *t1995;
+    const float *t1994;
+} step_k580_reduce_sum_pointers;
+
+static void step_k580_reduce_sum_part(void *context, int part, int parts) {
+    const step_k580_reduce_sum_pointers *p = context;
+    float *restrict t1995 = p->t1995;
+    const float *restrict t1994 = p->t1994;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t1995[o] = 0.0f;
     for (size_t i0 = 0; i0 < 14112; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t1995[i1] += t1994[i0 * 32 + i1];
         }
     }
+}
+
+static void step_k580_reduce_sum(float *restrict t1995, const float *restrict t1994) {
+    mplc_parallel(step_k580_reduce_sum_part, &(step_k580_reduce_sum_pointers){t1995, t1994});
 }
 
 /* %1996 = matmul tB %1994, %199 : [14112,144]
@@ -12834,17 +15330,19 @@ typedef struct {
 
 static void step_k581_matmul_col2im_part(void *context, int part, int parts) {
     const step_k581_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t1999 = p->t1999;
     const float *restrict t1994 = p->t1994;
     const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1994 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t1999 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+    while (mplc_claim(288, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t1994 + (size_t)n0 * 1568, 32, in_teacher_res6_conv0_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t1999 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        }
     }
 }
 
@@ -12906,22 +15404,25 @@ typedef struct {
 
 static void step_k583_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k583_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2007 = p->t2007;
     const float *restrict t1960 = p->t1960;
     const float *restrict t1999 = p->t1999;
     const float *restrict t195 = p->t195;
     const float *restrict t196 = p->t196;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v2000 = t1960[i] + t1999[i];
-        const float v2001 = t195[i] >= t196[i] ? 1.0f : 0.0f;
-        const float v2004 = v2000 * v2001;
-        const float v2003 = 1.0f - v2001;
-        const float v2005 = v2000 * v2003;
-        const float v2006 = v2005 * 0.1f;
-        const float v2007 = v2004 + v2006;
-        t2007[i] = v2007;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2000 = t1960[i] + t1999[i];
+            const float v2001 = t195[i] >= t196[i] ? 1.0f : 0.0f;
+            const float v2004 = v2000 * v2001;
+            const float v2003 = 1.0f - v2001;
+            const float v2005 = v2000 * v2003;
+            const float v2006 = v2005 * 0.1f;
+            const float v2007 = v2004 + v2006;
+            t2007[i] = v2007;
+        }
     }
 }
 
@@ -12930,13 +15431,27 @@ static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const floa
 }
 
 /* %2009 = reduce_sum axes=[0] %2008 : [16] */
-static void step_k584_reduce_sum(float *restrict t2009, const float *restrict t2008) {
-    for (size_t o = 0; o < 16; o++) t2009[o] = 0.0f;
+typedef struct {
+    float *t2009;
+    const float *t2008;
+} step_k584_reduce_sum_pointers;
+
+static void step_k584_reduce_sum_part(void *context, int part, int parts) {
+    const step_k584_reduce_sum_pointers *p = context;
+    float *restrict t2009 = p->t2009;
+    const float *restrict t2008 = p->t2008;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2009[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t2009[i1] += t2008[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k584_reduce_sum(float *restrict t2009, const float *restrict t2008) {
+    mplc_parallel(step_k584_reduce_sum_part, &(step_k584_reduce_sum_pointers){t2009, t2008});
 }
 
 /* %191 = broadcast axes=[1] %190 : [56448,16]
@@ -12949,15 +15464,18 @@ typedef struct {
 
 static void step_k585_mul_part(void *context, int part, int parts) {
     const step_k585_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2010 = p->t2010;
     const float *restrict t2008 = p->t2008;
     const float *restrict t190 = p->t190;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2010 = t2008[i0 * 16 + i1] * t190[i1];
-            t2010[i0 * 16 + i1] = v2010;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2010 = t2008[i0 * 16 + i1] * t190[i1];
+                t2010[i0 * 16 + i1] = v2010;
+            }
         }
     }
 }
@@ -12968,14 +15486,30 @@ static void step_k585_mul(float *restrict t2010, const float *restrict t2008, co
 
 /* %2011 = mul %2008, %176 : [56448,16]
  * %2012 = reduce_sum axes=[0] %2011 : [16] */
-static void step_k586_mul_reduce_sum(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
-    for (size_t o = 0; o < 16; o++) t2012[o] = 0.0f;
+typedef struct {
+    float *t2012;
+    const float *t2008;
+    const float *t176;
+} step_k586_mul_reduce_sum_pointers;
+
+static void step_k586_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k586_mul_reduce_sum_pointers *p = context;
+    float *restrict t2012 = p->t2012;
+    const float *restrict t2008 = p->t2008;
+    const float *restrict t176 = p->t176;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2012[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2011 = t2008[i0 * 16 + i1] * t176[i0 * 16 + i1];
             t2012[i1] += v2011;
         }
     }
+}
+
+static void step_k586_mul_reduce_sum(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
+    mplc_parallel(step_k586_mul_reduce_sum_part, &(step_k586_mul_reduce_sum_pointers){t2012, t2008, t176});
 }
 
 /* %2014 = mul %2012, %189 : [16] */
@@ -12988,14 +15522,28 @@ static void step_k587_mul(float *restrict t2014, const float *restrict t2012, co
 
 /* %2015 = neg %2010 : [56448,16]
  * %2016 = reduce_sum axes=[0] %2015 : [16] */
-static void step_k588_neg_reduce_sum(float *restrict t2016, const float *restrict t2010) {
-    for (size_t o = 0; o < 16; o++) t2016[o] = 0.0f;
+typedef struct {
+    float *t2016;
+    const float *t2010;
+} step_k588_neg_reduce_sum_pointers;
+
+static void step_k588_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k588_neg_reduce_sum_pointers *p = context;
+    float *restrict t2016 = p->t2016;
+    const float *restrict t2010 = p->t2010;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2016[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2015 = -t2010[i0 * 16 + i1];
             t2016[i1] += v2015;
         }
     }
+}
+
+static void step_k588_neg_reduce_sum(float *restrict t2016, const float *restrict t2010) {
+    mplc_parallel(step_k588_neg_reduce_sum_part, &(step_k588_neg_reduce_sum_pointers){t2016, t2010});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -13027,16 +15575,19 @@ typedef struct {
 
 static void step_k590_mul_add_part(void *context, int part, int parts) {
     const step_k590_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2023 = p->t2023;
     const float *restrict t2020 = p->t2020;
     const float *restrict t176 = p->t176;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2022 = t2020[i1] * t176[i0 * 16 + i1];
-            const float v2023 = v2022 + v2022;
-            t2023[i0 * 16 + i1] = v2023;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2022 = t2020[i1] * t176[i0 * 16 + i1];
+                const float v2023 = v2022 + v2022;
+                t2023[i0 * 16 + i1] = v2023;
+            }
         }
     }
 }
@@ -13047,14 +15598,28 @@ static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020
 
 /* %2024 = neg %2023 : [56448,16]
  * %2026 = reduce_sum axes=[0] %2024 : [16] */
-static void step_k591_neg_reduce_sum(float *restrict t2026, const float *restrict t2023) {
-    for (size_t o = 0; o < 16; o++) t2026[o] = 0.0f;
+typedef struct {
+    float *t2026;
+    const float *t2023;
+} step_k591_neg_reduce_sum_pointers;
+
+static void step_k591_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k591_neg_reduce_sum_pointers *p = context;
+    float *restrict t2026 = p->t2026;
+    const float *restrict t2023 = p->t2023;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2026[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2024 = -t2023[i0 * 16 + i1];
             t2026[i1] += v2024;
         }
     }
+}
+
+static void step_k591_neg_reduce_sum(float *restrict t2026, const float *restrict t2023) {
+    mplc_parallel(step_k591_neg_reduce_sum_part, &(step_k591_neg_reduce_sum_pointers){t2026, t2023});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -13080,17 +15645,20 @@ typedef struct {
 
 static void step_k593_add_part(void *context, int part, int parts) {
     const step_k593_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2030 = p->t2030;
     const float *restrict t2010 = p->t2010;
     const float *restrict t2023 = p->t2023;
     const float *restrict t2028 = p->t2028;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2025 = t2010[i0 * 16 + i1] + t2023[i0 * 16 + i1];
-            const float v2030 = v2025 + t2028[i1];
-            t2030[i0 * 16 + i1] = v2030;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2025 = t2010[i0 * 16 + i1] + t2023[i0 * 16 + i1];
+                const float v2030 = v2025 + t2028[i1];
+                t2030[i0 * 16 + i1] = v2030;
+            }
         }
     }
 }
@@ -13100,13 +15668,27 @@ static void step_k593_add(float *restrict t2030, const float *restrict t2010, co
 }
 
 /* %2032 = reduce_sum axes=[0] %2030 : [16] */
-static void step_k594_reduce_sum(float *restrict t2032, const float *restrict t2030) {
-    for (size_t o = 0; o < 16; o++) t2032[o] = 0.0f;
+typedef struct {
+    float *t2032;
+    const float *t2030;
+} step_k594_reduce_sum_pointers;
+
+static void step_k594_reduce_sum_part(void *context, int part, int parts) {
+    const step_k594_reduce_sum_pointers *p = context;
+    float *restrict t2032 = p->t2032;
+    const float *restrict t2030 = p->t2030;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2032[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t2032[i1] += t2030[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k594_reduce_sum(float *restrict t2032, const float *restrict t2030) {
+    mplc_parallel(step_k594_reduce_sum_part, &(step_k594_reduce_sum_pointers){t2032, t2030});
 }
 
 /* %2033 = matmul tB %2030, %166 : [56448,144]
@@ -13120,17 +15702,19 @@ typedef struct {
 
 static void step_k595_matmul_col2im_part(void *context, int part, int parts) {
     const step_k595_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t2036 = p->t2036;
     const float *restrict t2030 = p->t2030;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2030 + (size_t)n0 * 3136, 16, in_teacher_res3_conv3_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t2036 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2030 + (size_t)n0 * 3136, 16, in_teacher_res3_conv3_weight, 16, 0.0f, chunk, 144);
+            mplc_col2im(t2036 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -13190,20 +15774,23 @@ typedef struct {
 
 static void step_k597_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const step_k597_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2042 = p->t2042;
     const float *restrict t162 = p->t162;
     const float *restrict t163 = p->t163;
     const float *restrict t2036 = p->t2036;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v2037 = t162[i] >= t163[i] ? 1.0f : 0.0f;
-        const float v2039 = t2036[i] * v2037;
-        const float v2038 = 1.0f - v2037;
-        const float v2040 = t2036[i] * v2038;
-        const float v2041 = v2040 * 0.1f;
-        const float v2042 = v2039 + v2041;
-        t2042[i] = v2042;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2037 = t162[i] >= t163[i] ? 1.0f : 0.0f;
+            const float v2039 = t2036[i] * v2037;
+            const float v2038 = 1.0f - v2037;
+            const float v2040 = t2036[i] * v2038;
+            const float v2041 = v2040 * 0.1f;
+            const float v2042 = v2039 + v2041;
+            t2042[i] = v2042;
+        }
     }
 }
 
@@ -13212,13 +15799,27 @@ static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const floa
 }
 
 /* %2044 = reduce_sum axes=[0] %2043 : [16] */
-static void step_k598_reduce_sum(float *restrict t2044, const float *restrict t2043) {
-    for (size_t o = 0; o < 16; o++) t2044[o] = 0.0f;
+typedef struct {
+    float *t2044;
+    const float *t2043;
+} step_k598_reduce_sum_pointers;
+
+static void step_k598_reduce_sum_part(void *context, int part, int parts) {
+    const step_k598_reduce_sum_pointers *p = context;
+    float *restrict t2044 = p->t2044;
+    const float *restrict t2043 = p->t2043;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2044[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t2044[i1] += t2043[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k598_reduce_sum(float *restrict t2044, const float *restrict t2043) {
+    mplc_parallel(step_k598_reduce_sum_part, &(step_k598_reduce_sum_pointers){t2044, t2043});
 }
 
 /* %158 = broadcast axes=[1] %157 : [56448,16]
@@ -13231,15 +15832,18 @@ typedef struct {
 
 static void step_k599_mul_part(void *context, int part, int parts) {
     const step_k599_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2045 = p->t2045;
     const float *restrict t2043 = p->t2043;
     const float *restrict t157 = p->t157;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2045 = t2043[i0 * 16 + i1] * t157[i1];
-            t2045[i0 * 16 + i1] = v2045;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2045 = t2043[i0 * 16 + i1] * t157[i1];
+                t2045[i0 * 16 + i1] = v2045;
+            }
         }
     }
 }
@@ -13250,14 +15854,30 @@ static void step_k599_mul(float *restrict t2045, const float *restrict t2043, co
 
 /* %2046 = mul %2043, %143 : [56448,16]
  * %2047 = reduce_sum axes=[0] %2046 : [16] */
-static void step_k600_mul_reduce_sum(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
-    for (size_t o = 0; o < 16; o++) t2047[o] = 0.0f;
+typedef struct {
+    float *t2047;
+    const float *t2043;
+    const float *t143;
+} step_k600_mul_reduce_sum_pointers;
+
+static void step_k600_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k600_mul_reduce_sum_pointers *p = context;
+    float *restrict t2047 = p->t2047;
+    const float *restrict t2043 = p->t2043;
+    const float *restrict t143 = p->t143;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2047[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2046 = t2043[i0 * 16 + i1] * t143[i0 * 16 + i1];
             t2047[i1] += v2046;
         }
     }
+}
+
+static void step_k600_mul_reduce_sum(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
+    mplc_parallel(step_k600_mul_reduce_sum_part, &(step_k600_mul_reduce_sum_pointers){t2047, t2043, t143});
 }
 
 /* %2049 = mul %2047, %156 : [16] */
@@ -13270,14 +15890,28 @@ static void step_k601_mul(float *restrict t2049, const float *restrict t2047, co
 
 /* %2050 = neg %2045 : [56448,16]
  * %2051 = reduce_sum axes=[0] %2050 : [16] */
-static void step_k602_neg_reduce_sum(float *restrict t2051, const float *restrict t2045) {
-    for (size_t o = 0; o < 16; o++) t2051[o] = 0.0f;
+typedef struct {
+    float *t2051;
+    const float *t2045;
+} step_k602_neg_reduce_sum_pointers;
+
+static void step_k602_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k602_neg_reduce_sum_pointers *p = context;
+    float *restrict t2051 = p->t2051;
+    const float *restrict t2045 = p->t2045;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2051[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2050 = -t2045[i0 * 16 + i1];
             t2051[i1] += v2050;
         }
     }
+}
+
+static void step_k602_neg_reduce_sum(float *restrict t2051, const float *restrict t2045) {
+    mplc_parallel(step_k602_neg_reduce_sum_part, &(step_k602_neg_reduce_sum_pointers){t2051, t2045});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -13309,16 +15943,19 @@ typedef struct {
 
 static void step_k604_mul_add_part(void *context, int part, int parts) {
     const step_k604_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2058 = p->t2058;
     const float *restrict t2055 = p->t2055;
     const float *restrict t143 = p->t143;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2057 = t2055[i1] * t143[i0 * 16 + i1];
-            const float v2058 = v2057 + v2057;
-            t2058[i0 * 16 + i1] = v2058;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2057 = t2055[i1] * t143[i0 * 16 + i1];
+                const float v2058 = v2057 + v2057;
+                t2058[i0 * 16 + i1] = v2058;
+            }
         }
     }
 }
@@ -13329,14 +15966,28 @@ static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055
 
 /* %2059 = neg %2058 : [56448,16]
  * %2061 = reduce_sum axes=[0] %2059 : [16] */
-static void step_k605_neg_reduce_sum(float *restrict t2061, const float *restrict t2058) {
-    for (size_t o = 0; o < 16; o++) t2061[o] = 0.0f;
+typedef struct {
+    float *t2061;
+    const float *t2058;
+} step_k605_neg_reduce_sum_pointers;
+
+static void step_k605_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k605_neg_reduce_sum_pointers *p = context;
+    float *restrict t2061 = p->t2061;
+    const float *restrict t2058 = p->t2058;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2061[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2059 = -t2058[i0 * 16 + i1];
             t2061[i1] += v2059;
         }
     }
+}
+
+static void step_k605_neg_reduce_sum(float *restrict t2061, const float *restrict t2058) {
+    mplc_parallel(step_k605_neg_reduce_sum_part, &(step_k605_neg_reduce_sum_pointers){t2061, t2058});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -13362,17 +16013,20 @@ typedef struct {
 
 static void step_k607_add_part(void *context, int part, int parts) {
     const step_k607_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2065 = p->t2065;
     const float *restrict t2045 = p->t2045;
     const float *restrict t2058 = p->t2058;
     const float *restrict t2063 = p->t2063;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2060 = t2045[i0 * 16 + i1] + t2058[i0 * 16 + i1];
-            const float v2065 = v2060 + t2063[i1];
-            t2065[i0 * 16 + i1] = v2065;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2060 = t2045[i0 * 16 + i1] + t2058[i0 * 16 + i1];
+                const float v2065 = v2060 + t2063[i1];
+                t2065[i0 * 16 + i1] = v2065;
+            }
         }
     }
 }
@@ -13382,13 +16036,27 @@ static void step_k607_add(float *restrict t2065, const float *restrict t2045, co
 }
 
 /* %2066 = reduce_sum axes=[0] %2065 : [16] */
-static void step_k608_reduce_sum(float *restrict t2066, const float *restrict t2065) {
-    for (size_t o = 0; o < 16; o++) t2066[o] = 0.0f;
+typedef struct {
+    float *t2066;
+    const float *t2065;
+} step_k608_reduce_sum_pointers;
+
+static void step_k608_reduce_sum_part(void *context, int part, int parts) {
+    const step_k608_reduce_sum_pointers *p = context;
+    float *restrict t2066 = p->t2066;
+    const float *restrict t2065 = p->t2065;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2066[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t2066[i1] += t2065[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k608_reduce_sum(float *restrict t2066, const float *restrict t2065) {
+    mplc_parallel(step_k608_reduce_sum_part, &(step_k608_reduce_sum_pointers){t2066, t2065});
 }
 
 /* %2067 = matmul tB %2065, %136 : [56448,144]
@@ -13402,17 +16070,19 @@ typedef struct {
 
 static void step_k609_matmul_col2im_part(void *context, int part, int parts) {
     const step_k609_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t2070 = p->t2070;
     const float *restrict t2065 = p->t2065;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(288, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2065 + (size_t)n0 * 3136, 16, in_teacher_res3_conv0_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t2070 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2065 + (size_t)n0 * 3136, 16, in_teacher_res3_conv0_weight, 16, 0.0f, chunk, 144);
+            mplc_col2im(t2070 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -13474,22 +16144,25 @@ typedef struct {
 
 static void step_k611_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const step_k611_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2077 = p->t2077;
     const float *restrict t2031 = p->t2031;
     const float *restrict t2070 = p->t2070;
     const float *restrict t131 = p->t131;
     const float *restrict t133 = p->t133;
     size_t lo, hi;
-    mplc_part(288, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v2071 = t2031[i] + t2070[i];
-        const float v2072 = t131[i] >= t133[i] ? 1.0f : 0.0f;
-        const float v2074 = v2071 * v2072;
-        const float v2073 = 1.0f - v2072;
-        const float v2075 = v2071 * v2073;
-        const float v2076 = v2075 * 0.1f;
-        const float v2077 = v2074 + v2076;
-        t2077[i] = v2077;
+    while (mplc_claim(288, 9, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v2071 = t2031[i] + t2070[i];
+            const float v2072 = t131[i] >= t133[i] ? 1.0f : 0.0f;
+            const float v2074 = v2071 * v2072;
+            const float v2073 = 1.0f - v2072;
+            const float v2075 = v2071 * v2073;
+            const float v2076 = v2075 * 0.1f;
+            const float v2077 = v2074 + v2076;
+            t2077[i] = v2077;
+        }
     }
 }
 
@@ -13498,13 +16171,27 @@ static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const floa
 }
 
 /* %2079 = reduce_sum axes=[0] %2078 : [16] */
-static void step_k612_reduce_sum(float *restrict t2079, const float *restrict t2078) {
-    for (size_t o = 0; o < 16; o++) t2079[o] = 0.0f;
+typedef struct {
+    float *t2079;
+    const float *t2078;
+} step_k612_reduce_sum_pointers;
+
+static void step_k612_reduce_sum_part(void *context, int part, int parts) {
+    const step_k612_reduce_sum_pointers *p = context;
+    float *restrict t2079 = p->t2079;
+    const float *restrict t2078 = p->t2078;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2079[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t2079[i1] += t2078[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k612_reduce_sum(float *restrict t2079, const float *restrict t2078) {
+    mplc_parallel(step_k612_reduce_sum_part, &(step_k612_reduce_sum_pointers){t2079, t2078});
 }
 
 /* %127 = broadcast axes=[1] %126 : [56448,16]
@@ -13517,15 +16204,18 @@ typedef struct {
 
 static void step_k613_mul_part(void *context, int part, int parts) {
     const step_k613_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2080 = p->t2080;
     const float *restrict t2078 = p->t2078;
     const float *restrict t126 = p->t126;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2080 = t2078[i0 * 16 + i1] * t126[i1];
-            t2080[i0 * 16 + i1] = v2080;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2080 = t2078[i0 * 16 + i1] * t126[i1];
+                t2080[i0 * 16 + i1] = v2080;
+            }
         }
     }
 }
@@ -13536,14 +16226,30 @@ static void step_k613_mul(float *restrict t2080, const float *restrict t2078, co
 
 /* %2081 = mul %2078, %107 : [56448,16]
  * %2082 = reduce_sum axes=[0] %2081 : [16] */
-static void step_k614_mul_reduce_sum(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
-    for (size_t o = 0; o < 16; o++) t2082[o] = 0.0f;
+typedef struct {
+    float *t2082;
+    const float *t2078;
+    const float *t107;
+} step_k614_mul_reduce_sum_pointers;
+
+static void step_k614_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k614_mul_reduce_sum_pointers *p = context;
+    float *restrict t2082 = p->t2082;
+    const float *restrict t2078 = p->t2078;
+    const float *restrict t107 = p->t107;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2082[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2081 = t2078[i0 * 16 + i1] * t107[i0 * 16 + i1];
             t2082[i1] += v2081;
         }
     }
+}
+
+static void step_k614_mul_reduce_sum(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
+    mplc_parallel(step_k614_mul_reduce_sum_part, &(step_k614_mul_reduce_sum_pointers){t2082, t2078, t107});
 }
 
 /* %2084 = mul %2082, %125 : [16] */
@@ -13556,14 +16262,28 @@ static void step_k615_mul(float *restrict t2084, const float *restrict t2082, co
 
 /* %2085 = neg %2080 : [56448,16]
  * %2086 = reduce_sum axes=[0] %2085 : [16] */
-static void step_k616_neg_reduce_sum(float *restrict t2086, const float *restrict t2080) {
-    for (size_t o = 0; o < 16; o++) t2086[o] = 0.0f;
+typedef struct {
+    float *t2086;
+    const float *t2080;
+} step_k616_neg_reduce_sum_pointers;
+
+static void step_k616_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k616_neg_reduce_sum_pointers *p = context;
+    float *restrict t2086 = p->t2086;
+    const float *restrict t2080 = p->t2080;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2086[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2085 = -t2080[i0 * 16 + i1];
             t2086[i1] += v2085;
         }
     }
+}
+
+static void step_k616_neg_reduce_sum(float *restrict t2086, const float *restrict t2080) {
+    mplc_parallel(step_k616_neg_reduce_sum_part, &(step_k616_neg_reduce_sum_pointers){t2086, t2080});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -13595,16 +16315,19 @@ typedef struct {
 
 static void step_k618_mul_add_part(void *context, int part, int parts) {
     const step_k618_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2093 = p->t2093;
     const float *restrict t2090 = p->t2090;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2092 = t2090[i1] * t107[i0 * 16 + i1];
-            const float v2093 = v2092 + v2092;
-            t2093[i0 * 16 + i1] = v2093;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2092 = t2090[i1] * t107[i0 * 16 + i1];
+                const float v2093 = v2092 + v2092;
+                t2093[i0 * 16 + i1] = v2093;
+            }
         }
     }
 }
@@ -13615,14 +16338,28 @@ static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090
 
 /* %2094 = neg %2093 : [56448,16]
  * %2096 = reduce_sum axes=[0] %2094 : [16] */
-static void step_k619_neg_reduce_sum(float *restrict t2096, const float *restrict t2093) {
-    for (size_t o = 0; o < 16; o++) t2096[o] = 0.0f;
+typedef struct {
+    float *t2096;
+    const float *t2093;
+} step_k619_neg_reduce_sum_pointers;
+
+static void step_k619_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k619_neg_reduce_sum_pointers *p = context;
+    float *restrict t2096 = p->t2096;
+    const float *restrict t2093 = p->t2093;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2096[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v2094 = -t2093[i0 * 16 + i1];
             t2096[i1] += v2094;
         }
     }
+}
+
+static void step_k619_neg_reduce_sum(float *restrict t2096, const float *restrict t2093) {
+    mplc_parallel(step_k619_neg_reduce_sum_part, &(step_k619_neg_reduce_sum_pointers){t2096, t2093});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -13648,17 +16385,20 @@ typedef struct {
 
 static void step_k621_add_part(void *context, int part, int parts) {
     const step_k621_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t2100 = p->t2100;
     const float *restrict t2080 = p->t2080;
     const float *restrict t2093 = p->t2093;
     const float *restrict t2098 = p->t2098;
     size_t lo, hi;
-    mplc_part(56448, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v2095 = t2080[i0 * 16 + i1] + t2093[i0 * 16 + i1];
-            const float v2100 = v2095 + t2098[i1];
-            t2100[i0 * 16 + i1] = v2100;
+    while (mplc_claim(56448, 1764, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v2095 = t2080[i0 * 16 + i1] + t2093[i0 * 16 + i1];
+                const float v2100 = v2095 + t2098[i1];
+                t2100[i0 * 16 + i1] = v2100;
+            }
         }
     }
 }
@@ -13668,13 +16408,27 @@ static void step_k621_add(float *restrict t2100, const float *restrict t2080, co
 }
 
 /* %2101 = reduce_sum axes=[0] %2100 : [16] */
-static void step_k622_reduce_sum(float *restrict t2101, const float *restrict t2100) {
-    for (size_t o = 0; o < 16; o++) t2101[o] = 0.0f;
+typedef struct {
+    float *t2101;
+    const float *t2100;
+} step_k622_reduce_sum_pointers;
+
+static void step_k622_reduce_sum_part(void *context, int part, int parts) {
+    const step_k622_reduce_sum_pointers *p = context;
+    float *restrict t2101 = p->t2101;
+    const float *restrict t2100 = p->t2100;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t2101[o] = 0.0f;
     for (size_t i0 = 0; i0 < 56448; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t2101[i1] += t2100[i0 * 16 + i1];
         }
     }
+}
+
+static void step_k622_reduce_sum(float *restrict t2101, const float *restrict t2100) {
+    mplc_parallel(step_k622_reduce_sum_part, &(step_k622_reduce_sum_pointers){t2101, t2100});
 }
 
 /* %98 = im2col k3 s2 p1 %92 : [56448,9]
@@ -13705,16 +16459,16 @@ static void step_k623_im2col_matmul_part(void *context, int part, int parts) {
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t2100 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -14283,23 +17037,26 @@ typedef struct {
 
 static void step_k638_mul_add_sub_part(void *context, int part, int parts) {
     const step_k638_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_teacher_momentum_res9_conv3_weight = p->in_teacher_momentum_res9_conv3_weight;
     float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict t1890 = p->t1890;
     const float *restrict in_lr_teacher = p->in_lr_teacher;
     size_t lo, hi;
-    mplc_part(3, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
-        const float v2303 = in_teacher_res9_conv3_weight[i] * 0.0005f;
-        const float v2304 = t1890[i] + v2303;
-        const float v2305 = in_teacher_momentum_res9_conv3_weight[i] * 0.9f;
-        const float v2306 = v2305 + v2304;
-        const float v2307 = v2306 * 0.9f;
-        const float v2308 = v2304 + v2307;
-        const float v2310 = v2308 * in_lr_teacher[0];
-        const float v2311 = in_teacher_res9_conv3_weight[i] - v2310;
-        in_teacher_momentum_res9_conv3_weight[i] = v2306;
-        in_teacher_res9_conv3_weight[i] = v2311;
+    while (mplc_claim(3, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
+            const float v2303 = in_teacher_res9_conv3_weight[i] * 0.0005f;
+            const float v2304 = t1890[i] + v2303;
+            const float v2305 = in_teacher_momentum_res9_conv3_weight[i] * 0.9f;
+            const float v2306 = v2305 + v2304;
+            const float v2307 = v2306 * 0.9f;
+            const float v2308 = v2304 + v2307;
+            const float v2310 = v2308 * in_lr_teacher[0];
+            const float v2311 = in_teacher_res9_conv3_weight[i] - v2310;
+            in_teacher_momentum_res9_conv3_weight[i] = v2306;
+            in_teacher_res9_conv3_weight[i] = v2311;
+        }
     }
 }
 
@@ -15120,6 +17877,7 @@ typedef struct {
 
 static void supervised_step_k000_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k000_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t53 = p->t53;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -15127,26 +17885,27 @@ static void supervised_step_k000_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 83, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
-        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(256, 83, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+            const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 196; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t53 + ((size_t)n0 * 196 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t53 + ((size_t)n0 * 196 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v53 = t53[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                t53[i0 * 16 + i1] = v53;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v53 = t53[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    t53[i0 * 16 + i1] = v53;
+                }
             }
         }
     }
@@ -15157,13 +17916,27 @@ static void supervised_step_k000_im2col_matmul_add(float *restrict t53, const fl
 }
 
 /* %54 = reduce_sum axes=[0] %53 : [16] */
-static void supervised_step_k001_reduce_sum(float *restrict t54, const float *restrict t53) {
-    for (size_t o = 0; o < 16; o++) t54[o] = 0.0f;
+typedef struct {
+    float *t54;
+    const float *t53;
+} supervised_step_k001_reduce_sum_pointers;
+
+static void supervised_step_k001_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k001_reduce_sum_pointers *p = context;
+    float *restrict t54 = p->t54;
+    const float *restrict t53 = p->t53;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t54[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t54[i1] += t53[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k001_reduce_sum(float *restrict t54, const float *restrict t53) {
+    mplc_parallel(supervised_step_k001_reduce_sum_part, &(supervised_step_k001_reduce_sum_pointers){t54, t53});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -15185,15 +17958,18 @@ typedef struct {
 
 static void supervised_step_k003_sub_part(void *context, int part, int parts) {
     const supervised_step_k003_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t58 = p->t58;
     const float *restrict t53 = p->t53;
     const float *restrict t56 = p->t56;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v58 = t53[i0 * 16 + i1] - t56[i1];
-            t58[i0 * 16 + i1] = v58;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v58 = t53[i0 * 16 + i1] - t56[i1];
+                t58[i0 * 16 + i1] = v58;
+            }
         }
     }
 }
@@ -15204,14 +17980,28 @@ static void supervised_step_k003_sub(float *restrict t58, const float *restrict 
 
 /* %59 = mul %58, %58 : [50176,16]
  * %60 = reduce_sum axes=[0] %59 : [16] */
-static void supervised_step_k004_mul_reduce_sum(float *restrict t60, const float *restrict t58) {
-    for (size_t o = 0; o < 16; o++) t60[o] = 0.0f;
+typedef struct {
+    float *t60;
+    const float *t58;
+} supervised_step_k004_mul_reduce_sum_pointers;
+
+static void supervised_step_k004_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k004_mul_reduce_sum_pointers *p = context;
+    float *restrict t60 = p->t60;
+    const float *restrict t58 = p->t58;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t60[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v59 = t58[i0 * 16 + i1] * t58[i0 * 16 + i1];
             t60[i1] += v59;
         }
     }
+}
+
+static void supervised_step_k004_mul_reduce_sum(float *restrict t60, const float *restrict t58) {
+    mplc_parallel(supervised_step_k004_mul_reduce_sum_part, &(supervised_step_k004_mul_reduce_sum_pointers){t60, t58});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -15269,17 +18059,20 @@ typedef struct {
 
 static void supervised_step_k006_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k006_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t81 = p->t81;
     const float *restrict t58 = p->t58;
     const float *restrict t77 = p->t77;
     const float *restrict in_student_bn1_offset = p->in_student_bn1_offset;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v79 = t58[i0 * 16 + i1] * t77[i1];
-            const float v81 = v79 + in_student_bn1_offset[i1];
-            t81[i0 * 16 + i1] = v81;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v79 = t58[i0 * 16 + i1] * t77[i1];
+                const float v81 = v79 + in_student_bn1_offset[i1];
+                t81[i0 * 16 + i1] = v81;
+            }
         }
     }
 }
@@ -15299,16 +18092,19 @@ typedef struct {
 
 static void supervised_step_k007_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k007_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t84 = p->t84;
     float *restrict t85 = p->t85;
     const float *restrict t82 = p->t82;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v84 = t82[i] * 0.1f;
-        const float v85 = t82[i] >= v84 ? t82[i] : v84;
-        t84[i] = v84;
-        t85[i] = v85;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v84 = t82[i] * 0.1f;
+            const float v85 = t82[i] >= v84 ? t82[i] : v84;
+            t84[i] = v84;
+            t85[i] = v85;
+        }
     }
 }
 
@@ -15330,6 +18126,7 @@ typedef struct {
 
 static void supervised_step_k008_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k008_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t90 = p->t90;
     const float *restrict t85 = p->t85;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
@@ -15337,16 +18134,17 @@ static void supervised_step_k008_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t90 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v90 = t90[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
-                t90[i0 * 16 + i1] = v90;
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t90 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v90 = t90[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
+                    t90[i0 * 16 + i1] = v90;
+                }
             }
         }
     }
@@ -15357,13 +18155,27 @@ static void supervised_step_k008_im2col_matmul_add(float *restrict t90, const fl
 }
 
 /* %91 = reduce_sum axes=[0] %90 : [16] */
-static void supervised_step_k009_reduce_sum(float *restrict t91, const float *restrict t90) {
-    for (size_t o = 0; o < 16; o++) t91[o] = 0.0f;
+typedef struct {
+    float *t91;
+    const float *t90;
+} supervised_step_k009_reduce_sum_pointers;
+
+static void supervised_step_k009_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k009_reduce_sum_pointers *p = context;
+    float *restrict t91 = p->t91;
+    const float *restrict t90 = p->t90;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t91[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t91[i1] += t90[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k009_reduce_sum(float *restrict t91, const float *restrict t90) {
+    mplc_parallel(supervised_step_k009_reduce_sum_part, &(supervised_step_k009_reduce_sum_pointers){t91, t90});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -15385,15 +18197,18 @@ typedef struct {
 
 static void supervised_step_k011_sub_part(void *context, int part, int parts) {
     const supervised_step_k011_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t94 = p->t94;
     const float *restrict t90 = p->t90;
     const float *restrict t92 = p->t92;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v94 = t90[i0 * 16 + i1] - t92[i1];
-            t94[i0 * 16 + i1] = v94;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v94 = t90[i0 * 16 + i1] - t92[i1];
+                t94[i0 * 16 + i1] = v94;
+            }
         }
     }
 }
@@ -15404,14 +18219,28 @@ static void supervised_step_k011_sub(float *restrict t94, const float *restrict 
 
 /* %95 = mul %94, %94 : [50176,16]
  * %96 = reduce_sum axes=[0] %95 : [16] */
-static void supervised_step_k012_mul_reduce_sum(float *restrict t96, const float *restrict t94) {
-    for (size_t o = 0; o < 16; o++) t96[o] = 0.0f;
+typedef struct {
+    float *t96;
+    const float *t94;
+} supervised_step_k012_mul_reduce_sum_pointers;
+
+static void supervised_step_k012_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k012_mul_reduce_sum_pointers *p = context;
+    float *restrict t96 = p->t96;
+    const float *restrict t94 = p->t94;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t96[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v95 = t94[i0 * 16 + i1] * t94[i0 * 16 + i1];
             t96[i1] += v95;
         }
     }
+}
+
+static void supervised_step_k012_mul_reduce_sum(float *restrict t96, const float *restrict t94) {
+    mplc_parallel(supervised_step_k012_mul_reduce_sum_part, &(supervised_step_k012_mul_reduce_sum_pointers){t96, t94});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -15469,17 +18298,20 @@ typedef struct {
 
 static void supervised_step_k014_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k014_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t112 = p->t112;
     const float *restrict t94 = p->t94;
     const float *restrict t108 = p->t108;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v110 = t94[i0 * 16 + i1] * t108[i1];
-            const float v112 = v110 + in_student_res3_bn1_offset[i1];
-            t112[i0 * 16 + i1] = v112;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v110 = t94[i0 * 16 + i1] * t108[i1];
+                const float v112 = v110 + in_student_res3_bn1_offset[i1];
+                t112[i0 * 16 + i1] = v112;
+            }
         }
     }
 }
@@ -15499,16 +18331,19 @@ typedef struct {
 
 static void supervised_step_k015_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k015_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t114 = p->t114;
     float *restrict t115 = p->t115;
     const float *restrict t113 = p->t113;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v114 = t113[i] * 0.1f;
-        const float v115 = t113[i] >= v114 ? t113[i] : v114;
-        t114[i] = v114;
-        t115[i] = v115;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v114 = t113[i] * 0.1f;
+            const float v115 = t113[i] >= v114 ? t113[i] : v114;
+            t114[i] = v114;
+            t115[i] = v115;
+        }
     }
 }
 
@@ -15530,6 +18365,7 @@ typedef struct {
 
 static void supervised_step_k016_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k016_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t120 = p->t120;
     const float *restrict t115 = p->t115;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
@@ -15537,16 +18373,17 @@ static void supervised_step_k016_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t120 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v120 = t120[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
-                t120[i0 * 16 + i1] = v120;
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t120 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v120 = t120[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
+                    t120[i0 * 16 + i1] = v120;
+                }
             }
         }
     }
@@ -15565,14 +18402,17 @@ typedef struct {
 
 static void supervised_step_k017_add_part(void *context, int part, int parts) {
     const supervised_step_k017_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t122 = p->t122;
     const float *restrict t121 = p->t121;
     const float *restrict t85 = p->t85;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v122 = t121[i] + t85[i];
-        t122[i] = v122;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v122 = t121[i] + t85[i];
+            t122[i] = v122;
+        }
     }
 }
 
@@ -15581,13 +18421,27 @@ static void supervised_step_k017_add(float *restrict t122, const float *restrict
 }
 
 /* %124 = reduce_sum axes=[0] %123 : [16] */
-static void supervised_step_k018_reduce_sum(float *restrict t124, const float *restrict t123) {
-    for (size_t o = 0; o < 16; o++) t124[o] = 0.0f;
+typedef struct {
+    float *t124;
+    const float *t123;
+} supervised_step_k018_reduce_sum_pointers;
+
+static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k018_reduce_sum_pointers *p = context;
+    float *restrict t124 = p->t124;
+    const float *restrict t123 = p->t123;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t124[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t124[i1] += t123[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k018_reduce_sum(float *restrict t124, const float *restrict t123) {
+    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t124, t123});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -15609,15 +18463,18 @@ typedef struct {
 
 static void supervised_step_k020_sub_part(void *context, int part, int parts) {
     const supervised_step_k020_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t127 = p->t127;
     const float *restrict t123 = p->t123;
     const float *restrict t125 = p->t125;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v127 = t123[i0 * 16 + i1] - t125[i1];
-            t127[i0 * 16 + i1] = v127;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v127 = t123[i0 * 16 + i1] - t125[i1];
+                t127[i0 * 16 + i1] = v127;
+            }
         }
     }
 }
@@ -15628,14 +18485,28 @@ static void supervised_step_k020_sub(float *restrict t127, const float *restrict
 
 /* %128 = mul %127, %127 : [50176,16]
  * %129 = reduce_sum axes=[0] %128 : [16] */
-static void supervised_step_k021_mul_reduce_sum(float *restrict t129, const float *restrict t127) {
-    for (size_t o = 0; o < 16; o++) t129[o] = 0.0f;
+typedef struct {
+    float *t129;
+    const float *t127;
+} supervised_step_k021_mul_reduce_sum_pointers;
+
+static void supervised_step_k021_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k021_mul_reduce_sum_pointers *p = context;
+    float *restrict t129 = p->t129;
+    const float *restrict t127 = p->t127;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t129[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v128 = t127[i0 * 16 + i1] * t127[i0 * 16 + i1];
             t129[i1] += v128;
         }
     }
+}
+
+static void supervised_step_k021_mul_reduce_sum(float *restrict t129, const float *restrict t127) {
+    mplc_parallel(supervised_step_k021_mul_reduce_sum_part, &(supervised_step_k021_mul_reduce_sum_pointers){t129, t127});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -15693,17 +18564,20 @@ typedef struct {
 
 static void supervised_step_k023_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k023_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t145 = p->t145;
     const float *restrict t127 = p->t127;
     const float *restrict t141 = p->t141;
     const float *restrict in_student_bn4_offset = p->in_student_bn4_offset;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v143 = t127[i0 * 16 + i1] * t141[i1];
-            const float v145 = v143 + in_student_bn4_offset[i1];
-            t145[i0 * 16 + i1] = v145;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v143 = t127[i0 * 16 + i1] * t141[i1];
+                const float v145 = v143 + in_student_bn4_offset[i1];
+                t145[i0 * 16 + i1] = v145;
+            }
         }
     }
 }
@@ -15723,16 +18597,19 @@ typedef struct {
 
 static void supervised_step_k024_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k024_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t147 = p->t147;
     float *restrict t148 = p->t148;
     const float *restrict t146 = p->t146;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v147 = t146[i] * 0.1f;
-        const float v148 = t146[i] >= v147 ? t146[i] : v147;
-        t147[i] = v147;
-        t148[i] = v148;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v147 = t146[i] * 0.1f;
+            const float v148 = t146[i] >= v147 ? t146[i] : v147;
+            t147[i] = v147;
+            t148[i] = v148;
+        }
     }
 }
 
@@ -15754,6 +18631,7 @@ typedef struct {
 
 static void supervised_step_k025_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k025_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t153 = p->t153;
     const float *restrict t148 = p->t148;
     const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
@@ -15761,16 +18639,17 @@ static void supervised_step_k025_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t153 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v153 = t153[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
-                t153[i0 * 32 + i1] = v153;
+    while (mplc_claim(256, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t153 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v153 = t153[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
+                    t153[i0 * 32 + i1] = v153;
+                }
             }
         }
     }
@@ -15781,13 +18660,27 @@ static void supervised_step_k025_im2col_matmul_add(float *restrict t153, const f
 }
 
 /* %154 = reduce_sum axes=[0] %153 : [32] */
-static void supervised_step_k026_reduce_sum(float *restrict t154, const float *restrict t153) {
-    for (size_t o = 0; o < 32; o++) t154[o] = 0.0f;
+typedef struct {
+    float *t154;
+    const float *t153;
+} supervised_step_k026_reduce_sum_pointers;
+
+static void supervised_step_k026_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k026_reduce_sum_pointers *p = context;
+    float *restrict t154 = p->t154;
+    const float *restrict t153 = p->t153;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t154[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t154[i1] += t153[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k026_reduce_sum(float *restrict t154, const float *restrict t153) {
+    mplc_parallel(supervised_step_k026_reduce_sum_part, &(supervised_step_k026_reduce_sum_pointers){t154, t153});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -15809,15 +18702,18 @@ typedef struct {
 
 static void supervised_step_k028_sub_part(void *context, int part, int parts) {
     const supervised_step_k028_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t158 = p->t158;
     const float *restrict t153 = p->t153;
     const float *restrict t156 = p->t156;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v158 = t153[i0 * 32 + i1] - t156[i1];
-            t158[i0 * 32 + i1] = v158;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v158 = t153[i0 * 32 + i1] - t156[i1];
+                t158[i0 * 32 + i1] = v158;
+            }
         }
     }
 }
@@ -15828,14 +18724,28 @@ static void supervised_step_k028_sub(float *restrict t158, const float *restrict
 
 /* %159 = mul %158, %158 : [12544,32]
  * %160 = reduce_sum axes=[0] %159 : [32] */
-static void supervised_step_k029_mul_reduce_sum(float *restrict t160, const float *restrict t158) {
-    for (size_t o = 0; o < 32; o++) t160[o] = 0.0f;
+typedef struct {
+    float *t160;
+    const float *t158;
+} supervised_step_k029_mul_reduce_sum_pointers;
+
+static void supervised_step_k029_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k029_mul_reduce_sum_pointers *p = context;
+    float *restrict t160 = p->t160;
+    const float *restrict t158 = p->t158;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t160[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v159 = t158[i0 * 32 + i1] * t158[i0 * 32 + i1];
             t160[i1] += v159;
         }
     }
+}
+
+static void supervised_step_k029_mul_reduce_sum(float *restrict t160, const float *restrict t158) {
+    mplc_parallel(supervised_step_k029_mul_reduce_sum_part, &(supervised_step_k029_mul_reduce_sum_pointers){t160, t158});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -15893,17 +18803,20 @@ typedef struct {
 
 static void supervised_step_k031_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k031_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t181 = p->t181;
     const float *restrict t158 = p->t158;
     const float *restrict t177 = p->t177;
     const float *restrict in_student_res6_bn1_offset = p->in_student_res6_bn1_offset;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v179 = t158[i0 * 32 + i1] * t177[i1];
-            const float v181 = v179 + in_student_res6_bn1_offset[i1];
-            t181[i0 * 32 + i1] = v181;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v179 = t158[i0 * 32 + i1] * t177[i1];
+                const float v181 = v179 + in_student_res6_bn1_offset[i1];
+                t181[i0 * 32 + i1] = v181;
+            }
         }
     }
 }
@@ -15923,16 +18836,19 @@ typedef struct {
 
 static void supervised_step_k032_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k032_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t184 = p->t184;
     float *restrict t185 = p->t185;
     const float *restrict t182 = p->t182;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v184 = t182[i] * 0.1f;
-        const float v185 = t182[i] >= v184 ? t182[i] : v184;
-        t184[i] = v184;
-        t185[i] = v185;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v184 = t182[i] * 0.1f;
+            const float v185 = t182[i] >= v184 ? t182[i] : v184;
+            t184[i] = v184;
+            t185[i] = v185;
+        }
     }
 }
 
@@ -15954,6 +18870,7 @@ typedef struct {
 
 static void supervised_step_k033_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k033_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t190 = p->t190;
     const float *restrict t185 = p->t185;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
@@ -15961,16 +18878,17 @@ static void supervised_step_k033_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t190 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v190 = t190[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
-                t190[i0 * 32 + i1] = v190;
+    while (mplc_claim(256, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t190 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v190 = t190[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
+                    t190[i0 * 32 + i1] = v190;
+                }
             }
         }
     }
@@ -15991,26 +18909,28 @@ typedef struct {
 
 static void supervised_step_k034_im2col_matmul_part(void *context, int part, int parts) {
     const supervised_step_k034_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t194 = p->t194;
     const float *restrict t148 = p->t148;
     const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 167, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
-        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-        mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
-        /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 49; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 16; p++) {
-                const float x = chunk[r * 16 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(256, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            mplc_im2col(chunk, t148 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 49; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t194 + ((size_t)n0 * 49 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t194 + ((size_t)n0 * 49 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
@@ -16028,14 +18948,17 @@ typedef struct {
 
 static void supervised_step_k035_add_part(void *context, int part, int parts) {
     const supervised_step_k035_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t196 = p->t196;
     const float *restrict t191 = p->t191;
     const float *restrict t195 = p->t195;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v196 = t191[i] + t195[i];
-        t196[i] = v196;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v196 = t191[i] + t195[i];
+            t196[i] = v196;
+        }
     }
 }
 
@@ -16044,13 +18967,27 @@ static void supervised_step_k035_add(float *restrict t196, const float *restrict
 }
 
 /* %198 = reduce_sum axes=[0] %197 : [32] */
-static void supervised_step_k036_reduce_sum(float *restrict t198, const float *restrict t197) {
-    for (size_t o = 0; o < 32; o++) t198[o] = 0.0f;
+typedef struct {
+    float *t198;
+    const float *t197;
+} supervised_step_k036_reduce_sum_pointers;
+
+static void supervised_step_k036_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k036_reduce_sum_pointers *p = context;
+    float *restrict t198 = p->t198;
+    const float *restrict t197 = p->t197;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t198[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t198[i1] += t197[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k036_reduce_sum(float *restrict t198, const float *restrict t197) {
+    mplc_parallel(supervised_step_k036_reduce_sum_part, &(supervised_step_k036_reduce_sum_pointers){t198, t197});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -16072,15 +19009,18 @@ typedef struct {
 
 static void supervised_step_k038_sub_part(void *context, int part, int parts) {
     const supervised_step_k038_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t201 = p->t201;
     const float *restrict t197 = p->t197;
     const float *restrict t199 = p->t199;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v201 = t197[i0 * 32 + i1] - t199[i1];
-            t201[i0 * 32 + i1] = v201;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v201 = t197[i0 * 32 + i1] - t199[i1];
+                t201[i0 * 32 + i1] = v201;
+            }
         }
     }
 }
@@ -16091,14 +19031,28 @@ static void supervised_step_k038_sub(float *restrict t201, const float *restrict
 
 /* %202 = mul %201, %201 : [12544,32]
  * %203 = reduce_sum axes=[0] %202 : [32] */
-static void supervised_step_k039_mul_reduce_sum(float *restrict t203, const float *restrict t201) {
-    for (size_t o = 0; o < 32; o++) t203[o] = 0.0f;
+typedef struct {
+    float *t203;
+    const float *t201;
+} supervised_step_k039_mul_reduce_sum_pointers;
+
+static void supervised_step_k039_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k039_mul_reduce_sum_pointers *p = context;
+    float *restrict t203 = p->t203;
+    const float *restrict t201 = p->t201;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t203[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v202 = t201[i0 * 32 + i1] * t201[i0 * 32 + i1];
             t203[i1] += v202;
         }
     }
+}
+
+static void supervised_step_k039_mul_reduce_sum(float *restrict t203, const float *restrict t201) {
+    mplc_parallel(supervised_step_k039_mul_reduce_sum_part, &(supervised_step_k039_mul_reduce_sum_pointers){t203, t201});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -16156,17 +19110,20 @@ typedef struct {
 
 static void supervised_step_k041_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k041_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t219 = p->t219;
     const float *restrict t201 = p->t201;
     const float *restrict t215 = p->t215;
     const float *restrict in_student_bn7_offset = p->in_student_bn7_offset;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v217 = t201[i0 * 32 + i1] * t215[i1];
-            const float v219 = v217 + in_student_bn7_offset[i1];
-            t219[i0 * 32 + i1] = v219;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v217 = t201[i0 * 32 + i1] * t215[i1];
+                const float v219 = v217 + in_student_bn7_offset[i1];
+                t219[i0 * 32 + i1] = v219;
+            }
         }
     }
 }
@@ -16186,16 +19143,19 @@ typedef struct {
 
 static void supervised_step_k042_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k042_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t221 = p->t221;
     float *restrict t222 = p->t222;
     const float *restrict t220 = p->t220;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v221 = t220[i] * 0.1f;
-        const float v222 = t220[i] >= v221 ? t220[i] : v221;
-        t221[i] = v221;
-        t222[i] = v222;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v221 = t220[i] * 0.1f;
+            const float v222 = t220[i] >= v221 ? t220[i] : v221;
+            t221[i] = v221;
+            t222[i] = v222;
+        }
     }
 }
 
@@ -16217,6 +19177,7 @@ typedef struct {
 
 static void supervised_step_k043_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k043_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t227 = p->t227;
     const float *restrict t222 = p->t222;
     const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
@@ -16224,16 +19185,17 @@ static void supervised_step_k043_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t227 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v227 = t227[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
-                t227[i0 * 64 + i1] = v227;
+    while (mplc_claim(256, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t227 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v227 = t227[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
+                    t227[i0 * 64 + i1] = v227;
+                }
             }
         }
     }
@@ -16244,13 +19206,27 @@ static void supervised_step_k043_im2col_matmul_add(float *restrict t227, const f
 }
 
 /* %228 = reduce_sum axes=[0] %227 : [64] */
-static void supervised_step_k044_reduce_sum(float *restrict t228, const float *restrict t227) {
-    for (size_t o = 0; o < 64; o++) t228[o] = 0.0f;
+typedef struct {
+    float *t228;
+    const float *t227;
+} supervised_step_k044_reduce_sum_pointers;
+
+static void supervised_step_k044_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k044_reduce_sum_pointers *p = context;
+    float *restrict t228 = p->t228;
+    const float *restrict t227 = p->t227;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t228[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t228[i1] += t227[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k044_reduce_sum(float *restrict t228, const float *restrict t227) {
+    mplc_parallel(supervised_step_k044_reduce_sum_part, &(supervised_step_k044_reduce_sum_pointers){t228, t227});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -16272,15 +19248,18 @@ typedef struct {
 
 static void supervised_step_k046_sub_part(void *context, int part, int parts) {
     const supervised_step_k046_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t232 = p->t232;
     const float *restrict t227 = p->t227;
     const float *restrict t230 = p->t230;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v232 = t227[i0 * 64 + i1] - t230[i1];
-            t232[i0 * 64 + i1] = v232;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v232 = t227[i0 * 64 + i1] - t230[i1];
+                t232[i0 * 64 + i1] = v232;
+            }
         }
     }
 }
@@ -16291,14 +19270,28 @@ static void supervised_step_k046_sub(float *restrict t232, const float *restrict
 
 /* %233 = mul %232, %232 : [4096,64]
  * %234 = reduce_sum axes=[0] %233 : [64] */
-static void supervised_step_k047_mul_reduce_sum(float *restrict t234, const float *restrict t232) {
-    for (size_t o = 0; o < 64; o++) t234[o] = 0.0f;
+typedef struct {
+    float *t234;
+    const float *t232;
+} supervised_step_k047_mul_reduce_sum_pointers;
+
+static void supervised_step_k047_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k047_mul_reduce_sum_pointers *p = context;
+    float *restrict t234 = p->t234;
+    const float *restrict t232 = p->t232;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t234[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v233 = t232[i0 * 64 + i1] * t232[i0 * 64 + i1];
             t234[i1] += v233;
         }
     }
+}
+
+static void supervised_step_k047_mul_reduce_sum(float *restrict t234, const float *restrict t232) {
+    mplc_parallel(supervised_step_k047_mul_reduce_sum_part, &(supervised_step_k047_mul_reduce_sum_pointers){t234, t232});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -16356,17 +19349,20 @@ typedef struct {
 
 static void supervised_step_k049_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k049_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t255 = p->t255;
     const float *restrict t232 = p->t232;
     const float *restrict t251 = p->t251;
     const float *restrict in_student_res9_bn1_offset = p->in_student_res9_bn1_offset;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v253 = t232[i0 * 64 + i1] * t251[i1];
-            const float v255 = v253 + in_student_res9_bn1_offset[i1];
-            t255[i0 * 64 + i1] = v255;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v253 = t232[i0 * 64 + i1] * t251[i1];
+                const float v255 = v253 + in_student_res9_bn1_offset[i1];
+                t255[i0 * 64 + i1] = v255;
+            }
         }
     }
 }
@@ -16386,16 +19382,19 @@ typedef struct {
 
 static void supervised_step_k050_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k050_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t258 = p->t258;
     float *restrict t259 = p->t259;
     const float *restrict t256 = p->t256;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v258 = t256[i] * 0.1f;
-        const float v259 = t256[i] >= v258 ? t256[i] : v258;
-        t258[i] = v258;
-        t259[i] = v259;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v258 = t256[i] * 0.1f;
+            const float v259 = t256[i] >= v258 ? t256[i] : v258;
+            t258[i] = v258;
+            t259[i] = v259;
+        }
     }
 }
 
@@ -16417,6 +19416,7 @@ typedef struct {
 
 static void supervised_step_k051_im2col_matmul_add_part(void *context, int part, int parts) {
     const supervised_step_k051_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t264 = p->t264;
     const float *restrict t259 = p->t259;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
@@ -16424,16 +19424,17 @@ static void supervised_step_k051_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t264 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v264 = t264[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
-                t264[i0 * 64 + i1] = v264;
+    while (mplc_claim(256, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t264 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v264 = t264[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
+                    t264[i0 * 64 + i1] = v264;
+                }
             }
         }
     }
@@ -16454,17 +19455,19 @@ typedef struct {
 
 static void supervised_step_k052_im2col_matmul_part(void *context, int part, int parts) {
     const supervised_step_k052_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t268 = p->t268;
     const float *restrict t222 = p->t222;
     const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(256, 256, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
-        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-        mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t268 + (size_t)n0 * 1024, 64);
+    while (mplc_claim(256, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            mplc_im2col(chunk, t222 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t268 + (size_t)n0 * 1024, 64);
+        }
     }
 }
 
@@ -16481,14 +19484,17 @@ typedef struct {
 
 static void supervised_step_k053_add_part(void *context, int part, int parts) {
     const supervised_step_k053_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t270 = p->t270;
     const float *restrict t265 = p->t265;
     const float *restrict t269 = p->t269;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v270 = t265[i] + t269[i];
-        t270[i] = v270;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v270 = t265[i] + t269[i];
+            t270[i] = v270;
+        }
     }
 }
 
@@ -16497,13 +19503,27 @@ static void supervised_step_k053_add(float *restrict t270, const float *restrict
 }
 
 /* %272 = reduce_sum axes=[0] %271 : [64] */
-static void supervised_step_k054_reduce_sum(float *restrict t272, const float *restrict t271) {
-    for (size_t o = 0; o < 64; o++) t272[o] = 0.0f;
+typedef struct {
+    float *t272;
+    const float *t271;
+} supervised_step_k054_reduce_sum_pointers;
+
+static void supervised_step_k054_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k054_reduce_sum_pointers *p = context;
+    float *restrict t272 = p->t272;
+    const float *restrict t271 = p->t271;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t272[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t272[i1] += t271[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k054_reduce_sum(float *restrict t272, const float *restrict t271) {
+    mplc_parallel(supervised_step_k054_reduce_sum_part, &(supervised_step_k054_reduce_sum_pointers){t272, t271});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -16525,15 +19545,18 @@ typedef struct {
 
 static void supervised_step_k056_sub_part(void *context, int part, int parts) {
     const supervised_step_k056_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t275 = p->t275;
     const float *restrict t271 = p->t271;
     const float *restrict t273 = p->t273;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v275 = t271[i0 * 64 + i1] - t273[i1];
-            t275[i0 * 64 + i1] = v275;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v275 = t271[i0 * 64 + i1] - t273[i1];
+                t275[i0 * 64 + i1] = v275;
+            }
         }
     }
 }
@@ -16544,14 +19567,28 @@ static void supervised_step_k056_sub(float *restrict t275, const float *restrict
 
 /* %276 = mul %275, %275 : [4096,64]
  * %277 = reduce_sum axes=[0] %276 : [64] */
-static void supervised_step_k057_mul_reduce_sum(float *restrict t277, const float *restrict t275) {
-    for (size_t o = 0; o < 64; o++) t277[o] = 0.0f;
+typedef struct {
+    float *t277;
+    const float *t275;
+} supervised_step_k057_mul_reduce_sum_pointers;
+
+static void supervised_step_k057_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k057_mul_reduce_sum_pointers *p = context;
+    float *restrict t277 = p->t277;
+    const float *restrict t275 = p->t275;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t277[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v276 = t275[i0 * 64 + i1] * t275[i0 * 64 + i1];
             t277[i1] += v276;
         }
     }
+}
+
+static void supervised_step_k057_mul_reduce_sum(float *restrict t277, const float *restrict t275) {
+    mplc_parallel(supervised_step_k057_mul_reduce_sum_part, &(supervised_step_k057_mul_reduce_sum_pointers){t277, t275});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -16609,17 +19646,20 @@ typedef struct {
 
 static void supervised_step_k059_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k059_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t293 = p->t293;
     const float *restrict t275 = p->t275;
     const float *restrict t289 = p->t289;
     const float *restrict in_student_bn10_offset = p->in_student_bn10_offset;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v291 = t275[i0 * 64 + i1] * t289[i1];
-            const float v293 = v291 + in_student_bn10_offset[i1];
-            t293[i0 * 64 + i1] = v293;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v291 = t275[i0 * 64 + i1] * t289[i1];
+                const float v293 = v291 + in_student_bn10_offset[i1];
+                t293[i0 * 64 + i1] = v293;
+            }
         }
     }
 }
@@ -16639,16 +19679,19 @@ typedef struct {
 
 static void supervised_step_k060_mul_max_part(void *context, int part, int parts) {
     const supervised_step_k060_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t295 = p->t295;
     float *restrict t296 = p->t296;
     const float *restrict t294 = p->t294;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v295 = t294[i] * 0.1f;
-        const float v296 = t294[i] >= v295 ? t294[i] : v295;
-        t295[i] = v295;
-        t296[i] = v296;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v295 = t294[i] * 0.1f;
+            const float v296 = t294[i] >= v295 ? t294[i] : v295;
+            t295[i] = v295;
+            t296[i] = v296;
+        }
     }
 }
 
@@ -16833,15 +19876,18 @@ typedef struct {
 
 static void supervised_step_k076_fill_part(void *context, int part, int parts) {
     const supervised_step_k076_fill_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t328 = p->t328;
     const float *restrict t327 = p->t327;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            for (size_t i2 = 0; i2 < 64; i2++) {
-                const float v328 = t327[i0 * 64 + i2];
-                t328[i0 * 1024 + i1 * 64 + i2] = v328;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                for (size_t i2 = 0; i2 < 64; i2++) {
+                    const float v328 = t327[i0 * 64 + i2];
+                    t328[i0 * 1024 + i1 * 64 + i2] = v328;
+                }
             }
         }
     }
@@ -16868,20 +19914,23 @@ typedef struct {
 
 static void supervised_step_k077_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const supervised_step_k077_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t336 = p->t336;
     const float *restrict t294 = p->t294;
     const float *restrict t295 = p->t295;
     const float *restrict t329 = p->t329;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v330 = t294[i] >= t295[i] ? 1.0f : 0.0f;
-        const float v333 = t329[i] * v330;
-        const float v332 = 1.0f - v330;
-        const float v334 = t329[i] * v332;
-        const float v335 = v334 * 0.1f;
-        const float v336 = v333 + v335;
-        t336[i] = v336;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v330 = t294[i] >= t295[i] ? 1.0f : 0.0f;
+            const float v333 = t329[i] * v330;
+            const float v332 = 1.0f - v330;
+            const float v334 = t329[i] * v332;
+            const float v335 = v334 * 0.1f;
+            const float v336 = v333 + v335;
+            t336[i] = v336;
+        }
     }
 }
 
@@ -16890,13 +19939,27 @@ static void supervised_step_k077_greaterEqual_sub_mul_etc(float *restrict t336, 
 }
 
 /* %338 = reduce_sum axes=[0] %337 : [64] */
-static void supervised_step_k078_reduce_sum(float *restrict t338, const float *restrict t337) {
-    for (size_t o = 0; o < 64; o++) t338[o] = 0.0f;
+typedef struct {
+    float *t338;
+    const float *t337;
+} supervised_step_k078_reduce_sum_pointers;
+
+static void supervised_step_k078_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k078_reduce_sum_pointers *p = context;
+    float *restrict t338 = p->t338;
+    const float *restrict t337 = p->t337;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t338[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t338[i1] += t337[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k078_reduce_sum(float *restrict t338, const float *restrict t337) {
+    mplc_parallel(supervised_step_k078_reduce_sum_part, &(supervised_step_k078_reduce_sum_pointers){t338, t337});
 }
 
 /* %290 = broadcast axes=[1] %289 : [4096,64]
@@ -16909,15 +19972,18 @@ typedef struct {
 
 static void supervised_step_k079_mul_part(void *context, int part, int parts) {
     const supervised_step_k079_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t339 = p->t339;
     const float *restrict t337 = p->t337;
     const float *restrict t289 = p->t289;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v339 = t337[i0 * 64 + i1] * t289[i1];
-            t339[i0 * 64 + i1] = v339;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v339 = t337[i0 * 64 + i1] * t289[i1];
+                t339[i0 * 64 + i1] = v339;
+            }
         }
     }
 }
@@ -16928,14 +19994,30 @@ static void supervised_step_k079_mul(float *restrict t339, const float *restrict
 
 /* %340 = mul %337, %275 : [4096,64]
  * %341 = reduce_sum axes=[0] %340 : [64] */
-static void supervised_step_k080_mul_reduce_sum(float *restrict t341, const float *restrict t337, const float *restrict t275) {
-    for (size_t o = 0; o < 64; o++) t341[o] = 0.0f;
+typedef struct {
+    float *t341;
+    const float *t337;
+    const float *t275;
+} supervised_step_k080_mul_reduce_sum_pointers;
+
+static void supervised_step_k080_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k080_mul_reduce_sum_pointers *p = context;
+    float *restrict t341 = p->t341;
+    const float *restrict t337 = p->t337;
+    const float *restrict t275 = p->t275;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t341[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v340 = t337[i0 * 64 + i1] * t275[i0 * 64 + i1];
             t341[i1] += v340;
         }
     }
+}
+
+static void supervised_step_k080_mul_reduce_sum(float *restrict t341, const float *restrict t337, const float *restrict t275) {
+    mplc_parallel(supervised_step_k080_mul_reduce_sum_part, &(supervised_step_k080_mul_reduce_sum_pointers){t341, t337, t275});
 }
 
 /* %343 = mul %341, %288 : [64] */
@@ -16948,14 +20030,28 @@ static void supervised_step_k081_mul(float *restrict t343, const float *restrict
 
 /* %344 = neg %339 : [4096,64]
  * %345 = reduce_sum axes=[0] %344 : [64] */
-static void supervised_step_k082_neg_reduce_sum(float *restrict t345, const float *restrict t339) {
-    for (size_t o = 0; o < 64; o++) t345[o] = 0.0f;
+typedef struct {
+    float *t345;
+    const float *t339;
+} supervised_step_k082_neg_reduce_sum_pointers;
+
+static void supervised_step_k082_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k082_neg_reduce_sum_pointers *p = context;
+    float *restrict t345 = p->t345;
+    const float *restrict t339 = p->t339;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t345[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v344 = -t339[i0 * 64 + i1];
             t345[i1] += v344;
         }
     }
+}
+
+static void supervised_step_k082_neg_reduce_sum(float *restrict t345, const float *restrict t339) {
+    mplc_parallel(supervised_step_k082_neg_reduce_sum_part, &(supervised_step_k082_neg_reduce_sum_pointers){t345, t339});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -16987,16 +20083,19 @@ typedef struct {
 
 static void supervised_step_k084_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k084_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t352 = p->t352;
     const float *restrict t349 = p->t349;
     const float *restrict t275 = p->t275;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v351 = t349[i1] * t275[i0 * 64 + i1];
-            const float v352 = v351 + v351;
-            t352[i0 * 64 + i1] = v352;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v351 = t349[i1] * t275[i0 * 64 + i1];
+                const float v352 = v351 + v351;
+                t352[i0 * 64 + i1] = v352;
+            }
         }
     }
 }
@@ -17007,14 +20106,28 @@ static void supervised_step_k084_mul_add(float *restrict t352, const float *rest
 
 /* %353 = neg %352 : [4096,64]
  * %355 = reduce_sum axes=[0] %353 : [64] */
-static void supervised_step_k085_neg_reduce_sum(float *restrict t355, const float *restrict t352) {
-    for (size_t o = 0; o < 64; o++) t355[o] = 0.0f;
+typedef struct {
+    float *t355;
+    const float *t352;
+} supervised_step_k085_neg_reduce_sum_pointers;
+
+static void supervised_step_k085_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k085_neg_reduce_sum_pointers *p = context;
+    float *restrict t355 = p->t355;
+    const float *restrict t352 = p->t352;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t355[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v353 = -t352[i0 * 64 + i1];
             t355[i1] += v353;
         }
     }
+}
+
+static void supervised_step_k085_neg_reduce_sum(float *restrict t355, const float *restrict t352) {
+    mplc_parallel(supervised_step_k085_neg_reduce_sum_part, &(supervised_step_k085_neg_reduce_sum_pointers){t355, t352});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -17040,17 +20153,20 @@ typedef struct {
 
 static void supervised_step_k087_add_part(void *context, int part, int parts) {
     const supervised_step_k087_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t359 = p->t359;
     const float *restrict t339 = p->t339;
     const float *restrict t352 = p->t352;
     const float *restrict t357 = p->t357;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v354 = t339[i0 * 64 + i1] + t352[i0 * 64 + i1];
-            const float v359 = v354 + t357[i1];
-            t359[i0 * 64 + i1] = v359;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v354 = t339[i0 * 64 + i1] + t352[i0 * 64 + i1];
+                const float v359 = v354 + t357[i1];
+                t359[i0 * 64 + i1] = v359;
+            }
         }
     }
 }
@@ -17070,17 +20186,19 @@ typedef struct {
 
 static void supervised_step_k088_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k088_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t363 = p->t363;
     const float *restrict t359 = p->t359;
     const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* the product 256 images at a time (131072 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 256, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
-        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
-        mplc_col2im(t363 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+    while (mplc_claim(256, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 32, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_shortcut_weight, 64, 0.0f, chunk, 32);
+            mplc_col2im(t363 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+        }
     }
 }
 
@@ -17124,13 +20242,27 @@ static void supervised_step_k089_im2col_matmul(float *restrict t361, const float
 }
 
 /* %364 = reduce_sum axes=[0] %359 : [64] */
-static void supervised_step_k090_reduce_sum(float *restrict t364, const float *restrict t359) {
-    for (size_t o = 0; o < 64; o++) t364[o] = 0.0f;
+typedef struct {
+    float *t364;
+    const float *t359;
+} supervised_step_k090_reduce_sum_pointers;
+
+static void supervised_step_k090_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k090_reduce_sum_pointers *p = context;
+    float *restrict t364 = p->t364;
+    const float *restrict t359 = p->t359;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t364[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t364[i1] += t359[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k090_reduce_sum(float *restrict t364, const float *restrict t359) {
+    mplc_parallel(supervised_step_k090_reduce_sum_part, &(supervised_step_k090_reduce_sum_pointers){t364, t359});
 }
 
 /* %365 = matmul tB %359, %261 : [4096,576]
@@ -17144,17 +20276,19 @@ typedef struct {
 
 static void supervised_step_k091_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k091_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t368 = p->t368;
     const float *restrict t359 = p->t359;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 28 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-        mplc_col2im(t368 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+    while (mplc_claim(256, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
+            mplc_col2im(t368 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+        }
     }
 }
 
@@ -17214,20 +20348,23 @@ typedef struct {
 
 static void supervised_step_k093_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const supervised_step_k093_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t374 = p->t374;
     const float *restrict t256 = p->t256;
     const float *restrict t258 = p->t258;
     const float *restrict t368 = p->t368;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v369 = t256[i] >= t258[i] ? 1.0f : 0.0f;
-        const float v371 = t368[i] * v369;
-        const float v370 = 1.0f - v369;
-        const float v372 = t368[i] * v370;
-        const float v373 = v372 * 0.1f;
-        const float v374 = v371 + v373;
-        t374[i] = v374;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v369 = t256[i] >= t258[i] ? 1.0f : 0.0f;
+            const float v371 = t368[i] * v369;
+            const float v370 = 1.0f - v369;
+            const float v372 = t368[i] * v370;
+            const float v373 = v372 * 0.1f;
+            const float v374 = v371 + v373;
+            t374[i] = v374;
+        }
     }
 }
 
@@ -17236,13 +20373,27 @@ static void supervised_step_k093_greaterEqual_sub_mul_etc(float *restrict t374, 
 }
 
 /* %376 = reduce_sum axes=[0] %375 : [64] */
-static void supervised_step_k094_reduce_sum(float *restrict t376, const float *restrict t375) {
-    for (size_t o = 0; o < 64; o++) t376[o] = 0.0f;
+typedef struct {
+    float *t376;
+    const float *t375;
+} supervised_step_k094_reduce_sum_pointers;
+
+static void supervised_step_k094_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k094_reduce_sum_pointers *p = context;
+    float *restrict t376 = p->t376;
+    const float *restrict t375 = p->t375;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t376[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t376[i1] += t375[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k094_reduce_sum(float *restrict t376, const float *restrict t375) {
+    mplc_parallel(supervised_step_k094_reduce_sum_part, &(supervised_step_k094_reduce_sum_pointers){t376, t375});
 }
 
 /* %252 = broadcast axes=[1] %251 : [4096,64]
@@ -17255,15 +20406,18 @@ typedef struct {
 
 static void supervised_step_k095_mul_part(void *context, int part, int parts) {
     const supervised_step_k095_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t377 = p->t377;
     const float *restrict t375 = p->t375;
     const float *restrict t251 = p->t251;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v377 = t375[i0 * 64 + i1] * t251[i1];
-            t377[i0 * 64 + i1] = v377;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v377 = t375[i0 * 64 + i1] * t251[i1];
+                t377[i0 * 64 + i1] = v377;
+            }
         }
     }
 }
@@ -17274,14 +20428,30 @@ static void supervised_step_k095_mul(float *restrict t377, const float *restrict
 
 /* %378 = mul %375, %232 : [4096,64]
  * %379 = reduce_sum axes=[0] %378 : [64] */
-static void supervised_step_k096_mul_reduce_sum(float *restrict t379, const float *restrict t375, const float *restrict t232) {
-    for (size_t o = 0; o < 64; o++) t379[o] = 0.0f;
+typedef struct {
+    float *t379;
+    const float *t375;
+    const float *t232;
+} supervised_step_k096_mul_reduce_sum_pointers;
+
+static void supervised_step_k096_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k096_mul_reduce_sum_pointers *p = context;
+    float *restrict t379 = p->t379;
+    const float *restrict t375 = p->t375;
+    const float *restrict t232 = p->t232;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t379[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v378 = t375[i0 * 64 + i1] * t232[i0 * 64 + i1];
             t379[i1] += v378;
         }
     }
+}
+
+static void supervised_step_k096_mul_reduce_sum(float *restrict t379, const float *restrict t375, const float *restrict t232) {
+    mplc_parallel(supervised_step_k096_mul_reduce_sum_part, &(supervised_step_k096_mul_reduce_sum_pointers){t379, t375, t232});
 }
 
 /* %381 = mul %379, %250 : [64] */
@@ -17294,14 +20464,28 @@ static void supervised_step_k097_mul(float *restrict t381, const float *restrict
 
 /* %382 = neg %377 : [4096,64]
  * %383 = reduce_sum axes=[0] %382 : [64] */
-static void supervised_step_k098_neg_reduce_sum(float *restrict t383, const float *restrict t377) {
-    for (size_t o = 0; o < 64; o++) t383[o] = 0.0f;
+typedef struct {
+    float *t383;
+    const float *t377;
+} supervised_step_k098_neg_reduce_sum_pointers;
+
+static void supervised_step_k098_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k098_neg_reduce_sum_pointers *p = context;
+    float *restrict t383 = p->t383;
+    const float *restrict t377 = p->t377;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t383[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v382 = -t377[i0 * 64 + i1];
             t383[i1] += v382;
         }
     }
+}
+
+static void supervised_step_k098_neg_reduce_sum(float *restrict t383, const float *restrict t377) {
+    mplc_parallel(supervised_step_k098_neg_reduce_sum_part, &(supervised_step_k098_neg_reduce_sum_pointers){t383, t377});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -17333,16 +20517,19 @@ typedef struct {
 
 static void supervised_step_k100_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k100_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t390 = p->t390;
     const float *restrict t387 = p->t387;
     const float *restrict t232 = p->t232;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v389 = t387[i1] * t232[i0 * 64 + i1];
-            const float v390 = v389 + v389;
-            t390[i0 * 64 + i1] = v390;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v389 = t387[i1] * t232[i0 * 64 + i1];
+                const float v390 = v389 + v389;
+                t390[i0 * 64 + i1] = v390;
+            }
         }
     }
 }
@@ -17353,14 +20540,28 @@ static void supervised_step_k100_mul_add(float *restrict t390, const float *rest
 
 /* %391 = neg %390 : [4096,64]
  * %393 = reduce_sum axes=[0] %391 : [64] */
-static void supervised_step_k101_neg_reduce_sum(float *restrict t393, const float *restrict t390) {
-    for (size_t o = 0; o < 64; o++) t393[o] = 0.0f;
+typedef struct {
+    float *t393;
+    const float *t390;
+} supervised_step_k101_neg_reduce_sum_pointers;
+
+static void supervised_step_k101_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k101_neg_reduce_sum_pointers *p = context;
+    float *restrict t393 = p->t393;
+    const float *restrict t390 = p->t390;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t393[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v391 = -t390[i0 * 64 + i1];
             t393[i1] += v391;
         }
     }
+}
+
+static void supervised_step_k101_neg_reduce_sum(float *restrict t393, const float *restrict t390) {
+    mplc_parallel(supervised_step_k101_neg_reduce_sum_part, &(supervised_step_k101_neg_reduce_sum_pointers){t393, t390});
 }
 
 /* %229 = constant 0.000244140625 : [64]
@@ -17386,17 +20587,20 @@ typedef struct {
 
 static void supervised_step_k103_add_part(void *context, int part, int parts) {
     const supervised_step_k103_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t397 = p->t397;
     const float *restrict t377 = p->t377;
     const float *restrict t390 = p->t390;
     const float *restrict t395 = p->t395;
     size_t lo, hi;
-    mplc_part(4096, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v392 = t377[i0 * 64 + i1] + t390[i0 * 64 + i1];
-            const float v397 = v392 + t395[i1];
-            t397[i0 * 64 + i1] = v397;
+    while (mplc_claim(4096, 128, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v392 = t377[i0 * 64 + i1] + t390[i0 * 64 + i1];
+                const float v397 = v392 + t395[i1];
+                t397[i0 * 64 + i1] = v397;
+            }
         }
     }
 }
@@ -17406,13 +20610,27 @@ static void supervised_step_k103_add(float *restrict t397, const float *restrict
 }
 
 /* %398 = reduce_sum axes=[0] %397 : [64] */
-static void supervised_step_k104_reduce_sum(float *restrict t398, const float *restrict t397) {
-    for (size_t o = 0; o < 64; o++) t398[o] = 0.0f;
+typedef struct {
+    float *t398;
+    const float *t397;
+} supervised_step_k104_reduce_sum_pointers;
+
+static void supervised_step_k104_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k104_reduce_sum_pointers *p = context;
+    float *restrict t398 = p->t398;
+    const float *restrict t397 = p->t397;
+    size_t lo, hi;
+    mplc_part(64, 16, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t398[o] = 0.0f;
     for (size_t i0 = 0; i0 < 4096; i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t398[i1] += t397[i0 * 64 + i1];
         }
     }
+}
+
+static void supervised_step_k104_reduce_sum(float *restrict t398, const float *restrict t397) {
+    mplc_parallel(supervised_step_k104_reduce_sum_part, &(supervised_step_k104_reduce_sum_pointers){t398, t397});
 }
 
 /* %399 = matmul tB %397, %224 : [4096,288]
@@ -17426,17 +20644,19 @@ typedef struct {
 
 static void supervised_step_k105_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k105_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t402 = p->t402;
     const float *restrict t397 = p->t397;
     const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* the product 56 images at a time (258048 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t397 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
-        mplc_col2im(t402 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+    while (mplc_claim(256, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 288, 64, 1.0f, t397 + (size_t)n0 * 1024, 64, in_student_res9_conv0_weight, 64, 0.0f, chunk, 288);
+            mplc_col2im(t402 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+        }
     }
 }
 
@@ -17498,22 +20718,25 @@ typedef struct {
 
 static void supervised_step_k107_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const supervised_step_k107_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t410 = p->t410;
     const float *restrict t363 = p->t363;
     const float *restrict t402 = p->t402;
     const float *restrict t220 = p->t220;
     const float *restrict t221 = p->t221;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v403 = t363[i] + t402[i];
-        const float v404 = t220[i] >= t221[i] ? 1.0f : 0.0f;
-        const float v407 = v403 * v404;
-        const float v406 = 1.0f - v404;
-        const float v408 = v403 * v406;
-        const float v409 = v408 * 0.1f;
-        const float v410 = v407 + v409;
-        t410[i] = v410;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v403 = t363[i] + t402[i];
+            const float v404 = t220[i] >= t221[i] ? 1.0f : 0.0f;
+            const float v407 = v403 * v404;
+            const float v406 = 1.0f - v404;
+            const float v408 = v403 * v406;
+            const float v409 = v408 * 0.1f;
+            const float v410 = v407 + v409;
+            t410[i] = v410;
+        }
     }
 }
 
@@ -17522,13 +20745,27 @@ static void supervised_step_k107_add_greaterEqual_sub_etc(float *restrict t410, 
 }
 
 /* %412 = reduce_sum axes=[0] %411 : [32] */
-static void supervised_step_k108_reduce_sum(float *restrict t412, const float *restrict t411) {
-    for (size_t o = 0; o < 32; o++) t412[o] = 0.0f;
+typedef struct {
+    float *t412;
+    const float *t411;
+} supervised_step_k108_reduce_sum_pointers;
+
+static void supervised_step_k108_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k108_reduce_sum_pointers *p = context;
+    float *restrict t412 = p->t412;
+    const float *restrict t411 = p->t411;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t412[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t412[i1] += t411[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k108_reduce_sum(float *restrict t412, const float *restrict t411) {
+    mplc_parallel(supervised_step_k108_reduce_sum_part, &(supervised_step_k108_reduce_sum_pointers){t412, t411});
 }
 
 /* %216 = broadcast axes=[1] %215 : [12544,32]
@@ -17541,15 +20778,18 @@ typedef struct {
 
 static void supervised_step_k109_mul_part(void *context, int part, int parts) {
     const supervised_step_k109_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t413 = p->t413;
     const float *restrict t411 = p->t411;
     const float *restrict t215 = p->t215;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v413 = t411[i0 * 32 + i1] * t215[i1];
-            t413[i0 * 32 + i1] = v413;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v413 = t411[i0 * 32 + i1] * t215[i1];
+                t413[i0 * 32 + i1] = v413;
+            }
         }
     }
 }
@@ -17560,14 +20800,30 @@ static void supervised_step_k109_mul(float *restrict t413, const float *restrict
 
 /* %414 = mul %411, %201 : [12544,32]
  * %415 = reduce_sum axes=[0] %414 : [32] */
-static void supervised_step_k110_mul_reduce_sum(float *restrict t415, const float *restrict t411, const float *restrict t201) {
-    for (size_t o = 0; o < 32; o++) t415[o] = 0.0f;
+typedef struct {
+    float *t415;
+    const float *t411;
+    const float *t201;
+} supervised_step_k110_mul_reduce_sum_pointers;
+
+static void supervised_step_k110_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k110_mul_reduce_sum_pointers *p = context;
+    float *restrict t415 = p->t415;
+    const float *restrict t411 = p->t411;
+    const float *restrict t201 = p->t201;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t415[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v414 = t411[i0 * 32 + i1] * t201[i0 * 32 + i1];
             t415[i1] += v414;
         }
     }
+}
+
+static void supervised_step_k110_mul_reduce_sum(float *restrict t415, const float *restrict t411, const float *restrict t201) {
+    mplc_parallel(supervised_step_k110_mul_reduce_sum_part, &(supervised_step_k110_mul_reduce_sum_pointers){t415, t411, t201});
 }
 
 /* %417 = mul %415, %214 : [32] */
@@ -17580,14 +20836,28 @@ static void supervised_step_k111_mul(float *restrict t417, const float *restrict
 
 /* %418 = neg %413 : [12544,32]
  * %419 = reduce_sum axes=[0] %418 : [32] */
-static void supervised_step_k112_neg_reduce_sum(float *restrict t419, const float *restrict t413) {
-    for (size_t o = 0; o < 32; o++) t419[o] = 0.0f;
+typedef struct {
+    float *t419;
+    const float *t413;
+} supervised_step_k112_neg_reduce_sum_pointers;
+
+static void supervised_step_k112_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k112_neg_reduce_sum_pointers *p = context;
+    float *restrict t419 = p->t419;
+    const float *restrict t413 = p->t413;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t419[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v418 = -t413[i0 * 32 + i1];
             t419[i1] += v418;
         }
     }
+}
+
+static void supervised_step_k112_neg_reduce_sum(float *restrict t419, const float *restrict t413) {
+    mplc_parallel(supervised_step_k112_neg_reduce_sum_part, &(supervised_step_k112_neg_reduce_sum_pointers){t419, t413});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -17619,16 +20889,19 @@ typedef struct {
 
 static void supervised_step_k114_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k114_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t426 = p->t426;
     const float *restrict t423 = p->t423;
     const float *restrict t201 = p->t201;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v425 = t423[i1] * t201[i0 * 32 + i1];
-            const float v426 = v425 + v425;
-            t426[i0 * 32 + i1] = v426;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v425 = t423[i1] * t201[i0 * 32 + i1];
+                const float v426 = v425 + v425;
+                t426[i0 * 32 + i1] = v426;
+            }
         }
     }
 }
@@ -17639,14 +20912,28 @@ static void supervised_step_k114_mul_add(float *restrict t426, const float *rest
 
 /* %427 = neg %426 : [12544,32]
  * %429 = reduce_sum axes=[0] %427 : [32] */
-static void supervised_step_k115_neg_reduce_sum(float *restrict t429, const float *restrict t426) {
-    for (size_t o = 0; o < 32; o++) t429[o] = 0.0f;
+typedef struct {
+    float *t429;
+    const float *t426;
+} supervised_step_k115_neg_reduce_sum_pointers;
+
+static void supervised_step_k115_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k115_neg_reduce_sum_pointers *p = context;
+    float *restrict t429 = p->t429;
+    const float *restrict t426 = p->t426;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t429[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v427 = -t426[i0 * 32 + i1];
             t429[i1] += v427;
         }
     }
+}
+
+static void supervised_step_k115_neg_reduce_sum(float *restrict t429, const float *restrict t426) {
+    mplc_parallel(supervised_step_k115_neg_reduce_sum_part, &(supervised_step_k115_neg_reduce_sum_pointers){t429, t426});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -17672,17 +20959,20 @@ typedef struct {
 
 static void supervised_step_k117_add_part(void *context, int part, int parts) {
     const supervised_step_k117_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t433 = p->t433;
     const float *restrict t413 = p->t413;
     const float *restrict t426 = p->t426;
     const float *restrict t431 = p->t431;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v428 = t413[i0 * 32 + i1] + t426[i0 * 32 + i1];
-            const float v433 = v428 + t431[i1];
-            t433[i0 * 32 + i1] = v433;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v428 = t413[i0 * 32 + i1] + t426[i0 * 32 + i1];
+                const float v433 = v428 + t431[i1];
+                t433[i0 * 32 + i1] = v433;
+            }
         }
     }
 }
@@ -17702,17 +20992,19 @@ typedef struct {
 
 static void supervised_step_k118_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k118_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t437 = p->t437;
     const float *restrict t433 = p->t433;
     const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* the product 167 images at a time (130928 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 167, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
-        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
-        mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+    while (mplc_claim(256, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 16, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_shortcut_weight, 32, 0.0f, chunk, 16);
+            mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+        }
     }
 }
 
@@ -17748,16 +21040,16 @@ static void supervised_step_k119_im2col_matmul_part(void *context, int part, int
         /* m = 16: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 49; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 49 ? r0 + 256 : (size_t)nb * 49;
-            float part[512];
-            for (int i = 0; i < 512; i++) part[i] = 0.0f;
+            float block_sum[512];
+            for (int i = 0; i < 512; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t433 + ((size_t)n0 * 49 + r) * 32;
                 for (int p = 0; p < 16; p++) {
                     const float x = chunk[r * 16 + p];
-                    for (int j = 0; j < 32; j++) part[p * 32 + j] = fmaf(x, dy[j], part[p * 32 + j]);
+                    for (int j = 0; j < 32; j++) block_sum[p * 32 + j] = fmaf(x, dy[j], block_sum[p * 32 + j]);
                 }
             }
-            for (int i = 0; i < 512; i++) total[i] += part[i];
+            for (int i = 0; i < 512; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 512; i++) sum[i] = total[i];
@@ -17772,13 +21064,27 @@ static void supervised_step_k119_im2col_matmul(float *restrict t435, const float
 }
 
 /* %438 = reduce_sum axes=[0] %433 : [32] */
-static void supervised_step_k120_reduce_sum(float *restrict t438, const float *restrict t433) {
-    for (size_t o = 0; o < 32; o++) t438[o] = 0.0f;
+typedef struct {
+    float *t438;
+    const float *t433;
+} supervised_step_k120_reduce_sum_pointers;
+
+static void supervised_step_k120_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k120_reduce_sum_pointers *p = context;
+    float *restrict t438 = p->t438;
+    const float *restrict t433 = p->t433;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t438[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t438[i1] += t433[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k120_reduce_sum(float *restrict t438, const float *restrict t433) {
+    mplc_parallel(supervised_step_k120_reduce_sum_part, &(supervised_step_k120_reduce_sum_pointers){t438, t433});
 }
 
 /* %439 = matmul tB %433, %187 : [12544,288]
@@ -17792,17 +21098,19 @@ typedef struct {
 
 static void supervised_step_k121_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k121_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t442 = p->t442;
     const float *restrict t433 = p->t433;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 18 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
-        mplc_col2im(t442 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+    while (mplc_claim(256, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
+            mplc_col2im(t442 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+        }
     }
 }
 
@@ -17862,20 +21170,23 @@ typedef struct {
 
 static void supervised_step_k123_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const supervised_step_k123_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t448 = p->t448;
     const float *restrict t182 = p->t182;
     const float *restrict t184 = p->t184;
     const float *restrict t442 = p->t442;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v443 = t182[i] >= t184[i] ? 1.0f : 0.0f;
-        const float v445 = t442[i] * v443;
-        const float v444 = 1.0f - v443;
-        const float v446 = t442[i] * v444;
-        const float v447 = v446 * 0.1f;
-        const float v448 = v445 + v447;
-        t448[i] = v448;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v443 = t182[i] >= t184[i] ? 1.0f : 0.0f;
+            const float v445 = t442[i] * v443;
+            const float v444 = 1.0f - v443;
+            const float v446 = t442[i] * v444;
+            const float v447 = v446 * 0.1f;
+            const float v448 = v445 + v447;
+            t448[i] = v448;
+        }
     }
 }
 
@@ -17884,13 +21195,27 @@ static void supervised_step_k123_greaterEqual_sub_mul_etc(float *restrict t448, 
 }
 
 /* %450 = reduce_sum axes=[0] %449 : [32] */
-static void supervised_step_k124_reduce_sum(float *restrict t450, const float *restrict t449) {
-    for (size_t o = 0; o < 32; o++) t450[o] = 0.0f;
+typedef struct {
+    float *t450;
+    const float *t449;
+} supervised_step_k124_reduce_sum_pointers;
+
+static void supervised_step_k124_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k124_reduce_sum_pointers *p = context;
+    float *restrict t450 = p->t450;
+    const float *restrict t449 = p->t449;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t450[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t450[i1] += t449[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k124_reduce_sum(float *restrict t450, const float *restrict t449) {
+    mplc_parallel(supervised_step_k124_reduce_sum_part, &(supervised_step_k124_reduce_sum_pointers){t450, t449});
 }
 
 /* %178 = broadcast axes=[1] %177 : [12544,32]
@@ -17903,15 +21228,18 @@ typedef struct {
 
 static void supervised_step_k125_mul_part(void *context, int part, int parts) {
     const supervised_step_k125_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t451 = p->t451;
     const float *restrict t449 = p->t449;
     const float *restrict t177 = p->t177;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v451 = t449[i0 * 32 + i1] * t177[i1];
-            t451[i0 * 32 + i1] = v451;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v451 = t449[i0 * 32 + i1] * t177[i1];
+                t451[i0 * 32 + i1] = v451;
+            }
         }
     }
 }
@@ -17922,14 +21250,30 @@ static void supervised_step_k125_mul(float *restrict t451, const float *restrict
 
 /* %452 = mul %449, %158 : [12544,32]
  * %453 = reduce_sum axes=[0] %452 : [32] */
-static void supervised_step_k126_mul_reduce_sum(float *restrict t453, const float *restrict t449, const float *restrict t158) {
-    for (size_t o = 0; o < 32; o++) t453[o] = 0.0f;
+typedef struct {
+    float *t453;
+    const float *t449;
+    const float *t158;
+} supervised_step_k126_mul_reduce_sum_pointers;
+
+static void supervised_step_k126_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k126_mul_reduce_sum_pointers *p = context;
+    float *restrict t453 = p->t453;
+    const float *restrict t449 = p->t449;
+    const float *restrict t158 = p->t158;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t453[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v452 = t449[i0 * 32 + i1] * t158[i0 * 32 + i1];
             t453[i1] += v452;
         }
     }
+}
+
+static void supervised_step_k126_mul_reduce_sum(float *restrict t453, const float *restrict t449, const float *restrict t158) {
+    mplc_parallel(supervised_step_k126_mul_reduce_sum_part, &(supervised_step_k126_mul_reduce_sum_pointers){t453, t449, t158});
 }
 
 /* %455 = mul %453, %176 : [32] */
@@ -17942,14 +21286,28 @@ static void supervised_step_k127_mul(float *restrict t455, const float *restrict
 
 /* %456 = neg %451 : [12544,32]
  * %457 = reduce_sum axes=[0] %456 : [32] */
-static void supervised_step_k128_neg_reduce_sum(float *restrict t457, const float *restrict t451) {
-    for (size_t o = 0; o < 32; o++) t457[o] = 0.0f;
+typedef struct {
+    float *t457;
+    const float *t451;
+} supervised_step_k128_neg_reduce_sum_pointers;
+
+static void supervised_step_k128_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k128_neg_reduce_sum_pointers *p = context;
+    float *restrict t457 = p->t457;
+    const float *restrict t451 = p->t451;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t457[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v456 = -t451[i0 * 32 + i1];
             t457[i1] += v456;
         }
     }
+}
+
+static void supervised_step_k128_neg_reduce_sum(float *restrict t457, const float *restrict t451) {
+    mplc_parallel(supervised_step_k128_neg_reduce_sum_part, &(supervised_step_k128_neg_reduce_sum_pointers){t457, t451});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -17981,16 +21339,19 @@ typedef struct {
 
 static void supervised_step_k130_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k130_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t464 = p->t464;
     const float *restrict t461 = p->t461;
     const float *restrict t158 = p->t158;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v463 = t461[i1] * t158[i0 * 32 + i1];
-            const float v464 = v463 + v463;
-            t464[i0 * 32 + i1] = v464;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v463 = t461[i1] * t158[i0 * 32 + i1];
+                const float v464 = v463 + v463;
+                t464[i0 * 32 + i1] = v464;
+            }
         }
     }
 }
@@ -18001,14 +21362,28 @@ static void supervised_step_k130_mul_add(float *restrict t464, const float *rest
 
 /* %465 = neg %464 : [12544,32]
  * %467 = reduce_sum axes=[0] %465 : [32] */
-static void supervised_step_k131_neg_reduce_sum(float *restrict t467, const float *restrict t464) {
-    for (size_t o = 0; o < 32; o++) t467[o] = 0.0f;
+typedef struct {
+    float *t467;
+    const float *t464;
+} supervised_step_k131_neg_reduce_sum_pointers;
+
+static void supervised_step_k131_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k131_neg_reduce_sum_pointers *p = context;
+    float *restrict t467 = p->t467;
+    const float *restrict t464 = p->t464;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t467[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v465 = -t464[i0 * 32 + i1];
             t467[i1] += v465;
         }
     }
+}
+
+static void supervised_step_k131_neg_reduce_sum(float *restrict t467, const float *restrict t464) {
+    mplc_parallel(supervised_step_k131_neg_reduce_sum_part, &(supervised_step_k131_neg_reduce_sum_pointers){t467, t464});
 }
 
 /* %155 = constant 7.971938775510203e-05 : [32]
@@ -18034,17 +21409,20 @@ typedef struct {
 
 static void supervised_step_k133_add_part(void *context, int part, int parts) {
     const supervised_step_k133_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t471 = p->t471;
     const float *restrict t451 = p->t451;
     const float *restrict t464 = p->t464;
     const float *restrict t469 = p->t469;
     size_t lo, hi;
-    mplc_part(12544, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v466 = t451[i0 * 32 + i1] + t464[i0 * 32 + i1];
-            const float v471 = v466 + t469[i1];
-            t471[i0 * 32 + i1] = v471;
+    while (mplc_claim(12544, 392, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v466 = t451[i0 * 32 + i1] + t464[i0 * 32 + i1];
+                const float v471 = v466 + t469[i1];
+                t471[i0 * 32 + i1] = v471;
+            }
         }
     }
 }
@@ -18054,13 +21432,27 @@ static void supervised_step_k133_add(float *restrict t471, const float *restrict
 }
 
 /* %472 = reduce_sum axes=[0] %471 : [32] */
-static void supervised_step_k134_reduce_sum(float *restrict t472, const float *restrict t471) {
-    for (size_t o = 0; o < 32; o++) t472[o] = 0.0f;
+typedef struct {
+    float *t472;
+    const float *t471;
+} supervised_step_k134_reduce_sum_pointers;
+
+static void supervised_step_k134_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k134_reduce_sum_pointers *p = context;
+    float *restrict t472 = p->t472;
+    const float *restrict t471 = p->t471;
+    size_t lo, hi;
+    mplc_part(32, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t472[o] = 0.0f;
     for (size_t i0 = 0; i0 < 12544; i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t472[i1] += t471[i0 * 32 + i1];
         }
     }
+}
+
+static void supervised_step_k134_reduce_sum(float *restrict t472, const float *restrict t471) {
+    mplc_parallel(supervised_step_k134_reduce_sum_part, &(supervised_step_k134_reduce_sum_pointers){t472, t471});
 }
 
 /* %473 = matmul tB %471, %150 : [12544,144]
@@ -18074,17 +21466,19 @@ typedef struct {
 
 static void supervised_step_k135_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k135_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t476 = p->t476;
     const float *restrict t471 = p->t471;
     const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* the product 37 images at a time (261072 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t471 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
-        mplc_col2im(t476 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+    while (mplc_claim(256, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 144, 32, 1.0f, t471 + (size_t)n0 * 1568, 32, in_student_res6_conv0_weight, 32, 0.0f, chunk, 144);
+            mplc_col2im(t476 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+        }
     }
 }
 
@@ -18146,22 +21540,25 @@ typedef struct {
 
 static void supervised_step_k137_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const supervised_step_k137_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t484 = p->t484;
     const float *restrict t437 = p->t437;
     const float *restrict t476 = p->t476;
     const float *restrict t146 = p->t146;
     const float *restrict t147 = p->t147;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v477 = t437[i] + t476[i];
-        const float v478 = t146[i] >= t147[i] ? 1.0f : 0.0f;
-        const float v481 = v477 * v478;
-        const float v480 = 1.0f - v478;
-        const float v482 = v477 * v480;
-        const float v483 = v482 * 0.1f;
-        const float v484 = v481 + v483;
-        t484[i] = v484;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v477 = t437[i] + t476[i];
+            const float v478 = t146[i] >= t147[i] ? 1.0f : 0.0f;
+            const float v481 = v477 * v478;
+            const float v480 = 1.0f - v478;
+            const float v482 = v477 * v480;
+            const float v483 = v482 * 0.1f;
+            const float v484 = v481 + v483;
+            t484[i] = v484;
+        }
     }
 }
 
@@ -18170,13 +21567,27 @@ static void supervised_step_k137_add_greaterEqual_sub_etc(float *restrict t484, 
 }
 
 /* %486 = reduce_sum axes=[0] %485 : [16] */
-static void supervised_step_k138_reduce_sum(float *restrict t486, const float *restrict t485) {
-    for (size_t o = 0; o < 16; o++) t486[o] = 0.0f;
+typedef struct {
+    float *t486;
+    const float *t485;
+} supervised_step_k138_reduce_sum_pointers;
+
+static void supervised_step_k138_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k138_reduce_sum_pointers *p = context;
+    float *restrict t486 = p->t486;
+    const float *restrict t485 = p->t485;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t486[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t486[i1] += t485[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k138_reduce_sum(float *restrict t486, const float *restrict t485) {
+    mplc_parallel(supervised_step_k138_reduce_sum_part, &(supervised_step_k138_reduce_sum_pointers){t486, t485});
 }
 
 /* %142 = broadcast axes=[1] %141 : [50176,16]
@@ -18189,15 +21600,18 @@ typedef struct {
 
 static void supervised_step_k139_mul_part(void *context, int part, int parts) {
     const supervised_step_k139_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t487 = p->t487;
     const float *restrict t485 = p->t485;
     const float *restrict t141 = p->t141;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v487 = t485[i0 * 16 + i1] * t141[i1];
-            t487[i0 * 16 + i1] = v487;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v487 = t485[i0 * 16 + i1] * t141[i1];
+                t487[i0 * 16 + i1] = v487;
+            }
         }
     }
 }
@@ -18208,14 +21622,30 @@ static void supervised_step_k139_mul(float *restrict t487, const float *restrict
 
 /* %488 = mul %485, %127 : [50176,16]
  * %489 = reduce_sum axes=[0] %488 : [16] */
-static void supervised_step_k140_mul_reduce_sum(float *restrict t489, const float *restrict t485, const float *restrict t127) {
-    for (size_t o = 0; o < 16; o++) t489[o] = 0.0f;
+typedef struct {
+    float *t489;
+    const float *t485;
+    const float *t127;
+} supervised_step_k140_mul_reduce_sum_pointers;
+
+static void supervised_step_k140_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k140_mul_reduce_sum_pointers *p = context;
+    float *restrict t489 = p->t489;
+    const float *restrict t485 = p->t485;
+    const float *restrict t127 = p->t127;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t489[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v488 = t485[i0 * 16 + i1] * t127[i0 * 16 + i1];
             t489[i1] += v488;
         }
     }
+}
+
+static void supervised_step_k140_mul_reduce_sum(float *restrict t489, const float *restrict t485, const float *restrict t127) {
+    mplc_parallel(supervised_step_k140_mul_reduce_sum_part, &(supervised_step_k140_mul_reduce_sum_pointers){t489, t485, t127});
 }
 
 /* %491 = mul %489, %140 : [16] */
@@ -18228,14 +21658,28 @@ static void supervised_step_k141_mul(float *restrict t491, const float *restrict
 
 /* %492 = neg %487 : [50176,16]
  * %493 = reduce_sum axes=[0] %492 : [16] */
-static void supervised_step_k142_neg_reduce_sum(float *restrict t493, const float *restrict t487) {
-    for (size_t o = 0; o < 16; o++) t493[o] = 0.0f;
+typedef struct {
+    float *t493;
+    const float *t487;
+} supervised_step_k142_neg_reduce_sum_pointers;
+
+static void supervised_step_k142_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k142_neg_reduce_sum_pointers *p = context;
+    float *restrict t493 = p->t493;
+    const float *restrict t487 = p->t487;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t493[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v492 = -t487[i0 * 16 + i1];
             t493[i1] += v492;
         }
     }
+}
+
+static void supervised_step_k142_neg_reduce_sum(float *restrict t493, const float *restrict t487) {
+    mplc_parallel(supervised_step_k142_neg_reduce_sum_part, &(supervised_step_k142_neg_reduce_sum_pointers){t493, t487});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -18267,16 +21711,19 @@ typedef struct {
 
 static void supervised_step_k144_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k144_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t500 = p->t500;
     const float *restrict t497 = p->t497;
     const float *restrict t127 = p->t127;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v499 = t497[i1] * t127[i0 * 16 + i1];
-            const float v500 = v499 + v499;
-            t500[i0 * 16 + i1] = v500;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v499 = t497[i1] * t127[i0 * 16 + i1];
+                const float v500 = v499 + v499;
+                t500[i0 * 16 + i1] = v500;
+            }
         }
     }
 }
@@ -18287,14 +21734,28 @@ static void supervised_step_k144_mul_add(float *restrict t500, const float *rest
 
 /* %501 = neg %500 : [50176,16]
  * %503 = reduce_sum axes=[0] %501 : [16] */
-static void supervised_step_k145_neg_reduce_sum(float *restrict t503, const float *restrict t500) {
-    for (size_t o = 0; o < 16; o++) t503[o] = 0.0f;
+typedef struct {
+    float *t503;
+    const float *t500;
+} supervised_step_k145_neg_reduce_sum_pointers;
+
+static void supervised_step_k145_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k145_neg_reduce_sum_pointers *p = context;
+    float *restrict t503 = p->t503;
+    const float *restrict t500 = p->t500;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t503[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v501 = -t500[i0 * 16 + i1];
             t503[i1] += v501;
         }
     }
+}
+
+static void supervised_step_k145_neg_reduce_sum(float *restrict t503, const float *restrict t500) {
+    mplc_parallel(supervised_step_k145_neg_reduce_sum_part, &(supervised_step_k145_neg_reduce_sum_pointers){t503, t500});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -18320,17 +21781,20 @@ typedef struct {
 
 static void supervised_step_k147_add_part(void *context, int part, int parts) {
     const supervised_step_k147_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t507 = p->t507;
     const float *restrict t487 = p->t487;
     const float *restrict t500 = p->t500;
     const float *restrict t505 = p->t505;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v502 = t487[i0 * 16 + i1] + t500[i0 * 16 + i1];
-            const float v507 = v502 + t505[i1];
-            t507[i0 * 16 + i1] = v507;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v502 = t487[i0 * 16 + i1] + t500[i0 * 16 + i1];
+                const float v507 = v502 + t505[i1];
+                t507[i0 * 16 + i1] = v507;
+            }
         }
     }
 }
@@ -18340,13 +21804,27 @@ static void supervised_step_k147_add(float *restrict t507, const float *restrict
 }
 
 /* %509 = reduce_sum axes=[0] %507 : [16] */
-static void supervised_step_k148_reduce_sum(float *restrict t509, const float *restrict t507) {
-    for (size_t o = 0; o < 16; o++) t509[o] = 0.0f;
+typedef struct {
+    float *t509;
+    const float *t507;
+} supervised_step_k148_reduce_sum_pointers;
+
+static void supervised_step_k148_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k148_reduce_sum_pointers *p = context;
+    float *restrict t509 = p->t509;
+    const float *restrict t507 = p->t507;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t509[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t509[i1] += t507[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k148_reduce_sum(float *restrict t509, const float *restrict t507) {
+    mplc_parallel(supervised_step_k148_reduce_sum_part, &(supervised_step_k148_reduce_sum_pointers){t509, t507});
 }
 
 /* %510 = matmul tB %507, %117 : [50176,144]
@@ -18360,17 +21838,19 @@ typedef struct {
 
 static void supervised_step_k149_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k149_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t513 = p->t513;
     const float *restrict t507 = p->t507;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t507 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t513 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t507 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
+            mplc_col2im(t513 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -18430,20 +21910,23 @@ typedef struct {
 
 static void supervised_step_k151_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
     const supervised_step_k151_greaterEqual_sub_mul_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t519 = p->t519;
     const float *restrict t113 = p->t113;
     const float *restrict t114 = p->t114;
     const float *restrict t513 = p->t513;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v514 = t113[i] >= t114[i] ? 1.0f : 0.0f;
-        const float v516 = t513[i] * v514;
-        const float v515 = 1.0f - v514;
-        const float v517 = t513[i] * v515;
-        const float v518 = v517 * 0.1f;
-        const float v519 = v516 + v518;
-        t519[i] = v519;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v514 = t113[i] >= t114[i] ? 1.0f : 0.0f;
+            const float v516 = t513[i] * v514;
+            const float v515 = 1.0f - v514;
+            const float v517 = t513[i] * v515;
+            const float v518 = v517 * 0.1f;
+            const float v519 = v516 + v518;
+            t519[i] = v519;
+        }
     }
 }
 
@@ -18452,13 +21935,27 @@ static void supervised_step_k151_greaterEqual_sub_mul_etc(float *restrict t519, 
 }
 
 /* %521 = reduce_sum axes=[0] %520 : [16] */
-static void supervised_step_k152_reduce_sum(float *restrict t521, const float *restrict t520) {
-    for (size_t o = 0; o < 16; o++) t521[o] = 0.0f;
+typedef struct {
+    float *t521;
+    const float *t520;
+} supervised_step_k152_reduce_sum_pointers;
+
+static void supervised_step_k152_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k152_reduce_sum_pointers *p = context;
+    float *restrict t521 = p->t521;
+    const float *restrict t520 = p->t520;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t521[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t521[i1] += t520[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k152_reduce_sum(float *restrict t521, const float *restrict t520) {
+    mplc_parallel(supervised_step_k152_reduce_sum_part, &(supervised_step_k152_reduce_sum_pointers){t521, t520});
 }
 
 /* %109 = broadcast axes=[1] %108 : [50176,16]
@@ -18471,15 +21968,18 @@ typedef struct {
 
 static void supervised_step_k153_mul_part(void *context, int part, int parts) {
     const supervised_step_k153_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t522 = p->t522;
     const float *restrict t520 = p->t520;
     const float *restrict t108 = p->t108;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v522 = t520[i0 * 16 + i1] * t108[i1];
-            t522[i0 * 16 + i1] = v522;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v522 = t520[i0 * 16 + i1] * t108[i1];
+                t522[i0 * 16 + i1] = v522;
+            }
         }
     }
 }
@@ -18490,14 +21990,30 @@ static void supervised_step_k153_mul(float *restrict t522, const float *restrict
 
 /* %523 = mul %520, %94 : [50176,16]
  * %524 = reduce_sum axes=[0] %523 : [16] */
-static void supervised_step_k154_mul_reduce_sum(float *restrict t524, const float *restrict t520, const float *restrict t94) {
-    for (size_t o = 0; o < 16; o++) t524[o] = 0.0f;
+typedef struct {
+    float *t524;
+    const float *t520;
+    const float *t94;
+} supervised_step_k154_mul_reduce_sum_pointers;
+
+static void supervised_step_k154_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k154_mul_reduce_sum_pointers *p = context;
+    float *restrict t524 = p->t524;
+    const float *restrict t520 = p->t520;
+    const float *restrict t94 = p->t94;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t524[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v523 = t520[i0 * 16 + i1] * t94[i0 * 16 + i1];
             t524[i1] += v523;
         }
     }
+}
+
+static void supervised_step_k154_mul_reduce_sum(float *restrict t524, const float *restrict t520, const float *restrict t94) {
+    mplc_parallel(supervised_step_k154_mul_reduce_sum_part, &(supervised_step_k154_mul_reduce_sum_pointers){t524, t520, t94});
 }
 
 /* %526 = mul %524, %107 : [16] */
@@ -18510,14 +22026,28 @@ static void supervised_step_k155_mul(float *restrict t526, const float *restrict
 
 /* %527 = neg %522 : [50176,16]
  * %528 = reduce_sum axes=[0] %527 : [16] */
-static void supervised_step_k156_neg_reduce_sum(float *restrict t528, const float *restrict t522) {
-    for (size_t o = 0; o < 16; o++) t528[o] = 0.0f;
+typedef struct {
+    float *t528;
+    const float *t522;
+} supervised_step_k156_neg_reduce_sum_pointers;
+
+static void supervised_step_k156_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k156_neg_reduce_sum_pointers *p = context;
+    float *restrict t528 = p->t528;
+    const float *restrict t522 = p->t522;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t528[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v527 = -t522[i0 * 16 + i1];
             t528[i1] += v527;
         }
     }
+}
+
+static void supervised_step_k156_neg_reduce_sum(float *restrict t528, const float *restrict t522) {
+    mplc_parallel(supervised_step_k156_neg_reduce_sum_part, &(supervised_step_k156_neg_reduce_sum_pointers){t528, t522});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -18549,16 +22079,19 @@ typedef struct {
 
 static void supervised_step_k158_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k158_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t535 = p->t535;
     const float *restrict t532 = p->t532;
     const float *restrict t94 = p->t94;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v534 = t532[i1] * t94[i0 * 16 + i1];
-            const float v535 = v534 + v534;
-            t535[i0 * 16 + i1] = v535;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v534 = t532[i1] * t94[i0 * 16 + i1];
+                const float v535 = v534 + v534;
+                t535[i0 * 16 + i1] = v535;
+            }
         }
     }
 }
@@ -18569,14 +22102,28 @@ static void supervised_step_k158_mul_add(float *restrict t535, const float *rest
 
 /* %536 = neg %535 : [50176,16]
  * %538 = reduce_sum axes=[0] %536 : [16] */
-static void supervised_step_k159_neg_reduce_sum(float *restrict t538, const float *restrict t535) {
-    for (size_t o = 0; o < 16; o++) t538[o] = 0.0f;
+typedef struct {
+    float *t538;
+    const float *t535;
+} supervised_step_k159_neg_reduce_sum_pointers;
+
+static void supervised_step_k159_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k159_neg_reduce_sum_pointers *p = context;
+    float *restrict t538 = p->t538;
+    const float *restrict t535 = p->t535;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t538[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v536 = -t535[i0 * 16 + i1];
             t538[i1] += v536;
         }
     }
+}
+
+static void supervised_step_k159_neg_reduce_sum(float *restrict t538, const float *restrict t535) {
+    mplc_parallel(supervised_step_k159_neg_reduce_sum_part, &(supervised_step_k159_neg_reduce_sum_pointers){t538, t535});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -18602,17 +22149,20 @@ typedef struct {
 
 static void supervised_step_k161_add_part(void *context, int part, int parts) {
     const supervised_step_k161_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t542 = p->t542;
     const float *restrict t522 = p->t522;
     const float *restrict t535 = p->t535;
     const float *restrict t540 = p->t540;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v537 = t522[i0 * 16 + i1] + t535[i0 * 16 + i1];
-            const float v542 = v537 + t540[i1];
-            t542[i0 * 16 + i1] = v542;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v537 = t522[i0 * 16 + i1] + t535[i0 * 16 + i1];
+                const float v542 = v537 + t540[i1];
+                t542[i0 * 16 + i1] = v542;
+            }
         }
     }
 }
@@ -18622,13 +22172,27 @@ static void supervised_step_k161_add(float *restrict t542, const float *restrict
 }
 
 /* %543 = reduce_sum axes=[0] %542 : [16] */
-static void supervised_step_k162_reduce_sum(float *restrict t543, const float *restrict t542) {
-    for (size_t o = 0; o < 16; o++) t543[o] = 0.0f;
+typedef struct {
+    float *t543;
+    const float *t542;
+} supervised_step_k162_reduce_sum_pointers;
+
+static void supervised_step_k162_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k162_reduce_sum_pointers *p = context;
+    float *restrict t543 = p->t543;
+    const float *restrict t542 = p->t542;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t543[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t543[i1] += t542[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k162_reduce_sum(float *restrict t543, const float *restrict t542) {
+    mplc_parallel(supervised_step_k162_reduce_sum_part, &(supervised_step_k162_reduce_sum_pointers){t543, t542});
 }
 
 /* %544 = matmul tB %542, %87 : [50176,144]
@@ -18642,17 +22206,19 @@ typedef struct {
 
 static void supervised_step_k163_matmul_col2im_part(void *context, int part, int parts) {
     const supervised_step_k163_matmul_col2im_pointers *p = context;
+    (void)parts;
     float *restrict t547 = p->t547;
     const float *restrict t542 = p->t542;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* the product 9 images at a time (254016 floats), each chunk through col2im */
     size_t lo, hi;
-    mplc_part(256, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t542 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
-        mplc_col2im(t547 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+    while (mplc_claim(256, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t542 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
+            mplc_col2im(t547 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+        }
     }
 }
 
@@ -18714,22 +22280,25 @@ typedef struct {
 
 static void supervised_step_k165_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
     const supervised_step_k165_add_greaterEqual_sub_etc_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t554 = p->t554;
     const float *restrict t508 = p->t508;
     const float *restrict t547 = p->t547;
     const float *restrict t82 = p->t82;
     const float *restrict t84 = p->t84;
     size_t lo, hi;
-    mplc_part(256, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v548 = t508[i] + t547[i];
-        const float v549 = t82[i] >= t84[i] ? 1.0f : 0.0f;
-        const float v551 = v548 * v549;
-        const float v550 = 1.0f - v549;
-        const float v552 = v548 * v550;
-        const float v553 = v552 * 0.1f;
-        const float v554 = v551 + v553;
-        t554[i] = v554;
+    while (mplc_claim(256, 8, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v548 = t508[i] + t547[i];
+            const float v549 = t82[i] >= t84[i] ? 1.0f : 0.0f;
+            const float v551 = v548 * v549;
+            const float v550 = 1.0f - v549;
+            const float v552 = v548 * v550;
+            const float v553 = v552 * 0.1f;
+            const float v554 = v551 + v553;
+            t554[i] = v554;
+        }
     }
 }
 
@@ -18738,13 +22307,27 @@ static void supervised_step_k165_add_greaterEqual_sub_etc(float *restrict t554, 
 }
 
 /* %556 = reduce_sum axes=[0] %555 : [16] */
-static void supervised_step_k166_reduce_sum(float *restrict t556, const float *restrict t555) {
-    for (size_t o = 0; o < 16; o++) t556[o] = 0.0f;
+typedef struct {
+    float *t556;
+    const float *t555;
+} supervised_step_k166_reduce_sum_pointers;
+
+static void supervised_step_k166_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k166_reduce_sum_pointers *p = context;
+    float *restrict t556 = p->t556;
+    const float *restrict t555 = p->t555;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t556[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t556[i1] += t555[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k166_reduce_sum(float *restrict t556, const float *restrict t555) {
+    mplc_parallel(supervised_step_k166_reduce_sum_part, &(supervised_step_k166_reduce_sum_pointers){t556, t555});
 }
 
 /* %78 = broadcast axes=[1] %77 : [50176,16]
@@ -18757,15 +22340,18 @@ typedef struct {
 
 static void supervised_step_k167_mul_part(void *context, int part, int parts) {
     const supervised_step_k167_mul_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t557 = p->t557;
     const float *restrict t555 = p->t555;
     const float *restrict t77 = p->t77;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v557 = t555[i0 * 16 + i1] * t77[i1];
-            t557[i0 * 16 + i1] = v557;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v557 = t555[i0 * 16 + i1] * t77[i1];
+                t557[i0 * 16 + i1] = v557;
+            }
         }
     }
 }
@@ -18776,14 +22362,30 @@ static void supervised_step_k167_mul(float *restrict t557, const float *restrict
 
 /* %558 = mul %555, %58 : [50176,16]
  * %559 = reduce_sum axes=[0] %558 : [16] */
-static void supervised_step_k168_mul_reduce_sum(float *restrict t559, const float *restrict t555, const float *restrict t58) {
-    for (size_t o = 0; o < 16; o++) t559[o] = 0.0f;
+typedef struct {
+    float *t559;
+    const float *t555;
+    const float *t58;
+} supervised_step_k168_mul_reduce_sum_pointers;
+
+static void supervised_step_k168_mul_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k168_mul_reduce_sum_pointers *p = context;
+    float *restrict t559 = p->t559;
+    const float *restrict t555 = p->t555;
+    const float *restrict t58 = p->t58;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t559[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v558 = t555[i0 * 16 + i1] * t58[i0 * 16 + i1];
             t559[i1] += v558;
         }
     }
+}
+
+static void supervised_step_k168_mul_reduce_sum(float *restrict t559, const float *restrict t555, const float *restrict t58) {
+    mplc_parallel(supervised_step_k168_mul_reduce_sum_part, &(supervised_step_k168_mul_reduce_sum_pointers){t559, t555, t58});
 }
 
 /* %561 = mul %559, %76 : [16] */
@@ -18796,14 +22398,28 @@ static void supervised_step_k169_mul(float *restrict t561, const float *restrict
 
 /* %562 = neg %557 : [50176,16]
  * %563 = reduce_sum axes=[0] %562 : [16] */
-static void supervised_step_k170_neg_reduce_sum(float *restrict t563, const float *restrict t557) {
-    for (size_t o = 0; o < 16; o++) t563[o] = 0.0f;
+typedef struct {
+    float *t563;
+    const float *t557;
+} supervised_step_k170_neg_reduce_sum_pointers;
+
+static void supervised_step_k170_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k170_neg_reduce_sum_pointers *p = context;
+    float *restrict t563 = p->t563;
+    const float *restrict t557 = p->t557;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t563[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v562 = -t557[i0 * 16 + i1];
             t563[i1] += v562;
         }
     }
+}
+
+static void supervised_step_k170_neg_reduce_sum(float *restrict t563, const float *restrict t557) {
+    mplc_parallel(supervised_step_k170_neg_reduce_sum_part, &(supervised_step_k170_neg_reduce_sum_pointers){t563, t557});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -18835,16 +22451,19 @@ typedef struct {
 
 static void supervised_step_k172_mul_add_part(void *context, int part, int parts) {
     const supervised_step_k172_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t570 = p->t570;
     const float *restrict t567 = p->t567;
     const float *restrict t58 = p->t58;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v569 = t567[i1] * t58[i0 * 16 + i1];
-            const float v570 = v569 + v569;
-            t570[i0 * 16 + i1] = v570;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v569 = t567[i1] * t58[i0 * 16 + i1];
+                const float v570 = v569 + v569;
+                t570[i0 * 16 + i1] = v570;
+            }
         }
     }
 }
@@ -18855,14 +22474,28 @@ static void supervised_step_k172_mul_add(float *restrict t570, const float *rest
 
 /* %571 = neg %570 : [50176,16]
  * %573 = reduce_sum axes=[0] %571 : [16] */
-static void supervised_step_k173_neg_reduce_sum(float *restrict t573, const float *restrict t570) {
-    for (size_t o = 0; o < 16; o++) t573[o] = 0.0f;
+typedef struct {
+    float *t573;
+    const float *t570;
+} supervised_step_k173_neg_reduce_sum_pointers;
+
+static void supervised_step_k173_neg_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k173_neg_reduce_sum_pointers *p = context;
+    float *restrict t573 = p->t573;
+    const float *restrict t570 = p->t570;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t573[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             const float v571 = -t570[i0 * 16 + i1];
             t573[i1] += v571;
         }
     }
+}
+
+static void supervised_step_k173_neg_reduce_sum(float *restrict t573, const float *restrict t570) {
+    mplc_parallel(supervised_step_k173_neg_reduce_sum_part, &(supervised_step_k173_neg_reduce_sum_pointers){t573, t570});
 }
 
 /* %55 = constant 1.992984693877551e-05 : [16]
@@ -18888,17 +22521,20 @@ typedef struct {
 
 static void supervised_step_k175_add_part(void *context, int part, int parts) {
     const supervised_step_k175_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t577 = p->t577;
     const float *restrict t557 = p->t557;
     const float *restrict t570 = p->t570;
     const float *restrict t575 = p->t575;
     size_t lo, hi;
-    mplc_part(50176, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v572 = t557[i0 * 16 + i1] + t570[i0 * 16 + i1];
-            const float v577 = v572 + t575[i1];
-            t577[i0 * 16 + i1] = v577;
+    while (mplc_claim(50176, 1568, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v572 = t557[i0 * 16 + i1] + t570[i0 * 16 + i1];
+                const float v577 = v572 + t575[i1];
+                t577[i0 * 16 + i1] = v577;
+            }
         }
     }
 }
@@ -18908,13 +22544,27 @@ static void supervised_step_k175_add(float *restrict t577, const float *restrict
 }
 
 /* %578 = reduce_sum axes=[0] %577 : [16] */
-static void supervised_step_k176_reduce_sum(float *restrict t578, const float *restrict t577) {
-    for (size_t o = 0; o < 16; o++) t578[o] = 0.0f;
+typedef struct {
+    float *t578;
+    const float *t577;
+} supervised_step_k176_reduce_sum_pointers;
+
+static void supervised_step_k176_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k176_reduce_sum_pointers *p = context;
+    float *restrict t578 = p->t578;
+    const float *restrict t577 = p->t577;
+    size_t lo, hi;
+    mplc_part(16, 1, part, parts, &lo, &hi);
+    for (size_t o = lo * 1; o < hi * 1; o++) t578[o] = 0.0f;
     for (size_t i0 = 0; i0 < 50176; i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
+        for (size_t i1 = (size_t)(lo); i1 < (size_t)(hi); i1++) {
             t578[i1] += t577[i0 * 16 + i1];
         }
     }
+}
+
+static void supervised_step_k176_reduce_sum(float *restrict t578, const float *restrict t577) {
+    mplc_parallel(supervised_step_k176_reduce_sum_part, &(supervised_step_k176_reduce_sum_pointers){t578, t577});
 }
 
 /* %49 = im2col k3 s2 p1 %46 : [50176,9]
@@ -18945,16 +22595,16 @@ static void supervised_step_k177_im2col_matmul_part(void *context, int part, int
         /* m = 9: outer products of the rows, summed in blocks of 256 rows (sgemm would mostly pack) */
         for (size_t r0 = 0; r0 < (size_t)nb * 196; r0 += 256) {
             const size_t r1 = r0 + 256 < (size_t)nb * 196 ? r0 + 256 : (size_t)nb * 196;
-            float part[144];
-            for (int i = 0; i < 144; i++) part[i] = 0.0f;
+            float block_sum[144];
+            for (int i = 0; i < 144; i++) block_sum[i] = 0.0f;
             for (size_t r = r0; r < r1; r++) {
                 const float *dy = t577 + ((size_t)n0 * 196 + r) * 16;
                 for (int p = 0; p < 9; p++) {
                     const float x = chunk[r * 9 + p];
-                    for (int j = 0; j < 16; j++) part[p * 16 + j] = fmaf(x, dy[j], part[p * 16 + j]);
+                    for (int j = 0; j < 16; j++) block_sum[p * 16 + j] = fmaf(x, dy[j], block_sum[p * 16 + j]);
                 }
             }
-            for (int i = 0; i < 144; i++) total[i] += part[i];
+            for (int i = 0; i < 144; i++) total[i] += block_sum[i];
         }
     }
     for (int i = 0; i < 144; i++) sum[i] = total[i];
@@ -19523,23 +23173,26 @@ typedef struct {
 
 static void supervised_step_k192_mul_add_sub_part(void *context, int part, int parts) {
     const supervised_step_k192_mul_add_sub_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict in_student_momentum_res9_conv3_weight = p->in_student_momentum_res9_conv3_weight;
     float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict t367 = p->t367;
     const float *restrict in_lr = p->in_lr;
     size_t lo, hi;
-    mplc_part(3, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
-        const float v796 = in_student_res9_conv3_weight[i] * 0.0005f;
-        const float v797 = t367[i] + v796;
-        const float v799 = in_student_momentum_res9_conv3_weight[i] * 0.9f;
-        const float v800 = v799 + v797;
-        const float v801 = v800 * 0.9f;
-        const float v802 = v797 + v801;
-        const float v804 = v802 * in_lr[0];
-        const float v805 = in_student_res9_conv3_weight[i] - v804;
-        in_student_momentum_res9_conv3_weight[i] = v800;
-        in_student_res9_conv3_weight[i] = v805;
+    while (mplc_claim(3, 1, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 12288; i < (size_t)(hi) * 12288; i++) {
+            const float v796 = in_student_res9_conv3_weight[i] * 0.0005f;
+            const float v797 = t367[i] + v796;
+            const float v799 = in_student_momentum_res9_conv3_weight[i] * 0.9f;
+            const float v800 = v799 + v797;
+            const float v801 = v800 * 0.9f;
+            const float v802 = v797 + v801;
+            const float v804 = v802 * in_lr[0];
+            const float v805 = in_student_res9_conv3_weight[i] - v804;
+            in_student_momentum_res9_conv3_weight[i] = v800;
+            in_student_res9_conv3_weight[i] = v805;
+        }
     }
 }
 
@@ -19939,6 +23592,7 @@ typedef struct {
 
 static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k001_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t64 = p->t64;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
@@ -19949,29 +23603,30 @@ static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 83, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
-        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(500, 83, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+            const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 196; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_teacher_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t64 + ((size_t)n0 * 196 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t64 + ((size_t)n0 * 196 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v51 = t64[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
-                const float v59 = v51 - in_teacher_bn1_running_mean[i1];
-                const float v62 = v59 * t60[i1];
-                const float v64 = v62 + in_teacher_bn1_offset[i1];
-                t64[i0 * 16 + i1] = v64;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v51 = t64[i0 * 16 + i1] + in_teacher_conv0_bias[i1];
+                    const float v59 = v51 - in_teacher_bn1_running_mean[i1];
+                    const float v62 = v59 * t60[i1];
+                    const float v64 = v62 + in_teacher_bn1_offset[i1];
+                    t64[i0 * 16 + i1] = v64;
+                }
             }
         }
     }
@@ -19991,14 +23646,17 @@ typedef struct {
 
 static void predict_teacher_k002_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k002_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t68 = p->t68;
     const float *restrict t65 = p->t65;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v67 = t65[i] * 0.1f;
-        const float v68 = t65[i] >= v67 ? t65[i] : v67;
-        t68[i] = v68;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v67 = t65[i] * 0.1f;
+            const float v68 = t65[i] >= v67 ? t65[i] : v67;
+            t68[i] = v68;
+        }
     }
 }
 
@@ -20047,6 +23705,7 @@ typedef struct {
 
 static void predict_teacher_k004_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k004_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t84 = p->t84;
     const float *restrict t68 = p->t68;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
@@ -20057,19 +23716,20 @@ static void predict_teacher_k004_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v73 = t84[i0 * 16 + i1] + in_teacher_res3_conv0_bias[i1];
-                const float v79 = v73 - in_teacher_res3_bn1_running_mean[i1];
-                const float v82 = v79 * t80[i1];
-                const float v84 = v82 + in_teacher_res3_bn1_offset[i1];
-                t84[i0 * 16 + i1] = v84;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v73 = t84[i0 * 16 + i1] + in_teacher_res3_conv0_bias[i1];
+                    const float v79 = v73 - in_teacher_res3_bn1_running_mean[i1];
+                    const float v82 = v79 * t80[i1];
+                    const float v84 = v82 + in_teacher_res3_bn1_offset[i1];
+                    t84[i0 * 16 + i1] = v84;
+                }
             }
         }
     }
@@ -20089,14 +23749,17 @@ typedef struct {
 
 static void predict_teacher_k005_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k005_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t87 = p->t87;
     const float *restrict t85 = p->t85;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v86 = t85[i] * 0.1f;
-        const float v87 = t85[i] >= v86 ? t85[i] : v86;
-        t87[i] = v87;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v86 = t85[i] * 0.1f;
+            const float v87 = t85[i] >= v86 ? t85[i] : v86;
+            t87[i] = v87;
+        }
     }
 }
 
@@ -20118,6 +23781,7 @@ typedef struct {
 
 static void predict_teacher_k006_im2col_matmul_add_part(void *context, int part, int parts) {
     const predict_teacher_k006_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t92 = p->t92;
     const float *restrict t87 = p->t87;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
@@ -20125,16 +23789,17 @@ static void predict_teacher_k006_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v92 = t92[i0 * 16 + i1] + in_teacher_res3_conv3_bias[i1];
-                t92[i0 * 16 + i1] = v92;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v92 = t92[i0 * 16 + i1] + in_teacher_res3_conv3_bias[i1];
+                    t92[i0 * 16 + i1] = v92;
+                }
             }
         }
     }
@@ -20153,14 +23818,17 @@ typedef struct {
 
 static void predict_teacher_k007_add_part(void *context, int part, int parts) {
     const predict_teacher_k007_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t94 = p->t94;
     const float *restrict t93 = p->t93;
     const float *restrict t68 = p->t68;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v94 = t93[i] + t68[i];
-        t94[i] = v94;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v94 = t93[i] + t68[i];
+            t94[i] = v94;
+        }
     }
 }
 
@@ -20202,19 +23870,22 @@ typedef struct {
 
 static void predict_teacher_k009_sub_mul_add_part(void *context, int part, int parts) {
     const predict_teacher_k009_sub_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t106 = p->t106;
     const float *restrict t95 = p->t95;
     const float *restrict in_teacher_bn4_running_mean = p->in_teacher_bn4_running_mean;
     const float *restrict t102 = p->t102;
     const float *restrict in_teacher_bn4_offset = p->in_teacher_bn4_offset;
     size_t lo, hi;
-    mplc_part(98000, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v101 = t95[i0 * 16 + i1] - in_teacher_bn4_running_mean[i1];
-            const float v104 = v101 * t102[i1];
-            const float v106 = v104 + in_teacher_bn4_offset[i1];
-            t106[i0 * 16 + i1] = v106;
+    while (mplc_claim(98000, 3063, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v101 = t95[i0 * 16 + i1] - in_teacher_bn4_running_mean[i1];
+                const float v104 = v101 * t102[i1];
+                const float v106 = v104 + in_teacher_bn4_offset[i1];
+                t106[i0 * 16 + i1] = v106;
+            }
         }
     }
 }
@@ -20233,14 +23904,17 @@ typedef struct {
 
 static void predict_teacher_k010_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k010_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t109 = p->t109;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v108 = t107[i] * 0.1f;
-        const float v109 = t107[i] >= v108 ? t107[i] : v108;
-        t109[i] = v109;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v108 = t107[i] * 0.1f;
+            const float v109 = t107[i] >= v108 ? t107[i] : v108;
+            t109[i] = v109;
+        }
     }
 }
 
@@ -20289,6 +23963,7 @@ typedef struct {
 
 static void predict_teacher_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k012_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t127 = p->t127;
     const float *restrict t109 = p->t109;
     const float *restrict in_teacher_res6_conv0_weight = p->in_teacher_res6_conv0_weight;
@@ -20299,19 +23974,20 @@ static void predict_teacher_k012_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v114 = t127[i0 * 32 + i1] + in_teacher_res6_conv0_bias[i1];
-                const float v122 = v114 - in_teacher_res6_bn1_running_mean[i1];
-                const float v125 = v122 * t123[i1];
-                const float v127 = v125 + in_teacher_res6_bn1_offset[i1];
-                t127[i0 * 32 + i1] = v127;
+    while (mplc_claim(500, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_teacher_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v114 = t127[i0 * 32 + i1] + in_teacher_res6_conv0_bias[i1];
+                    const float v122 = v114 - in_teacher_res6_bn1_running_mean[i1];
+                    const float v125 = v122 * t123[i1];
+                    const float v127 = v125 + in_teacher_res6_bn1_offset[i1];
+                    t127[i0 * 32 + i1] = v127;
+                }
             }
         }
     }
@@ -20331,14 +24007,17 @@ typedef struct {
 
 static void predict_teacher_k013_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k013_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t131 = p->t131;
     const float *restrict t128 = p->t128;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v130 = t128[i] * 0.1f;
-        const float v131 = t128[i] >= v130 ? t128[i] : v130;
-        t131[i] = v131;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v130 = t128[i] * 0.1f;
+            const float v131 = t128[i] >= v130 ? t128[i] : v130;
+            t131[i] = v131;
+        }
     }
 }
 
@@ -20360,6 +24039,7 @@ typedef struct {
 
 static void predict_teacher_k014_im2col_matmul_add_part(void *context, int part, int parts) {
     const predict_teacher_k014_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t136 = p->t136;
     const float *restrict t131 = p->t131;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
@@ -20367,16 +24047,17 @@ static void predict_teacher_k014_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v136 = t136[i0 * 32 + i1] + in_teacher_res6_conv3_bias[i1];
-                t136[i0 * 32 + i1] = v136;
+    while (mplc_claim(500, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v136 = t136[i0 * 32 + i1] + in_teacher_res6_conv3_bias[i1];
+                    t136[i0 * 32 + i1] = v136;
+                }
             }
         }
     }
@@ -20397,26 +24078,28 @@ typedef struct {
 
 static void predict_teacher_k015_im2col_matmul_part(void *context, int part, int parts) {
     const predict_teacher_k015_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t140 = p->t140;
     const float *restrict t109 = p->t109;
     const float *restrict in_teacher_res6_shortcut_weight = p->in_teacher_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 167, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
-        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
-        /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 49; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 16; p++) {
-                const float x = chunk[r * 16 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_res6_shortcut_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(500, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 49; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_teacher_res6_shortcut_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t140 + ((size_t)n0 * 49 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t140 + ((size_t)n0 * 49 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
@@ -20434,14 +24117,17 @@ typedef struct {
 
 static void predict_teacher_k016_add_part(void *context, int part, int parts) {
     const predict_teacher_k016_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t142 = p->t142;
     const float *restrict t137 = p->t137;
     const float *restrict t141 = p->t141;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v142 = t137[i] + t141[i];
-        t142[i] = v142;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v142 = t137[i] + t141[i];
+            t142[i] = v142;
+        }
     }
 }
 
@@ -20483,19 +24169,22 @@ typedef struct {
 
 static void predict_teacher_k018_sub_mul_add_part(void *context, int part, int parts) {
     const predict_teacher_k018_sub_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t154 = p->t154;
     const float *restrict t143 = p->t143;
     const float *restrict in_teacher_bn7_running_mean = p->in_teacher_bn7_running_mean;
     const float *restrict t150 = p->t150;
     const float *restrict in_teacher_bn7_offset = p->in_teacher_bn7_offset;
     size_t lo, hi;
-    mplc_part(24500, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v149 = t143[i0 * 32 + i1] - in_teacher_bn7_running_mean[i1];
-            const float v152 = v149 * t150[i1];
-            const float v154 = v152 + in_teacher_bn7_offset[i1];
-            t154[i0 * 32 + i1] = v154;
+    while (mplc_claim(24500, 766, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v149 = t143[i0 * 32 + i1] - in_teacher_bn7_running_mean[i1];
+                const float v152 = v149 * t150[i1];
+                const float v154 = v152 + in_teacher_bn7_offset[i1];
+                t154[i0 * 32 + i1] = v154;
+            }
         }
     }
 }
@@ -20514,14 +24203,17 @@ typedef struct {
 
 static void predict_teacher_k019_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k019_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t157 = p->t157;
     const float *restrict t155 = p->t155;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v156 = t155[i] * 0.1f;
-        const float v157 = t155[i] >= v156 ? t155[i] : v156;
-        t157[i] = v157;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v156 = t155[i] * 0.1f;
+            const float v157 = t155[i] >= v156 ? t155[i] : v156;
+            t157[i] = v157;
+        }
     }
 }
 
@@ -20570,6 +24262,7 @@ typedef struct {
 
 static void predict_teacher_k021_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_teacher_k021_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t175 = p->t175;
     const float *restrict t157 = p->t157;
     const float *restrict in_teacher_res9_conv0_weight = p->in_teacher_res9_conv0_weight;
@@ -20580,19 +24273,20 @@ static void predict_teacher_k021_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v162 = t175[i0 * 64 + i1] + in_teacher_res9_conv0_bias[i1];
-                const float v170 = v162 - in_teacher_res9_bn1_running_mean[i1];
-                const float v173 = v170 * t171[i1];
-                const float v175 = v173 + in_teacher_res9_bn1_offset[i1];
-                t175[i0 * 64 + i1] = v175;
+    while (mplc_claim(500, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_teacher_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v162 = t175[i0 * 64 + i1] + in_teacher_res9_conv0_bias[i1];
+                    const float v170 = v162 - in_teacher_res9_bn1_running_mean[i1];
+                    const float v173 = v170 * t171[i1];
+                    const float v175 = v173 + in_teacher_res9_bn1_offset[i1];
+                    t175[i0 * 64 + i1] = v175;
+                }
             }
         }
     }
@@ -20612,14 +24306,17 @@ typedef struct {
 
 static void predict_teacher_k022_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k022_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t179 = p->t179;
     const float *restrict t176 = p->t176;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v178 = t176[i] * 0.1f;
-        const float v179 = t176[i] >= v178 ? t176[i] : v178;
-        t179[i] = v179;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v178 = t176[i] * 0.1f;
+            const float v179 = t176[i] >= v178 ? t176[i] : v178;
+            t179[i] = v179;
+        }
     }
 }
 
@@ -20641,6 +24338,7 @@ typedef struct {
 
 static void predict_teacher_k023_im2col_matmul_add_part(void *context, int part, int parts) {
     const predict_teacher_k023_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t184 = p->t184;
     const float *restrict t179 = p->t179;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
@@ -20648,16 +24346,17 @@ static void predict_teacher_k023_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v184 = t184[i0 * 64 + i1] + in_teacher_res9_conv3_bias[i1];
-                t184[i0 * 64 + i1] = v184;
+    while (mplc_claim(500, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v184 = t184[i0 * 64 + i1] + in_teacher_res9_conv3_bias[i1];
+                    t184[i0 * 64 + i1] = v184;
+                }
             }
         }
     }
@@ -20678,17 +24377,19 @@ typedef struct {
 
 static void predict_teacher_k024_im2col_matmul_part(void *context, int part, int parts) {
     const predict_teacher_k024_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t188 = p->t188;
     const float *restrict t157 = p->t157;
     const float *restrict in_teacher_res9_shortcut_weight = p->in_teacher_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 256, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
-        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
+    while (mplc_claim(500, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_teacher_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
+        }
     }
 }
 
@@ -20705,14 +24406,17 @@ typedef struct {
 
 static void predict_teacher_k025_add_part(void *context, int part, int parts) {
     const predict_teacher_k025_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t190 = p->t190;
     const float *restrict t185 = p->t185;
     const float *restrict t189 = p->t189;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v190 = t185[i] + t189[i];
-        t190[i] = v190;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v190 = t185[i] + t189[i];
+            t190[i] = v190;
+        }
     }
 }
 
@@ -20754,19 +24458,22 @@ typedef struct {
 
 static void predict_teacher_k027_sub_mul_add_part(void *context, int part, int parts) {
     const predict_teacher_k027_sub_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t202 = p->t202;
     const float *restrict t191 = p->t191;
     const float *restrict in_teacher_bn10_running_mean = p->in_teacher_bn10_running_mean;
     const float *restrict t198 = p->t198;
     const float *restrict in_teacher_bn10_offset = p->in_teacher_bn10_offset;
     size_t lo, hi;
-    mplc_part(8000, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v197 = t191[i0 * 64 + i1] - in_teacher_bn10_running_mean[i1];
-            const float v200 = v197 * t198[i1];
-            const float v202 = v200 + in_teacher_bn10_offset[i1];
-            t202[i0 * 64 + i1] = v202;
+    while (mplc_claim(8000, 250, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v197 = t191[i0 * 64 + i1] - in_teacher_bn10_running_mean[i1];
+                const float v200 = v197 * t198[i1];
+                const float v202 = v200 + in_teacher_bn10_offset[i1];
+                t202[i0 * 64 + i1] = v202;
+            }
         }
     }
 }
@@ -20785,14 +24492,17 @@ typedef struct {
 
 static void predict_teacher_k028_mul_max_part(void *context, int part, int parts) {
     const predict_teacher_k028_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t205 = p->t205;
     const float *restrict t203 = p->t203;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v204 = t203[i] * 0.1f;
-        const float v205 = t203[i] >= v204 ? t203[i] : v204;
-        t205[i] = v205;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v204 = t203[i] * 0.1f;
+            const float v205 = t203[i] >= v204 ? t203[i] : v204;
+            t205[i] = v205;
+        }
     }
 }
 
@@ -20916,6 +24626,7 @@ typedef struct {
 
 static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t64 = p->t64;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
@@ -20926,29 +24637,30 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 146416; /* this thread's part */
     /* columns of 83 images at a time (146412 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 83, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
-        const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
-        mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
-        /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 196; r++) {
-            float acc[16];
-            for (int j = 0; j < 16; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 9; p++) {
-                const float x = chunk[r * 9 + p];
-                for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+    while (mplc_claim(500, 83, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 83) {
+            const int nb = (int)hi - n0 < 83 ? (int)hi - n0 : 83;
+            mplc_im2col(chunk, in_x + (size_t)n0 * 784, (mplc_window){nb, 28, 28, 1, 3, 2, 1});
+            /* K = 9: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 196; r++) {
+                float acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 9; p++) {
+                    const float x = chunk[r * 9 + p];
+                    for (int j = 0; j < 16; j++) acc[j] = fmaf(x, in_student_conv0_weight[p * 16 + j], acc[j]);
+                }
+                float *row = t64 + ((size_t)n0 * 196 + r) * 16;
+                for (int j = 0; j < 16; j++) row[j] = acc[j];
             }
-            float *row = t64 + ((size_t)n0 * 196 + r) * 16;
-            for (int j = 0; j < 16; j++) row[j] = acc[j];
-        }
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v51 = t64[i0 * 16 + i1] + in_student_conv0_bias[i1];
-                const float v59 = v51 - in_student_bn1_running_mean[i1];
-                const float v62 = v59 * t60[i1];
-                const float v64 = v62 + in_student_bn1_offset[i1];
-                t64[i0 * 16 + i1] = v64;
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v51 = t64[i0 * 16 + i1] + in_student_conv0_bias[i1];
+                    const float v59 = v51 - in_student_bn1_running_mean[i1];
+                    const float v62 = v59 * t60[i1];
+                    const float v64 = v62 + in_student_bn1_offset[i1];
+                    t64[i0 * 16 + i1] = v64;
+                }
             }
         }
     }
@@ -20968,14 +24680,17 @@ typedef struct {
 
 static void predict_student_k002_mul_max_part(void *context, int part, int parts) {
     const predict_student_k002_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t68 = p->t68;
     const float *restrict t65 = p->t65;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v67 = t65[i] * 0.1f;
-        const float v68 = t65[i] >= v67 ? t65[i] : v67;
-        t68[i] = v68;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v67 = t65[i] * 0.1f;
+            const float v68 = t65[i] >= v67 ? t65[i] : v67;
+            t68[i] = v68;
+        }
     }
 }
 
@@ -21024,6 +24739,7 @@ typedef struct {
 
 static void predict_student_k004_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k004_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t84 = p->t84;
     const float *restrict t68 = p->t68;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
@@ -21034,19 +24750,20 @@ static void predict_student_k004_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v73 = t84[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
-                const float v79 = v73 - in_student_res3_bn1_running_mean[i1];
-                const float v82 = v79 * t80[i1];
-                const float v84 = v82 + in_student_res3_bn1_offset[i1];
-                t84[i0 * 16 + i1] = v84;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v73 = t84[i0 * 16 + i1] + in_student_res3_conv0_bias[i1];
+                    const float v79 = v73 - in_student_res3_bn1_running_mean[i1];
+                    const float v82 = v79 * t80[i1];
+                    const float v84 = v82 + in_student_res3_bn1_offset[i1];
+                    t84[i0 * 16 + i1] = v84;
+                }
             }
         }
     }
@@ -21066,14 +24783,17 @@ typedef struct {
 
 static void predict_student_k005_mul_max_part(void *context, int part, int parts) {
     const predict_student_k005_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t87 = p->t87;
     const float *restrict t85 = p->t85;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v86 = t85[i] * 0.1f;
-        const float v87 = t85[i] >= v86 ? t85[i] : v86;
-        t87[i] = v87;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v86 = t85[i] * 0.1f;
+            const float v87 = t85[i] >= v86 ? t85[i] : v86;
+            t87[i] = v87;
+        }
     }
 }
 
@@ -21095,6 +24815,7 @@ typedef struct {
 
 static void predict_student_k006_im2col_matmul_add_part(void *context, int part, int parts) {
     const predict_student_k006_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t92 = p->t92;
     const float *restrict t87 = p->t87;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
@@ -21102,16 +24823,17 @@ static void predict_student_k006_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 9 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 9, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
-        const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
-            for (size_t i1 = 0; i1 < 16; i1++) {
-                const float v92 = t92[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
-                t92[i0 * 16 + i1] = v92;
+    while (mplc_claim(500, 9, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
+            const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
+            mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
+                for (size_t i1 = 0; i1 < 16; i1++) {
+                    const float v92 = t92[i0 * 16 + i1] + in_student_res3_conv3_bias[i1];
+                    t92[i0 * 16 + i1] = v92;
+                }
             }
         }
     }
@@ -21130,14 +24852,17 @@ typedef struct {
 
 static void predict_student_k007_add_part(void *context, int part, int parts) {
     const predict_student_k007_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t94 = p->t94;
     const float *restrict t93 = p->t93;
     const float *restrict t68 = p->t68;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v94 = t93[i] + t68[i];
-        t94[i] = v94;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v94 = t93[i] + t68[i];
+            t94[i] = v94;
+        }
     }
 }
 
@@ -21179,19 +24904,22 @@ typedef struct {
 
 static void predict_student_k009_sub_mul_add_part(void *context, int part, int parts) {
     const predict_student_k009_sub_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t106 = p->t106;
     const float *restrict t95 = p->t95;
     const float *restrict in_student_bn4_running_mean = p->in_student_bn4_running_mean;
     const float *restrict t102 = p->t102;
     const float *restrict in_student_bn4_offset = p->in_student_bn4_offset;
     size_t lo, hi;
-    mplc_part(98000, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 16; i1++) {
-            const float v101 = t95[i0 * 16 + i1] - in_student_bn4_running_mean[i1];
-            const float v104 = v101 * t102[i1];
-            const float v106 = v104 + in_student_bn4_offset[i1];
-            t106[i0 * 16 + i1] = v106;
+    while (mplc_claim(98000, 3063, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 16; i1++) {
+                const float v101 = t95[i0 * 16 + i1] - in_student_bn4_running_mean[i1];
+                const float v104 = v101 * t102[i1];
+                const float v106 = v104 + in_student_bn4_offset[i1];
+                t106[i0 * 16 + i1] = v106;
+            }
         }
     }
 }
@@ -21210,14 +24938,17 @@ typedef struct {
 
 static void predict_student_k010_mul_max_part(void *context, int part, int parts) {
     const predict_student_k010_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t109 = p->t109;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
-        const float v108 = t107[i] * 0.1f;
-        const float v109 = t107[i] >= v108 ? t107[i] : v108;
-        t109[i] = v109;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 3136; i < (size_t)(hi) * 3136; i++) {
+            const float v108 = t107[i] * 0.1f;
+            const float v109 = t107[i] >= v108 ? t107[i] : v108;
+            t109[i] = v109;
+        }
     }
 }
 
@@ -21266,6 +24997,7 @@ typedef struct {
 
 static void predict_student_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k012_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t127 = p->t127;
     const float *restrict t109 = p->t109;
     const float *restrict in_student_res6_conv0_weight = p->in_student_res6_conv0_weight;
@@ -21276,19 +25008,20 @@ static void predict_student_k012_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 261072; /* this thread's part */
     /* columns of 37 images at a time (261072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 37, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
-        const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v114 = t127[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
-                const float v122 = v114 - in_student_res6_bn1_running_mean[i1];
-                const float v125 = v122 * t123[i1];
-                const float v127 = v125 + in_student_res6_bn1_offset[i1];
-                t127[i0 * 32 + i1] = v127;
+    while (mplc_claim(500, 37, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 37) {
+            const int nb = (int)hi - n0 < 37 ? (int)hi - n0 : 37;
+            mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 144, 1.0f, chunk, 144, in_student_res6_conv0_weight, 32, 0.0f, t127 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v114 = t127[i0 * 32 + i1] + in_student_res6_conv0_bias[i1];
+                    const float v122 = v114 - in_student_res6_bn1_running_mean[i1];
+                    const float v125 = v122 * t123[i1];
+                    const float v127 = v125 + in_student_res6_bn1_offset[i1];
+                    t127[i0 * 32 + i1] = v127;
+                }
             }
         }
     }
@@ -21308,14 +25041,17 @@ typedef struct {
 
 static void predict_student_k013_mul_max_part(void *context, int part, int parts) {
     const predict_student_k013_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t131 = p->t131;
     const float *restrict t128 = p->t128;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v130 = t128[i] * 0.1f;
-        const float v131 = t128[i] >= v130 ? t128[i] : v130;
-        t131[i] = v131;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v130 = t128[i] * 0.1f;
+            const float v131 = t128[i] >= v130 ? t128[i] : v130;
+            t131[i] = v131;
+        }
     }
 }
 
@@ -21337,6 +25073,7 @@ typedef struct {
 
 static void predict_student_k014_im2col_matmul_add_part(void *context, int part, int parts) {
     const predict_student_k014_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t136 = p->t136;
     const float *restrict t131 = p->t131;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
@@ -21344,16 +25081,17 @@ static void predict_student_k014_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
     /* columns of 18 images at a time (254016 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 18, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
-        const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
-            for (size_t i1 = 0; i1 < 32; i1++) {
-                const float v136 = t136[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
-                t136[i0 * 32 + i1] = v136;
+    while (mplc_claim(500, 18, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
+            const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
+            mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
+                for (size_t i1 = 0; i1 < 32; i1++) {
+                    const float v136 = t136[i0 * 32 + i1] + in_student_res6_conv3_bias[i1];
+                    t136[i0 * 32 + i1] = v136;
+                }
             }
         }
     }
@@ -21374,26 +25112,28 @@ typedef struct {
 
 static void predict_student_k015_im2col_matmul_part(void *context, int part, int parts) {
     const predict_student_k015_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t140 = p->t140;
     const float *restrict t109 = p->t109;
     const float *restrict in_student_res6_shortcut_weight = p->in_student_res6_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 130928; /* this thread's part */
     /* columns of 167 images at a time (130928 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 167, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
-        const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
-        mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
-        /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
-        for (size_t r = 0; r < (size_t)nb * 49; r++) {
-            float acc[32];
-            for (int j = 0; j < 32; j++) acc[j] = 0.0f;
-            for (int p = 0; p < 16; p++) {
-                const float x = chunk[r * 16 + p];
-                for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
+    while (mplc_claim(500, 167, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 167) {
+            const int nb = (int)hi - n0 < 167 ? (int)hi - n0 : 167;
+            mplc_im2col(chunk, t109 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 1, 2, 0});
+            /* K = 16: a plain loop, the accumulators of a row in registers (sgemm would mostly pack) */
+            for (size_t r = 0; r < (size_t)nb * 49; r++) {
+                float acc[32];
+                for (int j = 0; j < 32; j++) acc[j] = 0.0f;
+                for (int p = 0; p < 16; p++) {
+                    const float x = chunk[r * 16 + p];
+                    for (int j = 0; j < 32; j++) acc[j] = fmaf(x, in_student_res6_shortcut_weight[p * 32 + j], acc[j]);
+                }
+                float *row = t140 + ((size_t)n0 * 49 + r) * 32;
+                for (int j = 0; j < 32; j++) row[j] = acc[j];
             }
-            float *row = t140 + ((size_t)n0 * 49 + r) * 32;
-            for (int j = 0; j < 32; j++) row[j] = acc[j];
         }
     }
 }
@@ -21411,14 +25151,17 @@ typedef struct {
 
 static void predict_student_k016_add_part(void *context, int part, int parts) {
     const predict_student_k016_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t142 = p->t142;
     const float *restrict t137 = p->t137;
     const float *restrict t141 = p->t141;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v142 = t137[i] + t141[i];
-        t142[i] = v142;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v142 = t137[i] + t141[i];
+            t142[i] = v142;
+        }
     }
 }
 
@@ -21460,19 +25203,22 @@ typedef struct {
 
 static void predict_student_k018_sub_mul_add_part(void *context, int part, int parts) {
     const predict_student_k018_sub_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t154 = p->t154;
     const float *restrict t143 = p->t143;
     const float *restrict in_student_bn7_running_mean = p->in_student_bn7_running_mean;
     const float *restrict t150 = p->t150;
     const float *restrict in_student_bn7_offset = p->in_student_bn7_offset;
     size_t lo, hi;
-    mplc_part(24500, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 32; i1++) {
-            const float v149 = t143[i0 * 32 + i1] - in_student_bn7_running_mean[i1];
-            const float v152 = v149 * t150[i1];
-            const float v154 = v152 + in_student_bn7_offset[i1];
-            t154[i0 * 32 + i1] = v154;
+    while (mplc_claim(24500, 766, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 32; i1++) {
+                const float v149 = t143[i0 * 32 + i1] - in_student_bn7_running_mean[i1];
+                const float v152 = v149 * t150[i1];
+                const float v154 = v152 + in_student_bn7_offset[i1];
+                t154[i0 * 32 + i1] = v154;
+            }
         }
     }
 }
@@ -21491,14 +25237,17 @@ typedef struct {
 
 static void predict_student_k019_mul_max_part(void *context, int part, int parts) {
     const predict_student_k019_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t157 = p->t157;
     const float *restrict t155 = p->t155;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
-        const float v156 = t155[i] * 0.1f;
-        const float v157 = t155[i] >= v156 ? t155[i] : v156;
-        t157[i] = v157;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1568; i < (size_t)(hi) * 1568; i++) {
+            const float v156 = t155[i] * 0.1f;
+            const float v157 = t155[i] >= v156 ? t155[i] : v156;
+            t157[i] = v157;
+        }
     }
 }
 
@@ -21547,6 +25296,7 @@ typedef struct {
 
 static void predict_student_k021_im2col_matmul_add_etc_part(void *context, int part, int parts) {
     const predict_student_k021_im2col_matmul_add_etc_pointers *p = context;
+    (void)parts;
     float *restrict t175 = p->t175;
     const float *restrict t157 = p->t157;
     const float *restrict in_student_res9_conv0_weight = p->in_student_res9_conv0_weight;
@@ -21557,19 +25307,20 @@ static void predict_student_k021_im2col_matmul_add_etc_part(void *context, int p
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 56 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 56, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
-        const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v162 = t175[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
-                const float v170 = v162 - in_student_res9_bn1_running_mean[i1];
-                const float v173 = v170 * t171[i1];
-                const float v175 = v173 + in_student_res9_bn1_offset[i1];
-                t175[i0 * 64 + i1] = v175;
+    while (mplc_claim(500, 56, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 56) {
+            const int nb = (int)hi - n0 < 56 ? (int)hi - n0 : 56;
+            mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 2, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 288, 1.0f, chunk, 288, in_student_res9_conv0_weight, 64, 0.0f, t175 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v162 = t175[i0 * 64 + i1] + in_student_res9_conv0_bias[i1];
+                    const float v170 = v162 - in_student_res9_bn1_running_mean[i1];
+                    const float v173 = v170 * t171[i1];
+                    const float v175 = v173 + in_student_res9_bn1_offset[i1];
+                    t175[i0 * 64 + i1] = v175;
+                }
             }
         }
     }
@@ -21589,14 +25340,17 @@ typedef struct {
 
 static void predict_student_k022_mul_max_part(void *context, int part, int parts) {
     const predict_student_k022_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t179 = p->t179;
     const float *restrict t176 = p->t176;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v178 = t176[i] * 0.1f;
-        const float v179 = t176[i] >= v178 ? t176[i] : v178;
-        t179[i] = v179;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v178 = t176[i] * 0.1f;
+            const float v179 = t176[i] >= v178 ? t176[i] : v178;
+            t179[i] = v179;
+        }
     }
 }
 
@@ -21618,6 +25372,7 @@ typedef struct {
 
 static void predict_student_k023_im2col_matmul_add_part(void *context, int part, int parts) {
     const predict_student_k023_im2col_matmul_add_pointers *p = context;
+    (void)parts;
     float *restrict t184 = p->t184;
     const float *restrict t179 = p->t179;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
@@ -21625,16 +25380,17 @@ static void predict_student_k023_im2col_matmul_add_part(void *context, int part,
     float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
     /* columns of 28 images at a time (258048 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 28, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
-        const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
-        /* epilogue on these rows, in place on the product */
-        for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
-            for (size_t i1 = 0; i1 < 64; i1++) {
-                const float v184 = t184[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
-                t184[i0 * 64 + i1] = v184;
+    while (mplc_claim(500, 28, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
+            const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
+            mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
+            /* epilogue on these rows, in place on the product */
+            for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
+                for (size_t i1 = 0; i1 < 64; i1++) {
+                    const float v184 = t184[i0 * 64 + i1] + in_student_res9_conv3_bias[i1];
+                    t184[i0 * 64 + i1] = v184;
+                }
             }
         }
     }
@@ -21655,17 +25411,19 @@ typedef struct {
 
 static void predict_student_k024_im2col_matmul_part(void *context, int part, int parts) {
     const predict_student_k024_im2col_matmul_pointers *p = context;
+    (void)parts;
     float *restrict t188 = p->t188;
     const float *restrict t157 = p->t157;
     const float *restrict in_student_res9_shortcut_weight = p->in_student_res9_shortcut_weight;
     float *restrict chunk = p->chunk + (size_t)part * 131072; /* this thread's part */
     /* columns of 256 images at a time (131072 floats), never the whole im2col */
     size_t lo, hi;
-    mplc_part(500, 256, part, parts, &lo, &hi);
-    for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
-        const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
-        mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
+    while (mplc_claim(500, 256, &lo, &hi)) {
+        for (int n0 = (int)lo; n0 < (int)hi; n0 += 256) {
+            const int nb = (int)hi - n0 < 256 ? (int)hi - n0 : 256;
+            mplc_im2col(chunk, t157 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 1, 2, 0});
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 32, 1.0f, chunk, 32, in_student_res9_shortcut_weight, 64, 0.0f, t188 + (size_t)n0 * 1024, 64);
+        }
     }
 }
 
@@ -21682,14 +25440,17 @@ typedef struct {
 
 static void predict_student_k025_add_part(void *context, int part, int parts) {
     const predict_student_k025_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t190 = p->t190;
     const float *restrict t185 = p->t185;
     const float *restrict t189 = p->t189;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v190 = t185[i] + t189[i];
-        t190[i] = v190;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v190 = t185[i] + t189[i];
+            t190[i] = v190;
+        }
     }
 }
 
@@ -21731,19 +25492,22 @@ typedef struct {
 
 static void predict_student_k027_sub_mul_add_part(void *context, int part, int parts) {
     const predict_student_k027_sub_mul_add_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t202 = p->t202;
     const float *restrict t191 = p->t191;
     const float *restrict in_student_bn10_running_mean = p->in_student_bn10_running_mean;
     const float *restrict t198 = p->t198;
     const float *restrict in_student_bn10_offset = p->in_student_bn10_offset;
     size_t lo, hi;
-    mplc_part(8000, 1, part, parts, &lo, &hi);
-    for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
-        for (size_t i1 = 0; i1 < 64; i1++) {
-            const float v197 = t191[i0 * 64 + i1] - in_student_bn10_running_mean[i1];
-            const float v200 = v197 * t198[i1];
-            const float v202 = v200 + in_student_bn10_offset[i1];
-            t202[i0 * 64 + i1] = v202;
+    while (mplc_claim(8000, 250, &lo, &hi)) {
+        for (size_t i0 = (size_t)(lo); i0 < (size_t)(hi); i0++) {
+            for (size_t i1 = 0; i1 < 64; i1++) {
+                const float v197 = t191[i0 * 64 + i1] - in_student_bn10_running_mean[i1];
+                const float v200 = v197 * t198[i1];
+                const float v202 = v200 + in_student_bn10_offset[i1];
+                t202[i0 * 64 + i1] = v202;
+            }
         }
     }
 }
@@ -21762,14 +25526,17 @@ typedef struct {
 
 static void predict_student_k028_mul_max_part(void *context, int part, int parts) {
     const predict_student_k028_mul_max_pointers *p = context;
+    (void)part;
+    (void)parts;
     float *restrict t205 = p->t205;
     const float *restrict t203 = p->t203;
     size_t lo, hi;
-    mplc_part(500, 1, part, parts, &lo, &hi);
-    for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
-        const float v204 = t203[i] * 0.1f;
-        const float v205 = t203[i] >= v204 ? t203[i] : v204;
-        t205[i] = v205;
+    while (mplc_claim(500, 16, &lo, &hi)) {
+        for (size_t i = (size_t)(lo) * 1024; i < (size_t)(hi) * 1024; i++) {
+            const float v204 = t203[i] * 0.1f;
+            const float v205 = t203[i] >= v204 ? t203[i] : v204;
+            t205[i] = v205;
+        }
     }
 }
 

@@ -69,7 +69,10 @@ MPLC_HELPER void mplc_naive_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE t
 
 typedef void (*mplc_part_function)(void *context, int part, int parts);
 
-enum { MPLC_SPINS = 1 << 14 };
+/* Pauses a waiting thread spins before it sleeps (or yields, while it waits for the others' parts). */
+#ifndef MPLC_SPINS
+#define MPLC_SPINS (1 << 16)
+#endif
 
 static struct {
     int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
@@ -80,7 +83,8 @@ static struct {
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0};
+    atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +122,7 @@ static void *mplc_worker(void *argument) {
 /* Runs function(context, p, P) for p = 0..P-1, P = the pool's parts, on P threads; returns when all are done. */
 MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
     const int parts = mplc_pool.parts;
+    atomic_store_explicit(&mplc_pool.claimed, 0, memory_order_relaxed);
     if (parts == 1) {
         function(context, 0, 1);
         return;
@@ -138,6 +143,17 @@ MPLC_HELPER void mplc_parallel(mplc_part_function function, void *context) {
 
 /* The number of parts of a parallel call. */
 MPLC_HELPER int mplc_threads(void) { return mplc_pool.parts; }
+
+/* Claims the next `piece` of [0, n) for the calling thread: [*lo, *hi), or 0 when all of it is claimed. Threads
+ * that finish early take more pieces, so a slower core does not hold the others up. Only for work whose result
+ * does not depend on which thread does which piece. */
+MPLC_HELPER int mplc_claim(size_t n, size_t piece, size_t *lo, size_t *hi) {
+    const size_t start = atomic_fetch_add_explicit(&mplc_pool.claimed, piece, memory_order_relaxed);
+    if (start >= n) return 0;
+    *lo = start;
+    *hi = n - start < piece ? n : start + piece;
+    return 1;
+}
 
 /* [*lo, *hi): part `part` of `parts` of [0, n), cut at multiples of `block`. */
 MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *lo, size_t *hi) {
