@@ -202,8 +202,8 @@ private struct KernelBodyWriter {
     let graph: Graph
     let plan: MemoryPlan
     let parameters: [KernelParameter]
-    /// Written as part `part` of `parts` (C variables of the part function): each part takes a contiguous
-    /// range of rows or images.
+    /// Written as part `part` of `parts` (C variables of the part function) of a parallel kernel: the part
+    /// claims pieces of rows or images until none are left, or takes its fixed share (`partRange`).
     let isParallel: Bool
     var lines: [String] = []
     /// What the kernel does after all its parts have finished (a parallel kernel only).
@@ -219,9 +219,9 @@ private struct KernelBodyWriter {
     /// Declares `lo` and `hi`, this part's share of [0, count) in whole blocks: for work whose result depends
     /// on which thread does which share (partial sums), or that is best cut once (a GEMM packs its operands
     /// for each call).
-    private mutating func partRange(_ count: Int, block: Int = 1, depth: Int = 1) {
-        line(depth, "size_t lo, hi;")
-        line(depth, "mplc_part(\(count), \(block), part, parts, &lo, &hi);")
+    private mutating func partRange(_ count: Int, block: Int = 1) {
+        line(1, "size_t lo, hi;")
+        line(1, "mplc_part(\(count), \(block), part, parts, &lo, &hi);")
     }
 
     /// Line where the rest of the kernel's body goes inside `while (mplc_claim(...)) {`, if it does.
