@@ -53,6 +53,9 @@ T="$WORK/test_runner"
 
 # ---------------------------------------------------------------- unit tests
 if out=$("$T" unit "$WORK/unit" 2>&1); then pass "unit tests ($(tail -n 1 <<<"$out"))"; else fail "unit tests" "$out"; fi
+build "test_pool (the generated library's thread pool)" "$HERE/test_pool.c" -I"$ROOT/Templates/runtime" -I"$HERE" -o test_pool
+# A lost wake-up would hang: the timeout turns that into a failure.
+if out=$(timeout 300 "$WORK/test_pool" 2>&1); then pass "thread pool ($(tail -n 1 <<<"$out"))"; else fail "thread pool (exit $?)" "$out"; fi
 
 # ---------------------------------------------------------------- command line
 expect "--help prints usage, exit 0" 0 "usage:" -- "$RUN" --help

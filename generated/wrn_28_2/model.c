@@ -75,16 +75,17 @@ typedef void (*mplc_part_function)(void *context, int part, int parts);
 #endif
 
 static struct {
-    int parts, workers; /* parts of a parallel call (1: serial), worker threads started */
+    atomic_int parts; /* parts of a parallel call (1: serial); changed only by mplc_pool_resize, between calls */
+    int workers;      /* worker threads started */
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake, resized;
     atomic_ulong generation; /* counts parallel calls; a worker runs one part for each new value */
     atomic_int unfinished;   /* workers still running their part of the current call */
     mplc_part_function function;
     void *context;
     unsigned long first_generation; /* the generation when the newest workers were started: they wait for the next */
     atomic_size_t claimed;          /* mplc_claim: the start of the next unclaimed piece of the current call */
-} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
+} mplc_pool = {1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, NULL, 0, 0};
 
 MPLC_HELPER void mplc_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -107,12 +108,25 @@ MPLC_HELPER unsigned long mplc_wait_for_call(unsigned long seen) {
     return now;
 }
 
+/* A worker beyond the pool's parts (mplc_set_threads shrank it) sleeps until the pool grows back to include it.
+ * Returns the generation to wait on from then: the one of that resize, since a call may have begun already. */
+MPLC_HELPER unsigned long mplc_sit_out(int part) {
+    pthread_mutex_lock(&mplc_pool.lock);
+    while (part >= mplc_pool.parts) pthread_cond_wait(&mplc_pool.resized, &mplc_pool.lock);
+    const unsigned long seen = mplc_pool.first_generation;
+    pthread_mutex_unlock(&mplc_pool.lock);
+    return seen;
+}
+
 static void *mplc_worker(void *argument) {
     const int part = (int)(intptr_t)argument;
+    pthread_mutex_lock(&mplc_pool.lock);
     unsigned long seen = mplc_pool.first_generation; /* not the current one: a call may have begun already */
+    pthread_mutex_unlock(&mplc_pool.lock);
     for (;;) {
+        if (part >= mplc_pool.parts) seen = mplc_sit_out(part);
         seen = mplc_wait_for_call(seen);
-        if (part >= mplc_pool.parts) continue; /* a pool shrunk by mplc_set_threads: this worker sits out */
+        if (part >= mplc_pool.parts) continue; /* the pool shrank while this worker waited */
         mplc_pool.function(mplc_pool.context, part, mplc_pool.parts);
         atomic_fetch_sub_explicit(&mplc_pool.unfinished, 1, memory_order_release);
     }
@@ -169,6 +183,7 @@ MPLC_HELPER void mplc_part(size_t n, size_t block, int part, int parts, size_t *
 MPLC_HELPER int mplc_pool_resize(int threads) {
     if (threads < 1) threads = 1;
     if (threads > MPLC_MAX_THREADS) threads = MPLC_MAX_THREADS;
+    pthread_mutex_lock(&mplc_pool.lock);
     mplc_pool.first_generation = atomic_load_explicit(&mplc_pool.generation, memory_order_relaxed);
     while (mplc_pool.workers < threads - 1) {
         pthread_t thread;
@@ -177,6 +192,8 @@ MPLC_HELPER int mplc_pool_resize(int threads) {
         mplc_pool.workers++;
     }
     mplc_pool.parts = threads < mplc_pool.workers + 1 ? threads : mplc_pool.workers + 1;
+    pthread_cond_broadcast(&mplc_pool.resized);
+    pthread_mutex_unlock(&mplc_pool.lock);
 #ifndef MPLC_NAIVE_GEMM
     openblas_set_num_threads(1);
 #endif
