@@ -491,9 +491,9 @@ private struct KernelBodyWriter {
         line(1, "/* columns of \(w.chunkImages) images at a time (\(w.chunkFloats) floats), never the whole im2col */")
         if isParallel {
             // ∂W's partial sums must not depend on which thread took which images: fixed shares for it.
-            if g.transposeA { partRange(geometry.batch, block: w.chunkImages) } else { claimPieces(geometry.batch, piece: w.chunkImages) }
+            if g.hasPartialSums { partRange(geometry.batch, block: w.chunkImages) } else { claimPieces(geometry.batch, piece: w.chunkImages) }
         }
-        if g.transposeA { declarePartialSum(g) }
+        if g.hasPartialSums { declarePartialSum(g) }
         let isSmallOuterProduct = g.transposeA && g.m <= smallContraction && !g.transposeB && g.n <= smallWidth
         if isSmallOuterProduct {
             line(1, "float total[\(g.m * g.n)];")

@@ -60,12 +60,11 @@ import MPLIR
 /// (and that are not results): form-kernels fuses them into that reader's loop as a scalar, so they never
 /// reach memory. Graph passes use this to avoid turning such a value into a view, which would store it.
 func fusedScalars(_ graph: Graph) -> [Bool] {
-    var uses = [Int](repeating: 0, count: graph.equations.count)
+    let uses = graph.useCounts()
     var elementwiseReader = [Bool](repeating: true, count: graph.equations.count)
     for value in graph.values {
         let op = graph.op(of: value)
         for operand in op.operands {
-            uses[operand.id] += 1
             switch op {
             case .unary, .binary: break
             case .input, .constant, .broadcast, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool,
@@ -75,7 +74,6 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
             }
         }
     }
-    for result in graph.results { uses[result.value.id] += 1 }
     return graph.values.map { value in
         switch graph.op(of: value) {
         case .unary, .binary: return uses[value.id] == 1 && elementwiseReader[value.id]
@@ -123,13 +121,11 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
 /// equal; but the mask is now applied to the pooled cotangent (k·k times smaller for a k×k pool) and reads the
 /// pooled activation the forward pass keeps, instead of a pass over the full-size cotangent and activation.
 @Sendable func maskPooledCotangents(_ graph: Graph) -> Graph {
-    var uses = [Int](repeating: 0, count: graph.equations.count)
-    for value in graph.values { for operand in graph.op(of: value).operands { uses[operand.id] += 1 } }
-    for result in graph.results { uses[result.value.id] += 1 }
+    let uses = graph.useCounts()
     var rewritten = Graph()
     var newValue: [Value] = []
     var usesOfNew: [Value: Int] = [:]  // new scatter value → uses of the old one; looked up, never iterated
-    for equation in graph.equations {
+    for (id, equation) in graph.equations.enumerated() {
         let op = equation.op.mapOperands { newValue[$0.id] }
         var value: Value? = nil
         if case .binary(.mul, let a, let b) = op {
@@ -143,7 +139,7 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
             }
         }
         let new = value ?? rewritten.append(op, shape: equation.shape)
-        if case .maxPoolScatter = op { usesOfNew[new] = uses[newValue.count] }
+        if case .maxPoolScatter = op { usesOfNew[new] = uses[id] }
         newValue.append(new)
     }
     rewritten.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
@@ -179,6 +175,14 @@ extension Op {
 }
 
 extension Graph {
+    /// How often each value is read, by id: once per operand position of every equation, once per result.
+    func useCounts() -> [Int] {
+        var uses = [Int](repeating: 0, count: equations.count)
+        for value in values { for operand in op(of: value).operands { uses[operand.id] += 1 } }
+        for result in results { uses[result.value.id] += 1 }
+        return uses
+    }
+
     func constantValue(_ value: Value) -> Double? {
         if case .constant(let c) = op(of: value) { return c }
         return nil

@@ -105,8 +105,7 @@ public let streamChunkFloats = 1 << 18
 @Sendable func foldGEMMEpilogues(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     guard options.foldGEMMEpilogues else { return function }
     let graph = function.graph
-    var uses = [Int](repeating: 0, count: graph.equations.count)
-    for value in graph.values { for operand in graph.op(of: value).operands { uses[operand.id] += 1 } }
+    let uses = graph.useCounts()  // a result counts as a use, so a product that is a result is never folded
     let results = graph.results.map(\.value)
     let stateResults = graph.results.filter { function.bindings.resultStorage[$0.name] == .state }.map(\.value)
 

@@ -12,13 +12,11 @@ enum { N = 1000 };
 typedef struct {
     atomic_int done[N];    /* how often each element was visited */
     atomic_int parts_seen; /* how many parts ran */
-    int parts;             /* what the parts were told */
 } Work;
 
 static void claim_pieces(void *context, int part, int parts) {
     Work *w = context;
-    (void)part;
-    w->parts = parts;
+    (void)part, (void)parts;
     atomic_fetch_add(&w->parts_seen, 1);
     size_t lo, hi;
     while (mplc_claim(N, 7, &lo, &hi))
@@ -39,7 +37,6 @@ static void run_calls(mplc_part_function function, int threads, int calls) {
         Work w;
         for (int i = 0; i < N; i++) atomic_init(&w.done[i], 0);
         atomic_init(&w.parts_seen, 0);
-        w.parts = 0;
         mplc_parallel(function, &w);
         int wrong = 0;
         for (int i = 0; i < N; i++) wrong += atomic_load(&w.done[i]) != 1;
