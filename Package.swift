@@ -36,11 +36,11 @@ let package = Package(
             name: "MPLCompiler",
             dependencies: ["MPLModel", "MPLFrontend", "MPLIR", "MPLAutodiff", "MPLStep", "MPLLower", "MPLEmitC"]),
         // `mplc fuzz`: seeded mutants of model files and a supervisor that survives crashing inputs.
-        .target(name: "MPLFuzz", dependencies: ["MPLCompiler", "MPLFrontend", "MPLModel"]),
+        .target(name: "MPLFuzz", dependencies: ["MPLCompiler", "MPLFrontend", "MPLIR", "MPLModel"]),
         .executableTarget(
             name: "mplc",
             dependencies: ["MPLCompiler", "MPLFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLModel", "MPLFuzz"]),
+        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz"]),
         .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLStepTests", dependencies: ["MPLStep", "MPLModel", "MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLCodegenTests", dependencies: ["MPLIR", "MPLLower", "MPLEmitC"]),
@@ -49,7 +49,7 @@ let package = Package(
             dependencies: ["MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff"]),
         // Fuzzing, sanitizers, crash-safe checkpoints, NaN stops and resource limits (docs/RELIABILITY.md).
         // Depends on `mplc` so that the binary it runs (`mplc fuzz`) is built first.
-        .testTarget(name: "MPLReliabilityTests", dependencies: ["mplc", "MPLCompiler", "MPLFrontend", "MPLModel", "MPLFuzz"]),
+        .testTarget(name: "MPLReliabilityTests", dependencies: ["mplc", "MPLCompiler", "MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz"]),
     ],
     swiftLanguageModes: [.v5]
 )

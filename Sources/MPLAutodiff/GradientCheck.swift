@@ -3,23 +3,6 @@
 
 import MPLIR
 
-/// A deterministic generator for test data (SplitMix64), so failures reproduce.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func uniform(_ range: ClosedRange<Double>) -> Double { Double.random(in: range, using: &self) }
-    public mutating func vector(_ count: Int, in range: ClosedRange<Double> = -1...1) -> [Double] {
-        (0..<count).map { _ in uniform(range) }
-    }
-}
-
 /// A function of named inputs: `build` appends its equations and returns one output value.
 public struct DifferentiableFunction {
     public var inputs: [(name: String, shape: Shape)]

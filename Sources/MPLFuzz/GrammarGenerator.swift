@@ -2,6 +2,8 @@
 // GrammarTests.swift): every layer and setting with argument values at and beyond their bounds. Most are
 // well-formed, so the fuzz campaign also reaches the checks behind the parser (ranges, shapes, names).
 
+import MPLIR
+
 public enum GrammarGenerator {
     /// A whole model file: input, classes, one or two networks and the MPL block, in a random order.
     public static func model(using rng: inout SplitMix64) -> String {

@@ -47,26 +47,6 @@ func readFloats(_ url: URL) throws -> [Float] {
     }
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [low, high).
-    mutating func uniform(_ low: Double = -1, _ high: Double = 1) -> Double {
-        low + (high - low) * Double(next() >> 11) / Double(1 << 53)
-    }
-    mutating func floats(_ count: Int, _ low: Double = -1, _ high: Double = 1) -> [Float] {
-        (0..<count).map { _ in Float(uniform(low, high)) }
-    }
-}
-
 /// A generated model built into a harness executable.
 struct BuiltModel {
     let directory: URL
@@ -237,7 +217,7 @@ func checkAgainstInterpreter(_ model: BuiltModel, _ program: Program, entry name
 /// Random values for every state tensor of `program` and every non-state input of `entry`.
 func randomArguments(_ program: Program, entry name: String, seed: UInt64,
                      special: [String: [Float]] = [:]) -> (state: [String: [Float]], inputs: [String: [Float]]) {
-    var random = SplitMix(seed: seed)
+    var random = SplitMix64(seed: seed)
     var state: [String: [Float]] = [:]
     for tensor in program.state { state[tensor.name] = special[tensor.name] ?? random.floats(tensor.shape.count) }
     var inputs: [String: [Float]] = [:]

@@ -188,7 +188,7 @@ enum TestPrograms {
     /// Uniform draws that sit in the middle of a cumulative-probability interval of each row of softmax(a),
     /// so that f32 and f64 pick the same class.
     static func safeUniform(_ a: [Float], rows: Int, classes: Int, seed: UInt64) -> [Float] {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         return (0..<rows).map { row in
             let logits = (0..<classes).map { Double(a[row * classes + $0]) }
             let exps = logits.map { Foundation.exp($0 - logits.max()!) }

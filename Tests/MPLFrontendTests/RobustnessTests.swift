@@ -1,6 +1,7 @@
 import Foundation
 import MPLFrontend
 import MPLFuzz
+import MPLIR
 import MPLModel
 import Testing
 

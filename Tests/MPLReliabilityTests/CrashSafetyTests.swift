@@ -1,5 +1,6 @@
 import Foundation
 import MPLFuzz
+import MPLIR
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import MPLFuzz
+import MPLIR
 import Testing
 
 /// Model files: every input ends in a model or in diagnostics, never in a crash or a hang. The campaign runs
