@@ -129,7 +129,9 @@ void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int fi
     }
 }
 
-static void write_settings(FILE *fp) {
+/* The recipe and shapes model.h was compiled with. The run's own steps, seed, finetune steps and EMA decay (the
+ * summary's top-level keys) may differ: command-line flags override MPLC_STEPS and the others. */
+static void write_compiled_recipe(FILE *fp) {
 #define NUM(m) fprintf(fp, "    \"%s\": ", #m), json_write_double(fp, (double)(m)), fputs(",\n", fp)
     NUM(MPLC_STEPS); NUM(MPLC_SEED); NUM(MPLC_STUDENT_WAIT_STEPS);
     NUM(MPLC_TEACHER_LR); NUM(MPLC_TEACHER_MOMENTUM); NUM(MPLC_TEACHER_NESTEROV); NUM(MPLC_TEACHER_WEIGHT_DECAY);
@@ -192,8 +194,8 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fprintf(fp, "  \"arena_bytes\": {\"state\": %zu, \"step_io\": %zu, \"supervised_io\": %zu, \"scratch\": %zu, "
                 "\"total\": %zu},\n",
             state, step_io, sup_io, scratch, state + step_io + sup_io + scratch);
-    fputs("  \"settings\": {\n", fp);
-    write_settings(fp);
+    fputs("  \"compiled_recipe\": {\n", fp);
+    write_compiled_recipe(fp);
     fputs("  }\n}\n", fp);
     int bad = ferror(fp);
     if (fclose(fp) != 0 || bad) return err_set(e, "%s: write failed", tmp);

@@ -122,7 +122,7 @@ if out=$("$RUN" train --data "$DATA" --steps 200 --labels 100 --out "$WORK/mpl" 
     if [ "$n_progress" -eq 20 ]; then pass "progress: one line per 5% when stderr is not a terminal"
     else fail "progress: $n_progress [mpl] lines on stderr (want 20)" "$(cat "$WORK/mpl.err")"; fi
     if grep -q '"arena_bytes": {"state": 125600' "$WORK/mpl/summary.json" && grep -q '"MPLC_FEEDBACK": "dot-product"' \
-        "$WORK/mpl/summary.json" && grep -q "student" <<<"$out"; then pass "summary.json has arena sizes and settings; result on stdout"
+        "$WORK/mpl/summary.json" && grep -q "student" <<<"$out"; then pass "summary.json has arena sizes and the compiled recipe; result on stdout"
     else fail "summary.json/stdout content" "$out"; fi
     phase=$("$T" st-meta "$WORK/mpl/checkpoint.safetensors" phase)
     if [ "$phase" = done ]; then pass "final checkpoint (phase done)"; else fail "final checkpoint phase is '$phase'"; fi
