@@ -512,6 +512,12 @@ private struct KernelBodyWriter {
                 line(2, "/* epilogue on these rows, in place on the product */")
                 writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)"), depth: 2)
             }
+            if let pool = g.pool {
+                let p = pool.geometry
+                line(2, "/* the pool of these images, while they are in cache */")
+                line(2, "\(Self.helper(pool.op))(\(buffer(pool.output)) + (size_t)n0 * \(p.outHeight * p.outWidth * p.channels), "
+                     + "\(buffer(pool.operands[0])) + (size_t)n0 * \(p.height * p.width * p.channels), \(windowLiteral(p, batch: "nb")));")
+            }
             line(1, "}")
             return
         }
@@ -621,19 +627,23 @@ private struct KernelBodyWriter {
 
     // MARK: Windows
 
+    /// The runtime function of a window op.
+    private static func helper(_ op: WindowOp) -> String {
+        switch op {
+        case .im2col: return "mplc_im2col"
+        case .col2im: return "mplc_col2im"
+        case .maxPool: return "mplc_max_pool"
+        case .maxPoolSelect: return "mplc_max_pool_select"
+        case .maxPoolScatter: return "mplc_max_pool_scatter"
+        case .avgPool: return "mplc_avg_pool"
+        case .avgPoolTranspose: return "mplc_avg_pool_transpose"
+        }
+    }
+
     private mutating func writeWindow(_ w: WindowKernel) {
         let g = w.geometry
         let geometry = "(mplc_window){\(g.batch), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
-        let helper: String
-        switch w.op {
-        case .im2col: helper = "mplc_im2col"
-        case .col2im: helper = "mplc_col2im"
-        case .maxPool: helper = "mplc_max_pool"
-        case .maxPoolSelect: helper = "mplc_max_pool_select"
-        case .maxPoolScatter: helper = "mplc_max_pool_scatter"
-        case .avgPool: helper = "mplc_avg_pool"
-        case .avgPoolTranspose: helper = "mplc_avg_pool_transpose"
-        }
+        let helper = Self.helper(w.op)
         guard isParallel else {
             let operands = ([w.output] + w.operands).map { buffer($0) }.joined(separator: ", ")
             line(1, "\(helper)(\(operands), \(geometry));")

@@ -96,6 +96,35 @@ public let streamChunkFloats = 1 << 18
     return next
 }
 
+/// pool-in-convolutions: a pooling window over a streamed forward convolution's output (conv, bias and ReLU in
+/// the epilogue, then max pool) runs inside the convolution's kernel, on each chunk of images right after the
+/// epilogue, while those rows are still in cache, instead of in a kernel of its own that reads the whole
+/// activation back from memory. The activation itself is still stored: the pool's derivative reads it.
+@Sendable func poolInConvolutions(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    guard options.poolInConvolutions else { return function }
+    let graph = function.graph
+    var kernels = function.kernels
+    var index = 0
+    while index < kernels.count {
+        guard case .window(let w) = kernels[index].body, w.op == .maxPool || w.op == .avgPool,
+              case let (source, offset) = memoryRoot(of: w.operands[0], in: graph), offset == 0,
+              let producer = kernels[..<index].lastIndex(where: { $0.outputs.contains(source) }),
+              case .gemm(var g) = kernels[producer].body, g.output == source, g.pool == nil, !g.transposeA,
+              let columns = g.im2colA, columns.geometry.batch == w.geometry.batch
+        else {
+            index += 1
+            continue
+        }
+        g.pool = w
+        kernels[producer].body = .gemm(g)
+        kernels[producer].equations = (kernels[producer].equations + kernels[index].equations).sorted()
+        kernels.remove(at: index)
+    }
+    var next = function
+    next.kernels = kernels
+    return next
+}
+
 /// fold-gemm-epilogues: when a matmul's only consumer is element-wise over the same [m, n] (bias add,
 /// activation, dropout mask...), that consumer's loop runs right after sgemm in the same kernel, in place
 /// on the product, instead of writing the product and reading it back in a second kernel. (The other

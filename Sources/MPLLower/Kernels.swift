@@ -98,6 +98,9 @@ public struct GEMM: Hashable, Sendable {
     public var output: Value
     public var im2colA: WindowedImages? = nil
     public var col2imOutput: WindowedImages? = nil
+    /// A forward convolution's pooling (max or average) of its output, run on each chunk of images right after
+    /// the epilogue, while those rows are in cache (`poolInConvolutions`).
+    public var pool: WindowKernel? = nil
 
     /// Floats of one thread's part of the temporary: a chunk of columns, and for ∂W = colsᵀ·∂y the thread's
     /// partial sum of the product. 0 when the GEMM streams nothing.
@@ -162,8 +165,9 @@ public struct Kernel: Hashable, Sendable {
         case .loop(let loop): return loop.statements.filter(\.isStored).map(\.value)
         case .reduction(let r): return [r.output]
         case .gemm(let g):
-            // The product's buffer (output) always; other epilogue values when something else reads them.
+            // The product's buffer (output) always; other epilogue values when something else reads them; the pool.
             return [g.output] + g.epilogue.filter { $0.isStored && $0.value != g.output }.map(\.value)
+                + (g.pool.map { [$0.output] } ?? [])
         case .window(let w): return [w.output]
         case .padRows(_, _, let output), .oneHotArgmax(_, let output), .oneHotSample(_, _, let output): return [output]
         }

@@ -16,6 +16,9 @@ public struct LoweringOptions: Sendable {
     /// Build a convolution's im2col columns a chunk of images at a time inside its GEMMs (off: im2col and
     /// col2im are kernels of their own and the columns are stored whole).
     public var streamConvolutions: Bool
+    /// Pool a streamed convolution's output inside its kernel, a chunk of images at a time (off: the pooling is a
+    /// kernel of its own that reads the whole activation back).
+    public var poolInConvolutions: Bool
     /// Floats per chunk of a streamed convolution (see `streamChunkFloats`); tests make it small.
     public var streamChunkFloats: Int
     /// Kernels with less work than this (floats, or GEMM multiply-adds / 32) run on one thread; tests make it 0.
@@ -24,13 +27,15 @@ public struct LoweringOptions: Sendable {
     public var verifyAfterEachPass: Bool
 
     public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
-                reuseScratch: Bool = true, streamConvolutions: Bool = true, streamChunkFloats: Int = MPLLower.streamChunkFloats,
-                parallelFloats: Int = MPLLower.parallelFloats, verifyAfterEachPass: Bool = true) {
+                reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
+                streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
+                verifyAfterEachPass: Bool = true) {
         self.fuseElementwise = fuseElementwise
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
         self.reuseScratch = reuseScratch
         self.streamConvolutions = streamConvolutions
+        self.poolInConvolutions = poolInConvolutions
         self.streamChunkFloats = streamChunkFloats
         self.parallelFloats = parallelFloats
         self.verifyAfterEachPass = verifyAfterEachPass
@@ -71,6 +76,7 @@ public enum Lowering {
         .kernels("stream-convolutions", streamConvolutions),            // im2col/col2im a chunk at a time in the GEMMs
         .kernels("fold-gemm-epilogues", foldGEMMEpilogues),             // bias + activation right after sgemm
         .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
+        .kernels("pool-in-convolutions", poolInConvolutions),           // max pool on a conv's chunk, in cache
         .kernels("split-between-threads", splitBetweenThreads),         // which kernels run on every thread
         .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse
     ]

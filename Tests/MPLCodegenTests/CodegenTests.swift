@@ -9,7 +9,7 @@ import Testing
 
 /// Every optimisation off: one kernel per op, no scratch reuse. The same numbers must come out.
 let unoptimised = LoweringOptions(fuseElementwise: false, foldGEMMEpilogues: false, mergeSiblingLoops: false,
-                                  reuseScratch: false)
+                                  reuseScratch: false, poolInConvolutions: false)
 
 /// Every kernel that can be split between threads is, however small (run on three threads, so that the parts
 /// are uneven and some are empty).
@@ -192,6 +192,21 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         // Both matmul + bias (+ relu) layers of the forward pass are sgemm with an epilogue.
         let epilogues = function.kernels.filter { if case .gemm(let g) = $0.body { return !g.epilogue.isEmpty }; return false }
         #expect(epilogues.count >= 2)
+    }
+
+    @Test func aPoolAfterAStreamedConvolutionRunsInItsKernel() {
+        func pools(_ options: LoweringOptions) -> (fused: [WindowKernel], separate: [WindowKernel]) {
+            let kernels = Lowering.lower(TestPrograms.convolution, options: options).entryPoints[0].kernels
+            let fused = kernels.compactMap { kernel -> WindowKernel? in if case .gemm(let g) = kernel.body { return g.pool } else { return nil } }
+            let separate = kernels.compactMap { kernel -> WindowKernel? in
+                if case .window(let w) = kernel.body, w.op == .maxPool || w.op == .avgPool { return w } else { return nil }
+            }
+            return (fused, separate)
+        }
+        // The activation is pooled four ways; the first pool moves into the convolution, the others stay.
+        let on = pools(LoweringOptions()), off = pools(LoweringOptions(poolInConvolutions: false))
+        #expect(on.fused.count == 1 && on.fused[0].op == .maxPool && on.separate.count == 3)
+        #expect(off.fused.isEmpty && off.separate.count == 4)
     }
 
     @Test func hazardousStateResultsAreCopiedAndTheRestWrittenInPlace() {

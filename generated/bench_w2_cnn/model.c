@@ -499,9 +499,11 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %24 = matmul %22, %23 : [752640,32]
  * %25 = broadcast axes=[1] %1 : [752640,32]
  * %26 = add %24, %25 : [752640,32]
- * %27 = relu %26 : [752640,32] */
+ * %27 = relu %26 : [752640,32]
+ * %29 = max_pool k2 s2 p0 %28 : [960,14,14,32] */
 typedef struct {
     float *t27;
+    float *t29;
     const float *in_x;
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
@@ -512,6 +514,7 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
     const step_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t27 = p->t27;
+    float *restrict t29 = p->t29;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
     const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
@@ -541,53 +544,36 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t27[i0 * 32 + i1] = v27;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t29 + (size_t)n0 * 6272, t27 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
-}
-
-/* %29 = max_pool k2 s2 p0 %28 : [960,14,14,32] */
-typedef struct {
-    float *t29;
-    const float *t28;
-} step_k001_max_pool_pointers;
-
-static void step_k001_max_pool_part(void *context, int part, int parts) {
-    const step_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t29 = p->t29;
-    const float *restrict t28 = p->t28;
-    size_t lo, hi;
-    while (mplc_claim(960, 30, &lo, &hi)) {
-        mplc_max_pool(t29 + lo * 6272, t28 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
-    mplc_parallel(step_k001_max_pool_part, &(step_k001_max_pool_pointers){t29, t28});
+static void step_k000_im2col_matmul_add_etc(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* %30 = im2col k3 s1 p1 %29 : [188160,288]
  * %32 = matmul %30, %31 : [188160,64]
  * %33 = broadcast axes=[1] %3 : [188160,64]
  * %34 = add %32, %33 : [188160,64]
- * %35 = relu %34 : [188160,64] */
+ * %35 = relu %34 : [188160,64]
+ * %37 = max_pool k2 s2 p0 %36 : [960,7,7,64] */
 typedef struct {
     float *t35;
+    float *t37;
     const float *t29;
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} step_k002_im2col_matmul_add_etc_pointers;
+} step_k001_im2col_matmul_add_etc_pointers;
 
-static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k002_im2col_matmul_add_etc_pointers *p = context;
+static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t35 = p->t35;
+    float *restrict t37 = p->t37;
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
@@ -607,34 +593,14 @@ static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t35[i0 * 64 + i1] = v35;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t37 + (size_t)n0 * 3136, t35 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k002_im2col_matmul_add_etc_part, &(step_k002_im2col_matmul_add_etc_pointers){t35, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
-}
-
-/* %37 = max_pool k2 s2 p0 %36 : [960,7,7,64] */
-typedef struct {
-    float *t37;
-    const float *t36;
-} step_k003_max_pool_pointers;
-
-static void step_k003_max_pool_part(void *context, int part, int parts) {
-    const step_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t37 = p->t37;
-    const float *restrict t36 = p->t36;
-    size_t lo, hi;
-    while (mplc_claim(960, 30, &lo, &hi)) {
-        mplc_max_pool(t37 + lo * 3136, t36 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
-    mplc_parallel(step_k003_max_pool_part, &(step_k003_max_pool_pointers){t37, t36});
+static void step_k001_im2col_matmul_add_etc(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k001_im2col_matmul_add_etc_part, &(step_k001_im2col_matmul_add_etc_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
 /* %39 = matmul %38, %4 : [960,128]
@@ -646,10 +612,10 @@ typedef struct {
     const float *t38;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
-} step_k004_matmul_add_relu_pointers;
+} step_k002_matmul_add_relu_pointers;
 
-static void step_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k004_matmul_add_relu_pointers *p = context;
+static void step_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k002_matmul_add_relu_pointers *p = context;
     float *restrict t42 = p->t42;
     const float *restrict t38 = p->t38;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -668,8 +634,8 @@ static void step_k004_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k004_matmul_add_relu(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(step_k004_matmul_add_relu_part, &(step_k004_matmul_add_relu_pointers){t42, t38, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void step_k002_matmul_add_relu(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(step_k002_matmul_add_relu_part, &(step_k002_matmul_add_relu_pointers){t42, t38, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
 /* %43 = matmul %42, %6 : [960,10]
@@ -680,10 +646,10 @@ typedef struct {
     const float *t42;
     const float *in_teacher_dense9_weight;
     const float *in_teacher_dense9_bias;
-} step_k005_matmul_add_pointers;
+} step_k003_matmul_add_pointers;
 
-static void step_k005_matmul_add_part(void *context, int part, int parts) {
-    const step_k005_matmul_add_pointers *p = context;
+static void step_k003_matmul_add_part(void *context, int part, int parts) {
+    const step_k003_matmul_add_pointers *p = context;
     float *restrict t45 = p->t45;
     const float *restrict t42 = p->t42;
     const float *restrict in_teacher_dense9_weight = p->in_teacher_dense9_weight;
@@ -701,15 +667,15 @@ static void step_k005_matmul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k005_matmul_add(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
-    mplc_parallel(step_k005_matmul_add_part, &(step_k005_matmul_add_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
+static void step_k003_matmul_add(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
+    mplc_parallel(step_k003_matmul_add_part, &(step_k003_matmul_add_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
 }
 
 /* %49 = constant 0.9 : [64,10]
  * %50 = mul %17, %49 : [64,10]
  * %51 = constant 0.01 : [64,10]
  * %52 = add %50, %51 : [64,10] */
-static void step_k006_mul_add(float *restrict t52, const float *restrict in_y) {
+static void step_k004_mul_add(float *restrict t52, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
         const float v50 = in_y[i] * 0.9f;
         const float v52 = v50 + 0.01f;
@@ -718,7 +684,7 @@ static void step_k006_mul_add(float *restrict t52, const float *restrict in_y) {
 }
 
 /* %53 = reduce_max axes=[1] %46 : [64] */
-static void step_k007_reduce_max(float *restrict t53, const float *restrict t46) {
+static void step_k005_reduce_max(float *restrict t53, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -731,7 +697,7 @@ static void step_k007_reduce_max(float *restrict t53, const float *restrict t46)
 /* %54 = broadcast axes=[0] %53 : [64,10]
  * %55 = sub %46, %54 : [64,10]
  * %56 = exp %55 : [64,10] */
-static void step_k008_sub_exp(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
+static void step_k006_sub_exp(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v55 = t46[i0 * 10 + i1] - t53[i0];
@@ -743,7 +709,7 @@ static void step_k008_sub_exp(float *restrict t55, float *restrict t56, const fl
 }
 
 /* %57 = reduce_sum axes=[1] %56 : [64] */
-static void step_k009_reduce_sum(float *restrict t57, const float *restrict t56) {
+static void step_k007_reduce_sum(float *restrict t57, const float *restrict t56) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -754,7 +720,7 @@ static void step_k009_reduce_sum(float *restrict t57, const float *restrict t56)
 }
 
 /* %58 = log %57 : [64] */
-static void step_k010_log(float *restrict t58, const float *restrict t57) {
+static void step_k008_log(float *restrict t58, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
         const float v58 = logf(t57[i]);
         t58[i] = v58;
@@ -765,7 +731,7 @@ static void step_k010_log(float *restrict t58, const float *restrict t57) {
  * %60 = sub %55, %59 : [64,10]
  * %61 = mul %52, %60 : [64,10]
  * %62 = reduce_sum axes=[0, 1] %61 : [] */
-static void step_k011_sub_mul_reduce_sum(float *restrict t62, const float *restrict t55, const float *restrict t58, const float *restrict t52) {
+static void step_k009_sub_mul_reduce_sum(float *restrict t62, const float *restrict t55, const float *restrict t58, const float *restrict t52) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -779,7 +745,7 @@ static void step_k011_sub_mul_reduce_sum(float *restrict t62, const float *restr
 
 /* %63 = constant -0.015625 : []
  * %64 = mul %62, %63 : [] */
-static void step_k012_mul(float *restrict t64, const float *restrict t62) {
+static void step_k010_mul(float *restrict t64, const float *restrict t62) {
     for (size_t i = 0; i < 1; i++) {
         const float v64 = t62[0] * (-0.015625f);
         t64[i] = v64;
@@ -788,7 +754,7 @@ static void step_k012_mul(float *restrict t64, const float *restrict t62) {
 
 /* %65 = constant 1.4285714285714286 : [448,10]
  * %66 = mul %47, %65 : [448,10] */
-static void step_k013_mul(float *restrict t66, const float *restrict t47) {
+static void step_k011_mul(float *restrict t66, const float *restrict t47) {
     for (size_t i = 0; i < 4480; i++) {
         const float v66 = t47[i] * 1.4285715f;
         t66[i] = v66;
@@ -796,7 +762,7 @@ static void step_k013_mul(float *restrict t66, const float *restrict t47) {
 }
 
 /* %67 = reduce_max axes=[1] %66 : [448] */
-static void step_k014_reduce_max(float *restrict t67, const float *restrict t66) {
+static void step_k012_reduce_max(float *restrict t67, const float *restrict t66) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -808,7 +774,7 @@ static void step_k014_reduce_max(float *restrict t67, const float *restrict t66)
 
 /* %68 = broadcast axes=[0] %67 : [448,10]
  * %69 = sub %66, %68 : [448,10] */
-static void step_k015_sub(float *restrict t69, const float *restrict t66, const float *restrict t67) {
+static void step_k013_sub(float *restrict t69, const float *restrict t66, const float *restrict t67) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v69 = t66[i0 * 10 + i1] - t67[i0];
@@ -819,7 +785,7 @@ static void step_k015_sub(float *restrict t69, const float *restrict t66, const 
 
 /* %70 = exp %69 : [448,10]
  * %71 = reduce_sum axes=[1] %70 : [448] */
-static void step_k016_exp_reduce_sum(float *restrict t71, const float *restrict t69) {
+static void step_k014_exp_reduce_sum(float *restrict t71, const float *restrict t69) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -831,7 +797,7 @@ static void step_k016_exp_reduce_sum(float *restrict t71, const float *restrict 
 }
 
 /* %72 = log %71 : [448] */
-static void step_k017_log(float *restrict t72, const float *restrict t71) {
+static void step_k015_log(float *restrict t72, const float *restrict t71) {
     for (size_t i = 0; i < 448; i++) {
         const float v72 = logf(t71[i]);
         t72[i] = v72;
@@ -841,7 +807,7 @@ static void step_k017_log(float *restrict t72, const float *restrict t71) {
 /* %73 = broadcast axes=[0] %72 : [448,10]
  * %74 = sub %69, %73 : [448,10]
  * %75 = exp %74 : [448,10] */
-static void step_k018_sub_exp(float *restrict t75, const float *restrict t69, const float *restrict t72) {
+static void step_k016_sub_exp(float *restrict t75, const float *restrict t69, const float *restrict t72) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v74 = t69[i0 * 10 + i1] - t72[i0];
@@ -852,7 +818,7 @@ static void step_k018_sub_exp(float *restrict t75, const float *restrict t69, co
 }
 
 /* %76 = reduce_max axes=[1] %75 : [448] */
-static void step_k019_reduce_max(float *restrict t76, const float *restrict t75) {
+static void step_k017_reduce_max(float *restrict t76, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -864,7 +830,7 @@ static void step_k019_reduce_max(float *restrict t76, const float *restrict t75)
 
 /* %77 = constant 0.6 : [448]
  * %78 = greaterEqual %76, %77 : [448] */
-static void step_k020_greaterEqual(float *restrict t78, const float *restrict t76) {
+static void step_k018_greaterEqual(float *restrict t78, const float *restrict t76) {
     for (size_t i = 0; i < 448; i++) {
         const float v78 = t76[i] >= 0.6f ? 1.0f : 0.0f;
         t78[i] = v78;
@@ -872,7 +838,7 @@ static void step_k020_greaterEqual(float *restrict t78, const float *restrict t7
 }
 
 /* %79 = reduce_max axes=[1] %48 : [448] */
-static void step_k021_reduce_max(float *restrict t79, const float *restrict t48) {
+static void step_k019_reduce_max(float *restrict t79, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -885,7 +851,7 @@ static void step_k021_reduce_max(float *restrict t79, const float *restrict t48)
 /* %80 = broadcast axes=[0] %79 : [448,10]
  * %81 = sub %48, %80 : [448,10]
  * %82 = exp %81 : [448,10] */
-static void step_k022_sub_exp(float *restrict t81, float *restrict t82, const float *restrict t48, const float *restrict t79) {
+static void step_k020_sub_exp(float *restrict t81, float *restrict t82, const float *restrict t48, const float *restrict t79) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v81 = t48[i0 * 10 + i1] - t79[i0];
@@ -897,7 +863,7 @@ static void step_k022_sub_exp(float *restrict t81, float *restrict t82, const fl
 }
 
 /* %83 = reduce_sum axes=[1] %82 : [448] */
-static void step_k023_reduce_sum(float *restrict t83, const float *restrict t82) {
+static void step_k021_reduce_sum(float *restrict t83, const float *restrict t82) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -908,7 +874,7 @@ static void step_k023_reduce_sum(float *restrict t83, const float *restrict t82)
 }
 
 /* %84 = log %83 : [448] */
-static void step_k024_log(float *restrict t84, const float *restrict t83) {
+static void step_k022_log(float *restrict t84, const float *restrict t83) {
     for (size_t i = 0; i < 448; i++) {
         const float v84 = logf(t83[i]);
         t84[i] = v84;
@@ -919,7 +885,7 @@ static void step_k024_log(float *restrict t84, const float *restrict t83) {
  * %86 = sub %81, %85 : [448,10]
  * %87 = mul %75, %86 : [448,10]
  * %88 = reduce_sum axes=[1] %87 : [448] */
-static void step_k025_sub_mul_reduce_sum(float *restrict t88, const float *restrict t81, const float *restrict t84, const float *restrict t75) {
+static void step_k023_sub_mul_reduce_sum(float *restrict t88, const float *restrict t81, const float *restrict t84, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -934,7 +900,7 @@ static void step_k025_sub_mul_reduce_sum(float *restrict t88, const float *restr
 /* %89 = neg %88 : [448]
  * %90 = mul %78, %89 : [448]
  * %91 = reduce_sum axes=[0] %90 : [] */
-static void step_k026_neg_mul_reduce_sum(float *restrict t91, const float *restrict t88, const float *restrict t78) {
+static void step_k024_neg_mul_reduce_sum(float *restrict t91, const float *restrict t88, const float *restrict t78) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         const float v89 = -t88[i0];
@@ -946,7 +912,7 @@ static void step_k026_neg_mul_reduce_sum(float *restrict t91, const float *restr
 
 /* %92 = constant 0.002232142857142857 : []
  * %93 = mul %91, %92 : [] */
-static void step_k027_mul(float *restrict t93, const float *restrict t91) {
+static void step_k025_mul(float *restrict t93, const float *restrict t91) {
     for (size_t i = 0; i < 1; i++) {
         const float v93 = t91[0] * 0.002232143f;
         t93[i] = v93;
@@ -954,7 +920,7 @@ static void step_k027_mul(float *restrict t93, const float *restrict t91) {
 }
 
 /* %94 = reduce_sum axes=[0] %78 : [] */
-static void step_k028_reduce_sum(float *restrict t94, const float *restrict t78) {
+static void step_k026_reduce_sum(float *restrict t94, const float *restrict t78) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         sum += t78[i0];
@@ -964,7 +930,7 @@ static void step_k028_reduce_sum(float *restrict t94, const float *restrict t78)
 
 /* %92 = constant 0.002232142857142857 : []
  * %95 = mul %94, %92 : [] */
-static void step_k029_mul(float *restrict t95, const float *restrict t94) {
+static void step_k027_mul(float *restrict t95, const float *restrict t94) {
     for (size_t i = 0; i < 1; i++) {
         const float v95 = t94[0] * 0.002232143f;
         t95[i] = v95;
@@ -972,7 +938,7 @@ static void step_k029_mul(float *restrict t95, const float *restrict t94) {
 }
 
 /* %96 = one_hot_argmax %48 : [448,10] */
-static void step_k030_one_hot_argmax(float *restrict t96, const float *restrict t48) {
+static void step_k028_one_hot_argmax(float *restrict t96, const float *restrict t48) {
     mplc_one_hot_argmax(t96, t48, 448, 10);
 }
 
@@ -980,19 +946,22 @@ static void step_k030_one_hot_argmax(float *restrict t96, const float *restrict 
  * %101 = matmul %99, %100 : [351232,32]
  * %102 = broadcast axes=[1] %9 : [351232,32]
  * %103 = add %101, %102 : [351232,32]
- * %104 = relu %103 : [351232,32] */
+ * %104 = relu %103 : [351232,32]
+ * %106 = max_pool k2 s2 p0 %105 : [448,14,14,32] */
 typedef struct {
     float *t104;
+    float *t106;
     const float *t97;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} step_k031_im2col_matmul_add_etc_pointers;
+} step_k029_im2col_matmul_add_etc_pointers;
 
-static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k031_im2col_matmul_add_etc_pointers *p = context;
+static void step_k029_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k029_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t104 = p->t104;
+    float *restrict t106 = p->t106;
     const float *restrict t97 = p->t97;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -1022,53 +991,36 @@ static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t104[i0 * 32 + i1] = v104;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t106 + (size_t)n0 * 6272, t104 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k031_im2col_matmul_add_etc(float *restrict t104, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k031_im2col_matmul_add_etc_part, &(step_k031_im2col_matmul_add_etc_pointers){t104, t97, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %106 = max_pool k2 s2 p0 %105 : [448,14,14,32] */
-typedef struct {
-    float *t106;
-    const float *t105;
-} step_k032_max_pool_pointers;
-
-static void step_k032_max_pool_part(void *context, int part, int parts) {
-    const step_k032_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t106 = p->t106;
-    const float *restrict t105 = p->t105;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool(t106 + lo * 6272, t105 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void step_k032_max_pool(float *restrict t106, const float *restrict t105) {
-    mplc_parallel(step_k032_max_pool_part, &(step_k032_max_pool_pointers){t106, t105});
+static void step_k029_im2col_matmul_add_etc(float *restrict t104, float *restrict t106, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k029_im2col_matmul_add_etc_part, &(step_k029_im2col_matmul_add_etc_pointers){t104, t106, t97, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %107 = im2col k3 s1 p1 %106 : [87808,288]
  * %109 = matmul %107, %108 : [87808,64]
  * %110 = broadcast axes=[1] %11 : [87808,64]
  * %111 = add %109, %110 : [87808,64]
- * %112 = relu %111 : [87808,64] */
+ * %112 = relu %111 : [87808,64]
+ * %114 = max_pool k2 s2 p0 %113 : [448,7,7,64] */
 typedef struct {
     float *t112;
+    float *t114;
     const float *t106;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} step_k033_im2col_matmul_add_etc_pointers;
+} step_k030_im2col_matmul_add_etc_pointers;
 
-static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k033_im2col_matmul_add_etc_pointers *p = context;
+static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k030_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t112 = p->t112;
+    float *restrict t114 = p->t114;
     const float *restrict t106 = p->t106;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -1088,34 +1040,14 @@ static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t112[i0 * 64 + i1] = v112;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t114 + (size_t)n0 * 3136, t112 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void step_k033_im2col_matmul_add_etc(float *restrict t112, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k033_im2col_matmul_add_etc_part, &(step_k033_im2col_matmul_add_etc_pointers){t112, t106, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %114 = max_pool k2 s2 p0 %113 : [448,7,7,64] */
-typedef struct {
-    float *t114;
-    const float *t113;
-} step_k034_max_pool_pointers;
-
-static void step_k034_max_pool_part(void *context, int part, int parts) {
-    const step_k034_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t114 = p->t114;
-    const float *restrict t113 = p->t113;
-    size_t lo, hi;
-    while (mplc_claim(448, 14, &lo, &hi)) {
-        mplc_max_pool(t114 + lo * 3136, t113 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void step_k034_max_pool(float *restrict t114, const float *restrict t113) {
-    mplc_parallel(step_k034_max_pool_part, &(step_k034_max_pool_pointers){t114, t113});
+static void step_k030_im2col_matmul_add_etc(float *restrict t112, float *restrict t114, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k030_im2col_matmul_add_etc_part, &(step_k030_im2col_matmul_add_etc_pointers){t112, t114, t106, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %116 = matmul %115, %12 : [448,128]
@@ -1127,10 +1059,10 @@ typedef struct {
     const float *t115;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} step_k035_matmul_add_relu_pointers;
+} step_k031_matmul_add_relu_pointers;
 
-static void step_k035_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k035_matmul_add_relu_pointers *p = context;
+static void step_k031_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k031_matmul_add_relu_pointers *p = context;
     float *restrict t119 = p->t119;
     const float *restrict t115 = p->t115;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1149,14 +1081,14 @@ static void step_k035_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k035_matmul_add_relu(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_k035_matmul_add_relu_part, &(step_k035_matmul_add_relu_pointers){t119, t115, in_student_dense7_weight, in_student_dense7_bias});
+static void step_k031_matmul_add_relu(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_k031_matmul_add_relu_part, &(step_k031_matmul_add_relu_pointers){t119, t115, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %120 = matmul %119, %14 : [448,10]
  * %121 = broadcast axes=[1] %15 : [448,10]
  * %122 = add %120, %121 : [448,10] */
-static void step_k036_matmul_add(float *restrict t122, const float *restrict t119, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void step_k032_matmul_add(float *restrict t122, const float *restrict t119, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 10, 128, 1.0f, t119, 128, in_student_dense9_weight, 10, 0.0f, t122, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 448; i0++) {
@@ -1168,7 +1100,7 @@ static void step_k036_matmul_add(float *restrict t122, const float *restrict t11
 }
 
 /* %123 = reduce_max axes=[1] %122 : [448] */
-static void step_k037_reduce_max(float *restrict t123, const float *restrict t122) {
+static void step_k033_reduce_max(float *restrict t123, const float *restrict t122) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1181,7 +1113,7 @@ static void step_k037_reduce_max(float *restrict t123, const float *restrict t12
 /* %124 = broadcast axes=[0] %123 : [448,10]
  * %125 = sub %122, %124 : [448,10]
  * %126 = exp %125 : [448,10] */
-static void step_k038_sub_exp(float *restrict t125, float *restrict t126, const float *restrict t122, const float *restrict t123) {
+static void step_k034_sub_exp(float *restrict t125, float *restrict t126, const float *restrict t122, const float *restrict t123) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v125 = t122[i0 * 10 + i1] - t123[i0];
@@ -1193,7 +1125,7 @@ static void step_k038_sub_exp(float *restrict t125, float *restrict t126, const 
 }
 
 /* %127 = reduce_sum axes=[1] %126 : [448] */
-static void step_k039_reduce_sum(float *restrict t127, const float *restrict t126) {
+static void step_k035_reduce_sum(float *restrict t127, const float *restrict t126) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1204,7 +1136,7 @@ static void step_k039_reduce_sum(float *restrict t127, const float *restrict t12
 }
 
 /* %128 = log %127 : [448] */
-static void step_k040_log(float *restrict t128, const float *restrict t127) {
+static void step_k036_log(float *restrict t128, const float *restrict t127) {
     for (size_t i = 0; i < 448; i++) {
         const float v128 = logf(t127[i]);
         t128[i] = v128;
@@ -1215,7 +1147,7 @@ static void step_k040_log(float *restrict t128, const float *restrict t127) {
  * %130 = sub %125, %129 : [448,10]
  * %131 = mul %96, %130 : [448,10]
  * %132 = reduce_sum axes=[0, 1] %131 : [] */
-static void step_k041_sub_mul_reduce_sum(float *restrict t132, const float *restrict t125, const float *restrict t128, const float *restrict t96) {
+static void step_k037_sub_mul_reduce_sum(float *restrict t132, const float *restrict t125, const float *restrict t128, const float *restrict t96) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1229,7 +1161,7 @@ static void step_k041_sub_mul_reduce_sum(float *restrict t132, const float *rest
 
 /* %133 = constant -0.002232142857142857 : []
  * %134 = mul %132, %133 : [] */
-static void step_k042_mul(float *restrict t134, const float *restrict t132) {
+static void step_k038_mul(float *restrict t134, const float *restrict t132) {
     for (size_t i = 0; i < 1; i++) {
         const float v134 = t132[0] * (-0.002232143f);
         t134[i] = v134;
@@ -1238,7 +1170,7 @@ static void step_k042_mul(float *restrict t134, const float *restrict t132) {
 
 /* %135 = constant -0.002232142857142857 : [448,10]
  * %136 = mul %135, %96 : [448,10] */
-static void step_k043_mul(float *restrict t136, const float *restrict t96) {
+static void step_k039_mul(float *restrict t136, const float *restrict t96) {
     for (size_t i = 0; i < 4480; i++) {
         const float v136 = (-0.002232143f) * t96[i];
         t136[i] = v136;
@@ -1247,7 +1179,7 @@ static void step_k043_mul(float *restrict t136, const float *restrict t96) {
 
 /* %137 = neg %136 : [448,10]
  * %138 = reduce_sum axes=[1] %137 : [448] */
-static void step_k044_neg_reduce_sum(float *restrict t138, const float *restrict t136) {
+static void step_k040_neg_reduce_sum(float *restrict t138, const float *restrict t136) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1259,7 +1191,7 @@ static void step_k044_neg_reduce_sum(float *restrict t138, const float *restrict
 }
 
 /* %139 = div %138, %127 : [448] */
-static void step_k045_div(float *restrict t139, const float *restrict t138, const float *restrict t127) {
+static void step_k041_div(float *restrict t139, const float *restrict t138, const float *restrict t127) {
     for (size_t i = 0; i < 448; i++) {
         const float v139 = t138[i] / t127[i];
         t139[i] = v139;
@@ -1269,7 +1201,7 @@ static void step_k045_div(float *restrict t139, const float *restrict t138, cons
 /* %140 = broadcast axes=[0] %139 : [448,10]
  * %141 = mul %140, %126 : [448,10]
  * %142 = add %136, %141 : [448,10] */
-static void step_k046_mul_add(float *restrict t142, const float *restrict t139, const float *restrict t126, const float *restrict t136) {
+static void step_k042_mul_add(float *restrict t142, const float *restrict t139, const float *restrict t126, const float *restrict t136) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v141 = t139[i0] * t126[i0 * 10 + i1];
@@ -1280,7 +1212,7 @@ static void step_k046_mul_add(float *restrict t142, const float *restrict t139, 
 }
 
 /* %143 = reduce_sum axes=[0] %142 : [10] */
-static void step_k047_reduce_sum(float *restrict t143, const float *restrict t142) {
+static void step_k043_reduce_sum(float *restrict t143, const float *restrict t142) {
     for (size_t o = 0; o < 10; o++) t143[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1290,14 +1222,14 @@ static void step_k047_reduce_sum(float *restrict t143, const float *restrict t14
 }
 
 /* %145 = matmul tA %119, %142 : [128,10] */
-static void step_k048_matmul(float *restrict t145, const float *restrict t119, const float *restrict t142) {
+static void step_k044_matmul(float *restrict t145, const float *restrict t119, const float *restrict t142) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t119, 128, t142, 10, 0.0f, t145, 10);
 }
 
 /* %144 = matmul tB %142, %14 : [448,128]
  * %146 = step %119 : [448,128]
  * %147 = mul %144, %146 : [448,128] */
-static void step_k049_matmul_step_mul(float *restrict t147, const float *restrict t142, const float *restrict in_student_dense9_weight, const float *restrict t119) {
+static void step_k045_matmul_step_mul(float *restrict t147, const float *restrict t142, const float *restrict in_student_dense9_weight, const float *restrict t119) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t142, 10, in_student_dense9_weight, 10, 0.0f, t147, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 57344; i++) {
@@ -1311,10 +1243,10 @@ static void step_k049_matmul_step_mul(float *restrict t147, const float *restric
 typedef struct {
     float *t148;
     const float *t147;
-} step_k050_reduce_sum_pointers;
+} step_k046_reduce_sum_pointers;
 
-static void step_k050_reduce_sum_part(void *context, int part, int parts) {
-    const step_k050_reduce_sum_pointers *p = context;
+static void step_k046_reduce_sum_part(void *context, int part, int parts) {
+    const step_k046_reduce_sum_pointers *p = context;
     float *restrict t148 = p->t148;
     const float *restrict t147 = p->t147;
     size_t lo, hi;
@@ -1327,8 +1259,8 @@ static void step_k050_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k050_reduce_sum(float *restrict t148, const float *restrict t147) {
-    mplc_parallel(step_k050_reduce_sum_part, &(step_k050_reduce_sum_pointers){t148, t147});
+static void step_k046_reduce_sum(float *restrict t148, const float *restrict t147) {
+    mplc_parallel(step_k046_reduce_sum_part, &(step_k046_reduce_sum_pointers){t148, t147});
 }
 
 /* %149 = matmul tB %147, %12 : [448,3136] */
@@ -1336,10 +1268,10 @@ typedef struct {
     float *t149;
     const float *t147;
     const float *in_student_dense7_weight;
-} step_k051_matmul_pointers;
+} step_k047_matmul_pointers;
 
-static void step_k051_matmul_part(void *context, int part, int parts) {
-    const step_k051_matmul_pointers *p = context;
+static void step_k047_matmul_part(void *context, int part, int parts) {
+    const step_k047_matmul_pointers *p = context;
     float *restrict t149 = p->t149;
     const float *restrict t147 = p->t147;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1349,8 +1281,8 @@ static void step_k051_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t147 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t149 + lo * 3136, 3136);
 }
 
-static void step_k051_matmul(float *restrict t149, const float *restrict t147, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_k051_matmul_part, &(step_k051_matmul_pointers){t149, t147, in_student_dense7_weight});
+static void step_k047_matmul(float *restrict t149, const float *restrict t147, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_k047_matmul_part, &(step_k047_matmul_pointers){t149, t147, in_student_dense7_weight});
 }
 
 /* %150 = matmul tA %115, %147 : [3136,128] */
@@ -1358,10 +1290,10 @@ typedef struct {
     float *t150;
     const float *t115;
     const float *t147;
-} step_k052_matmul_pointers;
+} step_k048_matmul_pointers;
 
-static void step_k052_matmul_part(void *context, int part, int parts) {
-    const step_k052_matmul_pointers *p = context;
+static void step_k048_matmul_part(void *context, int part, int parts) {
+    const step_k048_matmul_pointers *p = context;
     float *restrict t150 = p->t150;
     const float *restrict t115 = p->t115;
     const float *restrict t147 = p->t147;
@@ -1371,8 +1303,8 @@ static void step_k052_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t115 + lo, 3136, t147, 128, 0.0f, t150 + lo * 128, 128);
 }
 
-static void step_k052_matmul(float *restrict t150, const float *restrict t115, const float *restrict t147) {
-    mplc_parallel(step_k052_matmul_part, &(step_k052_matmul_pointers){t150, t115, t147});
+static void step_k048_matmul(float *restrict t150, const float *restrict t115, const float *restrict t147) {
+    mplc_parallel(step_k048_matmul_part, &(step_k048_matmul_pointers){t150, t115, t147});
 }
 
 /* %152 = step %114 : [448,7,7,64]
@@ -1381,10 +1313,10 @@ typedef struct {
     float *t153;
     const float *t114;
     const float *t151;
-} step_k053_step_mul_pointers;
+} step_k049_step_mul_pointers;
 
-static void step_k053_step_mul_part(void *context, int part, int parts) {
-    const step_k053_step_mul_pointers *p = context;
+static void step_k049_step_mul_part(void *context, int part, int parts) {
+    const step_k049_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t153 = p->t153;
@@ -1400,8 +1332,8 @@ static void step_k053_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k053_step_mul(float *restrict t153, const float *restrict t114, const float *restrict t151) {
-    mplc_parallel(step_k053_step_mul_part, &(step_k053_step_mul_pointers){t153, t114, t151});
+static void step_k049_step_mul(float *restrict t153, const float *restrict t114, const float *restrict t151) {
+    mplc_parallel(step_k049_step_mul_part, &(step_k049_step_mul_pointers){t153, t114, t151});
 }
 
 /* %154 = max_pool_scatter k2 s2 p0 %113, %153 : [448,14,14,64] */
@@ -1409,10 +1341,10 @@ typedef struct {
     float *t154;
     const float *t113;
     const float *t153;
-} step_k054_max_pool_scatter_pointers;
+} step_k050_max_pool_scatter_pointers;
 
-static void step_k054_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k054_max_pool_scatter_pointers *p = context;
+static void step_k050_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k050_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t154 = p->t154;
@@ -1424,18 +1356,18 @@ static void step_k054_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k054_max_pool_scatter(float *restrict t154, const float *restrict t113, const float *restrict t153) {
-    mplc_parallel(step_k054_max_pool_scatter_part, &(step_k054_max_pool_scatter_pointers){t154, t113, t153});
+static void step_k050_max_pool_scatter(float *restrict t154, const float *restrict t113, const float *restrict t153) {
+    mplc_parallel(step_k050_max_pool_scatter_part, &(step_k050_max_pool_scatter_pointers){t154, t113, t153});
 }
 
 /* %156 = reduce_sum axes=[0] %155 : [64] */
 typedef struct {
     float *t156;
     const float *t155;
-} step_k055_reduce_sum_pointers;
+} step_k051_reduce_sum_pointers;
 
-static void step_k055_reduce_sum_part(void *context, int part, int parts) {
-    const step_k055_reduce_sum_pointers *p = context;
+static void step_k051_reduce_sum_part(void *context, int part, int parts) {
+    const step_k051_reduce_sum_pointers *p = context;
     float *restrict t156 = p->t156;
     const float *restrict t155 = p->t155;
     size_t lo, hi;
@@ -1448,8 +1380,8 @@ static void step_k055_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k055_reduce_sum(float *restrict t156, const float *restrict t155) {
-    mplc_parallel(step_k055_reduce_sum_part, &(step_k055_reduce_sum_pointers){t156, t155});
+static void step_k051_reduce_sum(float *restrict t156, const float *restrict t155) {
+    mplc_parallel(step_k051_reduce_sum_part, &(step_k051_reduce_sum_pointers){t156, t155});
 }
 
 /* %157 = matmul tB %155, %108 : [87808,288]
@@ -1459,10 +1391,10 @@ typedef struct {
     const float *t155;
     const float *in_student_conv3_weight;
     float *chunk;
-} step_k056_matmul_col2im_pointers;
+} step_k052_matmul_col2im_pointers;
 
-static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k056_matmul_col2im_pointers *p = context;
+static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k052_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t160 = p->t160;
     const float *restrict t155 = p->t155;
@@ -1479,8 +1411,8 @@ static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k056_matmul_col2im(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k056_matmul_col2im_part, &(step_k056_matmul_col2im_pointers){t160, t155, in_student_conv3_weight, chunk});
+static void step_k052_matmul_col2im(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k052_matmul_col2im_part, &(step_k052_matmul_col2im_pointers){t160, t155, in_student_conv3_weight, chunk});
 }
 
 /* %107 = im2col k3 s1 p1 %106 : [87808,288]
@@ -1490,10 +1422,10 @@ typedef struct {
     const float *t106;
     const float *t155;
     float *chunk;
-} step_k057_im2col_matmul_pointers;
+} step_k053_im2col_matmul_pointers;
 
-static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k057_im2col_matmul_pointers *p = context;
+static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k053_im2col_matmul_pointers *p = context;
     float *restrict t158 = p->t158;
     const float *restrict t106 = p->t106;
     const float *restrict t155 = p->t155;
@@ -1510,8 +1442,8 @@ static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k057_im2col_matmul(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
-    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t158, t106, t155, chunk});
+static void step_k053_im2col_matmul(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
+    mplc_parallel(step_k053_im2col_matmul_part, &(step_k053_im2col_matmul_pointers){t158, t106, t155, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 244224 + 225792;
         for (int i = 0; i < 18432; i++) t158[i] += partial[i];
@@ -1524,10 +1456,10 @@ typedef struct {
     float *t162;
     const float *t106;
     const float *t160;
-} step_k058_step_mul_pointers;
+} step_k054_step_mul_pointers;
 
-static void step_k058_step_mul_part(void *context, int part, int parts) {
-    const step_k058_step_mul_pointers *p = context;
+static void step_k054_step_mul_part(void *context, int part, int parts) {
+    const step_k054_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t162 = p->t162;
@@ -1543,8 +1475,8 @@ static void step_k058_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k058_step_mul(float *restrict t162, const float *restrict t106, const float *restrict t160) {
-    mplc_parallel(step_k058_step_mul_part, &(step_k058_step_mul_pointers){t162, t106, t160});
+static void step_k054_step_mul(float *restrict t162, const float *restrict t106, const float *restrict t160) {
+    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t162, t106, t160});
 }
 
 /* %163 = max_pool_scatter k2 s2 p0 %105, %162 : [448,28,28,32] */
@@ -1552,10 +1484,10 @@ typedef struct {
     float *t163;
     const float *t105;
     const float *t162;
-} step_k059_max_pool_scatter_pointers;
+} step_k055_max_pool_scatter_pointers;
 
-static void step_k059_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k059_max_pool_scatter_pointers *p = context;
+static void step_k055_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k055_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t163 = p->t163;
@@ -1567,18 +1499,18 @@ static void step_k059_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k059_max_pool_scatter(float *restrict t163, const float *restrict t105, const float *restrict t162) {
-    mplc_parallel(step_k059_max_pool_scatter_part, &(step_k059_max_pool_scatter_pointers){t163, t105, t162});
+static void step_k055_max_pool_scatter(float *restrict t163, const float *restrict t105, const float *restrict t162) {
+    mplc_parallel(step_k055_max_pool_scatter_part, &(step_k055_max_pool_scatter_pointers){t163, t105, t162});
 }
 
 /* %165 = reduce_sum axes=[0] %164 : [32] */
 typedef struct {
     float *t165;
     const float *t164;
-} step_k060_reduce_sum_pointers;
+} step_k056_reduce_sum_pointers;
 
-static void step_k060_reduce_sum_part(void *context, int part, int parts) {
-    const step_k060_reduce_sum_pointers *p = context;
+static void step_k056_reduce_sum_part(void *context, int part, int parts) {
+    const step_k056_reduce_sum_pointers *p = context;
     float *restrict t165 = p->t165;
     const float *restrict t164 = p->t164;
     size_t lo, hi;
@@ -1591,8 +1523,8 @@ static void step_k060_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k060_reduce_sum(float *restrict t165, const float *restrict t164) {
-    mplc_parallel(step_k060_reduce_sum_part, &(step_k060_reduce_sum_pointers){t165, t164});
+static void step_k056_reduce_sum(float *restrict t165, const float *restrict t164) {
+    mplc_parallel(step_k056_reduce_sum_part, &(step_k056_reduce_sum_pointers){t165, t164});
 }
 
 /* %99 = im2col k3 s1 p1 %97 : [351232,9]
@@ -1602,10 +1534,10 @@ typedef struct {
     const float *t97;
     const float *t164;
     float *chunk;
-} step_k061_im2col_matmul_pointers;
+} step_k057_im2col_matmul_pointers;
 
-static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k061_im2col_matmul_pointers *p = context;
+static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k057_im2col_matmul_pointers *p = context;
     float *restrict t166 = p->t166;
     const float *restrict t97 = p->t97;
     const float *restrict t164 = p->t164;
@@ -1638,8 +1570,8 @@ static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k061_im2col_matmul(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
-    mplc_parallel(step_k061_im2col_matmul_part, &(step_k061_im2col_matmul_pointers){t166, t97, t164, chunk});
+static void step_k057_im2col_matmul(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
+    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t166, t97, t164, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t166[i] += partial[i];
@@ -1659,7 +1591,7 @@ static void step_k061_im2col_matmul(float *restrict t166, const float *restrict 
  * %179 = sub %8, %178 : [3,3,1,32]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k062_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_k058_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t167, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 288; i++) {
         const float v170 = in_student_conv0_weight[i] * 0.0005f;
         const float v171 = t167[i] + v170;
@@ -1684,7 +1616,7 @@ static void step_k062_mul_add_sub(float *restrict in_student_momentum_conv0_weig
  * %188 = sub %9, %187 : [32]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k063_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t165, const float *restrict in_lr_student) {
+static void step_k059_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t165, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v182 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v183 = v182 + t165[i];
@@ -1710,7 +1642,7 @@ static void step_k063_mul_add_sub(float *restrict in_student_momentum_conv0_bias
  * %200 = sub %10, %199 : [3,3,32,64]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k064_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t159, const float *restrict in_lr_student) {
+static void step_k060_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t159, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 18432; i++) {
         const float v191 = in_student_conv3_weight[i] * 0.0005f;
         const float v192 = t159[i] + v191;
@@ -1735,7 +1667,7 @@ static void step_k064_mul_add_sub(float *restrict in_student_momentum_conv3_weig
  * %209 = sub %11, %208 : [64]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k065_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t156, const float *restrict in_lr_student) {
+static void step_k061_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t156, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
         const float v203 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v204 = v203 + t156[i];
@@ -1766,10 +1698,10 @@ typedef struct {
     float *in_student_dense7_weight;
     const float *t150;
     const float *in_lr_student;
-} step_k066_mul_add_sub_pointers;
+} step_k062_mul_add_sub_pointers;
 
-static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k066_mul_add_sub_pointers *p = context;
+static void step_k062_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k062_mul_add_sub_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
@@ -1793,8 +1725,8 @@ static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
-    mplc_parallel(step_k066_mul_add_sub_part, &(step_k066_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t150, in_lr_student});
+static void step_k062_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
+    mplc_parallel(step_k062_mul_add_sub_part, &(step_k062_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t150, in_lr_student});
 }
 
 /* %223 = constant 0.9 : [128]
@@ -1807,7 +1739,7 @@ static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_wei
  * %230 = sub %13, %229 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k067_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t148, const float *restrict in_lr_student) {
+static void step_k063_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t148, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v224 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v225 = v224 + t148[i];
@@ -1833,7 +1765,7 @@ static void step_k067_mul_add_sub(float *restrict in_student_momentum_dense7_bia
  * %242 = sub %14, %241 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k068_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_k064_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t145, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v233 = in_student_dense9_weight[i] * 0.0005f;
         const float v234 = t145[i] + v233;
@@ -1858,7 +1790,7 @@ static void step_k068_mul_add_sub(float *restrict in_student_momentum_dense9_wei
  * %251 = sub %15, %250 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t143, const float *restrict in_lr_student) {
+static void step_k065_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t143, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v245 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v246 = v245 + t143[i];
@@ -1875,19 +1807,22 @@ static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %256 = matmul %254, %255 : [50176,32]
  * %257 = broadcast axes=[1] %188 : [50176,32]
  * %258 = add %256, %257 : [50176,32]
- * %259 = relu %258 : [50176,32] */
+ * %259 = relu %258 : [50176,32]
+ * %261 = max_pool k2 s2 p0 %260 : [64,14,14,32] */
 typedef struct {
     float *t259;
+    float *t261;
     const float *in_x;
     const float *t255;
     const float *t188;
     float *chunk;
-} step_k070_im2col_matmul_add_etc_pointers;
+} step_k066_im2col_matmul_add_etc_pointers;
 
-static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k070_im2col_matmul_add_etc_pointers *p = context;
+static void step_k066_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k066_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t259 = p->t259;
+    float *restrict t261 = p->t261;
     const float *restrict in_x = p->in_x;
     const float *restrict t255 = p->t255;
     const float *restrict t188 = p->t188;
@@ -1917,53 +1852,36 @@ static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t259[i0 * 32 + i1] = v259;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t261 + (size_t)n0 * 6272, t259 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k070_im2col_matmul_add_etc(float *restrict t259, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
-    mplc_parallel(step_k070_im2col_matmul_add_etc_part, &(step_k070_im2col_matmul_add_etc_pointers){t259, in_x, t255, t188, chunk});
-}
-
-/* %261 = max_pool k2 s2 p0 %260 : [64,14,14,32] */
-typedef struct {
-    float *t261;
-    const float *t260;
-} step_k071_max_pool_pointers;
-
-static void step_k071_max_pool_part(void *context, int part, int parts) {
-    const step_k071_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t261 = p->t261;
-    const float *restrict t260 = p->t260;
-    size_t lo, hi;
-    while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool(t261 + lo * 6272, t260 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void step_k071_max_pool(float *restrict t261, const float *restrict t260) {
-    mplc_parallel(step_k071_max_pool_part, &(step_k071_max_pool_pointers){t261, t260});
+static void step_k066_im2col_matmul_add_etc(float *restrict t259, float *restrict t261, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
+    mplc_parallel(step_k066_im2col_matmul_add_etc_part, &(step_k066_im2col_matmul_add_etc_pointers){t259, t261, in_x, t255, t188, chunk});
 }
 
 /* %262 = im2col k3 s1 p1 %261 : [12544,288]
  * %264 = matmul %262, %263 : [12544,64]
  * %265 = broadcast axes=[1] %209 : [12544,64]
  * %266 = add %264, %265 : [12544,64]
- * %267 = relu %266 : [12544,64] */
+ * %267 = relu %266 : [12544,64]
+ * %269 = max_pool k2 s2 p0 %268 : [64,7,7,64] */
 typedef struct {
     float *t267;
+    float *t269;
     const float *t261;
     const float *t263;
     const float *t209;
     float *chunk;
-} step_k072_im2col_matmul_add_etc_pointers;
+} step_k067_im2col_matmul_add_etc_pointers;
 
-static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k072_im2col_matmul_add_etc_pointers *p = context;
+static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k067_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t267 = p->t267;
+    float *restrict t269 = p->t269;
     const float *restrict t261 = p->t261;
     const float *restrict t263 = p->t263;
     const float *restrict t209 = p->t209;
@@ -1983,34 +1901,14 @@ static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t267[i0 * 64 + i1] = v267;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t269 + (size_t)n0 * 3136, t267 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void step_k072_im2col_matmul_add_etc(float *restrict t267, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
-    mplc_parallel(step_k072_im2col_matmul_add_etc_part, &(step_k072_im2col_matmul_add_etc_pointers){t267, t261, t263, t209, chunk});
-}
-
-/* %269 = max_pool k2 s2 p0 %268 : [64,7,7,64] */
-typedef struct {
-    float *t269;
-    const float *t268;
-} step_k073_max_pool_pointers;
-
-static void step_k073_max_pool_part(void *context, int part, int parts) {
-    const step_k073_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t269 = p->t269;
-    const float *restrict t268 = p->t268;
-    size_t lo, hi;
-    while (mplc_claim(64, 2, &lo, &hi)) {
-        mplc_max_pool(t269 + lo * 3136, t268 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void step_k073_max_pool(float *restrict t269, const float *restrict t268) {
-    mplc_parallel(step_k073_max_pool_part, &(step_k073_max_pool_pointers){t269, t268});
+static void step_k067_im2col_matmul_add_etc(float *restrict t267, float *restrict t269, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
+    mplc_parallel(step_k067_im2col_matmul_add_etc_part, &(step_k067_im2col_matmul_add_etc_pointers){t267, t269, t261, t263, t209, chunk});
 }
 
 /* %271 = matmul %270, %221 : [64,128]
@@ -2022,10 +1920,10 @@ typedef struct {
     const float *t270;
     const float *t221;
     const float *t230;
-} step_k074_matmul_add_relu_pointers;
+} step_k068_matmul_add_relu_pointers;
 
-static void step_k074_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k074_matmul_add_relu_pointers *p = context;
+static void step_k068_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k068_matmul_add_relu_pointers *p = context;
     float *restrict t274 = p->t274;
     const float *restrict t270 = p->t270;
     const float *restrict t221 = p->t221;
@@ -2044,14 +1942,14 @@ static void step_k074_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k074_matmul_add_relu(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
-    mplc_parallel(step_k074_matmul_add_relu_part, &(step_k074_matmul_add_relu_pointers){t274, t270, t221, t230});
+static void step_k068_matmul_add_relu(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
+    mplc_parallel(step_k068_matmul_add_relu_part, &(step_k068_matmul_add_relu_pointers){t274, t270, t221, t230});
 }
 
 /* %275 = matmul %274, %242 : [64,10]
  * %276 = broadcast axes=[1] %251 : [64,10]
  * %277 = add %275, %276 : [64,10] */
-static void step_k075_matmul_add(float *restrict t277, const float *restrict t274, const float *restrict t242, const float *restrict t251) {
+static void step_k069_matmul_add(float *restrict t277, const float *restrict t274, const float *restrict t242, const float *restrict t251) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 128, 1.0f, t274, 128, t242, 10, 0.0f, t277, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 64; i0++) {
@@ -2063,7 +1961,7 @@ static void step_k075_matmul_add(float *restrict t277, const float *restrict t27
 }
 
 /* %278 = reduce_max axes=[1] %277 : [64] */
-static void step_k076_reduce_max(float *restrict t278, const float *restrict t277) {
+static void step_k070_reduce_max(float *restrict t278, const float *restrict t277) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2076,7 +1974,7 @@ static void step_k076_reduce_max(float *restrict t278, const float *restrict t27
 /* %279 = broadcast axes=[0] %278 : [64,10]
  * %280 = sub %277, %279 : [64,10]
  * %281 = exp %280 : [64,10] */
-static void step_k077_sub_exp(float *restrict t280, float *restrict t281, const float *restrict t277, const float *restrict t278) {
+static void step_k071_sub_exp(float *restrict t280, float *restrict t281, const float *restrict t277, const float *restrict t278) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v280 = t277[i0 * 10 + i1] - t278[i0];
@@ -2088,7 +1986,7 @@ static void step_k077_sub_exp(float *restrict t280, float *restrict t281, const 
 }
 
 /* %282 = reduce_sum axes=[1] %281 : [64] */
-static void step_k078_reduce_sum(float *restrict t282, const float *restrict t281) {
+static void step_k072_reduce_sum(float *restrict t282, const float *restrict t281) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2099,7 +1997,7 @@ static void step_k078_reduce_sum(float *restrict t282, const float *restrict t28
 }
 
 /* %283 = log %282 : [64] */
-static void step_k079_log(float *restrict t283, const float *restrict t282) {
+static void step_k073_log(float *restrict t283, const float *restrict t282) {
     for (size_t i = 0; i < 64; i++) {
         const float v283 = logf(t282[i]);
         t283[i] = v283;
@@ -2110,7 +2008,7 @@ static void step_k079_log(float *restrict t283, const float *restrict t282) {
  * %285 = sub %280, %284 : [64,10]
  * %286 = mul %17, %285 : [64,10]
  * %287 = reduce_sum axes=[0, 1] %286 : [] */
-static void step_k080_sub_mul_reduce_sum(float *restrict t287, const float *restrict t280, const float *restrict t283, const float *restrict in_y) {
+static void step_k074_sub_mul_reduce_sum(float *restrict t287, const float *restrict t280, const float *restrict t283, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2124,7 +2022,7 @@ static void step_k080_sub_mul_reduce_sum(float *restrict t287, const float *rest
 
 /* %63 = constant -0.015625 : []
  * %288 = mul %287, %63 : [] */
-static void step_k081_mul(float *restrict t288, const float *restrict t287) {
+static void step_k075_mul(float *restrict t288, const float *restrict t287) {
     for (size_t i = 0; i < 1; i++) {
         const float v288 = t287[0] * (-0.015625f);
         t288[i] = v288;
@@ -2133,7 +2031,7 @@ static void step_k081_mul(float *restrict t288, const float *restrict t287) {
 
 /* %289 = constant -0.015625 : [64,10]
  * %290 = mul %289, %17 : [64,10] */
-static void step_k082_mul(float *restrict t290, const float *restrict in_y) {
+static void step_k076_mul(float *restrict t290, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
         const float v290 = (-0.015625f) * in_y[i];
         t290[i] = v290;
@@ -2142,7 +2040,7 @@ static void step_k082_mul(float *restrict t290, const float *restrict in_y) {
 
 /* %291 = neg %290 : [64,10]
  * %292 = reduce_sum axes=[1] %291 : [64] */
-static void step_k083_neg_reduce_sum(float *restrict t292, const float *restrict t290) {
+static void step_k077_neg_reduce_sum(float *restrict t292, const float *restrict t290) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2154,7 +2052,7 @@ static void step_k083_neg_reduce_sum(float *restrict t292, const float *restrict
 }
 
 /* %293 = div %292, %282 : [64] */
-static void step_k084_div(float *restrict t293, const float *restrict t292, const float *restrict t282) {
+static void step_k078_div(float *restrict t293, const float *restrict t292, const float *restrict t282) {
     for (size_t i = 0; i < 64; i++) {
         const float v293 = t292[i] / t282[i];
         t293[i] = v293;
@@ -2164,7 +2062,7 @@ static void step_k084_div(float *restrict t293, const float *restrict t292, cons
 /* %294 = broadcast axes=[0] %293 : [64,10]
  * %295 = mul %294, %281 : [64,10]
  * %296 = add %290, %295 : [64,10] */
-static void step_k085_mul_add(float *restrict t296, const float *restrict t293, const float *restrict t281, const float *restrict t290) {
+static void step_k079_mul_add(float *restrict t296, const float *restrict t293, const float *restrict t281, const float *restrict t290) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v295 = t293[i0] * t281[i0 * 10 + i1];
@@ -2175,7 +2073,7 @@ static void step_k085_mul_add(float *restrict t296, const float *restrict t293, 
 }
 
 /* %297 = reduce_sum axes=[0] %296 : [10] */
-static void step_k086_reduce_sum(float *restrict t297, const float *restrict t296) {
+static void step_k080_reduce_sum(float *restrict t297, const float *restrict t296) {
     for (size_t o = 0; o < 10; o++) t297[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2185,14 +2083,14 @@ static void step_k086_reduce_sum(float *restrict t297, const float *restrict t29
 }
 
 /* %299 = matmul tA %274, %296 : [128,10] */
-static void step_k087_matmul(float *restrict t299, const float *restrict t274, const float *restrict t296) {
+static void step_k081_matmul(float *restrict t299, const float *restrict t274, const float *restrict t296) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t274, 128, t296, 10, 0.0f, t299, 10);
 }
 
 /* %298 = matmul tB %296, %242 : [64,128]
  * %300 = step %274 : [64,128]
  * %301 = mul %298, %300 : [64,128] */
-static void step_k088_matmul_step_mul(float *restrict t301, const float *restrict t296, const float *restrict t242, const float *restrict t274) {
+static void step_k082_matmul_step_mul(float *restrict t301, const float *restrict t296, const float *restrict t242, const float *restrict t274) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t296, 10, t242, 10, 0.0f, t301, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -2203,7 +2101,7 @@ static void step_k088_matmul_step_mul(float *restrict t301, const float *restric
 }
 
 /* %302 = reduce_sum axes=[0] %301 : [128] */
-static void step_k089_reduce_sum(float *restrict t302, const float *restrict t301) {
+static void step_k083_reduce_sum(float *restrict t302, const float *restrict t301) {
     for (size_t o = 0; o < 128; o++) t302[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2217,10 +2115,10 @@ typedef struct {
     float *t303;
     const float *t301;
     const float *t221;
-} step_k090_matmul_pointers;
+} step_k084_matmul_pointers;
 
-static void step_k090_matmul_part(void *context, int part, int parts) {
-    const step_k090_matmul_pointers *p = context;
+static void step_k084_matmul_part(void *context, int part, int parts) {
+    const step_k084_matmul_pointers *p = context;
     float *restrict t303 = p->t303;
     const float *restrict t301 = p->t301;
     const float *restrict t221 = p->t221;
@@ -2230,8 +2128,8 @@ static void step_k090_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t301 + lo * 128, 128, t221, 128, 0.0f, t303 + lo * 3136, 3136);
 }
 
-static void step_k090_matmul(float *restrict t303, const float *restrict t301, const float *restrict t221) {
-    mplc_parallel(step_k090_matmul_part, &(step_k090_matmul_pointers){t303, t301, t221});
+static void step_k084_matmul(float *restrict t303, const float *restrict t301, const float *restrict t221) {
+    mplc_parallel(step_k084_matmul_part, &(step_k084_matmul_pointers){t303, t301, t221});
 }
 
 /* %304 = matmul tA %270, %301 : [3136,128] */
@@ -2239,10 +2137,10 @@ typedef struct {
     float *t304;
     const float *t270;
     const float *t301;
-} step_k091_matmul_pointers;
+} step_k085_matmul_pointers;
 
-static void step_k091_matmul_part(void *context, int part, int parts) {
-    const step_k091_matmul_pointers *p = context;
+static void step_k085_matmul_part(void *context, int part, int parts) {
+    const step_k085_matmul_pointers *p = context;
     float *restrict t304 = p->t304;
     const float *restrict t270 = p->t270;
     const float *restrict t301 = p->t301;
@@ -2252,8 +2150,8 @@ static void step_k091_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t270 + lo, 3136, t301, 128, 0.0f, t304 + lo * 128, 128);
 }
 
-static void step_k091_matmul(float *restrict t304, const float *restrict t270, const float *restrict t301) {
-    mplc_parallel(step_k091_matmul_part, &(step_k091_matmul_pointers){t304, t270, t301});
+static void step_k085_matmul(float *restrict t304, const float *restrict t270, const float *restrict t301) {
+    mplc_parallel(step_k085_matmul_part, &(step_k085_matmul_pointers){t304, t270, t301});
 }
 
 /* %306 = step %269 : [64,7,7,64]
@@ -2262,10 +2160,10 @@ typedef struct {
     float *t307;
     const float *t269;
     const float *t305;
-} step_k092_step_mul_pointers;
+} step_k086_step_mul_pointers;
 
-static void step_k092_step_mul_part(void *context, int part, int parts) {
-    const step_k092_step_mul_pointers *p = context;
+static void step_k086_step_mul_part(void *context, int part, int parts) {
+    const step_k086_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t307 = p->t307;
@@ -2281,8 +2179,8 @@ static void step_k092_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k092_step_mul(float *restrict t307, const float *restrict t269, const float *restrict t305) {
-    mplc_parallel(step_k092_step_mul_part, &(step_k092_step_mul_pointers){t307, t269, t305});
+static void step_k086_step_mul(float *restrict t307, const float *restrict t269, const float *restrict t305) {
+    mplc_parallel(step_k086_step_mul_part, &(step_k086_step_mul_pointers){t307, t269, t305});
 }
 
 /* %308 = max_pool_scatter k2 s2 p0 %268, %307 : [64,14,14,64] */
@@ -2290,10 +2188,10 @@ typedef struct {
     float *t308;
     const float *t268;
     const float *t307;
-} step_k093_max_pool_scatter_pointers;
+} step_k087_max_pool_scatter_pointers;
 
-static void step_k093_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k093_max_pool_scatter_pointers *p = context;
+static void step_k087_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k087_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t308 = p->t308;
@@ -2305,18 +2203,18 @@ static void step_k093_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k093_max_pool_scatter(float *restrict t308, const float *restrict t268, const float *restrict t307) {
-    mplc_parallel(step_k093_max_pool_scatter_part, &(step_k093_max_pool_scatter_pointers){t308, t268, t307});
+static void step_k087_max_pool_scatter(float *restrict t308, const float *restrict t268, const float *restrict t307) {
+    mplc_parallel(step_k087_max_pool_scatter_part, &(step_k087_max_pool_scatter_pointers){t308, t268, t307});
 }
 
 /* %310 = reduce_sum axes=[0] %309 : [64] */
 typedef struct {
     float *t310;
     const float *t309;
-} step_k094_reduce_sum_pointers;
+} step_k088_reduce_sum_pointers;
 
-static void step_k094_reduce_sum_part(void *context, int part, int parts) {
-    const step_k094_reduce_sum_pointers *p = context;
+static void step_k088_reduce_sum_part(void *context, int part, int parts) {
+    const step_k088_reduce_sum_pointers *p = context;
     float *restrict t310 = p->t310;
     const float *restrict t309 = p->t309;
     size_t lo, hi;
@@ -2329,8 +2227,8 @@ static void step_k094_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k094_reduce_sum(float *restrict t310, const float *restrict t309) {
-    mplc_parallel(step_k094_reduce_sum_part, &(step_k094_reduce_sum_pointers){t310, t309});
+static void step_k088_reduce_sum(float *restrict t310, const float *restrict t309) {
+    mplc_parallel(step_k088_reduce_sum_part, &(step_k088_reduce_sum_pointers){t310, t309});
 }
 
 /* %311 = matmul tB %309, %263 : [12544,288]
@@ -2340,10 +2238,10 @@ typedef struct {
     const float *t309;
     const float *t263;
     float *chunk;
-} step_k095_matmul_col2im_pointers;
+} step_k089_matmul_col2im_pointers;
 
-static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k095_matmul_col2im_pointers *p = context;
+static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k089_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t314 = p->t314;
     const float *restrict t309 = p->t309;
@@ -2360,8 +2258,8 @@ static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k095_matmul_col2im(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
-    mplc_parallel(step_k095_matmul_col2im_part, &(step_k095_matmul_col2im_pointers){t314, t309, t263, chunk});
+static void step_k089_matmul_col2im(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
+    mplc_parallel(step_k089_matmul_col2im_part, &(step_k089_matmul_col2im_pointers){t314, t309, t263, chunk});
 }
 
 /* %262 = im2col k3 s1 p1 %261 : [12544,288]
@@ -2371,10 +2269,10 @@ typedef struct {
     const float *t261;
     const float *t309;
     float *chunk;
-} step_k096_im2col_matmul_pointers;
+} step_k090_im2col_matmul_pointers;
 
-static void step_k096_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k096_im2col_matmul_pointers *p = context;
+static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k090_im2col_matmul_pointers *p = context;
     float *restrict t312 = p->t312;
     const float *restrict t261 = p->t261;
     const float *restrict t309 = p->t309;
@@ -2391,8 +2289,8 @@ static void step_k096_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k096_im2col_matmul(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
-    mplc_parallel(step_k096_im2col_matmul_part, &(step_k096_im2col_matmul_pointers){t312, t261, t309, chunk});
+static void step_k090_im2col_matmul(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
+    mplc_parallel(step_k090_im2col_matmul_part, &(step_k090_im2col_matmul_pointers){t312, t261, t309, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 244224 + 225792;
         for (int i = 0; i < 18432; i++) t312[i] += partial[i];
@@ -2405,10 +2303,10 @@ typedef struct {
     float *t316;
     const float *t261;
     const float *t314;
-} step_k097_step_mul_pointers;
+} step_k091_step_mul_pointers;
 
-static void step_k097_step_mul_part(void *context, int part, int parts) {
-    const step_k097_step_mul_pointers *p = context;
+static void step_k091_step_mul_part(void *context, int part, int parts) {
+    const step_k091_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t316 = p->t316;
@@ -2424,8 +2322,8 @@ static void step_k097_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k097_step_mul(float *restrict t316, const float *restrict t261, const float *restrict t314) {
-    mplc_parallel(step_k097_step_mul_part, &(step_k097_step_mul_pointers){t316, t261, t314});
+static void step_k091_step_mul(float *restrict t316, const float *restrict t261, const float *restrict t314) {
+    mplc_parallel(step_k091_step_mul_part, &(step_k091_step_mul_pointers){t316, t261, t314});
 }
 
 /* %317 = max_pool_scatter k2 s2 p0 %260, %316 : [64,28,28,32] */
@@ -2433,10 +2331,10 @@ typedef struct {
     float *t317;
     const float *t260;
     const float *t316;
-} step_k098_max_pool_scatter_pointers;
+} step_k092_max_pool_scatter_pointers;
 
-static void step_k098_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k098_max_pool_scatter_pointers *p = context;
+static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k092_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t317 = p->t317;
@@ -2448,18 +2346,18 @@ static void step_k098_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k098_max_pool_scatter(float *restrict t317, const float *restrict t260, const float *restrict t316) {
-    mplc_parallel(step_k098_max_pool_scatter_part, &(step_k098_max_pool_scatter_pointers){t317, t260, t316});
+static void step_k092_max_pool_scatter(float *restrict t317, const float *restrict t260, const float *restrict t316) {
+    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t317, t260, t316});
 }
 
 /* %319 = reduce_sum axes=[0] %318 : [32] */
 typedef struct {
     float *t319;
     const float *t318;
-} step_k099_reduce_sum_pointers;
+} step_k093_reduce_sum_pointers;
 
-static void step_k099_reduce_sum_part(void *context, int part, int parts) {
-    const step_k099_reduce_sum_pointers *p = context;
+static void step_k093_reduce_sum_part(void *context, int part, int parts) {
+    const step_k093_reduce_sum_pointers *p = context;
     float *restrict t319 = p->t319;
     const float *restrict t318 = p->t318;
     size_t lo, hi;
@@ -2472,8 +2370,8 @@ static void step_k099_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k099_reduce_sum(float *restrict t319, const float *restrict t318) {
-    mplc_parallel(step_k099_reduce_sum_part, &(step_k099_reduce_sum_pointers){t319, t318});
+static void step_k093_reduce_sum(float *restrict t319, const float *restrict t318) {
+    mplc_parallel(step_k093_reduce_sum_part, &(step_k093_reduce_sum_pointers){t319, t318});
 }
 
 /* %254 = im2col k3 s1 p1 %98 : [50176,9]
@@ -2483,10 +2381,10 @@ typedef struct {
     const float *in_x;
     const float *t318;
     float *chunk;
-} step_k100_im2col_matmul_pointers;
+} step_k094_im2col_matmul_pointers;
 
-static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k100_im2col_matmul_pointers *p = context;
+static void step_k094_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k094_im2col_matmul_pointers *p = context;
     float *restrict t320 = p->t320;
     const float *restrict in_x = p->in_x;
     const float *restrict t318 = p->t318;
@@ -2519,8 +2417,8 @@ static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k100_im2col_matmul(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
-    mplc_parallel(step_k100_im2col_matmul_part, &(step_k100_im2col_matmul_pointers){t320, in_x, t318, chunk});
+static void step_k094_im2col_matmul(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
+    mplc_parallel(step_k094_im2col_matmul_part, &(step_k094_im2col_matmul_pointers){t320, in_x, t318, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t320[i] += partial[i];
@@ -2529,7 +2427,7 @@ static void step_k100_im2col_matmul(float *restrict t320, const float *restrict 
 
 /* %322 = mul %321, %167 : [3,3,1,32]
  * %323 = reduce_sum axes=[0, 1, 2, 3] %322 : [] */
-static void step_k101_mul_reduce_sum(float *restrict t323, const float *restrict t321, const float *restrict t167) {
+static void step_k095_mul_reduce_sum(float *restrict t323, const float *restrict t321, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2546,7 +2444,7 @@ static void step_k101_mul_reduce_sum(float *restrict t323, const float *restrict
 
 /* %324 = mul %319, %165 : [32]
  * %325 = reduce_sum axes=[0] %324 : [] */
-static void step_k102_mul_reduce_sum(float *restrict t325, const float *restrict t319, const float *restrict t165) {
+static void step_k096_mul_reduce_sum(float *restrict t325, const float *restrict t319, const float *restrict t165) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v324 = t319[i0] * t165[i0];
@@ -2557,7 +2455,7 @@ static void step_k102_mul_reduce_sum(float *restrict t325, const float *restrict
 
 /* %327 = mul %313, %159 : [3,3,32,64]
  * %328 = reduce_sum axes=[0, 1, 2, 3] %327 : [] */
-static void step_k103_mul_reduce_sum(float *restrict t328, const float *restrict t313, const float *restrict t159) {
+static void step_k097_mul_reduce_sum(float *restrict t328, const float *restrict t313, const float *restrict t159) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2574,7 +2472,7 @@ static void step_k103_mul_reduce_sum(float *restrict t328, const float *restrict
 
 /* %330 = mul %310, %156 : [64]
  * %331 = reduce_sum axes=[0] %330 : [] */
-static void step_k104_mul_reduce_sum(float *restrict t331, const float *restrict t310, const float *restrict t156) {
+static void step_k098_mul_reduce_sum(float *restrict t331, const float *restrict t310, const float *restrict t156) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         const float v330 = t310[i0] * t156[i0];
@@ -2585,7 +2483,7 @@ static void step_k104_mul_reduce_sum(float *restrict t331, const float *restrict
 
 /* %333 = mul %304, %150 : [3136,128]
  * %334 = reduce_sum axes=[0, 1] %333 : [] */
-static void step_k105_mul_reduce_sum(float *restrict t334, const float *restrict t304, const float *restrict t150) {
+static void step_k099_mul_reduce_sum(float *restrict t334, const float *restrict t304, const float *restrict t150) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2598,7 +2496,7 @@ static void step_k105_mul_reduce_sum(float *restrict t334, const float *restrict
 
 /* %336 = mul %302, %148 : [128]
  * %337 = reduce_sum axes=[0] %336 : [] */
-static void step_k106_mul_reduce_sum(float *restrict t337, const float *restrict t302, const float *restrict t148) {
+static void step_k100_mul_reduce_sum(float *restrict t337, const float *restrict t302, const float *restrict t148) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         const float v336 = t302[i0] * t148[i0];
@@ -2609,7 +2507,7 @@ static void step_k106_mul_reduce_sum(float *restrict t337, const float *restrict
 
 /* %339 = mul %299, %145 : [128,10]
  * %340 = reduce_sum axes=[0, 1] %339 : [] */
-static void step_k107_mul_reduce_sum(float *restrict t340, const float *restrict t299, const float *restrict t145) {
+static void step_k101_mul_reduce_sum(float *restrict t340, const float *restrict t299, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2622,7 +2520,7 @@ static void step_k107_mul_reduce_sum(float *restrict t340, const float *restrict
 
 /* %342 = mul %297, %143 : [10]
  * %343 = reduce_sum axes=[0] %342 : [] */
-static void step_k108_mul_reduce_sum(float *restrict t343, const float *restrict t297, const float *restrict t143) {
+static void step_k102_mul_reduce_sum(float *restrict t343, const float *restrict t297, const float *restrict t143) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v342 = t297[i0] * t143[i0];
@@ -2644,7 +2542,7 @@ static void step_k108_mul_reduce_sum(float *restrict t343, const float *restrict
  * %345 = mul %253, %344 : []
  * %346 = mul %21, %345 : []
  * %347 = mul %346, %133 : [] */
-static void step_k109_mul_add(float *restrict t345, float *restrict t347, const float *restrict in_lr_student, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_feedback_scale) {
+static void step_k103_mul_add(float *restrict t345, float *restrict t347, const float *restrict in_lr_student, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v253 = in_lr_student[0] * 1.9f;
         const float v326 = t323[0] + t325[0];
@@ -2664,7 +2562,7 @@ static void step_k109_mul_add(float *restrict t345, float *restrict t347, const 
 
 /* %348 = broadcast axes=[] %347 : [448,10]
  * %349 = mul %348, %96 : [448,10] */
-static void step_k110_mul(float *restrict t349, const float *restrict t347, const float *restrict t96) {
+static void step_k104_mul(float *restrict t349, const float *restrict t347, const float *restrict t96) {
     for (size_t i = 0; i < 4480; i++) {
         const float v349 = t347[0] * t96[i];
         t349[i] = v349;
@@ -2673,7 +2571,7 @@ static void step_k110_mul(float *restrict t349, const float *restrict t347, cons
 
 /* %350 = neg %349 : [448,10]
  * %351 = reduce_sum axes=[1] %350 : [448] */
-static void step_k111_neg_reduce_sum(float *restrict t351, const float *restrict t349) {
+static void step_k105_neg_reduce_sum(float *restrict t351, const float *restrict t349) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2685,7 +2583,7 @@ static void step_k111_neg_reduce_sum(float *restrict t351, const float *restrict
 }
 
 /* %352 = div %351, %83 : [448] */
-static void step_k112_div(float *restrict t352, const float *restrict t351, const float *restrict t83) {
+static void step_k106_div(float *restrict t352, const float *restrict t351, const float *restrict t83) {
     for (size_t i = 0; i < 448; i++) {
         const float v352 = t351[i] / t83[i];
         t352[i] = v352;
@@ -2694,7 +2592,7 @@ static void step_k112_div(float *restrict t352, const float *restrict t351, cons
 
 /* %92 = constant 0.002232142857142857 : []
  * %356 = mul %20, %92 : [] */
-static void step_k113_mul(float *restrict t356, const float *restrict in_uda_weight) {
+static void step_k107_mul(float *restrict t356, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v356 = in_uda_weight[0] * 0.002232143f;
         t356[i] = v356;
@@ -2704,7 +2602,7 @@ static void step_k113_mul(float *restrict t356, const float *restrict in_uda_wei
 /* %357 = broadcast axes=[] %356 : [448]
  * %358 = mul %357, %78 : [448]
  * %359 = neg %358 : [448] */
-static void step_k114_mul_neg(float *restrict t359, const float *restrict t356, const float *restrict t78) {
+static void step_k108_mul_neg(float *restrict t359, const float *restrict t356, const float *restrict t78) {
     for (size_t i = 0; i < 448; i++) {
         const float v358 = t356[0] * t78[i];
         const float v359 = -v358;
@@ -2714,7 +2612,7 @@ static void step_k114_mul_neg(float *restrict t359, const float *restrict t356, 
 
 /* %360 = broadcast axes=[0] %359 : [448,10]
  * %361 = mul %360, %75 : [448,10] */
-static void step_k115_mul(float *restrict t361, const float *restrict t359, const float *restrict t75) {
+static void step_k109_mul(float *restrict t361, const float *restrict t359, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v361 = t359[i0] * t75[i0 * 10 + i1];
@@ -2725,7 +2623,7 @@ static void step_k115_mul(float *restrict t361, const float *restrict t359, cons
 
 /* %362 = neg %361 : [448,10]
  * %363 = reduce_sum axes=[1] %362 : [448] */
-static void step_k116_neg_reduce_sum(float *restrict t363, const float *restrict t361) {
+static void step_k110_neg_reduce_sum(float *restrict t363, const float *restrict t361) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2737,7 +2635,7 @@ static void step_k116_neg_reduce_sum(float *restrict t363, const float *restrict
 }
 
 /* %364 = div %363, %83 : [448] */
-static void step_k117_div(float *restrict t364, const float *restrict t363, const float *restrict t83) {
+static void step_k111_div(float *restrict t364, const float *restrict t363, const float *restrict t83) {
     for (size_t i = 0; i < 448; i++) {
         const float v364 = t363[i] / t83[i];
         t364[i] = v364;
@@ -2751,7 +2649,7 @@ static void step_k117_div(float *restrict t364, const float *restrict t363, cons
  * %366 = mul %365, %82 : [448,10]
  * %367 = add %361, %366 : [448,10]
  * %368 = add %355, %367 : [448,10] */
-static void step_k118_mul_add(float *restrict t368, const float *restrict t352, const float *restrict t82, const float *restrict t349, const float *restrict t364, const float *restrict t361) {
+static void step_k112_mul_add(float *restrict t368, const float *restrict t352, const float *restrict t82, const float *restrict t349, const float *restrict t364, const float *restrict t361) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v354 = t352[i0] * t82[i0 * 10 + i1];
@@ -2766,7 +2664,7 @@ static void step_k118_mul_add(float *restrict t368, const float *restrict t352, 
 
 /* %289 = constant -0.015625 : [64,10]
  * %369 = mul %289, %52 : [64,10] */
-static void step_k119_mul(float *restrict t369, const float *restrict t52) {
+static void step_k113_mul(float *restrict t369, const float *restrict t52) {
     for (size_t i = 0; i < 640; i++) {
         const float v369 = (-0.015625f) * t52[i];
         t369[i] = v369;
@@ -2775,7 +2673,7 @@ static void step_k119_mul(float *restrict t369, const float *restrict t52) {
 
 /* %370 = neg %369 : [64,10]
  * %371 = reduce_sum axes=[1] %370 : [64] */
-static void step_k120_neg_reduce_sum(float *restrict t371, const float *restrict t369) {
+static void step_k114_neg_reduce_sum(float *restrict t371, const float *restrict t369) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2787,7 +2685,7 @@ static void step_k120_neg_reduce_sum(float *restrict t371, const float *restrict
 }
 
 /* %372 = div %371, %57 : [64] */
-static void step_k121_div(float *restrict t372, const float *restrict t371, const float *restrict t57) {
+static void step_k115_div(float *restrict t372, const float *restrict t371, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
         const float v372 = t371[i] / t57[i];
         t372[i] = v372;
@@ -2797,7 +2695,7 @@ static void step_k121_div(float *restrict t372, const float *restrict t371, cons
 /* %373 = broadcast axes=[0] %372 : [64,10]
  * %374 = mul %373, %56 : [64,10]
  * %375 = add %369, %374 : [64,10] */
-static void step_k122_mul_add(float *restrict t375, const float *restrict t372, const float *restrict t56, const float *restrict t369) {
+static void step_k116_mul_add(float *restrict t375, const float *restrict t372, const float *restrict t56, const float *restrict t369) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v374 = t372[i0] * t56[i0 * 10 + i1];
@@ -2808,7 +2706,7 @@ static void step_k122_mul_add(float *restrict t375, const float *restrict t372, 
 }
 
 /* %376 = reduce_sum axes=[0] %375 : [10] */
-static void step_k123_reduce_sum(float *restrict t376, const float *restrict t375) {
+static void step_k117_reduce_sum(float *restrict t376, const float *restrict t375) {
     for (size_t o = 0; o < 10; o++) t376[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2818,7 +2716,7 @@ static void step_k123_reduce_sum(float *restrict t376, const float *restrict t37
 }
 
 /* %377 = reduce_sum axes=[0] %368 : [10] */
-static void step_k124_reduce_sum(float *restrict t377, const float *restrict t368) {
+static void step_k118_reduce_sum(float *restrict t377, const float *restrict t368) {
     for (size_t o = 0; o < 10; o++) t377[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2828,7 +2726,7 @@ static void step_k124_reduce_sum(float *restrict t377, const float *restrict t36
 }
 
 /* %378 = add %376, %377 : [10] */
-static void step_k125_add(float *restrict t378, const float *restrict t376, const float *restrict t377) {
+static void step_k119_add(float *restrict t378, const float *restrict t376, const float *restrict t377) {
     for (size_t i = 0; i < 10; i++) {
         const float v378 = t376[i] + t377[i];
         t378[i] = v378;
@@ -2836,14 +2734,14 @@ static void step_k125_add(float *restrict t378, const float *restrict t376, cons
 }
 
 /* %384 = matmul tA %383, %368 : [128,10] */
-static void step_k126_matmul(float *restrict t384, const float *restrict t383, const float *restrict t368) {
+static void step_k120_matmul(float *restrict t384, const float *restrict t383, const float *restrict t368) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t383, 128, t368, 10, 0.0f, t384, 10);
 }
 
 /* %379 = matmul tB %375, %6 : [64,128]
  * %386 = step %381 : [64,128]
  * %387 = mul %379, %386 : [64,128] */
-static void step_k127_matmul_step_mul(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
+static void step_k121_matmul_step_mul(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t375, 10, in_teacher_dense9_weight, 10, 0.0f, t387, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -2856,7 +2754,7 @@ static void step_k127_matmul_step_mul(float *restrict t387, const float *restric
 /* %380 = matmul tB %368, %6 : [448,128]
  * %388 = step %383 : [448,128]
  * %389 = mul %380, %388 : [448,128] */
-static void step_k128_matmul_step_mul(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
+static void step_k122_matmul_step_mul(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 57344; i++) {
@@ -2867,7 +2765,7 @@ static void step_k128_matmul_step_mul(float *restrict t389, const float *restric
 }
 
 /* %390 = reduce_sum axes=[0] %387 : [128] */
-static void step_k129_reduce_sum(float *restrict t390, const float *restrict t387) {
+static void step_k123_reduce_sum(float *restrict t390, const float *restrict t387) {
     for (size_t o = 0; o < 128; o++) t390[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2880,10 +2778,10 @@ static void step_k129_reduce_sum(float *restrict t390, const float *restrict t38
 typedef struct {
     float *t391;
     const float *t389;
-} step_k130_reduce_sum_pointers;
+} step_k124_reduce_sum_pointers;
 
-static void step_k130_reduce_sum_part(void *context, int part, int parts) {
-    const step_k130_reduce_sum_pointers *p = context;
+static void step_k124_reduce_sum_part(void *context, int part, int parts) {
+    const step_k124_reduce_sum_pointers *p = context;
     float *restrict t391 = p->t391;
     const float *restrict t389 = p->t389;
     size_t lo, hi;
@@ -2896,12 +2794,12 @@ static void step_k130_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k130_reduce_sum(float *restrict t391, const float *restrict t389) {
-    mplc_parallel(step_k130_reduce_sum_part, &(step_k130_reduce_sum_pointers){t391, t389});
+static void step_k124_reduce_sum(float *restrict t391, const float *restrict t389) {
+    mplc_parallel(step_k124_reduce_sum_part, &(step_k124_reduce_sum_pointers){t391, t389});
 }
 
 /* %392 = add %390, %391 : [128] */
-static void step_k131_add(float *restrict t392, const float *restrict t390, const float *restrict t391) {
+static void step_k125_add(float *restrict t392, const float *restrict t390, const float *restrict t391) {
     for (size_t i = 0; i < 128; i++) {
         const float v392 = t390[i] + t391[i];
         t392[i] = v392;
@@ -2913,10 +2811,10 @@ typedef struct {
     float *t393;
     const float *t387;
     const float *in_teacher_dense7_weight;
-} step_k132_matmul_pointers;
+} step_k126_matmul_pointers;
 
-static void step_k132_matmul_part(void *context, int part, int parts) {
-    const step_k132_matmul_pointers *p = context;
+static void step_k126_matmul_part(void *context, int part, int parts) {
+    const step_k126_matmul_pointers *p = context;
     float *restrict t393 = p->t393;
     const float *restrict t387 = p->t387;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -2926,8 +2824,8 @@ static void step_k132_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t387 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t393 + lo * 3136, 3136);
 }
 
-static void step_k132_matmul(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k132_matmul_part, &(step_k132_matmul_pointers){t393, t387, in_teacher_dense7_weight});
+static void step_k126_matmul(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_k126_matmul_part, &(step_k126_matmul_pointers){t393, t387, in_teacher_dense7_weight});
 }
 
 /* %394 = matmul tB %389, %4 : [448,3136] */
@@ -2935,10 +2833,10 @@ typedef struct {
     float *t394;
     const float *t389;
     const float *in_teacher_dense7_weight;
-} step_k133_matmul_pointers;
+} step_k127_matmul_pointers;
 
-static void step_k133_matmul_part(void *context, int part, int parts) {
-    const step_k133_matmul_pointers *p = context;
+static void step_k127_matmul_part(void *context, int part, int parts) {
+    const step_k127_matmul_pointers *p = context;
     float *restrict t394 = p->t394;
     const float *restrict t389 = p->t389;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -2948,8 +2846,8 @@ static void step_k133_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t394 + lo * 3136, 3136);
 }
 
-static void step_k133_matmul(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k133_matmul_part, &(step_k133_matmul_pointers){t394, t389, in_teacher_dense7_weight});
+static void step_k127_matmul(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_k127_matmul_part, &(step_k127_matmul_pointers){t394, t389, in_teacher_dense7_weight});
 }
 
 /* %400 = matmul tA %399, %389 : [3136,128] */
@@ -2957,10 +2855,10 @@ typedef struct {
     float *t400;
     const float *t399;
     const float *t389;
-} step_k134_matmul_pointers;
+} step_k128_matmul_pointers;
 
-static void step_k134_matmul_part(void *context, int part, int parts) {
-    const step_k134_matmul_pointers *p = context;
+static void step_k128_matmul_part(void *context, int part, int parts) {
+    const step_k128_matmul_pointers *p = context;
     float *restrict t400 = p->t400;
     const float *restrict t399 = p->t399;
     const float *restrict t389 = p->t389;
@@ -2970,8 +2868,8 @@ static void step_k134_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t399 + lo, 3136, t389, 128, 0.0f, t400 + lo * 128, 128);
 }
 
-static void step_k134_matmul(float *restrict t400, const float *restrict t399, const float *restrict t389) {
-    mplc_parallel(step_k134_matmul_part, &(step_k134_matmul_pointers){t400, t399, t389});
+static void step_k128_matmul(float *restrict t400, const float *restrict t399, const float *restrict t389) {
+    mplc_parallel(step_k128_matmul_part, &(step_k128_matmul_pointers){t400, t399, t389});
 }
 
 /* %408 = step %395 : [64,7,7,64]
@@ -2980,10 +2878,10 @@ typedef struct {
     float *t409;
     const float *t395;
     const float *t402;
-} step_k135_step_mul_pointers;
+} step_k129_step_mul_pointers;
 
-static void step_k135_step_mul_part(void *context, int part, int parts) {
-    const step_k135_step_mul_pointers *p = context;
+static void step_k129_step_mul_part(void *context, int part, int parts) {
+    const step_k129_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t409 = p->t409;
@@ -2999,8 +2897,8 @@ static void step_k135_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k135_step_mul(float *restrict t409, const float *restrict t395, const float *restrict t402) {
-    mplc_parallel(step_k135_step_mul_part, &(step_k135_step_mul_pointers){t409, t395, t402});
+static void step_k129_step_mul(float *restrict t409, const float *restrict t395, const float *restrict t402) {
+    mplc_parallel(step_k129_step_mul_part, &(step_k129_step_mul_pointers){t409, t395, t402});
 }
 
 /* %410 = step %398 : [448,7,7,64]
@@ -3009,10 +2907,10 @@ typedef struct {
     float *t411;
     const float *t398;
     const float *t403;
-} step_k136_step_mul_pointers;
+} step_k130_step_mul_pointers;
 
-static void step_k136_step_mul_part(void *context, int part, int parts) {
-    const step_k136_step_mul_pointers *p = context;
+static void step_k130_step_mul_part(void *context, int part, int parts) {
+    const step_k130_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t411 = p->t411;
@@ -3028,8 +2926,8 @@ static void step_k136_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k136_step_mul(float *restrict t411, const float *restrict t398, const float *restrict t403) {
-    mplc_parallel(step_k136_step_mul_part, &(step_k136_step_mul_pointers){t411, t398, t403});
+static void step_k130_step_mul(float *restrict t411, const float *restrict t398, const float *restrict t403) {
+    mplc_parallel(step_k130_step_mul_part, &(step_k130_step_mul_pointers){t411, t398, t403});
 }
 
 /* %412 = max_pool_scatter k2 s2 p0 %405, %409 : [64,14,14,64] */
@@ -3037,10 +2935,10 @@ typedef struct {
     float *t412;
     const float *t405;
     const float *t409;
-} step_k137_max_pool_scatter_pointers;
+} step_k131_max_pool_scatter_pointers;
 
-static void step_k137_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k137_max_pool_scatter_pointers *p = context;
+static void step_k131_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k131_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t412 = p->t412;
@@ -3052,8 +2950,8 @@ static void step_k137_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k137_max_pool_scatter(float *restrict t412, const float *restrict t405, const float *restrict t409) {
-    mplc_parallel(step_k137_max_pool_scatter_part, &(step_k137_max_pool_scatter_pointers){t412, t405, t409});
+static void step_k131_max_pool_scatter(float *restrict t412, const float *restrict t405, const float *restrict t409) {
+    mplc_parallel(step_k131_max_pool_scatter_part, &(step_k131_max_pool_scatter_pointers){t412, t405, t409});
 }
 
 /* %413 = max_pool_scatter k2 s2 p0 %407, %411 : [448,14,14,64] */
@@ -3061,10 +2959,10 @@ typedef struct {
     float *t413;
     const float *t407;
     const float *t411;
-} step_k138_max_pool_scatter_pointers;
+} step_k132_max_pool_scatter_pointers;
 
-static void step_k138_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k138_max_pool_scatter_pointers *p = context;
+static void step_k132_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k132_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t413 = p->t413;
@@ -3076,18 +2974,18 @@ static void step_k138_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k138_max_pool_scatter(float *restrict t413, const float *restrict t407, const float *restrict t411) {
-    mplc_parallel(step_k138_max_pool_scatter_part, &(step_k138_max_pool_scatter_pointers){t413, t407, t411});
+static void step_k132_max_pool_scatter(float *restrict t413, const float *restrict t407, const float *restrict t411) {
+    mplc_parallel(step_k132_max_pool_scatter_part, &(step_k132_max_pool_scatter_pointers){t413, t407, t411});
 }
 
 /* %416 = reduce_sum axes=[0] %414 : [64] */
 typedef struct {
     float *t416;
     const float *t414;
-} step_k139_reduce_sum_pointers;
+} step_k133_reduce_sum_pointers;
 
-static void step_k139_reduce_sum_part(void *context, int part, int parts) {
-    const step_k139_reduce_sum_pointers *p = context;
+static void step_k133_reduce_sum_part(void *context, int part, int parts) {
+    const step_k133_reduce_sum_pointers *p = context;
     float *restrict t416 = p->t416;
     const float *restrict t414 = p->t414;
     size_t lo, hi;
@@ -3100,18 +2998,18 @@ static void step_k139_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k139_reduce_sum(float *restrict t416, const float *restrict t414) {
-    mplc_parallel(step_k139_reduce_sum_part, &(step_k139_reduce_sum_pointers){t416, t414});
+static void step_k133_reduce_sum(float *restrict t416, const float *restrict t414) {
+    mplc_parallel(step_k133_reduce_sum_part, &(step_k133_reduce_sum_pointers){t416, t414});
 }
 
 /* %417 = reduce_sum axes=[0] %415 : [64] */
 typedef struct {
     float *t417;
     const float *t415;
-} step_k140_reduce_sum_pointers;
+} step_k134_reduce_sum_pointers;
 
-static void step_k140_reduce_sum_part(void *context, int part, int parts) {
-    const step_k140_reduce_sum_pointers *p = context;
+static void step_k134_reduce_sum_part(void *context, int part, int parts) {
+    const step_k134_reduce_sum_pointers *p = context;
     float *restrict t417 = p->t417;
     const float *restrict t415 = p->t415;
     size_t lo, hi;
@@ -3124,12 +3022,12 @@ static void step_k140_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k140_reduce_sum(float *restrict t417, const float *restrict t415) {
-    mplc_parallel(step_k140_reduce_sum_part, &(step_k140_reduce_sum_pointers){t417, t415});
+static void step_k134_reduce_sum(float *restrict t417, const float *restrict t415) {
+    mplc_parallel(step_k134_reduce_sum_part, &(step_k134_reduce_sum_pointers){t417, t415});
 }
 
 /* %418 = add %416, %417 : [64] */
-static void step_k141_add(float *restrict t418, const float *restrict t416, const float *restrict t417) {
+static void step_k135_add(float *restrict t418, const float *restrict t416, const float *restrict t417) {
     for (size_t i = 0; i < 64; i++) {
         const float v418 = t416[i] + t417[i];
         t418[i] = v418;
@@ -3143,10 +3041,10 @@ typedef struct {
     const float *t414;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k142_matmul_col2im_pointers;
+} step_k136_matmul_col2im_pointers;
 
-static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k142_matmul_col2im_pointers *p = context;
+static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k136_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t429 = p->t429;
     const float *restrict t414 = p->t414;
@@ -3163,8 +3061,8 @@ static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k142_matmul_col2im(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k142_matmul_col2im_part, &(step_k142_matmul_col2im_pointers){t429, t414, in_teacher_conv3_weight, chunk});
+static void step_k136_matmul_col2im(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k136_matmul_col2im_part, &(step_k136_matmul_col2im_pointers){t429, t414, in_teacher_conv3_weight, chunk});
 }
 
 /* %420 = matmul tB %415, %31 : [87808,288]
@@ -3174,10 +3072,10 @@ typedef struct {
     const float *t415;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k143_matmul_col2im_pointers;
+} step_k137_matmul_col2im_pointers;
 
-static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k143_matmul_col2im_pointers *p = context;
+static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k137_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t430 = p->t430;
     const float *restrict t415 = p->t415;
@@ -3194,8 +3092,8 @@ static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k143_matmul_col2im(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k143_matmul_col2im_part, &(step_k143_matmul_col2im_pointers){t430, t415, in_teacher_conv3_weight, chunk});
+static void step_k137_matmul_col2im(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k137_matmul_col2im_part, &(step_k137_matmul_col2im_pointers){t430, t415, in_teacher_conv3_weight, chunk});
 }
 
 /* %425 = im2col k3 s1 p1 %424 : [87808,288]
@@ -3205,10 +3103,10 @@ typedef struct {
     const float *t424;
     const float *t415;
     float *chunk;
-} step_k144_im2col_matmul_pointers;
+} step_k138_im2col_matmul_pointers;
 
-static void step_k144_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k144_im2col_matmul_pointers *p = context;
+static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k138_im2col_matmul_pointers *p = context;
     float *restrict t426 = p->t426;
     const float *restrict t424 = p->t424;
     const float *restrict t415 = p->t415;
@@ -3225,8 +3123,8 @@ static void step_k144_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k144_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
-    mplc_parallel(step_k144_im2col_matmul_part, &(step_k144_im2col_matmul_pointers){t426, t424, t415, chunk});
+static void step_k138_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
+    mplc_parallel(step_k138_im2col_matmul_part, &(step_k138_im2col_matmul_pointers){t426, t424, t415, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 244224 + 225792;
         for (int i = 0; i < 18432; i++) t426[i] += partial[i];
@@ -3242,10 +3140,10 @@ typedef struct {
     const float *t414;
     const float *t426;
     float *chunk;
-} step_k145_im2col_matmul_add_pointers;
+} step_k139_im2col_matmul_add_pointers;
 
-static void step_k145_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k145_im2col_matmul_add_pointers *p = context;
+static void step_k139_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k139_im2col_matmul_add_pointers *p = context;
     float *restrict t427 = p->t427;
     const float *restrict t421 = p->t421;
     const float *restrict t414 = p->t414;
@@ -3263,8 +3161,8 @@ static void step_k145_im2col_matmul_add_part(void *context, int part, int parts)
     }
 }
 
-static void step_k145_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
-    mplc_parallel(step_k145_im2col_matmul_add_part, &(step_k145_im2col_matmul_add_pointers){t427, t421, t414, t426, chunk});
+static void step_k139_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
+    mplc_parallel(step_k139_im2col_matmul_add_part, &(step_k139_im2col_matmul_add_pointers){t427, t421, t414, t426, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 244224 + 225792;
         for (int i = 0; i < 18432; i++) t427[i] += partial[i];
@@ -3282,10 +3180,10 @@ typedef struct {
     float *t436;
     const float *t421;
     const float *t429;
-} step_k146_step_mul_pointers;
+} step_k140_step_mul_pointers;
 
-static void step_k146_step_mul_part(void *context, int part, int parts) {
-    const step_k146_step_mul_pointers *p = context;
+static void step_k140_step_mul_part(void *context, int part, int parts) {
+    const step_k140_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t436 = p->t436;
@@ -3301,8 +3199,8 @@ static void step_k146_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k146_step_mul(float *restrict t436, const float *restrict t421, const float *restrict t429) {
-    mplc_parallel(step_k146_step_mul_part, &(step_k146_step_mul_pointers){t436, t421, t429});
+static void step_k140_step_mul(float *restrict t436, const float *restrict t421, const float *restrict t429) {
+    mplc_parallel(step_k140_step_mul_part, &(step_k140_step_mul_pointers){t436, t421, t429});
 }
 
 /* %437 = step %424 : [448,14,14,32]
@@ -3311,10 +3209,10 @@ typedef struct {
     float *t438;
     const float *t424;
     const float *t430;
-} step_k147_step_mul_pointers;
+} step_k141_step_mul_pointers;
 
-static void step_k147_step_mul_part(void *context, int part, int parts) {
-    const step_k147_step_mul_pointers *p = context;
+static void step_k141_step_mul_part(void *context, int part, int parts) {
+    const step_k141_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t438 = p->t438;
@@ -3330,8 +3228,8 @@ static void step_k147_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k147_step_mul(float *restrict t438, const float *restrict t424, const float *restrict t430) {
-    mplc_parallel(step_k147_step_mul_part, &(step_k147_step_mul_pointers){t438, t424, t430});
+static void step_k141_step_mul(float *restrict t438, const float *restrict t424, const float *restrict t430) {
+    mplc_parallel(step_k141_step_mul_part, &(step_k141_step_mul_pointers){t438, t424, t430});
 }
 
 /* %439 = max_pool_scatter k2 s2 p0 %432, %436 : [64,28,28,32] */
@@ -3339,10 +3237,10 @@ typedef struct {
     float *t439;
     const float *t432;
     const float *t436;
-} step_k148_max_pool_scatter_pointers;
+} step_k142_max_pool_scatter_pointers;
 
-static void step_k148_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k148_max_pool_scatter_pointers *p = context;
+static void step_k142_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k142_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t439 = p->t439;
@@ -3354,8 +3252,8 @@ static void step_k148_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k148_max_pool_scatter(float *restrict t439, const float *restrict t432, const float *restrict t436) {
-    mplc_parallel(step_k148_max_pool_scatter_part, &(step_k148_max_pool_scatter_pointers){t439, t432, t436});
+static void step_k142_max_pool_scatter(float *restrict t439, const float *restrict t432, const float *restrict t436) {
+    mplc_parallel(step_k142_max_pool_scatter_part, &(step_k142_max_pool_scatter_pointers){t439, t432, t436});
 }
 
 /* %440 = max_pool_scatter k2 s2 p0 %434, %438 : [448,28,28,32] */
@@ -3363,10 +3261,10 @@ typedef struct {
     float *t440;
     const float *t434;
     const float *t438;
-} step_k149_max_pool_scatter_pointers;
+} step_k143_max_pool_scatter_pointers;
 
-static void step_k149_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k149_max_pool_scatter_pointers *p = context;
+static void step_k143_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k143_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t440 = p->t440;
@@ -3378,18 +3276,18 @@ static void step_k149_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k149_max_pool_scatter(float *restrict t440, const float *restrict t434, const float *restrict t438) {
-    mplc_parallel(step_k149_max_pool_scatter_part, &(step_k149_max_pool_scatter_pointers){t440, t434, t438});
+static void step_k143_max_pool_scatter(float *restrict t440, const float *restrict t434, const float *restrict t438) {
+    mplc_parallel(step_k143_max_pool_scatter_part, &(step_k143_max_pool_scatter_pointers){t440, t434, t438});
 }
 
 /* %443 = reduce_sum axes=[0] %441 : [32] */
 typedef struct {
     float *t443;
     const float *t441;
-} step_k150_reduce_sum_pointers;
+} step_k144_reduce_sum_pointers;
 
-static void step_k150_reduce_sum_part(void *context, int part, int parts) {
-    const step_k150_reduce_sum_pointers *p = context;
+static void step_k144_reduce_sum_part(void *context, int part, int parts) {
+    const step_k144_reduce_sum_pointers *p = context;
     float *restrict t443 = p->t443;
     const float *restrict t441 = p->t441;
     size_t lo, hi;
@@ -3402,18 +3300,18 @@ static void step_k150_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k150_reduce_sum(float *restrict t443, const float *restrict t441) {
-    mplc_parallel(step_k150_reduce_sum_part, &(step_k150_reduce_sum_pointers){t443, t441});
+static void step_k144_reduce_sum(float *restrict t443, const float *restrict t441) {
+    mplc_parallel(step_k144_reduce_sum_part, &(step_k144_reduce_sum_pointers){t443, t441});
 }
 
 /* %444 = reduce_sum axes=[0] %442 : [32] */
 typedef struct {
     float *t444;
     const float *t442;
-} step_k151_reduce_sum_pointers;
+} step_k145_reduce_sum_pointers;
 
-static void step_k151_reduce_sum_part(void *context, int part, int parts) {
-    const step_k151_reduce_sum_pointers *p = context;
+static void step_k145_reduce_sum_part(void *context, int part, int parts) {
+    const step_k145_reduce_sum_pointers *p = context;
     float *restrict t444 = p->t444;
     const float *restrict t442 = p->t442;
     size_t lo, hi;
@@ -3426,12 +3324,12 @@ static void step_k151_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k151_reduce_sum(float *restrict t444, const float *restrict t442) {
-    mplc_parallel(step_k151_reduce_sum_part, &(step_k151_reduce_sum_pointers){t444, t442});
+static void step_k145_reduce_sum(float *restrict t444, const float *restrict t442) {
+    mplc_parallel(step_k145_reduce_sum_part, &(step_k145_reduce_sum_pointers){t444, t442});
 }
 
 /* %445 = add %443, %444 : [32] */
-static void step_k152_add(float *restrict t445, const float *restrict t443, const float *restrict t444) {
+static void step_k146_add(float *restrict t445, const float *restrict t443, const float *restrict t444) {
     for (size_t i = 0; i < 32; i++) {
         const float v445 = t443[i] + t444[i];
         t445[i] = v445;
@@ -3445,10 +3343,10 @@ typedef struct {
     const float *t97;
     const float *t442;
     float *chunk;
-} step_k153_im2col_matmul_pointers;
+} step_k147_im2col_matmul_pointers;
 
-static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k153_im2col_matmul_pointers *p = context;
+static void step_k147_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k147_im2col_matmul_pointers *p = context;
     float *restrict t447 = p->t447;
     const float *restrict t97 = p->t97;
     const float *restrict t442 = p->t442;
@@ -3481,8 +3379,8 @@ static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k153_im2col_matmul(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
-    mplc_parallel(step_k153_im2col_matmul_part, &(step_k153_im2col_matmul_pointers){t447, t97, t442, chunk});
+static void step_k147_im2col_matmul(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
+    mplc_parallel(step_k147_im2col_matmul_part, &(step_k147_im2col_matmul_pointers){t447, t97, t442, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t447[i] += partial[i];
@@ -3498,10 +3396,10 @@ typedef struct {
     const float *t441;
     const float *t447;
     float *chunk;
-} step_k154_im2col_matmul_add_pointers;
+} step_k148_im2col_matmul_add_pointers;
 
-static void step_k154_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k154_im2col_matmul_add_pointers *p = context;
+static void step_k148_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k148_im2col_matmul_add_pointers *p = context;
     float *restrict t448 = p->t448;
     const float *restrict in_x = p->in_x;
     const float *restrict t441 = p->t441;
@@ -3535,8 +3433,8 @@ static void step_k154_im2col_matmul_add_part(void *context, int part, int parts)
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k154_im2col_matmul_add(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
-    mplc_parallel(step_k154_im2col_matmul_add_part, &(step_k154_im2col_matmul_add_pointers){t448, in_x, t441, t447, chunk});
+static void step_k148_im2col_matmul_add(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
+    mplc_parallel(step_k148_im2col_matmul_add_part, &(step_k148_im2col_matmul_add_pointers){t448, in_x, t441, t447, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t448[i] += partial[i];
@@ -3561,7 +3459,7 @@ static void step_k154_im2col_matmul_add(float *restrict t448, const float *restr
  * %459 = sub %0, %458 : [3,3,1,32]
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
+static void step_k149_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 288; i++) {
         const float v451 = in_teacher_conv0_weight[i] * 0.0005f;
         const float v452 = t449[i] + v451;
@@ -3586,7 +3484,7 @@ static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weig
  * %467 = sub %1, %466 : [32]
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
+static void step_k150_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
         const float v461 = in_teacher_momentum_conv0_bias[i] * 0.9f;
         const float v462 = v461 + t445[i];
@@ -3612,7 +3510,7 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias
  * %477 = sub %2, %476 : [3,3,32,64]
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
+static void step_k151_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
         const float v469 = in_teacher_conv3_weight[i] * 0.0005f;
         const float v470 = t428[i] + v469;
@@ -3637,7 +3535,7 @@ static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weig
  * %485 = sub %3, %484 : [64]
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
+static void step_k152_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
         const float v479 = in_teacher_momentum_conv3_bias[i] * 0.9f;
         const float v480 = v479 + t418[i];
@@ -3673,10 +3571,10 @@ typedef struct {
     const float *t387;
     const float *t400;
     const float *in_lr_teacher;
-} step_k159_matmul_add_mul_etc_pointers;
+} step_k153_matmul_add_mul_etc_pointers;
 
-static void step_k159_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k159_matmul_add_mul_etc_pointers *p = context;
+static void step_k153_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k153_matmul_add_mul_etc_pointers *p = context;
     float *restrict t488 = p->t488;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3705,8 +3603,8 @@ static void step_k159_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k159_matmul_add_mul_etc(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k159_matmul_add_mul_etc_part, &(step_k159_matmul_add_mul_etc_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
+static void step_k153_matmul_add_mul_etc(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k153_matmul_add_mul_etc_part, &(step_k153_matmul_add_mul_etc_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
 }
 
 /* %223 = constant 0.9 : [128]
@@ -3719,7 +3617,7 @@ static void step_k159_matmul_add_mul_etc(float *restrict t488, float *restrict i
  * %503 = sub %5, %502 : [128]
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
+static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
         const float v497 = in_teacher_momentum_dense7_bias[i] * 0.9f;
         const float v498 = v497 + t392[i];
@@ -3747,7 +3645,7 @@ static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bia
  * %513 = sub %6, %512 : [128,10]
  * in_teacher_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k161_matmul_add_mul_etc(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
+static void step_k155_matmul_add_mul_etc(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t381, 128, t375, 10, 0.0f, t506, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -3776,7 +3674,7 @@ static void step_k161_matmul_add_mul_etc(float *restrict t506, float *restrict i
  * %521 = sub %7, %520 : [10]
  * in_teacher_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
+static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v515 = in_teacher_momentum_dense9_bias[i] * 0.9f;
         const float v516 = v515 + t378[i];
@@ -3789,171 +3687,165 @@ static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense9_bia
     }
 }
 
-/* 163 kernels; scratch high-water mark 73816848 floats. */
+/* 157 kernels; scratch high-water mark 73816848 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, io, state, state + 288, scratch + 24084480);
-    step_k001_max_pool(scratch + 58605568, scratch);
-    step_k002_im2col_matmul_add_etc(scratch + 24084480, scratch + 58605568, state + 320, state + 18752, scratch + 36126720);
-    step_k003_max_pool(scratch + 64626688, scratch + 24084480);
-    step_k004_matmul_add_relu(scratch + 73658368, scratch + 64626688, state + 18816, state + 420224);
-    step_k005_matmul_add(scratch + 67637248, scratch + 73658368, state + 420352, state + 421632);
-    step_k006_mul_add(scratch + 73814400, io + 752640);
-    step_k007_reduce_max(scratch + 73781888, scratch + 67637248);
-    step_k008_sub_exp(scratch + 73781248, scratch + 73815040, scratch + 67637248, scratch + 73781888);
-    step_k009_reduce_sum(scratch + 73816704, scratch + 73815040);
-    step_k010_log(scratch + 73815680, scratch + 73816704);
-    step_k011_sub_mul_reduce_sum(scratch + 73815744, scratch + 73781248, scratch + 73815680, scratch + 73814400);
-    step_k012_mul(io + 753344, scratch + 73815744);
-    step_k013_mul(scratch + 67646848, scratch + 67637888);
-    step_k014_reduce_max(scratch + 73781248, scratch + 67646848);
-    step_k015_sub(scratch + 67651328, scratch + 67646848, scratch + 73781248);
-    step_k016_exp_reduce_sum(scratch + 67646848, scratch + 67651328);
-    step_k017_log(scratch + 67647296, scratch + 67646848);
-    step_k018_sub_exp(scratch + 73799680, scratch + 67651328, scratch + 67647296);
-    step_k019_reduce_max(scratch + 73804160, scratch + 73799680);
-    step_k020_greaterEqual(scratch + 73815680, scratch + 73804160);
-    step_k021_reduce_max(scratch + 73808640, scratch + 67642368);
-    step_k022_sub_exp(scratch + 73781248, scratch + 73804160, scratch + 67642368, scratch + 73808640);
-    step_k023_reduce_sum(scratch + 73816128, scratch + 73804160);
-    step_k024_log(scratch + 73808640, scratch + 73816128);
-    step_k025_sub_mul_reduce_sum(scratch + 73809088, scratch + 73781248, scratch + 73808640, scratch + 73799680);
-    step_k026_neg_mul_reduce_sum(scratch + 73816576, scratch + 73809088, scratch + 73815680);
-    step_k027_mul(io + 753360, scratch + 73816576);
-    step_k028_reduce_sum(scratch + 73816576, scratch + 73815680);
-    step_k029_mul(io + 753376, scratch + 73816576);
-    step_k030_one_hot_argmax(scratch + 73808640, scratch + 67642368);
-    step_k031_im2col_matmul_add_etc(scratch + 36126720, io + 401408, state + 421648, state + 421936, scratch + 47366144);
-    step_k032_max_pool(scratch + 67637248, scratch + 36126720);
-    step_k033_im2col_matmul_add_etc(scratch + 47366144, scratch + 67637248, state + 421968, state + 440400, scratch + 52985856);
-    step_k034_max_pool(scratch + 52985856, scratch + 47366144);
-    step_k035_matmul_add_relu(scratch + 70447104, scratch + 52985856, state + 440464, state + 841872);
-    step_k036_matmul_add(scratch + 73781248, scratch + 70447104, state + 842000, state + 843280);
-    step_k037_reduce_max(scratch + 73813120, scratch + 73781248);
-    step_k038_sub_exp(scratch + 73785728, scratch + 73790208, scratch + 73781248, scratch + 73813120);
-    step_k039_reduce_sum(scratch + 73799168, scratch + 73790208);
-    step_k040_log(scratch + 73813120, scratch + 73799168);
-    step_k041_sub_mul_reduce_sum(scratch + 73799616, scratch + 73785728, scratch + 73813120, scratch + 73808640);
-    step_k042_mul(io + 753392, scratch + 73799616);
-    step_k043_mul(scratch + 73794688, scratch + 73808640);
-    step_k044_neg_reduce_sum(scratch + 73813120, scratch + 73794688);
-    step_k045_div(scratch + 73813568, scratch + 73813120, scratch + 73799168);
-    step_k046_mul_add(scratch + 73781248, scratch + 73813568, scratch + 73790208, scratch + 73794688);
-    step_k047_reduce_sum(scratch + 73816832, scratch + 73781248);
-    step_k048_matmul(scratch + 73813120, scratch + 70447104, scratch + 73781248);
-    step_k049_matmul_step_mul(scratch + 70504448, scratch + 73781248, state + 842000, scratch + 70447104);
-    step_k050_reduce_sum(scratch + 73816576, scratch + 70504448);
-    step_k051_matmul(scratch + 54390784, scratch + 70504448, state + 440464);
-    step_k052_matmul(scratch + 73256960, scratch + 52985856, scratch + 70504448);
-    step_k053_step_mul(scratch + 70447104, scratch + 52985856, scratch + 54390784);
-    step_k054_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 70447104);
-    step_k055_reduce_sum(scratch + 73816768, scratch + 52985856);
-    step_k056_matmul_col2im(scratch + 47366144, scratch + 52985856, state + 421968, scratch + 50176000);
-    step_k057_im2col_matmul(scratch + 73781248, scratch + 67637248, scratch + 52985856, scratch + 50176000);
-    step_k058_step_mul(scratch + 70447104, scratch + 67637248, scratch + 47366144);
-    step_k059_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 70447104);
-    step_k060_reduce_sum(scratch + 68843168, scratch + 47366144);
-    step_k061_im2col_matmul(scratch + 68842752, io + 401408, scratch + 47366144, scratch + 36126720);
-    step_k062_mul_add_sub(state + 1264944, state + 421648, scratch + 68842752, io + 753296);
-    step_k063_mul_add_sub(state + 1265232, state + 421936, scratch + 68843168, io + 753296);
-    step_k064_mul_add_sub(state + 1265264, state + 421968, scratch + 73781248, io + 753296);
-    step_k065_mul_add_sub(state + 1283696, state + 440400, scratch + 73816768, io + 753296);
-    step_k066_mul_add_sub(state + 1283760, state + 440464, scratch + 73256960, io + 753296);
-    step_k067_mul_add_sub(state + 1685168, state + 841872, scratch + 73816576, io + 753296);
-    step_k068_mul_add_sub(state + 1685296, state + 842000, scratch + 73813120, io + 753296);
-    step_k069_mul_add_sub(state + 1686576, state + 843280, scratch + 73816832, io + 753296);
-    step_k070_im2col_matmul_add_etc(scratch + 38080512, io, state + 421648, state + 421936, scratch + 36126720);
-    step_k071_max_pool(scratch + 67637248, scratch + 38080512);
-    step_k072_im2col_matmul_add_etc(scratch + 39686144, scratch + 67637248, state + 421968, state + 440400, scratch + 36126720);
-    step_k073_max_pool(scratch + 36126720, scratch + 39686144);
-    step_k074_matmul_add_relu(scratch + 36327424, scratch + 36126720, state + 440464, state + 841872);
-    step_k075_matmul_add(scratch + 36335616, scratch + 36327424, state + 842000, state + 843280);
-    step_k076_reduce_max(scratch + 68038656, scratch + 36335616);
-    step_k077_sub_exp(scratch + 36336256, scratch + 36336896, scratch + 36335616, scratch + 68038656);
-    step_k078_reduce_sum(scratch + 68038656, scratch + 36336896);
-    step_k079_log(scratch + 36335616, scratch + 68038656);
-    step_k080_sub_mul_reduce_sum(scratch + 68843040, scratch + 36336256, scratch + 36335616, io + 752640);
-    step_k081_mul(io + 753408, scratch + 68843040);
-    step_k082_mul(scratch + 36335616, io + 752640);
-    step_k083_neg_reduce_sum(scratch + 36336256, scratch + 36335616);
-    step_k084_div(scratch + 68038720, scratch + 36336256, scratch + 68038656);
-    step_k085_mul_add(scratch + 36336256, scratch + 68038720, scratch + 36336896, scratch + 36335616);
-    step_k086_reduce_sum(scratch + 68843200, scratch + 36336256);
-    step_k087_matmul(scratch + 68841472, scratch + 36327424, scratch + 36336256);
-    step_k088_matmul_step_mul(scratch + 36528128, scratch + 36336256, state + 842000, scratch + 36327424);
-    step_k089_reduce_sum(scratch + 68843040, scratch + 36528128);
-    step_k090_matmul(scratch + 36327424, scratch + 36528128, state + 440464);
-    step_k091_matmul(scratch + 68038656, scratch + 36126720, scratch + 36528128);
-    step_k092_step_mul(scratch + 36528128, scratch + 36126720, scratch + 36327424);
-    step_k093_max_pool_scatter(scratch + 40488960, scratch + 39686144, scratch + 36528128);
-    step_k094_reduce_sum(scratch + 40105984, scratch + 40488960);
-    step_k095_matmul_col2im(scratch + 39686144, scratch + 40488960, state + 421968, scratch + 36126720);
-    step_k096_im2col_matmul(scratch + 40087552, scratch + 67637248, scratch + 40488960, scratch + 36126720);
-    step_k097_step_mul(scratch + 68440064, scratch + 67637248, scratch + 39686144);
-    step_k098_max_pool_scatter(scratch + 36126720, scratch + 38080512, scratch + 68440064);
-    step_k099_reduce_sum(scratch + 67637536, scratch + 36126720);
-    step_k100_im2col_matmul(scratch + 67637248, io, scratch + 36126720, scratch + 37732352);
-    step_k101_mul_reduce_sum(scratch + 67637568, scratch + 67637248, scratch + 68842752);
-    step_k102_mul_reduce_sum(scratch + 67637248, scratch + 67637536, scratch + 68843168);
-    step_k103_mul_reduce_sum(scratch + 68843168, scratch + 40087552, scratch + 73781248);
-    step_k104_mul_reduce_sum(scratch + 68843184, scratch + 40105984, scratch + 73816768);
-    step_k105_mul_reduce_sum(scratch + 73816768, scratch + 68038656, scratch + 73256960);
-    step_k106_mul_reduce_sum(scratch + 73816784, scratch + 68843040, scratch + 73816576);
-    step_k107_mul_reduce_sum(scratch + 73816800, scratch + 68841472, scratch + 73813120);
-    step_k108_mul_reduce_sum(scratch + 73816816, scratch + 68843200, scratch + 73816832);
-    step_k109_mul_add(io + 753424, scratch + 73816576, io + 753296, scratch + 67637568, scratch + 67637248, scratch + 68843168, scratch + 68843184, scratch + 73816768, scratch + 73816784, scratch + 73816800, scratch + 73816816, io + 753328);
-    step_k110_mul(scratch + 73781248, scratch + 73816576, scratch + 73808640);
-    step_k111_neg_reduce_sum(scratch + 73808640, scratch + 73781248);
-    step_k112_div(scratch + 73794688, scratch + 73808640, scratch + 73816128);
-    step_k113_mul(scratch + 73816576, io + 753312);
-    step_k114_mul_neg(scratch + 73790208, scratch + 73816576, scratch + 73815680);
-    step_k115_mul(scratch + 73785728, scratch + 73790208, scratch + 73799680);
-    step_k116_neg_reduce_sum(scratch + 73815680, scratch + 73785728);
-    step_k117_div(scratch + 73808640, scratch + 73815680, scratch + 73816128);
-    step_k118_mul_add(scratch + 73790208, scratch + 73794688, scratch + 73804160, scratch + 73781248, scratch + 73808640, scratch + 73785728);
-    step_k119_mul(scratch + 73781248, scratch + 73814400);
-    step_k120_neg_reduce_sum(scratch + 73815680, scratch + 73781248);
-    step_k121_div(scratch + 73781888, scratch + 73815680, scratch + 73816704);
-    step_k122_mul_add(scratch + 73782528, scratch + 73781888, scratch + 73815040, scratch + 73781248);
-    step_k123_reduce_sum(scratch + 73781248, scratch + 73782528);
-    step_k124_reduce_sum(scratch + 73781264, scratch + 73790208);
-    step_k125_add(scratch + 73783168, scratch + 73781248, scratch + 73781264);
-    step_k126_matmul(scratch + 73781248, scratch + 73723904, scratch + 73790208);
-    step_k127_matmul_step_mul(scratch + 67694592, scratch + 73782528, state + 420352, scratch + 73658368);
-    step_k128_matmul_step_mul(scratch + 67637248, scratch + 73790208, state + 420352, scratch + 73723904);
-    step_k129_reduce_sum(scratch + 67702784, scratch + 67694592);
-    step_k130_reduce_sum(scratch + 67702912, scratch + 67637248);
-    step_k131_add(scratch + 67703040, scratch + 67702784, scratch + 67702912);
-    step_k132_matmul(scratch + 37531648, scratch + 67694592, state + 18816);
-    step_k133_matmul(scratch + 36126720, scratch + 67637248, state + 18816);
-    step_k134_matmul(scratch + 43954176, scratch + 66232320, scratch + 67637248);
-    step_k135_step_mul(scratch + 37732352, scratch + 64626688, scratch + 37531648);
-    step_k136_step_mul(scratch + 41746432, scratch + 66232320, scratch + 36126720);
-    step_k137_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37732352);
-    step_k138_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
-    step_k139_reduce_sum(scratch + 67702784, scratch + 43151360);
-    step_k140_reduce_sum(scratch + 67702848, scratch + 36126720);
-    step_k141_add(scratch + 67702912, scratch + 67702784, scratch + 67702848);
-    step_k142_matmul_col2im(scratch + 41746432, scratch + 43151360, state + 320, scratch + 24084480);
-    step_k143_matmul_col2im(scratch + 24084480, scratch + 36126720, state + 320, scratch + 26894336);
-    step_k144_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 26894336);
-    step_k145_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 26894336);
-    step_k146_step_mul(scratch + 42147840, scratch + 58605568, scratch + 41746432);
-    step_k147_step_mul(scratch + 35323904, scratch + 61816832, scratch + 24084480);
-    step_k148_max_pool_scatter(scratch + 38133760, scratch, scratch + 42147840);
-    step_k149_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
-    step_k150_reduce_sum(scratch + 67702976, scratch + 38133760);
-    step_k151_reduce_sum(scratch + 67703008, scratch + 24084480);
-    step_k152_add(scratch + 67702784, scratch + 67702976, scratch + 67703008);
-    step_k153_im2col_matmul(scratch + 67637248, io + 401408, scratch + 24084480, scratch + 35323904);
-    step_k154_im2col_matmul_add(scratch + 67637536, io, scratch + 38133760, scratch + 67637248, scratch + 39739392);
-    step_k155_mul_add_sub(state + 843296, state, scratch + 67637536, io + 753280);
-    step_k156_mul_add_sub(state + 843584, state + 288, scratch + 67702784, io + 753280);
-    step_k157_mul_add_sub(state + 843616, state + 320, scratch + 42549248, io + 753280);
-    step_k158_mul_add_sub(state + 862048, state + 18752, scratch + 67702912, io + 753280);
-    step_k159_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67694592, scratch + 43954176, io + 753280);
-    step_k160_mul_add_sub(state + 1263520, state + 420224, scratch + 67703040, io + 753280);
-    step_k161_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 73658368, scratch + 73782528, scratch + 73781248, io + 753280);
-    step_k162_mul_add_sub(state + 1264928, state + 421632, scratch + 73783168, io + 753280);
+    step_k000_im2col_matmul_add_etc(scratch, scratch + 58605568, io, state, state + 288, scratch + 24084480);
+    step_k001_im2col_matmul_add_etc(scratch + 24084480, scratch + 64626688, scratch + 58605568, state + 320, state + 18752, scratch + 36126720);
+    step_k002_matmul_add_relu(scratch + 73658368, scratch + 64626688, state + 18816, state + 420224);
+    step_k003_matmul_add(scratch + 67637248, scratch + 73658368, state + 420352, state + 421632);
+    step_k004_mul_add(scratch + 73814400, io + 752640);
+    step_k005_reduce_max(scratch + 73781888, scratch + 67637248);
+    step_k006_sub_exp(scratch + 73781248, scratch + 73815040, scratch + 67637248, scratch + 73781888);
+    step_k007_reduce_sum(scratch + 73816704, scratch + 73815040);
+    step_k008_log(scratch + 73815680, scratch + 73816704);
+    step_k009_sub_mul_reduce_sum(scratch + 73815744, scratch + 73781248, scratch + 73815680, scratch + 73814400);
+    step_k010_mul(io + 753344, scratch + 73815744);
+    step_k011_mul(scratch + 67646848, scratch + 67637888);
+    step_k012_reduce_max(scratch + 73781248, scratch + 67646848);
+    step_k013_sub(scratch + 67651328, scratch + 67646848, scratch + 73781248);
+    step_k014_exp_reduce_sum(scratch + 67646848, scratch + 67651328);
+    step_k015_log(scratch + 67647296, scratch + 67646848);
+    step_k016_sub_exp(scratch + 73799680, scratch + 67651328, scratch + 67647296);
+    step_k017_reduce_max(scratch + 73804160, scratch + 73799680);
+    step_k018_greaterEqual(scratch + 73815680, scratch + 73804160);
+    step_k019_reduce_max(scratch + 73808640, scratch + 67642368);
+    step_k020_sub_exp(scratch + 73781248, scratch + 73804160, scratch + 67642368, scratch + 73808640);
+    step_k021_reduce_sum(scratch + 73816128, scratch + 73804160);
+    step_k022_log(scratch + 73808640, scratch + 73816128);
+    step_k023_sub_mul_reduce_sum(scratch + 73809088, scratch + 73781248, scratch + 73808640, scratch + 73799680);
+    step_k024_neg_mul_reduce_sum(scratch + 73816576, scratch + 73809088, scratch + 73815680);
+    step_k025_mul(io + 753360, scratch + 73816576);
+    step_k026_reduce_sum(scratch + 73816576, scratch + 73815680);
+    step_k027_mul(io + 753376, scratch + 73816576);
+    step_k028_one_hot_argmax(scratch + 73808640, scratch + 67642368);
+    step_k029_im2col_matmul_add_etc(scratch + 36126720, scratch + 67637248, io + 401408, state + 421648, state + 421936, scratch + 47366144);
+    step_k030_im2col_matmul_add_etc(scratch + 47366144, scratch + 54792192, scratch + 67637248, state + 421968, state + 440400, scratch + 52985856);
+    step_k031_matmul_add_relu(scratch + 52985856, scratch + 54792192, state + 440464, state + 841872);
+    step_k032_matmul_add(scratch + 73781248, scratch + 52985856, state + 842000, state + 843280);
+    step_k033_reduce_max(scratch + 73813120, scratch + 73781248);
+    step_k034_sub_exp(scratch + 73785728, scratch + 73790208, scratch + 73781248, scratch + 73813120);
+    step_k035_reduce_sum(scratch + 73799168, scratch + 73790208);
+    step_k036_log(scratch + 73813120, scratch + 73799168);
+    step_k037_sub_mul_reduce_sum(scratch + 73799616, scratch + 73785728, scratch + 73813120, scratch + 73808640);
+    step_k038_mul(io + 753392, scratch + 73799616);
+    step_k039_mul(scratch + 73794688, scratch + 73808640);
+    step_k040_neg_reduce_sum(scratch + 73813120, scratch + 73794688);
+    step_k041_div(scratch + 73813568, scratch + 73813120, scratch + 73799168);
+    step_k042_mul_add(scratch + 73781248, scratch + 73813568, scratch + 73790208, scratch + 73794688);
+    step_k043_reduce_sum(scratch + 73816832, scratch + 73781248);
+    step_k044_matmul(scratch + 73813120, scratch + 52985856, scratch + 73781248);
+    step_k045_matmul_step_mul(scratch + 54390784, scratch + 73781248, state + 842000, scratch + 52985856);
+    step_k046_reduce_sum(scratch + 73816576, scratch + 54390784);
+    step_k047_matmul(scratch + 52985856, scratch + 54390784, state + 440464);
+    step_k048_matmul(scratch + 73256960, scratch + 54792192, scratch + 54390784);
+    step_k049_step_mul(scratch + 70447104, scratch + 54792192, scratch + 52985856);
+    step_k050_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 70447104);
+    step_k051_reduce_sum(scratch + 73816768, scratch + 52985856);
+    step_k052_matmul_col2im(scratch + 47366144, scratch + 52985856, state + 421968, scratch + 50176000);
+    step_k053_im2col_matmul(scratch + 73781248, scratch + 67637248, scratch + 52985856, scratch + 50176000);
+    step_k054_step_mul(scratch + 70447104, scratch + 67637248, scratch + 47366144);
+    step_k055_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 70447104);
+    step_k056_reduce_sum(scratch + 68843168, scratch + 47366144);
+    step_k057_im2col_matmul(scratch + 68842752, io + 401408, scratch + 47366144, scratch + 36126720);
+    step_k058_mul_add_sub(state + 1264944, state + 421648, scratch + 68842752, io + 753296);
+    step_k059_mul_add_sub(state + 1265232, state + 421936, scratch + 68843168, io + 753296);
+    step_k060_mul_add_sub(state + 1265264, state + 421968, scratch + 73781248, io + 753296);
+    step_k061_mul_add_sub(state + 1283696, state + 440400, scratch + 73816768, io + 753296);
+    step_k062_mul_add_sub(state + 1283760, state + 440464, scratch + 73256960, io + 753296);
+    step_k063_mul_add_sub(state + 1685168, state + 841872, scratch + 73816576, io + 753296);
+    step_k064_mul_add_sub(state + 1685296, state + 842000, scratch + 73813120, io + 753296);
+    step_k065_mul_add_sub(state + 1686576, state + 843280, scratch + 73816832, io + 753296);
+    step_k066_im2col_matmul_add_etc(scratch + 38080512, scratch + 67637248, io, state + 421648, state + 421936, scratch + 36126720);
+    step_k067_im2col_matmul_add_etc(scratch + 39686144, scratch + 68440064, scratch + 67637248, state + 421968, state + 440400, scratch + 36126720);
+    step_k068_matmul_add_relu(scratch + 68038656, scratch + 68440064, state + 440464, state + 841872);
+    step_k069_matmul_add(scratch + 68046848, scratch + 68038656, state + 842000, state + 843280);
+    step_k070_reduce_max(scratch + 68640768, scratch + 68046848);
+    step_k071_sub_exp(scratch + 68047488, scratch + 68048128, scratch + 68046848, scratch + 68640768);
+    step_k072_reduce_sum(scratch + 68640768, scratch + 68048128);
+    step_k073_log(scratch + 68046848, scratch + 68640768);
+    step_k074_sub_mul_reduce_sum(scratch + 68843040, scratch + 68047488, scratch + 68046848, io + 752640);
+    step_k075_mul(io + 753408, scratch + 68843040);
+    step_k076_mul(scratch + 68046848, io + 752640);
+    step_k077_neg_reduce_sum(scratch + 68047488, scratch + 68046848);
+    step_k078_div(scratch + 68640832, scratch + 68047488, scratch + 68640768);
+    step_k079_mul_add(scratch + 68047488, scratch + 68640832, scratch + 68048128, scratch + 68046848);
+    step_k080_reduce_sum(scratch + 68843200, scratch + 68047488);
+    step_k081_matmul(scratch + 68841472, scratch + 68038656, scratch + 68047488);
+    step_k082_matmul_step_mul(scratch + 36327424, scratch + 68047488, state + 842000, scratch + 68038656);
+    step_k083_reduce_sum(scratch + 68843040, scratch + 36327424);
+    step_k084_matmul(scratch + 36126720, scratch + 36327424, state + 440464);
+    step_k085_matmul(scratch + 68038656, scratch + 68440064, scratch + 36327424);
+    step_k086_step_mul(scratch + 36327424, scratch + 68440064, scratch + 36126720);
+    step_k087_max_pool_scatter(scratch + 40488960, scratch + 39686144, scratch + 36327424);
+    step_k088_reduce_sum(scratch + 40105984, scratch + 40488960);
+    step_k089_matmul_col2im(scratch + 39686144, scratch + 40488960, state + 421968, scratch + 36126720);
+    step_k090_im2col_matmul(scratch + 40087552, scratch + 67637248, scratch + 40488960, scratch + 36126720);
+    step_k091_step_mul(scratch + 68440064, scratch + 67637248, scratch + 39686144);
+    step_k092_max_pool_scatter(scratch + 36126720, scratch + 38080512, scratch + 68440064);
+    step_k093_reduce_sum(scratch + 67637536, scratch + 36126720);
+    step_k094_im2col_matmul(scratch + 67637248, io, scratch + 36126720, scratch + 37732352);
+    step_k095_mul_reduce_sum(scratch + 67637568, scratch + 67637248, scratch + 68842752);
+    step_k096_mul_reduce_sum(scratch + 67637248, scratch + 67637536, scratch + 68843168);
+    step_k097_mul_reduce_sum(scratch + 68843168, scratch + 40087552, scratch + 73781248);
+    step_k098_mul_reduce_sum(scratch + 68843184, scratch + 40105984, scratch + 73816768);
+    step_k099_mul_reduce_sum(scratch + 73816768, scratch + 68038656, scratch + 73256960);
+    step_k100_mul_reduce_sum(scratch + 73816784, scratch + 68843040, scratch + 73816576);
+    step_k101_mul_reduce_sum(scratch + 73816800, scratch + 68841472, scratch + 73813120);
+    step_k102_mul_reduce_sum(scratch + 73816816, scratch + 68843200, scratch + 73816832);
+    step_k103_mul_add(io + 753424, scratch + 73816576, io + 753296, scratch + 67637568, scratch + 67637248, scratch + 68843168, scratch + 68843184, scratch + 73816768, scratch + 73816784, scratch + 73816800, scratch + 73816816, io + 753328);
+    step_k104_mul(scratch + 73781248, scratch + 73816576, scratch + 73808640);
+    step_k105_neg_reduce_sum(scratch + 73808640, scratch + 73781248);
+    step_k106_div(scratch + 73794688, scratch + 73808640, scratch + 73816128);
+    step_k107_mul(scratch + 73816576, io + 753312);
+    step_k108_mul_neg(scratch + 73790208, scratch + 73816576, scratch + 73815680);
+    step_k109_mul(scratch + 73785728, scratch + 73790208, scratch + 73799680);
+    step_k110_neg_reduce_sum(scratch + 73815680, scratch + 73785728);
+    step_k111_div(scratch + 73808640, scratch + 73815680, scratch + 73816128);
+    step_k112_mul_add(scratch + 73790208, scratch + 73794688, scratch + 73804160, scratch + 73781248, scratch + 73808640, scratch + 73785728);
+    step_k113_mul(scratch + 73781248, scratch + 73814400);
+    step_k114_neg_reduce_sum(scratch + 73815680, scratch + 73781248);
+    step_k115_div(scratch + 73781888, scratch + 73815680, scratch + 73816704);
+    step_k116_mul_add(scratch + 73782528, scratch + 73781888, scratch + 73815040, scratch + 73781248);
+    step_k117_reduce_sum(scratch + 73781248, scratch + 73782528);
+    step_k118_reduce_sum(scratch + 73781264, scratch + 73790208);
+    step_k119_add(scratch + 73783168, scratch + 73781248, scratch + 73781264);
+    step_k120_matmul(scratch + 73781248, scratch + 73723904, scratch + 73790208);
+    step_k121_matmul_step_mul(scratch + 67694592, scratch + 73782528, state + 420352, scratch + 73658368);
+    step_k122_matmul_step_mul(scratch + 67637248, scratch + 73790208, state + 420352, scratch + 73723904);
+    step_k123_reduce_sum(scratch + 67702784, scratch + 67694592);
+    step_k124_reduce_sum(scratch + 67702912, scratch + 67637248);
+    step_k125_add(scratch + 67703040, scratch + 67702784, scratch + 67702912);
+    step_k126_matmul(scratch + 37531648, scratch + 67694592, state + 18816);
+    step_k127_matmul(scratch + 36126720, scratch + 67637248, state + 18816);
+    step_k128_matmul(scratch + 43954176, scratch + 66232320, scratch + 67637248);
+    step_k129_step_mul(scratch + 37732352, scratch + 64626688, scratch + 37531648);
+    step_k130_step_mul(scratch + 41746432, scratch + 66232320, scratch + 36126720);
+    step_k131_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37732352);
+    step_k132_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
+    step_k133_reduce_sum(scratch + 67702784, scratch + 43151360);
+    step_k134_reduce_sum(scratch + 67702848, scratch + 36126720);
+    step_k135_add(scratch + 67702912, scratch + 67702784, scratch + 67702848);
+    step_k136_matmul_col2im(scratch + 41746432, scratch + 43151360, state + 320, scratch + 24084480);
+    step_k137_matmul_col2im(scratch + 24084480, scratch + 36126720, state + 320, scratch + 26894336);
+    step_k138_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 26894336);
+    step_k139_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 26894336);
+    step_k140_step_mul(scratch + 42147840, scratch + 58605568, scratch + 41746432);
+    step_k141_step_mul(scratch + 35323904, scratch + 61816832, scratch + 24084480);
+    step_k142_max_pool_scatter(scratch + 38133760, scratch, scratch + 42147840);
+    step_k143_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
+    step_k144_reduce_sum(scratch + 67702976, scratch + 38133760);
+    step_k145_reduce_sum(scratch + 67703008, scratch + 24084480);
+    step_k146_add(scratch + 67702784, scratch + 67702976, scratch + 67703008);
+    step_k147_im2col_matmul(scratch + 67637248, io + 401408, scratch + 24084480, scratch + 35323904);
+    step_k148_im2col_matmul_add(scratch + 67637536, io, scratch + 38133760, scratch + 67637248, scratch + 39739392);
+    step_k149_mul_add_sub(state + 843296, state, scratch + 67637536, io + 753280);
+    step_k150_mul_add_sub(state + 843584, state + 288, scratch + 67702784, io + 753280);
+    step_k151_mul_add_sub(state + 843616, state + 320, scratch + 42549248, io + 753280);
+    step_k152_mul_add_sub(state + 862048, state + 18752, scratch + 67702912, io + 753280);
+    step_k153_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67694592, scratch + 43954176, io + 753280);
+    step_k154_mul_add_sub(state + 1263520, state + 420224, scratch + 67703040, io + 753280);
+    step_k155_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 73658368, scratch + 73782528, scratch + 73781248, io + 753280);
+    step_k156_mul_add_sub(state + 1264928, state + 421632, scratch + 73783168, io + 753280);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3964,9 +3856,11 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %13 = matmul %11, %12 : [401408,32]
  * %14 = broadcast axes=[1] %1 : [401408,32]
  * %15 = add %13, %14 : [401408,32]
- * %16 = relu %15 : [401408,32] */
+ * %16 = relu %15 : [401408,32]
+ * %18 = max_pool k2 s2 p0 %17 : [512,14,14,32] */
 typedef struct {
     float *t16;
+    float *t18;
     const float *in_x;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -3977,6 +3871,7 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t16 = p->t16;
+    float *restrict t18 = p->t18;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -4006,53 +3901,36 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
                     t16[i0 * 32 + i1] = v16;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t18 + (size_t)n0 * 6272, t16 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %18 = max_pool k2 s2 p0 %17 : [512,14,14,32] */
-typedef struct {
-    float *t18;
-    const float *t17;
-} supervised_step_k001_max_pool_pointers;
-
-static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
-    const supervised_step_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t18 = p->t18;
-    const float *restrict t17 = p->t17;
-    size_t lo, hi;
-    while (mplc_claim(512, 16, &lo, &hi)) {
-        mplc_max_pool(t18 + lo * 6272, t17 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
-    mplc_parallel(supervised_step_k001_max_pool_part, &(supervised_step_k001_max_pool_pointers){t18, t17});
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [100352,288]
  * %21 = matmul %19, %20 : [100352,64]
  * %22 = broadcast axes=[1] %3 : [100352,64]
  * %23 = add %21, %22 : [100352,64]
- * %24 = relu %23 : [100352,64] */
+ * %24 = relu %23 : [100352,64]
+ * %26 = max_pool k2 s2 p0 %25 : [512,7,7,64] */
 typedef struct {
     float *t24;
+    float *t26;
     const float *t18;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} supervised_step_k002_im2col_matmul_add_etc_pointers;
+} supervised_step_k001_im2col_matmul_add_etc_pointers;
 
-static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t24 = p->t24;
+    float *restrict t26 = p->t26;
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -4072,34 +3950,14 @@ static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int p
                     t24[i0 * 64 + i1] = v24;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t26 + (size_t)n0 * 3136, t24 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k002_im2col_matmul_add_etc_part, &(supervised_step_k002_im2col_matmul_add_etc_pointers){t24, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %26 = max_pool k2 s2 p0 %25 : [512,7,7,64] */
-typedef struct {
-    float *t26;
-    const float *t25;
-} supervised_step_k003_max_pool_pointers;
-
-static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
-    const supervised_step_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t26 = p->t26;
-    const float *restrict t25 = p->t25;
-    size_t lo, hi;
-    while (mplc_claim(512, 16, &lo, &hi)) {
-        mplc_max_pool(t26 + lo * 3136, t25 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
-    mplc_parallel(supervised_step_k003_max_pool_part, &(supervised_step_k003_max_pool_pointers){t26, t25});
+static void supervised_step_k001_im2col_matmul_add_etc(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k001_im2col_matmul_add_etc_part, &(supervised_step_k001_im2col_matmul_add_etc_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %28 = matmul %27, %4 : [512,128]
@@ -4111,10 +3969,10 @@ typedef struct {
     const float *t27;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} supervised_step_k004_matmul_add_relu_pointers;
+} supervised_step_k002_matmul_add_relu_pointers;
 
-static void supervised_step_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k004_matmul_add_relu_pointers *p = context;
+static void supervised_step_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k002_matmul_add_relu_pointers *p = context;
     float *restrict t31 = p->t31;
     const float *restrict t27 = p->t27;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4133,14 +3991,14 @@ static void supervised_step_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(supervised_step_k004_matmul_add_relu_part, &(supervised_step_k004_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
+static void supervised_step_k002_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_k002_matmul_add_relu_part, &(supervised_step_k002_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %32 = matmul %31, %6 : [512,10]
  * %33 = broadcast axes=[1] %7 : [512,10]
  * %34 = add %32, %33 : [512,10] */
-static void supervised_step_k005_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void supervised_step_k003_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 512; i0++) {
@@ -4152,7 +4010,7 @@ static void supervised_step_k005_matmul_add(float *restrict t34, const float *re
 }
 
 /* %35 = reduce_max axes=[1] %34 : [512] */
-static void supervised_step_k006_reduce_max(float *restrict t35, const float *restrict t34) {
+static void supervised_step_k004_reduce_max(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4165,7 +4023,7 @@ static void supervised_step_k006_reduce_max(float *restrict t35, const float *re
 /* %36 = broadcast axes=[0] %35 : [512,10]
  * %37 = sub %34, %36 : [512,10]
  * %38 = exp %37 : [512,10] */
-static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -4177,7 +4035,7 @@ static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t3
 }
 
 /* %39 = reduce_sum axes=[1] %38 : [512] */
-static void supervised_step_k008_reduce_sum(float *restrict t39, const float *restrict t38) {
+static void supervised_step_k006_reduce_sum(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4188,7 +4046,7 @@ static void supervised_step_k008_reduce_sum(float *restrict t39, const float *re
 }
 
 /* %40 = log %39 : [512] */
-static void supervised_step_k009_log(float *restrict t40, const float *restrict t39) {
+static void supervised_step_k007_log(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 512; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
@@ -4199,7 +4057,7 @@ static void supervised_step_k009_log(float *restrict t40, const float *restrict 
  * %42 = sub %37, %41 : [512,10]
  * %43 = mul %9, %42 : [512,10]
  * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4213,7 +4071,7 @@ static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const f
 
 /* %45 = constant -0.001953125 : []
  * %46 = mul %44, %45 : [] */
-static void supervised_step_k011_mul(float *restrict t46, const float *restrict t44) {
+static void supervised_step_k009_mul(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.001953125f);
         t46[i] = v46;
@@ -4222,7 +4080,7 @@ static void supervised_step_k011_mul(float *restrict t46, const float *restrict 
 
 /* %47 = constant -0.001953125 : [512,10]
  * %48 = mul %47, %9 : [512,10] */
-static void supervised_step_k012_mul(float *restrict t48, const float *restrict in_y) {
+static void supervised_step_k010_mul(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 5120; i++) {
         const float v48 = (-0.001953125f) * in_y[i];
         t48[i] = v48;
@@ -4231,7 +4089,7 @@ static void supervised_step_k012_mul(float *restrict t48, const float *restrict 
 
 /* %49 = neg %48 : [512,10]
  * %50 = reduce_sum axes=[1] %49 : [512] */
-static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4243,7 +4101,7 @@ static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float
 }
 
 /* %51 = div %50, %39 : [512] */
-static void supervised_step_k014_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+static void supervised_step_k012_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 512; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
@@ -4253,7 +4111,7 @@ static void supervised_step_k014_div(float *restrict t51, const float *restrict 
 /* %52 = broadcast axes=[0] %51 : [512,10]
  * %53 = mul %52, %38 : [512,10]
  * %54 = add %48, %53 : [512,10] */
-static void supervised_step_k015_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+static void supervised_step_k013_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -4264,7 +4122,7 @@ static void supervised_step_k015_mul_add(float *restrict t54, const float *restr
 }
 
 /* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k016_reduce_sum(float *restrict t55, const float *restrict t54) {
+static void supervised_step_k014_reduce_sum(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4276,7 +4134,7 @@ static void supervised_step_k016_reduce_sum(float *restrict t55, const float *re
 /* %56 = matmul tB %54, %6 : [512,128]
  * %58 = step %31 : [512,128]
  * %59 = mul %56, %58 : [512,128] */
-static void supervised_step_k017_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
+static void supervised_step_k015_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
@@ -4290,10 +4148,10 @@ static void supervised_step_k017_matmul_step_mul(float *restrict t59, const floa
 typedef struct {
     float *t60;
     const float *t59;
-} supervised_step_k018_reduce_sum_pointers;
+} supervised_step_k016_reduce_sum_pointers;
 
-static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k018_reduce_sum_pointers *p = context;
+static void supervised_step_k016_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k016_reduce_sum_pointers *p = context;
     float *restrict t60 = p->t60;
     const float *restrict t59 = p->t59;
     size_t lo, hi;
@@ -4306,8 +4164,8 @@ static void supervised_step_k018_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t60, t59});
+static void supervised_step_k016_reduce_sum(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_k016_reduce_sum_part, &(supervised_step_k016_reduce_sum_pointers){t60, t59});
 }
 
 /* %61 = matmul tB %59, %4 : [512,3136] */
@@ -4315,10 +4173,10 @@ typedef struct {
     float *t61;
     const float *t59;
     const float *in_student_dense7_weight;
-} supervised_step_k019_matmul_pointers;
+} supervised_step_k017_matmul_pointers;
 
-static void supervised_step_k019_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k019_matmul_pointers *p = context;
+static void supervised_step_k017_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k017_matmul_pointers *p = context;
     float *restrict t61 = p->t61;
     const float *restrict t59 = p->t59;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4328,8 +4186,8 @@ static void supervised_step_k019_matmul_part(void *context, int part, int parts)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 3136, 3136);
 }
 
-static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
+static void supervised_step_k017_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(supervised_step_k017_matmul_part, &(supervised_step_k017_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
 /* %64 = step %26 : [512,7,7,64]
@@ -4338,10 +4196,10 @@ typedef struct {
     float *t65;
     const float *t26;
     const float *t63;
-} supervised_step_k020_step_mul_pointers;
+} supervised_step_k018_step_mul_pointers;
 
-static void supervised_step_k020_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k020_step_mul_pointers *p = context;
+static void supervised_step_k018_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k018_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t65 = p->t65;
@@ -4357,8 +4215,8 @@ static void supervised_step_k020_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k020_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
-    mplc_parallel(supervised_step_k020_step_mul_part, &(supervised_step_k020_step_mul_pointers){t65, t26, t63});
+static void supervised_step_k018_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_k018_step_mul_part, &(supervised_step_k018_step_mul_pointers){t65, t26, t63});
 }
 
 /* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [512,14,14,64] */
@@ -4366,10 +4224,10 @@ typedef struct {
     float *t66;
     const float *t25;
     const float *t65;
-} supervised_step_k021_max_pool_scatter_pointers;
+} supervised_step_k019_max_pool_scatter_pointers;
 
-static void supervised_step_k021_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k021_max_pool_scatter_pointers *p = context;
+static void supervised_step_k019_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k019_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t66 = p->t66;
@@ -4381,18 +4239,18 @@ static void supervised_step_k021_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k021_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
-    mplc_parallel(supervised_step_k021_max_pool_scatter_part, &(supervised_step_k021_max_pool_scatter_pointers){t66, t25, t65});
+static void supervised_step_k019_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_k019_max_pool_scatter_part, &(supervised_step_k019_max_pool_scatter_pointers){t66, t25, t65});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [64] */
 typedef struct {
     float *t68;
     const float *t67;
-} supervised_step_k022_reduce_sum_pointers;
+} supervised_step_k020_reduce_sum_pointers;
 
-static void supervised_step_k022_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k022_reduce_sum_pointers *p = context;
+static void supervised_step_k020_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k020_reduce_sum_pointers *p = context;
     float *restrict t68 = p->t68;
     const float *restrict t67 = p->t67;
     size_t lo, hi;
@@ -4405,8 +4263,8 @@ static void supervised_step_k022_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_k022_reduce_sum_part, &(supervised_step_k022_reduce_sum_pointers){t68, t67});
+static void supervised_step_k020_reduce_sum(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_k020_reduce_sum_part, &(supervised_step_k020_reduce_sum_pointers){t68, t67});
 }
 
 /* %69 = matmul tB %67, %20 : [100352,288]
@@ -4416,10 +4274,10 @@ typedef struct {
     const float *t67;
     const float *in_student_conv3_weight;
     float *chunk;
-} supervised_step_k023_matmul_col2im_pointers;
+} supervised_step_k021_matmul_col2im_pointers;
 
-static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
-    const supervised_step_k023_matmul_col2im_pointers *p = context;
+static void supervised_step_k021_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k021_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
@@ -4436,8 +4294,8 @@ static void supervised_step_k023_matmul_col2im_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(supervised_step_k023_matmul_col2im_part, &(supervised_step_k023_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+static void supervised_step_k021_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k021_matmul_col2im_part, &(supervised_step_k021_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [100352,288]
@@ -4447,10 +4305,10 @@ typedef struct {
     const float *t18;
     const float *t67;
     float *chunk;
-} supervised_step_k024_im2col_matmul_pointers;
+} supervised_step_k022_im2col_matmul_pointers;
 
-static void supervised_step_k024_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k024_im2col_matmul_pointers *p = context;
+static void supervised_step_k022_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k022_im2col_matmul_pointers *p = context;
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
@@ -4467,8 +4325,8 @@ static void supervised_step_k024_im2col_matmul_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
-    mplc_parallel(supervised_step_k024_im2col_matmul_part, &(supervised_step_k024_im2col_matmul_pointers){t70, t18, t67, chunk});
+static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 244224 + 225792;
         for (int i = 0; i < 18432; i++) t70[i] += partial[i];
@@ -4481,10 +4339,10 @@ typedef struct {
     float *t74;
     const float *t18;
     const float *t72;
-} supervised_step_k025_step_mul_pointers;
+} supervised_step_k023_step_mul_pointers;
 
-static void supervised_step_k025_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k025_step_mul_pointers *p = context;
+static void supervised_step_k023_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k023_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t74 = p->t74;
@@ -4500,8 +4358,8 @@ static void supervised_step_k025_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k025_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
-    mplc_parallel(supervised_step_k025_step_mul_part, &(supervised_step_k025_step_mul_pointers){t74, t18, t72});
+static void supervised_step_k023_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_k023_step_mul_part, &(supervised_step_k023_step_mul_pointers){t74, t18, t72});
 }
 
 /* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [512,28,28,32] */
@@ -4509,10 +4367,10 @@ typedef struct {
     float *t75;
     const float *t17;
     const float *t74;
-} supervised_step_k026_max_pool_scatter_pointers;
+} supervised_step_k024_max_pool_scatter_pointers;
 
-static void supervised_step_k026_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k026_max_pool_scatter_pointers *p = context;
+static void supervised_step_k024_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k024_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t75 = p->t75;
@@ -4524,18 +4382,18 @@ static void supervised_step_k026_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k026_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
-    mplc_parallel(supervised_step_k026_max_pool_scatter_part, &(supervised_step_k026_max_pool_scatter_pointers){t75, t17, t74});
+static void supervised_step_k024_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_k024_max_pool_scatter_part, &(supervised_step_k024_max_pool_scatter_pointers){t75, t17, t74});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [32] */
 typedef struct {
     float *t77;
     const float *t76;
-} supervised_step_k027_reduce_sum_pointers;
+} supervised_step_k025_reduce_sum_pointers;
 
-static void supervised_step_k027_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k027_reduce_sum_pointers *p = context;
+static void supervised_step_k025_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k025_reduce_sum_pointers *p = context;
     float *restrict t77 = p->t77;
     const float *restrict t76 = p->t76;
     size_t lo, hi;
@@ -4548,8 +4406,8 @@ static void supervised_step_k027_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_k027_reduce_sum_part, &(supervised_step_k027_reduce_sum_pointers){t77, t76});
+static void supervised_step_k025_reduce_sum(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_k025_reduce_sum_part, &(supervised_step_k025_reduce_sum_pointers){t77, t76});
 }
 
 /* %11 = im2col k3 s1 p1 %8 : [401408,9]
@@ -4559,10 +4417,10 @@ typedef struct {
     const float *in_x;
     const float *t76;
     float *chunk;
-} supervised_step_k028_im2col_matmul_pointers;
+} supervised_step_k026_im2col_matmul_pointers;
 
-static void supervised_step_k028_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k028_im2col_matmul_pointers *p = context;
+static void supervised_step_k026_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k026_im2col_matmul_pointers *p = context;
     float *restrict t78 = p->t78;
     const float *restrict in_x = p->in_x;
     const float *restrict t76 = p->t76;
@@ -4595,8 +4453,8 @@ static void supervised_step_k028_im2col_matmul_part(void *context, int part, int
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    mplc_parallel(supervised_step_k028_im2col_matmul_part, &(supervised_step_k028_im2col_matmul_pointers){t78, in_x, t76, chunk});
+static void supervised_step_k026_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_k026_im2col_matmul_part, &(supervised_step_k026_im2col_matmul_pointers){t78, in_x, t76, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t78[i] += partial[i];
@@ -4616,7 +4474,7 @@ static void supervised_step_k028_im2col_matmul(float *restrict t78, const float 
  * %91 = sub %0, %90 : [3,3,1,32]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 288; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -4641,7 +4499,7 @@ static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum
  * %100 = sub %1, %99 : [32]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -4667,7 +4525,7 @@ static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum
  * %112 = sub %2, %111 : [3,3,32,64]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 18432; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -4692,7 +4550,7 @@ static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum
  * %121 = sub %3, %120 : [64]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 64; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -4726,10 +4584,10 @@ typedef struct {
     const float *t27;
     const float *t59;
     const float *in_lr;
-} supervised_step_k033_matmul_mul_add_etc_pointers;
+} supervised_step_k031_matmul_mul_add_etc_pointers;
 
-static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k033_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k031_matmul_mul_add_etc_pointers *p = context;
     float *restrict t125 = p->t125;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4756,8 +4614,8 @@ static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k033_matmul_mul_add_etc_part, &(supervised_step_k033_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
+static void supervised_step_k031_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k031_matmul_mul_add_etc_part, &(supervised_step_k031_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
 /* %135 = constant 0.9 : [128]
@@ -4770,7 +4628,7 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float 
  * %142 = sub %5, %141 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -4797,7 +4655,7 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
  * %154 = sub %6, %153 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 512, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -4825,7 +4683,7 @@ static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float 
  * %163 = sub %7, %162 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -4838,45 +4696,43 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 33873104 floats. */
+/* 35 kernels; scratch high-water mark 33873104 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 421648, state + 421936, scratch + 12845056);
-    supervised_step_k001_max_pool(scratch + 25690112, scratch);
-    supervised_step_k002_im2col_matmul_add_etc(scratch + 12845056, scratch + 25690112, state + 421968, state + 440400, scratch + 19267584);
-    supervised_step_k003_max_pool(scratch + 32112640, scratch + 12845056);
-    supervised_step_k004_matmul_add_relu(scratch + 33718272, scratch + 32112640, state + 440464, state + 841872);
-    supervised_step_k005_matmul_add(scratch + 28901376, scratch + 33718272, state + 842000, state + 843280);
-    supervised_step_k006_reduce_max(scratch + 28916736, scratch + 28901376);
-    supervised_step_k007_sub_exp(scratch + 28906496, scratch + 28911616, scratch + 28901376, scratch + 28916736);
-    supervised_step_k008_reduce_sum(scratch + 28916736, scratch + 28911616);
-    supervised_step_k009_log(scratch + 28901376, scratch + 28916736);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 28901888, scratch + 28906496, scratch + 28901376, io + 401408);
-    supervised_step_k011_mul(io + 406544, scratch + 28901888);
-    supervised_step_k012_mul(scratch + 28901376, io + 401408);
-    supervised_step_k013_neg_reduce_sum(scratch + 28906496, scratch + 28901376);
-    supervised_step_k014_div(scratch + 28907008, scratch + 28906496, scratch + 28916736);
-    supervised_step_k015_mul_add(scratch + 33867776, scratch + 28907008, scratch + 28911616, scratch + 28901376);
-    supervised_step_k016_reduce_sum(scratch + 33873088, scratch + 33867776);
-    supervised_step_k017_matmul_step_mul(scratch + 33783808, scratch + 33867776, state + 842000, scratch + 33718272);
-    supervised_step_k018_reduce_sum(scratch + 33872896, scratch + 33783808);
-    supervised_step_k019_matmul(scratch + 28901376, scratch + 33783808, state + 440464);
-    supervised_step_k020_step_mul(scratch + 30507008, scratch + 32112640, scratch + 28901376);
-    supervised_step_k021_max_pool_scatter(scratch + 19267584, scratch + 12845056, scratch + 30507008);
-    supervised_step_k022_reduce_sum(scratch + 33873024, scratch + 19267584);
-    supervised_step_k023_matmul_col2im(scratch + 12845056, scratch + 19267584, state + 421968, scratch + 16056320);
-    supervised_step_k024_im2col_matmul(scratch + 33849344, scratch + 25690112, scratch + 19267584, scratch + 16056320);
-    supervised_step_k025_step_mul(scratch + 28901376, scratch + 25690112, scratch + 12845056);
-    supervised_step_k026_max_pool_scatter(scratch + 12845056, scratch, scratch + 28901376);
-    supervised_step_k027_reduce_sum(scratch + 26257184, scratch + 12845056);
-    supervised_step_k028_im2col_matmul(scratch + 26256896, io, scratch + 12845056, scratch + 25690112);
-    supervised_step_k029_mul_add_sub(state + 1264944, state + 421648, scratch + 26256896, io + 406528);
-    supervised_step_k030_mul_add_sub(state + 1265232, state + 421936, scratch + 26257184, io + 406528);
-    supervised_step_k031_mul_add_sub(state + 1265264, state + 421968, scratch + 33849344, io + 406528);
-    supervised_step_k032_mul_add_sub(state + 1283696, state + 440400, scratch + 33873024, io + 406528);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 32112640, scratch + 33783808, io + 406528);
-    supervised_step_k034_mul_add_sub(state + 1685168, state + 841872, scratch + 33872896, io + 406528);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 33783808, state + 1685296, state + 842000, scratch + 33718272, scratch + 33867776, io + 406528);
-    supervised_step_k036_mul_add_sub(state + 1686576, state + 843280, scratch + 33873088, io + 406528);
+    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 25690112, io, state + 421648, state + 421936, scratch + 12845056);
+    supervised_step_k001_im2col_matmul_add_etc(scratch + 12845056, scratch + 32112640, scratch + 25690112, state + 421968, state + 440400, scratch + 19267584);
+    supervised_step_k002_matmul_add_relu(scratch + 33718272, scratch + 32112640, state + 440464, state + 841872);
+    supervised_step_k003_matmul_add(scratch + 28901376, scratch + 33718272, state + 842000, state + 843280);
+    supervised_step_k004_reduce_max(scratch + 28916736, scratch + 28901376);
+    supervised_step_k005_sub_exp(scratch + 28906496, scratch + 28911616, scratch + 28901376, scratch + 28916736);
+    supervised_step_k006_reduce_sum(scratch + 28916736, scratch + 28911616);
+    supervised_step_k007_log(scratch + 28901376, scratch + 28916736);
+    supervised_step_k008_sub_mul_reduce_sum(scratch + 28901888, scratch + 28906496, scratch + 28901376, io + 401408);
+    supervised_step_k009_mul(io + 406544, scratch + 28901888);
+    supervised_step_k010_mul(scratch + 28901376, io + 401408);
+    supervised_step_k011_neg_reduce_sum(scratch + 28906496, scratch + 28901376);
+    supervised_step_k012_div(scratch + 28907008, scratch + 28906496, scratch + 28916736);
+    supervised_step_k013_mul_add(scratch + 33867776, scratch + 28907008, scratch + 28911616, scratch + 28901376);
+    supervised_step_k014_reduce_sum(scratch + 33873088, scratch + 33867776);
+    supervised_step_k015_matmul_step_mul(scratch + 33783808, scratch + 33867776, state + 842000, scratch + 33718272);
+    supervised_step_k016_reduce_sum(scratch + 33872896, scratch + 33783808);
+    supervised_step_k017_matmul(scratch + 28901376, scratch + 33783808, state + 440464);
+    supervised_step_k018_step_mul(scratch + 30507008, scratch + 32112640, scratch + 28901376);
+    supervised_step_k019_max_pool_scatter(scratch + 19267584, scratch + 12845056, scratch + 30507008);
+    supervised_step_k020_reduce_sum(scratch + 33873024, scratch + 19267584);
+    supervised_step_k021_matmul_col2im(scratch + 12845056, scratch + 19267584, state + 421968, scratch + 16056320);
+    supervised_step_k022_im2col_matmul(scratch + 33849344, scratch + 25690112, scratch + 19267584, scratch + 16056320);
+    supervised_step_k023_step_mul(scratch + 28901376, scratch + 25690112, scratch + 12845056);
+    supervised_step_k024_max_pool_scatter(scratch + 12845056, scratch, scratch + 28901376);
+    supervised_step_k025_reduce_sum(scratch + 26257184, scratch + 12845056);
+    supervised_step_k026_im2col_matmul(scratch + 26256896, io, scratch + 12845056, scratch + 25690112);
+    supervised_step_k027_mul_add_sub(state + 1264944, state + 421648, scratch + 26256896, io + 406528);
+    supervised_step_k028_mul_add_sub(state + 1265232, state + 421936, scratch + 26257184, io + 406528);
+    supervised_step_k029_mul_add_sub(state + 1265264, state + 421968, scratch + 33849344, io + 406528);
+    supervised_step_k030_mul_add_sub(state + 1283696, state + 440400, scratch + 33873024, io + 406528);
+    supervised_step_k031_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 32112640, scratch + 33783808, io + 406528);
+    supervised_step_k032_mul_add_sub(state + 1685168, state + 841872, scratch + 33872896, io + 406528);
+    supervised_step_k033_matmul_mul_add_etc(scratch + 33783808, state + 1685296, state + 842000, scratch + 33718272, scratch + 33867776, io + 406528);
+    supervised_step_k034_mul_add_sub(state + 1686576, state + 843280, scratch + 33873088, io + 406528);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -4887,9 +4743,11 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %11 = matmul %9, %10 : [392000,32]
  * %12 = broadcast axes=[1] %1 : [392000,32]
  * %13 = add %11, %12 : [392000,32]
- * %14 = relu %13 : [392000,32] */
+ * %14 = relu %13 : [392000,32]
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
 typedef struct {
     float *t14;
+    float *t16;
     const float *in_x;
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
@@ -4900,6 +4758,7 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
     const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
+    float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
     const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
@@ -4929,53 +4788,36 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
                     t14[i0 * 32 + i1] = v14;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t16 + (size_t)n0 * 6272, t14 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
-}
-
-/* %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
-typedef struct {
-    float *t16;
-    const float *t15;
-} predict_teacher_k001_max_pool_pointers;
-
-static void predict_teacher_k001_max_pool_part(void *context, int part, int parts) {
-    const predict_teacher_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t16 = p->t16;
-    const float *restrict t15 = p->t15;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_parallel(predict_teacher_k001_max_pool_part, &(predict_teacher_k001_max_pool_pointers){t16, t15});
+static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,288]
  * %19 = matmul %17, %18 : [98000,64]
  * %20 = broadcast axes=[1] %3 : [98000,64]
  * %21 = add %19, %20 : [98000,64]
- * %22 = relu %21 : [98000,64] */
+ * %22 = relu %21 : [98000,64]
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
 typedef struct {
     float *t22;
+    float *t24;
     const float *t16;
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} predict_teacher_k002_im2col_matmul_add_etc_pointers;
+} predict_teacher_k001_im2col_matmul_add_etc_pointers;
 
-static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_teacher_k002_im2col_matmul_add_etc_pointers *p = context;
+static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
+    float *restrict t24 = p->t24;
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
@@ -4995,34 +4837,14 @@ static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int p
                     t22[i0 * 64 + i1] = v22;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t24 + (size_t)n0 * 3136, t22 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k002_im2col_matmul_add_etc_part, &(predict_teacher_k002_im2col_matmul_add_etc_pointers){t22, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
-}
-
-/* %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
-typedef struct {
-    float *t24;
-    const float *t23;
-} predict_teacher_k003_max_pool_pointers;
-
-static void predict_teacher_k003_max_pool_part(void *context, int part, int parts) {
-    const predict_teacher_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t24 = p->t24;
-    const float *restrict t23 = p->t23;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_parallel(predict_teacher_k003_max_pool_part, &(predict_teacher_k003_max_pool_pointers){t24, t23});
+static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k001_im2col_matmul_add_etc_part, &(predict_teacher_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
@@ -5034,10 +4856,10 @@ typedef struct {
     const float *t25;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
-} predict_teacher_k004_matmul_add_relu_pointers;
+} predict_teacher_k002_matmul_add_relu_pointers;
 
-static void predict_teacher_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k004_matmul_add_relu_pointers *p = context;
+static void predict_teacher_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k002_matmul_add_relu_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -5056,14 +4878,14 @@ static void predict_teacher_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(predict_teacher_k004_matmul_add_relu_part, &(predict_teacher_k004_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void predict_teacher_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(predict_teacher_k002_matmul_add_relu_part, &(predict_teacher_k002_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_teacher_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
+static void predict_teacher_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_teacher_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5074,14 +4896,12 @@ static void predict_teacher_k005_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 6 kernels; scratch high-water mark 15680000 floats. */
+/* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_im2col_matmul_add_etc(scratch, x, state, state + 288, scratch + 12544000);
-    predict_teacher_k001_max_pool(scratch + 12544000, scratch);
-    predict_teacher_k002_im2col_matmul_add_etc(scratch, scratch + 12544000, state + 320, state + 18752, scratch + 6272000);
-    predict_teacher_k003_max_pool(scratch + 6272000, scratch);
-    predict_teacher_k004_matmul_add_relu(scratch, scratch + 6272000, state + 18816, state + 420224);
-    predict_teacher_k005_matmul_add(logits, scratch, state + 420352, state + 421632);
+    predict_teacher_k000_im2col_matmul_add_etc(scratch, scratch + 12544000, x, state, state + 288, scratch + 15680000);
+    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 8078336, scratch + 12544000, state + 320, state + 18752, scratch + 6272000);
+    predict_teacher_k002_matmul_add_relu(scratch, scratch + 8078336, state + 18816, state + 420224);
+    predict_teacher_k003_matmul_add(logits, scratch, state + 420352, state + 421632);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -5092,9 +4912,11 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %11 = matmul %9, %10 : [392000,32]
  * %12 = broadcast axes=[1] %1 : [392000,32]
  * %13 = add %11, %12 : [392000,32]
- * %14 = relu %13 : [392000,32] */
+ * %14 = relu %13 : [392000,32]
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
 typedef struct {
     float *t14;
+    float *t16;
     const float *in_x;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -5105,6 +4927,7 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
+    float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -5134,53 +4957,36 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
                     t14[i0 * 32 + i1] = v14;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t16 + (size_t)n0 * 6272, t14 + (size_t)n0 * 25088, (mplc_window){nb, 28, 28, 32, 2, 2, 0});
         }
     }
 }
 
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
-typedef struct {
-    float *t16;
-    const float *t15;
-} predict_student_k001_max_pool_pointers;
-
-static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
-    const predict_student_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t16 = p->t16;
-    const float *restrict t15 = p->t15;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t16 + lo * 6272, t15 + lo * 25088, (mplc_window){(int)(hi - lo), 28, 28, 32, 2, 2, 0});
-    }
-}
-
-static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_parallel(predict_student_k001_max_pool_part, &(predict_student_k001_max_pool_pointers){t16, t15});
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,288]
  * %19 = matmul %17, %18 : [98000,64]
  * %20 = broadcast axes=[1] %3 : [98000,64]
  * %21 = add %19, %20 : [98000,64]
- * %22 = relu %21 : [98000,64] */
+ * %22 = relu %21 : [98000,64]
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
 typedef struct {
     float *t22;
+    float *t24;
     const float *t16;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} predict_student_k002_im2col_matmul_add_etc_pointers;
+} predict_student_k001_im2col_matmul_add_etc_pointers;
 
-static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
+    float *restrict t24 = p->t24;
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -5200,34 +5006,14 @@ static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int p
                     t22[i0 * 64 + i1] = v22;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t24 + (size_t)n0 * 3136, t22 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 64, 2, 2, 0});
         }
     }
 }
 
-static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k002_im2col_matmul_add_etc_part, &(predict_student_k002_im2col_matmul_add_etc_pointers){t22, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
-typedef struct {
-    float *t24;
-    const float *t23;
-} predict_student_k003_max_pool_pointers;
-
-static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
-    const predict_student_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t24 = p->t24;
-    const float *restrict t23 = p->t23;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t24 + lo * 3136, t23 + lo * 12544, (mplc_window){(int)(hi - lo), 14, 14, 64, 2, 2, 0});
-    }
-}
-
-static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_parallel(predict_student_k003_max_pool_part, &(predict_student_k003_max_pool_pointers){t24, t23});
+static void predict_student_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
@@ -5239,10 +5025,10 @@ typedef struct {
     const float *t25;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} predict_student_k004_matmul_add_relu_pointers;
+} predict_student_k002_matmul_add_relu_pointers;
 
-static void predict_student_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k004_matmul_add_relu_pointers *p = context;
+static void predict_student_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k002_matmul_add_relu_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -5261,14 +5047,14 @@ static void predict_student_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(predict_student_k004_matmul_add_relu_part, &(predict_student_k004_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
+static void predict_student_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_k002_matmul_add_relu_part, &(predict_student_k002_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_student_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void predict_student_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5279,12 +5065,10 @@ static void predict_student_k005_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 6 kernels; scratch high-water mark 15680000 floats. */
+/* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col_matmul_add_etc(scratch, x, state + 421648, state + 421936, scratch + 12544000);
-    predict_student_k001_max_pool(scratch + 12544000, scratch);
-    predict_student_k002_im2col_matmul_add_etc(scratch, scratch + 12544000, state + 421968, state + 440400, scratch + 6272000);
-    predict_student_k003_max_pool(scratch + 6272000, scratch);
-    predict_student_k004_matmul_add_relu(scratch, scratch + 6272000, state + 440464, state + 841872);
-    predict_student_k005_matmul_add(logits, scratch, state + 842000, state + 843280);
+    predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 12544000, x, state + 421648, state + 421936, scratch + 15680000);
+    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 8078336, scratch + 12544000, state + 421968, state + 440400, scratch + 6272000);
+    predict_student_k002_matmul_add_relu(scratch, scratch + 8078336, state + 440464, state + 841872);
+    predict_student_k003_matmul_add(logits, scratch, state + 842000, state + 843280);
 }

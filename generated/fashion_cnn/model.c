@@ -500,9 +500,11 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * %24 = matmul %22, %23 : [225792,16]
  * %25 = broadcast axes=[1] %1 : [225792,16]
  * %26 = add %24, %25 : [225792,16]
- * %27 = relu %26 : [225792,16] */
+ * %27 = relu %26 : [225792,16]
+ * %29 = max_pool k2 s2 p0 %28 : [288,14,14,16] */
 typedef struct {
     float *t27;
+    float *t29;
     const float *in_x;
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
@@ -513,6 +515,7 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
     const step_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t27 = p->t27;
+    float *restrict t29 = p->t29;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
     const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
@@ -542,53 +545,36 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t27[i0 * 16 + i1] = v27;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t29 + (size_t)n0 * 3136, t27 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_k000_im2col_matmul_add_etc(float *restrict t27, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
-}
-
-/* %29 = max_pool k2 s2 p0 %28 : [288,14,14,16] */
-typedef struct {
-    float *t29;
-    const float *t28;
-} step_k001_max_pool_pointers;
-
-static void step_k001_max_pool_part(void *context, int part, int parts) {
-    const step_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t29 = p->t29;
-    const float *restrict t28 = p->t28;
-    size_t lo, hi;
-    while (mplc_claim(288, 9, &lo, &hi)) {
-        mplc_max_pool(t29 + lo * 3136, t28 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_k001_max_pool(float *restrict t29, const float *restrict t28) {
-    mplc_parallel(step_k001_max_pool_part, &(step_k001_max_pool_pointers){t29, t28});
+static void step_k000_im2col_matmul_add_etc(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* %30 = im2col k3 s1 p1 %29 : [56448,144]
  * %32 = matmul %30, %31 : [56448,32]
  * %33 = broadcast axes=[1] %3 : [56448,32]
  * %34 = add %32, %33 : [56448,32]
- * %35 = relu %34 : [56448,32] */
+ * %35 = relu %34 : [56448,32]
+ * %37 = max_pool k2 s2 p0 %36 : [288,7,7,32] */
 typedef struct {
     float *t35;
+    float *t37;
     const float *t29;
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} step_k002_im2col_matmul_add_etc_pointers;
+} step_k001_im2col_matmul_add_etc_pointers;
 
-static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k002_im2col_matmul_add_etc_pointers *p = context;
+static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t35 = p->t35;
+    float *restrict t37 = p->t37;
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
@@ -608,34 +594,14 @@ static void step_k002_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t35[i0 * 32 + i1] = v35;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t37 + (size_t)n0 * 1568, t35 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k002_im2col_matmul_add_etc(float *restrict t35, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k002_im2col_matmul_add_etc_part, &(step_k002_im2col_matmul_add_etc_pointers){t35, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
-}
-
-/* %37 = max_pool k2 s2 p0 %36 : [288,7,7,32] */
-typedef struct {
-    float *t37;
-    const float *t36;
-} step_k003_max_pool_pointers;
-
-static void step_k003_max_pool_part(void *context, int part, int parts) {
-    const step_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t37 = p->t37;
-    const float *restrict t36 = p->t36;
-    size_t lo, hi;
-    while (mplc_claim(288, 9, &lo, &hi)) {
-        mplc_max_pool(t37 + lo * 1568, t36 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_k003_max_pool(float *restrict t37, const float *restrict t36) {
-    mplc_parallel(step_k003_max_pool_part, &(step_k003_max_pool_pointers){t37, t36});
+static void step_k001_im2col_matmul_add_etc(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k001_im2col_matmul_add_etc_part, &(step_k001_im2col_matmul_add_etc_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
 /* %39 = matmul %38, %4 : [288,128]
@@ -650,10 +616,10 @@ typedef struct {
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
     const float *in_dropout_teacher_all_dropout9;
-} step_k004_matmul_add_relu_etc_pointers;
+} step_k002_matmul_add_relu_etc_pointers;
 
-static void step_k004_matmul_add_relu_etc_part(void *context, int part, int parts) {
-    const step_k004_matmul_add_relu_etc_pointers *p = context;
+static void step_k002_matmul_add_relu_etc_part(void *context, int part, int parts) {
+    const step_k002_matmul_add_relu_etc_pointers *p = context;
     float *restrict t42 = p->t42;
     float *restrict t44 = p->t44;
     const float *restrict t38 = p->t38;
@@ -676,14 +642,14 @@ static void step_k004_matmul_add_relu_etc_part(void *context, int part, int part
     }
 }
 
-static void step_k004_matmul_add_relu_etc(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
-    mplc_parallel(step_k004_matmul_add_relu_etc_part, &(step_k004_matmul_add_relu_etc_pointers){t42, t44, t38, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
+static void step_k002_matmul_add_relu_etc(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
+    mplc_parallel(step_k002_matmul_add_relu_etc_part, &(step_k002_matmul_add_relu_etc_pointers){t42, t44, t38, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
 }
 
 /* %45 = matmul %44, %6 : [288,10]
  * %46 = broadcast axes=[1] %7 : [288,10]
  * %47 = add %45, %46 : [288,10] */
-static void step_k005_matmul_add(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+static void step_k003_matmul_add(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 128, 1.0f, t44, 128, in_teacher_dense10_weight, 10, 0.0f, t47, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
@@ -698,7 +664,7 @@ static void step_k005_matmul_add(float *restrict t47, const float *restrict t44,
  * %52 = mul %17, %51 : [32,10]
  * %53 = constant 0.01 : [32,10]
  * %54 = add %52, %53 : [32,10] */
-static void step_k006_mul_add(float *restrict t54, const float *restrict in_y) {
+static void step_k004_mul_add(float *restrict t54, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v52 = in_y[i] * 0.9f;
         const float v54 = v52 + 0.01f;
@@ -707,7 +673,7 @@ static void step_k006_mul_add(float *restrict t54, const float *restrict in_y) {
 }
 
 /* %55 = reduce_max axes=[1] %48 : [32] */
-static void step_k007_reduce_max(float *restrict t55, const float *restrict t48) {
+static void step_k005_reduce_max(float *restrict t55, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -720,7 +686,7 @@ static void step_k007_reduce_max(float *restrict t55, const float *restrict t48)
 /* %56 = broadcast axes=[0] %55 : [32,10]
  * %57 = sub %48, %56 : [32,10]
  * %58 = exp %57 : [32,10] */
-static void step_k008_sub_exp(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
+static void step_k006_sub_exp(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v57 = t48[i0 * 10 + i1] - t55[i0];
@@ -732,7 +698,7 @@ static void step_k008_sub_exp(float *restrict t57, float *restrict t58, const fl
 }
 
 /* %59 = reduce_sum axes=[1] %58 : [32] */
-static void step_k009_reduce_sum(float *restrict t59, const float *restrict t58) {
+static void step_k007_reduce_sum(float *restrict t59, const float *restrict t58) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -743,7 +709,7 @@ static void step_k009_reduce_sum(float *restrict t59, const float *restrict t58)
 }
 
 /* %60 = log %59 : [32] */
-static void step_k010_log(float *restrict t60, const float *restrict t59) {
+static void step_k008_log(float *restrict t60, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v60 = logf(t59[i]);
         t60[i] = v60;
@@ -754,7 +720,7 @@ static void step_k010_log(float *restrict t60, const float *restrict t59) {
  * %62 = sub %57, %61 : [32,10]
  * %63 = mul %54, %62 : [32,10]
  * %64 = reduce_sum axes=[0, 1] %63 : [] */
-static void step_k011_sub_mul_reduce_sum(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
+static void step_k009_sub_mul_reduce_sum(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -768,7 +734,7 @@ static void step_k011_sub_mul_reduce_sum(float *restrict t64, const float *restr
 
 /* %65 = constant -0.03125 : []
  * %66 = mul %64, %65 : [] */
-static void step_k012_mul(float *restrict t66, const float *restrict t64) {
+static void step_k010_mul(float *restrict t66, const float *restrict t64) {
     for (size_t i = 0; i < 1; i++) {
         const float v66 = t64[0] * (-0.03125f);
         t66[i] = v66;
@@ -777,7 +743,7 @@ static void step_k012_mul(float *restrict t66, const float *restrict t64) {
 
 /* %67 = constant 1.4285714285714286 : [128,10]
  * %68 = mul %49, %67 : [128,10] */
-static void step_k013_mul(float *restrict t68, const float *restrict t49) {
+static void step_k011_mul(float *restrict t68, const float *restrict t49) {
     for (size_t i = 0; i < 1280; i++) {
         const float v68 = t49[i] * 1.4285715f;
         t68[i] = v68;
@@ -785,7 +751,7 @@ static void step_k013_mul(float *restrict t68, const float *restrict t49) {
 }
 
 /* %69 = reduce_max axes=[1] %68 : [128] */
-static void step_k014_reduce_max(float *restrict t69, const float *restrict t68) {
+static void step_k012_reduce_max(float *restrict t69, const float *restrict t68) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -797,7 +763,7 @@ static void step_k014_reduce_max(float *restrict t69, const float *restrict t68)
 
 /* %70 = broadcast axes=[0] %69 : [128,10]
  * %71 = sub %68, %70 : [128,10] */
-static void step_k015_sub(float *restrict t71, const float *restrict t68, const float *restrict t69) {
+static void step_k013_sub(float *restrict t71, const float *restrict t68, const float *restrict t69) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v71 = t68[i0 * 10 + i1] - t69[i0];
@@ -808,7 +774,7 @@ static void step_k015_sub(float *restrict t71, const float *restrict t68, const 
 
 /* %72 = exp %71 : [128,10]
  * %73 = reduce_sum axes=[1] %72 : [128] */
-static void step_k016_exp_reduce_sum(float *restrict t73, const float *restrict t71) {
+static void step_k014_exp_reduce_sum(float *restrict t73, const float *restrict t71) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -820,7 +786,7 @@ static void step_k016_exp_reduce_sum(float *restrict t73, const float *restrict 
 }
 
 /* %74 = log %73 : [128] */
-static void step_k017_log(float *restrict t74, const float *restrict t73) {
+static void step_k015_log(float *restrict t74, const float *restrict t73) {
     for (size_t i = 0; i < 128; i++) {
         const float v74 = logf(t73[i]);
         t74[i] = v74;
@@ -830,7 +796,7 @@ static void step_k017_log(float *restrict t74, const float *restrict t73) {
 /* %75 = broadcast axes=[0] %74 : [128,10]
  * %76 = sub %71, %75 : [128,10]
  * %77 = exp %76 : [128,10] */
-static void step_k018_sub_exp(float *restrict t77, const float *restrict t71, const float *restrict t74) {
+static void step_k016_sub_exp(float *restrict t77, const float *restrict t71, const float *restrict t74) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v76 = t71[i0 * 10 + i1] - t74[i0];
@@ -841,7 +807,7 @@ static void step_k018_sub_exp(float *restrict t77, const float *restrict t71, co
 }
 
 /* %78 = reduce_max axes=[1] %77 : [128] */
-static void step_k019_reduce_max(float *restrict t78, const float *restrict t77) {
+static void step_k017_reduce_max(float *restrict t78, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -853,7 +819,7 @@ static void step_k019_reduce_max(float *restrict t78, const float *restrict t77)
 
 /* %79 = constant 0.6 : [128]
  * %80 = greaterEqual %78, %79 : [128] */
-static void step_k020_greaterEqual(float *restrict t80, const float *restrict t78) {
+static void step_k018_greaterEqual(float *restrict t80, const float *restrict t78) {
     for (size_t i = 0; i < 128; i++) {
         const float v80 = t78[i] >= 0.6f ? 1.0f : 0.0f;
         t80[i] = v80;
@@ -861,7 +827,7 @@ static void step_k020_greaterEqual(float *restrict t80, const float *restrict t7
 }
 
 /* %81 = reduce_max axes=[1] %50 : [128] */
-static void step_k021_reduce_max(float *restrict t81, const float *restrict t50) {
+static void step_k019_reduce_max(float *restrict t81, const float *restrict t50) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -874,7 +840,7 @@ static void step_k021_reduce_max(float *restrict t81, const float *restrict t50)
 /* %82 = broadcast axes=[0] %81 : [128,10]
  * %83 = sub %50, %82 : [128,10]
  * %84 = exp %83 : [128,10] */
-static void step_k022_sub_exp(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
+static void step_k020_sub_exp(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v83 = t50[i0 * 10 + i1] - t81[i0];
@@ -886,7 +852,7 @@ static void step_k022_sub_exp(float *restrict t83, float *restrict t84, const fl
 }
 
 /* %85 = reduce_sum axes=[1] %84 : [128] */
-static void step_k023_reduce_sum(float *restrict t85, const float *restrict t84) {
+static void step_k021_reduce_sum(float *restrict t85, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -897,7 +863,7 @@ static void step_k023_reduce_sum(float *restrict t85, const float *restrict t84)
 }
 
 /* %86 = log %85 : [128] */
-static void step_k024_log(float *restrict t86, const float *restrict t85) {
+static void step_k022_log(float *restrict t86, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v86 = logf(t85[i]);
         t86[i] = v86;
@@ -908,7 +874,7 @@ static void step_k024_log(float *restrict t86, const float *restrict t85) {
  * %88 = sub %83, %87 : [128,10]
  * %89 = mul %77, %88 : [128,10]
  * %90 = reduce_sum axes=[1] %89 : [128] */
-static void step_k025_sub_mul_reduce_sum(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
+static void step_k023_sub_mul_reduce_sum(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -923,7 +889,7 @@ static void step_k025_sub_mul_reduce_sum(float *restrict t90, const float *restr
 /* %91 = neg %90 : [128]
  * %92 = mul %80, %91 : [128]
  * %93 = reduce_sum axes=[0] %92 : [] */
-static void step_k026_neg_mul_reduce_sum(float *restrict t93, const float *restrict t90, const float *restrict t80) {
+static void step_k024_neg_mul_reduce_sum(float *restrict t93, const float *restrict t90, const float *restrict t80) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         const float v91 = -t90[i0];
@@ -935,7 +901,7 @@ static void step_k026_neg_mul_reduce_sum(float *restrict t93, const float *restr
 
 /* %94 = constant 0.0078125 : []
  * %95 = mul %93, %94 : [] */
-static void step_k027_mul(float *restrict t95, const float *restrict t93) {
+static void step_k025_mul(float *restrict t95, const float *restrict t93) {
     for (size_t i = 0; i < 1; i++) {
         const float v95 = t93[0] * 0.0078125f;
         t95[i] = v95;
@@ -943,7 +909,7 @@ static void step_k027_mul(float *restrict t95, const float *restrict t93) {
 }
 
 /* %96 = reduce_sum axes=[0] %80 : [] */
-static void step_k028_reduce_sum(float *restrict t96, const float *restrict t80) {
+static void step_k026_reduce_sum(float *restrict t96, const float *restrict t80) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         sum += t80[i0];
@@ -953,7 +919,7 @@ static void step_k028_reduce_sum(float *restrict t96, const float *restrict t80)
 
 /* %94 = constant 0.0078125 : []
  * %97 = mul %96, %94 : [] */
-static void step_k029_mul(float *restrict t97, const float *restrict t96) {
+static void step_k027_mul(float *restrict t97, const float *restrict t96) {
     for (size_t i = 0; i < 1; i++) {
         const float v97 = t96[0] * 0.0078125f;
         t97[i] = v97;
@@ -961,7 +927,7 @@ static void step_k029_mul(float *restrict t97, const float *restrict t96) {
 }
 
 /* %98 = one_hot_argmax %50 : [128,10] */
-static void step_k030_one_hot_argmax(float *restrict t98, const float *restrict t50) {
+static void step_k028_one_hot_argmax(float *restrict t98, const float *restrict t50) {
     mplc_one_hot_argmax(t98, t50, 128, 10);
 }
 
@@ -969,19 +935,22 @@ static void step_k030_one_hot_argmax(float *restrict t98, const float *restrict 
  * %103 = matmul %101, %102 : [100352,16]
  * %104 = broadcast axes=[1] %9 : [100352,16]
  * %105 = add %103, %104 : [100352,16]
- * %106 = relu %105 : [100352,16] */
+ * %106 = relu %105 : [100352,16]
+ * %108 = max_pool k2 s2 p0 %107 : [128,14,14,16] */
 typedef struct {
     float *t106;
+    float *t108;
     const float *t99;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} step_k031_im2col_matmul_add_etc_pointers;
+} step_k029_im2col_matmul_add_etc_pointers;
 
-static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k031_im2col_matmul_add_etc_pointers *p = context;
+static void step_k029_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k029_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t106 = p->t106;
+    float *restrict t108 = p->t108;
     const float *restrict t99 = p->t99;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -1011,53 +980,36 @@ static void step_k031_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t106[i0 * 16 + i1] = v106;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t108 + (size_t)n0 * 3136, t106 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_k031_im2col_matmul_add_etc(float *restrict t106, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k031_im2col_matmul_add_etc_part, &(step_k031_im2col_matmul_add_etc_pointers){t106, t99, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %108 = max_pool k2 s2 p0 %107 : [128,14,14,16] */
-typedef struct {
-    float *t108;
-    const float *t107;
-} step_k032_max_pool_pointers;
-
-static void step_k032_max_pool_part(void *context, int part, int parts) {
-    const step_k032_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t108 = p->t108;
-    const float *restrict t107 = p->t107;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool(t108 + lo * 3136, t107 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_k032_max_pool(float *restrict t108, const float *restrict t107) {
-    mplc_parallel(step_k032_max_pool_part, &(step_k032_max_pool_pointers){t108, t107});
+static void step_k029_im2col_matmul_add_etc(float *restrict t106, float *restrict t108, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k029_im2col_matmul_add_etc_part, &(step_k029_im2col_matmul_add_etc_pointers){t106, t108, t99, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %109 = im2col k3 s1 p1 %108 : [25088,144]
  * %111 = matmul %109, %110 : [25088,32]
  * %112 = broadcast axes=[1] %11 : [25088,32]
  * %113 = add %111, %112 : [25088,32]
- * %114 = relu %113 : [25088,32] */
+ * %114 = relu %113 : [25088,32]
+ * %116 = max_pool k2 s2 p0 %115 : [128,7,7,32] */
 typedef struct {
     float *t114;
+    float *t116;
     const float *t108;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} step_k033_im2col_matmul_add_etc_pointers;
+} step_k030_im2col_matmul_add_etc_pointers;
 
-static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k033_im2col_matmul_add_etc_pointers *p = context;
+static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k030_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t114 = p->t114;
+    float *restrict t116 = p->t116;
     const float *restrict t108 = p->t108;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -1077,34 +1029,14 @@ static void step_k033_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t114[i0 * 32 + i1] = v114;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t116 + (size_t)n0 * 1568, t114 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k033_im2col_matmul_add_etc(float *restrict t114, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k033_im2col_matmul_add_etc_part, &(step_k033_im2col_matmul_add_etc_pointers){t114, t108, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %116 = max_pool k2 s2 p0 %115 : [128,7,7,32] */
-typedef struct {
-    float *t116;
-    const float *t115;
-} step_k034_max_pool_pointers;
-
-static void step_k034_max_pool_part(void *context, int part, int parts) {
-    const step_k034_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t116 = p->t116;
-    const float *restrict t115 = p->t115;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool(t116 + lo * 1568, t115 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_k034_max_pool(float *restrict t116, const float *restrict t115) {
-    mplc_parallel(step_k034_max_pool_part, &(step_k034_max_pool_pointers){t116, t115});
+static void step_k030_im2col_matmul_add_etc(float *restrict t114, float *restrict t116, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k030_im2col_matmul_add_etc_part, &(step_k030_im2col_matmul_add_etc_pointers){t114, t116, t108, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %118 = matmul %117, %12 : [128,128]
@@ -1116,10 +1048,10 @@ typedef struct {
     const float *t117;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} step_k035_matmul_add_relu_pointers;
+} step_k031_matmul_add_relu_pointers;
 
-static void step_k035_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k035_matmul_add_relu_pointers *p = context;
+static void step_k031_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k031_matmul_add_relu_pointers *p = context;
     float *restrict t121 = p->t121;
     const float *restrict t117 = p->t117;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1138,14 +1070,14 @@ static void step_k035_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k035_matmul_add_relu(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_k035_matmul_add_relu_part, &(step_k035_matmul_add_relu_pointers){t121, t117, in_student_dense7_weight, in_student_dense7_bias});
+static void step_k031_matmul_add_relu(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_k031_matmul_add_relu_part, &(step_k031_matmul_add_relu_pointers){t121, t117, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %122 = matmul %121, %14 : [128,10]
  * %123 = broadcast axes=[1] %15 : [128,10]
  * %124 = add %122, %123 : [128,10] */
-static void step_k036_matmul_add(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void step_k032_matmul_add(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, in_student_dense9_weight, 10, 0.0f, t124, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
@@ -1157,7 +1089,7 @@ static void step_k036_matmul_add(float *restrict t124, const float *restrict t12
 }
 
 /* %125 = reduce_max axes=[1] %124 : [128] */
-static void step_k037_reduce_max(float *restrict t125, const float *restrict t124) {
+static void step_k033_reduce_max(float *restrict t125, const float *restrict t124) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1170,7 +1102,7 @@ static void step_k037_reduce_max(float *restrict t125, const float *restrict t12
 /* %126 = broadcast axes=[0] %125 : [128,10]
  * %127 = sub %124, %126 : [128,10]
  * %128 = exp %127 : [128,10] */
-static void step_k038_sub_exp(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
+static void step_k034_sub_exp(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v127 = t124[i0 * 10 + i1] - t125[i0];
@@ -1182,7 +1114,7 @@ static void step_k038_sub_exp(float *restrict t127, float *restrict t128, const 
 }
 
 /* %129 = reduce_sum axes=[1] %128 : [128] */
-static void step_k039_reduce_sum(float *restrict t129, const float *restrict t128) {
+static void step_k035_reduce_sum(float *restrict t129, const float *restrict t128) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1193,7 +1125,7 @@ static void step_k039_reduce_sum(float *restrict t129, const float *restrict t12
 }
 
 /* %130 = log %129 : [128] */
-static void step_k040_log(float *restrict t130, const float *restrict t129) {
+static void step_k036_log(float *restrict t130, const float *restrict t129) {
     for (size_t i = 0; i < 128; i++) {
         const float v130 = logf(t129[i]);
         t130[i] = v130;
@@ -1204,7 +1136,7 @@ static void step_k040_log(float *restrict t130, const float *restrict t129) {
  * %132 = sub %127, %131 : [128,10]
  * %133 = mul %98, %132 : [128,10]
  * %134 = reduce_sum axes=[0, 1] %133 : [] */
-static void step_k041_sub_mul_reduce_sum(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
+static void step_k037_sub_mul_reduce_sum(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1218,7 +1150,7 @@ static void step_k041_sub_mul_reduce_sum(float *restrict t134, const float *rest
 
 /* %135 = constant -0.0078125 : []
  * %136 = mul %134, %135 : [] */
-static void step_k042_mul(float *restrict t136, const float *restrict t134) {
+static void step_k038_mul(float *restrict t136, const float *restrict t134) {
     for (size_t i = 0; i < 1; i++) {
         const float v136 = t134[0] * (-0.0078125f);
         t136[i] = v136;
@@ -1227,7 +1159,7 @@ static void step_k042_mul(float *restrict t136, const float *restrict t134) {
 
 /* %137 = constant -0.0078125 : [128,10]
  * %138 = mul %137, %98 : [128,10] */
-static void step_k043_mul(float *restrict t138, const float *restrict t98) {
+static void step_k039_mul(float *restrict t138, const float *restrict t98) {
     for (size_t i = 0; i < 1280; i++) {
         const float v138 = (-0.0078125f) * t98[i];
         t138[i] = v138;
@@ -1236,7 +1168,7 @@ static void step_k043_mul(float *restrict t138, const float *restrict t98) {
 
 /* %139 = neg %138 : [128,10]
  * %140 = reduce_sum axes=[1] %139 : [128] */
-static void step_k044_neg_reduce_sum(float *restrict t140, const float *restrict t138) {
+static void step_k040_neg_reduce_sum(float *restrict t140, const float *restrict t138) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1248,7 +1180,7 @@ static void step_k044_neg_reduce_sum(float *restrict t140, const float *restrict
 }
 
 /* %141 = div %140, %129 : [128] */
-static void step_k045_div(float *restrict t141, const float *restrict t140, const float *restrict t129) {
+static void step_k041_div(float *restrict t141, const float *restrict t140, const float *restrict t129) {
     for (size_t i = 0; i < 128; i++) {
         const float v141 = t140[i] / t129[i];
         t141[i] = v141;
@@ -1258,7 +1190,7 @@ static void step_k045_div(float *restrict t141, const float *restrict t140, cons
 /* %142 = broadcast axes=[0] %141 : [128,10]
  * %143 = mul %142, %128 : [128,10]
  * %144 = add %138, %143 : [128,10] */
-static void step_k046_mul_add(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
+static void step_k042_mul_add(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v143 = t141[i0] * t128[i0 * 10 + i1];
@@ -1269,7 +1201,7 @@ static void step_k046_mul_add(float *restrict t144, const float *restrict t141, 
 }
 
 /* %145 = reduce_sum axes=[0] %144 : [10] */
-static void step_k047_reduce_sum(float *restrict t145, const float *restrict t144) {
+static void step_k043_reduce_sum(float *restrict t145, const float *restrict t144) {
     for (size_t o = 0; o < 10; o++) t145[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1279,14 +1211,14 @@ static void step_k047_reduce_sum(float *restrict t145, const float *restrict t14
 }
 
 /* %147 = matmul tA %121, %144 : [128,10] */
-static void step_k048_matmul(float *restrict t147, const float *restrict t121, const float *restrict t144) {
+static void step_k044_matmul(float *restrict t147, const float *restrict t121, const float *restrict t144) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, t144, 10, 0.0f, t147, 10);
 }
 
 /* %146 = matmul tB %144, %14 : [128,128]
  * %148 = step %121 : [128,128]
  * %149 = mul %146, %148 : [128,128] */
-static void step_k049_matmul_step_mul(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t121) {
+static void step_k045_matmul_step_mul(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t121) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t144, 10, in_student_dense9_weight, 10, 0.0f, t149, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
@@ -1297,7 +1229,7 @@ static void step_k049_matmul_step_mul(float *restrict t149, const float *restric
 }
 
 /* %150 = reduce_sum axes=[0] %149 : [128] */
-static void step_k050_reduce_sum(float *restrict t150, const float *restrict t149) {
+static void step_k046_reduce_sum(float *restrict t150, const float *restrict t149) {
     for (size_t o = 0; o < 128; o++) t150[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -1311,10 +1243,10 @@ typedef struct {
     float *t151;
     const float *t149;
     const float *in_student_dense7_weight;
-} step_k051_matmul_pointers;
+} step_k047_matmul_pointers;
 
-static void step_k051_matmul_part(void *context, int part, int parts) {
-    const step_k051_matmul_pointers *p = context;
+static void step_k047_matmul_part(void *context, int part, int parts) {
+    const step_k047_matmul_pointers *p = context;
     float *restrict t151 = p->t151;
     const float *restrict t149 = p->t149;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1324,8 +1256,8 @@ static void step_k051_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t149 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t151 + lo * 1568, 1568);
 }
 
-static void step_k051_matmul(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_k051_matmul_part, &(step_k051_matmul_pointers){t151, t149, in_student_dense7_weight});
+static void step_k047_matmul(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_k047_matmul_part, &(step_k047_matmul_pointers){t151, t149, in_student_dense7_weight});
 }
 
 /* %152 = matmul tA %117, %149 : [1568,128] */
@@ -1333,10 +1265,10 @@ typedef struct {
     float *t152;
     const float *t117;
     const float *t149;
-} step_k052_matmul_pointers;
+} step_k048_matmul_pointers;
 
-static void step_k052_matmul_part(void *context, int part, int parts) {
-    const step_k052_matmul_pointers *p = context;
+static void step_k048_matmul_part(void *context, int part, int parts) {
+    const step_k048_matmul_pointers *p = context;
     float *restrict t152 = p->t152;
     const float *restrict t117 = p->t117;
     const float *restrict t149 = p->t149;
@@ -1346,8 +1278,8 @@ static void step_k052_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t117 + lo, 1568, t149, 128, 0.0f, t152 + lo * 128, 128);
 }
 
-static void step_k052_matmul(float *restrict t152, const float *restrict t117, const float *restrict t149) {
-    mplc_parallel(step_k052_matmul_part, &(step_k052_matmul_pointers){t152, t117, t149});
+static void step_k048_matmul(float *restrict t152, const float *restrict t117, const float *restrict t149) {
+    mplc_parallel(step_k048_matmul_part, &(step_k048_matmul_pointers){t152, t117, t149});
 }
 
 /* %154 = step %116 : [128,7,7,32]
@@ -1356,10 +1288,10 @@ typedef struct {
     float *t155;
     const float *t116;
     const float *t153;
-} step_k053_step_mul_pointers;
+} step_k049_step_mul_pointers;
 
-static void step_k053_step_mul_part(void *context, int part, int parts) {
-    const step_k053_step_mul_pointers *p = context;
+static void step_k049_step_mul_part(void *context, int part, int parts) {
+    const step_k049_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t155 = p->t155;
@@ -1375,8 +1307,8 @@ static void step_k053_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k053_step_mul(float *restrict t155, const float *restrict t116, const float *restrict t153) {
-    mplc_parallel(step_k053_step_mul_part, &(step_k053_step_mul_pointers){t155, t116, t153});
+static void step_k049_step_mul(float *restrict t155, const float *restrict t116, const float *restrict t153) {
+    mplc_parallel(step_k049_step_mul_part, &(step_k049_step_mul_pointers){t155, t116, t153});
 }
 
 /* %156 = max_pool_scatter k2 s2 p0 %115, %155 : [128,14,14,32] */
@@ -1384,10 +1316,10 @@ typedef struct {
     float *t156;
     const float *t115;
     const float *t155;
-} step_k054_max_pool_scatter_pointers;
+} step_k050_max_pool_scatter_pointers;
 
-static void step_k054_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k054_max_pool_scatter_pointers *p = context;
+static void step_k050_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k050_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t156 = p->t156;
@@ -1399,18 +1331,18 @@ static void step_k054_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k054_max_pool_scatter(float *restrict t156, const float *restrict t115, const float *restrict t155) {
-    mplc_parallel(step_k054_max_pool_scatter_part, &(step_k054_max_pool_scatter_pointers){t156, t115, t155});
+static void step_k050_max_pool_scatter(float *restrict t156, const float *restrict t115, const float *restrict t155) {
+    mplc_parallel(step_k050_max_pool_scatter_part, &(step_k050_max_pool_scatter_pointers){t156, t115, t155});
 }
 
 /* %158 = reduce_sum axes=[0] %157 : [32] */
 typedef struct {
     float *t158;
     const float *t157;
-} step_k055_reduce_sum_pointers;
+} step_k051_reduce_sum_pointers;
 
-static void step_k055_reduce_sum_part(void *context, int part, int parts) {
-    const step_k055_reduce_sum_pointers *p = context;
+static void step_k051_reduce_sum_part(void *context, int part, int parts) {
+    const step_k051_reduce_sum_pointers *p = context;
     float *restrict t158 = p->t158;
     const float *restrict t157 = p->t157;
     size_t lo, hi;
@@ -1423,8 +1355,8 @@ static void step_k055_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k055_reduce_sum(float *restrict t158, const float *restrict t157) {
-    mplc_parallel(step_k055_reduce_sum_part, &(step_k055_reduce_sum_pointers){t158, t157});
+static void step_k051_reduce_sum(float *restrict t158, const float *restrict t157) {
+    mplc_parallel(step_k051_reduce_sum_part, &(step_k051_reduce_sum_pointers){t158, t157});
 }
 
 /* %159 = matmul tB %157, %110 : [25088,144]
@@ -1434,10 +1366,10 @@ typedef struct {
     const float *t157;
     const float *in_student_conv3_weight;
     float *chunk;
-} step_k056_matmul_col2im_pointers;
+} step_k052_matmul_col2im_pointers;
 
-static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k056_matmul_col2im_pointers *p = context;
+static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k052_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t162 = p->t162;
     const float *restrict t157 = p->t157;
@@ -1454,8 +1386,8 @@ static void step_k056_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k056_matmul_col2im(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k056_matmul_col2im_part, &(step_k056_matmul_col2im_pointers){t162, t157, in_student_conv3_weight, chunk});
+static void step_k052_matmul_col2im(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k052_matmul_col2im_part, &(step_k052_matmul_col2im_pointers){t162, t157, in_student_conv3_weight, chunk});
 }
 
 /* %109 = im2col k3 s1 p1 %108 : [25088,144]
@@ -1465,10 +1397,10 @@ typedef struct {
     const float *t108;
     const float *t157;
     float *chunk;
-} step_k057_im2col_matmul_pointers;
+} step_k053_im2col_matmul_pointers;
 
-static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k057_im2col_matmul_pointers *p = context;
+static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k053_im2col_matmul_pointers *p = context;
     float *restrict t160 = p->t160;
     const float *restrict t108 = p->t108;
     const float *restrict t157 = p->t157;
@@ -1485,8 +1417,8 @@ static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k057_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t160, t108, t157, chunk});
+static void step_k053_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_k053_im2col_matmul_part, &(step_k053_im2col_matmul_pointers){t160, t108, t157, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t160[i] += partial[i];
@@ -1499,10 +1431,10 @@ typedef struct {
     float *t164;
     const float *t108;
     const float *t162;
-} step_k058_step_mul_pointers;
+} step_k054_step_mul_pointers;
 
-static void step_k058_step_mul_part(void *context, int part, int parts) {
-    const step_k058_step_mul_pointers *p = context;
+static void step_k054_step_mul_part(void *context, int part, int parts) {
+    const step_k054_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t164 = p->t164;
@@ -1518,8 +1450,8 @@ static void step_k058_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k058_step_mul(float *restrict t164, const float *restrict t108, const float *restrict t162) {
-    mplc_parallel(step_k058_step_mul_part, &(step_k058_step_mul_pointers){t164, t108, t162});
+static void step_k054_step_mul(float *restrict t164, const float *restrict t108, const float *restrict t162) {
+    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t164, t108, t162});
 }
 
 /* %165 = max_pool_scatter k2 s2 p0 %107, %164 : [128,28,28,16] */
@@ -1527,10 +1459,10 @@ typedef struct {
     float *t165;
     const float *t107;
     const float *t164;
-} step_k059_max_pool_scatter_pointers;
+} step_k055_max_pool_scatter_pointers;
 
-static void step_k059_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k059_max_pool_scatter_pointers *p = context;
+static void step_k055_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k055_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t165 = p->t165;
@@ -1542,18 +1474,18 @@ static void step_k059_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k059_max_pool_scatter(float *restrict t165, const float *restrict t107, const float *restrict t164) {
-    mplc_parallel(step_k059_max_pool_scatter_part, &(step_k059_max_pool_scatter_pointers){t165, t107, t164});
+static void step_k055_max_pool_scatter(float *restrict t165, const float *restrict t107, const float *restrict t164) {
+    mplc_parallel(step_k055_max_pool_scatter_part, &(step_k055_max_pool_scatter_pointers){t165, t107, t164});
 }
 
 /* %167 = reduce_sum axes=[0] %166 : [16] */
 typedef struct {
     float *t167;
     const float *t166;
-} step_k060_reduce_sum_pointers;
+} step_k056_reduce_sum_pointers;
 
-static void step_k060_reduce_sum_part(void *context, int part, int parts) {
-    const step_k060_reduce_sum_pointers *p = context;
+static void step_k056_reduce_sum_part(void *context, int part, int parts) {
+    const step_k056_reduce_sum_pointers *p = context;
     float *restrict t167 = p->t167;
     const float *restrict t166 = p->t166;
     size_t lo, hi;
@@ -1566,8 +1498,8 @@ static void step_k060_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k060_reduce_sum(float *restrict t167, const float *restrict t166) {
-    mplc_parallel(step_k060_reduce_sum_part, &(step_k060_reduce_sum_pointers){t167, t166});
+static void step_k056_reduce_sum(float *restrict t167, const float *restrict t166) {
+    mplc_parallel(step_k056_reduce_sum_part, &(step_k056_reduce_sum_pointers){t167, t166});
 }
 
 /* %101 = im2col k3 s1 p1 %99 : [100352,9]
@@ -1577,10 +1509,10 @@ typedef struct {
     const float *t99;
     const float *t166;
     float *chunk;
-} step_k061_im2col_matmul_pointers;
+} step_k057_im2col_matmul_pointers;
 
-static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k061_im2col_matmul_pointers *p = context;
+static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k057_im2col_matmul_pointers *p = context;
     float *restrict t168 = p->t168;
     const float *restrict t99 = p->t99;
     const float *restrict t166 = p->t166;
@@ -1613,8 +1545,8 @@ static void step_k061_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k061_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
-    mplc_parallel(step_k061_im2col_matmul_part, &(step_k061_im2col_matmul_pointers){t168, t99, t166, chunk});
+static void step_k057_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
+    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t168, t99, t166, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t168[i] += partial[i];
@@ -1634,7 +1566,7 @@ static void step_k061_im2col_matmul(float *restrict t168, const float *restrict 
  * %181 = sub %8, %180 : [3,3,1,16]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k062_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
+static void step_k058_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
         const float v172 = in_student_conv0_weight[i] * 0.0005f;
         const float v173 = t169[i] + v172;
@@ -1659,7 +1591,7 @@ static void step_k062_mul_add_sub(float *restrict in_student_momentum_conv0_weig
  * %190 = sub %9, %189 : [16]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k063_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_k059_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v184 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v185 = v184 + t167[i];
@@ -1685,7 +1617,7 @@ static void step_k063_mul_add_sub(float *restrict in_student_momentum_conv0_bias
  * %202 = sub %10, %201 : [3,3,16,32]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k064_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
+static void step_k060_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
         const float v193 = in_student_conv3_weight[i] * 0.0005f;
         const float v194 = t161[i] + v193;
@@ -1710,7 +1642,7 @@ static void step_k064_mul_add_sub(float *restrict in_student_momentum_conv3_weig
  * %211 = sub %11, %210 : [32]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k065_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
+static void step_k061_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v205 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v206 = v205 + t158[i];
@@ -1741,10 +1673,10 @@ typedef struct {
     float *in_student_dense7_weight;
     const float *t152;
     const float *in_lr_student;
-} step_k066_mul_add_sub_pointers;
+} step_k062_mul_add_sub_pointers;
 
-static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k066_mul_add_sub_pointers *p = context;
+static void step_k062_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k062_mul_add_sub_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
@@ -1768,8 +1700,8 @@ static void step_k066_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
-    mplc_parallel(step_k066_mul_add_sub_part, &(step_k066_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t152, in_lr_student});
+static void step_k062_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
+    mplc_parallel(step_k062_mul_add_sub_part, &(step_k062_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t152, in_lr_student});
 }
 
 /* %225 = constant 0.9 : [128]
@@ -1782,7 +1714,7 @@ static void step_k066_mul_add_sub(float *restrict in_student_momentum_dense7_wei
  * %232 = sub %13, %231 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k067_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
+static void step_k063_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v226 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v227 = v226 + t150[i];
@@ -1808,7 +1740,7 @@ static void step_k067_mul_add_sub(float *restrict in_student_momentum_dense7_bia
  * %244 = sub %14, %243 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k068_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
+static void step_k064_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v235 = in_student_dense9_weight[i] * 0.0005f;
         const float v236 = t147[i] + v235;
@@ -1833,7 +1765,7 @@ static void step_k068_mul_add_sub(float *restrict in_student_momentum_dense9_wei
  * %253 = sub %15, %252 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_k065_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v247 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v248 = v247 + t145[i];
@@ -1850,19 +1782,22 @@ static void step_k069_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %258 = matmul %256, %257 : [25088,16]
  * %259 = broadcast axes=[1] %190 : [25088,16]
  * %260 = add %258, %259 : [25088,16]
- * %261 = relu %260 : [25088,16] */
+ * %261 = relu %260 : [25088,16]
+ * %263 = max_pool k2 s2 p0 %262 : [32,14,14,16] */
 typedef struct {
     float *t261;
+    float *t263;
     const float *in_x;
     const float *t257;
     const float *t190;
     float *chunk;
-} step_k070_im2col_matmul_add_etc_pointers;
+} step_k066_im2col_matmul_add_etc_pointers;
 
-static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k070_im2col_matmul_add_etc_pointers *p = context;
+static void step_k066_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k066_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t261 = p->t261;
+    float *restrict t263 = p->t263;
     const float *restrict in_x = p->in_x;
     const float *restrict t257 = p->t257;
     const float *restrict t190 = p->t190;
@@ -1892,53 +1827,36 @@ static void step_k070_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t261[i0 * 16 + i1] = v261;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t263 + (size_t)n0 * 3136, t261 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_k070_im2col_matmul_add_etc(float *restrict t261, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
-    mplc_parallel(step_k070_im2col_matmul_add_etc_part, &(step_k070_im2col_matmul_add_etc_pointers){t261, in_x, t257, t190, chunk});
-}
-
-/* %263 = max_pool k2 s2 p0 %262 : [32,14,14,16] */
-typedef struct {
-    float *t263;
-    const float *t262;
-} step_k071_max_pool_pointers;
-
-static void step_k071_max_pool_part(void *context, int part, int parts) {
-    const step_k071_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t263 = p->t263;
-    const float *restrict t262 = p->t262;
-    size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool(t263 + lo * 3136, t262 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_k071_max_pool(float *restrict t263, const float *restrict t262) {
-    mplc_parallel(step_k071_max_pool_part, &(step_k071_max_pool_pointers){t263, t262});
+static void step_k066_im2col_matmul_add_etc(float *restrict t261, float *restrict t263, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
+    mplc_parallel(step_k066_im2col_matmul_add_etc_part, &(step_k066_im2col_matmul_add_etc_pointers){t261, t263, in_x, t257, t190, chunk});
 }
 
 /* %264 = im2col k3 s1 p1 %263 : [6272,144]
  * %266 = matmul %264, %265 : [6272,32]
  * %267 = broadcast axes=[1] %211 : [6272,32]
  * %268 = add %266, %267 : [6272,32]
- * %269 = relu %268 : [6272,32] */
+ * %269 = relu %268 : [6272,32]
+ * %271 = max_pool k2 s2 p0 %270 : [32,7,7,32] */
 typedef struct {
     float *t269;
+    float *t271;
     const float *t263;
     const float *t265;
     const float *t211;
     float *chunk;
-} step_k072_im2col_matmul_add_etc_pointers;
+} step_k067_im2col_matmul_add_etc_pointers;
 
-static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k072_im2col_matmul_add_etc_pointers *p = context;
+static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k067_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t269 = p->t269;
+    float *restrict t271 = p->t271;
     const float *restrict t263 = p->t263;
     const float *restrict t265 = p->t265;
     const float *restrict t211 = p->t211;
@@ -1958,34 +1876,14 @@ static void step_k072_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t269[i0 * 32 + i1] = v269;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t271 + (size_t)n0 * 1568, t269 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k072_im2col_matmul_add_etc(float *restrict t269, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
-    mplc_parallel(step_k072_im2col_matmul_add_etc_part, &(step_k072_im2col_matmul_add_etc_pointers){t269, t263, t265, t211, chunk});
-}
-
-/* %271 = max_pool k2 s2 p0 %270 : [32,7,7,32] */
-typedef struct {
-    float *t271;
-    const float *t270;
-} step_k073_max_pool_pointers;
-
-static void step_k073_max_pool_part(void *context, int part, int parts) {
-    const step_k073_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t271 = p->t271;
-    const float *restrict t270 = p->t270;
-    size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool(t271 + lo * 1568, t270 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_k073_max_pool(float *restrict t271, const float *restrict t270) {
-    mplc_parallel(step_k073_max_pool_part, &(step_k073_max_pool_pointers){t271, t270});
+static void step_k067_im2col_matmul_add_etc(float *restrict t269, float *restrict t271, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
+    mplc_parallel(step_k067_im2col_matmul_add_etc_part, &(step_k067_im2col_matmul_add_etc_pointers){t269, t271, t263, t265, t211, chunk});
 }
 
 /* %273 = matmul %272, %223 : [32,128]
@@ -1997,10 +1895,10 @@ typedef struct {
     const float *t272;
     const float *t223;
     const float *t232;
-} step_k074_matmul_add_relu_pointers;
+} step_k068_matmul_add_relu_pointers;
 
-static void step_k074_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k074_matmul_add_relu_pointers *p = context;
+static void step_k068_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k068_matmul_add_relu_pointers *p = context;
     float *restrict t276 = p->t276;
     const float *restrict t272 = p->t272;
     const float *restrict t223 = p->t223;
@@ -2019,14 +1917,14 @@ static void step_k074_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k074_matmul_add_relu(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
-    mplc_parallel(step_k074_matmul_add_relu_part, &(step_k074_matmul_add_relu_pointers){t276, t272, t223, t232});
+static void step_k068_matmul_add_relu(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
+    mplc_parallel(step_k068_matmul_add_relu_part, &(step_k068_matmul_add_relu_pointers){t276, t272, t223, t232});
 }
 
 /* %277 = matmul %276, %244 : [32,10]
  * %278 = broadcast axes=[1] %253 : [32,10]
  * %279 = add %277, %278 : [32,10] */
-static void step_k075_matmul_add(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
+static void step_k069_matmul_add(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t276, 128, t244, 10, 0.0f, t279, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
@@ -2038,7 +1936,7 @@ static void step_k075_matmul_add(float *restrict t279, const float *restrict t27
 }
 
 /* %280 = reduce_max axes=[1] %279 : [32] */
-static void step_k076_reduce_max(float *restrict t280, const float *restrict t279) {
+static void step_k070_reduce_max(float *restrict t280, const float *restrict t279) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2051,7 +1949,7 @@ static void step_k076_reduce_max(float *restrict t280, const float *restrict t27
 /* %281 = broadcast axes=[0] %280 : [32,10]
  * %282 = sub %279, %281 : [32,10]
  * %283 = exp %282 : [32,10] */
-static void step_k077_sub_exp(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
+static void step_k071_sub_exp(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v282 = t279[i0 * 10 + i1] - t280[i0];
@@ -2063,7 +1961,7 @@ static void step_k077_sub_exp(float *restrict t282, float *restrict t283, const 
 }
 
 /* %284 = reduce_sum axes=[1] %283 : [32] */
-static void step_k078_reduce_sum(float *restrict t284, const float *restrict t283) {
+static void step_k072_reduce_sum(float *restrict t284, const float *restrict t283) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2074,7 +1972,7 @@ static void step_k078_reduce_sum(float *restrict t284, const float *restrict t28
 }
 
 /* %285 = log %284 : [32] */
-static void step_k079_log(float *restrict t285, const float *restrict t284) {
+static void step_k073_log(float *restrict t285, const float *restrict t284) {
     for (size_t i = 0; i < 32; i++) {
         const float v285 = logf(t284[i]);
         t285[i] = v285;
@@ -2085,7 +1983,7 @@ static void step_k079_log(float *restrict t285, const float *restrict t284) {
  * %287 = sub %282, %286 : [32,10]
  * %288 = mul %17, %287 : [32,10]
  * %289 = reduce_sum axes=[0, 1] %288 : [] */
-static void step_k080_sub_mul_reduce_sum(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
+static void step_k074_sub_mul_reduce_sum(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2099,7 +1997,7 @@ static void step_k080_sub_mul_reduce_sum(float *restrict t289, const float *rest
 
 /* %65 = constant -0.03125 : []
  * %290 = mul %289, %65 : [] */
-static void step_k081_mul(float *restrict t290, const float *restrict t289) {
+static void step_k075_mul(float *restrict t290, const float *restrict t289) {
     for (size_t i = 0; i < 1; i++) {
         const float v290 = t289[0] * (-0.03125f);
         t290[i] = v290;
@@ -2108,7 +2006,7 @@ static void step_k081_mul(float *restrict t290, const float *restrict t289) {
 
 /* %291 = constant -0.03125 : [32,10]
  * %292 = mul %291, %17 : [32,10] */
-static void step_k082_mul(float *restrict t292, const float *restrict in_y) {
+static void step_k076_mul(float *restrict t292, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v292 = (-0.03125f) * in_y[i];
         t292[i] = v292;
@@ -2117,7 +2015,7 @@ static void step_k082_mul(float *restrict t292, const float *restrict in_y) {
 
 /* %293 = neg %292 : [32,10]
  * %294 = reduce_sum axes=[1] %293 : [32] */
-static void step_k083_neg_reduce_sum(float *restrict t294, const float *restrict t292) {
+static void step_k077_neg_reduce_sum(float *restrict t294, const float *restrict t292) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2129,7 +2027,7 @@ static void step_k083_neg_reduce_sum(float *restrict t294, const float *restrict
 }
 
 /* %295 = div %294, %284 : [32] */
-static void step_k084_div(float *restrict t295, const float *restrict t294, const float *restrict t284) {
+static void step_k078_div(float *restrict t295, const float *restrict t294, const float *restrict t284) {
     for (size_t i = 0; i < 32; i++) {
         const float v295 = t294[i] / t284[i];
         t295[i] = v295;
@@ -2139,7 +2037,7 @@ static void step_k084_div(float *restrict t295, const float *restrict t294, cons
 /* %296 = broadcast axes=[0] %295 : [32,10]
  * %297 = mul %296, %283 : [32,10]
  * %298 = add %292, %297 : [32,10] */
-static void step_k085_mul_add(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
+static void step_k079_mul_add(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v297 = t295[i0] * t283[i0 * 10 + i1];
@@ -2150,7 +2048,7 @@ static void step_k085_mul_add(float *restrict t298, const float *restrict t295, 
 }
 
 /* %299 = reduce_sum axes=[0] %298 : [10] */
-static void step_k086_reduce_sum(float *restrict t299, const float *restrict t298) {
+static void step_k080_reduce_sum(float *restrict t299, const float *restrict t298) {
     for (size_t o = 0; o < 10; o++) t299[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2160,14 +2058,14 @@ static void step_k086_reduce_sum(float *restrict t299, const float *restrict t29
 }
 
 /* %301 = matmul tA %276, %298 : [128,10] */
-static void step_k087_matmul(float *restrict t301, const float *restrict t276, const float *restrict t298) {
+static void step_k081_matmul(float *restrict t301, const float *restrict t276, const float *restrict t298) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t276, 128, t298, 10, 0.0f, t301, 10);
 }
 
 /* %300 = matmul tB %298, %244 : [32,128]
  * %302 = step %276 : [32,128]
  * %303 = mul %300, %302 : [32,128] */
-static void step_k088_matmul_step_mul(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t276) {
+static void step_k082_matmul_step_mul(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t276) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t298, 10, t244, 10, 0.0f, t303, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
@@ -2178,7 +2076,7 @@ static void step_k088_matmul_step_mul(float *restrict t303, const float *restric
 }
 
 /* %304 = reduce_sum axes=[0] %303 : [128] */
-static void step_k089_reduce_sum(float *restrict t304, const float *restrict t303) {
+static void step_k083_reduce_sum(float *restrict t304, const float *restrict t303) {
     for (size_t o = 0; o < 128; o++) t304[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2192,10 +2090,10 @@ typedef struct {
     float *t305;
     const float *t303;
     const float *t223;
-} step_k090_matmul_pointers;
+} step_k084_matmul_pointers;
 
-static void step_k090_matmul_part(void *context, int part, int parts) {
-    const step_k090_matmul_pointers *p = context;
+static void step_k084_matmul_part(void *context, int part, int parts) {
+    const step_k084_matmul_pointers *p = context;
     float *restrict t305 = p->t305;
     const float *restrict t303 = p->t303;
     const float *restrict t223 = p->t223;
@@ -2205,8 +2103,8 @@ static void step_k090_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t303 + lo * 128, 128, t223, 128, 0.0f, t305 + lo * 1568, 1568);
 }
 
-static void step_k090_matmul(float *restrict t305, const float *restrict t303, const float *restrict t223) {
-    mplc_parallel(step_k090_matmul_part, &(step_k090_matmul_pointers){t305, t303, t223});
+static void step_k084_matmul(float *restrict t305, const float *restrict t303, const float *restrict t223) {
+    mplc_parallel(step_k084_matmul_part, &(step_k084_matmul_pointers){t305, t303, t223});
 }
 
 /* %306 = matmul tA %272, %303 : [1568,128] */
@@ -2214,10 +2112,10 @@ typedef struct {
     float *t306;
     const float *t272;
     const float *t303;
-} step_k091_matmul_pointers;
+} step_k085_matmul_pointers;
 
-static void step_k091_matmul_part(void *context, int part, int parts) {
-    const step_k091_matmul_pointers *p = context;
+static void step_k085_matmul_part(void *context, int part, int parts) {
+    const step_k085_matmul_pointers *p = context;
     float *restrict t306 = p->t306;
     const float *restrict t272 = p->t272;
     const float *restrict t303 = p->t303;
@@ -2227,8 +2125,8 @@ static void step_k091_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t272 + lo, 1568, t303, 128, 0.0f, t306 + lo * 128, 128);
 }
 
-static void step_k091_matmul(float *restrict t306, const float *restrict t272, const float *restrict t303) {
-    mplc_parallel(step_k091_matmul_part, &(step_k091_matmul_pointers){t306, t272, t303});
+static void step_k085_matmul(float *restrict t306, const float *restrict t272, const float *restrict t303) {
+    mplc_parallel(step_k085_matmul_part, &(step_k085_matmul_pointers){t306, t272, t303});
 }
 
 /* %308 = step %271 : [32,7,7,32]
@@ -2237,10 +2135,10 @@ typedef struct {
     float *t309;
     const float *t271;
     const float *t307;
-} step_k092_step_mul_pointers;
+} step_k086_step_mul_pointers;
 
-static void step_k092_step_mul_part(void *context, int part, int parts) {
-    const step_k092_step_mul_pointers *p = context;
+static void step_k086_step_mul_part(void *context, int part, int parts) {
+    const step_k086_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t309 = p->t309;
@@ -2256,8 +2154,8 @@ static void step_k092_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k092_step_mul(float *restrict t309, const float *restrict t271, const float *restrict t307) {
-    mplc_parallel(step_k092_step_mul_part, &(step_k092_step_mul_pointers){t309, t271, t307});
+static void step_k086_step_mul(float *restrict t309, const float *restrict t271, const float *restrict t307) {
+    mplc_parallel(step_k086_step_mul_part, &(step_k086_step_mul_pointers){t309, t271, t307});
 }
 
 /* %310 = max_pool_scatter k2 s2 p0 %270, %309 : [32,14,14,32] */
@@ -2265,10 +2163,10 @@ typedef struct {
     float *t310;
     const float *t270;
     const float *t309;
-} step_k093_max_pool_scatter_pointers;
+} step_k087_max_pool_scatter_pointers;
 
-static void step_k093_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k093_max_pool_scatter_pointers *p = context;
+static void step_k087_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k087_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t310 = p->t310;
@@ -2280,18 +2178,18 @@ static void step_k093_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k093_max_pool_scatter(float *restrict t310, const float *restrict t270, const float *restrict t309) {
-    mplc_parallel(step_k093_max_pool_scatter_part, &(step_k093_max_pool_scatter_pointers){t310, t270, t309});
+static void step_k087_max_pool_scatter(float *restrict t310, const float *restrict t270, const float *restrict t309) {
+    mplc_parallel(step_k087_max_pool_scatter_part, &(step_k087_max_pool_scatter_pointers){t310, t270, t309});
 }
 
 /* %312 = reduce_sum axes=[0] %311 : [32] */
 typedef struct {
     float *t312;
     const float *t311;
-} step_k094_reduce_sum_pointers;
+} step_k088_reduce_sum_pointers;
 
-static void step_k094_reduce_sum_part(void *context, int part, int parts) {
-    const step_k094_reduce_sum_pointers *p = context;
+static void step_k088_reduce_sum_part(void *context, int part, int parts) {
+    const step_k088_reduce_sum_pointers *p = context;
     float *restrict t312 = p->t312;
     const float *restrict t311 = p->t311;
     size_t lo, hi;
@@ -2304,8 +2202,8 @@ static void step_k094_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k094_reduce_sum(float *restrict t312, const float *restrict t311) {
-    mplc_parallel(step_k094_reduce_sum_part, &(step_k094_reduce_sum_pointers){t312, t311});
+static void step_k088_reduce_sum(float *restrict t312, const float *restrict t311) {
+    mplc_parallel(step_k088_reduce_sum_part, &(step_k088_reduce_sum_pointers){t312, t311});
 }
 
 /* %313 = matmul tB %311, %265 : [6272,144]
@@ -2315,10 +2213,10 @@ typedef struct {
     const float *t311;
     const float *t265;
     float *chunk;
-} step_k095_matmul_col2im_pointers;
+} step_k089_matmul_col2im_pointers;
 
-static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k095_matmul_col2im_pointers *p = context;
+static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k089_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t316 = p->t316;
     const float *restrict t311 = p->t311;
@@ -2335,8 +2233,8 @@ static void step_k095_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k095_matmul_col2im(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
-    mplc_parallel(step_k095_matmul_col2im_part, &(step_k095_matmul_col2im_pointers){t316, t311, t265, chunk});
+static void step_k089_matmul_col2im(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
+    mplc_parallel(step_k089_matmul_col2im_part, &(step_k089_matmul_col2im_pointers){t316, t311, t265, chunk});
 }
 
 /* %264 = im2col k3 s1 p1 %263 : [6272,144]
@@ -2346,10 +2244,10 @@ typedef struct {
     const float *t263;
     const float *t311;
     float *chunk;
-} step_k096_im2col_matmul_pointers;
+} step_k090_im2col_matmul_pointers;
 
-static void step_k096_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k096_im2col_matmul_pointers *p = context;
+static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k090_im2col_matmul_pointers *p = context;
     float *restrict t314 = p->t314;
     const float *restrict t263 = p->t263;
     const float *restrict t311 = p->t311;
@@ -2366,8 +2264,8 @@ static void step_k096_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k096_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
-    mplc_parallel(step_k096_im2col_matmul_part, &(step_k096_im2col_matmul_pointers){t314, t263, t311, chunk});
+static void step_k090_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
+    mplc_parallel(step_k090_im2col_matmul_part, &(step_k090_im2col_matmul_pointers){t314, t263, t311, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t314[i] += partial[i];
@@ -2380,10 +2278,10 @@ typedef struct {
     float *t318;
     const float *t263;
     const float *t316;
-} step_k097_step_mul_pointers;
+} step_k091_step_mul_pointers;
 
-static void step_k097_step_mul_part(void *context, int part, int parts) {
-    const step_k097_step_mul_pointers *p = context;
+static void step_k091_step_mul_part(void *context, int part, int parts) {
+    const step_k091_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t318 = p->t318;
@@ -2399,8 +2297,8 @@ static void step_k097_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k097_step_mul(float *restrict t318, const float *restrict t263, const float *restrict t316) {
-    mplc_parallel(step_k097_step_mul_part, &(step_k097_step_mul_pointers){t318, t263, t316});
+static void step_k091_step_mul(float *restrict t318, const float *restrict t263, const float *restrict t316) {
+    mplc_parallel(step_k091_step_mul_part, &(step_k091_step_mul_pointers){t318, t263, t316});
 }
 
 /* %319 = max_pool_scatter k2 s2 p0 %262, %318 : [32,28,28,16] */
@@ -2408,10 +2306,10 @@ typedef struct {
     float *t319;
     const float *t262;
     const float *t318;
-} step_k098_max_pool_scatter_pointers;
+} step_k092_max_pool_scatter_pointers;
 
-static void step_k098_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k098_max_pool_scatter_pointers *p = context;
+static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k092_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t319 = p->t319;
@@ -2423,18 +2321,18 @@ static void step_k098_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k098_max_pool_scatter(float *restrict t319, const float *restrict t262, const float *restrict t318) {
-    mplc_parallel(step_k098_max_pool_scatter_part, &(step_k098_max_pool_scatter_pointers){t319, t262, t318});
+static void step_k092_max_pool_scatter(float *restrict t319, const float *restrict t262, const float *restrict t318) {
+    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t319, t262, t318});
 }
 
 /* %321 = reduce_sum axes=[0] %320 : [16] */
 typedef struct {
     float *t321;
     const float *t320;
-} step_k099_reduce_sum_pointers;
+} step_k093_reduce_sum_pointers;
 
-static void step_k099_reduce_sum_part(void *context, int part, int parts) {
-    const step_k099_reduce_sum_pointers *p = context;
+static void step_k093_reduce_sum_part(void *context, int part, int parts) {
+    const step_k093_reduce_sum_pointers *p = context;
     float *restrict t321 = p->t321;
     const float *restrict t320 = p->t320;
     size_t lo, hi;
@@ -2447,8 +2345,8 @@ static void step_k099_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k099_reduce_sum(float *restrict t321, const float *restrict t320) {
-    mplc_parallel(step_k099_reduce_sum_part, &(step_k099_reduce_sum_pointers){t321, t320});
+static void step_k093_reduce_sum(float *restrict t321, const float *restrict t320) {
+    mplc_parallel(step_k093_reduce_sum_part, &(step_k093_reduce_sum_pointers){t321, t320});
 }
 
 /* %256 = im2col k3 s1 p1 %100 : [25088,9]
@@ -2458,10 +2356,10 @@ typedef struct {
     const float *in_x;
     const float *t320;
     float *chunk;
-} step_k100_im2col_matmul_pointers;
+} step_k094_im2col_matmul_pointers;
 
-static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k100_im2col_matmul_pointers *p = context;
+static void step_k094_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k094_im2col_matmul_pointers *p = context;
     float *restrict t322 = p->t322;
     const float *restrict in_x = p->in_x;
     const float *restrict t320 = p->t320;
@@ -2494,8 +2392,8 @@ static void step_k100_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k100_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
-    mplc_parallel(step_k100_im2col_matmul_part, &(step_k100_im2col_matmul_pointers){t322, in_x, t320, chunk});
+static void step_k094_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
+    mplc_parallel(step_k094_im2col_matmul_part, &(step_k094_im2col_matmul_pointers){t322, in_x, t320, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t322[i] += partial[i];
@@ -2504,7 +2402,7 @@ static void step_k100_im2col_matmul(float *restrict t322, const float *restrict 
 
 /* %324 = mul %323, %169 : [3,3,1,16]
  * %325 = reduce_sum axes=[0, 1, 2, 3] %324 : [] */
-static void step_k101_mul_reduce_sum(float *restrict t325, const float *restrict t323, const float *restrict t169) {
+static void step_k095_mul_reduce_sum(float *restrict t325, const float *restrict t323, const float *restrict t169) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2521,7 +2419,7 @@ static void step_k101_mul_reduce_sum(float *restrict t325, const float *restrict
 
 /* %326 = mul %321, %167 : [16]
  * %327 = reduce_sum axes=[0] %326 : [] */
-static void step_k102_mul_reduce_sum(float *restrict t327, const float *restrict t321, const float *restrict t167) {
+static void step_k096_mul_reduce_sum(float *restrict t327, const float *restrict t321, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v326 = t321[i0] * t167[i0];
@@ -2532,7 +2430,7 @@ static void step_k102_mul_reduce_sum(float *restrict t327, const float *restrict
 
 /* %329 = mul %315, %161 : [3,3,16,32]
  * %330 = reduce_sum axes=[0, 1, 2, 3] %329 : [] */
-static void step_k103_mul_reduce_sum(float *restrict t330, const float *restrict t315, const float *restrict t161) {
+static void step_k097_mul_reduce_sum(float *restrict t330, const float *restrict t315, const float *restrict t161) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2549,7 +2447,7 @@ static void step_k103_mul_reduce_sum(float *restrict t330, const float *restrict
 
 /* %332 = mul %312, %158 : [32]
  * %333 = reduce_sum axes=[0] %332 : [] */
-static void step_k104_mul_reduce_sum(float *restrict t333, const float *restrict t312, const float *restrict t158) {
+static void step_k098_mul_reduce_sum(float *restrict t333, const float *restrict t312, const float *restrict t158) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v332 = t312[i0] * t158[i0];
@@ -2560,7 +2458,7 @@ static void step_k104_mul_reduce_sum(float *restrict t333, const float *restrict
 
 /* %335 = mul %306, %152 : [1568,128]
  * %336 = reduce_sum axes=[0, 1] %335 : [] */
-static void step_k105_mul_reduce_sum(float *restrict t336, const float *restrict t306, const float *restrict t152) {
+static void step_k099_mul_reduce_sum(float *restrict t336, const float *restrict t306, const float *restrict t152) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2573,7 +2471,7 @@ static void step_k105_mul_reduce_sum(float *restrict t336, const float *restrict
 
 /* %338 = mul %304, %150 : [128]
  * %339 = reduce_sum axes=[0] %338 : [] */
-static void step_k106_mul_reduce_sum(float *restrict t339, const float *restrict t304, const float *restrict t150) {
+static void step_k100_mul_reduce_sum(float *restrict t339, const float *restrict t304, const float *restrict t150) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         const float v338 = t304[i0] * t150[i0];
@@ -2584,7 +2482,7 @@ static void step_k106_mul_reduce_sum(float *restrict t339, const float *restrict
 
 /* %341 = mul %301, %147 : [128,10]
  * %342 = reduce_sum axes=[0, 1] %341 : [] */
-static void step_k107_mul_reduce_sum(float *restrict t342, const float *restrict t301, const float *restrict t147) {
+static void step_k101_mul_reduce_sum(float *restrict t342, const float *restrict t301, const float *restrict t147) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2597,7 +2495,7 @@ static void step_k107_mul_reduce_sum(float *restrict t342, const float *restrict
 
 /* %344 = mul %299, %145 : [10]
  * %345 = reduce_sum axes=[0] %344 : [] */
-static void step_k108_mul_reduce_sum(float *restrict t345, const float *restrict t299, const float *restrict t145) {
+static void step_k102_mul_reduce_sum(float *restrict t345, const float *restrict t299, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v344 = t299[i0] * t145[i0];
@@ -2619,7 +2517,7 @@ static void step_k108_mul_reduce_sum(float *restrict t345, const float *restrict
  * %347 = mul %255, %346 : []
  * %348 = mul %21, %347 : []
  * %349 = mul %348, %135 : [] */
-static void step_k109_mul_add(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
+static void step_k103_mul_add(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v255 = in_lr_student[0] * 1.9f;
         const float v328 = t325[0] + t327[0];
@@ -2639,7 +2537,7 @@ static void step_k109_mul_add(float *restrict t347, float *restrict t349, const 
 
 /* %350 = broadcast axes=[] %349 : [128,10]
  * %351 = mul %350, %98 : [128,10] */
-static void step_k110_mul(float *restrict t351, const float *restrict t349, const float *restrict t98) {
+static void step_k104_mul(float *restrict t351, const float *restrict t349, const float *restrict t98) {
     for (size_t i = 0; i < 1280; i++) {
         const float v351 = t349[0] * t98[i];
         t351[i] = v351;
@@ -2648,7 +2546,7 @@ static void step_k110_mul(float *restrict t351, const float *restrict t349, cons
 
 /* %352 = neg %351 : [128,10]
  * %353 = reduce_sum axes=[1] %352 : [128] */
-static void step_k111_neg_reduce_sum(float *restrict t353, const float *restrict t351) {
+static void step_k105_neg_reduce_sum(float *restrict t353, const float *restrict t351) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2660,7 +2558,7 @@ static void step_k111_neg_reduce_sum(float *restrict t353, const float *restrict
 }
 
 /* %354 = div %353, %85 : [128] */
-static void step_k112_div(float *restrict t354, const float *restrict t353, const float *restrict t85) {
+static void step_k106_div(float *restrict t354, const float *restrict t353, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v354 = t353[i] / t85[i];
         t354[i] = v354;
@@ -2669,7 +2567,7 @@ static void step_k112_div(float *restrict t354, const float *restrict t353, cons
 
 /* %94 = constant 0.0078125 : []
  * %358 = mul %20, %94 : [] */
-static void step_k113_mul(float *restrict t358, const float *restrict in_uda_weight) {
+static void step_k107_mul(float *restrict t358, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v358 = in_uda_weight[0] * 0.0078125f;
         t358[i] = v358;
@@ -2679,7 +2577,7 @@ static void step_k113_mul(float *restrict t358, const float *restrict in_uda_wei
 /* %359 = broadcast axes=[] %358 : [128]
  * %360 = mul %359, %80 : [128]
  * %361 = neg %360 : [128] */
-static void step_k114_mul_neg(float *restrict t361, const float *restrict t358, const float *restrict t80) {
+static void step_k108_mul_neg(float *restrict t361, const float *restrict t358, const float *restrict t80) {
     for (size_t i = 0; i < 128; i++) {
         const float v360 = t358[0] * t80[i];
         const float v361 = -v360;
@@ -2689,7 +2587,7 @@ static void step_k114_mul_neg(float *restrict t361, const float *restrict t358, 
 
 /* %362 = broadcast axes=[0] %361 : [128,10]
  * %363 = mul %362, %77 : [128,10] */
-static void step_k115_mul(float *restrict t363, const float *restrict t361, const float *restrict t77) {
+static void step_k109_mul(float *restrict t363, const float *restrict t361, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v363 = t361[i0] * t77[i0 * 10 + i1];
@@ -2700,7 +2598,7 @@ static void step_k115_mul(float *restrict t363, const float *restrict t361, cons
 
 /* %364 = neg %363 : [128,10]
  * %365 = reduce_sum axes=[1] %364 : [128] */
-static void step_k116_neg_reduce_sum(float *restrict t365, const float *restrict t363) {
+static void step_k110_neg_reduce_sum(float *restrict t365, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2712,7 +2610,7 @@ static void step_k116_neg_reduce_sum(float *restrict t365, const float *restrict
 }
 
 /* %366 = div %365, %85 : [128] */
-static void step_k117_div(float *restrict t366, const float *restrict t365, const float *restrict t85) {
+static void step_k111_div(float *restrict t366, const float *restrict t365, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v366 = t365[i] / t85[i];
         t366[i] = v366;
@@ -2726,7 +2624,7 @@ static void step_k117_div(float *restrict t366, const float *restrict t365, cons
  * %368 = mul %367, %84 : [128,10]
  * %369 = add %363, %368 : [128,10]
  * %370 = add %357, %369 : [128,10] */
-static void step_k118_mul_add(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
+static void step_k112_mul_add(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v356 = t354[i0] * t84[i0 * 10 + i1];
@@ -2741,7 +2639,7 @@ static void step_k118_mul_add(float *restrict t370, const float *restrict t354, 
 
 /* %291 = constant -0.03125 : [32,10]
  * %371 = mul %291, %54 : [32,10] */
-static void step_k119_mul(float *restrict t371, const float *restrict t54) {
+static void step_k113_mul(float *restrict t371, const float *restrict t54) {
     for (size_t i = 0; i < 320; i++) {
         const float v371 = (-0.03125f) * t54[i];
         t371[i] = v371;
@@ -2750,7 +2648,7 @@ static void step_k119_mul(float *restrict t371, const float *restrict t54) {
 
 /* %372 = neg %371 : [32,10]
  * %373 = reduce_sum axes=[1] %372 : [32] */
-static void step_k120_neg_reduce_sum(float *restrict t373, const float *restrict t371) {
+static void step_k114_neg_reduce_sum(float *restrict t373, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2762,7 +2660,7 @@ static void step_k120_neg_reduce_sum(float *restrict t373, const float *restrict
 }
 
 /* %374 = div %373, %59 : [32] */
-static void step_k121_div(float *restrict t374, const float *restrict t373, const float *restrict t59) {
+static void step_k115_div(float *restrict t374, const float *restrict t373, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v374 = t373[i] / t59[i];
         t374[i] = v374;
@@ -2772,7 +2670,7 @@ static void step_k121_div(float *restrict t374, const float *restrict t373, cons
 /* %375 = broadcast axes=[0] %374 : [32,10]
  * %376 = mul %375, %58 : [32,10]
  * %377 = add %371, %376 : [32,10] */
-static void step_k122_mul_add(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
+static void step_k116_mul_add(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v376 = t374[i0] * t58[i0 * 10 + i1];
@@ -2783,7 +2681,7 @@ static void step_k122_mul_add(float *restrict t377, const float *restrict t374, 
 }
 
 /* %378 = reduce_sum axes=[0] %377 : [10] */
-static void step_k123_reduce_sum(float *restrict t378, const float *restrict t377) {
+static void step_k117_reduce_sum(float *restrict t378, const float *restrict t377) {
     for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2793,7 +2691,7 @@ static void step_k123_reduce_sum(float *restrict t378, const float *restrict t37
 }
 
 /* %379 = reduce_sum axes=[0] %370 : [10] */
-static void step_k124_reduce_sum(float *restrict t379, const float *restrict t370) {
+static void step_k118_reduce_sum(float *restrict t379, const float *restrict t370) {
     for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2803,7 +2701,7 @@ static void step_k124_reduce_sum(float *restrict t379, const float *restrict t37
 }
 
 /* %380 = add %378, %379 : [10] */
-static void step_k125_add(float *restrict t380, const float *restrict t378, const float *restrict t379) {
+static void step_k119_add(float *restrict t380, const float *restrict t378, const float *restrict t379) {
     for (size_t i = 0; i < 10; i++) {
         const float v380 = t378[i] + t379[i];
         t380[i] = v380;
@@ -2811,7 +2709,7 @@ static void step_k125_add(float *restrict t380, const float *restrict t378, cons
 }
 
 /* %386 = matmul tA %385, %370 : [128,10] */
-static void step_k126_matmul(float *restrict t386, const float *restrict t385, const float *restrict t370) {
+static void step_k120_matmul(float *restrict t386, const float *restrict t385, const float *restrict t370) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t385, 128, t370, 10, 0.0f, t386, 10);
 }
 
@@ -2819,7 +2717,7 @@ static void step_k126_matmul(float *restrict t386, const float *restrict t385, c
  * %389 = mul %381, %388 : [32,128]
  * %394 = step %392 : [32,128]
  * %395 = mul %389, %394 : [32,128] */
-static void step_k127_matmul_mul_step(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
+static void step_k121_matmul_mul_step(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t395, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
@@ -2834,7 +2732,7 @@ static void step_k127_matmul_mul_step(float *restrict t395, const float *restric
  * %391 = mul %382, %390 : [128,128]
  * %396 = step %393 : [128,128]
  * %397 = mul %391, %396 : [128,128] */
-static void step_k128_matmul_mul_step(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
+static void step_k122_matmul_mul_step(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
@@ -2846,7 +2744,7 @@ static void step_k128_matmul_mul_step(float *restrict t397, const float *restric
 }
 
 /* %398 = reduce_sum axes=[0] %395 : [128] */
-static void step_k129_reduce_sum(float *restrict t398, const float *restrict t395) {
+static void step_k123_reduce_sum(float *restrict t398, const float *restrict t395) {
     for (size_t o = 0; o < 128; o++) t398[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2856,7 +2754,7 @@ static void step_k129_reduce_sum(float *restrict t398, const float *restrict t39
 }
 
 /* %399 = reduce_sum axes=[0] %397 : [128] */
-static void step_k130_reduce_sum(float *restrict t399, const float *restrict t397) {
+static void step_k124_reduce_sum(float *restrict t399, const float *restrict t397) {
     for (size_t o = 0; o < 128; o++) t399[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2866,7 +2764,7 @@ static void step_k130_reduce_sum(float *restrict t399, const float *restrict t39
 }
 
 /* %400 = add %398, %399 : [128] */
-static void step_k131_add(float *restrict t400, const float *restrict t398, const float *restrict t399) {
+static void step_k125_add(float *restrict t400, const float *restrict t398, const float *restrict t399) {
     for (size_t i = 0; i < 128; i++) {
         const float v400 = t398[i] + t399[i];
         t400[i] = v400;
@@ -2878,10 +2776,10 @@ typedef struct {
     float *t401;
     const float *t395;
     const float *in_teacher_dense7_weight;
-} step_k132_matmul_pointers;
+} step_k126_matmul_pointers;
 
-static void step_k132_matmul_part(void *context, int part, int parts) {
-    const step_k132_matmul_pointers *p = context;
+static void step_k126_matmul_part(void *context, int part, int parts) {
+    const step_k126_matmul_pointers *p = context;
     float *restrict t401 = p->t401;
     const float *restrict t395 = p->t395;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -2891,8 +2789,8 @@ static void step_k132_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t395 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t401 + lo * 1568, 1568);
 }
 
-static void step_k132_matmul(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k132_matmul_part, &(step_k132_matmul_pointers){t401, t395, in_teacher_dense7_weight});
+static void step_k126_matmul(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_k126_matmul_part, &(step_k126_matmul_pointers){t401, t395, in_teacher_dense7_weight});
 }
 
 /* %402 = matmul tB %397, %4 : [128,1568] */
@@ -2900,10 +2798,10 @@ typedef struct {
     float *t402;
     const float *t397;
     const float *in_teacher_dense7_weight;
-} step_k133_matmul_pointers;
+} step_k127_matmul_pointers;
 
-static void step_k133_matmul_part(void *context, int part, int parts) {
-    const step_k133_matmul_pointers *p = context;
+static void step_k127_matmul_part(void *context, int part, int parts) {
+    const step_k127_matmul_pointers *p = context;
     float *restrict t402 = p->t402;
     const float *restrict t397 = p->t397;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -2913,8 +2811,8 @@ static void step_k133_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t402 + lo * 1568, 1568);
 }
 
-static void step_k133_matmul(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k133_matmul_part, &(step_k133_matmul_pointers){t402, t397, in_teacher_dense7_weight});
+static void step_k127_matmul(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_k127_matmul_part, &(step_k127_matmul_pointers){t402, t397, in_teacher_dense7_weight});
 }
 
 /* %408 = matmul tA %407, %397 : [1568,128] */
@@ -2922,10 +2820,10 @@ typedef struct {
     float *t408;
     const float *t407;
     const float *t397;
-} step_k134_matmul_pointers;
+} step_k128_matmul_pointers;
 
-static void step_k134_matmul_part(void *context, int part, int parts) {
-    const step_k134_matmul_pointers *p = context;
+static void step_k128_matmul_part(void *context, int part, int parts) {
+    const step_k128_matmul_pointers *p = context;
     float *restrict t408 = p->t408;
     const float *restrict t407 = p->t407;
     const float *restrict t397 = p->t397;
@@ -2935,8 +2833,8 @@ static void step_k134_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t407 + lo, 1568, t397, 128, 0.0f, t408 + lo * 128, 128);
 }
 
-static void step_k134_matmul(float *restrict t408, const float *restrict t407, const float *restrict t397) {
-    mplc_parallel(step_k134_matmul_part, &(step_k134_matmul_pointers){t408, t407, t397});
+static void step_k128_matmul(float *restrict t408, const float *restrict t407, const float *restrict t397) {
+    mplc_parallel(step_k128_matmul_part, &(step_k128_matmul_pointers){t408, t407, t397});
 }
 
 /* %416 = step %403 : [32,7,7,32]
@@ -2945,10 +2843,10 @@ typedef struct {
     float *t417;
     const float *t403;
     const float *t410;
-} step_k135_step_mul_pointers;
+} step_k129_step_mul_pointers;
 
-static void step_k135_step_mul_part(void *context, int part, int parts) {
-    const step_k135_step_mul_pointers *p = context;
+static void step_k129_step_mul_part(void *context, int part, int parts) {
+    const step_k129_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t417 = p->t417;
@@ -2964,8 +2862,8 @@ static void step_k135_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k135_step_mul(float *restrict t417, const float *restrict t403, const float *restrict t410) {
-    mplc_parallel(step_k135_step_mul_part, &(step_k135_step_mul_pointers){t417, t403, t410});
+static void step_k129_step_mul(float *restrict t417, const float *restrict t403, const float *restrict t410) {
+    mplc_parallel(step_k129_step_mul_part, &(step_k129_step_mul_pointers){t417, t403, t410});
 }
 
 /* %418 = step %406 : [128,7,7,32]
@@ -2974,10 +2872,10 @@ typedef struct {
     float *t419;
     const float *t406;
     const float *t411;
-} step_k136_step_mul_pointers;
+} step_k130_step_mul_pointers;
 
-static void step_k136_step_mul_part(void *context, int part, int parts) {
-    const step_k136_step_mul_pointers *p = context;
+static void step_k130_step_mul_part(void *context, int part, int parts) {
+    const step_k130_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t419 = p->t419;
@@ -2993,8 +2891,8 @@ static void step_k136_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k136_step_mul(float *restrict t419, const float *restrict t406, const float *restrict t411) {
-    mplc_parallel(step_k136_step_mul_part, &(step_k136_step_mul_pointers){t419, t406, t411});
+static void step_k130_step_mul(float *restrict t419, const float *restrict t406, const float *restrict t411) {
+    mplc_parallel(step_k130_step_mul_part, &(step_k130_step_mul_pointers){t419, t406, t411});
 }
 
 /* %420 = max_pool_scatter k2 s2 p0 %413, %417 : [32,14,14,32] */
@@ -3002,10 +2900,10 @@ typedef struct {
     float *t420;
     const float *t413;
     const float *t417;
-} step_k137_max_pool_scatter_pointers;
+} step_k131_max_pool_scatter_pointers;
 
-static void step_k137_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k137_max_pool_scatter_pointers *p = context;
+static void step_k131_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k131_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t420 = p->t420;
@@ -3017,8 +2915,8 @@ static void step_k137_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k137_max_pool_scatter(float *restrict t420, const float *restrict t413, const float *restrict t417) {
-    mplc_parallel(step_k137_max_pool_scatter_part, &(step_k137_max_pool_scatter_pointers){t420, t413, t417});
+static void step_k131_max_pool_scatter(float *restrict t420, const float *restrict t413, const float *restrict t417) {
+    mplc_parallel(step_k131_max_pool_scatter_part, &(step_k131_max_pool_scatter_pointers){t420, t413, t417});
 }
 
 /* %421 = max_pool_scatter k2 s2 p0 %415, %419 : [128,14,14,32] */
@@ -3026,10 +2924,10 @@ typedef struct {
     float *t421;
     const float *t415;
     const float *t419;
-} step_k138_max_pool_scatter_pointers;
+} step_k132_max_pool_scatter_pointers;
 
-static void step_k138_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k138_max_pool_scatter_pointers *p = context;
+static void step_k132_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k132_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t421 = p->t421;
@@ -3041,18 +2939,18 @@ static void step_k138_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k138_max_pool_scatter(float *restrict t421, const float *restrict t415, const float *restrict t419) {
-    mplc_parallel(step_k138_max_pool_scatter_part, &(step_k138_max_pool_scatter_pointers){t421, t415, t419});
+static void step_k132_max_pool_scatter(float *restrict t421, const float *restrict t415, const float *restrict t419) {
+    mplc_parallel(step_k132_max_pool_scatter_part, &(step_k132_max_pool_scatter_pointers){t421, t415, t419});
 }
 
 /* %424 = reduce_sum axes=[0] %422 : [32] */
 typedef struct {
     float *t424;
     const float *t422;
-} step_k139_reduce_sum_pointers;
+} step_k133_reduce_sum_pointers;
 
-static void step_k139_reduce_sum_part(void *context, int part, int parts) {
-    const step_k139_reduce_sum_pointers *p = context;
+static void step_k133_reduce_sum_part(void *context, int part, int parts) {
+    const step_k133_reduce_sum_pointers *p = context;
     float *restrict t424 = p->t424;
     const float *restrict t422 = p->t422;
     size_t lo, hi;
@@ -3065,18 +2963,18 @@ static void step_k139_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k139_reduce_sum(float *restrict t424, const float *restrict t422) {
-    mplc_parallel(step_k139_reduce_sum_part, &(step_k139_reduce_sum_pointers){t424, t422});
+static void step_k133_reduce_sum(float *restrict t424, const float *restrict t422) {
+    mplc_parallel(step_k133_reduce_sum_part, &(step_k133_reduce_sum_pointers){t424, t422});
 }
 
 /* %425 = reduce_sum axes=[0] %423 : [32] */
 typedef struct {
     float *t425;
     const float *t423;
-} step_k140_reduce_sum_pointers;
+} step_k134_reduce_sum_pointers;
 
-static void step_k140_reduce_sum_part(void *context, int part, int parts) {
-    const step_k140_reduce_sum_pointers *p = context;
+static void step_k134_reduce_sum_part(void *context, int part, int parts) {
+    const step_k134_reduce_sum_pointers *p = context;
     float *restrict t425 = p->t425;
     const float *restrict t423 = p->t423;
     size_t lo, hi;
@@ -3089,12 +2987,12 @@ static void step_k140_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k140_reduce_sum(float *restrict t425, const float *restrict t423) {
-    mplc_parallel(step_k140_reduce_sum_part, &(step_k140_reduce_sum_pointers){t425, t423});
+static void step_k134_reduce_sum(float *restrict t425, const float *restrict t423) {
+    mplc_parallel(step_k134_reduce_sum_part, &(step_k134_reduce_sum_pointers){t425, t423});
 }
 
 /* %426 = add %424, %425 : [32] */
-static void step_k141_add(float *restrict t426, const float *restrict t424, const float *restrict t425) {
+static void step_k135_add(float *restrict t426, const float *restrict t424, const float *restrict t425) {
     for (size_t i = 0; i < 32; i++) {
         const float v426 = t424[i] + t425[i];
         t426[i] = v426;
@@ -3108,10 +3006,10 @@ typedef struct {
     const float *t422;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k142_matmul_col2im_pointers;
+} step_k136_matmul_col2im_pointers;
 
-static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k142_matmul_col2im_pointers *p = context;
+static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k136_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t437 = p->t437;
     const float *restrict t422 = p->t422;
@@ -3128,8 +3026,8 @@ static void step_k142_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k142_matmul_col2im(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k142_matmul_col2im_part, &(step_k142_matmul_col2im_pointers){t437, t422, in_teacher_conv3_weight, chunk});
+static void step_k136_matmul_col2im(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k136_matmul_col2im_part, &(step_k136_matmul_col2im_pointers){t437, t422, in_teacher_conv3_weight, chunk});
 }
 
 /* %428 = matmul tB %423, %31 : [25088,144]
@@ -3139,10 +3037,10 @@ typedef struct {
     const float *t423;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k143_matmul_col2im_pointers;
+} step_k137_matmul_col2im_pointers;
 
-static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k143_matmul_col2im_pointers *p = context;
+static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k137_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t438 = p->t438;
     const float *restrict t423 = p->t423;
@@ -3159,8 +3057,8 @@ static void step_k143_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k143_matmul_col2im(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k143_matmul_col2im_part, &(step_k143_matmul_col2im_pointers){t438, t423, in_teacher_conv3_weight, chunk});
+static void step_k137_matmul_col2im(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k137_matmul_col2im_part, &(step_k137_matmul_col2im_pointers){t438, t423, in_teacher_conv3_weight, chunk});
 }
 
 /* %433 = im2col k3 s1 p1 %432 : [25088,144]
@@ -3170,10 +3068,10 @@ typedef struct {
     const float *t432;
     const float *t423;
     float *chunk;
-} step_k144_im2col_matmul_pointers;
+} step_k138_im2col_matmul_pointers;
 
-static void step_k144_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k144_im2col_matmul_pointers *p = context;
+static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k138_im2col_matmul_pointers *p = context;
     float *restrict t434 = p->t434;
     const float *restrict t432 = p->t432;
     const float *restrict t423 = p->t423;
@@ -3190,8 +3088,8 @@ static void step_k144_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k144_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
-    mplc_parallel(step_k144_im2col_matmul_part, &(step_k144_im2col_matmul_pointers){t434, t432, t423, chunk});
+static void step_k138_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
+    mplc_parallel(step_k138_im2col_matmul_part, &(step_k138_im2col_matmul_pointers){t434, t432, t423, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t434[i] += partial[i];
@@ -3207,10 +3105,10 @@ typedef struct {
     const float *t422;
     const float *t434;
     float *chunk;
-} step_k145_im2col_matmul_add_pointers;
+} step_k139_im2col_matmul_add_pointers;
 
-static void step_k145_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k145_im2col_matmul_add_pointers *p = context;
+static void step_k139_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k139_im2col_matmul_add_pointers *p = context;
     float *restrict t435 = p->t435;
     const float *restrict t429 = p->t429;
     const float *restrict t422 = p->t422;
@@ -3228,8 +3126,8 @@ static void step_k145_im2col_matmul_add_part(void *context, int part, int parts)
     }
 }
 
-static void step_k145_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
-    mplc_parallel(step_k145_im2col_matmul_add_part, &(step_k145_im2col_matmul_add_pointers){t435, t429, t422, t434, chunk});
+static void step_k139_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
+    mplc_parallel(step_k139_im2col_matmul_add_part, &(step_k139_im2col_matmul_add_pointers){t435, t429, t422, t434, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t435[i] += partial[i];
@@ -3247,10 +3145,10 @@ typedef struct {
     float *t444;
     const float *t429;
     const float *t437;
-} step_k146_step_mul_pointers;
+} step_k140_step_mul_pointers;
 
-static void step_k146_step_mul_part(void *context, int part, int parts) {
-    const step_k146_step_mul_pointers *p = context;
+static void step_k140_step_mul_part(void *context, int part, int parts) {
+    const step_k140_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t444 = p->t444;
@@ -3266,8 +3164,8 @@ static void step_k146_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k146_step_mul(float *restrict t444, const float *restrict t429, const float *restrict t437) {
-    mplc_parallel(step_k146_step_mul_part, &(step_k146_step_mul_pointers){t444, t429, t437});
+static void step_k140_step_mul(float *restrict t444, const float *restrict t429, const float *restrict t437) {
+    mplc_parallel(step_k140_step_mul_part, &(step_k140_step_mul_pointers){t444, t429, t437});
 }
 
 /* %445 = step %432 : [128,14,14,16]
@@ -3276,10 +3174,10 @@ typedef struct {
     float *t446;
     const float *t432;
     const float *t438;
-} step_k147_step_mul_pointers;
+} step_k141_step_mul_pointers;
 
-static void step_k147_step_mul_part(void *context, int part, int parts) {
-    const step_k147_step_mul_pointers *p = context;
+static void step_k141_step_mul_part(void *context, int part, int parts) {
+    const step_k141_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t446 = p->t446;
@@ -3295,8 +3193,8 @@ static void step_k147_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k147_step_mul(float *restrict t446, const float *restrict t432, const float *restrict t438) {
-    mplc_parallel(step_k147_step_mul_part, &(step_k147_step_mul_pointers){t446, t432, t438});
+static void step_k141_step_mul(float *restrict t446, const float *restrict t432, const float *restrict t438) {
+    mplc_parallel(step_k141_step_mul_part, &(step_k141_step_mul_pointers){t446, t432, t438});
 }
 
 /* %447 = max_pool_scatter k2 s2 p0 %440, %444 : [32,28,28,16] */
@@ -3304,10 +3202,10 @@ typedef struct {
     float *t447;
     const float *t440;
     const float *t444;
-} step_k148_max_pool_scatter_pointers;
+} step_k142_max_pool_scatter_pointers;
 
-static void step_k148_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k148_max_pool_scatter_pointers *p = context;
+static void step_k142_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k142_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t447 = p->t447;
@@ -3319,8 +3217,8 @@ static void step_k148_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k148_max_pool_scatter(float *restrict t447, const float *restrict t440, const float *restrict t444) {
-    mplc_parallel(step_k148_max_pool_scatter_part, &(step_k148_max_pool_scatter_pointers){t447, t440, t444});
+static void step_k142_max_pool_scatter(float *restrict t447, const float *restrict t440, const float *restrict t444) {
+    mplc_parallel(step_k142_max_pool_scatter_part, &(step_k142_max_pool_scatter_pointers){t447, t440, t444});
 }
 
 /* %448 = max_pool_scatter k2 s2 p0 %442, %446 : [128,28,28,16] */
@@ -3328,10 +3226,10 @@ typedef struct {
     float *t448;
     const float *t442;
     const float *t446;
-} step_k149_max_pool_scatter_pointers;
+} step_k143_max_pool_scatter_pointers;
 
-static void step_k149_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k149_max_pool_scatter_pointers *p = context;
+static void step_k143_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k143_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t448 = p->t448;
@@ -3343,18 +3241,18 @@ static void step_k149_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k149_max_pool_scatter(float *restrict t448, const float *restrict t442, const float *restrict t446) {
-    mplc_parallel(step_k149_max_pool_scatter_part, &(step_k149_max_pool_scatter_pointers){t448, t442, t446});
+static void step_k143_max_pool_scatter(float *restrict t448, const float *restrict t442, const float *restrict t446) {
+    mplc_parallel(step_k143_max_pool_scatter_part, &(step_k143_max_pool_scatter_pointers){t448, t442, t446});
 }
 
 /* %451 = reduce_sum axes=[0] %449 : [16] */
 typedef struct {
     float *t451;
     const float *t449;
-} step_k150_reduce_sum_pointers;
+} step_k144_reduce_sum_pointers;
 
-static void step_k150_reduce_sum_part(void *context, int part, int parts) {
-    const step_k150_reduce_sum_pointers *p = context;
+static void step_k144_reduce_sum_part(void *context, int part, int parts) {
+    const step_k144_reduce_sum_pointers *p = context;
     float *restrict t451 = p->t451;
     const float *restrict t449 = p->t449;
     size_t lo, hi;
@@ -3367,18 +3265,18 @@ static void step_k150_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k150_reduce_sum(float *restrict t451, const float *restrict t449) {
-    mplc_parallel(step_k150_reduce_sum_part, &(step_k150_reduce_sum_pointers){t451, t449});
+static void step_k144_reduce_sum(float *restrict t451, const float *restrict t449) {
+    mplc_parallel(step_k144_reduce_sum_part, &(step_k144_reduce_sum_pointers){t451, t449});
 }
 
 /* %452 = reduce_sum axes=[0] %450 : [16] */
 typedef struct {
     float *t452;
     const float *t450;
-} step_k151_reduce_sum_pointers;
+} step_k145_reduce_sum_pointers;
 
-static void step_k151_reduce_sum_part(void *context, int part, int parts) {
-    const step_k151_reduce_sum_pointers *p = context;
+static void step_k145_reduce_sum_part(void *context, int part, int parts) {
+    const step_k145_reduce_sum_pointers *p = context;
     float *restrict t452 = p->t452;
     const float *restrict t450 = p->t450;
     size_t lo, hi;
@@ -3391,12 +3289,12 @@ static void step_k151_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k151_reduce_sum(float *restrict t452, const float *restrict t450) {
-    mplc_parallel(step_k151_reduce_sum_part, &(step_k151_reduce_sum_pointers){t452, t450});
+static void step_k145_reduce_sum(float *restrict t452, const float *restrict t450) {
+    mplc_parallel(step_k145_reduce_sum_part, &(step_k145_reduce_sum_pointers){t452, t450});
 }
 
 /* %453 = add %451, %452 : [16] */
-static void step_k152_add(float *restrict t453, const float *restrict t451, const float *restrict t452) {
+static void step_k146_add(float *restrict t453, const float *restrict t451, const float *restrict t452) {
     for (size_t i = 0; i < 16; i++) {
         const float v453 = t451[i] + t452[i];
         t453[i] = v453;
@@ -3410,10 +3308,10 @@ typedef struct {
     const float *t99;
     const float *t450;
     float *chunk;
-} step_k153_im2col_matmul_pointers;
+} step_k147_im2col_matmul_pointers;
 
-static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k153_im2col_matmul_pointers *p = context;
+static void step_k147_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k147_im2col_matmul_pointers *p = context;
     float *restrict t455 = p->t455;
     const float *restrict t99 = p->t99;
     const float *restrict t450 = p->t450;
@@ -3446,8 +3344,8 @@ static void step_k153_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k153_im2col_matmul(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
-    mplc_parallel(step_k153_im2col_matmul_part, &(step_k153_im2col_matmul_pointers){t455, t99, t450, chunk});
+static void step_k147_im2col_matmul(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
+    mplc_parallel(step_k147_im2col_matmul_part, &(step_k147_im2col_matmul_pointers){t455, t99, t450, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t455[i] += partial[i];
@@ -3463,10 +3361,10 @@ typedef struct {
     const float *t449;
     const float *t455;
     float *chunk;
-} step_k154_im2col_matmul_add_pointers;
+} step_k148_im2col_matmul_add_pointers;
 
-static void step_k154_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k154_im2col_matmul_add_pointers *p = context;
+static void step_k148_im2col_matmul_add_part(void *context, int part, int parts) {
+    const step_k148_im2col_matmul_add_pointers *p = context;
     float *restrict t456 = p->t456;
     const float *restrict in_x = p->in_x;
     const float *restrict t449 = p->t449;
@@ -3500,8 +3398,8 @@ static void step_k154_im2col_matmul_add_part(void *context, int part, int parts)
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k154_im2col_matmul_add(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
-    mplc_parallel(step_k154_im2col_matmul_add_part, &(step_k154_im2col_matmul_add_pointers){t456, in_x, t449, t455, chunk});
+static void step_k148_im2col_matmul_add(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
+    mplc_parallel(step_k148_im2col_matmul_add_part, &(step_k148_im2col_matmul_add_pointers){t456, in_x, t449, t455, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t456[i] += partial[i];
@@ -3526,7 +3424,7 @@ static void step_k154_im2col_matmul_add(float *restrict t456, const float *restr
  * %467 = sub %0, %466 : [3,3,1,16]
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_k149_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
         const float v459 = in_teacher_conv0_weight[i] * 0.0005f;
         const float v460 = t457[i] + v459;
@@ -3551,7 +3449,7 @@ static void step_k155_mul_add_sub(float *restrict in_teacher_momentum_conv0_weig
  * %475 = sub %1, %474 : [16]
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
+static void step_k150_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
         const float v469 = in_teacher_momentum_conv0_bias[i] * 0.9f;
         const float v470 = v469 + t453[i];
@@ -3577,7 +3475,7 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias
  * %485 = sub %2, %484 : [3,3,16,32]
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
+static void step_k151_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
         const float v477 = in_teacher_conv3_weight[i] * 0.0005f;
         const float v478 = t436[i] + v477;
@@ -3602,7 +3500,7 @@ static void step_k157_mul_add_sub(float *restrict in_teacher_momentum_conv3_weig
  * %493 = sub %3, %492 : [32]
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k158_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
+static void step_k152_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
         const float v487 = in_teacher_momentum_conv3_bias[i] * 0.9f;
         const float v488 = v487 + t426[i];
@@ -3638,10 +3536,10 @@ typedef struct {
     const float *t395;
     const float *t408;
     const float *in_lr_teacher;
-} step_k159_matmul_add_mul_etc_pointers;
+} step_k153_matmul_add_mul_etc_pointers;
 
-static void step_k159_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k159_matmul_add_mul_etc_pointers *p = context;
+static void step_k153_matmul_add_mul_etc_part(void *context, int part, int parts) {
+    const step_k153_matmul_add_mul_etc_pointers *p = context;
     float *restrict t496 = p->t496;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3670,8 +3568,8 @@ static void step_k159_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k159_matmul_add_mul_etc(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k159_matmul_add_mul_etc_part, &(step_k159_matmul_add_mul_etc_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
+static void step_k153_matmul_add_mul_etc(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k153_matmul_add_mul_etc_part, &(step_k153_matmul_add_mul_etc_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
 }
 
 /* %225 = constant 0.9 : [128]
@@ -3684,7 +3582,7 @@ static void step_k159_matmul_add_mul_etc(float *restrict t496, float *restrict i
  * %511 = sub %5, %510 : [128]
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
+static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
         const float v505 = in_teacher_momentum_dense7_bias[i] * 0.9f;
         const float v506 = v505 + t400[i];
@@ -3712,7 +3610,7 @@ static void step_k160_mul_add_sub(float *restrict in_teacher_momentum_dense7_bia
  * %521 = sub %6, %520 : [128,10]
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_k161_matmul_add_mul_etc(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
+static void step_k155_matmul_add_mul_etc(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t514, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -3741,7 +3639,7 @@ static void step_k161_matmul_add_mul_etc(float *restrict t514, float *restrict i
  * %529 = sub %7, %528 : [10]
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
-static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
+static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v523 = in_teacher_momentum_dense10_bias[i] * 0.9f;
         const float v524 = v523 + t380[i];
@@ -3754,171 +3652,165 @@ static void step_k162_mul_add_sub(float *restrict in_teacher_momentum_dense10_bi
     }
 }
 
-/* 163 kernels; scratch high-water mark 12736048 floats. */
+/* 157 kernels; scratch high-water mark 12736048 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, io, state, state + 144, scratch + 3612672);
-    step_k001_max_pool(scratch + 9093632, scratch);
-    step_k002_im2col_matmul_add_etc(scratch + 5681664, scratch + 9093632, state + 160, state + 4768, scratch + 3612672);
-    step_k003_max_pool(scratch + 11602432, scratch + 5681664);
-    step_k004_matmul_add_relu_etc(scratch + 12656128, scratch + 12692992, scratch + 11602432, state + 4800, state + 205504, io + 226176);
-    step_k005_matmul_add(scratch + 12054016, scratch + 12692992, state + 205632, state + 206912);
-    step_k006_mul_add(scratch + 12734976, io + 225792);
-    step_k007_reduce_max(scratch + 12730176, scratch + 12054016);
-    step_k008_sub_exp(scratch + 12729856, scratch + 12735296, scratch + 12054016, scratch + 12730176);
-    step_k009_reduce_sum(scratch + 12736000, scratch + 12735296);
-    step_k010_log(scratch + 12735616, scratch + 12736000);
-    step_k011_sub_mul_reduce_sum(scratch + 12735648, scratch + 12729856, scratch + 12735616, scratch + 12734976);
-    step_k012_mul(io + 263040, scratch + 12735648);
-    step_k013_mul(scratch + 12056896, scratch + 12054336);
-    step_k014_reduce_max(scratch + 12729856, scratch + 12056896);
-    step_k015_sub(scratch + 12058176, scratch + 12056896, scratch + 12729856);
-    step_k016_exp_reduce_sum(scratch + 12056896, scratch + 12058176);
-    step_k017_log(scratch + 12057024, scratch + 12056896);
-    step_k018_sub_exp(scratch + 12729856, scratch + 12058176, scratch + 12057024);
-    step_k019_reduce_max(scratch + 12731136, scratch + 12729856);
-    step_k020_greaterEqual(scratch + 12735616, scratch + 12731136);
-    step_k021_reduce_max(scratch + 12732416, scratch + 12055616);
-    step_k022_sub_exp(scratch + 12056896, scratch + 12731136, scratch + 12055616, scratch + 12732416);
-    step_k023_reduce_sum(scratch + 12735744, scratch + 12731136);
-    step_k024_log(scratch + 12732416, scratch + 12735744);
-    step_k025_sub_mul_reduce_sum(scratch + 12732544, scratch + 12056896, scratch + 12732416, scratch + 12729856);
-    step_k026_neg_mul_reduce_sum(scratch + 12732416, scratch + 12732544, scratch + 12735616);
-    step_k027_mul(io + 263056, scratch + 12732416);
-    step_k028_reduce_sum(scratch + 12735872, scratch + 12735616);
-    step_k029_mul(io + 263072, scratch + 12735872);
-    step_k030_one_hot_argmax(scratch + 12732416, scratch + 12055616);
-    step_k031_im2col_matmul_add_etc(scratch + 7488000, io + 125440, state + 206928, state + 207072, scratch + 3612672);
-    step_k032_max_pool(scratch + 12054016, scratch + 7488000);
-    step_k033_im2col_matmul_add_etc(scratch + 9996800, scratch + 12054016, state + 207088, state + 211696, scratch + 3612672);
-    step_k034_max_pool(scratch + 10799616, scratch + 9996800);
-    step_k035_matmul_add_relu(scratch + 12455424, scratch + 10799616, state + 211728, state + 412432);
-    step_k036_matmul_add(scratch + 12471808, scratch + 12455424, state + 412560, state + 413840);
-    step_k037_reduce_max(scratch + 12733696, scratch + 12471808);
-    step_k038_sub_exp(scratch + 12473088, scratch + 12474368, scratch + 12471808, scratch + 12733696);
-    step_k039_reduce_sum(scratch + 12733696, scratch + 12474368);
-    step_k040_log(scratch + 12733824, scratch + 12733696);
-    step_k041_sub_mul_reduce_sum(scratch + 12735872, scratch + 12473088, scratch + 12733824, scratch + 12732416);
-    step_k042_mul(io + 263088, scratch + 12735872);
-    step_k043_mul(scratch + 12471808, scratch + 12732416);
-    step_k044_neg_reduce_sum(scratch + 12733824, scratch + 12471808);
-    step_k045_div(scratch + 12733952, scratch + 12733824, scratch + 12733696);
-    step_k046_mul_add(scratch + 12473088, scratch + 12733952, scratch + 12474368, scratch + 12471808);
-    step_k047_reduce_sum(scratch + 12736032, scratch + 12473088);
-    step_k048_matmul(scratch + 12733696, scratch + 12455424, scratch + 12473088);
-    step_k049_matmul_step_mul(scratch + 11201024, scratch + 12473088, state + 412560, scratch + 12455424);
-    step_k050_reduce_sum(scratch + 12735872, scratch + 11201024);
-    step_k051_matmul(scratch + 11000320, scratch + 11201024, state + 211728);
-    step_k052_matmul(scratch + 12455424, scratch + 10799616, scratch + 11201024);
-    step_k053_step_mul(scratch + 3612672, scratch + 10799616, scratch + 11000320);
-    step_k054_max_pool_scatter(scratch + 10799616, scratch + 9996800, scratch + 3612672);
-    step_k055_reduce_sum(scratch + 10402816, scratch + 10799616);
-    step_k056_matmul_col2im(scratch + 9996800, scratch + 10799616, state + 207088, scratch + 3612672);
-    step_k057_im2col_matmul(scratch + 10398208, scratch + 12054016, scratch + 10799616, scratch + 3612672);
-    step_k058_step_mul(scratch + 5218304, scratch + 12054016, scratch + 9996800);
-    step_k059_max_pool_scatter(scratch + 3612672, scratch + 7488000, scratch + 5218304);
-    step_k060_reduce_sum(scratch + 10002992, scratch + 3612672);
-    step_k061_im2col_matmul(scratch + 10002688, io + 125440, scratch + 3612672, scratch + 7488000);
-    step_k062_mul_add_sub(state + 620784, state + 206928, scratch + 10002688, io + 226128);
-    step_k063_mul_add_sub(state + 620928, state + 207072, scratch + 10002992, io + 226128);
-    step_k064_mul_add_sub(state + 620944, state + 207088, scratch + 10398208, io + 226128);
-    step_k065_mul_add_sub(state + 625552, state + 211696, scratch + 10402816, io + 226128);
-    step_k066_mul_add_sub(state + 625584, state + 211728, scratch + 12455424, io + 226128);
-    step_k067_mul_add_sub(state + 826288, state + 412432, scratch + 12735872, io + 226128);
-    step_k068_mul_add_sub(state + 826416, state + 412560, scratch + 12733696, io + 226128);
-    step_k069_mul_add_sub(state + 827696, state + 413840, scratch + 12736032, io + 226128);
-    step_k070_im2col_matmul_add_etc(scratch + 7488000, io, state + 206928, state + 207072, scratch + 3612672);
-    step_k071_max_pool(scratch + 8090112, scratch + 7488000);
-    step_k072_im2col_matmul_add_etc(scratch + 12054016, scratch + 8090112, state + 207088, state + 211696, scratch + 3612672);
-    step_k073_max_pool(scratch + 7889408, scratch + 12054016);
-    step_k074_matmul_add_relu(scratch + 7939584, scratch + 7889408, state + 211728, state + 412432);
-    step_k075_matmul_add(scratch + 7943680, scratch + 7939584, state + 412560, state + 413840);
-    step_k076_reduce_max(scratch + 9996800, scratch + 7943680);
-    step_k077_sub_exp(scratch + 7944000, scratch + 7944320, scratch + 7943680, scratch + 9996800);
-    step_k078_reduce_sum(scratch + 9996800, scratch + 7944320);
-    step_k079_log(scratch + 7943680, scratch + 9996800);
-    step_k080_sub_mul_reduce_sum(scratch + 10002832, scratch + 7944000, scratch + 7943680, io + 225792);
-    step_k081_mul(io + 263104, scratch + 10002832);
-    step_k082_mul(scratch + 7943680, io + 225792);
-    step_k083_neg_reduce_sum(scratch + 7944000, scratch + 7943680);
-    step_k084_div(scratch + 9996832, scratch + 7944000, scratch + 9996800);
-    step_k085_mul_add(scratch + 7944000, scratch + 9996832, scratch + 7944320, scratch + 7943680);
-    step_k086_reduce_sum(scratch + 10003008, scratch + 7944000);
-    step_k087_matmul(scratch + 10001408, scratch + 7939584, scratch + 7944000);
-    step_k088_matmul_step_mul(scratch + 7989760, scratch + 7944000, state + 412560, scratch + 7939584);
-    step_k089_reduce_sum(scratch + 10002832, scratch + 7989760);
-    step_k090_matmul(scratch + 7939584, scratch + 7989760, state + 211728);
-    step_k091_matmul(scratch + 12254720, scratch + 7889408, scratch + 7989760);
-    step_k092_step_mul(scratch + 8190464, scratch + 7889408, scratch + 7939584);
-    step_k093_max_pool_scatter(scratch + 7889408, scratch + 12054016, scratch + 8190464);
-    step_k094_reduce_sum(scratch + 10002960, scratch + 7889408);
-    step_k095_matmul_col2im(scratch + 12054016, scratch + 7889408, state + 207088, scratch + 3612672);
-    step_k096_im2col_matmul(scratch + 9996800, scratch + 8090112, scratch + 7889408, scratch + 3612672);
-    step_k097_step_mul(scratch + 12154368, scratch + 8090112, scratch + 12054016);
-    step_k098_max_pool_scatter(scratch + 4742784, scratch + 7488000, scratch + 12154368);
-    step_k099_reduce_sum(scratch + 12054160, scratch + 4742784);
-    step_k100_im2col_matmul(scratch + 12054016, io, scratch + 4742784, scratch + 3612672);
-    step_k101_mul_reduce_sum(scratch + 12054176, scratch + 12054016, scratch + 10002688);
-    step_k102_mul_reduce_sum(scratch + 10002688, scratch + 12054160, scratch + 10002992);
-    step_k103_mul_reduce_sum(scratch + 10002992, scratch + 9996800, scratch + 10398208);
-    step_k104_mul_reduce_sum(scratch + 10002704, scratch + 10002960, scratch + 10402816);
-    step_k105_mul_reduce_sum(scratch + 10002960, scratch + 12254720, scratch + 12455424);
-    step_k106_mul_reduce_sum(scratch + 10002976, scratch + 10002832, scratch + 12735872);
-    step_k107_mul_reduce_sum(scratch + 12735872, scratch + 10001408, scratch + 12733696);
-    step_k108_mul_reduce_sum(scratch + 12735888, scratch + 10003008, scratch + 12736032);
-    step_k109_mul_add(io + 263120, scratch + 12735904, io + 226128, scratch + 12054176, scratch + 10002688, scratch + 10002992, scratch + 10002704, scratch + 10002960, scratch + 10002976, scratch + 12735872, scratch + 12735888, io + 226160);
-    step_k110_mul(scratch + 12054016, scratch + 12735904, scratch + 12732416);
-    step_k111_neg_reduce_sum(scratch + 12732416, scratch + 12054016);
-    step_k112_div(scratch + 12732544, scratch + 12732416, scratch + 12735744);
-    step_k113_mul(scratch + 12735872, io + 226144);
-    step_k114_mul_neg(scratch + 12732416, scratch + 12735872, scratch + 12735616);
-    step_k115_mul(scratch + 12055296, scratch + 12732416, scratch + 12729856);
-    step_k116_neg_reduce_sum(scratch + 12732416, scratch + 12055296);
-    step_k117_div(scratch + 12735616, scratch + 12732416, scratch + 12735744);
-    step_k118_mul_add(scratch + 12729856, scratch + 12732544, scratch + 12731136, scratch + 12054016, scratch + 12735616, scratch + 12055296);
-    step_k119_mul(scratch + 12731136, scratch + 12734976);
-    step_k120_neg_reduce_sum(scratch + 12735616, scratch + 12731136);
-    step_k121_div(scratch + 12735648, scratch + 12735616, scratch + 12736000);
-    step_k122_mul_add(scratch + 12731456, scratch + 12735648, scratch + 12735296, scratch + 12731136);
-    step_k123_reduce_sum(scratch + 12731136, scratch + 12731456);
-    step_k124_reduce_sum(scratch + 12731152, scratch + 12729856);
-    step_k125_add(scratch + 12731168, scratch + 12731136, scratch + 12731152);
-    step_k126_matmul(scratch + 12074496, scratch + 12713472, scratch + 12729856);
-    step_k127_matmul_mul_step(scratch + 12070400, scratch + 12731456, state + 205632, io + 226176, scratch + 12656128);
-    step_k128_matmul_mul_step(scratch + 12054016, scratch + 12729856, state + 205632, io + 246656, scratch + 12676608);
-    step_k129_reduce_sum(scratch + 12729856, scratch + 12070400);
-    step_k130_reduce_sum(scratch + 12729984, scratch + 12054016);
-    step_k131_add(scratch + 12730144, scratch + 12729856, scratch + 12729984);
-    step_k132_matmul(scratch + 7688704, scratch + 12070400, state + 4800);
-    step_k133_matmul(scratch + 7488000, scratch + 12054016, state + 4800);
-    step_k134_matmul(scratch + 9996800, scratch + 11853312, scratch + 12054016);
-    step_k135_step_mul(scratch + 8491520, scratch + 11602432, scratch + 7688704);
-    step_k136_step_mul(scratch + 8290816, scratch + 11853312, scratch + 7488000);
-    step_k137_max_pool_scatter(scratch + 8692224, scratch + 5681664, scratch + 8491520);
-    step_k138_max_pool_scatter(scratch + 7488000, scratch + 6685184, scratch + 8290816);
-    step_k139_reduce_sum(scratch + 12729856, scratch + 8692224);
-    step_k140_reduce_sum(scratch + 12729888, scratch + 7488000);
-    step_k141_add(scratch + 12730272, scratch + 12729856, scratch + 12729888);
-    step_k142_matmul_col2im(scratch + 8892928, scratch + 8692224, state + 160, scratch + 3612672);
-    step_k143_matmul_col2im(scratch + 8290816, scratch + 7488000, state + 160, scratch + 3612672);
-    step_k144_im2col_matmul(scratch + 8993280, scratch + 9595392, scratch + 7488000, scratch + 3612672);
-    step_k145_im2col_matmul_add(scratch + 12054016, scratch + 9093632, scratch + 8692224, scratch + 8993280, scratch + 3612672);
-    step_k146_step_mul(scratch + 10197504, scratch + 9093632, scratch + 8892928);
-    step_k147_step_mul(scratch + 8692224, scratch + 9595392, scratch + 8290816);
-    step_k148_max_pool_scatter(scratch + 9093632, scratch, scratch + 10197504);
-    step_k149_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 8692224);
-    step_k150_reduce_sum(scratch + 12731184, scratch + 9093632);
-    step_k151_reduce_sum(scratch + 12731200, scratch + 3612672);
-    step_k152_add(scratch + 12731216, scratch + 12731184, scratch + 12731200);
-    step_k153_im2col_matmul(scratch + 12729856, io + 125440, scratch + 3612672, scratch);
-    step_k154_im2col_matmul_add(scratch + 12730000, io, scratch + 9093632, scratch + 12729856, scratch);
-    step_k155_mul_add_sub(state + 413856, state, scratch + 12730000, io + 226112);
-    step_k156_mul_add_sub(state + 414000, state + 144, scratch + 12731216, io + 226112);
-    step_k157_mul_add_sub(state + 414016, state + 160, scratch + 12054016, io + 226112);
-    step_k158_mul_add_sub(state + 418624, state + 4768, scratch + 12730272, io + 226112);
-    step_k159_matmul_add_mul_etc(scratch + 10197504, state + 418656, state + 4800, scratch + 11602432, scratch + 12070400, scratch + 9996800, io + 226112);
-    step_k160_mul_add_sub(state + 619360, state + 205504, scratch + 12730144, io + 226112);
-    step_k161_matmul_add_mul_etc(scratch + 12075776, state + 619488, state + 205632, scratch + 12692992, scratch + 12731456, scratch + 12074496, io + 226112);
-    step_k162_mul_add_sub(state + 620768, state + 206912, scratch + 12731168, io + 226112);
+    step_k000_im2col_matmul_add_etc(scratch, scratch + 9093632, io, state, state + 144, scratch + 3612672);
+    step_k001_im2col_matmul_add_etc(scratch + 5681664, scratch + 11602432, scratch + 9093632, state + 160, state + 4768, scratch + 3612672);
+    step_k002_matmul_add_relu_etc(scratch + 12656128, scratch + 12692992, scratch + 11602432, state + 4800, state + 205504, io + 226176);
+    step_k003_matmul_add(scratch + 12054016, scratch + 12692992, state + 205632, state + 206912);
+    step_k004_mul_add(scratch + 12734976, io + 225792);
+    step_k005_reduce_max(scratch + 12730176, scratch + 12054016);
+    step_k006_sub_exp(scratch + 12729856, scratch + 12735296, scratch + 12054016, scratch + 12730176);
+    step_k007_reduce_sum(scratch + 12736000, scratch + 12735296);
+    step_k008_log(scratch + 12735616, scratch + 12736000);
+    step_k009_sub_mul_reduce_sum(scratch + 12735648, scratch + 12729856, scratch + 12735616, scratch + 12734976);
+    step_k010_mul(io + 263040, scratch + 12735648);
+    step_k011_mul(scratch + 12056896, scratch + 12054336);
+    step_k012_reduce_max(scratch + 12729856, scratch + 12056896);
+    step_k013_sub(scratch + 12058176, scratch + 12056896, scratch + 12729856);
+    step_k014_exp_reduce_sum(scratch + 12056896, scratch + 12058176);
+    step_k015_log(scratch + 12057024, scratch + 12056896);
+    step_k016_sub_exp(scratch + 12729856, scratch + 12058176, scratch + 12057024);
+    step_k017_reduce_max(scratch + 12731136, scratch + 12729856);
+    step_k018_greaterEqual(scratch + 12735616, scratch + 12731136);
+    step_k019_reduce_max(scratch + 12732416, scratch + 12055616);
+    step_k020_sub_exp(scratch + 12056896, scratch + 12731136, scratch + 12055616, scratch + 12732416);
+    step_k021_reduce_sum(scratch + 12735744, scratch + 12731136);
+    step_k022_log(scratch + 12732416, scratch + 12735744);
+    step_k023_sub_mul_reduce_sum(scratch + 12732544, scratch + 12056896, scratch + 12732416, scratch + 12729856);
+    step_k024_neg_mul_reduce_sum(scratch + 12732416, scratch + 12732544, scratch + 12735616);
+    step_k025_mul(io + 263056, scratch + 12732416);
+    step_k026_reduce_sum(scratch + 12735872, scratch + 12735616);
+    step_k027_mul(io + 263072, scratch + 12735872);
+    step_k028_one_hot_argmax(scratch + 12732416, scratch + 12055616);
+    step_k029_im2col_matmul_add_etc(scratch + 7488000, scratch + 12054016, io + 125440, state + 206928, state + 207072, scratch + 3612672);
+    step_k030_im2col_matmul_add_etc(scratch + 9996800, scratch + 10799616, scratch + 12054016, state + 207088, state + 211696, scratch + 3612672);
+    step_k031_matmul_add_relu(scratch + 12455424, scratch + 10799616, state + 211728, state + 412432);
+    step_k032_matmul_add(scratch + 12471808, scratch + 12455424, state + 412560, state + 413840);
+    step_k033_reduce_max(scratch + 12733696, scratch + 12471808);
+    step_k034_sub_exp(scratch + 12473088, scratch + 12474368, scratch + 12471808, scratch + 12733696);
+    step_k035_reduce_sum(scratch + 12733696, scratch + 12474368);
+    step_k036_log(scratch + 12733824, scratch + 12733696);
+    step_k037_sub_mul_reduce_sum(scratch + 12735872, scratch + 12473088, scratch + 12733824, scratch + 12732416);
+    step_k038_mul(io + 263088, scratch + 12735872);
+    step_k039_mul(scratch + 12471808, scratch + 12732416);
+    step_k040_neg_reduce_sum(scratch + 12733824, scratch + 12471808);
+    step_k041_div(scratch + 12733952, scratch + 12733824, scratch + 12733696);
+    step_k042_mul_add(scratch + 12473088, scratch + 12733952, scratch + 12474368, scratch + 12471808);
+    step_k043_reduce_sum(scratch + 12736032, scratch + 12473088);
+    step_k044_matmul(scratch + 12733696, scratch + 12455424, scratch + 12473088);
+    step_k045_matmul_step_mul(scratch + 11201024, scratch + 12473088, state + 412560, scratch + 12455424);
+    step_k046_reduce_sum(scratch + 12735872, scratch + 11201024);
+    step_k047_matmul(scratch + 11000320, scratch + 11201024, state + 211728);
+    step_k048_matmul(scratch + 12455424, scratch + 10799616, scratch + 11201024);
+    step_k049_step_mul(scratch + 3612672, scratch + 10799616, scratch + 11000320);
+    step_k050_max_pool_scatter(scratch + 10799616, scratch + 9996800, scratch + 3612672);
+    step_k051_reduce_sum(scratch + 10402816, scratch + 10799616);
+    step_k052_matmul_col2im(scratch + 9996800, scratch + 10799616, state + 207088, scratch + 3612672);
+    step_k053_im2col_matmul(scratch + 10398208, scratch + 12054016, scratch + 10799616, scratch + 3612672);
+    step_k054_step_mul(scratch + 5218304, scratch + 12054016, scratch + 9996800);
+    step_k055_max_pool_scatter(scratch + 3612672, scratch + 7488000, scratch + 5218304);
+    step_k056_reduce_sum(scratch + 10002992, scratch + 3612672);
+    step_k057_im2col_matmul(scratch + 10002688, io + 125440, scratch + 3612672, scratch + 7488000);
+    step_k058_mul_add_sub(state + 620784, state + 206928, scratch + 10002688, io + 226128);
+    step_k059_mul_add_sub(state + 620928, state + 207072, scratch + 10002992, io + 226128);
+    step_k060_mul_add_sub(state + 620944, state + 207088, scratch + 10398208, io + 226128);
+    step_k061_mul_add_sub(state + 625552, state + 211696, scratch + 10402816, io + 226128);
+    step_k062_mul_add_sub(state + 625584, state + 211728, scratch + 12455424, io + 226128);
+    step_k063_mul_add_sub(state + 826288, state + 412432, scratch + 12735872, io + 226128);
+    step_k064_mul_add_sub(state + 826416, state + 412560, scratch + 12733696, io + 226128);
+    step_k065_mul_add_sub(state + 827696, state + 413840, scratch + 12736032, io + 226128);
+    step_k066_im2col_matmul_add_etc(scratch + 7488000, scratch + 8090112, io, state + 206928, state + 207072, scratch + 3612672);
+    step_k067_im2col_matmul_add_etc(scratch + 12054016, scratch + 7889408, scratch + 8090112, state + 207088, state + 211696, scratch + 3612672);
+    step_k068_matmul_add_relu(scratch + 7939584, scratch + 7889408, state + 211728, state + 412432);
+    step_k069_matmul_add(scratch + 7943680, scratch + 7939584, state + 412560, state + 413840);
+    step_k070_reduce_max(scratch + 9996800, scratch + 7943680);
+    step_k071_sub_exp(scratch + 7944000, scratch + 7944320, scratch + 7943680, scratch + 9996800);
+    step_k072_reduce_sum(scratch + 9996800, scratch + 7944320);
+    step_k073_log(scratch + 7943680, scratch + 9996800);
+    step_k074_sub_mul_reduce_sum(scratch + 10002832, scratch + 7944000, scratch + 7943680, io + 225792);
+    step_k075_mul(io + 263104, scratch + 10002832);
+    step_k076_mul(scratch + 7943680, io + 225792);
+    step_k077_neg_reduce_sum(scratch + 7944000, scratch + 7943680);
+    step_k078_div(scratch + 9996832, scratch + 7944000, scratch + 9996800);
+    step_k079_mul_add(scratch + 7944000, scratch + 9996832, scratch + 7944320, scratch + 7943680);
+    step_k080_reduce_sum(scratch + 10003008, scratch + 7944000);
+    step_k081_matmul(scratch + 10001408, scratch + 7939584, scratch + 7944000);
+    step_k082_matmul_step_mul(scratch + 7989760, scratch + 7944000, state + 412560, scratch + 7939584);
+    step_k083_reduce_sum(scratch + 10002832, scratch + 7989760);
+    step_k084_matmul(scratch + 7939584, scratch + 7989760, state + 211728);
+    step_k085_matmul(scratch + 12254720, scratch + 7889408, scratch + 7989760);
+    step_k086_step_mul(scratch + 8190464, scratch + 7889408, scratch + 7939584);
+    step_k087_max_pool_scatter(scratch + 7889408, scratch + 12054016, scratch + 8190464);
+    step_k088_reduce_sum(scratch + 10002960, scratch + 7889408);
+    step_k089_matmul_col2im(scratch + 12054016, scratch + 7889408, state + 207088, scratch + 3612672);
+    step_k090_im2col_matmul(scratch + 9996800, scratch + 8090112, scratch + 7889408, scratch + 3612672);
+    step_k091_step_mul(scratch + 12154368, scratch + 8090112, scratch + 12054016);
+    step_k092_max_pool_scatter(scratch + 4742784, scratch + 7488000, scratch + 12154368);
+    step_k093_reduce_sum(scratch + 12054160, scratch + 4742784);
+    step_k094_im2col_matmul(scratch + 12054016, io, scratch + 4742784, scratch + 3612672);
+    step_k095_mul_reduce_sum(scratch + 12054176, scratch + 12054016, scratch + 10002688);
+    step_k096_mul_reduce_sum(scratch + 10002688, scratch + 12054160, scratch + 10002992);
+    step_k097_mul_reduce_sum(scratch + 10002992, scratch + 9996800, scratch + 10398208);
+    step_k098_mul_reduce_sum(scratch + 10002704, scratch + 10002960, scratch + 10402816);
+    step_k099_mul_reduce_sum(scratch + 10002960, scratch + 12254720, scratch + 12455424);
+    step_k100_mul_reduce_sum(scratch + 10002976, scratch + 10002832, scratch + 12735872);
+    step_k101_mul_reduce_sum(scratch + 12735872, scratch + 10001408, scratch + 12733696);
+    step_k102_mul_reduce_sum(scratch + 12735888, scratch + 10003008, scratch + 12736032);
+    step_k103_mul_add(io + 263120, scratch + 12735904, io + 226128, scratch + 12054176, scratch + 10002688, scratch + 10002992, scratch + 10002704, scratch + 10002960, scratch + 10002976, scratch + 12735872, scratch + 12735888, io + 226160);
+    step_k104_mul(scratch + 12054016, scratch + 12735904, scratch + 12732416);
+    step_k105_neg_reduce_sum(scratch + 12732416, scratch + 12054016);
+    step_k106_div(scratch + 12732544, scratch + 12732416, scratch + 12735744);
+    step_k107_mul(scratch + 12735872, io + 226144);
+    step_k108_mul_neg(scratch + 12732416, scratch + 12735872, scratch + 12735616);
+    step_k109_mul(scratch + 12055296, scratch + 12732416, scratch + 12729856);
+    step_k110_neg_reduce_sum(scratch + 12732416, scratch + 12055296);
+    step_k111_div(scratch + 12735616, scratch + 12732416, scratch + 12735744);
+    step_k112_mul_add(scratch + 12729856, scratch + 12732544, scratch + 12731136, scratch + 12054016, scratch + 12735616, scratch + 12055296);
+    step_k113_mul(scratch + 12731136, scratch + 12734976);
+    step_k114_neg_reduce_sum(scratch + 12735616, scratch + 12731136);
+    step_k115_div(scratch + 12735648, scratch + 12735616, scratch + 12736000);
+    step_k116_mul_add(scratch + 12731456, scratch + 12735648, scratch + 12735296, scratch + 12731136);
+    step_k117_reduce_sum(scratch + 12731136, scratch + 12731456);
+    step_k118_reduce_sum(scratch + 12731152, scratch + 12729856);
+    step_k119_add(scratch + 12731168, scratch + 12731136, scratch + 12731152);
+    step_k120_matmul(scratch + 12074496, scratch + 12713472, scratch + 12729856);
+    step_k121_matmul_mul_step(scratch + 12070400, scratch + 12731456, state + 205632, io + 226176, scratch + 12656128);
+    step_k122_matmul_mul_step(scratch + 12054016, scratch + 12729856, state + 205632, io + 246656, scratch + 12676608);
+    step_k123_reduce_sum(scratch + 12729856, scratch + 12070400);
+    step_k124_reduce_sum(scratch + 12729984, scratch + 12054016);
+    step_k125_add(scratch + 12730144, scratch + 12729856, scratch + 12729984);
+    step_k126_matmul(scratch + 7688704, scratch + 12070400, state + 4800);
+    step_k127_matmul(scratch + 7488000, scratch + 12054016, state + 4800);
+    step_k128_matmul(scratch + 9996800, scratch + 11853312, scratch + 12054016);
+    step_k129_step_mul(scratch + 8491520, scratch + 11602432, scratch + 7688704);
+    step_k130_step_mul(scratch + 8290816, scratch + 11853312, scratch + 7488000);
+    step_k131_max_pool_scatter(scratch + 8692224, scratch + 5681664, scratch + 8491520);
+    step_k132_max_pool_scatter(scratch + 7488000, scratch + 6685184, scratch + 8290816);
+    step_k133_reduce_sum(scratch + 12729856, scratch + 8692224);
+    step_k134_reduce_sum(scratch + 12729888, scratch + 7488000);
+    step_k135_add(scratch + 12730272, scratch + 12729856, scratch + 12729888);
+    step_k136_matmul_col2im(scratch + 8892928, scratch + 8692224, state + 160, scratch + 3612672);
+    step_k137_matmul_col2im(scratch + 8290816, scratch + 7488000, state + 160, scratch + 3612672);
+    step_k138_im2col_matmul(scratch + 8993280, scratch + 9595392, scratch + 7488000, scratch + 3612672);
+    step_k139_im2col_matmul_add(scratch + 12054016, scratch + 9093632, scratch + 8692224, scratch + 8993280, scratch + 3612672);
+    step_k140_step_mul(scratch + 10197504, scratch + 9093632, scratch + 8892928);
+    step_k141_step_mul(scratch + 8692224, scratch + 9595392, scratch + 8290816);
+    step_k142_max_pool_scatter(scratch + 9093632, scratch, scratch + 10197504);
+    step_k143_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 8692224);
+    step_k144_reduce_sum(scratch + 12731184, scratch + 9093632);
+    step_k145_reduce_sum(scratch + 12731200, scratch + 3612672);
+    step_k146_add(scratch + 12731216, scratch + 12731184, scratch + 12731200);
+    step_k147_im2col_matmul(scratch + 12729856, io + 125440, scratch + 3612672, scratch);
+    step_k148_im2col_matmul_add(scratch + 12730000, io, scratch + 9093632, scratch + 12729856, scratch);
+    step_k149_mul_add_sub(state + 413856, state, scratch + 12730000, io + 226112);
+    step_k150_mul_add_sub(state + 414000, state + 144, scratch + 12731216, io + 226112);
+    step_k151_mul_add_sub(state + 414016, state + 160, scratch + 12054016, io + 226112);
+    step_k152_mul_add_sub(state + 418624, state + 4768, scratch + 12730272, io + 226112);
+    step_k153_matmul_add_mul_etc(scratch + 10197504, state + 418656, state + 4800, scratch + 11602432, scratch + 12070400, scratch + 9996800, io + 226112);
+    step_k154_mul_add_sub(state + 619360, state + 205504, scratch + 12730144, io + 226112);
+    step_k155_matmul_add_mul_etc(scratch + 12075776, state + 619488, state + 205632, scratch + 12692992, scratch + 12731456, scratch + 12074496, io + 226112);
+    step_k156_mul_add_sub(state + 620768, state + 206912, scratch + 12731168, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3929,9 +3821,11 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %13 = matmul %11, %12 : [200704,16]
  * %14 = broadcast axes=[1] %1 : [200704,16]
  * %15 = add %13, %14 : [200704,16]
- * %16 = relu %15 : [200704,16] */
+ * %16 = relu %15 : [200704,16]
+ * %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
 typedef struct {
     float *t16;
+    float *t18;
     const float *in_x;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -3942,6 +3836,7 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t16 = p->t16;
+    float *restrict t18 = p->t18;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -3971,53 +3866,36 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
                     t16[i0 * 16 + i1] = v16;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t18 + (size_t)n0 * 3136, t16 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
-typedef struct {
-    float *t18;
-    const float *t17;
-} supervised_step_k001_max_pool_pointers;
-
-static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
-    const supervised_step_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t18 = p->t18;
-    const float *restrict t17 = p->t17;
-    size_t lo, hi;
-    while (mplc_claim(256, 8, &lo, &hi)) {
-        mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
-    mplc_parallel(supervised_step_k001_max_pool_part, &(supervised_step_k001_max_pool_pointers){t18, t17});
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
  * %21 = matmul %19, %20 : [50176,32]
  * %22 = broadcast axes=[1] %3 : [50176,32]
  * %23 = add %21, %22 : [50176,32]
- * %24 = relu %23 : [50176,32] */
+ * %24 = relu %23 : [50176,32]
+ * %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
 typedef struct {
     float *t24;
+    float *t26;
     const float *t18;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} supervised_step_k002_im2col_matmul_add_etc_pointers;
+} supervised_step_k001_im2col_matmul_add_etc_pointers;
 
-static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t24 = p->t24;
+    float *restrict t26 = p->t26;
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -4037,34 +3915,14 @@ static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int p
                     t24[i0 * 32 + i1] = v24;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t26 + (size_t)n0 * 1568, t24 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k002_im2col_matmul_add_etc_part, &(supervised_step_k002_im2col_matmul_add_etc_pointers){t24, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
-typedef struct {
-    float *t26;
-    const float *t25;
-} supervised_step_k003_max_pool_pointers;
-
-static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
-    const supervised_step_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t26 = p->t26;
-    const float *restrict t25 = p->t25;
-    size_t lo, hi;
-    while (mplc_claim(256, 8, &lo, &hi)) {
-        mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
-    mplc_parallel(supervised_step_k003_max_pool_part, &(supervised_step_k003_max_pool_pointers){t26, t25});
+static void supervised_step_k001_im2col_matmul_add_etc(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k001_im2col_matmul_add_etc_part, &(supervised_step_k001_im2col_matmul_add_etc_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %28 = matmul %27, %4 : [256,128]
@@ -4076,10 +3934,10 @@ typedef struct {
     const float *t27;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} supervised_step_k004_matmul_add_relu_pointers;
+} supervised_step_k002_matmul_add_relu_pointers;
 
-static void supervised_step_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k004_matmul_add_relu_pointers *p = context;
+static void supervised_step_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k002_matmul_add_relu_pointers *p = context;
     float *restrict t31 = p->t31;
     const float *restrict t27 = p->t27;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4098,14 +3956,14 @@ static void supervised_step_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(supervised_step_k004_matmul_add_relu_part, &(supervised_step_k004_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
+static void supervised_step_k002_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_k002_matmul_add_relu_part, &(supervised_step_k002_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %32 = matmul %31, %6 : [256,10]
  * %33 = broadcast axes=[1] %7 : [256,10]
  * %34 = add %32, %33 : [256,10] */
-static void supervised_step_k005_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void supervised_step_k003_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
@@ -4117,7 +3975,7 @@ static void supervised_step_k005_matmul_add(float *restrict t34, const float *re
 }
 
 /* %35 = reduce_max axes=[1] %34 : [256] */
-static void supervised_step_k006_reduce_max(float *restrict t35, const float *restrict t34) {
+static void supervised_step_k004_reduce_max(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4130,7 +3988,7 @@ static void supervised_step_k006_reduce_max(float *restrict t35, const float *re
 /* %36 = broadcast axes=[0] %35 : [256,10]
  * %37 = sub %34, %36 : [256,10]
  * %38 = exp %37 : [256,10] */
-static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -4142,7 +4000,7 @@ static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t3
 }
 
 /* %39 = reduce_sum axes=[1] %38 : [256] */
-static void supervised_step_k008_reduce_sum(float *restrict t39, const float *restrict t38) {
+static void supervised_step_k006_reduce_sum(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4153,7 +4011,7 @@ static void supervised_step_k008_reduce_sum(float *restrict t39, const float *re
 }
 
 /* %40 = log %39 : [256] */
-static void supervised_step_k009_log(float *restrict t40, const float *restrict t39) {
+static void supervised_step_k007_log(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
@@ -4164,7 +4022,7 @@ static void supervised_step_k009_log(float *restrict t40, const float *restrict 
  * %42 = sub %37, %41 : [256,10]
  * %43 = mul %9, %42 : [256,10]
  * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4178,7 +4036,7 @@ static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const f
 
 /* %45 = constant -0.00390625 : []
  * %46 = mul %44, %45 : [] */
-static void supervised_step_k011_mul(float *restrict t46, const float *restrict t44) {
+static void supervised_step_k009_mul(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.00390625f);
         t46[i] = v46;
@@ -4187,7 +4045,7 @@ static void supervised_step_k011_mul(float *restrict t46, const float *restrict 
 
 /* %47 = constant -0.00390625 : [256,10]
  * %48 = mul %47, %9 : [256,10] */
-static void supervised_step_k012_mul(float *restrict t48, const float *restrict in_y) {
+static void supervised_step_k010_mul(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 2560; i++) {
         const float v48 = (-0.00390625f) * in_y[i];
         t48[i] = v48;
@@ -4196,7 +4054,7 @@ static void supervised_step_k012_mul(float *restrict t48, const float *restrict 
 
 /* %49 = neg %48 : [256,10]
  * %50 = reduce_sum axes=[1] %49 : [256] */
-static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4208,7 +4066,7 @@ static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float
 }
 
 /* %51 = div %50, %39 : [256] */
-static void supervised_step_k014_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+static void supervised_step_k012_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
@@ -4218,7 +4076,7 @@ static void supervised_step_k014_div(float *restrict t51, const float *restrict 
 /* %52 = broadcast axes=[0] %51 : [256,10]
  * %53 = mul %52, %38 : [256,10]
  * %54 = add %48, %53 : [256,10] */
-static void supervised_step_k015_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+static void supervised_step_k013_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -4229,7 +4087,7 @@ static void supervised_step_k015_mul_add(float *restrict t54, const float *restr
 }
 
 /* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k016_reduce_sum(float *restrict t55, const float *restrict t54) {
+static void supervised_step_k014_reduce_sum(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4241,7 +4099,7 @@ static void supervised_step_k016_reduce_sum(float *restrict t55, const float *re
 /* %56 = matmul tB %54, %6 : [256,128]
  * %58 = step %31 : [256,128]
  * %59 = mul %56, %58 : [256,128] */
-static void supervised_step_k017_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
+static void supervised_step_k015_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
@@ -4255,10 +4113,10 @@ static void supervised_step_k017_matmul_step_mul(float *restrict t59, const floa
 typedef struct {
     float *t60;
     const float *t59;
-} supervised_step_k018_reduce_sum_pointers;
+} supervised_step_k016_reduce_sum_pointers;
 
-static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k018_reduce_sum_pointers *p = context;
+static void supervised_step_k016_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k016_reduce_sum_pointers *p = context;
     float *restrict t60 = p->t60;
     const float *restrict t59 = p->t59;
     size_t lo, hi;
@@ -4271,8 +4129,8 @@ static void supervised_step_k018_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t60, t59});
+static void supervised_step_k016_reduce_sum(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_k016_reduce_sum_part, &(supervised_step_k016_reduce_sum_pointers){t60, t59});
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
@@ -4280,10 +4138,10 @@ typedef struct {
     float *t61;
     const float *t59;
     const float *in_student_dense7_weight;
-} supervised_step_k019_matmul_pointers;
+} supervised_step_k017_matmul_pointers;
 
-static void supervised_step_k019_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k019_matmul_pointers *p = context;
+static void supervised_step_k017_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k017_matmul_pointers *p = context;
     float *restrict t61 = p->t61;
     const float *restrict t59 = p->t59;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4293,8 +4151,8 @@ static void supervised_step_k019_matmul_part(void *context, int part, int parts)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 1568, 1568);
 }
 
-static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
+static void supervised_step_k017_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(supervised_step_k017_matmul_part, &(supervised_step_k017_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
 /* %64 = step %26 : [256,7,7,32]
@@ -4303,10 +4161,10 @@ typedef struct {
     float *t65;
     const float *t26;
     const float *t63;
-} supervised_step_k020_step_mul_pointers;
+} supervised_step_k018_step_mul_pointers;
 
-static void supervised_step_k020_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k020_step_mul_pointers *p = context;
+static void supervised_step_k018_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k018_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t65 = p->t65;
@@ -4322,8 +4180,8 @@ static void supervised_step_k020_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k020_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
-    mplc_parallel(supervised_step_k020_step_mul_part, &(supervised_step_k020_step_mul_pointers){t65, t26, t63});
+static void supervised_step_k018_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_k018_step_mul_part, &(supervised_step_k018_step_mul_pointers){t65, t26, t63});
 }
 
 /* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32] */
@@ -4331,10 +4189,10 @@ typedef struct {
     float *t66;
     const float *t25;
     const float *t65;
-} supervised_step_k021_max_pool_scatter_pointers;
+} supervised_step_k019_max_pool_scatter_pointers;
 
-static void supervised_step_k021_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k021_max_pool_scatter_pointers *p = context;
+static void supervised_step_k019_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k019_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t66 = p->t66;
@@ -4346,18 +4204,18 @@ static void supervised_step_k021_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k021_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
-    mplc_parallel(supervised_step_k021_max_pool_scatter_part, &(supervised_step_k021_max_pool_scatter_pointers){t66, t25, t65});
+static void supervised_step_k019_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_k019_max_pool_scatter_part, &(supervised_step_k019_max_pool_scatter_pointers){t66, t25, t65});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
 typedef struct {
     float *t68;
     const float *t67;
-} supervised_step_k022_reduce_sum_pointers;
+} supervised_step_k020_reduce_sum_pointers;
 
-static void supervised_step_k022_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k022_reduce_sum_pointers *p = context;
+static void supervised_step_k020_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k020_reduce_sum_pointers *p = context;
     float *restrict t68 = p->t68;
     const float *restrict t67 = p->t67;
     size_t lo, hi;
@@ -4370,8 +4228,8 @@ static void supervised_step_k022_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_k022_reduce_sum_part, &(supervised_step_k022_reduce_sum_pointers){t68, t67});
+static void supervised_step_k020_reduce_sum(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_k020_reduce_sum_part, &(supervised_step_k020_reduce_sum_pointers){t68, t67});
 }
 
 /* %69 = matmul tB %67, %20 : [50176,144]
@@ -4381,10 +4239,10 @@ typedef struct {
     const float *t67;
     const float *in_student_conv3_weight;
     float *chunk;
-} supervised_step_k023_matmul_col2im_pointers;
+} supervised_step_k021_matmul_col2im_pointers;
 
-static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
-    const supervised_step_k023_matmul_col2im_pointers *p = context;
+static void supervised_step_k021_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k021_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
@@ -4401,8 +4259,8 @@ static void supervised_step_k023_matmul_col2im_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(supervised_step_k023_matmul_col2im_part, &(supervised_step_k023_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+static void supervised_step_k021_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k021_matmul_col2im_part, &(supervised_step_k021_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
@@ -4412,10 +4270,10 @@ typedef struct {
     const float *t18;
     const float *t67;
     float *chunk;
-} supervised_step_k024_im2col_matmul_pointers;
+} supervised_step_k022_im2col_matmul_pointers;
 
-static void supervised_step_k024_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k024_im2col_matmul_pointers *p = context;
+static void supervised_step_k022_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k022_im2col_matmul_pointers *p = context;
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
@@ -4432,8 +4290,8 @@ static void supervised_step_k024_im2col_matmul_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
-    mplc_parallel(supervised_step_k024_im2col_matmul_part, &(supervised_step_k024_im2col_matmul_pointers){t70, t18, t67, chunk});
+static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
@@ -4446,10 +4304,10 @@ typedef struct {
     float *t74;
     const float *t18;
     const float *t72;
-} supervised_step_k025_step_mul_pointers;
+} supervised_step_k023_step_mul_pointers;
 
-static void supervised_step_k025_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k025_step_mul_pointers *p = context;
+static void supervised_step_k023_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k023_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t74 = p->t74;
@@ -4465,8 +4323,8 @@ static void supervised_step_k025_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k025_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
-    mplc_parallel(supervised_step_k025_step_mul_part, &(supervised_step_k025_step_mul_pointers){t74, t18, t72});
+static void supervised_step_k023_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_k023_step_mul_part, &(supervised_step_k023_step_mul_pointers){t74, t18, t72});
 }
 
 /* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16] */
@@ -4474,10 +4332,10 @@ typedef struct {
     float *t75;
     const float *t17;
     const float *t74;
-} supervised_step_k026_max_pool_scatter_pointers;
+} supervised_step_k024_max_pool_scatter_pointers;
 
-static void supervised_step_k026_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k026_max_pool_scatter_pointers *p = context;
+static void supervised_step_k024_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k024_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t75 = p->t75;
@@ -4489,18 +4347,18 @@ static void supervised_step_k026_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k026_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
-    mplc_parallel(supervised_step_k026_max_pool_scatter_part, &(supervised_step_k026_max_pool_scatter_pointers){t75, t17, t74});
+static void supervised_step_k024_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_k024_max_pool_scatter_part, &(supervised_step_k024_max_pool_scatter_pointers){t75, t17, t74});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
 typedef struct {
     float *t77;
     const float *t76;
-} supervised_step_k027_reduce_sum_pointers;
+} supervised_step_k025_reduce_sum_pointers;
 
-static void supervised_step_k027_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k027_reduce_sum_pointers *p = context;
+static void supervised_step_k025_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k025_reduce_sum_pointers *p = context;
     float *restrict t77 = p->t77;
     const float *restrict t76 = p->t76;
     size_t lo, hi;
@@ -4513,8 +4371,8 @@ static void supervised_step_k027_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_k027_reduce_sum_part, &(supervised_step_k027_reduce_sum_pointers){t77, t76});
+static void supervised_step_k025_reduce_sum(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_k025_reduce_sum_part, &(supervised_step_k025_reduce_sum_pointers){t77, t76});
 }
 
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
@@ -4524,10 +4382,10 @@ typedef struct {
     const float *in_x;
     const float *t76;
     float *chunk;
-} supervised_step_k028_im2col_matmul_pointers;
+} supervised_step_k026_im2col_matmul_pointers;
 
-static void supervised_step_k028_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k028_im2col_matmul_pointers *p = context;
+static void supervised_step_k026_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k026_im2col_matmul_pointers *p = context;
     float *restrict t78 = p->t78;
     const float *restrict in_x = p->in_x;
     const float *restrict t76 = p->t76;
@@ -4560,8 +4418,8 @@ static void supervised_step_k028_im2col_matmul_part(void *context, int part, int
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    mplc_parallel(supervised_step_k028_im2col_matmul_part, &(supervised_step_k028_im2col_matmul_pointers){t78, in_x, t76, chunk});
+static void supervised_step_k026_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_k026_im2col_matmul_part, &(supervised_step_k026_im2col_matmul_pointers){t78, in_x, t76, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t78[i] += partial[i];
@@ -4581,7 +4439,7 @@ static void supervised_step_k028_im2col_matmul(float *restrict t78, const float 
  * %91 = sub %0, %90 : [3,3,1,16]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 144; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -4606,7 +4464,7 @@ static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum
  * %100 = sub %1, %99 : [16]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -4632,7 +4490,7 @@ static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum
  * %112 = sub %2, %111 : [3,3,16,32]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 4608; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -4657,7 +4515,7 @@ static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum
  * %121 = sub %3, %120 : [32]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -4691,10 +4549,10 @@ typedef struct {
     const float *t27;
     const float *t59;
     const float *in_lr;
-} supervised_step_k033_matmul_mul_add_etc_pointers;
+} supervised_step_k031_matmul_mul_add_etc_pointers;
 
-static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k033_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k031_matmul_mul_add_etc_pointers *p = context;
     float *restrict t125 = p->t125;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4721,8 +4579,8 @@ static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k033_matmul_mul_add_etc_part, &(supervised_step_k033_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
+static void supervised_step_k031_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k031_matmul_mul_add_etc_part, &(supervised_step_k031_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
 /* %135 = constant 0.9 : [128]
@@ -4735,7 +4593,7 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float 
  * %142 = sub %5, %141 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -4762,7 +4620,7 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
  * %154 = sub %6, %153 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 256, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -4790,7 +4648,7 @@ static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float 
  * %163 = sub %7, %162 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -4803,45 +4661,43 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 9731760 floats. */
+/* 35 kernels; scratch high-water mark 9731760 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 206928, state + 207072, scratch + 3211264);
-    supervised_step_k001_max_pool(scratch + 8454656, scratch);
-    supervised_step_k002_im2col_matmul_add_etc(scratch + 5243392, scratch + 8454656, state + 207088, state + 211696, scratch + 3211264);
-    supervised_step_k003_max_pool(scratch + 9257472, scratch + 5243392);
-    supervised_step_k004_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 211728, state + 412432);
-    supervised_step_k005_matmul_add(scratch + 6849024, scratch + 9658880, state + 412560, state + 413840);
-    supervised_step_k006_reduce_max(scratch + 6856704, scratch + 6849024);
-    supervised_step_k007_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
-    supervised_step_k008_reduce_sum(scratch + 6856704, scratch + 6854144);
-    supervised_step_k009_log(scratch + 6849024, scratch + 6856704);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
-    supervised_step_k011_mul(io + 203280, scratch + 6849280);
-    supervised_step_k012_mul(scratch + 6849024, io + 200704);
-    supervised_step_k013_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
-    supervised_step_k014_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
-    supervised_step_k015_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
-    supervised_step_k016_reduce_sum(scratch + 9731744, scratch + 9729024);
-    supervised_step_k017_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 412560, scratch + 9658880);
-    supervised_step_k018_reduce_sum(scratch + 9731584, scratch + 9691648);
-    supervised_step_k019_matmul(scratch + 6849024, scratch + 9691648, state + 211728);
-    supervised_step_k020_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
-    supervised_step_k021_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
-    supervised_step_k022_reduce_sum(scratch + 9731712, scratch + 6849024);
-    supervised_step_k023_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 207088, scratch + 3211264);
-    supervised_step_k024_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
-    supervised_step_k025_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
-    supervised_step_k026_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
-    supervised_step_k027_reduce_sum(scratch + 1130256, scratch + 3211264);
-    supervised_step_k028_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
-    supervised_step_k029_mul_add_sub(state + 620784, state + 206928, scratch + 1130112, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 620928, state + 207072, scratch + 1130256, io + 203264);
-    supervised_step_k031_mul_add_sub(state + 620944, state + 207088, scratch + 9724416, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 625552, state + 211696, scratch + 9731712, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9257472, scratch + 9691648, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 826288, state + 412432, scratch + 9731584, io + 203264);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 9691648, state + 826416, state + 412560, scratch + 9658880, scratch + 9729024, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 827696, state + 413840, scratch + 9731744, io + 203264);
+    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 8454656, io, state + 206928, state + 207072, scratch + 3211264);
+    supervised_step_k001_im2col_matmul_add_etc(scratch + 5243392, scratch + 9257472, scratch + 8454656, state + 207088, state + 211696, scratch + 3211264);
+    supervised_step_k002_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 211728, state + 412432);
+    supervised_step_k003_matmul_add(scratch + 6849024, scratch + 9658880, state + 412560, state + 413840);
+    supervised_step_k004_reduce_max(scratch + 6856704, scratch + 6849024);
+    supervised_step_k005_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
+    supervised_step_k006_reduce_sum(scratch + 6856704, scratch + 6854144);
+    supervised_step_k007_log(scratch + 6849024, scratch + 6856704);
+    supervised_step_k008_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
+    supervised_step_k009_mul(io + 203280, scratch + 6849280);
+    supervised_step_k010_mul(scratch + 6849024, io + 200704);
+    supervised_step_k011_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
+    supervised_step_k012_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
+    supervised_step_k013_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
+    supervised_step_k014_reduce_sum(scratch + 9731744, scratch + 9729024);
+    supervised_step_k015_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 412560, scratch + 9658880);
+    supervised_step_k016_reduce_sum(scratch + 9731584, scratch + 9691648);
+    supervised_step_k017_matmul(scratch + 6849024, scratch + 9691648, state + 211728);
+    supervised_step_k018_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
+    supervised_step_k019_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
+    supervised_step_k020_reduce_sum(scratch + 9731712, scratch + 6849024);
+    supervised_step_k021_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 207088, scratch + 3211264);
+    supervised_step_k022_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
+    supervised_step_k023_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
+    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
+    supervised_step_k025_reduce_sum(scratch + 1130256, scratch + 3211264);
+    supervised_step_k026_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
+    supervised_step_k027_mul_add_sub(state + 620784, state + 206928, scratch + 1130112, io + 203264);
+    supervised_step_k028_mul_add_sub(state + 620928, state + 207072, scratch + 1130256, io + 203264);
+    supervised_step_k029_mul_add_sub(state + 620944, state + 207088, scratch + 9724416, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 625552, state + 211696, scratch + 9731712, io + 203264);
+    supervised_step_k031_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9257472, scratch + 9691648, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 826288, state + 412432, scratch + 9731584, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch + 9691648, state + 826416, state + 412560, scratch + 9658880, scratch + 9729024, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 827696, state + 413840, scratch + 9731744, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -4852,9 +4708,11 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
  * %11 = matmul %9, %10 : [392000,16]
  * %12 = broadcast axes=[1] %1 : [392000,16]
  * %13 = add %11, %12 : [392000,16]
- * %14 = relu %13 : [392000,16] */
+ * %14 = relu %13 : [392000,16]
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
 typedef struct {
     float *t14;
+    float *t16;
     const float *in_x;
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
@@ -4865,6 +4723,7 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
     const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
+    float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_conv0_weight = p->in_teacher_conv0_weight;
     const float *restrict in_teacher_conv0_bias = p->in_teacher_conv0_bias;
@@ -4894,53 +4753,36 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
                     t14[i0 * 16 + i1] = v14;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t16 + (size_t)n0 * 3136, t14 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
-}
-
-/* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
-typedef struct {
-    float *t16;
-    const float *t15;
-} predict_teacher_k001_max_pool_pointers;
-
-static void predict_teacher_k001_max_pool_part(void *context, int part, int parts) {
-    const predict_teacher_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t16 = p->t16;
-    const float *restrict t15 = p->t15;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void predict_teacher_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_parallel(predict_teacher_k001_max_pool_part, &(predict_teacher_k001_max_pool_pointers){t16, t15});
+static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,144]
  * %19 = matmul %17, %18 : [98000,32]
  * %20 = broadcast axes=[1] %3 : [98000,32]
  * %21 = add %19, %20 : [98000,32]
- * %22 = relu %21 : [98000,32] */
+ * %22 = relu %21 : [98000,32]
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
 typedef struct {
     float *t22;
+    float *t24;
     const float *t16;
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} predict_teacher_k002_im2col_matmul_add_etc_pointers;
+} predict_teacher_k001_im2col_matmul_add_etc_pointers;
 
-static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_teacher_k002_im2col_matmul_add_etc_pointers *p = context;
+static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_teacher_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
+    float *restrict t24 = p->t24;
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
@@ -4960,34 +4802,14 @@ static void predict_teacher_k002_im2col_matmul_add_etc_part(void *context, int p
                     t22[i0 * 32 + i1] = v22;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t24 + (size_t)n0 * 1568, t22 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void predict_teacher_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k002_im2col_matmul_add_etc_part, &(predict_teacher_k002_im2col_matmul_add_etc_pointers){t22, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
-}
-
-/* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
-typedef struct {
-    float *t24;
-    const float *t23;
-} predict_teacher_k003_max_pool_pointers;
-
-static void predict_teacher_k003_max_pool_part(void *context, int part, int parts) {
-    const predict_teacher_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t24 = p->t24;
-    const float *restrict t23 = p->t23;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void predict_teacher_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_parallel(predict_teacher_k003_max_pool_part, &(predict_teacher_k003_max_pool_pointers){t24, t23});
+static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_k001_im2col_matmul_add_etc_part, &(predict_teacher_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
@@ -4999,10 +4821,10 @@ typedef struct {
     const float *t25;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
-} predict_teacher_k004_matmul_add_relu_pointers;
+} predict_teacher_k002_matmul_add_relu_pointers;
 
-static void predict_teacher_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k004_matmul_add_relu_pointers *p = context;
+static void predict_teacher_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_teacher_k002_matmul_add_relu_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -5021,14 +4843,14 @@ static void predict_teacher_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(predict_teacher_k004_matmul_add_relu_part, &(predict_teacher_k004_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void predict_teacher_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(predict_teacher_k002_matmul_add_relu_part, &(predict_teacher_k002_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_teacher_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+static void predict_teacher_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_teacher_dense10_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5039,14 +4861,12 @@ static void predict_teacher_k005_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 6 kernels; scratch high-water mark 7840000 floats. */
+/* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_im2col_matmul_add_etc(scratch, x, state, state + 144, scratch + 6272000);
-    predict_teacher_k001_max_pool(scratch + 6272000, scratch);
-    predict_teacher_k002_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 160, state + 4768, scratch + 3136000);
-    predict_teacher_k003_max_pool(scratch + 3136000, scratch);
-    predict_teacher_k004_matmul_add_relu(scratch, scratch + 3136000, state + 4800, state + 205504);
-    predict_teacher_k005_matmul_add(logits, scratch, state + 205632, state + 206912);
+    predict_teacher_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state, state + 144, scratch + 7840000);
+    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 5168128, scratch + 6272000, state + 160, state + 4768, scratch + 3136000);
+    predict_teacher_k002_matmul_add_relu(scratch, scratch + 5168128, state + 4800, state + 205504);
+    predict_teacher_k003_matmul_add(logits, scratch, state + 205632, state + 206912);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -5057,9 +4877,11 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %11 = matmul %9, %10 : [392000,16]
  * %12 = broadcast axes=[1] %1 : [392000,16]
  * %13 = add %11, %12 : [392000,16]
- * %14 = relu %13 : [392000,16] */
+ * %14 = relu %13 : [392000,16]
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
 typedef struct {
     float *t14;
+    float *t16;
     const float *in_x;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -5070,6 +4892,7 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
+    float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -5099,53 +4922,36 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
                     t14[i0 * 16 + i1] = v14;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t16 + (size_t)n0 * 3136, t14 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
-typedef struct {
-    float *t16;
-    const float *t15;
-} predict_student_k001_max_pool_pointers;
-
-static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
-    const predict_student_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t16 = p->t16;
-    const float *restrict t15 = p->t15;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_parallel(predict_student_k001_max_pool_part, &(predict_student_k001_max_pool_pointers){t16, t15});
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,144]
  * %19 = matmul %17, %18 : [98000,32]
  * %20 = broadcast axes=[1] %3 : [98000,32]
  * %21 = add %19, %20 : [98000,32]
- * %22 = relu %21 : [98000,32] */
+ * %22 = relu %21 : [98000,32]
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
 typedef struct {
     float *t22;
+    float *t24;
     const float *t16;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} predict_student_k002_im2col_matmul_add_etc_pointers;
+} predict_student_k001_im2col_matmul_add_etc_pointers;
 
-static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
+    float *restrict t24 = p->t24;
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -5165,34 +4971,14 @@ static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int p
                     t22[i0 * 32 + i1] = v22;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t24 + (size_t)n0 * 1568, t22 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k002_im2col_matmul_add_etc_part, &(predict_student_k002_im2col_matmul_add_etc_pointers){t22, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
-typedef struct {
-    float *t24;
-    const float *t23;
-} predict_student_k003_max_pool_pointers;
-
-static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
-    const predict_student_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t24 = p->t24;
-    const float *restrict t23 = p->t23;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_parallel(predict_student_k003_max_pool_part, &(predict_student_k003_max_pool_pointers){t24, t23});
+static void predict_student_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
@@ -5204,10 +4990,10 @@ typedef struct {
     const float *t25;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} predict_student_k004_matmul_add_relu_pointers;
+} predict_student_k002_matmul_add_relu_pointers;
 
-static void predict_student_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k004_matmul_add_relu_pointers *p = context;
+static void predict_student_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k002_matmul_add_relu_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -5226,14 +5012,14 @@ static void predict_student_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(predict_student_k004_matmul_add_relu_part, &(predict_student_k004_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
+static void predict_student_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_k002_matmul_add_relu_part, &(predict_student_k002_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_student_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void predict_student_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5244,12 +5030,10 @@ static void predict_student_k005_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 6 kernels; scratch high-water mark 7840000 floats. */
+/* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col_matmul_add_etc(scratch, x, state + 206928, state + 207072, scratch + 6272000);
-    predict_student_k001_max_pool(scratch + 6272000, scratch);
-    predict_student_k002_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 207088, state + 211696, scratch + 3136000);
-    predict_student_k003_max_pool(scratch + 3136000, scratch);
-    predict_student_k004_matmul_add_relu(scratch, scratch + 3136000, state + 211728, state + 412432);
-    predict_student_k005_matmul_add(logits, scratch, state + 412560, state + 413840);
+    predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state + 206928, state + 207072, scratch + 7840000);
+    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 5168128, scratch + 6272000, state + 207088, state + 211696, scratch + 3136000);
+    predict_student_k002_matmul_add_relu(scratch, scratch + 5168128, state + 211728, state + 412432);
+    predict_student_k003_matmul_add(logits, scratch, state + 412560, state + 413840);
 }

@@ -611,9 +611,11 @@ static void step_k009_one_hot_argmax(float *restrict t44, const float *restrict 
  * %49 = matmul %47, %48 : [100352,16]
  * %50 = broadcast axes=[1] %5 : [100352,16]
  * %51 = add %49, %50 : [100352,16]
- * %52 = relu %51 : [100352,16] */
+ * %52 = relu %51 : [100352,16]
+ * %54 = max_pool k2 s2 p0 %53 : [128,14,14,16] */
 typedef struct {
     float *t52;
+    float *t54;
     const float *t45;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -624,6 +626,7 @@ static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int pa
     const step_k010_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t52 = p->t52;
+    float *restrict t54 = p->t54;
     const float *restrict t45 = p->t45;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -653,53 +656,36 @@ static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t52[i0 * 16 + i1] = v52;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t54 + (size_t)n0 * 3136, t52 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_k010_im2col_matmul_add_etc(float *restrict t52, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k010_im2col_matmul_add_etc_part, &(step_k010_im2col_matmul_add_etc_pointers){t52, t45, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %54 = max_pool k2 s2 p0 %53 : [128,14,14,16] */
-typedef struct {
-    float *t54;
-    const float *t53;
-} step_k011_max_pool_pointers;
-
-static void step_k011_max_pool_part(void *context, int part, int parts) {
-    const step_k011_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t54 = p->t54;
-    const float *restrict t53 = p->t53;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool(t54 + lo * 3136, t53 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_k011_max_pool(float *restrict t54, const float *restrict t53) {
-    mplc_parallel(step_k011_max_pool_part, &(step_k011_max_pool_pointers){t54, t53});
+static void step_k010_im2col_matmul_add_etc(float *restrict t52, float *restrict t54, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_k010_im2col_matmul_add_etc_part, &(step_k010_im2col_matmul_add_etc_pointers){t52, t54, t45, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %55 = im2col k3 s1 p1 %54 : [25088,144]
  * %57 = matmul %55, %56 : [25088,32]
  * %58 = broadcast axes=[1] %7 : [25088,32]
  * %59 = add %57, %58 : [25088,32]
- * %60 = relu %59 : [25088,32] */
+ * %60 = relu %59 : [25088,32]
+ * %62 = max_pool k2 s2 p0 %61 : [128,7,7,32] */
 typedef struct {
     float *t60;
+    float *t62;
     const float *t54;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} step_k012_im2col_matmul_add_etc_pointers;
+} step_k011_im2col_matmul_add_etc_pointers;
 
-static void step_k012_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k012_im2col_matmul_add_etc_pointers *p = context;
+static void step_k011_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k011_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t60 = p->t60;
+    float *restrict t62 = p->t62;
     const float *restrict t54 = p->t54;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -719,34 +705,14 @@ static void step_k012_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t60[i0 * 32 + i1] = v60;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t62 + (size_t)n0 * 1568, t60 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k012_im2col_matmul_add_etc(float *restrict t60, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k012_im2col_matmul_add_etc_part, &(step_k012_im2col_matmul_add_etc_pointers){t60, t54, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %62 = max_pool k2 s2 p0 %61 : [128,7,7,32] */
-typedef struct {
-    float *t62;
-    const float *t61;
-} step_k013_max_pool_pointers;
-
-static void step_k013_max_pool_part(void *context, int part, int parts) {
-    const step_k013_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t62 = p->t62;
-    const float *restrict t61 = p->t61;
-    size_t lo, hi;
-    while (mplc_claim(128, 4, &lo, &hi)) {
-        mplc_max_pool(t62 + lo * 1568, t61 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_k013_max_pool(float *restrict t62, const float *restrict t61) {
-    mplc_parallel(step_k013_max_pool_part, &(step_k013_max_pool_pointers){t62, t61});
+static void step_k011_im2col_matmul_add_etc(float *restrict t60, float *restrict t62, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_k011_im2col_matmul_add_etc_part, &(step_k011_im2col_matmul_add_etc_pointers){t60, t62, t54, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %64 = matmul %63, %8 : [128,128]
@@ -758,10 +724,10 @@ typedef struct {
     const float *t63;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} step_k014_matmul_add_relu_pointers;
+} step_k012_matmul_add_relu_pointers;
 
-static void step_k014_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k014_matmul_add_relu_pointers *p = context;
+static void step_k012_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k012_matmul_add_relu_pointers *p = context;
     float *restrict t67 = p->t67;
     const float *restrict t63 = p->t63;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -780,14 +746,14 @@ static void step_k014_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k014_matmul_add_relu(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_k014_matmul_add_relu_part, &(step_k014_matmul_add_relu_pointers){t67, t63, in_student_dense7_weight, in_student_dense7_bias});
+static void step_k012_matmul_add_relu(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_k012_matmul_add_relu_part, &(step_k012_matmul_add_relu_pointers){t67, t63, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %68 = matmul %67, %10 : [128,10]
  * %69 = broadcast axes=[1] %11 : [128,10]
  * %70 = add %68, %69 : [128,10] */
-static void step_k015_matmul_add(float *restrict t70, const float *restrict t67, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void step_k013_matmul_add(float *restrict t70, const float *restrict t67, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t67, 128, in_student_dense9_weight, 10, 0.0f, t70, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
@@ -799,7 +765,7 @@ static void step_k015_matmul_add(float *restrict t70, const float *restrict t67,
 }
 
 /* %71 = reduce_max axes=[1] %70 : [128] */
-static void step_k016_reduce_max(float *restrict t71, const float *restrict t70) {
+static void step_k014_reduce_max(float *restrict t71, const float *restrict t70) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -812,7 +778,7 @@ static void step_k016_reduce_max(float *restrict t71, const float *restrict t70)
 /* %72 = broadcast axes=[0] %71 : [128,10]
  * %73 = sub %70, %72 : [128,10]
  * %74 = exp %73 : [128,10] */
-static void step_k017_sub_exp(float *restrict t73, float *restrict t74, const float *restrict t70, const float *restrict t71) {
+static void step_k015_sub_exp(float *restrict t73, float *restrict t74, const float *restrict t70, const float *restrict t71) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v73 = t70[i0 * 10 + i1] - t71[i0];
@@ -824,7 +790,7 @@ static void step_k017_sub_exp(float *restrict t73, float *restrict t74, const fl
 }
 
 /* %75 = reduce_sum axes=[1] %74 : [128] */
-static void step_k018_reduce_sum(float *restrict t75, const float *restrict t74) {
+static void step_k016_reduce_sum(float *restrict t75, const float *restrict t74) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -835,7 +801,7 @@ static void step_k018_reduce_sum(float *restrict t75, const float *restrict t74)
 }
 
 /* %76 = log %75 : [128] */
-static void step_k019_log(float *restrict t76, const float *restrict t75) {
+static void step_k017_log(float *restrict t76, const float *restrict t75) {
     for (size_t i = 0; i < 128; i++) {
         const float v76 = logf(t75[i]);
         t76[i] = v76;
@@ -846,7 +812,7 @@ static void step_k019_log(float *restrict t76, const float *restrict t75) {
  * %78 = sub %73, %77 : [128,10]
  * %79 = mul %44, %78 : [128,10]
  * %80 = reduce_sum axes=[0, 1] %79 : [] */
-static void step_k020_sub_mul_reduce_sum(float *restrict t80, const float *restrict t73, const float *restrict t76, const float *restrict t44) {
+static void step_k018_sub_mul_reduce_sum(float *restrict t80, const float *restrict t73, const float *restrict t76, const float *restrict t44) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -860,7 +826,7 @@ static void step_k020_sub_mul_reduce_sum(float *restrict t80, const float *restr
 
 /* %81 = constant -0.0078125 : []
  * %82 = mul %80, %81 : [] */
-static void step_k021_mul(float *restrict t82, const float *restrict t80) {
+static void step_k019_mul(float *restrict t82, const float *restrict t80) {
     for (size_t i = 0; i < 1; i++) {
         const float v82 = t80[0] * (-0.0078125f);
         t82[i] = v82;
@@ -869,7 +835,7 @@ static void step_k021_mul(float *restrict t82, const float *restrict t80) {
 
 /* %83 = constant -0.0078125 : [128,10]
  * %84 = mul %83, %44 : [128,10] */
-static void step_k022_mul(float *restrict t84, const float *restrict t44) {
+static void step_k020_mul(float *restrict t84, const float *restrict t44) {
     for (size_t i = 0; i < 1280; i++) {
         const float v84 = (-0.0078125f) * t44[i];
         t84[i] = v84;
@@ -878,7 +844,7 @@ static void step_k022_mul(float *restrict t84, const float *restrict t44) {
 
 /* %85 = neg %84 : [128,10]
  * %86 = reduce_sum axes=[1] %85 : [128] */
-static void step_k023_neg_reduce_sum(float *restrict t86, const float *restrict t84) {
+static void step_k021_neg_reduce_sum(float *restrict t86, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -890,7 +856,7 @@ static void step_k023_neg_reduce_sum(float *restrict t86, const float *restrict 
 }
 
 /* %87 = div %86, %75 : [128] */
-static void step_k024_div(float *restrict t87, const float *restrict t86, const float *restrict t75) {
+static void step_k022_div(float *restrict t87, const float *restrict t86, const float *restrict t75) {
     for (size_t i = 0; i < 128; i++) {
         const float v87 = t86[i] / t75[i];
         t87[i] = v87;
@@ -900,7 +866,7 @@ static void step_k024_div(float *restrict t87, const float *restrict t86, const 
 /* %88 = broadcast axes=[0] %87 : [128,10]
  * %89 = mul %88, %74 : [128,10]
  * %90 = add %84, %89 : [128,10] */
-static void step_k025_mul_add(float *restrict t90, const float *restrict t87, const float *restrict t74, const float *restrict t84) {
+static void step_k023_mul_add(float *restrict t90, const float *restrict t87, const float *restrict t74, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v89 = t87[i0] * t74[i0 * 10 + i1];
@@ -911,7 +877,7 @@ static void step_k025_mul_add(float *restrict t90, const float *restrict t87, co
 }
 
 /* %91 = reduce_sum axes=[0] %90 : [10] */
-static void step_k026_reduce_sum(float *restrict t91, const float *restrict t90) {
+static void step_k024_reduce_sum(float *restrict t91, const float *restrict t90) {
     for (size_t o = 0; o < 10; o++) t91[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -921,14 +887,14 @@ static void step_k026_reduce_sum(float *restrict t91, const float *restrict t90)
 }
 
 /* %93 = matmul tA %67, %90 : [128,10] */
-static void step_k027_matmul(float *restrict t93, const float *restrict t67, const float *restrict t90) {
+static void step_k025_matmul(float *restrict t93, const float *restrict t67, const float *restrict t90) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t67, 128, t90, 10, 0.0f, t93, 10);
 }
 
 /* %92 = matmul tB %90, %10 : [128,128]
  * %94 = step %67 : [128,128]
  * %95 = mul %92, %94 : [128,128] */
-static void step_k028_matmul_step_mul(float *restrict t95, const float *restrict t90, const float *restrict in_student_dense9_weight, const float *restrict t67) {
+static void step_k026_matmul_step_mul(float *restrict t95, const float *restrict t90, const float *restrict in_student_dense9_weight, const float *restrict t67) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t90, 10, in_student_dense9_weight, 10, 0.0f, t95, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
@@ -939,7 +905,7 @@ static void step_k028_matmul_step_mul(float *restrict t95, const float *restrict
 }
 
 /* %96 = reduce_sum axes=[0] %95 : [128] */
-static void step_k029_reduce_sum(float *restrict t96, const float *restrict t95) {
+static void step_k027_reduce_sum(float *restrict t96, const float *restrict t95) {
     for (size_t o = 0; o < 128; o++) t96[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -953,10 +919,10 @@ typedef struct {
     float *t97;
     const float *t95;
     const float *in_student_dense7_weight;
-} step_k030_matmul_pointers;
+} step_k028_matmul_pointers;
 
-static void step_k030_matmul_part(void *context, int part, int parts) {
-    const step_k030_matmul_pointers *p = context;
+static void step_k028_matmul_part(void *context, int part, int parts) {
+    const step_k028_matmul_pointers *p = context;
     float *restrict t97 = p->t97;
     const float *restrict t95 = p->t95;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -966,8 +932,8 @@ static void step_k030_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t95 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t97 + lo * 1568, 1568);
 }
 
-static void step_k030_matmul(float *restrict t97, const float *restrict t95, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_k030_matmul_part, &(step_k030_matmul_pointers){t97, t95, in_student_dense7_weight});
+static void step_k028_matmul(float *restrict t97, const float *restrict t95, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_k028_matmul_part, &(step_k028_matmul_pointers){t97, t95, in_student_dense7_weight});
 }
 
 /* %98 = matmul tA %63, %95 : [1568,128] */
@@ -975,10 +941,10 @@ typedef struct {
     float *t98;
     const float *t63;
     const float *t95;
-} step_k031_matmul_pointers;
+} step_k029_matmul_pointers;
 
-static void step_k031_matmul_part(void *context, int part, int parts) {
-    const step_k031_matmul_pointers *p = context;
+static void step_k029_matmul_part(void *context, int part, int parts) {
+    const step_k029_matmul_pointers *p = context;
     float *restrict t98 = p->t98;
     const float *restrict t63 = p->t63;
     const float *restrict t95 = p->t95;
@@ -988,8 +954,8 @@ static void step_k031_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t63 + lo, 1568, t95, 128, 0.0f, t98 + lo * 128, 128);
 }
 
-static void step_k031_matmul(float *restrict t98, const float *restrict t63, const float *restrict t95) {
-    mplc_parallel(step_k031_matmul_part, &(step_k031_matmul_pointers){t98, t63, t95});
+static void step_k029_matmul(float *restrict t98, const float *restrict t63, const float *restrict t95) {
+    mplc_parallel(step_k029_matmul_part, &(step_k029_matmul_pointers){t98, t63, t95});
 }
 
 /* %100 = step %62 : [128,7,7,32]
@@ -998,10 +964,10 @@ typedef struct {
     float *t101;
     const float *t62;
     const float *t99;
-} step_k032_step_mul_pointers;
+} step_k030_step_mul_pointers;
 
-static void step_k032_step_mul_part(void *context, int part, int parts) {
-    const step_k032_step_mul_pointers *p = context;
+static void step_k030_step_mul_part(void *context, int part, int parts) {
+    const step_k030_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t101 = p->t101;
@@ -1017,8 +983,8 @@ static void step_k032_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k032_step_mul(float *restrict t101, const float *restrict t62, const float *restrict t99) {
-    mplc_parallel(step_k032_step_mul_part, &(step_k032_step_mul_pointers){t101, t62, t99});
+static void step_k030_step_mul(float *restrict t101, const float *restrict t62, const float *restrict t99) {
+    mplc_parallel(step_k030_step_mul_part, &(step_k030_step_mul_pointers){t101, t62, t99});
 }
 
 /* %102 = max_pool_scatter k2 s2 p0 %61, %101 : [128,14,14,32] */
@@ -1026,10 +992,10 @@ typedef struct {
     float *t102;
     const float *t61;
     const float *t101;
-} step_k033_max_pool_scatter_pointers;
+} step_k031_max_pool_scatter_pointers;
 
-static void step_k033_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k033_max_pool_scatter_pointers *p = context;
+static void step_k031_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k031_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t102 = p->t102;
@@ -1041,18 +1007,18 @@ static void step_k033_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k033_max_pool_scatter(float *restrict t102, const float *restrict t61, const float *restrict t101) {
-    mplc_parallel(step_k033_max_pool_scatter_part, &(step_k033_max_pool_scatter_pointers){t102, t61, t101});
+static void step_k031_max_pool_scatter(float *restrict t102, const float *restrict t61, const float *restrict t101) {
+    mplc_parallel(step_k031_max_pool_scatter_part, &(step_k031_max_pool_scatter_pointers){t102, t61, t101});
 }
 
 /* %104 = reduce_sum axes=[0] %103 : [32] */
 typedef struct {
     float *t104;
     const float *t103;
-} step_k034_reduce_sum_pointers;
+} step_k032_reduce_sum_pointers;
 
-static void step_k034_reduce_sum_part(void *context, int part, int parts) {
-    const step_k034_reduce_sum_pointers *p = context;
+static void step_k032_reduce_sum_part(void *context, int part, int parts) {
+    const step_k032_reduce_sum_pointers *p = context;
     float *restrict t104 = p->t104;
     const float *restrict t103 = p->t103;
     size_t lo, hi;
@@ -1065,8 +1031,8 @@ static void step_k034_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k034_reduce_sum(float *restrict t104, const float *restrict t103) {
-    mplc_parallel(step_k034_reduce_sum_part, &(step_k034_reduce_sum_pointers){t104, t103});
+static void step_k032_reduce_sum(float *restrict t104, const float *restrict t103) {
+    mplc_parallel(step_k032_reduce_sum_part, &(step_k032_reduce_sum_pointers){t104, t103});
 }
 
 /* %105 = matmul tB %103, %56 : [25088,144]
@@ -1076,10 +1042,10 @@ typedef struct {
     const float *t103;
     const float *in_student_conv3_weight;
     float *chunk;
-} step_k035_matmul_col2im_pointers;
+} step_k033_matmul_col2im_pointers;
 
-static void step_k035_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k035_matmul_col2im_pointers *p = context;
+static void step_k033_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k033_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t108 = p->t108;
     const float *restrict t103 = p->t103;
@@ -1096,8 +1062,8 @@ static void step_k035_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k035_matmul_col2im(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k035_matmul_col2im_part, &(step_k035_matmul_col2im_pointers){t108, t103, in_student_conv3_weight, chunk});
+static void step_k033_matmul_col2im(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k033_matmul_col2im_part, &(step_k033_matmul_col2im_pointers){t108, t103, in_student_conv3_weight, chunk});
 }
 
 /* %55 = im2col k3 s1 p1 %54 : [25088,144]
@@ -1107,10 +1073,10 @@ typedef struct {
     const float *t54;
     const float *t103;
     float *chunk;
-} step_k036_im2col_matmul_pointers;
+} step_k034_im2col_matmul_pointers;
 
-static void step_k036_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k036_im2col_matmul_pointers *p = context;
+static void step_k034_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k034_im2col_matmul_pointers *p = context;
     float *restrict t106 = p->t106;
     const float *restrict t54 = p->t54;
     const float *restrict t103 = p->t103;
@@ -1127,8 +1093,8 @@ static void step_k036_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k036_im2col_matmul(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
-    mplc_parallel(step_k036_im2col_matmul_part, &(step_k036_im2col_matmul_pointers){t106, t54, t103, chunk});
+static void step_k034_im2col_matmul(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
+    mplc_parallel(step_k034_im2col_matmul_part, &(step_k034_im2col_matmul_pointers){t106, t54, t103, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t106[i] += partial[i];
@@ -1141,10 +1107,10 @@ typedef struct {
     float *t110;
     const float *t54;
     const float *t108;
-} step_k037_step_mul_pointers;
+} step_k035_step_mul_pointers;
 
-static void step_k037_step_mul_part(void *context, int part, int parts) {
-    const step_k037_step_mul_pointers *p = context;
+static void step_k035_step_mul_part(void *context, int part, int parts) {
+    const step_k035_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t110 = p->t110;
@@ -1160,8 +1126,8 @@ static void step_k037_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k037_step_mul(float *restrict t110, const float *restrict t54, const float *restrict t108) {
-    mplc_parallel(step_k037_step_mul_part, &(step_k037_step_mul_pointers){t110, t54, t108});
+static void step_k035_step_mul(float *restrict t110, const float *restrict t54, const float *restrict t108) {
+    mplc_parallel(step_k035_step_mul_part, &(step_k035_step_mul_pointers){t110, t54, t108});
 }
 
 /* %111 = max_pool_scatter k2 s2 p0 %53, %110 : [128,28,28,16] */
@@ -1169,10 +1135,10 @@ typedef struct {
     float *t111;
     const float *t53;
     const float *t110;
-} step_k038_max_pool_scatter_pointers;
+} step_k036_max_pool_scatter_pointers;
 
-static void step_k038_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k038_max_pool_scatter_pointers *p = context;
+static void step_k036_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k036_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t111 = p->t111;
@@ -1184,18 +1150,18 @@ static void step_k038_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k038_max_pool_scatter(float *restrict t111, const float *restrict t53, const float *restrict t110) {
-    mplc_parallel(step_k038_max_pool_scatter_part, &(step_k038_max_pool_scatter_pointers){t111, t53, t110});
+static void step_k036_max_pool_scatter(float *restrict t111, const float *restrict t53, const float *restrict t110) {
+    mplc_parallel(step_k036_max_pool_scatter_part, &(step_k036_max_pool_scatter_pointers){t111, t53, t110});
 }
 
 /* %113 = reduce_sum axes=[0] %112 : [16] */
 typedef struct {
     float *t113;
     const float *t112;
-} step_k039_reduce_sum_pointers;
+} step_k037_reduce_sum_pointers;
 
-static void step_k039_reduce_sum_part(void *context, int part, int parts) {
-    const step_k039_reduce_sum_pointers *p = context;
+static void step_k037_reduce_sum_part(void *context, int part, int parts) {
+    const step_k037_reduce_sum_pointers *p = context;
     float *restrict t113 = p->t113;
     const float *restrict t112 = p->t112;
     size_t lo, hi;
@@ -1208,8 +1174,8 @@ static void step_k039_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k039_reduce_sum(float *restrict t113, const float *restrict t112) {
-    mplc_parallel(step_k039_reduce_sum_part, &(step_k039_reduce_sum_pointers){t113, t112});
+static void step_k037_reduce_sum(float *restrict t113, const float *restrict t112) {
+    mplc_parallel(step_k037_reduce_sum_part, &(step_k037_reduce_sum_pointers){t113, t112});
 }
 
 /* %47 = im2col k3 s1 p1 %45 : [100352,9]
@@ -1219,10 +1185,10 @@ typedef struct {
     const float *t45;
     const float *t112;
     float *chunk;
-} step_k040_im2col_matmul_pointers;
+} step_k038_im2col_matmul_pointers;
 
-static void step_k040_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k040_im2col_matmul_pointers *p = context;
+static void step_k038_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k038_im2col_matmul_pointers *p = context;
     float *restrict t114 = p->t114;
     const float *restrict t45 = p->t45;
     const float *restrict t112 = p->t112;
@@ -1255,8 +1221,8 @@ static void step_k040_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k040_im2col_matmul(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
-    mplc_parallel(step_k040_im2col_matmul_part, &(step_k040_im2col_matmul_pointers){t114, t45, t112, chunk});
+static void step_k038_im2col_matmul(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
+    mplc_parallel(step_k038_im2col_matmul_part, &(step_k038_im2col_matmul_pointers){t114, t45, t112, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t114[i] += partial[i];
@@ -1276,7 +1242,7 @@ static void step_k040_im2col_matmul(float *restrict t114, const float *restrict 
  * %127 = sub %4, %126 : [3,3,1,16]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k041_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t115, const float *restrict in_lr_student) {
+static void step_k039_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t115, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
         const float v118 = in_student_conv0_weight[i] * 0.0005f;
         const float v119 = t115[i] + v118;
@@ -1301,7 +1267,7 @@ static void step_k041_mul_add_sub(float *restrict in_student_momentum_conv0_weig
  * %136 = sub %5, %135 : [16]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k042_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t113, const float *restrict in_lr_student) {
+static void step_k040_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t113, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v130 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v131 = v130 + t113[i];
@@ -1327,7 +1293,7 @@ static void step_k042_mul_add_sub(float *restrict in_student_momentum_conv0_bias
  * %148 = sub %6, %147 : [3,3,16,32]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k043_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t107, const float *restrict in_lr_student) {
+static void step_k041_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t107, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
         const float v139 = in_student_conv3_weight[i] * 0.0005f;
         const float v140 = t107[i] + v139;
@@ -1352,7 +1318,7 @@ static void step_k043_mul_add_sub(float *restrict in_student_momentum_conv3_weig
  * %157 = sub %7, %156 : [32]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k044_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t104, const float *restrict in_lr_student) {
+static void step_k042_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t104, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v151 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v152 = v151 + t104[i];
@@ -1383,10 +1349,10 @@ typedef struct {
     float *in_student_dense7_weight;
     const float *t98;
     const float *in_lr_student;
-} step_k045_mul_add_sub_pointers;
+} step_k043_mul_add_sub_pointers;
 
-static void step_k045_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k045_mul_add_sub_pointers *p = context;
+static void step_k043_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k043_mul_add_sub_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
@@ -1410,8 +1376,8 @@ static void step_k045_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
-    mplc_parallel(step_k045_mul_add_sub_part, &(step_k045_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t98, in_lr_student});
+static void step_k043_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
+    mplc_parallel(step_k043_mul_add_sub_part, &(step_k043_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t98, in_lr_student});
 }
 
 /* %171 = constant 0.9 : [128]
@@ -1424,7 +1390,7 @@ static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense7_wei
  * %178 = sub %9, %177 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t96, const float *restrict in_lr_student) {
+static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t96, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v172 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v173 = v172 + t96[i];
@@ -1450,7 +1416,7 @@ static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense7_bia
  * %190 = sub %10, %189 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k047_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t93, const float *restrict in_lr_student) {
+static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t93, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v181 = in_student_dense9_weight[i] * 0.0005f;
         const float v182 = t93[i] + v181;
@@ -1475,7 +1441,7 @@ static void step_k047_mul_add_sub(float *restrict in_student_momentum_dense9_wei
  * %199 = sub %11, %198 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k048_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t91, const float *restrict in_lr_student) {
+static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t91, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v193 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v194 = v193 + t91[i];
@@ -1492,19 +1458,22 @@ static void step_k048_mul_add_sub(float *restrict in_student_momentum_dense9_bia
  * %204 = matmul %202, %203 : [25088,16]
  * %205 = broadcast axes=[1] %136 : [25088,16]
  * %206 = add %204, %205 : [25088,16]
- * %207 = relu %206 : [25088,16] */
+ * %207 = relu %206 : [25088,16]
+ * %209 = max_pool k2 s2 p0 %208 : [32,14,14,16] */
 typedef struct {
     float *t207;
+    float *t209;
     const float *in_x;
     const float *t203;
     const float *t136;
     float *chunk;
-} step_k049_im2col_matmul_add_etc_pointers;
+} step_k047_im2col_matmul_add_etc_pointers;
 
-static void step_k049_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k049_im2col_matmul_add_etc_pointers *p = context;
+static void step_k047_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k047_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t207 = p->t207;
+    float *restrict t209 = p->t209;
     const float *restrict in_x = p->in_x;
     const float *restrict t203 = p->t203;
     const float *restrict t136 = p->t136;
@@ -1534,53 +1503,36 @@ static void step_k049_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t207[i0 * 16 + i1] = v207;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t209 + (size_t)n0 * 3136, t207 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void step_k049_im2col_matmul_add_etc(float *restrict t207, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
-    mplc_parallel(step_k049_im2col_matmul_add_etc_part, &(step_k049_im2col_matmul_add_etc_pointers){t207, in_x, t203, t136, chunk});
-}
-
-/* %209 = max_pool k2 s2 p0 %208 : [32,14,14,16] */
-typedef struct {
-    float *t209;
-    const float *t208;
-} step_k050_max_pool_pointers;
-
-static void step_k050_max_pool_part(void *context, int part, int parts) {
-    const step_k050_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t209 = p->t209;
-    const float *restrict t208 = p->t208;
-    size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool(t209 + lo * 3136, t208 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void step_k050_max_pool(float *restrict t209, const float *restrict t208) {
-    mplc_parallel(step_k050_max_pool_part, &(step_k050_max_pool_pointers){t209, t208});
+static void step_k047_im2col_matmul_add_etc(float *restrict t207, float *restrict t209, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
+    mplc_parallel(step_k047_im2col_matmul_add_etc_part, &(step_k047_im2col_matmul_add_etc_pointers){t207, t209, in_x, t203, t136, chunk});
 }
 
 /* %210 = im2col k3 s1 p1 %209 : [6272,144]
  * %212 = matmul %210, %211 : [6272,32]
  * %213 = broadcast axes=[1] %157 : [6272,32]
  * %214 = add %212, %213 : [6272,32]
- * %215 = relu %214 : [6272,32] */
+ * %215 = relu %214 : [6272,32]
+ * %217 = max_pool k2 s2 p0 %216 : [32,7,7,32] */
 typedef struct {
     float *t215;
+    float *t217;
     const float *t209;
     const float *t211;
     const float *t157;
     float *chunk;
-} step_k051_im2col_matmul_add_etc_pointers;
+} step_k048_im2col_matmul_add_etc_pointers;
 
-static void step_k051_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k051_im2col_matmul_add_etc_pointers *p = context;
+static void step_k048_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const step_k048_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t215 = p->t215;
+    float *restrict t217 = p->t217;
     const float *restrict t209 = p->t209;
     const float *restrict t211 = p->t211;
     const float *restrict t157 = p->t157;
@@ -1600,34 +1552,14 @@ static void step_k051_im2col_matmul_add_etc_part(void *context, int part, int pa
                     t215[i0 * 32 + i1] = v215;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t217 + (size_t)n0 * 1568, t215 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void step_k051_im2col_matmul_add_etc(float *restrict t215, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_k051_im2col_matmul_add_etc_part, &(step_k051_im2col_matmul_add_etc_pointers){t215, t209, t211, t157, chunk});
-}
-
-/* %217 = max_pool k2 s2 p0 %216 : [32,7,7,32] */
-typedef struct {
-    float *t217;
-    const float *t216;
-} step_k052_max_pool_pointers;
-
-static void step_k052_max_pool_part(void *context, int part, int parts) {
-    const step_k052_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t217 = p->t217;
-    const float *restrict t216 = p->t216;
-    size_t lo, hi;
-    while (mplc_claim(32, 1, &lo, &hi)) {
-        mplc_max_pool(t217 + lo * 1568, t216 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void step_k052_max_pool(float *restrict t217, const float *restrict t216) {
-    mplc_parallel(step_k052_max_pool_part, &(step_k052_max_pool_pointers){t217, t216});
+static void step_k048_im2col_matmul_add_etc(float *restrict t215, float *restrict t217, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_k048_im2col_matmul_add_etc_part, &(step_k048_im2col_matmul_add_etc_pointers){t215, t217, t209, t211, t157, chunk});
 }
 
 /* %219 = matmul %218, %169 : [32,128]
@@ -1639,10 +1571,10 @@ typedef struct {
     const float *t218;
     const float *t169;
     const float *t178;
-} step_k053_matmul_add_relu_pointers;
+} step_k049_matmul_add_relu_pointers;
 
-static void step_k053_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k053_matmul_add_relu_pointers *p = context;
+static void step_k049_matmul_add_relu_part(void *context, int part, int parts) {
+    const step_k049_matmul_add_relu_pointers *p = context;
     float *restrict t222 = p->t222;
     const float *restrict t218 = p->t218;
     const float *restrict t169 = p->t169;
@@ -1661,14 +1593,14 @@ static void step_k053_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k053_matmul_add_relu(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
-    mplc_parallel(step_k053_matmul_add_relu_part, &(step_k053_matmul_add_relu_pointers){t222, t218, t169, t178});
+static void step_k049_matmul_add_relu(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
+    mplc_parallel(step_k049_matmul_add_relu_part, &(step_k049_matmul_add_relu_pointers){t222, t218, t169, t178});
 }
 
 /* %223 = matmul %222, %190 : [32,10]
  * %224 = broadcast axes=[1] %199 : [32,10]
  * %225 = add %223, %224 : [32,10] */
-static void step_k054_matmul_add(float *restrict t225, const float *restrict t222, const float *restrict t190, const float *restrict t199) {
+static void step_k050_matmul_add(float *restrict t225, const float *restrict t222, const float *restrict t190, const float *restrict t199) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t222, 128, t190, 10, 0.0f, t225, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
@@ -1680,7 +1612,7 @@ static void step_k054_matmul_add(float *restrict t225, const float *restrict t22
 }
 
 /* %226 = reduce_max axes=[1] %225 : [32] */
-static void step_k055_reduce_max(float *restrict t226, const float *restrict t225) {
+static void step_k051_reduce_max(float *restrict t226, const float *restrict t225) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1693,7 +1625,7 @@ static void step_k055_reduce_max(float *restrict t226, const float *restrict t22
 /* %227 = broadcast axes=[0] %226 : [32,10]
  * %228 = sub %225, %227 : [32,10]
  * %229 = exp %228 : [32,10] */
-static void step_k056_sub_exp(float *restrict t228, float *restrict t229, const float *restrict t225, const float *restrict t226) {
+static void step_k052_sub_exp(float *restrict t228, float *restrict t229, const float *restrict t225, const float *restrict t226) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v228 = t225[i0 * 10 + i1] - t226[i0];
@@ -1705,7 +1637,7 @@ static void step_k056_sub_exp(float *restrict t228, float *restrict t229, const 
 }
 
 /* %230 = reduce_sum axes=[1] %229 : [32] */
-static void step_k057_reduce_sum(float *restrict t230, const float *restrict t229) {
+static void step_k053_reduce_sum(float *restrict t230, const float *restrict t229) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1716,7 +1648,7 @@ static void step_k057_reduce_sum(float *restrict t230, const float *restrict t22
 }
 
 /* %231 = log %230 : [32] */
-static void step_k058_log(float *restrict t231, const float *restrict t230) {
+static void step_k054_log(float *restrict t231, const float *restrict t230) {
     for (size_t i = 0; i < 32; i++) {
         const float v231 = logf(t230[i]);
         t231[i] = v231;
@@ -1727,7 +1659,7 @@ static void step_k058_log(float *restrict t231, const float *restrict t230) {
  * %233 = sub %228, %232 : [32,10]
  * %234 = mul %13, %233 : [32,10]
  * %235 = reduce_sum axes=[0, 1] %234 : [] */
-static void step_k059_sub_mul_reduce_sum(float *restrict t235, const float *restrict t228, const float *restrict t231, const float *restrict in_y) {
+static void step_k055_sub_mul_reduce_sum(float *restrict t235, const float *restrict t228, const float *restrict t231, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1741,7 +1673,7 @@ static void step_k059_sub_mul_reduce_sum(float *restrict t235, const float *rest
 
 /* %41 = constant -0.03125 : []
  * %236 = mul %235, %41 : [] */
-static void step_k060_mul(float *restrict t236, const float *restrict t235) {
+static void step_k056_mul(float *restrict t236, const float *restrict t235) {
     for (size_t i = 0; i < 1; i++) {
         const float v236 = t235[0] * (-0.03125f);
         t236[i] = v236;
@@ -1750,7 +1682,7 @@ static void step_k060_mul(float *restrict t236, const float *restrict t235) {
 
 /* %237 = constant -0.03125 : [32,10]
  * %238 = mul %237, %13 : [32,10] */
-static void step_k061_mul(float *restrict t238, const float *restrict in_y) {
+static void step_k057_mul(float *restrict t238, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v238 = (-0.03125f) * in_y[i];
         t238[i] = v238;
@@ -1759,7 +1691,7 @@ static void step_k061_mul(float *restrict t238, const float *restrict in_y) {
 
 /* %239 = neg %238 : [32,10]
  * %240 = reduce_sum axes=[1] %239 : [32] */
-static void step_k062_neg_reduce_sum(float *restrict t240, const float *restrict t238) {
+static void step_k058_neg_reduce_sum(float *restrict t240, const float *restrict t238) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1771,7 +1703,7 @@ static void step_k062_neg_reduce_sum(float *restrict t240, const float *restrict
 }
 
 /* %241 = div %240, %230 : [32] */
-static void step_k063_div(float *restrict t241, const float *restrict t240, const float *restrict t230) {
+static void step_k059_div(float *restrict t241, const float *restrict t240, const float *restrict t230) {
     for (size_t i = 0; i < 32; i++) {
         const float v241 = t240[i] / t230[i];
         t241[i] = v241;
@@ -1781,7 +1713,7 @@ static void step_k063_div(float *restrict t241, const float *restrict t240, cons
 /* %242 = broadcast axes=[0] %241 : [32,10]
  * %243 = mul %242, %229 : [32,10]
  * %244 = add %238, %243 : [32,10] */
-static void step_k064_mul_add(float *restrict t244, const float *restrict t241, const float *restrict t229, const float *restrict t238) {
+static void step_k060_mul_add(float *restrict t244, const float *restrict t241, const float *restrict t229, const float *restrict t238) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v243 = t241[i0] * t229[i0 * 10 + i1];
@@ -1792,7 +1724,7 @@ static void step_k064_mul_add(float *restrict t244, const float *restrict t241, 
 }
 
 /* %245 = reduce_sum axes=[0] %244 : [10] */
-static void step_k065_reduce_sum(float *restrict t245, const float *restrict t244) {
+static void step_k061_reduce_sum(float *restrict t245, const float *restrict t244) {
     for (size_t o = 0; o < 10; o++) t245[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1802,14 +1734,14 @@ static void step_k065_reduce_sum(float *restrict t245, const float *restrict t24
 }
 
 /* %247 = matmul tA %222, %244 : [128,10] */
-static void step_k066_matmul(float *restrict t247, const float *restrict t222, const float *restrict t244) {
+static void step_k062_matmul(float *restrict t247, const float *restrict t222, const float *restrict t244) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t222, 128, t244, 10, 0.0f, t247, 10);
 }
 
 /* %246 = matmul tB %244, %190 : [32,128]
  * %248 = step %222 : [32,128]
  * %249 = mul %246, %248 : [32,128] */
-static void step_k067_matmul_step_mul(float *restrict t249, const float *restrict t244, const float *restrict t190, const float *restrict t222) {
+static void step_k063_matmul_step_mul(float *restrict t249, const float *restrict t244, const float *restrict t190, const float *restrict t222) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t244, 10, t190, 10, 0.0f, t249, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
@@ -1820,7 +1752,7 @@ static void step_k067_matmul_step_mul(float *restrict t249, const float *restric
 }
 
 /* %250 = reduce_sum axes=[0] %249 : [128] */
-static void step_k068_reduce_sum(float *restrict t250, const float *restrict t249) {
+static void step_k064_reduce_sum(float *restrict t250, const float *restrict t249) {
     for (size_t o = 0; o < 128; o++) t250[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -1834,10 +1766,10 @@ typedef struct {
     float *t251;
     const float *t249;
     const float *t169;
-} step_k069_matmul_pointers;
+} step_k065_matmul_pointers;
 
-static void step_k069_matmul_part(void *context, int part, int parts) {
-    const step_k069_matmul_pointers *p = context;
+static void step_k065_matmul_part(void *context, int part, int parts) {
+    const step_k065_matmul_pointers *p = context;
     float *restrict t251 = p->t251;
     const float *restrict t249 = p->t249;
     const float *restrict t169 = p->t169;
@@ -1847,8 +1779,8 @@ static void step_k069_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t249 + lo * 128, 128, t169, 128, 0.0f, t251 + lo * 1568, 1568);
 }
 
-static void step_k069_matmul(float *restrict t251, const float *restrict t249, const float *restrict t169) {
-    mplc_parallel(step_k069_matmul_part, &(step_k069_matmul_pointers){t251, t249, t169});
+static void step_k065_matmul(float *restrict t251, const float *restrict t249, const float *restrict t169) {
+    mplc_parallel(step_k065_matmul_part, &(step_k065_matmul_pointers){t251, t249, t169});
 }
 
 /* %252 = matmul tA %218, %249 : [1568,128] */
@@ -1856,10 +1788,10 @@ typedef struct {
     float *t252;
     const float *t218;
     const float *t249;
-} step_k070_matmul_pointers;
+} step_k066_matmul_pointers;
 
-static void step_k070_matmul_part(void *context, int part, int parts) {
-    const step_k070_matmul_pointers *p = context;
+static void step_k066_matmul_part(void *context, int part, int parts) {
+    const step_k066_matmul_pointers *p = context;
     float *restrict t252 = p->t252;
     const float *restrict t218 = p->t218;
     const float *restrict t249 = p->t249;
@@ -1869,8 +1801,8 @@ static void step_k070_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t218 + lo, 1568, t249, 128, 0.0f, t252 + lo * 128, 128);
 }
 
-static void step_k070_matmul(float *restrict t252, const float *restrict t218, const float *restrict t249) {
-    mplc_parallel(step_k070_matmul_part, &(step_k070_matmul_pointers){t252, t218, t249});
+static void step_k066_matmul(float *restrict t252, const float *restrict t218, const float *restrict t249) {
+    mplc_parallel(step_k066_matmul_part, &(step_k066_matmul_pointers){t252, t218, t249});
 }
 
 /* %254 = step %217 : [32,7,7,32]
@@ -1879,10 +1811,10 @@ typedef struct {
     float *t255;
     const float *t217;
     const float *t253;
-} step_k071_step_mul_pointers;
+} step_k067_step_mul_pointers;
 
-static void step_k071_step_mul_part(void *context, int part, int parts) {
-    const step_k071_step_mul_pointers *p = context;
+static void step_k067_step_mul_part(void *context, int part, int parts) {
+    const step_k067_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t255 = p->t255;
@@ -1898,8 +1830,8 @@ static void step_k071_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k071_step_mul(float *restrict t255, const float *restrict t217, const float *restrict t253) {
-    mplc_parallel(step_k071_step_mul_part, &(step_k071_step_mul_pointers){t255, t217, t253});
+static void step_k067_step_mul(float *restrict t255, const float *restrict t217, const float *restrict t253) {
+    mplc_parallel(step_k067_step_mul_part, &(step_k067_step_mul_pointers){t255, t217, t253});
 }
 
 /* %256 = max_pool_scatter k2 s2 p0 %216, %255 : [32,14,14,32] */
@@ -1907,10 +1839,10 @@ typedef struct {
     float *t256;
     const float *t216;
     const float *t255;
-} step_k072_max_pool_scatter_pointers;
+} step_k068_max_pool_scatter_pointers;
 
-static void step_k072_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k072_max_pool_scatter_pointers *p = context;
+static void step_k068_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k068_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t256 = p->t256;
@@ -1922,18 +1854,18 @@ static void step_k072_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k072_max_pool_scatter(float *restrict t256, const float *restrict t216, const float *restrict t255) {
-    mplc_parallel(step_k072_max_pool_scatter_part, &(step_k072_max_pool_scatter_pointers){t256, t216, t255});
+static void step_k068_max_pool_scatter(float *restrict t256, const float *restrict t216, const float *restrict t255) {
+    mplc_parallel(step_k068_max_pool_scatter_part, &(step_k068_max_pool_scatter_pointers){t256, t216, t255});
 }
 
 /* %258 = reduce_sum axes=[0] %257 : [32] */
 typedef struct {
     float *t258;
     const float *t257;
-} step_k073_reduce_sum_pointers;
+} step_k069_reduce_sum_pointers;
 
-static void step_k073_reduce_sum_part(void *context, int part, int parts) {
-    const step_k073_reduce_sum_pointers *p = context;
+static void step_k069_reduce_sum_part(void *context, int part, int parts) {
+    const step_k069_reduce_sum_pointers *p = context;
     float *restrict t258 = p->t258;
     const float *restrict t257 = p->t257;
     size_t lo, hi;
@@ -1946,8 +1878,8 @@ static void step_k073_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k073_reduce_sum(float *restrict t258, const float *restrict t257) {
-    mplc_parallel(step_k073_reduce_sum_part, &(step_k073_reduce_sum_pointers){t258, t257});
+static void step_k069_reduce_sum(float *restrict t258, const float *restrict t257) {
+    mplc_parallel(step_k069_reduce_sum_part, &(step_k069_reduce_sum_pointers){t258, t257});
 }
 
 /* %259 = matmul tB %257, %211 : [6272,144]
@@ -1957,10 +1889,10 @@ typedef struct {
     const float *t257;
     const float *t211;
     float *chunk;
-} step_k074_matmul_col2im_pointers;
+} step_k070_matmul_col2im_pointers;
 
-static void step_k074_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k074_matmul_col2im_pointers *p = context;
+static void step_k070_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k070_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t262 = p->t262;
     const float *restrict t257 = p->t257;
@@ -1977,8 +1909,8 @@ static void step_k074_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k074_matmul_col2im(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
-    mplc_parallel(step_k074_matmul_col2im_part, &(step_k074_matmul_col2im_pointers){t262, t257, t211, chunk});
+static void step_k070_matmul_col2im(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
+    mplc_parallel(step_k070_matmul_col2im_part, &(step_k070_matmul_col2im_pointers){t262, t257, t211, chunk});
 }
 
 /* %210 = im2col k3 s1 p1 %209 : [6272,144]
@@ -1988,10 +1920,10 @@ typedef struct {
     const float *t209;
     const float *t257;
     float *chunk;
-} step_k075_im2col_matmul_pointers;
+} step_k071_im2col_matmul_pointers;
 
-static void step_k075_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k075_im2col_matmul_pointers *p = context;
+static void step_k071_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k071_im2col_matmul_pointers *p = context;
     float *restrict t260 = p->t260;
     const float *restrict t209 = p->t209;
     const float *restrict t257 = p->t257;
@@ -2008,8 +1940,8 @@ static void step_k075_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k075_im2col_matmul(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
-    mplc_parallel(step_k075_im2col_matmul_part, &(step_k075_im2col_matmul_pointers){t260, t209, t257, chunk});
+static void step_k071_im2col_matmul(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
+    mplc_parallel(step_k071_im2col_matmul_part, &(step_k071_im2col_matmul_pointers){t260, t209, t257, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t260[i] += partial[i];
@@ -2022,10 +1954,10 @@ typedef struct {
     float *t264;
     const float *t209;
     const float *t262;
-} step_k076_step_mul_pointers;
+} step_k072_step_mul_pointers;
 
-static void step_k076_step_mul_part(void *context, int part, int parts) {
-    const step_k076_step_mul_pointers *p = context;
+static void step_k072_step_mul_part(void *context, int part, int parts) {
+    const step_k072_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t264 = p->t264;
@@ -2041,8 +1973,8 @@ static void step_k076_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k076_step_mul(float *restrict t264, const float *restrict t209, const float *restrict t262) {
-    mplc_parallel(step_k076_step_mul_part, &(step_k076_step_mul_pointers){t264, t209, t262});
+static void step_k072_step_mul(float *restrict t264, const float *restrict t209, const float *restrict t262) {
+    mplc_parallel(step_k072_step_mul_part, &(step_k072_step_mul_pointers){t264, t209, t262});
 }
 
 /* %265 = max_pool_scatter k2 s2 p0 %208, %264 : [32,28,28,16] */
@@ -2050,10 +1982,10 @@ typedef struct {
     float *t265;
     const float *t208;
     const float *t264;
-} step_k077_max_pool_scatter_pointers;
+} step_k073_max_pool_scatter_pointers;
 
-static void step_k077_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k077_max_pool_scatter_pointers *p = context;
+static void step_k073_max_pool_scatter_part(void *context, int part, int parts) {
+    const step_k073_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t265 = p->t265;
@@ -2065,18 +1997,18 @@ static void step_k077_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k077_max_pool_scatter(float *restrict t265, const float *restrict t208, const float *restrict t264) {
-    mplc_parallel(step_k077_max_pool_scatter_part, &(step_k077_max_pool_scatter_pointers){t265, t208, t264});
+static void step_k073_max_pool_scatter(float *restrict t265, const float *restrict t208, const float *restrict t264) {
+    mplc_parallel(step_k073_max_pool_scatter_part, &(step_k073_max_pool_scatter_pointers){t265, t208, t264});
 }
 
 /* %267 = reduce_sum axes=[0] %266 : [16] */
 typedef struct {
     float *t267;
     const float *t266;
-} step_k078_reduce_sum_pointers;
+} step_k074_reduce_sum_pointers;
 
-static void step_k078_reduce_sum_part(void *context, int part, int parts) {
-    const step_k078_reduce_sum_pointers *p = context;
+static void step_k074_reduce_sum_part(void *context, int part, int parts) {
+    const step_k074_reduce_sum_pointers *p = context;
     float *restrict t267 = p->t267;
     const float *restrict t266 = p->t266;
     size_t lo, hi;
@@ -2089,8 +2021,8 @@ static void step_k078_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k078_reduce_sum(float *restrict t267, const float *restrict t266) {
-    mplc_parallel(step_k078_reduce_sum_part, &(step_k078_reduce_sum_pointers){t267, t266});
+static void step_k074_reduce_sum(float *restrict t267, const float *restrict t266) {
+    mplc_parallel(step_k074_reduce_sum_part, &(step_k074_reduce_sum_pointers){t267, t266});
 }
 
 /* %202 = im2col k3 s1 p1 %46 : [25088,9]
@@ -2100,10 +2032,10 @@ typedef struct {
     const float *in_x;
     const float *t266;
     float *chunk;
-} step_k079_im2col_matmul_pointers;
+} step_k075_im2col_matmul_pointers;
 
-static void step_k079_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k079_im2col_matmul_pointers *p = context;
+static void step_k075_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k075_im2col_matmul_pointers *p = context;
     float *restrict t268 = p->t268;
     const float *restrict in_x = p->in_x;
     const float *restrict t266 = p->t266;
@@ -2136,8 +2068,8 @@ static void step_k079_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k079_im2col_matmul(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
-    mplc_parallel(step_k079_im2col_matmul_part, &(step_k079_im2col_matmul_pointers){t268, in_x, t266, chunk});
+static void step_k075_im2col_matmul(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
+    mplc_parallel(step_k075_im2col_matmul_part, &(step_k075_im2col_matmul_pointers){t268, in_x, t266, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t268[i] += partial[i];
@@ -2146,7 +2078,7 @@ static void step_k079_im2col_matmul(float *restrict t268, const float *restrict 
 
 /* %270 = mul %269, %115 : [3,3,1,16]
  * %271 = reduce_sum axes=[0, 1, 2, 3] %270 : [] */
-static void step_k080_mul_reduce_sum(float *restrict t271, const float *restrict t269, const float *restrict t115) {
+static void step_k076_mul_reduce_sum(float *restrict t271, const float *restrict t269, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2163,7 +2095,7 @@ static void step_k080_mul_reduce_sum(float *restrict t271, const float *restrict
 
 /* %272 = mul %267, %113 : [16]
  * %273 = reduce_sum axes=[0] %272 : [] */
-static void step_k081_mul_reduce_sum(float *restrict t273, const float *restrict t267, const float *restrict t113) {
+static void step_k077_mul_reduce_sum(float *restrict t273, const float *restrict t267, const float *restrict t113) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v272 = t267[i0] * t113[i0];
@@ -2174,7 +2106,7 @@ static void step_k081_mul_reduce_sum(float *restrict t273, const float *restrict
 
 /* %275 = mul %261, %107 : [3,3,16,32]
  * %276 = reduce_sum axes=[0, 1, 2, 3] %275 : [] */
-static void step_k082_mul_reduce_sum(float *restrict t276, const float *restrict t261, const float *restrict t107) {
+static void step_k078_mul_reduce_sum(float *restrict t276, const float *restrict t261, const float *restrict t107) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2191,7 +2123,7 @@ static void step_k082_mul_reduce_sum(float *restrict t276, const float *restrict
 
 /* %278 = mul %258, %104 : [32]
  * %279 = reduce_sum axes=[0] %278 : [] */
-static void step_k083_mul_reduce_sum(float *restrict t279, const float *restrict t258, const float *restrict t104) {
+static void step_k079_mul_reduce_sum(float *restrict t279, const float *restrict t258, const float *restrict t104) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v278 = t258[i0] * t104[i0];
@@ -2202,7 +2134,7 @@ static void step_k083_mul_reduce_sum(float *restrict t279, const float *restrict
 
 /* %281 = mul %252, %98 : [1568,128]
  * %282 = reduce_sum axes=[0, 1] %281 : [] */
-static void step_k084_mul_reduce_sum(float *restrict t282, const float *restrict t252, const float *restrict t98) {
+static void step_k080_mul_reduce_sum(float *restrict t282, const float *restrict t252, const float *restrict t98) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2215,7 +2147,7 @@ static void step_k084_mul_reduce_sum(float *restrict t282, const float *restrict
 
 /* %284 = mul %250, %96 : [128]
  * %285 = reduce_sum axes=[0] %284 : [] */
-static void step_k085_mul_reduce_sum(float *restrict t285, const float *restrict t250, const float *restrict t96) {
+static void step_k081_mul_reduce_sum(float *restrict t285, const float *restrict t250, const float *restrict t96) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         const float v284 = t250[i0] * t96[i0];
@@ -2226,7 +2158,7 @@ static void step_k085_mul_reduce_sum(float *restrict t285, const float *restrict
 
 /* %287 = mul %247, %93 : [128,10]
  * %288 = reduce_sum axes=[0, 1] %287 : [] */
-static void step_k086_mul_reduce_sum(float *restrict t288, const float *restrict t247, const float *restrict t93) {
+static void step_k082_mul_reduce_sum(float *restrict t288, const float *restrict t247, const float *restrict t93) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2239,7 +2171,7 @@ static void step_k086_mul_reduce_sum(float *restrict t288, const float *restrict
 
 /* %290 = mul %245, %91 : [10]
  * %291 = reduce_sum axes=[0] %290 : [] */
-static void step_k087_mul_reduce_sum(float *restrict t291, const float *restrict t245, const float *restrict t91) {
+static void step_k083_mul_reduce_sum(float *restrict t291, const float *restrict t245, const float *restrict t91) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v290 = t245[i0] * t91[i0];
@@ -2258,7 +2190,7 @@ static void step_k087_mul_reduce_sum(float *restrict t291, const float *restrict
  * %289 = add %286, %288 : []
  * %292 = add %289, %291 : []
  * %293 = mul %201, %292 : [] */
-static void step_k088_mul_add(float *restrict t293, const float *restrict in_lr_student, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291) {
+static void step_k084_mul_add(float *restrict t293, const float *restrict in_lr_student, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291) {
     for (size_t i = 0; i < 1; i++) {
         const float v201 = in_lr_student[0] * 1.9f;
         const float v274 = t271[0] + t273[0];
@@ -2274,7 +2206,7 @@ static void step_k088_mul_add(float *restrict t293, const float *restrict in_lr_
 }
 
 /* %294 = reduce_max axes=[1] %26 : [128] */
-static void step_k089_reduce_max(float *restrict t294, const float *restrict t26) {
+static void step_k085_reduce_max(float *restrict t294, const float *restrict t26) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2287,7 +2219,7 @@ static void step_k089_reduce_max(float *restrict t294, const float *restrict t26
 /* %295 = broadcast axes=[0] %294 : [128,10]
  * %296 = sub %26, %295 : [128,10]
  * %297 = exp %296 : [128,10] */
-static void step_k090_sub_exp(float *restrict t297, const float *restrict t26, const float *restrict t294) {
+static void step_k086_sub_exp(float *restrict t297, const float *restrict t26, const float *restrict t294) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v296 = t26[i0 * 10 + i1] - t294[i0];
@@ -2298,7 +2230,7 @@ static void step_k090_sub_exp(float *restrict t297, const float *restrict t26, c
 }
 
 /* %298 = reduce_sum axes=[1] %297 : [128] */
-static void step_k091_reduce_sum(float *restrict t298, const float *restrict t297) {
+static void step_k087_reduce_sum(float *restrict t298, const float *restrict t297) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2311,7 +2243,7 @@ static void step_k091_reduce_sum(float *restrict t298, const float *restrict t29
 /* %81 = constant -0.0078125 : []
  * %299 = mul %16, %293 : []
  * %300 = mul %299, %81 : [] */
-static void step_k092_mul(float *restrict t300, const float *restrict in_feedback_scale, const float *restrict t293) {
+static void step_k088_mul(float *restrict t300, const float *restrict in_feedback_scale, const float *restrict t293) {
     for (size_t i = 0; i < 1; i++) {
         const float v299 = in_feedback_scale[0] * t293[0];
         const float v300 = v299 * (-0.0078125f);
@@ -2321,7 +2253,7 @@ static void step_k092_mul(float *restrict t300, const float *restrict in_feedbac
 
 /* %301 = broadcast axes=[] %300 : [128,10]
  * %302 = mul %301, %44 : [128,10] */
-static void step_k093_mul(float *restrict t302, const float *restrict t300, const float *restrict t44) {
+static void step_k089_mul(float *restrict t302, const float *restrict t300, const float *restrict t44) {
     for (size_t i = 0; i < 1280; i++) {
         const float v302 = t300[0] * t44[i];
         t302[i] = v302;
@@ -2330,7 +2262,7 @@ static void step_k093_mul(float *restrict t302, const float *restrict t300, cons
 
 /* %303 = neg %302 : [128,10]
  * %304 = reduce_sum axes=[1] %303 : [128] */
-static void step_k094_neg_reduce_sum(float *restrict t304, const float *restrict t302) {
+static void step_k090_neg_reduce_sum(float *restrict t304, const float *restrict t302) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2342,7 +2274,7 @@ static void step_k094_neg_reduce_sum(float *restrict t304, const float *restrict
 }
 
 /* %305 = div %304, %298 : [128] */
-static void step_k095_div(float *restrict t305, const float *restrict t304, const float *restrict t298) {
+static void step_k091_div(float *restrict t305, const float *restrict t304, const float *restrict t298) {
     for (size_t i = 0; i < 128; i++) {
         const float v305 = t304[i] / t298[i];
         t305[i] = v305;
@@ -2352,7 +2284,7 @@ static void step_k095_div(float *restrict t305, const float *restrict t304, cons
 /* %306 = broadcast axes=[0] %305 : [128,10]
  * %307 = mul %306, %297 : [128,10]
  * %308 = add %302, %307 : [128,10] */
-static void step_k096_mul_add(float *restrict t308, const float *restrict t305, const float *restrict t297, const float *restrict t302) {
+static void step_k092_mul_add(float *restrict t308, const float *restrict t305, const float *restrict t297, const float *restrict t302) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v307 = t305[i0] * t297[i0 * 10 + i1];
@@ -2364,7 +2296,7 @@ static void step_k096_mul_add(float *restrict t308, const float *restrict t305, 
 
 /* %237 = constant -0.03125 : [32,10]
  * %309 = mul %237, %30 : [32,10] */
-static void step_k097_mul(float *restrict t309, const float *restrict t30) {
+static void step_k093_mul(float *restrict t309, const float *restrict t30) {
     for (size_t i = 0; i < 320; i++) {
         const float v309 = (-0.03125f) * t30[i];
         t309[i] = v309;
@@ -2373,7 +2305,7 @@ static void step_k097_mul(float *restrict t309, const float *restrict t30) {
 
 /* %310 = neg %309 : [32,10]
  * %311 = reduce_sum axes=[1] %310 : [32] */
-static void step_k098_neg_reduce_sum(float *restrict t311, const float *restrict t309) {
+static void step_k094_neg_reduce_sum(float *restrict t311, const float *restrict t309) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2385,7 +2317,7 @@ static void step_k098_neg_reduce_sum(float *restrict t311, const float *restrict
 }
 
 /* %312 = div %311, %35 : [32] */
-static void step_k099_div(float *restrict t312, const float *restrict t311, const float *restrict t35) {
+static void step_k095_div(float *restrict t312, const float *restrict t311, const float *restrict t35) {
     for (size_t i = 0; i < 32; i++) {
         const float v312 = t311[i] / t35[i];
         t312[i] = v312;
@@ -2395,7 +2327,7 @@ static void step_k099_div(float *restrict t312, const float *restrict t311, cons
 /* %313 = broadcast axes=[0] %312 : [32,10]
  * %314 = mul %313, %34 : [32,10]
  * %315 = add %309, %314 : [32,10] */
-static void step_k100_mul_add(float *restrict t315, const float *restrict t312, const float *restrict t34, const float *restrict t309) {
+static void step_k096_mul_add(float *restrict t315, const float *restrict t312, const float *restrict t34, const float *restrict t309) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v314 = t312[i0] * t34[i0 * 10 + i1];
@@ -2406,7 +2338,7 @@ static void step_k100_mul_add(float *restrict t315, const float *restrict t312, 
 }
 
 /* %316 = reduce_sum axes=[0] %315 : [10] */
-static void step_k101_reduce_sum(float *restrict t316, const float *restrict t315) {
+static void step_k097_reduce_sum(float *restrict t316, const float *restrict t315) {
     for (size_t o = 0; o < 10; o++) t316[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2416,7 +2348,7 @@ static void step_k101_reduce_sum(float *restrict t316, const float *restrict t31
 }
 
 /* %317 = reduce_sum axes=[0] %308 : [10] */
-static void step_k102_reduce_sum(float *restrict t317, const float *restrict t308) {
+static void step_k098_reduce_sum(float *restrict t317, const float *restrict t308) {
     for (size_t o = 0; o < 10; o++) t317[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2426,7 +2358,7 @@ static void step_k102_reduce_sum(float *restrict t317, const float *restrict t30
 }
 
 /* %318 = add %316, %317 : [10] */
-static void step_k103_add(float *restrict t318, const float *restrict t316, const float *restrict t317) {
+static void step_k099_add(float *restrict t318, const float *restrict t316, const float *restrict t317) {
     for (size_t i = 0; i < 10; i++) {
         const float v318 = t316[i] + t317[i];
         t318[i] = v318;
@@ -2434,14 +2366,14 @@ static void step_k103_add(float *restrict t318, const float *restrict t316, cons
 }
 
 /* %324 = matmul tA %323, %308 : [64,10] */
-static void step_k104_matmul(float *restrict t324, const float *restrict t323, const float *restrict t308) {
+static void step_k100_matmul(float *restrict t324, const float *restrict t323, const float *restrict t308) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t323, 64, t308, 10, 0.0f, t324, 10);
 }
 
 /* %319 = matmul tB %315, %2 : [32,64]
  * %326 = step %321 : [32,64]
  * %327 = mul %319, %326 : [32,64] */
-static void step_k105_matmul_step_mul(float *restrict t327, const float *restrict t315, const float *restrict in_teacher_dense2_weight, const float *restrict t321) {
+static void step_k101_matmul_step_mul(float *restrict t327, const float *restrict t315, const float *restrict in_teacher_dense2_weight, const float *restrict t321) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t315, 10, in_teacher_dense2_weight, 10, 0.0f, t327, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
@@ -2454,7 +2386,7 @@ static void step_k105_matmul_step_mul(float *restrict t327, const float *restric
 /* %320 = matmul tB %308, %2 : [128,64]
  * %328 = step %323 : [128,64]
  * %329 = mul %320, %328 : [128,64] */
-static void step_k106_matmul_step_mul(float *restrict t329, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
+static void step_k102_matmul_step_mul(float *restrict t329, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t308, 10, in_teacher_dense2_weight, 10, 0.0f, t329, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -2465,7 +2397,7 @@ static void step_k106_matmul_step_mul(float *restrict t329, const float *restric
 }
 
 /* %330 = reduce_sum axes=[0] %327 : [64] */
-static void step_k107_reduce_sum(float *restrict t330, const float *restrict t327) {
+static void step_k103_reduce_sum(float *restrict t330, const float *restrict t327) {
     for (size_t o = 0; o < 64; o++) t330[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2475,7 +2407,7 @@ static void step_k107_reduce_sum(float *restrict t330, const float *restrict t32
 }
 
 /* %331 = reduce_sum axes=[0] %329 : [64] */
-static void step_k108_reduce_sum(float *restrict t331, const float *restrict t329) {
+static void step_k104_reduce_sum(float *restrict t331, const float *restrict t329) {
     for (size_t o = 0; o < 64; o++) t331[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2485,7 +2417,7 @@ static void step_k108_reduce_sum(float *restrict t331, const float *restrict t32
 }
 
 /* %332 = add %330, %331 : [64] */
-static void step_k109_add(float *restrict t332, const float *restrict t330, const float *restrict t331) {
+static void step_k105_add(float *restrict t332, const float *restrict t330, const float *restrict t331) {
     for (size_t i = 0; i < 64; i++) {
         const float v332 = t330[i] + t331[i];
         t332[i] = v332;
@@ -2493,7 +2425,7 @@ static void step_k109_add(float *restrict t332, const float *restrict t330, cons
 }
 
 /* %336 = matmul tA %335, %329 : [10,64] */
-static void step_k110_matmul(float *restrict t336, const float *restrict t335, const float *restrict t329) {
+static void step_k106_matmul(float *restrict t336, const float *restrict t335, const float *restrict t329) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t335, 10, t329, 64, 0.0f, t336, 64);
 }
 
@@ -2512,7 +2444,7 @@ static void step_k110_matmul(float *restrict t336, const float *restrict t335, c
  * %349 = sub %0, %348 : [10,64]
  * in_teacher_momentum_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_k111_matmul_add_mul_etc(float *restrict t341, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t327, const float *restrict t336, const float *restrict in_lr_teacher) {
+static void step_k107_matmul_add_mul_etc(float *restrict t341, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t327, const float *restrict t336, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t327, 64, 0.0f, t341, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
@@ -2541,7 +2473,7 @@ static void step_k111_matmul_add_mul_etc(float *restrict t341, float *restrict i
  * %358 = sub %1, %357 : [64]
  * in_teacher_momentum_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_k112_mul_add_sub(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t332, const float *restrict in_lr_teacher) {
+static void step_k108_mul_add_sub(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t332, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
         const float v352 = in_teacher_momentum_dense0_bias[i] * 0.9f;
         const float v353 = v352 + t332[i];
@@ -2569,7 +2501,7 @@ static void step_k112_mul_add_sub(float *restrict in_teacher_momentum_dense0_bia
  * %370 = sub %2, %369 : [64,10]
  * in_teacher_momentum_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_k113_matmul_add_mul_etc(float *restrict t362, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t321, const float *restrict t315, const float *restrict t324, const float *restrict in_lr_teacher) {
+static void step_k109_matmul_add_mul_etc(float *restrict t362, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t321, const float *restrict t315, const float *restrict t324, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t321, 64, t315, 10, 0.0f, t362, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
@@ -2598,7 +2530,7 @@ static void step_k113_matmul_add_mul_etc(float *restrict t362, float *restrict i
  * %378 = sub %3, %377 : [10]
  * in_teacher_momentum_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_k114_mul_add_sub(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t318, const float *restrict in_lr_teacher) {
+static void step_k110_mul_add_sub(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t318, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v372 = in_teacher_momentum_dense2_bias[i] * 0.9f;
         const float v373 = v372 + t318[i];
@@ -2611,7 +2543,7 @@ static void step_k114_mul_add_sub(float *restrict in_teacher_momentum_dense2_bia
     }
 }
 
-/* 115 kernels; scratch high-water mark 5897584 floats. */
+/* 111 kernels; scratch high-water mark 5897584 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_matmul_add_relu(scratch + 5882368, io + 226176, state, state + 640);
     step_k001_matmul_add(scratch + 5892608, scratch + 5882368, state + 704, state + 1344);
@@ -2623,111 +2555,107 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k007_sub_mul_reduce_sum(scratch + 5897440, scratch + 5894208, scratch + 5897408, scratch + 5896768);
     step_k008_mul(io + 227776, io + 227792, scratch + 5897440);
     step_k009_one_hot_argmax(scratch + 5894208, scratch + 5892928);
-    step_k010_im2col_matmul_add_etc(scratch + 2068992, io + 125440, state + 1360, state + 1504, scratch);
-    step_k011_max_pool(scratch + 5280256, scratch + 2068992);
-    step_k012_im2col_matmul_add_etc(scratch + 3674624, scratch + 5280256, state + 1520, state + 6128, scratch);
-    step_k013_max_pool(scratch + 4477440, scratch + 3674624);
-    step_k014_matmul_add_relu(scratch + 4678144, scratch + 4477440, state + 6160, state + 206864);
-    step_k015_matmul_add(scratch + 5681664, scratch + 4678144, state + 206992, state + 208272);
-    step_k016_reduce_max(scratch + 5895488, scratch + 5681664);
-    step_k017_sub_exp(scratch + 5682944, scratch + 5684224, scratch + 5681664, scratch + 5895488);
-    step_k018_reduce_sum(scratch + 5895488, scratch + 5684224);
-    step_k019_log(scratch + 5895616, scratch + 5895488);
-    step_k020_sub_mul_reduce_sum(scratch + 5897408, scratch + 5682944, scratch + 5895616, scratch + 5894208);
-    step_k021_mul(io + 227824, scratch + 5897408);
-    step_k022_mul(scratch + 5681664, scratch + 5894208);
-    step_k023_neg_reduce_sum(scratch + 5895616, scratch + 5681664);
-    step_k024_div(scratch + 5895744, scratch + 5895616, scratch + 5895488);
-    step_k025_mul_add(scratch + 5682944, scratch + 5895744, scratch + 5684224, scratch + 5681664);
-    step_k026_reduce_sum(scratch + 5897568, scratch + 5682944);
-    step_k027_matmul(scratch + 5895488, scratch + 4678144, scratch + 5682944);
-    step_k028_matmul_step_mul(scratch + 4878848, scratch + 5682944, state + 206992, scratch + 4678144);
-    step_k029_reduce_sum(scratch + 5897408, scratch + 4878848);
-    step_k030_matmul(scratch + 4678144, scratch + 4878848, state + 6160);
-    step_k031_matmul(scratch + 5681664, scratch + 4477440, scratch + 4878848);
-    step_k032_step_mul(scratch, scratch + 4477440, scratch + 4678144);
-    step_k033_max_pool_scatter(scratch + 4477440, scratch + 3674624, scratch);
-    step_k034_reduce_sum(scratch + 4080640, scratch + 4477440);
-    step_k035_matmul_col2im(scratch + 3674624, scratch + 4477440, state + 1520, scratch);
-    step_k036_im2col_matmul(scratch + 4076032, scratch + 5280256, scratch + 4477440, scratch);
-    step_k037_step_mul(scratch + 1605632, scratch + 5280256, scratch + 3674624);
-    step_k038_max_pool_scatter(scratch, scratch + 2068992, scratch + 1605632);
-    step_k039_reduce_sum(scratch + 3179056, scratch);
-    step_k040_im2col_matmul(scratch + 3178752, io + 125440, scratch, scratch + 1605632);
-    step_k041_mul_add_sub(state + 209648, state + 1360, scratch + 3178752, io + 226128);
-    step_k042_mul_add_sub(state + 209792, state + 1504, scratch + 3179056, io + 226128);
-    step_k043_mul_add_sub(state + 209808, state + 1520, scratch + 4076032, io + 226128);
-    step_k044_mul_add_sub(state + 214416, state + 6128, scratch + 4080640, io + 226128);
-    step_k045_mul_add_sub(state + 214448, state + 6160, scratch + 5681664, io + 226128);
-    step_k046_mul_add_sub(state + 415152, state + 206864, scratch + 5897408, io + 226128);
-    step_k047_mul_add_sub(state + 415280, state + 206992, scratch + 5895488, io + 226128);
-    step_k048_mul_add_sub(state + 416560, state + 208272, scratch + 5897568, io + 226128);
-    step_k049_im2col_matmul_add_etc(scratch + 2068992, io, state + 1360, state + 1504, scratch);
-    step_k050_max_pool(scratch + 3072512, scratch + 2068992);
-    step_k051_im2col_matmul_add_etc(scratch + 2470400, scratch + 3072512, state + 1520, state + 6128, scratch);
-    step_k052_max_pool(scratch + 2871808, scratch + 2470400);
-    step_k053_matmul_add_relu(scratch + 2921984, scratch + 2871808, state + 6160, state + 206864);
-    step_k054_matmul_add(scratch + 2926080, scratch + 2921984, state + 206992, state + 208272);
-    step_k055_reduce_max(scratch + 3172864, scratch + 2926080);
-    step_k056_sub_exp(scratch + 2926400, scratch + 2926720, scratch + 2926080, scratch + 3172864);
-    step_k057_reduce_sum(scratch + 3172864, scratch + 2926720);
-    step_k058_log(scratch + 2926080, scratch + 3172864);
-    step_k059_sub_mul_reduce_sum(scratch + 3178896, scratch + 2926400, scratch + 2926080, io + 225792);
-    step_k060_mul(io + 227840, scratch + 3178896);
-    step_k061_mul(scratch + 2926080, io + 225792);
-    step_k062_neg_reduce_sum(scratch + 2926400, scratch + 2926080);
-    step_k063_div(scratch + 3172896, scratch + 2926400, scratch + 3172864);
-    step_k064_mul_add(scratch + 2926400, scratch + 3172896, scratch + 2926720, scratch + 2926080);
-    step_k065_reduce_sum(scratch + 3179072, scratch + 2926400);
-    step_k066_matmul(scratch + 3177472, scratch + 2921984, scratch + 2926400);
-    step_k067_matmul_step_mul(scratch + 2972160, scratch + 2926400, state + 206992, scratch + 2921984);
-    step_k068_reduce_sum(scratch + 3178896, scratch + 2972160);
-    step_k069_matmul(scratch + 2921984, scratch + 2972160, state + 6160);
-    step_k070_matmul(scratch + 2671104, scratch + 2871808, scratch + 2972160);
-    step_k071_step_mul(scratch, scratch + 2871808, scratch + 2921984);
-    step_k072_max_pool_scatter(scratch + 2871808, scratch + 2470400, scratch);
-    step_k073_reduce_sum(scratch + 3179024, scratch + 2871808);
-    step_k074_matmul_col2im(scratch + 2470400, scratch + 2871808, state + 1520, scratch);
-    step_k075_im2col_matmul(scratch + 3172864, scratch + 3072512, scratch + 2871808, scratch);
-    step_k076_step_mul(scratch + 2570752, scratch + 3072512, scratch + 2470400);
-    step_k077_max_pool_scatter(scratch + 1130112, scratch + 2068992, scratch + 2570752);
-    step_k078_reduce_sum(scratch + 2871952, scratch + 1130112);
-    step_k079_im2col_matmul(scratch + 2871808, io, scratch + 1130112, scratch);
-    step_k080_mul_reduce_sum(scratch + 2871968, scratch + 2871808, scratch + 3178752);
-    step_k081_mul_reduce_sum(scratch + 2871808, scratch + 2871952, scratch + 3179056);
-    step_k082_mul_reduce_sum(scratch + 3179056, scratch + 3172864, scratch + 4076032);
-    step_k083_mul_reduce_sum(scratch + 2871824, scratch + 3179024, scratch + 4080640);
-    step_k084_mul_reduce_sum(scratch + 3179024, scratch + 2671104, scratch + 5681664);
-    step_k085_mul_reduce_sum(scratch + 3179040, scratch + 3178896, scratch + 5897408);
-    step_k086_mul_reduce_sum(scratch + 2871840, scratch + 3177472, scratch + 5895488);
-    step_k087_mul_reduce_sum(scratch + 2871856, scratch + 3179072, scratch + 5897568);
-    step_k088_mul_add(io + 227856, io + 226128, scratch + 2871968, scratch + 2871808, scratch + 3179056, scratch + 2871824, scratch + 3179024, scratch + 3179040, scratch + 2871840, scratch + 2871856);
-    step_k089_reduce_max(scratch + 5895488, scratch + 5892928);
-    step_k090_sub_exp(scratch, scratch + 5892928, scratch + 5895488);
-    step_k091_reduce_sum(scratch + 5893888, scratch);
-    step_k092_mul(scratch + 5897408, io + 226160, io + 227856);
-    step_k093_mul(scratch + 5892608, scratch + 5897408, scratch + 5894208);
-    step_k094_neg_reduce_sum(scratch + 5894016, scratch + 5892608);
-    step_k095_div(scratch + 5894144, scratch + 5894016, scratch + 5893888);
-    step_k096_mul_add(scratch + 10240, scratch + 5894144, scratch, scratch + 5892608);
-    step_k097_mul(scratch + 5892608, scratch + 5896768);
-    step_k098_neg_reduce_sum(scratch + 5897408, scratch + 5892608);
-    step_k099_div(scratch + 5897440, scratch + 5897408, scratch + 5897536);
-    step_k100_mul_add(scratch + 5892928, scratch + 5897440, scratch + 5897088, scratch + 5892608);
-    step_k101_reduce_sum(scratch + 5892608, scratch + 5892928);
-    step_k102_reduce_sum(scratch + 5892624, scratch + 10240);
-    step_k103_add(scratch + 5892800, scratch + 5892608, scratch + 5892624);
-    step_k104_matmul(scratch + 11520, scratch + 5884416, scratch + 10240);
-    step_k105_matmul_step_mul(scratch + 8192, scratch + 5892928, state + 704, scratch + 5882368);
-    step_k106_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 5884416);
-    step_k107_reduce_sum(scratch + 5892608, scratch + 8192);
-    step_k108_reduce_sum(scratch + 5892672, scratch);
-    step_k109_add(scratch + 5892736, scratch + 5892608, scratch + 5892672);
-    step_k110_matmul(scratch + 10240, io + 226496, scratch);
-    step_k111_matmul_add_mul_etc(scratch + 10880, state + 208288, state, io + 226176, scratch + 8192, scratch + 10240, io + 226112);
-    step_k112_mul_add_sub(state + 208928, state + 640, scratch + 5892736, io + 226112);
-    step_k113_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 5882368, scratch + 5892928, scratch + 11520, io + 226112);
-    step_k114_mul_add_sub(state + 209632, state + 1344, scratch + 5892800, io + 226112);
+    step_k010_im2col_matmul_add_etc(scratch + 2068992, scratch + 5280256, io + 125440, state + 1360, state + 1504, scratch);
+    step_k011_im2col_matmul_add_etc(scratch + 3674624, scratch + 4477440, scratch + 5280256, state + 1520, state + 6128, scratch);
+    step_k012_matmul_add_relu(scratch + 4678144, scratch + 4477440, state + 6160, state + 206864);
+    step_k013_matmul_add(scratch + 5681664, scratch + 4678144, state + 206992, state + 208272);
+    step_k014_reduce_max(scratch + 5895488, scratch + 5681664);
+    step_k015_sub_exp(scratch + 5682944, scratch + 5684224, scratch + 5681664, scratch + 5895488);
+    step_k016_reduce_sum(scratch + 5895488, scratch + 5684224);
+    step_k017_log(scratch + 5895616, scratch + 5895488);
+    step_k018_sub_mul_reduce_sum(scratch + 5897408, scratch + 5682944, scratch + 5895616, scratch + 5894208);
+    step_k019_mul(io + 227824, scratch + 5897408);
+    step_k020_mul(scratch + 5681664, scratch + 5894208);
+    step_k021_neg_reduce_sum(scratch + 5895616, scratch + 5681664);
+    step_k022_div(scratch + 5895744, scratch + 5895616, scratch + 5895488);
+    step_k023_mul_add(scratch + 5682944, scratch + 5895744, scratch + 5684224, scratch + 5681664);
+    step_k024_reduce_sum(scratch + 5897568, scratch + 5682944);
+    step_k025_matmul(scratch + 5895488, scratch + 4678144, scratch + 5682944);
+    step_k026_matmul_step_mul(scratch + 4878848, scratch + 5682944, state + 206992, scratch + 4678144);
+    step_k027_reduce_sum(scratch + 5897408, scratch + 4878848);
+    step_k028_matmul(scratch + 4678144, scratch + 4878848, state + 6160);
+    step_k029_matmul(scratch + 5681664, scratch + 4477440, scratch + 4878848);
+    step_k030_step_mul(scratch, scratch + 4477440, scratch + 4678144);
+    step_k031_max_pool_scatter(scratch + 4477440, scratch + 3674624, scratch);
+    step_k032_reduce_sum(scratch + 4080640, scratch + 4477440);
+    step_k033_matmul_col2im(scratch + 3674624, scratch + 4477440, state + 1520, scratch);
+    step_k034_im2col_matmul(scratch + 4076032, scratch + 5280256, scratch + 4477440, scratch);
+    step_k035_step_mul(scratch + 1605632, scratch + 5280256, scratch + 3674624);
+    step_k036_max_pool_scatter(scratch, scratch + 2068992, scratch + 1605632);
+    step_k037_reduce_sum(scratch + 3179056, scratch);
+    step_k038_im2col_matmul(scratch + 3178752, io + 125440, scratch, scratch + 1605632);
+    step_k039_mul_add_sub(state + 209648, state + 1360, scratch + 3178752, io + 226128);
+    step_k040_mul_add_sub(state + 209792, state + 1504, scratch + 3179056, io + 226128);
+    step_k041_mul_add_sub(state + 209808, state + 1520, scratch + 4076032, io + 226128);
+    step_k042_mul_add_sub(state + 214416, state + 6128, scratch + 4080640, io + 226128);
+    step_k043_mul_add_sub(state + 214448, state + 6160, scratch + 5681664, io + 226128);
+    step_k044_mul_add_sub(state + 415152, state + 206864, scratch + 5897408, io + 226128);
+    step_k045_mul_add_sub(state + 415280, state + 206992, scratch + 5895488, io + 226128);
+    step_k046_mul_add_sub(state + 416560, state + 208272, scratch + 5897568, io + 226128);
+    step_k047_im2col_matmul_add_etc(scratch + 2068992, scratch + 3072512, io, state + 1360, state + 1504, scratch);
+    step_k048_im2col_matmul_add_etc(scratch + 2470400, scratch + 2871808, scratch + 3072512, state + 1520, state + 6128, scratch);
+    step_k049_matmul_add_relu(scratch + 2921984, scratch + 2871808, state + 6160, state + 206864);
+    step_k050_matmul_add(scratch + 2926080, scratch + 2921984, state + 206992, state + 208272);
+    step_k051_reduce_max(scratch + 3172864, scratch + 2926080);
+    step_k052_sub_exp(scratch + 2926400, scratch + 2926720, scratch + 2926080, scratch + 3172864);
+    step_k053_reduce_sum(scratch + 3172864, scratch + 2926720);
+    step_k054_log(scratch + 2926080, scratch + 3172864);
+    step_k055_sub_mul_reduce_sum(scratch + 3178896, scratch + 2926400, scratch + 2926080, io + 225792);
+    step_k056_mul(io + 227840, scratch + 3178896);
+    step_k057_mul(scratch + 2926080, io + 225792);
+    step_k058_neg_reduce_sum(scratch + 2926400, scratch + 2926080);
+    step_k059_div(scratch + 3172896, scratch + 2926400, scratch + 3172864);
+    step_k060_mul_add(scratch + 2926400, scratch + 3172896, scratch + 2926720, scratch + 2926080);
+    step_k061_reduce_sum(scratch + 3179072, scratch + 2926400);
+    step_k062_matmul(scratch + 3177472, scratch + 2921984, scratch + 2926400);
+    step_k063_matmul_step_mul(scratch + 2972160, scratch + 2926400, state + 206992, scratch + 2921984);
+    step_k064_reduce_sum(scratch + 3178896, scratch + 2972160);
+    step_k065_matmul(scratch + 2921984, scratch + 2972160, state + 6160);
+    step_k066_matmul(scratch + 2671104, scratch + 2871808, scratch + 2972160);
+    step_k067_step_mul(scratch, scratch + 2871808, scratch + 2921984);
+    step_k068_max_pool_scatter(scratch + 2871808, scratch + 2470400, scratch);
+    step_k069_reduce_sum(scratch + 3179024, scratch + 2871808);
+    step_k070_matmul_col2im(scratch + 2470400, scratch + 2871808, state + 1520, scratch);
+    step_k071_im2col_matmul(scratch + 3172864, scratch + 3072512, scratch + 2871808, scratch);
+    step_k072_step_mul(scratch + 2570752, scratch + 3072512, scratch + 2470400);
+    step_k073_max_pool_scatter(scratch + 1130112, scratch + 2068992, scratch + 2570752);
+    step_k074_reduce_sum(scratch + 2871952, scratch + 1130112);
+    step_k075_im2col_matmul(scratch + 2871808, io, scratch + 1130112, scratch);
+    step_k076_mul_reduce_sum(scratch + 2871968, scratch + 2871808, scratch + 3178752);
+    step_k077_mul_reduce_sum(scratch + 2871808, scratch + 2871952, scratch + 3179056);
+    step_k078_mul_reduce_sum(scratch + 3179056, scratch + 3172864, scratch + 4076032);
+    step_k079_mul_reduce_sum(scratch + 2871824, scratch + 3179024, scratch + 4080640);
+    step_k080_mul_reduce_sum(scratch + 3179024, scratch + 2671104, scratch + 5681664);
+    step_k081_mul_reduce_sum(scratch + 3179040, scratch + 3178896, scratch + 5897408);
+    step_k082_mul_reduce_sum(scratch + 2871840, scratch + 3177472, scratch + 5895488);
+    step_k083_mul_reduce_sum(scratch + 2871856, scratch + 3179072, scratch + 5897568);
+    step_k084_mul_add(io + 227856, io + 226128, scratch + 2871968, scratch + 2871808, scratch + 3179056, scratch + 2871824, scratch + 3179024, scratch + 3179040, scratch + 2871840, scratch + 2871856);
+    step_k085_reduce_max(scratch + 5895488, scratch + 5892928);
+    step_k086_sub_exp(scratch, scratch + 5892928, scratch + 5895488);
+    step_k087_reduce_sum(scratch + 5893888, scratch);
+    step_k088_mul(scratch + 5897408, io + 226160, io + 227856);
+    step_k089_mul(scratch + 5892608, scratch + 5897408, scratch + 5894208);
+    step_k090_neg_reduce_sum(scratch + 5894016, scratch + 5892608);
+    step_k091_div(scratch + 5894144, scratch + 5894016, scratch + 5893888);
+    step_k092_mul_add(scratch + 10240, scratch + 5894144, scratch, scratch + 5892608);
+    step_k093_mul(scratch + 5892608, scratch + 5896768);
+    step_k094_neg_reduce_sum(scratch + 5897408, scratch + 5892608);
+    step_k095_div(scratch + 5897440, scratch + 5897408, scratch + 5897536);
+    step_k096_mul_add(scratch + 5892928, scratch + 5897440, scratch + 5897088, scratch + 5892608);
+    step_k097_reduce_sum(scratch + 5892608, scratch + 5892928);
+    step_k098_reduce_sum(scratch + 5892624, scratch + 10240);
+    step_k099_add(scratch + 5892800, scratch + 5892608, scratch + 5892624);
+    step_k100_matmul(scratch + 11520, scratch + 5884416, scratch + 10240);
+    step_k101_matmul_step_mul(scratch + 8192, scratch + 5892928, state + 704, scratch + 5882368);
+    step_k102_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 5884416);
+    step_k103_reduce_sum(scratch + 5892608, scratch + 8192);
+    step_k104_reduce_sum(scratch + 5892672, scratch);
+    step_k105_add(scratch + 5892736, scratch + 5892608, scratch + 5892672);
+    step_k106_matmul(scratch + 10240, io + 226496, scratch);
+    step_k107_matmul_add_mul_etc(scratch + 10880, state + 208288, state, io + 226176, scratch + 8192, scratch + 10240, io + 226112);
+    step_k108_mul_add_sub(state + 208928, state + 640, scratch + 5892736, io + 226112);
+    step_k109_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 5882368, scratch + 5892928, scratch + 11520, io + 226112);
+    step_k110_mul_add_sub(state + 209632, state + 1344, scratch + 5892800, io + 226112);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }
@@ -2740,9 +2668,11 @@ void mplc_step(float *state, float *io, float *scratch) {
  * %13 = matmul %11, %12 : [200704,16]
  * %14 = broadcast axes=[1] %1 : [200704,16]
  * %15 = add %13, %14 : [200704,16]
- * %16 = relu %15 : [200704,16] */
+ * %16 = relu %15 : [200704,16]
+ * %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
 typedef struct {
     float *t16;
+    float *t18;
     const float *in_x;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -2753,6 +2683,7 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t16 = p->t16;
+    float *restrict t18 = p->t18;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -2782,53 +2713,36 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
                     t16[i0 * 16 + i1] = v16;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t18 + (size_t)n0 * 3136, t16 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
-typedef struct {
-    float *t18;
-    const float *t17;
-} supervised_step_k001_max_pool_pointers;
-
-static void supervised_step_k001_max_pool_part(void *context, int part, int parts) {
-    const supervised_step_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t18 = p->t18;
-    const float *restrict t17 = p->t17;
-    size_t lo, hi;
-    while (mplc_claim(256, 8, &lo, &hi)) {
-        mplc_max_pool(t18 + lo * 3136, t17 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void supervised_step_k001_max_pool(float *restrict t18, const float *restrict t17) {
-    mplc_parallel(supervised_step_k001_max_pool_part, &(supervised_step_k001_max_pool_pointers){t18, t17});
+static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
  * %21 = matmul %19, %20 : [50176,32]
  * %22 = broadcast axes=[1] %3 : [50176,32]
  * %23 = add %21, %22 : [50176,32]
- * %24 = relu %23 : [50176,32] */
+ * %24 = relu %23 : [50176,32]
+ * %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
 typedef struct {
     float *t24;
+    float *t26;
     const float *t18;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} supervised_step_k002_im2col_matmul_add_etc_pointers;
+} supervised_step_k001_im2col_matmul_add_etc_pointers;
 
-static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k002_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t24 = p->t24;
+    float *restrict t26 = p->t26;
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -2848,34 +2762,14 @@ static void supervised_step_k002_im2col_matmul_add_etc_part(void *context, int p
                     t24[i0 * 32 + i1] = v24;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t26 + (size_t)n0 * 1568, t24 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void supervised_step_k002_im2col_matmul_add_etc(float *restrict t24, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k002_im2col_matmul_add_etc_part, &(supervised_step_k002_im2col_matmul_add_etc_pointers){t24, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
-typedef struct {
-    float *t26;
-    const float *t25;
-} supervised_step_k003_max_pool_pointers;
-
-static void supervised_step_k003_max_pool_part(void *context, int part, int parts) {
-    const supervised_step_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t26 = p->t26;
-    const float *restrict t25 = p->t25;
-    size_t lo, hi;
-    while (mplc_claim(256, 8, &lo, &hi)) {
-        mplc_max_pool(t26 + lo * 1568, t25 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void supervised_step_k003_max_pool(float *restrict t26, const float *restrict t25) {
-    mplc_parallel(supervised_step_k003_max_pool_part, &(supervised_step_k003_max_pool_pointers){t26, t25});
+static void supervised_step_k001_im2col_matmul_add_etc(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_k001_im2col_matmul_add_etc_part, &(supervised_step_k001_im2col_matmul_add_etc_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %28 = matmul %27, %4 : [256,128]
@@ -2887,10 +2781,10 @@ typedef struct {
     const float *t27;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} supervised_step_k004_matmul_add_relu_pointers;
+} supervised_step_k002_matmul_add_relu_pointers;
 
-static void supervised_step_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k004_matmul_add_relu_pointers *p = context;
+static void supervised_step_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const supervised_step_k002_matmul_add_relu_pointers *p = context;
     float *restrict t31 = p->t31;
     const float *restrict t27 = p->t27;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -2909,14 +2803,14 @@ static void supervised_step_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k004_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(supervised_step_k004_matmul_add_relu_part, &(supervised_step_k004_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
+static void supervised_step_k002_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_k002_matmul_add_relu_part, &(supervised_step_k002_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %32 = matmul %31, %6 : [256,10]
  * %33 = broadcast axes=[1] %7 : [256,10]
  * %34 = add %32, %33 : [256,10] */
-static void supervised_step_k005_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void supervised_step_k003_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
@@ -2928,7 +2822,7 @@ static void supervised_step_k005_matmul_add(float *restrict t34, const float *re
 }
 
 /* %35 = reduce_max axes=[1] %34 : [256] */
-static void supervised_step_k006_reduce_max(float *restrict t35, const float *restrict t34) {
+static void supervised_step_k004_reduce_max(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2941,7 +2835,7 @@ static void supervised_step_k006_reduce_max(float *restrict t35, const float *re
 /* %36 = broadcast axes=[0] %35 : [256,10]
  * %37 = sub %34, %36 : [256,10]
  * %38 = exp %37 : [256,10] */
-static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -2953,7 +2847,7 @@ static void supervised_step_k007_sub_exp(float *restrict t37, float *restrict t3
 }
 
 /* %39 = reduce_sum axes=[1] %38 : [256] */
-static void supervised_step_k008_reduce_sum(float *restrict t39, const float *restrict t38) {
+static void supervised_step_k006_reduce_sum(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2964,7 +2858,7 @@ static void supervised_step_k008_reduce_sum(float *restrict t39, const float *re
 }
 
 /* %40 = log %39 : [256] */
-static void supervised_step_k009_log(float *restrict t40, const float *restrict t39) {
+static void supervised_step_k007_log(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
@@ -2975,7 +2869,7 @@ static void supervised_step_k009_log(float *restrict t40, const float *restrict 
  * %42 = sub %37, %41 : [256,10]
  * %43 = mul %9, %42 : [256,10]
  * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2989,7 +2883,7 @@ static void supervised_step_k010_sub_mul_reduce_sum(float *restrict t44, const f
 
 /* %45 = constant -0.00390625 : []
  * %46 = mul %44, %45 : [] */
-static void supervised_step_k011_mul(float *restrict t46, const float *restrict t44) {
+static void supervised_step_k009_mul(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.00390625f);
         t46[i] = v46;
@@ -2998,7 +2892,7 @@ static void supervised_step_k011_mul(float *restrict t46, const float *restrict 
 
 /* %47 = constant -0.00390625 : [256,10]
  * %48 = mul %47, %9 : [256,10] */
-static void supervised_step_k012_mul(float *restrict t48, const float *restrict in_y) {
+static void supervised_step_k010_mul(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 2560; i++) {
         const float v48 = (-0.00390625f) * in_y[i];
         t48[i] = v48;
@@ -3007,7 +2901,7 @@ static void supervised_step_k012_mul(float *restrict t48, const float *restrict 
 
 /* %49 = neg %48 : [256,10]
  * %50 = reduce_sum axes=[1] %49 : [256] */
-static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3019,7 +2913,7 @@ static void supervised_step_k013_neg_reduce_sum(float *restrict t50, const float
 }
 
 /* %51 = div %50, %39 : [256] */
-static void supervised_step_k014_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+static void supervised_step_k012_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
@@ -3029,7 +2923,7 @@ static void supervised_step_k014_div(float *restrict t51, const float *restrict 
 /* %52 = broadcast axes=[0] %51 : [256,10]
  * %53 = mul %52, %38 : [256,10]
  * %54 = add %48, %53 : [256,10] */
-static void supervised_step_k015_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+static void supervised_step_k013_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -3040,7 +2934,7 @@ static void supervised_step_k015_mul_add(float *restrict t54, const float *restr
 }
 
 /* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k016_reduce_sum(float *restrict t55, const float *restrict t54) {
+static void supervised_step_k014_reduce_sum(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3052,7 +2946,7 @@ static void supervised_step_k016_reduce_sum(float *restrict t55, const float *re
 /* %56 = matmul tB %54, %6 : [256,128]
  * %58 = step %31 : [256,128]
  * %59 = mul %56, %58 : [256,128] */
-static void supervised_step_k017_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
+static void supervised_step_k015_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
@@ -3066,10 +2960,10 @@ static void supervised_step_k017_matmul_step_mul(float *restrict t59, const floa
 typedef struct {
     float *t60;
     const float *t59;
-} supervised_step_k018_reduce_sum_pointers;
+} supervised_step_k016_reduce_sum_pointers;
 
-static void supervised_step_k018_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k018_reduce_sum_pointers *p = context;
+static void supervised_step_k016_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k016_reduce_sum_pointers *p = context;
     float *restrict t60 = p->t60;
     const float *restrict t59 = p->t59;
     size_t lo, hi;
@@ -3082,8 +2976,8 @@ static void supervised_step_k018_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k018_reduce_sum(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_k018_reduce_sum_part, &(supervised_step_k018_reduce_sum_pointers){t60, t59});
+static void supervised_step_k016_reduce_sum(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_k016_reduce_sum_part, &(supervised_step_k016_reduce_sum_pointers){t60, t59});
 }
 
 /* %61 = matmul tB %59, %4 : [256,1568] */
@@ -3091,10 +2985,10 @@ typedef struct {
     float *t61;
     const float *t59;
     const float *in_student_dense7_weight;
-} supervised_step_k019_matmul_pointers;
+} supervised_step_k017_matmul_pointers;
 
-static void supervised_step_k019_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k019_matmul_pointers *p = context;
+static void supervised_step_k017_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k017_matmul_pointers *p = context;
     float *restrict t61 = p->t61;
     const float *restrict t59 = p->t59;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -3104,8 +2998,8 @@ static void supervised_step_k019_matmul_part(void *context, int part, int parts)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 1568, 1568);
 }
 
-static void supervised_step_k019_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(supervised_step_k019_matmul_part, &(supervised_step_k019_matmul_pointers){t61, t59, in_student_dense7_weight});
+static void supervised_step_k017_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(supervised_step_k017_matmul_part, &(supervised_step_k017_matmul_pointers){t61, t59, in_student_dense7_weight});
 }
 
 /* %64 = step %26 : [256,7,7,32]
@@ -3114,10 +3008,10 @@ typedef struct {
     float *t65;
     const float *t26;
     const float *t63;
-} supervised_step_k020_step_mul_pointers;
+} supervised_step_k018_step_mul_pointers;
 
-static void supervised_step_k020_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k020_step_mul_pointers *p = context;
+static void supervised_step_k018_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k018_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t65 = p->t65;
@@ -3133,8 +3027,8 @@ static void supervised_step_k020_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k020_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
-    mplc_parallel(supervised_step_k020_step_mul_part, &(supervised_step_k020_step_mul_pointers){t65, t26, t63});
+static void supervised_step_k018_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_k018_step_mul_part, &(supervised_step_k018_step_mul_pointers){t65, t26, t63});
 }
 
 /* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32] */
@@ -3142,10 +3036,10 @@ typedef struct {
     float *t66;
     const float *t25;
     const float *t65;
-} supervised_step_k021_max_pool_scatter_pointers;
+} supervised_step_k019_max_pool_scatter_pointers;
 
-static void supervised_step_k021_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k021_max_pool_scatter_pointers *p = context;
+static void supervised_step_k019_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k019_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t66 = p->t66;
@@ -3157,18 +3051,18 @@ static void supervised_step_k021_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k021_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
-    mplc_parallel(supervised_step_k021_max_pool_scatter_part, &(supervised_step_k021_max_pool_scatter_pointers){t66, t25, t65});
+static void supervised_step_k019_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_k019_max_pool_scatter_part, &(supervised_step_k019_max_pool_scatter_pointers){t66, t25, t65});
 }
 
 /* %68 = reduce_sum axes=[0] %67 : [32] */
 typedef struct {
     float *t68;
     const float *t67;
-} supervised_step_k022_reduce_sum_pointers;
+} supervised_step_k020_reduce_sum_pointers;
 
-static void supervised_step_k022_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k022_reduce_sum_pointers *p = context;
+static void supervised_step_k020_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k020_reduce_sum_pointers *p = context;
     float *restrict t68 = p->t68;
     const float *restrict t67 = p->t67;
     size_t lo, hi;
@@ -3181,8 +3075,8 @@ static void supervised_step_k022_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k022_reduce_sum(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_k022_reduce_sum_part, &(supervised_step_k022_reduce_sum_pointers){t68, t67});
+static void supervised_step_k020_reduce_sum(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_k020_reduce_sum_part, &(supervised_step_k020_reduce_sum_pointers){t68, t67});
 }
 
 /* %69 = matmul tB %67, %20 : [50176,144]
@@ -3192,10 +3086,10 @@ typedef struct {
     const float *t67;
     const float *in_student_conv3_weight;
     float *chunk;
-} supervised_step_k023_matmul_col2im_pointers;
+} supervised_step_k021_matmul_col2im_pointers;
 
-static void supervised_step_k023_matmul_col2im_part(void *context, int part, int parts) {
-    const supervised_step_k023_matmul_col2im_pointers *p = context;
+static void supervised_step_k021_matmul_col2im_part(void *context, int part, int parts) {
+    const supervised_step_k021_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
@@ -3212,8 +3106,8 @@ static void supervised_step_k023_matmul_col2im_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k023_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(supervised_step_k023_matmul_col2im_part, &(supervised_step_k023_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+static void supervised_step_k021_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_k021_matmul_col2im_part, &(supervised_step_k021_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
 }
 
 /* %19 = im2col k3 s1 p1 %18 : [50176,144]
@@ -3223,10 +3117,10 @@ typedef struct {
     const float *t18;
     const float *t67;
     float *chunk;
-} supervised_step_k024_im2col_matmul_pointers;
+} supervised_step_k022_im2col_matmul_pointers;
 
-static void supervised_step_k024_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k024_im2col_matmul_pointers *p = context;
+static void supervised_step_k022_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k022_im2col_matmul_pointers *p = context;
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
@@ -3243,8 +3137,8 @@ static void supervised_step_k024_im2col_matmul_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k024_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
-    mplc_parallel(supervised_step_k024_im2col_matmul_part, &(supervised_step_k024_im2col_matmul_pointers){t70, t18, t67, chunk});
+static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 258624 + 254016;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
@@ -3257,10 +3151,10 @@ typedef struct {
     float *t74;
     const float *t18;
     const float *t72;
-} supervised_step_k025_step_mul_pointers;
+} supervised_step_k023_step_mul_pointers;
 
-static void supervised_step_k025_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k025_step_mul_pointers *p = context;
+static void supervised_step_k023_step_mul_part(void *context, int part, int parts) {
+    const supervised_step_k023_step_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t74 = p->t74;
@@ -3276,8 +3170,8 @@ static void supervised_step_k025_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k025_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
-    mplc_parallel(supervised_step_k025_step_mul_part, &(supervised_step_k025_step_mul_pointers){t74, t18, t72});
+static void supervised_step_k023_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_k023_step_mul_part, &(supervised_step_k023_step_mul_pointers){t74, t18, t72});
 }
 
 /* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16] */
@@ -3285,10 +3179,10 @@ typedef struct {
     float *t75;
     const float *t17;
     const float *t74;
-} supervised_step_k026_max_pool_scatter_pointers;
+} supervised_step_k024_max_pool_scatter_pointers;
 
-static void supervised_step_k026_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k026_max_pool_scatter_pointers *p = context;
+static void supervised_step_k024_max_pool_scatter_part(void *context, int part, int parts) {
+    const supervised_step_k024_max_pool_scatter_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t75 = p->t75;
@@ -3300,18 +3194,18 @@ static void supervised_step_k026_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k026_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
-    mplc_parallel(supervised_step_k026_max_pool_scatter_part, &(supervised_step_k026_max_pool_scatter_pointers){t75, t17, t74});
+static void supervised_step_k024_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_k024_max_pool_scatter_part, &(supervised_step_k024_max_pool_scatter_pointers){t75, t17, t74});
 }
 
 /* %77 = reduce_sum axes=[0] %76 : [16] */
 typedef struct {
     float *t77;
     const float *t76;
-} supervised_step_k027_reduce_sum_pointers;
+} supervised_step_k025_reduce_sum_pointers;
 
-static void supervised_step_k027_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k027_reduce_sum_pointers *p = context;
+static void supervised_step_k025_reduce_sum_part(void *context, int part, int parts) {
+    const supervised_step_k025_reduce_sum_pointers *p = context;
     float *restrict t77 = p->t77;
     const float *restrict t76 = p->t76;
     size_t lo, hi;
@@ -3324,8 +3218,8 @@ static void supervised_step_k027_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k027_reduce_sum(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_k027_reduce_sum_part, &(supervised_step_k027_reduce_sum_pointers){t77, t76});
+static void supervised_step_k025_reduce_sum(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_k025_reduce_sum_part, &(supervised_step_k025_reduce_sum_pointers){t77, t76});
 }
 
 /* %11 = im2col k3 s1 p1 %8 : [200704,9]
@@ -3335,10 +3229,10 @@ typedef struct {
     const float *in_x;
     const float *t76;
     float *chunk;
-} supervised_step_k028_im2col_matmul_pointers;
+} supervised_step_k026_im2col_matmul_pointers;
 
-static void supervised_step_k028_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k028_im2col_matmul_pointers *p = context;
+static void supervised_step_k026_im2col_matmul_part(void *context, int part, int parts) {
+    const supervised_step_k026_im2col_matmul_pointers *p = context;
     float *restrict t78 = p->t78;
     const float *restrict in_x = p->in_x;
     const float *restrict t76 = p->t76;
@@ -3371,8 +3265,8 @@ static void supervised_step_k028_im2col_matmul_part(void *context, int part, int
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void supervised_step_k028_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    mplc_parallel(supervised_step_k028_im2col_matmul_part, &(supervised_step_k028_im2col_matmul_pointers){t78, in_x, t76, chunk});
+static void supervised_step_k026_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_k026_im2col_matmul_part, &(supervised_step_k026_im2col_matmul_pointers){t78, in_x, t76, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t78[i] += partial[i];
@@ -3392,7 +3286,7 @@ static void supervised_step_k028_im2col_matmul(float *restrict t78, const float 
  * %91 = sub %0, %90 : [3,3,1,16]
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 144; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -3417,7 +3311,7 @@ static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum
  * %100 = sub %1, %99 : [16]
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -3443,7 +3337,7 @@ static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum
  * %112 = sub %2, %111 : [3,3,16,32]
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 4608; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -3468,7 +3362,7 @@ static void supervised_step_k031_mul_add_sub(float *restrict in_student_momentum
  * %121 = sub %3, %120 : [32]
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -3502,10 +3396,10 @@ typedef struct {
     const float *t27;
     const float *t59;
     const float *in_lr;
-} supervised_step_k033_matmul_mul_add_etc_pointers;
+} supervised_step_k031_matmul_mul_add_etc_pointers;
 
-static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k033_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part, int parts) {
+    const supervised_step_k031_matmul_mul_add_etc_pointers *p = context;
     float *restrict t125 = p->t125;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -3532,8 +3426,8 @@ static void supervised_step_k033_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k033_matmul_mul_add_etc_part, &(supervised_step_k033_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
+static void supervised_step_k031_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_k031_matmul_mul_add_etc_part, &(supervised_step_k031_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
 /* %135 = constant 0.9 : [128]
@@ -3546,7 +3440,7 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t125, float 
  * %142 = sub %5, %141 : [128]
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -3573,7 +3467,7 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
  * %154 = sub %6, %153 : [128,10]
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 256, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -3601,7 +3495,7 @@ static void supervised_step_k035_matmul_mul_add_etc(float *restrict t146, float 
  * %163 = sub %7, %162 : [10]
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -3614,45 +3508,43 @@ static void supervised_step_k036_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 37 kernels; scratch high-water mark 9731760 floats. */
+/* 35 kernels; scratch high-water mark 9731760 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, io, state + 1360, state + 1504, scratch + 3211264);
-    supervised_step_k001_max_pool(scratch + 8454656, scratch);
-    supervised_step_k002_im2col_matmul_add_etc(scratch + 5243392, scratch + 8454656, state + 1520, state + 6128, scratch + 3211264);
-    supervised_step_k003_max_pool(scratch + 9257472, scratch + 5243392);
-    supervised_step_k004_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 6160, state + 206864);
-    supervised_step_k005_matmul_add(scratch + 6849024, scratch + 9658880, state + 206992, state + 208272);
-    supervised_step_k006_reduce_max(scratch + 6856704, scratch + 6849024);
-    supervised_step_k007_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
-    supervised_step_k008_reduce_sum(scratch + 6856704, scratch + 6854144);
-    supervised_step_k009_log(scratch + 6849024, scratch + 6856704);
-    supervised_step_k010_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
-    supervised_step_k011_mul(io + 203280, scratch + 6849280);
-    supervised_step_k012_mul(scratch + 6849024, io + 200704);
-    supervised_step_k013_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
-    supervised_step_k014_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
-    supervised_step_k015_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
-    supervised_step_k016_reduce_sum(scratch + 9731744, scratch + 9729024);
-    supervised_step_k017_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 206992, scratch + 9658880);
-    supervised_step_k018_reduce_sum(scratch + 9731584, scratch + 9691648);
-    supervised_step_k019_matmul(scratch + 6849024, scratch + 9691648, state + 6160);
-    supervised_step_k020_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
-    supervised_step_k021_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
-    supervised_step_k022_reduce_sum(scratch + 9731712, scratch + 6849024);
-    supervised_step_k023_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 1520, scratch + 3211264);
-    supervised_step_k024_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
-    supervised_step_k025_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
-    supervised_step_k026_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
-    supervised_step_k027_reduce_sum(scratch + 1130256, scratch + 3211264);
-    supervised_step_k028_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
-    supervised_step_k029_mul_add_sub(state + 209648, state + 1360, scratch + 1130112, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 209792, state + 1504, scratch + 1130256, io + 203264);
-    supervised_step_k031_mul_add_sub(state + 209808, state + 1520, scratch + 9724416, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 214416, state + 6128, scratch + 9731712, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 9257472, scratch + 9691648, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 415152, state + 206864, scratch + 9731584, io + 203264);
-    supervised_step_k035_matmul_mul_add_etc(scratch + 9691648, state + 415280, state + 206992, scratch + 9658880, scratch + 9729024, io + 203264);
-    supervised_step_k036_mul_add_sub(state + 416560, state + 208272, scratch + 9731744, io + 203264);
+    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 8454656, io, state + 1360, state + 1504, scratch + 3211264);
+    supervised_step_k001_im2col_matmul_add_etc(scratch + 5243392, scratch + 9257472, scratch + 8454656, state + 1520, state + 6128, scratch + 3211264);
+    supervised_step_k002_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 6160, state + 206864);
+    supervised_step_k003_matmul_add(scratch + 6849024, scratch + 9658880, state + 206992, state + 208272);
+    supervised_step_k004_reduce_max(scratch + 6856704, scratch + 6849024);
+    supervised_step_k005_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
+    supervised_step_k006_reduce_sum(scratch + 6856704, scratch + 6854144);
+    supervised_step_k007_log(scratch + 6849024, scratch + 6856704);
+    supervised_step_k008_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
+    supervised_step_k009_mul(io + 203280, scratch + 6849280);
+    supervised_step_k010_mul(scratch + 6849024, io + 200704);
+    supervised_step_k011_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
+    supervised_step_k012_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
+    supervised_step_k013_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
+    supervised_step_k014_reduce_sum(scratch + 9731744, scratch + 9729024);
+    supervised_step_k015_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 206992, scratch + 9658880);
+    supervised_step_k016_reduce_sum(scratch + 9731584, scratch + 9691648);
+    supervised_step_k017_matmul(scratch + 6849024, scratch + 9691648, state + 6160);
+    supervised_step_k018_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
+    supervised_step_k019_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
+    supervised_step_k020_reduce_sum(scratch + 9731712, scratch + 6849024);
+    supervised_step_k021_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 1520, scratch + 3211264);
+    supervised_step_k022_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
+    supervised_step_k023_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
+    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
+    supervised_step_k025_reduce_sum(scratch + 1130256, scratch + 3211264);
+    supervised_step_k026_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
+    supervised_step_k027_mul_add_sub(state + 209648, state + 1360, scratch + 1130112, io + 203264);
+    supervised_step_k028_mul_add_sub(state + 209792, state + 1504, scratch + 1130256, io + 203264);
+    supervised_step_k029_mul_add_sub(state + 209808, state + 1520, scratch + 9724416, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 214416, state + 6128, scratch + 9731712, io + 203264);
+    supervised_step_k031_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 9257472, scratch + 9691648, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 415152, state + 206864, scratch + 9731584, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch + 9691648, state + 415280, state + 206992, scratch + 9658880, scratch + 9729024, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 416560, state + 208272, scratch + 9731744, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3703,9 +3595,11 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
  * %11 = matmul %9, %10 : [392000,16]
  * %12 = broadcast axes=[1] %1 : [392000,16]
  * %13 = add %11, %12 : [392000,16]
- * %14 = relu %13 : [392000,16] */
+ * %14 = relu %13 : [392000,16]
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
 typedef struct {
     float *t14;
+    float *t16;
     const float *in_x;
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
@@ -3716,6 +3610,7 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
+    float *restrict t16 = p->t16;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_conv0_weight = p->in_student_conv0_weight;
     const float *restrict in_student_conv0_bias = p->in_student_conv0_bias;
@@ -3745,53 +3640,36 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
                     t14[i0 * 16 + i1] = v14;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t16 + (size_t)n0 * 3136, t14 + (size_t)n0 * 12544, (mplc_window){nb, 28, 28, 16, 2, 2, 0});
         }
     }
 }
 
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
-}
-
-/* %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
-typedef struct {
-    float *t16;
-    const float *t15;
-} predict_student_k001_max_pool_pointers;
-
-static void predict_student_k001_max_pool_part(void *context, int part, int parts) {
-    const predict_student_k001_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t16 = p->t16;
-    const float *restrict t15 = p->t15;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t16 + lo * 3136, t15 + lo * 12544, (mplc_window){(int)(hi - lo), 28, 28, 16, 2, 2, 0});
-    }
-}
-
-static void predict_student_k001_max_pool(float *restrict t16, const float *restrict t15) {
-    mplc_parallel(predict_student_k001_max_pool_part, &(predict_student_k001_max_pool_pointers){t16, t15});
+static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
 /* %17 = im2col k3 s1 p1 %16 : [98000,144]
  * %19 = matmul %17, %18 : [98000,32]
  * %20 = broadcast axes=[1] %3 : [98000,32]
  * %21 = add %19, %20 : [98000,32]
- * %22 = relu %21 : [98000,32] */
+ * %22 = relu %21 : [98000,32]
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
 typedef struct {
     float *t22;
+    float *t24;
     const float *t16;
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} predict_student_k002_im2col_matmul_add_etc_pointers;
+} predict_student_k001_im2col_matmul_add_etc_pointers;
 
-static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k002_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
+    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
+    float *restrict t24 = p->t24;
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
@@ -3811,34 +3689,14 @@ static void predict_student_k002_im2col_matmul_add_etc_part(void *context, int p
                     t22[i0 * 32 + i1] = v22;
                 }
             }
+            /* the pool of these images, while they are in cache */
+            mplc_max_pool(t24 + (size_t)n0 * 1568, t22 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 2, 2, 0});
         }
     }
 }
 
-static void predict_student_k002_im2col_matmul_add_etc(float *restrict t22, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k002_im2col_matmul_add_etc_part, &(predict_student_k002_im2col_matmul_add_etc_pointers){t22, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
-}
-
-/* %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
-typedef struct {
-    float *t24;
-    const float *t23;
-} predict_student_k003_max_pool_pointers;
-
-static void predict_student_k003_max_pool_part(void *context, int part, int parts) {
-    const predict_student_k003_max_pool_pointers *p = context;
-    (void)part;
-    (void)parts;
-    float *restrict t24 = p->t24;
-    const float *restrict t23 = p->t23;
-    size_t lo, hi;
-    while (mplc_claim(500, 16, &lo, &hi)) {
-        mplc_max_pool(t24 + lo * 1568, t23 + lo * 6272, (mplc_window){(int)(hi - lo), 14, 14, 32, 2, 2, 0});
-    }
-}
-
-static void predict_student_k003_max_pool(float *restrict t24, const float *restrict t23) {
-    mplc_parallel(predict_student_k003_max_pool_part, &(predict_student_k003_max_pool_pointers){t24, t23});
+static void predict_student_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
 /* %26 = matmul %25, %4 : [500,128]
@@ -3850,10 +3708,10 @@ typedef struct {
     const float *t25;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} predict_student_k004_matmul_add_relu_pointers;
+} predict_student_k002_matmul_add_relu_pointers;
 
-static void predict_student_k004_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k004_matmul_add_relu_pointers *p = context;
+static void predict_student_k002_matmul_add_relu_part(void *context, int part, int parts) {
+    const predict_student_k002_matmul_add_relu_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -3872,14 +3730,14 @@ static void predict_student_k004_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k004_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(predict_student_k004_matmul_add_relu_part, &(predict_student_k004_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
+static void predict_student_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_k002_matmul_add_relu_part, &(predict_student_k002_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
 /* %30 = matmul %29, %6 : [500,10]
  * %31 = broadcast axes=[1] %7 : [500,10]
  * %32 = add %30, %31 : [500,10] */
-static void predict_student_k005_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+static void predict_student_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -3890,12 +3748,10 @@ static void predict_student_k005_matmul_add(float *restrict t32, const float *re
     }
 }
 
-/* 6 kernels; scratch high-water mark 7840000 floats. */
+/* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col_matmul_add_etc(scratch, x, state + 1360, state + 1504, scratch + 6272000);
-    predict_student_k001_max_pool(scratch + 6272000, scratch);
-    predict_student_k002_im2col_matmul_add_etc(scratch, scratch + 6272000, state + 1520, state + 6128, scratch + 3136000);
-    predict_student_k003_max_pool(scratch + 3136000, scratch);
-    predict_student_k004_matmul_add_relu(scratch, scratch + 3136000, state + 6160, state + 206864);
-    predict_student_k005_matmul_add(logits, scratch, state + 206992, state + 208272);
+    predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state + 1360, state + 1504, scratch + 7840000);
+    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 5168128, scratch + 6272000, state + 1520, state + 6128, scratch + 3136000);
+    predict_student_k002_matmul_add_relu(scratch, scratch + 5168128, state + 6160, state + 206864);
+    predict_student_k003_matmul_add(logits, scratch, state + 206992, state + 208272);
 }
