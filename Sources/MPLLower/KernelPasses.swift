@@ -87,9 +87,7 @@ public let streamChunkFloats = 1 << 18
         }
         g.col2imOutput = WindowedImages(images: w.output, geometry: w.geometry, chunkImages: chunkImages(w.geometry, width: g.k))
         g.output = w.output
-        kernels[producer].body = .gemm(g)
-        kernels[producer].equations = (kernels[producer].equations + kernels[index].equations).sorted()
-        kernels.remove(at: index)
+        fold(index, into: producer, as: g, &kernels)
     }
     var next = function
     next.kernels = kernels
@@ -116,13 +114,19 @@ public let streamChunkFloats = 1 << 18
             continue
         }
         g.pool = w
-        kernels[producer].body = .gemm(g)
-        kernels[producer].equations = (kernels[producer].equations + kernels[index].equations).sorted()
-        kernels.remove(at: index)
+        fold(index, into: producer, as: g, &kernels)
     }
     var next = function
     next.kernels = kernels
     return next
+}
+
+/// Kernel `producer` becomes `gemm`, which now also does the work of kernel `absorbed` (a later kernel), and
+/// `absorbed` is removed.
+private func fold(_ absorbed: Int, into producer: Int, as gemm: GEMM, _ kernels: inout [Kernel]) {
+    kernels[producer].body = .gemm(gemm)
+    kernels[producer].equations = (kernels[producer].equations + kernels[absorbed].equations).sorted()
+    kernels.remove(at: absorbed)
 }
 
 /// fold-gemm-epilogues: when a matmul's only consumer is element-wise over the same [m, n] (bias add,
