@@ -105,7 +105,7 @@ public let streamChunkFloats = 1 << 18
     var index = 0
     while index < kernels.count {
         guard case .window(let w) = kernels[index].body, w.op == .maxPool || w.op == .avgPool,
-              case let (source, offset) = memoryRoot(of: w.operands[0], in: graph), offset == 0,
+              case (let source, let offset) = memoryRoot(of: w.operands[0], in: graph), offset == 0,
               let producer = kernels[..<index].lastIndex(where: { $0.outputs.contains(source) }),
               case .gemm(var g) = kernels[producer].body, g.output == source, g.pool == nil, !g.transposeA,
               let columns = g.im2colA, columns.geometry.batch == w.geometry.batch
