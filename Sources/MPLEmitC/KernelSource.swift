@@ -642,7 +642,7 @@ private struct KernelBodyWriter {
 
     private mutating func writeWindow(_ w: WindowKernel) {
         let g = w.geometry
-        let geometry = "(mplc_window){\(g.batch), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
+        let geometry = windowLiteral(g, batch: "\(g.batch)")
         let helper = Self.helper(w.op)
         guard isParallel else {
             let operands = ([w.output] + w.operands).map { buffer($0) }.joined(separator: ", ")
@@ -652,7 +652,7 @@ private struct KernelBodyWriter {
         // This part's images: every helper treats the images of a batch independently.
         claimPieces(g.batch, piece: Self.piece(rows: g.batch, rowFloats: 16))
         let operands = ([w.output] + w.operands).map { "\(buffer($0)) + lo * \(graph.shape(of: $0).count / g.batch)" }
-        let partGeometry = "(mplc_window){(int)(hi - lo), \(g.height), \(g.width), \(g.channels), \(g.kernel), \(g.stride), \(g.padding)}"
+        let partGeometry = windowLiteral(g, batch: "(int)(hi - lo)")
         line(1, "\(helper)(\(operands.joined(separator: ", ")), \(partGeometry));")
     }
 }
