@@ -445,6 +445,10 @@ private struct KernelBodyWriter {
         let lda = graph.shape(of: g.a)[1]
         let ldb = graph.shape(of: g.b)[1]
         let flags = [g.transposeA, g.transposeB].map { $0 ? "CblasTrans" : "CblasNoTrans" }
+        if let w = g.im2colA, g.winograd {
+            if g.transposeA { writeWinogradFilterGradient(g, w) } else { writeWinogradConvolution(g, w) }
+            return
+        }
         if let w = g.im2colA {
             writeStreamedColumns(g, w, flags: flags, lda: lda, ldb: ldb)
             return
@@ -508,17 +512,7 @@ private struct KernelBodyWriter {
                 line(2, "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
                      + "chunk, \(lda), \(buffer(g.b)), \(ldb), 0.0f, \(buffer(g.output)) + (size_t)n0 * \(rowsPerImage * g.n), \(g.n));")
             }
-            if !g.epilogue.isEmpty {
-                line(2, "/* epilogue on these rows, in place on the product */")
-                writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)"), depth: 2)
-            }
-            if let pool = g.pool {
-                let p = pool.geometry
-                line(2, "/* the pool of these images, while they are in cache */")
-                line(2, "\(Self.helper(pool.op))(\(buffer(pool.output)) + (size_t)n0 * \(p.outHeight * p.outWidth * p.channels), "
-                     + "\(buffer(pool.operands[0])) + (size_t)n0 * \(p.height * p.width * p.channels), \(windowLiteral(p, batch: "nb")));")
-            }
-            line(1, "}")
+            writeChunkEpilogue(g, rowsPerImage: rowsPerImage)
             return
         }
         if isSmallOuterProduct {
@@ -531,6 +525,11 @@ private struct KernelBodyWriter {
                  + "chunk, \(lda), \(buffer(g.b)) + \(bRows), \(ldb), n0 == \(first) ? 0.0f : 1.0f, sum, \(g.n));")
             line(1, "}")
         }
+        addPartialSumsAndEpilogue(g)
+    }
+
+    /// After the parts of ∂W: their partial sums added (a parallel kernel) and the epilogue on the sum.
+    private mutating func addPartialSumsAndEpilogue(_ g: GEMM) {
         afterParts { writer in
             writer.addPartialSums(g)
             if !g.epilogue.isEmpty {
@@ -538,6 +537,54 @@ private struct KernelBodyWriter {
                 writer.writeLoop([g.m, g.n], g.epilogue)
             }
         }
+    }
+
+    /// A forward 3×3 convolution by Winograd F(2×2, 3×3), a chunk of images at a time (rows of the product), and
+    /// the epilogue on those rows.
+    private mutating func writeWinogradConvolution(_ g: GEMM, _ w: WindowedImages) {
+        let geometry = w.geometry
+        line(1, "/* the convolution of \(w.chunkImages) images at a time by Winograd F(2x2, 3x3) */")
+        if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
+        writeWinogradFilters(g, flipped: false)
+        openChunks(w)
+        line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
+             + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
+             + "\(windowLiteral(geometry, batch: "nb")), \(g.n), chunk + \(g.winogradFiltersFloats));")
+        writeChunkEpilogue(g, rowsPerImage: w.rowsPerImage)
+    }
+
+    /// ∂W = colsᵀ·∂y of a 3×3 convolution by Winograd F(2×2, 3×3): the gradient of the transformed filters summed
+    /// over this part's chunks of images, then turned into ∂W (the partial sum), then the parts' sums added.
+    private mutating func writeWinogradFilterGradient(_ g: GEMM, _ w: WindowedImages) {
+        guard let c = g.winogradChannels else { preconditionFailure("a Winograd GEMM without a convolution") }
+        let geometry = w.geometry
+        line(1, "/* ∂W by Winograd F(2x2, 3x3), summed over \(w.chunkImages) images at a time in the transformed filters */")
+        if isParallel { partRange(geometry.batch, block: w.chunkImages) }
+        declarePartialSum(g)
+        line(1, "float *filters = chunk;")
+        openChunks(w)
+        line(2, "mplc_winograd_filter_gradient(filters, \(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
+             + "\(buffer(g.b)) + (size_t)n0 * \(w.rowsPerImage * g.n), \(windowLiteral(geometry, batch: "nb")), \(g.n), "
+             + "n0 != \(isParallel ? "(int)lo" : "0"), chunk + \(g.winogradFiltersFloats));")
+        line(1, "}")
+        line(1, "\(isParallel ? "if (lo < hi) " : "")mplc_winograd_filters_transpose(sum, filters, \(c.in), \(c.out));")
+        addPartialSumsAndEpilogue(g)
+    }
+
+    /// After a forward convolution's chunk: the epilogue on its rows and the pool of its images, then the end of
+    /// the chunk loop.
+    private mutating func writeChunkEpilogue(_ g: GEMM, rowsPerImage: Int) {
+        if !g.epilogue.isEmpty {
+            line(2, "/* epilogue on these rows, in place on the product */")
+            writeLoop([g.m, g.n], g.epilogue, rows: ("n0 * \(rowsPerImage)", "(n0 + nb) * \(rowsPerImage)"), depth: 2)
+        }
+        if let pool = g.pool {
+            let p = pool.geometry
+            line(2, "/* the pool of these images, while they are in cache */")
+            line(2, "\(Self.helper(pool.op))(\(buffer(pool.output)) + (size_t)n0 * \(p.outHeight * p.outWidth * p.channels), "
+                 + "\(buffer(pool.operands[0])) + (size_t)n0 * \(p.height * p.width * p.channels), \(windowLiteral(p, batch: "nb")));")
+        }
+        line(1, "}")
     }
 
     /// `sum`, where this part accumulates ∂W = colsᵀ·∂y over its images: the output itself (serial, or part 0),
@@ -616,6 +663,20 @@ private struct KernelBodyWriter {
         let imageFloats = geometry.height * geometry.width * geometry.channels
         let rowsPerImage = w.rowsPerImage
         let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
+        if g.winograd {
+            line(1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */")
+            if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
+            writeWinogradFilters(g, flipped: true)
+            openChunks(w)
+            var dy = geometry
+            dy.height = geometry.outHeight
+            dy.width = geometry.outWidth
+            dy.channels = g.k
+            line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), \(buffer(g.a)) + \(aRows), filters, "
+                 + "\(windowLiteral(dy, batch: "nb")), \(geometry.channels), chunk + \(g.winogradFiltersFloats));")
+            line(1, "}")
+            return
+        }
         line(1, "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
@@ -623,6 +684,14 @@ private struct KernelBodyWriter {
              + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
         line(2, "mplc_col2im(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), chunk, \(windowLiteral(geometry, batch: "nb")));")
         line(1, "}")
+    }
+
+    /// `filters`, at the start of this part's temporary: the Winograd transform of the GEMM's weights `b` (for
+    /// ∂x, `flipped`: those of the convolution the other way, turned by 180°).
+    private mutating func writeWinogradFilters(_ g: GEMM, flipped: Bool) {
+        guard let c = g.winogradChannels else { preconditionFailure("a Winograd GEMM without a convolution") }
+        line(1, "float *filters = chunk;")
+        line(1, "mplc_winograd_filters(filters, \(buffer(g.b)), \(c.in), \(c.out), \(flipped ? 1 : 0));")
     }
 
     // MARK: Windows

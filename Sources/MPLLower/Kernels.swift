@@ -101,12 +101,34 @@ public struct GEMM: Hashable, Sendable {
     /// A forward convolution's pooling (max or average) of its output, run on each chunk of images right after
     /// the epilogue, while those rows are in cache (`poolInConvolutions`).
     public var pool: WindowKernel? = nil
+    /// The streamed 3×3 convolution (forward, ∂x through col2im, or ∂W) runs as Winograd's F(2×2, 3×3) instead of
+    /// im2col/col2im and sgemm (`winogradConvolutions`).
+    public var winograd = false
 
-    /// Floats of one thread's part of the temporary: a chunk of columns, and for ∂W = colsᵀ·∂y the thread's
-    /// partial sum of the product. 0 when the GEMM streams nothing.
+    /// Floats of one thread's part of the temporary: a chunk of columns (for Winograd, the transformed filters
+    /// and the chunk's scratch), and for ∂W = colsᵀ·∂y the thread's partial sum of the product. 0 when the GEMM
+    /// streams nothing.
     public var partFloats: Int { partialSumsOffset + (hasPartialSums ? alignedFloats(m * n) : 0) }
-    /// Where a thread's partial sum starts in its part: after its chunk of columns.
-    public var partialSumsOffset: Int { alignedFloats(im2colA?.chunkFloats ?? col2imOutput?.chunkFloats ?? 0) }
+    /// Where a thread's partial sum starts in its part: after its chunk of columns or Winograd scratch.
+    public var partialSumsOffset: Int {
+        guard let w = im2colA ?? col2imOutput else { return 0 }
+        guard winograd, let c = winogradChannels else { return alignedFloats(w.chunkFloats) }
+        return winogradFiltersFloats + alignedFloats(Self.winogradScratchFloats(w, in: c.in, out: c.out))
+    }
+    /// The channels (in → out) of the 3×3 convolution of a streamed GEMM: the forward cols·W and ∂W = colsᵀ·∂y
+    /// map the images' C channels to n; ∂x = col2im(∂y·Wᵀ) maps ∂y's k channels back to C.
+    public var winogradChannels: (in: Int, out: Int)? {
+        if let w = im2colA { return (w.geometry.channels, n) }
+        if let w = col2imOutput { return (k, w.geometry.channels) }
+        return nil
+    }
+    /// Floats of the (gradient of the) transformed filters G g Gᵀ at the start of a Winograd GEMM's part.
+    public var winogradFiltersFloats: Int { winogradChannels.map { alignedFloats(16 * $0.in * $0.out) } ?? 0 }
+    /// `mplc_winograd_scratch_floats` of the runtime for a chunk of `w`: 16·tiles·(in + out) + 17·in + 2·out.
+    static func winogradScratchFloats(_ w: WindowedImages, in: Int, out: Int) -> Int {
+        let tiles = w.chunkImages * ((w.geometry.outHeight + 1) / 2) * ((w.geometry.outWidth + 1) / 2)
+        return 16 * tiles * (`in` + out) + 17 * `in` + 2 * out
+    }
     /// ∂W = colsᵀ·∂y: each thread sums its images' share of the contraction, and the shares are added after.
     public var hasPartialSums: Bool { im2colA != nil && transposeA }
     /// The operand `a` as memory: the image batch when the columns are streamed.

@@ -19,6 +19,8 @@ public struct LoweringOptions: Sendable {
     /// Pool a streamed convolution's output inside its kernel, a chunk of images at a time (off: the pooling is a
     /// kernel of its own that reads the whole activation back).
     public var poolInConvolutions: Bool
+    /// Run streamed 3×3 stride-1 convolutions (forward and ∂x) as Winograd's F(2×2, 3×3) (off: im2col + sgemm).
+    public var winogradConvolutions: Bool
     /// Floats per chunk of a streamed convolution (see `streamChunkFloats`); tests make it small.
     public var streamChunkFloats: Int
     /// Kernels with less work than this (floats, or GEMM multiply-adds / 32) run on one thread; tests make it 0.
@@ -28,6 +30,7 @@ public struct LoweringOptions: Sendable {
 
     public init(fuseElementwise: Bool = true, foldGEMMEpilogues: Bool = true, mergeSiblingLoops: Bool = true,
                 reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
+                winogradConvolutions: Bool = true,
                 streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
                 verifyAfterEachPass: Bool = true) {
         self.fuseElementwise = fuseElementwise
@@ -36,6 +39,7 @@ public struct LoweringOptions: Sendable {
         self.reuseScratch = reuseScratch
         self.streamConvolutions = streamConvolutions
         self.poolInConvolutions = poolInConvolutions
+        self.winogradConvolutions = winogradConvolutions
         self.streamChunkFloats = streamChunkFloats
         self.parallelFloats = parallelFloats
         self.verifyAfterEachPass = verifyAfterEachPass
@@ -77,6 +81,7 @@ public enum Lowering {
         .kernels("fold-gemm-epilogues", foldGEMMEpilogues),             // bias + activation right after sgemm
         .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
         .kernels("pool-in-convolutions", poolInConvolutions),           // max pool on a conv's chunk, in cache
+        .kernels("winograd-convolutions", winogradConvolutions),        // 3×3 convolutions in 2.25× fewer multiplies
         .kernels("split-between-threads", splitBetweenThreads),         // which kernels run on every thread
         .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse
     ]

@@ -9,7 +9,7 @@ import Testing
 
 /// Every optimisation off: one kernel per op, no scratch reuse. The same numbers must come out.
 let unoptimised = LoweringOptions(fuseElementwise: false, foldGEMMEpilogues: false, mergeSiblingLoops: false,
-                                  reuseScratch: false, poolInConvolutions: false)
+                                  reuseScratch: false, poolInConvolutions: false, winogradConvolutions: false)
 
 /// Every kernel that can be split between threads is, however small (run on three threads, so that the parts
 /// are uneven and some are empty).
@@ -80,6 +80,39 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
         let (state, inputs) = randomArguments(program, entry: "mplc_streamed", seed: 6)
         let stats = try checkAgainstInterpreter(model, program, entry: "mplc_streamed", state: state, inputs: inputs)
         print("streamed/\(build.rawValue): \(stats.summary)")
+    }
+
+    @Test(arguments: Build.allCases)
+    func winogradConvolutionAndItsTranspose(_ build: Build) throws {
+        let program = TestPrograms.winogradConvolution
+        var options = build.options
+        options.streamChunkFloats = TestPrograms.winogradOptions.streamChunkFloats
+        let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM, threads: build.threads)
+        defer { model.remove() }
+        let (state, inputs) = randomArguments(program, entry: "mplc_winograd", seed: 7)
+        let stats = try checkAgainstInterpreter(model, program, entry: "mplc_winograd", state: state, inputs: inputs)
+        print("winograd/\(build.rawValue): \(stats.summary)")
+    }
+
+    @Test func winogradRunsTheForwardConvolutionItsTransposeAndDW() {
+        func gemms(_ options: LoweringOptions) -> [GEMM] {
+            Lowering.lower(TestPrograms.winogradConvolution, options: options).entryPoints[0].kernels.compactMap { kernel in
+                if case .gemm(let g) = kernel.body { return g } else { return nil }
+            }
+        }
+        var options = TestPrograms.winogradOptions
+        let on = gemms(options)
+        #expect(on.count == 3 && on.allSatisfy(\.winograd), "the forward product, ∂x and ∂W")
+        // Two images (2·3·4 tiles) per chunk; a thread's part holds the filters (16·8·9) and the chunk's scratch,
+        // and for ∂W then its partial sum (72·9).
+        let filters = 16 * 8 * 9, scratch: Int = 16 * (2 * 3 * 4) * (8 + 9) + 17 * 8 + 2 * 9
+        for g in on {
+            #expect((g.im2colA ?? g.col2imOutput)?.chunkImages == 2)
+            #expect(g.partialSumsOffset >= filters + scratch)
+            #expect(g.partFloats >= g.partialSumsOffset + (g.hasPartialSums ? 72 * 9 : 0))
+        }
+        options.winogradConvolutions = false
+        #expect(gemms(options).allSatisfy { !$0.winograd })
     }
 
     @Test(arguments: Build.allCases)

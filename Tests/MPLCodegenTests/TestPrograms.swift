@@ -278,6 +278,39 @@ enum TestPrograms {
     /// Chunks of two images for conv0 and one for conv1 of `streamedConvolutions`.
     static let streamedOptions = LoweringOptions(streamChunkFloats: 700)
 
+    /// A 3×3 stride-1 pad-1 convolution from 8 to 9 channels over 3 images of 5×7 (odd sides: the last Winograd
+    /// tiles hang over the edge), as winograd-convolutions runs it: the forward product with bias and ReLU in its
+    /// epilogue, ∂x through col2im (the transposed convolution), and ∂W (the transpose in the filters), in chunks
+    /// of two images then one (`winogradOptions`).
+    static var winogradConvolution: Program {
+        let conv = WindowGeometry(batch: 3, height: 5, width: 7, channels: 8, kernel: 3, stride: 1, padding: 1)
+        var g = Graph()
+        let x = g.input("x", conv.inputShape)
+        let cotangent = g.input("cotangent", shape(105, 9))
+        let w = g.input("conv/weight", shape(3, 3, 8, 9))
+        let b = g.input("conv/bias", shape(9))
+        let columns = g.append(.im2col(x, conv))
+        let wMatrix = g.reshape(w, shape(72, 9))
+        let out = g.unary(.relu, g.addBias(g.matmul(columns, wMatrix), b))
+        let dW = g.matmul(columns, cotangent, transposeA: true)
+        let dx = g.append(.col2im(g.matmul(cotangent, wMatrix, transposeB: true), conv))
+        g.results = [("out", out), ("d_w", dW), ("d_x", dx)]
+        var inputStorage: [String: Storage] = ["x": .io, "cotangent": .io]
+        for name in ["conv/weight", "conv/bias"] { inputStorage[name] = .state }
+        var resultStorage: [String: Storage] = [:]
+        for result in g.results { resultStorage[result.name] = .io }
+        return Program(
+            modelName: "test_winograd", regenerateCommand: "swift test --filter MPLCodegenTests",
+            state: [TensorInfo(name: "conv/weight", shape: shape(3, 3, 8, 9), fanIn: 72, isWeight: true),
+                    TensorInfo(name: "conv/bias", shape: shape(9))],
+            entryPoints: [EntryPoint(name: "mplc_winograd", tableName: "winograd", graph: g, inputStorage: inputStorage,
+                                     resultStorage: resultStorage)],
+            macros: [])
+    }
+
+    /// Chunks of two images, then one, for the convolutions of `winogradConvolution` (2·35·72 floats of columns).
+    static let winogradOptions = LoweringOptions(streamChunkFloats: 5_100)
+
     /// A two-layer backward pass whose logits cotangent is pad_rows(top, 0) + pad_rows(bottom, 4) over 7 rows
     /// (rows 2 and 3 zero, as the weak-view rows of the MPL teacher): skip-zero-rows must run every GEMM of
     /// the backward pass on the 5 non-zero rows and still produce the same gradients.
@@ -304,7 +337,9 @@ enum TestPrograms {
                        macros: [])
     }
 
-    static var all: [Program] { [dense, convolution, elementwise, stateHazards, streamedConvolutions, paddedCotangents] }
+    static var all: [Program] {
+        [dense, convolution, elementwise, stateHazards, streamedConvolutions, winogradConvolution, paddedCotangents]
+    }
 }
 
 import Foundation

@@ -246,6 +246,211 @@ MPLC_HELPER void mplc_col2im(float *restrict image, const float *restrict column
                     }
 }
 
+/* ---- 3x3 stride-1 pad-1 convolutions by Winograd's F(2x2, 3x3) (Lavin & Gray, CVPR 2016) ----
+ * Each 2x2 block of outputs comes from a 4x4 tile of the input, per pair of channels
+ *     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A,
+ * 16 multiplies where the direct product needs 36. Summed over the input channels, the 16 element-wise products
+ * are 16 GEMMs [tiles, in]·[in, out]: 2.25 times fewer multiplies than im2col's GEMM, for a few additions per
+ * element in the transforms. The tiles cover the image; outputs past an odd edge are computed and dropped. */
+
+/* u[16][in][out]: the transformed filters G g Gᵀ of a 3x3 convolution from `in` to `out` channels. `w` is its
+ * im2col GEMM's [9*in, out] weight matrix; or, with `flipped`, the weights [9*out, in] of the convolution the
+ * other way, turned by 180 degrees: the transposed convolution, i.e. the ∂x of a 3x3 stride-1 pad-1 one. */
+MPLC_HELPER void mplc_winograd_filters(float *restrict u, const float *restrict w, int in, int out, int flipped) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float g[3][3], gg[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flipped ? w[((size_t)((2 - a) * 3 + 2 - b) * out + o) * in + i]
+                                      : w[((size_t)(a * 3 + b) * in + i) * out + o];
+            for (int b = 0; b < 3; b++) { /* G g */
+                gg[0][b] = g[0][b];
+                gg[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                gg[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                gg[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) { /* (G g) Gᵀ */
+                float *element = u + (size_t)(4 * a) * plane + (size_t)i * out + o;
+                element[0] = gg[a][0];
+                element[plane] = 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]);
+                element[2 * plane] = 0.5f * (gg[a][0] - gg[a][1] + gg[a][2]);
+                element[3 * plane] = gg[a][2];
+            }
+        }
+}
+
+/* ∂w[9*in, out] (the layout of mplc_winograd_filters' w, not flipped) = Gᵀ ∂u G: the transpose of the filter
+ * transform, which takes a gradient with respect to the transformed filters back to the 3x3 filters. */
+MPLC_HELPER void mplc_winograd_filters_transpose(float *restrict dw, const float *restrict du, int in, int out) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float d[4][4], gd[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) d[a][b] = du[(size_t)(4 * a + b) * plane + (size_t)i * out + o];
+            for (int b = 0; b < 4; b++) { /* Gᵀ ∂u */
+                gd[0][b] = d[0][b] + 0.5f * (d[1][b] + d[2][b]);
+                gd[1][b] = 0.5f * (d[1][b] - d[2][b]);
+                gd[2][b] = 0.5f * (d[1][b] + d[2][b]) + d[3][b];
+            }
+            for (int a = 0; a < 3; a++) { /* (Gᵀ ∂u) G */
+                float *row = dw + ((size_t)(a * 3) * in + i) * out + o;
+                row[0] = gd[a][0] + 0.5f * (gd[a][1] + gd[a][2]);
+                row[plane] = 0.5f * (gd[a][1] - gd[a][2]);
+                row[2 * plane] = 0.5f * (gd[a][1] + gd[a][2]) + gd[a][3];
+            }
+        }
+}
+
+/* Tiles of 2x2 outputs covering a batch. */
+MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
+    return (size_t)g.batch * (size_t)((g.height + 1) / 2) * (size_t)((g.width + 1) / 2);
+}
+
+/* Floats of the scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient: the transformed input tiles
+ * (16 x tiles x in), the products or output gradients (16 x tiles x out), one tile's Bᵀ d (16 x in), a row of
+ * zeros for the padding (in + out) and a row that takes the outputs past an odd edge (out). */
+MPLC_HELPER size_t mplc_winograd_scratch_floats(mplc_window g, int out) {
+    return 16 * mplc_winograd_tiles(g) * (size_t)(g.channels + out) + 17 * (size_t)g.channels + 2 * (size_t)out;
+}
+
+/* The parts of that scratch. */
+typedef struct {
+    float *v, *m, *bd, *zeros, *dropped;
+    size_t v_plane, m_plane; /* floats of one of the 16 matrices of v and of m */
+} mplc_winograd_scratch;
+
+MPLC_HELPER mplc_winograd_scratch mplc_winograd_split(float *scratch, mplc_window g, int out) {
+    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
+    mplc_winograd_scratch s = {scratch, scratch + 16 * tiles * in, NULL, NULL, NULL, tiles * in, tiles * (size_t)out};
+    s.bd = s.m + 16 * tiles * (size_t)out;
+    s.zeros = s.bd + 16 * in;
+    s.dropped = s.zeros + in + (size_t)out;
+    memset(s.zeros, 0, (in + (size_t)out) * sizeof(float));
+    return s;
+}
+
+/* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
+MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) {
+                const float *d[4][4];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
+                        d[a][b] = pixel < 0 ? s.zeros : x + pixel;
+                    }
+                /* restrict rows, so that the channel loops vectorise */
+                for (int b = 0; b < 4; b++) { /* Bᵀ d, column b, into bd[b][a] */
+                    const float *restrict d0 = d[0][b], *restrict d1 = d[1][b], *restrict d2 = d[2][b], *restrict d3 = d[3][b];
+                    float *restrict column = s.bd + (size_t)(4 * b) * in;
+                    for (int c = 0; c < in; c++) {
+                        column[c] = d0[c] - d2[c];
+                        column[in + c] = d1[c] + d2[c];
+                        column[2 * in + c] = d2[c] - d1[c];
+                        column[3 * in + c] = d1[c] - d3[c];
+                    }
+                }
+                for (int a = 0; a < 4; a++) { /* (Bᵀ d) B, row a */
+                    const float *restrict s0 = s.bd + (size_t)a * in, *restrict s1 = s0 + 4 * in, *restrict s2 = s0 + 8 * in,
+                                          *restrict s3 = s0 + 12 * in;
+                    float *restrict v0 = s.v + (4 * a) * s.v_plane + t * in, *restrict v1 = v0 + s.v_plane,
+                                    *restrict v2 = v1 + s.v_plane, *restrict v3 = v2 + s.v_plane;
+                    for (int c = 0; c < in; c++) {
+                        v0[c] = s0[c] - s2[c];
+                        v1[c] = s1[c] + s2[c];
+                        v2[c] = s2[c] - s1[c];
+                        v3[c] = s1[c] - s3[c];
+                    }
+                }
+            }
+}
+
+/* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
+ * filters u of mplc_winograd_filters. */
+MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
+                                      int out, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* y's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)tiles, out, in, 1.0f, s.v + xi * s.v_plane, in,
+                    u + (size_t)xi * in * out, out, 0.0f, s.m + xi * s.m_plane, out);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* y = Aᵀ m A */
+                float *o[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        o[a][b] = pixel < 0 ? s.dropped : y + pixel;
+                    }
+                const float *mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    float am[2][4];
+                    for (int b = 0; b < 4; b++) {
+                        const float m0 = mt[b * s.m_plane + f], m1 = mt[(4 + b) * s.m_plane + f];
+                        const float m2 = mt[(8 + b) * s.m_plane + f], m3 = mt[(12 + b) * s.m_plane + f];
+                        am[0][b] = m0 + m1 + m2;
+                        am[1][b] = m1 - m2 - m3;
+                    }
+                    for (int a = 0; a < 2; a++) {
+                        o[a][0][f] = am[a][0] + am[a][1] + am[a][2];
+                        o[a][1][f] = am[a][1] - am[a][2] - am[a][3];
+                    }
+                }
+            }
+}
+
+/* du[16][in][out] = Σ over tiles of V_t ⊗ (A ∂y_t Aᵀ) (with `accumulate`, added to du): the gradient with respect
+ * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
+ * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
+MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
+                                               mplc_window g, int out, int accumulate, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* dy's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* ∂m = A ∂y Aᵀ */
+                const float *e[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        e[a][b] = pixel < 0 ? s.zeros : dy + pixel;
+                    }
+                float *restrict mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    const float row[4][2] = {{e[0][0][f], e[0][1][f]},
+                                             {e[0][0][f] + e[1][0][f], e[0][1][f] + e[1][1][f]},
+                                             {e[0][0][f] - e[1][0][f], e[0][1][f] - e[1][1][f]},
+                                             {-e[1][0][f], -e[1][1][f]}};
+                    for (int a = 0; a < 4; a++) {
+                        mt[(4 * a) * s.m_plane + f] = row[a][0];
+                        mt[(4 * a + 1) * s.m_plane + f] = row[a][0] + row[a][1];
+                        mt[(4 * a + 2) * s.m_plane + f] = row[a][0] - row[a][1];
+                        mt[(4 * a + 3) * s.m_plane + f] = -row[a][1];
+                    }
+                }
+            }
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)tiles, 1.0f, s.v + xi * s.v_plane, in,
+                    s.m + xi * s.m_plane, out, accumulate ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+}
+
 /* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */
 
 /* The window's maximum. Only the value matters here, so channels run innermost and vectorise (ten times
@@ -577,14 +782,15 @@ static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(960, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_im2col(chunk, t29 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t35 + (size_t)n0 * 12544, 64);
+            mplc_winograd_conv3x3(t35 + (size_t)n0 * 12544, t29 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, chunk + 32768);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -1024,14 +1230,15 @@ static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t106 = p->t106;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(448, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_im2col(chunk, t106 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t112 + (size_t)n0 * 12544, 64);
+            mplc_winograd_conv3x3(t112 + (size_t)n0 * 12544, t106 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, chunk + 32768);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -1399,14 +1606,15 @@ static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t160 = p->t160;
     const float *restrict t155 = p->t155;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(448, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 64, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t155 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
-            mplc_col2im(t160 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t160 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, chunk + 32768);
         }
     }
 }
@@ -1429,23 +1637,24 @@ static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t158 = p->t158;
     const float *restrict t106 = p->t106;
     const float *restrict t155 = p->t155;
-    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t158 : chunk + 225792;
+    float *sum = part == 0 ? t158 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t106 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t155 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t106 + (size_t)n0 * 6272, t155 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, chunk + 32768);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
 static void step_k053_im2col_matmul(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
     mplc_parallel(step_k053_im2col_matmul_part, &(step_k053_im2col_matmul_pointers){t158, t106, t155, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t158[i] += partial[i];
     }
 }
@@ -1885,14 +2094,15 @@ static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t261 = p->t261;
     const float *restrict t263 = p->t263;
     const float *restrict t209 = p->t209;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t263, 32, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_im2col(chunk, t261 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, t263, 64, 0.0f, t267 + (size_t)n0 * 12544, 64);
+            mplc_winograd_conv3x3(t267 + (size_t)n0 * 12544, t261 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, chunk + 32768);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2246,14 +2456,15 @@ static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t314 = p->t314;
     const float *restrict t309 = p->t309;
     const float *restrict t263 = p->t263;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t263, 64, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t309 + (size_t)n0 * 12544, 64, t263, 64, 0.0f, chunk, 288);
-            mplc_col2im(t314 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t314 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, chunk + 32768);
         }
     }
 }
@@ -2276,23 +2487,24 @@ static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t312 = p->t312;
     const float *restrict t261 = p->t261;
     const float *restrict t309 = p->t309;
-    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t312 : chunk + 225792;
+    float *sum = part == 0 ? t312 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t261 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t309 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t261 + (size_t)n0 * 6272, t309 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, chunk + 32768);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
 static void step_k090_im2col_matmul(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
     mplc_parallel(step_k090_im2col_matmul_part, &(step_k090_im2col_matmul_pointers){t312, t261, t309, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t312[i] += partial[i];
     }
 }
@@ -3049,14 +3261,15 @@ static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t429 = p->t429;
     const float *restrict t414 = p->t414;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(64, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t414 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
-            mplc_col2im(t429 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t429 + (size_t)n0 * 6272, t414 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, chunk + 32768);
         }
     }
 }
@@ -3080,14 +3293,15 @@ static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t430 = p->t430;
     const float *restrict t415 = p->t415;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(448, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 64, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t415 + (size_t)n0 * 12544, 64, in_teacher_conv3_weight, 64, 0.0f, chunk, 288);
-            mplc_col2im(t430 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t430 + (size_t)n0 * 6272, t415 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, chunk + 32768);
         }
     }
 }
@@ -3110,23 +3324,24 @@ static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t426 = p->t426;
     const float *restrict t424 = p->t424;
     const float *restrict t415 = p->t415;
-    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(448, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t426 : chunk + 225792;
+    float *sum = part == 0 ? t426 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t424 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t415 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t424 + (size_t)n0 * 6272, t415 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, chunk + 32768);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
 static void step_k138_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
     mplc_parallel(step_k138_im2col_matmul_part, &(step_k138_im2col_matmul_pointers){t426, t424, t415, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t426[i] += partial[i];
     }
 }
@@ -3148,23 +3363,24 @@ static void step_k139_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t421 = p->t421;
     const float *restrict t414 = p->t414;
     const float *restrict t426 = p->t426; (void)t426; /* used after the parts */
-    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(64, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t427 : chunk + 225792;
+    float *sum = part == 0 ? t427 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t421 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t414 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t421 + (size_t)n0 * 6272, t414 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, chunk + 32768);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
 static void step_k139_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
     mplc_parallel(step_k139_im2col_matmul_add_part, &(step_k139_im2col_matmul_add_pointers){t427, t421, t414, t426, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t427[i] += partial[i];
     }
     /* epilogue, in place on the product */
@@ -3687,165 +3903,165 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense9_bia
     }
 }
 
-/* 157 kernels; scratch high-water mark 73816848 floats. */
+/* 157 kernels; scratch high-water mark 76626704 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add_etc(scratch, scratch + 58605568, io, state, state + 288, scratch + 24084480);
     step_k001_im2col_matmul_add_etc(scratch + 24084480, scratch + 64626688, scratch + 58605568, state + 320, state + 18752, scratch + 36126720);
-    step_k002_matmul_add_relu(scratch + 73658368, scratch + 64626688, state + 18816, state + 420224);
-    step_k003_matmul_add(scratch + 67637248, scratch + 73658368, state + 420352, state + 421632);
-    step_k004_mul_add(scratch + 73814400, io + 752640);
-    step_k005_reduce_max(scratch + 73781888, scratch + 67637248);
-    step_k006_sub_exp(scratch + 73781248, scratch + 73815040, scratch + 67637248, scratch + 73781888);
-    step_k007_reduce_sum(scratch + 73816704, scratch + 73815040);
-    step_k008_log(scratch + 73815680, scratch + 73816704);
-    step_k009_sub_mul_reduce_sum(scratch + 73815744, scratch + 73781248, scratch + 73815680, scratch + 73814400);
-    step_k010_mul(io + 753344, scratch + 73815744);
+    step_k002_matmul_add_relu(scratch + 76468224, scratch + 64626688, state + 18816, state + 420224);
+    step_k003_matmul_add(scratch + 67637248, scratch + 76468224, state + 420352, state + 421632);
+    step_k004_mul_add(scratch + 76624256, io + 752640);
+    step_k005_reduce_max(scratch + 76591744, scratch + 67637248);
+    step_k006_sub_exp(scratch + 76591104, scratch + 76624896, scratch + 67637248, scratch + 76591744);
+    step_k007_reduce_sum(scratch + 76626560, scratch + 76624896);
+    step_k008_log(scratch + 76625536, scratch + 76626560);
+    step_k009_sub_mul_reduce_sum(scratch + 76625600, scratch + 76591104, scratch + 76625536, scratch + 76624256);
+    step_k010_mul(io + 753344, scratch + 76625600);
     step_k011_mul(scratch + 67646848, scratch + 67637888);
-    step_k012_reduce_max(scratch + 73781248, scratch + 67646848);
-    step_k013_sub(scratch + 67651328, scratch + 67646848, scratch + 73781248);
+    step_k012_reduce_max(scratch + 76591104, scratch + 67646848);
+    step_k013_sub(scratch + 67651328, scratch + 67646848, scratch + 76591104);
     step_k014_exp_reduce_sum(scratch + 67646848, scratch + 67651328);
     step_k015_log(scratch + 67647296, scratch + 67646848);
-    step_k016_sub_exp(scratch + 73799680, scratch + 67651328, scratch + 67647296);
-    step_k017_reduce_max(scratch + 73804160, scratch + 73799680);
-    step_k018_greaterEqual(scratch + 73815680, scratch + 73804160);
-    step_k019_reduce_max(scratch + 73808640, scratch + 67642368);
-    step_k020_sub_exp(scratch + 73781248, scratch + 73804160, scratch + 67642368, scratch + 73808640);
-    step_k021_reduce_sum(scratch + 73816128, scratch + 73804160);
-    step_k022_log(scratch + 73808640, scratch + 73816128);
-    step_k023_sub_mul_reduce_sum(scratch + 73809088, scratch + 73781248, scratch + 73808640, scratch + 73799680);
-    step_k024_neg_mul_reduce_sum(scratch + 73816576, scratch + 73809088, scratch + 73815680);
-    step_k025_mul(io + 753360, scratch + 73816576);
-    step_k026_reduce_sum(scratch + 73816576, scratch + 73815680);
-    step_k027_mul(io + 753376, scratch + 73816576);
-    step_k028_one_hot_argmax(scratch + 73808640, scratch + 67642368);
+    step_k016_sub_exp(scratch + 76609536, scratch + 67651328, scratch + 67647296);
+    step_k017_reduce_max(scratch + 76614016, scratch + 76609536);
+    step_k018_greaterEqual(scratch + 76625536, scratch + 76614016);
+    step_k019_reduce_max(scratch + 76618496, scratch + 67642368);
+    step_k020_sub_exp(scratch + 76591104, scratch + 76614016, scratch + 67642368, scratch + 76618496);
+    step_k021_reduce_sum(scratch + 76625984, scratch + 76614016);
+    step_k022_log(scratch + 76618496, scratch + 76625984);
+    step_k023_sub_mul_reduce_sum(scratch + 76618944, scratch + 76591104, scratch + 76618496, scratch + 76609536);
+    step_k024_neg_mul_reduce_sum(scratch + 76626432, scratch + 76618944, scratch + 76625536);
+    step_k025_mul(io + 753360, scratch + 76626432);
+    step_k026_reduce_sum(scratch + 76626432, scratch + 76625536);
+    step_k027_mul(io + 753376, scratch + 76626432);
+    step_k028_one_hot_argmax(scratch + 76618496, scratch + 67642368);
     step_k029_im2col_matmul_add_etc(scratch + 36126720, scratch + 67637248, io + 401408, state + 421648, state + 421936, scratch + 47366144);
-    step_k030_im2col_matmul_add_etc(scratch + 47366144, scratch + 54792192, scratch + 67637248, state + 421968, state + 440400, scratch + 52985856);
-    step_k031_matmul_add_relu(scratch + 52985856, scratch + 54792192, state + 440464, state + 841872);
-    step_k032_matmul_add(scratch + 73781248, scratch + 52985856, state + 842000, state + 843280);
-    step_k033_reduce_max(scratch + 73813120, scratch + 73781248);
-    step_k034_sub_exp(scratch + 73785728, scratch + 73790208, scratch + 73781248, scratch + 73813120);
-    step_k035_reduce_sum(scratch + 73799168, scratch + 73790208);
-    step_k036_log(scratch + 73813120, scratch + 73799168);
-    step_k037_sub_mul_reduce_sum(scratch + 73799616, scratch + 73785728, scratch + 73813120, scratch + 73808640);
-    step_k038_mul(io + 753392, scratch + 73799616);
-    step_k039_mul(scratch + 73794688, scratch + 73808640);
-    step_k040_neg_reduce_sum(scratch + 73813120, scratch + 73794688);
-    step_k041_div(scratch + 73813568, scratch + 73813120, scratch + 73799168);
-    step_k042_mul_add(scratch + 73781248, scratch + 73813568, scratch + 73790208, scratch + 73794688);
-    step_k043_reduce_sum(scratch + 73816832, scratch + 73781248);
-    step_k044_matmul(scratch + 73813120, scratch + 52985856, scratch + 73781248);
-    step_k045_matmul_step_mul(scratch + 54390784, scratch + 73781248, state + 842000, scratch + 52985856);
-    step_k046_reduce_sum(scratch + 73816576, scratch + 54390784);
-    step_k047_matmul(scratch + 52985856, scratch + 54390784, state + 440464);
-    step_k048_matmul(scratch + 73256960, scratch + 54792192, scratch + 54390784);
-    step_k049_step_mul(scratch + 70447104, scratch + 54792192, scratch + 52985856);
+    step_k030_im2col_matmul_add_etc(scratch + 47366144, scratch + 55661824, scratch + 67637248, state + 421968, state + 440400, scratch + 52985856);
+    step_k031_matmul_add_relu(scratch + 57066752, scratch + 55661824, state + 440464, state + 841872);
+    step_k032_matmul_add(scratch + 76591104, scratch + 57066752, state + 842000, state + 843280);
+    step_k033_reduce_max(scratch + 76622976, scratch + 76591104);
+    step_k034_sub_exp(scratch + 76595584, scratch + 76600064, scratch + 76591104, scratch + 76622976);
+    step_k035_reduce_sum(scratch + 76609024, scratch + 76600064);
+    step_k036_log(scratch + 76622976, scratch + 76609024);
+    step_k037_sub_mul_reduce_sum(scratch + 76609472, scratch + 76595584, scratch + 76622976, scratch + 76618496);
+    step_k038_mul(io + 753392, scratch + 76609472);
+    step_k039_mul(scratch + 76604544, scratch + 76618496);
+    step_k040_neg_reduce_sum(scratch + 76622976, scratch + 76604544);
+    step_k041_div(scratch + 76623424, scratch + 76622976, scratch + 76609024);
+    step_k042_mul_add(scratch + 76591104, scratch + 76623424, scratch + 76600064, scratch + 76604544);
+    step_k043_reduce_sum(scratch + 76626688, scratch + 76591104);
+    step_k044_matmul(scratch + 76622976, scratch + 57066752, scratch + 76591104);
+    step_k045_matmul_step_mul(scratch + 58471680, scratch + 76591104, state + 842000, scratch + 57066752);
+    step_k046_reduce_sum(scratch + 76626432, scratch + 58471680);
+    step_k047_matmul(scratch + 57066752, scratch + 58471680, state + 440464);
+    step_k048_matmul(scratch + 76066816, scratch + 55661824, scratch + 58471680);
+    step_k049_step_mul(scratch + 70447104, scratch + 55661824, scratch + 57066752);
     step_k050_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 70447104);
-    step_k051_reduce_sum(scratch + 73816768, scratch + 52985856);
-    step_k052_matmul_col2im(scratch + 47366144, scratch + 52985856, state + 421968, scratch + 50176000);
-    step_k053_im2col_matmul(scratch + 73781248, scratch + 67637248, scratch + 52985856, scratch + 50176000);
-    step_k054_step_mul(scratch + 70447104, scratch + 67637248, scratch + 47366144);
-    step_k055_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 70447104);
-    step_k056_reduce_sum(scratch + 68843168, scratch + 47366144);
-    step_k057_im2col_matmul(scratch + 68842752, io + 401408, scratch + 47366144, scratch + 36126720);
-    step_k058_mul_add_sub(state + 1264944, state + 421648, scratch + 68842752, io + 753296);
-    step_k059_mul_add_sub(state + 1265232, state + 421936, scratch + 68843168, io + 753296);
-    step_k060_mul_add_sub(state + 1265264, state + 421968, scratch + 73781248, io + 753296);
-    step_k061_mul_add_sub(state + 1283696, state + 440400, scratch + 73816768, io + 753296);
-    step_k062_mul_add_sub(state + 1283760, state + 440464, scratch + 73256960, io + 753296);
-    step_k063_mul_add_sub(state + 1685168, state + 841872, scratch + 73816576, io + 753296);
-    step_k064_mul_add_sub(state + 1685296, state + 842000, scratch + 73813120, io + 753296);
-    step_k065_mul_add_sub(state + 1686576, state + 843280, scratch + 73816832, io + 753296);
-    step_k066_im2col_matmul_add_etc(scratch + 38080512, scratch + 67637248, io, state + 421648, state + 421936, scratch + 36126720);
-    step_k067_im2col_matmul_add_etc(scratch + 39686144, scratch + 68440064, scratch + 67637248, state + 421968, state + 440400, scratch + 36126720);
+    step_k051_reduce_sum(scratch + 76626624, scratch + 52985856);
+    step_k052_matmul_col2im(scratch + 70447104, scratch + 52985856, state + 421968, scratch + 47366144);
+    step_k053_im2col_matmul(scratch + 76591104, scratch + 67637248, scratch + 52985856, scratch + 47366144);
+    step_k054_step_mul(scratch + 73256960, scratch + 67637248, scratch + 70447104);
+    step_k055_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 73256960);
+    step_k056_reduce_sum(scratch + 42161696, scratch + 47366144);
+    step_k057_im2col_matmul(scratch + 42161408, io + 401408, scratch + 47366144, scratch + 36126720);
+    step_k058_mul_add_sub(state + 1264944, state + 421648, scratch + 42161408, io + 753296);
+    step_k059_mul_add_sub(state + 1265232, state + 421936, scratch + 42161696, io + 753296);
+    step_k060_mul_add_sub(state + 1265264, state + 421968, scratch + 76591104, io + 753296);
+    step_k061_mul_add_sub(state + 1283696, state + 440400, scratch + 76626624, io + 753296);
+    step_k062_mul_add_sub(state + 1283760, state + 440464, scratch + 76066816, io + 753296);
+    step_k063_mul_add_sub(state + 1685168, state + 841872, scratch + 76626432, io + 753296);
+    step_k064_mul_add_sub(state + 1685296, state + 842000, scratch + 76622976, io + 753296);
+    step_k065_mul_add_sub(state + 1686576, state + 843280, scratch + 76626688, io + 753296);
+    step_k066_im2col_matmul_add_etc(scratch + 38950144, scratch + 67637248, io, state + 421648, state + 421936, scratch + 36126720);
+    step_k067_im2col_matmul_add_etc(scratch + 40555776, scratch + 68440064, scratch + 67637248, state + 421968, state + 440400, scratch + 36126720);
     step_k068_matmul_add_relu(scratch + 68038656, scratch + 68440064, state + 440464, state + 841872);
     step_k069_matmul_add(scratch + 68046848, scratch + 68038656, state + 842000, state + 843280);
-    step_k070_reduce_max(scratch + 68640768, scratch + 68046848);
-    step_k071_sub_exp(scratch + 68047488, scratch + 68048128, scratch + 68046848, scratch + 68640768);
-    step_k072_reduce_sum(scratch + 68640768, scratch + 68048128);
-    step_k073_log(scratch + 68046848, scratch + 68640768);
-    step_k074_sub_mul_reduce_sum(scratch + 68843040, scratch + 68047488, scratch + 68046848, io + 752640);
-    step_k075_mul(io + 753408, scratch + 68843040);
+    step_k070_reduce_max(scratch + 68048768, scratch + 68046848);
+    step_k071_sub_exp(scratch + 68047488, scratch + 68048128, scratch + 68046848, scratch + 68048768);
+    step_k072_reduce_sum(scratch + 68048768, scratch + 68048128);
+    step_k073_log(scratch + 68046848, scratch + 68048768);
+    step_k074_sub_mul_reduce_sum(scratch + 68046912, scratch + 68047488, scratch + 68046848, io + 752640);
+    step_k075_mul(io + 753408, scratch + 68046912);
     step_k076_mul(scratch + 68046848, io + 752640);
     step_k077_neg_reduce_sum(scratch + 68047488, scratch + 68046848);
-    step_k078_div(scratch + 68640832, scratch + 68047488, scratch + 68640768);
-    step_k079_mul_add(scratch + 68047488, scratch + 68640832, scratch + 68048128, scratch + 68046848);
-    step_k080_reduce_sum(scratch + 68843200, scratch + 68047488);
-    step_k081_matmul(scratch + 68841472, scratch + 68038656, scratch + 68047488);
+    step_k078_div(scratch + 68048832, scratch + 68047488, scratch + 68048768);
+    step_k079_mul_add(scratch + 68047488, scratch + 68048832, scratch + 68048128, scratch + 68046848);
+    step_k080_reduce_sum(scratch + 68642176, scratch + 68047488);
+    step_k081_matmul(scratch + 68640768, scratch + 68038656, scratch + 68047488);
     step_k082_matmul_step_mul(scratch + 36327424, scratch + 68047488, state + 842000, scratch + 68038656);
-    step_k083_reduce_sum(scratch + 68843040, scratch + 36327424);
+    step_k083_reduce_sum(scratch + 68642048, scratch + 36327424);
     step_k084_matmul(scratch + 36126720, scratch + 36327424, state + 440464);
     step_k085_matmul(scratch + 68038656, scratch + 68440064, scratch + 36327424);
     step_k086_step_mul(scratch + 36327424, scratch + 68440064, scratch + 36126720);
-    step_k087_max_pool_scatter(scratch + 40488960, scratch + 39686144, scratch + 36327424);
-    step_k088_reduce_sum(scratch + 40105984, scratch + 40488960);
-    step_k089_matmul_col2im(scratch + 39686144, scratch + 40488960, state + 421968, scratch + 36126720);
-    step_k090_im2col_matmul(scratch + 40087552, scratch + 67637248, scratch + 40488960, scratch + 36126720);
-    step_k091_step_mul(scratch + 68440064, scratch + 67637248, scratch + 39686144);
-    step_k092_max_pool_scatter(scratch + 36126720, scratch + 38080512, scratch + 68440064);
-    step_k093_reduce_sum(scratch + 67637536, scratch + 36126720);
-    step_k094_im2col_matmul(scratch + 67637248, io, scratch + 36126720, scratch + 37732352);
-    step_k095_mul_reduce_sum(scratch + 67637568, scratch + 67637248, scratch + 68842752);
-    step_k096_mul_reduce_sum(scratch + 67637248, scratch + 67637536, scratch + 68843168);
-    step_k097_mul_reduce_sum(scratch + 68843168, scratch + 40087552, scratch + 73781248);
-    step_k098_mul_reduce_sum(scratch + 68843184, scratch + 40105984, scratch + 73816768);
-    step_k099_mul_reduce_sum(scratch + 73816768, scratch + 68038656, scratch + 73256960);
-    step_k100_mul_reduce_sum(scratch + 73816784, scratch + 68843040, scratch + 73816576);
-    step_k101_mul_reduce_sum(scratch + 73816800, scratch + 68841472, scratch + 73813120);
-    step_k102_mul_reduce_sum(scratch + 73816816, scratch + 68843200, scratch + 73816832);
-    step_k103_mul_add(io + 753424, scratch + 73816576, io + 753296, scratch + 67637568, scratch + 67637248, scratch + 68843168, scratch + 68843184, scratch + 73816768, scratch + 73816784, scratch + 73816800, scratch + 73816816, io + 753328);
-    step_k104_mul(scratch + 73781248, scratch + 73816576, scratch + 73808640);
-    step_k105_neg_reduce_sum(scratch + 73808640, scratch + 73781248);
-    step_k106_div(scratch + 73794688, scratch + 73808640, scratch + 73816128);
-    step_k107_mul(scratch + 73816576, io + 753312);
-    step_k108_mul_neg(scratch + 73790208, scratch + 73816576, scratch + 73815680);
-    step_k109_mul(scratch + 73785728, scratch + 73790208, scratch + 73799680);
-    step_k110_neg_reduce_sum(scratch + 73815680, scratch + 73785728);
-    step_k111_div(scratch + 73808640, scratch + 73815680, scratch + 73816128);
-    step_k112_mul_add(scratch + 73790208, scratch + 73794688, scratch + 73804160, scratch + 73781248, scratch + 73808640, scratch + 73785728);
-    step_k113_mul(scratch + 73781248, scratch + 73814400);
-    step_k114_neg_reduce_sum(scratch + 73815680, scratch + 73781248);
-    step_k115_div(scratch + 73781888, scratch + 73815680, scratch + 73816704);
-    step_k116_mul_add(scratch + 73782528, scratch + 73781888, scratch + 73815040, scratch + 73781248);
-    step_k117_reduce_sum(scratch + 73781248, scratch + 73782528);
-    step_k118_reduce_sum(scratch + 73781264, scratch + 73790208);
-    step_k119_add(scratch + 73783168, scratch + 73781248, scratch + 73781264);
-    step_k120_matmul(scratch + 73781248, scratch + 73723904, scratch + 73790208);
-    step_k121_matmul_step_mul(scratch + 67694592, scratch + 73782528, state + 420352, scratch + 73658368);
-    step_k122_matmul_step_mul(scratch + 67637248, scratch + 73790208, state + 420352, scratch + 73723904);
-    step_k123_reduce_sum(scratch + 67702784, scratch + 67694592);
-    step_k124_reduce_sum(scratch + 67702912, scratch + 67637248);
-    step_k125_add(scratch + 67703040, scratch + 67702784, scratch + 67702912);
-    step_k126_matmul(scratch + 37531648, scratch + 67694592, state + 18816);
-    step_k127_matmul(scratch + 36126720, scratch + 67637248, state + 18816);
-    step_k128_matmul(scratch + 43954176, scratch + 66232320, scratch + 67637248);
+    step_k087_max_pool_scatter(scratch + 41358592, scratch + 40555776, scratch + 36327424);
+    step_k088_reduce_sum(scratch + 68440352, scratch + 41358592);
+    step_k089_matmul_col2im(scratch + 40555776, scratch + 41358592, state + 421968, scratch + 36126720);
+    step_k090_im2col_matmul(scratch + 40957184, scratch + 67637248, scratch + 41358592, scratch + 36126720);
+    step_k091_step_mul(scratch + 37732352, scratch + 67637248, scratch + 40555776);
+    step_k092_max_pool_scatter(scratch + 36126720, scratch + 38950144, scratch + 37732352);
+    step_k093_reduce_sum(scratch + 68440416, scratch + 36126720);
+    step_k094_im2col_matmul(scratch + 68440064, io, scratch + 36126720, scratch + 37732352);
+    step_k095_mul_reduce_sum(scratch + 68440448, scratch + 68440064, scratch + 42161408);
+    step_k096_mul_reduce_sum(scratch + 68440064, scratch + 68440416, scratch + 42161696);
+    step_k097_mul_reduce_sum(scratch + 68440416, scratch + 40957184, scratch + 76591104);
+    step_k098_mul_reduce_sum(scratch + 68440432, scratch + 68440352, scratch + 76626624);
+    step_k099_mul_reduce_sum(scratch + 76626624, scratch + 68038656, scratch + 76066816);
+    step_k100_mul_reduce_sum(scratch + 76626640, scratch + 68642048, scratch + 76626432);
+    step_k101_mul_reduce_sum(scratch + 76626656, scratch + 68640768, scratch + 76622976);
+    step_k102_mul_reduce_sum(scratch + 76626672, scratch + 68642176, scratch + 76626688);
+    step_k103_mul_add(io + 753424, scratch + 76626432, io + 753296, scratch + 68440448, scratch + 68440064, scratch + 68440416, scratch + 68440432, scratch + 76626624, scratch + 76626640, scratch + 76626656, scratch + 76626672, io + 753328);
+    step_k104_mul(scratch + 76591104, scratch + 76626432, scratch + 76618496);
+    step_k105_neg_reduce_sum(scratch + 76618496, scratch + 76591104);
+    step_k106_div(scratch + 76604544, scratch + 76618496, scratch + 76625984);
+    step_k107_mul(scratch + 76626432, io + 753312);
+    step_k108_mul_neg(scratch + 76600064, scratch + 76626432, scratch + 76625536);
+    step_k109_mul(scratch + 76595584, scratch + 76600064, scratch + 76609536);
+    step_k110_neg_reduce_sum(scratch + 76625536, scratch + 76595584);
+    step_k111_div(scratch + 76618496, scratch + 76625536, scratch + 76625984);
+    step_k112_mul_add(scratch + 76600064, scratch + 76604544, scratch + 76614016, scratch + 76591104, scratch + 76618496, scratch + 76595584);
+    step_k113_mul(scratch + 76591104, scratch + 76624256);
+    step_k114_neg_reduce_sum(scratch + 76625536, scratch + 76591104);
+    step_k115_div(scratch + 76591744, scratch + 76625536, scratch + 76626560);
+    step_k116_mul_add(scratch + 76592384, scratch + 76591744, scratch + 76624896, scratch + 76591104);
+    step_k117_reduce_sum(scratch + 76591104, scratch + 76592384);
+    step_k118_reduce_sum(scratch + 76591120, scratch + 76600064);
+    step_k119_add(scratch + 76593024, scratch + 76591104, scratch + 76591120);
+    step_k120_matmul(scratch + 76591104, scratch + 76533760, scratch + 76600064);
+    step_k121_matmul_step_mul(scratch + 67637248, scratch + 76592384, state + 420352, scratch + 76468224);
+    step_k122_matmul_step_mul(scratch + 37732352, scratch + 76600064, state + 420352, scratch + 76533760);
+    step_k123_reduce_sum(scratch + 36126720, scratch + 67637248);
+    step_k124_reduce_sum(scratch + 36126848, scratch + 37732352);
+    step_k125_add(scratch + 67645440, scratch + 36126720, scratch + 36126848);
+    step_k126_matmul(scratch + 37531648, scratch + 67637248, state + 18816);
+    step_k127_matmul(scratch + 36126720, scratch + 37732352, state + 18816);
+    step_k128_matmul(scratch + 43954176, scratch + 66232320, scratch + 37732352);
     step_k129_step_mul(scratch + 37732352, scratch + 64626688, scratch + 37531648);
     step_k130_step_mul(scratch + 41746432, scratch + 66232320, scratch + 36126720);
     step_k131_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37732352);
     step_k132_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
-    step_k133_reduce_sum(scratch + 67702784, scratch + 43151360);
-    step_k134_reduce_sum(scratch + 67702848, scratch + 36126720);
-    step_k135_add(scratch + 67702912, scratch + 67702784, scratch + 67702848);
+    step_k133_reduce_sum(scratch + 41746432, scratch + 43151360);
+    step_k134_reduce_sum(scratch + 41746496, scratch + 36126720);
+    step_k135_add(scratch + 42568256, scratch + 41746432, scratch + 41746496);
     step_k136_matmul_col2im(scratch + 41746432, scratch + 43151360, state + 320, scratch + 24084480);
-    step_k137_matmul_col2im(scratch + 24084480, scratch + 36126720, state + 320, scratch + 26894336);
-    step_k138_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 26894336);
-    step_k139_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 26894336);
+    step_k137_matmul_col2im(scratch + 26907904, scratch + 36126720, state + 320, scratch + 24084480);
+    step_k138_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 24084480);
+    step_k139_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 24084480);
     step_k140_step_mul(scratch + 42147840, scratch + 58605568, scratch + 41746432);
-    step_k141_step_mul(scratch + 35323904, scratch + 61816832, scratch + 24084480);
+    step_k141_step_mul(scratch + 35323904, scratch + 61816832, scratch + 26907904);
     step_k142_max_pool_scatter(scratch + 38133760, scratch, scratch + 42147840);
     step_k143_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
-    step_k144_reduce_sum(scratch + 67702976, scratch + 38133760);
-    step_k145_reduce_sum(scratch + 67703008, scratch + 24084480);
-    step_k146_add(scratch + 67702784, scratch + 67702976, scratch + 67703008);
-    step_k147_im2col_matmul(scratch + 67637248, io + 401408, scratch + 24084480, scratch + 35323904);
-    step_k148_im2col_matmul_add(scratch + 67637536, io, scratch + 38133760, scratch + 67637248, scratch + 39739392);
-    step_k149_mul_add_sub(state + 843296, state, scratch + 67637536, io + 753280);
-    step_k150_mul_add_sub(state + 843584, state + 288, scratch + 67702784, io + 753280);
+    step_k144_reduce_sum(scratch + 42567680, scratch + 38133760);
+    step_k145_reduce_sum(scratch + 42567712, scratch + 24084480);
+    step_k146_add(scratch + 42568320, scratch + 42567680, scratch + 42567712);
+    step_k147_im2col_matmul(scratch + 42567680, io + 401408, scratch + 24084480, scratch + 35323904);
+    step_k148_im2col_matmul_add(scratch + 42567968, io, scratch + 38133760, scratch + 42567680, scratch + 39739392);
+    step_k149_mul_add_sub(state + 843296, state, scratch + 42567968, io + 753280);
+    step_k150_mul_add_sub(state + 843584, state + 288, scratch + 42568320, io + 753280);
     step_k151_mul_add_sub(state + 843616, state + 320, scratch + 42549248, io + 753280);
-    step_k152_mul_add_sub(state + 862048, state + 18752, scratch + 67702912, io + 753280);
-    step_k153_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67694592, scratch + 43954176, io + 753280);
-    step_k154_mul_add_sub(state + 1263520, state + 420224, scratch + 67703040, io + 753280);
-    step_k155_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 73658368, scratch + 73782528, scratch + 73781248, io + 753280);
-    step_k156_mul_add_sub(state + 1264928, state + 421632, scratch + 73783168, io + 753280);
+    step_k152_mul_add_sub(state + 862048, state + 18752, scratch + 42568256, io + 753280);
+    step_k153_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67637248, scratch + 43954176, io + 753280);
+    step_k154_mul_add_sub(state + 1263520, state + 420224, scratch + 67645440, io + 753280);
+    step_k155_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 76468224, scratch + 76592384, scratch + 76591104, io + 753280);
+    step_k156_mul_add_sub(state + 1264928, state + 421632, scratch + 76593024, io + 753280);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3934,14 +4150,15 @@ static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_im2col(chunk, t18 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t24 + (size_t)n0 * 12544, 64);
+            mplc_winograd_conv3x3(t24 + (size_t)n0 * 12544, t18 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, chunk + 32768);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4282,14 +4499,15 @@ static void supervised_step_k021_matmul_col2im_part(void *context, int part, int
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* the product 4 images at a time (225792 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 334976; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 4 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 64, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 288, 64, 1.0f, t67 + (size_t)n0 * 12544, 64, in_student_conv3_weight, 64, 0.0f, chunk, 288);
-            mplc_col2im(t72 + (size_t)n0 * 6272, chunk, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t72 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, filters, (mplc_window){nb, 14, 14, 64, 3, 1, 1}, 32, chunk + 32768);
         }
     }
 }
@@ -4312,23 +4530,24 @@ static void supervised_step_k022_im2col_matmul_part(void *context, int part, int
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
-    float *restrict chunk = p->chunk + (size_t)part * 244224; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 352928; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 4 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 4, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t70 : chunk + 225792;
+    float *sum = part == 0 ? t70 : chunk + 334496;
     if (lo == hi) for (int i = 0; i < 18432; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
         const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-        mplc_im2col(chunk, t18 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 64, nb * 196, 1.0f, chunk, 288, t67 + (size_t)n0 * 12544, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 6272, t67 + (size_t)n0 * 12544, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, n0 != (int)lo, chunk + 32768);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
 static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
     mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 244224 + 225792;
+        const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t70[i] += partial[i];
     }
 }
@@ -4821,14 +5040,15 @@ static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_teacher_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, chunk + 32768);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4899,8 +5119,8 @@ static void predict_teacher_k003_matmul_add(float *restrict t32, const float *re
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_k000_im2col_matmul_add_etc(scratch, scratch + 12544000, x, state, state + 288, scratch + 15680000);
-    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 8078336, scratch + 12544000, state + 320, state + 18752, scratch + 6272000);
-    predict_teacher_k002_matmul_add_relu(scratch, scratch + 8078336, state + 18816, state + 420224);
+    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 8947968, scratch + 12544000, state + 320, state + 18752, scratch + 6272000);
+    predict_teacher_k002_matmul_add_relu(scratch, scratch + 8947968, state + 18816, state + 420224);
     predict_teacher_k003_matmul_add(logits, scratch, state + 420352, state + 421632);
 }
 
@@ -4990,14 +5210,15 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 225792; /* this thread's part */
-    /* columns of 4 images at a time (225792 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 334496; /* this thread's part */
+    /* the convolution of 4 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 4, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 4) {
             const int nb = (int)hi - n0 < 4 ? (int)hi - n0 : 4;
-            mplc_im2col(chunk, t16 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 64, 288, 1.0f, chunk, 288, in_student_conv3_weight, 64, 0.0f, t22 + (size_t)n0 * 12544, 64);
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 12544, t16 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 64, chunk + 32768);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5068,7 +5289,7 @@ static void predict_student_k003_matmul_add(float *restrict t32, const float *re
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 12544000, x, state + 421648, state + 421936, scratch + 15680000);
-    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 8078336, scratch + 12544000, state + 421968, state + 440400, scratch + 6272000);
-    predict_student_k002_matmul_add_relu(scratch, scratch + 8078336, state + 440464, state + 841872);
+    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 8947968, scratch + 12544000, state + 421968, state + 440400, scratch + 6272000);
+    predict_student_k002_matmul_add_relu(scratch, scratch + 8947968, state + 440464, state + 841872);
     predict_student_k003_matmul_add(logits, scratch, state + 842000, state + 843280);
 }

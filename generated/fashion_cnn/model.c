@@ -246,6 +246,211 @@ MPLC_HELPER void mplc_col2im(float *restrict image, const float *restrict column
                     }
 }
 
+/* ---- 3x3 stride-1 pad-1 convolutions by Winograd's F(2x2, 3x3) (Lavin & Gray, CVPR 2016) ----
+ * Each 2x2 block of outputs comes from a 4x4 tile of the input, per pair of channels
+ *     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A,
+ * 16 multiplies where the direct product needs 36. Summed over the input channels, the 16 element-wise products
+ * are 16 GEMMs [tiles, in]·[in, out]: 2.25 times fewer multiplies than im2col's GEMM, for a few additions per
+ * element in the transforms. The tiles cover the image; outputs past an odd edge are computed and dropped. */
+
+/* u[16][in][out]: the transformed filters G g Gᵀ of a 3x3 convolution from `in` to `out` channels. `w` is its
+ * im2col GEMM's [9*in, out] weight matrix; or, with `flipped`, the weights [9*out, in] of the convolution the
+ * other way, turned by 180 degrees: the transposed convolution, i.e. the ∂x of a 3x3 stride-1 pad-1 one. */
+MPLC_HELPER void mplc_winograd_filters(float *restrict u, const float *restrict w, int in, int out, int flipped) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float g[3][3], gg[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flipped ? w[((size_t)((2 - a) * 3 + 2 - b) * out + o) * in + i]
+                                      : w[((size_t)(a * 3 + b) * in + i) * out + o];
+            for (int b = 0; b < 3; b++) { /* G g */
+                gg[0][b] = g[0][b];
+                gg[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                gg[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                gg[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) { /* (G g) Gᵀ */
+                float *element = u + (size_t)(4 * a) * plane + (size_t)i * out + o;
+                element[0] = gg[a][0];
+                element[plane] = 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]);
+                element[2 * plane] = 0.5f * (gg[a][0] - gg[a][1] + gg[a][2]);
+                element[3 * plane] = gg[a][2];
+            }
+        }
+}
+
+/* ∂w[9*in, out] (the layout of mplc_winograd_filters' w, not flipped) = Gᵀ ∂u G: the transpose of the filter
+ * transform, which takes a gradient with respect to the transformed filters back to the 3x3 filters. */
+MPLC_HELPER void mplc_winograd_filters_transpose(float *restrict dw, const float *restrict du, int in, int out) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float d[4][4], gd[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) d[a][b] = du[(size_t)(4 * a + b) * plane + (size_t)i * out + o];
+            for (int b = 0; b < 4; b++) { /* Gᵀ ∂u */
+                gd[0][b] = d[0][b] + 0.5f * (d[1][b] + d[2][b]);
+                gd[1][b] = 0.5f * (d[1][b] - d[2][b]);
+                gd[2][b] = 0.5f * (d[1][b] + d[2][b]) + d[3][b];
+            }
+            for (int a = 0; a < 3; a++) { /* (Gᵀ ∂u) G */
+                float *row = dw + ((size_t)(a * 3) * in + i) * out + o;
+                row[0] = gd[a][0] + 0.5f * (gd[a][1] + gd[a][2]);
+                row[plane] = 0.5f * (gd[a][1] - gd[a][2]);
+                row[2 * plane] = 0.5f * (gd[a][1] + gd[a][2]) + gd[a][3];
+            }
+        }
+}
+
+/* Tiles of 2x2 outputs covering a batch. */
+MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
+    return (size_t)g.batch * (size_t)((g.height + 1) / 2) * (size_t)((g.width + 1) / 2);
+}
+
+/* Floats of the scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient: the transformed input tiles
+ * (16 x tiles x in), the products or output gradients (16 x tiles x out), one tile's Bᵀ d (16 x in), a row of
+ * zeros for the padding (in + out) and a row that takes the outputs past an odd edge (out). */
+MPLC_HELPER size_t mplc_winograd_scratch_floats(mplc_window g, int out) {
+    return 16 * mplc_winograd_tiles(g) * (size_t)(g.channels + out) + 17 * (size_t)g.channels + 2 * (size_t)out;
+}
+
+/* The parts of that scratch. */
+typedef struct {
+    float *v, *m, *bd, *zeros, *dropped;
+    size_t v_plane, m_plane; /* floats of one of the 16 matrices of v and of m */
+} mplc_winograd_scratch;
+
+MPLC_HELPER mplc_winograd_scratch mplc_winograd_split(float *scratch, mplc_window g, int out) {
+    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
+    mplc_winograd_scratch s = {scratch, scratch + 16 * tiles * in, NULL, NULL, NULL, tiles * in, tiles * (size_t)out};
+    s.bd = s.m + 16 * tiles * (size_t)out;
+    s.zeros = s.bd + 16 * in;
+    s.dropped = s.zeros + in + (size_t)out;
+    memset(s.zeros, 0, (in + (size_t)out) * sizeof(float));
+    return s;
+}
+
+/* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
+MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) {
+                const float *d[4][4];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
+                        d[a][b] = pixel < 0 ? s.zeros : x + pixel;
+                    }
+                /* restrict rows, so that the channel loops vectorise */
+                for (int b = 0; b < 4; b++) { /* Bᵀ d, column b, into bd[b][a] */
+                    const float *restrict d0 = d[0][b], *restrict d1 = d[1][b], *restrict d2 = d[2][b], *restrict d3 = d[3][b];
+                    float *restrict column = s.bd + (size_t)(4 * b) * in;
+                    for (int c = 0; c < in; c++) {
+                        column[c] = d0[c] - d2[c];
+                        column[in + c] = d1[c] + d2[c];
+                        column[2 * in + c] = d2[c] - d1[c];
+                        column[3 * in + c] = d1[c] - d3[c];
+                    }
+                }
+                for (int a = 0; a < 4; a++) { /* (Bᵀ d) B, row a */
+                    const float *restrict s0 = s.bd + (size_t)a * in, *restrict s1 = s0 + 4 * in, *restrict s2 = s0 + 8 * in,
+                                          *restrict s3 = s0 + 12 * in;
+                    float *restrict v0 = s.v + (4 * a) * s.v_plane + t * in, *restrict v1 = v0 + s.v_plane,
+                                    *restrict v2 = v1 + s.v_plane, *restrict v3 = v2 + s.v_plane;
+                    for (int c = 0; c < in; c++) {
+                        v0[c] = s0[c] - s2[c];
+                        v1[c] = s1[c] + s2[c];
+                        v2[c] = s2[c] - s1[c];
+                        v3[c] = s1[c] - s3[c];
+                    }
+                }
+            }
+}
+
+/* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
+ * filters u of mplc_winograd_filters. */
+MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
+                                      int out, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* y's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)tiles, out, in, 1.0f, s.v + xi * s.v_plane, in,
+                    u + (size_t)xi * in * out, out, 0.0f, s.m + xi * s.m_plane, out);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* y = Aᵀ m A */
+                float *o[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        o[a][b] = pixel < 0 ? s.dropped : y + pixel;
+                    }
+                const float *mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    float am[2][4];
+                    for (int b = 0; b < 4; b++) {
+                        const float m0 = mt[b * s.m_plane + f], m1 = mt[(4 + b) * s.m_plane + f];
+                        const float m2 = mt[(8 + b) * s.m_plane + f], m3 = mt[(12 + b) * s.m_plane + f];
+                        am[0][b] = m0 + m1 + m2;
+                        am[1][b] = m1 - m2 - m3;
+                    }
+                    for (int a = 0; a < 2; a++) {
+                        o[a][0][f] = am[a][0] + am[a][1] + am[a][2];
+                        o[a][1][f] = am[a][1] - am[a][2] - am[a][3];
+                    }
+                }
+            }
+}
+
+/* du[16][in][out] = Σ over tiles of V_t ⊗ (A ∂y_t Aᵀ) (with `accumulate`, added to du): the gradient with respect
+ * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
+ * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
+MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
+                                               mplc_window g, int out, int accumulate, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* dy's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* ∂m = A ∂y Aᵀ */
+                const float *e[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        e[a][b] = pixel < 0 ? s.zeros : dy + pixel;
+                    }
+                float *restrict mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    const float row[4][2] = {{e[0][0][f], e[0][1][f]},
+                                             {e[0][0][f] + e[1][0][f], e[0][1][f] + e[1][1][f]},
+                                             {e[0][0][f] - e[1][0][f], e[0][1][f] - e[1][1][f]},
+                                             {-e[1][0][f], -e[1][1][f]}};
+                    for (int a = 0; a < 4; a++) {
+                        mt[(4 * a) * s.m_plane + f] = row[a][0];
+                        mt[(4 * a + 1) * s.m_plane + f] = row[a][0] + row[a][1];
+                        mt[(4 * a + 2) * s.m_plane + f] = row[a][0] - row[a][1];
+                        mt[(4 * a + 3) * s.m_plane + f] = -row[a][1];
+                    }
+                }
+            }
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)tiles, 1.0f, s.v + xi * s.v_plane, in,
+                    s.m + xi * s.m_plane, out, accumulate ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+}
+
 /* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */
 
 /* The window's maximum. Only the value matters here, so channels run innermost and vectorise (ten times
@@ -578,14 +783,15 @@ static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t29 = p->t29;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t29 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t35 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t35 + (size_t)n0 * 6272, t29 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1013,14 +1219,15 @@ static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t108 = p->t108;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t114 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t114 + (size_t)n0 * 6272, t108 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1374,14 +1581,15 @@ static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t162 = p->t162;
     const float *restrict t157 = p->t157;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t157 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t162 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t162 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -1404,23 +1612,24 @@ static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t160 = p->t160;
     const float *restrict t108 = p->t108;
     const float *restrict t157 = p->t157;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t160 : chunk + 254016;
+    float *sum = part == 0 ? t160 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t108 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t157 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t108 + (size_t)n0 * 3136, t157 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k053_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
     mplc_parallel(step_k053_im2col_matmul_part, &(step_k053_im2col_matmul_pointers){t160, t108, t157, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t160[i] += partial[i];
     }
 }
@@ -1860,14 +2069,15 @@ static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t263 = p->t263;
     const float *restrict t265 = p->t265;
     const float *restrict t211 = p->t211;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t265, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t265, 32, 0.0f, t269 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t269 + (size_t)n0 * 6272, t263 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2221,14 +2431,15 @@ static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t316 = p->t316;
     const float *restrict t311 = p->t311;
     const float *restrict t265 = p->t265;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t265, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t311 + (size_t)n0 * 6272, 32, t265, 32, 0.0f, chunk, 144);
-            mplc_col2im(t316 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t316 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -2251,23 +2462,24 @@ static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t314 = p->t314;
     const float *restrict t263 = p->t263;
     const float *restrict t311 = p->t311;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t314 : chunk + 254016;
+    float *sum = part == 0 ? t314 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t263 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t311 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t263 + (size_t)n0 * 3136, t311 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k090_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
     mplc_parallel(step_k090_im2col_matmul_part, &(step_k090_im2col_matmul_pointers){t314, t263, t311, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t314[i] += partial[i];
     }
 }
@@ -3014,14 +3226,15 @@ static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t437 = p->t437;
     const float *restrict t422 = p->t422;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t422 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t437 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t437 + (size_t)n0 * 3136, t422 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -3045,14 +3258,15 @@ static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t438 = p->t438;
     const float *restrict t423 = p->t423;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t423 + (size_t)n0 * 6272, 32, in_teacher_conv3_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t438 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t438 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -3075,23 +3289,24 @@ static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t434 = p->t434;
     const float *restrict t432 = p->t432;
     const float *restrict t423 = p->t423;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t434 : chunk + 254016;
+    float *sum = part == 0 ? t434 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t432 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t423 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t432 + (size_t)n0 * 3136, t423 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k138_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
     mplc_parallel(step_k138_im2col_matmul_part, &(step_k138_im2col_matmul_pointers){t434, t432, t423, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t434[i] += partial[i];
     }
 }
@@ -3113,23 +3328,24 @@ static void step_k139_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t429 = p->t429;
     const float *restrict t422 = p->t422;
     const float *restrict t434 = p->t434; (void)t434; /* used after the parts */
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t435 : chunk + 254016;
+    float *sum = part == 0 ? t435 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t429 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t422 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t429 + (size_t)n0 * 3136, t422 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k139_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
     mplc_parallel(step_k139_im2col_matmul_add_part, &(step_k139_im2col_matmul_add_pointers){t435, t429, t422, t434, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t435[i] += partial[i];
     }
     /* epilogue, in place on the product */
@@ -3652,165 +3868,165 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense10_bi
     }
 }
 
-/* 157 kernels; scratch high-water mark 12736048 floats. */
+/* 157 kernels; scratch high-water mark 13486288 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, scratch + 9093632, io, state, state + 144, scratch + 3612672);
-    step_k001_im2col_matmul_add_etc(scratch + 5681664, scratch + 11602432, scratch + 9093632, state + 160, state + 4768, scratch + 3612672);
-    step_k002_matmul_add_relu_etc(scratch + 12656128, scratch + 12692992, scratch + 11602432, state + 4800, state + 205504, io + 226176);
-    step_k003_matmul_add(scratch + 12054016, scratch + 12692992, state + 205632, state + 206912);
-    step_k004_mul_add(scratch + 12734976, io + 225792);
-    step_k005_reduce_max(scratch + 12730176, scratch + 12054016);
-    step_k006_sub_exp(scratch + 12729856, scratch + 12735296, scratch + 12054016, scratch + 12730176);
-    step_k007_reduce_sum(scratch + 12736000, scratch + 12735296);
-    step_k008_log(scratch + 12735616, scratch + 12736000);
-    step_k009_sub_mul_reduce_sum(scratch + 12735648, scratch + 12729856, scratch + 12735616, scratch + 12734976);
-    step_k010_mul(io + 263040, scratch + 12735648);
-    step_k011_mul(scratch + 12056896, scratch + 12054336);
-    step_k012_reduce_max(scratch + 12729856, scratch + 12056896);
-    step_k013_sub(scratch + 12058176, scratch + 12056896, scratch + 12729856);
-    step_k014_exp_reduce_sum(scratch + 12056896, scratch + 12058176);
-    step_k015_log(scratch + 12057024, scratch + 12056896);
-    step_k016_sub_exp(scratch + 12729856, scratch + 12058176, scratch + 12057024);
-    step_k017_reduce_max(scratch + 12731136, scratch + 12729856);
-    step_k018_greaterEqual(scratch + 12735616, scratch + 12731136);
-    step_k019_reduce_max(scratch + 12732416, scratch + 12055616);
-    step_k020_sub_exp(scratch + 12056896, scratch + 12731136, scratch + 12055616, scratch + 12732416);
-    step_k021_reduce_sum(scratch + 12735744, scratch + 12731136);
-    step_k022_log(scratch + 12732416, scratch + 12735744);
-    step_k023_sub_mul_reduce_sum(scratch + 12732544, scratch + 12056896, scratch + 12732416, scratch + 12729856);
-    step_k024_neg_mul_reduce_sum(scratch + 12732416, scratch + 12732544, scratch + 12735616);
-    step_k025_mul(io + 263056, scratch + 12732416);
-    step_k026_reduce_sum(scratch + 12735872, scratch + 12735616);
-    step_k027_mul(io + 263072, scratch + 12735872);
-    step_k028_one_hot_argmax(scratch + 12732416, scratch + 12055616);
-    step_k029_im2col_matmul_add_etc(scratch + 7488000, scratch + 12054016, io + 125440, state + 206928, state + 207072, scratch + 3612672);
-    step_k030_im2col_matmul_add_etc(scratch + 9996800, scratch + 10799616, scratch + 12054016, state + 207088, state + 211696, scratch + 3612672);
-    step_k031_matmul_add_relu(scratch + 12455424, scratch + 10799616, state + 211728, state + 412432);
-    step_k032_matmul_add(scratch + 12471808, scratch + 12455424, state + 412560, state + 413840);
-    step_k033_reduce_max(scratch + 12733696, scratch + 12471808);
-    step_k034_sub_exp(scratch + 12473088, scratch + 12474368, scratch + 12471808, scratch + 12733696);
-    step_k035_reduce_sum(scratch + 12733696, scratch + 12474368);
-    step_k036_log(scratch + 12733824, scratch + 12733696);
-    step_k037_sub_mul_reduce_sum(scratch + 12735872, scratch + 12473088, scratch + 12733824, scratch + 12732416);
-    step_k038_mul(io + 263088, scratch + 12735872);
-    step_k039_mul(scratch + 12471808, scratch + 12732416);
-    step_k040_neg_reduce_sum(scratch + 12733824, scratch + 12471808);
-    step_k041_div(scratch + 12733952, scratch + 12733824, scratch + 12733696);
-    step_k042_mul_add(scratch + 12473088, scratch + 12733952, scratch + 12474368, scratch + 12471808);
-    step_k043_reduce_sum(scratch + 12736032, scratch + 12473088);
-    step_k044_matmul(scratch + 12733696, scratch + 12455424, scratch + 12473088);
-    step_k045_matmul_step_mul(scratch + 11201024, scratch + 12473088, state + 412560, scratch + 12455424);
-    step_k046_reduce_sum(scratch + 12735872, scratch + 11201024);
-    step_k047_matmul(scratch + 11000320, scratch + 11201024, state + 211728);
-    step_k048_matmul(scratch + 12455424, scratch + 10799616, scratch + 11201024);
-    step_k049_step_mul(scratch + 3612672, scratch + 10799616, scratch + 11000320);
-    step_k050_max_pool_scatter(scratch + 10799616, scratch + 9996800, scratch + 3612672);
-    step_k051_reduce_sum(scratch + 10402816, scratch + 10799616);
-    step_k052_matmul_col2im(scratch + 9996800, scratch + 10799616, state + 207088, scratch + 3612672);
-    step_k053_im2col_matmul(scratch + 10398208, scratch + 12054016, scratch + 10799616, scratch + 3612672);
-    step_k054_step_mul(scratch + 5218304, scratch + 12054016, scratch + 9996800);
-    step_k055_max_pool_scatter(scratch + 3612672, scratch + 7488000, scratch + 5218304);
-    step_k056_reduce_sum(scratch + 10002992, scratch + 3612672);
-    step_k057_im2col_matmul(scratch + 10002688, io + 125440, scratch + 3612672, scratch + 7488000);
-    step_k058_mul_add_sub(state + 620784, state + 206928, scratch + 10002688, io + 226128);
-    step_k059_mul_add_sub(state + 620928, state + 207072, scratch + 10002992, io + 226128);
-    step_k060_mul_add_sub(state + 620944, state + 207088, scratch + 10398208, io + 226128);
-    step_k061_mul_add_sub(state + 625552, state + 211696, scratch + 10402816, io + 226128);
-    step_k062_mul_add_sub(state + 625584, state + 211728, scratch + 12455424, io + 226128);
-    step_k063_mul_add_sub(state + 826288, state + 412432, scratch + 12735872, io + 226128);
-    step_k064_mul_add_sub(state + 826416, state + 412560, scratch + 12733696, io + 226128);
-    step_k065_mul_add_sub(state + 827696, state + 413840, scratch + 12736032, io + 226128);
-    step_k066_im2col_matmul_add_etc(scratch + 7488000, scratch + 8090112, io, state + 206928, state + 207072, scratch + 3612672);
-    step_k067_im2col_matmul_add_etc(scratch + 12054016, scratch + 7889408, scratch + 8090112, state + 207088, state + 211696, scratch + 3612672);
-    step_k068_matmul_add_relu(scratch + 7939584, scratch + 7889408, state + 211728, state + 412432);
-    step_k069_matmul_add(scratch + 7943680, scratch + 7939584, state + 412560, state + 413840);
-    step_k070_reduce_max(scratch + 9996800, scratch + 7943680);
-    step_k071_sub_exp(scratch + 7944000, scratch + 7944320, scratch + 7943680, scratch + 9996800);
-    step_k072_reduce_sum(scratch + 9996800, scratch + 7944320);
-    step_k073_log(scratch + 7943680, scratch + 9996800);
-    step_k074_sub_mul_reduce_sum(scratch + 10002832, scratch + 7944000, scratch + 7943680, io + 225792);
-    step_k075_mul(io + 263104, scratch + 10002832);
-    step_k076_mul(scratch + 7943680, io + 225792);
-    step_k077_neg_reduce_sum(scratch + 7944000, scratch + 7943680);
-    step_k078_div(scratch + 9996832, scratch + 7944000, scratch + 9996800);
-    step_k079_mul_add(scratch + 7944000, scratch + 9996832, scratch + 7944320, scratch + 7943680);
-    step_k080_reduce_sum(scratch + 10003008, scratch + 7944000);
-    step_k081_matmul(scratch + 10001408, scratch + 7939584, scratch + 7944000);
-    step_k082_matmul_step_mul(scratch + 7989760, scratch + 7944000, state + 412560, scratch + 7939584);
-    step_k083_reduce_sum(scratch + 10002832, scratch + 7989760);
-    step_k084_matmul(scratch + 7939584, scratch + 7989760, state + 211728);
-    step_k085_matmul(scratch + 12254720, scratch + 7889408, scratch + 7989760);
-    step_k086_step_mul(scratch + 8190464, scratch + 7889408, scratch + 7939584);
-    step_k087_max_pool_scatter(scratch + 7889408, scratch + 12054016, scratch + 8190464);
-    step_k088_reduce_sum(scratch + 10002960, scratch + 7889408);
-    step_k089_matmul_col2im(scratch + 12054016, scratch + 7889408, state + 207088, scratch + 3612672);
-    step_k090_im2col_matmul(scratch + 9996800, scratch + 8090112, scratch + 7889408, scratch + 3612672);
-    step_k091_step_mul(scratch + 12154368, scratch + 8090112, scratch + 12054016);
-    step_k092_max_pool_scatter(scratch + 4742784, scratch + 7488000, scratch + 12154368);
-    step_k093_reduce_sum(scratch + 12054160, scratch + 4742784);
-    step_k094_im2col_matmul(scratch + 12054016, io, scratch + 4742784, scratch + 3612672);
-    step_k095_mul_reduce_sum(scratch + 12054176, scratch + 12054016, scratch + 10002688);
-    step_k096_mul_reduce_sum(scratch + 10002688, scratch + 12054160, scratch + 10002992);
-    step_k097_mul_reduce_sum(scratch + 10002992, scratch + 9996800, scratch + 10398208);
-    step_k098_mul_reduce_sum(scratch + 10002704, scratch + 10002960, scratch + 10402816);
-    step_k099_mul_reduce_sum(scratch + 10002960, scratch + 12254720, scratch + 12455424);
-    step_k100_mul_reduce_sum(scratch + 10002976, scratch + 10002832, scratch + 12735872);
-    step_k101_mul_reduce_sum(scratch + 12735872, scratch + 10001408, scratch + 12733696);
-    step_k102_mul_reduce_sum(scratch + 12735888, scratch + 10003008, scratch + 12736032);
-    step_k103_mul_add(io + 263120, scratch + 12735904, io + 226128, scratch + 12054176, scratch + 10002688, scratch + 10002992, scratch + 10002704, scratch + 10002960, scratch + 10002976, scratch + 12735872, scratch + 12735888, io + 226160);
-    step_k104_mul(scratch + 12054016, scratch + 12735904, scratch + 12732416);
-    step_k105_neg_reduce_sum(scratch + 12732416, scratch + 12054016);
-    step_k106_div(scratch + 12732544, scratch + 12732416, scratch + 12735744);
-    step_k107_mul(scratch + 12735872, io + 226144);
-    step_k108_mul_neg(scratch + 12732416, scratch + 12735872, scratch + 12735616);
-    step_k109_mul(scratch + 12055296, scratch + 12732416, scratch + 12729856);
-    step_k110_neg_reduce_sum(scratch + 12732416, scratch + 12055296);
-    step_k111_div(scratch + 12735616, scratch + 12732416, scratch + 12735744);
-    step_k112_mul_add(scratch + 12729856, scratch + 12732544, scratch + 12731136, scratch + 12054016, scratch + 12735616, scratch + 12055296);
-    step_k113_mul(scratch + 12731136, scratch + 12734976);
-    step_k114_neg_reduce_sum(scratch + 12735616, scratch + 12731136);
-    step_k115_div(scratch + 12735648, scratch + 12735616, scratch + 12736000);
-    step_k116_mul_add(scratch + 12731456, scratch + 12735648, scratch + 12735296, scratch + 12731136);
-    step_k117_reduce_sum(scratch + 12731136, scratch + 12731456);
-    step_k118_reduce_sum(scratch + 12731152, scratch + 12729856);
-    step_k119_add(scratch + 12731168, scratch + 12731136, scratch + 12731152);
-    step_k120_matmul(scratch + 12074496, scratch + 12713472, scratch + 12729856);
-    step_k121_matmul_mul_step(scratch + 12070400, scratch + 12731456, state + 205632, io + 226176, scratch + 12656128);
-    step_k122_matmul_mul_step(scratch + 12054016, scratch + 12729856, state + 205632, io + 246656, scratch + 12676608);
-    step_k123_reduce_sum(scratch + 12729856, scratch + 12070400);
-    step_k124_reduce_sum(scratch + 12729984, scratch + 12054016);
-    step_k125_add(scratch + 12730144, scratch + 12729856, scratch + 12729984);
-    step_k126_matmul(scratch + 7688704, scratch + 12070400, state + 4800);
-    step_k127_matmul(scratch + 7488000, scratch + 12054016, state + 4800);
-    step_k128_matmul(scratch + 9996800, scratch + 11853312, scratch + 12054016);
-    step_k129_step_mul(scratch + 8491520, scratch + 11602432, scratch + 7688704);
-    step_k130_step_mul(scratch + 8290816, scratch + 11853312, scratch + 7488000);
-    step_k131_max_pool_scatter(scratch + 8692224, scratch + 5681664, scratch + 8491520);
-    step_k132_max_pool_scatter(scratch + 7488000, scratch + 6685184, scratch + 8290816);
-    step_k133_reduce_sum(scratch + 12729856, scratch + 8692224);
-    step_k134_reduce_sum(scratch + 12729888, scratch + 7488000);
-    step_k135_add(scratch + 12730272, scratch + 12729856, scratch + 12729888);
-    step_k136_matmul_col2im(scratch + 8892928, scratch + 8692224, state + 160, scratch + 3612672);
-    step_k137_matmul_col2im(scratch + 8290816, scratch + 7488000, state + 160, scratch + 3612672);
-    step_k138_im2col_matmul(scratch + 8993280, scratch + 9595392, scratch + 7488000, scratch + 3612672);
-    step_k139_im2col_matmul_add(scratch + 12054016, scratch + 9093632, scratch + 8692224, scratch + 8993280, scratch + 3612672);
-    step_k140_step_mul(scratch + 10197504, scratch + 9093632, scratch + 8892928);
-    step_k141_step_mul(scratch + 8692224, scratch + 9595392, scratch + 8290816);
-    step_k142_max_pool_scatter(scratch + 9093632, scratch, scratch + 10197504);
-    step_k143_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 8692224);
-    step_k144_reduce_sum(scratch + 12731184, scratch + 9093632);
-    step_k145_reduce_sum(scratch + 12731200, scratch + 3612672);
-    step_k146_add(scratch + 12731216, scratch + 12731184, scratch + 12731200);
-    step_k147_im2col_matmul(scratch + 12729856, io + 125440, scratch + 3612672, scratch);
-    step_k148_im2col_matmul_add(scratch + 12730000, io, scratch + 9093632, scratch + 12729856, scratch);
-    step_k149_mul_add_sub(state + 413856, state, scratch + 12730000, io + 226112);
-    step_k150_mul_add_sub(state + 414000, state + 144, scratch + 12731216, io + 226112);
-    step_k151_mul_add_sub(state + 414016, state + 160, scratch + 12054016, io + 226112);
-    step_k152_mul_add_sub(state + 418624, state + 4768, scratch + 12730272, io + 226112);
-    step_k153_matmul_add_mul_etc(scratch + 10197504, state + 418656, state + 4800, scratch + 11602432, scratch + 12070400, scratch + 9996800, io + 226112);
-    step_k154_mul_add_sub(state + 619360, state + 205504, scratch + 12730144, io + 226112);
-    step_k155_matmul_add_mul_etc(scratch + 12075776, state + 619488, state + 205632, scratch + 12692992, scratch + 12731456, scratch + 12074496, io + 226112);
-    step_k156_mul_add_sub(state + 620768, state + 206912, scratch + 12731168, io + 226112);
+    step_k000_im2col_matmul_add_etc(scratch, scratch + 9839232, io, state, state + 144, scratch + 3612672);
+    step_k001_im2col_matmul_add_etc(scratch + 6427264, scratch + 12348032, scratch + 9839232, state + 160, state + 4768, scratch + 3612672);
+    step_k002_matmul_add_relu_etc(scratch + 13401728, scratch + 13438592, scratch + 12348032, state + 4800, state + 205504, io + 226176);
+    step_k003_matmul_add(scratch + 12799616, scratch + 13438592, state + 205632, state + 206912);
+    step_k004_mul_add(scratch + 13485184, io + 225792);
+    step_k005_reduce_max(scratch + 13475776, scratch + 12799616);
+    step_k006_sub_exp(scratch + 13475456, scratch + 13485504, scratch + 12799616, scratch + 13475776);
+    step_k007_reduce_sum(scratch + 13486208, scratch + 13485504);
+    step_k008_log(scratch + 13485824, scratch + 13486208);
+    step_k009_sub_mul_reduce_sum(scratch + 13485856, scratch + 13475456, scratch + 13485824, scratch + 13485184);
+    step_k010_mul(io + 263040, scratch + 13485856);
+    step_k011_mul(scratch + 12802496, scratch + 12799936);
+    step_k012_reduce_max(scratch + 13475456, scratch + 12802496);
+    step_k013_sub(scratch + 12803776, scratch + 12802496, scratch + 13475456);
+    step_k014_exp_reduce_sum(scratch + 12802496, scratch + 12803776);
+    step_k015_log(scratch + 12802624, scratch + 12802496);
+    step_k016_sub_exp(scratch + 13480064, scratch + 12803776, scratch + 12802624);
+    step_k017_reduce_max(scratch + 13481344, scratch + 13480064);
+    step_k018_greaterEqual(scratch + 13485824, scratch + 13481344);
+    step_k019_reduce_max(scratch + 13482624, scratch + 12801216);
+    step_k020_sub_exp(scratch + 13475456, scratch + 13481344, scratch + 12801216, scratch + 13482624);
+    step_k021_reduce_sum(scratch + 13485952, scratch + 13481344);
+    step_k022_log(scratch + 13482624, scratch + 13485952);
+    step_k023_sub_mul_reduce_sum(scratch + 13482752, scratch + 13475456, scratch + 13482624, scratch + 13480064);
+    step_k024_neg_mul_reduce_sum(scratch + 13482624, scratch + 13482752, scratch + 13485824);
+    step_k025_mul(io + 263056, scratch + 13482624);
+    step_k026_reduce_sum(scratch + 13486080, scratch + 13485824);
+    step_k027_mul(io + 263072, scratch + 13486080);
+    step_k028_one_hot_argmax(scratch + 13482624, scratch + 12801216);
+    step_k029_im2col_matmul_add_etc(scratch + 8233600, scratch + 12799616, io + 125440, state + 206928, state + 207072, scratch + 3612672);
+    step_k030_im2col_matmul_add_etc(scratch + 10742400, scratch + 11545216, scratch + 12799616, state + 207088, state + 211696, scratch + 3612672);
+    step_k031_matmul_add_relu(scratch + 13201024, scratch + 11545216, state + 211728, state + 412432);
+    step_k032_matmul_add(scratch + 13475456, scratch + 13201024, state + 412560, state + 413840);
+    step_k033_reduce_max(scratch + 13479296, scratch + 13475456);
+    step_k034_sub_exp(scratch + 13476736, scratch + 13478016, scratch + 13475456, scratch + 13479296);
+    step_k035_reduce_sum(scratch + 13479296, scratch + 13478016);
+    step_k036_log(scratch + 13479424, scratch + 13479296);
+    step_k037_sub_mul_reduce_sum(scratch + 13486080, scratch + 13476736, scratch + 13479424, scratch + 13482624);
+    step_k038_mul(io + 263088, scratch + 13486080);
+    step_k039_mul(scratch + 13475456, scratch + 13482624);
+    step_k040_neg_reduce_sum(scratch + 13479424, scratch + 13475456);
+    step_k041_div(scratch + 13479552, scratch + 13479424, scratch + 13479296);
+    step_k042_mul_add(scratch + 13476736, scratch + 13479552, scratch + 13478016, scratch + 13475456);
+    step_k043_reduce_sum(scratch + 13486272, scratch + 13476736);
+    step_k044_matmul(scratch + 13483904, scratch + 13201024, scratch + 13476736);
+    step_k045_matmul_step_mul(scratch + 11946624, scratch + 13476736, state + 412560, scratch + 13201024);
+    step_k046_reduce_sum(scratch + 13486080, scratch + 11946624);
+    step_k047_matmul(scratch + 11745920, scratch + 11946624, state + 211728);
+    step_k048_matmul(scratch + 13201024, scratch + 11545216, scratch + 11946624);
+    step_k049_step_mul(scratch + 3612672, scratch + 11545216, scratch + 11745920);
+    step_k050_max_pool_scatter(scratch + 11545216, scratch + 10742400, scratch + 3612672);
+    step_k051_reduce_sum(scratch + 13486240, scratch + 11545216);
+    step_k052_matmul_col2im(scratch + 10742400, scratch + 11545216, state + 207088, scratch + 3612672);
+    step_k053_im2col_matmul(scratch + 13475456, scratch + 12799616, scratch + 11545216, scratch + 3612672);
+    step_k054_step_mul(scratch + 11143808, scratch + 12799616, scratch + 10742400);
+    step_k055_max_pool_scatter(scratch + 3612672, scratch + 8233600, scratch + 11143808);
+    step_k056_reduce_sum(scratch + 9042608, scratch + 3612672);
+    step_k057_im2col_matmul(scratch + 9042304, io + 125440, scratch + 3612672, scratch + 5218304);
+    step_k058_mul_add_sub(state + 620784, state + 206928, scratch + 9042304, io + 226128);
+    step_k059_mul_add_sub(state + 620928, state + 207072, scratch + 9042608, io + 226128);
+    step_k060_mul_add_sub(state + 620944, state + 207088, scratch + 13475456, io + 226128);
+    step_k061_mul_add_sub(state + 625552, state + 211696, scratch + 13486240, io + 226128);
+    step_k062_mul_add_sub(state + 625584, state + 211728, scratch + 13201024, io + 226128);
+    step_k063_mul_add_sub(state + 826288, state + 412432, scratch + 13486080, io + 226128);
+    step_k064_mul_add_sub(state + 826416, state + 412560, scratch + 13483904, io + 226128);
+    step_k065_mul_add_sub(state + 827696, state + 413840, scratch + 13486272, io + 226128);
+    step_k066_im2col_matmul_add_etc(scratch + 8233600, scratch + 8835712, io, state + 206928, state + 207072, scratch + 3612672);
+    step_k067_im2col_matmul_add_etc(scratch + 12799616, scratch + 8635008, scratch + 8835712, state + 207088, state + 211696, scratch + 3612672);
+    step_k068_matmul_add_relu(scratch + 8685184, scratch + 8635008, state + 211728, state + 412432);
+    step_k069_matmul_add(scratch + 8689280, scratch + 8685184, state + 412560, state + 413840);
+    step_k070_reduce_max(scratch + 8936064, scratch + 8689280);
+    step_k071_sub_exp(scratch + 8689600, scratch + 8689920, scratch + 8689280, scratch + 8936064);
+    step_k072_reduce_sum(scratch + 8936064, scratch + 8689920);
+    step_k073_log(scratch + 8689280, scratch + 8936064);
+    step_k074_sub_mul_reduce_sum(scratch + 9042448, scratch + 8689600, scratch + 8689280, io + 225792);
+    step_k075_mul(io + 263104, scratch + 9042448);
+    step_k076_mul(scratch + 8689280, io + 225792);
+    step_k077_neg_reduce_sum(scratch + 8689600, scratch + 8689280);
+    step_k078_div(scratch + 8936096, scratch + 8689600, scratch + 8936064);
+    step_k079_mul_add(scratch + 8689600, scratch + 8936096, scratch + 8689920, scratch + 8689280);
+    step_k080_reduce_sum(scratch + 9042624, scratch + 8689600);
+    step_k081_matmul(scratch + 9041024, scratch + 8685184, scratch + 8689600);
+    step_k082_matmul_step_mul(scratch + 8735360, scratch + 8689600, state + 412560, scratch + 8685184);
+    step_k083_reduce_sum(scratch + 9042448, scratch + 8735360);
+    step_k084_matmul(scratch + 8685184, scratch + 8735360, state + 211728);
+    step_k085_matmul(scratch + 13000320, scratch + 8635008, scratch + 8735360);
+    step_k086_step_mul(scratch + 8936064, scratch + 8635008, scratch + 8685184);
+    step_k087_max_pool_scatter(scratch + 8635008, scratch + 12799616, scratch + 8936064);
+    step_k088_reduce_sum(scratch + 9042576, scratch + 8635008);
+    step_k089_matmul_col2im(scratch + 12799616, scratch + 8635008, state + 207088, scratch + 3612672);
+    step_k090_im2col_matmul(scratch + 9036416, scratch + 8835712, scratch + 8635008, scratch + 3612672);
+    step_k091_step_mul(scratch + 12899968, scratch + 8835712, scratch + 12799616);
+    step_k092_max_pool_scatter(scratch + 8635008, scratch + 8233600, scratch + 12899968);
+    step_k093_reduce_sum(scratch + 12799760, scratch + 8635008);
+    step_k094_im2col_matmul(scratch + 12799616, io, scratch + 8635008, scratch + 3612672);
+    step_k095_mul_reduce_sum(scratch + 12799776, scratch + 12799616, scratch + 9042304);
+    step_k096_mul_reduce_sum(scratch + 9042304, scratch + 12799760, scratch + 9042608);
+    step_k097_mul_reduce_sum(scratch + 9042608, scratch + 9036416, scratch + 13475456);
+    step_k098_mul_reduce_sum(scratch + 9042320, scratch + 9042576, scratch + 13486240);
+    step_k099_mul_reduce_sum(scratch + 9042576, scratch + 13000320, scratch + 13201024);
+    step_k100_mul_reduce_sum(scratch + 9042592, scratch + 9042448, scratch + 13486080);
+    step_k101_mul_reduce_sum(scratch + 13486240, scratch + 9041024, scratch + 13483904);
+    step_k102_mul_reduce_sum(scratch + 13486256, scratch + 9042624, scratch + 13486272);
+    step_k103_mul_add(io + 263120, scratch + 13486080, io + 226128, scratch + 12799776, scratch + 9042304, scratch + 9042608, scratch + 9042320, scratch + 9042576, scratch + 9042592, scratch + 13486240, scratch + 13486256, io + 226160);
+    step_k104_mul(scratch + 13475456, scratch + 13486080, scratch + 13482624);
+    step_k105_neg_reduce_sum(scratch + 13482624, scratch + 13475456);
+    step_k106_div(scratch + 13479296, scratch + 13482624, scratch + 13485952);
+    step_k107_mul(scratch + 13486080, io + 226144);
+    step_k108_mul_neg(scratch + 13479424, scratch + 13486080, scratch + 13485824);
+    step_k109_mul(scratch + 13476736, scratch + 13479424, scratch + 13480064);
+    step_k110_neg_reduce_sum(scratch + 13485824, scratch + 13476736);
+    step_k111_div(scratch + 13479424, scratch + 13485824, scratch + 13485952);
+    step_k112_mul_add(scratch + 13478016, scratch + 13479296, scratch + 13481344, scratch + 13475456, scratch + 13479424, scratch + 13476736);
+    step_k113_mul(scratch + 13475456, scratch + 13485184);
+    step_k114_neg_reduce_sum(scratch + 13485824, scratch + 13475456);
+    step_k115_div(scratch + 13485856, scratch + 13485824, scratch + 13486208);
+    step_k116_mul_add(scratch + 13476736, scratch + 13485856, scratch + 13485504, scratch + 13475456);
+    step_k117_reduce_sum(scratch + 13477056, scratch + 13476736);
+    step_k118_reduce_sum(scratch + 13477072, scratch + 13478016);
+    step_k119_add(scratch + 13477088, scratch + 13477056, scratch + 13477072);
+    step_k120_matmul(scratch + 13475456, scratch + 13459072, scratch + 13478016);
+    step_k121_matmul_mul_step(scratch + 12816000, scratch + 13476736, state + 205632, io + 226176, scratch + 13401728);
+    step_k122_matmul_mul_step(scratch + 12799616, scratch + 13478016, state + 205632, io + 246656, scratch + 13422208);
+    step_k123_reduce_sum(scratch + 12820096, scratch + 12816000);
+    step_k124_reduce_sum(scratch + 12820224, scratch + 12799616);
+    step_k125_add(scratch + 12820352, scratch + 12820096, scratch + 12820224);
+    step_k126_matmul(scratch + 8434304, scratch + 12816000, state + 4800);
+    step_k127_matmul(scratch + 8233600, scratch + 12799616, state + 4800);
+    step_k128_matmul(scratch + 10742400, scratch + 12598912, scratch + 12799616);
+    step_k129_step_mul(scratch + 9237120, scratch + 12348032, scratch + 8434304);
+    step_k130_step_mul(scratch + 9036416, scratch + 12598912, scratch + 8233600);
+    step_k131_max_pool_scatter(scratch + 9437824, scratch + 6427264, scratch + 9237120);
+    step_k132_max_pool_scatter(scratch + 8233600, scratch + 7430784, scratch + 9036416);
+    step_k133_reduce_sum(scratch + 12820096, scratch + 9437824);
+    step_k134_reduce_sum(scratch + 12820128, scratch + 8233600);
+    step_k135_add(scratch + 12820160, scratch + 12820096, scratch + 12820128);
+    step_k136_matmul_col2im(scratch + 9638528, scratch + 9437824, state + 160, scratch + 3612672);
+    step_k137_matmul_col2im(scratch + 9036416, scratch + 8233600, state + 160, scratch + 3612672);
+    step_k138_im2col_matmul(scratch + 9738880, scratch + 10340992, scratch + 8233600, scratch + 3612672);
+    step_k139_im2col_matmul_add(scratch + 12799616, scratch + 9839232, scratch + 9437824, scratch + 9738880, scratch + 3612672);
+    step_k140_step_mul(scratch + 10943104, scratch + 9839232, scratch + 9638528);
+    step_k141_step_mul(scratch + 9437824, scratch + 10340992, scratch + 9036416);
+    step_k142_max_pool_scatter(scratch + 9839232, scratch, scratch + 10943104);
+    step_k143_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 9437824);
+    step_k144_reduce_sum(scratch + 13477056, scratch + 9839232);
+    step_k145_reduce_sum(scratch + 13477072, scratch + 3612672);
+    step_k146_add(scratch + 12820096, scratch + 13477056, scratch + 13477072);
+    step_k147_im2col_matmul(scratch + 12804224, io + 125440, scratch + 3612672, scratch);
+    step_k148_im2col_matmul_add(scratch + 12804368, io, scratch + 9839232, scratch + 12804224, scratch);
+    step_k149_mul_add_sub(state + 413856, state, scratch + 12804368, io + 226112);
+    step_k150_mul_add_sub(state + 414000, state + 144, scratch + 12820096, io + 226112);
+    step_k151_mul_add_sub(state + 414016, state + 160, scratch + 12799616, io + 226112);
+    step_k152_mul_add_sub(state + 418624, state + 4768, scratch + 12820160, io + 226112);
+    step_k153_matmul_add_mul_etc(scratch + 10943104, state + 418656, state + 4800, scratch + 12348032, scratch + 12816000, scratch + 10742400, io + 226112);
+    step_k154_mul_add_sub(state + 619360, state + 205504, scratch + 12820352, io + 226112);
+    step_k155_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 13438592, scratch + 13476736, scratch + 13475456, io + 226112);
+    step_k156_mul_add_sub(state + 620768, state + 206912, scratch + 13477088, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3899,14 +4115,15 @@ static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4247,14 +4464,15 @@ static void supervised_step_k021_matmul_col2im_part(void *context, int part, int
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -4277,23 +4495,24 @@ static void supervised_step_k022_im2col_matmul_part(void *context, int part, int
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t70 : chunk + 254016;
+    float *sum = part == 0 ? t70 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
     mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
@@ -4661,43 +4880,43 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 35 kernels; scratch high-water mark 9731760 floats. */
+/* 35 kernels; scratch high-water mark 10477360 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 8454656, io, state + 206928, state + 207072, scratch + 3211264);
-    supervised_step_k001_im2col_matmul_add_etc(scratch + 5243392, scratch + 9257472, scratch + 8454656, state + 207088, state + 211696, scratch + 3211264);
-    supervised_step_k002_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 211728, state + 412432);
-    supervised_step_k003_matmul_add(scratch + 6849024, scratch + 9658880, state + 412560, state + 413840);
-    supervised_step_k004_reduce_max(scratch + 6856704, scratch + 6849024);
-    supervised_step_k005_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
-    supervised_step_k006_reduce_sum(scratch + 6856704, scratch + 6854144);
-    supervised_step_k007_log(scratch + 6849024, scratch + 6856704);
-    supervised_step_k008_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
-    supervised_step_k009_mul(io + 203280, scratch + 6849280);
-    supervised_step_k010_mul(scratch + 6849024, io + 200704);
-    supervised_step_k011_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
-    supervised_step_k012_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
-    supervised_step_k013_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
-    supervised_step_k014_reduce_sum(scratch + 9731744, scratch + 9729024);
-    supervised_step_k015_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 412560, scratch + 9658880);
-    supervised_step_k016_reduce_sum(scratch + 9731584, scratch + 9691648);
-    supervised_step_k017_matmul(scratch + 6849024, scratch + 9691648, state + 211728);
-    supervised_step_k018_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
-    supervised_step_k019_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
-    supervised_step_k020_reduce_sum(scratch + 9731712, scratch + 6849024);
-    supervised_step_k021_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 207088, scratch + 3211264);
-    supervised_step_k022_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
-    supervised_step_k023_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
-    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
+    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 9200256, io, state + 206928, state + 207072, scratch + 3211264);
+    supervised_step_k001_im2col_matmul_add_etc(scratch + 5988992, scratch + 10003072, scratch + 9200256, state + 207088, state + 211696, scratch + 3211264);
+    supervised_step_k002_matmul_add_relu(scratch + 10404480, scratch + 10003072, state + 211728, state + 412432);
+    supervised_step_k003_matmul_add(scratch + 7594624, scratch + 10404480, state + 412560, state + 413840);
+    supervised_step_k004_reduce_max(scratch + 7602304, scratch + 7594624);
+    supervised_step_k005_sub_exp(scratch + 7597184, scratch + 7599744, scratch + 7594624, scratch + 7602304);
+    supervised_step_k006_reduce_sum(scratch + 7602304, scratch + 7599744);
+    supervised_step_k007_log(scratch + 7594624, scratch + 7602304);
+    supervised_step_k008_sub_mul_reduce_sum(scratch + 7594880, scratch + 7597184, scratch + 7594624, io + 200704);
+    supervised_step_k009_mul(io + 203280, scratch + 7594880);
+    supervised_step_k010_mul(scratch + 7594624, io + 200704);
+    supervised_step_k011_neg_reduce_sum(scratch + 7597184, scratch + 7594624);
+    supervised_step_k012_div(scratch + 7597440, scratch + 7597184, scratch + 7602304);
+    supervised_step_k013_mul_add(scratch + 10474624, scratch + 7597440, scratch + 7599744, scratch + 7594624);
+    supervised_step_k014_reduce_sum(scratch + 10477344, scratch + 10474624);
+    supervised_step_k015_matmul_step_mul(scratch + 10437248, scratch + 10474624, state + 412560, scratch + 10404480);
+    supervised_step_k016_reduce_sum(scratch + 10477184, scratch + 10437248);
+    supervised_step_k017_matmul(scratch + 7594624, scratch + 10437248, state + 211728);
+    supervised_step_k018_step_mul(scratch + 3211264, scratch + 10003072, scratch + 7594624);
+    supervised_step_k019_max_pool_scatter(scratch + 7594624, scratch + 5988992, scratch + 3211264);
+    supervised_step_k020_reduce_sum(scratch + 10477312, scratch + 7594624);
+    supervised_step_k021_matmul_col2im(scratch + 6025856, scratch + 7594624, state + 207088, scratch + 3211264);
+    supervised_step_k022_im2col_matmul(scratch + 10470016, scratch + 9200256, scratch + 7594624, scratch + 3211264);
+    supervised_step_k023_step_mul(scratch + 6828672, scratch + 9200256, scratch + 6025856);
+    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6828672);
     supervised_step_k025_reduce_sum(scratch + 1130256, scratch + 3211264);
     supervised_step_k026_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
     supervised_step_k027_mul_add_sub(state + 620784, state + 206928, scratch + 1130112, io + 203264);
     supervised_step_k028_mul_add_sub(state + 620928, state + 207072, scratch + 1130256, io + 203264);
-    supervised_step_k029_mul_add_sub(state + 620944, state + 207088, scratch + 9724416, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 625552, state + 211696, scratch + 9731712, io + 203264);
-    supervised_step_k031_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 9257472, scratch + 9691648, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 826288, state + 412432, scratch + 9731584, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch + 9691648, state + 826416, state + 412560, scratch + 9658880, scratch + 9729024, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 827696, state + 413840, scratch + 9731744, io + 203264);
+    supervised_step_k029_mul_add_sub(state + 620944, state + 207088, scratch + 10470016, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 625552, state + 211696, scratch + 10477312, io + 203264);
+    supervised_step_k031_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 10003072, scratch + 10437248, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 826288, state + 412432, scratch + 10477184, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch + 10437248, state + 826416, state + 412560, scratch + 10404480, scratch + 10474624, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 827696, state + 413840, scratch + 10477344, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -4786,14 +5005,15 @@ static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t16 = p->t16;
     const float *restrict in_teacher_conv3_weight = p->in_teacher_conv3_weight;
     const float *restrict in_teacher_conv3_bias = p->in_teacher_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_teacher_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4864,8 +5084,8 @@ static void predict_teacher_k003_matmul_add(float *restrict t32, const float *re
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state, state + 144, scratch + 7840000);
-    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 5168128, scratch + 6272000, state + 160, state + 4768, scratch + 3136000);
-    predict_teacher_k002_matmul_add_relu(scratch, scratch + 5168128, state + 4800, state + 205504);
+    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 7840000, scratch + 6272000, state + 160, state + 4768, scratch + 3136000);
+    predict_teacher_k002_matmul_add_relu(scratch, scratch + 7840000, state + 4800, state + 205504);
     predict_teacher_k003_matmul_add(logits, scratch, state + 205632, state + 206912);
 }
 
@@ -4955,14 +5175,15 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -5033,7 +5254,7 @@ static void predict_student_k003_matmul_add(float *restrict t32, const float *re
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state + 206928, state + 207072, scratch + 7840000);
-    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 5168128, scratch + 6272000, state + 207088, state + 211696, scratch + 3136000);
-    predict_student_k002_matmul_add_relu(scratch, scratch + 5168128, state + 211728, state + 412432);
+    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 7840000, scratch + 6272000, state + 207088, state + 211696, scratch + 3136000);
+    predict_student_k002_matmul_add_relu(scratch, scratch + 7840000, state + 211728, state + 412432);
     predict_student_k003_matmul_add(logits, scratch, state + 412560, state + 413840);
 }

@@ -246,6 +246,211 @@ MPLC_HELPER void mplc_col2im(float *restrict image, const float *restrict column
                     }
 }
 
+/* ---- 3x3 stride-1 pad-1 convolutions by Winograd's F(2x2, 3x3) (Lavin & Gray, CVPR 2016) ----
+ * Each 2x2 block of outputs comes from a 4x4 tile of the input, per pair of channels
+ *     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A,
+ * 16 multiplies where the direct product needs 36. Summed over the input channels, the 16 element-wise products
+ * are 16 GEMMs [tiles, in]·[in, out]: 2.25 times fewer multiplies than im2col's GEMM, for a few additions per
+ * element in the transforms. The tiles cover the image; outputs past an odd edge are computed and dropped. */
+
+/* u[16][in][out]: the transformed filters G g Gᵀ of a 3x3 convolution from `in` to `out` channels. `w` is its
+ * im2col GEMM's [9*in, out] weight matrix; or, with `flipped`, the weights [9*out, in] of the convolution the
+ * other way, turned by 180 degrees: the transposed convolution, i.e. the ∂x of a 3x3 stride-1 pad-1 one. */
+MPLC_HELPER void mplc_winograd_filters(float *restrict u, const float *restrict w, int in, int out, int flipped) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float g[3][3], gg[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flipped ? w[((size_t)((2 - a) * 3 + 2 - b) * out + o) * in + i]
+                                      : w[((size_t)(a * 3 + b) * in + i) * out + o];
+            for (int b = 0; b < 3; b++) { /* G g */
+                gg[0][b] = g[0][b];
+                gg[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                gg[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                gg[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) { /* (G g) Gᵀ */
+                float *element = u + (size_t)(4 * a) * plane + (size_t)i * out + o;
+                element[0] = gg[a][0];
+                element[plane] = 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]);
+                element[2 * plane] = 0.5f * (gg[a][0] - gg[a][1] + gg[a][2]);
+                element[3 * plane] = gg[a][2];
+            }
+        }
+}
+
+/* ∂w[9*in, out] (the layout of mplc_winograd_filters' w, not flipped) = Gᵀ ∂u G: the transpose of the filter
+ * transform, which takes a gradient with respect to the transformed filters back to the 3x3 filters. */
+MPLC_HELPER void mplc_winograd_filters_transpose(float *restrict dw, const float *restrict du, int in, int out) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float d[4][4], gd[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) d[a][b] = du[(size_t)(4 * a + b) * plane + (size_t)i * out + o];
+            for (int b = 0; b < 4; b++) { /* Gᵀ ∂u */
+                gd[0][b] = d[0][b] + 0.5f * (d[1][b] + d[2][b]);
+                gd[1][b] = 0.5f * (d[1][b] - d[2][b]);
+                gd[2][b] = 0.5f * (d[1][b] + d[2][b]) + d[3][b];
+            }
+            for (int a = 0; a < 3; a++) { /* (Gᵀ ∂u) G */
+                float *row = dw + ((size_t)(a * 3) * in + i) * out + o;
+                row[0] = gd[a][0] + 0.5f * (gd[a][1] + gd[a][2]);
+                row[plane] = 0.5f * (gd[a][1] - gd[a][2]);
+                row[2 * plane] = 0.5f * (gd[a][1] + gd[a][2]) + gd[a][3];
+            }
+        }
+}
+
+/* Tiles of 2x2 outputs covering a batch. */
+MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
+    return (size_t)g.batch * (size_t)((g.height + 1) / 2) * (size_t)((g.width + 1) / 2);
+}
+
+/* Floats of the scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient: the transformed input tiles
+ * (16 x tiles x in), the products or output gradients (16 x tiles x out), one tile's Bᵀ d (16 x in), a row of
+ * zeros for the padding (in + out) and a row that takes the outputs past an odd edge (out). */
+MPLC_HELPER size_t mplc_winograd_scratch_floats(mplc_window g, int out) {
+    return 16 * mplc_winograd_tiles(g) * (size_t)(g.channels + out) + 17 * (size_t)g.channels + 2 * (size_t)out;
+}
+
+/* The parts of that scratch. */
+typedef struct {
+    float *v, *m, *bd, *zeros, *dropped;
+    size_t v_plane, m_plane; /* floats of one of the 16 matrices of v and of m */
+} mplc_winograd_scratch;
+
+MPLC_HELPER mplc_winograd_scratch mplc_winograd_split(float *scratch, mplc_window g, int out) {
+    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
+    mplc_winograd_scratch s = {scratch, scratch + 16 * tiles * in, NULL, NULL, NULL, tiles * in, tiles * (size_t)out};
+    s.bd = s.m + 16 * tiles * (size_t)out;
+    s.zeros = s.bd + 16 * in;
+    s.dropped = s.zeros + in + (size_t)out;
+    memset(s.zeros, 0, (in + (size_t)out) * sizeof(float));
+    return s;
+}
+
+/* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
+MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) {
+                const float *d[4][4];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
+                        d[a][b] = pixel < 0 ? s.zeros : x + pixel;
+                    }
+                /* restrict rows, so that the channel loops vectorise */
+                for (int b = 0; b < 4; b++) { /* Bᵀ d, column b, into bd[b][a] */
+                    const float *restrict d0 = d[0][b], *restrict d1 = d[1][b], *restrict d2 = d[2][b], *restrict d3 = d[3][b];
+                    float *restrict column = s.bd + (size_t)(4 * b) * in;
+                    for (int c = 0; c < in; c++) {
+                        column[c] = d0[c] - d2[c];
+                        column[in + c] = d1[c] + d2[c];
+                        column[2 * in + c] = d2[c] - d1[c];
+                        column[3 * in + c] = d1[c] - d3[c];
+                    }
+                }
+                for (int a = 0; a < 4; a++) { /* (Bᵀ d) B, row a */
+                    const float *restrict s0 = s.bd + (size_t)a * in, *restrict s1 = s0 + 4 * in, *restrict s2 = s0 + 8 * in,
+                                          *restrict s3 = s0 + 12 * in;
+                    float *restrict v0 = s.v + (4 * a) * s.v_plane + t * in, *restrict v1 = v0 + s.v_plane,
+                                    *restrict v2 = v1 + s.v_plane, *restrict v3 = v2 + s.v_plane;
+                    for (int c = 0; c < in; c++) {
+                        v0[c] = s0[c] - s2[c];
+                        v1[c] = s1[c] + s2[c];
+                        v2[c] = s2[c] - s1[c];
+                        v3[c] = s1[c] - s3[c];
+                    }
+                }
+            }
+}
+
+/* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
+ * filters u of mplc_winograd_filters. */
+MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
+                                      int out, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* y's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)tiles, out, in, 1.0f, s.v + xi * s.v_plane, in,
+                    u + (size_t)xi * in * out, out, 0.0f, s.m + xi * s.m_plane, out);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* y = Aᵀ m A */
+                float *o[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        o[a][b] = pixel < 0 ? s.dropped : y + pixel;
+                    }
+                const float *mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    float am[2][4];
+                    for (int b = 0; b < 4; b++) {
+                        const float m0 = mt[b * s.m_plane + f], m1 = mt[(4 + b) * s.m_plane + f];
+                        const float m2 = mt[(8 + b) * s.m_plane + f], m3 = mt[(12 + b) * s.m_plane + f];
+                        am[0][b] = m0 + m1 + m2;
+                        am[1][b] = m1 - m2 - m3;
+                    }
+                    for (int a = 0; a < 2; a++) {
+                        o[a][0][f] = am[a][0] + am[a][1] + am[a][2];
+                        o[a][1][f] = am[a][1] - am[a][2] - am[a][3];
+                    }
+                }
+            }
+}
+
+/* du[16][in][out] = Σ over tiles of V_t ⊗ (A ∂y_t Aᵀ) (with `accumulate`, added to du): the gradient with respect
+ * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
+ * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
+MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
+                                               mplc_window g, int out, int accumulate, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* dy's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* ∂m = A ∂y Aᵀ */
+                const float *e[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        e[a][b] = pixel < 0 ? s.zeros : dy + pixel;
+                    }
+                float *restrict mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    const float row[4][2] = {{e[0][0][f], e[0][1][f]},
+                                             {e[0][0][f] + e[1][0][f], e[0][1][f] + e[1][1][f]},
+                                             {e[0][0][f] - e[1][0][f], e[0][1][f] - e[1][1][f]},
+                                             {-e[1][0][f], -e[1][1][f]}};
+                    for (int a = 0; a < 4; a++) {
+                        mt[(4 * a) * s.m_plane + f] = row[a][0];
+                        mt[(4 * a + 1) * s.m_plane + f] = row[a][0] + row[a][1];
+                        mt[(4 * a + 2) * s.m_plane + f] = row[a][0] - row[a][1];
+                        mt[(4 * a + 3) * s.m_plane + f] = -row[a][1];
+                    }
+                }
+            }
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)tiles, 1.0f, s.v + xi * s.v_plane, in,
+                    s.m + xi * s.m_plane, out, accumulate ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+}
+
 /* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */
 
 /* The window's maximum. Only the value matters here, so channels run innermost and vectorise (ten times
@@ -689,14 +894,15 @@ static void step_k011_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t54 = p->t54;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t54 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t60 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t60 + (size_t)n0 * 6272, t54 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1050,14 +1256,15 @@ static void step_k033_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t108 = p->t108;
     const float *restrict t103 = p->t103;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t103 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t108 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t108 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -1080,23 +1287,24 @@ static void step_k034_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t106 = p->t106;
     const float *restrict t54 = p->t54;
     const float *restrict t103 = p->t103;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t106 : chunk + 254016;
+    float *sum = part == 0 ? t106 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t54 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t103 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t54 + (size_t)n0 * 3136, t103 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k034_im2col_matmul(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
     mplc_parallel(step_k034_im2col_matmul_part, &(step_k034_im2col_matmul_pointers){t106, t54, t103, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t106[i] += partial[i];
     }
 }
@@ -1536,14 +1744,15 @@ static void step_k048_im2col_matmul_add_etc_part(void *context, int part, int pa
     const float *restrict t209 = p->t209;
     const float *restrict t211 = p->t211;
     const float *restrict t157 = p->t157;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t211, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t209 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, t211, 32, 0.0f, t215 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t215 + (size_t)n0 * 6272, t209 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1897,14 +2106,15 @@ static void step_k070_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t262 = p->t262;
     const float *restrict t257 = p->t257;
     const float *restrict t211 = p->t211;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t211, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t257 + (size_t)n0 * 6272, 32, t211, 32, 0.0f, chunk, 144);
-            mplc_col2im(t262 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t262 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -1927,23 +2137,24 @@ static void step_k071_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t260 = p->t260;
     const float *restrict t209 = p->t209;
     const float *restrict t257 = p->t257;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t260 : chunk + 254016;
+    float *sum = part == 0 ? t260 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t209 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t257 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t209 + (size_t)n0 * 3136, t257 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k071_im2col_matmul(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
     mplc_parallel(step_k071_im2col_matmul_part, &(step_k071_im2col_matmul_pointers){t260, t209, t257, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t260[i] += partial[i];
     }
 }
@@ -2543,119 +2754,119 @@ static void step_k110_mul_add_sub(float *restrict in_teacher_momentum_dense2_bia
     }
 }
 
-/* 111 kernels; scratch high-water mark 5897584 floats. */
+/* 111 kernels; scratch high-water mark 6647824 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 5882368, io + 226176, state, state + 640);
-    step_k001_matmul_add(scratch + 5892608, scratch + 5882368, state + 704, state + 1344);
-    step_k002_mul_add(scratch + 5896768, io + 225792);
-    step_k003_reduce_max(scratch + 5894528, scratch + 5892608);
-    step_k004_sub_exp(scratch + 5894208, scratch + 5897088, scratch + 5892608, scratch + 5894528);
-    step_k005_reduce_sum(scratch + 5897536, scratch + 5897088);
-    step_k006_log(scratch + 5897408, scratch + 5897536);
-    step_k007_sub_mul_reduce_sum(scratch + 5897440, scratch + 5894208, scratch + 5897408, scratch + 5896768);
-    step_k008_mul(io + 227776, io + 227792, scratch + 5897440);
-    step_k009_one_hot_argmax(scratch + 5894208, scratch + 5892928);
-    step_k010_im2col_matmul_add_etc(scratch + 2068992, scratch + 5280256, io + 125440, state + 1360, state + 1504, scratch);
-    step_k011_im2col_matmul_add_etc(scratch + 3674624, scratch + 4477440, scratch + 5280256, state + 1520, state + 6128, scratch);
-    step_k012_matmul_add_relu(scratch + 4678144, scratch + 4477440, state + 6160, state + 206864);
-    step_k013_matmul_add(scratch + 5681664, scratch + 4678144, state + 206992, state + 208272);
-    step_k014_reduce_max(scratch + 5895488, scratch + 5681664);
-    step_k015_sub_exp(scratch + 5682944, scratch + 5684224, scratch + 5681664, scratch + 5895488);
-    step_k016_reduce_sum(scratch + 5895488, scratch + 5684224);
-    step_k017_log(scratch + 5895616, scratch + 5895488);
-    step_k018_sub_mul_reduce_sum(scratch + 5897408, scratch + 5682944, scratch + 5895616, scratch + 5894208);
-    step_k019_mul(io + 227824, scratch + 5897408);
-    step_k020_mul(scratch + 5681664, scratch + 5894208);
-    step_k021_neg_reduce_sum(scratch + 5895616, scratch + 5681664);
-    step_k022_div(scratch + 5895744, scratch + 5895616, scratch + 5895488);
-    step_k023_mul_add(scratch + 5682944, scratch + 5895744, scratch + 5684224, scratch + 5681664);
-    step_k024_reduce_sum(scratch + 5897568, scratch + 5682944);
-    step_k025_matmul(scratch + 5895488, scratch + 4678144, scratch + 5682944);
-    step_k026_matmul_step_mul(scratch + 4878848, scratch + 5682944, state + 206992, scratch + 4678144);
-    step_k027_reduce_sum(scratch + 5897408, scratch + 4878848);
-    step_k028_matmul(scratch + 4678144, scratch + 4878848, state + 6160);
-    step_k029_matmul(scratch + 5681664, scratch + 4477440, scratch + 4878848);
-    step_k030_step_mul(scratch, scratch + 4477440, scratch + 4678144);
-    step_k031_max_pool_scatter(scratch + 4477440, scratch + 3674624, scratch);
-    step_k032_reduce_sum(scratch + 4080640, scratch + 4477440);
-    step_k033_matmul_col2im(scratch + 3674624, scratch + 4477440, state + 1520, scratch);
-    step_k034_im2col_matmul(scratch + 4076032, scratch + 5280256, scratch + 4477440, scratch);
-    step_k035_step_mul(scratch + 1605632, scratch + 5280256, scratch + 3674624);
-    step_k036_max_pool_scatter(scratch, scratch + 2068992, scratch + 1605632);
-    step_k037_reduce_sum(scratch + 3179056, scratch);
-    step_k038_im2col_matmul(scratch + 3178752, io + 125440, scratch, scratch + 1605632);
-    step_k039_mul_add_sub(state + 209648, state + 1360, scratch + 3178752, io + 226128);
-    step_k040_mul_add_sub(state + 209792, state + 1504, scratch + 3179056, io + 226128);
-    step_k041_mul_add_sub(state + 209808, state + 1520, scratch + 4076032, io + 226128);
-    step_k042_mul_add_sub(state + 214416, state + 6128, scratch + 4080640, io + 226128);
-    step_k043_mul_add_sub(state + 214448, state + 6160, scratch + 5681664, io + 226128);
-    step_k044_mul_add_sub(state + 415152, state + 206864, scratch + 5897408, io + 226128);
-    step_k045_mul_add_sub(state + 415280, state + 206992, scratch + 5895488, io + 226128);
-    step_k046_mul_add_sub(state + 416560, state + 208272, scratch + 5897568, io + 226128);
-    step_k047_im2col_matmul_add_etc(scratch + 2068992, scratch + 3072512, io, state + 1360, state + 1504, scratch);
-    step_k048_im2col_matmul_add_etc(scratch + 2470400, scratch + 2871808, scratch + 3072512, state + 1520, state + 6128, scratch);
-    step_k049_matmul_add_relu(scratch + 2921984, scratch + 2871808, state + 6160, state + 206864);
-    step_k050_matmul_add(scratch + 2926080, scratch + 2921984, state + 206992, state + 208272);
-    step_k051_reduce_max(scratch + 3172864, scratch + 2926080);
-    step_k052_sub_exp(scratch + 2926400, scratch + 2926720, scratch + 2926080, scratch + 3172864);
-    step_k053_reduce_sum(scratch + 3172864, scratch + 2926720);
-    step_k054_log(scratch + 2926080, scratch + 3172864);
-    step_k055_sub_mul_reduce_sum(scratch + 3178896, scratch + 2926400, scratch + 2926080, io + 225792);
-    step_k056_mul(io + 227840, scratch + 3178896);
-    step_k057_mul(scratch + 2926080, io + 225792);
-    step_k058_neg_reduce_sum(scratch + 2926400, scratch + 2926080);
-    step_k059_div(scratch + 3172896, scratch + 2926400, scratch + 3172864);
-    step_k060_mul_add(scratch + 2926400, scratch + 3172896, scratch + 2926720, scratch + 2926080);
-    step_k061_reduce_sum(scratch + 3179072, scratch + 2926400);
-    step_k062_matmul(scratch + 3177472, scratch + 2921984, scratch + 2926400);
-    step_k063_matmul_step_mul(scratch + 2972160, scratch + 2926400, state + 206992, scratch + 2921984);
-    step_k064_reduce_sum(scratch + 3178896, scratch + 2972160);
-    step_k065_matmul(scratch + 2921984, scratch + 2972160, state + 6160);
-    step_k066_matmul(scratch + 2671104, scratch + 2871808, scratch + 2972160);
-    step_k067_step_mul(scratch, scratch + 2871808, scratch + 2921984);
-    step_k068_max_pool_scatter(scratch + 2871808, scratch + 2470400, scratch);
-    step_k069_reduce_sum(scratch + 3179024, scratch + 2871808);
-    step_k070_matmul_col2im(scratch + 2470400, scratch + 2871808, state + 1520, scratch);
-    step_k071_im2col_matmul(scratch + 3172864, scratch + 3072512, scratch + 2871808, scratch);
-    step_k072_step_mul(scratch + 2570752, scratch + 3072512, scratch + 2470400);
-    step_k073_max_pool_scatter(scratch + 1130112, scratch + 2068992, scratch + 2570752);
-    step_k074_reduce_sum(scratch + 2871952, scratch + 1130112);
-    step_k075_im2col_matmul(scratch + 2871808, io, scratch + 1130112, scratch);
-    step_k076_mul_reduce_sum(scratch + 2871968, scratch + 2871808, scratch + 3178752);
-    step_k077_mul_reduce_sum(scratch + 2871808, scratch + 2871952, scratch + 3179056);
-    step_k078_mul_reduce_sum(scratch + 3179056, scratch + 3172864, scratch + 4076032);
-    step_k079_mul_reduce_sum(scratch + 2871824, scratch + 3179024, scratch + 4080640);
-    step_k080_mul_reduce_sum(scratch + 3179024, scratch + 2671104, scratch + 5681664);
-    step_k081_mul_reduce_sum(scratch + 3179040, scratch + 3178896, scratch + 5897408);
-    step_k082_mul_reduce_sum(scratch + 2871840, scratch + 3177472, scratch + 5895488);
-    step_k083_mul_reduce_sum(scratch + 2871856, scratch + 3179072, scratch + 5897568);
-    step_k084_mul_add(io + 227856, io + 226128, scratch + 2871968, scratch + 2871808, scratch + 3179056, scratch + 2871824, scratch + 3179024, scratch + 3179040, scratch + 2871840, scratch + 2871856);
-    step_k085_reduce_max(scratch + 5895488, scratch + 5892928);
-    step_k086_sub_exp(scratch, scratch + 5892928, scratch + 5895488);
-    step_k087_reduce_sum(scratch + 5893888, scratch);
-    step_k088_mul(scratch + 5897408, io + 226160, io + 227856);
-    step_k089_mul(scratch + 5892608, scratch + 5897408, scratch + 5894208);
-    step_k090_neg_reduce_sum(scratch + 5894016, scratch + 5892608);
-    step_k091_div(scratch + 5894144, scratch + 5894016, scratch + 5893888);
-    step_k092_mul_add(scratch + 10240, scratch + 5894144, scratch, scratch + 5892608);
-    step_k093_mul(scratch + 5892608, scratch + 5896768);
-    step_k094_neg_reduce_sum(scratch + 5897408, scratch + 5892608);
-    step_k095_div(scratch + 5897440, scratch + 5897408, scratch + 5897536);
-    step_k096_mul_add(scratch + 5892928, scratch + 5897440, scratch + 5897088, scratch + 5892608);
-    step_k097_reduce_sum(scratch + 5892608, scratch + 5892928);
-    step_k098_reduce_sum(scratch + 5892624, scratch + 10240);
-    step_k099_add(scratch + 5892800, scratch + 5892608, scratch + 5892624);
-    step_k100_matmul(scratch + 11520, scratch + 5884416, scratch + 10240);
-    step_k101_matmul_step_mul(scratch + 8192, scratch + 5892928, state + 704, scratch + 5882368);
-    step_k102_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 5884416);
-    step_k103_reduce_sum(scratch + 5892608, scratch + 8192);
-    step_k104_reduce_sum(scratch + 5892672, scratch);
-    step_k105_add(scratch + 5892736, scratch + 5892608, scratch + 5892672);
+    step_k000_matmul_add_relu(scratch + 6627968, io + 226176, state, state + 640);
+    step_k001_matmul_add(scratch + 6642816, scratch + 6627968, state + 704, state + 1344);
+    step_k002_mul_add(scratch + 6646976, io + 225792);
+    step_k003_reduce_max(scratch + 6644736, scratch + 6642816);
+    step_k004_sub_exp(scratch + 6644416, scratch + 6647296, scratch + 6642816, scratch + 6644736);
+    step_k005_reduce_sum(scratch + 6647744, scratch + 6647296);
+    step_k006_log(scratch + 6647616, scratch + 6647744);
+    step_k007_sub_mul_reduce_sum(scratch + 6647648, scratch + 6644416, scratch + 6647616, scratch + 6646976);
+    step_k008_mul(io + 227776, io + 227792, scratch + 6647648);
+    step_k009_one_hot_argmax(scratch + 6644416, scratch + 6643136);
+    step_k010_im2col_matmul_add_etc(scratch + 2814592, scratch + 6025856, io + 125440, state + 1360, state + 1504, scratch);
+    step_k011_im2col_matmul_add_etc(scratch + 4420224, scratch + 5223040, scratch + 6025856, state + 1520, state + 6128, scratch);
+    step_k012_matmul_add_relu(scratch + 5423744, scratch + 5223040, state + 6160, state + 206864);
+    step_k013_matmul_add(scratch + 6638208, scratch + 5423744, state + 206992, state + 208272);
+    step_k014_reduce_max(scratch + 6642048, scratch + 6638208);
+    step_k015_sub_exp(scratch + 6639488, scratch + 6640768, scratch + 6638208, scratch + 6642048);
+    step_k016_reduce_sum(scratch + 6642048, scratch + 6640768);
+    step_k017_log(scratch + 6642176, scratch + 6642048);
+    step_k018_sub_mul_reduce_sum(scratch + 6647616, scratch + 6639488, scratch + 6642176, scratch + 6644416);
+    step_k019_mul(io + 227824, scratch + 6647616);
+    step_k020_mul(scratch + 6638208, scratch + 6644416);
+    step_k021_neg_reduce_sum(scratch + 6642176, scratch + 6638208);
+    step_k022_div(scratch + 6642304, scratch + 6642176, scratch + 6642048);
+    step_k023_mul_add(scratch + 6639488, scratch + 6642304, scratch + 6640768, scratch + 6638208);
+    step_k024_reduce_sum(scratch + 6647808, scratch + 6639488);
+    step_k025_matmul(scratch + 6645696, scratch + 5423744, scratch + 6639488);
+    step_k026_matmul_step_mul(scratch + 5624448, scratch + 6639488, state + 206992, scratch + 5423744);
+    step_k027_reduce_sum(scratch + 6647616, scratch + 5624448);
+    step_k028_matmul(scratch + 5423744, scratch + 5624448, state + 6160);
+    step_k029_matmul(scratch + 6427264, scratch + 5223040, scratch + 5624448);
+    step_k030_step_mul(scratch, scratch + 5223040, scratch + 5423744);
+    step_k031_max_pool_scatter(scratch + 5223040, scratch + 4420224, scratch);
+    step_k032_reduce_sum(scratch + 6647776, scratch + 5223040);
+    step_k033_matmul_col2im(scratch + 4420224, scratch + 5223040, state + 1520, scratch);
+    step_k034_im2col_matmul(scratch + 6638208, scratch + 6025856, scratch + 5223040, scratch);
+    step_k035_step_mul(scratch + 4821632, scratch + 6025856, scratch + 4420224);
+    step_k036_max_pool_scatter(scratch, scratch + 2814592, scratch + 4821632);
+    step_k037_reduce_sum(scratch + 3970192, scratch);
+    step_k038_im2col_matmul(scratch + 3969920, io + 125440, scratch, scratch + 1605632);
+    step_k039_mul_add_sub(state + 209648, state + 1360, scratch + 3969920, io + 226128);
+    step_k040_mul_add_sub(state + 209792, state + 1504, scratch + 3970192, io + 226128);
+    step_k041_mul_add_sub(state + 209808, state + 1520, scratch + 6638208, io + 226128);
+    step_k042_mul_add_sub(state + 214416, state + 6128, scratch + 6647776, io + 226128);
+    step_k043_mul_add_sub(state + 214448, state + 6160, scratch + 6427264, io + 226128);
+    step_k044_mul_add_sub(state + 415152, state + 206864, scratch + 6647616, io + 226128);
+    step_k045_mul_add_sub(state + 415280, state + 206992, scratch + 6645696, io + 226128);
+    step_k046_mul_add_sub(state + 416560, state + 208272, scratch + 6647808, io + 226128);
+    step_k047_im2col_matmul_add_etc(scratch + 2814592, scratch + 3818112, io, state + 1360, state + 1504, scratch);
+    step_k048_im2col_matmul_add_etc(scratch + 3216000, scratch + 3617408, scratch + 3818112, state + 1520, state + 6128, scratch);
+    step_k049_matmul_add_relu(scratch + 3667584, scratch + 3617408, state + 6160, state + 206864);
+    step_k050_matmul_add(scratch + 3671680, scratch + 3667584, state + 206992, state + 208272);
+    step_k051_reduce_max(scratch + 3918464, scratch + 3671680);
+    step_k052_sub_exp(scratch + 3672000, scratch + 3672320, scratch + 3671680, scratch + 3918464);
+    step_k053_reduce_sum(scratch + 3918464, scratch + 3672320);
+    step_k054_log(scratch + 3671680, scratch + 3918464);
+    step_k055_sub_mul_reduce_sum(scratch + 3970064, scratch + 3672000, scratch + 3671680, io + 225792);
+    step_k056_mul(io + 227840, scratch + 3970064);
+    step_k057_mul(scratch + 3671680, io + 225792);
+    step_k058_neg_reduce_sum(scratch + 3672000, scratch + 3671680);
+    step_k059_div(scratch + 3918496, scratch + 3672000, scratch + 3918464);
+    step_k060_mul_add(scratch + 3672000, scratch + 3918496, scratch + 3672320, scratch + 3671680);
+    step_k061_reduce_sum(scratch + 3970208, scratch + 3672000);
+    step_k062_matmul(scratch + 3968640, scratch + 3667584, scratch + 3672000);
+    step_k063_matmul_step_mul(scratch + 3717760, scratch + 3672000, state + 206992, scratch + 3667584);
+    step_k064_reduce_sum(scratch + 3970064, scratch + 3717760);
+    step_k065_matmul(scratch + 3667584, scratch + 3717760, state + 6160);
+    step_k066_matmul(scratch + 3416704, scratch + 3617408, scratch + 3717760);
+    step_k067_step_mul(scratch + 3918464, scratch + 3617408, scratch + 3667584);
+    step_k068_max_pool_scatter(scratch + 3617408, scratch + 3216000, scratch + 3918464);
+    step_k069_reduce_sum(scratch + 3923216, scratch + 3617408);
+    step_k070_matmul_col2im(scratch + 3216000, scratch + 3617408, state + 1520, scratch);
+    step_k071_im2col_matmul(scratch + 3918464, scratch + 3818112, scratch + 3617408, scratch);
+    step_k072_step_mul(scratch + 3316352, scratch + 3818112, scratch + 3216000);
+    step_k073_max_pool_scatter(scratch + 1130112, scratch + 2814592, scratch + 3316352);
+    step_k074_reduce_sum(scratch + 3923248, scratch + 1130112);
+    step_k075_im2col_matmul(scratch + 3923072, io, scratch + 1130112, scratch);
+    step_k076_mul_reduce_sum(scratch + 3923264, scratch + 3923072, scratch + 3969920);
+    step_k077_mul_reduce_sum(scratch + 3923072, scratch + 3923248, scratch + 3970192);
+    step_k078_mul_reduce_sum(scratch + 3923248, scratch + 3918464, scratch + 6638208);
+    step_k079_mul_reduce_sum(scratch + 3970192, scratch + 3923216, scratch + 6647776);
+    step_k080_mul_reduce_sum(scratch + 6647776, scratch + 3416704, scratch + 6427264);
+    step_k081_mul_reduce_sum(scratch + 6647792, scratch + 3970064, scratch + 6647616);
+    step_k082_mul_reduce_sum(scratch + 6647616, scratch + 3968640, scratch + 6645696);
+    step_k083_mul_reduce_sum(scratch + 6647632, scratch + 3970208, scratch + 6647808);
+    step_k084_mul_add(io + 227856, io + 226128, scratch + 3923264, scratch + 3923072, scratch + 3923248, scratch + 3970192, scratch + 6647776, scratch + 6647792, scratch + 6647616, scratch + 6647632);
+    step_k085_reduce_max(scratch + 6645696, scratch + 6643136);
+    step_k086_sub_exp(scratch + 6638208, scratch + 6643136, scratch + 6645696);
+    step_k087_reduce_sum(scratch + 6645696, scratch + 6638208);
+    step_k088_mul(scratch + 6647616, io + 226160, io + 227856);
+    step_k089_mul(scratch + 6639488, scratch + 6647616, scratch + 6644416);
+    step_k090_neg_reduce_sum(scratch + 6645824, scratch + 6639488);
+    step_k091_div(scratch + 6645952, scratch + 6645824, scratch + 6645696);
+    step_k092_mul_add(scratch + 10240, scratch + 6645952, scratch + 6638208, scratch + 6639488);
+    step_k093_mul(scratch + 6638208, scratch + 6646976);
+    step_k094_neg_reduce_sum(scratch + 6647616, scratch + 6638208);
+    step_k095_div(scratch + 6647648, scratch + 6647616, scratch + 6647744);
+    step_k096_mul_add(scratch + 6638528, scratch + 6647648, scratch + 6647296, scratch + 6638208);
+    step_k097_reduce_sum(scratch + 6638208, scratch + 6638528);
+    step_k098_reduce_sum(scratch + 6638224, scratch + 10240);
+    step_k099_add(scratch + 6638400, scratch + 6638208, scratch + 6638224);
+    step_k100_matmul(scratch + 11520, scratch + 6630016, scratch + 10240);
+    step_k101_matmul_step_mul(scratch + 8192, scratch + 6638528, state + 704, scratch + 6627968);
+    step_k102_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 6630016);
+    step_k103_reduce_sum(scratch + 6638208, scratch + 8192);
+    step_k104_reduce_sum(scratch + 6638272, scratch);
+    step_k105_add(scratch + 6638336, scratch + 6638208, scratch + 6638272);
     step_k106_matmul(scratch + 10240, io + 226496, scratch);
     step_k107_matmul_add_mul_etc(scratch + 10880, state + 208288, state, io + 226176, scratch + 8192, scratch + 10240, io + 226112);
-    step_k108_mul_add_sub(state + 208928, state + 640, scratch + 5892736, io + 226112);
-    step_k109_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 5882368, scratch + 5892928, scratch + 11520, io + 226112);
-    step_k110_mul_add_sub(state + 209632, state + 1344, scratch + 5892800, io + 226112);
+    step_k108_mul_add_sub(state + 208928, state + 640, scratch + 6638336, io + 226112);
+    step_k109_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 6627968, scratch + 6638528, scratch + 11520, io + 226112);
+    step_k110_mul_add_sub(state + 209632, state + 1344, scratch + 6638400, io + 226112);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }
@@ -2746,14 +2957,15 @@ static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t18 = p->t18;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t24 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t24 + (size_t)n0 * 6272, t18 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3094,14 +3306,15 @@ static void supervised_step_k021_matmul_col2im_part(void *context, int part, int
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 347456; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 32, 1.0f, t67 + (size_t)n0 * 6272, 32, in_student_conv3_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t72 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t72 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, filters, (mplc_window){nb, 14, 14, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -3124,23 +3337,24 @@ static void supervised_step_k022_im2col_matmul_part(void *context, int part, int
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
-    float *restrict chunk = p->chunk + (size_t)part * 258624; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 351824; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t70 : chunk + 254016;
+    float *sum = part == 0 ? t70 : chunk + 347216;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t18 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 196, 1.0f, chunk, 144, t67 + (size_t)n0 * 6272, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t18 + (size_t)n0 * 3136, t67 + (size_t)n0 * 6272, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
     mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 258624 + 254016;
+        const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
@@ -3508,43 +3722,43 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 35 kernels; scratch high-water mark 9731760 floats. */
+/* 35 kernels; scratch high-water mark 10477360 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 8454656, io, state + 1360, state + 1504, scratch + 3211264);
-    supervised_step_k001_im2col_matmul_add_etc(scratch + 5243392, scratch + 9257472, scratch + 8454656, state + 1520, state + 6128, scratch + 3211264);
-    supervised_step_k002_matmul_add_relu(scratch + 9658880, scratch + 9257472, state + 6160, state + 206864);
-    supervised_step_k003_matmul_add(scratch + 6849024, scratch + 9658880, state + 206992, state + 208272);
-    supervised_step_k004_reduce_max(scratch + 6856704, scratch + 6849024);
-    supervised_step_k005_sub_exp(scratch + 6851584, scratch + 6854144, scratch + 6849024, scratch + 6856704);
-    supervised_step_k006_reduce_sum(scratch + 6856704, scratch + 6854144);
-    supervised_step_k007_log(scratch + 6849024, scratch + 6856704);
-    supervised_step_k008_sub_mul_reduce_sum(scratch + 6849280, scratch + 6851584, scratch + 6849024, io + 200704);
-    supervised_step_k009_mul(io + 203280, scratch + 6849280);
-    supervised_step_k010_mul(scratch + 6849024, io + 200704);
-    supervised_step_k011_neg_reduce_sum(scratch + 6851584, scratch + 6849024);
-    supervised_step_k012_div(scratch + 6851840, scratch + 6851584, scratch + 6856704);
-    supervised_step_k013_mul_add(scratch + 9729024, scratch + 6851840, scratch + 6854144, scratch + 6849024);
-    supervised_step_k014_reduce_sum(scratch + 9731744, scratch + 9729024);
-    supervised_step_k015_matmul_step_mul(scratch + 9691648, scratch + 9729024, state + 206992, scratch + 9658880);
-    supervised_step_k016_reduce_sum(scratch + 9731584, scratch + 9691648);
-    supervised_step_k017_matmul(scratch + 6849024, scratch + 9691648, state + 6160);
-    supervised_step_k018_step_mul(scratch + 3211264, scratch + 9257472, scratch + 6849024);
-    supervised_step_k019_max_pool_scatter(scratch + 6849024, scratch + 5243392, scratch + 3211264);
-    supervised_step_k020_reduce_sum(scratch + 9731712, scratch + 6849024);
-    supervised_step_k021_matmul_col2im(scratch + 5280256, scratch + 6849024, state + 1520, scratch + 3211264);
-    supervised_step_k022_im2col_matmul(scratch + 9724416, scratch + 8454656, scratch + 6849024, scratch + 3211264);
-    supervised_step_k023_step_mul(scratch + 6422528, scratch + 8454656, scratch + 5280256);
-    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6422528);
+    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 9200256, io, state + 1360, state + 1504, scratch + 3211264);
+    supervised_step_k001_im2col_matmul_add_etc(scratch + 5988992, scratch + 10003072, scratch + 9200256, state + 1520, state + 6128, scratch + 3211264);
+    supervised_step_k002_matmul_add_relu(scratch + 10404480, scratch + 10003072, state + 6160, state + 206864);
+    supervised_step_k003_matmul_add(scratch + 7594624, scratch + 10404480, state + 206992, state + 208272);
+    supervised_step_k004_reduce_max(scratch + 7602304, scratch + 7594624);
+    supervised_step_k005_sub_exp(scratch + 7597184, scratch + 7599744, scratch + 7594624, scratch + 7602304);
+    supervised_step_k006_reduce_sum(scratch + 7602304, scratch + 7599744);
+    supervised_step_k007_log(scratch + 7594624, scratch + 7602304);
+    supervised_step_k008_sub_mul_reduce_sum(scratch + 7594880, scratch + 7597184, scratch + 7594624, io + 200704);
+    supervised_step_k009_mul(io + 203280, scratch + 7594880);
+    supervised_step_k010_mul(scratch + 7594624, io + 200704);
+    supervised_step_k011_neg_reduce_sum(scratch + 7597184, scratch + 7594624);
+    supervised_step_k012_div(scratch + 7597440, scratch + 7597184, scratch + 7602304);
+    supervised_step_k013_mul_add(scratch + 10474624, scratch + 7597440, scratch + 7599744, scratch + 7594624);
+    supervised_step_k014_reduce_sum(scratch + 10477344, scratch + 10474624);
+    supervised_step_k015_matmul_step_mul(scratch + 10437248, scratch + 10474624, state + 206992, scratch + 10404480);
+    supervised_step_k016_reduce_sum(scratch + 10477184, scratch + 10437248);
+    supervised_step_k017_matmul(scratch + 7594624, scratch + 10437248, state + 6160);
+    supervised_step_k018_step_mul(scratch + 3211264, scratch + 10003072, scratch + 7594624);
+    supervised_step_k019_max_pool_scatter(scratch + 7594624, scratch + 5988992, scratch + 3211264);
+    supervised_step_k020_reduce_sum(scratch + 10477312, scratch + 7594624);
+    supervised_step_k021_matmul_col2im(scratch + 6025856, scratch + 7594624, state + 1520, scratch + 3211264);
+    supervised_step_k022_im2col_matmul(scratch + 10470016, scratch + 9200256, scratch + 7594624, scratch + 3211264);
+    supervised_step_k023_step_mul(scratch + 6828672, scratch + 9200256, scratch + 6025856);
+    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6828672);
     supervised_step_k025_reduce_sum(scratch + 1130256, scratch + 3211264);
     supervised_step_k026_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
     supervised_step_k027_mul_add_sub(state + 209648, state + 1360, scratch + 1130112, io + 203264);
     supervised_step_k028_mul_add_sub(state + 209792, state + 1504, scratch + 1130256, io + 203264);
-    supervised_step_k029_mul_add_sub(state + 209808, state + 1520, scratch + 9724416, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 214416, state + 6128, scratch + 9731712, io + 203264);
-    supervised_step_k031_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 9257472, scratch + 9691648, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 415152, state + 206864, scratch + 9731584, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch + 9691648, state + 415280, state + 206992, scratch + 9658880, scratch + 9729024, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 416560, state + 208272, scratch + 9731744, io + 203264);
+    supervised_step_k029_mul_add_sub(state + 209808, state + 1520, scratch + 10470016, io + 203264);
+    supervised_step_k030_mul_add_sub(state + 214416, state + 6128, scratch + 10477312, io + 203264);
+    supervised_step_k031_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 10003072, scratch + 10437248, io + 203264);
+    supervised_step_k032_mul_add_sub(state + 415152, state + 206864, scratch + 10477184, io + 203264);
+    supervised_step_k033_matmul_mul_add_etc(scratch + 10437248, state + 415280, state + 206992, scratch + 10404480, scratch + 10474624, io + 203264);
+    supervised_step_k034_mul_add_sub(state + 416560, state + 208272, scratch + 10477344, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -3673,14 +3887,15 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict t16 = p->t16;
     const float *restrict in_student_conv3_weight = p->in_student_conv3_weight;
     const float *restrict in_student_conv3_bias = p->in_student_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 347216; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_conv3_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t16 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 32, 144, 1.0f, chunk, 144, in_student_conv3_weight, 32, 0.0f, t22 + (size_t)n0 * 6272, 32);
+            mplc_winograd_conv3x3(t22 + (size_t)n0 * 6272, t16 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3751,7 +3966,7 @@ static void predict_student_k003_matmul_add(float *restrict t32, const float *re
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state + 1360, state + 1504, scratch + 7840000);
-    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 5168128, scratch + 6272000, state + 1520, state + 6128, scratch + 3136000);
-    predict_student_k002_matmul_add_relu(scratch, scratch + 5168128, state + 6160, state + 206864);
+    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 7840000, scratch + 6272000, state + 1520, state + 6128, scratch + 3136000);
+    predict_student_k002_matmul_add_relu(scratch, scratch + 7840000, state + 6160, state + 206864);
     predict_student_k003_matmul_add(logits, scratch, state + 206992, state + 208272);
 }

@@ -246,6 +246,211 @@ MPLC_HELPER void mplc_col2im(float *restrict image, const float *restrict column
                     }
 }
 
+/* ---- 3x3 stride-1 pad-1 convolutions by Winograd's F(2x2, 3x3) (Lavin & Gray, CVPR 2016) ----
+ * Each 2x2 block of outputs comes from a 4x4 tile of the input, per pair of channels
+ *     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A,
+ * 16 multiplies where the direct product needs 36. Summed over the input channels, the 16 element-wise products
+ * are 16 GEMMs [tiles, in]·[in, out]: 2.25 times fewer multiplies than im2col's GEMM, for a few additions per
+ * element in the transforms. The tiles cover the image; outputs past an odd edge are computed and dropped. */
+
+/* u[16][in][out]: the transformed filters G g Gᵀ of a 3x3 convolution from `in` to `out` channels. `w` is its
+ * im2col GEMM's [9*in, out] weight matrix; or, with `flipped`, the weights [9*out, in] of the convolution the
+ * other way, turned by 180 degrees: the transposed convolution, i.e. the ∂x of a 3x3 stride-1 pad-1 one. */
+MPLC_HELPER void mplc_winograd_filters(float *restrict u, const float *restrict w, int in, int out, int flipped) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float g[3][3], gg[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flipped ? w[((size_t)((2 - a) * 3 + 2 - b) * out + o) * in + i]
+                                      : w[((size_t)(a * 3 + b) * in + i) * out + o];
+            for (int b = 0; b < 3; b++) { /* G g */
+                gg[0][b] = g[0][b];
+                gg[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                gg[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                gg[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) { /* (G g) Gᵀ */
+                float *element = u + (size_t)(4 * a) * plane + (size_t)i * out + o;
+                element[0] = gg[a][0];
+                element[plane] = 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]);
+                element[2 * plane] = 0.5f * (gg[a][0] - gg[a][1] + gg[a][2]);
+                element[3 * plane] = gg[a][2];
+            }
+        }
+}
+
+/* ∂w[9*in, out] (the layout of mplc_winograd_filters' w, not flipped) = Gᵀ ∂u G: the transpose of the filter
+ * transform, which takes a gradient with respect to the transformed filters back to the 3x3 filters. */
+MPLC_HELPER void mplc_winograd_filters_transpose(float *restrict dw, const float *restrict du, int in, int out) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float d[4][4], gd[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) d[a][b] = du[(size_t)(4 * a + b) * plane + (size_t)i * out + o];
+            for (int b = 0; b < 4; b++) { /* Gᵀ ∂u */
+                gd[0][b] = d[0][b] + 0.5f * (d[1][b] + d[2][b]);
+                gd[1][b] = 0.5f * (d[1][b] - d[2][b]);
+                gd[2][b] = 0.5f * (d[1][b] + d[2][b]) + d[3][b];
+            }
+            for (int a = 0; a < 3; a++) { /* (Gᵀ ∂u) G */
+                float *row = dw + ((size_t)(a * 3) * in + i) * out + o;
+                row[0] = gd[a][0] + 0.5f * (gd[a][1] + gd[a][2]);
+                row[plane] = 0.5f * (gd[a][1] - gd[a][2]);
+                row[2 * plane] = 0.5f * (gd[a][1] + gd[a][2]) + gd[a][3];
+            }
+        }
+}
+
+/* Tiles of 2x2 outputs covering a batch. */
+MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
+    return (size_t)g.batch * (size_t)((g.height + 1) / 2) * (size_t)((g.width + 1) / 2);
+}
+
+/* Floats of the scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient: the transformed input tiles
+ * (16 x tiles x in), the products or output gradients (16 x tiles x out), one tile's Bᵀ d (16 x in), a row of
+ * zeros for the padding (in + out) and a row that takes the outputs past an odd edge (out). */
+MPLC_HELPER size_t mplc_winograd_scratch_floats(mplc_window g, int out) {
+    return 16 * mplc_winograd_tiles(g) * (size_t)(g.channels + out) + 17 * (size_t)g.channels + 2 * (size_t)out;
+}
+
+/* The parts of that scratch. */
+typedef struct {
+    float *v, *m, *bd, *zeros, *dropped;
+    size_t v_plane, m_plane; /* floats of one of the 16 matrices of v and of m */
+} mplc_winograd_scratch;
+
+MPLC_HELPER mplc_winograd_scratch mplc_winograd_split(float *scratch, mplc_window g, int out) {
+    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
+    mplc_winograd_scratch s = {scratch, scratch + 16 * tiles * in, NULL, NULL, NULL, tiles * in, tiles * (size_t)out};
+    s.bd = s.m + 16 * tiles * (size_t)out;
+    s.zeros = s.bd + 16 * in;
+    s.dropped = s.zeros + in + (size_t)out;
+    memset(s.zeros, 0, (in + (size_t)out) * sizeof(float));
+    return s;
+}
+
+/* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
+MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) {
+                const float *d[4][4];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
+                        d[a][b] = pixel < 0 ? s.zeros : x + pixel;
+                    }
+                /* restrict rows, so that the channel loops vectorise */
+                for (int b = 0; b < 4; b++) { /* Bᵀ d, column b, into bd[b][a] */
+                    const float *restrict d0 = d[0][b], *restrict d1 = d[1][b], *restrict d2 = d[2][b], *restrict d3 = d[3][b];
+                    float *restrict column = s.bd + (size_t)(4 * b) * in;
+                    for (int c = 0; c < in; c++) {
+                        column[c] = d0[c] - d2[c];
+                        column[in + c] = d1[c] + d2[c];
+                        column[2 * in + c] = d2[c] - d1[c];
+                        column[3 * in + c] = d1[c] - d3[c];
+                    }
+                }
+                for (int a = 0; a < 4; a++) { /* (Bᵀ d) B, row a */
+                    const float *restrict s0 = s.bd + (size_t)a * in, *restrict s1 = s0 + 4 * in, *restrict s2 = s0 + 8 * in,
+                                          *restrict s3 = s0 + 12 * in;
+                    float *restrict v0 = s.v + (4 * a) * s.v_plane + t * in, *restrict v1 = v0 + s.v_plane,
+                                    *restrict v2 = v1 + s.v_plane, *restrict v3 = v2 + s.v_plane;
+                    for (int c = 0; c < in; c++) {
+                        v0[c] = s0[c] - s2[c];
+                        v1[c] = s1[c] + s2[c];
+                        v2[c] = s2[c] - s1[c];
+                        v3[c] = s1[c] - s3[c];
+                    }
+                }
+            }
+}
+
+/* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
+ * filters u of mplc_winograd_filters. */
+MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
+                                      int out, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* y's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)tiles, out, in, 1.0f, s.v + xi * s.v_plane, in,
+                    u + (size_t)xi * in * out, out, 0.0f, s.m + xi * s.m_plane, out);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* y = Aᵀ m A */
+                float *o[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        o[a][b] = pixel < 0 ? s.dropped : y + pixel;
+                    }
+                const float *mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    float am[2][4];
+                    for (int b = 0; b < 4; b++) {
+                        const float m0 = mt[b * s.m_plane + f], m1 = mt[(4 + b) * s.m_plane + f];
+                        const float m2 = mt[(8 + b) * s.m_plane + f], m3 = mt[(12 + b) * s.m_plane + f];
+                        am[0][b] = m0 + m1 + m2;
+                        am[1][b] = m1 - m2 - m3;
+                    }
+                    for (int a = 0; a < 2; a++) {
+                        o[a][0][f] = am[a][0] + am[a][1] + am[a][2];
+                        o[a][1][f] = am[a][1] - am[a][2] - am[a][3];
+                    }
+                }
+            }
+}
+
+/* du[16][in][out] = Σ over tiles of V_t ⊗ (A ∂y_t Aᵀ) (with `accumulate`, added to du): the gradient with respect
+ * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
+ * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
+MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
+                                               mplc_window g, int out, int accumulate, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* dy's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* ∂m = A ∂y Aᵀ */
+                const float *e[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        e[a][b] = pixel < 0 ? s.zeros : dy + pixel;
+                    }
+                float *restrict mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    const float row[4][2] = {{e[0][0][f], e[0][1][f]},
+                                             {e[0][0][f] + e[1][0][f], e[0][1][f] + e[1][1][f]},
+                                             {e[0][0][f] - e[1][0][f], e[0][1][f] - e[1][1][f]},
+                                             {-e[1][0][f], -e[1][1][f]}};
+                    for (int a = 0; a < 4; a++) {
+                        mt[(4 * a) * s.m_plane + f] = row[a][0];
+                        mt[(4 * a + 1) * s.m_plane + f] = row[a][0] + row[a][1];
+                        mt[(4 * a + 2) * s.m_plane + f] = row[a][0] - row[a][1];
+                        mt[(4 * a + 3) * s.m_plane + f] = -row[a][1];
+                    }
+                }
+            }
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)tiles, 1.0f, s.v + xi * s.v_plane, in,
+                    s.m + xi * s.m_plane, out, accumulate ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+}
+
 /* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */
 
 /* The window's maximum. Only the value matters here, so channels run innermost and vectorise (ten times
@@ -888,14 +1093,15 @@ static void step_k008_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t134 = p->t134;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t139 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t139 + (size_t)n0 * 3136, t134 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1127,14 +1333,15 @@ static void step_k016_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t164 = p->t164;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t169 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t169 + (size_t)n0 * 3136, t164 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -1632,14 +1839,15 @@ static void step_k033_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t234 = p->t234;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t239 + (size_t)n0 * 1568, 32);
+            mplc_winograd_conv3x3(t239 + (size_t)n0 * 1568, t234 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2178,14 +2386,15 @@ static void step_k051_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t308 = p->t308;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t313 + (size_t)n0 * 1024, 64);
+            mplc_winograd_conv3x3(t313 + (size_t)n0 * 1024, t308 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -3032,14 +3241,15 @@ static void step_k097_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t440 = p->t440;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t445 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t445 + (size_t)n0 * 3136, t440 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3271,14 +3481,15 @@ static void step_k105_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t470 = p->t470;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t475 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t475 + (size_t)n0 * 3136, t470 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -3776,14 +3987,15 @@ static void step_k122_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t536 = p->t536;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t541 + (size_t)n0 * 1568, 32);
+            mplc_winograd_conv3x3(t541 + (size_t)n0 * 1568, t536 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -4322,14 +4534,15 @@ static void step_k140_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t606 = p->t606;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t611 + (size_t)n0 * 1024, 64);
+            mplc_winograd_conv3x3(t611 + (size_t)n0 * 1024, t606 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5186,14 +5399,15 @@ static void step_k181_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t715 = p->t715;
     const float *restrict t706 = p->t706;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t706 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t715 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t715 + (size_t)n0 * 1024, t706 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -5216,23 +5430,24 @@ static void step_k182_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t713 = p->t713;
     const float *restrict t606 = p->t606;
     const float *restrict t706 = p->t706;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t713 : chunk + 258048;
+    float *sum = part == 0 ? t713 : chunk + 296128;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t606 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t706 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t606 + (size_t)n0 * 1024, t706 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k182_im2col_matmul(float *restrict t713, const float *restrict t606, const float *restrict t706, float *restrict chunk) {
     mplc_parallel(step_k182_im2col_matmul_part, &(step_k182_im2col_matmul_pointers){t713, t606, t706, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        const float *partial = chunk + (size_t)q * 332992 + 296128;
         for (int i = 0; i < 36864; i++) t713[i] += partial[i];
     }
 }
@@ -6008,14 +6223,15 @@ static void step_k211_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t789 = p->t789;
     const float *restrict t780 = p->t780;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t780 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t789 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t789 + (size_t)n0 * 1568, t780 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -6038,23 +6254,24 @@ static void step_k212_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t787 = p->t787;
     const float *restrict t536 = p->t536;
     const float *restrict t780 = p->t780;
-    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t787 : chunk + 254016;
+    float *sum = part == 0 ? t787 : chunk + 311904;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t536 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t780 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t536 + (size_t)n0 * 1568, t780 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k212_im2col_matmul(float *restrict t787, const float *restrict t536, const float *restrict t780, float *restrict chunk) {
     mplc_parallel(step_k212_im2col_matmul_part, &(step_k212_im2col_matmul_pointers){t787, t536, t780, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        const float *partial = chunk + (size_t)q * 321120 + 311904;
         for (int i = 0; i < 9216; i++) t787[i] += partial[i];
     }
 }
@@ -6748,14 +6965,15 @@ static void step_k239_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t860 = p->t860;
     const float *restrict t854 = p->t854;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t854 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
-            mplc_col2im(t860 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t860 + (size_t)n0 * 3136, t854 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -6778,23 +6996,24 @@ static void step_k240_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t858 = p->t858;
     const float *restrict t470 = p->t470;
     const float *restrict t854 = p->t854;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t858 : chunk + 254016;
+    float *sum = part == 0 ? t858 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t470 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t854 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t470 + (size_t)n0 * 3136, t854 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void step_k240_im2col_matmul(float *restrict t858, const float *restrict t470, const float *restrict t854, float *restrict chunk) {
     mplc_parallel(step_k240_im2col_matmul_part, &(step_k240_im2col_matmul_pointers){t858, t470, t854, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t858[i] += partial[i];
     }
 }
@@ -7116,14 +7335,15 @@ static void step_k253_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t894 = p->t894;
     const float *restrict t889 = p->t889;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t889 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
-            mplc_col2im(t894 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t894 + (size_t)n0 * 3136, t889 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -7146,23 +7366,24 @@ static void step_k254_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t892 = p->t892;
     const float *restrict t440 = p->t440;
     const float *restrict t889 = p->t889;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t892 : chunk + 254016;
+    float *sum = part == 0 ? t892 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t440 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t889 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t440 + (size_t)n0 * 3136, t889 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void step_k254_im2col_matmul(float *restrict t892, const float *restrict t440, const float *restrict t889, float *restrict chunk) {
     mplc_parallel(step_k254_im2col_matmul_part, &(step_k254_im2col_matmul_pointers){t892, t440, t889, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t892[i] += partial[i];
     }
 }
@@ -8496,14 +8717,15 @@ static void step_k296_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1234 = p->t1234;
     const float *restrict t1236 = p->t1236;
     const float *restrict t981 = p->t981;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1236, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1236, 16, 0.0f, t1239 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t1239 + (size_t)n0 * 3136, t1234 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -8716,14 +8938,15 @@ static void step_k304_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1258 = p->t1258;
     const float *restrict t1260 = p->t1260;
     const float *restrict t1011 = p->t1011;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1260, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, t1260, 16, 0.0f, t1263 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t1263 + (size_t)n0 * 3136, t1258 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -9183,14 +9406,15 @@ static void step_k321_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1311 = p->t1311;
     const float *restrict t1313 = p->t1313;
     const float *restrict t1079 = p->t1079;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1313, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, t1313, 32, 0.0f, t1316 + (size_t)n0 * 1568, 32);
+            mplc_winograd_conv3x3(t1316 + (size_t)n0 * 1568, t1311 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -9691,14 +9915,15 @@ static void step_k339_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1368 = p->t1368;
     const float *restrict t1370 = p->t1370;
     const float *restrict t1159 = p->t1159;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1370, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, t1370, 64, 0.0f, t1373 + (size_t)n0 * 1024, 64);
+            mplc_winograd_conv3x3(t1373 + (size_t)n0 * 1024, t1368 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -10528,14 +10753,15 @@ static void step_k379_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t1470 = p->t1470;
     const float *restrict t1461 = p->t1461;
     const float *restrict t1370 = p->t1370;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1370, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1461 + (size_t)n0 * 1024, 64, t1370, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1470 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1470 + (size_t)n0 * 1024, t1461 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -10558,23 +10784,24 @@ static void step_k380_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t1468 = p->t1468;
     const float *restrict t1368 = p->t1368;
     const float *restrict t1461 = p->t1461;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1468 : chunk + 258048;
+    float *sum = part == 0 ? t1468 : chunk + 296128;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t1368 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1461 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1368 + (size_t)n0 * 1024, t1461 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k380_im2col_matmul(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
     mplc_parallel(step_k380_im2col_matmul_part, &(step_k380_im2col_matmul_pointers){t1468, t1368, t1461, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        const float *partial = chunk + (size_t)q * 332992 + 296128;
         for (int i = 0; i < 36864; i++) t1468[i] += partial[i];
     }
 }
@@ -11334,14 +11561,15 @@ static void step_k407_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t1544 = p->t1544;
     const float *restrict t1535 = p->t1535;
     const float *restrict t1313 = p->t1313;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1313, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1535 + (size_t)n0 * 1568, 32, t1313, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1544 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1544 + (size_t)n0 * 1568, t1535 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -11364,23 +11592,24 @@ static void step_k408_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t1542 = p->t1542;
     const float *restrict t1311 = p->t1311;
     const float *restrict t1535 = p->t1535;
-    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1542 : chunk + 254016;
+    float *sum = part == 0 ? t1542 : chunk + 311904;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t1311 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1535 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1311 + (size_t)n0 * 1568, t1535 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k408_im2col_matmul(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
     mplc_parallel(step_k408_im2col_matmul_part, &(step_k408_im2col_matmul_pointers){t1542, t1311, t1535, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        const float *partial = chunk + (size_t)q * 321120 + 311904;
         for (int i = 0; i < 9216; i++) t1542[i] += partial[i];
     }
 }
@@ -12058,14 +12287,15 @@ static void step_k433_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t1615 = p->t1615;
     const float *restrict t1609 = p->t1609;
     const float *restrict t1260 = p->t1260;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1260, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1609 + (size_t)n0 * 3136, 16, t1260, 16, 0.0f, chunk, 144);
-            mplc_col2im(t1615 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t1615 + (size_t)n0 * 3136, t1609 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -12088,23 +12318,24 @@ static void step_k434_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t1613 = p->t1613;
     const float *restrict t1258 = p->t1258;
     const float *restrict t1609 = p->t1609;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1613 : chunk + 254016;
+    float *sum = part == 0 ? t1613 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t1258 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1609 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t1258 + (size_t)n0 * 3136, t1609 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void step_k434_im2col_matmul(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
     mplc_parallel(step_k434_im2col_matmul_part, &(step_k434_im2col_matmul_pointers){t1613, t1258, t1609, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t1613[i] += partial[i];
     }
 }
@@ -12418,14 +12649,15 @@ static void step_k446_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t1649 = p->t1649;
     const float *restrict t1644 = p->t1644;
     const float *restrict t1236 = p->t1236;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(32, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t1236, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t1644 + (size_t)n0 * 3136, 16, t1236, 16, 0.0f, chunk, 144);
-            mplc_col2im(t1649 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t1649 + (size_t)n0 * 3136, t1644 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -12448,23 +12680,24 @@ static void step_k447_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t1647 = p->t1647;
     const float *restrict t1234 = p->t1234;
     const float *restrict t1644 = p->t1644;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(32, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1647 : chunk + 254016;
+    float *sum = part == 0 ? t1647 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t1234 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t1644 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t1234 + (size_t)n0 * 3136, t1644 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void step_k447_im2col_matmul(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
     mplc_parallel(step_k447_im2col_matmul_part, &(step_k447_im2col_matmul_pointers){t1647, t1234, t1644, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t1647[i] += partial[i];
     }
 }
@@ -14161,14 +14394,15 @@ static void step_k537_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t1891 = p->t1891;
     const float *restrict t1882 = p->t1882;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t1882 + (size_t)n0 * 1024, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1891 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1891 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -14191,23 +14425,24 @@ static void step_k538_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t1889 = p->t1889;
     const float *restrict t308 = p->t308;
     const float *restrict t1882 = p->t1882;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1889 : chunk + 258048;
+    float *sum = part == 0 ? t1889 : chunk + 296128;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t308 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t1882 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t308 + (size_t)n0 * 1024, t1882 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k538_im2col_matmul(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
     mplc_parallel(step_k538_im2col_matmul_part, &(step_k538_im2col_matmul_pointers){t1889, t308, t1882, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        const float *partial = chunk + (size_t)q * 332992 + 296128;
         for (int i = 0; i < 36864; i++) t1889[i] += partial[i];
     }
 }
@@ -14983,14 +15218,15 @@ static void step_k567_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t1965 = p->t1965;
     const float *restrict t1956 = p->t1956;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t1956 + (size_t)n0 * 1568, 32, in_teacher_res6_conv3_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1965 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1965 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -15013,23 +15249,24 @@ static void step_k568_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t1963 = p->t1963;
     const float *restrict t234 = p->t234;
     const float *restrict t1956 = p->t1956;
-    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1963 : chunk + 254016;
+    float *sum = part == 0 ? t1963 : chunk + 311904;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t234 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t1956 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t234 + (size_t)n0 * 1568, t1956 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k568_im2col_matmul(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
     mplc_parallel(step_k568_im2col_matmul_part, &(step_k568_im2col_matmul_pointers){t1963, t234, t1956, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        const float *partial = chunk + (size_t)q * 321120 + 311904;
         for (int i = 0; i < 9216; i++) t1963[i] += partial[i];
     }
 }
@@ -15723,14 +15960,15 @@ static void step_k595_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2036 = p->t2036;
     const float *restrict t2030 = p->t2030;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2030 + (size_t)n0 * 3136, 16, in_teacher_res3_conv3_weight, 16, 0.0f, chunk, 144);
-            mplc_col2im(t2036 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t2036 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -15753,23 +15991,24 @@ static void step_k596_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2034 = p->t2034;
     const float *restrict t164 = p->t164;
     const float *restrict t2030 = p->t2030;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2034 : chunk + 254016;
+    float *sum = part == 0 ? t2034 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t164 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2030 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t164 + (size_t)n0 * 3136, t2030 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void step_k596_im2col_matmul(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
     mplc_parallel(step_k596_im2col_matmul_part, &(step_k596_im2col_matmul_pointers){t2034, t164, t2030, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t2034[i] += partial[i];
     }
 }
@@ -16091,14 +16330,15 @@ static void step_k609_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2070 = p->t2070;
     const float *restrict t2065 = p->t2065;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(288, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t2065 + (size_t)n0 * 3136, 16, in_teacher_res3_conv0_weight, 16, 0.0f, chunk, 144);
-            mplc_col2im(t2070 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t2070 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -16121,23 +16361,24 @@ static void step_k610_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2068 = p->t2068;
     const float *restrict t134 = p->t134;
     const float *restrict t2065 = p->t2065;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(288, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2068 : chunk + 254016;
+    float *sum = part == 0 ? t2068 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t134 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t2065 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t134 + (size_t)n0 * 3136, t2065 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void step_k610_im2col_matmul(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
     mplc_parallel(step_k610_im2col_matmul_part, &(step_k610_im2col_matmul_pointers){t2068, t134, t2065, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t2068[i] += partial[i];
     }
 }
@@ -17228,652 +17469,652 @@ static void step_k643_mul_add_sub(float *restrict in_teacher_momentum_dense14_bi
     }
 }
 
-/* 644 kernels; scratch high-water mark 26348240 floats. */
+/* 644 kernels; scratch high-water mark 26652880 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add(scratch + 1171328, io, state, state + 144, scratch);
     step_k001_reduce_sum(scratch, scratch + 1171328);
     step_k002_mul(scratch + 2074496, scratch);
-    step_k003_sub(scratch + 2359296, scratch + 1171328, scratch + 2074496);
-    step_k004_mul_reduce_sum(scratch + 2074512, scratch + 2359296);
-    step_k005_mul_add_log_etc(state + 311232, state + 311248, scratch + 26347936, scratch + 26347952, scratch + 26347968, scratch + 2074512, scratch + 2074496, state + 160);
-    step_k006_mul_add(scratch + 3262464, scratch + 2359296, scratch + 26347968, state + 176);
-    step_k007_mul_max(scratch + 4165632, scratch + 5068800, scratch + 3262464);
-    step_k008_im2col_matmul_add(scratch + 5971968, scratch + 5068800, state + 192, state + 2496, scratch);
-    step_k009_reduce_sum(scratch, scratch + 5971968);
+    step_k003_sub(scratch + 2663936, scratch + 1171328, scratch + 2074496);
+    step_k004_mul_reduce_sum(scratch + 2074512, scratch + 2663936);
+    step_k005_mul_add_log_etc(state + 311232, state + 311248, scratch + 26652576, scratch + 26652592, scratch + 26652608, scratch + 2074512, scratch + 2074496, state + 160);
+    step_k006_mul_add(scratch + 3567104, scratch + 2663936, scratch + 26652608, state + 176);
+    step_k007_mul_max(scratch + 4470272, scratch + 5373440, scratch + 3567104);
+    step_k008_im2col_matmul_add(scratch + 6276608, scratch + 5373440, state + 192, state + 2496, scratch);
+    step_k009_reduce_sum(scratch, scratch + 6276608);
     step_k010_mul(scratch + 16, scratch);
-    step_k011_sub(scratch + 6875136, scratch + 5971968, scratch + 16);
-    step_k012_mul_reduce_sum(scratch, scratch + 6875136);
-    step_k013_mul_add_log_etc(state + 311264, state + 311280, scratch + 26347984, scratch + 26348000, scratch + 26348016, scratch, scratch + 16, state + 2512);
-    step_k014_mul_add(scratch + 5971968, scratch + 6875136, scratch + 26348016, state + 2528);
-    step_k015_mul_max(scratch + 7778304, scratch + 8681472, scratch + 5971968);
-    step_k016_im2col_matmul_add(scratch + 9584640, scratch + 8681472, state + 2544, state + 4848, scratch);
-    step_k017_add(scratch, scratch + 9584640, scratch + 5068800);
+    step_k011_sub(scratch + 7179776, scratch + 6276608, scratch + 16);
+    step_k012_mul_reduce_sum(scratch, scratch + 7179776);
+    step_k013_mul_add_log_etc(state + 311264, state + 311280, scratch + 26652624, scratch + 26652640, scratch + 26652656, scratch, scratch + 16, state + 2512);
+    step_k014_mul_add(scratch + 6276608, scratch + 7179776, scratch + 26652656, state + 2528);
+    step_k015_mul_max(scratch + 8082944, scratch + 8986112, scratch + 6276608);
+    step_k016_im2col_matmul_add(scratch + 9889280, scratch + 8986112, state + 2544, state + 4848, scratch);
+    step_k017_add(scratch, scratch + 9889280, scratch + 5373440);
     step_k018_reduce_sum(scratch + 903168, scratch);
     step_k019_mul(scratch + 903184, scratch + 903168);
-    step_k020_sub(scratch + 9584640, scratch, scratch + 903184);
-    step_k021_mul_reduce_sum(scratch, scratch + 9584640);
-    step_k022_mul_add_log_etc(state + 311296, state + 311312, scratch + 26348032, scratch + 26348048, scratch + 26348064, scratch, scratch + 903184, state + 4864);
-    step_k023_mul_add(scratch + 10487808, scratch + 9584640, scratch + 26348064, state + 4880);
-    step_k024_mul_max(scratch + 11390976, scratch + 12294144, scratch + 10487808);
-    step_k025_im2col_matmul_add(scratch + 13197312, scratch + 12294144, state + 4896, state + 9504, scratch);
-    step_k026_reduce_sum(scratch, scratch + 13197312);
-    step_k027_mul(scratch + 13648896, scratch);
-    step_k028_sub(scratch + 14100480, scratch + 13197312, scratch + 13648896);
-    step_k029_mul_reduce_sum(scratch + 13648928, scratch + 14100480);
-    step_k030_mul_add_log_etc(state + 311328, state + 311360, scratch + 26347520, scratch + 26347552, scratch + 26347584, scratch + 13648928, scratch + 13648896, state + 9536);
-    step_k031_mul_add(scratch + 14552064, scratch + 14100480, scratch + 26347584, state + 9568);
-    step_k032_mul_max(scratch + 15003648, scratch + 15455232, scratch + 14552064);
-    step_k033_im2col_matmul_add(scratch + 13197312, scratch + 15455232, state + 9600, state + 18816, scratch);
-    step_k034_im2col_matmul(scratch + 13648896, scratch + 12294144, state + 18848, scratch);
-    step_k035_add(scratch, scratch + 13197312, scratch + 13648896);
-    step_k036_reduce_sum(scratch + 13197312, scratch);
-    step_k037_mul(scratch + 13648896, scratch + 13197312);
-    step_k038_sub(scratch + 13197312, scratch, scratch + 13648896);
-    step_k039_mul_reduce_sum(scratch + 13648928, scratch + 13197312);
-    step_k040_mul_add_log_etc(state + 311392, state + 311424, scratch + 26347616, scratch + 26347648, scratch + 26347680, scratch + 13648928, scratch + 13648896, state + 19360);
-    step_k041_mul_add(scratch + 13648896, scratch + 13197312, scratch + 26347680, state + 19392);
-    step_k042_mul_max(scratch + 15906816, scratch + 16358400, scratch + 13648896);
-    step_k043_im2col_matmul_add(scratch + 2064384, scratch + 16358400, state + 19424, state + 37856, scratch);
-    step_k044_reduce_sum(scratch, scratch + 2064384);
-    step_k045_mul(scratch + 64, scratch);
-    step_k046_sub(scratch + 22429696, scratch + 2064384, scratch + 64);
-    step_k047_mul_reduce_sum(scratch, scratch + 22429696);
-    step_k048_mul_add_log_etc(state + 311456, state + 311520, scratch + 26346752, scratch + 26346816, scratch + 26346880, scratch, scratch + 64, state + 37920);
-    step_k049_mul_add(scratch + 22724608, scratch + 22429696, scratch + 26346880, state + 37984);
-    step_k050_mul_max(scratch + 23019520, scratch + 23314432, scratch + 22724608);
-    step_k051_im2col_matmul_add(scratch + 2064384, scratch + 23314432, state + 38048, state + 74912, scratch);
-    step_k052_im2col_matmul(scratch + 1048576, scratch + 16358400, state + 74976, scratch);
-    step_k053_add(scratch + 1343488, scratch + 2064384, scratch + 1048576);
+    step_k020_sub(scratch + 9889280, scratch, scratch + 903184);
+    step_k021_mul_reduce_sum(scratch, scratch + 9889280);
+    step_k022_mul_add_log_etc(state + 311296, state + 311312, scratch + 26652672, scratch + 26652688, scratch + 26652704, scratch, scratch + 903184, state + 4864);
+    step_k023_mul_add(scratch + 10792448, scratch + 9889280, scratch + 26652704, state + 4880);
+    step_k024_mul_max(scratch + 11695616, scratch + 12598784, scratch + 10792448);
+    step_k025_im2col_matmul_add(scratch + 2088576, scratch + 12598784, state + 4896, state + 9504, scratch);
+    step_k026_reduce_sum(scratch + 2540160, scratch + 2088576);
+    step_k027_mul(scratch + 2540192, scratch + 2540160);
+    step_k028_sub(scratch + 14405120, scratch + 2088576, scratch + 2540192);
+    step_k029_mul_reduce_sum(scratch + 2540224, scratch + 14405120);
+    step_k030_mul_add_log_etc(state + 311328, state + 311360, scratch + 26652160, scratch + 26652192, scratch + 26652224, scratch + 2540224, scratch + 2540192, state + 9536);
+    step_k031_mul_add(scratch + 14856704, scratch + 14405120, scratch + 26652224, state + 9568);
+    step_k032_mul_max(scratch + 15308288, scratch + 15759872, scratch + 14856704);
+    step_k033_im2col_matmul_add(scratch + 13501952, scratch + 15759872, state + 9600, state + 18816, scratch);
+    step_k034_im2col_matmul(scratch + 13953536, scratch + 12598784, state + 18848, scratch);
+    step_k035_add(scratch, scratch + 13501952, scratch + 13953536);
+    step_k036_reduce_sum(scratch + 13501952, scratch);
+    step_k037_mul(scratch + 13953536, scratch + 13501952);
+    step_k038_sub(scratch + 13501952, scratch, scratch + 13953536);
+    step_k039_mul_reduce_sum(scratch + 13953568, scratch + 13501952);
+    step_k040_mul_add_log_etc(state + 311392, state + 311424, scratch + 26652256, scratch + 26652288, scratch + 26652320, scratch + 13953568, scratch + 13953536, state + 19360);
+    step_k041_mul_add(scratch + 13953536, scratch + 13501952, scratch + 26652320, state + 19392);
+    step_k042_mul_max(scratch + 16211456, scratch + 16663040, scratch + 13953536);
+    step_k043_im2col_matmul_add(scratch + 2064384, scratch + 16663040, state + 19424, state + 37856, scratch);
+    step_k044_reduce_sum(scratch + 2359296, scratch + 2064384);
+    step_k045_mul(scratch + 2359360, scratch + 2359296);
+    step_k046_sub(scratch + 22332928, scratch + 2064384, scratch + 2359360);
+    step_k047_mul_reduce_sum(scratch + 2359424, scratch + 22332928);
+    step_k048_mul_add_log_etc(state + 311456, state + 311520, scratch + 26651392, scratch + 26651456, scratch + 26651520, scratch + 2359424, scratch + 2359360, state + 37920);
+    step_k049_mul_add(scratch + 22627840, scratch + 22332928, scratch + 26651520, state + 37984);
+    step_k050_mul_max(scratch + 22922752, scratch + 23217664, scratch + 22627840);
+    step_k051_im2col_matmul_add(scratch + 2369024, scratch + 23217664, state + 38048, state + 74912, scratch);
+    step_k052_im2col_matmul(scratch + 1048576, scratch + 16663040, state + 74976, scratch);
+    step_k053_add(scratch + 1343488, scratch + 2369024, scratch + 1048576);
     step_k054_reduce_sum(scratch + 1638400, scratch + 1343488);
     step_k055_mul(scratch + 1638464, scratch + 1638400);
-    step_k056_sub(scratch + 23609344, scratch + 1343488, scratch + 1638464);
-    step_k057_mul_reduce_sum(scratch + 1638528, scratch + 23609344);
-    step_k058_mul_add_log_etc(state + 311584, state + 311648, scratch + 26346944, scratch + 26347008, scratch + 26347072, scratch + 1638528, scratch + 1638464, state + 77024);
-    step_k059_mul_add(scratch + 23904256, scratch + 23609344, scratch + 26347072, state + 77088);
-    step_k060_mul_max(scratch + 24199168, scratch, scratch + 23904256);
+    step_k056_sub(scratch + 23512576, scratch + 1343488, scratch + 1638464);
+    step_k057_mul_reduce_sum(scratch + 1638528, scratch + 23512576);
+    step_k058_mul_add_log_etc(state + 311584, state + 311648, scratch + 26651584, scratch + 26651648, scratch + 26651712, scratch + 1638528, scratch + 1638464, state + 77024);
+    step_k059_mul_add(scratch + 23807488, scratch + 23512576, scratch + 26651712, state + 77088);
+    step_k060_mul_max(scratch + 24102400, scratch, scratch + 23807488);
     step_k061_reduce_sum(scratch + 294912, scratch);
-    step_k062_mul(scratch + 26320896, scratch + 294912, io + 226176);
-    step_k063_matmul_add(scratch + 24494080, scratch + 26320896, state + 77152, state + 77792);
-    step_k064_mul_add(scratch + 26345856, io + 225792);
-    step_k065_reduce_max(scratch + 26346496, scratch + 24494080);
-    step_k066_sub_exp(scratch + 26339328, scratch + 26346176, scratch + 24494080, scratch + 26346496);
-    step_k067_reduce_sum(scratch + 26347712, scratch + 26346176);
-    step_k068_log(scratch + 26346496, scratch + 26347712);
-    step_k069_sub_mul_reduce_sum(scratch + 26347744, scratch + 26339328, scratch + 26346496, scratch + 26345856);
-    step_k070_mul(io + 244608, scratch + 26347744);
-    step_k071_mul(scratch + 24496960, scratch + 24494400);
-    step_k072_reduce_max(scratch + 26339328, scratch + 24496960);
-    step_k073_sub(scratch + 24498240, scratch + 24496960, scratch + 26339328);
-    step_k074_exp_reduce_sum(scratch + 24496960, scratch + 24498240);
-    step_k075_log(scratch + 24497088, scratch + 24496960);
-    step_k076_sub_exp(scratch + 26341376, scratch + 24498240, scratch + 24497088);
-    step_k077_reduce_max(scratch + 26339328, scratch + 26341376);
-    step_k078_greaterEqual(scratch + 26346496, scratch + 26339328);
-    step_k079_reduce_max(scratch + 26340608, scratch + 24495680);
-    step_k080_sub_exp(scratch + 26339328, scratch + 26342656, scratch + 24495680, scratch + 26340608);
-    step_k081_reduce_sum(scratch + 26346624, scratch + 26342656);
-    step_k082_log(scratch + 26340608, scratch + 26346624);
-    step_k083_sub_mul_reduce_sum(scratch + 26340736, scratch + 26339328, scratch + 26340608, scratch + 26341376);
-    step_k084_neg_mul_reduce_sum(scratch + 26347744, scratch + 26340736, scratch + 26346496);
-    step_k085_mul(io + 244624, scratch + 26347744);
-    step_k086_reduce_sum(scratch + 26347744, scratch + 26346496);
-    step_k087_mul(io + 244640, scratch + 26347744);
-    step_k088_one_hot_argmax(scratch + 26343936, scratch + 24495680);
+    step_k062_mul(scratch + 26625536, scratch + 294912, io + 226176);
+    step_k063_matmul_add(scratch + 24397312, scratch + 26625536, state + 77152, state + 77792);
+    step_k064_mul_add(scratch + 26650496, io + 225792);
+    step_k065_reduce_max(scratch + 26651136, scratch + 24397312);
+    step_k066_sub_exp(scratch + 26643968, scratch + 26650816, scratch + 24397312, scratch + 26651136);
+    step_k067_reduce_sum(scratch + 26652352, scratch + 26650816);
+    step_k068_log(scratch + 26651136, scratch + 26652352);
+    step_k069_sub_mul_reduce_sum(scratch + 26652384, scratch + 26643968, scratch + 26651136, scratch + 26650496);
+    step_k070_mul(io + 244608, scratch + 26652384);
+    step_k071_mul(scratch + 24400192, scratch + 24397632);
+    step_k072_reduce_max(scratch + 26643968, scratch + 24400192);
+    step_k073_sub(scratch + 24401472, scratch + 24400192, scratch + 26643968);
+    step_k074_exp_reduce_sum(scratch + 24400192, scratch + 24401472);
+    step_k075_log(scratch + 24400320, scratch + 24400192);
+    step_k076_sub_exp(scratch + 26646016, scratch + 24401472, scratch + 24400320);
+    step_k077_reduce_max(scratch + 26643968, scratch + 26646016);
+    step_k078_greaterEqual(scratch + 26651136, scratch + 26643968);
+    step_k079_reduce_max(scratch + 26645248, scratch + 24398912);
+    step_k080_sub_exp(scratch + 26643968, scratch + 26647296, scratch + 24398912, scratch + 26645248);
+    step_k081_reduce_sum(scratch + 26651264, scratch + 26647296);
+    step_k082_log(scratch + 26645248, scratch + 26651264);
+    step_k083_sub_mul_reduce_sum(scratch + 26645376, scratch + 26643968, scratch + 26645248, scratch + 26646016);
+    step_k084_neg_mul_reduce_sum(scratch + 26652384, scratch + 26645376, scratch + 26651136);
+    step_k085_mul(io + 244624, scratch + 26652384);
+    step_k086_reduce_sum(scratch + 26652384, scratch + 26651136);
+    step_k087_mul(io + 244640, scratch + 26652384);
+    step_k088_one_hot_argmax(scratch + 26648576, scratch + 24398912);
     step_k089_im2col_matmul_add(scratch + 1171328, io + 125440, state + 77808, state + 77952, scratch);
-    step_k090_reduce_sum(scratch + 26347744, scratch + 1171328);
-    step_k091_mul(scratch + 26347760, scratch + 26347744);
-    step_k092_sub(scratch + 16809984, scratch + 1171328, scratch + 26347760);
-    step_k093_mul_reduce_sum(scratch + 26347744, scratch + 16809984);
-    step_k094_mul_add_log_etc(state + 311712, state + 311728, scratch + 26348080, scratch + 26348096, scratch + 26348112, scratch + 26347744, scratch + 26347760, state + 77968);
-    step_k095_mul_add(scratch + 17211392, scratch + 16809984, scratch + 26348112, state + 77984);
-    step_k096_mul_max(scratch + 17612800, scratch + 18014208, scratch + 17211392);
-    step_k097_im2col_matmul_add(scratch + 18415616, scratch + 18014208, state + 78000, state + 80304, scratch);
-    step_k098_reduce_sum(scratch + 26347744, scratch + 18415616);
-    step_k099_mul(scratch + 26347760, scratch + 26347744);
-    step_k100_sub(scratch + 18817024, scratch + 18415616, scratch + 26347760);
-    step_k101_mul_reduce_sum(scratch + 26347744, scratch + 18817024);
-    step_k102_mul_add_log_etc(state + 311744, state + 311760, scratch + 26348128, scratch + 26348144, scratch + 26348160, scratch + 26347744, scratch + 26347760, state + 80320);
-    step_k103_mul_add(scratch + 18415616, scratch + 18817024, scratch + 26348160, state + 80336);
-    step_k104_mul_max(scratch + 19218432, scratch + 19619840, scratch + 18415616);
-    step_k105_im2col_matmul_add(scratch + 20021248, scratch + 19619840, state + 80352, state + 82656, scratch);
-    step_k106_add(scratch, scratch + 20021248, scratch + 18014208);
-    step_k107_reduce_sum(scratch + 26347744, scratch);
-    step_k108_mul(scratch + 26347760, scratch + 26347744);
-    step_k109_sub(scratch + 20021248, scratch, scratch + 26347760);
-    step_k110_mul_reduce_sum(scratch + 26347744, scratch + 20021248);
-    step_k111_mul_add_log_etc(state + 311776, state + 311792, scratch + 26348176, scratch + 26348192, scratch + 26348208, scratch + 26347744, scratch + 26347760, state + 82672);
-    step_k112_mul_add(scratch + 20422656, scratch + 20021248, scratch + 26348208, state + 82688);
-    step_k113_mul_max(scratch + 20824064, scratch + 21225472, scratch + 20422656);
-    step_k114_im2col_matmul_add(scratch + 2088576, scratch + 21225472, state + 82704, state + 87312, scratch);
-    step_k115_reduce_sum(scratch + 26347136, scratch + 2088576);
-    step_k116_mul(scratch + 26347168, scratch + 26347136);
-    step_k117_sub(scratch + 22028288, scratch + 2088576, scratch + 26347168);
-    step_k118_mul_reduce_sum(scratch + 26347136, scratch + 22028288);
-    step_k119_mul_add_log_etc(state + 311808, state + 311840, scratch + 26347744, scratch + 26347776, scratch + 26347808, scratch + 26347136, scratch + 26347168, state + 87344);
-    step_k120_mul_add(scratch + 22228992, scratch + 22028288, scratch + 26347808, state + 87376);
-    step_k121_mul_max(scratch + 24494080, scratch + 24694784, scratch + 22228992);
-    step_k122_im2col_matmul_add(scratch + 2032128, scratch + 24694784, state + 87408, state + 96624, scratch);
-    step_k123_im2col_matmul(scratch + 21626880, scratch + 21225472, state + 96656, scratch);
-    step_k124_add(scratch + 21827584, scratch + 2032128, scratch + 21626880);
-    step_k125_reduce_sum(scratch + 26347136, scratch + 21827584);
-    step_k126_mul(scratch + 26347168, scratch + 26347136);
-    step_k127_sub(scratch + 21626880, scratch + 21827584, scratch + 26347168);
-    step_k128_mul_reduce_sum(scratch + 26347136, scratch + 21626880);
-    step_k129_mul_add_log_etc(state + 311872, state + 311904, scratch + 26347840, scratch + 26347872, scratch + 26347904, scratch + 26347136, scratch + 26347168, state + 97168);
-    step_k130_mul_add(scratch + 21827584, scratch + 21626880, scratch + 26347904, state + 97200);
-    step_k131_mul_max(scratch + 24895488, scratch + 25096192, scratch + 21827584);
-    step_k132_im2col_matmul_add(scratch + 2064384, scratch + 25096192, state + 97232, state + 115664, scratch);
-    step_k133_reduce_sum(scratch + 26345216, scratch + 2064384);
-    step_k134_mul(scratch + 26345280, scratch + 26345216);
-    step_k135_sub(scratch + 25497600, scratch + 2064384, scratch + 26345280);
-    step_k136_mul_reduce_sum(scratch + 26345216, scratch + 25497600);
-    step_k137_mul_add_log_etc(state + 311936, state + 312000, scratch + 26347136, scratch + 26347200, scratch + 26347264, scratch + 26345216, scratch + 26345280, state + 115728);
-    step_k138_mul_add(scratch + 25628672, scratch + 25497600, scratch + 26347264, state + 115792);
-    step_k139_mul_max(scratch + 25759744, scratch + 25890816, scratch + 25628672);
-    step_k140_im2col_matmul_add(scratch + 25296896, scratch + 25890816, state + 115856, state + 152720, scratch);
-    step_k141_im2col_matmul(scratch + 524288, scratch + 25096192, state + 152784, scratch);
-    step_k142_add(scratch, scratch + 25296896, scratch + 524288);
-    step_k143_reduce_sum(scratch + 26345216, scratch);
-    step_k144_mul(scratch + 26345280, scratch + 26345216);
-    step_k145_sub(scratch + 25296896, scratch, scratch + 26345280);
-    step_k146_mul_reduce_sum(scratch + 26345216, scratch + 25296896);
-    step_k147_mul_add_log_etc(state + 312064, state + 312128, scratch + 26340608, scratch + 26340672, scratch + 26340736, scratch + 26345216, scratch + 26345280, state + 154832);
-    step_k148_mul_add(scratch, scratch + 25296896, scratch + 26340736, state + 154896);
+    step_k090_reduce_sum(scratch + 26652384, scratch + 1171328);
+    step_k091_mul(scratch + 26652400, scratch + 26652384);
+    step_k092_sub(scratch + 17114624, scratch + 1171328, scratch + 26652400);
+    step_k093_mul_reduce_sum(scratch + 26652384, scratch + 17114624);
+    step_k094_mul_add_log_etc(state + 311712, state + 311728, scratch + 26652720, scratch + 26652736, scratch + 26652752, scratch + 26652384, scratch + 26652400, state + 77968);
+    step_k095_mul_add(scratch + 17516032, scratch + 17114624, scratch + 26652752, state + 77984);
+    step_k096_mul_max(scratch + 17917440, scratch + 18318848, scratch + 17516032);
+    step_k097_im2col_matmul_add(scratch + 1841536, scratch + 18318848, state + 78000, state + 80304, scratch);
+    step_k098_reduce_sum(scratch + 26652384, scratch + 1841536);
+    step_k099_mul(scratch + 26652400, scratch + 26652384);
+    step_k100_sub(scratch + 18720256, scratch + 1841536, scratch + 26652400);
+    step_k101_mul_reduce_sum(scratch + 26652384, scratch + 18720256);
+    step_k102_mul_add_log_etc(state + 311744, state + 311760, scratch + 26652768, scratch + 26652784, scratch + 26652800, scratch + 26652384, scratch + 26652400, state + 80320);
+    step_k103_mul_add(scratch + 19121664, scratch + 18720256, scratch + 26652800, state + 80336);
+    step_k104_mul_max(scratch + 19523072, scratch + 19924480, scratch + 19121664);
+    step_k105_im2col_matmul_add(scratch + 1841536, scratch + 19924480, state + 80352, state + 82656, scratch);
+    step_k106_add(scratch + 2242944, scratch + 1841536, scratch + 18318848);
+    step_k107_reduce_sum(scratch + 26652384, scratch + 2242944);
+    step_k108_mul(scratch + 26652400, scratch + 26652384);
+    step_k109_sub(scratch + 20325888, scratch + 2242944, scratch + 26652400);
+    step_k110_mul_reduce_sum(scratch + 26652384, scratch + 20325888);
+    step_k111_mul_add_log_etc(state + 311776, state + 311792, scratch + 26652816, scratch + 26652832, scratch + 26652848, scratch + 26652384, scratch + 26652400, state + 82672);
+    step_k112_mul_add(scratch + 20727296, scratch + 20325888, scratch + 26652848, state + 82688);
+    step_k113_mul_max(scratch + 21128704, scratch + 21530112, scratch + 20727296);
+    step_k114_im2col_matmul_add(scratch + 21931520, scratch + 21530112, state + 82704, state + 87312, scratch);
+    step_k115_reduce_sum(scratch + 26651776, scratch + 21931520);
+    step_k116_mul(scratch + 26651808, scratch + 26651776);
+    step_k117_sub(scratch + 24397312, scratch + 21931520, scratch + 26651808);
+    step_k118_mul_reduce_sum(scratch + 26651776, scratch + 24397312);
+    step_k119_mul_add_log_etc(state + 311808, state + 311840, scratch + 26652384, scratch + 26652416, scratch + 26652448, scratch + 26651776, scratch + 26651808, state + 87344);
+    step_k120_mul_add(scratch + 24598016, scratch + 24397312, scratch + 26652448, state + 87376);
+    step_k121_mul_max(scratch + 24798720, scratch + 24999424, scratch + 24598016);
+    step_k122_im2col_matmul_add(scratch + 21931520, scratch + 24999424, state + 87408, state + 96624, scratch);
+    step_k123_im2col_matmul(scratch + 22132224, scratch + 21530112, state + 96656, scratch);
+    step_k124_add(scratch, scratch + 21931520, scratch + 22132224);
+    step_k125_reduce_sum(scratch + 26651776, scratch);
+    step_k126_mul(scratch + 26651808, scratch + 26651776);
+    step_k127_sub(scratch + 21931520, scratch, scratch + 26651808);
+    step_k128_mul_reduce_sum(scratch + 26651776, scratch + 21931520);
+    step_k129_mul_add_log_etc(state + 311872, state + 311904, scratch + 26652480, scratch + 26652512, scratch + 26652544, scratch + 26651776, scratch + 26651808, state + 97168);
+    step_k130_mul_add(scratch + 22132224, scratch + 21931520, scratch + 26652544, state + 97200);
+    step_k131_mul_max(scratch + 25200128, scratch + 25400832, scratch + 22132224);
+    step_k132_im2col_matmul_add(scratch + 2064384, scratch + 25400832, state + 97232, state + 115664, scratch);
+    step_k133_reduce_sum(scratch + 26649856, scratch + 2064384);
+    step_k134_mul(scratch + 26649920, scratch + 26649856);
+    step_k135_sub(scratch + 25802240, scratch + 2064384, scratch + 26649920);
+    step_k136_mul_reduce_sum(scratch + 26649856, scratch + 25802240);
+    step_k137_mul_add_log_etc(state + 311936, state + 312000, scratch + 26651776, scratch + 26651840, scratch + 26651904, scratch + 26649856, scratch + 26649920, state + 115728);
+    step_k138_mul_add(scratch + 25933312, scratch + 25802240, scratch + 26651904, state + 115792);
+    step_k139_mul_max(scratch + 26064384, scratch + 26195456, scratch + 25933312);
+    step_k140_im2col_matmul_add(scratch + 25601536, scratch + 26195456, state + 115856, state + 152720, scratch);
+    step_k141_im2col_matmul(scratch + 524288, scratch + 25400832, state + 152784, scratch);
+    step_k142_add(scratch, scratch + 25601536, scratch + 524288);
+    step_k143_reduce_sum(scratch + 26649856, scratch);
+    step_k144_mul(scratch + 26649920, scratch + 26649856);
+    step_k145_sub(scratch + 25601536, scratch, scratch + 26649920);
+    step_k146_mul_reduce_sum(scratch + 26649856, scratch + 25601536);
+    step_k147_mul_add_log_etc(state + 312064, state + 312128, scratch + 26645248, scratch + 26645312, scratch + 26645376, scratch + 26649856, scratch + 26649920, state + 154832);
+    step_k148_mul_add(scratch, scratch + 25601536, scratch + 26645376, state + 154896);
     step_k149_mul_max(scratch + 131072, scratch + 262144, scratch);
-    step_k150_reduce_sum(scratch + 25427968, scratch + 262144);
-    step_k151_mul(scratch + 25436160, scratch + 25427968);
-    step_k152_matmul_add(scratch + 26339328, scratch + 25436160, state + 154960, state + 155600);
-    step_k153_reduce_max(scratch + 26345216, scratch + 26339328);
-    step_k154_sub_exp(scratch + 25427968, scratch + 25429248, scratch + 26339328, scratch + 26345216);
-    step_k155_reduce_sum(scratch + 26345216, scratch + 25429248);
-    step_k156_log(scratch + 26345344, scratch + 26345216);
-    step_k157_sub_mul_reduce_sum(scratch + 26347328, scratch + 25427968, scratch + 26345344, scratch + 26343936);
-    step_k158_mul(io + 244656, scratch + 26347328);
-    step_k159_mul(scratch + 25427968, scratch + 26343936);
-    step_k160_neg_reduce_sum(scratch + 26345344, scratch + 25427968);
-    step_k161_div(scratch + 26345472, scratch + 26345344, scratch + 26345216);
-    step_k162_mul_add(scratch + 26339328, scratch + 26345472, scratch + 25429248, scratch + 25427968);
-    step_k163_reduce_sum(scratch + 26348224, scratch + 26339328);
-    step_k164_matmul(scratch + 26345216, scratch + 25436160, scratch + 26339328);
-    step_k165_matmul_mul(scratch + 25427968, scratch + 26339328, state + 154960);
-    step_k166_fill(scratch + 262144, scratch + 25427968);
+    step_k150_reduce_sum(scratch + 25732608, scratch + 262144);
+    step_k151_mul(scratch + 25740800, scratch + 25732608);
+    step_k152_matmul_add(scratch + 26643968, scratch + 25740800, state + 154960, state + 155600);
+    step_k153_reduce_max(scratch + 26649856, scratch + 26643968);
+    step_k154_sub_exp(scratch + 25732608, scratch + 25733888, scratch + 26643968, scratch + 26649856);
+    step_k155_reduce_sum(scratch + 26649856, scratch + 25733888);
+    step_k156_log(scratch + 26649984, scratch + 26649856);
+    step_k157_sub_mul_reduce_sum(scratch + 26651968, scratch + 25732608, scratch + 26649984, scratch + 26648576);
+    step_k158_mul(io + 244656, scratch + 26651968);
+    step_k159_mul(scratch + 25732608, scratch + 26648576);
+    step_k160_neg_reduce_sum(scratch + 26649984, scratch + 25732608);
+    step_k161_div(scratch + 26650112, scratch + 26649984, scratch + 26649856);
+    step_k162_mul_add(scratch + 26643968, scratch + 26650112, scratch + 25733888, scratch + 25732608);
+    step_k163_reduce_sum(scratch + 26652864, scratch + 26643968);
+    step_k164_matmul(scratch + 26649856, scratch + 25740800, scratch + 26643968);
+    step_k165_matmul_mul(scratch + 25732608, scratch + 26643968, state + 154960);
+    step_k166_fill(scratch + 262144, scratch + 25732608);
     step_k167_greaterEqual_sub_mul_etc(scratch + 393216, scratch, scratch + 131072, scratch + 262144);
-    step_k168_reduce_sum(scratch + 26347328, scratch + 393216);
-    step_k169_mul(scratch, scratch + 393216, scratch + 26340736);
-    step_k170_mul_reduce_sum(scratch + 26340736, scratch + 393216, scratch + 25296896);
-    step_k171_mul(scratch + 26347392, scratch + 26340736, scratch + 26340672);
-    step_k172_neg_reduce_sum(scratch + 26340800, scratch);
-    step_k173_mul_div(scratch + 26340864, scratch + 26340736, state + 154832, scratch + 26340672, scratch + 26340608);
-    step_k174_mul_add(scratch + 131072, scratch + 26340864, scratch + 25296896);
-    step_k175_neg_reduce_sum(scratch + 26340864, scratch + 131072);
-    step_k176_add_mul(scratch + 26340928, scratch + 26340800, scratch + 26340864);
-    step_k177_add(scratch + 26021888, scratch, scratch + 131072, scratch + 26340928);
-    step_k178_matmul_col2im(scratch + 25296896, scratch + 26021888, state + 152784, scratch);
-    step_k179_im2col_matmul(scratch + 26339328, scratch + 25096192, scratch + 26021888, scratch);
-    step_k180_reduce_sum(scratch + 26347456, scratch + 26021888);
-    step_k181_matmul_col2im(scratch + 26152960, scratch + 26021888, state + 115856, scratch);
-    step_k182_im2col_matmul(scratch + 26284032, scratch + 25890816, scratch + 26021888, scratch);
-    step_k183_greaterEqual_sub_mul_etc(scratch + 25890816, scratch + 25628672, scratch + 25759744, scratch + 26152960);
-    step_k184_reduce_sum(scratch + 25770768, scratch + 25890816);
-    step_k185_mul(scratch + 25628672, scratch + 25890816, scratch + 26347264);
-    step_k186_mul_reduce_sum(scratch + 26347264, scratch + 25890816, scratch + 25497600);
-    step_k187_mul(scratch + 25770832, scratch + 26347264, scratch + 26347200);
-    step_k188_neg_reduce_sum(scratch + 25759744, scratch + 25628672);
-    step_k189_mul_div(scratch + 25759808, scratch + 26347264, state + 115728, scratch + 26347200, scratch + 26347136);
-    step_k190_mul_add(scratch, scratch + 25759808, scratch + 25497600);
-    step_k191_neg_reduce_sum(scratch + 26347136, scratch);
-    step_k192_add_mul(scratch + 26347200, scratch + 25759744, scratch + 26347136);
-    step_k193_add(scratch + 2211840, scratch + 25628672, scratch, scratch + 26347200);
-    step_k194_reduce_sum(scratch + 26347136, scratch + 2211840);
-    step_k195_matmul_col2im(scratch + 25497600, scratch + 2211840, state + 97232, scratch);
-    step_k196_im2col_matmul(scratch + 25698304, scratch + 25096192, scratch + 2211840, scratch);
-    step_k197_add_greaterEqual_sub_etc(scratch + 25096192, scratch + 25296896, scratch + 25497600, scratch + 21827584, scratch + 24895488);
-    step_k198_reduce_sum(scratch + 25296896, scratch + 25096192);
-    step_k199_mul(scratch + 21827584, scratch + 25096192, scratch + 26347904);
-    step_k200_mul_reduce_sum(scratch + 26347200, scratch + 25096192, scratch + 21626880);
-    step_k201_mul(scratch + 25096192, scratch + 26347200, scratch + 26347872);
-    step_k202_neg_reduce_sum(scratch + 26347232, scratch + 21827584);
-    step_k203_mul_div(scratch + 26347264, scratch + 26347200, state + 97168, scratch + 26347872, scratch + 26347840);
-    step_k204_mul_add(scratch, scratch + 26347264, scratch + 21626880);
-    step_k205_neg_reduce_sum(scratch + 26347200, scratch);
-    step_k206_add_mul(scratch + 26347264, scratch + 26347232, scratch + 26347200);
-    step_k207_add(scratch + 2105856, scratch + 21827584, scratch, scratch + 26347264);
-    step_k208_matmul_col2im(scratch + 21626880, scratch + 2105856, state + 96656, scratch);
-    step_k209_im2col_matmul(scratch + 25770112, scratch + 21225472, scratch + 2105856, scratch);
-    step_k210_reduce_sum(scratch + 25096224, scratch + 2105856);
-    step_k211_matmul_col2im(scratch + 24895488, scratch + 2105856, state + 87408, scratch);
-    step_k212_im2col_matmul(scratch + 25735168, scratch + 24694784, scratch + 2105856, scratch);
-    step_k213_greaterEqual_sub_mul_etc(scratch + 24694784, scratch + 22228992, scratch + 24494080, scratch + 24895488);
-    step_k214_reduce_sum(scratch + 25096256, scratch + 24694784);
-    step_k215_mul(scratch + 22228992, scratch + 24694784, scratch + 26347808);
-    step_k216_mul_reduce_sum(scratch + 26347200, scratch + 24694784, scratch + 22028288);
-    step_k217_mul(scratch + 25096288, scratch + 26347200, scratch + 26347776);
-    step_k218_neg_reduce_sum(scratch + 26347232, scratch + 22228992);
-    step_k219_mul_div(scratch + 26347264, scratch + 26347200, state + 87344, scratch + 26347776, scratch + 26347744);
-    step_k220_mul_add(scratch, scratch + 26347264, scratch + 22028288);
-    step_k221_neg_reduce_sum(scratch + 26347200, scratch);
-    step_k222_add_mul(scratch + 26347264, scratch + 26347232, scratch + 26347200);
-    step_k223_add(scratch + 2125440, scratch + 22228992, scratch, scratch + 26347264);
-    step_k224_reduce_sum(scratch + 25096320, scratch + 2125440);
-    step_k225_matmul_col2im(scratch + 22028288, scratch + 2125440, state + 82704, scratch);
-    step_k226_im2col_matmul(scratch + 25753600, scratch + 21225472, scratch + 2125440, scratch);
-    step_k227_add_greaterEqual_sub_etc(scratch + 21225472, scratch + 21626880, scratch + 22028288, scratch + 20422656, scratch + 20824064);
-    step_k228_reduce_sum(scratch + 26347744, scratch + 21225472);
-    step_k229_mul(scratch + 20422656, scratch + 21225472, scratch + 26348208);
-    step_k230_mul_reduce_sum(scratch + 26348208, scratch + 21225472, scratch + 20021248);
-    step_k231_mul(scratch + 26347760, scratch + 26348208, scratch + 26348192);
-    step_k232_neg_reduce_sum(scratch + 26347200, scratch + 20422656);
-    step_k233_mul_div(scratch + 26347216, scratch + 26348208, state + 82672, scratch + 26348192, scratch + 26348176);
-    step_k234_mul_add(scratch, scratch + 26347216, scratch + 20021248);
-    step_k235_neg_reduce_sum(scratch + 26348176, scratch);
-    step_k236_add_mul(scratch + 26348192, scratch + 26347200, scratch + 26348176);
-    step_k237_add(scratch + 20021248, scratch + 20422656, scratch, scratch + 26348192);
-    step_k238_reduce_sum(scratch + 26348176, scratch + 20021248);
-    step_k239_matmul_col2im(scratch + 20422656, scratch + 20021248, state + 80352, scratch);
-    step_k240_im2col_matmul(scratch + 25762816, scratch + 19619840, scratch + 20021248, scratch);
-    step_k241_greaterEqual_sub_mul_etc(scratch + 19619840, scratch + 18415616, scratch + 19218432, scratch + 20422656);
-    step_k242_reduce_sum(scratch + 26348192, scratch + 19619840);
-    step_k243_mul(scratch + 18415616, scratch + 19619840, scratch + 26348160);
-    step_k244_mul_reduce_sum(scratch + 26348160, scratch + 19619840, scratch + 18817024);
-    step_k245_mul(scratch + 26348208, scratch + 26348160, scratch + 26348144);
-    step_k246_neg_reduce_sum(scratch + 26347200, scratch + 18415616);
-    step_k247_mul_div(scratch + 26347216, scratch + 26348160, state + 80320, scratch + 26348144, scratch + 26348128);
-    step_k248_mul_add(scratch + 19218432, scratch + 26347216, scratch + 18817024);
-    step_k249_neg_reduce_sum(scratch + 26348128, scratch + 19218432);
-    step_k250_add_mul(scratch + 26348144, scratch + 26347200, scratch + 26348128);
-    step_k251_add(scratch + 18817024, scratch + 18415616, scratch + 19218432, scratch + 26348144);
-    step_k252_reduce_sum(scratch + 26348128, scratch + 18817024);
-    step_k253_matmul_col2im(scratch + 18415616, scratch + 18817024, state + 78000, scratch);
-    step_k254_im2col_matmul(scratch + 25765120, scratch + 18014208, scratch + 18817024, scratch);
-    step_k255_add_greaterEqual_sub_etc(scratch + 18014208, scratch + 20021248, scratch + 18415616, scratch + 17211392, scratch + 17612800);
-    step_k256_reduce_sum(scratch + 26348144, scratch + 18014208);
-    step_k257_mul(scratch + 17211392, scratch + 18014208, scratch + 26348112);
-    step_k258_mul_reduce_sum(scratch + 26348112, scratch + 18014208, scratch + 16809984);
-    step_k259_mul(scratch + 26348160, scratch + 26348112, scratch + 26348096);
-    step_k260_neg_reduce_sum(scratch + 26347200, scratch + 17211392);
-    step_k261_mul_div(scratch + 26347216, scratch + 26348112, state + 77968, scratch + 26348096, scratch + 26348080);
-    step_k262_mul_add(scratch, scratch + 26347216, scratch + 16809984);
-    step_k263_neg_reduce_sum(scratch + 26348080, scratch);
-    step_k264_add_mul(scratch + 26348096, scratch + 26347200, scratch + 26348080);
-    step_k265_add(scratch + 16809984, scratch + 17211392, scratch, scratch + 26348096);
-    step_k266_reduce_sum(scratch + 26348080, scratch + 16809984);
-    step_k267_im2col_matmul(scratch + 25770624, io + 125440, scratch + 16809984, scratch);
-    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 25770624, io + 226128);
-    step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 26348080, io + 226128, scratch + 26348160, scratch + 26348144);
-    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 25765120, io + 226128);
-    step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 26348128, io + 226128, scratch + 26348208, scratch + 26348192);
-    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 25762816, io + 226128);
-    step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 26348176, io + 226128, scratch + 26347760, scratch + 26347744);
-    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 25753600, io + 226128);
-    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 25096320, io + 226128, scratch + 25096288, scratch + 25096256);
-    step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 25735168, io + 226128);
-    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 25096224, io + 226128);
-    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 25770112, io + 226128);
-    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 25096192, io + 226128, scratch + 25296896);
-    step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 25698304, io + 226128);
-    step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 26347136, io + 226128, scratch + 25770832, scratch + 25770768);
-    step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 26284032, io + 226128);
-    step_k283_mul_add_sub(state + 308336, state + 152720, scratch + 26347456, io + 226128);
-    step_k284_mul_add_sub(state + 308400, state + 152784, scratch + 26339328, io + 226128);
-    step_k285_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 26347392, io + 226128, scratch + 26347328);
-    step_k286_mul_add_sub(state + 310576, state + 154960, scratch + 26345216, io + 226128);
-    step_k287_mul_add_sub(state + 311216, state + 155600, scratch + 26348224, io + 226128);
+    step_k168_reduce_sum(scratch + 26651968, scratch + 393216);
+    step_k169_mul(scratch, scratch + 393216, scratch + 26645376);
+    step_k170_mul_reduce_sum(scratch + 26645376, scratch + 393216, scratch + 25601536);
+    step_k171_mul(scratch + 26652032, scratch + 26645376, scratch + 26645312);
+    step_k172_neg_reduce_sum(scratch + 26645440, scratch);
+    step_k173_mul_div(scratch + 26645504, scratch + 26645376, state + 154832, scratch + 26645312, scratch + 26645248);
+    step_k174_mul_add(scratch + 131072, scratch + 26645504, scratch + 25601536);
+    step_k175_neg_reduce_sum(scratch + 26645504, scratch + 131072);
+    step_k176_add_mul(scratch + 26645568, scratch + 26645440, scratch + 26645504);
+    step_k177_add(scratch + 26326528, scratch, scratch + 131072, scratch + 26645568);
+    step_k178_matmul_col2im(scratch + 25601536, scratch + 26326528, state + 152784, scratch);
+    step_k179_im2col_matmul(scratch + 26643968, scratch + 25400832, scratch + 26326528, scratch);
+    step_k180_reduce_sum(scratch + 26652096, scratch + 26326528);
+    step_k181_matmul_col2im(scratch + 26457600, scratch + 26326528, state + 115856, scratch);
+    step_k182_im2col_matmul(scratch + 26588672, scratch + 26195456, scratch + 26326528, scratch);
+    step_k183_greaterEqual_sub_mul_etc(scratch + 26195456, scratch + 25933312, scratch + 26064384, scratch + 26457600);
+    step_k184_reduce_sum(scratch + 26064384, scratch + 26195456);
+    step_k185_mul(scratch + 25933312, scratch + 26195456, scratch + 26651904);
+    step_k186_mul_reduce_sum(scratch + 26651904, scratch + 26195456, scratch + 25802240);
+    step_k187_mul(scratch + 26064448, scratch + 26651904, scratch + 26651840);
+    step_k188_neg_reduce_sum(scratch + 26064512, scratch + 25933312);
+    step_k189_mul_div(scratch + 26064576, scratch + 26651904, state + 115728, scratch + 26651840, scratch + 26651776);
+    step_k190_mul_add(scratch, scratch + 26064576, scratch + 25802240);
+    step_k191_neg_reduce_sum(scratch + 26651776, scratch);
+    step_k192_add_mul(scratch + 26651840, scratch + 26064512, scratch + 26651776);
+    step_k193_add(scratch + 25802240, scratch + 25933312, scratch, scratch + 26651840);
+    step_k194_reduce_sum(scratch + 26651776, scratch + 25802240);
+    step_k195_matmul_col2im(scratch + 2211840, scratch + 25802240, state + 97232, scratch);
+    step_k196_im2col_matmul(scratch + 25933312, scratch + 25400832, scratch + 25802240, scratch);
+    step_k197_add_greaterEqual_sub_etc(scratch + 25400832, scratch + 25601536, scratch + 2211840, scratch + 22132224, scratch + 25200128);
+    step_k198_reduce_sum(scratch + 25952000, scratch + 25400832);
+    step_k199_mul(scratch + 22132224, scratch + 25400832, scratch + 26652544);
+    step_k200_mul_reduce_sum(scratch + 26651840, scratch + 25400832, scratch + 21931520);
+    step_k201_mul(scratch + 25952032, scratch + 26651840, scratch + 26652512);
+    step_k202_neg_reduce_sum(scratch + 26651872, scratch + 22132224);
+    step_k203_mul_div(scratch + 26651904, scratch + 26651840, state + 97168, scratch + 26652512, scratch + 26652480);
+    step_k204_mul_add(scratch, scratch + 26651904, scratch + 21931520);
+    step_k205_neg_reduce_sum(scratch + 26651840, scratch);
+    step_k206_add_mul(scratch + 26651904, scratch + 26651872, scratch + 26651840);
+    step_k207_add(scratch + 25200128, scratch + 22132224, scratch, scratch + 26651904);
+    step_k208_matmul_col2im(scratch + 21931520, scratch + 25200128, state + 96656, scratch);
+    step_k209_im2col_matmul(scratch + 25622656, scratch + 21530112, scratch + 25200128, scratch);
+    step_k210_reduce_sum(scratch + 25952064, scratch + 25200128);
+    step_k211_matmul_col2im(scratch + 25400832, scratch + 25200128, state + 87408, scratch);
+    step_k212_im2col_matmul(scratch + 25601536, scratch + 24999424, scratch + 25200128, scratch);
+    step_k213_greaterEqual_sub_mul_etc(scratch + 24999424, scratch + 24598016, scratch + 24798720, scratch + 25400832);
+    step_k214_reduce_sum(scratch + 25952096, scratch + 24999424);
+    step_k215_mul(scratch + 24598016, scratch + 24999424, scratch + 26652448);
+    step_k216_mul_reduce_sum(scratch + 26651840, scratch + 24999424, scratch + 24397312);
+    step_k217_mul(scratch + 25952128, scratch + 26651840, scratch + 26652416);
+    step_k218_neg_reduce_sum(scratch + 26651872, scratch + 24598016);
+    step_k219_mul_div(scratch + 26651904, scratch + 26651840, state + 87344, scratch + 26652416, scratch + 26652384);
+    step_k220_mul_add(scratch, scratch + 26651904, scratch + 24397312);
+    step_k221_neg_reduce_sum(scratch + 26651840, scratch);
+    step_k222_add_mul(scratch + 26651904, scratch + 26651872, scratch + 26651840);
+    step_k223_add(scratch + 24397312, scratch + 24598016, scratch, scratch + 26651904);
+    step_k224_reduce_sum(scratch + 25952160, scratch + 24397312);
+    step_k225_matmul_col2im(scratch + 2125440, scratch + 24397312, state + 82704, scratch);
+    step_k226_im2col_matmul(scratch + 25610752, scratch + 21530112, scratch + 24397312, scratch);
+    step_k227_add_greaterEqual_sub_etc(scratch + 21530112, scratch + 21931520, scratch + 2125440, scratch + 20727296, scratch + 21128704);
+    step_k228_reduce_sum(scratch + 26652384, scratch + 21530112);
+    step_k229_mul(scratch + 20727296, scratch + 21530112, scratch + 26652848);
+    step_k230_mul_reduce_sum(scratch + 26652848, scratch + 21530112, scratch + 20325888);
+    step_k231_mul(scratch + 26652400, scratch + 26652848, scratch + 26652832);
+    step_k232_neg_reduce_sum(scratch + 26651840, scratch + 20727296);
+    step_k233_mul_div(scratch + 26651856, scratch + 26652848, state + 82672, scratch + 26652832, scratch + 26652816);
+    step_k234_mul_add(scratch, scratch + 26651856, scratch + 20325888);
+    step_k235_neg_reduce_sum(scratch + 26652816, scratch);
+    step_k236_add_mul(scratch + 26652832, scratch + 26651840, scratch + 26652816);
+    step_k237_add(scratch + 20325888, scratch + 20727296, scratch, scratch + 26652832);
+    step_k238_reduce_sum(scratch + 26652816, scratch + 20325888);
+    step_k239_matmul_col2im(scratch + 1859968, scratch + 20325888, state + 80352, scratch);
+    step_k240_im2col_matmul(scratch + 25615360, scratch + 19924480, scratch + 20325888, scratch);
+    step_k241_greaterEqual_sub_mul_etc(scratch + 19924480, scratch + 19121664, scratch + 19523072, scratch + 1859968);
+    step_k242_reduce_sum(scratch + 26652832, scratch + 19924480);
+    step_k243_mul(scratch + 19121664, scratch + 19924480, scratch + 26652800);
+    step_k244_mul_reduce_sum(scratch + 26652800, scratch + 19924480, scratch + 18720256);
+    step_k245_mul(scratch + 26652848, scratch + 26652800, scratch + 26652784);
+    step_k246_neg_reduce_sum(scratch + 26651840, scratch + 19121664);
+    step_k247_mul_div(scratch + 26651856, scratch + 26652800, state + 80320, scratch + 26652784, scratch + 26652768);
+    step_k248_mul_add(scratch + 19523072, scratch + 26651856, scratch + 18720256);
+    step_k249_neg_reduce_sum(scratch + 26652768, scratch + 19523072);
+    step_k250_add_mul(scratch + 26652784, scratch + 26651840, scratch + 26652768);
+    step_k251_add(scratch + 18720256, scratch + 19121664, scratch + 19523072, scratch + 26652784);
+    step_k252_reduce_sum(scratch + 26652768, scratch + 18720256);
+    step_k253_matmul_col2im(scratch + 1859968, scratch + 18720256, state + 78000, scratch);
+    step_k254_im2col_matmul(scratch + 25617664, scratch + 18318848, scratch + 18720256, scratch);
+    step_k255_add_greaterEqual_sub_etc(scratch + 2261376, scratch + 20325888, scratch + 1859968, scratch + 17516032, scratch + 17917440);
+    step_k256_reduce_sum(scratch + 26652784, scratch + 2261376);
+    step_k257_mul(scratch, scratch + 2261376, scratch + 26652752);
+    step_k258_mul_reduce_sum(scratch + 26652752, scratch + 2261376, scratch + 17114624);
+    step_k259_mul(scratch + 26652800, scratch + 26652752, scratch + 26652736);
+    step_k260_neg_reduce_sum(scratch + 26651840, scratch);
+    step_k261_mul_div(scratch + 26651856, scratch + 26652752, state + 77968, scratch + 26652736, scratch + 26652720);
+    step_k262_mul_add(scratch + 401408, scratch + 26651856, scratch + 17114624);
+    step_k263_neg_reduce_sum(scratch + 26652720, scratch + 401408);
+    step_k264_add_mul(scratch + 26652736, scratch + 26651840, scratch + 26652720);
+    step_k265_add(scratch + 1172480, scratch, scratch + 401408, scratch + 26652736);
+    step_k266_reduce_sum(scratch + 26652720, scratch + 1172480);
+    step_k267_im2col_matmul(scratch + 25623168, io + 125440, scratch + 1172480, scratch);
+    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 25623168, io + 226128);
+    step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 26652720, io + 226128, scratch + 26652800, scratch + 26652784);
+    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 25617664, io + 226128);
+    step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 26652768, io + 226128, scratch + 26652848, scratch + 26652832);
+    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 25615360, io + 226128);
+    step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 26652816, io + 226128, scratch + 26652400, scratch + 26652384);
+    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 25610752, io + 226128);
+    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 25952160, io + 226128, scratch + 25952128, scratch + 25952096);
+    step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 25601536, io + 226128);
+    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 25952064, io + 226128);
+    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 25622656, io + 226128);
+    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 25952032, io + 226128, scratch + 25952000);
+    step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 25933312, io + 226128);
+    step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 26651776, io + 226128, scratch + 26064448, scratch + 26064384);
+    step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 26588672, io + 226128);
+    step_k283_mul_add_sub(state + 308336, state + 152720, scratch + 26652096, io + 226128);
+    step_k284_mul_add_sub(state + 308400, state + 152784, scratch + 26643968, io + 226128);
+    step_k285_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 26652032, io + 226128, scratch + 26651968);
+    step_k286_mul_add_sub(state + 310576, state + 154960, scratch + 26649856, io + 226128);
+    step_k287_mul_add_sub(state + 311216, state + 155600, scratch + 26652864, io + 226128);
     step_k288_im2col_matmul_add(scratch + 451584, io, state + 77808, state + 77952, scratch);
-    step_k289_reduce_sum(scratch + 26348096, scratch + 451584);
-    step_k290_mul(scratch + 26348112, scratch + 26348096);
-    step_k291_sub(scratch + 16809984, scratch + 451584, scratch + 26348112);
-    step_k292_mul_reduce_sum(scratch + 26348096, scratch + 16809984);
-    step_k293_mul_add_log_etc(scratch + 26348112, scratch + 26347776, scratch + 26347792, scratch + 26348096, state + 77968);
-    step_k294_mul_add(scratch + 16910336, scratch + 16809984, scratch + 26347792, state + 77984);
-    step_k295_mul_max(scratch + 17010688, scratch + 17111040, scratch + 16910336);
-    step_k296_im2col_matmul_add(scratch + 2032128, scratch + 17111040, state + 78000, state + 80304, scratch);
-    step_k297_reduce_sum(scratch + 26348096, scratch + 2032128);
-    step_k298_mul(scratch + 26347200, scratch + 26348096);
-    step_k299_sub(scratch + 17211392, scratch + 2032128, scratch + 26347200);
-    step_k300_mul_reduce_sum(scratch + 26348096, scratch + 17211392);
-    step_k301_mul_add_log_etc(scratch + 26347808, scratch + 26347824, scratch + 26347840, scratch + 26348096, state + 80320);
-    step_k302_mul_add(scratch + 17311744, scratch + 17211392, scratch + 26347840, state + 80336);
-    step_k303_mul_max(scratch + 17412096, scratch + 17512448, scratch + 17311744);
-    step_k304_im2col_matmul_add(scratch + 2032128, scratch + 17512448, state + 80352, state + 82656, scratch);
-    step_k305_add(scratch + 2132480, scratch + 2032128, scratch + 17111040);
-    step_k306_reduce_sum(scratch + 26348096, scratch + 2132480);
-    step_k307_mul(scratch + 26347856, scratch + 26348096);
-    step_k308_sub(scratch + 17612800, scratch + 2132480, scratch + 26347856);
-    step_k309_mul_reduce_sum(scratch + 26348096, scratch + 17612800);
-    step_k310_mul_add_log_etc(scratch + 26347856, scratch + 26347872, scratch + 26347888, scratch + 26348096, state + 82672);
-    step_k311_mul_add(scratch + 17713152, scratch + 17612800, scratch + 26347888, state + 82688);
-    step_k312_mul_max(scratch + 17813504, scratch + 17913856, scratch + 17713152);
-    step_k313_im2col_matmul_add(scratch + 1806336, scratch + 17913856, state + 82704, state + 87312, scratch);
-    step_k314_reduce_sum(scratch + 26347200, scratch + 1806336);
-    step_k315_mul(scratch + 26347232, scratch + 26347200);
-    step_k316_sub(scratch + 18014208, scratch + 1806336, scratch + 26347232);
-    step_k317_mul_reduce_sum(scratch + 26347200, scratch + 18014208);
-    step_k318_mul_add_log_etc(scratch + 25758272, scratch + 25096352, scratch + 25758304, scratch + 26347200, state + 87344);
-    step_k319_mul_add(scratch + 18064384, scratch + 18014208, scratch + 25758304, state + 87376);
-    step_k320_mul_max(scratch + 18114560, scratch + 18164736, scratch + 18064384);
-    step_k321_im2col_matmul_add(scratch + 2032128, scratch + 18164736, state + 87408, state + 96624, scratch);
-    step_k322_im2col_matmul(scratch + 2082304, scratch + 17913856, state + 96656, scratch);
-    step_k323_add(scratch + 2132480, scratch + 2032128, scratch + 2082304);
-    step_k324_reduce_sum(scratch + 25758208, scratch + 2132480);
-    step_k325_mul(scratch + 25758240, scratch + 25758208);
-    step_k326_sub(scratch + 18214912, scratch + 2132480, scratch + 25758240);
-    step_k327_mul_reduce_sum(scratch + 25758208, scratch + 18214912);
-    step_k328_mul_add_log_etc(scratch + 25758336, scratch + 25096384, scratch + 25758368, scratch + 25758208, state + 97168);
-    step_k329_mul_add(scratch + 18265088, scratch + 18214912, scratch + 25758368, state + 97200);
-    step_k330_mul_max(scratch + 18315264, scratch + 18365440, scratch + 18265088);
-    step_k331_im2col_matmul_add(scratch + 1179648, scratch + 18365440, state + 97232, state + 115664, scratch);
-    step_k332_reduce_sum(scratch + 26347200, scratch + 1179648);
-    step_k333_mul(scratch + 26347264, scratch + 26347200);
-    step_k334_sub(scratch + 24530944, scratch + 1179648, scratch + 26347264);
-    step_k335_mul_reduce_sum(scratch + 26347200, scratch + 24530944);
-    step_k336_mul_add_log_etc(scratch + 26347264, scratch + 25770896, scratch + 25758208, scratch + 26347200, state + 115728);
-    step_k337_mul_add(scratch + 24563712, scratch + 24530944, scratch + 25758208, state + 115792);
-    step_k338_mul_max(scratch + 24596480, scratch + 24629248, scratch + 24563712);
-    step_k339_im2col_matmul_add(scratch + 24494080, scratch + 24629248, state + 115856, state + 152720, scratch);
-    step_k340_im2col_matmul(scratch + 24662016, scratch + 18365440, state + 152784, scratch);
-    step_k341_add(scratch + 24694784, scratch + 24494080, scratch + 24662016);
-    step_k342_reduce_sum(scratch + 26347200, scratch + 24694784);
-    step_k343_mul(scratch + 25767424, scratch + 26347200);
-    step_k344_sub(scratch + 24662016, scratch + 24694784, scratch + 25767424);
-    step_k345_mul_reduce_sum(scratch + 26347200, scratch + 24662016);
-    step_k346_mul_add_log_etc(scratch + 25767744, scratch + 25770960, scratch + 25767808, scratch + 26347200, state + 154832);
-    step_k347_mul_add(scratch + 24494080, scratch + 24662016, scratch + 25767808, state + 154896);
-    step_k348_mul_max(scratch + 24694784, scratch + 24727552, scratch + 24494080);
-    step_k349_reduce_sum(scratch + 24526848, scratch + 24727552);
-    step_k350_mul(scratch + 24528896, scratch + 24526848);
-    step_k351_matmul_add(scratch + 24526848, scratch + 24528896, state + 154960, state + 155600);
-    step_k352_reduce_max(scratch + 26347200, scratch + 24526848);
-    step_k353_sub_exp(scratch + 24527168, scratch + 24527488, scratch + 24526848, scratch + 26347200);
-    step_k354_reduce_sum(scratch + 26347200, scratch + 24527488);
-    step_k355_log(scratch + 26347232, scratch + 26347200);
-    step_k356_sub_mul_reduce_sum(scratch + 26348096, scratch + 24527168, scratch + 26347232, io + 225792);
-    step_k357_mul(io + 244672, scratch + 26348096);
-    step_k358_mul(scratch + 24526848, io + 225792);
-    step_k359_neg_reduce_sum(scratch + 26347232, scratch + 24526848);
-    step_k360_div(scratch + 24527168, scratch + 26347232, scratch + 26347200);
-    step_k361_mul_add(scratch + 25767424, scratch + 24527168, scratch + 24527488, scratch + 24526848);
-    step_k362_reduce_sum(scratch + 26348096, scratch + 25767424);
-    step_k363_matmul(scratch + 25769472, scratch + 24528896, scratch + 25767424);
-    step_k364_matmul_mul(scratch + 24526848, scratch + 25767424, state + 154960);
-    step_k365_fill(scratch + 24727552, scratch + 24526848);
-    step_k366_greaterEqual_sub_mul_etc(scratch + 24760320, scratch + 24494080, scratch + 24694784, scratch + 24727552);
-    step_k367_reduce_sum(scratch + 26347200, scratch + 24760320);
-    step_k368_mul(scratch + 24494080, scratch + 24760320, scratch + 25767808);
-    step_k369_mul_reduce_sum(scratch + 24727552, scratch + 24760320, scratch + 24662016);
-    step_k370_neg_reduce_sum(scratch + 25767424, scratch + 24494080);
-    step_k371_mul_div(scratch + 25767488, scratch + 24727552, state + 154832, scratch + 25770960, scratch + 25767744);
-    step_k372_mul_add(scratch + 24694784, scratch + 25767488, scratch + 24662016);
-    step_k373_neg_reduce_sum(scratch + 25767488, scratch + 24694784);
-    step_k374_add_mul(scratch + 25767552, scratch + 25767424, scratch + 25767488);
-    step_k375_add(scratch + 24662016, scratch + 24494080, scratch + 24694784, scratch + 25767552);
-    step_k376_matmul_col2im(scratch + 18415616, scratch + 24662016, state + 152784, scratch);
-    step_k377_im2col_matmul(scratch + 25767424, scratch + 18365440, scratch + 24662016, scratch);
-    step_k378_reduce_sum(scratch + 25771024, scratch + 24662016);
-    step_k379_matmul_col2im(scratch + 24694784, scratch + 24662016, state + 115856, scratch);
-    step_k380_im2col_matmul(scratch + 24494080, scratch + 24629248, scratch + 24662016, scratch);
-    step_k381_greaterEqual_sub_mul_etc(scratch + 24629248, scratch + 24563712, scratch + 24596480, scratch + 24694784);
-    step_k382_reduce_sum(scratch + 2357248, scratch + 24629248);
-    step_k383_mul(scratch + 24563712, scratch + 24629248, scratch + 25758208);
-    step_k384_mul_reduce_sum(scratch + 2357312, scratch + 24629248, scratch + 24530944);
-    step_k385_neg_reduce_sum(scratch + 2357376, scratch + 24563712);
-    step_k386_mul_div(scratch + 2357440, scratch + 2357312, state + 115728, scratch + 25770896, scratch + 26347264);
-    step_k387_mul_add(scratch + 24596480, scratch + 2357440, scratch + 24530944);
-    step_k388_neg_reduce_sum(scratch + 26347264, scratch + 24596480);
-    step_k389_add_mul(scratch + 2357440, scratch + 2357376, scratch + 26347264);
-    step_k390_add(scratch + 24530944, scratch + 24563712, scratch + 24596480, scratch + 2357440);
-    step_k391_reduce_sum(scratch + 26347264, scratch + 24530944);
-    step_k392_matmul_col2im(scratch + 1327104, scratch + 24530944, state + 97232, scratch);
-    step_k393_im2col_matmul(scratch + 25716736, scratch + 18365440, scratch + 24530944, scratch);
-    step_k394_add_greaterEqual_sub_etc(scratch + 18365440, scratch + 18415616, scratch + 1327104, scratch + 18265088, scratch + 18315264);
-    step_k395_reduce_sum(scratch + 2357376, scratch + 18365440);
-    step_k396_mul(scratch + 18265088, scratch + 18365440, scratch + 25758368);
-    step_k397_mul_reduce_sum(scratch + 2357408, scratch + 18365440, scratch + 18214912);
-    step_k398_neg_reduce_sum(scratch + 25758208, scratch + 18265088);
-    step_k399_mul_div(scratch + 25758240, scratch + 2357408, state + 97168, scratch + 25096384, scratch + 25758336);
-    step_k400_mul_add(scratch, scratch + 25758240, scratch + 18214912);
-    step_k401_neg_reduce_sum(scratch + 25758240, scratch);
-    step_k402_add_mul(scratch + 2357440, scratch + 25758208, scratch + 25758240);
-    step_k403_add(scratch + 18214912, scratch + 18265088, scratch, scratch + 2357440);
-    step_k404_matmul_col2im(scratch + 2105856, scratch + 18214912, state + 96656, scratch);
-    step_k405_im2col_matmul(scratch + 2356736, scratch + 17913856, scratch + 18214912, scratch);
-    step_k406_reduce_sum(scratch + 2357440, scratch + 18214912);
-    step_k407_matmul_col2im(scratch + 2206208, scratch + 18214912, state + 87408, scratch);
-    step_k408_im2col_matmul(scratch + 25744384, scratch + 18164736, scratch + 18214912, scratch);
-    step_k409_greaterEqual_sub_mul_etc(scratch + 2256384, scratch + 18064384, scratch + 18114560, scratch + 2206208);
-    step_k410_reduce_sum(scratch + 2357472, scratch + 2256384);
-    step_k411_mul(scratch + 2206208, scratch + 2256384, scratch + 25758304);
-    step_k412_mul_reduce_sum(scratch + 2357504, scratch + 2256384, scratch + 18014208);
-    step_k413_neg_reduce_sum(scratch + 25758208, scratch + 2206208);
-    step_k414_mul_div(scratch + 25758240, scratch + 2357504, state + 87344, scratch + 25096352, scratch + 25758272);
-    step_k415_mul_add(scratch + 2256384, scratch + 25758240, scratch + 18014208);
-    step_k416_neg_reduce_sum(scratch + 2357536, scratch + 2256384);
-    step_k417_add_mul(scratch + 2357568, scratch + 25758208, scratch + 2357536);
-    step_k418_add(scratch + 2306560, scratch + 2206208, scratch + 2256384, scratch + 2357568);
-    step_k419_reduce_sum(scratch + 2357536, scratch + 2306560);
-    step_k420_matmul_col2im(scratch + 2206208, scratch + 2306560, state + 82704, scratch);
-    step_k421_im2col_matmul(scratch + 25758208, scratch + 17913856, scratch + 2306560, scratch);
-    step_k422_add_greaterEqual_sub_etc(scratch, scratch + 2105856, scratch + 2206208, scratch + 17713152, scratch + 17813504);
-    step_k423_reduce_sum(scratch + 26347904, scratch);
-    step_k424_mul(scratch + 100352, scratch, scratch + 26347888);
-    step_k425_mul_reduce_sum(scratch + 26347888, scratch, scratch + 17612800);
-    step_k426_neg_reduce_sum(scratch + 26347920, scratch + 100352);
-    step_k427_mul_div(scratch + 2357568, scratch + 26347888, state + 82672, scratch + 26347872, scratch + 26347856);
-    step_k428_mul_add(scratch, scratch + 2357568, scratch + 17612800);
-    step_k429_neg_reduce_sum(scratch + 26347856, scratch);
-    step_k430_add_mul(scratch + 2357568, scratch + 26347920, scratch + 26347856);
-    step_k431_add(scratch + 2050560, scratch + 100352, scratch, scratch + 2357568);
-    step_k432_reduce_sum(scratch + 26347856, scratch + 2050560);
-    step_k433_matmul_col2im(scratch + 2150912, scratch + 2050560, state + 80352, scratch);
-    step_k434_im2col_matmul(scratch + 2351616, scratch + 17512448, scratch + 2050560, scratch);
-    step_k435_greaterEqual_sub_mul_etc(scratch + 2251264, scratch + 17311744, scratch + 17412096, scratch + 2150912);
-    step_k436_reduce_sum(scratch + 26347920, scratch + 2251264);
-    step_k437_mul(scratch + 2150912, scratch + 2251264, scratch + 26347840);
-    step_k438_mul_reduce_sum(scratch + 26347840, scratch + 2251264, scratch + 17211392);
-    step_k439_neg_reduce_sum(scratch + 2357568, scratch + 2150912);
-    step_k440_mul_div(scratch + 2357584, scratch + 26347840, state + 80320, scratch + 26347824, scratch + 26347808);
-    step_k441_mul_add(scratch + 2251264, scratch + 2357584, scratch + 17211392);
-    step_k442_neg_reduce_sum(scratch + 26347808, scratch + 2251264);
-    step_k443_add_mul(scratch + 2357584, scratch + 2357568, scratch + 26347808);
-    step_k444_add(scratch + 17211392, scratch + 2150912, scratch + 2251264, scratch + 2357584);
-    step_k445_reduce_sum(scratch + 26347808, scratch + 17211392);
-    step_k446_matmul_col2im(scratch + 2150912, scratch + 17211392, state + 78000, scratch);
-    step_k447_im2col_matmul(scratch + 2353920, scratch + 17111040, scratch + 17211392, scratch);
-    step_k448_add_greaterEqual_sub_etc(scratch + 2251264, scratch + 2050560, scratch + 2150912, scratch + 16910336, scratch + 17010688);
-    step_k449_reduce_sum(scratch + 2356368, scratch + 2251264);
-    step_k450_mul(scratch, scratch + 2251264, scratch + 26347792);
-    step_k451_mul_reduce_sum(scratch + 26347792, scratch + 2251264, scratch + 16809984);
-    step_k452_neg_reduce_sum(scratch + 2356224, scratch);
-    step_k453_mul_div(scratch + 2356240, scratch + 26347792, state + 77968, scratch + 26347776, scratch + 26348112);
-    step_k454_mul_add(scratch + 100352, scratch + 2356240, scratch + 16809984);
-    step_k455_neg_reduce_sum(scratch + 26348112, scratch + 100352);
-    step_k456_add_mul(scratch + 2356240, scratch + 2356224, scratch + 26348112);
-    step_k457_add(scratch + 452736, scratch, scratch + 100352, scratch + 2356240);
-    step_k458_reduce_sum(scratch + 26348112, scratch + 452736);
-    step_k459_im2col_matmul(scratch + 2356224, io, scratch + 452736, scratch);
-    step_k460_mul_reduce_sum(scratch + 2356384, scratch + 2356224, scratch + 25770624);
-    step_k461_mul_reduce_sum(scratch + 2356224, scratch + 26348112, scratch + 26348080);
-    step_k462_mul_reduce_sum(scratch + 26348080, scratch + 26347792, scratch + 26347776, scratch + 26348160);
-    step_k463_mul_reduce_sum(scratch + 26348112, scratch + 2356368, scratch + 26348144);
-    step_k464_mul_reduce_sum(scratch + 26347776, scratch + 2353920, scratch + 25765120);
-    step_k465_mul_reduce_sum(scratch + 26347792, scratch + 26347808, scratch + 26348128);
-    step_k466_mul_reduce_sum(scratch + 26347808, scratch + 26347840, scratch + 26347824, scratch + 26348208);
-    step_k467_mul_reduce_sum(scratch + 26348208, scratch + 26347920, scratch + 26348192);
-    step_k468_mul_reduce_sum(scratch + 26347920, scratch + 2351616, scratch + 25762816);
-    step_k469_mul_reduce_sum(scratch + 26348192, scratch + 26347856, scratch + 26348176);
-    step_k470_mul_reduce_sum(scratch + 26347824, scratch + 26347888, scratch + 26347872, scratch + 26347760);
-    step_k471_mul_reduce_sum(scratch + 26347760, scratch + 26347904, scratch + 26347744);
-    step_k472_mul_reduce_sum(scratch + 26347744, scratch + 25758208, scratch + 25753600);
-    step_k473_mul_reduce_sum(scratch + 26348128, scratch + 2357536, scratch + 25096320);
-    step_k474_mul_reduce_sum(scratch + 25096320, scratch + 2357504, scratch + 25096352, scratch + 25096288);
-    step_k475_mul_reduce_sum(scratch + 25096288, scratch + 2357472, scratch + 25096256);
-    step_k476_mul_reduce_sum(scratch + 25096304, scratch + 25744384, scratch + 25735168);
-    step_k477_mul_reduce_sum(scratch + 25096256, scratch + 2357440, scratch + 25096224);
-    step_k478_mul_reduce_sum(scratch + 25096272, scratch + 2356736, scratch + 25770112);
-    step_k479_mul_reduce_sum(scratch + 25096224, scratch + 2357408, scratch + 25096384, scratch + 25096192);
-    step_k480_mul_reduce_sum(scratch + 25096240, scratch + 2357376, scratch + 25296896);
-    step_k481_mul_reduce_sum(scratch + 26348144, scratch + 25716736, scratch + 25698304);
-    step_k482_mul_reduce_sum(scratch + 26348160, scratch + 26347264, scratch + 26347136);
-    step_k483_mul_reduce_sum(scratch + 26348176, scratch + 2357312, scratch + 25770896, scratch + 25770832);
-    step_k484_mul_reduce_sum(scratch + 26347136, scratch + 2357248, scratch + 25770768);
-    step_k485_mul_reduce_sum(scratch + 26347152, scratch + 24494080, scratch + 26284032);
-    step_k486_mul_reduce_sum(scratch + 26347168, scratch + 25771024, scratch + 26347456);
-    step_k487_mul_reduce_sum(scratch + 26347184, scratch + 25767424, scratch + 26339328);
-    step_k488_mul_reduce_sum(scratch + 26347264, scratch + 24727552, scratch + 25770960, scratch + 26347392);
-    step_k489_mul_reduce_sum(scratch + 26347280, scratch + 26347200, scratch + 26347328);
-    step_k490_mul_reduce_sum(scratch + 26347200, scratch + 25769472, scratch + 26345216);
-    step_k491_mul_reduce_sum(scratch + 26347216, scratch + 26348096, scratch + 26348224);
-    step_k492_mul_add(io + 244688, scratch + 26348096, io + 226128, scratch + 2356384, scratch + 2356224, scratch + 26348080, scratch + 26348112, scratch + 26347776, scratch + 26347792, scratch + 26347808, scratch + 26348208, scratch + 26347920, scratch + 26348192, scratch + 26347824, scratch + 26347760, scratch + 26347744, scratch + 26348128, scratch + 25096320, scratch + 25096288, scratch + 25096304, scratch + 25096256, scratch + 25096272, scratch + 25096224, scratch + 25096240, scratch + 26348144, scratch + 26348160, scratch + 26348176, scratch + 26347136, scratch + 26347152, scratch + 26347168, scratch + 26347184, scratch + 26347264, scratch + 26347280, scratch + 26347200, scratch + 26347216, io + 226160);
-    step_k493_mul(scratch + 26339328, scratch + 26348096, scratch + 26343936);
-    step_k494_neg_reduce_sum(scratch + 26340608, scratch + 26339328);
-    step_k495_div(scratch + 26343936, scratch + 26340608, scratch + 26346624);
-    step_k496_mul(scratch + 26347744, io + 226144);
-    step_k497_mul_neg(scratch + 26340608, scratch + 26347744, scratch + 26346496);
-    step_k498_mul(scratch + 24494080, scratch + 26340608, scratch + 26341376);
-    step_k499_neg_reduce_sum(scratch + 26346496, scratch + 24494080);
-    step_k500_div(scratch + 26341888, scratch + 26346496, scratch + 26346624);
-    step_k501_mul_add(scratch + 26340608, scratch + 26343936, scratch + 26342656, scratch + 26339328, scratch + 26341888, scratch + 24494080);
-    step_k502_mul(scratch + 26339328, scratch + 26345856);
-    step_k503_neg_reduce_sum(scratch + 26346496, scratch + 26339328);
-    step_k504_div(scratch + 26346528, scratch + 26346496, scratch + 26347712);
-    step_k505_mul_add(scratch + 26339968, scratch + 26346528, scratch + 26346176, scratch + 26339328);
-    step_k506_reduce_sum(scratch + 26347712, scratch + 26339968);
-    step_k507_reduce_sum(scratch + 26347728, scratch + 26340608);
-    step_k508_add(scratch + 26347744, scratch + 26347712, scratch + 26347728);
-    step_k509_matmul(scratch + 26339328, scratch + 26331136, scratch + 26340608);
-    step_k510_matmul_mul(scratch + 8192, scratch + 26339968, state + 77152, io + 226176);
-    step_k511_matmul_mul(scratch, scratch + 26340608, state + 77152, io + 236416);
+    step_k289_reduce_sum(scratch + 26652736, scratch + 451584);
+    step_k290_mul(scratch + 26652752, scratch + 26652736);
+    step_k291_sub(scratch + 17114624, scratch + 451584, scratch + 26652752);
+    step_k292_mul_reduce_sum(scratch + 26652736, scratch + 17114624);
+    step_k293_mul_add_log_etc(scratch + 26652752, scratch + 26652416, scratch + 26652432, scratch + 26652736, state + 77968);
+    step_k294_mul_add(scratch + 17214976, scratch + 17114624, scratch + 26652432, state + 77984);
+    step_k295_mul_max(scratch + 17315328, scratch + 17415680, scratch + 17214976);
+    step_k296_im2col_matmul_add(scratch + 1841536, scratch + 17415680, state + 78000, state + 80304, scratch);
+    step_k297_reduce_sum(scratch + 26652736, scratch + 1841536);
+    step_k298_mul(scratch + 26651840, scratch + 26652736);
+    step_k299_sub(scratch + 17516032, scratch + 1841536, scratch + 26651840);
+    step_k300_mul_reduce_sum(scratch + 26652736, scratch + 17516032);
+    step_k301_mul_add_log_etc(scratch + 26652448, scratch + 26652464, scratch + 26652480, scratch + 26652736, state + 80320);
+    step_k302_mul_add(scratch + 17616384, scratch + 17516032, scratch + 26652480, state + 80336);
+    step_k303_mul_max(scratch + 17716736, scratch + 17817088, scratch + 17616384);
+    step_k304_im2col_matmul_add(scratch + 1841536, scratch + 17817088, state + 80352, state + 82656, scratch);
+    step_k305_add(scratch + 1941888, scratch + 1841536, scratch + 17415680);
+    step_k306_reduce_sum(scratch + 26652736, scratch + 1941888);
+    step_k307_mul(scratch + 26652496, scratch + 26652736);
+    step_k308_sub(scratch + 17917440, scratch + 1941888, scratch + 26652496);
+    step_k309_mul_reduce_sum(scratch + 26652736, scratch + 17917440);
+    step_k310_mul_add_log_etc(scratch + 26652496, scratch + 26652512, scratch + 26652528, scratch + 26652736, state + 82672);
+    step_k311_mul_add(scratch + 18017792, scratch + 17917440, scratch + 26652528, state + 82688);
+    step_k312_mul_max(scratch + 18118144, scratch + 18218496, scratch + 18017792);
+    step_k313_im2col_matmul_add(scratch + 1806336, scratch + 18218496, state + 82704, state + 87312, scratch);
+    step_k314_reduce_sum(scratch + 26651840, scratch + 1806336);
+    step_k315_mul(scratch + 26651872, scratch + 26651840);
+    step_k316_sub(scratch + 18419200, scratch + 1806336, scratch + 26651872);
+    step_k317_mul_reduce_sum(scratch + 26651840, scratch + 18419200);
+    step_k318_mul_add_log_etc(scratch + 25952192, scratch + 25952224, scratch + 25952256, scratch + 26651840, state + 87344);
+    step_k319_mul_add(scratch + 18469376, scratch + 18419200, scratch + 25952256, state + 87376);
+    step_k320_mul_max(scratch + 18519552, scratch + 18569728, scratch + 18469376);
+    step_k321_im2col_matmul_add(scratch + 18318848, scratch + 18569728, state + 87408, state + 96624, scratch);
+    step_k322_im2col_matmul(scratch + 18369024, scratch + 18218496, state + 96656, scratch);
+    step_k323_add(scratch, scratch + 18318848, scratch + 18369024);
+    step_k324_reduce_sum(scratch + 26651840, scratch);
+    step_k325_mul(scratch + 26651872, scratch + 26651840);
+    step_k326_sub(scratch + 18318848, scratch, scratch + 26651872);
+    step_k327_mul_reduce_sum(scratch + 26651840, scratch + 18318848);
+    step_k328_mul_add_log_etc(scratch + 25952288, scratch + 25952320, scratch + 25952352, scratch + 26651840, state + 97168);
+    step_k329_mul_add(scratch + 18369024, scratch + 18318848, scratch + 25952352, state + 97200);
+    step_k330_mul_max(scratch + 18619904, scratch + 18670080, scratch + 18369024);
+    step_k331_im2col_matmul_add(scratch + 1179648, scratch + 18670080, state + 97232, state + 115664, scratch);
+    step_k332_reduce_sum(scratch + 26651840, scratch + 1179648);
+    step_k333_mul(scratch + 26651904, scratch + 26651840);
+    step_k334_sub(scratch + 24434176, scratch + 1179648, scratch + 26651904);
+    step_k335_mul_reduce_sum(scratch + 26651840, scratch + 24434176);
+    step_k336_mul_add_log_etc(scratch + 26651904, scratch + 25951744, scratch + 25951808, scratch + 26651840, state + 115728);
+    step_k337_mul_add(scratch + 24466944, scratch + 24434176, scratch + 25951808, state + 115792);
+    step_k338_mul_max(scratch + 24499712, scratch + 24532480, scratch + 24466944);
+    step_k339_im2col_matmul_add(scratch + 24397312, scratch + 24532480, state + 115856, state + 152720, scratch);
+    step_k340_im2col_matmul(scratch + 24565248, scratch + 18670080, state + 152784, scratch);
+    step_k341_add(scratch + 24598016, scratch + 24397312, scratch + 24565248);
+    step_k342_reduce_sum(scratch + 26651840, scratch + 24598016);
+    step_k343_mul(scratch + 25619968, scratch + 26651840);
+    step_k344_sub(scratch + 24565248, scratch + 24598016, scratch + 25619968);
+    step_k345_mul_reduce_sum(scratch + 26651840, scratch + 24565248);
+    step_k346_mul_add_log_etc(scratch + 25620288, scratch + 25951872, scratch + 25620352, scratch + 26651840, state + 154832);
+    step_k347_mul_add(scratch + 24397312, scratch + 24565248, scratch + 25620352, state + 154896);
+    step_k348_mul_max(scratch + 24598016, scratch + 24630784, scratch + 24397312);
+    step_k349_reduce_sum(scratch + 24430080, scratch + 24630784);
+    step_k350_mul(scratch + 24432128, scratch + 24430080);
+    step_k351_matmul_add(scratch + 24430080, scratch + 24432128, state + 154960, state + 155600);
+    step_k352_reduce_max(scratch + 25951936, scratch + 24430080);
+    step_k353_sub_exp(scratch + 24430400, scratch + 24430720, scratch + 24430080, scratch + 25951936);
+    step_k354_reduce_sum(scratch + 25951936, scratch + 24430720);
+    step_k355_log(scratch + 25951968, scratch + 25951936);
+    step_k356_sub_mul_reduce_sum(scratch + 26652736, scratch + 24430400, scratch + 25951968, io + 225792);
+    step_k357_mul(io + 244672, scratch + 26652736);
+    step_k358_mul(scratch + 24430080, io + 225792);
+    step_k359_neg_reduce_sum(scratch + 25951968, scratch + 24430080);
+    step_k360_div(scratch + 26651840, scratch + 25951968, scratch + 25951936);
+    step_k361_mul_add(scratch + 25619968, scratch + 26651840, scratch + 24430720, scratch + 24430080);
+    step_k362_reduce_sum(scratch + 26652736, scratch + 25619968);
+    step_k363_matmul(scratch + 25622016, scratch + 24432128, scratch + 25619968);
+    step_k364_matmul_mul(scratch + 24430080, scratch + 25619968, state + 154960);
+    step_k365_fill(scratch + 24630784, scratch + 24430080);
+    step_k366_greaterEqual_sub_mul_etc(scratch + 24663552, scratch + 24397312, scratch + 24598016, scratch + 24630784);
+    step_k367_reduce_sum(scratch + 26651840, scratch + 24663552);
+    step_k368_mul(scratch + 24397312, scratch + 24663552, scratch + 25620352);
+    step_k369_mul_reduce_sum(scratch + 24630784, scratch + 24663552, scratch + 24565248);
+    step_k370_neg_reduce_sum(scratch + 25619968, scratch + 24397312);
+    step_k371_mul_div(scratch + 25620032, scratch + 24630784, state + 154832, scratch + 25951872, scratch + 25620288);
+    step_k372_mul_add(scratch + 24598016, scratch + 25620032, scratch + 24565248);
+    step_k373_neg_reduce_sum(scratch + 25620032, scratch + 24598016);
+    step_k374_add_mul(scratch + 25620096, scratch + 25619968, scratch + 25620032);
+    step_k375_add(scratch + 24565248, scratch + 24397312, scratch + 24598016, scratch + 25620096);
+    step_k376_matmul_col2im(scratch + 18720256, scratch + 24565248, state + 152784, scratch);
+    step_k377_im2col_matmul(scratch + 25619968, scratch + 18670080, scratch + 24565248, scratch);
+    step_k378_reduce_sum(scratch + 25951936, scratch + 24565248);
+    step_k379_matmul_col2im(scratch + 24598016, scratch + 24565248, state + 115856, scratch);
+    step_k380_im2col_matmul(scratch + 24397312, scratch + 24532480, scratch + 24565248, scratch);
+    step_k381_greaterEqual_sub_mul_etc(scratch + 24532480, scratch + 24466944, scratch + 24499712, scratch + 24598016);
+    step_k382_reduce_sum(scratch + 2656656, scratch + 24532480);
+    step_k383_mul(scratch + 24466944, scratch + 24532480, scratch + 25951808);
+    step_k384_mul_reduce_sum(scratch + 25951808, scratch + 24532480, scratch + 24434176);
+    step_k385_neg_reduce_sum(scratch + 2656720, scratch + 24466944);
+    step_k386_mul_div(scratch + 2656784, scratch + 25951808, state + 115728, scratch + 25951744, scratch + 26651904);
+    step_k387_mul_add(scratch + 24499712, scratch + 2656784, scratch + 24434176);
+    step_k388_neg_reduce_sum(scratch + 26651904, scratch + 24499712);
+    step_k389_add_mul(scratch + 2656784, scratch + 2656720, scratch + 26651904);
+    step_k390_add(scratch + 24434176, scratch + 24466944, scratch + 24499712, scratch + 2656784);
+    step_k391_reduce_sum(scratch + 26651904, scratch + 24434176);
+    step_k392_matmul_col2im(scratch + 1327104, scratch + 24434176, state + 97232, scratch);
+    step_k393_im2col_matmul(scratch + 2619136, scratch + 18670080, scratch + 24434176, scratch);
+    step_k394_add_greaterEqual_sub_etc(scratch + 18670080, scratch + 18720256, scratch + 1327104, scratch + 18369024, scratch + 18619904);
+    step_k395_reduce_sum(scratch + 2656720, scratch + 18670080);
+    step_k396_mul(scratch + 18369024, scratch + 18670080, scratch + 25952352);
+    step_k397_mul_reduce_sum(scratch + 2656752, scratch + 18670080, scratch + 18318848);
+    step_k398_neg_reduce_sum(scratch + 2656784, scratch + 18369024);
+    step_k399_mul_div(scratch + 2656816, scratch + 2656752, state + 97168, scratch + 25952320, scratch + 25952288);
+    step_k400_mul_add(scratch, scratch + 2656816, scratch + 18318848);
+    step_k401_neg_reduce_sum(scratch + 25952288, scratch);
+    step_k402_add_mul(scratch + 2656816, scratch + 2656784, scratch + 25952288);
+    step_k403_add(scratch + 2568960, scratch + 18369024, scratch, scratch + 2656816);
+    step_k404_matmul_col2im(scratch + 18318848, scratch + 2568960, state + 96656, scratch);
+    step_k405_im2col_matmul(scratch + 2656000, scratch + 18218496, scratch + 2568960, scratch);
+    step_k406_reduce_sum(scratch + 25952288, scratch + 2568960);
+    step_k407_matmul_col2im(scratch + 18619904, scratch + 2568960, state + 87408, scratch);
+    step_k408_im2col_matmul(scratch + 2637568, scratch + 18569728, scratch + 2568960, scratch);
+    step_k409_greaterEqual_sub_mul_etc(scratch + 18569728, scratch + 18469376, scratch + 18519552, scratch + 18619904);
+    step_k410_reduce_sum(scratch + 2656784, scratch + 18569728);
+    step_k411_mul(scratch + 18469376, scratch + 18569728, scratch + 25952256);
+    step_k412_mul_reduce_sum(scratch + 25952256, scratch + 18569728, scratch + 18419200);
+    step_k413_neg_reduce_sum(scratch + 2656512, scratch + 18469376);
+    step_k414_mul_div(scratch + 2656544, scratch + 25952256, state + 87344, scratch + 25952224, scratch + 25952192);
+    step_k415_mul_add(scratch, scratch + 2656544, scratch + 18419200);
+    step_k416_neg_reduce_sum(scratch + 25952192, scratch);
+    step_k417_add_mul(scratch + 2656544, scratch + 2656512, scratch + 25952192);
+    step_k418_add(scratch + 18419200, scratch + 18469376, scratch, scratch + 2656544);
+    step_k419_reduce_sum(scratch + 25952192, scratch + 18419200);
+    step_k420_matmul_col2im(scratch + 1843200, scratch + 18419200, state + 82704, scratch);
+    step_k421_im2col_matmul(scratch + 2646784, scratch + 18218496, scratch + 18419200, scratch);
+    step_k422_add_greaterEqual_sub_etc(scratch + 18218496, scratch + 18318848, scratch + 1843200, scratch + 18017792, scratch + 18118144);
+    step_k423_reduce_sum(scratch + 26652544, scratch + 18218496);
+    step_k424_mul(scratch + 18017792, scratch + 18218496, scratch + 26652528);
+    step_k425_mul_reduce_sum(scratch + 26652528, scratch + 18218496, scratch + 17917440);
+    step_k426_neg_reduce_sum(scratch + 26652560, scratch + 18017792);
+    step_k427_mul_div(scratch + 2656512, scratch + 26652528, state + 82672, scratch + 26652512, scratch + 26652496);
+    step_k428_mul_add(scratch, scratch + 2656512, scratch + 17917440);
+    step_k429_neg_reduce_sum(scratch + 26652496, scratch);
+    step_k430_add_mul(scratch + 2656512, scratch + 26652560, scratch + 26652496);
+    step_k431_add(scratch + 17917440, scratch + 18017792, scratch, scratch + 2656512);
+    step_k432_reduce_sum(scratch + 26652496, scratch + 17917440);
+    step_k433_matmul_col2im(scratch + 1859968, scratch + 17917440, state + 80352, scratch);
+    step_k434_im2col_matmul(scratch + 2651392, scratch + 17817088, scratch + 17917440, scratch);
+    step_k435_greaterEqual_sub_mul_etc(scratch + 17817088, scratch + 17616384, scratch + 17716736, scratch + 1859968);
+    step_k436_reduce_sum(scratch + 26652560, scratch + 17817088);
+    step_k437_mul(scratch + 17616384, scratch + 17817088, scratch + 26652480);
+    step_k438_mul_reduce_sum(scratch + 26652480, scratch + 17817088, scratch + 17516032);
+    step_k439_neg_reduce_sum(scratch + 2656512, scratch + 17616384);
+    step_k440_mul_div(scratch + 2656528, scratch + 26652480, state + 80320, scratch + 26652464, scratch + 26652448);
+    step_k441_mul_add(scratch + 17716736, scratch + 2656528, scratch + 17516032);
+    step_k442_neg_reduce_sum(scratch + 26652448, scratch + 17716736);
+    step_k443_add_mul(scratch + 2656528, scratch + 2656512, scratch + 26652448);
+    step_k444_add(scratch + 17516032, scratch + 17616384, scratch + 17716736, scratch + 2656528);
+    step_k445_reduce_sum(scratch + 26652448, scratch + 17516032);
+    step_k446_matmul_col2im(scratch + 17616384, scratch + 17516032, state + 78000, scratch);
+    step_k447_im2col_matmul(scratch + 2653696, scratch + 17415680, scratch + 17516032, scratch);
+    step_k448_add_greaterEqual_sub_etc(scratch + 17415680, scratch + 17917440, scratch + 17616384, scratch + 17214976, scratch + 17315328);
+    step_k449_reduce_sum(scratch + 2656816, scratch + 17415680);
+    step_k450_mul(scratch + 17214976, scratch + 17415680, scratch + 26652432);
+    step_k451_mul_reduce_sum(scratch + 26652432, scratch + 17415680, scratch + 17114624);
+    step_k452_neg_reduce_sum(scratch + 2656512, scratch + 17214976);
+    step_k453_mul_div(scratch + 2656528, scratch + 26652432, state + 77968, scratch + 26652416, scratch + 26652752);
+    step_k454_mul_add(scratch, scratch + 2656528, scratch + 17114624);
+    step_k455_neg_reduce_sum(scratch + 26652752, scratch);
+    step_k456_add_mul(scratch + 2656528, scratch + 2656512, scratch + 26652752);
+    step_k457_add(scratch + 17114624, scratch + 17214976, scratch, scratch + 2656528);
+    step_k458_reduce_sum(scratch + 26652752, scratch + 17114624);
+    step_k459_im2col_matmul(scratch + 2656512, io, scratch + 17114624, scratch);
+    step_k460_mul_reduce_sum(scratch + 2656832, scratch + 2656512, scratch + 25623168);
+    step_k461_mul_reduce_sum(scratch + 2656512, scratch + 26652752, scratch + 26652720);
+    step_k462_mul_reduce_sum(scratch + 26652720, scratch + 26652432, scratch + 26652416, scratch + 26652800);
+    step_k463_mul_reduce_sum(scratch + 26652752, scratch + 2656816, scratch + 26652784);
+    step_k464_mul_reduce_sum(scratch + 2656816, scratch + 2653696, scratch + 25617664);
+    step_k465_mul_reduce_sum(scratch + 26652416, scratch + 26652448, scratch + 26652768);
+    step_k466_mul_reduce_sum(scratch + 26652432, scratch + 26652480, scratch + 26652464, scratch + 26652848);
+    step_k467_mul_reduce_sum(scratch + 26652848, scratch + 26652560, scratch + 26652832);
+    step_k468_mul_reduce_sum(scratch + 26652560, scratch + 2651392, scratch + 25615360);
+    step_k469_mul_reduce_sum(scratch + 26652832, scratch + 26652496, scratch + 26652816);
+    step_k470_mul_reduce_sum(scratch + 26652448, scratch + 26652528, scratch + 26652512, scratch + 26652400);
+    step_k471_mul_reduce_sum(scratch + 26652400, scratch + 26652544, scratch + 26652384);
+    step_k472_mul_reduce_sum(scratch + 26652384, scratch + 2646784, scratch + 25610752);
+    step_k473_mul_reduce_sum(scratch + 26652768, scratch + 25952192, scratch + 25952160);
+    step_k474_mul_reduce_sum(scratch + 26652784, scratch + 25952256, scratch + 25952224, scratch + 25952128);
+    step_k475_mul_reduce_sum(scratch + 26652800, scratch + 2656784, scratch + 25952096);
+    step_k476_mul_reduce_sum(scratch + 26652816, scratch + 2637568, scratch + 25601536);
+    step_k477_mul_reduce_sum(scratch + 2656784, scratch + 25952288, scratch + 25952064);
+    step_k478_mul_reduce_sum(scratch + 2656800, scratch + 2656000, scratch + 25622656);
+    step_k479_mul_reduce_sum(scratch + 26652464, scratch + 2656752, scratch + 25952320, scratch + 25952032);
+    step_k480_mul_reduce_sum(scratch + 2656752, scratch + 2656720, scratch + 25952000);
+    step_k481_mul_reduce_sum(scratch + 2656768, scratch + 2619136, scratch + 25933312);
+    step_k482_mul_reduce_sum(scratch + 2656720, scratch + 26651904, scratch + 26651776);
+    step_k483_mul_reduce_sum(scratch + 2656736, scratch + 25951808, scratch + 25951744, scratch + 26064448);
+    step_k484_mul_reduce_sum(scratch + 26651776, scratch + 2656656, scratch + 26064384);
+    step_k485_mul_reduce_sum(scratch + 26651792, scratch + 24397312, scratch + 26588672);
+    step_k486_mul_reduce_sum(scratch + 26651808, scratch + 25951936, scratch + 26652096);
+    step_k487_mul_reduce_sum(scratch + 26651824, scratch + 25619968, scratch + 26643968);
+    step_k488_mul_reduce_sum(scratch + 26651904, scratch + 24630784, scratch + 25951872, scratch + 26652032);
+    step_k489_mul_reduce_sum(scratch + 26651920, scratch + 26651840, scratch + 26651968);
+    step_k490_mul_reduce_sum(scratch + 26651840, scratch + 25622016, scratch + 26649856);
+    step_k491_mul_reduce_sum(scratch + 26651856, scratch + 26652736, scratch + 26652864);
+    step_k492_mul_add(io + 244688, scratch + 26652736, io + 226128, scratch + 2656832, scratch + 2656512, scratch + 26652720, scratch + 26652752, scratch + 2656816, scratch + 26652416, scratch + 26652432, scratch + 26652848, scratch + 26652560, scratch + 26652832, scratch + 26652448, scratch + 26652400, scratch + 26652384, scratch + 26652768, scratch + 26652784, scratch + 26652800, scratch + 26652816, scratch + 2656784, scratch + 2656800, scratch + 26652464, scratch + 2656752, scratch + 2656768, scratch + 2656720, scratch + 2656736, scratch + 26651776, scratch + 26651792, scratch + 26651808, scratch + 26651824, scratch + 26651904, scratch + 26651920, scratch + 26651840, scratch + 26651856, io + 226160);
+    step_k493_mul(scratch + 26643968, scratch + 26652736, scratch + 26648576);
+    step_k494_neg_reduce_sum(scratch + 26645248, scratch + 26643968);
+    step_k495_div(scratch + 26648576, scratch + 26645248, scratch + 26651264);
+    step_k496_mul(scratch + 26652384, io + 226144);
+    step_k497_mul_neg(scratch + 26645248, scratch + 26652384, scratch + 26651136);
+    step_k498_mul(scratch + 24397312, scratch + 26645248, scratch + 26646016);
+    step_k499_neg_reduce_sum(scratch + 26651136, scratch + 24397312);
+    step_k500_div(scratch + 26646528, scratch + 26651136, scratch + 26651264);
+    step_k501_mul_add(scratch + 26645248, scratch + 26648576, scratch + 26647296, scratch + 26643968, scratch + 26646528, scratch + 24397312);
+    step_k502_mul(scratch + 26643968, scratch + 26650496);
+    step_k503_neg_reduce_sum(scratch + 26651136, scratch + 26643968);
+    step_k504_div(scratch + 26651168, scratch + 26651136, scratch + 26652352);
+    step_k505_mul_add(scratch + 26644608, scratch + 26651168, scratch + 26650816, scratch + 26643968);
+    step_k506_reduce_sum(scratch + 26652352, scratch + 26644608);
+    step_k507_reduce_sum(scratch + 26652368, scratch + 26645248);
+    step_k508_add(scratch + 26652384, scratch + 26652352, scratch + 26652368);
+    step_k509_matmul(scratch + 26643968, scratch + 26635776, scratch + 26645248);
+    step_k510_matmul_mul(scratch + 8192, scratch + 26644608, state + 77152, io + 226176);
+    step_k511_matmul_mul(scratch, scratch + 26645248, state + 77152, io + 236416);
     step_k512_fill(scratch + 425984, scratch + 8192);
     step_k513_fill(scratch + 294912, scratch);
-    step_k514_greaterEqual(scratch, scratch + 23904256, scratch + 24199168);
+    step_k514_greaterEqual(scratch, scratch + 23807488, scratch + 24102400);
     step_k515_mul_sub_add(scratch + 557056, scratch + 425984, scratch);
     step_k516_mul_sub_add(scratch + 425984, scratch + 294912, scratch + 163840);
-    step_k517_reduce_sum(scratch + 26340288, scratch + 557056);
-    step_k518_reduce_sum(scratch + 26340352, scratch + 425984);
-    step_k519_add(scratch + 26340416, scratch + 26340288, scratch + 26340352);
-    step_k520_mul(scratch + 589824, scratch + 557056, scratch + 26347072);
-    step_k521_mul(scratch + 884736, scratch + 425984, scratch + 26347072);
-    step_k522_mul_reduce_sum(scratch + 26340288, scratch + 557056, scratch + 23609344);
-    step_k523_mul_reduce_sum(scratch + 26340352, scratch + 425984, scratch + 23773184);
-    step_k524_add_mul(scratch + 26340480, scratch + 26340544, scratch + 26340288, scratch + 26340352, scratch + 26347008);
-    step_k525_neg_reduce_sum(scratch + 26340288, scratch + 589824);
-    step_k526_neg_reduce_sum(scratch + 26340352, scratch + 884736);
-    step_k527_mul_div(scratch + 26340608, scratch + 26340480, state + 77024, scratch + 26347008, scratch + 26346944);
-    step_k528_mul_add(scratch, scratch + 26340608, scratch + 23609344);
+    step_k517_reduce_sum(scratch + 26644928, scratch + 557056);
+    step_k518_reduce_sum(scratch + 26644992, scratch + 425984);
+    step_k519_add(scratch + 26645056, scratch + 26644928, scratch + 26644992);
+    step_k520_mul(scratch + 589824, scratch + 557056, scratch + 26651712);
+    step_k521_mul(scratch + 884736, scratch + 425984, scratch + 26651712);
+    step_k522_mul_reduce_sum(scratch + 26644928, scratch + 557056, scratch + 23512576);
+    step_k523_mul_reduce_sum(scratch + 26644992, scratch + 425984, scratch + 23676416);
+    step_k524_add_mul(scratch + 26645120, scratch + 26645184, scratch + 26644928, scratch + 26644992, scratch + 26651648);
+    step_k525_neg_reduce_sum(scratch + 26644928, scratch + 589824);
+    step_k526_neg_reduce_sum(scratch + 26644992, scratch + 884736);
+    step_k527_mul_div(scratch + 26645248, scratch + 26645120, state + 77024, scratch + 26651648, scratch + 26651584);
+    step_k528_mul_add(scratch, scratch + 26645248, scratch + 23512576);
     step_k529_pad_rows(scratch + 294912, scratch + 589824);
     step_k530_pad_rows(scratch + 589824, scratch + 884736);
-    step_k531_neg_reduce_sum(scratch + 26340480, scratch);
-    step_k532_add_mul(scratch + 26340608, scratch + 26340288, scratch + 26340352, scratch + 26340480);
-    step_k533_add(scratch + 17261568, scratch + 294912, scratch + 589824, scratch, scratch + 26340608);
-    step_k534_matmul_col2im(scratch + 16809984, scratch + 17261568, state + 74976, scratch);
-    step_k535_im2col_matmul(scratch + 23609344, scratch + 16358400, scratch + 17261568, scratch);
-    step_k536_reduce_sum(scratch + 26340480, scratch + 17261568);
-    step_k537_matmul_col2im(scratch + 17556480, scratch + 17261568, state + 38048, scratch);
-    step_k538_im2col_matmul(scratch + 18008064, scratch + 23314432, scratch + 17261568, scratch);
-    step_k539_greaterEqual_sub_mul_etc(scratch + 17261568, scratch + 22724608, scratch + 23019520, scratch + 17556480);
-    step_k540_reduce_sum(scratch + 26340288, scratch + 17261568);
-    step_k541_mul(scratch, scratch + 17261568, scratch + 26346880);
-    step_k542_mul_reduce_sum(scratch + 26340352, scratch + 17261568, scratch + 22429696);
-    step_k543_mul(scratch + 26340608, scratch + 26340352, scratch + 26346816);
-    step_k544_neg_reduce_sum(scratch + 26340672, scratch);
-    step_k545_mul_div(scratch + 26340736, scratch + 26340352, state + 37920, scratch + 26346816, scratch + 26346752);
-    step_k546_mul_add(scratch + 294912, scratch + 26340736, scratch + 22429696);
-    step_k547_neg_reduce_sum(scratch + 26340352, scratch + 294912);
-    step_k548_add_mul(scratch + 17261568, scratch + 26340672, scratch + 26340352);
-    step_k549_add(scratch + 17713152, scratch, scratch + 294912, scratch + 17261568);
-    step_k550_reduce_sum(scratch + 26340352, scratch + 17713152);
-    step_k551_matmul_col2im(scratch + 17261568, scratch + 17713152, state + 19424, scratch);
-    step_k552_im2col_matmul(scratch + 2211840, scratch + 16358400, scratch + 17713152, scratch);
-    step_k553_add_greaterEqual_sub_etc(scratch + 16358400, scratch + 16809984, scratch + 17261568, scratch + 13648896, scratch + 15906816);
-    step_k554_reduce_sum(scratch + 26340672, scratch + 16358400);
-    step_k555_mul(scratch + 13648896, scratch + 16358400, scratch + 26347680);
-    step_k556_mul_reduce_sum(scratch + 26340704, scratch + 16358400, scratch + 13197312);
-    step_k557_mul(scratch + 26340736, scratch + 26340704, scratch + 26347648);
-    step_k558_neg_reduce_sum(scratch + 26340768, scratch + 13648896);
-    step_k559_mul_div(scratch + 26340800, scratch + 26340704, state + 19360, scratch + 26347648, scratch + 26347616);
-    step_k560_mul_add(scratch, scratch + 26340800, scratch + 13197312);
-    step_k561_neg_reduce_sum(scratch + 26340704, scratch);
-    step_k562_add_mul(scratch + 26340800, scratch + 26340768, scratch + 26340704);
-    step_k563_add(scratch + 15906816, scratch + 13648896, scratch, scratch + 26340800);
-    step_k564_matmul_col2im(scratch + 13197312, scratch + 15906816, state + 18848, scratch);
-    step_k565_im2col_matmul(scratch + 2139264, scratch + 12294144, scratch + 15906816, scratch);
-    step_k566_reduce_sum(scratch + 26340704, scratch + 15906816);
-    step_k567_matmul_col2im(scratch + 16358400, scratch + 15906816, state + 9600, scratch);
-    step_k568_im2col_matmul(scratch + 2125440, scratch + 15455232, scratch + 15906816, scratch);
-    step_k569_greaterEqual_sub_mul_etc(scratch + 15455232, scratch + 14552064, scratch + 15003648, scratch + 16358400);
-    step_k570_reduce_sum(scratch + 26340768, scratch + 15455232);
-    step_k571_mul(scratch + 14552064, scratch + 15455232, scratch + 26347584);
-    step_k572_mul_reduce_sum(scratch + 2134656, scratch + 15455232, scratch + 14100480);
-    step_k573_mul(scratch + 26340800, scratch + 2134656, scratch + 26347552);
-    step_k574_neg_reduce_sum(scratch + 2134688, scratch + 14552064);
-    step_k575_mul_div(scratch + 2134720, scratch + 2134656, state + 9536, scratch + 26347552, scratch + 26347520);
-    step_k576_mul_add(scratch, scratch + 2134720, scratch + 14100480);
-    step_k577_neg_reduce_sum(scratch + 2134656, scratch);
-    step_k578_add_mul(scratch + 2134720, scratch + 2134688, scratch + 2134656);
-    step_k579_add(scratch + 15003648, scratch + 14552064, scratch, scratch + 2134720);
-    step_k580_reduce_sum(scratch + 2139776, scratch + 15003648);
-    step_k581_matmul_col2im(scratch + 14100480, scratch + 15003648, state + 4896, scratch);
-    step_k582_im2col_matmul(scratch + 2134656, scratch + 12294144, scratch + 15003648, scratch);
-    step_k583_add_greaterEqual_sub_etc(scratch + 12294144, scratch + 13197312, scratch + 14100480, scratch + 10487808, scratch + 11390976);
-    step_k584_reduce_sum(scratch + 26347760, scratch + 12294144);
-    step_k585_mul(scratch + 10487808, scratch + 12294144, scratch + 26348064);
-    step_k586_mul_reduce_sum(scratch + 26347776, scratch + 12294144, scratch + 9584640);
-    step_k587_mul(scratch + 26347792, scratch + 26347776, scratch + 26348048);
-    step_k588_neg_reduce_sum(scratch + 26347808, scratch + 10487808);
-    step_k589_mul_div(scratch + 26347824, scratch + 26347776, state + 4864, scratch + 26348048, scratch + 26348032);
-    step_k590_mul_add(scratch, scratch + 26347824, scratch + 9584640);
-    step_k591_neg_reduce_sum(scratch + 26347776, scratch);
-    step_k592_add_mul(scratch + 26347824, scratch + 26347808, scratch + 26347776);
-    step_k593_add(scratch + 9584640, scratch + 10487808, scratch, scratch + 26347824);
-    step_k594_reduce_sum(scratch + 26347776, scratch + 9584640);
-    step_k595_matmul_col2im(scratch + 10487808, scratch + 9584640, state + 2544, scratch);
-    step_k596_im2col_matmul(scratch + 2075648, scratch + 8681472, scratch + 9584640, scratch);
-    step_k597_greaterEqual_sub_mul_etc(scratch + 8681472, scratch + 5971968, scratch + 7778304, scratch + 10487808);
-    step_k598_reduce_sum(scratch + 26347808, scratch + 8681472);
-    step_k599_mul(scratch + 5971968, scratch + 8681472, scratch + 26348016);
-    step_k600_mul_reduce_sum(scratch + 26347824, scratch + 8681472, scratch + 6875136);
-    step_k601_mul(scratch + 26347840, scratch + 26347824, scratch + 26348000);
-    step_k602_neg_reduce_sum(scratch + 26347856, scratch + 5971968);
-    step_k603_mul_div(scratch + 26347872, scratch + 26347824, state + 2512, scratch + 26348000, scratch + 26347984);
-    step_k604_mul_add(scratch + 7778304, scratch + 26347872, scratch + 6875136);
-    step_k605_neg_reduce_sum(scratch + 26347824, scratch + 7778304);
-    step_k606_add_mul(scratch + 26347872, scratch + 26347856, scratch + 26347824);
-    step_k607_add(scratch + 6875136, scratch + 5971968, scratch + 7778304, scratch + 26347872);
-    step_k608_reduce_sum(scratch + 26347824, scratch + 6875136);
-    step_k609_matmul_col2im(scratch + 5971968, scratch + 6875136, state + 192, scratch);
-    step_k610_im2col_matmul(scratch + 2077952, scratch + 5068800, scratch + 6875136, scratch);
-    step_k611_add_greaterEqual_sub_etc(scratch + 5068800, scratch + 9584640, scratch + 5971968, scratch + 3262464, scratch + 4165632);
-    step_k612_reduce_sum(scratch + 26347856, scratch + 5068800);
-    step_k613_mul(scratch + 3262464, scratch + 5068800, scratch + 26347968);
-    step_k614_mul_reduce_sum(scratch + 26347872, scratch + 5068800, scratch + 2359296);
-    step_k615_mul(scratch + 26347888, scratch + 26347872, scratch + 26347952);
-    step_k616_neg_reduce_sum(scratch + 26347904, scratch + 3262464);
-    step_k617_mul_div(scratch + 26347920, scratch + 26347872, state + 160, scratch + 26347952, scratch + 26347936);
-    step_k618_mul_add(scratch, scratch + 26347920, scratch + 2359296);
-    step_k619_neg_reduce_sum(scratch + 26347872, scratch);
-    step_k620_add_mul(scratch + 26340832, scratch + 26347904, scratch + 26347872);
-    step_k621_add(scratch + 1172480, scratch + 3262464, scratch, scratch + 26340832);
-    step_k622_reduce_sum(scratch + 26347872, scratch + 1172480);
-    step_k623_im2col_matmul(scratch + 2080256, io, scratch + 1172480, scratch);
-    step_k624_mul_add_sub(state + 155616, state, scratch + 2080256, io + 226112);
-    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 26347872, io + 226112, scratch + 26347888, scratch + 26347856);
-    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 2077952, io + 226112);
-    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 26347824, io + 226112, scratch + 26347840, scratch + 26347808);
-    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 2075648, io + 226112);
-    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 26347776, io + 226112, scratch + 26347792, scratch + 26347760);
-    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 2134656, io + 226112);
-    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 2139776, io + 226112, scratch + 26340800, scratch + 26340768);
-    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 2125440, io + 226112);
-    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 26340704, io + 226112);
-    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 2139264, io + 226112);
-    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 26340736, io + 226112, scratch + 26340672);
-    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 2211840, io + 226112);
-    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 26340352, io + 226112, scratch + 26340608, scratch + 26340288);
-    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 18008064, io + 226112);
-    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 26340480, io + 226112);
-    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 23609344, io + 226112);
-    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 26340544, io + 226112, scratch + 26340416);
-    step_k642_matmul_add_mul_etc(scratch, state + 232768, state + 77152, scratch + 26320896, scratch + 26339968, scratch + 26339328, io + 226112);
-    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 26347744, io + 226112);
+    step_k531_neg_reduce_sum(scratch + 26645120, scratch);
+    step_k532_add_mul(scratch + 26645248, scratch + 26644928, scratch + 26644992, scratch + 26645120);
+    step_k533_add(scratch + 17566208, scratch + 294912, scratch + 589824, scratch, scratch + 26645248);
+    step_k534_matmul_col2im(scratch + 17114624, scratch + 17566208, state + 74976, scratch);
+    step_k535_im2col_matmul(scratch + 23512576, scratch + 16663040, scratch + 17566208, scratch);
+    step_k536_reduce_sum(scratch + 26645120, scratch + 17566208);
+    step_k537_matmul_col2im(scratch + 17861120, scratch + 17566208, state + 38048, scratch);
+    step_k538_im2col_matmul(scratch + 18156032, scratch + 23217664, scratch + 17566208, scratch);
+    step_k539_greaterEqual_sub_mul_etc(scratch + 17566208, scratch + 22627840, scratch + 22922752, scratch + 17861120);
+    step_k540_reduce_sum(scratch + 26644928, scratch + 17566208);
+    step_k541_mul(scratch, scratch + 17566208, scratch + 26651520);
+    step_k542_mul_reduce_sum(scratch + 26644992, scratch + 17566208, scratch + 22332928);
+    step_k543_mul(scratch + 2663424, scratch + 26644992, scratch + 26651456);
+    step_k544_neg_reduce_sum(scratch + 2663488, scratch);
+    step_k545_mul_div(scratch + 2663552, scratch + 26644992, state + 37920, scratch + 26651456, scratch + 26651392);
+    step_k546_mul_add(scratch + 294912, scratch + 2663552, scratch + 22332928);
+    step_k547_neg_reduce_sum(scratch + 26644992, scratch + 294912);
+    step_k548_add_mul(scratch + 2663552, scratch + 2663488, scratch + 26644992);
+    step_k549_add(scratch + 17566208, scratch, scratch + 294912, scratch + 2663552);
+    step_k550_reduce_sum(scratch + 26644992, scratch + 17566208);
+    step_k551_matmul_col2im(scratch + 2211840, scratch + 17566208, state + 19424, scratch);
+    step_k552_im2col_matmul(scratch + 17861120, scratch + 16663040, scratch + 17566208, scratch);
+    step_k553_add_greaterEqual_sub_etc(scratch + 16663040, scratch + 17114624, scratch + 2211840, scratch + 13953536, scratch + 16211456);
+    step_k554_reduce_sum(scratch + 2663488, scratch + 16663040);
+    step_k555_mul(scratch + 13953536, scratch + 16663040, scratch + 26652320);
+    step_k556_mul_reduce_sum(scratch + 2663520, scratch + 16663040, scratch + 13501952);
+    step_k557_mul(scratch + 2663552, scratch + 2663520, scratch + 26652288);
+    step_k558_neg_reduce_sum(scratch + 2663584, scratch + 13953536);
+    step_k559_mul_div(scratch + 2663616, scratch + 2663520, state + 19360, scratch + 26652288, scratch + 26652256);
+    step_k560_mul_add(scratch, scratch + 2663616, scratch + 13501952);
+    step_k561_neg_reduce_sum(scratch + 2663520, scratch);
+    step_k562_add_mul(scratch + 2663616, scratch + 2663584, scratch + 2663520);
+    step_k563_add(scratch + 16211456, scratch + 13953536, scratch, scratch + 2663616);
+    step_k564_matmul_col2im(scratch + 13501952, scratch + 16211456, state + 18848, scratch);
+    step_k565_im2col_matmul(scratch + 2595456, scratch + 12598784, scratch + 16211456, scratch);
+    step_k566_reduce_sum(scratch + 2663520, scratch + 16211456);
+    step_k567_matmul_col2im(scratch + 16663040, scratch + 16211456, state + 9600, scratch);
+    step_k568_im2col_matmul(scratch + 2577024, scratch + 15759872, scratch + 16211456, scratch);
+    step_k569_greaterEqual_sub_mul_etc(scratch + 15759872, scratch + 14856704, scratch + 15308288, scratch + 16663040);
+    step_k570_reduce_sum(scratch + 2663584, scratch + 15759872);
+    step_k571_mul(scratch + 14856704, scratch + 15759872, scratch + 26652224);
+    step_k572_mul_reduce_sum(scratch + 2663616, scratch + 15759872, scratch + 14405120);
+    step_k573_mul(scratch + 2663648, scratch + 2663616, scratch + 26652192);
+    step_k574_neg_reduce_sum(scratch + 2663680, scratch + 14856704);
+    step_k575_mul_div(scratch + 2663712, scratch + 2663616, state + 9536, scratch + 26652192, scratch + 26652160);
+    step_k576_mul_add(scratch, scratch + 2663712, scratch + 14405120);
+    step_k577_neg_reduce_sum(scratch + 2663616, scratch);
+    step_k578_add_mul(scratch + 2663712, scratch + 2663680, scratch + 2663616);
+    step_k579_add(scratch + 2125440, scratch + 14856704, scratch, scratch + 2663712);
+    step_k580_reduce_sum(scratch + 2663616, scratch + 2125440);
+    step_k581_matmul_col2im(scratch + 14405120, scratch + 2125440, state + 4896, scratch);
+    step_k582_im2col_matmul(scratch + 2586240, scratch + 12598784, scratch + 2125440, scratch);
+    step_k583_add_greaterEqual_sub_etc(scratch + 12598784, scratch + 13501952, scratch + 14405120, scratch + 10792448, scratch + 11695616);
+    step_k584_reduce_sum(scratch + 26652400, scratch + 12598784);
+    step_k585_mul(scratch + 10792448, scratch + 12598784, scratch + 26652704);
+    step_k586_mul_reduce_sum(scratch + 26652416, scratch + 12598784, scratch + 9889280);
+    step_k587_mul(scratch + 26652432, scratch + 26652416, scratch + 26652688);
+    step_k588_neg_reduce_sum(scratch + 26652448, scratch + 10792448);
+    step_k589_mul_div(scratch + 26652464, scratch + 26652416, state + 4864, scratch + 26652688, scratch + 26652672);
+    step_k590_mul_add(scratch, scratch + 26652464, scratch + 9889280);
+    step_k591_neg_reduce_sum(scratch + 26652416, scratch);
+    step_k592_add_mul(scratch + 26652464, scratch + 26652448, scratch + 26652416);
+    step_k593_add(scratch + 9889280, scratch + 10792448, scratch, scratch + 26652464);
+    step_k594_reduce_sum(scratch + 26652416, scratch + 9889280);
+    step_k595_matmul_col2im(scratch + 10792448, scratch + 9889280, state + 2544, scratch);
+    step_k596_im2col_matmul(scratch + 2590848, scratch + 8986112, scratch + 9889280, scratch);
+    step_k597_greaterEqual_sub_mul_etc(scratch + 8986112, scratch + 6276608, scratch + 8082944, scratch + 10792448);
+    step_k598_reduce_sum(scratch + 26652448, scratch + 8986112);
+    step_k599_mul(scratch + 6276608, scratch + 8986112, scratch + 26652656);
+    step_k600_mul_reduce_sum(scratch + 26652464, scratch + 8986112, scratch + 7179776);
+    step_k601_mul(scratch + 26652480, scratch + 26652464, scratch + 26652640);
+    step_k602_neg_reduce_sum(scratch + 26652496, scratch + 6276608);
+    step_k603_mul_div(scratch + 26652512, scratch + 26652464, state + 2512, scratch + 26652640, scratch + 26652624);
+    step_k604_mul_add(scratch + 8082944, scratch + 26652512, scratch + 7179776);
+    step_k605_neg_reduce_sum(scratch + 26652464, scratch + 8082944);
+    step_k606_add_mul(scratch + 26652512, scratch + 26652496, scratch + 26652464);
+    step_k607_add(scratch + 7179776, scratch + 6276608, scratch + 8082944, scratch + 26652512);
+    step_k608_reduce_sum(scratch + 26652464, scratch + 7179776);
+    step_k609_matmul_col2im(scratch + 6276608, scratch + 7179776, state + 192, scratch);
+    step_k610_im2col_matmul(scratch + 2593152, scratch + 5373440, scratch + 7179776, scratch);
+    step_k611_add_greaterEqual_sub_etc(scratch + 5373440, scratch + 9889280, scratch + 6276608, scratch + 3567104, scratch + 4470272);
+    step_k612_reduce_sum(scratch + 26652496, scratch + 5373440);
+    step_k613_mul(scratch + 3567104, scratch + 5373440, scratch + 26652608);
+    step_k614_mul_reduce_sum(scratch + 26652512, scratch + 5373440, scratch + 2663936);
+    step_k615_mul(scratch + 26652528, scratch + 26652512, scratch + 26652592);
+    step_k616_neg_reduce_sum(scratch + 26652544, scratch + 3567104);
+    step_k617_mul_div(scratch + 26652560, scratch + 26652512, state + 160, scratch + 26652592, scratch + 26652576);
+    step_k618_mul_add(scratch, scratch + 26652560, scratch + 2663936);
+    step_k619_neg_reduce_sum(scratch + 26652512, scratch);
+    step_k620_add_mul(scratch + 26645248, scratch + 26652544, scratch + 26652512);
+    step_k621_add(scratch + 1172480, scratch + 3567104, scratch, scratch + 26645248);
+    step_k622_reduce_sum(scratch + 26652512, scratch + 1172480);
+    step_k623_im2col_matmul(scratch + 17879552, io, scratch + 1172480, scratch);
+    step_k624_mul_add_sub(state + 155616, state, scratch + 17879552, io + 226112);
+    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 26652512, io + 226112, scratch + 26652528, scratch + 26652496);
+    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 2593152, io + 226112);
+    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 26652464, io + 226112, scratch + 26652480, scratch + 26652448);
+    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 2590848, io + 226112);
+    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 26652416, io + 226112, scratch + 26652432, scratch + 26652400);
+    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 2586240, io + 226112);
+    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 2663616, io + 226112, scratch + 2663648, scratch + 2663584);
+    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 2577024, io + 226112);
+    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 2663520, io + 226112);
+    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 2595456, io + 226112);
+    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 2663552, io + 226112, scratch + 2663488);
+    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 17861120, io + 226112);
+    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 26644992, io + 226112, scratch + 2663424, scratch + 26644928);
+    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 18156032, io + 226112);
+    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 26645120, io + 226112);
+    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 23512576, io + 226112);
+    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 26645184, io + 226112, scratch + 26645056);
+    step_k642_matmul_add_mul_etc(scratch, state + 232768, state + 77152, scratch + 26625536, scratch + 26644608, scratch + 26643968, io + 226112);
+    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 26652384, io + 226112);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -18148,14 +18389,15 @@ static void supervised_step_k008_im2col_matmul_add_part(void *context, int part,
     const float *restrict t85 = p->t85;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t90 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t90 + (size_t)n0 * 3136, t85 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -18387,14 +18629,15 @@ static void supervised_step_k016_im2col_matmul_add_part(void *context, int part,
     const float *restrict t115 = p->t115;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t120 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t120 + (size_t)n0 * 3136, t115 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -18892,14 +19135,15 @@ static void supervised_step_k033_im2col_matmul_add_part(void *context, int part,
     const float *restrict t185 = p->t185;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t190 + (size_t)n0 * 1568, 32);
+            mplc_winograd_conv3x3(t190 + (size_t)n0 * 1568, t185 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -19438,14 +19682,15 @@ static void supervised_step_k051_im2col_matmul_add_part(void *context, int part,
     const float *restrict t259 = p->t259;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t264 + (size_t)n0 * 1024, 64);
+            mplc_winograd_conv3x3(t264 + (size_t)n0 * 1024, t259 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -20297,14 +20542,15 @@ static void supervised_step_k091_matmul_col2im_part(void *context, int part, int
     float *restrict t368 = p->t368;
     const float *restrict t359 = p->t359;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* the product 28 images at a time (258048 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 28 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 16, 576, 64, 1.0f, t359 + (size_t)n0 * 1024, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t368 + (size_t)n0 * 1024, chunk, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t368 + (size_t)n0 * 1024, t359 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -20327,23 +20573,24 @@ static void supervised_step_k092_im2col_matmul_part(void *context, int part, int
     float *restrict t366 = p->t366;
     const float *restrict t259 = p->t259;
     const float *restrict t359 = p->t359;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 332992; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 28 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 28, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t366 : chunk + 258048;
+    float *sum = part == 0 ? t366 : chunk + 296128;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
         const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-        mplc_im2col(chunk, t259 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 16, 1.0f, chunk, 576, t359 + (size_t)n0 * 1024, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t259 + (size_t)n0 * 1024, t359 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k092_im2col_matmul(float *restrict t366, const float *restrict t259, const float *restrict t359, float *restrict chunk) {
     mplc_parallel(supervised_step_k092_im2col_matmul_part, &(supervised_step_k092_im2col_matmul_pointers){t366, t259, t359, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 294912 + 258048;
+        const float *partial = chunk + (size_t)q * 332992 + 296128;
         for (int i = 0; i < 36864; i++) t366[i] += partial[i];
     }
 }
@@ -21119,14 +21366,15 @@ static void supervised_step_k121_matmul_col2im_part(void *context, int part, int
     float *restrict t442 = p->t442;
     const float *restrict t433 = p->t433;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 18 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 18 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 49, 288, 32, 1.0f, t433 + (size_t)n0 * 1568, 32, in_student_res6_conv3_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t442 + (size_t)n0 * 1568, chunk, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t442 + (size_t)n0 * 1568, t433 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -21149,23 +21397,24 @@ static void supervised_step_k122_im2col_matmul_part(void *context, int part, int
     float *restrict t440 = p->t440;
     const float *restrict t185 = p->t185;
     const float *restrict t433 = p->t433;
-    float *restrict chunk = p->chunk + (size_t)part * 263232; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 321120; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 18 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 18, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t440 : chunk + 254016;
+    float *sum = part == 0 ? t440 : chunk + 311904;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
         const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-        mplc_im2col(chunk, t185 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 49, 1.0f, chunk, 288, t433 + (size_t)n0 * 1568, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t185 + (size_t)n0 * 1568, t433 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k122_im2col_matmul(float *restrict t440, const float *restrict t185, const float *restrict t433, float *restrict chunk) {
     mplc_parallel(supervised_step_k122_im2col_matmul_part, &(supervised_step_k122_im2col_matmul_pointers){t440, t185, t433, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 263232 + 254016;
+        const float *partial = chunk + (size_t)q * 321120 + 311904;
         for (int i = 0; i < 9216; i++) t440[i] += partial[i];
     }
 }
@@ -21859,14 +22108,15 @@ static void supervised_step_k149_matmul_col2im_part(void *context, int part, int
     float *restrict t513 = p->t513;
     const float *restrict t507 = p->t507;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t507 + (size_t)n0 * 3136, 16, in_student_res3_conv3_weight, 16, 0.0f, chunk, 144);
-            mplc_col2im(t513 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t513 + (size_t)n0 * 3136, t507 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -21889,23 +22139,24 @@ static void supervised_step_k150_im2col_matmul_part(void *context, int part, int
     float *restrict t511 = p->t511;
     const float *restrict t115 = p->t115;
     const float *restrict t507 = p->t507;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t511 : chunk + 254016;
+    float *sum = part == 0 ? t511 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t115 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t507 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t115 + (size_t)n0 * 3136, t507 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void supervised_step_k150_im2col_matmul(float *restrict t511, const float *restrict t115, const float *restrict t507, float *restrict chunk) {
     mplc_parallel(supervised_step_k150_im2col_matmul_part, &(supervised_step_k150_im2col_matmul_pointers){t511, t115, t507, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t511[i] += partial[i];
     }
 }
@@ -22227,14 +22478,15 @@ static void supervised_step_k163_matmul_col2im_part(void *context, int part, int
     float *restrict t547 = p->t547;
     const float *restrict t542 = p->t542;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* the product 9 images at a time (254016 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 9 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(256, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 196, 144, 16, 1.0f, t542 + (size_t)n0 * 3136, 16, in_student_res3_conv0_weight, 16, 0.0f, chunk, 144);
-            mplc_col2im(t547 + (size_t)n0 * 3136, chunk, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t547 + (size_t)n0 * 3136, t542 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
         }
     }
 }
@@ -22257,23 +22509,24 @@ static void supervised_step_k164_im2col_matmul_part(void *context, int part, int
     float *restrict t545 = p->t545;
     const float *restrict t85 = p->t85;
     const float *restrict t542 = p->t542;
-    float *restrict chunk = p->chunk + (size_t)part * 256320; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 232496; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 9 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(256, 9, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t545 : chunk + 254016;
+    float *sum = part == 0 ? t545 : chunk + 230192;
     if (lo == hi) for (int i = 0; i < 2304; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
         const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-        mplc_im2col(chunk, t85 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 16, nb * 196, 1.0f, chunk, 144, t542 + (size_t)n0 * 3136, 16, n0 == (int)lo ? 0.0f : 1.0f, sum, 16);
+        mplc_winograd_filter_gradient(filters, t85 + (size_t)n0 * 3136, t542 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, n0 != (int)lo, chunk + 4096);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
 static void supervised_step_k164_im2col_matmul(float *restrict t545, const float *restrict t85, const float *restrict t542, float *restrict chunk) {
     mplc_parallel(supervised_step_k164_im2col_matmul_part, &(supervised_step_k164_im2col_matmul_pointers){t545, t85, t542, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 256320 + 254016;
+        const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t545[i] += partial[i];
     }
 }
@@ -23362,206 +23615,206 @@ static void supervised_step_k197_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 198 kernels; scratch high-water mark 17237216 floats. */
+/* 198 kernels; scratch high-water mark 17541856 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add(scratch + 1171328, io, state + 77808, state + 77952, scratch);
     supervised_step_k001_reduce_sum(scratch, scratch + 1171328);
     supervised_step_k002_mul(scratch + 1974144, scratch);
-    supervised_step_k003_sub(scratch + 2359296, scratch + 1171328, scratch + 1974144);
-    supervised_step_k004_mul_reduce_sum(scratch + 1974160, scratch + 2359296);
-    supervised_step_k005_mul_add_log_etc(state + 311712, state + 311728, scratch + 17237056, scratch + 17237072, scratch + 17237088, scratch + 1974160, scratch + 1974144, state + 77968);
-    supervised_step_k006_mul_add(scratch + 3162112, scratch + 2359296, scratch + 17237088, state + 77984);
-    supervised_step_k007_mul_max(scratch + 3964928, scratch + 4767744, scratch + 3162112);
-    supervised_step_k008_im2col_matmul_add(scratch + 5570560, scratch + 4767744, state + 78000, state + 80304, scratch);
-    supervised_step_k009_reduce_sum(scratch, scratch + 5570560);
-    supervised_step_k010_mul(scratch + 16, scratch);
-    supervised_step_k011_sub(scratch + 6373376, scratch + 5570560, scratch + 16);
-    supervised_step_k012_mul_reduce_sum(scratch, scratch + 6373376);
-    supervised_step_k013_mul_add_log_etc(state + 311744, state + 311760, scratch + 17237104, scratch + 17237120, scratch + 17237136, scratch, scratch + 16, state + 80320);
-    supervised_step_k014_mul_add(scratch + 5570560, scratch + 6373376, scratch + 17237136, state + 80336);
-    supervised_step_k015_mul_max(scratch + 7176192, scratch + 7979008, scratch + 5570560);
-    supervised_step_k016_im2col_matmul_add(scratch + 8781824, scratch + 7979008, state + 80352, state + 82656, scratch);
-    supervised_step_k017_add(scratch, scratch + 8781824, scratch + 4767744);
+    supervised_step_k003_sub(scratch + 2663936, scratch + 1171328, scratch + 1974144);
+    supervised_step_k004_mul_reduce_sum(scratch + 1974160, scratch + 2663936);
+    supervised_step_k005_mul_add_log_etc(state + 311712, state + 311728, scratch + 17541696, scratch + 17541712, scratch + 17541728, scratch + 1974160, scratch + 1974144, state + 77968);
+    supervised_step_k006_mul_add(scratch + 3466752, scratch + 2663936, scratch + 17541728, state + 77984);
+    supervised_step_k007_mul_max(scratch + 4269568, scratch + 5072384, scratch + 3466752);
+    supervised_step_k008_im2col_matmul_add(scratch + 1841536, scratch + 5072384, state + 78000, state + 80304, scratch);
+    supervised_step_k009_reduce_sum(scratch + 2644352, scratch + 1841536);
+    supervised_step_k010_mul(scratch + 2644368, scratch + 2644352);
+    supervised_step_k011_sub(scratch + 5875200, scratch + 1841536, scratch + 2644368);
+    supervised_step_k012_mul_reduce_sum(scratch + 2644384, scratch + 5875200);
+    supervised_step_k013_mul_add_log_etc(state + 311744, state + 311760, scratch + 17541744, scratch + 17541760, scratch + 17541776, scratch + 2644384, scratch + 2644368, state + 80320);
+    supervised_step_k014_mul_add(scratch + 6678016, scratch + 5875200, scratch + 17541776, state + 80336);
+    supervised_step_k015_mul_max(scratch + 7480832, scratch + 8283648, scratch + 6678016);
+    supervised_step_k016_im2col_matmul_add(scratch + 1841536, scratch + 8283648, state + 80352, state + 82656, scratch);
+    supervised_step_k017_add(scratch, scratch + 1841536, scratch + 5072384);
     supervised_step_k018_reduce_sum(scratch + 802816, scratch);
     supervised_step_k019_mul(scratch + 802832, scratch + 802816);
-    supervised_step_k020_sub(scratch + 8781824, scratch, scratch + 802832);
-    supervised_step_k021_mul_reduce_sum(scratch, scratch + 8781824);
-    supervised_step_k022_mul_add_log_etc(state + 311776, state + 311792, scratch + 17237152, scratch + 17237168, scratch + 17237184, scratch, scratch + 802832, state + 82672);
-    supervised_step_k023_mul_add(scratch + 9584640, scratch + 8781824, scratch + 17237184, state + 82688);
-    supervised_step_k024_mul_max(scratch + 10387456, scratch + 11190272, scratch + 9584640);
-    supervised_step_k025_im2col_matmul_add(scratch + 11993088, scratch + 11190272, state + 82704, state + 87312, scratch);
-    supervised_step_k026_reduce_sum(scratch, scratch + 11993088);
-    supervised_step_k027_mul(scratch + 12394496, scratch);
-    supervised_step_k028_sub(scratch + 12795904, scratch + 11993088, scratch + 12394496);
-    supervised_step_k029_mul_reduce_sum(scratch + 12394528, scratch + 12795904);
-    supervised_step_k030_mul_add_log_etc(state + 311808, state + 311840, scratch + 17236864, scratch + 17236896, scratch + 17236928, scratch + 12394528, scratch + 12394496, state + 87344);
-    supervised_step_k031_mul_add(scratch + 13197312, scratch + 12795904, scratch + 17236928, state + 87376);
-    supervised_step_k032_mul_max(scratch + 13598720, scratch + 14000128, scratch + 13197312);
-    supervised_step_k033_im2col_matmul_add(scratch + 11993088, scratch + 14000128, state + 87408, state + 96624, scratch);
-    supervised_step_k034_im2col_matmul(scratch + 12394496, scratch + 11190272, state + 96656, scratch);
-    supervised_step_k035_add(scratch, scratch + 11993088, scratch + 12394496);
-    supervised_step_k036_reduce_sum(scratch + 11993088, scratch);
-    supervised_step_k037_mul(scratch + 12394496, scratch + 11993088);
-    supervised_step_k038_sub(scratch + 11993088, scratch, scratch + 12394496);
-    supervised_step_k039_mul_reduce_sum(scratch + 12394528, scratch + 11993088);
-    supervised_step_k040_mul_add_log_etc(state + 311872, state + 311904, scratch + 17236960, scratch + 17236992, scratch + 17237024, scratch + 12394528, scratch + 12394496, state + 97168);
-    supervised_step_k041_mul_add(scratch + 12394496, scratch + 11993088, scratch + 17237024, state + 97200);
-    supervised_step_k042_mul_max(scratch + 14401536, scratch + 14802944, scratch + 12394496);
-    supervised_step_k043_im2col_matmul_add(scratch + 2064384, scratch + 14802944, state + 97232, state + 115664, scratch);
+    supervised_step_k020_sub(scratch + 9086464, scratch, scratch + 802832);
+    supervised_step_k021_mul_reduce_sum(scratch, scratch + 9086464);
+    supervised_step_k022_mul_add_log_etc(state + 311776, state + 311792, scratch + 17541792, scratch + 17541808, scratch + 17541824, scratch, scratch + 802832, state + 82672);
+    supervised_step_k023_mul_add(scratch + 9889280, scratch + 9086464, scratch + 17541824, state + 82688);
+    supervised_step_k024_mul_max(scratch + 10692096, scratch + 11494912, scratch + 9889280);
+    supervised_step_k025_im2col_matmul_add(scratch + 2088576, scratch + 11494912, state + 82704, state + 87312, scratch);
+    supervised_step_k026_reduce_sum(scratch + 2489984, scratch + 2088576);
+    supervised_step_k027_mul(scratch + 2490016, scratch + 2489984);
+    supervised_step_k028_sub(scratch + 13100544, scratch + 2088576, scratch + 2490016);
+    supervised_step_k029_mul_reduce_sum(scratch + 2490048, scratch + 13100544);
+    supervised_step_k030_mul_add_log_etc(state + 311808, state + 311840, scratch + 17541504, scratch + 17541536, scratch + 17541568, scratch + 2490048, scratch + 2490016, state + 87344);
+    supervised_step_k031_mul_add(scratch + 13501952, scratch + 13100544, scratch + 17541568, state + 87376);
+    supervised_step_k032_mul_max(scratch + 13903360, scratch + 14304768, scratch + 13501952);
+    supervised_step_k033_im2col_matmul_add(scratch + 12297728, scratch + 14304768, state + 87408, state + 96624, scratch);
+    supervised_step_k034_im2col_matmul(scratch + 12699136, scratch + 11494912, state + 96656, scratch);
+    supervised_step_k035_add(scratch, scratch + 12297728, scratch + 12699136);
+    supervised_step_k036_reduce_sum(scratch + 12297728, scratch);
+    supervised_step_k037_mul(scratch + 12699136, scratch + 12297728);
+    supervised_step_k038_sub(scratch + 12297728, scratch, scratch + 12699136);
+    supervised_step_k039_mul_reduce_sum(scratch + 12699168, scratch + 12297728);
+    supervised_step_k040_mul_add_log_etc(state + 311872, state + 311904, scratch + 17541600, scratch + 17541632, scratch + 17541664, scratch + 12699168, scratch + 12699136, state + 97168);
+    supervised_step_k041_mul_add(scratch + 12699136, scratch + 12297728, scratch + 17541664, state + 97200);
+    supervised_step_k042_mul_max(scratch + 14706176, scratch + 15107584, scratch + 12699136);
+    supervised_step_k043_im2col_matmul_add(scratch + 2064384, scratch + 15107584, state + 97232, state + 115664, scratch);
     supervised_step_k044_reduce_sum(scratch + 2326528, scratch + 2064384);
     supervised_step_k045_mul(scratch + 2326592, scratch + 2326528);
-    supervised_step_k046_sub(scratch + 15605760, scratch + 2064384, scratch + 2326592);
-    supervised_step_k047_mul_reduce_sum(scratch + 2326656, scratch + 15605760);
-    supervised_step_k048_mul_add_log_etc(state + 311936, state + 312000, scratch + 17236480, scratch + 17236544, scratch + 17236608, scratch + 2326656, scratch + 2326592, state + 115728);
-    supervised_step_k049_mul_add(scratch + 15867904, scratch + 15605760, scratch + 17236608, state + 115792);
-    supervised_step_k050_mul_max(scratch + 16130048, scratch + 16392192, scratch + 15867904);
-    supervised_step_k051_im2col_matmul_add(scratch + 2064384, scratch + 16392192, state + 115856, state + 152720, scratch);
-    supervised_step_k052_im2col_matmul(scratch + 15204352, scratch + 14802944, state + 152784, scratch);
-    supervised_step_k053_add(scratch, scratch + 2064384, scratch + 15204352);
-    supervised_step_k054_reduce_sum(scratch + 15204352, scratch);
-    supervised_step_k055_mul(scratch + 15466496, scratch + 15204352);
-    supervised_step_k056_sub(scratch + 15204352, scratch, scratch + 15466496);
-    supervised_step_k057_mul_reduce_sum(scratch + 15466560, scratch + 15204352);
-    supervised_step_k058_mul_add_log_etc(state + 312064, state + 312128, scratch + 17234432, scratch + 17234496, scratch + 17234560, scratch + 15466560, scratch + 15466496, state + 154832);
-    supervised_step_k059_mul_add(scratch, scratch + 15204352, scratch + 17234560, state + 154896);
+    supervised_step_k046_sub(scratch + 15910400, scratch + 2064384, scratch + 2326592);
+    supervised_step_k047_mul_reduce_sum(scratch + 2326656, scratch + 15910400);
+    supervised_step_k048_mul_add_log_etc(state + 311936, state + 312000, scratch + 17541120, scratch + 17541184, scratch + 17541248, scratch + 2326656, scratch + 2326592, state + 115728);
+    supervised_step_k049_mul_add(scratch + 16172544, scratch + 15910400, scratch + 17541248, state + 115792);
+    supervised_step_k050_mul_max(scratch + 16434688, scratch + 16696832, scratch + 16172544);
+    supervised_step_k051_im2col_matmul_add(scratch + 2369024, scratch + 16696832, state + 115856, state + 152720, scratch);
+    supervised_step_k052_im2col_matmul(scratch + 15508992, scratch + 15107584, state + 152784, scratch);
+    supervised_step_k053_add(scratch, scratch + 2369024, scratch + 15508992);
+    supervised_step_k054_reduce_sum(scratch + 15508992, scratch);
+    supervised_step_k055_mul(scratch + 15771136, scratch + 15508992);
+    supervised_step_k056_sub(scratch + 15508992, scratch, scratch + 15771136);
+    supervised_step_k057_mul_reduce_sum(scratch + 15771200, scratch + 15508992);
+    supervised_step_k058_mul_add_log_etc(state + 312064, state + 312128, scratch + 17539072, scratch + 17539136, scratch + 17539200, scratch + 15771200, scratch + 15771136, state + 154832);
+    supervised_step_k059_mul_add(scratch, scratch + 15508992, scratch + 17539200, state + 154896);
     supervised_step_k060_mul_max(scratch + 262144, scratch + 524288, scratch);
-    supervised_step_k061_reduce_sum(scratch + 15466496, scratch + 524288);
-    supervised_step_k062_mul(scratch + 17215488, scratch + 15466496);
-    supervised_step_k063_matmul_add(scratch + 15466496, scratch + 17215488, state + 154960, state + 155600);
-    supervised_step_k064_reduce_max(scratch + 15474176, scratch + 15466496);
-    supervised_step_k065_sub_exp(scratch + 15469056, scratch + 15471616, scratch + 15466496, scratch + 15474176);
-    supervised_step_k066_reduce_sum(scratch + 15474176, scratch + 15471616);
-    supervised_step_k067_log(scratch + 15466496, scratch + 15474176);
-    supervised_step_k068_sub_mul_reduce_sum(scratch + 17236672, scratch + 15469056, scratch + 15466496, io + 200704);
-    supervised_step_k069_mul(io + 203280, scratch + 17236672);
-    supervised_step_k070_mul(scratch + 15466496, io + 200704);
-    supervised_step_k071_neg_reduce_sum(scratch + 15469056, scratch + 15466496);
-    supervised_step_k072_div(scratch + 15469312, scratch + 15469056, scratch + 15474176);
-    supervised_step_k073_mul_add(scratch + 17231872, scratch + 15469312, scratch + 15471616, scratch + 15466496);
-    supervised_step_k074_reduce_sum(scratch + 17237200, scratch + 17231872);
-    supervised_step_k075_matmul_mul(scratch + 15466496, scratch + 17231872, state + 154960);
-    supervised_step_k076_fill(scratch + 524288, scratch + 15466496);
+    supervised_step_k061_reduce_sum(scratch + 15771136, scratch + 524288);
+    supervised_step_k062_mul(scratch + 17520128, scratch + 15771136);
+    supervised_step_k063_matmul_add(scratch + 15771136, scratch + 17520128, state + 154960, state + 155600);
+    supervised_step_k064_reduce_max(scratch + 15778816, scratch + 15771136);
+    supervised_step_k065_sub_exp(scratch + 15773696, scratch + 15776256, scratch + 15771136, scratch + 15778816);
+    supervised_step_k066_reduce_sum(scratch + 15778816, scratch + 15776256);
+    supervised_step_k067_log(scratch + 15771136, scratch + 15778816);
+    supervised_step_k068_sub_mul_reduce_sum(scratch + 17541312, scratch + 15773696, scratch + 15771136, io + 200704);
+    supervised_step_k069_mul(io + 203280, scratch + 17541312);
+    supervised_step_k070_mul(scratch + 15771136, io + 200704);
+    supervised_step_k071_neg_reduce_sum(scratch + 15773696, scratch + 15771136);
+    supervised_step_k072_div(scratch + 15773952, scratch + 15773696, scratch + 15778816);
+    supervised_step_k073_mul_add(scratch + 17536512, scratch + 15773952, scratch + 15776256, scratch + 15771136);
+    supervised_step_k074_reduce_sum(scratch + 17541840, scratch + 17536512);
+    supervised_step_k075_matmul_mul(scratch + 15771136, scratch + 17536512, state + 154960);
+    supervised_step_k076_fill(scratch + 524288, scratch + 15771136);
     supervised_step_k077_greaterEqual_sub_mul_etc(scratch + 786432, scratch, scratch + 262144, scratch + 524288);
-    supervised_step_k078_reduce_sum(scratch + 17236672, scratch + 786432);
-    supervised_step_k079_mul(scratch, scratch + 786432, scratch + 17234560);
-    supervised_step_k080_mul_reduce_sum(scratch + 17234560, scratch + 786432, scratch + 15204352);
-    supervised_step_k081_mul(scratch + 17236736, scratch + 17234560, scratch + 17234496);
-    supervised_step_k082_neg_reduce_sum(scratch + 17234624, scratch);
-    supervised_step_k083_mul_div(scratch + 17234688, scratch + 17234560, state + 154832, scratch + 17234496, scratch + 17234432);
-    supervised_step_k084_mul_add(scratch + 262144, scratch + 17234688, scratch + 15204352);
-    supervised_step_k085_neg_reduce_sum(scratch + 17234432, scratch + 262144);
-    supervised_step_k086_add_mul(scratch + 17234496, scratch + 17234624, scratch + 17234432);
-    supervised_step_k087_add(scratch + 16654336, scratch, scratch + 262144, scratch + 17234496);
-    supervised_step_k088_matmul_col2im(scratch + 15204352, scratch + 16654336, state + 152784, scratch);
-    supervised_step_k089_im2col_matmul(scratch + 17234432, scratch + 14802944, scratch + 16654336, scratch);
-    supervised_step_k090_reduce_sum(scratch + 17236800, scratch + 16654336);
-    supervised_step_k091_matmul_col2im(scratch + 16916480, scratch + 16654336, state + 115856, scratch);
-    supervised_step_k092_im2col_matmul(scratch + 17178624, scratch + 16392192, scratch + 16654336, scratch);
-    supervised_step_k093_greaterEqual_sub_mul_etc(scratch + 16392192, scratch + 15867904, scratch + 16130048, scratch + 16916480);
-    supervised_step_k094_reduce_sum(scratch + 2211840, scratch + 16392192);
-    supervised_step_k095_mul(scratch + 15867904, scratch + 16392192, scratch + 17236608);
-    supervised_step_k096_mul_reduce_sum(scratch + 17236608, scratch + 16392192, scratch + 15605760);
-    supervised_step_k097_mul(scratch + 2211904, scratch + 17236608, scratch + 17236544);
-    supervised_step_k098_neg_reduce_sum(scratch + 2211968, scratch + 15867904);
-    supervised_step_k099_mul_div(scratch + 2212032, scratch + 17236608, state + 115728, scratch + 17236544, scratch + 17236480);
-    supervised_step_k100_mul_add(scratch, scratch + 2212032, scratch + 15605760);
-    supervised_step_k101_neg_reduce_sum(scratch + 17236480, scratch);
-    supervised_step_k102_add_mul(scratch + 17236544, scratch + 2211968, scratch + 17236480);
-    supervised_step_k103_add(scratch + 16130048, scratch + 15867904, scratch, scratch + 17236544);
-    supervised_step_k104_reduce_sum(scratch + 17236480, scratch + 16130048);
-    supervised_step_k105_matmul_col2im(scratch + 15605760, scratch + 16130048, state + 97232, scratch);
-    supervised_step_k106_im2col_matmul(scratch + 16007168, scratch + 14802944, scratch + 16130048, scratch);
-    supervised_step_k107_add_greaterEqual_sub_etc(scratch + 14802944, scratch + 15204352, scratch + 15605760, scratch + 12394496, scratch + 14401536);
-    supervised_step_k108_reduce_sum(scratch + 17236544, scratch + 14802944);
-    supervised_step_k109_mul(scratch + 12394496, scratch + 14802944, scratch + 17237024);
-    supervised_step_k110_mul_reduce_sum(scratch + 17236576, scratch + 14802944, scratch + 11993088);
-    supervised_step_k111_mul(scratch + 17236608, scratch + 17236576, scratch + 17236992);
-    supervised_step_k112_neg_reduce_sum(scratch + 17236640, scratch + 12394496);
-    supervised_step_k113_mul_div(scratch + 2211968, scratch + 17236576, state + 97168, scratch + 17236992, scratch + 17236960);
-    supervised_step_k114_mul_add(scratch, scratch + 2211968, scratch + 11993088);
-    supervised_step_k115_neg_reduce_sum(scratch + 17236576, scratch);
-    supervised_step_k116_add_mul(scratch + 2211968, scratch + 17236640, scratch + 17236576);
-    supervised_step_k117_add(scratch + 14401536, scratch + 12394496, scratch, scratch + 2211968);
-    supervised_step_k118_matmul_col2im(scratch + 11993088, scratch + 14401536, state + 96656, scratch);
-    supervised_step_k119_im2col_matmul(scratch + 2139264, scratch + 11190272, scratch + 14401536, scratch);
-    supervised_step_k120_reduce_sum(scratch + 17236576, scratch + 14401536);
-    supervised_step_k121_matmul_col2im(scratch + 14802944, scratch + 14401536, state + 87408, scratch);
-    supervised_step_k122_im2col_matmul(scratch + 2125440, scratch + 14000128, scratch + 14401536, scratch);
-    supervised_step_k123_greaterEqual_sub_mul_etc(scratch + 14000128, scratch + 13197312, scratch + 13598720, scratch + 14802944);
-    supervised_step_k124_reduce_sum(scratch + 17236640, scratch + 14000128);
-    supervised_step_k125_mul(scratch + 13197312, scratch + 14000128, scratch + 17236928);
-    supervised_step_k126_mul_reduce_sum(scratch + 2134656, scratch + 14000128, scratch + 12795904);
-    supervised_step_k127_mul(scratch + 2139776, scratch + 2134656, scratch + 17236896);
-    supervised_step_k128_neg_reduce_sum(scratch + 2134688, scratch + 13197312);
-    supervised_step_k129_mul_div(scratch + 2134720, scratch + 2134656, state + 87344, scratch + 17236896, scratch + 17236864);
-    supervised_step_k130_mul_add(scratch, scratch + 2134720, scratch + 12795904);
-    supervised_step_k131_neg_reduce_sum(scratch + 2134656, scratch);
-    supervised_step_k132_add_mul(scratch + 2134720, scratch + 2134688, scratch + 2134656);
-    supervised_step_k133_add(scratch + 13598720, scratch + 13197312, scratch, scratch + 2134720);
-    supervised_step_k134_reduce_sum(scratch + 2139808, scratch + 13598720);
-    supervised_step_k135_matmul_col2im(scratch + 12795904, scratch + 13598720, state + 82704, scratch);
-    supervised_step_k136_im2col_matmul(scratch + 2134656, scratch + 11190272, scratch + 13598720, scratch);
-    supervised_step_k137_add_greaterEqual_sub_etc(scratch + 11190272, scratch + 11993088, scratch + 12795904, scratch + 9584640, scratch + 10387456);
-    supervised_step_k138_reduce_sum(scratch + 17236864, scratch + 11190272);
-    supervised_step_k139_mul(scratch + 9584640, scratch + 11190272, scratch + 17237184);
-    supervised_step_k140_mul_reduce_sum(scratch + 17237184, scratch + 11190272, scratch + 8781824);
-    supervised_step_k141_mul(scratch + 17236880, scratch + 17237184, scratch + 17237168);
-    supervised_step_k142_neg_reduce_sum(scratch + 17236896, scratch + 9584640);
-    supervised_step_k143_mul_div(scratch + 17236912, scratch + 17237184, state + 82672, scratch + 17237168, scratch + 17237152);
-    supervised_step_k144_mul_add(scratch, scratch + 17236912, scratch + 8781824);
-    supervised_step_k145_neg_reduce_sum(scratch + 17237152, scratch);
-    supervised_step_k146_add_mul(scratch + 17237168, scratch + 17236896, scratch + 17237152);
-    supervised_step_k147_add(scratch + 8781824, scratch + 9584640, scratch, scratch + 17237168);
-    supervised_step_k148_reduce_sum(scratch + 17237152, scratch + 8781824);
-    supervised_step_k149_matmul_col2im(scratch + 9584640, scratch + 8781824, state + 80352, scratch);
-    supervised_step_k150_im2col_matmul(scratch + 2050560, scratch + 7979008, scratch + 8781824, scratch);
-    supervised_step_k151_greaterEqual_sub_mul_etc(scratch + 7979008, scratch + 5570560, scratch + 7176192, scratch + 9584640);
-    supervised_step_k152_reduce_sum(scratch + 17237168, scratch + 7979008);
-    supervised_step_k153_mul(scratch + 5570560, scratch + 7979008, scratch + 17237136);
-    supervised_step_k154_mul_reduce_sum(scratch + 17237136, scratch + 7979008, scratch + 6373376);
-    supervised_step_k155_mul(scratch + 17237184, scratch + 17237136, scratch + 17237120);
-    supervised_step_k156_neg_reduce_sum(scratch + 17236896, scratch + 5570560);
-    supervised_step_k157_mul_div(scratch + 17236912, scratch + 17237136, state + 80320, scratch + 17237120, scratch + 17237104);
-    supervised_step_k158_mul_add(scratch + 7176192, scratch + 17236912, scratch + 6373376);
-    supervised_step_k159_neg_reduce_sum(scratch + 17237104, scratch + 7176192);
-    supervised_step_k160_add_mul(scratch + 17237120, scratch + 17236896, scratch + 17237104);
-    supervised_step_k161_add(scratch + 6373376, scratch + 5570560, scratch + 7176192, scratch + 17237120);
-    supervised_step_k162_reduce_sum(scratch + 17237104, scratch + 6373376);
-    supervised_step_k163_matmul_col2im(scratch + 5570560, scratch + 6373376, state + 78000, scratch);
-    supervised_step_k164_im2col_matmul(scratch + 2052864, scratch + 4767744, scratch + 6373376, scratch);
-    supervised_step_k165_add_greaterEqual_sub_etc(scratch + 4767744, scratch + 8781824, scratch + 5570560, scratch + 3162112, scratch + 3964928);
-    supervised_step_k166_reduce_sum(scratch + 17237120, scratch + 4767744);
-    supervised_step_k167_mul(scratch + 3162112, scratch + 4767744, scratch + 17237088);
-    supervised_step_k168_mul_reduce_sum(scratch + 17237088, scratch + 4767744, scratch + 2359296);
-    supervised_step_k169_mul(scratch + 17237136, scratch + 17237088, scratch + 17237072);
-    supervised_step_k170_neg_reduce_sum(scratch + 17236896, scratch + 3162112);
-    supervised_step_k171_mul_div(scratch + 17236912, scratch + 17237088, state + 77968, scratch + 17237072, scratch + 17237056);
-    supervised_step_k172_mul_add(scratch, scratch + 17236912, scratch + 2359296);
-    supervised_step_k173_neg_reduce_sum(scratch + 17236912, scratch);
-    supervised_step_k174_add_mul(scratch + 17236928, scratch + 17236896, scratch + 17236912);
-    supervised_step_k175_add(scratch + 1172480, scratch + 3162112, scratch, scratch + 17236928);
-    supervised_step_k176_reduce_sum(scratch + 17236896, scratch + 1172480);
-    supervised_step_k177_im2col_matmul(scratch + 2055168, io, scratch + 1172480, scratch);
-    supervised_step_k178_mul_add_sub(state + 233424, state + 77808, scratch + 2055168, io + 203264);
-    supervised_step_k179_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 17236896, io + 203264, scratch + 17237136, scratch + 17237120);
-    supervised_step_k180_mul_add_sub(state + 233616, state + 78000, scratch + 2052864, io + 203264);
-    supervised_step_k181_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 17237104, io + 203264, scratch + 17237184, scratch + 17237168);
-    supervised_step_k182_mul_add_sub(state + 235968, state + 80352, scratch + 2050560, io + 203264);
-    supervised_step_k183_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 17237152, io + 203264, scratch + 17236880, scratch + 17236864);
-    supervised_step_k184_mul_add_sub(state + 238320, state + 82704, scratch + 2134656, io + 203264);
-    supervised_step_k185_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 2139808, io + 203264, scratch + 2139776, scratch + 17236640);
-    supervised_step_k186_mul_add_sub(state + 243024, state + 87408, scratch + 2125440, io + 203264);
-    supervised_step_k187_mul_add_sub(state + 252240, state + 96624, scratch + 17236576, io + 203264);
-    supervised_step_k188_mul_add_sub(state + 252272, state + 96656, scratch + 2139264, io + 203264);
-    supervised_step_k189_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 17236608, io + 203264, scratch + 17236544);
-    supervised_step_k190_mul_add_sub(state + 252848, state + 97232, scratch + 16007168, io + 203264);
-    supervised_step_k191_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 17236480, io + 203264, scratch + 2211904, scratch + 2211840);
-    supervised_step_k192_mul_add_sub(state + 271472, state + 115856, scratch + 17178624, io + 203264);
-    supervised_step_k193_mul_add_sub(state + 308336, state + 152720, scratch + 17236800, io + 203264);
-    supervised_step_k194_mul_add_sub(state + 308400, state + 152784, scratch + 17234432, io + 203264);
-    supervised_step_k195_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 17236736, io + 203264, scratch + 17236672);
-    supervised_step_k196_matmul_mul_add_etc(scratch, state + 310576, state + 154960, scratch + 17215488, scratch + 17231872, io + 203264);
-    supervised_step_k197_mul_add_sub(state + 311216, state + 155600, scratch + 17237200, io + 203264);
+    supervised_step_k078_reduce_sum(scratch + 17541312, scratch + 786432);
+    supervised_step_k079_mul(scratch, scratch + 786432, scratch + 17539200);
+    supervised_step_k080_mul_reduce_sum(scratch + 17539200, scratch + 786432, scratch + 15508992);
+    supervised_step_k081_mul(scratch + 17541376, scratch + 17539200, scratch + 17539136);
+    supervised_step_k082_neg_reduce_sum(scratch + 17539264, scratch);
+    supervised_step_k083_mul_div(scratch + 17539328, scratch + 17539200, state + 154832, scratch + 17539136, scratch + 17539072);
+    supervised_step_k084_mul_add(scratch + 262144, scratch + 17539328, scratch + 15508992);
+    supervised_step_k085_neg_reduce_sum(scratch + 17539072, scratch + 262144);
+    supervised_step_k086_add_mul(scratch + 17539136, scratch + 17539264, scratch + 17539072);
+    supervised_step_k087_add(scratch + 16958976, scratch, scratch + 262144, scratch + 17539136);
+    supervised_step_k088_matmul_col2im(scratch + 15508992, scratch + 16958976, state + 152784, scratch);
+    supervised_step_k089_im2col_matmul(scratch + 17539072, scratch + 15107584, scratch + 16958976, scratch);
+    supervised_step_k090_reduce_sum(scratch + 17541440, scratch + 16958976);
+    supervised_step_k091_matmul_col2im(scratch + 17221120, scratch + 16958976, state + 115856, scratch);
+    supervised_step_k092_im2col_matmul(scratch + 17483264, scratch + 16696832, scratch + 16958976, scratch);
+    supervised_step_k093_greaterEqual_sub_mul_etc(scratch + 16696832, scratch + 16172544, scratch + 16434688, scratch + 17221120);
+    supervised_step_k094_reduce_sum(scratch + 2663296, scratch + 16696832);
+    supervised_step_k095_mul(scratch + 16172544, scratch + 16696832, scratch + 17541248);
+    supervised_step_k096_mul_reduce_sum(scratch + 17541248, scratch + 16696832, scratch + 15910400);
+    supervised_step_k097_mul(scratch + 2663360, scratch + 17541248, scratch + 17541184);
+    supervised_step_k098_neg_reduce_sum(scratch + 2663424, scratch + 16172544);
+    supervised_step_k099_mul_div(scratch + 2663488, scratch + 17541248, state + 115728, scratch + 17541184, scratch + 17541120);
+    supervised_step_k100_mul_add(scratch, scratch + 2663488, scratch + 15910400);
+    supervised_step_k101_neg_reduce_sum(scratch + 17541120, scratch);
+    supervised_step_k102_add_mul(scratch + 17541184, scratch + 2663424, scratch + 17541120);
+    supervised_step_k103_add(scratch + 15910400, scratch + 16172544, scratch, scratch + 17541184);
+    supervised_step_k104_reduce_sum(scratch + 17541120, scratch + 15910400);
+    supervised_step_k105_matmul_col2im(scratch + 2211840, scratch + 15910400, state + 97232, scratch);
+    supervised_step_k106_im2col_matmul(scratch + 16172544, scratch + 15107584, scratch + 15910400, scratch);
+    supervised_step_k107_add_greaterEqual_sub_etc(scratch + 15107584, scratch + 15508992, scratch + 2211840, scratch + 12699136, scratch + 14706176);
+    supervised_step_k108_reduce_sum(scratch + 17541184, scratch + 15107584);
+    supervised_step_k109_mul(scratch + 12699136, scratch + 15107584, scratch + 17541664);
+    supervised_step_k110_mul_reduce_sum(scratch + 17541216, scratch + 15107584, scratch + 12297728);
+    supervised_step_k111_mul(scratch + 17541248, scratch + 17541216, scratch + 17541632);
+    supervised_step_k112_neg_reduce_sum(scratch + 17541280, scratch + 12699136);
+    supervised_step_k113_mul_div(scratch + 2663424, scratch + 17541216, state + 97168, scratch + 17541632, scratch + 17541600);
+    supervised_step_k114_mul_add(scratch, scratch + 2663424, scratch + 12297728);
+    supervised_step_k115_neg_reduce_sum(scratch + 17541216, scratch);
+    supervised_step_k116_add_mul(scratch + 2663424, scratch + 17541280, scratch + 17541216);
+    supervised_step_k117_add(scratch + 14706176, scratch + 12699136, scratch, scratch + 2663424);
+    supervised_step_k118_matmul_col2im(scratch + 12297728, scratch + 14706176, state + 96656, scratch);
+    supervised_step_k119_im2col_matmul(scratch + 2662784, scratch + 11494912, scratch + 14706176, scratch);
+    supervised_step_k120_reduce_sum(scratch + 17541216, scratch + 14706176);
+    supervised_step_k121_matmul_col2im(scratch + 15107584, scratch + 14706176, state + 87408, scratch);
+    supervised_step_k122_im2col_matmul(scratch + 15508992, scratch + 14304768, scratch + 14706176, scratch);
+    supervised_step_k123_greaterEqual_sub_mul_etc(scratch + 14304768, scratch + 13501952, scratch + 13903360, scratch + 15107584);
+    supervised_step_k124_reduce_sum(scratch + 17541280, scratch + 14304768);
+    supervised_step_k125_mul(scratch + 13501952, scratch + 14304768, scratch + 17541568);
+    supervised_step_k126_mul_reduce_sum(scratch + 2663424, scratch + 14304768, scratch + 13100544);
+    supervised_step_k127_mul(scratch + 2663456, scratch + 2663424, scratch + 17541536);
+    supervised_step_k128_neg_reduce_sum(scratch + 2663488, scratch + 13501952);
+    supervised_step_k129_mul_div(scratch + 2663520, scratch + 2663424, state + 87344, scratch + 17541536, scratch + 17541504);
+    supervised_step_k130_mul_add(scratch, scratch + 2663520, scratch + 13100544);
+    supervised_step_k131_neg_reduce_sum(scratch + 2663424, scratch);
+    supervised_step_k132_add_mul(scratch + 2663520, scratch + 2663488, scratch + 2663424);
+    supervised_step_k133_add(scratch + 2125440, scratch + 13501952, scratch, scratch + 2663520);
+    supervised_step_k134_reduce_sum(scratch + 2663424, scratch + 2125440);
+    supervised_step_k135_matmul_col2im(scratch + 13100544, scratch + 2125440, state + 82704, scratch);
+    supervised_step_k136_im2col_matmul(scratch + 15518208, scratch + 11494912, scratch + 2125440, scratch);
+    supervised_step_k137_add_greaterEqual_sub_etc(scratch + 11494912, scratch + 12297728, scratch + 13100544, scratch + 9889280, scratch + 10692096);
+    supervised_step_k138_reduce_sum(scratch + 17541504, scratch + 11494912);
+    supervised_step_k139_mul(scratch + 9889280, scratch + 11494912, scratch + 17541824);
+    supervised_step_k140_mul_reduce_sum(scratch + 17541824, scratch + 11494912, scratch + 9086464);
+    supervised_step_k141_mul(scratch + 17541520, scratch + 17541824, scratch + 17541808);
+    supervised_step_k142_neg_reduce_sum(scratch + 17541536, scratch + 9889280);
+    supervised_step_k143_mul_div(scratch + 17541552, scratch + 17541824, state + 82672, scratch + 17541808, scratch + 17541792);
+    supervised_step_k144_mul_add(scratch, scratch + 17541552, scratch + 9086464);
+    supervised_step_k145_neg_reduce_sum(scratch + 17541792, scratch);
+    supervised_step_k146_add_mul(scratch + 17541808, scratch + 17541536, scratch + 17541792);
+    supervised_step_k147_add(scratch + 9086464, scratch + 9889280, scratch, scratch + 17541808);
+    supervised_step_k148_reduce_sum(scratch + 17541792, scratch + 9086464);
+    supervised_step_k149_matmul_col2im(scratch + 1859968, scratch + 9086464, state + 80352, scratch);
+    supervised_step_k150_im2col_matmul(scratch + 15522816, scratch + 8283648, scratch + 9086464, scratch);
+    supervised_step_k151_greaterEqual_sub_mul_etc(scratch + 8283648, scratch + 6678016, scratch + 7480832, scratch + 1859968);
+    supervised_step_k152_reduce_sum(scratch + 17541808, scratch + 8283648);
+    supervised_step_k153_mul(scratch + 6678016, scratch + 8283648, scratch + 17541776);
+    supervised_step_k154_mul_reduce_sum(scratch + 17541776, scratch + 8283648, scratch + 5875200);
+    supervised_step_k155_mul(scratch + 17541824, scratch + 17541776, scratch + 17541760);
+    supervised_step_k156_neg_reduce_sum(scratch + 17541536, scratch + 6678016);
+    supervised_step_k157_mul_div(scratch + 17541552, scratch + 17541776, state + 80320, scratch + 17541760, scratch + 17541744);
+    supervised_step_k158_mul_add(scratch + 7480832, scratch + 17541552, scratch + 5875200);
+    supervised_step_k159_neg_reduce_sum(scratch + 17541744, scratch + 7480832);
+    supervised_step_k160_add_mul(scratch + 17541760, scratch + 17541536, scratch + 17541744);
+    supervised_step_k161_add(scratch + 5875200, scratch + 6678016, scratch + 7480832, scratch + 17541760);
+    supervised_step_k162_reduce_sum(scratch + 17541744, scratch + 5875200);
+    supervised_step_k163_matmul_col2im(scratch + 1859968, scratch + 5875200, state + 78000, scratch);
+    supervised_step_k164_im2col_matmul(scratch + 15525120, scratch + 5072384, scratch + 5875200, scratch);
+    supervised_step_k165_add_greaterEqual_sub_etc(scratch, scratch + 9086464, scratch + 1859968, scratch + 3466752, scratch + 4269568);
+    supervised_step_k166_reduce_sum(scratch + 17541760, scratch);
+    supervised_step_k167_mul(scratch + 802816, scratch, scratch + 17541728);
+    supervised_step_k168_mul_reduce_sum(scratch + 17541728, scratch, scratch + 2663936);
+    supervised_step_k169_mul(scratch + 17541776, scratch + 17541728, scratch + 17541712);
+    supervised_step_k170_neg_reduce_sum(scratch + 17541536, scratch + 802816);
+    supervised_step_k171_mul_div(scratch + 17541552, scratch + 17541728, state + 77968, scratch + 17541712, scratch + 17541696);
+    supervised_step_k172_mul_add(scratch, scratch + 17541552, scratch + 2663936);
+    supervised_step_k173_neg_reduce_sum(scratch + 17541552, scratch);
+    supervised_step_k174_add_mul(scratch + 17541568, scratch + 17541536, scratch + 17541552);
+    supervised_step_k175_add(scratch + 1605632, scratch + 802816, scratch, scratch + 17541568);
+    supervised_step_k176_reduce_sum(scratch + 17541536, scratch + 1605632);
+    supervised_step_k177_im2col_matmul(scratch + 2408448, io, scratch + 1605632, scratch);
+    supervised_step_k178_mul_add_sub(state + 233424, state + 77808, scratch + 2408448, io + 203264);
+    supervised_step_k179_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 17541536, io + 203264, scratch + 17541776, scratch + 17541760);
+    supervised_step_k180_mul_add_sub(state + 233616, state + 78000, scratch + 15525120, io + 203264);
+    supervised_step_k181_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 17541744, io + 203264, scratch + 17541824, scratch + 17541808);
+    supervised_step_k182_mul_add_sub(state + 235968, state + 80352, scratch + 15522816, io + 203264);
+    supervised_step_k183_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 17541792, io + 203264, scratch + 17541520, scratch + 17541504);
+    supervised_step_k184_mul_add_sub(state + 238320, state + 82704, scratch + 15518208, io + 203264);
+    supervised_step_k185_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 2663424, io + 203264, scratch + 2663456, scratch + 17541280);
+    supervised_step_k186_mul_add_sub(state + 243024, state + 87408, scratch + 15508992, io + 203264);
+    supervised_step_k187_mul_add_sub(state + 252240, state + 96624, scratch + 17541216, io + 203264);
+    supervised_step_k188_mul_add_sub(state + 252272, state + 96656, scratch + 2662784, io + 203264);
+    supervised_step_k189_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 17541248, io + 203264, scratch + 17541184);
+    supervised_step_k190_mul_add_sub(state + 252848, state + 97232, scratch + 16172544, io + 203264);
+    supervised_step_k191_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 17541120, io + 203264, scratch + 2663360, scratch + 2663296);
+    supervised_step_k192_mul_add_sub(state + 271472, state + 115856, scratch + 17483264, io + 203264);
+    supervised_step_k193_mul_add_sub(state + 308336, state + 152720, scratch + 17541440, io + 203264);
+    supervised_step_k194_mul_add_sub(state + 308400, state + 152784, scratch + 17539072, io + 203264);
+    supervised_step_k195_mul_add_sub(state + 310448, state + 154832, state + 310512, state + 154896, scratch + 17541376, io + 203264, scratch + 17541312);
+    supervised_step_k196_matmul_mul_add_etc(scratch, state + 310576, state + 154960, scratch + 17520128, scratch + 17536512, io + 203264);
+    supervised_step_k197_mul_add_sub(state + 311216, state + 155600, scratch + 17541840, io + 203264);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -23730,14 +23983,15 @@ static void predict_teacher_k004_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -23803,14 +24057,15 @@ static void predict_teacher_k006_im2col_matmul_add_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_teacher_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -24061,14 +24316,15 @@ static void predict_teacher_k014_im2col_matmul_add_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_teacher_res6_conv3_weight = p->in_teacher_res6_conv3_weight;
     const float *restrict in_teacher_res6_conv3_bias = p->in_teacher_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
+            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -24360,14 +24616,15 @@ static void predict_teacher_k023_im2col_matmul_add_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
+            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -24562,34 +24819,34 @@ static void predict_teacher_k031_matmul_add(float *restrict t212, const float *r
     }
 }
 
-/* 32 kernels; scratch high-water mark 6736128 floats. */
+/* 32 kernels; scratch high-water mark 6545536 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_k000_add_log_mul_etc(scratch + 2739328, state + 311248, state + 160);
     predict_teacher_k001_im2col_matmul_add_etc(scratch, x, state, state + 144, state + 311232, scratch + 2739328, state + 176, scratch + 1568000);
-    predict_teacher_k002_mul_max(scratch + 2032128, scratch);
-    predict_teacher_k003_add_log_mul_etc(scratch + 5168128, state + 311280, state + 2512);
-    predict_teacher_k004_im2col_matmul_add_etc(scratch + 3600128, scratch + 2032128, state + 192, state + 2496, state + 311264, scratch + 5168128, state + 2528, scratch);
-    predict_teacher_k005_mul_max(scratch + 5168128, scratch + 3600128);
-    predict_teacher_k006_im2col_matmul_add(scratch + 3600128, scratch + 5168128, state + 2544, state + 4848, scratch);
-    predict_teacher_k007_add(scratch, scratch + 3600128, scratch + 2032128);
+    predict_teacher_k002_mul_max(scratch + 1841536, scratch);
+    predict_teacher_k003_add_log_mul_etc(scratch + 4977536, state + 311280, state + 2512);
+    predict_teacher_k004_im2col_matmul_add_etc(scratch + 3409536, scratch + 1841536, state + 192, state + 2496, state + 311264, scratch + 4977536, state + 2528, scratch);
+    predict_teacher_k005_mul_max(scratch + 4977536, scratch + 3409536);
+    predict_teacher_k006_im2col_matmul_add(scratch + 3409536, scratch + 4977536, state + 2544, state + 4848, scratch);
+    predict_teacher_k007_add(scratch, scratch + 3409536, scratch + 1841536);
     predict_teacher_k008_add_log_mul_etc(scratch + 3136000, state + 311312, state + 4864);
     predict_teacher_k009_sub_mul_add(scratch + 1568000, scratch, state + 311296, scratch + 3136000, state + 4880);
     predict_teacher_k010_mul_max(scratch + 3136000, scratch + 1568000);
     predict_teacher_k011_add_log_mul_etc(scratch + 2872576, state + 311360, state + 9536);
     predict_teacher_k012_im2col_matmul_add_etc(scratch + 2088576, scratch + 3136000, state + 4896, state + 9504, state + 311328, scratch + 2872576, state + 9568, scratch);
     predict_teacher_k013_mul_max(scratch + 4704000, scratch + 2088576);
-    predict_teacher_k014_im2col_matmul_add(scratch + 2032128, scratch + 4704000, state + 9600, state + 18816, scratch);
-    predict_teacher_k015_im2col_matmul(scratch + 1047424, scratch + 3136000, state + 18848, scratch);
-    predict_teacher_k016_add(scratch, scratch + 2032128, scratch + 1047424);
+    predict_teacher_k014_im2col_matmul_add(scratch + 5488000, scratch + 4704000, state + 9600, state + 18816, scratch);
+    predict_teacher_k015_im2col_matmul(scratch + 4704000, scratch + 3136000, state + 18848, scratch);
+    predict_teacher_k016_add(scratch, scratch + 5488000, scratch + 4704000);
     predict_teacher_k017_add_log_mul_etc(scratch + 1568000, state + 311424, state + 19360);
     predict_teacher_k018_sub_mul_add(scratch + 784000, scratch, state + 311392, scratch + 1568000, state + 19392);
-    predict_teacher_k019_mul_max(scratch + 2064384, scratch + 784000);
-    predict_teacher_k020_add_log_mul_etc(scratch + 3360384, state + 311520, state + 37920);
-    predict_teacher_k021_im2col_matmul_add_etc(scratch + 2848384, scratch + 2064384, state + 19424, state + 37856, state + 311456, scratch + 3360384, state + 37984, scratch);
-    predict_teacher_k022_mul_max(scratch + 3360384, scratch + 2848384);
-    predict_teacher_k023_im2col_matmul_add(scratch + 2848384, scratch + 3360384, state + 38048, state + 74912, scratch);
-    predict_teacher_k024_im2col_matmul(scratch + 1048576, scratch + 2064384, state + 74976, scratch);
-    predict_teacher_k025_add(scratch, scratch + 2848384, scratch + 1048576);
+    predict_teacher_k019_mul_max(scratch + 2369024, scratch + 784000);
+    predict_teacher_k020_add_log_mul_etc(scratch + 2064384, state + 311520, state + 37920);
+    predict_teacher_k021_im2col_matmul_add_etc(scratch + 3153024, scratch + 2369024, state + 19424, state + 37856, state + 311456, scratch + 2064384, state + 37984, scratch);
+    predict_teacher_k022_mul_max(scratch + 3665024, scratch + 3153024);
+    predict_teacher_k023_im2col_matmul_add(scratch + 3153024, scratch + 3665024, state + 38048, state + 74912, scratch);
+    predict_teacher_k024_im2col_matmul(scratch + 1048576, scratch + 2369024, state + 74976, scratch);
+    predict_teacher_k025_add(scratch, scratch + 3153024, scratch + 1048576);
     predict_teacher_k026_add_log_mul_etc(scratch + 1024000, state + 311648, state + 77024);
     predict_teacher_k027_sub_mul_add(scratch + 512000, scratch, state + 311584, scratch + 1024000, state + 77088);
     predict_teacher_k028_mul_max(scratch, scratch + 512000);
@@ -24764,14 +25021,15 @@ static void predict_student_k004_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
     const float *restrict t80 = p->t80;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t68 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 16, 0.0f, t84 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t84 + (size_t)n0 * 3136, t68 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -24837,14 +25095,15 @@ static void predict_student_k006_im2col_matmul_add_part(void *context, int part,
     const float *restrict t87 = p->t87;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 9 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 230192; /* this thread's part */
+    /* the convolution of 9 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 9, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 16, 16, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 9) {
             const int nb = (int)hi - n0 < 9 ? (int)hi - n0 : 9;
-            mplc_im2col(chunk, t87 + (size_t)n0 * 3136, (mplc_window){nb, 14, 14, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 196, 16, 144, 1.0f, chunk, 144, in_student_res3_conv3_weight, 16, 0.0f, t92 + (size_t)n0 * 3136, 16);
+            mplc_winograd_conv3x3(t92 + (size_t)n0 * 3136, t87 + (size_t)n0 * 3136, filters, (mplc_window){nb, 14, 14, 16, 3, 1, 1}, 16, chunk + 4096);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 196); i0 < (size_t)((n0 + nb) * 196); i0++) {
                 for (size_t i1 = 0; i1 < 16; i1++) {
@@ -25095,14 +25354,15 @@ static void predict_student_k014_im2col_matmul_add_part(void *context, int part,
     const float *restrict t131 = p->t131;
     const float *restrict in_student_res6_conv3_weight = p->in_student_res6_conv3_weight;
     const float *restrict in_student_res6_conv3_bias = p->in_student_res6_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 254016; /* this thread's part */
-    /* columns of 18 images at a time (254016 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 311904; /* this thread's part */
+    /* the convolution of 18 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 18, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 18) {
             const int nb = (int)hi - n0 < 18 ? (int)hi - n0 : 18;
-            mplc_im2col(chunk, t131 + (size_t)n0 * 1568, (mplc_window){nb, 7, 7, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 49, 32, 288, 1.0f, chunk, 288, in_student_res6_conv3_weight, 32, 0.0f, t136 + (size_t)n0 * 1568, 32);
+            mplc_winograd_conv3x3(t136 + (size_t)n0 * 1568, t131 + (size_t)n0 * 1568, filters, (mplc_window){nb, 7, 7, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 49); i0 < (size_t)((n0 + nb) * 49); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -25394,14 +25654,15 @@ static void predict_student_k023_im2col_matmul_add_part(void *context, int part,
     const float *restrict t179 = p->t179;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 258048; /* this thread's part */
-    /* columns of 28 images at a time (258048 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 296128; /* this thread's part */
+    /* the convolution of 28 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 28, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 28) {
             const int nb = (int)hi - n0 < 28 ? (int)hi - n0 : 28;
-            mplc_im2col(chunk, t179 + (size_t)n0 * 1024, (mplc_window){nb, 4, 4, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 16, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t184 + (size_t)n0 * 1024, 64);
+            mplc_winograd_conv3x3(t184 + (size_t)n0 * 1024, t179 + (size_t)n0 * 1024, filters, (mplc_window){nb, 4, 4, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 16); i0 < (size_t)((n0 + nb) * 16); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -25596,34 +25857,34 @@ static void predict_student_k031_matmul_add(float *restrict t212, const float *r
     }
 }
 
-/* 32 kernels; scratch high-water mark 6736128 floats. */
+/* 32 kernels; scratch high-water mark 6545536 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_k000_add_log_mul_etc(scratch + 2739328, state + 311728, state + 77968);
     predict_student_k001_im2col_matmul_add_etc(scratch, x, state + 77808, state + 77952, state + 311712, scratch + 2739328, state + 77984, scratch + 1568000);
-    predict_student_k002_mul_max(scratch + 2032128, scratch);
-    predict_student_k003_add_log_mul_etc(scratch + 5168128, state + 311760, state + 80320);
-    predict_student_k004_im2col_matmul_add_etc(scratch + 3600128, scratch + 2032128, state + 78000, state + 80304, state + 311744, scratch + 5168128, state + 80336, scratch);
-    predict_student_k005_mul_max(scratch + 5168128, scratch + 3600128);
-    predict_student_k006_im2col_matmul_add(scratch + 3600128, scratch + 5168128, state + 80352, state + 82656, scratch);
-    predict_student_k007_add(scratch, scratch + 3600128, scratch + 2032128);
+    predict_student_k002_mul_max(scratch + 1841536, scratch);
+    predict_student_k003_add_log_mul_etc(scratch + 4977536, state + 311760, state + 80320);
+    predict_student_k004_im2col_matmul_add_etc(scratch + 3409536, scratch + 1841536, state + 78000, state + 80304, state + 311744, scratch + 4977536, state + 80336, scratch);
+    predict_student_k005_mul_max(scratch + 4977536, scratch + 3409536);
+    predict_student_k006_im2col_matmul_add(scratch + 3409536, scratch + 4977536, state + 80352, state + 82656, scratch);
+    predict_student_k007_add(scratch, scratch + 3409536, scratch + 1841536);
     predict_student_k008_add_log_mul_etc(scratch + 3136000, state + 311792, state + 82672);
     predict_student_k009_sub_mul_add(scratch + 1568000, scratch, state + 311776, scratch + 3136000, state + 82688);
     predict_student_k010_mul_max(scratch + 3136000, scratch + 1568000);
     predict_student_k011_add_log_mul_etc(scratch + 2872576, state + 311840, state + 87344);
     predict_student_k012_im2col_matmul_add_etc(scratch + 2088576, scratch + 3136000, state + 82704, state + 87312, state + 311808, scratch + 2872576, state + 87376, scratch);
     predict_student_k013_mul_max(scratch + 4704000, scratch + 2088576);
-    predict_student_k014_im2col_matmul_add(scratch + 2032128, scratch + 4704000, state + 87408, state + 96624, scratch);
-    predict_student_k015_im2col_matmul(scratch + 1047424, scratch + 3136000, state + 96656, scratch);
-    predict_student_k016_add(scratch, scratch + 2032128, scratch + 1047424);
+    predict_student_k014_im2col_matmul_add(scratch + 5488000, scratch + 4704000, state + 87408, state + 96624, scratch);
+    predict_student_k015_im2col_matmul(scratch + 4704000, scratch + 3136000, state + 96656, scratch);
+    predict_student_k016_add(scratch, scratch + 5488000, scratch + 4704000);
     predict_student_k017_add_log_mul_etc(scratch + 1568000, state + 311904, state + 97168);
     predict_student_k018_sub_mul_add(scratch + 784000, scratch, state + 311872, scratch + 1568000, state + 97200);
-    predict_student_k019_mul_max(scratch + 2064384, scratch + 784000);
-    predict_student_k020_add_log_mul_etc(scratch + 3360384, state + 312000, state + 115728);
-    predict_student_k021_im2col_matmul_add_etc(scratch + 2848384, scratch + 2064384, state + 97232, state + 115664, state + 311936, scratch + 3360384, state + 115792, scratch);
-    predict_student_k022_mul_max(scratch + 3360384, scratch + 2848384);
-    predict_student_k023_im2col_matmul_add(scratch + 2848384, scratch + 3360384, state + 115856, state + 152720, scratch);
-    predict_student_k024_im2col_matmul(scratch + 1048576, scratch + 2064384, state + 152784, scratch);
-    predict_student_k025_add(scratch, scratch + 2848384, scratch + 1048576);
+    predict_student_k019_mul_max(scratch + 2369024, scratch + 784000);
+    predict_student_k020_add_log_mul_etc(scratch + 2064384, state + 312000, state + 115728);
+    predict_student_k021_im2col_matmul_add_etc(scratch + 3153024, scratch + 2369024, state + 97232, state + 115664, state + 311936, scratch + 2064384, state + 115792, scratch);
+    predict_student_k022_mul_max(scratch + 3665024, scratch + 3153024);
+    predict_student_k023_im2col_matmul_add(scratch + 3153024, scratch + 3665024, state + 115856, state + 152720, scratch);
+    predict_student_k024_im2col_matmul(scratch + 1048576, scratch + 2369024, state + 152784, scratch);
+    predict_student_k025_add(scratch, scratch + 3153024, scratch + 1048576);
     predict_student_k026_add_log_mul_etc(scratch + 1024000, state + 312128, state + 154832);
     predict_student_k027_sub_mul_add(scratch + 512000, scratch, state + 312064, scratch + 1024000, state + 154896);
     predict_student_k028_mul_max(scratch, scratch + 512000);

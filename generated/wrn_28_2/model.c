@@ -246,6 +246,211 @@ MPLC_HELPER void mplc_col2im(float *restrict image, const float *restrict column
                     }
 }
 
+/* ---- 3x3 stride-1 pad-1 convolutions by Winograd's F(2x2, 3x3) (Lavin & Gray, CVPR 2016) ----
+ * Each 2x2 block of outputs comes from a 4x4 tile of the input, per pair of channels
+ *     Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A,
+ * 16 multiplies where the direct product needs 36. Summed over the input channels, the 16 element-wise products
+ * are 16 GEMMs [tiles, in]·[in, out]: 2.25 times fewer multiplies than im2col's GEMM, for a few additions per
+ * element in the transforms. The tiles cover the image; outputs past an odd edge are computed and dropped. */
+
+/* u[16][in][out]: the transformed filters G g Gᵀ of a 3x3 convolution from `in` to `out` channels. `w` is its
+ * im2col GEMM's [9*in, out] weight matrix; or, with `flipped`, the weights [9*out, in] of the convolution the
+ * other way, turned by 180 degrees: the transposed convolution, i.e. the ∂x of a 3x3 stride-1 pad-1 one. */
+MPLC_HELPER void mplc_winograd_filters(float *restrict u, const float *restrict w, int in, int out, int flipped) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float g[3][3], gg[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flipped ? w[((size_t)((2 - a) * 3 + 2 - b) * out + o) * in + i]
+                                      : w[((size_t)(a * 3 + b) * in + i) * out + o];
+            for (int b = 0; b < 3; b++) { /* G g */
+                gg[0][b] = g[0][b];
+                gg[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                gg[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                gg[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) { /* (G g) Gᵀ */
+                float *element = u + (size_t)(4 * a) * plane + (size_t)i * out + o;
+                element[0] = gg[a][0];
+                element[plane] = 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]);
+                element[2 * plane] = 0.5f * (gg[a][0] - gg[a][1] + gg[a][2]);
+                element[3 * plane] = gg[a][2];
+            }
+        }
+}
+
+/* ∂w[9*in, out] (the layout of mplc_winograd_filters' w, not flipped) = Gᵀ ∂u G: the transpose of the filter
+ * transform, which takes a gradient with respect to the transformed filters back to the 3x3 filters. */
+MPLC_HELPER void mplc_winograd_filters_transpose(float *restrict dw, const float *restrict du, int in, int out) {
+    const size_t plane = (size_t)in * out;
+    for (int i = 0; i < in; i++)
+        for (int o = 0; o < out; o++) {
+            float d[4][4], gd[3][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) d[a][b] = du[(size_t)(4 * a + b) * plane + (size_t)i * out + o];
+            for (int b = 0; b < 4; b++) { /* Gᵀ ∂u */
+                gd[0][b] = d[0][b] + 0.5f * (d[1][b] + d[2][b]);
+                gd[1][b] = 0.5f * (d[1][b] - d[2][b]);
+                gd[2][b] = 0.5f * (d[1][b] + d[2][b]) + d[3][b];
+            }
+            for (int a = 0; a < 3; a++) { /* (Gᵀ ∂u) G */
+                float *row = dw + ((size_t)(a * 3) * in + i) * out + o;
+                row[0] = gd[a][0] + 0.5f * (gd[a][1] + gd[a][2]);
+                row[plane] = 0.5f * (gd[a][1] - gd[a][2]);
+                row[2 * plane] = 0.5f * (gd[a][1] + gd[a][2]) + gd[a][3];
+            }
+        }
+}
+
+/* Tiles of 2x2 outputs covering a batch. */
+MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
+    return (size_t)g.batch * (size_t)((g.height + 1) / 2) * (size_t)((g.width + 1) / 2);
+}
+
+/* Floats of the scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient: the transformed input tiles
+ * (16 x tiles x in), the products or output gradients (16 x tiles x out), one tile's Bᵀ d (16 x in), a row of
+ * zeros for the padding (in + out) and a row that takes the outputs past an odd edge (out). */
+MPLC_HELPER size_t mplc_winograd_scratch_floats(mplc_window g, int out) {
+    return 16 * mplc_winograd_tiles(g) * (size_t)(g.channels + out) + 17 * (size_t)g.channels + 2 * (size_t)out;
+}
+
+/* The parts of that scratch. */
+typedef struct {
+    float *v, *m, *bd, *zeros, *dropped;
+    size_t v_plane, m_plane; /* floats of one of the 16 matrices of v and of m */
+} mplc_winograd_scratch;
+
+MPLC_HELPER mplc_winograd_scratch mplc_winograd_split(float *scratch, mplc_window g, int out) {
+    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
+    mplc_winograd_scratch s = {scratch, scratch + 16 * tiles * in, NULL, NULL, NULL, tiles * in, tiles * (size_t)out};
+    s.bd = s.m + 16 * tiles * (size_t)out;
+    s.zeros = s.bd + 16 * in;
+    s.dropped = s.zeros + in + (size_t)out;
+    memset(s.zeros, 0, (in + (size_t)out) * sizeof(float));
+    return s;
+}
+
+/* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
+MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) {
+                const float *d[4][4];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(g, n, 2 * ty - 1 + a, 2 * tx - 1 + b);
+                        d[a][b] = pixel < 0 ? s.zeros : x + pixel;
+                    }
+                /* restrict rows, so that the channel loops vectorise */
+                for (int b = 0; b < 4; b++) { /* Bᵀ d, column b, into bd[b][a] */
+                    const float *restrict d0 = d[0][b], *restrict d1 = d[1][b], *restrict d2 = d[2][b], *restrict d3 = d[3][b];
+                    float *restrict column = s.bd + (size_t)(4 * b) * in;
+                    for (int c = 0; c < in; c++) {
+                        column[c] = d0[c] - d2[c];
+                        column[in + c] = d1[c] + d2[c];
+                        column[2 * in + c] = d2[c] - d1[c];
+                        column[3 * in + c] = d1[c] - d3[c];
+                    }
+                }
+                for (int a = 0; a < 4; a++) { /* (Bᵀ d) B, row a */
+                    const float *restrict s0 = s.bd + (size_t)a * in, *restrict s1 = s0 + 4 * in, *restrict s2 = s0 + 8 * in,
+                                          *restrict s3 = s0 + 12 * in;
+                    float *restrict v0 = s.v + (4 * a) * s.v_plane + t * in, *restrict v1 = v0 + s.v_plane,
+                                    *restrict v2 = v1 + s.v_plane, *restrict v3 = v2 + s.v_plane;
+                    for (int c = 0; c < in; c++) {
+                        v0[c] = s0[c] - s2[c];
+                        v1[c] = s1[c] + s2[c];
+                        v2[c] = s2[c] - s1[c];
+                        v3[c] = s1[c] - s3[c];
+                    }
+                }
+            }
+}
+
+/* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
+ * filters u of mplc_winograd_filters. */
+MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
+                                      int out, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* y's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)tiles, out, in, 1.0f, s.v + xi * s.v_plane, in,
+                    u + (size_t)xi * in * out, out, 0.0f, s.m + xi * s.m_plane, out);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* y = Aᵀ m A */
+                float *o[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        o[a][b] = pixel < 0 ? s.dropped : y + pixel;
+                    }
+                const float *mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    float am[2][4];
+                    for (int b = 0; b < 4; b++) {
+                        const float m0 = mt[b * s.m_plane + f], m1 = mt[(4 + b) * s.m_plane + f];
+                        const float m2 = mt[(8 + b) * s.m_plane + f], m3 = mt[(12 + b) * s.m_plane + f];
+                        am[0][b] = m0 + m1 + m2;
+                        am[1][b] = m1 - m2 - m3;
+                    }
+                    for (int a = 0; a < 2; a++) {
+                        o[a][0][f] = am[a][0] + am[a][1] + am[a][2];
+                        o[a][1][f] = am[a][1] - am[a][2] - am[a][3];
+                    }
+                }
+            }
+}
+
+/* du[16][in][out] = Σ over tiles of V_t ⊗ (A ∂y_t Aᵀ) (with `accumulate`, added to du): the gradient with respect
+ * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
+ * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
+MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
+                                               mplc_window g, int out, int accumulate, float *restrict scratch) {
+    const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
+    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    const size_t tiles = mplc_winograd_tiles(g);
+    mplc_window output = g; /* dy's pixels */
+    output.channels = out;
+    mplc_winograd_input_tiles(s, x, g);
+    size_t t = 0;
+    for (int n = 0; n < g.batch; n++)
+        for (int ty = 0; ty < tile_rows; ty++)
+            for (int tx = 0; tx < tile_cols; tx++, t++) { /* ∂m = A ∂y Aᵀ */
+                const float *e[2][2];
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const ptrdiff_t pixel = mplc_pixel(output, n, 2 * ty + a, 2 * tx + b);
+                        e[a][b] = pixel < 0 ? s.zeros : dy + pixel;
+                    }
+                float *restrict mt = s.m + t * out;
+                for (int f = 0; f < out; f++) {
+                    const float row[4][2] = {{e[0][0][f], e[0][1][f]},
+                                             {e[0][0][f] + e[1][0][f], e[0][1][f] + e[1][1][f]},
+                                             {e[0][0][f] - e[1][0][f], e[0][1][f] - e[1][1][f]},
+                                             {-e[1][0][f], -e[1][1][f]}};
+                    for (int a = 0; a < 4; a++) {
+                        mt[(4 * a) * s.m_plane + f] = row[a][0];
+                        mt[(4 * a + 1) * s.m_plane + f] = row[a][0] + row[a][1];
+                        mt[(4 * a + 2) * s.m_plane + f] = row[a][0] - row[a][1];
+                        mt[(4 * a + 3) * s.m_plane + f] = -row[a][1];
+                    }
+                }
+            }
+    for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, (int)tiles, 1.0f, s.v + xi * s.v_plane, in,
+                    s.m + xi * s.m_plane, out, accumulate ? 1.0f : 0.0f, du + (size_t)xi * in * out, out);
+}
+
 /* The pooled functions visit output element o = ((n*OH + oy)*OW + ox)*C + ch in order, o counting up. */
 
 /* The window's maximum. Only the value matters here, so channels run innermost and vectorise (ten times
@@ -1245,14 +1450,15 @@ static void step_k008_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t352 = p->t352;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
     const float *restrict in_teacher_res3_conv0_bias = p->in_teacher_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 205136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t352 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 32, 0.0f, t357 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t357 + (size_t)n0 * 32768, t352 + (size_t)n0 * 16384, filters, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1484,14 +1690,15 @@ static void step_k016_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t389 = p->t389;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t389 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res3_conv3_weight, 32, 0.0f, t394 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t394 + (size_t)n0 * 32768, t389 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -1791,14 +1998,15 @@ static void step_k026_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t426 = p->t426;
     const float *restrict in_teacher_res4_conv2_weight = p->in_teacher_res4_conv2_weight;
     const float *restrict in_teacher_res4_conv2_bias = p->in_teacher_res4_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res4_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t426 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res4_conv2_weight, 32, 0.0f, t431 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t431 + (size_t)n0 * 32768, t426 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2030,14 +2238,15 @@ static void step_k034_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t456 = p->t456;
     const float *restrict in_teacher_res4_conv5_weight = p->in_teacher_res4_conv5_weight;
     const float *restrict in_teacher_res4_conv5_bias = p->in_teacher_res4_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res4_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t456 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res4_conv5_weight, 32, 0.0f, t461 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t461 + (size_t)n0 * 32768, t456 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2296,14 +2505,15 @@ static void step_k043_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t489 = p->t489;
     const float *restrict in_teacher_res5_conv2_weight = p->in_teacher_res5_conv2_weight;
     const float *restrict in_teacher_res5_conv2_bias = p->in_teacher_res5_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res5_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t489 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res5_conv2_weight, 32, 0.0f, t494 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t494 + (size_t)n0 * 32768, t489 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2535,14 +2745,15 @@ static void step_k051_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t519 = p->t519;
     const float *restrict in_teacher_res5_conv5_weight = p->in_teacher_res5_conv5_weight;
     const float *restrict in_teacher_res5_conv5_bias = p->in_teacher_res5_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res5_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t519 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res5_conv5_weight, 32, 0.0f, t524 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t524 + (size_t)n0 * 32768, t519 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -2801,14 +3012,15 @@ static void step_k060_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t552 = p->t552;
     const float *restrict in_teacher_res6_conv2_weight = p->in_teacher_res6_conv2_weight;
     const float *restrict in_teacher_res6_conv2_bias = p->in_teacher_res6_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t552 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv2_weight, 32, 0.0f, t557 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t557 + (size_t)n0 * 32768, t552 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3040,14 +3252,15 @@ static void step_k068_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t582 = p->t582;
     const float *restrict in_teacher_res6_conv5_weight = p->in_teacher_res6_conv5_weight;
     const float *restrict in_teacher_res6_conv5_bias = p->in_teacher_res6_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t582 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv5_weight, 32, 0.0f, t587 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t587 + (size_t)n0 * 32768, t582 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -3545,14 +3758,15 @@ static void step_k085_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t652 = p->t652;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t652 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t657 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t657 + (size_t)n0 * 16384, t652 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -3842,14 +4056,15 @@ static void step_k095_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t689 = p->t689;
     const float *restrict in_teacher_res10_conv2_weight = p->in_teacher_res10_conv2_weight;
     const float *restrict in_teacher_res10_conv2_bias = p->in_teacher_res10_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res10_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t689 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res10_conv2_weight, 64, 0.0f, t694 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t694 + (size_t)n0 * 16384, t689 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4081,14 +4296,15 @@ static void step_k103_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t719 = p->t719;
     const float *restrict in_teacher_res10_conv5_weight = p->in_teacher_res10_conv5_weight;
     const float *restrict in_teacher_res10_conv5_bias = p->in_teacher_res10_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res10_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t719 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res10_conv5_weight, 64, 0.0f, t724 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t724 + (size_t)n0 * 16384, t719 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4347,14 +4563,15 @@ static void step_k112_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t752 = p->t752;
     const float *restrict in_teacher_res11_conv2_weight = p->in_teacher_res11_conv2_weight;
     const float *restrict in_teacher_res11_conv2_bias = p->in_teacher_res11_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res11_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t752 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res11_conv2_weight, 64, 0.0f, t757 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t757 + (size_t)n0 * 16384, t752 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4586,14 +4803,15 @@ static void step_k120_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t782 = p->t782;
     const float *restrict in_teacher_res11_conv5_weight = p->in_teacher_res11_conv5_weight;
     const float *restrict in_teacher_res11_conv5_bias = p->in_teacher_res11_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res11_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t782 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res11_conv5_weight, 64, 0.0f, t787 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t787 + (size_t)n0 * 16384, t782 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -4852,14 +5070,15 @@ static void step_k129_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t815 = p->t815;
     const float *restrict in_teacher_res12_conv2_weight = p->in_teacher_res12_conv2_weight;
     const float *restrict in_teacher_res12_conv2_bias = p->in_teacher_res12_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res12_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t815 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res12_conv2_weight, 64, 0.0f, t820 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t820 + (size_t)n0 * 16384, t815 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5091,14 +5310,15 @@ static void step_k137_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t845 = p->t845;
     const float *restrict in_teacher_res12_conv5_weight = p->in_teacher_res12_conv5_weight;
     const float *restrict in_teacher_res12_conv5_bias = p->in_teacher_res12_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res12_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t845 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res12_conv5_weight, 64, 0.0f, t850 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t850 + (size_t)n0 * 16384, t845 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -5596,14 +5816,15 @@ static void step_k154_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t915 = p->t915;
     const float *restrict in_teacher_res15_conv3_weight = p->in_teacher_res15_conv3_weight;
     const float *restrict in_teacher_res15_conv3_bias = p->in_teacher_res15_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res15_conv3_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t915 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res15_conv3_weight, 128, 0.0f, t920 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t920 + (size_t)n0 * 8192, t915 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -5893,14 +6114,15 @@ static void step_k164_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t952 = p->t952;
     const float *restrict in_teacher_res16_conv2_weight = p->in_teacher_res16_conv2_weight;
     const float *restrict in_teacher_res16_conv2_bias = p->in_teacher_res16_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res16_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t952 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res16_conv2_weight, 128, 0.0f, t957 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t957 + (size_t)n0 * 8192, t952 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -6132,14 +6354,15 @@ static void step_k172_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t982 = p->t982;
     const float *restrict in_teacher_res16_conv5_weight = p->in_teacher_res16_conv5_weight;
     const float *restrict in_teacher_res16_conv5_bias = p->in_teacher_res16_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res16_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t982 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res16_conv5_weight, 128, 0.0f, t987 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t987 + (size_t)n0 * 8192, t982 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -6398,14 +6621,15 @@ static void step_k181_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1015 = p->t1015;
     const float *restrict in_teacher_res17_conv2_weight = p->in_teacher_res17_conv2_weight;
     const float *restrict in_teacher_res17_conv2_bias = p->in_teacher_res17_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res17_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1015 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res17_conv2_weight, 128, 0.0f, t1020 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1020 + (size_t)n0 * 8192, t1015 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -6637,14 +6861,15 @@ static void step_k189_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1045 = p->t1045;
     const float *restrict in_teacher_res17_conv5_weight = p->in_teacher_res17_conv5_weight;
     const float *restrict in_teacher_res17_conv5_bias = p->in_teacher_res17_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res17_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1045 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res17_conv5_weight, 128, 0.0f, t1050 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1050 + (size_t)n0 * 8192, t1045 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -6903,14 +7128,15 @@ static void step_k198_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1078 = p->t1078;
     const float *restrict in_teacher_res18_conv2_weight = p->in_teacher_res18_conv2_weight;
     const float *restrict in_teacher_res18_conv2_bias = p->in_teacher_res18_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res18_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1078 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res18_conv2_weight, 128, 0.0f, t1083 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1083 + (size_t)n0 * 8192, t1078 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -7142,14 +7368,15 @@ static void step_k206_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1108 = p->t1108;
     const float *restrict in_teacher_res18_conv5_weight = p->in_teacher_res18_conv5_weight;
     const float *restrict in_teacher_res18_conv5_bias = p->in_teacher_res18_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res18_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1108 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res18_conv5_weight, 128, 0.0f, t1113 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1113 + (size_t)n0 * 8192, t1108 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -7993,14 +8220,15 @@ static void step_k251_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1236 = p->t1236;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 205136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1236 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 32, 0.0f, t1241 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1241 + (size_t)n0 * 32768, t1236 + (size_t)n0 * 16384, filters, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -8232,14 +8460,15 @@ static void step_k259_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1269 = p->t1269;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1269 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res3_conv3_weight, 32, 0.0f, t1274 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1274 + (size_t)n0 * 32768, t1269 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -8539,14 +8768,15 @@ static void step_k269_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1306 = p->t1306;
     const float *restrict in_student_res4_conv2_weight = p->in_student_res4_conv2_weight;
     const float *restrict in_student_res4_conv2_bias = p->in_student_res4_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1306 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res4_conv2_weight, 32, 0.0f, t1311 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1311 + (size_t)n0 * 32768, t1306 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -8778,14 +9008,15 @@ static void step_k277_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1336 = p->t1336;
     const float *restrict in_student_res4_conv5_weight = p->in_student_res4_conv5_weight;
     const float *restrict in_student_res4_conv5_bias = p->in_student_res4_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1336 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res4_conv5_weight, 32, 0.0f, t1341 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1341 + (size_t)n0 * 32768, t1336 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -9044,14 +9275,15 @@ static void step_k286_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1369 = p->t1369;
     const float *restrict in_student_res5_conv2_weight = p->in_student_res5_conv2_weight;
     const float *restrict in_student_res5_conv2_bias = p->in_student_res5_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1369 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res5_conv2_weight, 32, 0.0f, t1374 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1374 + (size_t)n0 * 32768, t1369 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -9283,14 +9515,15 @@ static void step_k294_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1399 = p->t1399;
     const float *restrict in_student_res5_conv5_weight = p->in_student_res5_conv5_weight;
     const float *restrict in_student_res5_conv5_bias = p->in_student_res5_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1399 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res5_conv5_weight, 32, 0.0f, t1404 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1404 + (size_t)n0 * 32768, t1399 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -9549,14 +9782,15 @@ static void step_k303_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1432 = p->t1432;
     const float *restrict in_student_res6_conv2_weight = p->in_student_res6_conv2_weight;
     const float *restrict in_student_res6_conv2_bias = p->in_student_res6_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1432 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res6_conv2_weight, 32, 0.0f, t1437 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1437 + (size_t)n0 * 32768, t1432 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -9788,14 +10022,15 @@ static void step_k311_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1462 = p->t1462;
     const float *restrict in_student_res6_conv5_weight = p->in_student_res6_conv5_weight;
     const float *restrict in_student_res6_conv5_bias = p->in_student_res6_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1462 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res6_conv5_weight, 32, 0.0f, t1467 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t1467 + (size_t)n0 * 32768, t1462 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -10293,14 +10528,15 @@ static void step_k328_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1528 = p->t1528;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1528 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t1533 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1533 + (size_t)n0 * 16384, t1528 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -10590,14 +10826,15 @@ static void step_k338_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1565 = p->t1565;
     const float *restrict in_student_res10_conv2_weight = p->in_student_res10_conv2_weight;
     const float *restrict in_student_res10_conv2_bias = p->in_student_res10_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1565 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res10_conv2_weight, 64, 0.0f, t1570 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1570 + (size_t)n0 * 16384, t1565 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -10829,14 +11066,15 @@ static void step_k346_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1595 = p->t1595;
     const float *restrict in_student_res10_conv5_weight = p->in_student_res10_conv5_weight;
     const float *restrict in_student_res10_conv5_bias = p->in_student_res10_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1595 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res10_conv5_weight, 64, 0.0f, t1600 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1600 + (size_t)n0 * 16384, t1595 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -11095,14 +11333,15 @@ static void step_k355_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1628 = p->t1628;
     const float *restrict in_student_res11_conv2_weight = p->in_student_res11_conv2_weight;
     const float *restrict in_student_res11_conv2_bias = p->in_student_res11_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1628 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res11_conv2_weight, 64, 0.0f, t1633 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1633 + (size_t)n0 * 16384, t1628 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -11334,14 +11573,15 @@ static void step_k363_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1658 = p->t1658;
     const float *restrict in_student_res11_conv5_weight = p->in_student_res11_conv5_weight;
     const float *restrict in_student_res11_conv5_bias = p->in_student_res11_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1658 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res11_conv5_weight, 64, 0.0f, t1663 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1663 + (size_t)n0 * 16384, t1658 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -11600,14 +11840,15 @@ static void step_k372_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1691 = p->t1691;
     const float *restrict in_student_res12_conv2_weight = p->in_student_res12_conv2_weight;
     const float *restrict in_student_res12_conv2_bias = p->in_student_res12_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1691 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res12_conv2_weight, 64, 0.0f, t1696 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1696 + (size_t)n0 * 16384, t1691 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -11839,14 +12080,15 @@ static void step_k380_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1721 = p->t1721;
     const float *restrict in_student_res12_conv5_weight = p->in_student_res12_conv5_weight;
     const float *restrict in_student_res12_conv5_bias = p->in_student_res12_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t1721 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res12_conv5_weight, 64, 0.0f, t1726 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t1726 + (size_t)n0 * 16384, t1721 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -12344,14 +12586,15 @@ static void step_k397_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1787 = p->t1787;
     const float *restrict in_student_res15_conv3_weight = p->in_student_res15_conv3_weight;
     const float *restrict in_student_res15_conv3_bias = p->in_student_res15_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res15_conv3_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1787 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res15_conv3_weight, 128, 0.0f, t1792 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1792 + (size_t)n0 * 8192, t1787 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -12641,14 +12884,15 @@ static void step_k407_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1824 = p->t1824;
     const float *restrict in_student_res16_conv2_weight = p->in_student_res16_conv2_weight;
     const float *restrict in_student_res16_conv2_bias = p->in_student_res16_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1824 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res16_conv2_weight, 128, 0.0f, t1829 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1829 + (size_t)n0 * 8192, t1824 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -12880,14 +13124,15 @@ static void step_k415_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1854 = p->t1854;
     const float *restrict in_student_res16_conv5_weight = p->in_student_res16_conv5_weight;
     const float *restrict in_student_res16_conv5_bias = p->in_student_res16_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1854 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res16_conv5_weight, 128, 0.0f, t1859 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1859 + (size_t)n0 * 8192, t1854 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -13146,14 +13391,15 @@ static void step_k424_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1887 = p->t1887;
     const float *restrict in_student_res17_conv2_weight = p->in_student_res17_conv2_weight;
     const float *restrict in_student_res17_conv2_bias = p->in_student_res17_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1887 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res17_conv2_weight, 128, 0.0f, t1892 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1892 + (size_t)n0 * 8192, t1887 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -13385,14 +13631,15 @@ static void step_k432_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1917 = p->t1917;
     const float *restrict in_student_res17_conv5_weight = p->in_student_res17_conv5_weight;
     const float *restrict in_student_res17_conv5_bias = p->in_student_res17_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1917 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res17_conv5_weight, 128, 0.0f, t1922 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1922 + (size_t)n0 * 8192, t1917 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -13651,14 +13898,15 @@ static void step_k441_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1950 = p->t1950;
     const float *restrict in_student_res18_conv2_weight = p->in_student_res18_conv2_weight;
     const float *restrict in_student_res18_conv2_bias = p->in_student_res18_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1950 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res18_conv2_weight, 128, 0.0f, t1955 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1955 + (size_t)n0 * 8192, t1950 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -13890,14 +14138,15 @@ static void step_k449_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t1980 = p->t1980;
     const float *restrict in_student_res18_conv5_weight = p->in_student_res18_conv5_weight;
     const float *restrict in_student_res18_conv5_bias = p->in_student_res18_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t1980 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res18_conv5_weight, 128, 0.0f, t1985 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t1985 + (size_t)n0 * 8192, t1980 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -14735,14 +14984,15 @@ static void step_k487_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2085 = p->t2085;
     const float *restrict t2079 = p->t2079;
     const float *restrict in_student_res18_conv5_weight = p->in_student_res18_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2079 + (size_t)n0 * 8192, 128, in_student_res18_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2085 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2085 + (size_t)n0 * 8192, t2079 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -14765,23 +15015,24 @@ static void step_k488_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2083 = p->t2083;
     const float *restrict t1980 = p->t1980;
     const float *restrict t2079 = p->t2079;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2083 : chunk + 221184;
+    float *sum = part == 0 ? t2083 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1980 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2079 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1980 + (size_t)n0 * 8192, t2079 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k488_im2col_matmul(float *restrict t2083, const float *restrict t1980, const float *restrict t2079, float *restrict chunk) {
     mplc_parallel(step_k488_im2col_matmul_part, &(step_k488_im2col_matmul_pointers){t2083, t1980, t2079, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2083[i] += partial[i];
     }
 }
@@ -15103,14 +15354,15 @@ static void step_k501_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2119 = p->t2119;
     const float *restrict t2114 = p->t2114;
     const float *restrict in_student_res18_conv2_weight = p->in_student_res18_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2114 + (size_t)n0 * 8192, 128, in_student_res18_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2119 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2119 + (size_t)n0 * 8192, t2114 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -15133,23 +15385,24 @@ static void step_k502_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2117 = p->t2117;
     const float *restrict t1950 = p->t1950;
     const float *restrict t2114 = p->t2114;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2117 : chunk + 221184;
+    float *sum = part == 0 ? t2117 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1950 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2114 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1950 + (size_t)n0 * 8192, t2114 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k502_im2col_matmul(float *restrict t2117, const float *restrict t1950, const float *restrict t2114, float *restrict chunk) {
     mplc_parallel(step_k502_im2col_matmul_part, &(step_k502_im2col_matmul_pointers){t2117, t1950, t2114, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2117[i] += partial[i];
     }
 }
@@ -15498,14 +15751,15 @@ static void step_k516_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2156 = p->t2156;
     const float *restrict t2151 = p->t2151;
     const float *restrict in_student_res17_conv5_weight = p->in_student_res17_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2151 + (size_t)n0 * 8192, 128, in_student_res17_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2156 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2156 + (size_t)n0 * 8192, t2151 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -15528,23 +15782,24 @@ static void step_k517_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2154 = p->t2154;
     const float *restrict t1917 = p->t1917;
     const float *restrict t2151 = p->t2151;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2154 : chunk + 221184;
+    float *sum = part == 0 ? t2154 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1917 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2151 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1917 + (size_t)n0 * 8192, t2151 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k517_im2col_matmul(float *restrict t2154, const float *restrict t1917, const float *restrict t2151, float *restrict chunk) {
     mplc_parallel(step_k517_im2col_matmul_part, &(step_k517_im2col_matmul_pointers){t2154, t1917, t2151, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2154[i] += partial[i];
     }
 }
@@ -15866,14 +16121,15 @@ static void step_k530_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2190 = p->t2190;
     const float *restrict t2185 = p->t2185;
     const float *restrict in_student_res17_conv2_weight = p->in_student_res17_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2185 + (size_t)n0 * 8192, 128, in_student_res17_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2190 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2190 + (size_t)n0 * 8192, t2185 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -15896,23 +16152,24 @@ static void step_k531_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2188 = p->t2188;
     const float *restrict t1887 = p->t1887;
     const float *restrict t2185 = p->t2185;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2188 : chunk + 221184;
+    float *sum = part == 0 ? t2188 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1887 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2185 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1887 + (size_t)n0 * 8192, t2185 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k531_im2col_matmul(float *restrict t2188, const float *restrict t1887, const float *restrict t2185, float *restrict chunk) {
     mplc_parallel(step_k531_im2col_matmul_part, &(step_k531_im2col_matmul_pointers){t2188, t1887, t2185, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2188[i] += partial[i];
     }
 }
@@ -16261,14 +16518,15 @@ static void step_k545_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2227 = p->t2227;
     const float *restrict t2222 = p->t2222;
     const float *restrict in_student_res16_conv5_weight = p->in_student_res16_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2222 + (size_t)n0 * 8192, 128, in_student_res16_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2227 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2227 + (size_t)n0 * 8192, t2222 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -16291,23 +16549,24 @@ static void step_k546_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2225 = p->t2225;
     const float *restrict t1854 = p->t1854;
     const float *restrict t2222 = p->t2222;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2225 : chunk + 221184;
+    float *sum = part == 0 ? t2225 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1854 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2222 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1854 + (size_t)n0 * 8192, t2222 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k546_im2col_matmul(float *restrict t2225, const float *restrict t1854, const float *restrict t2222, float *restrict chunk) {
     mplc_parallel(step_k546_im2col_matmul_part, &(step_k546_im2col_matmul_pointers){t2225, t1854, t2222, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2225[i] += partial[i];
     }
 }
@@ -16629,14 +16888,15 @@ static void step_k559_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2261 = p->t2261;
     const float *restrict t2256 = p->t2256;
     const float *restrict in_student_res16_conv2_weight = p->in_student_res16_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2256 + (size_t)n0 * 8192, 128, in_student_res16_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2261 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2261 + (size_t)n0 * 8192, t2256 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -16659,23 +16919,24 @@ static void step_k560_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2259 = p->t2259;
     const float *restrict t1824 = p->t1824;
     const float *restrict t2256 = p->t2256;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2259 : chunk + 221184;
+    float *sum = part == 0 ? t2259 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1824 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2256 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1824 + (size_t)n0 * 8192, t2256 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k560_im2col_matmul(float *restrict t2259, const float *restrict t1824, const float *restrict t2256, float *restrict chunk) {
     mplc_parallel(step_k560_im2col_matmul_part, &(step_k560_im2col_matmul_pointers){t2259, t1824, t2256, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2259[i] += partial[i];
     }
 }
@@ -17090,14 +17351,15 @@ static void step_k576_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2302 = p->t2302;
     const float *restrict t2293 = p->t2293;
     const float *restrict in_student_res15_conv3_weight = p->in_student_res15_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res15_conv3_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t2293 + (size_t)n0 * 8192, 128, in_student_res15_conv3_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t2302 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t2302 + (size_t)n0 * 8192, t2293 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -17120,23 +17382,24 @@ static void step_k577_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2300 = p->t2300;
     const float *restrict t1787 = p->t1787;
     const float *restrict t2293 = p->t2293;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2300 : chunk + 221184;
+    float *sum = part == 0 ? t2300 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1787 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t2293 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1787 + (size_t)n0 * 8192, t2293 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k577_im2col_matmul(float *restrict t2300, const float *restrict t1787, const float *restrict t2293, float *restrict chunk) {
     mplc_parallel(step_k577_im2col_matmul_part, &(step_k577_im2col_matmul_pointers){t2300, t1787, t2293, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t2300[i] += partial[i];
     }
 }
@@ -17830,14 +18093,15 @@ static void step_k604_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2373 = p->t2373;
     const float *restrict t2367 = p->t2367;
     const float *restrict in_student_res12_conv5_weight = p->in_student_res12_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2367 + (size_t)n0 * 16384, 64, in_student_res12_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2373 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2373 + (size_t)n0 * 16384, t2367 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -17860,23 +18124,24 @@ static void step_k605_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2371 = p->t2371;
     const float *restrict t1721 = p->t1721;
     const float *restrict t2367 = p->t2367;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2371 : chunk + 147456;
+    float *sum = part == 0 ? t2371 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1721 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2367 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1721 + (size_t)n0 * 16384, t2367 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k605_im2col_matmul(float *restrict t2371, const float *restrict t1721, const float *restrict t2367, float *restrict chunk) {
     mplc_parallel(step_k605_im2col_matmul_part, &(step_k605_im2col_matmul_pointers){t2371, t1721, t2367, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2371[i] += partial[i];
     }
 }
@@ -18198,14 +18463,15 @@ static void step_k618_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2407 = p->t2407;
     const float *restrict t2402 = p->t2402;
     const float *restrict in_student_res12_conv2_weight = p->in_student_res12_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2402 + (size_t)n0 * 16384, 64, in_student_res12_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2407 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2407 + (size_t)n0 * 16384, t2402 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -18228,23 +18494,24 @@ static void step_k619_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2405 = p->t2405;
     const float *restrict t1691 = p->t1691;
     const float *restrict t2402 = p->t2402;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2405 : chunk + 147456;
+    float *sum = part == 0 ? t2405 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1691 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2402 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1691 + (size_t)n0 * 16384, t2402 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k619_im2col_matmul(float *restrict t2405, const float *restrict t1691, const float *restrict t2402, float *restrict chunk) {
     mplc_parallel(step_k619_im2col_matmul_part, &(step_k619_im2col_matmul_pointers){t2405, t1691, t2402, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2405[i] += partial[i];
     }
 }
@@ -18593,14 +18860,15 @@ static void step_k633_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2444 = p->t2444;
     const float *restrict t2439 = p->t2439;
     const float *restrict in_student_res11_conv5_weight = p->in_student_res11_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2439 + (size_t)n0 * 16384, 64, in_student_res11_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2444 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2444 + (size_t)n0 * 16384, t2439 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -18623,23 +18891,24 @@ static void step_k634_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2442 = p->t2442;
     const float *restrict t1658 = p->t1658;
     const float *restrict t2439 = p->t2439;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2442 : chunk + 147456;
+    float *sum = part == 0 ? t2442 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1658 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2439 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1658 + (size_t)n0 * 16384, t2439 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k634_im2col_matmul(float *restrict t2442, const float *restrict t1658, const float *restrict t2439, float *restrict chunk) {
     mplc_parallel(step_k634_im2col_matmul_part, &(step_k634_im2col_matmul_pointers){t2442, t1658, t2439, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2442[i] += partial[i];
     }
 }
@@ -18961,14 +19230,15 @@ static void step_k647_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2478 = p->t2478;
     const float *restrict t2473 = p->t2473;
     const float *restrict in_student_res11_conv2_weight = p->in_student_res11_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2473 + (size_t)n0 * 16384, 64, in_student_res11_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2478 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2478 + (size_t)n0 * 16384, t2473 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -18991,23 +19261,24 @@ static void step_k648_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2476 = p->t2476;
     const float *restrict t1628 = p->t1628;
     const float *restrict t2473 = p->t2473;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2476 : chunk + 147456;
+    float *sum = part == 0 ? t2476 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1628 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2473 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1628 + (size_t)n0 * 16384, t2473 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k648_im2col_matmul(float *restrict t2476, const float *restrict t1628, const float *restrict t2473, float *restrict chunk) {
     mplc_parallel(step_k648_im2col_matmul_part, &(step_k648_im2col_matmul_pointers){t2476, t1628, t2473, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2476[i] += partial[i];
     }
 }
@@ -19356,14 +19627,15 @@ static void step_k662_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2515 = p->t2515;
     const float *restrict t2510 = p->t2510;
     const float *restrict in_student_res10_conv5_weight = p->in_student_res10_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2510 + (size_t)n0 * 16384, 64, in_student_res10_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2515 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2515 + (size_t)n0 * 16384, t2510 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -19386,23 +19658,24 @@ static void step_k663_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2513 = p->t2513;
     const float *restrict t1595 = p->t1595;
     const float *restrict t2510 = p->t2510;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2513 : chunk + 147456;
+    float *sum = part == 0 ? t2513 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1595 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2510 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1595 + (size_t)n0 * 16384, t2510 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k663_im2col_matmul(float *restrict t2513, const float *restrict t1595, const float *restrict t2510, float *restrict chunk) {
     mplc_parallel(step_k663_im2col_matmul_part, &(step_k663_im2col_matmul_pointers){t2513, t1595, t2510, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2513[i] += partial[i];
     }
 }
@@ -19724,14 +19997,15 @@ static void step_k676_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2549 = p->t2549;
     const float *restrict t2544 = p->t2544;
     const float *restrict in_student_res10_conv2_weight = p->in_student_res10_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2544 + (size_t)n0 * 16384, 64, in_student_res10_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2549 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2549 + (size_t)n0 * 16384, t2544 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -19754,23 +20028,24 @@ static void step_k677_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2547 = p->t2547;
     const float *restrict t1565 = p->t1565;
     const float *restrict t2544 = p->t2544;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2547 : chunk + 147456;
+    float *sum = part == 0 ? t2547 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1565 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2544 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1565 + (size_t)n0 * 16384, t2544 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k677_im2col_matmul(float *restrict t2547, const float *restrict t1565, const float *restrict t2544, float *restrict chunk) {
     mplc_parallel(step_k677_im2col_matmul_part, &(step_k677_im2col_matmul_pointers){t2547, t1565, t2544, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2547[i] += partial[i];
     }
 }
@@ -20185,14 +20460,15 @@ static void step_k693_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2590 = p->t2590;
     const float *restrict t2581 = p->t2581;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t2581 + (size_t)n0 * 16384, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t2590 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t2590 + (size_t)n0 * 16384, t2581 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -20215,23 +20491,24 @@ static void step_k694_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2588 = p->t2588;
     const float *restrict t1528 = p->t1528;
     const float *restrict t2581 = p->t2581;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2588 : chunk + 147456;
+    float *sum = part == 0 ? t2588 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1528 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t2581 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t1528 + (size_t)n0 * 16384, t2581 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k694_im2col_matmul(float *restrict t2588, const float *restrict t1528, const float *restrict t2581, float *restrict chunk) {
     mplc_parallel(step_k694_im2col_matmul_part, &(step_k694_im2col_matmul_pointers){t2588, t1528, t2581, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t2588[i] += partial[i];
     }
 }
@@ -20925,14 +21202,15 @@ static void step_k721_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2661 = p->t2661;
     const float *restrict t2655 = p->t2655;
     const float *restrict in_student_res6_conv5_weight = p->in_student_res6_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2655 + (size_t)n0 * 32768, 32, in_student_res6_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2661 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2661 + (size_t)n0 * 32768, t2655 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -20955,23 +21233,24 @@ static void step_k722_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2659 = p->t2659;
     const float *restrict t1462 = p->t1462;
     const float *restrict t2655 = p->t2655;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2659 : chunk + 294912;
+    float *sum = part == 0 ? t2659 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1462 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2655 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1462 + (size_t)n0 * 32768, t2655 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k722_im2col_matmul(float *restrict t2659, const float *restrict t1462, const float *restrict t2655, float *restrict chunk) {
     mplc_parallel(step_k722_im2col_matmul_part, &(step_k722_im2col_matmul_pointers){t2659, t1462, t2655, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2659[i] += partial[i];
     }
 }
@@ -21293,14 +21572,15 @@ static void step_k735_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2695 = p->t2695;
     const float *restrict t2690 = p->t2690;
     const float *restrict in_student_res6_conv2_weight = p->in_student_res6_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2690 + (size_t)n0 * 32768, 32, in_student_res6_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2695 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2695 + (size_t)n0 * 32768, t2690 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -21323,23 +21603,24 @@ static void step_k736_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2693 = p->t2693;
     const float *restrict t1432 = p->t1432;
     const float *restrict t2690 = p->t2690;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2693 : chunk + 294912;
+    float *sum = part == 0 ? t2693 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1432 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2690 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1432 + (size_t)n0 * 32768, t2690 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k736_im2col_matmul(float *restrict t2693, const float *restrict t1432, const float *restrict t2690, float *restrict chunk) {
     mplc_parallel(step_k736_im2col_matmul_part, &(step_k736_im2col_matmul_pointers){t2693, t1432, t2690, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2693[i] += partial[i];
     }
 }
@@ -21688,14 +21969,15 @@ static void step_k750_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2732 = p->t2732;
     const float *restrict t2727 = p->t2727;
     const float *restrict in_student_res5_conv5_weight = p->in_student_res5_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2727 + (size_t)n0 * 32768, 32, in_student_res5_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2732 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2732 + (size_t)n0 * 32768, t2727 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -21718,23 +22000,24 @@ static void step_k751_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2730 = p->t2730;
     const float *restrict t1399 = p->t1399;
     const float *restrict t2727 = p->t2727;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2730 : chunk + 294912;
+    float *sum = part == 0 ? t2730 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1399 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2727 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1399 + (size_t)n0 * 32768, t2727 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k751_im2col_matmul(float *restrict t2730, const float *restrict t1399, const float *restrict t2727, float *restrict chunk) {
     mplc_parallel(step_k751_im2col_matmul_part, &(step_k751_im2col_matmul_pointers){t2730, t1399, t2727, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2730[i] += partial[i];
     }
 }
@@ -22056,14 +22339,15 @@ static void step_k764_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2766 = p->t2766;
     const float *restrict t2761 = p->t2761;
     const float *restrict in_student_res5_conv2_weight = p->in_student_res5_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2761 + (size_t)n0 * 32768, 32, in_student_res5_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2766 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2766 + (size_t)n0 * 32768, t2761 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -22086,23 +22370,24 @@ static void step_k765_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2764 = p->t2764;
     const float *restrict t1369 = p->t1369;
     const float *restrict t2761 = p->t2761;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2764 : chunk + 294912;
+    float *sum = part == 0 ? t2764 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1369 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2761 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1369 + (size_t)n0 * 32768, t2761 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k765_im2col_matmul(float *restrict t2764, const float *restrict t1369, const float *restrict t2761, float *restrict chunk) {
     mplc_parallel(step_k765_im2col_matmul_part, &(step_k765_im2col_matmul_pointers){t2764, t1369, t2761, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2764[i] += partial[i];
     }
 }
@@ -22451,14 +22736,15 @@ static void step_k779_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2803 = p->t2803;
     const float *restrict t2798 = p->t2798;
     const float *restrict in_student_res4_conv5_weight = p->in_student_res4_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2798 + (size_t)n0 * 32768, 32, in_student_res4_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2803 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2803 + (size_t)n0 * 32768, t2798 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -22481,23 +22767,24 @@ static void step_k780_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2801 = p->t2801;
     const float *restrict t1336 = p->t1336;
     const float *restrict t2798 = p->t2798;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2801 : chunk + 294912;
+    float *sum = part == 0 ? t2801 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1336 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2798 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1336 + (size_t)n0 * 32768, t2798 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k780_im2col_matmul(float *restrict t2801, const float *restrict t1336, const float *restrict t2798, float *restrict chunk) {
     mplc_parallel(step_k780_im2col_matmul_part, &(step_k780_im2col_matmul_pointers){t2801, t1336, t2798, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2801[i] += partial[i];
     }
 }
@@ -22819,14 +23106,15 @@ static void step_k793_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2837 = p->t2837;
     const float *restrict t2832 = p->t2832;
     const float *restrict in_student_res4_conv2_weight = p->in_student_res4_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2832 + (size_t)n0 * 32768, 32, in_student_res4_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2837 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2837 + (size_t)n0 * 32768, t2832 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -22849,23 +23137,24 @@ static void step_k794_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2835 = p->t2835;
     const float *restrict t1306 = p->t1306;
     const float *restrict t2832 = p->t2832;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2835 : chunk + 294912;
+    float *sum = part == 0 ? t2835 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1306 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2832 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1306 + (size_t)n0 * 32768, t2832 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k794_im2col_matmul(float *restrict t2835, const float *restrict t1306, const float *restrict t2832, float *restrict chunk) {
     mplc_parallel(step_k794_im2col_matmul_part, &(step_k794_im2col_matmul_pointers){t2835, t1306, t2832, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2835[i] += partial[i];
     }
 }
@@ -23296,14 +23585,15 @@ static void step_k810_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2878 = p->t2878;
     const float *restrict t2869 = p->t2869;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t2869 + (size_t)n0 * 32768, 32, in_student_res3_conv3_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t2878 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t2878 + (size_t)n0 * 32768, t2869 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -23326,23 +23616,24 @@ static void step_k811_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2876 = p->t2876;
     const float *restrict t1269 = p->t1269;
     const float *restrict t2869 = p->t2869;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2876 : chunk + 294912;
+    float *sum = part == 0 ? t2876 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1269 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t2869 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1269 + (size_t)n0 * 32768, t2869 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k811_im2col_matmul(float *restrict t2876, const float *restrict t1269, const float *restrict t2869, float *restrict chunk) {
     mplc_parallel(step_k811_im2col_matmul_part, &(step_k811_im2col_matmul_pointers){t2876, t1269, t2869, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t2876[i] += partial[i];
     }
 }
@@ -23664,14 +23955,15 @@ static void step_k824_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t2912 = p->t2912;
     const float *restrict t2907 = p->t2907;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 205376; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(896, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 144, 32, 1.0f, t2907 + (size_t)n0 * 32768, 32, in_student_res3_conv0_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t2912 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t2912 + (size_t)n0 * 16384, t2907 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -23694,23 +23986,24 @@ static void step_k825_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t2910 = p->t2910;
     const float *restrict t1236 = p->t1236;
     const float *restrict t2907 = p->t2907;
-    float *restrict chunk = p->chunk + (size_t)part * 152064; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 209744; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(896, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t2910 : chunk + 147456;
+    float *sum = part == 0 ? t2910 : chunk + 205136;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t1236 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 1024, 1.0f, chunk, 144, t2907 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t1236 + (size_t)n0 * 16384, t2907 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k825_im2col_matmul(float *restrict t2910, const float *restrict t1236, const float *restrict t2907, float *restrict chunk) {
     mplc_parallel(step_k825_im2col_matmul_part, &(step_k825_im2col_matmul_pointers){t2910, t1236, t2907, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 152064 + 147456;
+        const float *partial = chunk + (size_t)q * 209744 + 205136;
         for (int i = 0; i < 4608; i++) t2910[i] += partial[i];
     }
 }
@@ -26841,14 +27134,15 @@ static void step_k905_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3810 = p->t3810;
     const float *restrict t3812 = p->t3812;
     const float *restrict t3002 = p->t3002;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 205136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3812, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3810 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 144, 1.0f, chunk, 144, t3812, 32, 0.0f, t3815 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3815 + (size_t)n0 * 32768, t3810 + (size_t)n0 * 16384, filters, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -27061,14 +27355,15 @@ static void step_k913_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3836 = p->t3836;
     const float *restrict t3838 = p->t3838;
     const float *restrict t3035 = p->t3035;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3838, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3836 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3838, 32, 0.0f, t3841 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3841 + (size_t)n0 * 32768, t3836 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -27349,14 +27644,15 @@ static void step_k923_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3867 = p->t3867;
     const float *restrict t3869 = p->t3869;
     const float *restrict t3077 = p->t3077;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3869, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3867 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3869, 32, 0.0f, t3872 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3872 + (size_t)n0 * 32768, t3867 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -27569,14 +27865,15 @@ static void step_k931_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3891 = p->t3891;
     const float *restrict t3893 = p->t3893;
     const float *restrict t3107 = p->t3107;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3893, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3891 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3893, 32, 0.0f, t3896 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3896 + (size_t)n0 * 32768, t3891 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -27816,14 +28113,15 @@ static void step_k940_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3918 = p->t3918;
     const float *restrict t3920 = p->t3920;
     const float *restrict t3137 = p->t3137;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3920, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3918 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3920, 32, 0.0f, t3923 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3923 + (size_t)n0 * 32768, t3918 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -28036,14 +28334,15 @@ static void step_k948_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3942 = p->t3942;
     const float *restrict t3944 = p->t3944;
     const float *restrict t3167 = p->t3167;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3944, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3942 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3944, 32, 0.0f, t3947 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3947 + (size_t)n0 * 32768, t3942 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -28283,14 +28582,15 @@ static void step_k957_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3969 = p->t3969;
     const float *restrict t3971 = p->t3971;
     const float *restrict t3197 = p->t3197;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3971, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3969 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3971, 32, 0.0f, t3974 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3974 + (size_t)n0 * 32768, t3969 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -28503,14 +28803,15 @@ static void step_k965_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t3993 = p->t3993;
     const float *restrict t3995 = p->t3995;
     const float *restrict t3227 = p->t3227;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3995, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t3993 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, t3995, 32, 0.0f, t3998 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t3998 + (size_t)n0 * 32768, t3993 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -28970,14 +29271,15 @@ static void step_k982_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t4046 = p->t4046;
     const float *restrict t4048 = p->t4048;
     const float *restrict t3295 = p->t3295;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4048, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4046 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4048, 64, 0.0f, t4051 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4051 + (size_t)n0 * 16384, t4046 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -29248,14 +29550,15 @@ static void step_k992_im2col_matmul_add_part(void *context, int part, int parts)
     const float *restrict t4077 = p->t4077;
     const float *restrict t4079 = p->t4079;
     const float *restrict t3337 = p->t3337;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4079, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4077 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4079, 64, 0.0f, t4082 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4082 + (size_t)n0 * 16384, t4077 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -29468,14 +29771,15 @@ static void step_k1000_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4101 = p->t4101;
     const float *restrict t4103 = p->t4103;
     const float *restrict t3367 = p->t3367;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4103, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4101 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4103, 64, 0.0f, t4106 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4106 + (size_t)n0 * 16384, t4101 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -29715,14 +30019,15 @@ static void step_k1009_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4128 = p->t4128;
     const float *restrict t4130 = p->t4130;
     const float *restrict t3397 = p->t3397;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4130, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4128 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4130, 64, 0.0f, t4133 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4133 + (size_t)n0 * 16384, t4128 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -29935,14 +30240,15 @@ static void step_k1017_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4152 = p->t4152;
     const float *restrict t4154 = p->t4154;
     const float *restrict t3427 = p->t3427;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4154, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4152 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4154, 64, 0.0f, t4157 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4157 + (size_t)n0 * 16384, t4152 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -30182,14 +30488,15 @@ static void step_k1026_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4179 = p->t4179;
     const float *restrict t4181 = p->t4181;
     const float *restrict t3457 = p->t3457;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4181, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4179 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4181, 64, 0.0f, t4184 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4184 + (size_t)n0 * 16384, t4179 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -30402,14 +30709,15 @@ static void step_k1034_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4203 = p->t4203;
     const float *restrict t4205 = p->t4205;
     const float *restrict t3487 = p->t3487;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4205, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t4203 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, t4205, 64, 0.0f, t4208 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t4208 + (size_t)n0 * 16384, t4203 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -30869,14 +31177,15 @@ static void step_k1051_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4256 = p->t4256;
     const float *restrict t4258 = p->t4258;
     const float *restrict t3555 = p->t3555;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4258, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4256 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4258, 128, 0.0f, t4261 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4261 + (size_t)n0 * 8192, t4256 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -31147,14 +31456,15 @@ static void step_k1061_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4287 = p->t4287;
     const float *restrict t4289 = p->t4289;
     const float *restrict t3597 = p->t3597;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4289, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4287 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4289, 128, 0.0f, t4292 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4292 + (size_t)n0 * 8192, t4287 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -31367,14 +31677,15 @@ static void step_k1069_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4311 = p->t4311;
     const float *restrict t4313 = p->t4313;
     const float *restrict t3627 = p->t3627;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4313, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4311 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4313, 128, 0.0f, t4316 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4316 + (size_t)n0 * 8192, t4311 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -31614,14 +31925,15 @@ static void step_k1078_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4338 = p->t4338;
     const float *restrict t4340 = p->t4340;
     const float *restrict t3657 = p->t3657;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4340, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4338 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4340, 128, 0.0f, t4343 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4343 + (size_t)n0 * 8192, t4338 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -31834,14 +32146,15 @@ static void step_k1086_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4362 = p->t4362;
     const float *restrict t4364 = p->t4364;
     const float *restrict t3687 = p->t3687;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4364, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4362 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4364, 128, 0.0f, t4367 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4367 + (size_t)n0 * 8192, t4362 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -32081,14 +32394,15 @@ static void step_k1095_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4389 = p->t4389;
     const float *restrict t4391 = p->t4391;
     const float *restrict t3717 = p->t3717;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4391, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4389 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4391, 128, 0.0f, t4394 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4394 + (size_t)n0 * 8192, t4389 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -32301,14 +32615,15 @@ static void step_k1103_im2col_matmul_add_part(void *context, int part, int parts
     const float *restrict t4413 = p->t4413;
     const float *restrict t4415 = p->t4415;
     const float *restrict t3747 = p->t3747;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4415, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t4413 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, t4415, 128, 0.0f, t4418 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t4418 + (size_t)n0 * 8192, t4413 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -33045,14 +33360,15 @@ static void step_k1140_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4511 = p->t4511;
     const float *restrict t4505 = p->t4505;
     const float *restrict t4415 = p->t4415;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4415, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4505 + (size_t)n0 * 8192, 128, t4415, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4511 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4511 + (size_t)n0 * 8192, t4505 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -33075,23 +33391,24 @@ static void step_k1141_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4509 = p->t4509;
     const float *restrict t4413 = p->t4413;
     const float *restrict t4505 = p->t4505;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4509 : chunk + 221184;
+    float *sum = part == 0 ? t4509 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4413 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4505 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4413 + (size_t)n0 * 8192, t4505 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1141_im2col_matmul(float *restrict t4509, const float *restrict t4413, const float *restrict t4505, float *restrict chunk) {
     mplc_parallel(step_k1141_im2col_matmul_part, &(step_k1141_im2col_matmul_pointers){t4509, t4413, t4505, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4509[i] += partial[i];
     }
 }
@@ -33405,14 +33722,15 @@ static void step_k1153_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4545 = p->t4545;
     const float *restrict t4540 = p->t4540;
     const float *restrict t4391 = p->t4391;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4391, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4540 + (size_t)n0 * 8192, 128, t4391, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4545 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4545 + (size_t)n0 * 8192, t4540 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -33435,23 +33753,24 @@ static void step_k1154_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4543 = p->t4543;
     const float *restrict t4389 = p->t4389;
     const float *restrict t4540 = p->t4540;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4543 : chunk + 221184;
+    float *sum = part == 0 ? t4543 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4389 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4540 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4389 + (size_t)n0 * 8192, t4540 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1154_im2col_matmul(float *restrict t4543, const float *restrict t4389, const float *restrict t4540, float *restrict chunk) {
     mplc_parallel(step_k1154_im2col_matmul_part, &(step_k1154_im2col_matmul_pointers){t4543, t4389, t4540, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4543[i] += partial[i];
     }
 }
@@ -33792,14 +34111,15 @@ static void step_k1167_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4582 = p->t4582;
     const float *restrict t4577 = p->t4577;
     const float *restrict t4364 = p->t4364;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4364, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4577 + (size_t)n0 * 8192, 128, t4364, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4582 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4582 + (size_t)n0 * 8192, t4577 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -33822,23 +34142,24 @@ static void step_k1168_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4580 = p->t4580;
     const float *restrict t4362 = p->t4362;
     const float *restrict t4577 = p->t4577;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4580 : chunk + 221184;
+    float *sum = part == 0 ? t4580 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4362 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4577 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4362 + (size_t)n0 * 8192, t4577 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1168_im2col_matmul(float *restrict t4580, const float *restrict t4362, const float *restrict t4577, float *restrict chunk) {
     mplc_parallel(step_k1168_im2col_matmul_part, &(step_k1168_im2col_matmul_pointers){t4580, t4362, t4577, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4580[i] += partial[i];
     }
 }
@@ -34152,14 +34473,15 @@ static void step_k1180_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4616 = p->t4616;
     const float *restrict t4611 = p->t4611;
     const float *restrict t4340 = p->t4340;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4340, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4611 + (size_t)n0 * 8192, 128, t4340, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4616 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4616 + (size_t)n0 * 8192, t4611 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -34182,23 +34504,24 @@ static void step_k1181_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4614 = p->t4614;
     const float *restrict t4338 = p->t4338;
     const float *restrict t4611 = p->t4611;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4614 : chunk + 221184;
+    float *sum = part == 0 ? t4614 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4338 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4611 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4338 + (size_t)n0 * 8192, t4611 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1181_im2col_matmul(float *restrict t4614, const float *restrict t4338, const float *restrict t4611, float *restrict chunk) {
     mplc_parallel(step_k1181_im2col_matmul_part, &(step_k1181_im2col_matmul_pointers){t4614, t4338, t4611, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4614[i] += partial[i];
     }
 }
@@ -34539,14 +34862,15 @@ static void step_k1194_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4653 = p->t4653;
     const float *restrict t4648 = p->t4648;
     const float *restrict t4313 = p->t4313;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4313, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4648 + (size_t)n0 * 8192, 128, t4313, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4653 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4653 + (size_t)n0 * 8192, t4648 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -34569,23 +34893,24 @@ static void step_k1195_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4651 = p->t4651;
     const float *restrict t4311 = p->t4311;
     const float *restrict t4648 = p->t4648;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4651 : chunk + 221184;
+    float *sum = part == 0 ? t4651 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4311 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4648 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4311 + (size_t)n0 * 8192, t4648 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1195_im2col_matmul(float *restrict t4651, const float *restrict t4311, const float *restrict t4648, float *restrict chunk) {
     mplc_parallel(step_k1195_im2col_matmul_part, &(step_k1195_im2col_matmul_pointers){t4651, t4311, t4648, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4651[i] += partial[i];
     }
 }
@@ -34899,14 +35224,15 @@ static void step_k1207_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4687 = p->t4687;
     const float *restrict t4682 = p->t4682;
     const float *restrict t4289 = p->t4289;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4289, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4682 + (size_t)n0 * 8192, 128, t4289, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4687 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4687 + (size_t)n0 * 8192, t4682 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -34929,23 +35255,24 @@ static void step_k1208_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4685 = p->t4685;
     const float *restrict t4287 = p->t4287;
     const float *restrict t4682 = p->t4682;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4685 : chunk + 221184;
+    float *sum = part == 0 ? t4685 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4287 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4682 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4287 + (size_t)n0 * 8192, t4682 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1208_im2col_matmul(float *restrict t4685, const float *restrict t4287, const float *restrict t4682, float *restrict chunk) {
     mplc_parallel(step_k1208_im2col_matmul_part, &(step_k1208_im2col_matmul_pointers){t4685, t4287, t4682, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4685[i] += partial[i];
     }
 }
@@ -35352,14 +35679,15 @@ static void step_k1223_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4728 = p->t4728;
     const float *restrict t4719 = p->t4719;
     const float *restrict t4258 = p->t4258;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4258, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t4719 + (size_t)n0 * 8192, 128, t4258, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t4728 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t4728 + (size_t)n0 * 8192, t4719 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -35382,23 +35710,24 @@ static void step_k1224_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4726 = p->t4726;
     const float *restrict t4256 = p->t4256;
     const float *restrict t4719 = p->t4719;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4726 : chunk + 221184;
+    float *sum = part == 0 ? t4726 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t4256 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t4719 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t4256 + (size_t)n0 * 8192, t4719 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1224_im2col_matmul(float *restrict t4726, const float *restrict t4256, const float *restrict t4719, float *restrict chunk) {
     mplc_parallel(step_k1224_im2col_matmul_part, &(step_k1224_im2col_matmul_pointers){t4726, t4256, t4719, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t4726[i] += partial[i];
     }
 }
@@ -36076,14 +36405,15 @@ static void step_k1249_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4799 = p->t4799;
     const float *restrict t4793 = p->t4793;
     const float *restrict t4205 = p->t4205;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4205, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t4793 + (size_t)n0 * 16384, 64, t4205, 64, 0.0f, chunk, 576);
-            mplc_col2im(t4799 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t4799 + (size_t)n0 * 16384, t4793 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -36106,23 +36436,24 @@ static void step_k1250_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4797 = p->t4797;
     const float *restrict t4203 = p->t4203;
     const float *restrict t4793 = p->t4793;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4797 : chunk + 147456;
+    float *sum = part == 0 ? t4797 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4203 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t4793 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4203 + (size_t)n0 * 16384, t4793 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1250_im2col_matmul(float *restrict t4797, const float *restrict t4203, const float *restrict t4793, float *restrict chunk) {
     mplc_parallel(step_k1250_im2col_matmul_part, &(step_k1250_im2col_matmul_pointers){t4797, t4203, t4793, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t4797[i] += partial[i];
     }
 }
@@ -36436,14 +36767,15 @@ static void step_k1262_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4833 = p->t4833;
     const float *restrict t4828 = p->t4828;
     const float *restrict t4181 = p->t4181;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4181, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t4828 + (size_t)n0 * 16384, 64, t4181, 64, 0.0f, chunk, 576);
-            mplc_col2im(t4833 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t4833 + (size_t)n0 * 16384, t4828 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -36466,23 +36798,24 @@ static void step_k1263_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4831 = p->t4831;
     const float *restrict t4179 = p->t4179;
     const float *restrict t4828 = p->t4828;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4831 : chunk + 147456;
+    float *sum = part == 0 ? t4831 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4179 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t4828 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4179 + (size_t)n0 * 16384, t4828 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1263_im2col_matmul(float *restrict t4831, const float *restrict t4179, const float *restrict t4828, float *restrict chunk) {
     mplc_parallel(step_k1263_im2col_matmul_part, &(step_k1263_im2col_matmul_pointers){t4831, t4179, t4828, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t4831[i] += partial[i];
     }
 }
@@ -36823,14 +37156,15 @@ static void step_k1276_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4870 = p->t4870;
     const float *restrict t4865 = p->t4865;
     const float *restrict t4154 = p->t4154;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4154, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t4865 + (size_t)n0 * 16384, 64, t4154, 64, 0.0f, chunk, 576);
-            mplc_col2im(t4870 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t4870 + (size_t)n0 * 16384, t4865 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -36853,23 +37187,24 @@ static void step_k1277_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4868 = p->t4868;
     const float *restrict t4152 = p->t4152;
     const float *restrict t4865 = p->t4865;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4868 : chunk + 147456;
+    float *sum = part == 0 ? t4868 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4152 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t4865 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4152 + (size_t)n0 * 16384, t4865 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1277_im2col_matmul(float *restrict t4868, const float *restrict t4152, const float *restrict t4865, float *restrict chunk) {
     mplc_parallel(step_k1277_im2col_matmul_part, &(step_k1277_im2col_matmul_pointers){t4868, t4152, t4865, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t4868[i] += partial[i];
     }
 }
@@ -37183,14 +37518,15 @@ static void step_k1289_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4904 = p->t4904;
     const float *restrict t4899 = p->t4899;
     const float *restrict t4130 = p->t4130;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4130, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t4899 + (size_t)n0 * 16384, 64, t4130, 64, 0.0f, chunk, 576);
-            mplc_col2im(t4904 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t4904 + (size_t)n0 * 16384, t4899 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -37213,23 +37549,24 @@ static void step_k1290_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4902 = p->t4902;
     const float *restrict t4128 = p->t4128;
     const float *restrict t4899 = p->t4899;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4902 : chunk + 147456;
+    float *sum = part == 0 ? t4902 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4128 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t4899 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4128 + (size_t)n0 * 16384, t4899 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1290_im2col_matmul(float *restrict t4902, const float *restrict t4128, const float *restrict t4899, float *restrict chunk) {
     mplc_parallel(step_k1290_im2col_matmul_part, &(step_k1290_im2col_matmul_pointers){t4902, t4128, t4899, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t4902[i] += partial[i];
     }
 }
@@ -37570,14 +37907,15 @@ static void step_k1303_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4941 = p->t4941;
     const float *restrict t4936 = p->t4936;
     const float *restrict t4103 = p->t4103;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4103, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t4936 + (size_t)n0 * 16384, 64, t4103, 64, 0.0f, chunk, 576);
-            mplc_col2im(t4941 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t4941 + (size_t)n0 * 16384, t4936 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -37600,23 +37938,24 @@ static void step_k1304_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4939 = p->t4939;
     const float *restrict t4101 = p->t4101;
     const float *restrict t4936 = p->t4936;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4939 : chunk + 147456;
+    float *sum = part == 0 ? t4939 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4101 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t4936 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4101 + (size_t)n0 * 16384, t4936 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1304_im2col_matmul(float *restrict t4939, const float *restrict t4101, const float *restrict t4936, float *restrict chunk) {
     mplc_parallel(step_k1304_im2col_matmul_part, &(step_k1304_im2col_matmul_pointers){t4939, t4101, t4936, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t4939[i] += partial[i];
     }
 }
@@ -37930,14 +38269,15 @@ static void step_k1316_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t4975 = p->t4975;
     const float *restrict t4970 = p->t4970;
     const float *restrict t4079 = p->t4079;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4079, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t4970 + (size_t)n0 * 16384, 64, t4079, 64, 0.0f, chunk, 576);
-            mplc_col2im(t4975 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t4975 + (size_t)n0 * 16384, t4970 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -37960,23 +38300,24 @@ static void step_k1317_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t4973 = p->t4973;
     const float *restrict t4077 = p->t4077;
     const float *restrict t4970 = p->t4970;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t4973 : chunk + 147456;
+    float *sum = part == 0 ? t4973 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4077 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t4970 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4077 + (size_t)n0 * 16384, t4970 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1317_im2col_matmul(float *restrict t4973, const float *restrict t4077, const float *restrict t4970, float *restrict chunk) {
     mplc_parallel(step_k1317_im2col_matmul_part, &(step_k1317_im2col_matmul_pointers){t4973, t4077, t4970, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t4973[i] += partial[i];
     }
 }
@@ -38383,14 +38724,15 @@ static void step_k1332_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5016 = p->t5016;
     const float *restrict t5007 = p->t5007;
     const float *restrict t4048 = p->t4048;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t4048, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t5007 + (size_t)n0 * 16384, 64, t4048, 64, 0.0f, chunk, 576);
-            mplc_col2im(t5016 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t5016 + (size_t)n0 * 16384, t5007 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -38413,23 +38755,24 @@ static void step_k1333_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5014 = p->t5014;
     const float *restrict t4046 = p->t4046;
     const float *restrict t5007 = p->t5007;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5014 : chunk + 147456;
+    float *sum = part == 0 ? t5014 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t4046 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t5007 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t4046 + (size_t)n0 * 16384, t5007 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1333_im2col_matmul(float *restrict t5014, const float *restrict t4046, const float *restrict t5007, float *restrict chunk) {
     mplc_parallel(step_k1333_im2col_matmul_part, &(step_k1333_im2col_matmul_pointers){t5014, t4046, t5007, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t5014[i] += partial[i];
     }
 }
@@ -39107,14 +39450,15 @@ static void step_k1358_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5087 = p->t5087;
     const float *restrict t5081 = p->t5081;
     const float *restrict t3995 = p->t3995;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3995, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5081 + (size_t)n0 * 32768, 32, t3995, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5087 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5087 + (size_t)n0 * 32768, t5081 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -39137,23 +39481,24 @@ static void step_k1359_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5085 = p->t5085;
     const float *restrict t3993 = p->t3993;
     const float *restrict t5081 = p->t5081;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5085 : chunk + 294912;
+    float *sum = part == 0 ? t5085 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3993 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5081 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3993 + (size_t)n0 * 32768, t5081 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1359_im2col_matmul(float *restrict t5085, const float *restrict t3993, const float *restrict t5081, float *restrict chunk) {
     mplc_parallel(step_k1359_im2col_matmul_part, &(step_k1359_im2col_matmul_pointers){t5085, t3993, t5081, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5085[i] += partial[i];
     }
 }
@@ -39467,14 +39812,15 @@ static void step_k1371_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5121 = p->t5121;
     const float *restrict t5116 = p->t5116;
     const float *restrict t3971 = p->t3971;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3971, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5116 + (size_t)n0 * 32768, 32, t3971, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5121 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5121 + (size_t)n0 * 32768, t5116 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -39497,23 +39843,24 @@ static void step_k1372_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5119 = p->t5119;
     const float *restrict t3969 = p->t3969;
     const float *restrict t5116 = p->t5116;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5119 : chunk + 294912;
+    float *sum = part == 0 ? t5119 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3969 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5116 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3969 + (size_t)n0 * 32768, t5116 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1372_im2col_matmul(float *restrict t5119, const float *restrict t3969, const float *restrict t5116, float *restrict chunk) {
     mplc_parallel(step_k1372_im2col_matmul_part, &(step_k1372_im2col_matmul_pointers){t5119, t3969, t5116, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5119[i] += partial[i];
     }
 }
@@ -39854,14 +40201,15 @@ static void step_k1385_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5158 = p->t5158;
     const float *restrict t5153 = p->t5153;
     const float *restrict t3944 = p->t3944;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3944, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5153 + (size_t)n0 * 32768, 32, t3944, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5158 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5158 + (size_t)n0 * 32768, t5153 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -39884,23 +40232,24 @@ static void step_k1386_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5156 = p->t5156;
     const float *restrict t3942 = p->t3942;
     const float *restrict t5153 = p->t5153;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5156 : chunk + 294912;
+    float *sum = part == 0 ? t5156 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3942 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5153 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3942 + (size_t)n0 * 32768, t5153 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1386_im2col_matmul(float *restrict t5156, const float *restrict t3942, const float *restrict t5153, float *restrict chunk) {
     mplc_parallel(step_k1386_im2col_matmul_part, &(step_k1386_im2col_matmul_pointers){t5156, t3942, t5153, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5156[i] += partial[i];
     }
 }
@@ -40214,14 +40563,15 @@ static void step_k1398_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5192 = p->t5192;
     const float *restrict t5187 = p->t5187;
     const float *restrict t3920 = p->t3920;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3920, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5187 + (size_t)n0 * 32768, 32, t3920, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5192 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5192 + (size_t)n0 * 32768, t5187 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -40244,23 +40594,24 @@ static void step_k1399_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5190 = p->t5190;
     const float *restrict t3918 = p->t3918;
     const float *restrict t5187 = p->t5187;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5190 : chunk + 294912;
+    float *sum = part == 0 ? t5190 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3918 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5187 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3918 + (size_t)n0 * 32768, t5187 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1399_im2col_matmul(float *restrict t5190, const float *restrict t3918, const float *restrict t5187, float *restrict chunk) {
     mplc_parallel(step_k1399_im2col_matmul_part, &(step_k1399_im2col_matmul_pointers){t5190, t3918, t5187, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5190[i] += partial[i];
     }
 }
@@ -40601,14 +40952,15 @@ static void step_k1412_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5229 = p->t5229;
     const float *restrict t5224 = p->t5224;
     const float *restrict t3893 = p->t3893;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3893, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5224 + (size_t)n0 * 32768, 32, t3893, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5229 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5229 + (size_t)n0 * 32768, t5224 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -40631,23 +40983,24 @@ static void step_k1413_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5227 = p->t5227;
     const float *restrict t3891 = p->t3891;
     const float *restrict t5224 = p->t5224;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5227 : chunk + 294912;
+    float *sum = part == 0 ? t5227 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3891 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5224 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3891 + (size_t)n0 * 32768, t5224 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1413_im2col_matmul(float *restrict t5227, const float *restrict t3891, const float *restrict t5224, float *restrict chunk) {
     mplc_parallel(step_k1413_im2col_matmul_part, &(step_k1413_im2col_matmul_pointers){t5227, t3891, t5224, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5227[i] += partial[i];
     }
 }
@@ -40961,14 +41314,15 @@ static void step_k1425_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5263 = p->t5263;
     const float *restrict t5258 = p->t5258;
     const float *restrict t3869 = p->t3869;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3869, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5258 + (size_t)n0 * 32768, 32, t3869, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5263 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5263 + (size_t)n0 * 32768, t5258 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -40991,23 +41345,24 @@ static void step_k1426_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5261 = p->t5261;
     const float *restrict t3867 = p->t3867;
     const float *restrict t5258 = p->t5258;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5261 : chunk + 294912;
+    float *sum = part == 0 ? t5261 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3867 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5258 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3867 + (size_t)n0 * 32768, t5258 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1426_im2col_matmul(float *restrict t5261, const float *restrict t3867, const float *restrict t5258, float *restrict chunk) {
     mplc_parallel(step_k1426_im2col_matmul_part, &(step_k1426_im2col_matmul_pointers){t5261, t3867, t5258, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5261[i] += partial[i];
     }
 }
@@ -41430,14 +41785,15 @@ static void step_k1441_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5304 = p->t5304;
     const float *restrict t5295 = p->t5295;
     const float *restrict t3838 = p->t3838;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3838, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t5295 + (size_t)n0 * 32768, 32, t3838, 32, 0.0f, chunk, 288);
-            mplc_col2im(t5304 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t5304 + (size_t)n0 * 32768, t5295 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -41460,23 +41816,24 @@ static void step_k1442_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5302 = p->t5302;
     const float *restrict t3836 = p->t3836;
     const float *restrict t5295 = p->t5295;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5302 : chunk + 294912;
+    float *sum = part == 0 ? t5302 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3836 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t5295 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3836 + (size_t)n0 * 32768, t5295 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1442_im2col_matmul(float *restrict t5302, const float *restrict t3836, const float *restrict t5295, float *restrict chunk) {
     mplc_parallel(step_k1442_im2col_matmul_part, &(step_k1442_im2col_matmul_pointers){t5302, t3836, t5295, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t5302[i] += partial[i];
     }
 }
@@ -41790,14 +42147,15 @@ static void step_k1454_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5338 = p->t5338;
     const float *restrict t5333 = p->t5333;
     const float *restrict t3812 = p->t3812;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 205376; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(128, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, t3812, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 144, 32, 1.0f, t5333 + (size_t)n0 * 32768, 32, t3812, 32, 0.0f, chunk, 144);
-            mplc_col2im(t5338 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t5338 + (size_t)n0 * 16384, t5333 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -41820,23 +42178,24 @@ static void step_k1455_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5336 = p->t5336;
     const float *restrict t3810 = p->t3810;
     const float *restrict t5333 = p->t5333;
-    float *restrict chunk = p->chunk + (size_t)part * 152064; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 209744; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(128, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5336 : chunk + 147456;
+    float *sum = part == 0 ? t5336 : chunk + 205136;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t3810 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 1024, 1.0f, chunk, 144, t5333 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t3810 + (size_t)n0 * 16384, t5333 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k1455_im2col_matmul(float *restrict t5336, const float *restrict t3810, const float *restrict t5333, float *restrict chunk) {
     mplc_parallel(step_k1455_im2col_matmul_part, &(step_k1455_im2col_matmul_pointers){t5336, t3810, t5333, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 152064 + 147456;
+        const float *partial = chunk + (size_t)q * 209744 + 205136;
         for (int i = 0; i < 4608; i++) t5336[i] += partial[i];
     }
 }
@@ -44586,14 +44945,15 @@ static void step_k1616_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5797 = p->t5797;
     const float *restrict t5791 = p->t5791;
     const float *restrict in_teacher_res18_conv5_weight = p->in_teacher_res18_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res18_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t5791 + (size_t)n0 * 8192, 128, in_teacher_res18_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t5797 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t5797 + (size_t)n0 * 8192, t5791 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -44616,23 +44976,24 @@ static void step_k1617_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5795 = p->t5795;
     const float *restrict t1108 = p->t1108;
     const float *restrict t5791 = p->t5791;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5795 : chunk + 221184;
+    float *sum = part == 0 ? t5795 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1108 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t5791 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1108 + (size_t)n0 * 8192, t5791 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1617_im2col_matmul(float *restrict t5795, const float *restrict t1108, const float *restrict t5791, float *restrict chunk) {
     mplc_parallel(step_k1617_im2col_matmul_part, &(step_k1617_im2col_matmul_pointers){t5795, t1108, t5791, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t5795[i] += partial[i];
     }
 }
@@ -44954,14 +45315,15 @@ static void step_k1630_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5831 = p->t5831;
     const float *restrict t5826 = p->t5826;
     const float *restrict in_teacher_res18_conv2_weight = p->in_teacher_res18_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res18_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t5826 + (size_t)n0 * 8192, 128, in_teacher_res18_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t5831 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t5831 + (size_t)n0 * 8192, t5826 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -44984,23 +45346,24 @@ static void step_k1631_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5829 = p->t5829;
     const float *restrict t1078 = p->t1078;
     const float *restrict t5826 = p->t5826;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5829 : chunk + 221184;
+    float *sum = part == 0 ? t5829 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1078 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t5826 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1078 + (size_t)n0 * 8192, t5826 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1631_im2col_matmul(float *restrict t5829, const float *restrict t1078, const float *restrict t5826, float *restrict chunk) {
     mplc_parallel(step_k1631_im2col_matmul_part, &(step_k1631_im2col_matmul_pointers){t5829, t1078, t5826, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t5829[i] += partial[i];
     }
 }
@@ -45349,14 +45712,15 @@ static void step_k1645_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5868 = p->t5868;
     const float *restrict t5863 = p->t5863;
     const float *restrict in_teacher_res17_conv5_weight = p->in_teacher_res17_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res17_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t5863 + (size_t)n0 * 8192, 128, in_teacher_res17_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t5868 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t5868 + (size_t)n0 * 8192, t5863 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -45379,23 +45743,24 @@ static void step_k1646_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5866 = p->t5866;
     const float *restrict t1045 = p->t1045;
     const float *restrict t5863 = p->t5863;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5866 : chunk + 221184;
+    float *sum = part == 0 ? t5866 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1045 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t5863 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1045 + (size_t)n0 * 8192, t5863 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1646_im2col_matmul(float *restrict t5866, const float *restrict t1045, const float *restrict t5863, float *restrict chunk) {
     mplc_parallel(step_k1646_im2col_matmul_part, &(step_k1646_im2col_matmul_pointers){t5866, t1045, t5863, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t5866[i] += partial[i];
     }
 }
@@ -45717,14 +46082,15 @@ static void step_k1659_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5902 = p->t5902;
     const float *restrict t5897 = p->t5897;
     const float *restrict in_teacher_res17_conv2_weight = p->in_teacher_res17_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res17_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t5897 + (size_t)n0 * 8192, 128, in_teacher_res17_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t5902 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t5902 + (size_t)n0 * 8192, t5897 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -45747,23 +46113,24 @@ static void step_k1660_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5900 = p->t5900;
     const float *restrict t1015 = p->t1015;
     const float *restrict t5897 = p->t5897;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5900 : chunk + 221184;
+    float *sum = part == 0 ? t5900 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t1015 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t5897 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t1015 + (size_t)n0 * 8192, t5897 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1660_im2col_matmul(float *restrict t5900, const float *restrict t1015, const float *restrict t5897, float *restrict chunk) {
     mplc_parallel(step_k1660_im2col_matmul_part, &(step_k1660_im2col_matmul_pointers){t5900, t1015, t5897, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t5900[i] += partial[i];
     }
 }
@@ -46112,14 +46479,15 @@ static void step_k1674_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5939 = p->t5939;
     const float *restrict t5934 = p->t5934;
     const float *restrict in_teacher_res16_conv5_weight = p->in_teacher_res16_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res16_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t5934 + (size_t)n0 * 8192, 128, in_teacher_res16_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t5939 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t5939 + (size_t)n0 * 8192, t5934 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -46142,23 +46510,24 @@ static void step_k1675_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5937 = p->t5937;
     const float *restrict t982 = p->t982;
     const float *restrict t5934 = p->t5934;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5937 : chunk + 221184;
+    float *sum = part == 0 ? t5937 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t982 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t5934 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t982 + (size_t)n0 * 8192, t5934 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1675_im2col_matmul(float *restrict t5937, const float *restrict t982, const float *restrict t5934, float *restrict chunk) {
     mplc_parallel(step_k1675_im2col_matmul_part, &(step_k1675_im2col_matmul_pointers){t5937, t982, t5934, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t5937[i] += partial[i];
     }
 }
@@ -46480,14 +46849,15 @@ static void step_k1688_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t5973 = p->t5973;
     const float *restrict t5968 = p->t5968;
     const float *restrict in_teacher_res16_conv2_weight = p->in_teacher_res16_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res16_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t5968 + (size_t)n0 * 8192, 128, in_teacher_res16_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t5973 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t5973 + (size_t)n0 * 8192, t5968 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -46510,23 +46880,24 @@ static void step_k1689_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t5971 = p->t5971;
     const float *restrict t952 = p->t952;
     const float *restrict t5968 = p->t5968;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t5971 : chunk + 221184;
+    float *sum = part == 0 ? t5971 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t952 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t5968 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t952 + (size_t)n0 * 8192, t5968 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1689_im2col_matmul(float *restrict t5971, const float *restrict t952, const float *restrict t5968, float *restrict chunk) {
     mplc_parallel(step_k1689_im2col_matmul_part, &(step_k1689_im2col_matmul_pointers){t5971, t952, t5968, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t5971[i] += partial[i];
     }
 }
@@ -46941,14 +47312,15 @@ static void step_k1705_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6014 = p->t6014;
     const float *restrict t6005 = p->t6005;
     const float *restrict in_teacher_res15_conv3_weight = p->in_teacher_res15_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res15_conv3_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t6005 + (size_t)n0 * 8192, 128, in_teacher_res15_conv3_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t6014 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t6014 + (size_t)n0 * 8192, t6005 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -46971,23 +47343,24 @@ static void step_k1706_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6012 = p->t6012;
     const float *restrict t915 = p->t915;
     const float *restrict t6005 = p->t6005;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6012 : chunk + 221184;
+    float *sum = part == 0 ? t6012 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t915 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t6005 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t915 + (size_t)n0 * 8192, t6005 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void step_k1706_im2col_matmul(float *restrict t6012, const float *restrict t915, const float *restrict t6005, float *restrict chunk) {
     mplc_parallel(step_k1706_im2col_matmul_part, &(step_k1706_im2col_matmul_pointers){t6012, t915, t6005, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t6012[i] += partial[i];
     }
 }
@@ -47681,14 +48054,15 @@ static void step_k1733_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6085 = p->t6085;
     const float *restrict t6079 = p->t6079;
     const float *restrict in_teacher_res12_conv5_weight = p->in_teacher_res12_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res12_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6079 + (size_t)n0 * 16384, 64, in_teacher_res12_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6085 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6085 + (size_t)n0 * 16384, t6079 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -47711,23 +48085,24 @@ static void step_k1734_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6083 = p->t6083;
     const float *restrict t845 = p->t845;
     const float *restrict t6079 = p->t6079;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6083 : chunk + 147456;
+    float *sum = part == 0 ? t6083 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t845 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6079 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t845 + (size_t)n0 * 16384, t6079 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1734_im2col_matmul(float *restrict t6083, const float *restrict t845, const float *restrict t6079, float *restrict chunk) {
     mplc_parallel(step_k1734_im2col_matmul_part, &(step_k1734_im2col_matmul_pointers){t6083, t845, t6079, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6083[i] += partial[i];
     }
 }
@@ -48049,14 +48424,15 @@ static void step_k1747_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6119 = p->t6119;
     const float *restrict t6114 = p->t6114;
     const float *restrict in_teacher_res12_conv2_weight = p->in_teacher_res12_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res12_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6114 + (size_t)n0 * 16384, 64, in_teacher_res12_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6119 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6119 + (size_t)n0 * 16384, t6114 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -48079,23 +48455,24 @@ static void step_k1748_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6117 = p->t6117;
     const float *restrict t815 = p->t815;
     const float *restrict t6114 = p->t6114;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6117 : chunk + 147456;
+    float *sum = part == 0 ? t6117 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t815 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6114 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t815 + (size_t)n0 * 16384, t6114 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1748_im2col_matmul(float *restrict t6117, const float *restrict t815, const float *restrict t6114, float *restrict chunk) {
     mplc_parallel(step_k1748_im2col_matmul_part, &(step_k1748_im2col_matmul_pointers){t6117, t815, t6114, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6117[i] += partial[i];
     }
 }
@@ -48444,14 +48821,15 @@ static void step_k1762_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6156 = p->t6156;
     const float *restrict t6151 = p->t6151;
     const float *restrict in_teacher_res11_conv5_weight = p->in_teacher_res11_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res11_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6151 + (size_t)n0 * 16384, 64, in_teacher_res11_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6156 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6156 + (size_t)n0 * 16384, t6151 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -48474,23 +48852,24 @@ static void step_k1763_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6154 = p->t6154;
     const float *restrict t782 = p->t782;
     const float *restrict t6151 = p->t6151;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6154 : chunk + 147456;
+    float *sum = part == 0 ? t6154 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t782 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6151 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t782 + (size_t)n0 * 16384, t6151 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1763_im2col_matmul(float *restrict t6154, const float *restrict t782, const float *restrict t6151, float *restrict chunk) {
     mplc_parallel(step_k1763_im2col_matmul_part, &(step_k1763_im2col_matmul_pointers){t6154, t782, t6151, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6154[i] += partial[i];
     }
 }
@@ -48812,14 +49191,15 @@ static void step_k1776_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6190 = p->t6190;
     const float *restrict t6185 = p->t6185;
     const float *restrict in_teacher_res11_conv2_weight = p->in_teacher_res11_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res11_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6185 + (size_t)n0 * 16384, 64, in_teacher_res11_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6190 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6190 + (size_t)n0 * 16384, t6185 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -48842,23 +49222,24 @@ static void step_k1777_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6188 = p->t6188;
     const float *restrict t752 = p->t752;
     const float *restrict t6185 = p->t6185;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6188 : chunk + 147456;
+    float *sum = part == 0 ? t6188 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t752 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6185 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t752 + (size_t)n0 * 16384, t6185 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1777_im2col_matmul(float *restrict t6188, const float *restrict t752, const float *restrict t6185, float *restrict chunk) {
     mplc_parallel(step_k1777_im2col_matmul_part, &(step_k1777_im2col_matmul_pointers){t6188, t752, t6185, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6188[i] += partial[i];
     }
 }
@@ -49207,14 +49588,15 @@ static void step_k1791_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6227 = p->t6227;
     const float *restrict t6222 = p->t6222;
     const float *restrict in_teacher_res10_conv5_weight = p->in_teacher_res10_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res10_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6222 + (size_t)n0 * 16384, 64, in_teacher_res10_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6227 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6227 + (size_t)n0 * 16384, t6222 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -49237,23 +49619,24 @@ static void step_k1792_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6225 = p->t6225;
     const float *restrict t719 = p->t719;
     const float *restrict t6222 = p->t6222;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6225 : chunk + 147456;
+    float *sum = part == 0 ? t6225 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t719 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6222 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t719 + (size_t)n0 * 16384, t6222 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1792_im2col_matmul(float *restrict t6225, const float *restrict t719, const float *restrict t6222, float *restrict chunk) {
     mplc_parallel(step_k1792_im2col_matmul_part, &(step_k1792_im2col_matmul_pointers){t6225, t719, t6222, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6225[i] += partial[i];
     }
 }
@@ -49575,14 +49958,15 @@ static void step_k1805_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6261 = p->t6261;
     const float *restrict t6256 = p->t6256;
     const float *restrict in_teacher_res10_conv2_weight = p->in_teacher_res10_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res10_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6256 + (size_t)n0 * 16384, 64, in_teacher_res10_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6261 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6261 + (size_t)n0 * 16384, t6256 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -49605,23 +49989,24 @@ static void step_k1806_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6259 = p->t6259;
     const float *restrict t689 = p->t689;
     const float *restrict t6256 = p->t6256;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6259 : chunk + 147456;
+    float *sum = part == 0 ? t6259 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t689 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6256 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t689 + (size_t)n0 * 16384, t6256 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1806_im2col_matmul(float *restrict t6259, const float *restrict t689, const float *restrict t6256, float *restrict chunk) {
     mplc_parallel(step_k1806_im2col_matmul_part, &(step_k1806_im2col_matmul_pointers){t6259, t689, t6256, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6259[i] += partial[i];
     }
 }
@@ -50036,14 +50421,15 @@ static void step_k1822_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6302 = p->t6302;
     const float *restrict t6293 = p->t6293;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t6293 + (size_t)n0 * 16384, 64, in_teacher_res9_conv3_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t6302 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t6302 + (size_t)n0 * 16384, t6293 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -50066,23 +50452,24 @@ static void step_k1823_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6300 = p->t6300;
     const float *restrict t652 = p->t652;
     const float *restrict t6293 = p->t6293;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6300 : chunk + 147456;
+    float *sum = part == 0 ? t6300 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t652 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t6293 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t652 + (size_t)n0 * 16384, t6293 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void step_k1823_im2col_matmul(float *restrict t6300, const float *restrict t652, const float *restrict t6293, float *restrict chunk) {
     mplc_parallel(step_k1823_im2col_matmul_part, &(step_k1823_im2col_matmul_pointers){t6300, t652, t6293, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t6300[i] += partial[i];
     }
 }
@@ -50776,14 +51163,15 @@ static void step_k1850_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6373 = p->t6373;
     const float *restrict t6367 = p->t6367;
     const float *restrict in_teacher_res6_conv5_weight = p->in_teacher_res6_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6367 + (size_t)n0 * 32768, 32, in_teacher_res6_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6373 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6373 + (size_t)n0 * 32768, t6367 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -50806,23 +51194,24 @@ static void step_k1851_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6371 = p->t6371;
     const float *restrict t582 = p->t582;
     const float *restrict t6367 = p->t6367;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6371 : chunk + 294912;
+    float *sum = part == 0 ? t6371 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t582 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6367 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t582 + (size_t)n0 * 32768, t6367 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1851_im2col_matmul(float *restrict t6371, const float *restrict t582, const float *restrict t6367, float *restrict chunk) {
     mplc_parallel(step_k1851_im2col_matmul_part, &(step_k1851_im2col_matmul_pointers){t6371, t582, t6367, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6371[i] += partial[i];
     }
 }
@@ -51144,14 +51533,15 @@ static void step_k1864_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6407 = p->t6407;
     const float *restrict t6402 = p->t6402;
     const float *restrict in_teacher_res6_conv2_weight = p->in_teacher_res6_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6402 + (size_t)n0 * 32768, 32, in_teacher_res6_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6407 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6407 + (size_t)n0 * 32768, t6402 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -51174,23 +51564,24 @@ static void step_k1865_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6405 = p->t6405;
     const float *restrict t552 = p->t552;
     const float *restrict t6402 = p->t6402;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6405 : chunk + 294912;
+    float *sum = part == 0 ? t6405 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t552 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6402 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t552 + (size_t)n0 * 32768, t6402 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1865_im2col_matmul(float *restrict t6405, const float *restrict t552, const float *restrict t6402, float *restrict chunk) {
     mplc_parallel(step_k1865_im2col_matmul_part, &(step_k1865_im2col_matmul_pointers){t6405, t552, t6402, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6405[i] += partial[i];
     }
 }
@@ -51539,14 +51930,15 @@ static void step_k1879_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6444 = p->t6444;
     const float *restrict t6439 = p->t6439;
     const float *restrict in_teacher_res5_conv5_weight = p->in_teacher_res5_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res5_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6439 + (size_t)n0 * 32768, 32, in_teacher_res5_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6444 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6444 + (size_t)n0 * 32768, t6439 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -51569,23 +51961,24 @@ static void step_k1880_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6442 = p->t6442;
     const float *restrict t519 = p->t519;
     const float *restrict t6439 = p->t6439;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6442 : chunk + 294912;
+    float *sum = part == 0 ? t6442 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t519 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6439 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t519 + (size_t)n0 * 32768, t6439 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1880_im2col_matmul(float *restrict t6442, const float *restrict t519, const float *restrict t6439, float *restrict chunk) {
     mplc_parallel(step_k1880_im2col_matmul_part, &(step_k1880_im2col_matmul_pointers){t6442, t519, t6439, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6442[i] += partial[i];
     }
 }
@@ -51907,14 +52300,15 @@ static void step_k1893_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6478 = p->t6478;
     const float *restrict t6473 = p->t6473;
     const float *restrict in_teacher_res5_conv2_weight = p->in_teacher_res5_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res5_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6473 + (size_t)n0 * 32768, 32, in_teacher_res5_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6478 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6478 + (size_t)n0 * 32768, t6473 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -51937,23 +52331,24 @@ static void step_k1894_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6476 = p->t6476;
     const float *restrict t489 = p->t489;
     const float *restrict t6473 = p->t6473;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6476 : chunk + 294912;
+    float *sum = part == 0 ? t6476 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t489 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6473 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t489 + (size_t)n0 * 32768, t6473 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1894_im2col_matmul(float *restrict t6476, const float *restrict t489, const float *restrict t6473, float *restrict chunk) {
     mplc_parallel(step_k1894_im2col_matmul_part, &(step_k1894_im2col_matmul_pointers){t6476, t489, t6473, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6476[i] += partial[i];
     }
 }
@@ -52302,14 +52697,15 @@ static void step_k1908_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6515 = p->t6515;
     const float *restrict t6510 = p->t6510;
     const float *restrict in_teacher_res4_conv5_weight = p->in_teacher_res4_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res4_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6510 + (size_t)n0 * 32768, 32, in_teacher_res4_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6515 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6515 + (size_t)n0 * 32768, t6510 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -52332,23 +52728,24 @@ static void step_k1909_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6513 = p->t6513;
     const float *restrict t456 = p->t456;
     const float *restrict t6510 = p->t6510;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6513 : chunk + 294912;
+    float *sum = part == 0 ? t6513 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t456 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6510 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t456 + (size_t)n0 * 32768, t6510 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1909_im2col_matmul(float *restrict t6513, const float *restrict t456, const float *restrict t6510, float *restrict chunk) {
     mplc_parallel(step_k1909_im2col_matmul_part, &(step_k1909_im2col_matmul_pointers){t6513, t456, t6510, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6513[i] += partial[i];
     }
 }
@@ -52670,14 +53067,15 @@ static void step_k1922_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6549 = p->t6549;
     const float *restrict t6544 = p->t6544;
     const float *restrict in_teacher_res4_conv2_weight = p->in_teacher_res4_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res4_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6544 + (size_t)n0 * 32768, 32, in_teacher_res4_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6549 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6549 + (size_t)n0 * 32768, t6544 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -52700,23 +53098,24 @@ static void step_k1923_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6547 = p->t6547;
     const float *restrict t426 = p->t426;
     const float *restrict t6544 = p->t6544;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6547 : chunk + 294912;
+    float *sum = part == 0 ? t6547 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t426 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6544 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t426 + (size_t)n0 * 32768, t6544 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1923_im2col_matmul(float *restrict t6547, const float *restrict t426, const float *restrict t6544, float *restrict chunk) {
     mplc_parallel(step_k1923_im2col_matmul_part, &(step_k1923_im2col_matmul_pointers){t6547, t426, t6544, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6547[i] += partial[i];
     }
 }
@@ -53147,14 +53546,15 @@ static void step_k1939_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6590 = p->t6590;
     const float *restrict t6581 = p->t6581;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t6581 + (size_t)n0 * 32768, 32, in_teacher_res3_conv3_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t6590 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t6590 + (size_t)n0 * 32768, t6581 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -53177,23 +53577,24 @@ static void step_k1940_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6588 = p->t6588;
     const float *restrict t389 = p->t389;
     const float *restrict t6581 = p->t6581;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6588 : chunk + 294912;
+    float *sum = part == 0 ? t6588 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t389 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t6581 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t389 + (size_t)n0 * 32768, t6581 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void step_k1940_im2col_matmul(float *restrict t6588, const float *restrict t389, const float *restrict t6581, float *restrict chunk) {
     mplc_parallel(step_k1940_im2col_matmul_part, &(step_k1940_im2col_matmul_pointers){t6588, t389, t6581, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t6588[i] += partial[i];
     }
 }
@@ -53515,14 +53916,15 @@ static void step_k1953_matmul_col2im_part(void *context, int part, int parts) {
     float *restrict t6624 = p->t6624;
     const float *restrict t6619 = p->t6619;
     const float *restrict in_teacher_res3_conv0_weight = p->in_teacher_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 205376; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(1920, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 144, 32, 1.0f, t6619 + (size_t)n0 * 32768, 32, in_teacher_res3_conv0_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t6624 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t6624 + (size_t)n0 * 16384, t6619 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -53545,23 +53947,24 @@ static void step_k1954_im2col_matmul_part(void *context, int part, int parts) {
     float *restrict t6622 = p->t6622;
     const float *restrict t352 = p->t352;
     const float *restrict t6619 = p->t6619;
-    float *restrict chunk = p->chunk + (size_t)part * 152064; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 209744; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(1920, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t6622 : chunk + 147456;
+    float *sum = part == 0 ? t6622 : chunk + 205136;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t352 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 1024, 1.0f, chunk, 144, t6619 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t352 + (size_t)n0 * 16384, t6619 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void step_k1954_im2col_matmul(float *restrict t6622, const float *restrict t352, const float *restrict t6619, float *restrict chunk) {
     mplc_parallel(step_k1954_im2col_matmul_part, &(step_k1954_im2col_matmul_pointers){t6622, t352, t6619, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 152064 + 147456;
+        const float *partial = chunk + (size_t)q * 209744 + 205136;
         for (int i = 0; i < 4608; i++) t6622[i] += partial[i];
     }
 }
@@ -56949,108 +57352,108 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k485_add(scratch + 5262802944, scratch + 5314183168, scratch + 5321523200, scratch + 5328863744);
     step_k486_reduce_sum(scratch + 5328863360, scratch + 5262802944);
     step_k487_matmul_col2im(scratch + 5314183168, scratch + 5262802944, state + 2789712, scratch + 5321523200);
-    step_k488_im2col_matmul(scratch + 5324472320, scratch + 5306843136, scratch + 5262802944, scratch + 5321523200);
+    step_k488_im2col_matmul(scratch + 5326392320, scratch + 5306843136, scratch + 5262802944, scratch + 5321523200);
     step_k489_greaterEqual_sub_mul_etc(scratch + 5306843136, scratch + 5284823040, scratch + 5299503104, scratch + 5314183168);
-    step_k490_reduce_sum(scratch + 5325062144, scratch + 5306843136);
+    step_k490_reduce_sum(scratch + 5326982144, scratch + 5306843136);
     step_k491_mul(scratch + 5284823040, scratch + 5306843136, scratch + 5343827328);
-    step_k492_mul_reduce_sum(scratch + 5324619776, scratch + 5306843136, scratch + 5292163072);
-    step_k493_mul(scratch + 5325062272, scratch + 5324619776, scratch + 5343827200);
-    step_k494_neg_reduce_sum(scratch + 5324619904, scratch + 5284823040);
-    step_k495_mul_div(scratch + 5324620032, scratch + 5324619776, state + 2789456, scratch + 5343827200, scratch + 5343827072);
-    step_k496_mul_add(scratch + 5299503104, scratch + 5324620032, scratch + 5292163072);
-    step_k497_neg_reduce_sum(scratch + 5324619776, scratch + 5299503104);
-    step_k498_add_mul(scratch + 5324620032, scratch + 5324619904, scratch + 5324619776);
-    step_k499_add(scratch + 5292163072, scratch + 5284823040, scratch + 5299503104, scratch + 5324620032);
-    step_k500_reduce_sum(scratch + 5325062400, scratch + 5292163072);
+    step_k492_mul_reduce_sum(scratch + 5326539776, scratch + 5306843136, scratch + 5292163072);
+    step_k493_mul(scratch + 5326982272, scratch + 5326539776, scratch + 5343827200);
+    step_k494_neg_reduce_sum(scratch + 5326539904, scratch + 5284823040);
+    step_k495_mul_div(scratch + 5326540032, scratch + 5326539776, state + 2789456, scratch + 5343827200, scratch + 5343827072);
+    step_k496_mul_add(scratch + 5299503104, scratch + 5326540032, scratch + 5292163072);
+    step_k497_neg_reduce_sum(scratch + 5326539776, scratch + 5299503104);
+    step_k498_add_mul(scratch + 5326540032, scratch + 5326539904, scratch + 5326539776);
+    step_k499_add(scratch + 5292163072, scratch + 5284823040, scratch + 5299503104, scratch + 5326540032);
+    step_k500_reduce_sum(scratch + 5326982400, scratch + 5292163072);
     step_k501_matmul_col2im(scratch + 5284823040, scratch + 5292163072, state + 2641872, scratch + 5299503104);
-    step_k502_im2col_matmul(scratch + 5324619776, scratch + 5277483008, scratch + 5292163072, scratch + 5299503104);
+    step_k502_im2col_matmul(scratch + 5326539776, scratch + 5277483008, scratch + 5292163072, scratch + 5299503104);
     step_k503_greaterEqual_sub_mul_etc(scratch + 5277483008, scratch + 5255462912, scratch + 5270142976, scratch + 5284823040);
-    step_k504_reduce_sum(scratch + 5325062528, scratch + 5277483008);
+    step_k504_reduce_sum(scratch + 5326982528, scratch + 5277483008);
     step_k505_mul(scratch + 5255462912, scratch + 5277483008, scratch + 5343826944);
-    step_k506_mul_reduce_sum(scratch + 5324767232, scratch + 5277483008, scratch + 5204082688);
-    step_k507_mul(scratch + 5325062656, scratch + 5324767232, scratch + 5343826816);
-    step_k508_neg_reduce_sum(scratch + 5324767360, scratch + 5255462912);
-    step_k509_mul_div(scratch + 5324767488, scratch + 5324767232, state + 2641616, scratch + 5343826816, scratch + 5343826688);
-    step_k510_mul_add(scratch + 5270142976, scratch + 5324767488, scratch + 5204082688);
-    step_k511_neg_reduce_sum(scratch + 5324767232, scratch + 5270142976);
-    step_k512_add_mul(scratch + 5324767488, scratch + 5324767360, scratch + 5324767232);
-    step_k513_add(scratch + 5204082688, scratch + 5255462912, scratch + 5270142976, scratch + 5324767488);
+    step_k506_mul_reduce_sum(scratch + 5326687232, scratch + 5277483008, scratch + 5204082688);
+    step_k507_mul(scratch + 5326982656, scratch + 5326687232, scratch + 5343826816);
+    step_k508_neg_reduce_sum(scratch + 5326687360, scratch + 5255462912);
+    step_k509_mul_div(scratch + 5326687488, scratch + 5326687232, state + 2641616, scratch + 5343826816, scratch + 5343826688);
+    step_k510_mul_add(scratch + 5270142976, scratch + 5326687488, scratch + 5204082688);
+    step_k511_neg_reduce_sum(scratch + 5326687232, scratch + 5270142976);
+    step_k512_add_mul(scratch + 5326687488, scratch + 5326687360, scratch + 5326687232);
+    step_k513_add(scratch + 5204082688, scratch + 5255462912, scratch + 5270142976, scratch + 5326687488);
     step_k514_add(scratch + 5255462912, scratch + 5262802944, scratch + 5204082688);
-    step_k515_reduce_sum(scratch + 5325062784, scratch + 5255462912);
+    step_k515_reduce_sum(scratch + 5326982784, scratch + 5255462912);
     step_k516_matmul_col2im(scratch + 5204082688, scratch + 5255462912, state + 2494032, scratch + 5262802944);
-    step_k517_im2col_matmul(scratch + 5324767232, scratch + 5248122880, scratch + 5255462912, scratch + 5262802944);
+    step_k517_im2col_matmul(scratch + 5326687232, scratch + 5248122880, scratch + 5255462912, scratch + 5262802944);
     step_k518_greaterEqual_sub_mul_etc(scratch + 5248122880, scratch + 5226102784, scratch + 5240782848, scratch + 5204082688);
-    step_k519_reduce_sum(scratch + 5325062912, scratch + 5248122880);
+    step_k519_reduce_sum(scratch + 5326982912, scratch + 5248122880);
     step_k520_mul(scratch + 5204082688, scratch + 5248122880, scratch + 5343826560);
-    step_k521_mul_reduce_sum(scratch + 5324914688, scratch + 5248122880, scratch + 5233442816);
-    step_k522_mul(scratch + 5325063040, scratch + 5324914688, scratch + 5343826432);
-    step_k523_neg_reduce_sum(scratch + 5324914816, scratch + 5204082688);
-    step_k524_mul_div(scratch + 5324914944, scratch + 5324914688, state + 2493776, scratch + 5343826432, scratch + 5343826304);
-    step_k525_mul_add(scratch + 5226102784, scratch + 5324914944, scratch + 5233442816);
-    step_k526_neg_reduce_sum(scratch + 5324914688, scratch + 5226102784);
-    step_k527_add_mul(scratch + 5324914944, scratch + 5324914816, scratch + 5324914688);
-    step_k528_add(scratch + 5233442816, scratch + 5204082688, scratch + 5226102784, scratch + 5324914944);
-    step_k529_reduce_sum(scratch + 5325063168, scratch + 5233442816);
+    step_k521_mul_reduce_sum(scratch + 5326834688, scratch + 5248122880, scratch + 5233442816);
+    step_k522_mul(scratch + 5326983040, scratch + 5326834688, scratch + 5343826432);
+    step_k523_neg_reduce_sum(scratch + 5326834816, scratch + 5204082688);
+    step_k524_mul_div(scratch + 5326834944, scratch + 5326834688, state + 2493776, scratch + 5343826432, scratch + 5343826304);
+    step_k525_mul_add(scratch + 5226102784, scratch + 5326834944, scratch + 5233442816);
+    step_k526_neg_reduce_sum(scratch + 5326834688, scratch + 5226102784);
+    step_k527_add_mul(scratch + 5326834944, scratch + 5326834816, scratch + 5326834688);
+    step_k528_add(scratch + 5233442816, scratch + 5204082688, scratch + 5226102784, scratch + 5326834944);
+    step_k529_reduce_sum(scratch + 5326983168, scratch + 5233442816);
     step_k530_matmul_col2im(scratch + 5204082688, scratch + 5233442816, state + 2346192, scratch + 5226102784);
-    step_k531_im2col_matmul(scratch + 5229051904, scratch + 5218762752, scratch + 5233442816, scratch + 5226102784);
+    step_k531_im2col_matmul(scratch + 5230971904, scratch + 5218762752, scratch + 5233442816, scratch + 5226102784);
     step_k532_greaterEqual_sub_mul_etc(scratch + 5218762752, scratch + 5196742656, scratch + 5211422720, scratch + 5204082688);
-    step_k533_reduce_sum(scratch + 5226102784, scratch + 5218762752);
+    step_k533_reduce_sum(scratch + 5326983296, scratch + 5218762752);
     step_k534_mul(scratch + 5196742656, scratch + 5218762752, scratch + 5343826176);
-    step_k535_mul_reduce_sum(scratch + 5324914688, scratch + 5218762752, scratch + 5145362432);
-    step_k536_mul(scratch + 5226102912, scratch + 5324914688, scratch + 5343826048);
-    step_k537_neg_reduce_sum(scratch + 5324914816, scratch + 5196742656);
-    step_k538_mul_div(scratch + 5324914944, scratch + 5324914688, state + 2345936, scratch + 5343826048, scratch + 5343825920);
-    step_k539_mul_add(scratch + 5204082688, scratch + 5324914944, scratch + 5145362432);
-    step_k540_neg_reduce_sum(scratch + 5324914688, scratch + 5204082688);
-    step_k541_add_mul(scratch + 5324914944, scratch + 5324914816, scratch + 5324914688);
-    step_k542_add(scratch + 5145362432, scratch + 5196742656, scratch + 5204082688, scratch + 5324914944);
+    step_k535_mul_reduce_sum(scratch + 5326834688, scratch + 5218762752, scratch + 5145362432);
+    step_k536_mul(scratch + 5326983424, scratch + 5326834688, scratch + 5343826048);
+    step_k537_neg_reduce_sum(scratch + 5326834816, scratch + 5196742656);
+    step_k538_mul_div(scratch + 5326834944, scratch + 5326834688, state + 2345936, scratch + 5343826048, scratch + 5343825920);
+    step_k539_mul_add(scratch + 5204082688, scratch + 5326834944, scratch + 5145362432);
+    step_k540_neg_reduce_sum(scratch + 5326834688, scratch + 5204082688);
+    step_k541_add_mul(scratch + 5326834944, scratch + 5326834816, scratch + 5326834688);
+    step_k542_add(scratch + 5145362432, scratch + 5196742656, scratch + 5204082688, scratch + 5326834944);
     step_k543_add(scratch + 5196742656, scratch + 5255462912, scratch + 5145362432);
-    step_k544_reduce_sum(scratch + 5226103040, scratch + 5196742656);
+    step_k544_reduce_sum(scratch + 5326983552, scratch + 5196742656);
     step_k545_matmul_col2im(scratch + 5145362432, scratch + 5196742656, state + 2198352, scratch + 5204082688);
-    step_k546_im2col_matmul(scratch + 5324914688, scratch + 5189402624, scratch + 5196742656, scratch + 5204082688);
+    step_k546_im2col_matmul(scratch + 5326834688, scratch + 5189402624, scratch + 5196742656, scratch + 5204082688);
     step_k547_greaterEqual_sub_mul_etc(scratch + 5189402624, scratch + 5167382528, scratch + 5182062592, scratch + 5145362432);
-    step_k548_reduce_sum(scratch + 5226103168, scratch + 5189402624);
+    step_k548_reduce_sum(scratch + 5326983680, scratch + 5189402624);
     step_k549_mul(scratch + 5145362432, scratch + 5189402624, scratch + 5343825792);
-    step_k550_mul_reduce_sum(scratch + 5226103296, scratch + 5189402624, scratch + 5174722560);
-    step_k551_mul(scratch + 5226103424, scratch + 5226103296, scratch + 5343825664);
-    step_k552_neg_reduce_sum(scratch + 5226103552, scratch + 5145362432);
-    step_k553_mul_div(scratch + 5226103680, scratch + 5226103296, state + 2198096, scratch + 5343825664, scratch + 5343825536);
-    step_k554_mul_add(scratch + 5167382528, scratch + 5226103680, scratch + 5174722560);
-    step_k555_neg_reduce_sum(scratch + 5226103296, scratch + 5167382528);
-    step_k556_add_mul(scratch + 5226103680, scratch + 5226103552, scratch + 5226103296);
-    step_k557_add(scratch + 5174722560, scratch + 5145362432, scratch + 5167382528, scratch + 5226103680);
-    step_k558_reduce_sum(scratch + 5226103296, scratch + 5174722560);
+    step_k550_mul_reduce_sum(scratch + 5326983808, scratch + 5189402624, scratch + 5174722560);
+    step_k551_mul(scratch + 5326983936, scratch + 5326983808, scratch + 5343825664);
+    step_k552_neg_reduce_sum(scratch + 5326984064, scratch + 5145362432);
+    step_k553_mul_div(scratch + 5326984192, scratch + 5326983808, state + 2198096, scratch + 5343825664, scratch + 5343825536);
+    step_k554_mul_add(scratch + 5167382528, scratch + 5326984192, scratch + 5174722560);
+    step_k555_neg_reduce_sum(scratch + 5326983808, scratch + 5167382528);
+    step_k556_add_mul(scratch + 5326984192, scratch + 5326984064, scratch + 5326983808);
+    step_k557_add(scratch + 5174722560, scratch + 5145362432, scratch + 5167382528, scratch + 5326984192);
+    step_k558_reduce_sum(scratch + 5326983808, scratch + 5174722560);
     step_k559_matmul_col2im(scratch + 5145362432, scratch + 5174722560, state + 2050512, scratch + 5167382528);
-    step_k560_im2col_matmul(scratch + 5170331648, scratch + 5160042496, scratch + 5174722560, scratch + 5167382528);
+    step_k560_im2col_matmul(scratch + 5172251648, scratch + 5160042496, scratch + 5174722560, scratch + 5167382528);
     step_k561_greaterEqual_sub_mul_etc(scratch + 5160042496, scratch + 5108662272, scratch + 5152702464, scratch + 5145362432);
-    step_k562_reduce_sum(scratch + 5226103552, scratch + 5160042496);
+    step_k562_reduce_sum(scratch + 5326984064, scratch + 5160042496);
     step_k563_mul(scratch + 5108662272, scratch + 5160042496, scratch + 5343825408);
-    step_k564_mul_reduce_sum(scratch + 5226103680, scratch + 5160042496, scratch + 5101322240);
-    step_k565_mul(scratch + 5226103808, scratch + 5226103680, scratch + 5343825280);
-    step_k566_neg_reduce_sum(scratch + 5226103936, scratch + 5108662272);
-    step_k567_mul_div(scratch + 5226104064, scratch + 5226103680, state + 2050256, scratch + 5343825280, scratch + 5343825152);
-    step_k568_mul_add(scratch + 5145362432, scratch + 5226104064, scratch + 5101322240);
-    step_k569_neg_reduce_sum(scratch + 5226103680, scratch + 5145362432);
-    step_k570_add_mul(scratch + 5226104064, scratch + 5226103936, scratch + 5226103680);
-    step_k571_add(scratch + 5101322240, scratch + 5108662272, scratch + 5145362432, scratch + 5226104064);
+    step_k564_mul_reduce_sum(scratch + 5326984192, scratch + 5160042496, scratch + 5101322240);
+    step_k565_mul(scratch + 5326984320, scratch + 5326984192, scratch + 5343825280);
+    step_k566_neg_reduce_sum(scratch + 5326984448, scratch + 5108662272);
+    step_k567_mul_div(scratch + 5326984576, scratch + 5326984192, state + 2050256, scratch + 5343825280, scratch + 5343825152);
+    step_k568_mul_add(scratch + 5145362432, scratch + 5326984576, scratch + 5101322240);
+    step_k569_neg_reduce_sum(scratch + 5326984192, scratch + 5145362432);
+    step_k570_add_mul(scratch + 5326984576, scratch + 5326984448, scratch + 5326984192);
+    step_k571_add(scratch + 5101322240, scratch + 5108662272, scratch + 5145362432, scratch + 5326984576);
     step_k572_add(scratch + 5145362432, scratch + 5196742656, scratch + 5101322240);
     step_k573_matmul_col2im(scratch + 5101322240, scratch + 5145362432, state + 2042064, scratch + 5152702464);
-    step_k574_im2col_matmul(scratch + 5163922432, scratch + 5086642176, scratch + 5145362432, scratch + 5152702464);
-    step_k575_reduce_sum(scratch + 5226103680, scratch + 5145362432);
+    step_k574_im2col_matmul(scratch + 5165842432, scratch + 5086642176, scratch + 5145362432, scratch + 5152702464);
+    step_k575_reduce_sum(scratch + 5326984192, scratch + 5145362432);
     step_k576_matmul_col2im(scratch + 5152702464, scratch + 5145362432, state + 1894480, scratch + 5160042496);
-    step_k577_im2col_matmul(scratch + 5162991616, scratch + 5138022400, scratch + 5145362432, scratch + 5160042496);
+    step_k577_im2col_matmul(scratch + 5164911616, scratch + 5138022400, scratch + 5145362432, scratch + 5160042496);
     step_k578_greaterEqual_sub_mul_etc(scratch + 5138022400, scratch + 5123342336, scratch + 5130682368, scratch + 5152702464);
-    step_k579_reduce_sum(scratch + 5226103936, scratch + 5138022400);
+    step_k579_reduce_sum(scratch + 5326984448, scratch + 5138022400);
     step_k580_mul(scratch + 5123342336, scratch + 5138022400, scratch + 5343825024);
-    step_k581_mul_reduce_sum(scratch + 5163139072, scratch + 5138022400, scratch + 5116002304);
-    step_k582_mul(scratch + 5226104064, scratch + 5163139072, scratch + 5343824896);
-    step_k583_neg_reduce_sum(scratch + 5163139200, scratch + 5123342336);
-    step_k584_mul_div(scratch + 5163139328, scratch + 5163139072, state + 1894224, scratch + 5343824896, scratch + 5343824768);
-    step_k585_mul_add(scratch + 5130682368, scratch + 5163139328, scratch + 5116002304);
-    step_k586_neg_reduce_sum(scratch + 5163139072, scratch + 5130682368);
-    step_k587_add_mul(scratch + 5163139328, scratch + 5163139200, scratch + 5163139072);
-    step_k588_add(scratch + 5138022400, scratch + 5123342336, scratch + 5130682368, scratch + 5163139328);
-    step_k589_reduce_sum(scratch + 5226104192, scratch + 5138022400);
+    step_k581_mul_reduce_sum(scratch + 5165059072, scratch + 5138022400, scratch + 5116002304);
+    step_k582_mul(scratch + 5326984576, scratch + 5165059072, scratch + 5343824896);
+    step_k583_neg_reduce_sum(scratch + 5165059200, scratch + 5123342336);
+    step_k584_mul_div(scratch + 5165059328, scratch + 5165059072, state + 1894224, scratch + 5343824896, scratch + 5343824768);
+    step_k585_mul_add(scratch + 5130682368, scratch + 5165059328, scratch + 5116002304);
+    step_k586_neg_reduce_sum(scratch + 5165059072, scratch + 5130682368);
+    step_k587_add_mul(scratch + 5165059328, scratch + 5165059200, scratch + 5165059072);
+    step_k588_add(scratch + 5138022400, scratch + 5123342336, scratch + 5130682368, scratch + 5165059328);
+    step_k589_reduce_sum(scratch + 5326984704, scratch + 5138022400);
     step_k590_matmul_col2im(scratch + 5116002304, scratch + 5138022400, state + 1820368, scratch + 5130682368);
     step_k591_im2col_matmul(scratch + 5133336576, scratch + 5086642176, scratch + 5138022400, scratch + 5130682368);
     step_k592_add_greaterEqual_sub_etc(scratch + 5086642176, scratch + 5101322240, scratch + 5116002304, scratch + 5057282048, scratch + 5071962112);
@@ -57066,7 +57469,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k602_add(scratch + 4954521600, scratch + 5057282048, scratch + 5071962112, scratch + 5343825024);
     step_k603_reduce_sum(scratch + 5343824832, scratch + 4954521600);
     step_k604_matmul_col2im(scratch + 5057282048, scratch + 4954521600, state + 1783312, scratch + 5071962112);
-    step_k605_im2col_matmul(scratch + 5163581440, scratch + 5042601984, scratch + 4954521600, scratch + 5071962112);
+    step_k605_im2col_matmul(scratch + 5165501440, scratch + 5042601984, scratch + 4954521600, scratch + 5071962112);
     step_k606_greaterEqual_sub_mul_etc(scratch + 5042601984, scratch + 4998561792, scratch + 5027921920, scratch + 5057282048);
     step_k607_reduce_sum(scratch + 5343824960, scratch + 5042601984);
     step_k608_mul(scratch + 4998561792, scratch + 5042601984, scratch + 5343830656);
@@ -57080,7 +57483,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k616_add(scratch + 5013241856, scratch + 4998561792, scratch + 5027921920, scratch + 5343825216);
     step_k617_reduce_sum(scratch + 5343825024, scratch + 5013241856);
     step_k618_matmul_col2im(scratch + 4998561792, scratch + 5013241856, state + 1746256, scratch + 5027921920);
-    step_k619_im2col_matmul(scratch + 5163618304, scratch + 4983881728, scratch + 5013241856, scratch + 5027921920);
+    step_k619_im2col_matmul(scratch + 5165538304, scratch + 4983881728, scratch + 5013241856, scratch + 5027921920);
     step_k620_greaterEqual_sub_mul_etc(scratch + 4983881728, scratch + 4939841536, scratch + 4969201664, scratch + 4998561792);
     step_k621_reduce_sum(scratch + 5343825152, scratch + 4983881728);
     step_k622_mul(scratch + 4939841536, scratch + 4983881728, scratch + 5343830464);
@@ -57095,7 +57498,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k631_add(scratch + 4939841536, scratch + 4954521600, scratch + 4837081088);
     step_k632_reduce_sum(scratch + 5343825216, scratch + 4939841536);
     step_k633_matmul_col2im(scratch + 4837081088, scratch + 4939841536, state + 1709200, scratch + 4954521600);
-    step_k634_im2col_matmul(scratch + 5163655168, scratch + 4925161472, scratch + 4939841536, scratch + 4954521600);
+    step_k634_im2col_matmul(scratch + 5165575168, scratch + 4925161472, scratch + 4939841536, scratch + 4954521600);
     step_k635_greaterEqual_sub_mul_etc(scratch + 4925161472, scratch + 4881121280, scratch + 4910481408, scratch + 4837081088);
     step_k636_reduce_sum(scratch + 5343825344, scratch + 4925161472);
     step_k637_mul(scratch + 4837081088, scratch + 4925161472, scratch + 5343830272);
@@ -57109,7 +57512,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k645_add(scratch + 4895801344, scratch + 4837081088, scratch + 4881121280, scratch + 5343825600);
     step_k646_reduce_sum(scratch + 5343825408, scratch + 4895801344);
     step_k647_matmul_col2im(scratch + 4837081088, scratch + 4895801344, state + 1672144, scratch + 4881121280);
-    step_k648_im2col_matmul(scratch + 5163692032, scratch + 4866441216, scratch + 4895801344, scratch + 4881121280);
+    step_k648_im2col_matmul(scratch + 5165612032, scratch + 4866441216, scratch + 4895801344, scratch + 4881121280);
     step_k649_greaterEqual_sub_mul_etc(scratch + 4866441216, scratch + 4822401024, scratch + 4851761152, scratch + 4837081088);
     step_k650_reduce_sum(scratch + 5343825536, scratch + 4866441216);
     step_k651_mul(scratch + 4822401024, scratch + 4866441216, scratch + 5343830080);
@@ -57124,7 +57527,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k660_add(scratch + 4822401024, scratch + 4939841536, scratch + 4719640576);
     step_k661_reduce_sum(scratch + 5343825600, scratch + 4822401024);
     step_k662_matmul_col2im(scratch + 4719640576, scratch + 4822401024, state + 1635088, scratch + 4837081088);
-    step_k663_im2col_matmul(scratch + 5163728896, scratch + 4807720960, scratch + 4822401024, scratch + 4837081088);
+    step_k663_im2col_matmul(scratch + 5165648896, scratch + 4807720960, scratch + 4822401024, scratch + 4837081088);
     step_k664_greaterEqual_sub_mul_etc(scratch + 4807720960, scratch + 4763680768, scratch + 4793040896, scratch + 4719640576);
     step_k665_reduce_sum(scratch + 5343825728, scratch + 4807720960);
     step_k666_mul(scratch + 4719640576, scratch + 4807720960, scratch + 5343829888);
@@ -57138,7 +57541,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k674_add(scratch + 4778360832, scratch + 4719640576, scratch + 4763680768, scratch + 5343825984);
     step_k675_reduce_sum(scratch + 5343825792, scratch + 4778360832);
     step_k676_matmul_col2im(scratch + 4719640576, scratch + 4778360832, state + 1598032, scratch + 4763680768);
-    step_k677_im2col_matmul(scratch + 5163765760, scratch + 4749000704, scratch + 4778360832, scratch + 4763680768);
+    step_k677_im2col_matmul(scratch + 5165685760, scratch + 4749000704, scratch + 4778360832, scratch + 4763680768);
     step_k678_greaterEqual_sub_mul_etc(scratch + 4749000704, scratch + 4099932160, scratch + 4734320640, scratch + 4719640576);
     step_k679_reduce_sum(scratch + 5343825920, scratch + 4749000704);
     step_k680_mul(scratch + 4099932160, scratch + 4749000704, scratch + 5343829696);
@@ -57152,10 +57555,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k688_add(scratch + 4085252096, scratch + 4099932160, scratch + 4719640576, scratch + 5343826176);
     step_k689_add(scratch + 4719640576, scratch + 4822401024, scratch + 4085252096);
     step_k690_matmul_col2im(scratch + 4085252096, scratch + 4719640576, state + 1595856, scratch + 4734320640);
-    step_k691_im2col_matmul(scratch + 5163935232, scratch + 4055891968, scratch + 4719640576, scratch + 4734320640);
+    step_k691_im2col_matmul(scratch + 5165855232, scratch + 4055891968, scratch + 4719640576, scratch + 4734320640);
     step_k692_reduce_sum(scratch + 5343825984, scratch + 4719640576);
     step_k693_matmul_col2im(scratch + 4734320640, scratch + 4719640576, state + 1558928, scratch + 4749000704);
-    step_k694_im2col_matmul(scratch + 5163802624, scratch + 4704960512, scratch + 4719640576, scratch + 4749000704);
+    step_k694_im2col_matmul(scratch + 5165722624, scratch + 4704960512, scratch + 4719640576, scratch + 4749000704);
     step_k695_greaterEqual_sub_mul_etc(scratch + 4704960512, scratch + 4129292288, scratch + 4690280448, scratch + 4734320640);
     step_k696_reduce_sum(scratch + 5343826112, scratch + 4704960512);
     step_k697_mul(scratch + 4129292288, scratch + 4704960512, scratch + 5343829504);
@@ -57169,7 +57572,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k705_add(scratch + 4704960512, scratch + 4129292288, scratch + 4690280448, scratch + 5343826368);
     step_k706_reduce_sum(scratch + 5343826176, scratch + 4704960512);
     step_k707_matmul_col2im(scratch + 4114612224, scratch + 4704960512, state + 1540304, scratch + 4690280448);
-    step_k708_im2col_matmul(scratch + 5163839488, scratch + 4055891968, scratch + 4704960512, scratch + 4690280448);
+    step_k708_im2col_matmul(scratch + 5165759488, scratch + 4055891968, scratch + 4704960512, scratch + 4690280448);
     step_k709_add_greaterEqual_sub_etc(scratch + 4055891968, scratch + 4085252096, scratch + 4114612224, scratch + 3997171712, scratch + 4026531840);
     step_k710_reduce_sum(scratch + 5343829376, scratch + 4055891968);
     step_k711_mul(scratch + 3997171712, scratch + 4055891968, scratch + 5343832416);
@@ -57183,7 +57586,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k719_add(scratch + 3791650816, scratch + 3997171712, scratch + 4026531840, scratch + 5343829504);
     step_k720_reduce_sum(scratch + 5343829408, scratch + 3791650816);
     step_k721_matmul_col2im(scratch + 3997171712, scratch + 3791650816, state + 1530992, scratch + 4026531840);
-    step_k722_im2col_matmul(scratch + 5163857920, scratch + 3967811584, scratch + 3791650816, scratch + 4026531840);
+    step_k722_im2col_matmul(scratch + 5165777920, scratch + 3967811584, scratch + 3791650816, scratch + 4026531840);
     step_k723_greaterEqual_sub_mul_etc(scratch + 3967811584, scratch + 3879731200, scratch + 3938451456, scratch + 3997171712);
     step_k724_reduce_sum(scratch + 5343829472, scratch + 3967811584);
     step_k725_mul(scratch + 3879731200, scratch + 3967811584, scratch + 5343832320);
@@ -57197,7 +57600,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k733_add(scratch + 3909091328, scratch + 3879731200, scratch + 3938451456, scratch + 5343829600);
     step_k734_reduce_sum(scratch + 5343829504, scratch + 3909091328);
     step_k735_matmul_col2im(scratch + 3879731200, scratch + 3909091328, state + 1521680, scratch + 3938451456);
-    step_k736_im2col_matmul(scratch + 5163867136, scratch + 3850371072, scratch + 3909091328, scratch + 3938451456);
+    step_k736_im2col_matmul(scratch + 5165787136, scratch + 3850371072, scratch + 3909091328, scratch + 3938451456);
     step_k737_greaterEqual_sub_mul_etc(scratch + 3850371072, scratch + 3762290688, scratch + 3821010944, scratch + 3879731200);
     step_k738_reduce_sum(scratch + 5343829568, scratch + 3850371072);
     step_k739_mul(scratch + 3762290688, scratch + 3850371072, scratch + 5343832224);
@@ -57212,7 +57615,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k748_add(scratch + 3762290688, scratch + 3791650816, scratch + 3556769792);
     step_k749_reduce_sum(scratch + 5343829600, scratch + 3762290688);
     step_k750_matmul_col2im(scratch + 3556769792, scratch + 3762290688, state + 1512368, scratch + 3791650816);
-    step_k751_im2col_matmul(scratch + 5163876352, scratch + 3732930560, scratch + 3762290688, scratch + 3791650816);
+    step_k751_im2col_matmul(scratch + 5165796352, scratch + 3732930560, scratch + 3762290688, scratch + 3791650816);
     step_k752_greaterEqual_sub_mul_etc(scratch + 3732930560, scratch + 3644850176, scratch + 3703570432, scratch + 3556769792);
     step_k753_reduce_sum(scratch + 5343829664, scratch + 3732930560);
     step_k754_mul(scratch + 3556769792, scratch + 3732930560, scratch + 5343832128);
@@ -57226,7 +57629,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k762_add(scratch + 3674210304, scratch + 3556769792, scratch + 3644850176, scratch + 5343829792);
     step_k763_reduce_sum(scratch + 5343829696, scratch + 3674210304);
     step_k764_matmul_col2im(scratch + 3556769792, scratch + 3674210304, state + 1503056, scratch + 3644850176);
-    step_k765_im2col_matmul(scratch + 5163885568, scratch + 3615490048, scratch + 3674210304, scratch + 3644850176);
+    step_k765_im2col_matmul(scratch + 5165805568, scratch + 3615490048, scratch + 3674210304, scratch + 3644850176);
     step_k766_greaterEqual_sub_mul_etc(scratch + 3615490048, scratch + 3527409664, scratch + 3586129920, scratch + 3556769792);
     step_k767_reduce_sum(scratch + 5343829760, scratch + 3615490048);
     step_k768_mul(scratch + 3527409664, scratch + 3615490048, scratch + 5343832032);
@@ -57241,7 +57644,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k777_add(scratch + 3527409664, scratch + 3762290688, scratch + 3321888768);
     step_k778_reduce_sum(scratch + 5343829792, scratch + 3527409664);
     step_k779_matmul_col2im(scratch + 3321888768, scratch + 3527409664, state + 1493744, scratch + 3556769792);
-    step_k780_im2col_matmul(scratch + 5163894784, scratch + 3498049536, scratch + 3527409664, scratch + 3556769792);
+    step_k780_im2col_matmul(scratch + 5165814784, scratch + 3498049536, scratch + 3527409664, scratch + 3556769792);
     step_k781_greaterEqual_sub_mul_etc(scratch + 3498049536, scratch + 3409969152, scratch + 3468689408, scratch + 3321888768);
     step_k782_reduce_sum(scratch + 5343829856, scratch + 3498049536);
     step_k783_mul(scratch + 3321888768, scratch + 3498049536, scratch + 5343831936);
@@ -57255,7 +57658,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k791_add(scratch + 3439329280, scratch + 3321888768, scratch + 3409969152, scratch + 5343829984);
     step_k792_reduce_sum(scratch + 5343829888, scratch + 3439329280);
     step_k793_matmul_col2im(scratch + 3321888768, scratch + 3439329280, state + 1484432, scratch + 3409969152);
-    step_k794_im2col_matmul(scratch + 5163904000, scratch + 3380609024, scratch + 3439329280, scratch + 3409969152);
+    step_k794_im2col_matmul(scratch + 5165824000, scratch + 3380609024, scratch + 3439329280, scratch + 3409969152);
     step_k795_greaterEqual_sub_mul_etc(scratch + 3380609024, scratch + 3292528640, scratch + 3351248896, scratch + 3321888768);
     step_k796_reduce_sum(scratch + 5343829952, scratch + 3380609024);
     step_k797_mul(scratch + 3292528640, scratch + 3380609024, scratch + 5343831840);
@@ -57269,10 +57672,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k805_add(scratch + 3263168512, scratch + 3292528640, scratch + 3321888768, scratch + 5343830080);
     step_k806_add(scratch + 3292528640, scratch + 3527409664, scratch + 3263168512);
     step_k807_matmul_col2im(scratch + 3321888768, scratch + 3292528640, state + 1483856, scratch + 3263168512);
-    step_k808_im2col_matmul(scratch + 5163938560, scratch + 4675600384, scratch + 3292528640, scratch + 3263168512);
+    step_k808_im2col_matmul(scratch + 5165858560, scratch + 4675600384, scratch + 3292528640, scratch + 3263168512);
     step_k809_reduce_sum(scratch + 5343829984, scratch + 3292528640);
     step_k810_matmul_col2im(scratch + 3263168512, scratch + 3292528640, state + 1474608, scratch + 3336568832);
-    step_k811_im2col_matmul(scratch + 5163913216, scratch + 3233808384, scratch + 3292528640, scratch + 3336568832);
+    step_k811_im2col_matmul(scratch + 5165833216, scratch + 3233808384, scratch + 3292528640, scratch + 3336568832);
     step_k812_greaterEqual_sub_mul_etc(scratch + 3233808384, scratch + 3145728000, scratch + 3204448256, scratch + 3263168512);
     step_k813_reduce_sum(scratch + 5343830048, scratch + 3233808384);
     step_k814_mul(scratch + 3145728000, scratch + 3233808384, scratch + 5343831744);
@@ -57286,7 +57689,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k822_add(scratch + 3175088128, scratch + 3145728000, scratch + 3204448256, scratch + 5343830176);
     step_k823_reduce_sum(scratch + 5343830080, scratch + 3175088128);
     step_k824_matmul_col2im(scratch + 3145728000, scratch + 3175088128, state + 1469904, scratch + 3160408064);
-    step_k825_im2col_matmul(scratch + 5163930624, scratch + 4675600384, scratch + 3175088128, scratch + 3160408064);
+    step_k825_im2col_matmul(scratch + 5165850624, scratch + 4675600384, scratch + 3175088128, scratch + 3160408064);
     step_k826_add_greaterEqual_sub_etc(scratch + 3160408064, scratch + 3321888768, scratch + 3145728000, scratch + 4646240256, scratch + 4660920320);
     step_k827_reduce_sum(scratch + 5343831680, scratch + 3160408064);
     step_k828_mul(scratch + 3145728000, scratch + 3160408064, scratch + 5343832528);
@@ -57299,742 +57702,742 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k835_add_mul(scratch + 5343832512, scratch + 5343831712, scratch + 5343832496);
     step_k836_add(scratch + 3175088128, scratch + 3145728000, scratch + 3160408064, scratch + 5343832512);
     step_k837_reduce_sum(scratch + 5343832496, scratch + 3175088128);
-    step_k838_im2col_matmul(scratch + 5163939072, io + 3145728, scratch + 3175088128, scratch + 3145728000);
-    step_k839_mul_add_sub(state + 4408272, state + 1469424, scratch + 5163939072, io + 5899536);
+    step_k838_im2col_matmul(scratch + 5165859072, io + 3145728, scratch + 3175088128, scratch + 3145728000);
+    step_k839_mul_add_sub(state + 4408272, state + 1469424, scratch + 5165859072, io + 5899536);
     step_k840_mul_add_sub(state + 4408704, state + 1469856, state + 4408720, state + 1469872, state + 4408736, state + 1469888, scratch + 5343832496, io + 5899536, scratch + 5343831696, scratch + 5343831680);
-    step_k841_mul_add_sub(state + 4408752, state + 1469904, scratch + 5163930624, io + 5899536);
+    step_k841_mul_add_sub(state + 4408752, state + 1469904, scratch + 5165850624, io + 5899536);
     step_k842_mul_add_sub(state + 4413360, state + 1474512, state + 4413392, state + 1474544, state + 4413424, state + 1474576, scratch + 5343830080, io + 5899536, scratch + 5343830112, scratch + 5343830048);
-    step_k843_mul_add_sub(state + 4413456, state + 1474608, scratch + 5163913216, io + 5899536);
+    step_k843_mul_add_sub(state + 4413456, state + 1474608, scratch + 5165833216, io + 5899536);
     step_k844_mul_add_sub(state + 4422672, state + 1483824, scratch + 5343829984, io + 5899536);
-    step_k845_mul_add_sub(state + 4422704, state + 1483856, scratch + 5163938560, io + 5899536);
+    step_k845_mul_add_sub(state + 4422704, state + 1483856, scratch + 5165858560, io + 5899536);
     step_k846_mul_add_sub(state + 4423216, state + 1484368, state + 4423248, state + 1484400, scratch + 5343830016, io + 5899536, scratch + 5343829952);
-    step_k847_mul_add_sub(state + 4423280, state + 1484432, scratch + 5163904000, io + 5899536);
+    step_k847_mul_add_sub(state + 4423280, state + 1484432, scratch + 5165824000, io + 5899536);
     step_k848_mul_add_sub(state + 4432496, state + 1493648, state + 4432528, state + 1493680, state + 4432560, state + 1493712, scratch + 5343829888, io + 5899536, scratch + 5343829920, scratch + 5343829856);
-    step_k849_mul_add_sub(state + 4432592, state + 1493744, scratch + 5163894784, io + 5899536);
+    step_k849_mul_add_sub(state + 4432592, state + 1493744, scratch + 5165814784, io + 5899536);
     step_k850_mul_add_sub(state + 4441808, state + 1502960, state + 4441840, state + 1502992, state + 4441872, state + 1503024, scratch + 5343829792, io + 5899536, scratch + 5343829824, scratch + 5343829760);
-    step_k851_mul_add_sub(state + 4441904, state + 1503056, scratch + 5163885568, io + 5899536);
+    step_k851_mul_add_sub(state + 4441904, state + 1503056, scratch + 5165805568, io + 5899536);
     step_k852_mul_add_sub(state + 4451120, state + 1512272, state + 4451152, state + 1512304, state + 4451184, state + 1512336, scratch + 5343829696, io + 5899536, scratch + 5343829728, scratch + 5343829664);
-    step_k853_mul_add_sub(state + 4451216, state + 1512368, scratch + 5163876352, io + 5899536);
+    step_k853_mul_add_sub(state + 4451216, state + 1512368, scratch + 5165796352, io + 5899536);
     step_k854_mul_add_sub(state + 4460432, state + 1521584, state + 4460464, state + 1521616, state + 4460496, state + 1521648, scratch + 5343829600, io + 5899536, scratch + 5343829632, scratch + 5343829568);
-    step_k855_mul_add_sub(state + 4460528, state + 1521680, scratch + 5163867136, io + 5899536);
+    step_k855_mul_add_sub(state + 4460528, state + 1521680, scratch + 5165787136, io + 5899536);
     step_k856_mul_add_sub(state + 4469744, state + 1530896, state + 4469776, state + 1530928, state + 4469808, state + 1530960, scratch + 5343829504, io + 5899536, scratch + 5343829536, scratch + 5343829472);
-    step_k857_mul_add_sub(state + 4469840, state + 1530992, scratch + 5163857920, io + 5899536);
+    step_k857_mul_add_sub(state + 4469840, state + 1530992, scratch + 5165777920, io + 5899536);
     step_k858_mul_add_sub(state + 4479056, state + 1540208, state + 4479088, state + 1540240, state + 4479120, state + 1540272, scratch + 5343829408, io + 5899536, scratch + 5343829440, scratch + 5343829376);
-    step_k859_mul_add_sub(state + 4479152, state + 1540304, scratch + 5163839488, io + 5899536);
+    step_k859_mul_add_sub(state + 4479152, state + 1540304, scratch + 5165759488, io + 5899536);
     step_k860_mul_add_sub(state + 4497584, state + 1558736, state + 4497648, state + 1558800, state + 4497712, state + 1558864, scratch + 5343826176, io + 5899536, scratch + 5343826240, scratch + 5343826112);
-    step_k861_mul_add_sub(state + 4497776, state + 1558928, scratch + 5163802624, io + 5899536);
+    step_k861_mul_add_sub(state + 4497776, state + 1558928, scratch + 5165722624, io + 5899536);
     step_k862_mul_add_sub(state + 4534640, state + 1595792, scratch + 5343825984, io + 5899536);
-    step_k863_mul_add_sub(state + 4534704, state + 1595856, scratch + 5163935232, io + 5899536);
+    step_k863_mul_add_sub(state + 4534704, state + 1595856, scratch + 5165855232, io + 5899536);
     step_k864_mul_add_sub(state + 4536752, state + 1597904, state + 4536816, state + 1597968, scratch + 5343826048, io + 5899536, scratch + 5343825920);
-    step_k865_mul_add_sub(state + 4536880, state + 1598032, scratch + 5163765760, io + 5899536);
+    step_k865_mul_add_sub(state + 4536880, state + 1598032, scratch + 5165685760, io + 5899536);
     step_k866_mul_add_sub(state + 4573744, state + 1634896, state + 4573808, state + 1634960, state + 4573872, state + 1635024, scratch + 5343825792, io + 5899536, scratch + 5343825856, scratch + 5343825728);
-    step_k867_mul_add_sub(state + 4573936, state + 1635088, scratch + 5163728896, io + 5899536);
+    step_k867_mul_add_sub(state + 4573936, state + 1635088, scratch + 5165648896, io + 5899536);
     step_k868_mul_add_sub(state + 4610800, state + 1671952, state + 4610864, state + 1672016, state + 4610928, state + 1672080, scratch + 5343825600, io + 5899536, scratch + 5343825664, scratch + 5343825536);
-    step_k869_mul_add_sub(state + 4610992, state + 1672144, scratch + 5163692032, io + 5899536);
+    step_k869_mul_add_sub(state + 4610992, state + 1672144, scratch + 5165612032, io + 5899536);
     step_k870_mul_add_sub(state + 4647856, state + 1709008, state + 4647920, state + 1709072, state + 4647984, state + 1709136, scratch + 5343825408, io + 5899536, scratch + 5343825472, scratch + 5343825344);
-    step_k871_mul_add_sub(state + 4648048, state + 1709200, scratch + 5163655168, io + 5899536);
+    step_k871_mul_add_sub(state + 4648048, state + 1709200, scratch + 5165575168, io + 5899536);
     step_k872_mul_add_sub(state + 4684912, state + 1746064, state + 4684976, state + 1746128, state + 4685040, state + 1746192, scratch + 5343825216, io + 5899536, scratch + 5343825280, scratch + 5343825152);
-    step_k873_mul_add_sub(state + 4685104, state + 1746256, scratch + 5163618304, io + 5899536);
+    step_k873_mul_add_sub(state + 4685104, state + 1746256, scratch + 5165538304, io + 5899536);
     step_k874_mul_add_sub(state + 4721968, state + 1783120, state + 4722032, state + 1783184, state + 4722096, state + 1783248, scratch + 5343825024, io + 5899536, scratch + 5343825088, scratch + 5343824960);
-    step_k875_mul_add_sub(state + 4722160, state + 1783312, scratch + 5163581440, io + 5899536);
+    step_k875_mul_add_sub(state + 4722160, state + 1783312, scratch + 5165501440, io + 5899536);
     step_k876_mul_add_sub(state + 4759024, state + 1820176, state + 4759088, state + 1820240, state + 4759152, state + 1820304, scratch + 5343824832, io + 5899536, scratch + 5343824896, scratch + 5343824768);
     step_k877_mul_add_sub(state + 4759216, state + 1820368, scratch + 5133336576, io + 5899536);
-    step_k878_mul_add_sub(state + 4832944, state + 1894096, state + 4833072, state + 1894224, state + 4833200, state + 1894352, scratch + 5226104192, io + 5899536, scratch + 5226104064, scratch + 5226103936);
-    step_k879_mul_add_sub(state + 4833328, state + 1894480, scratch + 5162991616, io + 5899536);
-    step_k880_mul_add_sub(state + 4980784, state + 2041936, scratch + 5226103680, io + 5899536);
-    step_k881_mul_add_sub(state + 4980912, state + 2042064, scratch + 5163922432, io + 5899536);
-    step_k882_mul_add_sub(state + 4989104, state + 2050256, state + 4989232, state + 2050384, scratch + 5226103808, io + 5899536, scratch + 5226103552);
-    step_k883_mul_add_sub(state + 4989360, state + 2050512, scratch + 5170331648, io + 5899536);
-    step_k884_mul_add_sub(state + 5136816, state + 2197968, state + 5136944, state + 2198096, state + 5137072, state + 2198224, scratch + 5226103296, io + 5899536, scratch + 5226103424, scratch + 5226103168);
-    step_k885_mul_add_sub(state + 5137200, state + 2198352, scratch + 5324914688, io + 5899536);
-    step_k886_mul_add_sub(state + 5284656, state + 2345808, state + 5284784, state + 2345936, state + 5284912, state + 2346064, scratch + 5226103040, io + 5899536, scratch + 5226102912, scratch + 5226102784);
-    step_k887_mul_add_sub(state + 5285040, state + 2346192, scratch + 5229051904, io + 5899536);
-    step_k888_mul_add_sub(state + 5432496, state + 2493648, state + 5432624, state + 2493776, state + 5432752, state + 2493904, scratch + 5325063168, io + 5899536, scratch + 5325063040, scratch + 5325062912);
-    step_k889_mul_add_sub(state + 5432880, state + 2494032, scratch + 5324767232, io + 5899536);
-    step_k890_mul_add_sub(state + 5580336, state + 2641488, state + 5580464, state + 2641616, state + 5580592, state + 2641744, scratch + 5325062784, io + 5899536, scratch + 5325062656, scratch + 5325062528);
-    step_k891_mul_add_sub(state + 5580720, state + 2641872, scratch + 5324619776, io + 5899536);
-    step_k892_mul_add_sub(state + 5728176, state + 2789328, state + 5728304, state + 2789456, state + 5728432, state + 2789584, scratch + 5325062400, io + 5899536, scratch + 5325062272, scratch + 5325062144);
-    step_k893_mul_add_sub(state + 5728560, state + 2789712, scratch + 5324472320, io + 5899536);
+    step_k878_mul_add_sub(state + 4832944, state + 1894096, state + 4833072, state + 1894224, state + 4833200, state + 1894352, scratch + 5326984704, io + 5899536, scratch + 5326984576, scratch + 5326984448);
+    step_k879_mul_add_sub(state + 4833328, state + 1894480, scratch + 5164911616, io + 5899536);
+    step_k880_mul_add_sub(state + 4980784, state + 2041936, scratch + 5326984192, io + 5899536);
+    step_k881_mul_add_sub(state + 4980912, state + 2042064, scratch + 5165842432, io + 5899536);
+    step_k882_mul_add_sub(state + 4989104, state + 2050256, state + 4989232, state + 2050384, scratch + 5326984320, io + 5899536, scratch + 5326984064);
+    step_k883_mul_add_sub(state + 4989360, state + 2050512, scratch + 5172251648, io + 5899536);
+    step_k884_mul_add_sub(state + 5136816, state + 2197968, state + 5136944, state + 2198096, state + 5137072, state + 2198224, scratch + 5326983808, io + 5899536, scratch + 5326983936, scratch + 5326983680);
+    step_k885_mul_add_sub(state + 5137200, state + 2198352, scratch + 5326834688, io + 5899536);
+    step_k886_mul_add_sub(state + 5284656, state + 2345808, state + 5284784, state + 2345936, state + 5284912, state + 2346064, scratch + 5326983552, io + 5899536, scratch + 5326983424, scratch + 5326983296);
+    step_k887_mul_add_sub(state + 5285040, state + 2346192, scratch + 5230971904, io + 5899536);
+    step_k888_mul_add_sub(state + 5432496, state + 2493648, state + 5432624, state + 2493776, state + 5432752, state + 2493904, scratch + 5326983168, io + 5899536, scratch + 5326983040, scratch + 5326982912);
+    step_k889_mul_add_sub(state + 5432880, state + 2494032, scratch + 5326687232, io + 5899536);
+    step_k890_mul_add_sub(state + 5580336, state + 2641488, state + 5580464, state + 2641616, state + 5580592, state + 2641744, scratch + 5326982784, io + 5899536, scratch + 5326982656, scratch + 5326982528);
+    step_k891_mul_add_sub(state + 5580720, state + 2641872, scratch + 5326539776, io + 5899536);
+    step_k892_mul_add_sub(state + 5728176, state + 2789328, state + 5728304, state + 2789456, state + 5728432, state + 2789584, scratch + 5326982400, io + 5899536, scratch + 5326982272, scratch + 5326982144);
+    step_k893_mul_add_sub(state + 5728560, state + 2789712, scratch + 5326392320, io + 5899536);
     step_k894_mul_add_sub(state + 5876016, state + 2937168, state + 5876144, state + 2937296, state + 5876272, state + 2937424, scratch + 5328863360, io + 5899536, scratch + 5328863488, scratch + 5328863232);
     step_k895_mul_add_sub(state + 5876400, state + 2937552, scratch + 5343818496, io + 5899536);
     step_k896_mul_add_sub(state + 5877680, state + 2938832, scratch + 5343832544, io + 5899536);
     step_k897_im2col_matmul_add(scratch + 3145728000, io, state + 1469424, state + 1469856, scratch + 3147825152);
     step_k898_reduce_sum(scratch + 5343832512, scratch + 3145728000);
     step_k899_mul(scratch + 5343832528, scratch + 5343832512);
-    step_k900_sub(scratch + 3288334336, scratch + 3145728000, scratch + 5343832528);
-    step_k901_mul_reduce_sum(scratch + 5343832512, scratch + 3288334336);
+    step_k900_sub(scratch + 3289009152, scratch + 3145728000, scratch + 5343832528);
+    step_k901_mul_reduce_sum(scratch + 5343832512, scratch + 3289009152);
     step_k902_mul_add_log_etc(scratch + 5343832528, scratch + 5343831712, scratch + 5343831728, scratch + 5343832512, state + 1469872);
-    step_k903_mul_add(scratch + 3290431488, scratch + 3288334336, scratch + 5343831728, state + 1469888);
-    step_k904_mul_max(scratch + 3292528640, scratch + 3294625792, scratch + 3290431488);
-    step_k905_im2col_matmul_add(scratch + 3145728000, scratch + 3294625792, state + 1469904, state + 1474512, scratch + 3149922304);
+    step_k903_mul_add(scratch + 3291106304, scratch + 3289009152, scratch + 5343831728, state + 1469888);
+    step_k904_mul_max(scratch + 3293203456, scratch + 3295300608, scratch + 3291106304);
+    step_k905_im2col_matmul_add(scratch + 3145728000, scratch + 3295300608, state + 1469904, state + 1474512, scratch + 3149922304);
     step_k906_reduce_sum(scratch + 5343830144, scratch + 3145728000);
     step_k907_mul(scratch + 5343830176, scratch + 5343830144);
-    step_k908_sub(scratch + 3149922304, scratch + 3145728000, scratch + 5343830176);
-    step_k909_mul_reduce_sum(scratch + 5343830144, scratch + 3149922304);
+    step_k908_sub(scratch + 3150597120, scratch + 3145728000, scratch + 5343830176);
+    step_k909_mul_reduce_sum(scratch + 5343830144, scratch + 3150597120);
     step_k910_mul_add_log_etc(scratch + 5343830176, scratch + 5343830208, scratch + 5343830240, scratch + 5343830144, state + 1474544);
-    step_k911_mul_add(scratch + 3145728000, scratch + 3149922304, scratch + 5343830240, state + 1474576);
-    step_k912_mul_max(scratch + 3154116608, scratch + 3158310912, scratch + 3145728000);
-    step_k913_im2col_matmul_add(scratch + 3162505216, scratch + 3158310912, state + 1474608, state + 1483824, scratch + 3166699520);
-    step_k914_im2col_matmul(scratch + 3166699520, scratch + 3294625792, state + 1483856, scratch + 3170893824);
-    step_k915_add(scratch + 3170893824, scratch + 3162505216, scratch + 3166699520);
-    step_k916_reduce_sum(scratch + 5343830144, scratch + 3170893824);
+    step_k911_mul_add(scratch + 3154791424, scratch + 3150597120, scratch + 5343830240, state + 1474576);
+    step_k912_mul_max(scratch + 3158985728, scratch + 3163180032, scratch + 3154791424);
+    step_k913_im2col_matmul_add(scratch + 3145728000, scratch + 3163180032, state + 1474608, state + 1483824, scratch + 3167374336);
+    step_k914_im2col_matmul(scratch + 3167374336, scratch + 3295300608, state + 1483856, scratch + 3171568640);
+    step_k915_add(scratch + 3171568640, scratch + 3145728000, scratch + 3167374336);
+    step_k916_reduce_sum(scratch + 5343830144, scratch + 3171568640);
     step_k917_mul(scratch + 5343830272, scratch + 5343830144);
-    step_k918_sub(scratch + 3162505216, scratch + 3170893824, scratch + 5343830272);
-    step_k919_mul_reduce_sum(scratch + 5343830144, scratch + 3162505216);
+    step_k918_sub(scratch + 3167374336, scratch + 3171568640, scratch + 5343830272);
+    step_k919_mul_reduce_sum(scratch + 5343830144, scratch + 3167374336);
     step_k920_mul_add_log_etc(scratch + 5343830272, scratch + 5343830304, scratch + 5343830336, scratch + 5343830144, state + 1484368);
-    step_k921_mul_add(scratch + 3166699520, scratch + 3162505216, scratch + 5343830336, state + 1484400);
-    step_k922_mul_max(scratch + 3175088128, scratch + 3179282432, scratch + 3166699520);
-    step_k923_im2col_matmul_add(scratch + 3183476736, scratch + 3179282432, state + 1484432, state + 1493648, scratch + 3187671040);
-    step_k924_reduce_sum(scratch + 5343830144, scratch + 3183476736);
+    step_k921_mul_add(scratch + 3175762944, scratch + 3167374336, scratch + 5343830336, state + 1484400);
+    step_k922_mul_max(scratch + 3179957248, scratch + 3184151552, scratch + 3175762944);
+    step_k923_im2col_matmul_add(scratch + 3145728000, scratch + 3184151552, state + 1484432, state + 1493648, scratch + 3188345856);
+    step_k924_reduce_sum(scratch + 5343830144, scratch + 3145728000);
     step_k925_mul(scratch + 5343830368, scratch + 5343830144);
-    step_k926_sub(scratch + 3187671040, scratch + 3183476736, scratch + 5343830368);
-    step_k927_mul_reduce_sum(scratch + 5343830144, scratch + 3187671040);
+    step_k926_sub(scratch + 3188345856, scratch + 3145728000, scratch + 5343830368);
+    step_k927_mul_reduce_sum(scratch + 5343830144, scratch + 3188345856);
     step_k928_mul_add_log_etc(scratch + 5343830368, scratch + 5343830400, scratch + 5343830432, scratch + 5343830144, state + 1493680);
-    step_k929_mul_add(scratch + 3183476736, scratch + 3187671040, scratch + 5343830432, state + 1493712);
-    step_k930_mul_max(scratch + 3191865344, scratch + 3196059648, scratch + 3183476736);
-    step_k931_im2col_matmul_add(scratch + 3200253952, scratch + 3196059648, state + 1493744, state + 1502960, scratch + 3204448256);
-    step_k932_add(scratch + 3204448256, scratch + 3200253952, scratch + 3170893824);
-    step_k933_reduce_sum(scratch + 5343830144, scratch + 3204448256);
+    step_k929_mul_add(scratch + 3192540160, scratch + 3188345856, scratch + 5343830432, state + 1493712);
+    step_k930_mul_max(scratch + 3196734464, scratch + 3200928768, scratch + 3192540160);
+    step_k931_im2col_matmul_add(scratch + 3145728000, scratch + 3200928768, state + 1493744, state + 1502960, scratch + 3205123072);
+    step_k932_add(scratch + 3205123072, scratch + 3145728000, scratch + 3171568640);
+    step_k933_reduce_sum(scratch + 5343830144, scratch + 3205123072);
     step_k934_mul(scratch + 5343830464, scratch + 5343830144);
-    step_k935_sub(scratch + 3170893824, scratch + 3204448256, scratch + 5343830464);
-    step_k936_mul_reduce_sum(scratch + 5343830144, scratch + 3170893824);
+    step_k935_sub(scratch + 3171568640, scratch + 3205123072, scratch + 5343830464);
+    step_k936_mul_reduce_sum(scratch + 5343830144, scratch + 3171568640);
     step_k937_mul_add_log_etc(scratch + 5343830464, scratch + 5343830496, scratch + 5343830528, scratch + 5343830144, state + 1502992);
-    step_k938_mul_add(scratch + 3200253952, scratch + 3170893824, scratch + 5343830528, state + 1503024);
-    step_k939_mul_max(scratch + 3208642560, scratch + 3212836864, scratch + 3200253952);
-    step_k940_im2col_matmul_add(scratch + 3217031168, scratch + 3212836864, state + 1503056, state + 1512272, scratch + 3221225472);
-    step_k941_reduce_sum(scratch + 5343830144, scratch + 3217031168);
+    step_k938_mul_add(scratch + 3209317376, scratch + 3171568640, scratch + 5343830528, state + 1503024);
+    step_k939_mul_max(scratch + 3213511680, scratch + 3217705984, scratch + 3209317376);
+    step_k940_im2col_matmul_add(scratch + 3145728000, scratch + 3217705984, state + 1503056, state + 1512272, scratch + 3221900288);
+    step_k941_reduce_sum(scratch + 5343830144, scratch + 3145728000);
     step_k942_mul(scratch + 5343830560, scratch + 5343830144);
-    step_k943_sub(scratch + 3221225472, scratch + 3217031168, scratch + 5343830560);
-    step_k944_mul_reduce_sum(scratch + 5343830144, scratch + 3221225472);
+    step_k943_sub(scratch + 3221900288, scratch + 3145728000, scratch + 5343830560);
+    step_k944_mul_reduce_sum(scratch + 5343830144, scratch + 3221900288);
     step_k945_mul_add_log_etc(scratch + 5343830560, scratch + 5343830592, scratch + 5343830624, scratch + 5343830144, state + 1512304);
-    step_k946_mul_add(scratch + 3217031168, scratch + 3221225472, scratch + 5343830624, state + 1512336);
-    step_k947_mul_max(scratch + 3225419776, scratch + 3229614080, scratch + 3217031168);
-    step_k948_im2col_matmul_add(scratch + 3233808384, scratch + 3229614080, state + 1512368, state + 1521584, scratch + 3238002688);
-    step_k949_add(scratch + 3238002688, scratch + 3233808384, scratch + 3204448256);
-    step_k950_reduce_sum(scratch + 5343830144, scratch + 3238002688);
+    step_k946_mul_add(scratch + 3226094592, scratch + 3221900288, scratch + 5343830624, state + 1512336);
+    step_k947_mul_max(scratch + 3230288896, scratch + 3234483200, scratch + 3226094592);
+    step_k948_im2col_matmul_add(scratch + 3145728000, scratch + 3234483200, state + 1512368, state + 1521584, scratch + 3238677504);
+    step_k949_add(scratch + 3238677504, scratch + 3145728000, scratch + 3205123072);
+    step_k950_reduce_sum(scratch + 5343830144, scratch + 3238677504);
     step_k951_mul(scratch + 5343830656, scratch + 5343830144);
-    step_k952_sub(scratch + 3204448256, scratch + 3238002688, scratch + 5343830656);
-    step_k953_mul_reduce_sum(scratch + 5343830144, scratch + 3204448256);
+    step_k952_sub(scratch + 3205123072, scratch + 3238677504, scratch + 5343830656);
+    step_k953_mul_reduce_sum(scratch + 5343830144, scratch + 3205123072);
     step_k954_mul_add_log_etc(scratch + 5343830656, scratch + 5343830688, scratch + 5343830720, scratch + 5343830144, state + 1521616);
-    step_k955_mul_add(scratch + 3233808384, scratch + 3204448256, scratch + 5343830720, state + 1521648);
-    step_k956_mul_max(scratch + 3242196992, scratch + 3246391296, scratch + 3233808384);
-    step_k957_im2col_matmul_add(scratch + 3250585600, scratch + 3246391296, state + 1521680, state + 1530896, scratch + 3254779904);
-    step_k958_reduce_sum(scratch + 5343830144, scratch + 3250585600);
+    step_k955_mul_add(scratch + 3242871808, scratch + 3205123072, scratch + 5343830720, state + 1521648);
+    step_k956_mul_max(scratch + 3247066112, scratch + 3251260416, scratch + 3242871808);
+    step_k957_im2col_matmul_add(scratch + 3145728000, scratch + 3251260416, state + 1521680, state + 1530896, scratch + 3255454720);
+    step_k958_reduce_sum(scratch + 5343830144, scratch + 3145728000);
     step_k959_mul(scratch + 5343830752, scratch + 5343830144);
-    step_k960_sub(scratch + 3254779904, scratch + 3250585600, scratch + 5343830752);
-    step_k961_mul_reduce_sum(scratch + 5343830144, scratch + 3254779904);
+    step_k960_sub(scratch + 3255454720, scratch + 3145728000, scratch + 5343830752);
+    step_k961_mul_reduce_sum(scratch + 5343830144, scratch + 3255454720);
     step_k962_mul_add_log_etc(scratch + 5343830752, scratch + 5343830784, scratch + 5343830816, scratch + 5343830144, state + 1530928);
-    step_k963_mul_add(scratch + 3250585600, scratch + 3254779904, scratch + 5343830816, state + 1530960);
-    step_k964_mul_max(scratch + 3258974208, scratch + 3263168512, scratch + 3250585600);
-    step_k965_im2col_matmul_add(scratch + 3267362816, scratch + 3263168512, state + 1530992, state + 1540208, scratch + 3271557120);
-    step_k966_add(scratch + 3271557120, scratch + 3267362816, scratch + 3238002688);
-    step_k967_reduce_sum(scratch + 5343830144, scratch + 3271557120);
+    step_k963_mul_add(scratch + 3259649024, scratch + 3255454720, scratch + 5343830816, state + 1530960);
+    step_k964_mul_max(scratch + 3263843328, scratch + 3268037632, scratch + 3259649024);
+    step_k965_im2col_matmul_add(scratch + 3145728000, scratch + 3268037632, state + 1530992, state + 1540208, scratch + 3272231936);
+    step_k966_add(scratch + 3272231936, scratch + 3145728000, scratch + 3238677504);
+    step_k967_reduce_sum(scratch + 5343830144, scratch + 3272231936);
     step_k968_mul(scratch + 5343830848, scratch + 5343830144);
-    step_k969_sub(scratch + 3238002688, scratch + 3271557120, scratch + 5343830848);
-    step_k970_mul_reduce_sum(scratch + 5343830144, scratch + 3238002688);
-    step_k971_mul_add_log_etc(scratch + 5343830848, scratch + 5343830880, scratch + 5226105920, scratch + 5343830144, state + 1540240);
-    step_k972_mul_add(scratch + 3267362816, scratch + 3238002688, scratch + 5226105920, state + 1540272);
-    step_k973_mul_max(scratch + 3271557120, scratch + 3275751424, scratch + 3267362816);
-    step_k974_im2col_matmul_add(scratch + 3279945728, scratch + 3275751424, state + 1540304, state + 1558736, scratch + 3282042880);
-    step_k975_reduce_sum(scratch + 5163937280, scratch + 3279945728);
-    step_k976_mul(scratch + 5163937344, scratch + 5163937280);
-    step_k977_sub(scratch + 3284140032, scratch + 3279945728, scratch + 5163937344);
-    step_k978_mul_reduce_sum(scratch + 5163937280, scratch + 3284140032);
-    step_k979_mul_add_log_etc(scratch + 5343826304, scratch + 5343826368, scratch + 5343826432, scratch + 5163937280, state + 1558800);
-    step_k980_mul_add(scratch + 3286237184, scratch + 3284140032, scratch + 5343826432, state + 1558864);
-    step_k981_mul_max(scratch + 3296722944, scratch + 3298820096, scratch + 3286237184);
-    step_k982_im2col_matmul_add(scratch + 3279945728, scratch + 3298820096, state + 1558928, state + 1595792, scratch + 3282042880);
-    step_k983_im2col_matmul(scratch + 3282042880, scratch + 3275751424, state + 1595856, scratch + 3300917248);
-    step_k984_add(scratch + 3300917248, scratch + 3279945728, scratch + 3282042880);
-    step_k985_reduce_sum(scratch + 5163937280, scratch + 3300917248);
-    step_k986_mul(scratch + 5163937344, scratch + 5163937280);
-    step_k987_sub(scratch + 3303014400, scratch + 3300917248, scratch + 5163937344);
-    step_k988_mul_reduce_sum(scratch + 5163937280, scratch + 3303014400);
-    step_k989_mul_add_log_etc(scratch + 5343826496, scratch + 5343826560, scratch + 5343826624, scratch + 5163937280, state + 1597904);
-    step_k990_mul_add(scratch + 3305111552, scratch + 3303014400, scratch + 5343826624, state + 1597968);
-    step_k991_mul_max(scratch + 3307208704, scratch + 3309305856, scratch + 3305111552);
-    step_k992_im2col_matmul_add(scratch + 3279945728, scratch + 3309305856, state + 1598032, state + 1634896, scratch + 3282042880);
-    step_k993_reduce_sum(scratch + 5343826688, scratch + 3279945728);
+    step_k969_sub(scratch + 3238677504, scratch + 3272231936, scratch + 5343830848);
+    step_k970_mul_reduce_sum(scratch + 5343830144, scratch + 3238677504);
+    step_k971_mul_add_log_etc(scratch + 5343830848, scratch + 5343830880, scratch + 5326987200, scratch + 5343830144, state + 1540240);
+    step_k972_mul_add(scratch + 3272231936, scratch + 3238677504, scratch + 5326987200, state + 1540272);
+    step_k973_mul_max(scratch + 3276426240, scratch + 3280620544, scratch + 3272231936);
+    step_k974_im2col_matmul_add(scratch + 3284814848, scratch + 3280620544, state + 1540304, state + 1558736, scratch + 3286912000);
+    step_k975_reduce_sum(scratch + 5165857280, scratch + 3284814848);
+    step_k976_mul(scratch + 5165857344, scratch + 5165857280);
+    step_k977_sub(scratch + 3286912000, scratch + 3284814848, scratch + 5165857344);
+    step_k978_mul_reduce_sum(scratch + 5165857280, scratch + 3286912000);
+    step_k979_mul_add_log_etc(scratch + 5343826304, scratch + 5343826368, scratch + 5343826432, scratch + 5165857280, state + 1558800);
+    step_k980_mul_add(scratch + 3284814848, scratch + 3286912000, scratch + 5343826432, state + 1558864);
+    step_k981_mul_max(scratch + 3297397760, scratch + 3299494912, scratch + 3284814848);
+    step_k982_im2col_matmul_add(scratch + 3145728000, scratch + 3299494912, state + 1558928, state + 1595792, scratch + 3147825152);
+    step_k983_im2col_matmul(scratch + 3147825152, scratch + 3280620544, state + 1595856, scratch + 3301592064);
+    step_k984_add(scratch + 3301592064, scratch + 3145728000, scratch + 3147825152);
+    step_k985_reduce_sum(scratch + 5165857280, scratch + 3301592064);
+    step_k986_mul(scratch + 5165857344, scratch + 5165857280);
+    step_k987_sub(scratch + 3303689216, scratch + 3301592064, scratch + 5165857344);
+    step_k988_mul_reduce_sum(scratch + 5165857280, scratch + 3303689216);
+    step_k989_mul_add_log_etc(scratch + 5343826496, scratch + 5343826560, scratch + 5343826624, scratch + 5165857280, state + 1597904);
+    step_k990_mul_add(scratch + 3305786368, scratch + 3303689216, scratch + 5343826624, state + 1597968);
+    step_k991_mul_max(scratch + 3307883520, scratch + 3309980672, scratch + 3305786368);
+    step_k992_im2col_matmul_add(scratch + 3145728000, scratch + 3309980672, state + 1598032, state + 1634896, scratch + 3147825152);
+    step_k993_reduce_sum(scratch + 5343826688, scratch + 3145728000);
     step_k994_mul(scratch + 5343826752, scratch + 5343826688);
-    step_k995_sub(scratch + 3311403008, scratch + 3279945728, scratch + 5343826752);
-    step_k996_mul_reduce_sum(scratch + 5343826688, scratch + 3311403008);
+    step_k995_sub(scratch + 3312077824, scratch + 3145728000, scratch + 5343826752);
+    step_k996_mul_reduce_sum(scratch + 5343826688, scratch + 3312077824);
     step_k997_mul_add_log_etc(scratch + 5343826752, scratch + 5343826816, scratch + 5343826880, scratch + 5343826688, state + 1634960);
-    step_k998_mul_add(scratch + 3313500160, scratch + 3311403008, scratch + 5343826880, state + 1635024);
-    step_k999_mul_max(scratch + 3315597312, scratch + 3317694464, scratch + 3313500160);
-    step_k1000_im2col_matmul_add(scratch + 3279945728, scratch + 3317694464, state + 1635088, state + 1671952, scratch + 3282042880);
-    step_k1001_add(scratch + 3282042880, scratch + 3279945728, scratch + 3300917248);
-    step_k1002_reduce_sum(scratch + 5343826688, scratch + 3282042880);
+    step_k998_mul_add(scratch + 3314174976, scratch + 3312077824, scratch + 5343826880, state + 1635024);
+    step_k999_mul_max(scratch + 3316272128, scratch + 3318369280, scratch + 3314174976);
+    step_k1000_im2col_matmul_add(scratch + 3145728000, scratch + 3318369280, state + 1635088, state + 1671952, scratch + 3147825152);
+    step_k1001_add(scratch + 3147825152, scratch + 3145728000, scratch + 3301592064);
+    step_k1002_reduce_sum(scratch + 5343826688, scratch + 3147825152);
     step_k1003_mul(scratch + 5343826944, scratch + 5343826688);
-    step_k1004_sub(scratch + 3300917248, scratch + 3282042880, scratch + 5343826944);
-    step_k1005_mul_reduce_sum(scratch + 5343826688, scratch + 3300917248);
+    step_k1004_sub(scratch + 3301592064, scratch + 3147825152, scratch + 5343826944);
+    step_k1005_mul_reduce_sum(scratch + 5343826688, scratch + 3301592064);
     step_k1006_mul_add_log_etc(scratch + 5343826944, scratch + 5343827008, scratch + 5343827072, scratch + 5343826688, state + 1672016);
-    step_k1007_mul_add(scratch + 3319791616, scratch + 3300917248, scratch + 5343827072, state + 1672080);
-    step_k1008_mul_max(scratch + 3321888768, scratch + 3323985920, scratch + 3319791616);
-    step_k1009_im2col_matmul_add(scratch + 3279945728, scratch + 3323985920, state + 1672144, state + 1709008, scratch + 3326083072);
-    step_k1010_reduce_sum(scratch + 5343826688, scratch + 3279945728);
+    step_k1007_mul_add(scratch + 3320466432, scratch + 3301592064, scratch + 5343827072, state + 1672080);
+    step_k1008_mul_max(scratch + 3322563584, scratch + 3324660736, scratch + 3320466432);
+    step_k1009_im2col_matmul_add(scratch + 3145728000, scratch + 3324660736, state + 1672144, state + 1709008, scratch + 3326757888);
+    step_k1010_reduce_sum(scratch + 5343826688, scratch + 3145728000);
     step_k1011_mul(scratch + 5343827136, scratch + 5343826688);
-    step_k1012_sub(scratch + 3326083072, scratch + 3279945728, scratch + 5343827136);
-    step_k1013_mul_reduce_sum(scratch + 5343826688, scratch + 3326083072);
+    step_k1012_sub(scratch + 3326757888, scratch + 3145728000, scratch + 5343827136);
+    step_k1013_mul_reduce_sum(scratch + 5343826688, scratch + 3326757888);
     step_k1014_mul_add_log_etc(scratch + 5343827136, scratch + 5343827200, scratch + 5343827264, scratch + 5343826688, state + 1709072);
-    step_k1015_mul_add(scratch + 3328180224, scratch + 3326083072, scratch + 5343827264, state + 1709136);
-    step_k1016_mul_max(scratch + 3330277376, scratch + 3332374528, scratch + 3328180224);
-    step_k1017_im2col_matmul_add(scratch + 3279945728, scratch + 3332374528, state + 1709200, state + 1746064, scratch + 3334471680);
-    step_k1018_add(scratch + 3334471680, scratch + 3279945728, scratch + 3282042880);
-    step_k1019_reduce_sum(scratch + 5343826688, scratch + 3334471680);
+    step_k1015_mul_add(scratch + 3328855040, scratch + 3326757888, scratch + 5343827264, state + 1709136);
+    step_k1016_mul_max(scratch + 3330952192, scratch + 3333049344, scratch + 3328855040);
+    step_k1017_im2col_matmul_add(scratch + 3145728000, scratch + 3333049344, state + 1709200, state + 1746064, scratch + 3335146496);
+    step_k1018_add(scratch + 3335146496, scratch + 3145728000, scratch + 3147825152);
+    step_k1019_reduce_sum(scratch + 5343826688, scratch + 3335146496);
     step_k1020_mul(scratch + 5343827328, scratch + 5343826688);
-    step_k1021_sub(scratch + 3336568832, scratch + 3334471680, scratch + 5343827328);
-    step_k1022_mul_reduce_sum(scratch + 5343826688, scratch + 3336568832);
+    step_k1021_sub(scratch + 3337243648, scratch + 3335146496, scratch + 5343827328);
+    step_k1022_mul_reduce_sum(scratch + 5343826688, scratch + 3337243648);
     step_k1023_mul_add_log_etc(scratch + 5343827328, scratch + 5343827392, scratch + 5343827456, scratch + 5343826688, state + 1746128);
-    step_k1024_mul_add(scratch + 3338665984, scratch + 3336568832, scratch + 5343827456, state + 1746192);
-    step_k1025_mul_max(scratch + 3340763136, scratch + 3342860288, scratch + 3338665984);
-    step_k1026_im2col_matmul_add(scratch + 3279945728, scratch + 3342860288, state + 1746256, state + 1783120, scratch + 3282042880);
-    step_k1027_reduce_sum(scratch + 5343826688, scratch + 3279945728);
+    step_k1024_mul_add(scratch + 3339340800, scratch + 3337243648, scratch + 5343827456, state + 1746192);
+    step_k1025_mul_max(scratch + 3341437952, scratch + 3343535104, scratch + 3339340800);
+    step_k1026_im2col_matmul_add(scratch + 3145728000, scratch + 3343535104, state + 1746256, state + 1783120, scratch + 3147825152);
+    step_k1027_reduce_sum(scratch + 5343826688, scratch + 3145728000);
     step_k1028_mul(scratch + 5343827520, scratch + 5343826688);
-    step_k1029_sub(scratch + 3344957440, scratch + 3279945728, scratch + 5343827520);
-    step_k1030_mul_reduce_sum(scratch + 5343826688, scratch + 3344957440);
+    step_k1029_sub(scratch + 3345632256, scratch + 3145728000, scratch + 5343827520);
+    step_k1030_mul_reduce_sum(scratch + 5343826688, scratch + 3345632256);
     step_k1031_mul_add_log_etc(scratch + 5343827520, scratch + 5343827584, scratch + 5343827648, scratch + 5343826688, state + 1783184);
-    step_k1032_mul_add(scratch + 3347054592, scratch + 3344957440, scratch + 5343827648, state + 1783248);
-    step_k1033_mul_max(scratch + 3349151744, scratch + 3351248896, scratch + 3347054592);
-    step_k1034_im2col_matmul_add(scratch + 3279945728, scratch + 3351248896, state + 1783312, state + 1820176, scratch + 3282042880);
-    step_k1035_add(scratch + 3282042880, scratch + 3279945728, scratch + 3334471680);
-    step_k1036_reduce_sum(scratch + 5343826688, scratch + 3282042880);
+    step_k1032_mul_add(scratch + 3347729408, scratch + 3345632256, scratch + 5343827648, state + 1783248);
+    step_k1033_mul_max(scratch + 3349826560, scratch + 3351923712, scratch + 3347729408);
+    step_k1034_im2col_matmul_add(scratch + 3145728000, scratch + 3351923712, state + 1783312, state + 1820176, scratch + 3147825152);
+    step_k1035_add(scratch + 3147825152, scratch + 3145728000, scratch + 3335146496);
+    step_k1036_reduce_sum(scratch + 5343826688, scratch + 3147825152);
     step_k1037_mul(scratch + 5343827712, scratch + 5343826688);
-    step_k1038_sub(scratch + 3334471680, scratch + 3282042880, scratch + 5343827712);
-    step_k1039_mul_reduce_sum(scratch + 5343826688, scratch + 3334471680);
-    step_k1040_mul_add_log_etc(scratch + 5343827712, scratch + 5343827776, scratch + 5226105856, scratch + 5343826688, state + 1820240);
-    step_k1041_mul_add(scratch + 3353346048, scratch + 3334471680, scratch + 5226105856, state + 1820304);
-    step_k1042_mul_max(scratch + 3355443200, scratch + 3357540352, scratch + 3353346048);
-    step_k1043_im2col_matmul_add(scratch + 3282010112, scratch + 3357540352, state + 1820368, state + 1894096, scratch + 3279945728);
-    step_k1044_reduce_sum(scratch + 5163937280, scratch + 3282010112);
-    step_k1045_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1046_sub(scratch + 3283058688, scratch + 3282010112, scratch + 5163937408);
-    step_k1047_mul_reduce_sum(scratch + 5163937280, scratch + 3283058688);
-    step_k1048_mul_add_log_etc(scratch + 3282894848, scratch + 5226104320, scratch + 3282894976, scratch + 5163937280, state + 1894224);
-    step_k1049_mul_add(scratch + 3361734656, scratch + 3283058688, scratch + 3282894976, state + 1894352);
-    step_k1050_mul_max(scratch + 3362783232, scratch + 3363831808, scratch + 3361734656);
-    step_k1051_im2col_matmul_add(scratch + 3281715200, scratch + 3363831808, state + 1894480, state + 2041936, scratch + 3279945728);
-    step_k1052_im2col_matmul(scratch + 3279945728, scratch + 3357540352, state + 2042064, scratch + 3359637504);
-    step_k1053_add(scratch + 3359637504, scratch + 3281715200, scratch + 3279945728);
-    step_k1054_reduce_sum(scratch + 5163937280, scratch + 3359637504);
-    step_k1055_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1056_sub(scratch + 3360686080, scratch + 3359637504, scratch + 5163937408);
-    step_k1057_mul_reduce_sum(scratch + 5163937280, scratch + 3360686080);
-    step_k1058_mul_add_log_etc(scratch + 3282895104, scratch + 5226104448, scratch + 3282895232, scratch + 5163937280, state + 2050256);
-    step_k1059_mul_add(scratch + 3364880384, scratch + 3360686080, scratch + 3282895232, state + 2050384);
-    step_k1060_mul_max(scratch + 3365928960, scratch + 3366977536, scratch + 3364880384);
-    step_k1061_im2col_matmul_add(scratch + 3281715200, scratch + 3366977536, state + 2050512, state + 2197968, scratch + 3279945728);
-    step_k1062_reduce_sum(scratch + 5163937280, scratch + 3281715200);
-    step_k1063_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1064_sub(scratch + 3368026112, scratch + 3281715200, scratch + 5163937408);
-    step_k1065_mul_reduce_sum(scratch + 5163937280, scratch + 3368026112);
-    step_k1066_mul_add_log_etc(scratch + 3282895360, scratch + 5226104576, scratch + 3282895488, scratch + 5163937280, state + 2198096);
-    step_k1067_mul_add(scratch + 3369074688, scratch + 3368026112, scratch + 3282895488, state + 2198224);
-    step_k1068_mul_max(scratch + 3370123264, scratch + 3371171840, scratch + 3369074688);
-    step_k1069_im2col_matmul_add(scratch + 3281715200, scratch + 3371171840, state + 2198352, state + 2345808, scratch + 3279945728);
-    step_k1070_add(scratch + 3372220416, scratch + 3281715200, scratch + 3359637504);
-    step_k1071_reduce_sum(scratch + 5163937280, scratch + 3372220416);
-    step_k1072_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1073_sub(scratch + 3359637504, scratch + 3372220416, scratch + 5163937408);
-    step_k1074_mul_reduce_sum(scratch + 5163937280, scratch + 3359637504);
-    step_k1075_mul_add_log_etc(scratch + 5163433984, scratch + 5226104704, scratch + 5163434112, scratch + 5163937280, state + 2345936);
-    step_k1076_mul_add(scratch + 3373268992, scratch + 3359637504, scratch + 5163434112, state + 2346064);
-    step_k1077_mul_max(scratch + 3374317568, scratch + 3375366144, scratch + 3373268992);
-    step_k1078_im2col_matmul_add(scratch + 3281715200, scratch + 3375366144, state + 2346192, state + 2493648, scratch + 3279945728);
-    step_k1079_reduce_sum(scratch + 5163937280, scratch + 3281715200);
-    step_k1080_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1081_sub(scratch + 3376414720, scratch + 3281715200, scratch + 5163937408);
-    step_k1082_mul_reduce_sum(scratch + 5163937280, scratch + 3376414720);
-    step_k1083_mul_add_log_etc(scratch + 5163434240, scratch + 5226104832, scratch + 5163434368, scratch + 5163937280, state + 2493776);
-    step_k1084_mul_add(scratch + 3377463296, scratch + 3376414720, scratch + 5163434368, state + 2493904);
-    step_k1085_mul_max(scratch + 3378511872, scratch + 3379560448, scratch + 3377463296);
-    step_k1086_im2col_matmul_add(scratch + 3281715200, scratch + 3379560448, state + 2494032, state + 2641488, scratch + 3279945728);
-    step_k1087_add(scratch + 3380609024, scratch + 3281715200, scratch + 3372220416);
-    step_k1088_reduce_sum(scratch + 5163937280, scratch + 3380609024);
-    step_k1089_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1090_sub(scratch + 3372220416, scratch + 3380609024, scratch + 5163937408);
-    step_k1091_mul_reduce_sum(scratch + 5163937280, scratch + 3372220416);
-    step_k1092_mul_add_log_etc(scratch + 5163434496, scratch + 5226104960, scratch + 5163434624, scratch + 5163937280, state + 2641616);
-    step_k1093_mul_add(scratch + 3381657600, scratch + 3372220416, scratch + 5163434624, state + 2641744);
-    step_k1094_mul_max(scratch + 3382706176, scratch + 3383754752, scratch + 3381657600);
-    step_k1095_im2col_matmul_add(scratch + 3281715200, scratch + 3383754752, state + 2641872, state + 2789328, scratch + 3279945728);
-    step_k1096_reduce_sum(scratch + 5163937280, scratch + 3281715200);
-    step_k1097_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1098_sub(scratch + 3384803328, scratch + 3281715200, scratch + 5163937408);
-    step_k1099_mul_reduce_sum(scratch + 5163937280, scratch + 3384803328);
-    step_k1100_mul_add_log_etc(scratch + 5163434752, scratch + 5226105088, scratch + 5163434880, scratch + 5163937280, state + 2789456);
-    step_k1101_mul_add(scratch + 3385851904, scratch + 3384803328, scratch + 5163434880, state + 2789584);
-    step_k1102_mul_max(scratch + 3386900480, scratch + 3387949056, scratch + 3385851904);
-    step_k1103_im2col_matmul_add(scratch + 3281715200, scratch + 3387949056, state + 2789712, state + 2937168, scratch + 3279945728);
-    step_k1104_add(scratch + 3279945728, scratch + 3281715200, scratch + 3380609024);
-    step_k1105_reduce_sum(scratch + 5163937280, scratch + 3279945728);
-    step_k1106_mul(scratch + 5163937408, scratch + 5163937280);
-    step_k1107_sub(scratch + 3380609024, scratch + 3279945728, scratch + 5163937408);
-    step_k1108_mul_reduce_sum(scratch + 5163937280, scratch + 3380609024);
-    step_k1109_mul_add_log_etc(scratch + 5163435008, scratch + 5226105216, scratch + 5163435136, scratch + 5163937280, state + 2937296);
-    step_k1110_mul_add(scratch + 3279945728, scratch + 3380609024, scratch + 5163435136, state + 2937424);
-    step_k1111_mul_max(scratch + 3280994304, scratch + 3388997632, scratch + 3279945728);
-    step_k1112_reduce_sum(scratch + 3284107264, scratch + 3388997632);
-    step_k1113_mul(scratch + 3284123648, scratch + 3284107264, io + 6260032);
-    step_k1114_matmul_add(scratch + 3284107264, scratch + 3284123648, state + 2937552, state + 2938832);
-    step_k1115_reduce_max(scratch + 5163937280, scratch + 3284107264);
-    step_k1116_sub_exp(scratch + 3284108544, scratch + 3284109824, scratch + 3284107264, scratch + 5163937280);
-    step_k1117_reduce_sum(scratch + 5163937280, scratch + 3284109824);
-    step_k1118_log(scratch + 5163937408, scratch + 5163937280);
-    step_k1119_sub_mul_reduce_sum(scratch + 5343832512, scratch + 3284108544, scratch + 5163937408, io + 5898240);
+    step_k1038_sub(scratch + 3335146496, scratch + 3147825152, scratch + 5343827712);
+    step_k1039_mul_reduce_sum(scratch + 5343826688, scratch + 3335146496);
+    step_k1040_mul_add_log_etc(scratch + 5343827712, scratch + 5343827776, scratch + 5326987136, scratch + 5343826688, state + 1820240);
+    step_k1041_mul_add(scratch + 3354020864, scratch + 3335146496, scratch + 5326987136, state + 1820304);
+    step_k1042_mul_max(scratch + 3356118016, scratch + 3358215168, scratch + 3354020864);
+    step_k1043_im2col_matmul_add(scratch + 3147792384, scratch + 3358215168, state + 1820368, state + 1894096, scratch + 3145728000);
+    step_k1044_reduce_sum(scratch + 5165857280, scratch + 3147792384);
+    step_k1045_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1046_sub(scratch + 3362409472, scratch + 3147792384, scratch + 5165857408);
+    step_k1047_mul_reduce_sum(scratch + 5165857280, scratch + 3362409472);
+    step_k1048_mul_add_log_etc(scratch + 5326984832, scratch + 5326984960, scratch + 5326985088, scratch + 5165857280, state + 1894224);
+    step_k1049_mul_add(scratch + 3363458048, scratch + 3362409472, scratch + 5326985088, state + 1894352);
+    step_k1050_mul_max(scratch + 3364506624, scratch + 3365555200, scratch + 3363458048);
+    step_k1051_im2col_matmul_add(scratch + 3149417472, scratch + 3365555200, state + 1894480, state + 2041936, scratch + 3145728000);
+    step_k1052_im2col_matmul(scratch + 3360312320, scratch + 3358215168, state + 2042064, scratch + 3361360896);
+    step_k1053_add(scratch + 3361360896, scratch + 3149417472, scratch + 3360312320);
+    step_k1054_reduce_sum(scratch + 5165857280, scratch + 3361360896);
+    step_k1055_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1056_sub(scratch + 3360312320, scratch + 3361360896, scratch + 5165857408);
+    step_k1057_mul_reduce_sum(scratch + 5165857280, scratch + 3360312320);
+    step_k1058_mul_add_log_etc(scratch + 5326985216, scratch + 5326985344, scratch + 5326985472, scratch + 5165857280, state + 2050256);
+    step_k1059_mul_add(scratch + 3366603776, scratch + 3360312320, scratch + 5326985472, state + 2050384);
+    step_k1060_mul_max(scratch + 3367652352, scratch + 3368700928, scratch + 3366603776);
+    step_k1061_im2col_matmul_add(scratch + 3149417472, scratch + 3368700928, state + 2050512, state + 2197968, scratch + 3145728000);
+    step_k1062_reduce_sum(scratch + 5165857280, scratch + 3149417472);
+    step_k1063_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1064_sub(scratch + 3369749504, scratch + 3149417472, scratch + 5165857408);
+    step_k1065_mul_reduce_sum(scratch + 5165857280, scratch + 3369749504);
+    step_k1066_mul_add_log_etc(scratch + 5326985600, scratch + 5326985728, scratch + 5326985856, scratch + 5165857280, state + 2198096);
+    step_k1067_mul_add(scratch + 3370798080, scratch + 3369749504, scratch + 5326985856, state + 2198224);
+    step_k1068_mul_max(scratch + 3371846656, scratch + 3372895232, scratch + 3370798080);
+    step_k1069_im2col_matmul_add(scratch + 3149417472, scratch + 3372895232, state + 2198352, state + 2345808, scratch + 3145728000);
+    step_k1070_add(scratch + 3373943808, scratch + 3149417472, scratch + 3361360896);
+    step_k1071_reduce_sum(scratch + 5165857280, scratch + 3373943808);
+    step_k1072_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1073_sub(scratch + 3361360896, scratch + 3373943808, scratch + 5165857408);
+    step_k1074_mul_reduce_sum(scratch + 5165857280, scratch + 3361360896);
+    step_k1075_mul_add_log_etc(scratch + 5165353984, scratch + 5326985984, scratch + 5165354112, scratch + 5165857280, state + 2345936);
+    step_k1076_mul_add(scratch + 3374992384, scratch + 3361360896, scratch + 5165354112, state + 2346064);
+    step_k1077_mul_max(scratch + 3376040960, scratch + 3377089536, scratch + 3374992384);
+    step_k1078_im2col_matmul_add(scratch + 3149417472, scratch + 3377089536, state + 2346192, state + 2493648, scratch + 3145728000);
+    step_k1079_reduce_sum(scratch + 5165857280, scratch + 3149417472);
+    step_k1080_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1081_sub(scratch + 3378138112, scratch + 3149417472, scratch + 5165857408);
+    step_k1082_mul_reduce_sum(scratch + 5165857280, scratch + 3378138112);
+    step_k1083_mul_add_log_etc(scratch + 5165354240, scratch + 5326986112, scratch + 5165354368, scratch + 5165857280, state + 2493776);
+    step_k1084_mul_add(scratch + 3379186688, scratch + 3378138112, scratch + 5165354368, state + 2493904);
+    step_k1085_mul_max(scratch + 3380235264, scratch + 3381283840, scratch + 3379186688);
+    step_k1086_im2col_matmul_add(scratch + 3149417472, scratch + 3381283840, state + 2494032, state + 2641488, scratch + 3145728000);
+    step_k1087_add(scratch + 3382332416, scratch + 3149417472, scratch + 3373943808);
+    step_k1088_reduce_sum(scratch + 5165857280, scratch + 3382332416);
+    step_k1089_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1090_sub(scratch + 3373943808, scratch + 3382332416, scratch + 5165857408);
+    step_k1091_mul_reduce_sum(scratch + 5165857280, scratch + 3373943808);
+    step_k1092_mul_add_log_etc(scratch + 5165354496, scratch + 5326986240, scratch + 5165354624, scratch + 5165857280, state + 2641616);
+    step_k1093_mul_add(scratch + 3383380992, scratch + 3373943808, scratch + 5165354624, state + 2641744);
+    step_k1094_mul_max(scratch + 3384429568, scratch + 3385478144, scratch + 3383380992);
+    step_k1095_im2col_matmul_add(scratch + 3149417472, scratch + 3385478144, state + 2641872, state + 2789328, scratch + 3145728000);
+    step_k1096_reduce_sum(scratch + 5165857280, scratch + 3149417472);
+    step_k1097_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1098_sub(scratch + 3386526720, scratch + 3149417472, scratch + 5165857408);
+    step_k1099_mul_reduce_sum(scratch + 5165857280, scratch + 3386526720);
+    step_k1100_mul_add_log_etc(scratch + 5165354752, scratch + 5326986368, scratch + 5165354880, scratch + 5165857280, state + 2789456);
+    step_k1101_mul_add(scratch + 3387575296, scratch + 3386526720, scratch + 5165354880, state + 2789584);
+    step_k1102_mul_max(scratch + 3388623872, scratch + 3389672448, scratch + 3387575296);
+    step_k1103_im2col_matmul_add(scratch + 3149417472, scratch + 3389672448, state + 2789712, state + 2937168, scratch + 3145728000);
+    step_k1104_add(scratch + 3145728000, scratch + 3149417472, scratch + 3382332416);
+    step_k1105_reduce_sum(scratch + 5165857280, scratch + 3145728000);
+    step_k1106_mul(scratch + 5165857408, scratch + 5165857280);
+    step_k1107_sub(scratch + 3382332416, scratch + 3145728000, scratch + 5165857408);
+    step_k1108_mul_reduce_sum(scratch + 5165857280, scratch + 3382332416);
+    step_k1109_mul_add_log_etc(scratch + 5165355008, scratch + 5326986496, scratch + 5165355136, scratch + 5165857280, state + 2937296);
+    step_k1110_mul_add(scratch + 3145728000, scratch + 3382332416, scratch + 5165355136, state + 2937424);
+    step_k1111_mul_max(scratch + 3146776576, scratch + 3147825152, scratch + 3145728000);
+    step_k1112_reduce_sum(scratch + 5165059072, scratch + 3147825152);
+    step_k1113_mul(scratch + 5165075456, scratch + 5165059072, io + 6260032);
+    step_k1114_matmul_add(scratch + 5165059072, scratch + 5165075456, state + 2937552, state + 2938832);
+    step_k1115_reduce_max(scratch + 5165857280, scratch + 5165059072);
+    step_k1116_sub_exp(scratch + 5165060352, scratch + 5165061632, scratch + 5165059072, scratch + 5165857280);
+    step_k1117_reduce_sum(scratch + 5165857280, scratch + 5165061632);
+    step_k1118_log(scratch + 5165857408, scratch + 5165857280);
+    step_k1119_sub_mul_reduce_sum(scratch + 5343832512, scratch + 5165060352, scratch + 5165857408, io + 5898240);
     step_k1120_mul(io + 6276480, scratch + 5343832512);
-    step_k1121_mul(scratch + 3284107264, io + 5898240);
-    step_k1122_neg_reduce_sum(scratch + 5163937408, scratch + 3284107264);
-    step_k1123_div(scratch + 5163937536, scratch + 5163937408, scratch + 5163937280);
-    step_k1124_mul_add(scratch + 5163139072, scratch + 5163937536, scratch + 3284109824, scratch + 3284107264);
-    step_k1125_reduce_sum(scratch + 5343832512, scratch + 5163139072);
-    step_k1126_matmul(scratch + 5163937280, scratch + 3284123648, scratch + 5163139072);
-    step_k1127_matmul_mul(scratch + 3284107264, scratch + 5163139072, state + 2937552, io + 6260032);
-    step_k1128_fill(scratch + 3388997632, scratch + 3284107264);
-    step_k1129_greaterEqual_sub_mul_etc(scratch + 3390046208, scratch + 3279945728, scratch + 3280994304, scratch + 3388997632);
-    step_k1130_reduce_sum(scratch + 5226105344, scratch + 3390046208);
-    step_k1131_mul(scratch + 3388997632, scratch + 3390046208, scratch + 5163435136);
-    step_k1132_mul_reduce_sum(scratch + 5226105472, scratch + 3390046208, scratch + 3380609024);
-    step_k1133_neg_reduce_sum(scratch + 3284107264, scratch + 3388997632);
-    step_k1134_mul_div(scratch + 3284107392, scratch + 5226105472, state + 2937296, scratch + 5226105216, scratch + 5163435008);
-    step_k1135_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3380609024);
-    step_k1136_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1137_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1138_add(scratch + 3380609024, scratch + 3388997632, scratch + 3279945728, scratch + 3284107520);
-    step_k1139_reduce_sum(scratch + 5226105600, scratch + 3380609024);
-    step_k1140_matmul_col2im(scratch + 3388997632, scratch + 3380609024, state + 2789712, scratch + 3279945728);
-    step_k1141_im2col_matmul(scratch + 5163139072, scratch + 3387949056, scratch + 3380609024, scratch + 3279945728);
-    step_k1142_greaterEqual_sub_mul_etc(scratch + 3387949056, scratch + 3385851904, scratch + 3386900480, scratch + 3388997632);
-    step_k1143_reduce_sum(scratch + 3386900480, scratch + 3387949056);
-    step_k1144_mul(scratch + 3385851904, scratch + 3387949056, scratch + 5163434880);
-    step_k1145_mul_reduce_sum(scratch + 3386900608, scratch + 3387949056, scratch + 3384803328);
-    step_k1146_neg_reduce_sum(scratch + 3284107264, scratch + 3385851904);
-    step_k1147_mul_div(scratch + 3284107392, scratch + 3386900608, state + 2789456, scratch + 5226105088, scratch + 5163434752);
-    step_k1148_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3384803328);
-    step_k1149_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1150_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1151_add(scratch + 3384803328, scratch + 3385851904, scratch + 3279945728, scratch + 3284107520);
-    step_k1152_reduce_sum(scratch + 5226105728, scratch + 3384803328);
-    step_k1153_matmul_col2im(scratch + 3385851904, scratch + 3384803328, state + 2641872, scratch + 3279945728);
-    step_k1154_im2col_matmul(scratch + 5163286528, scratch + 3383754752, scratch + 3384803328, scratch + 3279945728);
-    step_k1155_greaterEqual_sub_mul_etc(scratch + 3383754752, scratch + 3381657600, scratch + 3382706176, scratch + 3385851904);
-    step_k1156_reduce_sum(scratch + 3382706176, scratch + 3383754752);
-    step_k1157_mul(scratch + 3381657600, scratch + 3383754752, scratch + 5163434624);
-    step_k1158_mul_reduce_sum(scratch + 3382706304, scratch + 3383754752, scratch + 3372220416);
-    step_k1159_neg_reduce_sum(scratch + 3284107264, scratch + 3381657600);
-    step_k1160_mul_div(scratch + 3284107392, scratch + 3382706304, state + 2641616, scratch + 5226104960, scratch + 5163434496);
-    step_k1161_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3372220416);
-    step_k1162_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1163_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1164_add(scratch + 3372220416, scratch + 3381657600, scratch + 3279945728, scratch + 3284107520);
-    step_k1165_add(scratch + 3381657600, scratch + 3380609024, scratch + 3372220416);
-    step_k1166_reduce_sum(scratch + 3380903936, scratch + 3381657600);
-    step_k1167_matmul_col2im(scratch + 3372220416, scratch + 3381657600, state + 2494032, scratch + 3279945728);
-    step_k1168_im2col_matmul(scratch + 3380609024, scratch + 3379560448, scratch + 3381657600, scratch + 3279945728);
-    step_k1169_greaterEqual_sub_mul_etc(scratch + 3379560448, scratch + 3377463296, scratch + 3378511872, scratch + 3372220416);
-    step_k1170_reduce_sum(scratch + 3380904064, scratch + 3379560448);
-    step_k1171_mul(scratch + 3372220416, scratch + 3379560448, scratch + 5163434368);
-    step_k1172_mul_reduce_sum(scratch + 3380904192, scratch + 3379560448, scratch + 3376414720);
-    step_k1173_neg_reduce_sum(scratch + 3284107264, scratch + 3372220416);
-    step_k1174_mul_div(scratch + 3284107392, scratch + 3380904192, state + 2493776, scratch + 5226104832, scratch + 5163434240);
-    step_k1175_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3376414720);
-    step_k1176_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1177_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1178_add(scratch + 3376414720, scratch + 3372220416, scratch + 3279945728, scratch + 3284107520);
-    step_k1179_reduce_sum(scratch + 3380904320, scratch + 3376414720);
-    step_k1180_matmul_col2im(scratch + 3372220416, scratch + 3376414720, state + 2346192, scratch + 3279945728);
-    step_k1181_im2col_matmul(scratch + 3380756480, scratch + 3375366144, scratch + 3376414720, scratch + 3279945728);
-    step_k1182_greaterEqual_sub_mul_etc(scratch + 3279945728, scratch + 3373268992, scratch + 3374317568, scratch + 3372220416);
-    step_k1183_reduce_sum(scratch + 3380904448, scratch + 3279945728);
-    step_k1184_mul(scratch + 3280994304, scratch + 3279945728, scratch + 5163434112);
-    step_k1185_mul_reduce_sum(scratch + 3380904576, scratch + 3279945728, scratch + 3359637504);
-    step_k1186_neg_reduce_sum(scratch + 3284107264, scratch + 3280994304);
-    step_k1187_mul_div(scratch + 3284107392, scratch + 3380904576, state + 2345936, scratch + 5226104704, scratch + 5163433984);
-    step_k1188_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3359637504);
-    step_k1189_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1190_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1191_add(scratch + 3359637504, scratch + 3280994304, scratch + 3279945728, scratch + 3284107520);
-    step_k1192_add(scratch + 3372220416, scratch + 3381657600, scratch + 3359637504);
-    step_k1193_reduce_sum(scratch + 3380904704, scratch + 3372220416);
-    step_k1194_matmul_col2im(scratch + 3359637504, scratch + 3372220416, state + 2198352, scratch + 3279945728);
-    step_k1195_im2col_matmul(scratch + 5163433984, scratch + 3371171840, scratch + 3372220416, scratch + 3279945728);
-    step_k1196_greaterEqual_sub_mul_etc(scratch + 3371171840, scratch + 3369074688, scratch + 3370123264, scratch + 3359637504);
-    step_k1197_reduce_sum(scratch + 3380904832, scratch + 3371171840);
-    step_k1198_mul(scratch + 3359637504, scratch + 3371171840, scratch + 3282895488);
-    step_k1199_mul_reduce_sum(scratch + 3380904960, scratch + 3371171840, scratch + 3368026112);
-    step_k1200_neg_reduce_sum(scratch + 3284107264, scratch + 3359637504);
-    step_k1201_mul_div(scratch + 3284107392, scratch + 3380904960, state + 2198096, scratch + 5226104576, scratch + 3282895360);
-    step_k1202_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3368026112);
-    step_k1203_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1204_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1205_add(scratch + 3368026112, scratch + 3359637504, scratch + 3279945728, scratch + 3284107520);
-    step_k1206_reduce_sum(scratch + 3380905088, scratch + 3368026112);
-    step_k1207_matmul_col2im(scratch + 3359637504, scratch + 3368026112, state + 2050512, scratch + 3279945728);
-    step_k1208_im2col_matmul(scratch + 3369074688, scratch + 3366977536, scratch + 3368026112, scratch + 3279945728);
-    step_k1209_greaterEqual_sub_mul_etc(scratch + 3279945728, scratch + 3364880384, scratch + 3365928960, scratch + 3359637504);
-    step_k1210_reduce_sum(scratch + 3367537072, scratch + 3279945728);
-    step_k1211_mul(scratch + 3359637504, scratch + 3279945728, scratch + 3282895232);
-    step_k1212_mul_reduce_sum(scratch + 3367537200, scratch + 3279945728, scratch + 3360686080);
-    step_k1213_neg_reduce_sum(scratch + 3284107264, scratch + 3359637504);
-    step_k1214_mul_div(scratch + 3284107392, scratch + 3367537200, state + 2050256, scratch + 5226104448, scratch + 3282895104);
-    step_k1215_mul_add(scratch + 3279945728, scratch + 3284107392, scratch + 3360686080);
-    step_k1216_neg_reduce_sum(scratch + 3284107392, scratch + 3279945728);
-    step_k1217_add_mul(scratch + 3284107520, scratch + 3284107264, scratch + 3284107392);
-    step_k1218_add(scratch + 3360686080, scratch + 3359637504, scratch + 3279945728, scratch + 3284107520);
-    step_k1219_add(scratch + 3364880384, scratch + 3372220416, scratch + 3360686080);
-    step_k1220_matmul_col2im(scratch + 3359637504, scratch + 3364880384, state + 2042064, scratch + 3279945728);
-    step_k1221_im2col_matmul(scratch + 3367521280, scratch + 3357540352, scratch + 3364880384, scratch + 3279945728);
-    step_k1222_reduce_sum(scratch + 3367537328, scratch + 3364880384);
-    step_k1223_matmul_col2im(scratch + 3365928960, scratch + 3364880384, state + 1894480, scratch + 3279945728);
-    step_k1224_im2col_matmul(scratch + 3366977536, scratch + 3363831808, scratch + 3364880384, scratch + 3279945728);
-    step_k1225_greaterEqual_sub_mul_etc(scratch + 3363831808, scratch + 3361734656, scratch + 3362783232, scratch + 3365928960);
-    step_k1226_reduce_sum(scratch + 3367537456, scratch + 3363831808);
-    step_k1227_mul(scratch + 3361734656, scratch + 3363831808, scratch + 3282894976);
-    step_k1228_mul_reduce_sum(scratch + 3367537584, scratch + 3363831808, scratch + 3283058688);
-    step_k1229_neg_reduce_sum(scratch + 3367529472, scratch + 3361734656);
-    step_k1230_mul_div(scratch + 3367529600, scratch + 3367537584, state + 1894224, scratch + 5226104320, scratch + 3282894848);
-    step_k1231_mul_add(scratch + 3279945728, scratch + 3367529600, scratch + 3283058688);
-    step_k1232_neg_reduce_sum(scratch + 3367529600, scratch + 3279945728);
-    step_k1233_add_mul(scratch + 3367529728, scratch + 3367529472, scratch + 3367529600);
-    step_k1234_add(scratch + 3282599936, scratch + 3361734656, scratch + 3279945728, scratch + 3367529728);
-    step_k1235_reduce_sum(scratch + 3367537712, scratch + 3282599936);
-    step_k1236_matmul_col2im(scratch + 3361734656, scratch + 3282599936, state + 1820368, scratch + 3279945728);
-    step_k1237_im2col_matmul(scratch + 3367124992, scratch + 3357540352, scratch + 3282599936, scratch + 3279945728);
-    step_k1238_add_greaterEqual_sub_etc(scratch + 3357540352, scratch + 3359637504, scratch + 3361734656, scratch + 3353346048, scratch + 3355443200);
-    step_k1239_reduce_sum(scratch + 5343826688, scratch + 3357540352);
-    step_k1240_mul(scratch + 3279945728, scratch + 3357540352, scratch + 5226105856);
-    step_k1241_mul_reduce_sum(scratch + 3367537840, scratch + 3357540352, scratch + 3334471680);
-    step_k1242_neg_reduce_sum(scratch + 3367529472, scratch + 3279945728);
-    step_k1243_mul_div(scratch + 3367529536, scratch + 3367537840, state + 1820240, scratch + 5343827776, scratch + 5343827712);
-    step_k1244_mul_add(scratch + 3282042880, scratch + 3367529536, scratch + 3334471680);
-    step_k1245_neg_reduce_sum(scratch + 5343827712, scratch + 3282042880);
-    step_k1246_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343827712);
-    step_k1247_add(scratch + 3334471680, scratch + 3279945728, scratch + 3282042880, scratch + 3367529536);
-    step_k1248_reduce_sum(scratch + 5343827712, scratch + 3334471680);
-    step_k1249_matmul_col2im(scratch + 3279945728, scratch + 3334471680, state + 1783312, scratch + 3282042880);
-    step_k1250_im2col_matmul(scratch + 3367198720, scratch + 3351248896, scratch + 3334471680, scratch + 3282042880);
-    step_k1251_greaterEqual_sub_mul_etc(scratch + 3282042880, scratch + 3347054592, scratch + 3349151744, scratch + 3279945728);
-    step_k1252_reduce_sum(scratch + 3367537904, scratch + 3282042880);
-    step_k1253_mul(scratch + 3279945728, scratch + 3282042880, scratch + 5343827648);
-    step_k1254_mul_reduce_sum(scratch + 5343827648, scratch + 3282042880, scratch + 3344957440);
-    step_k1255_neg_reduce_sum(scratch + 3367529472, scratch + 3279945728);
-    step_k1256_mul_div(scratch + 3367529536, scratch + 5343827648, state + 1783184, scratch + 5343827584, scratch + 5343827520);
-    step_k1257_mul_add(scratch + 3282042880, scratch + 3367529536, scratch + 3344957440);
-    step_k1258_neg_reduce_sum(scratch + 5343827520, scratch + 3282042880);
-    step_k1259_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343827520);
-    step_k1260_add(scratch + 3344957440, scratch + 3279945728, scratch + 3282042880, scratch + 3367529536);
-    step_k1261_reduce_sum(scratch + 5343827520, scratch + 3344957440);
-    step_k1262_matmul_col2im(scratch + 3279945728, scratch + 3344957440, state + 1746256, scratch + 3282042880);
-    step_k1263_im2col_matmul(scratch + 3367235584, scratch + 3342860288, scratch + 3344957440, scratch + 3282042880);
-    step_k1264_greaterEqual_sub_mul_etc(scratch + 3282042880, scratch + 3338665984, scratch + 3340763136, scratch + 3279945728);
-    step_k1265_reduce_sum(scratch + 3367537968, scratch + 3282042880);
-    step_k1266_mul(scratch + 3279945728, scratch + 3282042880, scratch + 5343827456);
-    step_k1267_mul_reduce_sum(scratch + 5343827456, scratch + 3282042880, scratch + 3336568832);
-    step_k1268_neg_reduce_sum(scratch + 3367529472, scratch + 3279945728);
-    step_k1269_mul_div(scratch + 3367529536, scratch + 5343827456, state + 1746128, scratch + 5343827392, scratch + 5343827328);
-    step_k1270_mul_add(scratch + 3282042880, scratch + 3367529536, scratch + 3336568832);
-    step_k1271_neg_reduce_sum(scratch + 5343827328, scratch + 3282042880);
-    step_k1272_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343827328);
-    step_k1273_add(scratch + 3336568832, scratch + 3279945728, scratch + 3282042880, scratch + 3367529536);
-    step_k1274_add(scratch + 3279945728, scratch + 3334471680, scratch + 3336568832);
-    step_k1275_reduce_sum(scratch + 5343827328, scratch + 3279945728);
-    step_k1276_matmul_col2im(scratch + 3282042880, scratch + 3279945728, state + 1709200, scratch + 3334471680);
-    step_k1277_im2col_matmul(scratch + 3367272448, scratch + 3332374528, scratch + 3279945728, scratch + 3334471680);
-    step_k1278_greaterEqual_sub_mul_etc(scratch + 3332374528, scratch + 3328180224, scratch + 3330277376, scratch + 3282042880);
-    step_k1279_reduce_sum(scratch + 3367538032, scratch + 3332374528);
-    step_k1280_mul(scratch + 3282042880, scratch + 3332374528, scratch + 5343827264);
-    step_k1281_mul_reduce_sum(scratch + 5343827264, scratch + 3332374528, scratch + 3326083072);
-    step_k1282_neg_reduce_sum(scratch + 3367529472, scratch + 3282042880);
-    step_k1283_mul_div(scratch + 3367529536, scratch + 5343827264, state + 1709072, scratch + 5343827200, scratch + 5343827136);
-    step_k1284_mul_add(scratch + 3328180224, scratch + 3367529536, scratch + 3326083072);
-    step_k1285_neg_reduce_sum(scratch + 5343827136, scratch + 3328180224);
-    step_k1286_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343827136);
-    step_k1287_add(scratch + 3326083072, scratch + 3282042880, scratch + 3328180224, scratch + 3367529536);
-    step_k1288_reduce_sum(scratch + 5343827136, scratch + 3326083072);
-    step_k1289_matmul_col2im(scratch + 3282042880, scratch + 3326083072, state + 1672144, scratch + 3328180224);
-    step_k1290_im2col_matmul(scratch + 3367309312, scratch + 3323985920, scratch + 3326083072, scratch + 3328180224);
-    step_k1291_greaterEqual_sub_mul_etc(scratch + 3323985920, scratch + 3319791616, scratch + 3321888768, scratch + 3282042880);
-    step_k1292_reduce_sum(scratch + 3367538096, scratch + 3323985920);
-    step_k1293_mul(scratch + 3282042880, scratch + 3323985920, scratch + 5343827072);
-    step_k1294_mul_reduce_sum(scratch + 5343827072, scratch + 3323985920, scratch + 3300917248);
-    step_k1295_neg_reduce_sum(scratch + 3367529472, scratch + 3282042880);
-    step_k1296_mul_div(scratch + 3367529536, scratch + 5343827072, state + 1672016, scratch + 5343827008, scratch + 5343826944);
-    step_k1297_mul_add(scratch + 3319791616, scratch + 3367529536, scratch + 3300917248);
-    step_k1298_neg_reduce_sum(scratch + 5343826944, scratch + 3319791616);
-    step_k1299_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343826944);
-    step_k1300_add(scratch + 3300917248, scratch + 3282042880, scratch + 3319791616, scratch + 3367529536);
-    step_k1301_add(scratch + 3282042880, scratch + 3279945728, scratch + 3300917248);
-    step_k1302_reduce_sum(scratch + 5343826944, scratch + 3282042880);
-    step_k1303_matmul_col2im(scratch + 3279945728, scratch + 3282042880, state + 1635088, scratch + 3300917248);
-    step_k1304_im2col_matmul(scratch + 3367346176, scratch + 3317694464, scratch + 3282042880, scratch + 3300917248);
-    step_k1305_greaterEqual_sub_mul_etc(scratch + 3300917248, scratch + 3313500160, scratch + 3315597312, scratch + 3279945728);
-    step_k1306_reduce_sum(scratch + 3367538160, scratch + 3300917248);
-    step_k1307_mul(scratch + 3279945728, scratch + 3300917248, scratch + 5343826880);
-    step_k1308_mul_reduce_sum(scratch + 5343826880, scratch + 3300917248, scratch + 3311403008);
-    step_k1309_neg_reduce_sum(scratch + 3367529472, scratch + 3279945728);
-    step_k1310_mul_div(scratch + 3367529536, scratch + 5343826880, state + 1634960, scratch + 5343826816, scratch + 5343826752);
-    step_k1311_mul_add(scratch + 3300917248, scratch + 3367529536, scratch + 3311403008);
-    step_k1312_neg_reduce_sum(scratch + 5343826752, scratch + 3300917248);
-    step_k1313_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343826752);
-    step_k1314_add(scratch + 3311403008, scratch + 3279945728, scratch + 3300917248, scratch + 3367529536);
-    step_k1315_reduce_sum(scratch + 5343826752, scratch + 3311403008);
-    step_k1316_matmul_col2im(scratch + 3279945728, scratch + 3311403008, state + 1598032, scratch + 3300917248);
-    step_k1317_im2col_matmul(scratch + 3367383040, scratch + 3309305856, scratch + 3311403008, scratch + 3300917248);
-    step_k1318_greaterEqual_sub_mul_etc(scratch + 3300917248, scratch + 3305111552, scratch + 3307208704, scratch + 3279945728);
-    step_k1319_reduce_sum(scratch + 3367538224, scratch + 3300917248);
-    step_k1320_mul(scratch + 3279945728, scratch + 3300917248, scratch + 5343826624);
-    step_k1321_mul_reduce_sum(scratch + 5343826624, scratch + 3300917248, scratch + 3303014400);
-    step_k1322_neg_reduce_sum(scratch + 3367529472, scratch + 3279945728);
-    step_k1323_mul_div(scratch + 3367529536, scratch + 5343826624, state + 1597904, scratch + 5343826560, scratch + 5343826496);
-    step_k1324_mul_add(scratch + 3300917248, scratch + 3367529536, scratch + 3303014400);
-    step_k1325_neg_reduce_sum(scratch + 5343826496, scratch + 3300917248);
-    step_k1326_add_mul(scratch + 3367529536, scratch + 3367529472, scratch + 5343826496);
-    step_k1327_add(scratch + 3303014400, scratch + 3279945728, scratch + 3300917248, scratch + 3367529536);
-    step_k1328_add(scratch + 3300917248, scratch + 3282042880, scratch + 3303014400);
-    step_k1329_matmul_col2im(scratch + 3279945728, scratch + 3300917248, state + 1595856, scratch + 3303014400);
-    step_k1330_im2col_matmul(scratch + 3367534080, scratch + 3275751424, scratch + 3300917248, scratch + 3303014400);
-    step_k1331_reduce_sum(scratch + 5343826496, scratch + 3300917248);
-    step_k1332_matmul_col2im(scratch + 3303014400, scratch + 3300917248, state + 1558928, scratch + 3305111552);
-    step_k1333_im2col_matmul(scratch + 3367419904, scratch + 3298820096, scratch + 3300917248, scratch + 3305111552);
-    step_k1334_greaterEqual_sub_mul_etc(scratch + 3298820096, scratch + 3286237184, scratch + 3296722944, scratch + 3303014400);
-    step_k1335_reduce_sum(scratch + 3367538288, scratch + 3298820096);
-    step_k1336_mul(scratch + 3286237184, scratch + 3298820096, scratch + 5343826432);
-    step_k1337_mul_reduce_sum(scratch + 5343826432, scratch + 3298820096, scratch + 3284140032);
-    step_k1338_neg_reduce_sum(scratch + 3367536128, scratch + 3286237184);
-    step_k1339_mul_div(scratch + 3367536192, scratch + 5343826432, state + 1558800, scratch + 5343826368, scratch + 5343826304);
-    step_k1340_mul_add(scratch + 3296722944, scratch + 3367536192, scratch + 3284140032);
-    step_k1341_neg_reduce_sum(scratch + 5343826304, scratch + 3296722944);
-    step_k1342_add_mul(scratch + 3367536192, scratch + 3367536128, scratch + 5343826304);
-    step_k1343_add(scratch + 3298820096, scratch + 3286237184, scratch + 3296722944, scratch + 3367536192);
-    step_k1344_reduce_sum(scratch + 5343826304, scratch + 3298820096);
-    step_k1345_matmul_col2im(scratch + 3284140032, scratch + 3298820096, state + 1540304, scratch + 3296722944);
-    step_k1346_im2col_matmul(scratch + 3298639872, scratch + 3275751424, scratch + 3298820096, scratch + 3296722944);
-    step_k1347_add_greaterEqual_sub_etc(scratch + 3275751424, scratch + 3279945728, scratch + 3284140032, scratch + 3267362816, scratch + 3271557120);
-    step_k1348_reduce_sum(scratch + 5343830144, scratch + 3275751424);
-    step_k1349_mul(scratch + 3267362816, scratch + 3275751424, scratch + 5226105920);
-    step_k1350_mul_reduce_sum(scratch + 3367538352, scratch + 3275751424, scratch + 3238002688);
-    step_k1351_neg_reduce_sum(scratch + 3367536128, scratch + 3267362816);
-    step_k1352_mul_div(scratch + 3367536160, scratch + 3367538352, state + 1540240, scratch + 5343830880, scratch + 5343830848);
-    step_k1353_mul_add(scratch + 3271557120, scratch + 3367536160, scratch + 3238002688);
-    step_k1354_neg_reduce_sum(scratch + 5343830848, scratch + 3271557120);
-    step_k1355_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830848);
-    step_k1356_add(scratch + 3238002688, scratch + 3267362816, scratch + 3271557120, scratch + 3367536160);
-    step_k1357_reduce_sum(scratch + 5343830848, scratch + 3238002688);
-    step_k1358_matmul_col2im(scratch + 3267362816, scratch + 3238002688, state + 1530992, scratch + 3271557120);
-    step_k1359_im2col_matmul(scratch + 3367456768, scratch + 3263168512, scratch + 3238002688, scratch + 3271557120);
-    step_k1360_greaterEqual_sub_mul_etc(scratch + 3263168512, scratch + 3250585600, scratch + 3258974208, scratch + 3267362816);
-    step_k1361_reduce_sum(scratch + 3367538384, scratch + 3263168512);
-    step_k1362_mul(scratch + 3250585600, scratch + 3263168512, scratch + 5343830816);
-    step_k1363_mul_reduce_sum(scratch + 5343830816, scratch + 3263168512, scratch + 3254779904);
-    step_k1364_neg_reduce_sum(scratch + 3367536128, scratch + 3250585600);
-    step_k1365_mul_div(scratch + 3367536160, scratch + 5343830816, state + 1530928, scratch + 5343830784, scratch + 5343830752);
-    step_k1366_mul_add(scratch + 3258974208, scratch + 3367536160, scratch + 3254779904);
-    step_k1367_neg_reduce_sum(scratch + 5343830752, scratch + 3258974208);
-    step_k1368_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830752);
-    step_k1369_add(scratch + 3254779904, scratch + 3250585600, scratch + 3258974208, scratch + 3367536160);
-    step_k1370_reduce_sum(scratch + 5343830752, scratch + 3254779904);
-    step_k1371_matmul_col2im(scratch + 3250585600, scratch + 3254779904, state + 1521680, scratch + 3258974208);
-    step_k1372_im2col_matmul(scratch + 3367465984, scratch + 3246391296, scratch + 3254779904, scratch + 3258974208);
-    step_k1373_greaterEqual_sub_mul_etc(scratch + 3246391296, scratch + 3233808384, scratch + 3242196992, scratch + 3250585600);
-    step_k1374_reduce_sum(scratch + 3367538416, scratch + 3246391296);
-    step_k1375_mul(scratch + 3233808384, scratch + 3246391296, scratch + 5343830720);
-    step_k1376_mul_reduce_sum(scratch + 5343830720, scratch + 3246391296, scratch + 3204448256);
-    step_k1377_neg_reduce_sum(scratch + 3367536128, scratch + 3233808384);
-    step_k1378_mul_div(scratch + 3367536160, scratch + 5343830720, state + 1521616, scratch + 5343830688, scratch + 5343830656);
-    step_k1379_mul_add(scratch + 3242196992, scratch + 3367536160, scratch + 3204448256);
-    step_k1380_neg_reduce_sum(scratch + 5343830656, scratch + 3242196992);
-    step_k1381_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830656);
-    step_k1382_add(scratch + 3204448256, scratch + 3233808384, scratch + 3242196992, scratch + 3367536160);
-    step_k1383_add(scratch + 3233808384, scratch + 3238002688, scratch + 3204448256);
-    step_k1384_reduce_sum(scratch + 5343830656, scratch + 3233808384);
-    step_k1385_matmul_col2im(scratch + 3204448256, scratch + 3233808384, state + 1512368, scratch + 3238002688);
-    step_k1386_im2col_matmul(scratch + 3367475200, scratch + 3229614080, scratch + 3233808384, scratch + 3238002688);
-    step_k1387_greaterEqual_sub_mul_etc(scratch + 3229614080, scratch + 3217031168, scratch + 3225419776, scratch + 3204448256);
-    step_k1388_reduce_sum(scratch + 3367538448, scratch + 3229614080);
-    step_k1389_mul(scratch + 3204448256, scratch + 3229614080, scratch + 5343830624);
-    step_k1390_mul_reduce_sum(scratch + 5343830624, scratch + 3229614080, scratch + 3221225472);
-    step_k1391_neg_reduce_sum(scratch + 3367536128, scratch + 3204448256);
-    step_k1392_mul_div(scratch + 3367536160, scratch + 5343830624, state + 1512304, scratch + 5343830592, scratch + 5343830560);
-    step_k1393_mul_add(scratch + 3217031168, scratch + 3367536160, scratch + 3221225472);
-    step_k1394_neg_reduce_sum(scratch + 5343830560, scratch + 3217031168);
-    step_k1395_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830560);
-    step_k1396_add(scratch + 3221225472, scratch + 3204448256, scratch + 3217031168, scratch + 3367536160);
-    step_k1397_reduce_sum(scratch + 5343830560, scratch + 3221225472);
-    step_k1398_matmul_col2im(scratch + 3204448256, scratch + 3221225472, state + 1503056, scratch + 3217031168);
-    step_k1399_im2col_matmul(scratch + 3367484416, scratch + 3212836864, scratch + 3221225472, scratch + 3217031168);
-    step_k1400_greaterEqual_sub_mul_etc(scratch + 3212836864, scratch + 3200253952, scratch + 3208642560, scratch + 3204448256);
-    step_k1401_reduce_sum(scratch + 3367538480, scratch + 3212836864);
-    step_k1402_mul(scratch + 3200253952, scratch + 3212836864, scratch + 5343830528);
-    step_k1403_mul_reduce_sum(scratch + 5343830528, scratch + 3212836864, scratch + 3170893824);
-    step_k1404_neg_reduce_sum(scratch + 3367536128, scratch + 3200253952);
-    step_k1405_mul_div(scratch + 3367536160, scratch + 5343830528, state + 1502992, scratch + 5343830496, scratch + 5343830464);
-    step_k1406_mul_add(scratch + 3204448256, scratch + 3367536160, scratch + 3170893824);
-    step_k1407_neg_reduce_sum(scratch + 5343830464, scratch + 3204448256);
-    step_k1408_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830464);
-    step_k1409_add(scratch + 3170893824, scratch + 3200253952, scratch + 3204448256, scratch + 3367536160);
-    step_k1410_add(scratch + 3200253952, scratch + 3233808384, scratch + 3170893824);
-    step_k1411_reduce_sum(scratch + 5343830464, scratch + 3200253952);
-    step_k1412_matmul_col2im(scratch + 3170893824, scratch + 3200253952, state + 1493744, scratch + 3204448256);
-    step_k1413_im2col_matmul(scratch + 3367493632, scratch + 3196059648, scratch + 3200253952, scratch + 3204448256);
-    step_k1414_greaterEqual_sub_mul_etc(scratch + 3196059648, scratch + 3183476736, scratch + 3191865344, scratch + 3170893824);
-    step_k1415_reduce_sum(scratch + 3367538512, scratch + 3196059648);
-    step_k1416_mul(scratch + 3170893824, scratch + 3196059648, scratch + 5343830432);
-    step_k1417_mul_reduce_sum(scratch + 5343830432, scratch + 3196059648, scratch + 3187671040);
-    step_k1418_neg_reduce_sum(scratch + 3367536128, scratch + 3170893824);
-    step_k1419_mul_div(scratch + 3367536160, scratch + 5343830432, state + 1493680, scratch + 5343830400, scratch + 5343830368);
-    step_k1420_mul_add(scratch + 3183476736, scratch + 3367536160, scratch + 3187671040);
-    step_k1421_neg_reduce_sum(scratch + 5343830368, scratch + 3183476736);
-    step_k1422_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830368);
-    step_k1423_add(scratch + 3187671040, scratch + 3170893824, scratch + 3183476736, scratch + 3367536160);
-    step_k1424_reduce_sum(scratch + 5343830368, scratch + 3187671040);
-    step_k1425_matmul_col2im(scratch + 3170893824, scratch + 3187671040, state + 1484432, scratch + 3183476736);
-    step_k1426_im2col_matmul(scratch + 3367502848, scratch + 3179282432, scratch + 3187671040, scratch + 3183476736);
-    step_k1427_greaterEqual_sub_mul_etc(scratch + 3179282432, scratch + 3166699520, scratch + 3175088128, scratch + 3170893824);
-    step_k1428_reduce_sum(scratch + 3367538544, scratch + 3179282432);
-    step_k1429_mul(scratch + 3166699520, scratch + 3179282432, scratch + 5343830336);
-    step_k1430_mul_reduce_sum(scratch + 5343830336, scratch + 3179282432, scratch + 3162505216);
-    step_k1431_neg_reduce_sum(scratch + 3367536128, scratch + 3166699520);
-    step_k1432_mul_div(scratch + 3367536160, scratch + 5343830336, state + 1484368, scratch + 5343830304, scratch + 5343830272);
-    step_k1433_mul_add(scratch + 3170893824, scratch + 3367536160, scratch + 3162505216);
-    step_k1434_neg_reduce_sum(scratch + 5343830272, scratch + 3170893824);
-    step_k1435_add_mul(scratch + 3367536160, scratch + 3367536128, scratch + 5343830272);
-    step_k1436_add(scratch + 3162505216, scratch + 3166699520, scratch + 3170893824, scratch + 3367536160);
-    step_k1437_add(scratch + 3166699520, scratch + 3200253952, scratch + 3162505216);
-    step_k1438_matmul_col2im(scratch + 3173326848, scratch + 3166699520, state + 1483856, scratch + 3170893824);
-    step_k1439_im2col_matmul(scratch + 3367536128, scratch + 3294625792, scratch + 3166699520, scratch + 3170893824);
-    step_k1440_reduce_sum(scratch + 5343830272, scratch + 3166699520);
-    step_k1441_matmul_col2im(scratch + 3162505216, scratch + 3166699520, state + 1474608, scratch + 3170893824);
-    step_k1442_im2col_matmul(scratch + 3367512064, scratch + 3158310912, scratch + 3166699520, scratch + 3170893824);
-    step_k1443_greaterEqual_sub_mul_etc(scratch + 3158310912, scratch + 3145728000, scratch + 3154116608, scratch + 3162505216);
-    step_k1444_reduce_sum(scratch + 3367538576, scratch + 3158310912);
-    step_k1445_mul(scratch + 3145728000, scratch + 3158310912, scratch + 5343830240);
-    step_k1446_mul_reduce_sum(scratch + 5343830240, scratch + 3158310912, scratch + 3149922304);
-    step_k1447_neg_reduce_sum(scratch + 3367536640, scratch + 3145728000);
-    step_k1448_mul_div(scratch + 3367536672, scratch + 5343830240, state + 1474544, scratch + 5343830208, scratch + 5343830176);
-    step_k1449_mul_add(scratch + 3154116608, scratch + 3367536672, scratch + 3149922304);
-    step_k1450_neg_reduce_sum(scratch + 5343830176, scratch + 3154116608);
-    step_k1451_add_mul(scratch + 3367536672, scratch + 3367536640, scratch + 5343830176);
-    step_k1452_add(scratch + 3149922304, scratch + 3145728000, scratch + 3154116608, scratch + 3367536672);
+    step_k1121_mul(scratch + 5165059072, io + 5898240);
+    step_k1122_neg_reduce_sum(scratch + 5165857408, scratch + 5165059072);
+    step_k1123_div(scratch + 5165857536, scratch + 5165857408, scratch + 5165857280);
+    step_k1124_mul_add(scratch + 5165091840, scratch + 5165857536, scratch + 5165061632, scratch + 5165059072);
+    step_k1125_reduce_sum(scratch + 5343832512, scratch + 5165091840);
+    step_k1126_matmul(scratch + 5165857280, scratch + 5165075456, scratch + 5165091840);
+    step_k1127_matmul_mul(scratch + 5165059072, scratch + 5165091840, state + 2937552, io + 6260032);
+    step_k1128_fill(scratch + 3147825152, scratch + 5165059072);
+    step_k1129_greaterEqual_sub_mul_etc(scratch + 3148873728, scratch + 3145728000, scratch + 3146776576, scratch + 3147825152);
+    step_k1130_reduce_sum(scratch + 5326986624, scratch + 3148873728);
+    step_k1131_mul(scratch + 3145728000, scratch + 3148873728, scratch + 5165355136);
+    step_k1132_mul_reduce_sum(scratch + 5326986752, scratch + 3148873728, scratch + 3382332416);
+    step_k1133_neg_reduce_sum(scratch + 5165355136, scratch + 3145728000);
+    step_k1134_mul_div(scratch + 5165355264, scratch + 5326986752, state + 2937296, scratch + 5326986496, scratch + 5165355008);
+    step_k1135_mul_add(scratch + 3146776576, scratch + 5165355264, scratch + 3382332416);
+    step_k1136_neg_reduce_sum(scratch + 5165355008, scratch + 3146776576);
+    step_k1137_add_mul(scratch + 5165355264, scratch + 5165355136, scratch + 5165355008);
+    step_k1138_add(scratch + 3382332416, scratch + 3145728000, scratch + 3146776576, scratch + 5165355264);
+    step_k1139_reduce_sum(scratch + 5326986880, scratch + 3382332416);
+    step_k1140_matmul_col2im(scratch + 3390721024, scratch + 3382332416, state + 2789712, scratch + 3145728000);
+    step_k1141_im2col_matmul(scratch + 5165059072, scratch + 3389672448, scratch + 3382332416, scratch + 3145728000);
+    step_k1142_greaterEqual_sub_mul_etc(scratch + 3389672448, scratch + 3387575296, scratch + 3388623872, scratch + 3390721024);
+    step_k1143_reduce_sum(scratch + 3388623872, scratch + 3389672448);
+    step_k1144_mul(scratch + 3387575296, scratch + 3389672448, scratch + 5165354880);
+    step_k1145_mul_reduce_sum(scratch + 3388624000, scratch + 3389672448, scratch + 3386526720);
+    step_k1146_neg_reduce_sum(scratch + 5165354880, scratch + 3387575296);
+    step_k1147_mul_div(scratch + 5165355008, scratch + 3388624000, state + 2789456, scratch + 5326986368, scratch + 5165354752);
+    step_k1148_mul_add(scratch + 3145728000, scratch + 5165355008, scratch + 3386526720);
+    step_k1149_neg_reduce_sum(scratch + 5165354752, scratch + 3145728000);
+    step_k1150_add_mul(scratch + 5165355008, scratch + 5165354880, scratch + 5165354752);
+    step_k1151_add(scratch + 3386526720, scratch + 3387575296, scratch + 3145728000, scratch + 5165355008);
+    step_k1152_reduce_sum(scratch + 5326987008, scratch + 3386526720);
+    step_k1153_matmul_col2im(scratch + 3387575296, scratch + 3386526720, state + 2641872, scratch + 3145728000);
+    step_k1154_im2col_matmul(scratch + 5165206528, scratch + 3385478144, scratch + 3386526720, scratch + 3145728000);
+    step_k1155_greaterEqual_sub_mul_etc(scratch + 3385478144, scratch + 3383380992, scratch + 3384429568, scratch + 3387575296);
+    step_k1156_reduce_sum(scratch + 3384429568, scratch + 3385478144);
+    step_k1157_mul(scratch + 3383380992, scratch + 3385478144, scratch + 5165354624);
+    step_k1158_mul_reduce_sum(scratch + 3384429696, scratch + 3385478144, scratch + 3373943808);
+    step_k1159_neg_reduce_sum(scratch + 5165354624, scratch + 3383380992);
+    step_k1160_mul_div(scratch + 5165354752, scratch + 3384429696, state + 2641616, scratch + 5326986240, scratch + 5165354496);
+    step_k1161_mul_add(scratch + 3145728000, scratch + 5165354752, scratch + 3373943808);
+    step_k1162_neg_reduce_sum(scratch + 5165354496, scratch + 3145728000);
+    step_k1163_add_mul(scratch + 5165354752, scratch + 5165354624, scratch + 5165354496);
+    step_k1164_add(scratch + 3373943808, scratch + 3383380992, scratch + 3145728000, scratch + 5165354752);
+    step_k1165_add(scratch + 3383380992, scratch + 3382332416, scratch + 3373943808);
+    step_k1166_reduce_sum(scratch + 3382627328, scratch + 3383380992);
+    step_k1167_matmul_col2im(scratch + 3373943808, scratch + 3383380992, state + 2494032, scratch + 3145728000);
+    step_k1168_im2col_matmul(scratch + 3382332416, scratch + 3381283840, scratch + 3383380992, scratch + 3145728000);
+    step_k1169_greaterEqual_sub_mul_etc(scratch + 3381283840, scratch + 3379186688, scratch + 3380235264, scratch + 3373943808);
+    step_k1170_reduce_sum(scratch + 3382627456, scratch + 3381283840);
+    step_k1171_mul(scratch + 3373943808, scratch + 3381283840, scratch + 5165354368);
+    step_k1172_mul_reduce_sum(scratch + 3382627584, scratch + 3381283840, scratch + 3378138112);
+    step_k1173_neg_reduce_sum(scratch + 5165354368, scratch + 3373943808);
+    step_k1174_mul_div(scratch + 5165354496, scratch + 3382627584, state + 2493776, scratch + 5326986112, scratch + 5165354240);
+    step_k1175_mul_add(scratch + 3379186688, scratch + 5165354496, scratch + 3378138112);
+    step_k1176_neg_reduce_sum(scratch + 5165354240, scratch + 3379186688);
+    step_k1177_add_mul(scratch + 5165354496, scratch + 5165354368, scratch + 5165354240);
+    step_k1178_add(scratch + 3378138112, scratch + 3373943808, scratch + 3379186688, scratch + 5165354496);
+    step_k1179_reduce_sum(scratch + 3382627712, scratch + 3378138112);
+    step_k1180_matmul_col2im(scratch + 3373943808, scratch + 3378138112, state + 2346192, scratch + 3145728000);
+    step_k1181_im2col_matmul(scratch + 3382479872, scratch + 3377089536, scratch + 3378138112, scratch + 3145728000);
+    step_k1182_greaterEqual_sub_mul_etc(scratch + 3145728000, scratch + 3374992384, scratch + 3376040960, scratch + 3373943808);
+    step_k1183_reduce_sum(scratch + 3382627840, scratch + 3145728000);
+    step_k1184_mul(scratch + 3146776576, scratch + 3145728000, scratch + 5165354112);
+    step_k1185_mul_reduce_sum(scratch + 3382627968, scratch + 3145728000, scratch + 3361360896);
+    step_k1186_neg_reduce_sum(scratch + 5165354112, scratch + 3146776576);
+    step_k1187_mul_div(scratch + 5165354240, scratch + 3382627968, state + 2345936, scratch + 5326985984, scratch + 5165353984);
+    step_k1188_mul_add(scratch + 3145728000, scratch + 5165354240, scratch + 3361360896);
+    step_k1189_neg_reduce_sum(scratch + 5165353984, scratch + 3145728000);
+    step_k1190_add_mul(scratch + 5165354240, scratch + 5165354112, scratch + 5165353984);
+    step_k1191_add(scratch + 3361360896, scratch + 3146776576, scratch + 3145728000, scratch + 5165354240);
+    step_k1192_add(scratch + 3373943808, scratch + 3383380992, scratch + 3361360896);
+    step_k1193_reduce_sum(scratch + 3382628096, scratch + 3373943808);
+    step_k1194_matmul_col2im(scratch + 3361360896, scratch + 3373943808, state + 2198352, scratch + 3145728000);
+    step_k1195_im2col_matmul(scratch + 5165353984, scratch + 3372895232, scratch + 3373943808, scratch + 3145728000);
+    step_k1196_greaterEqual_sub_mul_etc(scratch + 3372895232, scratch + 3370798080, scratch + 3371846656, scratch + 3361360896);
+    step_k1197_reduce_sum(scratch + 3371846656, scratch + 3372895232);
+    step_k1198_mul(scratch + 3361360896, scratch + 3372895232, scratch + 5326985856);
+    step_k1199_mul_reduce_sum(scratch + 5326985856, scratch + 3372895232, scratch + 3369749504);
+    step_k1200_neg_reduce_sum(scratch + 3382628224, scratch + 3361360896);
+    step_k1201_mul_div(scratch + 3382628352, scratch + 5326985856, state + 2198096, scratch + 5326985728, scratch + 5326985600);
+    step_k1202_mul_add(scratch + 3370798080, scratch + 3382628352, scratch + 3369749504);
+    step_k1203_neg_reduce_sum(scratch + 5326985600, scratch + 3370798080);
+    step_k1204_add_mul(scratch + 3382628352, scratch + 3382628224, scratch + 5326985600);
+    step_k1205_add(scratch + 3369749504, scratch + 3361360896, scratch + 3370798080, scratch + 3382628352);
+    step_k1206_reduce_sum(scratch + 5326985600, scratch + 3369749504);
+    step_k1207_matmul_col2im(scratch + 3361360896, scratch + 3369749504, state + 2050512, scratch + 3145728000);
+    step_k1208_im2col_matmul(scratch + 3370798080, scratch + 3368700928, scratch + 3369749504, scratch + 3145728000);
+    step_k1209_greaterEqual_sub_mul_etc(scratch + 3145728000, scratch + 3366603776, scratch + 3367652352, scratch + 3361360896);
+    step_k1210_reduce_sum(scratch + 3370945536, scratch + 3145728000);
+    step_k1211_mul(scratch + 3361360896, scratch + 3145728000, scratch + 5326985472);
+    step_k1212_mul_reduce_sum(scratch + 5326985472, scratch + 3145728000, scratch + 3360312320);
+    step_k1213_neg_reduce_sum(scratch + 3370945664, scratch + 3361360896);
+    step_k1214_mul_div(scratch + 3370945792, scratch + 5326985472, state + 2050256, scratch + 5326985344, scratch + 5326985216);
+    step_k1215_mul_add(scratch + 3145728000, scratch + 3370945792, scratch + 3360312320);
+    step_k1216_neg_reduce_sum(scratch + 5326985216, scratch + 3145728000);
+    step_k1217_add_mul(scratch + 3370945792, scratch + 3370945664, scratch + 5326985216);
+    step_k1218_add(scratch + 3360312320, scratch + 3361360896, scratch + 3145728000, scratch + 3370945792);
+    step_k1219_add(scratch + 3366603776, scratch + 3373943808, scratch + 3360312320);
+    step_k1220_matmul_col2im(scratch + 3360312320, scratch + 3366603776, state + 2042064, scratch + 3145728000);
+    step_k1221_im2col_matmul(scratch + 3369244672, scratch + 3358215168, scratch + 3366603776, scratch + 3145728000);
+    step_k1222_reduce_sum(scratch + 5326985216, scratch + 3366603776);
+    step_k1223_matmul_col2im(scratch + 3367652352, scratch + 3366603776, state + 1894480, scratch + 3145728000);
+    step_k1224_im2col_matmul(scratch + 3368700928, scratch + 3365555200, scratch + 3366603776, scratch + 3145728000);
+    step_k1225_greaterEqual_sub_mul_etc(scratch + 3365555200, scratch + 3363458048, scratch + 3364506624, scratch + 3367652352);
+    step_k1226_reduce_sum(scratch + 3370945664, scratch + 3365555200);
+    step_k1227_mul(scratch + 3363458048, scratch + 3365555200, scratch + 5326985088);
+    step_k1228_mul_reduce_sum(scratch + 5326985088, scratch + 3365555200, scratch + 3362409472);
+    step_k1229_neg_reduce_sum(scratch + 3368848384, scratch + 3363458048);
+    step_k1230_mul_div(scratch + 3368848512, scratch + 5326985088, state + 1894224, scratch + 5326984960, scratch + 5326984832);
+    step_k1231_mul_add(scratch + 3145728000, scratch + 3368848512, scratch + 3362409472);
+    step_k1232_neg_reduce_sum(scratch + 5326984832, scratch + 3145728000);
+    step_k1233_add_mul(scratch + 3368848512, scratch + 3368848384, scratch + 5326984832);
+    step_k1234_add(scratch + 3362409472, scratch + 3363458048, scratch + 3145728000, scratch + 3368848512);
+    step_k1235_reduce_sum(scratch + 5326984832, scratch + 3362409472);
+    step_k1236_matmul_col2im(scratch + 3148382208, scratch + 3362409472, state + 1820368, scratch + 3145728000);
+    step_k1237_im2col_matmul(scratch + 3368848384, scratch + 3358215168, scratch + 3362409472, scratch + 3145728000);
+    step_k1238_add_greaterEqual_sub_etc(scratch + 3358215168, scratch + 3360312320, scratch + 3148382208, scratch + 3354020864, scratch + 3356118016);
+    step_k1239_reduce_sum(scratch + 5343826688, scratch + 3358215168);
+    step_k1240_mul(scratch + 3354020864, scratch + 3358215168, scratch + 5326987136);
+    step_k1241_mul_reduce_sum(scratch + 3370945792, scratch + 3358215168, scratch + 3335146496);
+    step_k1242_neg_reduce_sum(scratch + 3368922112, scratch + 3354020864);
+    step_k1243_mul_div(scratch + 3368922176, scratch + 3370945792, state + 1820240, scratch + 5343827776, scratch + 5343827712);
+    step_k1244_mul_add(scratch + 3145728000, scratch + 3368922176, scratch + 3335146496);
+    step_k1245_neg_reduce_sum(scratch + 5343827712, scratch + 3145728000);
+    step_k1246_add_mul(scratch + 3368922176, scratch + 3368922112, scratch + 5343827712);
+    step_k1247_add(scratch + 3335146496, scratch + 3354020864, scratch + 3145728000, scratch + 3368922176);
+    step_k1248_reduce_sum(scratch + 5343827712, scratch + 3335146496);
+    step_k1249_matmul_col2im(scratch + 3145728000, scratch + 3335146496, state + 1783312, scratch + 3147825152);
+    step_k1250_im2col_matmul(scratch + 3368922112, scratch + 3351923712, scratch + 3335146496, scratch + 3147825152);
+    step_k1251_greaterEqual_sub_mul_etc(scratch + 3147825152, scratch + 3347729408, scratch + 3349826560, scratch + 3145728000);
+    step_k1252_reduce_sum(scratch + 3370945856, scratch + 3147825152);
+    step_k1253_mul(scratch + 3145728000, scratch + 3147825152, scratch + 5343827648);
+    step_k1254_mul_reduce_sum(scratch + 5343827648, scratch + 3147825152, scratch + 3345632256);
+    step_k1255_neg_reduce_sum(scratch + 3368958976, scratch + 3145728000);
+    step_k1256_mul_div(scratch + 3368959040, scratch + 5343827648, state + 1783184, scratch + 5343827584, scratch + 5343827520);
+    step_k1257_mul_add(scratch + 3147825152, scratch + 3368959040, scratch + 3345632256);
+    step_k1258_neg_reduce_sum(scratch + 5343827520, scratch + 3147825152);
+    step_k1259_add_mul(scratch + 3368959040, scratch + 3368958976, scratch + 5343827520);
+    step_k1260_add(scratch + 3345632256, scratch + 3145728000, scratch + 3147825152, scratch + 3368959040);
+    step_k1261_reduce_sum(scratch + 5343827520, scratch + 3345632256);
+    step_k1262_matmul_col2im(scratch + 3145728000, scratch + 3345632256, state + 1746256, scratch + 3147825152);
+    step_k1263_im2col_matmul(scratch + 3368958976, scratch + 3343535104, scratch + 3345632256, scratch + 3147825152);
+    step_k1264_greaterEqual_sub_mul_etc(scratch + 3147825152, scratch + 3339340800, scratch + 3341437952, scratch + 3145728000);
+    step_k1265_reduce_sum(scratch + 3370945920, scratch + 3147825152);
+    step_k1266_mul(scratch + 3145728000, scratch + 3147825152, scratch + 5343827456);
+    step_k1267_mul_reduce_sum(scratch + 5343827456, scratch + 3147825152, scratch + 3337243648);
+    step_k1268_neg_reduce_sum(scratch + 3368995840, scratch + 3145728000);
+    step_k1269_mul_div(scratch + 3368995904, scratch + 5343827456, state + 1746128, scratch + 5343827392, scratch + 5343827328);
+    step_k1270_mul_add(scratch + 3147825152, scratch + 3368995904, scratch + 3337243648);
+    step_k1271_neg_reduce_sum(scratch + 5343827328, scratch + 3147825152);
+    step_k1272_add_mul(scratch + 3368995904, scratch + 3368995840, scratch + 5343827328);
+    step_k1273_add(scratch + 3337243648, scratch + 3145728000, scratch + 3147825152, scratch + 3368995904);
+    step_k1274_add(scratch + 3145728000, scratch + 3335146496, scratch + 3337243648);
+    step_k1275_reduce_sum(scratch + 5343827328, scratch + 3145728000);
+    step_k1276_matmul_col2im(scratch + 3147825152, scratch + 3145728000, state + 1709200, scratch + 3335146496);
+    step_k1277_im2col_matmul(scratch + 3368995840, scratch + 3333049344, scratch + 3145728000, scratch + 3335146496);
+    step_k1278_greaterEqual_sub_mul_etc(scratch + 3333049344, scratch + 3328855040, scratch + 3330952192, scratch + 3147825152);
+    step_k1279_reduce_sum(scratch + 3370945984, scratch + 3333049344);
+    step_k1280_mul(scratch + 3147825152, scratch + 3333049344, scratch + 5343827264);
+    step_k1281_mul_reduce_sum(scratch + 5343827264, scratch + 3333049344, scratch + 3326757888);
+    step_k1282_neg_reduce_sum(scratch + 3369032704, scratch + 3147825152);
+    step_k1283_mul_div(scratch + 3369032768, scratch + 5343827264, state + 1709072, scratch + 5343827200, scratch + 5343827136);
+    step_k1284_mul_add(scratch + 3328855040, scratch + 3369032768, scratch + 3326757888);
+    step_k1285_neg_reduce_sum(scratch + 5343827136, scratch + 3328855040);
+    step_k1286_add_mul(scratch + 3369032768, scratch + 3369032704, scratch + 5343827136);
+    step_k1287_add(scratch + 3326757888, scratch + 3147825152, scratch + 3328855040, scratch + 3369032768);
+    step_k1288_reduce_sum(scratch + 5343827136, scratch + 3326757888);
+    step_k1289_matmul_col2im(scratch + 3147825152, scratch + 3326757888, state + 1672144, scratch + 3328855040);
+    step_k1290_im2col_matmul(scratch + 3369032704, scratch + 3324660736, scratch + 3326757888, scratch + 3328855040);
+    step_k1291_greaterEqual_sub_mul_etc(scratch + 3324660736, scratch + 3320466432, scratch + 3322563584, scratch + 3147825152);
+    step_k1292_reduce_sum(scratch + 3370946048, scratch + 3324660736);
+    step_k1293_mul(scratch + 3147825152, scratch + 3324660736, scratch + 5343827072);
+    step_k1294_mul_reduce_sum(scratch + 5343827072, scratch + 3324660736, scratch + 3301592064);
+    step_k1295_neg_reduce_sum(scratch + 3369069568, scratch + 3147825152);
+    step_k1296_mul_div(scratch + 3369069632, scratch + 5343827072, state + 1672016, scratch + 5343827008, scratch + 5343826944);
+    step_k1297_mul_add(scratch + 3320466432, scratch + 3369069632, scratch + 3301592064);
+    step_k1298_neg_reduce_sum(scratch + 5343826944, scratch + 3320466432);
+    step_k1299_add_mul(scratch + 3369069632, scratch + 3369069568, scratch + 5343826944);
+    step_k1300_add(scratch + 3301592064, scratch + 3147825152, scratch + 3320466432, scratch + 3369069632);
+    step_k1301_add(scratch + 3147825152, scratch + 3145728000, scratch + 3301592064);
+    step_k1302_reduce_sum(scratch + 5343826944, scratch + 3147825152);
+    step_k1303_matmul_col2im(scratch + 3145728000, scratch + 3147825152, state + 1635088, scratch + 3301592064);
+    step_k1304_im2col_matmul(scratch + 3369069568, scratch + 3318369280, scratch + 3147825152, scratch + 3301592064);
+    step_k1305_greaterEqual_sub_mul_etc(scratch + 3301592064, scratch + 3314174976, scratch + 3316272128, scratch + 3145728000);
+    step_k1306_reduce_sum(scratch + 3370946112, scratch + 3301592064);
+    step_k1307_mul(scratch + 3145728000, scratch + 3301592064, scratch + 5343826880);
+    step_k1308_mul_reduce_sum(scratch + 5343826880, scratch + 3301592064, scratch + 3312077824);
+    step_k1309_neg_reduce_sum(scratch + 3369106432, scratch + 3145728000);
+    step_k1310_mul_div(scratch + 3369106496, scratch + 5343826880, state + 1634960, scratch + 5343826816, scratch + 5343826752);
+    step_k1311_mul_add(scratch + 3301592064, scratch + 3369106496, scratch + 3312077824);
+    step_k1312_neg_reduce_sum(scratch + 5343826752, scratch + 3301592064);
+    step_k1313_add_mul(scratch + 3369106496, scratch + 3369106432, scratch + 5343826752);
+    step_k1314_add(scratch + 3312077824, scratch + 3145728000, scratch + 3301592064, scratch + 3369106496);
+    step_k1315_reduce_sum(scratch + 5343826752, scratch + 3312077824);
+    step_k1316_matmul_col2im(scratch + 3145728000, scratch + 3312077824, state + 1598032, scratch + 3301592064);
+    step_k1317_im2col_matmul(scratch + 3369106432, scratch + 3309980672, scratch + 3312077824, scratch + 3301592064);
+    step_k1318_greaterEqual_sub_mul_etc(scratch + 3301592064, scratch + 3305786368, scratch + 3307883520, scratch + 3145728000);
+    step_k1319_reduce_sum(scratch + 3370946176, scratch + 3301592064);
+    step_k1320_mul(scratch + 3145728000, scratch + 3301592064, scratch + 5343826624);
+    step_k1321_mul_reduce_sum(scratch + 5343826624, scratch + 3301592064, scratch + 3303689216);
+    step_k1322_neg_reduce_sum(scratch + 3369143296, scratch + 3145728000);
+    step_k1323_mul_div(scratch + 3369143360, scratch + 5343826624, state + 1597904, scratch + 5343826560, scratch + 5343826496);
+    step_k1324_mul_add(scratch + 3301592064, scratch + 3369143360, scratch + 3303689216);
+    step_k1325_neg_reduce_sum(scratch + 5343826496, scratch + 3301592064);
+    step_k1326_add_mul(scratch + 3369143360, scratch + 3369143296, scratch + 5343826496);
+    step_k1327_add(scratch + 3303689216, scratch + 3145728000, scratch + 3301592064, scratch + 3369143360);
+    step_k1328_add(scratch + 3301592064, scratch + 3147825152, scratch + 3303689216);
+    step_k1329_matmul_col2im(scratch + 3145728000, scratch + 3301592064, state + 1595856, scratch + 3303689216);
+    step_k1330_im2col_matmul(scratch + 3369257472, scratch + 3280620544, scratch + 3301592064, scratch + 3303689216);
+    step_k1331_reduce_sum(scratch + 5343826496, scratch + 3301592064);
+    step_k1332_matmul_col2im(scratch + 3303689216, scratch + 3301592064, state + 1558928, scratch + 3305786368);
+    step_k1333_im2col_matmul(scratch + 3369143296, scratch + 3299494912, scratch + 3301592064, scratch + 3305786368);
+    step_k1334_greaterEqual_sub_mul_etc(scratch + 3299494912, scratch + 3284814848, scratch + 3297397760, scratch + 3303689216);
+    step_k1335_reduce_sum(scratch + 3370946240, scratch + 3299494912);
+    step_k1336_mul(scratch + 3284814848, scratch + 3299494912, scratch + 5343826432);
+    step_k1337_mul_reduce_sum(scratch + 5343826432, scratch + 3299494912, scratch + 3286912000);
+    step_k1338_neg_reduce_sum(scratch + 3369252864, scratch + 3284814848);
+    step_k1339_mul_div(scratch + 3369252928, scratch + 5343826432, state + 1558800, scratch + 5343826368, scratch + 5343826304);
+    step_k1340_mul_add(scratch + 3297397760, scratch + 3369252928, scratch + 3286912000);
+    step_k1341_neg_reduce_sum(scratch + 5343826304, scratch + 3297397760);
+    step_k1342_add_mul(scratch + 3369252928, scratch + 3369252864, scratch + 5343826304);
+    step_k1343_add(scratch + 3299494912, scratch + 3284814848, scratch + 3297397760, scratch + 3369252928);
+    step_k1344_reduce_sum(scratch + 5343826304, scratch + 3299494912);
+    step_k1345_matmul_col2im(scratch + 3284814848, scratch + 3299494912, state + 1540304, scratch + 3297397760);
+    step_k1346_im2col_matmul(scratch + 3299314688, scratch + 3280620544, scratch + 3299494912, scratch + 3297397760);
+    step_k1347_add_greaterEqual_sub_etc(scratch + 3280620544, scratch + 3145728000, scratch + 3284814848, scratch + 3272231936, scratch + 3276426240);
+    step_k1348_reduce_sum(scratch + 5343830144, scratch + 3280620544);
+    step_k1349_mul(scratch + 3145728000, scratch + 3280620544, scratch + 5326987200);
+    step_k1350_mul_reduce_sum(scratch + 3370946304, scratch + 3280620544, scratch + 3238677504);
+    step_k1351_neg_reduce_sum(scratch + 3369252864, scratch + 3145728000);
+    step_k1352_mul_div(scratch + 3369252896, scratch + 3370946304, state + 1540240, scratch + 5343830880, scratch + 5343830848);
+    step_k1353_mul_add(scratch + 3272231936, scratch + 3369252896, scratch + 3238677504);
+    step_k1354_neg_reduce_sum(scratch + 5343830848, scratch + 3272231936);
+    step_k1355_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830848);
+    step_k1356_add(scratch + 3238677504, scratch + 3145728000, scratch + 3272231936, scratch + 3369252896);
+    step_k1357_reduce_sum(scratch + 5343830848, scratch + 3238677504);
+    step_k1358_matmul_col2im(scratch + 3145728000, scratch + 3238677504, state + 1530992, scratch + 3272231936);
+    step_k1359_im2col_matmul(scratch + 3369180160, scratch + 3268037632, scratch + 3238677504, scratch + 3272231936);
+    step_k1360_greaterEqual_sub_mul_etc(scratch + 3268037632, scratch + 3259649024, scratch + 3263843328, scratch + 3145728000);
+    step_k1361_reduce_sum(scratch + 3370946336, scratch + 3268037632);
+    step_k1362_mul(scratch + 3145728000, scratch + 3268037632, scratch + 5343830816);
+    step_k1363_mul_reduce_sum(scratch + 5343830816, scratch + 3268037632, scratch + 3255454720);
+    step_k1364_neg_reduce_sum(scratch + 3369252864, scratch + 3145728000);
+    step_k1365_mul_div(scratch + 3369252896, scratch + 5343830816, state + 1530928, scratch + 5343830784, scratch + 5343830752);
+    step_k1366_mul_add(scratch + 3259649024, scratch + 3369252896, scratch + 3255454720);
+    step_k1367_neg_reduce_sum(scratch + 5343830752, scratch + 3259649024);
+    step_k1368_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830752);
+    step_k1369_add(scratch + 3255454720, scratch + 3145728000, scratch + 3259649024, scratch + 3369252896);
+    step_k1370_reduce_sum(scratch + 5343830752, scratch + 3255454720);
+    step_k1371_matmul_col2im(scratch + 3145728000, scratch + 3255454720, state + 1521680, scratch + 3259649024);
+    step_k1372_im2col_matmul(scratch + 3369189376, scratch + 3251260416, scratch + 3255454720, scratch + 3259649024);
+    step_k1373_greaterEqual_sub_mul_etc(scratch + 3251260416, scratch + 3242871808, scratch + 3247066112, scratch + 3145728000);
+    step_k1374_reduce_sum(scratch + 3370946368, scratch + 3251260416);
+    step_k1375_mul(scratch + 3145728000, scratch + 3251260416, scratch + 5343830720);
+    step_k1376_mul_reduce_sum(scratch + 5343830720, scratch + 3251260416, scratch + 3205123072);
+    step_k1377_neg_reduce_sum(scratch + 3369252864, scratch + 3145728000);
+    step_k1378_mul_div(scratch + 3369252896, scratch + 5343830720, state + 1521616, scratch + 5343830688, scratch + 5343830656);
+    step_k1379_mul_add(scratch + 3242871808, scratch + 3369252896, scratch + 3205123072);
+    step_k1380_neg_reduce_sum(scratch + 5343830656, scratch + 3242871808);
+    step_k1381_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830656);
+    step_k1382_add(scratch + 3205123072, scratch + 3145728000, scratch + 3242871808, scratch + 3369252896);
+    step_k1383_add(scratch + 3145728000, scratch + 3238677504, scratch + 3205123072);
+    step_k1384_reduce_sum(scratch + 5343830656, scratch + 3145728000);
+    step_k1385_matmul_col2im(scratch + 3205123072, scratch + 3145728000, state + 1512368, scratch + 3238677504);
+    step_k1386_im2col_matmul(scratch + 3369198592, scratch + 3234483200, scratch + 3145728000, scratch + 3238677504);
+    step_k1387_greaterEqual_sub_mul_etc(scratch + 3234483200, scratch + 3226094592, scratch + 3230288896, scratch + 3205123072);
+    step_k1388_reduce_sum(scratch + 3370946400, scratch + 3234483200);
+    step_k1389_mul(scratch + 3205123072, scratch + 3234483200, scratch + 5343830624);
+    step_k1390_mul_reduce_sum(scratch + 5343830624, scratch + 3234483200, scratch + 3221900288);
+    step_k1391_neg_reduce_sum(scratch + 3369252864, scratch + 3205123072);
+    step_k1392_mul_div(scratch + 3369252896, scratch + 5343830624, state + 1512304, scratch + 5343830592, scratch + 5343830560);
+    step_k1393_mul_add(scratch + 3226094592, scratch + 3369252896, scratch + 3221900288);
+    step_k1394_neg_reduce_sum(scratch + 5343830560, scratch + 3226094592);
+    step_k1395_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830560);
+    step_k1396_add(scratch + 3221900288, scratch + 3205123072, scratch + 3226094592, scratch + 3369252896);
+    step_k1397_reduce_sum(scratch + 5343830560, scratch + 3221900288);
+    step_k1398_matmul_col2im(scratch + 3205123072, scratch + 3221900288, state + 1503056, scratch + 3226094592);
+    step_k1399_im2col_matmul(scratch + 3369207808, scratch + 3217705984, scratch + 3221900288, scratch + 3226094592);
+    step_k1400_greaterEqual_sub_mul_etc(scratch + 3217705984, scratch + 3209317376, scratch + 3213511680, scratch + 3205123072);
+    step_k1401_reduce_sum(scratch + 3370946432, scratch + 3217705984);
+    step_k1402_mul(scratch + 3205123072, scratch + 3217705984, scratch + 5343830528);
+    step_k1403_mul_reduce_sum(scratch + 5343830528, scratch + 3217705984, scratch + 3171568640);
+    step_k1404_neg_reduce_sum(scratch + 3369252864, scratch + 3205123072);
+    step_k1405_mul_div(scratch + 3369252896, scratch + 5343830528, state + 1502992, scratch + 5343830496, scratch + 5343830464);
+    step_k1406_mul_add(scratch + 3209317376, scratch + 3369252896, scratch + 3171568640);
+    step_k1407_neg_reduce_sum(scratch + 5343830464, scratch + 3209317376);
+    step_k1408_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830464);
+    step_k1409_add(scratch + 3171568640, scratch + 3205123072, scratch + 3209317376, scratch + 3369252896);
+    step_k1410_add(scratch + 3205123072, scratch + 3145728000, scratch + 3171568640);
+    step_k1411_reduce_sum(scratch + 5343830464, scratch + 3205123072);
+    step_k1412_matmul_col2im(scratch + 3171568640, scratch + 3205123072, state + 1493744, scratch + 3145728000);
+    step_k1413_im2col_matmul(scratch + 3369217024, scratch + 3200928768, scratch + 3205123072, scratch + 3145728000);
+    step_k1414_greaterEqual_sub_mul_etc(scratch + 3200928768, scratch + 3192540160, scratch + 3196734464, scratch + 3171568640);
+    step_k1415_reduce_sum(scratch + 3370946464, scratch + 3200928768);
+    step_k1416_mul(scratch + 3171568640, scratch + 3200928768, scratch + 5343830432);
+    step_k1417_mul_reduce_sum(scratch + 5343830432, scratch + 3200928768, scratch + 3188345856);
+    step_k1418_neg_reduce_sum(scratch + 3369252864, scratch + 3171568640);
+    step_k1419_mul_div(scratch + 3369252896, scratch + 5343830432, state + 1493680, scratch + 5343830400, scratch + 5343830368);
+    step_k1420_mul_add(scratch + 3145728000, scratch + 3369252896, scratch + 3188345856);
+    step_k1421_neg_reduce_sum(scratch + 5343830368, scratch + 3145728000);
+    step_k1422_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830368);
+    step_k1423_add(scratch + 3188345856, scratch + 3171568640, scratch + 3145728000, scratch + 3369252896);
+    step_k1424_reduce_sum(scratch + 5343830368, scratch + 3188345856);
+    step_k1425_matmul_col2im(scratch + 3171568640, scratch + 3188345856, state + 1484432, scratch + 3145728000);
+    step_k1426_im2col_matmul(scratch + 3369226240, scratch + 3184151552, scratch + 3188345856, scratch + 3145728000);
+    step_k1427_greaterEqual_sub_mul_etc(scratch + 3145728000, scratch + 3175762944, scratch + 3179957248, scratch + 3171568640);
+    step_k1428_reduce_sum(scratch + 3370946496, scratch + 3145728000);
+    step_k1429_mul(scratch + 3171568640, scratch + 3145728000, scratch + 5343830336);
+    step_k1430_mul_reduce_sum(scratch + 5343830336, scratch + 3145728000, scratch + 3167374336);
+    step_k1431_neg_reduce_sum(scratch + 3369252864, scratch + 3171568640);
+    step_k1432_mul_div(scratch + 3369252896, scratch + 5343830336, state + 1484368, scratch + 5343830304, scratch + 5343830272);
+    step_k1433_mul_add(scratch + 3145728000, scratch + 3369252896, scratch + 3167374336);
+    step_k1434_neg_reduce_sum(scratch + 5343830272, scratch + 3145728000);
+    step_k1435_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830272);
+    step_k1436_add(scratch + 3167374336, scratch + 3171568640, scratch + 3145728000, scratch + 3369252896);
+    step_k1437_add(scratch + 3145728000, scratch + 3205123072, scratch + 3167374336);
+    step_k1438_matmul_col2im(scratch + 3173875456, scratch + 3145728000, state + 1483856, scratch + 3167374336);
+    step_k1439_im2col_matmul(scratch + 3369259520, scratch + 3295300608, scratch + 3145728000, scratch + 3167374336);
+    step_k1440_reduce_sum(scratch + 5343830272, scratch + 3145728000);
+    step_k1441_matmul_col2im(scratch + 3167374336, scratch + 3145728000, state + 1474608, scratch + 3171568640);
+    step_k1442_im2col_matmul(scratch + 3369235456, scratch + 3163180032, scratch + 3145728000, scratch + 3171568640);
+    step_k1443_greaterEqual_sub_mul_etc(scratch + 3163180032, scratch + 3154791424, scratch + 3158985728, scratch + 3167374336);
+    step_k1444_reduce_sum(scratch + 3370946528, scratch + 3163180032);
+    step_k1445_mul(scratch + 3145728000, scratch + 3163180032, scratch + 5343830240);
+    step_k1446_mul_reduce_sum(scratch + 5343830240, scratch + 3163180032, scratch + 3150597120);
+    step_k1447_neg_reduce_sum(scratch + 3369252864, scratch + 3145728000);
+    step_k1448_mul_div(scratch + 3369252896, scratch + 5343830240, state + 1474544, scratch + 5343830208, scratch + 5343830176);
+    step_k1449_mul_add(scratch + 3154791424, scratch + 3369252896, scratch + 3150597120);
+    step_k1450_neg_reduce_sum(scratch + 5343830176, scratch + 3154791424);
+    step_k1451_add_mul(scratch + 3369252896, scratch + 3369252864, scratch + 5343830176);
+    step_k1452_add(scratch + 3149922304, scratch + 3145728000, scratch + 3154791424, scratch + 3369252896);
     step_k1453_reduce_sum(scratch + 5343830176, scratch + 3149922304);
     step_k1454_matmul_col2im(scratch + 3145728000, scratch + 3149922304, state + 1469904, scratch + 3147825152);
-    step_k1455_im2col_matmul(scratch + 3367529472, scratch + 3294625792, scratch + 3149922304, scratch + 3147825152);
-    step_k1456_add_greaterEqual_sub_etc(scratch + 3147825152, scratch + 3173326848, scratch + 3145728000, scratch + 3290431488, scratch + 3292528640);
+    step_k1455_im2col_matmul(scratch + 3369252864, scratch + 3295300608, scratch + 3149922304, scratch + 3147825152);
+    step_k1456_add_greaterEqual_sub_etc(scratch + 3147825152, scratch + 3173875456, scratch + 3145728000, scratch + 3291106304, scratch + 3293203456);
     step_k1457_reduce_sum(scratch + 5343831744, scratch + 3147825152);
     step_k1458_mul(scratch + 3145728000, scratch + 3147825152, scratch + 5343831728);
-    step_k1459_mul_reduce_sum(scratch + 5343831728, scratch + 3147825152, scratch + 3288334336);
-    step_k1460_neg_reduce_sum(scratch + 3367536640, scratch + 3145728000);
-    step_k1461_mul_div(scratch + 3367536656, scratch + 5343831728, state + 1469872, scratch + 5343831712, scratch + 5343832528);
-    step_k1462_mul_add(scratch + 3147825152, scratch + 3367536656, scratch + 3288334336);
+    step_k1459_mul_reduce_sum(scratch + 5343831728, scratch + 3147825152, scratch + 3289009152);
+    step_k1460_neg_reduce_sum(scratch + 5343831760, scratch + 3145728000);
+    step_k1461_mul_div(scratch + 5343831776, scratch + 5343831728, state + 1469872, scratch + 5343831712, scratch + 5343832528);
+    step_k1462_mul_add(scratch + 3147825152, scratch + 5343831776, scratch + 3289009152);
     step_k1463_neg_reduce_sum(scratch + 5343832528, scratch + 3147825152);
-    step_k1464_add_mul(scratch + 3367536656, scratch + 3367536640, scratch + 5343832528);
-    step_k1465_add(scratch + 3149922304, scratch + 3145728000, scratch + 3147825152, scratch + 3367536656);
+    step_k1464_add_mul(scratch + 5343831776, scratch + 5343831760, scratch + 5343832528);
+    step_k1465_add(scratch + 3149922304, scratch + 3145728000, scratch + 3147825152, scratch + 5343831776);
     step_k1466_reduce_sum(scratch + 5343832528, scratch + 3149922304);
-    step_k1467_im2col_matmul(scratch + 3367536640, io, scratch + 3149922304, scratch + 3145728000);
-    step_k1468_mul_reduce_sum(scratch + 5343831760, scratch + 3367536640, scratch + 5163939072);
-    step_k1469_mul_reduce_sum(scratch + 3367536640, scratch + 5343832528, scratch + 5343832496);
+    step_k1467_im2col_matmul(scratch + 3369260032, io, scratch + 3149922304, scratch + 3145728000);
+    step_k1468_mul_reduce_sum(scratch + 5343831760, scratch + 3369260032, scratch + 5165859072);
+    step_k1469_mul_reduce_sum(scratch + 5343831776, scratch + 5343832528, scratch + 5343832496);
     step_k1470_mul_reduce_sum(scratch + 5343832496, scratch + 5343831728, scratch + 5343831712, scratch + 5343831696);
     step_k1471_mul_reduce_sum(scratch + 5343832528, scratch + 5343831744, scratch + 5343831680);
-    step_k1472_mul_reduce_sum(scratch + 5343831680, scratch + 3367529472, scratch + 5163930624);
+    step_k1472_mul_reduce_sum(scratch + 5343831680, scratch + 3369252864, scratch + 5165850624);
     step_k1473_mul_reduce_sum(scratch + 5343831696, scratch + 5343830176, scratch + 5343830080);
     step_k1474_mul_reduce_sum(scratch + 5343830080, scratch + 5343830240, scratch + 5343830208, scratch + 5343830112);
-    step_k1475_mul_reduce_sum(scratch + 5343830096, scratch + 3367538576, scratch + 5343830048);
-    step_k1476_mul_reduce_sum(scratch + 5343830048, scratch + 3367512064, scratch + 5163913216);
+    step_k1475_mul_reduce_sum(scratch + 5343830096, scratch + 3370946528, scratch + 5343830048);
+    step_k1476_mul_reduce_sum(scratch + 5343830048, scratch + 3369235456, scratch + 5165833216);
     step_k1477_mul_reduce_sum(scratch + 5343830064, scratch + 5343830272, scratch + 5343829984);
-    step_k1478_mul_reduce_sum(scratch + 5343829984, scratch + 3367536128, scratch + 5163938560);
+    step_k1478_mul_reduce_sum(scratch + 5343829984, scratch + 3369259520, scratch + 5165858560);
     step_k1479_mul_reduce_sum(scratch + 5343830000, scratch + 5343830336, scratch + 5343830304, scratch + 5343830016);
-    step_k1480_mul_reduce_sum(scratch + 5343830016, scratch + 3367538544, scratch + 5343829952);
-    step_k1481_mul_reduce_sum(scratch + 5343830032, scratch + 3367502848, scratch + 5163904000);
+    step_k1480_mul_reduce_sum(scratch + 5343830016, scratch + 3370946496, scratch + 5343829952);
+    step_k1481_mul_reduce_sum(scratch + 5343830032, scratch + 3369226240, scratch + 5165824000);
     step_k1482_mul_reduce_sum(scratch + 5343829952, scratch + 5343830368, scratch + 5343829888);
     step_k1483_mul_reduce_sum(scratch + 5343829968, scratch + 5343830432, scratch + 5343830400, scratch + 5343829920);
-    step_k1484_mul_reduce_sum(scratch + 5343830112, scratch + 3367538512, scratch + 5343829856);
-    step_k1485_mul_reduce_sum(scratch + 5343830128, scratch + 3367493632, scratch + 5163894784);
+    step_k1484_mul_reduce_sum(scratch + 5343830112, scratch + 3370946464, scratch + 5343829856);
+    step_k1485_mul_reduce_sum(scratch + 5343830128, scratch + 3369217024, scratch + 5165814784);
     step_k1486_mul_reduce_sum(scratch + 5343831712, scratch + 5343830464, scratch + 5343829792);
     step_k1487_mul_reduce_sum(scratch + 5343829792, scratch + 5343830528, scratch + 5343830496, scratch + 5343829824);
-    step_k1488_mul_reduce_sum(scratch + 5343831728, scratch + 3367538480, scratch + 5343829760);
-    step_k1489_mul_reduce_sum(scratch + 5343831744, scratch + 3367484416, scratch + 5163885568);
+    step_k1488_mul_reduce_sum(scratch + 5343831728, scratch + 3370946432, scratch + 5343829760);
+    step_k1489_mul_reduce_sum(scratch + 5343831744, scratch + 3369207808, scratch + 5165805568);
     step_k1490_mul_reduce_sum(scratch + 5343829760, scratch + 5343830560, scratch + 5343829696);
     step_k1491_mul_reduce_sum(scratch + 5343829776, scratch + 5343830624, scratch + 5343830592, scratch + 5343829728);
-    step_k1492_mul_reduce_sum(scratch + 5343829696, scratch + 3367538448, scratch + 5343829664);
-    step_k1493_mul_reduce_sum(scratch + 5343829664, scratch + 3367475200, scratch + 5163876352);
+    step_k1492_mul_reduce_sum(scratch + 5343829696, scratch + 3370946400, scratch + 5343829664);
+    step_k1493_mul_reduce_sum(scratch + 5343829664, scratch + 3369198592, scratch + 5165796352);
     step_k1494_mul_reduce_sum(scratch + 5343829680, scratch + 5343830656, scratch + 5343829600);
     step_k1495_mul_reduce_sum(scratch + 5343829600, scratch + 5343830720, scratch + 5343830688, scratch + 5343829632);
-    step_k1496_mul_reduce_sum(scratch + 5343829616, scratch + 3367538416, scratch + 5343829568);
-    step_k1497_mul_reduce_sum(scratch + 5343829568, scratch + 3367465984, scratch + 5163867136);
+    step_k1496_mul_reduce_sum(scratch + 5343829616, scratch + 3370946368, scratch + 5343829568);
+    step_k1497_mul_reduce_sum(scratch + 5343829568, scratch + 3369189376, scratch + 5165787136);
     step_k1498_mul_reduce_sum(scratch + 5343829584, scratch + 5343830752, scratch + 5343829504);
     step_k1499_mul_reduce_sum(scratch + 5343829504, scratch + 5343830816, scratch + 5343830784, scratch + 5343829536);
-    step_k1500_mul_reduce_sum(scratch + 5343829632, scratch + 3367538384, scratch + 5343829472);
-    step_k1501_mul_reduce_sum(scratch + 5343829648, scratch + 3367456768, scratch + 5163857920);
+    step_k1500_mul_reduce_sum(scratch + 5343829632, scratch + 3370946336, scratch + 5343829472);
+    step_k1501_mul_reduce_sum(scratch + 5343829648, scratch + 3369180160, scratch + 5165777920);
     step_k1502_mul_reduce_sum(scratch + 5343829472, scratch + 5343830848, scratch + 5343829408);
-    step_k1503_mul_reduce_sum(scratch + 5343829488, scratch + 3367538352, scratch + 5343830880, scratch + 5343829440);
+    step_k1503_mul_reduce_sum(scratch + 5343829488, scratch + 3370946304, scratch + 5343830880, scratch + 5343829440);
     step_k1504_mul_reduce_sum(scratch + 5343829520, scratch + 5343830144, scratch + 5343829376);
-    step_k1505_mul_reduce_sum(scratch + 5343829536, scratch + 3298639872, scratch + 5163839488);
+    step_k1505_mul_reduce_sum(scratch + 5343829536, scratch + 3299314688, scratch + 5165759488);
     step_k1506_mul_reduce_sum(scratch + 5343829552, scratch + 5343826304, scratch + 5343826176);
     step_k1507_mul_reduce_sum(scratch + 5343829712, scratch + 5343826432, scratch + 5343826368, scratch + 5343826240);
-    step_k1508_mul_reduce_sum(scratch + 5343829728, scratch + 3367538288, scratch + 5343826112);
-    step_k1509_mul_reduce_sum(scratch + 5343829744, scratch + 3367419904, scratch + 5163802624);
+    step_k1508_mul_reduce_sum(scratch + 5343829728, scratch + 3370946240, scratch + 5343826112);
+    step_k1509_mul_reduce_sum(scratch + 5343829744, scratch + 3369143296, scratch + 5165722624);
     step_k1510_mul_reduce_sum(scratch + 5343829376, scratch + 5343826496, scratch + 5343825984);
-    step_k1511_mul_reduce_sum(scratch + 5343825984, scratch + 3367534080, scratch + 5163935232);
+    step_k1511_mul_reduce_sum(scratch + 5343825984, scratch + 3369257472, scratch + 5165855232);
     step_k1512_mul_reduce_sum(scratch + 5343826000, scratch + 5343826624, scratch + 5343826560, scratch + 5343826048);
-    step_k1513_mul_reduce_sum(scratch + 5343829392, scratch + 3367538224, scratch + 5343825920);
-    step_k1514_mul_reduce_sum(scratch + 5343825920, scratch + 3367383040, scratch + 5163765760);
+    step_k1513_mul_reduce_sum(scratch + 5343829392, scratch + 3370946176, scratch + 5343825920);
+    step_k1514_mul_reduce_sum(scratch + 5343825920, scratch + 3369106432, scratch + 5165685760);
     step_k1515_mul_reduce_sum(scratch + 5343825936, scratch + 5343826752, scratch + 5343825792);
     step_k1516_mul_reduce_sum(scratch + 5343825952, scratch + 5343826880, scratch + 5343826816, scratch + 5343825856);
-    step_k1517_mul_reduce_sum(scratch + 5343825968, scratch + 3367538160, scratch + 5343825728);
-    step_k1518_mul_reduce_sum(scratch + 5343829408, scratch + 3367346176, scratch + 5163728896);
+    step_k1517_mul_reduce_sum(scratch + 5343825968, scratch + 3370946112, scratch + 5343825728);
+    step_k1518_mul_reduce_sum(scratch + 5343829408, scratch + 3369069568, scratch + 5165648896);
     step_k1519_mul_reduce_sum(scratch + 5343829424, scratch + 5343826944, scratch + 5343825600);
     step_k1520_mul_reduce_sum(scratch + 5343829440, scratch + 5343827072, scratch + 5343827008, scratch + 5343825664);
-    step_k1521_mul_reduce_sum(scratch + 5343829456, scratch + 3367538096, scratch + 5343825536);
-    step_k1522_mul_reduce_sum(scratch + 5343829808, scratch + 3367309312, scratch + 5163692032);
+    step_k1521_mul_reduce_sum(scratch + 5343829456, scratch + 3370946048, scratch + 5343825536);
+    step_k1522_mul_reduce_sum(scratch + 5343829808, scratch + 3369032704, scratch + 5165612032);
     step_k1523_mul_reduce_sum(scratch + 5343829824, scratch + 5343827136, scratch + 5343825408);
     step_k1524_mul_reduce_sum(scratch + 5343825408, scratch + 5343827264, scratch + 5343827200, scratch + 5343825472);
-    step_k1525_mul_reduce_sum(scratch + 5343829840, scratch + 3367538032, scratch + 5343825344);
-    step_k1526_mul_reduce_sum(scratch + 5343825344, scratch + 3367272448, scratch + 5163655168);
+    step_k1525_mul_reduce_sum(scratch + 5343829840, scratch + 3370945984, scratch + 5343825344);
+    step_k1526_mul_reduce_sum(scratch + 5343825344, scratch + 3368995840, scratch + 5165575168);
     step_k1527_mul_reduce_sum(scratch + 5343825360, scratch + 5343827328, scratch + 5343825216);
     step_k1528_mul_reduce_sum(scratch + 5343825376, scratch + 5343827456, scratch + 5343827392, scratch + 5343825280);
-    step_k1529_mul_reduce_sum(scratch + 5343825392, scratch + 3367537968, scratch + 5343825152);
-    step_k1530_mul_reduce_sum(scratch + 5343829856, scratch + 3367235584, scratch + 5163618304);
+    step_k1529_mul_reduce_sum(scratch + 5343825392, scratch + 3370945920, scratch + 5343825152);
+    step_k1530_mul_reduce_sum(scratch + 5343829856, scratch + 3368958976, scratch + 5165538304);
     step_k1531_mul_reduce_sum(scratch + 5343829872, scratch + 5343827520, scratch + 5343825024);
     step_k1532_mul_reduce_sum(scratch + 5343825024, scratch + 5343827648, scratch + 5343827584, scratch + 5343825088);
-    step_k1533_mul_reduce_sum(scratch + 5343829888, scratch + 3367537904, scratch + 5343824960);
-    step_k1534_mul_reduce_sum(scratch + 5343829904, scratch + 3367198720, scratch + 5163581440);
+    step_k1533_mul_reduce_sum(scratch + 5343829888, scratch + 3370945856, scratch + 5343824960);
+    step_k1534_mul_reduce_sum(scratch + 5343829904, scratch + 3368922112, scratch + 5165501440);
     step_k1535_mul_reduce_sum(scratch + 5343829920, scratch + 5343827712, scratch + 5343824832);
-    step_k1536_mul_reduce_sum(scratch + 5343829936, scratch + 3367537840, scratch + 5343827776, scratch + 5343824896);
+    step_k1536_mul_reduce_sum(scratch + 5343829936, scratch + 3370945792, scratch + 5343827776, scratch + 5343824896);
     step_k1537_mul_reduce_sum(scratch + 5343824832, scratch + 5343826688, scratch + 5343824768);
-    step_k1538_mul_reduce_sum(scratch + 5343824768, scratch + 3367124992, scratch + 5133336576);
-    step_k1539_mul_reduce_sum(scratch + 5343824784, scratch + 3367537712, scratch + 5226104192);
-    step_k1540_mul_reduce_sum(scratch + 5343824800, scratch + 3367537584, scratch + 5226104320, scratch + 5226104064);
-    step_k1541_mul_reduce_sum(scratch + 5343824816, scratch + 3367537456, scratch + 5226103936);
-    step_k1542_mul_reduce_sum(scratch + 5343824848, scratch + 3366977536, scratch + 5162991616);
-    step_k1543_mul_reduce_sum(scratch + 5343824864, scratch + 3367537328, scratch + 5226103680);
-    step_k1544_mul_reduce_sum(scratch + 5226103680, scratch + 3367521280, scratch + 5163922432);
-    step_k1545_mul_reduce_sum(scratch + 5226103696, scratch + 3367537200, scratch + 5226104448, scratch + 5226103808);
-    step_k1546_mul_reduce_sum(scratch + 5343824880, scratch + 3367537072, scratch + 5226103552);
-    step_k1547_mul_reduce_sum(scratch + 5226103552, scratch + 3369074688, scratch + 5170331648);
-    step_k1548_mul_reduce_sum(scratch + 5226103568, scratch + 3380905088, scratch + 5226103296);
-    step_k1549_mul_reduce_sum(scratch + 5226103584, scratch + 3380904960, scratch + 5226104576, scratch + 5226103424);
-    step_k1550_mul_reduce_sum(scratch + 5226103600, scratch + 3380904832, scratch + 5226103168);
-    step_k1551_mul_reduce_sum(scratch + 5226103616, scratch + 5163433984, scratch + 5324914688);
-    step_k1552_mul_reduce_sum(scratch + 5226103632, scratch + 3380904704, scratch + 5226103040);
-    step_k1553_mul_reduce_sum(scratch + 5226103648, scratch + 3380904576, scratch + 5226104704, scratch + 5226102912);
-    step_k1554_mul_reduce_sum(scratch + 5226103664, scratch + 3380904448, scratch + 5226102784);
-    step_k1555_mul_reduce_sum(scratch + 5343824896, scratch + 3380756480, scratch + 5229051904);
-    step_k1556_mul_reduce_sum(scratch + 5343824912, scratch + 3380904320, scratch + 5325063168);
-    step_k1557_mul_reduce_sum(scratch + 5343824928, scratch + 3380904192, scratch + 5226104832, scratch + 5325063040);
-    step_k1558_mul_reduce_sum(scratch + 5343824944, scratch + 3380904064, scratch + 5325062912);
-    step_k1559_mul_reduce_sum(scratch + 5343824960, scratch + 3380609024, scratch + 5324767232);
-    step_k1560_mul_reduce_sum(scratch + 5343824976, scratch + 3380903936, scratch + 5325062784);
-    step_k1561_mul_reduce_sum(scratch + 5343824992, scratch + 3382706304, scratch + 5226104960, scratch + 5325062656);
-    step_k1562_mul_reduce_sum(scratch + 5343825008, scratch + 3382706176, scratch + 5325062528);
-    step_k1563_mul_reduce_sum(scratch + 5343825040, scratch + 5163286528, scratch + 5324619776);
-    step_k1564_mul_reduce_sum(scratch + 5343825056, scratch + 5226105728, scratch + 5325062400);
-    step_k1565_mul_reduce_sum(scratch + 5343825072, scratch + 3386900608, scratch + 5226105088, scratch + 5325062272);
-    step_k1566_mul_reduce_sum(scratch + 5343825088, scratch + 3386900480, scratch + 5325062144);
-    step_k1567_mul_reduce_sum(scratch + 5343825104, scratch + 5163139072, scratch + 5324472320);
-    step_k1568_mul_reduce_sum(scratch + 5343825120, scratch + 5226105600, scratch + 5328863360);
-    step_k1569_mul_reduce_sum(scratch + 5328863360, scratch + 5226105472, scratch + 5226105216, scratch + 5328863488);
-    step_k1570_mul_reduce_sum(scratch + 5343825136, scratch + 5226105344, scratch + 5328863232);
-    step_k1571_mul_reduce_sum(scratch + 5343825152, scratch + 5163937280, scratch + 5343818496);
+    step_k1538_mul_reduce_sum(scratch + 5343824768, scratch + 3368848384, scratch + 5133336576);
+    step_k1539_mul_reduce_sum(scratch + 5343824784, scratch + 5326984832, scratch + 5326984704);
+    step_k1540_mul_reduce_sum(scratch + 5343824800, scratch + 5326985088, scratch + 5326984960, scratch + 5326984576);
+    step_k1541_mul_reduce_sum(scratch + 5343824816, scratch + 3370945664, scratch + 5326984448);
+    step_k1542_mul_reduce_sum(scratch + 5343824848, scratch + 3368700928, scratch + 5164911616);
+    step_k1543_mul_reduce_sum(scratch + 5343824864, scratch + 5326985216, scratch + 5326984192);
+    step_k1544_mul_reduce_sum(scratch + 5326984192, scratch + 3369244672, scratch + 5165842432);
+    step_k1545_mul_reduce_sum(scratch + 5326984208, scratch + 5326985472, scratch + 5326985344, scratch + 5326984320);
+    step_k1546_mul_reduce_sum(scratch + 5343824880, scratch + 3370945536, scratch + 5326984064);
+    step_k1547_mul_reduce_sum(scratch + 5326984064, scratch + 3370798080, scratch + 5172251648);
+    step_k1548_mul_reduce_sum(scratch + 5326984080, scratch + 5326985600, scratch + 5326983808);
+    step_k1549_mul_reduce_sum(scratch + 5326984096, scratch + 5326985856, scratch + 5326985728, scratch + 5326983936);
+    step_k1550_mul_reduce_sum(scratch + 5326984112, scratch + 3371846656, scratch + 5326983680);
+    step_k1551_mul_reduce_sum(scratch + 5326984128, scratch + 5165353984, scratch + 5326834688);
+    step_k1552_mul_reduce_sum(scratch + 5326984144, scratch + 3382628096, scratch + 5326983552);
+    step_k1553_mul_reduce_sum(scratch + 5326984160, scratch + 3382627968, scratch + 5326985984, scratch + 5326983424);
+    step_k1554_mul_reduce_sum(scratch + 5326984176, scratch + 3382627840, scratch + 5326983296);
+    step_k1555_mul_reduce_sum(scratch + 5343824896, scratch + 3382479872, scratch + 5230971904);
+    step_k1556_mul_reduce_sum(scratch + 5343824912, scratch + 3382627712, scratch + 5326983168);
+    step_k1557_mul_reduce_sum(scratch + 5343824928, scratch + 3382627584, scratch + 5326986112, scratch + 5326983040);
+    step_k1558_mul_reduce_sum(scratch + 5343824944, scratch + 3382627456, scratch + 5326982912);
+    step_k1559_mul_reduce_sum(scratch + 5343824960, scratch + 3382332416, scratch + 5326687232);
+    step_k1560_mul_reduce_sum(scratch + 5343824976, scratch + 3382627328, scratch + 5326982784);
+    step_k1561_mul_reduce_sum(scratch + 5343824992, scratch + 3384429696, scratch + 5326986240, scratch + 5326982656);
+    step_k1562_mul_reduce_sum(scratch + 5343825008, scratch + 3384429568, scratch + 5326982528);
+    step_k1563_mul_reduce_sum(scratch + 5343825040, scratch + 5165206528, scratch + 5326539776);
+    step_k1564_mul_reduce_sum(scratch + 5343825056, scratch + 5326987008, scratch + 5326982400);
+    step_k1565_mul_reduce_sum(scratch + 5343825072, scratch + 3388624000, scratch + 5326986368, scratch + 5326982272);
+    step_k1566_mul_reduce_sum(scratch + 5343825088, scratch + 3388623872, scratch + 5326982144);
+    step_k1567_mul_reduce_sum(scratch + 5343825104, scratch + 5165059072, scratch + 5326392320);
+    step_k1568_mul_reduce_sum(scratch + 5343825120, scratch + 5326986880, scratch + 5328863360);
+    step_k1569_mul_reduce_sum(scratch + 5328863360, scratch + 5326986752, scratch + 5326986496, scratch + 5328863488);
+    step_k1570_mul_reduce_sum(scratch + 5343825136, scratch + 5326986624, scratch + 5328863232);
+    step_k1571_mul_reduce_sum(scratch + 5343825152, scratch + 5165857280, scratch + 5343818496);
     step_k1572_mul_reduce_sum(scratch + 5343825168, scratch + 5343832512, scratch + 5343832544);
-    step_k1573_mul_add(io + 6276496, scratch + 5343832512, io + 5899536, scratch + 5343831760, scratch + 3367536640, scratch + 5343832496, scratch + 5343832528, scratch + 5343831680, scratch + 5343831696, scratch + 5343830080, scratch + 5343830096, scratch + 5343830048, scratch + 5343830064, scratch + 5343829984, scratch + 5343830000, scratch + 5343830016, scratch + 5343830032, scratch + 5343829952, scratch + 5343829968, scratch + 5343830112, scratch + 5343830128, scratch + 5343831712, scratch + 5343829792, scratch + 5343831728, scratch + 5343831744, scratch + 5343829760, scratch + 5343829776, scratch + 5343829696, scratch + 5343829664, scratch + 5343829680, scratch + 5343829600, scratch + 5343829616, scratch + 5343829568, scratch + 5343829584, scratch + 5343829504, scratch + 5343829632, scratch + 5343829648, scratch + 5343829472, scratch + 5343829488, scratch + 5343829520, scratch + 5343829536, scratch + 5343829552, scratch + 5343829712, scratch + 5343829728, scratch + 5343829744, scratch + 5343829376, scratch + 5343825984, scratch + 5343826000, scratch + 5343829392, scratch + 5343825920, scratch + 5343825936, scratch + 5343825952, scratch + 5343825968, scratch + 5343829408, scratch + 5343829424, scratch + 5343829440, scratch + 5343829456, scratch + 5343829808, scratch + 5343829824, scratch + 5343825408, scratch + 5343829840, scratch + 5343825344, scratch + 5343825360, scratch + 5343825376, scratch + 5343825392, scratch + 5343829856, scratch + 5343829872, scratch + 5343825024, scratch + 5343829888, scratch + 5343829904, scratch + 5343829920, scratch + 5343829936, scratch + 5343824832, scratch + 5343824768, scratch + 5343824784, scratch + 5343824800, scratch + 5343824816, scratch + 5343824848, scratch + 5343824864, scratch + 5226103680, scratch + 5226103696, scratch + 5343824880, scratch + 5226103552, scratch + 5226103568, scratch + 5226103584, scratch + 5226103600, scratch + 5226103616, scratch + 5226103632, scratch + 5226103648, scratch + 5226103664, scratch + 5343824896, scratch + 5343824912, scratch + 5343824928, scratch + 5343824944, scratch + 5343824960, scratch + 5343824976, scratch + 5343824992, scratch + 5343825008, scratch + 5343825040, scratch + 5343825056, scratch + 5343825072, scratch + 5343825088, scratch + 5343825104, scratch + 5343825120, scratch + 5328863360, scratch + 5343825136, scratch + 5343825152, scratch + 5343825168, io + 5899568);
+    step_k1573_mul_add(io + 6276496, scratch + 5343832512, io + 5899536, scratch + 5343831760, scratch + 5343831776, scratch + 5343832496, scratch + 5343832528, scratch + 5343831680, scratch + 5343831696, scratch + 5343830080, scratch + 5343830096, scratch + 5343830048, scratch + 5343830064, scratch + 5343829984, scratch + 5343830000, scratch + 5343830016, scratch + 5343830032, scratch + 5343829952, scratch + 5343829968, scratch + 5343830112, scratch + 5343830128, scratch + 5343831712, scratch + 5343829792, scratch + 5343831728, scratch + 5343831744, scratch + 5343829760, scratch + 5343829776, scratch + 5343829696, scratch + 5343829664, scratch + 5343829680, scratch + 5343829600, scratch + 5343829616, scratch + 5343829568, scratch + 5343829584, scratch + 5343829504, scratch + 5343829632, scratch + 5343829648, scratch + 5343829472, scratch + 5343829488, scratch + 5343829520, scratch + 5343829536, scratch + 5343829552, scratch + 5343829712, scratch + 5343829728, scratch + 5343829744, scratch + 5343829376, scratch + 5343825984, scratch + 5343826000, scratch + 5343829392, scratch + 5343825920, scratch + 5343825936, scratch + 5343825952, scratch + 5343825968, scratch + 5343829408, scratch + 5343829424, scratch + 5343829440, scratch + 5343829456, scratch + 5343829808, scratch + 5343829824, scratch + 5343825408, scratch + 5343829840, scratch + 5343825344, scratch + 5343825360, scratch + 5343825376, scratch + 5343825392, scratch + 5343829856, scratch + 5343829872, scratch + 5343825024, scratch + 5343829888, scratch + 5343829904, scratch + 5343829920, scratch + 5343829936, scratch + 5343824832, scratch + 5343824768, scratch + 5343824784, scratch + 5343824800, scratch + 5343824816, scratch + 5343824848, scratch + 5343824864, scratch + 5326984192, scratch + 5326984208, scratch + 5343824880, scratch + 5326984064, scratch + 5326984080, scratch + 5326984096, scratch + 5326984112, scratch + 5326984128, scratch + 5326984144, scratch + 5326984160, scratch + 5326984176, scratch + 5343824896, scratch + 5343824912, scratch + 5343824928, scratch + 5343824944, scratch + 5343824960, scratch + 5343824976, scratch + 5343824992, scratch + 5343825008, scratch + 5343825040, scratch + 5343825056, scratch + 5343825072, scratch + 5343825088, scratch + 5343825104, scratch + 5343825120, scratch + 5328863360, scratch + 5343825136, scratch + 5343825152, scratch + 5343825168, io + 5899568);
     step_k1574_mul(scratch + 4631560192, scratch + 5343832512, scratch + 5343806976);
     step_k1575_neg_reduce_sum(scratch + 5343818496, scratch + 4631560192);
     step_k1576_div(scratch + 5343806976, scratch + 5343818496, scratch + 5343820672);
@@ -58238,7 +58641,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k1774_add(scratch + 2705326080, scratch + 2579496960, scratch + 2673868800, scratch + 5343789184);
     step_k1775_reduce_sum(scratch + 5343793776, scratch + 2705326080);
     step_k1776_matmul_col2im(scratch + 2579496960, scratch + 2705326080, state + 202720, scratch + 2673868800);
-    step_k1777_im2col_matmul(scratch + 2675343360, scratch + 2642411520, scratch + 2705326080, scratch + 2673868800);
+    step_k1777_im2col_matmul(scratch + 2675746304, scratch + 2642411520, scratch + 2705326080, scratch + 2673868800);
     step_k1778_greaterEqual_sub_mul_etc(scratch + 2642411520, scratch + 2548039680, scratch + 2610954240, scratch + 2579496960);
     step_k1779_reduce_sum(scratch + 5343793840, scratch + 2642411520);
     step_k1780_mul(scratch + 2548039680, scratch + 2642411520, scratch + 5343828544);
@@ -58267,7 +58670,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k1803_add(scratch + 2453667840, scratch + 2327838720, scratch + 2422210560, scratch + 5343789184);
     step_k1804_reduce_sum(scratch + 5343794160, scratch + 2453667840);
     step_k1805_matmul_col2im(scratch + 2327838720, scratch + 2453667840, state + 128608, scratch + 2422210560);
-    step_k1806_im2col_matmul(scratch + 2423685120, scratch + 2390753280, scratch + 2453667840, scratch + 2422210560);
+    step_k1806_im2col_matmul(scratch + 2424088064, scratch + 2390753280, scratch + 2453667840, scratch + 2422210560);
     step_k1807_greaterEqual_sub_mul_etc(scratch + 2390753280, scratch + 2044723200, scratch + 2359296000, scratch + 2327838720);
     step_k1808_reduce_sum(scratch + 5343794224, scratch + 2390753280);
     step_k1809_mul(scratch + 2044723200, scratch + 2390753280, scratch + 5343828160);
@@ -58281,10 +58684,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k1817_add(scratch + 2013265920, scratch + 2044723200, scratch + 2327838720, scratch + 5343789184);
     step_k1818_add(scratch + 2327838720, scratch + 2548039680, scratch + 2013265920);
     step_k1819_matmul_col2im(scratch + 2013265920, scratch + 2327838720, state + 126432, scratch + 2359296000);
-    step_k1820_im2col_matmul(scratch + 2392264704, scratch + 1950351360, scratch + 2327838720, scratch + 2359296000);
+    step_k1820_im2col_matmul(scratch + 2392667648, scratch + 1950351360, scratch + 2327838720, scratch + 2359296000);
     step_k1821_reduce_sum(scratch + 5343794352, scratch + 2327838720);
     step_k1822_matmul_col2im(scratch + 2359296000, scratch + 2327838720, state + 89504, scratch + 2390753280);
-    step_k1823_im2col_matmul(scratch + 2392227840, scratch + 2296381440, scratch + 2327838720, scratch + 2390753280);
+    step_k1823_im2col_matmul(scratch + 2392630784, scratch + 2296381440, scratch + 2327838720, scratch + 2390753280);
     step_k1824_greaterEqual_sub_mul_etc(scratch + 2296381440, scratch + 2107637760, scratch + 2264924160, scratch + 2359296000);
     step_k1825_reduce_sum(scratch + 5343794416, scratch + 2296381440);
     step_k1826_mul(scratch + 2107637760, scratch + 2296381440, scratch + 5343827968);
@@ -58451,15 +58854,15 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k1987_mul_add_sub(state + 3009632, state + 70784, state + 3009664, state + 70816, state + 3009696, state + 70848, scratch + 5343794672, io + 5899520, scratch + 5343794640, scratch + 5343794608);
     step_k1988_mul_add_sub(state + 3009728, state + 70880, scratch + 2266841088, io + 5899520);
     step_k1989_mul_add_sub(state + 3028160, state + 89312, state + 3028224, state + 89376, state + 3028288, state + 89440, scratch + 5343794544, io + 5899520, scratch + 5343794480, scratch + 5343794416);
-    step_k1990_mul_add_sub(state + 3028352, state + 89504, scratch + 2392227840, io + 5899520);
+    step_k1990_mul_add_sub(state + 3028352, state + 89504, scratch + 2392630784, io + 5899520);
     step_k1991_mul_add_sub(state + 3065216, state + 126368, scratch + 5343794352, io + 5899520);
-    step_k1992_mul_add_sub(state + 3065280, state + 126432, scratch + 2392264704, io + 5899520);
+    step_k1992_mul_add_sub(state + 3065280, state + 126432, scratch + 2392667648, io + 5899520);
     step_k1993_mul_add_sub(state + 3067328, state + 128480, state + 3067392, state + 128544, scratch + 5343794288, io + 5899520, scratch + 5343794224);
-    step_k1994_mul_add_sub(state + 3067456, state + 128608, scratch + 2423685120, io + 5899520);
+    step_k1994_mul_add_sub(state + 3067456, state + 128608, scratch + 2424088064, io + 5899520);
     step_k1995_mul_add_sub(state + 3104320, state + 165472, state + 3104384, state + 165536, state + 3104448, state + 165600, scratch + 5343794160, io + 5899520, scratch + 5343794096, scratch + 5343794032);
     step_k1996_mul_add_sub(state + 3104512, state + 165664, scratch + 4522528768, io + 5899520);
     step_k1997_mul_add_sub(state + 3141376, state + 202528, state + 3141440, state + 202592, state + 3141504, state + 202656, scratch + 5343793968, io + 5899520, scratch + 5343793904, scratch + 5343793840);
-    step_k1998_mul_add_sub(state + 3141568, state + 202720, scratch + 2675343360, io + 5899520);
+    step_k1998_mul_add_sub(state + 3141568, state + 202720, scratch + 2675746304, io + 5899520);
     step_k1999_mul_add_sub(state + 3178432, state + 239584, state + 3178496, state + 239648, state + 3178560, state + 239712, scratch + 5343793776, io + 5899520, scratch + 5343793712, scratch + 5343793648);
     step_k2000_mul_add_sub(state + 3178624, state + 239776, scratch + 4522491904, io + 5899520);
     step_k2001_mul_add_sub(state + 3215488, state + 276640, state + 3215552, state + 276704, state + 3215616, state + 276768, scratch + 5343793584, io + 5899520, scratch + 5343793520, scratch + 5343793456);
@@ -58751,14 +59154,15 @@ static void supervised_step_k008_im2col_matmul_add_part(void *context, int part,
     const float *restrict t194 = p->t194;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
     const float *restrict in_student_res3_conv0_bias = p->in_student_res3_conv0_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 205136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t194 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 32, 0.0f, t199 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t199 + (size_t)n0 * 32768, t194 + (size_t)n0 * 16384, filters, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -58990,14 +59394,15 @@ static void supervised_step_k016_im2col_matmul_add_part(void *context, int part,
     const float *restrict t231 = p->t231;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t231 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res3_conv3_weight, 32, 0.0f, t236 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t236 + (size_t)n0 * 32768, t231 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -59297,14 +59702,15 @@ static void supervised_step_k026_im2col_matmul_add_part(void *context, int part,
     const float *restrict t268 = p->t268;
     const float *restrict in_student_res4_conv2_weight = p->in_student_res4_conv2_weight;
     const float *restrict in_student_res4_conv2_bias = p->in_student_res4_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t268 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res4_conv2_weight, 32, 0.0f, t273 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t273 + (size_t)n0 * 32768, t268 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -59536,14 +59942,15 @@ static void supervised_step_k034_im2col_matmul_add_part(void *context, int part,
     const float *restrict t298 = p->t298;
     const float *restrict in_student_res4_conv5_weight = p->in_student_res4_conv5_weight;
     const float *restrict in_student_res4_conv5_bias = p->in_student_res4_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t298 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res4_conv5_weight, 32, 0.0f, t303 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t303 + (size_t)n0 * 32768, t298 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -59802,14 +60209,15 @@ static void supervised_step_k043_im2col_matmul_add_part(void *context, int part,
     const float *restrict t331 = p->t331;
     const float *restrict in_student_res5_conv2_weight = p->in_student_res5_conv2_weight;
     const float *restrict in_student_res5_conv2_bias = p->in_student_res5_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t331 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res5_conv2_weight, 32, 0.0f, t336 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t336 + (size_t)n0 * 32768, t331 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -60041,14 +60449,15 @@ static void supervised_step_k051_im2col_matmul_add_part(void *context, int part,
     const float *restrict t361 = p->t361;
     const float *restrict in_student_res5_conv5_weight = p->in_student_res5_conv5_weight;
     const float *restrict in_student_res5_conv5_bias = p->in_student_res5_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t361 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res5_conv5_weight, 32, 0.0f, t366 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t366 + (size_t)n0 * 32768, t361 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -60307,14 +60716,15 @@ static void supervised_step_k060_im2col_matmul_add_part(void *context, int part,
     const float *restrict t394 = p->t394;
     const float *restrict in_student_res6_conv2_weight = p->in_student_res6_conv2_weight;
     const float *restrict in_student_res6_conv2_bias = p->in_student_res6_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t394 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res6_conv2_weight, 32, 0.0f, t399 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t399 + (size_t)n0 * 32768, t394 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -60546,14 +60956,15 @@ static void supervised_step_k068_im2col_matmul_add_part(void *context, int part,
     const float *restrict t424 = p->t424;
     const float *restrict in_student_res6_conv5_weight = p->in_student_res6_conv5_weight;
     const float *restrict in_student_res6_conv5_bias = p->in_student_res6_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t424 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res6_conv5_weight, 32, 0.0f, t429 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t429 + (size_t)n0 * 32768, t424 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -61051,14 +61462,15 @@ static void supervised_step_k085_im2col_matmul_add_part(void *context, int part,
     const float *restrict t494 = p->t494;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t494 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t499 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t499 + (size_t)n0 * 16384, t494 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -61348,14 +61760,15 @@ static void supervised_step_k095_im2col_matmul_add_part(void *context, int part,
     const float *restrict t531 = p->t531;
     const float *restrict in_student_res10_conv2_weight = p->in_student_res10_conv2_weight;
     const float *restrict in_student_res10_conv2_bias = p->in_student_res10_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t531 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res10_conv2_weight, 64, 0.0f, t536 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t536 + (size_t)n0 * 16384, t531 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -61587,14 +62000,15 @@ static void supervised_step_k103_im2col_matmul_add_part(void *context, int part,
     const float *restrict t561 = p->t561;
     const float *restrict in_student_res10_conv5_weight = p->in_student_res10_conv5_weight;
     const float *restrict in_student_res10_conv5_bias = p->in_student_res10_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t561 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res10_conv5_weight, 64, 0.0f, t566 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t566 + (size_t)n0 * 16384, t561 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -61853,14 +62267,15 @@ static void supervised_step_k112_im2col_matmul_add_part(void *context, int part,
     const float *restrict t594 = p->t594;
     const float *restrict in_student_res11_conv2_weight = p->in_student_res11_conv2_weight;
     const float *restrict in_student_res11_conv2_bias = p->in_student_res11_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t594 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res11_conv2_weight, 64, 0.0f, t599 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t599 + (size_t)n0 * 16384, t594 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -62092,14 +62507,15 @@ static void supervised_step_k120_im2col_matmul_add_part(void *context, int part,
     const float *restrict t624 = p->t624;
     const float *restrict in_student_res11_conv5_weight = p->in_student_res11_conv5_weight;
     const float *restrict in_student_res11_conv5_bias = p->in_student_res11_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t624 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res11_conv5_weight, 64, 0.0f, t629 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t629 + (size_t)n0 * 16384, t624 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -62358,14 +62774,15 @@ static void supervised_step_k129_im2col_matmul_add_part(void *context, int part,
     const float *restrict t657 = p->t657;
     const float *restrict in_student_res12_conv2_weight = p->in_student_res12_conv2_weight;
     const float *restrict in_student_res12_conv2_bias = p->in_student_res12_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t657 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res12_conv2_weight, 64, 0.0f, t662 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t662 + (size_t)n0 * 16384, t657 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -62597,14 +63014,15 @@ static void supervised_step_k137_im2col_matmul_add_part(void *context, int part,
     const float *restrict t687 = p->t687;
     const float *restrict in_student_res12_conv5_weight = p->in_student_res12_conv5_weight;
     const float *restrict in_student_res12_conv5_bias = p->in_student_res12_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t687 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res12_conv5_weight, 64, 0.0f, t692 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t692 + (size_t)n0 * 16384, t687 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -63102,14 +63520,15 @@ static void supervised_step_k154_im2col_matmul_add_part(void *context, int part,
     const float *restrict t757 = p->t757;
     const float *restrict in_student_res15_conv3_weight = p->in_student_res15_conv3_weight;
     const float *restrict in_student_res15_conv3_bias = p->in_student_res15_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res15_conv3_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t757 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res15_conv3_weight, 128, 0.0f, t762 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t762 + (size_t)n0 * 8192, t757 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -63399,14 +63818,15 @@ static void supervised_step_k164_im2col_matmul_add_part(void *context, int part,
     const float *restrict t794 = p->t794;
     const float *restrict in_student_res16_conv2_weight = p->in_student_res16_conv2_weight;
     const float *restrict in_student_res16_conv2_bias = p->in_student_res16_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t794 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res16_conv2_weight, 128, 0.0f, t799 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t799 + (size_t)n0 * 8192, t794 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -63638,14 +64058,15 @@ static void supervised_step_k172_im2col_matmul_add_part(void *context, int part,
     const float *restrict t824 = p->t824;
     const float *restrict in_student_res16_conv5_weight = p->in_student_res16_conv5_weight;
     const float *restrict in_student_res16_conv5_bias = p->in_student_res16_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t824 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res16_conv5_weight, 128, 0.0f, t829 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t829 + (size_t)n0 * 8192, t824 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -63904,14 +64325,15 @@ static void supervised_step_k181_im2col_matmul_add_part(void *context, int part,
     const float *restrict t857 = p->t857;
     const float *restrict in_student_res17_conv2_weight = p->in_student_res17_conv2_weight;
     const float *restrict in_student_res17_conv2_bias = p->in_student_res17_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t857 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res17_conv2_weight, 128, 0.0f, t862 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t862 + (size_t)n0 * 8192, t857 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -64143,14 +64565,15 @@ static void supervised_step_k189_im2col_matmul_add_part(void *context, int part,
     const float *restrict t887 = p->t887;
     const float *restrict in_student_res17_conv5_weight = p->in_student_res17_conv5_weight;
     const float *restrict in_student_res17_conv5_bias = p->in_student_res17_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t887 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res17_conv5_weight, 128, 0.0f, t892 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t892 + (size_t)n0 * 8192, t887 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -64409,14 +64832,15 @@ static void supervised_step_k198_im2col_matmul_add_part(void *context, int part,
     const float *restrict t920 = p->t920;
     const float *restrict in_student_res18_conv2_weight = p->in_student_res18_conv2_weight;
     const float *restrict in_student_res18_conv2_bias = p->in_student_res18_conv2_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t920 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res18_conv2_weight, 128, 0.0f, t925 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t925 + (size_t)n0 * 8192, t920 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -64648,14 +65072,15 @@ static void supervised_step_k206_im2col_matmul_add_part(void *context, int part,
     const float *restrict t950 = p->t950;
     const float *restrict in_student_res18_conv5_weight = p->in_student_res18_conv5_weight;
     const float *restrict in_student_res18_conv5_bias = p->in_student_res18_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t950 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res18_conv5_weight, 128, 0.0f, t955 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t955 + (size_t)n0 * 8192, t950 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -65433,14 +65858,15 @@ static void supervised_step_k243_matmul_col2im_part(void *context, int part, int
     float *restrict t1055 = p->t1055;
     const float *restrict t1049 = p->t1049;
     const float *restrict in_student_res18_conv5_weight = p->in_student_res18_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1049 + (size_t)n0 * 8192, 128, in_student_res18_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1055 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1055 + (size_t)n0 * 8192, t1049 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -65463,23 +65889,24 @@ static void supervised_step_k244_im2col_matmul_part(void *context, int part, int
     float *restrict t1053 = p->t1053;
     const float *restrict t950 = p->t950;
     const float *restrict t1049 = p->t1049;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1053 : chunk + 221184;
+    float *sum = part == 0 ? t1053 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t950 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1049 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t950 + (size_t)n0 * 8192, t1049 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k244_im2col_matmul(float *restrict t1053, const float *restrict t950, const float *restrict t1049, float *restrict chunk) {
     mplc_parallel(supervised_step_k244_im2col_matmul_part, &(supervised_step_k244_im2col_matmul_pointers){t1053, t950, t1049, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1053[i] += partial[i];
     }
 }
@@ -65801,14 +66228,15 @@ static void supervised_step_k257_matmul_col2im_part(void *context, int part, int
     float *restrict t1089 = p->t1089;
     const float *restrict t1084 = p->t1084;
     const float *restrict in_student_res18_conv2_weight = p->in_student_res18_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1084 + (size_t)n0 * 8192, 128, in_student_res18_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1089 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1089 + (size_t)n0 * 8192, t1084 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -65831,23 +66259,24 @@ static void supervised_step_k258_im2col_matmul_part(void *context, int part, int
     float *restrict t1087 = p->t1087;
     const float *restrict t920 = p->t920;
     const float *restrict t1084 = p->t1084;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1087 : chunk + 221184;
+    float *sum = part == 0 ? t1087 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t920 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1084 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t920 + (size_t)n0 * 8192, t1084 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k258_im2col_matmul(float *restrict t1087, const float *restrict t920, const float *restrict t1084, float *restrict chunk) {
     mplc_parallel(supervised_step_k258_im2col_matmul_part, &(supervised_step_k258_im2col_matmul_pointers){t1087, t920, t1084, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1087[i] += partial[i];
     }
 }
@@ -66196,14 +66625,15 @@ static void supervised_step_k272_matmul_col2im_part(void *context, int part, int
     float *restrict t1126 = p->t1126;
     const float *restrict t1121 = p->t1121;
     const float *restrict in_student_res17_conv5_weight = p->in_student_res17_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1121 + (size_t)n0 * 8192, 128, in_student_res17_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1126 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1126 + (size_t)n0 * 8192, t1121 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -66226,23 +66656,24 @@ static void supervised_step_k273_im2col_matmul_part(void *context, int part, int
     float *restrict t1124 = p->t1124;
     const float *restrict t887 = p->t887;
     const float *restrict t1121 = p->t1121;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1124 : chunk + 221184;
+    float *sum = part == 0 ? t1124 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t887 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1121 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t887 + (size_t)n0 * 8192, t1121 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k273_im2col_matmul(float *restrict t1124, const float *restrict t887, const float *restrict t1121, float *restrict chunk) {
     mplc_parallel(supervised_step_k273_im2col_matmul_part, &(supervised_step_k273_im2col_matmul_pointers){t1124, t887, t1121, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1124[i] += partial[i];
     }
 }
@@ -66564,14 +66995,15 @@ static void supervised_step_k286_matmul_col2im_part(void *context, int part, int
     float *restrict t1160 = p->t1160;
     const float *restrict t1155 = p->t1155;
     const float *restrict in_student_res17_conv2_weight = p->in_student_res17_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1155 + (size_t)n0 * 8192, 128, in_student_res17_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1160 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1160 + (size_t)n0 * 8192, t1155 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -66594,23 +67026,24 @@ static void supervised_step_k287_im2col_matmul_part(void *context, int part, int
     float *restrict t1158 = p->t1158;
     const float *restrict t857 = p->t857;
     const float *restrict t1155 = p->t1155;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1158 : chunk + 221184;
+    float *sum = part == 0 ? t1158 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t857 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1155 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t857 + (size_t)n0 * 8192, t1155 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k287_im2col_matmul(float *restrict t1158, const float *restrict t857, const float *restrict t1155, float *restrict chunk) {
     mplc_parallel(supervised_step_k287_im2col_matmul_part, &(supervised_step_k287_im2col_matmul_pointers){t1158, t857, t1155, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1158[i] += partial[i];
     }
 }
@@ -66959,14 +67392,15 @@ static void supervised_step_k301_matmul_col2im_part(void *context, int part, int
     float *restrict t1197 = p->t1197;
     const float *restrict t1192 = p->t1192;
     const float *restrict in_student_res16_conv5_weight = p->in_student_res16_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv5_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1192 + (size_t)n0 * 8192, 128, in_student_res16_conv5_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1197 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1197 + (size_t)n0 * 8192, t1192 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -66989,23 +67423,24 @@ static void supervised_step_k302_im2col_matmul_part(void *context, int part, int
     float *restrict t1195 = p->t1195;
     const float *restrict t824 = p->t824;
     const float *restrict t1192 = p->t1192;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1195 : chunk + 221184;
+    float *sum = part == 0 ? t1195 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t824 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1192 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t824 + (size_t)n0 * 8192, t1192 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k302_im2col_matmul(float *restrict t1195, const float *restrict t824, const float *restrict t1192, float *restrict chunk) {
     mplc_parallel(supervised_step_k302_im2col_matmul_part, &(supervised_step_k302_im2col_matmul_pointers){t1195, t824, t1192, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1195[i] += partial[i];
     }
 }
@@ -67327,14 +67762,15 @@ static void supervised_step_k315_matmul_col2im_part(void *context, int part, int
     float *restrict t1231 = p->t1231;
     const float *restrict t1226 = p->t1226;
     const float *restrict in_student_res16_conv2_weight = p->in_student_res16_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv2_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1226 + (size_t)n0 * 8192, 128, in_student_res16_conv2_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1231 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1231 + (size_t)n0 * 8192, t1226 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -67357,23 +67793,24 @@ static void supervised_step_k316_im2col_matmul_part(void *context, int part, int
     float *restrict t1229 = p->t1229;
     const float *restrict t794 = p->t794;
     const float *restrict t1226 = p->t1226;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1229 : chunk + 221184;
+    float *sum = part == 0 ? t1229 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t794 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1226 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t794 + (size_t)n0 * 8192, t1226 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k316_im2col_matmul(float *restrict t1229, const float *restrict t794, const float *restrict t1226, float *restrict chunk) {
     mplc_parallel(supervised_step_k316_im2col_matmul_part, &(supervised_step_k316_im2col_matmul_pointers){t1229, t794, t1226, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1229[i] += partial[i];
     }
 }
@@ -67788,14 +68225,15 @@ static void supervised_step_k332_matmul_col2im_part(void *context, int part, int
     float *restrict t1272 = p->t1272;
     const float *restrict t1263 = p->t1263;
     const float *restrict in_student_res15_conv3_weight = p->in_student_res15_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* the product 3 images at a time (221184 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 3 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res15_conv3_weight, 128, 128, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 64, 1152, 128, 1.0f, t1263 + (size_t)n0 * 8192, 128, in_student_res15_conv3_weight, 128, 0.0f, chunk, 1152);
-            mplc_col2im(t1272 + (size_t)n0 * 8192, chunk, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
+            mplc_winograd_conv3x3(t1272 + (size_t)n0 * 8192, t1263 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
         }
     }
 }
@@ -67818,23 +68256,24 @@ static void supervised_step_k333_im2col_matmul_part(void *context, int part, int
     float *restrict t1270 = p->t1270;
     const float *restrict t757 = p->t757;
     const float *restrict t1263 = p->t1263;
-    float *restrict chunk = p->chunk + (size_t)part * 368640; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 608640; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 3 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 3, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1270 : chunk + 221184;
+    float *sum = part == 0 ? t1270 : chunk + 461184;
     if (lo == hi) for (int i = 0; i < 147456; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
         const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-        mplc_im2col(chunk, t757 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1152, 128, nb * 64, 1.0f, chunk, 1152, t1263 + (size_t)n0 * 8192, 128, n0 == (int)lo ? 0.0f : 1.0f, sum, 128);
+        mplc_winograd_filter_gradient(filters, t757 + (size_t)n0 * 8192, t1263 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, n0 != (int)lo, chunk + 262144);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 128, 128);
 }
 
 static void supervised_step_k333_im2col_matmul(float *restrict t1270, const float *restrict t757, const float *restrict t1263, float *restrict chunk) {
     mplc_parallel(supervised_step_k333_im2col_matmul_part, &(supervised_step_k333_im2col_matmul_pointers){t1270, t757, t1263, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 368640 + 221184;
+        const float *partial = chunk + (size_t)q * 608640 + 461184;
         for (int i = 0; i < 147456; i++) t1270[i] += partial[i];
     }
 }
@@ -68528,14 +68967,15 @@ static void supervised_step_k360_matmul_col2im_part(void *context, int part, int
     float *restrict t1343 = p->t1343;
     const float *restrict t1337 = p->t1337;
     const float *restrict in_student_res12_conv5_weight = p->in_student_res12_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1337 + (size_t)n0 * 16384, 64, in_student_res12_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1343 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1343 + (size_t)n0 * 16384, t1337 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -68558,23 +68998,24 @@ static void supervised_step_k361_im2col_matmul_part(void *context, int part, int
     float *restrict t1341 = p->t1341;
     const float *restrict t687 = p->t687;
     const float *restrict t1337 = p->t1337;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1341 : chunk + 147456;
+    float *sum = part == 0 ? t1341 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t687 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1337 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t687 + (size_t)n0 * 16384, t1337 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k361_im2col_matmul(float *restrict t1341, const float *restrict t687, const float *restrict t1337, float *restrict chunk) {
     mplc_parallel(supervised_step_k361_im2col_matmul_part, &(supervised_step_k361_im2col_matmul_pointers){t1341, t687, t1337, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1341[i] += partial[i];
     }
 }
@@ -68896,14 +69337,15 @@ static void supervised_step_k374_matmul_col2im_part(void *context, int part, int
     float *restrict t1377 = p->t1377;
     const float *restrict t1372 = p->t1372;
     const float *restrict in_student_res12_conv2_weight = p->in_student_res12_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1372 + (size_t)n0 * 16384, 64, in_student_res12_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1377 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1377 + (size_t)n0 * 16384, t1372 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -68926,23 +69368,24 @@ static void supervised_step_k375_im2col_matmul_part(void *context, int part, int
     float *restrict t1375 = p->t1375;
     const float *restrict t657 = p->t657;
     const float *restrict t1372 = p->t1372;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1375 : chunk + 147456;
+    float *sum = part == 0 ? t1375 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t657 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1372 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t657 + (size_t)n0 * 16384, t1372 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k375_im2col_matmul(float *restrict t1375, const float *restrict t657, const float *restrict t1372, float *restrict chunk) {
     mplc_parallel(supervised_step_k375_im2col_matmul_part, &(supervised_step_k375_im2col_matmul_pointers){t1375, t657, t1372, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1375[i] += partial[i];
     }
 }
@@ -69291,14 +69734,15 @@ static void supervised_step_k389_matmul_col2im_part(void *context, int part, int
     float *restrict t1414 = p->t1414;
     const float *restrict t1409 = p->t1409;
     const float *restrict in_student_res11_conv5_weight = p->in_student_res11_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1409 + (size_t)n0 * 16384, 64, in_student_res11_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1414 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1414 + (size_t)n0 * 16384, t1409 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -69321,23 +69765,24 @@ static void supervised_step_k390_im2col_matmul_part(void *context, int part, int
     float *restrict t1412 = p->t1412;
     const float *restrict t624 = p->t624;
     const float *restrict t1409 = p->t1409;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1412 : chunk + 147456;
+    float *sum = part == 0 ? t1412 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t624 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1409 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t624 + (size_t)n0 * 16384, t1409 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k390_im2col_matmul(float *restrict t1412, const float *restrict t624, const float *restrict t1409, float *restrict chunk) {
     mplc_parallel(supervised_step_k390_im2col_matmul_part, &(supervised_step_k390_im2col_matmul_pointers){t1412, t624, t1409, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1412[i] += partial[i];
     }
 }
@@ -69659,14 +70104,15 @@ static void supervised_step_k403_matmul_col2im_part(void *context, int part, int
     float *restrict t1448 = p->t1448;
     const float *restrict t1443 = p->t1443;
     const float *restrict in_student_res11_conv2_weight = p->in_student_res11_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1443 + (size_t)n0 * 16384, 64, in_student_res11_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1448 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1448 + (size_t)n0 * 16384, t1443 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -69689,23 +70135,24 @@ static void supervised_step_k404_im2col_matmul_part(void *context, int part, int
     float *restrict t1446 = p->t1446;
     const float *restrict t594 = p->t594;
     const float *restrict t1443 = p->t1443;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1446 : chunk + 147456;
+    float *sum = part == 0 ? t1446 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t594 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1443 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t594 + (size_t)n0 * 16384, t1443 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k404_im2col_matmul(float *restrict t1446, const float *restrict t594, const float *restrict t1443, float *restrict chunk) {
     mplc_parallel(supervised_step_k404_im2col_matmul_part, &(supervised_step_k404_im2col_matmul_pointers){t1446, t594, t1443, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1446[i] += partial[i];
     }
 }
@@ -70054,14 +70501,15 @@ static void supervised_step_k418_matmul_col2im_part(void *context, int part, int
     float *restrict t1485 = p->t1485;
     const float *restrict t1480 = p->t1480;
     const float *restrict in_student_res10_conv5_weight = p->in_student_res10_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv5_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1480 + (size_t)n0 * 16384, 64, in_student_res10_conv5_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1485 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1485 + (size_t)n0 * 16384, t1480 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -70084,23 +70532,24 @@ static void supervised_step_k419_im2col_matmul_part(void *context, int part, int
     float *restrict t1483 = p->t1483;
     const float *restrict t561 = p->t561;
     const float *restrict t1480 = p->t1480;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1483 : chunk + 147456;
+    float *sum = part == 0 ? t1483 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t561 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1480 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t561 + (size_t)n0 * 16384, t1480 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k419_im2col_matmul(float *restrict t1483, const float *restrict t561, const float *restrict t1480, float *restrict chunk) {
     mplc_parallel(supervised_step_k419_im2col_matmul_part, &(supervised_step_k419_im2col_matmul_pointers){t1483, t561, t1480, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1483[i] += partial[i];
     }
 }
@@ -70422,14 +70871,15 @@ static void supervised_step_k432_matmul_col2im_part(void *context, int part, int
     float *restrict t1519 = p->t1519;
     const float *restrict t1514 = p->t1514;
     const float *restrict in_student_res10_conv2_weight = p->in_student_res10_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv2_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1514 + (size_t)n0 * 16384, 64, in_student_res10_conv2_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1519 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1519 + (size_t)n0 * 16384, t1514 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -70452,23 +70902,24 @@ static void supervised_step_k433_im2col_matmul_part(void *context, int part, int
     float *restrict t1517 = p->t1517;
     const float *restrict t531 = p->t531;
     const float *restrict t1514 = p->t1514;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1517 : chunk + 147456;
+    float *sum = part == 0 ? t1517 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t531 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1514 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t531 + (size_t)n0 * 16384, t1514 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k433_im2col_matmul(float *restrict t1517, const float *restrict t531, const float *restrict t1514, float *restrict chunk) {
     mplc_parallel(supervised_step_k433_im2col_matmul_part, &(supervised_step_k433_im2col_matmul_pointers){t1517, t531, t1514, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1517[i] += partial[i];
     }
 }
@@ -70883,14 +71334,15 @@ static void supervised_step_k449_matmul_col2im_part(void *context, int part, int
     float *restrict t1560 = p->t1560;
     const float *restrict t1551 = p->t1551;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 256, 576, 64, 1.0f, t1551 + (size_t)n0 * 16384, 64, in_student_res9_conv3_weight, 64, 0.0f, chunk, 576);
-            mplc_col2im(t1560 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
+            mplc_winograd_conv3x3(t1560 + (size_t)n0 * 16384, t1551 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
         }
     }
 }
@@ -70913,23 +71365,24 @@ static void supervised_step_k450_im2col_matmul_part(void *context, int part, int
     float *restrict t1558 = p->t1558;
     const float *restrict t494 = p->t494;
     const float *restrict t1551 = p->t1551;
-    float *restrict chunk = p->chunk + (size_t)part * 184320; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 234688; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1558 : chunk + 147456;
+    float *sum = part == 0 ? t1558 : chunk + 197824;
     if (lo == hi) for (int i = 0; i < 36864; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t494 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 576, 64, nb * 256, 1.0f, chunk, 576, t1551 + (size_t)n0 * 16384, 64, n0 == (int)lo ? 0.0f : 1.0f, sum, 64);
+        mplc_winograd_filter_gradient(filters, t494 + (size_t)n0 * 16384, t1551 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, n0 != (int)lo, chunk + 65536);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
 static void supervised_step_k450_im2col_matmul(float *restrict t1558, const float *restrict t494, const float *restrict t1551, float *restrict chunk) {
     mplc_parallel(supervised_step_k450_im2col_matmul_part, &(supervised_step_k450_im2col_matmul_pointers){t1558, t494, t1551, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 184320 + 147456;
+        const float *partial = chunk + (size_t)q * 234688 + 197824;
         for (int i = 0; i < 36864; i++) t1558[i] += partial[i];
     }
 }
@@ -71623,14 +72076,15 @@ static void supervised_step_k477_matmul_col2im_part(void *context, int part, int
     float *restrict t1631 = p->t1631;
     const float *restrict t1625 = p->t1625;
     const float *restrict in_student_res6_conv5_weight = p->in_student_res6_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1625 + (size_t)n0 * 32768, 32, in_student_res6_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1631 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1631 + (size_t)n0 * 32768, t1625 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -71653,23 +72107,24 @@ static void supervised_step_k478_im2col_matmul_part(void *context, int part, int
     float *restrict t1629 = p->t1629;
     const float *restrict t424 = p->t424;
     const float *restrict t1625 = p->t1625;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1629 : chunk + 294912;
+    float *sum = part == 0 ? t1629 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t424 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1625 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t424 + (size_t)n0 * 32768, t1625 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k478_im2col_matmul(float *restrict t1629, const float *restrict t424, const float *restrict t1625, float *restrict chunk) {
     mplc_parallel(supervised_step_k478_im2col_matmul_part, &(supervised_step_k478_im2col_matmul_pointers){t1629, t424, t1625, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1629[i] += partial[i];
     }
 }
@@ -71991,14 +72446,15 @@ static void supervised_step_k491_matmul_col2im_part(void *context, int part, int
     float *restrict t1665 = p->t1665;
     const float *restrict t1660 = p->t1660;
     const float *restrict in_student_res6_conv2_weight = p->in_student_res6_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1660 + (size_t)n0 * 32768, 32, in_student_res6_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1665 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1665 + (size_t)n0 * 32768, t1660 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -72021,23 +72477,24 @@ static void supervised_step_k492_im2col_matmul_part(void *context, int part, int
     float *restrict t1663 = p->t1663;
     const float *restrict t394 = p->t394;
     const float *restrict t1660 = p->t1660;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1663 : chunk + 294912;
+    float *sum = part == 0 ? t1663 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t394 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1660 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t394 + (size_t)n0 * 32768, t1660 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k492_im2col_matmul(float *restrict t1663, const float *restrict t394, const float *restrict t1660, float *restrict chunk) {
     mplc_parallel(supervised_step_k492_im2col_matmul_part, &(supervised_step_k492_im2col_matmul_pointers){t1663, t394, t1660, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1663[i] += partial[i];
     }
 }
@@ -72386,14 +72843,15 @@ static void supervised_step_k506_matmul_col2im_part(void *context, int part, int
     float *restrict t1702 = p->t1702;
     const float *restrict t1697 = p->t1697;
     const float *restrict in_student_res5_conv5_weight = p->in_student_res5_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1697 + (size_t)n0 * 32768, 32, in_student_res5_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1702 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1702 + (size_t)n0 * 32768, t1697 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -72416,23 +72874,24 @@ static void supervised_step_k507_im2col_matmul_part(void *context, int part, int
     float *restrict t1700 = p->t1700;
     const float *restrict t361 = p->t361;
     const float *restrict t1697 = p->t1697;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1700 : chunk + 294912;
+    float *sum = part == 0 ? t1700 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t361 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1697 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t361 + (size_t)n0 * 32768, t1697 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k507_im2col_matmul(float *restrict t1700, const float *restrict t361, const float *restrict t1697, float *restrict chunk) {
     mplc_parallel(supervised_step_k507_im2col_matmul_part, &(supervised_step_k507_im2col_matmul_pointers){t1700, t361, t1697, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1700[i] += partial[i];
     }
 }
@@ -72754,14 +73213,15 @@ static void supervised_step_k520_matmul_col2im_part(void *context, int part, int
     float *restrict t1736 = p->t1736;
     const float *restrict t1731 = p->t1731;
     const float *restrict in_student_res5_conv2_weight = p->in_student_res5_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1731 + (size_t)n0 * 32768, 32, in_student_res5_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1736 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1736 + (size_t)n0 * 32768, t1731 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -72784,23 +73244,24 @@ static void supervised_step_k521_im2col_matmul_part(void *context, int part, int
     float *restrict t1734 = p->t1734;
     const float *restrict t331 = p->t331;
     const float *restrict t1731 = p->t1731;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1734 : chunk + 294912;
+    float *sum = part == 0 ? t1734 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t331 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1731 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t331 + (size_t)n0 * 32768, t1731 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k521_im2col_matmul(float *restrict t1734, const float *restrict t331, const float *restrict t1731, float *restrict chunk) {
     mplc_parallel(supervised_step_k521_im2col_matmul_part, &(supervised_step_k521_im2col_matmul_pointers){t1734, t331, t1731, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1734[i] += partial[i];
     }
 }
@@ -73149,14 +73610,15 @@ static void supervised_step_k535_matmul_col2im_part(void *context, int part, int
     float *restrict t1773 = p->t1773;
     const float *restrict t1768 = p->t1768;
     const float *restrict in_student_res4_conv5_weight = p->in_student_res4_conv5_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv5_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1768 + (size_t)n0 * 32768, 32, in_student_res4_conv5_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1773 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1773 + (size_t)n0 * 32768, t1768 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -73179,23 +73641,24 @@ static void supervised_step_k536_im2col_matmul_part(void *context, int part, int
     float *restrict t1771 = p->t1771;
     const float *restrict t298 = p->t298;
     const float *restrict t1768 = p->t1768;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1771 : chunk + 294912;
+    float *sum = part == 0 ? t1771 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t298 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1768 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t298 + (size_t)n0 * 32768, t1768 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k536_im2col_matmul(float *restrict t1771, const float *restrict t298, const float *restrict t1768, float *restrict chunk) {
     mplc_parallel(supervised_step_k536_im2col_matmul_part, &(supervised_step_k536_im2col_matmul_pointers){t1771, t298, t1768, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1771[i] += partial[i];
     }
 }
@@ -73517,14 +73980,15 @@ static void supervised_step_k549_matmul_col2im_part(void *context, int part, int
     float *restrict t1807 = p->t1807;
     const float *restrict t1802 = p->t1802;
     const float *restrict in_student_res4_conv2_weight = p->in_student_res4_conv2_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv2_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1802 + (size_t)n0 * 32768, 32, in_student_res4_conv2_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1807 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1807 + (size_t)n0 * 32768, t1802 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -73547,23 +74011,24 @@ static void supervised_step_k550_im2col_matmul_part(void *context, int part, int
     float *restrict t1805 = p->t1805;
     const float *restrict t268 = p->t268;
     const float *restrict t1802 = p->t1802;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1805 : chunk + 294912;
+    float *sum = part == 0 ? t1805 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t268 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1802 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t268 + (size_t)n0 * 32768, t1802 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k550_im2col_matmul(float *restrict t1805, const float *restrict t268, const float *restrict t1802, float *restrict chunk) {
     mplc_parallel(supervised_step_k550_im2col_matmul_part, &(supervised_step_k550_im2col_matmul_pointers){t1805, t268, t1802, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1805[i] += partial[i];
     }
 }
@@ -73994,14 +74459,15 @@ static void supervised_step_k566_matmul_col2im_part(void *context, int part, int
     float *restrict t1848 = p->t1848;
     const float *restrict t1839 = p->t1839;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* the product 1 images at a time (294912 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 32, 32, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 288, 32, 1.0f, t1839 + (size_t)n0 * 32768, 32, in_student_res3_conv3_weight, 32, 0.0f, chunk, 288);
-            mplc_col2im(t1848 + (size_t)n0 * 32768, chunk, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
+            mplc_winograd_conv3x3(t1848 + (size_t)n0 * 32768, t1839 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
         }
     }
 }
@@ -74024,23 +74490,24 @@ static void supervised_step_k567_im2col_matmul_part(void *context, int part, int
     float *restrict t1846 = p->t1846;
     const float *restrict t231 = p->t231;
     const float *restrict t1839 = p->t1839;
-    float *restrict chunk = p->chunk + (size_t)part * 304128; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 288352; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1846 : chunk + 294912;
+    float *sum = part == 0 ? t1846 : chunk + 279136;
     if (lo == hi) for (int i = 0; i < 9216; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t231 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 288, 32, nb * 1024, 1.0f, chunk, 288, t1839 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t231 + (size_t)n0 * 32768, t1839 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, n0 != (int)lo, chunk + 16384);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
 static void supervised_step_k567_im2col_matmul(float *restrict t1846, const float *restrict t231, const float *restrict t1839, float *restrict chunk) {
     mplc_parallel(supervised_step_k567_im2col_matmul_part, &(supervised_step_k567_im2col_matmul_pointers){t1846, t231, t1839, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 304128 + 294912;
+        const float *partial = chunk + (size_t)q * 288352 + 279136;
         for (int i = 0; i < 9216; i++) t1846[i] += partial[i];
     }
 }
@@ -74362,14 +74829,15 @@ static void supervised_step_k580_matmul_col2im_part(void *context, int part, int
     float *restrict t1882 = p->t1882;
     const float *restrict t1877 = p->t1877;
     const float *restrict in_student_res3_conv0_weight = p->in_student_res3_conv0_weight;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* the product 1 images at a time (147456 floats), each chunk through col2im */
+    float *restrict chunk = p->chunk + (size_t)part * 205376; /* this thread's part */
+    /* ∂x = the transposed convolution of ∂y, 1 images at a time, by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(512, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 32, 16, 1);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb * 1024, 144, 32, 1.0f, t1877 + (size_t)n0 * 32768, 32, in_student_res3_conv0_weight, 32, 0.0f, chunk, 144);
-            mplc_col2im(t1882 + (size_t)n0 * 16384, chunk, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
+            mplc_winograd_conv3x3(t1882 + (size_t)n0 * 16384, t1877 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 16, chunk + 8192);
         }
     }
 }
@@ -74392,23 +74860,24 @@ static void supervised_step_k581_im2col_matmul_part(void *context, int part, int
     float *restrict t1880 = p->t1880;
     const float *restrict t194 = p->t194;
     const float *restrict t1877 = p->t1877;
-    float *restrict chunk = p->chunk + (size_t)part * 152064; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 209744; /* this thread's part */
+    /* ∂W by Winograd F(2x2, 3x3), summed over 1 images at a time in the transformed filters */
     size_t lo, hi;
     mplc_part(512, 1, part, parts, &lo, &hi);
-    float *sum = part == 0 ? t1880 : chunk + 147456;
+    float *sum = part == 0 ? t1880 : chunk + 205136;
     if (lo == hi) for (int i = 0; i < 4608; i++) sum[i] = 0.0f;
+    float *filters = chunk;
     for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
         const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-        mplc_im2col(chunk, t194 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 144, 32, nb * 1024, 1.0f, chunk, 144, t1877 + (size_t)n0 * 32768, 32, n0 == (int)lo ? 0.0f : 1.0f, sum, 32);
+        mplc_winograd_filter_gradient(filters, t194 + (size_t)n0 * 16384, t1877 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, n0 != (int)lo, chunk + 8192);
     }
+    if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
 static void supervised_step_k581_im2col_matmul(float *restrict t1880, const float *restrict t194, const float *restrict t1877, float *restrict chunk) {
     mplc_parallel(supervised_step_k581_im2col_matmul_part, &(supervised_step_k581_im2col_matmul_pointers){t1880, t194, t1877, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
-        const float *partial = chunk + (size_t)q * 152064 + 147456;
+        const float *partial = chunk + (size_t)q * 209744 + 205136;
         for (int i = 0; i < 4608; i++) t1880[i] += partial[i];
     }
 }
@@ -77304,23 +77773,23 @@ static void supervised_step_k652_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* 653 kernels; scratch high-water mark 977348928 floats. */
+/* 653 kernels; scratch high-water mark 978021952 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k000_im2col_matmul_add(scratch, io, state + 1469424, state + 1469856, scratch + 8388608);
     supervised_step_k001_reduce_sum(scratch + 8388608, scratch);
     supervised_step_k002_mul(scratch + 8388624, scratch + 8388608);
     supervised_step_k003_sub(scratch + 570425344, scratch, scratch + 8388624);
     supervised_step_k004_mul_reduce_sum(scratch, scratch + 570425344);
-    supervised_step_k005_mul_add_log_etc(state + 5881312, state + 5881328, scratch + 977348864, scratch + 977348880, scratch + 977348896, scratch, scratch + 8388624, state + 1469872);
-    supervised_step_k006_mul_add(scratch + 578813952, scratch + 570425344, scratch + 977348896, state + 1469888);
+    supervised_step_k005_mul_add_log_etc(state + 5881312, state + 5881328, scratch + 978021888, scratch + 978021904, scratch + 978021920, scratch, scratch + 8388624, state + 1469872);
+    supervised_step_k006_mul_add(scratch + 578813952, scratch + 570425344, scratch + 978021920, state + 1469888);
     supervised_step_k007_mul_max(scratch + 587202560, scratch + 595591168, scratch + 578813952);
     supervised_step_k008_im2col_matmul_add(scratch, scratch + 595591168, state + 1469904, state + 1474512, scratch + 16777216);
     supervised_step_k009_reduce_sum(scratch + 16777216, scratch);
     supervised_step_k010_mul(scratch + 33554432, scratch + 16777216);
     supervised_step_k011_sub(scratch + 16777216, scratch, scratch + 33554432);
     supervised_step_k012_mul_reduce_sum(scratch, scratch + 16777216);
-    supervised_step_k013_mul_add_log_etc(state + 5881344, state + 5881376, scratch + 977348096, scratch + 977348128, scratch + 977348160, scratch, scratch + 33554432, state + 1474544);
-    supervised_step_k014_mul_add(scratch, scratch + 16777216, scratch + 977348160, state + 1474576);
+    supervised_step_k013_mul_add_log_etc(state + 5881344, state + 5881376, scratch + 978021120, scratch + 978021152, scratch + 978021184, scratch, scratch + 33554432, state + 1474544);
+    supervised_step_k014_mul_add(scratch, scratch + 16777216, scratch + 978021184, state + 1474576);
     supervised_step_k015_mul_max(scratch + 33554432, scratch + 50331648, scratch);
     supervised_step_k016_im2col_matmul_add(scratch + 67108864, scratch + 50331648, state + 1474608, state + 1483824, scratch + 83886080);
     supervised_step_k017_im2col_matmul(scratch + 83886080, scratch + 595591168, state + 1483856, scratch + 100663296);
@@ -77329,16 +77798,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k020_mul(scratch + 83886080, scratch + 67108864);
     supervised_step_k021_sub(scratch + 67108864, scratch + 100663296, scratch + 83886080);
     supervised_step_k022_mul_reduce_sum(scratch + 83886112, scratch + 67108864);
-    supervised_step_k023_mul_add_log_etc(state + 5881408, state + 5881440, scratch + 977348192, scratch + 977348224, scratch + 977348256, scratch + 83886112, scratch + 83886080, state + 1484368);
-    supervised_step_k024_mul_add(scratch + 83886080, scratch + 67108864, scratch + 977348256, state + 1484400);
+    supervised_step_k023_mul_add_log_etc(state + 5881408, state + 5881440, scratch + 978021216, scratch + 978021248, scratch + 978021280, scratch + 83886112, scratch + 83886080, state + 1484368);
+    supervised_step_k024_mul_add(scratch + 83886080, scratch + 67108864, scratch + 978021280, state + 1484400);
     supervised_step_k025_mul_max(scratch + 117440512, scratch + 134217728, scratch + 83886080);
     supervised_step_k026_im2col_matmul_add(scratch + 150994944, scratch + 134217728, state + 1484432, state + 1493648, scratch + 167772160);
     supervised_step_k027_reduce_sum(scratch + 603979776, scratch + 150994944);
     supervised_step_k028_mul(scratch + 603979808, scratch + 603979776);
     supervised_step_k029_sub(scratch + 167772160, scratch + 150994944, scratch + 603979808);
     supervised_step_k030_mul_reduce_sum(scratch + 603979776, scratch + 167772160);
-    supervised_step_k031_mul_add_log_etc(state + 5881472, state + 5881504, scratch + 977348288, scratch + 977348320, scratch + 977348352, scratch + 603979776, scratch + 603979808, state + 1493680);
-    supervised_step_k032_mul_add(scratch + 150994944, scratch + 167772160, scratch + 977348352, state + 1493712);
+    supervised_step_k031_mul_add_log_etc(state + 5881472, state + 5881504, scratch + 978021312, scratch + 978021344, scratch + 978021376, scratch + 603979776, scratch + 603979808, state + 1493680);
+    supervised_step_k032_mul_add(scratch + 150994944, scratch + 167772160, scratch + 978021376, state + 1493712);
     supervised_step_k033_mul_max(scratch + 184549376, scratch + 201326592, scratch + 150994944);
     supervised_step_k034_im2col_matmul_add(scratch + 218103808, scratch + 201326592, state + 1493744, state + 1502960, scratch + 234881024);
     supervised_step_k035_add(scratch + 234881024, scratch + 218103808, scratch + 100663296);
@@ -77346,16 +77815,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k037_mul(scratch + 218103808, scratch + 100663296);
     supervised_step_k038_sub(scratch + 100663296, scratch + 234881024, scratch + 218103808);
     supervised_step_k039_mul_reduce_sum(scratch + 218103840, scratch + 100663296);
-    supervised_step_k040_mul_add_log_etc(state + 5881536, state + 5881568, scratch + 977348384, scratch + 977348416, scratch + 977348448, scratch + 218103840, scratch + 218103808, state + 1502992);
-    supervised_step_k041_mul_add(scratch + 218103808, scratch + 100663296, scratch + 977348448, state + 1503024);
+    supervised_step_k040_mul_add_log_etc(state + 5881536, state + 5881568, scratch + 978021408, scratch + 978021440, scratch + 978021472, scratch + 218103840, scratch + 218103808, state + 1502992);
+    supervised_step_k041_mul_add(scratch + 218103808, scratch + 100663296, scratch + 978021472, state + 1503024);
     supervised_step_k042_mul_max(scratch + 251658240, scratch + 268435456, scratch + 218103808);
     supervised_step_k043_im2col_matmul_add(scratch + 285212672, scratch + 268435456, state + 1503056, state + 1512272, scratch + 301989888);
     supervised_step_k044_reduce_sum(scratch + 301989888, scratch + 285212672);
     supervised_step_k045_mul(scratch + 318767104, scratch + 301989888);
     supervised_step_k046_sub(scratch + 301989888, scratch + 285212672, scratch + 318767104);
     supervised_step_k047_mul_reduce_sum(scratch + 285212672, scratch + 301989888);
-    supervised_step_k048_mul_add_log_etc(state + 5881600, state + 5881632, scratch + 977348480, scratch + 977348512, scratch + 977348544, scratch + 285212672, scratch + 318767104, state + 1512304);
-    supervised_step_k049_mul_add(scratch + 285212672, scratch + 301989888, scratch + 977348544, state + 1512336);
+    supervised_step_k048_mul_add_log_etc(state + 5881600, state + 5881632, scratch + 978021504, scratch + 978021536, scratch + 978021568, scratch + 285212672, scratch + 318767104, state + 1512304);
+    supervised_step_k049_mul_add(scratch + 285212672, scratch + 301989888, scratch + 978021568, state + 1512336);
     supervised_step_k050_mul_max(scratch + 318767104, scratch + 335544320, scratch + 285212672);
     supervised_step_k051_im2col_matmul_add(scratch + 352321536, scratch + 335544320, state + 1512368, state + 1521584, scratch + 369098752);
     supervised_step_k052_add(scratch + 369098752, scratch + 352321536, scratch + 234881024);
@@ -77363,16 +77832,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k054_mul(scratch + 352321536, scratch + 234881024);
     supervised_step_k055_sub(scratch + 234881024, scratch + 369098752, scratch + 352321536);
     supervised_step_k056_mul_reduce_sum(scratch + 352321568, scratch + 234881024);
-    supervised_step_k057_mul_add_log_etc(state + 5881664, state + 5881696, scratch + 977348576, scratch + 977348608, scratch + 977348640, scratch + 352321568, scratch + 352321536, state + 1521616);
-    supervised_step_k058_mul_add(scratch + 352321536, scratch + 234881024, scratch + 977348640, state + 1521648);
+    supervised_step_k057_mul_add_log_etc(state + 5881664, state + 5881696, scratch + 978021600, scratch + 978021632, scratch + 978021664, scratch + 352321568, scratch + 352321536, state + 1521616);
+    supervised_step_k058_mul_add(scratch + 352321536, scratch + 234881024, scratch + 978021664, state + 1521648);
     supervised_step_k059_mul_max(scratch + 385875968, scratch + 402653184, scratch + 352321536);
     supervised_step_k060_im2col_matmul_add(scratch + 419430400, scratch + 402653184, state + 1521680, state + 1530896, scratch + 436207616);
     supervised_step_k061_reduce_sum(scratch + 436207616, scratch + 419430400);
     supervised_step_k062_mul(scratch + 452984832, scratch + 436207616);
     supervised_step_k063_sub(scratch + 436207616, scratch + 419430400, scratch + 452984832);
     supervised_step_k064_mul_reduce_sum(scratch + 419430400, scratch + 436207616);
-    supervised_step_k065_mul_add_log_etc(state + 5881728, state + 5881760, scratch + 977348672, scratch + 977348704, scratch + 977348736, scratch + 419430400, scratch + 452984832, state + 1530928);
-    supervised_step_k066_mul_add(scratch + 419430400, scratch + 436207616, scratch + 977348736, state + 1530960);
+    supervised_step_k065_mul_add_log_etc(state + 5881728, state + 5881760, scratch + 978021696, scratch + 978021728, scratch + 978021760, scratch + 419430400, scratch + 452984832, state + 1530928);
+    supervised_step_k066_mul_add(scratch + 419430400, scratch + 436207616, scratch + 978021760, state + 1530960);
     supervised_step_k067_mul_max(scratch + 452984832, scratch + 469762048, scratch + 419430400);
     supervised_step_k068_im2col_matmul_add(scratch + 486539264, scratch + 469762048, state + 1530992, state + 1540208, scratch + 503316480);
     supervised_step_k069_add(scratch + 503316480, scratch + 486539264, scratch + 369098752);
@@ -77380,16 +77849,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k071_mul(scratch + 486539264, scratch + 369098752);
     supervised_step_k072_sub(scratch + 369098752, scratch + 503316480, scratch + 486539264);
     supervised_step_k073_mul_reduce_sum(scratch + 486539296, scratch + 369098752);
-    supervised_step_k074_mul_add_log_etc(state + 5881792, state + 5881824, scratch + 977348768, scratch + 977348800, scratch + 977348832, scratch + 486539296, scratch + 486539264, state + 1540240);
-    supervised_step_k075_mul_add(scratch + 486539264, scratch + 369098752, scratch + 977348832, state + 1540272);
+    supervised_step_k074_mul_add_log_etc(state + 5881792, state + 5881824, scratch + 978021792, scratch + 978021824, scratch + 978021856, scratch + 486539296, scratch + 486539264, state + 1540240);
+    supervised_step_k075_mul_add(scratch + 486539264, scratch + 369098752, scratch + 978021856, state + 1540272);
     supervised_step_k076_mul_max(scratch + 503316480, scratch + 520093696, scratch + 486539264);
     supervised_step_k077_im2col_matmul_add(scratch + 536870912, scratch + 520093696, state + 1540304, state + 1558736, scratch + 545259520);
     supervised_step_k078_reduce_sum(scratch + 545259520, scratch + 536870912);
     supervised_step_k079_mul(scratch + 545259584, scratch + 545259520);
     supervised_step_k080_sub(scratch + 553648128, scratch + 536870912, scratch + 545259584);
     supervised_step_k081_mul_reduce_sum(scratch + 545259648, scratch + 553648128);
-    supervised_step_k082_mul_add_log_etc(state + 5881856, state + 5881920, scratch + 977346560, scratch + 977346624, scratch + 977346688, scratch + 545259648, scratch + 545259584, state + 1558800);
-    supervised_step_k083_mul_add(scratch + 562036736, scratch + 553648128, scratch + 977346688, state + 1558864);
+    supervised_step_k082_mul_add_log_etc(state + 5881856, state + 5881920, scratch + 978019584, scratch + 978019648, scratch + 978019712, scratch + 545259648, scratch + 545259584, state + 1558800);
+    supervised_step_k083_mul_add(scratch + 562036736, scratch + 553648128, scratch + 978019712, state + 1558864);
     supervised_step_k084_mul_max(scratch + 603979776, scratch + 612368384, scratch + 562036736);
     supervised_step_k085_im2col_matmul_add(scratch + 536870912, scratch + 612368384, state + 1558928, state + 1595792, scratch + 545259520);
     supervised_step_k086_im2col_matmul(scratch + 545259520, scratch + 520093696, state + 1595856, scratch + 620756992);
@@ -77398,16 +77867,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k089_mul(scratch + 545259520, scratch + 536870912);
     supervised_step_k090_sub(scratch + 536870912, scratch + 620756992, scratch + 545259520);
     supervised_step_k091_mul_reduce_sum(scratch + 545259584, scratch + 536870912);
-    supervised_step_k092_mul_add_log_etc(state + 5881984, state + 5882048, scratch + 977346752, scratch + 977346816, scratch + 977346880, scratch + 545259584, scratch + 545259520, state + 1597904);
-    supervised_step_k093_mul_add(scratch + 545259520, scratch + 536870912, scratch + 977346880, state + 1597968);
+    supervised_step_k092_mul_add_log_etc(state + 5881984, state + 5882048, scratch + 978019776, scratch + 978019840, scratch + 978019904, scratch + 545259584, scratch + 545259520, state + 1597904);
+    supervised_step_k093_mul_add(scratch + 545259520, scratch + 536870912, scratch + 978019904, state + 1597968);
     supervised_step_k094_mul_max(scratch + 629145600, scratch + 637534208, scratch + 545259520);
     supervised_step_k095_im2col_matmul_add(scratch + 645922816, scratch + 637534208, state + 1598032, state + 1634896, scratch + 654311424);
     supervised_step_k096_reduce_sum(scratch + 654311424, scratch + 645922816);
     supervised_step_k097_mul(scratch + 662700032, scratch + 654311424);
     supervised_step_k098_sub(scratch + 654311424, scratch + 645922816, scratch + 662700032);
     supervised_step_k099_mul_reduce_sum(scratch + 645922816, scratch + 654311424);
-    supervised_step_k100_mul_add_log_etc(state + 5882112, state + 5882176, scratch + 977346944, scratch + 977347008, scratch + 977347072, scratch + 645922816, scratch + 662700032, state + 1634960);
-    supervised_step_k101_mul_add(scratch + 645922816, scratch + 654311424, scratch + 977347072, state + 1635024);
+    supervised_step_k100_mul_add_log_etc(state + 5882112, state + 5882176, scratch + 978019968, scratch + 978020032, scratch + 978020096, scratch + 645922816, scratch + 662700032, state + 1634960);
+    supervised_step_k101_mul_add(scratch + 645922816, scratch + 654311424, scratch + 978020096, state + 1635024);
     supervised_step_k102_mul_max(scratch + 662700032, scratch + 671088640, scratch + 645922816);
     supervised_step_k103_im2col_matmul_add(scratch + 679477248, scratch + 671088640, state + 1635088, state + 1671952, scratch + 687865856);
     supervised_step_k104_add(scratch + 687865856, scratch + 679477248, scratch + 620756992);
@@ -77415,16 +77884,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k106_mul(scratch + 679477248, scratch + 620756992);
     supervised_step_k107_sub(scratch + 620756992, scratch + 687865856, scratch + 679477248);
     supervised_step_k108_mul_reduce_sum(scratch + 679477312, scratch + 620756992);
-    supervised_step_k109_mul_add_log_etc(state + 5882240, state + 5882304, scratch + 977347136, scratch + 977347200, scratch + 977347264, scratch + 679477312, scratch + 679477248, state + 1672016);
-    supervised_step_k110_mul_add(scratch + 679477248, scratch + 620756992, scratch + 977347264, state + 1672080);
+    supervised_step_k109_mul_add_log_etc(state + 5882240, state + 5882304, scratch + 978020160, scratch + 978020224, scratch + 978020288, scratch + 679477312, scratch + 679477248, state + 1672016);
+    supervised_step_k110_mul_add(scratch + 679477248, scratch + 620756992, scratch + 978020288, state + 1672080);
     supervised_step_k111_mul_max(scratch + 696254464, scratch + 704643072, scratch + 679477248);
     supervised_step_k112_im2col_matmul_add(scratch + 713031680, scratch + 704643072, state + 1672144, state + 1709008, scratch + 721420288);
     supervised_step_k113_reduce_sum(scratch + 721420288, scratch + 713031680);
     supervised_step_k114_mul(scratch + 729808896, scratch + 721420288);
     supervised_step_k115_sub(scratch + 721420288, scratch + 713031680, scratch + 729808896);
     supervised_step_k116_mul_reduce_sum(scratch + 713031680, scratch + 721420288);
-    supervised_step_k117_mul_add_log_etc(state + 5882368, state + 5882432, scratch + 977347328, scratch + 977347392, scratch + 977347456, scratch + 713031680, scratch + 729808896, state + 1709072);
-    supervised_step_k118_mul_add(scratch + 713031680, scratch + 721420288, scratch + 977347456, state + 1709136);
+    supervised_step_k117_mul_add_log_etc(state + 5882368, state + 5882432, scratch + 978020352, scratch + 978020416, scratch + 978020480, scratch + 713031680, scratch + 729808896, state + 1709072);
+    supervised_step_k118_mul_add(scratch + 713031680, scratch + 721420288, scratch + 978020480, state + 1709136);
     supervised_step_k119_mul_max(scratch + 729808896, scratch + 738197504, scratch + 713031680);
     supervised_step_k120_im2col_matmul_add(scratch + 746586112, scratch + 738197504, state + 1709200, state + 1746064, scratch + 754974720);
     supervised_step_k121_add(scratch + 754974720, scratch + 746586112, scratch + 687865856);
@@ -77432,16 +77901,16 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k123_mul(scratch + 746586112, scratch + 687865856);
     supervised_step_k124_sub(scratch + 687865856, scratch + 754974720, scratch + 746586112);
     supervised_step_k125_mul_reduce_sum(scratch + 746586176, scratch + 687865856);
-    supervised_step_k126_mul_add_log_etc(state + 5882496, state + 5882560, scratch + 977347520, scratch + 977347584, scratch + 977347648, scratch + 746586176, scratch + 746586112, state + 1746128);
-    supervised_step_k127_mul_add(scratch + 746586112, scratch + 687865856, scratch + 977347648, state + 1746192);
+    supervised_step_k126_mul_add_log_etc(state + 5882496, state + 5882560, scratch + 978020544, scratch + 978020608, scratch + 978020672, scratch + 746586176, scratch + 746586112, state + 1746128);
+    supervised_step_k127_mul_add(scratch + 746586112, scratch + 687865856, scratch + 978020672, state + 1746192);
     supervised_step_k128_mul_max(scratch + 763363328, scratch + 771751936, scratch + 746586112);
     supervised_step_k129_im2col_matmul_add(scratch + 780140544, scratch + 771751936, state + 1746256, state + 1783120, scratch + 788529152);
     supervised_step_k130_reduce_sum(scratch + 788529152, scratch + 780140544);
     supervised_step_k131_mul(scratch + 796917760, scratch + 788529152);
     supervised_step_k132_sub(scratch + 788529152, scratch + 780140544, scratch + 796917760);
     supervised_step_k133_mul_reduce_sum(scratch + 780140544, scratch + 788529152);
-    supervised_step_k134_mul_add_log_etc(state + 5882624, state + 5882688, scratch + 977347712, scratch + 977347776, scratch + 977347840, scratch + 780140544, scratch + 796917760, state + 1783184);
-    supervised_step_k135_mul_add(scratch + 780140544, scratch + 788529152, scratch + 977347840, state + 1783248);
+    supervised_step_k134_mul_add_log_etc(state + 5882624, state + 5882688, scratch + 978020736, scratch + 978020800, scratch + 978020864, scratch + 780140544, scratch + 796917760, state + 1783184);
+    supervised_step_k135_mul_add(scratch + 780140544, scratch + 788529152, scratch + 978020864, state + 1783248);
     supervised_step_k136_mul_max(scratch + 796917760, scratch + 805306368, scratch + 780140544);
     supervised_step_k137_im2col_matmul_add(scratch + 813694976, scratch + 805306368, state + 1783312, state + 1820176, scratch + 822083584);
     supervised_step_k138_add(scratch + 822083584, scratch + 813694976, scratch + 754974720);
@@ -77449,516 +77918,516 @@ void mplc_supervised_step(float *state, float *io, float *scratch) {
     supervised_step_k140_mul(scratch + 813694976, scratch + 754974720);
     supervised_step_k141_sub(scratch + 754974720, scratch + 822083584, scratch + 813694976);
     supervised_step_k142_mul_reduce_sum(scratch + 813695040, scratch + 754974720);
-    supervised_step_k143_mul_add_log_etc(state + 5882752, state + 5882816, scratch + 977347904, scratch + 977347968, scratch + 977348032, scratch + 813695040, scratch + 813694976, state + 1820240);
-    supervised_step_k144_mul_add(scratch + 813694976, scratch + 754974720, scratch + 977348032, state + 1820304);
+    supervised_step_k143_mul_add_log_etc(state + 5882752, state + 5882816, scratch + 978020928, scratch + 978020992, scratch + 978021056, scratch + 813695040, scratch + 813694976, state + 1820240);
+    supervised_step_k144_mul_add(scratch + 813694976, scratch + 754974720, scratch + 978021056, state + 1820304);
     supervised_step_k145_mul_max(scratch + 822083584, scratch + 830472192, scratch + 813694976);
     supervised_step_k146_im2col_matmul_add(scratch + 838860800, scratch + 830472192, state + 1820368, state + 1894096, scratch + 843055104);
     supervised_step_k147_reduce_sum(scratch + 843055104, scratch + 838860800);
     supervised_step_k148_mul(scratch + 843055232, scratch + 843055104);
-    supervised_step_k149_sub(scratch + 847249408, scratch + 838860800, scratch + 843055232);
-    supervised_step_k150_mul_reduce_sum(scratch + 843055360, scratch + 847249408);
-    supervised_step_k151_mul_add_log_etc(state + 5882880, state + 5883008, scratch + 977343488, scratch + 977343616, scratch + 977343744, scratch + 843055360, scratch + 843055232, state + 1894224);
-    supervised_step_k152_mul_add(scratch + 851443712, scratch + 847249408, scratch + 977343744, state + 1894352);
-    supervised_step_k153_mul_max(scratch + 855638016, scratch + 859832320, scratch + 851443712);
-    supervised_step_k154_im2col_matmul_add(scratch + 838860800, scratch + 859832320, state + 1894480, state + 2041936, scratch + 843055104);
-    supervised_step_k155_im2col_matmul(scratch + 843055104, scratch + 830472192, state + 2042064, scratch + 864026624);
-    supervised_step_k156_add(scratch + 864026624, scratch + 838860800, scratch + 843055104);
-    supervised_step_k157_reduce_sum(scratch + 838860800, scratch + 864026624);
-    supervised_step_k158_mul(scratch + 843055104, scratch + 838860800);
-    supervised_step_k159_sub(scratch + 838860800, scratch + 864026624, scratch + 843055104);
-    supervised_step_k160_mul_reduce_sum(scratch + 843055232, scratch + 838860800);
-    supervised_step_k161_mul_add_log_etc(state + 5883136, state + 5883264, scratch + 977343872, scratch + 977344000, scratch + 977344128, scratch + 843055232, scratch + 843055104, state + 2050256);
-    supervised_step_k162_mul_add(scratch + 843055104, scratch + 838860800, scratch + 977344128, state + 2050384);
-    supervised_step_k163_mul_max(scratch + 868220928, scratch + 872415232, scratch + 843055104);
-    supervised_step_k164_im2col_matmul_add(scratch + 876609536, scratch + 872415232, state + 2050512, state + 2197968, scratch + 880803840);
-    supervised_step_k165_reduce_sum(scratch + 880803840, scratch + 876609536);
-    supervised_step_k166_mul(scratch + 884998144, scratch + 880803840);
-    supervised_step_k167_sub(scratch + 880803840, scratch + 876609536, scratch + 884998144);
-    supervised_step_k168_mul_reduce_sum(scratch + 876609536, scratch + 880803840);
-    supervised_step_k169_mul_add_log_etc(state + 5883392, state + 5883520, scratch + 977344256, scratch + 977344384, scratch + 977344512, scratch + 876609536, scratch + 884998144, state + 2198096);
-    supervised_step_k170_mul_add(scratch + 876609536, scratch + 880803840, scratch + 977344512, state + 2198224);
-    supervised_step_k171_mul_max(scratch + 884998144, scratch + 889192448, scratch + 876609536);
-    supervised_step_k172_im2col_matmul_add(scratch + 893386752, scratch + 889192448, state + 2198352, state + 2345808, scratch + 897581056);
-    supervised_step_k173_add(scratch + 897581056, scratch + 893386752, scratch + 864026624);
-    supervised_step_k174_reduce_sum(scratch + 864026624, scratch + 897581056);
-    supervised_step_k175_mul(scratch + 893386752, scratch + 864026624);
-    supervised_step_k176_sub(scratch + 864026624, scratch + 897581056, scratch + 893386752);
-    supervised_step_k177_mul_reduce_sum(scratch + 893386880, scratch + 864026624);
-    supervised_step_k178_mul_add_log_etc(state + 5883648, state + 5883776, scratch + 977344640, scratch + 977344768, scratch + 977344896, scratch + 893386880, scratch + 893386752, state + 2345936);
-    supervised_step_k179_mul_add(scratch + 893386752, scratch + 864026624, scratch + 977344896, state + 2346064);
-    supervised_step_k180_mul_max(scratch + 901775360, scratch + 905969664, scratch + 893386752);
-    supervised_step_k181_im2col_matmul_add(scratch + 910163968, scratch + 905969664, state + 2346192, state + 2493648, scratch + 914358272);
-    supervised_step_k182_reduce_sum(scratch + 914358272, scratch + 910163968);
-    supervised_step_k183_mul(scratch + 918552576, scratch + 914358272);
-    supervised_step_k184_sub(scratch + 914358272, scratch + 910163968, scratch + 918552576);
-    supervised_step_k185_mul_reduce_sum(scratch + 910163968, scratch + 914358272);
-    supervised_step_k186_mul_add_log_etc(state + 5883904, state + 5884032, scratch + 977345024, scratch + 977345152, scratch + 977345280, scratch + 910163968, scratch + 918552576, state + 2493776);
-    supervised_step_k187_mul_add(scratch + 910163968, scratch + 914358272, scratch + 977345280, state + 2493904);
-    supervised_step_k188_mul_max(scratch + 918552576, scratch + 922746880, scratch + 910163968);
-    supervised_step_k189_im2col_matmul_add(scratch + 926941184, scratch + 922746880, state + 2494032, state + 2641488, scratch + 931135488);
-    supervised_step_k190_add(scratch + 931135488, scratch + 926941184, scratch + 897581056);
-    supervised_step_k191_reduce_sum(scratch + 897581056, scratch + 931135488);
-    supervised_step_k192_mul(scratch + 926941184, scratch + 897581056);
-    supervised_step_k193_sub(scratch + 897581056, scratch + 931135488, scratch + 926941184);
-    supervised_step_k194_mul_reduce_sum(scratch + 926941312, scratch + 897581056);
-    supervised_step_k195_mul_add_log_etc(state + 5884160, state + 5884288, scratch + 977345408, scratch + 977345536, scratch + 977345664, scratch + 926941312, scratch + 926941184, state + 2641616);
-    supervised_step_k196_mul_add(scratch + 926941184, scratch + 897581056, scratch + 977345664, state + 2641744);
-    supervised_step_k197_mul_max(scratch + 935329792, scratch + 939524096, scratch + 926941184);
-    supervised_step_k198_im2col_matmul_add(scratch + 943718400, scratch + 939524096, state + 2641872, state + 2789328, scratch + 947912704);
-    supervised_step_k199_reduce_sum(scratch + 947912704, scratch + 943718400);
-    supervised_step_k200_mul(scratch + 952107008, scratch + 947912704);
-    supervised_step_k201_sub(scratch + 947912704, scratch + 943718400, scratch + 952107008);
-    supervised_step_k202_mul_reduce_sum(scratch + 943718400, scratch + 947912704);
-    supervised_step_k203_mul_add_log_etc(state + 5884416, state + 5884544, scratch + 977345792, scratch + 977345920, scratch + 977346048, scratch + 943718400, scratch + 952107008, state + 2789456);
-    supervised_step_k204_mul_add(scratch + 943718400, scratch + 947912704, scratch + 977346048, state + 2789584);
-    supervised_step_k205_mul_max(scratch + 952107008, scratch + 956301312, scratch + 943718400);
-    supervised_step_k206_im2col_matmul_add(scratch + 960495616, scratch + 956301312, state + 2789712, state + 2937168, scratch + 964689920);
-    supervised_step_k207_add(scratch + 964689920, scratch + 960495616, scratch + 931135488);
-    supervised_step_k208_reduce_sum(scratch + 931135488, scratch + 964689920);
-    supervised_step_k209_mul(scratch + 960495616, scratch + 931135488);
-    supervised_step_k210_sub(scratch + 931135488, scratch + 964689920, scratch + 960495616);
-    supervised_step_k211_mul_reduce_sum(scratch + 960495744, scratch + 931135488);
-    supervised_step_k212_mul_add_log_etc(state + 5884672, state + 5884800, scratch + 977346176, scratch + 977346304, scratch + 977346432, scratch + 960495744, scratch + 960495616, state + 2937296);
-    supervised_step_k213_mul_add(scratch + 960495616, scratch + 931135488, scratch + 977346432, state + 2937424);
-    supervised_step_k214_mul_max(scratch + 964689920, scratch + 968884224, scratch + 960495616);
-    supervised_step_k215_reduce_sum(scratch + 973078528, scratch + 968884224);
-    supervised_step_k216_mul(scratch + 977272832, scratch + 973078528, io + 1578000);
-    supervised_step_k217_matmul_add(scratch + 968884224, scratch + 977272832, state + 2937552, state + 2938832);
-    supervised_step_k218_reduce_max(scratch + 968899584, scratch + 968884224);
-    supervised_step_k219_sub_exp(scratch + 968889344, scratch + 968894464, scratch + 968884224, scratch + 968899584);
-    supervised_step_k220_reduce_sum(scratch + 968899584, scratch + 968894464);
-    supervised_step_k221_log(scratch + 968884224, scratch + 968899584);
-    supervised_step_k222_sub_mul_reduce_sum(scratch + 968884736, scratch + 968889344, scratch + 968884224, io + 1572864);
-    supervised_step_k223_mul(io + 1643536, scratch + 968884736);
-    supervised_step_k224_mul(scratch + 968884224, io + 1572864);
-    supervised_step_k225_neg_reduce_sum(scratch + 968889344, scratch + 968884224);
-    supervised_step_k226_div(scratch + 968889856, scratch + 968889344, scratch + 968899584);
-    supervised_step_k227_mul_add(scratch + 977338368, scratch + 968889856, scratch + 968894464, scratch + 968884224);
-    supervised_step_k228_reduce_sum(scratch + 977348912, scratch + 977338368);
-    supervised_step_k229_matmul_mul(scratch + 973078528, scratch + 977338368, state + 2937552, io + 1578000);
-    supervised_step_k230_fill(scratch + 968884224, scratch + 973078528);
-    supervised_step_k231_greaterEqual_sub_mul_etc(scratch + 973078528, scratch + 960495616, scratch + 964689920, scratch + 968884224);
-    supervised_step_k232_reduce_sum(scratch + 968884224, scratch + 973078528);
-    supervised_step_k233_mul(scratch + 960495616, scratch + 973078528, scratch + 977346432);
-    supervised_step_k234_mul_reduce_sum(scratch + 968884352, scratch + 973078528, scratch + 931135488);
-    supervised_step_k235_mul(scratch + 968884480, scratch + 968884352, scratch + 977346304);
-    supervised_step_k236_neg_reduce_sum(scratch + 968884608, scratch + 960495616);
-    supervised_step_k237_mul_div(scratch + 968884736, scratch + 968884352, state + 2937296, scratch + 977346304, scratch + 977346176);
-    supervised_step_k238_mul_add(scratch + 964689920, scratch + 968884736, scratch + 931135488);
-    supervised_step_k239_neg_reduce_sum(scratch + 968884352, scratch + 964689920);
-    supervised_step_k240_add_mul(scratch + 968884736, scratch + 968884608, scratch + 968884352);
-    supervised_step_k241_add(scratch + 931135488, scratch + 960495616, scratch + 964689920, scratch + 968884736);
-    supervised_step_k242_reduce_sum(scratch + 968884352, scratch + 931135488);
-    supervised_step_k243_matmul_col2im(scratch + 960495616, scratch + 931135488, state + 2789712, scratch + 964689920);
-    supervised_step_k244_im2col_matmul(scratch + 967639040, scratch + 956301312, scratch + 931135488, scratch + 964689920);
-    supervised_step_k245_greaterEqual_sub_mul_etc(scratch + 956301312, scratch + 943718400, scratch + 952107008, scratch + 960495616);
-    supervised_step_k246_reduce_sum(scratch + 967786496, scratch + 956301312);
-    supervised_step_k247_mul(scratch + 943718400, scratch + 956301312, scratch + 977346048);
-    supervised_step_k248_mul_reduce_sum(scratch + 967786624, scratch + 956301312, scratch + 947912704);
-    supervised_step_k249_mul(scratch + 967786752, scratch + 967786624, scratch + 977345920);
-    supervised_step_k250_neg_reduce_sum(scratch + 967786880, scratch + 943718400);
-    supervised_step_k251_mul_div(scratch + 967787008, scratch + 967786624, state + 2789456, scratch + 977345920, scratch + 977345792);
-    supervised_step_k252_mul_add(scratch + 952107008, scratch + 967787008, scratch + 947912704);
-    supervised_step_k253_neg_reduce_sum(scratch + 967786624, scratch + 952107008);
-    supervised_step_k254_add_mul(scratch + 967787008, scratch + 967786880, scratch + 967786624);
-    supervised_step_k255_add(scratch + 947912704, scratch + 943718400, scratch + 952107008, scratch + 967787008);
-    supervised_step_k256_reduce_sum(scratch + 967786624, scratch + 947912704);
-    supervised_step_k257_matmul_col2im(scratch + 943718400, scratch + 947912704, state + 2641872, scratch + 952107008);
-    supervised_step_k258_im2col_matmul(scratch + 955056128, scratch + 939524096, scratch + 947912704, scratch + 952107008);
-    supervised_step_k259_greaterEqual_sub_mul_etc(scratch + 939524096, scratch + 926941184, scratch + 935329792, scratch + 943718400);
-    supervised_step_k260_reduce_sum(scratch + 967786880, scratch + 939524096);
-    supervised_step_k261_mul(scratch + 926941184, scratch + 939524096, scratch + 977345664);
-    supervised_step_k262_mul_reduce_sum(scratch + 967787008, scratch + 939524096, scratch + 897581056);
-    supervised_step_k263_mul(scratch + 967787136, scratch + 967787008, scratch + 977345536);
-    supervised_step_k264_neg_reduce_sum(scratch + 967787264, scratch + 926941184);
-    supervised_step_k265_mul_div(scratch + 967787392, scratch + 967787008, state + 2641616, scratch + 977345536, scratch + 977345408);
-    supervised_step_k266_mul_add(scratch + 935329792, scratch + 967787392, scratch + 897581056);
-    supervised_step_k267_neg_reduce_sum(scratch + 967787008, scratch + 935329792);
-    supervised_step_k268_add_mul(scratch + 967787392, scratch + 967787264, scratch + 967787008);
-    supervised_step_k269_add(scratch + 897581056, scratch + 926941184, scratch + 935329792, scratch + 967787392);
-    supervised_step_k270_add(scratch + 926941184, scratch + 931135488, scratch + 897581056);
-    supervised_step_k271_reduce_sum(scratch + 967787008, scratch + 926941184);
-    supervised_step_k272_matmul_col2im(scratch + 897581056, scratch + 926941184, state + 2494032, scratch + 931135488);
-    supervised_step_k273_im2col_matmul(scratch + 955203584, scratch + 922746880, scratch + 926941184, scratch + 931135488);
-    supervised_step_k274_greaterEqual_sub_mul_etc(scratch + 922746880, scratch + 910163968, scratch + 918552576, scratch + 897581056);
-    supervised_step_k275_reduce_sum(scratch + 967787264, scratch + 922746880);
-    supervised_step_k276_mul(scratch + 897581056, scratch + 922746880, scratch + 977345280);
-    supervised_step_k277_mul_reduce_sum(scratch + 967787392, scratch + 922746880, scratch + 914358272);
-    supervised_step_k278_mul(scratch + 967787520, scratch + 967787392, scratch + 977345152);
-    supervised_step_k279_neg_reduce_sum(scratch + 967787648, scratch + 897581056);
-    supervised_step_k280_mul_div(scratch + 967787776, scratch + 967787392, state + 2493776, scratch + 977345152, scratch + 977345024);
-    supervised_step_k281_mul_add(scratch + 910163968, scratch + 967787776, scratch + 914358272);
-    supervised_step_k282_neg_reduce_sum(scratch + 967787392, scratch + 910163968);
-    supervised_step_k283_add_mul(scratch + 967787776, scratch + 967787648, scratch + 967787392);
-    supervised_step_k284_add(scratch + 914358272, scratch + 897581056, scratch + 910163968, scratch + 967787776);
-    supervised_step_k285_reduce_sum(scratch + 967787392, scratch + 914358272);
-    supervised_step_k286_matmul_col2im(scratch + 897581056, scratch + 914358272, state + 2346192, scratch + 910163968);
-    supervised_step_k287_im2col_matmul(scratch + 913113088, scratch + 905969664, scratch + 914358272, scratch + 910163968);
-    supervised_step_k288_greaterEqual_sub_mul_etc(scratch + 905969664, scratch + 893386752, scratch + 901775360, scratch + 897581056);
-    supervised_step_k289_reduce_sum(scratch + 967787648, scratch + 905969664);
-    supervised_step_k290_mul(scratch + 893386752, scratch + 905969664, scratch + 977344896);
-    supervised_step_k291_mul_reduce_sum(scratch + 967787776, scratch + 905969664, scratch + 864026624);
-    supervised_step_k292_mul(scratch + 967787904, scratch + 967787776, scratch + 977344768);
-    supervised_step_k293_neg_reduce_sum(scratch + 967788032, scratch + 893386752);
-    supervised_step_k294_mul_div(scratch + 967788160, scratch + 967787776, state + 2345936, scratch + 977344768, scratch + 977344640);
-    supervised_step_k295_mul_add(scratch + 897581056, scratch + 967788160, scratch + 864026624);
-    supervised_step_k296_neg_reduce_sum(scratch + 967787776, scratch + 897581056);
-    supervised_step_k297_add_mul(scratch + 967788160, scratch + 967788032, scratch + 967787776);
-    supervised_step_k298_add(scratch + 864026624, scratch + 893386752, scratch + 897581056, scratch + 967788160);
-    supervised_step_k299_add(scratch + 893386752, scratch + 926941184, scratch + 864026624);
-    supervised_step_k300_reduce_sum(scratch + 967787776, scratch + 893386752);
-    supervised_step_k301_matmul_col2im(scratch + 864026624, scratch + 893386752, state + 2198352, scratch + 897581056);
-    supervised_step_k302_im2col_matmul(scratch + 955351040, scratch + 889192448, scratch + 893386752, scratch + 897581056);
-    supervised_step_k303_greaterEqual_sub_mul_etc(scratch + 889192448, scratch + 876609536, scratch + 884998144, scratch + 864026624);
-    supervised_step_k304_reduce_sum(scratch + 967788032, scratch + 889192448);
-    supervised_step_k305_mul(scratch + 864026624, scratch + 889192448, scratch + 977344512);
-    supervised_step_k306_mul_reduce_sum(scratch + 967788160, scratch + 889192448, scratch + 880803840);
-    supervised_step_k307_mul(scratch + 967788288, scratch + 967788160, scratch + 977344384);
-    supervised_step_k308_neg_reduce_sum(scratch + 967788416, scratch + 864026624);
-    supervised_step_k309_mul_div(scratch + 967788544, scratch + 967788160, state + 2198096, scratch + 977344384, scratch + 977344256);
-    supervised_step_k310_mul_add(scratch + 876609536, scratch + 967788544, scratch + 880803840);
-    supervised_step_k311_neg_reduce_sum(scratch + 967788160, scratch + 876609536);
-    supervised_step_k312_add_mul(scratch + 967788544, scratch + 967788416, scratch + 967788160);
-    supervised_step_k313_add(scratch + 880803840, scratch + 864026624, scratch + 876609536, scratch + 967788544);
-    supervised_step_k314_reduce_sum(scratch + 967788160, scratch + 880803840);
-    supervised_step_k315_matmul_col2im(scratch + 864026624, scratch + 880803840, state + 2050512, scratch + 876609536);
-    supervised_step_k316_im2col_matmul(scratch + 879558656, scratch + 872415232, scratch + 880803840, scratch + 876609536);
-    supervised_step_k317_greaterEqual_sub_mul_etc(scratch + 872415232, scratch + 843055104, scratch + 868220928, scratch + 864026624);
-    supervised_step_k318_reduce_sum(scratch + 967788416, scratch + 872415232);
-    supervised_step_k319_mul(scratch + 843055104, scratch + 872415232, scratch + 977344128);
-    supervised_step_k320_mul_reduce_sum(scratch + 967788544, scratch + 872415232, scratch + 838860800);
-    supervised_step_k321_mul(scratch + 967788672, scratch + 967788544, scratch + 977344000);
-    supervised_step_k322_neg_reduce_sum(scratch + 967788800, scratch + 843055104);
-    supervised_step_k323_mul_div(scratch + 967788928, scratch + 967788544, state + 2050256, scratch + 977344000, scratch + 977343872);
-    supervised_step_k324_mul_add(scratch + 864026624, scratch + 967788928, scratch + 838860800);
-    supervised_step_k325_neg_reduce_sum(scratch + 967788544, scratch + 864026624);
-    supervised_step_k326_add_mul(scratch + 967788928, scratch + 967788800, scratch + 967788544);
-    supervised_step_k327_add(scratch + 838860800, scratch + 843055104, scratch + 864026624, scratch + 967788928);
-    supervised_step_k328_add(scratch + 864026624, scratch + 893386752, scratch + 838860800);
-    supervised_step_k329_matmul_col2im(scratch + 838860800, scratch + 864026624, state + 2042064, scratch + 868220928);
-    supervised_step_k330_im2col_matmul(scratch + 875852800, scratch + 830472192, scratch + 864026624, scratch + 868220928);
-    supervised_step_k331_reduce_sum(scratch + 967788544, scratch + 864026624);
-    supervised_step_k332_matmul_col2im(scratch + 868220928, scratch + 864026624, state + 1894480, scratch + 872415232);
-    supervised_step_k333_im2col_matmul(scratch + 875364352, scratch + 859832320, scratch + 864026624, scratch + 872415232);
-    supervised_step_k334_greaterEqual_sub_mul_etc(scratch + 859832320, scratch + 851443712, scratch + 855638016, scratch + 868220928);
-    supervised_step_k335_reduce_sum(scratch + 967788800, scratch + 859832320);
-    supervised_step_k336_mul(scratch + 851443712, scratch + 859832320, scratch + 977343744);
-    supervised_step_k337_mul_reduce_sum(scratch + 875511808, scratch + 859832320, scratch + 847249408);
-    supervised_step_k338_mul(scratch + 967788928, scratch + 875511808, scratch + 977343616);
-    supervised_step_k339_neg_reduce_sum(scratch + 875511936, scratch + 851443712);
-    supervised_step_k340_mul_div(scratch + 875512064, scratch + 875511808, state + 1894224, scratch + 977343616, scratch + 977343488);
-    supervised_step_k341_mul_add(scratch + 855638016, scratch + 875512064, scratch + 847249408);
-    supervised_step_k342_neg_reduce_sum(scratch + 875511808, scratch + 855638016);
-    supervised_step_k343_add_mul(scratch + 875512064, scratch + 875511936, scratch + 875511808);
-    supervised_step_k344_add(scratch + 859832320, scratch + 851443712, scratch + 855638016, scratch + 875512064);
-    supervised_step_k345_reduce_sum(scratch + 967789056, scratch + 859832320);
-    supervised_step_k346_matmul_col2im(scratch + 847249408, scratch + 859832320, state + 1820368, scratch + 855638016);
-    supervised_step_k347_im2col_matmul(scratch + 858292224, scratch + 830472192, scratch + 859832320, scratch + 855638016);
+    supervised_step_k149_sub(scratch + 852118528, scratch + 838860800, scratch + 843055232);
+    supervised_step_k150_mul_reduce_sum(scratch + 838860800, scratch + 852118528);
+    supervised_step_k151_mul_add_log_etc(state + 5882880, state + 5883008, scratch + 978018304, scratch + 978018432, scratch + 978018560, scratch + 838860800, scratch + 843055232, state + 1894224);
+    supervised_step_k152_mul_add(scratch + 856312832, scratch + 852118528, scratch + 978018560, state + 1894352);
+    supervised_step_k153_mul_max(scratch + 860507136, scratch + 864701440, scratch + 856312832);
+    supervised_step_k154_im2col_matmul_add(scratch + 838860800, scratch + 864701440, state + 1894480, state + 2041936, scratch + 843055104);
+    supervised_step_k155_im2col_matmul(scratch + 843055104, scratch + 830472192, state + 2042064, scratch + 847249408);
+    supervised_step_k156_add(scratch + 847249408, scratch + 838860800, scratch + 843055104);
+    supervised_step_k157_reduce_sum(scratch + 851443712, scratch + 847249408);
+    supervised_step_k158_mul(scratch + 851443840, scratch + 851443712);
+    supervised_step_k159_sub(scratch + 868895744, scratch + 847249408, scratch + 851443840);
+    supervised_step_k160_mul_reduce_sum(scratch + 851443712, scratch + 868895744);
+    supervised_step_k161_mul_add_log_etc(state + 5883136, state + 5883264, scratch + 978018688, scratch + 978018816, scratch + 978018944, scratch + 851443712, scratch + 851443840, state + 2050256);
+    supervised_step_k162_mul_add(scratch + 873090048, scratch + 868895744, scratch + 978018944, state + 2050384);
+    supervised_step_k163_mul_max(scratch + 877284352, scratch + 881478656, scratch + 873090048);
+    supervised_step_k164_im2col_matmul_add(scratch + 838860800, scratch + 881478656, state + 2050512, state + 2197968, scratch + 843055104);
+    supervised_step_k165_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k166_mul(scratch + 851443840, scratch + 851443712);
+    supervised_step_k167_sub(scratch + 885672960, scratch + 838860800, scratch + 851443840);
+    supervised_step_k168_mul_reduce_sum(scratch + 851443712, scratch + 885672960);
+    supervised_step_k169_mul_add_log_etc(state + 5883392, state + 5883520, scratch + 978019072, scratch + 978019200, scratch + 978019328, scratch + 851443712, scratch + 851443840, state + 2198096);
+    supervised_step_k170_mul_add(scratch + 889867264, scratch + 885672960, scratch + 978019328, state + 2198224);
+    supervised_step_k171_mul_max(scratch + 894061568, scratch + 898255872, scratch + 889867264);
+    supervised_step_k172_im2col_matmul_add(scratch + 838860800, scratch + 898255872, state + 2198352, state + 2345808, scratch + 843055104);
+    supervised_step_k173_add(scratch + 843055104, scratch + 838860800, scratch + 847249408);
+    supervised_step_k174_reduce_sum(scratch + 838860800, scratch + 843055104);
+    supervised_step_k175_mul(scratch + 851443712, scratch + 838860800);
+    supervised_step_k176_sub(scratch + 847249408, scratch + 843055104, scratch + 851443712);
+    supervised_step_k177_mul_reduce_sum(scratch + 851443840, scratch + 847249408);
+    supervised_step_k178_mul_add_log_etc(state + 5883648, state + 5883776, scratch + 851509248, scratch + 851509376, scratch + 851509504, scratch + 851443840, scratch + 851443712, state + 2345936);
+    supervised_step_k179_mul_add(scratch + 902450176, scratch + 847249408, scratch + 851509504, state + 2346064);
+    supervised_step_k180_mul_max(scratch + 906644480, scratch + 910838784, scratch + 902450176);
+    supervised_step_k181_im2col_matmul_add(scratch + 838860800, scratch + 910838784, state + 2346192, state + 2493648, scratch + 915033088);
+    supervised_step_k182_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k183_mul(scratch + 851443840, scratch + 851443712);
+    supervised_step_k184_sub(scratch + 915033088, scratch + 838860800, scratch + 851443840);
+    supervised_step_k185_mul_reduce_sum(scratch + 851443712, scratch + 915033088);
+    supervised_step_k186_mul_add_log_etc(state + 5883904, state + 5884032, scratch + 851509632, scratch + 851509760, scratch + 851509888, scratch + 851443712, scratch + 851443840, state + 2493776);
+    supervised_step_k187_mul_add(scratch + 919227392, scratch + 915033088, scratch + 851509888, state + 2493904);
+    supervised_step_k188_mul_max(scratch + 923421696, scratch + 927616000, scratch + 919227392);
+    supervised_step_k189_im2col_matmul_add(scratch + 838860800, scratch + 927616000, state + 2494032, state + 2641488, scratch + 931810304);
+    supervised_step_k190_add(scratch + 931810304, scratch + 838860800, scratch + 843055104);
+    supervised_step_k191_reduce_sum(scratch + 851443712, scratch + 931810304);
+    supervised_step_k192_mul(scratch + 851443840, scratch + 851443712);
+    supervised_step_k193_sub(scratch + 936004608, scratch + 931810304, scratch + 851443840);
+    supervised_step_k194_mul_reduce_sum(scratch + 851443712, scratch + 936004608);
+    supervised_step_k195_mul_add_log_etc(state + 5884160, state + 5884288, scratch + 851510016, scratch + 851510144, scratch + 851510272, scratch + 851443712, scratch + 851443840, state + 2641616);
+    supervised_step_k196_mul_add(scratch + 940198912, scratch + 936004608, scratch + 851510272, state + 2641744);
+    supervised_step_k197_mul_max(scratch + 944393216, scratch + 948587520, scratch + 940198912);
+    supervised_step_k198_im2col_matmul_add(scratch + 838860800, scratch + 948587520, state + 2641872, state + 2789328, scratch + 843055104);
+    supervised_step_k199_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k200_mul(scratch + 851443840, scratch + 851443712);
+    supervised_step_k201_sub(scratch + 952781824, scratch + 838860800, scratch + 851443840);
+    supervised_step_k202_mul_reduce_sum(scratch + 851443712, scratch + 952781824);
+    supervised_step_k203_mul_add_log_etc(state + 5884416, state + 5884544, scratch + 851510400, scratch + 851510528, scratch + 851510656, scratch + 851443712, scratch + 851443840, state + 2789456);
+    supervised_step_k204_mul_add(scratch + 956976128, scratch + 952781824, scratch + 851510656, state + 2789584);
+    supervised_step_k205_mul_max(scratch + 961170432, scratch + 965364736, scratch + 956976128);
+    supervised_step_k206_im2col_matmul_add(scratch + 838860800, scratch + 965364736, state + 2789712, state + 2937168, scratch + 843055104);
+    supervised_step_k207_add(scratch + 843055104, scratch + 838860800, scratch + 931810304);
+    supervised_step_k208_reduce_sum(scratch + 851443712, scratch + 843055104);
+    supervised_step_k209_mul(scratch + 851443840, scratch + 851443712);
+    supervised_step_k210_sub(scratch + 838860800, scratch + 843055104, scratch + 851443840);
+    supervised_step_k211_mul_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k212_mul_add_log_etc(state + 5884672, state + 5884800, scratch + 851510784, scratch + 851510912, scratch + 851511040, scratch + 851443712, scratch + 851443840, state + 2937296);
+    supervised_step_k213_mul_add(scratch + 843055104, scratch + 838860800, scratch + 851511040, state + 2937424);
+    supervised_step_k214_mul_max(scratch + 931810304, scratch + 969559040, scratch + 843055104);
+    supervised_step_k215_reduce_sum(scratch + 851443712, scratch + 969559040);
+    supervised_step_k216_mul(scratch + 977947648, scratch + 851443712, io + 1578000);
+    supervised_step_k217_matmul_add(scratch + 851443712, scratch + 977947648, state + 2937552, state + 2938832);
+    supervised_step_k218_reduce_max(scratch + 851459072, scratch + 851443712);
+    supervised_step_k219_sub_exp(scratch + 851448832, scratch + 851453952, scratch + 851443712, scratch + 851459072);
+    supervised_step_k220_reduce_sum(scratch + 851459072, scratch + 851453952);
+    supervised_step_k221_log(scratch + 851443712, scratch + 851459072);
+    supervised_step_k222_sub_mul_reduce_sum(scratch + 978019456, scratch + 851448832, scratch + 851443712, io + 1572864);
+    supervised_step_k223_mul(io + 1643536, scratch + 978019456);
+    supervised_step_k224_mul(scratch + 851443712, io + 1572864);
+    supervised_step_k225_neg_reduce_sum(scratch + 851448832, scratch + 851443712);
+    supervised_step_k226_div(scratch + 851449344, scratch + 851448832, scratch + 851459072);
+    supervised_step_k227_mul_add(scratch + 978013184, scratch + 851449344, scratch + 851453952, scratch + 851443712);
+    supervised_step_k228_reduce_sum(scratch + 978021936, scratch + 978013184);
+    supervised_step_k229_matmul_mul(scratch + 851443712, scratch + 978013184, state + 2937552, io + 1578000);
+    supervised_step_k230_fill(scratch + 969559040, scratch + 851443712);
+    supervised_step_k231_greaterEqual_sub_mul_etc(scratch + 973753344, scratch + 843055104, scratch + 931810304, scratch + 969559040);
+    supervised_step_k232_reduce_sum(scratch + 978019456, scratch + 973753344);
+    supervised_step_k233_mul(scratch + 843055104, scratch + 973753344, scratch + 851511040);
+    supervised_step_k234_mul_reduce_sum(scratch + 851443712, scratch + 973753344, scratch + 838860800);
+    supervised_step_k235_mul(scratch + 974257584, scratch + 851443712, scratch + 851510912);
+    supervised_step_k236_neg_reduce_sum(scratch + 851443840, scratch + 843055104);
+    supervised_step_k237_mul_div(scratch + 851443968, scratch + 851443712, state + 2937296, scratch + 851510912, scratch + 851510784);
+    supervised_step_k238_mul_add(scratch + 931810304, scratch + 851443968, scratch + 838860800);
+    supervised_step_k239_neg_reduce_sum(scratch + 851443712, scratch + 931810304);
+    supervised_step_k240_add_mul(scratch + 851443968, scratch + 851443840, scratch + 851443712);
+    supervised_step_k241_add(scratch + 969559040, scratch + 843055104, scratch + 931810304, scratch + 851443968);
+    supervised_step_k242_reduce_sum(scratch + 974257712, scratch + 969559040);
+    supervised_step_k243_matmul_col2im(scratch + 931810304, scratch + 969559040, state + 2789712, scratch + 838860800);
+    supervised_step_k244_im2col_matmul(scratch + 973753344, scratch + 965364736, scratch + 969559040, scratch + 838860800);
+    supervised_step_k245_greaterEqual_sub_mul_etc(scratch + 965364736, scratch + 956976128, scratch + 961170432, scratch + 931810304);
+    supervised_step_k246_reduce_sum(scratch + 974257840, scratch + 965364736);
+    supervised_step_k247_mul(scratch + 931810304, scratch + 965364736, scratch + 851510656);
+    supervised_step_k248_mul_reduce_sum(scratch + 851443712, scratch + 965364736, scratch + 952781824);
+    supervised_step_k249_mul(scratch + 974257968, scratch + 851443712, scratch + 851510528);
+    supervised_step_k250_neg_reduce_sum(scratch + 851443840, scratch + 931810304);
+    supervised_step_k251_mul_div(scratch + 851443968, scratch + 851443712, state + 2789456, scratch + 851510528, scratch + 851510400);
+    supervised_step_k252_mul_add(scratch + 838860800, scratch + 851443968, scratch + 952781824);
+    supervised_step_k253_neg_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k254_add_mul(scratch + 851443968, scratch + 851443840, scratch + 851443712);
+    supervised_step_k255_add(scratch + 952781824, scratch + 931810304, scratch + 838860800, scratch + 851443968);
+    supervised_step_k256_reduce_sum(scratch + 974258096, scratch + 952781824);
+    supervised_step_k257_matmul_col2im(scratch + 931810304, scratch + 952781824, state + 2641872, scratch + 838860800);
+    supervised_step_k258_im2col_matmul(scratch + 956976128, scratch + 948587520, scratch + 952781824, scratch + 838860800);
+    supervised_step_k259_greaterEqual_sub_mul_etc(scratch + 838860800, scratch + 940198912, scratch + 944393216, scratch + 931810304);
+    supervised_step_k260_reduce_sum(scratch + 974258224, scratch + 838860800);
+    supervised_step_k261_mul(scratch + 843055104, scratch + 838860800, scratch + 851510272);
+    supervised_step_k262_mul_reduce_sum(scratch + 851443712, scratch + 838860800, scratch + 936004608);
+    supervised_step_k263_mul(scratch + 974258352, scratch + 851443712, scratch + 851510144);
+    supervised_step_k264_neg_reduce_sum(scratch + 851443840, scratch + 843055104);
+    supervised_step_k265_mul_div(scratch + 851443968, scratch + 851443712, state + 2641616, scratch + 851510144, scratch + 851510016);
+    supervised_step_k266_mul_add(scratch + 838860800, scratch + 851443968, scratch + 936004608);
+    supervised_step_k267_neg_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k268_add_mul(scratch + 851443968, scratch + 851443840, scratch + 851443712);
+    supervised_step_k269_add(scratch + 931810304, scratch + 843055104, scratch + 838860800, scratch + 851443968);
+    supervised_step_k270_add(scratch + 936004608, scratch + 969559040, scratch + 931810304);
+    supervised_step_k271_reduce_sum(scratch + 974258480, scratch + 936004608);
+    supervised_step_k272_matmul_col2im(scratch + 931810304, scratch + 936004608, state + 2494032, scratch + 838860800);
+    supervised_step_k273_im2col_matmul(scratch + 957123584, scratch + 927616000, scratch + 936004608, scratch + 838860800);
+    supervised_step_k274_greaterEqual_sub_mul_etc(scratch + 927616000, scratch + 919227392, scratch + 923421696, scratch + 931810304);
+    supervised_step_k275_reduce_sum(scratch + 974258608, scratch + 927616000);
+    supervised_step_k276_mul(scratch + 931810304, scratch + 927616000, scratch + 851509888);
+    supervised_step_k277_mul_reduce_sum(scratch + 851443712, scratch + 927616000, scratch + 915033088);
+    supervised_step_k278_mul(scratch + 974258736, scratch + 851443712, scratch + 851509760);
+    supervised_step_k279_neg_reduce_sum(scratch + 851443840, scratch + 931810304);
+    supervised_step_k280_mul_div(scratch + 851443968, scratch + 851443712, state + 2493776, scratch + 851509760, scratch + 851509632);
+    supervised_step_k281_mul_add(scratch + 838860800, scratch + 851443968, scratch + 915033088);
+    supervised_step_k282_neg_reduce_sum(scratch + 851443712, scratch + 838860800);
+    supervised_step_k283_add_mul(scratch + 851443968, scratch + 851443840, scratch + 851443712);
+    supervised_step_k284_add(scratch + 915033088, scratch + 931810304, scratch + 838860800, scratch + 851443968);
+    supervised_step_k285_reduce_sum(scratch + 974258864, scratch + 915033088);
+    supervised_step_k286_matmul_col2im(scratch + 919227392, scratch + 915033088, state + 2346192, scratch + 838860800);
+    supervised_step_k287_im2col_matmul(scratch + 923421696, scratch + 910838784, scratch + 915033088, scratch + 838860800);
+    supervised_step_k288_greaterEqual_sub_mul_etc(scratch + 838860800, scratch + 902450176, scratch + 906644480, scratch + 919227392);
+    supervised_step_k289_reduce_sum(scratch + 974258992, scratch + 838860800);
+    supervised_step_k290_mul(scratch + 843055104, scratch + 838860800, scratch + 851509504);
+    supervised_step_k291_mul_reduce_sum(scratch + 851443712, scratch + 838860800, scratch + 847249408);
+    supervised_step_k292_mul(scratch + 974259120, scratch + 851443712, scratch + 851509376);
+    supervised_step_k293_neg_reduce_sum(scratch + 851443840, scratch + 843055104);
+    supervised_step_k294_mul_div(scratch + 851443968, scratch + 851443712, state + 2345936, scratch + 851509376, scratch + 851509248);
+    supervised_step_k295_mul_add(scratch + 838860800, scratch + 851443968, scratch + 847249408);
+    supervised_step_k296_neg_reduce_sum(scratch + 973900800, scratch + 838860800);
+    supervised_step_k297_add_mul(scratch + 851443712, scratch + 851443840, scratch + 973900800);
+    supervised_step_k298_add(scratch + 847249408, scratch + 843055104, scratch + 838860800, scratch + 851443712);
+    supervised_step_k299_add(scratch + 902450176, scratch + 936004608, scratch + 847249408);
+    supervised_step_k300_reduce_sum(scratch + 974259248, scratch + 902450176);
+    supervised_step_k301_matmul_col2im(scratch + 843729920, scratch + 902450176, state + 2198352, scratch + 847924224);
+    supervised_step_k302_im2col_matmul(scratch + 957271040, scratch + 898255872, scratch + 902450176, scratch + 838860800);
+    supervised_step_k303_greaterEqual_sub_mul_etc(scratch + 847924224, scratch + 889867264, scratch + 894061568, scratch + 843729920);
+    supervised_step_k304_reduce_sum(scratch + 974259376, scratch + 847924224);
+    supervised_step_k305_mul(scratch + 838860800, scratch + 847924224, scratch + 978019328);
+    supervised_step_k306_mul_reduce_sum(scratch + 978019328, scratch + 847924224, scratch + 885672960);
+    supervised_step_k307_mul(scratch + 974259504, scratch + 978019328, scratch + 978019200);
+    supervised_step_k308_neg_reduce_sum(scratch + 973900800, scratch + 838860800);
+    supervised_step_k309_mul_div(scratch + 973900928, scratch + 978019328, state + 2198096, scratch + 978019200, scratch + 978019072);
+    supervised_step_k310_mul_add(scratch + 843055104, scratch + 973900928, scratch + 885672960);
+    supervised_step_k311_neg_reduce_sum(scratch + 978019072, scratch + 843055104);
+    supervised_step_k312_add_mul(scratch + 978019200, scratch + 973900800, scratch + 978019072);
+    supervised_step_k313_add(scratch + 847249408, scratch + 838860800, scratch + 843055104, scratch + 978019200);
+    supervised_step_k314_reduce_sum(scratch + 978019072, scratch + 847249408);
+    supervised_step_k315_matmul_col2im(scratch + 885672960, scratch + 847249408, state + 2050512, scratch + 838860800);
+    supervised_step_k316_im2col_matmul(scratch + 889867264, scratch + 881478656, scratch + 847249408, scratch + 838860800);
+    supervised_step_k317_greaterEqual_sub_mul_etc(scratch + 881478656, scratch + 873090048, scratch + 877284352, scratch + 885672960);
+    supervised_step_k318_reduce_sum(scratch + 978019200, scratch + 881478656);
+    supervised_step_k319_mul(scratch + 873090048, scratch + 881478656, scratch + 978018944);
+    supervised_step_k320_mul_reduce_sum(scratch + 978018944, scratch + 881478656, scratch + 868895744);
+    supervised_step_k321_mul(scratch + 978019328, scratch + 978018944, scratch + 978018816);
+    supervised_step_k322_neg_reduce_sum(scratch + 973900800, scratch + 873090048);
+    supervised_step_k323_mul_div(scratch + 973900928, scratch + 978018944, state + 2050256, scratch + 978018816, scratch + 978018688);
+    supervised_step_k324_mul_add(scratch + 838860800, scratch + 973900928, scratch + 868895744);
+    supervised_step_k325_neg_reduce_sum(scratch + 978018688, scratch + 838860800);
+    supervised_step_k326_add_mul(scratch + 978018816, scratch + 973900800, scratch + 978018688);
+    supervised_step_k327_add(scratch + 868895744, scratch + 873090048, scratch + 838860800, scratch + 978018816);
+    supervised_step_k328_add(scratch + 873090048, scratch + 902450176, scratch + 868895744);
+    supervised_step_k329_matmul_col2im(scratch + 838860800, scratch + 873090048, state + 2042064, scratch + 868895744);
+    supervised_step_k330_im2col_matmul(scratch + 974241792, scratch + 830472192, scratch + 873090048, scratch + 868895744);
+    supervised_step_k331_reduce_sum(scratch + 978018688, scratch + 873090048);
+    supervised_step_k332_matmul_col2im(scratch + 868895744, scratch + 873090048, state + 1894480, scratch + 847249408);
+    supervised_step_k333_im2col_matmul(scratch + 877284352, scratch + 864701440, scratch + 873090048, scratch + 847249408);
+    supervised_step_k334_greaterEqual_sub_mul_etc(scratch + 864701440, scratch + 856312832, scratch + 860507136, scratch + 868895744);
+    supervised_step_k335_reduce_sum(scratch + 978018816, scratch + 864701440);
+    supervised_step_k336_mul(scratch + 847249408, scratch + 864701440, scratch + 978018560);
+    supervised_step_k337_mul_reduce_sum(scratch + 978018560, scratch + 864701440, scratch + 852118528);
+    supervised_step_k338_mul(scratch + 978018944, scratch + 978018560, scratch + 978018432);
+    supervised_step_k339_neg_reduce_sum(scratch + 974249984, scratch + 847249408);
+    supervised_step_k340_mul_div(scratch + 974250112, scratch + 978018560, state + 1894224, scratch + 978018432, scratch + 978018304);
+    supervised_step_k341_mul_add(scratch + 856312832, scratch + 974250112, scratch + 852118528);
+    supervised_step_k342_neg_reduce_sum(scratch + 978018304, scratch + 856312832);
+    supervised_step_k343_add_mul(scratch + 978018432, scratch + 974249984, scratch + 978018304);
+    supervised_step_k344_add(scratch + 860507136, scratch + 847249408, scratch + 856312832, scratch + 978018432);
+    supervised_step_k345_reduce_sum(scratch + 978018304, scratch + 860507136);
+    supervised_step_k346_matmul_col2im(scratch + 847249408, scratch + 860507136, state + 1820368, scratch + 855638016);
+    supervised_step_k347_im2col_matmul(scratch + 858292224, scratch + 830472192, scratch + 860507136, scratch + 855638016);
     supervised_step_k348_add_greaterEqual_sub_etc(scratch + 830472192, scratch + 838860800, scratch + 847249408, scratch + 813694976, scratch + 822083584);
-    supervised_step_k349_reduce_sum(scratch + 977343488, scratch + 830472192);
-    supervised_step_k350_mul(scratch + 813694976, scratch + 830472192, scratch + 977348032);
-    supervised_step_k351_mul_reduce_sum(scratch + 977343552, scratch + 830472192, scratch + 754974720);
-    supervised_step_k352_mul(scratch + 977343616, scratch + 977343552, scratch + 977347968);
-    supervised_step_k353_neg_reduce_sum(scratch + 977343680, scratch + 813694976);
-    supervised_step_k354_mul_div(scratch + 977343744, scratch + 977343552, state + 1820240, scratch + 977347968, scratch + 977347904);
-    supervised_step_k355_mul_add(scratch + 822083584, scratch + 977343744, scratch + 754974720);
-    supervised_step_k356_neg_reduce_sum(scratch + 977343552, scratch + 822083584);
-    supervised_step_k357_add_mul(scratch + 977343744, scratch + 977343680, scratch + 977343552);
-    supervised_step_k358_add(scratch + 754974720, scratch + 813694976, scratch + 822083584, scratch + 977343744);
-    supervised_step_k359_reduce_sum(scratch + 977343552, scratch + 754974720);
+    supervised_step_k349_reduce_sum(scratch + 978018432, scratch + 830472192);
+    supervised_step_k350_mul(scratch + 813694976, scratch + 830472192, scratch + 978021056);
+    supervised_step_k351_mul_reduce_sum(scratch + 978018496, scratch + 830472192, scratch + 754974720);
+    supervised_step_k352_mul(scratch + 978018560, scratch + 978018496, scratch + 978020992);
+    supervised_step_k353_neg_reduce_sum(scratch + 978018624, scratch + 813694976);
+    supervised_step_k354_mul_div(scratch + 974249984, scratch + 978018496, state + 1820240, scratch + 978020992, scratch + 978020928);
+    supervised_step_k355_mul_add(scratch + 822083584, scratch + 974249984, scratch + 754974720);
+    supervised_step_k356_neg_reduce_sum(scratch + 978018496, scratch + 822083584);
+    supervised_step_k357_add_mul(scratch + 974249984, scratch + 978018624, scratch + 978018496);
+    supervised_step_k358_add(scratch + 754974720, scratch + 813694976, scratch + 822083584, scratch + 974249984);
+    supervised_step_k359_reduce_sum(scratch + 978018496, scratch + 754974720);
     supervised_step_k360_matmul_col2im(scratch + 813694976, scratch + 754974720, state + 1783312, scratch + 822083584);
-    supervised_step_k361_im2col_matmul(scratch + 875511808, scratch + 805306368, scratch + 754974720, scratch + 822083584);
+    supervised_step_k361_im2col_matmul(scratch + 973900800, scratch + 805306368, scratch + 754974720, scratch + 822083584);
     supervised_step_k362_greaterEqual_sub_mul_etc(scratch + 805306368, scratch + 780140544, scratch + 796917760, scratch + 813694976);
-    supervised_step_k363_reduce_sum(scratch + 977343680, scratch + 805306368);
-    supervised_step_k364_mul(scratch + 780140544, scratch + 805306368, scratch + 977347840);
-    supervised_step_k365_mul_reduce_sum(scratch + 977343744, scratch + 805306368, scratch + 788529152);
-    supervised_step_k366_mul(scratch + 977343808, scratch + 977343744, scratch + 977347776);
-    supervised_step_k367_neg_reduce_sum(scratch + 977343872, scratch + 780140544);
-    supervised_step_k368_mul_div(scratch + 977343936, scratch + 977343744, state + 1783184, scratch + 977347776, scratch + 977347712);
-    supervised_step_k369_mul_add(scratch + 796917760, scratch + 977343936, scratch + 788529152);
-    supervised_step_k370_neg_reduce_sum(scratch + 977343744, scratch + 796917760);
-    supervised_step_k371_add_mul(scratch + 977343936, scratch + 977343872, scratch + 977343744);
-    supervised_step_k372_add(scratch + 788529152, scratch + 780140544, scratch + 796917760, scratch + 977343936);
-    supervised_step_k373_reduce_sum(scratch + 977343744, scratch + 788529152);
+    supervised_step_k363_reduce_sum(scratch + 978018624, scratch + 805306368);
+    supervised_step_k364_mul(scratch + 780140544, scratch + 805306368, scratch + 978020864);
+    supervised_step_k365_mul_reduce_sum(scratch + 974249984, scratch + 805306368, scratch + 788529152);
+    supervised_step_k366_mul(scratch + 974259632, scratch + 974249984, scratch + 978020800);
+    supervised_step_k367_neg_reduce_sum(scratch + 974250048, scratch + 780140544);
+    supervised_step_k368_mul_div(scratch + 974250112, scratch + 974249984, state + 1783184, scratch + 978020800, scratch + 978020736);
+    supervised_step_k369_mul_add(scratch + 796917760, scratch + 974250112, scratch + 788529152);
+    supervised_step_k370_neg_reduce_sum(scratch + 974249984, scratch + 796917760);
+    supervised_step_k371_add_mul(scratch + 974250112, scratch + 974250048, scratch + 974249984);
+    supervised_step_k372_add(scratch + 788529152, scratch + 780140544, scratch + 796917760, scratch + 974250112);
+    supervised_step_k373_reduce_sum(scratch + 974259696, scratch + 788529152);
     supervised_step_k374_matmul_col2im(scratch + 780140544, scratch + 788529152, state + 1746256, scratch + 796917760);
-    supervised_step_k375_im2col_matmul(scratch + 875548672, scratch + 771751936, scratch + 788529152, scratch + 796917760);
+    supervised_step_k375_im2col_matmul(scratch + 973937664, scratch + 771751936, scratch + 788529152, scratch + 796917760);
     supervised_step_k376_greaterEqual_sub_mul_etc(scratch + 771751936, scratch + 746586112, scratch + 763363328, scratch + 780140544);
-    supervised_step_k377_reduce_sum(scratch + 977343872, scratch + 771751936);
-    supervised_step_k378_mul(scratch + 746586112, scratch + 771751936, scratch + 977347648);
-    supervised_step_k379_mul_reduce_sum(scratch + 977343936, scratch + 771751936, scratch + 687865856);
-    supervised_step_k380_mul(scratch + 977344000, scratch + 977343936, scratch + 977347584);
-    supervised_step_k381_neg_reduce_sum(scratch + 977344064, scratch + 746586112);
-    supervised_step_k382_mul_div(scratch + 977344128, scratch + 977343936, state + 1746128, scratch + 977347584, scratch + 977347520);
-    supervised_step_k383_mul_add(scratch + 763363328, scratch + 977344128, scratch + 687865856);
-    supervised_step_k384_neg_reduce_sum(scratch + 977343936, scratch + 763363328);
-    supervised_step_k385_add_mul(scratch + 977344128, scratch + 977344064, scratch + 977343936);
-    supervised_step_k386_add(scratch + 687865856, scratch + 746586112, scratch + 763363328, scratch + 977344128);
+    supervised_step_k377_reduce_sum(scratch + 974259760, scratch + 771751936);
+    supervised_step_k378_mul(scratch + 746586112, scratch + 771751936, scratch + 978020672);
+    supervised_step_k379_mul_reduce_sum(scratch + 974249984, scratch + 771751936, scratch + 687865856);
+    supervised_step_k380_mul(scratch + 974259824, scratch + 974249984, scratch + 978020608);
+    supervised_step_k381_neg_reduce_sum(scratch + 974250048, scratch + 746586112);
+    supervised_step_k382_mul_div(scratch + 974250112, scratch + 974249984, state + 1746128, scratch + 978020608, scratch + 978020544);
+    supervised_step_k383_mul_add(scratch + 763363328, scratch + 974250112, scratch + 687865856);
+    supervised_step_k384_neg_reduce_sum(scratch + 974249984, scratch + 763363328);
+    supervised_step_k385_add_mul(scratch + 974250112, scratch + 974250048, scratch + 974249984);
+    supervised_step_k386_add(scratch + 687865856, scratch + 746586112, scratch + 763363328, scratch + 974250112);
     supervised_step_k387_add(scratch + 746586112, scratch + 754974720, scratch + 687865856);
-    supervised_step_k388_reduce_sum(scratch + 977343936, scratch + 746586112);
+    supervised_step_k388_reduce_sum(scratch + 974259888, scratch + 746586112);
     supervised_step_k389_matmul_col2im(scratch + 687865856, scratch + 746586112, state + 1709200, scratch + 754974720);
-    supervised_step_k390_im2col_matmul(scratch + 875585536, scratch + 738197504, scratch + 746586112, scratch + 754974720);
+    supervised_step_k390_im2col_matmul(scratch + 973974528, scratch + 738197504, scratch + 746586112, scratch + 754974720);
     supervised_step_k391_greaterEqual_sub_mul_etc(scratch + 738197504, scratch + 713031680, scratch + 729808896, scratch + 687865856);
-    supervised_step_k392_reduce_sum(scratch + 977344064, scratch + 738197504);
-    supervised_step_k393_mul(scratch + 687865856, scratch + 738197504, scratch + 977347456);
-    supervised_step_k394_mul_reduce_sum(scratch + 977344128, scratch + 738197504, scratch + 721420288);
-    supervised_step_k395_mul(scratch + 977344192, scratch + 977344128, scratch + 977347392);
-    supervised_step_k396_neg_reduce_sum(scratch + 977344256, scratch + 687865856);
-    supervised_step_k397_mul_div(scratch + 977344320, scratch + 977344128, state + 1709072, scratch + 977347392, scratch + 977347328);
-    supervised_step_k398_mul_add(scratch + 713031680, scratch + 977344320, scratch + 721420288);
-    supervised_step_k399_neg_reduce_sum(scratch + 977344128, scratch + 713031680);
-    supervised_step_k400_add_mul(scratch + 977344320, scratch + 977344256, scratch + 977344128);
-    supervised_step_k401_add(scratch + 721420288, scratch + 687865856, scratch + 713031680, scratch + 977344320);
-    supervised_step_k402_reduce_sum(scratch + 977344128, scratch + 721420288);
+    supervised_step_k392_reduce_sum(scratch + 974259952, scratch + 738197504);
+    supervised_step_k393_mul(scratch + 687865856, scratch + 738197504, scratch + 978020480);
+    supervised_step_k394_mul_reduce_sum(scratch + 974249984, scratch + 738197504, scratch + 721420288);
+    supervised_step_k395_mul(scratch + 974260016, scratch + 974249984, scratch + 978020416);
+    supervised_step_k396_neg_reduce_sum(scratch + 974250048, scratch + 687865856);
+    supervised_step_k397_mul_div(scratch + 974250112, scratch + 974249984, state + 1709072, scratch + 978020416, scratch + 978020352);
+    supervised_step_k398_mul_add(scratch + 713031680, scratch + 974250112, scratch + 721420288);
+    supervised_step_k399_neg_reduce_sum(scratch + 974249984, scratch + 713031680);
+    supervised_step_k400_add_mul(scratch + 974250112, scratch + 974250048, scratch + 974249984);
+    supervised_step_k401_add(scratch + 721420288, scratch + 687865856, scratch + 713031680, scratch + 974250112);
+    supervised_step_k402_reduce_sum(scratch + 974260080, scratch + 721420288);
     supervised_step_k403_matmul_col2im(scratch + 687865856, scratch + 721420288, state + 1672144, scratch + 713031680);
-    supervised_step_k404_im2col_matmul(scratch + 875622400, scratch + 704643072, scratch + 721420288, scratch + 713031680);
+    supervised_step_k404_im2col_matmul(scratch + 974011392, scratch + 704643072, scratch + 721420288, scratch + 713031680);
     supervised_step_k405_greaterEqual_sub_mul_etc(scratch + 704643072, scratch + 679477248, scratch + 696254464, scratch + 687865856);
-    supervised_step_k406_reduce_sum(scratch + 977344256, scratch + 704643072);
-    supervised_step_k407_mul(scratch + 679477248, scratch + 704643072, scratch + 977347264);
-    supervised_step_k408_mul_reduce_sum(scratch + 977344320, scratch + 704643072, scratch + 620756992);
-    supervised_step_k409_mul(scratch + 977344384, scratch + 977344320, scratch + 977347200);
-    supervised_step_k410_neg_reduce_sum(scratch + 977344448, scratch + 679477248);
-    supervised_step_k411_mul_div(scratch + 977344512, scratch + 977344320, state + 1672016, scratch + 977347200, scratch + 977347136);
-    supervised_step_k412_mul_add(scratch + 687865856, scratch + 977344512, scratch + 620756992);
-    supervised_step_k413_neg_reduce_sum(scratch + 977344320, scratch + 687865856);
-    supervised_step_k414_add_mul(scratch + 977344512, scratch + 977344448, scratch + 977344320);
-    supervised_step_k415_add(scratch + 620756992, scratch + 679477248, scratch + 687865856, scratch + 977344512);
+    supervised_step_k406_reduce_sum(scratch + 974260144, scratch + 704643072);
+    supervised_step_k407_mul(scratch + 679477248, scratch + 704643072, scratch + 978020288);
+    supervised_step_k408_mul_reduce_sum(scratch + 974249984, scratch + 704643072, scratch + 620756992);
+    supervised_step_k409_mul(scratch + 974260208, scratch + 974249984, scratch + 978020224);
+    supervised_step_k410_neg_reduce_sum(scratch + 974250048, scratch + 679477248);
+    supervised_step_k411_mul_div(scratch + 974250112, scratch + 974249984, state + 1672016, scratch + 978020224, scratch + 978020160);
+    supervised_step_k412_mul_add(scratch + 687865856, scratch + 974250112, scratch + 620756992);
+    supervised_step_k413_neg_reduce_sum(scratch + 974249984, scratch + 687865856);
+    supervised_step_k414_add_mul(scratch + 974250112, scratch + 974250048, scratch + 974249984);
+    supervised_step_k415_add(scratch + 620756992, scratch + 679477248, scratch + 687865856, scratch + 974250112);
     supervised_step_k416_add(scratch + 679477248, scratch + 746586112, scratch + 620756992);
-    supervised_step_k417_reduce_sum(scratch + 977344320, scratch + 679477248);
+    supervised_step_k417_reduce_sum(scratch + 974260272, scratch + 679477248);
     supervised_step_k418_matmul_col2im(scratch + 620756992, scratch + 679477248, state + 1635088, scratch + 687865856);
-    supervised_step_k419_im2col_matmul(scratch + 875659264, scratch + 671088640, scratch + 679477248, scratch + 687865856);
+    supervised_step_k419_im2col_matmul(scratch + 974048256, scratch + 671088640, scratch + 679477248, scratch + 687865856);
     supervised_step_k420_greaterEqual_sub_mul_etc(scratch + 671088640, scratch + 645922816, scratch + 662700032, scratch + 620756992);
-    supervised_step_k421_reduce_sum(scratch + 977344448, scratch + 671088640);
-    supervised_step_k422_mul(scratch + 620756992, scratch + 671088640, scratch + 977347072);
-    supervised_step_k423_mul_reduce_sum(scratch + 977344512, scratch + 671088640, scratch + 654311424);
-    supervised_step_k424_mul(scratch + 977344576, scratch + 977344512, scratch + 977347008);
-    supervised_step_k425_neg_reduce_sum(scratch + 977344640, scratch + 620756992);
-    supervised_step_k426_mul_div(scratch + 977344704, scratch + 977344512, state + 1634960, scratch + 977347008, scratch + 977346944);
-    supervised_step_k427_mul_add(scratch + 645922816, scratch + 977344704, scratch + 654311424);
-    supervised_step_k428_neg_reduce_sum(scratch + 977344512, scratch + 645922816);
-    supervised_step_k429_add_mul(scratch + 977344704, scratch + 977344640, scratch + 977344512);
-    supervised_step_k430_add(scratch + 654311424, scratch + 620756992, scratch + 645922816, scratch + 977344704);
-    supervised_step_k431_reduce_sum(scratch + 977344512, scratch + 654311424);
+    supervised_step_k421_reduce_sum(scratch + 974260336, scratch + 671088640);
+    supervised_step_k422_mul(scratch + 620756992, scratch + 671088640, scratch + 978020096);
+    supervised_step_k423_mul_reduce_sum(scratch + 974249984, scratch + 671088640, scratch + 654311424);
+    supervised_step_k424_mul(scratch + 974260400, scratch + 974249984, scratch + 978020032);
+    supervised_step_k425_neg_reduce_sum(scratch + 974250048, scratch + 620756992);
+    supervised_step_k426_mul_div(scratch + 974250112, scratch + 974249984, state + 1634960, scratch + 978020032, scratch + 978019968);
+    supervised_step_k427_mul_add(scratch + 645922816, scratch + 974250112, scratch + 654311424);
+    supervised_step_k428_neg_reduce_sum(scratch + 974249984, scratch + 645922816);
+    supervised_step_k429_add_mul(scratch + 974250112, scratch + 974250048, scratch + 974249984);
+    supervised_step_k430_add(scratch + 654311424, scratch + 620756992, scratch + 645922816, scratch + 974250112);
+    supervised_step_k431_reduce_sum(scratch + 974260464, scratch + 654311424);
     supervised_step_k432_matmul_col2im(scratch + 620756992, scratch + 654311424, state + 1598032, scratch + 645922816);
-    supervised_step_k433_im2col_matmul(scratch + 875696128, scratch + 637534208, scratch + 654311424, scratch + 645922816);
+    supervised_step_k433_im2col_matmul(scratch + 974085120, scratch + 637534208, scratch + 654311424, scratch + 645922816);
     supervised_step_k434_greaterEqual_sub_mul_etc(scratch + 637534208, scratch + 545259520, scratch + 629145600, scratch + 620756992);
-    supervised_step_k435_reduce_sum(scratch + 977344640, scratch + 637534208);
-    supervised_step_k436_mul(scratch + 545259520, scratch + 637534208, scratch + 977346880);
-    supervised_step_k437_mul_reduce_sum(scratch + 977344704, scratch + 637534208, scratch + 536870912);
-    supervised_step_k438_mul(scratch + 977344768, scratch + 977344704, scratch + 977346816);
-    supervised_step_k439_neg_reduce_sum(scratch + 977344832, scratch + 545259520);
-    supervised_step_k440_mul_div(scratch + 977344896, scratch + 977344704, state + 1597904, scratch + 977346816, scratch + 977346752);
-    supervised_step_k441_mul_add(scratch + 620756992, scratch + 977344896, scratch + 536870912);
-    supervised_step_k442_neg_reduce_sum(scratch + 977344704, scratch + 620756992);
-    supervised_step_k443_add_mul(scratch + 977344896, scratch + 977344832, scratch + 977344704);
-    supervised_step_k444_add(scratch + 536870912, scratch + 545259520, scratch + 620756992, scratch + 977344896);
+    supervised_step_k435_reduce_sum(scratch + 974260528, scratch + 637534208);
+    supervised_step_k436_mul(scratch + 545259520, scratch + 637534208, scratch + 978019904);
+    supervised_step_k437_mul_reduce_sum(scratch + 974249984, scratch + 637534208, scratch + 536870912);
+    supervised_step_k438_mul(scratch + 974260592, scratch + 974249984, scratch + 978019840);
+    supervised_step_k439_neg_reduce_sum(scratch + 974250048, scratch + 545259520);
+    supervised_step_k440_mul_div(scratch + 974250112, scratch + 974249984, state + 1597904, scratch + 978019840, scratch + 978019776);
+    supervised_step_k441_mul_add(scratch + 620756992, scratch + 974250112, scratch + 536870912);
+    supervised_step_k442_neg_reduce_sum(scratch + 974249984, scratch + 620756992);
+    supervised_step_k443_add_mul(scratch + 974250112, scratch + 974250048, scratch + 974249984);
+    supervised_step_k444_add(scratch + 536870912, scratch + 545259520, scratch + 620756992, scratch + 974250112);
     supervised_step_k445_add(scratch + 620756992, scratch + 679477248, scratch + 536870912);
     supervised_step_k446_matmul_col2im(scratch + 536870912, scratch + 620756992, state + 1595856, scratch + 629145600);
-    supervised_step_k447_im2col_matmul(scratch + 875865600, scratch + 520093696, scratch + 620756992, scratch + 629145600);
-    supervised_step_k448_reduce_sum(scratch + 977344704, scratch + 620756992);
+    supervised_step_k447_im2col_matmul(scratch + 974254592, scratch + 520093696, scratch + 620756992, scratch + 629145600);
+    supervised_step_k448_reduce_sum(scratch + 974260656, scratch + 620756992);
     supervised_step_k449_matmul_col2im(scratch + 629145600, scratch + 620756992, state + 1558928, scratch + 637534208);
-    supervised_step_k450_im2col_matmul(scratch + 875732992, scratch + 612368384, scratch + 620756992, scratch + 637534208);
+    supervised_step_k450_im2col_matmul(scratch + 974121984, scratch + 612368384, scratch + 620756992, scratch + 637534208);
     supervised_step_k451_greaterEqual_sub_mul_etc(scratch + 612368384, scratch + 562036736, scratch + 603979776, scratch + 629145600);
-    supervised_step_k452_reduce_sum(scratch + 977344832, scratch + 612368384);
-    supervised_step_k453_mul(scratch + 562036736, scratch + 612368384, scratch + 977346688);
-    supervised_step_k454_mul_reduce_sum(scratch + 977344896, scratch + 612368384, scratch + 553648128);
-    supervised_step_k455_mul(scratch + 977344960, scratch + 977344896, scratch + 977346624);
-    supervised_step_k456_neg_reduce_sum(scratch + 977345024, scratch + 562036736);
-    supervised_step_k457_mul_div(scratch + 977345088, scratch + 977344896, state + 1558800, scratch + 977346624, scratch + 977346560);
-    supervised_step_k458_mul_add(scratch + 603979776, scratch + 977345088, scratch + 553648128);
-    supervised_step_k459_neg_reduce_sum(scratch + 977344896, scratch + 603979776);
-    supervised_step_k460_add_mul(scratch + 875860992, scratch + 977345024, scratch + 977344896);
-    supervised_step_k461_add(scratch + 612368384, scratch + 562036736, scratch + 603979776, scratch + 875860992);
-    supervised_step_k462_reduce_sum(scratch + 977344896, scratch + 612368384);
+    supervised_step_k452_reduce_sum(scratch + 974260720, scratch + 612368384);
+    supervised_step_k453_mul(scratch + 562036736, scratch + 612368384, scratch + 978019712);
+    supervised_step_k454_mul_reduce_sum(scratch + 974256640, scratch + 612368384, scratch + 553648128);
+    supervised_step_k455_mul(scratch + 974260784, scratch + 974256640, scratch + 978019648);
+    supervised_step_k456_neg_reduce_sum(scratch + 974256704, scratch + 562036736);
+    supervised_step_k457_mul_div(scratch + 974256768, scratch + 974256640, state + 1558800, scratch + 978019648, scratch + 978019584);
+    supervised_step_k458_mul_add(scratch + 603979776, scratch + 974256768, scratch + 553648128);
+    supervised_step_k459_neg_reduce_sum(scratch + 974256640, scratch + 603979776);
+    supervised_step_k460_add_mul(scratch + 974256768, scratch + 974256704, scratch + 974256640);
+    supervised_step_k461_add(scratch + 612368384, scratch + 562036736, scratch + 603979776, scratch + 974256768);
+    supervised_step_k462_reduce_sum(scratch + 974260848, scratch + 612368384);
     supervised_step_k463_matmul_col2im(scratch + 553648128, scratch + 612368384, state + 1540304, scratch + 603979776);
-    supervised_step_k464_im2col_matmul(scratch + 875769856, scratch + 520093696, scratch + 612368384, scratch + 603979776);
+    supervised_step_k464_im2col_matmul(scratch + 974158848, scratch + 520093696, scratch + 612368384, scratch + 603979776);
     supervised_step_k465_add_greaterEqual_sub_etc(scratch + 520093696, scratch + 536870912, scratch + 553648128, scratch + 486539264, scratch + 503316480);
-    supervised_step_k466_reduce_sum(scratch + 977345024, scratch + 520093696);
-    supervised_step_k467_mul(scratch + 486539264, scratch + 520093696, scratch + 977348832);
-    supervised_step_k468_mul_reduce_sum(scratch + 977345056, scratch + 520093696, scratch + 369098752);
-    supervised_step_k469_mul(scratch + 977345088, scratch + 977345056, scratch + 977348800);
-    supervised_step_k470_neg_reduce_sum(scratch + 977345120, scratch + 486539264);
-    supervised_step_k471_mul_div(scratch + 977345152, scratch + 977345056, state + 1540240, scratch + 977348800, scratch + 977348768);
-    supervised_step_k472_mul_add(scratch + 503316480, scratch + 977345152, scratch + 369098752);
-    supervised_step_k473_neg_reduce_sum(scratch + 977345056, scratch + 503316480);
-    supervised_step_k474_add_mul(scratch + 977345152, scratch + 977345120, scratch + 977345056);
-    supervised_step_k475_add(scratch + 369098752, scratch + 486539264, scratch + 503316480, scratch + 977345152);
-    supervised_step_k476_reduce_sum(scratch + 977345056, scratch + 369098752);
+    supervised_step_k466_reduce_sum(scratch + 978019584, scratch + 520093696);
+    supervised_step_k467_mul(scratch + 486539264, scratch + 520093696, scratch + 978021856);
+    supervised_step_k468_mul_reduce_sum(scratch + 974256640, scratch + 520093696, scratch + 369098752);
+    supervised_step_k469_mul(scratch + 978019616, scratch + 974256640, scratch + 978021824);
+    supervised_step_k470_neg_reduce_sum(scratch + 974256672, scratch + 486539264);
+    supervised_step_k471_mul_div(scratch + 974256704, scratch + 974256640, state + 1540240, scratch + 978021824, scratch + 978021792);
+    supervised_step_k472_mul_add(scratch + 503316480, scratch + 974256704, scratch + 369098752);
+    supervised_step_k473_neg_reduce_sum(scratch + 974256640, scratch + 503316480);
+    supervised_step_k474_add_mul(scratch + 974256704, scratch + 974256672, scratch + 974256640);
+    supervised_step_k475_add(scratch + 369098752, scratch + 486539264, scratch + 503316480, scratch + 974256704);
+    supervised_step_k476_reduce_sum(scratch + 978019648, scratch + 369098752);
     supervised_step_k477_matmul_col2im(scratch + 486539264, scratch + 369098752, state + 1530992, scratch + 503316480);
-    supervised_step_k478_im2col_matmul(scratch + 875788288, scratch + 469762048, scratch + 369098752, scratch + 503316480);
+    supervised_step_k478_im2col_matmul(scratch + 974177280, scratch + 469762048, scratch + 369098752, scratch + 503316480);
     supervised_step_k479_greaterEqual_sub_mul_etc(scratch + 469762048, scratch + 419430400, scratch + 452984832, scratch + 486539264);
-    supervised_step_k480_reduce_sum(scratch + 977345120, scratch + 469762048);
-    supervised_step_k481_mul(scratch + 419430400, scratch + 469762048, scratch + 977348736);
-    supervised_step_k482_mul_reduce_sum(scratch + 977345152, scratch + 469762048, scratch + 436207616);
-    supervised_step_k483_mul(scratch + 977345184, scratch + 977345152, scratch + 977348704);
-    supervised_step_k484_neg_reduce_sum(scratch + 977345216, scratch + 419430400);
-    supervised_step_k485_mul_div(scratch + 977345248, scratch + 977345152, state + 1530928, scratch + 977348704, scratch + 977348672);
-    supervised_step_k486_mul_add(scratch + 452984832, scratch + 977345248, scratch + 436207616);
-    supervised_step_k487_neg_reduce_sum(scratch + 977345152, scratch + 452984832);
-    supervised_step_k488_add_mul(scratch + 977345248, scratch + 977345216, scratch + 977345152);
-    supervised_step_k489_add(scratch + 436207616, scratch + 419430400, scratch + 452984832, scratch + 977345248);
-    supervised_step_k490_reduce_sum(scratch + 977345152, scratch + 436207616);
+    supervised_step_k480_reduce_sum(scratch + 978019680, scratch + 469762048);
+    supervised_step_k481_mul(scratch + 419430400, scratch + 469762048, scratch + 978021760);
+    supervised_step_k482_mul_reduce_sum(scratch + 974256640, scratch + 469762048, scratch + 436207616);
+    supervised_step_k483_mul(scratch + 978019712, scratch + 974256640, scratch + 978021728);
+    supervised_step_k484_neg_reduce_sum(scratch + 974256672, scratch + 419430400);
+    supervised_step_k485_mul_div(scratch + 974256704, scratch + 974256640, state + 1530928, scratch + 978021728, scratch + 978021696);
+    supervised_step_k486_mul_add(scratch + 452984832, scratch + 974256704, scratch + 436207616);
+    supervised_step_k487_neg_reduce_sum(scratch + 974256640, scratch + 452984832);
+    supervised_step_k488_add_mul(scratch + 974256704, scratch + 974256672, scratch + 974256640);
+    supervised_step_k489_add(scratch + 436207616, scratch + 419430400, scratch + 452984832, scratch + 974256704);
+    supervised_step_k490_reduce_sum(scratch + 978019744, scratch + 436207616);
     supervised_step_k491_matmul_col2im(scratch + 419430400, scratch + 436207616, state + 1521680, scratch + 452984832);
-    supervised_step_k492_im2col_matmul(scratch + 875797504, scratch + 402653184, scratch + 436207616, scratch + 452984832);
+    supervised_step_k492_im2col_matmul(scratch + 974186496, scratch + 402653184, scratch + 436207616, scratch + 452984832);
     supervised_step_k493_greaterEqual_sub_mul_etc(scratch + 402653184, scratch + 352321536, scratch + 385875968, scratch + 419430400);
-    supervised_step_k494_reduce_sum(scratch + 977345216, scratch + 402653184);
-    supervised_step_k495_mul(scratch + 352321536, scratch + 402653184, scratch + 977348640);
-    supervised_step_k496_mul_reduce_sum(scratch + 977345248, scratch + 402653184, scratch + 234881024);
-    supervised_step_k497_mul(scratch + 977345280, scratch + 977345248, scratch + 977348608);
-    supervised_step_k498_neg_reduce_sum(scratch + 977345312, scratch + 352321536);
-    supervised_step_k499_mul_div(scratch + 977345344, scratch + 977345248, state + 1521616, scratch + 977348608, scratch + 977348576);
-    supervised_step_k500_mul_add(scratch + 385875968, scratch + 977345344, scratch + 234881024);
-    supervised_step_k501_neg_reduce_sum(scratch + 977345248, scratch + 385875968);
-    supervised_step_k502_add_mul(scratch + 977345344, scratch + 977345312, scratch + 977345248);
-    supervised_step_k503_add(scratch + 234881024, scratch + 352321536, scratch + 385875968, scratch + 977345344);
+    supervised_step_k494_reduce_sum(scratch + 978019776, scratch + 402653184);
+    supervised_step_k495_mul(scratch + 352321536, scratch + 402653184, scratch + 978021664);
+    supervised_step_k496_mul_reduce_sum(scratch + 974256640, scratch + 402653184, scratch + 234881024);
+    supervised_step_k497_mul(scratch + 978019808, scratch + 974256640, scratch + 978021632);
+    supervised_step_k498_neg_reduce_sum(scratch + 974256672, scratch + 352321536);
+    supervised_step_k499_mul_div(scratch + 974256704, scratch + 974256640, state + 1521616, scratch + 978021632, scratch + 978021600);
+    supervised_step_k500_mul_add(scratch + 385875968, scratch + 974256704, scratch + 234881024);
+    supervised_step_k501_neg_reduce_sum(scratch + 974256640, scratch + 385875968);
+    supervised_step_k502_add_mul(scratch + 974256704, scratch + 974256672, scratch + 974256640);
+    supervised_step_k503_add(scratch + 234881024, scratch + 352321536, scratch + 385875968, scratch + 974256704);
     supervised_step_k504_add(scratch + 352321536, scratch + 369098752, scratch + 234881024);
-    supervised_step_k505_reduce_sum(scratch + 977345248, scratch + 352321536);
+    supervised_step_k505_reduce_sum(scratch + 978019840, scratch + 352321536);
     supervised_step_k506_matmul_col2im(scratch + 234881024, scratch + 352321536, state + 1512368, scratch + 369098752);
-    supervised_step_k507_im2col_matmul(scratch + 875806720, scratch + 335544320, scratch + 352321536, scratch + 369098752);
+    supervised_step_k507_im2col_matmul(scratch + 974195712, scratch + 335544320, scratch + 352321536, scratch + 369098752);
     supervised_step_k508_greaterEqual_sub_mul_etc(scratch + 335544320, scratch + 285212672, scratch + 318767104, scratch + 234881024);
-    supervised_step_k509_reduce_sum(scratch + 977345312, scratch + 335544320);
-    supervised_step_k510_mul(scratch + 234881024, scratch + 335544320, scratch + 977348544);
-    supervised_step_k511_mul_reduce_sum(scratch + 977345344, scratch + 335544320, scratch + 301989888);
-    supervised_step_k512_mul(scratch + 977345376, scratch + 977345344, scratch + 977348512);
-    supervised_step_k513_neg_reduce_sum(scratch + 977345408, scratch + 234881024);
-    supervised_step_k514_mul_div(scratch + 977345440, scratch + 977345344, state + 1512304, scratch + 977348512, scratch + 977348480);
-    supervised_step_k515_mul_add(scratch + 285212672, scratch + 977345440, scratch + 301989888);
-    supervised_step_k516_neg_reduce_sum(scratch + 977345344, scratch + 285212672);
-    supervised_step_k517_add_mul(scratch + 977345440, scratch + 977345408, scratch + 977345344);
-    supervised_step_k518_add(scratch + 301989888, scratch + 234881024, scratch + 285212672, scratch + 977345440);
-    supervised_step_k519_reduce_sum(scratch + 977345344, scratch + 301989888);
+    supervised_step_k509_reduce_sum(scratch + 978019872, scratch + 335544320);
+    supervised_step_k510_mul(scratch + 234881024, scratch + 335544320, scratch + 978021568);
+    supervised_step_k511_mul_reduce_sum(scratch + 974256640, scratch + 335544320, scratch + 301989888);
+    supervised_step_k512_mul(scratch + 978019904, scratch + 974256640, scratch + 978021536);
+    supervised_step_k513_neg_reduce_sum(scratch + 974256672, scratch + 234881024);
+    supervised_step_k514_mul_div(scratch + 974256704, scratch + 974256640, state + 1512304, scratch + 978021536, scratch + 978021504);
+    supervised_step_k515_mul_add(scratch + 285212672, scratch + 974256704, scratch + 301989888);
+    supervised_step_k516_neg_reduce_sum(scratch + 974256640, scratch + 285212672);
+    supervised_step_k517_add_mul(scratch + 974256704, scratch + 974256672, scratch + 974256640);
+    supervised_step_k518_add(scratch + 301989888, scratch + 234881024, scratch + 285212672, scratch + 974256704);
+    supervised_step_k519_reduce_sum(scratch + 978019936, scratch + 301989888);
     supervised_step_k520_matmul_col2im(scratch + 234881024, scratch + 301989888, state + 1503056, scratch + 285212672);
-    supervised_step_k521_im2col_matmul(scratch + 875815936, scratch + 268435456, scratch + 301989888, scratch + 285212672);
+    supervised_step_k521_im2col_matmul(scratch + 974204928, scratch + 268435456, scratch + 301989888, scratch + 285212672);
     supervised_step_k522_greaterEqual_sub_mul_etc(scratch + 268435456, scratch + 218103808, scratch + 251658240, scratch + 234881024);
-    supervised_step_k523_reduce_sum(scratch + 977345408, scratch + 268435456);
-    supervised_step_k524_mul(scratch + 218103808, scratch + 268435456, scratch + 977348448);
-    supervised_step_k525_mul_reduce_sum(scratch + 977345440, scratch + 268435456, scratch + 100663296);
-    supervised_step_k526_mul(scratch + 977345472, scratch + 977345440, scratch + 977348416);
-    supervised_step_k527_neg_reduce_sum(scratch + 977345504, scratch + 218103808);
-    supervised_step_k528_mul_div(scratch + 977345536, scratch + 977345440, state + 1502992, scratch + 977348416, scratch + 977348384);
-    supervised_step_k529_mul_add(scratch + 234881024, scratch + 977345536, scratch + 100663296);
-    supervised_step_k530_neg_reduce_sum(scratch + 977345440, scratch + 234881024);
-    supervised_step_k531_add_mul(scratch + 977345536, scratch + 977345504, scratch + 977345440);
-    supervised_step_k532_add(scratch + 100663296, scratch + 218103808, scratch + 234881024, scratch + 977345536);
+    supervised_step_k523_reduce_sum(scratch + 978019968, scratch + 268435456);
+    supervised_step_k524_mul(scratch + 218103808, scratch + 268435456, scratch + 978021472);
+    supervised_step_k525_mul_reduce_sum(scratch + 974256640, scratch + 268435456, scratch + 100663296);
+    supervised_step_k526_mul(scratch + 978020000, scratch + 974256640, scratch + 978021440);
+    supervised_step_k527_neg_reduce_sum(scratch + 974256672, scratch + 218103808);
+    supervised_step_k528_mul_div(scratch + 974256704, scratch + 974256640, state + 1502992, scratch + 978021440, scratch + 978021408);
+    supervised_step_k529_mul_add(scratch + 234881024, scratch + 974256704, scratch + 100663296);
+    supervised_step_k530_neg_reduce_sum(scratch + 974256640, scratch + 234881024);
+    supervised_step_k531_add_mul(scratch + 974256704, scratch + 974256672, scratch + 974256640);
+    supervised_step_k532_add(scratch + 100663296, scratch + 218103808, scratch + 234881024, scratch + 974256704);
     supervised_step_k533_add(scratch + 218103808, scratch + 352321536, scratch + 100663296);
-    supervised_step_k534_reduce_sum(scratch + 977345440, scratch + 218103808);
+    supervised_step_k534_reduce_sum(scratch + 978020032, scratch + 218103808);
     supervised_step_k535_matmul_col2im(scratch + 100663296, scratch + 218103808, state + 1493744, scratch + 234881024);
-    supervised_step_k536_im2col_matmul(scratch + 875825152, scratch + 201326592, scratch + 218103808, scratch + 234881024);
+    supervised_step_k536_im2col_matmul(scratch + 974214144, scratch + 201326592, scratch + 218103808, scratch + 234881024);
     supervised_step_k537_greaterEqual_sub_mul_etc(scratch + 201326592, scratch + 150994944, scratch + 184549376, scratch + 100663296);
-    supervised_step_k538_reduce_sum(scratch + 977345504, scratch + 201326592);
-    supervised_step_k539_mul(scratch + 100663296, scratch + 201326592, scratch + 977348352);
-    supervised_step_k540_mul_reduce_sum(scratch + 977345536, scratch + 201326592, scratch + 167772160);
-    supervised_step_k541_mul(scratch + 977345568, scratch + 977345536, scratch + 977348320);
-    supervised_step_k542_neg_reduce_sum(scratch + 977345600, scratch + 100663296);
-    supervised_step_k543_mul_div(scratch + 977345632, scratch + 977345536, state + 1493680, scratch + 977348320, scratch + 977348288);
-    supervised_step_k544_mul_add(scratch + 150994944, scratch + 977345632, scratch + 167772160);
-    supervised_step_k545_neg_reduce_sum(scratch + 977345536, scratch + 150994944);
-    supervised_step_k546_add_mul(scratch + 977345632, scratch + 977345600, scratch + 977345536);
-    supervised_step_k547_add(scratch + 167772160, scratch + 100663296, scratch + 150994944, scratch + 977345632);
-    supervised_step_k548_reduce_sum(scratch + 977345536, scratch + 167772160);
+    supervised_step_k538_reduce_sum(scratch + 978020064, scratch + 201326592);
+    supervised_step_k539_mul(scratch + 100663296, scratch + 201326592, scratch + 978021376);
+    supervised_step_k540_mul_reduce_sum(scratch + 974256640, scratch + 201326592, scratch + 167772160);
+    supervised_step_k541_mul(scratch + 978020096, scratch + 974256640, scratch + 978021344);
+    supervised_step_k542_neg_reduce_sum(scratch + 974256672, scratch + 100663296);
+    supervised_step_k543_mul_div(scratch + 974256704, scratch + 974256640, state + 1493680, scratch + 978021344, scratch + 978021312);
+    supervised_step_k544_mul_add(scratch + 150994944, scratch + 974256704, scratch + 167772160);
+    supervised_step_k545_neg_reduce_sum(scratch + 974256640, scratch + 150994944);
+    supervised_step_k546_add_mul(scratch + 974256704, scratch + 974256672, scratch + 974256640);
+    supervised_step_k547_add(scratch + 167772160, scratch + 100663296, scratch + 150994944, scratch + 974256704);
+    supervised_step_k548_reduce_sum(scratch + 978020128, scratch + 167772160);
     supervised_step_k549_matmul_col2im(scratch + 100663296, scratch + 167772160, state + 1484432, scratch + 150994944);
-    supervised_step_k550_im2col_matmul(scratch + 875834368, scratch + 134217728, scratch + 167772160, scratch + 150994944);
+    supervised_step_k550_im2col_matmul(scratch + 974223360, scratch + 134217728, scratch + 167772160, scratch + 150994944);
     supervised_step_k551_greaterEqual_sub_mul_etc(scratch + 134217728, scratch + 83886080, scratch + 117440512, scratch + 100663296);
-    supervised_step_k552_reduce_sum(scratch + 977345600, scratch + 134217728);
-    supervised_step_k553_mul(scratch + 83886080, scratch + 134217728, scratch + 977348256);
-    supervised_step_k554_mul_reduce_sum(scratch + 977345632, scratch + 134217728, scratch + 67108864);
-    supervised_step_k555_mul(scratch + 977345664, scratch + 977345632, scratch + 977348224);
-    supervised_step_k556_neg_reduce_sum(scratch + 977345696, scratch + 83886080);
-    supervised_step_k557_mul_div(scratch + 977345728, scratch + 977345632, state + 1484368, scratch + 977348224, scratch + 977348192);
-    supervised_step_k558_mul_add(scratch + 100663296, scratch + 977345728, scratch + 67108864);
-    supervised_step_k559_neg_reduce_sum(scratch + 977345632, scratch + 100663296);
-    supervised_step_k560_add_mul(scratch + 977345728, scratch + 977345696, scratch + 977345632);
-    supervised_step_k561_add(scratch + 67108864, scratch + 83886080, scratch + 100663296, scratch + 977345728);
+    supervised_step_k552_reduce_sum(scratch + 978020160, scratch + 134217728);
+    supervised_step_k553_mul(scratch + 83886080, scratch + 134217728, scratch + 978021280);
+    supervised_step_k554_mul_reduce_sum(scratch + 978020192, scratch + 134217728, scratch + 67108864);
+    supervised_step_k555_mul(scratch + 978020224, scratch + 978020192, scratch + 978021248);
+    supervised_step_k556_neg_reduce_sum(scratch + 978020256, scratch + 83886080);
+    supervised_step_k557_mul_div(scratch + 978020288, scratch + 978020192, state + 1484368, scratch + 978021248, scratch + 978021216);
+    supervised_step_k558_mul_add(scratch + 100663296, scratch + 978020288, scratch + 67108864);
+    supervised_step_k559_neg_reduce_sum(scratch + 978020192, scratch + 100663296);
+    supervised_step_k560_add_mul(scratch + 978020288, scratch + 978020256, scratch + 978020192);
+    supervised_step_k561_add(scratch + 67108864, scratch + 83886080, scratch + 100663296, scratch + 978020288);
     supervised_step_k562_add(scratch + 83886080, scratch + 218103808, scratch + 67108864);
     supervised_step_k563_matmul_col2im(scratch + 100663296, scratch + 83886080, state + 1483856, scratch + 67108864);
-    supervised_step_k564_im2col_matmul(scratch + 875867648, scratch + 595591168, scratch + 83886080, scratch + 67108864);
-    supervised_step_k565_reduce_sum(scratch + 977345632, scratch + 83886080);
+    supervised_step_k564_im2col_matmul(scratch + 974256640, scratch + 595591168, scratch + 83886080, scratch + 67108864);
+    supervised_step_k565_reduce_sum(scratch + 978020192, scratch + 83886080);
     supervised_step_k566_matmul_col2im(scratch + 67108864, scratch + 83886080, state + 1474608, scratch + 109051904);
-    supervised_step_k567_im2col_matmul(scratch + 875843584, scratch + 50331648, scratch + 83886080, scratch + 109051904);
+    supervised_step_k567_im2col_matmul(scratch + 974232576, scratch + 50331648, scratch + 83886080, scratch + 109051904);
     supervised_step_k568_greaterEqual_sub_mul_etc(scratch + 50331648, scratch, scratch + 33554432, scratch + 67108864);
-    supervised_step_k569_reduce_sum(scratch + 977345696, scratch + 50331648);
-    supervised_step_k570_mul(scratch, scratch + 50331648, scratch + 977348160);
-    supervised_step_k571_mul_reduce_sum(scratch + 977345728, scratch + 50331648, scratch + 16777216);
-    supervised_step_k572_mul(scratch + 977345760, scratch + 977345728, scratch + 977348128);
-    supervised_step_k573_neg_reduce_sum(scratch + 977345792, scratch);
-    supervised_step_k574_mul_div(scratch + 977345824, scratch + 977345728, state + 1474544, scratch + 977348128, scratch + 977348096);
-    supervised_step_k575_mul_add(scratch + 33554432, scratch + 977345824, scratch + 16777216);
-    supervised_step_k576_neg_reduce_sum(scratch + 977345728, scratch + 33554432);
-    supervised_step_k577_add_mul(scratch + 875860992, scratch + 977345792, scratch + 977345728);
-    supervised_step_k578_add(scratch + 16777216, scratch, scratch + 33554432, scratch + 875860992);
-    supervised_step_k579_reduce_sum(scratch + 977345728, scratch + 16777216);
+    supervised_step_k569_reduce_sum(scratch + 978020256, scratch + 50331648);
+    supervised_step_k570_mul(scratch, scratch + 50331648, scratch + 978021184);
+    supervised_step_k571_mul_reduce_sum(scratch + 974257152, scratch + 50331648, scratch + 16777216);
+    supervised_step_k572_mul(scratch + 978020288, scratch + 974257152, scratch + 978021152);
+    supervised_step_k573_neg_reduce_sum(scratch + 974257184, scratch);
+    supervised_step_k574_mul_div(scratch + 974257216, scratch + 974257152, state + 1474544, scratch + 978021152, scratch + 978021120);
+    supervised_step_k575_mul_add(scratch + 33554432, scratch + 974257216, scratch + 16777216);
+    supervised_step_k576_neg_reduce_sum(scratch + 974257152, scratch + 33554432);
+    supervised_step_k577_add_mul(scratch + 974257216, scratch + 974257184, scratch + 974257152);
+    supervised_step_k578_add(scratch + 16777216, scratch, scratch + 33554432, scratch + 974257216);
+    supervised_step_k579_reduce_sum(scratch + 974260912, scratch + 16777216);
     supervised_step_k580_matmul_col2im(scratch, scratch + 16777216, state + 1469904, scratch + 8388608);
-    supervised_step_k581_im2col_matmul(scratch + 875860992, scratch + 595591168, scratch + 16777216, scratch + 8388608);
+    supervised_step_k581_im2col_matmul(scratch + 974249984, scratch + 595591168, scratch + 16777216, scratch + 8388608);
     supervised_step_k582_add_greaterEqual_sub_etc(scratch + 8388608, scratch + 100663296, scratch, scratch + 578813952, scratch + 587202560);
-    supervised_step_k583_reduce_sum(scratch + 977345792, scratch + 8388608);
-    supervised_step_k584_mul(scratch, scratch + 8388608, scratch + 977348896);
-    supervised_step_k585_mul_reduce_sum(scratch + 977348896, scratch + 8388608, scratch + 570425344);
-    supervised_step_k586_mul(scratch + 977345808, scratch + 977348896, scratch + 977348880);
-    supervised_step_k587_neg_reduce_sum(scratch + 977345824, scratch);
-    supervised_step_k588_mul_div(scratch + 977345840, scratch + 977348896, state + 1469872, scratch + 977348880, scratch + 977348864);
-    supervised_step_k589_mul_add(scratch + 8388608, scratch + 977345840, scratch + 570425344);
-    supervised_step_k590_neg_reduce_sum(scratch + 977345840, scratch + 8388608);
-    supervised_step_k591_add_mul(scratch + 977345856, scratch + 977345824, scratch + 977345840);
-    supervised_step_k592_add(scratch + 16777216, scratch, scratch + 8388608, scratch + 977345856);
-    supervised_step_k593_reduce_sum(scratch + 977345824, scratch + 16777216);
-    supervised_step_k594_im2col_matmul(scratch + 875868160, io, scratch + 16777216, scratch);
-    supervised_step_k595_mul_add_sub(state + 4408272, state + 1469424, scratch + 875868160, io + 1577984);
-    supervised_step_k596_mul_add_sub(state + 4408704, state + 1469856, state + 4408720, state + 1469872, state + 4408736, state + 1469888, scratch + 977345824, io + 1577984, scratch + 977345808, scratch + 977345792);
-    supervised_step_k597_mul_add_sub(state + 4408752, state + 1469904, scratch + 875860992, io + 1577984);
-    supervised_step_k598_mul_add_sub(state + 4413360, state + 1474512, state + 4413392, state + 1474544, state + 4413424, state + 1474576, scratch + 977345728, io + 1577984, scratch + 977345760, scratch + 977345696);
-    supervised_step_k599_mul_add_sub(state + 4413456, state + 1474608, scratch + 875843584, io + 1577984);
-    supervised_step_k600_mul_add_sub(state + 4422672, state + 1483824, scratch + 977345632, io + 1577984);
-    supervised_step_k601_mul_add_sub(state + 4422704, state + 1483856, scratch + 875867648, io + 1577984);
-    supervised_step_k602_mul_add_sub(state + 4423216, state + 1484368, state + 4423248, state + 1484400, scratch + 977345664, io + 1577984, scratch + 977345600);
-    supervised_step_k603_mul_add_sub(state + 4423280, state + 1484432, scratch + 875834368, io + 1577984);
-    supervised_step_k604_mul_add_sub(state + 4432496, state + 1493648, state + 4432528, state + 1493680, state + 4432560, state + 1493712, scratch + 977345536, io + 1577984, scratch + 977345568, scratch + 977345504);
-    supervised_step_k605_mul_add_sub(state + 4432592, state + 1493744, scratch + 875825152, io + 1577984);
-    supervised_step_k606_mul_add_sub(state + 4441808, state + 1502960, state + 4441840, state + 1502992, state + 4441872, state + 1503024, scratch + 977345440, io + 1577984, scratch + 977345472, scratch + 977345408);
-    supervised_step_k607_mul_add_sub(state + 4441904, state + 1503056, scratch + 875815936, io + 1577984);
-    supervised_step_k608_mul_add_sub(state + 4451120, state + 1512272, state + 4451152, state + 1512304, state + 4451184, state + 1512336, scratch + 977345344, io + 1577984, scratch + 977345376, scratch + 977345312);
-    supervised_step_k609_mul_add_sub(state + 4451216, state + 1512368, scratch + 875806720, io + 1577984);
-    supervised_step_k610_mul_add_sub(state + 4460432, state + 1521584, state + 4460464, state + 1521616, state + 4460496, state + 1521648, scratch + 977345248, io + 1577984, scratch + 977345280, scratch + 977345216);
-    supervised_step_k611_mul_add_sub(state + 4460528, state + 1521680, scratch + 875797504, io + 1577984);
-    supervised_step_k612_mul_add_sub(state + 4469744, state + 1530896, state + 4469776, state + 1530928, state + 4469808, state + 1530960, scratch + 977345152, io + 1577984, scratch + 977345184, scratch + 977345120);
-    supervised_step_k613_mul_add_sub(state + 4469840, state + 1530992, scratch + 875788288, io + 1577984);
-    supervised_step_k614_mul_add_sub(state + 4479056, state + 1540208, state + 4479088, state + 1540240, state + 4479120, state + 1540272, scratch + 977345056, io + 1577984, scratch + 977345088, scratch + 977345024);
-    supervised_step_k615_mul_add_sub(state + 4479152, state + 1540304, scratch + 875769856, io + 1577984);
-    supervised_step_k616_mul_add_sub(state + 4497584, state + 1558736, state + 4497648, state + 1558800, state + 4497712, state + 1558864, scratch + 977344896, io + 1577984, scratch + 977344960, scratch + 977344832);
-    supervised_step_k617_mul_add_sub(state + 4497776, state + 1558928, scratch + 875732992, io + 1577984);
-    supervised_step_k618_mul_add_sub(state + 4534640, state + 1595792, scratch + 977344704, io + 1577984);
-    supervised_step_k619_mul_add_sub(state + 4534704, state + 1595856, scratch + 875865600, io + 1577984);
-    supervised_step_k620_mul_add_sub(state + 4536752, state + 1597904, state + 4536816, state + 1597968, scratch + 977344768, io + 1577984, scratch + 977344640);
-    supervised_step_k621_mul_add_sub(state + 4536880, state + 1598032, scratch + 875696128, io + 1577984);
-    supervised_step_k622_mul_add_sub(state + 4573744, state + 1634896, state + 4573808, state + 1634960, state + 4573872, state + 1635024, scratch + 977344512, io + 1577984, scratch + 977344576, scratch + 977344448);
-    supervised_step_k623_mul_add_sub(state + 4573936, state + 1635088, scratch + 875659264, io + 1577984);
-    supervised_step_k624_mul_add_sub(state + 4610800, state + 1671952, state + 4610864, state + 1672016, state + 4610928, state + 1672080, scratch + 977344320, io + 1577984, scratch + 977344384, scratch + 977344256);
-    supervised_step_k625_mul_add_sub(state + 4610992, state + 1672144, scratch + 875622400, io + 1577984);
-    supervised_step_k626_mul_add_sub(state + 4647856, state + 1709008, state + 4647920, state + 1709072, state + 4647984, state + 1709136, scratch + 977344128, io + 1577984, scratch + 977344192, scratch + 977344064);
-    supervised_step_k627_mul_add_sub(state + 4648048, state + 1709200, scratch + 875585536, io + 1577984);
-    supervised_step_k628_mul_add_sub(state + 4684912, state + 1746064, state + 4684976, state + 1746128, state + 4685040, state + 1746192, scratch + 977343936, io + 1577984, scratch + 977344000, scratch + 977343872);
-    supervised_step_k629_mul_add_sub(state + 4685104, state + 1746256, scratch + 875548672, io + 1577984);
-    supervised_step_k630_mul_add_sub(state + 4721968, state + 1783120, state + 4722032, state + 1783184, state + 4722096, state + 1783248, scratch + 977343744, io + 1577984, scratch + 977343808, scratch + 977343680);
-    supervised_step_k631_mul_add_sub(state + 4722160, state + 1783312, scratch + 875511808, io + 1577984);
-    supervised_step_k632_mul_add_sub(state + 4759024, state + 1820176, state + 4759088, state + 1820240, state + 4759152, state + 1820304, scratch + 977343552, io + 1577984, scratch + 977343616, scratch + 977343488);
+    supervised_step_k583_reduce_sum(scratch + 978020320, scratch + 8388608);
+    supervised_step_k584_mul(scratch, scratch + 8388608, scratch + 978021920);
+    supervised_step_k585_mul_reduce_sum(scratch + 978021920, scratch + 8388608, scratch + 570425344);
+    supervised_step_k586_mul(scratch + 978020336, scratch + 978021920, scratch + 978021904);
+    supervised_step_k587_neg_reduce_sum(scratch + 974257152, scratch);
+    supervised_step_k588_mul_div(scratch + 974257168, scratch + 978021920, state + 1469872, scratch + 978021904, scratch + 978021888);
+    supervised_step_k589_mul_add(scratch + 8388608, scratch + 974257168, scratch + 570425344);
+    supervised_step_k590_neg_reduce_sum(scratch + 974257168, scratch + 8388608);
+    supervised_step_k591_add_mul(scratch + 974257184, scratch + 974257152, scratch + 974257168);
+    supervised_step_k592_add(scratch + 16777216, scratch, scratch + 8388608, scratch + 974257184);
+    supervised_step_k593_reduce_sum(scratch + 978020352, scratch + 16777216);
+    supervised_step_k594_im2col_matmul(scratch + 974257152, io, scratch + 16777216, scratch);
+    supervised_step_k595_mul_add_sub(state + 4408272, state + 1469424, scratch + 974257152, io + 1577984);
+    supervised_step_k596_mul_add_sub(state + 4408704, state + 1469856, state + 4408720, state + 1469872, state + 4408736, state + 1469888, scratch + 978020352, io + 1577984, scratch + 978020336, scratch + 978020320);
+    supervised_step_k597_mul_add_sub(state + 4408752, state + 1469904, scratch + 974249984, io + 1577984);
+    supervised_step_k598_mul_add_sub(state + 4413360, state + 1474512, state + 4413392, state + 1474544, state + 4413424, state + 1474576, scratch + 974260912, io + 1577984, scratch + 978020288, scratch + 978020256);
+    supervised_step_k599_mul_add_sub(state + 4413456, state + 1474608, scratch + 974232576, io + 1577984);
+    supervised_step_k600_mul_add_sub(state + 4422672, state + 1483824, scratch + 978020192, io + 1577984);
+    supervised_step_k601_mul_add_sub(state + 4422704, state + 1483856, scratch + 974256640, io + 1577984);
+    supervised_step_k602_mul_add_sub(state + 4423216, state + 1484368, state + 4423248, state + 1484400, scratch + 978020224, io + 1577984, scratch + 978020160);
+    supervised_step_k603_mul_add_sub(state + 4423280, state + 1484432, scratch + 974223360, io + 1577984);
+    supervised_step_k604_mul_add_sub(state + 4432496, state + 1493648, state + 4432528, state + 1493680, state + 4432560, state + 1493712, scratch + 978020128, io + 1577984, scratch + 978020096, scratch + 978020064);
+    supervised_step_k605_mul_add_sub(state + 4432592, state + 1493744, scratch + 974214144, io + 1577984);
+    supervised_step_k606_mul_add_sub(state + 4441808, state + 1502960, state + 4441840, state + 1502992, state + 4441872, state + 1503024, scratch + 978020032, io + 1577984, scratch + 978020000, scratch + 978019968);
+    supervised_step_k607_mul_add_sub(state + 4441904, state + 1503056, scratch + 974204928, io + 1577984);
+    supervised_step_k608_mul_add_sub(state + 4451120, state + 1512272, state + 4451152, state + 1512304, state + 4451184, state + 1512336, scratch + 978019936, io + 1577984, scratch + 978019904, scratch + 978019872);
+    supervised_step_k609_mul_add_sub(state + 4451216, state + 1512368, scratch + 974195712, io + 1577984);
+    supervised_step_k610_mul_add_sub(state + 4460432, state + 1521584, state + 4460464, state + 1521616, state + 4460496, state + 1521648, scratch + 978019840, io + 1577984, scratch + 978019808, scratch + 978019776);
+    supervised_step_k611_mul_add_sub(state + 4460528, state + 1521680, scratch + 974186496, io + 1577984);
+    supervised_step_k612_mul_add_sub(state + 4469744, state + 1530896, state + 4469776, state + 1530928, state + 4469808, state + 1530960, scratch + 978019744, io + 1577984, scratch + 978019712, scratch + 978019680);
+    supervised_step_k613_mul_add_sub(state + 4469840, state + 1530992, scratch + 974177280, io + 1577984);
+    supervised_step_k614_mul_add_sub(state + 4479056, state + 1540208, state + 4479088, state + 1540240, state + 4479120, state + 1540272, scratch + 978019648, io + 1577984, scratch + 978019616, scratch + 978019584);
+    supervised_step_k615_mul_add_sub(state + 4479152, state + 1540304, scratch + 974158848, io + 1577984);
+    supervised_step_k616_mul_add_sub(state + 4497584, state + 1558736, state + 4497648, state + 1558800, state + 4497712, state + 1558864, scratch + 974260848, io + 1577984, scratch + 974260784, scratch + 974260720);
+    supervised_step_k617_mul_add_sub(state + 4497776, state + 1558928, scratch + 974121984, io + 1577984);
+    supervised_step_k618_mul_add_sub(state + 4534640, state + 1595792, scratch + 974260656, io + 1577984);
+    supervised_step_k619_mul_add_sub(state + 4534704, state + 1595856, scratch + 974254592, io + 1577984);
+    supervised_step_k620_mul_add_sub(state + 4536752, state + 1597904, state + 4536816, state + 1597968, scratch + 974260592, io + 1577984, scratch + 974260528);
+    supervised_step_k621_mul_add_sub(state + 4536880, state + 1598032, scratch + 974085120, io + 1577984);
+    supervised_step_k622_mul_add_sub(state + 4573744, state + 1634896, state + 4573808, state + 1634960, state + 4573872, state + 1635024, scratch + 974260464, io + 1577984, scratch + 974260400, scratch + 974260336);
+    supervised_step_k623_mul_add_sub(state + 4573936, state + 1635088, scratch + 974048256, io + 1577984);
+    supervised_step_k624_mul_add_sub(state + 4610800, state + 1671952, state + 4610864, state + 1672016, state + 4610928, state + 1672080, scratch + 974260272, io + 1577984, scratch + 974260208, scratch + 974260144);
+    supervised_step_k625_mul_add_sub(state + 4610992, state + 1672144, scratch + 974011392, io + 1577984);
+    supervised_step_k626_mul_add_sub(state + 4647856, state + 1709008, state + 4647920, state + 1709072, state + 4647984, state + 1709136, scratch + 974260080, io + 1577984, scratch + 974260016, scratch + 974259952);
+    supervised_step_k627_mul_add_sub(state + 4648048, state + 1709200, scratch + 973974528, io + 1577984);
+    supervised_step_k628_mul_add_sub(state + 4684912, state + 1746064, state + 4684976, state + 1746128, state + 4685040, state + 1746192, scratch + 974259888, io + 1577984, scratch + 974259824, scratch + 974259760);
+    supervised_step_k629_mul_add_sub(state + 4685104, state + 1746256, scratch + 973937664, io + 1577984);
+    supervised_step_k630_mul_add_sub(state + 4721968, state + 1783120, state + 4722032, state + 1783184, state + 4722096, state + 1783248, scratch + 974259696, io + 1577984, scratch + 974259632, scratch + 978018624);
+    supervised_step_k631_mul_add_sub(state + 4722160, state + 1783312, scratch + 973900800, io + 1577984);
+    supervised_step_k632_mul_add_sub(state + 4759024, state + 1820176, state + 4759088, state + 1820240, state + 4759152, state + 1820304, scratch + 978018496, io + 1577984, scratch + 978018560, scratch + 978018432);
     supervised_step_k633_mul_add_sub(state + 4759216, state + 1820368, scratch + 858292224, io + 1577984);
-    supervised_step_k634_mul_add_sub(state + 4832944, state + 1894096, state + 4833072, state + 1894224, state + 4833200, state + 1894352, scratch + 967789056, io + 1577984, scratch + 967788928, scratch + 967788800);
-    supervised_step_k635_mul_add_sub(state + 4833328, state + 1894480, scratch + 875364352, io + 1577984);
-    supervised_step_k636_mul_add_sub(state + 4980784, state + 2041936, scratch + 967788544, io + 1577984);
-    supervised_step_k637_mul_add_sub(state + 4980912, state + 2042064, scratch + 875852800, io + 1577984);
-    supervised_step_k638_mul_add_sub(state + 4989104, state + 2050256, state + 4989232, state + 2050384, scratch + 967788672, io + 1577984, scratch + 967788416);
-    supervised_step_k639_mul_add_sub(state + 4989360, state + 2050512, scratch + 879558656, io + 1577984);
-    supervised_step_k640_mul_add_sub(state + 5136816, state + 2197968, state + 5136944, state + 2198096, state + 5137072, state + 2198224, scratch + 967788160, io + 1577984, scratch + 967788288, scratch + 967788032);
-    supervised_step_k641_mul_add_sub(state + 5137200, state + 2198352, scratch + 955351040, io + 1577984);
-    supervised_step_k642_mul_add_sub(state + 5284656, state + 2345808, state + 5284784, state + 2345936, state + 5284912, state + 2346064, scratch + 967787776, io + 1577984, scratch + 967787904, scratch + 967787648);
-    supervised_step_k643_mul_add_sub(state + 5285040, state + 2346192, scratch + 913113088, io + 1577984);
-    supervised_step_k644_mul_add_sub(state + 5432496, state + 2493648, state + 5432624, state + 2493776, state + 5432752, state + 2493904, scratch + 967787392, io + 1577984, scratch + 967787520, scratch + 967787264);
-    supervised_step_k645_mul_add_sub(state + 5432880, state + 2494032, scratch + 955203584, io + 1577984);
-    supervised_step_k646_mul_add_sub(state + 5580336, state + 2641488, state + 5580464, state + 2641616, state + 5580592, state + 2641744, scratch + 967787008, io + 1577984, scratch + 967787136, scratch + 967786880);
-    supervised_step_k647_mul_add_sub(state + 5580720, state + 2641872, scratch + 955056128, io + 1577984);
-    supervised_step_k648_mul_add_sub(state + 5728176, state + 2789328, state + 5728304, state + 2789456, state + 5728432, state + 2789584, scratch + 967786624, io + 1577984, scratch + 967786752, scratch + 967786496);
-    supervised_step_k649_mul_add_sub(state + 5728560, state + 2789712, scratch + 967639040, io + 1577984);
-    supervised_step_k650_mul_add_sub(state + 5876016, state + 2937168, state + 5876144, state + 2937296, state + 5876272, state + 2937424, scratch + 968884352, io + 1577984, scratch + 968884480, scratch + 968884224);
-    supervised_step_k651_matmul_mul_add_etc(scratch, state + 5876400, state + 2937552, scratch + 977272832, scratch + 977338368, io + 1577984);
-    supervised_step_k652_mul_add_sub(state + 5877680, state + 2938832, scratch + 977348912, io + 1577984);
+    supervised_step_k634_mul_add_sub(state + 4832944, state + 1894096, state + 4833072, state + 1894224, state + 4833200, state + 1894352, scratch + 978018304, io + 1577984, scratch + 978018944, scratch + 978018816);
+    supervised_step_k635_mul_add_sub(state + 4833328, state + 1894480, scratch + 877284352, io + 1577984);
+    supervised_step_k636_mul_add_sub(state + 4980784, state + 2041936, scratch + 978018688, io + 1577984);
+    supervised_step_k637_mul_add_sub(state + 4980912, state + 2042064, scratch + 974241792, io + 1577984);
+    supervised_step_k638_mul_add_sub(state + 4989104, state + 2050256, state + 4989232, state + 2050384, scratch + 978019328, io + 1577984, scratch + 978019200);
+    supervised_step_k639_mul_add_sub(state + 4989360, state + 2050512, scratch + 889867264, io + 1577984);
+    supervised_step_k640_mul_add_sub(state + 5136816, state + 2197968, state + 5136944, state + 2198096, state + 5137072, state + 2198224, scratch + 978019072, io + 1577984, scratch + 974259504, scratch + 974259376);
+    supervised_step_k641_mul_add_sub(state + 5137200, state + 2198352, scratch + 957271040, io + 1577984);
+    supervised_step_k642_mul_add_sub(state + 5284656, state + 2345808, state + 5284784, state + 2345936, state + 5284912, state + 2346064, scratch + 974259248, io + 1577984, scratch + 974259120, scratch + 974258992);
+    supervised_step_k643_mul_add_sub(state + 5285040, state + 2346192, scratch + 923421696, io + 1577984);
+    supervised_step_k644_mul_add_sub(state + 5432496, state + 2493648, state + 5432624, state + 2493776, state + 5432752, state + 2493904, scratch + 974258864, io + 1577984, scratch + 974258736, scratch + 974258608);
+    supervised_step_k645_mul_add_sub(state + 5432880, state + 2494032, scratch + 957123584, io + 1577984);
+    supervised_step_k646_mul_add_sub(state + 5580336, state + 2641488, state + 5580464, state + 2641616, state + 5580592, state + 2641744, scratch + 974258480, io + 1577984, scratch + 974258352, scratch + 974258224);
+    supervised_step_k647_mul_add_sub(state + 5580720, state + 2641872, scratch + 956976128, io + 1577984);
+    supervised_step_k648_mul_add_sub(state + 5728176, state + 2789328, state + 5728304, state + 2789456, state + 5728432, state + 2789584, scratch + 974258096, io + 1577984, scratch + 974257968, scratch + 974257840);
+    supervised_step_k649_mul_add_sub(state + 5728560, state + 2789712, scratch + 973753344, io + 1577984);
+    supervised_step_k650_mul_add_sub(state + 5876016, state + 2937168, state + 5876144, state + 2937296, state + 5876272, state + 2937424, scratch + 974257712, io + 1577984, scratch + 974257584, scratch + 978019456);
+    supervised_step_k651_matmul_mul_add_etc(scratch, state + 5876400, state + 2937552, scratch + 977947648, scratch + 978013184, io + 1577984);
+    supervised_step_k652_mul_add_sub(state + 5877680, state + 2938832, scratch + 978021936, io + 1577984);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -78117,14 +78586,15 @@ static void predict_teacher_k004_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res3_bn1_running_mean = p->in_teacher_res3_bn1_running_mean;
     const float *restrict t191 = p->t191;
     const float *restrict in_teacher_res3_bn1_offset = p->in_teacher_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 205136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv0_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t177 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 144, 1.0f, chunk, 144, in_teacher_res3_conv0_weight, 32, 0.0f, t195 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t195 + (size_t)n0 * 32768, t177 + (size_t)n0 * 16384, filters, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -78190,14 +78660,15 @@ static void predict_teacher_k006_im2col_matmul_add_part(void *context, int part,
     const float *restrict t199 = p->t199;
     const float *restrict in_teacher_res3_conv3_weight = p->in_teacher_res3_conv3_weight;
     const float *restrict in_teacher_res3_conv3_bias = p->in_teacher_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res3_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t199 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res3_conv3_weight, 32, 0.0f, t204 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t204 + (size_t)n0 * 32768, t199 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -78416,14 +78887,15 @@ static void predict_teacher_k013_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res4_bn3_running_mean = p->in_teacher_res4_bn3_running_mean;
     const float *restrict t237 = p->t237;
     const float *restrict in_teacher_res4_bn3_offset = p->in_teacher_res4_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res4_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t225 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res4_conv2_weight, 32, 0.0f, t241 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t241 + (size_t)n0 * 32768, t225 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -78489,14 +78961,15 @@ static void predict_teacher_k015_im2col_matmul_add_part(void *context, int part,
     const float *restrict t244 = p->t244;
     const float *restrict in_teacher_res4_conv5_weight = p->in_teacher_res4_conv5_weight;
     const float *restrict in_teacher_res4_conv5_bias = p->in_teacher_res4_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res4_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t244 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res4_conv5_weight, 32, 0.0f, t249 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t249 + (size_t)n0 * 32768, t244 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -78674,14 +79147,15 @@ static void predict_teacher_k021_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res5_bn3_running_mean = p->in_teacher_res5_bn3_running_mean;
     const float *restrict t278 = p->t278;
     const float *restrict in_teacher_res5_bn3_offset = p->in_teacher_res5_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res5_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t266 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res5_conv2_weight, 32, 0.0f, t282 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t282 + (size_t)n0 * 32768, t266 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -78747,14 +79221,15 @@ static void predict_teacher_k023_im2col_matmul_add_part(void *context, int part,
     const float *restrict t285 = p->t285;
     const float *restrict in_teacher_res5_conv5_weight = p->in_teacher_res5_conv5_weight;
     const float *restrict in_teacher_res5_conv5_bias = p->in_teacher_res5_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res5_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t285 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res5_conv5_weight, 32, 0.0f, t290 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t290 + (size_t)n0 * 32768, t285 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -78932,14 +79407,15 @@ static void predict_teacher_k029_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res6_bn3_running_mean = p->in_teacher_res6_bn3_running_mean;
     const float *restrict t319 = p->t319;
     const float *restrict in_teacher_res6_bn3_offset = p->in_teacher_res6_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t307 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv2_weight, 32, 0.0f, t323 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t323 + (size_t)n0 * 32768, t307 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -79005,14 +79481,15 @@ static void predict_teacher_k031_im2col_matmul_add_part(void *context, int part,
     const float *restrict t326 = p->t326;
     const float *restrict in_teacher_res6_conv5_weight = p->in_teacher_res6_conv5_weight;
     const float *restrict in_teacher_res6_conv5_bias = p->in_teacher_res6_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res6_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t326 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_teacher_res6_conv5_weight, 32, 0.0f, t331 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t331 + (size_t)n0 * 32768, t326 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -79263,14 +79740,15 @@ static void predict_teacher_k039_im2col_matmul_add_part(void *context, int part,
     const float *restrict t370 = p->t370;
     const float *restrict in_teacher_res9_conv3_weight = p->in_teacher_res9_conv3_weight;
     const float *restrict in_teacher_res9_conv3_bias = p->in_teacher_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t370 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res9_conv3_weight, 64, 0.0f, t375 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t375 + (size_t)n0 * 16384, t370 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -79479,14 +79957,15 @@ static void predict_teacher_k046_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res10_bn3_running_mean = p->in_teacher_res10_bn3_running_mean;
     const float *restrict t408 = p->t408;
     const float *restrict in_teacher_res10_bn3_offset = p->in_teacher_res10_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res10_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t396 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res10_conv2_weight, 64, 0.0f, t412 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t412 + (size_t)n0 * 16384, t396 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -79552,14 +80031,15 @@ static void predict_teacher_k048_im2col_matmul_add_part(void *context, int part,
     const float *restrict t415 = p->t415;
     const float *restrict in_teacher_res10_conv5_weight = p->in_teacher_res10_conv5_weight;
     const float *restrict in_teacher_res10_conv5_bias = p->in_teacher_res10_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res10_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t415 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res10_conv5_weight, 64, 0.0f, t420 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t420 + (size_t)n0 * 16384, t415 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -79737,14 +80217,15 @@ static void predict_teacher_k054_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res11_bn3_running_mean = p->in_teacher_res11_bn3_running_mean;
     const float *restrict t449 = p->t449;
     const float *restrict in_teacher_res11_bn3_offset = p->in_teacher_res11_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res11_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t437 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res11_conv2_weight, 64, 0.0f, t453 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t453 + (size_t)n0 * 16384, t437 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -79810,14 +80291,15 @@ static void predict_teacher_k056_im2col_matmul_add_part(void *context, int part,
     const float *restrict t456 = p->t456;
     const float *restrict in_teacher_res11_conv5_weight = p->in_teacher_res11_conv5_weight;
     const float *restrict in_teacher_res11_conv5_bias = p->in_teacher_res11_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res11_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t456 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res11_conv5_weight, 64, 0.0f, t461 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t461 + (size_t)n0 * 16384, t456 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -79995,14 +80477,15 @@ static void predict_teacher_k062_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res12_bn3_running_mean = p->in_teacher_res12_bn3_running_mean;
     const float *restrict t490 = p->t490;
     const float *restrict in_teacher_res12_bn3_offset = p->in_teacher_res12_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res12_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t478 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res12_conv2_weight, 64, 0.0f, t494 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t494 + (size_t)n0 * 16384, t478 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -80068,14 +80551,15 @@ static void predict_teacher_k064_im2col_matmul_add_part(void *context, int part,
     const float *restrict t497 = p->t497;
     const float *restrict in_teacher_res12_conv5_weight = p->in_teacher_res12_conv5_weight;
     const float *restrict in_teacher_res12_conv5_bias = p->in_teacher_res12_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res12_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t497 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_teacher_res12_conv5_weight, 64, 0.0f, t502 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t502 + (size_t)n0 * 16384, t497 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -80326,14 +80810,15 @@ static void predict_teacher_k072_im2col_matmul_add_part(void *context, int part,
     const float *restrict t541 = p->t541;
     const float *restrict in_teacher_res15_conv3_weight = p->in_teacher_res15_conv3_weight;
     const float *restrict in_teacher_res15_conv3_bias = p->in_teacher_res15_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res15_conv3_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t541 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res15_conv3_weight, 128, 0.0f, t546 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t546 + (size_t)n0 * 8192, t541 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -80542,14 +81027,15 @@ static void predict_teacher_k079_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res16_bn3_running_mean = p->in_teacher_res16_bn3_running_mean;
     const float *restrict t579 = p->t579;
     const float *restrict in_teacher_res16_bn3_offset = p->in_teacher_res16_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res16_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t567 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res16_conv2_weight, 128, 0.0f, t583 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t583 + (size_t)n0 * 8192, t567 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -80615,14 +81101,15 @@ static void predict_teacher_k081_im2col_matmul_add_part(void *context, int part,
     const float *restrict t586 = p->t586;
     const float *restrict in_teacher_res16_conv5_weight = p->in_teacher_res16_conv5_weight;
     const float *restrict in_teacher_res16_conv5_bias = p->in_teacher_res16_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res16_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t586 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res16_conv5_weight, 128, 0.0f, t591 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t591 + (size_t)n0 * 8192, t586 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -80800,14 +81287,15 @@ static void predict_teacher_k087_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res17_bn3_running_mean = p->in_teacher_res17_bn3_running_mean;
     const float *restrict t620 = p->t620;
     const float *restrict in_teacher_res17_bn3_offset = p->in_teacher_res17_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res17_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t608 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res17_conv2_weight, 128, 0.0f, t624 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t624 + (size_t)n0 * 8192, t608 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -80873,14 +81361,15 @@ static void predict_teacher_k089_im2col_matmul_add_part(void *context, int part,
     const float *restrict t627 = p->t627;
     const float *restrict in_teacher_res17_conv5_weight = p->in_teacher_res17_conv5_weight;
     const float *restrict in_teacher_res17_conv5_bias = p->in_teacher_res17_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res17_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t627 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res17_conv5_weight, 128, 0.0f, t632 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t632 + (size_t)n0 * 8192, t627 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -81058,14 +81547,15 @@ static void predict_teacher_k095_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_teacher_res18_bn3_running_mean = p->in_teacher_res18_bn3_running_mean;
     const float *restrict t661 = p->t661;
     const float *restrict in_teacher_res18_bn3_offset = p->in_teacher_res18_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res18_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t649 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res18_conv2_weight, 128, 0.0f, t665 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t665 + (size_t)n0 * 8192, t649 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -81131,14 +81621,15 @@ static void predict_teacher_k097_im2col_matmul_add_part(void *context, int part,
     const float *restrict t668 = p->t668;
     const float *restrict in_teacher_res18_conv5_weight = p->in_teacher_res18_conv5_weight;
     const float *restrict in_teacher_res18_conv5_bias = p->in_teacher_res18_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_teacher_res18_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t668 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_teacher_res18_conv5_weight, 128, 0.0f, t673 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t673 + (size_t)n0 * 8192, t668 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -81319,13 +81810,13 @@ static void predict_teacher_k104_matmul_add(float *restrict t697, const float *r
     }
 }
 
-/* 105 kernels; scratch high-water mark 51511328 floats. */
+/* 105 kernels; scratch high-water mark 51385120 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
     predict_teacher_k000_add_log_mul_etc(scratch + 10182656, state + 5877712, state + 448);
     predict_teacher_k001_im2col_matmul_add_etc(scratch, x, state, state + 432, state + 5877696, scratch + 10182656, state + 464, scratch + 8192000);
     predict_teacher_k002_mul_max(scratch + 32768000, scratch);
-    predict_teacher_k003_add_log_mul_etc(scratch + 17563648, state + 5877760, state + 5120);
-    predict_teacher_k004_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 480, state + 5088, state + 5877728, scratch + 17563648, state + 5152, scratch + 16384000);
+    predict_teacher_k003_add_log_mul_etc(scratch + 18025088, state + 5877760, state + 5120);
+    predict_teacher_k004_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 480, state + 5088, state + 5877728, scratch + 18025088, state + 5152, scratch + 16384000);
     predict_teacher_k005_mul_max(scratch + 16384000, scratch);
     predict_teacher_k006_im2col_matmul_add(scratch, scratch + 16384000, state + 5184, state + 14400, scratch + 40960000);
     predict_teacher_k007_im2col_matmul(scratch + 16384000, scratch + 32768000, state + 14432, scratch + 40960000);
@@ -81333,24 +81824,24 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
     predict_teacher_k009_add_log_mul_etc(scratch + 16384000, state + 5877824, state + 14944);
     predict_teacher_k010_sub_mul_add(scratch, scratch + 32768000, state + 5877792, scratch + 16384000, state + 14976);
     predict_teacher_k011_mul_max(scratch + 16384000, scratch);
-    predict_teacher_k012_add_log_mul_etc(scratch + 51511296, state + 5877888, state + 24256);
-    predict_teacher_k013_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 15008, state + 24224, state + 5877856, scratch + 51511296, state + 24288, scratch + 49152000);
+    predict_teacher_k012_add_log_mul_etc(scratch + 51385088, state + 5877888, state + 24256);
+    predict_teacher_k013_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 15008, state + 24224, state + 5877856, scratch + 51385088, state + 24288, scratch + 49152000);
     predict_teacher_k014_mul_max(scratch + 16384000, scratch);
     predict_teacher_k015_im2col_matmul_add(scratch, scratch + 16384000, state + 24320, state + 33536, scratch + 49152000);
     predict_teacher_k016_add(scratch + 16384000, scratch, scratch + 32768000);
     predict_teacher_k017_add_log_mul_etc(scratch + 32768000, state + 5877952, state + 33568);
     predict_teacher_k018_sub_mul_add(scratch, scratch + 16384000, state + 5877920, scratch + 32768000, state + 33600);
     predict_teacher_k019_mul_max(scratch + 32768000, scratch);
-    predict_teacher_k020_add_log_mul_etc(scratch + 51511296, state + 5878016, state + 42880);
-    predict_teacher_k021_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 33632, state + 42848, state + 5877984, scratch + 51511296, state + 42912, scratch + 49152000);
+    predict_teacher_k020_add_log_mul_etc(scratch + 51385088, state + 5878016, state + 42880);
+    predict_teacher_k021_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 33632, state + 42848, state + 5877984, scratch + 51385088, state + 42912, scratch + 49152000);
     predict_teacher_k022_mul_max(scratch + 32768000, scratch);
     predict_teacher_k023_im2col_matmul_add(scratch, scratch + 32768000, state + 42944, state + 52160, scratch + 49152000);
     predict_teacher_k024_add(scratch + 32768000, scratch, scratch + 16384000);
     predict_teacher_k025_add_log_mul_etc(scratch + 16384000, state + 5878080, state + 52192);
     predict_teacher_k026_sub_mul_add(scratch, scratch + 32768000, state + 5878048, scratch + 16384000, state + 52224);
     predict_teacher_k027_mul_max(scratch + 16384000, scratch);
-    predict_teacher_k028_add_log_mul_etc(scratch + 51511296, state + 5878144, state + 61504);
-    predict_teacher_k029_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 52256, state + 61472, state + 5878112, scratch + 51511296, state + 61536, scratch + 49152000);
+    predict_teacher_k028_add_log_mul_etc(scratch + 51385088, state + 5878144, state + 61504);
+    predict_teacher_k029_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 52256, state + 61472, state + 5878112, scratch + 51385088, state + 61536, scratch + 49152000);
     predict_teacher_k030_mul_max(scratch + 16384000, scratch);
     predict_teacher_k031_im2col_matmul_add(scratch, scratch + 16384000, state + 61568, state + 70784, scratch + 49152000);
     predict_teacher_k032_add(scratch + 16384000, scratch, scratch + 32768000);
@@ -81366,24 +81857,24 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
     predict_teacher_k042_add_log_mul_etc(scratch + 8192000, state + 5878432, state + 128480);
     predict_teacher_k043_sub_mul_add(scratch, scratch + 16384000, state + 5878368, scratch + 8192000, state + 128544);
     predict_teacher_k044_mul_max(scratch + 8192000, scratch);
-    predict_teacher_k045_add_log_mul_etc(scratch + 25755648, state + 5878560, state + 165536);
-    predict_teacher_k046_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 128608, state + 165472, state + 5878496, scratch + 25755648, state + 165600, scratch + 24576000);
+    predict_teacher_k045_add_log_mul_etc(scratch + 26158592, state + 5878560, state + 165536);
+    predict_teacher_k046_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 128608, state + 165472, state + 5878496, scratch + 26158592, state + 165600, scratch + 24576000);
     predict_teacher_k047_mul_max(scratch + 8192000, scratch);
     predict_teacher_k048_im2col_matmul_add(scratch, scratch + 8192000, state + 165664, state + 202528, scratch + 24576000);
     predict_teacher_k049_add(scratch + 8192000, scratch, scratch + 16384000);
     predict_teacher_k050_add_log_mul_etc(scratch + 16384000, state + 5878688, state + 202592);
     predict_teacher_k051_sub_mul_add(scratch, scratch + 8192000, state + 5878624, scratch + 16384000, state + 202656);
     predict_teacher_k052_mul_max(scratch + 16384000, scratch);
-    predict_teacher_k053_add_log_mul_etc(scratch + 25755648, state + 5878816, state + 239648);
-    predict_teacher_k054_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 202720, state + 239584, state + 5878752, scratch + 25755648, state + 239712, scratch + 24576000);
+    predict_teacher_k053_add_log_mul_etc(scratch + 26158592, state + 5878816, state + 239648);
+    predict_teacher_k054_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 202720, state + 239584, state + 5878752, scratch + 26158592, state + 239712, scratch + 24576000);
     predict_teacher_k055_mul_max(scratch + 16384000, scratch);
     predict_teacher_k056_im2col_matmul_add(scratch, scratch + 16384000, state + 239776, state + 276640, scratch + 24576000);
     predict_teacher_k057_add(scratch + 16384000, scratch, scratch + 8192000);
     predict_teacher_k058_add_log_mul_etc(scratch + 8192000, state + 5878944, state + 276704);
     predict_teacher_k059_sub_mul_add(scratch, scratch + 16384000, state + 5878880, scratch + 8192000, state + 276768);
     predict_teacher_k060_mul_max(scratch + 8192000, scratch);
-    predict_teacher_k061_add_log_mul_etc(scratch + 25755648, state + 5879072, state + 313760);
-    predict_teacher_k062_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 276832, state + 313696, state + 5879008, scratch + 25755648, state + 313824, scratch + 24576000);
+    predict_teacher_k061_add_log_mul_etc(scratch + 26158592, state + 5879072, state + 313760);
+    predict_teacher_k062_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 276832, state + 313696, state + 5879008, scratch + 26158592, state + 313824, scratch + 24576000);
     predict_teacher_k063_mul_max(scratch + 8192000, scratch);
     predict_teacher_k064_im2col_matmul_add(scratch, scratch + 8192000, state + 313888, state + 350752, scratch + 24576000);
     predict_teacher_k065_add(scratch + 8192000, scratch, scratch + 16384000);
@@ -81399,24 +81890,24 @@ void mplc_predict_teacher(const float *state, const float *x, float *logits, flo
     predict_teacher_k075_add_log_mul_etc(scratch + 4096000, state + 5879648, state + 580832);
     predict_teacher_k076_sub_mul_add(scratch, scratch + 8192000, state + 5879520, scratch + 4096000, state + 580960);
     predict_teacher_k077_mul_max(scratch + 4096000, scratch);
-    predict_teacher_k078_add_log_mul_etc(scratch + 14057472, state + 5879904, state + 728672);
-    predict_teacher_k079_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 581088, state + 728544, state + 5879776, scratch + 14057472, state + 728800, scratch + 12288000);
+    predict_teacher_k078_add_log_mul_etc(scratch + 15977472, state + 5879904, state + 728672);
+    predict_teacher_k079_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 581088, state + 728544, state + 5879776, scratch + 15977472, state + 728800, scratch + 12288000);
     predict_teacher_k080_mul_max(scratch + 4096000, scratch);
     predict_teacher_k081_im2col_matmul_add(scratch, scratch + 4096000, state + 728928, state + 876384, scratch + 12288000);
     predict_teacher_k082_add(scratch + 4096000, scratch, scratch + 8192000);
     predict_teacher_k083_add_log_mul_etc(scratch + 8192000, state + 5880160, state + 876512);
     predict_teacher_k084_sub_mul_add(scratch, scratch + 4096000, state + 5880032, scratch + 8192000, state + 876640);
     predict_teacher_k085_mul_max(scratch + 8192000, scratch);
-    predict_teacher_k086_add_log_mul_etc(scratch + 14057472, state + 5880416, state + 1024352);
-    predict_teacher_k087_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 876768, state + 1024224, state + 5880288, scratch + 14057472, state + 1024480, scratch + 12288000);
+    predict_teacher_k086_add_log_mul_etc(scratch + 15977472, state + 5880416, state + 1024352);
+    predict_teacher_k087_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 876768, state + 1024224, state + 5880288, scratch + 15977472, state + 1024480, scratch + 12288000);
     predict_teacher_k088_mul_max(scratch + 8192000, scratch);
     predict_teacher_k089_im2col_matmul_add(scratch, scratch + 8192000, state + 1024608, state + 1172064, scratch + 12288000);
     predict_teacher_k090_add(scratch + 8192000, scratch, scratch + 4096000);
     predict_teacher_k091_add_log_mul_etc(scratch + 4096000, state + 5880672, state + 1172192);
     predict_teacher_k092_sub_mul_add(scratch, scratch + 8192000, state + 5880544, scratch + 4096000, state + 1172320);
     predict_teacher_k093_mul_max(scratch + 4096000, scratch);
-    predict_teacher_k094_add_log_mul_etc(scratch + 14057472, state + 5880928, state + 1320032);
-    predict_teacher_k095_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 1172448, state + 1319904, state + 5880800, scratch + 14057472, state + 1320160, scratch + 12288000);
+    predict_teacher_k094_add_log_mul_etc(scratch + 15977472, state + 5880928, state + 1320032);
+    predict_teacher_k095_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 1172448, state + 1319904, state + 5880800, scratch + 15977472, state + 1320160, scratch + 12288000);
     predict_teacher_k096_mul_max(scratch + 4096000, scratch);
     predict_teacher_k097_im2col_matmul_add(scratch, scratch + 4096000, state + 1320288, state + 1467744, scratch + 12288000);
     predict_teacher_k098_add(scratch + 4096000, scratch, scratch + 8192000);
@@ -81584,14 +82075,15 @@ static void predict_student_k004_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res3_bn1_running_mean = p->in_student_res3_bn1_running_mean;
     const float *restrict t191 = p->t191;
     const float *restrict in_student_res3_bn1_offset = p->in_student_res3_bn1_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 205136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv0_weight, 16, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t177 + (size_t)n0 * 16384, (mplc_window){nb, 32, 32, 16, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 144, 1.0f, chunk, 144, in_student_res3_conv0_weight, 32, 0.0f, t195 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t195 + (size_t)n0 * 32768, t177 + (size_t)n0 * 16384, filters, (mplc_window){nb, 32, 32, 16, 3, 1, 1}, 32, chunk + 8192);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -81657,14 +82149,15 @@ static void predict_student_k006_im2col_matmul_add_part(void *context, int part,
     const float *restrict t199 = p->t199;
     const float *restrict in_student_res3_conv3_weight = p->in_student_res3_conv3_weight;
     const float *restrict in_student_res3_conv3_bias = p->in_student_res3_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res3_conv3_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t199 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res3_conv3_weight, 32, 0.0f, t204 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t204 + (size_t)n0 * 32768, t199 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -81883,14 +82376,15 @@ static void predict_student_k013_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res4_bn3_running_mean = p->in_student_res4_bn3_running_mean;
     const float *restrict t237 = p->t237;
     const float *restrict in_student_res4_bn3_offset = p->in_student_res4_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t225 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res4_conv2_weight, 32, 0.0f, t241 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t241 + (size_t)n0 * 32768, t225 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -81956,14 +82450,15 @@ static void predict_student_k015_im2col_matmul_add_part(void *context, int part,
     const float *restrict t244 = p->t244;
     const float *restrict in_student_res4_conv5_weight = p->in_student_res4_conv5_weight;
     const float *restrict in_student_res4_conv5_bias = p->in_student_res4_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res4_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t244 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res4_conv5_weight, 32, 0.0f, t249 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t249 + (size_t)n0 * 32768, t244 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -82141,14 +82636,15 @@ static void predict_student_k021_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res5_bn3_running_mean = p->in_student_res5_bn3_running_mean;
     const float *restrict t278 = p->t278;
     const float *restrict in_student_res5_bn3_offset = p->in_student_res5_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t266 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res5_conv2_weight, 32, 0.0f, t282 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t282 + (size_t)n0 * 32768, t266 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -82214,14 +82710,15 @@ static void predict_student_k023_im2col_matmul_add_part(void *context, int part,
     const float *restrict t285 = p->t285;
     const float *restrict in_student_res5_conv5_weight = p->in_student_res5_conv5_weight;
     const float *restrict in_student_res5_conv5_bias = p->in_student_res5_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res5_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t285 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res5_conv5_weight, 32, 0.0f, t290 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t290 + (size_t)n0 * 32768, t285 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -82399,14 +82896,15 @@ static void predict_student_k029_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res6_bn3_running_mean = p->in_student_res6_bn3_running_mean;
     const float *restrict t319 = p->t319;
     const float *restrict in_student_res6_bn3_offset = p->in_student_res6_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv2_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t307 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res6_conv2_weight, 32, 0.0f, t323 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t323 + (size_t)n0 * 32768, t307 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -82472,14 +82970,15 @@ static void predict_student_k031_im2col_matmul_add_part(void *context, int part,
     const float *restrict t326 = p->t326;
     const float *restrict in_student_res6_conv5_weight = p->in_student_res6_conv5_weight;
     const float *restrict in_student_res6_conv5_bias = p->in_student_res6_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 294912; /* this thread's part */
-    /* columns of 1 images at a time (294912 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 279136; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res6_conv5_weight, 32, 32, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t326 + (size_t)n0 * 32768, (mplc_window){nb, 32, 32, 32, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 1024, 32, 288, 1.0f, chunk, 288, in_student_res6_conv5_weight, 32, 0.0f, t331 + (size_t)n0 * 32768, 32);
+            mplc_winograd_conv3x3(t331 + (size_t)n0 * 32768, t326 + (size_t)n0 * 32768, filters, (mplc_window){nb, 32, 32, 32, 3, 1, 1}, 32, chunk + 16384);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 1024); i0 < (size_t)((n0 + nb) * 1024); i0++) {
                 for (size_t i1 = 0; i1 < 32; i1++) {
@@ -82730,14 +83229,15 @@ static void predict_student_k039_im2col_matmul_add_part(void *context, int part,
     const float *restrict t370 = p->t370;
     const float *restrict in_student_res9_conv3_weight = p->in_student_res9_conv3_weight;
     const float *restrict in_student_res9_conv3_bias = p->in_student_res9_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res9_conv3_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t370 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res9_conv3_weight, 64, 0.0f, t375 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t375 + (size_t)n0 * 16384, t370 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -82946,14 +83446,15 @@ static void predict_student_k046_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res10_bn3_running_mean = p->in_student_res10_bn3_running_mean;
     const float *restrict t408 = p->t408;
     const float *restrict in_student_res10_bn3_offset = p->in_student_res10_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t396 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res10_conv2_weight, 64, 0.0f, t412 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t412 + (size_t)n0 * 16384, t396 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -83019,14 +83520,15 @@ static void predict_student_k048_im2col_matmul_add_part(void *context, int part,
     const float *restrict t415 = p->t415;
     const float *restrict in_student_res10_conv5_weight = p->in_student_res10_conv5_weight;
     const float *restrict in_student_res10_conv5_bias = p->in_student_res10_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res10_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t415 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res10_conv5_weight, 64, 0.0f, t420 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t420 + (size_t)n0 * 16384, t415 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -83204,14 +83706,15 @@ static void predict_student_k054_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res11_bn3_running_mean = p->in_student_res11_bn3_running_mean;
     const float *restrict t449 = p->t449;
     const float *restrict in_student_res11_bn3_offset = p->in_student_res11_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t437 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res11_conv2_weight, 64, 0.0f, t453 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t453 + (size_t)n0 * 16384, t437 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -83277,14 +83780,15 @@ static void predict_student_k056_im2col_matmul_add_part(void *context, int part,
     const float *restrict t456 = p->t456;
     const float *restrict in_student_res11_conv5_weight = p->in_student_res11_conv5_weight;
     const float *restrict in_student_res11_conv5_bias = p->in_student_res11_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res11_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t456 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res11_conv5_weight, 64, 0.0f, t461 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t461 + (size_t)n0 * 16384, t456 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -83462,14 +83966,15 @@ static void predict_student_k062_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res12_bn3_running_mean = p->in_student_res12_bn3_running_mean;
     const float *restrict t490 = p->t490;
     const float *restrict in_student_res12_bn3_offset = p->in_student_res12_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv2_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t478 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res12_conv2_weight, 64, 0.0f, t494 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t494 + (size_t)n0 * 16384, t478 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -83535,14 +84040,15 @@ static void predict_student_k064_im2col_matmul_add_part(void *context, int part,
     const float *restrict t497 = p->t497;
     const float *restrict in_student_res12_conv5_weight = p->in_student_res12_conv5_weight;
     const float *restrict in_student_res12_conv5_bias = p->in_student_res12_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 147456; /* this thread's part */
-    /* columns of 1 images at a time (147456 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 197824; /* this thread's part */
+    /* the convolution of 1 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 1, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res12_conv5_weight, 64, 64, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 1) {
             const int nb = (int)hi - n0 < 1 ? (int)hi - n0 : 1;
-            mplc_im2col(chunk, t497 + (size_t)n0 * 16384, (mplc_window){nb, 16, 16, 64, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 256, 64, 576, 1.0f, chunk, 576, in_student_res12_conv5_weight, 64, 0.0f, t502 + (size_t)n0 * 16384, 64);
+            mplc_winograd_conv3x3(t502 + (size_t)n0 * 16384, t497 + (size_t)n0 * 16384, filters, (mplc_window){nb, 16, 16, 64, 3, 1, 1}, 64, chunk + 65536);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 256); i0 < (size_t)((n0 + nb) * 256); i0++) {
                 for (size_t i1 = 0; i1 < 64; i1++) {
@@ -83793,14 +84299,15 @@ static void predict_student_k072_im2col_matmul_add_part(void *context, int part,
     const float *restrict t541 = p->t541;
     const float *restrict in_student_res15_conv3_weight = p->in_student_res15_conv3_weight;
     const float *restrict in_student_res15_conv3_bias = p->in_student_res15_conv3_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res15_conv3_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t541 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res15_conv3_weight, 128, 0.0f, t546 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t546 + (size_t)n0 * 8192, t541 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84009,14 +84516,15 @@ static void predict_student_k079_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res16_bn3_running_mean = p->in_student_res16_bn3_running_mean;
     const float *restrict t579 = p->t579;
     const float *restrict in_student_res16_bn3_offset = p->in_student_res16_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t567 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res16_conv2_weight, 128, 0.0f, t583 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t583 + (size_t)n0 * 8192, t567 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84082,14 +84590,15 @@ static void predict_student_k081_im2col_matmul_add_part(void *context, int part,
     const float *restrict t586 = p->t586;
     const float *restrict in_student_res16_conv5_weight = p->in_student_res16_conv5_weight;
     const float *restrict in_student_res16_conv5_bias = p->in_student_res16_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res16_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t586 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res16_conv5_weight, 128, 0.0f, t591 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t591 + (size_t)n0 * 8192, t586 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84267,14 +84776,15 @@ static void predict_student_k087_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res17_bn3_running_mean = p->in_student_res17_bn3_running_mean;
     const float *restrict t620 = p->t620;
     const float *restrict in_student_res17_bn3_offset = p->in_student_res17_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t608 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res17_conv2_weight, 128, 0.0f, t624 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t624 + (size_t)n0 * 8192, t608 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84340,14 +84850,15 @@ static void predict_student_k089_im2col_matmul_add_part(void *context, int part,
     const float *restrict t627 = p->t627;
     const float *restrict in_student_res17_conv5_weight = p->in_student_res17_conv5_weight;
     const float *restrict in_student_res17_conv5_bias = p->in_student_res17_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res17_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t627 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res17_conv5_weight, 128, 0.0f, t632 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t632 + (size_t)n0 * 8192, t627 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84525,14 +85036,15 @@ static void predict_student_k095_im2col_matmul_add_etc_part(void *context, int p
     const float *restrict in_student_res18_bn3_running_mean = p->in_student_res18_bn3_running_mean;
     const float *restrict t661 = p->t661;
     const float *restrict in_student_res18_bn3_offset = p->in_student_res18_bn3_offset;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv2_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t649 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res18_conv2_weight, 128, 0.0f, t665 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t665 + (size_t)n0 * 8192, t649 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84598,14 +85110,15 @@ static void predict_student_k097_im2col_matmul_add_part(void *context, int part,
     const float *restrict t668 = p->t668;
     const float *restrict in_student_res18_conv5_weight = p->in_student_res18_conv5_weight;
     const float *restrict in_student_res18_conv5_bias = p->in_student_res18_conv5_bias;
-    float *restrict chunk = p->chunk + (size_t)part * 221184; /* this thread's part */
-    /* columns of 3 images at a time (221184 floats), never the whole im2col */
+    float *restrict chunk = p->chunk + (size_t)part * 461184; /* this thread's part */
+    /* the convolution of 3 images at a time by Winograd F(2x2, 3x3) */
     size_t lo, hi;
     while (mplc_claim(500, 3, &lo, &hi)) {
+        float *filters = chunk;
+        mplc_winograd_filters(filters, in_student_res18_conv5_weight, 128, 128, 0);
         for (int n0 = (int)lo; n0 < (int)hi; n0 += 3) {
             const int nb = (int)hi - n0 < 3 ? (int)hi - n0 : 3;
-            mplc_im2col(chunk, t668 + (size_t)n0 * 8192, (mplc_window){nb, 8, 8, 128, 3, 1, 1});
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb * 64, 128, 1152, 1.0f, chunk, 1152, in_student_res18_conv5_weight, 128, 0.0f, t673 + (size_t)n0 * 8192, 128);
+            mplc_winograd_conv3x3(t673 + (size_t)n0 * 8192, t668 + (size_t)n0 * 8192, filters, (mplc_window){nb, 8, 8, 128, 3, 1, 1}, 128, chunk + 262144);
             /* epilogue on these rows, in place on the product */
             for (size_t i0 = (size_t)(n0 * 64); i0 < (size_t)((n0 + nb) * 64); i0++) {
                 for (size_t i1 = 0; i1 < 128; i1++) {
@@ -84786,13 +85299,13 @@ static void predict_student_k104_matmul_add(float *restrict t697, const float *r
     }
 }
 
-/* 105 kernels; scratch high-water mark 51511328 floats. */
+/* 105 kernels; scratch high-water mark 51385120 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
     predict_student_k000_add_log_mul_etc(scratch + 10182656, state + 5881328, state + 1469872);
     predict_student_k001_im2col_matmul_add_etc(scratch, x, state + 1469424, state + 1469856, state + 5881312, scratch + 10182656, state + 1469888, scratch + 8192000);
     predict_student_k002_mul_max(scratch + 32768000, scratch);
-    predict_student_k003_add_log_mul_etc(scratch + 17563648, state + 5881376, state + 1474544);
-    predict_student_k004_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 1469904, state + 1474512, state + 5881344, scratch + 17563648, state + 1474576, scratch + 16384000);
+    predict_student_k003_add_log_mul_etc(scratch + 18025088, state + 5881376, state + 1474544);
+    predict_student_k004_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 1469904, state + 1474512, state + 5881344, scratch + 18025088, state + 1474576, scratch + 16384000);
     predict_student_k005_mul_max(scratch + 16384000, scratch);
     predict_student_k006_im2col_matmul_add(scratch, scratch + 16384000, state + 1474608, state + 1483824, scratch + 40960000);
     predict_student_k007_im2col_matmul(scratch + 16384000, scratch + 32768000, state + 1483856, scratch + 40960000);
@@ -84800,24 +85313,24 @@ void mplc_predict_student(const float *state, const float *x, float *logits, flo
     predict_student_k009_add_log_mul_etc(scratch + 16384000, state + 5881440, state + 1484368);
     predict_student_k010_sub_mul_add(scratch, scratch + 32768000, state + 5881408, scratch + 16384000, state + 1484400);
     predict_student_k011_mul_max(scratch + 16384000, scratch);
-    predict_student_k012_add_log_mul_etc(scratch + 51511296, state + 5881504, state + 1493680);
-    predict_student_k013_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 1484432, state + 1493648, state + 5881472, scratch + 51511296, state + 1493712, scratch + 49152000);
+    predict_student_k012_add_log_mul_etc(scratch + 51385088, state + 5881504, state + 1493680);
+    predict_student_k013_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 1484432, state + 1493648, state + 5881472, scratch + 51385088, state + 1493712, scratch + 49152000);
     predict_student_k014_mul_max(scratch + 16384000, scratch);
     predict_student_k015_im2col_matmul_add(scratch, scratch + 16384000, state + 1493744, state + 1502960, scratch + 49152000);
     predict_student_k016_add(scratch + 16384000, scratch, scratch + 32768000);
     predict_student_k017_add_log_mul_etc(scratch + 32768000, state + 5881568, state + 1502992);
     predict_student_k018_sub_mul_add(scratch, scratch + 16384000, state + 5881536, scratch + 32768000, state + 1503024);
     predict_student_k019_mul_max(scratch + 32768000, scratch);
-    predict_student_k020_add_log_mul_etc(scratch + 51511296, state + 5881632, state + 1512304);
-    predict_student_k021_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 1503056, state + 1512272, state + 5881600, scratch + 51511296, state + 1512336, scratch + 49152000);
+    predict_student_k020_add_log_mul_etc(scratch + 51385088, state + 5881632, state + 1512304);
+    predict_student_k021_im2col_matmul_add_etc(scratch, scratch + 32768000, state + 1503056, state + 1512272, state + 5881600, scratch + 51385088, state + 1512336, scratch + 49152000);
     predict_student_k022_mul_max(scratch + 32768000, scratch);
     predict_student_k023_im2col_matmul_add(scratch, scratch + 32768000, state + 1512368, state + 1521584, scratch + 49152000);
     predict_student_k024_add(scratch + 32768000, scratch, scratch + 16384000);
     predict_student_k025_add_log_mul_etc(scratch + 16384000, state + 5881696, state + 1521616);
     predict_student_k026_sub_mul_add(scratch, scratch + 32768000, state + 5881664, scratch + 16384000, state + 1521648);
     predict_student_k027_mul_max(scratch + 16384000, scratch);
-    predict_student_k028_add_log_mul_etc(scratch + 51511296, state + 5881760, state + 1530928);
-    predict_student_k029_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 1521680, state + 1530896, state + 5881728, scratch + 51511296, state + 1530960, scratch + 49152000);
+    predict_student_k028_add_log_mul_etc(scratch + 51385088, state + 5881760, state + 1530928);
+    predict_student_k029_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 1521680, state + 1530896, state + 5881728, scratch + 51385088, state + 1530960, scratch + 49152000);
     predict_student_k030_mul_max(scratch + 16384000, scratch);
     predict_student_k031_im2col_matmul_add(scratch, scratch + 16384000, state + 1530992, state + 1540208, scratch + 49152000);
     predict_student_k032_add(scratch + 16384000, scratch, scratch + 32768000);
@@ -84833,24 +85346,24 @@ void mplc_predict_student(const float *state, const float *x, float *logits, flo
     predict_student_k042_add_log_mul_etc(scratch + 8192000, state + 5882048, state + 1597904);
     predict_student_k043_sub_mul_add(scratch, scratch + 16384000, state + 5881984, scratch + 8192000, state + 1597968);
     predict_student_k044_mul_max(scratch + 8192000, scratch);
-    predict_student_k045_add_log_mul_etc(scratch + 25755648, state + 5882176, state + 1634960);
-    predict_student_k046_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 1598032, state + 1634896, state + 5882112, scratch + 25755648, state + 1635024, scratch + 24576000);
+    predict_student_k045_add_log_mul_etc(scratch + 26158592, state + 5882176, state + 1634960);
+    predict_student_k046_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 1598032, state + 1634896, state + 5882112, scratch + 26158592, state + 1635024, scratch + 24576000);
     predict_student_k047_mul_max(scratch + 8192000, scratch);
     predict_student_k048_im2col_matmul_add(scratch, scratch + 8192000, state + 1635088, state + 1671952, scratch + 24576000);
     predict_student_k049_add(scratch + 8192000, scratch, scratch + 16384000);
     predict_student_k050_add_log_mul_etc(scratch + 16384000, state + 5882304, state + 1672016);
     predict_student_k051_sub_mul_add(scratch, scratch + 8192000, state + 5882240, scratch + 16384000, state + 1672080);
     predict_student_k052_mul_max(scratch + 16384000, scratch);
-    predict_student_k053_add_log_mul_etc(scratch + 25755648, state + 5882432, state + 1709072);
-    predict_student_k054_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 1672144, state + 1709008, state + 5882368, scratch + 25755648, state + 1709136, scratch + 24576000);
+    predict_student_k053_add_log_mul_etc(scratch + 26158592, state + 5882432, state + 1709072);
+    predict_student_k054_im2col_matmul_add_etc(scratch, scratch + 16384000, state + 1672144, state + 1709008, state + 5882368, scratch + 26158592, state + 1709136, scratch + 24576000);
     predict_student_k055_mul_max(scratch + 16384000, scratch);
     predict_student_k056_im2col_matmul_add(scratch, scratch + 16384000, state + 1709200, state + 1746064, scratch + 24576000);
     predict_student_k057_add(scratch + 16384000, scratch, scratch + 8192000);
     predict_student_k058_add_log_mul_etc(scratch + 8192000, state + 5882560, state + 1746128);
     predict_student_k059_sub_mul_add(scratch, scratch + 16384000, state + 5882496, scratch + 8192000, state + 1746192);
     predict_student_k060_mul_max(scratch + 8192000, scratch);
-    predict_student_k061_add_log_mul_etc(scratch + 25755648, state + 5882688, state + 1783184);
-    predict_student_k062_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 1746256, state + 1783120, state + 5882624, scratch + 25755648, state + 1783248, scratch + 24576000);
+    predict_student_k061_add_log_mul_etc(scratch + 26158592, state + 5882688, state + 1783184);
+    predict_student_k062_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 1746256, state + 1783120, state + 5882624, scratch + 26158592, state + 1783248, scratch + 24576000);
     predict_student_k063_mul_max(scratch + 8192000, scratch);
     predict_student_k064_im2col_matmul_add(scratch, scratch + 8192000, state + 1783312, state + 1820176, scratch + 24576000);
     predict_student_k065_add(scratch + 8192000, scratch, scratch + 16384000);
@@ -84866,24 +85379,24 @@ void mplc_predict_student(const float *state, const float *x, float *logits, flo
     predict_student_k075_add_log_mul_etc(scratch + 4096000, state + 5883264, state + 2050256);
     predict_student_k076_sub_mul_add(scratch, scratch + 8192000, state + 5883136, scratch + 4096000, state + 2050384);
     predict_student_k077_mul_max(scratch + 4096000, scratch);
-    predict_student_k078_add_log_mul_etc(scratch + 14057472, state + 5883520, state + 2198096);
-    predict_student_k079_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 2050512, state + 2197968, state + 5883392, scratch + 14057472, state + 2198224, scratch + 12288000);
+    predict_student_k078_add_log_mul_etc(scratch + 15977472, state + 5883520, state + 2198096);
+    predict_student_k079_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 2050512, state + 2197968, state + 5883392, scratch + 15977472, state + 2198224, scratch + 12288000);
     predict_student_k080_mul_max(scratch + 4096000, scratch);
     predict_student_k081_im2col_matmul_add(scratch, scratch + 4096000, state + 2198352, state + 2345808, scratch + 12288000);
     predict_student_k082_add(scratch + 4096000, scratch, scratch + 8192000);
     predict_student_k083_add_log_mul_etc(scratch + 8192000, state + 5883776, state + 2345936);
     predict_student_k084_sub_mul_add(scratch, scratch + 4096000, state + 5883648, scratch + 8192000, state + 2346064);
     predict_student_k085_mul_max(scratch + 8192000, scratch);
-    predict_student_k086_add_log_mul_etc(scratch + 14057472, state + 5884032, state + 2493776);
-    predict_student_k087_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 2346192, state + 2493648, state + 5883904, scratch + 14057472, state + 2493904, scratch + 12288000);
+    predict_student_k086_add_log_mul_etc(scratch + 15977472, state + 5884032, state + 2493776);
+    predict_student_k087_im2col_matmul_add_etc(scratch, scratch + 8192000, state + 2346192, state + 2493648, state + 5883904, scratch + 15977472, state + 2493904, scratch + 12288000);
     predict_student_k088_mul_max(scratch + 8192000, scratch);
     predict_student_k089_im2col_matmul_add(scratch, scratch + 8192000, state + 2494032, state + 2641488, scratch + 12288000);
     predict_student_k090_add(scratch + 8192000, scratch, scratch + 4096000);
     predict_student_k091_add_log_mul_etc(scratch + 4096000, state + 5884288, state + 2641616);
     predict_student_k092_sub_mul_add(scratch, scratch + 8192000, state + 5884160, scratch + 4096000, state + 2641744);
     predict_student_k093_mul_max(scratch + 4096000, scratch);
-    predict_student_k094_add_log_mul_etc(scratch + 14057472, state + 5884544, state + 2789456);
-    predict_student_k095_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 2641872, state + 2789328, state + 5884416, scratch + 14057472, state + 2789584, scratch + 12288000);
+    predict_student_k094_add_log_mul_etc(scratch + 15977472, state + 5884544, state + 2789456);
+    predict_student_k095_im2col_matmul_add_etc(scratch, scratch + 4096000, state + 2641872, state + 2789328, state + 5884416, scratch + 15977472, state + 2789584, scratch + 12288000);
     predict_student_k096_mul_max(scratch + 4096000, scratch);
     predict_student_k097_im2col_matmul_add(scratch, scratch + 4096000, state + 2789712, state + 2937168, scratch + 12288000);
     predict_student_k098_add(scratch + 4096000, scratch, scratch + 8192000);
