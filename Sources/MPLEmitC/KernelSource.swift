@@ -544,8 +544,8 @@ private struct KernelBodyWriter {
     private mutating func writeWinogradConvolution(_ g: GEMM, _ w: WindowedImages) {
         let geometry = w.geometry
         line(1, "/* the convolution of \(w.chunkImages) images at a time by Winograd F(2x2, 3x3) */")
-        if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         writeWinogradFilters(g, flipped: false)
+        if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
         line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
              + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
@@ -665,8 +665,8 @@ private struct KernelBodyWriter {
         let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
         if g.winograd {
             line(1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */")
-            if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
             writeWinogradFilters(g, flipped: true)
+            if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
             openChunks(w)
             var dy = geometry
             dy.height = geometry.outHeight
@@ -687,7 +687,7 @@ private struct KernelBodyWriter {
     }
 
     /// `filters`, at the start of this part's temporary: the Winograd transform of the GEMM's weights `b` (for
-    /// ∂x, `flipped`: those of the convolution the other way, turned by 180°).
+    /// ∂x, `flipped`: those of the convolution the other way, turned by 180°), once per part, before its pieces.
     private mutating func writeWinogradFilters(_ g: GEMM, flipped: Bool) {
         guard let c = g.winogradChannels else { preconditionFailure("a Winograd GEMM without a convolution") }
         line(1, "float *filters = chunk;")
