@@ -9,8 +9,11 @@ For each workload (W1 MLP, W2 CNN; Benchmarks/peers/common.py) and mode (hard, s
      mplc (`mplc-run replay`), JAX and PyTorch (their --check mode) and the float64 JAX reference; mplc's
      state updates and outputs must be as close to float64 as the peers' (see check());
   3. time, for each thread count: mplc (step_timer --serve), JAX and PyTorch (peer_server.py) run as three
-     live processes after their warm-up steps; each round runs one step of each, in rotating order, and one
-     pass of sgemm_peak over the workload's GEMM shapes, so all four see the same machine load.
+     live processes after their warm-up steps; each round runs two steps of each back to back, in rotating
+     order, and one pass of sgemm_peak over the workload's GEMM shapes, so all four see the same machine load.
+     A round's time is the second step's: a training loop's steady state, with the caches warm again after
+     the other processes' turns (as sgemm_peak's best of 2 calls per shape). The first steps' median is in the
+     JSON (`first_step_median_s`).
 
 FLOPs are counted analytically from the shapes (GEMM work only; element-wise work is not counted), for the
 minimal computation of docs/STEP.md: with R = B_l + 2·B_u rows,
@@ -270,7 +273,7 @@ class Server:
         self.name = name
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
-        self.times, self.cpu_times = [], []
+        self.times, self.cpu_times, self.first_times = [], [], []
 
     def read(self) -> dict:
         line = self.proc.stdout.readline()
@@ -283,11 +286,14 @@ class Server:
         self.read()
 
     def step(self) -> None:
-        self.proc.stdin.write("1\n")
+        """Two steps back to back; the second is the round's time (the first warms the caches that the other
+        processes' turns evicted)."""
+        self.proc.stdin.write("2\n")
         self.proc.stdin.flush()
         reply = self.read()
-        self.times += reply["times"]
-        self.cpu_times += reply["cpu_times"]
+        self.first_times.append(reply["times"][0])
+        self.times.append(reply["times"][1])
+        self.cpu_times.append(reply["cpu_times"][1])
 
     def rss(self) -> int:
         self.proc.stdin.write("rss\n")
@@ -331,7 +337,8 @@ def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: in
     result = {"load_average": [min(load), max(load)], "sgemm_seconds": statistics.median(sgemm_times),
               "sgemm_best_shape_gflops": statistics.median(sgemm_best)}
     for s in servers:
-        result[s.name] = {"times": s.times, "cpu_times": s.cpu_times, "peak_rss_bytes": s.rss()}
+        result[s.name] = {"times": s.times, "cpu_times": s.cpu_times, "first_step_times": s.first_times,
+                          "first_step_median_s": statistics.median(s.first_times), "peak_rss_bytes": s.rss()}
         s.close()
     return result
 
