@@ -72,26 +72,26 @@ func withBuild(_ program: Program, _ build: Build, _ body: (BuiltModel) throws -
 
     @Test(arguments: Build.allCases)
     func streamedConvolutionsInSmallChunks(_ build: Build) throws {
-        let program = TestPrograms.streamedConvolutions
-        var options = build.options
-        options.streamChunkFloats = TestPrograms.streamedOptions.streamChunkFloats
-        let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM, threads: build.threads)
-        defer { model.remove() }
-        let (state, inputs) = randomArguments(program, entry: "mplc_streamed", seed: 6)
-        let stats = try checkAgainstInterpreter(model, program, entry: "mplc_streamed", state: state, inputs: inputs)
-        print("streamed/\(build.rawValue): \(stats.summary)")
+        try checkInSmallChunks(TestPrograms.streamedConvolutions, entry: "mplc_streamed",
+                               chunkFloats: TestPrograms.streamedOptions.streamChunkFloats, seed: 6, build)
     }
 
     @Test(arguments: Build.allCases)
     func winogradConvolutionAndItsTranspose(_ build: Build) throws {
-        let program = TestPrograms.winogradConvolution
+        try checkInSmallChunks(TestPrograms.winogradConvolution, entry: "mplc_winograd",
+                               chunkFloats: TestPrograms.winogradOptions.streamChunkFloats, seed: 7, build)
+    }
+
+    /// Builds `program` the given way with convolutions streamed in chunks of `chunkFloats`, and checks
+    /// `entry` against the interpreter on random arguments.
+    private func checkInSmallChunks(_ program: Program, entry: String, chunkFloats: Int, seed: UInt64, _ build: Build) throws {
         var options = build.options
-        options.streamChunkFloats = TestPrograms.winogradOptions.streamChunkFloats
+        options.streamChunkFloats = chunkFloats
         let model = try BuiltModel(program, options: options, naiveGEMM: build == .naiveGEMM, threads: build.threads)
         defer { model.remove() }
-        let (state, inputs) = randomArguments(program, entry: "mplc_winograd", seed: 7)
-        let stats = try checkAgainstInterpreter(model, program, entry: "mplc_winograd", state: state, inputs: inputs)
-        print("winograd/\(build.rawValue): \(stats.summary)")
+        let (state, inputs) = randomArguments(program, entry: entry, seed: seed)
+        let stats = try checkAgainstInterpreter(model, program, entry: entry, state: state, inputs: inputs)
+        print("\(entry)/\(build.rawValue): \(stats.summary)")
     }
 
     @Test func winogradRunsTheForwardConvolutionItsTransposeAndDW() {
