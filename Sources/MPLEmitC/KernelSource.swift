@@ -445,8 +445,9 @@ private struct KernelBodyWriter {
         let lda = graph.shape(of: g.a)[1]
         let ldb = graph.shape(of: g.b)[1]
         let flags = [g.transposeA, g.transposeB].map { $0 ? "CblasTrans" : "CblasNoTrans" }
-        if let w = g.im2colA, g.winograd {
-            if g.transposeA { writeWinogradFilterGradient(g, w) } else { writeWinogradConvolution(g, w) }
+        if g.winograd {
+            if let w = g.col2imOutput { writeWinogradTransposedConvolution(g, w) }
+            if let w = g.im2colA { g.transposeA ? writeWinogradFilterGradient(g, w) : writeWinogradConvolution(g, w) }
             return
         }
         if let w = g.im2colA {
@@ -663,26 +664,30 @@ private struct KernelBodyWriter {
         let imageFloats = geometry.height * geometry.width * geometry.channels
         let rowsPerImage = w.rowsPerImage
         let aRows = g.transposeA ? "(size_t)n0 * \(rowsPerImage)" : "(size_t)n0 * \(rowsPerImage * lda)"
-        if g.winograd {
-            line(1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */")
-            writeWinogradFilters(g, flipped: true)
-            if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
-            openChunks(w)
-            var dy = geometry
-            dy.height = geometry.outHeight
-            dy.width = geometry.outWidth
-            dy.channels = g.k
-            line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), \(buffer(g.a)) + \(aRows), filters, "
-                 + "\(windowLiteral(dy, batch: "nb")), \(geometry.channels), chunk + \(g.winogradFiltersFloats));")
-            line(1, "}")
-            return
-        }
         line(1, "/* the product \(w.chunkImages) images at a time (\(w.chunkFloats) floats), each chunk through col2im */")
         if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
         openChunks(w)
         line(2, "cblas_sgemm(CblasRowMajor, \(flags[0]), \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
              + "\(buffer(g.a)) + \(aRows), \(lda), \(buffer(g.b)), \(ldb), 0.0f, chunk, \(g.n));")
         line(2, "mplc_col2im(\(buffer(g.output)) + (size_t)n0 * \(imageFloats), chunk, \(windowLiteral(geometry, batch: "nb")));")
+        line(1, "}")
+    }
+
+    /// ∂x = col2im(∂y·Wᵀ) of a 3×3 stride-1 pad-1 convolution as what it is, the convolution of ∂y with the filters
+    /// turned by 180° and transposed, by Winograd F(2×2, 3×3), a chunk of images at a time.
+    private mutating func writeWinogradTransposedConvolution(_ g: GEMM, _ w: WindowedImages) {
+        let geometry = w.geometry
+        var dy = geometry
+        dy.height = geometry.outHeight
+        dy.width = geometry.outWidth
+        dy.channels = g.k
+        line(1, "/* ∂x = the transposed convolution of ∂y, \(w.chunkImages) images at a time, by Winograd F(2x2, 3x3) */")
+        writeWinogradFilters(g, flipped: true)
+        if isParallel { claimPieces(geometry.batch, piece: w.chunkImages) }
+        openChunks(w)
+        line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
+             + "\(buffer(g.a)) + (size_t)n0 * \(w.rowsPerImage * g.k), filters, \(windowLiteral(dy, batch: "nb")), "
+             + "\(geometry.channels), chunk + \(g.winogradFiltersFloats));")
         line(1, "}")
     }
 

@@ -19,7 +19,7 @@ public struct LoweringOptions: Sendable {
     /// Pool a streamed convolution's output inside its kernel, a chunk of images at a time (off: the pooling is a
     /// kernel of its own that reads the whole activation back).
     public var poolInConvolutions: Bool
-    /// Run streamed 3×3 stride-1 convolutions (forward and ∂x) as Winograd's F(2×2, 3×3) (off: im2col + sgemm).
+    /// Run streamed 3×3 stride-1 convolutions (forward, ∂x and ∂W) as Winograd's F(2×2, 3×3) (off: im2col + sgemm).
     public var winogradConvolutions: Bool
     /// Floats per chunk of a streamed convolution (see `streamChunkFloats`); tests make it small.
     public var streamChunkFloats: Int
