@@ -12,8 +12,7 @@ For each workload (W1 MLP, W2 CNN; Benchmarks/peers/common.py) and mode (hard, s
      live processes after their warm-up steps; each round runs two steps of each back to back, in rotating
      order, and one pass of sgemm_peak over the workload's GEMM shapes, so all four see the same machine load.
      A round's time is the second step's: a training loop's steady state, with the caches warm again after
-     the other processes' turns (as sgemm_peak's best of 2 calls per shape). The first steps' median is in the
-     JSON (`first_step_median_s`).
+     the other processes' turns. The first steps' median is in the JSON (`first_step_median_s`).
 
 FLOPs are counted analytically from the shapes (GEMM work only; element-wise work is not counted), for the
 minimal computation of docs/STEP.md: with R = B_l + 2·B_u rows,
@@ -24,8 +23,11 @@ Per layer and N rows, Dense(in→out): forward 2·N·in·out, backward 2·N·in�
 (not for the first layer); Conv2D(k, C→F) on OH×OW outputs: the same with N·OH·OW rows and in = k·k·C,
 out = F (im2col GEMMs). The JVP costs, per layer, 2·N·in·out for W_t·x plus 2·N·in·out for W·x_t (not for
 the first layer, whose input has no tangent).
-The sgemm peak is Σ FLOPs / Σ time of cblas_sgemm alone at exactly these GEMM shapes (best of 2 calls per
-shape and round; median over rounds): "% sgemm" is achieved GFLOP/s over that (the issue's target). It can
+The sgemm peak is Σ FLOPs / Σ time of cblas_sgemm alone at exactly these GEMM shapes, each timed the way
+the step is: one sample per shape and round after a warm call of the same shape (sgemm_peak's "first"),
+median over rounds. "% sgemm" is achieved GFLOP/s over that (the issue's target). The best of 2 warm calls per
+shape, which favours the reference (a minimum of two samples of each of ~20 shapes against one sample of the
+step), is in the JSON as `sgemm_best_of_2_gflops` and printed beside it. It can
 exceed 100 % when sgemm is slow at a shape that mplc computes otherwise (W2's first convolution, K = 9, as a
 plain loop in cache). "% best" divides by the best GFLOP/s sgemm reaches at any one of the shapes, a stricter
 bound.
@@ -305,16 +307,19 @@ class Server:
         self.proc.wait(timeout=120)
 
 
-def sgemm_round(tools: dict, threads: int, shapes) -> tuple[float, float]:
-    """(seconds cblas_sgemm takes for all of the step's GEMMs, the best GFLOP/s of any one shape); best of 2
-    calls per shape."""
+def sgemm_round(tools: dict, threads: int, shapes) -> tuple[float, float, float]:
+    """(seconds cblas_sgemm takes for all of the step's GEMMs, timed as the step is: one warm call per shape;
+    the same with the best of 2 warm calls per shape, an optimistic bound kept for comparison; the best
+    GFLOP/s of any one shape)."""
     counts: dict[tuple, int] = {}
     for s in shapes:
         counts[s] = counts.get(s, 0) + 1
     args = [f"{ta},{tb},{m},{n},{k}" for ta, tb, m, n, k in counts]
     out = json.loads(run([tools["sgemm_peak"], "--threads", str(threads), "--min-seconds", "0", "--calls", "2"] + args).stdout)
-    seconds = sum(count * entry["best"] for count, entry in zip(counts.values(), out["shapes"]))
-    return seconds, max(entry["flops"] / entry["best"] / 1e9 for entry in out["shapes"])
+    entries = list(zip(counts.values(), out["shapes"]))
+    seconds = sum(count * entry["first"] for count, entry in entries)
+    best_of_2 = sum(count * entry["best"] for count, entry in entries)
+    return seconds, best_of_2, max(entry["flops"] / entry["best"] / 1e9 for entry in out["shapes"])
 
 
 def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: int, steps: int, warmup: int,
@@ -325,16 +330,18 @@ def time_threads(tools: dict, build: dict, workload: str, mode: str, threads: in
     for s in servers:
         s.wait_ready()
     load = [os.getloadavg()[0]]
-    sgemm_times, sgemm_best = [], []
+    sgemm_times, sgemm_best_of_2, sgemm_best = [], [], []
     for r in range(steps):
         order = servers[r % 3:] + servers[:r % 3]
         for s in order:
             s.step()
-        seconds, best = sgemm_round(tools, threads, shapes)
+        seconds, best_of_2, best = sgemm_round(tools, threads, shapes)
         sgemm_times.append(seconds)
+        sgemm_best_of_2.append(best_of_2)
         sgemm_best.append(best)
         load.append(os.getloadavg()[0])
     result = {"load_average": [min(load), max(load)], "sgemm_seconds": statistics.median(sgemm_times),
+              "sgemm_best_of_2_seconds": statistics.median(sgemm_best_of_2),
               "sgemm_best_shape_gflops": statistics.median(sgemm_best)}
     for s in servers:
         result[s.name] = {"times": s.times, "cpu_times": s.cpu_times, "first_step_times": s.first_times,
@@ -351,6 +358,7 @@ def summarise(result: dict, flops: float) -> None:
     """Adds medians, ratios, GFLOP/s and % of peak to one thread count's result, in place."""
     peak = flops / result["sgemm_seconds"] / 1e9
     result["sgemm_peak_gflops"] = peak
+    result["sgemm_best_of_2_gflops"] = flops / result["sgemm_best_of_2_seconds"] / 1e9
     mplc_median = statistics.median(result["mplc"]["times"])
     for impl in IMPLS:
         r = result[impl]
@@ -389,7 +397,8 @@ def print_table(entry: dict) -> None:
                   f"{r['ratio_to_mplc']:>9.2f} {r['gflops']:>8.1f} {100 * r['fraction_of_peak']:>7.0f}% "
                   f"{100 * r['fraction_of_best_shape']:>6.0f}% {mib(r['peak_rss_bytes']):>12} {r['median_cpu_s']:>10.3f}")
         print(f"  {t:>2} sgemm at these shapes: {result['sgemm_peak_gflops']:.1f} GFLOP/s over the step's GEMMs "
-              f"(% sgemm), {result['sgemm_best_shape_gflops']:.1f} GFLOP/s at its best shape (% best); "
+              f"(% sgemm; {result['sgemm_best_of_2_gflops']:.1f} with the best of 2 calls per shape), "
+              f"{result['sgemm_best_shape_gflops']:.1f} GFLOP/s at its best shape (% best); "
               f"load average {result['load_average'][0]:.1f}-{result['load_average'][1]:.1f}")
 
 

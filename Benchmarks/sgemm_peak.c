@@ -4,8 +4,10 @@
  *   sgemm_peak --threads T [--min-seconds S] [--calls C] SHAPE...     SHAPE = TA,TB,M,N,K, TA and TB N or T
  *
  * Each shape gets its own row-major operands (filled with U(-1, 1)), one untimed call, then at least C timed
- * calls (default 3) and more until at least S seconds (default 0.2) have passed; the best and the median time per call are kept. Prints one JSON
- * line: {"threads": T, "shapes": [{"shape": "N,N,960,1024,784", "flops": ..., "best": s, "median": s}, ...]}.
+ * calls (default 3) and more until at least S seconds (default 0.2) have passed; the first timed call (warm, one
+ * sample: what a step's single call of that shape sees), the best and the median time per call are kept. Prints
+ * one JSON line:
+ * {"threads": T, "shapes": [{"shape": "N,N,960,1024,784", "flops": ..., "first": s, "best": s, "median": s}, ...]}.
  * The process is pinned to T CPUs and OpenBLAS uses T threads, as in step_timer.c.
  */
 #define _GNU_SOURCE
@@ -93,9 +95,10 @@ int main(int argc, char **argv) {
             cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
             times[calls++] = now() - t0;
         }
+        const double first_timed = times[0];
         qsort(times, (size_t)calls, sizeof(double), compare);
-        printf("%s{\"shape\": \"%s\", \"flops\": %.0f, \"best\": %.9f, \"median\": %.9f, \"calls\": %d}", s > first ? ", " : "",
-               argv[s], 2.0 * m * n * (double)k, times[0], times[calls / 2], calls);
+        printf("%s{\"shape\": \"%s\", \"flops\": %.0f, \"first\": %.9f, \"best\": %.9f, \"median\": %.9f, \"calls\": %d}",
+               s > first ? ", " : "", argv[s], 2.0 * m * n * (double)k, first_timed, times[0], times[calls / 2], calls);
         free(a);
         free(b);
         free(c);
