@@ -1099,12 +1099,17 @@ static void step_k022_sub_mul_reduce_sum(float *restrict t72, const float *restr
  * %74 = mul %62, %73 : [448]
  * %75 = reduce_sum axes=[0] %74 : [] */
 static void step_k023_neg_mul_reduce_sum(float *restrict t75, const float *restrict t72, const float *restrict t62) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        const float v73 = -t72[i0];
-        const float v74 = t62[i0] * v73;
-        sum += v74;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 448; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v73 = -t72[i0];
+            const float v74 = t62[i0] * v73;
+            sums[lane] += v74;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t75[0] = (float)sum;
 }
 
@@ -1119,10 +1124,15 @@ static void step_k024_mul(float *restrict t77, const float *restrict t75) {
 
 /* %78 = reduce_sum axes=[0] %62 : [] */
 static void step_k025_reduce_sum(float *restrict t78, const float *restrict t62) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        sum += t62[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 448; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t62[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t78[0] = (float)sum;
 }
 
@@ -2089,48 +2099,68 @@ static void step_k075_matmul(float *restrict t232, const float *restrict in_x, c
 /* %233 = mul %232, %126 : [784,1024]
  * %234 = reduce_sum axes=[0, 1] %233 : [] */
 static void step_k076_mul_reduce_sum(float *restrict t234, const float *restrict t232, const float *restrict t126) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v233 = t232[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
-            sum += v233;
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v233 = t232[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
+                sums[lane] += v233;
+            }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t234[0] = (float)sum;
 }
 
 /* %235 = mul %231, %125 : [1024]
  * %236 = reduce_sum axes=[0] %235 : [] */
 static void step_k077_mul_reduce_sum(float *restrict t236, const float *restrict t231, const float *restrict t125) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        const float v235 = t231[i0] * t125[i0];
-        sum += v235;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v235 = t231[i0] * t125[i0];
+            sums[lane] += v235;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t236[0] = (float)sum;
 }
 
 /* %238 = mul %228, %122 : [1024,1024]
  * %239 = reduce_sum axes=[0, 1] %238 : [] */
 static void step_k078_mul_reduce_sum(float *restrict t239, const float *restrict t228, const float *restrict t122) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
-        for (size_t i1 = 0; i1 < 1024; i1++) {
-            const float v238 = t228[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
-            sum += v238;
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v238 = t228[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
+                sums[lane] += v238;
+            }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t239[0] = (float)sum;
 }
 
 /* %241 = mul %226, %120 : [1024]
  * %242 = reduce_sum axes=[0] %241 : [] */
 static void step_k079_mul_reduce_sum(float *restrict t242, const float *restrict t226, const float *restrict t120) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 1024; i0++) {
-        const float v241 = t226[i0] * t120[i0];
-        sum += v241;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v241 = t226[i0] * t120[i0];
+            sums[lane] += v241;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t242[0] = (float)sum;
 }
 

@@ -1181,12 +1181,17 @@ static void step_k023_sub_mul_reduce_sum(float *restrict t88, const float *restr
  * %90 = mul %78, %89 : [448]
  * %91 = reduce_sum axes=[0] %90 : [] */
 static void step_k024_neg_mul_reduce_sum(float *restrict t91, const float *restrict t88, const float *restrict t78) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        const float v89 = -t88[i0];
-        const float v90 = t78[i0] * v89;
-        sum += v90;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 448; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v89 = -t88[i0];
+            const float v90 = t78[i0] * v89;
+            sums[lane] += v90;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t91[0] = (float)sum;
 }
 
@@ -1201,10 +1206,15 @@ static void step_k025_mul(float *restrict t93, const float *restrict t91) {
 
 /* %94 = reduce_sum axes=[0] %78 : [] */
 static void step_k026_reduce_sum(float *restrict t94, const float *restrict t78) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 448; i0++) {
-        sum += t78[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 448; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t78[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t94[0] = (float)sum;
 }
 
@@ -2742,52 +2752,72 @@ static void step_k096_mul_reduce_sum(float *restrict t325, const float *restrict
 /* %327 = mul %313, %159 : [3,3,32,64]
  * %328 = reduce_sum axes=[0, 1, 2, 3] %327 : [] */
 static void step_k097_mul_reduce_sum(float *restrict t328, const float *restrict t313, const float *restrict t159) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v327 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                    sum += v327;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v327 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v327;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t328[0] = (float)sum;
 }
 
 /* %330 = mul %310, %156 : [64]
  * %331 = reduce_sum axes=[0] %330 : [] */
 static void step_k098_mul_reduce_sum(float *restrict t331, const float *restrict t310, const float *restrict t156) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v330 = t310[i0] * t156[i0];
-        sum += v330;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v330 = t310[i0] * t156[i0];
+            sums[lane] += v330;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t331[0] = (float)sum;
 }
 
 /* %333 = mul %304, %150 : [3136,128]
  * %334 = reduce_sum axes=[0, 1] %333 : [] */
 static void step_k099_mul_reduce_sum(float *restrict t334, const float *restrict t304, const float *restrict t150) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v333 = t304[i0 * 128 + i1] * t150[i0 * 128 + i1];
-            sum += v333;
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v333 = t304[i0 * 128 + i1] * t150[i0 * 128 + i1];
+                sums[lane] += v333;
+            }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t334[0] = (float)sum;
 }
 
 /* %336 = mul %302, %148 : [128]
  * %337 = reduce_sum axes=[0] %336 : [] */
 static void step_k100_mul_reduce_sum(float *restrict t337, const float *restrict t302, const float *restrict t148) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v336 = t302[i0] * t148[i0];
-        sum += v336;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v336 = t302[i0] * t148[i0];
+            sums[lane] += v336;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t337[0] = (float)sum;
 }
 

@@ -1170,12 +1170,17 @@ static void step_k023_sub_mul_reduce_sum(float *restrict t90, const float *restr
  * %92 = mul %80, %91 : [128]
  * %93 = reduce_sum axes=[0] %92 : [] */
 static void step_k024_neg_mul_reduce_sum(float *restrict t93, const float *restrict t90, const float *restrict t80) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v91 = -t90[i0];
-        const float v92 = t80[i0] * v91;
-        sum += v92;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v91 = -t90[i0];
+            const float v92 = t80[i0] * v91;
+            sums[lane] += v92;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t93[0] = (float)sum;
 }
 
@@ -1190,10 +1195,15 @@ static void step_k025_mul(float *restrict t95, const float *restrict t93) {
 
 /* %96 = reduce_sum axes=[0] %80 : [] */
 static void step_k026_reduce_sum(float *restrict t96, const float *restrict t80) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        sum += t80[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t80[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t96[0] = (float)sum;
 }
 
@@ -2745,24 +2755,34 @@ static void step_k098_mul_reduce_sum(float *restrict t333, const float *restrict
 /* %335 = mul %306, %152 : [1568,128]
  * %336 = reduce_sum axes=[0, 1] %335 : [] */
 static void step_k099_mul_reduce_sum(float *restrict t336, const float *restrict t306, const float *restrict t152) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v335 = t306[i0 * 128 + i1] * t152[i0 * 128 + i1];
-            sum += v335;
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v335 = t306[i0 * 128 + i1] * t152[i0 * 128 + i1];
+                sums[lane] += v335;
+            }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t336[0] = (float)sum;
 }
 
 /* %338 = mul %304, %150 : [128]
  * %339 = reduce_sum axes=[0] %338 : [] */
 static void step_k100_mul_reduce_sum(float *restrict t339, const float *restrict t304, const float *restrict t150) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v338 = t304[i0] * t150[i0];
-        sum += v338;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v338 = t304[i0] * t150[i0];
+            sums[lane] += v338;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t339[0] = (float)sum;
 }
 

@@ -1037,12 +1037,17 @@ static void step_k021_sub_mul_reduce_sum(float *restrict t64, const float *restr
  * %66 = mul %54, %65 : [128]
  * %67 = reduce_sum axes=[0] %66 : [] */
 static void step_k022_neg_mul_reduce_sum(float *restrict t67, const float *restrict t64, const float *restrict t54) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v65 = -t64[i0];
-        const float v66 = t54[i0] * v65;
-        sum += v66;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v65 = -t64[i0];
+            const float v66 = t54[i0] * v65;
+            sums[lane] += v66;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t67[0] = (float)sum;
 }
 
@@ -1057,10 +1062,15 @@ static void step_k023_mul(float *restrict t69, const float *restrict t67) {
 
 /* %70 = reduce_sum axes=[0] %54 : [] */
 static void step_k024_reduce_sum(float *restrict t70, const float *restrict t54) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        sum += t54[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t54[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t70[0] = (float)sum;
 }
 
@@ -1660,24 +1670,34 @@ static void step_k064_matmul(float *restrict t187, const float *restrict in_x, c
 /* %188 = mul %187, %109 : [784,256]
  * %189 = reduce_sum axes=[0, 1] %188 : [] */
 static void step_k065_mul_reduce_sum(float *restrict t189, const float *restrict t187, const float *restrict t109) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
-        for (size_t i1 = 0; i1 < 256; i1++) {
-            const float v188 = t187[i0 * 256 + i1] * t109[i0 * 256 + i1];
-            sum += v188;
+        for (size_t i1s = 0; i1s < 256; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v188 = t187[i0 * 256 + i1] * t109[i0 * 256 + i1];
+                sums[lane] += v188;
+            }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t189[0] = (float)sum;
 }
 
 /* %190 = mul %186, %108 : [256]
  * %191 = reduce_sum axes=[0] %190 : [] */
 static void step_k066_mul_reduce_sum(float *restrict t191, const float *restrict t186, const float *restrict t108) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 256; i0++) {
-        const float v190 = t186[i0] * t108[i0];
-        sum += v190;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v190 = t186[i0] * t108[i0];
+            sums[lane] += v190;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t191[0] = (float)sum;
 }
 

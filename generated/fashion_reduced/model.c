@@ -2420,24 +2420,34 @@ static void step_k079_mul_reduce_sum(float *restrict t279, const float *restrict
 /* %281 = mul %252, %98 : [1568,128]
  * %282 = reduce_sum axes=[0, 1] %281 : [] */
 static void step_k080_mul_reduce_sum(float *restrict t282, const float *restrict t252, const float *restrict t98) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
-        for (size_t i1 = 0; i1 < 128; i1++) {
-            const float v281 = t252[i0 * 128 + i1] * t98[i0 * 128 + i1];
-            sum += v281;
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v281 = t252[i0 * 128 + i1] * t98[i0 * 128 + i1];
+                sums[lane] += v281;
+            }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t282[0] = (float)sum;
 }
 
 /* %284 = mul %250, %96 : [128]
  * %285 = reduce_sum axes=[0] %284 : [] */
 static void step_k081_mul_reduce_sum(float *restrict t285, const float *restrict t250, const float *restrict t96) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v284 = t250[i0] * t96[i0];
-        sum += v284;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v284 = t250[i0] * t96[i0];
+            sums[lane] += v284;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t285[0] = (float)sum;
 }
 

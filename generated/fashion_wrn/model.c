@@ -3006,12 +3006,17 @@ static void step_k083_sub_mul_reduce_sum(float *restrict t397, const float *rest
  * %399 = mul %387, %398 : [128]
  * %400 = reduce_sum axes=[0] %399 : [] */
 static void step_k084_neg_mul_reduce_sum(float *restrict t400, const float *restrict t397, const float *restrict t387) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v398 = -t397[i0];
-        const float v399 = t387[i0] * v398;
-        sum += v399;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v398 = -t397[i0];
+            const float v399 = t387[i0] * v398;
+            sums[lane] += v399;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t400[0] = (float)sum;
 }
 
@@ -3026,10 +3031,15 @@ static void step_k085_mul(float *restrict t402, const float *restrict t400) {
 
 /* %403 = reduce_sum axes=[0] %387 : [] */
 static void step_k086_reduce_sum(float *restrict t403, const float *restrict t387) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        sum += t387[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t387[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t403[0] = (float)sum;
 }
 
@@ -13405,28 +13415,38 @@ static void step_k480_mul_reduce_sum(float *restrict t1743, const float *restric
 /* %1745 = mul %1503, %748 : [3,3,32,64]
  * %1746 = reduce_sum axes=[0, 1, 2, 3] %1745 : [] */
 static void step_k481_mul_reduce_sum(float *restrict t1746, const float *restrict t1503, const float *restrict t748) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v1745 = t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                    sum += v1745;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v1745 = t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v1745;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1746[0] = (float)sum;
 }
 
 /* %1748 = mul %1500, %745 : [64]
  * %1749 = reduce_sum axes=[0] %1748 : [] */
 static void step_k482_mul_reduce_sum(float *restrict t1749, const float *restrict t1500, const float *restrict t745) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v1748 = t1500[i0] * t745[i0];
-        sum += v1748;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1748 = t1500[i0] * t745[i0];
+            sums[lane] += v1748;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1749[0] = (float)sum;
 }
 
@@ -13434,68 +13454,93 @@ static void step_k482_mul_reduce_sum(float *restrict t1749, const float *restric
  * %1751 = mul %1483, %728 : [64]
  * %1752 = reduce_sum axes=[0] %1751 : [] */
 static void step_k483_mul_reduce_sum(float *restrict t1752, const float *restrict t1481, const float *restrict t1359, const float *restrict t728) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v1483 = t1481[i0] * t1359[i0];
-        const float v1751 = v1483 * t728[i0];
-        sum += v1751;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1483 = t1481[i0] * t1359[i0];
+            const float v1751 = v1483 * t728[i0];
+            sums[lane] += v1751;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1752[0] = (float)sum;
 }
 
 /* %1754 = mul %1478, %723 : [64]
  * %1755 = reduce_sum axes=[0] %1754 : [] */
 static void step_k484_mul_reduce_sum(float *restrict t1755, const float *restrict t1478, const float *restrict t723) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v1754 = t1478[i0] * t723[i0];
-        sum += v1754;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1754 = t1478[i0] * t723[i0];
+            sums[lane] += v1754;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1755[0] = (float)sum;
 }
 
 /* %1757 = mul %1469, %714 : [3,3,64,64]
  * %1758 = reduce_sum axes=[0, 1, 2, 3] %1757 : [] */
 static void step_k485_mul_reduce_sum(float *restrict t1758, const float *restrict t1469, const float *restrict t714) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v1757 = t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v1757;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v1757 = t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v1757;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1758[0] = (float)sum;
 }
 
 /* %1760 = mul %1466, %711 : [64]
  * %1761 = reduce_sum axes=[0] %1760 : [] */
 static void step_k486_mul_reduce_sum(float *restrict t1761, const float *restrict t1466, const float *restrict t711) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v1760 = t1466[i0] * t711[i0];
-        sum += v1760;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1760 = t1466[i0] * t711[i0];
+            sums[lane] += v1760;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1761[0] = (float)sum;
 }
 
 /* %1763 = mul %1464, %709 : [1,1,32,64]
  * %1764 = reduce_sum axes=[0, 1, 2, 3] %1763 : [] */
 static void step_k487_mul_reduce_sum(float *restrict t1764, const float *restrict t1464, const float *restrict t709) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v1763 = t1464[i2 * 64 + i3] * t709[i2 * 64 + i3];
-                    sum += v1763;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v1763 = t1464[i2 * 64 + i3] * t709[i2 * 64 + i3];
+                        sums[lane] += v1763;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1764[0] = (float)sum;
 }
 
@@ -13503,23 +13548,33 @@ static void step_k487_mul_reduce_sum(float *restrict t1764, const float *restric
  * %1766 = mul %1445, %690 : [64]
  * %1767 = reduce_sum axes=[0] %1766 : [] */
 static void step_k488_mul_reduce_sum(float *restrict t1767, const float *restrict t1443, const float *restrict t1391, const float *restrict t690) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v1445 = t1443[i0] * t1391[i0];
-        const float v1766 = v1445 * t690[i0];
-        sum += v1766;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1445 = t1443[i0] * t1391[i0];
+            const float v1766 = v1445 * t690[i0];
+            sums[lane] += v1766;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1767[0] = (float)sum;
 }
 
 /* %1769 = mul %1440, %685 : [64]
  * %1770 = reduce_sum axes=[0] %1769 : [] */
 static void step_k489_mul_reduce_sum(float *restrict t1770, const float *restrict t1440, const float *restrict t685) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v1769 = t1440[i0] * t685[i0];
-        sum += v1769;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1769 = t1440[i0] * t685[i0];
+            sums[lane] += v1769;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1770[0] = (float)sum;
 }
 

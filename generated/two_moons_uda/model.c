@@ -1030,12 +1030,17 @@ static void step_k021_sub_mul_reduce_sum(float *restrict t67, const float *restr
  * %69 = mul %57, %68 : [96]
  * %70 = reduce_sum axes=[0] %69 : [] */
 static void step_k022_neg_mul_reduce_sum(float *restrict t70, const float *restrict t67, const float *restrict t57) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        const float v68 = -t67[i0];
-        const float v69 = t57[i0] * v68;
-        sum += v69;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 96; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v68 = -t67[i0];
+            const float v69 = t57[i0] * v68;
+            sums[lane] += v69;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t70[0] = (float)sum;
 }
 
@@ -1050,10 +1055,15 @@ static void step_k023_mul(float *restrict t72, const float *restrict t70) {
 
 /* %73 = reduce_sum axes=[0] %57 : [] */
 static void step_k024_reduce_sum(float *restrict t73, const float *restrict t57) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 96; i0++) {
-        sum += t57[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 96; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t57[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t73[0] = (float)sum;
 }
 

@@ -7995,12 +7995,17 @@ static void step_k237_sub_mul_reduce_sum(float *restrict t1193, const float *res
  * %1195 = mul %1183, %1194 : [896]
  * %1196 = reduce_sum axes=[0] %1195 : [] */
 static void step_k238_neg_mul_reduce_sum(float *restrict t1196, const float *restrict t1193, const float *restrict t1183) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 896; i0++) {
-        const float v1194 = -t1193[i0];
-        const float v1195 = t1183[i0] * v1194;
-        sum += v1195;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 896; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v1194 = -t1193[i0];
+            const float v1195 = t1183[i0] * v1194;
+            sums[lane] += v1195;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1196[0] = (float)sum;
 }
 
@@ -8015,10 +8020,15 @@ static void step_k239_mul(float *restrict t1198, const float *restrict t1196) {
 
 /* %1199 = reduce_sum axes=[0] %1183 : [] */
 static void step_k240_reduce_sum(float *restrict t1199, const float *restrict t1183) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 896; i0++) {
-        sum += t1183[i0];
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 896; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            sums[lane] += t1183[i0];
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t1199[0] = (float)sum;
 }
 
@@ -43095,28 +43105,38 @@ static void step_k1504_mul_reduce_sum(float *restrict t5481, const float *restri
 /* %5483 = mul %5049, %2623 : [3,3,32,64]
  * %5484 = reduce_sum axes=[0, 1, 2, 3] %5483 : [] */
 static void step_k1505_mul_reduce_sum(float *restrict t5484, const float *restrict t5049, const float *restrict t2623) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5483 = t5049[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t2623[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
-                    sum += v5483;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5483 = t5049[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t2623[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v5483;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5484[0] = (float)sum;
 }
 
 /* %5486 = mul %5046, %2620 : [64]
  * %5487 = reduce_sum axes=[0] %5486 : [] */
 static void step_k1506_mul_reduce_sum(float *restrict t5487, const float *restrict t5046, const float *restrict t2620) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5486 = t5046[i0] * t2620[i0];
-        sum += v5486;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5486 = t5046[i0] * t2620[i0];
+            sums[lane] += v5486;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5487[0] = (float)sum;
 }
 
@@ -43124,68 +43144,93 @@ static void step_k1506_mul_reduce_sum(float *restrict t5487, const float *restri
  * %5489 = mul %5029, %2603 : [64]
  * %5490 = reduce_sum axes=[0] %5489 : [] */
 static void step_k1507_mul_reduce_sum(float *restrict t5490, const float *restrict t5027, const float *restrict t4037, const float *restrict t2603) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5029 = t5027[i0] * t4037[i0];
-        const float v5489 = v5029 * t2603[i0];
-        sum += v5489;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5029 = t5027[i0] * t4037[i0];
+            const float v5489 = v5029 * t2603[i0];
+            sums[lane] += v5489;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5490[0] = (float)sum;
 }
 
 /* %5492 = mul %5024, %2598 : [64]
  * %5493 = reduce_sum axes=[0] %5492 : [] */
 static void step_k1508_mul_reduce_sum(float *restrict t5493, const float *restrict t5024, const float *restrict t2598) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5492 = t5024[i0] * t2598[i0];
-        sum += v5492;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5492 = t5024[i0] * t2598[i0];
+            sums[lane] += v5492;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5493[0] = (float)sum;
 }
 
 /* %5495 = mul %5015, %2589 : [3,3,64,64]
  * %5496 = reduce_sum axes=[0, 1, 2, 3] %5495 : [] */
 static void step_k1509_mul_reduce_sum(float *restrict t5496, const float *restrict t5015, const float *restrict t2589) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5495 = t5015[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2589[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5495;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5495 = t5015[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2589[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5495;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5496[0] = (float)sum;
 }
 
 /* %5498 = mul %5012, %2586 : [64]
  * %5499 = reduce_sum axes=[0] %5498 : [] */
 static void step_k1510_mul_reduce_sum(float *restrict t5499, const float *restrict t5012, const float *restrict t2586) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5498 = t5012[i0] * t2586[i0];
-        sum += v5498;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5498 = t5012[i0] * t2586[i0];
+            sums[lane] += v5498;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5499[0] = (float)sum;
 }
 
 /* %5501 = mul %5010, %2584 : [1,1,32,64]
  * %5502 = reduce_sum axes=[0, 1, 2, 3] %5501 : [] */
 static void step_k1511_mul_reduce_sum(float *restrict t5502, const float *restrict t5010, const float *restrict t2584) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
             for (size_t i2 = 0; i2 < 32; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5501 = t5010[i2 * 64 + i3] * t2584[i2 * 64 + i3];
-                    sum += v5501;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5501 = t5010[i2 * 64 + i3] * t2584[i2 * 64 + i3];
+                        sums[lane] += v5501;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5502[0] = (float)sum;
 }
 
@@ -43193,51 +43238,71 @@ static void step_k1511_mul_reduce_sum(float *restrict t5502, const float *restri
  * %5504 = mul %4988, %2562 : [64]
  * %5505 = reduce_sum axes=[0] %5504 : [] */
 static void step_k1512_mul_reduce_sum(float *restrict t5505, const float *restrict t4986, const float *restrict t4069, const float *restrict t2562) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4988 = t4986[i0] * t4069[i0];
-        const float v5504 = v4988 * t2562[i0];
-        sum += v5504;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4988 = t4986[i0] * t4069[i0];
+            const float v5504 = v4988 * t2562[i0];
+            sums[lane] += v5504;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5505[0] = (float)sum;
 }
 
 /* %5507 = mul %4983, %2557 : [64]
  * %5508 = reduce_sum axes=[0] %5507 : [] */
 static void step_k1513_mul_reduce_sum(float *restrict t5508, const float *restrict t4983, const float *restrict t2557) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5507 = t4983[i0] * t2557[i0];
-        sum += v5507;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5507 = t4983[i0] * t2557[i0];
+            sums[lane] += v5507;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5508[0] = (float)sum;
 }
 
 /* %5510 = mul %4974, %2548 : [3,3,64,64]
  * %5511 = reduce_sum axes=[0, 1, 2, 3] %5510 : [] */
 static void step_k1514_mul_reduce_sum(float *restrict t5511, const float *restrict t4974, const float *restrict t2548) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5510 = t4974[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2548[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5510;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5510 = t4974[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2548[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5510;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5511[0] = (float)sum;
 }
 
 /* %5513 = mul %4971, %2545 : [64]
  * %5514 = reduce_sum axes=[0] %5513 : [] */
 static void step_k1515_mul_reduce_sum(float *restrict t5514, const float *restrict t4971, const float *restrict t2545) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5513 = t4971[i0] * t2545[i0];
-        sum += v5513;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5513 = t4971[i0] * t2545[i0];
+            sums[lane] += v5513;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5514[0] = (float)sum;
 }
 
@@ -43245,51 +43310,71 @@ static void step_k1515_mul_reduce_sum(float *restrict t5514, const float *restri
  * %5516 = mul %4954, %2528 : [64]
  * %5517 = reduce_sum axes=[0] %5516 : [] */
 static void step_k1516_mul_reduce_sum(float *restrict t5517, const float *restrict t4952, const float *restrict t4093, const float *restrict t2528) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4954 = t4952[i0] * t4093[i0];
-        const float v5516 = v4954 * t2528[i0];
-        sum += v5516;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4954 = t4952[i0] * t4093[i0];
+            const float v5516 = v4954 * t2528[i0];
+            sums[lane] += v5516;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5517[0] = (float)sum;
 }
 
 /* %5519 = mul %4949, %2523 : [64]
  * %5520 = reduce_sum axes=[0] %5519 : [] */
 static void step_k1517_mul_reduce_sum(float *restrict t5520, const float *restrict t4949, const float *restrict t2523) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5519 = t4949[i0] * t2523[i0];
-        sum += v5519;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5519 = t4949[i0] * t2523[i0];
+            sums[lane] += v5519;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5520[0] = (float)sum;
 }
 
 /* %5522 = mul %4940, %2514 : [3,3,64,64]
  * %5523 = reduce_sum axes=[0, 1, 2, 3] %5522 : [] */
 static void step_k1518_mul_reduce_sum(float *restrict t5523, const float *restrict t4940, const float *restrict t2514) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5522 = t4940[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2514[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5522;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5522 = t4940[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2514[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5522;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5523[0] = (float)sum;
 }
 
 /* %5525 = mul %4937, %2511 : [64]
  * %5526 = reduce_sum axes=[0] %5525 : [] */
 static void step_k1519_mul_reduce_sum(float *restrict t5526, const float *restrict t4937, const float *restrict t2511) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5525 = t4937[i0] * t2511[i0];
-        sum += v5525;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5525 = t4937[i0] * t2511[i0];
+            sums[lane] += v5525;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5526[0] = (float)sum;
 }
 
@@ -43297,51 +43382,71 @@ static void step_k1519_mul_reduce_sum(float *restrict t5526, const float *restri
  * %5528 = mul %4917, %2491 : [64]
  * %5529 = reduce_sum axes=[0] %5528 : [] */
 static void step_k1520_mul_reduce_sum(float *restrict t5529, const float *restrict t4915, const float *restrict t4120, const float *restrict t2491) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4917 = t4915[i0] * t4120[i0];
-        const float v5528 = v4917 * t2491[i0];
-        sum += v5528;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4917 = t4915[i0] * t4120[i0];
+            const float v5528 = v4917 * t2491[i0];
+            sums[lane] += v5528;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5529[0] = (float)sum;
 }
 
 /* %5531 = mul %4912, %2486 : [64]
  * %5532 = reduce_sum axes=[0] %5531 : [] */
 static void step_k1521_mul_reduce_sum(float *restrict t5532, const float *restrict t4912, const float *restrict t2486) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5531 = t4912[i0] * t2486[i0];
-        sum += v5531;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5531 = t4912[i0] * t2486[i0];
+            sums[lane] += v5531;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5532[0] = (float)sum;
 }
 
 /* %5534 = mul %4903, %2477 : [3,3,64,64]
  * %5535 = reduce_sum axes=[0, 1, 2, 3] %5534 : [] */
 static void step_k1522_mul_reduce_sum(float *restrict t5535, const float *restrict t4903, const float *restrict t2477) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5534 = t4903[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2477[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5534;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5534 = t4903[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2477[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5534;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5535[0] = (float)sum;
 }
 
 /* %5537 = mul %4900, %2474 : [64]
  * %5538 = reduce_sum axes=[0] %5537 : [] */
 static void step_k1523_mul_reduce_sum(float *restrict t5538, const float *restrict t4900, const float *restrict t2474) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5537 = t4900[i0] * t2474[i0];
-        sum += v5537;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5537 = t4900[i0] * t2474[i0];
+            sums[lane] += v5537;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5538[0] = (float)sum;
 }
 
@@ -43349,51 +43454,71 @@ static void step_k1523_mul_reduce_sum(float *restrict t5538, const float *restri
  * %5540 = mul %4883, %2457 : [64]
  * %5541 = reduce_sum axes=[0] %5540 : [] */
 static void step_k1524_mul_reduce_sum(float *restrict t5541, const float *restrict t4881, const float *restrict t4144, const float *restrict t2457) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4883 = t4881[i0] * t4144[i0];
-        const float v5540 = v4883 * t2457[i0];
-        sum += v5540;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4883 = t4881[i0] * t4144[i0];
+            const float v5540 = v4883 * t2457[i0];
+            sums[lane] += v5540;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5541[0] = (float)sum;
 }
 
 /* %5543 = mul %4878, %2452 : [64]
  * %5544 = reduce_sum axes=[0] %5543 : [] */
 static void step_k1525_mul_reduce_sum(float *restrict t5544, const float *restrict t4878, const float *restrict t2452) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5543 = t4878[i0] * t2452[i0];
-        sum += v5543;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5543 = t4878[i0] * t2452[i0];
+            sums[lane] += v5543;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5544[0] = (float)sum;
 }
 
 /* %5546 = mul %4869, %2443 : [3,3,64,64]
  * %5547 = reduce_sum axes=[0, 1, 2, 3] %5546 : [] */
 static void step_k1526_mul_reduce_sum(float *restrict t5547, const float *restrict t4869, const float *restrict t2443) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5546 = t4869[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2443[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5546;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5546 = t4869[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2443[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5546;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5547[0] = (float)sum;
 }
 
 /* %5549 = mul %4866, %2440 : [64]
  * %5550 = reduce_sum axes=[0] %5549 : [] */
 static void step_k1527_mul_reduce_sum(float *restrict t5550, const float *restrict t4866, const float *restrict t2440) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5549 = t4866[i0] * t2440[i0];
-        sum += v5549;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5549 = t4866[i0] * t2440[i0];
+            sums[lane] += v5549;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5550[0] = (float)sum;
 }
 
@@ -43401,51 +43526,71 @@ static void step_k1527_mul_reduce_sum(float *restrict t5550, const float *restri
  * %5552 = mul %4846, %2420 : [64]
  * %5553 = reduce_sum axes=[0] %5552 : [] */
 static void step_k1528_mul_reduce_sum(float *restrict t5553, const float *restrict t4844, const float *restrict t4171, const float *restrict t2420) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4846 = t4844[i0] * t4171[i0];
-        const float v5552 = v4846 * t2420[i0];
-        sum += v5552;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4846 = t4844[i0] * t4171[i0];
+            const float v5552 = v4846 * t2420[i0];
+            sums[lane] += v5552;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5553[0] = (float)sum;
 }
 
 /* %5555 = mul %4841, %2415 : [64]
  * %5556 = reduce_sum axes=[0] %5555 : [] */
 static void step_k1529_mul_reduce_sum(float *restrict t5556, const float *restrict t4841, const float *restrict t2415) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5555 = t4841[i0] * t2415[i0];
-        sum += v5555;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5555 = t4841[i0] * t2415[i0];
+            sums[lane] += v5555;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5556[0] = (float)sum;
 }
 
 /* %5558 = mul %4832, %2406 : [3,3,64,64]
  * %5559 = reduce_sum axes=[0, 1, 2, 3] %5558 : [] */
 static void step_k1530_mul_reduce_sum(float *restrict t5559, const float *restrict t4832, const float *restrict t2406) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5558 = t4832[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2406[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5558;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5558 = t4832[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2406[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5558;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5559[0] = (float)sum;
 }
 
 /* %5561 = mul %4829, %2403 : [64]
  * %5562 = reduce_sum axes=[0] %5561 : [] */
 static void step_k1531_mul_reduce_sum(float *restrict t5562, const float *restrict t4829, const float *restrict t2403) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5561 = t4829[i0] * t2403[i0];
-        sum += v5561;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5561 = t4829[i0] * t2403[i0];
+            sums[lane] += v5561;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5562[0] = (float)sum;
 }
 
@@ -43453,51 +43598,71 @@ static void step_k1531_mul_reduce_sum(float *restrict t5562, const float *restri
  * %5564 = mul %4812, %2386 : [64]
  * %5565 = reduce_sum axes=[0] %5564 : [] */
 static void step_k1532_mul_reduce_sum(float *restrict t5565, const float *restrict t4810, const float *restrict t4195, const float *restrict t2386) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4812 = t4810[i0] * t4195[i0];
-        const float v5564 = v4812 * t2386[i0];
-        sum += v5564;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4812 = t4810[i0] * t4195[i0];
+            const float v5564 = v4812 * t2386[i0];
+            sums[lane] += v5564;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5565[0] = (float)sum;
 }
 
 /* %5567 = mul %4807, %2381 : [64]
  * %5568 = reduce_sum axes=[0] %5567 : [] */
 static void step_k1533_mul_reduce_sum(float *restrict t5568, const float *restrict t4807, const float *restrict t2381) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5567 = t4807[i0] * t2381[i0];
-        sum += v5567;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5567 = t4807[i0] * t2381[i0];
+            sums[lane] += v5567;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5568[0] = (float)sum;
 }
 
 /* %5570 = mul %4798, %2372 : [3,3,64,64]
  * %5571 = reduce_sum axes=[0, 1, 2, 3] %5570 : [] */
 static void step_k1534_mul_reduce_sum(float *restrict t5571, const float *restrict t4798, const float *restrict t2372) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 64; i3++) {
-                    const float v5570 = t4798[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2372[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
-                    sum += v5570;
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5570 = t4798[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t2372[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v5570;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5571[0] = (float)sum;
 }
 
 /* %5573 = mul %4795, %2369 : [64]
  * %5574 = reduce_sum axes=[0] %5573 : [] */
 static void step_k1535_mul_reduce_sum(float *restrict t5574, const float *restrict t4795, const float *restrict t2369) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5573 = t4795[i0] * t2369[i0];
-        sum += v5573;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5573 = t4795[i0] * t2369[i0];
+            sums[lane] += v5573;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5574[0] = (float)sum;
 }
 
@@ -43505,51 +43670,71 @@ static void step_k1535_mul_reduce_sum(float *restrict t5574, const float *restri
  * %5576 = mul %4777, %2351 : [64]
  * %5577 = reduce_sum axes=[0] %5576 : [] */
 static void step_k1536_mul_reduce_sum(float *restrict t5577, const float *restrict t4775, const float *restrict t4222, const float *restrict t2351) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v4777 = t4775[i0] * t4222[i0];
-        const float v5576 = v4777 * t2351[i0];
-        sum += v5576;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4777 = t4775[i0] * t4222[i0];
+            const float v5576 = v4777 * t2351[i0];
+            sums[lane] += v5576;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5577[0] = (float)sum;
 }
 
 /* %5579 = mul %4772, %2346 : [64]
  * %5580 = reduce_sum axes=[0] %5579 : [] */
 static void step_k1537_mul_reduce_sum(float *restrict t5580, const float *restrict t4772, const float *restrict t2346) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 64; i0++) {
-        const float v5579 = t4772[i0] * t2346[i0];
-        sum += v5579;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5579 = t4772[i0] * t2346[i0];
+            sums[lane] += v5579;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5580[0] = (float)sum;
 }
 
 /* %5582 = mul %4761, %2335 : [3,3,64,128]
  * %5583 = reduce_sum axes=[0, 1, 2, 3] %5582 : [] */
 static void step_k1538_mul_reduce_sum(float *restrict t5583, const float *restrict t4761, const float *restrict t2335) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5582 = t4761[i0 * 24576 + i1 * 8192 + i2 * 128 + i3] * t2335[i0 * 24576 + i1 * 8192 + i2 * 128 + i3];
-                    sum += v5582;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5582 = t4761[i0 * 24576 + i1 * 8192 + i2 * 128 + i3] * t2335[i0 * 24576 + i1 * 8192 + i2 * 128 + i3];
+                        sums[lane] += v5582;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5583[0] = (float)sum;
 }
 
 /* %5585 = mul %4758, %2332 : [128]
  * %5586 = reduce_sum axes=[0] %5585 : [] */
 static void step_k1539_mul_reduce_sum(float *restrict t5586, const float *restrict t4758, const float *restrict t2332) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5585 = t4758[i0] * t2332[i0];
-        sum += v5585;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5585 = t4758[i0] * t2332[i0];
+            sums[lane] += v5585;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5586[0] = (float)sum;
 }
 
@@ -43557,68 +43742,93 @@ static void step_k1539_mul_reduce_sum(float *restrict t5586, const float *restri
  * %5588 = mul %4741, %2315 : [128]
  * %5589 = reduce_sum axes=[0] %5588 : [] */
 static void step_k1540_mul_reduce_sum(float *restrict t5589, const float *restrict t4739, const float *restrict t4247, const float *restrict t2315) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4741 = t4739[i0] * t4247[i0];
-        const float v5588 = v4741 * t2315[i0];
-        sum += v5588;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4741 = t4739[i0] * t4247[i0];
+            const float v5588 = v4741 * t2315[i0];
+            sums[lane] += v5588;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5589[0] = (float)sum;
 }
 
 /* %5591 = mul %4736, %2310 : [128]
  * %5592 = reduce_sum axes=[0] %5591 : [] */
 static void step_k1541_mul_reduce_sum(float *restrict t5592, const float *restrict t4736, const float *restrict t2310) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5591 = t4736[i0] * t2310[i0];
-        sum += v5591;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5591 = t4736[i0] * t2310[i0];
+            sums[lane] += v5591;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5592[0] = (float)sum;
 }
 
 /* %5594 = mul %4727, %2301 : [3,3,128,128]
  * %5595 = reduce_sum axes=[0, 1, 2, 3] %5594 : [] */
 static void step_k1542_mul_reduce_sum(float *restrict t5595, const float *restrict t4727, const float *restrict t2301) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5594 = t4727[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2301[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5594;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5594 = t4727[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2301[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5594;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5595[0] = (float)sum;
 }
 
 /* %5597 = mul %4724, %2298 : [128]
  * %5598 = reduce_sum axes=[0] %5597 : [] */
 static void step_k1543_mul_reduce_sum(float *restrict t5598, const float *restrict t4724, const float *restrict t2298) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5597 = t4724[i0] * t2298[i0];
-        sum += v5597;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5597 = t4724[i0] * t2298[i0];
+            sums[lane] += v5597;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5598[0] = (float)sum;
 }
 
 /* %5600 = mul %4722, %2296 : [1,1,64,128]
  * %5601 = reduce_sum axes=[0, 1, 2, 3] %5600 : [] */
 static void step_k1544_mul_reduce_sum(float *restrict t5601, const float *restrict t4722, const float *restrict t2296) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
             for (size_t i2 = 0; i2 < 64; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5600 = t4722[i2 * 128 + i3] * t2296[i2 * 128 + i3];
-                    sum += v5600;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5600 = t4722[i2 * 128 + i3] * t2296[i2 * 128 + i3];
+                        sums[lane] += v5600;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5601[0] = (float)sum;
 }
 
@@ -43626,51 +43836,71 @@ static void step_k1544_mul_reduce_sum(float *restrict t5601, const float *restri
  * %5603 = mul %4700, %2274 : [128]
  * %5604 = reduce_sum axes=[0] %5603 : [] */
 static void step_k1545_mul_reduce_sum(float *restrict t5604, const float *restrict t4698, const float *restrict t4279, const float *restrict t2274) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4700 = t4698[i0] * t4279[i0];
-        const float v5603 = v4700 * t2274[i0];
-        sum += v5603;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4700 = t4698[i0] * t4279[i0];
+            const float v5603 = v4700 * t2274[i0];
+            sums[lane] += v5603;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5604[0] = (float)sum;
 }
 
 /* %5606 = mul %4695, %2269 : [128]
  * %5607 = reduce_sum axes=[0] %5606 : [] */
 static void step_k1546_mul_reduce_sum(float *restrict t5607, const float *restrict t4695, const float *restrict t2269) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5606 = t4695[i0] * t2269[i0];
-        sum += v5606;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5606 = t4695[i0] * t2269[i0];
+            sums[lane] += v5606;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5607[0] = (float)sum;
 }
 
 /* %5609 = mul %4686, %2260 : [3,3,128,128]
  * %5610 = reduce_sum axes=[0, 1, 2, 3] %5609 : [] */
 static void step_k1547_mul_reduce_sum(float *restrict t5610, const float *restrict t4686, const float *restrict t2260) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5609 = t4686[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2260[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5609;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5609 = t4686[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2260[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5609;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5610[0] = (float)sum;
 }
 
 /* %5612 = mul %4683, %2257 : [128]
  * %5613 = reduce_sum axes=[0] %5612 : [] */
 static void step_k1548_mul_reduce_sum(float *restrict t5613, const float *restrict t4683, const float *restrict t2257) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5612 = t4683[i0] * t2257[i0];
-        sum += v5612;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5612 = t4683[i0] * t2257[i0];
+            sums[lane] += v5612;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5613[0] = (float)sum;
 }
 
@@ -43678,51 +43908,71 @@ static void step_k1548_mul_reduce_sum(float *restrict t5613, const float *restri
  * %5615 = mul %4666, %2240 : [128]
  * %5616 = reduce_sum axes=[0] %5615 : [] */
 static void step_k1549_mul_reduce_sum(float *restrict t5616, const float *restrict t4664, const float *restrict t4303, const float *restrict t2240) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4666 = t4664[i0] * t4303[i0];
-        const float v5615 = v4666 * t2240[i0];
-        sum += v5615;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4666 = t4664[i0] * t4303[i0];
+            const float v5615 = v4666 * t2240[i0];
+            sums[lane] += v5615;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5616[0] = (float)sum;
 }
 
 /* %5618 = mul %4661, %2235 : [128]
  * %5619 = reduce_sum axes=[0] %5618 : [] */
 static void step_k1550_mul_reduce_sum(float *restrict t5619, const float *restrict t4661, const float *restrict t2235) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5618 = t4661[i0] * t2235[i0];
-        sum += v5618;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5618 = t4661[i0] * t2235[i0];
+            sums[lane] += v5618;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5619[0] = (float)sum;
 }
 
 /* %5621 = mul %4652, %2226 : [3,3,128,128]
  * %5622 = reduce_sum axes=[0, 1, 2, 3] %5621 : [] */
 static void step_k1551_mul_reduce_sum(float *restrict t5622, const float *restrict t4652, const float *restrict t2226) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5621 = t4652[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2226[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5621;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5621 = t4652[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2226[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5621;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5622[0] = (float)sum;
 }
 
 /* %5624 = mul %4649, %2223 : [128]
  * %5625 = reduce_sum axes=[0] %5624 : [] */
 static void step_k1552_mul_reduce_sum(float *restrict t5625, const float *restrict t4649, const float *restrict t2223) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5624 = t4649[i0] * t2223[i0];
-        sum += v5624;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5624 = t4649[i0] * t2223[i0];
+            sums[lane] += v5624;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5625[0] = (float)sum;
 }
 
@@ -43730,51 +43980,71 @@ static void step_k1552_mul_reduce_sum(float *restrict t5625, const float *restri
  * %5627 = mul %4629, %2203 : [128]
  * %5628 = reduce_sum axes=[0] %5627 : [] */
 static void step_k1553_mul_reduce_sum(float *restrict t5628, const float *restrict t4627, const float *restrict t4330, const float *restrict t2203) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4629 = t4627[i0] * t4330[i0];
-        const float v5627 = v4629 * t2203[i0];
-        sum += v5627;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4629 = t4627[i0] * t4330[i0];
+            const float v5627 = v4629 * t2203[i0];
+            sums[lane] += v5627;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5628[0] = (float)sum;
 }
 
 /* %5630 = mul %4624, %2198 : [128]
  * %5631 = reduce_sum axes=[0] %5630 : [] */
 static void step_k1554_mul_reduce_sum(float *restrict t5631, const float *restrict t4624, const float *restrict t2198) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5630 = t4624[i0] * t2198[i0];
-        sum += v5630;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5630 = t4624[i0] * t2198[i0];
+            sums[lane] += v5630;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5631[0] = (float)sum;
 }
 
 /* %5633 = mul %4615, %2189 : [3,3,128,128]
  * %5634 = reduce_sum axes=[0, 1, 2, 3] %5633 : [] */
 static void step_k1555_mul_reduce_sum(float *restrict t5634, const float *restrict t4615, const float *restrict t2189) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5633 = t4615[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2189[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5633;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5633 = t4615[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2189[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5633;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5634[0] = (float)sum;
 }
 
 /* %5636 = mul %4612, %2186 : [128]
  * %5637 = reduce_sum axes=[0] %5636 : [] */
 static void step_k1556_mul_reduce_sum(float *restrict t5637, const float *restrict t4612, const float *restrict t2186) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5636 = t4612[i0] * t2186[i0];
-        sum += v5636;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5636 = t4612[i0] * t2186[i0];
+            sums[lane] += v5636;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5637[0] = (float)sum;
 }
 
@@ -43782,51 +44052,71 @@ static void step_k1556_mul_reduce_sum(float *restrict t5637, const float *restri
  * %5639 = mul %4595, %2169 : [128]
  * %5640 = reduce_sum axes=[0] %5639 : [] */
 static void step_k1557_mul_reduce_sum(float *restrict t5640, const float *restrict t4593, const float *restrict t4354, const float *restrict t2169) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4595 = t4593[i0] * t4354[i0];
-        const float v5639 = v4595 * t2169[i0];
-        sum += v5639;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4595 = t4593[i0] * t4354[i0];
+            const float v5639 = v4595 * t2169[i0];
+            sums[lane] += v5639;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5640[0] = (float)sum;
 }
 
 /* %5642 = mul %4590, %2164 : [128]
  * %5643 = reduce_sum axes=[0] %5642 : [] */
 static void step_k1558_mul_reduce_sum(float *restrict t5643, const float *restrict t4590, const float *restrict t2164) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5642 = t4590[i0] * t2164[i0];
-        sum += v5642;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5642 = t4590[i0] * t2164[i0];
+            sums[lane] += v5642;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5643[0] = (float)sum;
 }
 
 /* %5645 = mul %4581, %2155 : [3,3,128,128]
  * %5646 = reduce_sum axes=[0, 1, 2, 3] %5645 : [] */
 static void step_k1559_mul_reduce_sum(float *restrict t5646, const float *restrict t4581, const float *restrict t2155) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5645 = t4581[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2155[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5645;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5645 = t4581[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2155[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5645;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5646[0] = (float)sum;
 }
 
 /* %5648 = mul %4578, %2152 : [128]
  * %5649 = reduce_sum axes=[0] %5648 : [] */
 static void step_k1560_mul_reduce_sum(float *restrict t5649, const float *restrict t4578, const float *restrict t2152) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5648 = t4578[i0] * t2152[i0];
-        sum += v5648;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5648 = t4578[i0] * t2152[i0];
+            sums[lane] += v5648;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5649[0] = (float)sum;
 }
 
@@ -43834,51 +44124,71 @@ static void step_k1560_mul_reduce_sum(float *restrict t5649, const float *restri
  * %5651 = mul %4558, %2132 : [128]
  * %5652 = reduce_sum axes=[0] %5651 : [] */
 static void step_k1561_mul_reduce_sum(float *restrict t5652, const float *restrict t4556, const float *restrict t4381, const float *restrict t2132) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4558 = t4556[i0] * t4381[i0];
-        const float v5651 = v4558 * t2132[i0];
-        sum += v5651;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4558 = t4556[i0] * t4381[i0];
+            const float v5651 = v4558 * t2132[i0];
+            sums[lane] += v5651;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5652[0] = (float)sum;
 }
 
 /* %5654 = mul %4553, %2127 : [128]
  * %5655 = reduce_sum axes=[0] %5654 : [] */
 static void step_k1562_mul_reduce_sum(float *restrict t5655, const float *restrict t4553, const float *restrict t2127) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5654 = t4553[i0] * t2127[i0];
-        sum += v5654;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5654 = t4553[i0] * t2127[i0];
+            sums[lane] += v5654;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5655[0] = (float)sum;
 }
 
 /* %5657 = mul %4544, %2118 : [3,3,128,128]
  * %5658 = reduce_sum axes=[0, 1, 2, 3] %5657 : [] */
 static void step_k1563_mul_reduce_sum(float *restrict t5658, const float *restrict t4544, const float *restrict t2118) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5657 = t4544[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2118[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5657;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5657 = t4544[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2118[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5657;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5658[0] = (float)sum;
 }
 
 /* %5660 = mul %4541, %2115 : [128]
  * %5661 = reduce_sum axes=[0] %5660 : [] */
 static void step_k1564_mul_reduce_sum(float *restrict t5661, const float *restrict t4541, const float *restrict t2115) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5660 = t4541[i0] * t2115[i0];
-        sum += v5660;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5660 = t4541[i0] * t2115[i0];
+            sums[lane] += v5660;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5661[0] = (float)sum;
 }
 
@@ -43886,51 +44196,71 @@ static void step_k1564_mul_reduce_sum(float *restrict t5661, const float *restri
  * %5663 = mul %4524, %2098 : [128]
  * %5664 = reduce_sum axes=[0] %5663 : [] */
 static void step_k1565_mul_reduce_sum(float *restrict t5664, const float *restrict t4522, const float *restrict t4405, const float *restrict t2098) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4524 = t4522[i0] * t4405[i0];
-        const float v5663 = v4524 * t2098[i0];
-        sum += v5663;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4524 = t4522[i0] * t4405[i0];
+            const float v5663 = v4524 * t2098[i0];
+            sums[lane] += v5663;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5664[0] = (float)sum;
 }
 
 /* %5666 = mul %4519, %2093 : [128]
  * %5667 = reduce_sum axes=[0] %5666 : [] */
 static void step_k1566_mul_reduce_sum(float *restrict t5667, const float *restrict t4519, const float *restrict t2093) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5666 = t4519[i0] * t2093[i0];
-        sum += v5666;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5666 = t4519[i0] * t2093[i0];
+            sums[lane] += v5666;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5667[0] = (float)sum;
 }
 
 /* %5669 = mul %4510, %2084 : [3,3,128,128]
  * %5670 = reduce_sum axes=[0, 1, 2, 3] %5669 : [] */
 static void step_k1567_mul_reduce_sum(float *restrict t5670, const float *restrict t4510, const float *restrict t2084) {
-    double sum = 0.0;
+    double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
             for (size_t i2 = 0; i2 < 128; i2++) {
-                for (size_t i3 = 0; i3 < 128; i3++) {
-                    const float v5669 = t4510[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2084[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
-                    sum += v5669;
+                for (size_t i3s = 0; i3s < 128; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v5669 = t4510[i0 * 49152 + i1 * 16384 + i2 * 128 + i3] * t2084[i0 * 49152 + i1 * 16384 + i2 * 128 + i3];
+                        sums[lane] += v5669;
+                    }
                 }
             }
         }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5670[0] = (float)sum;
 }
 
 /* %5672 = mul %4507, %2081 : [128]
  * %5673 = reduce_sum axes=[0] %5672 : [] */
 static void step_k1568_mul_reduce_sum(float *restrict t5673, const float *restrict t4507, const float *restrict t2081) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5672 = t4507[i0] * t2081[i0];
-        sum += v5672;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5672 = t4507[i0] * t2081[i0];
+            sums[lane] += v5672;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5673[0] = (float)sum;
 }
 
@@ -43938,23 +44268,33 @@ static void step_k1568_mul_reduce_sum(float *restrict t5673, const float *restri
  * %5675 = mul %4489, %2063 : [128]
  * %5676 = reduce_sum axes=[0] %5675 : [] */
 static void step_k1569_mul_reduce_sum(float *restrict t5676, const float *restrict t4487, const float *restrict t4432, const float *restrict t2063) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v4489 = t4487[i0] * t4432[i0];
-        const float v5675 = v4489 * t2063[i0];
-        sum += v5675;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v4489 = t4487[i0] * t4432[i0];
+            const float v5675 = v4489 * t2063[i0];
+            sums[lane] += v5675;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5676[0] = (float)sum;
 }
 
 /* %5678 = mul %4484, %2058 : [128]
  * %5679 = reduce_sum axes=[0] %5678 : [] */
 static void step_k1570_mul_reduce_sum(float *restrict t5679, const float *restrict t4484, const float *restrict t2058) {
-    double sum = 0.0;
-    for (size_t i0 = 0; i0 < 128; i0++) {
-        const float v5678 = t4484[i0] * t2058[i0];
-        sum += v5678;
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v5678 = t4484[i0] * t2058[i0];
+            sums[lane] += v5678;
+        }
     }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
     t5679[0] = (float)sum;
 }
 
