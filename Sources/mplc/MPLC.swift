@@ -83,7 +83,9 @@ struct Check: ParsableCommand {
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
-        discussion: "Options other than the compiler's are passed to the trainer (`mplc-run train`); see docs/RUNNER.md.")
+        discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
+            + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
+            + "prints it built (.build-mplc/...) directly; docs/RUNNER.md has all its options.")
 
     @Argument(help: "The model file (.swiftdsl).")
     var model: String
