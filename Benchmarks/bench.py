@@ -26,7 +26,7 @@ the first layer, whose input has no tangent).
 The sgemm peak is Σ FLOPs / Σ time of cblas_sgemm alone at exactly these GEMM shapes, each timed the way
 the step is: one sample per shape and round after a warm call of the same shape (sgemm_peak's "first"),
 median over rounds. "% sgemm" is achieved GFLOP/s over that (the issue's target). The best of 2 warm calls per
-shape, which favours the reference (a minimum of two samples of each of ~20 shapes against one sample of the
+shape, which favours the reference (a minimum of two samples of each of the step's shapes against one sample of the
 step), is in the JSON as `sgemm_best_of_2_gflops` and printed beside it. It can
 exceed 100 % when sgemm is slow at a shape that mplc computes otherwise (W2's first convolution, K = 9, as a
 plain loop in cache). "% best" divides by the best GFLOP/s sgemm reaches at any one of the shapes, a stricter
