@@ -85,7 +85,7 @@ struct Train: ParsableCommand {
         abstract: "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
         discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
             + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
-            + "prints it built (.build-mplc/...) directly; docs/RUNNER.md has all its options.")
+            + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options.")
 
     @Argument(help: "The model file (.swiftdsl).")
     var model: String
@@ -137,12 +137,10 @@ struct Train: ParsableCommand {
             let started = Date()
             let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)")
             if let failure = ResourceLimits.check(compiled) { throw failure }
-            let buildDirectory = ".build-mplc/\(model.name)-\(RecipeOverrides.tag(model))"
-            try Compiler.write(compiled.files, to: buildDirectory)
-            let binary = buildDirectory + "/mplc-run"
-            try RunnerBuild.build(generatedDirectory: buildDirectory, output: binary,
-                                  templatesDirectory: Compiler.templatesDirectory)
-            FileHandle.standardError.write(Data(String(format: "mplc: built %@ in %.1f s; memory plan: %@\n", binary,
+            let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
+                                                              templatesDirectory: Compiler.templatesDirectory)
+            FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
+                                                       built ? "built" : "reused", binary,
                                                        Date().timeIntervalSince(started), compiled.memorySummary).utf8))
             try exec(binary, ["train"] + runnerArguments)
         }
