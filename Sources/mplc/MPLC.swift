@@ -104,6 +104,12 @@ struct Train: ParsableCommand {
     var out: String?
     @Flag(help: "Continue the run in --out from its last checkpoint.")
     var resume = false
+    @Flag(help: "Start a new run in an --out that holds another run (its files are replaced).")
+    var overwrite = false
+    @Option(help: ArgumentHelp(
+        "Start from the weights of a checkpoint of another model hash or recipe, on purpose (e.g. to finetune).",
+        valueName: "FILE.safetensors"))
+    var initFrom: String?
     @Option(help: "Evaluate on the test set every N steps.")
     var evalEvery: Int?
     @Option(help: "Checkpoint every N steps.")
@@ -153,7 +159,9 @@ struct Train: ParsableCommand {
         add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache); add("--ema-decay", emaDecay); add("--flip", flip)
+        add("--init-from", initFrom)
         if resume { args.append("--resume") }
+        if overwrite { args.append("--overwrite") }
         if quiet { args.append("--quiet") }
         return args
     }
