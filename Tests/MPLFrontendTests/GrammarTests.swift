@@ -132,7 +132,7 @@ import Testing
         #expect(model.teacher == model.student)
     }
 
-    @Test(arguments: [("a/b/model.swiftdsl", "model"), ("model", "model"), (".hidden", ".hidden"), ("x.y.z", "x.y")])
+    @Test(arguments: [("a/b/model.swiftdsl", "model"), ("model", "model"), ("x.y.z", "x.y")])
     func modelNameIsTheBaseNameWithoutExtension(fileName: String, expected: String) throws {
         #expect(try #require(parsedModel(smallModel(), fileName: fileName)).name == expected)
     }
