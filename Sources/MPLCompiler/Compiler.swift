@@ -12,9 +12,12 @@ import MPLStep
 public struct CompileFailure: Error, CustomStringConvertible {
     public var description: String
     public var exitCode: Int32
-    public init(_ description: String, exitCode: Int32 = 1) {
+    /// The model is valid but needs more memory than the limit, or sizes beyond 64 bits (ResourceLimits).
+    public var exceedsResources: Bool
+    public init(_ description: String, exitCode: Int32 = 1, exceedsResources: Bool = false) {
         self.description = description
         self.exitCode = exitCode
+        self.exceedsResources = exceedsResources
     }
 }
 
@@ -53,12 +56,17 @@ public enum Compiler {
         }
     }
 
-    /// Builds the program of `model`, lowers it and renders every output file.
+    /// Builds the program of `model`, lowers it and renders every output file. The arenas must fit in
+    /// `memoryLimit`: a cheap estimate is checked before lowering (so an absurd model never reaches the expensive
+    /// passes or their size arithmetic), the exact sizes after it, before anything is emitted.
     public static func compile(_ model: Model, regenerateCommand: String,
                                templatesDirectory: String = Compiler.templatesDirectory,
-                               options: LoweringOptions = LoweringOptions()) throws -> CompiledModel {
+                               options: LoweringOptions = LoweringOptions(),
+                               memoryLimit: ResourceLimits.Limit = ResourceLimits.unlimited) throws -> CompiledModel {
         let program = StepBuilder(model: model).program(regenerateCommand: regenerateCommand)
+        try ResourceLimits.checkBeforeLowering(program, model: model, limit: memoryLimit)
         let kernels = Lowering.lower(program, options: options)
+        try ResourceLimits.check(kernels, model: model, limit: memoryLimit)
         var files = try CEmitter.emit(kernels, templatesDirectory: templatesDirectory)
         files.append(("model.ir", irDump(program)))
         files.append(("model.json", ReferenceSpec.json(for: model)))

@@ -205,6 +205,14 @@ struct InputReader {
         let height = arguments.integer("height", in: .size)
         let width = arguments.integer("width", in: .size)
         guard arguments.isComplete, let channels, let height, let width else { return nil }
+        let size = height * width * channels  // each at most IntegerRange.maxSize, so at most 10^18
+        guard size <= FeatureShape.maxElements else {
+            diagnostics.error(
+                .outOfRange,
+                "Image has \(height) × \(width) × \(channels) = \(size) values per image, more than the "
+                    + "\(FeatureShape.maxElements) (2^32) one tensor may hold", at: call.syntax)
+            return nil
+        }
         return .image(channels: channels, height: height, width: width)
     }
 

@@ -12,15 +12,23 @@ enum SourceFile {
         var reason: String
     }
 
+    /// The largest model file: 1 MiB. The examples are a few KiB; the fuzzing corpus's largest file, 200 KB.
+    /// A larger file (or /dev/zero) is refused after reading at most one byte more, never read whole.
+    static let sizeLimit = 1 << 20
+
     static func readBytes(path: String) -> Result<[UInt8], ReadError> {
         guard let file = fopen(path, "rb") else { return .failure(currentError()) }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            let wanted = min(chunk.count, sizeLimit + 1 - bytes.count)
+            let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, wanted, file) }
             bytes.append(contentsOf: chunk[..<count])
-            if count < chunk.count {
+            if bytes.count > sizeLimit {
+                return .failure(ReadError(reason: "it is larger than 1 MiB (\(sizeLimit) bytes), the most a model file may have"))
+            }
+            if count < wanted {
                 // A short read is either the end of the file or an error such as EISDIR.
                 return ferror(file) != 0 ? .failure(currentError()) : .success(bytes)
             }

@@ -81,6 +81,8 @@ public enum FrontendCheck {
                     return .malformed("arena sizes overflow: \(arenas)")
                 }
                 return .model
+            } catch let failure as CompileFailure where failure.exceedsResources {
+                return .model  // valid, but too large for 64-bit sizes: refused with the numbers, as it should be
             } catch {
                 return .malformed("the front end accepted the model but compiling it failed: \(error)")
             }

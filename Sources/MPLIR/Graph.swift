@@ -8,7 +8,19 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
     public init(_ dims: [Int]) { self.dims = dims }
     public static let scalar = Shape([])
     public var rank: Int { dims.count }
+    /// The element count. Every graph the compiler lowers has passed the resource check, which bounds the
+    /// count of every value (`checkedCount`); the step builder's graphs stay below 2^63 by the front end's limits.
     public var count: Int { dims.reduce(1, *) }
+    /// The element count, or nil if it does not fit in an Int.
+    public var checkedCount: Int? {
+        var product = 1
+        for dim in dims {
+            let (next, overflow) = product.multipliedReportingOverflow(by: dim)
+            if overflow { return nil }
+            product = next
+        }
+        return product
+    }
     public var description: String { "[" + dims.map(String.init).joined(separator: ",") + "]" }
     public subscript(axis: Int) -> Int { dims[axis] }
 }

@@ -303,7 +303,8 @@ private func worthSplitting(_ kernel: Kernel, _ graph: Graph, atLeast floats: In
         return r.dims[isRowReduction ? 0 : r.reducedAxes.count] > 1 && r.dims.reduce(1, *) >= floats
     case .gemm(let g):
         let isStreamed = g.im2colA != nil || g.col2imOutput != nil  // a convolution: always big
-        return isStreamed || (g.m > 1 && g.m * g.n * g.k >= floats * 32)
+        // m·k and n are each at most one value's count, but their product (the GEMM's work) need not fit in an Int.
+        return isStreamed || (g.m > 1 && Shape([g.m, g.n, g.k]).checkedCount.map { $0 >= floats * 32 } ?? true)
     case .window(let w):
         return w.geometry.batch > 1 && graph.shape(of: w.output).count >= floats
     case .padRows, .oneHotArgmax, .oneHotSample:

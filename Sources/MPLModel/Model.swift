@@ -33,12 +33,22 @@ public enum FeatureShape: Equatable, Sendable, CustomStringConvertible {
     case image(height: Int, width: Int, channels: Int)
     case vector(Int)
 
-    public var count: Int {
+    /// The element count. Shapes the front end accepts have at most `FeatureShape.maxElements`.
+    public var count: Int { checkedCount ?? Int.max }
+
+    /// The element count, or nil if it does not fit in an Int.
+    public var checkedCount: Int? {
         switch self {
-        case .image(let h, let w, let c): return h * w * c
+        case .image(let h, let w, let c): return checkedProduct([h, w, c])
         case .vector(let d): return d
         }
     }
+
+    /// The most elements one tensor of one example may have (an activation, a weight tensor, the im2col
+    /// windows of one image): 2^32. Batches are below 2^31 (labeledBatch and evalBatch at most 10^6,
+    /// unlabeledRatio at most 1000), so every tensor of a step has fewer than 2^63 elements and the step
+    /// builder's shape arithmetic cannot overflow; the compiler's resource check then bounds the rest.
+    public static let maxElements = 1 << 32
     public var description: String {
         switch self {
         case .image(let h, let w, let c): return "\(c)×\(h)×\(w)"
@@ -85,8 +95,53 @@ public indirect enum Layer: Equatable, Sendable {
         }
     }
 
-    /// The output shape for `input`, or a message saying why the layer does not fit.
+    /// The output shape for `input`, or a message saying why the layer does not fit: its input does not suit
+    /// it, or its output, weights or windows would have more than `FeatureShape.maxElements` per example.
     public func outputShape(for input: FeatureShape) -> Result<FeatureShape, ShapeError> {
+        unboundedOutputShape(for: input).flatMap { output in
+            for (verb, factors, noun) in sizes(input: input, output: output) {
+                guard let count = checkedProduct(factors), count <= FeatureShape.maxElements else {
+                    let product = checkedProduct(factors).map(String.init) ?? "more than 2^63"
+                    let size = factors.count == 1 ? product : factors.map(String.init).joined(separator: " × ") + " = " + product
+                    return .failure(ShapeError(
+                        "\(name) \(verb) \(size) \(noun), more than the \(FeatureShape.maxElements) (2^32) one tensor may "
+                            + "hold; use smaller layers or inputs"))
+                }
+            }
+            return .success(output)
+        }
+    }
+
+    /// The per-example tensors of the layer, as factors of their element counts: its output, weights (for the
+    /// shortcut of a Residual, its projection) and a convolution's windows.
+    private func sizes(input: FeatureShape, output: FeatureShape) -> [(verb: String, factors: [Int], noun: String)] {
+        func factors(_ shape: FeatureShape) -> [Int] {
+            switch shape {
+            case .image(let h, let w, let c): return [h, w, c]
+            case .vector(let d): return [d]
+            }
+        }
+        var list = [("gives", factors(output), "values per example")]
+        switch (self, input, output) {
+        case (.dense(let units), _, _):
+            list.append(("has", factors(input) + [units], "weights"))
+        case (.conv2D(let f, let k, _, _), .image(_, _, let c), .image(let oh, let ow, _)):
+            list.append(("has", [k, k, c, f], "weights"))
+            list.append(("reads", [oh, ow, k, k, c], "window values per image"))
+        case (.residual, _, _):
+            if case .success(let shortcut) = Residual.shortcut(from: input, to: output) {
+                switch shortcut {
+                case .identity: break
+                case .convolution(_, let a, let b), .matrix(let a, let b): list.append(("has", [a, b], "shortcut weights"))
+                }
+            }
+        default:
+            break
+        }
+        return list
+    }
+
+    private func unboundedOutputShape(for input: FeatureShape) -> Result<FeatureShape, ShapeError> {
         switch (self, input) {
         case (.dense(let units), .vector):
             return .success(.vector(units))
@@ -150,6 +205,17 @@ public enum Residual {
             return .failure(ShapeError("Residual body maps \(input) to \(output); the body must keep images as images and vectors as vectors"))
         }
     }
+}
+
+/// The product of `factors`, or nil if it does not fit in an Int.
+public func checkedProduct(_ factors: [Int]) -> Int? {
+    var product = 1
+    for factor in factors {
+        let (next, overflow) = product.multipliedReportingOverflow(by: factor)
+        if overflow { return nil }
+        product = next
+    }
+    return product
 }
 
 public struct ShapeError: Error, Equatable, Sendable {

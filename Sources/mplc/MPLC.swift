@@ -49,8 +49,7 @@ struct Emit: ParsableCommand {
             try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
             let overrides = (pseudoLabels.map { " --pseudo-labels \($0)" } ?? "") + (feedback.map { " --feedback \($0)" } ?? "")
             let command = "mplc \(self.model)" + overrides + (output.map { " -o \($0)" } ?? "")
-            let compiled = try Compiler.compile(model, regenerateCommand: command)
-            if let failure = ResourceLimits.check(compiled) { throw failure }
+            let compiled = try Compiler.compile(model, regenerateCommand: command, memoryLimit: ResourceLimits.memoryLimit())
             let directory = output ?? "generated/\(model.name)"
             try Compiler.write(compiled.files, to: directory)
             print("wrote \(directory)/{\(compiled.files.map(\.fileName).joined(separator: ","))}")
@@ -141,8 +140,8 @@ struct Train: ParsableCommand {
             var model = try Compiler.load(path: self.model).get()
             try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
             let started = Date()
-            let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)")
-            if let failure = ResourceLimits.check(compiled) { throw failure }
+            let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)",
+                                                memoryLimit: ResourceLimits.memoryLimit())
             let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
                                                               templatesDirectory: Compiler.templatesDirectory)
             FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",

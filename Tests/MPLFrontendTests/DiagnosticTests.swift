@@ -669,6 +669,40 @@ import Testing
         #expect(model.name == name)
     }
 
+    /// Every per-example tensor (activation, weights, a convolution's windows, a shortcut) is at most 2^32
+    /// elements, so that the compiler's size arithmetic stays far from overflow.
+    @Test(arguments: [
+        ("GlobalAvgPool()\n    Dense(100_000)\n    Dense(100_000)\n    Dense(10)",
+         "7:5: error: Dense has 100000 × 100000 = 10000000000 weights, more than the 4294967296 (2^32) one tensor may hold"),
+        ("Conv2D(filters: 1_000_000, kernel: 3, padding: 1)\n    GlobalAvgPool()\n    Dense(10)",
+         "5:5: error: Conv2D gives 1000 × 1000 × 1000000 = 1000000000000 values per example, more than"),
+        ("Conv2D(filters: 8, kernel: 3, padding: 1)\n    Conv2D(filters: 8, kernel: 999, padding: 499)\n    GlobalAvgPool()\n    Dense(10)",
+         "6:5: error: Conv2D reads 1000 × 1000 × 999 × 999 × 8 = 7984008000000 window values per image, more than"),
+        ("GlobalAvgPool()\n    Dense(70_000)\n    Residual {\n        Dense(10)\n        Dense(70_001)\n    }\n    Dense(10)",
+         "7:5: error: Residual has 70000 × 70001 = 4900070000 shortcut weights, more than"),
+    ])
+    func perExampleTensorsAreBounded(layers: String, expected: String) {
+        let source = smallModel(layers: layers).replacingOccurrences(of: "height: 28, width: 28", with: "height: 1000, width: 1000")
+        let rendered = diagnose(source)
+        #expect(rendered.contains("bad.swiftdsl:" + expected), "\(rendered)")
+        #expect(rendered.filter { $0 == "\n" }.count == 3 && rendered.contains("[E007]"), "\(rendered)")
+    }
+
+    @Test func tensorsUpTo2To32ElementsAreAccepted() throws {
+        let model = try #require(parsedModel(smallModel(layers: "Flatten()\n    Dense(65_536)\n    Dense(65_536)\n    Dense(10)")))
+        #expect(model.teacher.layers.count == 4)
+    }
+
+    @Test func anImageBeyond2To32ValuesIsOutOfRange() {
+        let source = smallModel().replacingOccurrences(
+            of: "Image(channels: 1, height: 28, width: 28)", with: "Image(channels: 5, height: 30000, width: 30000)")
+        #expect(diagnose(source).contains(
+            "bad.swiftdsl:1:13: error: Image has 30000 × 30000 × 5 = 4500000000 values per image, more than the 4294967296 (2^32) one tensor may hold [E006]"))
+        #expect(parsedModel(smallModel().replacingOccurrences(
+            of: "Image(channels: 1, height: 28, width: 28)", with: "Image(channels: 4, height: 32768, width: 32768)")
+            .replacingOccurrences(of: "Flatten()", with: "GlobalAvgPool()")) != nil)
+    }
+
     @Test func everyKindHasADistinctStableID() {
         let ids = DiagnosticKind.allCases.map(\.rawValue)
         #expect(ids == (1...14).map { "E" + String(repeating: "0", count: $0 < 10 ? 2 : 1) + String($0) })

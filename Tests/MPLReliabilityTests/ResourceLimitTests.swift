@@ -6,21 +6,29 @@ import Testing
 /// anything is written, built, allocated or trained, with the numbers.
 @Suite("Resource limits")
 struct ResourceLimitTests {
-    /// Two Dense(1,000,000) layers: 10^12 weights, 4 TB of state alone.
+    /// Sixteen Dense(65,024) layers, each tensor below the front end's 2^32 elements: 6.3·10^10 weights per
+    /// network, about 1 TB of state (teacher and student, parameters and momenta).
     static let hugeModel = """
         let input = Image(channels: 1, height: 28, width: 28)
         let classes = 10
         let net = Sequential {
             Flatten()
-            Dense(1_000_000)
-            Dense(1_000_000)
-            Dense(10)
+        \(String(repeating: "    Dense(65_024)\n", count: 16))    Dense(10)
         }
         let mpl = MPL(teacher: net, student: net) {
             labeledBatch(32)
         }
 
         """
+
+    /// The state arena of `hugeModel` in bytes: 4 copies (teacher, student, their momenta) of every tensor,
+    /// each rounded up to 16 floats.
+    static let hugeStateBytes: Int = {
+        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+        let perNetwork = aligned(784 * 65_024) + aligned(65_024) + 15 * (aligned(65_024 * 65_024) + aligned(65_024))
+            + aligned(65_024 * 10) + aligned(10)
+        return 4 * 4 * perNetwork
+    }()
 
     @Test("mplc FILE -o DIR: arenas beyond physical memory, exit 1 with the numbers, nothing written")
     func emitRejectsHugeArenas() throws {
@@ -33,9 +41,111 @@ struct ResourceLimitTests {
             result.output.contains("of arenas, more than the")
                 && result.output.contains("of this machine's physical memory"),
             "\(result.output)")
-        // Teacher and student, parameters and momenta: 4 x 4 bytes x ~10^12 weights.
-        #expect(result.output.contains("state 16012736"), "\(result.output)")
+        #expect(result.output.contains("error: model huge needs at least "), "\(result.output)")
+        #expect(result.output.contains("state \(Self.hugeStateBytes), "), "\(result.output)")
+        #expect(result.seconds < 10, "refused before lowering, in \(result.seconds) s")
         #expect(!FileManager.default.fileExists(atPath: work + "/out"))
+    }
+
+    /// The issue's model. Before, `mplc check` accepted it and `mplc` died of an overflow trap in lowering
+    /// (KernelPasses.swift, worthSplitting).
+    @Test("Image(1, 10^6, 10^6) with Dense(10^6): mplc check and mplc end with E006, exit 1, no trap")
+    func issueModelIsADiagnostic() throws {
+        let work = try temporaryDirectory("issue-model")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try """
+            let input = Image(channels: 1, height: 1000000, width: 1000000)
+            let classes = 10
+            let net = Sequential {
+                Flatten()
+                Dense(1000000)
+                Dense(10)
+            }
+            let mpl = MPL(teacher: net, student: net) {
+                labeledBatch(32)
+            }
+
+            """.write(toFile: work + "/wide.swiftdsl", atomically: true, encoding: .utf8)
+        for arguments in [["check", work + "/wide.swiftdsl"], [work + "/wide.swiftdsl", "-o", work + "/out"]] {
+            let result = try run([mplcBinary] + arguments)
+            #expect(result.status == 1 && !result.signaled, "\(arguments): \(result.output)")
+            #expect(result.output.contains(
+                "wide.swiftdsl:1:13: error: Image has 1000000 × 1000000 × 1 = 1000000000000 values per image, more than "
+                    + "the 4294967296 (2^32) one tensor may hold [E006]"), "\(result.output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: work + "/out"))
+    }
+
+    /// Each tensor below 2^32 per example, but a batch of 2·10^9 images: a tensor of 3.4·10^16 floats.
+    @Test("A tensor beyond 2^44 elements is refused before lowering whatever MPLC_MEMORY_LIMIT says")
+    func tensorsBeyond64BitSafeSizes() throws {
+        let work = try temporaryDirectory("huge-batch")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try """
+            let input = Image(channels: 1, height: 4096, width: 4096)
+            let classes = 10
+            let net = Sequential {
+                GlobalAvgPool()
+                Dense(10)
+            }
+            let mpl = MPL(teacher: net, student: net) {
+                labeledBatch(1_000_000)
+                unlabeledRatio(1000)
+            }
+
+            """.write(toFile: work + "/batch.swiftdsl", atomically: true, encoding: .utf8)
+        let result = try run(
+            [mplcBinary, work + "/batch.swiftdsl", "-o", work + "/out"],
+            environment: ["MPLC_MEMORY_LIMIT": "9000000000000000000"])
+        #expect(result.status == 1 && !result.signaled, "\(result.output)")
+        #expect(result.output.contains(
+            "error: model batch needs a tensor [2001000000,4096,4096,1] of 33571209216000000 elements in mplc_step, "
+                + "more than the 17592186044416 (2^44) one tensor may have on any machine"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/out"))
+    }
+
+    @Test("The estimate before lowering is a lower bound of the exact arenas, for every example")
+    func estimateIsALowerBound() throws {
+        let examples = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/Examples")
+            .filter { $0.hasSuffix(".swiftdsl") && $0 != "wrn_28_2.swiftdsl" }  // wrn_28_2: 10 s to lower in debug
+        #expect(examples.count >= 8)
+        for file in examples {
+            let model = try Compiler.load(path: repositoryRoot + "/Examples/" + file).get()
+            let compiled = try Compiler.compile(model, regenerateCommand: "x")
+            let exact = ResourceLimits.arenaBytes(compiled)
+            let estimate = ResourceLimits.estimate(compiled.program, model: model)
+            #expect(estimate.state == exact.state && estimate.stepIO == exact.stepIO
+                    && estimate.supervisedIO == exact.supervisedIO && estimate.evaluation == exact.evaluation
+                    && estimate.ema == exact.ema, "\(file): \(estimate) against \(exact)")
+            #expect(0 < estimate.scratch && estimate.scratch <= exact.scratch, "\(file): \(estimate) against \(exact)")
+        }
+    }
+
+    /// Before, `mplc check /dev/zero` grew to 4 GB and aborted, and a 50 MB file took 105 s.
+    @Test("Model files beyond 1 MiB: /dev/zero and a 50 MB file end at once with E013 naming the file")
+    func modelFilesHaveASizeCap() throws {
+        let work = try temporaryDirectory("big-file")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let big = work + "/big.swiftdsl"
+        let line = Data("// a comment line of a model file that never ends, padded to sixty-four bytes.\n".utf8)
+        var data = Data(capacity: 50_000_000)
+        while data.count < 50_000_000 { data.append(line) }
+        try data.write(to: URL(fileURLWithPath: big))
+        for path in ["/dev/zero", big] {
+            let result = try run([mplcBinary, "check", path])
+            #expect(result.status == 1 && !result.signaled, "\(path): \(result.output)")
+            #expect(result.output.contains(
+                "\(path):1:1: error: cannot read the model file: it is larger than 1 MiB (1048576 bytes), the most a "
+                    + "model file may have [E013]"), "\(path): \(result.output)")
+            #expect(result.seconds < 10, "\(path): \(result.seconds) s")
+        }
+        // At the cap itself a file is read and checked.
+        let atCap = work + "/at_cap.swiftdsl"
+        var padded = Data(try String(contentsOfFile: exampleMLP, encoding: .utf8).utf8)
+        padded.append(Data(repeating: UInt8(ascii: "\n"), count: 1_048_576 - padded.count))
+        try padded.write(to: URL(fileURLWithPath: atCap))
+        let accepted = try run([mplcBinary, "check", atCap])
+        #expect(accepted.status == 0, "\(accepted.output)")
     }
 
     @Test("mplc train: the same check before building or running the trainer")
@@ -70,7 +180,17 @@ struct ResourceLimitTests {
         ] {
             #expect(header.contains("#define \(macro) \(bytes / 4)\n"), "\(macro) != \(bytes / 4)")
         }
-        #expect(rejected.output.contains("needs \(arenas.total) bytes"), "\(rejected.output)")
+        // 1,000,000 bytes is below the estimate before lowering; a limit between the estimate and the exact
+        // total passes that check and is refused by the exact one, with the exact numbers.
+        let compiled = try Compiler.compile(model, regenerateCommand: "x")
+        let estimate = ResourceLimits.estimate(compiled.program, model: model)
+        #expect(rejected.output.contains("needs at least \(estimate.total) bytes"), "\(rejected.output)")
+        try #require(estimate.total < arenas.total)
+        let exact = try run(
+            [mplcBinary, exampleMLP, "-o", work + "/between"], environment: ["MPLC_MEMORY_LIMIT": "\(estimate.total)"])
+        #expect(exact.status == 1 && exact.output.contains("error: model fashion_mlp needs \(arenas.total) bytes"),
+                "\(exact.output)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/between"))
     }
 
     @Test("mplc-run: arenas beyond MPLC_MEMORY_LIMIT are rejected by train, eval and replay before allocating")
