@@ -12,7 +12,9 @@ extension StepBuilder {
     }
 
     /// The model's facts and recipe, as `#define`s the runner reads (docs/ABI.md), ending with MPLC_RECIPE: every
-    /// recipe constant as one `key=value;...` string, which the runner stores in checkpoints to compare on --resume.
+    /// recipe constant as one `key=value;...` string, which the runner stores in checkpoints to compare on --resume:
+    /// the recipe macros, then the constants compiled into the step itself (UDA's temperature and threshold, label
+    /// smoothing, soft pseudo labels' temperature), so that a changed recipe always shows as a changed key.
     public var macros: [(name: String, value: MacroValue)] {
         let (height, width, channels): (Int, Int, Int)
         switch model.input {
@@ -26,8 +28,14 @@ extension StepBuilder {
             ("MPLC_CLASSES", int(model.classes)),
         ]
         let recipe = recipeMacros
-        let summary = recipe.map { $0.name.dropFirst("MPLC_".count).lowercased() + "=" + $0.value.text }
-        return facts + recipe + [("MPLC_RECIPE", .string(summary.joined(separator: ";")))]
+        var summary = recipe.map { ($0.name.dropFirst("MPLC_".count).lowercased(), $0.value.text) }
+        summary += [
+            ("uda_temperature", cDouble(model.recipe.uda.temperature)), ("uda_threshold", cDouble(model.recipe.uda.threshold)),
+            ("label_smoothing", cDouble(model.recipe.labelSmoothing)),
+        ]
+        if case .soft(let temperature) = model.recipe.pseudoLabels { summary.append(("soft_temperature", cDouble(temperature))) }
+        let text = summary.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
+        return facts + recipe + [("MPLC_RECIPE", .string(text))]
     }
 
     /// The recipe's compile-time constants, in header order.

@@ -53,9 +53,10 @@ import Testing
     @Test func recipeMacroListsTheRecipe() throws {
         let header = try String(contentsOfFile: repositoryRoot + "/generated/fashion_mlp/model.h", encoding: .utf8)
         let recipe = try #require(Self.macro("MPLC_RECIPE", in: header))
-        #expect(recipe.hasPrefix("\"batch_labeled=32;batch_unlabeled=128;") && recipe.hasSuffix("\""))
+        #expect(recipe.hasPrefix("\"batch_labeled=32;batch_unlabeled=128;") && recipe.hasSuffix(";label_smoothing=0.1\""))
         for pair in ["steps=3000", "seed=0", "teacher_lr=0.05", "student_momentum=0.9", "uda_weight=1.0",
-                     "finetune_steps=300", "ema_decay=0.995", "pseudo_labels=hard-argmax", "feedback=dot-product"] {
+                     "finetune_steps=300", "ema_decay=0.995", "pseudo_labels=hard-argmax", "feedback=dot-product",
+                     "uda_temperature=0.7", "uda_threshold=0.6"] {
             #expect(recipe.contains(";\(pair);"), "MPLC_RECIPE lacks \(pair)")
         }
     }
