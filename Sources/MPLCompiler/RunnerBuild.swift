@@ -59,7 +59,7 @@ public enum RunnerBuild {
 
     /// The first 16 hex digits of a SHA-256 over everything that makes the binary: the compiled model
     /// (MPLC_MODEL_HASH's text, so not the regenerate command), every file of Templates/runner and
-    /// Templates/runtime, the compiler's identity (`--version`), and the flags and libraries.
+    /// Templates/runtime, the compiler's identity (`--version`), the flags and libraries, and the CPU.
     public static func buildKey(_ files: [(fileName: String, contents: String)], templatesDirectory: String,
                                 compiler: String = "cc") throws -> String {
         guard let header = files.first(where: { $0.fileName == "model.h" })?.contents,
@@ -87,7 +87,16 @@ public enum RunnerBuild {
         }
         add("compiler", Array((compiler + "\n" + (try run(compiler, ["--version"]))).utf8))
         add("flags", Array((baseFlags + ["|"] + libraries).joined(separator: "\u{0}").utf8))
+        // -march=native builds for this CPU: a .build-mplc shared by machines must not hand one the other's binary.
+        add("cpu", Array(cpuIdentity.utf8))
         return String(hasher.finalizeHex().prefix(16))
+    }
+
+    /// The first processor's model name and feature flags from /proc/cpuinfo (empty where there is none).
+    static var cpuIdentity: String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let lines = info.split(separator: "\n")
+        return ["model name", "flags"].compactMap { key in lines.first { $0.hasPrefix(key) } }.joined(separator: "\n")
     }
 
     /// Runs a tool, failing with its output when it exits non-zero; returns its output.

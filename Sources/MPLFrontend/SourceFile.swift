@@ -17,7 +17,25 @@ enum SourceFile {
     static let sizeLimit = 1 << 20
 
     static func readBytes(path: String) -> Result<[UInt8], ReadError> {
-        guard let file = fopen(path, "rb") else { return .failure(currentError()) }
+        // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It changes nothing for files.
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return .failure(currentError()) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let error = currentError()
+            close(descriptor)
+            return .failure(error)
+        }
+        let kind = status.st_mode & S_IFMT
+        guard kind != S_IFIFO && kind != S_IFSOCK else {
+            close(descriptor)
+            return .failure(ReadError(reason: "it is a pipe or a socket, not a file"))
+        }
+        guard let file = fdopen(descriptor, "rb") else {
+            let error = currentError()
+            close(descriptor)
+            return .failure(error)
+        }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)

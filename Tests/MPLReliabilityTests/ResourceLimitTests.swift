@@ -139,6 +139,13 @@ struct ResourceLimitTests {
                     + "model file may have [E013]"), "\(path): \(result.output)")
             #expect(result.seconds < 10, "\(path): \(result.seconds) s")
         }
+        // A FIFO with no writer: opening it used to block `mplc` for ever (`timeout` ends such a hang with 124).
+        let fifo = work + "/fifo.swiftdsl"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let piped = try run(["timeout", "20", mplcBinary, "check", fifo])
+        #expect(piped.status == 1 && !piped.signaled, "\(piped.output)")
+        #expect(piped.output.contains("\(fifo):1:1: error: cannot read the model file: it is a pipe or a socket, not a file [E013]"),
+                "\(piped.output)")
         // At the cap itself a file is read and checked.
         let atCap = work + "/at_cap.swiftdsl"
         var padded = Data(try String(contentsOfFile: exampleMLP, encoding: .utf8).utf8)
