@@ -175,6 +175,43 @@ expect "resume with a conflicting flag: exit 1" 1 "was written with --steps 60, 
 expect "resume without a checkpoint: exit 1" 1 "no checkpoint .* to resume from" -- \
     "$RUN" train --data "$FAST" --resume --out "$WORK/empty" --quiet
 
+# ---------------------------------------------------------------- checkpoint integrity (issue 15)
+# A checkpoint of step 30; each case damages a copy in one way and --resume (or eval) must refuse it.
+"$RUN" "${FLAGS[@]}" --out "$WORK/intact" --stop-at 30 >/dev/null 2>&1 || fail "integrity: the run to damage"
+damaged() { # damaged NAME: RUN_DIR $WORK/damaged-NAME holding a copy of the step-30 checkpoint; prints it
+    local dir="$WORK/damaged-$1"
+    mkdir -p "$dir" && cp "$WORK/intact/checkpoint.safetensors" "$WORK/intact/metrics.jsonl" "$dir/"
+    echo "$dir"
+}
+resume_refused() { # resume_refused NAME WHAT PATTERN: --resume of $WORK/damaged-NAME exits 1 matching PATTERN
+    expect "integrity: --resume refuses $2" 1 "$3" -- "$RUN" train --data "$FAST" --resume --out "$WORK/damaged-$1" --quiet
+}
+D=$(damaged bitflip) && "$T" st-flip "$D/checkpoint.safetensors" student/dense1/weight 100 3
+resume_refused bitflip "a flipped bit" "checkpoint.safetensors: the data does not match its checksum"
+D=$(damaged inf) && "$T" st-poke "$D/checkpoint.safetensors" student/dense1/weight 5 inf
+resume_refused inf "an Inf weight" 'tensor "student/dense1/weight" is not finite \(element 5 is inf\)'
+expect "integrity: eval refuses an Inf weight too" 1 'student/dense1/weight" is not finite' -- \
+    "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
+for key in log_count ema_updates metrics_bytes step; do
+    D=$(damaged "$key") && "$T" st-set "$D/checkpoint.safetensors" $key 9223372036854775807
+    resume_refused "$key" "$key LONG_MAX" "metadata \"$key\" is '9223372036854775807', not an integer in \[0, [0-9]+\]"
+done
+D=$(damaged ema-decay-1) && "$T" st-set "$D/checkpoint.safetensors" ema_decay 1
+resume_refused ema-decay-1 "ema_decay 1" 'metadata "ema_decay" is not a number D with 0 <= D < 1'
+D=$(damaged acc) && "$T" st-set "$D/checkpoint.safetensors" acc_last 99999,5,30
+resume_refused acc "an accuracy above the test set" 'metadata "acc_last" is missing or not 3 integers in \[-1, 10000\]'
+D=$(damaged sums) && "$T" st-set "$D/checkpoint.safetensors" log_sums "$(printf 'inf%.0s,' $(seq 31))inf"
+resume_refused sums "infinite log_sums" 'metadata "log_sums" is missing, malformed or not finite'
+# Not a checkpoint at all, refused from fstat without reading it. small_vm caps the address space at 1 GB, so
+# that reading such a file whole would fail differently (not under the sanitizers, whose shadow memory needs more).
+small_vm() { if [[ "${EXTRA_CFLAGS:-}" == *sanitize* ]]; then "$@"; else (ulimit -v 1000000 && exec "$@"); fi; }
+D=$(damaged sparse) && truncate -s 3G "$D/checkpoint.safetensors"
+expect "integrity: a 3 GB sparse file is refused from its size" 1 \
+    "3221225472 bytes, more than a checkpoint of model fake_linear can have" -- \
+    small_vm "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
+expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a directory\)" -- \
+    small_vm "$RUN" eval --checkpoint "$WORK" --data "$FAST"
+
 # ---------------------------------------------------------------- kill -9 leaves a usable checkpoint
 "$RUN" train --data "$FAST" --steps 100000 --labels 100 --checkpoint-every 25 --out "$WORK/killed" --quiet \
     >/dev/null 2>"$WORK/killed.err" &

@@ -9,6 +9,8 @@
  *   test_runner st-equal A B         exit 0 iff the two checkpoints hold bit-identical state tensors
  *   test_runner st-meta FILE KEY     print a metadata value of a checkpoint
  *   test_runner st-finite FILE       exit 0 iff every state tensor is finite
+ *   test_runner st-set FILE KEY VALUE, st-poke FILE TENSOR ELEMENT VALUE, st-flip FILE TENSOR ELEMENT BIT
+ *                                    change a checkpoint's metadata or one float (valid checksum), or flip a bit
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -437,7 +439,7 @@ static void test_safetensors(void) {
     write_st("shape.safetensors",
              fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[5,2],\"data_offsets\":[62760,62800]}", NULL),
              data, 0);
-    CHECK_FAILS(st_load(tpath("shape.safetensors"), back, NULL, &e), e, "different shape");
+    CHECK_FAILS(st_load(tpath("shape.safetensors"), back, NULL, &e), e, "has shape [5,2], model fake_linear expects [10]");
     write_st("unknown.safetensors",
              fake_header("student/dense1/bias", "\"student/dense9/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[62760,62800]}", NULL),
              data, 0);
@@ -477,6 +479,122 @@ static void test_safetensors(void) {
     free(back);
     free(m);
     free(m2);
+}
+
+/* ---------------------------------------------------------------- checkpoint integrity (issue 15) */
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    rewind(fp);
+    unsigned char *b = xmalloc(*len);
+    if (fread(b, 1, *len, fp) != *len) exit(2);
+    fclose(fp);
+    return b;
+}
+
+/* The offset of a tensor's data in a file written by st_save (the data section follows the header). */
+static size_t data_offset(const unsigned char *b, const char *name) {
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)b[i] << (8 * i);
+    return 8 + (size_t)hl + 4 * table_find(&TABLE_STATE, name)->offset; /* the runner writes table order */
+}
+
+/* Every way a checkpoint's contents can lie that the safetensors layout alone does not catch: a flipped bit,
+ * two same-size tensors swapped (their bytes or their offsets), a NaN or Inf, invalid UTF-8, a directory, a
+ * file much larger than the model. Each loaded without complaint before the checksum and the checks. */
+static void test_checkpoint_integrity(void) {
+    current = "checkpoint integrity";
+    Err e;
+    float *s = random_state(5), *back = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m);
+    meta_clear(m);
+    meta_set(m, "step", "3");
+    CHECK(st_save(tpath("good.safetensors"), s, m, &e) == 0, "save: %s", e.msg);
+    CHECK(st_load(tpath("good.safetensors"), back, m, &e) == 0, "load: %s", e.msg);
+    CHECK(meta_get(m, ST_CRC_KEY) && strlen(meta_get(m, ST_CRC_KEY)) == 8, "the checkpoint has no " ST_CRC_KEY);
+    size_t len;
+    unsigned char *good = read_all(tpath("good.safetensors"), &len), *b = xmalloc(len);
+    /* one flipped mantissa bit */
+    memcpy(b, good, len);
+    b[data_offset(b, "student/dense1/weight") + 4 * 1000] ^= 0x02;
+    write_bytes(tpath("flip.safetensors"), b, len);
+    CHECK_FAILS(st_load(tpath("flip.safetensors"), back, NULL, &e), e, "does not match its checksum");
+    /* the bytes of two tensors of the same size swapped (the teacher's and the student's bias) */
+    const size_t tb = data_offset(good, "teacher/dense2/bias"), sb = data_offset(good, "student/dense1/bias");
+    memcpy(b, good, len);
+    memcpy(b + tb, good + sb, 40);
+    memcpy(b + sb, good + tb, 40);
+    write_bytes(tpath("swap-bytes.safetensors"), b, len);
+    CHECK_FAILS(st_load(tpath("swap-bytes.safetensors"), back, NULL, &e), e, "does not match its checksum");
+    /* or their data_offsets swapped in the header (same length: the data section is untouched) */
+    {
+        char t_off[64], s_off[64];
+        size_t t_begin = 4 * table_find(&TABLE_STATE, "teacher/dense2/bias")->offset,
+               s_begin = 4 * table_find(&TABLE_STATE, "student/dense1/bias")->offset;
+        snprintf(t_off, sizeof t_off, "[%zu,%zu]", t_begin, t_begin + 40);
+        snprintf(s_off, sizeof s_off, "[%zu,%zu]", s_begin, s_begin + 40);
+        memcpy(b, good, len);
+        char *h = (char *)b + 8, *pt = strstr(h, t_off), *ps = strstr(h, s_off);
+        CHECK(pt && ps && strlen(t_off) == strlen(s_off), "offsets %s and %s not found in the header", t_off, s_off);
+        if (pt && ps && strlen(t_off) == strlen(s_off)) {
+            memcpy(pt, s_off, strlen(s_off));
+            memcpy(ps, t_off, strlen(t_off));
+            write_bytes(tpath("swap-offsets.safetensors"), b, len);
+            CHECK_FAILS(st_load(tpath("swap-offsets.safetensors"), back, NULL, &e), e, "does not match its checksum");
+        }
+    }
+    /* an Inf weight in a file whose checksum is right: refused, naming the tensor and the element */
+    s[table_find(&TABLE_STATE, "student/dense1/weight")->offset + 7] = INFINITY;
+    CHECK(st_save(tpath("inf.safetensors"), s, NULL, &e) == 0, "save: %s", e.msg);
+    CHECK_FAILS(st_load(tpath("inf.safetensors"), back, NULL, &e), e,
+                "tensor \"student/dense1/weight\" is not finite (element 7 is inf)");
+    s[table_find(&TABLE_STATE, "student/dense1/weight")->offset + 7] = 0.5f;
+    float *ema = random_state(6), *ema_back = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    ema[table_find(&TABLE_STATE, "student/dense1/bias")->offset + 2] = NAN;
+    int has_ema;
+    CHECK(st_save_ema(tpath("nan-ema.safetensors"), s, ema, NULL, &e) == 0, "save: %s", e.msg);
+    CHECK_FAILS(st_load_ema(tpath("nan-ema.safetensors"), back, ema_back, &has_ema, NULL, &e), e,
+                "tensor \"ema/student/dense1/bias\" is not finite (element 2");
+    CHECK_FAILS(st_load(tpath("nan-ema.safetensors"), back, NULL, &e), e, "ema/student/dense1/bias\" is not finite");
+    free(ema);
+    free(ema_back);
+    /* invalid UTF-8 in the header (a metadata value), and a lone surrogate escape */
+    size_t data = 4 * (size_t)MPLC_STATE_FLOATS;
+    write_st("utf8.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"k\":\"\xc0\xaf\"}"), data, 0);
+    CHECK_FAILS(st_load(tpath("utf8.safetensors"), back, NULL, &e), e, "invalid UTF-8");
+    write_st("surrogate.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"k\":\"\\ud800\"}"), data, 0);
+    CHECK_FAILS(st_load(tpath("surrogate.safetensors"), back, NULL, &e), e, "unpaired surrogate");
+    /* not a regular file: refused from fstat, nothing read */
+    CHECK_FAILS(st_load(tmpdir, back, NULL, &e), e, "not a regular file (a directory)");
+    /* a valid checkpoint followed by a 3 GB hole: refused from its size, without reading it */
+    write_bytes(tpath("huge.safetensors"), good, len);
+    CHECK(truncate(tpath("huge.safetensors"), (off_t)3 << 30) == 0, "truncate");
+    double t0 = now_seconds();
+    CHECK_FAILS(st_load(tpath("huge.safetensors"), back, NULL, &e), e,
+                "3221225472 bytes, more than a checkpoint of model fake_linear can have");
+    CHECK(now_seconds() - t0 < 0.5, "refusing a 3 GB file took %.1f s (was it read?)", now_seconds() - t0);
+    unlink(tpath("huge.safetensors"));
+    /* a few bytes too many or too few: refused before the data is read */
+    write_bytes(tpath("long.safetensors"), good, len);
+    CHECK(truncate(tpath("long.safetensors"), (off_t)len + 4) == 0, "truncate");
+    CHECK_FAILS(st_load(tpath("long.safetensors"), back, NULL, &e), e, "the data section has");
+    write_bytes(tpath("short.safetensors"), good, len - 4);
+    CHECK_FAILS(st_load(tpath("short.safetensors"), back, NULL, &e), e, "outside");
+    /* a checksum that is not one */
+    meta_clear(m);
+    write_st("badcrc.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"" ST_CRC_KEY "\":\"zz\"}"), data, 0);
+    CHECK_FAILS(st_load(tpath("badcrc.safetensors"), back, NULL, &e), e, "does not match its checksum");
+    free(good);
+    free(b);
+    free(s);
+    free(back);
+    free(m);
 }
 
 /* ---------------------------------------------------------------- initialisation */
@@ -837,6 +955,52 @@ static int st_finite(const char *file) {
     return rc;
 }
 
+/* Checkpoint surgery for the integrity tests of run_tests.sh: each rewrites FILE through st_save_ema, so the
+ * result has a valid checksum and only the change made is wrong (except st-flip, which corrupts it). */
+static void load_any(const char *file, float *s, float *ema, int *has, StMeta *m) {
+    Err e;
+    if (st_load_ema(file, s, ema, has, m, &e) != 0) die_err(&e, 1);
+}
+
+static void save_any(const char *file, const float *s, const float *ema, int has, const StMeta *m) {
+    Err e;
+    if (st_save_ema(file, s, has ? ema : NULL, m, &e) != 0) die_err(&e, 1);
+}
+
+static int st_surgery(int argc, char **argv) {
+    float *s = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *ema = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m);
+    int has = 0, rc = 0;
+    const char *file = argv[2];
+    load_any(file, s, ema, &has, m);
+    if (argc == 5 && strcmp(argv[1], "st-set") == 0) { /* st-set FILE KEY VALUE: a metadata value */
+        meta_set(m, argv[3], "%s", argv[4]);
+        save_any(file, s, ema, has, m);
+    } else if (argc == 6 && strcmp(argv[1], "st-poke") == 0) { /* st-poke FILE TENSOR ELEMENT VALUE: one float */
+        const mplc_tensor *t = table_find(&TABLE_STATE, argv[3]);
+        if (!t || (size_t)atol(argv[4]) >= t->count) die(1, "no element %s of %s", argv[4], argv[3]);
+        s[t->offset + (size_t)atol(argv[4])] = strtof(argv[5], NULL);
+        save_any(file, s, ema, has, m);
+    } else if (argc == 6 && strcmp(argv[1], "st-flip") == 0) { /* st-flip FILE TENSOR ELEMENT BIT: in the file */
+        size_t len;
+        unsigned char *b = read_all(file, &len);
+        const mplc_tensor *t = table_find(&TABLE_STATE, argv[3]);
+        if (!t || (size_t)atol(argv[4]) >= t->count) die(1, "no element %s of %s", argv[4], argv[3]);
+        int bit = atoi(argv[5]);
+        b[data_offset(b, argv[3]) + 4 * (size_t)atol(argv[4]) + (size_t)(bit / 8)] ^= (unsigned char)(1u << (bit % 8));
+        write_bytes(file, b, len);
+        free(b);
+    } else {
+        fprintf(stderr, "usage: test_runner st-set FILE KEY VALUE | st-poke FILE TENSOR ELEMENT VALUE | "
+                        "st-flip FILE TENSOR ELEMENT BIT\n");
+        rc = 2;
+    }
+    free(s);
+    free(ema);
+    free(m);
+    return rc;
+}
+
 /* ================================================================ EMA of the student (ema.h)
  * Unit tests and helpers of the EMA, run by the EMA section of run_tests.sh:
  *   test_runner ema-unit [TMPDIR]              the EMA update against the formula; EMA tensors in checkpoints
@@ -1021,10 +1185,11 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
         mkdir(tmpdir, 0777);
-        void (*tests[])(void) = {test_rng, test_order, test_schedule, test_idx, test_npy, test_json,
-                                 test_safetensors, test_init, test_augment, test_dataset, test_fake_model};
-        const char *names[] = {"rng", "order", "schedule", "idx", "npy", "json", "safetensors", "init", "augment",
-                               "dataset", "fake model"};
+        void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_idx,
+                                 test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
+                                 test_init,        test_augment, test_dataset,  test_fake_model};
+        const char *names[] = {"rng",  "order",   "schedule", "idx",     "npy",          "json", "safetensors",
+                               "checkpoint integrity", "init", "augment", "dataset", "fake model"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();
@@ -1042,6 +1207,8 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "st-equal") == 0) return st_equal(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "st-meta") == 0) return st_meta(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "st-finite") == 0) return st_finite(argv[2]);
+    if (argc >= 3 && (!strcmp(argv[1], "st-set") || !strcmp(argv[1], "st-poke") || !strcmp(argv[1], "st-flip")))
+        return st_surgery(argc, argv);
     if (argc >= 2 && strncmp(argv[1], "ema-", 4) == 0) return ema_main(argc, argv); /* the EMA section */
     fprintf(stderr, "usage: test_runner unit [TMPDIR] | gen-data DIR KIND | gen-replay DIR N | st-equal A B | "
                     "st-meta FILE KEY | st-finite FILE\n");
