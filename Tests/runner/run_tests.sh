@@ -32,6 +32,10 @@ expect() {
     pass "$name"
 }
 
+# small_vm COMMAND...: runs it with its address space capped at 1 GB, so that a file read whole, or a data set
+# allocated whole, fails differently from a refusal (not under the sanitizers, whose shadow memory needs more).
+small_vm() { if [[ "${EXTRA_CFLAGS:-}" == *sanitize* ]]; then "$@"; else (ulimit -v 1000000 && exec "$@"); fi; }
+
 json_number() { # json_number FILE KEY: the first number after "KEY":
     sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1
 }
@@ -89,6 +93,12 @@ expect "wrong image size for the model: exit 1" 1 "images are 27x27 with 1 chann
     "$RUN" train --data "$WORK/data-idx-wrongsize" --labels 20 --out "$WORK/bad" --quiet
 expect "image and label counts differ: exit 1" 1 "399 labels but .* has 400 images" -- \
     "$RUN" train --data "$WORK/data-idx-countmismatch" --labels 20 --out "$WORK/bad" --quiet
+# A 762 KB gzip whose header claims a million images (784 MB of zeros follow, a valid stream): refused from the
+# header against MPLC_MEMORY_LIMIT, with the sizes, before the body is read or anything allocated for it.
+"$T" gen-data "$WORK/data-idx-bomb" idx-bomb
+expect "gzip bomb: the header's size counts against the memory limit before the body is read" 1 \
+    "data-idx-bomb/train-images-idx3-ubyte.gz: the 1000000x28x28 images of the IDX header need 784000000 bytes; with the [0-9]+ bytes already planned .* more than the 400000000 bytes of MPLC_MEMORY_LIMIT; not read" -- \
+    small_vm env MPLC_MEMORY_LIMIT=400000000 "$RUN" train --data "$WORK/data-idx-bomb" --labels 20 --out "$WORK/bad" --quiet
 expect "missing data directory: exit 1" 1 "missing file train-images-idx3-ubyte" -- \
     "$RUN" train --data "$WORK/nowhere" --out "$WORK/bad" --quiet
 expect "--labels not divisible by the classes: exit 1" 1 "--labels 105 must be a positive multiple of the 10 classes" -- \
@@ -202,9 +212,7 @@ D=$(damaged acc) && "$T" st-set "$D/checkpoint.safetensors" acc_last 99999,5,30
 resume_refused acc "an accuracy above the test set" 'metadata "acc_last" is missing or not 3 integers in \[-1, 10000\]'
 D=$(damaged sums) && "$T" st-set "$D/checkpoint.safetensors" log_sums "$(printf 'inf%.0s,' $(seq 31))inf"
 resume_refused sums "infinite log_sums" 'metadata "log_sums" is missing, malformed or not finite'
-# Not a checkpoint at all, refused from fstat without reading it. small_vm caps the address space at 1 GB, so
-# that reading such a file whole would fail differently (not under the sanitizers, whose shadow memory needs more).
-small_vm() { if [[ "${EXTRA_CFLAGS:-}" == *sanitize* ]]; then "$@"; else (ulimit -v 1000000 && exec "$@"); fi; }
+# Not a checkpoint at all, refused from fstat without reading it.
 D=$(damaged sparse) && truncate -s 3G "$D/checkpoint.safetensors"
 expect "integrity: a 3 GB sparse file is refused from its size" 1 \
     "3221225472 bytes, more than a checkpoint of model fake_linear can have" -- \

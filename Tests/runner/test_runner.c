@@ -3,7 +3,8 @@
  *
  *   test_runner unit                 run the unit tests in a temporary directory
  *   test_runner gen-data DIR KIND    write a small dataset: npy, idx, idx-badmagic, idx-badlabel,
- *                                    idx-truncated, idx-wrongsize, idx-countmismatch
+ *                                    idx-truncated, idx-wrongsize, idx-countmismatch, idx-bomb (training
+ *                                    images: a valid gzip of a million images, 784 MB of zeros)
  *   test_runner gen-replay DIR N     write DIR/in.safetensors, DIR/batches/step_*, and the expected
  *                                    DIR/expected.safetensors and DIR/expected_losses.jsonl
  *   test_runner st-equal A B         exit 0 iff the two checkpoints hold bit-identical state tensors
@@ -22,9 +23,12 @@
 #include <zlib.h>
 
 #include "augment.h"
+#include "budget.h"
+#include "cifar.h"
 #include "dataset.h"
 #include "idx.h"
 #include "json.h"
+#include "mat.h"
 #include "model.h"
 #include "npy.h"
 #include "rng.h"
@@ -201,10 +205,10 @@ static void test_idx(void) {
     write_bytes(tpath("overflow.idx"), b, len);
     CHECK_FAILS(idx_read(tpath("overflow.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "overflow");
     free(b);
-    uint32_t big[3] = {0x7FFFFFFFu, 28, 28};
+    uint32_t big[3] = {0x7FFFFFFFu, 28, 28}; /* 1.7 TB: more than the memory budget, refused before reading */
     b = make_idx(IDX_MAGIC_IMAGES, big, 3, 10, &len);
     write_bytes(tpath("big.idx"), b, len);
-    CHECK_FAILS(idx_read(tpath("big.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    CHECK_FAILS(idx_read(tpath("big.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "need 1683627179248 bytes");
     free(b);
     uint32_t zero[3] = {0, 28, 28};
     b = make_idx(IDX_MAGIC_IMAGES, zero, 3, 0, &len);
@@ -775,6 +779,86 @@ static void test_dataset(void) {
     CHECK_FAILS(dataset_load(tpath("no-such-dir"), 1, &d, &e), e, "missing file");
 }
 
+/* ---------------------------------------------------------------- memory budget of the data */
+
+/* A gzip IDX of `images` 28x28 images: the header and then `zeros` zero bytes (all of them: a valid file). */
+static void write_gz_idx_zeros(const char *path, uint32_t images, size_t zeros) {
+    uint32_t dims[3] = {images, 28, 28};
+    size_t len;
+    unsigned char *h = make_idx(IDX_MAGIC_IMAGES, dims, 3, 0, &len);
+    gzFile gz = gzopen(path, "wb9");
+    static unsigned char z[1 << 20];
+    if (!gz || gzwrite(gz, h, (unsigned)len) != (int)len) exit(2);
+    for (size_t left = zeros; left > 0;) {
+        unsigned n = left < sizeof z ? (unsigned)left : (unsigned)sizeof z;
+        if (gzwrite(gz, z, n) != (int)n) exit(2);
+        left -= n;
+    }
+    gzclose(gz);
+    free(h);
+}
+
+/* The decompressed size of data counts in the memory budget before it is allocated or read (issue 15): a
+ * header claiming more than MPLC_MEMORY_LIMIT is refused with the sizes, whatever the file holds after it. */
+static void test_data_budget(void) {
+    current = "data budget";
+    Err e;
+    uint64_t before = budget_planned();
+    setenv("MPLC_MEMORY_LIMIT", "100000000", 1);
+    /* IDX: a gzip header claiming a million images (the body is not read, so a few zeros suffice here;
+     * run_tests.sh trains on a complete 784 MB stream) */
+    IdxArray a;
+    write_gz_idx_zeros(tpath("bomb.idx.gz"), 1000000, 4096);
+    CHECK_FAILS(idx_read(tpath("bomb.idx.gz"), IDX_MAGIC_IMAGES, &a, &e), e,
+                "bomb.idx.gz: the 1000000x28x28 images of the IDX header need 784000000 bytes; with the 0 bytes "
+                "already planned (the model's arenas and the data loaded so far) that is more than the 100000000 "
+                "bytes of MPLC_MEMORY_LIMIT; not read");
+    /* NPY: a float32 header of the same size (3.1 GB) */
+    NpyArray n;
+    float f[4] = {0};
+    write_npy_raw("bomb.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 28, 28), }", f, 16);
+    CHECK_FAILS(npy_read(tpath("bomb.npy"), &n, &e), e,
+                "bomb.npy: the <f4 array of shape (1000000, 28, 28) (NPY header) need 3136000000 bytes");
+    /* MAT: a compressed element whose inner tag announces 2 GB */
+    {
+        unsigned char file[256] = "MATLAB 5.0 MAT-file";
+        memset(file + 19, ' ', 116 - 19);
+        memset(file + 116, 0, 8);
+        file[124] = 0x00, file[125] = 0x01, file[126] = 'I', file[127] = 'M';
+        unsigned char inner[16] = {14, 0, 0, 0, 0xF0, 0xFF, 0xFF, 0x7F, 6, 0, 0, 0, 8, 0, 0, 0};
+        uLongf zn = 96;
+        unsigned char *z = file + 136;
+        CHECK(compress2(z, &zn, inner, sizeof inner, 9) == Z_OK, "compress");
+        uint32_t hdr[2] = {15, (uint32_t)zn};
+        memcpy(file + 128, hdr, 8); /* little-endian host, as the runner */
+        write_bytes(tpath("bomb.mat"), file, 136 + zn);
+        MatFile *m = xmalloc(sizeof *m);
+        CHECK_FAILS(mat_read(tpath("bomb.mat"), m, &e), e, "(its tag announces 2147483632 bytes) need 2147483648 bytes");
+        free(m);
+    }
+    /* CIFAR-10 (no header): the records count once read, before they are kept */
+    setenv("MPLC_MEMORY_LIMIT", "5000", 1);
+    unsigned char rec[2 * 3073] = {0};
+    write_bytes(tpath("two.bin"), rec, sizeof rec);
+    CifarBatch cb = {0, NULL};
+    CHECK_FAILS(cifar_read(tpath("two.bin"), &cb, &e), e, "two.bin: the CIFAR-10 records need 6146 bytes");
+    cifar_free(&cb);
+    /* a data set whose files fit but whose float32 copy does not: 200 x (784 + 1) x 4 bytes */
+    setenv("MPLC_MEMORY_LIMIT", "400000", 1);
+    Dataset d;
+    write_dataset(tpath("budget-idx"), "idx", 200, 50);
+    CHECK_FAILS(dataset_load(tpath("budget-idx"), 1, &d, &e), e,
+                "train-images-idx3-ubyte.gz: 200 examples as float32 (the model's 784 inputs each, and a label) need "
+                "628000 bytes");
+    unsetenv("MPLC_MEMORY_LIMIT");
+    /* what is taken is returned: loading and freeing a data set leaves the total as it was */
+    CHECK(dataset_load(tpath("budget-idx"), 1, &d, &e) == 0, "load: %s", e.msg);
+    CHECK(budget_planned() > before, "a loaded data set plans nothing");
+    dataset_free(&d);
+    CHECK(budget_planned() == before, "%llu bytes planned after freeing everything, %llu before",
+          (unsigned long long)budget_planned(), (unsigned long long)before);
+}
+
 /* ---------------------------------------------------------------- fake model sanity */
 
 /* The gradient that mplc_supervised_step applies matches finite differences of its loss (the fake model
@@ -1187,9 +1271,9 @@ int main(int argc, char **argv) {
         mkdir(tmpdir, 0777);
         void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_idx,
                                  test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
-                                 test_init,        test_augment, test_dataset,  test_fake_model};
+                                 test_init,        test_augment, test_dataset,  test_data_budget, test_fake_model};
         const char *names[] = {"rng",  "order",   "schedule", "idx",     "npy",          "json", "safetensors",
-                               "checkpoint integrity", "init", "augment", "dataset", "fake model"};
+                               "checkpoint integrity", "init", "augment", "dataset", "data budget", "fake model"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();
@@ -1200,7 +1284,23 @@ int main(int argc, char **argv) {
     }
     if (argc == 4 && strcmp(argv[1], "gen-data") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "/tmp");
-        write_dataset(argv[2], argv[3], 400, 100);
+        int bomb = strcmp(argv[3], "idx-bomb") == 0;
+        write_dataset(argv[2], bomb ? "idx" : argv[3], 400, 100);
+        if (bomb) { /* 762 KB of gzip: a million images, 784 MB of zeros, and as many labels (all 0) */
+            char path[1024];
+            snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", argv[2]);
+            write_gz_idx_zeros(path, 1000000, (size_t)1000000 * 784);
+            uint32_t n[1] = {1000000};
+            size_t len;
+            unsigned char *lb = make_idx(IDX_MAGIC_LABELS, n, 1, 0, &len);
+            lb = realloc(lb, len + n[0]);
+            memset(lb + len, 0, n[0]);
+            snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", argv[2]);
+            unlink(path);
+            snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", argv[2]);
+            write_gz(path, lb, len + n[0]);
+            free(lb);
+        }
         return 0;
     }
     if (argc == 4 && strcmp(argv[1], "gen-replay") == 0) return gen_replay(argv[2], atol(argv[3]));
