@@ -26,15 +26,4 @@ public enum RecipeOverrides {
             }
         }
     }
-
-    /// A short name for the compiled variant, so that builds of different recipes do not overwrite each other.
-    public static func tag(_ model: Model) -> String {
-        let pseudo: String
-        switch model.recipe.pseudoLabels {
-        case .hardArgmax: pseudo = "argmax"
-        case .hardSampled: pseudo = "sampled"
-        case .soft(let t): pseudo = "soft\(t)"
-        }
-        return pseudo + (model.recipe.feedback == .dotProduct ? "-dot" : "-diff")
-    }
 }

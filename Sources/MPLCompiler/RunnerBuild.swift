@@ -1,6 +1,11 @@
 // Builds the trainer: the generated model.c linked with the C runner of Templates/runner, by the system cc.
 
 import Foundation
+import MPLEmitC
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public enum RunnerBuild {
     /// Flags every build uses; `-Werror` so that a warning in generated code fails loudly, not silently.
@@ -18,8 +23,76 @@ public enum RunnerBuild {
         try run(compiler, arguments)
     }
 
-    /// Runs a tool, failing with its output when it exits non-zero.
-    static func run(_ tool: String, _ arguments: [String]) throws {
+    /// The trainer of a compiled model, built once per content: `root/<model name>-<key>/mplc-run`, where the key
+    /// is `buildKey` of what goes into the binary. A folder with that name is complete (it is built in a
+    /// temporary folder and renamed into place under a lock), so it is reused as it is; two `mplc train` of
+    /// different files with the same name, or of one file edited in between, never share or overwrite a build.
+    /// Returns the binary and whether it was built now (false: reused).
+    public static func cachedBuild(_ files: [(fileName: String, contents: String)], modelName: String,
+                                   root: String = ".build-mplc", templatesDirectory: String,
+                                   compiler: String = "cc") throws -> (binary: String, built: Bool) {
+        let key = try buildKey(files, templatesDirectory: templatesDirectory, compiler: compiler)
+        let directory = root + "/" + modelName + "-" + key
+        let binary = directory + "/mplc-run"
+        if FileManager.default.isExecutableFile(atPath: binary) { return (binary, false) }
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        } catch {
+            throw CompileFailure("error: cannot create \(root): \(error.localizedDescription)")
+        }
+        let lock = try BuildLock(path: directory + ".lock")
+        defer { lock.release() }
+        // Another mplc may have finished this build while we waited for the lock.
+        if FileManager.default.isExecutableFile(atPath: binary) { return (binary, false) }
+        // Only the lock's holder builds this key, so a temporary folder already there is a killed build's.
+        let temporary = root + "/.tmp-" + modelName + "-" + key
+        try? FileManager.default.removeItem(atPath: temporary)
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try Compiler.write(files, to: temporary)
+        try build(generatedDirectory: temporary, output: temporary + "/mplc-run", templatesDirectory: templatesDirectory,
+                  compiler: compiler)
+        guard rename(temporary, directory) == 0 else {
+            throw CompileFailure("error: cannot move the build \(temporary) to \(directory): \(String(cString: strerror(errno)))")
+        }
+        return (binary, true)
+    }
+
+    /// The first 16 hex digits of a SHA-256 over everything that makes the binary: the compiled model
+    /// (MPLC_MODEL_HASH's text, so not the regenerate command), every file of Templates/runner and
+    /// Templates/runtime, the compiler's identity (`--version`), and the flags and libraries.
+    public static func buildKey(_ files: [(fileName: String, contents: String)], templatesDirectory: String,
+                                compiler: String = "cc") throws -> String {
+        guard let header = files.first(where: { $0.fileName == "model.h" })?.contents,
+            let source = files.first(where: { $0.fileName == "model.c" })?.contents
+        else { throw CompileFailure("error: no model.h and model.c to build") }
+        var hasher = SHA256.Hasher()
+        func add(_ label: String, _ bytes: [UInt8]) {
+            // Label and length first, so that no two different inputs give the same byte stream.
+            hasher.update(Array("\(label)\u{0}\(bytes.count)\u{0}".utf8))
+            hasher.update(bytes)
+        }
+        add("model", Array(CEmitter.modelHash(header: header, source: source).utf8))
+        for folder in ["runner", "runtime"] {
+            let path = templatesDirectory + "/" + folder
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
+                throw CompileFailure("error: cannot read \(path): \(error.localizedDescription)")
+            }
+            for name in names {
+                guard let data = FileManager.default.contents(atPath: path + "/" + name) else {
+                    throw CompileFailure("error: cannot read \(path)/\(name)")
+                }
+                add(folder + "/" + name, Array(data))
+            }
+        }
+        add("compiler", Array((compiler + "\n" + (try run(compiler, ["--version"]))).utf8))
+        add("flags", Array((baseFlags + ["|"] + libraries).joined(separator: "\u{0}").utf8))
+        return String(hasher.finalizeHex().prefix(16))
+    }
+
+    /// Runs a tool, failing with its output when it exits non-zero; returns its output.
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [tool] + arguments
@@ -27,11 +100,32 @@ public enum RunnerBuild {
         process.standardOutput = pipe
         process.standardError = pipe
         do { try process.run() } catch { throw CompileFailure("error: cannot run \(tool): \(error.localizedDescription)") }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw CompileFailure("error: \(tool) failed (exit \(process.terminationStatus)):\n"
-                + String(decoding: output, as: UTF8.self))
+            throw CompileFailure("error: \(tool) failed (exit \(process.terminationStatus)):\n" + output)
+        }
+        return output
+    }
+}
+
+/// An exclusive `flock` on a lock file, held until `release` (or until the process ends, even by kill -9).
+private struct BuildLock {
+    let descriptor: Int32
+
+    init(path: String) throws {
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard descriptor >= 0 else {
+            throw CompileFailure("error: cannot open the build lock \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                let reason = String(cString: strerror(errno))
+                close(descriptor)
+                throw CompileFailure("error: cannot lock \(path): \(reason)")
+            }
         }
     }
+
+    func release() { close(descriptor) }
 }

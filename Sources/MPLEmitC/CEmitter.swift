@@ -28,15 +28,34 @@ public enum CEmitter {
         try emit(Lowering.lower(program, options: options), templatesDirectory: templatesDirectory)
     }
 
-    /// `model.h` and `model.c`.
+    /// `model.h` and `model.c`. model.h's MPLC_MODEL_HASH is `modelHash` of the two.
     public static func emit(_ program: KernelProgram,
                             templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
         let templates = try Templates(directory: templatesDirectory)
         let context = try ProgramContext(program, runtime: templates.runtime)
-        return [
-            ("model.h", templates.header.render(context.header)),
-            ("model.c", templates.source.render(context.source)),
-        ]
+        let source = templates.source.render(context.source)
+        func header(hash: String) -> String {
+            templates.header.render(context.header.merging(["modelHash": CSyntax.stringLiteral(hash)]) { _, new in new })
+        }
+        return [("model.h", header(hash: modelHash(header: header(hash: ""), source: source))), ("model.c", source)]
+    }
+
+    /// What MPLC_MODEL_HASH names: the SHA-256 of model.c then model.h without the lines that depend on how the
+    /// model was compiled rather than on what was compiled (the command after "Regenerate with:", and the
+    /// MPLC_MODEL_HASH line itself). The same as
+    /// `sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h | sha256sum`.
+    public static func modelHash(header: String, source: String) -> String {
+        var hasher = SHA256.Hasher()
+        for text in [source, header] {
+            var skipNext = false
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0) {
+                defer { skipNext = line.hasSuffix("Regenerate with:") }
+                if skipNext || line.hasPrefix("#define MPLC_MODEL_HASH ") { continue }
+                hasher.update(line.utf8)
+                hasher.update([UInt8(ascii: "\n")])
+            }
+        }
+        return hasher.finalizeHex()
     }
 
     /// A debug harness (`harness.c`, built with model.c): `harness ENTRY FILE...` reads each pointer argument of
@@ -100,8 +119,8 @@ private struct ProgramContext {
             ]
         }
         let common: [String: Any] = [
-            "modelName": program.modelName,
-            "regenerateCommand": program.regenerateCommand,
+            "modelName": CSyntax.commentText(program.modelName),
+            "regenerateCommand": CSyntax.commentText(program.regenerateCommand),
         ]
         header = common.merging([
             "stateFloats": program.state.floats,
@@ -109,7 +128,7 @@ private struct ProgramContext {
             "maxThreads": maxThreads,
             "stateCount": program.state.tensors.count,
             "ioTables": ioTables,
-            "macros": program.macros.map { ["name": $0.name, "value": $0.value] },
+            "macros": try program.macros.map { ["name": $0.name, "value": try macroValue($0.name, $0.value)] },
             "signatures": writers.map(\.signature),
         ]) { a, _ in a }
         source = common.merging([
@@ -125,6 +144,19 @@ private struct ProgramContext {
             },
         ]) { a, _ in a }
         harness = common.merging(["entryPoints": writers.map { harnessEntry($0, program) }]) { a, _ in a }
+    }
+}
+
+/// A macro's value as C: a string through `CSyntax.stringLiteral`, a number only if it is a plain C number.
+private func macroValue(_ name: String, _ value: MacroValue) throws -> String {
+    switch value {
+    case .string(let text):
+        return CSyntax.stringLiteral(text)
+    case .number(let text):
+        guard let first = text.first, first.isNumber || first == "-", text.allSatisfy({ "0123456789.eE+-".contains($0) }) else {
+            throw EmitError(description: "macro \(name): \(text) is not a C number")
+        }
+        return text
     }
 }
 

@@ -1,9 +1,11 @@
 // Small pieces of C text: literals, identifiers, comments. All output is a pure function of its input.
+// Text from outside the compiler (a model's name, a path, a tensor name) reaches C only through `stringLiteral`,
+// `commentText` (and `comment`, built on it) or `identifier`; each makes any input inert in its context.
 
 import Foundation
 import MPLIR
 
-enum CSyntax {
+public enum CSyntax {
     /// A float literal that reads back as the same f32: the shortest round-trip digits of the Float, then `f`.
     static func floatLiteral(_ x: Double) -> String {
         let f = Float(x)
@@ -36,16 +38,19 @@ enum CSyntax {
         return false
     }
 
-    /// A C string literal.
-    static func stringLiteral(_ s: String) -> String {
+    /// A C string literal of `s`. Quotes, backslashes, `?` (trigraphs: `??/` is a backslash in C11) and every
+    /// byte outside printable ASCII are escaped, so the literal ends where it should and stays on one line.
+    public static func stringLiteral(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
+            case "?": out += "\\?"
             case "\n": out += "\\n"
             default:
                 if scalar.value < 0x20 || scalar.value > 0x7e {
+                    // Octal, not hex: an octal escape ends after 3 digits, a hex escape would swallow the next one.
                     for byte in String(scalar).utf8 { out += "\\" + String(byte, radix: 8).leftPadded(to: 3) }
                 } else {
                     out.unicodeScalars.append(scalar)
@@ -53,6 +58,26 @@ enum CSyntax {
             }
         }
         return out + "\""
+    }
+
+    /// `s` as one line of comment text, inert inside a `/* */` comment and after `//`: `/` and `*` never
+    /// stand next to each other (a space goes between), and `\`, `?` (trigraphs), control characters (a
+    /// newline would end a `//` comment) and every byte outside printable ASCII are written as `\xHH`.
+    public static func commentText(_ s: String) -> String {
+        var out = ""
+        var last: UInt8 = 0
+        for byte in s.utf8 {
+            if byte < 0x20 || byte > 0x7e || byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "?") {
+                out += "\\x" + String(byte, radix: 16).leftPadded(to: 2)
+                last = 0
+                continue
+            }
+            let pair = (last, byte)
+            if pair == (UInt8(ascii: "/"), UInt8(ascii: "*")) || pair == (UInt8(ascii: "*"), UInt8(ascii: "/")) { out += " " }
+            out.unicodeScalars.append(Unicode.Scalar(byte))
+            last = byte
+        }
+        return out
     }
 
     /// Letters, digits and underscores only; never starts with a digit.
@@ -73,9 +98,9 @@ enum CSyntax {
         "state", "io", "scratch",
     ]
 
-    /// A block comment whose text cannot close it early.
+    /// A block comment of `lines`, each made inert by `commentText`.
     static func comment(_ lines: [String], indent: String = "") -> String {
-        let safe = lines.map { $0.replacingOccurrences(of: "*/", with: "* /") }
+        let safe = lines.map(commentText)
         if safe.count == 1 { return "\(indent)/* \(safe[0]) */" }
         return "\(indent)/* " + safe.joined(separator: "\n\(indent) * ") + " */"
     }

@@ -17,6 +17,8 @@ public enum DiagnosticKind: String, CaseIterable, Sendable {
     case unsupported = "E011"
     case missingArgument = "E012"
     case unreadableFile = "E013"
+    /// The file's name cannot be the model's name (it becomes a directory and a C string).
+    case invalidModelName = "E014"
 
     /// A short title, for the error table in docs/DSL.md.
     public var title: String {
@@ -34,11 +36,12 @@ public enum DiagnosticKind: String, CaseIterable, Sendable {
         case .unsupported: return "unsupported statement or expression"
         case .missingArgument: return "missing argument"
         case .unreadableFile: return "unreadable file"
+        case .invalidModelName: return "file name not usable as the model's name"
         }
     }
 
     /// Whether the diagnostic points into the source text, so a rendering can quote the line.
-    var quotesSource: Bool { self != .unreadableFile }
+    var quotesSource: Bool { self != .unreadableFile && self != .invalidModelName }
 }
 
 /// One error in a model file.

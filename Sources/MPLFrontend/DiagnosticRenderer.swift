@@ -19,7 +19,7 @@ struct DiagnosticRenderer {
     private func render(_ diagnostic: Diagnostic) -> String {
         let location = diagnostic.location
         var text =
-            "\(fileName):\(location.line):\(location.column): error: \(printable(diagnostic.message)) [\(diagnostic.id)]\n"
+            "\(printable(fileName)):\(location.line):\(location.column): error: \(printable(diagnostic.message)) [\(diagnostic.id)]\n"
         guard diagnostic.kind.quotesSource else { return text }
         let excerpt = Excerpt(lines.line(location.line), column: location.column)
         text += excerpt.prefix + printable(String(decoding: excerpt.bytes, as: UTF8.self)) + excerpt.suffix + "\n"

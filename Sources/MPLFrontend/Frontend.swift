@@ -35,8 +35,12 @@ public enum Frontend {
         where !screenedLines.contains(lines.location(ofOffset: error.position.utf8Offset).line) {
             diagnostics.error(.syntax, error.message, at: error.position)
         }
+        let name = modelName(fileName)
+        if let problem = modelNameProblem(name) {
+            diagnostics.errorAtStartOfFile(.invalidModelName, problem)
+        }
         var analyzer = FileAnalyzer(
-            tree: tree, modelName: modelName(fileName), hasSyntaxErrors: tree.hasError || !screen.findings.isEmpty,
+            tree: tree, modelName: name, hasSyntaxErrors: tree.hasError || !screen.findings.isEmpty,
             diagnostics: diagnostics)
         let model = analyzer.run()
         if let model, diagnostics.isEmpty {
@@ -68,6 +72,28 @@ public enum Frontend {
     /// line and a caret under the column.
     public static func render(_ diagnostics: DiagnosticList, source: String, fileName: String) -> String {
         DiagnosticRenderer(source: source, fileName: fileName).render(diagnostics.diagnostics)
+    }
+
+    /// The longest model name, in bytes.
+    static let modelNameLimit = 64
+
+    /// Why `name` cannot name a model, or nil. The name becomes a directory (generated/NAME) and a C string, so
+    /// it is kept to characters that mean nothing in a path, a shell or C: ASCII letters, digits, `_`, `-` and
+    /// `.`, starting with a letter, digit or `_` (so never `.`, `..`, a hidden name or an option).
+    static func modelNameProblem(_ name: String) -> String? {
+        let isAllowed = { (byte: UInt8) -> Bool in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, first != UInt8(ascii: "-"), first != UInt8(ascii: "."),
+            bytes.count <= modelNameLimit, bytes.allSatisfy(isAllowed)
+        else {
+            return "the file name gives the model the name `\(name)`, which is not allowed: a model's name (the file's "
+                + "name without its extension) is 1 to \(modelNameLimit) ASCII letters, digits, `_`, `-` or `.`, and starts "
+                + "with a letter, digit or `_`; rename the file"
+        }
+        return nil
     }
 
     /// "models/fashion_mlp.swiftdsl" -> "fashion_mlp".

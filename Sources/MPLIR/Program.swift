@@ -61,15 +61,31 @@ public struct Program: Sendable {
     /// The persistent state, in arena order.
     public var state: [TensorInfo]
     public var entryPoints: [EntryPoint]
-    /// `#define` lines of the header, in order (values already formatted as C literals).
-    public var macros: [(name: String, value: String)]
+    /// `#define` lines of the header, in order.
+    public var macros: [(name: String, value: MacroValue)]
 
     public init(modelName: String, regenerateCommand: String, state: [TensorInfo], entryPoints: [EntryPoint],
-                macros: [(name: String, value: String)]) {
+                macros: [(name: String, value: MacroValue)]) {
         self.modelName = modelName
         self.regenerateCommand = regenerateCommand
         self.state = state
         self.entryPoints = entryPoints
         self.macros = macros
+    }
+}
+
+/// The value of a header `#define`. Strings are kept as text and escaped by the C emitter, so no name from a
+/// model file reaches C source as code; numbers are checked by the emitter to be plain C numbers.
+public enum MacroValue: Sendable, Equatable {
+    /// A C integer or floating literal, as written (`32`, `0.05`, `1e-05`).
+    case number(String)
+    /// A C string, unescaped.
+    case string(String)
+
+    /// The value as plain text, without quotes (the `key=value` pairs of MPLC_RECIPE).
+    public var text: String {
+        switch self {
+        case .number(let text), .string(let text): return text
+        }
     }
 }

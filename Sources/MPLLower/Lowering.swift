@@ -117,7 +117,7 @@ public struct KernelProgram: Sendable {
     /// The state arena: `Program.state` in order, each tensor aligned to `arenaAlignment` floats.
     public var state: ArenaLayout
     public var entryPoints: [LoweredFunction]
-    public var macros: [(name: String, value: String)]
+    public var macros: [(name: String, value: MacroValue)]
 
     /// The scratch arena is shared by every entry point, so it is as large as the largest plan.
     public var scratchFloats: Int { entryPoints.map(\.plan.scratchFloats).max() ?? 0 }

@@ -11,22 +11,29 @@ extension StepBuilder {
                 macros: macros)
     }
 
-    /// The model's facts and recipe, as `#define`s the runner reads (docs/ABI.md).
-    public var macros: [(name: String, value: String)] {
-        let recipe = model.recipe
+    /// The model's facts and recipe, as `#define`s the runner reads (docs/ABI.md), ending with MPLC_RECIPE: every
+    /// recipe constant as one `key=value;...` string, which the runner stores in checkpoints to compare on --resume.
+    public var macros: [(name: String, value: MacroValue)] {
         let (height, width, channels): (Int, Int, Int)
         switch model.input {
         case .image(let c, let h, let w): (height, width, channels) = (h, w, c)
         case .features(let d): (height, width, channels) = (1, 1, d)
         }
-        func int(_ x: Int) -> String { String(x) }
-        func double(_ x: Double) -> String { cDouble(x) }
-        func string(_ s: String) -> String { "\"\(s)\"" }
-        var list: [(String, String)] = [
-            ("MPLC_MODEL_NAME", string(model.name)),
+        let facts: [(name: String, value: MacroValue)] = [
+            ("MPLC_MODEL_NAME", .string(model.name)),
             ("MPLC_INPUT_HEIGHT", int(height)), ("MPLC_INPUT_WIDTH", int(width)), ("MPLC_INPUT_CHANNELS", int(channels)),
             ("MPLC_INPUT_SIZE", int(height * width * channels)),
             ("MPLC_CLASSES", int(model.classes)),
+        ]
+        let recipe = recipeMacros
+        let summary = recipe.map { $0.name.dropFirst("MPLC_".count).lowercased() + "=" + $0.value.text }
+        return facts + recipe + [("MPLC_RECIPE", .string(summary.joined(separator: ";")))]
+    }
+
+    /// The recipe's compile-time constants, in header order.
+    private var recipeMacros: [(name: String, value: MacroValue)] {
+        let recipe = model.recipe
+        var list: [(name: String, value: MacroValue)] = [
             ("MPLC_BATCH_LABELED", int(recipe.labeledBatch)), ("MPLC_BATCH_UNLABELED", int(recipe.unlabeledBatch)),
             ("MPLC_EVAL_BATCH", int(recipe.evalBatch)), ("MPLC_FINETUNE_BATCH", int(recipe.finetune.batch)),
             ("MPLC_STEPS", int(recipe.steps)), ("MPLC_SEED", int(recipe.seed)),
@@ -55,14 +62,17 @@ extension StepBuilder {
             ("MPLC_FINETUNE_STEPS", int(recipe.finetune.steps)), ("MPLC_FINETUNE_LR", double(recipe.finetune.learningRate)),
             ("MPLC_EMA_DECAY", double(recipe.emaDecay)),
             ("MPLC_INIT_UNIFORM", int(initUniform)), ("MPLC_INIT_BOUND", double(initBound)),
-            ("MPLC_PSEUDO_LABELS", string(pseudo)),
-            ("MPLC_FEEDBACK", string(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")),
+            ("MPLC_PSEUDO_LABELS", .string(pseudo)),
+            ("MPLC_FEEDBACK", .string(recipe.feedback == .dotProduct ? "dot-product" : "loss-difference")),
             // Reduced MPL: 1 when the teacher reads cached class distributions (input `teacher_x`), not images.
             ("MPLC_TEACHER_READS_PREDICTIONS", int(recipe.teacherInput == .cachedPredictions ? 1 : 0)),
         ]
-        return list.map { (name: $0.0, value: $0.1) }
+        return list
     }
 }
+
+private func int(_ x: Int) -> MacroValue { .number(String(x)) }
+private func double(_ x: Double) -> MacroValue { .number(cDouble(x)) }
 
 /// A double as a C literal that reads back to the same value on every machine.
 func cDouble(_ x: Double) -> String {

@@ -85,7 +85,7 @@ struct Train: ParsableCommand {
         abstract: "Compile a model, build its trainer with cc -O3 and OpenBLAS, and train on Fashion-MNIST (or --data).",
         discussion: "The options below, except --pseudo-labels and --feedback (which change the compiled step), are "
             + "passed on to the trainer (`mplc-run train`). For the trainer's --stop-at, run the trainer that mplc "
-            + "prints it built (.build-mplc/...) directly; docs/RUNNER.md has all its options.")
+            + "prints it built or reused (.build-mplc/<model>-<key>/mplc-run) directly; docs/RUNNER.md has all its options.")
 
     @Argument(help: "The model file (.swiftdsl).")
     var model: String
@@ -104,6 +104,12 @@ struct Train: ParsableCommand {
     var out: String?
     @Flag(help: "Continue the run in --out from its last checkpoint.")
     var resume = false
+    @Flag(help: "Start a new run in an --out that holds another run (its files are replaced).")
+    var overwrite = false
+    @Option(help: ArgumentHelp(
+        "Start from the weights of a checkpoint of another model hash or recipe, on purpose (e.g. to finetune).",
+        valueName: "FILE.safetensors"))
+    var initFrom: String?
     @Option(help: "Evaluate on the test set every N steps.")
     var evalEvery: Int?
     @Option(help: "Checkpoint every N steps.")
@@ -137,12 +143,10 @@ struct Train: ParsableCommand {
             let started = Date()
             let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)")
             if let failure = ResourceLimits.check(compiled) { throw failure }
-            let buildDirectory = ".build-mplc/\(model.name)-\(RecipeOverrides.tag(model))"
-            try Compiler.write(compiled.files, to: buildDirectory)
-            let binary = buildDirectory + "/mplc-run"
-            try RunnerBuild.build(generatedDirectory: buildDirectory, output: binary,
-                                  templatesDirectory: Compiler.templatesDirectory)
-            FileHandle.standardError.write(Data(String(format: "mplc: built %@ in %.1f s; memory plan: %@\n", binary,
+            let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
+                                                              templatesDirectory: Compiler.templatesDirectory)
+            FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
+                                                       built ? "built" : "reused", binary,
                                                        Date().timeIntervalSince(started), compiled.memorySummary).utf8))
             try exec(binary, ["train"] + runnerArguments)
         }
@@ -155,7 +159,9 @@ struct Train: ParsableCommand {
         add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache); add("--ema-decay", emaDecay); add("--flip", flip)
+        add("--init-from", initFrom)
         if resume { args.append("--resume") }
+        if overwrite { args.append("--overwrite") }
         if quiet { args.append("--quiet") }
         return args
     }

@@ -74,7 +74,7 @@ enum TestPrograms {
                 EntryPoint(name: "mplc_predict", tableName: "predict", graph: predict, inputStorage: predictStorage,
                            resultStorage: ["logits": .argument]),
             ],
-            macros: [("MPLC_MODEL_NAME", "\"test_dense\""), ("MPLC_CLASSES", "4"), ("MPLC_TEACHER_LR", "0.05")])
+            macros: [("MPLC_MODEL_NAME", .string("test_dense")), ("MPLC_CLASSES", .number("4")), ("MPLC_TEACHER_LR", .number("0.05"))])
     }
 
     /// A convolution as im2col + GEMM with ReLU, max and average pooling (plain and strided-padded), and the

@@ -644,9 +644,34 @@ import Testing
         #expect(diagnostics.map(\.id) == ["E013"])
     }
 
+    /// The model's name becomes a directory and a C string: only plain names are accepted, others refused
+    /// with E014 naming the file (no control character of the name reaches the terminal).
+    @Test(arguments: [
+        "..", ".", "", ".hidden", "-o", "a b", "a\"b", "a\\b", "a*", "caf\u{e9}", String(repeating: "n", count: 65),
+        "m\"\nint system(const char*); __attribute__((constructor)) static void p(void){system(\"id>PWNED.txt\");}\n#define Q \"",
+    ])
+    func fileNamesThatCannotNameAModelAreRefused(name: String) {
+        let fileName = "dir/" + name + ".swiftdsl"
+        guard case .failure(let diagnostics) = Frontend.parse(source: smallModel(), fileName: fileName) else {
+            Issue.record("\(fileName) was accepted")
+            return
+        }
+        #expect(diagnostics.map(\.id) == ["E014"])
+        let rendered = Frontend.render(diagnostics, source: smallModel(), fileName: fileName)
+        #expect(rendered.hasPrefix("dir/") && rendered.contains(":1:1: error: the file name gives the model the name `"))
+        #expect(rendered.hasSuffix("; rename the file [E014]\n"))
+        #expect(rendered.filter { $0 == "\n" }.count == 1, "\(rendered)")
+    }
+
+    @Test(arguments: ["fashion_mlp", "two.moons", "a-b", "_x", "9lives", String(repeating: "n", count: 64)])
+    func plainFileNamesNameTheModel(name: String) throws {
+        let model = try #require(parsedModel(smallModel(), fileName: "/some dir/*/" + name + ".swiftdsl"))
+        #expect(model.name == name)
+    }
+
     @Test func everyKindHasADistinctStableID() {
         let ids = DiagnosticKind.allCases.map(\.rawValue)
-        #expect(ids == (1...13).map { "E" + String(repeating: "0", count: $0 < 10 ? 2 : 1) + String($0) })
+        #expect(ids == (1...14).map { "E" + String(repeating: "0", count: $0 < 10 ? 2 : 1) + String($0) })
         #expect(Set(DiagnosticKind.allCases.map(\.title)).count == ids.count)
     }
 }

@@ -37,7 +37,8 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
-/* The model and its training recipe. */
+/* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
+#define MPLC_MODEL_HASH "c45fbfec1e5918e3f4c3903f453c1b9b24f80fd8b7541b69ba03fd0a33639fa3"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
@@ -73,6 +74,7 @@ typedef struct {
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
+#define MPLC_RECIPE "batch_labeled=64;batch_unlabeled=448;eval_batch=500;finetune_batch=512;steps=300000;seed=0;student_wait_steps=3000;teacher_lr=0.01;teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=0.0005;teacher_warmup_steps=5000;teacher_cosine=1;student_lr=0.01;student_momentum=0.9;student_nesterov=1;student_weight_decay=0.0005;student_warmup_steps=5000;student_cosine=1;uda_weight=1.0;uda_ramp_steps=0;finetune_steps=1000;finetune_lr=1e-05;ema_decay=0.995;init_uniform=0;init_bound=0.0;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];

@@ -37,7 +37,8 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
-/* The model and its training recipe. */
+/* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
+#define MPLC_MODEL_HASH "94c0f37a9668b0cebc5107d8f38ef1040ea315b87bddf9bbdc3ae2b07d0768ea"
 #define MPLC_MODEL_NAME "two_moons_uda"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1
@@ -73,6 +74,7 @@ typedef struct {
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
 #define MPLC_TEACHER_READS_PREDICTIONS 0
+#define MPLC_RECIPE "batch_labeled=6;batch_unlabeled=96;eval_batch=100;finetune_batch=6;steps=100000;seed=0;student_wait_steps=0;teacher_lr=0.1;teacher_momentum=0.0;teacher_nesterov=0;teacher_weight_decay=0.0;teacher_warmup_steps=0;teacher_cosine=0;student_lr=0.1;student_momentum=0.0;student_nesterov=0;student_weight_decay=0.0;student_warmup_steps=0;student_cosine=0;uda_weight=1.0;uda_ramp_steps=1000;finetune_steps=0;finetune_lr=0.1;ema_decay=0.995;init_uniform=1;init_bound=0.1;pseudo_labels=hard-argmax;feedback=dot-product;teacher_reads_predictions=0"
 
 /* Symbol tables: the state arena, then each I/O arena's inputs and outputs. */
 extern const mplc_tensor mplc_state_tensors[];
