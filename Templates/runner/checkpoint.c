@@ -21,11 +21,18 @@
 
 #define CHECKPOINT_FORMAT "mplc-run-checkpoint/1"
 
+/* The recipe is stored whole in one metadata value, so that --resume can say which settings differ. */
+_Static_assert(sizeof MPLC_RECIPE <= ST_VALUE_LEN, "MPLC_RECIPE is longer than a checkpoint metadata value");
+
 static void fill_meta(const Trainer *T, StMeta *m) {
     const RunState *rs = &T->rs;
     meta_clear(m);
     meta_set(m, "format", CHECKPOINT_FORMAT);
     meta_set(m, "model", "%s", MPLC_MODEL_NAME);
+    /* What the runner was built from: --resume refuses a runner built from anything else. */
+    meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+    meta_set(m, "recipe", "%s", MPLC_RECIPE);
+    if (T->init_from[0]) meta_set(m, "init_from", "%s", T->init_from);
     meta_set(m, "mode", "%s", mode_name(T->cfg.mode));
     meta_set(m, "seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "labels", "%ld", T->cfg.labels);
@@ -221,6 +228,81 @@ static int resume_teacher_cache(const Trainer *T, const StMeta *m, const char *p
     return 0;
 }
 
+/* The value of key in a recipe "k=v;k=v;..." (MPLC_RECIPE), or NULL; *len is its length. */
+static const char *recipe_value(const char *recipe, const char *key, size_t key_len, size_t *len) {
+    for (const char *p = recipe; *p;) {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        if (!end) end = p + strlen(p);
+        if (eq && eq < end && (size_t)(eq - p) == key_len && strncmp(p, key, key_len) == 0) {
+            *len = (size_t)(end - eq - 1);
+            return eq + 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return NULL;
+}
+
+/* Appends to out, for each entry of recipe a: if !only_new, "key a_value -> b_value" when b's value differs
+ * (or "(none)" when b lacks the key); if only_new, "key (none) -> a_value" when b lacks the key. */
+static void diff_entries(const char *a, const char *b, int only_new, char *out, size_t cap) {
+    for (const char *p = a; *p;) {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end) eq = end; /* an entry without '=': a key with an empty value */
+        const int key_len = (int)(eq - p), len_a = eq < end ? (int)(end - eq - 1) : 0;
+        const char *va = eq < end ? eq + 1 : "";
+        size_t len_b = 0, n = strlen(out);
+        const char *vb = recipe_value(b, p, (size_t)key_len, &len_b);
+        const char *sep = n ? ", " : "";
+        if (only_new && !vb) snprintf(out + n, cap - n, "%s%.*s (none) -> %.*s", sep, key_len, p, len_a, va);
+        if (!only_new && !vb) snprintf(out + n, cap - n, "%s%.*s %.*s -> (none)", sep, key_len, p, len_a, va);
+        if (!only_new && vb && ((size_t)len_a != len_b || strncmp(va, vb, len_b) != 0))
+            snprintf(out + n, cap - n, "%s%.*s %.*s -> %.*s", sep, key_len, p, len_a, va, (int)len_b, vb);
+        p = *end ? end + 1 : end;
+    }
+}
+
+void recipe_diff(const char *was, const char *now, char *out, size_t cap) {
+    out[0] = '\0';
+    diff_entries(was, now, 0, out, cap);
+    diff_entries(now, was, 1, out, cap);
+}
+
+/* A run continues only with a runner built from the same model and recipe (the hash covers both): anything
+ * else would make one run of two recipes. The message says which recipe settings differ. */
+static int resume_identity(const StMeta *m, const char *path, Err *e) {
+    const char *hash = meta_get(m, "model_hash"), *recipe = meta_get(m, "recipe");
+    if (!hash || !recipe)
+        return err_set(e,
+                       "%s records no model hash and recipe (written by an older mplc-run), so --resume cannot check "
+                       "that this runner was built from the same model and recipe; start a new run from its weights "
+                       "with --init-from %s",
+                       path, path);
+    if (strcmp(hash, MPLC_MODEL_HASH) == 0) return 0;
+    char diff[sizeof e->msg];
+    recipe_diff(recipe, MPLC_RECIPE, diff, sizeof diff);
+    return err_set(e,
+                   "%s was trained by a runner built from another model or recipe (%s); resume it with that runner, "
+                   "or start a new run from its weights with --init-from %s",
+                   path, diff[0] ? diff : "same recipe, but the compiled model differs (layers or mplc version)", path);
+}
+
+/* --init-from FILE: a new run whose teacher and student start from FILE's parameters, by name. st_load checks
+ * every tensor's name and shape against this model (and FILE's checksum and finite values); the optimiser's
+ * momenta start at zero as in any new run, and the EMA, not copied, starts from the student at its first
+ * learning step (ema_updates is 0). */
+int checkpoint_init_from(Trainer *T, Err *e) {
+    const char *path = T->cfg.init_from;
+    Err why;
+    if (st_load(path, T->state, NULL, &why) != 0) return err_set(e, "--init-from: %s", why.msg);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        if (!starts_with(t->name, "teacher/") && !starts_with(t->name, "student/"))
+            memset(T->state + t->offset, 0, sizeof(float) * t->count); /* as init_state leaves them */
+    }
+    return path_join(T->init_from, sizeof T->init_from, e, "%s", path);
+}
+
 int checkpoint_resume(Trainer *T, Err *e) {
     const char *path = T->ckpt_path;
     if (!file_exists(path)) return err_set(e, "--resume: no checkpoint %s to resume from", path);
@@ -243,6 +325,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
         err_set(e, "%s: written for model %s, this runner is built for %s", path, model ? model : "?", MPLC_MODEL_NAME);
         goto done;
     }
+    if (resume_identity(m, path, e) != 0) goto done;
     if (!mode || strcmp(mode, mode_name(T->cfg.mode)) != 0) {
         err_set(e, "%s: written in mode %s, this command says --mode %s", path, mode ? mode : "?", mode_name(T->cfg.mode));
         goto done;
@@ -310,6 +393,8 @@ int checkpoint_resume(Trainer *T, Err *e) {
     if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
         resume_teacher_cache(T, m, path, e) != 0)
         goto done;
+    const char *init_from = meta_get(m, "init_from"); /* kept in the run's later checkpoints */
+    snprintf(T->init_from, sizeof T->init_from, "%s", init_from ? init_from : "");
     rc = 0;
 done:
     free(m);

@@ -109,6 +109,8 @@ static void st_seed(const char *name, int with_meta) {
     if (with_meta) { /* the keys of a training checkpoint (checkpoint.c) */
         meta_set(m, "format", "mplc-run-checkpoint/1");
         meta_set(m, "model", "%s", MPLC_MODEL_NAME);
+        meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+        meta_set(m, "recipe", "%s", MPLC_RECIPE);
         meta_set(m, "mode", "mpl");
         meta_set(m, "seed", "0");
         meta_set(m, "labels", "100");

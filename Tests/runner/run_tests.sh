@@ -50,6 +50,8 @@ build() { # build NAME EXTRA-FLAGS...
 build "mplc-run (runner/*.c + fake model.c, as the compiler will)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" -o mplc-run
 build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
     -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
+build "mplc-run compiled again from the same recipe (-DFAKE_MODEL_HASH)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
+    -DFAKE_MODEL_HASH='"fa4e000000000000000000000000000000000000000000000000000000000099"' -o mplc-run-rehash
 build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c$') "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" \
     -o test_runner
 RUN="$WORK/mplc-run"
@@ -219,6 +221,41 @@ expect "integrity: a 3 GB sparse file is refused from its size" 1 \
     small_vm "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
 expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a directory\)" -- \
     small_vm "$RUN" eval --checkpoint "$WORK" --data "$FAST"
+
+# ---------------------------------------------------------------- resume identity and --init-from (issue 15)
+# mplc-run-nan is the same model with teacher_lr 1e30 in its recipe; mplc-run-rehash the same recipe compiled
+# into another model.h (another MPLC_MODEL_HASH): neither may continue the step-30 run of mplc-run.
+D=$(damaged recipe)
+expect "identity: --resume with a runner of another recipe names the settings that differ" 1 \
+    "checkpoint.safetensors was trained by a runner built from another model or recipe \(teacher_lr 0.01 -> 1e30\); resume it with that runner, or start a new run from its weights with --init-from" -- \
+    "$WORK/mplc-run-nan" train --data "$FAST" --resume --out "$D" --quiet
+expect "identity: --resume with another compilation of the same recipe" 1 \
+    "another model or recipe \(same recipe, but the compiled model differs \(layers or mplc version\)\)" -- \
+    "$WORK/mplc-run-rehash" train --data "$FAST" --resume --out "$D" --quiet
+if cmp -s "$D/checkpoint.safetensors" "$WORK/intact/checkpoint.safetensors"; then pass "identity: a refused resume leaves the checkpoint alone"
+else fail "identity: a refused resume changed the checkpoint"; fi
+D=$(damaged no-hash) && "$T" st-del "$D/checkpoint.safetensors" model_hash
+resume_refused no-hash "a checkpoint without a model hash" "records no model hash and recipe .*--init-from"
+expect "--init-from with --resume: usage error" 2 "--init-from starts a new run .* give one" -- \
+    "$RUN" train --data "$FAST" --resume --init-from "$WORK/intact/checkpoint.safetensors" --out "$WORK/init-resume"
+# --init-from: a new run of the other compilation from the step-30 weights; it records where it started, keeps
+# that across --resume, and starts where the weights are (the first evaluation, at step 15, beats a fresh run's).
+I="$WORK/init-from"
+if "$WORK/mplc-run-rehash" "${FLAGS[@]}" --init-from "$WORK/intact/checkpoint.safetensors" --out "$I" --stop-at 15 \
+    >/dev/null 2>"$I.err" && "$WORK/mplc-run-rehash" train --data "$FAST" --resume --out "$I" --quiet >/dev/null 2>>"$I.err"; then
+    from=$("$T" st-meta "$I/checkpoint.safetensors" init_from)
+    first=$(grep -m 1 '"eval"' "$I/metrics.jsonl" | sed 's/.*"acc_student":\([0-9.]*\).*/\1/')
+    fresh=$(grep -m 1 '"eval"' "$WORK/full/metrics.jsonl" | sed 's/.*"acc_student":\([0-9.]*\).*/\1/')
+    if [ "$from" = "$WORK/intact/checkpoint.safetensors" ] && [ "$("$T" st-meta "$I/checkpoint.safetensors" step)" = 20 ] &&
+        awk -v a="$first" -v b="$fresh" 'BEGIN { exit !(a > b + 0.05) }'; then
+        pass "--init-from: a new run from another runner's checkpoint (student $first at step 15, fresh $fresh), recorded across --resume"
+    else fail "--init-from: init_from '$from', first evaluation $first (fresh run $fresh)" "$(cat "$I.err")"; fi
+else
+    fail "--init-from run" "$(cat "$I.err")"
+fi
+expect "--init-from a missing file: exit 1 before the run directory is made" 1 "--init-from: .*nothing.safetensors: cannot open" -- \
+    "$RUN" train --data "$FAST" --init-from "$WORK/nothing.safetensors" --out "$WORK/init-missing" --quiet
+if [ -e "$WORK/init-missing" ]; then fail "--init-from a missing file made the run directory"; else pass "--init-from a missing file: no run directory"; fi
 
 # ---------------------------------------------------------------- kill -9 leaves a usable checkpoint
 "$RUN" train --data "$FAST" --steps 100000 --labels 100 --checkpoint-every 25 --out "$WORK/killed" --quiet \

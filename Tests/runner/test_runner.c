@@ -10,7 +10,8 @@
  *   test_runner st-equal A B         exit 0 iff the two checkpoints hold bit-identical state tensors
  *   test_runner st-meta FILE KEY     print a metadata value of a checkpoint
  *   test_runner st-finite FILE       exit 0 iff every state tensor is finite
- *   test_runner st-set FILE KEY VALUE, st-poke FILE TENSOR ELEMENT VALUE, st-flip FILE TENSOR ELEMENT BIT
+ *   test_runner st-set FILE KEY VALUE, st-del FILE KEY, st-poke FILE TENSOR ELEMENT VALUE,
+ *               st-flip FILE TENSOR ELEMENT BIT
  *                                    change a checkpoint's metadata or one float (valid checksum), or flip a bit
  */
 #define _POSIX_C_SOURCE 200809L
@@ -601,6 +602,52 @@ static void test_checkpoint_integrity(void) {
     free(m);
 }
 
+/* ---------------------------------------------------------------- resume identity and --init-from (issue 15) */
+
+static void test_recipe_identity(void) {
+    current = "recipe identity";
+    char out[256];
+    recipe_diff("batch_labeled=32;batch_unlabeled=128;teacher_lr=0.05;seed=0", "batch_labeled=64;batch_unlabeled=256;teacher_lr=0.1;seed=0",
+                out, sizeof out);
+    CHECK(strcmp(out, "batch_labeled 32 -> 64, batch_unlabeled 128 -> 256, teacher_lr 0.05 -> 0.1") == 0, "diff: '%s'", out);
+    recipe_diff(MPLC_RECIPE, MPLC_RECIPE, out, sizeof out);
+    CHECK(out[0] == '\0', "a recipe differs from itself: '%s'", out);
+    recipe_diff("a=1;b=2", "a=1;c=3", out, sizeof out);
+    CHECK(strcmp(out, "b 2 -> (none), c (none) -> 3") == 0, "keys in one recipe only: '%s'", out);
+    recipe_diff("a=1", "a=10", out, 12);
+    CHECK(strcmp(out, "a 1 -> 10") == 0, "a value that is a prefix of the other: '%s'", out);
+
+    /* --init-from: the teacher's and student's tensors by name, momenta zero whatever the file holds */
+    Err e;
+    float *src = random_state(21);
+    CHECK(st_save(tpath("init.safetensors"), src, NULL, &e) == 0, "save: %s", e.msg);
+    Trainer *T = xcalloc(1, sizeof *T);
+    T->state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    init_state(T->state, 3);
+    T->cfg.init_from = tpath("init.safetensors");
+    CHECK(checkpoint_init_from(T, &e) == 0, "init-from: %s", e.msg);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        int param = starts_with(t->name, "teacher/") || starts_with(t->name, "student/");
+        size_t differ = 0;
+        for (size_t k = t->offset; k < t->offset + t->count; k++) differ += T->state[k] != (param ? src[k] : 0.0f);
+        CHECK(differ == 0, "%s: %zu floats are not %s", t->name, differ, param ? "the file's" : "zero");
+    }
+    CHECK(strcmp(T->init_from, tpath("init.safetensors")) == 0, "the run does not record where it started from");
+    /* a file of another architecture: refused naming the tensor and both shapes */
+    write_st("wide.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[20],\"data_offsets\":[62760,62840]}",
+                         NULL),
+             4 * (size_t)MPLC_STATE_FLOATS + 40, 0);
+    T->cfg.init_from = tpath("wide.safetensors");
+    CHECK_FAILS(checkpoint_init_from(T, &e), e, "--init-from: ");
+    CHECK(strstr(e.msg, "wide.safetensors: tensor \"student/dense1/bias\" has shape [20], model fake_linear expects [10]"),
+          "message: %s", e.msg);
+    free(T->state);
+    free(T);
+    free(src);
+}
+
 /* ---------------------------------------------------------------- initialisation */
 
 static void test_init(void) {
@@ -1060,6 +1107,13 @@ static int st_surgery(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "st-set") == 0) { /* st-set FILE KEY VALUE: a metadata value */
         meta_set(m, argv[3], "%s", argv[4]);
         save_any(file, s, ema, has, m);
+    } else if (argc == 4 && strcmp(argv[1], "st-del") == 0) { /* st-del FILE KEY: no such metadata */
+        StMeta *kept = xmalloc(sizeof *kept);
+        meta_clear(kept);
+        for (int i = 0; i < m->count; i++)
+            if (strcmp(m->key[i], argv[3]) != 0) meta_set(kept, m->key[i], "%s", m->value[i]);
+        save_any(file, s, ema, has, kept);
+        free(kept);
     } else if (argc == 6 && strcmp(argv[1], "st-poke") == 0) { /* st-poke FILE TENSOR ELEMENT VALUE: one float */
         const mplc_tensor *t = table_find(&TABLE_STATE, argv[3]);
         if (!t || (size_t)atol(argv[4]) >= t->count) die(1, "no element %s of %s", argv[4], argv[3]);
@@ -1075,8 +1129,8 @@ static int st_surgery(int argc, char **argv) {
         write_bytes(file, b, len);
         free(b);
     } else {
-        fprintf(stderr, "usage: test_runner st-set FILE KEY VALUE | st-poke FILE TENSOR ELEMENT VALUE | "
-                        "st-flip FILE TENSOR ELEMENT BIT\n");
+        fprintf(stderr, "usage: test_runner st-set FILE KEY VALUE | st-del FILE KEY | st-poke FILE TENSOR ELEMENT VALUE "
+                        "| st-flip FILE TENSOR ELEMENT BIT\n");
         rc = 2;
     }
     free(s);
@@ -1271,9 +1325,11 @@ int main(int argc, char **argv) {
         mkdir(tmpdir, 0777);
         void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_idx,
                                  test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
-                                 test_init,        test_augment, test_dataset,  test_data_budget, test_fake_model};
+                                 test_recipe_identity, test_init, test_augment, test_dataset, test_data_budget,
+                                 test_fake_model};
         const char *names[] = {"rng",  "order",   "schedule", "idx",     "npy",          "json", "safetensors",
-                               "checkpoint integrity", "init", "augment", "dataset", "data budget", "fake model"};
+                               "checkpoint integrity", "recipe identity", "init", "augment", "dataset", "data budget",
+                               "fake model"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();
@@ -1307,7 +1363,8 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "st-equal") == 0) return st_equal(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "st-meta") == 0) return st_meta(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "st-finite") == 0) return st_finite(argv[2]);
-    if (argc >= 3 && (!strcmp(argv[1], "st-set") || !strcmp(argv[1], "st-poke") || !strcmp(argv[1], "st-flip")))
+    if (argc >= 3 && (!strcmp(argv[1], "st-set") || !strcmp(argv[1], "st-del") || !strcmp(argv[1], "st-poke") ||
+                      !strcmp(argv[1], "st-flip")))
         return st_surgery(argc, argv);
     if (argc >= 2 && strncmp(argv[1], "ema-", 4) == 0) return ema_main(argc, argv); /* the EMA section */
     fprintf(stderr, "usage: test_runner unit [TMPDIR] | gen-data DIR KIND | gen-replay DIR N | st-equal A B | "
