@@ -47,7 +47,8 @@ static void fill_meta(const Trainer *T, StMeta *m) {
      * follows from the step. */
     const int mpl_main = rs->phase == PHASE_MAIN && T->cfg.mode != MODE_SUPERVISED;
     const uint64_t step = (uint64_t)rs->step; /* unsigned, as batch.c computes positions: no overflow */
-    meta_set(m, "order_position_labeled", "%" PRIu64, step * (uint64_t)(mpl_main ? MPLC_BATCH_LABELED : MPLC_FINETUNE_BATCH));
+    const uint64_t rows_l = (uint64_t)(mpl_main ? MPLC_BATCH_LABELED : MPLC_FINETUNE_BATCH);
+    meta_set(m, "order_position_labeled", "%" PRIu64, step * rows_l);
     meta_set(m, "order_position_unlabeled", "%" PRIu64, mpl_main ? step * (uint64_t)MPLC_BATCH_UNLABELED : 0);
     meta_set(m, "order_seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "test_examples", "%zu", T->data.test.n);
@@ -300,7 +301,7 @@ int checkpoint_init_from(Trainer *T, Err *e) {
         if (!starts_with(t->name, "teacher/") && !starts_with(t->name, "student/"))
             memset(T->state + t->offset, 0, sizeof(float) * t->count); /* as init_state leaves them */
     }
-    return path_join(T->init_from, sizeof T->init_from, e, "%s", path);
+    return path_join(T->init_from, ST_VALUE_LEN, e, "%s", path); /* a path the checkpoint's metadata can hold */
 }
 
 int checkpoint_resume(Trainer *T, Err *e) {

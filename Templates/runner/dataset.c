@@ -214,7 +214,8 @@ int dataset_alloc_split(DataSplit *s, size_t n, const char *path, Err *e) {
     if (size_mul(n, (size_t)MPLC_INPUT_SIZE, &floats) != 0 || size_mul(floats + n, 4, &bytes) != 0)
         return err_set(e, "%s: %zu examples are too many to hold", path, n);
     char what[96];
-    snprintf(what, sizeof what, "%zu examples as float32 (the model's %d inputs each, and a label)", n, MPLC_INPUT_SIZE);
+    snprintf(what, sizeof what, "%zu examples as float32 (the model's %d inputs each, and a label)", n,
+             MPLC_INPUT_SIZE);
     if (budget_take(bytes, path, what, e) != 0) return -1;
     s->planned = bytes;
     s->n = n;

@@ -39,8 +39,10 @@ int idx_read(const char *path, uint32_t magic, IdxArray *out, Err *e) {
     }
     /* The body's size counts in the memory budget before a byte of it is read (a small gzip can claim gigabytes). */
     char what[96];
-    if (out->ndim == 3) snprintf(what, sizeof what, "the %ux%ux%u images of the IDX header", out->dims[0], out->dims[1], out->dims[2]);
-    else snprintf(what, sizeof what, "the %u labels of the IDX header", out->dims[0]);
+    if (out->ndim == 3)
+        snprintf(what, sizeof what, "the %ux%ux%u images of the IDX header", out->dims[0], out->dims[1], out->dims[2]);
+    else
+        snprintf(what, sizeof what, "the %u labels of the IDX header", out->dims[0]);
     if (budget_take(out->count, path, what, e) != 0) goto fail;
     void *data;
     if (in_read_array(&f, out->count, 1, &data, "the IDX data", e) != 0) {

@@ -186,7 +186,8 @@ static int train_main(int argc, char **argv) {
     }
     check_teacher_cache_flag("train", c.teacher_cache);
     if (c.resume && c.init_from)
-        usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: give one");
+        usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: "
+                    "give one");
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
     Err e;

@@ -207,7 +207,8 @@ static int inflate_element(const char *path, size_t at, const uint8_t *src, size
                 tag_seen = 1;
                 /* What the tag announces counts in the memory budget before it is inflated. */
                 char what[96];
-                snprintf(what, sizeof what, "the compressed element at byte %zu (its tag announces %zu bytes)", at, inner);
+                snprintf(what, sizeof what, "the compressed element at byte %zu (its tag announces %zu bytes)", at,
+                         inner);
                 if (budget_take(limit, path, what, e) != 0) goto done;
                 *planned += limit;
             }

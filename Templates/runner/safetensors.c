@@ -265,11 +265,13 @@ static int check_entry(const char *path, const char *name, const JsonValue *v, u
         shape_str(t->shape, t->rank, want, sizeof want);
         for (size_t d = 0; d < shape->len && strlen(got) < 64; d++) {
             const JsonValue *x = &shape->items[d];
-            if (x->is_uint) snprintf(got + strlen(got), sizeof got - strlen(got), d ? ",%llu" : "%llu", (unsigned long long)x->uint);
-            else snprintf(got + strlen(got), sizeof got - strlen(got), d ? ",?" : "?");
+            size_t n = strlen(got);
+            if (x->is_uint) snprintf(got + n, sizeof got - n, d ? ",%llu" : "%llu", (unsigned long long)x->uint);
+            else snprintf(got + n, sizeof got - n, d ? ",?" : "?");
         }
         snprintf(got + strlen(got), sizeof got - strlen(got), "]");
-        return err_set(e, "%s: tensor \"%s\" has shape %s, model %s expects %s", path, name, got, MPLC_MODEL_NAME, want);
+        return err_set(e, "%s: tensor \"%s\" has shape %s, model %s expects %s", path, name, got, MPLC_MODEL_NAME,
+                       want);
     }
     if (!offs || offs->type != JSON_ARRAY || offs->len != 2 || !offs->items[0].is_uint || !offs->items[1].is_uint)
         return err_set(e, "%s: tensor \"%s\" has bad data_offsets", path, name);
@@ -323,7 +325,8 @@ static int check_header(const char *path, const JsonValue *root, uint64_t data_l
     }
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++)
         if (!json_get(root, mplc_state_tensors[i].name))
-            return err_set(e, "%s: tensor \"%s\" of model %s is missing", path, mplc_state_tensors[i].name, MPLC_MODEL_NAME);
+            return err_set(e, "%s: tensor \"%s\" of model %s is missing", path, mplc_state_tensors[i].name,
+                           MPLC_MODEL_NAME);
     if (check_ema_entries(path, root, has_ema, e) != 0) return -1;
     /* The tensors must tile the data section exactly: no overlap, no gap, nothing left over. */
     qsort(spans, *nspans, sizeof *spans, by_begin);
@@ -362,7 +365,8 @@ static int check_finite(const char *path, const Span *spans, size_t n, const flo
         const float *arena = spans[i].ema ? ema : state;
         long bad = first_nonfinite(arena, spans[i].t);
         if (bad >= 0)
-            return err_set(e, "%s: tensor \"%s%s\" is not finite (element %ld is %g); a checkpoint holds finite state only",
+            return err_set(e, "%s: tensor \"%s%s\" is not finite (element %ld is %g); a checkpoint holds finite state "
+                              "only",
                            path, spans[i].ema ? EMA_PREFIX : "", spans[i].t->name, bad,
                            (double)arena[spans[i].t->offset + (size_t)bad]);
     }
@@ -420,7 +424,8 @@ int st_load_ema(const char *path, float *state, float *ema, int *has_ema, StMeta
                     spans[i].t->name, e) != 0)
             goto done;
     }
-    if (check_crc(path, &root, state, *has_ema ? ema : NULL, e) != 0 || check_finite(path, spans, nspans, state, ema, e) != 0)
+    if (check_crc(path, &root, state, *has_ema ? ema : NULL, e) != 0 ||
+        check_finite(path, spans, nspans, state, ema, e) != 0)
         goto done;
     rc = 0;
 done:
