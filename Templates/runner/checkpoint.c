@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,11 +21,18 @@
 
 #define CHECKPOINT_FORMAT "mplc-run-checkpoint/1"
 
+/* The recipe is stored whole in one metadata value, so that --resume can say which settings differ. */
+_Static_assert(sizeof MPLC_RECIPE <= ST_VALUE_LEN, "MPLC_RECIPE is longer than a checkpoint metadata value");
+
 static void fill_meta(const Trainer *T, StMeta *m) {
     const RunState *rs = &T->rs;
     meta_clear(m);
     meta_set(m, "format", CHECKPOINT_FORMAT);
     meta_set(m, "model", "%s", MPLC_MODEL_NAME);
+    /* What the runner was built from: --resume refuses a runner built from anything else. */
+    meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+    meta_set(m, "recipe", "%s", MPLC_RECIPE);
+    if (T->init_from[0]) meta_set(m, "init_from", "%s", T->init_from);
     meta_set(m, "mode", "%s", mode_name(T->cfg.mode));
     meta_set(m, "seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "labels", "%ld", T->cfg.labels);
@@ -37,10 +45,11 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "rng", "xoshiro256** seeded by splitmix64(seed, stream, step or epoch); state = (seed, step)");
     /* The data order position of the next step (labeled and unlabeled streams); informational, as it
      * follows from the step. */
-    long rows_l = rs->phase == PHASE_MAIN && T->cfg.mode != MODE_SUPERVISED ? MPLC_BATCH_LABELED : MPLC_FINETUNE_BATCH;
-    meta_set(m, "order_position_labeled", "%ld", rs->step * rows_l);
-    meta_set(m, "order_position_unlabeled", "%ld",
-             rs->phase == PHASE_MAIN && T->cfg.mode != MODE_SUPERVISED ? rs->step * MPLC_BATCH_UNLABELED : 0);
+    const int mpl_main = rs->phase == PHASE_MAIN && T->cfg.mode != MODE_SUPERVISED;
+    const uint64_t step = (uint64_t)rs->step; /* unsigned, as batch.c computes positions: no overflow */
+    const uint64_t rows_l = (uint64_t)(mpl_main ? MPLC_BATCH_LABELED : MPLC_FINETUNE_BATCH);
+    meta_set(m, "order_position_labeled", "%" PRIu64, step * rows_l);
+    meta_set(m, "order_position_unlabeled", "%" PRIu64, mpl_main ? step * (uint64_t)MPLC_BATCH_UNLABELED : 0);
     meta_set(m, "order_seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "test_examples", "%zu", T->data.test.n);
     meta_set(m, "acc_last", "%ld,%ld,%ld", rs->acc_last[0], rs->acc_last[1], rs->acc_last_step);
@@ -98,29 +107,28 @@ void checkpoint_save(Trainer *T) {
 
 /* ---- resume ---- */
 
-/* An integer of the metadata, at least lo: a checkpoint must not bring back a setting the command line would
- * refuse (an interval of 0 would divide by zero in the training loop). */
-static int meta_long_min(const StMeta *m, const char *path, const char *key, long lo, long *out, Err *e) {
+/* An integer of the metadata in [lo, hi]. A checkpoint must not bring back a setting the command line would
+ * refuse (an interval of 0 would divide by zero in the training loop), nor a counter the run cannot have
+ * reached (LONG_MAX would overflow at the next increment). */
+static int meta_long(const StMeta *m, const char *path, const char *key, long lo, long hi, long *out, Err *e) {
     const char *v = meta_get(m, key);
-    if (!v || parse_long(v, lo, LONG_MAX, out) != 0)
-        return err_set(e, "%s: metadata \"%s\" is missing or not an integer >= %ld", path, key, lo);
+    if (!v) return err_set(e, "%s: metadata \"%s\" is missing", path, key);
+    if (parse_long(v, lo, hi, out) != 0)
+        return err_set(e, "%s: metadata \"%s\" is '%.40s', not an integer in [%ld, %ld]", path, key, v, lo, hi);
     return 0;
 }
 
-static int meta_long(const StMeta *m, const char *path, const char *key, long *out, Err *e) {
-    return meta_long_min(m, path, key, -1, out, e);
-}
-
-static int meta_longs(const StMeta *m, const char *path, const char *key, long *out, int n, Err *e) {
+/* n comma-separated integers, each in [lo, hi]. */
+static int meta_longs(const StMeta *m, const char *path, const char *key, long *out, int n, long lo, long hi, Err *e) {
     const char *v = meta_get(m, key);
     char *end = NULL;
     for (int i = 0; v && i < n; i++) {
         errno = 0;
         out[i] = strtol(v, &end, 10);
-        if (errno || end == v || *end != (i + 1 < n ? ',' : '\0')) v = NULL;
+        if (errno || end == v || *end != (i + 1 < n ? ',' : '\0') || out[i] < lo || out[i] > hi) v = NULL;
         else v = end + 1;
     }
-    if (!v) return err_set(e, "%s: metadata \"%s\" is missing or malformed", path, key);
+    if (!v) return err_set(e, "%s: metadata \"%s\" is missing or not %d integers in [%ld, %ld]", path, key, n, lo, hi);
     return 0;
 }
 
@@ -128,12 +136,26 @@ static int meta_longs(const StMeta *m, const char *path, const char *key, long *
 static int adopt(const StMeta *m, const char *path, const char *key, const char *flag, int given, long lo, long *value,
                  Err *e) {
     long stored;
-    if (meta_long_min(m, path, key, lo, &stored, e) != 0) return -1;
+    if (meta_long(m, path, key, lo, LONG_MAX, &stored, e) != 0) return -1;
     if (given && stored != *value)
         return err_set(e, "%s was written with %s %ld, but this command says %s %ld (drop the flag or start a new run)",
                        path, flag, stored, flag, *value);
     *value = stored;
     return 0;
+}
+
+/* The most bytes metrics.jsonl can hold after `global` steps: per step a log line and an evaluation line, plus
+ * the evaluation after finetuning, each at most a line of the longest output table (report.c writes the
+ * phase, two step counters, and per output its name and a float; 256 bytes and 32 per output are generous). */
+static long metrics_bytes_max(long global) {
+    long line = 0;
+    const TensorTable *tables[] = {&TABLE_STEP_OUT, &TABLE_SUP_OUT};
+    for (int k = 0; k < 2; k++) {
+        long n = 256;
+        for (int i = 0; i < tables[k]->count; i++) n += (long)strlen(tables[k]->items[i].name) + 32;
+        if (n > line) line = n;
+    }
+    return global < LONG_MAX / (2 * line) - 1 ? (2 * global + 2) * line : LONG_MAX;
 }
 
 /* Before the runner kept an EMA, checkpoints had neither its tensors nor its metadata. Such a run
@@ -151,14 +173,15 @@ static int resume_without_ema(Trainer *T, const char *path, int has_ema, Err *e)
     return 0;
 }
 
-/* The EMA's decay, update count and accuracies; the EMA tensors were loaded with the state. */
-static int resume_ema(Trainer *T, const StMeta *m, const char *path, int has_ema, Err *e) {
+/* The EMA's decay, update count (at most one per step so far) and accuracies; the EMA tensors were loaded
+ * with the state. */
+static int resume_ema(Trainer *T, const StMeta *m, const char *path, int has_ema, long global, Err *e) {
     const char *v = meta_get(m, "ema_decay");
     if (!v) return resume_without_ema(T, path, has_ema, e);
     char *end = NULL;
     double stored = strtod(v, &end);
-    if (end == v || *end != '\0' || !(stored >= 0 && stored <= 1))
-        return err_set(e, "%s: metadata \"ema_decay\" is not a number in [0, 1]: '%s'", path, v);
+    if (end == v || *end != '\0' || !(stored >= 0 && stored < 1)) /* the range of --ema-decay */
+        return err_set(e, "%s: metadata \"ema_decay\" is not a number D with 0 <= D < 1: '%.40s'", path, v);
     TrainConfig *c = &T->cfg;
     if (c->given_ema_decay && stored != c->ema_decay)
         return err_set(e, "%s was written with --ema-decay %.17g, but this command says --ema-decay %.17g (drop the flag "
@@ -168,7 +191,8 @@ static int resume_ema(Trainer *T, const StMeta *m, const char *path, int has_ema
     if (stored > 0 && !has_ema)
         return err_set(e, "%s: metadata \"ema_decay\" is %.17g but the ema/ tensors are missing", path, stored);
     long acc[3];
-    if (meta_long_min(m, path, "ema_updates", 0, &T->rs.ema_updates, e) || meta_longs(m, path, "acc_ema", acc, 3, e))
+    if (meta_long(m, path, "ema_updates", 0, global, &T->rs.ema_updates, e) ||
+        meta_longs(m, path, "acc_ema", acc, 3, -1, (long)T->data.test.n, e))
         return -1;
     T->rs.acc_ema_last = acc[0];
     T->rs.acc_ema_before = acc[1];
@@ -205,6 +229,81 @@ static int resume_teacher_cache(const Trainer *T, const StMeta *m, const char *p
     return 0;
 }
 
+/* The value of key in a recipe "k=v;k=v;..." (MPLC_RECIPE), or NULL; *len is its length. */
+static const char *recipe_value(const char *recipe, const char *key, size_t key_len, size_t *len) {
+    for (const char *p = recipe; *p;) {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        if (!end) end = p + strlen(p);
+        if (eq && eq < end && (size_t)(eq - p) == key_len && strncmp(p, key, key_len) == 0) {
+            *len = (size_t)(end - eq - 1);
+            return eq + 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return NULL;
+}
+
+/* Appends to out, for each entry of recipe a: if !only_new, "key a_value -> b_value" when b's value differs
+ * (or "(none)" when b lacks the key); if only_new, "key (none) -> a_value" when b lacks the key. */
+static void diff_entries(const char *a, const char *b, int only_new, char *out, size_t cap) {
+    for (const char *p = a; *p;) {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end) eq = end; /* an entry without '=': a key with an empty value */
+        const int key_len = (int)(eq - p), len_a = eq < end ? (int)(end - eq - 1) : 0;
+        const char *va = eq < end ? eq + 1 : "";
+        size_t len_b = 0, n = strlen(out);
+        const char *vb = recipe_value(b, p, (size_t)key_len, &len_b);
+        const char *sep = n ? ", " : "";
+        if (only_new && !vb) snprintf(out + n, cap - n, "%s%.*s (none) -> %.*s", sep, key_len, p, len_a, va);
+        if (!only_new && !vb) snprintf(out + n, cap - n, "%s%.*s %.*s -> (none)", sep, key_len, p, len_a, va);
+        if (!only_new && vb && ((size_t)len_a != len_b || strncmp(va, vb, len_b) != 0))
+            snprintf(out + n, cap - n, "%s%.*s %.*s -> %.*s", sep, key_len, p, len_a, va, (int)len_b, vb);
+        p = *end ? end + 1 : end;
+    }
+}
+
+void recipe_diff(const char *was, const char *now, char *out, size_t cap) {
+    out[0] = '\0';
+    diff_entries(was, now, 0, out, cap);
+    diff_entries(now, was, 1, out, cap);
+}
+
+/* A run continues only with a runner built from the same model and recipe (the hash covers both): anything
+ * else would make one run of two recipes. The message says which recipe settings differ. */
+static int resume_identity(const StMeta *m, const char *path, Err *e) {
+    const char *hash = meta_get(m, "model_hash"), *recipe = meta_get(m, "recipe");
+    if (!hash || !recipe)
+        return err_set(e,
+                       "%s records no model hash and recipe (written by an older mplc-run), so --resume cannot check "
+                       "that this runner was built from the same model and recipe; start a new run from its weights "
+                       "with --init-from %s",
+                       path, path);
+    if (strcmp(hash, MPLC_MODEL_HASH) == 0) return 0;
+    char diff[sizeof e->msg];
+    recipe_diff(recipe, MPLC_RECIPE, diff, sizeof diff);
+    return err_set(e,
+                   "%s was trained by a runner built from another model or recipe (%s); resume it with that runner, "
+                   "or start a new run from its weights with --init-from %s",
+                   path, diff[0] ? diff : "same recipe, but the compiled model differs (layers or mplc version)", path);
+}
+
+/* --init-from FILE: a new run whose teacher and student start from FILE's parameters, by name. st_load checks
+ * every tensor's name and shape against this model (and FILE's checksum and finite values); the optimiser's
+ * momenta start at zero as in any new run, and the EMA, not copied, starts from the student at its first
+ * learning step (ema_updates is 0). */
+int checkpoint_init_from(Trainer *T, Err *e) {
+    const char *path = T->cfg.init_from;
+    Err why;
+    if (st_load(path, T->state, NULL, &why) != 0) return err_set(e, "--init-from: %s", why.msg);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        if (!starts_with(t->name, "teacher/") && !starts_with(t->name, "student/"))
+            memset(T->state + t->offset, 0, sizeof(float) * t->count); /* as init_state leaves them */
+    }
+    return path_join(T->init_from, ST_VALUE_LEN, e, "%s", path); /* a path the checkpoint's metadata can hold */
+}
+
 int checkpoint_resume(Trainer *T, Err *e) {
     const char *path = T->ckpt_path;
     if (!file_exists(path)) return err_set(e, "--resume: no checkpoint %s to resume from", path);
@@ -217,10 +316,17 @@ int checkpoint_resume(Trainer *T, Err *e) {
         err_set(e, "%s: not a training checkpoint of mplc-run (metadata \"format\" is not %s)", path, CHECKPOINT_FORMAT);
         goto done;
     }
+    /* st_load verified the checksum if there is one; a training checkpoint must have one. */
+    if (!meta_get(m, ST_CRC_KEY)) {
+        err_set(e, "%s: has no checksum of its data (metadata \"" ST_CRC_KEY "\"), so its state cannot be trusted",
+                path);
+        goto done;
+    }
     if (!model || strcmp(model, MPLC_MODEL_NAME) != 0) {
         err_set(e, "%s: written for model %s, this runner is built for %s", path, model ? model : "?", MPLC_MODEL_NAME);
         goto done;
     }
+    if (resume_identity(m, path, e) != 0) goto done;
     if (!mode || strcmp(mode, mode_name(T->cfg.mode)) != 0) {
         err_set(e, "%s: written in mode %s, this command says --mode %s", path, mode ? mode : "?", mode_name(T->cfg.mode));
         goto done;
@@ -238,6 +344,11 @@ int checkpoint_resume(Trainer *T, Err *e) {
         adopt(m, path, "eval_every", "--eval-every", c->given_eval, 1, &c->eval_every, e) ||
         adopt(m, path, "checkpoint_every", "--checkpoint-every", c->given_checkpoint, 1, &c->checkpoint_every, e))
         goto done;
+    /* The global step (main + finetune) must be a long. */
+    if (c->steps > LONG_MAX - c->finetune_steps) {
+        err_set(e, "%s: %ld steps and %ld finetuning steps overflow a step counter", path, c->steps, c->finetune_steps);
+        goto done;
+    }
     RunState *rs = &T->rs;
     int found = 0;
     for (int p = PHASE_MAIN; p <= PHASE_DONE; p++)
@@ -246,21 +357,25 @@ int checkpoint_resume(Trainer *T, Err *e) {
         err_set(e, "%s: metadata \"phase\" is missing or unknown", path);
         goto done;
     }
-    long acc_last[3], test_n;
-    if (meta_long_min(m, path, "step", 0, &rs->step, e) || meta_long_min(m, path, "log_count", 0, &rs->sum_n, e) ||
-        meta_long_min(m, path, "metrics_bytes", 0, &rs->metrics_bytes, e) ||
-        meta_long(m, path, "test_examples", &test_n, e) || meta_longs(m, path, "acc_last", acc_last, 3, e) ||
-        meta_longs(m, path, "acc_before_finetune", rs->acc_before, 2, e) ||
-        meta_longs(m, path, "acc_after_finetune", rs->acc_after, 2, e))
+    /* Every counter within what the run can have reached: a finished run stays at the end of finetuning. */
+    long test_n, acc_last[3];
+    if (meta_long(m, path, "step", 0, rs->phase == PHASE_MAIN ? c->steps : c->finetune_steps, &rs->step, e) ||
+        meta_long(m, path, "test_examples", 0, LONG_MAX, &test_n, e))
         goto done;
-    long phase_total = rs->phase == PHASE_MAIN ? c->steps : c->finetune_steps;
-    if (rs->step < 0 || (rs->phase != PHASE_DONE && rs->step > phase_total)) {
-        err_set(e, "%s: step %ld is outside the run (%ld steps in phase %s)", path, rs->step, phase_total, phase);
-        goto done;
-    }
     if ((size_t)test_n != T->data.test.n) {
         err_set(e, "%s: the run was evaluated on %ld test examples, the data has %zu (different --data?)", path, test_n,
                 T->data.test.n);
+        goto done;
+    }
+    const long global = rs->phase == PHASE_MAIN ? rs->step : c->steps + rs->step;
+    if (meta_long(m, path, "log_count", 0, rs->step, &rs->sum_n, e) ||
+        meta_long(m, path, "metrics_bytes", 0, metrics_bytes_max(global), &rs->metrics_bytes, e) ||
+        meta_longs(m, path, "acc_last", acc_last, 3, -1, test_n, e) ||
+        meta_longs(m, path, "acc_before_finetune", rs->acc_before, 2, -1, test_n, e) ||
+        meta_longs(m, path, "acc_after_finetune", rs->acc_after, 2, -1, test_n, e))
+        goto done;
+    if (acc_last[2] > global) {
+        err_set(e, "%s: metadata \"acc_last\" is of step %ld, after the run's step %ld", path, acc_last[2], global);
         goto done;
     }
     rs->acc_last[0] = acc_last[0];
@@ -270,15 +385,17 @@ int checkpoint_resume(Trainer *T, Err *e) {
     for (int i = 0; i < MAX_OUTPUTS; i++) {
         char *end = NULL;
         rs->sums[i] = sums ? strtod(sums, &end) : 0;
-        if (!sums || end == sums || *end != (i + 1 < MAX_OUTPUTS ? ',' : '\0')) {
-            err_set(e, "%s: metadata \"log_sums\" is missing or malformed", path);
+        if (!sums || end == sums || *end != (i + 1 < MAX_OUTPUTS ? ',' : '\0') || !isfinite(rs->sums[i])) {
+            err_set(e, "%s: metadata \"log_sums\" is missing, malformed or not finite", path);
             goto done;
         }
         sums = end + 1;
     }
-    if (resume_ema(T, m, path, has_ema, e) != 0 || resume_flip(T, m, path, e) != 0 ||
+    if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
         resume_teacher_cache(T, m, path, e) != 0)
         goto done;
+    const char *init_from = meta_get(m, "init_from"); /* kept in the run's later checkpoints */
+    snprintf(T->init_from, sizeof T->init_from, "%s", init_from ? init_from : "");
     rc = 0;
 done:
     free(m);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "fileio.h"
 
 /* Appends data[0, len) (whole records) to b. */
@@ -31,12 +32,15 @@ int cifar_read(const char *path, CifarBatch *b, Err *e) {
         if (p[i * CIFAR_RECORD] >= CIFAR_CLASSES)
             rc = err_set(e, "%s: label %u of record %zu (byte %zu) is not a CIFAR-10 class (0..9); is this CIFAR-100?",
                          path, p[i * CIFAR_RECORD], i, i * CIFAR_RECORD);
+    /* CIFAR-10 has no header: the records count in the memory budget once read, before they are kept. */
+    if (rc == 0) rc = budget_take(len, path, "the CIFAR-10 records", e);
     if (rc == 0) append(b, p, len);
     free(data);
     return rc;
 }
 
 void cifar_free(CifarBatch *b) {
+    budget_return((uint64_t)b->n * CIFAR_RECORD);
     free(b->records);
     b->records = NULL;
     b->n = 0;

@@ -32,8 +32,8 @@ typedef struct {
 } CifarBatch;
 
 /* Reads one batch file (plain or gzip-compressed) and appends its records to b (which starts zeroed).
- * Fails, naming the file, if it is empty, its size is not a multiple of 3073 bytes, or a label is not
- * below 10. */
+ * Fails, naming the file, if it is empty, its size is not a multiple of 3073 bytes, a label is not below
+ * 10, or the records do not fit in the memory budget (budget.h; cifar_free returns them). */
 int cifar_read(const char *path, CifarBatch *b, Err *e);
 void cifar_free(CifarBatch *b);
 

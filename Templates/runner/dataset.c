@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "dataset_rgb.h"
 #include "idx.h"
 #include "moons.h"
@@ -60,9 +61,7 @@ static int load_idx_split(const char *dir, const char *images, const char *label
         err_set(e, "%s: %u labels but %s has %u images", lpath, lb.dims[0], ipath, im.dims[0]);
         goto done;
     }
-    s->n = im.dims[0];
-    s->x = xcalloc(im.count, sizeof(float)); /* calloc checks count x size for overflow */
-    s->y = xcalloc(s->n, sizeof(int32_t));
+    if (dataset_alloc_split(s, im.dims[0], ipath, e) != 0) goto done;
     for (size_t i = 0; i < im.count; i++) s->x[i] = normalise_byte(im.data[i]);
     for (size_t i = 0; i < s->n; i++) s->y[i] = lb.data[i];
     rc = check_labels(lpath, s->y, s->n, e);
@@ -116,9 +115,7 @@ static int load_npy_split(const char *dir, const char *xname, const char *yname,
         err_set(e, "%s: %zu labels but %s has %zu images", ypath, ya.shape[0], xpath, xa.shape[0]);
         goto done;
     }
-    s->n = xa.shape[0];
-    s->x = xcalloc(xa.count, sizeof(float));
-    s->y = xcalloc(s->n, sizeof(int32_t));
+    if (dataset_alloc_split(s, xa.shape[0], xpath, e) != 0) goto done;
     for (size_t i = 0; i < xa.count; i++) {
         if (xa.type == NPY_U1) {
             s->x[i] = normalise_byte(((const uint8_t *)xa.data)[i]);
@@ -212,7 +209,23 @@ int dataset_load(const char *dir, int want_train, Dataset *d, Err *e) {
     return 0;
 }
 
+int dataset_alloc_split(DataSplit *s, size_t n, const char *path, Err *e) {
+    size_t floats, bytes;
+    if (size_mul(n, (size_t)MPLC_INPUT_SIZE, &floats) != 0 || size_mul(floats + n, 4, &bytes) != 0)
+        return err_set(e, "%s: %zu examples are too many to hold", path, n);
+    char what[96];
+    snprintf(what, sizeof what, "%zu examples as float32 (the model's %d inputs each, and a label)", n,
+             MPLC_INPUT_SIZE);
+    if (budget_take(bytes, path, what, e) != 0) return -1;
+    s->planned = bytes;
+    s->n = n;
+    s->x = xcalloc(floats, sizeof(float));
+    s->y = xcalloc(n, sizeof(int32_t));
+    return 0;
+}
+
 void dataset_free(Dataset *d) {
+    budget_return(d->train.planned + d->test.planned);
     free(d->train.x);
     free(d->train.y);
     free(d->test.x);

@@ -16,6 +16,7 @@ typedef struct {
     size_t n;
     float *x;   /* n x MPLC_INPUT_SIZE, normalised, each image [H, W, C] */
     int32_t *y; /* n labels in [0, MPLC_CLASSES) */
+    uint64_t planned; /* bytes of x and y taken from the memory budget (budget.h), returned by dataset_free */
 } DataSplit;
 
 typedef struct {
@@ -36,6 +37,9 @@ typedef struct {
  * want_train = 0 loads only the test set (for `mplc-run eval`). */
 int dataset_load(const char *dir, int want_train, Dataset *d, Err *e);
 void dataset_free(Dataset *d);
+/* Allocates s->x and s->y for n examples, after taking their bytes from the memory budget (budget.h):
+ * fails, naming path, if they do not fit beside the arenas and the data loaded so far. */
+int dataset_alloc_split(DataSplit *s, size_t n, const char *path, Err *e);
 /* Sets the same range and mean in every channel (formats without per-channel statistics). */
 void dataset_set_range(Dataset *d, float lo, float hi, float mean);
 

@@ -49,14 +49,6 @@ static int check_model(const char *path, const char *name, Err *e) {
     return 0;
 }
 
-static void alloc_split(DataSplit *s, size_t n) {
-    size_t floats;
-    if (size_mul(n, (size_t)MPLC_INPUT_SIZE, &floats) != 0) die(EXIT_BAD_INPUT, "data set too large (%zu images)", n);
-    s->n = n;
-    s->x = xcalloc(floats, sizeof(float));
-    s->y = xcalloc(n, sizeof(int32_t));
-}
-
 /* ---- CIFAR-10 ---- */
 
 static int has_cifar(const char *dir, Err *e, int *found) {
@@ -109,7 +101,10 @@ static int cifar_split(const char *dir, int train, const ByteTable *t, DataSplit
             cifar_free(&b);
             return -1;
         }
-    alloc_split(s, b.n);
+    if (dataset_alloc_split(s, b.n, dir, e) != 0) {
+        cifar_free(&b);
+        return -1;
+    }
     for (size_t i = 0; i < b.n; i++) {
         float *img = s->x + i * (size_t)CIFAR_PIXELS;
         for (int y = 0; y < CIFAR_SIDE; y++)
@@ -150,7 +145,10 @@ static int svhn_split(const char *dir, const char *name, const ByteTable *t, Dat
     if (check_model(path, "SVHN", e) != 0) return -1;
     SvhnSet v;
     if (svhn_read(path, &v, e) != 0) return -1;
-    alloc_split(s, v.n);
+    if (dataset_alloc_split(s, v.n, path, e) != 0) {
+        svhn_free(&v);
+        return -1;
+    }
     for (size_t i = 0; i < v.n * (size_t)SVHN_PIXELS; i++) s->x[i] = t->v[i % SVHN_CHANNELS][v.pixels[i]];
     for (size_t i = 0; i < v.n; i++) s->y[i] = v.labels[i];
     svhn_free(&v);

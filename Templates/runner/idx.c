@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "fileio.h"
 
 static uint32_t be32(const unsigned char *p) {
@@ -36,8 +37,18 @@ int idx_read(const char *path, uint32_t magic, IdxArray *out, Err *e) {
         err_set(e, "%s: empty (a dimension is 0)", path);
         goto fail;
     }
+    /* The body's size counts in the memory budget before a byte of it is read (a small gzip can claim gigabytes). */
+    char what[96];
+    if (out->ndim == 3)
+        snprintf(what, sizeof what, "the %ux%ux%u images of the IDX header", out->dims[0], out->dims[1], out->dims[2]);
+    else
+        snprintf(what, sizeof what, "the %u labels of the IDX header", out->dims[0]);
+    if (budget_take(out->count, path, what, e) != 0) goto fail;
     void *data;
-    if (in_read_array(&f, out->count, 1, &data, "the IDX data", e) != 0) goto fail;
+    if (in_read_array(&f, out->count, 1, &data, "the IDX data", e) != 0) {
+        budget_return(out->count);
+        goto fail;
+    }
     out->data = data;
     if (in_expect_end(&f, e) != 0) goto fail;
     in_close(&f);
@@ -49,6 +60,7 @@ fail:
 }
 
 void idx_free(IdxArray *a) {
+    if (a->data) budget_return(a->count);
     free(a->data);
     a->data = NULL;
 }

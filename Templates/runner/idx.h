@@ -17,7 +17,8 @@ typedef struct {
     uint8_t *data;
 } IdxArray;
 
-/* Reads an IDX file whose magic must equal `magic` (one of the two above). */
+/* Reads an IDX file whose magic must equal `magic` (one of the two above). The data's size, from the header,
+ * is taken from the memory budget (budget.h) before it is read, and returned by idx_free. */
 int idx_read(const char *path, uint32_t magic, IdxArray *out, Err *e);
 void idx_free(IdxArray *a);
 

@@ -45,6 +45,23 @@ static size_t put_utf8(char *out, unsigned cp) {
     return 4;
 }
 
+/* The length of the well-formed UTF-8 sequence at p[0, n), or 0 if there is none: no stray continuation
+ * byte, overlong form, surrogate or code point above U+10FFFF (RFC 3629, as the reference safetensors
+ * reader demands). */
+static size_t utf8_length(const unsigned char *p, size_t n) {
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    size_t len;
+    if (p[0] < 0x80) return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF) len = 2;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF) len = 3, lo = p[0] == 0xE0 ? 0xA0 : 0x80, hi = p[0] == 0xED ? 0x9F : 0xBF;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4) len = 4, lo = p[0] == 0xF0 ? 0x90 : 0x80, hi = p[0] == 0xF4 ? 0x8F : 0xBF;
+    else return 0;
+    if (n < len || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
 static int parse_string(Parser *ps, char **out, const char *start) {
     /* ps->p is at the opening quote. The decoded string is never longer than the encoded one. */
     const char *q = ps->p + 1;
@@ -59,6 +76,14 @@ static int parse_string(Parser *ps, char **out, const char *start) {
     while (*ps->p != '"') {
         unsigned char c = (unsigned char)*ps->p;
         if (c < 0x20) { free(s); return err_set(ps->e, "control character in string at byte %zu", pos_of(ps, start)); }
+        if (c >= 0x80) {
+            size_t len = utf8_length((const unsigned char *)ps->p, (size_t)(ps->end - ps->p));
+            if (len == 0) { free(s); return err_set(ps->e, "invalid UTF-8 in string at byte %zu", pos_of(ps, start)); }
+            memcpy(s + n, ps->p, len);
+            n += len;
+            ps->p += len;
+            continue;
+        }
         if (c != '\\') { s[n++] = (char)c; ps->p++; continue; }
         ps->p++;
         char esc = *ps->p++;
@@ -84,6 +109,11 @@ static int parse_string(Parser *ps, char **out, const char *start) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                     ps->p += 6;
                 }
+            }
+            /* A surrogate not paired above would become invalid UTF-8. */
+            if (cp >= 0xD800 && cp < 0xE000) {
+                free(s);
+                return err_set(ps->e, "unpaired surrogate \\u%04X in string at byte %zu", cp, pos_of(ps, start));
             }
             n += put_utf8(s + n, cp);
             break;

@@ -22,7 +22,8 @@ typedef struct JsonValue {
     char **keys;      /* JSON_OBJECT: keys[i] names items[i] */
 } JsonValue;
 
-/* Parses text[0, len) completely (trailing spaces allowed). */
+/* Parses text[0, len) completely (trailing spaces allowed); strings must be well-formed UTF-8, escapes included
+ * (an unpaired surrogate is refused). */
 int json_parse(const char *text, size_t len, JsonValue *out, Err *e);
 void json_free(JsonValue *v);
 /* The member named key of an object, or NULL. */

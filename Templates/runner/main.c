@@ -21,7 +21,7 @@ static void usage(FILE *fp) {
             "  mplc-run train [--data DIR] [--labels N] [--steps N] [--seed S] [--threads T] [--out RUN_DIR]\n"
             "                 [--resume] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
-            "                 [--teacher-cache FILE.npy]\n"
+            "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -36,6 +36,8 @@ static void usage(FILE *fp) {
             "  --flip auto: random horizontal flips of the training images on CIFAR-10, none on other data\n"
             "  --teacher-cache FILE.npy: the large teacher's cached predictions, for a model whose teacher reads them\n"
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
+            "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
+            "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state\n",
             MPLC_MODEL_NAME, DEFAULT_DATA, (long)(MPLC_STEPS), (unsigned long long)(MPLC_SEED),
@@ -161,6 +163,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--ema-decay")) c.ema_decay = ema_decay_value(&a), c.given_ema_decay = 1;
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
         else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
+        else if (is(&a, "--init-from")) c.init_from = value(&a);
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
@@ -182,6 +185,9 @@ static int train_main(int argc, char **argv) {
         }
     }
     check_teacher_cache_flag("train", c.teacher_cache);
+    if (c.resume && c.init_from)
+        usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: "
+                    "give one");
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
     Err e;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "budget.h"
 #include "fileio.h"
 
 #define MAT_HEADER 128
@@ -189,7 +190,7 @@ static int parse_matrix(Region *r, MatVar *v, Err *e) {
  * the data actually produced and stops at what the inner tag announces (plus padding), so a small corrupt
  * stream cannot ask for gigabytes. */
 static int inflate_element(const char *path, size_t at, const uint8_t *src, size_t n, uint8_t **out, size_t *out_len,
-                           Err *e) {
+                           uint64_t *planned, Err *e) {
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit(&z) != Z_OK) return err_set(e, "%s: zlib initialisation failed", path);
@@ -204,6 +205,12 @@ static int inflate_element(const char *path, size_t at, const uint8_t *src, size
                 size_t inner = first >> 16 ? 0 : le32(buf + 4);
                 limit = 8 + inner + 8;
                 tag_seen = 1;
+                /* What the tag announces counts in the memory budget before it is inflated. */
+                char what[96];
+                snprintf(what, sizeof what, "the compressed element at byte %zu (its tag announces %zu bytes)", at,
+                         inner);
+                if (budget_take(limit, path, what, e) != 0) goto done;
+                *planned += limit;
             }
             if (have >= limit) {
                 err_set(e, "%s: compressed element at byte %zu holds more data than its element announces", path, at);
@@ -260,7 +267,7 @@ static int parse_top_element(const char *path, Region *top, MatFile *m, Err *e) 
         if (parse_matrix(&r, v, e) != 0) return -1;
     } else if (el.type == MI_COMPRESSED) {
         size_t len = 0;
-        if (inflate_element(path, at, el.data, el.n, &m->inflated[m->nvars], &len, e) != 0) return -1;
+        if (inflate_element(path, at, el.data, el.n, &m->inflated[m->nvars], &len, &m->planned, e) != 0) return -1;
         Region z = {m->inflated[m->nvars], len, 0, path, 0, at};
         Element inner;
         if (next_element(&z, 0, &inner, e) != 0) return -1;
@@ -320,6 +327,7 @@ fail:
 }
 
 void mat_free(MatFile *m) {
+    budget_return(m->planned);
     free(m->file);
     for (int i = 0; i < MAT_MAX_VARS; i++) free(m->inflated[i]);
     memset(m, 0, sizeof *m);

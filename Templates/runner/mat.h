@@ -41,6 +41,7 @@ typedef struct {
     MatVar vars[MAT_MAX_VARS];
     uint8_t *file;                  /* the file's bytes */
     uint8_t *inflated[MAT_MAX_VARS]; /* decompressed elements, one per miCOMPRESSED variable */
+    uint64_t planned;                /* bytes of the inflated elements taken from the memory budget (budget.h) */
 } MatFile;
 
 int mat_read(const char *path, MatFile *m, Err *e);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "fileio.h"
 
 static const char *const TYPE_NAMES[] = {"<f4", "|u1", "<i4", "<i8"};
@@ -166,8 +167,21 @@ int npy_read(const char *path, NpyArray *out, Err *e) {
     if (in_read(&f, header, hlen, "the NPY header", e) != 0) goto fail;
     header[hlen] = '\0';
     if (parse_header(header, hlen, out, path, e) != 0) goto fail;
+    /* The data's size counts in the memory budget before a byte of it is read (a small gzip can claim gigabytes). */
+    size_t bytes;
+    char what[192], shape[128];
+    npy_shape_str(out, shape, sizeof shape);
+    snprintf(what, sizeof what, "the %s array of shape %s (NPY header)", TYPE_NAMES[out->type], shape);
+    if (size_mul(out->count, TYPE_SIZES[out->type], &bytes) != 0) {
+        err_set(e, "%s: %s: the size overflows", path, what);
+        goto fail;
+    }
+    if (budget_take(bytes, path, what, e) != 0) goto fail;
     void *data;
-    if (in_read_array(&f, out->count, TYPE_SIZES[out->type], &data, "the array data", e) != 0) goto fail;
+    if (in_read_array(&f, out->count, TYPE_SIZES[out->type], &data, "the array data", e) != 0) {
+        budget_return(bytes);
+        goto fail;
+    }
     out->data = data;
     if (in_expect_end(&f, e) != 0) goto fail;
     free(header);
@@ -181,6 +195,7 @@ fail:
 }
 
 void npy_free(NpyArray *a) {
+    if (a->data) budget_return(a->count * TYPE_SIZES[a->type]);
     free(a->data);
     a->data = NULL;
 }

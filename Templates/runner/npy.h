@@ -19,6 +19,8 @@ typedef struct {
     void *data;   /* count elements of the type, native (little-endian) layout */
 } NpyArray;
 
+/* The data's size, from the header, is taken from the memory budget (budget.h) before it is read, and
+ * returned by npy_free. */
 int npy_read(const char *path, NpyArray *out, Err *e);
 void npy_free(NpyArray *a);
 /* Writes a version-1 file (used by tests and by anyone preparing replay batches in C). */

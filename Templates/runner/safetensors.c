@@ -4,10 +4,13 @@
 #include "safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ema.h"
 #include "json.h"
@@ -52,18 +55,37 @@ static void write_entry(FILE *fp, const char *prefix, const mplc_tensor *t, size
     *begin = end;
 }
 
-static void write_header(FILE *fp, const StMeta *meta, int with_ema) {
-    fputc('{', fp);
-    if (meta && meta->count > 0) {
-        fputs("\"__metadata__\":{", fp);
-        for (int i = 0; i < meta->count; i++) {
-            if (i) fputc(',', fp);
-            json_write_string(fp, meta->key[i]);
-            fputc(':', fp);
-            json_write_string(fp, meta->value[i]);
+/* CRC-32 (zlib) of the data section as st_save_ema lays it out: the state tensors in table order, then the
+ * EMA's (ema NULL: none). The reader computes it over the tensors it loaded, by name. */
+static uint32_t data_crc(const float *state, const float *ema) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int pass = 0; pass < (ema ? 2 : 1); pass++)
+        for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+            const mplc_tensor *t = &mplc_state_tensors[i];
+            if (pass == 1 && !ema_tracks(t)) continue;
+            const unsigned char *p = (const unsigned char *)((pass ? ema : state) + t->offset);
+            for (size_t left = 4 * t->count; left > 0;) { /* crc32 takes at most UINT_MAX bytes at a time */
+                uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+                crc = crc32(crc, p, n);
+                p += n;
+                left -= n;
+            }
         }
-        fputs("},", fp);
+    return (uint32_t)crc;
+}
+
+/* The metadata is the caller's plus the data's checksum (any checksum in meta, e.g. copied from a file read
+ * before, is replaced). */
+static void write_header(FILE *fp, const StMeta *meta, int with_ema, uint32_t crc) {
+    fputs("{\"__metadata__\":{", fp);
+    for (int i = 0; meta && i < meta->count; i++) {
+        if (strcmp(meta->key[i], ST_CRC_KEY) == 0) continue;
+        json_write_string(fp, meta->key[i]);
+        fputc(':', fp);
+        json_write_string(fp, meta->value[i]);
+        fputc(',', fp);
     }
+    fprintf(fp, "\"" ST_CRC_KEY "\":\"%08lx\"},", (unsigned long)crc);
     size_t begin = 0;
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
         if (i) fputc(',', fp);
@@ -87,7 +109,7 @@ int st_save_ema(const char *path, const float *state, const float *ema, const St
     size_t hlen = 0;
     FILE *mem = open_memstream(&hbuf, &hlen);
     if (!mem) return err_set(e, "%s: cannot build the header", path);
-    write_header(mem, meta, ema != NULL);
+    write_header(mem, meta, ema != NULL, data_crc(state, ema));
     fclose(mem);
     size_t padded = (hlen + 7) / 8 * 8; /* pad with spaces so the data is 8-byte aligned */
 
@@ -130,28 +152,55 @@ int st_save_ema(const char *path, const float *state, const float *ema, const St
 
 /* ---- reading ---- */
 
-static int read_file(const char *path, unsigned char **out, size_t *len, Err *e) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) {
-        fclose(fp);
-        return err_set(e, "%s: cannot seek (not a regular file?)", path);
+/* The most data a checkpoint of this model can hold: every state tensor and the EMA of the student's. */
+static uint64_t max_data_bytes(void) {
+    uint64_t floats = MPLC_STATE_FLOATS;
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++)
+        if (ema_tracks(&mplc_state_tensors[i])) floats += mplc_state_tensors[i].count;
+    return 4 * floats;
+}
+
+/* Reads exactly n bytes at offset; a file that ends early changed after its size was checked. */
+static int read_at(int fd, const char *path, void *buf, size_t n, uint64_t offset, const char *what, Err *e) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t got = pread(fd, (char *)buf + done, n - done, (off_t)(offset + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return err_set(e, "%s: cannot read %s: %s", path, what, strerror(errno));
+        if (got == 0) return err_set(e, "%s: the file ended while reading %s (did it change?)", path, what);
+        done += (size_t)got;
     }
-    long size = ftell(fp);
-    if (size < 0) {
-        fclose(fp);
-        return err_set(e, "%s: cannot tell its size", path);
+    return 0;
+}
+
+/* Opens a checkpoint and checks, from fstat alone, that it is a regular file no larger than a checkpoint of
+ * this model can be: a directory, a FIFO or a 3 GB file is refused before a byte of it is read. O_NONBLOCK:
+ * opening a FIFO must not wait for a writer. */
+static int open_checked(const char *path, int *fd_out, uint64_t *size, Err *e) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int saved = errno;
+        close(fd);
+        return err_set(e, "%s: cannot stat: %s", path, strerror(saved));
     }
-    rewind(fp);
-    unsigned char *buf = xmalloc((size_t)size);
-    size_t got = fread(buf, 1, (size_t)size, fp);
-    fclose(fp);
-    if (got != (size_t)size) {
-        free(buf);
-        return err_set(e, "%s: read failed", path);
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file (%s), so not a checkpoint", path,
+                       S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
     }
-    *out = buf;
-    *len = (size_t)size;
+    const uint64_t most = 8 + (uint64_t)ST_MAX_HEADER + max_data_bytes();
+    *size = (uint64_t)st.st_size;
+    if (*size > most) {
+        close(fd);
+        return err_set(e,
+                       "%s: %llu bytes, more than a checkpoint of model %s can have (%llu: the 8-byte header length, "
+                       "a header of at most %u bytes and %llu bytes of state and EMA); not read",
+                       path, (unsigned long long)*size, MPLC_MODEL_NAME, (unsigned long long)most, ST_MAX_HEADER,
+                       (unsigned long long)max_data_bytes());
+    }
+    *fd_out = fd;
     return 0;
 }
 
@@ -187,8 +236,15 @@ static int by_begin(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
+/* "[784,10]" */
+static void shape_str(const int *dims, int rank, char *out, size_t cap) {
+    size_t n = (size_t)snprintf(out, cap, "[");
+    for (int d = 0; d < rank && n < cap; d++) n += (size_t)snprintf(out + n, cap - n, d ? ",%d" : "%d", dims[d]);
+    if (n < cap) snprintf(out + n, cap - n, "]");
+}
+
 /* Checks one tensor entry of the header against the table; fills span. */
-static int check_entry(const char *path, const char *name, const JsonValue *v, size_t data_len, Span *span, Err *e) {
+static int check_entry(const char *path, const char *name, const JsonValue *v, uint64_t data_len, Span *span, Err *e) {
     int ema;
     const mplc_tensor *t = entry_tensor(name, &ema);
     if (!t)
@@ -205,12 +261,17 @@ static int check_entry(const char *path, const char *name, const JsonValue *v, s
     for (size_t d = 0; same && d < shape->len; d++)
         same = shape->items[d].is_uint && shape->items[d].uint == (uint64_t)t->shape[d];
     if (!same) {
-        char want[96] = "[";
-        for (int d = 0; d < t->rank; d++)
-            snprintf(want + strlen(want), sizeof want - strlen(want), d ? ",%d" : "%d", t->shape[d]);
-        strcat(want, "]");
-        return err_set(e, "%s: tensor \"%s\" has a different shape than model %s expects %s", path, name,
-                       MPLC_MODEL_NAME, want);
+        char want[96], got[96] = "[";
+        shape_str(t->shape, t->rank, want, sizeof want);
+        for (size_t d = 0; d < shape->len && strlen(got) < 64; d++) {
+            const JsonValue *x = &shape->items[d];
+            size_t n = strlen(got);
+            if (x->is_uint) snprintf(got + n, sizeof got - n, d ? ",%llu" : "%llu", (unsigned long long)x->uint);
+            else snprintf(got + n, sizeof got - n, d ? ",?" : "?");
+        }
+        snprintf(got + strlen(got), sizeof got - strlen(got), "]");
+        return err_set(e, "%s: tensor \"%s\" has shape %s, model %s expects %s", path, name, got, MPLC_MODEL_NAME,
+                       want);
     }
     if (!offs || offs->type != JSON_ARRAY || offs->len != 2 || !offs->items[0].is_uint || !offs->items[1].is_uint)
         return err_set(e, "%s: tensor \"%s\" has bad data_offsets", path, name);
@@ -219,8 +280,9 @@ static int check_entry(const char *path, const char *name, const JsonValue *v, s
     span->t = t;
     span->ema = ema;
     if (span->begin > span->end || span->end > data_len)
-        return err_set(e, "%s: tensor \"%s\": data_offsets [%llu, %llu] outside the %zu data bytes (truncated file?)",
-                       path, name, (unsigned long long)span->begin, (unsigned long long)span->end, data_len);
+        return err_set(e, "%s: tensor \"%s\": data_offsets [%llu, %llu] outside the %llu data bytes (truncated file?)",
+                       path, name, (unsigned long long)span->begin, (unsigned long long)span->end,
+                       (unsigned long long)data_len);
     if (span->end - span->begin != 4 * (uint64_t)t->count)
         return err_set(e, "%s: tensor \"%s\": data_offsets span %llu bytes, its shape needs %zu", path, name,
                        (unsigned long long)(span->end - span->begin), 4 * t->count);
@@ -245,73 +307,70 @@ static int check_ema_entries(const char *path, const JsonValue *root, int *has_e
     return 0;
 }
 
-/* Copies every tensor's data to its arena: ema entries to ema (skipped when ema is NULL). */
-static void copy_spans(const Span *spans, size_t n, const unsigned char *data, float *state, float *ema) {
-    memset(state, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
-    if (ema) memset(ema, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
-    for (size_t i = 0; i < n; i++) {
-        float *arena = spans[i].ema ? ema : state;
-        if (arena) memcpy(arena + spans[i].t->offset, data + spans[i].begin, 4 * spans[i].t->count);
-    }
-}
-
-static int load_from_buffer(const char *path, const unsigned char *buf, size_t len, float *state, float *ema,
-                            int *has_ema, StMeta *meta, Err *e) {
-    if (len < 8) return err_set(e, "%s: too short for a safetensors file (%zu bytes)", path, len);
-    uint64_t hlen = 0;
-    for (int i = 0; i < 8; i++) hlen |= (uint64_t)buf[i] << (8 * i);
-    if (hlen == 0 || hlen > ST_MAX_HEADER || hlen > len - 8)
-        return err_set(e, "%s: bad header length %llu (file has %zu bytes)", path, (unsigned long long)hlen, len);
-    JsonValue root;
-    Err je;
-    if (json_parse((const char *)buf + 8, (size_t)hlen, &root, &je) != 0)
-        return err_set(e, "%s: header is not valid JSON: %s", path, je.msg);
-    int rc = -1;
-    Span *spans = xcalloc(root.len ? root.len : 1, sizeof *spans);
-    size_t nspans = 0;
-    const unsigned char *data = buf + 8 + hlen;
-    size_t data_len = len - 8 - (size_t)hlen;
+/* The header: its JSON (UTF-8 checked by the parser), every entry against the state table, and the tiling of
+ * the data section, which must be exactly the rest of the file (size from fstat). Fills spans (sorted by
+ * begin) and meta; nothing of the data section is read here. */
+static int check_header(const char *path, const JsonValue *root, uint64_t data_len, Span *spans, size_t *nspans,
+                        int *has_ema, StMeta *meta, Err *e) {
     if (meta) meta_clear(meta);
-    if (root.type != JSON_OBJECT) {
-        err_set(e, "%s: header is not a JSON object", path);
-        goto done;
-    }
-    for (size_t i = 0; i < root.len; i++) {
-        if (strcmp(root.keys[i], "__metadata__") == 0) {
-            if (read_meta(path, &root.items[i], meta, e) != 0) goto done;
+    if (root->type != JSON_OBJECT) return err_set(e, "%s: header is not a JSON object", path);
+    *nspans = 0;
+    for (size_t i = 0; i < root->len; i++) {
+        if (strcmp(root->keys[i], "__metadata__") == 0) {
+            if (read_meta(path, &root->items[i], meta, e) != 0) return -1;
             continue;
         }
-        if (check_entry(path, root.keys[i], &root.items[i], data_len, &spans[nspans], e) != 0) goto done;
-        nspans++;
+        if (check_entry(path, root->keys[i], &root->items[i], data_len, &spans[*nspans], e) != 0) return -1;
+        (*nspans)++;
     }
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++)
-        if (!json_get(&root, mplc_state_tensors[i].name)) {
-            err_set(e, "%s: tensor \"%s\" of model %s is missing", path, mplc_state_tensors[i].name, MPLC_MODEL_NAME);
-            goto done;
-        }
-    if (check_ema_entries(path, &root, has_ema, e) != 0) goto done;
+        if (!json_get(root, mplc_state_tensors[i].name))
+            return err_set(e, "%s: tensor \"%s\" of model %s is missing", path, mplc_state_tensors[i].name,
+                           MPLC_MODEL_NAME);
+    if (check_ema_entries(path, root, has_ema, e) != 0) return -1;
     /* The tensors must tile the data section exactly: no overlap, no gap, nothing left over. */
-    qsort(spans, nspans, sizeof *spans, by_begin);
+    qsort(spans, *nspans, sizeof *spans, by_begin);
     uint64_t pos = 0;
-    for (size_t i = 0; i < nspans; i++) {
-        if (spans[i].begin != pos) {
-            err_set(e, "%s: tensor \"%s%s\" %s the previous one in the data section", path,
-                    spans[i].ema ? EMA_PREFIX : "", spans[i].t->name, spans[i].begin < pos ? "overlaps" : "leaves a gap after");
-            goto done;
-        }
+    for (size_t i = 0; i < *nspans; i++) {
+        if (spans[i].begin != pos)
+            return err_set(e, "%s: tensor \"%s%s\" %s the previous one in the data section", path,
+                           spans[i].ema ? EMA_PREFIX : "", spans[i].t->name,
+                           spans[i].begin < pos ? "overlaps" : "leaves a gap after");
         pos = spans[i].end;
     }
-    if (pos != data_len) {
-        err_set(e, "%s: the data section has %zu bytes, the tensors describe %llu", path, data_len,
-                (unsigned long long)pos);
-        goto done;
+    if (pos != data_len)
+        return err_set(e, "%s: the data section has %llu bytes, the tensors describe %llu", path,
+                       (unsigned long long)data_len, (unsigned long long)pos);
+    return 0;
+}
+
+/* The stored checksum must match the data as read (by tensor name, so swapped offsets fail as swapped bytes
+ * do); a file without one (not written by mplc-run, e.g. by the JAX reference) is taken as it is. */
+static int check_crc(const char *path, const JsonValue *root, const float *state, const float *ema, Err *e) {
+    const JsonValue *stored = json_get(json_get(root, "__metadata__"), ST_CRC_KEY);
+    if (!stored) return 0;
+    char now[16];
+    snprintf(now, sizeof now, "%08lx", (unsigned long)data_crc(state, ema));
+    if (strcmp(stored->string, now) != 0)
+        return err_set(e, "%s: the data does not match its checksum (CRC-32 %s, the header says %.16s): the file is "
+                          "corrupt or was edited",
+                       path, now, stored->string);
+    return 0;
+}
+
+/* A checkpoint holds finite numbers only: a run stops before saving a NaN or Inf (train.c), so one here was
+ * put there by something else, and training from it would stop at its first step. */
+static int check_finite(const char *path, const Span *spans, size_t n, const float *state, const float *ema, Err *e) {
+    for (size_t i = 0; i < n; i++) {
+        const float *arena = spans[i].ema ? ema : state;
+        long bad = first_nonfinite(arena, spans[i].t);
+        if (bad >= 0)
+            return err_set(e, "%s: tensor \"%s%s\" is not finite (element %ld is %g); a checkpoint holds finite state "
+                              "only",
+                           path, spans[i].ema ? EMA_PREFIX : "", spans[i].t->name, bad,
+                           (double)arena[spans[i].t->offset + (size_t)bad]);
     }
-    copy_spans(spans, nspans, data, state, ema);
-    rc = 0;
-done:
-    free(spans);
-    json_free(&root);
-    return rc;
+    return 0;
 }
 
 int st_load(const char *path, float *state, StMeta *meta, Err *e) {
@@ -320,11 +379,60 @@ int st_load(const char *path, float *state, StMeta *meta, Err *e) {
 }
 
 int st_load_ema(const char *path, float *state, float *ema, int *has_ema, StMeta *meta, Err *e) {
-    unsigned char *buf = NULL;
-    size_t len = 0;
+    int fd = -1;
+    uint64_t size = 0;
     *has_ema = 0;
-    if (read_file(path, &buf, &len, e) != 0) return -1;
-    int rc = load_from_buffer(path, buf, len, state, ema, has_ema, meta, e);
-    free(buf);
+    if (open_checked(path, &fd, &size, e) != 0) return -1;
+    int rc = -1;
+    unsigned char len8[8];
+    char *header = NULL;
+    Span *spans = NULL;
+    size_t nspans = 0;
+    float *sink = NULL;
+    JsonValue root;
+    memset(&root, 0, sizeof root);
+    if (size < 8) {
+        err_set(e, "%s: too short for a safetensors file (%llu bytes)", path, (unsigned long long)size);
+        goto done;
+    }
+    if (read_at(fd, path, len8, 8, 0, "the header length", e) != 0) goto done;
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++) hlen |= (uint64_t)len8[i] << (8 * i);
+    if (hlen == 0 || hlen > ST_MAX_HEADER || hlen > size - 8) {
+        err_set(e, "%s: bad header length %llu (file has %llu bytes)", path, (unsigned long long)hlen,
+                (unsigned long long)size);
+        goto done;
+    }
+    header = xmalloc((size_t)hlen);
+    if (read_at(fd, path, header, (size_t)hlen, 8, "the header", e) != 0) goto done;
+    Err je;
+    if (json_parse(header, (size_t)hlen, &root, &je) != 0) {
+        err_set(e, "%s: header is not valid JSON: %s", path, je.msg);
+        goto done;
+    }
+    spans = xcalloc(root.len ? root.len : 1, sizeof *spans);
+    const uint64_t data_start = 8 + hlen;
+    if (check_header(path, &root, size - data_start, spans, &nspans, has_ema, meta, e) != 0) goto done;
+    /* Only now is the data read: straight into the arenas (the EMA's into a scratch arena when the caller
+     * skips it, as the checksum covers it). */
+    if (*has_ema && !ema) ema = sink = arena_alloc(MPLC_STATE_FLOATS);
+    memset(state, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
+    if (ema) memset(ema, 0, sizeof(float) * (size_t)MPLC_STATE_FLOATS);
+    for (size_t i = 0; i < nspans; i++) {
+        float *arena = spans[i].ema ? ema : state;
+        if (read_at(fd, path, arena + spans[i].t->offset, 4 * spans[i].t->count, data_start + spans[i].begin,
+                    spans[i].t->name, e) != 0)
+            goto done;
+    }
+    if (check_crc(path, &root, state, *has_ema ? ema : NULL, e) != 0 ||
+        check_finite(path, spans, nspans, state, ema, e) != 0)
+        goto done;
+    rc = 0;
+done:
+    close(fd);
+    free(header);
+    free(spans);
+    free(sink);
+    json_free(&root);
     return rc;
 }

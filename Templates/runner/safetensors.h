@@ -6,6 +6,10 @@
 
 #include "util.h"
 
+/* The metadata key of the data's checksum: CRC-32 (zlib) of the data section, 8 lowercase hex digits. Every
+ * file st_save writes has it; st_load verifies it when present. */
+#define ST_CRC_KEY "data_crc32"
+
 #define ST_MAX_META 64
 #define ST_KEY_LEN 64
 #define ST_VALUE_LEN 2048
@@ -22,11 +26,15 @@ void meta_set(StMeta *m, const char *key, const char *fmt, ...) __attribute__((f
 const char *meta_get(const StMeta *m, const char *key); /* NULL if absent */
 
 /* Writes path.tmp, fsyncs it, renames it over path and fsyncs the directory: a crash at any point
- * leaves either the old or the new checkpoint, never a partial one. */
+ * leaves either the old or the new checkpoint, never a partial one. The metadata written is meta (may be
+ * NULL) plus ST_CRC_KEY. */
 int st_save(const char *path, const float *state, const StMeta *meta, Err *e);
 /* Reads and validates a checkpoint against model.h's state table into state[MPLC_STATE_FLOATS];
- * meta may be NULL. On failure the state arena may be partly written. EMA tensors (below) are
- * validated and skipped. */
+ * meta may be NULL. Before any data is read: the file must be a regular file no larger than a checkpoint
+ * of this model can be (fstat), the header length bounded, the header valid JSON and UTF-8, every entry a
+ * state tensor with its shape, and the entries must tile the rest of the file exactly. After: the data
+ * must match its checksum (when the file has one) and be finite. On failure the state arena may be partly
+ * written. EMA tensors (below) are validated and skipped. */
 int st_load(const char *path, float *state, StMeta *meta, Err *e);
 
 /* The student's EMA (ema.h) is stored as one extra tensor "ema/<name>" per state tensor <name> that

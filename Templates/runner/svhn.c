@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "mat.h"
 
 static void list_vars(const MatFile *m, char *out, size_t cap) {
@@ -85,7 +86,9 @@ int svhn_read(const char *path, SvhnSet *s, Err *e) {
     const MatVar *x = find_var(path, m, "X", "the images", e), *y = x ? find_var(path, m, "y", "the labels", e) : NULL;
     size_t n = 0;
     if (!x || !y || check_shapes(path, x, y, &n, e) != 0) goto done;
-    s->pixels = xmalloc(n * SVHN_PIXELS); /* n * 3072 fits: X's byte count was checked against the file */
+    /* n * 3073 fits: X's byte count was checked against the file */
+    if (budget_take(n * (SVHN_PIXELS + 1), path, "the SVHN images and labels", e) != 0) goto done;
+    s->pixels = xmalloc(n * SVHN_PIXELS);
     s->labels = xmalloc(n);
     s->n = n;
     if (convert_images(path, x, n, s->pixels, e) != 0 || convert_labels(path, y, n, s->labels, e) != 0) goto done;
@@ -98,6 +101,7 @@ done:
 }
 
 void svhn_free(SvhnSet *s) {
+    budget_return(s->n * (SVHN_PIXELS + 1));
     free(s->pixels);
     free(s->labels);
     memset(s, 0, sizeof *s);

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "budget.h"
+
 const TensorTable TABLE_STATE = {mplc_state_tensors, MPLC_NUM_STATE_TENSORS, MPLC_STATE_FLOATS, "state tensor"};
 const TensorTable TABLE_STEP_IN = {mplc_step_inputs, MPLC_NUM_STEP_INPUTS, MPLC_STEP_IO_FLOATS, "step input"};
 const TensorTable TABLE_STEP_OUT = {mplc_step_outputs, MPLC_NUM_STEP_OUTPUTS, MPLC_STEP_IO_FLOATS, "step output"};
@@ -110,15 +112,15 @@ int arenas_fit_in_memory(int ema_arenas, Err *e) {
                    eval = f * (uint64_t)MPLC_EVAL_BATCH * ((uint64_t)MPLC_INPUT_SIZE + (uint64_t)MPLC_CLASSES);
     const uint64_t total = state + step + sup + scratch + eval;
     const char *source;
-    uint64_t limit = memory_limit(&source);
-    if (limit == 0 || total <= limit) return 0;
+    uint64_t limit, planned;
+    if (budget_reserve(total, &limit, &source, &planned) == 0) return 0; /* the data loaded later counts on top */
     return err_set(e,
                    "model %s needs %llu bytes of arenas (state%s %llu, step I/O %llu, supervised I/O %llu, scratch %llu, "
                    "evaluation %llu), more than the %llu bytes of %s; nothing was allocated",
                    MPLC_MODEL_NAME, (unsigned long long)total, ema_arenas > 0 ? " and its EMA" : "",
                    (unsigned long long)state, (unsigned long long)step,
                    (unsigned long long)sup, (unsigned long long)scratch, (unsigned long long)eval,
-                   (unsigned long long)limit, strcmp(source, "physical memory") == 0 ? "this machine's physical memory" : source);
+                   (unsigned long long)limit, budget_source_name(source));
 }
 
 int locate_inputs(StepInputs *step, SupInputs *sup, Err *e) {

@@ -61,7 +61,8 @@ typedef struct {
 /* Fails, with the numbers, if the arenas the runner allocates for this model (state, both I/O arenas,
  * scratch, and the evaluation batch's inputs and logits) exceed memory_limit(): a model too large for
  * the machine is rejected before any data is loaded or anything is allocated. ema_arenas != 0 counts a
- * second state-sized arena, the student's EMA (ema.h). */
+ * second state-sized arena, the student's EMA (ema.h). The arenas are planned in the budget (budget.h),
+ * so the data loaded afterwards must fit beside them. */
 int arenas_fit_in_memory(int ema_arenas, Err *e);
 
 /* Validates all five tables and finds the inputs; fails with a message naming anything the runner

@@ -227,6 +227,7 @@ static void setup(Trainer *T) {
         if (checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     } else {
         init_state(T->state, c->seed);
+        if (c->init_from && checkpoint_init_from(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     }
     if (c->ema_decay == 0) { /* disabled, possibly by the checkpoint */
         free(T->ema);

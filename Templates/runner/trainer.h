@@ -30,6 +30,7 @@ typedef struct {
     long stop_at; /* stop (after a checkpoint) once this many steps of main + finetune are done; 0 = never */
     double ema_decay; /* decay of the student's EMA (ema.h); 0 disables it */
     const char *teacher_cache; /* --teacher-cache (Reduced MPL, teacher_cache.h); NULL for an image teacher */
+    const char *init_from;     /* --init-from: a new run starting from a checkpoint's parameters; NULL none */
     int threads, quiet, resume;
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
@@ -79,6 +80,7 @@ typedef struct {
     RunState rs;
     FILE *metrics;
     char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
+    char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
     int tty;
     double t_start, last_draw;
     long start_global; /* global step (main + finetune) when this process started */
@@ -115,6 +117,13 @@ void print_result(const Trainer *T);
 
 /* checkpoint.c */
 void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/O errors */
+/* Refuses a checkpoint of a runner built from another model or recipe (MPLC_MODEL_HASH), saying which
+ * recipe settings differ, and every stored value outside what the run can have reached. */
 int checkpoint_resume(Trainer *T, Err *e);
+/* --init-from: teacher/ and student/ tensors from cfg.init_from, by name and shape; the rest as init_state. */
+int checkpoint_init_from(Trainer *T, Err *e);
+/* "batch_labeled 32 -> 64, teacher_lr 0.05 -> 0.1": the settings of two recipes "k=v;..." that differ, into
+ * out (empty if none; "(none)" for a key only one has). */
+void recipe_diff(const char *was, const char *now, char *out, size_t cap);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "budget.h"
 #include "idx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -23,5 +24,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(e.msg[0] != '\0' && strstr(e.msg, path) != NULL); /* every message names the file */
         FUZZ_ASSERT(a.data == NULL);
     }
+    FUZZ_ASSERT(budget_planned() == 0); /* every byte taken from the memory budget was returned */
     return 0;
 }

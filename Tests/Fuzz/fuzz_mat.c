@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "budget.h"
 #include "mat.h"
 #include "svhn.h"
 
@@ -51,5 +52,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(e.msg[0] != '\0' && strstr(e.msg, path) != NULL);
         FUZZ_ASSERT(s.pixels == NULL && s.labels == NULL);
     }
+    FUZZ_ASSERT(budget_planned() == 0); /* every byte taken from the memory budget was returned */
     return 0;
 }

@@ -1,8 +1,12 @@
-/* libFuzzer target: checkpoints. st_load (header length, JSON header, tensor table, data tiling)
- * against the model linked in (the runner's fake model), then checkpoint_resume, which also reads
- * every piece of run metadata and must leave a run state the training loop can use. */
+/* libFuzzer target: checkpoints. st_load (file size, header length, JSON header and its UTF-8, tensor
+ * table, data tiling, checksum, finite values) against the model linked in (the tiny model), then
+ * checkpoint_resume, which also reads every piece of run metadata and must leave a run state the training
+ * loop can use. The seeds carry valid checksums (make_seeds.c writes them with st_save), so the fuzzer starts
+ * from checkpoints that load; a mutation of the data section fails the checksum, one of the header need not. */
 #include "fuzz_common.h" /* first: it sets _GNU_SOURCE */
 
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "model.h"
@@ -41,7 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(T->rs.step >= 0);
         if (T->rs.phase == PHASE_MAIN) FUZZ_ASSERT(T->rs.step <= T->cfg.steps);
         if (T->rs.phase == PHASE_FINETUNE) FUZZ_ASSERT(T->rs.step <= T->cfg.finetune_steps);
-        FUZZ_ASSERT(T->rs.sum_n >= 0 && T->rs.metrics_bytes >= 0);
+        /* Counters the run can have reached, so that no increment overflows (issue 15). */
+        FUZZ_ASSERT(T->cfg.steps <= LONG_MAX - T->cfg.finetune_steps);
+        FUZZ_ASSERT(T->rs.sum_n >= 0 && T->rs.sum_n <= T->rs.step && T->rs.metrics_bytes >= 0);
+        FUZZ_ASSERT(T->rs.ema_updates >= 0 && T->rs.ema_updates <= T->cfg.steps + T->cfg.finetune_steps);
+        FUZZ_ASSERT(T->cfg.ema_decay >= 0 && T->cfg.ema_decay < 1);
+        for (int i = 0; i < MAX_OUTPUTS; i++) FUZZ_ASSERT(isfinite(T->rs.sums[i]));
+        for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) FUZZ_ASSERT(first_nonfinite(state, &mplc_state_tensors[i]) < 0);
     } else {
         FUZZ_ASSERT(e.msg[0] != '\0');
     }

@@ -100,13 +100,17 @@ static void npy_raw(const char *name, int major, const char *dict, const void *d
     }
 }
 
+/* with_meta: 0 none (a state file), 1 a run at step 7 of 20, 2 at step 3 of finetuning, 3 as 1 with the
+ * student's EMA. st_save writes the data's checksum. */
 static void st_seed(const char *name, int with_meta) {
-    float state[MPLC_STATE_FLOATS];
-    for (int i = 0; i < MPLC_STATE_FLOATS; i++) state[i] = (float)i * 0.25f - 3.0f;
+    float state[MPLC_STATE_FLOATS], ema[MPLC_STATE_FLOATS];
+    for (int i = 0; i < MPLC_STATE_FLOATS; i++) state[i] = (float)i * 0.25f - 3.0f, ema[i] = (float)i * 0.125f;
     StMeta *m = calloc(1, sizeof *m);
-    if (with_meta) { /* the keys of a training checkpoint (checkpoint.c), for a run at step 7 of 20 */
+    if (with_meta) { /* the keys of a training checkpoint (checkpoint.c) */
         meta_set(m, "format", "mplc-run-checkpoint/1");
         meta_set(m, "model", "%s", MPLC_MODEL_NAME);
+        meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
+        meta_set(m, "recipe", "%s", MPLC_RECIPE);
         meta_set(m, "mode", "mpl");
         meta_set(m, "seed", "0");
         meta_set(m, "labels", "100");
@@ -129,13 +133,19 @@ static void st_seed(const char *name, int with_meta) {
         meta_set(m, "log_sums", "%s", sums);
         meta_set(m, "log_count", "3");
         meta_set(m, "metrics_bytes", "512");
+        if (with_meta == 3) {
+            meta_set(m, "ema_decay", "0.995");
+            meta_set(m, "ema_updates", "5");
+            meta_set(m, "acc_ema", "6100,-1,-1");
+            meta_set(m, "flip", "0");
+        }
     }
     char path[2048];
     snprintf(path, sizeof path, "%s/safetensors", root);
     mkdir(path, 0777);
     snprintf(path, sizeof path, "%s/safetensors/%s", root, name);
     Err e;
-    if (st_save(path, state, m, &e) != 0) {
+    if (st_save_ema(path, state, with_meta == 3 ? ema : NULL, m, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
         exit(1);
     }
@@ -307,6 +317,7 @@ int main(int argc, char **argv) {
     st_seed("checkpoint-mpl", 1);
     st_seed("checkpoint-finetune", 2);
     st_seed("state-only", 0);
+    st_seed("checkpoint-ema", 3);
 
     cifar_seed("one-record", 1, 0, 0, 0);
     cifar_seed("two-records-gzip", 2, 0, 0, 1);

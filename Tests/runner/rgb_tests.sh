@@ -103,3 +103,7 @@ expect "SVHN with a 28x28x1 model: exit 1 with the numbers" 1 \
     "$RUN" train --data "$D/svhn" --labels 40 --out "$WORK/bad-rgb" --quiet
 if [ -e "$WORK/bad-rgb" ]; then fail "bad CIFAR-10/SVHN data left a run directory behind"
 else pass "bad CIFAR-10/SVHN data creates no run directory"; fi
+# --init-from a checkpoint of the 28x28 model (run_tests.sh's step-30 run): every name and shape is checked.
+expect "--init-from a checkpoint of another architecture: exit 1 naming the tensor and both shapes" 1 \
+    "--init-from: .*intact/checkpoint.safetensors: tensor \"teacher/dense2/weight\" has shape \[784,10\], model fake_linear_rgb expects \[3072,10\]" -- \
+    "$RGB" train --data "$D/cifar" --labels 40 --init-from "$WORK/intact/checkpoint.safetensors" --out "$WORK/init-rgb" --quiet

@@ -32,6 +32,10 @@ expect() {
     pass "$name"
 }
 
+# small_vm COMMAND...: runs it with its address space capped at 1 GB, so that a file read whole, or a data set
+# allocated whole, fails differently from a refusal (not under the sanitizers, whose shadow memory needs more).
+small_vm() { if [[ "${EXTRA_CFLAGS:-}" == *sanitize* ]]; then "$@"; else (ulimit -v 1000000 && exec "$@"); fi; }
+
 json_number() { # json_number FILE KEY: the first number after "KEY":
     sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1
 }
@@ -46,6 +50,8 @@ build() { # build NAME EXTRA-FLAGS...
 build "mplc-run (runner/*.c + fake model.c, as the compiler will)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" -o mplc-run
 build "mplc-run with a diverging teacher (-DFAKE_TEACHER_LR=1e30)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
     -DFAKE_TEACHER_LR=1e30 -o mplc-run-nan
+build "mplc-run compiled again from the same recipe (-DFAKE_MODEL_HASH)" "$RUNNER"/*.c "$FAKE/model.c" -I"$FAKE" \
+    -DFAKE_MODEL_HASH='"fa4e000000000000000000000000000000000000000000000000000000000099"' -o mplc-run-rehash
 build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c$') "$FAKE/model.c" -I"$RUNNER" -I"$FAKE" \
     -o test_runner
 RUN="$WORK/mplc-run"
@@ -89,6 +95,12 @@ expect "wrong image size for the model: exit 1" 1 "images are 27x27 with 1 chann
     "$RUN" train --data "$WORK/data-idx-wrongsize" --labels 20 --out "$WORK/bad" --quiet
 expect "image and label counts differ: exit 1" 1 "399 labels but .* has 400 images" -- \
     "$RUN" train --data "$WORK/data-idx-countmismatch" --labels 20 --out "$WORK/bad" --quiet
+# A 762 KB gzip whose header claims a million images (784 MB of zeros follow, a valid stream): refused from the
+# header against MPLC_MEMORY_LIMIT, with the sizes, before the body is read or anything allocated for it.
+"$T" gen-data "$WORK/data-idx-bomb" idx-bomb
+expect "gzip bomb: the header's size counts against the memory limit before the body is read" 1 \
+    "data-idx-bomb/train-images-idx3-ubyte.gz: the 1000000x28x28 images of the IDX header need 784000000 bytes; with the [0-9]+ bytes already planned .* more than the 400000000 bytes of MPLC_MEMORY_LIMIT; not read" -- \
+    small_vm env MPLC_MEMORY_LIMIT=400000000 "$RUN" train --data "$WORK/data-idx-bomb" --labels 20 --out "$WORK/bad" --quiet
 expect "missing data directory: exit 1" 1 "missing file train-images-idx3-ubyte" -- \
     "$RUN" train --data "$WORK/nowhere" --out "$WORK/bad" --quiet
 expect "--labels not divisible by the classes: exit 1" 1 "--labels 105 must be a positive multiple of the 10 classes" -- \
@@ -174,6 +186,76 @@ expect "resume with a conflicting flag: exit 1" 1 "was written with --steps 60, 
     "$RUN" train --data "$FAST" --resume --steps 90 --out "$WORK/full" --quiet
 expect "resume without a checkpoint: exit 1" 1 "no checkpoint .* to resume from" -- \
     "$RUN" train --data "$FAST" --resume --out "$WORK/empty" --quiet
+
+# ---------------------------------------------------------------- checkpoint integrity (issue 15)
+# A checkpoint of step 30; each case damages a copy in one way and --resume (or eval) must refuse it.
+"$RUN" "${FLAGS[@]}" --out "$WORK/intact" --stop-at 30 >/dev/null 2>&1 || fail "integrity: the run to damage"
+damaged() { # damaged NAME: RUN_DIR $WORK/damaged-NAME holding a copy of the step-30 checkpoint; prints it
+    local dir="$WORK/damaged-$1"
+    mkdir -p "$dir" && cp "$WORK/intact/checkpoint.safetensors" "$WORK/intact/metrics.jsonl" "$dir/"
+    echo "$dir"
+}
+resume_refused() { # resume_refused NAME WHAT PATTERN: --resume of $WORK/damaged-NAME exits 1 matching PATTERN
+    expect "integrity: --resume refuses $2" 1 "$3" -- "$RUN" train --data "$FAST" --resume --out "$WORK/damaged-$1" --quiet
+}
+D=$(damaged bitflip) && "$T" st-flip "$D/checkpoint.safetensors" student/dense1/weight 100 3
+resume_refused bitflip "a flipped bit" "checkpoint.safetensors: the data does not match its checksum"
+D=$(damaged inf) && "$T" st-poke "$D/checkpoint.safetensors" student/dense1/weight 5 inf
+resume_refused inf "an Inf weight" 'tensor "student/dense1/weight" is not finite \(element 5 is inf\)'
+expect "integrity: eval refuses an Inf weight too" 1 'student/dense1/weight" is not finite' -- \
+    "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
+for key in log_count ema_updates metrics_bytes step; do
+    D=$(damaged "$key") && "$T" st-set "$D/checkpoint.safetensors" $key 9223372036854775807
+    resume_refused "$key" "$key LONG_MAX" "metadata \"$key\" is '9223372036854775807', not an integer in \[0, [0-9]+\]"
+done
+D=$(damaged ema-decay-1) && "$T" st-set "$D/checkpoint.safetensors" ema_decay 1
+resume_refused ema-decay-1 "ema_decay 1" 'metadata "ema_decay" is not a number D with 0 <= D < 1'
+D=$(damaged acc) && "$T" st-set "$D/checkpoint.safetensors" acc_last 99999,5,30
+resume_refused acc "an accuracy above the test set" 'metadata "acc_last" is missing or not 3 integers in \[-1, 10000\]'
+D=$(damaged sums) && "$T" st-set "$D/checkpoint.safetensors" log_sums "$(printf 'inf%.0s,' $(seq 31))inf"
+resume_refused sums "infinite log_sums" 'metadata "log_sums" is missing, malformed or not finite'
+# Not a checkpoint at all, refused from fstat without reading it.
+D=$(damaged sparse) && truncate -s 3G "$D/checkpoint.safetensors"
+expect "integrity: a 3 GB sparse file is refused from its size" 1 \
+    "3221225472 bytes, more than a checkpoint of model fake_linear can have" -- \
+    small_vm "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
+expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a directory\)" -- \
+    small_vm "$RUN" eval --checkpoint "$WORK" --data "$FAST"
+
+# ---------------------------------------------------------------- resume identity and --init-from (issue 15)
+# mplc-run-nan is the same model with teacher_lr 1e30 in its recipe; mplc-run-rehash the same recipe compiled
+# into another model.h (another MPLC_MODEL_HASH): neither may continue the step-30 run of mplc-run.
+D=$(damaged recipe)
+expect "identity: --resume with a runner of another recipe names the settings that differ" 1 \
+    "checkpoint.safetensors was trained by a runner built from another model or recipe \(teacher_lr 0.01 -> 1e30\); resume it with that runner, or start a new run from its weights with --init-from" -- \
+    "$WORK/mplc-run-nan" train --data "$FAST" --resume --out "$D" --quiet
+expect "identity: --resume with another compilation of the same recipe" 1 \
+    "another model or recipe \(same recipe, but the compiled model differs \(layers or mplc version\)\)" -- \
+    "$WORK/mplc-run-rehash" train --data "$FAST" --resume --out "$D" --quiet
+if cmp -s "$D/checkpoint.safetensors" "$WORK/intact/checkpoint.safetensors"; then pass "identity: a refused resume leaves the checkpoint alone"
+else fail "identity: a refused resume changed the checkpoint"; fi
+D=$(damaged no-hash) && "$T" st-del "$D/checkpoint.safetensors" model_hash
+resume_refused no-hash "a checkpoint without a model hash" "records no model hash and recipe .*--init-from"
+expect "--init-from with --resume: usage error" 2 "--init-from starts a new run .* give one" -- \
+    "$RUN" train --data "$FAST" --resume --init-from "$WORK/intact/checkpoint.safetensors" --out "$WORK/init-resume"
+# --init-from: a new run of the other compilation from the step-30 weights; it records where it started, keeps
+# that across --resume, and starts where the weights are (the first evaluation, at step 15, beats a fresh run's).
+I="$WORK/init-from"
+if "$WORK/mplc-run-rehash" "${FLAGS[@]}" --init-from "$WORK/intact/checkpoint.safetensors" --out "$I" --stop-at 15 \
+    >/dev/null 2>"$I.err" && "$WORK/mplc-run-rehash" train --data "$FAST" --resume --out "$I" --quiet >/dev/null 2>>"$I.err"; then
+    from=$("$T" st-meta "$I/checkpoint.safetensors" init_from)
+    first=$(grep -m 1 '"eval"' "$I/metrics.jsonl" | sed 's/.*"acc_student":\([0-9.]*\).*/\1/')
+    fresh=$(grep -m 1 '"eval"' "$WORK/full/metrics.jsonl" | sed 's/.*"acc_student":\([0-9.]*\).*/\1/')
+    if [ "$from" = "$WORK/intact/checkpoint.safetensors" ] && [ "$("$T" st-meta "$I/checkpoint.safetensors" step)" = 20 ] &&
+        awk -v a="$first" -v b="$fresh" 'BEGIN { exit !(a > b + 0.05) }'; then
+        pass "--init-from: a new run from another runner's checkpoint (student $first at step 15, fresh $fresh), recorded across --resume"
+    else fail "--init-from: init_from '$from', first evaluation $first (fresh run $fresh)" "$(cat "$I.err")"; fi
+else
+    fail "--init-from run" "$(cat "$I.err")"
+fi
+expect "--init-from a missing file: exit 1 before the run directory is made" 1 "--init-from: .*nothing.safetensors: cannot open" -- \
+    "$RUN" train --data "$FAST" --init-from "$WORK/nothing.safetensors" --out "$WORK/init-missing" --quiet
+if [ -e "$WORK/init-missing" ]; then fail "--init-from a missing file made the run directory"; else pass "--init-from a missing file: no run directory"; fi
 
 # ---------------------------------------------------------------- kill -9 leaves a usable checkpoint
 "$RUN" train --data "$FAST" --steps 100000 --labels 100 --checkpoint-every 25 --out "$WORK/killed" --quiet \

@@ -205,7 +205,7 @@ static void test_split_sizes(void) {
     current = "split";
     Err e;
     /* CIFAR-10: 50,000 training images, 5,000 per class; --labels 4000 */
-    DataSplit s = {50000, NULL, xcalloc(50000, sizeof(int32_t))};
+    DataSplit s = {50000, NULL, xcalloc(50000, sizeof(int32_t)), 0};
     for (size_t i = 0; i < s.n; i++) s.y[i] = (int32_t)((i * 7) % 10);
     uint32_t *pick;
     int rc = dataset_pick_labeled(&s, 4000, 0, &pick, &e);

@@ -3,12 +3,16 @@
  *
  *   test_runner unit                 run the unit tests in a temporary directory
  *   test_runner gen-data DIR KIND    write a small dataset: npy, idx, idx-badmagic, idx-badlabel,
- *                                    idx-truncated, idx-wrongsize, idx-countmismatch
+ *                                    idx-truncated, idx-wrongsize, idx-countmismatch, idx-bomb (training
+ *                                    images: a valid gzip of a million images, 784 MB of zeros)
  *   test_runner gen-replay DIR N     write DIR/in.safetensors, DIR/batches/step_*, and the expected
  *                                    DIR/expected.safetensors and DIR/expected_losses.jsonl
  *   test_runner st-equal A B         exit 0 iff the two checkpoints hold bit-identical state tensors
  *   test_runner st-meta FILE KEY     print a metadata value of a checkpoint
  *   test_runner st-finite FILE       exit 0 iff every state tensor is finite
+ *   test_runner st-set FILE KEY VALUE, st-del FILE KEY, st-poke FILE TENSOR ELEMENT VALUE,
+ *               st-flip FILE TENSOR ELEMENT BIT
+ *                                    change a checkpoint's metadata or one float (valid checksum), or flip a bit
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -20,9 +24,12 @@
 #include <zlib.h>
 
 #include "augment.h"
+#include "budget.h"
+#include "cifar.h"
 #include "dataset.h"
 #include "idx.h"
 #include "json.h"
+#include "mat.h"
 #include "model.h"
 #include "npy.h"
 #include "rng.h"
@@ -199,10 +206,10 @@ static void test_idx(void) {
     write_bytes(tpath("overflow.idx"), b, len);
     CHECK_FAILS(idx_read(tpath("overflow.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "overflow");
     free(b);
-    uint32_t big[3] = {0x7FFFFFFFu, 28, 28};
+    uint32_t big[3] = {0x7FFFFFFFu, 28, 28}; /* 1.7 TB: more than the memory budget, refused before reading */
     b = make_idx(IDX_MAGIC_IMAGES, big, 3, 10, &len);
     write_bytes(tpath("big.idx"), b, len);
-    CHECK_FAILS(idx_read(tpath("big.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "truncated");
+    CHECK_FAILS(idx_read(tpath("big.idx"), IDX_MAGIC_IMAGES, &a, &e), e, "need 1683627179248 bytes");
     free(b);
     uint32_t zero[3] = {0, 28, 28};
     b = make_idx(IDX_MAGIC_IMAGES, zero, 3, 0, &len);
@@ -437,7 +444,7 @@ static void test_safetensors(void) {
     write_st("shape.safetensors",
              fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[5,2],\"data_offsets\":[62760,62800]}", NULL),
              data, 0);
-    CHECK_FAILS(st_load(tpath("shape.safetensors"), back, NULL, &e), e, "different shape");
+    CHECK_FAILS(st_load(tpath("shape.safetensors"), back, NULL, &e), e, "has shape [5,2], model fake_linear expects [10]");
     write_st("unknown.safetensors",
              fake_header("student/dense1/bias", "\"student/dense9/bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[62760,62800]}", NULL),
              data, 0);
@@ -477,6 +484,168 @@ static void test_safetensors(void) {
     free(back);
     free(m);
     free(m2);
+}
+
+/* ---------------------------------------------------------------- checkpoint integrity (issue 15) */
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    rewind(fp);
+    unsigned char *b = xmalloc(*len);
+    if (fread(b, 1, *len, fp) != *len) exit(2);
+    fclose(fp);
+    return b;
+}
+
+/* The offset of a tensor's data in a file written by st_save (the data section follows the header). */
+static size_t data_offset(const unsigned char *b, const char *name) {
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)b[i] << (8 * i);
+    return 8 + (size_t)hl + 4 * table_find(&TABLE_STATE, name)->offset; /* the runner writes table order */
+}
+
+/* Every way a checkpoint's contents can lie that the safetensors layout alone does not catch: a flipped bit,
+ * two same-size tensors swapped (their bytes or their offsets), a NaN or Inf, invalid UTF-8, a directory, a
+ * file much larger than the model. Each loaded without complaint before the checksum and the checks. */
+static void test_checkpoint_integrity(void) {
+    current = "checkpoint integrity";
+    Err e;
+    float *s = random_state(5), *back = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m);
+    meta_clear(m);
+    meta_set(m, "step", "3");
+    CHECK(st_save(tpath("good.safetensors"), s, m, &e) == 0, "save: %s", e.msg);
+    CHECK(st_load(tpath("good.safetensors"), back, m, &e) == 0, "load: %s", e.msg);
+    CHECK(meta_get(m, ST_CRC_KEY) && strlen(meta_get(m, ST_CRC_KEY)) == 8, "the checkpoint has no " ST_CRC_KEY);
+    size_t len;
+    unsigned char *good = read_all(tpath("good.safetensors"), &len), *b = xmalloc(len);
+    /* one flipped mantissa bit */
+    memcpy(b, good, len);
+    b[data_offset(b, "student/dense1/weight") + 4 * 1000] ^= 0x02;
+    write_bytes(tpath("flip.safetensors"), b, len);
+    CHECK_FAILS(st_load(tpath("flip.safetensors"), back, NULL, &e), e, "does not match its checksum");
+    /* the bytes of two tensors of the same size swapped (the teacher's and the student's bias) */
+    const size_t tb = data_offset(good, "teacher/dense2/bias"), sb = data_offset(good, "student/dense1/bias");
+    memcpy(b, good, len);
+    memcpy(b + tb, good + sb, 40);
+    memcpy(b + sb, good + tb, 40);
+    write_bytes(tpath("swap-bytes.safetensors"), b, len);
+    CHECK_FAILS(st_load(tpath("swap-bytes.safetensors"), back, NULL, &e), e, "does not match its checksum");
+    /* or their data_offsets swapped in the header (same length: the data section is untouched) */
+    {
+        char t_off[64], s_off[64];
+        size_t t_begin = 4 * table_find(&TABLE_STATE, "teacher/dense2/bias")->offset,
+               s_begin = 4 * table_find(&TABLE_STATE, "student/dense1/bias")->offset;
+        snprintf(t_off, sizeof t_off, "[%zu,%zu]", t_begin, t_begin + 40);
+        snprintf(s_off, sizeof s_off, "[%zu,%zu]", s_begin, s_begin + 40);
+        memcpy(b, good, len);
+        char *h = (char *)b + 8, *pt = strstr(h, t_off), *ps = strstr(h, s_off);
+        CHECK(pt && ps && strlen(t_off) == strlen(s_off), "offsets %s and %s not found in the header", t_off, s_off);
+        if (pt && ps && strlen(t_off) == strlen(s_off)) {
+            memcpy(pt, s_off, strlen(s_off));
+            memcpy(ps, t_off, strlen(t_off));
+            write_bytes(tpath("swap-offsets.safetensors"), b, len);
+            CHECK_FAILS(st_load(tpath("swap-offsets.safetensors"), back, NULL, &e), e, "does not match its checksum");
+        }
+    }
+    /* an Inf weight in a file whose checksum is right: refused, naming the tensor and the element */
+    s[table_find(&TABLE_STATE, "student/dense1/weight")->offset + 7] = INFINITY;
+    CHECK(st_save(tpath("inf.safetensors"), s, NULL, &e) == 0, "save: %s", e.msg);
+    CHECK_FAILS(st_load(tpath("inf.safetensors"), back, NULL, &e), e,
+                "tensor \"student/dense1/weight\" is not finite (element 7 is inf)");
+    s[table_find(&TABLE_STATE, "student/dense1/weight")->offset + 7] = 0.5f;
+    float *ema = random_state(6), *ema_back = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    ema[table_find(&TABLE_STATE, "student/dense1/bias")->offset + 2] = NAN;
+    int has_ema;
+    CHECK(st_save_ema(tpath("nan-ema.safetensors"), s, ema, NULL, &e) == 0, "save: %s", e.msg);
+    CHECK_FAILS(st_load_ema(tpath("nan-ema.safetensors"), back, ema_back, &has_ema, NULL, &e), e,
+                "tensor \"ema/student/dense1/bias\" is not finite (element 2");
+    CHECK_FAILS(st_load(tpath("nan-ema.safetensors"), back, NULL, &e), e, "ema/student/dense1/bias\" is not finite");
+    free(ema);
+    free(ema_back);
+    /* invalid UTF-8 in the header (a metadata value), and a lone surrogate escape */
+    size_t data = 4 * (size_t)MPLC_STATE_FLOATS;
+    write_st("utf8.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"k\":\"\xc0\xaf\"}"), data, 0);
+    CHECK_FAILS(st_load(tpath("utf8.safetensors"), back, NULL, &e), e, "invalid UTF-8");
+    write_st("surrogate.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"k\":\"\\ud800\"}"), data, 0);
+    CHECK_FAILS(st_load(tpath("surrogate.safetensors"), back, NULL, &e), e, "unpaired surrogate");
+    /* not a regular file: refused from fstat, nothing read */
+    CHECK_FAILS(st_load(tmpdir, back, NULL, &e), e, "not a regular file (a directory)");
+    /* a valid checkpoint followed by a 3 GB hole: refused from its size, without reading it */
+    write_bytes(tpath("huge.safetensors"), good, len);
+    CHECK(truncate(tpath("huge.safetensors"), (off_t)3 << 30) == 0, "truncate");
+    double t0 = now_seconds();
+    CHECK_FAILS(st_load(tpath("huge.safetensors"), back, NULL, &e), e,
+                "3221225472 bytes, more than a checkpoint of model fake_linear can have");
+    CHECK(now_seconds() - t0 < 0.5, "refusing a 3 GB file took %.1f s (was it read?)", now_seconds() - t0);
+    unlink(tpath("huge.safetensors"));
+    /* a few bytes too many or too few: refused before the data is read */
+    write_bytes(tpath("long.safetensors"), good, len);
+    CHECK(truncate(tpath("long.safetensors"), (off_t)len + 4) == 0, "truncate");
+    CHECK_FAILS(st_load(tpath("long.safetensors"), back, NULL, &e), e, "the data section has");
+    write_bytes(tpath("short.safetensors"), good, len - 4);
+    CHECK_FAILS(st_load(tpath("short.safetensors"), back, NULL, &e), e, "outside");
+    /* a checksum that is not one */
+    meta_clear(m);
+    write_st("badcrc.safetensors", fake_header(NULL, NULL, "\"__metadata__\":{\"" ST_CRC_KEY "\":\"zz\"}"), data, 0);
+    CHECK_FAILS(st_load(tpath("badcrc.safetensors"), back, NULL, &e), e, "does not match its checksum");
+    free(good);
+    free(b);
+    free(s);
+    free(back);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- resume identity and --init-from (issue 15) */
+
+static void test_recipe_identity(void) {
+    current = "recipe identity";
+    char out[256];
+    recipe_diff("batch_labeled=32;batch_unlabeled=128;teacher_lr=0.05;seed=0", "batch_labeled=64;batch_unlabeled=256;teacher_lr=0.1;seed=0",
+                out, sizeof out);
+    CHECK(strcmp(out, "batch_labeled 32 -> 64, batch_unlabeled 128 -> 256, teacher_lr 0.05 -> 0.1") == 0, "diff: '%s'", out);
+    recipe_diff(MPLC_RECIPE, MPLC_RECIPE, out, sizeof out);
+    CHECK(out[0] == '\0', "a recipe differs from itself: '%s'", out);
+    recipe_diff("a=1;b=2", "a=1;c=3", out, sizeof out);
+    CHECK(strcmp(out, "b 2 -> (none), c (none) -> 3") == 0, "keys in one recipe only: '%s'", out);
+    recipe_diff("a=1", "a=10", out, 12);
+    CHECK(strcmp(out, "a 1 -> 10") == 0, "a value that is a prefix of the other: '%s'", out);
+
+    /* --init-from: the teacher's and student's tensors by name, momenta zero whatever the file holds */
+    Err e;
+    float *src = random_state(21);
+    CHECK(st_save(tpath("init.safetensors"), src, NULL, &e) == 0, "save: %s", e.msg);
+    Trainer *T = xcalloc(1, sizeof *T);
+    T->state = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    init_state(T->state, 3);
+    T->cfg.init_from = tpath("init.safetensors");
+    CHECK(checkpoint_init_from(T, &e) == 0, "init-from: %s", e.msg);
+    for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++) {
+        const mplc_tensor *t = &mplc_state_tensors[i];
+        int param = starts_with(t->name, "teacher/") || starts_with(t->name, "student/");
+        size_t differ = 0;
+        for (size_t k = t->offset; k < t->offset + t->count; k++) differ += T->state[k] != (param ? src[k] : 0.0f);
+        CHECK(differ == 0, "%s: %zu floats are not %s", t->name, differ, param ? "the file's" : "zero");
+    }
+    CHECK(strcmp(T->init_from, tpath("init.safetensors")) == 0, "the run does not record where it started from");
+    /* a file of another architecture: refused naming the tensor and both shapes */
+    write_st("wide.safetensors",
+             fake_header("student/dense1/bias", "\"student/dense1/bias\":{\"dtype\":\"F32\",\"shape\":[20],\"data_offsets\":[62760,62840]}",
+                         NULL),
+             4 * (size_t)MPLC_STATE_FLOATS + 40, 0);
+    T->cfg.init_from = tpath("wide.safetensors");
+    CHECK_FAILS(checkpoint_init_from(T, &e), e, "--init-from: ");
+    CHECK(strstr(e.msg, "wide.safetensors: tensor \"student/dense1/bias\" has shape [20], model fake_linear expects [10]"),
+          "message: %s", e.msg);
+    free(T->state);
+    free(T);
+    free(src);
 }
 
 /* ---------------------------------------------------------------- initialisation */
@@ -657,6 +826,86 @@ static void test_dataset(void) {
     CHECK_FAILS(dataset_load(tpath("no-such-dir"), 1, &d, &e), e, "missing file");
 }
 
+/* ---------------------------------------------------------------- memory budget of the data */
+
+/* A gzip IDX of `images` 28x28 images: the header and then `zeros` zero bytes (all of them: a valid file). */
+static void write_gz_idx_zeros(const char *path, uint32_t images, size_t zeros) {
+    uint32_t dims[3] = {images, 28, 28};
+    size_t len;
+    unsigned char *h = make_idx(IDX_MAGIC_IMAGES, dims, 3, 0, &len);
+    gzFile gz = gzopen(path, "wb9");
+    static unsigned char z[1 << 20];
+    if (!gz || gzwrite(gz, h, (unsigned)len) != (int)len) exit(2);
+    for (size_t left = zeros; left > 0;) {
+        unsigned n = left < sizeof z ? (unsigned)left : (unsigned)sizeof z;
+        if (gzwrite(gz, z, n) != (int)n) exit(2);
+        left -= n;
+    }
+    gzclose(gz);
+    free(h);
+}
+
+/* The decompressed size of data counts in the memory budget before it is allocated or read (issue 15): a
+ * header claiming more than MPLC_MEMORY_LIMIT is refused with the sizes, whatever the file holds after it. */
+static void test_data_budget(void) {
+    current = "data budget";
+    Err e;
+    uint64_t before = budget_planned();
+    setenv("MPLC_MEMORY_LIMIT", "100000000", 1);
+    /* IDX: a gzip header claiming a million images (the body is not read, so a few zeros suffice here;
+     * run_tests.sh trains on a complete 784 MB stream) */
+    IdxArray a;
+    write_gz_idx_zeros(tpath("bomb.idx.gz"), 1000000, 4096);
+    CHECK_FAILS(idx_read(tpath("bomb.idx.gz"), IDX_MAGIC_IMAGES, &a, &e), e,
+                "bomb.idx.gz: the 1000000x28x28 images of the IDX header need 784000000 bytes; with the 0 bytes "
+                "already planned (the model's arenas and the data loaded so far) that is more than the 100000000 "
+                "bytes of MPLC_MEMORY_LIMIT; not read");
+    /* NPY: a float32 header of the same size (3.1 GB) */
+    NpyArray n;
+    float f[4] = {0};
+    write_npy_raw("bomb.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 28, 28), }", f, 16);
+    CHECK_FAILS(npy_read(tpath("bomb.npy"), &n, &e), e,
+                "bomb.npy: the <f4 array of shape (1000000, 28, 28) (NPY header) need 3136000000 bytes");
+    /* MAT: a compressed element whose inner tag announces 2 GB */
+    {
+        unsigned char file[256] = "MATLAB 5.0 MAT-file";
+        memset(file + 19, ' ', 116 - 19);
+        memset(file + 116, 0, 8);
+        file[124] = 0x00, file[125] = 0x01, file[126] = 'I', file[127] = 'M';
+        unsigned char inner[16] = {14, 0, 0, 0, 0xF0, 0xFF, 0xFF, 0x7F, 6, 0, 0, 0, 8, 0, 0, 0};
+        uLongf zn = 96;
+        unsigned char *z = file + 136;
+        CHECK(compress2(z, &zn, inner, sizeof inner, 9) == Z_OK, "compress");
+        uint32_t hdr[2] = {15, (uint32_t)zn};
+        memcpy(file + 128, hdr, 8); /* little-endian host, as the runner */
+        write_bytes(tpath("bomb.mat"), file, 136 + zn);
+        MatFile *m = xmalloc(sizeof *m);
+        CHECK_FAILS(mat_read(tpath("bomb.mat"), m, &e), e, "(its tag announces 2147483632 bytes) need 2147483648 bytes");
+        free(m);
+    }
+    /* CIFAR-10 (no header): the records count once read, before they are kept */
+    setenv("MPLC_MEMORY_LIMIT", "5000", 1);
+    unsigned char rec[2 * 3073] = {0};
+    write_bytes(tpath("two.bin"), rec, sizeof rec);
+    CifarBatch cb = {0, NULL};
+    CHECK_FAILS(cifar_read(tpath("two.bin"), &cb, &e), e, "two.bin: the CIFAR-10 records need 6146 bytes");
+    cifar_free(&cb);
+    /* a data set whose files fit but whose float32 copy does not: 200 x (784 + 1) x 4 bytes */
+    setenv("MPLC_MEMORY_LIMIT", "400000", 1);
+    Dataset d;
+    write_dataset(tpath("budget-idx"), "idx", 200, 50);
+    CHECK_FAILS(dataset_load(tpath("budget-idx"), 1, &d, &e), e,
+                "train-images-idx3-ubyte.gz: 200 examples as float32 (the model's 784 inputs each, and a label) need "
+                "628000 bytes");
+    unsetenv("MPLC_MEMORY_LIMIT");
+    /* what is taken is returned: loading and freeing a data set leaves the total as it was */
+    CHECK(dataset_load(tpath("budget-idx"), 1, &d, &e) == 0, "load: %s", e.msg);
+    CHECK(budget_planned() > before, "a loaded data set plans nothing");
+    dataset_free(&d);
+    CHECK(budget_planned() == before, "%llu bytes planned after freeing everything, %llu before",
+          (unsigned long long)budget_planned(), (unsigned long long)before);
+}
+
 /* ---------------------------------------------------------------- fake model sanity */
 
 /* The gradient that mplc_supervised_step applies matches finite differences of its loss (the fake model
@@ -834,6 +1083,59 @@ static int st_finite(const char *file) {
     for (int i = 0; i < MPLC_NUM_STATE_TENSORS; i++)
         if (first_nonfinite(x, &mplc_state_tensors[i]) >= 0) rc = 1;
     free(x);
+    return rc;
+}
+
+/* Checkpoint surgery for the integrity tests of run_tests.sh: each rewrites FILE through st_save_ema, so the
+ * result has a valid checksum and only the change made is wrong (except st-flip, which corrupts it). */
+static void load_any(const char *file, float *s, float *ema, int *has, StMeta *m) {
+    Err e;
+    if (st_load_ema(file, s, ema, has, m, &e) != 0) die_err(&e, 1);
+}
+
+static void save_any(const char *file, const float *s, const float *ema, int has, const StMeta *m) {
+    Err e;
+    if (st_save_ema(file, s, has ? ema : NULL, m, &e) != 0) die_err(&e, 1);
+}
+
+static int st_surgery(int argc, char **argv) {
+    float *s = xcalloc(MPLC_STATE_FLOATS, sizeof(float)), *ema = xcalloc(MPLC_STATE_FLOATS, sizeof(float));
+    StMeta *m = xmalloc(sizeof *m);
+    int has = 0, rc = 0;
+    const char *file = argv[2];
+    load_any(file, s, ema, &has, m);
+    if (argc == 5 && strcmp(argv[1], "st-set") == 0) { /* st-set FILE KEY VALUE: a metadata value */
+        meta_set(m, argv[3], "%s", argv[4]);
+        save_any(file, s, ema, has, m);
+    } else if (argc == 4 && strcmp(argv[1], "st-del") == 0) { /* st-del FILE KEY: no such metadata */
+        StMeta *kept = xmalloc(sizeof *kept);
+        meta_clear(kept);
+        for (int i = 0; i < m->count; i++)
+            if (strcmp(m->key[i], argv[3]) != 0) meta_set(kept, m->key[i], "%s", m->value[i]);
+        save_any(file, s, ema, has, kept);
+        free(kept);
+    } else if (argc == 6 && strcmp(argv[1], "st-poke") == 0) { /* st-poke FILE TENSOR ELEMENT VALUE: one float */
+        const mplc_tensor *t = table_find(&TABLE_STATE, argv[3]);
+        if (!t || (size_t)atol(argv[4]) >= t->count) die(1, "no element %s of %s", argv[4], argv[3]);
+        s[t->offset + (size_t)atol(argv[4])] = strtof(argv[5], NULL);
+        save_any(file, s, ema, has, m);
+    } else if (argc == 6 && strcmp(argv[1], "st-flip") == 0) { /* st-flip FILE TENSOR ELEMENT BIT: in the file */
+        size_t len;
+        unsigned char *b = read_all(file, &len);
+        const mplc_tensor *t = table_find(&TABLE_STATE, argv[3]);
+        if (!t || (size_t)atol(argv[4]) >= t->count) die(1, "no element %s of %s", argv[4], argv[3]);
+        int bit = atoi(argv[5]);
+        b[data_offset(b, argv[3]) + 4 * (size_t)atol(argv[4]) + (size_t)(bit / 8)] ^= (unsigned char)(1u << (bit % 8));
+        write_bytes(file, b, len);
+        free(b);
+    } else {
+        fprintf(stderr, "usage: test_runner st-set FILE KEY VALUE | st-del FILE KEY | st-poke FILE TENSOR ELEMENT VALUE "
+                        "| st-flip FILE TENSOR ELEMENT BIT\n");
+        rc = 2;
+    }
+    free(s);
+    free(ema);
+    free(m);
     return rc;
 }
 
@@ -1021,10 +1323,13 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
         mkdir(tmpdir, 0777);
-        void (*tests[])(void) = {test_rng, test_order, test_schedule, test_idx, test_npy, test_json,
-                                 test_safetensors, test_init, test_augment, test_dataset, test_fake_model};
-        const char *names[] = {"rng", "order", "schedule", "idx", "npy", "json", "safetensors", "init", "augment",
-                               "dataset", "fake model"};
+        void (*tests[])(void) = {test_rng,         test_order,  test_schedule, test_idx,
+                                 test_npy,         test_json,   test_safetensors, test_checkpoint_integrity,
+                                 test_recipe_identity, test_init, test_augment, test_dataset, test_data_budget,
+                                 test_fake_model};
+        const char *names[] = {"rng",  "order",   "schedule", "idx",     "npy",          "json", "safetensors",
+                               "checkpoint integrity", "recipe identity", "init", "augment", "dataset", "data budget",
+                               "fake model"};
         for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
             int before = failures;
             tests[i]();
@@ -1035,13 +1340,32 @@ int main(int argc, char **argv) {
     }
     if (argc == 4 && strcmp(argv[1], "gen-data") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "/tmp");
-        write_dataset(argv[2], argv[3], 400, 100);
+        int bomb = strcmp(argv[3], "idx-bomb") == 0;
+        write_dataset(argv[2], bomb ? "idx" : argv[3], 400, 100);
+        if (bomb) { /* 762 KB of gzip: a million images, 784 MB of zeros, and as many labels (all 0) */
+            char path[1024];
+            snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", argv[2]);
+            write_gz_idx_zeros(path, 1000000, (size_t)1000000 * 784);
+            uint32_t n[1] = {1000000};
+            size_t len;
+            unsigned char *lb = make_idx(IDX_MAGIC_LABELS, n, 1, 0, &len);
+            lb = realloc(lb, len + n[0]);
+            memset(lb + len, 0, n[0]);
+            snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", argv[2]);
+            unlink(path);
+            snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", argv[2]);
+            write_gz(path, lb, len + n[0]);
+            free(lb);
+        }
         return 0;
     }
     if (argc == 4 && strcmp(argv[1], "gen-replay") == 0) return gen_replay(argv[2], atol(argv[3]));
     if (argc == 4 && strcmp(argv[1], "st-equal") == 0) return st_equal(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "st-meta") == 0) return st_meta(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "st-finite") == 0) return st_finite(argv[2]);
+    if (argc >= 3 && (!strcmp(argv[1], "st-set") || !strcmp(argv[1], "st-del") || !strcmp(argv[1], "st-poke") ||
+                      !strcmp(argv[1], "st-flip")))
+        return st_surgery(argc, argv);
     if (argc >= 2 && strncmp(argv[1], "ema-", 4) == 0) return ema_main(argc, argv); /* the EMA section */
     fprintf(stderr, "usage: test_runner unit [TMPDIR] | gen-data DIR KIND | gen-replay DIR N | st-equal A B | "
                     "st-meta FILE KEY | st-finite FILE\n");

@@ -2,7 +2,8 @@
  * the compiler. Teacher: Flatten, Dropout(0.1), Dense(10). Student: Flatten, Dense(10). Both are linear
  * softmax classifiers on 1x28x28 images; hard-argmax pseudo labels, dot-product feedback.
  * Build options (for tests): -DFAKE_TEACHER_LR=1e30 makes the teacher diverge to Inf/NaN;
- * -DFAKE_RGB32 makes the same model take 3x32x32 images (CIFAR-10 and SVHN tests), named fake_linear_rgb. */
+ * -DFAKE_RGB32 makes the same model take 3x32x32 images (CIFAR-10 and SVHN tests), named fake_linear_rgb;
+ * -DFAKE_MODEL_HASH='"..."' stands for another compilation of the same recipe (--resume tests). */
 #ifndef MODEL_H
 #define MODEL_H
 
@@ -43,6 +44,8 @@
 
 #ifndef FAKE_TEACHER_LR
 #define FAKE_TEACHER_LR 0.01
+#else
+#define FAKE_TEACHER_LR_GIVEN
 #endif
 
 #define MPLC_STEPS 300
@@ -69,6 +72,27 @@
 #define MPLC_INIT_BOUND 0.1
 #define MPLC_PSEUDO_LABELS "hard-argmax"
 #define MPLC_FEEDBACK "dot-product"
+
+/* The recipe as the compiler writes it (docs/ABI.md), and a made-up hash in place of the SHA-256 of model.c
+ * and model.h: one per variant of this file, as the compiler's would differ. */
+#define FAKE_STR_(x) #x
+#define FAKE_STR(x) FAKE_STR_(x)
+#define MPLC_RECIPE                                                                                              \
+    "batch_labeled=8;batch_unlabeled=16;eval_batch=100;finetune_batch=32;steps=300;seed=0;student_wait_steps=20;" \
+    "teacher_lr=" FAKE_STR(FAKE_TEACHER_LR) ";teacher_momentum=0.9;teacher_nesterov=1;teacher_weight_decay=5e-4;"  \
+    "teacher_warmup_steps=20;teacher_cosine=1;student_lr=0.01;student_momentum=0.9;student_nesterov=1;"          \
+    "student_weight_decay=5e-4;student_warmup_steps=20;student_cosine=1;uda_weight=1.0;uda_ramp_steps=100;"       \
+    "finetune_steps=50;finetune_lr=0.005;ema_decay=0.995;init_uniform=0;init_bound=0.1;pseudo_labels=hard-argmax;" \
+    "feedback=dot-product;teacher_reads_predictions=0"
+#if defined(FAKE_MODEL_HASH)
+#define MPLC_MODEL_HASH FAKE_MODEL_HASH
+#elif defined(FAKE_RGB32)
+#define MPLC_MODEL_HASH "fa4e000000000000000000000000000000000000000000000000000000000032"
+#elif defined(FAKE_TEACHER_LR_GIVEN)
+#define MPLC_MODEL_HASH "fa4e0000000000000000000000000000000000000000000000000000000001e3"
+#else
+#define MPLC_MODEL_HASH "fa4e000000000000000000000000000000000000000000000000000000000001"
+#endif
 
 typedef struct {
     const char *name;
