@@ -19,7 +19,7 @@ static void usage(FILE *fp) {
             "\n"
             "usage:\n"
             "  mplc-run train [--data DIR] [--labels N] [--steps N] [--seed S] [--threads T] [--out RUN_DIR]\n"
-            "                 [--resume] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
+            "                 [--resume | --overwrite] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
@@ -30,7 +30,8 @@ static void usage(FILE *fp) {
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
             "  --finetune-steps %ld --eval-every steps/10 --checkpoint-every (the eval interval)\n"
-            "  --out runs/%s-<mode>-seed<S>\n"
+            "  --out runs/%s-<mode>-seed<S>, or if another run holds or uses it the first free of -2, -3, ...\n"
+            "  --overwrite: replace the run in RUN_DIR (a new run refuses a directory that holds one); --resume continues it\n"
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
             "  --flip auto: random horizontal flips of the training images on CIFAR-10, none on other data\n"
@@ -164,6 +165,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
+        else if (is(&a, "--overwrite")) no_value(&a), c.overwrite = 1;
         else if (is(&a, "--quiet")) no_value(&a), c.quiet = 1;
         else if (is(&a, "--seed")) {
             const char *v = value(&a);
@@ -181,6 +183,7 @@ static int train_main(int argc, char **argv) {
             usage_error("unknown flag '%s' for 'train'", a.flag);
         }
     }
+    if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache);
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
@@ -191,6 +194,8 @@ static int train_main(int argc, char **argv) {
     } else if (path_join(c.out_dir, sizeof c.out_dir, &e, "runs/%s-%s-seed%" PRIu64, MPLC_MODEL_NAME,
                          mode_name(c.mode), c.seed) != 0) {
         die_err(&e, EXIT_USAGE);
+    } else {
+        c.default_out = 1;
     }
     mplc_set_threads(c.threads);
     return train_command(&c);

@@ -205,10 +205,6 @@ static void setup(Trainer *T) {
         die_err(&e, EXIT_BAD_INPUT);
     /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
     if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
-    if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
-        path_join(T->metrics_path, PATH_CAP, &e, "%s/metrics.jsonl", c->out_dir) != 0 ||
-        path_join(T->summary_path, PATH_CAP, &e, "%s/summary.json", c->out_dir) != 0)
-        die_err(&e, EXIT_BAD_INPUT);
     /* One allocation per arena, once (docs/ABI.md). */
     T->state = arena_alloc(MPLC_STATE_FLOATS);
     T->step_io = arena_alloc(MPLC_STEP_IO_FLOATS);
@@ -222,9 +218,11 @@ static void setup(Trainer *T) {
     for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
     T->rs.acc_last_step = -1;
     T->rs.acc_ema_last = T->rs.acc_ema_before = T->rs.acc_ema_after = -1;
-    /* Everything that can fail on bad input happens before the run directory is touched. */
+    /* Everything that can fail on bad input happens before the run directory is touched. A resumed run locks
+     * its directory before it reads the checkpoint; a new run claims one after its last input check, so that
+     * bad input creates no directory. */
     if (c->resume) {
-        if (checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+        if (run_dir_claim(T, &e) != 0 || checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     } else {
         init_state(T->state, c->seed);
     }
@@ -234,10 +232,7 @@ static void setup(Trainer *T) {
     }
     if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (!c->resume && file_exists(T->ckpt_path) && !c->quiet)
-        fprintf(stderr, "mplc-run: note: starting a new run over the one in %s (use --resume to continue it)\n",
-                c->out_dir);
-    if (make_dirs(c->out_dir, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;
     order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
@@ -253,6 +248,7 @@ static void setup(Trainer *T) {
 
 static void teardown(Trainer *T) {
     if (T->metrics) fclose(T->metrics);
+    close(T->lock_fd); /* every file of the run is written */
     order_free(&T->order_l);
     order_free(&T->order_u);
     order_free(&T->order_sup);
