@@ -268,7 +268,7 @@ static int cache_main(int argc, char **argv) {
     return cache_command(ckpt, out, data);
 }
 
-int main(int argc, char **argv) {
+static int command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -283,5 +283,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "cache") == 0) return cache_main(argc - 2, argv + 2);
     usage_error("unknown command '%s' (expected train, replay, eval or cache)", cmd);
-    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    int rc = command(argc, argv);
+    stdout_checked(); /* the results printed there (eval's JSON, train's result line) must not be lost silently */
+    return rc;
 }

@@ -59,9 +59,26 @@ int metrics_open(Trainer *T, long keep_bytes, Err *e) {
     return 0;
 }
 
+/* A metrics line that cannot be written stops the run: a checkpoint would count lines that are not there. */
+static void metrics_failed(const Trainer *T, const Err *e) {
+    die(EXIT_BAD_INPUT, "%s; stopping the run (the last checkpoint, if any, stays in %s)", e->msg, T->ckpt_path);
+}
+
+void metrics_sync(Trainer *T) {
+    Err e;
+    if (T->metrics && flush_checked(T->metrics, T->metrics_path, 1, &e) != 0) metrics_failed(T, &e);
+}
+
+void metrics_close(Trainer *T) {
+    Err e;
+    if (T->metrics && close_checked(T->metrics, T->metrics_path, 0, &e) != 0) metrics_failed(T, &e);
+    T->metrics = NULL;
+}
+
 static void metrics_end_line(Trainer *T) {
     fputs("}\n", T->metrics);
-    fflush(T->metrics);
+    Err e;
+    if (flush_checked(T->metrics, T->metrics_path, 0, &e) != 0) metrics_failed(T, &e);
     T->rs.metrics_bytes = ftell(T->metrics);
 }
 

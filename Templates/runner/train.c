@@ -247,7 +247,6 @@ static void setup(Trainer *T) {
 }
 
 static void teardown(Trainer *T) {
-    if (T->metrics) fclose(T->metrics);
     close(T->lock_fd); /* every file of the run is written */
     order_free(&T->order_l);
     order_free(&T->order_u);
@@ -289,6 +288,7 @@ int train_command(const TrainConfig *cfg) {
         start_finetune(T);
     }
     if (T->rs.phase == PHASE_FINETUNE) run_finetune_phase(T);
+    metrics_close(T); /* nothing is logged from here on */
     Err e;
     if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     /* A teacher that reads predictions has no input at the grid's points, so no decision regions to draw. */

@@ -109,6 +109,10 @@ void evaluate(const float *state, const float *ema, const DataSplit *test, const
 
 /* report.c */
 int metrics_open(Trainer *T, long keep_bytes, Err *e);
+/* metrics_sync flushes and fsyncs metrics.jsonl (before a checkpoint counts its lines), metrics_close closes it;
+ * like every metrics line, they stop the run with exit 1 if a write failed. */
+void metrics_sync(Trainer *T);
+void metrics_close(Trainer *T);
 void metrics_log(Trainer *T, const TensorTable *outs);
 void metrics_eval(Trainer *T);
 void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line);

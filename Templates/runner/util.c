@@ -179,6 +179,11 @@ int atomic_commit(AtomicFile *f, Err *e) {
     return fsync_dir(dir, e);
 }
 
+void stdout_checked(void) {
+    Err e;
+    if (flush_checked(stdout, "standard output", 0, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+}
+
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

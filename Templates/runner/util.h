@@ -72,6 +72,9 @@ int atomic_create(AtomicFile *f, const char *path, Err *e);
  * On failure the temporary file is removed and path keeps its previous content. */
 int atomic_commit(AtomicFile *f, Err *e);
 
+/* Flushes stdout, where the commands print their results; exits 1 if anything written there was lost. */
+void stdout_checked(void);
+
 /* snprintf into a fixed buffer; returns -1 (and sets e) if the result would be truncated. */
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -34,9 +34,9 @@ struct Launched {
 }
 
 /// A run directory belongs to one run: locked while it is used, never mixed with another run's files, written
-/// only through files the runner creates itself (docs/RUNNER.md, "Run directory").
+/// only through files the runner creates itself, and every write checked (docs/RUNNER.md, "Run directory").
 /// The runner's suite (Tests/runner/rundir_tests.sh) covers the same with the fake model, and more.
-@Suite("Run directories: lock, another run, --overwrite, planted symlinks")
+@Suite("Run directories: lock, another run, --overwrite, planted symlinks, failed writes")
 struct RunDirectoryTests {
     static func settings(_ data: String, steps: Int) -> [String] {
         [
@@ -80,8 +80,8 @@ struct RunDirectoryTests {
         #expect(try Checkpoint(path: out + "/checkpoint.safetensors").metadata["steps"] == "20")
     }
 
-    @Test("Symlinks planted at the temporary files are not written through")
-    func plantedSymlinks() throws {
+    @Test("Symlinks planted at the temporary files are not written through; a metrics line that cannot be written stops the run")
+    func plantedSymlinksAndFailedWrites() throws {
         let runner = try Runners.binary(modelFile: exampleMLP, flavour: .production)
         let data = try SmallData.directory(testImages: 1000)
         let work = try temporaryDirectory("rundir-symlinks")
@@ -100,5 +100,14 @@ struct RunDirectoryTests {
             try #require(type == .typeRegular, "\(name) is a \(type.map { "\($0)" } ?? "?")")
         }
         #expect(try Checkpoint(path: out + "/checkpoint.safetensors").metadata["phase"] == "done")
+
+        // A file size limit (SIGXFSZ ignored) fails writes as a full disk does. Before, metrics lines were lost
+        // silently and the run went on (with metrics.jsonl a symlink to /dev/full it even exited 0).
+        let limited = try run([
+            "bash", "-c", "trap '' XFSZ; ulimit -f 4; exec \"$@\"", "limited", runner,
+        ] + Self.settings(data, steps: 200) + ["--checkpoint-every", "200", "--out", work + "/limited"])
+        #expect(limited.status == 1, "\(limited.output)")
+        #expect(limited.output.contains("limited/metrics.jsonl: write failed: File too large; stopping the run"),
+                "\(limited.output)")
     }
 }

@@ -1,4 +1,4 @@
-# The run directory (docs/RUNNER.md, "Run directory"): sourced by
+# The run directory and checked writes (docs/RUNNER.md, "Run directory"): sourced by
 # run_tests.sh (it uses pass, fail, expect, json_number, $WORK, $RUN, $T, $FAST).
 RD="$WORK/rundir"
 mkdir -p "$RD"
@@ -116,3 +116,20 @@ chmod u+w "$RD/ro"
 if cmp -s "$RD/ro/metrics.jsonl" "$RD/ro.metrics"; then pass "nothing was trained or logged in the unwritable directory"
 else fail "the run trained in an unwritable directory" "$(diff "$RD/ro.metrics" "$RD/ro/metrics.jsonl" | head -5)"; fi
 
+# ---------------------------------------------------------------- every write is checked
+# A file size limit (RLIMIT_FSIZE, 2 KiB; SIGXFSZ ignored so that the write fails with EFBIG) fails writes the way
+# a full disk does, and reaches the write path (metrics.jsonl as a symlink to /dev/full is now refused at open).
+# Before, a metrics line that could not be written was lost and the run went on to its checkpoint.
+limited() { bash -c 'trap "" XFSZ; ulimit -f 2; exec "$@"' limited "$@"; }
+expect "metrics.jsonl cannot be written (file size limit): exit 1 at once, naming the file" 1 \
+    "limited/metrics.jsonl: write failed: File too large; stopping the run" -- \
+    limited "$RUN" train --data "$FAST" --steps 200 --eval-every 100 --checkpoint-every 200 --labels 100 --out "$RD/limited" --quiet
+"$RUN" train --data "$FAST" --steps 200 --labels 100 --eval-every 50 --checkpoint-every 50 --out "$RD/kept" --stop-at 100 --quiet >/dev/null 2>&1
+cp "$RD/kept/checkpoint.safetensors" "$RD/kept.safetensors"
+expect "a resumed run whose metrics cannot be written: exit 1, naming the file and the last checkpoint" 1 \
+    "kept/metrics.jsonl: write failed: File too large; stopping the run \(the last checkpoint, if any, stays in .*kept/checkpoint.safetensors\)" -- \
+    limited "$RUN" train --data "$FAST" --resume --out "$RD/kept" --quiet
+if cmp -s "$RD/kept/checkpoint.safetensors" "$RD/kept.safetensors"; then pass "the last good checkpoint stays"
+else fail "the checkpoint changed after a failed write"; fi
+expect "eval with its standard output on a full device: exit 1" 1 "standard output: write failed: No space left on device" -- \
+    sh -c '"$1" eval --checkpoint "$2" --data "$3" >/dev/full' eval "$RUN" "$RD/kept.safetensors" "$FAST"
