@@ -38,7 +38,9 @@ static void usage(FILE *fp) {
             "  --teacher-cache FILE.npy: the large teacher's cached predictions, for a model whose teacher reads them\n"
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
-            "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state\n",
+            "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
+            "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
+            "  130/143 stopped by SIGINT/SIGTERM\n",
             MPLC_MODEL_NAME, DEFAULT_DATA, (long)(MPLC_STEPS), (unsigned long long)(MPLC_SEED),
             (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME, (double)(MPLC_EMA_DECAY),
             MPLC_TEACHER_READS_PREDICTIONS ? "required" : "not accepted");

@@ -1,4 +1,4 @@
-# The run directory and checked writes (docs/RUNNER.md, "Run directory"): sourced by
+# The run directory, checked writes and signals (docs/RUNNER.md, "Run directory" and "Signals"): sourced by
 # run_tests.sh (it uses pass, fail, expect, json_number, $WORK, $RUN, $T, $FAST).
 RD="$WORK/rundir"
 mkdir -p "$RD"
@@ -29,11 +29,53 @@ if wait_until 30 has_line "$RD/busy/metrics.jsonl" '"eval"'; then
         "busy is used by another run \(pid $BUSY\)" -- "$RUN" "${SHORT[@]}" --out "$RD/busy"
     expect "--resume of a directory in use: exit 1" 1 "busy is used by another run \(pid $BUSY\)" -- \
         "$RUN" train --data "$FAST" --resume --out "$RD/busy" --quiet
+
+    # ------------------------------------------------------------ signals: finish the step, save, exit 143
+    # --checkpoint-every 100000: no periodic checkpoint, so whatever is on disk was written for the signal.
+    kill -TERM "$BUSY"
+    wait_bg "$BUSY"
+    rc=$?
+    msg=$(cat "$RD/busy.err")
+    n=$(sed -n 's/.*interrupted by SIGTERM after step \([0-9]*\); checkpoint in .*busy\/checkpoint.safetensors; continue with the same command and --resume$/\1/p' <<<"$msg")
+    saved=$("$T" st-meta "$RD/busy/checkpoint.safetensors" step 2>/dev/null)
+    if [ "$rc" -eq 143 ] && [ -n "$n" ] && [ "$saved" = "$n" ]; then
+        pass "SIGTERM: exit 143, one line naming the step ($n) and the checkpoint, which holds that step"
+    else
+        fail "SIGTERM: exit $rc (want 143), checkpoint step '${saved}'" "$msg"
+    fi
+    # The resumed run is the uninterrupted run, bit for bit.
+    if [ -n "$n" ]; then
+        BFLAGS=(train --data "$FAST" --steps 100000 --labels 100 --eval-every 1000 --checkpoint-every 100000 --quiet)
+        "$RUN" train --data "$FAST" --resume --out "$RD/busy" --stop-at $((n + 37)) --quiet >/dev/null 2>&1
+        "$RUN" "${BFLAGS[@]}" --out "$RD/straight" --stop-at $((n + 37)) >/dev/null 2>&1
+        if cmp -s "$RD/busy/checkpoint.safetensors" "$RD/straight/checkpoint.safetensors" &&
+            cmp -s "$RD/busy/metrics.jsonl" "$RD/straight/metrics.jsonl"; then
+            pass "SIGTERM at step $n, resumed to step $((n + 37)): checkpoint and metrics.jsonl identical to a run without the signal (cmp)"
+        else fail "SIGTERM and resume: differs from the run without the signal"; fi
+    fi
 else
     fail "lock: the long run did not start" "$(cat "$RD/busy.err")"
+    kill -9 "$BUSY"
 fi
-kill -9 "$BUSY"
-wait "$BUSY" 2>/dev/null
+
+# SIGINT during finetuning: exit 130, a finetuning checkpoint. A script's background jobs ignore SIGINT, and the
+# runner leaves an inherited SIG_IGN alone, so env --default-signal gives the run the default disposition.
+env --default-signal=INT "$RUN" train --data "$FAST" --steps 10 --eval-every 10 --finetune-steps 100000 \
+    --checkpoint-every 100000 --labels 100 --out "$RD/ft" --quiet >/dev/null 2>"$RD/ft.err" &
+PID=$!
+if wait_until 30 has_line "$RD/ft/metrics.jsonl" '"eval"'; then
+    sleep 0.3
+    kill -INT "$PID"
+    wait_bg "$PID"
+    rc=$?
+    phase=$("$T" st-meta "$RD/ft/checkpoint.safetensors" phase 2>/dev/null)
+    if [ "$rc" -eq 130 ] && [ "$phase" = finetune ] && grep -q "interrupted by SIGINT after step" "$RD/ft.err"; then
+        pass "SIGINT during finetuning: exit 130, a finetuning checkpoint (step $("$T" st-meta "$RD/ft/checkpoint.safetensors" step))"
+    else fail "SIGINT during finetuning: exit $rc (want 130), checkpoint phase '$phase'" "$(cat "$RD/ft.err")"; fi
+else
+    fail "SIGINT: the run did not start" "$(cat "$RD/ft.err")"
+    kill -9 "$PID"
+fi
 
 # Two runs started together on one --out: one trains, the other stops at once (before, they raced and trained
 # over each other). The second normally finds the directory locked; should the first be done by then, it finds
