@@ -33,8 +33,7 @@ int metrics_open(Trainer *T, long keep_bytes, Err *e) {
     }
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
-        return err_set(e, "%s: cannot open for writing: %s", path,
-                       errno == ELOOP ? "it is a symbolic link, which a run never writes through" : strerror(errno));
+        return err_set(e, "%s: cannot open for writing: %s", path, open_error(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

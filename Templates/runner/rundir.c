@@ -31,7 +31,7 @@ static int take(const char *dir, Err *e) {
     if (path_join(path, sizeof path, e, "%s/.lock", dir) != 0) return -1;
     /* O_NONBLOCK: a FIFO planted there must not hang the open. */
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
-    if (fd < 0) return err_set(e, "%s: cannot create the run directory's lock file: %s", path, strerror(errno));
+    if (fd < 0) return err_set(e, "%s: cannot create the run directory's lock file: %s", path, open_error(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

@@ -138,6 +138,10 @@ int close_checked(FILE *fp, const char *path, int sync, Err *e) {
     return rc;
 }
 
+const char *open_error(int err) {
+    return err == ELOOP ? "it is a symbolic link, which the runner does not follow" : strerror(err);
+}
+
 FILE *create_exclusive(const char *path, Err *e) {
     if (unlink(path) != 0 && errno != ENOENT) {
         err_set(e, "%s: cannot remove the stale file there: %s", path, strerror(errno));
@@ -146,7 +150,7 @@ FILE *create_exclusive(const char *path, Err *e) {
     /* Should anyone recreate the name between the unlink and the open, O_EXCL makes the open fail. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        err_set(e, "%s: cannot create: %s", path, strerror(errno));
+        err_set(e, "%s: cannot create: %s", path, open_error(errno));
         return NULL;
     }
     FILE *fp = fdopen(fd, "wb");

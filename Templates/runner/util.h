@@ -55,6 +55,9 @@ int flush_checked(FILE *fp, const char *path, int sync, Err *e);
 /* flush_checked, then fclose (also checked); fp is closed in any case. */
 int close_checked(FILE *fp, const char *path, int sync, Err *e);
 
+/* strerror(err), but for an open with O_NOFOLLOW that met a symlink (ELOOP) a message that says so. */
+const char *open_error(int err);
+
 /* Creates path for writing, exclusively (O_EXCL) and never through a symlink (O_NOFOLLOW), mode 0644: a file
  * or symlink already there (a temporary file left by a crash, or one planted by someone else) is removed
  * first, not written through. For files whose name the runner chose, never for a path the user gave. */
