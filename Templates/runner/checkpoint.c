@@ -94,10 +94,7 @@ void checkpoint_save(Trainer *T) {
     check_finite(T, T->state, "");
     if (T->ema) check_finite(T, T->ema, "ema/"); /* the EMA arena is zero outside the student's tensors */
     /* metrics.jsonl must hold every line the checkpoint counts before the checkpoint exists. */
-    if (T->metrics) {
-        fflush(T->metrics);
-        fsync(fileno(T->metrics));
-    }
+    metrics_sync(T);
     StMeta *m = xmalloc(sizeof *m);
     fill_meta(T, m);
     Err e;

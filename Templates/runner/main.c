@@ -19,7 +19,7 @@ static void usage(FILE *fp) {
             "\n"
             "usage:\n"
             "  mplc-run train [--data DIR] [--labels N] [--steps N] [--seed S] [--threads T] [--out RUN_DIR]\n"
-            "                 [--resume] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
+            "                 [--resume | --overwrite] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
@@ -30,7 +30,8 @@ static void usage(FILE *fp) {
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
             "  --finetune-steps %ld --eval-every steps/10 --checkpoint-every (the eval interval)\n"
-            "  --out runs/%s-<mode>-seed<S>\n"
+            "  --out runs/%s-<mode>-seed<S>, or if another run holds or uses it the first free of -2, -3, ...\n"
+            "  --overwrite: replace the run in RUN_DIR (a new run refuses a directory that holds one); --resume continues it\n"
             "  --ema-decay %g: decay of the exponential moving average of the student's weights, evaluated next to\n"
             "  the student (0 <= D < 1; 0 disables it)\n"
             "  --flip auto: random horizontal flips of the training images on CIFAR-10, none on other data\n"
@@ -39,7 +40,9 @@ static void usage(FILE *fp) {
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
             "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
-            "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state\n",
+            "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
+            "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
+            "  130/143 stopped by SIGINT/SIGTERM\n",
             MPLC_MODEL_NAME, DEFAULT_DATA, (long)(MPLC_STEPS), (unsigned long long)(MPLC_SEED),
             (long)(MPLC_FINETUNE_STEPS), MPLC_MODEL_NAME, (double)(MPLC_EMA_DECAY),
             MPLC_TEACHER_READS_PREDICTIONS ? "required" : "not accepted");
@@ -167,6 +170,7 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
+        else if (is(&a, "--overwrite")) no_value(&a), c.overwrite = 1;
         else if (is(&a, "--quiet")) no_value(&a), c.quiet = 1;
         else if (is(&a, "--seed")) {
             const char *v = value(&a);
@@ -184,6 +188,7 @@ static int train_main(int argc, char **argv) {
             usage_error("unknown flag '%s' for 'train'", a.flag);
         }
     }
+    if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache);
     if (c.resume && c.init_from)
         usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: "
@@ -197,6 +202,8 @@ static int train_main(int argc, char **argv) {
     } else if (path_join(c.out_dir, sizeof c.out_dir, &e, "runs/%s-%s-seed%" PRIu64, MPLC_MODEL_NAME,
                          mode_name(c.mode), c.seed) != 0) {
         die_err(&e, EXIT_USAGE);
+    } else {
+        c.default_out = 1;
     }
     mplc_set_threads(c.threads);
     return train_command(&c);
@@ -269,7 +276,7 @@ static int cache_main(int argc, char **argv) {
     return cache_command(ckpt, out, data);
 }
 
-int main(int argc, char **argv) {
+static int command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -284,5 +291,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "cache") == 0) return cache_main(argc - 2, argv + 2);
     usage_error("unknown command '%s' (expected train, replay, eval or cache)", cmd);
-    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    int rc = command(argc, argv);
+    stdout_checked(); /* the results printed there (eval's JSON, train's result line) must not be lost silently */
+    return rc;
 }

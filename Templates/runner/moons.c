@@ -110,18 +110,16 @@ int moons_write_boundary(const char *path, const float *state, float *scratch, f
     float *p = xcalloc(2 * (size_t)MOONS_GRID * MOONS_GRID, sizeof(float));
     grid_probabilities(0, state, scratch, x, logits, lo, hi, p);
     grid_probabilities(1, state, scratch, x, logits, lo, hi, p + MOONS_GRID * MOONS_GRID);
-    char tmp[4096];
-    int rc = path_join(tmp, sizeof tmp, e, "%s.tmp", path);
-    FILE *f = rc == 0 ? fopen(tmp, "w") : NULL;
-    if (!f) {
+    AtomicFile out;
+    if (atomic_create(&out, path, e) != 0) {
         free(p);
-        return rc != 0 ? rc : err_set(e, "%s: cannot write", tmp);
+        return -1;
     }
+    FILE *f = out.fp;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"780\" height=\"400\" font-family=\"sans-serif\">\n");
     panel(f, 10, "student", p, &d->train, labeled, n_labeled, lo, hi);
     panel(f, 410, "teacher", p + MOONS_GRID * MOONS_GRID, &d->train, labeled, n_labeled, lo, hi);
     fprintf(f, "</svg>\n");
     free(p);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) return err_set(e, "%s: cannot write", path);
-    return 0;
+    return atomic_commit(&out, e);
 }

@@ -214,15 +214,14 @@ int npy_write(const char *path, NpyType type, int ndim, const size_t *shape, con
     size_t pad = (64 - total % 64) % 64;
     size_t hlen = n + pad + 1;
     if (hlen > 65535) return err_set(e, "%s: header too long", path);
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return err_set(e, "%s: cannot create file", path);
+    AtomicFile out;
+    if (atomic_create(&out, path, e) != 0) return -1;
+    FILE *fp = out.fp;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xFF), (unsigned char)(hlen >> 8)};
     fwrite(pre, 1, 10, fp);
     fwrite(dict, 1, n, fp);
     for (size_t i = 0; i < pad; i++) fputc(' ', fp);
     fputc('\n', fp);
-    size_t wrote = count ? fwrite(data, TYPE_SIZES[type], count, fp) : 0;
-    int bad = ferror(fp) || wrote != count;
-    if (fclose(fp) != 0 || bad) return err_set(e, "%s: write failed", path);
-    return 0;
+    if (count) fwrite(data, TYPE_SIZES[type], count, fp); /* a short write sets ferror, which the commit checks */
+    return atomic_commit(&out, e);
 }

@@ -23,7 +23,8 @@ typedef struct {
  * returned by npy_free. */
 int npy_read(const char *path, NpyArray *out, Err *e);
 void npy_free(NpyArray *a);
-/* Writes a version-1 file (used by tests and by anyone preparing replay batches in C). */
+/* Writes a version-1 file, atomically (path.tmp, synced, renamed over path: AtomicFile in util.h); for the teacher
+ * cache, tests, and anyone preparing replay batches in C. */
 int npy_write(const char *path, NpyType type, int ndim, const size_t *shape, const void *data, Err *e);
 const char *npy_type_name(NpyType t);
 size_t npy_type_size(NpyType t);

@@ -191,8 +191,7 @@ int replay_command(const char *checkpoint, const char *batches, long steps, cons
         }
         fputs("}\n", lf);
     }
-    int bad = ferror(lf);
-    if (fclose(lf) != 0 || bad) die(EXIT_BAD_INPUT, "%s: write failed", losses);
+    if (close_checked(lf, losses, 0, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     StMeta *meta = xmalloc(sizeof *meta);
     meta_clear(meta);
     meta_set(meta, "format", "mplc-run-replay/1");

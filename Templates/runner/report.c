@@ -3,7 +3,9 @@
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -18,30 +20,64 @@ static long global_step(const Trainer *T) {
 
 static double accuracy(long correct, size_t n) { return n ? (double)correct / (double)n : 0.0; }
 
+/* A resumed run (keep_bytes >= 0) appends after the lines its checkpoint counts; a new run creates the file (its
+ * run directory holds no other run: run_dir_claim). Never through a symlink, so a link planted at metrics.jsonl
+ * cannot make the run write into another file. */
 int metrics_open(Trainer *T, long keep_bytes, Err *e) {
-    if (keep_bytes >= 0 && file_exists(T->metrics_path)) {
-        /* Resuming: drop the lines written after the checkpoint, so that the file ends up as if the
-         * run had never been interrupted. */
-        FILE *probe = fopen(T->metrics_path, "rb");
-        long size = -1;
-        if (probe && fseek(probe, 0, SEEK_END) == 0) size = ftell(probe);
-        if (probe) fclose(probe);
-        if (size < keep_bytes)
-            fprintf(stderr, "mplc-run: warning: %s is shorter (%ld bytes) than at the checkpoint (%ld bytes)\n",
-                    T->metrics_path, size, keep_bytes);
-        else if (truncate(T->metrics_path, keep_bytes) != 0)
-            return err_set(e, "%s: cannot truncate: %s", T->metrics_path, strerror(errno));
+    const char *path = T->metrics_path;
+    if (keep_bytes < 0) {
+        T->metrics = create_exclusive(path, e);
+        if (!T->metrics) return -1;
+        T->rs.metrics_bytes = 0;
+        return 0;
     }
-    T->metrics = fopen(T->metrics_path, keep_bytes >= 0 ? "ab" : "wb");
-    if (!T->metrics) return err_set(e, "%s: cannot open for writing: %s", T->metrics_path, strerror(errno));
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_set(e, "%s: cannot open for writing: %s", path, open_error(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    /* Drop the lines written after the checkpoint, so that the file ends up as if the run had never been
+     * interrupted. */
+    if (st.st_size < keep_bytes)
+        fprintf(stderr, "mplc-run: warning: %s is shorter (%lld bytes) than at the checkpoint (%ld bytes)\n", path,
+                (long long)st.st_size, keep_bytes);
+    else if (ftruncate(fd, keep_bytes) != 0) {
+        close(fd);
+        return err_set(e, "%s: cannot truncate: %s", path, strerror(errno));
+    }
+    T->metrics = fdopen(fd, "ab");
+    if (!T->metrics) {
+        close(fd);
+        return err_set(e, "%s: cannot open for writing: %s", path, strerror(errno));
+    }
     fseek(T->metrics, 0, SEEK_END);
     T->rs.metrics_bytes = ftell(T->metrics);
     return 0;
 }
 
+/* A metrics line that cannot be written stops the run: a checkpoint would count lines that are not there. */
+static void metrics_failed(const Trainer *T, const Err *e) {
+    die(EXIT_BAD_INPUT, "%s; stopping the run (the last checkpoint, if any, stays in %s)", e->msg, T->ckpt_path);
+}
+
+void metrics_sync(Trainer *T) {
+    Err e;
+    if (T->metrics && flush_checked(T->metrics, T->metrics_path, 1, &e) != 0) metrics_failed(T, &e);
+}
+
+void metrics_close(Trainer *T) {
+    Err e;
+    if (T->metrics && close_checked(T->metrics, T->metrics_path, 0, &e) != 0) metrics_failed(T, &e);
+    T->metrics = NULL;
+}
+
 static void metrics_end_line(Trainer *T) {
     fputs("}\n", T->metrics);
-    fflush(T->metrics);
+    Err e;
+    if (flush_checked(T->metrics, T->metrics_path, 0, &e) != 0) metrics_failed(T, &e);
     T->rs.metrics_bytes = ftell(T->metrics);
 }
 
@@ -151,10 +187,9 @@ static void write_compiled_recipe(FILE *fp) {
 }
 
 int summary_write(Trainer *T, double wall, Err *e) {
-    char tmp[PATH_CAP + 8];
-    if (path_join(tmp, sizeof tmp, e, "%s.tmp", T->summary_path) != 0) return -1;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    AtomicFile out;
+    if (atomic_create(&out, T->summary_path, e) != 0) return -1;
+    FILE *fp = out.fp;
     size_t n = T->data.test.n;
     const size_t state = sizeof(float) * (size_t)MPLC_STATE_FLOATS, step_io = sizeof(float) * (size_t)MPLC_STEP_IO_FLOATS,
                  sup_io = sizeof(float) * (size_t)MPLC_SUPERVISED_IO_FLOATS,
@@ -197,11 +232,7 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fputs("  \"compiled_recipe\": {\n", fp);
     write_compiled_recipe(fp);
     fputs("  }\n}\n", fp);
-    int bad = ferror(fp);
-    if (fclose(fp) != 0 || bad) return err_set(e, "%s: write failed", tmp);
-    if (rename(tmp, T->summary_path) != 0)
-        return err_set(e, "cannot rename %s to %s: %s", tmp, T->summary_path, strerror(errno));
-    return 0;
+    return atomic_commit(&out, e);
 }
 
 void print_result(const Trainer *T) {

@@ -113,16 +113,12 @@ int st_save_ema(const char *path, const float *state, const float *ema, const St
     fclose(mem);
     size_t padded = (hlen + 7) / 8 * 8; /* pad with spaces so the data is 8-byte aligned */
 
-    char tmp[4200];
-    if (path_join(tmp, sizeof tmp, e, "%s.tmp", path) != 0) {
+    AtomicFile out;
+    if (atomic_create(&out, path, e) != 0) {
         free(hbuf);
         return -1;
     }
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        free(hbuf);
-        return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-    }
+    FILE *fp = out.fp;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     fwrite(len8, 1, 8, fp);
@@ -137,17 +133,7 @@ int st_save_ema(const char *path, const float *state, const float *ema, const St
         const mplc_tensor *t = &mplc_state_tensors[i];
         if (ema_tracks(t)) fwrite(ema + t->offset, sizeof(float), t->count, fp);
     }
-    int bad = ferror(fp) || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
-    int saved = errno;
-    if (fclose(fp) != 0) bad = 1;
-    if (bad) {
-        unlink(tmp);
-        return err_set(e, "%s: write failed: %s", tmp, strerror(saved));
-    }
-    if (rename(tmp, path) != 0) return err_set(e, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    char dir[4200];
-    dir_of(path, dir, sizeof dir);
-    return fsync_dir(dir, e);
+    return atomic_commit(&out, e);
 }
 
 /* ---- reading ---- */

@@ -1,16 +1,10 @@
 /* Reduced MPL: writing the large teacher's cache (`mplc-run cache`) and reading it back (--teacher-cache).
  * Layout and checks in teacher_cache.h and docs/RUNNER.md. */
-#ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* fsync */
-#endif
 #include "teacher_cache.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "model.h"
 #include "npy.h"
@@ -143,20 +137,14 @@ static void teacher_distributions(const float *state, const DataSplit *s, const 
     }
 }
 
-/* Like checkpoints: write path.tmp, fsync it, rename it over path, fsync the directory, so that a crash
- * leaves the previous cache or the complete new one, never a partial file under the final name. */
-static int write_atomically(const char *path, const float *rows, size_t n, Err *e) {
-    char tmp[PATH_CAP + 8], dir[PATH_CAP];
+/* npy_write replaces the file atomically, like checkpoints: a crash leaves the previous cache or the complete
+ * new one, never a partial file under the final name. */
+static int write_cache(const char *path, const float *rows, size_t n, Err *e) {
+    char dir[PATH_CAP];
     const size_t shape[2] = {n, K};
     dir_of(path, dir, sizeof dir);
-    if (make_dirs(dir, e) != 0 || path_join(tmp, sizeof tmp, e, "%s.tmp", path) != 0) return -1;
-    if (npy_write(tmp, NPY_F4, 2, shape, rows, e) != 0) return -1;
-    int fd = open(tmp, O_RDONLY); /* npy_write closes without syncing */
-    int synced = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!synced) return err_set(e, "%s: cannot sync: %s", tmp, strerror(errno));
-    if (rename(tmp, path) != 0) return err_set(e, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    return fsync_dir(dir, e);
+    if (make_dirs(dir, e) != 0) return -1;
+    return npy_write(path, NPY_F4, 2, shape, rows, e);
 }
 
 int cache_command(const char *checkpoint, const char *out, const char *data_dir) {
@@ -175,7 +163,7 @@ int cache_command(const char *checkpoint, const char *out, const char *data_dir)
     teacher_distributions(state, &data.train, "training", x, logits, scratch, rows);
     teacher_distributions(state, &data.test, "test", x, logits, scratch, rows + data.train.n * K);
     long correct = teacher_cache_correct(rows + data.train.n * K, &data.test);
-    if (write_atomically(out, rows, n, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (write_cache(out, rows, n, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     printf("mplc-run cache: wrote %s: float32 [%zu, %d], the class distributions of the teacher of %s (model %s) for "
            "the %zu training then %zu test images of %s; its test accuracy %.2f%%\n",
            out, n, K, checkpoint, MPLC_MODEL_NAME, data.train.n, data.test.n, data_dir,

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
 #endif
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,7 +66,41 @@ static void run_eval(Trainer *T) {
     metrics_eval(T);
 }
 
-/* Logging, evaluation, checkpoints and --stop-at after a step; rs.step already counts it. */
+/* SIGINT and SIGTERM only record the signal (all a handler may safely do); the loop finishes its step, writes a
+ * checkpoint and exits 128 + the signal. SA_RESETHAND: a second signal takes its default action and ends the
+ * process at once, losing at most the step in progress (a checkpoint is replaced atomically, never half written). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static void catch_stop_signals(void) {
+    const int sigs[2] = {SIGINT, SIGTERM};
+    sigset_t caught;
+    sigemptyset(&caught);
+    for (int i = 0; i < 2; i++) {
+        struct sigaction sa, old;
+        /* A signal the runner was started ignoring stays ignored (nohup, a script's background jobs). */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART | SA_RESETHAND;
+        sigaction(sigs[i], &sa, NULL);
+        sigaddset(&caught, sigs[i]);
+    }
+    /* A blocked mask, unlike an ignored signal, is no one's choice: it is inherited from whichever thread of the
+     * parent started us (a libdispatch worker blocks nearly every signal), and would hold the signal forever. */
+    pthread_sigmask(SIG_UNBLOCK, &caught, NULL);
+}
+
+/* The flags that continue this run with --resume besides those of the command: the directory when it was picked
+ * by default (a plain command would now start a new run beside it), and no --overwrite (it would replace it). */
+static void resume_flags(const Trainer *T, char *out, size_t cap) {
+    snprintf(out, cap, "--resume%s%s%s", T->cfg.default_out ? " --out " : "", T->cfg.default_out ? T->cfg.out_dir : "",
+             T->cfg.overwrite ? ", without --overwrite" : "");
+}
+
+/* Logging, evaluation, checkpoints, --stop-at and signals after a step; rs.step already counts it. */
 static void after_step(Trainer *T, const TensorTable *outs, long total) {
     long step = T->rs.step, log_every = total / 20 > 0 ? total / 20 : 1;
     int last = step == total;
@@ -76,14 +111,21 @@ static void after_step(Trainer *T, const TensorTable *outs, long total) {
     }
     if (T->rs.phase == PHASE_MAIN && (step % T->cfg.eval_every == 0 || last)) run_eval(T);
     int stop = T->cfg.stop_at > 0 && global_step(T) == T->cfg.stop_at;
+    int sig = stop_signal;
     int save = step % T->cfg.checkpoint_every == 0 && (T->rs.phase == PHASE_MAIN || !last);
-    if (save || stop) checkpoint_save(T);
-    if (stop) {
-        if (stderr_line_open) fputc('\n', stderr);
-        fprintf(stderr, "mplc-run: stopped after step %ld as asked (--stop-at); continue with --resume\n",
-                global_step(T));
-        exit(0);
+    if (save || stop || sig) checkpoint_save(T);
+    if (!stop && !sig) return;
+    char resume[PATH_CAP + 64];
+    resume_flags(T, resume, sizeof resume);
+    if (stderr_line_open) fputc('\n', stderr);
+    if (sig) {
+        fprintf(stderr, "mplc-run: interrupted by %s after step %ld; checkpoint in %s; continue with the same command "
+                        "and %s\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", global_step(T), T->ckpt_path, resume);
+        exit(128 + sig);
     }
+    fprintf(stderr, "mplc-run: stopped after step %ld as asked (--stop-at); continue with %s\n", global_step(T), resume);
+    exit(0);
 }
 
 static void run_main_phase(Trainer *T) {
@@ -205,10 +247,6 @@ static void setup(Trainer *T) {
         die_err(&e, EXIT_BAD_INPUT);
     /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
     if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
-    if (path_join(T->ckpt_path, PATH_CAP, &e, "%s/checkpoint.safetensors", c->out_dir) != 0 ||
-        path_join(T->metrics_path, PATH_CAP, &e, "%s/metrics.jsonl", c->out_dir) != 0 ||
-        path_join(T->summary_path, PATH_CAP, &e, "%s/summary.json", c->out_dir) != 0)
-        die_err(&e, EXIT_BAD_INPUT);
     /* One allocation per arena, once (docs/ABI.md). */
     T->state = arena_alloc(MPLC_STATE_FLOATS);
     T->step_io = arena_alloc(MPLC_STEP_IO_FLOATS);
@@ -222,9 +260,11 @@ static void setup(Trainer *T) {
     for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
     T->rs.acc_last_step = -1;
     T->rs.acc_ema_last = T->rs.acc_ema_before = T->rs.acc_ema_after = -1;
-    /* Everything that can fail on bad input happens before the run directory is touched. */
+    /* Everything that can fail on bad input happens before the run directory is touched. A resumed run locks
+     * its directory before it reads the checkpoint; a new run claims one after its last input check, so that
+     * bad input creates no directory. */
     if (c->resume) {
-        if (checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+        if (run_dir_claim(T, &e) != 0 || checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     } else {
         init_state(T->state, c->seed);
         if (c->init_from && checkpoint_init_from(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
@@ -235,10 +275,7 @@ static void setup(Trainer *T) {
     }
     if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (!c->resume && file_exists(T->ckpt_path) && !c->quiet)
-        fprintf(stderr, "mplc-run: note: starting a new run over the one in %s (use --resume to continue it)\n",
-                c->out_dir);
-    if (make_dirs(c->out_dir, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;
     order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
@@ -253,7 +290,7 @@ static void setup(Trainer *T) {
 }
 
 static void teardown(Trainer *T) {
-    if (T->metrics) fclose(T->metrics);
+    close(T->lock_fd); /* every file of the run is written */
     order_free(&T->order_l);
     order_free(&T->order_u);
     order_free(&T->order_sup);
@@ -289,11 +326,14 @@ int train_command(const TrainConfig *cfg) {
                 T->cache.path, T->cache.n_train + T->cache.n_test,
                 T->cache.n_test ? 100.0 * (double)T->cache.test_correct / (double)T->cache.n_test : 0.0);
     T->t_start = now_seconds();
+    catch_stop_signals();
     if (T->rs.phase == PHASE_MAIN) {
         run_main_phase(T);
         start_finetune(T);
     }
     if (T->rs.phase == PHASE_FINETUNE) run_finetune_phase(T);
+    /* Nothing is logged from here on; a signal from here on finds the run complete, and it writes its results. */
+    metrics_close(T);
     Err e;
     if (summary_write(T, now_seconds() - T->t_start, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     /* A teacher that reads predictions has no input at the grid's points, so no decision regions to draw. */

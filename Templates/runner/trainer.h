@@ -13,7 +13,6 @@
 #include "tensors.h"
 
 #define MAX_OUTPUTS 32
-#define PATH_CAP 4096
 
 typedef enum { MODE_MPL, MODE_UDA, MODE_SUPERVISED } Mode;
 typedef enum { PHASE_MAIN, PHASE_FINETUNE, PHASE_DONE } Phase;
@@ -32,6 +31,8 @@ typedef struct {
     const char *teacher_cache; /* --teacher-cache (Reduced MPL, teacher_cache.h); NULL for an image teacher */
     const char *init_from;     /* --init-from: a new run starting from a checkpoint's parameters; NULL none */
     int threads, quiet, resume;
+    int overwrite;   /* --overwrite: a new run replaces the run in out_dir */
+    int default_out; /* out_dir is the default name (no --out): a new run takes the first free of it, -2, -3, ... */
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
@@ -79,6 +80,7 @@ typedef struct {
     SupInputs sup;
     RunState rs;
     FILE *metrics;
+    int lock_fd; /* the run directory's lock (rundir.c), held until every file of the run is written */
     char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
     char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
     int tty;
@@ -109,11 +111,22 @@ void evaluate(const float *state, const float *ema, const DataSplit *test, const
 
 /* report.c */
 int metrics_open(Trainer *T, long keep_bytes, Err *e);
+/* metrics_sync flushes and fsyncs metrics.jsonl (before a checkpoint counts its lines), metrics_close closes it;
+ * like every metrics line, they stop the run with exit 1 if a write failed. */
+void metrics_sync(Trainer *T);
+void metrics_close(Trainer *T);
 void metrics_log(Trainer *T, const TensorTable *outs);
 void metrics_eval(Trainer *T);
 void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line);
 int summary_write(Trainer *T, double wall, Err *e);
 void print_result(const Trainer *T);
+
+/* rundir.c: claims cfg.out_dir for this run and sets the paths of its files. It locks the directory (exit 1 at
+ * once if another run uses it) and checks that it is writable. A resumed run needs the directory to exist; a
+ * new one creates it and refuses one that holds another run (checkpoint, metrics.jsonl, summary.json...) unless
+ * --overwrite, which removes that run's files; without --out it takes the first free of the default name, -2,
+ * -3, ... instead. */
+int run_dir_claim(Trainer *T, Err *e);
 
 /* checkpoint.c */
 void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/O errors */

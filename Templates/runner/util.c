@@ -124,6 +124,70 @@ void dir_of(const char *path, char *out, size_t cap) {
     }
 }
 
+int flush_checked(FILE *fp, const char *path, int sync, Err *e) {
+    errno = 0;
+    int failed = fflush(fp) != 0 || ferror(fp) || (sync && fsync(fileno(fp)) != 0);
+    if (!failed) return 0;
+    /* errno is that of the failing call; a write that failed earlier and was not retried leaves only ferror. */
+    return err_set(e, "%s: write failed: %s", path, errno ? strerror(errno) : "I/O error");
+}
+
+int close_checked(FILE *fp, const char *path, int sync, Err *e) {
+    int rc = flush_checked(fp, path, sync, e);
+    if (fclose(fp) != 0 && rc == 0) rc = err_set(e, "%s: write failed on close: %s", path, strerror(errno));
+    return rc;
+}
+
+const char *open_error(int err) {
+    return err == ELOOP ? "it is a symbolic link, which the runner does not follow" : strerror(err);
+}
+
+FILE *create_exclusive(const char *path, Err *e) {
+    if (unlink(path) != 0 && errno != ENOENT) {
+        err_set(e, "%s: cannot remove the stale file there: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* Should anyone recreate the name between the unlink and the open, O_EXCL makes the open fail. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err_set(e, "%s: cannot create: %s", path, open_error(errno));
+        return NULL;
+    }
+    FILE *fp = fdopen(fd, "wb");
+    if (!fp) {
+        err_set(e, "%s: cannot create: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+    }
+    return fp;
+}
+
+int atomic_create(AtomicFile *f, const char *path, Err *e) {
+    f->path = path;
+    if (path_join(f->tmp, sizeof f->tmp, e, "%s.tmp", path) != 0) return -1;
+    f->fp = create_exclusive(f->tmp, e);
+    return f->fp ? 0 : -1;
+}
+
+int atomic_commit(AtomicFile *f, Err *e) {
+    int rc = close_checked(f->fp, f->tmp, 1, e);
+    f->fp = NULL;
+    if (rc == 0 && rename(f->tmp, f->path) != 0)
+        rc = err_set(e, "cannot rename %s to %s: %s", f->tmp, f->path, strerror(errno));
+    if (rc != 0) {
+        unlink(f->tmp);
+        return -1;
+    }
+    char dir[PATH_CAP];
+    dir_of(f->path, dir, sizeof dir);
+    return fsync_dir(dir, e);
+}
+
+void stdout_checked(void) {
+    Err e;
+    if (flush_checked(stdout, "standard output", 0, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+}
+
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

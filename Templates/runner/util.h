@@ -7,8 +7,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes of mplc-run. */
+/* Exit codes of mplc-run. A run stopped by SIGINT or SIGTERM exits 128 + the signal (130, 143). */
 enum { EXIT_BAD_INPUT = 1, EXIT_USAGE = 2, EXIT_NONFINITE = 3 };
+
+#define PATH_CAP 4096
 
 /* An error message filled by the function that failed; the caller decides whether to exit.
  * Every message names the file (or flag) and the cause. */
@@ -44,6 +46,37 @@ int file_exists(const char *path);
 int fsync_dir(const char *dir, Err *e);
 /* The directory part of path ("." when there is none), into out[cap]. */
 void dir_of(const char *path, char *out, size_t cap);
+
+/* ---- writing files: every write, flush, sync and close is checked ---- */
+
+/* Flushes fp (and with sync, fsyncs it), and checks that no earlier write failed (ferror): 0, or -1 with e
+ * naming path and the cause. */
+int flush_checked(FILE *fp, const char *path, int sync, Err *e);
+/* flush_checked, then fclose (also checked); fp is closed in any case. */
+int close_checked(FILE *fp, const char *path, int sync, Err *e);
+
+/* strerror(err), but for an open with O_NOFOLLOW that met a symlink (ELOOP) a message that says so. */
+const char *open_error(int err);
+
+/* Creates path for writing, exclusively (O_EXCL) and never through a symlink (O_NOFOLLOW), mode 0644: a file
+ * or symlink already there (a temporary file left by a crash, or one planted by someone else) is removed
+ * first, not written through. For files whose name the runner chose, never for a path the user gave. */
+FILE *create_exclusive(const char *path, Err *e);
+
+/* A file replaced atomically: written to path.tmp (created by create_exclusive), then synced and renamed over
+ * path, so that a crash leaves the old or the new content, never a mix. */
+typedef struct {
+    FILE *fp;
+    const char *path;
+    char tmp[PATH_CAP + 8];
+} AtomicFile;
+int atomic_create(AtomicFile *f, const char *path, Err *e);
+/* Checks every write, fsyncs and closes the temporary file, renames it over path and fsyncs the directory.
+ * On failure the temporary file is removed and path keeps its previous content. */
+int atomic_commit(AtomicFile *f, Err *e);
+
+/* Flushes stdout, where the commands print their results; exits 1 if anything written there was lost. */
+void stdout_checked(void);
 
 /* snprintf into a fixed buffer; returns -1 (and sets e) if the result would be truncated. */
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

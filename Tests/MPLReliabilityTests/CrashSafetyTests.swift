@@ -57,7 +57,9 @@ struct CrashSafetyTests {
             let resume = FileManager.default.fileExists(atPath: checkpoint)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: runner)
-            process.arguments = settings + ["--out", directory] + (resume ? ["--resume"] : [])
+            // Without a checkpoint (killed during start-up) the directory may still hold the killed run's
+            // metrics.jsonl, which a new run replaces only when told to.
+            process.arguments = settings + ["--out", directory] + (resume ? ["--resume"] : ["--overwrite"])
             let log = directory + ".log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: log)

@@ -41,9 +41,12 @@ if [ -n "$correct" ] && grep -q "its test accuracy $want\$" <<<"$cache_out"; the
     pass "cache: the test accuracy it reports ($want) is eval's acc_teacher"
 else fail "cache: reported accuracy differs from eval's ($want)" "$cache_out"; fi
 cp "$FC" "$R/first.npy"
-if "$RUN" "${CACHE[@]}" --out "$FC" >/dev/null 2>&1 && cmp -s "$FC" "$R/first.npy"; then
-    pass "cache over an existing file: replaced by the same bytes (deterministic)"
-else fail "cache written again differs"; fi
+# A symlink planted at the temporary file is removed, not written through.
+echo precious >"$R/victim"
+ln -s "$R/victim" "$FC.tmp"
+if "$RUN" "${CACHE[@]}" --out "$FC" >/dev/null 2>&1 && cmp -s "$FC" "$R/first.npy" && [ "$(cat "$R/victim")" = precious ]; then
+    pass "cache over an existing file, with a symlink planted at FILE.npy.tmp: replaced by the same bytes, the link's target untouched"
+else fail "cache written again differs, or wrote through the planted symlink"; fi
 expect "cache without --out: exit 2" 2 "cache needs --checkpoint and --out" -- "$RUN" cache --checkpoint "$R/fake/checkpoint.safetensors"
 expect "cache of a model whose teacher reads predictions: exit 2" 2 \
     "cache: model fashion_reduced's teacher reads cached predictions, not images; write the cache with the runner of the large teacher's model" -- \

@@ -414,6 +414,9 @@ else fail "old checkpoint without EMA" "$(cat "$O.err")"; fi
 
 # ================================================================ end of the EMA section
 
+# ---------------------------------------------------------------- run directory, checked writes, signals
+source "$HERE/rundir_tests.sh"
+
 # ---------------------------------------------------------------- CIFAR-10 and SVHN (32x32 RGB)
 source "$HERE/rgb_tests.sh"
 
