@@ -193,6 +193,9 @@ static int train_main(int argc, char **argv) {
     if (c.resume && c.init_from)
         usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: "
                     "give one");
+    if (c.steps > LONG_MAX - c.finetune_steps) /* the global step (main + finetuning) must fit a long */
+        usage_error("--steps %ld and --finetune-steps %ld together overflow the step counter", c.steps,
+                    c.finetune_steps);
     if (!c.given_eval) c.eval_every = c.steps / 10 > 0 ? c.steps / 10 : 1;
     if (!c.given_checkpoint) c.checkpoint_every = c.eval_every;
     Err e;

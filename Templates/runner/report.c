@@ -203,6 +203,12 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");
+    fputs(",\n  \"model_hash\": ", fp); /* which compiled model and recipe trained (checkpoint.c compares it) */
+    json_write_string(fp, MPLC_MODEL_HASH);
+    if (T->init_from[0]) { /* --init-from: the run did not start from scratch */
+        fputs(",\n  \"init_from\": ", fp);
+        json_write_string(fp, T->init_from);
+    }
     if (T->cache.rows) { /* Reduced MPL: the cache and the large teacher's own test accuracy, for comparison */
         fputs(",\n  \"teacher_cache\": {\"path\": ", fp);
         json_write_string(fp, T->cache.path);

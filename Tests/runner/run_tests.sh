@@ -247,12 +247,16 @@ if "$WORK/mplc-run-rehash" "${FLAGS[@]}" --init-from "$WORK/intact/checkpoint.sa
     first=$(grep -m 1 '"eval"' "$I/metrics.jsonl" | sed 's/.*"acc_student":\([0-9.]*\).*/\1/')
     fresh=$(grep -m 1 '"eval"' "$WORK/full/metrics.jsonl" | sed 's/.*"acc_student":\([0-9.]*\).*/\1/')
     if [ "$from" = "$WORK/intact/checkpoint.safetensors" ] && [ "$("$T" st-meta "$I/checkpoint.safetensors" step)" = 20 ] &&
+        grep -qF "\"init_from\": \"$WORK/intact/checkpoint.safetensors\"" "$I/summary.json" &&
+        grep -q '"model_hash": "fa4e000000000000000000000000000000000000000000000000000000000099"' "$I/summary.json" &&
         awk -v a="$first" -v b="$fresh" 'BEGIN { exit !(a > b + 0.05) }'; then
         pass "--init-from: a new run from another runner's checkpoint (student $first at step 15, fresh $fresh), recorded across --resume"
     else fail "--init-from: init_from '$from', first evaluation $first (fresh run $fresh)" "$(cat "$I.err")"; fi
 else
     fail "--init-from run" "$(cat "$I.err")"
 fi
+expect "--steps and --finetune-steps that overflow the global step: usage error" 2 "together overflow the step counter" -- \
+    "$RUN" train --data "$FAST" --steps 9223372036854775807 --finetune-steps 1 --out "$WORK/overflow"
 expect "--init-from a missing file: exit 1 before the run directory is made" 1 "--init-from: .*nothing.safetensors: cannot open" -- \
     "$RUN" train --data "$FAST" --init-from "$WORK/nothing.safetensors" --out "$WORK/init-missing" --quiet
 if [ -e "$WORK/init-missing" ]; then fail "--init-from a missing file made the run directory"; else pass "--init-from a missing file: no run directory"; fi
