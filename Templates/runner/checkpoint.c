@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "model.h"
@@ -303,7 +304,8 @@ int checkpoint_init_from(Trainer *T, Err *e) {
 
 int checkpoint_resume(Trainer *T, Err *e) {
     const char *path = T->ckpt_path;
-    if (!file_exists(path)) return err_set(e, "--resume: no checkpoint %s to resume from", path);
+    struct stat st; /* only a missing file is "no checkpoint"; st_load names anything else (a directory, ...) */
+    if (stat(path, &st) != 0 && errno == ENOENT) return err_set(e, "--resume: no checkpoint %s to resume from", path);
     StMeta *m = xmalloc(sizeof *m);
     int rc = -1, has_ema = 0;
     if (st_load_ema(path, T->state, T->ema, &has_ema, m, e) != 0) goto done;

@@ -221,6 +221,8 @@ expect "integrity: a 3 GB sparse file is refused from its size" 1 \
     small_vm "$RUN" eval --checkpoint "$D/checkpoint.safetensors" --data "$FAST"
 expect "integrity: a directory is refused" 1 "$WORK: not a regular file \(a directory\)" -- \
     small_vm "$RUN" eval --checkpoint "$WORK" --data "$FAST"
+D=$(damaged directory) && rm "$D/checkpoint.safetensors" && mkdir "$D/checkpoint.safetensors"
+resume_refused directory "a directory in the checkpoint's place, naming it" "checkpoint.safetensors: not a regular file \(a directory\)"
 
 # ---------------------------------------------------------------- resume identity and --init-from (issue 15)
 # mplc-run-nan is the same model with teacher_lr 1e30 in its recipe; mplc-run-rehash the same recipe compiled
