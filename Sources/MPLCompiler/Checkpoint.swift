@@ -1,0 +1,114 @@
+// Reading tensors from a run's checkpoint (docs/RUNNER.md, "Checkpoints": an 8-byte little-endian header length,
+// a JSON header with each tensor's dtype, shape and data_offsets, then the data), for `mplc export`. Only the
+// tensors asked for are read, each checked; a bad file is a CompileFailure naming it and the cause.
+
+import Foundation
+import MPLIR
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An open checkpoint; the file is closed when the value goes away.
+public final class Checkpoint {
+    public var path: String
+    /// The header's `__metadata__` (all values strings; empty if there is none).
+    public var metadata: [String: String]
+    /// The tensors' header entries, by name.
+    let entries: [String: Any]
+    let descriptor: Int32
+    let dataStart: Int
+    let fileSize: Int
+
+    /// The largest header: the limit of the runner and of the safetensors reference implementation.
+    public static let maxHeaderBytes = 100 << 20
+
+    /// Opens `path` and reads its header. The file must be a regular file (not a pipe, a device or a folder).
+    public init(path: String) throws {
+        self.path = path
+        // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It changes nothing for files.
+        descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { throw Checkpoint.failure(path, "cannot open it: \(String(cString: strerror(errno)))") }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            close(descriptor)
+            throw Checkpoint.failure(path, "not a regular file")
+        }
+        fileSize = Int(status.st_size)
+        guard fileSize >= 8 else {
+            close(descriptor)
+            throw Checkpoint.failure(path, "too short to be a checkpoint (\(fileSize) bytes)")
+        }
+        do {
+            let lengthBytes = try Checkpoint.read(descriptor, path, at: 0, count: 8)
+            let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            guard length > 0, length <= UInt64(Checkpoint.maxHeaderBytes), length <= UInt64(fileSize - 8) else {
+                throw Checkpoint.failure(path, "bad header length \(length) (the file has \(fileSize) bytes)")
+            }
+            dataStart = 8 + Int(length)
+            let header = try Checkpoint.read(descriptor, path, at: 8, count: Int(length))
+            guard let object = try? JSONSerialization.jsonObject(with: Data(header)), var entries = object as? [String: Any] else {
+                throw Checkpoint.failure(path, "the header is not a JSON object")
+            }
+            let metadata = entries.removeValue(forKey: "__metadata__") ?? [String: String]()
+            guard let strings = metadata as? [String: String] else {
+                throw Checkpoint.failure(path, "__metadata__ is not an object of strings")
+            }
+            self.metadata = strings
+            self.entries = entries
+        } catch {
+            close(descriptor)
+            throw error
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// The values of `info.name` (`stored` if the file names it otherwise, e.g. `ema/...`): dtype F32, the
+    /// shape of `info`, within the file, every value finite.
+    public func tensor(_ info: TensorInfo, stored name: String? = nil) throws -> [Float] {
+        let name = name ?? info.name
+        guard let entry = entries[name] as? [String: Any] else { throw Checkpoint.failure(path, "no tensor \(name)") }
+        guard let dtype = entry["dtype"] as? String, dtype == "F32" else {
+            throw Checkpoint.failure(path, "tensor \(name) has dtype \(entry["dtype"].map { "\($0)" } ?? "none"), not F32")
+        }
+        guard let shape = entry["shape"] as? [Int], shape == info.shape.dims else {
+            throw Checkpoint.failure(path, "tensor \(name) has shape \(entry["shape"].map { "\($0)" } ?? "none"), "
+                                     + "the model's is \(info.shape.dims)")
+        }
+        let count = info.shape.count
+        guard let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
+            offsets[1] - offsets[0] == 4 * count, offsets[1] <= fileSize - dataStart
+        else {
+            throw Checkpoint.failure(path, "tensor \(name) has data_offsets \(entry["data_offsets"].map { "\($0)" } ?? "none"), "
+                                     + "not \(4 * count) bytes within the file's \(fileSize - dataStart) bytes of data")
+        }
+        let bytes = try Checkpoint.read(descriptor, path, at: dataStart + offsets[0], count: 4 * count)
+        let values = (0..<count).map { i in
+            Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[4 * i + $1]) << (8 * UInt32($1)) })
+        }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw Checkpoint.failure(path, "tensor \(name) is not finite (element \(bad) = \(values[bad]))")
+        }
+        return values
+    }
+
+    static func failure(_ path: String, _ cause: String) -> CompileFailure {
+        CompileFailure("error: \(path): \(cause)")
+    }
+
+    private static func read(_ descriptor: Int32, _ path: String, at offset: Int, count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else {
+                throw failure(path, got == 0 ? "the file ends at byte \(offset + done), inside the data it declares"
+                                             : "cannot read it: \(String(cString: strerror(errno)))")
+            }
+            done += got
+        }
+        return bytes
+    }
+}
