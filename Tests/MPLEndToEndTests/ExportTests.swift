@@ -1,0 +1,275 @@
+import Foundation
+import MPLCompiler
+import MPLIR
+import MPLModel
+import MPLStep
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Fashion-MNIST as the Debian package installs it (MPLC_TEST_DATA overrides, as for Tests/runner).
+let fashionMNIST = ProcessInfo.processInfo.environment["MPLC_TEST_DATA"] ?? "/usr/share/datasets/fashion-mnist"
+
+/// The 10,000 test images and labels, the images as bytes and normalised exactly as the runner normalises them
+/// (Templates/runner/dataset.c: in double, then rounded to float).
+struct FashionTestSet: Sendable {
+    let bytes: [UInt8]
+    let images: [Float]
+    let labels: [UInt8]
+    var count: Int { labels.count }
+    static let pixels = 784
+
+    static let shared: Result<FashionTestSet, Error> = Result {
+        func read(_ name: String, skipping header: Int) throws -> [UInt8] {
+            for path in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name] where FileManager.default.fileExists(atPath: path) {
+                guard path.hasSuffix(".gz") else { return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst(header)) }
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["gzip", "-dc", path]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                try process.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return Array(data.dropFirst(header))
+            }
+            throw CommandFailure(description: "Fashion-MNIST file \(name) not found in \(fashionMNIST) (set MPLC_TEST_DATA)")
+        }
+        let bytes = try read("t10k-images-idx3-ubyte", skipping: 16)
+        let labels = try read("t10k-labels-idx1-ubyte", skipping: 8)
+        guard bytes.count == labels.count * pixels, labels.count == 10_000 else {
+            throw CommandFailure(description: "Fashion-MNIST test set: \(bytes.count) pixel bytes, \(labels.count) labels")
+        }
+        return FashionTestSet(bytes: bytes, images: bytes.map { Float((Double($0) / 255 - 0.2860) / 0.3530) }, labels: labels)
+    }
+
+    /// The images as raw floats in `directory`, for the C programs.
+    func write(to directory: String) throws -> String {
+        let path = directory + "/images.f32"
+        try writeFloats(images, to: path)
+        return path
+    }
+}
+
+/// A short supervised run of an example (the student learns from step 1 and its EMA, decay 0.9, follows it), its
+/// summary, and the logits of the training library's `mplc_predict_student` on the test set, with the checkpoint
+/// loaded by the runner's own reader: what the runner's evaluation computes.
+struct TrainedRun {
+    let model: Model
+    let directory: String
+    let checkpoint: String
+    let summary: [String: Any]
+    let images: String
+    /// Logits [10000, classes] of the student and of its EMA.
+    let reference: [Bool: [Float]]
+
+    /// Made once per example and shared by the tests; two examples are made in parallel.
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var locks: [String: NSLock] = [:]
+    nonisolated(unsafe) private static var runs: [String: Result<TrainedRun, Error>] = [:]
+
+    static func of(_ example: String) throws -> TrainedRun {
+        lock.lock()
+        let exampleLock = locks[example] ?? NSLock()
+        locks[example] = exampleLock
+        lock.unlock()
+        exampleLock.lock()
+        defer { exampleLock.unlock() }
+        lock.lock()
+        let cached = runs[example]
+        lock.unlock()
+        if let cached { return try cached.get() }
+        let result = Result { try TrainedRun(example: example) }
+        lock.lock()
+        runs[example] = result
+        lock.unlock()
+        return try result.get()
+    }
+
+    private init(example: String) throws {
+        model = try Compiler.load(path: repositoryRoot + "/Examples/\(example).swiftdsl").get()
+        directory = try temporaryDirectory("export-\(example)")
+        let generated = directory + "/generated", templates = repositoryRoot + "/Templates"
+        try Compiler.write(try Compiler.compile(model, regenerateCommand: "export tests").files, to: generated)
+        // -O1 after the build's -O3: in ISO C (no contraction) the same results, in a third of the build time.
+        try RunnerBuild.build(generatedDirectory: generated, output: directory + "/mplc-run", templatesDirectory: templates,
+                              extraFlags: ["-O1"])
+        try shell([directory + "/mplc-run", "train", "--data", fashionMNIST, "--mode", "supervised", "--steps", "30",
+                   "--finetune-steps", "0", "--eval-every", "30", "--ema-decay", "0.9", "--threads", "1",
+                   "--out", directory + "/run", "--quiet"])
+        checkpoint = directory + "/run/checkpoint.safetensors"
+        let summaryData = try Data(contentsOf: URL(fileURLWithPath: directory + "/run/summary.json"))
+        guard let summary = try JSONSerialization.jsonObject(with: summaryData) as? [String: Any] else {
+            throw CommandFailure(description: "\(directory)/run/summary.json is not a JSON object")
+        }
+        self.summary = summary
+        images = try FashionTestSet.shared.get().write(to: directory)
+
+        try Self.referenceHarness.write(toFile: directory + "/reference.c", atomically: true, encoding: .utf8)
+        let runner = templates + "/runner"
+        try shell(["cc"] + RunnerBuild.baseFlags + ["-O1", "-I", generated, "-I", runner, "-I", templates + "/runtime",
+                   "reference.c", generated + "/model.c"]
+                  + ["safetensors.c", "json.c", "util.c", "tensors.c", "ema.c", "fileio.c", "rng.c"].map { runner + "/" + $0 }
+                  + ["-o", "reference"] + RunnerBuild.libraries, directory: directory)
+        var reference: [Bool: [Float]] = [:]
+        for ema in [false, true] {
+            let output = directory + "/reference-\(ema ? "ema" : "student").f32"
+            try shell(["./reference", checkpoint, ema ? "ema" : "student", images, "10000", output], directory: directory,
+                      environment: ["OPENBLAS_NUM_THREADS": "1"])
+            reference[ema] = try readFloats(output)
+        }
+        self.reference = reference
+    }
+
+    /// The correct predictions summary.json reports for the student (or its EMA) after finetuning.
+    func summaryCorrect(ema: Bool) throws -> Int {
+        let accuracies = try #require(summary["test_accuracy"] as? [String: Any])
+        let accuracy = try #require(accuracies[ema ? "student_ema_after_finetune" : "student_after_finetune"] as? Double)
+        return Int((accuracy * 10_000).rounded())
+    }
+
+    static let referenceHarness = """
+        /* usage: reference CHECKPOINT student|ema IMAGES.f32 N LOGITS.f32 */
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+
+        #include "model.h"
+        #include "safetensors.h"
+
+        int main(int argc, char **argv) {
+            if (argc != 6) return 2;
+            float *state = calloc(MPLC_STATE_FLOATS, sizeof(float)), *ema = calloc(MPLC_STATE_FLOATS, sizeof(float));
+            int has_ema = 0;
+            Err e;
+            if (st_load_ema(argv[1], state, ema, &has_ema, NULL, &e) != 0 || (strcmp(argv[2], "ema") == 0 && !has_ema)) {
+                fprintf(stderr, "%s\\n", has_ema ? e.msg : "no EMA");
+                return 1;
+            }
+            const long n = atol(argv[4]);
+            float *images = malloc(sizeof(float) * (size_t)n * MPLC_INPUT_SIZE);
+            FILE *in = fopen(argv[3], "rb");
+            if (!in || fread(images, sizeof(float) * MPLC_INPUT_SIZE, (size_t)n, in) != (size_t)n) return 1;
+            float *x = malloc(sizeof(float) * MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
+            float *z = malloc(sizeof(float) * MPLC_EVAL_BATCH * MPLC_CLASSES);
+            float *scratch = malloc(sizeof(float) * MPLC_SCRATCH_FLOATS);
+            FILE *out = fopen(argv[5], "wb");
+            for (long i = 0; i < n; i += MPLC_EVAL_BATCH) { /* as the runner evaluates: the last batch padded */
+                const long rows = n - i < MPLC_EVAL_BATCH ? n - i : MPLC_EVAL_BATCH;
+                memset(x, 0, sizeof(float) * MPLC_EVAL_BATCH * MPLC_INPUT_SIZE);
+                memcpy(x, images + i * MPLC_INPUT_SIZE, sizeof(float) * (size_t)rows * MPLC_INPUT_SIZE);
+                mplc_predict_student(strcmp(argv[2], "ema") == 0 ? ema : state, x, z, scratch);
+                fwrite(z, sizeof(float) * MPLC_CLASSES, (size_t)rows, out);
+            }
+            return fclose(out) != 0;
+        }
+        """
+}
+
+/// An exported library built into a program that writes the logits of the first N images of a file.
+struct ExportedProgram {
+    let directory: String
+    let name: String
+
+    /// `mplc export` through the Compiler API, then the library and `logits.c` built as docs/EXPORT.md says, with
+    /// gcc; clang compiles the library too, both with -Werror.
+    init(_ run: TrainedRun, ema: Bool, batch: Int, noBLAS: Bool) throws {
+        directory = run.directory + "/export-\(ema ? "ema" : "student")-\(batch)\(noBLAS ? "-noblas" : "")"
+        let library = try Compiler.export(run.model, checkpoint: run.checkpoint, ema: ema, batch: batch,
+                                          regenerateCommand: "export tests")
+        try Compiler.write(library.files, to: directory)
+        name = run.model.name
+        try Self.program.write(toFile: directory + "/logits.c", atomically: true, encoding: .utf8)
+        let flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"] + (noBLAS ? ["-DMPLC_NO_BLAS"] : [])
+        try shell(["clang"] + flags + ["-c", name + ".c", "-o", "clang.o"], directory: directory)
+        // Without BLAS the program must link with libm alone.
+        try shell(["cc"] + flags + ["-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
+                  + (noBLAS ? [] : ["-lopenblas"]) + ["-lm"], directory: directory)
+    }
+
+    func logits(images: String, count: Int) throws -> [Float] {
+        let output = directory + "/logits-\(count).f32"
+        try shell(["./logits", images, "\(count)", output], directory: directory, environment: ["OPENBLAS_NUM_THREADS": "1"])
+        return try readFloats(output)
+    }
+
+    static let program = """
+        /* usage: logits IMAGES.f32 N LOGITS.f32: the exported library's logits of the first N images, in one call */
+        #include <stdio.h>
+        #include <stdlib.h>
+        #define JOIN_(a, b) a##_##b
+        #define JOIN(a, b) JOIN_(a, b)
+        #define STRING_(x) #x
+        #define STRING(x) STRING_(x)
+        #include STRING(MODEL.h)
+
+        int main(int argc, char **argv) {
+            if (argc != 4) return 2;
+            const long n = atol(argv[2]);
+            float *images = malloc(sizeof(float) * (size_t)n * JOIN(MODEL, input_floats));
+            float *logits = malloc(sizeof(float) * (size_t)n * JOIN(MODEL, classes));
+            float *scratch = malloc(sizeof(float) * JOIN(MODEL, scratch_floats));
+            FILE *in = fopen(argv[1], "rb");
+            if (!in || fread(images, sizeof(float) * JOIN(MODEL, input_floats), (size_t)n, in) != (size_t)n) return 1;
+            if (JOIN(MODEL, predict)(images, (int)n, logits, scratch) != 0) return 1;
+            if (JOIN(MODEL, predict)(images, -1, logits, scratch) != -1) return 3;
+            FILE *out = fopen(argv[3], "wb");
+            fwrite(logits, sizeof(float) * JOIN(MODEL, classes), (size_t)n, out);
+            return fclose(out) != 0;
+        }
+        """
+}
+
+/// The first maximum of row `row`, as the runner's evaluation picks it.
+func argmax(_ logits: [Float], row: Int, classes: Int) -> Int {
+    let z = logits[(row * classes)..<((row + 1) * classes)]
+    return z.indices.reduce(z.startIndex) { z[$1] > z[$0] ? $1 : $0 } - row * classes
+}
+
+struct ExportCase: CustomStringConvertible, Sendable {
+    var example: String
+    var ema: Bool
+    var batch: Int
+    var noBLAS: Bool
+    var description: String { "\(example)\(ema ? " --ema" : "") --batch \(batch)\(noBLAS ? " -DMPLC_NO_BLAS" : "")" }
+}
+
+@Suite("mplc export: the student as a standalone C library")
+struct ExportTests {
+    static let cases = [
+        ExportCase(example: "fashion_wrn", ema: false, batch: 1, noBLAS: false),
+        ExportCase(example: "fashion_wrn", ema: true, batch: 7, noBLAS: true),  // 10,000 = 1428·7 + 4: a padded pass
+        ExportCase(example: "fashion_cnn", ema: false, batch: 1, noBLAS: false),
+    ]
+
+    @Test("Logits on the 10,000 test images equal mplc_predict_student's on the checkpoint, and so does the accuracy",
+          arguments: cases)
+    func logitsAndAccuracy(_ c: ExportCase) throws {
+        let run = try TrainedRun.of(c.example)
+        let program = try ExportedProgram(run, ema: c.ema, batch: c.batch, noBLAS: c.noBLAS)
+        let got = try program.logits(images: run.images, count: 10_000)
+        let reference = try #require(run.reference[c.ema])
+        let classes = run.model.classes
+        #expect(got.count == reference.count && reference.count == 10_000 * classes)
+        let worst = worstViolation(got[...], reference.map(Double.init), atol: 1e-5, rtol: 1e-4)
+        #expect(worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(reference[max(worst.index, 0)])")
+
+        let labels = try FashionTestSet.shared.get().labels
+        func correct(_ logits: [Float]) -> Int {
+            (0..<10_000).filter { argmax(logits, row: $0, classes: classes) == Int(labels[$0]) }.count
+        }
+        let expected = try run.summaryCorrect(ema: c.ema)
+        #expect(correct(reference) == expected, "the reference harness does not reproduce summary.json")
+        // Where f32 rounding may pick the other class: the reference's two best logits within the tolerance.
+        let disagreements = (0..<10_000).filter { argmax(got, row: $0, classes: classes) != argmax(reference, row: $0, classes: classes) }
+        let ties = disagreements.filter { row in
+            let z: [Float] = reference[(row * classes)..<((row + 1) * classes)].sorted(by: >)
+            return Double(z[0] - z[1]) <= 2e-5 + 2e-4 * Double(abs(z[0]))
+        }
+        #expect(ties == disagreements, "images \(disagreements) are classified differently")
+        #expect(abs(correct(got) - expected) <= ties.count, "exported \(correct(got)) correct, summary.json \(expected)")
+        #expect(expected > 1_200, "a run this short should still beat chance (1,000): \(expected) correct")
+    }
+}
