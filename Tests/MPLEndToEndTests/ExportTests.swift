@@ -273,3 +273,91 @@ struct ExportTests {
         #expect(expected > 1_200, "a run this short should still beat chance (1,000): \(expected) correct")
     }
 }
+
+extension ExportTests {
+    @Test("Examples/classify links the exported library and classifies PNGs as the library does")
+    func classifyExample() throws {
+        let run = try TrainedRun.of("fashion_cnn")
+        let program = try ExportedProgram(run, ema: false, batch: 1, noBLAS: false)
+        let output = program.directory + "/classify"
+        try shell(["make", "-s", "-C", repositoryRoot + "/Examples/classify", "EXPORT=" + program.directory,
+                   "MODEL=" + program.name, "OUT=" + output])
+        let testSet = try FashionTestSet.shared.get()
+        let rows = Array(0..<8)
+        let logits = try program.logits(images: run.images, count: rows.count)
+        var paths: [String] = []
+        for row in rows {
+            let path = program.directory + "/test\(row).png"
+            let pixels = Array(testSet.bytes[(row * 784)..<((row + 1) * 784)])
+            try Data(png(grey: pixels, width: 28, height: 28)).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        let printed = try shell([output] + paths, environment: ["OPENBLAS_NUM_THREADS": "1"])
+        for (row, path) in zip(rows, paths) {
+            let line = try #require(printed.split(separator: "\n").first { $0.hasPrefix(path + ": class ") })
+            let printedClass = Int(line.dropFirst((path + ": class ").count).prefix { $0.isNumber })
+            let best = argmax(logits, row: row, classes: 10)
+            #expect(printedClass == best, "\(line)")
+            // The probability too (4 decimals): a pixel normalised differently would change it.
+            let z = logits[(row * 10)..<((row + 1) * 10)].map(Double.init)
+            let probability = exp(z[best] - z.max()!) / z.map { exp($0 - z.max()!) }.reduce(0, +)
+            let printedProbability = line.split(separator: " ").last.flatMap { Double($0) }
+            #expect(printedProbability.map { abs($0 - probability) <= 6e-5 } == true, "\(line): \(probability)")
+        }
+        #expect(rows.contains { Int(testSet.labels[$0]) == argmax(logits, row: $0, classes: 10) }, "all 8 wrong:\n\(printed)")
+
+        // An image of another size is refused, naming the file and both sizes.
+        let wrong = program.directory + "/wrong.png"
+        try Data(png(grey: [UInt8](repeating: 0, count: 27 * 28), width: 27, height: 28)).write(to: URL(fileURLWithPath: wrong))
+        let refused = try runAllowingFailure([output, wrong])
+        #expect(refused.status == 1 && refused.output.contains("\(wrong): the image is 27x28, the model reads 28x28"),
+                "\(refused.output)")
+    }
+
+    /// Runs a command; never throws on a non-zero exit.
+    func runAllowingFailure(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}
+
+/// A PNG of 8-bit grey pixels (row-major), with the image data in stored (uncompressed) deflate blocks.
+func png(grey pixels: [UInt8], width: Int, height: Int) -> [UInt8] {
+    func bigEndian(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } }
+    func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        return ~crc
+    }
+    func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(type.utf8) + data
+        return bigEndian(UInt32(data.count)) + body + bigEndian(crc32(body))
+    }
+    var scanlines: [UInt8] = []
+    for y in 0..<height { scanlines += [0] + pixels[(y * width)..<((y + 1) * width)] }  // filter type 0 per row
+    var zlib: [UInt8] = [0x78, 0x01]
+    var start = 0
+    repeat {
+        let length = min(65_535, scanlines.count - start)
+        let last: UInt8 = start + length == scanlines.count ? 1 : 0
+        zlib += [last, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
+        zlib += scanlines[start..<(start + length)]
+        start += length
+    } while start < scanlines.count
+    var (a, b): (UInt32, UInt32) = (1, 0)
+    for byte in scanlines { a = (a + UInt32(byte)) % 65_521; b = (b + a) % 65_521 }
+    zlib += bigEndian(b << 16 | a)
+    let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 0, 0, 0, 0]  // 8 bits, grey
+    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", zlib) + chunk("IEND", [])
+}
