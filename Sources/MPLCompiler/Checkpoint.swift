@@ -3,6 +3,7 @@
 // tensors asked for are read, each checked; a bad file is a CompileFailure naming it and the cause.
 
 import Foundation
+import MPLEmitC
 import MPLIR
 
 #if canImport(Glibc)
@@ -70,18 +71,17 @@ public final class Checkpoint {
         let name = name ?? info.name
         guard let entry = entries[name] as? [String: Any] else { throw Checkpoint.failure(path, "no tensor \(name)") }
         guard let dtype = entry["dtype"] as? String, dtype == "F32" else {
-            throw Checkpoint.failure(path, "tensor \(name) has dtype \(entry["dtype"].map { "\($0)" } ?? "none"), not F32")
+            throw Checkpoint.failure(path, "tensor \(name) has dtype \(describe(entry["dtype"])), not F32")
         }
         guard let shape = entry["shape"] as? [Int], shape == info.shape.dims else {
-            throw Checkpoint.failure(path, "tensor \(name) has shape \(entry["shape"].map { "\($0)" } ?? "none"), "
-                                     + "the model's is \(info.shape.dims)")
+            throw Checkpoint.failure(path, "tensor \(name) has shape \(describe(entry["shape"])), the model's is \(info.shape.dims)")
         }
         let count = info.shape.count
         guard let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
             offsets[1] - offsets[0] == 4 * count, offsets[1] <= fileSize - dataStart
         else {
-            throw Checkpoint.failure(path, "tensor \(name) has data_offsets \(entry["data_offsets"].map { "\($0)" } ?? "none"), "
-                                     + "not \(4 * count) bytes within the file's \(fileSize - dataStart) bytes of data")
+            throw Checkpoint.failure(path, "tensor \(name) has data_offsets \(describe(entry["data_offsets"])), not \(4 * count) "
+                                     + "bytes within the file's \(fileSize - dataStart) bytes of data")
         }
         let bytes = try Checkpoint.read(descriptor, path, at: dataStart + offsets[0], count: 4 * count)
         let values = (0..<count).map { i in
@@ -91,6 +91,16 @@ public final class Checkpoint {
             throw Checkpoint.failure(path, "tensor \(name) is not finite (element \(bad) = \(values[bad]))")
         }
         return values
+    }
+
+    /// A header value in a message: a string or a list of integers as such, anything else by its kind.
+    private func describe(_ value: Any?) -> String {
+        switch value {
+        case let text as String: return CSyntax.commentText(text)
+        case let numbers as [Int]: return "\(numbers)"
+        case nil: return "none"
+        default: return "a JSON \(value is [Any] ? "list" : value is [String: Any] ? "object" : "value") of another kind"
+        }
     }
 
     static func failure(_ path: String, _ cause: String) -> CompileFailure {

@@ -35,7 +35,15 @@ extension Compiler {
         }
         var student: [String: [Float]] = [:]
         for info in network.checkpointTensors {
-            student[info.name] = try checkpoint.tensor(info, stored: ema ? "ema/" + info.name : nil)
+            do {
+                student[info.name] = try checkpoint.tensor(info, stored: ema ? "ema/" + info.name : nil)
+            } catch var failure as CompileFailure {
+                // The likeliest cause: another model's run (a renamed model file may still fit, so it is no error).
+                if let other = checkpoint.metadata["model"], other != model.name {
+                    failure.description += " (it is a checkpoint of the model \(CSyntax.commentText(other)), not \(model.name))"
+                }
+                throw failure
+            }
         }
 
         let entry = network.entryPoint(name: "mplc_forward", batch: batch)

@@ -361,3 +361,108 @@ func png(grey pixels: [UInt8], width: Int, height: Int) -> [UInt8] {
     let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 0, 0, 0, 0]  // 8 bits, grey
     return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", zlib) + chunk("IEND", [])
 }
+
+/// One tensor of a hand-made checkpoint; `offsets` replaces the data_offsets the writer computes.
+struct StoredTensor {
+    var name: String
+    var dtype = "F32"
+    var shape: [Int]
+    var values: [Float]
+    var offsets: [Int]? = nil
+}
+
+/// A safetensors file as the runner writes it: header length, JSON header padded with spaces to 8 bytes, data.
+func safetensors(_ tensors: [StoredTensor], metadata: [String: String]) -> [UInt8] {
+    var entries: [String] = []
+    var data: [UInt8] = []
+    for tensor in tensors {
+        let offsets = tensor.offsets ?? [data.count, data.count + 4 * tensor.values.count]
+        entries.append("\"\(tensor.name)\":{\"dtype\":\"\(tensor.dtype)\",\"shape\":\(tensor.shape),\"data_offsets\":\(offsets)}")
+        for value in tensor.values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data += $0 } }
+    }
+    let meta = metadata.keys.sorted().map { "\"\($0)\":\"\(metadata[$0]!)\"" }.joined(separator: ",")
+    var header = "{" + (entries + ["\"__metadata__\":{\(meta)}"]).joined(separator: ",") + "}"
+    while header.utf8.count % 8 != 0 { header += " " }
+    let length = UInt64(header.utf8.count)
+    return (0..<8).map { UInt8(truncatingIfNeeded: length >> (8 * UInt64($0))) } + Array(header.utf8) + data
+}
+
+extension ExportTests {
+    @Test("A bad checkpoint, or a bad --ema or --batch, is an error naming the file and the cause")
+    func checkpointErrors() throws {
+        let model = try Compiler.load(path: repositoryRoot + "/Examples/fashion_cnn.swiftdsl").get()
+        let network = InferenceNetwork(model: model)
+        let directory = try temporaryDirectory("export-errors")
+        var rng = SplitMix64(seed: 5)
+        let student = network.checkpointTensors.map {
+            StoredTensor(name: $0.name, shape: $0.shape.dims, values: rng.vector($0.shape.count, in: -0.5...0.5).map { Float($0) })
+        }
+        let ema = student.map { tensor -> StoredTensor in
+            var copy = tensor
+            copy.name = "ema/" + tensor.name
+            return copy
+        }
+        var count = 0
+        func file(_ bytes: [UInt8]) throws -> String {
+            count += 1
+            let path = directory + "/c\(count).safetensors"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        func checkpoint(_ edit: (inout [StoredTensor]) -> Void = { _ in }, metadata: [String: String] = ["ema_updates": "30"],
+                        withEMA: Bool = true) throws -> String {
+            var tensors = student + (withEMA ? ema : [])
+            edit(&tensors)
+            return try file(safetensors(tensors, metadata: metadata))
+        }
+        /// The error of exporting `path`, or nil if it exported.
+        func failure(_ path: String, ema: Bool = false, batch: Int = 1) -> String? {
+            do {
+                _ = try Compiler.export(model, checkpoint: path, ema: ema, batch: batch, regenerateCommand: "test")
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        func expectFailure(_ path: String, ema: Bool = false, batch: Int = 1, _ cause: String,
+                           sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+            let message = failure(path, ema: ema, batch: batch)
+            let expected = cause.hasPrefix("--") ? "error: \(cause)" : "error: \(path): \(cause)"
+            #expect(message?.hasPrefix(expected) == true, "\(message ?? "no error"), expected \(expected)",
+                    sourceLocation: sourceLocation)
+        }
+
+        let good = try checkpoint()
+        #expect(failure(good) == nil)
+        #expect(failure(good, ema: true, batch: 3) == nil)
+        expectFailure(directory + "/missing.safetensors", "cannot open it: No such file or directory")
+        expectFailure(directory, "not a regular file")
+        let fifo = directory + "/fifo.safetensors"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        expectFailure(fifo, "not a regular file")  // and returns: opening a FIFO must not wait for a writer
+        expectFailure(try file([1, 2, 3, 4, 5]), "too short to be a checkpoint (5 bytes)")
+        expectFailure(try file([0, 0, 0, 0, 0, 1, 0, 0] + Array("{}      ".utf8)), "bad header length 1099511627776")
+        expectFailure(try file([8, 0, 0, 0, 0, 0, 0, 0] + Array("not json".utf8)), "the header is not a JSON object")
+        expectFailure(try file([24, 0, 0, 0, 0, 0, 0, 0] + Array("{\"__metadata__\":1}      ".utf8)),
+                      "__metadata__ is not an object of strings")
+        expectFailure(try checkpoint { $0.removeAll { $0.name == "student/conv0/weight" } }, "no tensor student/conv0/weight")
+        expectFailure(try checkpoint { $0[0].dtype = "F16" }, "tensor student/conv0/weight has dtype F16, not F32")
+        expectFailure(try checkpoint { $0[0].shape = [3, 3, 1, 8] },
+                      "tensor student/conv0/weight has shape [3, 3, 1, 8], the model's is [3, 3, 1, 16]")
+        expectFailure(try checkpoint { $0[1].offsets = [0, 4 * 16 + 4] }, "tensor student/conv0/bias has data_offsets [0, 68]")
+        // The header promises more data than the file holds.
+        let whole = safetensors(student, metadata: [:])
+        let end = 4 * network.checkpointTensors.map(\.shape.count).reduce(0, +)
+        expectFailure(try file(Array(whole.dropLast(4))), "tensor student/dense9/bias has data_offsets [\(end - 40), \(end)], "
+                      + "not 40 bytes within the file's \(end - 4) bytes of data")
+        expectFailure(try checkpoint { $0[5].values[3] = .nan }, "tensor student/dense7/bias is not finite (element 3 = nan)")
+        expectFailure(try checkpoint { $0[0].values[0] = -.infinity }, "tensor student/conv0/weight is not finite (element 0 = -inf)")
+        expectFailure(try checkpoint(withEMA: false), ema: true, "no tensor ema/student/conv0/weight")
+        let other = try checkpoint({ $0.removeAll { $0.name == "student/dense9/bias" } }, metadata: ["model": "fashion_wrn"])
+        #expect(failure(other) == "error: \(other): no tensor student/dense9/bias (it is a checkpoint of the model fashion_wrn, "
+                + "not fashion_cnn)")
+        expectFailure(try checkpoint(metadata: ["ema_updates": "0"]), ema: true, "the EMA of the student is still empty")
+        expectFailure(good, batch: 0, "--batch must be in [1, 65536]; got 0")
+        expectFailure(good, batch: 65_537, "--batch must be in [1, 65536]; got 65537")
+    }
+}
