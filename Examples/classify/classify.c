@@ -4,7 +4,7 @@
  *
  *   mplc export Examples/fashion_cnn.swiftdsl --checkpoint RUN_DIR/checkpoint.safetensors -o export
  *   make -C Examples/classify EXPORT=$PWD/export MODEL=fashion_cnn     # or, by hand:
- *   cc -std=c11 -O2 -Wall -Wextra -Werror -DMODEL=fashion_cnn -Iexport $(pkg-config --cflags stb) \
+ *   cc -std=c11 -O3 -march=native -Wall -Wextra -Werror -DMODEL=fashion_cnn -Iexport $(pkg-config --cflags stb) \
  *       Examples/classify/classify.c export/fashion_cnn.c -o classify $(pkg-config --libs stb) -lopenblas -lm
  *   ./classify shirt.png
  *

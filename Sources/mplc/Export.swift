@@ -9,8 +9,9 @@ struct Export: ParsableCommand {
         abstract: "Write the trained student of a run as a standalone C inference library (docs/EXPORT.md).",
         discussion: """
             Writes DIR/<name>.h and DIR/<name>.c: the student's forward pass with the checkpoint's weights \
-            embedded and BatchNorm folded, for batches of --batch images. Build it with cc -std=c11 -O2 -c \
-            <name>.c and link with -lopenblas -lm, or compile with -DMPLC_NO_BLAS and link with -lm alone.
+            embedded and BatchNorm folded, for batches of --batch images. Build it with cc -std=c11 -O3 \
+            -march=native -c <name>.c and link with -lopenblas -lm, or compile with -DMPLC_NO_BLAS and link with \
+            -lm alone.
             Example:
               mplc export Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors -o export
             """)

@@ -83,9 +83,14 @@ struct TrainedRun {
         if let cached { return try cached.get() }
         let result = Result { try TrainedRun(example: example) }
         lock.lock()
+        if runs.isEmpty { atexit { TrainedRun.removeAll() } }  // the runs are shared until the test process ends
         runs[example] = result
         lock.unlock()
         return try result.get()
+    }
+
+    private static func removeAll() {
+        for case .success(let run) in runs.values { try? FileManager.default.removeItem(atPath: run.directory) }
     }
 
     private init(example: String) throws {
@@ -174,7 +179,8 @@ struct ExportedProgram {
     let name: String
 
     /// `mplc export` through the Compiler API, then the library and `logits.c` built as docs/EXPORT.md says, with
-    /// gcc; clang compiles the library too, both with -Werror.
+    /// gcc (with OpenBLAS for this machine, -O3 -march=native; without, portable, -O2); clang compiles the library
+    /// too, both with -Werror.
     init(_ run: TrainedRun, ema: Bool, batch: Int, noBLAS: Bool) throws {
         directory = run.directory + "/export-\(ema ? "ema" : "student")-\(batch)\(noBLAS ? "-noblas" : "")"
         let library = try Compiler.export(run.model, checkpoint: run.checkpoint, ema: ema, batch: batch,
@@ -182,7 +188,7 @@ struct ExportedProgram {
         try Compiler.write(library.files, to: directory)
         name = run.model.name
         try Self.program.write(toFile: directory + "/logits.c", atomically: true, encoding: .utf8)
-        let flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"] + (noBLAS ? ["-DMPLC_NO_BLAS"] : [])
+        let flags = ["-std=c11", "-Wall", "-Wextra", "-Werror"] + (noBLAS ? ["-O2", "-DMPLC_NO_BLAS"] : ["-O3", "-march=native"])
         try shell(["clang"] + flags + ["-c", name + ".c", "-o", "clang.o"], directory: directory)
         // Without BLAS the program must link with libm alone.
         try shell(["cc"] + flags + ["-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
@@ -233,7 +239,7 @@ struct ExportCase: CustomStringConvertible, Sendable {
     var ema: Bool
     var batch: Int
     var noBLAS: Bool
-    var description: String { "\(example)\(ema ? " --ema" : "") --batch \(batch)\(noBLAS ? " -DMPLC_NO_BLAS" : "")" }
+    var description: String { "\(example)\(ema ? " --ema" : "") --batch \(batch)\(noBLAS ? ", -O2 -DMPLC_NO_BLAS" : ", -O3 -march=native")" }
 }
 
 @Suite("mplc export: the student as a standalone C library")
@@ -393,6 +399,7 @@ extension ExportTests {
         let model = try Compiler.load(path: repositoryRoot + "/Examples/fashion_cnn.swiftdsl").get()
         let network = InferenceNetwork(model: model)
         let directory = try temporaryDirectory("export-errors")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         var rng = SplitMix64(seed: 5)
         let student = network.checkpointTensors.map {
             StoredTensor(name: $0.name, shape: $0.shape.dims, values: rng.vector($0.shape.count, in: -0.5...0.5).map { Float($0) })
