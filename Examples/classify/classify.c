@@ -10,7 +10,7 @@
  *
  * Images are read by stb_image (Debian: libstb-dev) with the model's channels, must have the model's size, and are
  * normalised as the trainer normalised Fashion-MNIST's bytes: (p / 255 - 0.2860) / 0.3530. For a model trained on
- * other data, change `normalise` (CIFAR-10 and SVHN use per-channel values: Templates/runner/dataset_rgb.h).
+ * other data, change `normalise` (CIFAR-10 and SVHN use per-channel values: Templates/runner/cifar.h, svhn.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
