@@ -190,8 +190,11 @@ struct ExportedProgram {
         try Self.program.write(toFile: directory + "/logits.c", atomically: true, encoding: .utf8)
         let flags = ["-std=c11", "-Wall", "-Wextra", "-Werror"] + (noBLAS ? ["-O2", "-DMPLC_NO_BLAS"] : ["-O3", "-march=native"])
         try shell(["clang"] + flags + ["-c", name + ".c", "-o", "clang.o"], directory: directory)
-        // Without BLAS the program must link with libm alone.
-        try shell(["cc"] + flags + ["-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
+        // The library needs OpenBLAS (or nothing) and libm: no thread of the runtime's pool is ever started.
+        let undefined = try shell(["nm", "-u", "clang.o"], directory: directory).split(whereSeparator: \.isWhitespace)
+        let foreign = undefined.filter { $0.hasPrefix("pthread") || $0.hasPrefix("openblas") || (noBLAS && $0.hasPrefix("cblas")) }
+        guard foreign.isEmpty else { throw CommandFailure(description: "\(name).c needs \(foreign)") }
+        try shell(["cc"] + flags + ["-pthread", "-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
                   + (noBLAS ? [] : ["-lopenblas"]) + ["-lm"], directory: directory)
     }
 
@@ -201,28 +204,50 @@ struct ExportedProgram {
         return try readFloats(output)
     }
 
+    /// Also checks the header's promises: -1 for n < 0, and four threads predicting at once, each with its own
+    /// scratch, get the logits of one thread bit for bit.
     static let program = """
         /* usage: logits IMAGES.f32 N LOGITS.f32: the exported library's logits of the first N images, in one call */
+        #include <pthread.h>
         #include <stdio.h>
         #include <stdlib.h>
+        #include <string.h>
         #define JOIN_(a, b) a##_##b
         #define JOIN(a, b) JOIN_(a, b)
         #define STRING_(x) #x
         #define STRING(x) STRING_(x)
         #include STRING(MODEL.h)
 
+        enum { classes = JOIN(MODEL, classes), input = JOIN(MODEL, input_floats), concurrent = 200 };
+        static const float *images;
+        static float concurrent_logits[4][concurrent * classes];
+
+        static void *predict_concurrently(void *argument) {
+            float *scratch = malloc(sizeof(float) * JOIN(MODEL, scratch_floats));
+            JOIN(MODEL, predict)(images, concurrent, concurrent_logits[(size_t)argument], scratch);
+            free(scratch);
+            return NULL;
+        }
+
         int main(int argc, char **argv) {
             if (argc != 4) return 2;
             const long n = atol(argv[2]);
-            float *images = malloc(sizeof(float) * (size_t)n * JOIN(MODEL, input_floats));
-            float *logits = malloc(sizeof(float) * (size_t)n * JOIN(MODEL, classes));
+            float *x = malloc(sizeof(float) * (size_t)n * input), *logits = malloc(sizeof(float) * (size_t)n * classes);
             float *scratch = malloc(sizeof(float) * JOIN(MODEL, scratch_floats));
             FILE *in = fopen(argv[1], "rb");
-            if (!in || fread(images, sizeof(float) * JOIN(MODEL, input_floats), (size_t)n, in) != (size_t)n) return 1;
-            if (JOIN(MODEL, predict)(images, (int)n, logits, scratch) != 0) return 1;
-            if (JOIN(MODEL, predict)(images, -1, logits, scratch) != -1) return 3;
+            if (!in || fread(x, sizeof(float) * input, (size_t)n, in) != (size_t)n) return 1;
+            images = x;
+            if (JOIN(MODEL, predict)(x, (int)n, logits, scratch) != 0) return 1;
+            if (JOIN(MODEL, predict)(x, -1, logits, scratch) != -1) return 3;
+            if (n >= concurrent) {
+                pthread_t threads[4];
+                for (size_t t = 0; t < 4; t++) pthread_create(&threads[t], NULL, predict_concurrently, (void *)t);
+                for (size_t t = 0; t < 4; t++) pthread_join(threads[t], NULL);
+                for (size_t t = 0; t < 4; t++)
+                    if (memcmp(concurrent_logits[t], logits, sizeof concurrent_logits[t]) != 0) return 4;
+            }
             FILE *out = fopen(argv[3], "wb");
-            fwrite(logits, sizeof(float) * JOIN(MODEL, classes), (size_t)n, out);
+            fwrite(logits, sizeof(float) * classes, (size_t)n, out);
             return fclose(out) != 0;
         }
         """
@@ -471,5 +496,30 @@ extension ExportTests {
         expectFailure(try checkpoint(metadata: ["ema_updates": "0"]), ema: true, "the EMA of the student is still empty")
         expectFailure(good, batch: 0, "--batch must be in [1, 65536]; got 0")
         expectFailure(good, batch: 65_537, "--batch must be in [1, 65536]; got 65537")
+    }
+}
+
+extension ExportTests {
+    @Test("A checkpoint path that is C syntax stays inert in the generated comments")
+    func hostilePath() throws {
+        let model = try Compiler.load(path: repositoryRoot + "/Examples/fashion_cnn.swiftdsl").get()
+        let network = InferenceNetwork(model: model)
+        let directory = try temporaryDirectory("export-path")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // "*/" across two folders, a newline, a preprocessor line, a trigraph for a backslash.
+        let folder = directory + "/a*/\n#error hostile ??/"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = folder + "/checkpoint.safetensors"
+        let tensors = network.checkpointTensors.map {
+            StoredTensor(name: $0.name, shape: $0.shape.dims, values: [Float](repeating: 0.25, count: $0.shape.count))
+        }
+        try Data(safetensors(tensors, metadata: [:])).write(to: URL(fileURLWithPath: path))
+        let library = try Compiler.export(model, checkpoint: path, ema: false, batch: 1,
+                                          regenerateCommand: "mplc export m --checkpoint \(path) -o out")
+        try Compiler.write(library.files, to: directory + "/out")
+        for file in library.files {
+            #expect(!file.contents.contains("a*/") && !file.contents.contains("\n#error"), "\(file.fileName)")
+        }
+        try shell(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wtrigraphs", "-c", "fashion_cnn.c"], directory: directory + "/out")
     }
 }
