@@ -35,9 +35,11 @@ struct Export: ParsableCommand {
             let library = try Compiler.export(model, checkpoint: checkpoint, ema: ema, batch: batch, regenerateCommand: command)
             try Compiler.write(library.files, to: output)
             let network = library.network
+            let batchNorm = network.folded.isEmpty && network.kept.isEmpty ? ""
+                : "; BatchNorm: \(network.folded.count) folded into the layers before them, \(network.kept.count) kept as "
+                    + "a per-channel scale and shift"
             print("wrote \(output)/{\(library.files.map(\.fileName).joined(separator: ","))}: "
-                  + "\(library.weightFloats) floats of weights, batch \(batch); BatchNorm: \(network.folded.count) folded "
-                  + "into the layers before them, \(network.kept.count) kept as a per-channel scale and shift")
+                  + "\(library.weightFloats) floats of weights, batch \(batch)" + batchNorm)
         }
     }
 }
