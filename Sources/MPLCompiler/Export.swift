@@ -29,9 +29,9 @@ extension Compiler {
             throw CompileFailure("error: --batch must be in [1, \(maxExportBatch)]; got \(batch)")
         }
         let network = InferenceNetwork(model: model)
-        let checkpoint = try Checkpoint(path: path)
+        let checkpoint = try CheckpointFile(path: path)
         if ema, checkpoint.metadata["ema_updates"] == "0" {
-            throw Checkpoint.failure(path, "the EMA of the student is still empty (0 updates); export the student without --ema")
+            throw CheckpointFile.failure(path, "the EMA of the student is still empty (0 updates); export the student without --ema")
         }
         var student: [String: [Float]] = [:]
         for info in network.checkpointTensors {

@@ -189,7 +189,7 @@ struct ExportedProgram {
         name = run.model.name
         try Self.program.write(toFile: directory + "/logits.c", atomically: true, encoding: .utf8)
         let flags = ["-std=c11", "-Wall", "-Wextra", "-Werror"] + (noBLAS ? ["-O2", "-DMPLC_NO_BLAS"] : ["-O3", "-march=native"])
-        try shell(["clang"] + flags + ["-c", name + ".c", "-o", "clang.o"], directory: directory)
+        try shell([Self.clang] + flags + ["-c", name + ".c", "-o", "clang.o"], directory: directory)
         // The library needs OpenBLAS (or nothing) and libm: no thread of the runtime's pool is ever started.
         let undefined = try shell(["nm", "-u", "clang.o"], directory: directory).split(whereSeparator: \.isWhitespace)
         let foreign = undefined.filter { $0.hasPrefix("pthread") || $0.hasPrefix("openblas") || (noBLAS && $0.hasPrefix("cblas")) }
@@ -197,6 +197,10 @@ struct ExportedProgram {
         try shell(["cc"] + flags + ["-pthread", "-DMODEL=\(name)", "logits.c", name + ".c", "-o", "logits"]
                   + (noBLAS ? [] : ["-lopenblas"]) + ["-lm"], directory: directory)
     }
+
+    /// The Swift toolchain's clang, or the system's.
+    static let clang = ["/opt/swift/usr/bin/clang", "/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        ?? "clang"
 
     func logits(images: String, count: Int) throws -> [Float] {
         let output = directory + "/logits-\(count).f32"

@@ -11,10 +11,10 @@ import MPLIR
 #endif
 
 /// An open checkpoint; the file is closed when the value goes away.
-public final class Checkpoint {
-    public var path: String
+public final class CheckpointFile {
+    public let path: String
     /// The header's `__metadata__` (all values strings; empty if there is none).
-    public var metadata: [String: String]
+    public let metadata: [String: String]
     /// The tensors' header entries, by name.
     let entries: [String: Any]
     let descriptor: Int32
@@ -29,31 +29,31 @@ public final class Checkpoint {
         self.path = path
         // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It changes nothing for files.
         descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard descriptor >= 0 else { throw Checkpoint.failure(path, "cannot open it: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else { throw CheckpointFile.failure(path, "cannot open it: \(String(cString: strerror(errno)))") }
         var status = stat()
         guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
             close(descriptor)
-            throw Checkpoint.failure(path, "not a regular file")
+            throw CheckpointFile.failure(path, "not a regular file")
         }
         fileSize = Int(status.st_size)
         guard fileSize >= 8 else {
             close(descriptor)
-            throw Checkpoint.failure(path, "too short to be a checkpoint (\(fileSize) bytes)")
+            throw CheckpointFile.failure(path, "too short to be a checkpoint (\(fileSize) bytes)")
         }
         do {
-            let lengthBytes = try Checkpoint.read(descriptor, path, at: 0, count: 8)
+            let lengthBytes = try CheckpointFile.read(descriptor, path, at: 0, count: 8)
             let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-            guard length > 0, length <= UInt64(Checkpoint.maxHeaderBytes), length <= UInt64(fileSize - 8) else {
-                throw Checkpoint.failure(path, "bad header length \(length) (the file has \(fileSize) bytes)")
+            guard length > 0, length <= UInt64(CheckpointFile.maxHeaderBytes), length <= UInt64(fileSize - 8) else {
+                throw CheckpointFile.failure(path, "bad header length \(length) (the file has \(fileSize) bytes)")
             }
             dataStart = 8 + Int(length)
-            let header = try Checkpoint.read(descriptor, path, at: 8, count: Int(length))
+            let header = try CheckpointFile.read(descriptor, path, at: 8, count: Int(length))
             guard let object = try? JSONSerialization.jsonObject(with: Data(header)), var entries = object as? [String: Any] else {
-                throw Checkpoint.failure(path, "the header is not a JSON object")
+                throw CheckpointFile.failure(path, "the header is not a JSON object")
             }
             let metadata = entries.removeValue(forKey: "__metadata__") ?? [String: String]()
             guard let strings = metadata as? [String: String] else {
-                throw Checkpoint.failure(path, "__metadata__ is not an object of strings")
+                throw CheckpointFile.failure(path, "__metadata__ is not an object of strings")
             }
             self.metadata = strings
             self.entries = entries
@@ -69,26 +69,26 @@ public final class Checkpoint {
     /// shape of `info`, within the file, every value finite.
     public func tensor(_ info: TensorInfo, stored name: String? = nil) throws -> [Float] {
         let name = name ?? info.name
-        guard let entry = entries[name] as? [String: Any] else { throw Checkpoint.failure(path, "no tensor \(name)") }
+        guard let entry = entries[name] as? [String: Any] else { throw CheckpointFile.failure(path, "no tensor \(name)") }
         guard let dtype = entry["dtype"] as? String, dtype == "F32" else {
-            throw Checkpoint.failure(path, "tensor \(name) has dtype \(describe(entry["dtype"])), not F32")
+            throw CheckpointFile.failure(path, "tensor \(name) has dtype \(describe(entry["dtype"])), not F32")
         }
         guard let shape = entry["shape"] as? [Int], shape == info.shape.dims else {
-            throw Checkpoint.failure(path, "tensor \(name) has shape \(describe(entry["shape"])), the model's is \(info.shape.dims)")
+            throw CheckpointFile.failure(path, "tensor \(name) has shape \(describe(entry["shape"])), the model's is \(info.shape.dims)")
         }
         let count = info.shape.count
         guard let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
             offsets[1] - offsets[0] == 4 * count, offsets[1] <= fileSize - dataStart
         else {
-            throw Checkpoint.failure(path, "tensor \(name) has data_offsets \(describe(entry["data_offsets"])), not \(4 * count) "
+            throw CheckpointFile.failure(path, "tensor \(name) has data_offsets \(describe(entry["data_offsets"])), not \(4 * count) "
                                      + "bytes within the file's \(fileSize - dataStart) bytes of data")
         }
-        let bytes = try Checkpoint.read(descriptor, path, at: dataStart + offsets[0], count: 4 * count)
+        let bytes = try CheckpointFile.read(descriptor, path, at: dataStart + offsets[0], count: 4 * count)
         let values = (0..<count).map { i in
             Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[4 * i + $1]) << (8 * UInt32($1)) })
         }
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            throw Checkpoint.failure(path, "tensor \(name) is not finite (element \(bad) = \(values[bad]))")
+            throw CheckpointFile.failure(path, "tensor \(name) is not finite (element \(bad) = \(values[bad]))")
         }
         return values
     }
