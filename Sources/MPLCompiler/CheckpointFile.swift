@@ -1,6 +1,7 @@
 // Reading tensors from a run's checkpoint (docs/RUNNER.md, "Checkpoints": an 8-byte little-endian header length,
 // a JSON header with each tensor's dtype, shape and data_offsets, then the data), for `mplc export`. Only the
-// tensors asked for are read, each checked; a bad file is a CompileFailure naming it and the cause.
+// tensors asked for are read, each checked, and the data's CRC-32 when the header has one (`data_crc32`, written by
+// newer runners); a bad file is a CompileFailure naming it and the cause.
 
 import Foundation
 import MPLEmitC
@@ -57,6 +58,14 @@ public final class CheckpointFile {
             }
             self.metadata = strings
             self.entries = entries
+            if let stored = strings["data_crc32"] {
+                let crc = String(try CheckpointFile.crc32(descriptor, path, from: dataStart, to: fileSize), radix: 16)
+                let now = String(repeating: "0", count: 8 - crc.count) + crc
+                guard now == stored else {
+                    throw CheckpointFile.failure(path, "the data does not match its checksum (CRC-32 \(now), the header says "
+                                                 + "\(CSyntax.commentText(String(stored.prefix(16))))): the file is damaged")
+                }
+            }
         } catch {
             close(descriptor)
             throw error
@@ -105,6 +114,24 @@ public final class CheckpointFile {
 
     static func failure(_ path: String, _ cause: String) -> CompileFailure {
         CompileFailure("error: \(path): \(cause)")
+    }
+
+    /// CRC-32 (zlib's) of bytes [start, end) of the file: the runner's `data_crc32` of the data section.
+    private static func crc32(_ descriptor: Int32, _ path: String, from start: Int, to end: Int) throws -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        var offset = start
+        while offset < end {
+            let count = min(1 << 20, end - offset)
+            for byte in try read(descriptor, path, at: offset, count: count) {
+                crc = crcTable[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8)
+            }
+            offset += count
+        }
+        return ~crc
+    }
+
+    private static let crcTable: [UInt32] = (0..<256).map { n in
+        (0..<8).reduce(UInt32(n)) { c, _ in c & 1 == 1 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
     }
 
     private static func read(_ descriptor: Int32, _ path: String, at offset: Int, count: Int) throws -> [UInt8] {

@@ -498,6 +498,22 @@ extension ExportTests {
         #expect(failure(other) == "error: \(other): no tensor student/dense9/bias (it is a checkpoint of the model fashion_wrn, "
                 + "not fashion_cnn)")
         expectFailure(try checkpoint(metadata: ["ema_updates": "0"]), ema: true, "the EMA of the student is still empty")
+        // The runner's checksum of the data section, checked when the header has one.
+        func crc32(_ bytes: ArraySlice<UInt8>) -> String {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            }
+            return String(format: "%08x", ~crc)
+        }
+        let unsummed = safetensors(student, metadata: ["data_crc32": "00000000"])
+        let dataStart = 8 + unsummed.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let crc = crc32(unsummed[dataStart...])
+        #expect(failure(try file(safetensors(student, metadata: ["data_crc32": crc]))) == nil)
+        var damaged = safetensors(student, metadata: ["data_crc32": crc])
+        damaged[damaged.count - 1] ^= 1
+        expectFailure(try file(damaged), "the data does not match its checksum (CRC-32 ")
         expectFailure(good, batch: 0, "--batch must be in [1, 65536]; got 0")
         expectFailure(good, batch: 65_537, "--batch must be in [1, 65536]; got 65537")
     }
