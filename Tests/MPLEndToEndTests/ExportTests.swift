@@ -113,11 +113,13 @@ struct TrainedRun {
         images = try FashionTestSet.shared.get().write(to: directory)
 
         try Self.referenceHarness.write(toFile: directory + "/reference.c", atomically: true, encoding: .utf8)
+        // Every runner source but its main: the reader with whatever it needs.
         let runner = templates + "/runner"
+        let sources = try FileManager.default.contentsOfDirectory(atPath: runner)
+            .filter { $0.hasSuffix(".c") && $0 != "main.c" }.sorted().map { runner + "/" + $0 }
         try shell(["cc"] + RunnerBuild.baseFlags + ["-O1", "-I", generated, "-I", runner, "-I", templates + "/runtime",
-                   "reference.c", generated + "/model.c"]
-                  + ["safetensors.c", "json.c", "util.c", "tensors.c", "ema.c", "fileio.c", "rng.c"].map { runner + "/" + $0 }
-                  + ["-o", "reference"] + RunnerBuild.libraries, directory: directory)
+                   "reference.c", generated + "/model.c"] + sources + ["-o", "reference"] + RunnerBuild.libraries,
+                  directory: directory)
         var reference: [Bool: [Float]] = [:]
         for ema in [false, true] {
             let output = directory + "/reference-\(ema ? "ema" : "student").f32"
