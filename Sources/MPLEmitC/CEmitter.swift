@@ -74,26 +74,30 @@ private struct Templates {
     var runtime: String
 
     init(directory: String) throws {
-        func read(_ name: String) throws -> String {
-            let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw EmitError(description: "cannot read template \(path)")
-            }
-            return text
+        header = try TemplateFile.parse("model.h.mustache", in: directory)
+        source = try TemplateFile.parse("model.c.mustache", in: directory)
+        harness = try TemplateFile.parse("harness.c.mustache", in: directory)
+        runtime = try TemplateFile.read("runtime/mplc_runtime.h", in: directory)
+    }
+}
+
+/// Reading the files of Templates/.
+enum TemplateFile {
+    static func read(_ name: String, in directory: String) throws -> String {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw EmitError(description: "cannot read template \(path)")
         }
-        func parse(_ name: String) throws -> MustacheTemplate {
-            do {
-                return try MustacheTemplate(string: try read(name))
-            } catch let error as EmitError {
-                throw error
-            } catch {
-                throw EmitError(description: "template \(name): \(error)")
-            }
+        return text
+    }
+
+    static func parse(_ name: String, in directory: String) throws -> MustacheTemplate {
+        let text = try read(name, in: directory)
+        do {
+            return try MustacheTemplate(string: text)
+        } catch {
+            throw EmitError(description: "template \(name): \(error)")
         }
-        header = try parse("model.h.mustache")
-        source = try parse("model.c.mustache")
-        harness = try parse("harness.c.mustache")
-        runtime = try read("runtime/mplc_runtime.h")
     }
 }
 

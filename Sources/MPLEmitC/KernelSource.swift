@@ -16,6 +16,8 @@ struct KernelParameter {
 
 struct FunctionWriter {
     let function: LoweredFunction
+    /// The entry point is `static` (an exported library's forward pass, called only by its own functions).
+    var isStatic = false
     var graph: Graph { function.graph }
     var plan: MemoryPlan { function.plan }
 
@@ -44,7 +46,7 @@ struct FunctionWriter {
     }
 
     var signature: String {
-        "void \(function.name)(" + entryParameters.map { "\($0.type)\($0.name)" }.joined(separator: ", ") + ")"
+        (isStatic ? "static " : "") + "void \(function.name)(" + entryParameters.map { "\($0.type)\($0.name)" }.joined(separator: ", ") + ")"
     }
 
     func argumentName(_ tensor: String) -> String { CSyntax.identifier(tensor) }

@@ -284,7 +284,8 @@ public let parallelFloats = 1 << 15
 @Sendable func splitBetweenThreads(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
     var next = function
     for index in next.kernels.indices {
-        next.kernels[index].isParallel = worthSplitting(next.kernels[index], function.graph, atLeast: options.parallelFloats)
+        next.kernels[index].isParallel = options.splitBetweenThreads
+            && worthSplitting(next.kernels[index], function.graph, atLeast: options.parallelFloats)
     }
     return next
 }

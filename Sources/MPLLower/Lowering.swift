@@ -25,6 +25,9 @@ public struct LoweringOptions: Sendable {
     public var streamChunkFloats: Int
     /// Kernels with less work than this (floats, or GEMM multiply-adds / 32) run on one thread; tests make it 0.
     public var parallelFloats: Int
+    /// Split big kernels between threads (`mplc_parallel`); off, every kernel runs on the caller's thread and the
+    /// code touches no global state, so that functions of an exported library can run on many threads at once.
+    public var splitBetweenThreads: Bool
     /// Trap with the verifier's problems if a graph pass breaks the graph (a compiler bug).
     public var verifyAfterEachPass: Bool
 
@@ -32,7 +35,7 @@ public struct LoweringOptions: Sendable {
                 reuseScratch: Bool = true, streamConvolutions: Bool = true, poolInConvolutions: Bool = true,
                 winogradConvolutions: Bool = true,
                 streamChunkFloats: Int = MPLLower.streamChunkFloats, parallelFloats: Int = MPLLower.parallelFloats,
-                verifyAfterEachPass: Bool = true) {
+                splitBetweenThreads: Bool = true, verifyAfterEachPass: Bool = true) {
         self.fuseElementwise = fuseElementwise
         self.foldGEMMEpilogues = foldGEMMEpilogues
         self.mergeSiblingLoops = mergeSiblingLoops
@@ -42,6 +45,7 @@ public struct LoweringOptions: Sendable {
         self.winogradConvolutions = winogradConvolutions
         self.streamChunkFloats = streamChunkFloats
         self.parallelFloats = parallelFloats
+        self.splitBetweenThreads = splitBetweenThreads
         self.verifyAfterEachPass = verifyAfterEachPass
     }
 }

@@ -107,10 +107,12 @@ struct ForwardPass {
         case masks(pass: String)
     }
     /// BatchNorm: the batch's own statistics (training; optionally moving the running averages towards
-    /// them), or the running averages (evaluation).
+    /// them), the running averages (evaluation), or folded into the weights (an exported library,
+    /// `InferenceNetwork`): the layers in the set are gone, the others a per-channel `gain` and `shift`.
     enum Normalization {
         case batchStatistics(updatingAverages: Bool)
         case runningAverages
+        case folded(Set<String>)
     }
     var dropout: Dropout
     var normalization: Normalization
@@ -257,12 +259,19 @@ private struct LayerApplication {
         in g: inout Graph
     ) -> Value {
         let shape = g.shape(of: x)
+        if case .folded(let folded) = pass.normalization {
+            if folded.contains(name) { return x }
+            let gain = g.broadcast(weights[name + "/gain"]!, to: shape, axes: [shape.rank - 1])
+            return g.addBias(g.mul(x, gain), weights[name + "/shift"]!)
+        }
         let channels = shape.dims.last!
         let count = shape.count / channels
         let rows = g.reshape(x, Shape([count, channels]))
         let mean: Value
         let variance: Value
         switch pass.normalization {
+        case .folded:
+            preconditionFailure("handled above")
         case .runningAverages:
             mean = weights[name + "/running_mean"]!
             variance = weights[name + "/running_var"]!

@@ -16,7 +16,7 @@ struct MPLC: ParsableCommand {
               mplc check Examples/fashion_cnn.swiftdsl    parse and check only
               mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST
             """,
-        subcommands: [Emit.self, Check.self, Train.self, Fuzz.self],
+        subcommands: [Emit.self, Check.self, Train.self, Export.self, Fuzz.self],
         defaultSubcommand: Emit.self)
 }
 

@@ -1,0 +1,45 @@
+// `mplc export`: the trained student as a standalone C inference library, <name>.h and <name>.c (docs/EXPORT.md).
+
+import ArgumentParser
+import Foundation
+import MPLCompiler
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the trained student of a run as a standalone C inference library (docs/EXPORT.md).",
+        discussion: """
+            Writes DIR/<name>.h and DIR/<name>.c: the student's forward pass with the checkpoint's weights \
+            embedded and BatchNorm folded, for batches of --batch images. Build it with cc -std=c11 -O3 \
+            -march=native -c <name>.c and link with -lopenblas -lm, or compile with -DMPLC_NO_BLAS and link with \
+            -lm alone.
+            Example:
+              mplc export Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors -o export
+            """)
+
+    @Argument(help: "The model file (.swiftdsl) the run trained.")
+    var model: String
+    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
+    var checkpoint: String
+    @Flag(help: "Export the EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
+    var ema = false
+    @Option(help: "Images per forward pass, 1 to \(Compiler.maxExportBatch): larger batches run faster per image on many images.")
+    var batch = 1
+    @Option(name: .shortAndLong, help: "Output directory.")
+    var output: String
+
+    func run() throws {
+        try reportingFailures {
+            let model = try Compiler.load(path: self.model).get()
+            let command = "mplc export \(self.model) --checkpoint \(checkpoint)" + (ema ? " --ema" : "")
+                + (batch == 1 ? "" : " --batch \(batch)") + " -o \(output)"
+            let library = try Compiler.export(model, checkpoint: checkpoint, ema: ema, batch: batch, regenerateCommand: command)
+            try Compiler.write(library.files, to: output)
+            let network = library.network
+            let batchNorm = network.folded.isEmpty && network.kept.isEmpty ? ""
+                : "; BatchNorm: \(network.folded.count) folded into the layers before them, \(network.kept.count) kept as "
+                    + "a per-channel scale and shift"
+            print("wrote \(output)/{\(library.files.map(\.fileName).joined(separator: ","))}: "
+                  + "\(library.weightFloats) floats of weights, batch \(batch)" + batchNorm)
+        }
+    }
+}
