@@ -29,22 +29,7 @@ extension Compiler {
             throw CompileFailure("error: --batch must be in [1, \(maxExportBatch)]; got \(batch)")
         }
         let network = InferenceNetwork(model: model)
-        let checkpoint = try CheckpointFile(path: path)
-        if ema, checkpoint.metadata["ema_updates"] == "0" {
-            throw CheckpointFile.failure(path, "the EMA of the student is still empty (0 updates); export the student without --ema")
-        }
-        var student: [String: [Float]] = [:]
-        for info in network.checkpointTensors {
-            do {
-                student[info.name] = try checkpoint.tensor(info, stored: ema ? "ema/" + info.name : nil)
-            } catch var failure as CompileFailure {
-                // The likeliest cause: another model's run (a renamed model file may still fit, so it is no error).
-                if let other = checkpoint.metadata["model"], other != model.name {
-                    failure.description += " (it is a checkpoint of the model \(CSyntax.commentText(other)), not \(model.name))"
-                }
-                throw failure
-            }
-        }
+        let student = try studentTensors(of: model, network: network, checkpoint: path, ema: ema)
 
         let entry = network.entryPoint(name: "mplc_forward", batch: batch)
         for value in entry.graph.values where entry.graph.shape(of: value).count > ResourceLimits.maxValueElements {
@@ -62,5 +47,28 @@ extension Compiler {
             throw CompileFailure("error: \(error.description)")
         }
         return ExportedLibrary(files: files, network: network, weightFloats: kernels.state.floats)
+    }
+
+    /// The student's tensors (with `ema`, the EMA's) that `network` reads, from the checkpoint at `path`, checked
+    /// (CheckpointFile) and by their checkpoint names.
+    static func studentTensors(of model: Model, network: InferenceNetwork, checkpoint path: String,
+                               ema: Bool) throws -> [String: [Float]] {
+        let checkpoint = try CheckpointFile(path: path)
+        if ema, checkpoint.metadata["ema_updates"] == "0" {
+            throw CheckpointFile.failure(path, "the EMA of the student is still empty (0 updates); export the student without --ema")
+        }
+        var student: [String: [Float]] = [:]
+        for info in network.checkpointTensors {
+            do {
+                student[info.name] = try checkpoint.tensor(info, stored: ema ? "ema/" + info.name : nil)
+            } catch var failure as CompileFailure {
+                // The likeliest cause: another model's run (a renamed model file may still fit, so it is no error).
+                if let other = checkpoint.metadata["model"], other != model.name {
+                    failure.description += " (it is a checkpoint of the model \(CSyntax.commentText(other)), not \(model.name))"
+                }
+                throw failure
+            }
+        }
+        return student
     }
 }

@@ -81,7 +81,7 @@ public enum CSyntax {
     }
 
     /// Letters, digits and underscores only; never starts with a digit.
-    static func identifier(_ s: String) -> String {
+    public static func identifier(_ s: String) -> String {
         var out = String(s.unicodeScalars.map { scalar -> Character in
             let isASCIIAlphanumeric = scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar))
             return isASCIIAlphanumeric ? Character(scalar) : "_"

@@ -4,11 +4,15 @@ import ArgumentParser
 import Foundation
 import MPLCompiler
 
+enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+    case c, onnx
+}
+
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the trained student of a run as a standalone C inference library (docs/EXPORT.md).",
         discussion: """
-            Writes DIR/<name>.h and DIR/<name>.c: the student's forward pass with the checkpoint's weights \
+            Writes DIR/<name>.h and DIR/<name>.c (with --format onnx, DIR/<name>.onnx): the student's forward pass with the checkpoint's weights \
             embedded and BatchNorm folded, for batches of --batch images. Build it with cc -std=c11 -O3 \
             -march=native -c <name>.c and link with -lopenblas -lm, or compile with -DMPLC_NO_BLAS and link with \
             -lm alone.
@@ -26,20 +30,33 @@ struct Export: ParsableCommand {
     var batch = 1
     @Option(name: .shortAndLong, help: "Output directory.")
     var output: String
+    @Option(help: "c: <name>.h and <name>.c; onnx: <name>.onnx, built by Python's onnx package (any batch size).")
+    var format: ExportFormat = .c
 
     func run() throws {
         try reportingFailures {
             let model = try Compiler.load(path: self.model).get()
+            if format == .onnx {
+                guard batch == 1 else {
+                    throw CompileFailure("error: --batch is for the C export; the ONNX model takes batches of any size")
+                }
+                let exported = try Compiler.exportONNX(model, checkpoint: checkpoint, ema: ema, to: output)
+                print("wrote \(exported.path): \(exported.weightFloats) floats of weights"
+                      + batchNormCounts(folded: exported.network.folded.count, kept: exported.network.kept.count))
+                return
+            }
             let command = "mplc export \(self.model) --checkpoint \(checkpoint)" + (ema ? " --ema" : "")
                 + (batch == 1 ? "" : " --batch \(batch)") + " -o \(output)"
             let library = try Compiler.export(model, checkpoint: checkpoint, ema: ema, batch: batch, regenerateCommand: command)
             try Compiler.write(library.files, to: output)
-            let network = library.network
-            let batchNorm = network.folded.isEmpty && network.kept.isEmpty ? ""
-                : "; BatchNorm: \(network.folded.count) folded into the layers before them, \(network.kept.count) kept as "
-                    + "a per-channel scale and shift"
             print("wrote \(output)/{\(library.files.map(\.fileName).joined(separator: ","))}: "
-                  + "\(library.weightFloats) floats of weights, batch \(batch)" + batchNorm)
+                  + "\(library.weightFloats) floats of weights, batch \(batch)" + batchNormCounts(folded: library.network.folded.count, kept: library.network.kept.count))
         }
+    }
+
+    private func batchNormCounts(folded: Int, kept: Int) -> String {
+        folded + kept == 0 ? ""
+            : "; BatchNorm: \(folded) folded into the layers before them, \(kept) kept as "
+                + "a per-channel scale and shift"
     }
 }

@@ -259,6 +259,39 @@ struct ExportedProgram {
         """
 }
 
+/// Checks logits of the 10,000 test images against the training library's on the same checkpoint (the student's or,
+/// with `ema`, its EMA's), within `1e-5 + 1e-4·|ref|`, and that they classify as many correctly as summary.json says
+/// (up to images where the reference's two best logits are within the tolerance).
+func expectReferenceLogits(_ got: [Float], run: TrainedRun, ema: Bool,
+                           sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+    let reference = try #require(run.reference[ema], sourceLocation: sourceLocation)
+    let classes = run.model.classes
+    #expect(got.count == reference.count && reference.count == 10_000 * classes, sourceLocation: sourceLocation)
+    let worst = worstViolation(got[...], reference.map(Double.init), atol: 1e-5, rtol: 1e-4)
+    #expect(worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(reference[max(worst.index, 0)])",
+            sourceLocation: sourceLocation)
+
+    let labels = try FashionTestSet.shared.get().labels
+    func correct(_ logits: [Float]) -> Int {
+        (0..<10_000).filter { argmax(logits, row: $0, classes: classes) == Int(labels[$0]) }.count
+    }
+    let expected = try run.summaryCorrect(ema: ema)
+    #expect(correct(reference) == expected, "the reference harness does not reproduce summary.json",
+            sourceLocation: sourceLocation)
+    // Where f32 rounding may pick the other class: the reference's two best logits within the tolerance.
+    let disagreements = (0..<10_000).filter { argmax(got, row: $0, classes: classes) != argmax(reference, row: $0, classes: classes) }
+    let ties = disagreements.filter { row in
+        let z: [Float] = reference[(row * classes)..<((row + 1) * classes)].sorted(by: >)
+        return Double(z[0] - z[1]) <= 2e-5 + 2e-4 * Double(abs(z[0]))
+    }
+    #expect(ties == disagreements, "images \(disagreements) are classified differently",
+            sourceLocation: sourceLocation)
+    #expect(abs(correct(got) - expected) <= ties.count, "exported \(correct(got)) correct, summary.json \(expected)",
+            sourceLocation: sourceLocation)
+    #expect(expected > 1_200, "a run this short should still beat chance (1,000): \(expected) correct",
+            sourceLocation: sourceLocation)
+}
+
 /// The first maximum of row `row`, as the runner's evaluation picks it.
 func argmax(_ logits: [Float], row: Int, classes: Int) -> Int {
     let z = logits[(row * classes)..<((row + 1) * classes)]
@@ -287,27 +320,7 @@ struct ExportTests {
         let run = try TrainedRun.of(c.example)
         let program = try ExportedProgram(run, ema: c.ema, batch: c.batch, noBLAS: c.noBLAS)
         let got = try program.logits(images: run.images, count: 10_000)
-        let reference = try #require(run.reference[c.ema])
-        let classes = run.model.classes
-        #expect(got.count == reference.count && reference.count == 10_000 * classes)
-        let worst = worstViolation(got[...], reference.map(Double.init), atol: 1e-5, rtol: 1e-4)
-        #expect(worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(reference[max(worst.index, 0)])")
-
-        let labels = try FashionTestSet.shared.get().labels
-        func correct(_ logits: [Float]) -> Int {
-            (0..<10_000).filter { argmax(logits, row: $0, classes: classes) == Int(labels[$0]) }.count
-        }
-        let expected = try run.summaryCorrect(ema: c.ema)
-        #expect(correct(reference) == expected, "the reference harness does not reproduce summary.json")
-        // Where f32 rounding may pick the other class: the reference's two best logits within the tolerance.
-        let disagreements = (0..<10_000).filter { argmax(got, row: $0, classes: classes) != argmax(reference, row: $0, classes: classes) }
-        let ties = disagreements.filter { row in
-            let z: [Float] = reference[(row * classes)..<((row + 1) * classes)].sorted(by: >)
-            return Double(z[0] - z[1]) <= 2e-5 + 2e-4 * Double(abs(z[0]))
-        }
-        #expect(ties == disagreements, "images \(disagreements) are classified differently")
-        #expect(abs(correct(got) - expected) <= ties.count, "exported \(correct(got)) correct, summary.json \(expected)")
-        #expect(expected > 1_200, "a run this short should still beat chance (1,000): \(expected) correct")
+        try expectReferenceLogits(got, run: run, ema: c.ema)
     }
 }
 

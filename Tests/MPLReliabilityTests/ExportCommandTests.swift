@@ -21,6 +21,8 @@ struct ExportCommandTests {
             (["--checkpoint", fifo], "error: \(fifo): not a regular file"),
             (["--checkpoint", short], "error: \(short): too short to be a checkpoint (3 bytes)"),
             (["--checkpoint", short, "--batch", "0"], "error: --batch must be in [1, 65536]; got 0"),
+            (["--checkpoint", short, "--format", "onnx", "--batch", "8"], "error: --batch is for the C export"),
+            (["--checkpoint", short, "--format", "onnx"], "error: \(short): too short to be a checkpoint (3 bytes)"),
         ]
         for c in cases {
             let result = try run([mplcBinary, "export", exampleCNN, "-o", work + "/out"] + c.arguments, directory: work)
