@@ -84,14 +84,14 @@ extension Compiler {
         return ExportedONNX(path: output, network: network, weightFloats: data.count / 4)
     }
 
-    /// python3 on PATH.
-    static func pythonExecutable() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    /// python3 in `searchPath` (default: PATH).
+    public static func pythonExecutable(searchPath: String? = nil) throws -> String {
+        let path = searchPath ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") where !directory.isEmpty {
             let candidate = String(directory) + "/python3"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw CompileFailure("error: python3 not found on PATH: the ONNX export needs Python 3 with the onnx package "
+        throw CompileFailure("error: python3 not found on PATH (\(path)): the ONNX export needs Python 3 with the onnx package "
                              + "(run .ci/install-deps, or pip install onnx)")
     }
 }

@@ -19,7 +19,7 @@ struct ONNXExportTests {
         try expectReferenceLogits(try readFloats(output), run: run, ema: ema)
     }
 
-    @Test("Without the onnx package, or with a python that cannot run, a message that says what to install")
+    @Test("Without python3, without the onnx package, or with a python that cannot run: a message that says what to install")
     func missingPython() throws {
         let run = try TrainedRun.of("fashion_cnn")
         let directory = run.directory + "/onnx-missing"
@@ -40,6 +40,15 @@ struct ONNXExportTests {
             }
             #expect(!FileManager.default.fileExists(atPath: directory + "/out/fashion_cnn.onnx"))
         }
+        // No python3 on the search path (the folder's python3 made not executable).
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: bare)
+        do {
+            Issue.record("found \(try Compiler.pythonExecutable(searchPath: directory))")
+        } catch let failure as CompileFailure {
+            #expect(failure.description.hasPrefix("error: python3 not found on PATH (\(directory))")
+                    && failure.description.contains("run .ci/install-deps"), "\(failure.description)")
+        }
+        #expect(try Compiler.pythonExecutable(searchPath: "/nonexistent:" + directory + ":/usr/bin") == "/usr/bin/python3")
     }
 
     /// Checks the file, then runs onnxruntime on the test set read from the IDX file and normalised as
