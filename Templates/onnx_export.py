@@ -149,8 +149,13 @@ def main():
     except onnx.checker.ValidationError as error:
         fail("the ONNX model does not check: %s" % error)
     partial = output + ".partial"
-    onnx.save(model, partial)
-    os.replace(partial, output)
+    try:
+        onnx.save(model, partial)
+        os.replace(partial, output)
+    except OSError as error:
+        if os.path.isfile(partial):
+            os.remove(partial)
+        fail("cannot write %s: %s" % (output, error.strerror or error))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ extension Compiler {
     /// The script that turns the description into an ONNX file.
     static let onnxScript = "onnx_export.py"
 
-    /// The student of `model` with the weights of `checkpoint` (with `ema`, its EMA's) as `directory/<name>.onnx` (`<name>` as for the C export),
-    /// for any batch size, by `python` (default: python3 on PATH).
+    /// The student of `model` with the weights of `checkpoint` (with `ema`, its EMA's) as `directory/<name>.onnx`
+    /// (`<name>` as for the C export), for any batch size, built by `python` (default: python3 on PATH).
     public static func exportONNX(_ model: Model, checkpoint path: String, ema: Bool, to directory: String,
                                   python: String? = nil,
                                   templatesDirectory: String = Compiler.templatesDirectory) throws -> ExportedONNX {
@@ -61,6 +61,10 @@ extension Compiler {
             try JSONSerialization.data(withJSONObject: description, options: [.sortedKeys])
                 .write(to: URL(fileURLWithPath: work + "/model.json"))
             try data.write(to: URL(fileURLWithPath: work + "/weights.f32"))
+        } catch {
+            throw CompileFailure("error: cannot write to \(work): \(error.localizedDescription)")
+        }
+        do {
             try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw CompileFailure("error: cannot write to \(directory): \(error.localizedDescription)")
