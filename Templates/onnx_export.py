@@ -25,6 +25,7 @@ def fail(message):
 try:
     import numpy as np
     import onnx
+    import onnx.shape_inference
     from onnx import TensorProto, helper, numpy_helper
 except ImportError as missing:
     fail("the ONNX export needs the Python package %s (run .ci/install-deps, or pip install onnx numpy): %s"
@@ -146,7 +147,7 @@ def main():
     model.ir_version = 8  # the IR of opset 17: runtimes of its time load it
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as error:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         fail("the ONNX model does not check: %s" % error)
     partial = output + ".partial"
     try:

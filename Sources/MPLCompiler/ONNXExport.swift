@@ -26,7 +26,19 @@ extension Compiler {
                                   python: String? = nil,
                                   templatesDirectory: String = Compiler.templatesDirectory) throws -> ExportedONNX {
         let network = InferenceNetwork(model: model)
-        let weights = network.weights(from: try studentTensors(of: model, network: network, checkpoint: path, ema: ema))
+        let student = try studentTensors(of: model, network: network, checkpoint: path, ema: ema)
+        let origin = (ema ? "the EMA of the student (ema/ tensors) in " : "the student in ") + path
+        return try exportONNX(network, student: student, origin: origin, to: directory, python: python,
+                              templatesDirectory: templatesDirectory)
+    }
+
+    /// `network` with the student's tensors `student` (by their checkpoint names, unfolded) as
+    /// `directory/<name>.onnx`; `origin` (where the tensors came from) goes into the model's doc string.
+    public static func exportONNX(_ network: InferenceNetwork, student: [String: [Float]], origin: String,
+                                  to directory: String, python: String? = nil,
+                                  templatesDirectory: String = Compiler.templatesDirectory) throws -> ExportedONNX {
+        let model = network.model
+        let weights = network.weights(from: student)
         let python = try python ?? pythonExecutable()
         let script = templatesDirectory + "/" + onnxScript
         guard FileManager.default.isReadableFile(atPath: script) else {
@@ -49,7 +61,7 @@ extension Compiler {
         }
         let description: [String: Any] = [
             "name": model.name, "input": input, "classes": model.classes,
-            "origin": (ema ? "the EMA of the student (ema/ tensors) in " : "the student in ") + path,
+            "origin": origin,
             "layers": network.layerDescription, "tensors": tensors,
         ]
         let manager = FileManager.default

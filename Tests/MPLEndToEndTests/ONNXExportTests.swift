@@ -1,5 +1,8 @@
 import Foundation
 import MPLCompiler
+import MPLIR
+import MPLModel
+import MPLStep
 import Testing
 
 /// The ONNX export (docs/EXPORT.md) against the training library, on the short runs ExportTests trains.
@@ -50,6 +53,71 @@ struct ONNXExportTests {
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bare)
         #expect(try Compiler.pythonExecutable(searchPath: "/nonexistent::" + directory) == bare)
+    }
+
+    static let bn = Layer.batchNorm(momentum: 0.1, epsilon: 1e-3)
+
+    /// Every layer kind and every place of a BatchNorm (as in MPLStepTests' InferenceTests, with an average pool):
+    /// kept on the input image and after pools, folded after convolutions, past a Dropout, into strided 1×1 and
+    /// nested projection shortcuts, after a Dense and a matrix shortcut; and a Features model (vectors only).
+    static let everyLayer: [Model] = [
+        Model(name: "every_layer", input: .image(channels: 2, height: 8, width: 7), classes: 3, teacher: everyLayerNetwork,
+              student: everyLayerNetwork, recipe: Recipe()),
+        Model(name: "features", input: .features(5), classes: 3, teacher: featuresNetwork, student: featuresNetwork,
+              recipe: Recipe()),
+    ]
+    static let everyLayerNetwork = Network(name: "s", layers: [
+        bn, .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .relu,
+        .residual([.conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn, .leakyReLU(alpha: 0.1),
+                   .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1)]),
+        bn, .tanh,
+        .residual([.conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .relu,
+                   .conv2D(filters: 4, kernel: 3, stride: 1, padding: 1)]),
+        bn, .avgPool2D(size: 2, stride: 1), bn,
+        .residual([.conv2D(filters: 5, kernel: 1, stride: 1, padding: 0),
+                   .residual([.conv2D(filters: 6, kernel: 3, stride: 1, padding: 1)])]),
+        bn, .maxPool2D(size: 2, stride: 1), bn, .sigmoid,
+        .flatten, .dense(units: 5), bn, .sigmoid,
+        .residual([.dense(units: 6)]), bn,
+        .dense(units: 3),
+    ])
+    static let featuresNetwork = Network(name: "s", layers: [
+        bn, .dense(units: 4), .tanh, .residual([.dense(units: 4), bn, .relu]), bn, .flatten, .dense(units: 3),
+    ])
+
+    @Test("Every layer kind and BatchNorm position: onnxruntime equals the exported pass in the Double interpreter",
+          arguments: ["every_layer", "features"])
+    func everyLayerKind(_ name: String) throws {
+        let model = try #require(Self.everyLayer.first { $0.name == name })
+        let network = InferenceNetwork(model: model)
+        var rng = SplitMix64(seed: 5)
+        var student: [String: [Float]] = [:]
+        for info in network.checkpointTensors {
+            let range: ClosedRange<Double> = info.name.hasSuffix("running_var") ? 0.2...2 : -0.8...0.8
+            student[info.name] = rng.vector(info.shape.count, in: range).map { Float($0) }
+        }
+        let entry = network.entryPoint(name: "forward", batch: 4)
+        let xShape = entry.graph.shape(of: entry.graph.input(named: "x")!)  // [4, H, W, C] or [4, D]
+        let x = rng.vector(xShape.count, in: -1...1).map { Float($0) }
+        var inputs = network.weights(from: student).mapValues { $0.map(Double.init) }
+        inputs["x"] = x.map(Double.init)
+        let expected = try Interpreter.results(entry.graph, inputs: inputs)["logits"]!
+
+        let directory = try temporaryDirectory("onnx-\(model.name)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let exported = try Compiler.exportONNX(network, student: student, origin: "random weights", to: directory)
+        try writeFloats(x, to: directory + "/x.f32")
+        let shape = xShape.dims.map(String.init).joined(separator: ",")
+        try shell(["python3", "-c", """
+            import sys, numpy as np, onnxruntime as ort
+            x = np.fromfile(sys.argv[2], dtype="<f4").reshape([int(d) for d in sys.argv[3].split(",")])
+            session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+            session.run(["logits"], {"images": x})[0].astype("<f4").tofile(sys.argv[4])
+            """, exported.path, directory + "/x.f32", shape, directory + "/logits.f32"])
+        let got = try readFloats(directory + "/logits.f32")
+        #expect(got.count == expected.count && expected.contains { abs($0) > 0.1 })
+        let worst = worstViolation(got[...], expected, atol: 1e-5, rtol: 1e-4)
+        #expect(worst.ratio <= 1, "logit \(worst.index): \(got[max(worst.index, 0)]) against \(expected[max(worst.index, 0)])")
     }
 
     /// Checks the file, then runs onnxruntime on the test set read from the IDX file and normalised as
