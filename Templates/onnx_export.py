@@ -141,7 +141,8 @@ def main():
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N"] + input_shape)],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
         builder.initializers,
-        doc_string="images: float32 [N, H, W, C] (channels last, normalised as for training; docs/EXPORT.md)")
+        doc_string="images: float32 " + ("[N, H, W, C] (channels last, " if len(input_shape) == 3 else "[N, D] (")
+        + "normalised as for training; mplc's docs/EXPORT.md)")
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mplc",
                               doc_string=description["origin"])
     model.ir_version = 8  # the IR of opset 17: runtimes of its time load it
