@@ -202,13 +202,13 @@ expect "recipe: mode supervised trains with --steps 20" 0 "student" -- \
     "$RUN" train --data "$FAST" --mode supervised --steps 20 --finetune-steps 0 --labels 100 --out "$WORK/sup20" --quiet
 if [ -e "$WORK/never" ]; then fail "recipe: a refused --steps left a run directory"; else pass "recipe: a refused --steps creates no run directory"; fi
 # One warning line each for settings that train but make little sense together; none for a consistent run.
-"$RUN" train --data "$FAST" --steps 40 --finetune-steps 0 --eval-every 50 --labels 100 --out "$WORK/odd" --quiet \
+"$RUN" train --data "$FAST" --steps 39 --finetune-steps 0 --eval-every 50 --labels 100 --out "$WORK/odd" --quiet \
     >/dev/null 2>"$WORK/odd.err"
-want=("warning: the UDA ramp \(uda rampSteps 100\) is longer than the run's 40 steps: the UDA loss reaches only 40% of its weight"
-    "warning: the teacher's warm-up \(teacherOptimizer warmupSteps 20\) is more than half of the run's 40 steps"
-    "warning: the student's warm-up \(studentOptimizer warmupSteps 20\) is more than half of its 20 steps of the run after its wait"
-    "warning: --eval-every 50 is larger than the run's 40 steps"
-    "warning: the EMA of the student \(decay 0.995\) averages over about 200 steps, more than the student's 20 learning steps")
+want=("warning: the UDA ramp \(uda rampSteps 100\) is longer than the run's 39 steps: the UDA loss reaches only 39% of its weight"
+    "warning: the teacher's warm-up \(teacherOptimizer warmupSteps 20\) is more than half of the run's 39 steps"
+    "warning: the student's warm-up \(studentOptimizer warmupSteps 20\) is more than half of its 19 steps of the run after its wait"
+    "warning: --eval-every 50 is larger than the run's 39 steps"
+    "warning: the EMA of the student \(decay 0.995\) averages over about 200 steps, more than the student's 19 learning steps")
 missing=""
 for w in "${want[@]}"; do grep -qE "^mplc-run: $w" "$WORK/odd.err" || missing+="$w"$'\n'; done
 if [ -z "$missing" ] && [ "$(grep -c warning "$WORK/odd.err")" -eq 5 ]; then pass "recipe: five one-line warnings (UDA ramp, warm-ups, eval interval, EMA horizon), even with --quiet"
@@ -233,6 +233,13 @@ expect "data: --resume with another --data is refused like the other settings" 1
     "$RUN" train --resume --data "$WORK/npydata-other" --out "$WORK/dataother" --quiet
 expect "data: --resume with the same directory by another path is accepted" 0 "student" -- \
     "$RUN" train --resume --data "$WORK/datarel/fm" --out "$WORK/dataother" --quiet
+# A checkpoint written before the data directory was recorded: --data (or its default) applies, as it did then.
+"$RUN" "${FLAGS[@]}" --out "$WORK/dataold" --stop-at 30 >/dev/null 2>&1
+"$T" st-del "$WORK/dataold/checkpoint.safetensors" data
+if "$RUN" train --resume --data "$FAST" --out "$WORK/dataold" --quiet >/dev/null 2>"$WORK/dataold.err" &&
+    cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/dataold/checkpoint.safetensors"; then
+    pass "data: an older checkpoint without \"data\" resumes on --data, bit-exact"
+else fail "data: an older checkpoint without \"data\"" "$(cat "$WORK/dataold.err")"; fi
 
 # ---------------------------------------------------------------- checkpoint integrity (issue 15)
 # A checkpoint of step 30; each case damages a copy in one way and --resume (or eval) must refuse it.
@@ -401,7 +408,7 @@ else fail "metrics.jsonl: $n_ema evaluations with acc_student_ema (want 10)" "$f
 if grep -q '^\[mpl\] .* | test@[0-9]* T [0-9.]*% S [0-9.]*% EMA [0-9.]*% |' "$WORK/mpl.err"; then pass "progress line: the EMA's accuracy"
 else fail "progress line without the EMA's accuracy" "$(tail -n 3 "$WORK/mpl.err")"; fi
 expect "result line: the EMA's accuracy (resuming the finished run prints it again)" 0 \
-    "student EMA [0-9.]+% \(before finetuning [0-9.]+%\), teacher" -- "$RUN" train --data "$FAST" --resume --out "$WORK/mpl"
+    "student EMA [0-9.]+% \(before finetuning [0-9.]+%\), teacher" -- "$RUN" train --resume --out "$WORK/mpl"
 expect "eval reports the EMA of a checkpoint that has one" 0 '"acc_student_ema":0\.[0-9]' -- \
     "$RUN" eval --checkpoint "$WORK/mpl/checkpoint.safetensors" --data "$FAST"
 

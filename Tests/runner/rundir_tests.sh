@@ -103,7 +103,7 @@ if cmp -s "$F/checkpoint.safetensors" "$RD/before/checkpoint.safetensors" && cmp
 else fail "the refused run changed the finished run's files"; fi
 # --overwrite: the old run's files go first, so none of them sits beside the new run (stopped early here).
 expect "--overwrite replaces it" 0 "stopped after step 5" -- "$RUN" "${SHORT[@]}" --out "$F" --overwrite --stop-at 5
-if [ ! -e "$F/summary.json" ] && [ "$("$T" st-meta "$F/checkpoint.safetensors" steps)" = 20 ] &&
+if [ ! -e "$F/summary.json" ] && [ "$("$T" st-meta "$F/checkpoint.safetensors" steps)" = 21 ] &&
     [ "$(grep -c . "$F/metrics.jsonl")" -lt "$(grep -c . "$RD/before/metrics.jsonl")" ]; then
     pass "--overwrite: the new run's checkpoint and metrics, no old summary.json"
 else fail "--overwrite left the old run's files" "$(ls -la "$F")"; fi
