@@ -235,7 +235,9 @@ static void warn_settings(const TrainConfig *c) {
     /* The steps in which the student learns: after its wait in the main phase, and every finetuning step. */
     const long student_main = supervised ? c->steps : c->steps - (long)(MPLC_STUDENT_WAIT_STEPS);
     const long student_steps = student_main + c->finetune_steps;
-    if (!supervised && (double)(MPLC_UDA_WEIGHT) > 0 && (long)(MPLC_UDA_RAMP_STEPS) > c->steps)
+    /* Reduced MPL has no UDA loss (docs/DSL.md), whatever its recipe's uda settings. */
+    const int uda = !supervised && !MPLC_TEACHER_READS_PREDICTIONS && (double)(MPLC_UDA_WEIGHT) > 0;
+    if (uda && (long)(MPLC_UDA_RAMP_STEPS) > c->steps)
         fprintf(stderr,
                 "mplc-run: warning: the UDA ramp (uda rampSteps %ld) is longer than the run's %ld steps: the UDA loss "
                 "reaches only %.0f%% of its weight\n",
