@@ -59,7 +59,8 @@ struct Emit: ParsableCommand {
 }
 
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Parse and check model files; print every diagnostic.")
+    static let configuration = CommandConfiguration(
+        abstract: "Parse and check model files; print every diagnostic, or the resolved recipe (docs/DSL.md).")
 
     @Argument(help: "The model files (.swiftdsl).")
     var models: [String]
@@ -70,6 +71,7 @@ struct Check: ParsableCommand {
             switch Compiler.load(path: path) {
             case .success(let model):
                 print("\(path): ok (\(model.teacher.layers.count)-layer teacher, \(model.student.layers.count)-layer student)")
+                print("recipe:\n" + model.recipe.resolvedLines.map { "  " + $0 }.joined(separator: "\n"))
             case .failure(let failure):
                 FileHandle.standardError.write(Data(failure.description.utf8))
                 failed = true

@@ -34,6 +34,7 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "model_hash", "%s", MPLC_MODEL_HASH);
     meta_set(m, "recipe", "%s", MPLC_RECIPE);
     if (T->init_from[0]) meta_set(m, "init_from", "%s", T->init_from);
+    meta_set(m, "data", "%s", T->data_dir);
     meta_set(m, "mode", "%s", mode_name(T->cfg.mode));
     meta_set(m, "seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "labels", "%ld", T->cfg.labels);
@@ -139,6 +140,27 @@ static int adopt(const StMeta *m, const char *path, const char *key, const char 
         return err_set(e, "%s was written with %s %ld, but this command says %s %ld (drop the flag or start a new run)",
                        path, flag, stored, flag, *value);
     *value = stored;
+    return 0;
+}
+
+/* The data directory is a setting of the run like the others: --resume without --data uses the recorded one, and
+ * a --data that resolves elsewhere is refused. Checkpoints written before it was recorded have none: the
+ * command's --data (or the default) applies, as it did then. */
+static int adopt_data_dir(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *stored = meta_get(m, "data");
+    TrainConfig *c = &T->cfg;
+    if (!stored) return 0;
+    if (!stored[0]) return err_set(e, "%s: metadata \"data\" is empty", path);
+    if (c->given_data) {
+        char now[PATH_CAP];
+        if (resolve_path(c->data_dir, now, sizeof now, e) != 0) return -1;
+        if (strcmp(now, stored) != 0)
+            return err_set(e, "%s was written with --data %s, but this command says --data %s (drop the flag or "
+                              "start a new run)",
+                           path, stored, c->data_dir);
+    }
+    if (path_join(T->data_dir, sizeof T->data_dir, e, "%s", stored) != 0) return -1;
+    c->data_dir = T->data_dir;
     return 0;
 }
 
@@ -302,13 +324,26 @@ int checkpoint_init_from(Trainer *T, Err *e) {
     return path_join(T->init_from, ST_VALUE_LEN, e, "%s", path); /* a path the checkpoint's metadata can hold */
 }
 
-int checkpoint_resume(Trainer *T, Err *e) {
+/* Reads the run's checkpoint into the state (and EMA) arenas and its metadata into m. */
+static int checkpoint_load(Trainer *T, StMeta *m, int *has_ema, Err *e) {
     const char *path = T->ckpt_path;
     struct stat st; /* only a missing file is "no checkpoint"; st_load names anything else (a directory, ...) */
     if (stat(path, &st) != 0 && errno == ENOENT) return err_set(e, "--resume: no checkpoint %s to resume from", path);
+    return st_load_ema(path, T->state, T->ema, has_ema, m, e);
+}
+
+int checkpoint_data_dir(Trainer *T, Err *e) {
+    StMeta *m = xmalloc(sizeof *m);
+    int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 ? -1 : adopt_data_dir(T, m, T->ckpt_path, e);
+    free(m);
+    return rc;
+}
+
+int checkpoint_resume(Trainer *T, Err *e) {
+    const char *path = T->ckpt_path;
     StMeta *m = xmalloc(sizeof *m);
     int rc = -1, has_ema = 0;
-    if (st_load_ema(path, T->state, T->ema, &has_ema, m, e) != 0) goto done;
+    if (checkpoint_load(T, m, &has_ema, e) != 0) goto done;
     const char *fmt = meta_get(m, "format"), *model = meta_get(m, "model"), *mode = meta_get(m, "mode"),
                *seed = meta_get(m, "seed"), *phase = meta_get(m, "phase");
     if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT) != 0) {

@@ -228,11 +228,59 @@ static int check_batches(const Trainer *T, Err *e) {
     return 0;
 }
 
+/* Settings that train, but make little sense together: one line each on stderr (also with --quiet, which
+ * silences progress, not doubts about the result). The hard limits are checked earlier (main.c). */
+static void warn_settings(const TrainConfig *c) {
+    const int supervised = c->mode == MODE_SUPERVISED;
+    /* The steps in which the student learns: after its wait in the main phase, and every finetuning step. */
+    const long student_main = supervised ? c->steps : c->steps - (long)(MPLC_STUDENT_WAIT_STEPS);
+    const long student_steps = student_main + c->finetune_steps;
+    /* Reduced MPL has no UDA loss (docs/DSL.md), whatever its recipe's uda settings. */
+    const int uda = !supervised && !MPLC_TEACHER_READS_PREDICTIONS && (double)(MPLC_UDA_WEIGHT) > 0;
+    if (uda && (long)(MPLC_UDA_RAMP_STEPS) > c->steps)
+        fprintf(stderr,
+                "mplc-run: warning: the UDA ramp (uda rampSteps %ld) is longer than the run's %ld steps: the UDA loss "
+                "reaches only %.0f%% of its weight\n",
+                (long)(MPLC_UDA_RAMP_STEPS), c->steps, 100.0 * (double)c->steps / (double)(MPLC_UDA_RAMP_STEPS));
+    if (!supervised && 2 * (long)(MPLC_TEACHER_WARMUP_STEPS) > c->steps)
+        fprintf(stderr,
+                "mplc-run: warning: the teacher's warm-up (teacherOptimizer warmupSteps %ld) is more than half of the "
+                "run's %ld steps\n",
+                (long)(MPLC_TEACHER_WARMUP_STEPS), c->steps);
+    if (2 * (long)(MPLC_STUDENT_WARMUP_STEPS) > student_main)
+        fprintf(stderr,
+                "mplc-run: warning: the student's warm-up (studentOptimizer warmupSteps %ld) is more than half of its "
+                "%ld steps of %s\n",
+                (long)(MPLC_STUDENT_WARMUP_STEPS), student_main, supervised ? "the run" : "the run after its wait");
+    if (c->eval_every > c->steps)
+        fprintf(stderr,
+                "mplc-run: warning: --eval-every %ld is larger than the run's %ld steps: the test set is evaluated "
+                "only at the end\n",
+                c->eval_every, c->steps);
+    if (c->ema_decay > 0 && 1.0 / (1.0 - c->ema_decay) > (double)student_steps)
+        fprintf(stderr,
+                "mplc-run: warning: the EMA of the student (decay %g) averages over about %.0f steps, more than the "
+                "student's %ld learning steps: it stays close to the student's early weights\n",
+                c->ema_decay, 1.0 / (1.0 - c->ema_decay), student_steps);
+}
+
 AugSpec aug_spec(const Dataset *d, int flip) {
     /* 32x32 RGB data sets translate by up to 4 pixels (the usual "pad 4 and crop"), Fashion-MNIST by 2. */
     int rgb32 = strcmp(d->format, "cifar10") == 0 || strcmp(d->format, "svhn") == 0;
     return (AugSpec){MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, d->lo, d->hi, d->mean,
                      rgb32 ? AUG_WEAK_SHIFT_RGB : AUG_WEAK_SHIFT, flip};
+}
+
+int trainer_load_data(Trainer *T, Err *e) {
+    TrainConfig *c = &T->cfg;
+    if (dataset_load(c->data_dir, 1, &T->data, e) != 0) return -1;
+    if (c->teacher_cache && teacher_cache_load(c->teacher_cache, &T->data, &T->cache, e) != 0) return -1;
+    /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
+    if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
+    /* The checkpoint records the data directory absolute, so that --resume from anywhere finds it; a name that
+     * is not a path (two-moons) as given. */
+    if (c->data_dir == T->data_dir) return 0; /* --resume: the checkpoint's, recorded so */
+    return resolve_path(c->data_dir, T->data_dir, sizeof T->data_dir, e);
 }
 
 static void setup(Trainer *T) {
@@ -242,11 +290,6 @@ static void setup(Trainer *T) {
     /* On --resume the checkpoint decides whether there is an EMA; count its arena until then. */
     const int may_need_ema = c->ema_decay > 0 || c->resume;
     if (arenas_fit_in_memory(may_need_ema, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (dataset_load(c->data_dir, 1, &T->data, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (c->teacher_cache && teacher_cache_load(c->teacher_cache, &T->data, &T->cache, &e) != 0)
-        die_err(&e, EXIT_BAD_INPUT);
-    /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
-    if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
     /* One allocation per arena, once (docs/ABI.md). */
     T->state = arena_alloc(MPLC_STATE_FLOATS);
     T->step_io = arena_alloc(MPLC_STEP_IO_FLOATS);
@@ -261,11 +304,14 @@ static void setup(Trainer *T) {
     T->rs.acc_last_step = -1;
     T->rs.acc_ema_last = T->rs.acc_ema_before = T->rs.acc_ema_after = -1;
     /* Everything that can fail on bad input happens before the run directory is touched. A resumed run locks
-     * its directory before it reads the checkpoint; a new run claims one after its last input check, so that
-     * bad input creates no directory. */
+     * its directory before it reads the checkpoint (first for the run's data directory, then whole once the
+     * data is loaded); a new run claims one after its last input check, so that bad input creates no directory. */
     if (c->resume) {
-        if (run_dir_claim(T, &e) != 0 || checkpoint_resume(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+        if (run_dir_claim(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 || trainer_load_data(T, &e) != 0 ||
+            checkpoint_resume(T, &e) != 0)
+            die_err(&e, EXIT_BAD_INPUT);
     } else {
+        if (trainer_load_data(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
         init_state(T->state, c->seed);
         if (c->init_from && checkpoint_init_from(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     }
@@ -275,6 +321,7 @@ static void setup(Trainer *T) {
     }
     if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (T->rs.phase != PHASE_DONE) warn_settings(c);
     if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;

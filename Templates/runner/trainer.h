@@ -35,7 +35,7 @@ typedef struct {
     int default_out; /* out_dir is the default name (no --out): a new run takes the first free of it, -2, -3, ... */
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
-    int given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
+    int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -83,6 +83,7 @@ typedef struct {
     int lock_fd; /* the run directory's lock (rundir.c), held until every file of the run is written */
     char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
     char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
+    char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
     int tty;
     double t_start, last_draw;
     long start_global; /* global step (main + finetune) when this process started */
@@ -92,6 +93,9 @@ typedef struct {
 
 /* train.c: the augmentation of a data set (shift by format, flips as resolved). */
 AugSpec aug_spec(const Dataset *d, int flip);
+
+/* train.c: loads cfg.data_dir (and the teacher cache), resolves --flip auto and sets data_dir. */
+int trainer_load_data(Trainer *T, Err *e);
 
 /* batch.c */
 void order_init(Order *o, size_t n, uint64_t seed, int stream);
@@ -131,8 +135,11 @@ int run_dir_claim(Trainer *T, Err *e);
 /* checkpoint.c */
 void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/O errors */
 /* Refuses a checkpoint of a runner built from another model or recipe (MPLC_MODEL_HASH), saying which
- * recipe settings differ, and every stored value outside what the run can have reached. */
+ * recipe settings differ, and every stored value outside what the run can have reached. The data is loaded. */
 int checkpoint_resume(Trainer *T, Err *e);
+/* Before the data is loaded: the run's data directory (metadata "data") becomes cfg.data_dir, unless the
+ * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused. */
+int checkpoint_data_dir(Trainer *T, Err *e);
 /* --init-from: teacher/ and student/ tensors from cfg.init_from, by name and shape; the rest as init_state. */
 int checkpoint_init_from(Trainer *T, Err *e);
 /* "batch_labeled 32 -> 64, teacher_lr 0.05 -> 0.1": the settings of two recipes "k=v;..." that differ, into

@@ -1,6 +1,9 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
 #endif
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 700 /* realpath */
+#endif
 #include "util.h"
 
 #include <errno.h>
@@ -186,6 +189,13 @@ int atomic_commit(AtomicFile *f, Err *e) {
 void stdout_checked(void) {
     Err e;
     if (flush_checked(stdout, "standard output", 0, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+}
+
+int resolve_path(const char *path, char *out, size_t cap, Err *e) {
+    char *abs = realpath(path, NULL);
+    int rc = path_join(out, cap, e, "%s", abs ? abs : path);
+    free(abs);
+    return rc;
 }
 
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) {

@@ -81,6 +81,10 @@ void stdout_checked(void);
 /* snprintf into a fixed buffer; returns -1 (and sets e) if the result would be truncated. */
 int path_join(char *out, size_t cap, Err *e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* path made absolute, with symbolic links resolved (realpath), into out[cap]; as given if it does not resolve
+ * (a missing file, or a name that is not a path such as two-moons). -1 if it does not fit. */
+int resolve_path(const char *path, char *out, size_t cap, Err *e);
+
 /* The memory a run may plan for, in bytes: MPLC_MEMORY_LIMIT if set (a positive integer; for containers
  * whose limit is below the machine's, and for tests), else the machine's physical memory (sysconf).
  * *source names which ("MPLC_MEMORY_LIMIT" or "physical memory"); 0 if unknown. */

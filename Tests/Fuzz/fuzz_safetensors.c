@@ -38,6 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     T->data.test.n = 10000;
     T->state = state;
     snprintf(T->ckpt_path, sizeof T->ckpt_path, "%s", path);
+    T->cfg.data_dir = "unused"; /* the data directory the command gave; "data" (optional) replaces it */
+    if (checkpoint_data_dir(T, &e) == 0) FUZZ_ASSERT(T->cfg.data_dir && T->cfg.data_dir[0] != '\0');
+    else FUZZ_ASSERT(e.msg[0] != '\0');
     if (checkpoint_resume(T, &e) == 0) {
         /* What the training loop divides by, indexes with or counts down from. */
         FUZZ_ASSERT(T->cfg.labels >= 1 && T->cfg.steps >= 1 && T->cfg.finetune_steps >= 0);

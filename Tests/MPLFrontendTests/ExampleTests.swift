@@ -64,3 +64,33 @@ import Testing
         #expect(recipe == Recipe())
     }
 }
+
+/// `mplc check` prints the resolved recipe (docs/DSL.md, "The resolved recipe"): every setting, with the defaults marked.
+@Suite struct ResolvedRecipeTests {
+    @Test func fashionCNNPrintsEverySettingAndMarksTheDefaults() throws {
+        let model = try Frontend.parseFile(path: Repository.example("fashion_cnn.swiftdsl")).get()
+        let lines = model.recipe.resolvedLines
+        for expected in [
+            "labeledBatch 32", "pseudoLabels .hard(.argmax) (default)", "uda.rampSteps 500",
+            "teacherOptimizer.momentum 0.9 (default)", "teacherOptimizer.warmupSteps 100", "studentWaitSteps 200",
+            "steps 1500", "finetune.batch 256", "finetune.momentum 0.9 (default)", "emaDecay 0.995 (default)",
+            "initialization .heUniform (default)", "evalBatch 500 (default)",
+        ] {
+            #expect(lines.contains(expected), "\(expected) not in \(lines)")
+        }
+        #expect(lines.count == 32)  // every setting of docs/DSL.md's table, labeled arguments one by one
+        #expect(
+            lines.prefix(8).joined(separator: "\n") == """
+                labeledBatch 32
+                unlabeledRatio 4
+                pseudoLabels .hard(.argmax) (default)
+                feedback .dotProduct (default)
+                uda.temperature 0.7 (default)
+                uda.threshold 0.6 (default)
+                uda.weight 1.0
+                uda.rampSteps 500
+                """)
+        #expect(Recipe().resolvedLines.contains("studentWaitSteps 3000 (default)"))
+        #expect(Recipe().resolvedLines.allSatisfy { $0.hasSuffix(" (default)") })
+    }
+}

@@ -33,8 +33,8 @@ struct BuildFolderTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: mplcBinary)
             process.arguments = [
-                "train", work + "/\(folder)/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "2",
-                "--finetune-steps", "0", "--eval-every", "2", "--threads", "1", "--out", work + "/run-" + folder, "--quiet",
+                "train", work + "/\(folder)/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201",
+                "--finetune-steps", "0", "--eval-every", "201", "--threads", "1", "--out", work + "/run-" + folder, "--quiet",
             ]
             process.currentDirectoryURL = URL(fileURLWithPath: work)
             let log = work + "/\(folder).log"
@@ -61,7 +61,7 @@ struct BuildFolderTests {
         try FileManager.default.createDirectory(atPath: work + "/c", withIntermediateDirectories: true)
         try Self.mlp(learningRate: rates["a"]!).write(toFile: work + "/c/fashion_mlp.swiftdsl", atomically: true, encoding: .utf8)
         let again = try run(
-            [mplcBinary, "train", "c/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "1",
+            [mplcBinary, "train", "c/fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201",
              "--finetune-steps", "0", "--threads", "1", "--out", work + "/run-c", "--quiet"], directory: work)
         #expect(again.status == 0, "\(again.output)")
         #expect(again.output.contains("mplc: reused .build-mplc/fashion_mlp-"), "\(again.output)")
@@ -77,7 +77,7 @@ struct BuildFolderTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: mplcBinary)
             process.arguments = [
-                "train", "fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "1", "--finetune-steps", "0",
+                "train", "fashion_mlp.swiftdsl", "--data", data, "--labels", "40", "--steps", "201", "--finetune-steps", "0",
                 "--threads", "1", "--out", work + "/run-\(index)", "--quiet",
             ]
             process.currentDirectoryURL = URL(fileURLWithPath: work)

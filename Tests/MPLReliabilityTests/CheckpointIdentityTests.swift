@@ -27,7 +27,7 @@ struct CheckpointIdentityTests {
 
     static func settings(_ data: String) -> [String] {
         [
-            "train", "--data", data, "--steps", "40", "--finetune-steps", "10", "--labels", "1000",
+            "train", "--data", data, "--steps", "240", "--finetune-steps", "10", "--labels", "1000",
             "--eval-every", "20", "--checkpoint-every", "10", "--threads", "1", "--quiet",
         ]
     }

@@ -27,7 +27,7 @@ struct DivergenceTests {
         let runner = try Runners.binary(modelFile: try Self.divergingModel(directory: work), flavour: .production)
         let data = try SmallData.directory(testImages: 1000)
         let result = try run([
-            runner, "train", "--data", data, "--steps", "200", "--labels", "1000", "--finetune-steps", "0",
+            runner, "train", "--data", data, "--steps", "3000", "--labels", "1000", "--finetune-steps", "0",
             "--eval-every", "100", "--checkpoint-every", "1", "--out", work + "/run", "--quiet",
         ])
         print(result.output)

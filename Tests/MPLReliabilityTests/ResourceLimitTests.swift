@@ -253,7 +253,7 @@ struct ResourceLimitTests {
         ]
         for (flags, message) in cases {
             let result = try run(
-                [runner, "train", "--data", data, "--steps", "2", "--out", work + "/run", "--quiet"] + flags)
+                [runner, "train", "--data", data, "--steps", "201", "--out", work + "/run", "--quiet"] + flags)
             #expect(result.status == 1 && result.output.contains(message), "\(flags): \(result.output)")
         }
         // 100 training images cannot fill an unlabeled batch of 128.
@@ -264,7 +264,7 @@ struct ResourceLimitTests {
             try writeNPY(tiny + "/\(split)_y.npy", int64s: (0..<n).map { Int64($0 % 10) }, shape: [n])
         }
         let unlabeled = try run([
-            runner, "train", "--data", tiny, "--labels", "50", "--finetune-steps", "0", "--steps", "2",
+            runner, "train", "--data", tiny, "--labels", "50", "--finetune-steps", "0", "--steps", "201",
             "--out", work + "/run", "--quiet",
         ])
         #expect(
@@ -276,7 +276,7 @@ struct ResourceLimitTests {
         #expect(!FileManager.default.fileExists(atPath: work + "/run"))
         // The smallest batch-compatible run goes through.
         let ok = try run([
-            runner, "train", "--data", data, "--labels", "40", "--finetune-steps", "0", "--steps", "2",
+            runner, "train", "--data", data, "--labels", "40", "--finetune-steps", "0", "--steps", "201",
             "--out", work + "/ok", "--quiet",
         ])
         #expect(ok.status == 0, "\(ok.output)")

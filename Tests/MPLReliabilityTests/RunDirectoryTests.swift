@@ -51,7 +51,7 @@ struct RunDirectoryTests {
         let data = try SmallData.directory(testImages: 1000)
         let work = try temporaryDirectory("rundir-race")
         let runs = try (1...2).map {
-            try Launched(runner, Self.settings(data, steps: 200) + ["--out", work + "/run"], log: work + "/\($0).log")
+            try Launched(runner, Self.settings(data, steps: 400) + ["--out", work + "/run"], log: work + "/\($0).log")
         }
         let results = runs.map { $0.finish() }
         let winner = try #require(results.firstIndex { $0.status == 0 }, "\(results.map(\.output))")
@@ -67,17 +67,17 @@ struct RunDirectoryTests {
         let runner = try Runners.binary(modelFile: exampleMLP, flavour: .production)
         let data = try SmallData.directory(testImages: 1000)
         let out = try temporaryDirectory("rundir-finished") + "/run"
-        try #require(try run([runner] + Self.settings(data, steps: 30) + ["--out", out]).status == 0)
+        try #require(try run([runner] + Self.settings(data, steps: 230) + ["--out", out]).status == 0)
         let files = ["checkpoint.safetensors", "metrics.jsonl", "summary.json"]
         let before = try files.map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) }
-        let again = try run([runner] + Self.settings(data, steps: 20) + ["--out", out])
+        let again = try run([runner] + Self.settings(data, steps: 220) + ["--out", out])
         #expect(again.status == 1 && again.output.contains("holds another run"), "\(again.output)")
         #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) } == before)
         // Stopped early, the replacing run has no summary yet: the old one must not sit beside it.
-        let replaced = try run([runner] + Self.settings(data, steps: 20) + ["--out", out, "--overwrite", "--stop-at", "5"])
+        let replaced = try run([runner] + Self.settings(data, steps: 220) + ["--out", out, "--overwrite", "--stop-at", "5"])
         #expect(replaced.status == 0, "\(replaced.output)")
         #expect(!FileManager.default.fileExists(atPath: out + "/summary.json"))
-        #expect(try Checkpoint(path: out + "/checkpoint.safetensors").metadata["steps"] == "20")
+        #expect(try Checkpoint(path: out + "/checkpoint.safetensors").metadata["steps"] == "220")
     }
 
     @Test("Symlinks planted at the temporary files are not written through; a metrics line that cannot be written stops the run")
@@ -92,7 +92,7 @@ struct RunDirectoryTests {
         for name in ["checkpoint.safetensors.tmp", "summary.json.tmp"] {
             try FileManager.default.createSymbolicLink(atPath: out + "/" + name, withDestinationPath: victim)
         }
-        let planted = try run([runner] + Self.settings(data, steps: 20) + ["--out", out])
+        let planted = try run([runner] + Self.settings(data, steps: 220) + ["--out", out])
         #expect(planted.status == 0, "\(planted.output)")
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
         for name in ["checkpoint.safetensors", "summary.json"] {  // before, the planted links themselves
@@ -105,7 +105,7 @@ struct RunDirectoryTests {
         // silently and the run went on (with metrics.jsonl a symlink to /dev/full it even exited 0).
         let limited = try run([
             "bash", "-c", "trap '' XFSZ; ulimit -f 4; exec \"$@\"", "limited", runner,
-        ] + Self.settings(data, steps: 200) + ["--checkpoint-every", "200", "--out", work + "/limited"])
+        ] + Self.settings(data, steps: 400) + ["--checkpoint-every", "400", "--out", work + "/limited"])
         #expect(limited.status == 1, "\(limited.output)")
         #expect(limited.output.contains("limited/metrics.jsonl: write failed: File too large; stopping the run"),
                 "\(limited.output)")

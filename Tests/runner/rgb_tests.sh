@@ -59,7 +59,7 @@ if "$RGB" train --data "$D/svhn" --labels 40 --steps 60 --finetune-steps 10 --ou
 else fail "SVHN training run" "$(cat "$WORK/svhn-run.err")"; fi
 expect "eval on a CIFAR-10 checkpoint" 0 '"test_examples":100,.*"acc_student":' -- \
     "$RGB" eval --checkpoint "$WORK/cifar-run/checkpoint.safetensors" --data "$D/cifar"
-"$RGB" train --data "$D/svhn" --labels 40 --steps 10 --finetune-steps 0 --flip yes --out "$WORK/svhn-flip" --quiet >/dev/null 2>&1
+"$RGB" train --data "$D/svhn" --labels 40 --steps 21 --finetune-steps 0 --flip yes --out "$WORK/svhn-flip" --quiet >/dev/null 2>&1
 if grep -q '"flip": true' "$WORK/svhn-flip/summary.json" 2>/dev/null; then pass "--flip yes turns flips on for SVHN"
 else fail "--flip yes on SVHN: summary.json says no flips"; fi
 expect "--flip with a bad value: exit 2" 2 "--flip must be auto, yes or no, got 'maybe'" -- \

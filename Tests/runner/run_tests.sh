@@ -187,6 +187,60 @@ expect "resume with a conflicting flag: exit 1" 1 "was written with --steps 60, 
 expect "resume without a checkpoint: exit 1" 1 "no checkpoint .* to resume from" -- \
     "$RUN" train --data "$FAST" --resume --out "$WORK/empty" --quiet
 
+# ---------------------------------------------------------------- overrides that break the recipe (issue 17)
+# The fake model's recipe: student wait 20, warm-ups 20, UDA ramp 100, EMA decay 0.995 (horizon 200 steps).
+expect "recipe: --steps at the student's wait is a usage error naming the setting and the smallest --steps" 2 \
+    "--steps 20 does not fit model fake_linear's recipe .*studentWaitSteps 20 \(MPLC_STUDENT_WAIT_STEPS in model.h\) must be less than the steps, or the student never learns; use --steps 21 or more" -- \
+    "$RUN" train --data "$FAST" --steps 20 --out "$WORK/never" --quiet
+expect "recipe: --steps below the warm-ups names each, and the smallest --steps" 2 \
+    "--steps 5 .*studentWaitSteps 20 .*; teacherOptimizer warmupSteps 20 \(MPLC_TEACHER_WARMUP_STEPS in model.h\) must be at most the steps.*; studentOptimizer warmupSteps 20 .*use --steps 21 or more" -- \
+    "$RUN" train --data "$FAST" --steps 5 --out "$WORK/never" --quiet
+expect "recipe: mode supervised has no wait and no teacher: only the student's warm-up counts" 2 \
+    "--steps 19 .*studentOptimizer warmupSteps 20 .*use --steps 20 or more" -- \
+    "$RUN" train --data "$FAST" --mode supervised --steps 19 --out "$WORK/never" --quiet
+expect "recipe: mode supervised trains with --steps 20" 0 "student" -- \
+    "$RUN" train --data "$FAST" --mode supervised --steps 20 --finetune-steps 0 --labels 100 --out "$WORK/sup20" --quiet
+if [ -e "$WORK/never" ]; then fail "recipe: a refused --steps left a run directory"; else pass "recipe: a refused --steps creates no run directory"; fi
+# One warning line each for settings that train but make little sense together; none for a consistent run.
+"$RUN" train --data "$FAST" --steps 39 --finetune-steps 0 --eval-every 50 --labels 100 --out "$WORK/odd" --quiet \
+    >/dev/null 2>"$WORK/odd.err"
+want=("warning: the UDA ramp \(uda rampSteps 100\) is longer than the run's 39 steps: the UDA loss reaches only 39% of its weight"
+    "warning: the teacher's warm-up \(teacherOptimizer warmupSteps 20\) is more than half of the run's 39 steps"
+    "warning: the student's warm-up \(studentOptimizer warmupSteps 20\) is more than half of its 19 steps of the run after its wait"
+    "warning: --eval-every 50 is larger than the run's 39 steps"
+    "warning: the EMA of the student \(decay 0.995\) averages over about 200 steps, more than the student's 19 learning steps")
+missing=""
+for w in "${want[@]}"; do grep -qE "^mplc-run: $w" "$WORK/odd.err" || missing+="$w"$'\n'; done
+if [ -z "$missing" ] && [ "$(grep -c warning "$WORK/odd.err")" -eq 5 ]; then pass "recipe: five one-line warnings (UDA ramp, warm-ups, eval interval, EMA horizon), even with --quiet"
+else fail "recipe: warnings missing: $missing" "$(cat "$WORK/odd.err")"; fi
+if ! grep -q warning "$WORK/mpl.err"; then pass "recipe: a consistent run (200 steps) prints no warning"
+else fail "recipe: the 200-step run printed a warning" "$(cat "$WORK/mpl.err")"; fi
+
+# ---------------------------------------------------------------- --resume remembers the data directory (issue 17)
+# A relative --data, resumed from another directory without --data: the checkpoint's absolute path is used.
+mkdir -p "$WORK/datarel" && ln -sfn "$FAST" "$WORK/datarel/fm"
+(cd "$WORK/datarel" && "$RUN" train --data fm "${FLAGS[@]:3}" --out "$WORK/datarun" --stop-at 30 >/dev/null 2>&1)
+stored=$("$T" st-meta "$WORK/datarun/checkpoint.safetensors" data)
+if [ "$stored" = "$(cd "$FAST" && pwd -P)" ]; then pass "data: the checkpoint records the data directory, absolute ($stored)"
+else fail "data: metadata \"data\" is '$stored'"; fi
+if (cd / && "$RUN" train --resume --out "$WORK/datarun" --quiet >/dev/null 2>"$WORK/datarun.err") &&
+    cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/datarun/checkpoint.safetensors"; then
+    pass "data: --resume without --data (from another directory) continues on the run's data, bit-exact"
+else fail "data: --resume without --data" "$(cat "$WORK/datarun.err")"; fi
+"$RUN" "${FLAGS[@]}" --out "$WORK/dataother" --stop-at 30 >/dev/null 2>&1
+expect "data: --resume with another --data is refused like the other settings" 1 \
+    "was written with --data $FAST, but this command says --data $WORK/npydata-other \(drop the flag" -- \
+    "$RUN" train --resume --data "$WORK/npydata-other" --out "$WORK/dataother" --quiet
+expect "data: --resume with the same directory by another path is accepted" 0 "student" -- \
+    "$RUN" train --resume --data "$WORK/datarel/fm" --out "$WORK/dataother" --quiet
+# A checkpoint written before the data directory was recorded: --data (or its default) applies, as it did then.
+"$RUN" "${FLAGS[@]}" --out "$WORK/dataold" --stop-at 30 >/dev/null 2>&1
+"$T" st-del "$WORK/dataold/checkpoint.safetensors" data
+if "$RUN" train --resume --data "$FAST" --out "$WORK/dataold" --quiet >/dev/null 2>"$WORK/dataold.err" &&
+    cmp -s "$WORK/full/checkpoint.safetensors" "$WORK/dataold/checkpoint.safetensors"; then
+    pass "data: an older checkpoint without \"data\" resumes on --data, bit-exact"
+else fail "data: an older checkpoint without \"data\"" "$(cat "$WORK/dataold.err")"; fi
+
 # ---------------------------------------------------------------- checkpoint integrity (issue 15)
 # A checkpoint of step 30; each case damages a copy in one way and --resume (or eval) must refuse it.
 "$RUN" "${FLAGS[@]}" --out "$WORK/intact" --stop-at 30 >/dev/null 2>&1 || fail "integrity: the run to damage"
@@ -354,7 +408,7 @@ else fail "metrics.jsonl: $n_ema evaluations with acc_student_ema (want 10)" "$f
 if grep -q '^\[mpl\] .* | test@[0-9]* T [0-9.]*% S [0-9.]*% EMA [0-9.]*% |' "$WORK/mpl.err"; then pass "progress line: the EMA's accuracy"
 else fail "progress line without the EMA's accuracy" "$(tail -n 3 "$WORK/mpl.err")"; fi
 expect "result line: the EMA's accuracy (resuming the finished run prints it again)" 0 \
-    "student EMA [0-9.]+% \(before finetuning [0-9.]+%\), teacher" -- "$RUN" train --data "$FAST" --resume --out "$WORK/mpl"
+    "student EMA [0-9.]+% \(before finetuning [0-9.]+%\), teacher" -- "$RUN" train --resume --out "$WORK/mpl"
 expect "eval reports the EMA of a checkpoint that has one" 0 '"acc_student_ema":0\.[0-9]' -- \
     "$RUN" eval --checkpoint "$WORK/mpl/checkpoint.safetensors" --data "$FAST"
 

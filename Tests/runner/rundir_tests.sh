@@ -2,7 +2,7 @@
 # run_tests.sh (it uses pass, fail, expect, json_number, $WORK, $RUN, $T, $FAST).
 RD="$WORK/rundir"
 mkdir -p "$RD"
-SHORT=(train --data "$FAST" --steps 20 --finetune-steps 0 --labels 100 --eval-every 1000 --quiet) # one evaluation
+SHORT=(train --data "$FAST" --steps 21 --finetune-steps 0 --labels 100 --eval-every 1000 --quiet) # one evaluation
 
 wait_until() { # wait_until SECONDS COMMAND...: polls until COMMAND succeeds; returns 1 after SECONDS
     local end=$((SECONDS + $1))
@@ -60,7 +60,7 @@ fi
 
 # SIGINT during finetuning: exit 130, a finetuning checkpoint. A script's background jobs ignore SIGINT, and the
 # runner leaves an inherited SIG_IGN alone, so env --default-signal gives the run the default disposition.
-env --default-signal=INT "$RUN" train --data "$FAST" --steps 10 --eval-every 10 --finetune-steps 100000 \
+env --default-signal=INT "$RUN" train --data "$FAST" --steps 21 --eval-every 21 --finetune-steps 100000 \
     --checkpoint-every 100000 --labels 100 --out "$RD/ft" --quiet >/dev/null 2>"$RD/ft.err" &
 PID=$!
 if wait_until 30 has_line "$RD/ft/metrics.jsonl" '"eval"'; then
@@ -103,7 +103,7 @@ if cmp -s "$F/checkpoint.safetensors" "$RD/before/checkpoint.safetensors" && cmp
 else fail "the refused run changed the finished run's files"; fi
 # --overwrite: the old run's files go first, so none of them sits beside the new run (stopped early here).
 expect "--overwrite replaces it" 0 "stopped after step 5" -- "$RUN" "${SHORT[@]}" --out "$F" --overwrite --stop-at 5
-if [ ! -e "$F/summary.json" ] && [ "$("$T" st-meta "$F/checkpoint.safetensors" steps)" = 20 ] &&
+if [ ! -e "$F/summary.json" ] && [ "$("$T" st-meta "$F/checkpoint.safetensors" steps)" = 21 ] &&
     [ "$(grep -c . "$F/metrics.jsonl")" -lt "$(grep -c . "$RD/before/metrics.jsonl")" ]; then
     pass "--overwrite: the new run's checkpoint and metrics, no old summary.json"
 else fail "--overwrite left the old run's files" "$(ls -la "$F")"; fi
@@ -119,7 +119,7 @@ mkdir -p "$RD/cwd"
 (cd "$RD/cwd" && "$RUN" "${SHORT[@]}" >/dev/null 2>&1)
 expect "a second run without --out: goes to the default name with -2 and says so" 0 \
     "runs/fake_linear-mpl-seed0 is taken by another run; this run goes to runs/fake_linear-mpl-seed0-2" -- \
-    sh -c "cd '$RD/cwd' && '$RUN' train --data '$FAST' --steps 20 --finetune-steps 0 --labels 100 --eval-every 1000"
+    sh -c "cd '$RD/cwd' && '$RUN' train --data '$FAST' --steps 21 --finetune-steps 0 --labels 100 --eval-every 1000"
 (cd "$RD/cwd" && { "$RUN" "${SHORT[@]}" --steps 300 >/dev/null 2>&1 & "$RUN" "${SHORT[@]}" --steps 300 >/dev/null 2>&1; wait; })
 if [ -f "$RD/cwd/runs/fake_linear-mpl-seed0/summary.json" ] && [ -f "$RD/cwd/runs/fake_linear-mpl-seed0-2/summary.json" ] &&
     [ -f "$RD/cwd/runs/fake_linear-mpl-seed0-3/summary.json" ] && [ -f "$RD/cwd/runs/fake_linear-mpl-seed0-4/summary.json" ]; then
