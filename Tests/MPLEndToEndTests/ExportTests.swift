@@ -359,23 +359,9 @@ extension ExportTests {
         // An image of another size is refused, naming the file and both sizes.
         let wrong = program.directory + "/wrong.png"
         try Data(png(grey: [UInt8](repeating: 0, count: 27 * 28), width: 27, height: 28)).write(to: URL(fileURLWithPath: wrong))
-        let refused = try runAllowingFailure([output, wrong])
+        let refused = try runCommand([output, wrong])
         #expect(refused.status == 1 && refused.output.contains("\(wrong): the image is 27x28, the model reads 28x28"),
                 "\(refused.output)")
-    }
-
-    /// Runs a command; never throws on a non-zero exit.
-    func runAllowingFailure(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
     }
 }
 

@@ -15,8 +15,10 @@ struct CommandFailure: Error, CustomStringConvertible {
 }
 
 /// Runs a command and returns its output; throws with the output when it exits non-zero.
-@discardableResult
-func shell(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> String {
+/// Runs a command with stdout and stderr merged; never throws on a non-zero exit.
+func runCommand(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws
+    -> (status: Int32, output: String)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -28,8 +30,15 @@ func shell(_ arguments: [String], directory: String? = nil, environment: [String
     try process.run()
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailure(description: "\(arguments.joined(separator: " ")) exited \(process.terminationStatus):\n\(output)")
+    return (process.terminationStatus, output)
+}
+
+/// Runs a command; throws with its output when it exits non-zero.
+@discardableResult
+func shell(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> String {
+    let (status, output) = try runCommand(arguments, directory: directory, environment: environment)
+    guard status == 0 else {
+        throw CommandFailure(description: "\(arguments.joined(separator: " ")) exited \(status):\n\(output)")
     }
     return output
 }
