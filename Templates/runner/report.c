@@ -39,6 +39,13 @@ int metrics_open(Trainer *T, long keep_bytes, Err *e) {
         close(fd);
         return err_set(e, "%s: not a regular file", path);
     }
+    /* O_NOFOLLOW stops symlinks, not hard links: a second name for the file (planted, or another run's) would
+     * let this run truncate and append to a file that is not only its own. */
+    if (st.st_nlink != 1) {
+        close(fd);
+        return err_set(e, "%s: has %ld names (hard links); a run writes only a file of its own", path,
+                       (long)st.st_nlink);
+    }
     /* Drop the lines written after the checkpoint, so that the file ends up as if the run had never been
      * interrupted. */
     if (st.st_size < keep_bytes)

@@ -144,6 +144,15 @@ ln -sf /dev/full "$RD/full/metrics.jsonl"
 expect "resume with metrics.jsonl a symlink to /dev/full: exit 1" 1 \
     "full/metrics.jsonl: cannot open for writing: it is a symbolic link" -- \
     "$RUN" train --data "$FAST" --resume --out "$RD/full" --quiet
+# Nor through a hard link: a second name planted for metrics.jsonl (another file's contents) stays untouched.
+"$RUN" "${SHORT[@]}" --out "$RD/linked" --stop-at 10 >/dev/null 2>&1
+cp "$RD/linked/metrics.jsonl" "$RD/linked-victim" && ln -f "$RD/linked-victim" "$RD/linked/metrics.jsonl"
+echo "precious" >>"$RD/linked-victim"
+expect "resume with metrics.jsonl hard-linked to another file: exit 1" 1 \
+    "linked/metrics.jsonl: has 2 names \(hard links\); a run writes only a file of its own" -- \
+    "$RUN" train --data "$FAST" --resume --out "$RD/linked" --quiet
+if [ "$(tail -n 1 "$RD/linked-victim")" = precious ]; then pass "the hard-linked file is not truncated or appended to"
+else fail "the hard-linked file was written" "$(tail -n 3 "$RD/linked-victim")"; fi
 
 # A directory that cannot be written is found before the first step, not at the first checkpoint. As root,
 # permissions are enforced by dropping the capabilities that bypass them.
