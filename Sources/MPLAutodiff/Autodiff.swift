@@ -75,6 +75,8 @@ public enum Autodiff {
             case .neg: return g.neg(tx)
             case .exp: return g.mul(y, tx)
             case .log: return g.div(tx, x)
+            // d√x = dx / (2√x)
+            case .sqrt: return g.div(tx, g.scale(y, 2))
             case .tanh: return g.mul(g.sub(g.constant(1, shape), g.mul(y, y)), tx)
             case .sigmoid: return g.mul(g.mul(y, g.sub(g.constant(1, shape), y)), tx)
             case .relu: return g.mul(g.unary(.step, x), tx)
@@ -140,6 +142,7 @@ public enum Autodiff {
             case .neg: return [(x, g.neg(c))]
             case .exp: return [(x, g.mul(c, y))]
             case .log: return [(x, g.div(c, x))]
+            case .sqrt: return [(x, g.div(c, g.scale(y, 2)))]
             case .tanh: return [(x, g.mul(c, g.sub(g.constant(1, shape), g.mul(y, y))))]
             case .sigmoid: return [(x, g.mul(c, g.mul(y, g.sub(g.constant(1, shape), y))))]
             case .relu: return [(x, g.mul(c, g.unary(.step, x)))]

@@ -18,7 +18,13 @@ enum ReferenceSpec {
         case .soft(let t): (pseudo, temperature) = ("soft", t)
         }
         func optimizer(_ o: Optimizer) -> String {
-            "{\"momentum\": \(o.momentum), \"nesterov\": \(o.nesterov), \"weight_decay\": \(o.weightDecay)}"
+            switch o.rule {
+            case .sgd(let s):
+                return "{\"momentum\": \(s.momentum), \"nesterov\": \(s.nesterov), \"weight_decay\": \(s.weightDecay)}"
+            case .adam(let a):
+                return "{\"optimizer\": \"\(o.name.lowercased())\", \"beta1\": \(a.beta1), \"beta2\": \(a.beta2), "
+                    + "\"epsilon\": \(a.epsilon), \"weight_decay\": \(a.weightDecay)}"
+            }
         }
         return """
             {

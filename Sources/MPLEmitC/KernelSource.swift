@@ -377,6 +377,7 @@ private struct KernelBodyWriter {
         case .neg: return "-\(x)"
         case .exp: return "expf(\(x))"
         case .log: return "logf(\(x))"
+        case .sqrt: return "sqrtf(\(x))"
         case .tanh: return "tanhf(\(x))"
         case .sigmoid: return "1.0f / (1.0f + expf(-\(x)))"
         case .relu: return "\(x) > 0.0f ? \(x) : 0.0f"

@@ -237,37 +237,59 @@ struct RecipeReader {
         return finetune
     }
 
+    /// `SGD(...)`, `Adam(...)` or `AdamW(...)`; a partial argument list overrides only what it names.
     private mutating func optimizer(_ expression: ExprSyntax, setting: SettingName) -> Optimizer? {
-        guard let call = Call(expression), call.name == "SGD" else {
+        guard let call = Call(expression), let initial = Optimizer.defaults(named: call.name) else {
             diagnostics.error(
-                .wrongType, "\(setting.rawValue) must be SGD(...); got `\(expression.snippet)`", at: expression)
+                .wrongType, "\(setting.rawValue) must be SGD(...), Adam(...) or AdamW(...); got `\(expression.snippet)`",
+                at: expression)
             return nil
         }
         let hasBlock = call.rejectBlocks(diagnostics)
+        let ruleParameters: [String]
+        switch initial.rule {
+        case .sgd: ruleParameters = ["momentum", "nesterov", "weightDecay"]
+        case .adam: ruleParameters = ["beta1", "beta2", "epsilon", "weightDecay"]
+        }
         let arguments = Arguments(
             call.arguments,
-            parameters: [
-                .labeled("learningRate"), .labeled("momentum"), .labeled("nesterov"), .labeled("weightDecay"),
-                .labeled("warmupSteps"), .labeled("cosineDecay"),
-            ],
-            callee: "SGD", subject: setting.rawValue, at: call.syntax, diagnostics: diagnostics)
+            parameters: (["learningRate"] + ruleParameters + ["warmupSteps", "cosineDecay"]).map { .labeled($0) },
+            callee: call.name, subject: setting.rawValue, at: call.syntax, diagnostics: diagnostics)
         written["\(setting.rawValue).warmupSteps"] = arguments["warmupSteps"]
-        var optimizer = Optimizer()
+        var optimizer = initial
         let learningRate = arguments.real("learningRate", in: .positive, default: optimizer.learningRate)
-        let momentum = arguments.real("momentum", in: .fraction, default: optimizer.momentum)
-        let nesterov = arguments.boolean("nesterov", default: optimizer.nesterov)
-        let weightDecay = arguments.real("weightDecay", in: .nonNegative, default: optimizer.weightDecay)
         let warmupSteps = arguments.integer("warmupSteps", in: .count, default: optimizer.warmupSteps)
         let cosineDecay = arguments.boolean("cosineDecay", default: optimizer.cosineDecay)
-        guard !hasBlock, arguments.isComplete, let learningRate, let momentum, let nesterov, let weightDecay,
-            let warmupSteps, let cosineDecay
+        let rule: UpdateRule?
+        switch initial.rule {
+        case .sgd(var sgd):
+            let momentum = arguments.real("momentum", in: .fraction, default: sgd.momentum)
+            let nesterov = arguments.boolean("nesterov", default: sgd.nesterov)
+            let weightDecay = arguments.real("weightDecay", in: .nonNegative, default: sgd.weightDecay)
+            if let momentum, let nesterov, let weightDecay {
+                (sgd.momentum, sgd.nesterov, sgd.weightDecay) = (momentum, nesterov, weightDecay)
+                rule = .sgd(sgd)
+            } else {
+                rule = nil
+            }
+        case .adam(var adam):
+            let beta1 = arguments.real("beta1", in: .fraction, default: adam.beta1)
+            let beta2 = arguments.real("beta2", in: .fraction, default: adam.beta2)
+            let epsilon = arguments.real("epsilon", in: .positive, default: adam.epsilon)
+            let weightDecay = arguments.real("weightDecay", in: .nonNegative, default: adam.weightDecay)
+            if let beta1, let beta2, let epsilon, let weightDecay {
+                (adam.beta1, adam.beta2, adam.epsilon, adam.weightDecay) = (beta1, beta2, epsilon, weightDecay)
+                rule = .adam(adam)
+            } else {
+                rule = nil
+            }
+        }
+        guard !hasBlock, arguments.isComplete, let learningRate, let warmupSteps, let cosineDecay, let rule
         else { return nil }
         optimizer.learningRate = learningRate
-        optimizer.momentum = momentum
-        optimizer.nesterov = nesterov
-        optimizer.weightDecay = weightDecay
         optimizer.warmupSteps = warmupSteps
         optimizer.cosineDecay = cosineDecay
+        optimizer.rule = rule
         return optimizer
     }
 

@@ -34,7 +34,7 @@ public struct Value: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 public enum UnaryOp: String, Sendable, CaseIterable {
-    case neg, exp, log, tanh, sigmoid, relu
+    case neg, exp, log, sqrt, tanh, sigmoid, relu
     /// 1 where x > 0, else 0. Piecewise constant: its derivative is zero.
     case step
 }

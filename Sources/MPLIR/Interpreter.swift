@@ -193,6 +193,7 @@ public enum Interpreter {
         case .neg: return -x
         case .exp: return Foundation.exp(x)
         case .log: return Foundation.log(x)
+        case .sqrt: return x.squareRoot()
         case .tanh: return Foundation.tanh(x)
         case .sigmoid: return 1 / (1 + Foundation.exp(-x))
         case .relu: return Swift.max(x, 0)

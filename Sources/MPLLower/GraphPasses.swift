@@ -259,6 +259,7 @@ func fold(_ u: UnaryOp, _ x: Double) -> Double {
     case .neg: return -x
     case .exp: return exp(x)
     case .log: return log(x)
+    case .sqrt: return x.squareRoot()
     case .tanh: return tanh(x)
     case .sigmoid: return 1 / (1 + exp(-x))
     case .relu: return max(x, 0)

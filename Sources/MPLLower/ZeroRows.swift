@@ -241,7 +241,7 @@ private struct ZeroRowRewriter {
 
     private func keepsZero(_ u: UnaryOp) -> Bool {
         switch u {
-        case .neg, .relu, .tanh, .step: return true
+        case .neg, .relu, .tanh, .step, .sqrt: return true
         case .exp, .log, .sigmoid: return false
         }
     }

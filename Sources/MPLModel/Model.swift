@@ -286,18 +286,62 @@ public enum Initialization: Equatable, Sendable {
     case uniform(Double)
 }
 
+/// An optimiser: a learning-rate schedule (the runner's, the same for every rule) and an update rule.
 public struct Optimizer: Equatable, Sendable {
     public var learningRate: Double = 0.05
-    public var momentum: Double = 0.9
-    public var nesterov: Bool = true
-    public var weightDecay: Double = 5e-4
     public var warmupSteps: Int = 5000
     /// Cosine decay from the peak to zero at the end of training, after warm-up.
     public var cosineDecay: Bool = true
+    public var rule: UpdateRule = .sgd(SGD())
     public init() {}
 
-    /// The factor η_eff/η of MPL.md: how much of the raw gradient one step applies.
-    public var effectiveStepFactor: Double { nesterov ? 1 + momentum : 1 }
+    /// The optimiser a model file's `SGD()`, `Adam()` or `AdamW()` means before its arguments; nil for other names.
+    public static func defaults(named name: String) -> Optimizer? {
+        var optimizer = Optimizer()
+        switch name {
+        case "SGD": return optimizer
+        case "Adam", "AdamW":
+            var adam = Adam()
+            if name == "AdamW" { (adam.decoupled, adam.weightDecay) = (true, 0.01) }
+            optimizer.learningRate = 1e-3
+            optimizer.rule = .adam(adam)
+            return optimizer
+        default: return nil
+        }
+    }
+
+    /// The name a model file writes it with.
+    public var name: String {
+        switch rule {
+        case .sgd: return "SGD"
+        case .adam(let adam): return adam.decoupled ? "AdamW" : "Adam"
+        }
+    }
+}
+
+/// How an optimiser turns gradients into a step; MPLStep's Optimizers.swift builds each as graph equations.
+public enum UpdateRule: Equatable, Sendable {
+    case sgd(SGD)
+    case adam(Adam)
+}
+
+/// SGD with heavy-ball or Nesterov momentum and L2 weight decay on weights (docs/STEP.md, step 6).
+public struct SGD: Equatable, Sendable {
+    public var momentum: Double = 0.9
+    public var nesterov: Bool = true
+    public var weightDecay: Double = 5e-4
+    public init() {}
+}
+
+/// Adam (Kingma & Ba) with bias correction; AdamW when the weight decay is decoupled (Loshchilov & Hutter).
+public struct Adam: Equatable, Sendable {
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var epsilon: Double = 1e-8
+    /// On weights only. Adam adds weightDecay·θ to the gradient (L2); AdamW subtracts lr·weightDecay·θ from θ.
+    public var weightDecay: Double = 0
+    public var decoupled: Bool = false
+    public init() {}
 }
 
 public struct UDASettings: Equatable, Sendable {

@@ -11,11 +11,24 @@ extension Recipe {
         func number<Value: Equatable & CustomStringConvertible>(_ name: String, _ value: Value, _ initial: Value) {
             add(name, value, initial, value.description)
         }
-        func optimizer(_ name: String, _ o: Optimizer, _ i: Optimizer) {
+        /// Adam and AdamW say which they are; SGD, the default, needs no line. Defaults are those of the same rule.
+        func optimizer(_ name: String, _ o: Optimizer, _ recipeDefault: Optimizer) {
+            let i = Optimizer.defaults(named: o.name) ?? recipeDefault
+            if o.name != recipeDefault.name { lines.append("\(name) \(o.name)") }
             number("\(name).learningRate", o.learningRate, i.learningRate)
-            number("\(name).momentum", o.momentum, i.momentum)
-            number("\(name).nesterov", o.nesterov, i.nesterov)
-            number("\(name).weightDecay", o.weightDecay, i.weightDecay)
+            switch (o.rule, i.rule) {
+            case (.sgd(let r), .sgd(let d)):
+                number("\(name).momentum", r.momentum, d.momentum)
+                number("\(name).nesterov", r.nesterov, d.nesterov)
+                number("\(name).weightDecay", r.weightDecay, d.weightDecay)
+            case (.adam(let r), .adam(let d)):
+                number("\(name).beta1", r.beta1, d.beta1)
+                number("\(name).beta2", r.beta2, d.beta2)
+                number("\(name).epsilon", r.epsilon, d.epsilon)
+                number("\(name).weightDecay", r.weightDecay, d.weightDecay)
+            default:
+                preconditionFailure("Optimizer.defaults(named:) returns the same rule")
+            }
             number("\(name).warmupSteps", o.warmupSteps, i.warmupSteps)
             number("\(name).cosineDecay", o.cosineDecay, i.cosineDecay)
         }

@@ -34,6 +34,14 @@ extension StepBuilder {
             ("label_smoothing", cDouble(model.recipe.labelSmoothing)),
         ]
         if case .soft(let temperature) = model.recipe.pseudoLabels { summary.append(("soft_temperature", cDouble(temperature))) }
+        for (network, optimizer) in [("teacher", model.recipe.teacherOptimizer), ("student", model.recipe.studentOptimizer)] {
+            if case .adam(let a) = optimizer.rule {
+                summary += [
+                    ("\(network)_optimizer", optimizer.name.lowercased()), ("\(network)_beta2", cDouble(a.beta2)),
+                    ("\(network)_epsilon", cDouble(a.epsilon)),
+                ]
+            }
+        }
         let text = summary.map { $0.0 + "=" + $0.1 }.joined(separator: ";")
         return facts + recipe + [("MPLC_RECIPE", .string(text))]
     }
@@ -48,9 +56,15 @@ extension StepBuilder {
             ("MPLC_STUDENT_WAIT_STEPS", int(recipe.studentWaitSteps)),
         ]
         for (prefix, optimizer) in [("MPLC_TEACHER", recipe.teacherOptimizer), ("MPLC_STUDENT", recipe.studentOptimizer)] {
+            // Adam's β1 is its momentum; its β2 and ε are compiled into the step (the MPLC_RECIPE tail names them).
+            let (momentum, nesterov, weightDecay): (Double, Bool, Double)
+            switch optimizer.rule {
+            case .sgd(let s): (momentum, nesterov, weightDecay) = (s.momentum, s.nesterov, s.weightDecay)
+            case .adam(let a): (momentum, nesterov, weightDecay) = (a.beta1, false, a.weightDecay)
+            }
             list += [
-                (prefix + "_LR", double(optimizer.learningRate)), (prefix + "_MOMENTUM", double(optimizer.momentum)),
-                (prefix + "_NESTEROV", int(optimizer.nesterov ? 1 : 0)), (prefix + "_WEIGHT_DECAY", double(optimizer.weightDecay)),
+                (prefix + "_LR", double(optimizer.learningRate)), (prefix + "_MOMENTUM", double(momentum)),
+                (prefix + "_NESTEROV", int(nesterov ? 1 : 0)), (prefix + "_WEIGHT_DECAY", double(weightDecay)),
                 (prefix + "_WARMUP_STEPS", int(optimizer.warmupSteps)), (prefix + "_COSINE", int(optimizer.cosineDecay ? 1 : 0)),
             ]
         }

@@ -5,28 +5,6 @@ import MPLAutodiff
 import MPLIR
 import MPLModel
 
-/// One optimiser step for a set of tensors: SGD with momentum, Nesterov and decoupled-from-bias weight decay.
-struct SGDUpdate {
-    var settings: Optimizer
-    /// The new parameters and momenta, by the names of the tensors they replace.
-    var results: [(name: String, value: Value)] = []
-
-    mutating func apply(_ g: inout Graph, parameters: [TensorInfo], momentumPrefix: String, parameterPrefix: String,
-                        gradients: [Value], learningRate: Value) {
-        for (info, gradient) in zip(parameters, gradients) {
-            let theta = g.input(named: info.name)!
-            let momentumName = momentumPrefix + info.name.dropFirst(parameterPrefix.count)
-            let velocity = g.input(named: momentumName) ?? g.input(momentumName, info.shape)
-            let decayed = info.isWeight && settings.weightDecay > 0 ? g.add(gradient, g.scale(theta, settings.weightDecay)) : gradient
-            let newVelocity = g.add(g.scale(velocity, settings.momentum), decayed)
-            let direction = settings.nesterov ? g.add(decayed, g.scale(newVelocity, settings.momentum)) : newVelocity
-            let newTheta = g.sub(theta, g.scale(direction, by: learningRate))
-            results.append((info.name, newTheta))
-            results.append((momentumName, newVelocity))
-        }
-    }
-}
-
 public struct StepBuilder {
     public let model: Model
     let teacher: NetworkParameters
@@ -43,11 +21,11 @@ public struct StepBuilder {
         student = NetworkParameters(network: model.student, prefix: "student", input: inputShape)
     }
 
-    /// The state arena in order: teacher, student, teacher momentum, student momentum, then the BatchNorm
-    /// running averages of teacher and student.
+    /// The state arena in order: teacher, student, the teacher's and the student's optimiser state, then the
+    /// BatchNorm running averages of teacher and student.
     public var stateTable: [TensorInfo] {
-        teacher.infos + student.infos + teacher.renamed(to: "teacher_momentum") + student.renamed(to: "student_momentum")
-            + teacher.statistics + student.statistics
+        let optimizerState = model.recipe.teacherOptimizer.rule.state(of: teacher) + model.recipe.studentOptimizer.rule.state(of: student)
+        return teacher.infos + student.infos + optimizerState + teacher.statistics + student.statistics
     }
 
     // MARK: - The MPL step
@@ -103,10 +81,8 @@ public struct StepBuilder {
         let gu = Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues)
 
         // 6. Student update.
-        var studentUpdate = SGDUpdate(settings: recipe.studentOptimizer)
-        studentUpdate.apply(&g, parameters: student.infos, momentumPrefix: "student_momentum", parameterPrefix: "student",
-                            gradients: gu, learningRate: lrStudent)
-        let etaEff = g.scale(lrStudent, recipe.studentOptimizer.effectiveStepFactor)
+        var studentUpdate = recipe.studentOptimizer.rule.update(&g, network: student, gradients: gu, learningRate: lrStudent)
+        let etaEff = studentUpdate.scale(&g)
 
         // 7. The updated student's labeled loss and its gradient g_l.
         let updated = Dictionary(uniqueKeysWithValues: studentUpdate.results.filter { $0.name.hasPrefix("student/") })
@@ -116,9 +92,10 @@ public struct StepBuilder {
         let gl = Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! })
             .map { g.append(.stopGradient($0)) }
 
-        // 8. Feedback and the teacher's objective.
-        var dotProduct = g.dot(gl[0], gu[0])
-        for (a, b) in zip(gl, gu).dropFirst() { dotProduct = g.add(dotProduct, g.dot(a, b)) }
+        // 8. Feedback and the teacher's objective. The student's step depends on g_u as θ − θ' = η_eff·D(g_u).
+        let firstOrder = studentUpdate.firstOrder(&g)
+        var dotProduct = g.dot(gl[0], firstOrder[0])
+        for (a, b) in zip(gl, firstOrder).dropFirst() { dotProduct = g.add(dotProduct, g.dot(a, b)) }
         let hDot = g.mul(etaEff, dotProduct)
         var objective = g.add(lossSup, g.mul(udaWeight, lossUDA))
         let h: Value
@@ -137,16 +114,16 @@ public struct StepBuilder {
             objective = g.add(objective, g.mul(feedbackScale, reinforce))
         case .soft:
             h = hDot
-            // F(θ_T) = ⟨g_l, ∇_θS L_u⟩ is the JVP of L_u in θ_S along g_l; its θ_T-gradient is the meta-gradient.
-            let f = Autodiff.jvp(&g, outputs: [lossStudentU], wrt: studentValues, tangents: gl)[0]
+            // F(θ_T) = ⟨w, ∇_θS L_u⟩ with w = (∂D/∂g_u)ᵀ·g_l (g_l itself for SGD) is the JVP of L_u in θ_S along w;
+            // its θ_T-gradient is the meta-gradient.
+            let tangents = studentUpdate.transposedJacobian(&g, times: gl)
+            let f = Autodiff.jvp(&g, outputs: [lossStudentU], wrt: studentValues, tangents: tangents)[0]
             objective = g.sub(objective, g.mul(feedbackScale, g.mul(etaEff, f)))
         }
 
         // 9. Teacher gradient and update.
         let gT = Autodiff.vjp(&g, output: objective, wrt: teacher.infos.map { thetaT[$0.name]! })
-        var teacherUpdate = SGDUpdate(settings: recipe.teacherOptimizer)
-        teacherUpdate.apply(&g, parameters: teacher.infos, momentumPrefix: "teacher_momentum", parameterPrefix: "teacher",
-                            gradients: gT, learningRate: lrTeacher)
+        let teacherUpdate = recipe.teacherOptimizer.rule.update(&g, network: teacher, gradients: gT, learningRate: lrTeacher)
 
         g.results = [("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
                      ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h)]
@@ -191,9 +168,7 @@ public struct StepBuilder {
                                pass: .training("sup", updatingAverages: true), effects: &effects)
         let loss = g.crossEntropy(targets: y, logits: logits)
         let grads = Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! })
-        var update = SGDUpdate(settings: model.recipe.studentOptimizer)
-        update.apply(&g, parameters: student.infos, momentumPrefix: "student_momentum", parameterPrefix: "student",
-                     gradients: grads, learningRate: lr)
+        let update = model.recipe.studentOptimizer.rule.update(&g, network: student, gradients: grads, learningRate: lr)
         let stateResults = update.results + effects.averages
         g.results = [("loss", loss)] + stateResults
         return entryPoint(name: "mplc_supervised_step", table: "supervised", graph: g, masks: effects.masks,

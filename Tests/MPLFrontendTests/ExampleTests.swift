@@ -56,7 +56,7 @@ import Testing
         #expect(recipe.unlabeledRatio == 7)
         #expect(recipe.pseudoLabels == .hardArgmax)
         #expect(recipe.uda.temperature == 0.7 && recipe.uda.threshold == 0.6 && recipe.uda.weight == 8)
-        #expect(recipe.teacherOptimizer.learningRate == 0.05 && recipe.teacherOptimizer.nesterov)
+        #expect(recipe.teacherOptimizer.learningRate == 0.05 && recipe.teacherOptimizer.rule == .sgd(SGD()))
         #expect(recipe.teacherOptimizer.warmupSteps == 5000 && recipe.teacherOptimizer.cosineDecay)
         #expect(recipe.steps == 300_000 && recipe.studentWaitSteps == 3000)
         #expect(recipe.finetune.learningRate == 1e-5 && recipe.finetune.batch == 512)

@@ -59,9 +59,9 @@ import Testing
         #expect(recipe.finetune.momentum == 0)
         var student = Optimizer()
         student.learningRate = 0.1
-        student.momentum = 0
-        student.nesterov = false
-        student.weightDecay = 0
+        var sgd = SGD()
+        (sgd.momentum, sgd.nesterov, sgd.weightDecay) = (0, false, 0)
+        student.rule = .sgd(sgd)
         student.warmupSteps = 0
         student.cosineDecay = false
         #expect(recipe.studentOptimizer == student)

@@ -24,8 +24,8 @@ let differentiableOps: [OpCase] = {
     var cases: [OpCase] = []
     for u in UnaryOp.allCases where u != .step {
         cases.append(OpCase(name: u.rawValue, inputs: [("x", Shape([3, 4]))]) { g, x in
-            // log needs a positive operand; exp(x) keeps every other op's input in a mild range too.
-            g.unary(u, u == .log ? g.unary(.exp, x[0]) : x[0])
+            // log and sqrt need a positive operand; exp(x) keeps every other op's input in a mild range too.
+            g.unary(u, u == .log || u == .sqrt ? g.unary(.exp, x[0]) : x[0])
         })
     }
     for b in BinaryOp.allCases where b != .greaterEqual {

@@ -15,7 +15,9 @@ enum TinyModels {
         r.feedback = feedback
         r.labelSmoothing = 0.1
         r.uda.threshold = 0.3
-        r.studentOptimizer.nesterov = nesterov
+        var sgd = SGD()
+        sgd.nesterov = nesterov
+        r.studentOptimizer.rule = .sgd(sgd)
         r.finetune.batch = 4
         r.evalBatch = 5
         return r
@@ -69,6 +71,16 @@ enum TinyModels {
         return model
     }
 
+    /// The student trained by Adam, or AdamW. β2 and ε far from their defaults make the step's dependence on the
+    /// second moment strong enough for the finite-difference checks to see it.
+    static func adamStudent(_ model: Model, decoupled: Bool = false) -> Model {
+        var model = model
+        var adam = Adam()
+        (adam.beta1, adam.beta2, adam.epsilon, adam.weightDecay, adam.decoupled) = (0.8, 0.5, 1e-3, 0.05, decoupled)
+        model.recipe.studentOptimizer.rule = .adam(adam)
+        return model
+    }
+
     /// Random state and batch for `entry`, keyed by input name, with the given scalars.
     static func inputs(for entry: EntryPoint, seed: UInt64, scalars: [String: Double]) -> [String: [Double]] {
         var rng = SplitMix64(seed: seed)
@@ -82,6 +94,10 @@ enum TinyModels {
                 env[name] = (0..<count).map { $0 % classes == ($0 / classes) % classes ? 1 : 0 }
             } else if name == "uniform" {
                 env[name] = rng.vector(count, in: 0...1)
+            } else if name.hasSuffix("_correction") {
+                env[name] = [0.5]  // Adam's 1 − β^t, as after a few steps
+            } else if name.contains("_momentum/v/") {
+                env[name] = rng.vector(count, in: 0...0.8)  // Adam's second moments are not negative
             } else {
                 env[name] = rng.vector(count, in: -0.8...0.8)
             }
@@ -96,9 +112,9 @@ struct MetaGradientTests {
     /// θ'_T(f=0) − θ'_T(f=1) = lr_T · g_T^mpl, where f is the feedback scale.
     func metaGradient(_ model: Model, seed: UInt64) throws -> (step: EntryPoint, env: [String: [Double]], gradient: [String: [Double]]) {
         var model = model
-        model.recipe.teacherOptimizer.momentum = 0
-        model.recipe.teacherOptimizer.nesterov = false
-        model.recipe.teacherOptimizer.weightDecay = 0
+        var plain = SGD()
+        (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
+        model.recipe.teacherOptimizer.rule = .sgd(plain)
         let builder = StepBuilder(model: model)
         let step = builder.mplStep()
         #expect(step.graph.verify().isEmpty)
@@ -128,7 +144,10 @@ struct MetaGradientTests {
 
     @Test("Soft labels: the meta-gradient equals finite differences of the unrolled objective (fixes the sign)",
           arguments: [TinyModels.mlp(.soft(temperature: 1.5)), TinyModels.cnn(.soft(temperature: 1)),
-                      TinyModels.residual(.soft(temperature: 1)), TinyModels.reduced(.soft(temperature: 1))])
+                      TinyModels.residual(.soft(temperature: 1)), TinyModels.reduced(.soft(temperature: 1)),
+                      TinyModels.adamStudent(TinyModels.mlp(.soft(temperature: 1.5))),
+                      TinyModels.adamStudent(TinyModels.cnn(.soft(temperature: 1)), decoupled: true),
+                      TinyModels.adamStudent(TinyModels.residual(.soft(temperature: 1)))])
     func softExact(model: Model) throws {
         for seed: UInt64 in [1, 2, 3] {
             let (step, env, gradient) = try metaGradient(model, seed: seed)
@@ -149,7 +168,9 @@ struct MetaGradientTests {
         for seed: UInt64 in [1, 2, 3, 4] {
             // The loss difference sees the whole step; h sees only g_u: no momentum or decay, so they match to first order.
             var model = TinyModels.mlp(.hardArgmax, nesterov: false)
-            model.recipe.studentOptimizer.weightDecay = 0
+            var sgd = SGD()
+            (sgd.nesterov, sgd.weightDecay) = (false, 0)
+            model.recipe.studentOptimizer.rule = .sgd(sgd)
             func batch(_ entry: EntryPoint) -> [String: [Double]] {
                 TinyModels.inputs(for: entry, seed: seed, scalars: scalars).reduce(into: [:]) { env, item in
                     env[item.key] = item.key.hasPrefix("student_momentum") ? item.value.map { _ in 0 } : item.value
@@ -166,5 +187,102 @@ struct MetaGradientTests {
             // First-order Taylor: they agree to O(η²).
             #expect(abs(hDot - hDiff) <= 0.05 * abs(hDiff), "seed \(seed): dot \(hDot), old − new \(hDiff)")
         }
+    }
+
+    @Test("Hard labels with Adam: h = lr·⟨g_l, P ⊙ g_u⟩ is old − new to first order (the error shrinks with lr)")
+    func hardDotProductAdam() throws {
+        // With m = 0 and no weight decay (h leaves out what does not depend on g_u) the whole step is lr·P ⊙ g_u,
+        // so h and the loss difference agree up to O(lr²): their relative difference falls like lr. v random (a
+        // preconditioner far from 1), or all state zero (the first step, where P ⊙ g_u ≈ sign(g_u)).
+        var model = TinyModels.adamStudent(TinyModels.mlp(.hardArgmax))
+        guard case .adam(var adam) = model.recipe.studentOptimizer.rule else { return }
+        adam.weightDecay = 0
+        model.recipe.studentOptimizer.rule = .adam(adam)
+        var differenceModel = model
+        differenceModel.recipe.feedback = .lossDifference
+        let dot = StepBuilder(model: model).mplStep()
+        let difference = StepBuilder(model: differenceModel).mplStep()
+        for seed: UInt64 in [1, 2, 3, 4] {
+            for firstStep in [false, true] {
+                func relativeError(lr: Double) throws -> Double {
+                    func h(_ entry: EntryPoint) throws -> Double {
+                        let scalars = ["lr_teacher": 0.1, "lr_student": lr, "uda_weight": 1, "feedback_scale": 1]
+                        let env = TinyModels.inputs(for: entry, seed: seed, scalars: scalars).reduce(into: [String: [Double]]()) { env, item in
+                            let zero = item.key.hasPrefix("student_momentum/m/") || (firstStep && item.key.hasPrefix("student_momentum"))
+                            env[item.key] = zero ? item.value.map { _ in 0 } : item.value
+                        }
+                        return try Interpreter.results(entry.graph, inputs: env)["h"]![0]
+                    }
+                    let hDot = try h(dot), hDiff = try h(difference)
+                    #expect(hDot != 0 && (hDot > 0) == (hDiff > 0), "seed \(seed): dot \(hDot), old − new \(hDiff)")
+                    return abs(hDot - hDiff) / abs(hDiff)
+                }
+                let coarse = try relativeError(lr: 1e-3), fine = try relativeError(lr: 1e-5)
+                print("seed \(seed) first step \(firstStep): relative error \(coarse) at lr 1e-3, \(fine) at lr 1e-5")
+                #expect(fine <= 0.02 * coarse + 1e-9 && fine <= 1e-2, "seed \(seed) first step \(firstStep): \(coarse), \(fine)")
+            }
+        }
+    }
+}
+
+@Suite("Optimisers: each rule's update, in Double")
+struct OptimizerTests {
+    /// The supervised step's gradient, recovered from plain SGD (θ − θ' = lr·g), and Adam's step from the same
+    /// state and batch, against Adam's formulas written out per number.
+    @Test("Adam and AdamW take the textbook step (bias correction, ε, decay on weights only)", arguments: [false, true])
+    func adamStep(decoupled: Bool) throws {
+        let model = TinyModels.adamStudent(TinyModels.mlp(.hardArgmax), decoupled: decoupled)
+        guard case .adam(let a) = model.recipe.studentOptimizer.rule else { return }
+        let adamStep = StepBuilder(model: model).supervisedStep()
+        #expect(adamStep.graph.verify().isEmpty)
+        let lr = 0.3
+        let env = TinyModels.inputs(for: adamStep, seed: 5, scalars: ["lr": lr])
+        let after = try Interpreter.results(adamStep.graph, inputs: env)
+
+        var plain = model
+        var sgd = SGD()
+        (sgd.momentum, sgd.nesterov, sgd.weightDecay) = (0, false, 0)
+        plain.recipe.studentOptimizer.rule = .sgd(sgd)
+        let sgdStep = StepBuilder(model: plain).supervisedStep()
+        var sgdEnv = env
+        for (name, value) in sgdStep.graph.inputs where sgdEnv[name] == nil {
+            sgdEnv[name] = Array(repeating: 0, count: sgdStep.graph.shape(of: value).count)
+        }
+        let sgdAfter = try Interpreter.results(sgdStep.graph, inputs: sgdEnv)
+
+        let c1 = a.beta1 * env["student_momentum/m_correction"]![0] + 1 - a.beta1
+        let c2 = a.beta2 * env["student_momentum/v_correction"]![0] + 1 - a.beta2
+        #expect(abs(after["student_momentum/m_correction"]![0] - c1) <= 1e-15)
+        #expect(abs(after["student_momentum/v_correction"]![0] - c2) <= 1e-15)
+        let builder = StepBuilder(model: model)
+        #expect(builder.stateTable.filter { $0.name.hasPrefix("student_momentum/") }.count == 2 * builder.student.infos.count + 2)
+        for info in builder.student.infos {
+            let suffix = info.name.dropFirst("student".count)
+            for i in 0..<info.shape.count {
+                let theta = env[info.name]![i]
+                let decay = info.isWeight ? a.weightDecay : 0
+                let g = (theta - sgdAfter[info.name]![i]) / lr + (decoupled ? 0 : decay * theta)
+                let m = a.beta1 * env["student_momentum/m" + suffix]![i] + (1 - a.beta1) * g
+                let v = a.beta2 * env["student_momentum/v" + suffix]![i] + (1 - a.beta2) * g * g
+                let step = (m / c1) / ((v / c2 + a.epsilon * a.epsilon).squareRoot() + a.epsilon)
+                let expected = theta - lr * (step + (decoupled ? decay * theta : 0))
+                #expect(abs(after["student_momentum/m" + suffix]![i] - m) <= 1e-12)
+                #expect(abs(after["student_momentum/v" + suffix]![i] - v) <= 1e-12)
+                #expect(abs(after[info.name]![i] - expected) <= 1e-12, "\(info.name)[\(i)]")
+            }
+        }
+    }
+
+    @Test("A teacher trained by AdamW: the MPL step builds, verifies and updates its state")
+    func adamTeacher() throws {
+        var model = TinyModels.mlp(.soft(temperature: 1))
+        model.recipe.teacherOptimizer = Optimizer.defaults(named: "AdamW")!
+        let step = StepBuilder(model: model).mplStep()
+        #expect(step.graph.verify().isEmpty)
+        let results = Set(step.graph.results.map(\.name))
+        #expect(results.contains("teacher_momentum/m_correction") && results.contains("teacher_momentum/v/dense0/weight"))
+        let after = try Interpreter.results(step.graph, inputs: TinyModels.inputs(for: step, seed: 9, scalars: [
+            "lr_teacher": 1e-3, "lr_student": 0.1, "uda_weight": 1, "feedback_scale": 1]))
+        #expect(after.values.allSatisfy { $0.allSatisfy(\.isFinite) })
     }
 }

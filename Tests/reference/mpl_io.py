@@ -153,6 +153,9 @@ def _parse_network(raw_layers: list, input_shape: tuple, classes: int, net: str)
 
 
 def _parse_optim(raw: dict) -> Optim:
+    # mplc's Adam and AdamW (docs/STEP.md) have no reference here yet: refuse rather than run SGD in their place.
+    if raw.get("optimizer", "sgd") != "sgd":
+        raise ValueError(f"the JAX reference implements SGD only, not {raw['optimizer']!r}")
     return Optim(float(raw.get("momentum", 0.9)), bool(raw.get("nesterov", True)),
                  float(raw.get("weight_decay", 5e-4)))
 
