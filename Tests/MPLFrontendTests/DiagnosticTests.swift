@@ -177,6 +177,30 @@ import Testing
                 """)
     }
 
+    @Test func adamArgumentsAndUnknownOptimizers() {
+        let source = """
+            let input = Features(4)
+            let classes = 2
+            let net = Sequential {
+                Dense(2)
+            }
+            let mpl = MPL(teacher: net, student: net) {
+                teacherOptimizer(Adam(momentum: 0.9))
+                studentOptimizer(RMSProp())
+            }
+            """
+        #expect(
+            diagnose(source) == """
+                bad.swiftdsl:7:27: error: Adam has no argument `momentum:`; expected `learningRate:`, `beta1:`, `beta2:`, `epsilon:`, `weightDecay:`, `warmupSteps:` or `cosineDecay:` [E004]
+                    teacherOptimizer(Adam(momentum: 0.9))
+                                          ^
+                bad.swiftdsl:8:22: error: studentOptimizer must be SGD(...), Adam(...) or AdamW(...); got `RMSProp()` [E005]
+                    studentOptimizer(RMSProp())
+                                     ^
+
+                """)
+    }
+
     @Test func wrongArgumentType() {
         let source = """
             let input = Features(4)

@@ -136,4 +136,32 @@ import Testing
     func modelNameIsTheBaseNameWithoutExtension(fileName: String, expected: String) throws {
         #expect(try #require(parsedModel(smallModel(), fileName: fileName)).name == expected)
     }
+
+    @Test func adamAndAdamWStartFromTheirOwnDefaults() throws {
+        let settings = """
+            teacherOptimizer(Adam(learningRate: 0.002, beta1: 0.8, warmupSteps: 10))
+                studentOptimizer(AdamW(beta2: 0.99, epsilon: 1e-6, cosineDecay: false))
+            """
+        let recipe = try #require(parsedModel(smallModel(settings: settings))).recipe
+        var teacher = Optimizer.defaults(named: "Adam")!
+        var adam = Adam()
+        adam.beta1 = 0.8
+        (teacher.learningRate, teacher.warmupSteps, teacher.rule) = (0.002, 10, .adam(adam))
+        #expect(recipe.teacherOptimizer == teacher)
+        var student = Optimizer()
+        var adamW = Adam()
+        (adamW.beta2, adamW.epsilon, adamW.weightDecay, adamW.decoupled) = (0.99, 1e-6, 0.01, true)
+        (student.learningRate, student.cosineDecay, student.rule) = (1e-3, false, .adam(adamW))
+        #expect(recipe.studentOptimizer == student)
+        let lines = recipe.resolvedLines
+        for expected in [
+            "teacherOptimizer Adam", "teacherOptimizer.learningRate 0.002", "teacherOptimizer.beta1 0.8",
+            "teacherOptimizer.beta2 0.999 (default)", "studentOptimizer AdamW", "studentOptimizer.learningRate 0.001 (default)",
+            "studentOptimizer.weightDecay 0.01 (default)", "studentOptimizer.epsilon 1e-06",
+        ] {
+            #expect(lines.contains(expected), "\(expected) not in \(lines)")
+        }
+        #expect(!lines.contains { $0.contains("momentum") && $0.contains("Optimizer") })
+    }
 }
+
