@@ -69,11 +69,16 @@ public enum GrammarGenerator {
             return
                 "uda(temperature: \(real(using: &rng)), threshold: \(real(using: &rng)), weight: \(real(using: &rng)), rampSteps: \(count(using: &rng)))"
         case 5: return "labelSmoothing(\(real(using: &rng)))"
-        case 6, 7:
+        case 6:
             return
                 "\(Bool.random(using: &rng) ? "teacher" : "student")Optimizer(SGD(learningRate: \(real(using: &rng)), "
                 + "momentum: \(real(using: &rng)), nesterov: \(Bool.random(using: &rng)), weightDecay: \(real(using: &rng)), "
                 + "warmupSteps: \(count(using: &rng)), cosineDecay: \(Bool.random(using: &rng))))"
+        case 7:
+            return
+                "\(Bool.random(using: &rng) ? "teacher" : "student")Optimizer(\(Bool.random(using: &rng) ? "Adam" : "AdamW")("
+                + "learningRate: \(real(using: &rng)), beta1: \(real(using: &rng)), beta2: \(real(using: &rng)), "
+                + "epsilon: \(real(using: &rng)), weightDecay: \(real(using: &rng)), warmupSteps: \(count(using: &rng))))"
         case 8: return "studentWaitSteps(\(count(using: &rng)))"
         case 9: return "steps(\(count(using: &rng)))"
         case 10:

@@ -117,7 +117,7 @@ public struct Mutator {
 /// Words that are valid somewhere in the DSL, or Swift keywords, so that swaps stay plausible.
 private let words = [
     "Dense", "Conv2D", "Flatten", "ReLU", "MaxPool2D", "GlobalAvgPool", "Dropout", "Sequential", "MPL",
-    "steps", "seed", "uda", "SGD", "teacher", "student", "input", "classes", "let", "var", "func", "in",
+    "steps", "seed", "uda", "SGD", "Adam", "AdamW", "teacher", "student", "input", "classes", "let", "var", "func", "in",
     "true", "false", "kernel", "padding", "stride", "Image", "Features", "hard", "soft", "_", "self",
     "AvgPool2D", "LeakyReLU", "Tanh", "Sigmoid", "finetune", "labeledBatch", "unlabeledRatio", "pseudoLabels",
     "feedback", "dotProduct", "lossDifference", "argmax", "sampled", "initialization", "uniform", "import",
