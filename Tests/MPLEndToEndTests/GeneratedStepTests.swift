@@ -60,6 +60,10 @@ func randomInputs(_ entry: EntryPoint, seed: UInt64, scalars: [String: Double]) 
             env[name] = (0..<shape.count).map { _ in rng.uniform(0...1) < rate ? 0 : 1 / (1 - rate) }
         } else if name == "uniform" {
             env[name] = rng.vector(shape.count, in: 0...1)
+        } else if name.hasSuffix("_correction") {
+            env[name] = [rng.uniform(0.1...0.9)]  // Adam's 1 − β^t
+        } else if name.contains("_momentum/v/") {
+            env[name] = rng.vector(shape.count, in: 0...0.5)  // Adam's second moments
         } else if name.hasSuffix("/running_var") || name.hasSuffix("/scale") {
             env[name] = rng.vector(shape.count, in: 0.5...1.5)
         } else {
@@ -204,6 +208,9 @@ let stepVariants: [StepVariant] = ["fashion_mlp.swiftdsl", "fashion_cnn.swiftdsl
     StepVariant(file: "fashion_wrn.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
     // Reduced MPL.
     StepVariant(file: "fashion_reduced.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
+    // Adam (teacher) and AdamW (student): sqrt, the bias corrections, and the feedback through Adam's step.
+    StepVariant(file: "two_moons_adam.swiftdsl", pseudoLabels: .hardArgmax, feedback: .dotProduct),
+    StepVariant(file: "two_moons_adam.swiftdsl", pseudoLabels: .soft(temperature: 1.5), feedback: .dotProduct),
 ]
 
 @Suite("Generated C against the Double interpreter", .serialized)
