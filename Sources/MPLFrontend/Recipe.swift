@@ -12,6 +12,8 @@ enum SettingName: String, CaseIterable {
 enum Limits {
     static let batch = IntegerRange.size
     static let unlabeledRatio = IntegerRange.between(1, 1000)
+    /// Adam's ε enters the step as ε² too (docs/STEP.md, step 6), which must stay a normal float (≥ 1.2e-38).
+    static let adamEpsilon = RealRange(lower: 1e-18, lowerIncluded: true, upper: nil, upperIncluded: false)
 }
 
 /// Reads the settings of the `MPL` block into a Recipe that starts from the paper's defaults.
@@ -275,7 +277,7 @@ struct RecipeReader {
         case .adam(var adam):
             let beta1 = arguments.real("beta1", in: .fraction, default: adam.beta1)
             let beta2 = arguments.real("beta2", in: .fraction, default: adam.beta2)
-            let epsilon = arguments.real("epsilon", in: .positive, default: adam.epsilon)
+            let epsilon = arguments.real("epsilon", in: Limits.adamEpsilon, default: adam.epsilon)
             let weightDecay = arguments.real("weightDecay", in: .nonNegative, default: adam.weightDecay)
             if let beta1, let beta2, let epsilon, let weightDecay {
                 (adam.beta1, adam.beta2, adam.epsilon, adam.weightDecay) = (beta1, beta2, epsilon, weightDecay)

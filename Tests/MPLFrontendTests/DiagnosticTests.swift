@@ -201,6 +201,27 @@ import Testing
                 """)
     }
 
+    /// Before, ε = 1e-30 was accepted and ε² became 0 in the generated float code.
+    @Test func adamEpsilonMustKeepItsSquareAFloat() {
+        let source = """
+            let input = Features(4)
+            let classes = 2
+            let net = Sequential {
+                Dense(2)
+            }
+            let mpl = MPL(teacher: net, student: net) {
+                studentOptimizer(AdamW(epsilon: 1e-30))
+            }
+            """
+        #expect(
+            diagnose(source) == """
+                bad.swiftdsl:7:37: error: studentOptimizer epsilon must be at least 1e-18; got 1e-30 [E006]
+                    studentOptimizer(AdamW(epsilon: 1e-30))
+                                                    ^
+
+                """)
+    }
+
     @Test func wrongArgumentType() {
         let source = """
             let input = Features(4)
