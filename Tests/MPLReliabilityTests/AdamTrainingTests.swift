@@ -43,4 +43,22 @@ struct AdamTrainingTests {
         #expect(abs(Double(teacherCorrection) - (1 - pow(0.9, 300))) < 1e-5)
         #expect(abs(Double(studentCorrection) - (1 - pow(0.9, 50))) < 1e-5)
     }
+
+    @Test("A run stopped mid-way and resumed ends byte for byte like the uninterrupted run (Adam's state is checkpointed)")
+    func resumeIsIdentical() throws {
+        let runner = try Runners.binary(modelFile: repositoryRoot + "/Examples/two_moons_adam.swiftdsl", flavour: .production)
+        let work = try temporaryDirectory("adam-resume")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let settings = [runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
+                        "--threads", "1", "--quiet"]
+        #expect(try run(settings + ["--out", work + "/whole"]).status == 0)
+        #expect(try run(settings + ["--out", work + "/split", "--stop-at", "150"]).status == 0)
+        let resumed = try run(settings + ["--out", work + "/split", "--resume"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        let whole = try Checkpoint(path: work + "/whole/checkpoint.safetensors")
+        let split = try Checkpoint(path: work + "/split/checkpoint.safetensors")
+        #expect(whole.tensors.keys.contains("student_momentum/v/dense0/weight"))
+        #expect(whole.tensors == split.tensors)
+    }
 }
+
