@@ -27,10 +27,10 @@ import Testing
             network.layers == [
                 .conv2D(filters: 8, kernel: 5, stride: 2, padding: 2),
                 .conv2D(filters: 8, kernel: 3, stride: 1, padding: 0),
-                .leakyReLU(alpha: 0.2), .maxPool2D(size: 2, stride: 2), .avgPool2D(size: 3, stride: 1),
-                .maxPool2D(size: 2, stride: 1), .tanh, .globalAvgPool, .sigmoid, .dropout(rate: 0),
-                .leakyReLU(alpha: 0.1),
-                .leakyReLU(alpha: 0.3), .flatten, .dense(units: 10), .relu,
+                .activation(.leakyReLU(alpha: 0.2)), .maxPool2D(size: 2, stride: 2), .avgPool2D(size: 3, stride: 1),
+                .maxPool2D(size: 2, stride: 1), .activation(.tanh), .globalAvgPool, .activation(.sigmoid), .dropout(rate: 0),
+                .activation(.leakyReLU(alpha: 0.1)),
+                .activation(.leakyReLU(alpha: 0.3)), .flatten, .dense(units: 10), .activation(.relu),
             ])
     }
 
