@@ -117,9 +117,9 @@ public enum Op: Hashable, Sendable {
 
 /// The families of ops. Passes that treat ops by kind switch over this instead of listing ops, so each op's kind
 /// is decided here once, exhaustively: a new op must be placed in a family before anything compiles.
-public enum OpFamily: Sendable {
-    /// `input`: a function argument.
-    case input
+public enum OpFamily: Hashable, Sendable {
+    /// `input`: a function argument, by name.
+    case input(String)
     /// `constant`: one number, free to recompute anywhere.
     case fill
     /// `unary`, `binary`: each element from the operands' elements at its own index, read once each.
@@ -128,8 +128,8 @@ public enum OpFamily: Sendable {
     case broadcast
     /// `reduceSum`, `reduceMax`: combines the operand's elements along axes, reading each once.
     case reduction
-    /// `reshape`, `sliceRows`, `stopGradient`: the operand's memory, or a row range of it; no work.
-    case view
+    /// `reshape`, `sliceRows`, `stopGradient`: the operand's memory from row `startRow` on; no work.
+    case view(of: Value, startRow: Int)
     /// `matmul`, the window ops, `padRows`, the one-hot ops: a kernel with a structure of its own.
     case structured
 }
@@ -137,12 +137,13 @@ public enum OpFamily: Sendable {
 extension Op {
     public var family: OpFamily {
         switch self {
-        case .input: return .input
+        case .input(let name): return .input(name)
         case .constant: return .fill
         case .unary, .binary: return .elementwise
         case .broadcast: return .broadcast
         case .reduceSum, .reduceMax: return .reduction
-        case .reshape, .sliceRows, .stopGradient: return .view
+        case .reshape(let a), .stopGradient(let a): return .view(of: a, startRow: 0)
+        case .sliceRows(let a, let start): return .view(of: a, startRow: start)
         case .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows,
             .oneHotArgmax, .oneHotSample:
             return .structured
