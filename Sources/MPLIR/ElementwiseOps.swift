@@ -9,6 +9,10 @@ public enum UnaryOp: String, Sendable, CaseIterable {
     case neg, exp, log, tanh, sigmoid, relu
     /// 1 where x > 0, else 0. Piecewise constant: its derivative is zero.
     case step
+    /// GELU in its exact (erf) form, PyTorch's default: x·Φ(x), Φ the standard normal distribution function.
+    case gelu
+    /// Φ(x) = ½(1 + erf(x/√2)), the standard normal distribution function: GELU's derivative needs it.
+    case normalCDF = "normal_cdf"
 }
 
 public enum BinaryOp: String, Sendable, CaseIterable {
@@ -44,6 +48,8 @@ extension UnaryOp {
         case .sigmoid: return 1 / (1 + Foundation.exp(-x))
         case .relu: return Swift.max(x, 0)
         case .step: return x > 0 ? 1 : 0
+        case .gelu: return x * UnaryOp.normalCDF.evaluate(x)
+        case .normalCDF: return 0.5 * (1 + Foundation.erf(x * 0.5.squareRoot()))
         }
     }
 
@@ -59,14 +65,25 @@ extension UnaryOp {
         case .sigmoid: return .times(g.mul(y, g.sub(g.constant(1, shape), y)))
         case .relu: return .times(g.unary(.step, x))
         case .step: return .zero
+        // GELU′(x) = Φ(x) + x·φ(x), and Φ′ = φ, the standard normal density.
+        case .gelu:
+            let cdf = g.unary(.normalCDF, x)
+            let density = normalDensity(&g, x)
+            return .times(g.add(cdf, g.mul(x, density)))
+        case .normalCDF: return .times(normalDensity(&g, x))
         }
+    }
+
+    /// φ(x) = exp(−x²/2)/√(2π), in ops whose derivatives are known.
+    private func normalDensity(_ g: inout Graph, _ x: Value) -> Value {
+        g.scale(g.unary(.exp, g.scale(g.mul(x, x), -0.5)), 1 / (2 * Double.pi).squareRoot())
     }
 
     /// f(0) = 0: the op keeps zero rows zero (skip-zero-rows carries them through it).
     public var keepsZero: Bool {
         switch self {
-        case .neg, .relu, .tanh, .step: return true
-        case .exp, .log, .sigmoid: return false
+        case .neg, .relu, .tanh, .step, .gelu: return true
+        case .exp, .log, .sigmoid, .normalCDF: return false
         }
     }
 
@@ -81,6 +98,8 @@ extension UnaryOp {
         case .sigmoid: return "1.0f / (1.0f + expf(-\(x)))"
         case .relu: return "\(x) > 0.0f ? \(x) : 0.0f"
         case .step: return "\(x) > 0.0f ? 1.0f : 0.0f"
+        case .gelu: return "0.5f * \(x) * (1.0f + erff(\(x) * 0.70710678f))"
+        case .normalCDF: return "0.5f * (1.0f + erff(\(x) * 0.70710678f))"
         }
     }
 }

@@ -10,6 +10,8 @@ public enum Activation: Equatable, Sendable {
     case leakyReLU(alpha: Double)
     case tanh
     case sigmoid
+    /// x·Φ(x) with Φ the standard normal distribution function: the exact (erf) form, PyTorch's default.
+    case gelu
 
     /// The activations by the name a model file gives them, in the order the documentation lists them.
     public enum Kind: String, Hashable, Sendable, CaseIterable {
@@ -17,12 +19,13 @@ public enum Activation: Equatable, Sendable {
         case leakyReLU = "LeakyReLU"
         case tanh = "Tanh"
         case sigmoid = "Sigmoid"
+        case gelu = "GELU"
 
         /// The one optional number the activation takes, with its label and default; it lies in (0, 1).
         public var argument: (label: String, defaultValue: Double)? {
             switch self {
             case .leakyReLU: return ("alpha", 0.2)
-            case .relu, .tanh, .sigmoid: return nil
+            case .relu, .tanh, .sigmoid, .gelu: return nil
             }
         }
 
@@ -33,6 +36,7 @@ public enum Activation: Equatable, Sendable {
             case .leakyReLU: return .leakyReLU(alpha: argument ?? self.argument!.defaultValue)
             case .tanh: return .tanh
             case .sigmoid: return .sigmoid
+            case .gelu: return .gelu
             }
         }
     }
@@ -43,6 +47,7 @@ public enum Activation: Equatable, Sendable {
         case .leakyReLU: return .leakyReLU
         case .tanh: return .tanh
         case .sigmoid: return .sigmoid
+        case .gelu: return .gelu
         }
     }
 
@@ -50,7 +55,7 @@ public enum Activation: Equatable, Sendable {
     public var argument: Double? {
         switch self {
         case .leakyReLU(let alpha): return alpha
-        case .relu, .tanh, .sigmoid: return nil
+        case .relu, .tanh, .sigmoid, .gelu: return nil
         }
     }
 
@@ -64,6 +69,7 @@ public enum Activation: Equatable, Sendable {
         case .leakyReLU: return "leaky_relu"
         case .tanh: return "tanh"
         case .sigmoid: return "sigmoid"
+        case .gelu: return "gelu"
         }
     }
 }

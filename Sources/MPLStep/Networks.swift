@@ -302,6 +302,7 @@ func activate(_ activation: Activation, _ x: Value, in g: inout Graph) -> Value 
     case .leakyReLU(let alpha): return g.binary(.max, x, g.scale(x, alpha))
     case .tanh: return g.unary(.tanh, x)
     case .sigmoid: return g.unary(.sigmoid, x)
+    case .gelu: return g.unary(.gelu, x)
     }
 }
 

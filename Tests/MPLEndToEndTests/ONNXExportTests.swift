@@ -82,7 +82,8 @@ struct ONNXExportTests {
         .dense(units: 3),
     ])
     static let featuresNetwork = Network(name: "s", layers: [
-        bn, .dense(units: 4), .activation(.tanh), .residual([.dense(units: 4), bn, .activation(.relu)]), bn, .flatten, .dense(units: 3),
+        bn, .dense(units: 4), .activation(.tanh), .residual([.dense(units: 4), bn, .activation(.relu)]), bn, .activation(.gelu), .flatten,
+        .dense(units: 3),
     ])
 
     @Test("Every layer kind and BatchNorm position: onnxruntime equals the exported pass in the Double interpreter",

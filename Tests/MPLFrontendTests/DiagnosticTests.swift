@@ -123,7 +123,7 @@ import Testing
             """
         #expect(
             diagnose(source) == """
-                bad.swiftdsl:3:24: error: unknown layer `Softmax`; layers are Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid, Dropout, BatchNorm or Residual [E002]
+                bad.swiftdsl:3:24: error: unknown layer `Softmax`; layers are Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid, GELU, Dropout, BatchNorm or Residual [E002]
                 let net = Sequential { Softmax(); Dense(2) }
                                        ^
 

@@ -21,6 +21,7 @@ import Testing
                 Flatten()
                 Dense(units: 10)
                 ReLU()
+                GELU()
             """
         let network = try #require(parsedModel(smallModel(layers: layers))).teacher
         #expect(
@@ -31,6 +32,7 @@ import Testing
                 .maxPool2D(size: 2, stride: 1), .activation(.tanh), .globalAvgPool, .activation(.sigmoid), .dropout(rate: 0),
                 .activation(.leakyReLU(alpha: 0.1)),
                 .activation(.leakyReLU(alpha: 0.3)), .flatten, .dense(units: 10), .activation(.relu),
+                .activation(.gelu),
             ])
     }
 

@@ -22,7 +22,10 @@ enum TinyModels {
     }
 
     static func mlp(_ pseudo: PseudoLabels, feedback: Feedback = .dotProduct, nesterov: Bool = true) -> Model {
-        let net = Network(name: "net", layers: [.dense(units: 5), .activation(.tanh), .dense(units: 4), .activation(.leakyReLU(alpha: 0.2)), .dense(units: 3)])
+        let net = Network(name: "net", layers: [
+            .dense(units: 5), .activation(.tanh), .dense(units: 4), .activation(.leakyReLU(alpha: 0.2)), .dense(units: 4),
+            .activation(.gelu), .dense(units: 3),
+        ])
         return Model(name: "tiny_mlp", input: .features(4), classes: 3, teacher: net, student: net,
                      recipe: recipe(pseudo, feedback: feedback, nesterov: nesterov))
     }
