@@ -1,4 +1,6 @@
 import MPLFrontend
+import MPLFuzz
+import MPLIR
 import MPLModel
 import Testing
 
@@ -34,6 +36,17 @@ import Testing
                 .activation(.leakyReLU(alpha: 0.3)), .flatten, .dense(units: 10), .activation(.relu),
                 .activation(.gelu),
             ])
+    }
+
+    /// The fuzz grammar takes the activations from their definitions (MPLModel/Activation.swift), so a new one is
+    /// fuzzed without a second list to update.
+    @Test func theFuzzGrammarWritesEveryActivation() {
+        var rng = SplitMix64(seed: 1)
+        var called: Set<String> = []
+        for _ in 0..<2_000 { called.insert(String(GrammarGenerator.layer(using: &rng).prefix { $0 != "(" })) }
+        for kind in Activation.Kind.allCases {
+            #expect(called.contains(kind.rawValue), "the fuzz grammar never writes \(kind.rawValue)()")
+        }
     }
 
     @Test func everySettingOverridesItsDefault() throws {
