@@ -57,7 +57,9 @@ enum ReferenceSpec {
             case .flatten: return "{\"layer\": \"flatten\"}"
             case .activation(let activation):
                 var json = "{\"layer\": \"\(activation.referenceName)\""
-                if let label = activation.kind.argument?.label, let value = activation.argument { json += ", \"\(label)\": \(value)" }
+                if let label = activation.kind.argument?.label, let value = activation.argument {
+                    json += ", \"\(label)\": \(value)"
+                }
                 return json + "}"
             case .dropout(let rate): return "{\"layer\": \"dropout\", \"rate\": \(rate)}"
             case .batchNorm(let momentum, let epsilon):

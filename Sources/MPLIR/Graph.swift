@@ -144,8 +144,8 @@ extension Op {
         case .reduceSum, .reduceMax: return .reduction
         case .reshape(let a), .stopGradient(let a): return .view(of: a, startRow: 0)
         case .sliceRows(let a, let start): return .view(of: a, startRow: start)
-        case .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows,
-            .oneHotArgmax, .oneHotSample:
+        case .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose,
+            .padRows, .oneHotArgmax, .oneHotSample:
             return .structured
         }
     }

@@ -1,7 +1,6 @@
 // The Double-precision reference interpreter: the meaning of every op, written as plainly as possible.
-// Finite-difference checks and the generated C are both judged against it.
-
-import Foundation
+// Finite-difference checks and the generated C are both judged against it. Element-wise ops evaluate
+// through ElementwiseOps.swift, which constant folding calls too.
 
 public struct InterpreterError: Error, CustomStringConvertible {
     public var description: String

@@ -1,7 +1,6 @@
 // The graph passes: graph in, graph out, every one rebuilding the graph through `Graph.append`, which
 // re-infers and checks each shape, so a pass cannot silently produce an ill-typed equation.
 
-import Foundation
 import MPLIR
 
 /// Removes work that has no effect: identities (x·1, x+0, x−0, x/1, reshape or broadcast to the same
