@@ -86,6 +86,12 @@ class Builder:
                 h = self.node("Tanh", [h], "tanh")
             elif op == "sigmoid":
                 h = self.node("Sigmoid", [h], "sigmoid")
+            elif op == "gelu":  # x·Φ(x) = ½·x·(1 + erf(x/√2)), as mplc computes it (ONNX's Gelu needs opset 20)
+                scaled = self.node("Mul", [h, self.constant(self.fresh("gelu_sqrt_half"), np.float32(0.5 ** 0.5))], "gelu")
+                cdf = self.node("Add", [self.node("Erf", [scaled], "gelu"), self.constant(self.fresh("gelu_one"), np.float32(1))],
+                                "gelu")
+                h = self.node("Mul", [self.node("Mul", [h, cdf], "gelu"), self.constant(self.fresh("gelu_half"), np.float32(0.5))],
+                              "gelu")
             elif op == "batch_norm":
                 if not layer["folded"]:  # gain x + shift per channel
                     gain, shift = self.tensors[layer["name"] + "/gain"], self.tensors[layer["name"] + "/shift"]

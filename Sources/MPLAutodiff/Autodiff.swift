@@ -1,4 +1,5 @@
-// Forward mode (JVP) and reverse mode (VJP) over the same graph, as rule tables over the closed `Op`.
+// Forward mode (JVP) and reverse mode (VJP) over the same graph, as rule tables over the closed `Op`. The
+// element-wise ops' derivatives are defined with the ops (MPLIR/ElementwiseOps.swift) and shared by both modes.
 // Both append ordinary equations to the graph they differentiate, so they compose freely:
 // the VJP of values produced by a JVP is the gradient of a directional derivative (MPL's soft meta-gradient).
 
@@ -66,43 +67,23 @@ public enum Autodiff {
         /// An operand's tangent, materialising zero where it has none.
         func t(_ x: Value) -> Value { tangent[x] ?? g.constant(0, g.shape(of: x)) }
         switch op {
-        case .input, .constant, .reduceMax, .oneHotArgmax, .oneHotSample, .stopGradient,
-            .unary(.step, _), .binary(.greaterEqual, _, _):
+        case .input, .constant, .reduceMax, .oneHotArgmax, .oneHotSample, .stopGradient:
             return nil
         case .unary(let u, let x):
             let tx = t(x)
-            switch u {
-            case .neg: return g.neg(tx)
-            case .exp: return g.mul(y, tx)
-            case .log: return g.div(tx, x)
-            // d√x = dx / (2√x)
-            case .sqrt: return g.div(tx, g.scale(y, 2))
-            case .tanh: return g.mul(g.sub(g.constant(1, shape), g.mul(y, y)), tx)
-            case .sigmoid: return g.mul(g.mul(y, g.sub(g.constant(1, shape), y)), tx)
-            case .relu: return g.mul(g.unary(.step, x), tx)
-            case .step: return nil
+            switch u.derivative(&g, x: x, y: y) {
+            case .zero: return nil
+            case .negated: return g.neg(tx)
+            case .times(let d): return g.mul(d, tx)
+            case .dividedBy(let d): return g.div(tx, d)
             }
         case .binary(let b, let x1, let x2):
-            switch b {
-            case .add: return sum(&g, tangent[x1], tangent[x2])
-            case .sub: return sum(&g, tangent[x1], tangent[x2].map { g.neg($0) })
-            case .mul: return sum(&g, tangent[x1].map { g.mul($0, x2) }, tangent[x2].map { g.mul(x1, $0) })
-            case .div:
-                // d(a/b) = (da − y·db) / b
-                let numerator = sum(&g, tangent[x1], tangent[x2].map { g.neg(g.mul(y, $0)) })!
-                return g.div(numerator, x2)
-            case .max:
-                // The tangent of whichever operand is larger (the first on a tie).
-                let pickFirst = g.binary(.greaterEqual, x1, x2)
-                let pickSecond = g.sub(g.constant(1, shape), pickFirst)
-                return sum(&g, tangent[x1].map { g.mul(pickFirst, $0) }, tangent[x2].map { g.mul(pickSecond, $0) })
-            case .greaterEqual: return nil
-            }
+            return b.jvp(&g, x1, x2, y: y, tangent[x1], tangent[x2])
         case .broadcast(let x, let axes): return g.append(.broadcast(t(x), axes: axes), shape: shape)
         case .reduceSum(let x, let axes): return g.reduceSum(t(x), axes: axes)
         case .reshape(let x): return g.append(.reshape(t(x)), shape: shape)
         case .matmul(let a, let b, let ta, let tb):
-            return sum(&g, tangent[a].map { g.matmul($0, b, transposeA: ta, transposeB: tb) },
+            return g.addPresent(tangent[a].map { g.matmul($0, b, transposeA: ta, transposeB: tb) },
                        tangent[b].map { g.matmul(a, $0, transposeA: ta, transposeB: tb) })
         case .im2col(let x, let geometry): return g.append(.im2col(t(x), geometry))
         case .col2im(let x, let geometry): return g.append(.col2im(t(x), geometry))
@@ -118,50 +99,23 @@ public enum Autodiff {
         }
     }
 
-    /// a + b where either may be absent (a zero tangent).
-    private static func sum(_ g: inout Graph, _ a: Value?, _ b: Value?) -> Value? {
-        switch (a, b) {
-        case (let a?, let b?): return g.add(a, b)
-        case (let a?, nil): return a
-        case (nil, let b?): return b
-        case (nil, nil): return nil
-        }
-    }
-
     // MARK: - Reverse rules
 
     /// The contributions of `value`'s cotangent to its operands' cotangents (none for piecewise-constant ops).
     static func vjpRule(_ g: inout Graph, value y: Value, op: Op, cotangent c: Value) -> [(Value, Value)] {
         let shape = g.shape(of: y)
         switch op {
-        case .input, .constant, .reduceMax, .oneHotArgmax, .oneHotSample, .stopGradient,
-            .unary(.step, _), .binary(.greaterEqual, _, _):
+        case .input, .constant, .reduceMax, .oneHotArgmax, .oneHotSample, .stopGradient:
             return []
         case .unary(let u, let x):
-            switch u {
-            case .neg: return [(x, g.neg(c))]
-            case .exp: return [(x, g.mul(c, y))]
-            case .log: return [(x, g.div(c, x))]
-            case .sqrt: return [(x, g.div(c, g.scale(y, 2)))]
-            case .tanh: return [(x, g.mul(c, g.sub(g.constant(1, shape), g.mul(y, y))))]
-            case .sigmoid: return [(x, g.mul(c, g.mul(y, g.sub(g.constant(1, shape), y))))]
-            case .relu: return [(x, g.mul(c, g.unary(.step, x)))]
-            case .step: return []
+            switch u.derivative(&g, x: x, y: y) {
+            case .zero: return []
+            case .negated: return [(x, g.neg(c))]
+            case .times(let d): return [(x, g.mul(c, d))]
+            case .dividedBy(let d): return [(x, g.div(c, d))]
             }
         case .binary(let b, let x1, let x2):
-            switch b {
-            case .add: return [(x1, c), (x2, c)]
-            case .sub: return [(x1, c), (x2, g.neg(c))]
-            case .mul: return [(x1, g.mul(c, x2)), (x2, g.mul(c, x1))]
-            case .div:
-                let cOverB = g.div(c, x2)
-                return [(x1, cOverB), (x2, g.neg(g.mul(cOverB, y)))]
-            case .max:
-                let pickFirst = g.binary(.greaterEqual, x1, x2)
-                let pickSecond = g.sub(g.constant(1, shape), pickFirst)
-                return [(x1, g.mul(c, pickFirst)), (x2, g.mul(c, pickSecond))]
-            case .greaterEqual: return []
-            }
+            return b.vjp(&g, x1, x2, y: y, cotangent: c)
         case .broadcast(let x, let axes):
             let summed = (0..<shape.rank).filter { !axes.contains($0) }
             return [(x, g.reduceSum(c, axes: summed))]

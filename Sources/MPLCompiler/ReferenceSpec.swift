@@ -61,10 +61,12 @@ enum ReferenceSpec {
             case .avgPool2D(let k, let s): return "{\"layer\": \"avgpool\", \"size\": \(k), \"stride\": \(s)}"
             case .globalAvgPool: return "{\"layer\": \"globalavgpool\"}"
             case .flatten: return "{\"layer\": \"flatten\"}"
-            case .relu: return "{\"layer\": \"relu\"}"
-            case .leakyReLU(let alpha): return "{\"layer\": \"leakyrelu\", \"alpha\": \(alpha)}"
-            case .tanh: return "{\"layer\": \"tanh\"}"
-            case .sigmoid: return "{\"layer\": \"sigmoid\"}"
+            case .activation(let activation):
+                var json = "{\"layer\": \"\(activation.referenceName)\""
+                if let label = activation.kind.argument?.label, let value = activation.argument {
+                    json += ", \"\(label)\": \(value)"
+                }
+                return json + "}"
             case .dropout(let rate): return "{\"layer\": \"dropout\", \"rate\": \(rate)}"
             case .batchNorm(let momentum, let epsilon):
                 return "{\"layer\": \"batchnorm\", \"momentum\": \(momentum), \"epsilon\": \(epsilon)}"

@@ -357,8 +357,8 @@ private struct KernelBodyWriter {
         case .constant(let c):
             let literal = CSyntax.floatLiteral(c)
             return literal.hasPrefix("-") ? "(\(literal))" : literal
-        case .unary(let op, let a): return unary(op, operand(a, index))
-        case .binary(let op, let a, let b): return binary(op, operand(a, index), operand(b, index))
+        case .unary(let op, let a): return op.cExpression(operand(a, index))
+        case .binary(let op, let a, let b): return op.cExpression(operand(a, index), operand(b, index))
         }
     }
 
@@ -367,32 +367,6 @@ private struct KernelBodyWriter {
         switch e {
         case .load, .local, .constant: return expression(e, index)
         case .unary, .binary: return "(" + expression(e, index) + ")"
-        }
-    }
-
-    /// Operands are atoms (every fused value is its own statement); ternaries instead of fmaxf keep the loops
-    /// vectorisable without -ffast-math.
-    private func unary(_ op: UnaryOp, _ x: String) -> String {
-        switch op {
-        case .neg: return "-\(x)"
-        case .exp: return "expf(\(x))"
-        case .log: return "logf(\(x))"
-        case .sqrt: return "sqrtf(\(x))"
-        case .tanh: return "tanhf(\(x))"
-        case .sigmoid: return "1.0f / (1.0f + expf(-\(x)))"
-        case .relu: return "\(x) > 0.0f ? \(x) : 0.0f"
-        case .step: return "\(x) > 0.0f ? 1.0f : 0.0f"
-        }
-    }
-
-    private func binary(_ op: BinaryOp, _ x: String, _ y: String) -> String {
-        switch op {
-        case .add: return "\(x) + \(y)"
-        case .sub: return "\(x) - \(y)"
-        case .mul: return "\(x) * \(y)"
-        case .div: return "\(x) / \(y)"
-        case .max: return "\(x) >= \(y) ? \(x) : \(y)"
-        case .greaterEqual: return "\(x) >= \(y) ? 1.0f : 0.0f"
         }
     }
 

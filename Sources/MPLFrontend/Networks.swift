@@ -1,37 +1,21 @@
 import MPLModel
 import SwiftSyntax
 
-/// The layers a `Sequential { ... }` block may contain, by the name written in the file.
-enum LayerName: String, CaseIterable {
-    case dense = "Dense"
-    case conv2D = "Conv2D"
-    case maxPool2D = "MaxPool2D"
-    case avgPool2D = "AvgPool2D"
-    case globalAvgPool = "GlobalAvgPool"
-    case flatten = "Flatten"
-    case relu = "ReLU"
-    case leakyReLU = "LeakyReLU"
-    case tanh = "Tanh"
-    case sigmoid = "Sigmoid"
-    case dropout = "Dropout"
-    case batchNorm = "BatchNorm"
-    case residual = "Residual"
-
+/// How each kind of layer is written: its parameters (the kinds and their names are MPLModel's `Layer.Kind`).
+extension Layer.Kind {
     var parameters: [Parameter] {
         switch self {
         case .dense: return [.leading("units")]
         case .conv2D:
             return [.leading("filters"), .labeled("kernel", required: true), .labeled("stride"), .labeled("padding")]
         case .maxPool2D, .avgPool2D: return [.leading("size"), .labeled("stride")]
-        case .globalAvgPool, .flatten, .relu, .tanh, .sigmoid: return []
-        case .leakyReLU: return [.leading("alpha", required: false)]
+        case .globalAvgPool, .flatten, .residual: return []
+        case .activation(let activation): return activation.argument.map { [.leading($0.label, required: false)] } ?? []
         case .dropout: return [.leading("rate")]
         case .batchNorm: return [.labeled("momentum"), .labeled("epsilon")]
-        case .residual: return []
         }
     }
 
-    static let defaultLeakyReLUAlpha = 0.2
     /// PyTorch's and the official MPL code's choices: averages move 1 % per step; ε as in TensorFlow.
     static let defaultBatchNormMomentum = 0.01
     static let defaultBatchNormEpsilon = 1e-3
@@ -129,27 +113,27 @@ struct NetworkReader {
             reportNotALayer(expression)
             return nil
         }
-        guard let name = LayerName(rawValue: call.name) else {
-            let known = LayerName.allCases.map(\.rawValue)
+        guard let kind = Layer.Kind(name: call.name) else {
+            let known = Layer.Kind.allCases.map(\.name)
             let hint =
                 closestName(to: call.name, in: known).map { "; did you mean `\($0)`?" } ?? "; layers are \(list(known))"
             diagnostics.error(.unknownLayer, "unknown layer `\(call.name)`\(hint)", at: call.nameNode)
             return nil
         }
-        if name == .residual { return residual(call) }
+        if kind == .residual { return residual(call) }
         let hasBlock = call.rejectBlocks(diagnostics)
         let arguments = Arguments(
-            call.arguments, parameters: name.parameters, callee: name.rawValue, at: call.syntax,
+            call.arguments, parameters: kind.parameters, callee: kind.name, at: call.syntax,
             diagnostics: diagnostics)
-        let layer = build(name, arguments)
+        let layer = build(kind, arguments)
         return hasBlock || !arguments.isComplete ? nil : layer
     }
 
     private func reportNotALayer(_ expression: ExprSyntax) {
         if let reference = expression.as(DeclReferenceExprSyntax.self),
-            let name = LayerName(rawValue: reference.baseName.text)
+            let kind = Layer.Kind(name: reference.baseName.text)
         {
-            diagnostics.error(.unsupported, "write the layer as a call: `\(name.rawValue)(...)`", at: expression)
+            diagnostics.error(.unsupported, "write the layer as a call: `\(kind.name)(...)`", at: expression)
         } else {
             diagnostics.error(
                 .unsupported, "expected a layer such as `Dense(10)`; got `\(expression.snippet)`", at: expression)
@@ -157,8 +141,8 @@ struct NetworkReader {
     }
 
     /// Every argument is read before any is rejected, so that all bad arguments are reported.
-    private func build(_ name: LayerName, _ arguments: Arguments) -> Layer? {
-        switch name {
+    private func build(_ kind: Layer.Kind, _ arguments: Arguments) -> Layer? {
+        switch kind {
         case .dense:
             return arguments.integer("units", in: .size).map { .dense(units: $0) }
         case .conv2D:
@@ -167,21 +151,19 @@ struct NetworkReader {
             let size = arguments.integer("size", in: .size)
             let stride = arguments.integer("stride", in: .size, default: size)
             guard let size, let stride else { return nil }
-            return name == .maxPool2D ? .maxPool2D(size: size, stride: stride) : .avgPool2D(size: size, stride: stride)
+            return kind == .maxPool2D ? .maxPool2D(size: size, stride: stride) : .avgPool2D(size: size, stride: stride)
         case .globalAvgPool: return .globalAvgPool
         case .flatten: return .flatten
-        case .relu: return .relu
-        case .tanh: return .tanh
-        case .sigmoid: return .sigmoid
-        case .leakyReLU:
-            return arguments.real("alpha", in: .openUnit, default: LayerName.defaultLeakyReLUAlpha).map {
-                .leakyReLU(alpha: $0)
+        case .activation(let activation):
+            guard let argument = activation.argument else { return .activation(activation.activation(nil)) }
+            return arguments.real(argument.label, in: .openUnit, default: argument.defaultValue).map {
+                .activation(activation.activation($0))
             }
         case .dropout:
             return arguments.real("rate", in: .fraction).map { .dropout(rate: $0) }
         case .batchNorm:
-            let momentum = arguments.real("momentum", in: .openUnit, default: LayerName.defaultBatchNormMomentum)
-            let epsilon = arguments.real("epsilon", in: .openUnit, default: LayerName.defaultBatchNormEpsilon)
+            let momentum = arguments.real("momentum", in: .openUnit, default: Layer.Kind.defaultBatchNormMomentum)
+            let epsilon = arguments.real("epsilon", in: .openUnit, default: Layer.Kind.defaultBatchNormEpsilon)
             guard let momentum, let epsilon else { return nil }
             return .batchNorm(momentum: momentum, epsilon: epsilon)
         case .residual:

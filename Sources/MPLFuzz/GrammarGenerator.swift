@@ -3,6 +3,7 @@
 // well-formed, so the fuzz campaign also reaches the checks behind the parser (ranges, shapes, names).
 
 import MPLIR
+import MPLModel
 
 public enum GrammarGenerator {
     /// A whole model file: input, classes, one or two networks and the MPL block, in a random order.
@@ -47,9 +48,12 @@ public enum GrammarGenerator {
         case 4: return "MaxPool2D(\(small(using: &rng)))"
         case 5: return "AvgPool2D(size: \(small(using: &rng)), stride: \(small(using: &rng)))"
         case 6: return "Dropout(rate: \(real(using: &rng)))"
-        case 7: return "LeakyReLU(\(real(using: &rng)))"
-        case 8: return "LeakyReLU(alpha: \(real(using: &rng)))"
-        case 9: return ["ReLU()", "Tanh()", "Sigmoid()", "LeakyReLU()"].randomElement(using: &rng)!
+        case 7, 8:
+            // An activation that takes an argument, given it unlabelled or labelled.
+            let kind = Activation.Kind.allCases.filter { $0.argument != nil }.randomElement(using: &rng)!
+            let label = kind.argument!.label
+            return "\(kind.rawValue)(" + (Bool.random(using: &rng) ? "" : "\(label): ") + "\(real(using: &rng)))"
+        case 9: return Activation.Kind.allCases.randomElement(using: &rng)!.rawValue + "()"
         case 10: return "GlobalAvgPool()"
         case 11: return "Flatten()"
         case 12: return "MaxPool2D(size: \(small(using: &rng)), stride: \(small(using: &rng)))"

@@ -6,6 +6,7 @@
 // from its index.
 
 import MPLIR
+import MPLModel
 
 public enum Mutation: String, CaseIterable, Sendable {
     // The front end's mutation test.
@@ -114,12 +115,13 @@ public struct Mutator {
     }
 }
 
-/// Words that are valid somewhere in the DSL, or Swift keywords, so that swaps stay plausible.
-private let words = [
-    "Dense", "Conv2D", "Flatten", "ReLU", "MaxPool2D", "GlobalAvgPool", "Dropout", "Sequential", "MPL",
+/// Words that are valid somewhere in the DSL (every layer name among them), or Swift keywords, so that swaps
+/// stay plausible.
+private let words = Layer.Kind.allCases.map(\.name) + [
+    "Sequential", "MPL",
     "steps", "seed", "uda", "SGD", "Adam", "AdamW", "teacher", "student", "input", "classes", "let", "var", "func", "in",
     "true", "false", "kernel", "padding", "stride", "Image", "Features", "hard", "soft", "_", "self",
-    "AvgPool2D", "LeakyReLU", "Tanh", "Sigmoid", "finetune", "labeledBatch", "unlabeledRatio", "pseudoLabels",
+    "finetune", "labeledBatch", "unlabeledRatio", "pseudoLabels",
     "feedback", "dotProduct", "lossDifference", "argmax", "sampled", "initialization", "uniform", "import",
     "struct", "if", "return", "#if", "@main", "inout", "nil", "Self", "super", "try", "throws", "async",
 ]

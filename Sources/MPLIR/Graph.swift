@@ -33,19 +33,7 @@ public struct Value: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var description: String { "%\(id)" }
 }
 
-public enum UnaryOp: String, Sendable, CaseIterable {
-    case neg, exp, log, sqrt, tanh, sigmoid, relu
-    /// 1 where x > 0, else 0. Piecewise constant: its derivative is zero.
-    case step
-}
-
-public enum BinaryOp: String, Sendable, CaseIterable {
-    case add, sub, mul, div
-    /// max(a, b); used for LeakyReLU as max(x, αx).
-    case max
-    /// 1 where a ≥ b, else 0. Piecewise constant: its derivative is zero.
-    case greaterEqual
-}
+// UnaryOp and BinaryOp, with everything about each element-wise op, are in ElementwiseOps.swift.
 
 /// A k×k window with stride and zero padding over an NHWC batch.
 public struct WindowGeometry: Hashable, Sendable, CustomStringConvertible {
@@ -123,6 +111,42 @@ public enum Op: Hashable, Sendable {
         case .binary(_, let a, let b), .matmul(let a, let b, _, _), .maxPoolSelect(let a, let b, _),
             .maxPoolScatter(let a, let b, _), .oneHotSample(let a, let b):
             return [a, b]
+        }
+    }
+}
+
+/// The families of ops. Passes that treat ops by kind switch over this instead of listing ops, so each op's kind
+/// is decided here once, exhaustively: a new op must be placed in a family before anything compiles.
+public enum OpFamily: Hashable, Sendable {
+    /// `input`: a function argument, by name.
+    case input(String)
+    /// `constant`: one number, free to recompute anywhere.
+    case fill
+    /// `unary`, `binary`: each element from the operands' elements at its own index, read once each.
+    case elementwise
+    /// `broadcast`: reads each operand element at many result indices.
+    case broadcast
+    /// `reduceSum`, `reduceMax`: combines the operand's elements along axes, reading each once.
+    case reduction
+    /// `reshape`, `sliceRows`, `stopGradient`: the operand's memory from row `startRow` on; no work.
+    case view(of: Value, startRow: Int)
+    /// `matmul`, the window ops, `padRows`, the one-hot ops: a kernel with a structure of its own.
+    case structured
+}
+
+extension Op {
+    public var family: OpFamily {
+        switch self {
+        case .input(let name): return .input(name)
+        case .constant: return .fill
+        case .unary, .binary: return .elementwise
+        case .broadcast: return .broadcast
+        case .reduceSum, .reduceMax: return .reduction
+        case .reshape(let a), .stopGradient(let a): return .view(of: a, startRow: 0)
+        case .sliceRows(let a, let start): return .view(of: a, startRow: start)
+        case .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose,
+            .padRows, .oneHotArgmax, .oneHotSample:
+            return .structured
         }
     }
 }

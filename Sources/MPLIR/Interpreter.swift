@@ -1,7 +1,6 @@
 // The Double-precision reference interpreter: the meaning of every op, written as plainly as possible.
-// Finite-difference checks and the generated C are both judged against it.
-
-import Foundation
+// Finite-difference checks and the generated C are both judged against it. Element-wise ops evaluate
+// through ElementwiseOps.swift, which constant folding calls too.
 
 public struct InterpreterError: Error, CustomStringConvertible {
     public var description: String
@@ -90,9 +89,9 @@ public enum Interpreter {
         case .constant(let c):
             return [Double](repeating: c, count: shape.count)
         case .unary(let u, let a):
-            return v(a).map { apply(u, $0) }
+            return v(a).map(u.evaluate)
         case .binary(let b, let x, let y):
-            return zip(v(x), v(y)).map { apply(b, $0, $1) }
+            return zip(v(x), v(y)).map(b.evaluate)
         case .broadcast(let a, let axes):
             let source = v(a)
             return projection(outer: shape, inner: graph.shape(of: a), axes: axes).map { source[$0] }
@@ -185,30 +184,6 @@ public enum Interpreter {
                 out[row * k + (pick(slice) - slice.startIndex)] = 1
             }
             return out
-        }
-    }
-
-    static func apply(_ u: UnaryOp, _ x: Double) -> Double {
-        switch u {
-        case .neg: return -x
-        case .exp: return Foundation.exp(x)
-        case .log: return Foundation.log(x)
-        case .sqrt: return x.squareRoot()
-        case .tanh: return Foundation.tanh(x)
-        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
-        case .relu: return Swift.max(x, 0)
-        case .step: return x > 0 ? 1 : 0
-        }
-    }
-
-    static func apply(_ b: BinaryOp, _ x: Double, _ y: Double) -> Double {
-        switch b {
-        case .add: return x + y
-        case .sub: return x - y
-        case .mul: return x * y
-        case .div: return x / y
-        case .max: return Swift.max(x, y)
-        case .greaterEqual: return x >= y ? 1 : 0
         }
     }
 

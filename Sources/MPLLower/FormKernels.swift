@@ -17,24 +17,18 @@ enum Placement: Equatable {
 
 /// Whether `op` reads its operands element by element inside a loop (so they may be fused into it).
 private func readsInLoop(_ op: Op) -> Bool {
-    switch op {
-    case .unary, .binary, .broadcast, .reduceSum, .reduceMax:
-        return true
-    case .input, .constant, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool,
-        .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient:
-        return false
+    switch op.family {
+    case .elementwise, .broadcast, .reduction: return true
+    case .input, .fill, .view, .structured: return false
     }
 }
 
 /// Whether `op` evaluates each operand element exactly once, at its own index (so a fused producer is not
 /// recomputed). A broadcast reads each operand element many times, so it does not qualify.
 private func evaluatesOperandsOnce(_ op: Op) -> Bool {
-    switch op {
-    case .unary, .binary, .reduceSum, .reduceMax:
-        return true
-    case .input, .constant, .broadcast, .reshape, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter,
-        .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax, .oneHotSample, .stopGradient:
-        return false
+    switch op.family {
+    case .elementwise, .reduction: return true
+    case .input, .fill, .broadcast, .view, .structured: return false
     }
 }
 
@@ -55,20 +49,19 @@ func placements(of graph: Graph, fuseElementwise: Bool) -> [Placement] {
     for result in graph.results { isResult[result.value.id] = true }
 
     return graph.values.map { value in
-        switch graph.op(of: value) {
+        switch graph.op(of: value).family {
         case .input:
             return .input
-        case .reshape, .sliceRows, .stopGradient:
+        case .view:
             return .view
-        case .constant, .broadcast:
+        case .fill, .broadcast:
             // Free to recompute anywhere; memory only for readers that need a buffer (a GEMM, a result).
             return isResult[value.id] || !onlyLoopReaders[value.id] ? .memory : .inline
-        case .unary, .binary:
+        case .elementwise:
             let fusable = fuseElementwise && !isResult[value.id] && uses[value.id] == 1
                 && evaluatesOperandsOnce(graph.op(of: lastConsumer[value.id]!))
             return fusable ? .inline : .memory
-        case .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect, .maxPoolScatter, .avgPool,
-            .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
+        case .reduction, .structured:
             return .memory
         }
     }

@@ -1,7 +1,6 @@
 // The graph passes: graph in, graph out, every one rebuilding the graph through `Graph.append`, which
 // re-infers and checks each shape, so a pass cannot silently produce an ill-typed equation.
 
-import Foundation
 import MPLIR
 
 /// Removes work that has no effect: identities (x·1, x+0, x−0, x/1, reshape or broadcast to the same
@@ -64,21 +63,10 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
     var elementwiseReader = [Bool](repeating: true, count: graph.equations.count)
     for value in graph.values {
         let op = graph.op(of: value)
-        for operand in op.operands {
-            switch op {
-            case .unary, .binary: break
-            case .input, .constant, .broadcast, .reduceSum, .reduceMax, .reshape, .matmul, .im2col, .col2im, .maxPool,
-                .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .sliceRows, .padRows, .oneHotArgmax,
-                .oneHotSample, .stopGradient:
-                elementwiseReader[operand.id] = false
-            }
-        }
+        for operand in op.operands where op.family != .elementwise { elementwiseReader[operand.id] = false }
     }
     return graph.values.map { value in
-        switch graph.op(of: value) {
-        case .unary, .binary: return uses[value.id] == 1 && elementwiseReader[value.id]
-        default: return false
-        }
+        graph.op(of: value).family == .elementwise && uses[value.id] == 1 && elementwiseReader[value.id]
     }
 }
 
@@ -201,10 +189,10 @@ extension Graph {
         case .stopGradient(let a):
             return a
         case .unary(let u, let a):
-            if let c = constantValue(a) { return constant(fold(u, c)) }
+            if let c = constantValue(a) { return constant(u.evaluate(c)) }
             if u == .neg, case .unary(.neg, let inner) = self.op(of: a) { return inner }
         case .binary(let b, let x, let y):
-            if let cx = constantValue(x), let cy = constantValue(y) { return constant(fold(b, cx, cy)) }
+            if let cx = constantValue(x), let cy = constantValue(y) { return constant(b.evaluate(cx, cy)) }
             switch b {
             case .add:
                 if isConstant(y, 0) { return x }
@@ -250,30 +238,5 @@ extension Graph {
             if isConstant(a, 0) { return constant(0) }
         }
         return append(op, shape: shape)
-    }
-}
-
-/// The reference interpreter's meaning of each op on numbers (MPLIR keeps its own copy private).
-func fold(_ u: UnaryOp, _ x: Double) -> Double {
-    switch u {
-    case .neg: return -x
-    case .exp: return exp(x)
-    case .log: return log(x)
-    case .sqrt: return x.squareRoot()
-    case .tanh: return tanh(x)
-    case .sigmoid: return 1 / (1 + exp(-x))
-    case .relu: return max(x, 0)
-    case .step: return x > 0 ? 1 : 0
-    }
-}
-
-func fold(_ b: BinaryOp, _ x: Double, _ y: Double) -> Double {
-    switch b {
-    case .add: return x + y
-    case .sub: return x - y
-    case .mul: return x * y
-    case .div: return x / y
-    case .max: return max(x, y)
-    case .greaterEqual: return x >= y ? 1 : 0
     }
 }

@@ -5,18 +5,11 @@ import MPLIR
 
 /// The value whose memory `value` occupies: itself, or the operand a view (reshape, slice) looks into.
 func memoryRoot(of value: Value, in graph: Graph) -> (root: Value, offset: Int) {
-    switch graph.op(of: value) {
-    case .reshape(let operand), .stopGradient(let operand):
-        return memoryRoot(of: operand, in: graph)
-    case .sliceRows(let operand, let start):
-        let shape = graph.shape(of: value)
-        let rowFloats = shape.rank == 0 || shape[0] == 0 ? 0 : shape.count / shape[0]
-        let (root, offset) = memoryRoot(of: operand, in: graph)
-        return (root, offset + start * rowFloats)
-    case .input, .constant, .unary, .binary, .broadcast, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool,
-        .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
-        return (value, 0)
-    }
+    guard case .view(let operand, let startRow) = graph.op(of: value).family else { return (value, 0) }
+    let shape = graph.shape(of: value)
+    let rowFloats = shape.rank == 0 || shape[0] == 0 ? 0 : shape.count / shape[0]
+    let (root, offset) = memoryRoot(of: operand, in: graph)
+    return (root, offset + startRow * rowFloats)
 }
 
 /// Floats per chunk of a streamed convolution: about 1 MiB (the L2 cache of the machines we measure on), so

@@ -206,14 +206,13 @@ private struct MemoryPlanner {
         }
         for value in graph.values {
             if let destination = home[value.id] { locations[value.id] = destination }
-            switch graph.op(of: value) {
+            switch graph.op(of: value).family {
             case .input(let name):
                 locations[value.id] = bindings.location(ofInput: name)
-            case .reshape, .sliceRows, .stopGradient:
+            case .view:
                 let (root, offset) = roots[value.id]
                 locations[value.id] = locations[root.id]?.advanced(by: offset)
-            case .constant, .unary, .binary, .broadcast, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool,
-                .maxPoolSelect, .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
+            case .fill, .elementwise, .broadcast, .reduction, .structured:
                 break
             }
         }

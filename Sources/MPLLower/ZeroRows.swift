@@ -157,7 +157,7 @@ private struct ZeroRowRewriter {
         case .stopGradient(let a):
             return blocks(a).map { .blocks($0) }
         case .unary(let u, let a):
-            guard let bs = blocks(a), keepsZero(u) else { return nil }
+            guard let bs = blocks(a), u.keepsZero else { return nil }
             return .blocks(bs.map { RowBlock(start: $0.start, value: new.append(.unary(u, $0.value))) })
         case .binary(let b, let x, let y):
             return binary(b, x, y)
@@ -239,13 +239,6 @@ private struct ZeroRowRewriter {
         return geometry
     }
 
-    private func keepsZero(_ u: UnaryOp) -> Bool {
-        switch u {
-        case .neg, .relu, .tanh, .step, .sqrt: return true
-        case .exp, .log, .sigmoid: return false
-        }
-    }
-
     private mutating func sum(_ values: [Value], _ shape: Shape) -> Value {
         guard var total = values.first else { return new.append(.constant(0), shape: shape) }
         for v in values.dropFirst() { total = new.append(.binary(.add, total, v)) }
@@ -255,26 +248,27 @@ private struct ZeroRowRewriter {
     private mutating func binary(_ b: BinaryOp, _ x: Value, _ y: Value) -> Rewritten? {
         let bx = blocks(x), by = blocks(y)
         if bx == nil && by == nil { return nil }
-        switch b {
-        case .mul:
-            // Zero rows of either factor are zero rows of the product.
+        switch b.zeroRows {
+        case .ofEither:
+            // Zero rows of either operand are zero rows of the result.
             if let bx, let by {
                 guard sameRanges(bx, by) else { return nil }
-                return .blocks(zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(.mul, $0.value, $1.value))) })
+                return .blocks(zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(b, $0.value, $1.value))) })
             }
             let (bs, other, blockedFirst) = bx != nil ? (bx!, dense(y), true) : (by!, dense(x), false)
             return .blocks(bs.map { block in
                 let slice = rowSlice(other, block.start, rows(block.value))
-                return RowBlock(start: block.start, value: new.append(.binary(.mul, blockedFirst ? block.value : slice, blockedFirst ? slice : block.value)))
+                return RowBlock(start: block.start, value: new.append(.binary(b, blockedFirst ? block.value : slice, blockedFirst ? slice : block.value)))
             })
-        case .add, .sub:
+        case .ofBoth:
             guard let bx, let by else { return nil }
             if sameRanges(bx, by) {
                 return .blocks(zip(bx, by).map { RowBlock(start: $0.start, value: new.append(.binary(b, $0.value, $1.value))) })
             }
+            // Blocks in disjoint rows add up to their union (a difference would need the second negated).
             guard b == .add, let merged = disjointUnion(bx, by) else { return nil }
             return .blocks(merged)
-        case .div, .max, .greaterEqual:
+        case .none:
             return nil
         }
     }

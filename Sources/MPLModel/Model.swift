@@ -64,10 +64,8 @@ public indirect enum Layer: Equatable, Sendable {
     case avgPool2D(size: Int, stride: Int)
     case globalAvgPool
     case flatten
-    case relu
-    case leakyReLU(alpha: Double)
-    case tanh
-    case sigmoid
+    /// An element-wise function (Activation.swift).
+    case activation(Activation)
     case dropout(rate: Double)
     /// Normalises each channel (the last axis) by its batch statistics in training and by running averages
     /// (updated as avg ← (1 − momentum)·avg + momentum·batch) in evaluation; then a learned scale and offset.
@@ -76,22 +74,56 @@ public indirect enum Layer: Equatable, Sendable {
     /// projection without bias (a strided 1×1 convolution for images, a matrix for vectors).
     case residual([Layer])
 
-    /// The layer's name as written in a model file.
-    public var name: String {
+    /// The layer's kind, which names it in a model file.
+    public var kind: Kind {
         switch self {
-        case .dense: return "Dense"
-        case .conv2D: return "Conv2D"
-        case .maxPool2D: return "MaxPool2D"
-        case .avgPool2D: return "AvgPool2D"
-        case .globalAvgPool: return "GlobalAvgPool"
-        case .flatten: return "Flatten"
-        case .relu: return "ReLU"
-        case .leakyReLU: return "LeakyReLU"
-        case .tanh: return "Tanh"
-        case .sigmoid: return "Sigmoid"
-        case .dropout: return "Dropout"
-        case .batchNorm: return "BatchNorm"
-        case .residual: return "Residual"
+        case .dense: return .dense
+        case .conv2D: return .conv2D
+        case .maxPool2D: return .maxPool2D
+        case .avgPool2D: return .avgPool2D
+        case .globalAvgPool: return .globalAvgPool
+        case .flatten: return .flatten
+        case .activation(let activation): return .activation(activation.kind)
+        case .dropout: return .dropout
+        case .batchNorm: return .batchNorm
+        case .residual: return .residual
+        }
+    }
+
+    /// The layer's name as written in a model file.
+    public var name: String { kind.name }
+
+    /// The kinds of layer a model file may name, each with its name: the one list of layer names.
+    public enum Kind: Hashable, Sendable, CaseIterable {
+        case dense, conv2D, maxPool2D, avgPool2D, globalAvgPool, flatten
+        case activation(Activation.Kind)
+        case dropout, batchNorm, residual
+
+        /// In the order the documentation and the diagnostics list them.
+        public static var allCases: [Kind] {
+            [.dense, .conv2D, .maxPool2D, .avgPool2D, .globalAvgPool, .flatten]
+                + Activation.Kind.allCases.map { .activation($0) } + [.dropout, .batchNorm, .residual]
+        }
+
+        public var name: String {
+            switch self {
+            case .dense: return "Dense"
+            case .conv2D: return "Conv2D"
+            case .maxPool2D: return "MaxPool2D"
+            case .avgPool2D: return "AvgPool2D"
+            case .globalAvgPool: return "GlobalAvgPool"
+            case .flatten: return "Flatten"
+            case .activation(let activation): return activation.rawValue
+            case .dropout: return "Dropout"
+            case .batchNorm: return "BatchNorm"
+            case .residual: return "Residual"
+            }
+        }
+
+        /// The kind a model file names `name`, if any.
+        public init?(name: String) {
+            guard let kind = Kind.allCases.first(where: { $0.name == name }) else { return nil }
+            self = kind
         }
     }
 
@@ -166,7 +198,7 @@ public indirect enum Layer: Equatable, Sendable {
             return .failure(ShapeError("\(name) expects an image but its input is a vector of \(input.count) features"))
         case (.flatten, _):
             return .success(.vector(input.count))
-        case (.relu, _), (.leakyReLU, _), (.tanh, _), (.sigmoid, _), (.dropout, _), (.batchNorm, _):
+        case (.activation, _), (.dropout, _), (.batchNorm, _):
             return .success(input)
         case (.residual(let body), _):
             switch Network.shapes(of: body, input: input) {

@@ -148,7 +148,7 @@ private struct FoldingWalk {
                     return nil
                 }
                 return inner + [(shortcut, nil)]
-            case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .relu, .leakyReLU, .tanh, .sigmoid:
+            case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .activation:
                 return nil
             }
         }

@@ -5,8 +5,8 @@ import MPLModel
 
 extension InferenceNetwork {
     /// The student's layers as JSON-ready dictionaries, in order: `op` (conv2d, dense, max_pool, avg_pool,
-    /// global_avg_pool, flatten, relu, leaky_relu, tanh, sigmoid, batch_norm, residual), the layer's `name` (the
-    /// prefix of its tensors in `tensors`) and its sizes. Dropout, the identity at inference, is left out; a
+    /// global_avg_pool, flatten, an activation's `exportName` with its argument, batch_norm, residual), the
+    /// layer's `name` (the prefix of its tensors in `tensors`) and its sizes. Dropout, the identity at inference, is left out; a
     /// BatchNorm says whether it is `folded` (nothing to compute) or kept (`<name>/gain`, `<name>/shift`); a
     /// Residual has its `body` and its `shortcut`: identity, convolution (1×1, with its `stride`, no bias) or matrix.
     public var layerDescription: [[String: Any]] {
@@ -30,14 +30,12 @@ extension InferenceNetwork {
                     list.append(["op": "global_avg_pool"])
                 case .flatten:
                     list.append(["op": "flatten"])
-                case .relu:
-                    list.append(["op": "relu"])
-                case .leakyReLU(let alpha):
-                    list.append(["op": "leaky_relu", "alpha": alpha])
-                case .tanh:
-                    list.append(["op": "tanh"])
-                case .sigmoid:
-                    list.append(["op": "sigmoid"])
+                case .activation(let activation):
+                    var entry: [String: Any] = ["op": activation.exportName]
+                    if let label = activation.kind.argument?.label, let value = activation.argument {
+                        entry[label] = value
+                    }
+                    list.append(entry)
                 case .dropout:
                     break
                 case .batchNorm:

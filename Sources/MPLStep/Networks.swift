@@ -69,7 +69,7 @@ private struct DeclaredTensors {
                 case .matrix(let inFeatures, let outFeatures):
                     weight(name + "/shortcut/weight", [inFeatures, outFeatures], fanIn: inFeatures)
                 }
-            case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .relu, .leakyReLU, .tanh, .sigmoid, .dropout:
+            case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .activation, .dropout:
                 break
             }
             shape = next
@@ -192,14 +192,8 @@ private struct LayerApplication {
                 h = g.scale(g.reduceSum(pixels, axes: [1]), 1 / Double(height * width))
             case .flatten:
                 h = g.reshape(h, Shape([rows, shape.count]))
-            case .relu:
-                h = g.unary(.relu, h)
-            case .leakyReLU(let alpha):
-                h = g.binary(.max, h, g.scale(h, alpha))
-            case .tanh:
-                h = g.unary(.tanh, h)
-            case .sigmoid:
-                h = g.unary(.sigmoid, h)
+            case .activation(let activation):
+                h = activate(activation, h, in: &g)
             case .dropout(let rate):
                 guard case .masks(let passName) = pass.dropout, rate > 0 else { break }
                 // dropout/<network>/<pass>/<layer path>: `dropout/teacher/all/res2/dropout1` inside a block.
@@ -301,6 +295,17 @@ private struct LayerApplication {
     }
 }
 
+/// The equations of each activation (the rest of its definition is in MPLModel/Activation.swift).
+func activate(_ activation: Activation, _ x: Value, in g: inout Graph) -> Value {
+    switch activation {
+    case .relu: return g.unary(.relu, x)
+    case .leakyReLU(let alpha): return g.binary(.max, x, g.scale(x, alpha))
+    case .tanh: return g.unary(.tanh, x)
+    case .sigmoid: return g.unary(.sigmoid, x)
+    case .gelu: return g.unary(.gelu, x)
+    }
+}
+
 /// The kind part of a tensor's name: `dense3`, `conv0`, `bn1`, `res4`; other layers name dropout masks only.
 func layerName(_ layer: Layer) -> String {
     switch layer {
@@ -308,6 +313,6 @@ func layerName(_ layer: Layer) -> String {
     case .conv2D: return "conv"
     case .batchNorm: return "bn"
     case .residual: return "res"
-    case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .relu, .leakyReLU, .tanh, .sigmoid, .dropout: return "layer"
+    case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .activation, .dropout: return "layer"
     }
 }

@@ -149,7 +149,8 @@ enum TestPrograms {
         let bOne = g.add(g.mul(b, g.constant(1, big)), g.constant(0, big))
         let positive = g.add(g.unary(.exp, bOne), g.constant(1, big))
         let unaries = g.add(g.add(g.add(g.unary(.log, positive), g.unary(.sqrt, positive)), g.unary(.tanh, b)),
-                            g.add(g.unary(.sigmoid, g.neg(b)), g.unary(.relu, g.append(.stopGradient(b)))))
+                            g.add(g.add(g.unary(.sigmoid, g.neg(b)), g.unary(.relu, g.append(.stopGradient(b)))),
+                                  g.add(g.unary(.gelu, b), g.unary(.normalCDF, b))))
         let binaries = g.add(g.sub(g.mul(unaries, rWide), g.div(qWide, positive)),
                              g.add(g.binary(.max, b, sWide), g.binary(.greaterEqual, b, qWide)))
         let stepped = g.mul(binaries, g.unary(.step, g.sub(b, g.constant(0.25, big))))

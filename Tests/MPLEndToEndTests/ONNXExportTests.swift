@@ -67,22 +67,23 @@ struct ONNXExportTests {
               recipe: Recipe()),
     ]
     static let everyLayerNetwork = Network(name: "s", layers: [
-        bn, .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .relu,
-        .residual([.conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn, .leakyReLU(alpha: 0.1),
+        bn, .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .activation(.relu),
+        .residual([.conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn, .activation(.leakyReLU(alpha: 0.1)),
                    .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1)]),
-        bn, .tanh,
-        .residual([.conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .relu,
+        bn, .activation(.tanh),
+        .residual([.conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .activation(.relu),
                    .conv2D(filters: 4, kernel: 3, stride: 1, padding: 1)]),
         bn, .avgPool2D(size: 2, stride: 1), bn,
         .residual([.conv2D(filters: 5, kernel: 1, stride: 1, padding: 0),
                    .residual([.conv2D(filters: 6, kernel: 3, stride: 1, padding: 1)])]),
-        bn, .maxPool2D(size: 2, stride: 1), bn, .sigmoid,
-        .flatten, .dense(units: 5), bn, .sigmoid,
+        bn, .maxPool2D(size: 2, stride: 1), bn, .activation(.sigmoid),
+        .flatten, .dense(units: 5), bn, .activation(.sigmoid),
         .residual([.dense(units: 6)]), bn,
         .dense(units: 3),
     ])
     static let featuresNetwork = Network(name: "s", layers: [
-        bn, .dense(units: 4), .tanh, .residual([.dense(units: 4), bn, .relu]), bn, .flatten, .dense(units: 3),
+        bn, .dense(units: 4), .activation(.tanh), .residual([.dense(units: 4), bn, .activation(.relu)]), bn, .activation(.gelu), .flatten,
+        .dense(units: 3),
     ])
 
     @Test("Every layer kind and BatchNorm position: onnxruntime equals the exported pass in the Double interpreter",

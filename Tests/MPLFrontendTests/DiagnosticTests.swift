@@ -60,7 +60,7 @@ import Testing
             let mpl = MPL(teacher: net, student: net)
             """
         let layers = try #require(parsedModel(source)).teacher.layers
-        #expect(layers[1] == .residual([.batchNorm(momentum: 0.1, epsilon: 1e-3), .relu,
+        #expect(layers[1] == .residual([.batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.relu),
                                          .conv2D(filters: 8, kernel: 3, stride: 2, padding: 1)]))
         #expect(layers[2] == .residual([.batchNorm(momentum: 0.01, epsilon: 1e-5),
                                          .conv2D(filters: 8, kernel: 3, stride: 1, padding: 1)]))
@@ -123,7 +123,7 @@ import Testing
             """
         #expect(
             diagnose(source) == """
-                bad.swiftdsl:3:24: error: unknown layer `Softmax`; layers are Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid, Dropout, BatchNorm or Residual [E002]
+                bad.swiftdsl:3:24: error: unknown layer `Softmax`; layers are Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid, GELU, Dropout, BatchNorm or Residual [E002]
                 let net = Sequential { Softmax(); Dense(2) }
                                        ^
 

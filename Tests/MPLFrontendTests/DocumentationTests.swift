@@ -22,6 +22,14 @@ import Testing
         #expect(complete.recipe.steps == 3000)
     }
 
+    /// The layer table is the reference a model author reads: a layer it leaves out is one nobody can find.
+    @Test func theLayerTableListsEveryLayer() {
+        for kind in Layer.Kind.allCases {
+            let row = ["(", " {"].contains { text.contains("| `\(kind.name)" + $0) }  // `Dense(units)`, `Residual { layers }`
+            #expect(row, "\(kind.name) is missing from the layer table of docs/DSL.md")
+        }
+    }
+
     @Test func theErrorTableListsEveryID() {
         for kind in DiagnosticKind.allCases {
             #expect(text.contains("| \(kind.rawValue) |"), "\(kind.rawValue) is missing from docs/DSL.md")

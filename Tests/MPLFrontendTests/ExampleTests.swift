@@ -5,7 +5,7 @@ import Testing
 @Suite struct ExampleTests {
     @Test func fashionMLPParsesToTheExpectedModel() throws {
         let model = try Frontend.parseFile(path: Repository.example("fashion_mlp.swiftdsl")).get()
-        let mlp = [Layer.flatten, .dense(units: 256), .relu, .dense(units: 10)]
+        let mlp = [Layer.flatten, .dense(units: 256), .activation(.relu), .dense(units: 10)]
         #expect(model.name == "fashion_mlp")
         #expect(model.input == .image(channels: 1, height: 28, width: 28))
         #expect(model.classes == 10)
@@ -17,9 +17,9 @@ import Testing
     @Test func fashionCNNParsesToTheExpectedModel() throws {
         let model = try Frontend.parseFile(path: Repository.example("fashion_cnn.swiftdsl")).get()
         let features: [Layer] = [
-            .conv2D(filters: 16, kernel: 3, stride: 1, padding: 1), .relu, .maxPool2D(size: 2, stride: 2),
-            .conv2D(filters: 32, kernel: 3, stride: 1, padding: 1), .relu, .maxPool2D(size: 2, stride: 2),
-            .flatten, .dense(units: 128), .relu,
+            .conv2D(filters: 16, kernel: 3, stride: 1, padding: 1), .activation(.relu), .maxPool2D(size: 2, stride: 2),
+            .conv2D(filters: 32, kernel: 3, stride: 1, padding: 1), .activation(.relu), .maxPool2D(size: 2, stride: 2),
+            .flatten, .dense(units: 128), .activation(.relu),
         ]
         #expect(model.name == "fashion_cnn")
         #expect(model.teacher.layers == features + [.dropout(rate: 0.2), .dense(units: 10)])

@@ -1,4 +1,6 @@
 import MPLFrontend
+import MPLFuzz
+import MPLIR
 import MPLModel
 import Testing
 
@@ -21,17 +23,30 @@ import Testing
                 Flatten()
                 Dense(units: 10)
                 ReLU()
+                GELU()
             """
         let network = try #require(parsedModel(smallModel(layers: layers))).teacher
         #expect(
             network.layers == [
                 .conv2D(filters: 8, kernel: 5, stride: 2, padding: 2),
                 .conv2D(filters: 8, kernel: 3, stride: 1, padding: 0),
-                .leakyReLU(alpha: 0.2), .maxPool2D(size: 2, stride: 2), .avgPool2D(size: 3, stride: 1),
-                .maxPool2D(size: 2, stride: 1), .tanh, .globalAvgPool, .sigmoid, .dropout(rate: 0),
-                .leakyReLU(alpha: 0.1),
-                .leakyReLU(alpha: 0.3), .flatten, .dense(units: 10), .relu,
+                .activation(.leakyReLU(alpha: 0.2)), .maxPool2D(size: 2, stride: 2), .avgPool2D(size: 3, stride: 1),
+                .maxPool2D(size: 2, stride: 1), .activation(.tanh), .globalAvgPool, .activation(.sigmoid), .dropout(rate: 0),
+                .activation(.leakyReLU(alpha: 0.1)),
+                .activation(.leakyReLU(alpha: 0.3)), .flatten, .dense(units: 10), .activation(.relu),
+                .activation(.gelu),
             ])
+    }
+
+    /// The fuzz grammar takes the activations from their definitions (MPLModel/Activation.swift), so a new one is
+    /// fuzzed without a second list to update.
+    @Test func theFuzzGrammarWritesEveryActivation() {
+        var rng = SplitMix64(seed: 1)
+        var called: Set<String> = []
+        for _ in 0..<2_000 { called.insert(String(GrammarGenerator.layer(using: &rng).prefix { $0 != "(" })) }
+        for kind in Activation.Kind.allCases {
+            #expect(called.contains(kind.rawValue), "the fuzz grammar never writes \(kind.rawValue)()")
+        }
     }
 
     @Test func everySettingOverridesItsDefault() throws {

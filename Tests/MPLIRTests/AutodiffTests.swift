@@ -120,6 +120,29 @@ struct AutodiffTests {
         }
     }
 
+    @Test("GELU is x·Φ(x) (the erf form); its derivatives of both orders match finite differences over a wide range")
+    func gelu() throws {
+        // x·Φ(x) and GELU′(x) = Φ(x) + x·φ(x), from Python's math.erf, at points where the curvature changes sign.
+        let x: [Double] = [-3, -1, 0, 0.5, 1, 3]
+        let value = [-0.00404969409489031, -0.15865525393145707, 0, 0.34573123063700656, 0.8413447460685429, 2.99595030590511]
+        let slope = [-0.01194564720418392, -0.08331547058768629, 0.5, 0.8674951246561629, 1.0833154705876864, 1.011945647204184]
+        var g = Graph()
+        let input = g.input("x", Shape([6]))
+        let y = g.unary(.gelu, input)
+        let gradient = Autodiff.vjp(&g, output: g.sumAll(y), wrt: [input])[0]
+        let values = try Interpreter.run(g, inputs: ["x": x])
+        for i in x.indices {
+            #expect(abs(values[y.id][i] - value[i]) < 1e-15, "GELU(\(x[i]))")
+            #expect(abs(values[gradient.id][i] - slope[i]) < 1e-15, "GELU′(\(x[i]))")
+        }
+        let wide = DifferentiableFunction(inputs: [("x", Shape([10]))]) { g, x in g.unary(.gelu, x[0]) }
+        let point = ["x": [-4, -2.5, -1.2, -0.4, 0, 0.3, 0.9, 1.7, 2.6, 4]]
+        let report = try GradientCheck.check(wide, seed: 13, point: point)
+        // Central differences with ε = 1e-5 leave ~1e-8 of truncation error where GELU′ is small (x = −4).
+        #expect(report.jvpError < 1e-7 && report.vjpError < 1e-9 && report.dotProductError < 1e-12, "\(report)")
+        #expect(report.secondOrderError < 1e-8 && report.secondOrderMagnitude > 1e-2, "\(report)")
+    }
+
     @Test("A wrong rule is caught: the checker is not vacuous")
     func checkerCatchesAWrongDerivative() throws {
         // d/dx of x·stopGradient(x) is x, not 2x: if the checker compared AD with AD it would pass.

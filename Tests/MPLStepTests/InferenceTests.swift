@@ -13,17 +13,17 @@ struct InferenceTests {
     /// Residual as the body's end, after pooling (kept), after a Dense, after a Residual with a matrix shortcut.
     static let student = Network(name: "s", layers: [
         bn,                                                                            // 0 kept: the input
-        .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .relu,          // 2, 3 folded into conv1
-        .residual([.conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn, .leakyReLU(alpha: 0.1),
+        .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), bn, bn, .activation(.relu),          // 2, 3 folded into conv1
+        .residual([.conv2D(filters: 3, kernel: 3, stride: 1, padding: 1), .dropout(rate: 0.3), bn, .activation(.leakyReLU(alpha: 0.1)),
                    .conv2D(filters: 3, kernel: 3, stride: 1, padding: 1)]),            // 5: res5/bn2 folded past dropout
-        bn, .tanh,                                                                     // 6 kept: identity shortcut
-        .residual([.conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .relu,
+        bn, .activation(.tanh),                                                                     // 6 kept: identity shortcut
+        .residual([.conv2D(filters: 4, kernel: 3, stride: 2, padding: 1), bn, .activation(.relu),
                    .conv2D(filters: 4, kernel: 3, stride: 1, padding: 1)]),            // 8: a strided 1×1 shortcut
         bn,                                                                            // 9 folded into res8's conv3 and shortcut
         .residual([.conv2D(filters: 5, kernel: 1, stride: 1, padding: 0),
                    .residual([.conv2D(filters: 6, kernel: 3, stride: 1, padding: 1)])]),  // 10: nested projections
         bn, .maxPool2D(size: 2, stride: 2), bn,                                        // 11 folded, 13 kept: after a pool
-        .flatten, .dense(units: 5), bn, .sigmoid,                                      // 16 folded into dense15
+        .flatten, .dense(units: 5), bn, .activation(.sigmoid),                                      // 16 folded into dense15
         .residual([.dense(units: 6)]), bn,                                             // 19 folded into res18's dense and matrix
         .dense(units: 3),
     ])

@@ -24,18 +24,21 @@ enum TinyModels {
     }
 
     static func mlp(_ pseudo: PseudoLabels, feedback: Feedback = .dotProduct, nesterov: Bool = true) -> Model {
-        let net = Network(name: "net", layers: [.dense(units: 5), .tanh, .dense(units: 4), .leakyReLU(alpha: 0.2), .dense(units: 3)])
+        let net = Network(name: "net", layers: [
+            .dense(units: 5), .activation(.tanh), .dense(units: 4), .activation(.leakyReLU(alpha: 0.2)), .dense(units: 4),
+            .activation(.gelu), .dense(units: 3),
+        ])
         return Model(name: "tiny_mlp", input: .features(4), classes: 3, teacher: net, student: net,
                      recipe: recipe(pseudo, feedback: feedback, nesterov: nesterov))
     }
 
     static func cnn(_ pseudo: PseudoLabels) -> Model {
         let teacher = Network(name: "t", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .relu, .maxPool2D(size: 2, stride: 2),
-            .conv2D(filters: 3, kernel: 2, stride: 1, padding: 0), .sigmoid, .globalAvgPool, .dense(units: 3),
+            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .activation(.relu), .maxPool2D(size: 2, stride: 2),
+            .conv2D(filters: 3, kernel: 2, stride: 1, padding: 0), .activation(.sigmoid), .globalAvgPool, .dense(units: 3),
         ])
         let student = Network(name: "s", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 2, padding: 1), .tanh, .avgPool2D(size: 2, stride: 1), .flatten, .dense(units: 3),
+            .conv2D(filters: 2, kernel: 3, stride: 2, padding: 1), .activation(.tanh), .avgPool2D(size: 2, stride: 1), .flatten, .dense(units: 3),
         ])
         return Model(name: "tiny_cnn", input: .image(channels: 1, height: 6, width: 6), classes: 3, teacher: teacher,
                      student: student, recipe: recipe(pseudo))
@@ -45,15 +48,15 @@ enum TinyModels {
     /// identity shortcut.
     static func residual(_ pseudo: PseudoLabels) -> Model {
         let teacher = Network(name: "t", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3), .relu,
+            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.relu),
             .residual([.conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .batchNorm(momentum: 0.1, epsilon: 1e-3),
-                       .leakyReLU(alpha: 0.1), .conv2D(filters: 3, kernel: 3, stride: 2, padding: 1)]),
-            .batchNorm(momentum: 0.1, epsilon: 1e-3), .tanh, .globalAvgPool, .dense(units: 3),
+                       .activation(.leakyReLU(alpha: 0.1)), .conv2D(filters: 3, kernel: 3, stride: 2, padding: 1)]),
+            .batchNorm(momentum: 0.1, epsilon: 1e-3), .activation(.tanh), .globalAvgPool, .dense(units: 3),
         ])
         let student = Network(name: "s", layers: [
-            .flatten, .dense(units: 5), .batchNorm(momentum: 0.01, epsilon: 1e-3), .tanh,
-            .residual([.dense(units: 4), .batchNorm(momentum: 0.01, epsilon: 1e-3), .tanh]),
-            .residual([.dense(units: 4), .sigmoid]), .dense(units: 3),
+            .flatten, .dense(units: 5), .batchNorm(momentum: 0.01, epsilon: 1e-3), .activation(.tanh),
+            .residual([.dense(units: 4), .batchNorm(momentum: 0.01, epsilon: 1e-3), .activation(.tanh)]),
+            .residual([.dense(units: 4), .activation(.sigmoid)]), .dense(units: 3),
         ])
         return Model(name: "tiny_residual", input: .image(channels: 1, height: 6, width: 6), classes: 3,
                      teacher: teacher, student: student, recipe: recipe(pseudo))
@@ -61,9 +64,9 @@ enum TinyModels {
 
     /// Reduced MPL: a small teacher on 3-class distributions, an image student.
     static func reduced(_ pseudo: PseudoLabels) -> Model {
-        let teacher = Network(name: "t", layers: [.dense(units: 4), .tanh, .dense(units: 3)])
+        let teacher = Network(name: "t", layers: [.dense(units: 4), .activation(.tanh), .dense(units: 3)])
         let student = Network(name: "s", layers: [
-            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .relu, .globalAvgPool, .dense(units: 3),
+            .conv2D(filters: 2, kernel: 3, stride: 1, padding: 1), .activation(.relu), .globalAvgPool, .dense(units: 3),
         ])
         var model = Model(name: "tiny_reduced", input: .image(channels: 1, height: 5, width: 5), classes: 3,
                           teacher: teacher, student: student, recipe: recipe(pseudo))

@@ -21,7 +21,7 @@ import numpy as np
 _KIND_PREFIX = {
     "dense": "dense", "conv2d": "conv", "maxpool": "maxpool", "avgpool": "avgpool",
     "globalavgpool": "globalavgpool", "flatten": "flatten", "relu": "relu", "leakyrelu": "leakyrelu",
-    "tanh": "tanh", "sigmoid": "sigmoid", "dropout": "dropout",
+    "tanh": "tanh", "sigmoid": "sigmoid", "gelu": "gelu", "dropout": "dropout",
 }
 _ALIASES = {"maxpool2d": "maxpool", "avgpool2d": "avgpool", "conv": "conv2d", "leaky_relu": "leakyrelu"}
 

@@ -34,6 +34,7 @@ LAYER is one of (defaults in brackets; other keys are ignored, so the compiler m
     {"layer": "maxpool", "size": K, "stride": [K]}          (alias "maxpool2d")
     {"layer": "avgpool", "size": K, "stride": [K]}          (alias "avgpool2d")
     {"layer": "globalavgpool"} | {"layer": "flatten"} | {"layer": "relu"} | {"layer": "tanh"} | {"layer": "sigmoid"}
+    {"layer": "gelu"}                                       (x·Φ(x), the erf form)
     {"layer": "leakyrelu", "alpha": A}
     {"layer": "dropout", "rate": R}
 
@@ -42,7 +43,7 @@ Learning rates, the UDA weight and the feedback scale are not in the spec: they 
 Names and layouts (docs/ABI.md)
 ===============================
 Every layer is named by its kind and its index in its Sequential: "dense3", "conv0", "dropout5", ... (kinds:
-dense, conv, maxpool, avgpool, globalavgpool, flatten, relu, leakyrelu, tanh, sigmoid, dropout). State
+dense, conv, maxpool, avgpool, globalavgpool, flatten, relu, leakyrelu, tanh, sigmoid, gelu, dropout). State
 tensors: teacher/<layer>/weight|bias, student/<layer>/weight|bias, teacher_momentum/..., student_momentum/...,
 in that order, layers in Sequential order. Dense W is [in, out], Conv2D W is [kh, kw, c_in, c_out] (HWIO);
 images are channels-last [N, H, W, C]; Flatten is row-major over (H, W, C).
@@ -169,6 +170,8 @@ def apply_layer(layer: Layer, params: dict, x, mask=None):
         return jnp.tanh(x)
     if k == "sigmoid":
         return jax.nn.sigmoid(x)
+    if k == "gelu":
+        return jax.nn.gelu(x, approximate=False)  # the erf form, as mplc computes it
     if k == "dropout":
         return x if mask is None else x * mask.reshape(x.shape)
     raise AssertionError(k)

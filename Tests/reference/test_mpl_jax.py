@@ -7,6 +7,7 @@ Run: python3 -m pytest Tests/reference -q
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -38,7 +39,7 @@ SPEC_RAW = {
     "student": [
         {"layer": "conv2d", "filters": 3, "kernel": 3, "padding": 1}, {"layer": "sigmoid"},
         {"layer": "avgpool", "size": 2}, {"layer": "dropout", "rate": 0.2}, {"layer": "globalavgpool"},
-        {"layer": "dense", "units": 7}, {"layer": "relu"}, {"layer": "dense", "units": 5},
+        {"layer": "dense", "units": 7}, {"layer": "relu"}, {"layer": "gelu"}, {"layer": "dense", "units": 5},
     ],
     "recipe": {
         "labeled_batch": 4, "unlabeled_batch": 8, "pseudo_labels": "soft", "soft_temperature": 0.8,
@@ -301,6 +302,8 @@ def np_forward(layers, params, x, masks):
             x = np.tanh(x)
         elif k == "sigmoid":
             x = 1 / (1 + np.exp(-x))
+        elif k == "gelu":
+            x = x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
         elif k == "dropout" and layer.name in masks:
             x = x * masks[layer.name].reshape(x.shape)
     return x
