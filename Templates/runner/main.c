@@ -26,6 +26,8 @@ static void usage(FILE *fp) {
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
             "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
+            "  mplc-run predict --checkpoint C.safetensors [--ema] [--normalise fashion-mnist|cifar10|svhn]\n"
+            "                   [--threads T] IMAGE...\n"
             "  mplc-run --help\n"
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
@@ -40,6 +42,8 @@ static void usage(FILE *fp) {
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
             "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
+            "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
+            "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"
             "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
             "  130/143 stopped by SIGINT/SIGTERM\n",
@@ -315,6 +319,36 @@ static int cache_main(int argc, char **argv) {
     return cache_command(ckpt, out, data);
 }
 
+static int predict_main(int argc, char **argv) {
+    const char *ckpt = NULL, *normalise = MPLC_INPUT_CHANNELS == 1 ? "fashion-mnist" : NULL;
+    int threads = 1, use_ema = 0, i = 0;
+    /* flags first, then the images (a file name may start with "--" after a lone "--") */
+    while (i < argc && strncmp(argv[i], "--", 2) == 0) {
+        Args a = {argc, i, argv, NULL, {0}, NULL};
+        next_flag(&a);
+        if (strcmp(a.flag, "--") == 0) {
+            i = a.i;
+            break;
+        }
+        if (is(&a, "--checkpoint")) ckpt = value(&a);
+        else if (is(&a, "--ema")) no_value(&a), use_ema = 1;
+        else if (is(&a, "--normalise")) normalise = value(&a);
+        else if (is(&a, "--threads")) threads = threads_value(&a);
+        else if (is(&a, "--help") || is(&a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else usage_error("unknown flag '%s' for 'predict'", a.flag);
+        i = a.i;
+    }
+    if (!ckpt) usage_error("predict needs --checkpoint");
+    if (i >= argc) usage_error("predict needs at least one image file");
+    if (!normalise)
+        usage_error("predict: model %s reads RGB images: give --normalise cifar10 or svhn, the data it was trained on",
+                    MPLC_MODEL_NAME);
+    mplc_set_threads(threads);
+    return predict_command(ckpt, use_ema, normalise, argv + i, argc - i);
+}
+
 static int command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -329,7 +363,8 @@ static int command(int argc, char **argv) {
     if (strcmp(cmd, "replay") == 0) return replay_main(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "cache") == 0) return cache_main(argc - 2, argv + 2);
-    usage_error("unknown command '%s' (expected train, replay, eval or cache)", cmd);
+    if (strcmp(cmd, "predict") == 0) return predict_main(argc - 2, argv + 2);
+    usage_error("unknown command '%s' (expected train, replay, eval, cache or predict)", cmd);
 }
 
 int main(int argc, char **argv) {

@@ -58,7 +58,7 @@ static void run_eval(Trainer *T) {
     long correct[3];
     const float *ema = T->ema && T->rs.ema_updates > 0 ? T->ema : NULL; /* an empty EMA is not evaluated */
     const float *teacher_x = T->cache.rows ? teacher_cache_test_rows(&T->cache) : NULL;
-    evaluate(T->state, ema, &T->data.test, teacher_x, T->eval_x, T->eval_logits, T->scratch, correct);
+    evaluate(T->state, ema, &T->data.test, teacher_x, T->eval_x, T->eval_logits, T->scratch, correct, NULL);
     T->rs.acc_last[0] = correct[0];
     T->rs.acc_last[1] = correct[1];
     T->rs.acc_ema_last = correct[2];

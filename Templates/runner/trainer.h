@@ -109,9 +109,10 @@ void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dro
 /* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set; correct[2] the student
  * with the weights of the ema arena, or -1 when ema is NULL. teacher_x: for a teacher that reads
  * predictions (Reduced MPL), the cached rows of the test images (test->n x K), its inputs; else NULL.
- * x holds EVAL_INPUT_FLOATS. */
+ * x holds EVAL_INPUT_FLOATS. confusion: NULL, or 3 x K x K counts (teacher, student, EMA; row: true class,
+ * column: predicted), filled for the networks evaluated. */
 void evaluate(const float *state, const float *ema, const DataSplit *test, const float *teacher_x, float *x,
-              float *logits, float *scratch, long correct[3]);
+              float *logits, float *scratch, long correct[3], long *confusion);
 
 /* report.c */
 int metrics_open(Trainer *T, long keep_bytes, Err *e);
