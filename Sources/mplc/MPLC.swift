@@ -15,8 +15,10 @@ struct MPLC: ParsableCommand {
               mplc Examples/fashion_mlp.swiftdsl -o DIR   the same, into DIR
               mplc check Examples/fashion_cnn.swiftdsl    parse and check only
               mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST
+              mplc eval Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors   test accuracy, confusion matrix
+              mplc predict Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors shirt.png
             """,
-        subcommands: [Emit.self, Check.self, Train.self, Export.self, Fuzz.self],
+        subcommands: [Emit.self, Check.self, Train.self, Eval.self, Predict.self, Export.self, Fuzz.self],
         defaultSubcommand: Emit.self)
 }
 
@@ -139,17 +141,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            var model = try Compiler.load(path: self.model).get()
-            try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
-            let started = Date()
-            let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)",
-                                                memoryLimit: ResourceLimits.memoryLimit())
-            let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
-                                                              templatesDirectory: Compiler.templatesDirectory)
-            FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
-                                                       built ? "built" : "reused", binary,
-                                                       Date().timeIntervalSince(started), compiled.memorySummary).utf8))
-            try exec(binary, ["train"] + runnerArguments)
+            try exec(try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback),
+                     ["train"] + runnerArguments)
         }
     }
 
@@ -166,6 +159,30 @@ struct Train: ParsableCommand {
         if quiet { args.append("--quiet") }
         return args
     }
+}
+
+/// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
+/// whether it was built or reused, and where.
+func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws -> String {
+    var model = try Compiler.load(path: modelPath).get()
+    try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+    let started = Date()
+    let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(modelPath)",
+                                        memoryLimit: ResourceLimits.memoryLimit())
+    let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
+                                                      templatesDirectory: Compiler.templatesDirectory)
+    FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
+                                               built ? "built" : "reused", binary,
+                                               Date().timeIntervalSince(started), compiled.memorySummary).utf8))
+    return binary
+}
+
+/// Runs `mplc-run COMMAND ARGUMENTS` of the model's trainer for its JSON output; a trainer that fails has said
+/// why on stderr, and mplc exits with its code.
+func trainerOutput(model modelPath: String, _ arguments: [String]) throws -> String {
+    let (status, output) = try RunnerBuild.runTrainer(try trainer(modelPath: modelPath), arguments)
+    guard status == 0 else { throw ExitCode(status) }
+    return output
 }
 
 /// Replaces this process with `binary`, so signals, exit codes and the terminal belong to the trainer.

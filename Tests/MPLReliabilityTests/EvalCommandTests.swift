@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `mplc eval` and `mplc predict` on a short fashion_mlp run (docs/RUNNER.md, "eval and predict"): the confusion
+/// matrix agrees with the trainer's own count and with the run's summary, predict's classes of the test images as
+/// image files give the same accuracy, and bad inputs exit 1 naming the file and the cause.
+@Suite("mplc eval and mplc predict")
+struct EvalCommandTests {
+    static let testImages = 120
+
+    /// A binary PGM (P5) of test image `index`: one of the formats stb_image reads, written without a library.
+    static func writePGM(_ path: String, pixels: ArraySlice<UInt8>, side: Int = 28) throws {
+        try (Data("P5\n\(side) \(side)\n255\n".utf8) + Data(pixels)).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test("eval's confusion matrix, per-class table and accuracy; predict on the test images as files; bad inputs")
+    func evalAndPredict() throws {
+        let work = try temporaryDirectory("eval-command")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let data = try SmallData.directory(testImages: Self.testImages)
+        let train = try run([mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
+                             "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet"],
+                            directory: work)
+        try #require(train.status == 0, "\(train.output)")
+        let checkpoint = work + "/run/checkpoint.safetensors"
+
+        // --json: the student's confusion matrix adds up to the test set, its diagonal to the summary's accuracy.
+        let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data, "--json"],
+                           directory: work)
+        try #require(eval.status == 0, "\(eval.output)")
+        let jsonLine = try #require(eval.output.split(separator: "\n").last.map(String.init))
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(jsonLine.utf8)) as? [String: Any])
+        let confusion = try #require(result["confusion"] as? [[Int]])
+        let correct = try #require(result["correct"] as? Int)
+        #expect(confusion.count == 10 && confusion.allSatisfy { $0.count == 10 })
+        #expect(confusion.joined().reduce(0, +) == Self.testImages)
+        #expect((0..<10).map { confusion[$0][$0] }.reduce(0, +) == correct)
+        let labels = Array(try SmallData.idxBytes("t10k-labels-idx1-ubyte")[8..<8 + Self.testImages])
+        #expect(confusion.map { $0.reduce(0, +) } == (0..<10).map { k in labels.filter { $0 == k }.count })
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/run/summary.json")))
+                as? [String: Any])
+        let summaryAccuracy = try #require((summary["test_accuracy"] as? [String: Any])?["student_after_finetune"] as? Double)
+        #expect(abs(Double(correct) / Double(Self.testImages) - summaryAccuracy) < 1e-12, "\(summary)")
+        let perClass = try #require(result["per_class"] as? [[String: Any]])
+        #expect(perClass.count == 10 && perClass.allSatisfy { ($0["examples"] as? Int).map { $0 > 0 } ?? false })
+
+        // The text form: the accuracy line, a row per class, the matrix.
+        let text = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data], directory: work)
+        #expect(text.status == 0)
+        #expect(text.output.contains("fashion_mlp student, \(checkpoint): accuracy ")
+                && text.output.contains("(\(correct) of \(Self.testImages) test images)"), "\(text.output)")
+        #expect(text.output.contains("confusion matrix (rows: true class, columns: predicted class)"))
+        #expect(text.output.contains("9 (Ankle boot)"))
+
+        // predict: the test images as PGM files get classes whose accuracy is eval's.
+        let images = Array(try SmallData.idxBytes("t10k-images-idx3-ubyte")[16..<16 + Self.testImages * 784])
+        var files: [String] = []
+        for i in 0..<Self.testImages {
+            files.append(work + "/image\(i).pgm")
+            try Self.writePGM(files[i], pixels: images[i * 784..<(i + 1) * 784])
+        }
+        let predict = try run([mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, "--json"] + files,
+                              directory: work)
+        try #require(predict.status == 0, "\(predict.output)")
+        let predictions = try predict.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        try #require(predictions.count == Self.testImages)
+        let classes = predictions.compactMap { $0["class"] as? Int }
+        #expect(zip(classes, labels).filter { $0 == Int($1) }.count == correct)
+        for p in predictions {
+            let probabilities = p["probabilities"] as? [Double] ?? []
+            #expect(probabilities.count == 10 && abs(probabilities.reduce(0, +) - 1) < 1e-9)
+            #expect(p["probability"] as? Double == probabilities.max())
+        }
+        let one = try run([mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, files[0]], directory: work)
+        #expect(one.status == 0 && one.output.contains("\(files[0]): class \(classes[0]) ("), "\(one.output)")
+
+        // Bad inputs: exit 1, the file and the cause.
+        let large = work + "/large.pgm", text4 = work + "/notes.txt", fifo = work + "/fifo.png"
+        try Self.writePGM(large, pixels: ArraySlice(repeating: 0, count: 32 * 32), side: 32)
+        try "not an image".write(toFile: text4, atomically: true, encoding: .utf8)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let cases: [(arguments: [String], message: String)] = [
+            (["predict", "--checkpoint", checkpoint, large], "\(large): the image is 32x32 pixels, model fashion_mlp reads 28x28"),
+            (["predict", "--checkpoint", checkpoint, text4], "\(text4): not an image stb_image reads"),
+            (["predict", "--checkpoint", checkpoint, fifo], "\(fifo): not a regular file"),
+            (["predict", "--checkpoint", checkpoint, work], "\(work): not a regular file"),
+            (["predict", "--checkpoint", checkpoint, "--normalise", "imagenet", files[0]], "--normalise must be fashion-mnist, cifar10 or svhn"),
+            (["predict", "--checkpoint", text4, files[0]], "\(text4):"),
+            (["eval", "--checkpoint", work + "/missing", "--data", data], "\(work)/missing: cannot open"),
+            (["eval", "--checkpoint", checkpoint, "--data", work], "\(work)"),
+        ]
+        for c in cases {
+            let result = try run([mplcBinary, c.arguments[0], exampleMLP] + c.arguments.dropFirst(), directory: work)
+            #expect(result.status != 0 && !result.signaled && result.output.contains(c.message),
+                    "\(c.arguments): \(result.output)")
+        }
+    }
+}
