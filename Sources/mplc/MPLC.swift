@@ -141,8 +141,9 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            try exec(try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback),
-                     ["train"] + runnerArguments)
+            let (binary, recipe) = try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback)
+            // The run directory keeps the model file and the recipe it trained with (docs/RUNNER.md, "Run directory").
+            try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe])
         }
     }
 
@@ -163,7 +164,10 @@ struct Train: ParsableCommand {
 
 /// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
 /// whether it was built or reused, and where.
-func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws -> String {
+/// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
+func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws
+    -> (binary: String, recipe: String)
+{
     var model = try Compiler.load(path: modelPath).get()
     try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
     let started = Date()
@@ -174,13 +178,13 @@ func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? =
     FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
                                                built ? "built" : "reused", binary,
                                                Date().timeIntervalSince(started), compiled.memorySummary).utf8))
-    return binary
+    return (binary, model.recipe.resolvedLines.map { $0 + "\n" }.joined())
 }
 
 /// Runs `mplc-run COMMAND ARGUMENTS` of the model's trainer for its JSON output; a trainer that fails has said
 /// why on stderr, and mplc exits with its code.
 func trainerOutput(model modelPath: String, _ arguments: [String]) throws -> String {
-    let (status, output) = try RunnerBuild.runTrainer(try trainer(modelPath: modelPath), arguments)
+    let (status, output) = try RunnerBuild.runTrainer(try trainer(modelPath: modelPath).binary, arguments)
     guard status == 0 else { throw ExitCode(status) }
     return output
 }

@@ -22,6 +22,7 @@ static void usage(FILE *fp) {
             "                 [--resume | --overwrite] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
+            "                 [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -41,6 +42,7 @@ static void usage(FILE *fp) {
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
             "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
+            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as model.swiftdsl and recipe.txt\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
             "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"
@@ -206,6 +208,8 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
         else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
         else if (is(&a, "--init-from")) c.init_from = value(&a);
+        else if (is(&a, "--model-file")) c.model_file = value(&a);
+        else if (is(&a, "--recipe")) c.recipe = value(&a);
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;

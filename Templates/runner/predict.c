@@ -3,16 +3,13 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
 #endif
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cifar.h"
 #include "dataset.h"
+#include "fileio.h"
 #include "json.h"
 #include "model.h"
 #include "safetensors.h"
@@ -35,39 +32,6 @@
 /* An image file larger than this is refused before it is read (a 28x28 PNG is a few hundred bytes). */
 #define MAX_IMAGE_BYTES ((size_t)64 << 20)
 
-/* The whole of a regular file into *out (*len bytes). O_NONBLOCK: opening a FIFO must not wait for a writer. */
-static int read_image_file(const char *path, unsigned char **out, size_t *len, Err *e) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(e, "%s: not a regular file", path);
-    }
-    if ((size_t)st.st_size > MAX_IMAGE_BYTES) {
-        close(fd);
-        return err_set(e, "%s: %lld bytes, more than the %zu bytes an image may have", path, (long long)st.st_size,
-                       MAX_IMAGE_BYTES);
-    }
-    size_t n = (size_t)st.st_size, have = 0;
-    unsigned char *buf = xmalloc(n ? n : 1);
-    while (have < n) {
-        ssize_t got = read(fd, buf + have, n - have);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) {
-            int err = got < 0 ? errno : 0;
-            free(buf);
-            close(fd);
-            return err_set(e, "%s: cannot read: %s", path, err ? strerror(err) : "the file shrank while read");
-        }
-        have += (size_t)got;
-    }
-    close(fd);
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Per channel mean and std of p/255 for --normalise (docs/RUNNER.md, "predict"). */
 static int normalisation(const char *name, double mean[3], double std[3], Err *e) {
     if (strcmp(name, "fashion-mnist") == 0) {
@@ -89,7 +53,7 @@ static int normalisation(const char *name, double mean[3], double std[3], Err *e
 static int load_image(const char *path, const double mean[3], const double std[3], float *x, Err *e) {
     unsigned char *bytes = NULL;
     size_t len = 0;
-    if (read_image_file(path, &bytes, &len, e) != 0) return -1;
+    if (read_regular_file(path, MAX_IMAGE_BYTES, "an image", &bytes, &len, e) != 0) return -1;
     int w, h, channels;
     if (len > INT32_MAX || !stbi_info_from_memory(bytes, (int)len, &w, &h, &channels)) {
         free(bytes);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -81,8 +82,16 @@ void metrics_close(Trainer *T) {
     T->metrics = NULL;
 }
 
+/* Every line ends with the wall-clock time it was written, UTC to the millisecond ("time":"2026-12-05T17:30:00.123Z",
+ * always 24 characters), so that curves can be drawn against time and runs dated; the last key, so that a
+ * comparison of two runs' lines can drop it with one pattern (same_metrics in Tests/runner/run_tests.sh). */
 static void metrics_end_line(Trainer *T) {
-    fputs("}\n", T->metrics);
+    struct timespec ts = {0, 0};
+    struct tm utc;
+    char stamp[32] = "1970-01-01T00:00:00";
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &utc))
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    fprintf(T->metrics, ",\"time\":\"%s.%03ldZ\"}\n", stamp, ts.tv_nsec / 1000000);
     Err e;
     if (flush_checked(T->metrics, T->metrics_path, 0, &e) != 0) metrics_failed(T, &e);
     T->rs.metrics_bytes = ftell(T->metrics);

@@ -15,7 +15,8 @@
 #include "trainer.h"
 
 /* The files that make up a run. A new run refuses a directory that holds any of them, unless --overwrite. */
-static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg"};
+static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg",
+                                        "model.swiftdsl", "recipe.txt"};
 enum { NUM_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
 
 /* How many of -2, -3, ... a run without --out tries before it asks for --out. */
@@ -138,4 +139,27 @@ int run_dir_claim(Trainer *T, Err *e) {
         return err_set(e, "--resume: no checkpoint %s/checkpoint.safetensors to resume from", c->out_dir);
     T->lock_fd = take(c->out_dir, e);
     return T->lock_fd < 0 ? -1 : set_paths(T, e);
+}
+
+/* The run describes itself: the model file that was compiled and the recipe as mplc resolved it (defaults and
+ * overrides included), so that the run directory alone says what trained. Rewritten on --resume (the checkpoint
+ * has already been checked to belong to this model). */
+int run_dir_describe(Trainer *T, Err *e) {
+    const struct {
+        const char *name;
+        const void *bytes;
+        size_t len;
+    } files[] = {{"model.swiftdsl", T->model_source, T->model_source_len},
+                 {"recipe.txt", T->cfg.recipe, T->cfg.recipe ? strlen(T->cfg.recipe) : 0}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (!files[i].bytes) continue;
+        char path[PATH_CAP];
+        AtomicFile out;
+        if (path_join(path, sizeof path, e, "%s/%s", T->cfg.out_dir, files[i].name) != 0 ||
+            atomic_create(&out, path, e) != 0)
+            return -1;
+        fwrite(files[i].bytes, 1, files[i].len, out.fp);
+        if (atomic_commit(&out, e) != 0) return -1;
+    }
+    return 0;
 }

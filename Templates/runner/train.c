@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ema.h"
+#include "fileio.h"
 #include "model.h"
 #include "schedule.h"
 #include "train.h"
@@ -306,6 +307,10 @@ static void setup(Trainer *T) {
     /* Everything that can fail on bad input happens before the run directory is touched. A resumed run locks
      * its directory before it reads the checkpoint (first for the run's data directory, then whole once the
      * data is loaded); a new run claims one after its last input check, so that bad input creates no directory. */
+    /* 1 MiB: a model file is a few kilobytes; mplc has compiled this one already. */
+    if (c->model_file &&
+        read_regular_file(c->model_file, (size_t)1 << 20, "a model file", &T->model_source, &T->model_source_len, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
     if (c->resume) {
         if (run_dir_claim(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 || trainer_load_data(T, &e) != 0 ||
             checkpoint_resume(T, &e) != 0)
@@ -323,7 +328,8 @@ static void setup(Trainer *T) {
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (T->rs.phase != PHASE_DONE) warn_settings(c);
     if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0 || run_dir_describe(T, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;
     order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
     order_init(&T->order_u, T->data.train.n, c->seed, RNG_ORDER_UNLABELED);
@@ -343,6 +349,7 @@ static void teardown(Trainer *T) {
     order_free(&T->order_sup);
     order_free(&T->order_ft);
     free(T->labeled);
+    free(T->model_source);
     free(T->state);
     free(T->step_io);
     free(T->sup_io);

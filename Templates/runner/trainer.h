@@ -30,6 +30,9 @@ typedef struct {
     double ema_decay; /* decay of the student's EMA (ema.h); 0 disables it */
     const char *teacher_cache; /* --teacher-cache (Reduced MPL, teacher_cache.h); NULL for an image teacher */
     const char *init_from;     /* --init-from: a new run starting from a checkpoint's parameters; NULL none */
+    /* --model-file, --recipe (given by mplc train): the model file and its resolved recipe, copied into the run
+     * directory as model.swiftdsl and recipe.txt; NULL none */
+    const char *model_file, *recipe;
     int threads, quiet, resume;
     int overwrite;   /* --overwrite: a new run replaces the run in out_dir */
     int default_out; /* out_dir is the default name (no --out): a new run takes the first free of it, -2, -3, ... */
@@ -84,12 +87,17 @@ typedef struct {
     char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
     char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
     char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
+    unsigned char *model_source; /* cfg.model_file's bytes, read before the run directory is touched */
+    size_t model_source_len;
     int tty;
     double t_start, last_draw;
     long start_global; /* global step (main + finetune) when this process started */
     /* values of the schedules at the last step, for the metrics lines */
     double lr_teacher, lr_student, uda_weight;
 } Trainer;
+
+/* rundir.c: writes RUN_DIR/model.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them. */
+int run_dir_describe(Trainer *T, Err *e);
 
 /* train.c: the augmentation of a data set (shift by format, flips as resolved). */
 AugSpec aug_spec(const Dataset *d, int flip);

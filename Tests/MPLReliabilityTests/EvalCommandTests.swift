@@ -17,15 +17,50 @@ struct EvalCommandTests {
         try (Data("P5\n\(side) \(side)\n255\n".utf8) + Data(pixels)).write(to: URL(fileURLWithPath: path))
     }
 
+    /// One short supervised run of fashion_mlp by `mplc train` (with a recipe override), shared by the tests: its
+    /// folder (run/ inside it) and data directory.
+    static let trained: Result<(work: String, data: String), Error> = Result {
+        let work = try temporaryDirectory("eval-command")
+        let data = try SmallData.directory(testImages: testImages)
+        let train = try run([mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
+                             "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet",
+                             "--pseudo-labels", "soft:2"], directory: work)
+        guard train.status == 0 else { throw TestFailure("mplc train failed:\n" + train.output) }
+        return (work, data)
+    }
+
+    @Test("The run directory keeps the model file and the resolved recipe; every metrics line has its UTC time")
+    func runDescribesItself() throws {
+        let (work, _) = try Self.trained.get()
+        let source = try String(contentsOfFile: exampleMLP, encoding: .utf8)
+        #expect(try String(contentsOfFile: work + "/run/model.swiftdsl", encoding: .utf8) == source)
+        // recipe.txt is `mplc check`'s recipe, the override applied.
+        let check = try run([mplcBinary, "check", exampleMLP])
+        let checked = check.output.split(separator: "\n").filter { $0.hasPrefix("  ") }
+            .map { $0.dropFirst(2) }.map { $0 == "pseudoLabels .hard(.argmax) (default)" ? "pseudoLabels .soft(temperature: 2.0)" : String($0) }
+        let recipe = try String(contentsOfFile: work + "/run/recipe.txt", encoding: .utf8)
+        #expect(recipe == checked.map { $0 + "\n" }.joined(), "\(recipe)")
+        let lines = try String(contentsOfFile: work + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let times = lines.compactMap { line in line.firstMatch(of: #/,"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"\}$/#)?.1 }
+        #expect(times.count == lines.count && lines.count > 20, "\(lines.prefix(3))")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let dates = times.compactMap { formatter.date(from: String($0)) }
+        #expect(dates.count == times.count && zip(dates, dates.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(dates.first.map { abs($0.timeIntervalSinceNow) < 3600 } ?? false, "\(times.first ?? "")")
+
+        // A model file that is not a regular file is refused before a run directory is made.
+        let runner = try #require(try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
+            .first { $0.hasPrefix("fashion_mlp-") && !$0.hasSuffix(".lock") })
+        let refused = try run([work + "/.build-mplc/" + runner + "/mplc-run", "train", "--data", "two-moons",
+                               "--model-file", work, "--out", work + "/none"])
+        #expect(refused.status == 1 && refused.output.contains("\(work): not a regular file"), "\(refused.output)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/none"))
+    }
+
     @Test("eval's confusion matrix, per-class table and accuracy; predict on the test images as files; bad inputs")
     func evalAndPredict() throws {
-        let work = try temporaryDirectory("eval-command")
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        let data = try SmallData.directory(testImages: Self.testImages)
-        let train = try run([mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
-                             "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet"],
-                            directory: work)
-        try #require(train.status == 0, "\(train.output)")
+        let (work, data) = try Self.trained.get()
         let checkpoint = work + "/run/checkpoint.safetensors"
 
         // --json: the student's confusion matrix adds up to the test set, its diagonal to the summary's accuracy.
