@@ -18,7 +18,7 @@ struct MPLC: ParsableCommand {
               mplc eval Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors   test accuracy, confusion matrix
               mplc predict Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors shirt.png
             """,
-        subcommands: [Emit.self, Check.self, Train.self, Eval.self, Predict.self, Export.self, Fuzz.self],
+        subcommands: [Emit.self, Check.self, Train.self, Eval.self, Predict.self, Report.self, Export.self, Fuzz.self],
         defaultSubcommand: Emit.self)
 }
 

@@ -42,7 +42,7 @@ static void usage(FILE *fp) {
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
             "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
-            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as model.swiftdsl and recipe.txt\n"
+            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
             "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"

@@ -12,11 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model.h"
 #include "trainer.h"
 
 /* The files that make up a run. A new run refuses a directory that holds any of them, unless --overwrite. */
+/* The copy of the model file keeps the file's name, which is the model's name (docs/DSL.md): compiled again, the
+ * copy is the same model. */
+#define MODEL_COPY MPLC_MODEL_NAME ".swiftdsl"
 static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg",
-                                        "model.swiftdsl", "recipe.txt"};
+                                        MODEL_COPY, "recipe.txt"};
 enum { NUM_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
 
 /* How many of -2, -3, ... a run without --out tries before it asks for --out. */
@@ -149,7 +153,7 @@ int run_dir_describe(Trainer *T, Err *e) {
         const char *name;
         const void *bytes;
         size_t len;
-    } files[] = {{"model.swiftdsl", T->model_source, T->model_source_len},
+    } files[] = {{MODEL_COPY, T->model_source, T->model_source_len},
                  {"recipe.txt", T->cfg.recipe, T->cfg.recipe ? strlen(T->cfg.recipe) : 0}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (!files[i].bytes) continue;

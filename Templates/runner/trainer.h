@@ -31,7 +31,7 @@ typedef struct {
     const char *teacher_cache; /* --teacher-cache (Reduced MPL, teacher_cache.h); NULL for an image teacher */
     const char *init_from;     /* --init-from: a new run starting from a checkpoint's parameters; NULL none */
     /* --model-file, --recipe (given by mplc train): the model file and its resolved recipe, copied into the run
-     * directory as model.swiftdsl and recipe.txt; NULL none */
+     * directory as <model name>.swiftdsl and recipe.txt; NULL none */
     const char *model_file, *recipe;
     int threads, quiet, resume;
     int overwrite;   /* --overwrite: a new run replaces the run in out_dir */
@@ -96,7 +96,7 @@ typedef struct {
     double lr_teacher, lr_student, uda_weight;
 } Trainer;
 
-/* rundir.c: writes RUN_DIR/model.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them. */
+/* rundir.c: writes RUN_DIR/<model name>.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them. */
 int run_dir_describe(Trainer *T, Err *e);
 
 /* train.c: the augmentation of a data set (shift by format, flips as resolved). */

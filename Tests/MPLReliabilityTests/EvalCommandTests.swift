@@ -33,7 +33,7 @@ struct EvalCommandTests {
     func runDescribesItself() throws {
         let (work, _) = try Self.trained.get()
         let source = try String(contentsOfFile: exampleMLP, encoding: .utf8)
-        #expect(try String(contentsOfFile: work + "/run/model.swiftdsl", encoding: .utf8) == source)
+        #expect(try String(contentsOfFile: work + "/run/fashion_mlp.swiftdsl", encoding: .utf8) == source)
         // recipe.txt is `mplc check`'s recipe, the override applied.
         let check = try run([mplcBinary, "check", exampleMLP])
         let checked = check.output.split(separator: "\n").filter { $0.hasPrefix("  ") }
@@ -136,5 +136,63 @@ struct EvalCommandTests {
             #expect(result.status != 0 && !result.signaled && result.output.contains(c.message),
                     "\(c.arguments): \(result.output)")
         }
+    }
+
+    /// Chromium from Debian (.ci/install-deps installs it).
+    static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+
+    /// Opens a page in headless Chromium: its DOM after the scripts ran, and the console messages (errors included).
+    static func render(_ page: String) throws -> (dom: String, console: [String]) {
+        let browser = try #require(chromium, "no chromium: run .ci/install-deps")
+        let profile = try temporaryDirectory("chromium-profile")
+        defer { try? FileManager.default.removeItem(atPath: profile) }
+        let dom = try run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
+                           "--enable-logging=stderr", "--v=0", "--dump-dom", URL(fileURLWithPath: page).absoluteString])
+        try #require(dom.status == 0, "\(dom.output)")
+        return (dom.output, dom.output.split(separator: "\n").filter { $0.contains(":CONSOLE") }.map(String.init))
+    }
+
+    @Test("mplc report: a self-contained page that Chromium renders with its plots, the confusion matrix and no console error")
+    func report() throws {
+        let (work, _) = try Self.trained.get()
+        let made = try run([mplcBinary, "report", "run"], directory: work)
+        try #require(made.status == 0, "\(made.output)")
+        let page = work + "/run/report.html"
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        // Self-contained: nothing loaded from elsewhere (the SVG namespace is a name, not a fetch).
+        #expect(!html.contains("src=") && !html.contains("href=") && !html.contains("@import"))
+        let (dom, console) = try Self.render(page)
+        #expect(console.isEmpty, "\(console)")
+        #expect(dom.contains("<div id=\"errors\"></div>"))
+        // Supervised run: losses, learning rates, test accuracy; each plot with its curves.
+        #expect(dom.contains("data-plots=\"3\""), "\(dom.prefix(2000))")
+        #expect(dom.components(separatedBy: "class=\"curve\"").count - 1 >= 5)
+        #expect(dom.contains("data-title=\"test accuracy\""))
+        let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", work + "/run/checkpoint.safetensors",
+                            "--data", try SmallData.directory(testImages: Self.testImages), "--json"], directory: work)
+        let result = try #require(try JSONSerialization.jsonObject(
+            with: Data((eval.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any])
+        let accuracy = try #require(result["accuracy"] as? Double)
+        #expect(dom.contains("Confusion matrix: run, student, test accuracy " + String(format: "%.2f%%", 100 * accuracy)))
+        #expect(dom.contains("pseudoLabels .soft(temperature: 2.0)"), "the recipe is on the page")
+
+        // Names from the run directory are text, never markup: a run folder named like a tag.
+        let hostile = work + "/<img src=x onerror=alert(1)>"
+        try FileManager.default.createDirectory(atPath: hostile, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: work + "/run/metrics.jsonl", toPath: hostile + "/metrics.jsonl")
+        let other = try run([mplcBinary, "report", "run", hostile, "--no-eval", "-o", "both.html"], directory: work)
+        try #require(other.status == 0, "\(other.output)")
+        let both = try Self.render(work + "/both.html")
+        #expect(both.console.isEmpty && both.dom.contains("&lt;img src=x onerror=alert(1)&gt;") && !both.dom.contains("<img"),
+                "\(both.console)")
+        #expect(both.dom.contains("data-plots=\"3\""))
+
+        // A metrics line that is not the runner's: exit 1 naming the file and line.
+        try "{\"phase\":\"mpl\"}\n".write(toFile: hostile + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        let bad = try run([mplcBinary, "report", hostile, "--no-eval"], directory: work)
+        #expect(bad.status == 1 && bad.output.contains("\(hostile)/metrics.jsonl:1: not a metrics line of mplc-run"),
+                "\(bad.output)")
     }
 }
