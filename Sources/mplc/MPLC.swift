@@ -113,8 +113,15 @@ struct Train: ParsableCommand {
         "Start from the weights of a checkpoint of another model hash or recipe, on purpose (e.g. to finetune).",
         valueName: "FILE.safetensors"))
     var initFrom: String?
-    @Option(help: "Evaluate on the test set every N steps.")
+    @Option(help: "Evaluate on the test set (with --validation: the validation set) every N steps.")
     var evalEvery: Int?
+    @Option(help: ArgumentHelp(
+        "Hold out N labeled examples (class-balanced, seeded) as a validation set; RUN_DIR/best.safetensors keeps the "
+            + "student with the best validation accuracy, and the test set is evaluated at the end of each phase only.",
+        valueName: "N"))
+    var validation: Int?
+    @Option(help: "With --validation: stop the main phase after P validation evaluations without a better student.")
+    var patience: Int?
     @Option(help: "Checkpoint every N steps.")
     var checkpointEvery: Int?
     @Option(help: "mpl, supervised (student on labels only) or uda (teacher ignores the feedback).")
@@ -154,7 +161,7 @@ struct Train: ParsableCommand {
         add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache); add("--ema-decay", emaDecay); add("--flip", flip)
-        add("--init-from", initFrom)
+        add("--init-from", initFrom); add("--validation", validation); add("--patience", patience)
         if resume { args.append("--resume") }
         if overwrite { args.append("--overwrite") }
         if quiet { args.append("--quiet") }

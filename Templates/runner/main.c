@@ -22,7 +22,7 @@ static void usage(FILE *fp) {
             "                 [--resume | --overwrite] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
-            "                 [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
+            "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
@@ -42,6 +42,9 @@ static void usage(FILE *fp) {
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
             "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
+            "  --validation N: hold out N labeled examples (class-balanced, seeded) and evaluate on them at each\n"
+            "  evaluation (the test set only at the end of each phase); best.safetensors keeps the student with the best\n"
+            "  validation accuracy; --patience P: the main phase stops after P evaluations without a better one\n"
             "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
             "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
@@ -208,6 +211,8 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
         else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
         else if (is(&a, "--init-from")) c.init_from = value(&a);
+        else if (is(&a, "--validation")) c.validation = long_value(&a, 0), c.given_validation = 1;
+        else if (is(&a, "--patience")) c.patience = long_value(&a, 0), c.given_patience = 1;
         else if (is(&a, "--model-file")) c.model_file = value(&a);
         else if (is(&a, "--recipe")) c.recipe = value(&a);
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
@@ -233,6 +238,11 @@ static int train_main(int argc, char **argv) {
     }
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache);
+    if (c.teacher_cache && c.validation > 0)
+        usage_error("--validation is not supported with --teacher-cache (Reduced MPL) yet: the teacher's validation "
+                    "inputs would be rows of the cache");
+    if (c.patience > 0 && c.validation == 0 && !c.resume)
+        usage_error("--patience %ld counts validation evaluations: give --validation N too", c.patience);
     if (c.resume && c.init_from)
         usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: "
                     "give one");

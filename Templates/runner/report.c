@@ -142,6 +142,20 @@ void metrics_eval(Trainer *T) {
     metrics_end_line(T);
 }
 
+void metrics_eval_validation(Trainer *T, const long correct[3]) {
+    const size_t n = T->val.n;
+    metrics_begin(T);
+    fprintf(T->metrics, ",\"eval\":\"validation\",\"validation_examples\":%zu,\"acc_teacher\":", n);
+    json_write_double(T->metrics, accuracy(correct[0], n));
+    fputs(",\"acc_student\":", T->metrics);
+    json_write_double(T->metrics, accuracy(correct[1], n));
+    if (correct[2] >= 0) {
+        fputs(",\"acc_student_ema\":", T->metrics);
+        json_write_double(T->metrics, accuracy(correct[2], n));
+    }
+    metrics_end_line(T);
+}
+
 static void format_duration(double s, char *out, size_t cap) {
     long t = (long)(s + 0.5);
     if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
@@ -243,7 +257,18 @@ int summary_write(Trainer *T, double wall, Err *e) {
         else json_write_double(fp, accuracy(vals[i], n));
         fputs(i < 5 ? ",\n" : "\n", fp);
     }
-    fputs("  },\n  \"ema\": {\"decay\": ", fp);
+    fputs("  },\n  \"validation\": ", fp);
+    if (T->val.n == 0) {
+        fputs("null", fp);
+    } else { /* the student's best validation accuracy, where best.safetensors holds it, and any early stop */
+        fprintf(fp, "{\"examples\": %zu, \"patience\": %ld, \"best_step\": %ld, \"best_acc_student\": ", T->val.n,
+                T->cfg.patience, T->rs.best_step);
+        json_write_double(fp, accuracy(T->rs.best_correct, T->val.n));
+        fputs(", \"stopped_at_step\": ", fp);
+        if (T->rs.stopped_at) fprintf(fp, "%ld}", T->rs.stopped_at);
+        else fputs("null}", fp);
+    }
+    fputs(",\n  \"ema\": {\"decay\": ", fp);
     json_write_double(fp, T->cfg.ema_decay);
     fprintf(fp, ", \"updates\": %ld}", T->rs.ema_updates);
     fprintf(fp, ",\n  \"wall_seconds\": %.3f,\n  \"resumed_from_step\": %ld,\n  \"threads\": %d,\n", wall,

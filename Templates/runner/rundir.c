@@ -20,7 +20,7 @@
  * copy is the same model. */
 #define MODEL_COPY MPLC_MODEL_NAME ".swiftdsl"
 static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg",
-                                        MODEL_COPY, "recipe.txt"};
+                                        MODEL_COPY, "recipe.txt", "best.safetensors"};
 enum { NUM_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
 
 /* How many of -2, -3, ... a run without --out tries before it asks for --out. */
@@ -93,7 +93,8 @@ static int set_paths(Trainer *T, Err *e) {
     const char *dir = T->cfg.out_dir;
     if (path_join(T->ckpt_path, PATH_CAP, e, "%s/checkpoint.safetensors", dir) != 0 ||
         path_join(T->metrics_path, PATH_CAP, e, "%s/metrics.jsonl", dir) != 0 ||
-        path_join(T->summary_path, PATH_CAP, e, "%s/summary.json", dir) != 0)
+        path_join(T->summary_path, PATH_CAP, e, "%s/summary.json", dir) != 0 ||
+        path_join(T->best_path, PATH_CAP, e, "%s/best.safetensors", dir) != 0)
         return -1;
     return 0;
 }
