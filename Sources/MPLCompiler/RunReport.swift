@@ -109,6 +109,11 @@ public enum RunReport {
         for key in keys {
             rows += "<tr><td class=\"name\">\(key)</td>" + runs.map { "<td>\(escape(describe($0.summary?[key])))</td>" }.joined() + "</tr>\n"
         }
+        for key in ["examples", "best_step", "best_acc_student", "stopped_at_step"] {
+            rows += "<tr><td class=\"name\">validation \(key.replacingOccurrences(of: "_", with: " "))</td>" + runs.map {
+                "<td>\(escape(describe(($0.summary?["validation"] as? [String: Any])?[key])))</td>"
+            }.joined() + "</tr>\n"
+        }
         for key in accuracies {
             rows += "<tr><td class=\"name\">test accuracy, \(key.replacingOccurrences(of: "_", with: " "))</td>" + runs.map { run in
                 let value = (run.summary?["test_accuracy"] as? [String: Any])?[key] as? Double
@@ -160,8 +165,8 @@ public enum RunReport {
         return out
     }
 
-    /// Draws one SVG per group of metrics (losses; h and mask rate; learning rates; test accuracies) with a curve per
-    /// run and key against global_step, axes with their ranges and a legend; errors go into #errors.
+    /// Draws one SVG per group of metrics (losses; h and mask rate; learning rates; test and validation accuracies)
+    /// with a curve per run, key and evaluation set against global_step, axes with their ranges and a legend; errors go into #errors.
     static let script = #"""
         "use strict";
         window.onerror = (message) => { document.getElementById("errors").textContent += "script error: " + message + "\n"; };
@@ -170,7 +175,7 @@ public enum RunReport {
           ["losses", k => k.startsWith("loss")],
           ["h and mask rate", k => k === "h" || k === "mask_rate" || k === "uda_weight"],
           ["learning rates", k => k.startsWith("lr")],
-          ["test accuracy", k => k.startsWith("acc_")],
+          ["accuracy", k => k.startsWith("acc_")],
         ];
         const colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
         const NS = "http://www.w3.org/2000/svg";
@@ -185,12 +190,16 @@ public enum RunReport {
         for (const [title, wanted] of groups) {
           const series = [];
           for (const run of runs) {
-            const keys = new Set();
-            for (const line of run.metrics) for (const k of Object.keys(line)) if (wanted(k) && typeof line[k] === "number") keys.add(k);
-            for (const k of keys) {
-              const points = run.metrics.filter(l => typeof l[k] === "number").map(l => [l.global_step, l[k]]);
-              if (points.length) series.push({label: (runs.length > 1 ? run.name + " " : "") + k, points});
-            }
+            // One series per key and evaluation set ("test" or "validation" lines; none for the log lines).
+            const named = new Map();
+            for (const line of run.metrics)
+              for (const k of Object.keys(line))
+                if (wanted(k) && typeof line[k] === "number") {
+                  const name = (typeof line.eval === "string" ? line.eval + " " : "") + k;
+                  if (!named.has(name)) named.set(name, []);
+                  named.get(name).push([line.global_step, line[k]]);
+                }
+            for (const [name, points] of named) series.push({label: (runs.length > 1 ? run.name + " " : "") + name, points});
           }
           if (!series.length) continue;
           const W = 560, H = 300, L = 60, R = 10, T = 24, B = 36;

@@ -17,14 +17,15 @@ struct EvalCommandTests {
         try (Data("P5\n\(side) \(side)\n255\n".utf8) + Data(pixels)).write(to: URL(fileURLWithPath: path))
     }
 
-    /// One short supervised run of fashion_mlp by `mplc train` (with a recipe override), shared by the tests: its
+    /// One short supervised run of fashion_mlp by `mplc train` (with a recipe override and a validation set), shared
+    /// by the tests: its
     /// folder (run/ inside it) and data directory.
     static let trained: Result<(work: String, data: String), Error> = Result {
         let work = try temporaryDirectory("eval-command")
         let data = try SmallData.directory(testImages: testImages)
         let train = try run([mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
                              "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet",
-                             "--pseudo-labels", "soft:2"], directory: work)
+                             "--pseudo-labels", "soft:2", "--validation", "100", "--eval-every", "20"], directory: work)
         guard train.status == 0 else { throw TestFailure("mplc train failed:\n" + train.output) }
         return (work, data)
     }
@@ -169,7 +170,9 @@ struct EvalCommandTests {
         // Supervised run: losses, learning rates, test accuracy; each plot with its curves.
         #expect(dom.contains("data-plots=\"3\""), "\(dom.prefix(2000))")
         #expect(dom.components(separatedBy: "class=\"curve\"").count - 1 >= 5)
-        #expect(dom.contains("data-title=\"test accuracy\""))
+        #expect(dom.contains("data-title=\"accuracy\"") && dom.contains(">validation acc_student<")
+                && dom.contains(">test acc_student<"))
+        #expect(FileManager.default.fileExists(atPath: work + "/run/best.safetensors"))
         let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", work + "/run/checkpoint.safetensors",
                             "--data", try SmallData.directory(testImages: Self.testImages), "--json"], directory: work)
         let result = try #require(try JSONSerialization.jsonObject(
