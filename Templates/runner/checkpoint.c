@@ -154,8 +154,10 @@ static int resume_validation(Trainer *T, const StMeta *m, const char *path, long
     if (c->given_patience && c->patience != patience)
         return err_set(e, "%s was written with --patience %ld, but this command says --patience %ld (drop the flag "
                           "or start a new run)", path, patience, c->patience);
-    if (best[1] > global || best[3] > c->steps || best[0] > validation)
-        return err_set(e, "%s: metadata \"best\" is beyond what the run has reached", path);
+    /* A stop by --patience writes a checkpoint at that step, so a run still in its main phase is there. */
+    if (best[0] > validation || best[1] < 0 || best[1] > global || best[2] < 0 || best[3] < 0 || best[3] > c->steps ||
+        (best[3] > 0 && T->rs.phase == PHASE_MAIN && best[3] != T->rs.step))
+        return err_set(e, "%s: metadata \"best\" is not what the run can have reached", path);
     c->validation = validation;
     c->patience = patience;
     T->rs.best_correct = best[0];

@@ -503,11 +503,11 @@ if "$RUN" "${VFLAGS[@]}" --validation 200 --patience 1 --out "$V-p" >/dev/null 2
     else fail "--patience 1" "$(cat "$V-p/summary.json")"; fi
 else fail "--patience run" "$(cat "$V-p.err")"; fi
 # Resume is exact with a validation set: the best checkpoint and the patience count come back from the checkpoint.
-"$RUN" "${VFLAGS[@]}" --validation 200 --patience 1 --out "$V-r" --stop-at 25 >/dev/null 2>&1
+"$RUN" "${VFLAGS[@]}" --validation 200 --patience 1 --out "$V-r" --stop-at 15 >/dev/null 2>&1
 if "$RUN" train --data "$FAST" --quiet --resume --out "$V-r" >/dev/null 2>"$V-r.err" &&
     cmp -s "$V-p/checkpoint.safetensors" "$V-r/checkpoint.safetensors" && cmp -s "$V-p/best.safetensors" "$V-r/best.safetensors" &&
     same_metrics "$V-p/metrics.jsonl" "$V-r/metrics.jsonl"; then
-    pass "--validation --patience stopped at step 25 and resumed: checkpoint, best.safetensors and metrics identical"
+    pass "--validation --patience 1 stopped at step 15 (before patience ends the main phase at 20) and resumed: checkpoint, best.safetensors and metrics identical"
 else fail "--validation resume" "$(cat "$V-r.err"; diff "$V-p/metrics.jsonl" "$V-r/metrics.jsonl" | head -5)"; fi
 expect "resume with another --validation: exit 1" 1 "was written with --validation 200, but this command says --validation 100" -- \
     "$RUN" train --data "$FAST" --resume --validation 100 --out "$V-r" --quiet
