@@ -1,4 +1,5 @@
-// The command line: a thin shell over MPLCompiler. Subcommands: emit (the default), check, train.
+// The command line: a thin shell over MPLCompiler. Subcommands: emit (the default), check, train, eval, predict,
+// report, export, fuzz (one file each from eval on).
 
 import ArgumentParser
 import Foundation
