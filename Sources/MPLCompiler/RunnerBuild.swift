@@ -99,6 +99,20 @@ public enum RunnerBuild {
         return ["model name", "flags"].compactMap { key in lines.first { $0.hasPrefix(key) } }.joined(separator: "\n")
     }
 
+    /// Runs a built trainer (`mplc-run eval`, `predict`) for its standard output, its stderr (progress, errors)
+    /// going to ours; returns its exit status and what it printed.
+    public static func runTrainer(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { throw CompileFailure("error: cannot run \(binary): \(error.localizedDescription)") }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
     /// Runs a tool, failing with its output when it exits non-zero; returns its output.
     @discardableResult
     static func run(_ tool: String, _ arguments: [String]) throws -> String {

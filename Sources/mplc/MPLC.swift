@@ -1,4 +1,5 @@
-// The command line: a thin shell over MPLCompiler. Subcommands: emit (the default), check, train.
+// The command line: a thin shell over MPLCompiler. Subcommands: emit (the default), check, train, eval, predict,
+// report, export, fuzz (one file each from eval on).
 
 import ArgumentParser
 import Foundation
@@ -15,8 +16,10 @@ struct MPLC: ParsableCommand {
               mplc Examples/fashion_mlp.swiftdsl -o DIR   the same, into DIR
               mplc check Examples/fashion_cnn.swiftdsl    parse and check only
               mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST
+              mplc eval Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors   test accuracy, confusion matrix
+              mplc predict Examples/fashion_cnn.swiftdsl --checkpoint RUN/checkpoint.safetensors shirt.png
             """,
-        subcommands: [Emit.self, Check.self, Train.self, Export.self, Fuzz.self],
+        subcommands: [Emit.self, Check.self, Train.self, Eval.self, Predict.self, Report.self, Export.self, Fuzz.self],
         defaultSubcommand: Emit.self)
 }
 
@@ -111,8 +114,15 @@ struct Train: ParsableCommand {
         "Start from the weights of a checkpoint of another model hash or recipe, on purpose (e.g. to finetune).",
         valueName: "FILE.safetensors"))
     var initFrom: String?
-    @Option(help: "Evaluate on the test set every N steps.")
+    @Option(help: "Evaluate on the test set (with --validation: the validation set) every N steps.")
     var evalEvery: Int?
+    @Option(help: ArgumentHelp(
+        "Hold out N labeled examples (class-balanced, seeded) as a validation set; RUN_DIR/best.safetensors keeps the "
+            + "student with the best validation accuracy, and the test set is evaluated at the end of each phase only.",
+        valueName: "N"))
+    var validation: Int?
+    @Option(help: "With --validation: stop the main phase after P validation evaluations without a better student.")
+    var patience: Int?
     @Option(help: "Checkpoint every N steps.")
     var checkpointEvery: Int?
     @Option(help: "mpl, supervised (student on labels only) or uda (teacher ignores the feedback).")
@@ -139,17 +149,9 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            var model = try Compiler.load(path: self.model).get()
-            try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
-            let started = Date()
-            let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(self.model)",
-                                                memoryLimit: ResourceLimits.memoryLimit())
-            let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
-                                                              templatesDirectory: Compiler.templatesDirectory)
-            FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
-                                                       built ? "built" : "reused", binary,
-                                                       Date().timeIntervalSince(started), compiled.memorySummary).utf8))
-            try exec(binary, ["train"] + runnerArguments)
+            let (binary, recipe) = try trainer(modelPath: model, pseudoLabels: pseudoLabels, feedback: feedback)
+            // The run directory keeps the model file and the recipe it trained with (docs/RUNNER.md, "Run directory").
+            try exec(binary, ["train"] + runnerArguments + ["--model-file", model, "--recipe", recipe])
         }
     }
 
@@ -160,12 +162,39 @@ struct Train: ParsableCommand {
         add("--threads", threads ?? ProcessInfo.processInfo.activeProcessorCount); add("--out", out); add("--eval-every", evalEvery)
         add("--checkpoint-every", checkpointEvery); add("--mode", mode); add("--finetune-steps", finetuneSteps)
         add("--teacher-cache", teacherCache); add("--ema-decay", emaDecay); add("--flip", flip)
-        add("--init-from", initFrom)
+        add("--init-from", initFrom); add("--validation", validation); add("--patience", patience)
         if resume { args.append("--resume") }
         if overwrite { args.append("--overwrite") }
         if quiet { args.append("--quiet") }
         return args
     }
+}
+
+/// The trainer `mplc-run` of a model, built once into .build-mplc (RunnerBuild.cachedBuild); says on stderr
+/// whether it was built or reused, and where.
+/// Also returns the resolved recipe, as `mplc check` prints it (overrides applied).
+func trainer(modelPath: String, pseudoLabels: String? = nil, feedback: String? = nil) throws
+    -> (binary: String, recipe: String)
+{
+    var model = try Compiler.load(path: modelPath).get()
+    try RecipeOverrides.apply(pseudoLabels: pseudoLabels, feedback: feedback, to: &model)
+    let started = Date()
+    let compiled = try Compiler.compile(model, regenerateCommand: "mplc train \(modelPath)",
+                                        memoryLimit: ResourceLimits.memoryLimit())
+    let (binary, built) = try RunnerBuild.cachedBuild(compiled.files, modelName: model.name,
+                                                      templatesDirectory: Compiler.templatesDirectory)
+    FileHandle.standardError.write(Data(String(format: "mplc: %@ %@ in %.1f s; memory plan: %@\n",
+                                               built ? "built" : "reused", binary,
+                                               Date().timeIntervalSince(started), compiled.memorySummary).utf8))
+    return (binary, model.recipe.resolvedLines.map { $0 + "\n" }.joined())
+}
+
+/// Runs `mplc-run COMMAND ARGUMENTS` of the model's trainer for its JSON output; a trainer that fails has said
+/// why on stderr, and mplc exits with its code.
+func trainerOutput(model modelPath: String, _ arguments: [String]) throws -> String {
+    let (status, output) = try RunnerBuild.runTrainer(try trainer(modelPath: modelPath).binary, arguments)
+    guard status == 0 else { throw ExitCode(status) }
+    return output
 }
 
 /// Replaces this process with `binary`, so signals, exit codes and the terminal belong to the trainer.

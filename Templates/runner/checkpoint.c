@@ -71,6 +71,11 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "ema_decay", "%.17g", T->cfg.ema_decay);
     meta_set(m, "ema_updates", "%ld", rs->ema_updates);
     meta_set(m, "acc_ema", "%ld,%ld,%ld", rs->acc_ema_last, rs->acc_ema_before, rs->acc_ema_after);
+    if (T->cfg.validation > 0) {
+        meta_set(m, "validation", "%ld", T->cfg.validation);
+        meta_set(m, "patience", "%ld", T->cfg.patience);
+        meta_set(m, "best", "%ld,%ld,%ld,%ld", rs->best_correct, rs->best_step, rs->evals_since_best, rs->stopped_at);
+    }
     /* Reduced MPL: the cache the run was trained with (the path for people, the hash for --resume). */
     if (T->cache.rows) {
         meta_set(m, "teacher_cache", "%s", T->cache.path);
@@ -92,7 +97,9 @@ static void check_finite(const Trainer *T, const float *arena, const char *prefi
     }
 }
 
-void checkpoint_save(Trainer *T) {
+void checkpoint_save(Trainer *T) { checkpoint_save_to(T, T->ckpt_path); }
+
+void checkpoint_save_to(Trainer *T, const char *path) {
     check_finite(T, T->state, "");
     if (T->ema) check_finite(T, T->ema, "ema/"); /* the EMA arena is zero outside the student's tensors */
     /* metrics.jsonl must hold every line the checkpoint counts before the checkpoint exists. */
@@ -100,7 +107,7 @@ void checkpoint_save(Trainer *T) {
     StMeta *m = xmalloc(sizeof *m);
     fill_meta(T, m);
     Err e;
-    if (st_save_ema(T->ckpt_path, T->state, T->ema, m, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (st_save_ema(path, T->state, T->ema, m, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     free(m);
 }
 
@@ -128,6 +135,35 @@ static int meta_longs(const StMeta *m, const char *path, const char *key, long *
         else v = end + 1;
     }
     if (!v) return err_set(e, "%s: metadata \"%s\" is missing or not %d integers in [%ld, %ld]", path, key, n, lo, hi);
+    return 0;
+}
+
+/* --validation and --patience are settings of the run (a checkpoint without them: a run without a validation
+ * set); the best-so-far counters come back with them. */
+static int resume_validation(Trainer *T, const StMeta *m, const char *path, long global, Err *e) {
+    TrainConfig *c = &T->cfg;
+    long validation = 0, patience = 0, best[4] = {-1, 0, 0, 0};
+    if (meta_get(m, "validation") &&
+        (meta_long(m, path, "validation", 1, LONG_MAX, &validation, e) ||
+         meta_long(m, path, "patience", 0, LONG_MAX, &patience, e) ||
+         meta_longs(m, path, "best", best, 4, -1, LONG_MAX, e)))
+        return -1;
+    if (c->given_validation && c->validation != validation)
+        return err_set(e, "%s was written with --validation %ld, but this command says --validation %ld (drop the "
+                          "flag or start a new run)", path, validation, c->validation);
+    if (c->given_patience && c->patience != patience)
+        return err_set(e, "%s was written with --patience %ld, but this command says --patience %ld (drop the flag "
+                          "or start a new run)", path, patience, c->patience);
+    /* A stop by --patience writes a checkpoint at that step, so a run still in its main phase is there. */
+    if (best[0] > validation || best[1] < 0 || best[1] > global || best[2] < 0 || best[3] < 0 || best[3] > c->steps ||
+        (best[3] > 0 && T->rs.phase == PHASE_MAIN && best[3] != T->rs.step))
+        return err_set(e, "%s: metadata \"best\" is not what the run can have reached", path);
+    c->validation = validation;
+    c->patience = patience;
+    T->rs.best_correct = best[0];
+    T->rs.best_step = best[1];
+    T->rs.evals_since_best = best[2];
+    T->rs.stopped_at = best[3];
     return 0;
 }
 
@@ -426,7 +462,7 @@ int checkpoint_resume(Trainer *T, Err *e) {
         sums = end + 1;
     }
     if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
-        resume_teacher_cache(T, m, path, e) != 0)
+        resume_teacher_cache(T, m, path, e) != 0 || resume_validation(T, m, path, global, e) != 0)
         goto done;
     const char *init_from = meta_get(m, "init_from"); /* kept in the run's later checkpoints */
     snprintf(T->init_from, sizeof T->init_from, "%s", init_from ? init_from : "");

@@ -28,28 +28,35 @@ static void load_chunk(float *x, const float *src, size_t width, size_t start, s
     memset(x + rows * width, 0, (MPLC_EVAL_BATCH - rows) * width * sizeof(float));
 }
 
-static void count_correct(const float *logits, const DataSplit *test, size_t start, size_t rows, long *correct) {
-    for (size_t i = 0; i < rows; i++)
-        if (argmax(logits + i * MPLC_CLASSES) == test->y[start + i]) (*correct)++;
+/* Adds the chunk's predictions to one network's confusion matrix (row: true class, column: predicted) and
+ * its count of correct ones. */
+static void count_correct(const float *logits, const DataSplit *test, size_t start, size_t rows, long *correct,
+                          long *confusion) {
+    for (size_t i = 0; i < rows; i++) {
+        int predicted = argmax(logits + i * MPLC_CLASSES), truth = test->y[start + i];
+        if (predicted == truth) (*correct)++;
+        if (confusion) confusion[truth * MPLC_CLASSES + predicted]++;
+    }
 }
 
 void evaluate(const float *state, const float *ema, const DataSplit *test, const float *teacher_x, float *x,
-              float *logits, float *scratch, long correct[3]) {
-    const size_t B = MPLC_EVAL_BATCH, D = MPLC_INPUT_SIZE;
+              float *logits, float *scratch, long correct[3], long *confusion) {
+    const size_t B = MPLC_EVAL_BATCH, D = MPLC_INPUT_SIZE, K2 = (size_t)MPLC_CLASSES * MPLC_CLASSES;
     const int nets = ema ? 3 : 2;
     correct[0] = correct[1] = 0;
     correct[2] = ema ? 0 : -1;
+    if (confusion) memset(confusion, 0, 3 * K2 * sizeof *confusion);
     for (size_t start = 0; start < test->n; start += B) {
         size_t rows = test->n - start < B ? test->n - start : B;
         if (teacher_x) { /* Reduced MPL: the teacher reads the cached distributions of these images */
             load_chunk(x, teacher_x, MPLC_CLASSES, start, rows);
             predict(0, state, ema, x, logits, scratch);
-            count_correct(logits, test, start, rows, &correct[0]);
+            count_correct(logits, test, start, rows, &correct[0], confusion);
         }
         load_chunk(x, test->x, D, start, rows);
         for (int net = teacher_x ? 1 : 0; net < nets; net++) {
             predict(net, state, ema, x, logits, scratch);
-            count_correct(logits, test, start, rows, &correct[net]);
+            count_correct(logits, test, start, rows, &correct[net], confusion ? confusion + net * K2 : NULL);
         }
     }
 }
@@ -57,6 +64,17 @@ void evaluate(const float *state, const float *ema, const DataSplit *test, const
 static void print_accuracy(const char *key, long correct, size_t n) {
     printf(",\"%s\":", key);
     json_write_double(stdout, (double)correct / (double)n);
+}
+
+/* "confusion_<net>": [[...], ...], row i the test images of class i, column j those predicted as j. */
+static void print_confusion(const char *net, const long *confusion) {
+    printf(",\"confusion_%s\":[", net);
+    for (int i = 0; i < MPLC_CLASSES; i++) {
+        printf("%s[", i ? "," : "");
+        for (int j = 0; j < MPLC_CLASSES; j++) printf("%s%ld", j ? "," : "", confusion[i * MPLC_CLASSES + j]);
+        printf("]");
+    }
+    printf("]");
 }
 
 /* eval of a Reduced MPL model: the cache is checked against the whole data set, so the training set is
@@ -83,8 +101,9 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     float *x = arena_alloc(EVAL_INPUT_FLOATS);
     float *logits = arena_alloc((size_t)MPLC_EVAL_BATCH * MPLC_CLASSES);
     long correct[3];
+    long *confusion = xmalloc(3 * (size_t)MPLC_CLASSES * MPLC_CLASSES * sizeof *confusion);
     evaluate(state, has_ema ? ema : NULL, &data.test, cache.rows ? teacher_cache_test_rows(&cache) : NULL, x, logits,
-             scratch, correct);
+             scratch, correct, confusion);
     printf("{\"model\":");
     json_write_string(stdout, MPLC_MODEL_NAME);
     printf(",\"checkpoint\":");
@@ -95,7 +114,12 @@ int eval_command(const char *checkpoint, const char *data_dir, const char *teach
     print_accuracy("acc_teacher", correct[0], data.test.n);
     print_accuracy("acc_student", correct[1], data.test.n);
     if (has_ema) print_accuracy("acc_student_ema", correct[2], data.test.n);
+    printf(",\"classes\":%d", MPLC_CLASSES);
+    print_confusion("teacher", confusion);
+    print_confusion("student", confusion + (size_t)MPLC_CLASSES * MPLC_CLASSES);
+    if (has_ema) print_confusion("student_ema", confusion + 2 * (size_t)MPLC_CLASSES * MPLC_CLASSES);
     printf("}\n");
+    free(confusion);
     free(state);
     free(ema);
     free(scratch);

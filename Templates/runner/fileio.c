@@ -4,9 +4,12 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int in_open(InFile *f, const char *path, Err *e) {
     f->path = path;
@@ -141,4 +144,37 @@ int in_read_file(const char *path, void **out, size_t *len, Err *e) {
     int rc = in_read_rest(&f, out, len, e);
     in_close(&f);
     return rc;
+}
+
+int read_regular_file(const char *path, size_t max_bytes, const char *what, unsigned char **out, size_t *len, Err *e) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        close(fd);
+        return err_set(e, "%s: %lld bytes, more than the %zu bytes %s may have", path, (long long)st.st_size,
+                       max_bytes, what);
+    }
+    size_t n = (size_t)st.st_size, have = 0;
+    unsigned char *buf = xmalloc(n ? n : 1);
+    while (have < n) {
+        ssize_t got = read(fd, buf + have, n - have);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            int err = got < 0 ? errno : 0;
+            free(buf);
+            close(fd);
+            return err_set(e, "%s: cannot read: %s", path, err ? strerror(err) : "the file shrank while read");
+        }
+        have += (size_t)got;
+    }
+    close(fd);
+    *out = buf;
+    *len = n;
+    return 0;
 }

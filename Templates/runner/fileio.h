@@ -26,4 +26,8 @@ int in_read_array(InFile *f, size_t count, size_t elem, void **out, const char *
  * batches, MAT files). The buffer grows with the data actually read; *len may be 0. */
 int in_read_file(const char *path, void **out, size_t *len, Err *e);
 
+/* The whole of a regular file of at most max_bytes (a FIFO, device or folder is refused without waiting, a larger
+ * file before it is read; what names the content in that message, e.g. "an image"), not decompressed. */
+int read_regular_file(const char *path, size_t max_bytes, const char *what, unsigned char **out, size_t *len, Err *e);
+
 #endif

@@ -22,10 +22,13 @@ static void usage(FILE *fp) {
             "                 [--resume | --overwrite] [--eval-every N] [--mode mpl|supervised|uda] [--finetune-steps N]\n"
             "                 [--checkpoint-every N] [--stop-at N] [--ema-decay D] [--flip auto|yes|no] [--quiet]\n"
             "                 [--teacher-cache FILE.npy] [--init-from FILE.safetensors]\n"
+            "                 [--validation N [--patience P]] [--model-file FILE.swiftdsl] [--recipe TEXT]\n"
             "  mplc-run replay --checkpoint IN.safetensors --batches DIR --steps N --out OUT.safetensors\n"
             "                  --losses LOSSES.jsonl [--threads T]\n"
             "  mplc-run eval --checkpoint C.safetensors [--data DIR] [--threads T] [--teacher-cache FILE.npy]\n"
             "  mplc-run cache --checkpoint C.safetensors --out FILE.npy [--data DIR] [--threads T]\n"
+            "  mplc-run predict --checkpoint C.safetensors [--ema] [--normalise fashion-mnist|cifar10|svhn]\n"
+            "                   [--threads T] IMAGE...\n"
             "  mplc-run --help\n"
             "\n"
             "train defaults: --data %s --labels 1000 --steps %ld --seed %llu --threads 1 --mode mpl\n"
@@ -39,7 +42,13 @@ static void usage(FILE *fp) {
             "  (Reduced MPL; %s for this model), written by 'mplc-run cache' of the large teacher's model\n"
             "  --init-from FILE.safetensors: start a new run whose teacher and student take FILE's parameters (every\n"
             "  name and shape must match this model; e.g. a checkpoint of another recipe); not with --resume\n"
+            "  --validation N: hold out N labeled examples (class-balanced, seeded) and evaluate on them at each\n"
+            "  evaluation (the test set only at the end of each phase); best.safetensors keeps the student with the best\n"
+            "  validation accuracy; --patience P: the main phase stops after P evaluations without a better one\n"
+            "  --model-file, --recipe (mplc train gives them): copied into RUN_DIR as <model>.swiftdsl, recipe.txt\n"
             "cache: writes the teacher's class distributions of every training, then test image (NPY float32 [N, K])\n"
+            "predict: one JSON line per image (PNG, JPEG, BMP, ...): class and probabilities by the student (--ema: its\n"
+            "  EMA); pixels normalised as the named data set's (default fashion-mnist for grey models, none for RGB)\n"
             "SIGINT or SIGTERM: the run finishes its step, writes a checkpoint and exits 130 or 143 (continue with --resume)\n"
             "exit codes: 0 ok, 1 bad input or I/O error, 2 usage error, 3 NaN/Inf in a step output or the state,\n"
             "  130/143 stopped by SIGINT/SIGTERM\n",
@@ -202,6 +211,10 @@ static int train_main(int argc, char **argv) {
         else if (is(&a, "--flip")) c.flip = flip_value(&a), c.given_flip = 1;
         else if (is(&a, "--teacher-cache")) c.teacher_cache = value(&a);
         else if (is(&a, "--init-from")) c.init_from = value(&a);
+        else if (is(&a, "--validation")) c.validation = long_value(&a, 0), c.given_validation = 1;
+        else if (is(&a, "--patience")) c.patience = long_value(&a, 0), c.given_patience = 1;
+        else if (is(&a, "--model-file")) c.model_file = value(&a);
+        else if (is(&a, "--recipe")) c.recipe = value(&a);
         else if (is(&a, "--threads")) c.threads = threads_value(&a);
         else if (is(&a, "--out")) out = value(&a);
         else if (is(&a, "--resume")) no_value(&a), c.resume = 1;
@@ -225,6 +238,11 @@ static int train_main(int argc, char **argv) {
     }
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
     check_teacher_cache_flag("train", c.teacher_cache);
+    if (c.teacher_cache && c.validation > 0)
+        usage_error("--validation is not supported with --teacher-cache (Reduced MPL) yet: the teacher's validation "
+                    "inputs would be rows of the cache");
+    if (c.patience > 0 && c.validation == 0 && !c.resume)
+        usage_error("--patience %ld counts validation evaluations: give --validation N too", c.patience);
     if (c.resume && c.init_from)
         usage_error("--init-from starts a new run from a checkpoint's parameters and --resume continues a run: "
                     "give one");
@@ -315,6 +333,36 @@ static int cache_main(int argc, char **argv) {
     return cache_command(ckpt, out, data);
 }
 
+static int predict_main(int argc, char **argv) {
+    const char *ckpt = NULL, *normalise = MPLC_INPUT_CHANNELS == 1 ? "fashion-mnist" : NULL;
+    int threads = 1, use_ema = 0, i = 0;
+    /* flags first, then the images (a file name may start with "--" after a lone "--") */
+    while (i < argc && strncmp(argv[i], "--", 2) == 0) {
+        Args a = {argc, i, argv, NULL, {0}, NULL};
+        next_flag(&a);
+        if (strcmp(a.flag, "--") == 0) {
+            i = a.i;
+            break;
+        }
+        if (is(&a, "--checkpoint")) ckpt = value(&a);
+        else if (is(&a, "--ema")) no_value(&a), use_ema = 1;
+        else if (is(&a, "--normalise")) normalise = value(&a);
+        else if (is(&a, "--threads")) threads = threads_value(&a);
+        else if (is(&a, "--help") || is(&a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else usage_error("unknown flag '%s' for 'predict'", a.flag);
+        i = a.i;
+    }
+    if (!ckpt) usage_error("predict needs --checkpoint");
+    if (i >= argc) usage_error("predict needs at least one image file");
+    if (!normalise)
+        usage_error("predict: model %s reads RGB images: give --normalise cifar10 or svhn, the data it was trained on",
+                    MPLC_MODEL_NAME);
+    mplc_set_threads(threads);
+    return predict_command(ckpt, use_ema, normalise, argv + i, argc - i);
+}
+
 static int command(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -329,7 +377,8 @@ static int command(int argc, char **argv) {
     if (strcmp(cmd, "replay") == 0) return replay_main(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "cache") == 0) return cache_main(argc - 2, argv + 2);
-    usage_error("unknown command '%s' (expected train, replay, eval or cache)", cmd);
+    if (strcmp(cmd, "predict") == 0) return predict_main(argc - 2, argv + 2);
+    usage_error("unknown command '%s' (expected train, replay, eval, cache or predict)", cmd);
 }
 
 int main(int argc, char **argv) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -81,8 +82,16 @@ void metrics_close(Trainer *T) {
     T->metrics = NULL;
 }
 
+/* Every line ends with the wall-clock time it was written, UTC to the millisecond ("time":"2026-12-05T17:30:00.123Z",
+ * always 24 characters), so that curves can be drawn against time and runs dated; the last key, so that a
+ * comparison of two runs' lines can drop it with one pattern (same_metrics in Tests/runner/run_tests.sh). */
 static void metrics_end_line(Trainer *T) {
-    fputs("}\n", T->metrics);
+    struct timespec ts = {0, 0};
+    struct tm utc;
+    char stamp[32] = "1970-01-01T00:00:00";
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &utc))
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    fprintf(T->metrics, ",\"time\":\"%s.%03ldZ\"}\n", stamp, ts.tv_nsec / 1000000);
     Err e;
     if (flush_checked(T->metrics, T->metrics_path, 0, &e) != 0) metrics_failed(T, &e);
     T->rs.metrics_bytes = ftell(T->metrics);
@@ -129,6 +138,20 @@ void metrics_eval(Trainer *T) {
     if (T->rs.acc_ema_last >= 0) { /* absent while the EMA is empty or disabled */
         fputs(",\"acc_student_ema\":", T->metrics);
         json_write_double(T->metrics, accuracy(T->rs.acc_ema_last, T->data.test.n));
+    }
+    metrics_end_line(T);
+}
+
+void metrics_eval_validation(Trainer *T, const long correct[3]) {
+    const size_t n = T->val.n;
+    metrics_begin(T);
+    fprintf(T->metrics, ",\"eval\":\"validation\",\"validation_examples\":%zu,\"acc_teacher\":", n);
+    json_write_double(T->metrics, accuracy(correct[0], n));
+    fputs(",\"acc_student\":", T->metrics);
+    json_write_double(T->metrics, accuracy(correct[1], n));
+    if (correct[2] >= 0) {
+        fputs(",\"acc_student_ema\":", T->metrics);
+        json_write_double(T->metrics, accuracy(correct[2], n));
     }
     metrics_end_line(T);
 }
@@ -234,7 +257,18 @@ int summary_write(Trainer *T, double wall, Err *e) {
         else json_write_double(fp, accuracy(vals[i], n));
         fputs(i < 5 ? ",\n" : "\n", fp);
     }
-    fputs("  },\n  \"ema\": {\"decay\": ", fp);
+    fputs("  },\n  \"validation\": ", fp);
+    if (T->val.n == 0) {
+        fputs("null", fp);
+    } else { /* the student's best validation accuracy, where best.safetensors holds it, and any early stop */
+        fprintf(fp, "{\"examples\": %zu, \"patience\": %ld, \"best_step\": %ld, \"best_acc_student\": ", T->val.n,
+                T->cfg.patience, T->rs.best_step);
+        json_write_double(fp, accuracy(T->rs.best_correct, T->val.n));
+        fputs(", \"stopped_at_step\": ", fp);
+        if (T->rs.stopped_at) fprintf(fp, "%ld}", T->rs.stopped_at);
+        else fputs("null}", fp);
+    }
+    fputs(",\n  \"ema\": {\"decay\": ", fp);
     json_write_double(fp, T->cfg.ema_decay);
     fprintf(fp, ", \"updates\": %ld}", T->rs.ema_updates);
     fprintf(fp, ",\n  \"wall_seconds\": %.3f,\n  \"resumed_from_step\": %ld,\n  \"threads\": %d,\n", wall,

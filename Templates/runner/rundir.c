@@ -12,10 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model.h"
 #include "trainer.h"
 
 /* The files that make up a run. A new run refuses a directory that holds any of them, unless --overwrite. */
-static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg"};
+/* The copy of the model file keeps the file's name, which is the model's name (docs/DSL.md): compiled again, the
+ * copy is the same model. */
+#define MODEL_COPY MPLC_MODEL_NAME ".swiftdsl"
+static const char *const RUN_FILES[] = {"checkpoint.safetensors", "metrics.jsonl", "summary.json", "boundary.svg",
+                                        MODEL_COPY, "recipe.txt", "best.safetensors"};
 enum { NUM_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
 
 /* How many of -2, -3, ... a run without --out tries before it asks for --out. */
@@ -88,7 +93,8 @@ static int set_paths(Trainer *T, Err *e) {
     const char *dir = T->cfg.out_dir;
     if (path_join(T->ckpt_path, PATH_CAP, e, "%s/checkpoint.safetensors", dir) != 0 ||
         path_join(T->metrics_path, PATH_CAP, e, "%s/metrics.jsonl", dir) != 0 ||
-        path_join(T->summary_path, PATH_CAP, e, "%s/summary.json", dir) != 0)
+        path_join(T->summary_path, PATH_CAP, e, "%s/summary.json", dir) != 0 ||
+        path_join(T->best_path, PATH_CAP, e, "%s/best.safetensors", dir) != 0)
         return -1;
     return 0;
 }
@@ -138,4 +144,27 @@ int run_dir_claim(Trainer *T, Err *e) {
         return err_set(e, "--resume: no checkpoint %s/checkpoint.safetensors to resume from", c->out_dir);
     T->lock_fd = take(c->out_dir, e);
     return T->lock_fd < 0 ? -1 : set_paths(T, e);
+}
+
+/* The run describes itself: the model file that was compiled and the recipe as mplc resolved it (defaults and
+ * overrides included), so that the run directory alone says what trained. Rewritten on --resume (the checkpoint
+ * has already been checked to belong to this model). */
+int run_dir_describe(Trainer *T, Err *e) {
+    const struct {
+        const char *name;
+        const void *bytes;
+        size_t len;
+    } files[] = {{MODEL_COPY, T->model_source, T->model_source_len},
+                 {"recipe.txt", T->cfg.recipe, T->cfg.recipe ? strlen(T->cfg.recipe) : 0}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (!files[i].bytes) continue;
+        char path[PATH_CAP];
+        AtomicFile out;
+        if (path_join(path, sizeof path, e, "%s/%s", T->cfg.out_dir, files[i].name) != 0 ||
+            atomic_create(&out, path, e) != 0)
+            return -1;
+        fwrite(files[i].bytes, 1, files[i].len, out.fp);
+        if (atomic_commit(&out, e) != 0) return -1;
+    }
+    return 0;
 }

@@ -3,13 +3,16 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
 #endif
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "ema.h"
+#include "fileio.h"
 #include "model.h"
 #include "schedule.h"
 #include "train.h"
@@ -54,16 +57,39 @@ static void update_ema(Trainer *T) {
     T->rs.ema_updates++;
 }
 
-static void run_eval(Trainer *T) {
+/* --validation: the held-out set, the best student so far into best.safetensors, the count toward --patience. */
+static void run_validation(Trainer *T) {
+    long correct[3];
+    const float *ema = T->ema && T->rs.ema_updates > 0 ? T->ema : NULL;
+    evaluate(T->state, ema, &T->val, NULL, T->eval_x, T->eval_logits, T->scratch, correct, NULL);
+    metrics_eval_validation(T, correct);
+    if (correct[1] > T->rs.best_correct) {
+        T->rs.best_correct = correct[1];
+        T->rs.best_step = global_step(T);
+        T->rs.evals_since_best = 0;
+        checkpoint_save_to(T, T->best_path);
+    } else {
+        T->rs.evals_since_best++;
+    }
+}
+
+static void run_test(Trainer *T) {
     long correct[3];
     const float *ema = T->ema && T->rs.ema_updates > 0 ? T->ema : NULL; /* an empty EMA is not evaluated */
     const float *teacher_x = T->cache.rows ? teacher_cache_test_rows(&T->cache) : NULL;
-    evaluate(T->state, ema, &T->data.test, teacher_x, T->eval_x, T->eval_logits, T->scratch, correct);
+    evaluate(T->state, ema, &T->data.test, teacher_x, T->eval_x, T->eval_logits, T->scratch, correct, NULL);
     T->rs.acc_last[0] = correct[0];
     T->rs.acc_last[1] = correct[1];
     T->rs.acc_ema_last = correct[2];
     T->rs.acc_last_step = global_step(T);
     metrics_eval(T);
+}
+
+/* The test set at every evaluation without a validation set; with one, the validation set, and the test set only
+ * at the end of a phase (`end`). */
+static void run_eval(Trainer *T, int end) {
+    if (T->val.n) run_validation(T);
+    if (!T->val.n || end) run_test(T);
 }
 
 /* SIGINT and SIGTERM only record the signal (all a handler may safely do); the loop finishes its step, writes a
@@ -109,10 +135,26 @@ static void after_step(Trainer *T, const TensorTable *outs, long total) {
         if (!T->tty || last) progress_draw(T, outs, total, last);
         metrics_log(T, outs);
     }
-    if (T->rs.phase == PHASE_MAIN && (step % T->cfg.eval_every == 0 || last)) run_eval(T);
+    int patience_ran_out = 0;
+    if (T->rs.phase == PHASE_MAIN && (step % T->cfg.eval_every == 0 || last)) {
+        run_eval(T, last);
+        /* --patience: that many validation evaluations without a better student end the main phase here, with
+         * the test evaluation and log line of a phase's end and a checkpoint that says so. */
+        if (!last && T->val.n && T->cfg.patience > 0 && T->rs.evals_since_best >= T->cfg.patience) {
+            patience_ran_out = 1;
+            T->rs.stopped_at = step;
+            if (step % log_every != 0) metrics_log(T, outs);
+            run_test(T);
+            if (!T->cfg.quiet)
+                fprintf(stderr, "%smplc-run: no better validation accuracy in %ld evaluations (--patience): the main "
+                                "phase stops at step %ld; best student at step %ld in %s\n",
+                        stderr_line_open ? "\n" : "", T->cfg.patience, step, T->rs.best_step, T->best_path);
+            stderr_line_open = 0;
+        }
+    }
     int stop = T->cfg.stop_at > 0 && global_step(T) == T->cfg.stop_at;
     int sig = stop_signal;
-    int save = step % T->cfg.checkpoint_every == 0 && (T->rs.phase == PHASE_MAIN || !last);
+    int save = (step % T->cfg.checkpoint_every == 0 && (T->rs.phase == PHASE_MAIN || !last)) || patience_ran_out;
     if (save || stop || sig) checkpoint_save(T);
     if (!stop && !sig) return;
     char resume[PATH_CAP + 64];
@@ -132,7 +174,7 @@ static void run_main_phase(Trainer *T) {
     const int supervised = T->cfg.mode == MODE_SUPERVISED;
     const TensorTable *outs = supervised ? &TABLE_SUP_OUT : &TABLE_STEP_OUT;
     const long total = T->cfg.steps;
-    while (T->rs.step < total) {
+    while (T->rs.step < total && !T->rs.stopped_at) {
         long t = T->rs.step;
         const float *io;
         if (supervised) {
@@ -191,7 +233,7 @@ static void run_finetune_phase(Trainer *T) {
         T->rs.step = t + 1;
         after_step(T, &TABLE_SUP_OUT, total);
     }
-    if (total > 0) run_eval(T);
+    if (total > 0) run_eval(T, 1);
     T->rs.acc_after[0] = T->rs.acc_last[0];
     T->rs.acc_after[1] = T->rs.acc_last[1];
     T->rs.acc_ema_after = T->rs.acc_ema_last;
@@ -283,6 +325,44 @@ int trainer_load_data(Trainer *T, Err *e) {
     return resolve_path(c->data_dir, T->data_dir, sizeof T->data_dir, e);
 }
 
+/* The labeled subset, and with --validation the held-out set: --labels + --validation examples picked
+ * class-balanced in one seeded draw, of which each class's first labels/K are the labeled ones (the very subset a
+ * run without --validation gets) and the others the validation set. */
+static int pick_labeled(Trainer *T, Err *e) {
+    const TrainConfig *c = &T->cfg;
+    if (c->validation == 0) return dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, e);
+    if (c->validation % MPLC_CLASSES != 0)
+        return err_set(e, "--validation %ld must be a multiple of the %d classes (a class-balanced split)",
+                       c->validation, MPLC_CLASSES);
+    if (c->labels > LONG_MAX - c->validation)
+        return err_set(e, "--labels %ld and --validation %ld overflow", c->labels, c->validation);
+    uint32_t *picked;
+    if (dataset_pick_labeled(&T->data.train, c->labels + c->validation, c->seed, &picked, e) != 0) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, " (--labels %ld + --validation %ld)", c->labels, c->validation);
+        return -1;
+    }
+    if (dataset_alloc_split(&T->val, (size_t)c->validation, "the validation set", e) != 0) {
+        free(picked);
+        return -1;
+    }
+    T->labeled = xmalloc((size_t)c->labels * sizeof *T->labeled);
+    size_t taken[MPLC_CLASSES] = {0}, nl = 0, nv = 0, D = MPLC_INPUT_SIZE;
+    const size_t per_class = (size_t)c->labels / MPLC_CLASSES;
+    for (long i = 0; i < c->labels + c->validation; i++) {
+        uint32_t k = picked[i];
+        int32_t y = T->data.train.y[k];
+        if (taken[y]++ < per_class) {
+            T->labeled[nl++] = k;
+        } else {
+            memcpy(T->val.x + nv * D, T->data.train.x + (size_t)k * D, D * sizeof(float));
+            T->val.y[nv++] = y;
+        }
+    }
+    free(picked);
+    return 0;
+}
+
 static void setup(Trainer *T) {
     Err e;
     TrainConfig *c = &T->cfg;
@@ -303,9 +383,14 @@ static void setup(Trainer *T) {
     for (int i = 0; i < 2; i++) T->rs.acc_last[i] = T->rs.acc_before[i] = T->rs.acc_after[i] = -1;
     T->rs.acc_last_step = -1;
     T->rs.acc_ema_last = T->rs.acc_ema_before = T->rs.acc_ema_after = -1;
+    T->rs.best_correct = -1;
     /* Everything that can fail on bad input happens before the run directory is touched. A resumed run locks
      * its directory before it reads the checkpoint (first for the run's data directory, then whole once the
      * data is loaded); a new run claims one after its last input check, so that bad input creates no directory. */
+    /* 1 MiB: a model file is a few kilobytes; mplc has compiled this one already. */
+    if (c->model_file &&
+        read_regular_file(c->model_file, (size_t)1 << 20, "a model file", &T->model_source, &T->model_source_len, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
     if (c->resume) {
         if (run_dir_claim(T, &e) != 0 || checkpoint_data_dir(T, &e) != 0 || trainer_load_data(T, &e) != 0 ||
             checkpoint_resume(T, &e) != 0)
@@ -319,11 +404,12 @@ static void setup(Trainer *T) {
         free(T->ema);
         T->ema = NULL;
     }
-    if (dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (pick_labeled(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (check_batches(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
     if (T->rs.phase != PHASE_DONE) warn_settings(c);
     if (!c->resume && run_dir_claim(T, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
-    if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0) die_err(&e, EXIT_BAD_INPUT);
+    if (metrics_open(T, c->resume ? T->rs.metrics_bytes : -1, &e) != 0 || run_dir_describe(T, &e) != 0)
+        die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;
     order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
     order_init(&T->order_u, T->data.train.n, c->seed, RNG_ORDER_UNLABELED);
@@ -343,6 +429,7 @@ static void teardown(Trainer *T) {
     order_free(&T->order_sup);
     order_free(&T->order_ft);
     free(T->labeled);
+    free(T->model_source);
     free(T->state);
     free(T->step_io);
     free(T->sup_io);
@@ -353,6 +440,9 @@ static void teardown(Trainer *T) {
     free(T->eval_logits);
     teacher_cache_free(&T->cache);
     dataset_free(&T->data);
+    budget_return(T->val.planned);
+    free(T->val.x);
+    free(T->val.y);
     free(T);
 }
 

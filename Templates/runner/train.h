@@ -10,6 +10,8 @@ int train_command(const TrainConfig *cfg);
 int eval_command(const char *checkpoint, const char *data_dir, const char *teacher_cache);
 /* Reduced MPL: writes the teacher's class distributions of every training and test image (teacher_cache.h). */
 int cache_command(const char *checkpoint, const char *out, const char *data_dir);
+/* Prints {"file", "class", "probability", "probabilities"} per image; normalise: fashion-mnist, cifar10 or svhn. */
+int predict_command(const char *checkpoint, int use_ema, const char *normalise, char **files, int nfiles);
 int replay_command(const char *checkpoint, const char *batches, long steps, const char *out, const char *losses);
 
 #endif

@@ -30,12 +30,19 @@ typedef struct {
     double ema_decay; /* decay of the student's EMA (ema.h); 0 disables it */
     const char *teacher_cache; /* --teacher-cache (Reduced MPL, teacher_cache.h); NULL for an image teacher */
     const char *init_from;     /* --init-from: a new run starting from a checkpoint's parameters; NULL none */
+    /* --model-file, --recipe (given by mplc train): the model file and its resolved recipe, copied into the run
+     * directory as <model name>.swiftdsl and recipe.txt; NULL none */
+    const char *model_file, *recipe;
+    /* --validation: labeled examples held out (class-balanced) for monitoring, best.safetensors and --patience
+     * (evaluations without a better validation accuracy before the main phase stops); 0 none */
+    long validation, patience;
     int threads, quiet, resume;
     int overwrite;   /* --overwrite: a new run replaces the run in out_dir */
     int default_out; /* out_dir is the default name (no --out): a new run takes the first free of it, -2, -3, ... */
     int flip; /* random horizontal flips: 1 on, 0 off, -1 auto (on for CIFAR-10), resolved once the data is loaded */
     /* Which settings came from the command line: on --resume they must agree with the checkpoint. */
     int given_data, given_labels, given_steps, given_finetune, given_eval, given_checkpoint, given_ema_decay, given_flip;
+    int given_validation, given_patience;
 } TrainConfig;
 
 /* A seeded data order: epoch e of a set of n items is a Fisher-Yates permutation drawn from
@@ -62,6 +69,10 @@ typedef struct {
     long metrics_bytes;      /* length of metrics.jsonl at this point */
     long ema_updates;        /* EMA updates so far (steps in which the student learned); 0: the EMA is empty */
     long acc_ema_last, acc_ema_before, acc_ema_after; /* correct predictions of the student's EMA; -1 none */
+    /* With --validation: the student's best count of correct validation predictions (-1 none yet), the global
+     * step it was reached at (best.safetensors holds that step), the validation evaluations since, and the main
+     * phase's step where --patience stopped it (0: not stopped). */
+    long best_correct, best_step, evals_since_best, stopped_at;
 } RunState;
 
 typedef struct {
@@ -81,15 +92,21 @@ typedef struct {
     RunState rs;
     FILE *metrics;
     int lock_fd; /* the run directory's lock (rundir.c), held until every file of the run is written */
-    char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
+    char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP], best_path[PATH_CAP];
+    DataSplit val; /* --validation: the held-out labeled examples (n 0: none) */
     char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
     char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
+    unsigned char *model_source; /* cfg.model_file's bytes, read before the run directory is touched */
+    size_t model_source_len;
     int tty;
     double t_start, last_draw;
     long start_global; /* global step (main + finetune) when this process started */
     /* values of the schedules at the last step, for the metrics lines */
     double lr_teacher, lr_student, uda_weight;
 } Trainer;
+
+/* rundir.c: writes RUN_DIR/<model name>.swiftdsl and RUN_DIR/recipe.txt (atomically) when mplc train gave them. */
+int run_dir_describe(Trainer *T, Err *e);
 
 /* train.c: the augmentation of a data set (shift by format, flips as resolved). */
 AugSpec aug_spec(const Dataset *d, int flip);
@@ -109,9 +126,10 @@ void batch_fill_supervised(Trainer *T, long t, Order *o, int aug_stream, int dro
 /* evaluate.c: correct[0] teacher, correct[1] student, over the whole test set; correct[2] the student
  * with the weights of the ema arena, or -1 when ema is NULL. teacher_x: for a teacher that reads
  * predictions (Reduced MPL), the cached rows of the test images (test->n x K), its inputs; else NULL.
- * x holds EVAL_INPUT_FLOATS. */
+ * x holds EVAL_INPUT_FLOATS. confusion: NULL, or 3 x K x K counts (teacher, student, EMA; row: true class,
+ * column: predicted), filled for the networks evaluated. */
 void evaluate(const float *state, const float *ema, const DataSplit *test, const float *teacher_x, float *x,
-              float *logits, float *scratch, long correct[3]);
+              float *logits, float *scratch, long correct[3], long *confusion);
 
 /* report.c */
 int metrics_open(Trainer *T, long keep_bytes, Err *e);
@@ -121,6 +139,8 @@ void metrics_sync(Trainer *T);
 void metrics_close(Trainer *T);
 void metrics_log(Trainer *T, const TensorTable *outs);
 void metrics_eval(Trainer *T);
+/* correct: teacher, student, EMA (-1: none) on the validation set */
+void metrics_eval_validation(Trainer *T, const long correct[3]);
 void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int final_line);
 int summary_write(Trainer *T, double wall, Err *e);
 void print_result(const Trainer *T);
@@ -134,6 +154,7 @@ int run_dir_claim(Trainer *T, Err *e);
 
 /* checkpoint.c */
 void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/O errors */
+void checkpoint_save_to(Trainer *T, const char *path); /* the same, to path (best.safetensors) */
 /* Refuses a checkpoint of a runner built from another model or recipe (MPLC_MODEL_HASH), saying which
  * recipe settings differ, and every stored value outside what the run can have reached. The data is loaded. */
 int checkpoint_resume(Trainer *T, Err *e);

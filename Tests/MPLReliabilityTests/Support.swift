@@ -192,6 +192,14 @@ enum SmallData {
     }
 }
 
+/// The bytes of a metrics.jsonl without each line's wall-clock `"time"` (its last key), so that two runs' lines
+/// compare equal when all they record but the time is; other files unchanged (a checkpoint holds no ',"time":"').
+func withoutTimes(_ data: Data) -> Data {
+    let text = String(decoding: data, as: UTF8.self)
+    guard text.contains(",\"time\":\"") else { return data }
+    return Data(text.replacing(#/,"time":"[^"]*"\}\n/#, with: "}\n").utf8)
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

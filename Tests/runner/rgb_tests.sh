@@ -71,7 +71,7 @@ RFLAGS=(train --data "$D/cifar" --steps 30 --finetune-steps 10 --labels 40 --eva
 "$RGB" "${RFLAGS[@]}" --out "$WORK/cifar-part" --stop-at 17 >/dev/null 2>&1
 "$RGB" train --data "$D/cifar" --resume --out "$WORK/cifar-part" --quiet >/dev/null 2>&1
 if cmp -s "$WORK/cifar-full/checkpoint.safetensors" "$WORK/cifar-part/checkpoint.safetensors" &&
-    cmp -s "$WORK/cifar-full/metrics.jsonl" "$WORK/cifar-part/metrics.jsonl"; then
+    same_metrics "$WORK/cifar-full/metrics.jsonl" "$WORK/cifar-part/metrics.jsonl"; then
     pass "CIFAR-10 with flips: stopped at step 17, resumed: checkpoint and metrics.jsonl identical (cmp)"
 else fail "CIFAR-10 resume differs from the uninterrupted run"; fi
 "$RGB" "${RFLAGS[@]}" --out "$WORK/cifar-part2" --stop-at 17 >/dev/null 2>&1

@@ -36,6 +36,9 @@ expect() {
 # allocated whole, fails differently from a refusal (not under the sanitizers, whose shadow memory needs more).
 small_vm() { if [[ "${EXTRA_CFLAGS:-}" == *sanitize* ]]; then "$@"; else (ulimit -v 1000000 && exec "$@"); fi; }
 
+# same_metrics A B: two metrics.jsonl files hold the same lines but for each line's wall-clock "time" (its last key).
+same_metrics() { cmp -s <(sed -E 's/,"time":"[^"]*"\}$/}/' "$1") <(sed -E 's/,"time":"[^"]*"\}$/}/' "$2"); }
+
 json_number() { # json_number FILE KEY: the first number after "KEY":
     sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1
 }
@@ -170,8 +173,8 @@ resume_case() { # resume_case NAME STOP-AT
     # lines logged after the checkpoint must disappear on resume; add a stray one to prove it
     echo '{"stray":"line written after the checkpoint"}' >>"$dir/metrics.jsonl"
     "$RUN" train --data "$FAST" --quiet --resume --out "$dir" >/dev/null 2>"$dir.err" || { fail "resume $1: second part" "$(cat "$dir.err")"; return; }
-    if cmp -s "$WORK/full/checkpoint.safetensors" "$dir/checkpoint.safetensors" && cmp -s "$WORK/full/metrics.jsonl" "$dir/metrics.jsonl"; then
-        pass "resume $1 (stopped at step $2 of 80, checkpoint step $step): checkpoint and metrics.jsonl identical (cmp)"
+    if cmp -s "$WORK/full/checkpoint.safetensors" "$dir/checkpoint.safetensors" && same_metrics "$WORK/full/metrics.jsonl" "$dir/metrics.jsonl"; then
+        pass "resume $1 (stopped at step $2 of 80, checkpoint step $step): checkpoint (cmp) and metrics.jsonl (but the times) identical"
     else
         fail "resume $1: differs from the uninterrupted run" "$(diff "$WORK/full/metrics.jsonl" "$dir/metrics.jsonl" | head)"
     fi
@@ -473,6 +476,48 @@ if "$RUN" train --data "$FAST" --resume --out "$O" >/dev/null 2>"$O.err" && grep
 else fail "old checkpoint without EMA" "$(cat "$O.err")"; fi
 
 # ================================================================ end of the EMA section
+
+# ---------------------------------------------------------------- --validation, best.safetensors, --patience
+V="$WORK/val"
+VFLAGS=(train --data "$FAST" --steps 60 --finetune-steps 20 --labels 100 --eval-every 10 --quiet)
+# Held out from one class-balanced draw whose first labels/K per class are the labeled subset of a run without it:
+# the same training, so the same test accuracies (full is FLAGS with another --eval-every: compare with "$V-none").
+if "$RUN" "${VFLAGS[@]}" --out "$V-none" >/dev/null 2>&1 && "$RUN" "${VFLAGS[@]}" --validation 200 --out "$V" >/dev/null 2>"$V.err"; then
+    n_val=$(grep -c '"eval":"validation","validation_examples":200' "$V/metrics.jsonl")
+    n_test=$(grep -c '"eval":"test"' "$V/metrics.jsonl")
+    best=$("$T" st-meta "$V/best.safetensors" step)
+    best_step=$(sed -n 's/.*"best_step": \([0-9]*\).*/\1/p' "$V/summary.json")
+    if [ "$(sed -n '/test_accuracy/,/}/p' "$V/summary.json")" = "$(sed -n '/test_accuracy/,/}/p' "$V-none/summary.json")" ] &&
+        [ "$n_val" -eq 7 ] && [ "$n_test" -eq 2 ] && [ -n "$best_step" ] && { [ "$best_step" -le 60 ] && [ "$best" = "$best_step" ] ||
+        [ "$best_step" -gt 60 ] && [ "$best" = "$((best_step - 60))" ]; } && grep -q '"stopped_at_step": null' "$V/summary.json"; then
+        pass "--validation 200: the same test accuracies as without it; 7 validation evaluations, the test set at each phase's end; best.safetensors of step $best_step"
+    else fail "--validation 200" "n_val $n_val n_test $n_test best $best best_step $best_step; $(cat "$V/summary.json")"; fi
+else fail "--validation runs" "$(cat "$V.err")"; fi
+# --patience 1: the main phase stops at the first validation evaluation without a better student.
+if "$RUN" "${VFLAGS[@]}" --validation 200 --patience 1 --out "$V-p" >/dev/null 2>"$V-p.err"; then
+    stopped=$(sed -n 's/.*"stopped_at_step": \([0-9]*\).*/\1/p' "$V-p/summary.json")
+    last_main=$(grep '"phase":"mpl"' "$V-p/metrics.jsonl" | tail -n 1)
+    if [ -n "$stopped" ] && [ "$stopped" -lt 60 ] && grep -q "\"step\":$stopped,.*\"eval\":\"test\"" <<<"$last_main" &&
+        [ "$("$T" st-meta "$V-p/checkpoint.safetensors" phase)" = done ]; then
+        pass "--patience 1: the main phase stopped at step $stopped with a test evaluation, then finetuned"
+    else fail "--patience 1" "$(cat "$V-p/summary.json")"; fi
+else fail "--patience run" "$(cat "$V-p.err")"; fi
+# Resume is exact with a validation set: the best checkpoint and the patience count come back from the checkpoint.
+"$RUN" "${VFLAGS[@]}" --validation 200 --patience 1 --out "$V-r" --stop-at 15 >/dev/null 2>&1
+if "$RUN" train --data "$FAST" --quiet --resume --out "$V-r" >/dev/null 2>"$V-r.err" &&
+    cmp -s "$V-p/checkpoint.safetensors" "$V-r/checkpoint.safetensors" && cmp -s "$V-p/best.safetensors" "$V-r/best.safetensors" &&
+    same_metrics "$V-p/metrics.jsonl" "$V-r/metrics.jsonl"; then
+    pass "--validation --patience 1 stopped at step 15 (before patience ends the main phase at 20) and resumed: checkpoint, best.safetensors and metrics identical"
+else fail "--validation resume" "$(cat "$V-r.err"; diff "$V-p/metrics.jsonl" "$V-r/metrics.jsonl" | head -5)"; fi
+expect "resume with another --validation: exit 1" 1 "was written with --validation 200, but this command says --validation 100" -- \
+    "$RUN" train --data "$FAST" --resume --validation 100 --out "$V-r" --quiet
+expect "--validation not a multiple of the classes: exit 1" 1 "--validation 15 must be a multiple of the 10 classes" -- \
+    "$RUN" "${VFLAGS[@]}" --validation 15 --out "$V-bad"
+expect "--patience without --validation: usage error" 2 "--patience 3 counts validation evaluations: give --validation N too" -- \
+    "$RUN" "${VFLAGS[@]}" --patience 3 --out "$V-bad"
+expect "--labels + --validation beyond the training set: exit 1" 1 "\(--labels 100 \+ --validation 60000\)" -- \
+    "$RUN" "${VFLAGS[@]}" --validation 60000 --out "$V-bad"
+if [ ! -e "$V-bad" ]; then pass "refused --validation settings create no run directory"; else fail "a refused --validation run created $V-bad"; fi
 
 # ---------------------------------------------------------------- run directory, checked writes, signals
 source "$HERE/rundir_tests.sh"

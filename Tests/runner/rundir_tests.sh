@@ -49,7 +49,7 @@ if wait_until 30 has_line "$RD/busy/metrics.jsonl" '"eval"'; then
         "$RUN" train --data "$FAST" --resume --out "$RD/busy" --stop-at $((n + 37)) --quiet >/dev/null 2>&1
         "$RUN" "${BFLAGS[@]}" --out "$RD/straight" --stop-at $((n + 37)) >/dev/null 2>&1
         if cmp -s "$RD/busy/checkpoint.safetensors" "$RD/straight/checkpoint.safetensors" &&
-            cmp -s "$RD/busy/metrics.jsonl" "$RD/straight/metrics.jsonl"; then
+            same_metrics "$RD/busy/metrics.jsonl" "$RD/straight/metrics.jsonl"; then
             pass "SIGTERM at step $n, resumed to step $((n + 37)): checkpoint and metrics.jsonl identical to a run without the signal (cmp)"
         else fail "SIGTERM and resume: differs from the run without the signal"; fi
     fi

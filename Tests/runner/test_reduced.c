@@ -104,8 +104,8 @@ static void check_evaluate(Trainer *T) {
           *x = arena_alloc(EVAL_INPUT_FLOATS), *logits = arena_alloc((size_t)MPLC_EVAL_BATCH * K);
     identity_teacher(state);
     const DataSplit *test = &T->data.test;
-    long correct[3];
-    evaluate(state, NULL, test, teacher_cache_test_rows(&T->cache), x, logits, scratch, correct);
+    long correct[3], confusion[3 * K * K];
+    evaluate(state, NULL, test, teacher_cache_test_rows(&T->cache), x, logits, scratch, correct, confusion);
     long want = teacher_cache_correct(teacher_cache_test_rows(&T->cache), test);
     long other = teacher_cache_correct(teacher_cache_train_row(&T->cache, 0), test);
     char what[200];
@@ -115,6 +115,17 @@ static void check_evaluate(Trainer *T) {
              correct[0], test->n, other, MPLC_EVAL_BATCH);
     check(correct[0] == want && want != other && test->n % MPLC_EVAL_BATCH != 0 && test->n > MPLC_EVAL_BATCH, what);
     check(correct[2] == -1 && correct[1] >= 0, "evaluate: the student still reads the images, no EMA given");
+    /* The confusion matrices: each network's rows add up to the test set, its diagonal to its correct count. */
+    long rows[2] = {0, 0}, diagonal[2] = {0, 0};
+    for (int net = 0; net < 2; net++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) {
+                rows[net] += confusion[(net * K + i) * K + j];
+                if (i == j) diagonal[net] += confusion[(net * K + i) * K + j];
+            }
+    check(rows[0] == (long)test->n && rows[1] == (long)test->n && diagonal[0] == correct[0] && diagonal[1] == correct[1],
+          "evaluate: the teacher's and the student's confusion matrices count every test image, their diagonals the "
+          "correct ones");
     free(state);
     free(scratch);
     free(x);

@@ -1,0 +1,50 @@
+// `mplc eval`: a checkpoint's test accuracy, per-class accuracy and confusion matrix, counted by the model's trainer
+// (`mplc-run eval`, the evaluation training runs use).
+
+import ArgumentParser
+import Foundation
+import MPLCompiler
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Test accuracy, per-class accuracy and confusion matrix of a run's student (or its EMA, or teacher).",
+        discussion: """
+            Builds (or reuses) the model's trainer as `mplc train` does and runs `mplc-run eval` on the test set of \
+            --data (docs/RUNNER.md, "Data").
+            Example:
+              mplc eval Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors
+            """)
+
+    @Argument(help: "The model file (.swiftdsl) the run trained.")
+    var model: String
+    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
+    var checkpoint: String
+    @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
+    var ema = false
+    @Flag(help: "The teacher instead of the student.")
+    var teacher = false
+    @Option(help: "Data directory whose test set is used (default: the trainer's, Fashion-MNIST).")
+    var data: String?
+    @Option(help: ArgumentHelp("Reduced MPL: the large teacher's cached predictions, as for training.", valueName: "FILE.npy"))
+    var teacherCache: String?
+    @Option(help: "Threads (default: every core of this machine).")
+    var threads: Int?
+    @Flag(help: "Print JSON (accuracy, per_class, confusion) instead of tables.")
+    var json = false
+
+    func validate() throws {
+        if ema && teacher { throw ValidationError("--ema and --teacher choose different networks: give one") }
+    }
+
+    func run() throws {
+        try reportingFailures {
+            var arguments = ["eval", "--checkpoint", checkpoint,
+                             "--threads", String(threads ?? ProcessInfo.processInfo.activeProcessorCount)]
+            if let data { arguments += ["--data", data] }
+            if let teacherCache { arguments += ["--teacher-cache", teacherCache] }
+            let output = try trainerOutput(model: model, arguments)
+            let evaluation = try Evaluation(runnerOutput: output, network: ema ? "student_ema" : teacher ? "teacher" : "student")
+            print(json ? evaluation.json : evaluation.text)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+// `mplc predict`: the class and probabilities of image files by a run's student, predicted by the model's trainer
+// (`mplc-run predict`, the forward pass of evaluation).
+
+import ArgumentParser
+import Foundation
+import MPLCompiler
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Class and probability of each image (PNG, JPEG, BMP, GIF, TGA, PNM) by a run's student.",
+        discussion: """
+            Images must have the model's size; they are converted to its channels and normalised as the trainer \
+            normalises the data set named by --normalise (default fashion-mnist for grey models; RGB models need it).
+            Example:
+              mplc predict Examples/fashion_cnn.swiftdsl --checkpoint runs/fashion_cnn-mpl-seed0/checkpoint.safetensors shirt.png
+            """)
+
+    @Argument(help: "The model file (.swiftdsl) the run trained.")
+    var model: String
+    @Argument(help: "Image files.")
+    var images: [String]
+    @Option(help: ArgumentHelp("The run's checkpoint.", valueName: "RUN_DIR/checkpoint.safetensors"))
+    var checkpoint: String
+    @Flag(help: "The EMA of the student (the checkpoint's ema/ tensors) instead of the student.")
+    var ema = false
+    @Option(help: "The training data whose normalisation the pixels get: fashion-mnist, cifar10 or svhn.")
+    var normalise: String?
+    @Flag(help: "Print one JSON object per image (file, class, probability, probabilities) instead of a line.")
+    var json = false
+
+    func validate() throws {
+        if images.isEmpty { throw ValidationError("give at least one image file") }
+    }
+
+    func run() throws {
+        try reportingFailures {
+            var arguments = ["predict", "--checkpoint", checkpoint]
+            if ema { arguments.append("--ema") }
+            if let normalise { arguments += ["--normalise", normalise] }
+            // "--" first: an image named like a flag stays an image.
+            let output = try trainerOutput(model: model, arguments + ["--"] + images)
+            let predictions = try Prediction.parse(runnerOutput: output)
+            print(predictions.map { json ? $0.json : $0.text }.joined(separator: "\n"))
+        }
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `mplc eval` and `mplc predict` on a short fashion_mlp run (docs/RUNNER.md, "eval and predict"): the confusion
+/// matrix agrees with the trainer's own count and with the run's summary, predict's classes of the test images as
+/// image files give the same accuracy, and bad inputs exit 1 naming the file and the cause.
+@Suite("mplc eval and mplc predict")
+struct EvalCommandTests {
+    static let testImages = 120
+
+    /// A binary PGM (P5) of test image `index`: one of the formats stb_image reads, written without a library.
+    static func writePGM(_ path: String, pixels: ArraySlice<UInt8>, side: Int = 28) throws {
+        try (Data("P5\n\(side) \(side)\n255\n".utf8) + Data(pixels)).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// One short supervised run of fashion_mlp by `mplc train` (with a recipe override and a validation set), shared
+    /// by the tests: its
+    /// folder (run/ inside it) and data directory.
+    static let trained: Result<(work: String, data: String), Error> = Result {
+        let work = try temporaryDirectory("eval-command")
+        let data = try SmallData.directory(testImages: testImages)
+        let train = try run([mplcBinary, "train", exampleMLP, "--data", data, "--mode", "supervised", "--steps", "100",
+                             "--finetune-steps", "0", "--labels", "300", "--threads", "2", "--out", "run", "--quiet",
+                             "--pseudo-labels", "soft:2", "--validation", "100", "--eval-every", "20"], directory: work)
+        guard train.status == 0 else { throw TestFailure("mplc train failed:\n" + train.output) }
+        return (work, data)
+    }
+
+    @Test("The run directory keeps the model file and the resolved recipe; every metrics line has its UTC time")
+    func runDescribesItself() throws {
+        let (work, _) = try Self.trained.get()
+        let source = try String(contentsOfFile: exampleMLP, encoding: .utf8)
+        #expect(try String(contentsOfFile: work + "/run/fashion_mlp.swiftdsl", encoding: .utf8) == source)
+        // recipe.txt is `mplc check`'s recipe, the override applied.
+        let check = try run([mplcBinary, "check", exampleMLP])
+        let checked = check.output.split(separator: "\n").filter { $0.hasPrefix("  ") }
+            .map { $0.dropFirst(2) }.map { $0 == "pseudoLabels .hard(.argmax) (default)" ? "pseudoLabels .soft(temperature: 2.0)" : String($0) }
+        let recipe = try String(contentsOfFile: work + "/run/recipe.txt", encoding: .utf8)
+        #expect(recipe == checked.map { $0 + "\n" }.joined(), "\(recipe)")
+        let lines = try String(contentsOfFile: work + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let times = lines.compactMap { line in line.firstMatch(of: #/,"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"\}$/#)?.1 }
+        #expect(times.count == lines.count && lines.count > 20, "\(lines.prefix(3))")
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let dates = times.compactMap { formatter.date(from: String($0)) }
+        #expect(dates.count == times.count && zip(dates, dates.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(dates.first.map { abs($0.timeIntervalSinceNow) < 3600 } ?? false, "\(times.first ?? "")")
+
+        // A model file that is not a regular file is refused before a run directory is made.
+        let runner = try #require(try FileManager.default.contentsOfDirectory(atPath: work + "/.build-mplc")
+            .first { $0.hasPrefix("fashion_mlp-") && !$0.hasSuffix(".lock") })
+        let refused = try run([work + "/.build-mplc/" + runner + "/mplc-run", "train", "--data", "two-moons",
+                               "--model-file", work, "--out", work + "/none"])
+        #expect(refused.status == 1 && refused.output.contains("\(work): not a regular file"), "\(refused.output)")
+        #expect(!FileManager.default.fileExists(atPath: work + "/none"))
+    }
+
+    @Test("eval's confusion matrix, per-class table and accuracy; predict on the test images as files; bad inputs")
+    func evalAndPredict() throws {
+        let (work, data) = try Self.trained.get()
+        let checkpoint = work + "/run/checkpoint.safetensors"
+
+        // --json: the student's confusion matrix adds up to the test set, its diagonal to the summary's accuracy.
+        let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data, "--json"],
+                           directory: work)
+        try #require(eval.status == 0, "\(eval.output)")
+        let jsonLine = try #require(eval.output.split(separator: "\n").last.map(String.init))
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(jsonLine.utf8)) as? [String: Any])
+        let confusion = try #require(result["confusion"] as? [[Int]])
+        let correct = try #require(result["correct"] as? Int)
+        #expect(confusion.count == 10 && confusion.allSatisfy { $0.count == 10 })
+        #expect(confusion.joined().reduce(0, +) == Self.testImages)
+        #expect((0..<10).map { confusion[$0][$0] }.reduce(0, +) == correct)
+        let labels = Array(try SmallData.idxBytes("t10k-labels-idx1-ubyte")[8..<8 + Self.testImages])
+        #expect(confusion.map { $0.reduce(0, +) } == (0..<10).map { k in labels.filter { $0 == k }.count })
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/run/summary.json")))
+                as? [String: Any])
+        let summaryAccuracy = try #require((summary["test_accuracy"] as? [String: Any])?["student_after_finetune"] as? Double)
+        #expect(abs(Double(correct) / Double(Self.testImages) - summaryAccuracy) < 1e-12, "\(summary)")
+        let perClass = try #require(result["per_class"] as? [[String: Any]])
+        #expect(perClass.count == 10 && perClass.allSatisfy { ($0["examples"] as? Int).map { $0 > 0 } ?? false })
+
+        // The text form: the accuracy line, a row per class, the matrix.
+        let text = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", checkpoint, "--data", data], directory: work)
+        #expect(text.status == 0)
+        #expect(text.output.contains("fashion_mlp student, \(checkpoint): accuracy ")
+                && text.output.contains("(\(correct) of \(Self.testImages) test images)"), "\(text.output)")
+        #expect(text.output.contains("confusion matrix (rows: true class, columns: predicted class)"))
+        #expect(text.output.contains("9 (Ankle boot)"))
+
+        // predict: the test images as PGM files get classes whose accuracy is eval's.
+        let images = Array(try SmallData.idxBytes("t10k-images-idx3-ubyte")[16..<16 + Self.testImages * 784])
+        var files: [String] = []
+        for i in 0..<Self.testImages {
+            files.append(work + "/image\(i).pgm")
+            try Self.writePGM(files[i], pixels: images[i * 784..<(i + 1) * 784])
+        }
+        let predict = try run([mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, "--json"] + files,
+                              directory: work)
+        try #require(predict.status == 0, "\(predict.output)")
+        let predictions = try predict.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        try #require(predictions.count == Self.testImages)
+        let classes = predictions.compactMap { $0["class"] as? Int }
+        #expect(zip(classes, labels).filter { $0 == Int($1) }.count == correct)
+        for p in predictions {
+            let probabilities = p["probabilities"] as? [Double] ?? []
+            #expect(probabilities.count == 10 && abs(probabilities.reduce(0, +) - 1) < 1e-9)
+            #expect(p["probability"] as? Double == probabilities.max())
+        }
+        let one = try run([mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, files[0]], directory: work)
+        #expect(one.status == 0 && one.output.contains("\(files[0]): class \(classes[0]) ("), "\(one.output)")
+
+        // Bad inputs: exit 1, the file and the cause.
+        let large = work + "/large.pgm", text4 = work + "/notes.txt", fifo = work + "/fifo.png"
+        try Self.writePGM(large, pixels: ArraySlice(repeating: 0, count: 32 * 32), side: 32)
+        try "not an image".write(toFile: text4, atomically: true, encoding: .utf8)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let cases: [(arguments: [String], message: String)] = [
+            (["predict", "--checkpoint", checkpoint, large], "\(large): the image is 32x32 pixels, model fashion_mlp reads 28x28"),
+            (["predict", "--checkpoint", checkpoint, text4], "\(text4): not an image stb_image reads"),
+            (["predict", "--checkpoint", checkpoint, fifo], "\(fifo): not a regular file"),
+            (["predict", "--checkpoint", checkpoint, work], "\(work): not a regular file"),
+            (["predict", "--checkpoint", checkpoint, "--normalise", "imagenet", files[0]], "--normalise must be fashion-mnist, cifar10 or svhn"),
+            (["predict", "--checkpoint", text4, files[0]], "\(text4):"),
+            (["eval", "--checkpoint", work + "/missing", "--data", data], "\(work)/missing: cannot open"),
+            (["eval", "--checkpoint", checkpoint, "--data", work], "\(work)"),
+        ]
+        for c in cases {
+            let result = try run([mplcBinary, c.arguments[0], exampleMLP] + c.arguments.dropFirst(), directory: work)
+            #expect(result.status != 0 && !result.signaled && result.output.contains(c.message),
+                    "\(c.arguments): \(result.output)")
+        }
+    }
+
+    /// Chromium from Debian (.ci/install-deps installs it).
+    static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+
+    /// Opens a page in headless Chromium: its DOM after the scripts ran, and the console messages (errors included).
+    static func render(_ page: String) throws -> (dom: String, console: [String]) {
+        let browser = try #require(chromium, "no chromium: run .ci/install-deps")
+        let profile = try temporaryDirectory("chromium-profile")
+        defer { try? FileManager.default.removeItem(atPath: profile) }
+        let dom = try run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
+                           "--enable-logging=stderr", "--v=0", "--dump-dom", URL(fileURLWithPath: page).absoluteString])
+        try #require(dom.status == 0, "\(dom.output)")
+        return (dom.output, dom.output.split(separator: "\n").filter { $0.contains(":CONSOLE") }.map(String.init))
+    }
+
+    @Test("mplc report: a self-contained page that Chromium renders with its plots, the confusion matrix and no console error")
+    func report() throws {
+        let (work, _) = try Self.trained.get()
+        let made = try run([mplcBinary, "report", "run"], directory: work)
+        try #require(made.status == 0, "\(made.output)")
+        let page = work + "/run/report.html"
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        // Self-contained: nothing loaded from elsewhere (the SVG namespace is a name, not a fetch).
+        #expect(!html.contains("src=") && !html.contains("href=") && !html.contains("@import"))
+        let (dom, console) = try Self.render(page)
+        #expect(console.isEmpty, "\(console)")
+        #expect(dom.contains("<div id=\"errors\"></div>"))
+        // Supervised run: losses, learning rates, test accuracy; each plot with its curves.
+        #expect(dom.contains("data-plots=\"3\""), "\(dom.prefix(2000))")
+        #expect(dom.components(separatedBy: "class=\"curve\"").count - 1 >= 5)
+        #expect(dom.contains("data-title=\"accuracy\"") && dom.contains(">validation acc_student<")
+                && dom.contains(">test acc_student<"))
+        #expect(FileManager.default.fileExists(atPath: work + "/run/best.safetensors"))
+        let eval = try run([mplcBinary, "eval", exampleMLP, "--checkpoint", work + "/run/checkpoint.safetensors",
+                            "--data", try SmallData.directory(testImages: Self.testImages), "--json"], directory: work)
+        let result = try #require(try JSONSerialization.jsonObject(
+            with: Data((eval.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any])
+        let accuracy = try #require(result["accuracy"] as? Double)
+        #expect(dom.contains("Confusion matrix: run, student, test accuracy " + String(format: "%.2f%%", 100 * accuracy)))
+        #expect(dom.contains("pseudoLabels .soft(temperature: 2.0)"), "the recipe is on the page")
+
+        // Names from the run directory are text, never markup: a run folder named like a tag.
+        let hostile = work + "/<img src=x onerror=alert(1)>"
+        try FileManager.default.createDirectory(atPath: hostile, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: work + "/run/metrics.jsonl", toPath: hostile + "/metrics.jsonl")
+        let other = try run([mplcBinary, "report", "run", hostile, "--no-eval", "-o", "both.html"], directory: work)
+        try #require(other.status == 0, "\(other.output)")
+        let both = try Self.render(work + "/both.html")
+        #expect(both.console.isEmpty && both.dom.contains("&lt;img src=x onerror=alert(1)&gt;") && !both.dom.contains("<img"),
+                "\(both.console)")
+        #expect(both.dom.contains("data-plots=\"3\""))
+
+        // A metrics line that is not the runner's: exit 1 naming the file and line.
+        try "{\"phase\":\"mpl\"}\n".write(toFile: hostile + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        let bad = try run([mplcBinary, "report", hostile, "--no-eval"], directory: work)
+        #expect(bad.status == 1 && bad.output.contains("\(hostile)/metrics.jsonl:1: not a metrics line of mplc-run"),
+                "\(bad.output)")
+    }
+}
