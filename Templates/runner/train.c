@@ -11,20 +11,14 @@
 
 #include "ema.h"
 #include "model.h"
+#include "moons_svg.h"
 #include "schedule.h"
 #include "train.h"
-#include "moons.h"
 #include "trainer.h"
 
 /* The metric sums live in a fixed array (and in the checkpoint metadata). */
 _Static_assert(MPLC_NUM_STEP_OUTPUTS <= MAX_OUTPUTS && MPLC_NUM_SUPERVISED_OUTPUTS <= MAX_OUTPUTS,
                "more step outputs than the runner's MAX_OUTPUTS");
-
-const char *mode_name(Mode m) { return m == MODE_MPL ? "mpl" : m == MODE_UDA ? "uda" : "supervised"; }
-
-const char *phase_name(Mode m, Phase p) {
-    return p == PHASE_MAIN ? mode_name(m) : p == PHASE_FINETUNE ? "finetune" : "done";
-}
 
 static long global_step(const Trainer *T) {
     return T->rs.phase == PHASE_MAIN ? T->rs.step : T->cfg.steps + T->rs.step;

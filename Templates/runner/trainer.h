@@ -9,16 +9,11 @@
 
 #include "augment.h"
 #include "dataset.h"
+#include "mode.h"
 #include "teacher_cache.h"
 #include "tensors.h"
 
 #define MAX_OUTPUTS 32
-
-typedef enum { MODE_MPL, MODE_UDA, MODE_SUPERVISED } Mode;
-typedef enum { PHASE_MAIN, PHASE_FINETUNE, PHASE_DONE } Phase;
-
-const char *mode_name(Mode m);
-const char *phase_name(Mode m, Phase p); /* the main phase is named after the mode */
 
 typedef struct {
     const char *data_dir;

@@ -57,6 +57,22 @@ build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c
 RUN="$WORK/mplc-run"
 T="$WORK/test_runner"
 
+# ---------------------------------------------------------------- structure (issue 16)
+# No two runner files call each other, directly or round a loop: file A depends on file B when A's object
+# uses a symbol B's defines. tsort(1) fails on a loop and names its files.
+call_graph() {
+    mkdir -p objects
+    for src in "$RUNNER"/*.c; do cc -std=c11 -O0 -Wall -Wextra -Werror ${EXTRA_CFLAGS:-} -c "$src" -I"$FAKE" -o "objects/$(basename "$src" .c).o" || return 1; done
+    for o in objects/*.o; do nm --defined-only -g "$o" | awk -v f="$(basename "$o" .o)" '{print $3, f}'; done | sort >defined
+    for o in objects/*.o; do nm -u "$o" | awk -v f="$(basename "$o" .o)" '{print $2, f}'; done | sort >used
+    join defined used | awk '$2 != $3 {print $3, $2}' | sort -u
+}
+if edges=$(call_graph) && loops=$(tsort <<<"$edges" 2>&1 >/dev/null) && [ -z "$loops" ]; then
+    pass "no circular calls between runner files ($(wc -l <<<"$edges") file dependencies)"
+else
+    fail "runner files call each other in a loop" "$loops"
+fi
+
 # ---------------------------------------------------------------- unit tests
 if out=$("$T" unit "$WORK/unit" 2>&1); then pass "unit tests ($(tail -n 1 <<<"$out"))"; else fail "unit tests" "$out"; fi
 build "test_pool (the generated library's thread pool)" "$HERE/test_pool.c" -I"$ROOT/Templates/runtime" -I"$HERE" -o test_pool
