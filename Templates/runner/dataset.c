@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "dataset_arrays.h"
+#include "dataset_images.h"
 #include "dataset_rgb.h"
 #include "moons.h"
 
@@ -12,6 +13,7 @@ const DataFormat DATA_FORMATS[] = {
     {"npy", "NumPy train_x.npy", npy_find, npy_load},
     {"cifar10", "CIFAR-10 data_batch_1.bin", cifar_find, cifar_load},
     {"svhn", "SVHN train_32x32.mat", svhn_find, svhn_load},
+    {"images", "image folders labeled/<class>/", images_find, images_load},
     {"idx", "Fashion-MNIST train-images-idx3-ubyte[.gz]", idx_find, idx_load},
 };
 const int DATA_FORMAT_COUNT = (int)(sizeof DATA_FORMATS / sizeof DATA_FORMATS[0]);

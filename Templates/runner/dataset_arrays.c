@@ -68,38 +68,34 @@ static int image_shape_ok(const NpyArray *a) {
     return 0;
 }
 
+/* The images of xname (labels from yname; NULL: none, for unlabeled images) into s. */
 static int load_npy_split(const char *dir, const char *xname, const char *yname, DataSplit *s, Err *e) {
     char xpath[4096], ypath[4096];
     if (path_join(xpath, sizeof xpath, e, "%s/%s", dir, xname) != 0 ||
-        path_join(ypath, sizeof ypath, e, "%s/%s", dir, yname) != 0)
+        path_join(ypath, sizeof ypath, e, "%s/%s", dir, yname ? yname : "") != 0)
         return -1;
-    NpyArray xa, ya;
+    NpyArray xa, ya = {0};
     if (npy_read(xpath, &xa, e) != 0) return -1;
     int rc = -1;
     char shape[128];
     npy_shape_str(&xa, shape, sizeof shape);
     if (xa.type != NPY_F4 && xa.type != NPY_U1) {
         err_set(e, "%s: images have dtype %s; expected '<f4' or '|u1'", xpath, npy_type_name(xa.type));
-        npy_free(&xa);
-        return -1;
+        goto done;
     }
     if (xa.ndim < 2 || !image_shape_ok(&xa) || xa.shape[0] == 0) {
         err_set(e, "%s: shape %s does not fit model %s: expected (N, %d, %d, %d), (N, %d, %d) for 1 channel or (N, %d)",
                 xpath, shape, MPLC_MODEL_NAME, IMG_H, IMG_W, IMG_C, IMG_H, IMG_W, MPLC_INPUT_SIZE);
-        npy_free(&xa);
-        return -1;
+        goto done;
     }
-    if (npy_read(ypath, &ya, e) != 0) {
-        npy_free(&xa);
-        return -1;
-    }
-    if (ya.type == NPY_F4 || ya.ndim != 1) {
+    if (yname && npy_read(ypath, &ya, e) != 0) goto done;
+    if (yname && (ya.type == NPY_F4 || ya.ndim != 1)) {
         npy_shape_str(&ya, shape, sizeof shape);
         err_set(e, "%s: labels must be a 1-d integer array ('|u1', '<i4' or '<i8'), got %s %s", ypath,
                 npy_type_name(ya.type), shape);
         goto done;
     }
-    if (ya.shape[0] != xa.shape[0]) {
+    if (yname && ya.shape[0] != xa.shape[0]) {
         err_set(e, "%s: %zu labels but %s has %zu images", ypath, ya.shape[0], xpath, xa.shape[0]);
         goto done;
     }
@@ -116,7 +112,7 @@ static int load_npy_split(const char *dir, const char *xname, const char *yname,
             s->x[i] = v;
         }
     }
-    for (size_t i = 0; i < s->n; i++) {
+    for (size_t i = 0; yname && i < s->n; i++) {
         long long v = npy_int_at(&ya, i);
         if (v < 0 || v >= MPLC_CLASSES) {
             err_set(e, "%s: label %lld of example %zu is outside [0, %d) (model %s has %d classes)", ypath, v, i,
@@ -128,21 +124,39 @@ static int load_npy_split(const char *dir, const char *xname, const char *yname,
     rc = 0;
 done:
     npy_free(&xa);
-    npy_free(&ya);
+    if (yname) npy_free(&ya);
     return rc;
 }
 
-int npy_find(const char *dir, int want_train, char *root, size_t cap, Err *e) {
+static int npy_has(const char *dir, const char *name, Err *e, int *found) {
     char probe[4096];
-    if (path_join(probe, sizeof probe, e, "%s/train_x.npy", dir) != 0) return -1;
-    int found = file_exists(probe);
-    if (!found && !want_train && path_join(probe, sizeof probe, e, "%s/test_x.npy", dir) == 0 && file_exists(probe))
-        found = 1;
+    if (path_join(probe, sizeof probe, e, "%s/%s", dir, name) != 0) return -1;
+    *found = file_exists(probe);
+    return 0;
+}
+
+int npy_find(const char *dir, int want_train, char *root, size_t cap, Err *e) {
+    int train, labeled, test;
+    if (npy_has(dir, "train_x.npy", e, &train) || npy_has(dir, "labeled_x.npy", e, &labeled) ||
+        npy_has(dir, "test_x.npy", e, &test))
+        return -1;
+    int found = train || labeled || (!want_train && test);
     return found && path_join(root, cap, e, "%s", dir) != 0 ? -1 : found;
 }
 
+/* train_x.npy/train_y.npy: a training set, from which --labels draws the labeled split. labeled_x.npy/
+ * labeled_y.npy: the labeled set as is, with unlabeled_x.npy (images only) when there is one. */
 int npy_load(const char *dir, int want_train, Dataset *d, Err *e) {
-    if (want_train && load_npy_split(dir, "train_x.npy", "train_y.npy", &d->train, e) != 0) return -1;
+    int labeled, unlabeled;
+    if (npy_has(dir, "labeled_x.npy", e, &labeled) || npy_has(dir, "unlabeled_x.npy", e, &unlabeled)) return -1;
+    if (want_train && labeled) {
+        d->labeled_as_is = 1;
+        if (load_npy_split(dir, "labeled_x.npy", "labeled_y.npy", &d->train, e) != 0 ||
+            (unlabeled && load_npy_split(dir, "unlabeled_x.npy", NULL, &d->unlabeled, e) != 0))
+            return -1;
+    } else if (want_train && load_npy_split(dir, "train_x.npy", "train_y.npy", &d->train, e) != 0) {
+        return -1;
+    }
     if (load_npy_split(dir, "test_x.npy", "test_y.npy", &d->test, e) != 0) return -1;
     dataset_set_stats(d, 0);
     return 0;

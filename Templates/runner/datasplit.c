@@ -1,9 +1,13 @@
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fmemopen */
+#endif
 #include "datasplit.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "budget.h"
+#include "json.h"
 #include "model.h"
 #include "rng.h"
 
@@ -50,15 +54,34 @@ void dataset_set_stats(Dataset *d, int byte_range) {
 }
 
 void dataset_free(Dataset *d) {
-    budget_return(d->train.planned + d->test.planned);
-    free(d->train.x);
-    free(d->train.y);
-    free(d->test.x);
-    free(d->test.y);
+    DataSplit *splits[3] = {&d->train, &d->unlabeled, &d->test};
+    for (int i = 0; i < 3; i++) {
+        budget_return(splits[i]->planned);
+        free(splits[i]->x);
+        free(splits[i]->y);
+    }
+    if (d->class_names)
+        for (int k = 0; k < MPLC_CLASSES; k++) free(d->class_names[k]);
+    free(d->class_names);
+    free(d->norm_mean);
+    free(d->norm_std);
     free(d->lo);
     free(d->hi);
     free(d->mean);
     memset(d, 0, sizeof *d);
+}
+
+void dataset_classes_json(const Dataset *d, char *out, size_t cap) {
+    out[0] = '\0';
+    if (!d->class_names) return;
+    FILE *fp = fmemopen(out, cap, "w");
+    if (!fp) die(EXIT_BAD_INPUT, "cannot format the class names: out of memory");
+    for (int k = 0; k < MPLC_CLASSES; k++) {
+        fputc(k ? ',' : '[', fp);
+        json_write_string(fp, d->class_names[k]);
+    }
+    fputc(']', fp);
+    fclose(fp);
 }
 
 int dataset_pick_labeled(const DataSplit *train, long labels, uint64_t seed, uint32_t **out, Err *e) {

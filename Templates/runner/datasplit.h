@@ -19,14 +19,26 @@ typedef struct {
     uint64_t planned; /* bytes of x and y taken from the memory budget (budget.h), returned by dataset_free */
 } DataSplit;
 
+/* Class names (image folders): at most this many bytes each, with the terminating 0, and all of them together
+ * (quoted, comma-separated) at most DATASET_CLASS_NAMES_MAX, so that a checkpoint's metadata holds them. */
+#define DATASET_CLASS_NAME_MAX 64
+#define DATASET_CLASS_NAMES_MAX 1536
+
 typedef struct {
-    DataSplit train, test;
+    /* train: the training set; with labeled_as_is, the labeled set as given (no --labels split).
+     * unlabeled: images without labels (y unused), for formats that keep them apart; n = 0 when there are
+     * none, and then the training images serve as the unlabeled set. */
+    DataSplit train, unlabeled, test;
+    int labeled_as_is;
+    char **class_names; /* MPLC_CLASSES names, from the format (image folders); NULL when it has none */
+    float *norm_mean, *norm_std; /* per channel, of the training pixels in [0, 1], when the format computed the
+                                  * normalisation x = (p/255 - mean)/std; NULL when it has fixed statistics */
     /* Per channel (MPLC_INPUT_CHANNELS values each): range and mean of the (normalised) training pixels.
      * Augmentation pads with lo, fills Cutout with mean, and maps pixel operations (solarize, posterize...)
      * onto [lo, hi]. 8-bit data normalised per channel (CIFAR-10, SVHN) has a different range in each
      * channel; the other formats have the same values in every channel. */
     float *lo, *hi, *mean;
-    char format[16]; /* the format's name in the table of dataset.c: "idx", "npy", "cifar10", "svhn", "moons" */
+    char format[16]; /* the format's name in the table of dataset.c: "idx", "npy", "cifar10", "svhn", "images"... */
 } Dataset;
 
 /* x = (p/255 - FMNIST_MEAN)/FMNIST_STD: how 8-bit data without statistics of its own is normalised. */
@@ -40,6 +52,9 @@ void dataset_set_range(Dataset *d, float lo, float hi, float mean);
  * the range is the data's, or with byte_range (and for constant data) that of normalised bytes. */
 void dataset_set_stats(Dataset *d, int byte_range);
 void dataset_free(Dataset *d);
+/* The class names as a JSON array, ["T-shirt","Trouser",...], into out[cap] (at least DATASET_CLASS_NAMES_MAX + 8
+ * bytes); "" when the data has none. */
+void dataset_classes_json(const Dataset *d, char *out, size_t cap);
 
 /* The class-balanced labeled subset: labels/K examples per class, the first ones met in a seeded
  * shuffle of the training set. Writes `labels` indices into the training set. */

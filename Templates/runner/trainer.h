@@ -64,6 +64,7 @@ typedef struct {
     Dataset data;
     uint32_t *labeled; /* indices into data.train of the labeled subset */
     size_t n_labeled;
+    const DataSplit *unl; /* the unlabeled images: data.unlabeled when the data has them apart, else data.train */
     AugSpec aug;
     float *state, *step_io, *sup_io, *scratch;
     float *ema;        /* the student's EMA, laid out like state (ema.h); NULL when cfg.ema_decay is 0 */
