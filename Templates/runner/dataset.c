@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "dataset_arrays.h"
+#include "dataset_csv.h"
 #include "dataset_images.h"
 #include "dataset_rgb.h"
 #include "moons.h"
@@ -14,6 +15,7 @@ const DataFormat DATA_FORMATS[] = {
     {"cifar10", "CIFAR-10 data_batch_1.bin", cifar_find, cifar_load},
     {"svhn", "SVHN train_32x32.mat", svhn_find, svhn_load},
     {"images", "image folders labeled/<class>/", images_find, images_load},
+    {"csv", "CSV train.csv or labeled.csv", csv_find, csv_load},
     {"idx", "Fashion-MNIST train-images-idx3-ubyte[.gz]", idx_find, idx_load},
 };
 const int DATA_FORMAT_COUNT = (int)(sizeof DATA_FORMATS / sizeof DATA_FORMATS[0]);

@@ -38,7 +38,7 @@ typedef struct {
      * onto [lo, hi]. 8-bit data normalised per channel (CIFAR-10, SVHN) has a different range in each
      * channel; the other formats have the same values in every channel. */
     float *lo, *hi, *mean;
-    char format[16]; /* the format's name in the table of dataset.c: "idx", "npy", "cifar10", "svhn", "images"... */
+    char format[16]; /* the format's name in the table of dataset.c: "idx", "npy", "cifar10", "svhn", "images", "csv"... */
 } Dataset;
 
 /* x = (p/255 - FMNIST_MEAN)/FMNIST_STD: how 8-bit data without statistics of its own is normalised. */

@@ -1,4 +1,4 @@
-/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors,cifar,mat,image}:
+/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors,cifar,mat,image,csv}:
  * small valid files of every kind each reader accepts, plus a few near misses. Built and run by
  *   Tests/Fuzz/run_fuzzers.sh --make-seeds
  * The output is checked in; inputs that once crashed a reader are added next to the seeds as crash-*. */
@@ -315,6 +315,24 @@ static void image_seeds(void) {
     image_seed("jpeg-truncated", 1, 1, 16, 16, 3, 200);
 }
 
+/* ---- CSV feature vectors (fuzz_csv) ---- */
+
+static void csv_seeds(void) {
+    const char *csv[][2] = {
+        {"header-3-cols", "x1,x2,label\n0.5,-1.25,0\n1e3, 2 ,1\n"},
+        {"crlf-blank-line", "0.5,1.5\r\n-2,3\r\n\r\n"},
+        {"no-final-newline", "1,2\n3,4"},
+        {"ragged", "1,2,3\n4,5\n"},
+        {"nan", "1,nan,0\n"},
+        {"float-overflow", "1e39,0\n"},
+        {"header-only", "a,b\n"},
+        {"quoted-header", "\"x\",y\n1,2\n"},
+        {"empty-field", "1,,2\n"},
+        {"hex-and-spaces", " 0x1p3 ,\t-0.0\n"},
+    };
+    for (size_t i = 0; i < sizeof csv / sizeof *csv; i++) put("csv", csv[i][0], csv[i][1], strlen(csv[i][1]));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: make_seeds CORPUS_DIR\n");
@@ -369,5 +387,6 @@ int main(int argc, char **argv) {
     cifar_seed("label-10", 2, 0, 1, 0);
     mat_seeds();
     image_seeds();
+    csv_seeds();
     return 0;
 }

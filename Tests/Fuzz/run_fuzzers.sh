@@ -7,7 +7,8 @@
 #
 # Targets (Tests/Fuzz/fuzz_*.c): idx (IDX, plain and gzip), npy, json (the safetensors header parser),
 # safetensors (checkpoints: st_load and checkpoint_resume), cifar (CIFAR-10 binary batches), mat (MAT-files:
-# mat_read and svhn_read), image (PNG and JPEG files through stb_image: image_read). Each starts from Tests/Fuzz/corpus/<target>/
+# mat_read and svhn_read), image (PNG and JPEG files through stb_image: image_read), csv (CSV feature
+# vectors: csv_read). Each starts from Tests/Fuzz/corpus/<target>/
 # (seeds, and any input that once crashed a reader, named crash-*), which libFuzzer first replays in
 # full; the corpus it grows goes to a temporary directory, not the repository. Crash inputs are copied to
 # $MPLC_FUZZ_ARTIFACTS (default: the work directory, printed) so they can be added to the corpus.
@@ -58,7 +59,7 @@ if [ "$MAKE_SEEDS" = 1 ]; then
     exit 0
 fi
 
-TARGETS=(idx npy json safetensors cifar mat image)
+TARGETS=(idx npy json safetensors cifar mat image csv)
 [ -n "$ONLY" ] && TARGETS=("$ONLY")
 FAILED=0
 TOTAL_RUNS=0

@@ -444,6 +444,33 @@ else fail "image folders: resumed run differs"; fi
 expect "image folders with --labels: exit 1" 1 "has a labeled set of its own \(200 examples\), used as is; drop --labels" -- \
     "$RUN" train --data "$IMG" --labels 100 --steps 300 --out "$WORK/img-labels" --quiet
 
+# CSV feature vectors (the fake model reads 784 floats): labeled.csv with a header, unlabeled.csv without labels or
+# header (CRLF), test.csv.
+CSV="$WORK/csv"
+if ! out=$("$T" make-csv "$FAST" "$CSV" 300 1000 500 2>&1); then fail "make-csv" "$out"; fi
+if out=$("$RUN" train --data "$CSV" --steps 300 --out "$WORK/csv-run" 2>&1); then
+    acc=$(json_number "$WORK/csv-run/summary.json" student_after_finetune)
+    if awk -v a="$acc" 'BEGIN { exit !(a > 0.5) }' && grep -q '"data_format": "csv"' "$WORK/csv-run/summary.json" &&
+        grep -q '"labels": 300,' "$WORK/csv-run/summary.json" && grep -q '"unlabeled_examples": 1000,' "$WORK/csv-run/summary.json"; then
+        pass "CSV: labeled.csv (header) as is + unlabeled.csv (no labels, CRLF), 300 steps: student $acc"
+    else fail "CSV: student accuracy $acc is not above 0.5, or the summary is wrong" "$(cat "$WORK/csv-run/summary.json")"; fi
+else fail "CSV: training failed" "$out"; fi
+mkdir -p "$WORK/csvbad"
+cp "$CSV/test.csv" "$WORK/csvbad/test.csv"
+sed '3s/^0,/zero,/' "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: a field that is not a number: exit 1 naming file, line and field" 1 "csvbad/labeled.csv: line 3, field 1 is not a number: 'zero'" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+cut -d, -f2- "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: a column short: exit 1 with the numbers" 1 "csvbad/labeled.csv: 784 columns, model fake_linear takes 784 features and the label \(last\)" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+sed '5s/,[0-9]*$/,10/' "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: label 10 for 10 classes: exit 1 naming the row" 1 "csvbad/labeled.csv: row 4: label 10 is not a class number in \[0, 10\)" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+sed '4s/,[^,]*$//' "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: a ragged row: exit 1 naming both lines" 1 "csvbad/labeled.csv: line 4 has 784 fields, line 1 has 785" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+if [ -e "$WORK/csvbad-run" ]; then fail "a bad CSV made a run directory"; else pass "bad CSV files make no run directory"; fi
+
 # Bad image folders: each refused with the file and the cause, before the run directory is made.
 bad_images() { # bad_images NAME: a copy of the small set (2 per class) to break
     rm -rf "$WORK/badimg-$1"

@@ -1319,7 +1319,7 @@ static int ema_main(int argc, char **argv) {
 
 /* ================================================================ end of the EMA section */
 
-/* ================================================================ image folders (issue 17) */
+/* ================================================================ image folders and CSV (issue 17) */
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
@@ -1389,11 +1389,51 @@ static int write_test_image(const char *path, int w, int h, int c) {
     return ok ? 0 : 1;
 }
 
+/* make-csv FASHION_DIR OUT LABELED UNLABELED TEST: CSV feature vectors from Fashion-MNIST (pixels / 255, the
+ * label last): OUT/labeled.csv (the first LABELED training images, with a header line), OUT/unlabeled.csv (the
+ * next UNLABELED, no label column, no header, CRLF line ends) and OUT/test.csv (the first TEST test images). */
+static int make_csv(const char *fm, const char *out, long labeled, long unlabeled, long test) {
+    Err e;
+    char path[PATH_CAP];
+    if (make_dirs(out, &e) != 0) die_err(&e, 1);
+    const char *sets[2][2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
+                              {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
+    for (int s = 0; s < 2; s++) {
+        IdxArray im, lb;
+        snprintf(path, sizeof path, "%s/%s", fm, sets[s][0]);
+        if (idx_read(path, IDX_MAGIC_IMAGES, &im, &e) != 0) die_err(&e, 1);
+        snprintf(path, sizeof path, "%s/%s", fm, sets[s][1]);
+        if (idx_read(path, IDX_MAGIC_LABELS, &lb, &e) != 0) die_err(&e, 1);
+        for (int part = 0; part < (s == 0 ? 2 : 1); part++) {
+            const int unl = s == 0 && part == 1;
+            const long first = unl ? labeled : 0, n = s == 1 ? test : unl ? unlabeled : labeled;
+            snprintf(path, sizeof path, "%s/%s", out, s == 1 ? "test.csv" : unl ? "unlabeled.csv" : "labeled.csv");
+            FILE *fp = fopen(path, "w");
+            if (!fp) die(1, "%s: cannot write", path);
+            if (!unl) {
+                for (int k = 0; k < 784; k++) fprintf(fp, "p%d,", k);
+                fprintf(fp, "label\n");
+            }
+            for (long i = first; i < first + n; i++) {
+                for (int k = 0; k < 784; k++) fprintf(fp, k ? ",%.4g" : "%.4g", im.data[i * 784 + k] / 255.0);
+                if (unl) fputs("\r\n", fp);
+                else fprintf(fp, ",%d\n", lb.data[i]);
+            }
+            if (fclose(fp) != 0) die(1, "%s: cannot write", path);
+        }
+        idx_free(&im);
+        idx_free(&lb);
+    }
+    return 0;
+}
+
 /* ================================================================ end of the image folders section */
 
 int main(int argc, char **argv) {
     if (argc == 7 && strcmp(argv[1], "make-images") == 0)
         return make_images(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]));
+    if (argc == 7 && strcmp(argv[1], "make-csv") == 0)
+        return make_csv(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]));
     if (argc == 6 && strcmp(argv[1], "write-image") == 0)
         return write_test_image(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
