@@ -346,9 +346,24 @@ static int checkpoint_load(Trainer *T, StMeta *m, int *has_ema, Err *e) {
     return st_load_ema(path, T->state, T->ema, has_ema, m, e);
 }
 
+/* Reduced MPL: --resume without --teacher-cache takes the cache the run was trained with (its path as recorded;
+ * resume_teacher_cache then checks its rows by hash, as for a --teacher-cache given). */
+static int adopt_teacher_cache(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *stored = meta_get(m, "teacher_cache");
+    if (T->cfg.teacher_cache || !MPLC_TEACHER_READS_PREDICTIONS) return 0;
+    if (!stored || !stored[0])
+        return err_set(e, "%s records no teacher cache; give --teacher-cache FILE.npy", path);
+    if (path_join(T->cache_path, sizeof T->cache_path, e, "%s", stored) != 0) return -1;
+    T->cfg.teacher_cache = T->cache_path;
+    return 0;
+}
+
 int checkpoint_data_dir(Trainer *T, Err *e) {
     StMeta *m = xmalloc(sizeof *m);
-    int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 ? -1 : adopt_data_dir(T, m, T->ckpt_path, e);
+    int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 || adopt_data_dir(T, m, T->ckpt_path, e) != 0 ||
+                              adopt_teacher_cache(T, m, T->ckpt_path, e) != 0
+                          ? -1
+                          : 0;
     free(m);
     return rc;
 }

@@ -80,6 +80,7 @@ typedef struct {
     char metrics_path[PATH_CAP], ckpt_path[PATH_CAP], summary_path[PATH_CAP];
     char init_from[PATH_CAP]; /* the --init-from file the run started from ("" none), kept in its checkpoints */
     char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
+    char cache_path[PATH_CAP]; /* --resume without --teacher-cache: the cache the checkpoint records */
     int tty;
     double t_start, last_draw;
     long start_global; /* global step (main + finetune) when this process started */
@@ -134,7 +135,8 @@ void checkpoint_save(Trainer *T); /* exits 3 if the state is not finite, 1 on I/
  * recipe settings differ, and every stored value outside what the run can have reached. The data is loaded. */
 int checkpoint_resume(Trainer *T, Err *e);
 /* Before the data is loaded: the run's data directory (metadata "data") becomes cfg.data_dir, unless the
- * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused. */
+ * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused. Without
+ * --teacher-cache, a Reduced MPL run's cache (metadata "teacher_cache") becomes cfg.teacher_cache. */
 int checkpoint_data_dir(Trainer *T, Err *e);
 /* --init-from: teacher/ and student/ tensors from cfg.init_from, by name and shape; the rest as init_state. */
 int checkpoint_init_from(Trainer *T, Err *e);
