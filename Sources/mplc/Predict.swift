@@ -7,7 +7,7 @@ import MPLCompiler
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Class and probability of each image (PNG, JPEG, BMP, GIF, TGA, PNM) by a run's student.",
+        abstract: "Class and probability of each image (PNG or JPEG) by a run's student.",
         discussion: """
             Images must have the model's size; they are converted to its channels and normalised as the trainer \
             normalises the data set named by --normalise (default fashion-mnist for grey models; RGB models need it).

@@ -67,11 +67,11 @@ void batch_fill_step(Trainer *T, long t, double lr_teacher, double lr_student, d
         one_hot(y + (size_t)i * NUM_CLASSES, tr->y[k]);
         teacher_row(T, io, i, k);
     }
-    /* The unlabeled set is the whole training set; its labels are never read here. */
+    /* The unlabeled set (the whole training set, unless the data has one apart); its labels are never read. */
     for (int j = 0; j < BU; j++) {
         uint32_t k = order_at(&T->order_u, (uint64_t)t * BU + (uint64_t)j);
-        aug_weak(&T->aug, image(tr, k), x + (size_t)(BL + j) * IMG_FLOATS, &r);
-        aug_strong(&T->aug, image(tr, k), x + (size_t)(BL + BU + j) * IMG_FLOATS, T->img, &r);
+        aug_weak(&T->aug, image(T->unl, k), x + (size_t)(BL + j) * IMG_FLOATS, &r);
+        aug_strong(&T->aug, image(T->unl, k), x + (size_t)(BL + BU + j) * IMG_FLOATS, T->img, &r);
         teacher_row(T, io, BL + j, k);
     }
     if (T->in.uniform) {

@@ -24,6 +24,7 @@
 
 /* The recipe is stored whole in one metadata value, so that --resume can say which settings differ. */
 _Static_assert(sizeof MPLC_RECIPE <= ST_VALUE_LEN, "MPLC_RECIPE is longer than a checkpoint metadata value");
+_Static_assert(DATASET_CLASS_NAMES_MAX + 8 <= ST_VALUE_LEN, "class names longer than a checkpoint metadata value");
 
 static void fill_meta(const Trainer *T, StMeta *m) {
     const RunState *rs = &T->rs;
@@ -54,6 +55,19 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "order_position_unlabeled", "%" PRIu64, mpl_main ? step * (uint64_t)MPLC_BATCH_UNLABELED : 0);
     meta_set(m, "order_seed", "%" PRIu64, T->cfg.seed);
     meta_set(m, "test_examples", "%zu", T->data.test.n);
+    /* What an exported student's outputs mean, when the data names its classes (image folders). */
+    char classes[DATASET_CLASS_NAMES_MAX + 8];
+    dataset_classes_json(&T->data, classes, sizeof classes);
+    if (classes[0]) meta_set(m, "classes", "%s", classes);
+    if (T->data.norm_mean) { /* the normalisation the inputs need: x = (p/255 - mean)/std per channel */
+        char mean[256] = "", std[256] = "";
+        for (int c = 0, n = 0, k = 0; c < MPLC_INPUT_CHANNELS; c++) {
+            n += snprintf(mean + n, sizeof mean - (size_t)n, c ? ",%.9g" : "%.9g", (double)T->data.norm_mean[c]);
+            k += snprintf(std + k, sizeof std - (size_t)k, c ? ",%.9g" : "%.9g", (double)T->data.norm_std[c]);
+        }
+        meta_set(m, "norm_mean", "%s", mean);
+        meta_set(m, "norm_std", "%s", std);
+    }
     meta_set(m, "acc_last", "%ld,%ld,%ld", rs->acc_last[0], rs->acc_last[1], rs->acc_last_step);
     meta_set(m, "acc_before_finetune", "%ld,%ld", rs->acc_before[0], rs->acc_before[1]);
     meta_set(m, "acc_after_finetune", "%ld,%ld", rs->acc_after[0], rs->acc_after[1]);
@@ -368,9 +382,24 @@ static int checkpoint_load(Trainer *T, StMeta *m, int *has_ema, Err *e) {
     return st_load_ema(path, T->state, T->ema, has_ema, m, e);
 }
 
+/* Reduced MPL: --resume without --teacher-cache takes the cache the run was trained with (its path as recorded;
+ * resume_teacher_cache then checks its rows by hash, as for a --teacher-cache given). */
+static int adopt_teacher_cache(Trainer *T, const StMeta *m, const char *path, Err *e) {
+    const char *stored = meta_get(m, "teacher_cache");
+    if (T->cfg.teacher_cache || !MPLC_TEACHER_READS_PREDICTIONS) return 0;
+    if (!stored || !stored[0])
+        return err_set(e, "%s records no teacher cache; give --teacher-cache FILE.npy", path);
+    if (path_join(T->cache_path, sizeof T->cache_path, e, "%s", stored) != 0) return -1;
+    T->cfg.teacher_cache = T->cache_path;
+    return 0;
+}
+
 int checkpoint_data_dir(Trainer *T, Err *e) {
     StMeta *m = xmalloc(sizeof *m);
-    int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 ? -1 : adopt_data_dir(T, m, T->ckpt_path, e);
+    int has_ema, rc = checkpoint_load(T, m, &has_ema, e) != 0 || adopt_data_dir(T, m, T->ckpt_path, e) != 0 ||
+                              adopt_teacher_cache(T, m, T->ckpt_path, e) != 0
+                          ? -1
+                          : 0;
     free(m);
     return rc;
 }
@@ -435,6 +464,14 @@ int checkpoint_resume(Trainer *T, Err *e) {
     if ((size_t)test_n != T->data.test.n) {
         err_set(e, "%s: the run was evaluated on %ld test examples, the data has %zu (different --data?)", path, test_n,
                 T->data.test.n);
+        goto done;
+    }
+    char classes[DATASET_CLASS_NAMES_MAX + 8];
+    dataset_classes_json(&T->data, classes, sizeof classes);
+    const char *was = meta_get(m, "classes");
+    if (strcmp(was ? was : "", classes) != 0) {
+        err_set(e, "%s: the run was trained on the classes %s, but %s has %s (different --data?)", path,
+                was ? was : "(unnamed)", T->data_dir, classes[0] ? classes : "(unnamed)");
         goto done;
     }
     const long global = rs->phase == PHASE_MAIN ? rs->step : c->steps + rs->step;

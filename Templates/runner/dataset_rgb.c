@@ -61,7 +61,8 @@ static int has_cifar(const char *dir, Err *e, int *found) {
     return 0;
 }
 
-int cifar_find(const char *dir, char *out, size_t cap, Err *e) {
+int cifar_find(const char *dir, int want_train, char *out, size_t cap, Err *e) {
+    (void)want_train;
     int found;
     if (has_cifar(dir, e, &found) != 0) return -1;
     if (found) return path_join(out, cap, e, "%s", dir) == 0 ? 1 : -1;
@@ -121,7 +122,6 @@ int cifar_load(const char *dir, int want_train, Dataset *d, Err *e) {
     const double mean[3] = {CIFAR_MEAN_R, CIFAR_MEAN_G, CIFAR_MEAN_B}, std[3] = {CIFAR_STD_R, CIFAR_STD_G, CIFAR_STD_B};
     ByteTable *t = xmalloc(sizeof *t);
     byte_table(t, mean, std);
-    snprintf(d->format, sizeof d->format, "cifar10");
     int rc = (want_train ? cifar_split(dir, 1, t, &d->train, e) : 0) || cifar_split(dir, 0, t, &d->test, e) ? -1 : 0;
     if (rc == 0) set_channel_stats(d, t);
     free(t);
@@ -130,11 +130,13 @@ int cifar_load(const char *dir, int want_train, Dataset *d, Err *e) {
 
 /* ---- SVHN ---- */
 
-int svhn_find(const char *dir) {
+int svhn_find(const char *dir, int want_train, char *out, size_t cap, Err *e) {
+    (void)want_train;
     char p[4096];
-    Err e;
-    if (path_join(p, sizeof p, &e, "%s/train_32x32.mat", dir) == 0 && file_exists(p)) return 1;
-    return path_join(p, sizeof p, &e, "%s/test_32x32.mat", dir) == 0 && file_exists(p);
+    Err ignored;
+    int found = (path_join(p, sizeof p, &ignored, "%s/train_32x32.mat", dir) == 0 && file_exists(p)) ||
+                (path_join(p, sizeof p, &ignored, "%s/test_32x32.mat", dir) == 0 && file_exists(p));
+    return found && path_join(out, cap, e, "%s", dir) != 0 ? -1 : found;
 }
 
 static int svhn_split(const char *dir, const char *name, const ByteTable *t, DataSplit *s, Err *e) {
@@ -159,7 +161,6 @@ int svhn_load(const char *dir, int want_train, Dataset *d, Err *e) {
     const double mean[3] = {SVHN_MEAN_R, SVHN_MEAN_G, SVHN_MEAN_B}, std[3] = {SVHN_STD_R, SVHN_STD_G, SVHN_STD_B};
     ByteTable *t = xmalloc(sizeof *t);
     byte_table(t, mean, std);
-    snprintf(d->format, sizeof d->format, "svhn");
     int rc = (want_train ? svhn_split(dir, "train_32x32.mat", t, &d->train, e) : 0) ||
                      svhn_split(dir, "test_32x32.mat", t, &d->test, e)
                  ? -1

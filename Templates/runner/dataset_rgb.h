@@ -3,17 +3,14 @@
 #ifndef RUNNER_DATASET_RGB_H
 #define RUNNER_DATASET_RGB_H
 
-#include "dataset.h"
+#include "datasplit.h"
 
-/* The directory that holds the CIFAR-10 batches: DIR itself or DIR/cifar-10-batches-bin (how the published
- * archive unpacks), whichever has data_batch_1.bin or test_batch.bin. Returns 1 if found, 0 if not, -1 on a
- * path error. */
-int cifar_find(const char *dir, char *out, size_t cap, Err *e);
-/* 1 if DIR holds train_32x32.mat or test_32x32.mat. */
-int svhn_find(const char *dir);
-
-/* Load the test split and, if want_train, the training split; set d->format and the per-channel range and
- * mean (d->lo, d->hi, d->mean). On failure d may hold partial data: the caller frees it. */
+/* Entries of the table of formats (dataset.h). CIFAR-10's root is the directory that holds its batches: DIR
+ * itself or DIR/cifar-10-batches-bin (how the published archive unpacks), whichever has data_batch_1.bin or
+ * test_batch.bin. SVHN's is DIR, if it holds train_32x32.mat or test_32x32.mat. The loaders set the
+ * per-channel range and mean (d->lo, d->hi, d->mean). */
+int cifar_find(const char *dir, int want_train, char *out, size_t cap, Err *e);
+int svhn_find(const char *dir, int want_train, char *out, size_t cap, Err *e);
 int cifar_load(const char *dir, int want_train, Dataset *d, Err *e);
 int svhn_load(const char *dir, int want_train, Dataset *d, Err *e);
 

@@ -138,9 +138,9 @@ static int flip_value(Args *a) {
 }
 
 /* --teacher-cache goes with the model: required when its teacher reads predictions (there is no other
- * input for it), refused otherwise (an image teacher would silently ignore it). */
-static void check_teacher_cache_flag(const char *command, const char *path) {
-    if (MPLC_TEACHER_READS_PREDICTIONS && !path)
+ * input for it; --resume finds it in the checkpoint), refused otherwise (an image teacher would silently ignore it). */
+static void check_teacher_cache_flag(const char *command, const char *path, int resume) {
+    if (MPLC_TEACHER_READS_PREDICTIONS && !path && !resume) /* a resumed run takes its checkpoint's cache */
         usage_error("%s: model %s's teacher reads the large teacher's cached predictions (Reduced MPL): give "
                     "--teacher-cache FILE.npy, written by 'mplc-run cache' of the large teacher's model",
                     command, MPLC_MODEL_NAME);
@@ -237,7 +237,7 @@ static int train_main(int argc, char **argv) {
         }
     }
     if (c.resume && c.overwrite) usage_error("--resume continues the run in RUN_DIR, --overwrite replaces it: give one");
-    check_teacher_cache_flag("train", c.teacher_cache);
+    check_teacher_cache_flag("train", c.teacher_cache, c.resume);
     if (c.teacher_cache && c.validation > 0)
         usage_error("--validation is not supported with --teacher-cache (Reduced MPL) yet: the teacher's validation "
                     "inputs would be rows of the cache");
@@ -304,7 +304,7 @@ static int eval_main(int argc, char **argv) {
         } else usage_error("unknown flag '%s' for 'eval'", a.flag);
     }
     if (!ckpt) usage_error("eval needs --checkpoint");
-    check_teacher_cache_flag("eval", cache);
+    check_teacher_cache_flag("eval", cache, 0);
     mplc_set_threads(threads);
     return eval_command(ckpt, data, cache);
 }

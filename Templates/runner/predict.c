@@ -1,4 +1,4 @@
-/* mplc-run predict: the class and class probabilities of each image file (PNG, JPEG, BMP, GIF, TGA, PNM), by the
+/* mplc-run predict: the class and class probabilities of each image file (PNG or JPEG), by the
  * student of a checkpoint (or its EMA), one JSON line per image on stdout. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* fsync, fileno, open_memstream, clock_gettime, isatty */
@@ -10,6 +10,7 @@
 #include "cifar.h"
 #include "dataset.h"
 #include "fileio.h"
+#include "image.h"
 #include "json.h"
 #include "model.h"
 #include "safetensors.h"
@@ -17,20 +18,6 @@
 #include "tensors.h"
 #include "train.h"
 #include "trainer.h"
-
-/* stb_image (Debian's libstb-dev) compiled in, its functions static: nothing to link, no symbol to clash with.
- * Its decoders refuse images larger than this before allocating; ours are checked against the model's size first. */
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_STDIO /* files are read here, where a FIFO or a folder is refused */
-#define STBI_MAX_DIMENSIONS 65536
-/* Static functions of stb_image that this file does not call are unused; gcc reports one of them at the end of the
- * file, so the warning stays off for the whole file. */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <stb/stb_image.h>
-
-/* An image file larger than this is refused before it is read (a 28x28 PNG is a few hundred bytes). */
-#define MAX_IMAGE_BYTES ((size_t)64 << 20)
 
 /* Per channel mean and std of p/255 for --normalise (docs/RUNNER.md, "predict"). */
 static int normalisation(const char *name, double mean[3], double std[3], Err *e) {
@@ -48,33 +35,19 @@ static int normalisation(const char *name, double mean[3], double std[3], Err *e
     return 0;
 }
 
-/* Decodes path into x (MPLC_INPUT_SIZE floats, NHWC, rows top to bottom as stb_image gives them), normalised as
- * the trainer normalises 8-bit data: ((double)p / 255 - mean) / std, rounded to float once. */
+/* Decodes path into x (MPLC_INPUT_SIZE floats, NHWC, rows top to bottom) with the data loader's decoder
+ * (image.c: PNG or JPEG, the model's size), normalised as the trainer normalises 8-bit data:
+ * ((double)p / 255 - mean) / std, rounded to float once. */
 static int load_image(const char *path, const double mean[3], const double std[3], float *x, Err *e) {
-    unsigned char *bytes = NULL;
-    size_t len = 0;
-    if (read_regular_file(path, MAX_IMAGE_BYTES, "an image", &bytes, &len, e) != 0) return -1;
-    int w, h, channels;
-    if (len > INT32_MAX || !stbi_info_from_memory(bytes, (int)len, &w, &h, &channels)) {
-        free(bytes);
-        return err_set(e, "%s: not an image stb_image reads (PNG, JPEG, BMP, GIF, TGA, PNM): %s", path,
-                       len > INT32_MAX ? "too large" : stbi_failure_reason());
-    }
-    if (w != MPLC_INPUT_WIDTH || h != MPLC_INPUT_HEIGHT) {
-        free(bytes);
-        return err_set(e, "%s: the image is %dx%d pixels, model %s reads %dx%d", path, w, h, MPLC_MODEL_NAME,
-                       MPLC_INPUT_WIDTH, MPLC_INPUT_HEIGHT);
-    }
-    /* stb_image converts to the model's channels: colour to grey by luminance, grey to equal RGB. */
-    unsigned char *pixels = stbi_load_from_memory(bytes, (int)len, &w, &h, &channels, MPLC_INPUT_CHANNELS);
-    free(bytes);
-    if (!pixels) return err_set(e, "%s: cannot decode the image: %s", path, stbi_failure_reason());
-    for (size_t i = 0; i < (size_t)MPLC_INPUT_SIZE; i++) {
+    uint8_t *pixels = xmalloc(MPLC_INPUT_SIZE);
+    int got_w, got_h;
+    int rc = image_read(path, MPLC_INPUT_HEIGHT, MPLC_INPUT_WIDTH, MPLC_INPUT_CHANNELS, pixels, &got_w, &got_h, e);
+    for (size_t i = 0; rc == 0 && i < (size_t)MPLC_INPUT_SIZE; i++) {
         int c = (int)(i % MPLC_INPUT_CHANNELS);
         x[i] = (float)(((double)pixels[i] / 255.0 - mean[c]) / std[c]);
     }
-    stbi_image_free(pixels);
-    return 0;
+    free(pixels);
+    return rc == 0 ? 0 : -1;
 }
 
 int predict_command(const char *checkpoint, int use_ema, const char *normalise, char **files, int nfiles) {

@@ -216,6 +216,25 @@ static void write_compiled_recipe(FILE *fp) {
     fputs("\n", fp);
 }
 
+/* The unlabeled images the run drew from; the classes and the normalisation when the data defines them (image
+ * folders): what a user of the trained student needs to prepare its inputs and name its outputs. */
+static void write_data_facts(const Trainer *T, FILE *fp) {
+    fprintf(fp, ",\n  \"unlabeled_examples\": %zu", T->unl->n);
+    char classes[DATASET_CLASS_NAMES_MAX + 8];
+    dataset_classes_json(&T->data, classes, sizeof classes);
+    if (classes[0]) fprintf(fp, ",\n  \"classes\": %s", classes);
+    if (!T->data.norm_mean) return;
+    const float *v[2] = {T->data.norm_mean, T->data.norm_std};
+    for (int k = 0; k < 2; k++) {
+        fputs(k ? "], \"std\": [" : ",\n  \"normalization\": {\"mean\": [", fp);
+        for (int c = 0; c < MPLC_INPUT_CHANNELS; c++) {
+            if (c) fputs(", ", fp);
+            json_write_float(fp, v[k][c]);
+        }
+    }
+    fputs("]}", fp);
+}
+
 int summary_write(Trainer *T, double wall, Err *e) {
     AtomicFile out;
     if (atomic_create(&out, T->summary_path, e) != 0) return -1;
@@ -233,6 +252,7 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fputs("  \"data\": ", fp);
     json_write_string(fp, T->cfg.data_dir);
     fprintf(fp, ",\n  \"data_format\": \"%s\",\n  \"flip\": %s", T->data.format, T->cfg.flip ? "true" : "false");
+    write_data_facts(T, fp);
     fputs(",\n  \"model_hash\": ", fp); /* which compiled model and recipe trained (checkpoint.c compares it) */
     json_write_string(fp, MPLC_MODEL_HASH);
     if (T->init_from[0]) { /* --init-from: the run did not start from scratch */

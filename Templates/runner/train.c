@@ -14,20 +14,14 @@
 #include "ema.h"
 #include "fileio.h"
 #include "model.h"
+#include "moons_svg.h"
 #include "schedule.h"
 #include "train.h"
-#include "moons.h"
 #include "trainer.h"
 
 /* The metric sums live in a fixed array (and in the checkpoint metadata). */
 _Static_assert(MPLC_NUM_STEP_OUTPUTS <= MAX_OUTPUTS && MPLC_NUM_SUPERVISED_OUTPUTS <= MAX_OUTPUTS,
                "more step outputs than the runner's MAX_OUTPUTS");
-
-const char *mode_name(Mode m) { return m == MODE_MPL ? "mpl" : m == MODE_UDA ? "uda" : "supervised"; }
-
-const char *phase_name(Mode m, Phase p) {
-    return p == PHASE_MAIN ? mode_name(m) : p == PHASE_FINETUNE ? "finetune" : "done";
-}
 
 static long global_step(const Trainer *T) {
     return T->rs.phase == PHASE_MAIN ? T->rs.step : T->cfg.steps + T->rs.step;
@@ -249,24 +243,32 @@ static long labels_for(long batch) { return (batch + MPLC_CLASSES - 1) / MPLC_CL
 static int check_batches(const Trainer *T, Err *e) {
     const TrainConfig *c = &T->cfg;
     const long BL = MPLC_BATCH_LABELED, BU = MPLC_BATCH_UNLABELED, F = MPLC_FINETUNE_BATCH;
+    /* The labeled set is the --labels split, or the data's own (then only more labeled data helps). */
+    char set[PATH_CAP + 32], more[64] = "";
+    if (T->data.labeled_as_is) snprintf(set, sizeof set, "%s (its labeled set)", c->data_dir);
+    else snprintf(set, sizeof set, "--labels %ld", c->labels);
     if (c->mode != MODE_SUPERVISED) {
+        if (!T->data.labeled_as_is) snprintf(more, sizeof more, "; use --labels %ld or more", labels_for(BL));
         if (BL > c->labels)
             return err_set(e,
-                           "--labels %ld: model %s draws %ld labeled examples per step (labeledBatch), more than the %ld "
-                           "labeled examples; use --labels %ld or more",
-                           c->labels, MPLC_MODEL_NAME, BL, c->labels, labels_for(BL));
-        if ((size_t)BU > T->data.train.n)
+                           "%s: model %s draws %ld labeled examples per step (labeledBatch), more than the %ld "
+                           "labeled examples%s",
+                           set, MPLC_MODEL_NAME, BL, c->labels, more);
+        if ((size_t)BU > T->unl->n)
             return err_set(e,
                            "%s: model %s draws %ld unlabeled images per step (labeledBatch x unlabeledRatio), more than the "
-                           "%zu training images",
-                           c->data_dir, MPLC_MODEL_NAME, BU, T->data.train.n);
+                           "%zu %s images",
+                           c->data_dir, MPLC_MODEL_NAME, BU, T->unl->n, T->data.unlabeled.n ? "unlabeled" : "training");
     }
-    if (F > c->labels && (c->mode == MODE_SUPERVISED || c->finetune_steps > 0))
+    const int sup = c->mode == MODE_SUPERVISED;
+    if (T->data.labeled_as_is) snprintf(more, sizeof more, "%s", sup ? "" : "; use --finetune-steps 0");
+    else snprintf(more, sizeof more, "; use --labels %ld or more%s", labels_for(F), sup ? "" : ", or --finetune-steps 0");
+    if (F > c->labels && (sup || c->finetune_steps > 0))
         return err_set(e,
-                       "--labels %ld: model %s %s %ld labeled examples per step (finetune batch), more than the %ld "
-                       "labeled examples; use --labels %ld or more%s",
-                       c->labels, MPLC_MODEL_NAME, c->mode == MODE_SUPERVISED ? "trains the supervised baseline on" : "finetunes on",
-                       F, c->labels, labels_for(F), c->mode == MODE_SUPERVISED ? "" : ", or --finetune-steps 0");
+                       "%s: model %s %s %ld labeled examples per step (finetune batch), more than the %ld "
+                       "labeled examples%s",
+                       set, MPLC_MODEL_NAME, sup ? "trains the supervised baseline on" : "finetunes on", F, c->labels,
+                       more);
     return 0;
 }
 
@@ -316,6 +318,13 @@ AugSpec aug_spec(const Dataset *d, int flip) {
 int trainer_load_data(Trainer *T, Err *e) {
     TrainConfig *c = &T->cfg;
     if (dataset_load(c->data_dir, 1, &T->data, e) != 0) return -1;
+    T->unl = T->data.unlabeled.n ? &T->data.unlabeled : &T->data.train;
+    if (T->data.labeled_as_is && !c->given_labels) c->labels = (long)T->data.train.n; /* the whole labeled set */
+    /* A cache holds rows for the training and test images only (teacher_cache.h). */
+    if (c->teacher_cache && T->data.unlabeled.n)
+        return err_set(e, "--teacher-cache: %s has its unlabeled images apart, and a teacher cache has rows only for "
+                          "training and test images; give the unlabeled images within the training set",
+                       c->data_dir);
     if (c->teacher_cache && teacher_cache_load(c->teacher_cache, &T->data, &T->cache, e) != 0) return -1;
     /* --flip auto: CIFAR-10 objects look the same mirrored; SVHN digits and Fashion-MNIST items need not. */
     if (c->flip < 0) c->flip = strcmp(T->data.format, "cifar10") == 0;
@@ -325,11 +334,32 @@ int trainer_load_data(Trainer *T, Err *e) {
     return resolve_path(c->data_dir, T->data_dir, sizeof T->data_dir, e);
 }
 
-/* The labeled subset, and with --validation the held-out set: --labels + --validation examples picked
- * class-balanced in one seeded draw, of which each class's first labels/K are the labeled ones (the very subset a
- * run without --validation gets) and the others the validation set. */
+/* The data's own labeled set (image folders, NPY labeled_x.npy, CSV): all of it, in order. */
+static int take_labeled_as_is(Trainer *T, Err *e) {
+    const TrainConfig *c = &T->cfg;
+    const size_t n = T->data.train.n;
+    if (c->validation > 0)
+        return err_set(e, "--validation %ld: %s has a labeled set of its own, used as is; hold out a validation "
+                       "set there (it is not split off yet)", c->validation, c->data_dir);
+    if (c->labels != (long)n && c->resume)
+        return err_set(e, "%s: the run was trained on %ld labeled examples, but %s has %zu (different data?)",
+                       T->ckpt_path, c->labels, c->data_dir, n);
+    if (c->labels != (long)n)
+        return err_set(e, "--labels %ld: %s has a labeled set of its own (%zu examples), used as is; drop --labels",
+                       c->labels, c->data_dir, n);
+    if (n > UINT32_MAX) return err_set(e, "%s: too many labeled examples (%zu)", c->data_dir, n);
+    T->labeled = xmalloc((n ? n : 1) * sizeof *T->labeled);
+    for (size_t i = 0; i < n; i++) T->labeled[i] = (uint32_t)i;
+    return 0;
+}
+
+/* The labeled set: the data's own, or the class-balanced --labels split of the training set. With --validation
+ * also the held-out set: --labels + --validation examples picked class-balanced in one seeded draw, of which each
+ * class's first labels/K are the labeled ones (the very subset a run without --validation gets) and the others
+ * the validation set. */
 static int pick_labeled(Trainer *T, Err *e) {
     const TrainConfig *c = &T->cfg;
+    if (T->data.labeled_as_is) return take_labeled_as_is(T, e);
     if (c->validation == 0) return dataset_pick_labeled(&T->data.train, c->labels, c->seed, &T->labeled, e);
     if (c->validation % MPLC_CLASSES != 0)
         return err_set(e, "--validation %ld must be a multiple of the %d classes (a class-balanced split)",
@@ -412,7 +442,7 @@ static void setup(Trainer *T) {
         die_err(&e, EXIT_BAD_INPUT);
     T->n_labeled = (size_t)c->labels;
     order_init(&T->order_l, T->n_labeled, c->seed, RNG_ORDER_LABELED);
-    order_init(&T->order_u, T->data.train.n, c->seed, RNG_ORDER_UNLABELED);
+    order_init(&T->order_u, T->unl->n, c->seed, RNG_ORDER_UNLABELED);
     order_init(&T->order_sup, T->n_labeled, c->seed, RNG_ORDER_SUP);
     order_init(&T->order_ft, T->n_labeled, c->seed, RNG_ORDER_FT);
     T->aug = aug_spec(&T->data, c->flip);

@@ -9,16 +9,11 @@
 
 #include "augment.h"
 #include "dataset.h"
+#include "mode.h"
 #include "teacher_cache.h"
 #include "tensors.h"
 
 #define MAX_OUTPUTS 32
-
-typedef enum { MODE_MPL, MODE_UDA, MODE_SUPERVISED } Mode;
-typedef enum { PHASE_MAIN, PHASE_FINETUNE, PHASE_DONE } Phase;
-
-const char *mode_name(Mode m);
-const char *phase_name(Mode m, Phase p); /* the main phase is named after the mode */
 
 typedef struct {
     const char *data_dir;
@@ -80,6 +75,7 @@ typedef struct {
     Dataset data;
     uint32_t *labeled; /* indices into data.train of the labeled subset */
     size_t n_labeled;
+    const DataSplit *unl; /* the unlabeled images: data.unlabeled when the data has them apart, else data.train */
     AugSpec aug;
     float *state, *step_io, *sup_io, *scratch;
     float *ema;        /* the student's EMA, laid out like state (ema.h); NULL when cfg.ema_decay is 0 */
@@ -98,6 +94,7 @@ typedef struct {
     char data_dir[PATH_CAP];  /* the data directory as the checkpoint records it (absolute when it is a path) */
     unsigned char *model_source; /* cfg.model_file's bytes, read before the run directory is touched */
     size_t model_source_len;
+    char cache_path[PATH_CAP]; /* --resume without --teacher-cache: the cache the checkpoint records */
     int tty;
     double t_start, last_draw;
     long start_global; /* global step (main + finetune) when this process started */
@@ -159,7 +156,8 @@ void checkpoint_save_to(Trainer *T, const char *path); /* the same, to path (bes
  * recipe settings differ, and every stored value outside what the run can have reached. The data is loaded. */
 int checkpoint_resume(Trainer *T, Err *e);
 /* Before the data is loaded: the run's data directory (metadata "data") becomes cfg.data_dir, unless the
- * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused. */
+ * checkpoint has none (an older one: cfg.data_dir stays); a --data that resolves elsewhere is refused. Without
+ * --teacher-cache, a Reduced MPL run's cache (metadata "teacher_cache") becomes cfg.teacher_cache. */
 int checkpoint_data_dir(Trainer *T, Err *e);
 /* --init-from: teacher/ and student/ tensors from cfg.init_from, by name and shape; the rest as init_state. */
 int checkpoint_init_from(Trainer *T, Err *e);

@@ -1,4 +1,4 @@
-/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors,cifar,mat}:
+/* Writes the seed corpora of the reader fuzz targets into Tests/Fuzz/corpus/{idx,npy,json,safetensors,cifar,mat,image,csv}:
  * small valid files of every kind each reader accepts, plus a few near misses. Built and run by
  *   Tests/Fuzz/run_fuzzers.sh --make-seeds
  * The output is checked in; inputs that once crashed a reader are added next to the seeds as crash-*. */
@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
 
 #include "idx.h"
 #include "model.h"
@@ -272,6 +275,64 @@ static void mat_seeds(void) {
     put("mat", "big-endian", f.b, f.n);
 }
 
+/* ---- image files (fuzz_image): a selector byte (bit 0: the model's channels, 1 or 3), then a PNG or JPEG ---- */
+
+typedef struct {
+    unsigned char b[65536];
+    size_t n;
+} ImgBuf;
+
+static void img_write(void *ctx, void *data, int size) {
+    ImgBuf *f = ctx;
+    if (f->n + (size_t)size > sizeof f->b) exit(1);
+    memcpy(f->b + f->n, data, (size_t)size);
+    f->n += (size_t)size;
+}
+
+/* keep: how many bytes of the file to keep (0: all), a truncated file. */
+static void image_seed(const char *name, int selector, int jpeg, int w, int h, int c, size_t keep) {
+    static ImgBuf f;
+    unsigned char px[64 * 64 * 4];
+    for (int i = 0; i < w * h * c; i++) px[i] = (unsigned char)(i * 37 + i / 5);
+    f.b[0] = (unsigned char)selector;
+    f.n = 1;
+    if (!(jpeg ? stbi_write_jpg_to_func(img_write, &f, w, h, c, px, 90)
+               : stbi_write_png_to_func(img_write, &f, w, h, c, px, w * c)))
+        exit(1);
+    put("image", name, f.b, keep ? keep : f.n);
+}
+
+static void image_seeds(void) {
+    image_seed("png-gray-28x28", 0, 0, 28, 28, 1, 0);
+    image_seed("png-rgb-28x28-to-gray", 0, 0, 28, 28, 3, 0);
+    image_seed("png-rgba-8x8-to-rgb", 1, 0, 8, 8, 4, 0);
+    image_seed("png-gray-alpha-4x4", 1, 0, 4, 4, 2, 0);
+    image_seed("png-1x1", 0, 0, 1, 1, 1, 0);
+    image_seed("png-truncated", 0, 0, 28, 28, 1, 60);
+    image_seed("jpeg-gray-28x28", 0, 1, 28, 28, 1, 0);
+    image_seed("jpeg-rgb-16x16", 1, 1, 16, 16, 3, 0);
+    image_seed("jpeg-rgb-33x7-to-gray", 0, 1, 33, 7, 3, 0);
+    image_seed("jpeg-truncated", 1, 1, 16, 16, 3, 200);
+}
+
+/* ---- CSV feature vectors (fuzz_csv) ---- */
+
+static void csv_seeds(void) {
+    const char *csv[][2] = {
+        {"header-3-cols", "x1,x2,label\n0.5,-1.25,0\n1e3, 2 ,1\n"},
+        {"crlf-blank-line", "0.5,1.5\r\n-2,3\r\n\r\n"},
+        {"no-final-newline", "1,2\n3,4"},
+        {"ragged", "1,2,3\n4,5\n"},
+        {"nan", "1,nan,0\n"},
+        {"float-overflow", "1e39,0\n"},
+        {"header-only", "a,b\n"},
+        {"quoted-header", "\"x\",y\n1,2\n"},
+        {"empty-field", "1,,2\n"},
+        {"hex-and-spaces", " 0x1p3 ,\t-0.0\n"},
+    };
+    for (size_t i = 0; i < sizeof csv / sizeof *csv; i++) put("csv", csv[i][0], csv[i][1], strlen(csv[i][1]));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: make_seeds CORPUS_DIR\n");
@@ -325,5 +386,7 @@ int main(int argc, char **argv) {
     cifar_seed("record-and-a-byte", 1, 1, 0, 0);
     cifar_seed("label-10", 2, 0, 1, 0);
     mat_seeds();
+    image_seeds();
+    csv_seeds();
     return 0;
 }

@@ -7,7 +7,8 @@
 #
 # Targets (Tests/Fuzz/fuzz_*.c): idx (IDX, plain and gzip), npy, json (the safetensors header parser),
 # safetensors (checkpoints: st_load and checkpoint_resume), cifar (CIFAR-10 binary batches), mat (MAT-files:
-# mat_read and svhn_read). Each starts from Tests/Fuzz/corpus/<target>/
+# mat_read and svhn_read), image (PNG and JPEG files through stb_image: image_read), csv (CSV feature
+# vectors: csv_read). Each starts from Tests/Fuzz/corpus/<target>/
 # (seeds, and any input that once crashed a reader, named crash-*), which libFuzzer first replays in
 # full; the corpus it grows goes to a temporary directory, not the repository. Crash inputs are copied to
 # $MPLC_FUZZ_ARTIFACTS (default: the work directory, printed) so they can be added to the corpus.
@@ -58,13 +59,20 @@ if [ "$MAKE_SEEDS" = 1 ]; then
     exit 0
 fi
 
-TARGETS=(idx npy json safetensors cifar mat)
+TARGETS=(idx npy json safetensors cifar mat image csv)
 [ -n "$ONLY" ] && TARGETS=("$ONLY")
 FAILED=0
 TOTAL_RUNS=0
 for t in "${TARGETS[@]}"; do
     bin="$WORK/fuzz_$t"
-    if ! out=$("$CC" "${COMMON[@]}" "${LDLD[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    # stb_image 2.27 (Debian's, fuzz_image) computes garbage pixels of a corrupt JPEG with shifts past 31 bits and
+    # signed overflow (bit-buffer underruns, the IDCT of wild coefficients), and copies 0 bytes to a NULL buffer
+    # (an empty PNG IDAT chunk first): undefined in C, harmless as compiled (wrong pixels of a corrupt file, no
+    # memory access). Those three checks are off for that target only; bounds, AddressSanitizer and the rest stay
+    # (they found the Huffman-table overflow that image.c now refuses).
+    quiet=()
+    [ "$t" = image ] && quiet=(-fno-sanitize=shift,signed-integer-overflow,nonnull-attribute)
+    if ! out=$("$CC" "${COMMON[@]}" "${LDLD[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all "${quiet[@]}" \
         "$HERE/fuzz_$t.c" $SOURCES "$HERE/tiny_model/model.c" -lz -lm -o "$bin" 2>&1); then
         echo "FAIL build fuzz_$t"
         sed 's/^/     | /' <<<"$out"

@@ -5,7 +5,7 @@ import Testing
 /// replaying its corpus (seeds and past crash inputs) and then fuzzing for a bounded time.
 @Suite("Data and checkpoint readers: libFuzzer")
 struct ReaderFuzzTests {
-    @Test("IDX/gzip, NPY, JSON headers, checkpoints: 0 crashes in 20 s each (Tests/Fuzz/run_fuzzers.sh)")
+    @Test("IDX/gzip, NPY, JSON headers, checkpoints, CIFAR-10, MAT, PNG/JPEG images, CSV: 0 crashes in 20 s each (Tests/Fuzz/run_fuzzers.sh)")
     func readers() throws {
         let seconds = ProcessInfo.processInfo.environment["MPLC_LIBFUZZER_SECONDS"] ?? "20"
         let result = try run(
@@ -17,7 +17,7 @@ struct ReaderFuzzTests {
         #expect(
             lines.last?.hasSuffix("4 targets") == false && lines.last?.hasSuffix("0 failed") == true, "\(result.output)"
         )
-        for target in ["idx", "npy", "json", "safetensors"] {
+        for target in ["idx", "npy", "json", "safetensors", "cifar", "mat", "image", "csv"] {
             #expect(lines.contains { $0.hasPrefix("ok   fuzz_\(target):") }, "fuzz_\(target) did not pass")
         }
     }

@@ -128,7 +128,13 @@ expect "resume with the same rows in another file: accepted" 0 "already finished
 expect "resume with a different cache: exit 1" 1 \
     "was trained with the teacher cache $FC \(fnv1a64:[0-9a-f]*\), but --teacher-cache $R/cache.npy holds different rows" -- \
     "$RED" train --data "$RD" --resume --teacher-cache "$R/cache.npy" --out "$R/other" --quiet
-expect "resume without --teacher-cache: exit 2" 2 "give --teacher-cache" -- "$RED" train --data "$RD" --resume --out "$R/other"
+# --resume without --teacher-cache takes the cache the checkpoint records (issue 17); a new run must name one
+"$RED" "${RFLAGS[@]}" --out "$R/nocache" --stop-at 120 >/dev/null 2>&1
+if "$RED" train --data "$RD" --quiet --resume --out "$R/nocache" >/dev/null 2>"$R/nocache.err" &&
+    cmp -s "$R/run/checkpoint.safetensors" "$R/nocache/checkpoint.safetensors"; then
+    pass "resume without --teacher-cache: the checkpoint's cache, the same checkpoint byte for byte"
+else fail "resume without --teacher-cache" "$(cat "$R/nocache.err" 2>/dev/null)"; fi
+expect "a new run without --teacher-cache: exit 2" 2 "give --teacher-cache" -- "$RED" train --data "$RD" --out "$R/never2"
 
 # ---- replay reads teacher_x.npy
 python3 "$HERE/reduced_data.py" replay "$R/replay" 32 128 10 28 28 1

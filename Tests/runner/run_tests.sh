@@ -60,6 +60,22 @@ build "test_runner" "$HERE/test_runner.c" $(ls "$RUNNER"/*.c | grep -v '/main\.c
 RUN="$WORK/mplc-run"
 T="$WORK/test_runner"
 
+# ---------------------------------------------------------------- structure (issue 16)
+# No two runner files call each other, directly or round a loop: file A depends on file B when A's object
+# uses a symbol B's defines. tsort(1) fails on a loop and names its files.
+call_graph() {
+    mkdir -p objects
+    for src in "$RUNNER"/*.c; do cc -std=c11 -O0 -Wall -Wextra -Werror ${EXTRA_CFLAGS:-} -c "$src" -I"$FAKE" -o "objects/$(basename "$src" .c).o" || return 1; done
+    for o in objects/*.o; do nm --defined-only -g "$o" | awk -v f="$(basename "$o" .o)" '{print $3, f}'; done | sort >defined
+    for o in objects/*.o; do nm -u "$o" | awk -v f="$(basename "$o" .o)" '{print $2, f}'; done | sort >used
+    join defined used | awk '$2 != $3 {print $3, $2}' | sort -u
+}
+if edges=$(call_graph) && loops=$(tsort <<<"$edges" 2>&1 >/dev/null) && [ -z "$loops" ]; then
+    pass "no circular calls between runner files ($(wc -l <<<"$edges") file dependencies)"
+else
+    fail "runner files call each other in a loop" "$loops"
+fi
+
 # ---------------------------------------------------------------- unit tests
 if out=$("$T" unit "$WORK/unit" 2>&1); then pass "unit tests ($(tail -n 1 <<<"$out"))"; else fail "unit tests" "$out"; fi
 build "test_pool (the generated library's thread pool)" "$HERE/test_pool.c" -I"$ROOT/Templates/runtime" -I"$HERE" -o test_pool
@@ -384,6 +400,111 @@ expect "NPY dataset (u1 images, i8 labels)" 0 "student" -- \
 expect "finetune batch larger than --labels: exit 1 with the numbers" 1 \
     "--labels 20: model fake_linear finetunes on 32 labeled examples per step .*use --labels 40 or more" -- \
     "$RUN" train --data "$WORK/npydata" --labels 20 --steps 30 --finetune-steps 5 --out "$WORK/npy20" --quiet
+
+# ---------------------------------------------------------------- the user's own data (issue 17)
+# NPY: labeled_x.npy/labeled_y.npy used as is, unlabeled_x.npy without labels (here the 100 test images).
+mkdir -p "$WORK/npyown"
+cp "$WORK/npydata/train_x.npy" "$WORK/npyown/labeled_x.npy"
+cp "$WORK/npydata/train_y.npy" "$WORK/npyown/labeled_y.npy"
+cp "$WORK/npydata/test_x.npy" "$WORK/npyown/unlabeled_x.npy"
+cp "$WORK/npydata/test_x.npy" "$WORK/npydata/test_y.npy" "$WORK/npyown/"
+if "$RUN" train --data "$WORK/npyown" --steps 30 --finetune-steps 5 --out "$WORK/npyown-run" --quiet >/dev/null 2>&1 &&
+    grep -q '"labels": 400,' "$WORK/npyown-run/summary.json" && grep -q '"unlabeled_examples": 100,' "$WORK/npyown-run/summary.json"; then
+    pass "NPY labeled_x/labeled_y as is (400 labels, no split) and unlabeled_x.npy without labels (100 images)"
+else fail "NPY labeled/unlabeled files" "$(cat "$WORK/npyown-run/summary.json" 2>&1)"; fi
+expect "NPY labeled set with --labels: exit 1, says it is used as is" 1 "--labels 40: .*npyown has a labeled set of its own \(400 examples\), used as is; drop --labels" -- \
+    "$RUN" train --data "$WORK/npyown" --labels 40 --steps 30 --out "$WORK/npyown-labels" --quiet
+rm "$WORK/npyown/labeled_y.npy"
+expect "NPY labeled_x.npy without labeled_y.npy: exit 1 naming it" 1 "npyown/labeled_y.npy: cannot open" -- \
+    "$RUN" train --data "$WORK/npyown" --steps 30 --out "$WORK/npyown-nolabels" --quiet
+
+# Image folders from Fashion-MNIST: labeled/<class>/ (20 per class, PNG), unlabeled/ (2,000, a quarter JPEG), test/<class>/
+# (50 per class, a third RGB PNG, converted to the model's 1 channel). Class names sorted are not in label order.
+IMG="$WORK/images"
+if ! out=$("$T" make-images "$FAST" "$IMG" 20 2000 50 2>&1); then fail "make-images" "$out"; fi
+if out=$("$RUN" train --data "$IMG" --steps 300 --out "$WORK/img-run" 2>&1); then
+    acc=$(json_number "$WORK/img-run/summary.json" student_after_finetune)
+    if awk -v a="$acc" 'BEGIN { exit !(a > 0.5) }' && grep -q '"data_format": "images"' "$WORK/img-run/summary.json" &&
+        grep -q '"labels": 200,' "$WORK/img-run/summary.json" && grep -q '"unlabeled_examples": 2000,' "$WORK/img-run/summary.json"; then
+        pass "image folders (PNG, JPEG, gray and RGB): 300 steps on 200 labeled + 2000 unlabeled images: student $acc (chance 0.1)"
+    else fail "image folders: student accuracy $acc is not above 0.5, or the summary is wrong" "$(cat "$WORK/img-run/summary.json")"; fi
+else fail "image folders: training failed" "$out"; fi
+if grep -q '"classes": \["Ankle boot","Bag","Coat","Dress","Pullover","Sandal","Shirt","Sneaker","T-shirt","Trouser"\]' "$WORK/img-run/summary.json" &&
+    grep -q '"normalization": {"mean": \[0.2[0-9]*\], "std": \[0.3[0-9]*\]}' "$WORK/img-run/summary.json" &&
+    [ "$("$T" st-meta "$WORK/img-run/checkpoint.safetensors" classes)" = '["Ankle boot","Bag","Coat","Dress","Pullover","Sandal","Shirt","Sneaker","T-shirt","Trouser"]' ] &&
+    [ -n "$("$T" st-meta "$WORK/img-run/checkpoint.safetensors" norm_std)" ]; then
+    pass "the class map (folder names, sorted) and the normalisation are in summary.json and the checkpoint"
+else fail "class names or normalisation missing" "$(cat "$WORK/img-run/summary.json")"; fi
+eval_acc=$("$RUN" eval --checkpoint "$WORK/img-run/checkpoint.safetensors" --data "$IMG" 2>&1 | sed -n 's/.*"acc_student":\([0-9.]*\).*/\1/p')
+if [ -n "$eval_acc" ] && [ "$eval_acc" = "$acc" ]; then pass "eval on the image folders: student $eval_acc, as in summary.json (same normalisation)"
+else fail "eval on the image folders: '$eval_acc', summary says $acc"; fi
+# --resume finds the folders again (the checkpoint's data), and checks the classes
+"$RUN" train --data "$IMG" --steps 300 --stop-at 150 --out "$WORK/img-resume" --quiet >/dev/null 2>&1
+expect "image folders: --resume after --stop-at" 0 "student" -- "$RUN" train --resume --out "$WORK/img-resume" --quiet
+if "$T" st-equal "$WORK/img-run/checkpoint.safetensors" "$WORK/img-resume/checkpoint.safetensors"; then
+    pass "image folders: the resumed run's checkpoint is identical to the uninterrupted run's"
+else fail "image folders: resumed run differs"; fi
+expect "image folders with --labels: exit 1" 1 "has a labeled set of its own \(200 examples\), used as is; drop --labels" -- \
+    "$RUN" train --data "$IMG" --labels 100 --steps 300 --out "$WORK/img-labels" --quiet
+
+# CSV feature vectors (the fake model reads 784 floats): labeled.csv with a header, unlabeled.csv without labels or
+# header (CRLF), test.csv.
+CSV="$WORK/csv"
+if ! out=$("$T" make-csv "$FAST" "$CSV" 300 1000 500 2>&1); then fail "make-csv" "$out"; fi
+if out=$("$RUN" train --data "$CSV" --steps 300 --out "$WORK/csv-run" 2>&1); then
+    acc=$(json_number "$WORK/csv-run/summary.json" student_after_finetune)
+    if awk -v a="$acc" 'BEGIN { exit !(a > 0.5) }' && grep -q '"data_format": "csv"' "$WORK/csv-run/summary.json" &&
+        grep -q '"labels": 300,' "$WORK/csv-run/summary.json" && grep -q '"unlabeled_examples": 1000,' "$WORK/csv-run/summary.json"; then
+        pass "CSV: labeled.csv (header) as is + unlabeled.csv (no labels, CRLF), 300 steps: student $acc"
+    else fail "CSV: student accuracy $acc is not above 0.5, or the summary is wrong" "$(cat "$WORK/csv-run/summary.json")"; fi
+else fail "CSV: training failed" "$out"; fi
+mkdir -p "$WORK/csvbad"
+cp "$CSV/test.csv" "$WORK/csvbad/test.csv"
+sed '3s/^0,/zero,/' "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: a field that is not a number: exit 1 naming file, line and field" 1 "csvbad/labeled.csv: line 3, field 1 is not a number: 'zero'" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+cut -d, -f2- "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: a column short: exit 1 with the numbers" 1 "csvbad/labeled.csv: 784 columns, model fake_linear takes 784 features and the label \(last\)" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+sed '5s/,[0-9]*$/,10/' "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: label 10 for 10 classes: exit 1 naming the row" 1 "csvbad/labeled.csv: row 4: label 10 is not a class number in \[0, 10\)" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+sed '4s/,[^,]*$//' "$CSV/labeled.csv" >"$WORK/csvbad/labeled.csv"
+expect "CSV: a ragged row: exit 1 naming both lines" 1 "csvbad/labeled.csv: line 4 has 784 fields, line 1 has 785" -- \
+    "$RUN" train --data "$WORK/csvbad" --steps 300 --out "$WORK/csvbad-run" --quiet
+if [ -e "$WORK/csvbad-run" ]; then fail "a bad CSV made a run directory"; else pass "bad CSV files make no run directory"; fi
+
+# Bad image folders: each refused with the file and the cause, before the run directory is made.
+bad_images() { # bad_images NAME: a copy of the small set (2 per class) to break
+    rm -rf "$WORK/badimg-$1"
+    "$T" make-images "$FAST" "$WORK/badimg-$1" 2 40 2 >/dev/null 2>&1
+    echo "$WORK/badimg-$1"
+}
+D=$(bad_images text); echo "not an image" >"$D/labeled/Bag/notes.png"
+expect "a text file in a class folder: exit 1 naming it" 1 "badimg-text/labeled/Bag/notes.png: not a PNG or JPEG image" -- \
+    "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images truncated); f=$(ls "$D"/unlabeled/*.png | head -n 1); head -c 200 "$f" >"$f.tmp" && mv "$f.tmp" "$f"
+expect "a truncated PNG: exit 1 naming it" 1 "badimg-truncated/unlabeled/[0-9]*.png: corrupt or unsupported image" -- \
+    "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images size); "$T" write-image "$D/test/Coat/big.png" 32 32 1; "$T" write-image "$D/test/Dress/big.png" 28 30 3
+expect "images of another size: exit 1, counted, the first named" 1 \
+    "badimg-size/test: 2 of its 22 images are not 28x28 pixels, the size model fake_linear takes; the first is .*/test/Coat/big.png \(32x32\)" -- \
+    "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images classes); rm -rf "$D/labeled/Bag" "$D/test/Bag"
+expect "9 class folders for a 10-class model: exit 1" 1 "badimg-classes/labeled: 9 class folders, but model fake_linear has 10 classes" -- \
+    "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images testclasses); mv "$D/test/Bag" "$D/test/Bags"
+expect "test/ with other class folders: exit 1" 1 "badimg-testclasses/test: class folder 'Bags' where .*labeled has 'Bag'" -- \
+    "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images loose); cp "$D/labeled/Bag/"*.png "$D/labeled/"
+expect "an image outside the class folders: exit 1" 1 "badimg-loose/labeled/[0-9]*.png: a file where a folder per class is expected" -- \
+    "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images notest); rm -rf "$D/test"
+expect "no test folder: exit 1" 1 "badimg-notest: missing folder test" -- "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+if [ -e "$WORK/badimg-run" ]; then fail "a bad image folder made a run directory"; else pass "bad image folders make no run directory"; fi
+D=$(bad_images budget)
+expect "image folders beyond the memory limit: exit 1 before decoding" 1 "badimg-budget/labeled: the decoded images need" -- \
+    env MPLC_MEMORY_LIMIT=1120000 "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
 
 # ================================================================ EMA of the student (docs/RUNNER.md)
 # The fake model waits 20 steps (MPLC_STUDENT_WAIT_STEPS) before the student learns; MPLC_EMA_DECAY is 0.995.

@@ -41,15 +41,16 @@ static void setup(Trainer *T, const char *data, const char *cache) {
     Err e;
     T->cfg.seed = 5;
     T->cfg.labels = 300;
-    if (locate_inputs(&T->in, &T->sup, &e) != 0 || dataset_load(data, 1, &T->data, &e) != 0 ||
-        teacher_cache_load(cache, &T->data, &T->cache, &e) != 0 ||
+    T->cfg.data_dir = data;
+    T->cfg.teacher_cache = cache;
+    if (locate_inputs(&T->in, &T->sup, &e) != 0 || trainer_load_data(T, &e) != 0 ||
         dataset_pick_labeled(&T->data.train, T->cfg.labels, T->cfg.seed, &T->labeled, &e) != 0)
         die_err(&e, 1);
     T->n_labeled = (size_t)T->cfg.labels;
     T->step_io = arena_alloc(MPLC_STEP_IO_FLOATS);
     T->img = xcalloc(2 * (size_t)D, sizeof(float));
     order_init(&T->order_l, T->n_labeled, T->cfg.seed, RNG_ORDER_LABELED);
-    order_init(&T->order_u, T->data.train.n, T->cfg.seed, RNG_ORDER_UNLABELED);
+    order_init(&T->order_u, T->unl->n, T->cfg.seed, RNG_ORDER_UNLABELED);
     T->aug = aug_spec(&T->data, 0);
 }
 

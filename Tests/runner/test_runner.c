@@ -1319,7 +1319,123 @@ static int ema_main(int argc, char **argv) {
 
 /* ================================================================ end of the EMA section */
 
+/* ================================================================ image folders and CSV (issue 17) */
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
+/* Fashion-MNIST's class names: sorted, they are not in label order, so a run that mixed up folder order and
+ * label numbers would test at chance. One has a space. */
+static const char *const FASHION_CLASSES[10] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                                                "Sandal",  "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+/* One 28x28 image as a file: PNG, grayscale (c = 1) or RGB (c = 3, the gray value in each channel), or JPEG. */
+static void write_image(const char *path, const uint8_t *gray, int c, int jpeg) {
+    uint8_t px[28 * 28 * 3];
+    for (int i = 0; i < 28 * 28; i++)
+        for (int k = 0; k < c; k++) px[i * c + k] = gray[i];
+    int ok = jpeg ? stbi_write_jpg(path, 28, 28, c, px, 95) : stbi_write_png(path, 28, 28, c, px, 28 * c);
+    if (!ok) die(1, "%s: cannot write", path);
+}
+
+/* make-images FASHION_DIR OUT PER_CLASS UNLABELED TEST_PER_CLASS: an image-folder data set from Fashion-MNIST:
+ * OUT/labeled/<class>/ (PER_CLASS training images per class, PNG), OUT/unlabeled/ (the next UNLABELED training
+ * images, a quarter of them JPEG) and OUT/test/<class>/ (TEST_PER_CLASS test images per class, a third of them
+ * RGB PNG). */
+static int make_images(const char *fm, const char *out, long per_class, long unlabeled, long test_per_class) {
+    Err e;
+    char path[PATH_CAP];
+    const char *sets[2][2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
+                              {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
+    for (int s = 0; s < 2; s++) {
+        IdxArray im, lb;
+        snprintf(path, sizeof path, "%s/%s", fm, sets[s][0]);
+        if (idx_read(path, IDX_MAGIC_IMAGES, &im, &e) != 0) die_err(&e, 1);
+        snprintf(path, sizeof path, "%s/%s", fm, sets[s][1]);
+        if (idx_read(path, IDX_MAGIC_LABELS, &lb, &e) != 0) die_err(&e, 1);
+        const long want = s == 0 ? per_class : test_per_class;
+        long taken[10] = {0}, free_images = 0;
+        for (int k = 0; k < 10; k++) {
+            snprintf(path, sizeof path, "%s/%s/%s", out, s == 0 ? "labeled" : "test", FASHION_CLASSES[k]);
+            if (make_dirs(path, &e) != 0) die_err(&e, 1);
+        }
+        snprintf(path, sizeof path, "%s/unlabeled", out);
+        if (s == 0 && make_dirs(path, &e) != 0) die_err(&e, 1);
+        for (uint32_t i = 0; i < im.dims[0]; i++) {
+            const uint8_t *img = im.data + (size_t)i * 28 * 28;
+            int k = lb.data[i];
+            if (taken[k] < want) {
+                snprintf(path, sizeof path, "%s/%s/%s/%05u.png", out, s == 0 ? "labeled" : "test", FASHION_CLASSES[k], i);
+                write_image(path, img, s == 1 && taken[k] % 3 == 0 ? 3 : 1, 0);
+                taken[k]++;
+            } else if (s == 0 && free_images < unlabeled) {
+                snprintf(path, sizeof path, "%s/unlabeled/%05u.%s", out, i, free_images % 4 == 0 ? "jpg" : "png");
+                write_image(path, img, 1, free_images % 4 == 0);
+                free_images++;
+            }
+        }
+        idx_free(&im);
+        idx_free(&lb);
+    }
+    return 0;
+}
+
+/* write-image PATH W H C: a W x H image of C channels (PNG), a gradient. */
+static int write_test_image(const char *path, int w, int h, int c) {
+    uint8_t *px = xcalloc((size_t)w * h * c, 1);
+    for (int i = 0; i < w * h * c; i++) px[i] = (uint8_t)(i * 7);
+    int ok = stbi_write_png(path, w, h, c, px, w * c);
+    free(px);
+    return ok ? 0 : 1;
+}
+
+/* make-csv FASHION_DIR OUT LABELED UNLABELED TEST: CSV feature vectors from Fashion-MNIST (pixels / 255, the
+ * label last): OUT/labeled.csv (the first LABELED training images, with a header line), OUT/unlabeled.csv (the
+ * next UNLABELED, no label column, no header, CRLF line ends) and OUT/test.csv (the first TEST test images). */
+static int make_csv(const char *fm, const char *out, long labeled, long unlabeled, long test) {
+    Err e;
+    char path[PATH_CAP];
+    if (make_dirs(out, &e) != 0) die_err(&e, 1);
+    const char *sets[2][2] = {{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"},
+                              {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}};
+    for (int s = 0; s < 2; s++) {
+        IdxArray im, lb;
+        snprintf(path, sizeof path, "%s/%s", fm, sets[s][0]);
+        if (idx_read(path, IDX_MAGIC_IMAGES, &im, &e) != 0) die_err(&e, 1);
+        snprintf(path, sizeof path, "%s/%s", fm, sets[s][1]);
+        if (idx_read(path, IDX_MAGIC_LABELS, &lb, &e) != 0) die_err(&e, 1);
+        for (int part = 0; part < (s == 0 ? 2 : 1); part++) {
+            const int unl = s == 0 && part == 1;
+            const long first = unl ? labeled : 0, n = s == 1 ? test : unl ? unlabeled : labeled;
+            snprintf(path, sizeof path, "%s/%s", out, s == 1 ? "test.csv" : unl ? "unlabeled.csv" : "labeled.csv");
+            FILE *fp = fopen(path, "w");
+            if (!fp) die(1, "%s: cannot write", path);
+            if (!unl) {
+                for (int k = 0; k < 784; k++) fprintf(fp, "p%d,", k);
+                fprintf(fp, "label\n");
+            }
+            for (long i = first; i < first + n; i++) {
+                for (int k = 0; k < 784; k++) fprintf(fp, k ? ",%.4g" : "%.4g", im.data[i * 784 + k] / 255.0);
+                if (unl) fputs("\r\n", fp);
+                else fprintf(fp, ",%d\n", lb.data[i]);
+            }
+            if (fclose(fp) != 0) die(1, "%s: cannot write", path);
+        }
+        idx_free(&im);
+        idx_free(&lb);
+    }
+    return 0;
+}
+
+/* ================================================================ end of the image folders section */
+
 int main(int argc, char **argv) {
+    if (argc == 7 && strcmp(argv[1], "make-images") == 0)
+        return make_images(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]));
+    if (argc == 7 && strcmp(argv[1], "make-csv") == 0)
+        return make_csv(argv[2], argv[3], atol(argv[4]), atol(argv[5]), atol(argv[6]));
+    if (argc == 6 && strcmp(argv[1], "write-image") == 0)
+        return write_test_image(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc >= 2 && strcmp(argv[1], "unit") == 0) {
         snprintf(tmpdir, sizeof tmpdir, "%s", argc >= 3 ? argv[2] : "/tmp/mplc-runner-unit");
         mkdir(tmpdir, 0777);
