@@ -76,6 +76,30 @@ public struct WindowedImages: Hashable, Sendable {
     public var chunkFloats: Int { chunkImages * rowsPerImage * geometry.kernel * geometry.kernel * geometry.channels }
 }
 
+/// How a GEMM is computed. Lowering chooses it (`winograd-convolutions`, `choose-gemm-strategies`), model.ir
+/// prints it, and the emitter renders it; a kernel that `isParallel` also splits it between threads.
+public enum GEMMStrategy: String, Hashable, Sendable {
+    /// One cblas_sgemm over the product (split: each thread's rows).
+    case blas
+    /// cblas_sgemm on the im2col columns of a chunk of images at a time (`im2colA`): rows of the product, or for
+    /// ∂W = colsᵀ·∂y a slice of the contraction.
+    case blasOnColumns = "blas-on-column-chunks"
+    /// cblas_sgemm a chunk of images at a time, each chunk's product summed into its images by col2im.
+    case blasIntoCol2im = "blas-into-col2im"
+    /// A streamed forward convolution with a tiny contraction (k ≤ `smallContraction`, n ≤ `smallWidth`): plain
+    /// loops whose accumulators stay in registers, where sgemm would mostly pack.
+    case smallGEMM = "small-gemm"
+    /// ∂W of such a convolution (m ≤ `smallContraction`): outer products of the rows, summed in blocks.
+    case smallOuterProducts = "small-outer-products"
+    /// A streamed 3×3 stride-1 convolution (forward, ∂x or ∂W) by Winograd's F(2×2, 3×3).
+    case winograd
+}
+
+/// Convolutions whose contraction (k·k·C_in) is at most this, with at most `smallWidth` filters, run as
+/// `GEMMStrategy.smallGEMM` (or `.smallOuterProducts` for their ∂W).
+public let smallContraction = 16
+public let smallWidth = 64
+
 /// One `cblas_sgemm`: product = op(a)·op(b), [m, k]·[k, n], row-major, transposes as BLAS flags.
 /// With an epilogue, sgemm writes into `output`'s buffer and the epilogue statements (which read the
 /// product as `.load(product, identity)`) then update it in place, e.g. `relu(product + bias)`.
@@ -101,9 +125,7 @@ public struct GEMM: Hashable, Sendable {
     /// A forward convolution's pooling (max or average) of its output, run on each chunk of images right after
     /// the epilogue, while those rows are in cache (`poolInConvolutions`).
     public var pool: WindowKernel? = nil
-    /// The streamed 3×3 convolution (forward, ∂x through col2im, or ∂W) runs as Winograd's F(2×2, 3×3) instead of
-    /// im2col/col2im and sgemm (`winogradConvolutions`).
-    public var winograd = false
+    public var strategy = GEMMStrategy.blas
 
     /// Floats of one thread's part of the temporary: a chunk of columns (for Winograd, the transformed filters
     /// and the chunk's scratch), and for ∂W = colsᵀ·∂y the thread's partial sum of the product. 0 when the GEMM
@@ -112,7 +134,7 @@ public struct GEMM: Hashable, Sendable {
     /// Where a thread's partial sum starts in its part: after its chunk of columns or Winograd scratch.
     public var partialSumsOffset: Int {
         guard let w = im2colA ?? col2imOutput else { return 0 }
-        guard winograd, let c = winogradChannels else { return alignedFloats(w.chunkFloats) }
+        guard strategy == .winograd, let c = winogradChannels else { return alignedFloats(w.chunkFloats) }
         return winogradFiltersFloats + alignedFloats(Self.winogradScratchFloats(w, in: c.in, out: c.out))
     }
     /// The channels (in → out) of the 3×3 convolution of a streamed GEMM: the forward cols·W and ∂W = colsᵀ·∂y
@@ -167,6 +189,8 @@ public struct Kernel: Hashable, Sendable {
     public var body: KernelBody
     /// The IR equations this kernel computes, ascending (the generated function's comment).
     public var equations: [Value]
+    /// The C function's name, from the origin of its main equation (`name-kernels`), e.g. `step_teacher_conv3_fwd`.
+    public var name = ""
 
     /// Split between threads, each taking a contiguous share of its rows or images (see `splitBetweenThreads`).
     public var isParallel = false

@@ -5,8 +5,11 @@
  *
  * Build: cc -std=c11 -O2 -c model.c, link with -lopenblas -lm. With -DMPLC_NAIVE_GEMM every cblas_sgemm
  * becomes a plain triple loop (no BLAS needed), to check BLAS against.
- * Reading the kernels: tN is the memory of IR value %N, vN its element inside a loop, in_NAME the input NAME;
- * each kernel's comment lists the IR equations it computes.
+ * Reading the kernels: each is named after the layer and pass it computes (network_layer_pass, pass = fwd, jvp,
+ * vjp, jvp_vjp or update); its comment says what it does (a GEMM's strategy, "split" between threads) and lists
+ * the equations it computes, each with its origin. The ids are those of the lowered graphs in model.ir ("lowered
+ * func"), which also lists the kernels in order: tN is the memory of value %N, vN its element inside a loop,
+ * in_NAME the input NAME.
  */
 #include "model.h"
 
@@ -766,19 +769,20 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %19 = matmul %18, %0 : [960,1024]
- * %20 = broadcast axes=[1] %1 : [960,1024]
- * %21 = add %19, %20 : [960,1024]
- * %22 = relu %21 : [960,1024] */
+/* gemm blas m=960 n=1024 k=784 +epilogue split
+ * %19 = matmul %18, %0 : [960,1024]  // teacher/dense1 fwd
+ * %20 = broadcast axes=[1] %1 : [960,1024]  // teacher/dense1 fwd
+ * %21 = add %19, %20 : [960,1024]  // teacher/dense1 fwd
+ * %22 = relu %21 : [960,1024]  // teacher/relu2 fwd */
 typedef struct {
     float *t22;
     const float *in_x;
     const float *in_teacher_dense1_weight;
     const float *in_teacher_dense1_bias;
-} step_k000_matmul_add_relu_pointers;
+} step_teacher_dense1_fwd_pointers;
 
-static void step_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k000_matmul_add_relu_pointers *p = context;
+static void step_teacher_dense1_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense1_fwd_pointers *p = context;
     float *restrict t22 = p->t22;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
@@ -797,23 +801,24 @@ static void step_k000_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k000_matmul_add_relu(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    mplc_parallel(step_k000_matmul_add_relu_part, &(step_k000_matmul_add_relu_pointers){t22, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+static void step_teacher_dense1_fwd(float *restrict t22, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(step_teacher_dense1_fwd_part, &(step_teacher_dense1_fwd_pointers){t22, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
-/* %23 = matmul %22, %2 : [960,1024]
- * %24 = broadcast axes=[1] %3 : [960,1024]
- * %25 = add %23, %24 : [960,1024]
- * %26 = relu %25 : [960,1024] */
+/* gemm blas m=960 n=1024 k=1024 +epilogue split
+ * %23 = matmul %22, %2 : [960,1024]  // teacher/dense3 fwd
+ * %24 = broadcast axes=[1] %3 : [960,1024]  // teacher/dense3 fwd
+ * %25 = add %23, %24 : [960,1024]  // teacher/dense3 fwd
+ * %26 = relu %25 : [960,1024]  // teacher/relu4 fwd */
 typedef struct {
     float *t26;
     const float *t22;
     const float *in_teacher_dense3_weight;
     const float *in_teacher_dense3_bias;
-} step_k001_matmul_add_relu_pointers;
+} step_teacher_dense3_fwd_pointers;
 
-static void step_k001_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k001_matmul_add_relu_pointers *p = context;
+static void step_teacher_dense3_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense3_fwd_pointers *p = context;
     float *restrict t26 = p->t26;
     const float *restrict t22 = p->t22;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
@@ -832,22 +837,23 @@ static void step_k001_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k001_matmul_add_relu(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    mplc_parallel(step_k001_matmul_add_relu_part, &(step_k001_matmul_add_relu_pointers){t26, t22, in_teacher_dense3_weight, in_teacher_dense3_bias});
+static void step_teacher_dense3_fwd(float *restrict t26, const float *restrict t22, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(step_teacher_dense3_fwd_part, &(step_teacher_dense3_fwd_pointers){t26, t22, in_teacher_dense3_weight, in_teacher_dense3_bias});
 }
 
-/* %27 = matmul %26, %4 : [960,10]
- * %28 = broadcast axes=[1] %5 : [960,10]
- * %29 = add %27, %28 : [960,10] */
+/* gemm blas m=960 n=10 k=1024 +epilogue split
+ * %27 = matmul %26, %4 : [960,10]  // teacher/dense5 fwd
+ * %28 = broadcast axes=[1] %5 : [960,10]  // teacher/dense5 fwd
+ * %29 = add %27, %28 : [960,10]  // teacher/dense5 fwd */
 typedef struct {
     float *t29;
     const float *t26;
     const float *in_teacher_dense5_weight;
     const float *in_teacher_dense5_bias;
-} step_k002_matmul_add_pointers;
+} step_teacher_dense5_fwd_pointers;
 
-static void step_k002_matmul_add_part(void *context, int part, int parts) {
-    const step_k002_matmul_add_pointers *p = context;
+static void step_teacher_dense5_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense5_fwd_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t26 = p->t26;
     const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
@@ -865,15 +871,16 @@ static void step_k002_matmul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k002_matmul_add(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
-    mplc_parallel(step_k002_matmul_add_part, &(step_k002_matmul_add_pointers){t29, t26, in_teacher_dense5_weight, in_teacher_dense5_bias});
+static void step_teacher_dense5_fwd(float *restrict t29, const float *restrict t26, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
+    mplc_parallel(step_teacher_dense5_fwd_part, &(step_teacher_dense5_fwd_pointers){t29, t26, in_teacher_dense5_weight, in_teacher_dense5_bias});
 }
 
-/* %33 = constant 0.9 : [64,10]
- * %34 = mul %13, %33 : [64,10]
- * %35 = constant 0.01 : [64,10]
- * %36 = add %34, %35 : [64,10] */
-static void step_k003_mul_add(float *restrict t36, const float *restrict in_y) {
+/* loop [64,10]
+ * %33 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %34 = mul %13, %33 : [64,10]  // teacher/loss_sup fwd
+ * %35 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %36 = add %34, %35 : [64,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t36, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
         const float v34 = in_y[i] * 0.9f;
         const float v36 = v34 + 0.01f;
@@ -881,8 +888,9 @@ static void step_k003_mul_add(float *restrict t36, const float *restrict in_y) {
     }
 }
 
-/* %37 = reduce_max axes=[1] %30 : [64] */
-static void step_k004_reduce_max(float *restrict t37, const float *restrict t30) {
+/* reduce_max [64,10] axes=[1]
+ * %37 = reduce_max axes=[1] %30 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t37, const float *restrict t30) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -892,10 +900,11 @@ static void step_k004_reduce_max(float *restrict t37, const float *restrict t30)
     }
 }
 
-/* %38 = broadcast axes=[0] %37 : [64,10]
- * %39 = sub %30, %38 : [64,10]
- * %40 = exp %39 : [64,10] */
-static void step_k005_sub_exp(float *restrict t39, float *restrict t40, const float *restrict t30, const float *restrict t37) {
+/* loop [64,10]
+ * %38 = broadcast axes=[0] %37 : [64,10]  // teacher/loss_sup fwd
+ * %39 = sub %30, %38 : [64,10]  // teacher/loss_sup fwd
+ * %40 = exp %39 : [64,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t39, float *restrict t40, const float *restrict t30, const float *restrict t37) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v39 = t30[i0 * 10 + i1] - t37[i0];
@@ -906,8 +915,9 @@ static void step_k005_sub_exp(float *restrict t39, float *restrict t40, const fl
     }
 }
 
-/* %41 = reduce_sum axes=[1] %40 : [64] */
-static void step_k006_reduce_sum(float *restrict t41, const float *restrict t40) {
+/* reduce_sum [64,10] axes=[1]
+ * %41 = reduce_sum axes=[1] %40 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t41, const float *restrict t40) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -917,19 +927,21 @@ static void step_k006_reduce_sum(float *restrict t41, const float *restrict t40)
     }
 }
 
-/* %42 = log %41 : [64] */
-static void step_k007_log(float *restrict t42, const float *restrict t41) {
+/* loop [64]
+ * %42 = log %41 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t42, const float *restrict t41) {
     for (size_t i = 0; i < 64; i++) {
         const float v42 = logf(t41[i]);
         t42[i] = v42;
     }
 }
 
-/* %43 = broadcast axes=[0] %42 : [64,10]
- * %44 = sub %39, %43 : [64,10]
- * %45 = mul %36, %44 : [64,10]
- * %46 = reduce_sum axes=[0, 1] %45 : [] */
-static void step_k008_sub_mul_reduce_sum(float *restrict t46, const float *restrict t39, const float *restrict t42, const float *restrict t36) {
+/* reduce_sum [64,10] axes=[0, 1]
+ * %43 = broadcast axes=[0] %42 : [64,10]  // teacher/loss_sup fwd
+ * %44 = sub %39, %43 : [64,10]  // teacher/loss_sup fwd
+ * %45 = mul %36, %44 : [64,10]  // teacher/loss_sup fwd
+ * %46 = reduce_sum axes=[0, 1] %45 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t46, const float *restrict t39, const float *restrict t42, const float *restrict t36) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -941,26 +953,29 @@ static void step_k008_sub_mul_reduce_sum(float *restrict t46, const float *restr
     t46[0] = (float)sum;
 }
 
-/* %47 = constant -0.015625 : []
- * %48 = mul %46, %47 : [] */
-static void step_k009_mul(float *restrict t48, const float *restrict t46) {
+/* loop []
+ * %47 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %48 = mul %46, %47 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_7(float *restrict t48, const float *restrict t46) {
     for (size_t i = 0; i < 1; i++) {
         const float v48 = t46[0] * (-0.015625f);
         t48[i] = v48;
     }
 }
 
-/* %49 = constant 1.4285714285714286 : [448,10]
- * %50 = mul %31, %49 : [448,10] */
-static void step_k010_mul(float *restrict t50, const float *restrict t31) {
+/* loop [448,10]
+ * %49 = constant 1.4285714285714286 : [448,10]  // teacher/loss_uda fwd
+ * %50 = mul %31, %49 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t50, const float *restrict t31) {
     for (size_t i = 0; i < 4480; i++) {
         const float v50 = t31[i] * 1.4285715f;
         t50[i] = v50;
     }
 }
 
-/* %51 = reduce_max axes=[1] %50 : [448] */
-static void step_k011_reduce_max(float *restrict t51, const float *restrict t50) {
+/* reduce_max [448,10] axes=[1]
+ * %51 = reduce_max axes=[1] %50 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t51, const float *restrict t50) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -970,9 +985,10 @@ static void step_k011_reduce_max(float *restrict t51, const float *restrict t50)
     }
 }
 
-/* %52 = broadcast axes=[0] %51 : [448,10]
- * %53 = sub %50, %52 : [448,10] */
-static void step_k012_sub(float *restrict t53, const float *restrict t50, const float *restrict t51) {
+/* loop [448,10]
+ * %52 = broadcast axes=[0] %51 : [448,10]  // teacher/loss_uda fwd
+ * %53 = sub %50, %52 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t53, const float *restrict t50, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t50[i0 * 10 + i1] - t51[i0];
@@ -981,9 +997,10 @@ static void step_k012_sub(float *restrict t53, const float *restrict t50, const 
     }
 }
 
-/* %54 = exp %53 : [448,10]
- * %55 = reduce_sum axes=[1] %54 : [448] */
-static void step_k013_exp_reduce_sum(float *restrict t55, const float *restrict t53) {
+/* reduce_sum [448,10] axes=[1]
+ * %54 = exp %53 : [448,10]  // teacher/loss_uda fwd
+ * %55 = reduce_sum axes=[1] %54 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t55, const float *restrict t53) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -994,18 +1011,20 @@ static void step_k013_exp_reduce_sum(float *restrict t55, const float *restrict 
     }
 }
 
-/* %56 = log %55 : [448] */
-static void step_k014_log(float *restrict t56, const float *restrict t55) {
+/* loop [448]
+ * %56 = log %55 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t56, const float *restrict t55) {
     for (size_t i = 0; i < 448; i++) {
         const float v56 = logf(t55[i]);
         t56[i] = v56;
     }
 }
 
-/* %57 = broadcast axes=[0] %56 : [448,10]
- * %58 = sub %53, %57 : [448,10]
- * %59 = exp %58 : [448,10] */
-static void step_k015_sub_exp(float *restrict t59, const float *restrict t53, const float *restrict t56) {
+/* loop [448,10]
+ * %57 = broadcast axes=[0] %56 : [448,10]  // teacher/loss_uda fwd
+ * %58 = sub %53, %57 : [448,10]  // teacher/loss_uda fwd
+ * %59 = exp %58 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t59, const float *restrict t53, const float *restrict t56) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v58 = t53[i0 * 10 + i1] - t56[i0];
@@ -1015,8 +1034,9 @@ static void step_k015_sub_exp(float *restrict t59, const float *restrict t53, co
     }
 }
 
-/* %60 = reduce_max axes=[1] %59 : [448] */
-static void step_k016_reduce_max(float *restrict t60, const float *restrict t59) {
+/* reduce_max [448,10] axes=[1]
+ * %60 = reduce_max axes=[1] %59 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t60, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1026,17 +1046,19 @@ static void step_k016_reduce_max(float *restrict t60, const float *restrict t59)
     }
 }
 
-/* %61 = constant 0.6 : [448]
- * %62 = greaterEqual %60, %61 : [448] */
-static void step_k017_greaterEqual(float *restrict t62, const float *restrict t60) {
+/* loop [448]
+ * %61 = constant 0.6 : [448]  // teacher/loss_uda fwd
+ * %62 = greaterEqual %60, %61 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t62, const float *restrict t60) {
     for (size_t i = 0; i < 448; i++) {
         const float v62 = t60[i] >= 0.6f ? 1.0f : 0.0f;
         t62[i] = v62;
     }
 }
 
-/* %63 = reduce_max axes=[1] %32 : [448] */
-static void step_k018_reduce_max(float *restrict t63, const float *restrict t32) {
+/* reduce_max [448,10] axes=[1]
+ * %63 = reduce_max axes=[1] %32 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t63, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1046,10 +1068,11 @@ static void step_k018_reduce_max(float *restrict t63, const float *restrict t32)
     }
 }
 
-/* %64 = broadcast axes=[0] %63 : [448,10]
- * %65 = sub %32, %64 : [448,10]
- * %66 = exp %65 : [448,10] */
-static void step_k019_sub_exp(float *restrict t65, float *restrict t66, const float *restrict t32, const float *restrict t63) {
+/* loop [448,10]
+ * %64 = broadcast axes=[0] %63 : [448,10]  // teacher/loss_uda fwd
+ * %65 = sub %32, %64 : [448,10]  // teacher/loss_uda fwd
+ * %66 = exp %65 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t65, float *restrict t66, const float *restrict t32, const float *restrict t63) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v65 = t32[i0 * 10 + i1] - t63[i0];
@@ -1060,8 +1083,9 @@ static void step_k019_sub_exp(float *restrict t65, float *restrict t66, const fl
     }
 }
 
-/* %67 = reduce_sum axes=[1] %66 : [448] */
-static void step_k020_reduce_sum(float *restrict t67, const float *restrict t66) {
+/* reduce_sum [448,10] axes=[1]
+ * %67 = reduce_sum axes=[1] %66 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t67, const float *restrict t66) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1071,19 +1095,21 @@ static void step_k020_reduce_sum(float *restrict t67, const float *restrict t66)
     }
 }
 
-/* %68 = log %67 : [448] */
-static void step_k021_log(float *restrict t68, const float *restrict t67) {
+/* loop [448]
+ * %68 = log %67 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t68, const float *restrict t67) {
     for (size_t i = 0; i < 448; i++) {
         const float v68 = logf(t67[i]);
         t68[i] = v68;
     }
 }
 
-/* %69 = broadcast axes=[0] %68 : [448,10]
- * %70 = sub %65, %69 : [448,10]
- * %71 = mul %59, %70 : [448,10]
- * %72 = reduce_sum axes=[1] %71 : [448] */
-static void step_k022_sub_mul_reduce_sum(float *restrict t72, const float *restrict t65, const float *restrict t68, const float *restrict t59) {
+/* reduce_sum [448,10] axes=[1]
+ * %69 = broadcast axes=[0] %68 : [448,10]  // teacher/loss_uda fwd
+ * %70 = sub %65, %69 : [448,10]  // teacher/loss_uda fwd
+ * %71 = mul %59, %70 : [448,10]  // teacher/loss_uda fwd
+ * %72 = reduce_sum axes=[1] %71 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t72, const float *restrict t65, const float *restrict t68, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1095,10 +1121,11 @@ static void step_k022_sub_mul_reduce_sum(float *restrict t72, const float *restr
     }
 }
 
-/* %73 = neg %72 : [448]
- * %74 = mul %62, %73 : [448]
- * %75 = reduce_sum axes=[0] %74 : [] */
-static void step_k023_neg_mul_reduce_sum(float *restrict t75, const float *restrict t72, const float *restrict t62) {
+/* reduce_sum [448] axes=[0]
+ * %73 = neg %72 : [448]  // teacher/loss_uda fwd
+ * %74 = mul %62, %73 : [448]  // teacher/loss_uda fwd
+ * %75 = reduce_sum axes=[0] %74 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t75, const float *restrict t72, const float *restrict t62) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1113,17 +1140,19 @@ static void step_k023_neg_mul_reduce_sum(float *restrict t75, const float *restr
     t75[0] = (float)sum;
 }
 
-/* %76 = constant 0.002232142857142857 : []
- * %77 = mul %75, %76 : [] */
-static void step_k024_mul(float *restrict t77, const float *restrict t75) {
+/* loop []
+ * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %77 = mul %75, %76 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t77, const float *restrict t75) {
     for (size_t i = 0; i < 1; i++) {
         const float v77 = t75[0] * 0.002232143f;
         t77[i] = v77;
     }
 }
 
-/* %78 = reduce_sum axes=[0] %62 : [] */
-static void step_k025_reduce_sum(float *restrict t78, const float *restrict t62) {
+/* reduce_sum [448] axes=[0]
+ * %78 = reduce_sum axes=[0] %62 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t78, const float *restrict t62) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1136,33 +1165,36 @@ static void step_k025_reduce_sum(float *restrict t78, const float *restrict t62)
     t78[0] = (float)sum;
 }
 
-/* %76 = constant 0.002232142857142857 : []
- * %79 = mul %78, %76 : [] */
-static void step_k026_mul(float *restrict t79, const float *restrict t78) {
+/* loop []
+ * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %79 = mul %78, %76 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t79, const float *restrict t78) {
     for (size_t i = 0; i < 1; i++) {
         const float v79 = t78[0] * 0.002232143f;
         t79[i] = v79;
     }
 }
 
-/* %80 = one_hot_argmax %32 : [448,10] */
-static void step_k027_one_hot_argmax(float *restrict t80, const float *restrict t32) {
+/* one_hot_argmax
+ * %80 = one_hot_argmax %32 : [448,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t80, const float *restrict t32) {
     mplc_one_hot_argmax(t80, t32, 448, 10);
 }
 
-/* %84 = matmul %83, %6 : [448,1024]
- * %85 = broadcast axes=[1] %7 : [448,1024]
- * %86 = add %84, %85 : [448,1024]
- * %87 = relu %86 : [448,1024] */
+/* gemm blas m=448 n=1024 k=784 +epilogue split
+ * %84 = matmul %83, %6 : [448,1024]  // student/dense1 fwd
+ * %85 = broadcast axes=[1] %7 : [448,1024]  // student/dense1 fwd
+ * %86 = add %84, %85 : [448,1024]  // student/dense1 fwd
+ * %87 = relu %86 : [448,1024]  // student/relu2 fwd */
 typedef struct {
     float *t87;
     const float *t83;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
-} step_k028_matmul_add_relu_pointers;
+} step_student_dense1_fwd_pointers;
 
-static void step_k028_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k028_matmul_add_relu_pointers *p = context;
+static void step_student_dense1_fwd_part(void *context, int part, int parts) {
+    const step_student_dense1_fwd_pointers *p = context;
     float *restrict t87 = p->t87;
     const float *restrict t83 = p->t83;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -1181,23 +1213,24 @@ static void step_k028_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k028_matmul_add_relu(float *restrict t87, const float *restrict t83, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(step_k028_matmul_add_relu_part, &(step_k028_matmul_add_relu_pointers){t87, t83, in_student_dense1_weight, in_student_dense1_bias});
+static void step_student_dense1_fwd(float *restrict t87, const float *restrict t83, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(step_student_dense1_fwd_part, &(step_student_dense1_fwd_pointers){t87, t83, in_student_dense1_weight, in_student_dense1_bias});
 }
 
-/* %88 = matmul %87, %8 : [448,1024]
- * %89 = broadcast axes=[1] %9 : [448,1024]
- * %90 = add %88, %89 : [448,1024]
- * %91 = relu %90 : [448,1024] */
+/* gemm blas m=448 n=1024 k=1024 +epilogue split
+ * %88 = matmul %87, %8 : [448,1024]  // student/dense3 fwd
+ * %89 = broadcast axes=[1] %9 : [448,1024]  // student/dense3 fwd
+ * %90 = add %88, %89 : [448,1024]  // student/dense3 fwd
+ * %91 = relu %90 : [448,1024]  // student/relu4 fwd */
 typedef struct {
     float *t91;
     const float *t87;
     const float *in_student_dense3_weight;
     const float *in_student_dense3_bias;
-} step_k029_matmul_add_relu_pointers;
+} step_student_dense3_fwd_pointers;
 
-static void step_k029_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k029_matmul_add_relu_pointers *p = context;
+static void step_student_dense3_fwd_part(void *context, int part, int parts) {
+    const step_student_dense3_fwd_pointers *p = context;
     float *restrict t91 = p->t91;
     const float *restrict t87 = p->t87;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -1216,22 +1249,23 @@ static void step_k029_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k029_matmul_add_relu(float *restrict t91, const float *restrict t87, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    mplc_parallel(step_k029_matmul_add_relu_part, &(step_k029_matmul_add_relu_pointers){t91, t87, in_student_dense3_weight, in_student_dense3_bias});
+static void step_student_dense3_fwd(float *restrict t91, const float *restrict t87, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(step_student_dense3_fwd_part, &(step_student_dense3_fwd_pointers){t91, t87, in_student_dense3_weight, in_student_dense3_bias});
 }
 
-/* %92 = matmul %91, %10 : [448,10]
- * %93 = broadcast axes=[1] %11 : [448,10]
- * %94 = add %92, %93 : [448,10] */
+/* gemm blas m=448 n=10 k=1024 +epilogue split
+ * %92 = matmul %91, %10 : [448,10]  // student/dense5 fwd
+ * %93 = broadcast axes=[1] %11 : [448,10]  // student/dense5 fwd
+ * %94 = add %92, %93 : [448,10]  // student/dense5 fwd */
 typedef struct {
     float *t94;
     const float *t91;
     const float *in_student_dense5_weight;
     const float *in_student_dense5_bias;
-} step_k030_matmul_add_pointers;
+} step_student_dense5_fwd_pointers;
 
-static void step_k030_matmul_add_part(void *context, int part, int parts) {
-    const step_k030_matmul_add_pointers *p = context;
+static void step_student_dense5_fwd_part(void *context, int part, int parts) {
+    const step_student_dense5_fwd_pointers *p = context;
     float *restrict t94 = p->t94;
     const float *restrict t91 = p->t91;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
@@ -1249,12 +1283,13 @@ static void step_k030_matmul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k030_matmul_add(float *restrict t94, const float *restrict t91, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    mplc_parallel(step_k030_matmul_add_part, &(step_k030_matmul_add_pointers){t94, t91, in_student_dense5_weight, in_student_dense5_bias});
+static void step_student_dense5_fwd(float *restrict t94, const float *restrict t91, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(step_student_dense5_fwd_part, &(step_student_dense5_fwd_pointers){t94, t91, in_student_dense5_weight, in_student_dense5_bias});
 }
 
-/* %95 = reduce_max axes=[1] %94 : [448] */
-static void step_k031_reduce_max(float *restrict t95, const float *restrict t94) {
+/* reduce_max [448,10] axes=[1]
+ * %95 = reduce_max axes=[1] %94 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t95, const float *restrict t94) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1264,10 +1299,11 @@ static void step_k031_reduce_max(float *restrict t95, const float *restrict t94)
     }
 }
 
-/* %96 = broadcast axes=[0] %95 : [448,10]
- * %97 = sub %94, %96 : [448,10]
- * %98 = exp %97 : [448,10] */
-static void step_k032_sub_exp(float *restrict t97, float *restrict t98, const float *restrict t94, const float *restrict t95) {
+/* loop [448,10]
+ * %96 = broadcast axes=[0] %95 : [448,10]  // student/loss_u fwd
+ * %97 = sub %94, %96 : [448,10]  // student/loss_u fwd
+ * %98 = exp %97 : [448,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t97, float *restrict t98, const float *restrict t94, const float *restrict t95) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v97 = t94[i0 * 10 + i1] - t95[i0];
@@ -1278,8 +1314,9 @@ static void step_k032_sub_exp(float *restrict t97, float *restrict t98, const fl
     }
 }
 
-/* %99 = reduce_sum axes=[1] %98 : [448] */
-static void step_k033_reduce_sum(float *restrict t99, const float *restrict t98) {
+/* reduce_sum [448,10] axes=[1]
+ * %99 = reduce_sum axes=[1] %98 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t99, const float *restrict t98) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1289,19 +1326,21 @@ static void step_k033_reduce_sum(float *restrict t99, const float *restrict t98)
     }
 }
 
-/* %100 = log %99 : [448] */
-static void step_k034_log(float *restrict t100, const float *restrict t99) {
+/* loop [448]
+ * %100 = log %99 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t100, const float *restrict t99) {
     for (size_t i = 0; i < 448; i++) {
         const float v100 = logf(t99[i]);
         t100[i] = v100;
     }
 }
 
-/* %101 = broadcast axes=[0] %100 : [448,10]
- * %102 = sub %97, %101 : [448,10]
- * %103 = mul %80, %102 : [448,10]
- * %104 = reduce_sum axes=[0, 1] %103 : [] */
-static void step_k035_sub_mul_reduce_sum(float *restrict t104, const float *restrict t97, const float *restrict t100, const float *restrict t80) {
+/* reduce_sum [448,10] axes=[0, 1]
+ * %101 = broadcast axes=[0] %100 : [448,10]  // student/loss_u fwd
+ * %102 = sub %97, %101 : [448,10]  // student/loss_u fwd
+ * %103 = mul %80, %102 : [448,10]  // student/loss_u fwd
+ * %104 = reduce_sum axes=[0, 1] %103 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t104, const float *restrict t97, const float *restrict t100, const float *restrict t80) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1313,27 +1352,30 @@ static void step_k035_sub_mul_reduce_sum(float *restrict t104, const float *rest
     t104[0] = (float)sum;
 }
 
-/* %105 = constant -0.002232142857142857 : []
- * %106 = mul %104, %105 : [] */
-static void step_k036_mul(float *restrict t106, const float *restrict t104) {
+/* loop []
+ * %105 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %106 = mul %104, %105 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t106, const float *restrict t104) {
     for (size_t i = 0; i < 1; i++) {
         const float v106 = t104[0] * (-0.002232143f);
         t106[i] = v106;
     }
 }
 
-/* %107 = constant -0.002232142857142857 : [448,10]
- * %108 = mul %107, %80 : [448,10] */
-static void step_k037_mul(float *restrict t108, const float *restrict t80) {
+/* loop [448,10]
+ * %107 = constant -0.002232142857142857 : [448,10]  // student/loss_u vjp
+ * %108 = mul %107, %80 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t108, const float *restrict t80) {
     for (size_t i = 0; i < 4480; i++) {
         const float v108 = (-0.002232143f) * t80[i];
         t108[i] = v108;
     }
 }
 
-/* %109 = neg %108 : [448,10]
- * %110 = reduce_sum axes=[1] %109 : [448] */
-static void step_k038_neg_reduce_sum(float *restrict t110, const float *restrict t108) {
+/* reduce_sum [448,10] axes=[1]
+ * %109 = neg %108 : [448,10]  // student/loss_u vjp
+ * %110 = reduce_sum axes=[1] %109 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t110, const float *restrict t108) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1344,18 +1386,20 @@ static void step_k038_neg_reduce_sum(float *restrict t110, const float *restrict
     }
 }
 
-/* %111 = div %110, %99 : [448] */
-static void step_k039_div(float *restrict t111, const float *restrict t110, const float *restrict t99) {
+/* loop [448]
+ * %111 = div %110, %99 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t111, const float *restrict t110, const float *restrict t99) {
     for (size_t i = 0; i < 448; i++) {
         const float v111 = t110[i] / t99[i];
         t111[i] = v111;
     }
 }
 
-/* %112 = broadcast axes=[0] %111 : [448,10]
- * %113 = mul %112, %98 : [448,10]
- * %114 = add %108, %113 : [448,10] */
-static void step_k040_mul_add(float *restrict t114, const float *restrict t111, const float *restrict t98, const float *restrict t108) {
+/* loop [448,10]
+ * %112 = broadcast axes=[0] %111 : [448,10]  // student/loss_u vjp
+ * %113 = mul %112, %98 : [448,10]  // student/loss_u vjp
+ * %114 = add %108, %113 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t114, const float *restrict t111, const float *restrict t98, const float *restrict t108) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v113 = t111[i0] * t98[i0 * 10 + i1];
@@ -1365,8 +1409,9 @@ static void step_k040_mul_add(float *restrict t114, const float *restrict t111, 
     }
 }
 
-/* %115 = reduce_sum axes=[0] %114 : [10] */
-static void step_k041_reduce_sum(float *restrict t115, const float *restrict t114) {
+/* reduce_sum [448,10] axes=[0]
+ * %115 = reduce_sum axes=[0] %114 : [10]  // student/dense5 vjp */
+static void step_student_dense5_vjp(float *restrict t115, const float *restrict t114) {
     for (size_t o = 0; o < 10; o++) t115[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1375,15 +1420,16 @@ static void step_k041_reduce_sum(float *restrict t115, const float *restrict t11
     }
 }
 
-/* %117 = matmul tA %91, %114 : [1024,10] */
+/* gemm blas m=1024 n=10 k=448 tA split
+ * %117 = matmul tA %91, %114 : [1024,10]  // student/dense5 vjp */
 typedef struct {
     float *t117;
     const float *t91;
     const float *t114;
-} step_k042_matmul_pointers;
+} step_student_dense5_vjp_2_pointers;
 
-static void step_k042_matmul_part(void *context, int part, int parts) {
-    const step_k042_matmul_pointers *p = context;
+static void step_student_dense5_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense5_vjp_2_pointers *p = context;
     float *restrict t117 = p->t117;
     const float *restrict t91 = p->t91;
     const float *restrict t114 = p->t114;
@@ -1393,22 +1439,23 @@ static void step_k042_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t91 + lo, 1024, t114, 10, 0.0f, t117 + lo * 10, 10);
 }
 
-static void step_k042_matmul(float *restrict t117, const float *restrict t91, const float *restrict t114) {
-    mplc_parallel(step_k042_matmul_part, &(step_k042_matmul_pointers){t117, t91, t114});
+static void step_student_dense5_vjp_2(float *restrict t117, const float *restrict t91, const float *restrict t114) {
+    mplc_parallel(step_student_dense5_vjp_2_part, &(step_student_dense5_vjp_2_pointers){t117, t91, t114});
 }
 
-/* %116 = matmul tB %114, %10 : [448,1024]
- * %118 = step %91 : [448,1024]
- * %119 = mul %116, %118 : [448,1024] */
+/* gemm blas m=448 n=1024 k=10 tB +epilogue split
+ * %116 = matmul tB %114, %10 : [448,1024]  // student/dense5 vjp
+ * %118 = step %91 : [448,1024]  // student/relu4 vjp
+ * %119 = mul %116, %118 : [448,1024]  // student/relu4 vjp */
 typedef struct {
     float *t119;
     const float *t114;
     const float *in_student_dense5_weight;
     const float *t91;
-} step_k043_matmul_step_mul_pointers;
+} step_student_dense5_vjp_3_pointers;
 
-static void step_k043_matmul_step_mul_part(void *context, int part, int parts) {
-    const step_k043_matmul_step_mul_pointers *p = context;
+static void step_student_dense5_vjp_3_part(void *context, int part, int parts) {
+    const step_student_dense5_vjp_3_pointers *p = context;
     float *restrict t119 = p->t119;
     const float *restrict t114 = p->t114;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
@@ -1425,18 +1472,19 @@ static void step_k043_matmul_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k043_matmul_step_mul(float *restrict t119, const float *restrict t114, const float *restrict in_student_dense5_weight, const float *restrict t91) {
-    mplc_parallel(step_k043_matmul_step_mul_part, &(step_k043_matmul_step_mul_pointers){t119, t114, in_student_dense5_weight, t91});
+static void step_student_dense5_vjp_3(float *restrict t119, const float *restrict t114, const float *restrict in_student_dense5_weight, const float *restrict t91) {
+    mplc_parallel(step_student_dense5_vjp_3_part, &(step_student_dense5_vjp_3_pointers){t119, t114, in_student_dense5_weight, t91});
 }
 
-/* %120 = reduce_sum axes=[0] %119 : [1024] */
+/* reduce_sum [448,1024] axes=[0] split
+ * %120 = reduce_sum axes=[0] %119 : [1024]  // student/dense3 vjp */
 typedef struct {
     float *t120;
     const float *t119;
-} step_k044_reduce_sum_pointers;
+} step_student_dense3_vjp_pointers;
 
-static void step_k044_reduce_sum_part(void *context, int part, int parts) {
-    const step_k044_reduce_sum_pointers *p = context;
+static void step_student_dense3_vjp_part(void *context, int part, int parts) {
+    const step_student_dense3_vjp_pointers *p = context;
     float *restrict t120 = p->t120;
     const float *restrict t119 = p->t119;
     size_t lo, hi;
@@ -1449,19 +1497,20 @@ static void step_k044_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k044_reduce_sum(float *restrict t120, const float *restrict t119) {
-    mplc_parallel(step_k044_reduce_sum_part, &(step_k044_reduce_sum_pointers){t120, t119});
+static void step_student_dense3_vjp(float *restrict t120, const float *restrict t119) {
+    mplc_parallel(step_student_dense3_vjp_part, &(step_student_dense3_vjp_pointers){t120, t119});
 }
 
-/* %122 = matmul tA %87, %119 : [1024,1024] */
+/* gemm blas m=1024 n=1024 k=448 tA split
+ * %122 = matmul tA %87, %119 : [1024,1024]  // student/dense3 vjp */
 typedef struct {
     float *t122;
     const float *t87;
     const float *t119;
-} step_k045_matmul_pointers;
+} step_student_dense3_vjp_2_pointers;
 
-static void step_k045_matmul_part(void *context, int part, int parts) {
-    const step_k045_matmul_pointers *p = context;
+static void step_student_dense3_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense3_vjp_2_pointers *p = context;
     float *restrict t122 = p->t122;
     const float *restrict t87 = p->t87;
     const float *restrict t119 = p->t119;
@@ -1471,22 +1520,23 @@ static void step_k045_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t87 + lo, 1024, t119, 1024, 0.0f, t122 + lo * 1024, 1024);
 }
 
-static void step_k045_matmul(float *restrict t122, const float *restrict t87, const float *restrict t119) {
-    mplc_parallel(step_k045_matmul_part, &(step_k045_matmul_pointers){t122, t87, t119});
+static void step_student_dense3_vjp_2(float *restrict t122, const float *restrict t87, const float *restrict t119) {
+    mplc_parallel(step_student_dense3_vjp_2_part, &(step_student_dense3_vjp_2_pointers){t122, t87, t119});
 }
 
-/* %121 = matmul tB %119, %8 : [448,1024]
- * %123 = step %87 : [448,1024]
- * %124 = mul %121, %123 : [448,1024] */
+/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
+ * %121 = matmul tB %119, %8 : [448,1024]  // student/dense3 vjp
+ * %123 = step %87 : [448,1024]  // student/relu2 vjp
+ * %124 = mul %121, %123 : [448,1024]  // student/relu2 vjp */
 typedef struct {
     float *t124;
     const float *t119;
     const float *in_student_dense3_weight;
     const float *t87;
-} step_k046_matmul_step_mul_pointers;
+} step_student_dense3_vjp_3_pointers;
 
-static void step_k046_matmul_step_mul_part(void *context, int part, int parts) {
-    const step_k046_matmul_step_mul_pointers *p = context;
+static void step_student_dense3_vjp_3_part(void *context, int part, int parts) {
+    const step_student_dense3_vjp_3_pointers *p = context;
     float *restrict t124 = p->t124;
     const float *restrict t119 = p->t119;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -1503,18 +1553,19 @@ static void step_k046_matmul_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k046_matmul_step_mul(float *restrict t124, const float *restrict t119, const float *restrict in_student_dense3_weight, const float *restrict t87) {
-    mplc_parallel(step_k046_matmul_step_mul_part, &(step_k046_matmul_step_mul_pointers){t124, t119, in_student_dense3_weight, t87});
+static void step_student_dense3_vjp_3(float *restrict t124, const float *restrict t119, const float *restrict in_student_dense3_weight, const float *restrict t87) {
+    mplc_parallel(step_student_dense3_vjp_3_part, &(step_student_dense3_vjp_3_pointers){t124, t119, in_student_dense3_weight, t87});
 }
 
-/* %125 = reduce_sum axes=[0] %124 : [1024] */
+/* reduce_sum [448,1024] axes=[0] split
+ * %125 = reduce_sum axes=[0] %124 : [1024]  // student/dense1 vjp */
 typedef struct {
     float *t125;
     const float *t124;
-} step_k047_reduce_sum_pointers;
+} step_student_dense1_vjp_pointers;
 
-static void step_k047_reduce_sum_part(void *context, int part, int parts) {
-    const step_k047_reduce_sum_pointers *p = context;
+static void step_student_dense1_vjp_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_pointers *p = context;
     float *restrict t125 = p->t125;
     const float *restrict t124 = p->t124;
     size_t lo, hi;
@@ -1527,19 +1578,20 @@ static void step_k047_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k047_reduce_sum(float *restrict t125, const float *restrict t124) {
-    mplc_parallel(step_k047_reduce_sum_part, &(step_k047_reduce_sum_pointers){t125, t124});
+static void step_student_dense1_vjp(float *restrict t125, const float *restrict t124) {
+    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t125, t124});
 }
 
-/* %126 = matmul tA %83, %124 : [784,1024] */
+/* gemm blas m=784 n=1024 k=448 tA split
+ * %126 = matmul tA %83, %124 : [784,1024]  // student/dense1 vjp */
 typedef struct {
     float *t126;
     const float *t83;
     const float *t124;
-} step_k048_matmul_pointers;
+} step_student_dense1_vjp_2_pointers;
 
-static void step_k048_matmul_part(void *context, int part, int parts) {
-    const step_k048_matmul_pointers *p = context;
+static void step_student_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_2_pointers *p = context;
     float *restrict t126 = p->t126;
     const float *restrict t83 = p->t83;
     const float *restrict t124 = p->t124;
@@ -1549,21 +1601,22 @@ static void step_k048_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t124, 1024, 0.0f, t126 + lo * 1024, 1024);
 }
 
-static void step_k048_matmul(float *restrict t126, const float *restrict t83, const float *restrict t124) {
-    mplc_parallel(step_k048_matmul_part, &(step_k048_matmul_pointers){t126, t83, t124});
+static void step_student_dense1_vjp_2(float *restrict t126, const float *restrict t83, const float *restrict t124) {
+    mplc_parallel(step_student_dense1_vjp_2_part, &(step_student_dense1_vjp_2_pointers){t126, t83, t124});
 }
 
-/* %128 = constant 0.0005 : [784,1024]
- * %129 = mul %6, %128 : [784,1024]
- * %130 = add %126, %129 : [784,1024]
- * %131 = constant 0.9 : [784,1024]
- * %132 = mul %127, %131 : [784,1024]
- * %133 = add %132, %130 : [784,1024]
- * %134 = mul %133, %131 : [784,1024]
- * %135 = add %130, %134 : [784,1024]
- * %136 = broadcast axes=[] %15 : [784,1024]
- * %137 = mul %135, %136 : [784,1024]
- * %138 = sub %6, %137 : [784,1024]
+/* loop [784,1024] split
+ * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
+ * %129 = mul %6, %128 : [784,1024]  // student/dense1 update
+ * %130 = add %126, %129 : [784,1024]  // student/dense1 update
+ * %131 = constant 0.9 : [784,1024]  // student/dense1 update
+ * %132 = mul %127, %131 : [784,1024]  // student/dense1 update
+ * %133 = add %132, %130 : [784,1024]  // student/dense1 update
+ * %134 = mul %133, %131 : [784,1024]  // student/dense1 update
+ * %135 = add %130, %134 : [784,1024]  // student/dense1 update
+ * %136 = broadcast axes=[] %15 : [784,1024]  // student/dense1 update
+ * %137 = mul %135, %136 : [784,1024]  // student/dense1 update
+ * %138 = sub %6, %137 : [784,1024]  // student/dense1 update
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -1571,10 +1624,10 @@ typedef struct {
     float *in_student_dense1_weight;
     const float *t126;
     const float *in_lr_student;
-} step_k049_mul_add_sub_pointers;
+} step_student_dense1_update_pointers;
 
-static void step_k049_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k049_mul_add_sub_pointers *p = context;
+static void step_student_dense1_update_part(void *context, int part, int parts) {
+    const step_student_dense1_update_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
@@ -1598,21 +1651,22 @@ static void step_k049_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k049_mul_add_sub(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t126, const float *restrict in_lr_student) {
-    mplc_parallel(step_k049_mul_add_sub_part, &(step_k049_mul_add_sub_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t126, in_lr_student});
+static void step_student_dense1_update(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t126, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense1_update_part, &(step_student_dense1_update_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t126, in_lr_student});
 }
 
-/* %140 = constant 0.9 : [1024]
- * %141 = mul %139, %140 : [1024]
- * %142 = add %141, %125 : [1024]
- * %143 = mul %142, %140 : [1024]
- * %144 = add %125, %143 : [1024]
- * %145 = broadcast axes=[] %15 : [1024]
- * %146 = mul %144, %145 : [1024]
- * %147 = sub %7, %146 : [1024]
+/* loop [1024]
+ * %140 = constant 0.9 : [1024]  // student/dense1 update
+ * %141 = mul %139, %140 : [1024]  // student/dense1 update
+ * %142 = add %141, %125 : [1024]  // student/dense1 update
+ * %143 = mul %142, %140 : [1024]  // student/dense1 update
+ * %144 = add %125, %143 : [1024]  // student/dense1 update
+ * %145 = broadcast axes=[] %15 : [1024]  // student/dense1 update
+ * %146 = mul %144, %145 : [1024]  // student/dense1 update
+ * %147 = sub %7, %146 : [1024]  // student/dense1 update
  * in_student_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_student_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k050_mul_add_sub(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t125, const float *restrict in_lr_student) {
+static void step_student_dense1_update_2(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t125, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1024; i++) {
         const float v141 = in_student_momentum_dense1_bias[i] * 0.9f;
         const float v142 = v141 + t125[i];
@@ -1625,17 +1679,18 @@ static void step_k050_mul_add_sub(float *restrict in_student_momentum_dense1_bia
     }
 }
 
-/* %149 = constant 0.0005 : [1024,1024]
- * %150 = mul %8, %149 : [1024,1024]
- * %151 = add %122, %150 : [1024,1024]
- * %152 = constant 0.9 : [1024,1024]
- * %153 = mul %148, %152 : [1024,1024]
- * %154 = add %153, %151 : [1024,1024]
- * %155 = mul %154, %152 : [1024,1024]
- * %156 = add %151, %155 : [1024,1024]
- * %157 = broadcast axes=[] %15 : [1024,1024]
- * %158 = mul %156, %157 : [1024,1024]
- * %159 = sub %8, %158 : [1024,1024]
+/* loop [1024,1024] split
+ * %149 = constant 0.0005 : [1024,1024]  // student/dense3 update
+ * %150 = mul %8, %149 : [1024,1024]  // student/dense3 update
+ * %151 = add %122, %150 : [1024,1024]  // student/dense3 update
+ * %152 = constant 0.9 : [1024,1024]  // student/dense3 update
+ * %153 = mul %148, %152 : [1024,1024]  // student/dense3 update
+ * %154 = add %153, %151 : [1024,1024]  // student/dense3 update
+ * %155 = mul %154, %152 : [1024,1024]  // student/dense3 update
+ * %156 = add %151, %155 : [1024,1024]  // student/dense3 update
+ * %157 = broadcast axes=[] %15 : [1024,1024]  // student/dense3 update
+ * %158 = mul %156, %157 : [1024,1024]  // student/dense3 update
+ * %159 = sub %8, %158 : [1024,1024]  // student/dense3 update
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -1643,10 +1698,10 @@ typedef struct {
     float *in_student_dense3_weight;
     const float *t122;
     const float *in_lr_student;
-} step_k051_mul_add_sub_pointers;
+} step_student_dense3_update_pointers;
 
-static void step_k051_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k051_mul_add_sub_pointers *p = context;
+static void step_student_dense3_update_part(void *context, int part, int parts) {
+    const step_student_dense3_update_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense3_weight = p->in_student_momentum_dense3_weight;
@@ -1670,21 +1725,22 @@ static void step_k051_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k051_mul_add_sub(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t122, const float *restrict in_lr_student) {
-    mplc_parallel(step_k051_mul_add_sub_part, &(step_k051_mul_add_sub_pointers){in_student_momentum_dense3_weight, in_student_dense3_weight, t122, in_lr_student});
+static void step_student_dense3_update(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t122, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense3_update_part, &(step_student_dense3_update_pointers){in_student_momentum_dense3_weight, in_student_dense3_weight, t122, in_lr_student});
 }
 
-/* %140 = constant 0.9 : [1024]
- * %145 = broadcast axes=[] %15 : [1024]
- * %161 = mul %160, %140 : [1024]
- * %162 = add %161, %120 : [1024]
- * %163 = mul %162, %140 : [1024]
- * %164 = add %120, %163 : [1024]
- * %165 = mul %164, %145 : [1024]
- * %166 = sub %9, %165 : [1024]
+/* loop [1024]
+ * %140 = constant 0.9 : [1024]  // student/dense1 update
+ * %145 = broadcast axes=[] %15 : [1024]  // student/dense1 update
+ * %161 = mul %160, %140 : [1024]  // student/dense3 update
+ * %162 = add %161, %120 : [1024]  // student/dense3 update
+ * %163 = mul %162, %140 : [1024]  // student/dense3 update
+ * %164 = add %120, %163 : [1024]  // student/dense3 update
+ * %165 = mul %164, %145 : [1024]  // student/dense3 update
+ * %166 = sub %9, %165 : [1024]  // student/dense3 update
  * in_student_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_student_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_k052_mul_add_sub(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t120, const float *restrict in_lr_student) {
+static void step_student_dense3_update_2(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t120, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1024; i++) {
         const float v161 = in_student_momentum_dense3_bias[i] * 0.9f;
         const float v162 = v161 + t120[i];
@@ -1697,20 +1753,21 @@ static void step_k052_mul_add_sub(float *restrict in_student_momentum_dense3_bia
     }
 }
 
-/* %168 = constant 0.0005 : [1024,10]
- * %169 = mul %10, %168 : [1024,10]
- * %170 = add %117, %169 : [1024,10]
- * %171 = constant 0.9 : [1024,10]
- * %172 = mul %167, %171 : [1024,10]
- * %173 = add %172, %170 : [1024,10]
- * %174 = mul %173, %171 : [1024,10]
- * %175 = add %170, %174 : [1024,10]
- * %176 = broadcast axes=[] %15 : [1024,10]
- * %177 = mul %175, %176 : [1024,10]
- * %178 = sub %10, %177 : [1024,10]
+/* loop [1024,10]
+ * %168 = constant 0.0005 : [1024,10]  // student/dense5 update
+ * %169 = mul %10, %168 : [1024,10]  // student/dense5 update
+ * %170 = add %117, %169 : [1024,10]  // student/dense5 update
+ * %171 = constant 0.9 : [1024,10]  // student/dense5 update
+ * %172 = mul %167, %171 : [1024,10]  // student/dense5 update
+ * %173 = add %172, %170 : [1024,10]  // student/dense5 update
+ * %174 = mul %173, %171 : [1024,10]  // student/dense5 update
+ * %175 = add %170, %174 : [1024,10]  // student/dense5 update
+ * %176 = broadcast axes=[] %15 : [1024,10]  // student/dense5 update
+ * %177 = mul %175, %176 : [1024,10]  // student/dense5 update
+ * %178 = sub %10, %177 : [1024,10]  // student/dense5 update
  * in_student_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_student_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_k053_mul_add_sub(float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t117, const float *restrict in_lr_student) {
+static void step_student_dense5_update(float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t117, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10240; i++) {
         const float v169 = in_student_dense5_weight[i] * 0.0005f;
         const float v170 = t117[i] + v169;
@@ -1725,17 +1782,18 @@ static void step_k053_mul_add_sub(float *restrict in_student_momentum_dense5_wei
     }
 }
 
-/* %180 = constant 0.9 : [10]
- * %181 = mul %179, %180 : [10]
- * %182 = add %181, %115 : [10]
- * %183 = mul %182, %180 : [10]
- * %184 = add %115, %183 : [10]
- * %185 = broadcast axes=[] %15 : [10]
- * %186 = mul %184, %185 : [10]
- * %187 = sub %11, %186 : [10]
+/* loop [10]
+ * %180 = constant 0.9 : [10]  // student/dense5 update
+ * %181 = mul %179, %180 : [10]  // student/dense5 update
+ * %182 = add %181, %115 : [10]  // student/dense5 update
+ * %183 = mul %182, %180 : [10]  // student/dense5 update
+ * %184 = add %115, %183 : [10]  // student/dense5 update
+ * %185 = broadcast axes=[] %15 : [10]  // student/dense5 update
+ * %186 = mul %184, %185 : [10]  // student/dense5 update
+ * %187 = sub %11, %186 : [10]  // student/dense5 update
  * in_student_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_student_dense5_bias is updated in place: each element is read before it is overwritten */
-static void step_k054_mul_add_sub(float *restrict in_student_momentum_dense5_bias, float *restrict in_student_dense5_bias, const float *restrict t115, const float *restrict in_lr_student) {
+static void step_student_dense5_update_2(float *restrict in_student_momentum_dense5_bias, float *restrict in_student_dense5_bias, const float *restrict t115, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v181 = in_student_momentum_dense5_bias[i] * 0.9f;
         const float v182 = v181 + t115[i];
@@ -1748,19 +1806,20 @@ static void step_k054_mul_add_sub(float *restrict in_student_momentum_dense5_bia
     }
 }
 
-/* %191 = matmul %190, %138 : [64,1024]
- * %192 = broadcast axes=[1] %147 : [64,1024]
- * %193 = add %191, %192 : [64,1024]
- * %194 = relu %193 : [64,1024] */
+/* gemm blas m=64 n=1024 k=784 +epilogue split
+ * %191 = matmul %190, %138 : [64,1024]  // student/dense1 fwd
+ * %192 = broadcast axes=[1] %147 : [64,1024]  // student/dense1 fwd
+ * %193 = add %191, %192 : [64,1024]  // student/dense1 fwd
+ * %194 = relu %193 : [64,1024]  // student/relu2 fwd */
 typedef struct {
     float *t194;
     const float *in_x;
     const float *t138;
     const float *t147;
-} step_k055_matmul_add_relu_pointers;
+} step_student_dense1_fwd_2_pointers;
 
-static void step_k055_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k055_matmul_add_relu_pointers *p = context;
+static void step_student_dense1_fwd_2_part(void *context, int part, int parts) {
+    const step_student_dense1_fwd_2_pointers *p = context;
     float *restrict t194 = p->t194;
     const float *restrict in_x = p->in_x;
     const float *restrict t138 = p->t138;
@@ -1779,23 +1838,24 @@ static void step_k055_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k055_matmul_add_relu(float *restrict t194, const float *restrict in_x, const float *restrict t138, const float *restrict t147) {
-    mplc_parallel(step_k055_matmul_add_relu_part, &(step_k055_matmul_add_relu_pointers){t194, in_x, t138, t147});
+static void step_student_dense1_fwd_2(float *restrict t194, const float *restrict in_x, const float *restrict t138, const float *restrict t147) {
+    mplc_parallel(step_student_dense1_fwd_2_part, &(step_student_dense1_fwd_2_pointers){t194, in_x, t138, t147});
 }
 
-/* %195 = matmul %194, %159 : [64,1024]
- * %196 = broadcast axes=[1] %166 : [64,1024]
- * %197 = add %195, %196 : [64,1024]
- * %198 = relu %197 : [64,1024] */
+/* gemm blas m=64 n=1024 k=1024 +epilogue split
+ * %195 = matmul %194, %159 : [64,1024]  // student/dense3 fwd
+ * %196 = broadcast axes=[1] %166 : [64,1024]  // student/dense3 fwd
+ * %197 = add %195, %196 : [64,1024]  // student/dense3 fwd
+ * %198 = relu %197 : [64,1024]  // student/relu4 fwd */
 typedef struct {
     float *t198;
     const float *t194;
     const float *t159;
     const float *t166;
-} step_k056_matmul_add_relu_pointers;
+} step_student_dense3_fwd_2_pointers;
 
-static void step_k056_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k056_matmul_add_relu_pointers *p = context;
+static void step_student_dense3_fwd_2_part(void *context, int part, int parts) {
+    const step_student_dense3_fwd_2_pointers *p = context;
     float *restrict t198 = p->t198;
     const float *restrict t194 = p->t194;
     const float *restrict t159 = p->t159;
@@ -1814,14 +1874,15 @@ static void step_k056_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k056_matmul_add_relu(float *restrict t198, const float *restrict t194, const float *restrict t159, const float *restrict t166) {
-    mplc_parallel(step_k056_matmul_add_relu_part, &(step_k056_matmul_add_relu_pointers){t198, t194, t159, t166});
+static void step_student_dense3_fwd_2(float *restrict t198, const float *restrict t194, const float *restrict t159, const float *restrict t166) {
+    mplc_parallel(step_student_dense3_fwd_2_part, &(step_student_dense3_fwd_2_pointers){t198, t194, t159, t166});
 }
 
-/* %199 = matmul %198, %178 : [64,10]
- * %200 = broadcast axes=[1] %187 : [64,10]
- * %201 = add %199, %200 : [64,10] */
-static void step_k057_matmul_add(float *restrict t201, const float *restrict t198, const float *restrict t178, const float *restrict t187) {
+/* gemm blas m=64 n=10 k=1024 +epilogue
+ * %199 = matmul %198, %178 : [64,10]  // student/dense5 fwd
+ * %200 = broadcast axes=[1] %187 : [64,10]  // student/dense5 fwd
+ * %201 = add %199, %200 : [64,10]  // student/dense5 fwd */
+static void step_student_dense5_fwd_2(float *restrict t201, const float *restrict t198, const float *restrict t178, const float *restrict t187) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 1024, 1.0f, t198, 1024, t178, 10, 0.0f, t201, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 64; i0++) {
@@ -1832,8 +1893,9 @@ static void step_k057_matmul_add(float *restrict t201, const float *restrict t19
     }
 }
 
-/* %202 = reduce_max axes=[1] %201 : [64] */
-static void step_k058_reduce_max(float *restrict t202, const float *restrict t201) {
+/* reduce_max [64,10] axes=[1]
+ * %202 = reduce_max axes=[1] %201 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t202, const float *restrict t201) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1843,10 +1905,11 @@ static void step_k058_reduce_max(float *restrict t202, const float *restrict t20
     }
 }
 
-/* %203 = broadcast axes=[0] %202 : [64,10]
- * %204 = sub %201, %203 : [64,10]
- * %205 = exp %204 : [64,10] */
-static void step_k059_sub_exp(float *restrict t204, float *restrict t205, const float *restrict t201, const float *restrict t202) {
+/* loop [64,10]
+ * %203 = broadcast axes=[0] %202 : [64,10]  // student/loss_l fwd
+ * %204 = sub %201, %203 : [64,10]  // student/loss_l fwd
+ * %205 = exp %204 : [64,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t204, float *restrict t205, const float *restrict t201, const float *restrict t202) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v204 = t201[i0 * 10 + i1] - t202[i0];
@@ -1857,8 +1920,9 @@ static void step_k059_sub_exp(float *restrict t204, float *restrict t205, const 
     }
 }
 
-/* %206 = reduce_sum axes=[1] %205 : [64] */
-static void step_k060_reduce_sum(float *restrict t206, const float *restrict t205) {
+/* reduce_sum [64,10] axes=[1]
+ * %206 = reduce_sum axes=[1] %205 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t206, const float *restrict t205) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1868,19 +1932,21 @@ static void step_k060_reduce_sum(float *restrict t206, const float *restrict t20
     }
 }
 
-/* %207 = log %206 : [64] */
-static void step_k061_log(float *restrict t207, const float *restrict t206) {
+/* loop [64]
+ * %207 = log %206 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t207, const float *restrict t206) {
     for (size_t i = 0; i < 64; i++) {
         const float v207 = logf(t206[i]);
         t207[i] = v207;
     }
 }
 
-/* %208 = broadcast axes=[0] %207 : [64,10]
- * %209 = sub %204, %208 : [64,10]
- * %210 = mul %13, %209 : [64,10]
- * %211 = reduce_sum axes=[0, 1] %210 : [] */
-static void step_k062_sub_mul_reduce_sum(float *restrict t211, const float *restrict t204, const float *restrict t207, const float *restrict in_y) {
+/* reduce_sum [64,10] axes=[0, 1]
+ * %208 = broadcast axes=[0] %207 : [64,10]  // student/loss_l fwd
+ * %209 = sub %204, %208 : [64,10]  // student/loss_l fwd
+ * %210 = mul %13, %209 : [64,10]  // student/loss_l fwd
+ * %211 = reduce_sum axes=[0, 1] %210 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t211, const float *restrict t204, const float *restrict t207, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1892,27 +1958,30 @@ static void step_k062_sub_mul_reduce_sum(float *restrict t211, const float *rest
     t211[0] = (float)sum;
 }
 
-/* %47 = constant -0.015625 : []
- * %212 = mul %211, %47 : [] */
-static void step_k063_mul(float *restrict t212, const float *restrict t211) {
+/* loop []
+ * %47 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %212 = mul %211, %47 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t212, const float *restrict t211) {
     for (size_t i = 0; i < 1; i++) {
         const float v212 = t211[0] * (-0.015625f);
         t212[i] = v212;
     }
 }
 
-/* %213 = constant -0.015625 : [64,10]
- * %214 = mul %213, %13 : [64,10] */
-static void step_k064_mul(float *restrict t214, const float *restrict in_y) {
+/* loop [64,10]
+ * %213 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %214 = mul %213, %13 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t214, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
         const float v214 = (-0.015625f) * in_y[i];
         t214[i] = v214;
     }
 }
 
-/* %215 = neg %214 : [64,10]
- * %216 = reduce_sum axes=[1] %215 : [64] */
-static void step_k065_neg_reduce_sum(float *restrict t216, const float *restrict t214) {
+/* reduce_sum [64,10] axes=[1]
+ * %215 = neg %214 : [64,10]  // student/loss_l vjp
+ * %216 = reduce_sum axes=[1] %215 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t216, const float *restrict t214) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1923,18 +1992,20 @@ static void step_k065_neg_reduce_sum(float *restrict t216, const float *restrict
     }
 }
 
-/* %217 = div %216, %206 : [64] */
-static void step_k066_div(float *restrict t217, const float *restrict t216, const float *restrict t206) {
+/* loop [64]
+ * %217 = div %216, %206 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t217, const float *restrict t216, const float *restrict t206) {
     for (size_t i = 0; i < 64; i++) {
         const float v217 = t216[i] / t206[i];
         t217[i] = v217;
     }
 }
 
-/* %218 = broadcast axes=[0] %217 : [64,10]
- * %219 = mul %218, %205 : [64,10]
- * %220 = add %214, %219 : [64,10] */
-static void step_k067_mul_add(float *restrict t220, const float *restrict t217, const float *restrict t205, const float *restrict t214) {
+/* loop [64,10]
+ * %218 = broadcast axes=[0] %217 : [64,10]  // student/loss_l vjp
+ * %219 = mul %218, %205 : [64,10]  // student/loss_l vjp
+ * %220 = add %214, %219 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t220, const float *restrict t217, const float *restrict t205, const float *restrict t214) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v219 = t217[i0] * t205[i0 * 10 + i1];
@@ -1944,8 +2015,9 @@ static void step_k067_mul_add(float *restrict t220, const float *restrict t217, 
     }
 }
 
-/* %221 = reduce_sum axes=[0] %220 : [10] */
-static void step_k068_reduce_sum(float *restrict t221, const float *restrict t220) {
+/* reduce_sum [64,10] axes=[0]
+ * %221 = reduce_sum axes=[0] %220 : [10]  // student/dense5 vjp */
+static void step_student_dense5_vjp_4(float *restrict t221, const float *restrict t220) {
     for (size_t o = 0; o < 10; o++) t221[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1954,15 +2026,17 @@ static void step_k068_reduce_sum(float *restrict t221, const float *restrict t22
     }
 }
 
-/* %223 = matmul tA %198, %220 : [1024,10] */
-static void step_k069_matmul(float *restrict t223, const float *restrict t198, const float *restrict t220) {
+/* gemm blas m=1024 n=10 k=64 tA
+ * %223 = matmul tA %198, %220 : [1024,10]  // student/dense5 vjp */
+static void step_student_dense5_vjp_5(float *restrict t223, const float *restrict t198, const float *restrict t220) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t198, 1024, t220, 10, 0.0f, t223, 10);
 }
 
-/* %222 = matmul tB %220, %178 : [64,1024]
- * %224 = step %198 : [64,1024]
- * %225 = mul %222, %224 : [64,1024] */
-static void step_k070_matmul_step_mul(float *restrict t225, const float *restrict t220, const float *restrict t178, const float *restrict t198) {
+/* gemm blas m=64 n=1024 k=10 tB +epilogue
+ * %222 = matmul tB %220, %178 : [64,1024]  // student/dense5 vjp
+ * %224 = step %198 : [64,1024]  // student/relu4 vjp
+ * %225 = mul %222, %224 : [64,1024]  // student/relu4 vjp */
+static void step_student_dense5_vjp_6(float *restrict t225, const float *restrict t220, const float *restrict t178, const float *restrict t198) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t220, 10, t178, 10, 0.0f, t225, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
@@ -1972,14 +2046,15 @@ static void step_k070_matmul_step_mul(float *restrict t225, const float *restric
     }
 }
 
-/* %226 = reduce_sum axes=[0] %225 : [1024] */
+/* reduce_sum [64,1024] axes=[0] split
+ * %226 = reduce_sum axes=[0] %225 : [1024]  // student/dense3 vjp */
 typedef struct {
     float *t226;
     const float *t225;
-} step_k071_reduce_sum_pointers;
+} step_student_dense3_vjp_4_pointers;
 
-static void step_k071_reduce_sum_part(void *context, int part, int parts) {
-    const step_k071_reduce_sum_pointers *p = context;
+static void step_student_dense3_vjp_4_part(void *context, int part, int parts) {
+    const step_student_dense3_vjp_4_pointers *p = context;
     float *restrict t226 = p->t226;
     const float *restrict t225 = p->t225;
     size_t lo, hi;
@@ -1992,19 +2067,20 @@ static void step_k071_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k071_reduce_sum(float *restrict t226, const float *restrict t225) {
-    mplc_parallel(step_k071_reduce_sum_part, &(step_k071_reduce_sum_pointers){t226, t225});
+static void step_student_dense3_vjp_4(float *restrict t226, const float *restrict t225) {
+    mplc_parallel(step_student_dense3_vjp_4_part, &(step_student_dense3_vjp_4_pointers){t226, t225});
 }
 
-/* %228 = matmul tA %194, %225 : [1024,1024] */
+/* gemm blas m=1024 n=1024 k=64 tA split
+ * %228 = matmul tA %194, %225 : [1024,1024]  // student/dense3 vjp */
 typedef struct {
     float *t228;
     const float *t194;
     const float *t225;
-} step_k072_matmul_pointers;
+} step_student_dense3_vjp_5_pointers;
 
-static void step_k072_matmul_part(void *context, int part, int parts) {
-    const step_k072_matmul_pointers *p = context;
+static void step_student_dense3_vjp_5_part(void *context, int part, int parts) {
+    const step_student_dense3_vjp_5_pointers *p = context;
     float *restrict t228 = p->t228;
     const float *restrict t194 = p->t194;
     const float *restrict t225 = p->t225;
@@ -2014,22 +2090,23 @@ static void step_k072_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, t194 + lo, 1024, t225, 1024, 0.0f, t228 + lo * 1024, 1024);
 }
 
-static void step_k072_matmul(float *restrict t228, const float *restrict t194, const float *restrict t225) {
-    mplc_parallel(step_k072_matmul_part, &(step_k072_matmul_pointers){t228, t194, t225});
+static void step_student_dense3_vjp_5(float *restrict t228, const float *restrict t194, const float *restrict t225) {
+    mplc_parallel(step_student_dense3_vjp_5_part, &(step_student_dense3_vjp_5_pointers){t228, t194, t225});
 }
 
-/* %227 = matmul tB %225, %159 : [64,1024]
- * %229 = step %194 : [64,1024]
- * %230 = mul %227, %229 : [64,1024] */
+/* gemm blas m=64 n=1024 k=1024 tB +epilogue split
+ * %227 = matmul tB %225, %159 : [64,1024]  // student/dense3 vjp
+ * %229 = step %194 : [64,1024]  // student/relu2 vjp
+ * %230 = mul %227, %229 : [64,1024]  // student/relu2 vjp */
 typedef struct {
     float *t230;
     const float *t225;
     const float *t159;
     const float *t194;
-} step_k073_matmul_step_mul_pointers;
+} step_student_dense3_vjp_6_pointers;
 
-static void step_k073_matmul_step_mul_part(void *context, int part, int parts) {
-    const step_k073_matmul_step_mul_pointers *p = context;
+static void step_student_dense3_vjp_6_part(void *context, int part, int parts) {
+    const step_student_dense3_vjp_6_pointers *p = context;
     float *restrict t230 = p->t230;
     const float *restrict t225 = p->t225;
     const float *restrict t159 = p->t159;
@@ -2046,18 +2123,19 @@ static void step_k073_matmul_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k073_matmul_step_mul(float *restrict t230, const float *restrict t225, const float *restrict t159, const float *restrict t194) {
-    mplc_parallel(step_k073_matmul_step_mul_part, &(step_k073_matmul_step_mul_pointers){t230, t225, t159, t194});
+static void step_student_dense3_vjp_6(float *restrict t230, const float *restrict t225, const float *restrict t159, const float *restrict t194) {
+    mplc_parallel(step_student_dense3_vjp_6_part, &(step_student_dense3_vjp_6_pointers){t230, t225, t159, t194});
 }
 
-/* %231 = reduce_sum axes=[0] %230 : [1024] */
+/* reduce_sum [64,1024] axes=[0] split
+ * %231 = reduce_sum axes=[0] %230 : [1024]  // student/dense1 vjp */
 typedef struct {
     float *t231;
     const float *t230;
-} step_k074_reduce_sum_pointers;
+} step_student_dense1_vjp_3_pointers;
 
-static void step_k074_reduce_sum_part(void *context, int part, int parts) {
-    const step_k074_reduce_sum_pointers *p = context;
+static void step_student_dense1_vjp_3_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_3_pointers *p = context;
     float *restrict t231 = p->t231;
     const float *restrict t230 = p->t230;
     size_t lo, hi;
@@ -2070,19 +2148,20 @@ static void step_k074_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k074_reduce_sum(float *restrict t231, const float *restrict t230) {
-    mplc_parallel(step_k074_reduce_sum_part, &(step_k074_reduce_sum_pointers){t231, t230});
+static void step_student_dense1_vjp_3(float *restrict t231, const float *restrict t230) {
+    mplc_parallel(step_student_dense1_vjp_3_part, &(step_student_dense1_vjp_3_pointers){t231, t230});
 }
 
-/* %232 = matmul tA %190, %230 : [784,1024] */
+/* gemm blas m=784 n=1024 k=64 tA split
+ * %232 = matmul tA %190, %230 : [784,1024]  // student/dense1 vjp */
 typedef struct {
     float *t232;
     const float *in_x;
     const float *t230;
-} step_k075_matmul_pointers;
+} step_student_dense1_vjp_4_pointers;
 
-static void step_k075_matmul_part(void *context, int part, int parts) {
-    const step_k075_matmul_pointers *p = context;
+static void step_student_dense1_vjp_4_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_4_pointers *p = context;
     float *restrict t232 = p->t232;
     const float *restrict in_x = p->in_x;
     const float *restrict t230 = p->t230;
@@ -2092,13 +2171,14 @@ static void step_k075_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 64, 1.0f, in_x + lo, 784, t230, 1024, 0.0f, t232 + lo * 1024, 1024);
 }
 
-static void step_k075_matmul(float *restrict t232, const float *restrict in_x, const float *restrict t230) {
-    mplc_parallel(step_k075_matmul_part, &(step_k075_matmul_pointers){t232, in_x, t230});
+static void step_student_dense1_vjp_4(float *restrict t232, const float *restrict in_x, const float *restrict t230) {
+    mplc_parallel(step_student_dense1_vjp_4_part, &(step_student_dense1_vjp_4_pointers){t232, in_x, t230});
 }
 
-/* %233 = mul %232, %126 : [784,1024]
- * %234 = reduce_sum axes=[0, 1] %233 : [] */
-static void step_k076_mul_reduce_sum(float *restrict t234, const float *restrict t232, const float *restrict t126) {
+/* reduce_sum [784,1024] axes=[0, 1]
+ * %233 = mul %232, %126 : [784,1024]  // teacher/feedback fwd
+ * %234 = reduce_sum axes=[0, 1] %233 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t234, const float *restrict t232, const float *restrict t126) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
@@ -2114,9 +2194,10 @@ static void step_k076_mul_reduce_sum(float *restrict t234, const float *restrict
     t234[0] = (float)sum;
 }
 
-/* %235 = mul %231, %125 : [1024]
- * %236 = reduce_sum axes=[0] %235 : [] */
-static void step_k077_mul_reduce_sum(float *restrict t236, const float *restrict t231, const float *restrict t125) {
+/* reduce_sum [1024] axes=[0]
+ * %235 = mul %231, %125 : [1024]  // teacher/feedback fwd
+ * %236 = reduce_sum axes=[0] %235 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t236, const float *restrict t231, const float *restrict t125) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -2130,9 +2211,10 @@ static void step_k077_mul_reduce_sum(float *restrict t236, const float *restrict
     t236[0] = (float)sum;
 }
 
-/* %238 = mul %228, %122 : [1024,1024]
- * %239 = reduce_sum axes=[0, 1] %238 : [] */
-static void step_k078_mul_reduce_sum(float *restrict t239, const float *restrict t228, const float *restrict t122) {
+/* reduce_sum [1024,1024] axes=[0, 1]
+ * %238 = mul %228, %122 : [1024,1024]  // teacher/feedback fwd
+ * %239 = reduce_sum axes=[0, 1] %238 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t239, const float *restrict t228, const float *restrict t122) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1s = 0; i1s < 1024; i1s += 8) {
@@ -2148,9 +2230,10 @@ static void step_k078_mul_reduce_sum(float *restrict t239, const float *restrict
     t239[0] = (float)sum;
 }
 
-/* %241 = mul %226, %120 : [1024]
- * %242 = reduce_sum axes=[0] %241 : [] */
-static void step_k079_mul_reduce_sum(float *restrict t242, const float *restrict t226, const float *restrict t120) {
+/* reduce_sum [1024] axes=[0]
+ * %241 = mul %226, %120 : [1024]  // teacher/feedback fwd
+ * %242 = reduce_sum axes=[0] %241 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t242, const float *restrict t226, const float *restrict t120) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 1024; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -2164,9 +2247,10 @@ static void step_k079_mul_reduce_sum(float *restrict t242, const float *restrict
     t242[0] = (float)sum;
 }
 
-/* %244 = mul %223, %117 : [1024,10]
- * %245 = reduce_sum axes=[0, 1] %244 : [] */
-static void step_k080_mul_reduce_sum(float *restrict t245, const float *restrict t223, const float *restrict t117) {
+/* reduce_sum [1024,10] axes=[0, 1]
+ * %244 = mul %223, %117 : [1024,10]  // teacher/feedback fwd
+ * %245 = reduce_sum axes=[0, 1] %244 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t245, const float *restrict t223, const float *restrict t117) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1024; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2177,9 +2261,10 @@ static void step_k080_mul_reduce_sum(float *restrict t245, const float *restrict
     t245[0] = (float)sum;
 }
 
-/* %247 = mul %221, %115 : [10]
- * %248 = reduce_sum axes=[0] %247 : [] */
-static void step_k081_mul_reduce_sum(float *restrict t248, const float *restrict t221, const float *restrict t115) {
+/* reduce_sum [10] axes=[0]
+ * %247 = mul %221, %115 : [10]  // teacher/feedback fwd
+ * %248 = reduce_sum axes=[0] %247 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t248, const float *restrict t221, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v247 = t221[i0] * t115[i0];
@@ -2188,18 +2273,19 @@ static void step_k081_mul_reduce_sum(float *restrict t248, const float *restrict
     t248[0] = (float)sum;
 }
 
-/* %105 = constant -0.002232142857142857 : []
- * %188 = constant 1.9 : []
- * %189 = mul %15, %188 : []
- * %237 = add %234, %236 : []
- * %240 = add %237, %239 : []
- * %243 = add %240, %242 : []
- * %246 = add %243, %245 : []
- * %249 = add %246, %248 : []
- * %250 = mul %189, %249 : []
- * %251 = mul %17, %250 : []
- * %252 = mul %251, %105 : [] */
-static void step_k082_mul_add(float *restrict t250, float *restrict t252, const float *restrict in_lr_student, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_feedback_scale) {
+/* loop []
+ * %105 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %188 = constant 1.9 : []  // teacher/feedback fwd
+ * %189 = mul %15, %188 : []  // teacher/feedback fwd
+ * %237 = add %234, %236 : []  // teacher/feedback fwd
+ * %240 = add %237, %239 : []  // teacher/feedback fwd
+ * %243 = add %240, %242 : []  // teacher/feedback fwd
+ * %246 = add %243, %245 : []  // teacher/feedback fwd
+ * %249 = add %246, %248 : []  // teacher/feedback fwd
+ * %250 = mul %189, %249 : []  // teacher/feedback fwd
+ * %251 = mul %17, %250 : []  // teacher/feedback vjp
+ * %252 = mul %251, %105 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t250, float *restrict t252, const float *restrict in_lr_student, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v189 = in_lr_student[0] * 1.9f;
         const float v237 = t234[0] + t236[0];
@@ -2215,18 +2301,20 @@ static void step_k082_mul_add(float *restrict t250, float *restrict t252, const 
     }
 }
 
-/* %253 = broadcast axes=[] %252 : [448,10]
- * %254 = mul %253, %80 : [448,10] */
-static void step_k083_mul(float *restrict t254, const float *restrict t252, const float *restrict t80) {
+/* loop [448,10]
+ * %253 = broadcast axes=[] %252 : [448,10]  // teacher/feedback vjp
+ * %254 = mul %253, %80 : [448,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t254, const float *restrict t252, const float *restrict t80) {
     for (size_t i = 0; i < 4480; i++) {
         const float v254 = t252[0] * t80[i];
         t254[i] = v254;
     }
 }
 
-/* %255 = neg %254 : [448,10]
- * %256 = reduce_sum axes=[1] %255 : [448] */
-static void step_k084_neg_reduce_sum(float *restrict t256, const float *restrict t254) {
+/* reduce_sum [448,10] axes=[1]
+ * %255 = neg %254 : [448,10]  // teacher/feedback vjp
+ * %256 = reduce_sum axes=[1] %255 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t256, const float *restrict t254) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2237,27 +2325,30 @@ static void step_k084_neg_reduce_sum(float *restrict t256, const float *restrict
     }
 }
 
-/* %257 = div %256, %67 : [448] */
-static void step_k085_div(float *restrict t257, const float *restrict t256, const float *restrict t67) {
+/* loop [448]
+ * %257 = div %256, %67 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t257, const float *restrict t256, const float *restrict t67) {
     for (size_t i = 0; i < 448; i++) {
         const float v257 = t256[i] / t67[i];
         t257[i] = v257;
     }
 }
 
-/* %76 = constant 0.002232142857142857 : []
- * %261 = mul %16, %76 : [] */
-static void step_k086_mul(float *restrict t261, const float *restrict in_uda_weight) {
+/* loop []
+ * %76 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %261 = mul %16, %76 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t261, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v261 = in_uda_weight[0] * 0.002232143f;
         t261[i] = v261;
     }
 }
 
-/* %262 = broadcast axes=[] %261 : [448]
- * %263 = mul %262, %62 : [448]
- * %264 = neg %263 : [448] */
-static void step_k087_mul_neg(float *restrict t264, const float *restrict t261, const float *restrict t62) {
+/* loop [448]
+ * %262 = broadcast axes=[] %261 : [448]  // teacher/loss_uda vjp
+ * %263 = mul %262, %62 : [448]  // teacher/loss_uda vjp
+ * %264 = neg %263 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t264, const float *restrict t261, const float *restrict t62) {
     for (size_t i = 0; i < 448; i++) {
         const float v263 = t261[0] * t62[i];
         const float v264 = -v263;
@@ -2265,9 +2356,10 @@ static void step_k087_mul_neg(float *restrict t264, const float *restrict t261, 
     }
 }
 
-/* %265 = broadcast axes=[0] %264 : [448,10]
- * %266 = mul %265, %59 : [448,10] */
-static void step_k088_mul(float *restrict t266, const float *restrict t264, const float *restrict t59) {
+/* loop [448,10]
+ * %265 = broadcast axes=[0] %264 : [448,10]  // teacher/loss_uda vjp
+ * %266 = mul %265, %59 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t266, const float *restrict t264, const float *restrict t59) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v266 = t264[i0] * t59[i0 * 10 + i1];
@@ -2276,9 +2368,10 @@ static void step_k088_mul(float *restrict t266, const float *restrict t264, cons
     }
 }
 
-/* %267 = neg %266 : [448,10]
- * %268 = reduce_sum axes=[1] %267 : [448] */
-static void step_k089_neg_reduce_sum(float *restrict t268, const float *restrict t266) {
+/* reduce_sum [448,10] axes=[1]
+ * %267 = neg %266 : [448,10]  // teacher/loss_uda vjp
+ * %268 = reduce_sum axes=[1] %267 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t268, const float *restrict t266) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2289,22 +2382,24 @@ static void step_k089_neg_reduce_sum(float *restrict t268, const float *restrict
     }
 }
 
-/* %269 = div %268, %67 : [448] */
-static void step_k090_div(float *restrict t269, const float *restrict t268, const float *restrict t67) {
+/* loop [448]
+ * %269 = div %268, %67 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t269, const float *restrict t268, const float *restrict t67) {
     for (size_t i = 0; i < 448; i++) {
         const float v269 = t268[i] / t67[i];
         t269[i] = v269;
     }
 }
 
-/* %258 = broadcast axes=[0] %257 : [448,10]
- * %259 = mul %258, %66 : [448,10]
- * %260 = add %254, %259 : [448,10]
- * %270 = broadcast axes=[0] %269 : [448,10]
- * %271 = mul %270, %66 : [448,10]
- * %272 = add %266, %271 : [448,10]
- * %273 = add %260, %272 : [448,10] */
-static void step_k091_mul_add(float *restrict t273, const float *restrict t257, const float *restrict t66, const float *restrict t254, const float *restrict t269, const float *restrict t266) {
+/* loop [448,10]
+ * %258 = broadcast axes=[0] %257 : [448,10]  // teacher/feedback vjp
+ * %259 = mul %258, %66 : [448,10]  // teacher/feedback vjp
+ * %260 = add %254, %259 : [448,10]  // teacher/feedback vjp
+ * %270 = broadcast axes=[0] %269 : [448,10]  // teacher/loss_uda vjp
+ * %271 = mul %270, %66 : [448,10]  // teacher/loss_uda vjp
+ * %272 = add %266, %271 : [448,10]  // teacher/loss_uda vjp
+ * %273 = add %260, %272 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t273, const float *restrict t257, const float *restrict t66, const float *restrict t254, const float *restrict t269, const float *restrict t266) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v259 = t257[i0] * t66[i0 * 10 + i1];
@@ -2317,18 +2412,20 @@ static void step_k091_mul_add(float *restrict t273, const float *restrict t257, 
     }
 }
 
-/* %213 = constant -0.015625 : [64,10]
- * %274 = mul %213, %36 : [64,10] */
-static void step_k092_mul(float *restrict t274, const float *restrict t36) {
+/* loop [64,10]
+ * %213 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %274 = mul %213, %36 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t274, const float *restrict t36) {
     for (size_t i = 0; i < 640; i++) {
         const float v274 = (-0.015625f) * t36[i];
         t274[i] = v274;
     }
 }
 
-/* %275 = neg %274 : [64,10]
- * %276 = reduce_sum axes=[1] %275 : [64] */
-static void step_k093_neg_reduce_sum(float *restrict t276, const float *restrict t274) {
+/* reduce_sum [64,10] axes=[1]
+ * %275 = neg %274 : [64,10]  // teacher/loss_sup vjp
+ * %276 = reduce_sum axes=[1] %275 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t276, const float *restrict t274) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2339,18 +2436,20 @@ static void step_k093_neg_reduce_sum(float *restrict t276, const float *restrict
     }
 }
 
-/* %277 = div %276, %41 : [64] */
-static void step_k094_div(float *restrict t277, const float *restrict t276, const float *restrict t41) {
+/* loop [64]
+ * %277 = div %276, %41 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t277, const float *restrict t276, const float *restrict t41) {
     for (size_t i = 0; i < 64; i++) {
         const float v277 = t276[i] / t41[i];
         t277[i] = v277;
     }
 }
 
-/* %278 = broadcast axes=[0] %277 : [64,10]
- * %279 = mul %278, %40 : [64,10]
- * %280 = add %274, %279 : [64,10] */
-static void step_k095_mul_add(float *restrict t280, const float *restrict t277, const float *restrict t40, const float *restrict t274) {
+/* loop [64,10]
+ * %278 = broadcast axes=[0] %277 : [64,10]  // teacher/loss_sup vjp
+ * %279 = mul %278, %40 : [64,10]  // teacher/loss_sup vjp
+ * %280 = add %274, %279 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t280, const float *restrict t277, const float *restrict t40, const float *restrict t274) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v279 = t277[i0] * t40[i0 * 10 + i1];
@@ -2360,8 +2459,9 @@ static void step_k095_mul_add(float *restrict t280, const float *restrict t277, 
     }
 }
 
-/* %281 = reduce_sum axes=[0] %280 : [10] */
-static void step_k096_reduce_sum(float *restrict t281, const float *restrict t280) {
+/* reduce_sum [64,10] axes=[0]
+ * %281 = reduce_sum axes=[0] %280 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp(float *restrict t281, const float *restrict t280) {
     for (size_t o = 0; o < 10; o++) t281[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2370,8 +2470,9 @@ static void step_k096_reduce_sum(float *restrict t281, const float *restrict t28
     }
 }
 
-/* %282 = reduce_sum axes=[0] %273 : [10] */
-static void step_k097_reduce_sum(float *restrict t282, const float *restrict t273) {
+/* reduce_sum [448,10] axes=[0]
+ * %282 = reduce_sum axes=[0] %273 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_2(float *restrict t282, const float *restrict t273) {
     for (size_t o = 0; o < 10; o++) t282[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2380,23 +2481,25 @@ static void step_k097_reduce_sum(float *restrict t282, const float *restrict t27
     }
 }
 
-/* %283 = add %281, %282 : [10] */
-static void step_k098_add(float *restrict t283, const float *restrict t281, const float *restrict t282) {
+/* loop [10]
+ * %283 = add %281, %282 : [10]  // teacher/dense5 vjp */
+static void step_teacher_dense5_vjp_3(float *restrict t283, const float *restrict t281, const float *restrict t282) {
     for (size_t i = 0; i < 10; i++) {
         const float v283 = t281[i] + t282[i];
         t283[i] = v283;
     }
 }
 
-/* %289 = matmul tA %288, %273 : [1024,10] */
+/* gemm blas m=1024 n=10 k=448 tA split
+ * %289 = matmul tA %288, %273 : [1024,10]  // teacher/dense5 vjp */
 typedef struct {
     float *t289;
     const float *t288;
     const float *t273;
-} step_k099_matmul_pointers;
+} step_teacher_dense5_vjp_4_pointers;
 
-static void step_k099_matmul_part(void *context, int part, int parts) {
-    const step_k099_matmul_pointers *p = context;
+static void step_teacher_dense5_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense5_vjp_4_pointers *p = context;
     float *restrict t289 = p->t289;
     const float *restrict t288 = p->t288;
     const float *restrict t273 = p->t273;
@@ -2406,14 +2509,15 @@ static void step_k099_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 10, 448, 1.0f, t288 + lo, 1024, t273, 10, 0.0f, t289 + lo * 10, 10);
 }
 
-static void step_k099_matmul(float *restrict t289, const float *restrict t288, const float *restrict t273) {
-    mplc_parallel(step_k099_matmul_part, &(step_k099_matmul_pointers){t289, t288, t273});
+static void step_teacher_dense5_vjp_4(float *restrict t289, const float *restrict t288, const float *restrict t273) {
+    mplc_parallel(step_teacher_dense5_vjp_4_part, &(step_teacher_dense5_vjp_4_pointers){t289, t288, t273});
 }
 
-/* %284 = matmul tB %280, %4 : [64,1024]
- * %291 = step %286 : [64,1024]
- * %292 = mul %284, %291 : [64,1024] */
-static void step_k100_matmul_step_mul(float *restrict t292, const float *restrict t280, const float *restrict in_teacher_dense5_weight, const float *restrict t286) {
+/* gemm blas m=64 n=1024 k=10 tB +epilogue
+ * %284 = matmul tB %280, %4 : [64,1024]  // teacher/dense5 vjp
+ * %291 = step %286 : [64,1024]  // teacher/relu4 vjp
+ * %292 = mul %284, %291 : [64,1024]  // teacher/relu4 vjp */
+static void step_teacher_dense5_vjp_5(float *restrict t292, const float *restrict t280, const float *restrict in_teacher_dense5_weight, const float *restrict t286) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 1024, 10, 1.0f, t280, 10, in_teacher_dense5_weight, 10, 0.0f, t292, 1024);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
@@ -2423,18 +2527,19 @@ static void step_k100_matmul_step_mul(float *restrict t292, const float *restric
     }
 }
 
-/* %285 = matmul tB %273, %4 : [448,1024]
- * %293 = step %288 : [448,1024]
- * %294 = mul %285, %293 : [448,1024] */
+/* gemm blas m=448 n=1024 k=10 tB +epilogue split
+ * %285 = matmul tB %273, %4 : [448,1024]  // teacher/dense5 vjp
+ * %293 = step %288 : [448,1024]  // teacher/relu4 vjp
+ * %294 = mul %285, %293 : [448,1024]  // teacher/relu4 vjp */
 typedef struct {
     float *t294;
     const float *t273;
     const float *in_teacher_dense5_weight;
     const float *t288;
-} step_k101_matmul_step_mul_pointers;
+} step_teacher_dense5_vjp_6_pointers;
 
-static void step_k101_matmul_step_mul_part(void *context, int part, int parts) {
-    const step_k101_matmul_step_mul_pointers *p = context;
+static void step_teacher_dense5_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense5_vjp_6_pointers *p = context;
     float *restrict t294 = p->t294;
     const float *restrict t273 = p->t273;
     const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
@@ -2451,18 +2556,19 @@ static void step_k101_matmul_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k101_matmul_step_mul(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
-    mplc_parallel(step_k101_matmul_step_mul_part, &(step_k101_matmul_step_mul_pointers){t294, t273, in_teacher_dense5_weight, t288});
+static void step_teacher_dense5_vjp_6(float *restrict t294, const float *restrict t273, const float *restrict in_teacher_dense5_weight, const float *restrict t288) {
+    mplc_parallel(step_teacher_dense5_vjp_6_part, &(step_teacher_dense5_vjp_6_pointers){t294, t273, in_teacher_dense5_weight, t288});
 }
 
-/* %295 = reduce_sum axes=[0] %292 : [1024] */
+/* reduce_sum [64,1024] axes=[0] split
+ * %295 = reduce_sum axes=[0] %292 : [1024]  // teacher/dense3 vjp */
 typedef struct {
     float *t295;
     const float *t292;
-} step_k102_reduce_sum_pointers;
+} step_teacher_dense3_vjp_pointers;
 
-static void step_k102_reduce_sum_part(void *context, int part, int parts) {
-    const step_k102_reduce_sum_pointers *p = context;
+static void step_teacher_dense3_vjp_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_pointers *p = context;
     float *restrict t295 = p->t295;
     const float *restrict t292 = p->t292;
     size_t lo, hi;
@@ -2475,18 +2581,19 @@ static void step_k102_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k102_reduce_sum(float *restrict t295, const float *restrict t292) {
-    mplc_parallel(step_k102_reduce_sum_part, &(step_k102_reduce_sum_pointers){t295, t292});
+static void step_teacher_dense3_vjp(float *restrict t295, const float *restrict t292) {
+    mplc_parallel(step_teacher_dense3_vjp_part, &(step_teacher_dense3_vjp_pointers){t295, t292});
 }
 
-/* %296 = reduce_sum axes=[0] %294 : [1024] */
+/* reduce_sum [448,1024] axes=[0] split
+ * %296 = reduce_sum axes=[0] %294 : [1024]  // teacher/dense3 vjp */
 typedef struct {
     float *t296;
     const float *t294;
-} step_k103_reduce_sum_pointers;
+} step_teacher_dense3_vjp_2_pointers;
 
-static void step_k103_reduce_sum_part(void *context, int part, int parts) {
-    const step_k103_reduce_sum_pointers *p = context;
+static void step_teacher_dense3_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_2_pointers *p = context;
     float *restrict t296 = p->t296;
     const float *restrict t294 = p->t294;
     size_t lo, hi;
@@ -2499,27 +2606,29 @@ static void step_k103_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k103_reduce_sum(float *restrict t296, const float *restrict t294) {
-    mplc_parallel(step_k103_reduce_sum_part, &(step_k103_reduce_sum_pointers){t296, t294});
+static void step_teacher_dense3_vjp_2(float *restrict t296, const float *restrict t294) {
+    mplc_parallel(step_teacher_dense3_vjp_2_part, &(step_teacher_dense3_vjp_2_pointers){t296, t294});
 }
 
-/* %297 = add %295, %296 : [1024] */
-static void step_k104_add(float *restrict t297, const float *restrict t295, const float *restrict t296) {
+/* loop [1024]
+ * %297 = add %295, %296 : [1024]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t297, const float *restrict t295, const float *restrict t296) {
     for (size_t i = 0; i < 1024; i++) {
         const float v297 = t295[i] + t296[i];
         t297[i] = v297;
     }
 }
 
-/* %303 = matmul tA %302, %294 : [1024,1024] */
+/* gemm blas m=1024 n=1024 k=448 tA split
+ * %303 = matmul tA %302, %294 : [1024,1024]  // teacher/dense3 vjp */
 typedef struct {
     float *t303;
     const float *t302;
     const float *t294;
-} step_k105_matmul_pointers;
+} step_teacher_dense3_vjp_4_pointers;
 
-static void step_k105_matmul_part(void *context, int part, int parts) {
-    const step_k105_matmul_pointers *p = context;
+static void step_teacher_dense3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_4_pointers *p = context;
     float *restrict t303 = p->t303;
     const float *restrict t302 = p->t302;
     const float *restrict t294 = p->t294;
@@ -2529,22 +2638,23 @@ static void step_k105_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t302 + lo, 1024, t294, 1024, 0.0f, t303 + lo * 1024, 1024);
 }
 
-static void step_k105_matmul(float *restrict t303, const float *restrict t302, const float *restrict t294) {
-    mplc_parallel(step_k105_matmul_part, &(step_k105_matmul_pointers){t303, t302, t294});
+static void step_teacher_dense3_vjp_4(float *restrict t303, const float *restrict t302, const float *restrict t294) {
+    mplc_parallel(step_teacher_dense3_vjp_4_part, &(step_teacher_dense3_vjp_4_pointers){t303, t302, t294});
 }
 
-/* %298 = matmul tB %292, %2 : [64,1024]
- * %305 = step %300 : [64,1024]
- * %306 = mul %298, %305 : [64,1024] */
+/* gemm blas m=64 n=1024 k=1024 tB +epilogue split
+ * %298 = matmul tB %292, %2 : [64,1024]  // teacher/dense3 vjp
+ * %305 = step %300 : [64,1024]  // teacher/relu2 vjp
+ * %306 = mul %298, %305 : [64,1024]  // teacher/relu2 vjp */
 typedef struct {
     float *t306;
     const float *t292;
     const float *in_teacher_dense3_weight;
     const float *t300;
-} step_k106_matmul_step_mul_pointers;
+} step_teacher_dense3_vjp_5_pointers;
 
-static void step_k106_matmul_step_mul_part(void *context, int part, int parts) {
-    const step_k106_matmul_step_mul_pointers *p = context;
+static void step_teacher_dense3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_5_pointers *p = context;
     float *restrict t306 = p->t306;
     const float *restrict t292 = p->t292;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
@@ -2561,22 +2671,23 @@ static void step_k106_matmul_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k106_matmul_step_mul(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
-    mplc_parallel(step_k106_matmul_step_mul_part, &(step_k106_matmul_step_mul_pointers){t306, t292, in_teacher_dense3_weight, t300});
+static void step_teacher_dense3_vjp_5(float *restrict t306, const float *restrict t292, const float *restrict in_teacher_dense3_weight, const float *restrict t300) {
+    mplc_parallel(step_teacher_dense3_vjp_5_part, &(step_teacher_dense3_vjp_5_pointers){t306, t292, in_teacher_dense3_weight, t300});
 }
 
-/* %299 = matmul tB %294, %2 : [448,1024]
- * %307 = step %302 : [448,1024]
- * %308 = mul %299, %307 : [448,1024] */
+/* gemm blas m=448 n=1024 k=1024 tB +epilogue split
+ * %299 = matmul tB %294, %2 : [448,1024]  // teacher/dense3 vjp
+ * %307 = step %302 : [448,1024]  // teacher/relu2 vjp
+ * %308 = mul %299, %307 : [448,1024]  // teacher/relu2 vjp */
 typedef struct {
     float *t308;
     const float *t294;
     const float *in_teacher_dense3_weight;
     const float *t302;
-} step_k107_matmul_step_mul_pointers;
+} step_teacher_dense3_vjp_6_pointers;
 
-static void step_k107_matmul_step_mul_part(void *context, int part, int parts) {
-    const step_k107_matmul_step_mul_pointers *p = context;
+static void step_teacher_dense3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_6_pointers *p = context;
     float *restrict t308 = p->t308;
     const float *restrict t294 = p->t294;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
@@ -2593,18 +2704,19 @@ static void step_k107_matmul_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k107_matmul_step_mul(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
-    mplc_parallel(step_k107_matmul_step_mul_part, &(step_k107_matmul_step_mul_pointers){t308, t294, in_teacher_dense3_weight, t302});
+static void step_teacher_dense3_vjp_6(float *restrict t308, const float *restrict t294, const float *restrict in_teacher_dense3_weight, const float *restrict t302) {
+    mplc_parallel(step_teacher_dense3_vjp_6_part, &(step_teacher_dense3_vjp_6_pointers){t308, t294, in_teacher_dense3_weight, t302});
 }
 
-/* %309 = reduce_sum axes=[0] %306 : [1024] */
+/* reduce_sum [64,1024] axes=[0] split
+ * %309 = reduce_sum axes=[0] %306 : [1024]  // teacher/dense1 vjp */
 typedef struct {
     float *t309;
     const float *t306;
-} step_k108_reduce_sum_pointers;
+} step_teacher_dense1_vjp_pointers;
 
-static void step_k108_reduce_sum_part(void *context, int part, int parts) {
-    const step_k108_reduce_sum_pointers *p = context;
+static void step_teacher_dense1_vjp_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_pointers *p = context;
     float *restrict t309 = p->t309;
     const float *restrict t306 = p->t306;
     size_t lo, hi;
@@ -2617,18 +2729,19 @@ static void step_k108_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k108_reduce_sum(float *restrict t309, const float *restrict t306) {
-    mplc_parallel(step_k108_reduce_sum_part, &(step_k108_reduce_sum_pointers){t309, t306});
+static void step_teacher_dense1_vjp(float *restrict t309, const float *restrict t306) {
+    mplc_parallel(step_teacher_dense1_vjp_part, &(step_teacher_dense1_vjp_pointers){t309, t306});
 }
 
-/* %310 = reduce_sum axes=[0] %308 : [1024] */
+/* reduce_sum [448,1024] axes=[0] split
+ * %310 = reduce_sum axes=[0] %308 : [1024]  // teacher/dense1 vjp */
 typedef struct {
     float *t310;
     const float *t308;
-} step_k109_reduce_sum_pointers;
+} step_teacher_dense1_vjp_2_pointers;
 
-static void step_k109_reduce_sum_part(void *context, int part, int parts) {
-    const step_k109_reduce_sum_pointers *p = context;
+static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_2_pointers *p = context;
     float *restrict t310 = p->t310;
     const float *restrict t308 = p->t308;
     size_t lo, hi;
@@ -2641,27 +2754,29 @@ static void step_k109_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k109_reduce_sum(float *restrict t310, const float *restrict t308) {
-    mplc_parallel(step_k109_reduce_sum_part, &(step_k109_reduce_sum_pointers){t310, t308});
+static void step_teacher_dense1_vjp_2(float *restrict t310, const float *restrict t308) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t310, t308});
 }
 
-/* %311 = add %309, %310 : [1024] */
-static void step_k110_add(float *restrict t311, const float *restrict t309, const float *restrict t310) {
+/* loop [1024]
+ * %311 = add %309, %310 : [1024]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t311, const float *restrict t309, const float *restrict t310) {
     for (size_t i = 0; i < 1024; i++) {
         const float v311 = t309[i] + t310[i];
         t311[i] = v311;
     }
 }
 
-/* %313 = matmul tA %83, %308 : [784,1024] */
+/* gemm blas m=784 n=1024 k=448 tA split
+ * %313 = matmul tA %83, %308 : [784,1024]  // teacher/dense1 vjp */
 typedef struct {
     float *t313;
     const float *t83;
     const float *t308;
-} step_k111_matmul_pointers;
+} step_teacher_dense1_vjp_4_pointers;
 
-static void step_k111_matmul_part(void *context, int part, int parts) {
-    const step_k111_matmul_pointers *p = context;
+static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_4_pointers *p = context;
     float *restrict t313 = p->t313;
     const float *restrict t83 = p->t83;
     const float *restrict t308 = p->t308;
@@ -2671,23 +2786,24 @@ static void step_k111_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 1024, 448, 1.0f, t83 + lo, 784, t308, 1024, 0.0f, t313 + lo * 1024, 1024);
 }
 
-static void step_k111_matmul(float *restrict t313, const float *restrict t83, const float *restrict t308) {
-    mplc_parallel(step_k111_matmul_part, &(step_k111_matmul_pointers){t313, t83, t308});
+static void step_teacher_dense1_vjp_4(float *restrict t313, const float *restrict t83, const float *restrict t308) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t313, t83, t308});
 }
 
-/* %128 = constant 0.0005 : [784,1024]
- * %131 = constant 0.9 : [784,1024]
- * %312 = matmul tA %190, %306 : [784,1024]
- * %314 = add %312, %313 : [784,1024]
- * %316 = mul %0, %128 : [784,1024]
- * %317 = add %314, %316 : [784,1024]
- * %318 = mul %315, %131 : [784,1024]
- * %319 = add %318, %317 : [784,1024]
- * %320 = mul %319, %131 : [784,1024]
- * %321 = add %317, %320 : [784,1024]
- * %322 = broadcast axes=[] %14 : [784,1024]
- * %323 = mul %321, %322 : [784,1024]
- * %324 = sub %0, %323 : [784,1024]
+/* gemm blas m=784 n=1024 k=64 tA +epilogue split
+ * %128 = constant 0.0005 : [784,1024]  // student/dense1 update
+ * %131 = constant 0.9 : [784,1024]  // student/dense1 update
+ * %312 = matmul tA %190, %306 : [784,1024]  // teacher/dense1 vjp
+ * %314 = add %312, %313 : [784,1024]  // teacher/dense1 vjp
+ * %316 = mul %0, %128 : [784,1024]  // teacher/dense1 update
+ * %317 = add %314, %316 : [784,1024]  // teacher/dense1 update
+ * %318 = mul %315, %131 : [784,1024]  // teacher/dense1 update
+ * %319 = add %318, %317 : [784,1024]  // teacher/dense1 update
+ * %320 = mul %319, %131 : [784,1024]  // teacher/dense1 update
+ * %321 = add %317, %320 : [784,1024]  // teacher/dense1 update
+ * %322 = broadcast axes=[] %14 : [784,1024]  // teacher/dense1 update
+ * %323 = mul %321, %322 : [784,1024]  // teacher/dense1 update
+ * %324 = sub %0, %323 : [784,1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -2698,10 +2814,10 @@ typedef struct {
     const float *t306;
     const float *t313;
     const float *in_lr_teacher;
-} step_k112_matmul_add_mul_etc_pointers;
+} step_teacher_dense1_vjp_5_pointers;
 
-static void step_k112_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k112_matmul_add_mul_etc_pointers *p = context;
+static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_5_pointers *p = context;
     float *restrict t317 = p->t317;
     float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
     float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
@@ -2730,21 +2846,22 @@ static void step_k112_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k112_matmul_add_mul_etc(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k112_matmul_add_mul_etc_part, &(step_k112_matmul_add_mul_etc_pointers){t317, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t306, t313, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t317, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t306, const float *restrict t313, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t317, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t306, t313, in_lr_teacher});
 }
 
-/* %140 = constant 0.9 : [1024]
- * %326 = mul %325, %140 : [1024]
- * %327 = add %326, %311 : [1024]
- * %328 = mul %327, %140 : [1024]
- * %329 = add %311, %328 : [1024]
- * %330 = broadcast axes=[] %14 : [1024]
- * %331 = mul %329, %330 : [1024]
- * %332 = sub %1, %331 : [1024]
+/* loop [1024]
+ * %140 = constant 0.9 : [1024]  // student/dense1 update
+ * %326 = mul %325, %140 : [1024]  // teacher/dense1 update
+ * %327 = add %326, %311 : [1024]  // teacher/dense1 update
+ * %328 = mul %327, %140 : [1024]  // teacher/dense1 update
+ * %329 = add %311, %328 : [1024]  // teacher/dense1 update
+ * %330 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %331 = mul %329, %330 : [1024]  // teacher/dense1 update
+ * %332 = sub %1, %331 : [1024]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k113_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t311, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t311, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
         const float v326 = in_teacher_momentum_dense1_bias[i] * 0.9f;
         const float v327 = v326 + t311[i];
@@ -2757,19 +2874,20 @@ static void step_k113_mul_add_sub(float *restrict in_teacher_momentum_dense1_bia
     }
 }
 
-/* %149 = constant 0.0005 : [1024,1024]
- * %152 = constant 0.9 : [1024,1024]
- * %301 = matmul tA %300, %292 : [1024,1024]
- * %304 = add %301, %303 : [1024,1024]
- * %334 = mul %2, %149 : [1024,1024]
- * %335 = add %304, %334 : [1024,1024]
- * %336 = mul %333, %152 : [1024,1024]
- * %337 = add %336, %335 : [1024,1024]
- * %338 = mul %337, %152 : [1024,1024]
- * %339 = add %335, %338 : [1024,1024]
- * %340 = broadcast axes=[] %14 : [1024,1024]
- * %341 = mul %339, %340 : [1024,1024]
- * %342 = sub %2, %341 : [1024,1024]
+/* gemm blas m=1024 n=1024 k=64 tA +epilogue split
+ * %149 = constant 0.0005 : [1024,1024]  // student/dense3 update
+ * %152 = constant 0.9 : [1024,1024]  // student/dense3 update
+ * %301 = matmul tA %300, %292 : [1024,1024]  // teacher/dense3 vjp
+ * %304 = add %301, %303 : [1024,1024]  // teacher/dense3 vjp
+ * %334 = mul %2, %149 : [1024,1024]  // teacher/dense3 update
+ * %335 = add %304, %334 : [1024,1024]  // teacher/dense3 update
+ * %336 = mul %333, %152 : [1024,1024]  // teacher/dense3 update
+ * %337 = add %336, %335 : [1024,1024]  // teacher/dense3 update
+ * %338 = mul %337, %152 : [1024,1024]  // teacher/dense3 update
+ * %339 = add %335, %338 : [1024,1024]  // teacher/dense3 update
+ * %340 = broadcast axes=[] %14 : [1024,1024]  // teacher/dense3 update
+ * %341 = mul %339, %340 : [1024,1024]  // teacher/dense3 update
+ * %342 = sub %2, %341 : [1024,1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -2780,10 +2898,10 @@ typedef struct {
     const float *t292;
     const float *t303;
     const float *in_lr_teacher;
-} step_k114_matmul_add_mul_etc_pointers;
+} step_teacher_dense3_vjp_7_pointers;
 
-static void step_k114_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k114_matmul_add_mul_etc_pointers *p = context;
+static void step_teacher_dense3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_dense3_vjp_7_pointers *p = context;
     float *restrict t335 = p->t335;
     float *restrict in_teacher_momentum_dense3_weight = p->in_teacher_momentum_dense3_weight;
     float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
@@ -2812,21 +2930,22 @@ static void step_k114_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k114_matmul_add_mul_etc(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k114_matmul_add_mul_etc_part, &(step_k114_matmul_add_mul_etc_pointers){t335, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t300, t292, t303, in_lr_teacher});
+static void step_teacher_dense3_vjp_7(float *restrict t335, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t300, const float *restrict t292, const float *restrict t303, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense3_vjp_7_part, &(step_teacher_dense3_vjp_7_pointers){t335, in_teacher_momentum_dense3_weight, in_teacher_dense3_weight, t300, t292, t303, in_lr_teacher});
 }
 
-/* %140 = constant 0.9 : [1024]
- * %330 = broadcast axes=[] %14 : [1024]
- * %344 = mul %343, %140 : [1024]
- * %345 = add %344, %297 : [1024]
- * %346 = mul %345, %140 : [1024]
- * %347 = add %297, %346 : [1024]
- * %348 = mul %347, %330 : [1024]
- * %349 = sub %3, %348 : [1024]
+/* loop [1024]
+ * %140 = constant 0.9 : [1024]  // student/dense1 update
+ * %330 = broadcast axes=[] %14 : [1024]  // teacher/dense1 update
+ * %344 = mul %343, %140 : [1024]  // teacher/dense3 update
+ * %345 = add %344, %297 : [1024]  // teacher/dense3 update
+ * %346 = mul %345, %140 : [1024]  // teacher/dense3 update
+ * %347 = add %297, %346 : [1024]  // teacher/dense3 update
+ * %348 = mul %347, %330 : [1024]  // teacher/dense3 update
+ * %349 = sub %3, %348 : [1024]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_k115_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t297, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t297, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 1024; i++) {
         const float v344 = in_teacher_momentum_dense3_bias[i] * 0.9f;
         const float v345 = v344 + t297[i];
@@ -2839,22 +2958,23 @@ static void step_k115_mul_add_sub(float *restrict in_teacher_momentum_dense3_bia
     }
 }
 
-/* %168 = constant 0.0005 : [1024,10]
- * %171 = constant 0.9 : [1024,10]
- * %287 = matmul tA %286, %280 : [1024,10]
- * %290 = add %287, %289 : [1024,10]
- * %351 = mul %4, %168 : [1024,10]
- * %352 = add %290, %351 : [1024,10]
- * %353 = mul %350, %171 : [1024,10]
- * %354 = add %353, %352 : [1024,10]
- * %355 = mul %354, %171 : [1024,10]
- * %356 = add %352, %355 : [1024,10]
- * %357 = broadcast axes=[] %14 : [1024,10]
- * %358 = mul %356, %357 : [1024,10]
- * %359 = sub %4, %358 : [1024,10]
+/* gemm blas m=1024 n=10 k=64 tA +epilogue
+ * %168 = constant 0.0005 : [1024,10]  // student/dense5 update
+ * %171 = constant 0.9 : [1024,10]  // student/dense5 update
+ * %287 = matmul tA %286, %280 : [1024,10]  // teacher/dense5 vjp
+ * %290 = add %287, %289 : [1024,10]  // teacher/dense5 vjp
+ * %351 = mul %4, %168 : [1024,10]  // teacher/dense5 update
+ * %352 = add %290, %351 : [1024,10]  // teacher/dense5 update
+ * %353 = mul %350, %171 : [1024,10]  // teacher/dense5 update
+ * %354 = add %353, %352 : [1024,10]  // teacher/dense5 update
+ * %355 = mul %354, %171 : [1024,10]  // teacher/dense5 update
+ * %356 = add %352, %355 : [1024,10]  // teacher/dense5 update
+ * %357 = broadcast axes=[] %14 : [1024,10]  // teacher/dense5 update
+ * %358 = mul %356, %357 : [1024,10]  // teacher/dense5 update
+ * %359 = sub %4, %358 : [1024,10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_weight is updated in place: each element is read before it is overwritten */
-static void step_k116_matmul_add_mul_etc(float *restrict t352, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t286, const float *restrict t280, const float *restrict t289, const float *restrict in_lr_teacher) {
+static void step_teacher_dense5_vjp_7(float *restrict t352, float *restrict in_teacher_momentum_dense5_weight, float *restrict in_teacher_dense5_weight, const float *restrict t286, const float *restrict t280, const float *restrict t289, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 1024, 10, 64, 1.0f, t286, 1024, t280, 10, 0.0f, t352, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 10240; i++) {
@@ -2873,17 +2993,18 @@ static void step_k116_matmul_add_mul_etc(float *restrict t352, float *restrict i
     }
 }
 
-/* %180 = constant 0.9 : [10]
- * %361 = mul %360, %180 : [10]
- * %362 = add %361, %283 : [10]
- * %363 = mul %362, %180 : [10]
- * %364 = add %283, %363 : [10]
- * %365 = broadcast axes=[] %14 : [10]
- * %366 = mul %364, %365 : [10]
- * %367 = sub %5, %366 : [10]
+/* loop [10]
+ * %180 = constant 0.9 : [10]  // student/dense5 update
+ * %361 = mul %360, %180 : [10]  // teacher/dense5 update
+ * %362 = add %361, %283 : [10]  // teacher/dense5 update
+ * %363 = mul %362, %180 : [10]  // teacher/dense5 update
+ * %364 = add %283, %363 : [10]  // teacher/dense5 update
+ * %365 = broadcast axes=[] %14 : [10]  // teacher/dense5 update
+ * %366 = mul %364, %365 : [10]  // teacher/dense5 update
+ * %367 = sub %5, %366 : [10]  // teacher/dense5 update
  * in_teacher_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense5_bias is updated in place: each element is read before it is overwritten */
-static void step_k117_mul_add_sub(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t283, const float *restrict in_lr_teacher) {
+static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense5_bias, float *restrict in_teacher_dense5_bias, const float *restrict t283, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v361 = in_teacher_momentum_dense5_bias[i] * 0.9f;
         const float v362 = v361 + t283[i];
@@ -2898,143 +3019,144 @@ static void step_k117_mul_add_sub(float *restrict in_teacher_momentum_dense5_bia
 
 /* 118 kernels; scratch high-water mark 5774688 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 2097152, io, state, state + 802816);
-    step_k001_matmul_add_relu(scratch + 3080192, scratch + 2097152, state + 803840, state + 1852416);
-    step_k002_matmul_add(scratch, scratch + 3080192, state + 1853440, state + 1863680);
-    step_k003_mul_add(scratch + 5772416, io + 752640);
-    step_k004_reduce_max(scratch + 4063872, scratch);
-    step_k005_sub_exp(scratch + 4063232, scratch + 5773056, scratch, scratch + 4063872);
-    step_k006_reduce_sum(scratch + 5774592, scratch + 5773056);
-    step_k007_log(scratch + 5773696, scratch + 5774592);
-    step_k008_sub_mul_reduce_sum(scratch + 5773760, scratch + 4063232, scratch + 5773696, scratch + 5772416);
-    step_k009_mul(io + 753344, scratch + 5773760);
-    step_k010_mul(scratch + 9600, scratch + 640);
-    step_k011_reduce_max(scratch + 4063232, scratch + 9600);
-    step_k012_sub(scratch + 14080, scratch + 9600, scratch + 4063232);
-    step_k013_exp_reduce_sum(scratch + 9600, scratch + 14080);
-    step_k014_log(scratch + 10048, scratch + 9600);
-    step_k015_sub_exp(scratch + 5754880, scratch + 14080, scratch + 10048);
-    step_k016_reduce_max(scratch + 5759360, scratch + 5754880);
-    step_k017_greaterEqual(scratch + 5773696, scratch + 5759360);
-    step_k018_reduce_max(scratch + 5763840, scratch + 5120);
-    step_k019_sub_exp(scratch + 4063232, scratch + 5759360, scratch + 5120, scratch + 5763840);
-    step_k020_reduce_sum(scratch + 5774144, scratch + 5759360);
-    step_k021_log(scratch + 5763840, scratch + 5774144);
-    step_k022_sub_mul_reduce_sum(scratch + 5764288, scratch + 4063232, scratch + 5763840, scratch + 5754880);
-    step_k023_neg_mul_reduce_sum(scratch + 5763840, scratch + 5764288, scratch + 5773696);
-    step_k024_mul(io + 753360, scratch + 5763840);
-    step_k025_reduce_sum(scratch + 5763840, scratch + 5773696);
-    step_k026_mul(io + 753376, scratch + 5763840);
-    step_k027_one_hot_argmax(scratch + 5763840, scratch + 5120);
-    step_k028_matmul_add_relu(scratch + 1048576, io + 401408, state + 1863696, state + 2666512);
-    step_k029_matmul_add_relu(scratch + 1507328, scratch + 1048576, state + 2667536, state + 3716112);
-    step_k030_matmul_add(scratch + 1966080, scratch + 1507328, state + 3717136, state + 3727376);
-    step_k031_reduce_max(scratch + 5768320, scratch + 1966080);
-    step_k032_sub_exp(scratch + 1970560, scratch + 1975040, scratch + 1966080, scratch + 5768320);
-    step_k033_reduce_sum(scratch + 5768320, scratch + 1975040);
-    step_k034_log(scratch + 5768768, scratch + 5768320);
-    step_k035_sub_mul_reduce_sum(scratch + 5769216, scratch + 1970560, scratch + 5768768, scratch + 5763840);
-    step_k036_mul(io + 753392, scratch + 5769216);
-    step_k037_mul(scratch + 1966080, scratch + 5763840);
-    step_k038_neg_reduce_sum(scratch + 5768768, scratch + 1966080);
-    step_k039_div(scratch + 5769216, scratch + 5768768, scratch + 5768320);
-    step_k040_mul_add(scratch + 1970560, scratch + 5769216, scratch + 1975040, scratch + 1966080);
-    step_k041_reduce_sum(scratch + 5774656, scratch + 1970560);
-    step_k042_matmul(scratch + 5734400, scratch + 1507328, scratch + 1970560);
-    step_k043_matmul_step_mul(scratch + 4063232, scratch + 1970560, state + 3717136, scratch + 1507328);
-    step_k044_reduce_sum(scratch + 5768320, scratch + 4063232);
-    step_k045_matmul(scratch, scratch + 1048576, scratch + 4063232);
-    step_k046_matmul_step_mul(scratch + 1507328, scratch + 4063232, state + 2667536, scratch + 1048576);
-    step_k047_reduce_sum(scratch + 5769344, scratch + 1507328);
-    step_k048_matmul(scratch + 4063232, io + 401408, scratch + 1507328);
-    step_k049_mul_add_sub(state + 5591088, state + 1863696, scratch + 4063232, io + 753296);
-    step_k050_mul_add_sub(state + 6393904, state + 2666512, scratch + 5769344, io + 753296);
-    step_k051_mul_add_sub(state + 6394928, state + 2667536, scratch, io + 753296);
-    step_k052_mul_add_sub(state + 7443504, state + 3716112, scratch + 5768320, io + 753296);
-    step_k053_mul_add_sub(state + 7444528, state + 3717136, scratch + 5734400, io + 753296);
-    step_k054_mul_add_sub(state + 7454768, state + 3727376, scratch + 5774656, io + 753296);
-    step_k055_matmul_add_relu(scratch + 4866048, io, state + 1863696, state + 2666512);
-    step_k056_matmul_add_relu(scratch + 1048576, scratch + 4866048, state + 2667536, state + 3716112);
-    step_k057_matmul_add(scratch + 5770368, scratch + 1048576, state + 3717136, state + 3727376);
-    step_k058_reduce_max(scratch + 5772288, scratch + 5770368);
-    step_k059_sub_exp(scratch + 5771008, scratch + 5771648, scratch + 5770368, scratch + 5772288);
-    step_k060_reduce_sum(scratch + 5772288, scratch + 5771648);
-    step_k061_log(scratch + 5772352, scratch + 5772288);
-    step_k062_sub_mul_reduce_sum(scratch + 5770368, scratch + 5771008, scratch + 5772352, io + 752640);
-    step_k063_mul(io + 753408, scratch + 5770368);
-    step_k064_mul(scratch + 5770368, io + 752640);
-    step_k065_neg_reduce_sum(scratch + 5772352, scratch + 5770368);
-    step_k066_div(scratch + 5744640, scratch + 5772352, scratch + 5772288);
-    step_k067_mul_add(scratch + 5771008, scratch + 5744640, scratch + 5771648, scratch + 5770368);
-    step_k068_reduce_sum(scratch + 5774672, scratch + 5771008);
-    step_k069_matmul(scratch + 5744640, scratch + 1048576, scratch + 5771008);
-    step_k070_matmul_step_mul(scratch + 4931584, scratch + 5771008, state + 3717136, scratch + 1048576);
-    step_k071_reduce_sum(scratch + 5770368, scratch + 4931584);
-    step_k072_matmul(scratch + 1048576, scratch + 4866048, scratch + 4931584);
-    step_k073_matmul_step_mul(scratch + 5668864, scratch + 4931584, state + 2667536, scratch + 4866048);
-    step_k074_reduce_sum(scratch + 5771392, scratch + 5668864);
-    step_k075_matmul(scratch + 4866048, io, scratch + 5668864);
-    step_k076_mul_reduce_sum(scratch + 5668864, scratch + 4866048, scratch + 4063232);
-    step_k077_mul_reduce_sum(scratch + 5668880, scratch + 5771392, scratch + 5769344);
-    step_k078_mul_reduce_sum(scratch + 5769344, scratch + 1048576, scratch);
-    step_k079_mul_reduce_sum(scratch + 5769360, scratch + 5770368, scratch + 5768320);
-    step_k080_mul_reduce_sum(scratch + 5768320, scratch + 5744640, scratch + 5734400);
-    step_k081_mul_reduce_sum(scratch + 5768336, scratch + 5774672, scratch + 5774656);
-    step_k082_mul_add(io + 753424, scratch + 5768352, io + 753296, scratch + 5668864, scratch + 5668880, scratch + 5769344, scratch + 5769360, scratch + 5768320, scratch + 5768336, io + 753328);
-    step_k083_mul(scratch + 4063232, scratch + 5768352, scratch + 5763840);
-    step_k084_neg_reduce_sum(scratch + 5763840, scratch + 4063232);
-    step_k085_div(scratch + 5764288, scratch + 5763840, scratch + 5774144);
-    step_k086_mul(scratch + 5764736, io + 753312);
-    step_k087_mul_neg(scratch + 5763840, scratch + 5764736, scratch + 5773696);
-    step_k088_mul(scratch + 4067712, scratch + 5763840, scratch + 5754880);
-    step_k089_neg_reduce_sum(scratch + 5763840, scratch + 4067712);
-    step_k090_div(scratch + 5773696, scratch + 5763840, scratch + 5774144);
-    step_k091_mul_add(scratch + 1507328, scratch + 5764288, scratch + 5759360, scratch + 4063232, scratch + 5773696, scratch + 4067712);
-    step_k092_mul(scratch + 1511808, scratch + 5772416);
-    step_k093_neg_reduce_sum(scratch + 5773696, scratch + 1511808);
-    step_k094_div(scratch + 5773760, scratch + 5773696, scratch + 5774592);
-    step_k095_mul_add(scratch + 4942848, scratch + 5773760, scratch + 5773056, scratch + 1511808);
-    step_k096_reduce_sum(scratch + 1511808, scratch + 4942848);
-    step_k097_reduce_sum(scratch + 1511824, scratch + 1507328);
-    step_k098_add(scratch + 4943488, scratch + 1511808, scratch + 1511824);
-    step_k099_matmul(scratch + 4931584, scratch + 3604480, scratch + 1507328);
-    step_k100_matmul_step_mul(scratch + 4866048, scratch + 4942848, state + 1853440, scratch + 3080192);
-    step_k101_matmul_step_mul(scratch + 1048576, scratch + 1507328, state + 1853440, scratch + 3604480);
-    step_k102_reduce_sum(scratch + 1507328, scratch + 4866048);
-    step_k103_reduce_sum(scratch + 1508352, scratch + 1048576);
-    step_k104_add(scratch + 4941824, scratch + 1507328, scratch + 1508352);
-    step_k105_matmul(scratch, scratch + 2621440, scratch + 1048576);
-    step_k106_matmul_step_mul(scratch + 1851392, scratch + 4866048, state + 803840, scratch + 2097152);
-    step_k107_matmul_step_mul(scratch + 4063232, scratch + 1048576, state + 803840, scratch + 2621440);
-    step_k108_reduce_sum(scratch + 1916928, scratch + 1851392);
-    step_k109_reduce_sum(scratch + 1917952, scratch + 4063232);
-    step_k110_add(scratch + 1918976, scratch + 1916928, scratch + 1917952);
-    step_k111_matmul(scratch + 1048576, io + 401408, scratch + 4063232);
-    step_k112_matmul_add_mul_etc(scratch + 4063232, state + 3727392, state, io, scratch + 1851392, scratch + 1048576, io + 753280);
-    step_k113_mul_add_sub(state + 4530208, state + 802816, scratch + 1918976, io + 753280);
-    step_k114_matmul_add_mul_etc(scratch + 1048576, state + 4531232, state + 803840, scratch + 2097152, scratch + 4866048, scratch, io + 753280);
-    step_k115_mul_add_sub(state + 5579808, state + 1852416, scratch + 4941824, io + 753280);
-    step_k116_matmul_add_mul_etc(scratch + 4063232, state + 5580832, state + 1853440, scratch + 3080192, scratch + 4942848, scratch + 4931584, io + 753280);
-    step_k117_mul_add_sub(state + 5591072, state + 1863680, scratch + 4943488, io + 753280);
+    step_teacher_dense1_fwd(scratch + 2097152 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch + 3080192 /* t26 */, scratch + 2097152 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
+    step_teacher_dense5_fwd(scratch /* t29 */, scratch + 3080192 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
+    step_teacher_loss_sup_fwd(scratch + 5772416 /* t36 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 4063872 /* t37 */, scratch /* t30 */);
+    step_teacher_loss_sup_fwd_3(scratch + 4063232 /* t39 */, scratch + 5773056 /* t40 */, scratch /* t30 */, scratch + 4063872 /* t37 */);
+    step_teacher_loss_sup_fwd_4(scratch + 5774592 /* t41 */, scratch + 5773056 /* t40 */);
+    step_teacher_loss_sup_fwd_5(scratch + 5773696 /* t42 */, scratch + 5774592 /* t41 */);
+    step_teacher_loss_sup_fwd_6(scratch + 5773760 /* t46 */, scratch + 4063232 /* t39 */, scratch + 5773696 /* t42 */, scratch + 5772416 /* t36 */);
+    step_teacher_loss_sup_fwd_7(io + 753344 /* t48 */, scratch + 5773760 /* t46 */);
+    step_teacher_loss_uda_fwd(scratch + 9600 /* t50 */, scratch + 640 /* t31 */);
+    step_teacher_loss_uda_fwd_2(scratch + 4063232 /* t51 */, scratch + 9600 /* t50 */);
+    step_teacher_loss_uda_fwd_3(scratch + 14080 /* t53 */, scratch + 9600 /* t50 */, scratch + 4063232 /* t51 */);
+    step_teacher_loss_uda_fwd_4(scratch + 9600 /* t55 */, scratch + 14080 /* t53 */);
+    step_teacher_loss_uda_fwd_5(scratch + 10048 /* t56 */, scratch + 9600 /* t55 */);
+    step_teacher_loss_uda_fwd_6(scratch + 5754880 /* t59 */, scratch + 14080 /* t53 */, scratch + 10048 /* t56 */);
+    step_teacher_loss_uda_fwd_7(scratch + 5759360 /* t60 */, scratch + 5754880 /* t59 */);
+    step_teacher_loss_uda_fwd_8(scratch + 5773696 /* t62 */, scratch + 5759360 /* t60 */);
+    step_teacher_loss_uda_fwd_9(scratch + 5763840 /* t63 */, scratch + 5120 /* t32 */);
+    step_teacher_loss_uda_fwd_10(scratch + 4063232 /* t65 */, scratch + 5759360 /* t66 */, scratch + 5120 /* t32 */, scratch + 5763840 /* t63 */);
+    step_teacher_loss_uda_fwd_11(scratch + 5774144 /* t67 */, scratch + 5759360 /* t66 */);
+    step_teacher_loss_uda_fwd_12(scratch + 5763840 /* t68 */, scratch + 5774144 /* t67 */);
+    step_teacher_loss_uda_fwd_13(scratch + 5764288 /* t72 */, scratch + 4063232 /* t65 */, scratch + 5763840 /* t68 */, scratch + 5754880 /* t59 */);
+    step_teacher_loss_uda_fwd_14(scratch + 5763840 /* t75 */, scratch + 5764288 /* t72 */, scratch + 5773696 /* t62 */);
+    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 5763840 /* t75 */);
+    step_teacher_loss_uda_fwd_16(scratch + 5763840 /* t78 */, scratch + 5773696 /* t62 */);
+    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 5763840 /* t78 */);
+    step_teacher_pseudo_labels_fwd(scratch + 5763840 /* t80 */, scratch + 5120 /* t32 */);
+    step_student_dense1_fwd(scratch + 1048576 /* t87 */, io + 401408 /* t83 */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
+    step_student_dense3_fwd(scratch + 1507328 /* t91 */, scratch + 1048576 /* t87 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
+    step_student_dense5_fwd(scratch + 1966080 /* t94 */, scratch + 1507328 /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
+    step_student_loss_u_fwd(scratch + 5768320 /* t95 */, scratch + 1966080 /* t94 */);
+    step_student_loss_u_fwd_2(scratch + 1970560 /* t97 */, scratch + 1975040 /* t98 */, scratch + 1966080 /* t94 */, scratch + 5768320 /* t95 */);
+    step_student_loss_u_fwd_3(scratch + 5768320 /* t99 */, scratch + 1975040 /* t98 */);
+    step_student_loss_u_fwd_4(scratch + 5768768 /* t100 */, scratch + 5768320 /* t99 */);
+    step_student_loss_u_fwd_5(scratch + 5769216 /* t104 */, scratch + 1970560 /* t97 */, scratch + 5768768 /* t100 */, scratch + 5763840 /* t80 */);
+    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 5769216 /* t104 */);
+    step_student_loss_u_vjp(scratch + 1966080 /* t108 */, scratch + 5763840 /* t80 */);
+    step_student_loss_u_vjp_2(scratch + 5768768 /* t110 */, scratch + 1966080 /* t108 */);
+    step_student_loss_u_vjp_3(scratch + 5769216 /* t111 */, scratch + 5768768 /* t110 */, scratch + 5768320 /* t99 */);
+    step_student_loss_u_vjp_4(scratch + 1970560 /* t114 */, scratch + 5769216 /* t111 */, scratch + 1975040 /* t98 */, scratch + 1966080 /* t108 */);
+    step_student_dense5_vjp(scratch + 5774656 /* t115 */, scratch + 1970560 /* t114 */);
+    step_student_dense5_vjp_2(scratch + 5734400 /* t117 */, scratch + 1507328 /* t91 */, scratch + 1970560 /* t114 */);
+    step_student_dense5_vjp_3(scratch + 4063232 /* t119 */, scratch + 1970560 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch + 1507328 /* t91 */);
+    step_student_dense3_vjp(scratch + 5768320 /* t120 */, scratch + 4063232 /* t119 */);
+    step_student_dense3_vjp_2(scratch /* t122 */, scratch + 1048576 /* t87 */, scratch + 4063232 /* t119 */);
+    step_student_dense3_vjp_3(scratch + 1507328 /* t124 */, scratch + 4063232 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
+    step_student_dense1_vjp(scratch + 5769344 /* t125 */, scratch + 1507328 /* t124 */);
+    step_student_dense1_vjp_2(scratch + 4063232 /* t126 */, io + 401408 /* t83 */, scratch + 1507328 /* t124 */);
+    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 4063232 /* t126 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 5769344 /* t125 */, io + 753296 /* in_lr_student */);
+    step_student_dense3_update(state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch /* t122 */, io + 753296 /* in_lr_student */);
+    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 5768320 /* t120 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 5734400 /* t117 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 5774656 /* t115 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_fwd_2(scratch + 4866048 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
+    step_student_dense3_fwd_2(scratch + 1048576 /* t198 */, scratch + 4866048 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
+    step_student_dense5_fwd_2(scratch + 5770368 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
+    step_student_loss_l_fwd(scratch + 5772288 /* t202 */, scratch + 5770368 /* t201 */);
+    step_student_loss_l_fwd_2(scratch + 5771008 /* t204 */, scratch + 5771648 /* t205 */, scratch + 5770368 /* t201 */, scratch + 5772288 /* t202 */);
+    step_student_loss_l_fwd_3(scratch + 5772288 /* t206 */, scratch + 5771648 /* t205 */);
+    step_student_loss_l_fwd_4(scratch + 5772352 /* t207 */, scratch + 5772288 /* t206 */);
+    step_student_loss_l_fwd_5(scratch + 5770368 /* t211 */, scratch + 5771008 /* t204 */, scratch + 5772352 /* t207 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 5770368 /* t211 */);
+    step_student_loss_l_vjp(scratch + 5770368 /* t214 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 5772352 /* t216 */, scratch + 5770368 /* t214 */);
+    step_student_loss_l_vjp_3(scratch + 5744640 /* t217 */, scratch + 5772352 /* t216 */, scratch + 5772288 /* t206 */);
+    step_student_loss_l_vjp_4(scratch + 5771008 /* t220 */, scratch + 5744640 /* t217 */, scratch + 5771648 /* t205 */, scratch + 5770368 /* t214 */);
+    step_student_dense5_vjp_4(scratch + 5774672 /* t221 */, scratch + 5771008 /* t220 */);
+    step_student_dense5_vjp_5(scratch + 5744640 /* t223 */, scratch + 1048576 /* t198 */, scratch + 5771008 /* t220 */);
+    step_student_dense5_vjp_6(scratch + 4931584 /* t225 */, scratch + 5771008 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
+    step_student_dense3_vjp_4(scratch + 5770368 /* t226 */, scratch + 4931584 /* t225 */);
+    step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 4866048 /* t194 */, scratch + 4931584 /* t225 */);
+    step_student_dense3_vjp_6(scratch + 5668864 /* t230 */, scratch + 4931584 /* t225 */, state + 2667536 /* t159 */, scratch + 4866048 /* t194 */);
+    step_student_dense1_vjp_3(scratch + 5771392 /* t231 */, scratch + 5668864 /* t230 */);
+    step_student_dense1_vjp_4(scratch + 4866048 /* t232 */, io /* in_x */, scratch + 5668864 /* t230 */);
+    step_teacher_feedback_fwd(scratch + 5668864 /* t234 */, scratch + 4866048 /* t232 */, scratch + 4063232 /* t126 */);
+    step_teacher_feedback_fwd_2(scratch + 5668880 /* t236 */, scratch + 5771392 /* t231 */, scratch + 5769344 /* t125 */);
+    step_teacher_feedback_fwd_3(scratch + 5769344 /* t239 */, scratch + 1048576 /* t228 */, scratch /* t122 */);
+    step_teacher_feedback_fwd_4(scratch + 5769360 /* t242 */, scratch + 5770368 /* t226 */, scratch + 5768320 /* t120 */);
+    step_teacher_feedback_fwd_5(scratch + 5768320 /* t245 */, scratch + 5744640 /* t223 */, scratch + 5734400 /* t117 */);
+    step_teacher_feedback_fwd_6(scratch + 5768336 /* t248 */, scratch + 5774672 /* t221 */, scratch + 5774656 /* t115 */);
+    step_teacher_feedback_fwd_7(io + 753424 /* t250 */, scratch + 5768352 /* t252 */, io + 753296 /* in_lr_student */, scratch + 5668864 /* t234 */, scratch + 5668880 /* t236 */, scratch + 5769344 /* t239 */, scratch + 5769360 /* t242 */, scratch + 5768320 /* t245 */, scratch + 5768336 /* t248 */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 4063232 /* t254 */, scratch + 5768352 /* t252 */, scratch + 5763840 /* t80 */);
+    step_teacher_feedback_vjp_2(scratch + 5763840 /* t256 */, scratch + 4063232 /* t254 */);
+    step_teacher_feedback_vjp_3(scratch + 5764288 /* t257 */, scratch + 5763840 /* t256 */, scratch + 5774144 /* t67 */);
+    step_teacher_loss_uda_vjp(scratch + 5764736 /* t261 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5763840 /* t264 */, scratch + 5764736 /* t261 */, scratch + 5773696 /* t62 */);
+    step_teacher_loss_uda_vjp_3(scratch + 4067712 /* t266 */, scratch + 5763840 /* t264 */, scratch + 5754880 /* t59 */);
+    step_teacher_loss_uda_vjp_4(scratch + 5763840 /* t268 */, scratch + 4067712 /* t266 */);
+    step_teacher_loss_uda_vjp_5(scratch + 5773696 /* t269 */, scratch + 5763840 /* t268 */, scratch + 5774144 /* t67 */);
+    step_teacher_loss_uda_vjp_6(scratch + 1507328 /* t273 */, scratch + 5764288 /* t257 */, scratch + 5759360 /* t66 */, scratch + 4063232 /* t254 */, scratch + 5773696 /* t269 */, scratch + 4067712 /* t266 */);
+    step_teacher_loss_sup_vjp(scratch + 1511808 /* t274 */, scratch + 5772416 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 5773696 /* t276 */, scratch + 1511808 /* t274 */);
+    step_teacher_loss_sup_vjp_3(scratch + 5773760 /* t277 */, scratch + 5773696 /* t276 */, scratch + 5774592 /* t41 */);
+    step_teacher_loss_sup_vjp_4(scratch + 4942848 /* t280 */, scratch + 5773760 /* t277 */, scratch + 5773056 /* t40 */, scratch + 1511808 /* t274 */);
+    step_teacher_dense5_vjp(scratch + 1511808 /* t281 */, scratch + 4942848 /* t280 */);
+    step_teacher_dense5_vjp_2(scratch + 1511824 /* t282 */, scratch + 1507328 /* t273 */);
+    step_teacher_dense5_vjp_3(scratch + 4943488 /* t283 */, scratch + 1511808 /* t281 */, scratch + 1511824 /* t282 */);
+    step_teacher_dense5_vjp_4(scratch + 4931584 /* t289 */, scratch + 3604480 /* t288 */, scratch + 1507328 /* t273 */);
+    step_teacher_dense5_vjp_5(scratch + 4866048 /* t292 */, scratch + 4942848 /* t280 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 3080192 /* t286 */);
+    step_teacher_dense5_vjp_6(scratch + 1048576 /* t294 */, scratch + 1507328 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 3604480 /* t288 */);
+    step_teacher_dense3_vjp(scratch + 1507328 /* t295 */, scratch + 4866048 /* t292 */);
+    step_teacher_dense3_vjp_2(scratch + 1508352 /* t296 */, scratch + 1048576 /* t294 */);
+    step_teacher_dense3_vjp_3(scratch + 4941824 /* t297 */, scratch + 1507328 /* t295 */, scratch + 1508352 /* t296 */);
+    step_teacher_dense3_vjp_4(scratch /* t303 */, scratch + 2621440 /* t302 */, scratch + 1048576 /* t294 */);
+    step_teacher_dense3_vjp_5(scratch + 1851392 /* t306 */, scratch + 4866048 /* t292 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2097152 /* t300 */);
+    step_teacher_dense3_vjp_6(scratch + 4063232 /* t308 */, scratch + 1048576 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2621440 /* t302 */);
+    step_teacher_dense1_vjp(scratch + 1916928 /* t309 */, scratch + 1851392 /* t306 */);
+    step_teacher_dense1_vjp_2(scratch + 1917952 /* t310 */, scratch + 4063232 /* t308 */);
+    step_teacher_dense1_vjp_3(scratch + 1918976 /* t311 */, scratch + 1916928 /* t309 */, scratch + 1917952 /* t310 */);
+    step_teacher_dense1_vjp_4(scratch + 1048576 /* t313 */, io + 401408 /* t83 */, scratch + 4063232 /* t308 */);
+    step_teacher_dense1_vjp_5(scratch + 4063232 /* t317 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 1851392 /* t306 */, scratch + 1048576 /* t313 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 1918976 /* t311 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 1048576 /* t335 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2097152 /* t300 */, scratch + 4866048 /* t292 */, scratch /* t303 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 4941824 /* t297 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_vjp_7(scratch + 4063232 /* t352 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 3080192 /* t286 */, scratch + 4942848 /* t280 */, scratch + 4931584 /* t289 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 4943488 /* t283 */, io + 753280 /* in_lr_teacher */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %10 = matmul %9, %0 : [512,1024]
- * %11 = broadcast axes=[1] %1 : [512,1024]
- * %12 = add %10, %11 : [512,1024]
- * %13 = relu %12 : [512,1024] */
+/* gemm blas m=512 n=1024 k=784 +epilogue split
+ * %10 = matmul %9, %0 : [512,1024]  // student/dense1 fwd
+ * %11 = broadcast axes=[1] %1 : [512,1024]  // student/dense1 fwd
+ * %12 = add %10, %11 : [512,1024]  // student/dense1 fwd
+ * %13 = relu %12 : [512,1024]  // student/relu2 fwd */
 typedef struct {
     float *t13;
     const float *in_x;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
-} supervised_step_k000_matmul_add_relu_pointers;
+} supervised_step_student_dense1_fwd_pointers;
 
-static void supervised_step_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k000_matmul_add_relu_pointers *p = context;
+static void supervised_step_student_dense1_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense1_fwd_pointers *p = context;
     float *restrict t13 = p->t13;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -3053,23 +3175,24 @@ static void supervised_step_k000_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k000_matmul_add_relu(float *restrict t13, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(supervised_step_k000_matmul_add_relu_part, &(supervised_step_k000_matmul_add_relu_pointers){t13, in_x, in_student_dense1_weight, in_student_dense1_bias});
+static void supervised_step_student_dense1_fwd(float *restrict t13, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(supervised_step_student_dense1_fwd_part, &(supervised_step_student_dense1_fwd_pointers){t13, in_x, in_student_dense1_weight, in_student_dense1_bias});
 }
 
-/* %14 = matmul %13, %2 : [512,1024]
- * %15 = broadcast axes=[1] %3 : [512,1024]
- * %16 = add %14, %15 : [512,1024]
- * %17 = relu %16 : [512,1024] */
+/* gemm blas m=512 n=1024 k=1024 +epilogue split
+ * %14 = matmul %13, %2 : [512,1024]  // student/dense3 fwd
+ * %15 = broadcast axes=[1] %3 : [512,1024]  // student/dense3 fwd
+ * %16 = add %14, %15 : [512,1024]  // student/dense3 fwd
+ * %17 = relu %16 : [512,1024]  // student/relu4 fwd */
 typedef struct {
     float *t17;
     const float *t13;
     const float *in_student_dense3_weight;
     const float *in_student_dense3_bias;
-} supervised_step_k001_matmul_add_relu_pointers;
+} supervised_step_student_dense3_fwd_pointers;
 
-static void supervised_step_k001_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k001_matmul_add_relu_pointers *p = context;
+static void supervised_step_student_dense3_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense3_fwd_pointers *p = context;
     float *restrict t17 = p->t17;
     const float *restrict t13 = p->t13;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -3088,22 +3211,23 @@ static void supervised_step_k001_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k001_matmul_add_relu(float *restrict t17, const float *restrict t13, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    mplc_parallel(supervised_step_k001_matmul_add_relu_part, &(supervised_step_k001_matmul_add_relu_pointers){t17, t13, in_student_dense3_weight, in_student_dense3_bias});
+static void supervised_step_student_dense3_fwd(float *restrict t17, const float *restrict t13, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(supervised_step_student_dense3_fwd_part, &(supervised_step_student_dense3_fwd_pointers){t17, t13, in_student_dense3_weight, in_student_dense3_bias});
 }
 
-/* %18 = matmul %17, %4 : [512,10]
- * %19 = broadcast axes=[1] %5 : [512,10]
- * %20 = add %18, %19 : [512,10] */
+/* gemm blas m=512 n=10 k=1024 +epilogue split
+ * %18 = matmul %17, %4 : [512,10]  // student/dense5 fwd
+ * %19 = broadcast axes=[1] %5 : [512,10]  // student/dense5 fwd
+ * %20 = add %18, %19 : [512,10]  // student/dense5 fwd */
 typedef struct {
     float *t20;
     const float *t17;
     const float *in_student_dense5_weight;
     const float *in_student_dense5_bias;
-} supervised_step_k002_matmul_add_pointers;
+} supervised_step_student_dense5_fwd_pointers;
 
-static void supervised_step_k002_matmul_add_part(void *context, int part, int parts) {
-    const supervised_step_k002_matmul_add_pointers *p = context;
+static void supervised_step_student_dense5_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense5_fwd_pointers *p = context;
     float *restrict t20 = p->t20;
     const float *restrict t17 = p->t17;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
@@ -3121,12 +3245,13 @@ static void supervised_step_k002_matmul_add_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k002_matmul_add(float *restrict t20, const float *restrict t17, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    mplc_parallel(supervised_step_k002_matmul_add_part, &(supervised_step_k002_matmul_add_pointers){t20, t17, in_student_dense5_weight, in_student_dense5_bias});
+static void supervised_step_student_dense5_fwd(float *restrict t20, const float *restrict t17, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(supervised_step_student_dense5_fwd_part, &(supervised_step_student_dense5_fwd_pointers){t20, t17, in_student_dense5_weight, in_student_dense5_bias});
 }
 
-/* %21 = reduce_max axes=[1] %20 : [512] */
-static void supervised_step_k003_reduce_max(float *restrict t21, const float *restrict t20) {
+/* reduce_max [512,10] axes=[1]
+ * %21 = reduce_max axes=[1] %20 : [512]  // student/loss fwd */
+static void supervised_step_student_loss_fwd(float *restrict t21, const float *restrict t20) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3136,10 +3261,11 @@ static void supervised_step_k003_reduce_max(float *restrict t21, const float *re
     }
 }
 
-/* %22 = broadcast axes=[0] %21 : [512,10]
- * %23 = sub %20, %22 : [512,10]
- * %24 = exp %23 : [512,10] */
-static void supervised_step_k004_sub_exp(float *restrict t23, float *restrict t24, const float *restrict t20, const float *restrict t21) {
+/* loop [512,10]
+ * %22 = broadcast axes=[0] %21 : [512,10]  // student/loss fwd
+ * %23 = sub %20, %22 : [512,10]  // student/loss fwd
+ * %24 = exp %23 : [512,10]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_2(float *restrict t23, float *restrict t24, const float *restrict t20, const float *restrict t21) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v23 = t20[i0 * 10 + i1] - t21[i0];
@@ -3150,8 +3276,9 @@ static void supervised_step_k004_sub_exp(float *restrict t23, float *restrict t2
     }
 }
 
-/* %25 = reduce_sum axes=[1] %24 : [512] */
-static void supervised_step_k005_reduce_sum(float *restrict t25, const float *restrict t24) {
+/* reduce_sum [512,10] axes=[1]
+ * %25 = reduce_sum axes=[1] %24 : [512]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_3(float *restrict t25, const float *restrict t24) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3161,19 +3288,21 @@ static void supervised_step_k005_reduce_sum(float *restrict t25, const float *re
     }
 }
 
-/* %26 = log %25 : [512] */
-static void supervised_step_k006_log(float *restrict t26, const float *restrict t25) {
+/* loop [512]
+ * %26 = log %25 : [512]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_4(float *restrict t26, const float *restrict t25) {
     for (size_t i = 0; i < 512; i++) {
         const float v26 = logf(t25[i]);
         t26[i] = v26;
     }
 }
 
-/* %27 = broadcast axes=[0] %26 : [512,10]
- * %28 = sub %23, %27 : [512,10]
- * %29 = mul %7, %28 : [512,10]
- * %30 = reduce_sum axes=[0, 1] %29 : [] */
-static void supervised_step_k007_sub_mul_reduce_sum(float *restrict t30, const float *restrict t23, const float *restrict t26, const float *restrict in_y) {
+/* reduce_sum [512,10] axes=[0, 1]
+ * %27 = broadcast axes=[0] %26 : [512,10]  // student/loss fwd
+ * %28 = sub %23, %27 : [512,10]  // student/loss fwd
+ * %29 = mul %7, %28 : [512,10]  // student/loss fwd
+ * %30 = reduce_sum axes=[0, 1] %29 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_5(float *restrict t30, const float *restrict t23, const float *restrict t26, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3185,27 +3314,30 @@ static void supervised_step_k007_sub_mul_reduce_sum(float *restrict t30, const f
     t30[0] = (float)sum;
 }
 
-/* %31 = constant -0.001953125 : []
- * %32 = mul %30, %31 : [] */
-static void supervised_step_k008_mul(float *restrict t32, const float *restrict t30) {
+/* loop []
+ * %31 = constant -0.001953125 : []  // student/loss fwd
+ * %32 = mul %30, %31 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_6(float *restrict t32, const float *restrict t30) {
     for (size_t i = 0; i < 1; i++) {
         const float v32 = t30[0] * (-0.001953125f);
         t32[i] = v32;
     }
 }
 
-/* %33 = constant -0.001953125 : [512,10]
- * %34 = mul %33, %7 : [512,10] */
-static void supervised_step_k009_mul(float *restrict t34, const float *restrict in_y) {
+/* loop [512,10]
+ * %33 = constant -0.001953125 : [512,10]  // student/loss vjp
+ * %34 = mul %33, %7 : [512,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp(float *restrict t34, const float *restrict in_y) {
     for (size_t i = 0; i < 5120; i++) {
         const float v34 = (-0.001953125f) * in_y[i];
         t34[i] = v34;
     }
 }
 
-/* %35 = neg %34 : [512,10]
- * %36 = reduce_sum axes=[1] %35 : [512] */
-static void supervised_step_k010_neg_reduce_sum(float *restrict t36, const float *restrict t34) {
+/* reduce_sum [512,10] axes=[1]
+ * %35 = neg %34 : [512,10]  // student/loss vjp
+ * %36 = reduce_sum axes=[1] %35 : [512]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_2(float *restrict t36, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3216,18 +3348,20 @@ static void supervised_step_k010_neg_reduce_sum(float *restrict t36, const float
     }
 }
 
-/* %37 = div %36, %25 : [512] */
-static void supervised_step_k011_div(float *restrict t37, const float *restrict t36, const float *restrict t25) {
+/* loop [512]
+ * %37 = div %36, %25 : [512]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_3(float *restrict t37, const float *restrict t36, const float *restrict t25) {
     for (size_t i = 0; i < 512; i++) {
         const float v37 = t36[i] / t25[i];
         t37[i] = v37;
     }
 }
 
-/* %38 = broadcast axes=[0] %37 : [512,10]
- * %39 = mul %38, %24 : [512,10]
- * %40 = add %34, %39 : [512,10] */
-static void supervised_step_k012_mul_add(float *restrict t40, const float *restrict t37, const float *restrict t24, const float *restrict t34) {
+/* loop [512,10]
+ * %38 = broadcast axes=[0] %37 : [512,10]  // student/loss vjp
+ * %39 = mul %38, %24 : [512,10]  // student/loss vjp
+ * %40 = add %34, %39 : [512,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_4(float *restrict t40, const float *restrict t37, const float *restrict t24, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v39 = t37[i0] * t24[i0 * 10 + i1];
@@ -3237,8 +3371,9 @@ static void supervised_step_k012_mul_add(float *restrict t40, const float *restr
     }
 }
 
-/* %41 = reduce_sum axes=[0] %40 : [10] */
-static void supervised_step_k013_reduce_sum(float *restrict t41, const float *restrict t40) {
+/* reduce_sum [512,10] axes=[0]
+ * %41 = reduce_sum axes=[0] %40 : [10]  // student/dense5 vjp */
+static void supervised_step_student_dense5_vjp(float *restrict t41, const float *restrict t40) {
     for (size_t o = 0; o < 10; o++) t41[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3247,18 +3382,19 @@ static void supervised_step_k013_reduce_sum(float *restrict t41, const float *re
     }
 }
 
-/* %42 = matmul tB %40, %4 : [512,1024]
- * %44 = step %17 : [512,1024]
- * %45 = mul %42, %44 : [512,1024] */
+/* gemm blas m=512 n=1024 k=10 tB +epilogue split
+ * %42 = matmul tB %40, %4 : [512,1024]  // student/dense5 vjp
+ * %44 = step %17 : [512,1024]  // student/relu4 vjp
+ * %45 = mul %42, %44 : [512,1024]  // student/relu4 vjp */
 typedef struct {
     float *t45;
     const float *t40;
     const float *in_student_dense5_weight;
     const float *t17;
-} supervised_step_k014_matmul_step_mul_pointers;
+} supervised_step_student_dense5_vjp_2_pointers;
 
-static void supervised_step_k014_matmul_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k014_matmul_step_mul_pointers *p = context;
+static void supervised_step_student_dense5_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense5_vjp_2_pointers *p = context;
     float *restrict t45 = p->t45;
     const float *restrict t40 = p->t40;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
@@ -3275,18 +3411,19 @@ static void supervised_step_k014_matmul_step_mul_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k014_matmul_step_mul(float *restrict t45, const float *restrict t40, const float *restrict in_student_dense5_weight, const float *restrict t17) {
-    mplc_parallel(supervised_step_k014_matmul_step_mul_part, &(supervised_step_k014_matmul_step_mul_pointers){t45, t40, in_student_dense5_weight, t17});
+static void supervised_step_student_dense5_vjp_2(float *restrict t45, const float *restrict t40, const float *restrict in_student_dense5_weight, const float *restrict t17) {
+    mplc_parallel(supervised_step_student_dense5_vjp_2_part, &(supervised_step_student_dense5_vjp_2_pointers){t45, t40, in_student_dense5_weight, t17});
 }
 
-/* %46 = reduce_sum axes=[0] %45 : [1024] */
+/* reduce_sum [512,1024] axes=[0] split
+ * %46 = reduce_sum axes=[0] %45 : [1024]  // student/dense3 vjp */
 typedef struct {
     float *t46;
     const float *t45;
-} supervised_step_k015_reduce_sum_pointers;
+} supervised_step_student_dense3_vjp_pointers;
 
-static void supervised_step_k015_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k015_reduce_sum_pointers *p = context;
+static void supervised_step_student_dense3_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_dense3_vjp_pointers *p = context;
     float *restrict t46 = p->t46;
     const float *restrict t45 = p->t45;
     size_t lo, hi;
@@ -3299,22 +3436,23 @@ static void supervised_step_k015_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k015_reduce_sum(float *restrict t46, const float *restrict t45) {
-    mplc_parallel(supervised_step_k015_reduce_sum_part, &(supervised_step_k015_reduce_sum_pointers){t46, t45});
+static void supervised_step_student_dense3_vjp(float *restrict t46, const float *restrict t45) {
+    mplc_parallel(supervised_step_student_dense3_vjp_part, &(supervised_step_student_dense3_vjp_pointers){t46, t45});
 }
 
-/* %47 = matmul tB %45, %2 : [512,1024]
- * %49 = step %13 : [512,1024]
- * %50 = mul %47, %49 : [512,1024] */
+/* gemm blas m=512 n=1024 k=1024 tB +epilogue split
+ * %47 = matmul tB %45, %2 : [512,1024]  // student/dense3 vjp
+ * %49 = step %13 : [512,1024]  // student/relu2 vjp
+ * %50 = mul %47, %49 : [512,1024]  // student/relu2 vjp */
 typedef struct {
     float *t50;
     const float *t45;
     const float *in_student_dense3_weight;
     const float *t13;
-} supervised_step_k016_matmul_step_mul_pointers;
+} supervised_step_student_dense3_vjp_2_pointers;
 
-static void supervised_step_k016_matmul_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k016_matmul_step_mul_pointers *p = context;
+static void supervised_step_student_dense3_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense3_vjp_2_pointers *p = context;
     float *restrict t50 = p->t50;
     const float *restrict t45 = p->t45;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -3331,18 +3469,19 @@ static void supervised_step_k016_matmul_step_mul_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k016_matmul_step_mul(float *restrict t50, const float *restrict t45, const float *restrict in_student_dense3_weight, const float *restrict t13) {
-    mplc_parallel(supervised_step_k016_matmul_step_mul_part, &(supervised_step_k016_matmul_step_mul_pointers){t50, t45, in_student_dense3_weight, t13});
+static void supervised_step_student_dense3_vjp_2(float *restrict t50, const float *restrict t45, const float *restrict in_student_dense3_weight, const float *restrict t13) {
+    mplc_parallel(supervised_step_student_dense3_vjp_2_part, &(supervised_step_student_dense3_vjp_2_pointers){t50, t45, in_student_dense3_weight, t13});
 }
 
-/* %51 = reduce_sum axes=[0] %50 : [1024] */
+/* reduce_sum [512,1024] axes=[0] split
+ * %51 = reduce_sum axes=[0] %50 : [1024]  // student/dense1 vjp */
 typedef struct {
     float *t51;
     const float *t50;
-} supervised_step_k017_reduce_sum_pointers;
+} supervised_step_student_dense1_vjp_pointers;
 
-static void supervised_step_k017_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k017_reduce_sum_pointers *p = context;
+static void supervised_step_student_dense1_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_dense1_vjp_pointers *p = context;
     float *restrict t51 = p->t51;
     const float *restrict t50 = p->t50;
     size_t lo, hi;
@@ -3355,22 +3494,23 @@ static void supervised_step_k017_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k017_reduce_sum(float *restrict t51, const float *restrict t50) {
-    mplc_parallel(supervised_step_k017_reduce_sum_part, &(supervised_step_k017_reduce_sum_pointers){t51, t50});
+static void supervised_step_student_dense1_vjp(float *restrict t51, const float *restrict t50) {
+    mplc_parallel(supervised_step_student_dense1_vjp_part, &(supervised_step_student_dense1_vjp_pointers){t51, t50});
 }
 
-/* %52 = matmul tA %9, %50 : [784,1024]
- * %54 = constant 0.0005 : [784,1024]
- * %55 = mul %0, %54 : [784,1024]
- * %56 = add %52, %55 : [784,1024]
- * %57 = constant 0.9 : [784,1024]
- * %58 = mul %53, %57 : [784,1024]
- * %59 = add %58, %56 : [784,1024]
- * %60 = mul %59, %57 : [784,1024]
- * %61 = add %56, %60 : [784,1024]
- * %62 = broadcast axes=[] %8 : [784,1024]
- * %63 = mul %61, %62 : [784,1024]
- * %64 = sub %0, %63 : [784,1024]
+/* gemm blas m=784 n=1024 k=512 tA +epilogue split
+ * %52 = matmul tA %9, %50 : [784,1024]  // student/dense1 vjp
+ * %54 = constant 0.0005 : [784,1024]  // student/dense1 update
+ * %55 = mul %0, %54 : [784,1024]  // student/dense1 update
+ * %56 = add %52, %55 : [784,1024]  // student/dense1 update
+ * %57 = constant 0.9 : [784,1024]  // student/dense1 update
+ * %58 = mul %53, %57 : [784,1024]  // student/dense1 update
+ * %59 = add %58, %56 : [784,1024]  // student/dense1 update
+ * %60 = mul %59, %57 : [784,1024]  // student/dense1 update
+ * %61 = add %56, %60 : [784,1024]  // student/dense1 update
+ * %62 = broadcast axes=[] %8 : [784,1024]  // student/dense1 update
+ * %63 = mul %61, %62 : [784,1024]  // student/dense1 update
+ * %64 = sub %0, %63 : [784,1024]  // student/dense1 update
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -3380,10 +3520,10 @@ typedef struct {
     const float *in_x;
     const float *t50;
     const float *in_lr;
-} supervised_step_k018_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense1_vjp_2_pointers;
 
-static void supervised_step_k018_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k018_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense1_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense1_vjp_2_pointers *p = context;
     float *restrict t56 = p->t56;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
     float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -3410,21 +3550,22 @@ static void supervised_step_k018_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k018_matmul_mul_add_etc(float *restrict t56, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t50, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k018_matmul_mul_add_etc_part, &(supervised_step_k018_matmul_mul_add_etc_pointers){t56, in_student_momentum_dense1_weight, in_student_dense1_weight, in_x, t50, in_lr});
+static void supervised_step_student_dense1_vjp_2(float *restrict t56, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t50, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense1_vjp_2_part, &(supervised_step_student_dense1_vjp_2_pointers){t56, in_student_momentum_dense1_weight, in_student_dense1_weight, in_x, t50, in_lr});
 }
 
-/* %66 = constant 0.9 : [1024]
- * %67 = mul %65, %66 : [1024]
- * %68 = add %67, %51 : [1024]
- * %69 = mul %68, %66 : [1024]
- * %70 = add %51, %69 : [1024]
- * %71 = broadcast axes=[] %8 : [1024]
- * %72 = mul %70, %71 : [1024]
- * %73 = sub %1, %72 : [1024]
+/* loop [1024]
+ * %66 = constant 0.9 : [1024]  // student/dense1 update
+ * %67 = mul %65, %66 : [1024]  // student/dense1 update
+ * %68 = add %67, %51 : [1024]  // student/dense1 update
+ * %69 = mul %68, %66 : [1024]  // student/dense1 update
+ * %70 = add %51, %69 : [1024]  // student/dense1 update
+ * %71 = broadcast axes=[] %8 : [1024]  // student/dense1 update
+ * %72 = mul %70, %71 : [1024]  // student/dense1 update
+ * %73 = sub %1, %72 : [1024]  // student/dense1 update
  * in_student_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_student_dense1_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k019_mul_add_sub(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t51, const float *restrict in_lr) {
+static void supervised_step_student_dense1_update(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t51, const float *restrict in_lr) {
     for (size_t i = 0; i < 1024; i++) {
         const float v67 = in_student_momentum_dense1_bias[i] * 0.9f;
         const float v68 = v67 + t51[i];
@@ -3437,18 +3578,19 @@ static void supervised_step_k019_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %48 = matmul tA %13, %45 : [1024,1024]
- * %75 = constant 0.0005 : [1024,1024]
- * %76 = mul %2, %75 : [1024,1024]
- * %77 = add %48, %76 : [1024,1024]
- * %78 = constant 0.9 : [1024,1024]
- * %79 = mul %74, %78 : [1024,1024]
- * %80 = add %79, %77 : [1024,1024]
- * %81 = mul %80, %78 : [1024,1024]
- * %82 = add %77, %81 : [1024,1024]
- * %83 = broadcast axes=[] %8 : [1024,1024]
- * %84 = mul %82, %83 : [1024,1024]
- * %85 = sub %2, %84 : [1024,1024]
+/* gemm blas m=1024 n=1024 k=512 tA +epilogue split
+ * %48 = matmul tA %13, %45 : [1024,1024]  // student/dense3 vjp
+ * %75 = constant 0.0005 : [1024,1024]  // student/dense3 update
+ * %76 = mul %2, %75 : [1024,1024]  // student/dense3 update
+ * %77 = add %48, %76 : [1024,1024]  // student/dense3 update
+ * %78 = constant 0.9 : [1024,1024]  // student/dense3 update
+ * %79 = mul %74, %78 : [1024,1024]  // student/dense3 update
+ * %80 = add %79, %77 : [1024,1024]  // student/dense3 update
+ * %81 = mul %80, %78 : [1024,1024]  // student/dense3 update
+ * %82 = add %77, %81 : [1024,1024]  // student/dense3 update
+ * %83 = broadcast axes=[] %8 : [1024,1024]  // student/dense3 update
+ * %84 = mul %82, %83 : [1024,1024]  // student/dense3 update
+ * %85 = sub %2, %84 : [1024,1024]  // student/dense3 update
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -3458,10 +3600,10 @@ typedef struct {
     const float *t13;
     const float *t45;
     const float *in_lr;
-} supervised_step_k020_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense3_vjp_3_pointers;
 
-static void supervised_step_k020_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k020_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense3_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_dense3_vjp_3_pointers *p = context;
     float *restrict t77 = p->t77;
     float *restrict in_student_momentum_dense3_weight = p->in_student_momentum_dense3_weight;
     float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -3488,21 +3630,22 @@ static void supervised_step_k020_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k020_matmul_mul_add_etc(float *restrict t77, float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t13, const float *restrict t45, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k020_matmul_mul_add_etc_part, &(supervised_step_k020_matmul_mul_add_etc_pointers){t77, in_student_momentum_dense3_weight, in_student_dense3_weight, t13, t45, in_lr});
+static void supervised_step_student_dense3_vjp_3(float *restrict t77, float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t13, const float *restrict t45, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense3_vjp_3_part, &(supervised_step_student_dense3_vjp_3_pointers){t77, in_student_momentum_dense3_weight, in_student_dense3_weight, t13, t45, in_lr});
 }
 
-/* %66 = constant 0.9 : [1024]
- * %71 = broadcast axes=[] %8 : [1024]
- * %87 = mul %86, %66 : [1024]
- * %88 = add %87, %46 : [1024]
- * %89 = mul %88, %66 : [1024]
- * %90 = add %46, %89 : [1024]
- * %91 = mul %90, %71 : [1024]
- * %92 = sub %3, %91 : [1024]
+/* loop [1024]
+ * %66 = constant 0.9 : [1024]  // student/dense1 update
+ * %71 = broadcast axes=[] %8 : [1024]  // student/dense1 update
+ * %87 = mul %86, %66 : [1024]  // student/dense3 update
+ * %88 = add %87, %46 : [1024]  // student/dense3 update
+ * %89 = mul %88, %66 : [1024]  // student/dense3 update
+ * %90 = add %46, %89 : [1024]  // student/dense3 update
+ * %91 = mul %90, %71 : [1024]  // student/dense3 update
+ * %92 = sub %3, %91 : [1024]  // student/dense3 update
  * in_student_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_student_dense3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k021_mul_add_sub(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t46, const float *restrict in_lr) {
+static void supervised_step_student_dense3_update(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t46, const float *restrict in_lr) {
     for (size_t i = 0; i < 1024; i++) {
         const float v87 = in_student_momentum_dense3_bias[i] * 0.9f;
         const float v88 = v87 + t46[i];
@@ -3515,18 +3658,19 @@ static void supervised_step_k021_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %43 = matmul tA %17, %40 : [1024,10]
- * %94 = constant 0.0005 : [1024,10]
- * %95 = mul %4, %94 : [1024,10]
- * %96 = add %43, %95 : [1024,10]
- * %97 = constant 0.9 : [1024,10]
- * %98 = mul %93, %97 : [1024,10]
- * %99 = add %98, %96 : [1024,10]
- * %100 = mul %99, %97 : [1024,10]
- * %101 = add %96, %100 : [1024,10]
- * %102 = broadcast axes=[] %8 : [1024,10]
- * %103 = mul %101, %102 : [1024,10]
- * %104 = sub %4, %103 : [1024,10]
+/* gemm blas m=1024 n=10 k=512 tA +epilogue split
+ * %43 = matmul tA %17, %40 : [1024,10]  // student/dense5 vjp
+ * %94 = constant 0.0005 : [1024,10]  // student/dense5 update
+ * %95 = mul %4, %94 : [1024,10]  // student/dense5 update
+ * %96 = add %43, %95 : [1024,10]  // student/dense5 update
+ * %97 = constant 0.9 : [1024,10]  // student/dense5 update
+ * %98 = mul %93, %97 : [1024,10]  // student/dense5 update
+ * %99 = add %98, %96 : [1024,10]  // student/dense5 update
+ * %100 = mul %99, %97 : [1024,10]  // student/dense5 update
+ * %101 = add %96, %100 : [1024,10]  // student/dense5 update
+ * %102 = broadcast axes=[] %8 : [1024,10]  // student/dense5 update
+ * %103 = mul %101, %102 : [1024,10]  // student/dense5 update
+ * %104 = sub %4, %103 : [1024,10]  // student/dense5 update
  * in_student_momentum_dense5_weight is updated in place: each element is read before it is overwritten
  * in_student_dense5_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -3536,10 +3680,10 @@ typedef struct {
     const float *t17;
     const float *t40;
     const float *in_lr;
-} supervised_step_k022_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense5_vjp_3_pointers;
 
-static void supervised_step_k022_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k022_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense5_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_dense5_vjp_3_pointers *p = context;
     float *restrict t96 = p->t96;
     float *restrict in_student_momentum_dense5_weight = p->in_student_momentum_dense5_weight;
     float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
@@ -3566,21 +3710,22 @@ static void supervised_step_k022_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k022_matmul_mul_add_etc(float *restrict t96, float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t17, const float *restrict t40, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k022_matmul_mul_add_etc_part, &(supervised_step_k022_matmul_mul_add_etc_pointers){t96, in_student_momentum_dense5_weight, in_student_dense5_weight, t17, t40, in_lr});
+static void supervised_step_student_dense5_vjp_3(float *restrict t96, float *restrict in_student_momentum_dense5_weight, float *restrict in_student_dense5_weight, const float *restrict t17, const float *restrict t40, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense5_vjp_3_part, &(supervised_step_student_dense5_vjp_3_pointers){t96, in_student_momentum_dense5_weight, in_student_dense5_weight, t17, t40, in_lr});
 }
 
-/* %106 = constant 0.9 : [10]
- * %107 = mul %105, %106 : [10]
- * %108 = add %107, %41 : [10]
- * %109 = mul %108, %106 : [10]
- * %110 = add %41, %109 : [10]
- * %111 = broadcast axes=[] %8 : [10]
- * %112 = mul %110, %111 : [10]
- * %113 = sub %5, %112 : [10]
+/* loop [10]
+ * %106 = constant 0.9 : [10]  // student/dense5 update
+ * %107 = mul %105, %106 : [10]  // student/dense5 update
+ * %108 = add %107, %41 : [10]  // student/dense5 update
+ * %109 = mul %108, %106 : [10]  // student/dense5 update
+ * %110 = add %41, %109 : [10]  // student/dense5 update
+ * %111 = broadcast axes=[] %8 : [10]  // student/dense5 update
+ * %112 = mul %110, %111 : [10]  // student/dense5 update
+ * %113 = sub %5, %112 : [10]  // student/dense5 update
  * in_student_momentum_dense5_bias is updated in place: each element is read before it is overwritten
  * in_student_dense5_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k023_mul_add_sub(float *restrict in_student_momentum_dense5_bias, float *restrict in_student_dense5_bias, const float *restrict t41, const float *restrict in_lr) {
+static void supervised_step_student_dense5_update(float *restrict in_student_momentum_dense5_bias, float *restrict in_student_dense5_bias, const float *restrict t41, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v107 = in_student_momentum_dense5_bias[i] * 0.9f;
         const float v108 = v107 + t41[i];
@@ -3595,49 +3740,50 @@ static void supervised_step_k023_mul_add_sub(float *restrict in_student_momentum
 
 /* 24 kernels; scratch high-water mark 3151888 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_matmul_add_relu(scratch + 1048576, io, state + 1863696, state + 2666512);
-    supervised_step_k001_matmul_add_relu(scratch + 1572864, scratch + 1048576, state + 2667536, state + 3716112);
-    supervised_step_k002_matmul_add(scratch, scratch + 1572864, state + 3717136, state + 3727376);
-    supervised_step_k003_reduce_max(scratch + 15360, scratch);
-    supervised_step_k004_sub_exp(scratch + 5120, scratch + 10240, scratch, scratch + 15360);
-    supervised_step_k005_reduce_sum(scratch + 15360, scratch + 10240);
-    supervised_step_k006_log(scratch, scratch + 15360);
-    supervised_step_k007_sub_mul_reduce_sum(scratch + 512, scratch + 5120, scratch, io + 401408);
-    supervised_step_k008_mul(io + 406544, scratch + 512);
-    supervised_step_k009_mul(scratch, io + 401408);
-    supervised_step_k010_neg_reduce_sum(scratch + 5120, scratch);
-    supervised_step_k011_div(scratch + 5632, scratch + 5120, scratch + 15360);
-    supervised_step_k012_mul_add(scratch + 3145728, scratch + 5632, scratch + 10240, scratch);
-    supervised_step_k013_reduce_sum(scratch + 3151872, scratch + 3145728);
-    supervised_step_k014_matmul_step_mul(scratch + 2097152, scratch + 3145728, state + 3717136, scratch + 1572864);
-    supervised_step_k015_reduce_sum(scratch + 3150848, scratch + 2097152);
-    supervised_step_k016_matmul_step_mul(scratch + 2621440, scratch + 2097152, state + 2667536, scratch + 1048576);
-    supervised_step_k017_reduce_sum(scratch + 802816, scratch + 2621440);
-    supervised_step_k018_matmul_mul_add_etc(scratch, state + 5591088, state + 1863696, io, scratch + 2621440, io + 406528);
-    supervised_step_k019_mul_add_sub(state + 6393904, state + 2666512, scratch + 802816, io + 406528);
-    supervised_step_k020_matmul_mul_add_etc(scratch, state + 6394928, state + 2667536, scratch + 1048576, scratch + 2097152, io + 406528);
-    supervised_step_k021_mul_add_sub(state + 7443504, state + 3716112, scratch + 3150848, io + 406528);
-    supervised_step_k022_matmul_mul_add_etc(scratch, state + 7444528, state + 3717136, scratch + 1572864, scratch + 3145728, io + 406528);
-    supervised_step_k023_mul_add_sub(state + 7454768, state + 3727376, scratch + 3151872, io + 406528);
+    supervised_step_student_dense1_fwd(scratch + 1048576 /* t13 */, io /* in_x */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
+    supervised_step_student_dense3_fwd(scratch + 1572864 /* t17 */, scratch + 1048576 /* t13 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
+    supervised_step_student_dense5_fwd(scratch /* t20 */, scratch + 1572864 /* t17 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
+    supervised_step_student_loss_fwd(scratch + 15360 /* t21 */, scratch /* t20 */);
+    supervised_step_student_loss_fwd_2(scratch + 5120 /* t23 */, scratch + 10240 /* t24 */, scratch /* t20 */, scratch + 15360 /* t21 */);
+    supervised_step_student_loss_fwd_3(scratch + 15360 /* t25 */, scratch + 10240 /* t24 */);
+    supervised_step_student_loss_fwd_4(scratch /* t26 */, scratch + 15360 /* t25 */);
+    supervised_step_student_loss_fwd_5(scratch + 512 /* t30 */, scratch + 5120 /* t23 */, scratch /* t26 */, io + 401408 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 406544 /* t32 */, scratch + 512 /* t30 */);
+    supervised_step_student_loss_vjp(scratch /* t34 */, io + 401408 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 5120 /* t36 */, scratch /* t34 */);
+    supervised_step_student_loss_vjp_3(scratch + 5632 /* t37 */, scratch + 5120 /* t36 */, scratch + 15360 /* t25 */);
+    supervised_step_student_loss_vjp_4(scratch + 3145728 /* t40 */, scratch + 5632 /* t37 */, scratch + 10240 /* t24 */, scratch /* t34 */);
+    supervised_step_student_dense5_vjp(scratch + 3151872 /* t41 */, scratch + 3145728 /* t40 */);
+    supervised_step_student_dense5_vjp_2(scratch + 2097152 /* t45 */, scratch + 3145728 /* t40 */, state + 3717136 /* in_student_dense5_weight */, scratch + 1572864 /* t17 */);
+    supervised_step_student_dense3_vjp(scratch + 3150848 /* t46 */, scratch + 2097152 /* t45 */);
+    supervised_step_student_dense3_vjp_2(scratch + 2621440 /* t50 */, scratch + 2097152 /* t45 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t13 */);
+    supervised_step_student_dense1_vjp(scratch + 802816 /* t51 */, scratch + 2621440 /* t50 */);
+    supervised_step_student_dense1_vjp_2(scratch /* t56 */, state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, io /* in_x */, scratch + 2621440 /* t50 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense1_update(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 802816 /* t51 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense3_vjp_3(scratch /* t77 */, state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t13 */, scratch + 2097152 /* t45 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense3_update(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 3150848 /* t46 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense5_vjp_3(scratch /* t96 */, state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 1572864 /* t17 */, scratch + 3145728 /* t40 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense5_update(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 3151872 /* t41 */, io + 406528 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %8 = matmul %7, %0 : [500,1024]
- * %9 = broadcast axes=[1] %1 : [500,1024]
- * %10 = add %8, %9 : [500,1024]
- * %11 = relu %10 : [500,1024] */
+/* gemm blas m=500 n=1024 k=784 +epilogue split
+ * %8 = matmul %7, %0 : [500,1024]  // teacher/dense1 fwd
+ * %9 = broadcast axes=[1] %1 : [500,1024]  // teacher/dense1 fwd
+ * %10 = add %8, %9 : [500,1024]  // teacher/dense1 fwd
+ * %11 = relu %10 : [500,1024]  // teacher/relu2 fwd */
 typedef struct {
     float *t11;
     const float *in_x;
     const float *in_teacher_dense1_weight;
     const float *in_teacher_dense1_bias;
-} predict_teacher_k000_matmul_add_relu_pointers;
+} predict_teacher_teacher_dense1_fwd_pointers;
 
-static void predict_teacher_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k000_matmul_add_relu_pointers *p = context;
+static void predict_teacher_teacher_dense1_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense1_fwd_pointers *p = context;
     float *restrict t11 = p->t11;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
@@ -3656,23 +3802,24 @@ static void predict_teacher_k000_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    mplc_parallel(predict_teacher_k000_matmul_add_relu_part, &(predict_teacher_k000_matmul_add_relu_pointers){t11, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+static void predict_teacher_teacher_dense1_fwd(float *restrict t11, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(predict_teacher_teacher_dense1_fwd_part, &(predict_teacher_teacher_dense1_fwd_pointers){t11, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
-/* %12 = matmul %11, %2 : [500,1024]
- * %13 = broadcast axes=[1] %3 : [500,1024]
- * %14 = add %12, %13 : [500,1024]
- * %15 = relu %14 : [500,1024] */
+/* gemm blas m=500 n=1024 k=1024 +epilogue split
+ * %12 = matmul %11, %2 : [500,1024]  // teacher/dense3 fwd
+ * %13 = broadcast axes=[1] %3 : [500,1024]  // teacher/dense3 fwd
+ * %14 = add %12, %13 : [500,1024]  // teacher/dense3 fwd
+ * %15 = relu %14 : [500,1024]  // teacher/relu4 fwd */
 typedef struct {
     float *t15;
     const float *t11;
     const float *in_teacher_dense3_weight;
     const float *in_teacher_dense3_bias;
-} predict_teacher_k001_matmul_add_relu_pointers;
+} predict_teacher_teacher_dense3_fwd_pointers;
 
-static void predict_teacher_k001_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k001_matmul_add_relu_pointers *p = context;
+static void predict_teacher_teacher_dense3_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense3_fwd_pointers *p = context;
     float *restrict t15 = p->t15;
     const float *restrict t11 = p->t11;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
@@ -3691,22 +3838,23 @@ static void predict_teacher_k001_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k001_matmul_add_relu(float *restrict t15, const float *restrict t11, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    mplc_parallel(predict_teacher_k001_matmul_add_relu_part, &(predict_teacher_k001_matmul_add_relu_pointers){t15, t11, in_teacher_dense3_weight, in_teacher_dense3_bias});
+static void predict_teacher_teacher_dense3_fwd(float *restrict t15, const float *restrict t11, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(predict_teacher_teacher_dense3_fwd_part, &(predict_teacher_teacher_dense3_fwd_pointers){t15, t11, in_teacher_dense3_weight, in_teacher_dense3_bias});
 }
 
-/* %16 = matmul %15, %4 : [500,10]
- * %17 = broadcast axes=[1] %5 : [500,10]
- * %18 = add %16, %17 : [500,10] */
+/* gemm blas m=500 n=10 k=1024 +epilogue split
+ * %16 = matmul %15, %4 : [500,10]  // teacher/dense5 fwd
+ * %17 = broadcast axes=[1] %5 : [500,10]  // teacher/dense5 fwd
+ * %18 = add %16, %17 : [500,10]  // teacher/dense5 fwd */
 typedef struct {
     float *t18;
     const float *t15;
     const float *in_teacher_dense5_weight;
     const float *in_teacher_dense5_bias;
-} predict_teacher_k002_matmul_add_pointers;
+} predict_teacher_teacher_dense5_fwd_pointers;
 
-static void predict_teacher_k002_matmul_add_part(void *context, int part, int parts) {
-    const predict_teacher_k002_matmul_add_pointers *p = context;
+static void predict_teacher_teacher_dense5_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense5_fwd_pointers *p = context;
     float *restrict t18 = p->t18;
     const float *restrict t15 = p->t15;
     const float *restrict in_teacher_dense5_weight = p->in_teacher_dense5_weight;
@@ -3724,34 +3872,35 @@ static void predict_teacher_k002_matmul_add_part(void *context, int part, int pa
     }
 }
 
-static void predict_teacher_k002_matmul_add(float *restrict t18, const float *restrict t15, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
-    mplc_parallel(predict_teacher_k002_matmul_add_part, &(predict_teacher_k002_matmul_add_pointers){t18, t15, in_teacher_dense5_weight, in_teacher_dense5_bias});
+static void predict_teacher_teacher_dense5_fwd(float *restrict t18, const float *restrict t15, const float *restrict in_teacher_dense5_weight, const float *restrict in_teacher_dense5_bias) {
+    mplc_parallel(predict_teacher_teacher_dense5_fwd_part, &(predict_teacher_teacher_dense5_fwd_pointers){t18, t15, in_teacher_dense5_weight, in_teacher_dense5_bias});
 }
 
 /* 3 kernels; scratch high-water mark 1024000 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_matmul_add_relu(scratch, x, state, state + 802816);
-    predict_teacher_k001_matmul_add_relu(scratch + 512000, scratch, state + 803840, state + 1852416);
-    predict_teacher_k002_matmul_add(logits, scratch + 512000, state + 1853440, state + 1863680);
+    predict_teacher_teacher_dense1_fwd(scratch /* t11 */, x /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
+    predict_teacher_teacher_dense3_fwd(scratch + 512000 /* t15 */, scratch /* t11 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
+    predict_teacher_teacher_dense5_fwd(logits /* t18 */, scratch + 512000 /* t15 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %8 = matmul %7, %0 : [500,1024]
- * %9 = broadcast axes=[1] %1 : [500,1024]
- * %10 = add %8, %9 : [500,1024]
- * %11 = relu %10 : [500,1024] */
+/* gemm blas m=500 n=1024 k=784 +epilogue split
+ * %8 = matmul %7, %0 : [500,1024]  // student/dense1 fwd
+ * %9 = broadcast axes=[1] %1 : [500,1024]  // student/dense1 fwd
+ * %10 = add %8, %9 : [500,1024]  // student/dense1 fwd
+ * %11 = relu %10 : [500,1024]  // student/relu2 fwd */
 typedef struct {
     float *t11;
     const float *in_x;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
-} predict_student_k000_matmul_add_relu_pointers;
+} predict_student_student_dense1_fwd_pointers;
 
-static void predict_student_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k000_matmul_add_relu_pointers *p = context;
+static void predict_student_student_dense1_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense1_fwd_pointers *p = context;
     float *restrict t11 = p->t11;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -3770,23 +3919,24 @@ static void predict_student_k000_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(predict_student_k000_matmul_add_relu_part, &(predict_student_k000_matmul_add_relu_pointers){t11, in_x, in_student_dense1_weight, in_student_dense1_bias});
+static void predict_student_student_dense1_fwd(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(predict_student_student_dense1_fwd_part, &(predict_student_student_dense1_fwd_pointers){t11, in_x, in_student_dense1_weight, in_student_dense1_bias});
 }
 
-/* %12 = matmul %11, %2 : [500,1024]
- * %13 = broadcast axes=[1] %3 : [500,1024]
- * %14 = add %12, %13 : [500,1024]
- * %15 = relu %14 : [500,1024] */
+/* gemm blas m=500 n=1024 k=1024 +epilogue split
+ * %12 = matmul %11, %2 : [500,1024]  // student/dense3 fwd
+ * %13 = broadcast axes=[1] %3 : [500,1024]  // student/dense3 fwd
+ * %14 = add %12, %13 : [500,1024]  // student/dense3 fwd
+ * %15 = relu %14 : [500,1024]  // student/relu4 fwd */
 typedef struct {
     float *t15;
     const float *t11;
     const float *in_student_dense3_weight;
     const float *in_student_dense3_bias;
-} predict_student_k001_matmul_add_relu_pointers;
+} predict_student_student_dense3_fwd_pointers;
 
-static void predict_student_k001_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k001_matmul_add_relu_pointers *p = context;
+static void predict_student_student_dense3_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense3_fwd_pointers *p = context;
     float *restrict t15 = p->t15;
     const float *restrict t11 = p->t11;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -3805,22 +3955,23 @@ static void predict_student_k001_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k001_matmul_add_relu(float *restrict t15, const float *restrict t11, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    mplc_parallel(predict_student_k001_matmul_add_relu_part, &(predict_student_k001_matmul_add_relu_pointers){t15, t11, in_student_dense3_weight, in_student_dense3_bias});
+static void predict_student_student_dense3_fwd(float *restrict t15, const float *restrict t11, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(predict_student_student_dense3_fwd_part, &(predict_student_student_dense3_fwd_pointers){t15, t11, in_student_dense3_weight, in_student_dense3_bias});
 }
 
-/* %16 = matmul %15, %4 : [500,10]
- * %17 = broadcast axes=[1] %5 : [500,10]
- * %18 = add %16, %17 : [500,10] */
+/* gemm blas m=500 n=10 k=1024 +epilogue split
+ * %16 = matmul %15, %4 : [500,10]  // student/dense5 fwd
+ * %17 = broadcast axes=[1] %5 : [500,10]  // student/dense5 fwd
+ * %18 = add %16, %17 : [500,10]  // student/dense5 fwd */
 typedef struct {
     float *t18;
     const float *t15;
     const float *in_student_dense5_weight;
     const float *in_student_dense5_bias;
-} predict_student_k002_matmul_add_pointers;
+} predict_student_student_dense5_fwd_pointers;
 
-static void predict_student_k002_matmul_add_part(void *context, int part, int parts) {
-    const predict_student_k002_matmul_add_pointers *p = context;
+static void predict_student_student_dense5_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense5_fwd_pointers *p = context;
     float *restrict t18 = p->t18;
     const float *restrict t15 = p->t15;
     const float *restrict in_student_dense5_weight = p->in_student_dense5_weight;
@@ -3838,13 +3989,13 @@ static void predict_student_k002_matmul_add_part(void *context, int part, int pa
     }
 }
 
-static void predict_student_k002_matmul_add(float *restrict t18, const float *restrict t15, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
-    mplc_parallel(predict_student_k002_matmul_add_part, &(predict_student_k002_matmul_add_pointers){t18, t15, in_student_dense5_weight, in_student_dense5_bias});
+static void predict_student_student_dense5_fwd(float *restrict t18, const float *restrict t15, const float *restrict in_student_dense5_weight, const float *restrict in_student_dense5_bias) {
+    mplc_parallel(predict_student_student_dense5_fwd_part, &(predict_student_student_dense5_fwd_pointers){t18, t15, in_student_dense5_weight, in_student_dense5_bias});
 }
 
 /* 3 kernels; scratch high-water mark 1024000 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_matmul_add_relu(scratch, x, state + 1863696, state + 2666512);
-    predict_student_k001_matmul_add_relu(scratch + 512000, scratch, state + 2667536, state + 3716112);
-    predict_student_k002_matmul_add(logits, scratch + 512000, state + 3717136, state + 3727376);
+    predict_student_student_dense1_fwd(scratch /* t11 */, x /* in_x */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
+    predict_student_student_dense3_fwd(scratch + 512000 /* t15 */, scratch /* t11 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
+    predict_student_student_dense5_fwd(logits /* t18 */, scratch + 512000 /* t15 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
 }

@@ -5,8 +5,11 @@
  *
  * Build: cc -std=c11 -O2 -c model.c, link with -lopenblas -lm. With -DMPLC_NAIVE_GEMM every cblas_sgemm
  * becomes a plain triple loop (no BLAS needed), to check BLAS against.
- * Reading the kernels: tN is the memory of IR value %N, vN its element inside a loop, in_NAME the input NAME;
- * each kernel's comment lists the IR equations it computes.
+ * Reading the kernels: each is named after the layer and pass it computes (network_layer_pass, pass = fwd, jvp,
+ * vjp, jvp_vjp or update); its comment says what it does (a GEMM's strategy, "split" between threads) and lists
+ * the equations it computes, each with its origin. The ids are those of the lowered graphs in model.ir ("lowered
+ * func"), which also lists the kernels in order: tN is the memory of value %N, vN its element inside a loop,
+ * in_NAME the input NAME.
  */
 #include "model.h"
 
@@ -774,12 +777,13 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %22 = im2col k3 s1 p1 %16 : [752640,9]
- * %24 = matmul %22, %23 : [752640,32]
- * %25 = broadcast axes=[1] %1 : [752640,32]
- * %26 = add %24, %25 : [752640,32]
- * %27 = relu %26 : [752640,32]
- * %29 = max_pool k2 s2 p0 %28 : [960,14,14,32] */
+/* gemm small-gemm m=752640 n=32 k=9 chunk=10 +epilogue +pool split
+ * %22 = im2col k3 s1 p1 %16 : [752640,9]  // teacher/conv0 fwd
+ * %24 = matmul %22, %23 : [752640,32]  // teacher/conv0 fwd
+ * %25 = broadcast axes=[1] %1 : [752640,32]  // teacher/conv0 fwd
+ * %26 = add %24, %25 : [752640,32]  // teacher/conv0 fwd
+ * %27 = relu %26 : [752640,32]  // teacher/relu1 fwd
+ * %29 = max_pool k2 s2 p0 %28 : [960,14,14,32]  // teacher/max_pool2 fwd */
 typedef struct {
     float *t27;
     float *t29;
@@ -787,10 +791,10 @@ typedef struct {
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
     float *chunk;
-} step_k000_im2col_matmul_add_etc_pointers;
+} step_teacher_conv0_fwd_pointers;
 
-static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k000_im2col_matmul_add_etc_pointers *p = context;
+static void step_teacher_conv0_fwd_part(void *context, int part, int parts) {
+    const step_teacher_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t27 = p->t27;
     float *restrict t29 = p->t29;
@@ -829,16 +833,17 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k000_im2col_matmul_add_etc(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+static void step_teacher_conv0_fwd(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_fwd_part, &(step_teacher_conv0_fwd_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
-/* %30 = im2col k3 s1 p1 %29 : [188160,288]
- * %32 = matmul %30, %31 : [188160,64]
- * %33 = broadcast axes=[1] %3 : [188160,64]
- * %34 = add %32, %33 : [188160,64]
- * %35 = relu %34 : [188160,64]
- * %37 = max_pool k2 s2 p0 %36 : [960,7,7,64] */
+/* gemm winograd m=188160 n=64 k=288 chunk=4 +epilogue +pool split
+ * %30 = im2col k3 s1 p1 %29 : [188160,288]  // teacher/conv3 fwd
+ * %32 = matmul %30, %31 : [188160,64]  // teacher/conv3 fwd
+ * %33 = broadcast axes=[1] %3 : [188160,64]  // teacher/conv3 fwd
+ * %34 = add %32, %33 : [188160,64]  // teacher/conv3 fwd
+ * %35 = relu %34 : [188160,64]  // teacher/relu4 fwd
+ * %37 = max_pool k2 s2 p0 %36 : [960,7,7,64]  // teacher/max_pool5 fwd */
 typedef struct {
     float *t35;
     float *t37;
@@ -846,10 +851,10 @@ typedef struct {
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} step_k001_im2col_matmul_add_etc_pointers;
+} step_teacher_conv3_fwd_pointers;
 
-static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k001_im2col_matmul_add_etc_pointers *p = context;
+static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
+    const step_teacher_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t35 = p->t35;
     float *restrict t37 = p->t37;
@@ -879,23 +884,24 @@ static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k001_im2col_matmul_add_etc(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k001_im2col_matmul_add_etc_part, &(step_k001_im2col_matmul_add_etc_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+static void step_teacher_conv3_fwd(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_fwd_part, &(step_teacher_conv3_fwd_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
-/* %39 = matmul %38, %4 : [960,128]
- * %40 = broadcast axes=[1] %5 : [960,128]
- * %41 = add %39, %40 : [960,128]
- * %42 = relu %41 : [960,128] */
+/* gemm blas m=960 n=128 k=3136 +epilogue split
+ * %39 = matmul %38, %4 : [960,128]  // teacher/dense7 fwd
+ * %40 = broadcast axes=[1] %5 : [960,128]  // teacher/dense7 fwd
+ * %41 = add %39, %40 : [960,128]  // teacher/dense7 fwd
+ * %42 = relu %41 : [960,128]  // teacher/relu8 fwd */
 typedef struct {
     float *t42;
     const float *t38;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
-} step_k002_matmul_add_relu_pointers;
+} step_teacher_dense7_fwd_pointers;
 
-static void step_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k002_matmul_add_relu_pointers *p = context;
+static void step_teacher_dense7_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense7_fwd_pointers *p = context;
     float *restrict t42 = p->t42;
     const float *restrict t38 = p->t38;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -914,22 +920,23 @@ static void step_k002_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k002_matmul_add_relu(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(step_k002_matmul_add_relu_part, &(step_k002_matmul_add_relu_pointers){t42, t38, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void step_teacher_dense7_fwd(float *restrict t42, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(step_teacher_dense7_fwd_part, &(step_teacher_dense7_fwd_pointers){t42, t38, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
-/* %43 = matmul %42, %6 : [960,10]
- * %44 = broadcast axes=[1] %7 : [960,10]
- * %45 = add %43, %44 : [960,10] */
+/* gemm blas m=960 n=10 k=128 +epilogue split
+ * %43 = matmul %42, %6 : [960,10]  // teacher/dense9 fwd
+ * %44 = broadcast axes=[1] %7 : [960,10]  // teacher/dense9 fwd
+ * %45 = add %43, %44 : [960,10]  // teacher/dense9 fwd */
 typedef struct {
     float *t45;
     const float *t42;
     const float *in_teacher_dense9_weight;
     const float *in_teacher_dense9_bias;
-} step_k003_matmul_add_pointers;
+} step_teacher_dense9_fwd_pointers;
 
-static void step_k003_matmul_add_part(void *context, int part, int parts) {
-    const step_k003_matmul_add_pointers *p = context;
+static void step_teacher_dense9_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense9_fwd_pointers *p = context;
     float *restrict t45 = p->t45;
     const float *restrict t42 = p->t42;
     const float *restrict in_teacher_dense9_weight = p->in_teacher_dense9_weight;
@@ -947,15 +954,16 @@ static void step_k003_matmul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k003_matmul_add(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
-    mplc_parallel(step_k003_matmul_add_part, &(step_k003_matmul_add_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
+static void step_teacher_dense9_fwd(float *restrict t45, const float *restrict t42, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
+    mplc_parallel(step_teacher_dense9_fwd_part, &(step_teacher_dense9_fwd_pointers){t45, t42, in_teacher_dense9_weight, in_teacher_dense9_bias});
 }
 
-/* %49 = constant 0.9 : [64,10]
- * %50 = mul %17, %49 : [64,10]
- * %51 = constant 0.01 : [64,10]
- * %52 = add %50, %51 : [64,10] */
-static void step_k004_mul_add(float *restrict t52, const float *restrict in_y) {
+/* loop [64,10]
+ * %49 = constant 0.9 : [64,10]  // teacher/loss_sup fwd
+ * %50 = mul %17, %49 : [64,10]  // teacher/loss_sup fwd
+ * %51 = constant 0.01 : [64,10]  // teacher/loss_sup fwd
+ * %52 = add %50, %51 : [64,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t52, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
         const float v50 = in_y[i] * 0.9f;
         const float v52 = v50 + 0.01f;
@@ -963,8 +971,9 @@ static void step_k004_mul_add(float *restrict t52, const float *restrict in_y) {
     }
 }
 
-/* %53 = reduce_max axes=[1] %46 : [64] */
-static void step_k005_reduce_max(float *restrict t53, const float *restrict t46) {
+/* reduce_max [64,10] axes=[1]
+ * %53 = reduce_max axes=[1] %46 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t53, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -974,10 +983,11 @@ static void step_k005_reduce_max(float *restrict t53, const float *restrict t46)
     }
 }
 
-/* %54 = broadcast axes=[0] %53 : [64,10]
- * %55 = sub %46, %54 : [64,10]
- * %56 = exp %55 : [64,10] */
-static void step_k006_sub_exp(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
+/* loop [64,10]
+ * %54 = broadcast axes=[0] %53 : [64,10]  // teacher/loss_sup fwd
+ * %55 = sub %46, %54 : [64,10]  // teacher/loss_sup fwd
+ * %56 = exp %55 : [64,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t55, float *restrict t56, const float *restrict t46, const float *restrict t53) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v55 = t46[i0 * 10 + i1] - t53[i0];
@@ -988,8 +998,9 @@ static void step_k006_sub_exp(float *restrict t55, float *restrict t56, const fl
     }
 }
 
-/* %57 = reduce_sum axes=[1] %56 : [64] */
-static void step_k007_reduce_sum(float *restrict t57, const float *restrict t56) {
+/* reduce_sum [64,10] axes=[1]
+ * %57 = reduce_sum axes=[1] %56 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t57, const float *restrict t56) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -999,19 +1010,21 @@ static void step_k007_reduce_sum(float *restrict t57, const float *restrict t56)
     }
 }
 
-/* %58 = log %57 : [64] */
-static void step_k008_log(float *restrict t58, const float *restrict t57) {
+/* loop [64]
+ * %58 = log %57 : [64]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t58, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
         const float v58 = logf(t57[i]);
         t58[i] = v58;
     }
 }
 
-/* %59 = broadcast axes=[0] %58 : [64,10]
- * %60 = sub %55, %59 : [64,10]
- * %61 = mul %52, %60 : [64,10]
- * %62 = reduce_sum axes=[0, 1] %61 : [] */
-static void step_k009_sub_mul_reduce_sum(float *restrict t62, const float *restrict t55, const float *restrict t58, const float *restrict t52) {
+/* reduce_sum [64,10] axes=[0, 1]
+ * %59 = broadcast axes=[0] %58 : [64,10]  // teacher/loss_sup fwd
+ * %60 = sub %55, %59 : [64,10]  // teacher/loss_sup fwd
+ * %61 = mul %52, %60 : [64,10]  // teacher/loss_sup fwd
+ * %62 = reduce_sum axes=[0, 1] %61 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t62, const float *restrict t55, const float *restrict t58, const float *restrict t52) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1023,26 +1036,29 @@ static void step_k009_sub_mul_reduce_sum(float *restrict t62, const float *restr
     t62[0] = (float)sum;
 }
 
-/* %63 = constant -0.015625 : []
- * %64 = mul %62, %63 : [] */
-static void step_k010_mul(float *restrict t64, const float *restrict t62) {
+/* loop []
+ * %63 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %64 = mul %62, %63 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_7(float *restrict t64, const float *restrict t62) {
     for (size_t i = 0; i < 1; i++) {
         const float v64 = t62[0] * (-0.015625f);
         t64[i] = v64;
     }
 }
 
-/* %65 = constant 1.4285714285714286 : [448,10]
- * %66 = mul %47, %65 : [448,10] */
-static void step_k011_mul(float *restrict t66, const float *restrict t47) {
+/* loop [448,10]
+ * %65 = constant 1.4285714285714286 : [448,10]  // teacher/loss_uda fwd
+ * %66 = mul %47, %65 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t66, const float *restrict t47) {
     for (size_t i = 0; i < 4480; i++) {
         const float v66 = t47[i] * 1.4285715f;
         t66[i] = v66;
     }
 }
 
-/* %67 = reduce_max axes=[1] %66 : [448] */
-static void step_k012_reduce_max(float *restrict t67, const float *restrict t66) {
+/* reduce_max [448,10] axes=[1]
+ * %67 = reduce_max axes=[1] %66 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t67, const float *restrict t66) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1052,9 +1068,10 @@ static void step_k012_reduce_max(float *restrict t67, const float *restrict t66)
     }
 }
 
-/* %68 = broadcast axes=[0] %67 : [448,10]
- * %69 = sub %66, %68 : [448,10] */
-static void step_k013_sub(float *restrict t69, const float *restrict t66, const float *restrict t67) {
+/* loop [448,10]
+ * %68 = broadcast axes=[0] %67 : [448,10]  // teacher/loss_uda fwd
+ * %69 = sub %66, %68 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t69, const float *restrict t66, const float *restrict t67) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v69 = t66[i0 * 10 + i1] - t67[i0];
@@ -1063,9 +1080,10 @@ static void step_k013_sub(float *restrict t69, const float *restrict t66, const 
     }
 }
 
-/* %70 = exp %69 : [448,10]
- * %71 = reduce_sum axes=[1] %70 : [448] */
-static void step_k014_exp_reduce_sum(float *restrict t71, const float *restrict t69) {
+/* reduce_sum [448,10] axes=[1]
+ * %70 = exp %69 : [448,10]  // teacher/loss_uda fwd
+ * %71 = reduce_sum axes=[1] %70 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t71, const float *restrict t69) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1076,18 +1094,20 @@ static void step_k014_exp_reduce_sum(float *restrict t71, const float *restrict 
     }
 }
 
-/* %72 = log %71 : [448] */
-static void step_k015_log(float *restrict t72, const float *restrict t71) {
+/* loop [448]
+ * %72 = log %71 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t72, const float *restrict t71) {
     for (size_t i = 0; i < 448; i++) {
         const float v72 = logf(t71[i]);
         t72[i] = v72;
     }
 }
 
-/* %73 = broadcast axes=[0] %72 : [448,10]
- * %74 = sub %69, %73 : [448,10]
- * %75 = exp %74 : [448,10] */
-static void step_k016_sub_exp(float *restrict t75, const float *restrict t69, const float *restrict t72) {
+/* loop [448,10]
+ * %73 = broadcast axes=[0] %72 : [448,10]  // teacher/loss_uda fwd
+ * %74 = sub %69, %73 : [448,10]  // teacher/loss_uda fwd
+ * %75 = exp %74 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t75, const float *restrict t69, const float *restrict t72) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v74 = t69[i0 * 10 + i1] - t72[i0];
@@ -1097,8 +1117,9 @@ static void step_k016_sub_exp(float *restrict t75, const float *restrict t69, co
     }
 }
 
-/* %76 = reduce_max axes=[1] %75 : [448] */
-static void step_k017_reduce_max(float *restrict t76, const float *restrict t75) {
+/* reduce_max [448,10] axes=[1]
+ * %76 = reduce_max axes=[1] %75 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t76, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1108,17 +1129,19 @@ static void step_k017_reduce_max(float *restrict t76, const float *restrict t75)
     }
 }
 
-/* %77 = constant 0.6 : [448]
- * %78 = greaterEqual %76, %77 : [448] */
-static void step_k018_greaterEqual(float *restrict t78, const float *restrict t76) {
+/* loop [448]
+ * %77 = constant 0.6 : [448]  // teacher/loss_uda fwd
+ * %78 = greaterEqual %76, %77 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t78, const float *restrict t76) {
     for (size_t i = 0; i < 448; i++) {
         const float v78 = t76[i] >= 0.6f ? 1.0f : 0.0f;
         t78[i] = v78;
     }
 }
 
-/* %79 = reduce_max axes=[1] %48 : [448] */
-static void step_k019_reduce_max(float *restrict t79, const float *restrict t48) {
+/* reduce_max [448,10] axes=[1]
+ * %79 = reduce_max axes=[1] %48 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t79, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1128,10 +1151,11 @@ static void step_k019_reduce_max(float *restrict t79, const float *restrict t48)
     }
 }
 
-/* %80 = broadcast axes=[0] %79 : [448,10]
- * %81 = sub %48, %80 : [448,10]
- * %82 = exp %81 : [448,10] */
-static void step_k020_sub_exp(float *restrict t81, float *restrict t82, const float *restrict t48, const float *restrict t79) {
+/* loop [448,10]
+ * %80 = broadcast axes=[0] %79 : [448,10]  // teacher/loss_uda fwd
+ * %81 = sub %48, %80 : [448,10]  // teacher/loss_uda fwd
+ * %82 = exp %81 : [448,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t81, float *restrict t82, const float *restrict t48, const float *restrict t79) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v81 = t48[i0 * 10 + i1] - t79[i0];
@@ -1142,8 +1166,9 @@ static void step_k020_sub_exp(float *restrict t81, float *restrict t82, const fl
     }
 }
 
-/* %83 = reduce_sum axes=[1] %82 : [448] */
-static void step_k021_reduce_sum(float *restrict t83, const float *restrict t82) {
+/* reduce_sum [448,10] axes=[1]
+ * %83 = reduce_sum axes=[1] %82 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t83, const float *restrict t82) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1153,19 +1178,21 @@ static void step_k021_reduce_sum(float *restrict t83, const float *restrict t82)
     }
 }
 
-/* %84 = log %83 : [448] */
-static void step_k022_log(float *restrict t84, const float *restrict t83) {
+/* loop [448]
+ * %84 = log %83 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t84, const float *restrict t83) {
     for (size_t i = 0; i < 448; i++) {
         const float v84 = logf(t83[i]);
         t84[i] = v84;
     }
 }
 
-/* %85 = broadcast axes=[0] %84 : [448,10]
- * %86 = sub %81, %85 : [448,10]
- * %87 = mul %75, %86 : [448,10]
- * %88 = reduce_sum axes=[1] %87 : [448] */
-static void step_k023_sub_mul_reduce_sum(float *restrict t88, const float *restrict t81, const float *restrict t84, const float *restrict t75) {
+/* reduce_sum [448,10] axes=[1]
+ * %85 = broadcast axes=[0] %84 : [448,10]  // teacher/loss_uda fwd
+ * %86 = sub %81, %85 : [448,10]  // teacher/loss_uda fwd
+ * %87 = mul %75, %86 : [448,10]  // teacher/loss_uda fwd
+ * %88 = reduce_sum axes=[1] %87 : [448]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t88, const float *restrict t81, const float *restrict t84, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1177,10 +1204,11 @@ static void step_k023_sub_mul_reduce_sum(float *restrict t88, const float *restr
     }
 }
 
-/* %89 = neg %88 : [448]
- * %90 = mul %78, %89 : [448]
- * %91 = reduce_sum axes=[0] %90 : [] */
-static void step_k024_neg_mul_reduce_sum(float *restrict t91, const float *restrict t88, const float *restrict t78) {
+/* reduce_sum [448] axes=[0]
+ * %89 = neg %88 : [448]  // teacher/loss_uda fwd
+ * %90 = mul %78, %89 : [448]  // teacher/loss_uda fwd
+ * %91 = reduce_sum axes=[0] %90 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t91, const float *restrict t88, const float *restrict t78) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1195,17 +1223,19 @@ static void step_k024_neg_mul_reduce_sum(float *restrict t91, const float *restr
     t91[0] = (float)sum;
 }
 
-/* %92 = constant 0.002232142857142857 : []
- * %93 = mul %91, %92 : [] */
-static void step_k025_mul(float *restrict t93, const float *restrict t91) {
+/* loop []
+ * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %93 = mul %91, %92 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t93, const float *restrict t91) {
     for (size_t i = 0; i < 1; i++) {
         const float v93 = t91[0] * 0.002232143f;
         t93[i] = v93;
     }
 }
 
-/* %94 = reduce_sum axes=[0] %78 : [] */
-static void step_k026_reduce_sum(float *restrict t94, const float *restrict t78) {
+/* reduce_sum [448] axes=[0]
+ * %94 = reduce_sum axes=[0] %78 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t94, const float *restrict t78) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 448; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1218,26 +1248,29 @@ static void step_k026_reduce_sum(float *restrict t94, const float *restrict t78)
     t94[0] = (float)sum;
 }
 
-/* %92 = constant 0.002232142857142857 : []
- * %95 = mul %94, %92 : [] */
-static void step_k027_mul(float *restrict t95, const float *restrict t94) {
+/* loop []
+ * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %95 = mul %94, %92 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t95, const float *restrict t94) {
     for (size_t i = 0; i < 1; i++) {
         const float v95 = t94[0] * 0.002232143f;
         t95[i] = v95;
     }
 }
 
-/* %96 = one_hot_argmax %48 : [448,10] */
-static void step_k028_one_hot_argmax(float *restrict t96, const float *restrict t48) {
+/* one_hot_argmax
+ * %96 = one_hot_argmax %48 : [448,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t96, const float *restrict t48) {
     mplc_one_hot_argmax(t96, t48, 448, 10);
 }
 
-/* %99 = im2col k3 s1 p1 %97 : [351232,9]
- * %101 = matmul %99, %100 : [351232,32]
- * %102 = broadcast axes=[1] %9 : [351232,32]
- * %103 = add %101, %102 : [351232,32]
- * %104 = relu %103 : [351232,32]
- * %106 = max_pool k2 s2 p0 %105 : [448,14,14,32] */
+/* gemm small-gemm m=351232 n=32 k=9 chunk=10 +epilogue +pool split
+ * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
+ * %101 = matmul %99, %100 : [351232,32]  // student/conv0 fwd
+ * %102 = broadcast axes=[1] %9 : [351232,32]  // student/conv0 fwd
+ * %103 = add %101, %102 : [351232,32]  // student/conv0 fwd
+ * %104 = relu %103 : [351232,32]  // student/relu1 fwd
+ * %106 = max_pool k2 s2 p0 %105 : [448,14,14,32]  // student/max_pool2 fwd */
 typedef struct {
     float *t104;
     float *t106;
@@ -1245,10 +1278,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} step_k029_im2col_matmul_add_etc_pointers;
+} step_student_conv0_fwd_pointers;
 
-static void step_k029_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k029_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv0_fwd_part(void *context, int part, int parts) {
+    const step_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t104 = p->t104;
     float *restrict t106 = p->t106;
@@ -1287,16 +1320,17 @@ static void step_k029_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k029_im2col_matmul_add_etc(float *restrict t104, float *restrict t106, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k029_im2col_matmul_add_etc_part, &(step_k029_im2col_matmul_add_etc_pointers){t104, t106, t97, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void step_student_conv0_fwd(float *restrict t104, float *restrict t106, const float *restrict t97, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t104, t106, t97, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %107 = im2col k3 s1 p1 %106 : [87808,288]
- * %109 = matmul %107, %108 : [87808,64]
- * %110 = broadcast axes=[1] %11 : [87808,64]
- * %111 = add %109, %110 : [87808,64]
- * %112 = relu %111 : [87808,64]
- * %114 = max_pool k2 s2 p0 %113 : [448,7,7,64] */
+/* gemm winograd m=87808 n=64 k=288 chunk=4 +epilogue +pool split
+ * %107 = im2col k3 s1 p1 %106 : [87808,288]  // student/conv3 fwd
+ * %109 = matmul %107, %108 : [87808,64]  // student/conv3 fwd
+ * %110 = broadcast axes=[1] %11 : [87808,64]  // student/conv3 fwd
+ * %111 = add %109, %110 : [87808,64]  // student/conv3 fwd
+ * %112 = relu %111 : [87808,64]  // student/relu4 fwd
+ * %114 = max_pool k2 s2 p0 %113 : [448,7,7,64]  // student/max_pool5 fwd */
 typedef struct {
     float *t112;
     float *t114;
@@ -1304,10 +1338,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} step_k030_im2col_matmul_add_etc_pointers;
+} step_student_conv3_fwd_pointers;
 
-static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k030_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv3_fwd_part(void *context, int part, int parts) {
+    const step_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t112 = p->t112;
     float *restrict t114 = p->t114;
@@ -1337,23 +1371,24 @@ static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k030_im2col_matmul_add_etc(float *restrict t112, float *restrict t114, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k030_im2col_matmul_add_etc_part, &(step_k030_im2col_matmul_add_etc_pointers){t112, t114, t106, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void step_student_conv3_fwd(float *restrict t112, float *restrict t114, const float *restrict t106, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t112, t114, t106, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %116 = matmul %115, %12 : [448,128]
- * %117 = broadcast axes=[1] %13 : [448,128]
- * %118 = add %116, %117 : [448,128]
- * %119 = relu %118 : [448,128] */
+/* gemm blas m=448 n=128 k=3136 +epilogue split
+ * %116 = matmul %115, %12 : [448,128]  // student/dense7 fwd
+ * %117 = broadcast axes=[1] %13 : [448,128]  // student/dense7 fwd
+ * %118 = add %116, %117 : [448,128]  // student/dense7 fwd
+ * %119 = relu %118 : [448,128]  // student/relu8 fwd */
 typedef struct {
     float *t119;
     const float *t115;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} step_k031_matmul_add_relu_pointers;
+} step_student_dense7_fwd_pointers;
 
-static void step_k031_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k031_matmul_add_relu_pointers *p = context;
+static void step_student_dense7_fwd_part(void *context, int part, int parts) {
+    const step_student_dense7_fwd_pointers *p = context;
     float *restrict t119 = p->t119;
     const float *restrict t115 = p->t115;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1372,14 +1407,15 @@ static void step_k031_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k031_matmul_add_relu(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_k031_matmul_add_relu_part, &(step_k031_matmul_add_relu_pointers){t119, t115, in_student_dense7_weight, in_student_dense7_bias});
+static void step_student_dense7_fwd(float *restrict t119, const float *restrict t115, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t119, t115, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %120 = matmul %119, %14 : [448,10]
- * %121 = broadcast axes=[1] %15 : [448,10]
- * %122 = add %120, %121 : [448,10] */
-static void step_k032_matmul_add(float *restrict t122, const float *restrict t119, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=448 n=10 k=128 +epilogue
+ * %120 = matmul %119, %14 : [448,10]  // student/dense9 fwd
+ * %121 = broadcast axes=[1] %15 : [448,10]  // student/dense9 fwd
+ * %122 = add %120, %121 : [448,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd(float *restrict t122, const float *restrict t119, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 448, 10, 128, 1.0f, t119, 128, in_student_dense9_weight, 10, 0.0f, t122, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 448; i0++) {
@@ -1390,8 +1426,9 @@ static void step_k032_matmul_add(float *restrict t122, const float *restrict t11
     }
 }
 
-/* %123 = reduce_max axes=[1] %122 : [448] */
-static void step_k033_reduce_max(float *restrict t123, const float *restrict t122) {
+/* reduce_max [448,10] axes=[1]
+ * %123 = reduce_max axes=[1] %122 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t123, const float *restrict t122) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1401,10 +1438,11 @@ static void step_k033_reduce_max(float *restrict t123, const float *restrict t12
     }
 }
 
-/* %124 = broadcast axes=[0] %123 : [448,10]
- * %125 = sub %122, %124 : [448,10]
- * %126 = exp %125 : [448,10] */
-static void step_k034_sub_exp(float *restrict t125, float *restrict t126, const float *restrict t122, const float *restrict t123) {
+/* loop [448,10]
+ * %124 = broadcast axes=[0] %123 : [448,10]  // student/loss_u fwd
+ * %125 = sub %122, %124 : [448,10]  // student/loss_u fwd
+ * %126 = exp %125 : [448,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t125, float *restrict t126, const float *restrict t122, const float *restrict t123) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v125 = t122[i0 * 10 + i1] - t123[i0];
@@ -1415,8 +1453,9 @@ static void step_k034_sub_exp(float *restrict t125, float *restrict t126, const 
     }
 }
 
-/* %127 = reduce_sum axes=[1] %126 : [448] */
-static void step_k035_reduce_sum(float *restrict t127, const float *restrict t126) {
+/* reduce_sum [448,10] axes=[1]
+ * %127 = reduce_sum axes=[1] %126 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t127, const float *restrict t126) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1426,19 +1465,21 @@ static void step_k035_reduce_sum(float *restrict t127, const float *restrict t12
     }
 }
 
-/* %128 = log %127 : [448] */
-static void step_k036_log(float *restrict t128, const float *restrict t127) {
+/* loop [448]
+ * %128 = log %127 : [448]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t128, const float *restrict t127) {
     for (size_t i = 0; i < 448; i++) {
         const float v128 = logf(t127[i]);
         t128[i] = v128;
     }
 }
 
-/* %129 = broadcast axes=[0] %128 : [448,10]
- * %130 = sub %125, %129 : [448,10]
- * %131 = mul %96, %130 : [448,10]
- * %132 = reduce_sum axes=[0, 1] %131 : [] */
-static void step_k037_sub_mul_reduce_sum(float *restrict t132, const float *restrict t125, const float *restrict t128, const float *restrict t96) {
+/* reduce_sum [448,10] axes=[0, 1]
+ * %129 = broadcast axes=[0] %128 : [448,10]  // student/loss_u fwd
+ * %130 = sub %125, %129 : [448,10]  // student/loss_u fwd
+ * %131 = mul %96, %130 : [448,10]  // student/loss_u fwd
+ * %132 = reduce_sum axes=[0, 1] %131 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t132, const float *restrict t125, const float *restrict t128, const float *restrict t96) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1450,27 +1491,30 @@ static void step_k037_sub_mul_reduce_sum(float *restrict t132, const float *rest
     t132[0] = (float)sum;
 }
 
-/* %133 = constant -0.002232142857142857 : []
- * %134 = mul %132, %133 : [] */
-static void step_k038_mul(float *restrict t134, const float *restrict t132) {
+/* loop []
+ * %133 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %134 = mul %132, %133 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t134, const float *restrict t132) {
     for (size_t i = 0; i < 1; i++) {
         const float v134 = t132[0] * (-0.002232143f);
         t134[i] = v134;
     }
 }
 
-/* %135 = constant -0.002232142857142857 : [448,10]
- * %136 = mul %135, %96 : [448,10] */
-static void step_k039_mul(float *restrict t136, const float *restrict t96) {
+/* loop [448,10]
+ * %135 = constant -0.002232142857142857 : [448,10]  // student/loss_u vjp
+ * %136 = mul %135, %96 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t136, const float *restrict t96) {
     for (size_t i = 0; i < 4480; i++) {
         const float v136 = (-0.002232143f) * t96[i];
         t136[i] = v136;
     }
 }
 
-/* %137 = neg %136 : [448,10]
- * %138 = reduce_sum axes=[1] %137 : [448] */
-static void step_k040_neg_reduce_sum(float *restrict t138, const float *restrict t136) {
+/* reduce_sum [448,10] axes=[1]
+ * %137 = neg %136 : [448,10]  // student/loss_u vjp
+ * %138 = reduce_sum axes=[1] %137 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t138, const float *restrict t136) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1481,18 +1525,20 @@ static void step_k040_neg_reduce_sum(float *restrict t138, const float *restrict
     }
 }
 
-/* %139 = div %138, %127 : [448] */
-static void step_k041_div(float *restrict t139, const float *restrict t138, const float *restrict t127) {
+/* loop [448]
+ * %139 = div %138, %127 : [448]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t139, const float *restrict t138, const float *restrict t127) {
     for (size_t i = 0; i < 448; i++) {
         const float v139 = t138[i] / t127[i];
         t139[i] = v139;
     }
 }
 
-/* %140 = broadcast axes=[0] %139 : [448,10]
- * %141 = mul %140, %126 : [448,10]
- * %142 = add %136, %141 : [448,10] */
-static void step_k042_mul_add(float *restrict t142, const float *restrict t139, const float *restrict t126, const float *restrict t136) {
+/* loop [448,10]
+ * %140 = broadcast axes=[0] %139 : [448,10]  // student/loss_u vjp
+ * %141 = mul %140, %126 : [448,10]  // student/loss_u vjp
+ * %142 = add %136, %141 : [448,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t142, const float *restrict t139, const float *restrict t126, const float *restrict t136) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v141 = t139[i0] * t126[i0 * 10 + i1];
@@ -1502,8 +1548,9 @@ static void step_k042_mul_add(float *restrict t142, const float *restrict t139, 
     }
 }
 
-/* %143 = reduce_sum axes=[0] %142 : [10] */
-static void step_k043_reduce_sum(float *restrict t143, const float *restrict t142) {
+/* reduce_sum [448,10] axes=[0]
+ * %143 = reduce_sum axes=[0] %142 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp(float *restrict t143, const float *restrict t142) {
     for (size_t o = 0; o < 10; o++) t143[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1512,15 +1559,17 @@ static void step_k043_reduce_sum(float *restrict t143, const float *restrict t14
     }
 }
 
-/* %145 = matmul tA %119, %142 : [128,10] */
-static void step_k044_matmul(float *restrict t145, const float *restrict t119, const float *restrict t142) {
+/* gemm blas m=128 n=10 k=448 tA
+ * %145 = matmul tA %119, %142 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_2(float *restrict t145, const float *restrict t119, const float *restrict t142) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t119, 128, t142, 10, 0.0f, t145, 10);
 }
 
-/* %144 = matmul tB %142, %14 : [448,128]
- * %146 = step %119 : [448,128]
- * %147 = mul %144, %146 : [448,128] */
-static void step_k045_matmul_step_mul(float *restrict t147, const float *restrict t142, const float *restrict in_student_dense9_weight, const float *restrict t119) {
+/* gemm blas m=448 n=128 k=10 tB +epilogue
+ * %144 = matmul tB %142, %14 : [448,128]  // student/dense9 vjp
+ * %146 = step %119 : [448,128]  // student/relu8 vjp
+ * %147 = mul %144, %146 : [448,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_3(float *restrict t147, const float *restrict t142, const float *restrict in_student_dense9_weight, const float *restrict t119) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t142, 10, in_student_dense9_weight, 10, 0.0f, t147, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 57344; i++) {
@@ -1530,14 +1579,15 @@ static void step_k045_matmul_step_mul(float *restrict t147, const float *restric
     }
 }
 
-/* %148 = reduce_sum axes=[0] %147 : [128] */
+/* reduce_sum [448,128] axes=[0] split
+ * %148 = reduce_sum axes=[0] %147 : [128]  // student/dense7 vjp */
 typedef struct {
     float *t148;
     const float *t147;
-} step_k046_reduce_sum_pointers;
+} step_student_dense7_vjp_pointers;
 
-static void step_k046_reduce_sum_part(void *context, int part, int parts) {
-    const step_k046_reduce_sum_pointers *p = context;
+static void step_student_dense7_vjp_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_pointers *p = context;
     float *restrict t148 = p->t148;
     const float *restrict t147 = p->t147;
     size_t lo, hi;
@@ -1550,19 +1600,20 @@ static void step_k046_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k046_reduce_sum(float *restrict t148, const float *restrict t147) {
-    mplc_parallel(step_k046_reduce_sum_part, &(step_k046_reduce_sum_pointers){t148, t147});
+static void step_student_dense7_vjp(float *restrict t148, const float *restrict t147) {
+    mplc_parallel(step_student_dense7_vjp_part, &(step_student_dense7_vjp_pointers){t148, t147});
 }
 
-/* %149 = matmul tB %147, %12 : [448,3136] */
+/* gemm blas m=448 n=3136 k=128 tB split
+ * %149 = matmul tB %147, %12 : [448,3136]  // student/dense7 vjp */
 typedef struct {
     float *t149;
     const float *t147;
     const float *in_student_dense7_weight;
-} step_k047_matmul_pointers;
+} step_student_dense7_vjp_2_pointers;
 
-static void step_k047_matmul_part(void *context, int part, int parts) {
-    const step_k047_matmul_pointers *p = context;
+static void step_student_dense7_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_2_pointers *p = context;
     float *restrict t149 = p->t149;
     const float *restrict t147 = p->t147;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1572,19 +1623,20 @@ static void step_k047_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t147 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t149 + lo * 3136, 3136);
 }
 
-static void step_k047_matmul(float *restrict t149, const float *restrict t147, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_k047_matmul_part, &(step_k047_matmul_pointers){t149, t147, in_student_dense7_weight});
+static void step_student_dense7_vjp_2(float *restrict t149, const float *restrict t147, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t149, t147, in_student_dense7_weight});
 }
 
-/* %150 = matmul tA %115, %147 : [3136,128] */
+/* gemm blas m=3136 n=128 k=448 tA split
+ * %150 = matmul tA %115, %147 : [3136,128]  // student/dense7 vjp */
 typedef struct {
     float *t150;
     const float *t115;
     const float *t147;
-} step_k048_matmul_pointers;
+} step_student_dense7_vjp_3_pointers;
 
-static void step_k048_matmul_part(void *context, int part, int parts) {
-    const step_k048_matmul_pointers *p = context;
+static void step_student_dense7_vjp_3_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_3_pointers *p = context;
     float *restrict t150 = p->t150;
     const float *restrict t115 = p->t115;
     const float *restrict t147 = p->t147;
@@ -1594,20 +1646,21 @@ static void step_k048_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t115 + lo, 3136, t147, 128, 0.0f, t150 + lo * 128, 128);
 }
 
-static void step_k048_matmul(float *restrict t150, const float *restrict t115, const float *restrict t147) {
-    mplc_parallel(step_k048_matmul_part, &(step_k048_matmul_pointers){t150, t115, t147});
+static void step_student_dense7_vjp_3(float *restrict t150, const float *restrict t115, const float *restrict t147) {
+    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t150, t115, t147});
 }
 
-/* %152 = step %114 : [448,7,7,64]
- * %153 = mul %151, %152 : [448,7,7,64] */
+/* loop [448,7,7,64] split
+ * %152 = step %114 : [448,7,7,64]  // student/relu4 vjp
+ * %153 = mul %151, %152 : [448,7,7,64]  // student/relu4 vjp */
 typedef struct {
     float *t153;
     const float *t114;
     const float *t151;
-} step_k049_step_mul_pointers;
+} step_student_relu4_vjp_pointers;
 
-static void step_k049_step_mul_part(void *context, int part, int parts) {
-    const step_k049_step_mul_pointers *p = context;
+static void step_student_relu4_vjp_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t153 = p->t153;
@@ -1623,19 +1676,20 @@ static void step_k049_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k049_step_mul(float *restrict t153, const float *restrict t114, const float *restrict t151) {
-    mplc_parallel(step_k049_step_mul_part, &(step_k049_step_mul_pointers){t153, t114, t151});
+static void step_student_relu4_vjp(float *restrict t153, const float *restrict t114, const float *restrict t151) {
+    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t153, t114, t151});
 }
 
-/* %154 = max_pool_scatter k2 s2 p0 %113, %153 : [448,14,14,64] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %154 = max_pool_scatter k2 s2 p0 %113, %153 : [448,14,14,64]  // student/relu4 vjp */
 typedef struct {
     float *t154;
     const float *t113;
     const float *t153;
-} step_k050_max_pool_scatter_pointers;
+} step_student_relu4_vjp_2_pointers;
 
-static void step_k050_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k050_max_pool_scatter_pointers *p = context;
+static void step_student_relu4_vjp_2_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t154 = p->t154;
@@ -1647,18 +1701,19 @@ static void step_k050_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k050_max_pool_scatter(float *restrict t154, const float *restrict t113, const float *restrict t153) {
-    mplc_parallel(step_k050_max_pool_scatter_part, &(step_k050_max_pool_scatter_pointers){t154, t113, t153});
+static void step_student_relu4_vjp_2(float *restrict t154, const float *restrict t113, const float *restrict t153) {
+    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t154, t113, t153});
 }
 
-/* %156 = reduce_sum axes=[0] %155 : [64] */
+/* reduce_sum [87808,64] axes=[0] split
+ * %156 = reduce_sum axes=[0] %155 : [64]  // student/conv3 vjp */
 typedef struct {
     float *t156;
     const float *t155;
-} step_k051_reduce_sum_pointers;
+} step_student_conv3_vjp_pointers;
 
-static void step_k051_reduce_sum_part(void *context, int part, int parts) {
-    const step_k051_reduce_sum_pointers *p = context;
+static void step_student_conv3_vjp_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_pointers *p = context;
     float *restrict t156 = p->t156;
     const float *restrict t155 = p->t155;
     size_t lo, hi;
@@ -1671,21 +1726,22 @@ static void step_k051_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k051_reduce_sum(float *restrict t156, const float *restrict t155) {
-    mplc_parallel(step_k051_reduce_sum_part, &(step_k051_reduce_sum_pointers){t156, t155});
+static void step_student_conv3_vjp(float *restrict t156, const float *restrict t155) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t156, t155});
 }
 
-/* %157 = matmul tB %155, %108 : [87808,288]
- * %160 = col2im k3 s1 p1 %157 : [448,14,14,32] */
+/* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
+ * %157 = matmul tB %155, %108 : [87808,288]  // student/conv3 vjp
+ * %160 = col2im k3 s1 p1 %157 : [448,14,14,32]  // student/conv3 vjp */
 typedef struct {
     float *t160;
     const float *t155;
     const float *in_student_conv3_weight;
     float *chunk;
-} step_k052_matmul_col2im_pointers;
+} step_student_conv3_vjp_2_pointers;
 
-static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k052_matmul_col2im_pointers *p = context;
+static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
     float *restrict t160 = p->t160;
     const float *restrict t155 = p->t155;
@@ -1703,21 +1759,22 @@ static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k052_matmul_col2im(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k052_matmul_col2im_part, &(step_k052_matmul_col2im_pointers){t160, t155, in_student_conv3_weight, chunk});
+static void step_student_conv3_vjp_2(float *restrict t160, const float *restrict t155, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t160, t155, in_student_conv3_weight, chunk});
 }
 
-/* %107 = im2col k3 s1 p1 %106 : [87808,288]
- * %158 = matmul tA %107, %155 : [288,64] */
+/* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
+ * %107 = im2col k3 s1 p1 %106 : [87808,288]  // student/conv3 fwd
+ * %158 = matmul tA %107, %155 : [288,64]  // student/conv3 vjp */
 typedef struct {
     float *t158;
     const float *t106;
     const float *t155;
     float *chunk;
-} step_k053_im2col_matmul_pointers;
+} step_student_conv3_vjp_3_pointers;
 
-static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k053_im2col_matmul_pointers *p = context;
+static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_3_pointers *p = context;
     float *restrict t158 = p->t158;
     const float *restrict t106 = p->t106;
     const float *restrict t155 = p->t155;
@@ -1735,24 +1792,25 @@ static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_k053_im2col_matmul(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
-    mplc_parallel(step_k053_im2col_matmul_part, &(step_k053_im2col_matmul_pointers){t158, t106, t155, chunk});
+static void step_student_conv3_vjp_3(float *restrict t158, const float *restrict t106, const float *restrict t155, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t158, t106, t155, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t158[i] += partial[i];
     }
 }
 
-/* %161 = step %106 : [448,14,14,32]
- * %162 = mul %160, %161 : [448,14,14,32] */
+/* loop [448,14,14,32] split
+ * %161 = step %106 : [448,14,14,32]  // student/relu1 vjp
+ * %162 = mul %160, %161 : [448,14,14,32]  // student/relu1 vjp */
 typedef struct {
     float *t162;
     const float *t106;
     const float *t160;
-} step_k054_step_mul_pointers;
+} step_student_relu1_vjp_pointers;
 
-static void step_k054_step_mul_part(void *context, int part, int parts) {
-    const step_k054_step_mul_pointers *p = context;
+static void step_student_relu1_vjp_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t162 = p->t162;
@@ -1768,19 +1826,20 @@ static void step_k054_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k054_step_mul(float *restrict t162, const float *restrict t106, const float *restrict t160) {
-    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t162, t106, t160});
+static void step_student_relu1_vjp(float *restrict t162, const float *restrict t106, const float *restrict t160) {
+    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t162, t106, t160});
 }
 
-/* %163 = max_pool_scatter k2 s2 p0 %105, %162 : [448,28,28,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %163 = max_pool_scatter k2 s2 p0 %105, %162 : [448,28,28,32]  // student/relu1 vjp */
 typedef struct {
     float *t163;
     const float *t105;
     const float *t162;
-} step_k055_max_pool_scatter_pointers;
+} step_student_relu1_vjp_2_pointers;
 
-static void step_k055_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k055_max_pool_scatter_pointers *p = context;
+static void step_student_relu1_vjp_2_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t163 = p->t163;
@@ -1792,18 +1851,19 @@ static void step_k055_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k055_max_pool_scatter(float *restrict t163, const float *restrict t105, const float *restrict t162) {
-    mplc_parallel(step_k055_max_pool_scatter_part, &(step_k055_max_pool_scatter_pointers){t163, t105, t162});
+static void step_student_relu1_vjp_2(float *restrict t163, const float *restrict t105, const float *restrict t162) {
+    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t163, t105, t162});
 }
 
-/* %165 = reduce_sum axes=[0] %164 : [32] */
+/* reduce_sum [351232,32] axes=[0] split
+ * %165 = reduce_sum axes=[0] %164 : [32]  // student/conv0 vjp */
 typedef struct {
     float *t165;
     const float *t164;
-} step_k056_reduce_sum_pointers;
+} step_student_conv0_vjp_pointers;
 
-static void step_k056_reduce_sum_part(void *context, int part, int parts) {
-    const step_k056_reduce_sum_pointers *p = context;
+static void step_student_conv0_vjp_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_pointers *p = context;
     float *restrict t165 = p->t165;
     const float *restrict t164 = p->t164;
     size_t lo, hi;
@@ -1816,21 +1876,22 @@ static void step_k056_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k056_reduce_sum(float *restrict t165, const float *restrict t164) {
-    mplc_parallel(step_k056_reduce_sum_part, &(step_k056_reduce_sum_pointers){t165, t164});
+static void step_student_conv0_vjp(float *restrict t165, const float *restrict t164) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t165, t164});
 }
 
-/* %99 = im2col k3 s1 p1 %97 : [351232,9]
- * %166 = matmul tA %99, %164 : [9,32] */
+/* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
+ * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
+ * %166 = matmul tA %99, %164 : [9,32]  // student/conv0 vjp */
 typedef struct {
     float *t166;
     const float *t97;
     const float *t164;
     float *chunk;
-} step_k057_im2col_matmul_pointers;
+} step_student_conv0_vjp_2_pointers;
 
-static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k057_im2col_matmul_pointers *p = context;
+static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_2_pointers *p = context;
     float *restrict t166 = p->t166;
     const float *restrict t97 = p->t97;
     const float *restrict t164 = p->t164;
@@ -1863,28 +1924,29 @@ static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k057_im2col_matmul(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
-    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t166, t97, t164, chunk});
+static void step_student_conv0_vjp_2(float *restrict t166, const float *restrict t97, const float *restrict t164, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t166, t97, t164, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t166[i] += partial[i];
     }
 }
 
-/* %169 = constant 0.0005 : [3,3,1,32]
- * %170 = mul %8, %169 : [3,3,1,32]
- * %171 = add %167, %170 : [3,3,1,32]
- * %172 = constant 0.9 : [3,3,1,32]
- * %173 = mul %168, %172 : [3,3,1,32]
- * %174 = add %173, %171 : [3,3,1,32]
- * %175 = mul %174, %172 : [3,3,1,32]
- * %176 = add %171, %175 : [3,3,1,32]
- * %177 = broadcast axes=[] %19 : [3,3,1,32]
- * %178 = mul %176, %177 : [3,3,1,32]
- * %179 = sub %8, %178 : [3,3,1,32]
+/* loop [3,3,1,32]
+ * %169 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
+ * %170 = mul %8, %169 : [3,3,1,32]  // student/conv0 update
+ * %171 = add %167, %170 : [3,3,1,32]  // student/conv0 update
+ * %172 = constant 0.9 : [3,3,1,32]  // student/conv0 update
+ * %173 = mul %168, %172 : [3,3,1,32]  // student/conv0 update
+ * %174 = add %173, %171 : [3,3,1,32]  // student/conv0 update
+ * %175 = mul %174, %172 : [3,3,1,32]  // student/conv0 update
+ * %176 = add %171, %175 : [3,3,1,32]  // student/conv0 update
+ * %177 = broadcast axes=[] %19 : [3,3,1,32]  // student/conv0 update
+ * %178 = mul %176, %177 : [3,3,1,32]  // student/conv0 update
+ * %179 = sub %8, %178 : [3,3,1,32]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k058_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t167, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 288; i++) {
         const float v170 = in_student_conv0_weight[i] * 0.0005f;
         const float v171 = t167[i] + v170;
@@ -1899,17 +1961,18 @@ static void step_k058_mul_add_sub(float *restrict in_student_momentum_conv0_weig
     }
 }
 
-/* %181 = constant 0.9 : [32]
- * %182 = mul %180, %181 : [32]
- * %183 = add %182, %165 : [32]
- * %184 = mul %183, %181 : [32]
- * %185 = add %165, %184 : [32]
- * %186 = broadcast axes=[] %19 : [32]
- * %187 = mul %185, %186 : [32]
- * %188 = sub %9, %187 : [32]
+/* loop [32]
+ * %181 = constant 0.9 : [32]  // student/conv0 update
+ * %182 = mul %180, %181 : [32]  // student/conv0 update
+ * %183 = add %182, %165 : [32]  // student/conv0 update
+ * %184 = mul %183, %181 : [32]  // student/conv0 update
+ * %185 = add %165, %184 : [32]  // student/conv0 update
+ * %186 = broadcast axes=[] %19 : [32]  // student/conv0 update
+ * %187 = mul %185, %186 : [32]  // student/conv0 update
+ * %188 = sub %9, %187 : [32]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k059_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t165, const float *restrict in_lr_student) {
+static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t165, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v182 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v183 = v182 + t165[i];
@@ -1922,20 +1985,21 @@ static void step_k059_mul_add_sub(float *restrict in_student_momentum_conv0_bias
     }
 }
 
-/* %190 = constant 0.0005 : [3,3,32,64]
- * %191 = mul %10, %190 : [3,3,32,64]
- * %192 = add %159, %191 : [3,3,32,64]
- * %193 = constant 0.9 : [3,3,32,64]
- * %194 = mul %189, %193 : [3,3,32,64]
- * %195 = add %194, %192 : [3,3,32,64]
- * %196 = mul %195, %193 : [3,3,32,64]
- * %197 = add %192, %196 : [3,3,32,64]
- * %198 = broadcast axes=[] %19 : [3,3,32,64]
- * %199 = mul %197, %198 : [3,3,32,64]
- * %200 = sub %10, %199 : [3,3,32,64]
+/* loop [3,3,32,64]
+ * %190 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
+ * %191 = mul %10, %190 : [3,3,32,64]  // student/conv3 update
+ * %192 = add %159, %191 : [3,3,32,64]  // student/conv3 update
+ * %193 = constant 0.9 : [3,3,32,64]  // student/conv3 update
+ * %194 = mul %189, %193 : [3,3,32,64]  // student/conv3 update
+ * %195 = add %194, %192 : [3,3,32,64]  // student/conv3 update
+ * %196 = mul %195, %193 : [3,3,32,64]  // student/conv3 update
+ * %197 = add %192, %196 : [3,3,32,64]  // student/conv3 update
+ * %198 = broadcast axes=[] %19 : [3,3,32,64]  // student/conv3 update
+ * %199 = mul %197, %198 : [3,3,32,64]  // student/conv3 update
+ * %200 = sub %10, %199 : [3,3,32,64]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k060_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t159, const float *restrict in_lr_student) {
+static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t159, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 18432; i++) {
         const float v191 = in_student_conv3_weight[i] * 0.0005f;
         const float v192 = t159[i] + v191;
@@ -1950,17 +2014,18 @@ static void step_k060_mul_add_sub(float *restrict in_student_momentum_conv3_weig
     }
 }
 
-/* %202 = constant 0.9 : [64]
- * %203 = mul %201, %202 : [64]
- * %204 = add %203, %156 : [64]
- * %205 = mul %204, %202 : [64]
- * %206 = add %156, %205 : [64]
- * %207 = broadcast axes=[] %19 : [64]
- * %208 = mul %206, %207 : [64]
- * %209 = sub %11, %208 : [64]
+/* loop [64]
+ * %202 = constant 0.9 : [64]  // student/conv3 update
+ * %203 = mul %201, %202 : [64]  // student/conv3 update
+ * %204 = add %203, %156 : [64]  // student/conv3 update
+ * %205 = mul %204, %202 : [64]  // student/conv3 update
+ * %206 = add %156, %205 : [64]  // student/conv3 update
+ * %207 = broadcast axes=[] %19 : [64]  // student/conv3 update
+ * %208 = mul %206, %207 : [64]  // student/conv3 update
+ * %209 = sub %11, %208 : [64]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k061_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t156, const float *restrict in_lr_student) {
+static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t156, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
         const float v203 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v204 = v203 + t156[i];
@@ -1973,17 +2038,18 @@ static void step_k061_mul_add_sub(float *restrict in_student_momentum_conv3_bias
     }
 }
 
-/* %211 = constant 0.0005 : [3136,128]
- * %212 = mul %12, %211 : [3136,128]
- * %213 = add %150, %212 : [3136,128]
- * %214 = constant 0.9 : [3136,128]
- * %215 = mul %210, %214 : [3136,128]
- * %216 = add %215, %213 : [3136,128]
- * %217 = mul %216, %214 : [3136,128]
- * %218 = add %213, %217 : [3136,128]
- * %219 = broadcast axes=[] %19 : [3136,128]
- * %220 = mul %218, %219 : [3136,128]
- * %221 = sub %12, %220 : [3136,128]
+/* loop [3136,128] split
+ * %211 = constant 0.0005 : [3136,128]  // student/dense7 update
+ * %212 = mul %12, %211 : [3136,128]  // student/dense7 update
+ * %213 = add %150, %212 : [3136,128]  // student/dense7 update
+ * %214 = constant 0.9 : [3136,128]  // student/dense7 update
+ * %215 = mul %210, %214 : [3136,128]  // student/dense7 update
+ * %216 = add %215, %213 : [3136,128]  // student/dense7 update
+ * %217 = mul %216, %214 : [3136,128]  // student/dense7 update
+ * %218 = add %213, %217 : [3136,128]  // student/dense7 update
+ * %219 = broadcast axes=[] %19 : [3136,128]  // student/dense7 update
+ * %220 = mul %218, %219 : [3136,128]  // student/dense7 update
+ * %221 = sub %12, %220 : [3136,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -1991,10 +2057,10 @@ typedef struct {
     float *in_student_dense7_weight;
     const float *t150;
     const float *in_lr_student;
-} step_k062_mul_add_sub_pointers;
+} step_student_dense7_update_pointers;
 
-static void step_k062_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k062_mul_add_sub_pointers *p = context;
+static void step_student_dense7_update_part(void *context, int part, int parts) {
+    const step_student_dense7_update_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
@@ -2018,21 +2084,22 @@ static void step_k062_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k062_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
-    mplc_parallel(step_k062_mul_add_sub_part, &(step_k062_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t150, in_lr_student});
+static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t150, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t150, in_lr_student});
 }
 
-/* %223 = constant 0.9 : [128]
- * %224 = mul %222, %223 : [128]
- * %225 = add %224, %148 : [128]
- * %226 = mul %225, %223 : [128]
- * %227 = add %148, %226 : [128]
- * %228 = broadcast axes=[] %19 : [128]
- * %229 = mul %227, %228 : [128]
- * %230 = sub %13, %229 : [128]
+/* loop [128]
+ * %223 = constant 0.9 : [128]  // student/dense7 update
+ * %224 = mul %222, %223 : [128]  // student/dense7 update
+ * %225 = add %224, %148 : [128]  // student/dense7 update
+ * %226 = mul %225, %223 : [128]  // student/dense7 update
+ * %227 = add %148, %226 : [128]  // student/dense7 update
+ * %228 = broadcast axes=[] %19 : [128]  // student/dense7 update
+ * %229 = mul %227, %228 : [128]  // student/dense7 update
+ * %230 = sub %13, %229 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k063_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t148, const float *restrict in_lr_student) {
+static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t148, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v224 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v225 = v224 + t148[i];
@@ -2045,20 +2112,21 @@ static void step_k063_mul_add_sub(float *restrict in_student_momentum_dense7_bia
     }
 }
 
-/* %232 = constant 0.0005 : [128,10]
- * %233 = mul %14, %232 : [128,10]
- * %234 = add %145, %233 : [128,10]
- * %235 = constant 0.9 : [128,10]
- * %236 = mul %231, %235 : [128,10]
- * %237 = add %236, %234 : [128,10]
- * %238 = mul %237, %235 : [128,10]
- * %239 = add %234, %238 : [128,10]
- * %240 = broadcast axes=[] %19 : [128,10]
- * %241 = mul %239, %240 : [128,10]
- * %242 = sub %14, %241 : [128,10]
+/* loop [128,10]
+ * %232 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %233 = mul %14, %232 : [128,10]  // student/dense9 update
+ * %234 = add %145, %233 : [128,10]  // student/dense9 update
+ * %235 = constant 0.9 : [128,10]  // student/dense9 update
+ * %236 = mul %231, %235 : [128,10]  // student/dense9 update
+ * %237 = add %236, %234 : [128,10]  // student/dense9 update
+ * %238 = mul %237, %235 : [128,10]  // student/dense9 update
+ * %239 = add %234, %238 : [128,10]  // student/dense9 update
+ * %240 = broadcast axes=[] %19 : [128,10]  // student/dense9 update
+ * %241 = mul %239, %240 : [128,10]  // student/dense9 update
+ * %242 = sub %14, %241 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k064_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t145, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v233 = in_student_dense9_weight[i] * 0.0005f;
         const float v234 = t145[i] + v233;
@@ -2073,17 +2141,18 @@ static void step_k064_mul_add_sub(float *restrict in_student_momentum_dense9_wei
     }
 }
 
-/* %244 = constant 0.9 : [10]
- * %245 = mul %243, %244 : [10]
- * %246 = add %245, %143 : [10]
- * %247 = mul %246, %244 : [10]
- * %248 = add %143, %247 : [10]
- * %249 = broadcast axes=[] %19 : [10]
- * %250 = mul %248, %249 : [10]
- * %251 = sub %15, %250 : [10]
+/* loop [10]
+ * %244 = constant 0.9 : [10]  // student/dense9 update
+ * %245 = mul %243, %244 : [10]  // student/dense9 update
+ * %246 = add %245, %143 : [10]  // student/dense9 update
+ * %247 = mul %246, %244 : [10]  // student/dense9 update
+ * %248 = add %143, %247 : [10]  // student/dense9 update
+ * %249 = broadcast axes=[] %19 : [10]  // student/dense9 update
+ * %250 = mul %248, %249 : [10]  // student/dense9 update
+ * %251 = sub %15, %250 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k065_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t143, const float *restrict in_lr_student) {
+static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t143, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v245 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v246 = v245 + t143[i];
@@ -2096,12 +2165,13 @@ static void step_k065_mul_add_sub(float *restrict in_student_momentum_dense9_bia
     }
 }
 
-/* %254 = im2col k3 s1 p1 %98 : [50176,9]
- * %256 = matmul %254, %255 : [50176,32]
- * %257 = broadcast axes=[1] %188 : [50176,32]
- * %258 = add %256, %257 : [50176,32]
- * %259 = relu %258 : [50176,32]
- * %261 = max_pool k2 s2 p0 %260 : [64,14,14,32] */
+/* gemm small-gemm m=50176 n=32 k=9 chunk=10 +epilogue +pool split
+ * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
+ * %256 = matmul %254, %255 : [50176,32]  // student/conv0 fwd
+ * %257 = broadcast axes=[1] %188 : [50176,32]  // student/conv0 fwd
+ * %258 = add %256, %257 : [50176,32]  // student/conv0 fwd
+ * %259 = relu %258 : [50176,32]  // student/relu1 fwd
+ * %261 = max_pool k2 s2 p0 %260 : [64,14,14,32]  // student/max_pool2 fwd */
 typedef struct {
     float *t259;
     float *t261;
@@ -2109,10 +2179,10 @@ typedef struct {
     const float *t255;
     const float *t188;
     float *chunk;
-} step_k066_im2col_matmul_add_etc_pointers;
+} step_student_conv0_fwd_2_pointers;
 
-static void step_k066_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k066_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
+    const step_student_conv0_fwd_2_pointers *p = context;
     (void)parts;
     float *restrict t259 = p->t259;
     float *restrict t261 = p->t261;
@@ -2151,16 +2221,17 @@ static void step_k066_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k066_im2col_matmul_add_etc(float *restrict t259, float *restrict t261, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
-    mplc_parallel(step_k066_im2col_matmul_add_etc_part, &(step_k066_im2col_matmul_add_etc_pointers){t259, t261, in_x, t255, t188, chunk});
+static void step_student_conv0_fwd_2(float *restrict t259, float *restrict t261, const float *restrict in_x, const float *restrict t255, const float *restrict t188, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t259, t261, in_x, t255, t188, chunk});
 }
 
-/* %262 = im2col k3 s1 p1 %261 : [12544,288]
- * %264 = matmul %262, %263 : [12544,64]
- * %265 = broadcast axes=[1] %209 : [12544,64]
- * %266 = add %264, %265 : [12544,64]
- * %267 = relu %266 : [12544,64]
- * %269 = max_pool k2 s2 p0 %268 : [64,7,7,64] */
+/* gemm winograd m=12544 n=64 k=288 chunk=4 +epilogue +pool split
+ * %262 = im2col k3 s1 p1 %261 : [12544,288]  // student/conv3 fwd
+ * %264 = matmul %262, %263 : [12544,64]  // student/conv3 fwd
+ * %265 = broadcast axes=[1] %209 : [12544,64]  // student/conv3 fwd
+ * %266 = add %264, %265 : [12544,64]  // student/conv3 fwd
+ * %267 = relu %266 : [12544,64]  // student/relu4 fwd
+ * %269 = max_pool k2 s2 p0 %268 : [64,7,7,64]  // student/max_pool5 fwd */
 typedef struct {
     float *t267;
     float *t269;
@@ -2168,10 +2239,10 @@ typedef struct {
     const float *t263;
     const float *t209;
     float *chunk;
-} step_k067_im2col_matmul_add_etc_pointers;
+} step_student_conv3_fwd_2_pointers;
 
-static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k067_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
+    const step_student_conv3_fwd_2_pointers *p = context;
     (void)parts;
     float *restrict t267 = p->t267;
     float *restrict t269 = p->t269;
@@ -2201,23 +2272,24 @@ static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k067_im2col_matmul_add_etc(float *restrict t267, float *restrict t269, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
-    mplc_parallel(step_k067_im2col_matmul_add_etc_part, &(step_k067_im2col_matmul_add_etc_pointers){t267, t269, t261, t263, t209, chunk});
+static void step_student_conv3_fwd_2(float *restrict t267, float *restrict t269, const float *restrict t261, const float *restrict t263, const float *restrict t209, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t267, t269, t261, t263, t209, chunk});
 }
 
-/* %271 = matmul %270, %221 : [64,128]
- * %272 = broadcast axes=[1] %230 : [64,128]
- * %273 = add %271, %272 : [64,128]
- * %274 = relu %273 : [64,128] */
+/* gemm blas m=64 n=128 k=3136 +epilogue split
+ * %271 = matmul %270, %221 : [64,128]  // student/dense7 fwd
+ * %272 = broadcast axes=[1] %230 : [64,128]  // student/dense7 fwd
+ * %273 = add %271, %272 : [64,128]  // student/dense7 fwd
+ * %274 = relu %273 : [64,128]  // student/relu8 fwd */
 typedef struct {
     float *t274;
     const float *t270;
     const float *t221;
     const float *t230;
-} step_k068_matmul_add_relu_pointers;
+} step_student_dense7_fwd_2_pointers;
 
-static void step_k068_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k068_matmul_add_relu_pointers *p = context;
+static void step_student_dense7_fwd_2_part(void *context, int part, int parts) {
+    const step_student_dense7_fwd_2_pointers *p = context;
     float *restrict t274 = p->t274;
     const float *restrict t270 = p->t270;
     const float *restrict t221 = p->t221;
@@ -2236,14 +2308,15 @@ static void step_k068_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k068_matmul_add_relu(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
-    mplc_parallel(step_k068_matmul_add_relu_part, &(step_k068_matmul_add_relu_pointers){t274, t270, t221, t230});
+static void step_student_dense7_fwd_2(float *restrict t274, const float *restrict t270, const float *restrict t221, const float *restrict t230) {
+    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t274, t270, t221, t230});
 }
 
-/* %275 = matmul %274, %242 : [64,10]
- * %276 = broadcast axes=[1] %251 : [64,10]
- * %277 = add %275, %276 : [64,10] */
-static void step_k069_matmul_add(float *restrict t277, const float *restrict t274, const float *restrict t242, const float *restrict t251) {
+/* gemm blas m=64 n=10 k=128 +epilogue
+ * %275 = matmul %274, %242 : [64,10]  // student/dense9 fwd
+ * %276 = broadcast axes=[1] %251 : [64,10]  // student/dense9 fwd
+ * %277 = add %275, %276 : [64,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd_2(float *restrict t277, const float *restrict t274, const float *restrict t242, const float *restrict t251) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 64, 10, 128, 1.0f, t274, 128, t242, 10, 0.0f, t277, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 64; i0++) {
@@ -2254,8 +2327,9 @@ static void step_k069_matmul_add(float *restrict t277, const float *restrict t27
     }
 }
 
-/* %278 = reduce_max axes=[1] %277 : [64] */
-static void step_k070_reduce_max(float *restrict t278, const float *restrict t277) {
+/* reduce_max [64,10] axes=[1]
+ * %278 = reduce_max axes=[1] %277 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t278, const float *restrict t277) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2265,10 +2339,11 @@ static void step_k070_reduce_max(float *restrict t278, const float *restrict t27
     }
 }
 
-/* %279 = broadcast axes=[0] %278 : [64,10]
- * %280 = sub %277, %279 : [64,10]
- * %281 = exp %280 : [64,10] */
-static void step_k071_sub_exp(float *restrict t280, float *restrict t281, const float *restrict t277, const float *restrict t278) {
+/* loop [64,10]
+ * %279 = broadcast axes=[0] %278 : [64,10]  // student/loss_l fwd
+ * %280 = sub %277, %279 : [64,10]  // student/loss_l fwd
+ * %281 = exp %280 : [64,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t280, float *restrict t281, const float *restrict t277, const float *restrict t278) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v280 = t277[i0 * 10 + i1] - t278[i0];
@@ -2279,8 +2354,9 @@ static void step_k071_sub_exp(float *restrict t280, float *restrict t281, const 
     }
 }
 
-/* %282 = reduce_sum axes=[1] %281 : [64] */
-static void step_k072_reduce_sum(float *restrict t282, const float *restrict t281) {
+/* reduce_sum [64,10] axes=[1]
+ * %282 = reduce_sum axes=[1] %281 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t282, const float *restrict t281) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2290,19 +2366,21 @@ static void step_k072_reduce_sum(float *restrict t282, const float *restrict t28
     }
 }
 
-/* %283 = log %282 : [64] */
-static void step_k073_log(float *restrict t283, const float *restrict t282) {
+/* loop [64]
+ * %283 = log %282 : [64]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t283, const float *restrict t282) {
     for (size_t i = 0; i < 64; i++) {
         const float v283 = logf(t282[i]);
         t283[i] = v283;
     }
 }
 
-/* %284 = broadcast axes=[0] %283 : [64,10]
- * %285 = sub %280, %284 : [64,10]
- * %286 = mul %17, %285 : [64,10]
- * %287 = reduce_sum axes=[0, 1] %286 : [] */
-static void step_k074_sub_mul_reduce_sum(float *restrict t287, const float *restrict t280, const float *restrict t283, const float *restrict in_y) {
+/* reduce_sum [64,10] axes=[0, 1]
+ * %284 = broadcast axes=[0] %283 : [64,10]  // student/loss_l fwd
+ * %285 = sub %280, %284 : [64,10]  // student/loss_l fwd
+ * %286 = mul %17, %285 : [64,10]  // student/loss_l fwd
+ * %287 = reduce_sum axes=[0, 1] %286 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t287, const float *restrict t280, const float *restrict t283, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2314,27 +2392,30 @@ static void step_k074_sub_mul_reduce_sum(float *restrict t287, const float *rest
     t287[0] = (float)sum;
 }
 
-/* %63 = constant -0.015625 : []
- * %288 = mul %287, %63 : [] */
-static void step_k075_mul(float *restrict t288, const float *restrict t287) {
+/* loop []
+ * %63 = constant -0.015625 : []  // teacher/loss_sup fwd
+ * %288 = mul %287, %63 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t288, const float *restrict t287) {
     for (size_t i = 0; i < 1; i++) {
         const float v288 = t287[0] * (-0.015625f);
         t288[i] = v288;
     }
 }
 
-/* %289 = constant -0.015625 : [64,10]
- * %290 = mul %289, %17 : [64,10] */
-static void step_k076_mul(float *restrict t290, const float *restrict in_y) {
+/* loop [64,10]
+ * %289 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %290 = mul %289, %17 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t290, const float *restrict in_y) {
     for (size_t i = 0; i < 640; i++) {
         const float v290 = (-0.015625f) * in_y[i];
         t290[i] = v290;
     }
 }
 
-/* %291 = neg %290 : [64,10]
- * %292 = reduce_sum axes=[1] %291 : [64] */
-static void step_k077_neg_reduce_sum(float *restrict t292, const float *restrict t290) {
+/* reduce_sum [64,10] axes=[1]
+ * %291 = neg %290 : [64,10]  // student/loss_l vjp
+ * %292 = reduce_sum axes=[1] %291 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t292, const float *restrict t290) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2345,18 +2426,20 @@ static void step_k077_neg_reduce_sum(float *restrict t292, const float *restrict
     }
 }
 
-/* %293 = div %292, %282 : [64] */
-static void step_k078_div(float *restrict t293, const float *restrict t292, const float *restrict t282) {
+/* loop [64]
+ * %293 = div %292, %282 : [64]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t293, const float *restrict t292, const float *restrict t282) {
     for (size_t i = 0; i < 64; i++) {
         const float v293 = t292[i] / t282[i];
         t293[i] = v293;
     }
 }
 
-/* %294 = broadcast axes=[0] %293 : [64,10]
- * %295 = mul %294, %281 : [64,10]
- * %296 = add %290, %295 : [64,10] */
-static void step_k079_mul_add(float *restrict t296, const float *restrict t293, const float *restrict t281, const float *restrict t290) {
+/* loop [64,10]
+ * %294 = broadcast axes=[0] %293 : [64,10]  // student/loss_l vjp
+ * %295 = mul %294, %281 : [64,10]  // student/loss_l vjp
+ * %296 = add %290, %295 : [64,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t296, const float *restrict t293, const float *restrict t281, const float *restrict t290) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v295 = t293[i0] * t281[i0 * 10 + i1];
@@ -2366,8 +2449,9 @@ static void step_k079_mul_add(float *restrict t296, const float *restrict t293, 
     }
 }
 
-/* %297 = reduce_sum axes=[0] %296 : [10] */
-static void step_k080_reduce_sum(float *restrict t297, const float *restrict t296) {
+/* reduce_sum [64,10] axes=[0]
+ * %297 = reduce_sum axes=[0] %296 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_4(float *restrict t297, const float *restrict t296) {
     for (size_t o = 0; o < 10; o++) t297[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2376,15 +2460,17 @@ static void step_k080_reduce_sum(float *restrict t297, const float *restrict t29
     }
 }
 
-/* %299 = matmul tA %274, %296 : [128,10] */
-static void step_k081_matmul(float *restrict t299, const float *restrict t274, const float *restrict t296) {
+/* gemm blas m=128 n=10 k=64 tA
+ * %299 = matmul tA %274, %296 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_5(float *restrict t299, const float *restrict t274, const float *restrict t296) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t274, 128, t296, 10, 0.0f, t299, 10);
 }
 
-/* %298 = matmul tB %296, %242 : [64,128]
- * %300 = step %274 : [64,128]
- * %301 = mul %298, %300 : [64,128] */
-static void step_k082_matmul_step_mul(float *restrict t301, const float *restrict t296, const float *restrict t242, const float *restrict t274) {
+/* gemm blas m=64 n=128 k=10 tB +epilogue
+ * %298 = matmul tB %296, %242 : [64,128]  // student/dense9 vjp
+ * %300 = step %274 : [64,128]  // student/relu8 vjp
+ * %301 = mul %298, %300 : [64,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_6(float *restrict t301, const float *restrict t296, const float *restrict t242, const float *restrict t274) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t296, 10, t242, 10, 0.0f, t301, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -2394,8 +2480,9 @@ static void step_k082_matmul_step_mul(float *restrict t301, const float *restric
     }
 }
 
-/* %302 = reduce_sum axes=[0] %301 : [128] */
-static void step_k083_reduce_sum(float *restrict t302, const float *restrict t301) {
+/* reduce_sum [64,128] axes=[0]
+ * %302 = reduce_sum axes=[0] %301 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp_4(float *restrict t302, const float *restrict t301) {
     for (size_t o = 0; o < 128; o++) t302[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2404,15 +2491,16 @@ static void step_k083_reduce_sum(float *restrict t302, const float *restrict t30
     }
 }
 
-/* %303 = matmul tB %301, %221 : [64,3136] */
+/* gemm blas m=64 n=3136 k=128 tB split
+ * %303 = matmul tB %301, %221 : [64,3136]  // student/dense7 vjp */
 typedef struct {
     float *t303;
     const float *t301;
     const float *t221;
-} step_k084_matmul_pointers;
+} step_student_dense7_vjp_5_pointers;
 
-static void step_k084_matmul_part(void *context, int part, int parts) {
-    const step_k084_matmul_pointers *p = context;
+static void step_student_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_5_pointers *p = context;
     float *restrict t303 = p->t303;
     const float *restrict t301 = p->t301;
     const float *restrict t221 = p->t221;
@@ -2422,19 +2510,20 @@ static void step_k084_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t301 + lo * 128, 128, t221, 128, 0.0f, t303 + lo * 3136, 3136);
 }
 
-static void step_k084_matmul(float *restrict t303, const float *restrict t301, const float *restrict t221) {
-    mplc_parallel(step_k084_matmul_part, &(step_k084_matmul_pointers){t303, t301, t221});
+static void step_student_dense7_vjp_5(float *restrict t303, const float *restrict t301, const float *restrict t221) {
+    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t303, t301, t221});
 }
 
-/* %304 = matmul tA %270, %301 : [3136,128] */
+/* gemm blas m=3136 n=128 k=64 tA split
+ * %304 = matmul tA %270, %301 : [3136,128]  // student/dense7 vjp */
 typedef struct {
     float *t304;
     const float *t270;
     const float *t301;
-} step_k085_matmul_pointers;
+} step_student_dense7_vjp_6_pointers;
 
-static void step_k085_matmul_part(void *context, int part, int parts) {
-    const step_k085_matmul_pointers *p = context;
+static void step_student_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_6_pointers *p = context;
     float *restrict t304 = p->t304;
     const float *restrict t270 = p->t270;
     const float *restrict t301 = p->t301;
@@ -2444,20 +2533,21 @@ static void step_k085_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 64, 1.0f, t270 + lo, 3136, t301, 128, 0.0f, t304 + lo * 128, 128);
 }
 
-static void step_k085_matmul(float *restrict t304, const float *restrict t270, const float *restrict t301) {
-    mplc_parallel(step_k085_matmul_part, &(step_k085_matmul_pointers){t304, t270, t301});
+static void step_student_dense7_vjp_6(float *restrict t304, const float *restrict t270, const float *restrict t301) {
+    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t304, t270, t301});
 }
 
-/* %306 = step %269 : [64,7,7,64]
- * %307 = mul %305, %306 : [64,7,7,64] */
+/* loop [64,7,7,64] split
+ * %306 = step %269 : [64,7,7,64]  // student/relu4 vjp
+ * %307 = mul %305, %306 : [64,7,7,64]  // student/relu4 vjp */
 typedef struct {
     float *t307;
     const float *t269;
     const float *t305;
-} step_k086_step_mul_pointers;
+} step_student_relu4_vjp_3_pointers;
 
-static void step_k086_step_mul_part(void *context, int part, int parts) {
-    const step_k086_step_mul_pointers *p = context;
+static void step_student_relu4_vjp_3_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t307 = p->t307;
@@ -2473,19 +2563,20 @@ static void step_k086_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k086_step_mul(float *restrict t307, const float *restrict t269, const float *restrict t305) {
-    mplc_parallel(step_k086_step_mul_part, &(step_k086_step_mul_pointers){t307, t269, t305});
+static void step_student_relu4_vjp_3(float *restrict t307, const float *restrict t269, const float *restrict t305) {
+    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t307, t269, t305});
 }
 
-/* %308 = max_pool_scatter k2 s2 p0 %268, %307 : [64,14,14,64] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %308 = max_pool_scatter k2 s2 p0 %268, %307 : [64,14,14,64]  // student/relu4 vjp */
 typedef struct {
     float *t308;
     const float *t268;
     const float *t307;
-} step_k087_max_pool_scatter_pointers;
+} step_student_relu4_vjp_4_pointers;
 
-static void step_k087_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k087_max_pool_scatter_pointers *p = context;
+static void step_student_relu4_vjp_4_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t308 = p->t308;
@@ -2497,18 +2588,19 @@ static void step_k087_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k087_max_pool_scatter(float *restrict t308, const float *restrict t268, const float *restrict t307) {
-    mplc_parallel(step_k087_max_pool_scatter_part, &(step_k087_max_pool_scatter_pointers){t308, t268, t307});
+static void step_student_relu4_vjp_4(float *restrict t308, const float *restrict t268, const float *restrict t307) {
+    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t308, t268, t307});
 }
 
-/* %310 = reduce_sum axes=[0] %309 : [64] */
+/* reduce_sum [12544,64] axes=[0] split
+ * %310 = reduce_sum axes=[0] %309 : [64]  // student/conv3 vjp */
 typedef struct {
     float *t310;
     const float *t309;
-} step_k088_reduce_sum_pointers;
+} step_student_conv3_vjp_4_pointers;
 
-static void step_k088_reduce_sum_part(void *context, int part, int parts) {
-    const step_k088_reduce_sum_pointers *p = context;
+static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_4_pointers *p = context;
     float *restrict t310 = p->t310;
     const float *restrict t309 = p->t309;
     size_t lo, hi;
@@ -2521,21 +2613,22 @@ static void step_k088_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k088_reduce_sum(float *restrict t310, const float *restrict t309) {
-    mplc_parallel(step_k088_reduce_sum_part, &(step_k088_reduce_sum_pointers){t310, t309});
+static void step_student_conv3_vjp_4(float *restrict t310, const float *restrict t309) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t310, t309});
 }
 
-/* %311 = matmul tB %309, %263 : [12544,288]
- * %314 = col2im k3 s1 p1 %311 : [64,14,14,32] */
+/* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
+ * %311 = matmul tB %309, %263 : [12544,288]  // student/conv3 vjp
+ * %314 = col2im k3 s1 p1 %311 : [64,14,14,32]  // student/conv3 vjp */
 typedef struct {
     float *t314;
     const float *t309;
     const float *t263;
     float *chunk;
-} step_k089_matmul_col2im_pointers;
+} step_student_conv3_vjp_5_pointers;
 
-static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k089_matmul_col2im_pointers *p = context;
+static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_5_pointers *p = context;
     (void)parts;
     float *restrict t314 = p->t314;
     const float *restrict t309 = p->t309;
@@ -2553,21 +2646,22 @@ static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k089_matmul_col2im(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
-    mplc_parallel(step_k089_matmul_col2im_part, &(step_k089_matmul_col2im_pointers){t314, t309, t263, chunk});
+static void step_student_conv3_vjp_5(float *restrict t314, const float *restrict t309, const float *restrict t263, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t314, t309, t263, chunk});
 }
 
-/* %262 = im2col k3 s1 p1 %261 : [12544,288]
- * %312 = matmul tA %262, %309 : [288,64] */
+/* gemm winograd m=288 n=64 k=12544 tA chunk=4 split
+ * %262 = im2col k3 s1 p1 %261 : [12544,288]  // student/conv3 fwd
+ * %312 = matmul tA %262, %309 : [288,64]  // student/conv3 vjp */
 typedef struct {
     float *t312;
     const float *t261;
     const float *t309;
     float *chunk;
-} step_k090_im2col_matmul_pointers;
+} step_student_conv3_vjp_6_pointers;
 
-static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k090_im2col_matmul_pointers *p = context;
+static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_6_pointers *p = context;
     float *restrict t312 = p->t312;
     const float *restrict t261 = p->t261;
     const float *restrict t309 = p->t309;
@@ -2585,24 +2679,25 @@ static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_k090_im2col_matmul(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
-    mplc_parallel(step_k090_im2col_matmul_part, &(step_k090_im2col_matmul_pointers){t312, t261, t309, chunk});
+static void step_student_conv3_vjp_6(float *restrict t312, const float *restrict t261, const float *restrict t309, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t312, t261, t309, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t312[i] += partial[i];
     }
 }
 
-/* %315 = step %261 : [64,14,14,32]
- * %316 = mul %314, %315 : [64,14,14,32] */
+/* loop [64,14,14,32] split
+ * %315 = step %261 : [64,14,14,32]  // student/relu1 vjp
+ * %316 = mul %314, %315 : [64,14,14,32]  // student/relu1 vjp */
 typedef struct {
     float *t316;
     const float *t261;
     const float *t314;
-} step_k091_step_mul_pointers;
+} step_student_relu1_vjp_3_pointers;
 
-static void step_k091_step_mul_part(void *context, int part, int parts) {
-    const step_k091_step_mul_pointers *p = context;
+static void step_student_relu1_vjp_3_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t316 = p->t316;
@@ -2618,19 +2713,20 @@ static void step_k091_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k091_step_mul(float *restrict t316, const float *restrict t261, const float *restrict t314) {
-    mplc_parallel(step_k091_step_mul_part, &(step_k091_step_mul_pointers){t316, t261, t314});
+static void step_student_relu1_vjp_3(float *restrict t316, const float *restrict t261, const float *restrict t314) {
+    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t316, t261, t314});
 }
 
-/* %317 = max_pool_scatter k2 s2 p0 %260, %316 : [64,28,28,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %317 = max_pool_scatter k2 s2 p0 %260, %316 : [64,28,28,32]  // student/relu1 vjp */
 typedef struct {
     float *t317;
     const float *t260;
     const float *t316;
-} step_k092_max_pool_scatter_pointers;
+} step_student_relu1_vjp_4_pointers;
 
-static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k092_max_pool_scatter_pointers *p = context;
+static void step_student_relu1_vjp_4_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t317 = p->t317;
@@ -2642,18 +2738,19 @@ static void step_k092_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k092_max_pool_scatter(float *restrict t317, const float *restrict t260, const float *restrict t316) {
-    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t317, t260, t316});
+static void step_student_relu1_vjp_4(float *restrict t317, const float *restrict t260, const float *restrict t316) {
+    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t317, t260, t316});
 }
 
-/* %319 = reduce_sum axes=[0] %318 : [32] */
+/* reduce_sum [50176,32] axes=[0] split
+ * %319 = reduce_sum axes=[0] %318 : [32]  // student/conv0 vjp */
 typedef struct {
     float *t319;
     const float *t318;
-} step_k093_reduce_sum_pointers;
+} step_student_conv0_vjp_3_pointers;
 
-static void step_k093_reduce_sum_part(void *context, int part, int parts) {
-    const step_k093_reduce_sum_pointers *p = context;
+static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_3_pointers *p = context;
     float *restrict t319 = p->t319;
     const float *restrict t318 = p->t318;
     size_t lo, hi;
@@ -2666,21 +2763,22 @@ static void step_k093_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k093_reduce_sum(float *restrict t319, const float *restrict t318) {
-    mplc_parallel(step_k093_reduce_sum_part, &(step_k093_reduce_sum_pointers){t319, t318});
+static void step_student_conv0_vjp_3(float *restrict t319, const float *restrict t318) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t319, t318});
 }
 
-/* %254 = im2col k3 s1 p1 %98 : [50176,9]
- * %320 = matmul tA %254, %318 : [9,32] */
+/* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 split
+ * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
+ * %320 = matmul tA %254, %318 : [9,32]  // student/conv0 vjp */
 typedef struct {
     float *t320;
     const float *in_x;
     const float *t318;
     float *chunk;
-} step_k094_im2col_matmul_pointers;
+} step_student_conv0_vjp_4_pointers;
 
-static void step_k094_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k094_im2col_matmul_pointers *p = context;
+static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_4_pointers *p = context;
     float *restrict t320 = p->t320;
     const float *restrict in_x = p->in_x;
     const float *restrict t318 = p->t318;
@@ -2713,17 +2811,18 @@ static void step_k094_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k094_im2col_matmul(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
-    mplc_parallel(step_k094_im2col_matmul_part, &(step_k094_im2col_matmul_pointers){t320, in_x, t318, chunk});
+static void step_student_conv0_vjp_4(float *restrict t320, const float *restrict in_x, const float *restrict t318, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t320, in_x, t318, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t320[i] += partial[i];
     }
 }
 
-/* %322 = mul %321, %167 : [3,3,1,32]
- * %323 = reduce_sum axes=[0, 1, 2, 3] %322 : [] */
-static void step_k095_mul_reduce_sum(float *restrict t323, const float *restrict t321, const float *restrict t167) {
+/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
+ * %322 = mul %321, %167 : [3,3,1,32]  // teacher/feedback fwd
+ * %323 = reduce_sum axes=[0, 1, 2, 3] %322 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t323, const float *restrict t321, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2738,9 +2837,10 @@ static void step_k095_mul_reduce_sum(float *restrict t323, const float *restrict
     t323[0] = (float)sum;
 }
 
-/* %324 = mul %319, %165 : [32]
- * %325 = reduce_sum axes=[0] %324 : [] */
-static void step_k096_mul_reduce_sum(float *restrict t325, const float *restrict t319, const float *restrict t165) {
+/* reduce_sum [32] axes=[0]
+ * %324 = mul %319, %165 : [32]  // teacher/feedback fwd
+ * %325 = reduce_sum axes=[0] %324 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t325, const float *restrict t319, const float *restrict t165) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v324 = t319[i0] * t165[i0];
@@ -2749,9 +2849,10 @@ static void step_k096_mul_reduce_sum(float *restrict t325, const float *restrict
     t325[0] = (float)sum;
 }
 
-/* %327 = mul %313, %159 : [3,3,32,64]
- * %328 = reduce_sum axes=[0, 1, 2, 3] %327 : [] */
-static void step_k097_mul_reduce_sum(float *restrict t328, const float *restrict t313, const float *restrict t159) {
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %327 = mul %313, %159 : [3,3,32,64]  // teacher/feedback fwd
+ * %328 = reduce_sum axes=[0, 1, 2, 3] %327 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t328, const float *restrict t313, const float *restrict t159) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2771,9 +2872,10 @@ static void step_k097_mul_reduce_sum(float *restrict t328, const float *restrict
     t328[0] = (float)sum;
 }
 
-/* %330 = mul %310, %156 : [64]
- * %331 = reduce_sum axes=[0] %330 : [] */
-static void step_k098_mul_reduce_sum(float *restrict t331, const float *restrict t310, const float *restrict t156) {
+/* reduce_sum [64] axes=[0]
+ * %330 = mul %310, %156 : [64]  // teacher/feedback fwd
+ * %331 = reduce_sum axes=[0] %330 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t331, const float *restrict t310, const float *restrict t156) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -2787,9 +2889,10 @@ static void step_k098_mul_reduce_sum(float *restrict t331, const float *restrict
     t331[0] = (float)sum;
 }
 
-/* %333 = mul %304, %150 : [3136,128]
- * %334 = reduce_sum axes=[0, 1] %333 : [] */
-static void step_k099_mul_reduce_sum(float *restrict t334, const float *restrict t304, const float *restrict t150) {
+/* reduce_sum [3136,128] axes=[0, 1]
+ * %333 = mul %304, %150 : [3136,128]  // teacher/feedback fwd
+ * %334 = reduce_sum axes=[0, 1] %333 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t334, const float *restrict t304, const float *restrict t150) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3136; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
@@ -2805,9 +2908,10 @@ static void step_k099_mul_reduce_sum(float *restrict t334, const float *restrict
     t334[0] = (float)sum;
 }
 
-/* %336 = mul %302, %148 : [128]
- * %337 = reduce_sum axes=[0] %336 : [] */
-static void step_k100_mul_reduce_sum(float *restrict t337, const float *restrict t302, const float *restrict t148) {
+/* reduce_sum [128] axes=[0]
+ * %336 = mul %302, %148 : [128]  // teacher/feedback fwd
+ * %337 = reduce_sum axes=[0] %336 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t337, const float *restrict t302, const float *restrict t148) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -2821,9 +2925,10 @@ static void step_k100_mul_reduce_sum(float *restrict t337, const float *restrict
     t337[0] = (float)sum;
 }
 
-/* %339 = mul %299, %145 : [128,10]
- * %340 = reduce_sum axes=[0, 1] %339 : [] */
-static void step_k101_mul_reduce_sum(float *restrict t340, const float *restrict t299, const float *restrict t145) {
+/* reduce_sum [128,10] axes=[0, 1]
+ * %339 = mul %299, %145 : [128,10]  // teacher/feedback fwd
+ * %340 = reduce_sum axes=[0, 1] %339 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t340, const float *restrict t299, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2834,9 +2939,10 @@ static void step_k101_mul_reduce_sum(float *restrict t340, const float *restrict
     t340[0] = (float)sum;
 }
 
-/* %342 = mul %297, %143 : [10]
- * %343 = reduce_sum axes=[0] %342 : [] */
-static void step_k102_mul_reduce_sum(float *restrict t343, const float *restrict t297, const float *restrict t143) {
+/* reduce_sum [10] axes=[0]
+ * %342 = mul %297, %143 : [10]  // teacher/feedback fwd
+ * %343 = reduce_sum axes=[0] %342 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t343, const float *restrict t297, const float *restrict t143) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v342 = t297[i0] * t143[i0];
@@ -2845,20 +2951,21 @@ static void step_k102_mul_reduce_sum(float *restrict t343, const float *restrict
     t343[0] = (float)sum;
 }
 
-/* %133 = constant -0.002232142857142857 : []
- * %252 = constant 1.9 : []
- * %253 = mul %19, %252 : []
- * %326 = add %323, %325 : []
- * %329 = add %326, %328 : []
- * %332 = add %329, %331 : []
- * %335 = add %332, %334 : []
- * %338 = add %335, %337 : []
- * %341 = add %338, %340 : []
- * %344 = add %341, %343 : []
- * %345 = mul %253, %344 : []
- * %346 = mul %21, %345 : []
- * %347 = mul %346, %133 : [] */
-static void step_k103_mul_add(float *restrict t345, float *restrict t347, const float *restrict in_lr_student, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_feedback_scale) {
+/* loop []
+ * %133 = constant -0.002232142857142857 : []  // student/loss_u fwd
+ * %252 = constant 1.9 : []  // teacher/feedback fwd
+ * %253 = mul %19, %252 : []  // teacher/feedback fwd
+ * %326 = add %323, %325 : []  // teacher/feedback fwd
+ * %329 = add %326, %328 : []  // teacher/feedback fwd
+ * %332 = add %329, %331 : []  // teacher/feedback fwd
+ * %335 = add %332, %334 : []  // teacher/feedback fwd
+ * %338 = add %335, %337 : []  // teacher/feedback fwd
+ * %341 = add %338, %340 : []  // teacher/feedback fwd
+ * %344 = add %341, %343 : []  // teacher/feedback fwd
+ * %345 = mul %253, %344 : []  // teacher/feedback fwd
+ * %346 = mul %21, %345 : []  // teacher/feedback vjp
+ * %347 = mul %346, %133 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_9(float *restrict t345, float *restrict t347, const float *restrict in_lr_student, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v253 = in_lr_student[0] * 1.9f;
         const float v326 = t323[0] + t325[0];
@@ -2876,18 +2983,20 @@ static void step_k103_mul_add(float *restrict t345, float *restrict t347, const 
     }
 }
 
-/* %348 = broadcast axes=[] %347 : [448,10]
- * %349 = mul %348, %96 : [448,10] */
-static void step_k104_mul(float *restrict t349, const float *restrict t347, const float *restrict t96) {
+/* loop [448,10]
+ * %348 = broadcast axes=[] %347 : [448,10]  // teacher/feedback vjp
+ * %349 = mul %348, %96 : [448,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t349, const float *restrict t347, const float *restrict t96) {
     for (size_t i = 0; i < 4480; i++) {
         const float v349 = t347[0] * t96[i];
         t349[i] = v349;
     }
 }
 
-/* %350 = neg %349 : [448,10]
- * %351 = reduce_sum axes=[1] %350 : [448] */
-static void step_k105_neg_reduce_sum(float *restrict t351, const float *restrict t349) {
+/* reduce_sum [448,10] axes=[1]
+ * %350 = neg %349 : [448,10]  // teacher/feedback vjp
+ * %351 = reduce_sum axes=[1] %350 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t351, const float *restrict t349) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2898,27 +3007,30 @@ static void step_k105_neg_reduce_sum(float *restrict t351, const float *restrict
     }
 }
 
-/* %352 = div %351, %83 : [448] */
-static void step_k106_div(float *restrict t352, const float *restrict t351, const float *restrict t83) {
+/* loop [448]
+ * %352 = div %351, %83 : [448]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t352, const float *restrict t351, const float *restrict t83) {
     for (size_t i = 0; i < 448; i++) {
         const float v352 = t351[i] / t83[i];
         t352[i] = v352;
     }
 }
 
-/* %92 = constant 0.002232142857142857 : []
- * %356 = mul %20, %92 : [] */
-static void step_k107_mul(float *restrict t356, const float *restrict in_uda_weight) {
+/* loop []
+ * %92 = constant 0.002232142857142857 : []  // teacher/loss_uda fwd
+ * %356 = mul %20, %92 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t356, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v356 = in_uda_weight[0] * 0.002232143f;
         t356[i] = v356;
     }
 }
 
-/* %357 = broadcast axes=[] %356 : [448]
- * %358 = mul %357, %78 : [448]
- * %359 = neg %358 : [448] */
-static void step_k108_mul_neg(float *restrict t359, const float *restrict t356, const float *restrict t78) {
+/* loop [448]
+ * %357 = broadcast axes=[] %356 : [448]  // teacher/loss_uda vjp
+ * %358 = mul %357, %78 : [448]  // teacher/loss_uda vjp
+ * %359 = neg %358 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t359, const float *restrict t356, const float *restrict t78) {
     for (size_t i = 0; i < 448; i++) {
         const float v358 = t356[0] * t78[i];
         const float v359 = -v358;
@@ -2926,9 +3038,10 @@ static void step_k108_mul_neg(float *restrict t359, const float *restrict t356, 
     }
 }
 
-/* %360 = broadcast axes=[0] %359 : [448,10]
- * %361 = mul %360, %75 : [448,10] */
-static void step_k109_mul(float *restrict t361, const float *restrict t359, const float *restrict t75) {
+/* loop [448,10]
+ * %360 = broadcast axes=[0] %359 : [448,10]  // teacher/loss_uda vjp
+ * %361 = mul %360, %75 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t361, const float *restrict t359, const float *restrict t75) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v361 = t359[i0] * t75[i0 * 10 + i1];
@@ -2937,9 +3050,10 @@ static void step_k109_mul(float *restrict t361, const float *restrict t359, cons
     }
 }
 
-/* %362 = neg %361 : [448,10]
- * %363 = reduce_sum axes=[1] %362 : [448] */
-static void step_k110_neg_reduce_sum(float *restrict t363, const float *restrict t361) {
+/* reduce_sum [448,10] axes=[1]
+ * %362 = neg %361 : [448,10]  // teacher/loss_uda vjp
+ * %363 = reduce_sum axes=[1] %362 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t363, const float *restrict t361) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2950,22 +3064,24 @@ static void step_k110_neg_reduce_sum(float *restrict t363, const float *restrict
     }
 }
 
-/* %364 = div %363, %83 : [448] */
-static void step_k111_div(float *restrict t364, const float *restrict t363, const float *restrict t83) {
+/* loop [448]
+ * %364 = div %363, %83 : [448]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t364, const float *restrict t363, const float *restrict t83) {
     for (size_t i = 0; i < 448; i++) {
         const float v364 = t363[i] / t83[i];
         t364[i] = v364;
     }
 }
 
-/* %353 = broadcast axes=[0] %352 : [448,10]
- * %354 = mul %353, %82 : [448,10]
- * %355 = add %349, %354 : [448,10]
- * %365 = broadcast axes=[0] %364 : [448,10]
- * %366 = mul %365, %82 : [448,10]
- * %367 = add %361, %366 : [448,10]
- * %368 = add %355, %367 : [448,10] */
-static void step_k112_mul_add(float *restrict t368, const float *restrict t352, const float *restrict t82, const float *restrict t349, const float *restrict t364, const float *restrict t361) {
+/* loop [448,10]
+ * %353 = broadcast axes=[0] %352 : [448,10]  // teacher/feedback vjp
+ * %354 = mul %353, %82 : [448,10]  // teacher/feedback vjp
+ * %355 = add %349, %354 : [448,10]  // teacher/feedback vjp
+ * %365 = broadcast axes=[0] %364 : [448,10]  // teacher/loss_uda vjp
+ * %366 = mul %365, %82 : [448,10]  // teacher/loss_uda vjp
+ * %367 = add %361, %366 : [448,10]  // teacher/loss_uda vjp
+ * %368 = add %355, %367 : [448,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t368, const float *restrict t352, const float *restrict t82, const float *restrict t349, const float *restrict t364, const float *restrict t361) {
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v354 = t352[i0] * t82[i0 * 10 + i1];
@@ -2978,18 +3094,20 @@ static void step_k112_mul_add(float *restrict t368, const float *restrict t352, 
     }
 }
 
-/* %289 = constant -0.015625 : [64,10]
- * %369 = mul %289, %52 : [64,10] */
-static void step_k113_mul(float *restrict t369, const float *restrict t52) {
+/* loop [64,10]
+ * %289 = constant -0.015625 : [64,10]  // student/loss_l vjp
+ * %369 = mul %289, %52 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t369, const float *restrict t52) {
     for (size_t i = 0; i < 640; i++) {
         const float v369 = (-0.015625f) * t52[i];
         t369[i] = v369;
     }
 }
 
-/* %370 = neg %369 : [64,10]
- * %371 = reduce_sum axes=[1] %370 : [64] */
-static void step_k114_neg_reduce_sum(float *restrict t371, const float *restrict t369) {
+/* reduce_sum [64,10] axes=[1]
+ * %370 = neg %369 : [64,10]  // teacher/loss_sup vjp
+ * %371 = reduce_sum axes=[1] %370 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t371, const float *restrict t369) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3000,18 +3118,20 @@ static void step_k114_neg_reduce_sum(float *restrict t371, const float *restrict
     }
 }
 
-/* %372 = div %371, %57 : [64] */
-static void step_k115_div(float *restrict t372, const float *restrict t371, const float *restrict t57) {
+/* loop [64]
+ * %372 = div %371, %57 : [64]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t372, const float *restrict t371, const float *restrict t57) {
     for (size_t i = 0; i < 64; i++) {
         const float v372 = t371[i] / t57[i];
         t372[i] = v372;
     }
 }
 
-/* %373 = broadcast axes=[0] %372 : [64,10]
- * %374 = mul %373, %56 : [64,10]
- * %375 = add %369, %374 : [64,10] */
-static void step_k116_mul_add(float *restrict t375, const float *restrict t372, const float *restrict t56, const float *restrict t369) {
+/* loop [64,10]
+ * %373 = broadcast axes=[0] %372 : [64,10]  // teacher/loss_sup vjp
+ * %374 = mul %373, %56 : [64,10]  // teacher/loss_sup vjp
+ * %375 = add %369, %374 : [64,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t375, const float *restrict t372, const float *restrict t56, const float *restrict t369) {
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v374 = t372[i0] * t56[i0 * 10 + i1];
@@ -3021,8 +3141,9 @@ static void step_k116_mul_add(float *restrict t375, const float *restrict t372, 
     }
 }
 
-/* %376 = reduce_sum axes=[0] %375 : [10] */
-static void step_k117_reduce_sum(float *restrict t376, const float *restrict t375) {
+/* reduce_sum [64,10] axes=[0]
+ * %376 = reduce_sum axes=[0] %375 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp(float *restrict t376, const float *restrict t375) {
     for (size_t o = 0; o < 10; o++) t376[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3031,8 +3152,9 @@ static void step_k117_reduce_sum(float *restrict t376, const float *restrict t37
     }
 }
 
-/* %377 = reduce_sum axes=[0] %368 : [10] */
-static void step_k118_reduce_sum(float *restrict t377, const float *restrict t368) {
+/* reduce_sum [448,10] axes=[0]
+ * %377 = reduce_sum axes=[0] %368 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_2(float *restrict t377, const float *restrict t368) {
     for (size_t o = 0; o < 10; o++) t377[o] = 0.0f;
     for (size_t i0 = 0; i0 < 448; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3041,23 +3163,26 @@ static void step_k118_reduce_sum(float *restrict t377, const float *restrict t36
     }
 }
 
-/* %378 = add %376, %377 : [10] */
-static void step_k119_add(float *restrict t378, const float *restrict t376, const float *restrict t377) {
+/* loop [10]
+ * %378 = add %376, %377 : [10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_3(float *restrict t378, const float *restrict t376, const float *restrict t377) {
     for (size_t i = 0; i < 10; i++) {
         const float v378 = t376[i] + t377[i];
         t378[i] = v378;
     }
 }
 
-/* %384 = matmul tA %383, %368 : [128,10] */
-static void step_k120_matmul(float *restrict t384, const float *restrict t383, const float *restrict t368) {
+/* gemm blas m=128 n=10 k=448 tA
+ * %384 = matmul tA %383, %368 : [128,10]  // teacher/dense9 vjp */
+static void step_teacher_dense9_vjp_4(float *restrict t384, const float *restrict t383, const float *restrict t368) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 448, 1.0f, t383, 128, t368, 10, 0.0f, t384, 10);
 }
 
-/* %379 = matmul tB %375, %6 : [64,128]
- * %386 = step %381 : [64,128]
- * %387 = mul %379, %386 : [64,128] */
-static void step_k121_matmul_step_mul(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
+/* gemm blas m=64 n=128 k=10 tB +epilogue
+ * %379 = matmul tB %375, %6 : [64,128]  // teacher/dense9 vjp
+ * %386 = step %381 : [64,128]  // teacher/relu8 vjp
+ * %387 = mul %379, %386 : [64,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_5(float *restrict t387, const float *restrict t375, const float *restrict in_teacher_dense9_weight, const float *restrict t381) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 128, 10, 1.0f, t375, 10, in_teacher_dense9_weight, 10, 0.0f, t387, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -3067,10 +3192,11 @@ static void step_k121_matmul_step_mul(float *restrict t387, const float *restric
     }
 }
 
-/* %380 = matmul tB %368, %6 : [448,128]
- * %388 = step %383 : [448,128]
- * %389 = mul %380, %388 : [448,128] */
-static void step_k122_matmul_step_mul(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
+/* gemm blas m=448 n=128 k=10 tB +epilogue
+ * %380 = matmul tB %368, %6 : [448,128]  // teacher/dense9 vjp
+ * %388 = step %383 : [448,128]  // teacher/relu8 vjp
+ * %389 = mul %380, %388 : [448,128]  // teacher/relu8 vjp */
+static void step_teacher_dense9_vjp_6(float *restrict t389, const float *restrict t368, const float *restrict in_teacher_dense9_weight, const float *restrict t383) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 448, 128, 10, 1.0f, t368, 10, in_teacher_dense9_weight, 10, 0.0f, t389, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 57344; i++) {
@@ -3080,8 +3206,9 @@ static void step_k122_matmul_step_mul(float *restrict t389, const float *restric
     }
 }
 
-/* %390 = reduce_sum axes=[0] %387 : [128] */
-static void step_k123_reduce_sum(float *restrict t390, const float *restrict t387) {
+/* reduce_sum [64,128] axes=[0]
+ * %390 = reduce_sum axes=[0] %387 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t390, const float *restrict t387) {
     for (size_t o = 0; o < 128; o++) t390[o] = 0.0f;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -3090,14 +3217,15 @@ static void step_k123_reduce_sum(float *restrict t390, const float *restrict t38
     }
 }
 
-/* %391 = reduce_sum axes=[0] %389 : [128] */
+/* reduce_sum [448,128] axes=[0] split
+ * %391 = reduce_sum axes=[0] %389 : [128]  // teacher/dense7 vjp */
 typedef struct {
     float *t391;
     const float *t389;
-} step_k124_reduce_sum_pointers;
+} step_teacher_dense7_vjp_2_pointers;
 
-static void step_k124_reduce_sum_part(void *context, int part, int parts) {
-    const step_k124_reduce_sum_pointers *p = context;
+static void step_teacher_dense7_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_2_pointers *p = context;
     float *restrict t391 = p->t391;
     const float *restrict t389 = p->t389;
     size_t lo, hi;
@@ -3110,27 +3238,29 @@ static void step_k124_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k124_reduce_sum(float *restrict t391, const float *restrict t389) {
-    mplc_parallel(step_k124_reduce_sum_part, &(step_k124_reduce_sum_pointers){t391, t389});
+static void step_teacher_dense7_vjp_2(float *restrict t391, const float *restrict t389) {
+    mplc_parallel(step_teacher_dense7_vjp_2_part, &(step_teacher_dense7_vjp_2_pointers){t391, t389});
 }
 
-/* %392 = add %390, %391 : [128] */
-static void step_k125_add(float *restrict t392, const float *restrict t390, const float *restrict t391) {
+/* loop [128]
+ * %392 = add %390, %391 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t392, const float *restrict t390, const float *restrict t391) {
     for (size_t i = 0; i < 128; i++) {
         const float v392 = t390[i] + t391[i];
         t392[i] = v392;
     }
 }
 
-/* %393 = matmul tB %387, %4 : [64,3136] */
+/* gemm blas m=64 n=3136 k=128 tB split
+ * %393 = matmul tB %387, %4 : [64,3136]  // teacher/dense7 vjp */
 typedef struct {
     float *t393;
     const float *t387;
     const float *in_teacher_dense7_weight;
-} step_k126_matmul_pointers;
+} step_teacher_dense7_vjp_4_pointers;
 
-static void step_k126_matmul_part(void *context, int part, int parts) {
-    const step_k126_matmul_pointers *p = context;
+static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_4_pointers *p = context;
     float *restrict t393 = p->t393;
     const float *restrict t387 = p->t387;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3140,19 +3270,20 @@ static void step_k126_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t387 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t393 + lo * 3136, 3136);
 }
 
-static void step_k126_matmul(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k126_matmul_part, &(step_k126_matmul_pointers){t393, t387, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t393, const float *restrict t387, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t393, t387, in_teacher_dense7_weight});
 }
 
-/* %394 = matmul tB %389, %4 : [448,3136] */
+/* gemm blas m=448 n=3136 k=128 tB split
+ * %394 = matmul tB %389, %4 : [448,3136]  // teacher/dense7 vjp */
 typedef struct {
     float *t394;
     const float *t389;
     const float *in_teacher_dense7_weight;
-} step_k127_matmul_pointers;
+} step_teacher_dense7_vjp_5_pointers;
 
-static void step_k127_matmul_part(void *context, int part, int parts) {
-    const step_k127_matmul_pointers *p = context;
+static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_5_pointers *p = context;
     float *restrict t394 = p->t394;
     const float *restrict t389 = p->t389;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3162,19 +3293,20 @@ static void step_k127_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t389 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t394 + lo * 3136, 3136);
 }
 
-static void step_k127_matmul(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k127_matmul_part, &(step_k127_matmul_pointers){t394, t389, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_5(float *restrict t394, const float *restrict t389, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t394, t389, in_teacher_dense7_weight});
 }
 
-/* %400 = matmul tA %399, %389 : [3136,128] */
+/* gemm blas m=3136 n=128 k=448 tA split
+ * %400 = matmul tA %399, %389 : [3136,128]  // teacher/dense7 vjp */
 typedef struct {
     float *t400;
     const float *t399;
     const float *t389;
-} step_k128_matmul_pointers;
+} step_teacher_dense7_vjp_6_pointers;
 
-static void step_k128_matmul_part(void *context, int part, int parts) {
-    const step_k128_matmul_pointers *p = context;
+static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_6_pointers *p = context;
     float *restrict t400 = p->t400;
     const float *restrict t399 = p->t399;
     const float *restrict t389 = p->t389;
@@ -3184,20 +3316,21 @@ static void step_k128_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 448, 1.0f, t399 + lo, 3136, t389, 128, 0.0f, t400 + lo * 128, 128);
 }
 
-static void step_k128_matmul(float *restrict t400, const float *restrict t399, const float *restrict t389) {
-    mplc_parallel(step_k128_matmul_part, &(step_k128_matmul_pointers){t400, t399, t389});
+static void step_teacher_dense7_vjp_6(float *restrict t400, const float *restrict t399, const float *restrict t389) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t400, t399, t389});
 }
 
-/* %408 = step %395 : [64,7,7,64]
- * %409 = mul %402, %408 : [64,7,7,64] */
+/* loop [64,7,7,64] split
+ * %408 = step %395 : [64,7,7,64]  // teacher/relu4 vjp
+ * %409 = mul %402, %408 : [64,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
     float *t409;
     const float *t395;
     const float *t402;
-} step_k129_step_mul_pointers;
+} step_teacher_relu4_vjp_pointers;
 
-static void step_k129_step_mul_part(void *context, int part, int parts) {
-    const step_k129_step_mul_pointers *p = context;
+static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t409 = p->t409;
@@ -3213,20 +3346,21 @@ static void step_k129_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k129_step_mul(float *restrict t409, const float *restrict t395, const float *restrict t402) {
-    mplc_parallel(step_k129_step_mul_part, &(step_k129_step_mul_pointers){t409, t395, t402});
+static void step_teacher_relu4_vjp(float *restrict t409, const float *restrict t395, const float *restrict t402) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t409, t395, t402});
 }
 
-/* %410 = step %398 : [448,7,7,64]
- * %411 = mul %403, %410 : [448,7,7,64] */
+/* loop [448,7,7,64] split
+ * %410 = step %398 : [448,7,7,64]  // teacher/relu4 vjp
+ * %411 = mul %403, %410 : [448,7,7,64]  // teacher/relu4 vjp */
 typedef struct {
     float *t411;
     const float *t398;
     const float *t403;
-} step_k130_step_mul_pointers;
+} step_teacher_relu4_vjp_2_pointers;
 
-static void step_k130_step_mul_part(void *context, int part, int parts) {
-    const step_k130_step_mul_pointers *p = context;
+static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t411 = p->t411;
@@ -3242,19 +3376,20 @@ static void step_k130_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k130_step_mul(float *restrict t411, const float *restrict t398, const float *restrict t403) {
-    mplc_parallel(step_k130_step_mul_part, &(step_k130_step_mul_pointers){t411, t398, t403});
+static void step_teacher_relu4_vjp_2(float *restrict t411, const float *restrict t398, const float *restrict t403) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t411, t398, t403});
 }
 
-/* %412 = max_pool_scatter k2 s2 p0 %405, %409 : [64,14,14,64] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %412 = max_pool_scatter k2 s2 p0 %405, %409 : [64,14,14,64]  // teacher/relu4 vjp */
 typedef struct {
     float *t412;
     const float *t405;
     const float *t409;
-} step_k131_max_pool_scatter_pointers;
+} step_teacher_relu4_vjp_3_pointers;
 
-static void step_k131_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k131_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t412 = p->t412;
@@ -3266,19 +3401,20 @@ static void step_k131_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k131_max_pool_scatter(float *restrict t412, const float *restrict t405, const float *restrict t409) {
-    mplc_parallel(step_k131_max_pool_scatter_part, &(step_k131_max_pool_scatter_pointers){t412, t405, t409});
+static void step_teacher_relu4_vjp_3(float *restrict t412, const float *restrict t405, const float *restrict t409) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t412, t405, t409});
 }
 
-/* %413 = max_pool_scatter k2 s2 p0 %407, %411 : [448,14,14,64] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %413 = max_pool_scatter k2 s2 p0 %407, %411 : [448,14,14,64]  // teacher/relu4 vjp */
 typedef struct {
     float *t413;
     const float *t407;
     const float *t411;
-} step_k132_max_pool_scatter_pointers;
+} step_teacher_relu4_vjp_4_pointers;
 
-static void step_k132_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k132_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t413 = p->t413;
@@ -3290,18 +3426,19 @@ static void step_k132_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k132_max_pool_scatter(float *restrict t413, const float *restrict t407, const float *restrict t411) {
-    mplc_parallel(step_k132_max_pool_scatter_part, &(step_k132_max_pool_scatter_pointers){t413, t407, t411});
+static void step_teacher_relu4_vjp_4(float *restrict t413, const float *restrict t407, const float *restrict t411) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t413, t407, t411});
 }
 
-/* %416 = reduce_sum axes=[0] %414 : [64] */
+/* reduce_sum [12544,64] axes=[0] split
+ * %416 = reduce_sum axes=[0] %414 : [64]  // teacher/conv3 vjp */
 typedef struct {
     float *t416;
     const float *t414;
-} step_k133_reduce_sum_pointers;
+} step_teacher_conv3_vjp_pointers;
 
-static void step_k133_reduce_sum_part(void *context, int part, int parts) {
-    const step_k133_reduce_sum_pointers *p = context;
+static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_pointers *p = context;
     float *restrict t416 = p->t416;
     const float *restrict t414 = p->t414;
     size_t lo, hi;
@@ -3314,18 +3451,19 @@ static void step_k133_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k133_reduce_sum(float *restrict t416, const float *restrict t414) {
-    mplc_parallel(step_k133_reduce_sum_part, &(step_k133_reduce_sum_pointers){t416, t414});
+static void step_teacher_conv3_vjp(float *restrict t416, const float *restrict t414) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t416, t414});
 }
 
-/* %417 = reduce_sum axes=[0] %415 : [64] */
+/* reduce_sum [87808,64] axes=[0] split
+ * %417 = reduce_sum axes=[0] %415 : [64]  // teacher/conv3 vjp */
 typedef struct {
     float *t417;
     const float *t415;
-} step_k134_reduce_sum_pointers;
+} step_teacher_conv3_vjp_2_pointers;
 
-static void step_k134_reduce_sum_part(void *context, int part, int parts) {
-    const step_k134_reduce_sum_pointers *p = context;
+static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_2_pointers *p = context;
     float *restrict t417 = p->t417;
     const float *restrict t415 = p->t415;
     size_t lo, hi;
@@ -3338,29 +3476,31 @@ static void step_k134_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k134_reduce_sum(float *restrict t417, const float *restrict t415) {
-    mplc_parallel(step_k134_reduce_sum_part, &(step_k134_reduce_sum_pointers){t417, t415});
+static void step_teacher_conv3_vjp_2(float *restrict t417, const float *restrict t415) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t417, t415});
 }
 
-/* %418 = add %416, %417 : [64] */
-static void step_k135_add(float *restrict t418, const float *restrict t416, const float *restrict t417) {
+/* loop [64]
+ * %418 = add %416, %417 : [64]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t418, const float *restrict t416, const float *restrict t417) {
     for (size_t i = 0; i < 64; i++) {
         const float v418 = t416[i] + t417[i];
         t418[i] = v418;
     }
 }
 
-/* %419 = matmul tB %414, %31 : [12544,288]
- * %429 = col2im k3 s1 p1 %419 : [64,14,14,32] */
+/* gemm winograd m=12544 n=288 k=64 tB chunk=4 split
+ * %419 = matmul tB %414, %31 : [12544,288]  // teacher/conv3 vjp
+ * %429 = col2im k3 s1 p1 %419 : [64,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
     float *t429;
     const float *t414;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k136_matmul_col2im_pointers;
+} step_teacher_conv3_vjp_4_pointers;
 
-static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k136_matmul_col2im_pointers *p = context;
+static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_4_pointers *p = context;
     (void)parts;
     float *restrict t429 = p->t429;
     const float *restrict t414 = p->t414;
@@ -3378,21 +3518,22 @@ static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k136_matmul_col2im(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k136_matmul_col2im_part, &(step_k136_matmul_col2im_pointers){t429, t414, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t429, const float *restrict t414, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t429, t414, in_teacher_conv3_weight, chunk});
 }
 
-/* %420 = matmul tB %415, %31 : [87808,288]
- * %430 = col2im k3 s1 p1 %420 : [448,14,14,32] */
+/* gemm winograd m=87808 n=288 k=64 tB chunk=4 split
+ * %420 = matmul tB %415, %31 : [87808,288]  // teacher/conv3 vjp
+ * %430 = col2im k3 s1 p1 %420 : [448,14,14,32]  // teacher/conv3 vjp */
 typedef struct {
     float *t430;
     const float *t415;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k137_matmul_col2im_pointers;
+} step_teacher_conv3_vjp_5_pointers;
 
-static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k137_matmul_col2im_pointers *p = context;
+static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
     float *restrict t430 = p->t430;
     const float *restrict t415 = p->t415;
@@ -3410,21 +3551,22 @@ static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k137_matmul_col2im(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k137_matmul_col2im_part, &(step_k137_matmul_col2im_pointers){t430, t415, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t430, const float *restrict t415, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t430, t415, in_teacher_conv3_weight, chunk});
 }
 
-/* %425 = im2col k3 s1 p1 %424 : [87808,288]
- * %426 = matmul tA %425, %415 : [288,64] */
+/* gemm winograd m=288 n=64 k=87808 tA chunk=4 split
+ * %425 = im2col k3 s1 p1 %424 : [87808,288]  // teacher/conv3 vjp
+ * %426 = matmul tA %425, %415 : [288,64]  // teacher/conv3 vjp */
 typedef struct {
     float *t426;
     const float *t424;
     const float *t415;
     float *chunk;
-} step_k138_im2col_matmul_pointers;
+} step_teacher_conv3_vjp_6_pointers;
 
-static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k138_im2col_matmul_pointers *p = context;
+static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_6_pointers *p = context;
     float *restrict t426 = p->t426;
     const float *restrict t424 = p->t424;
     const float *restrict t415 = p->t415;
@@ -3442,27 +3584,28 @@ static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_k138_im2col_matmul(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
-    mplc_parallel(step_k138_im2col_matmul_part, &(step_k138_im2col_matmul_pointers){t426, t424, t415, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t426, const float *restrict t424, const float *restrict t415, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t426, t424, t415, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t426[i] += partial[i];
     }
 }
 
-/* %422 = im2col k3 s1 p1 %421 : [12544,288]
- * %423 = matmul tA %422, %414 : [288,64]
- * %427 = add %423, %426 : [288,64] */
+/* gemm winograd m=288 n=64 k=12544 tA chunk=4 +epilogue split
+ * %422 = im2col k3 s1 p1 %421 : [12544,288]  // teacher/conv3 vjp
+ * %423 = matmul tA %422, %414 : [288,64]  // teacher/conv3 vjp
+ * %427 = add %423, %426 : [288,64]  // teacher/conv3 vjp */
 typedef struct {
     float *t427;
     const float *t421;
     const float *t414;
     const float *t426;
     float *chunk;
-} step_k139_im2col_matmul_add_pointers;
+} step_teacher_conv3_vjp_7_pointers;
 
-static void step_k139_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k139_im2col_matmul_add_pointers *p = context;
+static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_7_pointers *p = context;
     float *restrict t427 = p->t427;
     const float *restrict t421 = p->t421;
     const float *restrict t414 = p->t414;
@@ -3481,8 +3624,8 @@ static void step_k139_im2col_matmul_add_part(void *context, int part, int parts)
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void step_k139_im2col_matmul_add(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
-    mplc_parallel(step_k139_im2col_matmul_add_part, &(step_k139_im2col_matmul_add_pointers){t427, t421, t414, t426, chunk});
+static void step_teacher_conv3_vjp_7(float *restrict t427, const float *restrict t421, const float *restrict t414, const float *restrict t426, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t427, t421, t414, t426, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t427[i] += partial[i];
@@ -3494,16 +3637,17 @@ static void step_k139_im2col_matmul_add(float *restrict t427, const float *restr
     }
 }
 
-/* %435 = step %421 : [64,14,14,32]
- * %436 = mul %429, %435 : [64,14,14,32] */
+/* loop [64,14,14,32] split
+ * %435 = step %421 : [64,14,14,32]  // teacher/relu1 vjp
+ * %436 = mul %429, %435 : [64,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
     float *t436;
     const float *t421;
     const float *t429;
-} step_k140_step_mul_pointers;
+} step_teacher_relu1_vjp_pointers;
 
-static void step_k140_step_mul_part(void *context, int part, int parts) {
-    const step_k140_step_mul_pointers *p = context;
+static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t436 = p->t436;
@@ -3519,20 +3663,21 @@ static void step_k140_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k140_step_mul(float *restrict t436, const float *restrict t421, const float *restrict t429) {
-    mplc_parallel(step_k140_step_mul_part, &(step_k140_step_mul_pointers){t436, t421, t429});
+static void step_teacher_relu1_vjp(float *restrict t436, const float *restrict t421, const float *restrict t429) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t436, t421, t429});
 }
 
-/* %437 = step %424 : [448,14,14,32]
- * %438 = mul %430, %437 : [448,14,14,32] */
+/* loop [448,14,14,32] split
+ * %437 = step %424 : [448,14,14,32]  // teacher/relu1 vjp
+ * %438 = mul %430, %437 : [448,14,14,32]  // teacher/relu1 vjp */
 typedef struct {
     float *t438;
     const float *t424;
     const float *t430;
-} step_k141_step_mul_pointers;
+} step_teacher_relu1_vjp_2_pointers;
 
-static void step_k141_step_mul_part(void *context, int part, int parts) {
-    const step_k141_step_mul_pointers *p = context;
+static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t438 = p->t438;
@@ -3548,19 +3693,20 @@ static void step_k141_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k141_step_mul(float *restrict t438, const float *restrict t424, const float *restrict t430) {
-    mplc_parallel(step_k141_step_mul_part, &(step_k141_step_mul_pointers){t438, t424, t430});
+static void step_teacher_relu1_vjp_2(float *restrict t438, const float *restrict t424, const float *restrict t430) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t438, t424, t430});
 }
 
-/* %439 = max_pool_scatter k2 s2 p0 %432, %436 : [64,28,28,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %439 = max_pool_scatter k2 s2 p0 %432, %436 : [64,28,28,32]  // teacher/relu1 vjp */
 typedef struct {
     float *t439;
     const float *t432;
     const float *t436;
-} step_k142_max_pool_scatter_pointers;
+} step_teacher_relu1_vjp_3_pointers;
 
-static void step_k142_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k142_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t439 = p->t439;
@@ -3572,19 +3718,20 @@ static void step_k142_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k142_max_pool_scatter(float *restrict t439, const float *restrict t432, const float *restrict t436) {
-    mplc_parallel(step_k142_max_pool_scatter_part, &(step_k142_max_pool_scatter_pointers){t439, t432, t436});
+static void step_teacher_relu1_vjp_3(float *restrict t439, const float *restrict t432, const float *restrict t436) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t439, t432, t436});
 }
 
-/* %440 = max_pool_scatter k2 s2 p0 %434, %438 : [448,28,28,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %440 = max_pool_scatter k2 s2 p0 %434, %438 : [448,28,28,32]  // teacher/relu1 vjp */
 typedef struct {
     float *t440;
     const float *t434;
     const float *t438;
-} step_k143_max_pool_scatter_pointers;
+} step_teacher_relu1_vjp_4_pointers;
 
-static void step_k143_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k143_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t440 = p->t440;
@@ -3596,18 +3743,19 @@ static void step_k143_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k143_max_pool_scatter(float *restrict t440, const float *restrict t434, const float *restrict t438) {
-    mplc_parallel(step_k143_max_pool_scatter_part, &(step_k143_max_pool_scatter_pointers){t440, t434, t438});
+static void step_teacher_relu1_vjp_4(float *restrict t440, const float *restrict t434, const float *restrict t438) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t440, t434, t438});
 }
 
-/* %443 = reduce_sum axes=[0] %441 : [32] */
+/* reduce_sum [50176,32] axes=[0] split
+ * %443 = reduce_sum axes=[0] %441 : [32]  // teacher/conv0 vjp */
 typedef struct {
     float *t443;
     const float *t441;
-} step_k144_reduce_sum_pointers;
+} step_teacher_conv0_vjp_pointers;
 
-static void step_k144_reduce_sum_part(void *context, int part, int parts) {
-    const step_k144_reduce_sum_pointers *p = context;
+static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_pointers *p = context;
     float *restrict t443 = p->t443;
     const float *restrict t441 = p->t441;
     size_t lo, hi;
@@ -3620,18 +3768,19 @@ static void step_k144_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k144_reduce_sum(float *restrict t443, const float *restrict t441) {
-    mplc_parallel(step_k144_reduce_sum_part, &(step_k144_reduce_sum_pointers){t443, t441});
+static void step_teacher_conv0_vjp(float *restrict t443, const float *restrict t441) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t443, t441});
 }
 
-/* %444 = reduce_sum axes=[0] %442 : [32] */
+/* reduce_sum [351232,32] axes=[0] split
+ * %444 = reduce_sum axes=[0] %442 : [32]  // teacher/conv0 vjp */
 typedef struct {
     float *t444;
     const float *t442;
-} step_k145_reduce_sum_pointers;
+} step_teacher_conv0_vjp_2_pointers;
 
-static void step_k145_reduce_sum_part(void *context, int part, int parts) {
-    const step_k145_reduce_sum_pointers *p = context;
+static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_2_pointers *p = context;
     float *restrict t444 = p->t444;
     const float *restrict t442 = p->t442;
     size_t lo, hi;
@@ -3644,29 +3793,31 @@ static void step_k145_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k145_reduce_sum(float *restrict t444, const float *restrict t442) {
-    mplc_parallel(step_k145_reduce_sum_part, &(step_k145_reduce_sum_pointers){t444, t442});
+static void step_teacher_conv0_vjp_2(float *restrict t444, const float *restrict t442) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t444, t442});
 }
 
-/* %445 = add %443, %444 : [32] */
-static void step_k146_add(float *restrict t445, const float *restrict t443, const float *restrict t444) {
+/* loop [32]
+ * %445 = add %443, %444 : [32]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t445, const float *restrict t443, const float *restrict t444) {
     for (size_t i = 0; i < 32; i++) {
         const float v445 = t443[i] + t444[i];
         t445[i] = v445;
     }
 }
 
-/* %99 = im2col k3 s1 p1 %97 : [351232,9]
- * %447 = matmul tA %99, %442 : [9,32] */
+/* gemm small-outer-products m=9 n=32 k=351232 tA chunk=10 split
+ * %99 = im2col k3 s1 p1 %97 : [351232,9]  // student/conv0 fwd
+ * %447 = matmul tA %99, %442 : [9,32]  // teacher/conv0 vjp */
 typedef struct {
     float *t447;
     const float *t97;
     const float *t442;
     float *chunk;
-} step_k147_im2col_matmul_pointers;
+} step_teacher_conv0_vjp_4_pointers;
 
-static void step_k147_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k147_im2col_matmul_pointers *p = context;
+static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_4_pointers *p = context;
     float *restrict t447 = p->t447;
     const float *restrict t97 = p->t97;
     const float *restrict t442 = p->t442;
@@ -3699,27 +3850,28 @@ static void step_k147_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k147_im2col_matmul(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
-    mplc_parallel(step_k147_im2col_matmul_part, &(step_k147_im2col_matmul_pointers){t447, t97, t442, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t447, const float *restrict t97, const float *restrict t442, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t447, t97, t442, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t447[i] += partial[i];
     }
 }
 
-/* %254 = im2col k3 s1 p1 %98 : [50176,9]
- * %446 = matmul tA %254, %441 : [9,32]
- * %448 = add %446, %447 : [9,32] */
+/* gemm small-outer-products m=9 n=32 k=50176 tA chunk=10 +epilogue split
+ * %254 = im2col k3 s1 p1 %98 : [50176,9]  // student/conv0 fwd
+ * %446 = matmul tA %254, %441 : [9,32]  // teacher/conv0 vjp
+ * %448 = add %446, %447 : [9,32]  // teacher/conv0 vjp */
 typedef struct {
     float *t448;
     const float *in_x;
     const float *t441;
     const float *t447;
     float *chunk;
-} step_k148_im2col_matmul_add_pointers;
+} step_teacher_conv0_vjp_5_pointers;
 
-static void step_k148_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k148_im2col_matmul_add_pointers *p = context;
+static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_5_pointers *p = context;
     float *restrict t448 = p->t448;
     const float *restrict in_x = p->in_x;
     const float *restrict t441 = p->t441;
@@ -3753,8 +3905,8 @@ static void step_k148_im2col_matmul_add_part(void *context, int part, int parts)
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void step_k148_im2col_matmul_add(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
-    mplc_parallel(step_k148_im2col_matmul_add_part, &(step_k148_im2col_matmul_add_pointers){t448, in_x, t441, t447, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t448, const float *restrict in_x, const float *restrict t441, const float *restrict t447, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t448, in_x, t441, t447, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t448[i] += partial[i];
@@ -3766,20 +3918,21 @@ static void step_k148_im2col_matmul_add(float *restrict t448, const float *restr
     }
 }
 
-/* %169 = constant 0.0005 : [3,3,1,32]
- * %172 = constant 0.9 : [3,3,1,32]
- * %451 = mul %0, %169 : [3,3,1,32]
- * %452 = add %449, %451 : [3,3,1,32]
- * %453 = mul %450, %172 : [3,3,1,32]
- * %454 = add %453, %452 : [3,3,1,32]
- * %455 = mul %454, %172 : [3,3,1,32]
- * %456 = add %452, %455 : [3,3,1,32]
- * %457 = broadcast axes=[] %18 : [3,3,1,32]
- * %458 = mul %456, %457 : [3,3,1,32]
- * %459 = sub %0, %458 : [3,3,1,32]
+/* loop [3,3,1,32]
+ * %169 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
+ * %172 = constant 0.9 : [3,3,1,32]  // student/conv0 update
+ * %451 = mul %0, %169 : [3,3,1,32]  // teacher/conv0 update
+ * %452 = add %449, %451 : [3,3,1,32]  // teacher/conv0 update
+ * %453 = mul %450, %172 : [3,3,1,32]  // teacher/conv0 update
+ * %454 = add %453, %452 : [3,3,1,32]  // teacher/conv0 update
+ * %455 = mul %454, %172 : [3,3,1,32]  // teacher/conv0 update
+ * %456 = add %452, %455 : [3,3,1,32]  // teacher/conv0 update
+ * %457 = broadcast axes=[] %18 : [3,3,1,32]  // teacher/conv0 update
+ * %458 = mul %456, %457 : [3,3,1,32]  // teacher/conv0 update
+ * %459 = sub %0, %458 : [3,3,1,32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k149_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t449, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 288; i++) {
         const float v451 = in_teacher_conv0_weight[i] * 0.0005f;
         const float v452 = t449[i] + v451;
@@ -3794,17 +3947,18 @@ static void step_k149_mul_add_sub(float *restrict in_teacher_momentum_conv0_weig
     }
 }
 
-/* %181 = constant 0.9 : [32]
- * %461 = mul %460, %181 : [32]
- * %462 = add %461, %445 : [32]
- * %463 = mul %462, %181 : [32]
- * %464 = add %445, %463 : [32]
- * %465 = broadcast axes=[] %18 : [32]
- * %466 = mul %464, %465 : [32]
- * %467 = sub %1, %466 : [32]
+/* loop [32]
+ * %181 = constant 0.9 : [32]  // student/conv0 update
+ * %461 = mul %460, %181 : [32]  // teacher/conv0 update
+ * %462 = add %461, %445 : [32]  // teacher/conv0 update
+ * %463 = mul %462, %181 : [32]  // teacher/conv0 update
+ * %464 = add %445, %463 : [32]  // teacher/conv0 update
+ * %465 = broadcast axes=[] %18 : [32]  // teacher/conv0 update
+ * %466 = mul %464, %465 : [32]  // teacher/conv0 update
+ * %467 = sub %1, %466 : [32]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k150_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t445, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
         const float v461 = in_teacher_momentum_conv0_bias[i] * 0.9f;
         const float v462 = v461 + t445[i];
@@ -3817,20 +3971,21 @@ static void step_k150_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias
     }
 }
 
-/* %190 = constant 0.0005 : [3,3,32,64]
- * %193 = constant 0.9 : [3,3,32,64]
- * %469 = mul %2, %190 : [3,3,32,64]
- * %470 = add %428, %469 : [3,3,32,64]
- * %471 = mul %468, %193 : [3,3,32,64]
- * %472 = add %471, %470 : [3,3,32,64]
- * %473 = mul %472, %193 : [3,3,32,64]
- * %474 = add %470, %473 : [3,3,32,64]
- * %475 = broadcast axes=[] %18 : [3,3,32,64]
- * %476 = mul %474, %475 : [3,3,32,64]
- * %477 = sub %2, %476 : [3,3,32,64]
+/* loop [3,3,32,64]
+ * %190 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
+ * %193 = constant 0.9 : [3,3,32,64]  // student/conv3 update
+ * %469 = mul %2, %190 : [3,3,32,64]  // teacher/conv3 update
+ * %470 = add %428, %469 : [3,3,32,64]  // teacher/conv3 update
+ * %471 = mul %468, %193 : [3,3,32,64]  // teacher/conv3 update
+ * %472 = add %471, %470 : [3,3,32,64]  // teacher/conv3 update
+ * %473 = mul %472, %193 : [3,3,32,64]  // teacher/conv3 update
+ * %474 = add %470, %473 : [3,3,32,64]  // teacher/conv3 update
+ * %475 = broadcast axes=[] %18 : [3,3,32,64]  // teacher/conv3 update
+ * %476 = mul %474, %475 : [3,3,32,64]  // teacher/conv3 update
+ * %477 = sub %2, %476 : [3,3,32,64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k151_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t428, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
         const float v469 = in_teacher_conv3_weight[i] * 0.0005f;
         const float v470 = t428[i] + v469;
@@ -3845,17 +4000,18 @@ static void step_k151_mul_add_sub(float *restrict in_teacher_momentum_conv3_weig
     }
 }
 
-/* %202 = constant 0.9 : [64]
- * %479 = mul %478, %202 : [64]
- * %480 = add %479, %418 : [64]
- * %481 = mul %480, %202 : [64]
- * %482 = add %418, %481 : [64]
- * %483 = broadcast axes=[] %18 : [64]
- * %484 = mul %482, %483 : [64]
- * %485 = sub %3, %484 : [64]
+/* loop [64]
+ * %202 = constant 0.9 : [64]  // student/conv3 update
+ * %479 = mul %478, %202 : [64]  // teacher/conv3 update
+ * %480 = add %479, %418 : [64]  // teacher/conv3 update
+ * %481 = mul %480, %202 : [64]  // teacher/conv3 update
+ * %482 = add %418, %481 : [64]  // teacher/conv3 update
+ * %483 = broadcast axes=[] %18 : [64]  // teacher/conv3 update
+ * %484 = mul %482, %483 : [64]  // teacher/conv3 update
+ * %485 = sub %3, %484 : [64]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k152_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t418, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
         const float v479 = in_teacher_momentum_conv3_bias[i] * 0.9f;
         const float v480 = v479 + t418[i];
@@ -3868,19 +4024,20 @@ static void step_k152_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias
     }
 }
 
-/* %211 = constant 0.0005 : [3136,128]
- * %214 = constant 0.9 : [3136,128]
- * %397 = matmul tA %396, %387 : [3136,128]
- * %401 = add %397, %400 : [3136,128]
- * %487 = mul %4, %211 : [3136,128]
- * %488 = add %401, %487 : [3136,128]
- * %489 = mul %486, %214 : [3136,128]
- * %490 = add %489, %488 : [3136,128]
- * %491 = mul %490, %214 : [3136,128]
- * %492 = add %488, %491 : [3136,128]
- * %493 = broadcast axes=[] %18 : [3136,128]
- * %494 = mul %492, %493 : [3136,128]
- * %495 = sub %4, %494 : [3136,128]
+/* gemm blas m=3136 n=128 k=64 tA +epilogue split
+ * %211 = constant 0.0005 : [3136,128]  // student/dense7 update
+ * %214 = constant 0.9 : [3136,128]  // student/dense7 update
+ * %397 = matmul tA %396, %387 : [3136,128]  // teacher/dense7 vjp
+ * %401 = add %397, %400 : [3136,128]  // teacher/dense7 vjp
+ * %487 = mul %4, %211 : [3136,128]  // teacher/dense7 update
+ * %488 = add %401, %487 : [3136,128]  // teacher/dense7 update
+ * %489 = mul %486, %214 : [3136,128]  // teacher/dense7 update
+ * %490 = add %489, %488 : [3136,128]  // teacher/dense7 update
+ * %491 = mul %490, %214 : [3136,128]  // teacher/dense7 update
+ * %492 = add %488, %491 : [3136,128]  // teacher/dense7 update
+ * %493 = broadcast axes=[] %18 : [3136,128]  // teacher/dense7 update
+ * %494 = mul %492, %493 : [3136,128]  // teacher/dense7 update
+ * %495 = sub %4, %494 : [3136,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -3891,10 +4048,10 @@ typedef struct {
     const float *t387;
     const float *t400;
     const float *in_lr_teacher;
-} step_k153_matmul_add_mul_etc_pointers;
+} step_teacher_dense7_vjp_7_pointers;
 
-static void step_k153_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k153_matmul_add_mul_etc_pointers *p = context;
+static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_7_pointers *p = context;
     float *restrict t488 = p->t488;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3923,21 +4080,22 @@ static void step_k153_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k153_matmul_add_mul_etc(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k153_matmul_add_mul_etc_part, &(step_k153_matmul_add_mul_etc_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t488, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t396, const float *restrict t387, const float *restrict t400, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t488, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t396, t387, t400, in_lr_teacher});
 }
 
-/* %223 = constant 0.9 : [128]
- * %497 = mul %496, %223 : [128]
- * %498 = add %497, %392 : [128]
- * %499 = mul %498, %223 : [128]
- * %500 = add %392, %499 : [128]
- * %501 = broadcast axes=[] %18 : [128]
- * %502 = mul %500, %501 : [128]
- * %503 = sub %5, %502 : [128]
+/* loop [128]
+ * %223 = constant 0.9 : [128]  // student/dense7 update
+ * %497 = mul %496, %223 : [128]  // teacher/dense7 update
+ * %498 = add %497, %392 : [128]  // teacher/dense7 update
+ * %499 = mul %498, %223 : [128]  // teacher/dense7 update
+ * %500 = add %392, %499 : [128]  // teacher/dense7 update
+ * %501 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %502 = mul %500, %501 : [128]  // teacher/dense7 update
+ * %503 = sub %5, %502 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t392, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
         const float v497 = in_teacher_momentum_dense7_bias[i] * 0.9f;
         const float v498 = v497 + t392[i];
@@ -3950,22 +4108,23 @@ static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_dense7_bia
     }
 }
 
-/* %232 = constant 0.0005 : [128,10]
- * %235 = constant 0.9 : [128,10]
- * %382 = matmul tA %381, %375 : [128,10]
- * %385 = add %382, %384 : [128,10]
- * %505 = mul %6, %232 : [128,10]
- * %506 = add %385, %505 : [128,10]
- * %507 = mul %504, %235 : [128,10]
- * %508 = add %507, %506 : [128,10]
- * %509 = mul %508, %235 : [128,10]
- * %510 = add %506, %509 : [128,10]
- * %511 = broadcast axes=[] %18 : [128,10]
- * %512 = mul %510, %511 : [128,10]
- * %513 = sub %6, %512 : [128,10]
+/* gemm blas m=128 n=10 k=64 tA +epilogue
+ * %232 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %235 = constant 0.9 : [128,10]  // student/dense9 update
+ * %382 = matmul tA %381, %375 : [128,10]  // teacher/dense9 vjp
+ * %385 = add %382, %384 : [128,10]  // teacher/dense9 vjp
+ * %505 = mul %6, %232 : [128,10]  // teacher/dense9 update
+ * %506 = add %385, %505 : [128,10]  // teacher/dense9 update
+ * %507 = mul %504, %235 : [128,10]  // teacher/dense9 update
+ * %508 = add %507, %506 : [128,10]  // teacher/dense9 update
+ * %509 = mul %508, %235 : [128,10]  // teacher/dense9 update
+ * %510 = add %506, %509 : [128,10]  // teacher/dense9 update
+ * %511 = broadcast axes=[] %18 : [128,10]  // teacher/dense9 update
+ * %512 = mul %510, %511 : [128,10]  // teacher/dense9 update
+ * %513 = sub %6, %512 : [128,10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k155_matmul_add_mul_etc(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
+static void step_teacher_dense9_vjp_7(float *restrict t506, float *restrict in_teacher_momentum_dense9_weight, float *restrict in_teacher_dense9_weight, const float *restrict t381, const float *restrict t375, const float *restrict t384, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 64, 1.0f, t381, 128, t375, 10, 0.0f, t506, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -3984,17 +4143,18 @@ static void step_k155_matmul_add_mul_etc(float *restrict t506, float *restrict i
     }
 }
 
-/* %244 = constant 0.9 : [10]
- * %515 = mul %514, %244 : [10]
- * %516 = add %515, %378 : [10]
- * %517 = mul %516, %244 : [10]
- * %518 = add %378, %517 : [10]
- * %519 = broadcast axes=[] %18 : [10]
- * %520 = mul %518, %519 : [10]
- * %521 = sub %7, %520 : [10]
+/* loop [10]
+ * %244 = constant 0.9 : [10]  // student/dense9 update
+ * %515 = mul %514, %244 : [10]  // teacher/dense9 update
+ * %516 = add %515, %378 : [10]  // teacher/dense9 update
+ * %517 = mul %516, %244 : [10]  // teacher/dense9 update
+ * %518 = add %378, %517 : [10]  // teacher/dense9 update
+ * %519 = broadcast axes=[] %18 : [10]  // teacher/dense9 update
+ * %520 = mul %518, %519 : [10]  // teacher/dense9 update
+ * %521 = sub %7, %520 : [10]  // teacher/dense9 update
  * in_teacher_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
+static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense9_bias, float *restrict in_teacher_dense9_bias, const float *restrict t378, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v515 = in_teacher_momentum_dense9_bias[i] * 0.9f;
         const float v516 = v515 + t378[i];
@@ -4009,175 +4169,176 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense9_bia
 
 /* 157 kernels; scratch high-water mark 76626704 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, scratch + 58605568, io, state, state + 288, scratch + 24084480);
-    step_k001_im2col_matmul_add_etc(scratch + 24084480, scratch + 64626688, scratch + 58605568, state + 320, state + 18752, scratch + 36126720);
-    step_k002_matmul_add_relu(scratch + 76468224, scratch + 64626688, state + 18816, state + 420224);
-    step_k003_matmul_add(scratch + 67637248, scratch + 76468224, state + 420352, state + 421632);
-    step_k004_mul_add(scratch + 76624256, io + 752640);
-    step_k005_reduce_max(scratch + 76591744, scratch + 67637248);
-    step_k006_sub_exp(scratch + 76591104, scratch + 76624896, scratch + 67637248, scratch + 76591744);
-    step_k007_reduce_sum(scratch + 76626560, scratch + 76624896);
-    step_k008_log(scratch + 76625536, scratch + 76626560);
-    step_k009_sub_mul_reduce_sum(scratch + 76625600, scratch + 76591104, scratch + 76625536, scratch + 76624256);
-    step_k010_mul(io + 753344, scratch + 76625600);
-    step_k011_mul(scratch + 67646848, scratch + 67637888);
-    step_k012_reduce_max(scratch + 76591104, scratch + 67646848);
-    step_k013_sub(scratch + 67651328, scratch + 67646848, scratch + 76591104);
-    step_k014_exp_reduce_sum(scratch + 67646848, scratch + 67651328);
-    step_k015_log(scratch + 67647296, scratch + 67646848);
-    step_k016_sub_exp(scratch + 76609536, scratch + 67651328, scratch + 67647296);
-    step_k017_reduce_max(scratch + 76614016, scratch + 76609536);
-    step_k018_greaterEqual(scratch + 76625536, scratch + 76614016);
-    step_k019_reduce_max(scratch + 76618496, scratch + 67642368);
-    step_k020_sub_exp(scratch + 76591104, scratch + 76614016, scratch + 67642368, scratch + 76618496);
-    step_k021_reduce_sum(scratch + 76625984, scratch + 76614016);
-    step_k022_log(scratch + 76618496, scratch + 76625984);
-    step_k023_sub_mul_reduce_sum(scratch + 76618944, scratch + 76591104, scratch + 76618496, scratch + 76609536);
-    step_k024_neg_mul_reduce_sum(scratch + 76626432, scratch + 76618944, scratch + 76625536);
-    step_k025_mul(io + 753360, scratch + 76626432);
-    step_k026_reduce_sum(scratch + 76626432, scratch + 76625536);
-    step_k027_mul(io + 753376, scratch + 76626432);
-    step_k028_one_hot_argmax(scratch + 76618496, scratch + 67642368);
-    step_k029_im2col_matmul_add_etc(scratch + 36126720, scratch + 67637248, io + 401408, state + 421648, state + 421936, scratch + 47366144);
-    step_k030_im2col_matmul_add_etc(scratch + 47366144, scratch + 55661824, scratch + 67637248, state + 421968, state + 440400, scratch + 52985856);
-    step_k031_matmul_add_relu(scratch + 57066752, scratch + 55661824, state + 440464, state + 841872);
-    step_k032_matmul_add(scratch + 76591104, scratch + 57066752, state + 842000, state + 843280);
-    step_k033_reduce_max(scratch + 76622976, scratch + 76591104);
-    step_k034_sub_exp(scratch + 76595584, scratch + 76600064, scratch + 76591104, scratch + 76622976);
-    step_k035_reduce_sum(scratch + 76609024, scratch + 76600064);
-    step_k036_log(scratch + 76622976, scratch + 76609024);
-    step_k037_sub_mul_reduce_sum(scratch + 76609472, scratch + 76595584, scratch + 76622976, scratch + 76618496);
-    step_k038_mul(io + 753392, scratch + 76609472);
-    step_k039_mul(scratch + 76604544, scratch + 76618496);
-    step_k040_neg_reduce_sum(scratch + 76622976, scratch + 76604544);
-    step_k041_div(scratch + 76623424, scratch + 76622976, scratch + 76609024);
-    step_k042_mul_add(scratch + 76591104, scratch + 76623424, scratch + 76600064, scratch + 76604544);
-    step_k043_reduce_sum(scratch + 76626688, scratch + 76591104);
-    step_k044_matmul(scratch + 76622976, scratch + 57066752, scratch + 76591104);
-    step_k045_matmul_step_mul(scratch + 58471680, scratch + 76591104, state + 842000, scratch + 57066752);
-    step_k046_reduce_sum(scratch + 76626432, scratch + 58471680);
-    step_k047_matmul(scratch + 57066752, scratch + 58471680, state + 440464);
-    step_k048_matmul(scratch + 76066816, scratch + 55661824, scratch + 58471680);
-    step_k049_step_mul(scratch + 70447104, scratch + 55661824, scratch + 57066752);
-    step_k050_max_pool_scatter(scratch + 52985856, scratch + 47366144, scratch + 70447104);
-    step_k051_reduce_sum(scratch + 76626624, scratch + 52985856);
-    step_k052_matmul_col2im(scratch + 70447104, scratch + 52985856, state + 421968, scratch + 47366144);
-    step_k053_im2col_matmul(scratch + 76591104, scratch + 67637248, scratch + 52985856, scratch + 47366144);
-    step_k054_step_mul(scratch + 73256960, scratch + 67637248, scratch + 70447104);
-    step_k055_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 73256960);
-    step_k056_reduce_sum(scratch + 42161696, scratch + 47366144);
-    step_k057_im2col_matmul(scratch + 42161408, io + 401408, scratch + 47366144, scratch + 36126720);
-    step_k058_mul_add_sub(state + 1264944, state + 421648, scratch + 42161408, io + 753296);
-    step_k059_mul_add_sub(state + 1265232, state + 421936, scratch + 42161696, io + 753296);
-    step_k060_mul_add_sub(state + 1265264, state + 421968, scratch + 76591104, io + 753296);
-    step_k061_mul_add_sub(state + 1283696, state + 440400, scratch + 76626624, io + 753296);
-    step_k062_mul_add_sub(state + 1283760, state + 440464, scratch + 76066816, io + 753296);
-    step_k063_mul_add_sub(state + 1685168, state + 841872, scratch + 76626432, io + 753296);
-    step_k064_mul_add_sub(state + 1685296, state + 842000, scratch + 76622976, io + 753296);
-    step_k065_mul_add_sub(state + 1686576, state + 843280, scratch + 76626688, io + 753296);
-    step_k066_im2col_matmul_add_etc(scratch + 38950144, scratch + 67637248, io, state + 421648, state + 421936, scratch + 36126720);
-    step_k067_im2col_matmul_add_etc(scratch + 40555776, scratch + 68440064, scratch + 67637248, state + 421968, state + 440400, scratch + 36126720);
-    step_k068_matmul_add_relu(scratch + 68038656, scratch + 68440064, state + 440464, state + 841872);
-    step_k069_matmul_add(scratch + 68046848, scratch + 68038656, state + 842000, state + 843280);
-    step_k070_reduce_max(scratch + 68048768, scratch + 68046848);
-    step_k071_sub_exp(scratch + 68047488, scratch + 68048128, scratch + 68046848, scratch + 68048768);
-    step_k072_reduce_sum(scratch + 68048768, scratch + 68048128);
-    step_k073_log(scratch + 68046848, scratch + 68048768);
-    step_k074_sub_mul_reduce_sum(scratch + 68046912, scratch + 68047488, scratch + 68046848, io + 752640);
-    step_k075_mul(io + 753408, scratch + 68046912);
-    step_k076_mul(scratch + 68046848, io + 752640);
-    step_k077_neg_reduce_sum(scratch + 68047488, scratch + 68046848);
-    step_k078_div(scratch + 68048832, scratch + 68047488, scratch + 68048768);
-    step_k079_mul_add(scratch + 68047488, scratch + 68048832, scratch + 68048128, scratch + 68046848);
-    step_k080_reduce_sum(scratch + 68642176, scratch + 68047488);
-    step_k081_matmul(scratch + 68640768, scratch + 68038656, scratch + 68047488);
-    step_k082_matmul_step_mul(scratch + 36327424, scratch + 68047488, state + 842000, scratch + 68038656);
-    step_k083_reduce_sum(scratch + 68642048, scratch + 36327424);
-    step_k084_matmul(scratch + 36126720, scratch + 36327424, state + 440464);
-    step_k085_matmul(scratch + 68038656, scratch + 68440064, scratch + 36327424);
-    step_k086_step_mul(scratch + 36327424, scratch + 68440064, scratch + 36126720);
-    step_k087_max_pool_scatter(scratch + 41358592, scratch + 40555776, scratch + 36327424);
-    step_k088_reduce_sum(scratch + 68440352, scratch + 41358592);
-    step_k089_matmul_col2im(scratch + 40555776, scratch + 41358592, state + 421968, scratch + 36126720);
-    step_k090_im2col_matmul(scratch + 40957184, scratch + 67637248, scratch + 41358592, scratch + 36126720);
-    step_k091_step_mul(scratch + 37732352, scratch + 67637248, scratch + 40555776);
-    step_k092_max_pool_scatter(scratch + 36126720, scratch + 38950144, scratch + 37732352);
-    step_k093_reduce_sum(scratch + 68440416, scratch + 36126720);
-    step_k094_im2col_matmul(scratch + 68440064, io, scratch + 36126720, scratch + 37732352);
-    step_k095_mul_reduce_sum(scratch + 68440448, scratch + 68440064, scratch + 42161408);
-    step_k096_mul_reduce_sum(scratch + 68440064, scratch + 68440416, scratch + 42161696);
-    step_k097_mul_reduce_sum(scratch + 68440416, scratch + 40957184, scratch + 76591104);
-    step_k098_mul_reduce_sum(scratch + 68440432, scratch + 68440352, scratch + 76626624);
-    step_k099_mul_reduce_sum(scratch + 76626624, scratch + 68038656, scratch + 76066816);
-    step_k100_mul_reduce_sum(scratch + 76626640, scratch + 68642048, scratch + 76626432);
-    step_k101_mul_reduce_sum(scratch + 76626656, scratch + 68640768, scratch + 76622976);
-    step_k102_mul_reduce_sum(scratch + 76626672, scratch + 68642176, scratch + 76626688);
-    step_k103_mul_add(io + 753424, scratch + 76626432, io + 753296, scratch + 68440448, scratch + 68440064, scratch + 68440416, scratch + 68440432, scratch + 76626624, scratch + 76626640, scratch + 76626656, scratch + 76626672, io + 753328);
-    step_k104_mul(scratch + 76591104, scratch + 76626432, scratch + 76618496);
-    step_k105_neg_reduce_sum(scratch + 76618496, scratch + 76591104);
-    step_k106_div(scratch + 76604544, scratch + 76618496, scratch + 76625984);
-    step_k107_mul(scratch + 76626432, io + 753312);
-    step_k108_mul_neg(scratch + 76600064, scratch + 76626432, scratch + 76625536);
-    step_k109_mul(scratch + 76595584, scratch + 76600064, scratch + 76609536);
-    step_k110_neg_reduce_sum(scratch + 76625536, scratch + 76595584);
-    step_k111_div(scratch + 76618496, scratch + 76625536, scratch + 76625984);
-    step_k112_mul_add(scratch + 76600064, scratch + 76604544, scratch + 76614016, scratch + 76591104, scratch + 76618496, scratch + 76595584);
-    step_k113_mul(scratch + 76591104, scratch + 76624256);
-    step_k114_neg_reduce_sum(scratch + 76625536, scratch + 76591104);
-    step_k115_div(scratch + 76591744, scratch + 76625536, scratch + 76626560);
-    step_k116_mul_add(scratch + 76592384, scratch + 76591744, scratch + 76624896, scratch + 76591104);
-    step_k117_reduce_sum(scratch + 76591104, scratch + 76592384);
-    step_k118_reduce_sum(scratch + 76591120, scratch + 76600064);
-    step_k119_add(scratch + 76593024, scratch + 76591104, scratch + 76591120);
-    step_k120_matmul(scratch + 76591104, scratch + 76533760, scratch + 76600064);
-    step_k121_matmul_step_mul(scratch + 67637248, scratch + 76592384, state + 420352, scratch + 76468224);
-    step_k122_matmul_step_mul(scratch + 37732352, scratch + 76600064, state + 420352, scratch + 76533760);
-    step_k123_reduce_sum(scratch + 36126720, scratch + 67637248);
-    step_k124_reduce_sum(scratch + 36126848, scratch + 37732352);
-    step_k125_add(scratch + 67645440, scratch + 36126720, scratch + 36126848);
-    step_k126_matmul(scratch + 37531648, scratch + 67637248, state + 18816);
-    step_k127_matmul(scratch + 36126720, scratch + 37732352, state + 18816);
-    step_k128_matmul(scratch + 43954176, scratch + 66232320, scratch + 37732352);
-    step_k129_step_mul(scratch + 37732352, scratch + 64626688, scratch + 37531648);
-    step_k130_step_mul(scratch + 41746432, scratch + 66232320, scratch + 36126720);
-    step_k131_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37732352);
-    step_k132_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
-    step_k133_reduce_sum(scratch + 41746432, scratch + 43151360);
-    step_k134_reduce_sum(scratch + 41746496, scratch + 36126720);
-    step_k135_add(scratch + 42568256, scratch + 41746432, scratch + 41746496);
-    step_k136_matmul_col2im(scratch + 41746432, scratch + 43151360, state + 320, scratch + 24084480);
-    step_k137_matmul_col2im(scratch + 26907904, scratch + 36126720, state + 320, scratch + 24084480);
-    step_k138_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 24084480);
-    step_k139_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 24084480);
-    step_k140_step_mul(scratch + 42147840, scratch + 58605568, scratch + 41746432);
-    step_k141_step_mul(scratch + 35323904, scratch + 61816832, scratch + 26907904);
-    step_k142_max_pool_scatter(scratch + 38133760, scratch, scratch + 42147840);
-    step_k143_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
-    step_k144_reduce_sum(scratch + 42567680, scratch + 38133760);
-    step_k145_reduce_sum(scratch + 42567712, scratch + 24084480);
-    step_k146_add(scratch + 42568320, scratch + 42567680, scratch + 42567712);
-    step_k147_im2col_matmul(scratch + 42567680, io + 401408, scratch + 24084480, scratch + 35323904);
-    step_k148_im2col_matmul_add(scratch + 42567968, io, scratch + 38133760, scratch + 42567680, scratch + 39739392);
-    step_k149_mul_add_sub(state + 843296, state, scratch + 42567968, io + 753280);
-    step_k150_mul_add_sub(state + 843584, state + 288, scratch + 42568320, io + 753280);
-    step_k151_mul_add_sub(state + 843616, state + 320, scratch + 42549248, io + 753280);
-    step_k152_mul_add_sub(state + 862048, state + 18752, scratch + 42568256, io + 753280);
-    step_k153_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67637248, scratch + 43954176, io + 753280);
-    step_k154_mul_add_sub(state + 1263520, state + 420224, scratch + 67645440, io + 753280);
-    step_k155_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 76468224, scratch + 76592384, scratch + 76591104, io + 753280);
-    step_k156_mul_add_sub(state + 1264928, state + 421632, scratch + 76593024, io + 753280);
+    step_teacher_conv0_fwd(scratch /* t27 */, scratch + 58605568 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_fwd(scratch + 24084480 /* t35 */, scratch + 64626688 /* t37 */, scratch + 58605568 /* t29 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 36126720 /* chunk */);
+    step_teacher_dense7_fwd(scratch + 76468224 /* t42 */, scratch + 64626688 /* t38 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
+    step_teacher_dense9_fwd(scratch + 67637248 /* t45 */, scratch + 76468224 /* t42 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
+    step_teacher_loss_sup_fwd(scratch + 76624256 /* t52 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 76591744 /* t53 */, scratch + 67637248 /* t46 */);
+    step_teacher_loss_sup_fwd_3(scratch + 76591104 /* t55 */, scratch + 76624896 /* t56 */, scratch + 67637248 /* t46 */, scratch + 76591744 /* t53 */);
+    step_teacher_loss_sup_fwd_4(scratch + 76626560 /* t57 */, scratch + 76624896 /* t56 */);
+    step_teacher_loss_sup_fwd_5(scratch + 76625536 /* t58 */, scratch + 76626560 /* t57 */);
+    step_teacher_loss_sup_fwd_6(scratch + 76625600 /* t62 */, scratch + 76591104 /* t55 */, scratch + 76625536 /* t58 */, scratch + 76624256 /* t52 */);
+    step_teacher_loss_sup_fwd_7(io + 753344 /* t64 */, scratch + 76625600 /* t62 */);
+    step_teacher_loss_uda_fwd(scratch + 67646848 /* t66 */, scratch + 67637888 /* t47 */);
+    step_teacher_loss_uda_fwd_2(scratch + 76591104 /* t67 */, scratch + 67646848 /* t66 */);
+    step_teacher_loss_uda_fwd_3(scratch + 67651328 /* t69 */, scratch + 67646848 /* t66 */, scratch + 76591104 /* t67 */);
+    step_teacher_loss_uda_fwd_4(scratch + 67646848 /* t71 */, scratch + 67651328 /* t69 */);
+    step_teacher_loss_uda_fwd_5(scratch + 67647296 /* t72 */, scratch + 67646848 /* t71 */);
+    step_teacher_loss_uda_fwd_6(scratch + 76609536 /* t75 */, scratch + 67651328 /* t69 */, scratch + 67647296 /* t72 */);
+    step_teacher_loss_uda_fwd_7(scratch + 76614016 /* t76 */, scratch + 76609536 /* t75 */);
+    step_teacher_loss_uda_fwd_8(scratch + 76625536 /* t78 */, scratch + 76614016 /* t76 */);
+    step_teacher_loss_uda_fwd_9(scratch + 76618496 /* t79 */, scratch + 67642368 /* t48 */);
+    step_teacher_loss_uda_fwd_10(scratch + 76591104 /* t81 */, scratch + 76614016 /* t82 */, scratch + 67642368 /* t48 */, scratch + 76618496 /* t79 */);
+    step_teacher_loss_uda_fwd_11(scratch + 76625984 /* t83 */, scratch + 76614016 /* t82 */);
+    step_teacher_loss_uda_fwd_12(scratch + 76618496 /* t84 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_fwd_13(scratch + 76618944 /* t88 */, scratch + 76591104 /* t81 */, scratch + 76618496 /* t84 */, scratch + 76609536 /* t75 */);
+    step_teacher_loss_uda_fwd_14(scratch + 76626432 /* t91 */, scratch + 76618944 /* t88 */, scratch + 76625536 /* t78 */);
+    step_teacher_loss_uda_fwd_15(io + 753360 /* t93 */, scratch + 76626432 /* t91 */);
+    step_teacher_loss_uda_fwd_16(scratch + 76626432 /* t94 */, scratch + 76625536 /* t78 */);
+    step_teacher_loss_uda_fwd_17(io + 753376 /* t95 */, scratch + 76626432 /* t94 */);
+    step_teacher_pseudo_labels_fwd(scratch + 76618496 /* t96 */, scratch + 67642368 /* t48 */);
+    step_student_conv0_fwd(scratch + 36126720 /* t104 */, scratch + 67637248 /* t106 */, io + 401408 /* t97 */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 47366144 /* chunk */);
+    step_student_conv3_fwd(scratch + 47366144 /* t112 */, scratch + 55661824 /* t114 */, scratch + 67637248 /* t106 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 52985856 /* chunk */);
+    step_student_dense7_fwd(scratch + 57066752 /* t119 */, scratch + 55661824 /* t115 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 76591104 /* t122 */, scratch + 57066752 /* t119 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 76622976 /* t123 */, scratch + 76591104 /* t122 */);
+    step_student_loss_u_fwd_2(scratch + 76595584 /* t125 */, scratch + 76600064 /* t126 */, scratch + 76591104 /* t122 */, scratch + 76622976 /* t123 */);
+    step_student_loss_u_fwd_3(scratch + 76609024 /* t127 */, scratch + 76600064 /* t126 */);
+    step_student_loss_u_fwd_4(scratch + 76622976 /* t128 */, scratch + 76609024 /* t127 */);
+    step_student_loss_u_fwd_5(scratch + 76609472 /* t132 */, scratch + 76595584 /* t125 */, scratch + 76622976 /* t128 */, scratch + 76618496 /* t96 */);
+    step_student_loss_u_fwd_6(io + 753392 /* t134 */, scratch + 76609472 /* t132 */);
+    step_student_loss_u_vjp(scratch + 76604544 /* t136 */, scratch + 76618496 /* t96 */);
+    step_student_loss_u_vjp_2(scratch + 76622976 /* t138 */, scratch + 76604544 /* t136 */);
+    step_student_loss_u_vjp_3(scratch + 76623424 /* t139 */, scratch + 76622976 /* t138 */, scratch + 76609024 /* t127 */);
+    step_student_loss_u_vjp_4(scratch + 76591104 /* t142 */, scratch + 76623424 /* t139 */, scratch + 76600064 /* t126 */, scratch + 76604544 /* t136 */);
+    step_student_dense9_vjp(scratch + 76626688 /* t143 */, scratch + 76591104 /* t142 */);
+    step_student_dense9_vjp_2(scratch + 76622976 /* t145 */, scratch + 57066752 /* t119 */, scratch + 76591104 /* t142 */);
+    step_student_dense9_vjp_3(scratch + 58471680 /* t147 */, scratch + 76591104 /* t142 */, state + 842000 /* in_student_dense9_weight */, scratch + 57066752 /* t119 */);
+    step_student_dense7_vjp(scratch + 76626432 /* t148 */, scratch + 58471680 /* t147 */);
+    step_student_dense7_vjp_2(scratch + 57066752 /* t149 */, scratch + 58471680 /* t147 */, state + 440464 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 76066816 /* t150 */, scratch + 55661824 /* t115 */, scratch + 58471680 /* t147 */);
+    step_student_relu4_vjp(scratch + 70447104 /* t153 */, scratch + 55661824 /* t114 */, scratch + 57066752 /* t151 */);
+    step_student_relu4_vjp_2(scratch + 52985856 /* t154 */, scratch + 47366144 /* t113 */, scratch + 70447104 /* t153 */);
+    step_student_conv3_vjp(scratch + 76626624 /* t156 */, scratch + 52985856 /* t155 */);
+    step_student_conv3_vjp_2(scratch + 70447104 /* t160 */, scratch + 52985856 /* t155 */, state + 421968 /* in_student_conv3_weight */, scratch + 47366144 /* chunk */);
+    step_student_conv3_vjp_3(scratch + 76591104 /* t158 */, scratch + 67637248 /* t106 */, scratch + 52985856 /* t155 */, scratch + 47366144 /* chunk */);
+    step_student_relu1_vjp(scratch + 73256960 /* t162 */, scratch + 67637248 /* t106 */, scratch + 70447104 /* t160 */);
+    step_student_relu1_vjp_2(scratch + 47366144 /* t163 */, scratch + 36126720 /* t105 */, scratch + 73256960 /* t162 */);
+    step_student_conv0_vjp(scratch + 42161696 /* t165 */, scratch + 47366144 /* t164 */);
+    step_student_conv0_vjp_2(scratch + 42161408 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
+    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 42161408 /* t167 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 42161696 /* t165 */, io + 753296 /* in_lr_student */);
+    step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 76591104 /* t159 */, io + 753296 /* in_lr_student */);
+    step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76626624 /* t156 */, io + 753296 /* in_lr_student */);
+    step_student_dense7_update(state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 76066816 /* t150 */, io + 753296 /* in_lr_student */);
+    step_student_dense7_update_2(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 76626432 /* t148 */, io + 753296 /* in_lr_student */);
+    step_student_dense9_update(state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 76622976 /* t145 */, io + 753296 /* in_lr_student */);
+    step_student_dense9_update_2(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 76626688 /* t143 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 38950144 /* t259 */, scratch + 67637248 /* t261 */, io /* in_x */, state + 421648 /* t255 */, state + 421936 /* t188 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 40555776 /* t267 */, scratch + 68440064 /* t269 */, scratch + 67637248 /* t261 */, state + 421968 /* t263 */, state + 440400 /* t209 */, scratch + 36126720 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 68038656 /* t274 */, scratch + 68440064 /* t270 */, state + 440464 /* t221 */, state + 841872 /* t230 */);
+    step_student_dense9_fwd_2(scratch + 68046848 /* t277 */, scratch + 68038656 /* t274 */, state + 842000 /* t242 */, state + 843280 /* t251 */);
+    step_student_loss_l_fwd(scratch + 68048768 /* t278 */, scratch + 68046848 /* t277 */);
+    step_student_loss_l_fwd_2(scratch + 68047488 /* t280 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t277 */, scratch + 68048768 /* t278 */);
+    step_student_loss_l_fwd_3(scratch + 68048768 /* t282 */, scratch + 68048128 /* t281 */);
+    step_student_loss_l_fwd_4(scratch + 68046848 /* t283 */, scratch + 68048768 /* t282 */);
+    step_student_loss_l_fwd_5(scratch + 68046912 /* t287 */, scratch + 68047488 /* t280 */, scratch + 68046848 /* t283 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753408 /* t288 */, scratch + 68046912 /* t287 */);
+    step_student_loss_l_vjp(scratch + 68046848 /* t290 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 68047488 /* t292 */, scratch + 68046848 /* t290 */);
+    step_student_loss_l_vjp_3(scratch + 68048832 /* t293 */, scratch + 68047488 /* t292 */, scratch + 68048768 /* t282 */);
+    step_student_loss_l_vjp_4(scratch + 68047488 /* t296 */, scratch + 68048832 /* t293 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t290 */);
+    step_student_dense9_vjp_4(scratch + 68642176 /* t297 */, scratch + 68047488 /* t296 */);
+    step_student_dense9_vjp_5(scratch + 68640768 /* t299 */, scratch + 68038656 /* t274 */, scratch + 68047488 /* t296 */);
+    step_student_dense9_vjp_6(scratch + 36327424 /* t301 */, scratch + 68047488 /* t296 */, state + 842000 /* t242 */, scratch + 68038656 /* t274 */);
+    step_student_dense7_vjp_4(scratch + 68642048 /* t302 */, scratch + 36327424 /* t301 */);
+    step_student_dense7_vjp_5(scratch + 36126720 /* t303 */, scratch + 36327424 /* t301 */, state + 440464 /* t221 */);
+    step_student_dense7_vjp_6(scratch + 68038656 /* t304 */, scratch + 68440064 /* t270 */, scratch + 36327424 /* t301 */);
+    step_student_relu4_vjp_3(scratch + 36327424 /* t307 */, scratch + 68440064 /* t269 */, scratch + 36126720 /* t305 */);
+    step_student_relu4_vjp_4(scratch + 41358592 /* t308 */, scratch + 40555776 /* t268 */, scratch + 36327424 /* t307 */);
+    step_student_conv3_vjp_4(scratch + 68440352 /* t310 */, scratch + 41358592 /* t309 */);
+    step_student_conv3_vjp_5(scratch + 40555776 /* t314 */, scratch + 41358592 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 40957184 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
+    step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40555776 /* t314 */);
+    step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38950144 /* t260 */, scratch + 37732352 /* t316 */);
+    step_student_conv0_vjp_3(scratch + 68440416 /* t319 */, scratch + 36126720 /* t318 */);
+    step_student_conv0_vjp_4(scratch + 68440064 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 68440448 /* t323 */, scratch + 68440064 /* t321 */, scratch + 42161408 /* t167 */);
+    step_teacher_feedback_fwd_2(scratch + 68440064 /* t325 */, scratch + 68440416 /* t319 */, scratch + 42161696 /* t165 */);
+    step_teacher_feedback_fwd_3(scratch + 68440416 /* t328 */, scratch + 40957184 /* t313 */, scratch + 76591104 /* t159 */);
+    step_teacher_feedback_fwd_4(scratch + 68440432 /* t331 */, scratch + 68440352 /* t310 */, scratch + 76626624 /* t156 */);
+    step_teacher_feedback_fwd_5(scratch + 76626624 /* t334 */, scratch + 68038656 /* t304 */, scratch + 76066816 /* t150 */);
+    step_teacher_feedback_fwd_6(scratch + 76626640 /* t337 */, scratch + 68642048 /* t302 */, scratch + 76626432 /* t148 */);
+    step_teacher_feedback_fwd_7(scratch + 76626656 /* t340 */, scratch + 68640768 /* t299 */, scratch + 76622976 /* t145 */);
+    step_teacher_feedback_fwd_8(scratch + 76626672 /* t343 */, scratch + 68642176 /* t297 */, scratch + 76626688 /* t143 */);
+    step_teacher_feedback_fwd_9(io + 753424 /* t345 */, scratch + 76626432 /* t347 */, io + 753296 /* in_lr_student */, scratch + 68440448 /* t323 */, scratch + 68440064 /* t325 */, scratch + 68440416 /* t328 */, scratch + 68440432 /* t331 */, scratch + 76626624 /* t334 */, scratch + 76626640 /* t337 */, scratch + 76626656 /* t340 */, scratch + 76626672 /* t343 */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 76591104 /* t349 */, scratch + 76626432 /* t347 */, scratch + 76618496 /* t96 */);
+    step_teacher_feedback_vjp_2(scratch + 76618496 /* t351 */, scratch + 76591104 /* t349 */);
+    step_teacher_feedback_vjp_3(scratch + 76604544 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_vjp(scratch + 76626432 /* t356 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 76600064 /* t359 */, scratch + 76626432 /* t356 */, scratch + 76625536 /* t78 */);
+    step_teacher_loss_uda_vjp_3(scratch + 76595584 /* t361 */, scratch + 76600064 /* t359 */, scratch + 76609536 /* t75 */);
+    step_teacher_loss_uda_vjp_4(scratch + 76625536 /* t363 */, scratch + 76595584 /* t361 */);
+    step_teacher_loss_uda_vjp_5(scratch + 76618496 /* t364 */, scratch + 76625536 /* t363 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_vjp_6(scratch + 76600064 /* t368 */, scratch + 76604544 /* t352 */, scratch + 76614016 /* t82 */, scratch + 76591104 /* t349 */, scratch + 76618496 /* t364 */, scratch + 76595584 /* t361 */);
+    step_teacher_loss_sup_vjp(scratch + 76591104 /* t369 */, scratch + 76624256 /* t52 */);
+    step_teacher_loss_sup_vjp_2(scratch + 76625536 /* t371 */, scratch + 76591104 /* t369 */);
+    step_teacher_loss_sup_vjp_3(scratch + 76591744 /* t372 */, scratch + 76625536 /* t371 */, scratch + 76626560 /* t57 */);
+    step_teacher_loss_sup_vjp_4(scratch + 76592384 /* t375 */, scratch + 76591744 /* t372 */, scratch + 76624896 /* t56 */, scratch + 76591104 /* t369 */);
+    step_teacher_dense9_vjp(scratch + 76591104 /* t376 */, scratch + 76592384 /* t375 */);
+    step_teacher_dense9_vjp_2(scratch + 76591120 /* t377 */, scratch + 76600064 /* t368 */);
+    step_teacher_dense9_vjp_3(scratch + 76593024 /* t378 */, scratch + 76591104 /* t376 */, scratch + 76591120 /* t377 */);
+    step_teacher_dense9_vjp_4(scratch + 76591104 /* t384 */, scratch + 76533760 /* t383 */, scratch + 76600064 /* t368 */);
+    step_teacher_dense9_vjp_5(scratch + 67637248 /* t387 */, scratch + 76592384 /* t375 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */);
+    step_teacher_dense9_vjp_6(scratch + 37732352 /* t389 */, scratch + 76600064 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t383 */);
+    step_teacher_dense7_vjp(scratch + 36126720 /* t390 */, scratch + 67637248 /* t387 */);
+    step_teacher_dense7_vjp_2(scratch + 36126848 /* t391 */, scratch + 37732352 /* t389 */);
+    step_teacher_dense7_vjp_3(scratch + 67645440 /* t392 */, scratch + 36126720 /* t390 */, scratch + 36126848 /* t391 */);
+    step_teacher_dense7_vjp_4(scratch + 37531648 /* t393 */, scratch + 67637248 /* t387 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 36126720 /* t394 */, scratch + 37732352 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 43954176 /* t400 */, scratch + 66232320 /* t399 */, scratch + 37732352 /* t389 */);
+    step_teacher_relu4_vjp(scratch + 37732352 /* t409 */, scratch + 64626688 /* t395 */, scratch + 37531648 /* t402 */);
+    step_teacher_relu4_vjp_2(scratch + 41746432 /* t411 */, scratch + 66232320 /* t398 */, scratch + 36126720 /* t403 */);
+    step_teacher_relu4_vjp_3(scratch + 43151360 /* t412 */, scratch + 24084480 /* t405 */, scratch + 37732352 /* t409 */);
+    step_teacher_relu4_vjp_4(scratch + 36126720 /* t413 */, scratch + 30507008 /* t407 */, scratch + 41746432 /* t411 */);
+    step_teacher_conv3_vjp(scratch + 41746432 /* t416 */, scratch + 43151360 /* t414 */);
+    step_teacher_conv3_vjp_2(scratch + 41746496 /* t417 */, scratch + 36126720 /* t415 */);
+    step_teacher_conv3_vjp_3(scratch + 42568256 /* t418 */, scratch + 41746432 /* t416 */, scratch + 41746496 /* t417 */);
+    step_teacher_conv3_vjp_4(scratch + 41746432 /* t429 */, scratch + 43151360 /* t414 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 26907904 /* t430 */, scratch + 36126720 /* t415 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 42147840 /* t426 */, scratch + 61816832 /* t424 */, scratch + 36126720 /* t415 */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 42549248 /* t427 */, scratch + 58605568 /* t421 */, scratch + 43151360 /* t414 */, scratch + 42147840 /* t426 */, scratch + 24084480 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 42147840 /* t436 */, scratch + 58605568 /* t421 */, scratch + 41746432 /* t429 */);
+    step_teacher_relu1_vjp_2(scratch + 35323904 /* t438 */, scratch + 61816832 /* t424 */, scratch + 26907904 /* t430 */);
+    step_teacher_relu1_vjp_3(scratch + 38133760 /* t439 */, scratch /* t432 */, scratch + 42147840 /* t436 */);
+    step_teacher_relu1_vjp_4(scratch + 24084480 /* t440 */, scratch + 12845056 /* t434 */, scratch + 35323904 /* t438 */);
+    step_teacher_conv0_vjp(scratch + 42567680 /* t443 */, scratch + 38133760 /* t441 */);
+    step_teacher_conv0_vjp_2(scratch + 42567712 /* t444 */, scratch + 24084480 /* t442 */);
+    step_teacher_conv0_vjp_3(scratch + 42568320 /* t445 */, scratch + 42567680 /* t443 */, scratch + 42567712 /* t444 */);
+    step_teacher_conv0_vjp_4(scratch + 42567680 /* t447 */, io + 401408 /* t97 */, scratch + 24084480 /* t442 */, scratch + 35323904 /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 42567968 /* t448 */, io /* in_x */, scratch + 38133760 /* t441 */, scratch + 42567680 /* t447 */, scratch + 39739392 /* chunk */);
+    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 42567968 /* t449 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 42568320 /* t445 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 42549248 /* t428 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 42568256 /* t418 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 44355584 /* t488 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t396 */, scratch + 67637248 /* t387 */, scratch + 43954176 /* t400 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 67645440 /* t392 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_vjp_7(scratch /* t506 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */, scratch + 76592384 /* t375 */, scratch + 76591104 /* t384 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76593024 /* t378 */, io + 753280 /* in_lr_teacher */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %11 = im2col k3 s1 p1 %8 : [401408,9]
- * %13 = matmul %11, %12 : [401408,32]
- * %14 = broadcast axes=[1] %1 : [401408,32]
- * %15 = add %13, %14 : [401408,32]
- * %16 = relu %15 : [401408,32]
- * %18 = max_pool k2 s2 p0 %17 : [512,14,14,32] */
+/* gemm small-gemm m=401408 n=32 k=9 chunk=10 +epilogue +pool split
+ * %11 = im2col k3 s1 p1 %8 : [401408,9]  // student/conv0 fwd
+ * %13 = matmul %11, %12 : [401408,32]  // student/conv0 fwd
+ * %14 = broadcast axes=[1] %1 : [401408,32]  // student/conv0 fwd
+ * %15 = add %13, %14 : [401408,32]  // student/conv0 fwd
+ * %16 = relu %15 : [401408,32]  // student/relu1 fwd
+ * %18 = max_pool k2 s2 p0 %17 : [512,14,14,32]  // student/max_pool2 fwd */
 typedef struct {
     float *t16;
     float *t18;
@@ -4185,10 +4346,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} supervised_step_k000_im2col_matmul_add_etc_pointers;
+} supervised_step_student_conv0_fwd_pointers;
 
-static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_student_conv0_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t16 = p->t16;
     float *restrict t18 = p->t18;
@@ -4227,16 +4388,17 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void supervised_step_student_conv0_fwd(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_fwd_part, &(supervised_step_student_conv0_fwd_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [100352,288]
- * %21 = matmul %19, %20 : [100352,64]
- * %22 = broadcast axes=[1] %3 : [100352,64]
- * %23 = add %21, %22 : [100352,64]
- * %24 = relu %23 : [100352,64]
- * %26 = max_pool k2 s2 p0 %25 : [512,7,7,64] */
+/* gemm winograd m=100352 n=64 k=288 chunk=4 +epilogue +pool split
+ * %19 = im2col k3 s1 p1 %18 : [100352,288]  // student/conv3 fwd
+ * %21 = matmul %19, %20 : [100352,64]  // student/conv3 fwd
+ * %22 = broadcast axes=[1] %3 : [100352,64]  // student/conv3 fwd
+ * %23 = add %21, %22 : [100352,64]  // student/conv3 fwd
+ * %24 = relu %23 : [100352,64]  // student/relu4 fwd
+ * %26 = max_pool k2 s2 p0 %25 : [512,7,7,64]  // student/max_pool5 fwd */
 typedef struct {
     float *t24;
     float *t26;
@@ -4244,10 +4406,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} supervised_step_k001_im2col_matmul_add_etc_pointers;
+} supervised_step_student_conv3_fwd_pointers;
 
-static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k001_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_student_conv3_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t24 = p->t24;
     float *restrict t26 = p->t26;
@@ -4277,23 +4439,24 @@ static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void supervised_step_k001_im2col_matmul_add_etc(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k001_im2col_matmul_add_etc_part, &(supervised_step_k001_im2col_matmul_add_etc_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void supervised_step_student_conv3_fwd(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_fwd_part, &(supervised_step_student_conv3_fwd_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %28 = matmul %27, %4 : [512,128]
- * %29 = broadcast axes=[1] %5 : [512,128]
- * %30 = add %28, %29 : [512,128]
- * %31 = relu %30 : [512,128] */
+/* gemm blas m=512 n=128 k=3136 +epilogue split
+ * %28 = matmul %27, %4 : [512,128]  // student/dense7 fwd
+ * %29 = broadcast axes=[1] %5 : [512,128]  // student/dense7 fwd
+ * %30 = add %28, %29 : [512,128]  // student/dense7 fwd
+ * %31 = relu %30 : [512,128]  // student/relu8 fwd */
 typedef struct {
     float *t31;
     const float *t27;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} supervised_step_k002_matmul_add_relu_pointers;
+} supervised_step_student_dense7_fwd_pointers;
 
-static void supervised_step_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k002_matmul_add_relu_pointers *p = context;
+static void supervised_step_student_dense7_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_fwd_pointers *p = context;
     float *restrict t31 = p->t31;
     const float *restrict t27 = p->t27;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4312,14 +4475,15 @@ static void supervised_step_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k002_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(supervised_step_k002_matmul_add_relu_part, &(supervised_step_k002_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
+static void supervised_step_student_dense7_fwd(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_student_dense7_fwd_part, &(supervised_step_student_dense7_fwd_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %32 = matmul %31, %6 : [512,10]
- * %33 = broadcast axes=[1] %7 : [512,10]
- * %34 = add %32, %33 : [512,10] */
-static void supervised_step_k003_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=512 n=10 k=128 +epilogue
+ * %32 = matmul %31, %6 : [512,10]  // student/dense9 fwd
+ * %33 = broadcast axes=[1] %7 : [512,10]  // student/dense9 fwd
+ * %34 = add %32, %33 : [512,10]  // student/dense9 fwd */
+static void supervised_step_student_dense9_fwd(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 512, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 512; i0++) {
@@ -4330,8 +4494,9 @@ static void supervised_step_k003_matmul_add(float *restrict t34, const float *re
     }
 }
 
-/* %35 = reduce_max axes=[1] %34 : [512] */
-static void supervised_step_k004_reduce_max(float *restrict t35, const float *restrict t34) {
+/* reduce_max [512,10] axes=[1]
+ * %35 = reduce_max axes=[1] %34 : [512]  // student/loss fwd */
+static void supervised_step_student_loss_fwd(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4341,10 +4506,11 @@ static void supervised_step_k004_reduce_max(float *restrict t35, const float *re
     }
 }
 
-/* %36 = broadcast axes=[0] %35 : [512,10]
- * %37 = sub %34, %36 : [512,10]
- * %38 = exp %37 : [512,10] */
-static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+/* loop [512,10]
+ * %36 = broadcast axes=[0] %35 : [512,10]  // student/loss fwd
+ * %37 = sub %34, %36 : [512,10]  // student/loss fwd
+ * %38 = exp %37 : [512,10]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_2(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -4355,8 +4521,9 @@ static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t3
     }
 }
 
-/* %39 = reduce_sum axes=[1] %38 : [512] */
-static void supervised_step_k006_reduce_sum(float *restrict t39, const float *restrict t38) {
+/* reduce_sum [512,10] axes=[1]
+ * %39 = reduce_sum axes=[1] %38 : [512]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_3(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4366,19 +4533,21 @@ static void supervised_step_k006_reduce_sum(float *restrict t39, const float *re
     }
 }
 
-/* %40 = log %39 : [512] */
-static void supervised_step_k007_log(float *restrict t40, const float *restrict t39) {
+/* loop [512]
+ * %40 = log %39 : [512]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_4(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 512; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
     }
 }
 
-/* %41 = broadcast axes=[0] %40 : [512,10]
- * %42 = sub %37, %41 : [512,10]
- * %43 = mul %9, %42 : [512,10]
- * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+/* reduce_sum [512,10] axes=[0, 1]
+ * %41 = broadcast axes=[0] %40 : [512,10]  // student/loss fwd
+ * %42 = sub %37, %41 : [512,10]  // student/loss fwd
+ * %43 = mul %9, %42 : [512,10]  // student/loss fwd
+ * %44 = reduce_sum axes=[0, 1] %43 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_5(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4390,27 +4559,30 @@ static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const f
     t44[0] = (float)sum;
 }
 
-/* %45 = constant -0.001953125 : []
- * %46 = mul %44, %45 : [] */
-static void supervised_step_k009_mul(float *restrict t46, const float *restrict t44) {
+/* loop []
+ * %45 = constant -0.001953125 : []  // student/loss fwd
+ * %46 = mul %44, %45 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_6(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.001953125f);
         t46[i] = v46;
     }
 }
 
-/* %47 = constant -0.001953125 : [512,10]
- * %48 = mul %47, %9 : [512,10] */
-static void supervised_step_k010_mul(float *restrict t48, const float *restrict in_y) {
+/* loop [512,10]
+ * %47 = constant -0.001953125 : [512,10]  // student/loss vjp
+ * %48 = mul %47, %9 : [512,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 5120; i++) {
         const float v48 = (-0.001953125f) * in_y[i];
         t48[i] = v48;
     }
 }
 
-/* %49 = neg %48 : [512,10]
- * %50 = reduce_sum axes=[1] %49 : [512] */
-static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+/* reduce_sum [512,10] axes=[1]
+ * %49 = neg %48 : [512,10]  // student/loss vjp
+ * %50 = reduce_sum axes=[1] %49 : [512]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_2(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4421,18 +4593,20 @@ static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float
     }
 }
 
-/* %51 = div %50, %39 : [512] */
-static void supervised_step_k012_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+/* loop [512]
+ * %51 = div %50, %39 : [512]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_3(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 512; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
     }
 }
 
-/* %52 = broadcast axes=[0] %51 : [512,10]
- * %53 = mul %52, %38 : [512,10]
- * %54 = add %48, %53 : [512,10] */
-static void supervised_step_k013_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+/* loop [512,10]
+ * %52 = broadcast axes=[0] %51 : [512,10]  // student/loss vjp
+ * %53 = mul %52, %38 : [512,10]  // student/loss vjp
+ * %54 = add %48, %53 : [512,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_4(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -4442,8 +4616,9 @@ static void supervised_step_k013_mul_add(float *restrict t54, const float *restr
     }
 }
 
-/* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k014_reduce_sum(float *restrict t55, const float *restrict t54) {
+/* reduce_sum [512,10] axes=[0]
+ * %55 = reduce_sum axes=[0] %54 : [10]  // student/dense9 vjp */
+static void supervised_step_student_dense9_vjp(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 512; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4452,10 +4627,11 @@ static void supervised_step_k014_reduce_sum(float *restrict t55, const float *re
     }
 }
 
-/* %56 = matmul tB %54, %6 : [512,128]
- * %58 = step %31 : [512,128]
- * %59 = mul %56, %58 : [512,128] */
-static void supervised_step_k015_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
+/* gemm blas m=512 n=128 k=10 tB +epilogue
+ * %56 = matmul tB %54, %6 : [512,128]  // student/dense9 vjp
+ * %58 = step %31 : [512,128]  // student/relu8 vjp
+ * %59 = mul %56, %58 : [512,128]  // student/relu8 vjp */
+static void supervised_step_student_dense9_vjp_2(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 512, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
@@ -4465,14 +4641,15 @@ static void supervised_step_k015_matmul_step_mul(float *restrict t59, const floa
     }
 }
 
-/* %60 = reduce_sum axes=[0] %59 : [128] */
+/* reduce_sum [512,128] axes=[0] split
+ * %60 = reduce_sum axes=[0] %59 : [128]  // student/dense7 vjp */
 typedef struct {
     float *t60;
     const float *t59;
-} supervised_step_k016_reduce_sum_pointers;
+} supervised_step_student_dense7_vjp_pointers;
 
-static void supervised_step_k016_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k016_reduce_sum_pointers *p = context;
+static void supervised_step_student_dense7_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_pointers *p = context;
     float *restrict t60 = p->t60;
     const float *restrict t59 = p->t59;
     size_t lo, hi;
@@ -4485,19 +4662,20 @@ static void supervised_step_k016_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k016_reduce_sum(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_k016_reduce_sum_part, &(supervised_step_k016_reduce_sum_pointers){t60, t59});
+static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59});
 }
 
-/* %61 = matmul tB %59, %4 : [512,3136] */
+/* gemm blas m=512 n=3136 k=128 tB split
+ * %61 = matmul tB %59, %4 : [512,3136]  // student/dense7 vjp */
 typedef struct {
     float *t61;
     const float *t59;
     const float *in_student_dense7_weight;
-} supervised_step_k017_matmul_pointers;
+} supervised_step_student_dense7_vjp_2_pointers;
 
-static void supervised_step_k017_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k017_matmul_pointers *p = context;
+static void supervised_step_student_dense7_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_2_pointers *p = context;
     float *restrict t61 = p->t61;
     const float *restrict t59 = p->t59;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4507,20 +4685,21 @@ static void supervised_step_k017_matmul_part(void *context, int part, int parts)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 3136, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 3136, 3136);
 }
 
-static void supervised_step_k017_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(supervised_step_k017_matmul_part, &(supervised_step_k017_matmul_pointers){t61, t59, in_student_dense7_weight});
+static void supervised_step_student_dense7_vjp_2(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(supervised_step_student_dense7_vjp_2_part, &(supervised_step_student_dense7_vjp_2_pointers){t61, t59, in_student_dense7_weight});
 }
 
-/* %64 = step %26 : [512,7,7,64]
- * %65 = mul %63, %64 : [512,7,7,64] */
+/* loop [512,7,7,64] split
+ * %64 = step %26 : [512,7,7,64]  // student/relu4 vjp
+ * %65 = mul %63, %64 : [512,7,7,64]  // student/relu4 vjp */
 typedef struct {
     float *t65;
     const float *t26;
     const float *t63;
-} supervised_step_k018_step_mul_pointers;
+} supervised_step_student_relu4_vjp_pointers;
 
-static void supervised_step_k018_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k018_step_mul_pointers *p = context;
+static void supervised_step_student_relu4_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t65 = p->t65;
@@ -4536,19 +4715,20 @@ static void supervised_step_k018_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k018_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
-    mplc_parallel(supervised_step_k018_step_mul_part, &(supervised_step_k018_step_mul_pointers){t65, t26, t63});
+static void supervised_step_student_relu4_vjp(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_student_relu4_vjp_part, &(supervised_step_student_relu4_vjp_pointers){t65, t26, t63});
 }
 
-/* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [512,14,14,64] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %66 = max_pool_scatter k2 s2 p0 %25, %65 : [512,14,14,64]  // student/relu4 vjp */
 typedef struct {
     float *t66;
     const float *t25;
     const float *t65;
-} supervised_step_k019_max_pool_scatter_pointers;
+} supervised_step_student_relu4_vjp_2_pointers;
 
-static void supervised_step_k019_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k019_max_pool_scatter_pointers *p = context;
+static void supervised_step_student_relu4_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t66 = p->t66;
@@ -4560,18 +4740,19 @@ static void supervised_step_k019_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k019_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
-    mplc_parallel(supervised_step_k019_max_pool_scatter_part, &(supervised_step_k019_max_pool_scatter_pointers){t66, t25, t65});
+static void supervised_step_student_relu4_vjp_2(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_student_relu4_vjp_2_part, &(supervised_step_student_relu4_vjp_2_pointers){t66, t25, t65});
 }
 
-/* %68 = reduce_sum axes=[0] %67 : [64] */
+/* reduce_sum [100352,64] axes=[0] split
+ * %68 = reduce_sum axes=[0] %67 : [64]  // student/conv3 vjp */
 typedef struct {
     float *t68;
     const float *t67;
-} supervised_step_k020_reduce_sum_pointers;
+} supervised_step_student_conv3_vjp_pointers;
 
-static void supervised_step_k020_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k020_reduce_sum_pointers *p = context;
+static void supervised_step_student_conv3_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_pointers *p = context;
     float *restrict t68 = p->t68;
     const float *restrict t67 = p->t67;
     size_t lo, hi;
@@ -4584,21 +4765,22 @@ static void supervised_step_k020_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k020_reduce_sum(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_k020_reduce_sum_part, &(supervised_step_k020_reduce_sum_pointers){t68, t67});
+static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67});
 }
 
-/* %69 = matmul tB %67, %20 : [100352,288]
- * %72 = col2im k3 s1 p1 %69 : [512,14,14,32] */
+/* gemm winograd m=100352 n=288 k=64 tB chunk=4 split
+ * %69 = matmul tB %67, %20 : [100352,288]  // student/conv3 vjp
+ * %72 = col2im k3 s1 p1 %69 : [512,14,14,32]  // student/conv3 vjp */
 typedef struct {
     float *t72;
     const float *t67;
     const float *in_student_conv3_weight;
     float *chunk;
-} supervised_step_k021_matmul_col2im_pointers;
+} supervised_step_student_conv3_vjp_2_pointers;
 
-static void supervised_step_k021_matmul_col2im_part(void *context, int part, int parts) {
-    const supervised_step_k021_matmul_col2im_pointers *p = context;
+static void supervised_step_student_conv3_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
@@ -4616,21 +4798,22 @@ static void supervised_step_k021_matmul_col2im_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k021_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(supervised_step_k021_matmul_col2im_part, &(supervised_step_k021_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+static void supervised_step_student_conv3_vjp_2(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_2_part, &(supervised_step_student_conv3_vjp_2_pointers){t72, t67, in_student_conv3_weight, chunk});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [100352,288]
- * %70 = matmul tA %19, %67 : [288,64] */
+/* gemm winograd m=288 n=64 k=100352 tA chunk=4 split
+ * %19 = im2col k3 s1 p1 %18 : [100352,288]  // student/conv3 fwd
+ * %70 = matmul tA %19, %67 : [288,64]  // student/conv3 vjp */
 typedef struct {
     float *t70;
     const float *t18;
     const float *t67;
     float *chunk;
-} supervised_step_k022_im2col_matmul_pointers;
+} supervised_step_student_conv3_vjp_3_pointers;
 
-static void supervised_step_k022_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k022_im2col_matmul_pointers *p = context;
+static void supervised_step_student_conv3_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_3_pointers *p = context;
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
@@ -4648,24 +4831,25 @@ static void supervised_step_k022_im2col_matmul_part(void *context, int part, int
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 64);
 }
 
-static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
-    mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
+static void supervised_step_student_conv3_vjp_3(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_3_part, &(supervised_step_student_conv3_vjp_3_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 352928 + 334496;
         for (int i = 0; i < 18432; i++) t70[i] += partial[i];
     }
 }
 
-/* %73 = step %18 : [512,14,14,32]
- * %74 = mul %72, %73 : [512,14,14,32] */
+/* loop [512,14,14,32] split
+ * %73 = step %18 : [512,14,14,32]  // student/relu1 vjp
+ * %74 = mul %72, %73 : [512,14,14,32]  // student/relu1 vjp */
 typedef struct {
     float *t74;
     const float *t18;
     const float *t72;
-} supervised_step_k023_step_mul_pointers;
+} supervised_step_student_relu1_vjp_pointers;
 
-static void supervised_step_k023_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k023_step_mul_pointers *p = context;
+static void supervised_step_student_relu1_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t74 = p->t74;
@@ -4681,19 +4865,20 @@ static void supervised_step_k023_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k023_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
-    mplc_parallel(supervised_step_k023_step_mul_part, &(supervised_step_k023_step_mul_pointers){t74, t18, t72});
+static void supervised_step_student_relu1_vjp(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_student_relu1_vjp_part, &(supervised_step_student_relu1_vjp_pointers){t74, t18, t72});
 }
 
-/* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [512,28,28,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %75 = max_pool_scatter k2 s2 p0 %17, %74 : [512,28,28,32]  // student/relu1 vjp */
 typedef struct {
     float *t75;
     const float *t17;
     const float *t74;
-} supervised_step_k024_max_pool_scatter_pointers;
+} supervised_step_student_relu1_vjp_2_pointers;
 
-static void supervised_step_k024_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k024_max_pool_scatter_pointers *p = context;
+static void supervised_step_student_relu1_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t75 = p->t75;
@@ -4705,18 +4890,19 @@ static void supervised_step_k024_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k024_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
-    mplc_parallel(supervised_step_k024_max_pool_scatter_part, &(supervised_step_k024_max_pool_scatter_pointers){t75, t17, t74});
+static void supervised_step_student_relu1_vjp_2(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_student_relu1_vjp_2_part, &(supervised_step_student_relu1_vjp_2_pointers){t75, t17, t74});
 }
 
-/* %77 = reduce_sum axes=[0] %76 : [32] */
+/* reduce_sum [401408,32] axes=[0] split
+ * %77 = reduce_sum axes=[0] %76 : [32]  // student/conv0 vjp */
 typedef struct {
     float *t77;
     const float *t76;
-} supervised_step_k025_reduce_sum_pointers;
+} supervised_step_student_conv0_vjp_pointers;
 
-static void supervised_step_k025_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k025_reduce_sum_pointers *p = context;
+static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_vjp_pointers *p = context;
     float *restrict t77 = p->t77;
     const float *restrict t76 = p->t76;
     size_t lo, hi;
@@ -4729,21 +4915,22 @@ static void supervised_step_k025_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k025_reduce_sum(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_k025_reduce_sum_part, &(supervised_step_k025_reduce_sum_pointers){t77, t76});
+static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76});
 }
 
-/* %11 = im2col k3 s1 p1 %8 : [401408,9]
- * %78 = matmul tA %11, %76 : [9,32] */
+/* gemm small-outer-products m=9 n=32 k=401408 tA chunk=10 split
+ * %11 = im2col k3 s1 p1 %8 : [401408,9]  // student/conv0 fwd
+ * %78 = matmul tA %11, %76 : [9,32]  // student/conv0 vjp */
 typedef struct {
     float *t78;
     const float *in_x;
     const float *t76;
     float *chunk;
-} supervised_step_k026_im2col_matmul_pointers;
+} supervised_step_student_conv0_vjp_2_pointers;
 
-static void supervised_step_k026_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k026_im2col_matmul_pointers *p = context;
+static void supervised_step_student_conv0_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_vjp_2_pointers *p = context;
     float *restrict t78 = p->t78;
     const float *restrict in_x = p->in_x;
     const float *restrict t76 = p->t76;
@@ -4776,28 +4963,29 @@ static void supervised_step_k026_im2col_matmul_part(void *context, int part, int
     for (int i = 0; i < 288; i++) sum[i] = total[i];
 }
 
-static void supervised_step_k026_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    mplc_parallel(supervised_step_k026_im2col_matmul_part, &(supervised_step_k026_im2col_matmul_pointers){t78, in_x, t76, chunk});
+static void supervised_step_student_conv0_vjp_2(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_2_part, &(supervised_step_student_conv0_vjp_2_pointers){t78, in_x, t76, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 70848 + 70560;
         for (int i = 0; i < 288; i++) t78[i] += partial[i];
     }
 }
 
-/* %81 = constant 0.0005 : [3,3,1,32]
- * %82 = mul %0, %81 : [3,3,1,32]
- * %83 = add %79, %82 : [3,3,1,32]
- * %84 = constant 0.9 : [3,3,1,32]
- * %85 = mul %80, %84 : [3,3,1,32]
- * %86 = add %85, %83 : [3,3,1,32]
- * %87 = mul %86, %84 : [3,3,1,32]
- * %88 = add %83, %87 : [3,3,1,32]
- * %89 = broadcast axes=[] %10 : [3,3,1,32]
- * %90 = mul %88, %89 : [3,3,1,32]
- * %91 = sub %0, %90 : [3,3,1,32]
+/* loop [3,3,1,32]
+ * %81 = constant 0.0005 : [3,3,1,32]  // student/conv0 update
+ * %82 = mul %0, %81 : [3,3,1,32]  // student/conv0 update
+ * %83 = add %79, %82 : [3,3,1,32]  // student/conv0 update
+ * %84 = constant 0.9 : [3,3,1,32]  // student/conv0 update
+ * %85 = mul %80, %84 : [3,3,1,32]  // student/conv0 update
+ * %86 = add %85, %83 : [3,3,1,32]  // student/conv0 update
+ * %87 = mul %86, %84 : [3,3,1,32]  // student/conv0 update
+ * %88 = add %83, %87 : [3,3,1,32]  // student/conv0 update
+ * %89 = broadcast axes=[] %10 : [3,3,1,32]  // student/conv0 update
+ * %90 = mul %88, %89 : [3,3,1,32]  // student/conv0 update
+ * %91 = sub %0, %90 : [3,3,1,32]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 288; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -4812,17 +5000,18 @@ static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %93 = constant 0.9 : [32]
- * %94 = mul %92, %93 : [32]
- * %95 = add %94, %77 : [32]
- * %96 = mul %95, %93 : [32]
- * %97 = add %77, %96 : [32]
- * %98 = broadcast axes=[] %10 : [32]
- * %99 = mul %97, %98 : [32]
- * %100 = sub %1, %99 : [32]
+/* loop [32]
+ * %93 = constant 0.9 : [32]  // student/conv0 update
+ * %94 = mul %92, %93 : [32]  // student/conv0 update
+ * %95 = add %94, %77 : [32]  // student/conv0 update
+ * %96 = mul %95, %93 : [32]  // student/conv0 update
+ * %97 = add %77, %96 : [32]  // student/conv0 update
+ * %98 = broadcast axes=[] %10 : [32]  // student/conv0 update
+ * %99 = mul %97, %98 : [32]  // student/conv0 update
+ * %100 = sub %1, %99 : [32]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -4835,20 +5024,21 @@ static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %102 = constant 0.0005 : [3,3,32,64]
- * %103 = mul %2, %102 : [3,3,32,64]
- * %104 = add %71, %103 : [3,3,32,64]
- * %105 = constant 0.9 : [3,3,32,64]
- * %106 = mul %101, %105 : [3,3,32,64]
- * %107 = add %106, %104 : [3,3,32,64]
- * %108 = mul %107, %105 : [3,3,32,64]
- * %109 = add %104, %108 : [3,3,32,64]
- * %110 = broadcast axes=[] %10 : [3,3,32,64]
- * %111 = mul %109, %110 : [3,3,32,64]
- * %112 = sub %2, %111 : [3,3,32,64]
+/* loop [3,3,32,64]
+ * %102 = constant 0.0005 : [3,3,32,64]  // student/conv3 update
+ * %103 = mul %2, %102 : [3,3,32,64]  // student/conv3 update
+ * %104 = add %71, %103 : [3,3,32,64]  // student/conv3 update
+ * %105 = constant 0.9 : [3,3,32,64]  // student/conv3 update
+ * %106 = mul %101, %105 : [3,3,32,64]  // student/conv3 update
+ * %107 = add %106, %104 : [3,3,32,64]  // student/conv3 update
+ * %108 = mul %107, %105 : [3,3,32,64]  // student/conv3 update
+ * %109 = add %104, %108 : [3,3,32,64]  // student/conv3 update
+ * %110 = broadcast axes=[] %10 : [3,3,32,64]  // student/conv3 update
+ * %111 = mul %109, %110 : [3,3,32,64]  // student/conv3 update
+ * %112 = sub %2, %111 : [3,3,32,64]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 18432; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -4863,17 +5053,18 @@ static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %114 = constant 0.9 : [64]
- * %115 = mul %113, %114 : [64]
- * %116 = add %115, %68 : [64]
- * %117 = mul %116, %114 : [64]
- * %118 = add %68, %117 : [64]
- * %119 = broadcast axes=[] %10 : [64]
- * %120 = mul %118, %119 : [64]
- * %121 = sub %3, %120 : [64]
+/* loop [64]
+ * %114 = constant 0.9 : [64]  // student/conv3 update
+ * %115 = mul %113, %114 : [64]  // student/conv3 update
+ * %116 = add %115, %68 : [64]  // student/conv3 update
+ * %117 = mul %116, %114 : [64]  // student/conv3 update
+ * %118 = add %68, %117 : [64]  // student/conv3 update
+ * %119 = broadcast axes=[] %10 : [64]  // student/conv3 update
+ * %120 = mul %118, %119 : [64]  // student/conv3 update
+ * %121 = sub %3, %120 : [64]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 64; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -4886,18 +5077,19 @@ static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %62 = matmul tA %27, %59 : [3136,128]
- * %123 = constant 0.0005 : [3136,128]
- * %124 = mul %4, %123 : [3136,128]
- * %125 = add %62, %124 : [3136,128]
- * %126 = constant 0.9 : [3136,128]
- * %127 = mul %122, %126 : [3136,128]
- * %128 = add %127, %125 : [3136,128]
- * %129 = mul %128, %126 : [3136,128]
- * %130 = add %125, %129 : [3136,128]
- * %131 = broadcast axes=[] %10 : [3136,128]
- * %132 = mul %130, %131 : [3136,128]
- * %133 = sub %4, %132 : [3136,128]
+/* gemm blas m=3136 n=128 k=512 tA +epilogue split
+ * %62 = matmul tA %27, %59 : [3136,128]  // student/dense7 vjp
+ * %123 = constant 0.0005 : [3136,128]  // student/dense7 update
+ * %124 = mul %4, %123 : [3136,128]  // student/dense7 update
+ * %125 = add %62, %124 : [3136,128]  // student/dense7 update
+ * %126 = constant 0.9 : [3136,128]  // student/dense7 update
+ * %127 = mul %122, %126 : [3136,128]  // student/dense7 update
+ * %128 = add %127, %125 : [3136,128]  // student/dense7 update
+ * %129 = mul %128, %126 : [3136,128]  // student/dense7 update
+ * %130 = add %125, %129 : [3136,128]  // student/dense7 update
+ * %131 = broadcast axes=[] %10 : [3136,128]  // student/dense7 update
+ * %132 = mul %130, %131 : [3136,128]  // student/dense7 update
+ * %133 = sub %4, %132 : [3136,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -4907,10 +5099,10 @@ typedef struct {
     const float *t27;
     const float *t59;
     const float *in_lr;
-} supervised_step_k031_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense7_vjp_3_pointers;
 
-static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k031_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense7_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_3_pointers *p = context;
     float *restrict t125 = p->t125;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4937,21 +5129,22 @@ static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k031_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k031_matmul_mul_add_etc_part, &(supervised_step_k031_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
+static void supervised_step_student_dense7_vjp_3(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense7_vjp_3_part, &(supervised_step_student_dense7_vjp_3_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
-/* %135 = constant 0.9 : [128]
- * %136 = mul %134, %135 : [128]
- * %137 = add %136, %60 : [128]
- * %138 = mul %137, %135 : [128]
- * %139 = add %60, %138 : [128]
- * %140 = broadcast axes=[] %10 : [128]
- * %141 = mul %139, %140 : [128]
- * %142 = sub %5, %141 : [128]
+/* loop [128]
+ * %135 = constant 0.9 : [128]  // student/dense7 update
+ * %136 = mul %134, %135 : [128]  // student/dense7 update
+ * %137 = add %136, %60 : [128]  // student/dense7 update
+ * %138 = mul %137, %135 : [128]  // student/dense7 update
+ * %139 = add %60, %138 : [128]  // student/dense7 update
+ * %140 = broadcast axes=[] %10 : [128]  // student/dense7 update
+ * %141 = mul %139, %140 : [128]  // student/dense7 update
+ * %142 = sub %5, %141 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_student_dense7_update(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -4964,21 +5157,22 @@ static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %57 = matmul tA %31, %54 : [128,10]
- * %144 = constant 0.0005 : [128,10]
- * %145 = mul %6, %144 : [128,10]
- * %146 = add %57, %145 : [128,10]
- * %147 = constant 0.9 : [128,10]
- * %148 = mul %143, %147 : [128,10]
- * %149 = add %148, %146 : [128,10]
- * %150 = mul %149, %147 : [128,10]
- * %151 = add %146, %150 : [128,10]
- * %152 = broadcast axes=[] %10 : [128,10]
- * %153 = mul %151, %152 : [128,10]
- * %154 = sub %6, %153 : [128,10]
+/* gemm blas m=128 n=10 k=512 tA +epilogue
+ * %57 = matmul tA %31, %54 : [128,10]  // student/dense9 vjp
+ * %144 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %145 = mul %6, %144 : [128,10]  // student/dense9 update
+ * %146 = add %57, %145 : [128,10]  // student/dense9 update
+ * %147 = constant 0.9 : [128,10]  // student/dense9 update
+ * %148 = mul %143, %147 : [128,10]  // student/dense9 update
+ * %149 = add %148, %146 : [128,10]  // student/dense9 update
+ * %150 = mul %149, %147 : [128,10]  // student/dense9 update
+ * %151 = add %146, %150 : [128,10]  // student/dense9 update
+ * %152 = broadcast axes=[] %10 : [128,10]  // student/dense9 update
+ * %153 = mul %151, %152 : [128,10]  // student/dense9 update
+ * %154 = sub %6, %153 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_student_dense9_vjp_3(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 512, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -4996,17 +5190,18 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float 
     }
 }
 
-/* %156 = constant 0.9 : [10]
- * %157 = mul %155, %156 : [10]
- * %158 = add %157, %55 : [10]
- * %159 = mul %158, %156 : [10]
- * %160 = add %55, %159 : [10]
- * %161 = broadcast axes=[] %10 : [10]
- * %162 = mul %160, %161 : [10]
- * %163 = sub %7, %162 : [10]
+/* loop [10]
+ * %156 = constant 0.9 : [10]  // student/dense9 update
+ * %157 = mul %155, %156 : [10]  // student/dense9 update
+ * %158 = add %157, %55 : [10]  // student/dense9 update
+ * %159 = mul %158, %156 : [10]  // student/dense9 update
+ * %160 = add %55, %159 : [10]  // student/dense9 update
+ * %161 = broadcast axes=[] %10 : [10]  // student/dense9 update
+ * %162 = mul %160, %161 : [10]  // student/dense9 update
+ * %163 = sub %7, %162 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_student_dense9_update(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -5021,53 +5216,54 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
 
 /* 35 kernels; scratch high-water mark 33873104 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 25690112, io, state + 421648, state + 421936, scratch + 12845056);
-    supervised_step_k001_im2col_matmul_add_etc(scratch + 12845056, scratch + 32112640, scratch + 25690112, state + 421968, state + 440400, scratch + 19267584);
-    supervised_step_k002_matmul_add_relu(scratch + 33718272, scratch + 32112640, state + 440464, state + 841872);
-    supervised_step_k003_matmul_add(scratch + 28901376, scratch + 33718272, state + 842000, state + 843280);
-    supervised_step_k004_reduce_max(scratch + 28916736, scratch + 28901376);
-    supervised_step_k005_sub_exp(scratch + 28906496, scratch + 28911616, scratch + 28901376, scratch + 28916736);
-    supervised_step_k006_reduce_sum(scratch + 28916736, scratch + 28911616);
-    supervised_step_k007_log(scratch + 28901376, scratch + 28916736);
-    supervised_step_k008_sub_mul_reduce_sum(scratch + 28901888, scratch + 28906496, scratch + 28901376, io + 401408);
-    supervised_step_k009_mul(io + 406544, scratch + 28901888);
-    supervised_step_k010_mul(scratch + 28901376, io + 401408);
-    supervised_step_k011_neg_reduce_sum(scratch + 28906496, scratch + 28901376);
-    supervised_step_k012_div(scratch + 28907008, scratch + 28906496, scratch + 28916736);
-    supervised_step_k013_mul_add(scratch + 33867776, scratch + 28907008, scratch + 28911616, scratch + 28901376);
-    supervised_step_k014_reduce_sum(scratch + 33873088, scratch + 33867776);
-    supervised_step_k015_matmul_step_mul(scratch + 33783808, scratch + 33867776, state + 842000, scratch + 33718272);
-    supervised_step_k016_reduce_sum(scratch + 33872896, scratch + 33783808);
-    supervised_step_k017_matmul(scratch + 28901376, scratch + 33783808, state + 440464);
-    supervised_step_k018_step_mul(scratch + 30507008, scratch + 32112640, scratch + 28901376);
-    supervised_step_k019_max_pool_scatter(scratch + 19267584, scratch + 12845056, scratch + 30507008);
-    supervised_step_k020_reduce_sum(scratch + 33873024, scratch + 19267584);
-    supervised_step_k021_matmul_col2im(scratch + 12845056, scratch + 19267584, state + 421968, scratch + 16056320);
-    supervised_step_k022_im2col_matmul(scratch + 33849344, scratch + 25690112, scratch + 19267584, scratch + 16056320);
-    supervised_step_k023_step_mul(scratch + 28901376, scratch + 25690112, scratch + 12845056);
-    supervised_step_k024_max_pool_scatter(scratch + 12845056, scratch, scratch + 28901376);
-    supervised_step_k025_reduce_sum(scratch + 26257184, scratch + 12845056);
-    supervised_step_k026_im2col_matmul(scratch + 26256896, io, scratch + 12845056, scratch + 25690112);
-    supervised_step_k027_mul_add_sub(state + 1264944, state + 421648, scratch + 26256896, io + 406528);
-    supervised_step_k028_mul_add_sub(state + 1265232, state + 421936, scratch + 26257184, io + 406528);
-    supervised_step_k029_mul_add_sub(state + 1265264, state + 421968, scratch + 33849344, io + 406528);
-    supervised_step_k030_mul_add_sub(state + 1283696, state + 440400, scratch + 33873024, io + 406528);
-    supervised_step_k031_matmul_mul_add_etc(scratch, state + 1283760, state + 440464, scratch + 32112640, scratch + 33783808, io + 406528);
-    supervised_step_k032_mul_add_sub(state + 1685168, state + 841872, scratch + 33872896, io + 406528);
-    supervised_step_k033_matmul_mul_add_etc(scratch + 33783808, state + 1685296, state + 842000, scratch + 33718272, scratch + 33867776, io + 406528);
-    supervised_step_k034_mul_add_sub(state + 1686576, state + 843280, scratch + 33873088, io + 406528);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 25690112 /* t18 */, io /* in_x */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 12845056 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 12845056 /* t24 */, scratch + 32112640 /* t26 */, scratch + 25690112 /* t18 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 19267584 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 33718272 /* t31 */, scratch + 32112640 /* t27 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 28901376 /* t34 */, scratch + 33718272 /* t31 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 28916736 /* t35 */, scratch + 28901376 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 28906496 /* t37 */, scratch + 28911616 /* t38 */, scratch + 28901376 /* t34 */, scratch + 28916736 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 28916736 /* t39 */, scratch + 28911616 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 28901376 /* t40 */, scratch + 28916736 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 28901888 /* t44 */, scratch + 28906496 /* t37 */, scratch + 28901376 /* t40 */, io + 401408 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 406544 /* t46 */, scratch + 28901888 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 28901376 /* t48 */, io + 401408 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 28906496 /* t50 */, scratch + 28901376 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 28907008 /* t51 */, scratch + 28906496 /* t50 */, scratch + 28916736 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 33867776 /* t54 */, scratch + 28907008 /* t51 */, scratch + 28911616 /* t38 */, scratch + 28901376 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 33873088 /* t55 */, scratch + 33867776 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 33783808 /* t59 */, scratch + 33867776 /* t54 */, state + 842000 /* in_student_dense9_weight */, scratch + 33718272 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 33872896 /* t60 */, scratch + 33783808 /* t59 */);
+    supervised_step_student_dense7_vjp_2(scratch + 28901376 /* t61 */, scratch + 33783808 /* t59 */, state + 440464 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 30507008 /* t65 */, scratch + 32112640 /* t26 */, scratch + 28901376 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 19267584 /* t66 */, scratch + 12845056 /* t25 */, scratch + 30507008 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 33873024 /* t68 */, scratch + 19267584 /* t67 */);
+    supervised_step_student_conv3_vjp_2(scratch + 12845056 /* t72 */, scratch + 19267584 /* t67 */, state + 421968 /* in_student_conv3_weight */, scratch + 16056320 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 33849344 /* t70 */, scratch + 25690112 /* t18 */, scratch + 19267584 /* t67 */, scratch + 16056320 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 28901376 /* t74 */, scratch + 25690112 /* t18 */, scratch + 12845056 /* t72 */);
+    supervised_step_student_relu1_vjp_2(scratch + 12845056 /* t75 */, scratch /* t17 */, scratch + 28901376 /* t74 */);
+    supervised_step_student_conv0_vjp(scratch + 26257184 /* t77 */, scratch + 12845056 /* t76 */);
+    supervised_step_student_conv0_vjp_2(scratch + 26256896 /* t78 */, io /* in_x */, scratch + 12845056 /* t76 */, scratch + 25690112 /* chunk */);
+    supervised_step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 26256896 /* t79 */, io + 406528 /* in_lr */);
+    supervised_step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 26257184 /* t77 */, io + 406528 /* in_lr */);
+    supervised_step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 33849344 /* t71 */, io + 406528 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 33873024 /* t68 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 32112640 /* t27 */, scratch + 33783808 /* t59 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense7_update(state + 1685168 /* in_student_momentum_dense7_bias */, state + 841872 /* in_student_dense7_bias */, scratch + 33872896 /* t60 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 33783808 /* t146 */, state + 1685296 /* in_student_momentum_dense9_weight */, state + 842000 /* in_student_dense9_weight */, scratch + 33718272 /* t31 */, scratch + 33867776 /* t54 */, io + 406528 /* in_lr */);
+    supervised_step_student_dense9_update(state + 1686576 /* in_student_momentum_dense9_bias */, state + 843280 /* in_student_dense9_bias */, scratch + 33873088 /* t55 */, io + 406528 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9]
- * %11 = matmul %9, %10 : [392000,32]
- * %12 = broadcast axes=[1] %1 : [392000,32]
- * %13 = add %11, %12 : [392000,32]
- * %14 = relu %13 : [392000,32]
- * %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
+/* gemm small-gemm m=392000 n=32 k=9 chunk=10 +epilogue +pool split
+ * %9 = im2col k3 s1 p1 %8 : [392000,9]  // teacher/conv0 fwd
+ * %11 = matmul %9, %10 : [392000,32]  // teacher/conv0 fwd
+ * %12 = broadcast axes=[1] %1 : [392000,32]  // teacher/conv0 fwd
+ * %13 = add %11, %12 : [392000,32]  // teacher/conv0 fwd
+ * %14 = relu %13 : [392000,32]  // teacher/relu1 fwd
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,32]  // teacher/max_pool2 fwd */
 typedef struct {
     float *t14;
     float *t16;
@@ -5075,10 +5271,10 @@ typedef struct {
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
     float *chunk;
-} predict_teacher_k000_im2col_matmul_add_etc_pointers;
+} predict_teacher_teacher_conv0_fwd_pointers;
 
-static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
+static void predict_teacher_teacher_conv0_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
     float *restrict t16 = p->t16;
@@ -5117,16 +5313,17 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+static void predict_teacher_teacher_conv0_fwd(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_teacher_conv0_fwd_part, &(predict_teacher_teacher_conv0_fwd_pointers){t14, t16, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,288]
- * %19 = matmul %17, %18 : [98000,64]
- * %20 = broadcast axes=[1] %3 : [98000,64]
- * %21 = add %19, %20 : [98000,64]
- * %22 = relu %21 : [98000,64]
- * %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
+/* gemm winograd m=98000 n=64 k=288 chunk=4 +epilogue +pool split
+ * %17 = im2col k3 s1 p1 %16 : [98000,288]  // teacher/conv3 fwd
+ * %19 = matmul %17, %18 : [98000,64]  // teacher/conv3 fwd
+ * %20 = broadcast axes=[1] %3 : [98000,64]  // teacher/conv3 fwd
+ * %21 = add %19, %20 : [98000,64]  // teacher/conv3 fwd
+ * %22 = relu %21 : [98000,64]  // teacher/relu4 fwd
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,64]  // teacher/max_pool5 fwd */
 typedef struct {
     float *t22;
     float *t24;
@@ -5134,10 +5331,10 @@ typedef struct {
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} predict_teacher_k001_im2col_matmul_add_etc_pointers;
+} predict_teacher_teacher_conv3_fwd_pointers;
 
-static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_teacher_k001_im2col_matmul_add_etc_pointers *p = context;
+static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
     float *restrict t24 = p->t24;
@@ -5167,23 +5364,24 @@ static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k001_im2col_matmul_add_etc_part, &(predict_teacher_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+static void predict_teacher_teacher_conv3_fwd(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_teacher_conv3_fwd_part, &(predict_teacher_teacher_conv3_fwd_pointers){t22, t24, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
-/* %26 = matmul %25, %4 : [500,128]
- * %27 = broadcast axes=[1] %5 : [500,128]
- * %28 = add %26, %27 : [500,128]
- * %29 = relu %28 : [500,128] */
+/* gemm blas m=500 n=128 k=3136 +epilogue split
+ * %26 = matmul %25, %4 : [500,128]  // teacher/dense7 fwd
+ * %27 = broadcast axes=[1] %5 : [500,128]  // teacher/dense7 fwd
+ * %28 = add %26, %27 : [500,128]  // teacher/dense7 fwd
+ * %29 = relu %28 : [500,128]  // teacher/relu8 fwd */
 typedef struct {
     float *t29;
     const float *t25;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
-} predict_teacher_k002_matmul_add_relu_pointers;
+} predict_teacher_teacher_dense7_fwd_pointers;
 
-static void predict_teacher_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k002_matmul_add_relu_pointers *p = context;
+static void predict_teacher_teacher_dense7_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense7_fwd_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -5202,14 +5400,15 @@ static void predict_teacher_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(predict_teacher_k002_matmul_add_relu_part, &(predict_teacher_k002_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void predict_teacher_teacher_dense7_fwd(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(predict_teacher_teacher_dense7_fwd_part, &(predict_teacher_teacher_dense7_fwd_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
-/* %30 = matmul %29, %6 : [500,10]
- * %31 = broadcast axes=[1] %7 : [500,10]
- * %32 = add %30, %31 : [500,10] */
-static void predict_teacher_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
+/* gemm blas m=500 n=10 k=128 +epilogue
+ * %30 = matmul %29, %6 : [500,10]  // teacher/dense9 fwd
+ * %31 = broadcast axes=[1] %7 : [500,10]  // teacher/dense9 fwd
+ * %32 = add %30, %31 : [500,10]  // teacher/dense9 fwd */
+static void predict_teacher_teacher_dense9_fwd(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense9_weight, const float *restrict in_teacher_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_teacher_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5222,22 +5421,23 @@ static void predict_teacher_k003_matmul_add(float *restrict t32, const float *re
 
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_im2col_matmul_add_etc(scratch, scratch + 12544000, x, state, state + 288, scratch + 15680000);
-    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 8947968, scratch + 12544000, state + 320, state + 18752, scratch + 6272000);
-    predict_teacher_k002_matmul_add_relu(scratch, scratch + 8947968, state + 18816, state + 420224);
-    predict_teacher_k003_matmul_add(logits, scratch, state + 420352, state + 421632);
+    predict_teacher_teacher_conv0_fwd(scratch /* t14 */, scratch + 12544000 /* t16 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 15680000 /* chunk */);
+    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 8947968 /* t24 */, scratch + 12544000 /* t16 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 6272000 /* chunk */);
+    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 8947968 /* t25 */, state + 18816 /* in_teacher_dense7_weight */, state + 420224 /* in_teacher_dense7_bias */);
+    predict_teacher_teacher_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 420352 /* in_teacher_dense9_weight */, state + 421632 /* in_teacher_dense9_bias */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9]
- * %11 = matmul %9, %10 : [392000,32]
- * %12 = broadcast axes=[1] %1 : [392000,32]
- * %13 = add %11, %12 : [392000,32]
- * %14 = relu %13 : [392000,32]
- * %16 = max_pool k2 s2 p0 %15 : [500,14,14,32] */
+/* gemm small-gemm m=392000 n=32 k=9 chunk=10 +epilogue +pool split
+ * %9 = im2col k3 s1 p1 %8 : [392000,9]  // student/conv0 fwd
+ * %11 = matmul %9, %10 : [392000,32]  // student/conv0 fwd
+ * %12 = broadcast axes=[1] %1 : [392000,32]  // student/conv0 fwd
+ * %13 = add %11, %12 : [392000,32]  // student/conv0 fwd
+ * %14 = relu %13 : [392000,32]  // student/relu1 fwd
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,32]  // student/max_pool2 fwd */
 typedef struct {
     float *t14;
     float *t16;
@@ -5245,10 +5445,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} predict_student_k000_im2col_matmul_add_etc_pointers;
+} predict_student_student_conv0_fwd_pointers;
 
-static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_student_conv0_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
     float *restrict t16 = p->t16;
@@ -5287,16 +5487,17 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void predict_student_student_conv0_fwd(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_student_conv0_fwd_part, &(predict_student_student_conv0_fwd_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,288]
- * %19 = matmul %17, %18 : [98000,64]
- * %20 = broadcast axes=[1] %3 : [98000,64]
- * %21 = add %19, %20 : [98000,64]
- * %22 = relu %21 : [98000,64]
- * %24 = max_pool k2 s2 p0 %23 : [500,7,7,64] */
+/* gemm winograd m=98000 n=64 k=288 chunk=4 +epilogue +pool split
+ * %17 = im2col k3 s1 p1 %16 : [98000,288]  // student/conv3 fwd
+ * %19 = matmul %17, %18 : [98000,64]  // student/conv3 fwd
+ * %20 = broadcast axes=[1] %3 : [98000,64]  // student/conv3 fwd
+ * %21 = add %19, %20 : [98000,64]  // student/conv3 fwd
+ * %22 = relu %21 : [98000,64]  // student/relu4 fwd
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,64]  // student/max_pool5 fwd */
 typedef struct {
     float *t22;
     float *t24;
@@ -5304,10 +5505,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} predict_student_k001_im2col_matmul_add_etc_pointers;
+} predict_student_student_conv3_fwd_pointers;
 
-static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_student_conv3_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
     float *restrict t24 = p->t24;
@@ -5337,23 +5538,24 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_student_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void predict_student_student_conv3_fwd(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_student_conv3_fwd_part, &(predict_student_student_conv3_fwd_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %26 = matmul %25, %4 : [500,128]
- * %27 = broadcast axes=[1] %5 : [500,128]
- * %28 = add %26, %27 : [500,128]
- * %29 = relu %28 : [500,128] */
+/* gemm blas m=500 n=128 k=3136 +epilogue split
+ * %26 = matmul %25, %4 : [500,128]  // student/dense7 fwd
+ * %27 = broadcast axes=[1] %5 : [500,128]  // student/dense7 fwd
+ * %28 = add %26, %27 : [500,128]  // student/dense7 fwd
+ * %29 = relu %28 : [500,128]  // student/relu8 fwd */
 typedef struct {
     float *t29;
     const float *t25;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} predict_student_k002_matmul_add_relu_pointers;
+} predict_student_student_dense7_fwd_pointers;
 
-static void predict_student_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k002_matmul_add_relu_pointers *p = context;
+static void predict_student_student_dense7_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense7_fwd_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -5372,14 +5574,15 @@ static void predict_student_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(predict_student_k002_matmul_add_relu_part, &(predict_student_k002_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
+static void predict_student_student_dense7_fwd(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_student_dense7_fwd_part, &(predict_student_student_dense7_fwd_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %30 = matmul %29, %6 : [500,10]
- * %31 = broadcast axes=[1] %7 : [500,10]
- * %32 = add %30, %31 : [500,10] */
-static void predict_student_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=500 n=10 k=128 +epilogue
+ * %30 = matmul %29, %6 : [500,10]  // student/dense9 fwd
+ * %31 = broadcast axes=[1] %7 : [500,10]  // student/dense9 fwd
+ * %32 = add %30, %31 : [500,10]  // student/dense9 fwd */
+static void predict_student_student_dense9_fwd(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5392,8 +5595,8 @@ static void predict_student_k003_matmul_add(float *restrict t32, const float *re
 
 /* 4 kernels; scratch high-water mark 16244480 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 12544000, x, state + 421648, state + 421936, scratch + 15680000);
-    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 8947968, scratch + 12544000, state + 421968, state + 440400, scratch + 6272000);
-    predict_student_k002_matmul_add_relu(scratch, scratch + 8947968, state + 440464, state + 841872);
-    predict_student_k003_matmul_add(logits, scratch, state + 842000, state + 843280);
+    predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 12544000 /* t16 */, x /* in_x */, state + 421648 /* in_student_conv0_weight */, state + 421936 /* in_student_conv0_bias */, scratch + 15680000 /* chunk */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 8947968 /* t24 */, scratch + 12544000 /* t16 */, state + 421968 /* in_student_conv3_weight */, state + 440400 /* in_student_conv3_bias */, scratch + 6272000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 8947968 /* t25 */, state + 440464 /* in_student_dense7_weight */, state + 841872 /* in_student_dense7_bias */);
+    predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 842000 /* in_student_dense9_weight */, state + 843280 /* in_student_dense9_bias */);
 }

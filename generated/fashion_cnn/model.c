@@ -5,8 +5,11 @@
  *
  * Build: cc -std=c11 -O2 -c model.c, link with -lopenblas -lm. With -DMPLC_NAIVE_GEMM every cblas_sgemm
  * becomes a plain triple loop (no BLAS needed), to check BLAS against.
- * Reading the kernels: tN is the memory of IR value %N, vN its element inside a loop, in_NAME the input NAME;
- * each kernel's comment lists the IR equations it computes.
+ * Reading the kernels: each is named after the layer and pass it computes (network_layer_pass, pass = fwd, jvp,
+ * vjp, jvp_vjp or update); its comment says what it does (a GEMM's strategy, "split" between threads) and lists
+ * the equations it computes, each with its origin. The ids are those of the lowered graphs in model.ir ("lowered
+ * func"), which also lists the kernels in order: tN is the memory of value %N, vN its element inside a loop,
+ * in_NAME the input NAME.
  */
 #include "model.h"
 
@@ -775,12 +778,13 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %22 = im2col k3 s1 p1 %16 : [225792,9]
- * %24 = matmul %22, %23 : [225792,16]
- * %25 = broadcast axes=[1] %1 : [225792,16]
- * %26 = add %24, %25 : [225792,16]
- * %27 = relu %26 : [225792,16]
- * %29 = max_pool k2 s2 p0 %28 : [288,14,14,16] */
+/* gemm small-gemm m=225792 n=16 k=9 chunk=20 +epilogue +pool split
+ * %22 = im2col k3 s1 p1 %16 : [225792,9]  // teacher/conv0 fwd
+ * %24 = matmul %22, %23 : [225792,16]  // teacher/conv0 fwd
+ * %25 = broadcast axes=[1] %1 : [225792,16]  // teacher/conv0 fwd
+ * %26 = add %24, %25 : [225792,16]  // teacher/conv0 fwd
+ * %27 = relu %26 : [225792,16]  // teacher/relu1 fwd
+ * %29 = max_pool k2 s2 p0 %28 : [288,14,14,16]  // teacher/max_pool2 fwd */
 typedef struct {
     float *t27;
     float *t29;
@@ -788,10 +792,10 @@ typedef struct {
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
     float *chunk;
-} step_k000_im2col_matmul_add_etc_pointers;
+} step_teacher_conv0_fwd_pointers;
 
-static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k000_im2col_matmul_add_etc_pointers *p = context;
+static void step_teacher_conv0_fwd_part(void *context, int part, int parts) {
+    const step_teacher_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t27 = p->t27;
     float *restrict t29 = p->t29;
@@ -830,16 +834,17 @@ static void step_k000_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k000_im2col_matmul_add_etc(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k000_im2col_matmul_add_etc_part, &(step_k000_im2col_matmul_add_etc_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+static void step_teacher_conv0_fwd(float *restrict t27, float *restrict t29, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_fwd_part, &(step_teacher_conv0_fwd_pointers){t27, t29, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
-/* %30 = im2col k3 s1 p1 %29 : [56448,144]
- * %32 = matmul %30, %31 : [56448,32]
- * %33 = broadcast axes=[1] %3 : [56448,32]
- * %34 = add %32, %33 : [56448,32]
- * %35 = relu %34 : [56448,32]
- * %37 = max_pool k2 s2 p0 %36 : [288,7,7,32] */
+/* gemm winograd m=56448 n=32 k=144 chunk=9 +epilogue +pool split
+ * %30 = im2col k3 s1 p1 %29 : [56448,144]  // teacher/conv3 fwd
+ * %32 = matmul %30, %31 : [56448,32]  // teacher/conv3 fwd
+ * %33 = broadcast axes=[1] %3 : [56448,32]  // teacher/conv3 fwd
+ * %34 = add %32, %33 : [56448,32]  // teacher/conv3 fwd
+ * %35 = relu %34 : [56448,32]  // teacher/relu4 fwd
+ * %37 = max_pool k2 s2 p0 %36 : [288,7,7,32]  // teacher/max_pool5 fwd */
 typedef struct {
     float *t35;
     float *t37;
@@ -847,10 +852,10 @@ typedef struct {
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} step_k001_im2col_matmul_add_etc_pointers;
+} step_teacher_conv3_fwd_pointers;
 
-static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k001_im2col_matmul_add_etc_pointers *p = context;
+static void step_teacher_conv3_fwd_part(void *context, int part, int parts) {
+    const step_teacher_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t35 = p->t35;
     float *restrict t37 = p->t37;
@@ -880,15 +885,16 @@ static void step_k001_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k001_im2col_matmul_add_etc(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k001_im2col_matmul_add_etc_part, &(step_k001_im2col_matmul_add_etc_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+static void step_teacher_conv3_fwd(float *restrict t35, float *restrict t37, const float *restrict t29, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_fwd_part, &(step_teacher_conv3_fwd_pointers){t35, t37, t29, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
-/* %39 = matmul %38, %4 : [288,128]
- * %40 = broadcast axes=[1] %5 : [288,128]
- * %41 = add %39, %40 : [288,128]
- * %42 = relu %41 : [288,128]
- * %44 = mul %42, %43 : [288,128] */
+/* gemm blas m=288 n=128 k=1568 +epilogue split
+ * %39 = matmul %38, %4 : [288,128]  // teacher/dense7 fwd
+ * %40 = broadcast axes=[1] %5 : [288,128]  // teacher/dense7 fwd
+ * %41 = add %39, %40 : [288,128]  // teacher/dense7 fwd
+ * %42 = relu %41 : [288,128]  // teacher/relu8 fwd
+ * %44 = mul %42, %43 : [288,128]  // teacher/dropout9 fwd */
 typedef struct {
     float *t42;
     float *t44;
@@ -896,10 +902,10 @@ typedef struct {
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
     const float *in_dropout_teacher_all_dropout9;
-} step_k002_matmul_add_relu_etc_pointers;
+} step_teacher_dense7_fwd_pointers;
 
-static void step_k002_matmul_add_relu_etc_part(void *context, int part, int parts) {
-    const step_k002_matmul_add_relu_etc_pointers *p = context;
+static void step_teacher_dense7_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense7_fwd_pointers *p = context;
     float *restrict t42 = p->t42;
     float *restrict t44 = p->t44;
     const float *restrict t38 = p->t38;
@@ -922,14 +928,15 @@ static void step_k002_matmul_add_relu_etc_part(void *context, int part, int part
     }
 }
 
-static void step_k002_matmul_add_relu_etc(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
-    mplc_parallel(step_k002_matmul_add_relu_etc_part, &(step_k002_matmul_add_relu_etc_pointers){t42, t44, t38, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
+static void step_teacher_dense7_fwd(float *restrict t42, float *restrict t44, const float *restrict t38, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias, const float *restrict in_dropout_teacher_all_dropout9) {
+    mplc_parallel(step_teacher_dense7_fwd_part, &(step_teacher_dense7_fwd_pointers){t42, t44, t38, in_teacher_dense7_weight, in_teacher_dense7_bias, in_dropout_teacher_all_dropout9});
 }
 
-/* %45 = matmul %44, %6 : [288,10]
- * %46 = broadcast axes=[1] %7 : [288,10]
- * %47 = add %45, %46 : [288,10] */
-static void step_k003_matmul_add(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+/* gemm blas m=288 n=10 k=128 +epilogue
+ * %45 = matmul %44, %6 : [288,10]  // teacher/dense10 fwd
+ * %46 = broadcast axes=[1] %7 : [288,10]  // teacher/dense10 fwd
+ * %47 = add %45, %46 : [288,10]  // teacher/dense10 fwd */
+static void step_teacher_dense10_fwd(float *restrict t47, const float *restrict t44, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 128, 1.0f, t44, 128, in_teacher_dense10_weight, 10, 0.0f, t47, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
@@ -940,11 +947,12 @@ static void step_k003_matmul_add(float *restrict t47, const float *restrict t44,
     }
 }
 
-/* %51 = constant 0.9 : [32,10]
- * %52 = mul %17, %51 : [32,10]
- * %53 = constant 0.01 : [32,10]
- * %54 = add %52, %53 : [32,10] */
-static void step_k004_mul_add(float *restrict t54, const float *restrict in_y) {
+/* loop [32,10]
+ * %51 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %52 = mul %17, %51 : [32,10]  // teacher/loss_sup fwd
+ * %53 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %54 = add %52, %53 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t54, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v52 = in_y[i] * 0.9f;
         const float v54 = v52 + 0.01f;
@@ -952,8 +960,9 @@ static void step_k004_mul_add(float *restrict t54, const float *restrict in_y) {
     }
 }
 
-/* %55 = reduce_max axes=[1] %48 : [32] */
-static void step_k005_reduce_max(float *restrict t55, const float *restrict t48) {
+/* reduce_max [32,10] axes=[1]
+ * %55 = reduce_max axes=[1] %48 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t55, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -963,10 +972,11 @@ static void step_k005_reduce_max(float *restrict t55, const float *restrict t48)
     }
 }
 
-/* %56 = broadcast axes=[0] %55 : [32,10]
- * %57 = sub %48, %56 : [32,10]
- * %58 = exp %57 : [32,10] */
-static void step_k006_sub_exp(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
+/* loop [32,10]
+ * %56 = broadcast axes=[0] %55 : [32,10]  // teacher/loss_sup fwd
+ * %57 = sub %48, %56 : [32,10]  // teacher/loss_sup fwd
+ * %58 = exp %57 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t57, float *restrict t58, const float *restrict t48, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v57 = t48[i0 * 10 + i1] - t55[i0];
@@ -977,8 +987,9 @@ static void step_k006_sub_exp(float *restrict t57, float *restrict t58, const fl
     }
 }
 
-/* %59 = reduce_sum axes=[1] %58 : [32] */
-static void step_k007_reduce_sum(float *restrict t59, const float *restrict t58) {
+/* reduce_sum [32,10] axes=[1]
+ * %59 = reduce_sum axes=[1] %58 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t59, const float *restrict t58) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -988,19 +999,21 @@ static void step_k007_reduce_sum(float *restrict t59, const float *restrict t58)
     }
 }
 
-/* %60 = log %59 : [32] */
-static void step_k008_log(float *restrict t60, const float *restrict t59) {
+/* loop [32]
+ * %60 = log %59 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t60, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v60 = logf(t59[i]);
         t60[i] = v60;
     }
 }
 
-/* %61 = broadcast axes=[0] %60 : [32,10]
- * %62 = sub %57, %61 : [32,10]
- * %63 = mul %54, %62 : [32,10]
- * %64 = reduce_sum axes=[0, 1] %63 : [] */
-static void step_k009_sub_mul_reduce_sum(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
+/* reduce_sum [32,10] axes=[0, 1]
+ * %61 = broadcast axes=[0] %60 : [32,10]  // teacher/loss_sup fwd
+ * %62 = sub %57, %61 : [32,10]  // teacher/loss_sup fwd
+ * %63 = mul %54, %62 : [32,10]  // teacher/loss_sup fwd
+ * %64 = reduce_sum axes=[0, 1] %63 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t54) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1012,26 +1025,29 @@ static void step_k009_sub_mul_reduce_sum(float *restrict t64, const float *restr
     t64[0] = (float)sum;
 }
 
-/* %65 = constant -0.03125 : []
- * %66 = mul %64, %65 : [] */
-static void step_k010_mul(float *restrict t66, const float *restrict t64) {
+/* loop []
+ * %65 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %66 = mul %64, %65 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_7(float *restrict t66, const float *restrict t64) {
     for (size_t i = 0; i < 1; i++) {
         const float v66 = t64[0] * (-0.03125f);
         t66[i] = v66;
     }
 }
 
-/* %67 = constant 1.4285714285714286 : [128,10]
- * %68 = mul %49, %67 : [128,10] */
-static void step_k011_mul(float *restrict t68, const float *restrict t49) {
+/* loop [128,10]
+ * %67 = constant 1.4285714285714286 : [128,10]  // teacher/loss_uda fwd
+ * %68 = mul %49, %67 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t68, const float *restrict t49) {
     for (size_t i = 0; i < 1280; i++) {
         const float v68 = t49[i] * 1.4285715f;
         t68[i] = v68;
     }
 }
 
-/* %69 = reduce_max axes=[1] %68 : [128] */
-static void step_k012_reduce_max(float *restrict t69, const float *restrict t68) {
+/* reduce_max [128,10] axes=[1]
+ * %69 = reduce_max axes=[1] %68 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t69, const float *restrict t68) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1041,9 +1057,10 @@ static void step_k012_reduce_max(float *restrict t69, const float *restrict t68)
     }
 }
 
-/* %70 = broadcast axes=[0] %69 : [128,10]
- * %71 = sub %68, %70 : [128,10] */
-static void step_k013_sub(float *restrict t71, const float *restrict t68, const float *restrict t69) {
+/* loop [128,10]
+ * %70 = broadcast axes=[0] %69 : [128,10]  // teacher/loss_uda fwd
+ * %71 = sub %68, %70 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t71, const float *restrict t68, const float *restrict t69) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v71 = t68[i0 * 10 + i1] - t69[i0];
@@ -1052,9 +1069,10 @@ static void step_k013_sub(float *restrict t71, const float *restrict t68, const 
     }
 }
 
-/* %72 = exp %71 : [128,10]
- * %73 = reduce_sum axes=[1] %72 : [128] */
-static void step_k014_exp_reduce_sum(float *restrict t73, const float *restrict t71) {
+/* reduce_sum [128,10] axes=[1]
+ * %72 = exp %71 : [128,10]  // teacher/loss_uda fwd
+ * %73 = reduce_sum axes=[1] %72 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t73, const float *restrict t71) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1065,18 +1083,20 @@ static void step_k014_exp_reduce_sum(float *restrict t73, const float *restrict 
     }
 }
 
-/* %74 = log %73 : [128] */
-static void step_k015_log(float *restrict t74, const float *restrict t73) {
+/* loop [128]
+ * %74 = log %73 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t74, const float *restrict t73) {
     for (size_t i = 0; i < 128; i++) {
         const float v74 = logf(t73[i]);
         t74[i] = v74;
     }
 }
 
-/* %75 = broadcast axes=[0] %74 : [128,10]
- * %76 = sub %71, %75 : [128,10]
- * %77 = exp %76 : [128,10] */
-static void step_k016_sub_exp(float *restrict t77, const float *restrict t71, const float *restrict t74) {
+/* loop [128,10]
+ * %75 = broadcast axes=[0] %74 : [128,10]  // teacher/loss_uda fwd
+ * %76 = sub %71, %75 : [128,10]  // teacher/loss_uda fwd
+ * %77 = exp %76 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t77, const float *restrict t71, const float *restrict t74) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v76 = t71[i0 * 10 + i1] - t74[i0];
@@ -1086,8 +1106,9 @@ static void step_k016_sub_exp(float *restrict t77, const float *restrict t71, co
     }
 }
 
-/* %78 = reduce_max axes=[1] %77 : [128] */
-static void step_k017_reduce_max(float *restrict t78, const float *restrict t77) {
+/* reduce_max [128,10] axes=[1]
+ * %78 = reduce_max axes=[1] %77 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t78, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1097,17 +1118,19 @@ static void step_k017_reduce_max(float *restrict t78, const float *restrict t77)
     }
 }
 
-/* %79 = constant 0.6 : [128]
- * %80 = greaterEqual %78, %79 : [128] */
-static void step_k018_greaterEqual(float *restrict t80, const float *restrict t78) {
+/* loop [128]
+ * %79 = constant 0.6 : [128]  // teacher/loss_uda fwd
+ * %80 = greaterEqual %78, %79 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t80, const float *restrict t78) {
     for (size_t i = 0; i < 128; i++) {
         const float v80 = t78[i] >= 0.6f ? 1.0f : 0.0f;
         t80[i] = v80;
     }
 }
 
-/* %81 = reduce_max axes=[1] %50 : [128] */
-static void step_k019_reduce_max(float *restrict t81, const float *restrict t50) {
+/* reduce_max [128,10] axes=[1]
+ * %81 = reduce_max axes=[1] %50 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t81, const float *restrict t50) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1117,10 +1140,11 @@ static void step_k019_reduce_max(float *restrict t81, const float *restrict t50)
     }
 }
 
-/* %82 = broadcast axes=[0] %81 : [128,10]
- * %83 = sub %50, %82 : [128,10]
- * %84 = exp %83 : [128,10] */
-static void step_k020_sub_exp(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
+/* loop [128,10]
+ * %82 = broadcast axes=[0] %81 : [128,10]  // teacher/loss_uda fwd
+ * %83 = sub %50, %82 : [128,10]  // teacher/loss_uda fwd
+ * %84 = exp %83 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t83, float *restrict t84, const float *restrict t50, const float *restrict t81) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v83 = t50[i0 * 10 + i1] - t81[i0];
@@ -1131,8 +1155,9 @@ static void step_k020_sub_exp(float *restrict t83, float *restrict t84, const fl
     }
 }
 
-/* %85 = reduce_sum axes=[1] %84 : [128] */
-static void step_k021_reduce_sum(float *restrict t85, const float *restrict t84) {
+/* reduce_sum [128,10] axes=[1]
+ * %85 = reduce_sum axes=[1] %84 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t85, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1142,19 +1167,21 @@ static void step_k021_reduce_sum(float *restrict t85, const float *restrict t84)
     }
 }
 
-/* %86 = log %85 : [128] */
-static void step_k022_log(float *restrict t86, const float *restrict t85) {
+/* loop [128]
+ * %86 = log %85 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t86, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v86 = logf(t85[i]);
         t86[i] = v86;
     }
 }
 
-/* %87 = broadcast axes=[0] %86 : [128,10]
- * %88 = sub %83, %87 : [128,10]
- * %89 = mul %77, %88 : [128,10]
- * %90 = reduce_sum axes=[1] %89 : [128] */
-static void step_k023_sub_mul_reduce_sum(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
+/* reduce_sum [128,10] axes=[1]
+ * %87 = broadcast axes=[0] %86 : [128,10]  // teacher/loss_uda fwd
+ * %88 = sub %83, %87 : [128,10]  // teacher/loss_uda fwd
+ * %89 = mul %77, %88 : [128,10]  // teacher/loss_uda fwd
+ * %90 = reduce_sum axes=[1] %89 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t90, const float *restrict t83, const float *restrict t86, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1166,10 +1193,11 @@ static void step_k023_sub_mul_reduce_sum(float *restrict t90, const float *restr
     }
 }
 
-/* %91 = neg %90 : [128]
- * %92 = mul %80, %91 : [128]
- * %93 = reduce_sum axes=[0] %92 : [] */
-static void step_k024_neg_mul_reduce_sum(float *restrict t93, const float *restrict t90, const float *restrict t80) {
+/* reduce_sum [128] axes=[0]
+ * %91 = neg %90 : [128]  // teacher/loss_uda fwd
+ * %92 = mul %80, %91 : [128]  // teacher/loss_uda fwd
+ * %93 = reduce_sum axes=[0] %92 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t93, const float *restrict t90, const float *restrict t80) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1184,17 +1212,19 @@ static void step_k024_neg_mul_reduce_sum(float *restrict t93, const float *restr
     t93[0] = (float)sum;
 }
 
-/* %94 = constant 0.0078125 : []
- * %95 = mul %93, %94 : [] */
-static void step_k025_mul(float *restrict t95, const float *restrict t93) {
+/* loop []
+ * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %95 = mul %93, %94 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t95, const float *restrict t93) {
     for (size_t i = 0; i < 1; i++) {
         const float v95 = t93[0] * 0.0078125f;
         t95[i] = v95;
     }
 }
 
-/* %96 = reduce_sum axes=[0] %80 : [] */
-static void step_k026_reduce_sum(float *restrict t96, const float *restrict t80) {
+/* reduce_sum [128] axes=[0]
+ * %96 = reduce_sum axes=[0] %80 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t96, const float *restrict t80) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1207,26 +1237,29 @@ static void step_k026_reduce_sum(float *restrict t96, const float *restrict t80)
     t96[0] = (float)sum;
 }
 
-/* %94 = constant 0.0078125 : []
- * %97 = mul %96, %94 : [] */
-static void step_k027_mul(float *restrict t97, const float *restrict t96) {
+/* loop []
+ * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %97 = mul %96, %94 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t97, const float *restrict t96) {
     for (size_t i = 0; i < 1; i++) {
         const float v97 = t96[0] * 0.0078125f;
         t97[i] = v97;
     }
 }
 
-/* %98 = one_hot_argmax %50 : [128,10] */
-static void step_k028_one_hot_argmax(float *restrict t98, const float *restrict t50) {
+/* one_hot_argmax
+ * %98 = one_hot_argmax %50 : [128,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t98, const float *restrict t50) {
     mplc_one_hot_argmax(t98, t50, 128, 10);
 }
 
-/* %101 = im2col k3 s1 p1 %99 : [100352,9]
- * %103 = matmul %101, %102 : [100352,16]
- * %104 = broadcast axes=[1] %9 : [100352,16]
- * %105 = add %103, %104 : [100352,16]
- * %106 = relu %105 : [100352,16]
- * %108 = max_pool k2 s2 p0 %107 : [128,14,14,16] */
+/* gemm small-gemm m=100352 n=16 k=9 chunk=20 +epilogue +pool split
+ * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
+ * %103 = matmul %101, %102 : [100352,16]  // student/conv0 fwd
+ * %104 = broadcast axes=[1] %9 : [100352,16]  // student/conv0 fwd
+ * %105 = add %103, %104 : [100352,16]  // student/conv0 fwd
+ * %106 = relu %105 : [100352,16]  // student/relu1 fwd
+ * %108 = max_pool k2 s2 p0 %107 : [128,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t106;
     float *t108;
@@ -1234,10 +1267,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} step_k029_im2col_matmul_add_etc_pointers;
+} step_student_conv0_fwd_pointers;
 
-static void step_k029_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k029_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv0_fwd_part(void *context, int part, int parts) {
+    const step_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t106 = p->t106;
     float *restrict t108 = p->t108;
@@ -1276,16 +1309,17 @@ static void step_k029_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k029_im2col_matmul_add_etc(float *restrict t106, float *restrict t108, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k029_im2col_matmul_add_etc_part, &(step_k029_im2col_matmul_add_etc_pointers){t106, t108, t99, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void step_student_conv0_fwd(float *restrict t106, float *restrict t108, const float *restrict t99, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t106, t108, t99, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %109 = im2col k3 s1 p1 %108 : [25088,144]
- * %111 = matmul %109, %110 : [25088,32]
- * %112 = broadcast axes=[1] %11 : [25088,32]
- * %113 = add %111, %112 : [25088,32]
- * %114 = relu %113 : [25088,32]
- * %116 = max_pool k2 s2 p0 %115 : [128,7,7,32] */
+/* gemm winograd m=25088 n=32 k=144 chunk=9 +epilogue +pool split
+ * %109 = im2col k3 s1 p1 %108 : [25088,144]  // student/conv3 fwd
+ * %111 = matmul %109, %110 : [25088,32]  // student/conv3 fwd
+ * %112 = broadcast axes=[1] %11 : [25088,32]  // student/conv3 fwd
+ * %113 = add %111, %112 : [25088,32]  // student/conv3 fwd
+ * %114 = relu %113 : [25088,32]  // student/relu4 fwd
+ * %116 = max_pool k2 s2 p0 %115 : [128,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t114;
     float *t116;
@@ -1293,10 +1327,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} step_k030_im2col_matmul_add_etc_pointers;
+} step_student_conv3_fwd_pointers;
 
-static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k030_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv3_fwd_part(void *context, int part, int parts) {
+    const step_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t114 = p->t114;
     float *restrict t116 = p->t116;
@@ -1326,23 +1360,24 @@ static void step_k030_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k030_im2col_matmul_add_etc(float *restrict t114, float *restrict t116, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k030_im2col_matmul_add_etc_part, &(step_k030_im2col_matmul_add_etc_pointers){t114, t116, t108, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void step_student_conv3_fwd(float *restrict t114, float *restrict t116, const float *restrict t108, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t114, t116, t108, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %118 = matmul %117, %12 : [128,128]
- * %119 = broadcast axes=[1] %13 : [128,128]
- * %120 = add %118, %119 : [128,128]
- * %121 = relu %120 : [128,128] */
+/* gemm blas m=128 n=128 k=1568 +epilogue split
+ * %118 = matmul %117, %12 : [128,128]  // student/dense7 fwd
+ * %119 = broadcast axes=[1] %13 : [128,128]  // student/dense7 fwd
+ * %120 = add %118, %119 : [128,128]  // student/dense7 fwd
+ * %121 = relu %120 : [128,128]  // student/relu8 fwd */
 typedef struct {
     float *t121;
     const float *t117;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} step_k031_matmul_add_relu_pointers;
+} step_student_dense7_fwd_pointers;
 
-static void step_k031_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k031_matmul_add_relu_pointers *p = context;
+static void step_student_dense7_fwd_part(void *context, int part, int parts) {
+    const step_student_dense7_fwd_pointers *p = context;
     float *restrict t121 = p->t121;
     const float *restrict t117 = p->t117;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1361,14 +1396,15 @@ static void step_k031_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k031_matmul_add_relu(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_k031_matmul_add_relu_part, &(step_k031_matmul_add_relu_pointers){t121, t117, in_student_dense7_weight, in_student_dense7_bias});
+static void step_student_dense7_fwd(float *restrict t121, const float *restrict t117, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t121, t117, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %122 = matmul %121, %14 : [128,10]
- * %123 = broadcast axes=[1] %15 : [128,10]
- * %124 = add %122, %123 : [128,10] */
-static void step_k032_matmul_add(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=128 n=10 k=128 +epilogue
+ * %122 = matmul %121, %14 : [128,10]  // student/dense9 fwd
+ * %123 = broadcast axes=[1] %15 : [128,10]  // student/dense9 fwd
+ * %124 = add %122, %123 : [128,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd(float *restrict t124, const float *restrict t121, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, in_student_dense9_weight, 10, 0.0f, t124, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
@@ -1379,8 +1415,9 @@ static void step_k032_matmul_add(float *restrict t124, const float *restrict t12
     }
 }
 
-/* %125 = reduce_max axes=[1] %124 : [128] */
-static void step_k033_reduce_max(float *restrict t125, const float *restrict t124) {
+/* reduce_max [128,10] axes=[1]
+ * %125 = reduce_max axes=[1] %124 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t125, const float *restrict t124) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1390,10 +1427,11 @@ static void step_k033_reduce_max(float *restrict t125, const float *restrict t12
     }
 }
 
-/* %126 = broadcast axes=[0] %125 : [128,10]
- * %127 = sub %124, %126 : [128,10]
- * %128 = exp %127 : [128,10] */
-static void step_k034_sub_exp(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
+/* loop [128,10]
+ * %126 = broadcast axes=[0] %125 : [128,10]  // student/loss_u fwd
+ * %127 = sub %124, %126 : [128,10]  // student/loss_u fwd
+ * %128 = exp %127 : [128,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t127, float *restrict t128, const float *restrict t124, const float *restrict t125) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v127 = t124[i0 * 10 + i1] - t125[i0];
@@ -1404,8 +1442,9 @@ static void step_k034_sub_exp(float *restrict t127, float *restrict t128, const 
     }
 }
 
-/* %129 = reduce_sum axes=[1] %128 : [128] */
-static void step_k035_reduce_sum(float *restrict t129, const float *restrict t128) {
+/* reduce_sum [128,10] axes=[1]
+ * %129 = reduce_sum axes=[1] %128 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t129, const float *restrict t128) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1415,19 +1454,21 @@ static void step_k035_reduce_sum(float *restrict t129, const float *restrict t12
     }
 }
 
-/* %130 = log %129 : [128] */
-static void step_k036_log(float *restrict t130, const float *restrict t129) {
+/* loop [128]
+ * %130 = log %129 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t130, const float *restrict t129) {
     for (size_t i = 0; i < 128; i++) {
         const float v130 = logf(t129[i]);
         t130[i] = v130;
     }
 }
 
-/* %131 = broadcast axes=[0] %130 : [128,10]
- * %132 = sub %127, %131 : [128,10]
- * %133 = mul %98, %132 : [128,10]
- * %134 = reduce_sum axes=[0, 1] %133 : [] */
-static void step_k037_sub_mul_reduce_sum(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
+/* reduce_sum [128,10] axes=[0, 1]
+ * %131 = broadcast axes=[0] %130 : [128,10]  // student/loss_u fwd
+ * %132 = sub %127, %131 : [128,10]  // student/loss_u fwd
+ * %133 = mul %98, %132 : [128,10]  // student/loss_u fwd
+ * %134 = reduce_sum axes=[0, 1] %133 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t134, const float *restrict t127, const float *restrict t130, const float *restrict t98) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1439,27 +1480,30 @@ static void step_k037_sub_mul_reduce_sum(float *restrict t134, const float *rest
     t134[0] = (float)sum;
 }
 
-/* %135 = constant -0.0078125 : []
- * %136 = mul %134, %135 : [] */
-static void step_k038_mul(float *restrict t136, const float *restrict t134) {
+/* loop []
+ * %135 = constant -0.0078125 : []  // student/loss_u fwd
+ * %136 = mul %134, %135 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t136, const float *restrict t134) {
     for (size_t i = 0; i < 1; i++) {
         const float v136 = t134[0] * (-0.0078125f);
         t136[i] = v136;
     }
 }
 
-/* %137 = constant -0.0078125 : [128,10]
- * %138 = mul %137, %98 : [128,10] */
-static void step_k039_mul(float *restrict t138, const float *restrict t98) {
+/* loop [128,10]
+ * %137 = constant -0.0078125 : [128,10]  // student/loss_u vjp
+ * %138 = mul %137, %98 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t138, const float *restrict t98) {
     for (size_t i = 0; i < 1280; i++) {
         const float v138 = (-0.0078125f) * t98[i];
         t138[i] = v138;
     }
 }
 
-/* %139 = neg %138 : [128,10]
- * %140 = reduce_sum axes=[1] %139 : [128] */
-static void step_k040_neg_reduce_sum(float *restrict t140, const float *restrict t138) {
+/* reduce_sum [128,10] axes=[1]
+ * %139 = neg %138 : [128,10]  // student/loss_u vjp
+ * %140 = reduce_sum axes=[1] %139 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t140, const float *restrict t138) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1470,18 +1514,20 @@ static void step_k040_neg_reduce_sum(float *restrict t140, const float *restrict
     }
 }
 
-/* %141 = div %140, %129 : [128] */
-static void step_k041_div(float *restrict t141, const float *restrict t140, const float *restrict t129) {
+/* loop [128]
+ * %141 = div %140, %129 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t141, const float *restrict t140, const float *restrict t129) {
     for (size_t i = 0; i < 128; i++) {
         const float v141 = t140[i] / t129[i];
         t141[i] = v141;
     }
 }
 
-/* %142 = broadcast axes=[0] %141 : [128,10]
- * %143 = mul %142, %128 : [128,10]
- * %144 = add %138, %143 : [128,10] */
-static void step_k042_mul_add(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
+/* loop [128,10]
+ * %142 = broadcast axes=[0] %141 : [128,10]  // student/loss_u vjp
+ * %143 = mul %142, %128 : [128,10]  // student/loss_u vjp
+ * %144 = add %138, %143 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t144, const float *restrict t141, const float *restrict t128, const float *restrict t138) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v143 = t141[i0] * t128[i0 * 10 + i1];
@@ -1491,8 +1537,9 @@ static void step_k042_mul_add(float *restrict t144, const float *restrict t141, 
     }
 }
 
-/* %145 = reduce_sum axes=[0] %144 : [10] */
-static void step_k043_reduce_sum(float *restrict t145, const float *restrict t144) {
+/* reduce_sum [128,10] axes=[0]
+ * %145 = reduce_sum axes=[0] %144 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp(float *restrict t145, const float *restrict t144) {
     for (size_t o = 0; o < 10; o++) t145[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1501,15 +1548,17 @@ static void step_k043_reduce_sum(float *restrict t145, const float *restrict t14
     }
 }
 
-/* %147 = matmul tA %121, %144 : [128,10] */
-static void step_k044_matmul(float *restrict t147, const float *restrict t121, const float *restrict t144) {
+/* gemm blas m=128 n=10 k=128 tA
+ * %147 = matmul tA %121, %144 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_2(float *restrict t147, const float *restrict t121, const float *restrict t144) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t121, 128, t144, 10, 0.0f, t147, 10);
 }
 
-/* %146 = matmul tB %144, %14 : [128,128]
- * %148 = step %121 : [128,128]
- * %149 = mul %146, %148 : [128,128] */
-static void step_k045_matmul_step_mul(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t121) {
+/* gemm blas m=128 n=128 k=10 tB +epilogue
+ * %146 = matmul tB %144, %14 : [128,128]  // student/dense9 vjp
+ * %148 = step %121 : [128,128]  // student/relu8 vjp
+ * %149 = mul %146, %148 : [128,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_3(float *restrict t149, const float *restrict t144, const float *restrict in_student_dense9_weight, const float *restrict t121) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t144, 10, in_student_dense9_weight, 10, 0.0f, t149, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
@@ -1519,8 +1568,9 @@ static void step_k045_matmul_step_mul(float *restrict t149, const float *restric
     }
 }
 
-/* %150 = reduce_sum axes=[0] %149 : [128] */
-static void step_k046_reduce_sum(float *restrict t150, const float *restrict t149) {
+/* reduce_sum [128,128] axes=[0]
+ * %150 = reduce_sum axes=[0] %149 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp(float *restrict t150, const float *restrict t149) {
     for (size_t o = 0; o < 128; o++) t150[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -1529,15 +1579,16 @@ static void step_k046_reduce_sum(float *restrict t150, const float *restrict t14
     }
 }
 
-/* %151 = matmul tB %149, %12 : [128,1568] */
+/* gemm blas m=128 n=1568 k=128 tB split
+ * %151 = matmul tB %149, %12 : [128,1568]  // student/dense7 vjp */
 typedef struct {
     float *t151;
     const float *t149;
     const float *in_student_dense7_weight;
-} step_k047_matmul_pointers;
+} step_student_dense7_vjp_2_pointers;
 
-static void step_k047_matmul_part(void *context, int part, int parts) {
-    const step_k047_matmul_pointers *p = context;
+static void step_student_dense7_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_2_pointers *p = context;
     float *restrict t151 = p->t151;
     const float *restrict t149 = p->t149;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1547,19 +1598,20 @@ static void step_k047_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t149 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t151 + lo * 1568, 1568);
 }
 
-static void step_k047_matmul(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_k047_matmul_part, &(step_k047_matmul_pointers){t151, t149, in_student_dense7_weight});
+static void step_student_dense7_vjp_2(float *restrict t151, const float *restrict t149, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t151, t149, in_student_dense7_weight});
 }
 
-/* %152 = matmul tA %117, %149 : [1568,128] */
+/* gemm blas m=1568 n=128 k=128 tA split
+ * %152 = matmul tA %117, %149 : [1568,128]  // student/dense7 vjp */
 typedef struct {
     float *t152;
     const float *t117;
     const float *t149;
-} step_k048_matmul_pointers;
+} step_student_dense7_vjp_3_pointers;
 
-static void step_k048_matmul_part(void *context, int part, int parts) {
-    const step_k048_matmul_pointers *p = context;
+static void step_student_dense7_vjp_3_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_3_pointers *p = context;
     float *restrict t152 = p->t152;
     const float *restrict t117 = p->t117;
     const float *restrict t149 = p->t149;
@@ -1569,20 +1621,21 @@ static void step_k048_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t117 + lo, 1568, t149, 128, 0.0f, t152 + lo * 128, 128);
 }
 
-static void step_k048_matmul(float *restrict t152, const float *restrict t117, const float *restrict t149) {
-    mplc_parallel(step_k048_matmul_part, &(step_k048_matmul_pointers){t152, t117, t149});
+static void step_student_dense7_vjp_3(float *restrict t152, const float *restrict t117, const float *restrict t149) {
+    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t152, t117, t149});
 }
 
-/* %154 = step %116 : [128,7,7,32]
- * %155 = mul %153, %154 : [128,7,7,32] */
+/* loop [128,7,7,32] split
+ * %154 = step %116 : [128,7,7,32]  // student/relu4 vjp
+ * %155 = mul %153, %154 : [128,7,7,32]  // student/relu4 vjp */
 typedef struct {
     float *t155;
     const float *t116;
     const float *t153;
-} step_k049_step_mul_pointers;
+} step_student_relu4_vjp_pointers;
 
-static void step_k049_step_mul_part(void *context, int part, int parts) {
-    const step_k049_step_mul_pointers *p = context;
+static void step_student_relu4_vjp_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t155 = p->t155;
@@ -1598,19 +1651,20 @@ static void step_k049_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k049_step_mul(float *restrict t155, const float *restrict t116, const float *restrict t153) {
-    mplc_parallel(step_k049_step_mul_part, &(step_k049_step_mul_pointers){t155, t116, t153});
+static void step_student_relu4_vjp(float *restrict t155, const float *restrict t116, const float *restrict t153) {
+    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t155, t116, t153});
 }
 
-/* %156 = max_pool_scatter k2 s2 p0 %115, %155 : [128,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %156 = max_pool_scatter k2 s2 p0 %115, %155 : [128,14,14,32]  // student/relu4 vjp */
 typedef struct {
     float *t156;
     const float *t115;
     const float *t155;
-} step_k050_max_pool_scatter_pointers;
+} step_student_relu4_vjp_2_pointers;
 
-static void step_k050_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k050_max_pool_scatter_pointers *p = context;
+static void step_student_relu4_vjp_2_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t156 = p->t156;
@@ -1622,18 +1676,19 @@ static void step_k050_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k050_max_pool_scatter(float *restrict t156, const float *restrict t115, const float *restrict t155) {
-    mplc_parallel(step_k050_max_pool_scatter_part, &(step_k050_max_pool_scatter_pointers){t156, t115, t155});
+static void step_student_relu4_vjp_2(float *restrict t156, const float *restrict t115, const float *restrict t155) {
+    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t156, t115, t155});
 }
 
-/* %158 = reduce_sum axes=[0] %157 : [32] */
+/* reduce_sum [25088,32] axes=[0] split
+ * %158 = reduce_sum axes=[0] %157 : [32]  // student/conv3 vjp */
 typedef struct {
     float *t158;
     const float *t157;
-} step_k051_reduce_sum_pointers;
+} step_student_conv3_vjp_pointers;
 
-static void step_k051_reduce_sum_part(void *context, int part, int parts) {
-    const step_k051_reduce_sum_pointers *p = context;
+static void step_student_conv3_vjp_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_pointers *p = context;
     float *restrict t158 = p->t158;
     const float *restrict t157 = p->t157;
     size_t lo, hi;
@@ -1646,21 +1701,22 @@ static void step_k051_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k051_reduce_sum(float *restrict t158, const float *restrict t157) {
-    mplc_parallel(step_k051_reduce_sum_part, &(step_k051_reduce_sum_pointers){t158, t157});
+static void step_student_conv3_vjp(float *restrict t158, const float *restrict t157) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t158, t157});
 }
 
-/* %159 = matmul tB %157, %110 : [25088,144]
- * %162 = col2im k3 s1 p1 %159 : [128,14,14,16] */
+/* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
+ * %159 = matmul tB %157, %110 : [25088,144]  // student/conv3 vjp
+ * %162 = col2im k3 s1 p1 %159 : [128,14,14,16]  // student/conv3 vjp */
 typedef struct {
     float *t162;
     const float *t157;
     const float *in_student_conv3_weight;
     float *chunk;
-} step_k052_matmul_col2im_pointers;
+} step_student_conv3_vjp_2_pointers;
 
-static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k052_matmul_col2im_pointers *p = context;
+static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
     float *restrict t162 = p->t162;
     const float *restrict t157 = p->t157;
@@ -1678,21 +1734,22 @@ static void step_k052_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k052_matmul_col2im(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k052_matmul_col2im_part, &(step_k052_matmul_col2im_pointers){t162, t157, in_student_conv3_weight, chunk});
+static void step_student_conv3_vjp_2(float *restrict t162, const float *restrict t157, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t162, t157, in_student_conv3_weight, chunk});
 }
 
-/* %109 = im2col k3 s1 p1 %108 : [25088,144]
- * %160 = matmul tA %109, %157 : [144,32] */
+/* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
+ * %109 = im2col k3 s1 p1 %108 : [25088,144]  // student/conv3 fwd
+ * %160 = matmul tA %109, %157 : [144,32]  // student/conv3 vjp */
 typedef struct {
     float *t160;
     const float *t108;
     const float *t157;
     float *chunk;
-} step_k053_im2col_matmul_pointers;
+} step_student_conv3_vjp_3_pointers;
 
-static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k053_im2col_matmul_pointers *p = context;
+static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_3_pointers *p = context;
     float *restrict t160 = p->t160;
     const float *restrict t108 = p->t108;
     const float *restrict t157 = p->t157;
@@ -1710,24 +1767,25 @@ static void step_k053_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_k053_im2col_matmul(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_k053_im2col_matmul_part, &(step_k053_im2col_matmul_pointers){t160, t108, t157, chunk});
+static void step_student_conv3_vjp_3(float *restrict t160, const float *restrict t108, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t160, t108, t157, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t160[i] += partial[i];
     }
 }
 
-/* %163 = step %108 : [128,14,14,16]
- * %164 = mul %162, %163 : [128,14,14,16] */
+/* loop [128,14,14,16] split
+ * %163 = step %108 : [128,14,14,16]  // student/relu1 vjp
+ * %164 = mul %162, %163 : [128,14,14,16]  // student/relu1 vjp */
 typedef struct {
     float *t164;
     const float *t108;
     const float *t162;
-} step_k054_step_mul_pointers;
+} step_student_relu1_vjp_pointers;
 
-static void step_k054_step_mul_part(void *context, int part, int parts) {
-    const step_k054_step_mul_pointers *p = context;
+static void step_student_relu1_vjp_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t164 = p->t164;
@@ -1743,19 +1801,20 @@ static void step_k054_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k054_step_mul(float *restrict t164, const float *restrict t108, const float *restrict t162) {
-    mplc_parallel(step_k054_step_mul_part, &(step_k054_step_mul_pointers){t164, t108, t162});
+static void step_student_relu1_vjp(float *restrict t164, const float *restrict t108, const float *restrict t162) {
+    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t164, t108, t162});
 }
 
-/* %165 = max_pool_scatter k2 s2 p0 %107, %164 : [128,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %165 = max_pool_scatter k2 s2 p0 %107, %164 : [128,28,28,16]  // student/relu1 vjp */
 typedef struct {
     float *t165;
     const float *t107;
     const float *t164;
-} step_k055_max_pool_scatter_pointers;
+} step_student_relu1_vjp_2_pointers;
 
-static void step_k055_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k055_max_pool_scatter_pointers *p = context;
+static void step_student_relu1_vjp_2_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t165 = p->t165;
@@ -1767,18 +1826,19 @@ static void step_k055_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k055_max_pool_scatter(float *restrict t165, const float *restrict t107, const float *restrict t164) {
-    mplc_parallel(step_k055_max_pool_scatter_part, &(step_k055_max_pool_scatter_pointers){t165, t107, t164});
+static void step_student_relu1_vjp_2(float *restrict t165, const float *restrict t107, const float *restrict t164) {
+    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t165, t107, t164});
 }
 
-/* %167 = reduce_sum axes=[0] %166 : [16] */
+/* reduce_sum [100352,16] axes=[0] split
+ * %167 = reduce_sum axes=[0] %166 : [16]  // student/conv0 vjp */
 typedef struct {
     float *t167;
     const float *t166;
-} step_k056_reduce_sum_pointers;
+} step_student_conv0_vjp_pointers;
 
-static void step_k056_reduce_sum_part(void *context, int part, int parts) {
-    const step_k056_reduce_sum_pointers *p = context;
+static void step_student_conv0_vjp_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_pointers *p = context;
     float *restrict t167 = p->t167;
     const float *restrict t166 = p->t166;
     size_t lo, hi;
@@ -1791,21 +1851,22 @@ static void step_k056_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k056_reduce_sum(float *restrict t167, const float *restrict t166) {
-    mplc_parallel(step_k056_reduce_sum_part, &(step_k056_reduce_sum_pointers){t167, t166});
+static void step_student_conv0_vjp(float *restrict t167, const float *restrict t166) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t167, t166});
 }
 
-/* %101 = im2col k3 s1 p1 %99 : [100352,9]
- * %168 = matmul tA %101, %166 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
+ * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
+ * %168 = matmul tA %101, %166 : [9,16]  // student/conv0 vjp */
 typedef struct {
     float *t168;
     const float *t99;
     const float *t166;
     float *chunk;
-} step_k057_im2col_matmul_pointers;
+} step_student_conv0_vjp_2_pointers;
 
-static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k057_im2col_matmul_pointers *p = context;
+static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_2_pointers *p = context;
     float *restrict t168 = p->t168;
     const float *restrict t99 = p->t99;
     const float *restrict t166 = p->t166;
@@ -1838,28 +1899,29 @@ static void step_k057_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k057_im2col_matmul(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
-    mplc_parallel(step_k057_im2col_matmul_part, &(step_k057_im2col_matmul_pointers){t168, t99, t166, chunk});
+static void step_student_conv0_vjp_2(float *restrict t168, const float *restrict t99, const float *restrict t166, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t168, t99, t166, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t168[i] += partial[i];
     }
 }
 
-/* %171 = constant 0.0005 : [3,3,1,16]
- * %172 = mul %8, %171 : [3,3,1,16]
- * %173 = add %169, %172 : [3,3,1,16]
- * %174 = constant 0.9 : [3,3,1,16]
- * %175 = mul %170, %174 : [3,3,1,16]
- * %176 = add %175, %173 : [3,3,1,16]
- * %177 = mul %176, %174 : [3,3,1,16]
- * %178 = add %173, %177 : [3,3,1,16]
- * %179 = broadcast axes=[] %19 : [3,3,1,16]
- * %180 = mul %178, %179 : [3,3,1,16]
- * %181 = sub %8, %180 : [3,3,1,16]
+/* loop [3,3,1,16]
+ * %171 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %172 = mul %8, %171 : [3,3,1,16]  // student/conv0 update
+ * %173 = add %169, %172 : [3,3,1,16]  // student/conv0 update
+ * %174 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %175 = mul %170, %174 : [3,3,1,16]  // student/conv0 update
+ * %176 = add %175, %173 : [3,3,1,16]  // student/conv0 update
+ * %177 = mul %176, %174 : [3,3,1,16]  // student/conv0 update
+ * %178 = add %173, %177 : [3,3,1,16]  // student/conv0 update
+ * %179 = broadcast axes=[] %19 : [3,3,1,16]  // student/conv0 update
+ * %180 = mul %178, %179 : [3,3,1,16]  // student/conv0 update
+ * %181 = sub %8, %180 : [3,3,1,16]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k058_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
+static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t169, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
         const float v172 = in_student_conv0_weight[i] * 0.0005f;
         const float v173 = t169[i] + v172;
@@ -1874,17 +1936,18 @@ static void step_k058_mul_add_sub(float *restrict in_student_momentum_conv0_weig
     }
 }
 
-/* %183 = constant 0.9 : [16]
- * %184 = mul %182, %183 : [16]
- * %185 = add %184, %167 : [16]
- * %186 = mul %185, %183 : [16]
- * %187 = add %167, %186 : [16]
- * %188 = broadcast axes=[] %19 : [16]
- * %189 = mul %187, %188 : [16]
- * %190 = sub %9, %189 : [16]
+/* loop [16]
+ * %183 = constant 0.9 : [16]  // student/conv0 update
+ * %184 = mul %182, %183 : [16]  // student/conv0 update
+ * %185 = add %184, %167 : [16]  // student/conv0 update
+ * %186 = mul %185, %183 : [16]  // student/conv0 update
+ * %187 = add %167, %186 : [16]  // student/conv0 update
+ * %188 = broadcast axes=[] %19 : [16]  // student/conv0 update
+ * %189 = mul %187, %188 : [16]  // student/conv0 update
+ * %190 = sub %9, %189 : [16]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k059_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
+static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t167, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v184 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v185 = v184 + t167[i];
@@ -1897,20 +1960,21 @@ static void step_k059_mul_add_sub(float *restrict in_student_momentum_conv0_bias
     }
 }
 
-/* %192 = constant 0.0005 : [3,3,16,32]
- * %193 = mul %10, %192 : [3,3,16,32]
- * %194 = add %161, %193 : [3,3,16,32]
- * %195 = constant 0.9 : [3,3,16,32]
- * %196 = mul %191, %195 : [3,3,16,32]
- * %197 = add %196, %194 : [3,3,16,32]
- * %198 = mul %197, %195 : [3,3,16,32]
- * %199 = add %194, %198 : [3,3,16,32]
- * %200 = broadcast axes=[] %19 : [3,3,16,32]
- * %201 = mul %199, %200 : [3,3,16,32]
- * %202 = sub %10, %201 : [3,3,16,32]
+/* loop [3,3,16,32]
+ * %192 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %193 = mul %10, %192 : [3,3,16,32]  // student/conv3 update
+ * %194 = add %161, %193 : [3,3,16,32]  // student/conv3 update
+ * %195 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %196 = mul %191, %195 : [3,3,16,32]  // student/conv3 update
+ * %197 = add %196, %194 : [3,3,16,32]  // student/conv3 update
+ * %198 = mul %197, %195 : [3,3,16,32]  // student/conv3 update
+ * %199 = add %194, %198 : [3,3,16,32]  // student/conv3 update
+ * %200 = broadcast axes=[] %19 : [3,3,16,32]  // student/conv3 update
+ * %201 = mul %199, %200 : [3,3,16,32]  // student/conv3 update
+ * %202 = sub %10, %201 : [3,3,16,32]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k060_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
+static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t161, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
         const float v193 = in_student_conv3_weight[i] * 0.0005f;
         const float v194 = t161[i] + v193;
@@ -1925,17 +1989,18 @@ static void step_k060_mul_add_sub(float *restrict in_student_momentum_conv3_weig
     }
 }
 
-/* %204 = constant 0.9 : [32]
- * %205 = mul %203, %204 : [32]
- * %206 = add %205, %158 : [32]
- * %207 = mul %206, %204 : [32]
- * %208 = add %158, %207 : [32]
- * %209 = broadcast axes=[] %19 : [32]
- * %210 = mul %208, %209 : [32]
- * %211 = sub %11, %210 : [32]
+/* loop [32]
+ * %204 = constant 0.9 : [32]  // student/conv3 update
+ * %205 = mul %203, %204 : [32]  // student/conv3 update
+ * %206 = add %205, %158 : [32]  // student/conv3 update
+ * %207 = mul %206, %204 : [32]  // student/conv3 update
+ * %208 = add %158, %207 : [32]  // student/conv3 update
+ * %209 = broadcast axes=[] %19 : [32]  // student/conv3 update
+ * %210 = mul %208, %209 : [32]  // student/conv3 update
+ * %211 = sub %11, %210 : [32]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k061_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
+static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t158, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v205 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v206 = v205 + t158[i];
@@ -1948,17 +2013,18 @@ static void step_k061_mul_add_sub(float *restrict in_student_momentum_conv3_bias
     }
 }
 
-/* %213 = constant 0.0005 : [1568,128]
- * %214 = mul %12, %213 : [1568,128]
- * %215 = add %152, %214 : [1568,128]
- * %216 = constant 0.9 : [1568,128]
- * %217 = mul %212, %216 : [1568,128]
- * %218 = add %217, %215 : [1568,128]
- * %219 = mul %218, %216 : [1568,128]
- * %220 = add %215, %219 : [1568,128]
- * %221 = broadcast axes=[] %19 : [1568,128]
- * %222 = mul %220, %221 : [1568,128]
- * %223 = sub %12, %222 : [1568,128]
+/* loop [1568,128] split
+ * %213 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %214 = mul %12, %213 : [1568,128]  // student/dense7 update
+ * %215 = add %152, %214 : [1568,128]  // student/dense7 update
+ * %216 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %217 = mul %212, %216 : [1568,128]  // student/dense7 update
+ * %218 = add %217, %215 : [1568,128]  // student/dense7 update
+ * %219 = mul %218, %216 : [1568,128]  // student/dense7 update
+ * %220 = add %215, %219 : [1568,128]  // student/dense7 update
+ * %221 = broadcast axes=[] %19 : [1568,128]  // student/dense7 update
+ * %222 = mul %220, %221 : [1568,128]  // student/dense7 update
+ * %223 = sub %12, %222 : [1568,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -1966,10 +2032,10 @@ typedef struct {
     float *in_student_dense7_weight;
     const float *t152;
     const float *in_lr_student;
-} step_k062_mul_add_sub_pointers;
+} step_student_dense7_update_pointers;
 
-static void step_k062_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k062_mul_add_sub_pointers *p = context;
+static void step_student_dense7_update_part(void *context, int part, int parts) {
+    const step_student_dense7_update_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
@@ -1993,21 +2059,22 @@ static void step_k062_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k062_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
-    mplc_parallel(step_k062_mul_add_sub_part, &(step_k062_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t152, in_lr_student});
+static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t152, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t152, in_lr_student});
 }
 
-/* %225 = constant 0.9 : [128]
- * %226 = mul %224, %225 : [128]
- * %227 = add %226, %150 : [128]
- * %228 = mul %227, %225 : [128]
- * %229 = add %150, %228 : [128]
- * %230 = broadcast axes=[] %19 : [128]
- * %231 = mul %229, %230 : [128]
- * %232 = sub %13, %231 : [128]
+/* loop [128]
+ * %225 = constant 0.9 : [128]  // student/dense7 update
+ * %226 = mul %224, %225 : [128]  // student/dense7 update
+ * %227 = add %226, %150 : [128]  // student/dense7 update
+ * %228 = mul %227, %225 : [128]  // student/dense7 update
+ * %229 = add %150, %228 : [128]  // student/dense7 update
+ * %230 = broadcast axes=[] %19 : [128]  // student/dense7 update
+ * %231 = mul %229, %230 : [128]  // student/dense7 update
+ * %232 = sub %13, %231 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k063_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
+static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t150, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v226 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v227 = v226 + t150[i];
@@ -2020,20 +2087,21 @@ static void step_k063_mul_add_sub(float *restrict in_student_momentum_dense7_bia
     }
 }
 
-/* %234 = constant 0.0005 : [128,10]
- * %235 = mul %14, %234 : [128,10]
- * %236 = add %147, %235 : [128,10]
- * %237 = constant 0.9 : [128,10]
- * %238 = mul %233, %237 : [128,10]
- * %239 = add %238, %236 : [128,10]
- * %240 = mul %239, %237 : [128,10]
- * %241 = add %236, %240 : [128,10]
- * %242 = broadcast axes=[] %19 : [128,10]
- * %243 = mul %241, %242 : [128,10]
- * %244 = sub %14, %243 : [128,10]
+/* loop [128,10]
+ * %234 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %235 = mul %14, %234 : [128,10]  // student/dense9 update
+ * %236 = add %147, %235 : [128,10]  // student/dense9 update
+ * %237 = constant 0.9 : [128,10]  // student/dense9 update
+ * %238 = mul %233, %237 : [128,10]  // student/dense9 update
+ * %239 = add %238, %236 : [128,10]  // student/dense9 update
+ * %240 = mul %239, %237 : [128,10]  // student/dense9 update
+ * %241 = add %236, %240 : [128,10]  // student/dense9 update
+ * %242 = broadcast axes=[] %19 : [128,10]  // student/dense9 update
+ * %243 = mul %241, %242 : [128,10]  // student/dense9 update
+ * %244 = sub %14, %243 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k064_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
+static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t147, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v235 = in_student_dense9_weight[i] * 0.0005f;
         const float v236 = t147[i] + v235;
@@ -2048,17 +2116,18 @@ static void step_k064_mul_add_sub(float *restrict in_student_momentum_dense9_wei
     }
 }
 
-/* %246 = constant 0.9 : [10]
- * %247 = mul %245, %246 : [10]
- * %248 = add %247, %145 : [10]
- * %249 = mul %248, %246 : [10]
- * %250 = add %145, %249 : [10]
- * %251 = broadcast axes=[] %19 : [10]
- * %252 = mul %250, %251 : [10]
- * %253 = sub %15, %252 : [10]
+/* loop [10]
+ * %246 = constant 0.9 : [10]  // student/dense9 update
+ * %247 = mul %245, %246 : [10]  // student/dense9 update
+ * %248 = add %247, %145 : [10]  // student/dense9 update
+ * %249 = mul %248, %246 : [10]  // student/dense9 update
+ * %250 = add %145, %249 : [10]  // student/dense9 update
+ * %251 = broadcast axes=[] %19 : [10]  // student/dense9 update
+ * %252 = mul %250, %251 : [10]  // student/dense9 update
+ * %253 = sub %15, %252 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k065_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
+static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t145, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v247 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v248 = v247 + t145[i];
@@ -2071,12 +2140,13 @@ static void step_k065_mul_add_sub(float *restrict in_student_momentum_dense9_bia
     }
 }
 
-/* %256 = im2col k3 s1 p1 %100 : [25088,9]
- * %258 = matmul %256, %257 : [25088,16]
- * %259 = broadcast axes=[1] %190 : [25088,16]
- * %260 = add %258, %259 : [25088,16]
- * %261 = relu %260 : [25088,16]
- * %263 = max_pool k2 s2 p0 %262 : [32,14,14,16] */
+/* gemm small-gemm m=25088 n=16 k=9 chunk=20 +epilogue +pool split
+ * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
+ * %258 = matmul %256, %257 : [25088,16]  // student/conv0 fwd
+ * %259 = broadcast axes=[1] %190 : [25088,16]  // student/conv0 fwd
+ * %260 = add %258, %259 : [25088,16]  // student/conv0 fwd
+ * %261 = relu %260 : [25088,16]  // student/relu1 fwd
+ * %263 = max_pool k2 s2 p0 %262 : [32,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t261;
     float *t263;
@@ -2084,10 +2154,10 @@ typedef struct {
     const float *t257;
     const float *t190;
     float *chunk;
-} step_k066_im2col_matmul_add_etc_pointers;
+} step_student_conv0_fwd_2_pointers;
 
-static void step_k066_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k066_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
+    const step_student_conv0_fwd_2_pointers *p = context;
     (void)parts;
     float *restrict t261 = p->t261;
     float *restrict t263 = p->t263;
@@ -2126,16 +2196,17 @@ static void step_k066_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k066_im2col_matmul_add_etc(float *restrict t261, float *restrict t263, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
-    mplc_parallel(step_k066_im2col_matmul_add_etc_part, &(step_k066_im2col_matmul_add_etc_pointers){t261, t263, in_x, t257, t190, chunk});
+static void step_student_conv0_fwd_2(float *restrict t261, float *restrict t263, const float *restrict in_x, const float *restrict t257, const float *restrict t190, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t261, t263, in_x, t257, t190, chunk});
 }
 
-/* %264 = im2col k3 s1 p1 %263 : [6272,144]
- * %266 = matmul %264, %265 : [6272,32]
- * %267 = broadcast axes=[1] %211 : [6272,32]
- * %268 = add %266, %267 : [6272,32]
- * %269 = relu %268 : [6272,32]
- * %271 = max_pool k2 s2 p0 %270 : [32,7,7,32] */
+/* gemm winograd m=6272 n=32 k=144 chunk=9 +epilogue +pool split
+ * %264 = im2col k3 s1 p1 %263 : [6272,144]  // student/conv3 fwd
+ * %266 = matmul %264, %265 : [6272,32]  // student/conv3 fwd
+ * %267 = broadcast axes=[1] %211 : [6272,32]  // student/conv3 fwd
+ * %268 = add %266, %267 : [6272,32]  // student/conv3 fwd
+ * %269 = relu %268 : [6272,32]  // student/relu4 fwd
+ * %271 = max_pool k2 s2 p0 %270 : [32,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t269;
     float *t271;
@@ -2143,10 +2214,10 @@ typedef struct {
     const float *t265;
     const float *t211;
     float *chunk;
-} step_k067_im2col_matmul_add_etc_pointers;
+} step_student_conv3_fwd_2_pointers;
 
-static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k067_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
+    const step_student_conv3_fwd_2_pointers *p = context;
     (void)parts;
     float *restrict t269 = p->t269;
     float *restrict t271 = p->t271;
@@ -2176,23 +2247,24 @@ static void step_k067_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k067_im2col_matmul_add_etc(float *restrict t269, float *restrict t271, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
-    mplc_parallel(step_k067_im2col_matmul_add_etc_part, &(step_k067_im2col_matmul_add_etc_pointers){t269, t271, t263, t265, t211, chunk});
+static void step_student_conv3_fwd_2(float *restrict t269, float *restrict t271, const float *restrict t263, const float *restrict t265, const float *restrict t211, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t269, t271, t263, t265, t211, chunk});
 }
 
-/* %273 = matmul %272, %223 : [32,128]
- * %274 = broadcast axes=[1] %232 : [32,128]
- * %275 = add %273, %274 : [32,128]
- * %276 = relu %275 : [32,128] */
+/* gemm blas m=32 n=128 k=1568 +epilogue split
+ * %273 = matmul %272, %223 : [32,128]  // student/dense7 fwd
+ * %274 = broadcast axes=[1] %232 : [32,128]  // student/dense7 fwd
+ * %275 = add %273, %274 : [32,128]  // student/dense7 fwd
+ * %276 = relu %275 : [32,128]  // student/relu8 fwd */
 typedef struct {
     float *t276;
     const float *t272;
     const float *t223;
     const float *t232;
-} step_k068_matmul_add_relu_pointers;
+} step_student_dense7_fwd_2_pointers;
 
-static void step_k068_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k068_matmul_add_relu_pointers *p = context;
+static void step_student_dense7_fwd_2_part(void *context, int part, int parts) {
+    const step_student_dense7_fwd_2_pointers *p = context;
     float *restrict t276 = p->t276;
     const float *restrict t272 = p->t272;
     const float *restrict t223 = p->t223;
@@ -2211,14 +2283,15 @@ static void step_k068_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k068_matmul_add_relu(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
-    mplc_parallel(step_k068_matmul_add_relu_part, &(step_k068_matmul_add_relu_pointers){t276, t272, t223, t232});
+static void step_student_dense7_fwd_2(float *restrict t276, const float *restrict t272, const float *restrict t223, const float *restrict t232) {
+    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t276, t272, t223, t232});
 }
 
-/* %277 = matmul %276, %244 : [32,10]
- * %278 = broadcast axes=[1] %253 : [32,10]
- * %279 = add %277, %278 : [32,10] */
-static void step_k069_matmul_add(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
+/* gemm blas m=32 n=10 k=128 +epilogue
+ * %277 = matmul %276, %244 : [32,10]  // student/dense9 fwd
+ * %278 = broadcast axes=[1] %253 : [32,10]  // student/dense9 fwd
+ * %279 = add %277, %278 : [32,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd_2(float *restrict t279, const float *restrict t276, const float *restrict t244, const float *restrict t253) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t276, 128, t244, 10, 0.0f, t279, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
@@ -2229,8 +2302,9 @@ static void step_k069_matmul_add(float *restrict t279, const float *restrict t27
     }
 }
 
-/* %280 = reduce_max axes=[1] %279 : [32] */
-static void step_k070_reduce_max(float *restrict t280, const float *restrict t279) {
+/* reduce_max [32,10] axes=[1]
+ * %280 = reduce_max axes=[1] %279 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t280, const float *restrict t279) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2240,10 +2314,11 @@ static void step_k070_reduce_max(float *restrict t280, const float *restrict t27
     }
 }
 
-/* %281 = broadcast axes=[0] %280 : [32,10]
- * %282 = sub %279, %281 : [32,10]
- * %283 = exp %282 : [32,10] */
-static void step_k071_sub_exp(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
+/* loop [32,10]
+ * %281 = broadcast axes=[0] %280 : [32,10]  // student/loss_l fwd
+ * %282 = sub %279, %281 : [32,10]  // student/loss_l fwd
+ * %283 = exp %282 : [32,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t282, float *restrict t283, const float *restrict t279, const float *restrict t280) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v282 = t279[i0 * 10 + i1] - t280[i0];
@@ -2254,8 +2329,9 @@ static void step_k071_sub_exp(float *restrict t282, float *restrict t283, const 
     }
 }
 
-/* %284 = reduce_sum axes=[1] %283 : [32] */
-static void step_k072_reduce_sum(float *restrict t284, const float *restrict t283) {
+/* reduce_sum [32,10] axes=[1]
+ * %284 = reduce_sum axes=[1] %283 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t284, const float *restrict t283) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2265,19 +2341,21 @@ static void step_k072_reduce_sum(float *restrict t284, const float *restrict t28
     }
 }
 
-/* %285 = log %284 : [32] */
-static void step_k073_log(float *restrict t285, const float *restrict t284) {
+/* loop [32]
+ * %285 = log %284 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t285, const float *restrict t284) {
     for (size_t i = 0; i < 32; i++) {
         const float v285 = logf(t284[i]);
         t285[i] = v285;
     }
 }
 
-/* %286 = broadcast axes=[0] %285 : [32,10]
- * %287 = sub %282, %286 : [32,10]
- * %288 = mul %17, %287 : [32,10]
- * %289 = reduce_sum axes=[0, 1] %288 : [] */
-static void step_k074_sub_mul_reduce_sum(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
+/* reduce_sum [32,10] axes=[0, 1]
+ * %286 = broadcast axes=[0] %285 : [32,10]  // student/loss_l fwd
+ * %287 = sub %282, %286 : [32,10]  // student/loss_l fwd
+ * %288 = mul %17, %287 : [32,10]  // student/loss_l fwd
+ * %289 = reduce_sum axes=[0, 1] %288 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t289, const float *restrict t282, const float *restrict t285, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2289,27 +2367,30 @@ static void step_k074_sub_mul_reduce_sum(float *restrict t289, const float *rest
     t289[0] = (float)sum;
 }
 
-/* %65 = constant -0.03125 : []
- * %290 = mul %289, %65 : [] */
-static void step_k075_mul(float *restrict t290, const float *restrict t289) {
+/* loop []
+ * %65 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %290 = mul %289, %65 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t290, const float *restrict t289) {
     for (size_t i = 0; i < 1; i++) {
         const float v290 = t289[0] * (-0.03125f);
         t290[i] = v290;
     }
 }
 
-/* %291 = constant -0.03125 : [32,10]
- * %292 = mul %291, %17 : [32,10] */
-static void step_k076_mul(float *restrict t292, const float *restrict in_y) {
+/* loop [32,10]
+ * %291 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %292 = mul %291, %17 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t292, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v292 = (-0.03125f) * in_y[i];
         t292[i] = v292;
     }
 }
 
-/* %293 = neg %292 : [32,10]
- * %294 = reduce_sum axes=[1] %293 : [32] */
-static void step_k077_neg_reduce_sum(float *restrict t294, const float *restrict t292) {
+/* reduce_sum [32,10] axes=[1]
+ * %293 = neg %292 : [32,10]  // student/loss_l vjp
+ * %294 = reduce_sum axes=[1] %293 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t294, const float *restrict t292) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2320,18 +2401,20 @@ static void step_k077_neg_reduce_sum(float *restrict t294, const float *restrict
     }
 }
 
-/* %295 = div %294, %284 : [32] */
-static void step_k078_div(float *restrict t295, const float *restrict t294, const float *restrict t284) {
+/* loop [32]
+ * %295 = div %294, %284 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t295, const float *restrict t294, const float *restrict t284) {
     for (size_t i = 0; i < 32; i++) {
         const float v295 = t294[i] / t284[i];
         t295[i] = v295;
     }
 }
 
-/* %296 = broadcast axes=[0] %295 : [32,10]
- * %297 = mul %296, %283 : [32,10]
- * %298 = add %292, %297 : [32,10] */
-static void step_k079_mul_add(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
+/* loop [32,10]
+ * %296 = broadcast axes=[0] %295 : [32,10]  // student/loss_l vjp
+ * %297 = mul %296, %283 : [32,10]  // student/loss_l vjp
+ * %298 = add %292, %297 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t298, const float *restrict t295, const float *restrict t283, const float *restrict t292) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v297 = t295[i0] * t283[i0 * 10 + i1];
@@ -2341,8 +2424,9 @@ static void step_k079_mul_add(float *restrict t298, const float *restrict t295, 
     }
 }
 
-/* %299 = reduce_sum axes=[0] %298 : [10] */
-static void step_k080_reduce_sum(float *restrict t299, const float *restrict t298) {
+/* reduce_sum [32,10] axes=[0]
+ * %299 = reduce_sum axes=[0] %298 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_4(float *restrict t299, const float *restrict t298) {
     for (size_t o = 0; o < 10; o++) t299[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2351,15 +2435,17 @@ static void step_k080_reduce_sum(float *restrict t299, const float *restrict t29
     }
 }
 
-/* %301 = matmul tA %276, %298 : [128,10] */
-static void step_k081_matmul(float *restrict t301, const float *restrict t276, const float *restrict t298) {
+/* gemm blas m=128 n=10 k=32 tA
+ * %301 = matmul tA %276, %298 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_5(float *restrict t301, const float *restrict t276, const float *restrict t298) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t276, 128, t298, 10, 0.0f, t301, 10);
 }
 
-/* %300 = matmul tB %298, %244 : [32,128]
- * %302 = step %276 : [32,128]
- * %303 = mul %300, %302 : [32,128] */
-static void step_k082_matmul_step_mul(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t276) {
+/* gemm blas m=32 n=128 k=10 tB +epilogue
+ * %300 = matmul tB %298, %244 : [32,128]  // student/dense9 vjp
+ * %302 = step %276 : [32,128]  // student/relu8 vjp
+ * %303 = mul %300, %302 : [32,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_6(float *restrict t303, const float *restrict t298, const float *restrict t244, const float *restrict t276) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t298, 10, t244, 10, 0.0f, t303, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
@@ -2369,8 +2455,9 @@ static void step_k082_matmul_step_mul(float *restrict t303, const float *restric
     }
 }
 
-/* %304 = reduce_sum axes=[0] %303 : [128] */
-static void step_k083_reduce_sum(float *restrict t304, const float *restrict t303) {
+/* reduce_sum [32,128] axes=[0]
+ * %304 = reduce_sum axes=[0] %303 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp_4(float *restrict t304, const float *restrict t303) {
     for (size_t o = 0; o < 128; o++) t304[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2379,15 +2466,16 @@ static void step_k083_reduce_sum(float *restrict t304, const float *restrict t30
     }
 }
 
-/* %305 = matmul tB %303, %223 : [32,1568] */
+/* gemm blas m=32 n=1568 k=128 tB split
+ * %305 = matmul tB %303, %223 : [32,1568]  // student/dense7 vjp */
 typedef struct {
     float *t305;
     const float *t303;
     const float *t223;
-} step_k084_matmul_pointers;
+} step_student_dense7_vjp_5_pointers;
 
-static void step_k084_matmul_part(void *context, int part, int parts) {
-    const step_k084_matmul_pointers *p = context;
+static void step_student_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_5_pointers *p = context;
     float *restrict t305 = p->t305;
     const float *restrict t303 = p->t303;
     const float *restrict t223 = p->t223;
@@ -2397,19 +2485,20 @@ static void step_k084_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t303 + lo * 128, 128, t223, 128, 0.0f, t305 + lo * 1568, 1568);
 }
 
-static void step_k084_matmul(float *restrict t305, const float *restrict t303, const float *restrict t223) {
-    mplc_parallel(step_k084_matmul_part, &(step_k084_matmul_pointers){t305, t303, t223});
+static void step_student_dense7_vjp_5(float *restrict t305, const float *restrict t303, const float *restrict t223) {
+    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t305, t303, t223});
 }
 
-/* %306 = matmul tA %272, %303 : [1568,128] */
+/* gemm blas m=1568 n=128 k=32 tA split
+ * %306 = matmul tA %272, %303 : [1568,128]  // student/dense7 vjp */
 typedef struct {
     float *t306;
     const float *t272;
     const float *t303;
-} step_k085_matmul_pointers;
+} step_student_dense7_vjp_6_pointers;
 
-static void step_k085_matmul_part(void *context, int part, int parts) {
-    const step_k085_matmul_pointers *p = context;
+static void step_student_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_6_pointers *p = context;
     float *restrict t306 = p->t306;
     const float *restrict t272 = p->t272;
     const float *restrict t303 = p->t303;
@@ -2419,20 +2508,21 @@ static void step_k085_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t272 + lo, 1568, t303, 128, 0.0f, t306 + lo * 128, 128);
 }
 
-static void step_k085_matmul(float *restrict t306, const float *restrict t272, const float *restrict t303) {
-    mplc_parallel(step_k085_matmul_part, &(step_k085_matmul_pointers){t306, t272, t303});
+static void step_student_dense7_vjp_6(float *restrict t306, const float *restrict t272, const float *restrict t303) {
+    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t306, t272, t303});
 }
 
-/* %308 = step %271 : [32,7,7,32]
- * %309 = mul %307, %308 : [32,7,7,32] */
+/* loop [32,7,7,32] split
+ * %308 = step %271 : [32,7,7,32]  // student/relu4 vjp
+ * %309 = mul %307, %308 : [32,7,7,32]  // student/relu4 vjp */
 typedef struct {
     float *t309;
     const float *t271;
     const float *t307;
-} step_k086_step_mul_pointers;
+} step_student_relu4_vjp_3_pointers;
 
-static void step_k086_step_mul_part(void *context, int part, int parts) {
-    const step_k086_step_mul_pointers *p = context;
+static void step_student_relu4_vjp_3_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t309 = p->t309;
@@ -2448,19 +2538,20 @@ static void step_k086_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k086_step_mul(float *restrict t309, const float *restrict t271, const float *restrict t307) {
-    mplc_parallel(step_k086_step_mul_part, &(step_k086_step_mul_pointers){t309, t271, t307});
+static void step_student_relu4_vjp_3(float *restrict t309, const float *restrict t271, const float *restrict t307) {
+    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t309, t271, t307});
 }
 
-/* %310 = max_pool_scatter k2 s2 p0 %270, %309 : [32,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %310 = max_pool_scatter k2 s2 p0 %270, %309 : [32,14,14,32]  // student/relu4 vjp */
 typedef struct {
     float *t310;
     const float *t270;
     const float *t309;
-} step_k087_max_pool_scatter_pointers;
+} step_student_relu4_vjp_4_pointers;
 
-static void step_k087_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k087_max_pool_scatter_pointers *p = context;
+static void step_student_relu4_vjp_4_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t310 = p->t310;
@@ -2472,18 +2563,19 @@ static void step_k087_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k087_max_pool_scatter(float *restrict t310, const float *restrict t270, const float *restrict t309) {
-    mplc_parallel(step_k087_max_pool_scatter_part, &(step_k087_max_pool_scatter_pointers){t310, t270, t309});
+static void step_student_relu4_vjp_4(float *restrict t310, const float *restrict t270, const float *restrict t309) {
+    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t310, t270, t309});
 }
 
-/* %312 = reduce_sum axes=[0] %311 : [32] */
+/* reduce_sum [6272,32] axes=[0] split
+ * %312 = reduce_sum axes=[0] %311 : [32]  // student/conv3 vjp */
 typedef struct {
     float *t312;
     const float *t311;
-} step_k088_reduce_sum_pointers;
+} step_student_conv3_vjp_4_pointers;
 
-static void step_k088_reduce_sum_part(void *context, int part, int parts) {
-    const step_k088_reduce_sum_pointers *p = context;
+static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_4_pointers *p = context;
     float *restrict t312 = p->t312;
     const float *restrict t311 = p->t311;
     size_t lo, hi;
@@ -2496,21 +2588,22 @@ static void step_k088_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k088_reduce_sum(float *restrict t312, const float *restrict t311) {
-    mplc_parallel(step_k088_reduce_sum_part, &(step_k088_reduce_sum_pointers){t312, t311});
+static void step_student_conv3_vjp_4(float *restrict t312, const float *restrict t311) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t312, t311});
 }
 
-/* %313 = matmul tB %311, %265 : [6272,144]
- * %316 = col2im k3 s1 p1 %313 : [32,14,14,16] */
+/* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
+ * %313 = matmul tB %311, %265 : [6272,144]  // student/conv3 vjp
+ * %316 = col2im k3 s1 p1 %313 : [32,14,14,16]  // student/conv3 vjp */
 typedef struct {
     float *t316;
     const float *t311;
     const float *t265;
     float *chunk;
-} step_k089_matmul_col2im_pointers;
+} step_student_conv3_vjp_5_pointers;
 
-static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k089_matmul_col2im_pointers *p = context;
+static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_5_pointers *p = context;
     (void)parts;
     float *restrict t316 = p->t316;
     const float *restrict t311 = p->t311;
@@ -2528,21 +2621,22 @@ static void step_k089_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k089_matmul_col2im(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
-    mplc_parallel(step_k089_matmul_col2im_part, &(step_k089_matmul_col2im_pointers){t316, t311, t265, chunk});
+static void step_student_conv3_vjp_5(float *restrict t316, const float *restrict t311, const float *restrict t265, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t316, t311, t265, chunk});
 }
 
-/* %264 = im2col k3 s1 p1 %263 : [6272,144]
- * %314 = matmul tA %264, %311 : [144,32] */
+/* gemm winograd m=144 n=32 k=6272 tA chunk=9 split
+ * %264 = im2col k3 s1 p1 %263 : [6272,144]  // student/conv3 fwd
+ * %314 = matmul tA %264, %311 : [144,32]  // student/conv3 vjp */
 typedef struct {
     float *t314;
     const float *t263;
     const float *t311;
     float *chunk;
-} step_k090_im2col_matmul_pointers;
+} step_student_conv3_vjp_6_pointers;
 
-static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k090_im2col_matmul_pointers *p = context;
+static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_6_pointers *p = context;
     float *restrict t314 = p->t314;
     const float *restrict t263 = p->t263;
     const float *restrict t311 = p->t311;
@@ -2560,24 +2654,25 @@ static void step_k090_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_k090_im2col_matmul(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
-    mplc_parallel(step_k090_im2col_matmul_part, &(step_k090_im2col_matmul_pointers){t314, t263, t311, chunk});
+static void step_student_conv3_vjp_6(float *restrict t314, const float *restrict t263, const float *restrict t311, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t314, t263, t311, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t314[i] += partial[i];
     }
 }
 
-/* %317 = step %263 : [32,14,14,16]
- * %318 = mul %316, %317 : [32,14,14,16] */
+/* loop [32,14,14,16] split
+ * %317 = step %263 : [32,14,14,16]  // student/relu1 vjp
+ * %318 = mul %316, %317 : [32,14,14,16]  // student/relu1 vjp */
 typedef struct {
     float *t318;
     const float *t263;
     const float *t316;
-} step_k091_step_mul_pointers;
+} step_student_relu1_vjp_3_pointers;
 
-static void step_k091_step_mul_part(void *context, int part, int parts) {
-    const step_k091_step_mul_pointers *p = context;
+static void step_student_relu1_vjp_3_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t318 = p->t318;
@@ -2593,19 +2688,20 @@ static void step_k091_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k091_step_mul(float *restrict t318, const float *restrict t263, const float *restrict t316) {
-    mplc_parallel(step_k091_step_mul_part, &(step_k091_step_mul_pointers){t318, t263, t316});
+static void step_student_relu1_vjp_3(float *restrict t318, const float *restrict t263, const float *restrict t316) {
+    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t318, t263, t316});
 }
 
-/* %319 = max_pool_scatter k2 s2 p0 %262, %318 : [32,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %319 = max_pool_scatter k2 s2 p0 %262, %318 : [32,28,28,16]  // student/relu1 vjp */
 typedef struct {
     float *t319;
     const float *t262;
     const float *t318;
-} step_k092_max_pool_scatter_pointers;
+} step_student_relu1_vjp_4_pointers;
 
-static void step_k092_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k092_max_pool_scatter_pointers *p = context;
+static void step_student_relu1_vjp_4_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t319 = p->t319;
@@ -2617,18 +2713,19 @@ static void step_k092_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k092_max_pool_scatter(float *restrict t319, const float *restrict t262, const float *restrict t318) {
-    mplc_parallel(step_k092_max_pool_scatter_part, &(step_k092_max_pool_scatter_pointers){t319, t262, t318});
+static void step_student_relu1_vjp_4(float *restrict t319, const float *restrict t262, const float *restrict t318) {
+    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t319, t262, t318});
 }
 
-/* %321 = reduce_sum axes=[0] %320 : [16] */
+/* reduce_sum [25088,16] axes=[0] split
+ * %321 = reduce_sum axes=[0] %320 : [16]  // student/conv0 vjp */
 typedef struct {
     float *t321;
     const float *t320;
-} step_k093_reduce_sum_pointers;
+} step_student_conv0_vjp_3_pointers;
 
-static void step_k093_reduce_sum_part(void *context, int part, int parts) {
-    const step_k093_reduce_sum_pointers *p = context;
+static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_3_pointers *p = context;
     float *restrict t321 = p->t321;
     const float *restrict t320 = p->t320;
     size_t lo, hi;
@@ -2641,21 +2738,22 @@ static void step_k093_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k093_reduce_sum(float *restrict t321, const float *restrict t320) {
-    mplc_parallel(step_k093_reduce_sum_part, &(step_k093_reduce_sum_pointers){t321, t320});
+static void step_student_conv0_vjp_3(float *restrict t321, const float *restrict t320) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t321, t320});
 }
 
-/* %256 = im2col k3 s1 p1 %100 : [25088,9]
- * %322 = matmul tA %256, %320 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
+ * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
+ * %322 = matmul tA %256, %320 : [9,16]  // student/conv0 vjp */
 typedef struct {
     float *t322;
     const float *in_x;
     const float *t320;
     float *chunk;
-} step_k094_im2col_matmul_pointers;
+} step_student_conv0_vjp_4_pointers;
 
-static void step_k094_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k094_im2col_matmul_pointers *p = context;
+static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_4_pointers *p = context;
     float *restrict t322 = p->t322;
     const float *restrict in_x = p->in_x;
     const float *restrict t320 = p->t320;
@@ -2688,17 +2786,18 @@ static void step_k094_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k094_im2col_matmul(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
-    mplc_parallel(step_k094_im2col_matmul_part, &(step_k094_im2col_matmul_pointers){t322, in_x, t320, chunk});
+static void step_student_conv0_vjp_4(float *restrict t322, const float *restrict in_x, const float *restrict t320, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t322, in_x, t320, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t322[i] += partial[i];
     }
 }
 
-/* %324 = mul %323, %169 : [3,3,1,16]
- * %325 = reduce_sum axes=[0, 1, 2, 3] %324 : [] */
-static void step_k095_mul_reduce_sum(float *restrict t325, const float *restrict t323, const float *restrict t169) {
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %324 = mul %323, %169 : [3,3,1,16]  // teacher/feedback fwd
+ * %325 = reduce_sum axes=[0, 1, 2, 3] %324 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t325, const float *restrict t323, const float *restrict t169) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2713,9 +2812,10 @@ static void step_k095_mul_reduce_sum(float *restrict t325, const float *restrict
     t325[0] = (float)sum;
 }
 
-/* %326 = mul %321, %167 : [16]
- * %327 = reduce_sum axes=[0] %326 : [] */
-static void step_k096_mul_reduce_sum(float *restrict t327, const float *restrict t321, const float *restrict t167) {
+/* reduce_sum [16] axes=[0]
+ * %326 = mul %321, %167 : [16]  // teacher/feedback fwd
+ * %327 = reduce_sum axes=[0] %326 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t327, const float *restrict t321, const float *restrict t167) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v326 = t321[i0] * t167[i0];
@@ -2724,9 +2824,10 @@ static void step_k096_mul_reduce_sum(float *restrict t327, const float *restrict
     t327[0] = (float)sum;
 }
 
-/* %329 = mul %315, %161 : [3,3,16,32]
- * %330 = reduce_sum axes=[0, 1, 2, 3] %329 : [] */
-static void step_k097_mul_reduce_sum(float *restrict t330, const float *restrict t315, const float *restrict t161) {
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %329 = mul %315, %161 : [3,3,16,32]  // teacher/feedback fwd
+ * %330 = reduce_sum axes=[0, 1, 2, 3] %329 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t330, const float *restrict t315, const float *restrict t161) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2741,9 +2842,10 @@ static void step_k097_mul_reduce_sum(float *restrict t330, const float *restrict
     t330[0] = (float)sum;
 }
 
-/* %332 = mul %312, %158 : [32]
- * %333 = reduce_sum axes=[0] %332 : [] */
-static void step_k098_mul_reduce_sum(float *restrict t333, const float *restrict t312, const float *restrict t158) {
+/* reduce_sum [32] axes=[0]
+ * %332 = mul %312, %158 : [32]  // teacher/feedback fwd
+ * %333 = reduce_sum axes=[0] %332 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t333, const float *restrict t312, const float *restrict t158) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v332 = t312[i0] * t158[i0];
@@ -2752,9 +2854,10 @@ static void step_k098_mul_reduce_sum(float *restrict t333, const float *restrict
     t333[0] = (float)sum;
 }
 
-/* %335 = mul %306, %152 : [1568,128]
- * %336 = reduce_sum axes=[0, 1] %335 : [] */
-static void step_k099_mul_reduce_sum(float *restrict t336, const float *restrict t306, const float *restrict t152) {
+/* reduce_sum [1568,128] axes=[0, 1]
+ * %335 = mul %306, %152 : [1568,128]  // teacher/feedback fwd
+ * %336 = reduce_sum axes=[0, 1] %335 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t336, const float *restrict t306, const float *restrict t152) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
@@ -2770,9 +2873,10 @@ static void step_k099_mul_reduce_sum(float *restrict t336, const float *restrict
     t336[0] = (float)sum;
 }
 
-/* %338 = mul %304, %150 : [128]
- * %339 = reduce_sum axes=[0] %338 : [] */
-static void step_k100_mul_reduce_sum(float *restrict t339, const float *restrict t304, const float *restrict t150) {
+/* reduce_sum [128] axes=[0]
+ * %338 = mul %304, %150 : [128]  // teacher/feedback fwd
+ * %339 = reduce_sum axes=[0] %338 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t339, const float *restrict t304, const float *restrict t150) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -2786,9 +2890,10 @@ static void step_k100_mul_reduce_sum(float *restrict t339, const float *restrict
     t339[0] = (float)sum;
 }
 
-/* %341 = mul %301, %147 : [128,10]
- * %342 = reduce_sum axes=[0, 1] %341 : [] */
-static void step_k101_mul_reduce_sum(float *restrict t342, const float *restrict t301, const float *restrict t147) {
+/* reduce_sum [128,10] axes=[0, 1]
+ * %341 = mul %301, %147 : [128,10]  // teacher/feedback fwd
+ * %342 = reduce_sum axes=[0, 1] %341 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t342, const float *restrict t301, const float *restrict t147) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2799,9 +2904,10 @@ static void step_k101_mul_reduce_sum(float *restrict t342, const float *restrict
     t342[0] = (float)sum;
 }
 
-/* %344 = mul %299, %145 : [10]
- * %345 = reduce_sum axes=[0] %344 : [] */
-static void step_k102_mul_reduce_sum(float *restrict t345, const float *restrict t299, const float *restrict t145) {
+/* reduce_sum [10] axes=[0]
+ * %344 = mul %299, %145 : [10]  // teacher/feedback fwd
+ * %345 = reduce_sum axes=[0] %344 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t345, const float *restrict t299, const float *restrict t145) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v344 = t299[i0] * t145[i0];
@@ -2810,20 +2916,21 @@ static void step_k102_mul_reduce_sum(float *restrict t345, const float *restrict
     t345[0] = (float)sum;
 }
 
-/* %135 = constant -0.0078125 : []
- * %254 = constant 1.9 : []
- * %255 = mul %19, %254 : []
- * %328 = add %325, %327 : []
- * %331 = add %328, %330 : []
- * %334 = add %331, %333 : []
- * %337 = add %334, %336 : []
- * %340 = add %337, %339 : []
- * %343 = add %340, %342 : []
- * %346 = add %343, %345 : []
- * %347 = mul %255, %346 : []
- * %348 = mul %21, %347 : []
- * %349 = mul %348, %135 : [] */
-static void step_k103_mul_add(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
+/* loop []
+ * %135 = constant -0.0078125 : []  // student/loss_u fwd
+ * %254 = constant 1.9 : []  // teacher/feedback fwd
+ * %255 = mul %19, %254 : []  // teacher/feedback fwd
+ * %328 = add %325, %327 : []  // teacher/feedback fwd
+ * %331 = add %328, %330 : []  // teacher/feedback fwd
+ * %334 = add %331, %333 : []  // teacher/feedback fwd
+ * %337 = add %334, %336 : []  // teacher/feedback fwd
+ * %340 = add %337, %339 : []  // teacher/feedback fwd
+ * %343 = add %340, %342 : []  // teacher/feedback fwd
+ * %346 = add %343, %345 : []  // teacher/feedback fwd
+ * %347 = mul %255, %346 : []  // teacher/feedback fwd
+ * %348 = mul %21, %347 : []  // teacher/feedback vjp
+ * %349 = mul %348, %135 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_9(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v255 = in_lr_student[0] * 1.9f;
         const float v328 = t325[0] + t327[0];
@@ -2841,18 +2948,20 @@ static void step_k103_mul_add(float *restrict t347, float *restrict t349, const 
     }
 }
 
-/* %350 = broadcast axes=[] %349 : [128,10]
- * %351 = mul %350, %98 : [128,10] */
-static void step_k104_mul(float *restrict t351, const float *restrict t349, const float *restrict t98) {
+/* loop [128,10]
+ * %350 = broadcast axes=[] %349 : [128,10]  // teacher/feedback vjp
+ * %351 = mul %350, %98 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t351, const float *restrict t349, const float *restrict t98) {
     for (size_t i = 0; i < 1280; i++) {
         const float v351 = t349[0] * t98[i];
         t351[i] = v351;
     }
 }
 
-/* %352 = neg %351 : [128,10]
- * %353 = reduce_sum axes=[1] %352 : [128] */
-static void step_k105_neg_reduce_sum(float *restrict t353, const float *restrict t351) {
+/* reduce_sum [128,10] axes=[1]
+ * %352 = neg %351 : [128,10]  // teacher/feedback vjp
+ * %353 = reduce_sum axes=[1] %352 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t353, const float *restrict t351) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2863,27 +2972,30 @@ static void step_k105_neg_reduce_sum(float *restrict t353, const float *restrict
     }
 }
 
-/* %354 = div %353, %85 : [128] */
-static void step_k106_div(float *restrict t354, const float *restrict t353, const float *restrict t85) {
+/* loop [128]
+ * %354 = div %353, %85 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t354, const float *restrict t353, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v354 = t353[i] / t85[i];
         t354[i] = v354;
     }
 }
 
-/* %94 = constant 0.0078125 : []
- * %358 = mul %20, %94 : [] */
-static void step_k107_mul(float *restrict t358, const float *restrict in_uda_weight) {
+/* loop []
+ * %94 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %358 = mul %20, %94 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t358, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v358 = in_uda_weight[0] * 0.0078125f;
         t358[i] = v358;
     }
 }
 
-/* %359 = broadcast axes=[] %358 : [128]
- * %360 = mul %359, %80 : [128]
- * %361 = neg %360 : [128] */
-static void step_k108_mul_neg(float *restrict t361, const float *restrict t358, const float *restrict t80) {
+/* loop [128]
+ * %359 = broadcast axes=[] %358 : [128]  // teacher/loss_uda vjp
+ * %360 = mul %359, %80 : [128]  // teacher/loss_uda vjp
+ * %361 = neg %360 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t361, const float *restrict t358, const float *restrict t80) {
     for (size_t i = 0; i < 128; i++) {
         const float v360 = t358[0] * t80[i];
         const float v361 = -v360;
@@ -2891,9 +3003,10 @@ static void step_k108_mul_neg(float *restrict t361, const float *restrict t358, 
     }
 }
 
-/* %362 = broadcast axes=[0] %361 : [128,10]
- * %363 = mul %362, %77 : [128,10] */
-static void step_k109_mul(float *restrict t363, const float *restrict t361, const float *restrict t77) {
+/* loop [128,10]
+ * %362 = broadcast axes=[0] %361 : [128,10]  // teacher/loss_uda vjp
+ * %363 = mul %362, %77 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t363, const float *restrict t361, const float *restrict t77) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v363 = t361[i0] * t77[i0 * 10 + i1];
@@ -2902,9 +3015,10 @@ static void step_k109_mul(float *restrict t363, const float *restrict t361, cons
     }
 }
 
-/* %364 = neg %363 : [128,10]
- * %365 = reduce_sum axes=[1] %364 : [128] */
-static void step_k110_neg_reduce_sum(float *restrict t365, const float *restrict t363) {
+/* reduce_sum [128,10] axes=[1]
+ * %364 = neg %363 : [128,10]  // teacher/loss_uda vjp
+ * %365 = reduce_sum axes=[1] %364 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t365, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2915,22 +3029,24 @@ static void step_k110_neg_reduce_sum(float *restrict t365, const float *restrict
     }
 }
 
-/* %366 = div %365, %85 : [128] */
-static void step_k111_div(float *restrict t366, const float *restrict t365, const float *restrict t85) {
+/* loop [128]
+ * %366 = div %365, %85 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t366, const float *restrict t365, const float *restrict t85) {
     for (size_t i = 0; i < 128; i++) {
         const float v366 = t365[i] / t85[i];
         t366[i] = v366;
     }
 }
 
-/* %355 = broadcast axes=[0] %354 : [128,10]
- * %356 = mul %355, %84 : [128,10]
- * %357 = add %351, %356 : [128,10]
- * %367 = broadcast axes=[0] %366 : [128,10]
- * %368 = mul %367, %84 : [128,10]
- * %369 = add %363, %368 : [128,10]
- * %370 = add %357, %369 : [128,10] */
-static void step_k112_mul_add(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
+/* loop [128,10]
+ * %355 = broadcast axes=[0] %354 : [128,10]  // teacher/feedback vjp
+ * %356 = mul %355, %84 : [128,10]  // teacher/feedback vjp
+ * %357 = add %351, %356 : [128,10]  // teacher/feedback vjp
+ * %367 = broadcast axes=[0] %366 : [128,10]  // teacher/loss_uda vjp
+ * %368 = mul %367, %84 : [128,10]  // teacher/loss_uda vjp
+ * %369 = add %363, %368 : [128,10]  // teacher/loss_uda vjp
+ * %370 = add %357, %369 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t370, const float *restrict t354, const float *restrict t84, const float *restrict t351, const float *restrict t366, const float *restrict t363) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v356 = t354[i0] * t84[i0 * 10 + i1];
@@ -2943,18 +3059,20 @@ static void step_k112_mul_add(float *restrict t370, const float *restrict t354, 
     }
 }
 
-/* %291 = constant -0.03125 : [32,10]
- * %371 = mul %291, %54 : [32,10] */
-static void step_k113_mul(float *restrict t371, const float *restrict t54) {
+/* loop [32,10]
+ * %291 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %371 = mul %291, %54 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t371, const float *restrict t54) {
     for (size_t i = 0; i < 320; i++) {
         const float v371 = (-0.03125f) * t54[i];
         t371[i] = v371;
     }
 }
 
-/* %372 = neg %371 : [32,10]
- * %373 = reduce_sum axes=[1] %372 : [32] */
-static void step_k114_neg_reduce_sum(float *restrict t373, const float *restrict t371) {
+/* reduce_sum [32,10] axes=[1]
+ * %372 = neg %371 : [32,10]  // teacher/loss_sup vjp
+ * %373 = reduce_sum axes=[1] %372 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t373, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2965,18 +3083,20 @@ static void step_k114_neg_reduce_sum(float *restrict t373, const float *restrict
     }
 }
 
-/* %374 = div %373, %59 : [32] */
-static void step_k115_div(float *restrict t374, const float *restrict t373, const float *restrict t59) {
+/* loop [32]
+ * %374 = div %373, %59 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t374, const float *restrict t373, const float *restrict t59) {
     for (size_t i = 0; i < 32; i++) {
         const float v374 = t373[i] / t59[i];
         t374[i] = v374;
     }
 }
 
-/* %375 = broadcast axes=[0] %374 : [32,10]
- * %376 = mul %375, %58 : [32,10]
- * %377 = add %371, %376 : [32,10] */
-static void step_k116_mul_add(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
+/* loop [32,10]
+ * %375 = broadcast axes=[0] %374 : [32,10]  // teacher/loss_sup vjp
+ * %376 = mul %375, %58 : [32,10]  // teacher/loss_sup vjp
+ * %377 = add %371, %376 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t377, const float *restrict t374, const float *restrict t58, const float *restrict t371) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v376 = t374[i0] * t58[i0 * 10 + i1];
@@ -2986,8 +3106,9 @@ static void step_k116_mul_add(float *restrict t377, const float *restrict t374, 
     }
 }
 
-/* %378 = reduce_sum axes=[0] %377 : [10] */
-static void step_k117_reduce_sum(float *restrict t378, const float *restrict t377) {
+/* reduce_sum [32,10] axes=[0]
+ * %378 = reduce_sum axes=[0] %377 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp(float *restrict t378, const float *restrict t377) {
     for (size_t o = 0; o < 10; o++) t378[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2996,8 +3117,9 @@ static void step_k117_reduce_sum(float *restrict t378, const float *restrict t37
     }
 }
 
-/* %379 = reduce_sum axes=[0] %370 : [10] */
-static void step_k118_reduce_sum(float *restrict t379, const float *restrict t370) {
+/* reduce_sum [128,10] axes=[0]
+ * %379 = reduce_sum axes=[0] %370 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_2(float *restrict t379, const float *restrict t370) {
     for (size_t o = 0; o < 10; o++) t379[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3006,24 +3128,27 @@ static void step_k118_reduce_sum(float *restrict t379, const float *restrict t37
     }
 }
 
-/* %380 = add %378, %379 : [10] */
-static void step_k119_add(float *restrict t380, const float *restrict t378, const float *restrict t379) {
+/* loop [10]
+ * %380 = add %378, %379 : [10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_3(float *restrict t380, const float *restrict t378, const float *restrict t379) {
     for (size_t i = 0; i < 10; i++) {
         const float v380 = t378[i] + t379[i];
         t380[i] = v380;
     }
 }
 
-/* %386 = matmul tA %385, %370 : [128,10] */
-static void step_k120_matmul(float *restrict t386, const float *restrict t385, const float *restrict t370) {
+/* gemm blas m=128 n=10 k=128 tA
+ * %386 = matmul tA %385, %370 : [128,10]  // teacher/dense10 vjp */
+static void step_teacher_dense10_vjp_4(float *restrict t386, const float *restrict t385, const float *restrict t370) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t385, 128, t370, 10, 0.0f, t386, 10);
 }
 
-/* %381 = matmul tB %377, %6 : [32,128]
- * %389 = mul %381, %388 : [32,128]
- * %394 = step %392 : [32,128]
- * %395 = mul %389, %394 : [32,128] */
-static void step_k121_matmul_mul_step(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
+/* gemm blas m=32 n=128 k=10 tB +epilogue
+ * %381 = matmul tB %377, %6 : [32,128]  // teacher/dense10 vjp
+ * %389 = mul %381, %388 : [32,128]  // teacher/dropout9 vjp
+ * %394 = step %392 : [32,128]  // teacher/relu8 vjp
+ * %395 = mul %389, %394 : [32,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_5(float *restrict t395, const float *restrict t377, const float *restrict in_teacher_dense10_weight, const float *restrict in_dropout_teacher_all_dropout9, const float *restrict t392) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t377, 10, in_teacher_dense10_weight, 10, 0.0f, t395, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
@@ -3034,11 +3159,12 @@ static void step_k121_matmul_mul_step(float *restrict t395, const float *restric
     }
 }
 
-/* %382 = matmul tB %370, %6 : [128,128]
- * %391 = mul %382, %390 : [128,128]
- * %396 = step %393 : [128,128]
- * %397 = mul %391, %396 : [128,128] */
-static void step_k122_matmul_mul_step(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
+/* gemm blas m=128 n=128 k=10 tB +epilogue
+ * %382 = matmul tB %370, %6 : [128,128]  // teacher/dense10 vjp
+ * %391 = mul %382, %390 : [128,128]  // teacher/dropout9 vjp
+ * %396 = step %393 : [128,128]  // teacher/relu8 vjp
+ * %397 = mul %391, %396 : [128,128]  // teacher/relu8 vjp */
+static void step_teacher_dense10_vjp_6(float *restrict t397, const float *restrict t370, const float *restrict in_teacher_dense10_weight, const float *restrict t390, const float *restrict t393) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t370, 10, in_teacher_dense10_weight, 10, 0.0f, t397, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
@@ -3049,8 +3175,9 @@ static void step_k122_matmul_mul_step(float *restrict t397, const float *restric
     }
 }
 
-/* %398 = reduce_sum axes=[0] %395 : [128] */
-static void step_k123_reduce_sum(float *restrict t398, const float *restrict t395) {
+/* reduce_sum [32,128] axes=[0]
+ * %398 = reduce_sum axes=[0] %395 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp(float *restrict t398, const float *restrict t395) {
     for (size_t o = 0; o < 128; o++) t398[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -3059,8 +3186,9 @@ static void step_k123_reduce_sum(float *restrict t398, const float *restrict t39
     }
 }
 
-/* %399 = reduce_sum axes=[0] %397 : [128] */
-static void step_k124_reduce_sum(float *restrict t399, const float *restrict t397) {
+/* reduce_sum [128,128] axes=[0]
+ * %399 = reduce_sum axes=[0] %397 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_2(float *restrict t399, const float *restrict t397) {
     for (size_t o = 0; o < 128; o++) t399[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -3069,23 +3197,25 @@ static void step_k124_reduce_sum(float *restrict t399, const float *restrict t39
     }
 }
 
-/* %400 = add %398, %399 : [128] */
-static void step_k125_add(float *restrict t400, const float *restrict t398, const float *restrict t399) {
+/* loop [128]
+ * %400 = add %398, %399 : [128]  // teacher/dense7 vjp */
+static void step_teacher_dense7_vjp_3(float *restrict t400, const float *restrict t398, const float *restrict t399) {
     for (size_t i = 0; i < 128; i++) {
         const float v400 = t398[i] + t399[i];
         t400[i] = v400;
     }
 }
 
-/* %401 = matmul tB %395, %4 : [32,1568] */
+/* gemm blas m=32 n=1568 k=128 tB split
+ * %401 = matmul tB %395, %4 : [32,1568]  // teacher/dense7 vjp */
 typedef struct {
     float *t401;
     const float *t395;
     const float *in_teacher_dense7_weight;
-} step_k126_matmul_pointers;
+} step_teacher_dense7_vjp_4_pointers;
 
-static void step_k126_matmul_part(void *context, int part, int parts) {
-    const step_k126_matmul_pointers *p = context;
+static void step_teacher_dense7_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_4_pointers *p = context;
     float *restrict t401 = p->t401;
     const float *restrict t395 = p->t395;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3095,19 +3225,20 @@ static void step_k126_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t395 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t401 + lo * 1568, 1568);
 }
 
-static void step_k126_matmul(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k126_matmul_part, &(step_k126_matmul_pointers){t401, t395, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_4(float *restrict t401, const float *restrict t395, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_4_part, &(step_teacher_dense7_vjp_4_pointers){t401, t395, in_teacher_dense7_weight});
 }
 
-/* %402 = matmul tB %397, %4 : [128,1568] */
+/* gemm blas m=128 n=1568 k=128 tB split
+ * %402 = matmul tB %397, %4 : [128,1568]  // teacher/dense7 vjp */
 typedef struct {
     float *t402;
     const float *t397;
     const float *in_teacher_dense7_weight;
-} step_k127_matmul_pointers;
+} step_teacher_dense7_vjp_5_pointers;
 
-static void step_k127_matmul_part(void *context, int part, int parts) {
-    const step_k127_matmul_pointers *p = context;
+static void step_teacher_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_5_pointers *p = context;
     float *restrict t402 = p->t402;
     const float *restrict t397 = p->t397;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3117,19 +3248,20 @@ static void step_k127_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t397 + lo * 128, 128, in_teacher_dense7_weight, 128, 0.0f, t402 + lo * 1568, 1568);
 }
 
-static void step_k127_matmul(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
-    mplc_parallel(step_k127_matmul_part, &(step_k127_matmul_pointers){t402, t397, in_teacher_dense7_weight});
+static void step_teacher_dense7_vjp_5(float *restrict t402, const float *restrict t397, const float *restrict in_teacher_dense7_weight) {
+    mplc_parallel(step_teacher_dense7_vjp_5_part, &(step_teacher_dense7_vjp_5_pointers){t402, t397, in_teacher_dense7_weight});
 }
 
-/* %408 = matmul tA %407, %397 : [1568,128] */
+/* gemm blas m=1568 n=128 k=128 tA split
+ * %408 = matmul tA %407, %397 : [1568,128]  // teacher/dense7 vjp */
 typedef struct {
     float *t408;
     const float *t407;
     const float *t397;
-} step_k128_matmul_pointers;
+} step_teacher_dense7_vjp_6_pointers;
 
-static void step_k128_matmul_part(void *context, int part, int parts) {
-    const step_k128_matmul_pointers *p = context;
+static void step_teacher_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_6_pointers *p = context;
     float *restrict t408 = p->t408;
     const float *restrict t407 = p->t407;
     const float *restrict t397 = p->t397;
@@ -3139,20 +3271,21 @@ static void step_k128_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t407 + lo, 1568, t397, 128, 0.0f, t408 + lo * 128, 128);
 }
 
-static void step_k128_matmul(float *restrict t408, const float *restrict t407, const float *restrict t397) {
-    mplc_parallel(step_k128_matmul_part, &(step_k128_matmul_pointers){t408, t407, t397});
+static void step_teacher_dense7_vjp_6(float *restrict t408, const float *restrict t407, const float *restrict t397) {
+    mplc_parallel(step_teacher_dense7_vjp_6_part, &(step_teacher_dense7_vjp_6_pointers){t408, t407, t397});
 }
 
-/* %416 = step %403 : [32,7,7,32]
- * %417 = mul %410, %416 : [32,7,7,32] */
+/* loop [32,7,7,32] split
+ * %416 = step %403 : [32,7,7,32]  // teacher/relu4 vjp
+ * %417 = mul %410, %416 : [32,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
     float *t417;
     const float *t403;
     const float *t410;
-} step_k129_step_mul_pointers;
+} step_teacher_relu4_vjp_pointers;
 
-static void step_k129_step_mul_part(void *context, int part, int parts) {
-    const step_k129_step_mul_pointers *p = context;
+static void step_teacher_relu4_vjp_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t417 = p->t417;
@@ -3168,20 +3301,21 @@ static void step_k129_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k129_step_mul(float *restrict t417, const float *restrict t403, const float *restrict t410) {
-    mplc_parallel(step_k129_step_mul_part, &(step_k129_step_mul_pointers){t417, t403, t410});
+static void step_teacher_relu4_vjp(float *restrict t417, const float *restrict t403, const float *restrict t410) {
+    mplc_parallel(step_teacher_relu4_vjp_part, &(step_teacher_relu4_vjp_pointers){t417, t403, t410});
 }
 
-/* %418 = step %406 : [128,7,7,32]
- * %419 = mul %411, %418 : [128,7,7,32] */
+/* loop [128,7,7,32] split
+ * %418 = step %406 : [128,7,7,32]  // teacher/relu4 vjp
+ * %419 = mul %411, %418 : [128,7,7,32]  // teacher/relu4 vjp */
 typedef struct {
     float *t419;
     const float *t406;
     const float *t411;
-} step_k130_step_mul_pointers;
+} step_teacher_relu4_vjp_2_pointers;
 
-static void step_k130_step_mul_part(void *context, int part, int parts) {
-    const step_k130_step_mul_pointers *p = context;
+static void step_teacher_relu4_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t419 = p->t419;
@@ -3197,19 +3331,20 @@ static void step_k130_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k130_step_mul(float *restrict t419, const float *restrict t406, const float *restrict t411) {
-    mplc_parallel(step_k130_step_mul_part, &(step_k130_step_mul_pointers){t419, t406, t411});
+static void step_teacher_relu4_vjp_2(float *restrict t419, const float *restrict t406, const float *restrict t411) {
+    mplc_parallel(step_teacher_relu4_vjp_2_part, &(step_teacher_relu4_vjp_2_pointers){t419, t406, t411});
 }
 
-/* %420 = max_pool_scatter k2 s2 p0 %413, %417 : [32,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %420 = max_pool_scatter k2 s2 p0 %413, %417 : [32,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
     float *t420;
     const float *t413;
     const float *t417;
-} step_k131_max_pool_scatter_pointers;
+} step_teacher_relu4_vjp_3_pointers;
 
-static void step_k131_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k131_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu4_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t420 = p->t420;
@@ -3221,19 +3356,20 @@ static void step_k131_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k131_max_pool_scatter(float *restrict t420, const float *restrict t413, const float *restrict t417) {
-    mplc_parallel(step_k131_max_pool_scatter_part, &(step_k131_max_pool_scatter_pointers){t420, t413, t417});
+static void step_teacher_relu4_vjp_3(float *restrict t420, const float *restrict t413, const float *restrict t417) {
+    mplc_parallel(step_teacher_relu4_vjp_3_part, &(step_teacher_relu4_vjp_3_pointers){t420, t413, t417});
 }
 
-/* %421 = max_pool_scatter k2 s2 p0 %415, %419 : [128,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %421 = max_pool_scatter k2 s2 p0 %415, %419 : [128,14,14,32]  // teacher/relu4 vjp */
 typedef struct {
     float *t421;
     const float *t415;
     const float *t419;
-} step_k132_max_pool_scatter_pointers;
+} step_teacher_relu4_vjp_4_pointers;
 
-static void step_k132_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k132_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu4_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t421 = p->t421;
@@ -3245,18 +3381,19 @@ static void step_k132_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k132_max_pool_scatter(float *restrict t421, const float *restrict t415, const float *restrict t419) {
-    mplc_parallel(step_k132_max_pool_scatter_part, &(step_k132_max_pool_scatter_pointers){t421, t415, t419});
+static void step_teacher_relu4_vjp_4(float *restrict t421, const float *restrict t415, const float *restrict t419) {
+    mplc_parallel(step_teacher_relu4_vjp_4_part, &(step_teacher_relu4_vjp_4_pointers){t421, t415, t419});
 }
 
-/* %424 = reduce_sum axes=[0] %422 : [32] */
+/* reduce_sum [6272,32] axes=[0] split
+ * %424 = reduce_sum axes=[0] %422 : [32]  // teacher/conv3 vjp */
 typedef struct {
     float *t424;
     const float *t422;
-} step_k133_reduce_sum_pointers;
+} step_teacher_conv3_vjp_pointers;
 
-static void step_k133_reduce_sum_part(void *context, int part, int parts) {
-    const step_k133_reduce_sum_pointers *p = context;
+static void step_teacher_conv3_vjp_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_pointers *p = context;
     float *restrict t424 = p->t424;
     const float *restrict t422 = p->t422;
     size_t lo, hi;
@@ -3269,18 +3406,19 @@ static void step_k133_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k133_reduce_sum(float *restrict t424, const float *restrict t422) {
-    mplc_parallel(step_k133_reduce_sum_part, &(step_k133_reduce_sum_pointers){t424, t422});
+static void step_teacher_conv3_vjp(float *restrict t424, const float *restrict t422) {
+    mplc_parallel(step_teacher_conv3_vjp_part, &(step_teacher_conv3_vjp_pointers){t424, t422});
 }
 
-/* %425 = reduce_sum axes=[0] %423 : [32] */
+/* reduce_sum [25088,32] axes=[0] split
+ * %425 = reduce_sum axes=[0] %423 : [32]  // teacher/conv3 vjp */
 typedef struct {
     float *t425;
     const float *t423;
-} step_k134_reduce_sum_pointers;
+} step_teacher_conv3_vjp_2_pointers;
 
-static void step_k134_reduce_sum_part(void *context, int part, int parts) {
-    const step_k134_reduce_sum_pointers *p = context;
+static void step_teacher_conv3_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_2_pointers *p = context;
     float *restrict t425 = p->t425;
     const float *restrict t423 = p->t423;
     size_t lo, hi;
@@ -3293,29 +3431,31 @@ static void step_k134_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k134_reduce_sum(float *restrict t425, const float *restrict t423) {
-    mplc_parallel(step_k134_reduce_sum_part, &(step_k134_reduce_sum_pointers){t425, t423});
+static void step_teacher_conv3_vjp_2(float *restrict t425, const float *restrict t423) {
+    mplc_parallel(step_teacher_conv3_vjp_2_part, &(step_teacher_conv3_vjp_2_pointers){t425, t423});
 }
 
-/* %426 = add %424, %425 : [32] */
-static void step_k135_add(float *restrict t426, const float *restrict t424, const float *restrict t425) {
+/* loop [32]
+ * %426 = add %424, %425 : [32]  // teacher/conv3 vjp */
+static void step_teacher_conv3_vjp_3(float *restrict t426, const float *restrict t424, const float *restrict t425) {
     for (size_t i = 0; i < 32; i++) {
         const float v426 = t424[i] + t425[i];
         t426[i] = v426;
     }
 }
 
-/* %427 = matmul tB %422, %31 : [6272,144]
- * %437 = col2im k3 s1 p1 %427 : [32,14,14,16] */
+/* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
+ * %427 = matmul tB %422, %31 : [6272,144]  // teacher/conv3 vjp
+ * %437 = col2im k3 s1 p1 %427 : [32,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
     float *t437;
     const float *t422;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k136_matmul_col2im_pointers;
+} step_teacher_conv3_vjp_4_pointers;
 
-static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k136_matmul_col2im_pointers *p = context;
+static void step_teacher_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_4_pointers *p = context;
     (void)parts;
     float *restrict t437 = p->t437;
     const float *restrict t422 = p->t422;
@@ -3333,21 +3473,22 @@ static void step_k136_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k136_matmul_col2im(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k136_matmul_col2im_part, &(step_k136_matmul_col2im_pointers){t437, t422, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_4(float *restrict t437, const float *restrict t422, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_4_part, &(step_teacher_conv3_vjp_4_pointers){t437, t422, in_teacher_conv3_weight, chunk});
 }
 
-/* %428 = matmul tB %423, %31 : [25088,144]
- * %438 = col2im k3 s1 p1 %428 : [128,14,14,16] */
+/* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
+ * %428 = matmul tB %423, %31 : [25088,144]  // teacher/conv3 vjp
+ * %438 = col2im k3 s1 p1 %428 : [128,14,14,16]  // teacher/conv3 vjp */
 typedef struct {
     float *t438;
     const float *t423;
     const float *in_teacher_conv3_weight;
     float *chunk;
-} step_k137_matmul_col2im_pointers;
+} step_teacher_conv3_vjp_5_pointers;
 
-static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k137_matmul_col2im_pointers *p = context;
+static void step_teacher_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_5_pointers *p = context;
     (void)parts;
     float *restrict t438 = p->t438;
     const float *restrict t423 = p->t423;
@@ -3365,21 +3506,22 @@ static void step_k137_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k137_matmul_col2im(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k137_matmul_col2im_part, &(step_k137_matmul_col2im_pointers){t438, t423, in_teacher_conv3_weight, chunk});
+static void step_teacher_conv3_vjp_5(float *restrict t438, const float *restrict t423, const float *restrict in_teacher_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_5_part, &(step_teacher_conv3_vjp_5_pointers){t438, t423, in_teacher_conv3_weight, chunk});
 }
 
-/* %433 = im2col k3 s1 p1 %432 : [25088,144]
- * %434 = matmul tA %433, %423 : [144,32] */
+/* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
+ * %433 = im2col k3 s1 p1 %432 : [25088,144]  // teacher/conv3 vjp
+ * %434 = matmul tA %433, %423 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
     float *t434;
     const float *t432;
     const float *t423;
     float *chunk;
-} step_k138_im2col_matmul_pointers;
+} step_teacher_conv3_vjp_6_pointers;
 
-static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k138_im2col_matmul_pointers *p = context;
+static void step_teacher_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_6_pointers *p = context;
     float *restrict t434 = p->t434;
     const float *restrict t432 = p->t432;
     const float *restrict t423 = p->t423;
@@ -3397,27 +3539,28 @@ static void step_k138_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_k138_im2col_matmul(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
-    mplc_parallel(step_k138_im2col_matmul_part, &(step_k138_im2col_matmul_pointers){t434, t432, t423, chunk});
+static void step_teacher_conv3_vjp_6(float *restrict t434, const float *restrict t432, const float *restrict t423, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_6_part, &(step_teacher_conv3_vjp_6_pointers){t434, t432, t423, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t434[i] += partial[i];
     }
 }
 
-/* %430 = im2col k3 s1 p1 %429 : [6272,144]
- * %431 = matmul tA %430, %422 : [144,32]
- * %435 = add %431, %434 : [144,32] */
+/* gemm winograd m=144 n=32 k=6272 tA chunk=9 +epilogue split
+ * %430 = im2col k3 s1 p1 %429 : [6272,144]  // teacher/conv3 vjp
+ * %431 = matmul tA %430, %422 : [144,32]  // teacher/conv3 vjp
+ * %435 = add %431, %434 : [144,32]  // teacher/conv3 vjp */
 typedef struct {
     float *t435;
     const float *t429;
     const float *t422;
     const float *t434;
     float *chunk;
-} step_k139_im2col_matmul_add_pointers;
+} step_teacher_conv3_vjp_7_pointers;
 
-static void step_k139_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k139_im2col_matmul_add_pointers *p = context;
+static void step_teacher_conv3_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_conv3_vjp_7_pointers *p = context;
     float *restrict t435 = p->t435;
     const float *restrict t429 = p->t429;
     const float *restrict t422 = p->t422;
@@ -3436,8 +3579,8 @@ static void step_k139_im2col_matmul_add_part(void *context, int part, int parts)
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_k139_im2col_matmul_add(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
-    mplc_parallel(step_k139_im2col_matmul_add_part, &(step_k139_im2col_matmul_add_pointers){t435, t429, t422, t434, chunk});
+static void step_teacher_conv3_vjp_7(float *restrict t435, const float *restrict t429, const float *restrict t422, const float *restrict t434, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv3_vjp_7_part, &(step_teacher_conv3_vjp_7_pointers){t435, t429, t422, t434, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t435[i] += partial[i];
@@ -3449,16 +3592,17 @@ static void step_k139_im2col_matmul_add(float *restrict t435, const float *restr
     }
 }
 
-/* %443 = step %429 : [32,14,14,16]
- * %444 = mul %437, %443 : [32,14,14,16] */
+/* loop [32,14,14,16] split
+ * %443 = step %429 : [32,14,14,16]  // teacher/relu1 vjp
+ * %444 = mul %437, %443 : [32,14,14,16]  // teacher/relu1 vjp */
 typedef struct {
     float *t444;
     const float *t429;
     const float *t437;
-} step_k140_step_mul_pointers;
+} step_teacher_relu1_vjp_pointers;
 
-static void step_k140_step_mul_part(void *context, int part, int parts) {
-    const step_k140_step_mul_pointers *p = context;
+static void step_teacher_relu1_vjp_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t444 = p->t444;
@@ -3474,20 +3618,21 @@ static void step_k140_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k140_step_mul(float *restrict t444, const float *restrict t429, const float *restrict t437) {
-    mplc_parallel(step_k140_step_mul_part, &(step_k140_step_mul_pointers){t444, t429, t437});
+static void step_teacher_relu1_vjp(float *restrict t444, const float *restrict t429, const float *restrict t437) {
+    mplc_parallel(step_teacher_relu1_vjp_part, &(step_teacher_relu1_vjp_pointers){t444, t429, t437});
 }
 
-/* %445 = step %432 : [128,14,14,16]
- * %446 = mul %438, %445 : [128,14,14,16] */
+/* loop [128,14,14,16] split
+ * %445 = step %432 : [128,14,14,16]  // teacher/relu1 vjp
+ * %446 = mul %438, %445 : [128,14,14,16]  // teacher/relu1 vjp */
 typedef struct {
     float *t446;
     const float *t432;
     const float *t438;
-} step_k141_step_mul_pointers;
+} step_teacher_relu1_vjp_2_pointers;
 
-static void step_k141_step_mul_part(void *context, int part, int parts) {
-    const step_k141_step_mul_pointers *p = context;
+static void step_teacher_relu1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t446 = p->t446;
@@ -3503,19 +3648,20 @@ static void step_k141_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k141_step_mul(float *restrict t446, const float *restrict t432, const float *restrict t438) {
-    mplc_parallel(step_k141_step_mul_part, &(step_k141_step_mul_pointers){t446, t432, t438});
+static void step_teacher_relu1_vjp_2(float *restrict t446, const float *restrict t432, const float *restrict t438) {
+    mplc_parallel(step_teacher_relu1_vjp_2_part, &(step_teacher_relu1_vjp_2_pointers){t446, t432, t438});
 }
 
-/* %447 = max_pool_scatter k2 s2 p0 %440, %444 : [32,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %447 = max_pool_scatter k2 s2 p0 %440, %444 : [32,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
     float *t447;
     const float *t440;
     const float *t444;
-} step_k142_max_pool_scatter_pointers;
+} step_teacher_relu1_vjp_3_pointers;
 
-static void step_k142_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k142_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu1_vjp_3_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t447 = p->t447;
@@ -3527,19 +3673,20 @@ static void step_k142_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k142_max_pool_scatter(float *restrict t447, const float *restrict t440, const float *restrict t444) {
-    mplc_parallel(step_k142_max_pool_scatter_part, &(step_k142_max_pool_scatter_pointers){t447, t440, t444});
+static void step_teacher_relu1_vjp_3(float *restrict t447, const float *restrict t440, const float *restrict t444) {
+    mplc_parallel(step_teacher_relu1_vjp_3_part, &(step_teacher_relu1_vjp_3_pointers){t447, t440, t444});
 }
 
-/* %448 = max_pool_scatter k2 s2 p0 %442, %446 : [128,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %448 = max_pool_scatter k2 s2 p0 %442, %446 : [128,28,28,16]  // teacher/relu1 vjp */
 typedef struct {
     float *t448;
     const float *t442;
     const float *t446;
-} step_k143_max_pool_scatter_pointers;
+} step_teacher_relu1_vjp_4_pointers;
 
-static void step_k143_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k143_max_pool_scatter_pointers *p = context;
+static void step_teacher_relu1_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t448 = p->t448;
@@ -3551,18 +3698,19 @@ static void step_k143_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k143_max_pool_scatter(float *restrict t448, const float *restrict t442, const float *restrict t446) {
-    mplc_parallel(step_k143_max_pool_scatter_part, &(step_k143_max_pool_scatter_pointers){t448, t442, t446});
+static void step_teacher_relu1_vjp_4(float *restrict t448, const float *restrict t442, const float *restrict t446) {
+    mplc_parallel(step_teacher_relu1_vjp_4_part, &(step_teacher_relu1_vjp_4_pointers){t448, t442, t446});
 }
 
-/* %451 = reduce_sum axes=[0] %449 : [16] */
+/* reduce_sum [25088,16] axes=[0] split
+ * %451 = reduce_sum axes=[0] %449 : [16]  // teacher/conv0 vjp */
 typedef struct {
     float *t451;
     const float *t449;
-} step_k144_reduce_sum_pointers;
+} step_teacher_conv0_vjp_pointers;
 
-static void step_k144_reduce_sum_part(void *context, int part, int parts) {
-    const step_k144_reduce_sum_pointers *p = context;
+static void step_teacher_conv0_vjp_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_pointers *p = context;
     float *restrict t451 = p->t451;
     const float *restrict t449 = p->t449;
     size_t lo, hi;
@@ -3575,18 +3723,19 @@ static void step_k144_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k144_reduce_sum(float *restrict t451, const float *restrict t449) {
-    mplc_parallel(step_k144_reduce_sum_part, &(step_k144_reduce_sum_pointers){t451, t449});
+static void step_teacher_conv0_vjp(float *restrict t451, const float *restrict t449) {
+    mplc_parallel(step_teacher_conv0_vjp_part, &(step_teacher_conv0_vjp_pointers){t451, t449});
 }
 
-/* %452 = reduce_sum axes=[0] %450 : [16] */
+/* reduce_sum [100352,16] axes=[0] split
+ * %452 = reduce_sum axes=[0] %450 : [16]  // teacher/conv0 vjp */
 typedef struct {
     float *t452;
     const float *t450;
-} step_k145_reduce_sum_pointers;
+} step_teacher_conv0_vjp_2_pointers;
 
-static void step_k145_reduce_sum_part(void *context, int part, int parts) {
-    const step_k145_reduce_sum_pointers *p = context;
+static void step_teacher_conv0_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_2_pointers *p = context;
     float *restrict t452 = p->t452;
     const float *restrict t450 = p->t450;
     size_t lo, hi;
@@ -3599,29 +3748,31 @@ static void step_k145_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k145_reduce_sum(float *restrict t452, const float *restrict t450) {
-    mplc_parallel(step_k145_reduce_sum_part, &(step_k145_reduce_sum_pointers){t452, t450});
+static void step_teacher_conv0_vjp_2(float *restrict t452, const float *restrict t450) {
+    mplc_parallel(step_teacher_conv0_vjp_2_part, &(step_teacher_conv0_vjp_2_pointers){t452, t450});
 }
 
-/* %453 = add %451, %452 : [16] */
-static void step_k146_add(float *restrict t453, const float *restrict t451, const float *restrict t452) {
+/* loop [16]
+ * %453 = add %451, %452 : [16]  // teacher/conv0 vjp */
+static void step_teacher_conv0_vjp_3(float *restrict t453, const float *restrict t451, const float *restrict t452) {
     for (size_t i = 0; i < 16; i++) {
         const float v453 = t451[i] + t452[i];
         t453[i] = v453;
     }
 }
 
-/* %101 = im2col k3 s1 p1 %99 : [100352,9]
- * %455 = matmul tA %101, %450 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
+ * %101 = im2col k3 s1 p1 %99 : [100352,9]  // student/conv0 fwd
+ * %455 = matmul tA %101, %450 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
     float *t455;
     const float *t99;
     const float *t450;
     float *chunk;
-} step_k147_im2col_matmul_pointers;
+} step_teacher_conv0_vjp_4_pointers;
 
-static void step_k147_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k147_im2col_matmul_pointers *p = context;
+static void step_teacher_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_4_pointers *p = context;
     float *restrict t455 = p->t455;
     const float *restrict t99 = p->t99;
     const float *restrict t450 = p->t450;
@@ -3654,27 +3805,28 @@ static void step_k147_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k147_im2col_matmul(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
-    mplc_parallel(step_k147_im2col_matmul_part, &(step_k147_im2col_matmul_pointers){t455, t99, t450, chunk});
+static void step_teacher_conv0_vjp_4(float *restrict t455, const float *restrict t99, const float *restrict t450, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_4_part, &(step_teacher_conv0_vjp_4_pointers){t455, t99, t450, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t455[i] += partial[i];
     }
 }
 
-/* %256 = im2col k3 s1 p1 %100 : [25088,9]
- * %454 = matmul tA %256, %449 : [9,16]
- * %456 = add %454, %455 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 +epilogue split
+ * %256 = im2col k3 s1 p1 %100 : [25088,9]  // student/conv0 fwd
+ * %454 = matmul tA %256, %449 : [9,16]  // teacher/conv0 vjp
+ * %456 = add %454, %455 : [9,16]  // teacher/conv0 vjp */
 typedef struct {
     float *t456;
     const float *in_x;
     const float *t449;
     const float *t455;
     float *chunk;
-} step_k148_im2col_matmul_add_pointers;
+} step_teacher_conv0_vjp_5_pointers;
 
-static void step_k148_im2col_matmul_add_part(void *context, int part, int parts) {
-    const step_k148_im2col_matmul_add_pointers *p = context;
+static void step_teacher_conv0_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_conv0_vjp_5_pointers *p = context;
     float *restrict t456 = p->t456;
     const float *restrict in_x = p->in_x;
     const float *restrict t449 = p->t449;
@@ -3708,8 +3860,8 @@ static void step_k148_im2col_matmul_add_part(void *context, int part, int parts)
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k148_im2col_matmul_add(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
-    mplc_parallel(step_k148_im2col_matmul_add_part, &(step_k148_im2col_matmul_add_pointers){t456, in_x, t449, t455, chunk});
+static void step_teacher_conv0_vjp_5(float *restrict t456, const float *restrict in_x, const float *restrict t449, const float *restrict t455, float *restrict chunk) {
+    mplc_parallel(step_teacher_conv0_vjp_5_part, &(step_teacher_conv0_vjp_5_pointers){t456, in_x, t449, t455, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t456[i] += partial[i];
@@ -3721,20 +3873,21 @@ static void step_k148_im2col_matmul_add(float *restrict t456, const float *restr
     }
 }
 
-/* %171 = constant 0.0005 : [3,3,1,16]
- * %174 = constant 0.9 : [3,3,1,16]
- * %459 = mul %0, %171 : [3,3,1,16]
- * %460 = add %457, %459 : [3,3,1,16]
- * %461 = mul %458, %174 : [3,3,1,16]
- * %462 = add %461, %460 : [3,3,1,16]
- * %463 = mul %462, %174 : [3,3,1,16]
- * %464 = add %460, %463 : [3,3,1,16]
- * %465 = broadcast axes=[] %18 : [3,3,1,16]
- * %466 = mul %464, %465 : [3,3,1,16]
- * %467 = sub %0, %466 : [3,3,1,16]
+/* loop [3,3,1,16]
+ * %171 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %174 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %459 = mul %0, %171 : [3,3,1,16]  // teacher/conv0 update
+ * %460 = add %457, %459 : [3,3,1,16]  // teacher/conv0 update
+ * %461 = mul %458, %174 : [3,3,1,16]  // teacher/conv0 update
+ * %462 = add %461, %460 : [3,3,1,16]  // teacher/conv0 update
+ * %463 = mul %462, %174 : [3,3,1,16]  // teacher/conv0 update
+ * %464 = add %460, %463 : [3,3,1,16]  // teacher/conv0 update
+ * %465 = broadcast axes=[] %18 : [3,3,1,16]  // teacher/conv0 update
+ * %466 = mul %464, %465 : [3,3,1,16]  // teacher/conv0 update
+ * %467 = sub %0, %466 : [3,3,1,16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k149_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t457, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
         const float v459 = in_teacher_conv0_weight[i] * 0.0005f;
         const float v460 = t457[i] + v459;
@@ -3749,17 +3902,18 @@ static void step_k149_mul_add_sub(float *restrict in_teacher_momentum_conv0_weig
     }
 }
 
-/* %183 = constant 0.9 : [16]
- * %469 = mul %468, %183 : [16]
- * %470 = add %469, %453 : [16]
- * %471 = mul %470, %183 : [16]
- * %472 = add %453, %471 : [16]
- * %473 = broadcast axes=[] %18 : [16]
- * %474 = mul %472, %473 : [16]
- * %475 = sub %1, %474 : [16]
+/* loop [16]
+ * %183 = constant 0.9 : [16]  // student/conv0 update
+ * %469 = mul %468, %183 : [16]  // teacher/conv0 update
+ * %470 = add %469, %453 : [16]  // teacher/conv0 update
+ * %471 = mul %470, %183 : [16]  // teacher/conv0 update
+ * %472 = add %453, %471 : [16]  // teacher/conv0 update
+ * %473 = broadcast axes=[] %18 : [16]  // teacher/conv0 update
+ * %474 = mul %472, %473 : [16]  // teacher/conv0 update
+ * %475 = sub %1, %474 : [16]  // teacher/conv0 update
  * in_teacher_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k150_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
+static void step_teacher_conv0_update_2(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, const float *restrict t453, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
         const float v469 = in_teacher_momentum_conv0_bias[i] * 0.9f;
         const float v470 = v469 + t453[i];
@@ -3772,20 +3926,21 @@ static void step_k150_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias
     }
 }
 
-/* %192 = constant 0.0005 : [3,3,16,32]
- * %195 = constant 0.9 : [3,3,16,32]
- * %477 = mul %2, %192 : [3,3,16,32]
- * %478 = add %436, %477 : [3,3,16,32]
- * %479 = mul %476, %195 : [3,3,16,32]
- * %480 = add %479, %478 : [3,3,16,32]
- * %481 = mul %480, %195 : [3,3,16,32]
- * %482 = add %478, %481 : [3,3,16,32]
- * %483 = broadcast axes=[] %18 : [3,3,16,32]
- * %484 = mul %482, %483 : [3,3,16,32]
- * %485 = sub %2, %484 : [3,3,16,32]
+/* loop [3,3,16,32]
+ * %192 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %195 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %477 = mul %2, %192 : [3,3,16,32]  // teacher/conv3 update
+ * %478 = add %436, %477 : [3,3,16,32]  // teacher/conv3 update
+ * %479 = mul %476, %195 : [3,3,16,32]  // teacher/conv3 update
+ * %480 = add %479, %478 : [3,3,16,32]  // teacher/conv3 update
+ * %481 = mul %480, %195 : [3,3,16,32]  // teacher/conv3 update
+ * %482 = add %478, %481 : [3,3,16,32]  // teacher/conv3 update
+ * %483 = broadcast axes=[] %18 : [3,3,16,32]  // teacher/conv3 update
+ * %484 = mul %482, %483 : [3,3,16,32]  // teacher/conv3 update
+ * %485 = sub %2, %484 : [3,3,16,32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k151_mul_add_sub(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update(float *restrict in_teacher_momentum_conv3_weight, float *restrict in_teacher_conv3_weight, const float *restrict t436, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
         const float v477 = in_teacher_conv3_weight[i] * 0.0005f;
         const float v478 = t436[i] + v477;
@@ -3800,17 +3955,18 @@ static void step_k151_mul_add_sub(float *restrict in_teacher_momentum_conv3_weig
     }
 }
 
-/* %204 = constant 0.9 : [32]
- * %487 = mul %486, %204 : [32]
- * %488 = add %487, %426 : [32]
- * %489 = mul %488, %204 : [32]
- * %490 = add %426, %489 : [32]
- * %491 = broadcast axes=[] %18 : [32]
- * %492 = mul %490, %491 : [32]
- * %493 = sub %3, %492 : [32]
+/* loop [32]
+ * %204 = constant 0.9 : [32]  // student/conv3 update
+ * %487 = mul %486, %204 : [32]  // teacher/conv3 update
+ * %488 = add %487, %426 : [32]  // teacher/conv3 update
+ * %489 = mul %488, %204 : [32]  // teacher/conv3 update
+ * %490 = add %426, %489 : [32]  // teacher/conv3 update
+ * %491 = broadcast axes=[] %18 : [32]  // teacher/conv3 update
+ * %492 = mul %490, %491 : [32]  // teacher/conv3 update
+ * %493 = sub %3, %492 : [32]  // teacher/conv3 update
  * in_teacher_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k152_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
+static void step_teacher_conv3_update_2(float *restrict in_teacher_momentum_conv3_bias, float *restrict in_teacher_conv3_bias, const float *restrict t426, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
         const float v487 = in_teacher_momentum_conv3_bias[i] * 0.9f;
         const float v488 = v487 + t426[i];
@@ -3823,19 +3979,20 @@ static void step_k152_mul_add_sub(float *restrict in_teacher_momentum_conv3_bias
     }
 }
 
-/* %213 = constant 0.0005 : [1568,128]
- * %216 = constant 0.9 : [1568,128]
- * %405 = matmul tA %404, %395 : [1568,128]
- * %409 = add %405, %408 : [1568,128]
- * %495 = mul %4, %213 : [1568,128]
- * %496 = add %409, %495 : [1568,128]
- * %497 = mul %494, %216 : [1568,128]
- * %498 = add %497, %496 : [1568,128]
- * %499 = mul %498, %216 : [1568,128]
- * %500 = add %496, %499 : [1568,128]
- * %501 = broadcast axes=[] %18 : [1568,128]
- * %502 = mul %500, %501 : [1568,128]
- * %503 = sub %4, %502 : [1568,128]
+/* gemm blas m=1568 n=128 k=32 tA +epilogue split
+ * %213 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %216 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %405 = matmul tA %404, %395 : [1568,128]  // teacher/dense7 vjp
+ * %409 = add %405, %408 : [1568,128]  // teacher/dense7 vjp
+ * %495 = mul %4, %213 : [1568,128]  // teacher/dense7 update
+ * %496 = add %409, %495 : [1568,128]  // teacher/dense7 update
+ * %497 = mul %494, %216 : [1568,128]  // teacher/dense7 update
+ * %498 = add %497, %496 : [1568,128]  // teacher/dense7 update
+ * %499 = mul %498, %216 : [1568,128]  // teacher/dense7 update
+ * %500 = add %496, %499 : [1568,128]  // teacher/dense7 update
+ * %501 = broadcast axes=[] %18 : [1568,128]  // teacher/dense7 update
+ * %502 = mul %500, %501 : [1568,128]  // teacher/dense7 update
+ * %503 = sub %4, %502 : [1568,128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -3846,10 +4003,10 @@ typedef struct {
     const float *t395;
     const float *t408;
     const float *in_lr_teacher;
-} step_k153_matmul_add_mul_etc_pointers;
+} step_teacher_dense7_vjp_7_pointers;
 
-static void step_k153_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k153_matmul_add_mul_etc_pointers *p = context;
+static void step_teacher_dense7_vjp_7_part(void *context, int part, int parts) {
+    const step_teacher_dense7_vjp_7_pointers *p = context;
     float *restrict t496 = p->t496;
     float *restrict in_teacher_momentum_dense7_weight = p->in_teacher_momentum_dense7_weight;
     float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -3878,21 +4035,22 @@ static void step_k153_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k153_matmul_add_mul_etc(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k153_matmul_add_mul_etc_part, &(step_k153_matmul_add_mul_etc_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
+static void step_teacher_dense7_vjp_7(float *restrict t496, float *restrict in_teacher_momentum_dense7_weight, float *restrict in_teacher_dense7_weight, const float *restrict t404, const float *restrict t395, const float *restrict t408, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense7_vjp_7_part, &(step_teacher_dense7_vjp_7_pointers){t496, in_teacher_momentum_dense7_weight, in_teacher_dense7_weight, t404, t395, t408, in_lr_teacher});
 }
 
-/* %225 = constant 0.9 : [128]
- * %505 = mul %504, %225 : [128]
- * %506 = add %505, %400 : [128]
- * %507 = mul %506, %225 : [128]
- * %508 = add %400, %507 : [128]
- * %509 = broadcast axes=[] %18 : [128]
- * %510 = mul %508, %509 : [128]
- * %511 = sub %5, %510 : [128]
+/* loop [128]
+ * %225 = constant 0.9 : [128]  // student/dense7 update
+ * %505 = mul %504, %225 : [128]  // teacher/dense7 update
+ * %506 = add %505, %400 : [128]  // teacher/dense7 update
+ * %507 = mul %506, %225 : [128]  // teacher/dense7 update
+ * %508 = add %400, %507 : [128]  // teacher/dense7 update
+ * %509 = broadcast axes=[] %18 : [128]  // teacher/dense7 update
+ * %510 = mul %508, %509 : [128]  // teacher/dense7 update
+ * %511 = sub %5, %510 : [128]  // teacher/dense7 update
  * in_teacher_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
+static void step_teacher_dense7_update(float *restrict in_teacher_momentum_dense7_bias, float *restrict in_teacher_dense7_bias, const float *restrict t400, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 128; i++) {
         const float v505 = in_teacher_momentum_dense7_bias[i] * 0.9f;
         const float v506 = v505 + t400[i];
@@ -3905,22 +4063,23 @@ static void step_k154_mul_add_sub(float *restrict in_teacher_momentum_dense7_bia
     }
 }
 
-/* %234 = constant 0.0005 : [128,10]
- * %237 = constant 0.9 : [128,10]
- * %384 = matmul tA %383, %377 : [128,10]
- * %387 = add %384, %386 : [128,10]
- * %513 = mul %6, %234 : [128,10]
- * %514 = add %387, %513 : [128,10]
- * %515 = mul %512, %237 : [128,10]
- * %516 = add %515, %514 : [128,10]
- * %517 = mul %516, %237 : [128,10]
- * %518 = add %514, %517 : [128,10]
- * %519 = broadcast axes=[] %18 : [128,10]
- * %520 = mul %518, %519 : [128,10]
- * %521 = sub %6, %520 : [128,10]
+/* gemm blas m=128 n=10 k=32 tA +epilogue
+ * %234 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %237 = constant 0.9 : [128,10]  // student/dense9 update
+ * %384 = matmul tA %383, %377 : [128,10]  // teacher/dense10 vjp
+ * %387 = add %384, %386 : [128,10]  // teacher/dense10 vjp
+ * %513 = mul %6, %234 : [128,10]  // teacher/dense10 update
+ * %514 = add %387, %513 : [128,10]  // teacher/dense10 update
+ * %515 = mul %512, %237 : [128,10]  // teacher/dense10 update
+ * %516 = add %515, %514 : [128,10]  // teacher/dense10 update
+ * %517 = mul %516, %237 : [128,10]  // teacher/dense10 update
+ * %518 = add %514, %517 : [128,10]  // teacher/dense10 update
+ * %519 = broadcast axes=[] %18 : [128,10]  // teacher/dense10 update
+ * %520 = mul %518, %519 : [128,10]  // teacher/dense10 update
+ * %521 = sub %6, %520 : [128,10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_weight is updated in place: each element is read before it is overwritten */
-static void step_k155_matmul_add_mul_etc(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
+static void step_teacher_dense10_vjp_7(float *restrict t514, float *restrict in_teacher_momentum_dense10_weight, float *restrict in_teacher_dense10_weight, const float *restrict t383, const float *restrict t377, const float *restrict t386, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t383, 128, t377, 10, 0.0f, t514, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -3939,17 +4098,18 @@ static void step_k155_matmul_add_mul_etc(float *restrict t514, float *restrict i
     }
 }
 
-/* %246 = constant 0.9 : [10]
- * %523 = mul %522, %246 : [10]
- * %524 = add %523, %380 : [10]
- * %525 = mul %524, %246 : [10]
- * %526 = add %380, %525 : [10]
- * %527 = broadcast axes=[] %18 : [10]
- * %528 = mul %526, %527 : [10]
- * %529 = sub %7, %528 : [10]
+/* loop [10]
+ * %246 = constant 0.9 : [10]  // student/dense9 update
+ * %523 = mul %522, %246 : [10]  // teacher/dense10 update
+ * %524 = add %523, %380 : [10]  // teacher/dense10 update
+ * %525 = mul %524, %246 : [10]  // teacher/dense10 update
+ * %526 = add %380, %525 : [10]  // teacher/dense10 update
+ * %527 = broadcast axes=[] %18 : [10]  // teacher/dense10 update
+ * %528 = mul %526, %527 : [10]  // teacher/dense10 update
+ * %529 = sub %7, %528 : [10]  // teacher/dense10 update
  * in_teacher_momentum_dense10_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense10_bias is updated in place: each element is read before it is overwritten */
-static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
+static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dense10_bias, float *restrict in_teacher_dense10_bias, const float *restrict t380, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v523 = in_teacher_momentum_dense10_bias[i] * 0.9f;
         const float v524 = v523 + t380[i];
@@ -3964,175 +4124,176 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense10_bi
 
 /* 157 kernels; scratch high-water mark 13486288 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_im2col_matmul_add_etc(scratch, scratch + 9839232, io, state, state + 144, scratch + 3612672);
-    step_k001_im2col_matmul_add_etc(scratch + 6427264, scratch + 12348032, scratch + 9839232, state + 160, state + 4768, scratch + 3612672);
-    step_k002_matmul_add_relu_etc(scratch + 13401728, scratch + 13438592, scratch + 12348032, state + 4800, state + 205504, io + 226176);
-    step_k003_matmul_add(scratch + 12799616, scratch + 13438592, state + 205632, state + 206912);
-    step_k004_mul_add(scratch + 13485184, io + 225792);
-    step_k005_reduce_max(scratch + 13475776, scratch + 12799616);
-    step_k006_sub_exp(scratch + 13475456, scratch + 13485504, scratch + 12799616, scratch + 13475776);
-    step_k007_reduce_sum(scratch + 13486208, scratch + 13485504);
-    step_k008_log(scratch + 13485824, scratch + 13486208);
-    step_k009_sub_mul_reduce_sum(scratch + 13485856, scratch + 13475456, scratch + 13485824, scratch + 13485184);
-    step_k010_mul(io + 263040, scratch + 13485856);
-    step_k011_mul(scratch + 12802496, scratch + 12799936);
-    step_k012_reduce_max(scratch + 13475456, scratch + 12802496);
-    step_k013_sub(scratch + 12803776, scratch + 12802496, scratch + 13475456);
-    step_k014_exp_reduce_sum(scratch + 12802496, scratch + 12803776);
-    step_k015_log(scratch + 12802624, scratch + 12802496);
-    step_k016_sub_exp(scratch + 13480064, scratch + 12803776, scratch + 12802624);
-    step_k017_reduce_max(scratch + 13481344, scratch + 13480064);
-    step_k018_greaterEqual(scratch + 13485824, scratch + 13481344);
-    step_k019_reduce_max(scratch + 13482624, scratch + 12801216);
-    step_k020_sub_exp(scratch + 13475456, scratch + 13481344, scratch + 12801216, scratch + 13482624);
-    step_k021_reduce_sum(scratch + 13485952, scratch + 13481344);
-    step_k022_log(scratch + 13482624, scratch + 13485952);
-    step_k023_sub_mul_reduce_sum(scratch + 13482752, scratch + 13475456, scratch + 13482624, scratch + 13480064);
-    step_k024_neg_mul_reduce_sum(scratch + 13482624, scratch + 13482752, scratch + 13485824);
-    step_k025_mul(io + 263056, scratch + 13482624);
-    step_k026_reduce_sum(scratch + 13486080, scratch + 13485824);
-    step_k027_mul(io + 263072, scratch + 13486080);
-    step_k028_one_hot_argmax(scratch + 13482624, scratch + 12801216);
-    step_k029_im2col_matmul_add_etc(scratch + 8233600, scratch + 12799616, io + 125440, state + 206928, state + 207072, scratch + 3612672);
-    step_k030_im2col_matmul_add_etc(scratch + 10742400, scratch + 11545216, scratch + 12799616, state + 207088, state + 211696, scratch + 3612672);
-    step_k031_matmul_add_relu(scratch + 13201024, scratch + 11545216, state + 211728, state + 412432);
-    step_k032_matmul_add(scratch + 13475456, scratch + 13201024, state + 412560, state + 413840);
-    step_k033_reduce_max(scratch + 13479296, scratch + 13475456);
-    step_k034_sub_exp(scratch + 13476736, scratch + 13478016, scratch + 13475456, scratch + 13479296);
-    step_k035_reduce_sum(scratch + 13479296, scratch + 13478016);
-    step_k036_log(scratch + 13479424, scratch + 13479296);
-    step_k037_sub_mul_reduce_sum(scratch + 13486080, scratch + 13476736, scratch + 13479424, scratch + 13482624);
-    step_k038_mul(io + 263088, scratch + 13486080);
-    step_k039_mul(scratch + 13475456, scratch + 13482624);
-    step_k040_neg_reduce_sum(scratch + 13479424, scratch + 13475456);
-    step_k041_div(scratch + 13479552, scratch + 13479424, scratch + 13479296);
-    step_k042_mul_add(scratch + 13476736, scratch + 13479552, scratch + 13478016, scratch + 13475456);
-    step_k043_reduce_sum(scratch + 13486272, scratch + 13476736);
-    step_k044_matmul(scratch + 13483904, scratch + 13201024, scratch + 13476736);
-    step_k045_matmul_step_mul(scratch + 11946624, scratch + 13476736, state + 412560, scratch + 13201024);
-    step_k046_reduce_sum(scratch + 13486080, scratch + 11946624);
-    step_k047_matmul(scratch + 11745920, scratch + 11946624, state + 211728);
-    step_k048_matmul(scratch + 13201024, scratch + 11545216, scratch + 11946624);
-    step_k049_step_mul(scratch + 3612672, scratch + 11545216, scratch + 11745920);
-    step_k050_max_pool_scatter(scratch + 11545216, scratch + 10742400, scratch + 3612672);
-    step_k051_reduce_sum(scratch + 13486240, scratch + 11545216);
-    step_k052_matmul_col2im(scratch + 10742400, scratch + 11545216, state + 207088, scratch + 3612672);
-    step_k053_im2col_matmul(scratch + 13475456, scratch + 12799616, scratch + 11545216, scratch + 3612672);
-    step_k054_step_mul(scratch + 11143808, scratch + 12799616, scratch + 10742400);
-    step_k055_max_pool_scatter(scratch + 3612672, scratch + 8233600, scratch + 11143808);
-    step_k056_reduce_sum(scratch + 9042608, scratch + 3612672);
-    step_k057_im2col_matmul(scratch + 9042304, io + 125440, scratch + 3612672, scratch + 5218304);
-    step_k058_mul_add_sub(state + 620784, state + 206928, scratch + 9042304, io + 226128);
-    step_k059_mul_add_sub(state + 620928, state + 207072, scratch + 9042608, io + 226128);
-    step_k060_mul_add_sub(state + 620944, state + 207088, scratch + 13475456, io + 226128);
-    step_k061_mul_add_sub(state + 625552, state + 211696, scratch + 13486240, io + 226128);
-    step_k062_mul_add_sub(state + 625584, state + 211728, scratch + 13201024, io + 226128);
-    step_k063_mul_add_sub(state + 826288, state + 412432, scratch + 13486080, io + 226128);
-    step_k064_mul_add_sub(state + 826416, state + 412560, scratch + 13483904, io + 226128);
-    step_k065_mul_add_sub(state + 827696, state + 413840, scratch + 13486272, io + 226128);
-    step_k066_im2col_matmul_add_etc(scratch + 8233600, scratch + 8835712, io, state + 206928, state + 207072, scratch + 3612672);
-    step_k067_im2col_matmul_add_etc(scratch + 12799616, scratch + 8635008, scratch + 8835712, state + 207088, state + 211696, scratch + 3612672);
-    step_k068_matmul_add_relu(scratch + 8685184, scratch + 8635008, state + 211728, state + 412432);
-    step_k069_matmul_add(scratch + 8689280, scratch + 8685184, state + 412560, state + 413840);
-    step_k070_reduce_max(scratch + 8936064, scratch + 8689280);
-    step_k071_sub_exp(scratch + 8689600, scratch + 8689920, scratch + 8689280, scratch + 8936064);
-    step_k072_reduce_sum(scratch + 8936064, scratch + 8689920);
-    step_k073_log(scratch + 8689280, scratch + 8936064);
-    step_k074_sub_mul_reduce_sum(scratch + 9042448, scratch + 8689600, scratch + 8689280, io + 225792);
-    step_k075_mul(io + 263104, scratch + 9042448);
-    step_k076_mul(scratch + 8689280, io + 225792);
-    step_k077_neg_reduce_sum(scratch + 8689600, scratch + 8689280);
-    step_k078_div(scratch + 8936096, scratch + 8689600, scratch + 8936064);
-    step_k079_mul_add(scratch + 8689600, scratch + 8936096, scratch + 8689920, scratch + 8689280);
-    step_k080_reduce_sum(scratch + 9042624, scratch + 8689600);
-    step_k081_matmul(scratch + 9041024, scratch + 8685184, scratch + 8689600);
-    step_k082_matmul_step_mul(scratch + 8735360, scratch + 8689600, state + 412560, scratch + 8685184);
-    step_k083_reduce_sum(scratch + 9042448, scratch + 8735360);
-    step_k084_matmul(scratch + 8685184, scratch + 8735360, state + 211728);
-    step_k085_matmul(scratch + 13000320, scratch + 8635008, scratch + 8735360);
-    step_k086_step_mul(scratch + 8936064, scratch + 8635008, scratch + 8685184);
-    step_k087_max_pool_scatter(scratch + 8635008, scratch + 12799616, scratch + 8936064);
-    step_k088_reduce_sum(scratch + 9042576, scratch + 8635008);
-    step_k089_matmul_col2im(scratch + 12799616, scratch + 8635008, state + 207088, scratch + 3612672);
-    step_k090_im2col_matmul(scratch + 9036416, scratch + 8835712, scratch + 8635008, scratch + 3612672);
-    step_k091_step_mul(scratch + 12899968, scratch + 8835712, scratch + 12799616);
-    step_k092_max_pool_scatter(scratch + 8635008, scratch + 8233600, scratch + 12899968);
-    step_k093_reduce_sum(scratch + 12799760, scratch + 8635008);
-    step_k094_im2col_matmul(scratch + 12799616, io, scratch + 8635008, scratch + 3612672);
-    step_k095_mul_reduce_sum(scratch + 12799776, scratch + 12799616, scratch + 9042304);
-    step_k096_mul_reduce_sum(scratch + 9042304, scratch + 12799760, scratch + 9042608);
-    step_k097_mul_reduce_sum(scratch + 9042608, scratch + 9036416, scratch + 13475456);
-    step_k098_mul_reduce_sum(scratch + 9042320, scratch + 9042576, scratch + 13486240);
-    step_k099_mul_reduce_sum(scratch + 9042576, scratch + 13000320, scratch + 13201024);
-    step_k100_mul_reduce_sum(scratch + 9042592, scratch + 9042448, scratch + 13486080);
-    step_k101_mul_reduce_sum(scratch + 13486240, scratch + 9041024, scratch + 13483904);
-    step_k102_mul_reduce_sum(scratch + 13486256, scratch + 9042624, scratch + 13486272);
-    step_k103_mul_add(io + 263120, scratch + 13486080, io + 226128, scratch + 12799776, scratch + 9042304, scratch + 9042608, scratch + 9042320, scratch + 9042576, scratch + 9042592, scratch + 13486240, scratch + 13486256, io + 226160);
-    step_k104_mul(scratch + 13475456, scratch + 13486080, scratch + 13482624);
-    step_k105_neg_reduce_sum(scratch + 13482624, scratch + 13475456);
-    step_k106_div(scratch + 13479296, scratch + 13482624, scratch + 13485952);
-    step_k107_mul(scratch + 13486080, io + 226144);
-    step_k108_mul_neg(scratch + 13479424, scratch + 13486080, scratch + 13485824);
-    step_k109_mul(scratch + 13476736, scratch + 13479424, scratch + 13480064);
-    step_k110_neg_reduce_sum(scratch + 13485824, scratch + 13476736);
-    step_k111_div(scratch + 13479424, scratch + 13485824, scratch + 13485952);
-    step_k112_mul_add(scratch + 13478016, scratch + 13479296, scratch + 13481344, scratch + 13475456, scratch + 13479424, scratch + 13476736);
-    step_k113_mul(scratch + 13475456, scratch + 13485184);
-    step_k114_neg_reduce_sum(scratch + 13485824, scratch + 13475456);
-    step_k115_div(scratch + 13485856, scratch + 13485824, scratch + 13486208);
-    step_k116_mul_add(scratch + 13476736, scratch + 13485856, scratch + 13485504, scratch + 13475456);
-    step_k117_reduce_sum(scratch + 13477056, scratch + 13476736);
-    step_k118_reduce_sum(scratch + 13477072, scratch + 13478016);
-    step_k119_add(scratch + 13477088, scratch + 13477056, scratch + 13477072);
-    step_k120_matmul(scratch + 13475456, scratch + 13459072, scratch + 13478016);
-    step_k121_matmul_mul_step(scratch + 12816000, scratch + 13476736, state + 205632, io + 226176, scratch + 13401728);
-    step_k122_matmul_mul_step(scratch + 12799616, scratch + 13478016, state + 205632, io + 246656, scratch + 13422208);
-    step_k123_reduce_sum(scratch + 12820096, scratch + 12816000);
-    step_k124_reduce_sum(scratch + 12820224, scratch + 12799616);
-    step_k125_add(scratch + 12820352, scratch + 12820096, scratch + 12820224);
-    step_k126_matmul(scratch + 8434304, scratch + 12816000, state + 4800);
-    step_k127_matmul(scratch + 8233600, scratch + 12799616, state + 4800);
-    step_k128_matmul(scratch + 10742400, scratch + 12598912, scratch + 12799616);
-    step_k129_step_mul(scratch + 9237120, scratch + 12348032, scratch + 8434304);
-    step_k130_step_mul(scratch + 9036416, scratch + 12598912, scratch + 8233600);
-    step_k131_max_pool_scatter(scratch + 9437824, scratch + 6427264, scratch + 9237120);
-    step_k132_max_pool_scatter(scratch + 8233600, scratch + 7430784, scratch + 9036416);
-    step_k133_reduce_sum(scratch + 12820096, scratch + 9437824);
-    step_k134_reduce_sum(scratch + 12820128, scratch + 8233600);
-    step_k135_add(scratch + 12820160, scratch + 12820096, scratch + 12820128);
-    step_k136_matmul_col2im(scratch + 9638528, scratch + 9437824, state + 160, scratch + 3612672);
-    step_k137_matmul_col2im(scratch + 9036416, scratch + 8233600, state + 160, scratch + 3612672);
-    step_k138_im2col_matmul(scratch + 9738880, scratch + 10340992, scratch + 8233600, scratch + 3612672);
-    step_k139_im2col_matmul_add(scratch + 12799616, scratch + 9839232, scratch + 9437824, scratch + 9738880, scratch + 3612672);
-    step_k140_step_mul(scratch + 10943104, scratch + 9839232, scratch + 9638528);
-    step_k141_step_mul(scratch + 9437824, scratch + 10340992, scratch + 9036416);
-    step_k142_max_pool_scatter(scratch + 9839232, scratch, scratch + 10943104);
-    step_k143_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 9437824);
-    step_k144_reduce_sum(scratch + 13477056, scratch + 9839232);
-    step_k145_reduce_sum(scratch + 13477072, scratch + 3612672);
-    step_k146_add(scratch + 12820096, scratch + 13477056, scratch + 13477072);
-    step_k147_im2col_matmul(scratch + 12804224, io + 125440, scratch + 3612672, scratch);
-    step_k148_im2col_matmul_add(scratch + 12804368, io, scratch + 9839232, scratch + 12804224, scratch);
-    step_k149_mul_add_sub(state + 413856, state, scratch + 12804368, io + 226112);
-    step_k150_mul_add_sub(state + 414000, state + 144, scratch + 12820096, io + 226112);
-    step_k151_mul_add_sub(state + 414016, state + 160, scratch + 12799616, io + 226112);
-    step_k152_mul_add_sub(state + 418624, state + 4768, scratch + 12820160, io + 226112);
-    step_k153_matmul_add_mul_etc(scratch + 10943104, state + 418656, state + 4800, scratch + 12348032, scratch + 12816000, scratch + 10742400, io + 226112);
-    step_k154_mul_add_sub(state + 619360, state + 205504, scratch + 12820352, io + 226112);
-    step_k155_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 13438592, scratch + 13476736, scratch + 13475456, io + 226112);
-    step_k156_mul_add_sub(state + 620768, state + 206912, scratch + 13477088, io + 226112);
+    step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9839232 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_fwd(scratch + 6427264 /* t35 */, scratch + 12348032 /* t37 */, scratch + 9839232 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_teacher_dense7_fwd(scratch + 13401728 /* t42 */, scratch + 13438592 /* t44 */, scratch + 12348032 /* t38 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */, io + 226176 /* in_dropout_teacher_all_dropout9 */);
+    step_teacher_dense10_fwd(scratch + 12799616 /* t47 */, scratch + 13438592 /* t44 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
+    step_teacher_loss_sup_fwd(scratch + 13485184 /* t54 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 13475776 /* t55 */, scratch + 12799616 /* t48 */);
+    step_teacher_loss_sup_fwd_3(scratch + 13475456 /* t57 */, scratch + 13485504 /* t58 */, scratch + 12799616 /* t48 */, scratch + 13475776 /* t55 */);
+    step_teacher_loss_sup_fwd_4(scratch + 13486208 /* t59 */, scratch + 13485504 /* t58 */);
+    step_teacher_loss_sup_fwd_5(scratch + 13485824 /* t60 */, scratch + 13486208 /* t59 */);
+    step_teacher_loss_sup_fwd_6(scratch + 13485856 /* t64 */, scratch + 13475456 /* t57 */, scratch + 13485824 /* t60 */, scratch + 13485184 /* t54 */);
+    step_teacher_loss_sup_fwd_7(io + 263040 /* t66 */, scratch + 13485856 /* t64 */);
+    step_teacher_loss_uda_fwd(scratch + 12802496 /* t68 */, scratch + 12799936 /* t49 */);
+    step_teacher_loss_uda_fwd_2(scratch + 13475456 /* t69 */, scratch + 12802496 /* t68 */);
+    step_teacher_loss_uda_fwd_3(scratch + 12803776 /* t71 */, scratch + 12802496 /* t68 */, scratch + 13475456 /* t69 */);
+    step_teacher_loss_uda_fwd_4(scratch + 12802496 /* t73 */, scratch + 12803776 /* t71 */);
+    step_teacher_loss_uda_fwd_5(scratch + 12802624 /* t74 */, scratch + 12802496 /* t73 */);
+    step_teacher_loss_uda_fwd_6(scratch + 13480064 /* t77 */, scratch + 12803776 /* t71 */, scratch + 12802624 /* t74 */);
+    step_teacher_loss_uda_fwd_7(scratch + 13481344 /* t78 */, scratch + 13480064 /* t77 */);
+    step_teacher_loss_uda_fwd_8(scratch + 13485824 /* t80 */, scratch + 13481344 /* t78 */);
+    step_teacher_loss_uda_fwd_9(scratch + 13482624 /* t81 */, scratch + 12801216 /* t50 */);
+    step_teacher_loss_uda_fwd_10(scratch + 13475456 /* t83 */, scratch + 13481344 /* t84 */, scratch + 12801216 /* t50 */, scratch + 13482624 /* t81 */);
+    step_teacher_loss_uda_fwd_11(scratch + 13485952 /* t85 */, scratch + 13481344 /* t84 */);
+    step_teacher_loss_uda_fwd_12(scratch + 13482624 /* t86 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_fwd_13(scratch + 13482752 /* t90 */, scratch + 13475456 /* t83 */, scratch + 13482624 /* t86 */, scratch + 13480064 /* t77 */);
+    step_teacher_loss_uda_fwd_14(scratch + 13482624 /* t93 */, scratch + 13482752 /* t90 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_fwd_15(io + 263056 /* t95 */, scratch + 13482624 /* t93 */);
+    step_teacher_loss_uda_fwd_16(scratch + 13486080 /* t96 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_fwd_17(io + 263072 /* t97 */, scratch + 13486080 /* t96 */);
+    step_teacher_pseudo_labels_fwd(scratch + 13482624 /* t98 */, scratch + 12801216 /* t50 */);
+    step_student_conv0_fwd(scratch + 8233600 /* t106 */, scratch + 12799616 /* t108 */, io + 125440 /* t99 */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3612672 /* chunk */);
+    step_student_conv3_fwd(scratch + 10742400 /* t114 */, scratch + 11545216 /* t116 */, scratch + 12799616 /* t108 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd(scratch + 13201024 /* t121 */, scratch + 11545216 /* t117 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 13475456 /* t124 */, scratch + 13201024 /* t121 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 13479296 /* t125 */, scratch + 13475456 /* t124 */);
+    step_student_loss_u_fwd_2(scratch + 13476736 /* t127 */, scratch + 13478016 /* t128 */, scratch + 13475456 /* t124 */, scratch + 13479296 /* t125 */);
+    step_student_loss_u_fwd_3(scratch + 13479296 /* t129 */, scratch + 13478016 /* t128 */);
+    step_student_loss_u_fwd_4(scratch + 13479424 /* t130 */, scratch + 13479296 /* t129 */);
+    step_student_loss_u_fwd_5(scratch + 13486080 /* t134 */, scratch + 13476736 /* t127 */, scratch + 13479424 /* t130 */, scratch + 13482624 /* t98 */);
+    step_student_loss_u_fwd_6(io + 263088 /* t136 */, scratch + 13486080 /* t134 */);
+    step_student_loss_u_vjp(scratch + 13475456 /* t138 */, scratch + 13482624 /* t98 */);
+    step_student_loss_u_vjp_2(scratch + 13479424 /* t140 */, scratch + 13475456 /* t138 */);
+    step_student_loss_u_vjp_3(scratch + 13479552 /* t141 */, scratch + 13479424 /* t140 */, scratch + 13479296 /* t129 */);
+    step_student_loss_u_vjp_4(scratch + 13476736 /* t144 */, scratch + 13479552 /* t141 */, scratch + 13478016 /* t128 */, scratch + 13475456 /* t138 */);
+    step_student_dense9_vjp(scratch + 13486272 /* t145 */, scratch + 13476736 /* t144 */);
+    step_student_dense9_vjp_2(scratch + 13483904 /* t147 */, scratch + 13201024 /* t121 */, scratch + 13476736 /* t144 */);
+    step_student_dense9_vjp_3(scratch + 11946624 /* t149 */, scratch + 13476736 /* t144 */, state + 412560 /* in_student_dense9_weight */, scratch + 13201024 /* t121 */);
+    step_student_dense7_vjp(scratch + 13486080 /* t150 */, scratch + 11946624 /* t149 */);
+    step_student_dense7_vjp_2(scratch + 11745920 /* t151 */, scratch + 11946624 /* t149 */, state + 211728 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 13201024 /* t152 */, scratch + 11545216 /* t117 */, scratch + 11946624 /* t149 */);
+    step_student_relu4_vjp(scratch + 3612672 /* t155 */, scratch + 11545216 /* t116 */, scratch + 11745920 /* t153 */);
+    step_student_relu4_vjp_2(scratch + 11545216 /* t156 */, scratch + 10742400 /* t115 */, scratch + 3612672 /* t155 */);
+    step_student_conv3_vjp(scratch + 13486240 /* t158 */, scratch + 11545216 /* t157 */);
+    step_student_conv3_vjp_2(scratch + 10742400 /* t162 */, scratch + 11545216 /* t157 */, state + 207088 /* in_student_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_3(scratch + 13475456 /* t160 */, scratch + 12799616 /* t108 */, scratch + 11545216 /* t157 */, scratch + 3612672 /* chunk */);
+    step_student_relu1_vjp(scratch + 11143808 /* t164 */, scratch + 12799616 /* t108 */, scratch + 10742400 /* t162 */);
+    step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8233600 /* t107 */, scratch + 11143808 /* t164 */);
+    step_student_conv0_vjp(scratch + 9042608 /* t167 */, scratch + 3612672 /* t166 */);
+    step_student_conv0_vjp_2(scratch + 9042304 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
+    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 9042304 /* t169 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 9042608 /* t167 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13475456 /* t161 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13486240 /* t158 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13201024 /* t152 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 13486080 /* t150 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update(state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 13483904 /* t147 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 13486272 /* t145 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 8233600 /* t261 */, scratch + 8835712 /* t263 */, io /* in_x */, state + 206928 /* t257 */, state + 207072 /* t190 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_fwd_2(scratch + 12799616 /* t269 */, scratch + 8635008 /* t271 */, scratch + 8835712 /* t263 */, state + 207088 /* t265 */, state + 211696 /* t211 */, scratch + 3612672 /* chunk */);
+    step_student_dense7_fwd_2(scratch + 8685184 /* t276 */, scratch + 8635008 /* t272 */, state + 211728 /* t223 */, state + 412432 /* t232 */);
+    step_student_dense9_fwd_2(scratch + 8689280 /* t279 */, scratch + 8685184 /* t276 */, state + 412560 /* t244 */, state + 413840 /* t253 */);
+    step_student_loss_l_fwd(scratch + 8936064 /* t280 */, scratch + 8689280 /* t279 */);
+    step_student_loss_l_fwd_2(scratch + 8689600 /* t282 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t279 */, scratch + 8936064 /* t280 */);
+    step_student_loss_l_fwd_3(scratch + 8936064 /* t284 */, scratch + 8689920 /* t283 */);
+    step_student_loss_l_fwd_4(scratch + 8689280 /* t285 */, scratch + 8936064 /* t284 */);
+    step_student_loss_l_fwd_5(scratch + 9042448 /* t289 */, scratch + 8689600 /* t282 */, scratch + 8689280 /* t285 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 263104 /* t290 */, scratch + 9042448 /* t289 */);
+    step_student_loss_l_vjp(scratch + 8689280 /* t292 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8689600 /* t294 */, scratch + 8689280 /* t292 */);
+    step_student_loss_l_vjp_3(scratch + 8936096 /* t295 */, scratch + 8689600 /* t294 */, scratch + 8936064 /* t284 */);
+    step_student_loss_l_vjp_4(scratch + 8689600 /* t298 */, scratch + 8936096 /* t295 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t292 */);
+    step_student_dense9_vjp_4(scratch + 9042624 /* t299 */, scratch + 8689600 /* t298 */);
+    step_student_dense9_vjp_5(scratch + 9041024 /* t301 */, scratch + 8685184 /* t276 */, scratch + 8689600 /* t298 */);
+    step_student_dense9_vjp_6(scratch + 8735360 /* t303 */, scratch + 8689600 /* t298 */, state + 412560 /* t244 */, scratch + 8685184 /* t276 */);
+    step_student_dense7_vjp_4(scratch + 9042448 /* t304 */, scratch + 8735360 /* t303 */);
+    step_student_dense7_vjp_5(scratch + 8685184 /* t305 */, scratch + 8735360 /* t303 */, state + 211728 /* t223 */);
+    step_student_dense7_vjp_6(scratch + 13000320 /* t306 */, scratch + 8635008 /* t272 */, scratch + 8735360 /* t303 */);
+    step_student_relu4_vjp_3(scratch + 8936064 /* t309 */, scratch + 8635008 /* t271 */, scratch + 8685184 /* t307 */);
+    step_student_relu4_vjp_4(scratch + 8635008 /* t310 */, scratch + 12799616 /* t270 */, scratch + 8936064 /* t309 */);
+    step_student_conv3_vjp_4(scratch + 9042576 /* t312 */, scratch + 8635008 /* t311 */);
+    step_student_conv3_vjp_5(scratch + 12799616 /* t316 */, scratch + 8635008 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 9036416 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
+    step_student_relu1_vjp_3(scratch + 12899968 /* t318 */, scratch + 8835712 /* t263 */, scratch + 12799616 /* t316 */);
+    step_student_relu1_vjp_4(scratch + 8635008 /* t319 */, scratch + 8233600 /* t262 */, scratch + 12899968 /* t318 */);
+    step_student_conv0_vjp_3(scratch + 12799760 /* t321 */, scratch + 8635008 /* t320 */);
+    step_student_conv0_vjp_4(scratch + 12799616 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 12799776 /* t325 */, scratch + 12799616 /* t323 */, scratch + 9042304 /* t169 */);
+    step_teacher_feedback_fwd_2(scratch + 9042304 /* t327 */, scratch + 12799760 /* t321 */, scratch + 9042608 /* t167 */);
+    step_teacher_feedback_fwd_3(scratch + 9042608 /* t330 */, scratch + 9036416 /* t315 */, scratch + 13475456 /* t161 */);
+    step_teacher_feedback_fwd_4(scratch + 9042320 /* t333 */, scratch + 9042576 /* t312 */, scratch + 13486240 /* t158 */);
+    step_teacher_feedback_fwd_5(scratch + 9042576 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
+    step_teacher_feedback_fwd_6(scratch + 9042592 /* t339 */, scratch + 9042448 /* t304 */, scratch + 13486080 /* t150 */);
+    step_teacher_feedback_fwd_7(scratch + 13486240 /* t342 */, scratch + 9041024 /* t301 */, scratch + 13483904 /* t147 */);
+    step_teacher_feedback_fwd_8(scratch + 13486256 /* t345 */, scratch + 9042624 /* t299 */, scratch + 13486272 /* t145 */);
+    step_teacher_feedback_fwd_9(io + 263120 /* t347 */, scratch + 13486080 /* t349 */, io + 226128 /* in_lr_student */, scratch + 12799776 /* t325 */, scratch + 9042304 /* t327 */, scratch + 9042608 /* t330 */, scratch + 9042320 /* t333 */, scratch + 9042576 /* t336 */, scratch + 9042592 /* t339 */, scratch + 13486240 /* t342 */, scratch + 13486256 /* t345 */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 13475456 /* t351 */, scratch + 13486080 /* t349 */, scratch + 13482624 /* t98 */);
+    step_teacher_feedback_vjp_2(scratch + 13482624 /* t353 */, scratch + 13475456 /* t351 */);
+    step_teacher_feedback_vjp_3(scratch + 13479296 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp(scratch + 13486080 /* t358 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 13479424 /* t361 */, scratch + 13486080 /* t358 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_vjp_3(scratch + 13476736 /* t363 */, scratch + 13479424 /* t361 */, scratch + 13480064 /* t77 */);
+    step_teacher_loss_uda_vjp_4(scratch + 13485824 /* t365 */, scratch + 13476736 /* t363 */);
+    step_teacher_loss_uda_vjp_5(scratch + 13479424 /* t366 */, scratch + 13485824 /* t365 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp_6(scratch + 13478016 /* t370 */, scratch + 13479296 /* t354 */, scratch + 13481344 /* t84 */, scratch + 13475456 /* t351 */, scratch + 13479424 /* t366 */, scratch + 13476736 /* t363 */);
+    step_teacher_loss_sup_vjp(scratch + 13475456 /* t371 */, scratch + 13485184 /* t54 */);
+    step_teacher_loss_sup_vjp_2(scratch + 13485824 /* t373 */, scratch + 13475456 /* t371 */);
+    step_teacher_loss_sup_vjp_3(scratch + 13485856 /* t374 */, scratch + 13485824 /* t373 */, scratch + 13486208 /* t59 */);
+    step_teacher_loss_sup_vjp_4(scratch + 13476736 /* t377 */, scratch + 13485856 /* t374 */, scratch + 13485504 /* t58 */, scratch + 13475456 /* t371 */);
+    step_teacher_dense10_vjp(scratch + 13477056 /* t378 */, scratch + 13476736 /* t377 */);
+    step_teacher_dense10_vjp_2(scratch + 13477072 /* t379 */, scratch + 13478016 /* t370 */);
+    step_teacher_dense10_vjp_3(scratch + 13477088 /* t380 */, scratch + 13477056 /* t378 */, scratch + 13477072 /* t379 */);
+    step_teacher_dense10_vjp_4(scratch + 13475456 /* t386 */, scratch + 13459072 /* t385 */, scratch + 13478016 /* t370 */);
+    step_teacher_dense10_vjp_5(scratch + 12816000 /* t395 */, scratch + 13476736 /* t377 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t392 */);
+    step_teacher_dense10_vjp_6(scratch + 12799616 /* t397 */, scratch + 13478016 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t390 */, scratch + 13422208 /* t393 */);
+    step_teacher_dense7_vjp(scratch + 12820096 /* t398 */, scratch + 12816000 /* t395 */);
+    step_teacher_dense7_vjp_2(scratch + 12820224 /* t399 */, scratch + 12799616 /* t397 */);
+    step_teacher_dense7_vjp_3(scratch + 12820352 /* t400 */, scratch + 12820096 /* t398 */, scratch + 12820224 /* t399 */);
+    step_teacher_dense7_vjp_4(scratch + 8434304 /* t401 */, scratch + 12816000 /* t395 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 8233600 /* t402 */, scratch + 12799616 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 10742400 /* t408 */, scratch + 12598912 /* t407 */, scratch + 12799616 /* t397 */);
+    step_teacher_relu4_vjp(scratch + 9237120 /* t417 */, scratch + 12348032 /* t403 */, scratch + 8434304 /* t410 */);
+    step_teacher_relu4_vjp_2(scratch + 9036416 /* t419 */, scratch + 12598912 /* t406 */, scratch + 8233600 /* t411 */);
+    step_teacher_relu4_vjp_3(scratch + 9437824 /* t420 */, scratch + 6427264 /* t413 */, scratch + 9237120 /* t417 */);
+    step_teacher_relu4_vjp_4(scratch + 8233600 /* t421 */, scratch + 7430784 /* t415 */, scratch + 9036416 /* t419 */);
+    step_teacher_conv3_vjp(scratch + 12820096 /* t424 */, scratch + 9437824 /* t422 */);
+    step_teacher_conv3_vjp_2(scratch + 12820128 /* t425 */, scratch + 8233600 /* t423 */);
+    step_teacher_conv3_vjp_3(scratch + 12820160 /* t426 */, scratch + 12820096 /* t424 */, scratch + 12820128 /* t425 */);
+    step_teacher_conv3_vjp_4(scratch + 9638528 /* t437 */, scratch + 9437824 /* t422 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_5(scratch + 9036416 /* t438 */, scratch + 8233600 /* t423 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_6(scratch + 9738880 /* t434 */, scratch + 10340992 /* t432 */, scratch + 8233600 /* t423 */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 12799616 /* t435 */, scratch + 9839232 /* t429 */, scratch + 9437824 /* t422 */, scratch + 9738880 /* t434 */, scratch + 3612672 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 10943104 /* t444 */, scratch + 9839232 /* t429 */, scratch + 9638528 /* t437 */);
+    step_teacher_relu1_vjp_2(scratch + 9437824 /* t446 */, scratch + 10340992 /* t432 */, scratch + 9036416 /* t438 */);
+    step_teacher_relu1_vjp_3(scratch + 9839232 /* t447 */, scratch /* t440 */, scratch + 10943104 /* t444 */);
+    step_teacher_relu1_vjp_4(scratch + 3612672 /* t448 */, scratch + 2007040 /* t442 */, scratch + 9437824 /* t446 */);
+    step_teacher_conv0_vjp(scratch + 13477056 /* t451 */, scratch + 9839232 /* t449 */);
+    step_teacher_conv0_vjp_2(scratch + 13477072 /* t452 */, scratch + 3612672 /* t450 */);
+    step_teacher_conv0_vjp_3(scratch + 12820096 /* t453 */, scratch + 13477056 /* t451 */, scratch + 13477072 /* t452 */);
+    step_teacher_conv0_vjp_4(scratch + 12804224 /* t455 */, io + 125440 /* t99 */, scratch + 3612672 /* t450 */, scratch /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 12804368 /* t456 */, io /* in_x */, scratch + 9839232 /* t449 */, scratch + 12804224 /* t455 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 12804368 /* t457 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 12820096 /* t453 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 12799616 /* t436 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 12820160 /* t426 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 10943104 /* t496 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t404 */, scratch + 12816000 /* t395 */, scratch + 10742400 /* t408 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 12820352 /* t400 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_vjp_7(scratch /* t514 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t383 */, scratch + 13476736 /* t377 */, scratch + 13475456 /* t386 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13477088 /* t380 */, io + 226112 /* in_lr_teacher */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %11 = im2col k3 s1 p1 %8 : [200704,9]
- * %13 = matmul %11, %12 : [200704,16]
- * %14 = broadcast axes=[1] %1 : [200704,16]
- * %15 = add %13, %14 : [200704,16]
- * %16 = relu %15 : [200704,16]
- * %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
+/* gemm small-gemm m=200704 n=16 k=9 chunk=20 +epilogue +pool split
+ * %11 = im2col k3 s1 p1 %8 : [200704,9]  // student/conv0 fwd
+ * %13 = matmul %11, %12 : [200704,16]  // student/conv0 fwd
+ * %14 = broadcast axes=[1] %1 : [200704,16]  // student/conv0 fwd
+ * %15 = add %13, %14 : [200704,16]  // student/conv0 fwd
+ * %16 = relu %15 : [200704,16]  // student/relu1 fwd
+ * %18 = max_pool k2 s2 p0 %17 : [256,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t16;
     float *t18;
@@ -4140,10 +4301,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} supervised_step_k000_im2col_matmul_add_etc_pointers;
+} supervised_step_student_conv0_fwd_pointers;
 
-static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_student_conv0_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t16 = p->t16;
     float *restrict t18 = p->t18;
@@ -4182,16 +4343,17 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void supervised_step_student_conv0_fwd(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_fwd_part, &(supervised_step_student_conv0_fwd_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [50176,144]
- * %21 = matmul %19, %20 : [50176,32]
- * %22 = broadcast axes=[1] %3 : [50176,32]
- * %23 = add %21, %22 : [50176,32]
- * %24 = relu %23 : [50176,32]
- * %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
+/* gemm winograd m=50176 n=32 k=144 chunk=9 +epilogue +pool split
+ * %19 = im2col k3 s1 p1 %18 : [50176,144]  // student/conv3 fwd
+ * %21 = matmul %19, %20 : [50176,32]  // student/conv3 fwd
+ * %22 = broadcast axes=[1] %3 : [50176,32]  // student/conv3 fwd
+ * %23 = add %21, %22 : [50176,32]  // student/conv3 fwd
+ * %24 = relu %23 : [50176,32]  // student/relu4 fwd
+ * %26 = max_pool k2 s2 p0 %25 : [256,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t24;
     float *t26;
@@ -4199,10 +4361,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} supervised_step_k001_im2col_matmul_add_etc_pointers;
+} supervised_step_student_conv3_fwd_pointers;
 
-static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k001_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_student_conv3_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t24 = p->t24;
     float *restrict t26 = p->t26;
@@ -4232,23 +4394,24 @@ static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void supervised_step_k001_im2col_matmul_add_etc(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k001_im2col_matmul_add_etc_part, &(supervised_step_k001_im2col_matmul_add_etc_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void supervised_step_student_conv3_fwd(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_fwd_part, &(supervised_step_student_conv3_fwd_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %28 = matmul %27, %4 : [256,128]
- * %29 = broadcast axes=[1] %5 : [256,128]
- * %30 = add %28, %29 : [256,128]
- * %31 = relu %30 : [256,128] */
+/* gemm blas m=256 n=128 k=1568 +epilogue split
+ * %28 = matmul %27, %4 : [256,128]  // student/dense7 fwd
+ * %29 = broadcast axes=[1] %5 : [256,128]  // student/dense7 fwd
+ * %30 = add %28, %29 : [256,128]  // student/dense7 fwd
+ * %31 = relu %30 : [256,128]  // student/relu8 fwd */
 typedef struct {
     float *t31;
     const float *t27;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} supervised_step_k002_matmul_add_relu_pointers;
+} supervised_step_student_dense7_fwd_pointers;
 
-static void supervised_step_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k002_matmul_add_relu_pointers *p = context;
+static void supervised_step_student_dense7_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_fwd_pointers *p = context;
     float *restrict t31 = p->t31;
     const float *restrict t27 = p->t27;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4267,14 +4430,15 @@ static void supervised_step_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k002_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(supervised_step_k002_matmul_add_relu_part, &(supervised_step_k002_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
+static void supervised_step_student_dense7_fwd(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_student_dense7_fwd_part, &(supervised_step_student_dense7_fwd_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %32 = matmul %31, %6 : [256,10]
- * %33 = broadcast axes=[1] %7 : [256,10]
- * %34 = add %32, %33 : [256,10] */
-static void supervised_step_k003_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=256 n=10 k=128 +epilogue
+ * %32 = matmul %31, %6 : [256,10]  // student/dense9 fwd
+ * %33 = broadcast axes=[1] %7 : [256,10]  // student/dense9 fwd
+ * %34 = add %32, %33 : [256,10]  // student/dense9 fwd */
+static void supervised_step_student_dense9_fwd(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
@@ -4285,8 +4449,9 @@ static void supervised_step_k003_matmul_add(float *restrict t34, const float *re
     }
 }
 
-/* %35 = reduce_max axes=[1] %34 : [256] */
-static void supervised_step_k004_reduce_max(float *restrict t35, const float *restrict t34) {
+/* reduce_max [256,10] axes=[1]
+ * %35 = reduce_max axes=[1] %34 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4296,10 +4461,11 @@ static void supervised_step_k004_reduce_max(float *restrict t35, const float *re
     }
 }
 
-/* %36 = broadcast axes=[0] %35 : [256,10]
- * %37 = sub %34, %36 : [256,10]
- * %38 = exp %37 : [256,10] */
-static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+/* loop [256,10]
+ * %36 = broadcast axes=[0] %35 : [256,10]  // student/loss fwd
+ * %37 = sub %34, %36 : [256,10]  // student/loss fwd
+ * %38 = exp %37 : [256,10]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_2(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -4310,8 +4476,9 @@ static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t3
     }
 }
 
-/* %39 = reduce_sum axes=[1] %38 : [256] */
-static void supervised_step_k006_reduce_sum(float *restrict t39, const float *restrict t38) {
+/* reduce_sum [256,10] axes=[1]
+ * %39 = reduce_sum axes=[1] %38 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_3(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4321,19 +4488,21 @@ static void supervised_step_k006_reduce_sum(float *restrict t39, const float *re
     }
 }
 
-/* %40 = log %39 : [256] */
-static void supervised_step_k007_log(float *restrict t40, const float *restrict t39) {
+/* loop [256]
+ * %40 = log %39 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_4(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
     }
 }
 
-/* %41 = broadcast axes=[0] %40 : [256,10]
- * %42 = sub %37, %41 : [256,10]
- * %43 = mul %9, %42 : [256,10]
- * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+/* reduce_sum [256,10] axes=[0, 1]
+ * %41 = broadcast axes=[0] %40 : [256,10]  // student/loss fwd
+ * %42 = sub %37, %41 : [256,10]  // student/loss fwd
+ * %43 = mul %9, %42 : [256,10]  // student/loss fwd
+ * %44 = reduce_sum axes=[0, 1] %43 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_5(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4345,27 +4514,30 @@ static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const f
     t44[0] = (float)sum;
 }
 
-/* %45 = constant -0.00390625 : []
- * %46 = mul %44, %45 : [] */
-static void supervised_step_k009_mul(float *restrict t46, const float *restrict t44) {
+/* loop []
+ * %45 = constant -0.00390625 : []  // student/loss fwd
+ * %46 = mul %44, %45 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_6(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.00390625f);
         t46[i] = v46;
     }
 }
 
-/* %47 = constant -0.00390625 : [256,10]
- * %48 = mul %47, %9 : [256,10] */
-static void supervised_step_k010_mul(float *restrict t48, const float *restrict in_y) {
+/* loop [256,10]
+ * %47 = constant -0.00390625 : [256,10]  // student/loss vjp
+ * %48 = mul %47, %9 : [256,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 2560; i++) {
         const float v48 = (-0.00390625f) * in_y[i];
         t48[i] = v48;
     }
 }
 
-/* %49 = neg %48 : [256,10]
- * %50 = reduce_sum axes=[1] %49 : [256] */
-static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+/* reduce_sum [256,10] axes=[1]
+ * %49 = neg %48 : [256,10]  // student/loss vjp
+ * %50 = reduce_sum axes=[1] %49 : [256]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_2(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4376,18 +4548,20 @@ static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float
     }
 }
 
-/* %51 = div %50, %39 : [256] */
-static void supervised_step_k012_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+/* loop [256]
+ * %51 = div %50, %39 : [256]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_3(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
     }
 }
 
-/* %52 = broadcast axes=[0] %51 : [256,10]
- * %53 = mul %52, %38 : [256,10]
- * %54 = add %48, %53 : [256,10] */
-static void supervised_step_k013_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+/* loop [256,10]
+ * %52 = broadcast axes=[0] %51 : [256,10]  // student/loss vjp
+ * %53 = mul %52, %38 : [256,10]  // student/loss vjp
+ * %54 = add %48, %53 : [256,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_4(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -4397,8 +4571,9 @@ static void supervised_step_k013_mul_add(float *restrict t54, const float *restr
     }
 }
 
-/* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k014_reduce_sum(float *restrict t55, const float *restrict t54) {
+/* reduce_sum [256,10] axes=[0]
+ * %55 = reduce_sum axes=[0] %54 : [10]  // student/dense9 vjp */
+static void supervised_step_student_dense9_vjp(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -4407,10 +4582,11 @@ static void supervised_step_k014_reduce_sum(float *restrict t55, const float *re
     }
 }
 
-/* %56 = matmul tB %54, %6 : [256,128]
- * %58 = step %31 : [256,128]
- * %59 = mul %56, %58 : [256,128] */
-static void supervised_step_k015_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
+/* gemm blas m=256 n=128 k=10 tB +epilogue
+ * %56 = matmul tB %54, %6 : [256,128]  // student/dense9 vjp
+ * %58 = step %31 : [256,128]  // student/relu8 vjp
+ * %59 = mul %56, %58 : [256,128]  // student/relu8 vjp */
+static void supervised_step_student_dense9_vjp_2(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
@@ -4420,14 +4596,15 @@ static void supervised_step_k015_matmul_step_mul(float *restrict t59, const floa
     }
 }
 
-/* %60 = reduce_sum axes=[0] %59 : [128] */
+/* reduce_sum [256,128] axes=[0] split
+ * %60 = reduce_sum axes=[0] %59 : [128]  // student/dense7 vjp */
 typedef struct {
     float *t60;
     const float *t59;
-} supervised_step_k016_reduce_sum_pointers;
+} supervised_step_student_dense7_vjp_pointers;
 
-static void supervised_step_k016_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k016_reduce_sum_pointers *p = context;
+static void supervised_step_student_dense7_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_pointers *p = context;
     float *restrict t60 = p->t60;
     const float *restrict t59 = p->t59;
     size_t lo, hi;
@@ -4440,19 +4617,20 @@ static void supervised_step_k016_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k016_reduce_sum(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_k016_reduce_sum_part, &(supervised_step_k016_reduce_sum_pointers){t60, t59});
+static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59});
 }
 
-/* %61 = matmul tB %59, %4 : [256,1568] */
+/* gemm blas m=256 n=1568 k=128 tB split
+ * %61 = matmul tB %59, %4 : [256,1568]  // student/dense7 vjp */
 typedef struct {
     float *t61;
     const float *t59;
     const float *in_student_dense7_weight;
-} supervised_step_k017_matmul_pointers;
+} supervised_step_student_dense7_vjp_2_pointers;
 
-static void supervised_step_k017_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k017_matmul_pointers *p = context;
+static void supervised_step_student_dense7_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_2_pointers *p = context;
     float *restrict t61 = p->t61;
     const float *restrict t59 = p->t59;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4462,20 +4640,21 @@ static void supervised_step_k017_matmul_part(void *context, int part, int parts)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 1568, 1568);
 }
 
-static void supervised_step_k017_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(supervised_step_k017_matmul_part, &(supervised_step_k017_matmul_pointers){t61, t59, in_student_dense7_weight});
+static void supervised_step_student_dense7_vjp_2(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(supervised_step_student_dense7_vjp_2_part, &(supervised_step_student_dense7_vjp_2_pointers){t61, t59, in_student_dense7_weight});
 }
 
-/* %64 = step %26 : [256,7,7,32]
- * %65 = mul %63, %64 : [256,7,7,32] */
+/* loop [256,7,7,32] split
+ * %64 = step %26 : [256,7,7,32]  // student/relu4 vjp
+ * %65 = mul %63, %64 : [256,7,7,32]  // student/relu4 vjp */
 typedef struct {
     float *t65;
     const float *t26;
     const float *t63;
-} supervised_step_k018_step_mul_pointers;
+} supervised_step_student_relu4_vjp_pointers;
 
-static void supervised_step_k018_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k018_step_mul_pointers *p = context;
+static void supervised_step_student_relu4_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t65 = p->t65;
@@ -4491,19 +4670,20 @@ static void supervised_step_k018_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k018_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
-    mplc_parallel(supervised_step_k018_step_mul_part, &(supervised_step_k018_step_mul_pointers){t65, t26, t63});
+static void supervised_step_student_relu4_vjp(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_student_relu4_vjp_part, &(supervised_step_student_relu4_vjp_pointers){t65, t26, t63});
 }
 
-/* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32]  // student/relu4 vjp */
 typedef struct {
     float *t66;
     const float *t25;
     const float *t65;
-} supervised_step_k019_max_pool_scatter_pointers;
+} supervised_step_student_relu4_vjp_2_pointers;
 
-static void supervised_step_k019_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k019_max_pool_scatter_pointers *p = context;
+static void supervised_step_student_relu4_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t66 = p->t66;
@@ -4515,18 +4695,19 @@ static void supervised_step_k019_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k019_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
-    mplc_parallel(supervised_step_k019_max_pool_scatter_part, &(supervised_step_k019_max_pool_scatter_pointers){t66, t25, t65});
+static void supervised_step_student_relu4_vjp_2(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_student_relu4_vjp_2_part, &(supervised_step_student_relu4_vjp_2_pointers){t66, t25, t65});
 }
 
-/* %68 = reduce_sum axes=[0] %67 : [32] */
+/* reduce_sum [50176,32] axes=[0] split
+ * %68 = reduce_sum axes=[0] %67 : [32]  // student/conv3 vjp */
 typedef struct {
     float *t68;
     const float *t67;
-} supervised_step_k020_reduce_sum_pointers;
+} supervised_step_student_conv3_vjp_pointers;
 
-static void supervised_step_k020_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k020_reduce_sum_pointers *p = context;
+static void supervised_step_student_conv3_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_pointers *p = context;
     float *restrict t68 = p->t68;
     const float *restrict t67 = p->t67;
     size_t lo, hi;
@@ -4539,21 +4720,22 @@ static void supervised_step_k020_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k020_reduce_sum(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_k020_reduce_sum_part, &(supervised_step_k020_reduce_sum_pointers){t68, t67});
+static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67});
 }
 
-/* %69 = matmul tB %67, %20 : [50176,144]
- * %72 = col2im k3 s1 p1 %69 : [256,14,14,16] */
+/* gemm winograd m=50176 n=144 k=32 tB chunk=9 split
+ * %69 = matmul tB %67, %20 : [50176,144]  // student/conv3 vjp
+ * %72 = col2im k3 s1 p1 %69 : [256,14,14,16]  // student/conv3 vjp */
 typedef struct {
     float *t72;
     const float *t67;
     const float *in_student_conv3_weight;
     float *chunk;
-} supervised_step_k021_matmul_col2im_pointers;
+} supervised_step_student_conv3_vjp_2_pointers;
 
-static void supervised_step_k021_matmul_col2im_part(void *context, int part, int parts) {
-    const supervised_step_k021_matmul_col2im_pointers *p = context;
+static void supervised_step_student_conv3_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
@@ -4571,21 +4753,22 @@ static void supervised_step_k021_matmul_col2im_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k021_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(supervised_step_k021_matmul_col2im_part, &(supervised_step_k021_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+static void supervised_step_student_conv3_vjp_2(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_2_part, &(supervised_step_student_conv3_vjp_2_pointers){t72, t67, in_student_conv3_weight, chunk});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [50176,144]
- * %70 = matmul tA %19, %67 : [144,32] */
+/* gemm winograd m=144 n=32 k=50176 tA chunk=9 split
+ * %19 = im2col k3 s1 p1 %18 : [50176,144]  // student/conv3 fwd
+ * %70 = matmul tA %19, %67 : [144,32]  // student/conv3 vjp */
 typedef struct {
     float *t70;
     const float *t18;
     const float *t67;
     float *chunk;
-} supervised_step_k022_im2col_matmul_pointers;
+} supervised_step_student_conv3_vjp_3_pointers;
 
-static void supervised_step_k022_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k022_im2col_matmul_pointers *p = context;
+static void supervised_step_student_conv3_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_3_pointers *p = context;
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
@@ -4603,24 +4786,25 @@ static void supervised_step_k022_im2col_matmul_part(void *context, int part, int
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
-    mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
+static void supervised_step_student_conv3_vjp_3(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_3_part, &(supervised_step_student_conv3_vjp_3_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
 
-/* %73 = step %18 : [256,14,14,16]
- * %74 = mul %72, %73 : [256,14,14,16] */
+/* loop [256,14,14,16] split
+ * %73 = step %18 : [256,14,14,16]  // student/relu1 vjp
+ * %74 = mul %72, %73 : [256,14,14,16]  // student/relu1 vjp */
 typedef struct {
     float *t74;
     const float *t18;
     const float *t72;
-} supervised_step_k023_step_mul_pointers;
+} supervised_step_student_relu1_vjp_pointers;
 
-static void supervised_step_k023_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k023_step_mul_pointers *p = context;
+static void supervised_step_student_relu1_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t74 = p->t74;
@@ -4636,19 +4820,20 @@ static void supervised_step_k023_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k023_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
-    mplc_parallel(supervised_step_k023_step_mul_part, &(supervised_step_k023_step_mul_pointers){t74, t18, t72});
+static void supervised_step_student_relu1_vjp(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_student_relu1_vjp_part, &(supervised_step_student_relu1_vjp_pointers){t74, t18, t72});
 }
 
-/* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16]  // student/relu1 vjp */
 typedef struct {
     float *t75;
     const float *t17;
     const float *t74;
-} supervised_step_k024_max_pool_scatter_pointers;
+} supervised_step_student_relu1_vjp_2_pointers;
 
-static void supervised_step_k024_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k024_max_pool_scatter_pointers *p = context;
+static void supervised_step_student_relu1_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t75 = p->t75;
@@ -4660,18 +4845,19 @@ static void supervised_step_k024_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k024_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
-    mplc_parallel(supervised_step_k024_max_pool_scatter_part, &(supervised_step_k024_max_pool_scatter_pointers){t75, t17, t74});
+static void supervised_step_student_relu1_vjp_2(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_student_relu1_vjp_2_part, &(supervised_step_student_relu1_vjp_2_pointers){t75, t17, t74});
 }
 
-/* %77 = reduce_sum axes=[0] %76 : [16] */
+/* reduce_sum [200704,16] axes=[0] split
+ * %77 = reduce_sum axes=[0] %76 : [16]  // student/conv0 vjp */
 typedef struct {
     float *t77;
     const float *t76;
-} supervised_step_k025_reduce_sum_pointers;
+} supervised_step_student_conv0_vjp_pointers;
 
-static void supervised_step_k025_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k025_reduce_sum_pointers *p = context;
+static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_vjp_pointers *p = context;
     float *restrict t77 = p->t77;
     const float *restrict t76 = p->t76;
     size_t lo, hi;
@@ -4684,21 +4870,22 @@ static void supervised_step_k025_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k025_reduce_sum(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_k025_reduce_sum_part, &(supervised_step_k025_reduce_sum_pointers){t77, t76});
+static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76});
 }
 
-/* %11 = im2col k3 s1 p1 %8 : [200704,9]
- * %78 = matmul tA %11, %76 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=200704 tA chunk=20 split
+ * %11 = im2col k3 s1 p1 %8 : [200704,9]  // student/conv0 fwd
+ * %78 = matmul tA %11, %76 : [9,16]  // student/conv0 vjp */
 typedef struct {
     float *t78;
     const float *in_x;
     const float *t76;
     float *chunk;
-} supervised_step_k026_im2col_matmul_pointers;
+} supervised_step_student_conv0_vjp_2_pointers;
 
-static void supervised_step_k026_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k026_im2col_matmul_pointers *p = context;
+static void supervised_step_student_conv0_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_vjp_2_pointers *p = context;
     float *restrict t78 = p->t78;
     const float *restrict in_x = p->in_x;
     const float *restrict t76 = p->t76;
@@ -4731,28 +4918,29 @@ static void supervised_step_k026_im2col_matmul_part(void *context, int part, int
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void supervised_step_k026_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    mplc_parallel(supervised_step_k026_im2col_matmul_part, &(supervised_step_k026_im2col_matmul_pointers){t78, in_x, t76, chunk});
+static void supervised_step_student_conv0_vjp_2(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_2_part, &(supervised_step_student_conv0_vjp_2_pointers){t78, in_x, t76, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t78[i] += partial[i];
     }
 }
 
-/* %81 = constant 0.0005 : [3,3,1,16]
- * %82 = mul %0, %81 : [3,3,1,16]
- * %83 = add %79, %82 : [3,3,1,16]
- * %84 = constant 0.9 : [3,3,1,16]
- * %85 = mul %80, %84 : [3,3,1,16]
- * %86 = add %85, %83 : [3,3,1,16]
- * %87 = mul %86, %84 : [3,3,1,16]
- * %88 = add %83, %87 : [3,3,1,16]
- * %89 = broadcast axes=[] %10 : [3,3,1,16]
- * %90 = mul %88, %89 : [3,3,1,16]
- * %91 = sub %0, %90 : [3,3,1,16]
+/* loop [3,3,1,16]
+ * %81 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %82 = mul %0, %81 : [3,3,1,16]  // student/conv0 update
+ * %83 = add %79, %82 : [3,3,1,16]  // student/conv0 update
+ * %84 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %85 = mul %80, %84 : [3,3,1,16]  // student/conv0 update
+ * %86 = add %85, %83 : [3,3,1,16]  // student/conv0 update
+ * %87 = mul %86, %84 : [3,3,1,16]  // student/conv0 update
+ * %88 = add %83, %87 : [3,3,1,16]  // student/conv0 update
+ * %89 = broadcast axes=[] %10 : [3,3,1,16]  // student/conv0 update
+ * %90 = mul %88, %89 : [3,3,1,16]  // student/conv0 update
+ * %91 = sub %0, %90 : [3,3,1,16]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 144; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -4767,17 +4955,18 @@ static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %93 = constant 0.9 : [16]
- * %94 = mul %92, %93 : [16]
- * %95 = add %94, %77 : [16]
- * %96 = mul %95, %93 : [16]
- * %97 = add %77, %96 : [16]
- * %98 = broadcast axes=[] %10 : [16]
- * %99 = mul %97, %98 : [16]
- * %100 = sub %1, %99 : [16]
+/* loop [16]
+ * %93 = constant 0.9 : [16]  // student/conv0 update
+ * %94 = mul %92, %93 : [16]  // student/conv0 update
+ * %95 = add %94, %77 : [16]  // student/conv0 update
+ * %96 = mul %95, %93 : [16]  // student/conv0 update
+ * %97 = add %77, %96 : [16]  // student/conv0 update
+ * %98 = broadcast axes=[] %10 : [16]  // student/conv0 update
+ * %99 = mul %97, %98 : [16]  // student/conv0 update
+ * %100 = sub %1, %99 : [16]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -4790,20 +4979,21 @@ static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %102 = constant 0.0005 : [3,3,16,32]
- * %103 = mul %2, %102 : [3,3,16,32]
- * %104 = add %71, %103 : [3,3,16,32]
- * %105 = constant 0.9 : [3,3,16,32]
- * %106 = mul %101, %105 : [3,3,16,32]
- * %107 = add %106, %104 : [3,3,16,32]
- * %108 = mul %107, %105 : [3,3,16,32]
- * %109 = add %104, %108 : [3,3,16,32]
- * %110 = broadcast axes=[] %10 : [3,3,16,32]
- * %111 = mul %109, %110 : [3,3,16,32]
- * %112 = sub %2, %111 : [3,3,16,32]
+/* loop [3,3,16,32]
+ * %102 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %103 = mul %2, %102 : [3,3,16,32]  // student/conv3 update
+ * %104 = add %71, %103 : [3,3,16,32]  // student/conv3 update
+ * %105 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %106 = mul %101, %105 : [3,3,16,32]  // student/conv3 update
+ * %107 = add %106, %104 : [3,3,16,32]  // student/conv3 update
+ * %108 = mul %107, %105 : [3,3,16,32]  // student/conv3 update
+ * %109 = add %104, %108 : [3,3,16,32]  // student/conv3 update
+ * %110 = broadcast axes=[] %10 : [3,3,16,32]  // student/conv3 update
+ * %111 = mul %109, %110 : [3,3,16,32]  // student/conv3 update
+ * %112 = sub %2, %111 : [3,3,16,32]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 4608; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -4818,17 +5008,18 @@ static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %114 = constant 0.9 : [32]
- * %115 = mul %113, %114 : [32]
- * %116 = add %115, %68 : [32]
- * %117 = mul %116, %114 : [32]
- * %118 = add %68, %117 : [32]
- * %119 = broadcast axes=[] %10 : [32]
- * %120 = mul %118, %119 : [32]
- * %121 = sub %3, %120 : [32]
+/* loop [32]
+ * %114 = constant 0.9 : [32]  // student/conv3 update
+ * %115 = mul %113, %114 : [32]  // student/conv3 update
+ * %116 = add %115, %68 : [32]  // student/conv3 update
+ * %117 = mul %116, %114 : [32]  // student/conv3 update
+ * %118 = add %68, %117 : [32]  // student/conv3 update
+ * %119 = broadcast axes=[] %10 : [32]  // student/conv3 update
+ * %120 = mul %118, %119 : [32]  // student/conv3 update
+ * %121 = sub %3, %120 : [32]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -4841,18 +5032,19 @@ static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %62 = matmul tA %27, %59 : [1568,128]
- * %123 = constant 0.0005 : [1568,128]
- * %124 = mul %4, %123 : [1568,128]
- * %125 = add %62, %124 : [1568,128]
- * %126 = constant 0.9 : [1568,128]
- * %127 = mul %122, %126 : [1568,128]
- * %128 = add %127, %125 : [1568,128]
- * %129 = mul %128, %126 : [1568,128]
- * %130 = add %125, %129 : [1568,128]
- * %131 = broadcast axes=[] %10 : [1568,128]
- * %132 = mul %130, %131 : [1568,128]
- * %133 = sub %4, %132 : [1568,128]
+/* gemm blas m=1568 n=128 k=256 tA +epilogue split
+ * %62 = matmul tA %27, %59 : [1568,128]  // student/dense7 vjp
+ * %123 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %124 = mul %4, %123 : [1568,128]  // student/dense7 update
+ * %125 = add %62, %124 : [1568,128]  // student/dense7 update
+ * %126 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %127 = mul %122, %126 : [1568,128]  // student/dense7 update
+ * %128 = add %127, %125 : [1568,128]  // student/dense7 update
+ * %129 = mul %128, %126 : [1568,128]  // student/dense7 update
+ * %130 = add %125, %129 : [1568,128]  // student/dense7 update
+ * %131 = broadcast axes=[] %10 : [1568,128]  // student/dense7 update
+ * %132 = mul %130, %131 : [1568,128]  // student/dense7 update
+ * %133 = sub %4, %132 : [1568,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -4862,10 +5054,10 @@ typedef struct {
     const float *t27;
     const float *t59;
     const float *in_lr;
-} supervised_step_k031_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense7_vjp_3_pointers;
 
-static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k031_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense7_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_3_pointers *p = context;
     float *restrict t125 = p->t125;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4892,21 +5084,22 @@ static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k031_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k031_matmul_mul_add_etc_part, &(supervised_step_k031_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
+static void supervised_step_student_dense7_vjp_3(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense7_vjp_3_part, &(supervised_step_student_dense7_vjp_3_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
-/* %135 = constant 0.9 : [128]
- * %136 = mul %134, %135 : [128]
- * %137 = add %136, %60 : [128]
- * %138 = mul %137, %135 : [128]
- * %139 = add %60, %138 : [128]
- * %140 = broadcast axes=[] %10 : [128]
- * %141 = mul %139, %140 : [128]
- * %142 = sub %5, %141 : [128]
+/* loop [128]
+ * %135 = constant 0.9 : [128]  // student/dense7 update
+ * %136 = mul %134, %135 : [128]  // student/dense7 update
+ * %137 = add %136, %60 : [128]  // student/dense7 update
+ * %138 = mul %137, %135 : [128]  // student/dense7 update
+ * %139 = add %60, %138 : [128]  // student/dense7 update
+ * %140 = broadcast axes=[] %10 : [128]  // student/dense7 update
+ * %141 = mul %139, %140 : [128]  // student/dense7 update
+ * %142 = sub %5, %141 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_student_dense7_update(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -4919,21 +5112,22 @@ static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %57 = matmul tA %31, %54 : [128,10]
- * %144 = constant 0.0005 : [128,10]
- * %145 = mul %6, %144 : [128,10]
- * %146 = add %57, %145 : [128,10]
- * %147 = constant 0.9 : [128,10]
- * %148 = mul %143, %147 : [128,10]
- * %149 = add %148, %146 : [128,10]
- * %150 = mul %149, %147 : [128,10]
- * %151 = add %146, %150 : [128,10]
- * %152 = broadcast axes=[] %10 : [128,10]
- * %153 = mul %151, %152 : [128,10]
- * %154 = sub %6, %153 : [128,10]
+/* gemm blas m=128 n=10 k=256 tA +epilogue
+ * %57 = matmul tA %31, %54 : [128,10]  // student/dense9 vjp
+ * %144 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %145 = mul %6, %144 : [128,10]  // student/dense9 update
+ * %146 = add %57, %145 : [128,10]  // student/dense9 update
+ * %147 = constant 0.9 : [128,10]  // student/dense9 update
+ * %148 = mul %143, %147 : [128,10]  // student/dense9 update
+ * %149 = add %148, %146 : [128,10]  // student/dense9 update
+ * %150 = mul %149, %147 : [128,10]  // student/dense9 update
+ * %151 = add %146, %150 : [128,10]  // student/dense9 update
+ * %152 = broadcast axes=[] %10 : [128,10]  // student/dense9 update
+ * %153 = mul %151, %152 : [128,10]  // student/dense9 update
+ * %154 = sub %6, %153 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_student_dense9_vjp_3(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 256, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -4951,17 +5145,18 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float 
     }
 }
 
-/* %156 = constant 0.9 : [10]
- * %157 = mul %155, %156 : [10]
- * %158 = add %157, %55 : [10]
- * %159 = mul %158, %156 : [10]
- * %160 = add %55, %159 : [10]
- * %161 = broadcast axes=[] %10 : [10]
- * %162 = mul %160, %161 : [10]
- * %163 = sub %7, %162 : [10]
+/* loop [10]
+ * %156 = constant 0.9 : [10]  // student/dense9 update
+ * %157 = mul %155, %156 : [10]  // student/dense9 update
+ * %158 = add %157, %55 : [10]  // student/dense9 update
+ * %159 = mul %158, %156 : [10]  // student/dense9 update
+ * %160 = add %55, %159 : [10]  // student/dense9 update
+ * %161 = broadcast axes=[] %10 : [10]  // student/dense9 update
+ * %162 = mul %160, %161 : [10]  // student/dense9 update
+ * %163 = sub %7, %162 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_student_dense9_update(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -4976,53 +5171,54 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
 
 /* 35 kernels; scratch high-water mark 10477360 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 9200256, io, state + 206928, state + 207072, scratch + 3211264);
-    supervised_step_k001_im2col_matmul_add_etc(scratch + 5988992, scratch + 10003072, scratch + 9200256, state + 207088, state + 211696, scratch + 3211264);
-    supervised_step_k002_matmul_add_relu(scratch + 10404480, scratch + 10003072, state + 211728, state + 412432);
-    supervised_step_k003_matmul_add(scratch + 7594624, scratch + 10404480, state + 412560, state + 413840);
-    supervised_step_k004_reduce_max(scratch + 7602304, scratch + 7594624);
-    supervised_step_k005_sub_exp(scratch + 7597184, scratch + 7599744, scratch + 7594624, scratch + 7602304);
-    supervised_step_k006_reduce_sum(scratch + 7602304, scratch + 7599744);
-    supervised_step_k007_log(scratch + 7594624, scratch + 7602304);
-    supervised_step_k008_sub_mul_reduce_sum(scratch + 7594880, scratch + 7597184, scratch + 7594624, io + 200704);
-    supervised_step_k009_mul(io + 203280, scratch + 7594880);
-    supervised_step_k010_mul(scratch + 7594624, io + 200704);
-    supervised_step_k011_neg_reduce_sum(scratch + 7597184, scratch + 7594624);
-    supervised_step_k012_div(scratch + 7597440, scratch + 7597184, scratch + 7602304);
-    supervised_step_k013_mul_add(scratch + 10474624, scratch + 7597440, scratch + 7599744, scratch + 7594624);
-    supervised_step_k014_reduce_sum(scratch + 10477344, scratch + 10474624);
-    supervised_step_k015_matmul_step_mul(scratch + 10437248, scratch + 10474624, state + 412560, scratch + 10404480);
-    supervised_step_k016_reduce_sum(scratch + 10477184, scratch + 10437248);
-    supervised_step_k017_matmul(scratch + 7594624, scratch + 10437248, state + 211728);
-    supervised_step_k018_step_mul(scratch + 3211264, scratch + 10003072, scratch + 7594624);
-    supervised_step_k019_max_pool_scatter(scratch + 7594624, scratch + 5988992, scratch + 3211264);
-    supervised_step_k020_reduce_sum(scratch + 10477312, scratch + 7594624);
-    supervised_step_k021_matmul_col2im(scratch + 6025856, scratch + 7594624, state + 207088, scratch + 3211264);
-    supervised_step_k022_im2col_matmul(scratch + 10470016, scratch + 9200256, scratch + 7594624, scratch + 3211264);
-    supervised_step_k023_step_mul(scratch + 6828672, scratch + 9200256, scratch + 6025856);
-    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6828672);
-    supervised_step_k025_reduce_sum(scratch + 1130256, scratch + 3211264);
-    supervised_step_k026_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
-    supervised_step_k027_mul_add_sub(state + 620784, state + 206928, scratch + 1130112, io + 203264);
-    supervised_step_k028_mul_add_sub(state + 620928, state + 207072, scratch + 1130256, io + 203264);
-    supervised_step_k029_mul_add_sub(state + 620944, state + 207088, scratch + 10470016, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 625552, state + 211696, scratch + 10477312, io + 203264);
-    supervised_step_k031_matmul_mul_add_etc(scratch, state + 625584, state + 211728, scratch + 10003072, scratch + 10437248, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 826288, state + 412432, scratch + 10477184, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch + 10437248, state + 826416, state + 412560, scratch + 10404480, scratch + 10474624, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 827696, state + 413840, scratch + 10477344, io + 203264);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9200256 /* t18 */, io /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 5988992 /* t24 */, scratch + 10003072 /* t26 */, scratch + 9200256 /* t18 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 10404480 /* t31 */, scratch + 10003072 /* t27 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 7594624 /* t34 */, scratch + 10404480 /* t31 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 7602304 /* t35 */, scratch + 7594624 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 7597184 /* t37 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t34 */, scratch + 7602304 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 7602304 /* t39 */, scratch + 7599744 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 7594624 /* t40 */, scratch + 7602304 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 7594880 /* t44 */, scratch + 7597184 /* t37 */, scratch + 7594624 /* t40 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7594880 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 7594624 /* t48 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 7597184 /* t50 */, scratch + 7594624 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 7597440 /* t51 */, scratch + 7597184 /* t50 */, scratch + 7602304 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 10474624 /* t54 */, scratch + 7597440 /* t51 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 10477344 /* t55 */, scratch + 10474624 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 10437248 /* t59 */, scratch + 10474624 /* t54 */, state + 412560 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */);
+    supervised_step_student_dense7_vjp_2(scratch + 7594624 /* t61 */, scratch + 10437248 /* t59 */, state + 211728 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10003072 /* t26 */, scratch + 7594624 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 7594624 /* t66 */, scratch + 5988992 /* t25 */, scratch + 3211264 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */);
+    supervised_step_student_conv3_vjp_2(scratch + 6025856 /* t72 */, scratch + 7594624 /* t67 */, state + 207088 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 10470016 /* t70 */, scratch + 9200256 /* t18 */, scratch + 7594624 /* t67 */, scratch + 3211264 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 6828672 /* t74 */, scratch + 9200256 /* t18 */, scratch + 6025856 /* t72 */);
+    supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6828672 /* t74 */);
+    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */);
+    supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
+    supervised_step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 10470016 /* t71 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 10477312 /* t68 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 10003072 /* t27 */, scratch + 10437248 /* t59 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_update(state + 826288 /* in_student_momentum_dense7_bias */, state + 412432 /* in_student_dense7_bias */, scratch + 10477184 /* t60 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 10437248 /* t146 */, state + 826416 /* in_student_momentum_dense9_weight */, state + 412560 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */, scratch + 10474624 /* t54 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_update(state + 827696 /* in_student_momentum_dense9_bias */, state + 413840 /* in_student_dense9_bias */, scratch + 10477344 /* t55 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9]
- * %11 = matmul %9, %10 : [392000,16]
- * %12 = broadcast axes=[1] %1 : [392000,16]
- * %13 = add %11, %12 : [392000,16]
- * %14 = relu %13 : [392000,16]
- * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
+/* gemm small-gemm m=392000 n=16 k=9 chunk=20 +epilogue +pool split
+ * %9 = im2col k3 s1 p1 %8 : [392000,9]  // teacher/conv0 fwd
+ * %11 = matmul %9, %10 : [392000,16]  // teacher/conv0 fwd
+ * %12 = broadcast axes=[1] %1 : [392000,16]  // teacher/conv0 fwd
+ * %13 = add %11, %12 : [392000,16]  // teacher/conv0 fwd
+ * %14 = relu %13 : [392000,16]  // teacher/relu1 fwd
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16]  // teacher/max_pool2 fwd */
 typedef struct {
     float *t14;
     float *t16;
@@ -5030,10 +5226,10 @@ typedef struct {
     const float *in_teacher_conv0_weight;
     const float *in_teacher_conv0_bias;
     float *chunk;
-} predict_teacher_k000_im2col_matmul_add_etc_pointers;
+} predict_teacher_teacher_conv0_fwd_pointers;
 
-static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_teacher_k000_im2col_matmul_add_etc_pointers *p = context;
+static void predict_teacher_teacher_conv0_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
     float *restrict t16 = p->t16;
@@ -5072,16 +5268,17 @@ static void predict_teacher_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_teacher_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k000_im2col_matmul_add_etc_part, &(predict_teacher_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
+static void predict_teacher_teacher_conv0_fwd(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_teacher_conv0_weight, const float *restrict in_teacher_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_teacher_conv0_fwd_part, &(predict_teacher_teacher_conv0_fwd_pointers){t14, t16, in_x, in_teacher_conv0_weight, in_teacher_conv0_bias, chunk});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,144]
- * %19 = matmul %17, %18 : [98000,32]
- * %20 = broadcast axes=[1] %3 : [98000,32]
- * %21 = add %19, %20 : [98000,32]
- * %22 = relu %21 : [98000,32]
- * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
+/* gemm winograd m=98000 n=32 k=144 chunk=9 +epilogue +pool split
+ * %17 = im2col k3 s1 p1 %16 : [98000,144]  // teacher/conv3 fwd
+ * %19 = matmul %17, %18 : [98000,32]  // teacher/conv3 fwd
+ * %20 = broadcast axes=[1] %3 : [98000,32]  // teacher/conv3 fwd
+ * %21 = add %19, %20 : [98000,32]  // teacher/conv3 fwd
+ * %22 = relu %21 : [98000,32]  // teacher/relu4 fwd
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32]  // teacher/max_pool5 fwd */
 typedef struct {
     float *t22;
     float *t24;
@@ -5089,10 +5286,10 @@ typedef struct {
     const float *in_teacher_conv3_weight;
     const float *in_teacher_conv3_bias;
     float *chunk;
-} predict_teacher_k001_im2col_matmul_add_etc_pointers;
+} predict_teacher_teacher_conv3_fwd_pointers;
 
-static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_teacher_k001_im2col_matmul_add_etc_pointers *p = context;
+static void predict_teacher_teacher_conv3_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
     float *restrict t24 = p->t24;
@@ -5122,23 +5319,24 @@ static void predict_teacher_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_teacher_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_teacher_k001_im2col_matmul_add_etc_part, &(predict_teacher_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
+static void predict_teacher_teacher_conv3_fwd(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_teacher_conv3_weight, const float *restrict in_teacher_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_teacher_teacher_conv3_fwd_part, &(predict_teacher_teacher_conv3_fwd_pointers){t22, t24, t16, in_teacher_conv3_weight, in_teacher_conv3_bias, chunk});
 }
 
-/* %26 = matmul %25, %4 : [500,128]
- * %27 = broadcast axes=[1] %5 : [500,128]
- * %28 = add %26, %27 : [500,128]
- * %29 = relu %28 : [500,128] */
+/* gemm blas m=500 n=128 k=1568 +epilogue split
+ * %26 = matmul %25, %4 : [500,128]  // teacher/dense7 fwd
+ * %27 = broadcast axes=[1] %5 : [500,128]  // teacher/dense7 fwd
+ * %28 = add %26, %27 : [500,128]  // teacher/dense7 fwd
+ * %29 = relu %28 : [500,128]  // teacher/relu8 fwd */
 typedef struct {
     float *t29;
     const float *t25;
     const float *in_teacher_dense7_weight;
     const float *in_teacher_dense7_bias;
-} predict_teacher_k002_matmul_add_relu_pointers;
+} predict_teacher_teacher_dense7_fwd_pointers;
 
-static void predict_teacher_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k002_matmul_add_relu_pointers *p = context;
+static void predict_teacher_teacher_dense7_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense7_fwd_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_teacher_dense7_weight = p->in_teacher_dense7_weight;
@@ -5157,14 +5355,15 @@ static void predict_teacher_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
-    mplc_parallel(predict_teacher_k002_matmul_add_relu_part, &(predict_teacher_k002_matmul_add_relu_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
+static void predict_teacher_teacher_dense7_fwd(float *restrict t29, const float *restrict t25, const float *restrict in_teacher_dense7_weight, const float *restrict in_teacher_dense7_bias) {
+    mplc_parallel(predict_teacher_teacher_dense7_fwd_part, &(predict_teacher_teacher_dense7_fwd_pointers){t29, t25, in_teacher_dense7_weight, in_teacher_dense7_bias});
 }
 
-/* %30 = matmul %29, %6 : [500,10]
- * %31 = broadcast axes=[1] %7 : [500,10]
- * %32 = add %30, %31 : [500,10] */
-static void predict_teacher_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
+/* gemm blas m=500 n=10 k=128 +epilogue
+ * %30 = matmul %29, %6 : [500,10]  // teacher/dense10 fwd
+ * %31 = broadcast axes=[1] %7 : [500,10]  // teacher/dense10 fwd
+ * %32 = add %30, %31 : [500,10]  // teacher/dense10 fwd */
+static void predict_teacher_teacher_dense10_fwd(float *restrict t32, const float *restrict t29, const float *restrict in_teacher_dense10_weight, const float *restrict in_teacher_dense10_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_teacher_dense10_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5177,22 +5376,23 @@ static void predict_teacher_k003_matmul_add(float *restrict t32, const float *re
 
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state, state + 144, scratch + 7840000);
-    predict_teacher_k001_im2col_matmul_add_etc(scratch, scratch + 7840000, scratch + 6272000, state + 160, state + 4768, scratch + 3136000);
-    predict_teacher_k002_matmul_add_relu(scratch, scratch + 7840000, state + 4800, state + 205504);
-    predict_teacher_k003_matmul_add(logits, scratch, state + 205632, state + 206912);
+    predict_teacher_teacher_conv0_fwd(scratch /* t14 */, scratch + 6272000 /* t16 */, x /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 7840000 /* chunk */);
+    predict_teacher_teacher_conv3_fwd(scratch /* t22 */, scratch + 7840000 /* t24 */, scratch + 6272000 /* t16 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3136000 /* chunk */);
+    predict_teacher_teacher_dense7_fwd(scratch /* t29 */, scratch + 7840000 /* t25 */, state + 4800 /* in_teacher_dense7_weight */, state + 205504 /* in_teacher_dense7_bias */);
+    predict_teacher_teacher_dense10_fwd(logits /* t32 */, scratch /* t29 */, state + 205632 /* in_teacher_dense10_weight */, state + 206912 /* in_teacher_dense10_bias */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9]
- * %11 = matmul %9, %10 : [392000,16]
- * %12 = broadcast axes=[1] %1 : [392000,16]
- * %13 = add %11, %12 : [392000,16]
- * %14 = relu %13 : [392000,16]
- * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
+/* gemm small-gemm m=392000 n=16 k=9 chunk=20 +epilogue +pool split
+ * %9 = im2col k3 s1 p1 %8 : [392000,9]  // student/conv0 fwd
+ * %11 = matmul %9, %10 : [392000,16]  // student/conv0 fwd
+ * %12 = broadcast axes=[1] %1 : [392000,16]  // student/conv0 fwd
+ * %13 = add %11, %12 : [392000,16]  // student/conv0 fwd
+ * %14 = relu %13 : [392000,16]  // student/relu1 fwd
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t14;
     float *t16;
@@ -5200,10 +5400,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} predict_student_k000_im2col_matmul_add_etc_pointers;
+} predict_student_student_conv0_fwd_pointers;
 
-static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_student_conv0_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
     float *restrict t16 = p->t16;
@@ -5242,16 +5442,17 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void predict_student_student_conv0_fwd(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_student_conv0_fwd_part, &(predict_student_student_conv0_fwd_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,144]
- * %19 = matmul %17, %18 : [98000,32]
- * %20 = broadcast axes=[1] %3 : [98000,32]
- * %21 = add %19, %20 : [98000,32]
- * %22 = relu %21 : [98000,32]
- * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
+/* gemm winograd m=98000 n=32 k=144 chunk=9 +epilogue +pool split
+ * %17 = im2col k3 s1 p1 %16 : [98000,144]  // student/conv3 fwd
+ * %19 = matmul %17, %18 : [98000,32]  // student/conv3 fwd
+ * %20 = broadcast axes=[1] %3 : [98000,32]  // student/conv3 fwd
+ * %21 = add %19, %20 : [98000,32]  // student/conv3 fwd
+ * %22 = relu %21 : [98000,32]  // student/relu4 fwd
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t22;
     float *t24;
@@ -5259,10 +5460,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} predict_student_k001_im2col_matmul_add_etc_pointers;
+} predict_student_student_conv3_fwd_pointers;
 
-static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_student_conv3_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
     float *restrict t24 = p->t24;
@@ -5292,23 +5493,24 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_student_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void predict_student_student_conv3_fwd(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_student_conv3_fwd_part, &(predict_student_student_conv3_fwd_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %26 = matmul %25, %4 : [500,128]
- * %27 = broadcast axes=[1] %5 : [500,128]
- * %28 = add %26, %27 : [500,128]
- * %29 = relu %28 : [500,128] */
+/* gemm blas m=500 n=128 k=1568 +epilogue split
+ * %26 = matmul %25, %4 : [500,128]  // student/dense7 fwd
+ * %27 = broadcast axes=[1] %5 : [500,128]  // student/dense7 fwd
+ * %28 = add %26, %27 : [500,128]  // student/dense7 fwd
+ * %29 = relu %28 : [500,128]  // student/relu8 fwd */
 typedef struct {
     float *t29;
     const float *t25;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} predict_student_k002_matmul_add_relu_pointers;
+} predict_student_student_dense7_fwd_pointers;
 
-static void predict_student_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k002_matmul_add_relu_pointers *p = context;
+static void predict_student_student_dense7_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense7_fwd_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -5327,14 +5529,15 @@ static void predict_student_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(predict_student_k002_matmul_add_relu_part, &(predict_student_k002_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
+static void predict_student_student_dense7_fwd(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_student_dense7_fwd_part, &(predict_student_student_dense7_fwd_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %30 = matmul %29, %6 : [500,10]
- * %31 = broadcast axes=[1] %7 : [500,10]
- * %32 = add %30, %31 : [500,10] */
-static void predict_student_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=500 n=10 k=128 +epilogue
+ * %30 = matmul %29, %6 : [500,10]  // student/dense9 fwd
+ * %31 = broadcast axes=[1] %7 : [500,10]  // student/dense9 fwd
+ * %32 = add %30, %31 : [500,10]  // student/dense9 fwd */
+static void predict_student_student_dense9_fwd(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -5347,8 +5550,8 @@ static void predict_student_k003_matmul_add(float *restrict t32, const float *re
 
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state + 206928, state + 207072, scratch + 7840000);
-    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 7840000, scratch + 6272000, state + 207088, state + 211696, scratch + 3136000);
-    predict_student_k002_matmul_add_relu(scratch, scratch + 7840000, state + 211728, state + 412432);
-    predict_student_k003_matmul_add(logits, scratch, state + 412560, state + 413840);
+    predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 6272000 /* t16 */, x /* in_x */, state + 206928 /* in_student_conv0_weight */, state + 207072 /* in_student_conv0_bias */, scratch + 7840000 /* chunk */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 7840000 /* t24 */, scratch + 6272000 /* t16 */, state + 207088 /* in_student_conv3_weight */, state + 211696 /* in_student_conv3_bias */, scratch + 3136000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 7840000 /* t25 */, state + 211728 /* in_student_dense7_weight */, state + 412432 /* in_student_dense7_bias */);
+    predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 412560 /* in_student_dense9_weight */, state + 413840 /* in_student_dense9_bias */);
 }

@@ -5,8 +5,11 @@
  *
  * Build: cc -std=c11 -O2 -c model.c, link with -lopenblas -lm. With -DMPLC_NAIVE_GEMM every cblas_sgemm
  * becomes a plain triple loop (no BLAS needed), to check BLAS against.
- * Reading the kernels: tN is the memory of IR value %N, vN its element inside a loop, in_NAME the input NAME;
- * each kernel's comment lists the IR equations it computes.
+ * Reading the kernels: each is named after the layer and pass it computes (network_layer_pass, pass = fwd, jvp,
+ * vjp, jvp_vjp or update); its comment says what it does (a GEMM's strategy, "split" between threads) and lists
+ * the equations it computes, each with its origin. The ids are those of the lowered graphs in model.ir ("lowered
+ * func"), which also lists the kernels in order: tN is the memory of value %N, vN its element inside a loop,
+ * in_NAME the input NAME.
  */
 #include "model.h"
 
@@ -758,19 +761,20 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %15 = matmul %14, %0 : [288,256]
- * %16 = broadcast axes=[1] %1 : [288,256]
- * %17 = add %15, %16 : [288,256]
- * %18 = relu %17 : [288,256] */
+/* gemm blas m=288 n=256 k=784 +epilogue split
+ * %15 = matmul %14, %0 : [288,256]  // teacher/dense1 fwd
+ * %16 = broadcast axes=[1] %1 : [288,256]  // teacher/dense1 fwd
+ * %17 = add %15, %16 : [288,256]  // teacher/dense1 fwd
+ * %18 = relu %17 : [288,256]  // teacher/relu2 fwd */
 typedef struct {
     float *t18;
     const float *in_x;
     const float *in_teacher_dense1_weight;
     const float *in_teacher_dense1_bias;
-} step_k000_matmul_add_relu_pointers;
+} step_teacher_dense1_fwd_pointers;
 
-static void step_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k000_matmul_add_relu_pointers *p = context;
+static void step_teacher_dense1_fwd_part(void *context, int part, int parts) {
+    const step_teacher_dense1_fwd_pointers *p = context;
     float *restrict t18 = p->t18;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
@@ -789,14 +793,15 @@ static void step_k000_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k000_matmul_add_relu(float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    mplc_parallel(step_k000_matmul_add_relu_part, &(step_k000_matmul_add_relu_pointers){t18, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+static void step_teacher_dense1_fwd(float *restrict t18, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(step_teacher_dense1_fwd_part, &(step_teacher_dense1_fwd_pointers){t18, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
-/* %19 = matmul %18, %2 : [288,10]
- * %20 = broadcast axes=[1] %3 : [288,10]
- * %21 = add %19, %20 : [288,10] */
-static void step_k001_matmul_add(float *restrict t21, const float *restrict t18, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+/* gemm blas m=288 n=10 k=256 +epilogue
+ * %19 = matmul %18, %2 : [288,10]  // teacher/dense3 fwd
+ * %20 = broadcast axes=[1] %3 : [288,10]  // teacher/dense3 fwd
+ * %21 = add %19, %20 : [288,10]  // teacher/dense3 fwd */
+static void step_teacher_dense3_fwd(float *restrict t21, const float *restrict t18, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 288, 10, 256, 1.0f, t18, 256, in_teacher_dense3_weight, 10, 0.0f, t21, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 288; i0++) {
@@ -807,11 +812,12 @@ static void step_k001_matmul_add(float *restrict t21, const float *restrict t18,
     }
 }
 
-/* %25 = constant 0.9 : [32,10]
- * %26 = mul %9, %25 : [32,10]
- * %27 = constant 0.01 : [32,10]
- * %28 = add %26, %27 : [32,10] */
-static void step_k002_mul_add(float *restrict t28, const float *restrict in_y) {
+/* loop [32,10]
+ * %25 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %26 = mul %9, %25 : [32,10]  // teacher/loss_sup fwd
+ * %27 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %28 = add %26, %27 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t28, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v26 = in_y[i] * 0.9f;
         const float v28 = v26 + 0.01f;
@@ -819,8 +825,9 @@ static void step_k002_mul_add(float *restrict t28, const float *restrict in_y) {
     }
 }
 
-/* %29 = reduce_max axes=[1] %22 : [32] */
-static void step_k003_reduce_max(float *restrict t29, const float *restrict t22) {
+/* reduce_max [32,10] axes=[1]
+ * %29 = reduce_max axes=[1] %22 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t29, const float *restrict t22) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -830,10 +837,11 @@ static void step_k003_reduce_max(float *restrict t29, const float *restrict t22)
     }
 }
 
-/* %30 = broadcast axes=[0] %29 : [32,10]
- * %31 = sub %22, %30 : [32,10]
- * %32 = exp %31 : [32,10] */
-static void step_k004_sub_exp(float *restrict t31, float *restrict t32, const float *restrict t22, const float *restrict t29) {
+/* loop [32,10]
+ * %30 = broadcast axes=[0] %29 : [32,10]  // teacher/loss_sup fwd
+ * %31 = sub %22, %30 : [32,10]  // teacher/loss_sup fwd
+ * %32 = exp %31 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t31, float *restrict t32, const float *restrict t22, const float *restrict t29) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v31 = t22[i0 * 10 + i1] - t29[i0];
@@ -844,8 +852,9 @@ static void step_k004_sub_exp(float *restrict t31, float *restrict t32, const fl
     }
 }
 
-/* %33 = reduce_sum axes=[1] %32 : [32] */
-static void step_k005_reduce_sum(float *restrict t33, const float *restrict t32) {
+/* reduce_sum [32,10] axes=[1]
+ * %33 = reduce_sum axes=[1] %32 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t33, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -855,19 +864,21 @@ static void step_k005_reduce_sum(float *restrict t33, const float *restrict t32)
     }
 }
 
-/* %34 = log %33 : [32] */
-static void step_k006_log(float *restrict t34, const float *restrict t33) {
+/* loop [32]
+ * %34 = log %33 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t34, const float *restrict t33) {
     for (size_t i = 0; i < 32; i++) {
         const float v34 = logf(t33[i]);
         t34[i] = v34;
     }
 }
 
-/* %35 = broadcast axes=[0] %34 : [32,10]
- * %36 = sub %31, %35 : [32,10]
- * %37 = mul %28, %36 : [32,10]
- * %38 = reduce_sum axes=[0, 1] %37 : [] */
-static void step_k007_sub_mul_reduce_sum(float *restrict t38, const float *restrict t31, const float *restrict t34, const float *restrict t28) {
+/* reduce_sum [32,10] axes=[0, 1]
+ * %35 = broadcast axes=[0] %34 : [32,10]  // teacher/loss_sup fwd
+ * %36 = sub %31, %35 : [32,10]  // teacher/loss_sup fwd
+ * %37 = mul %28, %36 : [32,10]  // teacher/loss_sup fwd
+ * %38 = reduce_sum axes=[0, 1] %37 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t38, const float *restrict t31, const float *restrict t34, const float *restrict t28) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -879,26 +890,29 @@ static void step_k007_sub_mul_reduce_sum(float *restrict t38, const float *restr
     t38[0] = (float)sum;
 }
 
-/* %39 = constant -0.03125 : []
- * %40 = mul %38, %39 : [] */
-static void step_k008_mul(float *restrict t40, const float *restrict t38) {
+/* loop []
+ * %39 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %40 = mul %38, %39 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_7(float *restrict t40, const float *restrict t38) {
     for (size_t i = 0; i < 1; i++) {
         const float v40 = t38[0] * (-0.03125f);
         t40[i] = v40;
     }
 }
 
-/* %41 = constant 1.4285714285714286 : [128,10]
- * %42 = mul %23, %41 : [128,10] */
-static void step_k009_mul(float *restrict t42, const float *restrict t23) {
+/* loop [128,10]
+ * %41 = constant 1.4285714285714286 : [128,10]  // teacher/loss_uda fwd
+ * %42 = mul %23, %41 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t42, const float *restrict t23) {
     for (size_t i = 0; i < 1280; i++) {
         const float v42 = t23[i] * 1.4285715f;
         t42[i] = v42;
     }
 }
 
-/* %43 = reduce_max axes=[1] %42 : [128] */
-static void step_k010_reduce_max(float *restrict t43, const float *restrict t42) {
+/* reduce_max [128,10] axes=[1]
+ * %43 = reduce_max axes=[1] %42 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t43, const float *restrict t42) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -908,9 +922,10 @@ static void step_k010_reduce_max(float *restrict t43, const float *restrict t42)
     }
 }
 
-/* %44 = broadcast axes=[0] %43 : [128,10]
- * %45 = sub %42, %44 : [128,10] */
-static void step_k011_sub(float *restrict t45, const float *restrict t42, const float *restrict t43) {
+/* loop [128,10]
+ * %44 = broadcast axes=[0] %43 : [128,10]  // teacher/loss_uda fwd
+ * %45 = sub %42, %44 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t45, const float *restrict t42, const float *restrict t43) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v45 = t42[i0 * 10 + i1] - t43[i0];
@@ -919,9 +934,10 @@ static void step_k011_sub(float *restrict t45, const float *restrict t42, const 
     }
 }
 
-/* %46 = exp %45 : [128,10]
- * %47 = reduce_sum axes=[1] %46 : [128] */
-static void step_k012_exp_reduce_sum(float *restrict t47, const float *restrict t45) {
+/* reduce_sum [128,10] axes=[1]
+ * %46 = exp %45 : [128,10]  // teacher/loss_uda fwd
+ * %47 = reduce_sum axes=[1] %46 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t47, const float *restrict t45) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -932,18 +948,20 @@ static void step_k012_exp_reduce_sum(float *restrict t47, const float *restrict 
     }
 }
 
-/* %48 = log %47 : [128] */
-static void step_k013_log(float *restrict t48, const float *restrict t47) {
+/* loop [128]
+ * %48 = log %47 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t48, const float *restrict t47) {
     for (size_t i = 0; i < 128; i++) {
         const float v48 = logf(t47[i]);
         t48[i] = v48;
     }
 }
 
-/* %49 = broadcast axes=[0] %48 : [128,10]
- * %50 = sub %45, %49 : [128,10]
- * %51 = exp %50 : [128,10] */
-static void step_k014_sub_exp(float *restrict t51, const float *restrict t45, const float *restrict t48) {
+/* loop [128,10]
+ * %49 = broadcast axes=[0] %48 : [128,10]  // teacher/loss_uda fwd
+ * %50 = sub %45, %49 : [128,10]  // teacher/loss_uda fwd
+ * %51 = exp %50 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t51, const float *restrict t45, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v50 = t45[i0 * 10 + i1] - t48[i0];
@@ -953,8 +971,9 @@ static void step_k014_sub_exp(float *restrict t51, const float *restrict t45, co
     }
 }
 
-/* %52 = reduce_max axes=[1] %51 : [128] */
-static void step_k015_reduce_max(float *restrict t52, const float *restrict t51) {
+/* reduce_max [128,10] axes=[1]
+ * %52 = reduce_max axes=[1] %51 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t52, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -964,17 +983,19 @@ static void step_k015_reduce_max(float *restrict t52, const float *restrict t51)
     }
 }
 
-/* %53 = constant 0.6 : [128]
- * %54 = greaterEqual %52, %53 : [128] */
-static void step_k016_greaterEqual(float *restrict t54, const float *restrict t52) {
+/* loop [128]
+ * %53 = constant 0.6 : [128]  // teacher/loss_uda fwd
+ * %54 = greaterEqual %52, %53 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t54, const float *restrict t52) {
     for (size_t i = 0; i < 128; i++) {
         const float v54 = t52[i] >= 0.6f ? 1.0f : 0.0f;
         t54[i] = v54;
     }
 }
 
-/* %55 = reduce_max axes=[1] %24 : [128] */
-static void step_k017_reduce_max(float *restrict t55, const float *restrict t24) {
+/* reduce_max [128,10] axes=[1]
+ * %55 = reduce_max axes=[1] %24 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t55, const float *restrict t24) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -984,10 +1005,11 @@ static void step_k017_reduce_max(float *restrict t55, const float *restrict t24)
     }
 }
 
-/* %56 = broadcast axes=[0] %55 : [128,10]
- * %57 = sub %24, %56 : [128,10]
- * %58 = exp %57 : [128,10] */
-static void step_k018_sub_exp(float *restrict t57, float *restrict t58, const float *restrict t24, const float *restrict t55) {
+/* loop [128,10]
+ * %56 = broadcast axes=[0] %55 : [128,10]  // teacher/loss_uda fwd
+ * %57 = sub %24, %56 : [128,10]  // teacher/loss_uda fwd
+ * %58 = exp %57 : [128,10]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t57, float *restrict t58, const float *restrict t24, const float *restrict t55) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v57 = t24[i0 * 10 + i1] - t55[i0];
@@ -998,8 +1020,9 @@ static void step_k018_sub_exp(float *restrict t57, float *restrict t58, const fl
     }
 }
 
-/* %59 = reduce_sum axes=[1] %58 : [128] */
-static void step_k019_reduce_sum(float *restrict t59, const float *restrict t58) {
+/* reduce_sum [128,10] axes=[1]
+ * %59 = reduce_sum axes=[1] %58 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t59, const float *restrict t58) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1009,19 +1032,21 @@ static void step_k019_reduce_sum(float *restrict t59, const float *restrict t58)
     }
 }
 
-/* %60 = log %59 : [128] */
-static void step_k020_log(float *restrict t60, const float *restrict t59) {
+/* loop [128]
+ * %60 = log %59 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t60, const float *restrict t59) {
     for (size_t i = 0; i < 128; i++) {
         const float v60 = logf(t59[i]);
         t60[i] = v60;
     }
 }
 
-/* %61 = broadcast axes=[0] %60 : [128,10]
- * %62 = sub %57, %61 : [128,10]
- * %63 = mul %51, %62 : [128,10]
- * %64 = reduce_sum axes=[1] %63 : [128] */
-static void step_k021_sub_mul_reduce_sum(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t51) {
+/* reduce_sum [128,10] axes=[1]
+ * %61 = broadcast axes=[0] %60 : [128,10]  // teacher/loss_uda fwd
+ * %62 = sub %57, %61 : [128,10]  // teacher/loss_uda fwd
+ * %63 = mul %51, %62 : [128,10]  // teacher/loss_uda fwd
+ * %64 = reduce_sum axes=[1] %63 : [128]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t64, const float *restrict t57, const float *restrict t60, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1033,10 +1058,11 @@ static void step_k021_sub_mul_reduce_sum(float *restrict t64, const float *restr
     }
 }
 
-/* %65 = neg %64 : [128]
- * %66 = mul %54, %65 : [128]
- * %67 = reduce_sum axes=[0] %66 : [] */
-static void step_k022_neg_mul_reduce_sum(float *restrict t67, const float *restrict t64, const float *restrict t54) {
+/* reduce_sum [128] axes=[0]
+ * %65 = neg %64 : [128]  // teacher/loss_uda fwd
+ * %66 = mul %54, %65 : [128]  // teacher/loss_uda fwd
+ * %67 = reduce_sum axes=[0] %66 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t67, const float *restrict t64, const float *restrict t54) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1051,17 +1077,19 @@ static void step_k022_neg_mul_reduce_sum(float *restrict t67, const float *restr
     t67[0] = (float)sum;
 }
 
-/* %68 = constant 0.0078125 : []
- * %69 = mul %67, %68 : [] */
-static void step_k023_mul(float *restrict t69, const float *restrict t67) {
+/* loop []
+ * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %69 = mul %67, %68 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t69, const float *restrict t67) {
     for (size_t i = 0; i < 1; i++) {
         const float v69 = t67[0] * 0.0078125f;
         t69[i] = v69;
     }
 }
 
-/* %70 = reduce_sum axes=[0] %54 : [] */
-static void step_k024_reduce_sum(float *restrict t70, const float *restrict t54) {
+/* reduce_sum [128] axes=[0]
+ * %70 = reduce_sum axes=[0] %54 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t70, const float *restrict t54) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1074,33 +1102,36 @@ static void step_k024_reduce_sum(float *restrict t70, const float *restrict t54)
     t70[0] = (float)sum;
 }
 
-/* %68 = constant 0.0078125 : []
- * %71 = mul %70, %68 : [] */
-static void step_k025_mul(float *restrict t71, const float *restrict t70) {
+/* loop []
+ * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %71 = mul %70, %68 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t71, const float *restrict t70) {
     for (size_t i = 0; i < 1; i++) {
         const float v71 = t70[0] * 0.0078125f;
         t71[i] = v71;
     }
 }
 
-/* %72 = one_hot_argmax %24 : [128,10] */
-static void step_k026_one_hot_argmax(float *restrict t72, const float *restrict t24) {
+/* one_hot_argmax
+ * %72 = one_hot_argmax %24 : [128,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t72, const float *restrict t24) {
     mplc_one_hot_argmax(t72, t24, 128, 10);
 }
 
-/* %76 = matmul %75, %4 : [128,256]
- * %77 = broadcast axes=[1] %5 : [128,256]
- * %78 = add %76, %77 : [128,256]
- * %79 = relu %78 : [128,256] */
+/* gemm blas m=128 n=256 k=784 +epilogue split
+ * %76 = matmul %75, %4 : [128,256]  // student/dense1 fwd
+ * %77 = broadcast axes=[1] %5 : [128,256]  // student/dense1 fwd
+ * %78 = add %76, %77 : [128,256]  // student/dense1 fwd
+ * %79 = relu %78 : [128,256]  // student/relu2 fwd */
 typedef struct {
     float *t79;
     const float *t75;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
-} step_k027_matmul_add_relu_pointers;
+} step_student_dense1_fwd_pointers;
 
-static void step_k027_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k027_matmul_add_relu_pointers *p = context;
+static void step_student_dense1_fwd_part(void *context, int part, int parts) {
+    const step_student_dense1_fwd_pointers *p = context;
     float *restrict t79 = p->t79;
     const float *restrict t75 = p->t75;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -1119,14 +1150,15 @@ static void step_k027_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k027_matmul_add_relu(float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(step_k027_matmul_add_relu_part, &(step_k027_matmul_add_relu_pointers){t79, t75, in_student_dense1_weight, in_student_dense1_bias});
+static void step_student_dense1_fwd(float *restrict t79, const float *restrict t75, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(step_student_dense1_fwd_part, &(step_student_dense1_fwd_pointers){t79, t75, in_student_dense1_weight, in_student_dense1_bias});
 }
 
-/* %80 = matmul %79, %6 : [128,10]
- * %81 = broadcast axes=[1] %7 : [128,10]
- * %82 = add %80, %81 : [128,10] */
-static void step_k028_matmul_add(float *restrict t82, const float *restrict t79, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+/* gemm blas m=128 n=10 k=256 +epilogue
+ * %80 = matmul %79, %6 : [128,10]  // student/dense3 fwd
+ * %81 = broadcast axes=[1] %7 : [128,10]  // student/dense3 fwd
+ * %82 = add %80, %81 : [128,10]  // student/dense3 fwd */
+static void step_student_dense3_fwd(float *restrict t82, const float *restrict t79, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 256, 1.0f, t79, 256, in_student_dense3_weight, 10, 0.0f, t82, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
@@ -1137,8 +1169,9 @@ static void step_k028_matmul_add(float *restrict t82, const float *restrict t79,
     }
 }
 
-/* %83 = reduce_max axes=[1] %82 : [128] */
-static void step_k029_reduce_max(float *restrict t83, const float *restrict t82) {
+/* reduce_max [128,10] axes=[1]
+ * %83 = reduce_max axes=[1] %82 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t83, const float *restrict t82) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1148,10 +1181,11 @@ static void step_k029_reduce_max(float *restrict t83, const float *restrict t82)
     }
 }
 
-/* %84 = broadcast axes=[0] %83 : [128,10]
- * %85 = sub %82, %84 : [128,10]
- * %86 = exp %85 : [128,10] */
-static void step_k030_sub_exp(float *restrict t85, float *restrict t86, const float *restrict t82, const float *restrict t83) {
+/* loop [128,10]
+ * %84 = broadcast axes=[0] %83 : [128,10]  // student/loss_u fwd
+ * %85 = sub %82, %84 : [128,10]  // student/loss_u fwd
+ * %86 = exp %85 : [128,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t85, float *restrict t86, const float *restrict t82, const float *restrict t83) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v85 = t82[i0 * 10 + i1] - t83[i0];
@@ -1162,8 +1196,9 @@ static void step_k030_sub_exp(float *restrict t85, float *restrict t86, const fl
     }
 }
 
-/* %87 = reduce_sum axes=[1] %86 : [128] */
-static void step_k031_reduce_sum(float *restrict t87, const float *restrict t86) {
+/* reduce_sum [128,10] axes=[1]
+ * %87 = reduce_sum axes=[1] %86 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t87, const float *restrict t86) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1173,19 +1208,21 @@ static void step_k031_reduce_sum(float *restrict t87, const float *restrict t86)
     }
 }
 
-/* %88 = log %87 : [128] */
-static void step_k032_log(float *restrict t88, const float *restrict t87) {
+/* loop [128]
+ * %88 = log %87 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t88, const float *restrict t87) {
     for (size_t i = 0; i < 128; i++) {
         const float v88 = logf(t87[i]);
         t88[i] = v88;
     }
 }
 
-/* %89 = broadcast axes=[0] %88 : [128,10]
- * %90 = sub %85, %89 : [128,10]
- * %91 = mul %72, %90 : [128,10]
- * %92 = reduce_sum axes=[0, 1] %91 : [] */
-static void step_k033_sub_mul_reduce_sum(float *restrict t92, const float *restrict t85, const float *restrict t88, const float *restrict t72) {
+/* reduce_sum [128,10] axes=[0, 1]
+ * %89 = broadcast axes=[0] %88 : [128,10]  // student/loss_u fwd
+ * %90 = sub %85, %89 : [128,10]  // student/loss_u fwd
+ * %91 = mul %72, %90 : [128,10]  // student/loss_u fwd
+ * %92 = reduce_sum axes=[0, 1] %91 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t92, const float *restrict t85, const float *restrict t88, const float *restrict t72) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1197,27 +1234,30 @@ static void step_k033_sub_mul_reduce_sum(float *restrict t92, const float *restr
     t92[0] = (float)sum;
 }
 
-/* %93 = constant -0.0078125 : []
- * %94 = mul %92, %93 : [] */
-static void step_k034_mul(float *restrict t94, const float *restrict t92) {
+/* loop []
+ * %93 = constant -0.0078125 : []  // student/loss_u fwd
+ * %94 = mul %92, %93 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t94, const float *restrict t92) {
     for (size_t i = 0; i < 1; i++) {
         const float v94 = t92[0] * (-0.0078125f);
         t94[i] = v94;
     }
 }
 
-/* %95 = constant -0.0078125 : [128,10]
- * %96 = mul %95, %72 : [128,10] */
-static void step_k035_mul(float *restrict t96, const float *restrict t72) {
+/* loop [128,10]
+ * %95 = constant -0.0078125 : [128,10]  // student/loss_u vjp
+ * %96 = mul %95, %72 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t96, const float *restrict t72) {
     for (size_t i = 0; i < 1280; i++) {
         const float v96 = (-0.0078125f) * t72[i];
         t96[i] = v96;
     }
 }
 
-/* %97 = neg %96 : [128,10]
- * %98 = reduce_sum axes=[1] %97 : [128] */
-static void step_k036_neg_reduce_sum(float *restrict t98, const float *restrict t96) {
+/* reduce_sum [128,10] axes=[1]
+ * %97 = neg %96 : [128,10]  // student/loss_u vjp
+ * %98 = reduce_sum axes=[1] %97 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t98, const float *restrict t96) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1228,18 +1268,20 @@ static void step_k036_neg_reduce_sum(float *restrict t98, const float *restrict 
     }
 }
 
-/* %99 = div %98, %87 : [128] */
-static void step_k037_div(float *restrict t99, const float *restrict t98, const float *restrict t87) {
+/* loop [128]
+ * %99 = div %98, %87 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t99, const float *restrict t98, const float *restrict t87) {
     for (size_t i = 0; i < 128; i++) {
         const float v99 = t98[i] / t87[i];
         t99[i] = v99;
     }
 }
 
-/* %100 = broadcast axes=[0] %99 : [128,10]
- * %101 = mul %100, %86 : [128,10]
- * %102 = add %96, %101 : [128,10] */
-static void step_k038_mul_add(float *restrict t102, const float *restrict t99, const float *restrict t86, const float *restrict t96) {
+/* loop [128,10]
+ * %100 = broadcast axes=[0] %99 : [128,10]  // student/loss_u vjp
+ * %101 = mul %100, %86 : [128,10]  // student/loss_u vjp
+ * %102 = add %96, %101 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t102, const float *restrict t99, const float *restrict t86, const float *restrict t96) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v101 = t99[i0] * t86[i0 * 10 + i1];
@@ -1249,8 +1291,9 @@ static void step_k038_mul_add(float *restrict t102, const float *restrict t99, c
     }
 }
 
-/* %103 = reduce_sum axes=[0] %102 : [10] */
-static void step_k039_reduce_sum(float *restrict t103, const float *restrict t102) {
+/* reduce_sum [128,10] axes=[0]
+ * %103 = reduce_sum axes=[0] %102 : [10]  // student/dense3 vjp */
+static void step_student_dense3_vjp(float *restrict t103, const float *restrict t102) {
     for (size_t o = 0; o < 10; o++) t103[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1259,15 +1302,17 @@ static void step_k039_reduce_sum(float *restrict t103, const float *restrict t10
     }
 }
 
-/* %105 = matmul tA %79, %102 : [256,10] */
-static void step_k040_matmul(float *restrict t105, const float *restrict t79, const float *restrict t102) {
+/* gemm blas m=256 n=10 k=128 tA
+ * %105 = matmul tA %79, %102 : [256,10]  // student/dense3 vjp */
+static void step_student_dense3_vjp_2(float *restrict t105, const float *restrict t79, const float *restrict t102) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t79, 256, t102, 10, 0.0f, t105, 10);
 }
 
-/* %104 = matmul tB %102, %6 : [128,256]
- * %106 = step %79 : [128,256]
- * %107 = mul %104, %106 : [128,256] */
-static void step_k041_matmul_step_mul(float *restrict t107, const float *restrict t102, const float *restrict in_student_dense3_weight, const float *restrict t79) {
+/* gemm blas m=128 n=256 k=10 tB +epilogue
+ * %104 = matmul tB %102, %6 : [128,256]  // student/dense3 vjp
+ * %106 = step %79 : [128,256]  // student/relu2 vjp
+ * %107 = mul %104, %106 : [128,256]  // student/relu2 vjp */
+static void step_student_dense3_vjp_3(float *restrict t107, const float *restrict t102, const float *restrict in_student_dense3_weight, const float *restrict t79) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t102, 10, in_student_dense3_weight, 10, 0.0f, t107, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
@@ -1277,14 +1322,15 @@ static void step_k041_matmul_step_mul(float *restrict t107, const float *restric
     }
 }
 
-/* %108 = reduce_sum axes=[0] %107 : [256] */
+/* reduce_sum [128,256] axes=[0] split
+ * %108 = reduce_sum axes=[0] %107 : [256]  // student/dense1 vjp */
 typedef struct {
     float *t108;
     const float *t107;
-} step_k042_reduce_sum_pointers;
+} step_student_dense1_vjp_pointers;
 
-static void step_k042_reduce_sum_part(void *context, int part, int parts) {
-    const step_k042_reduce_sum_pointers *p = context;
+static void step_student_dense1_vjp_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_pointers *p = context;
     float *restrict t108 = p->t108;
     const float *restrict t107 = p->t107;
     size_t lo, hi;
@@ -1297,19 +1343,20 @@ static void step_k042_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k042_reduce_sum(float *restrict t108, const float *restrict t107) {
-    mplc_parallel(step_k042_reduce_sum_part, &(step_k042_reduce_sum_pointers){t108, t107});
+static void step_student_dense1_vjp(float *restrict t108, const float *restrict t107) {
+    mplc_parallel(step_student_dense1_vjp_part, &(step_student_dense1_vjp_pointers){t108, t107});
 }
 
-/* %109 = matmul tA %75, %107 : [784,256] */
+/* gemm blas m=784 n=256 k=128 tA split
+ * %109 = matmul tA %75, %107 : [784,256]  // student/dense1 vjp */
 typedef struct {
     float *t109;
     const float *t75;
     const float *t107;
-} step_k043_matmul_pointers;
+} step_student_dense1_vjp_2_pointers;
 
-static void step_k043_matmul_part(void *context, int part, int parts) {
-    const step_k043_matmul_pointers *p = context;
+static void step_student_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_2_pointers *p = context;
     float *restrict t109 = p->t109;
     const float *restrict t75 = p->t75;
     const float *restrict t107 = p->t107;
@@ -1319,21 +1366,22 @@ static void step_k043_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t107, 256, 0.0f, t109 + lo * 256, 256);
 }
 
-static void step_k043_matmul(float *restrict t109, const float *restrict t75, const float *restrict t107) {
-    mplc_parallel(step_k043_matmul_part, &(step_k043_matmul_pointers){t109, t75, t107});
+static void step_student_dense1_vjp_2(float *restrict t109, const float *restrict t75, const float *restrict t107) {
+    mplc_parallel(step_student_dense1_vjp_2_part, &(step_student_dense1_vjp_2_pointers){t109, t75, t107});
 }
 
-/* %111 = constant 0.0005 : [784,256]
- * %112 = mul %4, %111 : [784,256]
- * %113 = add %109, %112 : [784,256]
- * %114 = constant 0.9 : [784,256]
- * %115 = mul %110, %114 : [784,256]
- * %116 = add %115, %113 : [784,256]
- * %117 = mul %116, %114 : [784,256]
- * %118 = add %113, %117 : [784,256]
- * %119 = broadcast axes=[] %11 : [784,256]
- * %120 = mul %118, %119 : [784,256]
- * %121 = sub %4, %120 : [784,256]
+/* loop [784,256] split
+ * %111 = constant 0.0005 : [784,256]  // student/dense1 update
+ * %112 = mul %4, %111 : [784,256]  // student/dense1 update
+ * %113 = add %109, %112 : [784,256]  // student/dense1 update
+ * %114 = constant 0.9 : [784,256]  // student/dense1 update
+ * %115 = mul %110, %114 : [784,256]  // student/dense1 update
+ * %116 = add %115, %113 : [784,256]  // student/dense1 update
+ * %117 = mul %116, %114 : [784,256]  // student/dense1 update
+ * %118 = add %113, %117 : [784,256]  // student/dense1 update
+ * %119 = broadcast axes=[] %11 : [784,256]  // student/dense1 update
+ * %120 = mul %118, %119 : [784,256]  // student/dense1 update
+ * %121 = sub %4, %120 : [784,256]  // student/dense1 update
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -1341,10 +1389,10 @@ typedef struct {
     float *in_student_dense1_weight;
     const float *t109;
     const float *in_lr_student;
-} step_k044_mul_add_sub_pointers;
+} step_student_dense1_update_pointers;
 
-static void step_k044_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k044_mul_add_sub_pointers *p = context;
+static void step_student_dense1_update_part(void *context, int part, int parts) {
+    const step_student_dense1_update_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
@@ -1368,21 +1416,22 @@ static void step_k044_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t109, const float *restrict in_lr_student) {
-    mplc_parallel(step_k044_mul_add_sub_part, &(step_k044_mul_add_sub_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t109, in_lr_student});
+static void step_student_dense1_update(float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict t109, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense1_update_part, &(step_student_dense1_update_pointers){in_student_momentum_dense1_weight, in_student_dense1_weight, t109, in_lr_student});
 }
 
-/* %123 = constant 0.9 : [256]
- * %124 = mul %122, %123 : [256]
- * %125 = add %124, %108 : [256]
- * %126 = mul %125, %123 : [256]
- * %127 = add %108, %126 : [256]
- * %128 = broadcast axes=[] %11 : [256]
- * %129 = mul %127, %128 : [256]
- * %130 = sub %5, %129 : [256]
+/* loop [256]
+ * %123 = constant 0.9 : [256]  // student/dense1 update
+ * %124 = mul %122, %123 : [256]  // student/dense1 update
+ * %125 = add %124, %108 : [256]  // student/dense1 update
+ * %126 = mul %125, %123 : [256]  // student/dense1 update
+ * %127 = add %108, %126 : [256]  // student/dense1 update
+ * %128 = broadcast axes=[] %11 : [256]  // student/dense1 update
+ * %129 = mul %127, %128 : [256]  // student/dense1 update
+ * %130 = sub %5, %129 : [256]  // student/dense1 update
  * in_student_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_student_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t108, const float *restrict in_lr_student) {
+static void step_student_dense1_update_2(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t108, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 256; i++) {
         const float v124 = in_student_momentum_dense1_bias[i] * 0.9f;
         const float v125 = v124 + t108[i];
@@ -1395,20 +1444,21 @@ static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense1_bia
     }
 }
 
-/* %132 = constant 0.0005 : [256,10]
- * %133 = mul %6, %132 : [256,10]
- * %134 = add %105, %133 : [256,10]
- * %135 = constant 0.9 : [256,10]
- * %136 = mul %131, %135 : [256,10]
- * %137 = add %136, %134 : [256,10]
- * %138 = mul %137, %135 : [256,10]
- * %139 = add %134, %138 : [256,10]
- * %140 = broadcast axes=[] %11 : [256,10]
- * %141 = mul %139, %140 : [256,10]
- * %142 = sub %6, %141 : [256,10]
+/* loop [256,10]
+ * %132 = constant 0.0005 : [256,10]  // student/dense3 update
+ * %133 = mul %6, %132 : [256,10]  // student/dense3 update
+ * %134 = add %105, %133 : [256,10]  // student/dense3 update
+ * %135 = constant 0.9 : [256,10]  // student/dense3 update
+ * %136 = mul %131, %135 : [256,10]  // student/dense3 update
+ * %137 = add %136, %134 : [256,10]  // student/dense3 update
+ * %138 = mul %137, %135 : [256,10]  // student/dense3 update
+ * %139 = add %134, %138 : [256,10]  // student/dense3 update
+ * %140 = broadcast axes=[] %11 : [256,10]  // student/dense3 update
+ * %141 = mul %139, %140 : [256,10]  // student/dense3 update
+ * %142 = sub %6, %141 : [256,10]  // student/dense3 update
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t105, const float *restrict in_lr_student) {
+static void step_student_dense3_update(float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t105, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2560; i++) {
         const float v133 = in_student_dense3_weight[i] * 0.0005f;
         const float v134 = t105[i] + v133;
@@ -1423,17 +1473,18 @@ static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense3_wei
     }
 }
 
-/* %144 = constant 0.9 : [10]
- * %145 = mul %143, %144 : [10]
- * %146 = add %145, %103 : [10]
- * %147 = mul %146, %144 : [10]
- * %148 = add %103, %147 : [10]
- * %149 = broadcast axes=[] %11 : [10]
- * %150 = mul %148, %149 : [10]
- * %151 = sub %7, %150 : [10]
+/* loop [10]
+ * %144 = constant 0.9 : [10]  // student/dense3 update
+ * %145 = mul %143, %144 : [10]  // student/dense3 update
+ * %146 = add %145, %103 : [10]  // student/dense3 update
+ * %147 = mul %146, %144 : [10]  // student/dense3 update
+ * %148 = add %103, %147 : [10]  // student/dense3 update
+ * %149 = broadcast axes=[] %11 : [10]  // student/dense3 update
+ * %150 = mul %148, %149 : [10]  // student/dense3 update
+ * %151 = sub %7, %150 : [10]  // student/dense3 update
  * in_student_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_student_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_k047_mul_add_sub(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t103, const float *restrict in_lr_student) {
+static void step_student_dense3_update_2(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t103, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v145 = in_student_momentum_dense3_bias[i] * 0.9f;
         const float v146 = v145 + t103[i];
@@ -1446,19 +1497,20 @@ static void step_k047_mul_add_sub(float *restrict in_student_momentum_dense3_bia
     }
 }
 
-/* %155 = matmul %154, %121 : [32,256]
- * %156 = broadcast axes=[1] %130 : [32,256]
- * %157 = add %155, %156 : [32,256]
- * %158 = relu %157 : [32,256] */
+/* gemm blas m=32 n=256 k=784 +epilogue split
+ * %155 = matmul %154, %121 : [32,256]  // student/dense1 fwd
+ * %156 = broadcast axes=[1] %130 : [32,256]  // student/dense1 fwd
+ * %157 = add %155, %156 : [32,256]  // student/dense1 fwd
+ * %158 = relu %157 : [32,256]  // student/relu2 fwd */
 typedef struct {
     float *t158;
     const float *in_x;
     const float *t121;
     const float *t130;
-} step_k048_matmul_add_relu_pointers;
+} step_student_dense1_fwd_2_pointers;
 
-static void step_k048_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k048_matmul_add_relu_pointers *p = context;
+static void step_student_dense1_fwd_2_part(void *context, int part, int parts) {
+    const step_student_dense1_fwd_2_pointers *p = context;
     float *restrict t158 = p->t158;
     const float *restrict in_x = p->in_x;
     const float *restrict t121 = p->t121;
@@ -1477,14 +1529,15 @@ static void step_k048_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k048_matmul_add_relu(float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
-    mplc_parallel(step_k048_matmul_add_relu_part, &(step_k048_matmul_add_relu_pointers){t158, in_x, t121, t130});
+static void step_student_dense1_fwd_2(float *restrict t158, const float *restrict in_x, const float *restrict t121, const float *restrict t130) {
+    mplc_parallel(step_student_dense1_fwd_2_part, &(step_student_dense1_fwd_2_pointers){t158, in_x, t121, t130});
 }
 
-/* %159 = matmul %158, %142 : [32,10]
- * %160 = broadcast axes=[1] %151 : [32,10]
- * %161 = add %159, %160 : [32,10] */
-static void step_k049_matmul_add(float *restrict t161, const float *restrict t158, const float *restrict t142, const float *restrict t151) {
+/* gemm blas m=32 n=10 k=256 +epilogue
+ * %159 = matmul %158, %142 : [32,10]  // student/dense3 fwd
+ * %160 = broadcast axes=[1] %151 : [32,10]  // student/dense3 fwd
+ * %161 = add %159, %160 : [32,10]  // student/dense3 fwd */
+static void step_student_dense3_fwd_2(float *restrict t161, const float *restrict t158, const float *restrict t142, const float *restrict t151) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 256, 1.0f, t158, 256, t142, 10, 0.0f, t161, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
@@ -1495,8 +1548,9 @@ static void step_k049_matmul_add(float *restrict t161, const float *restrict t15
     }
 }
 
-/* %162 = reduce_max axes=[1] %161 : [32] */
-static void step_k050_reduce_max(float *restrict t162, const float *restrict t161) {
+/* reduce_max [32,10] axes=[1]
+ * %162 = reduce_max axes=[1] %161 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t162, const float *restrict t161) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1506,10 +1560,11 @@ static void step_k050_reduce_max(float *restrict t162, const float *restrict t16
     }
 }
 
-/* %163 = broadcast axes=[0] %162 : [32,10]
- * %164 = sub %161, %163 : [32,10]
- * %165 = exp %164 : [32,10] */
-static void step_k051_sub_exp(float *restrict t164, float *restrict t165, const float *restrict t161, const float *restrict t162) {
+/* loop [32,10]
+ * %163 = broadcast axes=[0] %162 : [32,10]  // student/loss_l fwd
+ * %164 = sub %161, %163 : [32,10]  // student/loss_l fwd
+ * %165 = exp %164 : [32,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t164, float *restrict t165, const float *restrict t161, const float *restrict t162) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v164 = t161[i0 * 10 + i1] - t162[i0];
@@ -1520,8 +1575,9 @@ static void step_k051_sub_exp(float *restrict t164, float *restrict t165, const 
     }
 }
 
-/* %166 = reduce_sum axes=[1] %165 : [32] */
-static void step_k052_reduce_sum(float *restrict t166, const float *restrict t165) {
+/* reduce_sum [32,10] axes=[1]
+ * %166 = reduce_sum axes=[1] %165 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t166, const float *restrict t165) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1531,19 +1587,21 @@ static void step_k052_reduce_sum(float *restrict t166, const float *restrict t16
     }
 }
 
-/* %167 = log %166 : [32] */
-static void step_k053_log(float *restrict t167, const float *restrict t166) {
+/* loop [32]
+ * %167 = log %166 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t167, const float *restrict t166) {
     for (size_t i = 0; i < 32; i++) {
         const float v167 = logf(t166[i]);
         t167[i] = v167;
     }
 }
 
-/* %168 = broadcast axes=[0] %167 : [32,10]
- * %169 = sub %164, %168 : [32,10]
- * %170 = mul %9, %169 : [32,10]
- * %171 = reduce_sum axes=[0, 1] %170 : [] */
-static void step_k054_sub_mul_reduce_sum(float *restrict t171, const float *restrict t164, const float *restrict t167, const float *restrict in_y) {
+/* reduce_sum [32,10] axes=[0, 1]
+ * %168 = broadcast axes=[0] %167 : [32,10]  // student/loss_l fwd
+ * %169 = sub %164, %168 : [32,10]  // student/loss_l fwd
+ * %170 = mul %9, %169 : [32,10]  // student/loss_l fwd
+ * %171 = reduce_sum axes=[0, 1] %170 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t171, const float *restrict t164, const float *restrict t167, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1555,27 +1613,30 @@ static void step_k054_sub_mul_reduce_sum(float *restrict t171, const float *rest
     t171[0] = (float)sum;
 }
 
-/* %39 = constant -0.03125 : []
- * %172 = mul %171, %39 : [] */
-static void step_k055_mul(float *restrict t172, const float *restrict t171) {
+/* loop []
+ * %39 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %172 = mul %171, %39 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t172, const float *restrict t171) {
     for (size_t i = 0; i < 1; i++) {
         const float v172 = t171[0] * (-0.03125f);
         t172[i] = v172;
     }
 }
 
-/* %173 = constant -0.03125 : [32,10]
- * %174 = mul %173, %9 : [32,10] */
-static void step_k056_mul(float *restrict t174, const float *restrict in_y) {
+/* loop [32,10]
+ * %173 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %174 = mul %173, %9 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t174, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v174 = (-0.03125f) * in_y[i];
         t174[i] = v174;
     }
 }
 
-/* %175 = neg %174 : [32,10]
- * %176 = reduce_sum axes=[1] %175 : [32] */
-static void step_k057_neg_reduce_sum(float *restrict t176, const float *restrict t174) {
+/* reduce_sum [32,10] axes=[1]
+ * %175 = neg %174 : [32,10]  // student/loss_l vjp
+ * %176 = reduce_sum axes=[1] %175 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t176, const float *restrict t174) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1586,18 +1647,20 @@ static void step_k057_neg_reduce_sum(float *restrict t176, const float *restrict
     }
 }
 
-/* %177 = div %176, %166 : [32] */
-static void step_k058_div(float *restrict t177, const float *restrict t176, const float *restrict t166) {
+/* loop [32]
+ * %177 = div %176, %166 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t177, const float *restrict t176, const float *restrict t166) {
     for (size_t i = 0; i < 32; i++) {
         const float v177 = t176[i] / t166[i];
         t177[i] = v177;
     }
 }
 
-/* %178 = broadcast axes=[0] %177 : [32,10]
- * %179 = mul %178, %165 : [32,10]
- * %180 = add %174, %179 : [32,10] */
-static void step_k059_mul_add(float *restrict t180, const float *restrict t177, const float *restrict t165, const float *restrict t174) {
+/* loop [32,10]
+ * %178 = broadcast axes=[0] %177 : [32,10]  // student/loss_l vjp
+ * %179 = mul %178, %165 : [32,10]  // student/loss_l vjp
+ * %180 = add %174, %179 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t180, const float *restrict t177, const float *restrict t165, const float *restrict t174) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v179 = t177[i0] * t165[i0 * 10 + i1];
@@ -1607,8 +1670,9 @@ static void step_k059_mul_add(float *restrict t180, const float *restrict t177, 
     }
 }
 
-/* %181 = reduce_sum axes=[0] %180 : [10] */
-static void step_k060_reduce_sum(float *restrict t181, const float *restrict t180) {
+/* reduce_sum [32,10] axes=[0]
+ * %181 = reduce_sum axes=[0] %180 : [10]  // student/dense3 vjp */
+static void step_student_dense3_vjp_4(float *restrict t181, const float *restrict t180) {
     for (size_t o = 0; o < 10; o++) t181[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1617,15 +1681,17 @@ static void step_k060_reduce_sum(float *restrict t181, const float *restrict t18
     }
 }
 
-/* %183 = matmul tA %158, %180 : [256,10] */
-static void step_k061_matmul(float *restrict t183, const float *restrict t158, const float *restrict t180) {
+/* gemm blas m=256 n=10 k=32 tA
+ * %183 = matmul tA %158, %180 : [256,10]  // student/dense3 vjp */
+static void step_student_dense3_vjp_5(float *restrict t183, const float *restrict t158, const float *restrict t180) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t158, 256, t180, 10, 0.0f, t183, 10);
 }
 
-/* %182 = matmul tB %180, %142 : [32,256]
- * %184 = step %158 : [32,256]
- * %185 = mul %182, %184 : [32,256] */
-static void step_k062_matmul_step_mul(float *restrict t185, const float *restrict t180, const float *restrict t142, const float *restrict t158) {
+/* gemm blas m=32 n=256 k=10 tB +epilogue
+ * %182 = matmul tB %180, %142 : [32,256]  // student/dense3 vjp
+ * %184 = step %158 : [32,256]  // student/relu2 vjp
+ * %185 = mul %182, %184 : [32,256]  // student/relu2 vjp */
+static void step_student_dense3_vjp_6(float *restrict t185, const float *restrict t180, const float *restrict t142, const float *restrict t158) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t180, 10, t142, 10, 0.0f, t185, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -1635,8 +1701,9 @@ static void step_k062_matmul_step_mul(float *restrict t185, const float *restric
     }
 }
 
-/* %186 = reduce_sum axes=[0] %185 : [256] */
-static void step_k063_reduce_sum(float *restrict t186, const float *restrict t185) {
+/* reduce_sum [32,256] axes=[0]
+ * %186 = reduce_sum axes=[0] %185 : [256]  // student/dense1 vjp */
+static void step_student_dense1_vjp_3(float *restrict t186, const float *restrict t185) {
     for (size_t o = 0; o < 256; o++) t186[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
@@ -1645,15 +1712,16 @@ static void step_k063_reduce_sum(float *restrict t186, const float *restrict t18
     }
 }
 
-/* %187 = matmul tA %154, %185 : [784,256] */
+/* gemm blas m=784 n=256 k=32 tA split
+ * %187 = matmul tA %154, %185 : [784,256]  // student/dense1 vjp */
 typedef struct {
     float *t187;
     const float *in_x;
     const float *t185;
-} step_k064_matmul_pointers;
+} step_student_dense1_vjp_4_pointers;
 
-static void step_k064_matmul_part(void *context, int part, int parts) {
-    const step_k064_matmul_pointers *p = context;
+static void step_student_dense1_vjp_4_part(void *context, int part, int parts) {
+    const step_student_dense1_vjp_4_pointers *p = context;
     float *restrict t187 = p->t187;
     const float *restrict in_x = p->in_x;
     const float *restrict t185 = p->t185;
@@ -1663,13 +1731,14 @@ static void step_k064_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 32, 1.0f, in_x + lo, 784, t185, 256, 0.0f, t187 + lo * 256, 256);
 }
 
-static void step_k064_matmul(float *restrict t187, const float *restrict in_x, const float *restrict t185) {
-    mplc_parallel(step_k064_matmul_part, &(step_k064_matmul_pointers){t187, in_x, t185});
+static void step_student_dense1_vjp_4(float *restrict t187, const float *restrict in_x, const float *restrict t185) {
+    mplc_parallel(step_student_dense1_vjp_4_part, &(step_student_dense1_vjp_4_pointers){t187, in_x, t185});
 }
 
-/* %188 = mul %187, %109 : [784,256]
- * %189 = reduce_sum axes=[0, 1] %188 : [] */
-static void step_k065_mul_reduce_sum(float *restrict t189, const float *restrict t187, const float *restrict t109) {
+/* reduce_sum [784,256] axes=[0, 1]
+ * %188 = mul %187, %109 : [784,256]  // teacher/feedback fwd
+ * %189 = reduce_sum axes=[0, 1] %188 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t189, const float *restrict t187, const float *restrict t109) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 784; i0++) {
         for (size_t i1s = 0; i1s < 256; i1s += 8) {
@@ -1685,9 +1754,10 @@ static void step_k065_mul_reduce_sum(float *restrict t189, const float *restrict
     t189[0] = (float)sum;
 }
 
-/* %190 = mul %186, %108 : [256]
- * %191 = reduce_sum axes=[0] %190 : [] */
-static void step_k066_mul_reduce_sum(float *restrict t191, const float *restrict t186, const float *restrict t108) {
+/* reduce_sum [256] axes=[0]
+ * %190 = mul %186, %108 : [256]  // teacher/feedback fwd
+ * %191 = reduce_sum axes=[0] %190 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t191, const float *restrict t186, const float *restrict t108) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 256; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1701,9 +1771,10 @@ static void step_k066_mul_reduce_sum(float *restrict t191, const float *restrict
     t191[0] = (float)sum;
 }
 
-/* %193 = mul %183, %105 : [256,10]
- * %194 = reduce_sum axes=[0, 1] %193 : [] */
-static void step_k067_mul_reduce_sum(float *restrict t194, const float *restrict t183, const float *restrict t105) {
+/* reduce_sum [256,10] axes=[0, 1]
+ * %193 = mul %183, %105 : [256,10]  // teacher/feedback fwd
+ * %194 = reduce_sum axes=[0, 1] %193 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t194, const float *restrict t183, const float *restrict t105) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1714,9 +1785,10 @@ static void step_k067_mul_reduce_sum(float *restrict t194, const float *restrict
     t194[0] = (float)sum;
 }
 
-/* %196 = mul %181, %103 : [10]
- * %197 = reduce_sum axes=[0] %196 : [] */
-static void step_k068_mul_reduce_sum(float *restrict t197, const float *restrict t181, const float *restrict t103) {
+/* reduce_sum [10] axes=[0]
+ * %196 = mul %181, %103 : [10]  // teacher/feedback fwd
+ * %197 = reduce_sum axes=[0] %196 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t197, const float *restrict t181, const float *restrict t103) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v196 = t181[i0] * t103[i0];
@@ -1725,16 +1797,17 @@ static void step_k068_mul_reduce_sum(float *restrict t197, const float *restrict
     t197[0] = (float)sum;
 }
 
-/* %93 = constant -0.0078125 : []
- * %152 = constant 1.9 : []
- * %153 = mul %11, %152 : []
- * %192 = add %189, %191 : []
- * %195 = add %192, %194 : []
- * %198 = add %195, %197 : []
- * %199 = mul %153, %198 : []
- * %200 = mul %13, %199 : []
- * %201 = mul %200, %93 : [] */
-static void step_k069_mul_add(float *restrict t199, float *restrict t201, const float *restrict in_lr_student, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_feedback_scale) {
+/* loop []
+ * %93 = constant -0.0078125 : []  // student/loss_u fwd
+ * %152 = constant 1.9 : []  // teacher/feedback fwd
+ * %153 = mul %11, %152 : []  // teacher/feedback fwd
+ * %192 = add %189, %191 : []  // teacher/feedback fwd
+ * %195 = add %192, %194 : []  // teacher/feedback fwd
+ * %198 = add %195, %197 : []  // teacher/feedback fwd
+ * %199 = mul %153, %198 : []  // teacher/feedback fwd
+ * %200 = mul %13, %199 : []  // teacher/feedback vjp
+ * %201 = mul %200, %93 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_5(float *restrict t199, float *restrict t201, const float *restrict in_lr_student, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v153 = in_lr_student[0] * 1.9f;
         const float v192 = t189[0] + t191[0];
@@ -1748,18 +1821,20 @@ static void step_k069_mul_add(float *restrict t199, float *restrict t201, const 
     }
 }
 
-/* %202 = broadcast axes=[] %201 : [128,10]
- * %203 = mul %202, %72 : [128,10] */
-static void step_k070_mul(float *restrict t203, const float *restrict t201, const float *restrict t72) {
+/* loop [128,10]
+ * %202 = broadcast axes=[] %201 : [128,10]  // teacher/feedback vjp
+ * %203 = mul %202, %72 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t203, const float *restrict t201, const float *restrict t72) {
     for (size_t i = 0; i < 1280; i++) {
         const float v203 = t201[0] * t72[i];
         t203[i] = v203;
     }
 }
 
-/* %204 = neg %203 : [128,10]
- * %205 = reduce_sum axes=[1] %204 : [128] */
-static void step_k071_neg_reduce_sum(float *restrict t205, const float *restrict t203) {
+/* reduce_sum [128,10] axes=[1]
+ * %204 = neg %203 : [128,10]  // teacher/feedback vjp
+ * %205 = reduce_sum axes=[1] %204 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t205, const float *restrict t203) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1770,27 +1845,30 @@ static void step_k071_neg_reduce_sum(float *restrict t205, const float *restrict
     }
 }
 
-/* %206 = div %205, %59 : [128] */
-static void step_k072_div(float *restrict t206, const float *restrict t205, const float *restrict t59) {
+/* loop [128]
+ * %206 = div %205, %59 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t206, const float *restrict t205, const float *restrict t59) {
     for (size_t i = 0; i < 128; i++) {
         const float v206 = t205[i] / t59[i];
         t206[i] = v206;
     }
 }
 
-/* %68 = constant 0.0078125 : []
- * %210 = mul %12, %68 : [] */
-static void step_k073_mul(float *restrict t210, const float *restrict in_uda_weight) {
+/* loop []
+ * %68 = constant 0.0078125 : []  // teacher/loss_uda fwd
+ * %210 = mul %12, %68 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t210, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v210 = in_uda_weight[0] * 0.0078125f;
         t210[i] = v210;
     }
 }
 
-/* %211 = broadcast axes=[] %210 : [128]
- * %212 = mul %211, %54 : [128]
- * %213 = neg %212 : [128] */
-static void step_k074_mul_neg(float *restrict t213, const float *restrict t210, const float *restrict t54) {
+/* loop [128]
+ * %211 = broadcast axes=[] %210 : [128]  // teacher/loss_uda vjp
+ * %212 = mul %211, %54 : [128]  // teacher/loss_uda vjp
+ * %213 = neg %212 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t213, const float *restrict t210, const float *restrict t54) {
     for (size_t i = 0; i < 128; i++) {
         const float v212 = t210[0] * t54[i];
         const float v213 = -v212;
@@ -1798,9 +1876,10 @@ static void step_k074_mul_neg(float *restrict t213, const float *restrict t210, 
     }
 }
 
-/* %214 = broadcast axes=[0] %213 : [128,10]
- * %215 = mul %214, %51 : [128,10] */
-static void step_k075_mul(float *restrict t215, const float *restrict t213, const float *restrict t51) {
+/* loop [128,10]
+ * %214 = broadcast axes=[0] %213 : [128,10]  // teacher/loss_uda vjp
+ * %215 = mul %214, %51 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t215, const float *restrict t213, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v215 = t213[i0] * t51[i0 * 10 + i1];
@@ -1809,9 +1888,10 @@ static void step_k075_mul(float *restrict t215, const float *restrict t213, cons
     }
 }
 
-/* %216 = neg %215 : [128,10]
- * %217 = reduce_sum axes=[1] %216 : [128] */
-static void step_k076_neg_reduce_sum(float *restrict t217, const float *restrict t215) {
+/* reduce_sum [128,10] axes=[1]
+ * %216 = neg %215 : [128,10]  // teacher/loss_uda vjp
+ * %217 = reduce_sum axes=[1] %216 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t217, const float *restrict t215) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1822,22 +1902,24 @@ static void step_k076_neg_reduce_sum(float *restrict t217, const float *restrict
     }
 }
 
-/* %218 = div %217, %59 : [128] */
-static void step_k077_div(float *restrict t218, const float *restrict t217, const float *restrict t59) {
+/* loop [128]
+ * %218 = div %217, %59 : [128]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t218, const float *restrict t217, const float *restrict t59) {
     for (size_t i = 0; i < 128; i++) {
         const float v218 = t217[i] / t59[i];
         t218[i] = v218;
     }
 }
 
-/* %207 = broadcast axes=[0] %206 : [128,10]
- * %208 = mul %207, %58 : [128,10]
- * %209 = add %203, %208 : [128,10]
- * %219 = broadcast axes=[0] %218 : [128,10]
- * %220 = mul %219, %58 : [128,10]
- * %221 = add %215, %220 : [128,10]
- * %222 = add %209, %221 : [128,10] */
-static void step_k078_mul_add(float *restrict t222, const float *restrict t206, const float *restrict t58, const float *restrict t203, const float *restrict t218, const float *restrict t215) {
+/* loop [128,10]
+ * %207 = broadcast axes=[0] %206 : [128,10]  // teacher/feedback vjp
+ * %208 = mul %207, %58 : [128,10]  // teacher/feedback vjp
+ * %209 = add %203, %208 : [128,10]  // teacher/feedback vjp
+ * %219 = broadcast axes=[0] %218 : [128,10]  // teacher/loss_uda vjp
+ * %220 = mul %219, %58 : [128,10]  // teacher/loss_uda vjp
+ * %221 = add %215, %220 : [128,10]  // teacher/loss_uda vjp
+ * %222 = add %209, %221 : [128,10]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t222, const float *restrict t206, const float *restrict t58, const float *restrict t203, const float *restrict t218, const float *restrict t215) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v208 = t206[i0] * t58[i0 * 10 + i1];
@@ -1850,18 +1932,20 @@ static void step_k078_mul_add(float *restrict t222, const float *restrict t206, 
     }
 }
 
-/* %173 = constant -0.03125 : [32,10]
- * %223 = mul %173, %28 : [32,10] */
-static void step_k079_mul(float *restrict t223, const float *restrict t28) {
+/* loop [32,10]
+ * %173 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %223 = mul %173, %28 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t223, const float *restrict t28) {
     for (size_t i = 0; i < 320; i++) {
         const float v223 = (-0.03125f) * t28[i];
         t223[i] = v223;
     }
 }
 
-/* %224 = neg %223 : [32,10]
- * %225 = reduce_sum axes=[1] %224 : [32] */
-static void step_k080_neg_reduce_sum(float *restrict t225, const float *restrict t223) {
+/* reduce_sum [32,10] axes=[1]
+ * %224 = neg %223 : [32,10]  // teacher/loss_sup vjp
+ * %225 = reduce_sum axes=[1] %224 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t225, const float *restrict t223) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1872,18 +1956,20 @@ static void step_k080_neg_reduce_sum(float *restrict t225, const float *restrict
     }
 }
 
-/* %226 = div %225, %33 : [32] */
-static void step_k081_div(float *restrict t226, const float *restrict t225, const float *restrict t33) {
+/* loop [32]
+ * %226 = div %225, %33 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t226, const float *restrict t225, const float *restrict t33) {
     for (size_t i = 0; i < 32; i++) {
         const float v226 = t225[i] / t33[i];
         t226[i] = v226;
     }
 }
 
-/* %227 = broadcast axes=[0] %226 : [32,10]
- * %228 = mul %227, %32 : [32,10]
- * %229 = add %223, %228 : [32,10] */
-static void step_k082_mul_add(float *restrict t229, const float *restrict t226, const float *restrict t32, const float *restrict t223) {
+/* loop [32,10]
+ * %227 = broadcast axes=[0] %226 : [32,10]  // teacher/loss_sup vjp
+ * %228 = mul %227, %32 : [32,10]  // teacher/loss_sup vjp
+ * %229 = add %223, %228 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t229, const float *restrict t226, const float *restrict t32, const float *restrict t223) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v228 = t226[i0] * t32[i0 * 10 + i1];
@@ -1893,8 +1979,9 @@ static void step_k082_mul_add(float *restrict t229, const float *restrict t226, 
     }
 }
 
-/* %230 = reduce_sum axes=[0] %229 : [10] */
-static void step_k083_reduce_sum(float *restrict t230, const float *restrict t229) {
+/* reduce_sum [32,10] axes=[0]
+ * %230 = reduce_sum axes=[0] %229 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp(float *restrict t230, const float *restrict t229) {
     for (size_t o = 0; o < 10; o++) t230[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1903,8 +1990,9 @@ static void step_k083_reduce_sum(float *restrict t230, const float *restrict t22
     }
 }
 
-/* %231 = reduce_sum axes=[0] %222 : [10] */
-static void step_k084_reduce_sum(float *restrict t231, const float *restrict t222) {
+/* reduce_sum [128,10] axes=[0]
+ * %231 = reduce_sum axes=[0] %222 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_2(float *restrict t231, const float *restrict t222) {
     for (size_t o = 0; o < 10; o++) t231[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1913,23 +2001,26 @@ static void step_k084_reduce_sum(float *restrict t231, const float *restrict t22
     }
 }
 
-/* %232 = add %230, %231 : [10] */
-static void step_k085_add(float *restrict t232, const float *restrict t230, const float *restrict t231) {
+/* loop [10]
+ * %232 = add %230, %231 : [10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_3(float *restrict t232, const float *restrict t230, const float *restrict t231) {
     for (size_t i = 0; i < 10; i++) {
         const float v232 = t230[i] + t231[i];
         t232[i] = v232;
     }
 }
 
-/* %238 = matmul tA %237, %222 : [256,10] */
-static void step_k086_matmul(float *restrict t238, const float *restrict t237, const float *restrict t222) {
+/* gemm blas m=256 n=10 k=128 tA
+ * %238 = matmul tA %237, %222 : [256,10]  // teacher/dense3 vjp */
+static void step_teacher_dense3_vjp_4(float *restrict t238, const float *restrict t237, const float *restrict t222) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 128, 1.0f, t237, 256, t222, 10, 0.0f, t238, 10);
 }
 
-/* %233 = matmul tB %229, %2 : [32,256]
- * %240 = step %235 : [32,256]
- * %241 = mul %233, %240 : [32,256] */
-static void step_k087_matmul_step_mul(float *restrict t241, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t235) {
+/* gemm blas m=32 n=256 k=10 tB +epilogue
+ * %233 = matmul tB %229, %2 : [32,256]  // teacher/dense3 vjp
+ * %240 = step %235 : [32,256]  // teacher/relu2 vjp
+ * %241 = mul %233, %240 : [32,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_5(float *restrict t241, const float *restrict t229, const float *restrict in_teacher_dense3_weight, const float *restrict t235) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 256, 10, 1.0f, t229, 10, in_teacher_dense3_weight, 10, 0.0f, t241, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -1939,10 +2030,11 @@ static void step_k087_matmul_step_mul(float *restrict t241, const float *restric
     }
 }
 
-/* %234 = matmul tB %222, %2 : [128,256]
- * %242 = step %237 : [128,256]
- * %243 = mul %234, %242 : [128,256] */
-static void step_k088_matmul_step_mul(float *restrict t243, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
+/* gemm blas m=128 n=256 k=10 tB +epilogue
+ * %234 = matmul tB %222, %2 : [128,256]  // teacher/dense3 vjp
+ * %242 = step %237 : [128,256]  // teacher/relu2 vjp
+ * %243 = mul %234, %242 : [128,256]  // teacher/relu2 vjp */
+static void step_teacher_dense3_vjp_6(float *restrict t243, const float *restrict t222, const float *restrict in_teacher_dense3_weight, const float *restrict t237) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 256, 10, 1.0f, t222, 10, in_teacher_dense3_weight, 10, 0.0f, t243, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
@@ -1952,8 +2044,9 @@ static void step_k088_matmul_step_mul(float *restrict t243, const float *restric
     }
 }
 
-/* %244 = reduce_sum axes=[0] %241 : [256] */
-static void step_k089_reduce_sum(float *restrict t244, const float *restrict t241) {
+/* reduce_sum [32,256] axes=[0]
+ * %244 = reduce_sum axes=[0] %241 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp(float *restrict t244, const float *restrict t241) {
     for (size_t o = 0; o < 256; o++) t244[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 256; i1++) {
@@ -1962,14 +2055,15 @@ static void step_k089_reduce_sum(float *restrict t244, const float *restrict t24
     }
 }
 
-/* %245 = reduce_sum axes=[0] %243 : [256] */
+/* reduce_sum [128,256] axes=[0] split
+ * %245 = reduce_sum axes=[0] %243 : [256]  // teacher/dense1 vjp */
 typedef struct {
     float *t245;
     const float *t243;
-} step_k090_reduce_sum_pointers;
+} step_teacher_dense1_vjp_2_pointers;
 
-static void step_k090_reduce_sum_part(void *context, int part, int parts) {
-    const step_k090_reduce_sum_pointers *p = context;
+static void step_teacher_dense1_vjp_2_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_2_pointers *p = context;
     float *restrict t245 = p->t245;
     const float *restrict t243 = p->t243;
     size_t lo, hi;
@@ -1982,27 +2076,29 @@ static void step_k090_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k090_reduce_sum(float *restrict t245, const float *restrict t243) {
-    mplc_parallel(step_k090_reduce_sum_part, &(step_k090_reduce_sum_pointers){t245, t243});
+static void step_teacher_dense1_vjp_2(float *restrict t245, const float *restrict t243) {
+    mplc_parallel(step_teacher_dense1_vjp_2_part, &(step_teacher_dense1_vjp_2_pointers){t245, t243});
 }
 
-/* %246 = add %244, %245 : [256] */
-static void step_k091_add(float *restrict t246, const float *restrict t244, const float *restrict t245) {
+/* loop [256]
+ * %246 = add %244, %245 : [256]  // teacher/dense1 vjp */
+static void step_teacher_dense1_vjp_3(float *restrict t246, const float *restrict t244, const float *restrict t245) {
     for (size_t i = 0; i < 256; i++) {
         const float v246 = t244[i] + t245[i];
         t246[i] = v246;
     }
 }
 
-/* %248 = matmul tA %75, %243 : [784,256] */
+/* gemm blas m=784 n=256 k=128 tA split
+ * %248 = matmul tA %75, %243 : [784,256]  // teacher/dense1 vjp */
 typedef struct {
     float *t248;
     const float *t75;
     const float *t243;
-} step_k092_matmul_pointers;
+} step_teacher_dense1_vjp_4_pointers;
 
-static void step_k092_matmul_part(void *context, int part, int parts) {
-    const step_k092_matmul_pointers *p = context;
+static void step_teacher_dense1_vjp_4_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_4_pointers *p = context;
     float *restrict t248 = p->t248;
     const float *restrict t75 = p->t75;
     const float *restrict t243 = p->t243;
@@ -2012,23 +2108,24 @@ static void step_k092_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 256, 128, 1.0f, t75 + lo, 784, t243, 256, 0.0f, t248 + lo * 256, 256);
 }
 
-static void step_k092_matmul(float *restrict t248, const float *restrict t75, const float *restrict t243) {
-    mplc_parallel(step_k092_matmul_part, &(step_k092_matmul_pointers){t248, t75, t243});
+static void step_teacher_dense1_vjp_4(float *restrict t248, const float *restrict t75, const float *restrict t243) {
+    mplc_parallel(step_teacher_dense1_vjp_4_part, &(step_teacher_dense1_vjp_4_pointers){t248, t75, t243});
 }
 
-/* %111 = constant 0.0005 : [784,256]
- * %114 = constant 0.9 : [784,256]
- * %247 = matmul tA %154, %241 : [784,256]
- * %249 = add %247, %248 : [784,256]
- * %251 = mul %0, %111 : [784,256]
- * %252 = add %249, %251 : [784,256]
- * %253 = mul %250, %114 : [784,256]
- * %254 = add %253, %252 : [784,256]
- * %255 = mul %254, %114 : [784,256]
- * %256 = add %252, %255 : [784,256]
- * %257 = broadcast axes=[] %10 : [784,256]
- * %258 = mul %256, %257 : [784,256]
- * %259 = sub %0, %258 : [784,256]
+/* gemm blas m=784 n=256 k=32 tA +epilogue split
+ * %111 = constant 0.0005 : [784,256]  // student/dense1 update
+ * %114 = constant 0.9 : [784,256]  // student/dense1 update
+ * %247 = matmul tA %154, %241 : [784,256]  // teacher/dense1 vjp
+ * %249 = add %247, %248 : [784,256]  // teacher/dense1 vjp
+ * %251 = mul %0, %111 : [784,256]  // teacher/dense1 update
+ * %252 = add %249, %251 : [784,256]  // teacher/dense1 update
+ * %253 = mul %250, %114 : [784,256]  // teacher/dense1 update
+ * %254 = add %253, %252 : [784,256]  // teacher/dense1 update
+ * %255 = mul %254, %114 : [784,256]  // teacher/dense1 update
+ * %256 = add %252, %255 : [784,256]  // teacher/dense1 update
+ * %257 = broadcast axes=[] %10 : [784,256]  // teacher/dense1 update
+ * %258 = mul %256, %257 : [784,256]  // teacher/dense1 update
+ * %259 = sub %0, %258 : [784,256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -2039,10 +2136,10 @@ typedef struct {
     const float *t241;
     const float *t248;
     const float *in_lr_teacher;
-} step_k093_matmul_add_mul_etc_pointers;
+} step_teacher_dense1_vjp_5_pointers;
 
-static void step_k093_matmul_add_mul_etc_part(void *context, int part, int parts) {
-    const step_k093_matmul_add_mul_etc_pointers *p = context;
+static void step_teacher_dense1_vjp_5_part(void *context, int part, int parts) {
+    const step_teacher_dense1_vjp_5_pointers *p = context;
     float *restrict t252 = p->t252;
     float *restrict in_teacher_momentum_dense1_weight = p->in_teacher_momentum_dense1_weight;
     float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
@@ -2071,21 +2168,22 @@ static void step_k093_matmul_add_mul_etc_part(void *context, int part, int parts
     }
 }
 
-static void step_k093_matmul_add_mul_etc(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k093_matmul_add_mul_etc_part, &(step_k093_matmul_add_mul_etc_pointers){t252, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t241, t248, in_lr_teacher});
+static void step_teacher_dense1_vjp_5(float *restrict t252, float *restrict in_teacher_momentum_dense1_weight, float *restrict in_teacher_dense1_weight, const float *restrict in_x, const float *restrict t241, const float *restrict t248, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_teacher_dense1_vjp_5_part, &(step_teacher_dense1_vjp_5_pointers){t252, in_teacher_momentum_dense1_weight, in_teacher_dense1_weight, in_x, t241, t248, in_lr_teacher});
 }
 
-/* %123 = constant 0.9 : [256]
- * %261 = mul %260, %123 : [256]
- * %262 = add %261, %246 : [256]
- * %263 = mul %262, %123 : [256]
- * %264 = add %246, %263 : [256]
- * %265 = broadcast axes=[] %10 : [256]
- * %266 = mul %264, %265 : [256]
- * %267 = sub %1, %266 : [256]
+/* loop [256]
+ * %123 = constant 0.9 : [256]  // student/dense1 update
+ * %261 = mul %260, %123 : [256]  // teacher/dense1 update
+ * %262 = add %261, %246 : [256]  // teacher/dense1 update
+ * %263 = mul %262, %123 : [256]  // teacher/dense1 update
+ * %264 = add %246, %263 : [256]  // teacher/dense1 update
+ * %265 = broadcast axes=[] %10 : [256]  // teacher/dense1 update
+ * %266 = mul %264, %265 : [256]  // teacher/dense1 update
+ * %267 = sub %1, %266 : [256]  // teacher/dense1 update
  * in_teacher_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense1_bias is updated in place: each element is read before it is overwritten */
-static void step_k094_mul_add_sub(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t246, const float *restrict in_lr_teacher) {
+static void step_teacher_dense1_update(float *restrict in_teacher_momentum_dense1_bias, float *restrict in_teacher_dense1_bias, const float *restrict t246, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 256; i++) {
         const float v261 = in_teacher_momentum_dense1_bias[i] * 0.9f;
         const float v262 = v261 + t246[i];
@@ -2098,22 +2196,23 @@ static void step_k094_mul_add_sub(float *restrict in_teacher_momentum_dense1_bia
     }
 }
 
-/* %132 = constant 0.0005 : [256,10]
- * %135 = constant 0.9 : [256,10]
- * %236 = matmul tA %235, %229 : [256,10]
- * %239 = add %236, %238 : [256,10]
- * %269 = mul %2, %132 : [256,10]
- * %270 = add %239, %269 : [256,10]
- * %271 = mul %268, %135 : [256,10]
- * %272 = add %271, %270 : [256,10]
- * %273 = mul %272, %135 : [256,10]
- * %274 = add %270, %273 : [256,10]
- * %275 = broadcast axes=[] %10 : [256,10]
- * %276 = mul %274, %275 : [256,10]
- * %277 = sub %2, %276 : [256,10]
+/* gemm blas m=256 n=10 k=32 tA +epilogue
+ * %132 = constant 0.0005 : [256,10]  // student/dense3 update
+ * %135 = constant 0.9 : [256,10]  // student/dense3 update
+ * %236 = matmul tA %235, %229 : [256,10]  // teacher/dense3 vjp
+ * %239 = add %236, %238 : [256,10]  // teacher/dense3 vjp
+ * %269 = mul %2, %132 : [256,10]  // teacher/dense3 update
+ * %270 = add %239, %269 : [256,10]  // teacher/dense3 update
+ * %271 = mul %268, %135 : [256,10]  // teacher/dense3 update
+ * %272 = add %271, %270 : [256,10]  // teacher/dense3 update
+ * %273 = mul %272, %135 : [256,10]  // teacher/dense3 update
+ * %274 = add %270, %273 : [256,10]  // teacher/dense3 update
+ * %275 = broadcast axes=[] %10 : [256,10]  // teacher/dense3 update
+ * %276 = mul %274, %275 : [256,10]  // teacher/dense3 update
+ * %277 = sub %2, %276 : [256,10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_weight is updated in place: each element is read before it is overwritten */
-static void step_k095_matmul_add_mul_etc(float *restrict t270, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_vjp_7(float *restrict t270, float *restrict in_teacher_momentum_dense3_weight, float *restrict in_teacher_dense3_weight, const float *restrict t235, const float *restrict t229, const float *restrict t238, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 32, 1.0f, t235, 256, t229, 10, 0.0f, t270, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
@@ -2132,17 +2231,18 @@ static void step_k095_matmul_add_mul_etc(float *restrict t270, float *restrict i
     }
 }
 
-/* %144 = constant 0.9 : [10]
- * %279 = mul %278, %144 : [10]
- * %280 = add %279, %232 : [10]
- * %281 = mul %280, %144 : [10]
- * %282 = add %232, %281 : [10]
- * %283 = broadcast axes=[] %10 : [10]
- * %284 = mul %282, %283 : [10]
- * %285 = sub %3, %284 : [10]
+/* loop [10]
+ * %144 = constant 0.9 : [10]  // student/dense3 update
+ * %279 = mul %278, %144 : [10]  // teacher/dense3 update
+ * %280 = add %279, %232 : [10]  // teacher/dense3 update
+ * %281 = mul %280, %144 : [10]  // teacher/dense3 update
+ * %282 = add %232, %281 : [10]  // teacher/dense3 update
+ * %283 = broadcast axes=[] %10 : [10]  // teacher/dense3 update
+ * %284 = mul %282, %283 : [10]  // teacher/dense3 update
+ * %285 = sub %3, %284 : [10]  // teacher/dense3 update
  * in_teacher_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense3_bias is updated in place: each element is read before it is overwritten */
-static void step_k096_mul_add_sub(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t232, const float *restrict in_lr_teacher) {
+static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense3_bias, float *restrict in_teacher_dense3_bias, const float *restrict t232, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v279 = in_teacher_momentum_dense3_bias[i] * 0.9f;
         const float v280 = v279 + t232[i];
@@ -2157,122 +2257,123 @@ static void step_k096_mul_add_sub(float *restrict in_teacher_momentum_dense3_bia
 
 /* 97 kernels; scratch high-water mark 493760 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 401408, io, state, state + 200704);
-    step_k001_matmul_add(scratch, scratch + 401408, state + 200960, state + 203520);
-    step_k002_mul_add(scratch + 492288, io + 225792);
-    step_k003_reduce_max(scratch + 475456, scratch);
-    step_k004_sub_exp(scratch + 475136, scratch + 492608, scratch, scratch + 475456);
-    step_k005_reduce_sum(scratch + 493696, scratch + 492608);
-    step_k006_log(scratch + 492928, scratch + 493696);
-    step_k007_sub_mul_reduce_sum(scratch + 492960, scratch + 475136, scratch + 492928, scratch + 492288);
-    step_k008_mul(io + 226176, scratch + 492960);
-    step_k009_mul(scratch + 2880, scratch + 320);
-    step_k010_reduce_max(scratch + 475136, scratch + 2880);
-    step_k011_sub(scratch + 4160, scratch + 2880, scratch + 475136);
-    step_k012_exp_reduce_sum(scratch + 2880, scratch + 4160);
-    step_k013_log(scratch + 3008, scratch + 2880);
-    step_k014_sub_exp(scratch + 488448, scratch + 4160, scratch + 3008);
-    step_k015_reduce_max(scratch + 489728, scratch + 488448);
-    step_k016_greaterEqual(scratch + 493440, scratch + 489728);
-    step_k017_reduce_max(scratch + 492928, scratch + 1600);
-    step_k018_sub_exp(scratch + 475136, scratch + 489728, scratch + 1600, scratch + 492928);
-    step_k019_reduce_sum(scratch + 493568, scratch + 489728);
-    step_k020_log(scratch + 492928, scratch + 493568);
-    step_k021_sub_mul_reduce_sum(scratch + 493056, scratch + 475136, scratch + 492928, scratch + 488448);
-    step_k022_neg_mul_reduce_sum(scratch + 492928, scratch + 493056, scratch + 493440);
-    step_k023_mul(io + 226192, scratch + 492928);
-    step_k024_reduce_sum(scratch + 492928, scratch + 493440);
-    step_k025_mul(io + 226208, scratch + 492928);
-    step_k026_one_hot_argmax(scratch + 491008, scratch + 1600);
-    step_k027_matmul_add_relu(scratch, io + 125440, state + 203536, state + 404240);
-    step_k028_matmul_add(scratch + 475136, scratch, state + 404496, state + 407056);
-    step_k029_reduce_max(scratch + 492928, scratch + 475136);
-    step_k030_sub_exp(scratch + 476416, scratch + 477696, scratch + 475136, scratch + 492928);
-    step_k031_reduce_sum(scratch + 492928, scratch + 477696);
-    step_k032_log(scratch + 493056, scratch + 492928);
-    step_k033_sub_mul_reduce_sum(scratch + 493184, scratch + 476416, scratch + 493056, scratch + 491008);
-    step_k034_mul(io + 226224, scratch + 493184);
-    step_k035_mul(scratch + 475136, scratch + 491008);
-    step_k036_neg_reduce_sum(scratch + 493056, scratch + 475136);
-    step_k037_div(scratch + 493184, scratch + 493056, scratch + 492928);
-    step_k038_mul_add(scratch + 476416, scratch + 493184, scratch + 477696, scratch + 475136);
-    step_k039_reduce_sum(scratch + 493728, scratch + 476416);
-    step_k040_matmul(scratch + 483328, scratch, scratch + 476416);
-    step_k041_matmul_step_mul(scratch + 200704, scratch + 476416, state + 404496, scratch);
-    step_k042_reduce_sum(scratch + 492928, scratch + 200704);
-    step_k043_matmul(scratch, io + 125440, scratch + 200704);
-    step_k044_mul_add_sub(state + 610608, state + 203536, scratch, io + 226128);
-    step_k045_mul_add_sub(state + 811312, state + 404240, scratch + 492928, io + 226128);
-    step_k046_mul_add_sub(state + 811568, state + 404496, scratch + 483328, io + 226128);
-    step_k047_mul_add_sub(state + 814128, state + 407056, scratch + 493728, io + 226128);
-    step_k048_matmul_add_relu(scratch + 200704, io, state + 203536, state + 404240);
-    step_k049_matmul_add(scratch + 485888, scratch + 200704, state + 404496, state + 407056);
-    step_k050_reduce_max(scratch + 493184, scratch + 485888);
-    step_k051_sub_exp(scratch + 486208, scratch + 486528, scratch + 485888, scratch + 493184);
-    step_k052_reduce_sum(scratch + 493184, scratch + 486528);
-    step_k053_log(scratch + 493216, scratch + 493184);
-    step_k054_sub_mul_reduce_sum(scratch + 493248, scratch + 486208, scratch + 493216, io + 225792);
-    step_k055_mul(io + 226240, scratch + 493248);
-    step_k056_mul(scratch + 485888, io + 225792);
-    step_k057_neg_reduce_sum(scratch + 493216, scratch + 485888);
-    step_k058_div(scratch + 493248, scratch + 493216, scratch + 493184);
-    step_k059_mul_add(scratch + 208896, scratch + 493248, scratch + 486528, scratch + 485888);
-    step_k060_reduce_sum(scratch + 493744, scratch + 208896);
-    step_k061_matmul(scratch + 485888, scratch + 200704, scratch + 208896);
-    step_k062_matmul_step_mul(scratch + 475136, scratch + 208896, state + 404496, scratch + 200704);
-    step_k063_reduce_sum(scratch + 493184, scratch + 475136);
-    step_k064_matmul(scratch + 200704, io, scratch + 475136);
-    step_k065_mul_reduce_sum(scratch + 475136, scratch + 200704, scratch);
-    step_k066_mul_reduce_sum(scratch + 475152, scratch + 493184, scratch + 492928);
-    step_k067_mul_reduce_sum(scratch + 492928, scratch + 485888, scratch + 483328);
-    step_k068_mul_reduce_sum(scratch + 492944, scratch + 493744, scratch + 493728);
-    step_k069_mul_add(io + 226256, scratch + 492960, io + 226128, scratch + 475136, scratch + 475152, scratch + 492928, scratch + 492944, io + 226160);
-    step_k070_mul(scratch + 475136, scratch + 492960, scratch + 491008);
-    step_k071_neg_reduce_sum(scratch + 492928, scratch + 475136);
-    step_k072_div(scratch + 493056, scratch + 492928, scratch + 493568);
-    step_k073_mul(scratch + 493184, io + 226144);
-    step_k074_mul_neg(scratch + 492928, scratch + 493184, scratch + 493440);
-    step_k075_mul(scratch + 476416, scratch + 492928, scratch + 488448);
-    step_k076_neg_reduce_sum(scratch + 492928, scratch + 476416);
-    step_k077_div(scratch + 493184, scratch + 492928, scratch + 493568);
-    step_k078_mul_add(scratch + 485888, scratch + 493056, scratch + 489728, scratch + 475136, scratch + 493184, scratch + 476416);
-    step_k079_mul(scratch + 487168, scratch + 492288);
-    step_k080_neg_reduce_sum(scratch + 492928, scratch + 487168);
-    step_k081_div(scratch + 492960, scratch + 492928, scratch + 493696);
-    step_k082_mul_add(scratch + 487488, scratch + 492960, scratch + 492608, scratch + 487168);
-    step_k083_reduce_sum(scratch + 487168, scratch + 487488);
-    step_k084_reduce_sum(scratch + 487184, scratch + 485888);
-    step_k085_add(scratch + 487200, scratch + 487168, scratch + 487184);
-    step_k086_matmul(scratch + 483328, scratch + 442368, scratch + 485888);
-    step_k087_matmul_step_mul(scratch + 475136, scratch + 487488, state + 200960, scratch + 401408);
-    step_k088_matmul_step_mul(scratch + 200704, scratch + 485888, state + 200960, scratch + 442368);
-    step_k089_reduce_sum(scratch + 485888, scratch + 475136);
-    step_k090_reduce_sum(scratch + 486144, scratch + 200704);
-    step_k091_add(scratch + 486400, scratch + 485888, scratch + 486144);
-    step_k092_matmul(scratch, io + 125440, scratch + 200704);
-    step_k093_matmul_add_mul_etc(scratch + 200704, state + 407072, state, io, scratch + 475136, scratch, io + 226112);
-    step_k094_mul_add_sub(state + 607776, state + 200704, scratch + 486400, io + 226112);
-    step_k095_matmul_add_mul_etc(scratch + 475136, state + 608032, state + 200960, scratch + 401408, scratch + 487488, scratch + 483328, io + 226112);
-    step_k096_mul_add_sub(state + 610592, state + 203520, scratch + 487200, io + 226112);
+    step_teacher_dense1_fwd(scratch + 401408 /* t18 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch /* t21 */, scratch + 401408 /* t18 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
+    step_teacher_loss_sup_fwd(scratch + 492288 /* t28 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 475456 /* t29 */, scratch /* t22 */);
+    step_teacher_loss_sup_fwd_3(scratch + 475136 /* t31 */, scratch + 492608 /* t32 */, scratch /* t22 */, scratch + 475456 /* t29 */);
+    step_teacher_loss_sup_fwd_4(scratch + 493696 /* t33 */, scratch + 492608 /* t32 */);
+    step_teacher_loss_sup_fwd_5(scratch + 492928 /* t34 */, scratch + 493696 /* t33 */);
+    step_teacher_loss_sup_fwd_6(scratch + 492960 /* t38 */, scratch + 475136 /* t31 */, scratch + 492928 /* t34 */, scratch + 492288 /* t28 */);
+    step_teacher_loss_sup_fwd_7(io + 226176 /* t40 */, scratch + 492960 /* t38 */);
+    step_teacher_loss_uda_fwd(scratch + 2880 /* t42 */, scratch + 320 /* t23 */);
+    step_teacher_loss_uda_fwd_2(scratch + 475136 /* t43 */, scratch + 2880 /* t42 */);
+    step_teacher_loss_uda_fwd_3(scratch + 4160 /* t45 */, scratch + 2880 /* t42 */, scratch + 475136 /* t43 */);
+    step_teacher_loss_uda_fwd_4(scratch + 2880 /* t47 */, scratch + 4160 /* t45 */);
+    step_teacher_loss_uda_fwd_5(scratch + 3008 /* t48 */, scratch + 2880 /* t47 */);
+    step_teacher_loss_uda_fwd_6(scratch + 488448 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
+    step_teacher_loss_uda_fwd_7(scratch + 489728 /* t52 */, scratch + 488448 /* t51 */);
+    step_teacher_loss_uda_fwd_8(scratch + 493440 /* t54 */, scratch + 489728 /* t52 */);
+    step_teacher_loss_uda_fwd_9(scratch + 492928 /* t55 */, scratch + 1600 /* t24 */);
+    step_teacher_loss_uda_fwd_10(scratch + 475136 /* t57 */, scratch + 489728 /* t58 */, scratch + 1600 /* t24 */, scratch + 492928 /* t55 */);
+    step_teacher_loss_uda_fwd_11(scratch + 493568 /* t59 */, scratch + 489728 /* t58 */);
+    step_teacher_loss_uda_fwd_12(scratch + 492928 /* t60 */, scratch + 493568 /* t59 */);
+    step_teacher_loss_uda_fwd_13(scratch + 493056 /* t64 */, scratch + 475136 /* t57 */, scratch + 492928 /* t60 */, scratch + 488448 /* t51 */);
+    step_teacher_loss_uda_fwd_14(scratch + 492928 /* t67 */, scratch + 493056 /* t64 */, scratch + 493440 /* t54 */);
+    step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 492928 /* t67 */);
+    step_teacher_loss_uda_fwd_16(scratch + 492928 /* t70 */, scratch + 493440 /* t54 */);
+    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 492928 /* t70 */);
+    step_teacher_pseudo_labels_fwd(scratch + 491008 /* t72 */, scratch + 1600 /* t24 */);
+    step_student_dense1_fwd(scratch /* t79 */, io + 125440 /* t75 */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
+    step_student_dense3_fwd(scratch + 475136 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
+    step_student_loss_u_fwd(scratch + 492928 /* t83 */, scratch + 475136 /* t82 */);
+    step_student_loss_u_fwd_2(scratch + 476416 /* t85 */, scratch + 477696 /* t86 */, scratch + 475136 /* t82 */, scratch + 492928 /* t83 */);
+    step_student_loss_u_fwd_3(scratch + 492928 /* t87 */, scratch + 477696 /* t86 */);
+    step_student_loss_u_fwd_4(scratch + 493056 /* t88 */, scratch + 492928 /* t87 */);
+    step_student_loss_u_fwd_5(scratch + 493184 /* t92 */, scratch + 476416 /* t85 */, scratch + 493056 /* t88 */, scratch + 491008 /* t72 */);
+    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 493184 /* t92 */);
+    step_student_loss_u_vjp(scratch + 475136 /* t96 */, scratch + 491008 /* t72 */);
+    step_student_loss_u_vjp_2(scratch + 493056 /* t98 */, scratch + 475136 /* t96 */);
+    step_student_loss_u_vjp_3(scratch + 493184 /* t99 */, scratch + 493056 /* t98 */, scratch + 492928 /* t87 */);
+    step_student_loss_u_vjp_4(scratch + 476416 /* t102 */, scratch + 493184 /* t99 */, scratch + 477696 /* t86 */, scratch + 475136 /* t96 */);
+    step_student_dense3_vjp(scratch + 493728 /* t103 */, scratch + 476416 /* t102 */);
+    step_student_dense3_vjp_2(scratch + 483328 /* t105 */, scratch /* t79 */, scratch + 476416 /* t102 */);
+    step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 476416 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
+    step_student_dense1_vjp(scratch + 492928 /* t108 */, scratch + 200704 /* t107 */);
+    step_student_dense1_vjp_2(scratch /* t109 */, io + 125440 /* t75 */, scratch + 200704 /* t107 */);
+    step_student_dense1_update(state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, scratch /* t109 */, io + 226128 /* in_lr_student */);
+    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 492928 /* t108 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 483328 /* t105 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 493728 /* t103 */, io + 226128 /* in_lr_student */);
+    step_student_dense1_fwd_2(scratch + 200704 /* t158 */, io /* in_x */, state + 203536 /* t121 */, state + 404240 /* t130 */);
+    step_student_dense3_fwd_2(scratch + 485888 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
+    step_student_loss_l_fwd(scratch + 493184 /* t162 */, scratch + 485888 /* t161 */);
+    step_student_loss_l_fwd_2(scratch + 486208 /* t164 */, scratch + 486528 /* t165 */, scratch + 485888 /* t161 */, scratch + 493184 /* t162 */);
+    step_student_loss_l_fwd_3(scratch + 493184 /* t166 */, scratch + 486528 /* t165 */);
+    step_student_loss_l_fwd_4(scratch + 493216 /* t167 */, scratch + 493184 /* t166 */);
+    step_student_loss_l_fwd_5(scratch + 493248 /* t171 */, scratch + 486208 /* t164 */, scratch + 493216 /* t167 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 493248 /* t171 */);
+    step_student_loss_l_vjp(scratch + 485888 /* t174 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 493216 /* t176 */, scratch + 485888 /* t174 */);
+    step_student_loss_l_vjp_3(scratch + 493248 /* t177 */, scratch + 493216 /* t176 */, scratch + 493184 /* t166 */);
+    step_student_loss_l_vjp_4(scratch + 208896 /* t180 */, scratch + 493248 /* t177 */, scratch + 486528 /* t165 */, scratch + 485888 /* t174 */);
+    step_student_dense3_vjp_4(scratch + 493744 /* t181 */, scratch + 208896 /* t180 */);
+    step_student_dense3_vjp_5(scratch + 485888 /* t183 */, scratch + 200704 /* t158 */, scratch + 208896 /* t180 */);
+    step_student_dense3_vjp_6(scratch + 475136 /* t185 */, scratch + 208896 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
+    step_student_dense1_vjp_3(scratch + 493184 /* t186 */, scratch + 475136 /* t185 */);
+    step_student_dense1_vjp_4(scratch + 200704 /* t187 */, io /* in_x */, scratch + 475136 /* t185 */);
+    step_teacher_feedback_fwd(scratch + 475136 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
+    step_teacher_feedback_fwd_2(scratch + 475152 /* t191 */, scratch + 493184 /* t186 */, scratch + 492928 /* t108 */);
+    step_teacher_feedback_fwd_3(scratch + 492928 /* t194 */, scratch + 485888 /* t183 */, scratch + 483328 /* t105 */);
+    step_teacher_feedback_fwd_4(scratch + 492944 /* t197 */, scratch + 493744 /* t181 */, scratch + 493728 /* t103 */);
+    step_teacher_feedback_fwd_5(io + 226256 /* t199 */, scratch + 492960 /* t201 */, io + 226128 /* in_lr_student */, scratch + 475136 /* t189 */, scratch + 475152 /* t191 */, scratch + 492928 /* t194 */, scratch + 492944 /* t197 */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 475136 /* t203 */, scratch + 492960 /* t201 */, scratch + 491008 /* t72 */);
+    step_teacher_feedback_vjp_2(scratch + 492928 /* t205 */, scratch + 475136 /* t203 */);
+    step_teacher_feedback_vjp_3(scratch + 493056 /* t206 */, scratch + 492928 /* t205 */, scratch + 493568 /* t59 */);
+    step_teacher_loss_uda_vjp(scratch + 493184 /* t210 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 492928 /* t213 */, scratch + 493184 /* t210 */, scratch + 493440 /* t54 */);
+    step_teacher_loss_uda_vjp_3(scratch + 476416 /* t215 */, scratch + 492928 /* t213 */, scratch + 488448 /* t51 */);
+    step_teacher_loss_uda_vjp_4(scratch + 492928 /* t217 */, scratch + 476416 /* t215 */);
+    step_teacher_loss_uda_vjp_5(scratch + 493184 /* t218 */, scratch + 492928 /* t217 */, scratch + 493568 /* t59 */);
+    step_teacher_loss_uda_vjp_6(scratch + 485888 /* t222 */, scratch + 493056 /* t206 */, scratch + 489728 /* t58 */, scratch + 475136 /* t203 */, scratch + 493184 /* t218 */, scratch + 476416 /* t215 */);
+    step_teacher_loss_sup_vjp(scratch + 487168 /* t223 */, scratch + 492288 /* t28 */);
+    step_teacher_loss_sup_vjp_2(scratch + 492928 /* t225 */, scratch + 487168 /* t223 */);
+    step_teacher_loss_sup_vjp_3(scratch + 492960 /* t226 */, scratch + 492928 /* t225 */, scratch + 493696 /* t33 */);
+    step_teacher_loss_sup_vjp_4(scratch + 487488 /* t229 */, scratch + 492960 /* t226 */, scratch + 492608 /* t32 */, scratch + 487168 /* t223 */);
+    step_teacher_dense3_vjp(scratch + 487168 /* t230 */, scratch + 487488 /* t229 */);
+    step_teacher_dense3_vjp_2(scratch + 487184 /* t231 */, scratch + 485888 /* t222 */);
+    step_teacher_dense3_vjp_3(scratch + 487200 /* t232 */, scratch + 487168 /* t230 */, scratch + 487184 /* t231 */);
+    step_teacher_dense3_vjp_4(scratch + 483328 /* t238 */, scratch + 442368 /* t237 */, scratch + 485888 /* t222 */);
+    step_teacher_dense3_vjp_5(scratch + 475136 /* t241 */, scratch + 487488 /* t229 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 401408 /* t235 */);
+    step_teacher_dense3_vjp_6(scratch + 200704 /* t243 */, scratch + 485888 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 442368 /* t237 */);
+    step_teacher_dense1_vjp(scratch + 485888 /* t244 */, scratch + 475136 /* t241 */);
+    step_teacher_dense1_vjp_2(scratch + 486144 /* t245 */, scratch + 200704 /* t243 */);
+    step_teacher_dense1_vjp_3(scratch + 486400 /* t246 */, scratch + 485888 /* t244 */, scratch + 486144 /* t245 */);
+    step_teacher_dense1_vjp_4(scratch /* t248 */, io + 125440 /* t75 */, scratch + 200704 /* t243 */);
+    step_teacher_dense1_vjp_5(scratch + 200704 /* t252 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 475136 /* t241 */, scratch /* t248 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 486400 /* t246 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 475136 /* t270 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 401408 /* t235 */, scratch + 487488 /* t229 */, scratch + 483328 /* t238 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 487200 /* t232 */, io + 226112 /* in_lr_teacher */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %8 = matmul %7, %0 : [256,256]
- * %9 = broadcast axes=[1] %1 : [256,256]
- * %10 = add %8, %9 : [256,256]
- * %11 = relu %10 : [256,256] */
+/* gemm blas m=256 n=256 k=784 +epilogue split
+ * %8 = matmul %7, %0 : [256,256]  // student/dense1 fwd
+ * %9 = broadcast axes=[1] %1 : [256,256]  // student/dense1 fwd
+ * %10 = add %8, %9 : [256,256]  // student/dense1 fwd
+ * %11 = relu %10 : [256,256]  // student/relu2 fwd */
 typedef struct {
     float *t11;
     const float *in_x;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
-} supervised_step_k000_matmul_add_relu_pointers;
+} supervised_step_student_dense1_fwd_pointers;
 
-static void supervised_step_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k000_matmul_add_relu_pointers *p = context;
+static void supervised_step_student_dense1_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense1_fwd_pointers *p = context;
     float *restrict t11 = p->t11;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -2291,14 +2392,15 @@ static void supervised_step_k000_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k000_matmul_add_relu(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(supervised_step_k000_matmul_add_relu_part, &(supervised_step_k000_matmul_add_relu_pointers){t11, in_x, in_student_dense1_weight, in_student_dense1_bias});
+static void supervised_step_student_dense1_fwd(float *restrict t11, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(supervised_step_student_dense1_fwd_part, &(supervised_step_student_dense1_fwd_pointers){t11, in_x, in_student_dense1_weight, in_student_dense1_bias});
 }
 
-/* %12 = matmul %11, %2 : [256,10]
- * %13 = broadcast axes=[1] %3 : [256,10]
- * %14 = add %12, %13 : [256,10] */
-static void supervised_step_k001_matmul_add(float *restrict t14, const float *restrict t11, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+/* gemm blas m=256 n=10 k=256 +epilogue
+ * %12 = matmul %11, %2 : [256,10]  // student/dense3 fwd
+ * %13 = broadcast axes=[1] %3 : [256,10]  // student/dense3 fwd
+ * %14 = add %12, %13 : [256,10]  // student/dense3 fwd */
+static void supervised_step_student_dense3_fwd(float *restrict t14, const float *restrict t11, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 10, 256, 1.0f, t11, 256, in_student_dense3_weight, 10, 0.0f, t14, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
@@ -2309,8 +2411,9 @@ static void supervised_step_k001_matmul_add(float *restrict t14, const float *re
     }
 }
 
-/* %15 = reduce_max axes=[1] %14 : [256] */
-static void supervised_step_k002_reduce_max(float *restrict t15, const float *restrict t14) {
+/* reduce_max [256,10] axes=[1]
+ * %15 = reduce_max axes=[1] %14 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd(float *restrict t15, const float *restrict t14) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2320,10 +2423,11 @@ static void supervised_step_k002_reduce_max(float *restrict t15, const float *re
     }
 }
 
-/* %16 = broadcast axes=[0] %15 : [256,10]
- * %17 = sub %14, %16 : [256,10]
- * %18 = exp %17 : [256,10] */
-static void supervised_step_k003_sub_exp(float *restrict t17, float *restrict t18, const float *restrict t14, const float *restrict t15) {
+/* loop [256,10]
+ * %16 = broadcast axes=[0] %15 : [256,10]  // student/loss fwd
+ * %17 = sub %14, %16 : [256,10]  // student/loss fwd
+ * %18 = exp %17 : [256,10]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_2(float *restrict t17, float *restrict t18, const float *restrict t14, const float *restrict t15) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v17 = t14[i0 * 10 + i1] - t15[i0];
@@ -2334,8 +2438,9 @@ static void supervised_step_k003_sub_exp(float *restrict t17, float *restrict t1
     }
 }
 
-/* %19 = reduce_sum axes=[1] %18 : [256] */
-static void supervised_step_k004_reduce_sum(float *restrict t19, const float *restrict t18) {
+/* reduce_sum [256,10] axes=[1]
+ * %19 = reduce_sum axes=[1] %18 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_3(float *restrict t19, const float *restrict t18) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2345,19 +2450,21 @@ static void supervised_step_k004_reduce_sum(float *restrict t19, const float *re
     }
 }
 
-/* %20 = log %19 : [256] */
-static void supervised_step_k005_log(float *restrict t20, const float *restrict t19) {
+/* loop [256]
+ * %20 = log %19 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_4(float *restrict t20, const float *restrict t19) {
     for (size_t i = 0; i < 256; i++) {
         const float v20 = logf(t19[i]);
         t20[i] = v20;
     }
 }
 
-/* %21 = broadcast axes=[0] %20 : [256,10]
- * %22 = sub %17, %21 : [256,10]
- * %23 = mul %5, %22 : [256,10]
- * %24 = reduce_sum axes=[0, 1] %23 : [] */
-static void supervised_step_k006_sub_mul_reduce_sum(float *restrict t24, const float *restrict t17, const float *restrict t20, const float *restrict in_y) {
+/* reduce_sum [256,10] axes=[0, 1]
+ * %21 = broadcast axes=[0] %20 : [256,10]  // student/loss fwd
+ * %22 = sub %17, %21 : [256,10]  // student/loss fwd
+ * %23 = mul %5, %22 : [256,10]  // student/loss fwd
+ * %24 = reduce_sum axes=[0, 1] %23 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_5(float *restrict t24, const float *restrict t17, const float *restrict t20, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2369,27 +2476,30 @@ static void supervised_step_k006_sub_mul_reduce_sum(float *restrict t24, const f
     t24[0] = (float)sum;
 }
 
-/* %25 = constant -0.00390625 : []
- * %26 = mul %24, %25 : [] */
-static void supervised_step_k007_mul(float *restrict t26, const float *restrict t24) {
+/* loop []
+ * %25 = constant -0.00390625 : []  // student/loss fwd
+ * %26 = mul %24, %25 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_6(float *restrict t26, const float *restrict t24) {
     for (size_t i = 0; i < 1; i++) {
         const float v26 = t24[0] * (-0.00390625f);
         t26[i] = v26;
     }
 }
 
-/* %27 = constant -0.00390625 : [256,10]
- * %28 = mul %27, %5 : [256,10] */
-static void supervised_step_k008_mul(float *restrict t28, const float *restrict in_y) {
+/* loop [256,10]
+ * %27 = constant -0.00390625 : [256,10]  // student/loss vjp
+ * %28 = mul %27, %5 : [256,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp(float *restrict t28, const float *restrict in_y) {
     for (size_t i = 0; i < 2560; i++) {
         const float v28 = (-0.00390625f) * in_y[i];
         t28[i] = v28;
     }
 }
 
-/* %29 = neg %28 : [256,10]
- * %30 = reduce_sum axes=[1] %29 : [256] */
-static void supervised_step_k009_neg_reduce_sum(float *restrict t30, const float *restrict t28) {
+/* reduce_sum [256,10] axes=[1]
+ * %29 = neg %28 : [256,10]  // student/loss vjp
+ * %30 = reduce_sum axes=[1] %29 : [256]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_2(float *restrict t30, const float *restrict t28) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2400,18 +2510,20 @@ static void supervised_step_k009_neg_reduce_sum(float *restrict t30, const float
     }
 }
 
-/* %31 = div %30, %19 : [256] */
-static void supervised_step_k010_div(float *restrict t31, const float *restrict t30, const float *restrict t19) {
+/* loop [256]
+ * %31 = div %30, %19 : [256]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_3(float *restrict t31, const float *restrict t30, const float *restrict t19) {
     for (size_t i = 0; i < 256; i++) {
         const float v31 = t30[i] / t19[i];
         t31[i] = v31;
     }
 }
 
-/* %32 = broadcast axes=[0] %31 : [256,10]
- * %33 = mul %32, %18 : [256,10]
- * %34 = add %28, %33 : [256,10] */
-static void supervised_step_k011_mul_add(float *restrict t34, const float *restrict t31, const float *restrict t18, const float *restrict t28) {
+/* loop [256,10]
+ * %32 = broadcast axes=[0] %31 : [256,10]  // student/loss vjp
+ * %33 = mul %32, %18 : [256,10]  // student/loss vjp
+ * %34 = add %28, %33 : [256,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_4(float *restrict t34, const float *restrict t31, const float *restrict t18, const float *restrict t28) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v33 = t31[i0] * t18[i0 * 10 + i1];
@@ -2421,8 +2533,9 @@ static void supervised_step_k011_mul_add(float *restrict t34, const float *restr
     }
 }
 
-/* %35 = reduce_sum axes=[0] %34 : [10] */
-static void supervised_step_k012_reduce_sum(float *restrict t35, const float *restrict t34) {
+/* reduce_sum [256,10] axes=[0]
+ * %35 = reduce_sum axes=[0] %34 : [10]  // student/dense3 vjp */
+static void supervised_step_student_dense3_vjp(float *restrict t35, const float *restrict t34) {
     for (size_t o = 0; o < 10; o++) t35[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2431,10 +2544,11 @@ static void supervised_step_k012_reduce_sum(float *restrict t35, const float *re
     }
 }
 
-/* %36 = matmul tB %34, %2 : [256,256]
- * %38 = step %11 : [256,256]
- * %39 = mul %36, %38 : [256,256] */
-static void supervised_step_k013_matmul_step_mul(float *restrict t39, const float *restrict t34, const float *restrict in_student_dense3_weight, const float *restrict t11) {
+/* gemm blas m=256 n=256 k=10 tB +epilogue
+ * %36 = matmul tB %34, %2 : [256,256]  // student/dense3 vjp
+ * %38 = step %11 : [256,256]  // student/relu2 vjp
+ * %39 = mul %36, %38 : [256,256]  // student/relu2 vjp */
+static void supervised_step_student_dense3_vjp_2(float *restrict t39, const float *restrict t34, const float *restrict in_student_dense3_weight, const float *restrict t11) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 256, 10, 1.0f, t34, 10, in_student_dense3_weight, 10, 0.0f, t39, 256);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 65536; i++) {
@@ -2444,14 +2558,15 @@ static void supervised_step_k013_matmul_step_mul(float *restrict t39, const floa
     }
 }
 
-/* %40 = reduce_sum axes=[0] %39 : [256] */
+/* reduce_sum [256,256] axes=[0] split
+ * %40 = reduce_sum axes=[0] %39 : [256]  // student/dense1 vjp */
 typedef struct {
     float *t40;
     const float *t39;
-} supervised_step_k014_reduce_sum_pointers;
+} supervised_step_student_dense1_vjp_pointers;
 
-static void supervised_step_k014_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k014_reduce_sum_pointers *p = context;
+static void supervised_step_student_dense1_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_dense1_vjp_pointers *p = context;
     float *restrict t40 = p->t40;
     const float *restrict t39 = p->t39;
     size_t lo, hi;
@@ -2464,22 +2579,23 @@ static void supervised_step_k014_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k014_reduce_sum(float *restrict t40, const float *restrict t39) {
-    mplc_parallel(supervised_step_k014_reduce_sum_part, &(supervised_step_k014_reduce_sum_pointers){t40, t39});
+static void supervised_step_student_dense1_vjp(float *restrict t40, const float *restrict t39) {
+    mplc_parallel(supervised_step_student_dense1_vjp_part, &(supervised_step_student_dense1_vjp_pointers){t40, t39});
 }
 
-/* %41 = matmul tA %7, %39 : [784,256]
- * %43 = constant 0.0005 : [784,256]
- * %44 = mul %0, %43 : [784,256]
- * %45 = add %41, %44 : [784,256]
- * %46 = constant 0.9 : [784,256]
- * %47 = mul %42, %46 : [784,256]
- * %48 = add %47, %45 : [784,256]
- * %49 = mul %48, %46 : [784,256]
- * %50 = add %45, %49 : [784,256]
- * %51 = broadcast axes=[] %6 : [784,256]
- * %52 = mul %50, %51 : [784,256]
- * %53 = sub %0, %52 : [784,256]
+/* gemm blas m=784 n=256 k=256 tA +epilogue split
+ * %41 = matmul tA %7, %39 : [784,256]  // student/dense1 vjp
+ * %43 = constant 0.0005 : [784,256]  // student/dense1 update
+ * %44 = mul %0, %43 : [784,256]  // student/dense1 update
+ * %45 = add %41, %44 : [784,256]  // student/dense1 update
+ * %46 = constant 0.9 : [784,256]  // student/dense1 update
+ * %47 = mul %42, %46 : [784,256]  // student/dense1 update
+ * %48 = add %47, %45 : [784,256]  // student/dense1 update
+ * %49 = mul %48, %46 : [784,256]  // student/dense1 update
+ * %50 = add %45, %49 : [784,256]  // student/dense1 update
+ * %51 = broadcast axes=[] %6 : [784,256]  // student/dense1 update
+ * %52 = mul %50, %51 : [784,256]  // student/dense1 update
+ * %53 = sub %0, %52 : [784,256]  // student/dense1 update
  * in_student_momentum_dense1_weight is updated in place: each element is read before it is overwritten
  * in_student_dense1_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -2489,10 +2605,10 @@ typedef struct {
     const float *in_x;
     const float *t39;
     const float *in_lr;
-} supervised_step_k015_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense1_vjp_2_pointers;
 
-static void supervised_step_k015_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k015_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense1_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense1_vjp_2_pointers *p = context;
     float *restrict t45 = p->t45;
     float *restrict in_student_momentum_dense1_weight = p->in_student_momentum_dense1_weight;
     float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -2519,21 +2635,22 @@ static void supervised_step_k015_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k015_matmul_mul_add_etc(float *restrict t45, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t39, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k015_matmul_mul_add_etc_part, &(supervised_step_k015_matmul_mul_add_etc_pointers){t45, in_student_momentum_dense1_weight, in_student_dense1_weight, in_x, t39, in_lr});
+static void supervised_step_student_dense1_vjp_2(float *restrict t45, float *restrict in_student_momentum_dense1_weight, float *restrict in_student_dense1_weight, const float *restrict in_x, const float *restrict t39, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense1_vjp_2_part, &(supervised_step_student_dense1_vjp_2_pointers){t45, in_student_momentum_dense1_weight, in_student_dense1_weight, in_x, t39, in_lr});
 }
 
-/* %55 = constant 0.9 : [256]
- * %56 = mul %54, %55 : [256]
- * %57 = add %56, %40 : [256]
- * %58 = mul %57, %55 : [256]
- * %59 = add %40, %58 : [256]
- * %60 = broadcast axes=[] %6 : [256]
- * %61 = mul %59, %60 : [256]
- * %62 = sub %1, %61 : [256]
+/* loop [256]
+ * %55 = constant 0.9 : [256]  // student/dense1 update
+ * %56 = mul %54, %55 : [256]  // student/dense1 update
+ * %57 = add %56, %40 : [256]  // student/dense1 update
+ * %58 = mul %57, %55 : [256]  // student/dense1 update
+ * %59 = add %40, %58 : [256]  // student/dense1 update
+ * %60 = broadcast axes=[] %6 : [256]  // student/dense1 update
+ * %61 = mul %59, %60 : [256]  // student/dense1 update
+ * %62 = sub %1, %61 : [256]  // student/dense1 update
  * in_student_momentum_dense1_bias is updated in place: each element is read before it is overwritten
  * in_student_dense1_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k016_mul_add_sub(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t40, const float *restrict in_lr) {
+static void supervised_step_student_dense1_update(float *restrict in_student_momentum_dense1_bias, float *restrict in_student_dense1_bias, const float *restrict t40, const float *restrict in_lr) {
     for (size_t i = 0; i < 256; i++) {
         const float v56 = in_student_momentum_dense1_bias[i] * 0.9f;
         const float v57 = v56 + t40[i];
@@ -2546,21 +2663,22 @@ static void supervised_step_k016_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %37 = matmul tA %11, %34 : [256,10]
- * %64 = constant 0.0005 : [256,10]
- * %65 = mul %2, %64 : [256,10]
- * %66 = add %37, %65 : [256,10]
- * %67 = constant 0.9 : [256,10]
- * %68 = mul %63, %67 : [256,10]
- * %69 = add %68, %66 : [256,10]
- * %70 = mul %69, %67 : [256,10]
- * %71 = add %66, %70 : [256,10]
- * %72 = broadcast axes=[] %6 : [256,10]
- * %73 = mul %71, %72 : [256,10]
- * %74 = sub %2, %73 : [256,10]
+/* gemm blas m=256 n=10 k=256 tA +epilogue
+ * %37 = matmul tA %11, %34 : [256,10]  // student/dense3 vjp
+ * %64 = constant 0.0005 : [256,10]  // student/dense3 update
+ * %65 = mul %2, %64 : [256,10]  // student/dense3 update
+ * %66 = add %37, %65 : [256,10]  // student/dense3 update
+ * %67 = constant 0.9 : [256,10]  // student/dense3 update
+ * %68 = mul %63, %67 : [256,10]  // student/dense3 update
+ * %69 = add %68, %66 : [256,10]  // student/dense3 update
+ * %70 = mul %69, %67 : [256,10]  // student/dense3 update
+ * %71 = add %66, %70 : [256,10]  // student/dense3 update
+ * %72 = broadcast axes=[] %6 : [256,10]  // student/dense3 update
+ * %73 = mul %71, %72 : [256,10]  // student/dense3 update
+ * %74 = sub %2, %73 : [256,10]  // student/dense3 update
  * in_student_momentum_dense3_weight is updated in place: each element is read before it is overwritten
  * in_student_dense3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k017_matmul_mul_add_etc(float *restrict t66, float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t11, const float *restrict t34, const float *restrict in_lr) {
+static void supervised_step_student_dense3_vjp_3(float *restrict t66, float *restrict in_student_momentum_dense3_weight, float *restrict in_student_dense3_weight, const float *restrict t11, const float *restrict t34, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 10, 256, 1.0f, t11, 256, t34, 10, 0.0f, t66, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2560; i++) {
@@ -2578,17 +2696,18 @@ static void supervised_step_k017_matmul_mul_add_etc(float *restrict t66, float *
     }
 }
 
-/* %76 = constant 0.9 : [10]
- * %77 = mul %75, %76 : [10]
- * %78 = add %77, %35 : [10]
- * %79 = mul %78, %76 : [10]
- * %80 = add %35, %79 : [10]
- * %81 = broadcast axes=[] %6 : [10]
- * %82 = mul %80, %81 : [10]
- * %83 = sub %3, %82 : [10]
+/* loop [10]
+ * %76 = constant 0.9 : [10]  // student/dense3 update
+ * %77 = mul %75, %76 : [10]  // student/dense3 update
+ * %78 = add %77, %35 : [10]  // student/dense3 update
+ * %79 = mul %78, %76 : [10]  // student/dense3 update
+ * %80 = add %35, %79 : [10]  // student/dense3 update
+ * %81 = broadcast axes=[] %6 : [10]  // student/dense3 update
+ * %82 = mul %80, %81 : [10]  // student/dense3 update
+ * %83 = sub %3, %82 : [10]  // student/dense3 update
  * in_student_momentum_dense3_bias is updated in place: each element is read before it is overwritten
  * in_student_dense3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k018_mul_add_sub(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t35, const float *restrict in_lr) {
+static void supervised_step_student_dense3_update(float *restrict in_student_momentum_dense3_bias, float *restrict in_student_dense3_bias, const float *restrict t35, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v77 = in_student_momentum_dense3_bias[i] * 0.9f;
         const float v78 = v77 + t35[i];
@@ -2603,44 +2722,45 @@ static void supervised_step_k018_mul_add_sub(float *restrict in_student_momentum
 
 /* 19 kernels; scratch high-water mark 334608 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_matmul_add_relu(scratch + 200704, io, state + 203536, state + 404240);
-    supervised_step_k001_matmul_add(scratch, scratch + 200704, state + 404496, state + 407056);
-    supervised_step_k002_reduce_max(scratch + 7680, scratch);
-    supervised_step_k003_sub_exp(scratch + 2560, scratch + 5120, scratch, scratch + 7680);
-    supervised_step_k004_reduce_sum(scratch + 7680, scratch + 5120);
-    supervised_step_k005_log(scratch, scratch + 7680);
-    supervised_step_k006_sub_mul_reduce_sum(scratch + 256, scratch + 2560, scratch, io + 200704);
-    supervised_step_k007_mul(io + 203280, scratch + 256);
-    supervised_step_k008_mul(scratch, io + 200704);
-    supervised_step_k009_neg_reduce_sum(scratch + 2560, scratch);
-    supervised_step_k010_div(scratch + 2816, scratch + 2560, scratch + 7680);
-    supervised_step_k011_mul_add(scratch + 331776, scratch + 2816, scratch + 5120, scratch);
-    supervised_step_k012_reduce_sum(scratch + 334592, scratch + 331776);
-    supervised_step_k013_matmul_step_mul(scratch + 266240, scratch + 331776, state + 404496, scratch + 200704);
-    supervised_step_k014_reduce_sum(scratch + 334336, scratch + 266240);
-    supervised_step_k015_matmul_mul_add_etc(scratch, state + 610608, state + 203536, io, scratch + 266240, io + 203264);
-    supervised_step_k016_mul_add_sub(state + 811312, state + 404240, scratch + 334336, io + 203264);
-    supervised_step_k017_matmul_mul_add_etc(scratch + 266240, state + 811568, state + 404496, scratch + 200704, scratch + 331776, io + 203264);
-    supervised_step_k018_mul_add_sub(state + 814128, state + 407056, scratch + 334592, io + 203264);
+    supervised_step_student_dense1_fwd(scratch + 200704 /* t11 */, io /* in_x */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
+    supervised_step_student_dense3_fwd(scratch /* t14 */, scratch + 200704 /* t11 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
+    supervised_step_student_loss_fwd(scratch + 7680 /* t15 */, scratch /* t14 */);
+    supervised_step_student_loss_fwd_2(scratch + 2560 /* t17 */, scratch + 5120 /* t18 */, scratch /* t14 */, scratch + 7680 /* t15 */);
+    supervised_step_student_loss_fwd_3(scratch + 7680 /* t19 */, scratch + 5120 /* t18 */);
+    supervised_step_student_loss_fwd_4(scratch /* t20 */, scratch + 7680 /* t19 */);
+    supervised_step_student_loss_fwd_5(scratch + 256 /* t24 */, scratch + 2560 /* t17 */, scratch /* t20 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t26 */, scratch + 256 /* t24 */);
+    supervised_step_student_loss_vjp(scratch /* t28 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 2560 /* t30 */, scratch /* t28 */);
+    supervised_step_student_loss_vjp_3(scratch + 2816 /* t31 */, scratch + 2560 /* t30 */, scratch + 7680 /* t19 */);
+    supervised_step_student_loss_vjp_4(scratch + 331776 /* t34 */, scratch + 2816 /* t31 */, scratch + 5120 /* t18 */, scratch /* t28 */);
+    supervised_step_student_dense3_vjp(scratch + 334592 /* t35 */, scratch + 331776 /* t34 */);
+    supervised_step_student_dense3_vjp_2(scratch + 266240 /* t39 */, scratch + 331776 /* t34 */, state + 404496 /* in_student_dense3_weight */, scratch + 200704 /* t11 */);
+    supervised_step_student_dense1_vjp(scratch + 334336 /* t40 */, scratch + 266240 /* t39 */);
+    supervised_step_student_dense1_vjp_2(scratch /* t45 */, state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, io /* in_x */, scratch + 266240 /* t39 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense1_update(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 334336 /* t40 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense3_vjp_3(scratch + 266240 /* t66 */, state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 200704 /* t11 */, scratch + 331776 /* t34 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense3_update(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 334592 /* t35 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %6 = matmul %5, %0 : [500,256]
- * %7 = broadcast axes=[1] %1 : [500,256]
- * %8 = add %6, %7 : [500,256]
- * %9 = relu %8 : [500,256] */
+/* gemm blas m=500 n=256 k=784 +epilogue split
+ * %6 = matmul %5, %0 : [500,256]  // teacher/dense1 fwd
+ * %7 = broadcast axes=[1] %1 : [500,256]  // teacher/dense1 fwd
+ * %8 = add %6, %7 : [500,256]  // teacher/dense1 fwd
+ * %9 = relu %8 : [500,256]  // teacher/relu2 fwd */
 typedef struct {
     float *t9;
     const float *in_x;
     const float *in_teacher_dense1_weight;
     const float *in_teacher_dense1_bias;
-} predict_teacher_k000_matmul_add_relu_pointers;
+} predict_teacher_teacher_dense1_fwd_pointers;
 
-static void predict_teacher_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_teacher_k000_matmul_add_relu_pointers *p = context;
+static void predict_teacher_teacher_dense1_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense1_fwd_pointers *p = context;
     float *restrict t9 = p->t9;
     const float *restrict in_x = p->in_x;
     const float *restrict in_teacher_dense1_weight = p->in_teacher_dense1_weight;
@@ -2659,22 +2779,23 @@ static void predict_teacher_k000_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_teacher_k000_matmul_add_relu(float *restrict t9, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
-    mplc_parallel(predict_teacher_k000_matmul_add_relu_part, &(predict_teacher_k000_matmul_add_relu_pointers){t9, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
+static void predict_teacher_teacher_dense1_fwd(float *restrict t9, const float *restrict in_x, const float *restrict in_teacher_dense1_weight, const float *restrict in_teacher_dense1_bias) {
+    mplc_parallel(predict_teacher_teacher_dense1_fwd_part, &(predict_teacher_teacher_dense1_fwd_pointers){t9, in_x, in_teacher_dense1_weight, in_teacher_dense1_bias});
 }
 
-/* %10 = matmul %9, %2 : [500,10]
- * %11 = broadcast axes=[1] %3 : [500,10]
- * %12 = add %10, %11 : [500,10] */
+/* gemm blas m=500 n=10 k=256 +epilogue split
+ * %10 = matmul %9, %2 : [500,10]  // teacher/dense3 fwd
+ * %11 = broadcast axes=[1] %3 : [500,10]  // teacher/dense3 fwd
+ * %12 = add %10, %11 : [500,10]  // teacher/dense3 fwd */
 typedef struct {
     float *t12;
     const float *t9;
     const float *in_teacher_dense3_weight;
     const float *in_teacher_dense3_bias;
-} predict_teacher_k001_matmul_add_pointers;
+} predict_teacher_teacher_dense3_fwd_pointers;
 
-static void predict_teacher_k001_matmul_add_part(void *context, int part, int parts) {
-    const predict_teacher_k001_matmul_add_pointers *p = context;
+static void predict_teacher_teacher_dense3_fwd_part(void *context, int part, int parts) {
+    const predict_teacher_teacher_dense3_fwd_pointers *p = context;
     float *restrict t12 = p->t12;
     const float *restrict t9 = p->t9;
     const float *restrict in_teacher_dense3_weight = p->in_teacher_dense3_weight;
@@ -2692,33 +2813,34 @@ static void predict_teacher_k001_matmul_add_part(void *context, int part, int pa
     }
 }
 
-static void predict_teacher_k001_matmul_add(float *restrict t12, const float *restrict t9, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
-    mplc_parallel(predict_teacher_k001_matmul_add_part, &(predict_teacher_k001_matmul_add_pointers){t12, t9, in_teacher_dense3_weight, in_teacher_dense3_bias});
+static void predict_teacher_teacher_dense3_fwd(float *restrict t12, const float *restrict t9, const float *restrict in_teacher_dense3_weight, const float *restrict in_teacher_dense3_bias) {
+    mplc_parallel(predict_teacher_teacher_dense3_fwd_part, &(predict_teacher_teacher_dense3_fwd_pointers){t12, t9, in_teacher_dense3_weight, in_teacher_dense3_bias});
 }
 
 /* 2 kernels; scratch high-water mark 128000 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_matmul_add_relu(scratch, x, state, state + 200704);
-    predict_teacher_k001_matmul_add(logits, scratch, state + 200960, state + 203520);
+    predict_teacher_teacher_dense1_fwd(scratch /* t9 */, x /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
+    predict_teacher_teacher_dense3_fwd(logits /* t12 */, scratch /* t9 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %6 = matmul %5, %0 : [500,256]
- * %7 = broadcast axes=[1] %1 : [500,256]
- * %8 = add %6, %7 : [500,256]
- * %9 = relu %8 : [500,256] */
+/* gemm blas m=500 n=256 k=784 +epilogue split
+ * %6 = matmul %5, %0 : [500,256]  // student/dense1 fwd
+ * %7 = broadcast axes=[1] %1 : [500,256]  // student/dense1 fwd
+ * %8 = add %6, %7 : [500,256]  // student/dense1 fwd
+ * %9 = relu %8 : [500,256]  // student/relu2 fwd */
 typedef struct {
     float *t9;
     const float *in_x;
     const float *in_student_dense1_weight;
     const float *in_student_dense1_bias;
-} predict_student_k000_matmul_add_relu_pointers;
+} predict_student_student_dense1_fwd_pointers;
 
-static void predict_student_k000_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k000_matmul_add_relu_pointers *p = context;
+static void predict_student_student_dense1_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense1_fwd_pointers *p = context;
     float *restrict t9 = p->t9;
     const float *restrict in_x = p->in_x;
     const float *restrict in_student_dense1_weight = p->in_student_dense1_weight;
@@ -2737,22 +2859,23 @@ static void predict_student_k000_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k000_matmul_add_relu(float *restrict t9, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
-    mplc_parallel(predict_student_k000_matmul_add_relu_part, &(predict_student_k000_matmul_add_relu_pointers){t9, in_x, in_student_dense1_weight, in_student_dense1_bias});
+static void predict_student_student_dense1_fwd(float *restrict t9, const float *restrict in_x, const float *restrict in_student_dense1_weight, const float *restrict in_student_dense1_bias) {
+    mplc_parallel(predict_student_student_dense1_fwd_part, &(predict_student_student_dense1_fwd_pointers){t9, in_x, in_student_dense1_weight, in_student_dense1_bias});
 }
 
-/* %10 = matmul %9, %2 : [500,10]
- * %11 = broadcast axes=[1] %3 : [500,10]
- * %12 = add %10, %11 : [500,10] */
+/* gemm blas m=500 n=10 k=256 +epilogue split
+ * %10 = matmul %9, %2 : [500,10]  // student/dense3 fwd
+ * %11 = broadcast axes=[1] %3 : [500,10]  // student/dense3 fwd
+ * %12 = add %10, %11 : [500,10]  // student/dense3 fwd */
 typedef struct {
     float *t12;
     const float *t9;
     const float *in_student_dense3_weight;
     const float *in_student_dense3_bias;
-} predict_student_k001_matmul_add_pointers;
+} predict_student_student_dense3_fwd_pointers;
 
-static void predict_student_k001_matmul_add_part(void *context, int part, int parts) {
-    const predict_student_k001_matmul_add_pointers *p = context;
+static void predict_student_student_dense3_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense3_fwd_pointers *p = context;
     float *restrict t12 = p->t12;
     const float *restrict t9 = p->t9;
     const float *restrict in_student_dense3_weight = p->in_student_dense3_weight;
@@ -2770,12 +2893,12 @@ static void predict_student_k001_matmul_add_part(void *context, int part, int pa
     }
 }
 
-static void predict_student_k001_matmul_add(float *restrict t12, const float *restrict t9, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
-    mplc_parallel(predict_student_k001_matmul_add_part, &(predict_student_k001_matmul_add_pointers){t12, t9, in_student_dense3_weight, in_student_dense3_bias});
+static void predict_student_student_dense3_fwd(float *restrict t12, const float *restrict t9, const float *restrict in_student_dense3_weight, const float *restrict in_student_dense3_bias) {
+    mplc_parallel(predict_student_student_dense3_fwd_part, &(predict_student_student_dense3_fwd_pointers){t12, t9, in_student_dense3_weight, in_student_dense3_bias});
 }
 
 /* 2 kernels; scratch high-water mark 128000 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_matmul_add_relu(scratch, x, state + 203536, state + 404240);
-    predict_student_k001_matmul_add(logits, scratch, state + 404496, state + 407056);
+    predict_student_student_dense1_fwd(scratch /* t9 */, x /* in_x */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
+    predict_student_student_dense3_fwd(logits /* t12 */, scratch /* t9 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
 }

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "7122fda1d7e70202aac6bf7454a48fd49de02208c85b0b7798d44929d94c5a42"
+#define MPLC_MODEL_HASH "ddf9ff72ba11c2b5bb0ad0f487b83264c6b46566cd3db77bec88a9491c4d7251"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

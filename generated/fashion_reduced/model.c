@@ -5,8 +5,11 @@
  *
  * Build: cc -std=c11 -O2 -c model.c, link with -lopenblas -lm. With -DMPLC_NAIVE_GEMM every cblas_sgemm
  * becomes a plain triple loop (no BLAS needed), to check BLAS against.
- * Reading the kernels: tN is the memory of IR value %N, vN its element inside a loop, in_NAME the input NAME;
- * each kernel's comment lists the IR equations it computes.
+ * Reading the kernels: each is named after the layer and pass it computes (network_layer_pass, pass = fwd, jvp,
+ * vjp, jvp_vjp or update); its comment says what it does (a GEMM's strategy, "split" between threads) and lists
+ * the equations it computes, each with its origin. The ids are those of the lowered graphs in model.ir ("lowered
+ * func"), which also lists the kernels in order: tN is the memory of value %N, vN its element inside a loop,
+ * in_NAME the input NAME.
  */
 #include "model.h"
 
@@ -767,11 +770,12 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %18 = matmul %17, %0 : [160,64]
- * %19 = broadcast axes=[1] %1 : [160,64]
- * %20 = add %18, %19 : [160,64]
- * %21 = relu %20 : [160,64] */
-static void step_k000_matmul_add_relu(float *restrict t21, const float *restrict in_teacher_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+/* gemm blas m=160 n=64 k=10 +epilogue
+ * %18 = matmul %17, %0 : [160,64]  // teacher/dense0 fwd
+ * %19 = broadcast axes=[1] %1 : [160,64]  // teacher/dense0 fwd
+ * %20 = add %18, %19 : [160,64]  // teacher/dense0 fwd
+ * %21 = relu %20 : [160,64]  // teacher/relu1 fwd */
+static void step_teacher_dense0_fwd(float *restrict t21, const float *restrict in_teacher_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 160, 64, 10, 1.0f, in_teacher_x, 10, in_teacher_dense0_weight, 64, 0.0f, t21, 64);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 160; i0++) {
@@ -783,10 +787,11 @@ static void step_k000_matmul_add_relu(float *restrict t21, const float *restrict
     }
 }
 
-/* %22 = matmul %21, %2 : [160,10]
- * %23 = broadcast axes=[1] %3 : [160,10]
- * %24 = add %22, %23 : [160,10] */
-static void step_k001_matmul_add(float *restrict t24, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+/* gemm blas m=160 n=10 k=64 +epilogue
+ * %22 = matmul %21, %2 : [160,10]  // teacher/dense2 fwd
+ * %23 = broadcast axes=[1] %3 : [160,10]  // teacher/dense2 fwd
+ * %24 = add %22, %23 : [160,10]  // teacher/dense2 fwd */
+static void step_teacher_dense2_fwd(float *restrict t24, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 160, 10, 64, 1.0f, t21, 64, in_teacher_dense2_weight, 10, 0.0f, t24, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 160; i0++) {
@@ -797,11 +802,12 @@ static void step_k001_matmul_add(float *restrict t24, const float *restrict t21,
     }
 }
 
-/* %27 = constant 0.9 : [32,10]
- * %28 = mul %13, %27 : [32,10]
- * %29 = constant 0.01 : [32,10]
- * %30 = add %28, %29 : [32,10] */
-static void step_k002_mul_add(float *restrict t30, const float *restrict in_y) {
+/* loop [32,10]
+ * %27 = constant 0.9 : [32,10]  // teacher/loss_sup fwd
+ * %28 = mul %13, %27 : [32,10]  // teacher/loss_sup fwd
+ * %29 = constant 0.01 : [32,10]  // teacher/loss_sup fwd
+ * %30 = add %28, %29 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t30, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v28 = in_y[i] * 0.9f;
         const float v30 = v28 + 0.01f;
@@ -809,8 +815,9 @@ static void step_k002_mul_add(float *restrict t30, const float *restrict in_y) {
     }
 }
 
-/* %31 = reduce_max axes=[1] %25 : [32] */
-static void step_k003_reduce_max(float *restrict t31, const float *restrict t25) {
+/* reduce_max [32,10] axes=[1]
+ * %31 = reduce_max axes=[1] %25 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t31, const float *restrict t25) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -820,10 +827,11 @@ static void step_k003_reduce_max(float *restrict t31, const float *restrict t25)
     }
 }
 
-/* %32 = broadcast axes=[0] %31 : [32,10]
- * %33 = sub %25, %32 : [32,10]
- * %34 = exp %33 : [32,10] */
-static void step_k004_sub_exp(float *restrict t33, float *restrict t34, const float *restrict t25, const float *restrict t31) {
+/* loop [32,10]
+ * %32 = broadcast axes=[0] %31 : [32,10]  // teacher/loss_sup fwd
+ * %33 = sub %25, %32 : [32,10]  // teacher/loss_sup fwd
+ * %34 = exp %33 : [32,10]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t33, float *restrict t34, const float *restrict t25, const float *restrict t31) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v33 = t25[i0 * 10 + i1] - t31[i0];
@@ -834,8 +842,9 @@ static void step_k004_sub_exp(float *restrict t33, float *restrict t34, const fl
     }
 }
 
-/* %35 = reduce_sum axes=[1] %34 : [32] */
-static void step_k005_reduce_sum(float *restrict t35, const float *restrict t34) {
+/* reduce_sum [32,10] axes=[1]
+ * %35 = reduce_sum axes=[1] %34 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -845,19 +854,21 @@ static void step_k005_reduce_sum(float *restrict t35, const float *restrict t34)
     }
 }
 
-/* %36 = log %35 : [32] */
-static void step_k006_log(float *restrict t36, const float *restrict t35) {
+/* loop [32]
+ * %36 = log %35 : [32]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t36, const float *restrict t35) {
     for (size_t i = 0; i < 32; i++) {
         const float v36 = logf(t35[i]);
         t36[i] = v36;
     }
 }
 
-/* %37 = broadcast axes=[0] %36 : [32,10]
- * %38 = sub %33, %37 : [32,10]
- * %39 = mul %30, %38 : [32,10]
- * %40 = reduce_sum axes=[0, 1] %39 : [] */
-static void step_k007_sub_mul_reduce_sum(float *restrict t40, const float *restrict t33, const float *restrict t36, const float *restrict t30) {
+/* reduce_sum [32,10] axes=[0, 1]
+ * %37 = broadcast axes=[0] %36 : [32,10]  // teacher/loss_sup fwd
+ * %38 = sub %33, %37 : [32,10]  // teacher/loss_sup fwd
+ * %39 = mul %30, %38 : [32,10]  // teacher/loss_sup fwd
+ * %40 = reduce_sum axes=[0, 1] %39 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t40, const float *restrict t33, const float *restrict t36, const float *restrict t30) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -869,10 +880,11 @@ static void step_k007_sub_mul_reduce_sum(float *restrict t40, const float *restr
     t40[0] = (float)sum;
 }
 
-/* %41 = constant -0.03125 : []
- * %42 = mul %40, %41 : []
- * %43 = constant 0 : [] */
-static void step_k008_mul(float *restrict t42, float *restrict t43, const float *restrict t40) {
+/* loop []
+ * %41 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %42 = mul %40, %41 : []  // teacher/loss_sup fwd
+ * %43 = constant 0 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_sup_fwd_7(float *restrict t42, float *restrict t43, const float *restrict t40) {
     for (size_t i = 0; i < 1; i++) {
         const float v42 = t40[0] * (-0.03125f);
         const float v43 = 0.0f;
@@ -881,17 +893,19 @@ static void step_k008_mul(float *restrict t42, float *restrict t43, const float 
     }
 }
 
-/* %44 = one_hot_argmax %26 : [128,10] */
-static void step_k009_one_hot_argmax(float *restrict t44, const float *restrict t26) {
+/* one_hot_argmax
+ * %44 = one_hot_argmax %26 : [128,10]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t44, const float *restrict t26) {
     mplc_one_hot_argmax(t44, t26, 128, 10);
 }
 
-/* %47 = im2col k3 s1 p1 %45 : [100352,9]
- * %49 = matmul %47, %48 : [100352,16]
- * %50 = broadcast axes=[1] %5 : [100352,16]
- * %51 = add %49, %50 : [100352,16]
- * %52 = relu %51 : [100352,16]
- * %54 = max_pool k2 s2 p0 %53 : [128,14,14,16] */
+/* gemm small-gemm m=100352 n=16 k=9 chunk=20 +epilogue +pool split
+ * %47 = im2col k3 s1 p1 %45 : [100352,9]  // student/conv0 fwd
+ * %49 = matmul %47, %48 : [100352,16]  // student/conv0 fwd
+ * %50 = broadcast axes=[1] %5 : [100352,16]  // student/conv0 fwd
+ * %51 = add %49, %50 : [100352,16]  // student/conv0 fwd
+ * %52 = relu %51 : [100352,16]  // student/relu1 fwd
+ * %54 = max_pool k2 s2 p0 %53 : [128,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t52;
     float *t54;
@@ -899,10 +913,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} step_k010_im2col_matmul_add_etc_pointers;
+} step_student_conv0_fwd_pointers;
 
-static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k010_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv0_fwd_part(void *context, int part, int parts) {
+    const step_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t52 = p->t52;
     float *restrict t54 = p->t54;
@@ -941,16 +955,17 @@ static void step_k010_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k010_im2col_matmul_add_etc(float *restrict t52, float *restrict t54, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(step_k010_im2col_matmul_add_etc_part, &(step_k010_im2col_matmul_add_etc_pointers){t52, t54, t45, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void step_student_conv0_fwd(float *restrict t52, float *restrict t54, const float *restrict t45, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_part, &(step_student_conv0_fwd_pointers){t52, t54, t45, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %55 = im2col k3 s1 p1 %54 : [25088,144]
- * %57 = matmul %55, %56 : [25088,32]
- * %58 = broadcast axes=[1] %7 : [25088,32]
- * %59 = add %57, %58 : [25088,32]
- * %60 = relu %59 : [25088,32]
- * %62 = max_pool k2 s2 p0 %61 : [128,7,7,32] */
+/* gemm winograd m=25088 n=32 k=144 chunk=9 +epilogue +pool split
+ * %55 = im2col k3 s1 p1 %54 : [25088,144]  // student/conv3 fwd
+ * %57 = matmul %55, %56 : [25088,32]  // student/conv3 fwd
+ * %58 = broadcast axes=[1] %7 : [25088,32]  // student/conv3 fwd
+ * %59 = add %57, %58 : [25088,32]  // student/conv3 fwd
+ * %60 = relu %59 : [25088,32]  // student/relu4 fwd
+ * %62 = max_pool k2 s2 p0 %61 : [128,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t60;
     float *t62;
@@ -958,10 +973,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} step_k011_im2col_matmul_add_etc_pointers;
+} step_student_conv3_fwd_pointers;
 
-static void step_k011_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k011_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv3_fwd_part(void *context, int part, int parts) {
+    const step_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t60 = p->t60;
     float *restrict t62 = p->t62;
@@ -991,23 +1006,24 @@ static void step_k011_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k011_im2col_matmul_add_etc(float *restrict t60, float *restrict t62, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(step_k011_im2col_matmul_add_etc_part, &(step_k011_im2col_matmul_add_etc_pointers){t60, t62, t54, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void step_student_conv3_fwd(float *restrict t60, float *restrict t62, const float *restrict t54, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_part, &(step_student_conv3_fwd_pointers){t60, t62, t54, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %64 = matmul %63, %8 : [128,128]
- * %65 = broadcast axes=[1] %9 : [128,128]
- * %66 = add %64, %65 : [128,128]
- * %67 = relu %66 : [128,128] */
+/* gemm blas m=128 n=128 k=1568 +epilogue split
+ * %64 = matmul %63, %8 : [128,128]  // student/dense7 fwd
+ * %65 = broadcast axes=[1] %9 : [128,128]  // student/dense7 fwd
+ * %66 = add %64, %65 : [128,128]  // student/dense7 fwd
+ * %67 = relu %66 : [128,128]  // student/relu8 fwd */
 typedef struct {
     float *t67;
     const float *t63;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} step_k012_matmul_add_relu_pointers;
+} step_student_dense7_fwd_pointers;
 
-static void step_k012_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k012_matmul_add_relu_pointers *p = context;
+static void step_student_dense7_fwd_part(void *context, int part, int parts) {
+    const step_student_dense7_fwd_pointers *p = context;
     float *restrict t67 = p->t67;
     const float *restrict t63 = p->t63;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1026,14 +1042,15 @@ static void step_k012_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k012_matmul_add_relu(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(step_k012_matmul_add_relu_part, &(step_k012_matmul_add_relu_pointers){t67, t63, in_student_dense7_weight, in_student_dense7_bias});
+static void step_student_dense7_fwd(float *restrict t67, const float *restrict t63, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(step_student_dense7_fwd_part, &(step_student_dense7_fwd_pointers){t67, t63, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %68 = matmul %67, %10 : [128,10]
- * %69 = broadcast axes=[1] %11 : [128,10]
- * %70 = add %68, %69 : [128,10] */
-static void step_k013_matmul_add(float *restrict t70, const float *restrict t67, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=128 n=10 k=128 +epilogue
+ * %68 = matmul %67, %10 : [128,10]  // student/dense9 fwd
+ * %69 = broadcast axes=[1] %11 : [128,10]  // student/dense9 fwd
+ * %70 = add %68, %69 : [128,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd(float *restrict t70, const float *restrict t67, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 128, 10, 128, 1.0f, t67, 128, in_student_dense9_weight, 10, 0.0f, t70, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 128; i0++) {
@@ -1044,8 +1061,9 @@ static void step_k013_matmul_add(float *restrict t70, const float *restrict t67,
     }
 }
 
-/* %71 = reduce_max axes=[1] %70 : [128] */
-static void step_k014_reduce_max(float *restrict t71, const float *restrict t70) {
+/* reduce_max [128,10] axes=[1]
+ * %71 = reduce_max axes=[1] %70 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t71, const float *restrict t70) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1055,10 +1073,11 @@ static void step_k014_reduce_max(float *restrict t71, const float *restrict t70)
     }
 }
 
-/* %72 = broadcast axes=[0] %71 : [128,10]
- * %73 = sub %70, %72 : [128,10]
- * %74 = exp %73 : [128,10] */
-static void step_k015_sub_exp(float *restrict t73, float *restrict t74, const float *restrict t70, const float *restrict t71) {
+/* loop [128,10]
+ * %72 = broadcast axes=[0] %71 : [128,10]  // student/loss_u fwd
+ * %73 = sub %70, %72 : [128,10]  // student/loss_u fwd
+ * %74 = exp %73 : [128,10]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t73, float *restrict t74, const float *restrict t70, const float *restrict t71) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v73 = t70[i0 * 10 + i1] - t71[i0];
@@ -1069,8 +1088,9 @@ static void step_k015_sub_exp(float *restrict t73, float *restrict t74, const fl
     }
 }
 
-/* %75 = reduce_sum axes=[1] %74 : [128] */
-static void step_k016_reduce_sum(float *restrict t75, const float *restrict t74) {
+/* reduce_sum [128,10] axes=[1]
+ * %75 = reduce_sum axes=[1] %74 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t75, const float *restrict t74) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1080,19 +1100,21 @@ static void step_k016_reduce_sum(float *restrict t75, const float *restrict t74)
     }
 }
 
-/* %76 = log %75 : [128] */
-static void step_k017_log(float *restrict t76, const float *restrict t75) {
+/* loop [128]
+ * %76 = log %75 : [128]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t76, const float *restrict t75) {
     for (size_t i = 0; i < 128; i++) {
         const float v76 = logf(t75[i]);
         t76[i] = v76;
     }
 }
 
-/* %77 = broadcast axes=[0] %76 : [128,10]
- * %78 = sub %73, %77 : [128,10]
- * %79 = mul %44, %78 : [128,10]
- * %80 = reduce_sum axes=[0, 1] %79 : [] */
-static void step_k018_sub_mul_reduce_sum(float *restrict t80, const float *restrict t73, const float *restrict t76, const float *restrict t44) {
+/* reduce_sum [128,10] axes=[0, 1]
+ * %77 = broadcast axes=[0] %76 : [128,10]  // student/loss_u fwd
+ * %78 = sub %73, %77 : [128,10]  // student/loss_u fwd
+ * %79 = mul %44, %78 : [128,10]  // student/loss_u fwd
+ * %80 = reduce_sum axes=[0, 1] %79 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t80, const float *restrict t73, const float *restrict t76, const float *restrict t44) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1104,27 +1126,30 @@ static void step_k018_sub_mul_reduce_sum(float *restrict t80, const float *restr
     t80[0] = (float)sum;
 }
 
-/* %81 = constant -0.0078125 : []
- * %82 = mul %80, %81 : [] */
-static void step_k019_mul(float *restrict t82, const float *restrict t80) {
+/* loop []
+ * %81 = constant -0.0078125 : []  // student/loss_u fwd
+ * %82 = mul %80, %81 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t82, const float *restrict t80) {
     for (size_t i = 0; i < 1; i++) {
         const float v82 = t80[0] * (-0.0078125f);
         t82[i] = v82;
     }
 }
 
-/* %83 = constant -0.0078125 : [128,10]
- * %84 = mul %83, %44 : [128,10] */
-static void step_k020_mul(float *restrict t84, const float *restrict t44) {
+/* loop [128,10]
+ * %83 = constant -0.0078125 : [128,10]  // student/loss_u vjp
+ * %84 = mul %83, %44 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t84, const float *restrict t44) {
     for (size_t i = 0; i < 1280; i++) {
         const float v84 = (-0.0078125f) * t44[i];
         t84[i] = v84;
     }
 }
 
-/* %85 = neg %84 : [128,10]
- * %86 = reduce_sum axes=[1] %85 : [128] */
-static void step_k021_neg_reduce_sum(float *restrict t86, const float *restrict t84) {
+/* reduce_sum [128,10] axes=[1]
+ * %85 = neg %84 : [128,10]  // student/loss_u vjp
+ * %86 = reduce_sum axes=[1] %85 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t86, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1135,18 +1160,20 @@ static void step_k021_neg_reduce_sum(float *restrict t86, const float *restrict 
     }
 }
 
-/* %87 = div %86, %75 : [128] */
-static void step_k022_div(float *restrict t87, const float *restrict t86, const float *restrict t75) {
+/* loop [128]
+ * %87 = div %86, %75 : [128]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t87, const float *restrict t86, const float *restrict t75) {
     for (size_t i = 0; i < 128; i++) {
         const float v87 = t86[i] / t75[i];
         t87[i] = v87;
     }
 }
 
-/* %88 = broadcast axes=[0] %87 : [128,10]
- * %89 = mul %88, %74 : [128,10]
- * %90 = add %84, %89 : [128,10] */
-static void step_k023_mul_add(float *restrict t90, const float *restrict t87, const float *restrict t74, const float *restrict t84) {
+/* loop [128,10]
+ * %88 = broadcast axes=[0] %87 : [128,10]  // student/loss_u vjp
+ * %89 = mul %88, %74 : [128,10]  // student/loss_u vjp
+ * %90 = add %84, %89 : [128,10]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t90, const float *restrict t87, const float *restrict t74, const float *restrict t84) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v89 = t87[i0] * t74[i0 * 10 + i1];
@@ -1156,8 +1183,9 @@ static void step_k023_mul_add(float *restrict t90, const float *restrict t87, co
     }
 }
 
-/* %91 = reduce_sum axes=[0] %90 : [10] */
-static void step_k024_reduce_sum(float *restrict t91, const float *restrict t90) {
+/* reduce_sum [128,10] axes=[0]
+ * %91 = reduce_sum axes=[0] %90 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp(float *restrict t91, const float *restrict t90) {
     for (size_t o = 0; o < 10; o++) t91[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1166,15 +1194,17 @@ static void step_k024_reduce_sum(float *restrict t91, const float *restrict t90)
     }
 }
 
-/* %93 = matmul tA %67, %90 : [128,10] */
-static void step_k025_matmul(float *restrict t93, const float *restrict t67, const float *restrict t90) {
+/* gemm blas m=128 n=10 k=128 tA
+ * %93 = matmul tA %67, %90 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_2(float *restrict t93, const float *restrict t67, const float *restrict t90) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 128, 1.0f, t67, 128, t90, 10, 0.0f, t93, 10);
 }
 
-/* %92 = matmul tB %90, %10 : [128,128]
- * %94 = step %67 : [128,128]
- * %95 = mul %92, %94 : [128,128] */
-static void step_k026_matmul_step_mul(float *restrict t95, const float *restrict t90, const float *restrict in_student_dense9_weight, const float *restrict t67) {
+/* gemm blas m=128 n=128 k=10 tB +epilogue
+ * %92 = matmul tB %90, %10 : [128,128]  // student/dense9 vjp
+ * %94 = step %67 : [128,128]  // student/relu8 vjp
+ * %95 = mul %92, %94 : [128,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_3(float *restrict t95, const float *restrict t90, const float *restrict in_student_dense9_weight, const float *restrict t67) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 128, 10, 1.0f, t90, 10, in_student_dense9_weight, 10, 0.0f, t95, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 16384; i++) {
@@ -1184,8 +1214,9 @@ static void step_k026_matmul_step_mul(float *restrict t95, const float *restrict
     }
 }
 
-/* %96 = reduce_sum axes=[0] %95 : [128] */
-static void step_k027_reduce_sum(float *restrict t96, const float *restrict t95) {
+/* reduce_sum [128,128] axes=[0]
+ * %96 = reduce_sum axes=[0] %95 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp(float *restrict t96, const float *restrict t95) {
     for (size_t o = 0; o < 128; o++) t96[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -1194,15 +1225,16 @@ static void step_k027_reduce_sum(float *restrict t96, const float *restrict t95)
     }
 }
 
-/* %97 = matmul tB %95, %8 : [128,1568] */
+/* gemm blas m=128 n=1568 k=128 tB split
+ * %97 = matmul tB %95, %8 : [128,1568]  // student/dense7 vjp */
 typedef struct {
     float *t97;
     const float *t95;
     const float *in_student_dense7_weight;
-} step_k028_matmul_pointers;
+} step_student_dense7_vjp_2_pointers;
 
-static void step_k028_matmul_part(void *context, int part, int parts) {
-    const step_k028_matmul_pointers *p = context;
+static void step_student_dense7_vjp_2_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_2_pointers *p = context;
     float *restrict t97 = p->t97;
     const float *restrict t95 = p->t95;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -1212,19 +1244,20 @@ static void step_k028_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t95 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t97 + lo * 1568, 1568);
 }
 
-static void step_k028_matmul(float *restrict t97, const float *restrict t95, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(step_k028_matmul_part, &(step_k028_matmul_pointers){t97, t95, in_student_dense7_weight});
+static void step_student_dense7_vjp_2(float *restrict t97, const float *restrict t95, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(step_student_dense7_vjp_2_part, &(step_student_dense7_vjp_2_pointers){t97, t95, in_student_dense7_weight});
 }
 
-/* %98 = matmul tA %63, %95 : [1568,128] */
+/* gemm blas m=1568 n=128 k=128 tA split
+ * %98 = matmul tA %63, %95 : [1568,128]  // student/dense7 vjp */
 typedef struct {
     float *t98;
     const float *t63;
     const float *t95;
-} step_k029_matmul_pointers;
+} step_student_dense7_vjp_3_pointers;
 
-static void step_k029_matmul_part(void *context, int part, int parts) {
-    const step_k029_matmul_pointers *p = context;
+static void step_student_dense7_vjp_3_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_3_pointers *p = context;
     float *restrict t98 = p->t98;
     const float *restrict t63 = p->t63;
     const float *restrict t95 = p->t95;
@@ -1234,20 +1267,21 @@ static void step_k029_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 128, 1.0f, t63 + lo, 1568, t95, 128, 0.0f, t98 + lo * 128, 128);
 }
 
-static void step_k029_matmul(float *restrict t98, const float *restrict t63, const float *restrict t95) {
-    mplc_parallel(step_k029_matmul_part, &(step_k029_matmul_pointers){t98, t63, t95});
+static void step_student_dense7_vjp_3(float *restrict t98, const float *restrict t63, const float *restrict t95) {
+    mplc_parallel(step_student_dense7_vjp_3_part, &(step_student_dense7_vjp_3_pointers){t98, t63, t95});
 }
 
-/* %100 = step %62 : [128,7,7,32]
- * %101 = mul %99, %100 : [128,7,7,32] */
+/* loop [128,7,7,32] split
+ * %100 = step %62 : [128,7,7,32]  // student/relu4 vjp
+ * %101 = mul %99, %100 : [128,7,7,32]  // student/relu4 vjp */
 typedef struct {
     float *t101;
     const float *t62;
     const float *t99;
-} step_k030_step_mul_pointers;
+} step_student_relu4_vjp_pointers;
 
-static void step_k030_step_mul_part(void *context, int part, int parts) {
-    const step_k030_step_mul_pointers *p = context;
+static void step_student_relu4_vjp_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t101 = p->t101;
@@ -1263,19 +1297,20 @@ static void step_k030_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k030_step_mul(float *restrict t101, const float *restrict t62, const float *restrict t99) {
-    mplc_parallel(step_k030_step_mul_part, &(step_k030_step_mul_pointers){t101, t62, t99});
+static void step_student_relu4_vjp(float *restrict t101, const float *restrict t62, const float *restrict t99) {
+    mplc_parallel(step_student_relu4_vjp_part, &(step_student_relu4_vjp_pointers){t101, t62, t99});
 }
 
-/* %102 = max_pool_scatter k2 s2 p0 %61, %101 : [128,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %102 = max_pool_scatter k2 s2 p0 %61, %101 : [128,14,14,32]  // student/relu4 vjp */
 typedef struct {
     float *t102;
     const float *t61;
     const float *t101;
-} step_k031_max_pool_scatter_pointers;
+} step_student_relu4_vjp_2_pointers;
 
-static void step_k031_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k031_max_pool_scatter_pointers *p = context;
+static void step_student_relu4_vjp_2_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t102 = p->t102;
@@ -1287,18 +1322,19 @@ static void step_k031_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k031_max_pool_scatter(float *restrict t102, const float *restrict t61, const float *restrict t101) {
-    mplc_parallel(step_k031_max_pool_scatter_part, &(step_k031_max_pool_scatter_pointers){t102, t61, t101});
+static void step_student_relu4_vjp_2(float *restrict t102, const float *restrict t61, const float *restrict t101) {
+    mplc_parallel(step_student_relu4_vjp_2_part, &(step_student_relu4_vjp_2_pointers){t102, t61, t101});
 }
 
-/* %104 = reduce_sum axes=[0] %103 : [32] */
+/* reduce_sum [25088,32] axes=[0] split
+ * %104 = reduce_sum axes=[0] %103 : [32]  // student/conv3 vjp */
 typedef struct {
     float *t104;
     const float *t103;
-} step_k032_reduce_sum_pointers;
+} step_student_conv3_vjp_pointers;
 
-static void step_k032_reduce_sum_part(void *context, int part, int parts) {
-    const step_k032_reduce_sum_pointers *p = context;
+static void step_student_conv3_vjp_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_pointers *p = context;
     float *restrict t104 = p->t104;
     const float *restrict t103 = p->t103;
     size_t lo, hi;
@@ -1311,21 +1347,22 @@ static void step_k032_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k032_reduce_sum(float *restrict t104, const float *restrict t103) {
-    mplc_parallel(step_k032_reduce_sum_part, &(step_k032_reduce_sum_pointers){t104, t103});
+static void step_student_conv3_vjp(float *restrict t104, const float *restrict t103) {
+    mplc_parallel(step_student_conv3_vjp_part, &(step_student_conv3_vjp_pointers){t104, t103});
 }
 
-/* %105 = matmul tB %103, %56 : [25088,144]
- * %108 = col2im k3 s1 p1 %105 : [128,14,14,16] */
+/* gemm winograd m=25088 n=144 k=32 tB chunk=9 split
+ * %105 = matmul tB %103, %56 : [25088,144]  // student/conv3 vjp
+ * %108 = col2im k3 s1 p1 %105 : [128,14,14,16]  // student/conv3 vjp */
 typedef struct {
     float *t108;
     const float *t103;
     const float *in_student_conv3_weight;
     float *chunk;
-} step_k033_matmul_col2im_pointers;
+} step_student_conv3_vjp_2_pointers;
 
-static void step_k033_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k033_matmul_col2im_pointers *p = context;
+static void step_student_conv3_vjp_2_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
     float *restrict t108 = p->t108;
     const float *restrict t103 = p->t103;
@@ -1343,21 +1380,22 @@ static void step_k033_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k033_matmul_col2im(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k033_matmul_col2im_part, &(step_k033_matmul_col2im_pointers){t108, t103, in_student_conv3_weight, chunk});
+static void step_student_conv3_vjp_2(float *restrict t108, const float *restrict t103, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_2_part, &(step_student_conv3_vjp_2_pointers){t108, t103, in_student_conv3_weight, chunk});
 }
 
-/* %55 = im2col k3 s1 p1 %54 : [25088,144]
- * %106 = matmul tA %55, %103 : [144,32] */
+/* gemm winograd m=144 n=32 k=25088 tA chunk=9 split
+ * %55 = im2col k3 s1 p1 %54 : [25088,144]  // student/conv3 fwd
+ * %106 = matmul tA %55, %103 : [144,32]  // student/conv3 vjp */
 typedef struct {
     float *t106;
     const float *t54;
     const float *t103;
     float *chunk;
-} step_k034_im2col_matmul_pointers;
+} step_student_conv3_vjp_3_pointers;
 
-static void step_k034_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k034_im2col_matmul_pointers *p = context;
+static void step_student_conv3_vjp_3_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_3_pointers *p = context;
     float *restrict t106 = p->t106;
     const float *restrict t54 = p->t54;
     const float *restrict t103 = p->t103;
@@ -1375,24 +1413,25 @@ static void step_k034_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_k034_im2col_matmul(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
-    mplc_parallel(step_k034_im2col_matmul_part, &(step_k034_im2col_matmul_pointers){t106, t54, t103, chunk});
+static void step_student_conv3_vjp_3(float *restrict t106, const float *restrict t54, const float *restrict t103, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_3_part, &(step_student_conv3_vjp_3_pointers){t106, t54, t103, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t106[i] += partial[i];
     }
 }
 
-/* %109 = step %54 : [128,14,14,16]
- * %110 = mul %108, %109 : [128,14,14,16] */
+/* loop [128,14,14,16] split
+ * %109 = step %54 : [128,14,14,16]  // student/relu1 vjp
+ * %110 = mul %108, %109 : [128,14,14,16]  // student/relu1 vjp */
 typedef struct {
     float *t110;
     const float *t54;
     const float *t108;
-} step_k035_step_mul_pointers;
+} step_student_relu1_vjp_pointers;
 
-static void step_k035_step_mul_part(void *context, int part, int parts) {
-    const step_k035_step_mul_pointers *p = context;
+static void step_student_relu1_vjp_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t110 = p->t110;
@@ -1408,19 +1447,20 @@ static void step_k035_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k035_step_mul(float *restrict t110, const float *restrict t54, const float *restrict t108) {
-    mplc_parallel(step_k035_step_mul_part, &(step_k035_step_mul_pointers){t110, t54, t108});
+static void step_student_relu1_vjp(float *restrict t110, const float *restrict t54, const float *restrict t108) {
+    mplc_parallel(step_student_relu1_vjp_part, &(step_student_relu1_vjp_pointers){t110, t54, t108});
 }
 
-/* %111 = max_pool_scatter k2 s2 p0 %53, %110 : [128,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %111 = max_pool_scatter k2 s2 p0 %53, %110 : [128,28,28,16]  // student/relu1 vjp */
 typedef struct {
     float *t111;
     const float *t53;
     const float *t110;
-} step_k036_max_pool_scatter_pointers;
+} step_student_relu1_vjp_2_pointers;
 
-static void step_k036_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k036_max_pool_scatter_pointers *p = context;
+static void step_student_relu1_vjp_2_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t111 = p->t111;
@@ -1432,18 +1472,19 @@ static void step_k036_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k036_max_pool_scatter(float *restrict t111, const float *restrict t53, const float *restrict t110) {
-    mplc_parallel(step_k036_max_pool_scatter_part, &(step_k036_max_pool_scatter_pointers){t111, t53, t110});
+static void step_student_relu1_vjp_2(float *restrict t111, const float *restrict t53, const float *restrict t110) {
+    mplc_parallel(step_student_relu1_vjp_2_part, &(step_student_relu1_vjp_2_pointers){t111, t53, t110});
 }
 
-/* %113 = reduce_sum axes=[0] %112 : [16] */
+/* reduce_sum [100352,16] axes=[0] split
+ * %113 = reduce_sum axes=[0] %112 : [16]  // student/conv0 vjp */
 typedef struct {
     float *t113;
     const float *t112;
-} step_k037_reduce_sum_pointers;
+} step_student_conv0_vjp_pointers;
 
-static void step_k037_reduce_sum_part(void *context, int part, int parts) {
-    const step_k037_reduce_sum_pointers *p = context;
+static void step_student_conv0_vjp_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_pointers *p = context;
     float *restrict t113 = p->t113;
     const float *restrict t112 = p->t112;
     size_t lo, hi;
@@ -1456,21 +1497,22 @@ static void step_k037_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k037_reduce_sum(float *restrict t113, const float *restrict t112) {
-    mplc_parallel(step_k037_reduce_sum_part, &(step_k037_reduce_sum_pointers){t113, t112});
+static void step_student_conv0_vjp(float *restrict t113, const float *restrict t112) {
+    mplc_parallel(step_student_conv0_vjp_part, &(step_student_conv0_vjp_pointers){t113, t112});
 }
 
-/* %47 = im2col k3 s1 p1 %45 : [100352,9]
- * %114 = matmul tA %47, %112 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=100352 tA chunk=20 split
+ * %47 = im2col k3 s1 p1 %45 : [100352,9]  // student/conv0 fwd
+ * %114 = matmul tA %47, %112 : [9,16]  // student/conv0 vjp */
 typedef struct {
     float *t114;
     const float *t45;
     const float *t112;
     float *chunk;
-} step_k038_im2col_matmul_pointers;
+} step_student_conv0_vjp_2_pointers;
 
-static void step_k038_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k038_im2col_matmul_pointers *p = context;
+static void step_student_conv0_vjp_2_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_2_pointers *p = context;
     float *restrict t114 = p->t114;
     const float *restrict t45 = p->t45;
     const float *restrict t112 = p->t112;
@@ -1503,28 +1545,29 @@ static void step_k038_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k038_im2col_matmul(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
-    mplc_parallel(step_k038_im2col_matmul_part, &(step_k038_im2col_matmul_pointers){t114, t45, t112, chunk});
+static void step_student_conv0_vjp_2(float *restrict t114, const float *restrict t45, const float *restrict t112, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_2_part, &(step_student_conv0_vjp_2_pointers){t114, t45, t112, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t114[i] += partial[i];
     }
 }
 
-/* %117 = constant 0.0005 : [3,3,1,16]
- * %118 = mul %4, %117 : [3,3,1,16]
- * %119 = add %115, %118 : [3,3,1,16]
- * %120 = constant 0.9 : [3,3,1,16]
- * %121 = mul %116, %120 : [3,3,1,16]
- * %122 = add %121, %119 : [3,3,1,16]
- * %123 = mul %122, %120 : [3,3,1,16]
- * %124 = add %119, %123 : [3,3,1,16]
- * %125 = broadcast axes=[] %15 : [3,3,1,16]
- * %126 = mul %124, %125 : [3,3,1,16]
- * %127 = sub %4, %126 : [3,3,1,16]
+/* loop [3,3,1,16]
+ * %117 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %118 = mul %4, %117 : [3,3,1,16]  // student/conv0 update
+ * %119 = add %115, %118 : [3,3,1,16]  // student/conv0 update
+ * %120 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %121 = mul %116, %120 : [3,3,1,16]  // student/conv0 update
+ * %122 = add %121, %119 : [3,3,1,16]  // student/conv0 update
+ * %123 = mul %122, %120 : [3,3,1,16]  // student/conv0 update
+ * %124 = add %119, %123 : [3,3,1,16]  // student/conv0 update
+ * %125 = broadcast axes=[] %15 : [3,3,1,16]  // student/conv0 update
+ * %126 = mul %124, %125 : [3,3,1,16]  // student/conv0 update
+ * %127 = sub %4, %126 : [3,3,1,16]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k039_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t115, const float *restrict in_lr_student) {
+static void step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t115, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 144; i++) {
         const float v118 = in_student_conv0_weight[i] * 0.0005f;
         const float v119 = t115[i] + v118;
@@ -1539,17 +1582,18 @@ static void step_k039_mul_add_sub(float *restrict in_student_momentum_conv0_weig
     }
 }
 
-/* %129 = constant 0.9 : [16]
- * %130 = mul %128, %129 : [16]
- * %131 = add %130, %113 : [16]
- * %132 = mul %131, %129 : [16]
- * %133 = add %113, %132 : [16]
- * %134 = broadcast axes=[] %15 : [16]
- * %135 = mul %133, %134 : [16]
- * %136 = sub %5, %135 : [16]
+/* loop [16]
+ * %129 = constant 0.9 : [16]  // student/conv0 update
+ * %130 = mul %128, %129 : [16]  // student/conv0 update
+ * %131 = add %130, %113 : [16]  // student/conv0 update
+ * %132 = mul %131, %129 : [16]  // student/conv0 update
+ * %133 = add %113, %132 : [16]  // student/conv0 update
+ * %134 = broadcast axes=[] %15 : [16]  // student/conv0 update
+ * %135 = mul %133, %134 : [16]  // student/conv0 update
+ * %136 = sub %5, %135 : [16]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void step_k040_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t113, const float *restrict in_lr_student) {
+static void step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t113, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v130 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v131 = v130 + t113[i];
@@ -1562,20 +1606,21 @@ static void step_k040_mul_add_sub(float *restrict in_student_momentum_conv0_bias
     }
 }
 
-/* %138 = constant 0.0005 : [3,3,16,32]
- * %139 = mul %6, %138 : [3,3,16,32]
- * %140 = add %107, %139 : [3,3,16,32]
- * %141 = constant 0.9 : [3,3,16,32]
- * %142 = mul %137, %141 : [3,3,16,32]
- * %143 = add %142, %140 : [3,3,16,32]
- * %144 = mul %143, %141 : [3,3,16,32]
- * %145 = add %140, %144 : [3,3,16,32]
- * %146 = broadcast axes=[] %15 : [3,3,16,32]
- * %147 = mul %145, %146 : [3,3,16,32]
- * %148 = sub %6, %147 : [3,3,16,32]
+/* loop [3,3,16,32]
+ * %138 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %139 = mul %6, %138 : [3,3,16,32]  // student/conv3 update
+ * %140 = add %107, %139 : [3,3,16,32]  // student/conv3 update
+ * %141 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %142 = mul %137, %141 : [3,3,16,32]  // student/conv3 update
+ * %143 = add %142, %140 : [3,3,16,32]  // student/conv3 update
+ * %144 = mul %143, %141 : [3,3,16,32]  // student/conv3 update
+ * %145 = add %140, %144 : [3,3,16,32]  // student/conv3 update
+ * %146 = broadcast axes=[] %15 : [3,3,16,32]  // student/conv3 update
+ * %147 = mul %145, %146 : [3,3,16,32]  // student/conv3 update
+ * %148 = sub %6, %147 : [3,3,16,32]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k041_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t107, const float *restrict in_lr_student) {
+static void step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t107, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 4608; i++) {
         const float v139 = in_student_conv3_weight[i] * 0.0005f;
         const float v140 = t107[i] + v139;
@@ -1590,17 +1635,18 @@ static void step_k041_mul_add_sub(float *restrict in_student_momentum_conv3_weig
     }
 }
 
-/* %150 = constant 0.9 : [32]
- * %151 = mul %149, %150 : [32]
- * %152 = add %151, %104 : [32]
- * %153 = mul %152, %150 : [32]
- * %154 = add %104, %153 : [32]
- * %155 = broadcast axes=[] %15 : [32]
- * %156 = mul %154, %155 : [32]
- * %157 = sub %7, %156 : [32]
+/* loop [32]
+ * %150 = constant 0.9 : [32]  // student/conv3 update
+ * %151 = mul %149, %150 : [32]  // student/conv3 update
+ * %152 = add %151, %104 : [32]  // student/conv3 update
+ * %153 = mul %152, %150 : [32]  // student/conv3 update
+ * %154 = add %104, %153 : [32]  // student/conv3 update
+ * %155 = broadcast axes=[] %15 : [32]  // student/conv3 update
+ * %156 = mul %154, %155 : [32]  // student/conv3 update
+ * %157 = sub %7, %156 : [32]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k042_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t104, const float *restrict in_lr_student) {
+static void step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t104, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 32; i++) {
         const float v151 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v152 = v151 + t104[i];
@@ -1613,17 +1659,18 @@ static void step_k042_mul_add_sub(float *restrict in_student_momentum_conv3_bias
     }
 }
 
-/* %159 = constant 0.0005 : [1568,128]
- * %160 = mul %8, %159 : [1568,128]
- * %161 = add %98, %160 : [1568,128]
- * %162 = constant 0.9 : [1568,128]
- * %163 = mul %158, %162 : [1568,128]
- * %164 = add %163, %161 : [1568,128]
- * %165 = mul %164, %162 : [1568,128]
- * %166 = add %161, %165 : [1568,128]
- * %167 = broadcast axes=[] %15 : [1568,128]
- * %168 = mul %166, %167 : [1568,128]
- * %169 = sub %8, %168 : [1568,128]
+/* loop [1568,128] split
+ * %159 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %160 = mul %8, %159 : [1568,128]  // student/dense7 update
+ * %161 = add %98, %160 : [1568,128]  // student/dense7 update
+ * %162 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %163 = mul %158, %162 : [1568,128]  // student/dense7 update
+ * %164 = add %163, %161 : [1568,128]  // student/dense7 update
+ * %165 = mul %164, %162 : [1568,128]  // student/dense7 update
+ * %166 = add %161, %165 : [1568,128]  // student/dense7 update
+ * %167 = broadcast axes=[] %15 : [1568,128]  // student/dense7 update
+ * %168 = mul %166, %167 : [1568,128]  // student/dense7 update
+ * %169 = sub %8, %168 : [1568,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -1631,10 +1678,10 @@ typedef struct {
     float *in_student_dense7_weight;
     const float *t98;
     const float *in_lr_student;
-} step_k043_mul_add_sub_pointers;
+} step_student_dense7_update_pointers;
 
-static void step_k043_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k043_mul_add_sub_pointers *p = context;
+static void step_student_dense7_update_part(void *context, int part, int parts) {
+    const step_student_dense7_update_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
@@ -1658,21 +1705,22 @@ static void step_k043_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k043_mul_add_sub(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
-    mplc_parallel(step_k043_mul_add_sub_part, &(step_k043_mul_add_sub_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t98, in_lr_student});
+static void step_student_dense7_update(float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t98, const float *restrict in_lr_student) {
+    mplc_parallel(step_student_dense7_update_part, &(step_student_dense7_update_pointers){in_student_momentum_dense7_weight, in_student_dense7_weight, t98, in_lr_student});
 }
 
-/* %171 = constant 0.9 : [128]
- * %172 = mul %170, %171 : [128]
- * %173 = add %172, %96 : [128]
- * %174 = mul %173, %171 : [128]
- * %175 = add %96, %174 : [128]
- * %176 = broadcast axes=[] %15 : [128]
- * %177 = mul %175, %176 : [128]
- * %178 = sub %9, %177 : [128]
+/* loop [128]
+ * %171 = constant 0.9 : [128]  // student/dense7 update
+ * %172 = mul %170, %171 : [128]  // student/dense7 update
+ * %173 = add %172, %96 : [128]  // student/dense7 update
+ * %174 = mul %173, %171 : [128]  // student/dense7 update
+ * %175 = add %96, %174 : [128]  // student/dense7 update
+ * %176 = broadcast axes=[] %15 : [128]  // student/dense7 update
+ * %177 = mul %175, %176 : [128]  // student/dense7 update
+ * %178 = sub %9, %177 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t96, const float *restrict in_lr_student) {
+static void step_student_dense7_update_2(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t96, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 128; i++) {
         const float v172 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v173 = v172 + t96[i];
@@ -1685,20 +1733,21 @@ static void step_k044_mul_add_sub(float *restrict in_student_momentum_dense7_bia
     }
 }
 
-/* %180 = constant 0.0005 : [128,10]
- * %181 = mul %10, %180 : [128,10]
- * %182 = add %93, %181 : [128,10]
- * %183 = constant 0.9 : [128,10]
- * %184 = mul %179, %183 : [128,10]
- * %185 = add %184, %182 : [128,10]
- * %186 = mul %185, %183 : [128,10]
- * %187 = add %182, %186 : [128,10]
- * %188 = broadcast axes=[] %15 : [128,10]
- * %189 = mul %187, %188 : [128,10]
- * %190 = sub %10, %189 : [128,10]
+/* loop [128,10]
+ * %180 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %181 = mul %10, %180 : [128,10]  // student/dense9 update
+ * %182 = add %93, %181 : [128,10]  // student/dense9 update
+ * %183 = constant 0.9 : [128,10]  // student/dense9 update
+ * %184 = mul %179, %183 : [128,10]  // student/dense9 update
+ * %185 = add %184, %182 : [128,10]  // student/dense9 update
+ * %186 = mul %185, %183 : [128,10]  // student/dense9 update
+ * %187 = add %182, %186 : [128,10]  // student/dense9 update
+ * %188 = broadcast axes=[] %15 : [128,10]  // student/dense9 update
+ * %189 = mul %187, %188 : [128,10]  // student/dense9 update
+ * %190 = sub %10, %189 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t93, const float *restrict in_lr_student) {
+static void step_student_dense9_update(float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t93, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1280; i++) {
         const float v181 = in_student_dense9_weight[i] * 0.0005f;
         const float v182 = t93[i] + v181;
@@ -1713,17 +1762,18 @@ static void step_k045_mul_add_sub(float *restrict in_student_momentum_dense9_wei
     }
 }
 
-/* %192 = constant 0.9 : [10]
- * %193 = mul %191, %192 : [10]
- * %194 = add %193, %91 : [10]
- * %195 = mul %194, %192 : [10]
- * %196 = add %91, %195 : [10]
- * %197 = broadcast axes=[] %15 : [10]
- * %198 = mul %196, %197 : [10]
- * %199 = sub %11, %198 : [10]
+/* loop [10]
+ * %192 = constant 0.9 : [10]  // student/dense9 update
+ * %193 = mul %191, %192 : [10]  // student/dense9 update
+ * %194 = add %193, %91 : [10]  // student/dense9 update
+ * %195 = mul %194, %192 : [10]  // student/dense9 update
+ * %196 = add %91, %195 : [10]  // student/dense9 update
+ * %197 = broadcast axes=[] %15 : [10]  // student/dense9 update
+ * %198 = mul %196, %197 : [10]  // student/dense9 update
+ * %199 = sub %11, %198 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t91, const float *restrict in_lr_student) {
+static void step_student_dense9_update_2(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t91, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 10; i++) {
         const float v193 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v194 = v193 + t91[i];
@@ -1736,12 +1786,13 @@ static void step_k046_mul_add_sub(float *restrict in_student_momentum_dense9_bia
     }
 }
 
-/* %202 = im2col k3 s1 p1 %46 : [25088,9]
- * %204 = matmul %202, %203 : [25088,16]
- * %205 = broadcast axes=[1] %136 : [25088,16]
- * %206 = add %204, %205 : [25088,16]
- * %207 = relu %206 : [25088,16]
- * %209 = max_pool k2 s2 p0 %208 : [32,14,14,16] */
+/* gemm small-gemm m=25088 n=16 k=9 chunk=20 +epilogue +pool split
+ * %202 = im2col k3 s1 p1 %46 : [25088,9]  // student/conv0 fwd
+ * %204 = matmul %202, %203 : [25088,16]  // student/conv0 fwd
+ * %205 = broadcast axes=[1] %136 : [25088,16]  // student/conv0 fwd
+ * %206 = add %204, %205 : [25088,16]  // student/conv0 fwd
+ * %207 = relu %206 : [25088,16]  // student/relu1 fwd
+ * %209 = max_pool k2 s2 p0 %208 : [32,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t207;
     float *t209;
@@ -1749,10 +1800,10 @@ typedef struct {
     const float *t203;
     const float *t136;
     float *chunk;
-} step_k047_im2col_matmul_add_etc_pointers;
+} step_student_conv0_fwd_2_pointers;
 
-static void step_k047_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k047_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv0_fwd_2_part(void *context, int part, int parts) {
+    const step_student_conv0_fwd_2_pointers *p = context;
     (void)parts;
     float *restrict t207 = p->t207;
     float *restrict t209 = p->t209;
@@ -1791,16 +1842,17 @@ static void step_k047_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k047_im2col_matmul_add_etc(float *restrict t207, float *restrict t209, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
-    mplc_parallel(step_k047_im2col_matmul_add_etc_part, &(step_k047_im2col_matmul_add_etc_pointers){t207, t209, in_x, t203, t136, chunk});
+static void step_student_conv0_fwd_2(float *restrict t207, float *restrict t209, const float *restrict in_x, const float *restrict t203, const float *restrict t136, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_fwd_2_part, &(step_student_conv0_fwd_2_pointers){t207, t209, in_x, t203, t136, chunk});
 }
 
-/* %210 = im2col k3 s1 p1 %209 : [6272,144]
- * %212 = matmul %210, %211 : [6272,32]
- * %213 = broadcast axes=[1] %157 : [6272,32]
- * %214 = add %212, %213 : [6272,32]
- * %215 = relu %214 : [6272,32]
- * %217 = max_pool k2 s2 p0 %216 : [32,7,7,32] */
+/* gemm winograd m=6272 n=32 k=144 chunk=9 +epilogue +pool split
+ * %210 = im2col k3 s1 p1 %209 : [6272,144]  // student/conv3 fwd
+ * %212 = matmul %210, %211 : [6272,32]  // student/conv3 fwd
+ * %213 = broadcast axes=[1] %157 : [6272,32]  // student/conv3 fwd
+ * %214 = add %212, %213 : [6272,32]  // student/conv3 fwd
+ * %215 = relu %214 : [6272,32]  // student/relu4 fwd
+ * %217 = max_pool k2 s2 p0 %216 : [32,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t215;
     float *t217;
@@ -1808,10 +1860,10 @@ typedef struct {
     const float *t211;
     const float *t157;
     float *chunk;
-} step_k048_im2col_matmul_add_etc_pointers;
+} step_student_conv3_fwd_2_pointers;
 
-static void step_k048_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const step_k048_im2col_matmul_add_etc_pointers *p = context;
+static void step_student_conv3_fwd_2_part(void *context, int part, int parts) {
+    const step_student_conv3_fwd_2_pointers *p = context;
     (void)parts;
     float *restrict t215 = p->t215;
     float *restrict t217 = p->t217;
@@ -1841,23 +1893,24 @@ static void step_k048_im2col_matmul_add_etc_part(void *context, int part, int pa
     }
 }
 
-static void step_k048_im2col_matmul_add_etc(float *restrict t215, float *restrict t217, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
-    mplc_parallel(step_k048_im2col_matmul_add_etc_part, &(step_k048_im2col_matmul_add_etc_pointers){t215, t217, t209, t211, t157, chunk});
+static void step_student_conv3_fwd_2(float *restrict t215, float *restrict t217, const float *restrict t209, const float *restrict t211, const float *restrict t157, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_fwd_2_part, &(step_student_conv3_fwd_2_pointers){t215, t217, t209, t211, t157, chunk});
 }
 
-/* %219 = matmul %218, %169 : [32,128]
- * %220 = broadcast axes=[1] %178 : [32,128]
- * %221 = add %219, %220 : [32,128]
- * %222 = relu %221 : [32,128] */
+/* gemm blas m=32 n=128 k=1568 +epilogue split
+ * %219 = matmul %218, %169 : [32,128]  // student/dense7 fwd
+ * %220 = broadcast axes=[1] %178 : [32,128]  // student/dense7 fwd
+ * %221 = add %219, %220 : [32,128]  // student/dense7 fwd
+ * %222 = relu %221 : [32,128]  // student/relu8 fwd */
 typedef struct {
     float *t222;
     const float *t218;
     const float *t169;
     const float *t178;
-} step_k049_matmul_add_relu_pointers;
+} step_student_dense7_fwd_2_pointers;
 
-static void step_k049_matmul_add_relu_part(void *context, int part, int parts) {
-    const step_k049_matmul_add_relu_pointers *p = context;
+static void step_student_dense7_fwd_2_part(void *context, int part, int parts) {
+    const step_student_dense7_fwd_2_pointers *p = context;
     float *restrict t222 = p->t222;
     const float *restrict t218 = p->t218;
     const float *restrict t169 = p->t169;
@@ -1876,14 +1929,15 @@ static void step_k049_matmul_add_relu_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k049_matmul_add_relu(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
-    mplc_parallel(step_k049_matmul_add_relu_part, &(step_k049_matmul_add_relu_pointers){t222, t218, t169, t178});
+static void step_student_dense7_fwd_2(float *restrict t222, const float *restrict t218, const float *restrict t169, const float *restrict t178) {
+    mplc_parallel(step_student_dense7_fwd_2_part, &(step_student_dense7_fwd_2_pointers){t222, t218, t169, t178});
 }
 
-/* %223 = matmul %222, %190 : [32,10]
- * %224 = broadcast axes=[1] %199 : [32,10]
- * %225 = add %223, %224 : [32,10] */
-static void step_k050_matmul_add(float *restrict t225, const float *restrict t222, const float *restrict t190, const float *restrict t199) {
+/* gemm blas m=32 n=10 k=128 +epilogue
+ * %223 = matmul %222, %190 : [32,10]  // student/dense9 fwd
+ * %224 = broadcast axes=[1] %199 : [32,10]  // student/dense9 fwd
+ * %225 = add %223, %224 : [32,10]  // student/dense9 fwd */
+static void step_student_dense9_fwd_2(float *restrict t225, const float *restrict t222, const float *restrict t190, const float *restrict t199) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 10, 128, 1.0f, t222, 128, t190, 10, 0.0f, t225, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 32; i0++) {
@@ -1894,8 +1948,9 @@ static void step_k050_matmul_add(float *restrict t225, const float *restrict t22
     }
 }
 
-/* %226 = reduce_max axes=[1] %225 : [32] */
-static void step_k051_reduce_max(float *restrict t226, const float *restrict t225) {
+/* reduce_max [32,10] axes=[1]
+ * %226 = reduce_max axes=[1] %225 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t226, const float *restrict t225) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1905,10 +1960,11 @@ static void step_k051_reduce_max(float *restrict t226, const float *restrict t22
     }
 }
 
-/* %227 = broadcast axes=[0] %226 : [32,10]
- * %228 = sub %225, %227 : [32,10]
- * %229 = exp %228 : [32,10] */
-static void step_k052_sub_exp(float *restrict t228, float *restrict t229, const float *restrict t225, const float *restrict t226) {
+/* loop [32,10]
+ * %227 = broadcast axes=[0] %226 : [32,10]  // student/loss_l fwd
+ * %228 = sub %225, %227 : [32,10]  // student/loss_l fwd
+ * %229 = exp %228 : [32,10]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t228, float *restrict t229, const float *restrict t225, const float *restrict t226) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v228 = t225[i0 * 10 + i1] - t226[i0];
@@ -1919,8 +1975,9 @@ static void step_k052_sub_exp(float *restrict t228, float *restrict t229, const 
     }
 }
 
-/* %230 = reduce_sum axes=[1] %229 : [32] */
-static void step_k053_reduce_sum(float *restrict t230, const float *restrict t229) {
+/* reduce_sum [32,10] axes=[1]
+ * %230 = reduce_sum axes=[1] %229 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t230, const float *restrict t229) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1930,19 +1987,21 @@ static void step_k053_reduce_sum(float *restrict t230, const float *restrict t22
     }
 }
 
-/* %231 = log %230 : [32] */
-static void step_k054_log(float *restrict t231, const float *restrict t230) {
+/* loop [32]
+ * %231 = log %230 : [32]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t231, const float *restrict t230) {
     for (size_t i = 0; i < 32; i++) {
         const float v231 = logf(t230[i]);
         t231[i] = v231;
     }
 }
 
-/* %232 = broadcast axes=[0] %231 : [32,10]
- * %233 = sub %228, %232 : [32,10]
- * %234 = mul %13, %233 : [32,10]
- * %235 = reduce_sum axes=[0, 1] %234 : [] */
-static void step_k055_sub_mul_reduce_sum(float *restrict t235, const float *restrict t228, const float *restrict t231, const float *restrict in_y) {
+/* reduce_sum [32,10] axes=[0, 1]
+ * %232 = broadcast axes=[0] %231 : [32,10]  // student/loss_l fwd
+ * %233 = sub %228, %232 : [32,10]  // student/loss_l fwd
+ * %234 = mul %13, %233 : [32,10]  // student/loss_l fwd
+ * %235 = reduce_sum axes=[0, 1] %234 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t235, const float *restrict t228, const float *restrict t231, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1954,27 +2013,30 @@ static void step_k055_sub_mul_reduce_sum(float *restrict t235, const float *rest
     t235[0] = (float)sum;
 }
 
-/* %41 = constant -0.03125 : []
- * %236 = mul %235, %41 : [] */
-static void step_k056_mul(float *restrict t236, const float *restrict t235) {
+/* loop []
+ * %41 = constant -0.03125 : []  // teacher/loss_sup fwd
+ * %236 = mul %235, %41 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t236, const float *restrict t235) {
     for (size_t i = 0; i < 1; i++) {
         const float v236 = t235[0] * (-0.03125f);
         t236[i] = v236;
     }
 }
 
-/* %237 = constant -0.03125 : [32,10]
- * %238 = mul %237, %13 : [32,10] */
-static void step_k057_mul(float *restrict t238, const float *restrict in_y) {
+/* loop [32,10]
+ * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %238 = mul %237, %13 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t238, const float *restrict in_y) {
     for (size_t i = 0; i < 320; i++) {
         const float v238 = (-0.03125f) * in_y[i];
         t238[i] = v238;
     }
 }
 
-/* %239 = neg %238 : [32,10]
- * %240 = reduce_sum axes=[1] %239 : [32] */
-static void step_k058_neg_reduce_sum(float *restrict t240, const float *restrict t238) {
+/* reduce_sum [32,10] axes=[1]
+ * %239 = neg %238 : [32,10]  // student/loss_l vjp
+ * %240 = reduce_sum axes=[1] %239 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t240, const float *restrict t238) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -1985,18 +2047,20 @@ static void step_k058_neg_reduce_sum(float *restrict t240, const float *restrict
     }
 }
 
-/* %241 = div %240, %230 : [32] */
-static void step_k059_div(float *restrict t241, const float *restrict t240, const float *restrict t230) {
+/* loop [32]
+ * %241 = div %240, %230 : [32]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t241, const float *restrict t240, const float *restrict t230) {
     for (size_t i = 0; i < 32; i++) {
         const float v241 = t240[i] / t230[i];
         t241[i] = v241;
     }
 }
 
-/* %242 = broadcast axes=[0] %241 : [32,10]
- * %243 = mul %242, %229 : [32,10]
- * %244 = add %238, %243 : [32,10] */
-static void step_k060_mul_add(float *restrict t244, const float *restrict t241, const float *restrict t229, const float *restrict t238) {
+/* loop [32,10]
+ * %242 = broadcast axes=[0] %241 : [32,10]  // student/loss_l vjp
+ * %243 = mul %242, %229 : [32,10]  // student/loss_l vjp
+ * %244 = add %238, %243 : [32,10]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t244, const float *restrict t241, const float *restrict t229, const float *restrict t238) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v243 = t241[i0] * t229[i0 * 10 + i1];
@@ -2006,8 +2070,9 @@ static void step_k060_mul_add(float *restrict t244, const float *restrict t241, 
     }
 }
 
-/* %245 = reduce_sum axes=[0] %244 : [10] */
-static void step_k061_reduce_sum(float *restrict t245, const float *restrict t244) {
+/* reduce_sum [32,10] axes=[0]
+ * %245 = reduce_sum axes=[0] %244 : [10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_4(float *restrict t245, const float *restrict t244) {
     for (size_t o = 0; o < 10; o++) t245[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2016,15 +2081,17 @@ static void step_k061_reduce_sum(float *restrict t245, const float *restrict t24
     }
 }
 
-/* %247 = matmul tA %222, %244 : [128,10] */
-static void step_k062_matmul(float *restrict t247, const float *restrict t222, const float *restrict t244) {
+/* gemm blas m=128 n=10 k=32 tA
+ * %247 = matmul tA %222, %244 : [128,10]  // student/dense9 vjp */
+static void step_student_dense9_vjp_5(float *restrict t247, const float *restrict t222, const float *restrict t244) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 32, 1.0f, t222, 128, t244, 10, 0.0f, t247, 10);
 }
 
-/* %246 = matmul tB %244, %190 : [32,128]
- * %248 = step %222 : [32,128]
- * %249 = mul %246, %248 : [32,128] */
-static void step_k063_matmul_step_mul(float *restrict t249, const float *restrict t244, const float *restrict t190, const float *restrict t222) {
+/* gemm blas m=32 n=128 k=10 tB +epilogue
+ * %246 = matmul tB %244, %190 : [32,128]  // student/dense9 vjp
+ * %248 = step %222 : [32,128]  // student/relu8 vjp
+ * %249 = mul %246, %248 : [32,128]  // student/relu8 vjp */
+static void step_student_dense9_vjp_6(float *restrict t249, const float *restrict t244, const float *restrict t190, const float *restrict t222) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 128, 10, 1.0f, t244, 10, t190, 10, 0.0f, t249, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 4096; i++) {
@@ -2034,8 +2101,9 @@ static void step_k063_matmul_step_mul(float *restrict t249, const float *restric
     }
 }
 
-/* %250 = reduce_sum axes=[0] %249 : [128] */
-static void step_k064_reduce_sum(float *restrict t250, const float *restrict t249) {
+/* reduce_sum [32,128] axes=[0]
+ * %250 = reduce_sum axes=[0] %249 : [128]  // student/dense7 vjp */
+static void step_student_dense7_vjp_4(float *restrict t250, const float *restrict t249) {
     for (size_t o = 0; o < 128; o++) t250[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 128; i1++) {
@@ -2044,15 +2112,16 @@ static void step_k064_reduce_sum(float *restrict t250, const float *restrict t24
     }
 }
 
-/* %251 = matmul tB %249, %169 : [32,1568] */
+/* gemm blas m=32 n=1568 k=128 tB split
+ * %251 = matmul tB %249, %169 : [32,1568]  // student/dense7 vjp */
 typedef struct {
     float *t251;
     const float *t249;
     const float *t169;
-} step_k065_matmul_pointers;
+} step_student_dense7_vjp_5_pointers;
 
-static void step_k065_matmul_part(void *context, int part, int parts) {
-    const step_k065_matmul_pointers *p = context;
+static void step_student_dense7_vjp_5_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_5_pointers *p = context;
     float *restrict t251 = p->t251;
     const float *restrict t249 = p->t249;
     const float *restrict t169 = p->t169;
@@ -2062,19 +2131,20 @@ static void step_k065_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t249 + lo * 128, 128, t169, 128, 0.0f, t251 + lo * 1568, 1568);
 }
 
-static void step_k065_matmul(float *restrict t251, const float *restrict t249, const float *restrict t169) {
-    mplc_parallel(step_k065_matmul_part, &(step_k065_matmul_pointers){t251, t249, t169});
+static void step_student_dense7_vjp_5(float *restrict t251, const float *restrict t249, const float *restrict t169) {
+    mplc_parallel(step_student_dense7_vjp_5_part, &(step_student_dense7_vjp_5_pointers){t251, t249, t169});
 }
 
-/* %252 = matmul tA %218, %249 : [1568,128] */
+/* gemm blas m=1568 n=128 k=32 tA split
+ * %252 = matmul tA %218, %249 : [1568,128]  // student/dense7 vjp */
 typedef struct {
     float *t252;
     const float *t218;
     const float *t249;
-} step_k066_matmul_pointers;
+} step_student_dense7_vjp_6_pointers;
 
-static void step_k066_matmul_part(void *context, int part, int parts) {
-    const step_k066_matmul_pointers *p = context;
+static void step_student_dense7_vjp_6_part(void *context, int part, int parts) {
+    const step_student_dense7_vjp_6_pointers *p = context;
     float *restrict t252 = p->t252;
     const float *restrict t218 = p->t218;
     const float *restrict t249 = p->t249;
@@ -2084,20 +2154,21 @@ static void step_k066_matmul_part(void *context, int part, int parts) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), 128, 32, 1.0f, t218 + lo, 1568, t249, 128, 0.0f, t252 + lo * 128, 128);
 }
 
-static void step_k066_matmul(float *restrict t252, const float *restrict t218, const float *restrict t249) {
-    mplc_parallel(step_k066_matmul_part, &(step_k066_matmul_pointers){t252, t218, t249});
+static void step_student_dense7_vjp_6(float *restrict t252, const float *restrict t218, const float *restrict t249) {
+    mplc_parallel(step_student_dense7_vjp_6_part, &(step_student_dense7_vjp_6_pointers){t252, t218, t249});
 }
 
-/* %254 = step %217 : [32,7,7,32]
- * %255 = mul %253, %254 : [32,7,7,32] */
+/* loop [32,7,7,32] split
+ * %254 = step %217 : [32,7,7,32]  // student/relu4 vjp
+ * %255 = mul %253, %254 : [32,7,7,32]  // student/relu4 vjp */
 typedef struct {
     float *t255;
     const float *t217;
     const float *t253;
-} step_k067_step_mul_pointers;
+} step_student_relu4_vjp_3_pointers;
 
-static void step_k067_step_mul_part(void *context, int part, int parts) {
-    const step_k067_step_mul_pointers *p = context;
+static void step_student_relu4_vjp_3_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t255 = p->t255;
@@ -2113,19 +2184,20 @@ static void step_k067_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k067_step_mul(float *restrict t255, const float *restrict t217, const float *restrict t253) {
-    mplc_parallel(step_k067_step_mul_part, &(step_k067_step_mul_pointers){t255, t217, t253});
+static void step_student_relu4_vjp_3(float *restrict t255, const float *restrict t217, const float *restrict t253) {
+    mplc_parallel(step_student_relu4_vjp_3_part, &(step_student_relu4_vjp_3_pointers){t255, t217, t253});
 }
 
-/* %256 = max_pool_scatter k2 s2 p0 %216, %255 : [32,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %256 = max_pool_scatter k2 s2 p0 %216, %255 : [32,14,14,32]  // student/relu4 vjp */
 typedef struct {
     float *t256;
     const float *t216;
     const float *t255;
-} step_k068_max_pool_scatter_pointers;
+} step_student_relu4_vjp_4_pointers;
 
-static void step_k068_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k068_max_pool_scatter_pointers *p = context;
+static void step_student_relu4_vjp_4_part(void *context, int part, int parts) {
+    const step_student_relu4_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t256 = p->t256;
@@ -2137,18 +2209,19 @@ static void step_k068_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k068_max_pool_scatter(float *restrict t256, const float *restrict t216, const float *restrict t255) {
-    mplc_parallel(step_k068_max_pool_scatter_part, &(step_k068_max_pool_scatter_pointers){t256, t216, t255});
+static void step_student_relu4_vjp_4(float *restrict t256, const float *restrict t216, const float *restrict t255) {
+    mplc_parallel(step_student_relu4_vjp_4_part, &(step_student_relu4_vjp_4_pointers){t256, t216, t255});
 }
 
-/* %258 = reduce_sum axes=[0] %257 : [32] */
+/* reduce_sum [6272,32] axes=[0] split
+ * %258 = reduce_sum axes=[0] %257 : [32]  // student/conv3 vjp */
 typedef struct {
     float *t258;
     const float *t257;
-} step_k069_reduce_sum_pointers;
+} step_student_conv3_vjp_4_pointers;
 
-static void step_k069_reduce_sum_part(void *context, int part, int parts) {
-    const step_k069_reduce_sum_pointers *p = context;
+static void step_student_conv3_vjp_4_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_4_pointers *p = context;
     float *restrict t258 = p->t258;
     const float *restrict t257 = p->t257;
     size_t lo, hi;
@@ -2161,21 +2234,22 @@ static void step_k069_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k069_reduce_sum(float *restrict t258, const float *restrict t257) {
-    mplc_parallel(step_k069_reduce_sum_part, &(step_k069_reduce_sum_pointers){t258, t257});
+static void step_student_conv3_vjp_4(float *restrict t258, const float *restrict t257) {
+    mplc_parallel(step_student_conv3_vjp_4_part, &(step_student_conv3_vjp_4_pointers){t258, t257});
 }
 
-/* %259 = matmul tB %257, %211 : [6272,144]
- * %262 = col2im k3 s1 p1 %259 : [32,14,14,16] */
+/* gemm winograd m=6272 n=144 k=32 tB chunk=9 split
+ * %259 = matmul tB %257, %211 : [6272,144]  // student/conv3 vjp
+ * %262 = col2im k3 s1 p1 %259 : [32,14,14,16]  // student/conv3 vjp */
 typedef struct {
     float *t262;
     const float *t257;
     const float *t211;
     float *chunk;
-} step_k070_matmul_col2im_pointers;
+} step_student_conv3_vjp_5_pointers;
 
-static void step_k070_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k070_matmul_col2im_pointers *p = context;
+static void step_student_conv3_vjp_5_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_5_pointers *p = context;
     (void)parts;
     float *restrict t262 = p->t262;
     const float *restrict t257 = p->t257;
@@ -2193,21 +2267,22 @@ static void step_k070_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k070_matmul_col2im(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
-    mplc_parallel(step_k070_matmul_col2im_part, &(step_k070_matmul_col2im_pointers){t262, t257, t211, chunk});
+static void step_student_conv3_vjp_5(float *restrict t262, const float *restrict t257, const float *restrict t211, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_5_part, &(step_student_conv3_vjp_5_pointers){t262, t257, t211, chunk});
 }
 
-/* %210 = im2col k3 s1 p1 %209 : [6272,144]
- * %260 = matmul tA %210, %257 : [144,32] */
+/* gemm winograd m=144 n=32 k=6272 tA chunk=9 split
+ * %210 = im2col k3 s1 p1 %209 : [6272,144]  // student/conv3 fwd
+ * %260 = matmul tA %210, %257 : [144,32]  // student/conv3 vjp */
 typedef struct {
     float *t260;
     const float *t209;
     const float *t257;
     float *chunk;
-} step_k071_im2col_matmul_pointers;
+} step_student_conv3_vjp_6_pointers;
 
-static void step_k071_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k071_im2col_matmul_pointers *p = context;
+static void step_student_conv3_vjp_6_part(void *context, int part, int parts) {
+    const step_student_conv3_vjp_6_pointers *p = context;
     float *restrict t260 = p->t260;
     const float *restrict t209 = p->t209;
     const float *restrict t257 = p->t257;
@@ -2225,24 +2300,25 @@ static void step_k071_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void step_k071_im2col_matmul(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
-    mplc_parallel(step_k071_im2col_matmul_part, &(step_k071_im2col_matmul_pointers){t260, t209, t257, chunk});
+static void step_student_conv3_vjp_6(float *restrict t260, const float *restrict t209, const float *restrict t257, float *restrict chunk) {
+    mplc_parallel(step_student_conv3_vjp_6_part, &(step_student_conv3_vjp_6_pointers){t260, t209, t257, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t260[i] += partial[i];
     }
 }
 
-/* %263 = step %209 : [32,14,14,16]
- * %264 = mul %262, %263 : [32,14,14,16] */
+/* loop [32,14,14,16] split
+ * %263 = step %209 : [32,14,14,16]  // student/relu1 vjp
+ * %264 = mul %262, %263 : [32,14,14,16]  // student/relu1 vjp */
 typedef struct {
     float *t264;
     const float *t209;
     const float *t262;
-} step_k072_step_mul_pointers;
+} step_student_relu1_vjp_3_pointers;
 
-static void step_k072_step_mul_part(void *context, int part, int parts) {
-    const step_k072_step_mul_pointers *p = context;
+static void step_student_relu1_vjp_3_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_3_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t264 = p->t264;
@@ -2258,19 +2334,20 @@ static void step_k072_step_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k072_step_mul(float *restrict t264, const float *restrict t209, const float *restrict t262) {
-    mplc_parallel(step_k072_step_mul_part, &(step_k072_step_mul_pointers){t264, t209, t262});
+static void step_student_relu1_vjp_3(float *restrict t264, const float *restrict t209, const float *restrict t262) {
+    mplc_parallel(step_student_relu1_vjp_3_part, &(step_student_relu1_vjp_3_pointers){t264, t209, t262});
 }
 
-/* %265 = max_pool_scatter k2 s2 p0 %208, %264 : [32,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %265 = max_pool_scatter k2 s2 p0 %208, %264 : [32,28,28,16]  // student/relu1 vjp */
 typedef struct {
     float *t265;
     const float *t208;
     const float *t264;
-} step_k073_max_pool_scatter_pointers;
+} step_student_relu1_vjp_4_pointers;
 
-static void step_k073_max_pool_scatter_part(void *context, int part, int parts) {
-    const step_k073_max_pool_scatter_pointers *p = context;
+static void step_student_relu1_vjp_4_part(void *context, int part, int parts) {
+    const step_student_relu1_vjp_4_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t265 = p->t265;
@@ -2282,18 +2359,19 @@ static void step_k073_max_pool_scatter_part(void *context, int part, int parts) 
     }
 }
 
-static void step_k073_max_pool_scatter(float *restrict t265, const float *restrict t208, const float *restrict t264) {
-    mplc_parallel(step_k073_max_pool_scatter_part, &(step_k073_max_pool_scatter_pointers){t265, t208, t264});
+static void step_student_relu1_vjp_4(float *restrict t265, const float *restrict t208, const float *restrict t264) {
+    mplc_parallel(step_student_relu1_vjp_4_part, &(step_student_relu1_vjp_4_pointers){t265, t208, t264});
 }
 
-/* %267 = reduce_sum axes=[0] %266 : [16] */
+/* reduce_sum [25088,16] axes=[0] split
+ * %267 = reduce_sum axes=[0] %266 : [16]  // student/conv0 vjp */
 typedef struct {
     float *t267;
     const float *t266;
-} step_k074_reduce_sum_pointers;
+} step_student_conv0_vjp_3_pointers;
 
-static void step_k074_reduce_sum_part(void *context, int part, int parts) {
-    const step_k074_reduce_sum_pointers *p = context;
+static void step_student_conv0_vjp_3_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_3_pointers *p = context;
     float *restrict t267 = p->t267;
     const float *restrict t266 = p->t266;
     size_t lo, hi;
@@ -2306,21 +2384,22 @@ static void step_k074_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k074_reduce_sum(float *restrict t267, const float *restrict t266) {
-    mplc_parallel(step_k074_reduce_sum_part, &(step_k074_reduce_sum_pointers){t267, t266});
+static void step_student_conv0_vjp_3(float *restrict t267, const float *restrict t266) {
+    mplc_parallel(step_student_conv0_vjp_3_part, &(step_student_conv0_vjp_3_pointers){t267, t266});
 }
 
-/* %202 = im2col k3 s1 p1 %46 : [25088,9]
- * %268 = matmul tA %202, %266 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=25088 tA chunk=20 split
+ * %202 = im2col k3 s1 p1 %46 : [25088,9]  // student/conv0 fwd
+ * %268 = matmul tA %202, %266 : [9,16]  // student/conv0 vjp */
 typedef struct {
     float *t268;
     const float *in_x;
     const float *t266;
     float *chunk;
-} step_k075_im2col_matmul_pointers;
+} step_student_conv0_vjp_4_pointers;
 
-static void step_k075_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k075_im2col_matmul_pointers *p = context;
+static void step_student_conv0_vjp_4_part(void *context, int part, int parts) {
+    const step_student_conv0_vjp_4_pointers *p = context;
     float *restrict t268 = p->t268;
     const float *restrict in_x = p->in_x;
     const float *restrict t266 = p->t266;
@@ -2353,17 +2432,18 @@ static void step_k075_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k075_im2col_matmul(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
-    mplc_parallel(step_k075_im2col_matmul_part, &(step_k075_im2col_matmul_pointers){t268, in_x, t266, chunk});
+static void step_student_conv0_vjp_4(float *restrict t268, const float *restrict in_x, const float *restrict t266, float *restrict chunk) {
+    mplc_parallel(step_student_conv0_vjp_4_part, &(step_student_conv0_vjp_4_pointers){t268, in_x, t266, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t268[i] += partial[i];
     }
 }
 
-/* %270 = mul %269, %115 : [3,3,1,16]
- * %271 = reduce_sum axes=[0, 1, 2, 3] %270 : [] */
-static void step_k076_mul_reduce_sum(float *restrict t271, const float *restrict t269, const float *restrict t115) {
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %270 = mul %269, %115 : [3,3,1,16]  // teacher/feedback fwd
+ * %271 = reduce_sum axes=[0, 1, 2, 3] %270 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t271, const float *restrict t269, const float *restrict t115) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2378,9 +2458,10 @@ static void step_k076_mul_reduce_sum(float *restrict t271, const float *restrict
     t271[0] = (float)sum;
 }
 
-/* %272 = mul %267, %113 : [16]
- * %273 = reduce_sum axes=[0] %272 : [] */
-static void step_k077_mul_reduce_sum(float *restrict t273, const float *restrict t267, const float *restrict t113) {
+/* reduce_sum [16] axes=[0]
+ * %272 = mul %267, %113 : [16]  // teacher/feedback fwd
+ * %273 = reduce_sum axes=[0] %272 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t273, const float *restrict t267, const float *restrict t113) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v272 = t267[i0] * t113[i0];
@@ -2389,9 +2470,10 @@ static void step_k077_mul_reduce_sum(float *restrict t273, const float *restrict
     t273[0] = (float)sum;
 }
 
-/* %275 = mul %261, %107 : [3,3,16,32]
- * %276 = reduce_sum axes=[0, 1, 2, 3] %275 : [] */
-static void step_k078_mul_reduce_sum(float *restrict t276, const float *restrict t261, const float *restrict t107) {
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %275 = mul %261, %107 : [3,3,16,32]  // teacher/feedback fwd
+ * %276 = reduce_sum axes=[0, 1, 2, 3] %275 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t276, const float *restrict t261, const float *restrict t107) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -2406,9 +2488,10 @@ static void step_k078_mul_reduce_sum(float *restrict t276, const float *restrict
     t276[0] = (float)sum;
 }
 
-/* %278 = mul %258, %104 : [32]
- * %279 = reduce_sum axes=[0] %278 : [] */
-static void step_k079_mul_reduce_sum(float *restrict t279, const float *restrict t258, const float *restrict t104) {
+/* reduce_sum [32] axes=[0]
+ * %278 = mul %258, %104 : [32]  // teacher/feedback fwd
+ * %279 = reduce_sum axes=[0] %278 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t279, const float *restrict t258, const float *restrict t104) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v278 = t258[i0] * t104[i0];
@@ -2417,9 +2500,10 @@ static void step_k079_mul_reduce_sum(float *restrict t279, const float *restrict
     t279[0] = (float)sum;
 }
 
-/* %281 = mul %252, %98 : [1568,128]
- * %282 = reduce_sum axes=[0, 1] %281 : [] */
-static void step_k080_mul_reduce_sum(float *restrict t282, const float *restrict t252, const float *restrict t98) {
+/* reduce_sum [1568,128] axes=[0, 1]
+ * %281 = mul %252, %98 : [1568,128]  // teacher/feedback fwd
+ * %282 = reduce_sum axes=[0, 1] %281 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t282, const float *restrict t252, const float *restrict t98) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1568; i0++) {
         for (size_t i1s = 0; i1s < 128; i1s += 8) {
@@ -2435,9 +2519,10 @@ static void step_k080_mul_reduce_sum(float *restrict t282, const float *restrict
     t282[0] = (float)sum;
 }
 
-/* %284 = mul %250, %96 : [128]
- * %285 = reduce_sum axes=[0] %284 : [] */
-static void step_k081_mul_reduce_sum(float *restrict t285, const float *restrict t250, const float *restrict t96) {
+/* reduce_sum [128] axes=[0]
+ * %284 = mul %250, %96 : [128]  // teacher/feedback fwd
+ * %285 = reduce_sum axes=[0] %284 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t285, const float *restrict t250, const float *restrict t96) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 128; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -2451,9 +2536,10 @@ static void step_k081_mul_reduce_sum(float *restrict t285, const float *restrict
     t285[0] = (float)sum;
 }
 
-/* %287 = mul %247, %93 : [128,10]
- * %288 = reduce_sum axes=[0, 1] %287 : [] */
-static void step_k082_mul_reduce_sum(float *restrict t288, const float *restrict t247, const float *restrict t93) {
+/* reduce_sum [128,10] axes=[0, 1]
+ * %287 = mul %247, %93 : [128,10]  // teacher/feedback fwd
+ * %288 = reduce_sum axes=[0, 1] %287 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t288, const float *restrict t247, const float *restrict t93) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2464,9 +2550,10 @@ static void step_k082_mul_reduce_sum(float *restrict t288, const float *restrict
     t288[0] = (float)sum;
 }
 
-/* %290 = mul %245, %91 : [10]
- * %291 = reduce_sum axes=[0] %290 : [] */
-static void step_k083_mul_reduce_sum(float *restrict t291, const float *restrict t245, const float *restrict t91) {
+/* reduce_sum [10] axes=[0]
+ * %290 = mul %245, %91 : [10]  // teacher/feedback fwd
+ * %291 = reduce_sum axes=[0] %290 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t291, const float *restrict t245, const float *restrict t91) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v290 = t245[i0] * t91[i0];
@@ -2475,17 +2562,18 @@ static void step_k083_mul_reduce_sum(float *restrict t291, const float *restrict
     t291[0] = (float)sum;
 }
 
-/* %200 = constant 1.9 : []
- * %201 = mul %15, %200 : []
- * %274 = add %271, %273 : []
- * %277 = add %274, %276 : []
- * %280 = add %277, %279 : []
- * %283 = add %280, %282 : []
- * %286 = add %283, %285 : []
- * %289 = add %286, %288 : []
- * %292 = add %289, %291 : []
- * %293 = mul %201, %292 : [] */
-static void step_k084_mul_add(float *restrict t293, const float *restrict in_lr_student, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291) {
+/* loop []
+ * %200 = constant 1.9 : []  // teacher/feedback fwd
+ * %201 = mul %15, %200 : []  // teacher/feedback fwd
+ * %274 = add %271, %273 : []  // teacher/feedback fwd
+ * %277 = add %274, %276 : []  // teacher/feedback fwd
+ * %280 = add %277, %279 : []  // teacher/feedback fwd
+ * %283 = add %280, %282 : []  // teacher/feedback fwd
+ * %286 = add %283, %285 : []  // teacher/feedback fwd
+ * %289 = add %286, %288 : []  // teacher/feedback fwd
+ * %292 = add %289, %291 : []  // teacher/feedback fwd
+ * %293 = mul %201, %292 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_9(float *restrict t293, const float *restrict in_lr_student, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291) {
     for (size_t i = 0; i < 1; i++) {
         const float v201 = in_lr_student[0] * 1.9f;
         const float v274 = t271[0] + t273[0];
@@ -2500,8 +2588,9 @@ static void step_k084_mul_add(float *restrict t293, const float *restrict in_lr_
     }
 }
 
-/* %294 = reduce_max axes=[1] %26 : [128] */
-static void step_k085_reduce_max(float *restrict t294, const float *restrict t26) {
+/* reduce_max [128,10] axes=[1]
+ * %294 = reduce_max axes=[1] %26 : [128]  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t294, const float *restrict t26) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2511,10 +2600,11 @@ static void step_k085_reduce_max(float *restrict t294, const float *restrict t26
     }
 }
 
-/* %295 = broadcast axes=[0] %294 : [128,10]
- * %296 = sub %26, %295 : [128,10]
- * %297 = exp %296 : [128,10] */
-static void step_k086_sub_exp(float *restrict t297, const float *restrict t26, const float *restrict t294) {
+/* loop [128,10]
+ * %295 = broadcast axes=[0] %294 : [128,10]  // teacher/feedback fwd
+ * %296 = sub %26, %295 : [128,10]  // teacher/feedback fwd
+ * %297 = exp %296 : [128,10]  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t297, const float *restrict t26, const float *restrict t294) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v296 = t26[i0 * 10 + i1] - t294[i0];
@@ -2524,8 +2614,9 @@ static void step_k086_sub_exp(float *restrict t297, const float *restrict t26, c
     }
 }
 
-/* %298 = reduce_sum axes=[1] %297 : [128] */
-static void step_k087_reduce_sum(float *restrict t298, const float *restrict t297) {
+/* reduce_sum [128,10] axes=[1]
+ * %298 = reduce_sum axes=[1] %297 : [128]  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t298, const float *restrict t297) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2535,10 +2626,11 @@ static void step_k087_reduce_sum(float *restrict t298, const float *restrict t29
     }
 }
 
-/* %81 = constant -0.0078125 : []
- * %299 = mul %16, %293 : []
- * %300 = mul %299, %81 : [] */
-static void step_k088_mul(float *restrict t300, const float *restrict in_feedback_scale, const float *restrict t293) {
+/* loop []
+ * %81 = constant -0.0078125 : []  // student/loss_u fwd
+ * %299 = mul %16, %293 : []  // teacher/feedback vjp
+ * %300 = mul %299, %81 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t300, const float *restrict in_feedback_scale, const float *restrict t293) {
     for (size_t i = 0; i < 1; i++) {
         const float v299 = in_feedback_scale[0] * t293[0];
         const float v300 = v299 * (-0.0078125f);
@@ -2546,18 +2638,20 @@ static void step_k088_mul(float *restrict t300, const float *restrict in_feedbac
     }
 }
 
-/* %301 = broadcast axes=[] %300 : [128,10]
- * %302 = mul %301, %44 : [128,10] */
-static void step_k089_mul(float *restrict t302, const float *restrict t300, const float *restrict t44) {
+/* loop [128,10]
+ * %301 = broadcast axes=[] %300 : [128,10]  // teacher/feedback vjp
+ * %302 = mul %301, %44 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t302, const float *restrict t300, const float *restrict t44) {
     for (size_t i = 0; i < 1280; i++) {
         const float v302 = t300[0] * t44[i];
         t302[i] = v302;
     }
 }
 
-/* %303 = neg %302 : [128,10]
- * %304 = reduce_sum axes=[1] %303 : [128] */
-static void step_k090_neg_reduce_sum(float *restrict t304, const float *restrict t302) {
+/* reduce_sum [128,10] axes=[1]
+ * %303 = neg %302 : [128,10]  // teacher/feedback vjp
+ * %304 = reduce_sum axes=[1] %303 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t304, const float *restrict t302) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2568,18 +2662,20 @@ static void step_k090_neg_reduce_sum(float *restrict t304, const float *restrict
     }
 }
 
-/* %305 = div %304, %298 : [128] */
-static void step_k091_div(float *restrict t305, const float *restrict t304, const float *restrict t298) {
+/* loop [128]
+ * %305 = div %304, %298 : [128]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_4(float *restrict t305, const float *restrict t304, const float *restrict t298) {
     for (size_t i = 0; i < 128; i++) {
         const float v305 = t304[i] / t298[i];
         t305[i] = v305;
     }
 }
 
-/* %306 = broadcast axes=[0] %305 : [128,10]
- * %307 = mul %306, %297 : [128,10]
- * %308 = add %302, %307 : [128,10] */
-static void step_k092_mul_add(float *restrict t308, const float *restrict t305, const float *restrict t297, const float *restrict t302) {
+/* loop [128,10]
+ * %306 = broadcast axes=[0] %305 : [128,10]  // teacher/feedback vjp
+ * %307 = mul %306, %297 : [128,10]  // teacher/feedback vjp
+ * %308 = add %302, %307 : [128,10]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_5(float *restrict t308, const float *restrict t305, const float *restrict t297, const float *restrict t302) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v307 = t305[i0] * t297[i0 * 10 + i1];
@@ -2589,18 +2685,20 @@ static void step_k092_mul_add(float *restrict t308, const float *restrict t305, 
     }
 }
 
-/* %237 = constant -0.03125 : [32,10]
- * %309 = mul %237, %30 : [32,10] */
-static void step_k093_mul(float *restrict t309, const float *restrict t30) {
+/* loop [32,10]
+ * %237 = constant -0.03125 : [32,10]  // student/loss_l vjp
+ * %309 = mul %237, %30 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t309, const float *restrict t30) {
     for (size_t i = 0; i < 320; i++) {
         const float v309 = (-0.03125f) * t30[i];
         t309[i] = v309;
     }
 }
 
-/* %310 = neg %309 : [32,10]
- * %311 = reduce_sum axes=[1] %310 : [32] */
-static void step_k094_neg_reduce_sum(float *restrict t311, const float *restrict t309) {
+/* reduce_sum [32,10] axes=[1]
+ * %310 = neg %309 : [32,10]  // teacher/loss_sup vjp
+ * %311 = reduce_sum axes=[1] %310 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t311, const float *restrict t309) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2611,18 +2709,20 @@ static void step_k094_neg_reduce_sum(float *restrict t311, const float *restrict
     }
 }
 
-/* %312 = div %311, %35 : [32] */
-static void step_k095_div(float *restrict t312, const float *restrict t311, const float *restrict t35) {
+/* loop [32]
+ * %312 = div %311, %35 : [32]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_3(float *restrict t312, const float *restrict t311, const float *restrict t35) {
     for (size_t i = 0; i < 32; i++) {
         const float v312 = t311[i] / t35[i];
         t312[i] = v312;
     }
 }
 
-/* %313 = broadcast axes=[0] %312 : [32,10]
- * %314 = mul %313, %34 : [32,10]
- * %315 = add %309, %314 : [32,10] */
-static void step_k096_mul_add(float *restrict t315, const float *restrict t312, const float *restrict t34, const float *restrict t309) {
+/* loop [32,10]
+ * %313 = broadcast axes=[0] %312 : [32,10]  // teacher/loss_sup vjp
+ * %314 = mul %313, %34 : [32,10]  // teacher/loss_sup vjp
+ * %315 = add %309, %314 : [32,10]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_4(float *restrict t315, const float *restrict t312, const float *restrict t34, const float *restrict t309) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v314 = t312[i0] * t34[i0 * 10 + i1];
@@ -2632,8 +2732,9 @@ static void step_k096_mul_add(float *restrict t315, const float *restrict t312, 
     }
 }
 
-/* %316 = reduce_sum axes=[0] %315 : [10] */
-static void step_k097_reduce_sum(float *restrict t316, const float *restrict t315) {
+/* reduce_sum [32,10] axes=[0]
+ * %316 = reduce_sum axes=[0] %315 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t316, const float *restrict t315) {
     for (size_t o = 0; o < 10; o++) t316[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2642,8 +2743,9 @@ static void step_k097_reduce_sum(float *restrict t316, const float *restrict t31
     }
 }
 
-/* %317 = reduce_sum axes=[0] %308 : [10] */
-static void step_k098_reduce_sum(float *restrict t317, const float *restrict t308) {
+/* reduce_sum [128,10] axes=[0]
+ * %317 = reduce_sum axes=[0] %308 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t317, const float *restrict t308) {
     for (size_t o = 0; o < 10; o++) t317[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -2652,23 +2754,26 @@ static void step_k098_reduce_sum(float *restrict t317, const float *restrict t30
     }
 }
 
-/* %318 = add %316, %317 : [10] */
-static void step_k099_add(float *restrict t318, const float *restrict t316, const float *restrict t317) {
+/* loop [10]
+ * %318 = add %316, %317 : [10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t318, const float *restrict t316, const float *restrict t317) {
     for (size_t i = 0; i < 10; i++) {
         const float v318 = t316[i] + t317[i];
         t318[i] = v318;
     }
 }
 
-/* %324 = matmul tA %323, %308 : [64,10] */
-static void step_k100_matmul(float *restrict t324, const float *restrict t323, const float *restrict t308) {
+/* gemm blas m=64 n=10 k=128 tA
+ * %324 = matmul tA %323, %308 : [64,10]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t324, const float *restrict t323, const float *restrict t308) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t323, 64, t308, 10, 0.0f, t324, 10);
 }
 
-/* %319 = matmul tB %315, %2 : [32,64]
- * %326 = step %321 : [32,64]
- * %327 = mul %319, %326 : [32,64] */
-static void step_k101_matmul_step_mul(float *restrict t327, const float *restrict t315, const float *restrict in_teacher_dense2_weight, const float *restrict t321) {
+/* gemm blas m=32 n=64 k=10 tB +epilogue
+ * %319 = matmul tB %315, %2 : [32,64]  // teacher/dense2 vjp
+ * %326 = step %321 : [32,64]  // teacher/relu1 vjp
+ * %327 = mul %319, %326 : [32,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t327, const float *restrict t315, const float *restrict in_teacher_dense2_weight, const float *restrict t321) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t315, 10, in_teacher_dense2_weight, 10, 0.0f, t327, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
@@ -2678,10 +2783,11 @@ static void step_k101_matmul_step_mul(float *restrict t327, const float *restric
     }
 }
 
-/* %320 = matmul tB %308, %2 : [128,64]
- * %328 = step %323 : [128,64]
- * %329 = mul %320, %328 : [128,64] */
-static void step_k102_matmul_step_mul(float *restrict t329, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
+/* gemm blas m=128 n=64 k=10 tB +epilogue
+ * %320 = matmul tB %308, %2 : [128,64]  // teacher/dense2 vjp
+ * %328 = step %323 : [128,64]  // teacher/relu1 vjp
+ * %329 = mul %320, %328 : [128,64]  // teacher/relu1 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t329, const float *restrict t308, const float *restrict in_teacher_dense2_weight, const float *restrict t323) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t308, 10, in_teacher_dense2_weight, 10, 0.0f, t329, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -2691,8 +2797,9 @@ static void step_k102_matmul_step_mul(float *restrict t329, const float *restric
     }
 }
 
-/* %330 = reduce_sum axes=[0] %327 : [64] */
-static void step_k103_reduce_sum(float *restrict t330, const float *restrict t327) {
+/* reduce_sum [32,64] axes=[0]
+ * %330 = reduce_sum axes=[0] %327 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t330, const float *restrict t327) {
     for (size_t o = 0; o < 64; o++) t330[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2701,8 +2808,9 @@ static void step_k103_reduce_sum(float *restrict t330, const float *restrict t32
     }
 }
 
-/* %331 = reduce_sum axes=[0] %329 : [64] */
-static void step_k104_reduce_sum(float *restrict t331, const float *restrict t329) {
+/* reduce_sum [128,64] axes=[0]
+ * %331 = reduce_sum axes=[0] %329 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t331, const float *restrict t329) {
     for (size_t o = 0; o < 64; o++) t331[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 64; i1++) {
@@ -2711,35 +2819,38 @@ static void step_k104_reduce_sum(float *restrict t331, const float *restrict t32
     }
 }
 
-/* %332 = add %330, %331 : [64] */
-static void step_k105_add(float *restrict t332, const float *restrict t330, const float *restrict t331) {
+/* loop [64]
+ * %332 = add %330, %331 : [64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t332, const float *restrict t330, const float *restrict t331) {
     for (size_t i = 0; i < 64; i++) {
         const float v332 = t330[i] + t331[i];
         t332[i] = v332;
     }
 }
 
-/* %336 = matmul tA %335, %329 : [10,64] */
-static void step_k106_matmul(float *restrict t336, const float *restrict t335, const float *restrict t329) {
+/* gemm blas m=10 n=64 k=128 tA
+ * %336 = matmul tA %335, %329 : [10,64]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t336, const float *restrict t335, const float *restrict t329) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 128, 1.0f, t335, 10, t329, 64, 0.0f, t336, 64);
 }
 
-/* %334 = matmul tA %333, %327 : [10,64]
- * %337 = add %334, %336 : [10,64]
- * %339 = constant 0.0005 : [10,64]
- * %340 = mul %0, %339 : [10,64]
- * %341 = add %337, %340 : [10,64]
- * %342 = constant 0.9 : [10,64]
- * %343 = mul %338, %342 : [10,64]
- * %344 = add %343, %341 : [10,64]
- * %345 = mul %344, %342 : [10,64]
- * %346 = add %341, %345 : [10,64]
- * %347 = broadcast axes=[] %14 : [10,64]
- * %348 = mul %346, %347 : [10,64]
- * %349 = sub %0, %348 : [10,64]
+/* gemm blas m=10 n=64 k=32 tA +epilogue
+ * %334 = matmul tA %333, %327 : [10,64]  // teacher/dense0 vjp
+ * %337 = add %334, %336 : [10,64]  // teacher/dense0 vjp
+ * %339 = constant 0.0005 : [10,64]  // teacher/dense0 update
+ * %340 = mul %0, %339 : [10,64]  // teacher/dense0 update
+ * %341 = add %337, %340 : [10,64]  // teacher/dense0 update
+ * %342 = constant 0.9 : [10,64]  // teacher/dense0 update
+ * %343 = mul %338, %342 : [10,64]  // teacher/dense0 update
+ * %344 = add %343, %341 : [10,64]  // teacher/dense0 update
+ * %345 = mul %344, %342 : [10,64]  // teacher/dense0 update
+ * %346 = add %341, %345 : [10,64]  // teacher/dense0 update
+ * %347 = broadcast axes=[] %14 : [10,64]  // teacher/dense0 update
+ * %348 = mul %346, %347 : [10,64]  // teacher/dense0 update
+ * %349 = sub %0, %348 : [10,64]  // teacher/dense0 update
  * in_teacher_momentum_dense0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_k107_matmul_add_mul_etc(float *restrict t341, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t327, const float *restrict t336, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_vjp_5(float *restrict t341, float *restrict in_teacher_momentum_dense0_weight, float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_x, const float *restrict t327, const float *restrict t336, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 10, 64, 32, 1.0f, in_teacher_x, 10, t327, 64, 0.0f, t341, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
@@ -2758,17 +2869,18 @@ static void step_k107_matmul_add_mul_etc(float *restrict t341, float *restrict i
     }
 }
 
-/* %351 = constant 0.9 : [64]
- * %352 = mul %350, %351 : [64]
- * %353 = add %352, %332 : [64]
- * %354 = mul %353, %351 : [64]
- * %355 = add %332, %354 : [64]
- * %356 = broadcast axes=[] %14 : [64]
- * %357 = mul %355, %356 : [64]
- * %358 = sub %1, %357 : [64]
+/* loop [64]
+ * %351 = constant 0.9 : [64]  // teacher/dense0 update
+ * %352 = mul %350, %351 : [64]  // teacher/dense0 update
+ * %353 = add %352, %332 : [64]  // teacher/dense0 update
+ * %354 = mul %353, %351 : [64]  // teacher/dense0 update
+ * %355 = add %332, %354 : [64]  // teacher/dense0 update
+ * %356 = broadcast axes=[] %14 : [64]  // teacher/dense0 update
+ * %357 = mul %355, %356 : [64]  // teacher/dense0 update
+ * %358 = sub %1, %357 : [64]  // teacher/dense0 update
  * in_teacher_momentum_dense0_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_k108_mul_add_sub(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t332, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_momentum_dense0_bias, float *restrict in_teacher_dense0_bias, const float *restrict t332, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
         const float v352 = in_teacher_momentum_dense0_bias[i] * 0.9f;
         const float v353 = v352 + t332[i];
@@ -2781,22 +2893,23 @@ static void step_k108_mul_add_sub(float *restrict in_teacher_momentum_dense0_bia
     }
 }
 
-/* %322 = matmul tA %321, %315 : [64,10]
- * %325 = add %322, %324 : [64,10]
- * %360 = constant 0.0005 : [64,10]
- * %361 = mul %2, %360 : [64,10]
- * %362 = add %325, %361 : [64,10]
- * %363 = constant 0.9 : [64,10]
- * %364 = mul %359, %363 : [64,10]
- * %365 = add %364, %362 : [64,10]
- * %366 = mul %365, %363 : [64,10]
- * %367 = add %362, %366 : [64,10]
- * %368 = broadcast axes=[] %14 : [64,10]
- * %369 = mul %367, %368 : [64,10]
- * %370 = sub %2, %369 : [64,10]
+/* gemm blas m=64 n=10 k=32 tA +epilogue
+ * %322 = matmul tA %321, %315 : [64,10]  // teacher/dense2 vjp
+ * %325 = add %322, %324 : [64,10]  // teacher/dense2 vjp
+ * %360 = constant 0.0005 : [64,10]  // teacher/dense2 update
+ * %361 = mul %2, %360 : [64,10]  // teacher/dense2 update
+ * %362 = add %325, %361 : [64,10]  // teacher/dense2 update
+ * %363 = constant 0.9 : [64,10]  // teacher/dense2 update
+ * %364 = mul %359, %363 : [64,10]  // teacher/dense2 update
+ * %365 = add %364, %362 : [64,10]  // teacher/dense2 update
+ * %366 = mul %365, %363 : [64,10]  // teacher/dense2 update
+ * %367 = add %362, %366 : [64,10]  // teacher/dense2 update
+ * %368 = broadcast axes=[] %14 : [64,10]  // teacher/dense2 update
+ * %369 = mul %367, %368 : [64,10]  // teacher/dense2 update
+ * %370 = sub %2, %369 : [64,10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_k109_matmul_add_mul_etc(float *restrict t362, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t321, const float *restrict t315, const float *restrict t324, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_vjp_7(float *restrict t362, float *restrict in_teacher_momentum_dense2_weight, float *restrict in_teacher_dense2_weight, const float *restrict t321, const float *restrict t315, const float *restrict t324, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t321, 64, t315, 10, 0.0f, t362, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
@@ -2815,17 +2928,18 @@ static void step_k109_matmul_add_mul_etc(float *restrict t362, float *restrict i
     }
 }
 
-/* %192 = constant 0.9 : [10]
- * %372 = mul %371, %192 : [10]
- * %373 = add %372, %318 : [10]
- * %374 = mul %373, %192 : [10]
- * %375 = add %318, %374 : [10]
- * %376 = broadcast axes=[] %14 : [10]
- * %377 = mul %375, %376 : [10]
- * %378 = sub %3, %377 : [10]
+/* loop [10]
+ * %192 = constant 0.9 : [10]  // student/dense9 update
+ * %372 = mul %371, %192 : [10]  // teacher/dense2 update
+ * %373 = add %372, %318 : [10]  // teacher/dense2 update
+ * %374 = mul %373, %192 : [10]  // teacher/dense2 update
+ * %375 = add %318, %374 : [10]  // teacher/dense2 update
+ * %376 = broadcast axes=[] %14 : [10]  // teacher/dense2 update
+ * %377 = mul %375, %376 : [10]  // teacher/dense2 update
+ * %378 = sub %3, %377 : [10]  // teacher/dense2 update
  * in_teacher_momentum_dense2_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_k110_mul_add_sub(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t318, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense2_bias, float *restrict in_teacher_dense2_bias, const float *restrict t318, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v372 = in_teacher_momentum_dense2_bias[i] * 0.9f;
         const float v373 = v372 + t318[i];
@@ -2840,117 +2954,117 @@ static void step_k110_mul_add_sub(float *restrict in_teacher_momentum_dense2_bia
 
 /* 111 kernels; scratch high-water mark 6647824 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 6627968, io + 226176, state, state + 640);
-    step_k001_matmul_add(scratch + 6642816, scratch + 6627968, state + 704, state + 1344);
-    step_k002_mul_add(scratch + 6646976, io + 225792);
-    step_k003_reduce_max(scratch + 6644736, scratch + 6642816);
-    step_k004_sub_exp(scratch + 6644416, scratch + 6647296, scratch + 6642816, scratch + 6644736);
-    step_k005_reduce_sum(scratch + 6647744, scratch + 6647296);
-    step_k006_log(scratch + 6647616, scratch + 6647744);
-    step_k007_sub_mul_reduce_sum(scratch + 6647648, scratch + 6644416, scratch + 6647616, scratch + 6646976);
-    step_k008_mul(io + 227776, io + 227792, scratch + 6647648);
-    step_k009_one_hot_argmax(scratch + 6644416, scratch + 6643136);
-    step_k010_im2col_matmul_add_etc(scratch + 2814592, scratch + 6025856, io + 125440, state + 1360, state + 1504, scratch);
-    step_k011_im2col_matmul_add_etc(scratch + 4420224, scratch + 5223040, scratch + 6025856, state + 1520, state + 6128, scratch);
-    step_k012_matmul_add_relu(scratch + 5423744, scratch + 5223040, state + 6160, state + 206864);
-    step_k013_matmul_add(scratch + 6638208, scratch + 5423744, state + 206992, state + 208272);
-    step_k014_reduce_max(scratch + 6642048, scratch + 6638208);
-    step_k015_sub_exp(scratch + 6639488, scratch + 6640768, scratch + 6638208, scratch + 6642048);
-    step_k016_reduce_sum(scratch + 6642048, scratch + 6640768);
-    step_k017_log(scratch + 6642176, scratch + 6642048);
-    step_k018_sub_mul_reduce_sum(scratch + 6647616, scratch + 6639488, scratch + 6642176, scratch + 6644416);
-    step_k019_mul(io + 227824, scratch + 6647616);
-    step_k020_mul(scratch + 6638208, scratch + 6644416);
-    step_k021_neg_reduce_sum(scratch + 6642176, scratch + 6638208);
-    step_k022_div(scratch + 6642304, scratch + 6642176, scratch + 6642048);
-    step_k023_mul_add(scratch + 6639488, scratch + 6642304, scratch + 6640768, scratch + 6638208);
-    step_k024_reduce_sum(scratch + 6647808, scratch + 6639488);
-    step_k025_matmul(scratch + 6645696, scratch + 5423744, scratch + 6639488);
-    step_k026_matmul_step_mul(scratch + 5624448, scratch + 6639488, state + 206992, scratch + 5423744);
-    step_k027_reduce_sum(scratch + 6647616, scratch + 5624448);
-    step_k028_matmul(scratch + 5423744, scratch + 5624448, state + 6160);
-    step_k029_matmul(scratch + 6427264, scratch + 5223040, scratch + 5624448);
-    step_k030_step_mul(scratch, scratch + 5223040, scratch + 5423744);
-    step_k031_max_pool_scatter(scratch + 5223040, scratch + 4420224, scratch);
-    step_k032_reduce_sum(scratch + 6647776, scratch + 5223040);
-    step_k033_matmul_col2im(scratch + 4420224, scratch + 5223040, state + 1520, scratch);
-    step_k034_im2col_matmul(scratch + 6638208, scratch + 6025856, scratch + 5223040, scratch);
-    step_k035_step_mul(scratch + 4821632, scratch + 6025856, scratch + 4420224);
-    step_k036_max_pool_scatter(scratch, scratch + 2814592, scratch + 4821632);
-    step_k037_reduce_sum(scratch + 3970192, scratch);
-    step_k038_im2col_matmul(scratch + 3969920, io + 125440, scratch, scratch + 1605632);
-    step_k039_mul_add_sub(state + 209648, state + 1360, scratch + 3969920, io + 226128);
-    step_k040_mul_add_sub(state + 209792, state + 1504, scratch + 3970192, io + 226128);
-    step_k041_mul_add_sub(state + 209808, state + 1520, scratch + 6638208, io + 226128);
-    step_k042_mul_add_sub(state + 214416, state + 6128, scratch + 6647776, io + 226128);
-    step_k043_mul_add_sub(state + 214448, state + 6160, scratch + 6427264, io + 226128);
-    step_k044_mul_add_sub(state + 415152, state + 206864, scratch + 6647616, io + 226128);
-    step_k045_mul_add_sub(state + 415280, state + 206992, scratch + 6645696, io + 226128);
-    step_k046_mul_add_sub(state + 416560, state + 208272, scratch + 6647808, io + 226128);
-    step_k047_im2col_matmul_add_etc(scratch + 2814592, scratch + 3818112, io, state + 1360, state + 1504, scratch);
-    step_k048_im2col_matmul_add_etc(scratch + 3216000, scratch + 3617408, scratch + 3818112, state + 1520, state + 6128, scratch);
-    step_k049_matmul_add_relu(scratch + 3667584, scratch + 3617408, state + 6160, state + 206864);
-    step_k050_matmul_add(scratch + 3671680, scratch + 3667584, state + 206992, state + 208272);
-    step_k051_reduce_max(scratch + 3918464, scratch + 3671680);
-    step_k052_sub_exp(scratch + 3672000, scratch + 3672320, scratch + 3671680, scratch + 3918464);
-    step_k053_reduce_sum(scratch + 3918464, scratch + 3672320);
-    step_k054_log(scratch + 3671680, scratch + 3918464);
-    step_k055_sub_mul_reduce_sum(scratch + 3970064, scratch + 3672000, scratch + 3671680, io + 225792);
-    step_k056_mul(io + 227840, scratch + 3970064);
-    step_k057_mul(scratch + 3671680, io + 225792);
-    step_k058_neg_reduce_sum(scratch + 3672000, scratch + 3671680);
-    step_k059_div(scratch + 3918496, scratch + 3672000, scratch + 3918464);
-    step_k060_mul_add(scratch + 3672000, scratch + 3918496, scratch + 3672320, scratch + 3671680);
-    step_k061_reduce_sum(scratch + 3970208, scratch + 3672000);
-    step_k062_matmul(scratch + 3968640, scratch + 3667584, scratch + 3672000);
-    step_k063_matmul_step_mul(scratch + 3717760, scratch + 3672000, state + 206992, scratch + 3667584);
-    step_k064_reduce_sum(scratch + 3970064, scratch + 3717760);
-    step_k065_matmul(scratch + 3667584, scratch + 3717760, state + 6160);
-    step_k066_matmul(scratch + 3416704, scratch + 3617408, scratch + 3717760);
-    step_k067_step_mul(scratch + 3918464, scratch + 3617408, scratch + 3667584);
-    step_k068_max_pool_scatter(scratch + 3617408, scratch + 3216000, scratch + 3918464);
-    step_k069_reduce_sum(scratch + 3923216, scratch + 3617408);
-    step_k070_matmul_col2im(scratch + 3216000, scratch + 3617408, state + 1520, scratch);
-    step_k071_im2col_matmul(scratch + 3918464, scratch + 3818112, scratch + 3617408, scratch);
-    step_k072_step_mul(scratch + 3316352, scratch + 3818112, scratch + 3216000);
-    step_k073_max_pool_scatter(scratch + 1130112, scratch + 2814592, scratch + 3316352);
-    step_k074_reduce_sum(scratch + 3923248, scratch + 1130112);
-    step_k075_im2col_matmul(scratch + 3923072, io, scratch + 1130112, scratch);
-    step_k076_mul_reduce_sum(scratch + 3923264, scratch + 3923072, scratch + 3969920);
-    step_k077_mul_reduce_sum(scratch + 3923072, scratch + 3923248, scratch + 3970192);
-    step_k078_mul_reduce_sum(scratch + 3923248, scratch + 3918464, scratch + 6638208);
-    step_k079_mul_reduce_sum(scratch + 3970192, scratch + 3923216, scratch + 6647776);
-    step_k080_mul_reduce_sum(scratch + 6647776, scratch + 3416704, scratch + 6427264);
-    step_k081_mul_reduce_sum(scratch + 6647792, scratch + 3970064, scratch + 6647616);
-    step_k082_mul_reduce_sum(scratch + 6647616, scratch + 3968640, scratch + 6645696);
-    step_k083_mul_reduce_sum(scratch + 6647632, scratch + 3970208, scratch + 6647808);
-    step_k084_mul_add(io + 227856, io + 226128, scratch + 3923264, scratch + 3923072, scratch + 3923248, scratch + 3970192, scratch + 6647776, scratch + 6647792, scratch + 6647616, scratch + 6647632);
-    step_k085_reduce_max(scratch + 6645696, scratch + 6643136);
-    step_k086_sub_exp(scratch + 6638208, scratch + 6643136, scratch + 6645696);
-    step_k087_reduce_sum(scratch + 6645696, scratch + 6638208);
-    step_k088_mul(scratch + 6647616, io + 226160, io + 227856);
-    step_k089_mul(scratch + 6639488, scratch + 6647616, scratch + 6644416);
-    step_k090_neg_reduce_sum(scratch + 6645824, scratch + 6639488);
-    step_k091_div(scratch + 6645952, scratch + 6645824, scratch + 6645696);
-    step_k092_mul_add(scratch + 10240, scratch + 6645952, scratch + 6638208, scratch + 6639488);
-    step_k093_mul(scratch + 6638208, scratch + 6646976);
-    step_k094_neg_reduce_sum(scratch + 6647616, scratch + 6638208);
-    step_k095_div(scratch + 6647648, scratch + 6647616, scratch + 6647744);
-    step_k096_mul_add(scratch + 6638528, scratch + 6647648, scratch + 6647296, scratch + 6638208);
-    step_k097_reduce_sum(scratch + 6638208, scratch + 6638528);
-    step_k098_reduce_sum(scratch + 6638224, scratch + 10240);
-    step_k099_add(scratch + 6638400, scratch + 6638208, scratch + 6638224);
-    step_k100_matmul(scratch + 11520, scratch + 6630016, scratch + 10240);
-    step_k101_matmul_step_mul(scratch + 8192, scratch + 6638528, state + 704, scratch + 6627968);
-    step_k102_matmul_step_mul(scratch, scratch + 10240, state + 704, scratch + 6630016);
-    step_k103_reduce_sum(scratch + 6638208, scratch + 8192);
-    step_k104_reduce_sum(scratch + 6638272, scratch);
-    step_k105_add(scratch + 6638336, scratch + 6638208, scratch + 6638272);
-    step_k106_matmul(scratch + 10240, io + 226496, scratch);
-    step_k107_matmul_add_mul_etc(scratch + 10880, state + 208288, state, io + 226176, scratch + 8192, scratch + 10240, io + 226112);
-    step_k108_mul_add_sub(state + 208928, state + 640, scratch + 6638336, io + 226112);
-    step_k109_matmul_add_mul_etc(scratch, state + 208992, state + 704, scratch + 6627968, scratch + 6638528, scratch + 11520, io + 226112);
-    step_k110_mul_add_sub(state + 209632, state + 1344, scratch + 6638400, io + 226112);
+    step_teacher_dense0_fwd(scratch + 6627968 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
+    step_teacher_dense2_fwd(scratch + 6642816 /* t24 */, scratch + 6627968 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
+    step_teacher_loss_sup_fwd(scratch + 6646976 /* t30 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 6644736 /* t31 */, scratch + 6642816 /* t25 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6644416 /* t33 */, scratch + 6647296 /* t34 */, scratch + 6642816 /* t25 */, scratch + 6644736 /* t31 */);
+    step_teacher_loss_sup_fwd_4(scratch + 6647744 /* t35 */, scratch + 6647296 /* t34 */);
+    step_teacher_loss_sup_fwd_5(scratch + 6647616 /* t36 */, scratch + 6647744 /* t35 */);
+    step_teacher_loss_sup_fwd_6(scratch + 6647648 /* t40 */, scratch + 6644416 /* t33 */, scratch + 6647616 /* t36 */, scratch + 6646976 /* t30 */);
+    step_teacher_loss_sup_fwd_7(io + 227776 /* t42 */, io + 227792 /* t43 */, scratch + 6647648 /* t40 */);
+    step_teacher_pseudo_labels_fwd(scratch + 6644416 /* t44 */, scratch + 6643136 /* t26 */);
+    step_student_conv0_fwd(scratch + 2814592 /* t52 */, scratch + 6025856 /* t54 */, io + 125440 /* t45 */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch /* chunk */);
+    step_student_conv3_fwd(scratch + 4420224 /* t60 */, scratch + 5223040 /* t62 */, scratch + 6025856 /* t54 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch /* chunk */);
+    step_student_dense7_fwd(scratch + 5423744 /* t67 */, scratch + 5223040 /* t63 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    step_student_dense9_fwd(scratch + 6638208 /* t70 */, scratch + 5423744 /* t67 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    step_student_loss_u_fwd(scratch + 6642048 /* t71 */, scratch + 6638208 /* t70 */);
+    step_student_loss_u_fwd_2(scratch + 6639488 /* t73 */, scratch + 6640768 /* t74 */, scratch + 6638208 /* t70 */, scratch + 6642048 /* t71 */);
+    step_student_loss_u_fwd_3(scratch + 6642048 /* t75 */, scratch + 6640768 /* t74 */);
+    step_student_loss_u_fwd_4(scratch + 6642176 /* t76 */, scratch + 6642048 /* t75 */);
+    step_student_loss_u_fwd_5(scratch + 6647616 /* t80 */, scratch + 6639488 /* t73 */, scratch + 6642176 /* t76 */, scratch + 6644416 /* t44 */);
+    step_student_loss_u_fwd_6(io + 227824 /* t82 */, scratch + 6647616 /* t80 */);
+    step_student_loss_u_vjp(scratch + 6638208 /* t84 */, scratch + 6644416 /* t44 */);
+    step_student_loss_u_vjp_2(scratch + 6642176 /* t86 */, scratch + 6638208 /* t84 */);
+    step_student_loss_u_vjp_3(scratch + 6642304 /* t87 */, scratch + 6642176 /* t86 */, scratch + 6642048 /* t75 */);
+    step_student_loss_u_vjp_4(scratch + 6639488 /* t90 */, scratch + 6642304 /* t87 */, scratch + 6640768 /* t74 */, scratch + 6638208 /* t84 */);
+    step_student_dense9_vjp(scratch + 6647808 /* t91 */, scratch + 6639488 /* t90 */);
+    step_student_dense9_vjp_2(scratch + 6645696 /* t93 */, scratch + 5423744 /* t67 */, scratch + 6639488 /* t90 */);
+    step_student_dense9_vjp_3(scratch + 5624448 /* t95 */, scratch + 6639488 /* t90 */, state + 206992 /* in_student_dense9_weight */, scratch + 5423744 /* t67 */);
+    step_student_dense7_vjp(scratch + 6647616 /* t96 */, scratch + 5624448 /* t95 */);
+    step_student_dense7_vjp_2(scratch + 5423744 /* t97 */, scratch + 5624448 /* t95 */, state + 6160 /* in_student_dense7_weight */);
+    step_student_dense7_vjp_3(scratch + 6427264 /* t98 */, scratch + 5223040 /* t63 */, scratch + 5624448 /* t95 */);
+    step_student_relu4_vjp(scratch /* t101 */, scratch + 5223040 /* t62 */, scratch + 5423744 /* t99 */);
+    step_student_relu4_vjp_2(scratch + 5223040 /* t102 */, scratch + 4420224 /* t61 */, scratch /* t101 */);
+    step_student_conv3_vjp(scratch + 6647776 /* t104 */, scratch + 5223040 /* t103 */);
+    step_student_conv3_vjp_2(scratch + 4420224 /* t108 */, scratch + 5223040 /* t103 */, state + 1520 /* in_student_conv3_weight */, scratch /* chunk */);
+    step_student_conv3_vjp_3(scratch + 6638208 /* t106 */, scratch + 6025856 /* t54 */, scratch + 5223040 /* t103 */, scratch /* chunk */);
+    step_student_relu1_vjp(scratch + 4821632 /* t110 */, scratch + 6025856 /* t54 */, scratch + 4420224 /* t108 */);
+    step_student_relu1_vjp_2(scratch /* t111 */, scratch + 2814592 /* t53 */, scratch + 4821632 /* t110 */);
+    step_student_conv0_vjp(scratch + 3970192 /* t113 */, scratch /* t112 */);
+    step_student_conv0_vjp_2(scratch + 3969920 /* t114 */, io + 125440 /* t45 */, scratch /* t112 */, scratch + 1605632 /* chunk */);
+    step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 3969920 /* t115 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 3970192 /* t113 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 6638208 /* t107 */, io + 226128 /* in_lr_student */);
+    step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 6647776 /* t104 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update(state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 6427264 /* t98 */, io + 226128 /* in_lr_student */);
+    step_student_dense7_update_2(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 6647616 /* t96 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update(state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 6645696 /* t93 */, io + 226128 /* in_lr_student */);
+    step_student_dense9_update_2(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 6647808 /* t91 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_fwd_2(scratch + 2814592 /* t207 */, scratch + 3818112 /* t209 */, io /* in_x */, state + 1360 /* t203 */, state + 1504 /* t136 */, scratch /* chunk */);
+    step_student_conv3_fwd_2(scratch + 3216000 /* t215 */, scratch + 3617408 /* t217 */, scratch + 3818112 /* t209 */, state + 1520 /* t211 */, state + 6128 /* t157 */, scratch /* chunk */);
+    step_student_dense7_fwd_2(scratch + 3667584 /* t222 */, scratch + 3617408 /* t218 */, state + 6160 /* t169 */, state + 206864 /* t178 */);
+    step_student_dense9_fwd_2(scratch + 3671680 /* t225 */, scratch + 3667584 /* t222 */, state + 206992 /* t190 */, state + 208272 /* t199 */);
+    step_student_loss_l_fwd(scratch + 3918464 /* t226 */, scratch + 3671680 /* t225 */);
+    step_student_loss_l_fwd_2(scratch + 3672000 /* t228 */, scratch + 3672320 /* t229 */, scratch + 3671680 /* t225 */, scratch + 3918464 /* t226 */);
+    step_student_loss_l_fwd_3(scratch + 3918464 /* t230 */, scratch + 3672320 /* t229 */);
+    step_student_loss_l_fwd_4(scratch + 3671680 /* t231 */, scratch + 3918464 /* t230 */);
+    step_student_loss_l_fwd_5(scratch + 3970064 /* t235 */, scratch + 3672000 /* t228 */, scratch + 3671680 /* t231 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 227840 /* t236 */, scratch + 3970064 /* t235 */);
+    step_student_loss_l_vjp(scratch + 3671680 /* t238 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 3672000 /* t240 */, scratch + 3671680 /* t238 */);
+    step_student_loss_l_vjp_3(scratch + 3918496 /* t241 */, scratch + 3672000 /* t240 */, scratch + 3918464 /* t230 */);
+    step_student_loss_l_vjp_4(scratch + 3672000 /* t244 */, scratch + 3918496 /* t241 */, scratch + 3672320 /* t229 */, scratch + 3671680 /* t238 */);
+    step_student_dense9_vjp_4(scratch + 3970208 /* t245 */, scratch + 3672000 /* t244 */);
+    step_student_dense9_vjp_5(scratch + 3968640 /* t247 */, scratch + 3667584 /* t222 */, scratch + 3672000 /* t244 */);
+    step_student_dense9_vjp_6(scratch + 3717760 /* t249 */, scratch + 3672000 /* t244 */, state + 206992 /* t190 */, scratch + 3667584 /* t222 */);
+    step_student_dense7_vjp_4(scratch + 3970064 /* t250 */, scratch + 3717760 /* t249 */);
+    step_student_dense7_vjp_5(scratch + 3667584 /* t251 */, scratch + 3717760 /* t249 */, state + 6160 /* t169 */);
+    step_student_dense7_vjp_6(scratch + 3416704 /* t252 */, scratch + 3617408 /* t218 */, scratch + 3717760 /* t249 */);
+    step_student_relu4_vjp_3(scratch + 3918464 /* t255 */, scratch + 3617408 /* t217 */, scratch + 3667584 /* t253 */);
+    step_student_relu4_vjp_4(scratch + 3617408 /* t256 */, scratch + 3216000 /* t216 */, scratch + 3918464 /* t255 */);
+    step_student_conv3_vjp_4(scratch + 3923216 /* t258 */, scratch + 3617408 /* t257 */);
+    step_student_conv3_vjp_5(scratch + 3216000 /* t262 */, scratch + 3617408 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
+    step_student_conv3_vjp_6(scratch + 3918464 /* t260 */, scratch + 3818112 /* t209 */, scratch + 3617408 /* t257 */, scratch /* chunk */);
+    step_student_relu1_vjp_3(scratch + 3316352 /* t264 */, scratch + 3818112 /* t209 */, scratch + 3216000 /* t262 */);
+    step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2814592 /* t208 */, scratch + 3316352 /* t264 */);
+    step_student_conv0_vjp_3(scratch + 3923248 /* t267 */, scratch + 1130112 /* t266 */);
+    step_student_conv0_vjp_4(scratch + 3923072 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 3923264 /* t271 */, scratch + 3923072 /* t269 */, scratch + 3969920 /* t115 */);
+    step_teacher_feedback_fwd_2(scratch + 3923072 /* t273 */, scratch + 3923248 /* t267 */, scratch + 3970192 /* t113 */);
+    step_teacher_feedback_fwd_3(scratch + 3923248 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
+    step_teacher_feedback_fwd_4(scratch + 3970192 /* t279 */, scratch + 3923216 /* t258 */, scratch + 6647776 /* t104 */);
+    step_teacher_feedback_fwd_5(scratch + 6647776 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
+    step_teacher_feedback_fwd_6(scratch + 6647792 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647616 /* t96 */);
+    step_teacher_feedback_fwd_7(scratch + 6647616 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
+    step_teacher_feedback_fwd_8(scratch + 6647632 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647808 /* t91 */);
+    step_teacher_feedback_fwd_9(io + 227856 /* t293 */, io + 226128 /* in_lr_student */, scratch + 3923264 /* t271 */, scratch + 3923072 /* t273 */, scratch + 3923248 /* t276 */, scratch + 3970192 /* t279 */, scratch + 6647776 /* t282 */, scratch + 6647792 /* t285 */, scratch + 6647616 /* t288 */, scratch + 6647632 /* t291 */);
+    step_teacher_feedback_fwd_10(scratch + 6645696 /* t294 */, scratch + 6643136 /* t26 */);
+    step_teacher_feedback_fwd_11(scratch + 6638208 /* t297 */, scratch + 6643136 /* t26 */, scratch + 6645696 /* t294 */);
+    step_teacher_feedback_fwd_12(scratch + 6645696 /* t298 */, scratch + 6638208 /* t297 */);
+    step_teacher_feedback_vjp(scratch + 6647616 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
+    step_teacher_feedback_vjp_2(scratch + 6639488 /* t302 */, scratch + 6647616 /* t300 */, scratch + 6644416 /* t44 */);
+    step_teacher_feedback_vjp_3(scratch + 6645824 /* t304 */, scratch + 6639488 /* t302 */);
+    step_teacher_feedback_vjp_4(scratch + 6645952 /* t305 */, scratch + 6645824 /* t304 */, scratch + 6645696 /* t298 */);
+    step_teacher_feedback_vjp_5(scratch + 10240 /* t308 */, scratch + 6645952 /* t305 */, scratch + 6638208 /* t297 */, scratch + 6639488 /* t302 */);
+    step_teacher_loss_sup_vjp(scratch + 6638208 /* t309 */, scratch + 6646976 /* t30 */);
+    step_teacher_loss_sup_vjp_2(scratch + 6647616 /* t311 */, scratch + 6638208 /* t309 */);
+    step_teacher_loss_sup_vjp_3(scratch + 6647648 /* t312 */, scratch + 6647616 /* t311 */, scratch + 6647744 /* t35 */);
+    step_teacher_loss_sup_vjp_4(scratch + 6638528 /* t315 */, scratch + 6647648 /* t312 */, scratch + 6647296 /* t34 */, scratch + 6638208 /* t309 */);
+    step_teacher_dense2_vjp(scratch + 6638208 /* t316 */, scratch + 6638528 /* t315 */);
+    step_teacher_dense2_vjp_2(scratch + 6638224 /* t317 */, scratch + 10240 /* t308 */);
+    step_teacher_dense2_vjp_3(scratch + 6638400 /* t318 */, scratch + 6638208 /* t316 */, scratch + 6638224 /* t317 */);
+    step_teacher_dense2_vjp_4(scratch + 11520 /* t324 */, scratch + 6630016 /* t323 */, scratch + 10240 /* t308 */);
+    step_teacher_dense2_vjp_5(scratch + 8192 /* t327 */, scratch + 6638528 /* t315 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */);
+    step_teacher_dense2_vjp_6(scratch /* t329 */, scratch + 10240 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t323 */);
+    step_teacher_dense0_vjp(scratch + 6638208 /* t330 */, scratch + 8192 /* t327 */);
+    step_teacher_dense0_vjp_2(scratch + 6638272 /* t331 */, scratch /* t329 */);
+    step_teacher_dense0_vjp_3(scratch + 6638336 /* t332 */, scratch + 6638208 /* t330 */, scratch + 6638272 /* t331 */);
+    step_teacher_dense0_vjp_4(scratch + 10240 /* t336 */, io + 226496 /* t335 */, scratch /* t329 */);
+    step_teacher_dense0_vjp_5(scratch + 10880 /* t341 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 8192 /* t327 */, scratch + 10240 /* t336 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6638336 /* t332 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_vjp_7(scratch /* t362 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */, scratch + 6638528 /* t315 */, scratch + 11520 /* t324 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 6638400 /* t318 */, io + 226112 /* in_lr_teacher */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }
@@ -2959,12 +3073,13 @@ void mplc_step(float *state, float *io, float *scratch) {
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %11 = im2col k3 s1 p1 %8 : [200704,9]
- * %13 = matmul %11, %12 : [200704,16]
- * %14 = broadcast axes=[1] %1 : [200704,16]
- * %15 = add %13, %14 : [200704,16]
- * %16 = relu %15 : [200704,16]
- * %18 = max_pool k2 s2 p0 %17 : [256,14,14,16] */
+/* gemm small-gemm m=200704 n=16 k=9 chunk=20 +epilogue +pool split
+ * %11 = im2col k3 s1 p1 %8 : [200704,9]  // student/conv0 fwd
+ * %13 = matmul %11, %12 : [200704,16]  // student/conv0 fwd
+ * %14 = broadcast axes=[1] %1 : [200704,16]  // student/conv0 fwd
+ * %15 = add %13, %14 : [200704,16]  // student/conv0 fwd
+ * %16 = relu %15 : [200704,16]  // student/relu1 fwd
+ * %18 = max_pool k2 s2 p0 %17 : [256,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t16;
     float *t18;
@@ -2972,10 +3087,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} supervised_step_k000_im2col_matmul_add_etc_pointers;
+} supervised_step_student_conv0_fwd_pointers;
 
-static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k000_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_student_conv0_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t16 = p->t16;
     float *restrict t18 = p->t18;
@@ -3014,16 +3129,17 @@ static void supervised_step_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void supervised_step_k000_im2col_matmul_add_etc(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k000_im2col_matmul_add_etc_part, &(supervised_step_k000_im2col_matmul_add_etc_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void supervised_step_student_conv0_fwd(float *restrict t16, float *restrict t18, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_fwd_part, &(supervised_step_student_conv0_fwd_pointers){t16, t18, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [50176,144]
- * %21 = matmul %19, %20 : [50176,32]
- * %22 = broadcast axes=[1] %3 : [50176,32]
- * %23 = add %21, %22 : [50176,32]
- * %24 = relu %23 : [50176,32]
- * %26 = max_pool k2 s2 p0 %25 : [256,7,7,32] */
+/* gemm winograd m=50176 n=32 k=144 chunk=9 +epilogue +pool split
+ * %19 = im2col k3 s1 p1 %18 : [50176,144]  // student/conv3 fwd
+ * %21 = matmul %19, %20 : [50176,32]  // student/conv3 fwd
+ * %22 = broadcast axes=[1] %3 : [50176,32]  // student/conv3 fwd
+ * %23 = add %21, %22 : [50176,32]  // student/conv3 fwd
+ * %24 = relu %23 : [50176,32]  // student/relu4 fwd
+ * %26 = max_pool k2 s2 p0 %25 : [256,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t24;
     float *t26;
@@ -3031,10 +3147,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} supervised_step_k001_im2col_matmul_add_etc_pointers;
+} supervised_step_student_conv3_fwd_pointers;
 
-static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k001_im2col_matmul_add_etc_pointers *p = context;
+static void supervised_step_student_conv3_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t24 = p->t24;
     float *restrict t26 = p->t26;
@@ -3064,23 +3180,24 @@ static void supervised_step_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void supervised_step_k001_im2col_matmul_add_etc(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(supervised_step_k001_im2col_matmul_add_etc_part, &(supervised_step_k001_im2col_matmul_add_etc_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void supervised_step_student_conv3_fwd(float *restrict t24, float *restrict t26, const float *restrict t18, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_fwd_part, &(supervised_step_student_conv3_fwd_pointers){t24, t26, t18, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %28 = matmul %27, %4 : [256,128]
- * %29 = broadcast axes=[1] %5 : [256,128]
- * %30 = add %28, %29 : [256,128]
- * %31 = relu %30 : [256,128] */
+/* gemm blas m=256 n=128 k=1568 +epilogue split
+ * %28 = matmul %27, %4 : [256,128]  // student/dense7 fwd
+ * %29 = broadcast axes=[1] %5 : [256,128]  // student/dense7 fwd
+ * %30 = add %28, %29 : [256,128]  // student/dense7 fwd
+ * %31 = relu %30 : [256,128]  // student/relu8 fwd */
 typedef struct {
     float *t31;
     const float *t27;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} supervised_step_k002_matmul_add_relu_pointers;
+} supervised_step_student_dense7_fwd_pointers;
 
-static void supervised_step_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const supervised_step_k002_matmul_add_relu_pointers *p = context;
+static void supervised_step_student_dense7_fwd_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_fwd_pointers *p = context;
     float *restrict t31 = p->t31;
     const float *restrict t27 = p->t27;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -3099,14 +3216,15 @@ static void supervised_step_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void supervised_step_k002_matmul_add_relu(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(supervised_step_k002_matmul_add_relu_part, &(supervised_step_k002_matmul_add_relu_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
+static void supervised_step_student_dense7_fwd(float *restrict t31, const float *restrict t27, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(supervised_step_student_dense7_fwd_part, &(supervised_step_student_dense7_fwd_pointers){t31, t27, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %32 = matmul %31, %6 : [256,10]
- * %33 = broadcast axes=[1] %7 : [256,10]
- * %34 = add %32, %33 : [256,10] */
-static void supervised_step_k003_matmul_add(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=256 n=10 k=128 +epilogue
+ * %32 = matmul %31, %6 : [256,10]  // student/dense9 fwd
+ * %33 = broadcast axes=[1] %7 : [256,10]  // student/dense9 fwd
+ * %34 = add %32, %33 : [256,10]  // student/dense9 fwd */
+static void supervised_step_student_dense9_fwd(float *restrict t34, const float *restrict t31, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 10, 128, 1.0f, t31, 128, in_student_dense9_weight, 10, 0.0f, t34, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 256; i0++) {
@@ -3117,8 +3235,9 @@ static void supervised_step_k003_matmul_add(float *restrict t34, const float *re
     }
 }
 
-/* %35 = reduce_max axes=[1] %34 : [256] */
-static void supervised_step_k004_reduce_max(float *restrict t35, const float *restrict t34) {
+/* reduce_max [256,10] axes=[1]
+ * %35 = reduce_max axes=[1] %34 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd(float *restrict t35, const float *restrict t34) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3128,10 +3247,11 @@ static void supervised_step_k004_reduce_max(float *restrict t35, const float *re
     }
 }
 
-/* %36 = broadcast axes=[0] %35 : [256,10]
- * %37 = sub %34, %36 : [256,10]
- * %38 = exp %37 : [256,10] */
-static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
+/* loop [256,10]
+ * %36 = broadcast axes=[0] %35 : [256,10]  // student/loss fwd
+ * %37 = sub %34, %36 : [256,10]  // student/loss fwd
+ * %38 = exp %37 : [256,10]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_2(float *restrict t37, float *restrict t38, const float *restrict t34, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v37 = t34[i0 * 10 + i1] - t35[i0];
@@ -3142,8 +3262,9 @@ static void supervised_step_k005_sub_exp(float *restrict t37, float *restrict t3
     }
 }
 
-/* %39 = reduce_sum axes=[1] %38 : [256] */
-static void supervised_step_k006_reduce_sum(float *restrict t39, const float *restrict t38) {
+/* reduce_sum [256,10] axes=[1]
+ * %39 = reduce_sum axes=[1] %38 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_3(float *restrict t39, const float *restrict t38) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3153,19 +3274,21 @@ static void supervised_step_k006_reduce_sum(float *restrict t39, const float *re
     }
 }
 
-/* %40 = log %39 : [256] */
-static void supervised_step_k007_log(float *restrict t40, const float *restrict t39) {
+/* loop [256]
+ * %40 = log %39 : [256]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_4(float *restrict t40, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v40 = logf(t39[i]);
         t40[i] = v40;
     }
 }
 
-/* %41 = broadcast axes=[0] %40 : [256,10]
- * %42 = sub %37, %41 : [256,10]
- * %43 = mul %9, %42 : [256,10]
- * %44 = reduce_sum axes=[0, 1] %43 : [] */
-static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
+/* reduce_sum [256,10] axes=[0, 1]
+ * %41 = broadcast axes=[0] %40 : [256,10]  // student/loss fwd
+ * %42 = sub %37, %41 : [256,10]  // student/loss fwd
+ * %43 = mul %9, %42 : [256,10]  // student/loss fwd
+ * %44 = reduce_sum axes=[0, 1] %43 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_5(float *restrict t44, const float *restrict t37, const float *restrict t40, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3177,27 +3300,30 @@ static void supervised_step_k008_sub_mul_reduce_sum(float *restrict t44, const f
     t44[0] = (float)sum;
 }
 
-/* %45 = constant -0.00390625 : []
- * %46 = mul %44, %45 : [] */
-static void supervised_step_k009_mul(float *restrict t46, const float *restrict t44) {
+/* loop []
+ * %45 = constant -0.00390625 : []  // student/loss fwd
+ * %46 = mul %44, %45 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_6(float *restrict t46, const float *restrict t44) {
     for (size_t i = 0; i < 1; i++) {
         const float v46 = t44[0] * (-0.00390625f);
         t46[i] = v46;
     }
 }
 
-/* %47 = constant -0.00390625 : [256,10]
- * %48 = mul %47, %9 : [256,10] */
-static void supervised_step_k010_mul(float *restrict t48, const float *restrict in_y) {
+/* loop [256,10]
+ * %47 = constant -0.00390625 : [256,10]  // student/loss vjp
+ * %48 = mul %47, %9 : [256,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp(float *restrict t48, const float *restrict in_y) {
     for (size_t i = 0; i < 2560; i++) {
         const float v48 = (-0.00390625f) * in_y[i];
         t48[i] = v48;
     }
 }
 
-/* %49 = neg %48 : [256,10]
- * %50 = reduce_sum axes=[1] %49 : [256] */
-static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float *restrict t48) {
+/* reduce_sum [256,10] axes=[1]
+ * %49 = neg %48 : [256,10]  // student/loss vjp
+ * %50 = reduce_sum axes=[1] %49 : [256]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_2(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3208,18 +3334,20 @@ static void supervised_step_k011_neg_reduce_sum(float *restrict t50, const float
     }
 }
 
-/* %51 = div %50, %39 : [256] */
-static void supervised_step_k012_div(float *restrict t51, const float *restrict t50, const float *restrict t39) {
+/* loop [256]
+ * %51 = div %50, %39 : [256]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_3(float *restrict t51, const float *restrict t50, const float *restrict t39) {
     for (size_t i = 0; i < 256; i++) {
         const float v51 = t50[i] / t39[i];
         t51[i] = v51;
     }
 }
 
-/* %52 = broadcast axes=[0] %51 : [256,10]
- * %53 = mul %52, %38 : [256,10]
- * %54 = add %48, %53 : [256,10] */
-static void supervised_step_k013_mul_add(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
+/* loop [256,10]
+ * %52 = broadcast axes=[0] %51 : [256,10]  // student/loss vjp
+ * %53 = mul %52, %38 : [256,10]  // student/loss vjp
+ * %54 = add %48, %53 : [256,10]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_4(float *restrict t54, const float *restrict t51, const float *restrict t38, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v53 = t51[i0] * t38[i0 * 10 + i1];
@@ -3229,8 +3357,9 @@ static void supervised_step_k013_mul_add(float *restrict t54, const float *restr
     }
 }
 
-/* %55 = reduce_sum axes=[0] %54 : [10] */
-static void supervised_step_k014_reduce_sum(float *restrict t55, const float *restrict t54) {
+/* reduce_sum [256,10] axes=[0]
+ * %55 = reduce_sum axes=[0] %54 : [10]  // student/dense9 vjp */
+static void supervised_step_student_dense9_vjp(float *restrict t55, const float *restrict t54) {
     for (size_t o = 0; o < 10; o++) t55[o] = 0.0f;
     for (size_t i0 = 0; i0 < 256; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -3239,10 +3368,11 @@ static void supervised_step_k014_reduce_sum(float *restrict t55, const float *re
     }
 }
 
-/* %56 = matmul tB %54, %6 : [256,128]
- * %58 = step %31 : [256,128]
- * %59 = mul %56, %58 : [256,128] */
-static void supervised_step_k015_matmul_step_mul(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
+/* gemm blas m=256 n=128 k=10 tB +epilogue
+ * %56 = matmul tB %54, %6 : [256,128]  // student/dense9 vjp
+ * %58 = step %31 : [256,128]  // student/relu8 vjp
+ * %59 = mul %56, %58 : [256,128]  // student/relu8 vjp */
+static void supervised_step_student_dense9_vjp_2(float *restrict t59, const float *restrict t54, const float *restrict in_student_dense9_weight, const float *restrict t31) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 256, 128, 10, 1.0f, t54, 10, in_student_dense9_weight, 10, 0.0f, t59, 128);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 32768; i++) {
@@ -3252,14 +3382,15 @@ static void supervised_step_k015_matmul_step_mul(float *restrict t59, const floa
     }
 }
 
-/* %60 = reduce_sum axes=[0] %59 : [128] */
+/* reduce_sum [256,128] axes=[0] split
+ * %60 = reduce_sum axes=[0] %59 : [128]  // student/dense7 vjp */
 typedef struct {
     float *t60;
     const float *t59;
-} supervised_step_k016_reduce_sum_pointers;
+} supervised_step_student_dense7_vjp_pointers;
 
-static void supervised_step_k016_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k016_reduce_sum_pointers *p = context;
+static void supervised_step_student_dense7_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_pointers *p = context;
     float *restrict t60 = p->t60;
     const float *restrict t59 = p->t59;
     size_t lo, hi;
@@ -3272,19 +3403,20 @@ static void supervised_step_k016_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k016_reduce_sum(float *restrict t60, const float *restrict t59) {
-    mplc_parallel(supervised_step_k016_reduce_sum_part, &(supervised_step_k016_reduce_sum_pointers){t60, t59});
+static void supervised_step_student_dense7_vjp(float *restrict t60, const float *restrict t59) {
+    mplc_parallel(supervised_step_student_dense7_vjp_part, &(supervised_step_student_dense7_vjp_pointers){t60, t59});
 }
 
-/* %61 = matmul tB %59, %4 : [256,1568] */
+/* gemm blas m=256 n=1568 k=128 tB split
+ * %61 = matmul tB %59, %4 : [256,1568]  // student/dense7 vjp */
 typedef struct {
     float *t61;
     const float *t59;
     const float *in_student_dense7_weight;
-} supervised_step_k017_matmul_pointers;
+} supervised_step_student_dense7_vjp_2_pointers;
 
-static void supervised_step_k017_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k017_matmul_pointers *p = context;
+static void supervised_step_student_dense7_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_2_pointers *p = context;
     float *restrict t61 = p->t61;
     const float *restrict t59 = p->t59;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -3294,20 +3426,21 @@ static void supervised_step_k017_matmul_part(void *context, int part, int parts)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), 1568, 128, 1.0f, t59 + lo * 128, 128, in_student_dense7_weight, 128, 0.0f, t61 + lo * 1568, 1568);
 }
 
-static void supervised_step_k017_matmul(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
-    mplc_parallel(supervised_step_k017_matmul_part, &(supervised_step_k017_matmul_pointers){t61, t59, in_student_dense7_weight});
+static void supervised_step_student_dense7_vjp_2(float *restrict t61, const float *restrict t59, const float *restrict in_student_dense7_weight) {
+    mplc_parallel(supervised_step_student_dense7_vjp_2_part, &(supervised_step_student_dense7_vjp_2_pointers){t61, t59, in_student_dense7_weight});
 }
 
-/* %64 = step %26 : [256,7,7,32]
- * %65 = mul %63, %64 : [256,7,7,32] */
+/* loop [256,7,7,32] split
+ * %64 = step %26 : [256,7,7,32]  // student/relu4 vjp
+ * %65 = mul %63, %64 : [256,7,7,32]  // student/relu4 vjp */
 typedef struct {
     float *t65;
     const float *t26;
     const float *t63;
-} supervised_step_k018_step_mul_pointers;
+} supervised_step_student_relu4_vjp_pointers;
 
-static void supervised_step_k018_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k018_step_mul_pointers *p = context;
+static void supervised_step_student_relu4_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_relu4_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t65 = p->t65;
@@ -3323,19 +3456,20 @@ static void supervised_step_k018_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k018_step_mul(float *restrict t65, const float *restrict t26, const float *restrict t63) {
-    mplc_parallel(supervised_step_k018_step_mul_part, &(supervised_step_k018_step_mul_pointers){t65, t26, t63});
+static void supervised_step_student_relu4_vjp(float *restrict t65, const float *restrict t26, const float *restrict t63) {
+    mplc_parallel(supervised_step_student_relu4_vjp_part, &(supervised_step_student_relu4_vjp_pointers){t65, t26, t63});
 }
 
-/* %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %66 = max_pool_scatter k2 s2 p0 %25, %65 : [256,14,14,32]  // student/relu4 vjp */
 typedef struct {
     float *t66;
     const float *t25;
     const float *t65;
-} supervised_step_k019_max_pool_scatter_pointers;
+} supervised_step_student_relu4_vjp_2_pointers;
 
-static void supervised_step_k019_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k019_max_pool_scatter_pointers *p = context;
+static void supervised_step_student_relu4_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_relu4_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t66 = p->t66;
@@ -3347,18 +3481,19 @@ static void supervised_step_k019_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k019_max_pool_scatter(float *restrict t66, const float *restrict t25, const float *restrict t65) {
-    mplc_parallel(supervised_step_k019_max_pool_scatter_part, &(supervised_step_k019_max_pool_scatter_pointers){t66, t25, t65});
+static void supervised_step_student_relu4_vjp_2(float *restrict t66, const float *restrict t25, const float *restrict t65) {
+    mplc_parallel(supervised_step_student_relu4_vjp_2_part, &(supervised_step_student_relu4_vjp_2_pointers){t66, t25, t65});
 }
 
-/* %68 = reduce_sum axes=[0] %67 : [32] */
+/* reduce_sum [50176,32] axes=[0] split
+ * %68 = reduce_sum axes=[0] %67 : [32]  // student/conv3 vjp */
 typedef struct {
     float *t68;
     const float *t67;
-} supervised_step_k020_reduce_sum_pointers;
+} supervised_step_student_conv3_vjp_pointers;
 
-static void supervised_step_k020_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k020_reduce_sum_pointers *p = context;
+static void supervised_step_student_conv3_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_pointers *p = context;
     float *restrict t68 = p->t68;
     const float *restrict t67 = p->t67;
     size_t lo, hi;
@@ -3371,21 +3506,22 @@ static void supervised_step_k020_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k020_reduce_sum(float *restrict t68, const float *restrict t67) {
-    mplc_parallel(supervised_step_k020_reduce_sum_part, &(supervised_step_k020_reduce_sum_pointers){t68, t67});
+static void supervised_step_student_conv3_vjp(float *restrict t68, const float *restrict t67) {
+    mplc_parallel(supervised_step_student_conv3_vjp_part, &(supervised_step_student_conv3_vjp_pointers){t68, t67});
 }
 
-/* %69 = matmul tB %67, %20 : [50176,144]
- * %72 = col2im k3 s1 p1 %69 : [256,14,14,16] */
+/* gemm winograd m=50176 n=144 k=32 tB chunk=9 split
+ * %69 = matmul tB %67, %20 : [50176,144]  // student/conv3 vjp
+ * %72 = col2im k3 s1 p1 %69 : [256,14,14,16]  // student/conv3 vjp */
 typedef struct {
     float *t72;
     const float *t67;
     const float *in_student_conv3_weight;
     float *chunk;
-} supervised_step_k021_matmul_col2im_pointers;
+} supervised_step_student_conv3_vjp_2_pointers;
 
-static void supervised_step_k021_matmul_col2im_part(void *context, int part, int parts) {
-    const supervised_step_k021_matmul_col2im_pointers *p = context;
+static void supervised_step_student_conv3_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_2_pointers *p = context;
     (void)parts;
     float *restrict t72 = p->t72;
     const float *restrict t67 = p->t67;
@@ -3403,21 +3539,22 @@ static void supervised_step_k021_matmul_col2im_part(void *context, int part, int
     }
 }
 
-static void supervised_step_k021_matmul_col2im(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
-    mplc_parallel(supervised_step_k021_matmul_col2im_part, &(supervised_step_k021_matmul_col2im_pointers){t72, t67, in_student_conv3_weight, chunk});
+static void supervised_step_student_conv3_vjp_2(float *restrict t72, const float *restrict t67, const float *restrict in_student_conv3_weight, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_2_part, &(supervised_step_student_conv3_vjp_2_pointers){t72, t67, in_student_conv3_weight, chunk});
 }
 
-/* %19 = im2col k3 s1 p1 %18 : [50176,144]
- * %70 = matmul tA %19, %67 : [144,32] */
+/* gemm winograd m=144 n=32 k=50176 tA chunk=9 split
+ * %19 = im2col k3 s1 p1 %18 : [50176,144]  // student/conv3 fwd
+ * %70 = matmul tA %19, %67 : [144,32]  // student/conv3 vjp */
 typedef struct {
     float *t70;
     const float *t18;
     const float *t67;
     float *chunk;
-} supervised_step_k022_im2col_matmul_pointers;
+} supervised_step_student_conv3_vjp_3_pointers;
 
-static void supervised_step_k022_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k022_im2col_matmul_pointers *p = context;
+static void supervised_step_student_conv3_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_conv3_vjp_3_pointers *p = context;
     float *restrict t70 = p->t70;
     const float *restrict t18 = p->t18;
     const float *restrict t67 = p->t67;
@@ -3435,24 +3572,25 @@ static void supervised_step_k022_im2col_matmul_part(void *context, int part, int
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 32);
 }
 
-static void supervised_step_k022_im2col_matmul(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
-    mplc_parallel(supervised_step_k022_im2col_matmul_part, &(supervised_step_k022_im2col_matmul_pointers){t70, t18, t67, chunk});
+static void supervised_step_student_conv3_vjp_3(float *restrict t70, const float *restrict t18, const float *restrict t67, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv3_vjp_3_part, &(supervised_step_student_conv3_vjp_3_pointers){t70, t18, t67, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 351824 + 347216;
         for (int i = 0; i < 4608; i++) t70[i] += partial[i];
     }
 }
 
-/* %73 = step %18 : [256,14,14,16]
- * %74 = mul %72, %73 : [256,14,14,16] */
+/* loop [256,14,14,16] split
+ * %73 = step %18 : [256,14,14,16]  // student/relu1 vjp
+ * %74 = mul %72, %73 : [256,14,14,16]  // student/relu1 vjp */
 typedef struct {
     float *t74;
     const float *t18;
     const float *t72;
-} supervised_step_k023_step_mul_pointers;
+} supervised_step_student_relu1_vjp_pointers;
 
-static void supervised_step_k023_step_mul_part(void *context, int part, int parts) {
-    const supervised_step_k023_step_mul_pointers *p = context;
+static void supervised_step_student_relu1_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_relu1_vjp_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t74 = p->t74;
@@ -3468,19 +3606,20 @@ static void supervised_step_k023_step_mul_part(void *context, int part, int part
     }
 }
 
-static void supervised_step_k023_step_mul(float *restrict t74, const float *restrict t18, const float *restrict t72) {
-    mplc_parallel(supervised_step_k023_step_mul_part, &(supervised_step_k023_step_mul_pointers){t74, t18, t72});
+static void supervised_step_student_relu1_vjp(float *restrict t74, const float *restrict t18, const float *restrict t72) {
+    mplc_parallel(supervised_step_student_relu1_vjp_part, &(supervised_step_student_relu1_vjp_pointers){t74, t18, t72});
 }
 
-/* %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16] */
+/* window maxPoolScatter k2 s2 p0 split
+ * %75 = max_pool_scatter k2 s2 p0 %17, %74 : [256,28,28,16]  // student/relu1 vjp */
 typedef struct {
     float *t75;
     const float *t17;
     const float *t74;
-} supervised_step_k024_max_pool_scatter_pointers;
+} supervised_step_student_relu1_vjp_2_pointers;
 
-static void supervised_step_k024_max_pool_scatter_part(void *context, int part, int parts) {
-    const supervised_step_k024_max_pool_scatter_pointers *p = context;
+static void supervised_step_student_relu1_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_relu1_vjp_2_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t75 = p->t75;
@@ -3492,18 +3631,19 @@ static void supervised_step_k024_max_pool_scatter_part(void *context, int part, 
     }
 }
 
-static void supervised_step_k024_max_pool_scatter(float *restrict t75, const float *restrict t17, const float *restrict t74) {
-    mplc_parallel(supervised_step_k024_max_pool_scatter_part, &(supervised_step_k024_max_pool_scatter_pointers){t75, t17, t74});
+static void supervised_step_student_relu1_vjp_2(float *restrict t75, const float *restrict t17, const float *restrict t74) {
+    mplc_parallel(supervised_step_student_relu1_vjp_2_part, &(supervised_step_student_relu1_vjp_2_pointers){t75, t17, t74});
 }
 
-/* %77 = reduce_sum axes=[0] %76 : [16] */
+/* reduce_sum [200704,16] axes=[0] split
+ * %77 = reduce_sum axes=[0] %76 : [16]  // student/conv0 vjp */
 typedef struct {
     float *t77;
     const float *t76;
-} supervised_step_k025_reduce_sum_pointers;
+} supervised_step_student_conv0_vjp_pointers;
 
-static void supervised_step_k025_reduce_sum_part(void *context, int part, int parts) {
-    const supervised_step_k025_reduce_sum_pointers *p = context;
+static void supervised_step_student_conv0_vjp_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_vjp_pointers *p = context;
     float *restrict t77 = p->t77;
     const float *restrict t76 = p->t76;
     size_t lo, hi;
@@ -3516,21 +3656,22 @@ static void supervised_step_k025_reduce_sum_part(void *context, int part, int pa
     }
 }
 
-static void supervised_step_k025_reduce_sum(float *restrict t77, const float *restrict t76) {
-    mplc_parallel(supervised_step_k025_reduce_sum_part, &(supervised_step_k025_reduce_sum_pointers){t77, t76});
+static void supervised_step_student_conv0_vjp(float *restrict t77, const float *restrict t76) {
+    mplc_parallel(supervised_step_student_conv0_vjp_part, &(supervised_step_student_conv0_vjp_pointers){t77, t76});
 }
 
-/* %11 = im2col k3 s1 p1 %8 : [200704,9]
- * %78 = matmul tA %11, %76 : [9,16] */
+/* gemm small-outer-products m=9 n=16 k=200704 tA chunk=20 split
+ * %11 = im2col k3 s1 p1 %8 : [200704,9]  // student/conv0 fwd
+ * %78 = matmul tA %11, %76 : [9,16]  // student/conv0 vjp */
 typedef struct {
     float *t78;
     const float *in_x;
     const float *t76;
     float *chunk;
-} supervised_step_k026_im2col_matmul_pointers;
+} supervised_step_student_conv0_vjp_2_pointers;
 
-static void supervised_step_k026_im2col_matmul_part(void *context, int part, int parts) {
-    const supervised_step_k026_im2col_matmul_pointers *p = context;
+static void supervised_step_student_conv0_vjp_2_part(void *context, int part, int parts) {
+    const supervised_step_student_conv0_vjp_2_pointers *p = context;
     float *restrict t78 = p->t78;
     const float *restrict in_x = p->in_x;
     const float *restrict t76 = p->t76;
@@ -3563,28 +3704,29 @@ static void supervised_step_k026_im2col_matmul_part(void *context, int part, int
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void supervised_step_k026_im2col_matmul(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
-    mplc_parallel(supervised_step_k026_im2col_matmul_part, &(supervised_step_k026_im2col_matmul_pointers){t78, in_x, t76, chunk});
+static void supervised_step_student_conv0_vjp_2(float *restrict t78, const float *restrict in_x, const float *restrict t76, float *restrict chunk) {
+    mplc_parallel(supervised_step_student_conv0_vjp_2_part, &(supervised_step_student_conv0_vjp_2_pointers){t78, in_x, t76, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 141264 + 141120;
         for (int i = 0; i < 144; i++) t78[i] += partial[i];
     }
 }
 
-/* %81 = constant 0.0005 : [3,3,1,16]
- * %82 = mul %0, %81 : [3,3,1,16]
- * %83 = add %79, %82 : [3,3,1,16]
- * %84 = constant 0.9 : [3,3,1,16]
- * %85 = mul %80, %84 : [3,3,1,16]
- * %86 = add %85, %83 : [3,3,1,16]
- * %87 = mul %86, %84 : [3,3,1,16]
- * %88 = add %83, %87 : [3,3,1,16]
- * %89 = broadcast axes=[] %10 : [3,3,1,16]
- * %90 = mul %88, %89 : [3,3,1,16]
- * %91 = sub %0, %90 : [3,3,1,16]
+/* loop [3,3,1,16]
+ * %81 = constant 0.0005 : [3,3,1,16]  // student/conv0 update
+ * %82 = mul %0, %81 : [3,3,1,16]  // student/conv0 update
+ * %83 = add %79, %82 : [3,3,1,16]  // student/conv0 update
+ * %84 = constant 0.9 : [3,3,1,16]  // student/conv0 update
+ * %85 = mul %80, %84 : [3,3,1,16]  // student/conv0 update
+ * %86 = add %85, %83 : [3,3,1,16]  // student/conv0 update
+ * %87 = mul %86, %84 : [3,3,1,16]  // student/conv0 update
+ * %88 = add %83, %87 : [3,3,1,16]  // student/conv0 update
+ * %89 = broadcast axes=[] %10 : [3,3,1,16]  // student/conv0 update
+ * %90 = mul %88, %89 : [3,3,1,16]  // student/conv0 update
+ * %91 = sub %0, %90 : [3,3,1,16]  // student/conv0 update
  * in_student_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_student_conv0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
+static void supervised_step_student_conv0_update(float *restrict in_student_momentum_conv0_weight, float *restrict in_student_conv0_weight, const float *restrict t79, const float *restrict in_lr) {
     for (size_t i = 0; i < 144; i++) {
         const float v82 = in_student_conv0_weight[i] * 0.0005f;
         const float v83 = t79[i] + v82;
@@ -3599,17 +3741,18 @@ static void supervised_step_k027_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %93 = constant 0.9 : [16]
- * %94 = mul %92, %93 : [16]
- * %95 = add %94, %77 : [16]
- * %96 = mul %95, %93 : [16]
- * %97 = add %77, %96 : [16]
- * %98 = broadcast axes=[] %10 : [16]
- * %99 = mul %97, %98 : [16]
- * %100 = sub %1, %99 : [16]
+/* loop [16]
+ * %93 = constant 0.9 : [16]  // student/conv0 update
+ * %94 = mul %92, %93 : [16]  // student/conv0 update
+ * %95 = add %94, %77 : [16]  // student/conv0 update
+ * %96 = mul %95, %93 : [16]  // student/conv0 update
+ * %97 = add %77, %96 : [16]  // student/conv0 update
+ * %98 = broadcast axes=[] %10 : [16]  // student/conv0 update
+ * %99 = mul %97, %98 : [16]  // student/conv0 update
+ * %100 = sub %1, %99 : [16]  // student/conv0 update
  * in_student_momentum_conv0_bias is updated in place: each element is read before it is overwritten
  * in_student_conv0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
+static void supervised_step_student_conv0_update_2(float *restrict in_student_momentum_conv0_bias, float *restrict in_student_conv0_bias, const float *restrict t77, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v94 = in_student_momentum_conv0_bias[i] * 0.9f;
         const float v95 = v94 + t77[i];
@@ -3622,20 +3765,21 @@ static void supervised_step_k028_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %102 = constant 0.0005 : [3,3,16,32]
- * %103 = mul %2, %102 : [3,3,16,32]
- * %104 = add %71, %103 : [3,3,16,32]
- * %105 = constant 0.9 : [3,3,16,32]
- * %106 = mul %101, %105 : [3,3,16,32]
- * %107 = add %106, %104 : [3,3,16,32]
- * %108 = mul %107, %105 : [3,3,16,32]
- * %109 = add %104, %108 : [3,3,16,32]
- * %110 = broadcast axes=[] %10 : [3,3,16,32]
- * %111 = mul %109, %110 : [3,3,16,32]
- * %112 = sub %2, %111 : [3,3,16,32]
+/* loop [3,3,16,32]
+ * %102 = constant 0.0005 : [3,3,16,32]  // student/conv3 update
+ * %103 = mul %2, %102 : [3,3,16,32]  // student/conv3 update
+ * %104 = add %71, %103 : [3,3,16,32]  // student/conv3 update
+ * %105 = constant 0.9 : [3,3,16,32]  // student/conv3 update
+ * %106 = mul %101, %105 : [3,3,16,32]  // student/conv3 update
+ * %107 = add %106, %104 : [3,3,16,32]  // student/conv3 update
+ * %108 = mul %107, %105 : [3,3,16,32]  // student/conv3 update
+ * %109 = add %104, %108 : [3,3,16,32]  // student/conv3 update
+ * %110 = broadcast axes=[] %10 : [3,3,16,32]  // student/conv3 update
+ * %111 = mul %109, %110 : [3,3,16,32]  // student/conv3 update
+ * %112 = sub %2, %111 : [3,3,16,32]  // student/conv3 update
  * in_student_momentum_conv3_weight is updated in place: each element is read before it is overwritten
  * in_student_conv3_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
+static void supervised_step_student_conv3_update(float *restrict in_student_momentum_conv3_weight, float *restrict in_student_conv3_weight, const float *restrict t71, const float *restrict in_lr) {
     for (size_t i = 0; i < 4608; i++) {
         const float v103 = in_student_conv3_weight[i] * 0.0005f;
         const float v104 = t71[i] + v103;
@@ -3650,17 +3794,18 @@ static void supervised_step_k029_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %114 = constant 0.9 : [32]
- * %115 = mul %113, %114 : [32]
- * %116 = add %115, %68 : [32]
- * %117 = mul %116, %114 : [32]
- * %118 = add %68, %117 : [32]
- * %119 = broadcast axes=[] %10 : [32]
- * %120 = mul %118, %119 : [32]
- * %121 = sub %3, %120 : [32]
+/* loop [32]
+ * %114 = constant 0.9 : [32]  // student/conv3 update
+ * %115 = mul %113, %114 : [32]  // student/conv3 update
+ * %116 = add %115, %68 : [32]  // student/conv3 update
+ * %117 = mul %116, %114 : [32]  // student/conv3 update
+ * %118 = add %68, %117 : [32]  // student/conv3 update
+ * %119 = broadcast axes=[] %10 : [32]  // student/conv3 update
+ * %120 = mul %118, %119 : [32]  // student/conv3 update
+ * %121 = sub %3, %120 : [32]  // student/conv3 update
  * in_student_momentum_conv3_bias is updated in place: each element is read before it is overwritten
  * in_student_conv3_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
+static void supervised_step_student_conv3_update_2(float *restrict in_student_momentum_conv3_bias, float *restrict in_student_conv3_bias, const float *restrict t68, const float *restrict in_lr) {
     for (size_t i = 0; i < 32; i++) {
         const float v115 = in_student_momentum_conv3_bias[i] * 0.9f;
         const float v116 = v115 + t68[i];
@@ -3673,18 +3818,19 @@ static void supervised_step_k030_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %62 = matmul tA %27, %59 : [1568,128]
- * %123 = constant 0.0005 : [1568,128]
- * %124 = mul %4, %123 : [1568,128]
- * %125 = add %62, %124 : [1568,128]
- * %126 = constant 0.9 : [1568,128]
- * %127 = mul %122, %126 : [1568,128]
- * %128 = add %127, %125 : [1568,128]
- * %129 = mul %128, %126 : [1568,128]
- * %130 = add %125, %129 : [1568,128]
- * %131 = broadcast axes=[] %10 : [1568,128]
- * %132 = mul %130, %131 : [1568,128]
- * %133 = sub %4, %132 : [1568,128]
+/* gemm blas m=1568 n=128 k=256 tA +epilogue split
+ * %62 = matmul tA %27, %59 : [1568,128]  // student/dense7 vjp
+ * %123 = constant 0.0005 : [1568,128]  // student/dense7 update
+ * %124 = mul %4, %123 : [1568,128]  // student/dense7 update
+ * %125 = add %62, %124 : [1568,128]  // student/dense7 update
+ * %126 = constant 0.9 : [1568,128]  // student/dense7 update
+ * %127 = mul %122, %126 : [1568,128]  // student/dense7 update
+ * %128 = add %127, %125 : [1568,128]  // student/dense7 update
+ * %129 = mul %128, %126 : [1568,128]  // student/dense7 update
+ * %130 = add %125, %129 : [1568,128]  // student/dense7 update
+ * %131 = broadcast axes=[] %10 : [1568,128]  // student/dense7 update
+ * %132 = mul %130, %131 : [1568,128]  // student/dense7 update
+ * %133 = sub %4, %132 : [1568,128]  // student/dense7 update
  * in_student_momentum_dense7_weight is updated in place: each element is read before it is overwritten
  * in_student_dense7_weight is updated in place: each element is read before it is overwritten */
 typedef struct {
@@ -3694,10 +3840,10 @@ typedef struct {
     const float *t27;
     const float *t59;
     const float *in_lr;
-} supervised_step_k031_matmul_mul_add_etc_pointers;
+} supervised_step_student_dense7_vjp_3_pointers;
 
-static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part, int parts) {
-    const supervised_step_k031_matmul_mul_add_etc_pointers *p = context;
+static void supervised_step_student_dense7_vjp_3_part(void *context, int part, int parts) {
+    const supervised_step_student_dense7_vjp_3_pointers *p = context;
     float *restrict t125 = p->t125;
     float *restrict in_student_momentum_dense7_weight = p->in_student_momentum_dense7_weight;
     float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -3724,21 +3870,22 @@ static void supervised_step_k031_matmul_mul_add_etc_part(void *context, int part
     }
 }
 
-static void supervised_step_k031_matmul_mul_add_etc(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
-    mplc_parallel(supervised_step_k031_matmul_mul_add_etc_part, &(supervised_step_k031_matmul_mul_add_etc_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
+static void supervised_step_student_dense7_vjp_3(float *restrict t125, float *restrict in_student_momentum_dense7_weight, float *restrict in_student_dense7_weight, const float *restrict t27, const float *restrict t59, const float *restrict in_lr) {
+    mplc_parallel(supervised_step_student_dense7_vjp_3_part, &(supervised_step_student_dense7_vjp_3_pointers){t125, in_student_momentum_dense7_weight, in_student_dense7_weight, t27, t59, in_lr});
 }
 
-/* %135 = constant 0.9 : [128]
- * %136 = mul %134, %135 : [128]
- * %137 = add %136, %60 : [128]
- * %138 = mul %137, %135 : [128]
- * %139 = add %60, %138 : [128]
- * %140 = broadcast axes=[] %10 : [128]
- * %141 = mul %139, %140 : [128]
- * %142 = sub %5, %141 : [128]
+/* loop [128]
+ * %135 = constant 0.9 : [128]  // student/dense7 update
+ * %136 = mul %134, %135 : [128]  // student/dense7 update
+ * %137 = add %136, %60 : [128]  // student/dense7 update
+ * %138 = mul %137, %135 : [128]  // student/dense7 update
+ * %139 = add %60, %138 : [128]  // student/dense7 update
+ * %140 = broadcast axes=[] %10 : [128]  // student/dense7 update
+ * %141 = mul %139, %140 : [128]  // student/dense7 update
+ * %142 = sub %5, %141 : [128]  // student/dense7 update
  * in_student_momentum_dense7_bias is updated in place: each element is read before it is overwritten
  * in_student_dense7_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
+static void supervised_step_student_dense7_update(float *restrict in_student_momentum_dense7_bias, float *restrict in_student_dense7_bias, const float *restrict t60, const float *restrict in_lr) {
     for (size_t i = 0; i < 128; i++) {
         const float v136 = in_student_momentum_dense7_bias[i] * 0.9f;
         const float v137 = v136 + t60[i];
@@ -3751,21 +3898,22 @@ static void supervised_step_k032_mul_add_sub(float *restrict in_student_momentum
     }
 }
 
-/* %57 = matmul tA %31, %54 : [128,10]
- * %144 = constant 0.0005 : [128,10]
- * %145 = mul %6, %144 : [128,10]
- * %146 = add %57, %145 : [128,10]
- * %147 = constant 0.9 : [128,10]
- * %148 = mul %143, %147 : [128,10]
- * %149 = add %148, %146 : [128,10]
- * %150 = mul %149, %147 : [128,10]
- * %151 = add %146, %150 : [128,10]
- * %152 = broadcast axes=[] %10 : [128,10]
- * %153 = mul %151, %152 : [128,10]
- * %154 = sub %6, %153 : [128,10]
+/* gemm blas m=128 n=10 k=256 tA +epilogue
+ * %57 = matmul tA %31, %54 : [128,10]  // student/dense9 vjp
+ * %144 = constant 0.0005 : [128,10]  // student/dense9 update
+ * %145 = mul %6, %144 : [128,10]  // student/dense9 update
+ * %146 = add %57, %145 : [128,10]  // student/dense9 update
+ * %147 = constant 0.9 : [128,10]  // student/dense9 update
+ * %148 = mul %143, %147 : [128,10]  // student/dense9 update
+ * %149 = add %148, %146 : [128,10]  // student/dense9 update
+ * %150 = mul %149, %147 : [128,10]  // student/dense9 update
+ * %151 = add %146, %150 : [128,10]  // student/dense9 update
+ * %152 = broadcast axes=[] %10 : [128,10]  // student/dense9 update
+ * %153 = mul %151, %152 : [128,10]  // student/dense9 update
+ * %154 = sub %6, %153 : [128,10]  // student/dense9 update
  * in_student_momentum_dense9_weight is updated in place: each element is read before it is overwritten
  * in_student_dense9_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_student_dense9_vjp_3(float *restrict t146, float *restrict in_student_momentum_dense9_weight, float *restrict in_student_dense9_weight, const float *restrict t31, const float *restrict t54, const float *restrict in_lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 128, 10, 256, 1.0f, t31, 128, t54, 10, 0.0f, t146, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 1280; i++) {
@@ -3783,17 +3931,18 @@ static void supervised_step_k033_matmul_mul_add_etc(float *restrict t146, float 
     }
 }
 
-/* %156 = constant 0.9 : [10]
- * %157 = mul %155, %156 : [10]
- * %158 = add %157, %55 : [10]
- * %159 = mul %158, %156 : [10]
- * %160 = add %55, %159 : [10]
- * %161 = broadcast axes=[] %10 : [10]
- * %162 = mul %160, %161 : [10]
- * %163 = sub %7, %162 : [10]
+/* loop [10]
+ * %156 = constant 0.9 : [10]  // student/dense9 update
+ * %157 = mul %155, %156 : [10]  // student/dense9 update
+ * %158 = add %157, %55 : [10]  // student/dense9 update
+ * %159 = mul %158, %156 : [10]  // student/dense9 update
+ * %160 = add %55, %159 : [10]  // student/dense9 update
+ * %161 = broadcast axes=[] %10 : [10]  // student/dense9 update
+ * %162 = mul %160, %161 : [10]  // student/dense9 update
+ * %163 = sub %7, %162 : [10]  // student/dense9 update
  * in_student_momentum_dense9_bias is updated in place: each element is read before it is overwritten
  * in_student_dense9_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
+static void supervised_step_student_dense9_update(float *restrict in_student_momentum_dense9_bias, float *restrict in_student_dense9_bias, const float *restrict t55, const float *restrict in_lr) {
     for (size_t i = 0; i < 10; i++) {
         const float v157 = in_student_momentum_dense9_bias[i] * 0.9f;
         const float v158 = v157 + t55[i];
@@ -3808,52 +3957,53 @@ static void supervised_step_k034_mul_add_sub(float *restrict in_student_momentum
 
 /* 35 kernels; scratch high-water mark 10477360 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_im2col_matmul_add_etc(scratch, scratch + 9200256, io, state + 1360, state + 1504, scratch + 3211264);
-    supervised_step_k001_im2col_matmul_add_etc(scratch + 5988992, scratch + 10003072, scratch + 9200256, state + 1520, state + 6128, scratch + 3211264);
-    supervised_step_k002_matmul_add_relu(scratch + 10404480, scratch + 10003072, state + 6160, state + 206864);
-    supervised_step_k003_matmul_add(scratch + 7594624, scratch + 10404480, state + 206992, state + 208272);
-    supervised_step_k004_reduce_max(scratch + 7602304, scratch + 7594624);
-    supervised_step_k005_sub_exp(scratch + 7597184, scratch + 7599744, scratch + 7594624, scratch + 7602304);
-    supervised_step_k006_reduce_sum(scratch + 7602304, scratch + 7599744);
-    supervised_step_k007_log(scratch + 7594624, scratch + 7602304);
-    supervised_step_k008_sub_mul_reduce_sum(scratch + 7594880, scratch + 7597184, scratch + 7594624, io + 200704);
-    supervised_step_k009_mul(io + 203280, scratch + 7594880);
-    supervised_step_k010_mul(scratch + 7594624, io + 200704);
-    supervised_step_k011_neg_reduce_sum(scratch + 7597184, scratch + 7594624);
-    supervised_step_k012_div(scratch + 7597440, scratch + 7597184, scratch + 7602304);
-    supervised_step_k013_mul_add(scratch + 10474624, scratch + 7597440, scratch + 7599744, scratch + 7594624);
-    supervised_step_k014_reduce_sum(scratch + 10477344, scratch + 10474624);
-    supervised_step_k015_matmul_step_mul(scratch + 10437248, scratch + 10474624, state + 206992, scratch + 10404480);
-    supervised_step_k016_reduce_sum(scratch + 10477184, scratch + 10437248);
-    supervised_step_k017_matmul(scratch + 7594624, scratch + 10437248, state + 6160);
-    supervised_step_k018_step_mul(scratch + 3211264, scratch + 10003072, scratch + 7594624);
-    supervised_step_k019_max_pool_scatter(scratch + 7594624, scratch + 5988992, scratch + 3211264);
-    supervised_step_k020_reduce_sum(scratch + 10477312, scratch + 7594624);
-    supervised_step_k021_matmul_col2im(scratch + 6025856, scratch + 7594624, state + 1520, scratch + 3211264);
-    supervised_step_k022_im2col_matmul(scratch + 10470016, scratch + 9200256, scratch + 7594624, scratch + 3211264);
-    supervised_step_k023_step_mul(scratch + 6828672, scratch + 9200256, scratch + 6025856);
-    supervised_step_k024_max_pool_scatter(scratch + 3211264, scratch, scratch + 6828672);
-    supervised_step_k025_reduce_sum(scratch + 1130256, scratch + 3211264);
-    supervised_step_k026_im2col_matmul(scratch + 1130112, io, scratch + 3211264, scratch);
-    supervised_step_k027_mul_add_sub(state + 209648, state + 1360, scratch + 1130112, io + 203264);
-    supervised_step_k028_mul_add_sub(state + 209792, state + 1504, scratch + 1130256, io + 203264);
-    supervised_step_k029_mul_add_sub(state + 209808, state + 1520, scratch + 10470016, io + 203264);
-    supervised_step_k030_mul_add_sub(state + 214416, state + 6128, scratch + 10477312, io + 203264);
-    supervised_step_k031_matmul_mul_add_etc(scratch, state + 214448, state + 6160, scratch + 10003072, scratch + 10437248, io + 203264);
-    supervised_step_k032_mul_add_sub(state + 415152, state + 206864, scratch + 10477184, io + 203264);
-    supervised_step_k033_matmul_mul_add_etc(scratch + 10437248, state + 415280, state + 206992, scratch + 10404480, scratch + 10474624, io + 203264);
-    supervised_step_k034_mul_add_sub(state + 416560, state + 208272, scratch + 10477344, io + 203264);
+    supervised_step_student_conv0_fwd(scratch /* t16 */, scratch + 9200256 /* t18 */, io /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_fwd(scratch + 5988992 /* t24 */, scratch + 10003072 /* t26 */, scratch + 9200256 /* t18 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3211264 /* chunk */);
+    supervised_step_student_dense7_fwd(scratch + 10404480 /* t31 */, scratch + 10003072 /* t27 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    supervised_step_student_dense9_fwd(scratch + 7594624 /* t34 */, scratch + 10404480 /* t31 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
+    supervised_step_student_loss_fwd(scratch + 7602304 /* t35 */, scratch + 7594624 /* t34 */);
+    supervised_step_student_loss_fwd_2(scratch + 7597184 /* t37 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t34 */, scratch + 7602304 /* t35 */);
+    supervised_step_student_loss_fwd_3(scratch + 7602304 /* t39 */, scratch + 7599744 /* t38 */);
+    supervised_step_student_loss_fwd_4(scratch + 7594624 /* t40 */, scratch + 7602304 /* t39 */);
+    supervised_step_student_loss_fwd_5(scratch + 7594880 /* t44 */, scratch + 7597184 /* t37 */, scratch + 7594624 /* t40 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 203280 /* t46 */, scratch + 7594880 /* t44 */);
+    supervised_step_student_loss_vjp(scratch + 7594624 /* t48 */, io + 200704 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 7597184 /* t50 */, scratch + 7594624 /* t48 */);
+    supervised_step_student_loss_vjp_3(scratch + 7597440 /* t51 */, scratch + 7597184 /* t50 */, scratch + 7602304 /* t39 */);
+    supervised_step_student_loss_vjp_4(scratch + 10474624 /* t54 */, scratch + 7597440 /* t51 */, scratch + 7599744 /* t38 */, scratch + 7594624 /* t48 */);
+    supervised_step_student_dense9_vjp(scratch + 10477344 /* t55 */, scratch + 10474624 /* t54 */);
+    supervised_step_student_dense9_vjp_2(scratch + 10437248 /* t59 */, scratch + 10474624 /* t54 */, state + 206992 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */);
+    supervised_step_student_dense7_vjp(scratch + 10477184 /* t60 */, scratch + 10437248 /* t59 */);
+    supervised_step_student_dense7_vjp_2(scratch + 7594624 /* t61 */, scratch + 10437248 /* t59 */, state + 6160 /* in_student_dense7_weight */);
+    supervised_step_student_relu4_vjp(scratch + 3211264 /* t65 */, scratch + 10003072 /* t26 */, scratch + 7594624 /* t63 */);
+    supervised_step_student_relu4_vjp_2(scratch + 7594624 /* t66 */, scratch + 5988992 /* t25 */, scratch + 3211264 /* t65 */);
+    supervised_step_student_conv3_vjp(scratch + 10477312 /* t68 */, scratch + 7594624 /* t67 */);
+    supervised_step_student_conv3_vjp_2(scratch + 6025856 /* t72 */, scratch + 7594624 /* t67 */, state + 1520 /* in_student_conv3_weight */, scratch + 3211264 /* chunk */);
+    supervised_step_student_conv3_vjp_3(scratch + 10470016 /* t70 */, scratch + 9200256 /* t18 */, scratch + 7594624 /* t67 */, scratch + 3211264 /* chunk */);
+    supervised_step_student_relu1_vjp(scratch + 6828672 /* t74 */, scratch + 9200256 /* t18 */, scratch + 6025856 /* t72 */);
+    supervised_step_student_relu1_vjp_2(scratch + 3211264 /* t75 */, scratch /* t17 */, scratch + 6828672 /* t74 */);
+    supervised_step_student_conv0_vjp(scratch + 1130256 /* t77 */, scratch + 3211264 /* t76 */);
+    supervised_step_student_conv0_vjp_2(scratch + 1130112 /* t78 */, io /* in_x */, scratch + 3211264 /* t76 */, scratch /* chunk */);
+    supervised_step_student_conv0_update(state + 209648 /* in_student_momentum_conv0_weight */, state + 1360 /* in_student_conv0_weight */, scratch + 1130112 /* t79 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv0_update_2(state + 209792 /* in_student_momentum_conv0_bias */, state + 1504 /* in_student_conv0_bias */, scratch + 1130256 /* t77 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update(state + 209808 /* in_student_momentum_conv3_weight */, state + 1520 /* in_student_conv3_weight */, scratch + 10470016 /* t71 */, io + 203264 /* in_lr */);
+    supervised_step_student_conv3_update_2(state + 214416 /* in_student_momentum_conv3_bias */, state + 6128 /* in_student_conv3_bias */, scratch + 10477312 /* t68 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_vjp_3(scratch /* t125 */, state + 214448 /* in_student_momentum_dense7_weight */, state + 6160 /* in_student_dense7_weight */, scratch + 10003072 /* t27 */, scratch + 10437248 /* t59 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense7_update(state + 415152 /* in_student_momentum_dense7_bias */, state + 206864 /* in_student_dense7_bias */, scratch + 10477184 /* t60 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_vjp_3(scratch + 10437248 /* t146 */, state + 415280 /* in_student_momentum_dense9_weight */, state + 206992 /* in_student_dense9_weight */, scratch + 10404480 /* t31 */, scratch + 10474624 /* t54 */, io + 203264 /* in_lr */);
+    supervised_step_student_dense9_update(state + 416560 /* in_student_momentum_dense9_bias */, state + 208272 /* in_student_dense9_bias */, scratch + 10477344 /* t55 */, io + 203264 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %5 = matmul %4, %0 : [500,64]
- * %6 = broadcast axes=[1] %1 : [500,64]
- * %7 = add %5, %6 : [500,64]
- * %8 = relu %7 : [500,64] */
-static void predict_teacher_k000_matmul_add_relu(float *restrict t8, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+/* gemm blas m=500 n=64 k=10 +epilogue
+ * %5 = matmul %4, %0 : [500,64]  // teacher/dense0 fwd
+ * %6 = broadcast axes=[1] %1 : [500,64]  // teacher/dense0 fwd
+ * %7 = add %5, %6 : [500,64]  // teacher/dense0 fwd
+ * %8 = relu %7 : [500,64]  // teacher/relu1 fwd */
+static void predict_teacher_teacher_dense0_fwd(float *restrict t8, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 64, 10, 1.0f, in_x, 10, in_teacher_dense0_weight, 64, 0.0f, t8, 64);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -3865,10 +4015,11 @@ static void predict_teacher_k000_matmul_add_relu(float *restrict t8, const float
     }
 }
 
-/* %9 = matmul %8, %2 : [500,10]
- * %10 = broadcast axes=[1] %3 : [500,10]
- * %11 = add %9, %10 : [500,10] */
-static void predict_teacher_k001_matmul_add(float *restrict t11, const float *restrict t8, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+/* gemm blas m=500 n=10 k=64 +epilogue
+ * %9 = matmul %8, %2 : [500,10]  // teacher/dense2 fwd
+ * %10 = broadcast axes=[1] %3 : [500,10]  // teacher/dense2 fwd
+ * %11 = add %9, %10 : [500,10]  // teacher/dense2 fwd */
+static void predict_teacher_teacher_dense2_fwd(float *restrict t11, const float *restrict t8, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 64, 1.0f, t8, 64, in_teacher_dense2_weight, 10, 0.0f, t11, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -3881,20 +4032,21 @@ static void predict_teacher_k001_matmul_add(float *restrict t11, const float *re
 
 /* 2 kernels; scratch high-water mark 32000 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_matmul_add_relu(scratch, x, state, state + 640);
-    predict_teacher_k001_matmul_add(logits, scratch, state + 704, state + 1344);
+    predict_teacher_teacher_dense0_fwd(scratch /* t8 */, x /* in_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
+    predict_teacher_teacher_dense2_fwd(logits /* t11 */, scratch /* t8 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = im2col k3 s1 p1 %8 : [392000,9]
- * %11 = matmul %9, %10 : [392000,16]
- * %12 = broadcast axes=[1] %1 : [392000,16]
- * %13 = add %11, %12 : [392000,16]
- * %14 = relu %13 : [392000,16]
- * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16] */
+/* gemm small-gemm m=392000 n=16 k=9 chunk=20 +epilogue +pool split
+ * %9 = im2col k3 s1 p1 %8 : [392000,9]  // student/conv0 fwd
+ * %11 = matmul %9, %10 : [392000,16]  // student/conv0 fwd
+ * %12 = broadcast axes=[1] %1 : [392000,16]  // student/conv0 fwd
+ * %13 = add %11, %12 : [392000,16]  // student/conv0 fwd
+ * %14 = relu %13 : [392000,16]  // student/relu1 fwd
+ * %16 = max_pool k2 s2 p0 %15 : [500,14,14,16]  // student/max_pool2 fwd */
 typedef struct {
     float *t14;
     float *t16;
@@ -3902,10 +4054,10 @@ typedef struct {
     const float *in_student_conv0_weight;
     const float *in_student_conv0_bias;
     float *chunk;
-} predict_student_k000_im2col_matmul_add_etc_pointers;
+} predict_student_student_conv0_fwd_pointers;
 
-static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k000_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_student_conv0_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_conv0_fwd_pointers *p = context;
     (void)parts;
     float *restrict t14 = p->t14;
     float *restrict t16 = p->t16;
@@ -3944,16 +4096,17 @@ static void predict_student_k000_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_student_k000_im2col_matmul_add_etc(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k000_im2col_matmul_add_etc_part, &(predict_student_k000_im2col_matmul_add_etc_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
+static void predict_student_student_conv0_fwd(float *restrict t14, float *restrict t16, const float *restrict in_x, const float *restrict in_student_conv0_weight, const float *restrict in_student_conv0_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_student_conv0_fwd_part, &(predict_student_student_conv0_fwd_pointers){t14, t16, in_x, in_student_conv0_weight, in_student_conv0_bias, chunk});
 }
 
-/* %17 = im2col k3 s1 p1 %16 : [98000,144]
- * %19 = matmul %17, %18 : [98000,32]
- * %20 = broadcast axes=[1] %3 : [98000,32]
- * %21 = add %19, %20 : [98000,32]
- * %22 = relu %21 : [98000,32]
- * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32] */
+/* gemm winograd m=98000 n=32 k=144 chunk=9 +epilogue +pool split
+ * %17 = im2col k3 s1 p1 %16 : [98000,144]  // student/conv3 fwd
+ * %19 = matmul %17, %18 : [98000,32]  // student/conv3 fwd
+ * %20 = broadcast axes=[1] %3 : [98000,32]  // student/conv3 fwd
+ * %21 = add %19, %20 : [98000,32]  // student/conv3 fwd
+ * %22 = relu %21 : [98000,32]  // student/relu4 fwd
+ * %24 = max_pool k2 s2 p0 %23 : [500,7,7,32]  // student/max_pool5 fwd */
 typedef struct {
     float *t22;
     float *t24;
@@ -3961,10 +4114,10 @@ typedef struct {
     const float *in_student_conv3_weight;
     const float *in_student_conv3_bias;
     float *chunk;
-} predict_student_k001_im2col_matmul_add_etc_pointers;
+} predict_student_student_conv3_fwd_pointers;
 
-static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int part, int parts) {
-    const predict_student_k001_im2col_matmul_add_etc_pointers *p = context;
+static void predict_student_student_conv3_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_conv3_fwd_pointers *p = context;
     (void)parts;
     float *restrict t22 = p->t22;
     float *restrict t24 = p->t24;
@@ -3994,23 +4147,24 @@ static void predict_student_k001_im2col_matmul_add_etc_part(void *context, int p
     }
 }
 
-static void predict_student_k001_im2col_matmul_add_etc(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
-    mplc_parallel(predict_student_k001_im2col_matmul_add_etc_part, &(predict_student_k001_im2col_matmul_add_etc_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
+static void predict_student_student_conv3_fwd(float *restrict t22, float *restrict t24, const float *restrict t16, const float *restrict in_student_conv3_weight, const float *restrict in_student_conv3_bias, float *restrict chunk) {
+    mplc_parallel(predict_student_student_conv3_fwd_part, &(predict_student_student_conv3_fwd_pointers){t22, t24, t16, in_student_conv3_weight, in_student_conv3_bias, chunk});
 }
 
-/* %26 = matmul %25, %4 : [500,128]
- * %27 = broadcast axes=[1] %5 : [500,128]
- * %28 = add %26, %27 : [500,128]
- * %29 = relu %28 : [500,128] */
+/* gemm blas m=500 n=128 k=1568 +epilogue split
+ * %26 = matmul %25, %4 : [500,128]  // student/dense7 fwd
+ * %27 = broadcast axes=[1] %5 : [500,128]  // student/dense7 fwd
+ * %28 = add %26, %27 : [500,128]  // student/dense7 fwd
+ * %29 = relu %28 : [500,128]  // student/relu8 fwd */
 typedef struct {
     float *t29;
     const float *t25;
     const float *in_student_dense7_weight;
     const float *in_student_dense7_bias;
-} predict_student_k002_matmul_add_relu_pointers;
+} predict_student_student_dense7_fwd_pointers;
 
-static void predict_student_k002_matmul_add_relu_part(void *context, int part, int parts) {
-    const predict_student_k002_matmul_add_relu_pointers *p = context;
+static void predict_student_student_dense7_fwd_part(void *context, int part, int parts) {
+    const predict_student_student_dense7_fwd_pointers *p = context;
     float *restrict t29 = p->t29;
     const float *restrict t25 = p->t25;
     const float *restrict in_student_dense7_weight = p->in_student_dense7_weight;
@@ -4029,14 +4183,15 @@ static void predict_student_k002_matmul_add_relu_part(void *context, int part, i
     }
 }
 
-static void predict_student_k002_matmul_add_relu(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
-    mplc_parallel(predict_student_k002_matmul_add_relu_part, &(predict_student_k002_matmul_add_relu_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
+static void predict_student_student_dense7_fwd(float *restrict t29, const float *restrict t25, const float *restrict in_student_dense7_weight, const float *restrict in_student_dense7_bias) {
+    mplc_parallel(predict_student_student_dense7_fwd_part, &(predict_student_student_dense7_fwd_pointers){t29, t25, in_student_dense7_weight, in_student_dense7_bias});
 }
 
-/* %30 = matmul %29, %6 : [500,10]
- * %31 = broadcast axes=[1] %7 : [500,10]
- * %32 = add %30, %31 : [500,10] */
-static void predict_student_k003_matmul_add(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
+/* gemm blas m=500 n=10 k=128 +epilogue
+ * %30 = matmul %29, %6 : [500,10]  // student/dense9 fwd
+ * %31 = broadcast axes=[1] %7 : [500,10]  // student/dense9 fwd
+ * %32 = add %30, %31 : [500,10]  // student/dense9 fwd */
+static void predict_student_student_dense9_fwd(float *restrict t32, const float *restrict t29, const float *restrict in_student_dense9_weight, const float *restrict in_student_dense9_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 500, 10, 128, 1.0f, t29, 128, in_student_dense9_weight, 10, 0.0f, t32, 10);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 500; i0++) {
@@ -4049,8 +4204,8 @@ static void predict_student_k003_matmul_add(float *restrict t32, const float *re
 
 /* 4 kernels; scratch high-water mark 8968960 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_im2col_matmul_add_etc(scratch, scratch + 6272000, x, state + 1360, state + 1504, scratch + 7840000);
-    predict_student_k001_im2col_matmul_add_etc(scratch, scratch + 7840000, scratch + 6272000, state + 1520, state + 6128, scratch + 3136000);
-    predict_student_k002_matmul_add_relu(scratch, scratch + 7840000, state + 6160, state + 206864);
-    predict_student_k003_matmul_add(logits, scratch, state + 206992, state + 208272);
+    predict_student_student_conv0_fwd(scratch /* t14 */, scratch + 6272000 /* t16 */, x /* in_x */, state + 1360 /* in_student_conv0_weight */, state + 1504 /* in_student_conv0_bias */, scratch + 7840000 /* chunk */);
+    predict_student_student_conv3_fwd(scratch /* t22 */, scratch + 7840000 /* t24 */, scratch + 6272000 /* t16 */, state + 1520 /* in_student_conv3_weight */, state + 6128 /* in_student_conv3_bias */, scratch + 3136000 /* chunk */);
+    predict_student_student_dense7_fwd(scratch /* t29 */, scratch + 7840000 /* t25 */, state + 6160 /* in_student_dense7_weight */, state + 206864 /* in_student_dense7_bias */);
+    predict_student_student_dense9_fwd(logits /* t32 */, scratch /* t29 */, state + 206992 /* in_student_dense9_weight */, state + 208272 /* in_student_dense9_bias */);
 }

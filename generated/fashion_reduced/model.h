@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b63ebd213d02bfec55ea06f4290a0a149674007846ee7d806383f203d10f451d"
+#define MPLC_MODEL_HASH "9b70a22bd187649f7169207171a8416d7c5016a863e0052397c58f93109f3889"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

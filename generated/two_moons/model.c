@@ -5,8 +5,11 @@
  *
  * Build: cc -std=c11 -O2 -c model.c, link with -lopenblas -lm. With -DMPLC_NAIVE_GEMM every cblas_sgemm
  * becomes a plain triple loop (no BLAS needed), to check BLAS against.
- * Reading the kernels: tN is the memory of IR value %N, vN its element inside a loop, in_NAME the input NAME;
- * each kernel's comment lists the IR equations it computes.
+ * Reading the kernels: each is named after the layer and pass it computes (network_layer_pass, pass = fwd, jvp,
+ * vjp, jvp_vjp or update); its comment says what it does (a GEMM's strategy, "split" between threads) and lists
+ * the equations it computes, each with its origin. The ids are those of the lowered graphs in model.ir ("lowered
+ * func"), which also lists the kernels in order: tN is the memory of value %N, vN its element inside a loop,
+ * in_NAME the input NAME.
  */
 #include "model.h"
 
@@ -766,11 +769,12 @@ const mplc_tensor mplc_supervised_outputs[] = {
  * mplc_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %18 = matmul %12, %0 : [198,8]
- * %19 = broadcast axes=[1] %1 : [198,8]
- * %20 = add %18, %19 : [198,8]
- * %21 = sigmoid %20 : [198,8] */
-static void step_k000_matmul_add_sigmoid(float *restrict t21, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+/* gemm blas m=198 n=8 k=2 +epilogue
+ * %18 = matmul %12, %0 : [198,8]  // teacher/dense0 fwd
+ * %19 = broadcast axes=[1] %1 : [198,8]  // teacher/dense0 fwd
+ * %20 = add %18, %19 : [198,8]  // teacher/dense0 fwd
+ * %21 = sigmoid %20 : [198,8]  // teacher/sigmoid1 fwd */
+static void step_teacher_dense0_fwd(float *restrict t21, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 2, 1.0f, in_x, 2, in_teacher_dense0_weight, 8, 0.0f, t21, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
@@ -782,11 +786,12 @@ static void step_k000_matmul_add_sigmoid(float *restrict t21, const float *restr
     }
 }
 
-/* %22 = matmul %21, %2 : [198,8]
- * %23 = broadcast axes=[1] %3 : [198,8]
- * %24 = add %22, %23 : [198,8]
- * %25 = sigmoid %24 : [198,8] */
-static void step_k001_matmul_add_sigmoid(float *restrict t25, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+/* gemm blas m=198 n=8 k=8 +epilogue
+ * %22 = matmul %21, %2 : [198,8]  // teacher/dense2 fwd
+ * %23 = broadcast axes=[1] %3 : [198,8]  // teacher/dense2 fwd
+ * %24 = add %22, %23 : [198,8]  // teacher/dense2 fwd
+ * %25 = sigmoid %24 : [198,8]  // teacher/sigmoid3 fwd */
+static void step_teacher_dense2_fwd(float *restrict t25, const float *restrict t21, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 8, 8, 1.0f, t21, 8, in_teacher_dense2_weight, 8, 0.0f, t25, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
@@ -798,10 +803,11 @@ static void step_k001_matmul_add_sigmoid(float *restrict t25, const float *restr
     }
 }
 
-/* %26 = matmul %25, %4 : [198,2]
- * %27 = broadcast axes=[1] %5 : [198,2]
- * %28 = add %26, %27 : [198,2] */
-static void step_k002_matmul_add(float *restrict t28, const float *restrict t25, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
+/* gemm blas m=198 n=2 k=8 +epilogue
+ * %26 = matmul %25, %4 : [198,2]  // teacher/dense4 fwd
+ * %27 = broadcast axes=[1] %5 : [198,2]  // teacher/dense4 fwd
+ * %28 = add %26, %27 : [198,2]  // teacher/dense4 fwd */
+static void step_teacher_dense4_fwd(float *restrict t28, const float *restrict t25, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 198, 2, 8, 1.0f, t25, 8, in_teacher_dense4_weight, 2, 0.0f, t28, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 198; i0++) {
@@ -812,8 +818,9 @@ static void step_k002_matmul_add(float *restrict t28, const float *restrict t25,
     }
 }
 
-/* %32 = reduce_max axes=[1] %29 : [6] */
-static void step_k003_reduce_max(float *restrict t32, const float *restrict t29) {
+/* reduce_max [6,2] axes=[1]
+ * %32 = reduce_max axes=[1] %29 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd(float *restrict t32, const float *restrict t29) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -823,10 +830,11 @@ static void step_k003_reduce_max(float *restrict t32, const float *restrict t29)
     }
 }
 
-/* %33 = broadcast axes=[0] %32 : [6,2]
- * %34 = sub %29, %33 : [6,2]
- * %35 = exp %34 : [6,2] */
-static void step_k004_sub_exp(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict t32) {
+/* loop [6,2]
+ * %33 = broadcast axes=[0] %32 : [6,2]  // teacher/loss_sup fwd
+ * %34 = sub %29, %33 : [6,2]  // teacher/loss_sup fwd
+ * %35 = exp %34 : [6,2]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_2(float *restrict t34, float *restrict t35, const float *restrict t29, const float *restrict t32) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v34 = t29[i0 * 2 + i1] - t32[i0];
@@ -837,8 +845,9 @@ static void step_k004_sub_exp(float *restrict t34, float *restrict t35, const fl
     }
 }
 
-/* %36 = reduce_sum axes=[1] %35 : [6] */
-static void step_k005_reduce_sum(float *restrict t36, const float *restrict t35) {
+/* reduce_sum [6,2] axes=[1]
+ * %36 = reduce_sum axes=[1] %35 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_3(float *restrict t36, const float *restrict t35) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -848,19 +857,21 @@ static void step_k005_reduce_sum(float *restrict t36, const float *restrict t35)
     }
 }
 
-/* %37 = log %36 : [6] */
-static void step_k006_log(float *restrict t37, const float *restrict t36) {
+/* loop [6]
+ * %37 = log %36 : [6]  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_4(float *restrict t37, const float *restrict t36) {
     for (size_t i = 0; i < 6; i++) {
         const float v37 = logf(t36[i]);
         t37[i] = v37;
     }
 }
 
-/* %38 = broadcast axes=[0] %37 : [6,2]
- * %39 = sub %34, %38 : [6,2]
- * %40 = mul %13, %39 : [6,2]
- * %41 = reduce_sum axes=[0, 1] %40 : [] */
-static void step_k007_sub_mul_reduce_sum(float *restrict t41, const float *restrict t34, const float *restrict t37, const float *restrict in_y) {
+/* reduce_sum [6,2] axes=[0, 1]
+ * %38 = broadcast axes=[0] %37 : [6,2]  // teacher/loss_sup fwd
+ * %39 = sub %34, %38 : [6,2]  // teacher/loss_sup fwd
+ * %40 = mul %13, %39 : [6,2]  // teacher/loss_sup fwd
+ * %41 = reduce_sum axes=[0, 1] %40 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_5(float *restrict t41, const float *restrict t34, const float *restrict t37, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -872,26 +883,29 @@ static void step_k007_sub_mul_reduce_sum(float *restrict t41, const float *restr
     t41[0] = (float)sum;
 }
 
-/* %42 = constant -0.16666666666666666 : []
- * %43 = mul %41, %42 : [] */
-static void step_k008_mul(float *restrict t43, const float *restrict t41) {
+/* loop []
+ * %42 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
+ * %43 = mul %41, %42 : []  // teacher/loss_sup fwd */
+static void step_teacher_loss_sup_fwd_6(float *restrict t43, const float *restrict t41) {
     for (size_t i = 0; i < 1; i++) {
         const float v43 = t41[0] * (-0.16666667f);
         t43[i] = v43;
     }
 }
 
-/* %44 = constant 1.4285714285714286 : [96,2]
- * %45 = mul %30, %44 : [96,2] */
-static void step_k009_mul(float *restrict t45, const float *restrict t30) {
+/* loop [96,2]
+ * %44 = constant 1.4285714285714286 : [96,2]  // teacher/loss_uda fwd
+ * %45 = mul %30, %44 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd(float *restrict t45, const float *restrict t30) {
     for (size_t i = 0; i < 192; i++) {
         const float v45 = t30[i] * 1.4285715f;
         t45[i] = v45;
     }
 }
 
-/* %46 = reduce_max axes=[1] %45 : [96] */
-static void step_k010_reduce_max(float *restrict t46, const float *restrict t45) {
+/* reduce_max [96,2] axes=[1]
+ * %46 = reduce_max axes=[1] %45 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_2(float *restrict t46, const float *restrict t45) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -901,9 +915,10 @@ static void step_k010_reduce_max(float *restrict t46, const float *restrict t45)
     }
 }
 
-/* %47 = broadcast axes=[0] %46 : [96,2]
- * %48 = sub %45, %47 : [96,2] */
-static void step_k011_sub(float *restrict t48, const float *restrict t45, const float *restrict t46) {
+/* loop [96,2]
+ * %47 = broadcast axes=[0] %46 : [96,2]  // teacher/loss_uda fwd
+ * %48 = sub %45, %47 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_3(float *restrict t48, const float *restrict t45, const float *restrict t46) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v48 = t45[i0 * 2 + i1] - t46[i0];
@@ -912,9 +927,10 @@ static void step_k011_sub(float *restrict t48, const float *restrict t45, const 
     }
 }
 
-/* %49 = exp %48 : [96,2]
- * %50 = reduce_sum axes=[1] %49 : [96] */
-static void step_k012_exp_reduce_sum(float *restrict t50, const float *restrict t48) {
+/* reduce_sum [96,2] axes=[1]
+ * %49 = exp %48 : [96,2]  // teacher/loss_uda fwd
+ * %50 = reduce_sum axes=[1] %49 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_4(float *restrict t50, const float *restrict t48) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -925,18 +941,20 @@ static void step_k012_exp_reduce_sum(float *restrict t50, const float *restrict 
     }
 }
 
-/* %51 = log %50 : [96] */
-static void step_k013_log(float *restrict t51, const float *restrict t50) {
+/* loop [96]
+ * %51 = log %50 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_5(float *restrict t51, const float *restrict t50) {
     for (size_t i = 0; i < 96; i++) {
         const float v51 = logf(t50[i]);
         t51[i] = v51;
     }
 }
 
-/* %52 = broadcast axes=[0] %51 : [96,2]
- * %53 = sub %48, %52 : [96,2]
- * %54 = exp %53 : [96,2] */
-static void step_k014_sub_exp(float *restrict t54, const float *restrict t48, const float *restrict t51) {
+/* loop [96,2]
+ * %52 = broadcast axes=[0] %51 : [96,2]  // teacher/loss_uda fwd
+ * %53 = sub %48, %52 : [96,2]  // teacher/loss_uda fwd
+ * %54 = exp %53 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_6(float *restrict t54, const float *restrict t48, const float *restrict t51) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v53 = t48[i0 * 2 + i1] - t51[i0];
@@ -946,8 +964,9 @@ static void step_k014_sub_exp(float *restrict t54, const float *restrict t48, co
     }
 }
 
-/* %55 = reduce_max axes=[1] %54 : [96] */
-static void step_k015_reduce_max(float *restrict t55, const float *restrict t54) {
+/* reduce_max [96,2] axes=[1]
+ * %55 = reduce_max axes=[1] %54 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_7(float *restrict t55, const float *restrict t54) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -957,17 +976,19 @@ static void step_k015_reduce_max(float *restrict t55, const float *restrict t54)
     }
 }
 
-/* %56 = constant 0.6 : [96]
- * %57 = greaterEqual %55, %56 : [96] */
-static void step_k016_greaterEqual(float *restrict t57, const float *restrict t55) {
+/* loop [96]
+ * %56 = constant 0.6 : [96]  // teacher/loss_uda fwd
+ * %57 = greaterEqual %55, %56 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_8(float *restrict t57, const float *restrict t55) {
     for (size_t i = 0; i < 96; i++) {
         const float v57 = t55[i] >= 0.6f ? 1.0f : 0.0f;
         t57[i] = v57;
     }
 }
 
-/* %58 = reduce_max axes=[1] %31 : [96] */
-static void step_k017_reduce_max(float *restrict t58, const float *restrict t31) {
+/* reduce_max [96,2] axes=[1]
+ * %58 = reduce_max axes=[1] %31 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_9(float *restrict t58, const float *restrict t31) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -977,10 +998,11 @@ static void step_k017_reduce_max(float *restrict t58, const float *restrict t31)
     }
 }
 
-/* %59 = broadcast axes=[0] %58 : [96,2]
- * %60 = sub %31, %59 : [96,2]
- * %61 = exp %60 : [96,2] */
-static void step_k018_sub_exp(float *restrict t60, float *restrict t61, const float *restrict t31, const float *restrict t58) {
+/* loop [96,2]
+ * %59 = broadcast axes=[0] %58 : [96,2]  // teacher/loss_uda fwd
+ * %60 = sub %31, %59 : [96,2]  // teacher/loss_uda fwd
+ * %61 = exp %60 : [96,2]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_10(float *restrict t60, float *restrict t61, const float *restrict t31, const float *restrict t58) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v60 = t31[i0 * 2 + i1] - t58[i0];
@@ -991,8 +1013,9 @@ static void step_k018_sub_exp(float *restrict t60, float *restrict t61, const fl
     }
 }
 
-/* %62 = reduce_sum axes=[1] %61 : [96] */
-static void step_k019_reduce_sum(float *restrict t62, const float *restrict t61) {
+/* reduce_sum [96,2] axes=[1]
+ * %62 = reduce_sum axes=[1] %61 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_11(float *restrict t62, const float *restrict t61) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1002,19 +1025,21 @@ static void step_k019_reduce_sum(float *restrict t62, const float *restrict t61)
     }
 }
 
-/* %63 = log %62 : [96] */
-static void step_k020_log(float *restrict t63, const float *restrict t62) {
+/* loop [96]
+ * %63 = log %62 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_12(float *restrict t63, const float *restrict t62) {
     for (size_t i = 0; i < 96; i++) {
         const float v63 = logf(t62[i]);
         t63[i] = v63;
     }
 }
 
-/* %64 = broadcast axes=[0] %63 : [96,2]
- * %65 = sub %60, %64 : [96,2]
- * %66 = mul %54, %65 : [96,2]
- * %67 = reduce_sum axes=[1] %66 : [96] */
-static void step_k021_sub_mul_reduce_sum(float *restrict t67, const float *restrict t60, const float *restrict t63, const float *restrict t54) {
+/* reduce_sum [96,2] axes=[1]
+ * %64 = broadcast axes=[0] %63 : [96,2]  // teacher/loss_uda fwd
+ * %65 = sub %60, %64 : [96,2]  // teacher/loss_uda fwd
+ * %66 = mul %54, %65 : [96,2]  // teacher/loss_uda fwd
+ * %67 = reduce_sum axes=[1] %66 : [96]  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_13(float *restrict t67, const float *restrict t60, const float *restrict t63, const float *restrict t54) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1026,10 +1051,11 @@ static void step_k021_sub_mul_reduce_sum(float *restrict t67, const float *restr
     }
 }
 
-/* %68 = neg %67 : [96]
- * %69 = mul %57, %68 : [96]
- * %70 = reduce_sum axes=[0] %69 : [] */
-static void step_k022_neg_mul_reduce_sum(float *restrict t70, const float *restrict t67, const float *restrict t57) {
+/* reduce_sum [96] axes=[0]
+ * %68 = neg %67 : [96]  // teacher/loss_uda fwd
+ * %69 = mul %57, %68 : [96]  // teacher/loss_uda fwd
+ * %70 = reduce_sum axes=[0] %69 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_14(float *restrict t70, const float *restrict t67, const float *restrict t57) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 96; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1044,17 +1070,19 @@ static void step_k022_neg_mul_reduce_sum(float *restrict t70, const float *restr
     t70[0] = (float)sum;
 }
 
-/* %71 = constant 0.010416666666666666 : []
- * %72 = mul %70, %71 : [] */
-static void step_k023_mul(float *restrict t72, const float *restrict t70) {
+/* loop []
+ * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %72 = mul %70, %71 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_15(float *restrict t72, const float *restrict t70) {
     for (size_t i = 0; i < 1; i++) {
         const float v72 = t70[0] * 0.010416667f;
         t72[i] = v72;
     }
 }
 
-/* %73 = reduce_sum axes=[0] %57 : [] */
-static void step_k024_reduce_sum(float *restrict t73, const float *restrict t57) {
+/* reduce_sum [96] axes=[0]
+ * %73 = reduce_sum axes=[0] %57 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_16(float *restrict t73, const float *restrict t57) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 96; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -1067,25 +1095,28 @@ static void step_k024_reduce_sum(float *restrict t73, const float *restrict t57)
     t73[0] = (float)sum;
 }
 
-/* %71 = constant 0.010416666666666666 : []
- * %74 = mul %73, %71 : [] */
-static void step_k025_mul(float *restrict t74, const float *restrict t73) {
+/* loop []
+ * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %74 = mul %73, %71 : []  // teacher/loss_uda fwd */
+static void step_teacher_loss_uda_fwd_17(float *restrict t74, const float *restrict t73) {
     for (size_t i = 0; i < 1; i++) {
         const float v74 = t73[0] * 0.010416667f;
         t74[i] = v74;
     }
 }
 
-/* %75 = one_hot_argmax %31 : [96,2] */
-static void step_k026_one_hot_argmax(float *restrict t75, const float *restrict t31) {
+/* one_hot_argmax
+ * %75 = one_hot_argmax %31 : [96,2]  // teacher/pseudo_labels fwd */
+static void step_teacher_pseudo_labels_fwd(float *restrict t75, const float *restrict t31) {
     mplc_one_hot_argmax(t75, t31, 96, 2);
 }
 
-/* %78 = matmul %76, %6 : [96,8]
- * %79 = broadcast axes=[1] %7 : [96,8]
- * %80 = add %78, %79 : [96,8]
- * %81 = sigmoid %80 : [96,8] */
-static void step_k027_matmul_add_sigmoid(float *restrict t81, const float *restrict t76, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
+/* gemm blas m=96 n=8 k=2 +epilogue
+ * %78 = matmul %76, %6 : [96,8]  // student/dense0 fwd
+ * %79 = broadcast axes=[1] %7 : [96,8]  // student/dense0 fwd
+ * %80 = add %78, %79 : [96,8]  // student/dense0 fwd
+ * %81 = sigmoid %80 : [96,8]  // student/sigmoid1 fwd */
+static void step_student_dense0_fwd(float *restrict t81, const float *restrict t76, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 2, 1.0f, t76, 2, in_student_dense0_weight, 8, 0.0f, t81, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
@@ -1097,11 +1128,12 @@ static void step_k027_matmul_add_sigmoid(float *restrict t81, const float *restr
     }
 }
 
-/* %82 = matmul %81, %8 : [96,8]
- * %83 = broadcast axes=[1] %9 : [96,8]
- * %84 = add %82, %83 : [96,8]
- * %85 = sigmoid %84 : [96,8] */
-static void step_k028_matmul_add_sigmoid(float *restrict t85, const float *restrict t81, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
+/* gemm blas m=96 n=8 k=8 +epilogue
+ * %82 = matmul %81, %8 : [96,8]  // student/dense2 fwd
+ * %83 = broadcast axes=[1] %9 : [96,8]  // student/dense2 fwd
+ * %84 = add %82, %83 : [96,8]  // student/dense2 fwd
+ * %85 = sigmoid %84 : [96,8]  // student/sigmoid3 fwd */
+static void step_student_dense2_fwd(float *restrict t85, const float *restrict t81, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 8, 8, 1.0f, t81, 8, in_student_dense2_weight, 8, 0.0f, t85, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
@@ -1113,10 +1145,11 @@ static void step_k028_matmul_add_sigmoid(float *restrict t85, const float *restr
     }
 }
 
-/* %86 = matmul %85, %10 : [96,2]
- * %87 = broadcast axes=[1] %11 : [96,2]
- * %88 = add %86, %87 : [96,2] */
-static void step_k029_matmul_add(float *restrict t88, const float *restrict t85, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
+/* gemm blas m=96 n=2 k=8 +epilogue
+ * %86 = matmul %85, %10 : [96,2]  // student/dense4 fwd
+ * %87 = broadcast axes=[1] %11 : [96,2]  // student/dense4 fwd
+ * %88 = add %86, %87 : [96,2]  // student/dense4 fwd */
+static void step_student_dense4_fwd(float *restrict t88, const float *restrict t85, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 96, 2, 8, 1.0f, t85, 8, in_student_dense4_weight, 2, 0.0f, t88, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 96; i0++) {
@@ -1127,8 +1160,9 @@ static void step_k029_matmul_add(float *restrict t88, const float *restrict t85,
     }
 }
 
-/* %89 = reduce_max axes=[1] %88 : [96] */
-static void step_k030_reduce_max(float *restrict t89, const float *restrict t88) {
+/* reduce_max [96,2] axes=[1]
+ * %89 = reduce_max axes=[1] %88 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd(float *restrict t89, const float *restrict t88) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1138,10 +1172,11 @@ static void step_k030_reduce_max(float *restrict t89, const float *restrict t88)
     }
 }
 
-/* %90 = broadcast axes=[0] %89 : [96,2]
- * %91 = sub %88, %90 : [96,2]
- * %92 = exp %91 : [96,2] */
-static void step_k031_sub_exp(float *restrict t91, float *restrict t92, const float *restrict t88, const float *restrict t89) {
+/* loop [96,2]
+ * %90 = broadcast axes=[0] %89 : [96,2]  // student/loss_u fwd
+ * %91 = sub %88, %90 : [96,2]  // student/loss_u fwd
+ * %92 = exp %91 : [96,2]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_2(float *restrict t91, float *restrict t92, const float *restrict t88, const float *restrict t89) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v91 = t88[i0 * 2 + i1] - t89[i0];
@@ -1152,8 +1187,9 @@ static void step_k031_sub_exp(float *restrict t91, float *restrict t92, const fl
     }
 }
 
-/* %93 = reduce_sum axes=[1] %92 : [96] */
-static void step_k032_reduce_sum(float *restrict t93, const float *restrict t92) {
+/* reduce_sum [96,2] axes=[1]
+ * %93 = reduce_sum axes=[1] %92 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_3(float *restrict t93, const float *restrict t92) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1163,19 +1199,21 @@ static void step_k032_reduce_sum(float *restrict t93, const float *restrict t92)
     }
 }
 
-/* %94 = log %93 : [96] */
-static void step_k033_log(float *restrict t94, const float *restrict t93) {
+/* loop [96]
+ * %94 = log %93 : [96]  // student/loss_u fwd */
+static void step_student_loss_u_fwd_4(float *restrict t94, const float *restrict t93) {
     for (size_t i = 0; i < 96; i++) {
         const float v94 = logf(t93[i]);
         t94[i] = v94;
     }
 }
 
-/* %95 = broadcast axes=[0] %94 : [96,2]
- * %96 = sub %91, %95 : [96,2]
- * %97 = mul %75, %96 : [96,2]
- * %98 = reduce_sum axes=[0, 1] %97 : [] */
-static void step_k034_sub_mul_reduce_sum(float *restrict t98, const float *restrict t91, const float *restrict t94, const float *restrict t75) {
+/* reduce_sum [96,2] axes=[0, 1]
+ * %95 = broadcast axes=[0] %94 : [96,2]  // student/loss_u fwd
+ * %96 = sub %91, %95 : [96,2]  // student/loss_u fwd
+ * %97 = mul %75, %96 : [96,2]  // student/loss_u fwd
+ * %98 = reduce_sum axes=[0, 1] %97 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_5(float *restrict t98, const float *restrict t91, const float *restrict t94, const float *restrict t75) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1187,27 +1225,30 @@ static void step_k034_sub_mul_reduce_sum(float *restrict t98, const float *restr
     t98[0] = (float)sum;
 }
 
-/* %99 = constant -0.010416666666666666 : []
- * %100 = mul %98, %99 : [] */
-static void step_k035_mul(float *restrict t100, const float *restrict t98) {
+/* loop []
+ * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
+ * %100 = mul %98, %99 : []  // student/loss_u fwd */
+static void step_student_loss_u_fwd_6(float *restrict t100, const float *restrict t98) {
     for (size_t i = 0; i < 1; i++) {
         const float v100 = t98[0] * (-0.010416667f);
         t100[i] = v100;
     }
 }
 
-/* %101 = constant -0.010416666666666666 : [96,2]
- * %102 = mul %101, %75 : [96,2] */
-static void step_k036_mul(float *restrict t102, const float *restrict t75) {
+/* loop [96,2]
+ * %101 = constant -0.010416666666666666 : [96,2]  // student/loss_u vjp
+ * %102 = mul %101, %75 : [96,2]  // student/loss_u vjp */
+static void step_student_loss_u_vjp(float *restrict t102, const float *restrict t75) {
     for (size_t i = 0; i < 192; i++) {
         const float v102 = (-0.010416667f) * t75[i];
         t102[i] = v102;
     }
 }
 
-/* %103 = neg %102 : [96,2]
- * %104 = reduce_sum axes=[1] %103 : [96] */
-static void step_k037_neg_reduce_sum(float *restrict t104, const float *restrict t102) {
+/* reduce_sum [96,2] axes=[1]
+ * %103 = neg %102 : [96,2]  // student/loss_u vjp
+ * %104 = reduce_sum axes=[1] %103 : [96]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_2(float *restrict t104, const float *restrict t102) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1218,18 +1259,20 @@ static void step_k037_neg_reduce_sum(float *restrict t104, const float *restrict
     }
 }
 
-/* %105 = div %104, %93 : [96] */
-static void step_k038_div(float *restrict t105, const float *restrict t104, const float *restrict t93) {
+/* loop [96]
+ * %105 = div %104, %93 : [96]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_3(float *restrict t105, const float *restrict t104, const float *restrict t93) {
     for (size_t i = 0; i < 96; i++) {
         const float v105 = t104[i] / t93[i];
         t105[i] = v105;
     }
 }
 
-/* %106 = broadcast axes=[0] %105 : [96,2]
- * %107 = mul %106, %92 : [96,2]
- * %108 = add %102, %107 : [96,2] */
-static void step_k039_mul_add(float *restrict t108, const float *restrict t105, const float *restrict t92, const float *restrict t102) {
+/* loop [96,2]
+ * %106 = broadcast axes=[0] %105 : [96,2]  // student/loss_u vjp
+ * %107 = mul %106, %92 : [96,2]  // student/loss_u vjp
+ * %108 = add %102, %107 : [96,2]  // student/loss_u vjp */
+static void step_student_loss_u_vjp_4(float *restrict t108, const float *restrict t105, const float *restrict t92, const float *restrict t102) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v107 = t105[i0] * t92[i0 * 2 + i1];
@@ -1239,8 +1282,9 @@ static void step_k039_mul_add(float *restrict t108, const float *restrict t105, 
     }
 }
 
-/* %109 = reduce_sum axes=[0] %108 : [2] */
-static void step_k040_reduce_sum(float *restrict t109, const float *restrict t108) {
+/* reduce_sum [96,2] axes=[0]
+ * %109 = reduce_sum axes=[0] %108 : [2]  // student/dense4 vjp */
+static void step_student_dense4_vjp(float *restrict t109, const float *restrict t108) {
     for (size_t o = 0; o < 2; o++) t109[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1249,17 +1293,19 @@ static void step_k040_reduce_sum(float *restrict t109, const float *restrict t10
     }
 }
 
-/* %111 = matmul tA %85, %108 : [8,2] */
-static void step_k041_matmul(float *restrict t111, const float *restrict t85, const float *restrict t108) {
+/* gemm blas m=8 n=2 k=96 tA
+ * %111 = matmul tA %85, %108 : [8,2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_2(float *restrict t111, const float *restrict t85, const float *restrict t108) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t85, 8, t108, 2, 0.0f, t111, 2);
 }
 
-/* %110 = matmul tB %108, %10 : [96,8]
- * %112 = constant 1 : [96,8]
- * %113 = sub %112, %85 : [96,8]
- * %114 = mul %85, %113 : [96,8]
- * %115 = mul %110, %114 : [96,8] */
-static void step_k042_matmul_sub_mul(float *restrict t115, const float *restrict t108, const float *restrict in_student_dense4_weight, const float *restrict t85) {
+/* gemm blas m=96 n=8 k=2 tB +epilogue
+ * %110 = matmul tB %108, %10 : [96,8]  // student/dense4 vjp
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %113 = sub %112, %85 : [96,8]  // student/sigmoid3 vjp
+ * %114 = mul %85, %113 : [96,8]  // student/sigmoid3 vjp
+ * %115 = mul %110, %114 : [96,8]  // student/sigmoid3 vjp */
+static void step_student_dense4_vjp_3(float *restrict t115, const float *restrict t108, const float *restrict in_student_dense4_weight, const float *restrict t85) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t108, 2, in_student_dense4_weight, 2, 0.0f, t115, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
@@ -1270,8 +1316,9 @@ static void step_k042_matmul_sub_mul(float *restrict t115, const float *restrict
     }
 }
 
-/* %116 = reduce_sum axes=[0] %115 : [8] */
-static void step_k043_reduce_sum(float *restrict t116, const float *restrict t115) {
+/* reduce_sum [96,8] axes=[0]
+ * %116 = reduce_sum axes=[0] %115 : [8]  // student/dense2 vjp */
+static void step_student_dense2_vjp(float *restrict t116, const float *restrict t115) {
     for (size_t o = 0; o < 8; o++) t116[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1280,17 +1327,19 @@ static void step_k043_reduce_sum(float *restrict t116, const float *restrict t11
     }
 }
 
-/* %118 = matmul tA %81, %115 : [8,8] */
-static void step_k044_matmul(float *restrict t118, const float *restrict t81, const float *restrict t115) {
+/* gemm blas m=8 n=8 k=96 tA
+ * %118 = matmul tA %81, %115 : [8,8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_2(float *restrict t118, const float *restrict t81, const float *restrict t115) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t81, 8, t115, 8, 0.0f, t118, 8);
 }
 
-/* %112 = constant 1 : [96,8]
- * %117 = matmul tB %115, %8 : [96,8]
- * %119 = sub %112, %81 : [96,8]
- * %120 = mul %81, %119 : [96,8]
- * %121 = mul %117, %120 : [96,8] */
-static void step_k045_matmul_sub_mul(float *restrict t121, const float *restrict t115, const float *restrict in_student_dense2_weight, const float *restrict t81) {
+/* gemm blas m=96 n=8 k=8 tB +epilogue
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %117 = matmul tB %115, %8 : [96,8]  // student/dense2 vjp
+ * %119 = sub %112, %81 : [96,8]  // student/sigmoid1 vjp
+ * %120 = mul %81, %119 : [96,8]  // student/sigmoid1 vjp
+ * %121 = mul %117, %120 : [96,8]  // student/sigmoid1 vjp */
+static void step_student_dense2_vjp_3(float *restrict t121, const float *restrict t115, const float *restrict in_student_dense2_weight, const float *restrict t81) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t115, 8, in_student_dense2_weight, 8, 0.0f, t121, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
@@ -1301,8 +1350,9 @@ static void step_k045_matmul_sub_mul(float *restrict t121, const float *restrict
     }
 }
 
-/* %122 = reduce_sum axes=[0] %121 : [8] */
-static void step_k046_reduce_sum(float *restrict t122, const float *restrict t121) {
+/* reduce_sum [96,8] axes=[0]
+ * %122 = reduce_sum axes=[0] %121 : [8]  // student/dense0 vjp */
+static void step_student_dense0_vjp(float *restrict t122, const float *restrict t121) {
     for (size_t o = 0; o < 8; o++) t122[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1311,16 +1361,18 @@ static void step_k046_reduce_sum(float *restrict t122, const float *restrict t12
     }
 }
 
-/* %123 = matmul tA %76, %121 : [2,8] */
-static void step_k047_matmul(float *restrict t123, const float *restrict t76, const float *restrict t121) {
+/* gemm blas m=2 n=8 k=96 tA
+ * %123 = matmul tA %76, %121 : [2,8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_2(float *restrict t123, const float *restrict t76, const float *restrict t121) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t121, 8, 0.0f, t123, 8);
 }
 
-/* %124 = broadcast axes=[] %15 : [2,8]
- * %125 = mul %123, %124 : [2,8]
- * %126 = sub %6, %125 : [2,8]
+/* loop [2,8]
+ * %124 = broadcast axes=[] %15 : [2,8]  // student/dense0 update
+ * %125 = mul %123, %124 : [2,8]  // student/dense0 update
+ * %126 = sub %6, %125 : [2,8]  // student/dense0 update
  * in_student_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_k048_mul_sub(float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict in_lr_student) {
+static void step_student_dense0_update(float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v125 = t123[i] * in_lr_student[0];
         const float v126 = in_student_dense0_weight[i] - v125;
@@ -1328,11 +1380,12 @@ static void step_k048_mul_sub(float *restrict in_student_dense0_weight, const fl
     }
 }
 
-/* %127 = broadcast axes=[] %15 : [8]
- * %128 = mul %122, %127 : [8]
- * %129 = sub %7, %128 : [8]
+/* loop [8]
+ * %127 = broadcast axes=[] %15 : [8]  // student/dense0 update
+ * %128 = mul %122, %127 : [8]  // student/dense0 update
+ * %129 = sub %7, %128 : [8]  // student/dense0 update
  * in_student_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_k049_mul_sub(float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict in_lr_student) {
+static void step_student_dense0_update_2(float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
         const float v128 = t122[i] * in_lr_student[0];
         const float v129 = in_student_dense0_bias[i] - v128;
@@ -1340,11 +1393,12 @@ static void step_k049_mul_sub(float *restrict in_student_dense0_bias, const floa
     }
 }
 
-/* %130 = broadcast axes=[] %15 : [8,8]
- * %131 = mul %118, %130 : [8,8]
- * %132 = sub %8, %131 : [8,8]
+/* loop [8,8]
+ * %130 = broadcast axes=[] %15 : [8,8]  // student/dense2 update
+ * %131 = mul %118, %130 : [8,8]  // student/dense2 update
+ * %132 = sub %8, %131 : [8,8]  // student/dense2 update
  * in_student_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_k050_mul_sub(float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict in_lr_student) {
+static void step_student_dense2_update(float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
         const float v131 = t118[i] * in_lr_student[0];
         const float v132 = in_student_dense2_weight[i] - v131;
@@ -1352,11 +1406,12 @@ static void step_k050_mul_sub(float *restrict in_student_dense2_weight, const fl
     }
 }
 
-/* %127 = broadcast axes=[] %15 : [8]
- * %133 = mul %116, %127 : [8]
- * %134 = sub %9, %133 : [8]
+/* loop [8]
+ * %127 = broadcast axes=[] %15 : [8]  // student/dense0 update
+ * %133 = mul %116, %127 : [8]  // student/dense2 update
+ * %134 = sub %9, %133 : [8]  // student/dense2 update
  * in_student_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_k051_mul_sub(float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict in_lr_student) {
+static void step_student_dense2_update_2(float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
         const float v133 = t116[i] * in_lr_student[0];
         const float v134 = in_student_dense2_bias[i] - v133;
@@ -1364,11 +1419,12 @@ static void step_k051_mul_sub(float *restrict in_student_dense2_bias, const floa
     }
 }
 
-/* %135 = broadcast axes=[] %15 : [8,2]
- * %136 = mul %111, %135 : [8,2]
- * %137 = sub %10, %136 : [8,2]
+/* loop [8,2]
+ * %135 = broadcast axes=[] %15 : [8,2]  // student/dense4 update
+ * %136 = mul %111, %135 : [8,2]  // student/dense4 update
+ * %137 = sub %10, %136 : [8,2]  // student/dense4 update
  * in_student_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_k052_mul_sub(float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict in_lr_student) {
+static void step_student_dense4_update(float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v136 = t111[i] * in_lr_student[0];
         const float v137 = in_student_dense4_weight[i] - v136;
@@ -1376,11 +1432,12 @@ static void step_k052_mul_sub(float *restrict in_student_dense4_weight, const fl
     }
 }
 
-/* %138 = broadcast axes=[] %15 : [2]
- * %139 = mul %109, %138 : [2]
- * %140 = sub %11, %139 : [2]
+/* loop [2]
+ * %138 = broadcast axes=[] %15 : [2]  // student/dense4 update
+ * %139 = mul %109, %138 : [2]  // student/dense4 update
+ * %140 = sub %11, %139 : [2]  // student/dense4 update
  * in_student_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_k053_mul_sub(float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict in_lr_student) {
+static void step_student_dense4_update_2(float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2; i++) {
         const float v139 = t109[i] * in_lr_student[0];
         const float v140 = in_student_dense4_bias[i] - v139;
@@ -1388,11 +1445,12 @@ static void step_k053_mul_sub(float *restrict in_student_dense4_bias, const floa
     }
 }
 
-/* %141 = matmul %77, %126 : [6,8]
- * %142 = broadcast axes=[1] %129 : [6,8]
- * %143 = add %141, %142 : [6,8]
- * %144 = sigmoid %143 : [6,8] */
-static void step_k054_matmul_add_sigmoid(float *restrict t144, const float *restrict in_x, const float *restrict t126, const float *restrict t129) {
+/* gemm blas m=6 n=8 k=2 +epilogue
+ * %141 = matmul %77, %126 : [6,8]  // student/dense0 fwd
+ * %142 = broadcast axes=[1] %129 : [6,8]  // student/dense0 fwd
+ * %143 = add %141, %142 : [6,8]  // student/dense0 fwd
+ * %144 = sigmoid %143 : [6,8]  // student/sigmoid1 fwd */
+static void step_student_dense0_fwd_2(float *restrict t144, const float *restrict in_x, const float *restrict t126, const float *restrict t129) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 2, 1.0f, in_x, 2, t126, 8, 0.0f, t144, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
@@ -1404,11 +1462,12 @@ static void step_k054_matmul_add_sigmoid(float *restrict t144, const float *rest
     }
 }
 
-/* %145 = matmul %144, %132 : [6,8]
- * %146 = broadcast axes=[1] %134 : [6,8]
- * %147 = add %145, %146 : [6,8]
- * %148 = sigmoid %147 : [6,8] */
-static void step_k055_matmul_add_sigmoid(float *restrict t148, const float *restrict t144, const float *restrict t132, const float *restrict t134) {
+/* gemm blas m=6 n=8 k=8 +epilogue
+ * %145 = matmul %144, %132 : [6,8]  // student/dense2 fwd
+ * %146 = broadcast axes=[1] %134 : [6,8]  // student/dense2 fwd
+ * %147 = add %145, %146 : [6,8]  // student/dense2 fwd
+ * %148 = sigmoid %147 : [6,8]  // student/sigmoid3 fwd */
+static void step_student_dense2_fwd_2(float *restrict t148, const float *restrict t144, const float *restrict t132, const float *restrict t134) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 8, 1.0f, t144, 8, t132, 8, 0.0f, t148, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
@@ -1420,10 +1479,11 @@ static void step_k055_matmul_add_sigmoid(float *restrict t148, const float *rest
     }
 }
 
-/* %149 = matmul %148, %137 : [6,2]
- * %150 = broadcast axes=[1] %140 : [6,2]
- * %151 = add %149, %150 : [6,2] */
-static void step_k056_matmul_add(float *restrict t151, const float *restrict t148, const float *restrict t137, const float *restrict t140) {
+/* gemm blas m=6 n=2 k=8 +epilogue
+ * %149 = matmul %148, %137 : [6,2]  // student/dense4 fwd
+ * %150 = broadcast axes=[1] %140 : [6,2]  // student/dense4 fwd
+ * %151 = add %149, %150 : [6,2]  // student/dense4 fwd */
+static void step_student_dense4_fwd_2(float *restrict t151, const float *restrict t148, const float *restrict t137, const float *restrict t140) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 2, 8, 1.0f, t148, 8, t137, 2, 0.0f, t151, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
@@ -1434,8 +1494,9 @@ static void step_k056_matmul_add(float *restrict t151, const float *restrict t14
     }
 }
 
-/* %152 = reduce_max axes=[1] %151 : [6] */
-static void step_k057_reduce_max(float *restrict t152, const float *restrict t151) {
+/* reduce_max [6,2] axes=[1]
+ * %152 = reduce_max axes=[1] %151 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd(float *restrict t152, const float *restrict t151) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1445,10 +1506,11 @@ static void step_k057_reduce_max(float *restrict t152, const float *restrict t15
     }
 }
 
-/* %153 = broadcast axes=[0] %152 : [6,2]
- * %154 = sub %151, %153 : [6,2]
- * %155 = exp %154 : [6,2] */
-static void step_k058_sub_exp(float *restrict t154, float *restrict t155, const float *restrict t151, const float *restrict t152) {
+/* loop [6,2]
+ * %153 = broadcast axes=[0] %152 : [6,2]  // student/loss_l fwd
+ * %154 = sub %151, %153 : [6,2]  // student/loss_l fwd
+ * %155 = exp %154 : [6,2]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_2(float *restrict t154, float *restrict t155, const float *restrict t151, const float *restrict t152) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v154 = t151[i0 * 2 + i1] - t152[i0];
@@ -1459,8 +1521,9 @@ static void step_k058_sub_exp(float *restrict t154, float *restrict t155, const 
     }
 }
 
-/* %156 = reduce_sum axes=[1] %155 : [6] */
-static void step_k059_reduce_sum(float *restrict t156, const float *restrict t155) {
+/* reduce_sum [6,2] axes=[1]
+ * %156 = reduce_sum axes=[1] %155 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_3(float *restrict t156, const float *restrict t155) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1470,19 +1533,21 @@ static void step_k059_reduce_sum(float *restrict t156, const float *restrict t15
     }
 }
 
-/* %157 = log %156 : [6] */
-static void step_k060_log(float *restrict t157, const float *restrict t156) {
+/* loop [6]
+ * %157 = log %156 : [6]  // student/loss_l fwd */
+static void step_student_loss_l_fwd_4(float *restrict t157, const float *restrict t156) {
     for (size_t i = 0; i < 6; i++) {
         const float v157 = logf(t156[i]);
         t157[i] = v157;
     }
 }
 
-/* %158 = broadcast axes=[0] %157 : [6,2]
- * %159 = sub %154, %158 : [6,2]
- * %160 = mul %13, %159 : [6,2]
- * %161 = reduce_sum axes=[0, 1] %160 : [] */
-static void step_k061_sub_mul_reduce_sum(float *restrict t161, const float *restrict t154, const float *restrict t157, const float *restrict in_y) {
+/* reduce_sum [6,2] axes=[0, 1]
+ * %158 = broadcast axes=[0] %157 : [6,2]  // student/loss_l fwd
+ * %159 = sub %154, %158 : [6,2]  // student/loss_l fwd
+ * %160 = mul %13, %159 : [6,2]  // student/loss_l fwd
+ * %161 = reduce_sum axes=[0, 1] %160 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_5(float *restrict t161, const float *restrict t154, const float *restrict t157, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1494,27 +1559,30 @@ static void step_k061_sub_mul_reduce_sum(float *restrict t161, const float *rest
     t161[0] = (float)sum;
 }
 
-/* %42 = constant -0.16666666666666666 : []
- * %162 = mul %161, %42 : [] */
-static void step_k062_mul(float *restrict t162, const float *restrict t161) {
+/* loop []
+ * %42 = constant -0.16666666666666666 : []  // teacher/loss_sup fwd
+ * %162 = mul %161, %42 : []  // student/loss_l fwd */
+static void step_student_loss_l_fwd_6(float *restrict t162, const float *restrict t161) {
     for (size_t i = 0; i < 1; i++) {
         const float v162 = t161[0] * (-0.16666667f);
         t162[i] = v162;
     }
 }
 
-/* %163 = constant -0.16666666666666666 : [6,2]
- * %164 = mul %163, %13 : [6,2] */
-static void step_k063_mul(float *restrict t164, const float *restrict in_y) {
+/* loop [6,2]
+ * %163 = constant -0.16666666666666666 : [6,2]  // student/loss_l vjp
+ * %164 = mul %163, %13 : [6,2]  // student/loss_l vjp */
+static void step_student_loss_l_vjp(float *restrict t164, const float *restrict in_y) {
     for (size_t i = 0; i < 12; i++) {
         const float v164 = (-0.16666667f) * in_y[i];
         t164[i] = v164;
     }
 }
 
-/* %165 = neg %164 : [6,2]
- * %166 = reduce_sum axes=[1] %165 : [6] */
-static void step_k064_neg_reduce_sum(float *restrict t166, const float *restrict t164) {
+/* reduce_sum [6,2] axes=[1]
+ * %165 = neg %164 : [6,2]  // student/loss_l vjp
+ * %166 = reduce_sum axes=[1] %165 : [6]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_2(float *restrict t166, const float *restrict t164) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1525,18 +1593,20 @@ static void step_k064_neg_reduce_sum(float *restrict t166, const float *restrict
     }
 }
 
-/* %167 = div %166, %156 : [6] */
-static void step_k065_div(float *restrict t167, const float *restrict t166, const float *restrict t156) {
+/* loop [6]
+ * %167 = div %166, %156 : [6]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_3(float *restrict t167, const float *restrict t166, const float *restrict t156) {
     for (size_t i = 0; i < 6; i++) {
         const float v167 = t166[i] / t156[i];
         t167[i] = v167;
     }
 }
 
-/* %168 = broadcast axes=[0] %167 : [6,2]
- * %169 = mul %168, %155 : [6,2]
- * %170 = add %164, %169 : [6,2] */
-static void step_k066_mul_add(float *restrict t170, const float *restrict t167, const float *restrict t155, const float *restrict t164) {
+/* loop [6,2]
+ * %168 = broadcast axes=[0] %167 : [6,2]  // student/loss_l vjp
+ * %169 = mul %168, %155 : [6,2]  // student/loss_l vjp
+ * %170 = add %164, %169 : [6,2]  // student/loss_l vjp */
+static void step_student_loss_l_vjp_4(float *restrict t170, const float *restrict t167, const float *restrict t155, const float *restrict t164) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v169 = t167[i0] * t155[i0 * 2 + i1];
@@ -1546,8 +1616,9 @@ static void step_k066_mul_add(float *restrict t170, const float *restrict t167, 
     }
 }
 
-/* %171 = reduce_sum axes=[0] %170 : [2] */
-static void step_k067_reduce_sum(float *restrict t171, const float *restrict t170) {
+/* reduce_sum [6,2] axes=[0]
+ * %171 = reduce_sum axes=[0] %170 : [2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_4(float *restrict t171, const float *restrict t170) {
     for (size_t o = 0; o < 2; o++) t171[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1556,17 +1627,19 @@ static void step_k067_reduce_sum(float *restrict t171, const float *restrict t17
     }
 }
 
-/* %173 = matmul tA %148, %170 : [8,2] */
-static void step_k068_matmul(float *restrict t173, const float *restrict t148, const float *restrict t170) {
+/* gemm blas m=8 n=2 k=6 tA
+ * %173 = matmul tA %148, %170 : [8,2]  // student/dense4 vjp */
+static void step_student_dense4_vjp_5(float *restrict t173, const float *restrict t148, const float *restrict t170) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t148, 8, t170, 2, 0.0f, t173, 2);
 }
 
-/* %172 = matmul tB %170, %137 : [6,8]
- * %174 = constant 1 : [6,8]
- * %175 = sub %174, %148 : [6,8]
- * %176 = mul %148, %175 : [6,8]
- * %177 = mul %172, %176 : [6,8] */
-static void step_k069_matmul_sub_mul(float *restrict t177, const float *restrict t170, const float *restrict t137, const float *restrict t148) {
+/* gemm blas m=6 n=8 k=2 tB +epilogue
+ * %172 = matmul tB %170, %137 : [6,8]  // student/dense4 vjp
+ * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %175 = sub %174, %148 : [6,8]  // student/sigmoid3 vjp
+ * %176 = mul %148, %175 : [6,8]  // student/sigmoid3 vjp
+ * %177 = mul %172, %176 : [6,8]  // student/sigmoid3 vjp */
+static void step_student_dense4_vjp_6(float *restrict t177, const float *restrict t170, const float *restrict t137, const float *restrict t148) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t170, 2, t137, 2, 0.0f, t177, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
@@ -1577,8 +1650,9 @@ static void step_k069_matmul_sub_mul(float *restrict t177, const float *restrict
     }
 }
 
-/* %178 = reduce_sum axes=[0] %177 : [8] */
-static void step_k070_reduce_sum(float *restrict t178, const float *restrict t177) {
+/* reduce_sum [6,8] axes=[0]
+ * %178 = reduce_sum axes=[0] %177 : [8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_4(float *restrict t178, const float *restrict t177) {
     for (size_t o = 0; o < 8; o++) t178[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1587,17 +1661,19 @@ static void step_k070_reduce_sum(float *restrict t178, const float *restrict t17
     }
 }
 
-/* %180 = matmul tA %144, %177 : [8,8] */
-static void step_k071_matmul(float *restrict t180, const float *restrict t144, const float *restrict t177) {
+/* gemm blas m=8 n=8 k=6 tA
+ * %180 = matmul tA %144, %177 : [8,8]  // student/dense2 vjp */
+static void step_student_dense2_vjp_5(float *restrict t180, const float *restrict t144, const float *restrict t177) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t144, 8, t177, 8, 0.0f, t180, 8);
 }
 
-/* %174 = constant 1 : [6,8]
- * %179 = matmul tB %177, %132 : [6,8]
- * %181 = sub %174, %144 : [6,8]
- * %182 = mul %144, %181 : [6,8]
- * %183 = mul %179, %182 : [6,8] */
-static void step_k072_matmul_sub_mul(float *restrict t183, const float *restrict t177, const float *restrict t132, const float *restrict t144) {
+/* gemm blas m=6 n=8 k=8 tB +epilogue
+ * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %179 = matmul tB %177, %132 : [6,8]  // student/dense2 vjp
+ * %181 = sub %174, %144 : [6,8]  // student/sigmoid1 vjp
+ * %182 = mul %144, %181 : [6,8]  // student/sigmoid1 vjp
+ * %183 = mul %179, %182 : [6,8]  // student/sigmoid1 vjp */
+static void step_student_dense2_vjp_6(float *restrict t183, const float *restrict t177, const float *restrict t132, const float *restrict t144) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t177, 8, t132, 8, 0.0f, t183, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
@@ -1608,8 +1684,9 @@ static void step_k072_matmul_sub_mul(float *restrict t183, const float *restrict
     }
 }
 
-/* %184 = reduce_sum axes=[0] %183 : [8] */
-static void step_k073_reduce_sum(float *restrict t184, const float *restrict t183) {
+/* reduce_sum [6,8] axes=[0]
+ * %184 = reduce_sum axes=[0] %183 : [8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_3(float *restrict t184, const float *restrict t183) {
     for (size_t o = 0; o < 8; o++) t184[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1618,14 +1695,16 @@ static void step_k073_reduce_sum(float *restrict t184, const float *restrict t18
     }
 }
 
-/* %185 = matmul tA %77, %183 : [2,8] */
-static void step_k074_matmul(float *restrict t185, const float *restrict in_x, const float *restrict t183) {
+/* gemm blas m=2 n=8 k=6 tA
+ * %185 = matmul tA %77, %183 : [2,8]  // student/dense0 vjp */
+static void step_student_dense0_vjp_4(float *restrict t185, const float *restrict in_x, const float *restrict t183) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t183, 8, 0.0f, t185, 8);
 }
 
-/* %186 = mul %185, %123 : [2,8]
- * %187 = reduce_sum axes=[0, 1] %186 : [] */
-static void step_k075_mul_reduce_sum(float *restrict t187, const float *restrict t185, const float *restrict t123) {
+/* reduce_sum [2,8] axes=[0, 1]
+ * %186 = mul %185, %123 : [2,8]  // teacher/feedback fwd
+ * %187 = reduce_sum axes=[0, 1] %186 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd(float *restrict t187, const float *restrict t185, const float *restrict t123) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1636,9 +1715,10 @@ static void step_k075_mul_reduce_sum(float *restrict t187, const float *restrict
     t187[0] = (float)sum;
 }
 
-/* %188 = mul %184, %122 : [8]
- * %189 = reduce_sum axes=[0] %188 : [] */
-static void step_k076_mul_reduce_sum(float *restrict t189, const float *restrict t184, const float *restrict t122) {
+/* reduce_sum [8] axes=[0]
+ * %188 = mul %184, %122 : [8]  // teacher/feedback fwd
+ * %189 = reduce_sum axes=[0] %188 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_2(float *restrict t189, const float *restrict t184, const float *restrict t122) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         const float v188 = t184[i0] * t122[i0];
@@ -1647,9 +1727,10 @@ static void step_k076_mul_reduce_sum(float *restrict t189, const float *restrict
     t189[0] = (float)sum;
 }
 
-/* %191 = mul %180, %118 : [8,8]
- * %192 = reduce_sum axes=[0, 1] %191 : [] */
-static void step_k077_mul_reduce_sum(float *restrict t192, const float *restrict t180, const float *restrict t118) {
+/* reduce_sum [8,8] axes=[0, 1]
+ * %191 = mul %180, %118 : [8,8]  // teacher/feedback fwd
+ * %192 = reduce_sum axes=[0, 1] %191 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_3(float *restrict t192, const float *restrict t180, const float *restrict t118) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1660,9 +1741,10 @@ static void step_k077_mul_reduce_sum(float *restrict t192, const float *restrict
     t192[0] = (float)sum;
 }
 
-/* %194 = mul %178, %116 : [8]
- * %195 = reduce_sum axes=[0] %194 : [] */
-static void step_k078_mul_reduce_sum(float *restrict t195, const float *restrict t178, const float *restrict t116) {
+/* reduce_sum [8] axes=[0]
+ * %194 = mul %178, %116 : [8]  // teacher/feedback fwd
+ * %195 = reduce_sum axes=[0] %194 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_4(float *restrict t195, const float *restrict t178, const float *restrict t116) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         const float v194 = t178[i0] * t116[i0];
@@ -1671,9 +1753,10 @@ static void step_k078_mul_reduce_sum(float *restrict t195, const float *restrict
     t195[0] = (float)sum;
 }
 
-/* %197 = mul %173, %111 : [8,2]
- * %198 = reduce_sum axes=[0, 1] %197 : [] */
-static void step_k079_mul_reduce_sum(float *restrict t198, const float *restrict t173, const float *restrict t111) {
+/* reduce_sum [8,2] axes=[0, 1]
+ * %197 = mul %173, %111 : [8,2]  // teacher/feedback fwd
+ * %198 = reduce_sum axes=[0, 1] %197 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_5(float *restrict t198, const float *restrict t173, const float *restrict t111) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 8; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1684,9 +1767,10 @@ static void step_k079_mul_reduce_sum(float *restrict t198, const float *restrict
     t198[0] = (float)sum;
 }
 
-/* %200 = mul %171, %109 : [2]
- * %201 = reduce_sum axes=[0] %200 : [] */
-static void step_k080_mul_reduce_sum(float *restrict t201, const float *restrict t171, const float *restrict t109) {
+/* reduce_sum [2] axes=[0]
+ * %200 = mul %171, %109 : [2]  // teacher/feedback fwd
+ * %201 = reduce_sum axes=[0] %200 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t201, const float *restrict t171, const float *restrict t109) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 2; i0++) {
         const float v200 = t171[i0] * t109[i0];
@@ -1695,16 +1779,17 @@ static void step_k080_mul_reduce_sum(float *restrict t201, const float *restrict
     t201[0] = (float)sum;
 }
 
-/* %99 = constant -0.010416666666666666 : []
- * %190 = add %187, %189 : []
- * %193 = add %190, %192 : []
- * %196 = add %193, %195 : []
- * %199 = add %196, %198 : []
- * %202 = add %199, %201 : []
- * %203 = mul %15, %202 : []
- * %204 = mul %17, %203 : []
- * %205 = mul %204, %99 : [] */
-static void step_k081_add_mul(float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+/* loop []
+ * %99 = constant -0.010416666666666666 : []  // student/loss_u fwd
+ * %190 = add %187, %189 : []  // teacher/feedback fwd
+ * %193 = add %190, %192 : []  // teacher/feedback fwd
+ * %196 = add %193, %195 : []  // teacher/feedback fwd
+ * %199 = add %196, %198 : []  // teacher/feedback fwd
+ * %202 = add %199, %201 : []  // teacher/feedback fwd
+ * %203 = mul %15, %202 : []  // teacher/feedback fwd
+ * %204 = mul %17, %203 : []  // teacher/feedback vjp
+ * %205 = mul %204, %99 : []  // teacher/feedback vjp */
+static void step_teacher_feedback_fwd_7(float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v190 = t187[0] + t189[0];
         const float v193 = v190 + t192[0];
@@ -1719,18 +1804,20 @@ static void step_k081_add_mul(float *restrict t203, float *restrict t205, const 
     }
 }
 
-/* %206 = broadcast axes=[] %205 : [96,2]
- * %207 = mul %206, %75 : [96,2] */
-static void step_k082_mul(float *restrict t207, const float *restrict t205, const float *restrict t75) {
+/* loop [96,2]
+ * %206 = broadcast axes=[] %205 : [96,2]  // teacher/feedback vjp
+ * %207 = mul %206, %75 : [96,2]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp(float *restrict t207, const float *restrict t205, const float *restrict t75) {
     for (size_t i = 0; i < 192; i++) {
         const float v207 = t205[0] * t75[i];
         t207[i] = v207;
     }
 }
 
-/* %208 = neg %207 : [96,2]
- * %209 = reduce_sum axes=[1] %208 : [96] */
-static void step_k083_neg_reduce_sum(float *restrict t209, const float *restrict t207) {
+/* reduce_sum [96,2] axes=[1]
+ * %208 = neg %207 : [96,2]  // teacher/feedback vjp
+ * %209 = reduce_sum axes=[1] %208 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_2(float *restrict t209, const float *restrict t207) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1741,27 +1828,30 @@ static void step_k083_neg_reduce_sum(float *restrict t209, const float *restrict
     }
 }
 
-/* %210 = div %209, %62 : [96] */
-static void step_k084_div(float *restrict t210, const float *restrict t209, const float *restrict t62) {
+/* loop [96]
+ * %210 = div %209, %62 : [96]  // teacher/feedback vjp */
+static void step_teacher_feedback_vjp_3(float *restrict t210, const float *restrict t209, const float *restrict t62) {
     for (size_t i = 0; i < 96; i++) {
         const float v210 = t209[i] / t62[i];
         t210[i] = v210;
     }
 }
 
-/* %71 = constant 0.010416666666666666 : []
- * %214 = mul %16, %71 : [] */
-static void step_k085_mul(float *restrict t214, const float *restrict in_uda_weight) {
+/* loop []
+ * %71 = constant 0.010416666666666666 : []  // teacher/loss_uda fwd
+ * %214 = mul %16, %71 : []  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp(float *restrict t214, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v214 = in_uda_weight[0] * 0.010416667f;
         t214[i] = v214;
     }
 }
 
-/* %215 = broadcast axes=[] %214 : [96]
- * %216 = mul %215, %57 : [96]
- * %217 = neg %216 : [96] */
-static void step_k086_mul_neg(float *restrict t217, const float *restrict t214, const float *restrict t57) {
+/* loop [96]
+ * %215 = broadcast axes=[] %214 : [96]  // teacher/loss_uda vjp
+ * %216 = mul %215, %57 : [96]  // teacher/loss_uda vjp
+ * %217 = neg %216 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_2(float *restrict t217, const float *restrict t214, const float *restrict t57) {
     for (size_t i = 0; i < 96; i++) {
         const float v216 = t214[0] * t57[i];
         const float v217 = -v216;
@@ -1769,9 +1859,10 @@ static void step_k086_mul_neg(float *restrict t217, const float *restrict t214, 
     }
 }
 
-/* %218 = broadcast axes=[0] %217 : [96,2]
- * %219 = mul %218, %54 : [96,2] */
-static void step_k087_mul(float *restrict t219, const float *restrict t217, const float *restrict t54) {
+/* loop [96,2]
+ * %218 = broadcast axes=[0] %217 : [96,2]  // teacher/loss_uda vjp
+ * %219 = mul %218, %54 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_3(float *restrict t219, const float *restrict t217, const float *restrict t54) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v219 = t217[i0] * t54[i0 * 2 + i1];
@@ -1780,9 +1871,10 @@ static void step_k087_mul(float *restrict t219, const float *restrict t217, cons
     }
 }
 
-/* %220 = neg %219 : [96,2]
- * %221 = reduce_sum axes=[1] %220 : [96] */
-static void step_k088_neg_reduce_sum(float *restrict t221, const float *restrict t219) {
+/* reduce_sum [96,2] axes=[1]
+ * %220 = neg %219 : [96,2]  // teacher/loss_uda vjp
+ * %221 = reduce_sum axes=[1] %220 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_4(float *restrict t221, const float *restrict t219) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1793,22 +1885,24 @@ static void step_k088_neg_reduce_sum(float *restrict t221, const float *restrict
     }
 }
 
-/* %222 = div %221, %62 : [96] */
-static void step_k089_div(float *restrict t222, const float *restrict t221, const float *restrict t62) {
+/* loop [96]
+ * %222 = div %221, %62 : [96]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_5(float *restrict t222, const float *restrict t221, const float *restrict t62) {
     for (size_t i = 0; i < 96; i++) {
         const float v222 = t221[i] / t62[i];
         t222[i] = v222;
     }
 }
 
-/* %211 = broadcast axes=[0] %210 : [96,2]
- * %212 = mul %211, %61 : [96,2]
- * %213 = add %207, %212 : [96,2]
- * %223 = broadcast axes=[0] %222 : [96,2]
- * %224 = mul %223, %61 : [96,2]
- * %225 = add %219, %224 : [96,2]
- * %226 = add %213, %225 : [96,2] */
-static void step_k090_mul_add(float *restrict t226, const float *restrict t210, const float *restrict t61, const float *restrict t207, const float *restrict t222, const float *restrict t219) {
+/* loop [96,2]
+ * %211 = broadcast axes=[0] %210 : [96,2]  // teacher/feedback vjp
+ * %212 = mul %211, %61 : [96,2]  // teacher/feedback vjp
+ * %213 = add %207, %212 : [96,2]  // teacher/feedback vjp
+ * %223 = broadcast axes=[0] %222 : [96,2]  // teacher/loss_uda vjp
+ * %224 = mul %223, %61 : [96,2]  // teacher/loss_uda vjp
+ * %225 = add %219, %224 : [96,2]  // teacher/loss_uda vjp
+ * %226 = add %213, %225 : [96,2]  // teacher/loss_uda vjp */
+static void step_teacher_loss_uda_vjp_6(float *restrict t226, const float *restrict t210, const float *restrict t61, const float *restrict t207, const float *restrict t222, const float *restrict t219) {
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v212 = t210[i0] * t61[i0 * 2 + i1];
@@ -1821,18 +1915,20 @@ static void step_k090_mul_add(float *restrict t226, const float *restrict t210, 
     }
 }
 
-/* %227 = div %166, %36 : [6] */
-static void step_k091_div(float *restrict t227, const float *restrict t166, const float *restrict t36) {
+/* loop [6]
+ * %227 = div %166, %36 : [6]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp(float *restrict t227, const float *restrict t166, const float *restrict t36) {
     for (size_t i = 0; i < 6; i++) {
         const float v227 = t166[i] / t36[i];
         t227[i] = v227;
     }
 }
 
-/* %228 = broadcast axes=[0] %227 : [6,2]
- * %229 = mul %228, %35 : [6,2]
- * %230 = add %164, %229 : [6,2] */
-static void step_k092_mul_add(float *restrict t230, const float *restrict t227, const float *restrict t35, const float *restrict t164) {
+/* loop [6,2]
+ * %228 = broadcast axes=[0] %227 : [6,2]  // teacher/loss_sup vjp
+ * %229 = mul %228, %35 : [6,2]  // teacher/loss_sup vjp
+ * %230 = add %164, %229 : [6,2]  // teacher/loss_sup vjp */
+static void step_teacher_loss_sup_vjp_2(float *restrict t230, const float *restrict t227, const float *restrict t35, const float *restrict t164) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v229 = t227[i0] * t35[i0 * 2 + i1];
@@ -1842,8 +1938,9 @@ static void step_k092_mul_add(float *restrict t230, const float *restrict t227, 
     }
 }
 
-/* %231 = reduce_sum axes=[0] %230 : [2] */
-static void step_k093_reduce_sum(float *restrict t231, const float *restrict t230) {
+/* reduce_sum [6,2] axes=[0]
+ * %231 = reduce_sum axes=[0] %230 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp(float *restrict t231, const float *restrict t230) {
     for (size_t o = 0; o < 2; o++) t231[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1852,8 +1949,9 @@ static void step_k093_reduce_sum(float *restrict t231, const float *restrict t23
     }
 }
 
-/* %232 = reduce_sum axes=[0] %226 : [2] */
-static void step_k094_reduce_sum(float *restrict t232, const float *restrict t226) {
+/* reduce_sum [96,2] axes=[0]
+ * %232 = reduce_sum axes=[0] %226 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_2(float *restrict t232, const float *restrict t226) {
     for (size_t o = 0; o < 2; o++) t232[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -1862,38 +1960,43 @@ static void step_k094_reduce_sum(float *restrict t232, const float *restrict t22
     }
 }
 
-/* %233 = add %231, %232 : [2] */
-static void step_k095_add(float *restrict t233, const float *restrict t231, const float *restrict t232) {
+/* loop [2]
+ * %233 = add %231, %232 : [2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_3(float *restrict t233, const float *restrict t231, const float *restrict t232) {
     for (size_t i = 0; i < 2; i++) {
         const float v233 = t231[i] + t232[i];
         t233[i] = v233;
     }
 }
 
-/* %237 = matmul tA %236, %230 : [8,2] */
-static void step_k096_matmul(float *restrict t237, const float *restrict t236, const float *restrict t230) {
+/* gemm blas m=8 n=2 k=6 tA
+ * %237 = matmul tA %236, %230 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_4(float *restrict t237, const float *restrict t236, const float *restrict t230) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t236, 8, t230, 2, 0.0f, t237, 2);
 }
 
-/* %239 = matmul tA %238, %226 : [8,2] */
-static void step_k097_matmul(float *restrict t239, const float *restrict t238, const float *restrict t226) {
+/* gemm blas m=8 n=2 k=96 tA
+ * %239 = matmul tA %238, %226 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_5(float *restrict t239, const float *restrict t238, const float *restrict t226) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 96, 1.0f, t238, 8, t226, 2, 0.0f, t239, 2);
 }
 
-/* %240 = add %237, %239 : [8,2] */
-static void step_k098_add(float *restrict t240, const float *restrict t237, const float *restrict t239) {
+/* loop [8,2]
+ * %240 = add %237, %239 : [8,2]  // teacher/dense4 vjp */
+static void step_teacher_dense4_vjp_6(float *restrict t240, const float *restrict t237, const float *restrict t239) {
     for (size_t i = 0; i < 16; i++) {
         const float v240 = t237[i] + t239[i];
         t240[i] = v240;
     }
 }
 
-/* %174 = constant 1 : [6,8]
- * %234 = matmul tB %230, %4 : [6,8]
- * %241 = sub %174, %236 : [6,8]
- * %242 = mul %236, %241 : [6,8]
- * %243 = mul %234, %242 : [6,8] */
-static void step_k099_matmul_sub_mul(float *restrict t243, const float *restrict t230, const float *restrict in_teacher_dense4_weight, const float *restrict t236) {
+/* gemm blas m=6 n=8 k=2 tB +epilogue
+ * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %234 = matmul tB %230, %4 : [6,8]  // teacher/dense4 vjp
+ * %241 = sub %174, %236 : [6,8]  // teacher/sigmoid3 vjp
+ * %242 = mul %236, %241 : [6,8]  // teacher/sigmoid3 vjp
+ * %243 = mul %234, %242 : [6,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_7(float *restrict t243, const float *restrict t230, const float *restrict in_teacher_dense4_weight, const float *restrict t236) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t230, 2, in_teacher_dense4_weight, 2, 0.0f, t243, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
@@ -1904,12 +2007,13 @@ static void step_k099_matmul_sub_mul(float *restrict t243, const float *restrict
     }
 }
 
-/* %112 = constant 1 : [96,8]
- * %235 = matmul tB %226, %4 : [96,8]
- * %244 = sub %112, %238 : [96,8]
- * %245 = mul %238, %244 : [96,8]
- * %246 = mul %235, %245 : [96,8] */
-static void step_k100_matmul_sub_mul(float *restrict t246, const float *restrict t226, const float *restrict in_teacher_dense4_weight, const float *restrict t238) {
+/* gemm blas m=96 n=8 k=2 tB +epilogue
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %235 = matmul tB %226, %4 : [96,8]  // teacher/dense4 vjp
+ * %244 = sub %112, %238 : [96,8]  // teacher/sigmoid3 vjp
+ * %245 = mul %238, %244 : [96,8]  // teacher/sigmoid3 vjp
+ * %246 = mul %235, %245 : [96,8]  // teacher/sigmoid3 vjp */
+static void step_teacher_dense4_vjp_8(float *restrict t246, const float *restrict t226, const float *restrict in_teacher_dense4_weight, const float *restrict t238) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 2, 1.0f, t226, 2, in_teacher_dense4_weight, 2, 0.0f, t246, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
@@ -1920,8 +2024,9 @@ static void step_k100_matmul_sub_mul(float *restrict t246, const float *restrict
     }
 }
 
-/* %247 = reduce_sum axes=[0] %243 : [8] */
-static void step_k101_reduce_sum(float *restrict t247, const float *restrict t243) {
+/* reduce_sum [6,8] axes=[0]
+ * %247 = reduce_sum axes=[0] %243 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp(float *restrict t247, const float *restrict t243) {
     for (size_t o = 0; o < 8; o++) t247[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1930,8 +2035,9 @@ static void step_k101_reduce_sum(float *restrict t247, const float *restrict t24
     }
 }
 
-/* %248 = reduce_sum axes=[0] %246 : [8] */
-static void step_k102_reduce_sum(float *restrict t248, const float *restrict t246) {
+/* reduce_sum [96,8] axes=[0]
+ * %248 = reduce_sum axes=[0] %246 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_2(float *restrict t248, const float *restrict t246) {
     for (size_t o = 0; o < 8; o++) t248[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -1940,38 +2046,43 @@ static void step_k102_reduce_sum(float *restrict t248, const float *restrict t24
     }
 }
 
-/* %249 = add %247, %248 : [8] */
-static void step_k103_add(float *restrict t249, const float *restrict t247, const float *restrict t248) {
+/* loop [8]
+ * %249 = add %247, %248 : [8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_3(float *restrict t249, const float *restrict t247, const float *restrict t248) {
     for (size_t i = 0; i < 8; i++) {
         const float v249 = t247[i] + t248[i];
         t249[i] = v249;
     }
 }
 
-/* %253 = matmul tA %252, %243 : [8,8] */
-static void step_k104_matmul(float *restrict t253, const float *restrict t252, const float *restrict t243) {
+/* gemm blas m=8 n=8 k=6 tA
+ * %253 = matmul tA %252, %243 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_4(float *restrict t253, const float *restrict t252, const float *restrict t243) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t252, 8, t243, 8, 0.0f, t253, 8);
 }
 
-/* %255 = matmul tA %254, %246 : [8,8] */
-static void step_k105_matmul(float *restrict t255, const float *restrict t254, const float *restrict t246) {
+/* gemm blas m=8 n=8 k=96 tA
+ * %255 = matmul tA %254, %246 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_5(float *restrict t255, const float *restrict t254, const float *restrict t246) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 96, 1.0f, t254, 8, t246, 8, 0.0f, t255, 8);
 }
 
-/* %256 = add %253, %255 : [8,8] */
-static void step_k106_add(float *restrict t256, const float *restrict t253, const float *restrict t255) {
+/* loop [8,8]
+ * %256 = add %253, %255 : [8,8]  // teacher/dense2 vjp */
+static void step_teacher_dense2_vjp_6(float *restrict t256, const float *restrict t253, const float *restrict t255) {
     for (size_t i = 0; i < 64; i++) {
         const float v256 = t253[i] + t255[i];
         t256[i] = v256;
     }
 }
 
-/* %174 = constant 1 : [6,8]
- * %250 = matmul tB %243, %2 : [6,8]
- * %257 = sub %174, %252 : [6,8]
- * %258 = mul %252, %257 : [6,8]
- * %259 = mul %250, %258 : [6,8] */
-static void step_k107_matmul_sub_mul(float *restrict t259, const float *restrict t243, const float *restrict in_teacher_dense2_weight, const float *restrict t252) {
+/* gemm blas m=6 n=8 k=8 tB +epilogue
+ * %174 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %250 = matmul tB %243, %2 : [6,8]  // teacher/dense2 vjp
+ * %257 = sub %174, %252 : [6,8]  // teacher/sigmoid1 vjp
+ * %258 = mul %252, %257 : [6,8]  // teacher/sigmoid1 vjp
+ * %259 = mul %250, %258 : [6,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_7(float *restrict t259, const float *restrict t243, const float *restrict in_teacher_dense2_weight, const float *restrict t252) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t243, 8, in_teacher_dense2_weight, 8, 0.0f, t259, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
@@ -1982,12 +2093,13 @@ static void step_k107_matmul_sub_mul(float *restrict t259, const float *restrict
     }
 }
 
-/* %112 = constant 1 : [96,8]
- * %251 = matmul tB %246, %2 : [96,8]
- * %260 = sub %112, %254 : [96,8]
- * %261 = mul %254, %260 : [96,8]
- * %262 = mul %251, %261 : [96,8] */
-static void step_k108_matmul_sub_mul(float *restrict t262, const float *restrict t246, const float *restrict in_teacher_dense2_weight, const float *restrict t254) {
+/* gemm blas m=96 n=8 k=8 tB +epilogue
+ * %112 = constant 1 : [96,8]  // student/sigmoid3 vjp
+ * %251 = matmul tB %246, %2 : [96,8]  // teacher/dense2 vjp
+ * %260 = sub %112, %254 : [96,8]  // teacher/sigmoid1 vjp
+ * %261 = mul %254, %260 : [96,8]  // teacher/sigmoid1 vjp
+ * %262 = mul %251, %261 : [96,8]  // teacher/sigmoid1 vjp */
+static void step_teacher_dense2_vjp_8(float *restrict t262, const float *restrict t246, const float *restrict in_teacher_dense2_weight, const float *restrict t254) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 96, 8, 8, 1.0f, t246, 8, in_teacher_dense2_weight, 8, 0.0f, t262, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 768; i++) {
@@ -1998,8 +2110,9 @@ static void step_k108_matmul_sub_mul(float *restrict t262, const float *restrict
     }
 }
 
-/* %263 = reduce_sum axes=[0] %259 : [8] */
-static void step_k109_reduce_sum(float *restrict t263, const float *restrict t259) {
+/* reduce_sum [6,8] axes=[0]
+ * %263 = reduce_sum axes=[0] %259 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp(float *restrict t263, const float *restrict t259) {
     for (size_t o = 0; o < 8; o++) t263[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -2008,8 +2121,9 @@ static void step_k109_reduce_sum(float *restrict t263, const float *restrict t25
     }
 }
 
-/* %264 = reduce_sum axes=[0] %262 : [8] */
-static void step_k110_reduce_sum(float *restrict t264, const float *restrict t262) {
+/* reduce_sum [96,8] axes=[0]
+ * %264 = reduce_sum axes=[0] %262 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_2(float *restrict t264, const float *restrict t262) {
     for (size_t o = 0; o < 8; o++) t264[o] = 0.0f;
     for (size_t i0 = 0; i0 < 96; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -2018,30 +2132,34 @@ static void step_k110_reduce_sum(float *restrict t264, const float *restrict t26
     }
 }
 
-/* %265 = add %263, %264 : [8] */
-static void step_k111_add(float *restrict t265, const float *restrict t263, const float *restrict t264) {
+/* loop [8]
+ * %265 = add %263, %264 : [8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_3(float *restrict t265, const float *restrict t263, const float *restrict t264) {
     for (size_t i = 0; i < 8; i++) {
         const float v265 = t263[i] + t264[i];
         t265[i] = v265;
     }
 }
 
-/* %266 = matmul tA %77, %259 : [2,8] */
-static void step_k112_matmul(float *restrict t266, const float *restrict in_x, const float *restrict t259) {
+/* gemm blas m=2 n=8 k=6 tA
+ * %266 = matmul tA %77, %259 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_4(float *restrict t266, const float *restrict in_x, const float *restrict t259) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t259, 8, 0.0f, t266, 8);
 }
 
-/* %267 = matmul tA %76, %262 : [2,8] */
-static void step_k113_matmul(float *restrict t267, const float *restrict t76, const float *restrict t262) {
+/* gemm blas m=2 n=8 k=96 tA
+ * %267 = matmul tA %76, %262 : [2,8]  // teacher/dense0 vjp */
+static void step_teacher_dense0_vjp_5(float *restrict t267, const float *restrict t76, const float *restrict t262) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 96, 1.0f, t76, 2, t262, 8, 0.0f, t267, 8);
 }
 
-/* %268 = add %266, %267 : [2,8]
- * %269 = broadcast axes=[] %14 : [2,8]
- * %270 = mul %268, %269 : [2,8]
- * %271 = sub %0, %270 : [2,8]
+/* loop [2,8]
+ * %268 = add %266, %267 : [2,8]  // teacher/dense0 vjp
+ * %269 = broadcast axes=[] %14 : [2,8]  // teacher/dense0 update
+ * %270 = mul %268, %269 : [2,8]  // teacher/dense0 update
+ * %271 = sub %0, %270 : [2,8]  // teacher/dense0 update
  * in_teacher_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_k114_add_mul_sub(float *restrict t268, float *restrict in_teacher_dense0_weight, const float *restrict t266, const float *restrict t267, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_vjp_6(float *restrict t268, float *restrict in_teacher_dense0_weight, const float *restrict t266, const float *restrict t267, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
         const float v268 = t266[i] + t267[i];
         const float v270 = v268 * in_lr_teacher[0];
@@ -2051,11 +2169,12 @@ static void step_k114_add_mul_sub(float *restrict t268, float *restrict in_teach
     }
 }
 
-/* %272 = broadcast axes=[] %14 : [8]
- * %273 = mul %265, %272 : [8]
- * %274 = sub %1, %273 : [8]
+/* loop [8]
+ * %272 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %273 = mul %265, %272 : [8]  // teacher/dense0 update
+ * %274 = sub %1, %273 : [8]  // teacher/dense0 update
  * in_teacher_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_k115_mul_sub(float *restrict in_teacher_dense0_bias, const float *restrict t265, const float *restrict in_lr_teacher) {
+static void step_teacher_dense0_update(float *restrict in_teacher_dense0_bias, const float *restrict t265, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
         const float v273 = t265[i] * in_lr_teacher[0];
         const float v274 = in_teacher_dense0_bias[i] - v273;
@@ -2063,11 +2182,12 @@ static void step_k115_mul_sub(float *restrict in_teacher_dense0_bias, const floa
     }
 }
 
-/* %275 = broadcast axes=[] %14 : [8,8]
- * %276 = mul %256, %275 : [8,8]
- * %277 = sub %2, %276 : [8,8]
+/* loop [8,8]
+ * %275 = broadcast axes=[] %14 : [8,8]  // teacher/dense2 update
+ * %276 = mul %256, %275 : [8,8]  // teacher/dense2 update
+ * %277 = sub %2, %276 : [8,8]  // teacher/dense2 update
  * in_teacher_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_k116_mul_sub(float *restrict in_teacher_dense2_weight, const float *restrict t256, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update(float *restrict in_teacher_dense2_weight, const float *restrict t256, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
         const float v276 = t256[i] * in_lr_teacher[0];
         const float v277 = in_teacher_dense2_weight[i] - v276;
@@ -2075,11 +2195,12 @@ static void step_k116_mul_sub(float *restrict in_teacher_dense2_weight, const fl
     }
 }
 
-/* %272 = broadcast axes=[] %14 : [8]
- * %278 = mul %249, %272 : [8]
- * %279 = sub %3, %278 : [8]
+/* loop [8]
+ * %272 = broadcast axes=[] %14 : [8]  // teacher/dense0 update
+ * %278 = mul %249, %272 : [8]  // teacher/dense2 update
+ * %279 = sub %3, %278 : [8]  // teacher/dense2 update
  * in_teacher_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_k117_mul_sub(float *restrict in_teacher_dense2_bias, const float *restrict t249, const float *restrict in_lr_teacher) {
+static void step_teacher_dense2_update_2(float *restrict in_teacher_dense2_bias, const float *restrict t249, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 8; i++) {
         const float v278 = t249[i] * in_lr_teacher[0];
         const float v279 = in_teacher_dense2_bias[i] - v278;
@@ -2087,11 +2208,12 @@ static void step_k117_mul_sub(float *restrict in_teacher_dense2_bias, const floa
     }
 }
 
-/* %280 = broadcast axes=[] %14 : [8,2]
- * %281 = mul %240, %280 : [8,2]
- * %282 = sub %4, %281 : [8,2]
+/* loop [8,2]
+ * %280 = broadcast axes=[] %14 : [8,2]  // teacher/dense4 update
+ * %281 = mul %240, %280 : [8,2]  // teacher/dense4 update
+ * %282 = sub %4, %281 : [8,2]  // teacher/dense4 update
  * in_teacher_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_k118_mul_sub(float *restrict in_teacher_dense4_weight, const float *restrict t240, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update(float *restrict in_teacher_dense4_weight, const float *restrict t240, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 16; i++) {
         const float v281 = t240[i] * in_lr_teacher[0];
         const float v282 = in_teacher_dense4_weight[i] - v281;
@@ -2099,11 +2221,12 @@ static void step_k118_mul_sub(float *restrict in_teacher_dense4_weight, const fl
     }
 }
 
-/* %283 = broadcast axes=[] %14 : [2]
- * %284 = mul %233, %283 : [2]
- * %285 = sub %5, %284 : [2]
+/* loop [2]
+ * %283 = broadcast axes=[] %14 : [2]  // teacher/dense4 update
+ * %284 = mul %233, %283 : [2]  // teacher/dense4 update
+ * %285 = sub %5, %284 : [2]  // teacher/dense4 update
  * in_teacher_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_k119_mul_sub(float *restrict in_teacher_dense4_bias, const float *restrict t233, const float *restrict in_lr_teacher) {
+static void step_teacher_dense4_update_2(float *restrict in_teacher_dense4_bias, const float *restrict t233, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2; i++) {
         const float v284 = t233[i] * in_lr_teacher[0];
         const float v285 = in_teacher_dense4_bias[i] - v284;
@@ -2113,137 +2236,138 @@ static void step_k119_mul_sub(float *restrict in_teacher_dense4_bias, const floa
 
 /* 120 kernels; scratch high-water mark 6464 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_sigmoid(scratch, io, state, state + 16);
-    step_k001_matmul_add_sigmoid(scratch + 1584, scratch, state + 32, state + 96);
-    step_k002_matmul_add(scratch + 3168, scratch + 1584, state + 112, state + 128);
-    step_k003_reduce_max(scratch + 3568, scratch + 3168);
-    step_k004_sub_exp(scratch + 3584, scratch + 6432, scratch + 3168, scratch + 3568);
-    step_k005_reduce_sum(scratch + 6448, scratch + 6432);
-    step_k006_log(scratch + 3568, scratch + 6448);
-    step_k007_sub_mul_reduce_sum(scratch + 3600, scratch + 3584, scratch + 3568, io + 400);
-    step_k008_mul(io + 480, scratch + 3600);
-    step_k009_mul(scratch + 3568, scratch + 3180);
-    step_k010_reduce_max(scratch + 3952, scratch + 3568);
-    step_k011_sub(scratch + 3760, scratch + 3568, scratch + 3952);
-    step_k012_exp_reduce_sum(scratch + 3568, scratch + 3760);
-    step_k013_log(scratch + 3664, scratch + 3568);
-    step_k014_sub_exp(scratch + 5472, scratch + 3760, scratch + 3664);
-    step_k015_reduce_max(scratch + 3568, scratch + 5472);
-    step_k016_greaterEqual(scratch + 6240, scratch + 3568);
-    step_k017_reduce_max(scratch + 5856, scratch + 3372);
-    step_k018_sub_exp(scratch + 3568, scratch + 5664, scratch + 3372, scratch + 5856);
-    step_k019_reduce_sum(scratch + 6336, scratch + 5664);
-    step_k020_log(scratch + 5856, scratch + 6336);
-    step_k021_sub_mul_reduce_sum(scratch + 5952, scratch + 3568, scratch + 5856, scratch + 5472);
-    step_k022_neg_mul_reduce_sum(scratch + 5856, scratch + 5952, scratch + 6240);
-    step_k023_mul(io + 496, scratch + 5856);
-    step_k024_reduce_sum(scratch + 5856, scratch + 6240);
-    step_k025_mul(io + 512, scratch + 5856);
-    step_k026_one_hot_argmax(scratch + 5856, scratch + 3372);
-    step_k027_matmul_add_sigmoid(scratch + 3168, io + 204, state + 144, state + 160);
-    step_k028_matmul_add_sigmoid(scratch + 3936, scratch + 3168, state + 176, state + 240);
-    step_k029_matmul_add(scratch + 4704, scratch + 3936, state + 256, state + 272);
-    step_k030_reduce_max(scratch + 5280, scratch + 4704);
-    step_k031_sub_exp(scratch + 4896, scratch + 5088, scratch + 4704, scratch + 5280);
-    step_k032_reduce_sum(scratch + 4704, scratch + 5088);
-    step_k033_log(scratch + 4800, scratch + 4704);
-    step_k034_sub_mul_reduce_sum(scratch + 5280, scratch + 4896, scratch + 4800, scratch + 5856);
-    step_k035_mul(io + 528, scratch + 5280);
-    step_k036_mul(scratch + 5280, scratch + 5856);
-    step_k037_neg_reduce_sum(scratch + 6048, scratch + 5280);
-    step_k038_div(scratch + 4800, scratch + 6048, scratch + 4704);
-    step_k039_mul_add(scratch + 6048, scratch + 4800, scratch + 5088, scratch + 5280);
-    step_k040_reduce_sum(state + 560, scratch + 6048);
-    step_k041_matmul(state + 544, scratch + 3936, scratch + 6048);
-    step_k042_matmul_sub_mul(scratch + 4704, scratch + 6048, state + 256, scratch + 3936);
-    step_k043_reduce_sum(state + 528, scratch + 4704);
-    step_k044_matmul(state + 464, scratch + 3168, scratch + 4704);
-    step_k045_matmul_sub_mul(scratch + 3936, scratch + 4704, state + 176, scratch + 3168);
-    step_k046_reduce_sum(state + 448, scratch + 3936);
-    step_k047_matmul(state + 432, io + 204, scratch + 3936);
-    step_k048_mul_sub(state + 144, state + 432, io + 432);
-    step_k049_mul_sub(state + 160, state + 448, io + 432);
-    step_k050_mul_sub(state + 176, state + 464, io + 432);
-    step_k051_mul_sub(state + 240, state + 528, io + 432);
-    step_k052_mul_sub(state + 256, state + 544, io + 432);
-    step_k053_mul_sub(state + 272, state + 560, io + 432);
-    step_k054_matmul_add_sigmoid(scratch + 6112, io, state + 144, state + 160);
-    step_k055_matmul_add_sigmoid(scratch + 6048, scratch + 6112, state + 176, state + 240);
-    step_k056_matmul_add(scratch + 6096, scratch + 6048, state + 256, state + 272);
-    step_k057_reduce_max(scratch + 6160, scratch + 6096);
-    step_k058_sub_exp(scratch + 6176, scratch + 6192, scratch + 6096, scratch + 6160);
-    step_k059_reduce_sum(scratch + 6096, scratch + 6192);
-    step_k060_log(scratch + 6160, scratch + 6096);
-    step_k061_sub_mul_reduce_sum(scratch + 6208, scratch + 6176, scratch + 6160, io + 400);
-    step_k062_mul(io + 544, scratch + 6208);
-    step_k063_mul(scratch + 6208, io + 400);
-    step_k064_neg_reduce_sum(scratch + 6224, scratch + 6208);
-    step_k065_div(scratch + 6160, scratch + 6224, scratch + 6096);
-    step_k066_mul_add(scratch + 6096, scratch + 6160, scratch + 6192, scratch + 6208);
-    step_k067_reduce_sum(scratch + 3216, scratch + 6096);
-    step_k068_matmul(scratch + 3232, scratch + 6048, scratch + 6096);
-    step_k069_matmul_sub_mul(scratch + 6160, scratch + 6096, state + 256, scratch + 6048);
-    step_k070_reduce_sum(scratch + 3248, scratch + 6160);
-    step_k071_matmul(scratch + 6048, scratch + 6112, scratch + 6160);
-    step_k072_matmul_sub_mul(scratch + 3168, scratch + 6160, state + 176, scratch + 6112);
-    step_k073_reduce_sum(scratch + 6112, scratch + 3168);
-    step_k074_matmul(scratch + 6128, io, scratch + 3168);
-    step_k075_mul_reduce_sum(scratch + 3168, scratch + 6128, state + 432);
-    step_k076_mul_reduce_sum(scratch + 3184, scratch + 6112, state + 448);
-    step_k077_mul_reduce_sum(scratch + 3200, scratch + 6048, state + 464);
-    step_k078_mul_reduce_sum(scratch + 6048, scratch + 3248, state + 528);
-    step_k079_mul_reduce_sum(scratch + 6064, scratch + 3232, state + 544);
-    step_k080_mul_reduce_sum(scratch + 6080, scratch + 3216, state + 560);
-    step_k081_add_mul(io + 560, scratch + 6096, scratch + 3168, scratch + 3184, scratch + 3200, scratch + 6048, scratch + 6064, scratch + 6080, io + 432, io + 464);
-    step_k082_mul(scratch + 3168, scratch + 6096, scratch + 5856);
-    step_k083_neg_reduce_sum(scratch + 5856, scratch + 3168);
-    step_k084_div(scratch + 5952, scratch + 5856, scratch + 6336);
-    step_k085_mul(scratch + 6048, io + 448);
-    step_k086_mul_neg(scratch + 5856, scratch + 6048, scratch + 6240);
-    step_k087_mul(scratch + 3360, scratch + 5856, scratch + 5472);
-    step_k088_neg_reduce_sum(scratch + 5856, scratch + 3360);
-    step_k089_div(scratch + 6048, scratch + 5856, scratch + 6336);
-    step_k090_mul_add(scratch + 3936, scratch + 5952, scratch + 5664, scratch + 3168, scratch + 6048, scratch + 3360);
-    step_k091_div(scratch + 6240, scratch + 6224, scratch + 6448);
-    step_k092_mul_add(scratch + 6224, scratch + 6240, scratch + 6432, scratch + 6208);
-    step_k093_reduce_sum(scratch + 3168, scratch + 6224);
-    step_k094_reduce_sum(scratch + 3184, scratch + 3936);
-    step_k095_add(state + 416, scratch + 3168, scratch + 3184);
-    step_k096_matmul(scratch + 3168, scratch + 1584, scratch + 6224);
-    step_k097_matmul(scratch + 3184, scratch + 2400, scratch + 3936);
-    step_k098_add(state + 400, scratch + 3168, scratch + 3184);
-    step_k099_matmul_sub_mul(scratch + 4128, scratch + 6224, state + 112, scratch + 1584);
-    step_k100_matmul_sub_mul(scratch + 3168, scratch + 3936, state + 112, scratch + 2400);
-    step_k101_reduce_sum(scratch + 3936, scratch + 4128);
-    step_k102_reduce_sum(scratch + 3952, scratch + 3168);
-    step_k103_add(state + 384, scratch + 3936, scratch + 3952);
-    step_k104_matmul(scratch + 1584, scratch, scratch + 4128);
-    step_k105_matmul(scratch + 1648, scratch + 816, scratch + 3168);
-    step_k106_add(state + 320, scratch + 1584, scratch + 1648);
-    step_k107_matmul_sub_mul(scratch + 3936, scratch + 4128, state + 32, scratch);
-    step_k108_matmul_sub_mul(scratch + 1584, scratch + 3168, state + 32, scratch + 816);
-    step_k109_reduce_sum(scratch, scratch + 3936);
-    step_k110_reduce_sum(scratch + 16, scratch + 1584);
-    step_k111_add(state + 304, scratch, scratch + 16);
-    step_k112_matmul(scratch, io, scratch + 3936);
-    step_k113_matmul(scratch + 16, io + 204, scratch + 1584);
-    step_k114_add_mul_sub(state + 288, state, scratch, scratch + 16, io + 416);
-    step_k115_mul_sub(state + 16, state + 304, io + 416);
-    step_k116_mul_sub(state + 32, state + 320, io + 416);
-    step_k117_mul_sub(state + 96, state + 384, io + 416);
-    step_k118_mul_sub(state + 112, state + 400, io + 416);
-    step_k119_mul_sub(state + 128, state + 416, io + 416);
+    step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
+    step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
+    step_teacher_dense4_fwd(scratch + 3168 /* t28 */, scratch + 1584 /* t25 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
+    step_teacher_loss_sup_fwd(scratch + 3568 /* t32 */, scratch + 3168 /* t29 */);
+    step_teacher_loss_sup_fwd_2(scratch + 3584 /* t34 */, scratch + 6432 /* t35 */, scratch + 3168 /* t29 */, scratch + 3568 /* t32 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6448 /* t36 */, scratch + 6432 /* t35 */);
+    step_teacher_loss_sup_fwd_4(scratch + 3568 /* t37 */, scratch + 6448 /* t36 */);
+    step_teacher_loss_sup_fwd_5(scratch + 3600 /* t41 */, scratch + 3584 /* t34 */, scratch + 3568 /* t37 */, io + 400 /* in_y */);
+    step_teacher_loss_sup_fwd_6(io + 480 /* t43 */, scratch + 3600 /* t41 */);
+    step_teacher_loss_uda_fwd(scratch + 3568 /* t45 */, scratch + 3180 /* t30 */);
+    step_teacher_loss_uda_fwd_2(scratch + 3952 /* t46 */, scratch + 3568 /* t45 */);
+    step_teacher_loss_uda_fwd_3(scratch + 3760 /* t48 */, scratch + 3568 /* t45 */, scratch + 3952 /* t46 */);
+    step_teacher_loss_uda_fwd_4(scratch + 3568 /* t50 */, scratch + 3760 /* t48 */);
+    step_teacher_loss_uda_fwd_5(scratch + 3664 /* t51 */, scratch + 3568 /* t50 */);
+    step_teacher_loss_uda_fwd_6(scratch + 5472 /* t54 */, scratch + 3760 /* t48 */, scratch + 3664 /* t51 */);
+    step_teacher_loss_uda_fwd_7(scratch + 3568 /* t55 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_fwd_8(scratch + 6240 /* t57 */, scratch + 3568 /* t55 */);
+    step_teacher_loss_uda_fwd_9(scratch + 5856 /* t58 */, scratch + 3372 /* t31 */);
+    step_teacher_loss_uda_fwd_10(scratch + 3568 /* t60 */, scratch + 5664 /* t61 */, scratch + 3372 /* t31 */, scratch + 5856 /* t58 */);
+    step_teacher_loss_uda_fwd_11(scratch + 6336 /* t62 */, scratch + 5664 /* t61 */);
+    step_teacher_loss_uda_fwd_12(scratch + 5856 /* t63 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_fwd_13(scratch + 5952 /* t67 */, scratch + 3568 /* t60 */, scratch + 5856 /* t63 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_fwd_14(scratch + 5856 /* t70 */, scratch + 5952 /* t67 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_fwd_15(io + 496 /* t72 */, scratch + 5856 /* t70 */);
+    step_teacher_loss_uda_fwd_16(scratch + 5856 /* t73 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_fwd_17(io + 512 /* t74 */, scratch + 5856 /* t73 */);
+    step_teacher_pseudo_labels_fwd(scratch + 5856 /* t75 */, scratch + 3372 /* t31 */);
+    step_student_dense0_fwd(scratch + 3168 /* t81 */, io + 204 /* t76 */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
+    step_student_dense2_fwd(scratch + 3936 /* t85 */, scratch + 3168 /* t81 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
+    step_student_dense4_fwd(scratch + 4704 /* t88 */, scratch + 3936 /* t85 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
+    step_student_loss_u_fwd(scratch + 5280 /* t89 */, scratch + 4704 /* t88 */);
+    step_student_loss_u_fwd_2(scratch + 4896 /* t91 */, scratch + 5088 /* t92 */, scratch + 4704 /* t88 */, scratch + 5280 /* t89 */);
+    step_student_loss_u_fwd_3(scratch + 4704 /* t93 */, scratch + 5088 /* t92 */);
+    step_student_loss_u_fwd_4(scratch + 4800 /* t94 */, scratch + 4704 /* t93 */);
+    step_student_loss_u_fwd_5(scratch + 5280 /* t98 */, scratch + 4896 /* t91 */, scratch + 4800 /* t94 */, scratch + 5856 /* t75 */);
+    step_student_loss_u_fwd_6(io + 528 /* t100 */, scratch + 5280 /* t98 */);
+    step_student_loss_u_vjp(scratch + 5280 /* t102 */, scratch + 5856 /* t75 */);
+    step_student_loss_u_vjp_2(scratch + 6048 /* t104 */, scratch + 5280 /* t102 */);
+    step_student_loss_u_vjp_3(scratch + 4800 /* t105 */, scratch + 6048 /* t104 */, scratch + 4704 /* t93 */);
+    step_student_loss_u_vjp_4(scratch + 6048 /* t108 */, scratch + 4800 /* t105 */, scratch + 5088 /* t92 */, scratch + 5280 /* t102 */);
+    step_student_dense4_vjp(state + 560 /* t109 */, scratch + 6048 /* t108 */);
+    step_student_dense4_vjp_2(state + 544 /* t111 */, scratch + 3936 /* t85 */, scratch + 6048 /* t108 */);
+    step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6048 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
+    step_student_dense2_vjp(state + 528 /* t116 */, scratch + 4704 /* t115 */);
+    step_student_dense2_vjp_2(state + 464 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
+    step_student_dense2_vjp_3(scratch + 3936 /* t121 */, scratch + 4704 /* t115 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t81 */);
+    step_student_dense0_vjp(state + 448 /* t122 */, scratch + 3936 /* t121 */);
+    step_student_dense0_vjp_2(state + 432 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
+    step_student_dense0_update(state + 144 /* in_student_dense0_weight */, state + 432 /* t123 */, io + 432 /* in_lr_student */);
+    step_student_dense0_update_2(state + 160 /* in_student_dense0_bias */, state + 448 /* t122 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update(state + 176 /* in_student_dense2_weight */, state + 464 /* t118 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update_2(state + 240 /* in_student_dense2_bias */, state + 528 /* t116 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update(state + 256 /* in_student_dense4_weight */, state + 544 /* t111 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update_2(state + 272 /* in_student_dense4_bias */, state + 560 /* t109 */, io + 432 /* in_lr_student */);
+    step_student_dense0_fwd_2(scratch + 6112 /* t144 */, io /* in_x */, state + 144 /* t126 */, state + 160 /* t129 */);
+    step_student_dense2_fwd_2(scratch + 6048 /* t148 */, scratch + 6112 /* t144 */, state + 176 /* t132 */, state + 240 /* t134 */);
+    step_student_dense4_fwd_2(scratch + 6096 /* t151 */, scratch + 6048 /* t148 */, state + 256 /* t137 */, state + 272 /* t140 */);
+    step_student_loss_l_fwd(scratch + 6160 /* t152 */, scratch + 6096 /* t151 */);
+    step_student_loss_l_fwd_2(scratch + 6176 /* t154 */, scratch + 6192 /* t155 */, scratch + 6096 /* t151 */, scratch + 6160 /* t152 */);
+    step_student_loss_l_fwd_3(scratch + 6096 /* t156 */, scratch + 6192 /* t155 */);
+    step_student_loss_l_fwd_4(scratch + 6160 /* t157 */, scratch + 6096 /* t156 */);
+    step_student_loss_l_fwd_5(scratch + 6208 /* t161 */, scratch + 6176 /* t154 */, scratch + 6160 /* t157 */, io + 400 /* in_y */);
+    step_student_loss_l_fwd_6(io + 544 /* t162 */, scratch + 6208 /* t161 */);
+    step_student_loss_l_vjp(scratch + 6208 /* t164 */, io + 400 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 6224 /* t166 */, scratch + 6208 /* t164 */);
+    step_student_loss_l_vjp_3(scratch + 6160 /* t167 */, scratch + 6224 /* t166 */, scratch + 6096 /* t156 */);
+    step_student_loss_l_vjp_4(scratch + 6096 /* t170 */, scratch + 6160 /* t167 */, scratch + 6192 /* t155 */, scratch + 6208 /* t164 */);
+    step_student_dense4_vjp_4(scratch + 3216 /* t171 */, scratch + 6096 /* t170 */);
+    step_student_dense4_vjp_5(scratch + 3232 /* t173 */, scratch + 6048 /* t148 */, scratch + 6096 /* t170 */);
+    step_student_dense4_vjp_6(scratch + 6160 /* t177 */, scratch + 6096 /* t170 */, state + 256 /* t137 */, scratch + 6048 /* t148 */);
+    step_student_dense2_vjp_4(scratch + 3248 /* t178 */, scratch + 6160 /* t177 */);
+    step_student_dense2_vjp_5(scratch + 6048 /* t180 */, scratch + 6112 /* t144 */, scratch + 6160 /* t177 */);
+    step_student_dense2_vjp_6(scratch + 3168 /* t183 */, scratch + 6160 /* t177 */, state + 176 /* t132 */, scratch + 6112 /* t144 */);
+    step_student_dense0_vjp_3(scratch + 6112 /* t184 */, scratch + 3168 /* t183 */);
+    step_student_dense0_vjp_4(scratch + 6128 /* t185 */, io /* in_x */, scratch + 3168 /* t183 */);
+    step_teacher_feedback_fwd(scratch + 3168 /* t187 */, scratch + 6128 /* t185 */, state + 432 /* t123 */);
+    step_teacher_feedback_fwd_2(scratch + 3184 /* t189 */, scratch + 6112 /* t184 */, state + 448 /* t122 */);
+    step_teacher_feedback_fwd_3(scratch + 3200 /* t192 */, scratch + 6048 /* t180 */, state + 464 /* t118 */);
+    step_teacher_feedback_fwd_4(scratch + 6048 /* t195 */, scratch + 3248 /* t178 */, state + 528 /* t116 */);
+    step_teacher_feedback_fwd_5(scratch + 6064 /* t198 */, scratch + 3232 /* t173 */, state + 544 /* t111 */);
+    step_teacher_feedback_fwd_6(scratch + 6080 /* t201 */, scratch + 3216 /* t171 */, state + 560 /* t109 */);
+    step_teacher_feedback_fwd_7(io + 560 /* t203 */, scratch + 6096 /* t205 */, scratch + 3168 /* t187 */, scratch + 3184 /* t189 */, scratch + 3200 /* t192 */, scratch + 6048 /* t195 */, scratch + 6064 /* t198 */, scratch + 6080 /* t201 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t207 */, scratch + 6096 /* t205 */, scratch + 5856 /* t75 */);
+    step_teacher_feedback_vjp_2(scratch + 5856 /* t209 */, scratch + 3168 /* t207 */);
+    step_teacher_feedback_vjp_3(scratch + 5952 /* t210 */, scratch + 5856 /* t209 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_vjp(scratch + 6048 /* t214 */, io + 448 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t217 */, scratch + 6048 /* t214 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_vjp_3(scratch + 3360 /* t219 */, scratch + 5856 /* t217 */, scratch + 5472 /* t54 */);
+    step_teacher_loss_uda_vjp_4(scratch + 5856 /* t221 */, scratch + 3360 /* t219 */);
+    step_teacher_loss_uda_vjp_5(scratch + 6048 /* t222 */, scratch + 5856 /* t221 */, scratch + 6336 /* t62 */);
+    step_teacher_loss_uda_vjp_6(scratch + 3936 /* t226 */, scratch + 5952 /* t210 */, scratch + 5664 /* t61 */, scratch + 3168 /* t207 */, scratch + 6048 /* t222 */, scratch + 3360 /* t219 */);
+    step_teacher_loss_sup_vjp(scratch + 6240 /* t227 */, scratch + 6224 /* t166 */, scratch + 6448 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 6224 /* t230 */, scratch + 6240 /* t227 */, scratch + 6432 /* t35 */, scratch + 6208 /* t164 */);
+    step_teacher_dense4_vjp(scratch + 3168 /* t231 */, scratch + 6224 /* t230 */);
+    step_teacher_dense4_vjp_2(scratch + 3184 /* t232 */, scratch + 3936 /* t226 */);
+    step_teacher_dense4_vjp_3(state + 416 /* t233 */, scratch + 3168 /* t231 */, scratch + 3184 /* t232 */);
+    step_teacher_dense4_vjp_4(scratch + 3168 /* t237 */, scratch + 1584 /* t236 */, scratch + 6224 /* t230 */);
+    step_teacher_dense4_vjp_5(scratch + 3184 /* t239 */, scratch + 2400 /* t238 */, scratch + 3936 /* t226 */);
+    step_teacher_dense4_vjp_6(state + 400 /* t240 */, scratch + 3168 /* t237 */, scratch + 3184 /* t239 */);
+    step_teacher_dense4_vjp_7(scratch + 4128 /* t243 */, scratch + 6224 /* t230 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t236 */);
+    step_teacher_dense4_vjp_8(scratch + 3168 /* t246 */, scratch + 3936 /* t226 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t238 */);
+    step_teacher_dense2_vjp(scratch + 3936 /* t247 */, scratch + 4128 /* t243 */);
+    step_teacher_dense2_vjp_2(scratch + 3952 /* t248 */, scratch + 3168 /* t246 */);
+    step_teacher_dense2_vjp_3(state + 384 /* t249 */, scratch + 3936 /* t247 */, scratch + 3952 /* t248 */);
+    step_teacher_dense2_vjp_4(scratch + 1584 /* t253 */, scratch /* t252 */, scratch + 4128 /* t243 */);
+    step_teacher_dense2_vjp_5(scratch + 1648 /* t255 */, scratch + 816 /* t254 */, scratch + 3168 /* t246 */);
+    step_teacher_dense2_vjp_6(state + 320 /* t256 */, scratch + 1584 /* t253 */, scratch + 1648 /* t255 */);
+    step_teacher_dense2_vjp_7(scratch + 3936 /* t259 */, scratch + 4128 /* t243 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t252 */);
+    step_teacher_dense2_vjp_8(scratch + 1584 /* t262 */, scratch + 3168 /* t246 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t254 */);
+    step_teacher_dense0_vjp(scratch /* t263 */, scratch + 3936 /* t259 */);
+    step_teacher_dense0_vjp_2(scratch + 16 /* t264 */, scratch + 1584 /* t262 */);
+    step_teacher_dense0_vjp_3(state + 304 /* t265 */, scratch /* t263 */, scratch + 16 /* t264 */);
+    step_teacher_dense0_vjp_4(scratch /* t266 */, io /* in_x */, scratch + 3936 /* t259 */);
+    step_teacher_dense0_vjp_5(scratch + 16 /* t267 */, io + 204 /* t76 */, scratch + 1584 /* t262 */);
+    step_teacher_dense0_vjp_6(state + 288 /* t268 */, state /* in_teacher_dense0_weight */, scratch /* t266 */, scratch + 16 /* t267 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 16 /* in_teacher_dense0_bias */, state + 304 /* t265 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 32 /* in_teacher_dense2_weight */, state + 320 /* t256 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update_2(state + 96 /* in_teacher_dense2_bias */, state + 384 /* t249 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update(state + 112 /* in_teacher_dense4_weight */, state + 400 /* t240 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update_2(state + 128 /* in_teacher_dense4_bias */, state + 416 /* t233 */, io + 416 /* in_lr_teacher */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_supervised_step
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %9 = matmul %6, %0 : [6,8]
- * %10 = broadcast axes=[1] %1 : [6,8]
- * %11 = add %9, %10 : [6,8]
- * %12 = sigmoid %11 : [6,8] */
-static void supervised_step_k000_matmul_add_sigmoid(float *restrict t12, const float *restrict in_x, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
+/* gemm blas m=6 n=8 k=2 +epilogue
+ * %9 = matmul %6, %0 : [6,8]  // student/dense0 fwd
+ * %10 = broadcast axes=[1] %1 : [6,8]  // student/dense0 fwd
+ * %11 = add %9, %10 : [6,8]  // student/dense0 fwd
+ * %12 = sigmoid %11 : [6,8]  // student/sigmoid1 fwd */
+static void supervised_step_student_dense0_fwd(float *restrict t12, const float *restrict in_x, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 2, 1.0f, in_x, 2, in_student_dense0_weight, 8, 0.0f, t12, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
@@ -2255,11 +2379,12 @@ static void supervised_step_k000_matmul_add_sigmoid(float *restrict t12, const f
     }
 }
 
-/* %13 = matmul %12, %2 : [6,8]
- * %14 = broadcast axes=[1] %3 : [6,8]
- * %15 = add %13, %14 : [6,8]
- * %16 = sigmoid %15 : [6,8] */
-static void supervised_step_k001_matmul_add_sigmoid(float *restrict t16, const float *restrict t12, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
+/* gemm blas m=6 n=8 k=8 +epilogue
+ * %13 = matmul %12, %2 : [6,8]  // student/dense2 fwd
+ * %14 = broadcast axes=[1] %3 : [6,8]  // student/dense2 fwd
+ * %15 = add %13, %14 : [6,8]  // student/dense2 fwd
+ * %16 = sigmoid %15 : [6,8]  // student/sigmoid3 fwd */
+static void supervised_step_student_dense2_fwd(float *restrict t16, const float *restrict t12, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 8, 8, 1.0f, t12, 8, in_student_dense2_weight, 8, 0.0f, t16, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
@@ -2271,10 +2396,11 @@ static void supervised_step_k001_matmul_add_sigmoid(float *restrict t16, const f
     }
 }
 
-/* %17 = matmul %16, %4 : [6,2]
- * %18 = broadcast axes=[1] %5 : [6,2]
- * %19 = add %17, %18 : [6,2] */
-static void supervised_step_k002_matmul_add(float *restrict t19, const float *restrict t16, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
+/* gemm blas m=6 n=2 k=8 +epilogue
+ * %17 = matmul %16, %4 : [6,2]  // student/dense4 fwd
+ * %18 = broadcast axes=[1] %5 : [6,2]  // student/dense4 fwd
+ * %19 = add %17, %18 : [6,2]  // student/dense4 fwd */
+static void supervised_step_student_dense4_fwd(float *restrict t19, const float *restrict t16, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 6, 2, 8, 1.0f, t16, 8, in_student_dense4_weight, 2, 0.0f, t19, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 6; i0++) {
@@ -2285,8 +2411,9 @@ static void supervised_step_k002_matmul_add(float *restrict t19, const float *re
     }
 }
 
-/* %20 = reduce_max axes=[1] %19 : [6] */
-static void supervised_step_k003_reduce_max(float *restrict t20, const float *restrict t19) {
+/* reduce_max [6,2] axes=[1]
+ * %20 = reduce_max axes=[1] %19 : [6]  // student/loss fwd */
+static void supervised_step_student_loss_fwd(float *restrict t20, const float *restrict t19) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         float best = -INFINITY;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -2296,10 +2423,11 @@ static void supervised_step_k003_reduce_max(float *restrict t20, const float *re
     }
 }
 
-/* %21 = broadcast axes=[0] %20 : [6,2]
- * %22 = sub %19, %21 : [6,2]
- * %23 = exp %22 : [6,2] */
-static void supervised_step_k004_sub_exp(float *restrict t22, float *restrict t23, const float *restrict t19, const float *restrict t20) {
+/* loop [6,2]
+ * %21 = broadcast axes=[0] %20 : [6,2]  // student/loss fwd
+ * %22 = sub %19, %21 : [6,2]  // student/loss fwd
+ * %23 = exp %22 : [6,2]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_2(float *restrict t22, float *restrict t23, const float *restrict t19, const float *restrict t20) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v22 = t19[i0 * 2 + i1] - t20[i0];
@@ -2310,8 +2438,9 @@ static void supervised_step_k004_sub_exp(float *restrict t22, float *restrict t2
     }
 }
 
-/* %24 = reduce_sum axes=[1] %23 : [6] */
-static void supervised_step_k005_reduce_sum(float *restrict t24, const float *restrict t23) {
+/* reduce_sum [6,2] axes=[1]
+ * %24 = reduce_sum axes=[1] %23 : [6]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_3(float *restrict t24, const float *restrict t23) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -2321,19 +2450,21 @@ static void supervised_step_k005_reduce_sum(float *restrict t24, const float *re
     }
 }
 
-/* %25 = log %24 : [6] */
-static void supervised_step_k006_log(float *restrict t25, const float *restrict t24) {
+/* loop [6]
+ * %25 = log %24 : [6]  // student/loss fwd */
+static void supervised_step_student_loss_fwd_4(float *restrict t25, const float *restrict t24) {
     for (size_t i = 0; i < 6; i++) {
         const float v25 = logf(t24[i]);
         t25[i] = v25;
     }
 }
 
-/* %26 = broadcast axes=[0] %25 : [6,2]
- * %27 = sub %22, %26 : [6,2]
- * %28 = mul %7, %27 : [6,2]
- * %29 = reduce_sum axes=[0, 1] %28 : [] */
-static void supervised_step_k007_sub_mul_reduce_sum(float *restrict t29, const float *restrict t22, const float *restrict t25, const float *restrict in_y) {
+/* reduce_sum [6,2] axes=[0, 1]
+ * %26 = broadcast axes=[0] %25 : [6,2]  // student/loss fwd
+ * %27 = sub %22, %26 : [6,2]  // student/loss fwd
+ * %28 = mul %7, %27 : [6,2]  // student/loss fwd
+ * %29 = reduce_sum axes=[0, 1] %28 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_5(float *restrict t29, const float *restrict t22, const float *restrict t25, const float *restrict in_y) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -2345,27 +2476,30 @@ static void supervised_step_k007_sub_mul_reduce_sum(float *restrict t29, const f
     t29[0] = (float)sum;
 }
 
-/* %30 = constant -0.16666666666666666 : []
- * %31 = mul %29, %30 : [] */
-static void supervised_step_k008_mul(float *restrict t31, const float *restrict t29) {
+/* loop []
+ * %30 = constant -0.16666666666666666 : []  // student/loss fwd
+ * %31 = mul %29, %30 : []  // student/loss fwd */
+static void supervised_step_student_loss_fwd_6(float *restrict t31, const float *restrict t29) {
     for (size_t i = 0; i < 1; i++) {
         const float v31 = t29[0] * (-0.16666667f);
         t31[i] = v31;
     }
 }
 
-/* %32 = constant -0.16666666666666666 : [6,2]
- * %33 = mul %32, %7 : [6,2] */
-static void supervised_step_k009_mul(float *restrict t33, const float *restrict in_y) {
+/* loop [6,2]
+ * %32 = constant -0.16666666666666666 : [6,2]  // student/loss vjp
+ * %33 = mul %32, %7 : [6,2]  // student/loss vjp */
+static void supervised_step_student_loss_vjp(float *restrict t33, const float *restrict in_y) {
     for (size_t i = 0; i < 12; i++) {
         const float v33 = (-0.16666667f) * in_y[i];
         t33[i] = v33;
     }
 }
 
-/* %34 = neg %33 : [6,2]
- * %35 = reduce_sum axes=[1] %34 : [6] */
-static void supervised_step_k010_neg_reduce_sum(float *restrict t35, const float *restrict t33) {
+/* reduce_sum [6,2] axes=[1]
+ * %34 = neg %33 : [6,2]  // student/loss vjp
+ * %35 = reduce_sum axes=[1] %34 : [6]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_2(float *restrict t35, const float *restrict t33) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -2376,18 +2510,20 @@ static void supervised_step_k010_neg_reduce_sum(float *restrict t35, const float
     }
 }
 
-/* %36 = div %35, %24 : [6] */
-static void supervised_step_k011_div(float *restrict t36, const float *restrict t35, const float *restrict t24) {
+/* loop [6]
+ * %36 = div %35, %24 : [6]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_3(float *restrict t36, const float *restrict t35, const float *restrict t24) {
     for (size_t i = 0; i < 6; i++) {
         const float v36 = t35[i] / t24[i];
         t36[i] = v36;
     }
 }
 
-/* %37 = broadcast axes=[0] %36 : [6,2]
- * %38 = mul %37, %23 : [6,2]
- * %39 = add %33, %38 : [6,2] */
-static void supervised_step_k012_mul_add(float *restrict t39, const float *restrict t36, const float *restrict t23, const float *restrict t33) {
+/* loop [6,2]
+ * %37 = broadcast axes=[0] %36 : [6,2]  // student/loss vjp
+ * %38 = mul %37, %23 : [6,2]  // student/loss vjp
+ * %39 = add %33, %38 : [6,2]  // student/loss vjp */
+static void supervised_step_student_loss_vjp_4(float *restrict t39, const float *restrict t36, const float *restrict t23, const float *restrict t33) {
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
             const float v38 = t36[i0] * t23[i0 * 2 + i1];
@@ -2397,8 +2533,9 @@ static void supervised_step_k012_mul_add(float *restrict t39, const float *restr
     }
 }
 
-/* %40 = reduce_sum axes=[0] %39 : [2] */
-static void supervised_step_k013_reduce_sum(float *restrict t40, const float *restrict t39) {
+/* reduce_sum [6,2] axes=[0]
+ * %40 = reduce_sum axes=[0] %39 : [2]  // student/dense4 vjp */
+static void supervised_step_student_dense4_vjp(float *restrict t40, const float *restrict t39) {
     for (size_t o = 0; o < 2; o++) t40[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 2; i1++) {
@@ -2407,17 +2544,19 @@ static void supervised_step_k013_reduce_sum(float *restrict t40, const float *re
     }
 }
 
-/* %42 = matmul tA %16, %39 : [8,2] */
-static void supervised_step_k014_matmul(float *restrict t42, const float *restrict t16, const float *restrict t39) {
+/* gemm blas m=8 n=2 k=6 tA
+ * %42 = matmul tA %16, %39 : [8,2]  // student/dense4 vjp */
+static void supervised_step_student_dense4_vjp_2(float *restrict t42, const float *restrict t16, const float *restrict t39) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 2, 6, 1.0f, t16, 8, t39, 2, 0.0f, t42, 2);
 }
 
-/* %41 = matmul tB %39, %4 : [6,8]
- * %43 = constant 1 : [6,8]
- * %44 = sub %43, %16 : [6,8]
- * %45 = mul %16, %44 : [6,8]
- * %46 = mul %41, %45 : [6,8] */
-static void supervised_step_k015_matmul_sub_mul(float *restrict t46, const float *restrict t39, const float *restrict in_student_dense4_weight, const float *restrict t16) {
+/* gemm blas m=6 n=8 k=2 tB +epilogue
+ * %41 = matmul tB %39, %4 : [6,8]  // student/dense4 vjp
+ * %43 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %44 = sub %43, %16 : [6,8]  // student/sigmoid3 vjp
+ * %45 = mul %16, %44 : [6,8]  // student/sigmoid3 vjp
+ * %46 = mul %41, %45 : [6,8]  // student/sigmoid3 vjp */
+static void supervised_step_student_dense4_vjp_3(float *restrict t46, const float *restrict t39, const float *restrict in_student_dense4_weight, const float *restrict t16) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 2, 1.0f, t39, 2, in_student_dense4_weight, 2, 0.0f, t46, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
@@ -2428,8 +2567,9 @@ static void supervised_step_k015_matmul_sub_mul(float *restrict t46, const float
     }
 }
 
-/* %47 = reduce_sum axes=[0] %46 : [8] */
-static void supervised_step_k016_reduce_sum(float *restrict t47, const float *restrict t46) {
+/* reduce_sum [6,8] axes=[0]
+ * %47 = reduce_sum axes=[0] %46 : [8]  // student/dense2 vjp */
+static void supervised_step_student_dense2_vjp(float *restrict t47, const float *restrict t46) {
     for (size_t o = 0; o < 8; o++) t47[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -2438,17 +2578,19 @@ static void supervised_step_k016_reduce_sum(float *restrict t47, const float *re
     }
 }
 
-/* %49 = matmul tA %12, %46 : [8,8] */
-static void supervised_step_k017_matmul(float *restrict t49, const float *restrict t12, const float *restrict t46) {
+/* gemm blas m=8 n=8 k=6 tA
+ * %49 = matmul tA %12, %46 : [8,8]  // student/dense2 vjp */
+static void supervised_step_student_dense2_vjp_2(float *restrict t49, const float *restrict t12, const float *restrict t46) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 8, 8, 6, 1.0f, t12, 8, t46, 8, 0.0f, t49, 8);
 }
 
-/* %43 = constant 1 : [6,8]
- * %48 = matmul tB %46, %2 : [6,8]
- * %50 = sub %43, %12 : [6,8]
- * %51 = mul %12, %50 : [6,8]
- * %52 = mul %48, %51 : [6,8] */
-static void supervised_step_k018_matmul_sub_mul(float *restrict t52, const float *restrict t46, const float *restrict in_student_dense2_weight, const float *restrict t12) {
+/* gemm blas m=6 n=8 k=8 tB +epilogue
+ * %43 = constant 1 : [6,8]  // student/sigmoid3 vjp
+ * %48 = matmul tB %46, %2 : [6,8]  // student/dense2 vjp
+ * %50 = sub %43, %12 : [6,8]  // student/sigmoid1 vjp
+ * %51 = mul %12, %50 : [6,8]  // student/sigmoid1 vjp
+ * %52 = mul %48, %51 : [6,8]  // student/sigmoid1 vjp */
+static void supervised_step_student_dense2_vjp_3(float *restrict t52, const float *restrict t46, const float *restrict in_student_dense2_weight, const float *restrict t12) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 6, 8, 8, 1.0f, t46, 8, in_student_dense2_weight, 8, 0.0f, t52, 8);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 48; i++) {
@@ -2459,8 +2601,9 @@ static void supervised_step_k018_matmul_sub_mul(float *restrict t52, const float
     }
 }
 
-/* %53 = reduce_sum axes=[0] %52 : [8] */
-static void supervised_step_k019_reduce_sum(float *restrict t53, const float *restrict t52) {
+/* reduce_sum [6,8] axes=[0]
+ * %53 = reduce_sum axes=[0] %52 : [8]  // student/dense0 vjp */
+static void supervised_step_student_dense0_vjp(float *restrict t53, const float *restrict t52) {
     for (size_t o = 0; o < 8; o++) t53[o] = 0.0f;
     for (size_t i0 = 0; i0 < 6; i0++) {
         for (size_t i1 = 0; i1 < 8; i1++) {
@@ -2469,16 +2612,18 @@ static void supervised_step_k019_reduce_sum(float *restrict t53, const float *re
     }
 }
 
-/* %54 = matmul tA %6, %52 : [2,8] */
-static void supervised_step_k020_matmul(float *restrict t54, const float *restrict in_x, const float *restrict t52) {
+/* gemm blas m=2 n=8 k=6 tA
+ * %54 = matmul tA %6, %52 : [2,8]  // student/dense0 vjp */
+static void supervised_step_student_dense0_vjp_2(float *restrict t54, const float *restrict in_x, const float *restrict t52) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2, 8, 6, 1.0f, in_x, 2, t52, 8, 0.0f, t54, 8);
 }
 
-/* %55 = broadcast axes=[] %8 : [2,8]
- * %56 = mul %54, %55 : [2,8]
- * %57 = sub %0, %56 : [2,8]
+/* loop [2,8]
+ * %55 = broadcast axes=[] %8 : [2,8]  // student/dense0 update
+ * %56 = mul %54, %55 : [2,8]  // student/dense0 update
+ * %57 = sub %0, %56 : [2,8]  // student/dense0 update
  * in_student_dense0_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k021_mul_sub(float *restrict in_student_dense0_weight, const float *restrict t54, const float *restrict in_lr) {
+static void supervised_step_student_dense0_update(float *restrict in_student_dense0_weight, const float *restrict t54, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v56 = t54[i] * in_lr[0];
         const float v57 = in_student_dense0_weight[i] - v56;
@@ -2486,11 +2631,12 @@ static void supervised_step_k021_mul_sub(float *restrict in_student_dense0_weigh
     }
 }
 
-/* %58 = broadcast axes=[] %8 : [8]
- * %59 = mul %53, %58 : [8]
- * %60 = sub %1, %59 : [8]
+/* loop [8]
+ * %58 = broadcast axes=[] %8 : [8]  // student/dense0 update
+ * %59 = mul %53, %58 : [8]  // student/dense0 update
+ * %60 = sub %1, %59 : [8]  // student/dense0 update
  * in_student_dense0_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k022_mul_sub(float *restrict in_student_dense0_bias, const float *restrict t53, const float *restrict in_lr) {
+static void supervised_step_student_dense0_update_2(float *restrict in_student_dense0_bias, const float *restrict t53, const float *restrict in_lr) {
     for (size_t i = 0; i < 8; i++) {
         const float v59 = t53[i] * in_lr[0];
         const float v60 = in_student_dense0_bias[i] - v59;
@@ -2498,11 +2644,12 @@ static void supervised_step_k022_mul_sub(float *restrict in_student_dense0_bias,
     }
 }
 
-/* %61 = broadcast axes=[] %8 : [8,8]
- * %62 = mul %49, %61 : [8,8]
- * %63 = sub %2, %62 : [8,8]
+/* loop [8,8]
+ * %61 = broadcast axes=[] %8 : [8,8]  // student/dense2 update
+ * %62 = mul %49, %61 : [8,8]  // student/dense2 update
+ * %63 = sub %2, %62 : [8,8]  // student/dense2 update
  * in_student_dense2_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k023_mul_sub(float *restrict in_student_dense2_weight, const float *restrict t49, const float *restrict in_lr) {
+static void supervised_step_student_dense2_update(float *restrict in_student_dense2_weight, const float *restrict t49, const float *restrict in_lr) {
     for (size_t i = 0; i < 64; i++) {
         const float v62 = t49[i] * in_lr[0];
         const float v63 = in_student_dense2_weight[i] - v62;
@@ -2510,11 +2657,12 @@ static void supervised_step_k023_mul_sub(float *restrict in_student_dense2_weigh
     }
 }
 
-/* %58 = broadcast axes=[] %8 : [8]
- * %64 = mul %47, %58 : [8]
- * %65 = sub %3, %64 : [8]
+/* loop [8]
+ * %58 = broadcast axes=[] %8 : [8]  // student/dense0 update
+ * %64 = mul %47, %58 : [8]  // student/dense2 update
+ * %65 = sub %3, %64 : [8]  // student/dense2 update
  * in_student_dense2_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k024_mul_sub(float *restrict in_student_dense2_bias, const float *restrict t47, const float *restrict in_lr) {
+static void supervised_step_student_dense2_update_2(float *restrict in_student_dense2_bias, const float *restrict t47, const float *restrict in_lr) {
     for (size_t i = 0; i < 8; i++) {
         const float v64 = t47[i] * in_lr[0];
         const float v65 = in_student_dense2_bias[i] - v64;
@@ -2522,11 +2670,12 @@ static void supervised_step_k024_mul_sub(float *restrict in_student_dense2_bias,
     }
 }
 
-/* %66 = broadcast axes=[] %8 : [8,2]
- * %67 = mul %42, %66 : [8,2]
- * %68 = sub %4, %67 : [8,2]
+/* loop [8,2]
+ * %66 = broadcast axes=[] %8 : [8,2]  // student/dense4 update
+ * %67 = mul %42, %66 : [8,2]  // student/dense4 update
+ * %68 = sub %4, %67 : [8,2]  // student/dense4 update
  * in_student_dense4_weight is updated in place: each element is read before it is overwritten */
-static void supervised_step_k025_mul_sub(float *restrict in_student_dense4_weight, const float *restrict t42, const float *restrict in_lr) {
+static void supervised_step_student_dense4_update(float *restrict in_student_dense4_weight, const float *restrict t42, const float *restrict in_lr) {
     for (size_t i = 0; i < 16; i++) {
         const float v67 = t42[i] * in_lr[0];
         const float v68 = in_student_dense4_weight[i] - v67;
@@ -2534,11 +2683,12 @@ static void supervised_step_k025_mul_sub(float *restrict in_student_dense4_weigh
     }
 }
 
-/* %69 = broadcast axes=[] %8 : [2]
- * %70 = mul %40, %69 : [2]
- * %71 = sub %5, %70 : [2]
+/* loop [2]
+ * %69 = broadcast axes=[] %8 : [2]  // student/dense4 update
+ * %70 = mul %40, %69 : [2]  // student/dense4 update
+ * %71 = sub %5, %70 : [2]  // student/dense4 update
  * in_student_dense4_bias is updated in place: each element is read before it is overwritten */
-static void supervised_step_k026_mul_sub(float *restrict in_student_dense4_bias, const float *restrict t40, const float *restrict in_lr) {
+static void supervised_step_student_dense4_update_2(float *restrict in_student_dense4_bias, const float *restrict t40, const float *restrict in_lr) {
     for (size_t i = 0; i < 2; i++) {
         const float v70 = t40[i] * in_lr[0];
         const float v71 = in_student_dense4_bias[i] - v70;
@@ -2548,44 +2698,45 @@ static void supervised_step_k026_mul_sub(float *restrict in_student_dense4_bias,
 
 /* 27 kernels; scratch high-water mark 192 floats. */
 void mplc_supervised_step(float *state, float *io, float *scratch) {
-    supervised_step_k000_matmul_add_sigmoid(scratch, io, state + 144, state + 160);
-    supervised_step_k001_matmul_add_sigmoid(scratch + 48, scratch, state + 176, state + 240);
-    supervised_step_k002_matmul_add(scratch + 96, scratch + 48, state + 256, state + 272);
-    supervised_step_k003_reduce_max(scratch + 112, scratch + 96);
-    supervised_step_k004_sub_exp(scratch + 128, scratch + 144, scratch + 96, scratch + 112);
-    supervised_step_k005_reduce_sum(scratch + 96, scratch + 144);
-    supervised_step_k006_log(scratch + 112, scratch + 96);
-    supervised_step_k007_sub_mul_reduce_sum(scratch + 160, scratch + 128, scratch + 112, io + 16);
-    supervised_step_k008_mul(io + 48, scratch + 160);
-    supervised_step_k009_mul(scratch + 112, io + 16);
-    supervised_step_k010_neg_reduce_sum(scratch + 128, scratch + 112);
-    supervised_step_k011_div(scratch + 160, scratch + 128, scratch + 96);
-    supervised_step_k012_mul_add(scratch + 176, scratch + 160, scratch + 144, scratch + 112);
-    supervised_step_k013_reduce_sum(state + 560, scratch + 176);
-    supervised_step_k014_matmul(state + 544, scratch + 48, scratch + 176);
-    supervised_step_k015_matmul_sub_mul(scratch + 96, scratch + 176, state + 256, scratch + 48);
-    supervised_step_k016_reduce_sum(state + 528, scratch + 96);
-    supervised_step_k017_matmul(state + 464, scratch, scratch + 96);
-    supervised_step_k018_matmul_sub_mul(scratch + 48, scratch + 96, state + 176, scratch);
-    supervised_step_k019_reduce_sum(state + 448, scratch + 48);
-    supervised_step_k020_matmul(state + 432, io, scratch + 48);
-    supervised_step_k021_mul_sub(state + 144, state + 432, io + 32);
-    supervised_step_k022_mul_sub(state + 160, state + 448, io + 32);
-    supervised_step_k023_mul_sub(state + 176, state + 464, io + 32);
-    supervised_step_k024_mul_sub(state + 240, state + 528, io + 32);
-    supervised_step_k025_mul_sub(state + 256, state + 544, io + 32);
-    supervised_step_k026_mul_sub(state + 272, state + 560, io + 32);
+    supervised_step_student_dense0_fwd(scratch /* t12 */, io /* in_x */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
+    supervised_step_student_dense2_fwd(scratch + 48 /* t16 */, scratch /* t12 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
+    supervised_step_student_dense4_fwd(scratch + 96 /* t19 */, scratch + 48 /* t16 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
+    supervised_step_student_loss_fwd(scratch + 112 /* t20 */, scratch + 96 /* t19 */);
+    supervised_step_student_loss_fwd_2(scratch + 128 /* t22 */, scratch + 144 /* t23 */, scratch + 96 /* t19 */, scratch + 112 /* t20 */);
+    supervised_step_student_loss_fwd_3(scratch + 96 /* t24 */, scratch + 144 /* t23 */);
+    supervised_step_student_loss_fwd_4(scratch + 112 /* t25 */, scratch + 96 /* t24 */);
+    supervised_step_student_loss_fwd_5(scratch + 160 /* t29 */, scratch + 128 /* t22 */, scratch + 112 /* t25 */, io + 16 /* in_y */);
+    supervised_step_student_loss_fwd_6(io + 48 /* t31 */, scratch + 160 /* t29 */);
+    supervised_step_student_loss_vjp(scratch + 112 /* t33 */, io + 16 /* in_y */);
+    supervised_step_student_loss_vjp_2(scratch + 128 /* t35 */, scratch + 112 /* t33 */);
+    supervised_step_student_loss_vjp_3(scratch + 160 /* t36 */, scratch + 128 /* t35 */, scratch + 96 /* t24 */);
+    supervised_step_student_loss_vjp_4(scratch + 176 /* t39 */, scratch + 160 /* t36 */, scratch + 144 /* t23 */, scratch + 112 /* t33 */);
+    supervised_step_student_dense4_vjp(state + 560 /* t40 */, scratch + 176 /* t39 */);
+    supervised_step_student_dense4_vjp_2(state + 544 /* t42 */, scratch + 48 /* t16 */, scratch + 176 /* t39 */);
+    supervised_step_student_dense4_vjp_3(scratch + 96 /* t46 */, scratch + 176 /* t39 */, state + 256 /* in_student_dense4_weight */, scratch + 48 /* t16 */);
+    supervised_step_student_dense2_vjp(state + 528 /* t47 */, scratch + 96 /* t46 */);
+    supervised_step_student_dense2_vjp_2(state + 464 /* t49 */, scratch /* t12 */, scratch + 96 /* t46 */);
+    supervised_step_student_dense2_vjp_3(scratch + 48 /* t52 */, scratch + 96 /* t46 */, state + 176 /* in_student_dense2_weight */, scratch /* t12 */);
+    supervised_step_student_dense0_vjp(state + 448 /* t53 */, scratch + 48 /* t52 */);
+    supervised_step_student_dense0_vjp_2(state + 432 /* t54 */, io /* in_x */, scratch + 48 /* t52 */);
+    supervised_step_student_dense0_update(state + 144 /* in_student_dense0_weight */, state + 432 /* t54 */, io + 32 /* in_lr */);
+    supervised_step_student_dense0_update_2(state + 160 /* in_student_dense0_bias */, state + 448 /* t53 */, io + 32 /* in_lr */);
+    supervised_step_student_dense2_update(state + 176 /* in_student_dense2_weight */, state + 464 /* t49 */, io + 32 /* in_lr */);
+    supervised_step_student_dense2_update_2(state + 240 /* in_student_dense2_bias */, state + 528 /* t47 */, io + 32 /* in_lr */);
+    supervised_step_student_dense4_update(state + 256 /* in_student_dense4_weight */, state + 544 /* t42 */, io + 32 /* in_lr */);
+    supervised_step_student_dense4_update_2(state + 272 /* in_student_dense4_bias */, state + 560 /* t40 */, io + 32 /* in_lr */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_teacher
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %7 = matmul %6, %0 : [100,8]
- * %8 = broadcast axes=[1] %1 : [100,8]
- * %9 = add %7, %8 : [100,8]
- * %10 = sigmoid %9 : [100,8] */
-static void predict_teacher_k000_matmul_add_sigmoid(float *restrict t10, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
+/* gemm blas m=100 n=8 k=2 +epilogue
+ * %7 = matmul %6, %0 : [100,8]  // teacher/dense0 fwd
+ * %8 = broadcast axes=[1] %1 : [100,8]  // teacher/dense0 fwd
+ * %9 = add %7, %8 : [100,8]  // teacher/dense0 fwd
+ * %10 = sigmoid %9 : [100,8]  // teacher/sigmoid1 fwd */
+static void predict_teacher_teacher_dense0_fwd(float *restrict t10, const float *restrict in_x, const float *restrict in_teacher_dense0_weight, const float *restrict in_teacher_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100, 8, 2, 1.0f, in_x, 2, in_teacher_dense0_weight, 8, 0.0f, t10, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 100; i0++) {
@@ -2597,11 +2748,12 @@ static void predict_teacher_k000_matmul_add_sigmoid(float *restrict t10, const f
     }
 }
 
-/* %11 = matmul %10, %2 : [100,8]
- * %12 = broadcast axes=[1] %3 : [100,8]
- * %13 = add %11, %12 : [100,8]
- * %14 = sigmoid %13 : [100,8] */
-static void predict_teacher_k001_matmul_add_sigmoid(float *restrict t14, const float *restrict t10, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
+/* gemm blas m=100 n=8 k=8 +epilogue
+ * %11 = matmul %10, %2 : [100,8]  // teacher/dense2 fwd
+ * %12 = broadcast axes=[1] %3 : [100,8]  // teacher/dense2 fwd
+ * %13 = add %11, %12 : [100,8]  // teacher/dense2 fwd
+ * %14 = sigmoid %13 : [100,8]  // teacher/sigmoid3 fwd */
+static void predict_teacher_teacher_dense2_fwd(float *restrict t14, const float *restrict t10, const float *restrict in_teacher_dense2_weight, const float *restrict in_teacher_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100, 8, 8, 1.0f, t10, 8, in_teacher_dense2_weight, 8, 0.0f, t14, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 100; i0++) {
@@ -2613,10 +2765,11 @@ static void predict_teacher_k001_matmul_add_sigmoid(float *restrict t14, const f
     }
 }
 
-/* %15 = matmul %14, %4 : [100,2]
- * %16 = broadcast axes=[1] %5 : [100,2]
- * %17 = add %15, %16 : [100,2] */
-static void predict_teacher_k002_matmul_add(float *restrict t17, const float *restrict t14, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
+/* gemm blas m=100 n=2 k=8 +epilogue
+ * %15 = matmul %14, %4 : [100,2]  // teacher/dense4 fwd
+ * %16 = broadcast axes=[1] %5 : [100,2]  // teacher/dense4 fwd
+ * %17 = add %15, %16 : [100,2]  // teacher/dense4 fwd */
+static void predict_teacher_teacher_dense4_fwd(float *restrict t17, const float *restrict t14, const float *restrict in_teacher_dense4_weight, const float *restrict in_teacher_dense4_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100, 2, 8, 1.0f, t14, 8, in_teacher_dense4_weight, 2, 0.0f, t17, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 100; i0++) {
@@ -2629,20 +2782,21 @@ static void predict_teacher_k002_matmul_add(float *restrict t17, const float *re
 
 /* 3 kernels; scratch high-water mark 1600 floats. */
 void mplc_predict_teacher(const float *state, const float *x, float *logits, float *scratch) {
-    predict_teacher_k000_matmul_add_sigmoid(scratch, x, state, state + 16);
-    predict_teacher_k001_matmul_add_sigmoid(scratch + 800, scratch, state + 32, state + 96);
-    predict_teacher_k002_matmul_add(logits, scratch + 800, state + 112, state + 128);
+    predict_teacher_teacher_dense0_fwd(scratch /* t10 */, x /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
+    predict_teacher_teacher_dense2_fwd(scratch + 800 /* t14 */, scratch /* t10 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
+    predict_teacher_teacher_dense4_fwd(logits /* t17 */, scratch + 800 /* t14 */, state + 112 /* in_teacher_dense4_weight */, state + 128 /* in_teacher_dense4_bias */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * mplc_predict_student
  * --------------------------------------------------------------------------------------------------------- */
 
-/* %7 = matmul %6, %0 : [100,8]
- * %8 = broadcast axes=[1] %1 : [100,8]
- * %9 = add %7, %8 : [100,8]
- * %10 = sigmoid %9 : [100,8] */
-static void predict_student_k000_matmul_add_sigmoid(float *restrict t10, const float *restrict in_x, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
+/* gemm blas m=100 n=8 k=2 +epilogue
+ * %7 = matmul %6, %0 : [100,8]  // student/dense0 fwd
+ * %8 = broadcast axes=[1] %1 : [100,8]  // student/dense0 fwd
+ * %9 = add %7, %8 : [100,8]  // student/dense0 fwd
+ * %10 = sigmoid %9 : [100,8]  // student/sigmoid1 fwd */
+static void predict_student_student_dense0_fwd(float *restrict t10, const float *restrict in_x, const float *restrict in_student_dense0_weight, const float *restrict in_student_dense0_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100, 8, 2, 1.0f, in_x, 2, in_student_dense0_weight, 8, 0.0f, t10, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 100; i0++) {
@@ -2654,11 +2808,12 @@ static void predict_student_k000_matmul_add_sigmoid(float *restrict t10, const f
     }
 }
 
-/* %11 = matmul %10, %2 : [100,8]
- * %12 = broadcast axes=[1] %3 : [100,8]
- * %13 = add %11, %12 : [100,8]
- * %14 = sigmoid %13 : [100,8] */
-static void predict_student_k001_matmul_add_sigmoid(float *restrict t14, const float *restrict t10, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
+/* gemm blas m=100 n=8 k=8 +epilogue
+ * %11 = matmul %10, %2 : [100,8]  // student/dense2 fwd
+ * %12 = broadcast axes=[1] %3 : [100,8]  // student/dense2 fwd
+ * %13 = add %11, %12 : [100,8]  // student/dense2 fwd
+ * %14 = sigmoid %13 : [100,8]  // student/sigmoid3 fwd */
+static void predict_student_student_dense2_fwd(float *restrict t14, const float *restrict t10, const float *restrict in_student_dense2_weight, const float *restrict in_student_dense2_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100, 8, 8, 1.0f, t10, 8, in_student_dense2_weight, 8, 0.0f, t14, 8);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 100; i0++) {
@@ -2670,10 +2825,11 @@ static void predict_student_k001_matmul_add_sigmoid(float *restrict t14, const f
     }
 }
 
-/* %15 = matmul %14, %4 : [100,2]
- * %16 = broadcast axes=[1] %5 : [100,2]
- * %17 = add %15, %16 : [100,2] */
-static void predict_student_k002_matmul_add(float *restrict t17, const float *restrict t14, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
+/* gemm blas m=100 n=2 k=8 +epilogue
+ * %15 = matmul %14, %4 : [100,2]  // student/dense4 fwd
+ * %16 = broadcast axes=[1] %5 : [100,2]  // student/dense4 fwd
+ * %17 = add %15, %16 : [100,2]  // student/dense4 fwd */
+static void predict_student_student_dense4_fwd(float *restrict t17, const float *restrict t14, const float *restrict in_student_dense4_weight, const float *restrict in_student_dense4_bias) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 100, 2, 8, 1.0f, t14, 8, in_student_dense4_weight, 2, 0.0f, t17, 2);
     /* epilogue, in place on the product */
     for (size_t i0 = 0; i0 < 100; i0++) {
@@ -2686,7 +2842,7 @@ static void predict_student_k002_matmul_add(float *restrict t17, const float *re
 
 /* 3 kernels; scratch high-water mark 1600 floats. */
 void mplc_predict_student(const float *state, const float *x, float *logits, float *scratch) {
-    predict_student_k000_matmul_add_sigmoid(scratch, x, state + 144, state + 160);
-    predict_student_k001_matmul_add_sigmoid(scratch + 800, scratch, state + 176, state + 240);
-    predict_student_k002_matmul_add(logits, scratch + 800, state + 256, state + 272);
+    predict_student_student_dense0_fwd(scratch /* t10 */, x /* in_x */, state + 144 /* in_student_dense0_weight */, state + 160 /* in_student_dense0_bias */);
+    predict_student_student_dense2_fwd(scratch + 800 /* t14 */, scratch /* t10 */, state + 176 /* in_student_dense2_weight */, state + 240 /* in_student_dense2_bias */);
+    predict_student_student_dense4_fwd(logits /* t17 */, scratch + 800 /* t14 */, state + 256 /* in_student_dense4_weight */, state + 272 /* in_student_dense4_bias */);
 }

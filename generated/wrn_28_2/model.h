@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "305cdeb6ebd7c2fa9a6a7eaa45542bbd8d1cfed72245af7a0af7c27bb1d9c57d"
+#define MPLC_MODEL_HASH "9c38ee4723d1fba86a181b4195e8aadeece67d730edd0c77783e3904852cfb58"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
