@@ -26,7 +26,7 @@ public struct CompiledModel {
     public var model: Model
     public var program: Program
     public var kernels: KernelProgram
-    /// model.h, model.c, model.ir and model.json, in that order.
+    /// model.h, model.c, mplc_runtime.h, model.ir and model.json, in that order.
     public var files: [(fileName: String, contents: String)]
 
     /// Peak scratch of the plan next to the naive sum (one buffer per value), in bytes.

@@ -553,7 +553,7 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
              + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
-             + "\(windowLiteral(geometry, batch: "nb")), \(g.n), chunk + \(g.winogradFiltersFloats));")
+             + "\(windowLiteral(geometry, batch: "nb")), \(g.n), \(winogradScratch(g)));")
         writeChunkEpilogue(g, rowsPerImage: w.rowsPerImage)
     }
 
@@ -569,7 +569,7 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_winograd_filter_gradient(filters, \(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
              + "\(buffer(g.b)) + (size_t)n0 * \(w.rowsPerImage * g.n), \(windowLiteral(geometry, batch: "nb")), \(g.n), "
-             + "n0 != \(isParallel ? "(int)lo" : "0"), chunk + \(g.winogradFiltersFloats));")
+             + "n0 != \(isParallel ? "(int)lo" : "0"), \(winogradScratch(g)));")
         line(1, "}")
         line(1, "\(isParallel ? "if (lo < hi) " : "")mplc_winograd_filters_transpose(sum, filters, \(c.in), \(c.out));")
         addPartialSumsAndEpilogue(g)
@@ -690,8 +690,15 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
              + "\(buffer(g.a)) + (size_t)n0 * \(w.rowsPerImage * g.k), filters, \(windowLiteral(dy, batch: "nb")), "
-             + "\(geometry.channels), chunk + \(g.winogradFiltersFloats));")
+             + "\(geometry.channels), \(winogradScratch(g)));")
         line(1, "}")
+    }
+
+    /// The chunk's scratch in this part's temporary, as the runtime's `mplc_winograd_scratch` (GEMM.winogradScratch).
+    private func winogradScratch(_ g: GEMM) -> String {
+        guard let s = g.winogradScratch else { preconditionFailure("a Winograd GEMM without a convolution") }
+        return "(mplc_winograd_scratch){chunk + \(s.v), chunk + \(s.m), chunk + \(s.bd), chunk + \(s.zeros), "
+            + "chunk + \(s.dropped), \(s.vPlane), \(s.mPlane)}"
     }
 
     /// `filters`, at the start of this part's temporary: the Winograd transform of the GEMM's weights `b` (for

@@ -134,8 +134,8 @@ public struct GEMM: Hashable, Sendable {
     /// Where a thread's partial sum starts in its part: after its chunk of columns or Winograd scratch.
     public var partialSumsOffset: Int {
         guard let w = im2colA ?? col2imOutput else { return 0 }
-        guard strategy == .winograd, let c = winogradChannels else { return alignedFloats(w.chunkFloats) }
-        return winogradFiltersFloats + alignedFloats(Self.winogradScratchFloats(w, in: c.in, out: c.out))
+        guard let scratch = winogradScratch else { return alignedFloats(w.chunkFloats) }
+        return alignedFloats(scratch.end)
     }
     /// The channels (in → out) of the 3×3 convolution of a streamed GEMM: the forward cols·W and ∂W = colsᵀ·∂y
     /// map the images' C channels to n; ∂x = col2im(∂y·Wᵀ) maps ∂y's k channels back to C.
@@ -146,15 +146,36 @@ public struct GEMM: Hashable, Sendable {
     }
     /// Floats of the (gradient of the) transformed filters G g Gᵀ at the start of a Winograd GEMM's part.
     public var winogradFiltersFloats: Int { winogradChannels.map { alignedFloats(16 * $0.in * $0.out) } ?? 0 }
-    /// `mplc_winograd_scratch_floats` of the runtime for a chunk of `w`: 16·tiles·(in + out) + 17·in + 2·out.
-    static func winogradScratchFloats(_ w: WindowedImages, in: Int, out: Int) -> Int {
+    /// A Winograd GEMM's scratch for one chunk, after the filters in a thread's part: the layout of the runtime's
+    /// `mplc_winograd_scratch` (its one home; the emitter passes these offsets to the runtime).
+    public var winogradScratch: WinogradScratch? {
+        guard strategy == .winograd, let w = im2colA ?? col2imOutput, let c = winogradChannels else { return nil }
+        // A 3×3 stride-1 pad-1 convolution: 2×2 output tiles over the chunk's images, the same for ∂x.
         let tiles = w.chunkImages * ((w.geometry.outHeight + 1) / 2) * ((w.geometry.outWidth + 1) / 2)
-        return 16 * tiles * (`in` + out) + 17 * `in` + 2 * out
+        return WinogradScratch(start: winogradFiltersFloats, tiles: tiles, in: c.in, out: c.out)
     }
     /// ∂W = colsᵀ·∂y: each thread sums its images' share of the contraction, and the shares are added after.
     public var hasPartialSums: Bool { im2colA != nil && transposeA }
     /// The operand `a` as memory: the image batch when the columns are streamed.
     public var aInMemory: Value { im2colA?.images ?? a }
+}
+
+/// Where the parts of a Winograd GEMM's scratch are, in floats from the start of a thread's part: the transformed
+/// input tiles v[16][tiles][in], the products or output gradients m[16][tiles][out] (16 planes each), one tile's
+/// Bᵀ d (16·in), a row of zeros for the padding (in + out) and a row for the outputs past an odd edge (out).
+public struct WinogradScratch: Hashable, Sendable {
+    public var v, m, bd, zeros, dropped, end: Int
+    public var vPlane, mPlane: Int
+
+    init(start: Int, tiles: Int, in: Int, out: Int) {
+        (vPlane, mPlane) = (tiles * `in`, tiles * out)
+        v = start
+        m = v + 16 * vPlane
+        bd = m + 16 * mPlane
+        zeros = bd + 16 * `in`
+        dropped = zeros + `in` + out
+        end = dropped + out
+    }
 }
 
 /// The most threads a generated library runs on (`MPLC_MAX_THREADS`): streamed GEMMs plan a temporary part

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "8c2eeaafbc818ee0aa83b5ab46189295a269e352d05b27f6aa4d24ba9aa3ffee"
+#define MPLC_MODEL_HASH "53b6f8646a08ecfcc973dd461825f46bf473f66ebd2cb8e910fd73d1dfe226ec"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28
