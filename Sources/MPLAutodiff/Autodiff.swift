@@ -22,15 +22,16 @@ public enum Autodiff {
             guard tangent[value] == nil else { continue }
             let op = graph.op(of: value)
             guard op.operands.contains(where: { tangent[$0] != nil }) else { continue }
-            if let t = jvpRule(&graph, value: value, op: op, tangent: tangent) { tangent[value] = t }
+            let origin = graph.origin(of: value)?.differentiated(.jvp)
+            if let t = graph.within(origin, { jvpRule(&$0, value: value, op: op, tangent: tangent) }) { tangent[value] = t }
         }
-        return outputs.map { tangent[$0] ?? graph.constant(0, graph.shape(of: $0)) }
+        return outputs.map { y in tangent[y] ?? graph.within(graph.origin(of: y)?.differentiated(.jvp)) { $0.constant(0, $0.shape(of: y)) } }
     }
 
     /// Reverse mode. Appends the equations of ∂⟨seed, output⟩/∂x for every x in `wrt` and returns them
     /// (a zero constant for an x the output does not depend on). `seed` defaults to 1 for a scalar output.
     public static func vjp(_ graph: inout Graph, output: Value, seed: Value? = nil, wrt: [Value]) -> [Value] {
-        let seedValue = seed ?? graph.constant(1, graph.shape(of: output))
+        let seedValue = seed ?? graph.within(graph.origin(of: output)?.differentiated(.vjp)) { $0.constant(1, $0.shape(of: output)) }
         precondition(graph.shape(of: seedValue) == graph.shape(of: output), "seed shape must match the output")
         let relevant = valuesBetween(graph, from: wrt, to: output)
         var cotangent: [Value: Value] = [output: seedValue]
@@ -38,10 +39,13 @@ public enum Autodiff {
             let value = Value(id)
             guard relevant.contains(value), let c = cotangent[value] else { continue }
             let op = graph.op(of: value)
+            let outer = graph.origin
+            graph.origin = graph.origin(of: value)?.differentiated(.vjp)
             for (operand, contribution) in vjpRule(&graph, value: value, op: op, cotangent: c)
             where relevant.contains(operand) {
                 cotangent[operand] = cotangent[operand].map { graph.add($0, contribution) } ?? contribution
             }
+            graph.origin = outer
         }
         return wrt.map { cotangent[$0] ?? graph.constant(0, graph.shape(of: $0)) }
     }

@@ -18,8 +18,8 @@ public enum RunnerBuild {
         let runnerDirectory = templatesDirectory + "/runner"
         let sources = try FileManager.default.contentsOfDirectory(atPath: runnerDirectory)
             .filter { $0.hasSuffix(".c") }.sorted().map { runnerDirectory + "/" + $0 }
-        let arguments = baseFlags + extraFlags + ["-I", generatedDirectory, "-I", templatesDirectory + "/runtime",
-                                                  generatedDirectory + "/model.c"] + sources + ["-o", output] + libraries
+        let arguments = baseFlags + extraFlags + ["-I", generatedDirectory, generatedDirectory + "/model.c"] + sources
+            + ["-o", output] + libraries
         try run(compiler, arguments)
     }
 
@@ -63,15 +63,16 @@ public enum RunnerBuild {
     public static func buildKey(_ files: [(fileName: String, contents: String)], templatesDirectory: String,
                                 compiler: String = "cc") throws -> String {
         guard let header = files.first(where: { $0.fileName == "model.h" })?.contents,
-            let source = files.first(where: { $0.fileName == "model.c" })?.contents
-        else { throw CompileFailure("error: no model.h and model.c to build") }
+            let source = files.first(where: { $0.fileName == "model.c" })?.contents,
+            let runtime = files.first(where: { $0.fileName == CEmitter.runtimeFileName })?.contents
+        else { throw CompileFailure("error: no model.h, model.c and \(CEmitter.runtimeFileName) to build") }
         var hasher = SHA256.Hasher()
         func add(_ label: String, _ bytes: [UInt8]) {
             // Label and length first, so that no two different inputs give the same byte stream.
             hasher.update(Array("\(label)\u{0}\(bytes.count)\u{0}".utf8))
             hasher.update(bytes)
         }
-        add("model", Array(CEmitter.modelHash(header: header, source: source).utf8))
+        add("model", Array(CEmitter.modelHash(header: header, source: source, runtime: runtime).utf8))
         for folder in ["runner", "runtime"] {
             let path = templatesDirectory + "/" + folder
             let names: [String]

@@ -1,4 +1,4 @@
-// MPLEmitC: kernel program + Templates/*.mustache → model.h and model.c (docs/ABI.md).
+// MPLEmitC: kernel program + Templates/*.mustache → model.h, model.c and the runtime header it includes (docs/ABI.md).
 // The templates hold the files' fixed text and layout; this module fills in tables, sizes and one
 // function per kernel. Every list is rendered in program order (no Dictionary or Set is iterated), so
 // the output is byte-identical on every run.
@@ -28,25 +28,31 @@ public enum CEmitter {
         try emit(Lowering.lower(program, options: options), templatesDirectory: templatesDirectory)
     }
 
-    /// `model.h` and `model.c`. model.h's MPLC_MODEL_HASH is `modelHash` of the two.
+    /// `model.h`, `model.c` and `mplc_runtime.h`: the runtime's helpers (Templates/runtime), which model.c
+    /// includes, copied beside it so that the folder builds on its own. model.h's MPLC_MODEL_HASH is `modelHash`
+    /// of the three.
     public static func emit(_ program: KernelProgram,
                             templatesDirectory: String = defaultTemplatesDirectory) throws -> [(fileName: String, contents: String)] {
         let templates = try Templates(directory: templatesDirectory)
-        let context = try ProgramContext(program, runtime: templates.runtime)
+        let context = try ProgramContext(program)
         let source = templates.source.render(context.source)
         func header(hash: String) -> String {
             templates.header.render(context.header.merging(["modelHash": CSyntax.stringLiteral(hash)]) { _, new in new })
         }
-        return [("model.h", header(hash: modelHash(header: header(hash: ""), source: source))), ("model.c", source)]
+        let hash = modelHash(header: header(hash: ""), source: source, runtime: templates.runtime)
+        return [("model.h", header(hash: hash)), ("model.c", source), (runtimeFileName, templates.runtime)]
     }
 
-    /// What MPLC_MODEL_HASH names: the SHA-256 of model.c then model.h without the lines that depend on how the
-    /// model was compiled rather than on what was compiled (the command after "Regenerate with:", and the
-    /// MPLC_MODEL_HASH line itself). The same as
-    /// `sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h | sha256sum`.
-    public static func modelHash(header: String, source: String) -> String {
+    /// The runtime header model.c includes, written beside it.
+    public static let runtimeFileName = "mplc_runtime.h"
+
+    /// What MPLC_MODEL_HASH names: the SHA-256 of model.c, model.h and the runtime header without the lines that
+    /// depend on how the model was compiled rather than on what was compiled (the command after "Regenerate
+    /// with:", and the MPLC_MODEL_HASH line itself). The same as
+    /// `sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h mplc_runtime.h | sha256sum`.
+    public static func modelHash(header: String, source: String, runtime: String) -> String {
         var hasher = SHA256.Hasher()
-        for text in [source, header] {
+        for text in [source, header, runtime] {
             var skipNext = false
             for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0) {
                 defer { skipNext = line.hasSuffix("Regenerate with:") }
@@ -62,7 +68,7 @@ public enum CEmitter {
     /// ENTRY except scratch from a raw little-endian f32 file, calls ENTRY, and writes them all back.
     public static func emitHarness(_ program: KernelProgram, templatesDirectory: String = defaultTemplatesDirectory) throws -> String {
         let templates = try Templates(directory: templatesDirectory)
-        return templates.harness.render(try ProgramContext(program, runtime: "").harness)
+        return templates.harness.render(try ProgramContext(program).harness)
     }
 }
 
@@ -70,7 +76,7 @@ private struct Templates {
     var header: MustacheTemplate
     var source: MustacheTemplate
     var harness: MustacheTemplate
-    /// Pasted into model.c, so the generated library is just model.h and model.c.
+    /// The runtime header (`runtimeFileName`), included by model.c and pasted into exported libraries.
     var runtime: String
 
     init(directory: String) throws {
@@ -107,7 +113,7 @@ private struct ProgramContext {
     var source: [String: Any] = [:]
     var harness: [String: Any] = [:]
 
-    init(_ program: KernelProgram, runtime: String) throws {
+    init(_ program: KernelProgram) throws {
         let writers = program.entryPoints.map { FunctionWriter(function: $0) }
         let ioEntries = program.entryPoints.filter(\.bindings.usesIO)
         let ioTables: [[String: Any]] = try ioEntries.map { function in
@@ -136,7 +142,6 @@ private struct ProgramContext {
             "signatures": writers.map(\.signature),
         ]) { a, _ in a }
         source = common.merging([
-            "runtime": runtime,
             "stateRows": try tableRows(program.state.tensors),
             "ioTables": ioTables,
             "entryPoints": writers.map { writer -> [String: Any] in

@@ -21,12 +21,6 @@ struct FunctionWriter {
     var graph: Graph { function.graph }
     var plan: MemoryPlan { function.plan }
 
-    /// `mplc_step` → `step`: the prefix of its kernels' names.
-    var shortName: String {
-        let name = function.name.hasPrefix("mplc_") ? String(function.name.dropFirst(5)) : function.name
-        return CSyntax.identifier(name)
-    }
-
     // MARK: Entry point
 
     /// The C parameters of the entry point, in ABI order: state, io, argument inputs, argument results, scratch.
@@ -67,9 +61,10 @@ struct FunctionWriter {
         var body: [String] = []
         var touched: [Location] = []
         for (index, kernel) in function.kernels.enumerated() {
-            let locations = parameters(of: kernel, at: index).map(\.location)
-            touched += locations
-            body.append("\(kernelName(index, kernel))(\(locations.map(pointer).joined(separator: ", ")));")
+            // Each pointer with the kernel's name for it: tN is %N of the lowered graph in model.ir.
+            let parameters = parameters(of: kernel, at: index)
+            touched += parameters.map(\.location)
+            body.append("\(kernel.name)(\(parameters.map { pointer($0.location) + " /* \($0.name) */" }.joined(separator: ", ")));")
         }
         if !plan.stagingCopies.isEmpty {
             body.append("/* Old state that results need, saved before any result overwrites state. */")
@@ -95,23 +90,6 @@ struct FunctionWriter {
     }
 
     // MARK: Kernels
-
-    func kernelName(_ index: Int, _ kernel: Kernel) -> String {
-        var words: [String] = []
-        for value in kernel.equations {
-            switch graph.op(of: value) {
-            case .constant, .broadcast, .input, .reshape, .sliceRows, .stopGradient:
-                continue  // reads, not work
-            case .unary, .binary, .reduceSum, .reduceMax, .matmul, .im2col, .col2im, .maxPool, .maxPoolSelect,
-                .maxPoolScatter, .avgPool, .avgPoolTranspose, .padRows, .oneHotArgmax, .oneHotSample:
-                let word = String(graph.op(of: value).mnemonic.prefix { $0 != " " })
-                if !words.contains(word) { words.append(word) }
-            }
-        }
-        if words.isEmpty { words = [kernel.outputs.isEmpty ? "nothing" : "fill"] }
-        if words.count > 3 { words = Array(words.prefix(3)) + ["etc"] }
-        return "\(shortName)_k\(String(index).leftPadded(to: 3))_" + words.joined(separator: "_")
-    }
 
     /// Outputs first, then inputs; one parameter per location (an in-place update reads and writes one pointer);
     /// last the kernel's temporary, `chunk`, if it has one.
@@ -168,13 +146,13 @@ struct FunctionWriter {
     /// packs the pointers, runs the parts and then whatever must follow all of them (adding partial sums).
     func kernelDefinition(_ index: Int, _ kernel: Kernel) -> String {
         let parameters = parameters(of: kernel, at: index)
-        let name = kernelName(index, kernel)
+        let name = kernel.name
         let declarations = parameters.map { ($0.isWritten ? "float *restrict " : "const float *restrict ") + $0.name }
         let header = "static void \(name)(\(declarations.joined(separator: ", ")))"
         let inPlace = parameters.filter(\.isUpdatedInPlace).map {
             "\($0.name) is updated in place: each element is read before it is overwritten"
         }
-        let comment = CSyntax.comment(kernel.equations.map { graph.text(of: $0) } + inPlace)
+        let comment = CSyntax.comment([kernel.work] + kernel.equations.map { graph.text(of: $0) } + inPlace)
         var body = KernelBodyWriter(graph: graph, plan: plan, parameters: parameters,
                                     isParallel: kernel.isParallel)
         body.write(kernel)
@@ -444,18 +422,19 @@ private struct KernelBodyWriter {
         let lda = graph.shape(of: g.a)[1]
         let ldb = graph.shape(of: g.b)[1]
         let flags = [g.transposeA, g.transposeB].map { $0 ? "CblasTrans" : "CblasNoTrans" }
-        if g.winograd {
-            if let w = g.col2imOutput { writeWinogradTransposedConvolution(g, w) }
-            if let w = g.im2colA { g.transposeA ? writeWinogradFilterGradient(g, w) : writeWinogradConvolution(g, w) }
-            return
-        }
-        if let w = g.im2colA {
-            writeStreamedColumns(g, w, flags: flags, lda: lda, ldb: ldb)
-            return
-        }
-        if let w = g.col2imOutput {
-            writeStreamedCol2im(g, w, flags: flags, lda: lda, ldb: ldb)
-            return
+        switch (g.strategy, g.im2colA, g.col2imOutput) {
+        case (.winograd, nil, let w?):
+            return writeWinogradTransposedConvolution(g, w)
+        case (.winograd, let w?, nil):
+            return g.transposeA ? writeWinogradFilterGradient(g, w) : writeWinogradConvolution(g, w)
+        case (.blasOnColumns, let w?, nil), (.smallGEMM, let w?, nil), (.smallOuterProducts, let w?, nil):
+            return writeStreamedColumns(g, w, flags: flags, lda: lda, ldb: ldb)
+        case (.blasIntoCol2im, nil, let w?):
+            return writeStreamedCol2im(g, w, flags: flags, lda: lda, ldb: ldb)
+        case (.blas, nil, nil):
+            break
+        default:
+            preconditionFailure("GEMM strategy \(g.strategy) does not fit its operands")
         }
         if isParallel {
             // This part's rows of the product: rows of op(a), i.e. rows of a, or columns of a when transposed.
@@ -498,7 +477,7 @@ private struct KernelBodyWriter {
             if g.hasPartialSums { partRange(geometry.batch, block: w.chunkImages) } else { claimPieces(geometry.batch, piece: w.chunkImages) }
         }
         if g.hasPartialSums { declarePartialSum(g) }
-        let isSmallOuterProduct = g.transposeA && g.m <= smallContraction && !g.transposeB && g.n <= smallWidth
+        let isSmallOuterProduct = g.strategy == .smallOuterProducts
         if isSmallOuterProduct {
             line(1, "float total[\(g.m * g.n)];")
             line(1, "for (int i = 0; i < \(g.m * g.n); i++) total[i] = 0.0f;")
@@ -506,7 +485,7 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_im2col(chunk, \(buffer(w.images)) + (size_t)n0 * \(imageFloats), \(windowLiteral(geometry, batch: "nb")));")
         if !g.transposeA {
-            if g.k <= smallContraction && !g.transposeB && g.n <= smallWidth {
+            if g.strategy == .smallGEMM {
                 writeSmallContraction(g, rows: "(size_t)nb * \(rowsPerImage)", ldb: ldb, rowsPerImage: rowsPerImage)
             } else {
                 line(2, "cblas_sgemm(CblasRowMajor, CblasNoTrans, \(flags[1]), nb * \(rowsPerImage), \(g.n), \(g.k), 1.0f, "
@@ -549,7 +528,7 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(w.rowsPerImage * g.n), "
              + "\(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), filters, "
-             + "\(windowLiteral(geometry, batch: "nb")), \(g.n), chunk + \(g.winogradFiltersFloats));")
+             + "\(windowLiteral(geometry, batch: "nb")), \(g.n), \(winogradScratch(g)));")
         writeChunkEpilogue(g, rowsPerImage: w.rowsPerImage)
     }
 
@@ -565,7 +544,7 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_winograd_filter_gradient(filters, \(buffer(w.images)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
              + "\(buffer(g.b)) + (size_t)n0 * \(w.rowsPerImage * g.n), \(windowLiteral(geometry, batch: "nb")), \(g.n), "
-             + "n0 != \(isParallel ? "(int)lo" : "0"), chunk + \(g.winogradFiltersFloats));")
+             + "n0 != \(isParallel ? "(int)lo" : "0"), \(winogradScratch(g)));")
         line(1, "}")
         line(1, "\(isParallel ? "if (lo < hi) " : "")mplc_winograd_filters_transpose(sum, filters, \(c.in), \(c.out));")
         addPartialSumsAndEpilogue(g)
@@ -686,8 +665,15 @@ private struct KernelBodyWriter {
         openChunks(w)
         line(2, "mplc_winograd_conv3x3(\(buffer(g.output)) + (size_t)n0 * \(geometry.height * geometry.width * geometry.channels), "
              + "\(buffer(g.a)) + (size_t)n0 * \(w.rowsPerImage * g.k), filters, \(windowLiteral(dy, batch: "nb")), "
-             + "\(geometry.channels), chunk + \(g.winogradFiltersFloats));")
+             + "\(geometry.channels), \(winogradScratch(g)));")
         line(1, "}")
+    }
+
+    /// The chunk's scratch in this part's temporary, as the runtime's `mplc_winograd_scratch` (GEMM.winogradScratch).
+    private func winogradScratch(_ g: GEMM) -> String {
+        guard let s = g.winogradScratch else { preconditionFailure("a Winograd GEMM without a convolution") }
+        return "(mplc_winograd_scratch){chunk + \(s.v), chunk + \(s.m), chunk + \(s.bd), chunk + \(s.zeros), "
+            + "chunk + \(s.dropped), \(s.vPlane), \(s.mPlane)}"
     }
 
     /// `filters`, at the start of this part's temporary: the Winograd transform of the GEMM's weights `b` (for
@@ -735,10 +721,7 @@ private struct KernelBodyWriter {
 let sumLanes = 8
 let minimumLanedSum = 64
 
-/// Convolutions whose contraction (k·k·C_in) is at most this, with at most `smallWidth` filters, get plain loops
-/// instead of sgemm (see writeSmallContraction); `smallBlockRows` rows per partial sum of their ∂W.
-let smallContraction = 16
-let smallWidth = 64
+/// Rows per partial sum of `GEMMStrategy.smallOuterProducts` (see writeSmallOuterProducts).
 let smallBlockRows = 256
 
 /// Index expressions of one loop nest: flat (`i`) or per dimension (`i0 * 256 + i1`), affine either way.

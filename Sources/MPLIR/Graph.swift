@@ -151,12 +151,47 @@ extension Op {
     }
 }
 
+/// Where an equation comes from in the model: the layer (or loss, or optimiser step) that caused it and the pass
+/// that computed it. Kernels are named after it and model.ir prints it, so generated C leads back to the model.
+public struct Origin: Hashable, Sendable, CustomStringConvertible {
+    public enum Pass: String, Hashable, Sendable {
+        case forward = "fwd"
+        /// Forward mode: a tangent (MPL's soft feedback).
+        case jvp
+        /// Reverse mode: a cotangent (gradients).
+        case vjp
+        /// Reverse mode through a tangent: the meta-gradient of soft MPL.
+        case jvpVJP = "jvp_vjp"
+        /// The optimiser's step.
+        case update
+    }
+
+    /// `network/layer`, e.g. `teacher/conv3`, `student/res2/conv0`, `teacher/loss_sup`.
+    public var scope: String
+    public var pass: Pass
+
+    public init(_ scope: String, _ pass: Pass) {
+        self.scope = scope
+        self.pass = pass
+    }
+
+    /// The origin of the equations that differentiate this one in `mode` (`.jvp` or `.vjp`).
+    public func differentiated(_ mode: Pass) -> Origin {
+        Origin(scope, pass == .jvp && mode == .vjp ? .jvpVJP : mode)
+    }
+
+    public var description: String { "\(scope) \(pass.rawValue)" }
+}
+
 public struct Equation: Hashable, Sendable {
     public var op: Op
     public var shape: Shape
-    public init(op: Op, shape: Shape) {
+    /// Not part of what the equation computes: set from `Graph.origin` when it is appended.
+    public var origin: Origin?
+    public init(op: Op, shape: Shape, origin: Origin? = nil) {
         self.op = op
         self.shape = shape
+        self.origin = origin
     }
 }
 
@@ -165,11 +200,15 @@ public struct Graph: Sendable {
     public internal(set) var equations: [Equation] = []
     /// Named results in a fixed order (outputs and state updates).
     public var results: [(name: String, value: Value)] = []
+    /// The origin of the equations appended from now on (the builders set it per layer, autodiff per rule, and the
+    /// graph passes to the origin of the equation they rewrite).
+    public var origin: Origin?
 
     public init() {}
 
     public func shape(of value: Value) -> Shape { equations[value.id].shape }
     public func op(of value: Value) -> Op { equations[value.id].op }
+    public func origin(of value: Value) -> Origin? { equations[value.id].origin }
     public var values: [Value] { equations.indices.map(Value.init) }
 
     /// The graph's inputs, in the order they were declared.
@@ -192,8 +231,16 @@ public struct Graph: Sendable {
         } catch {
             preconditionFailure("ill-typed equation \(op): \(error)")
         }
-        equations.append(Equation(op: op, shape: shape))
+        equations.append(Equation(op: op, shape: shape, origin: origin))
         return Value(equations.count - 1)
+    }
+
+    /// Runs `body` with `origin` as the origin of what it appends.
+    public mutating func within<T>(_ origin: Origin?, _ body: (inout Graph) -> T) -> T {
+        let outer = self.origin
+        self.origin = origin
+        defer { self.origin = outer }
+        return body(&self)
     }
 
     /// Replaces the equations wholesale (used by passes that rebuild a graph).

@@ -1,4 +1,5 @@
-// A stable text form of the IR: one equation per line, used in dumps, goldens and error messages.
+// A stable text form of the IR: one equation per line (with its origin, if it has one), used in dumps, goldens
+// and error messages.
 
 extension Op {
     /// The op's mnemonic and its static attributes (no operands).
@@ -39,7 +40,8 @@ extension Graph {
     public func text(of value: Value) -> String {
         let equation = equations[value.id]
         let operands = equation.op.operands.map(\.description).joined(separator: ", ")
-        return "\(value) = \(equation.op.mnemonic)\(operands.isEmpty ? "" : " " + operands) : \(equation.shape)"
+        let origin = equation.origin.map { "  // \($0)" } ?? ""
+        return "\(value) = \(equation.op.mnemonic)\(operands.isEmpty ? "" : " " + operands) : \(equation.shape)" + origin
     }
 
     /// The whole graph, one equation per line, then its results.

@@ -12,6 +12,7 @@ import MPLIR
     var newValue: [Value] = []
     for equation in graph.equations {
         let op = equation.op.mapOperands { newValue[$0.id] }
+        simplified.origin = equation.origin
         newValue.append(simplified.appendSimplified(op, shape: equation.shape))
     }
     simplified.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
@@ -30,6 +31,7 @@ import MPLIR
         if let existing = firstValue[key], !isNegativeZero {
             newValue.append(existing)
         } else {
+            deduplicated.origin = equation.origin  // the first of equal equations keeps its origin
             let value = deduplicated.append(key.op, shape: key.shape)
             firstValue[key] = value
             newValue.append(value)
@@ -49,6 +51,7 @@ import MPLIR
     var live = Graph()
     var newValue = [Value](repeating: Value(-1), count: graph.equations.count)
     for (id, equation) in graph.equations.enumerated() where isLive[id] {
+        live.origin = equation.origin
         newValue[id] = live.append(equation.op.mapOperands { newValue[$0.id] }, shape: equation.shape)
     }
     live.results = graph.results.map { ($0.name, newValue[$0.value.id]) }
@@ -81,6 +84,7 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
     var reluOf: [Value: Value] = [:]  // new x → new value equal to relu(x); looked up, never iterated
     for (id, equation) in graph.equations.enumerated() {
         let op = equation.op.mapOperands { newValue[$0.id] }
+        rewritten.origin = equation.origin
         let value: Value
         switch op {
         case .unary(.step, let x):
@@ -115,6 +119,7 @@ func fusedScalars(_ graph: Graph) -> [Bool] {
     var usesOfNew: [Value: Int] = [:]  // new scatter value → uses of the old one; looked up, never iterated
     for (id, equation) in graph.equations.enumerated() {
         let op = equation.op.mapOperands { newValue[$0.id] }
+        rewritten.origin = equation.origin
         var value: Value? = nil
         if case .binary(.mul, let a, let b) = op {
             for (scattered, mask) in [(a, b), (b, a)] where value == nil {

@@ -129,7 +129,24 @@ public let streamChunkFloats = 1 << 18
               g.col2imOutput == nil ? !g.transposeB : !g.transposeA && g.transposeB,
               min(channels.in, channels.out) >= winogradMinimumChannels
         else { continue }
-        g.winograd = true
+        g.strategy = .winograd
+        next.kernels[index].body = .gemm(g)
+    }
+    return next
+}
+
+/// choose-gemm-strategies: how every GEMM that is not Winograd's runs (`GEMMStrategy`), from its shape and
+/// whether it streams its columns.
+@Sendable func chooseGEMMStrategies(_ function: LoweredFunction, _ options: LoweringOptions) -> LoweredFunction {
+    var next = function
+    for index in next.kernels.indices {
+        guard case .gemm(var g) = next.kernels[index].body, g.strategy != .winograd else { continue }
+        if g.im2colA != nil {
+            let isSmall = (g.transposeA ? g.m : g.k) <= smallContraction && !g.transposeB && g.n <= smallWidth
+            g.strategy = isSmall ? (g.transposeA ? .smallOuterProducts : .smallGEMM) : .blasOnColumns
+        } else {
+            g.strategy = g.col2imOutput != nil ? .blasIntoCol2im : .blas
+        }
         next.kernels[index].body = .gemm(g)
     }
     return next

@@ -76,6 +76,30 @@ public struct WindowedImages: Hashable, Sendable {
     public var chunkFloats: Int { chunkImages * rowsPerImage * geometry.kernel * geometry.kernel * geometry.channels }
 }
 
+/// How a GEMM is computed. Lowering chooses it (`winograd-convolutions`, `choose-gemm-strategies`), model.ir
+/// prints it, and the emitter renders it; a kernel that `isParallel` also splits it between threads.
+public enum GEMMStrategy: String, Hashable, Sendable {
+    /// One cblas_sgemm over the product (split: each thread's rows).
+    case blas
+    /// cblas_sgemm on the im2col columns of a chunk of images at a time (`im2colA`): rows of the product, or for
+    /// ∂W = colsᵀ·∂y a slice of the contraction.
+    case blasOnColumns = "blas-on-column-chunks"
+    /// cblas_sgemm a chunk of images at a time, each chunk's product summed into its images by col2im.
+    case blasIntoCol2im = "blas-into-col2im"
+    /// A streamed forward convolution with a tiny contraction (k ≤ `smallContraction`, n ≤ `smallWidth`): plain
+    /// loops whose accumulators stay in registers, where sgemm would mostly pack.
+    case smallGEMM = "small-gemm"
+    /// ∂W of such a convolution (m ≤ `smallContraction`): outer products of the rows, summed in blocks.
+    case smallOuterProducts = "small-outer-products"
+    /// A streamed 3×3 stride-1 convolution (forward, ∂x or ∂W) by Winograd's F(2×2, 3×3).
+    case winograd
+}
+
+/// Convolutions whose contraction (k·k·C_in) is at most this, with at most `smallWidth` filters, run as
+/// `GEMMStrategy.smallGEMM` (or `.smallOuterProducts` for their ∂W).
+public let smallContraction = 16
+public let smallWidth = 64
+
 /// One `cblas_sgemm`: product = op(a)·op(b), [m, k]·[k, n], row-major, transposes as BLAS flags.
 /// With an epilogue, sgemm writes into `output`'s buffer and the epilogue statements (which read the
 /// product as `.load(product, identity)`) then update it in place, e.g. `relu(product + bias)`.
@@ -101,9 +125,7 @@ public struct GEMM: Hashable, Sendable {
     /// A forward convolution's pooling (max or average) of its output, run on each chunk of images right after
     /// the epilogue, while those rows are in cache (`poolInConvolutions`).
     public var pool: WindowKernel? = nil
-    /// The streamed 3×3 convolution (forward, ∂x through col2im, or ∂W) runs as Winograd's F(2×2, 3×3) instead of
-    /// im2col/col2im and sgemm (`winogradConvolutions`).
-    public var winograd = false
+    public var strategy = GEMMStrategy.blas
 
     /// Floats of one thread's part of the temporary: a chunk of columns (for Winograd, the transformed filters
     /// and the chunk's scratch), and for ∂W = colsᵀ·∂y the thread's partial sum of the product. 0 when the GEMM
@@ -112,8 +134,8 @@ public struct GEMM: Hashable, Sendable {
     /// Where a thread's partial sum starts in its part: after its chunk of columns or Winograd scratch.
     public var partialSumsOffset: Int {
         guard let w = im2colA ?? col2imOutput else { return 0 }
-        guard winograd, let c = winogradChannels else { return alignedFloats(w.chunkFloats) }
-        return winogradFiltersFloats + alignedFloats(Self.winogradScratchFloats(w, in: c.in, out: c.out))
+        guard let scratch = winogradScratch else { return alignedFloats(w.chunkFloats) }
+        return alignedFloats(scratch.end)
     }
     /// The channels (in → out) of the 3×3 convolution of a streamed GEMM: the forward cols·W and ∂W = colsᵀ·∂y
     /// map the images' C channels to n; ∂x = col2im(∂y·Wᵀ) maps ∂y's k channels back to C.
@@ -124,15 +146,36 @@ public struct GEMM: Hashable, Sendable {
     }
     /// Floats of the (gradient of the) transformed filters G g Gᵀ at the start of a Winograd GEMM's part.
     public var winogradFiltersFloats: Int { winogradChannels.map { alignedFloats(16 * $0.in * $0.out) } ?? 0 }
-    /// `mplc_winograd_scratch_floats` of the runtime for a chunk of `w`: 16·tiles·(in + out) + 17·in + 2·out.
-    static func winogradScratchFloats(_ w: WindowedImages, in: Int, out: Int) -> Int {
+    /// A Winograd GEMM's scratch for one chunk, after the filters in a thread's part: the layout of the runtime's
+    /// `mplc_winograd_scratch` (its one home; the emitter passes these offsets to the runtime).
+    public var winogradScratch: WinogradScratch? {
+        guard strategy == .winograd, let w = im2colA ?? col2imOutput, let c = winogradChannels else { return nil }
+        // A 3×3 stride-1 pad-1 convolution: 2×2 output tiles over the chunk's images, the same for ∂x.
         let tiles = w.chunkImages * ((w.geometry.outHeight + 1) / 2) * ((w.geometry.outWidth + 1) / 2)
-        return 16 * tiles * (`in` + out) + 17 * `in` + 2 * out
+        return WinogradScratch(start: winogradFiltersFloats, tiles: tiles, in: c.in, out: c.out)
     }
     /// ∂W = colsᵀ·∂y: each thread sums its images' share of the contraction, and the shares are added after.
     public var hasPartialSums: Bool { im2colA != nil && transposeA }
     /// The operand `a` as memory: the image batch when the columns are streamed.
     public var aInMemory: Value { im2colA?.images ?? a }
+}
+
+/// Where the parts of a Winograd GEMM's scratch are, in floats from the start of a thread's part: the transformed
+/// input tiles v[16][tiles][in], the products or output gradients m[16][tiles][out] (16 planes each), one tile's
+/// Bᵀ d (16·in), a row of zeros for the padding (in + out) and a row for the outputs past an odd edge (out).
+public struct WinogradScratch: Hashable, Sendable {
+    public var v, m, bd, zeros, dropped, end: Int
+    public var vPlane, mPlane: Int
+
+    init(start: Int, tiles: Int, in: Int, out: Int) {
+        (vPlane, mPlane) = (tiles * `in`, tiles * out)
+        v = start
+        m = v + 16 * vPlane
+        bd = m + 16 * mPlane
+        zeros = bd + 16 * `in`
+        dropped = zeros + `in` + out
+        end = dropped + out
+    }
 }
 
 /// The most threads a generated library runs on (`MPLC_MAX_THREADS`): streamed GEMMs plan a temporary part
@@ -167,6 +210,8 @@ public struct Kernel: Hashable, Sendable {
     public var body: KernelBody
     /// The IR equations this kernel computes, ascending (the generated function's comment).
     public var equations: [Value]
+    /// The C function's name, from the origin of its main equation (`name-kernels`), e.g. `step_teacher_conv3_fwd`.
+    public var name = ""
 
     /// Split between threads, each taking a contiguous share of its rows or images (see `splitBetweenThreads`).
     public var isParallel = false

@@ -86,8 +86,10 @@ public enum Lowering {
         .kernels("merge-sibling-loops", mergeSiblingLoops),             // e.g. v' and θ' of one optimiser update
         .kernels("pool-in-convolutions", poolInConvolutions),           // max pool on a conv's chunk, in cache
         .kernels("winograd-convolutions", winogradConvolutions),        // 3×3 convolutions in 2.25× fewer multiplies
+        .kernels("choose-gemm-strategies", chooseGEMMStrategies),       // BLAS, on column chunks, small loops
         .kernels("split-between-threads", splitBetweenThreads),         // which kernels run on every thread
         .kernels("plan-memory", planMemory),                            // arenas, in-place state, scratch reuse
+        .kernels("name-kernels", nameKernels),                          // after the layers they compute
     ]
 
     /// Lowers every entry point of `program`; the scratch arena is shared (its size is the largest need).

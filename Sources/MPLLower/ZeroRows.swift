@@ -51,6 +51,7 @@ private struct ZeroRowRewriter {
 
     mutating func run() -> Graph {
         for value in old.values {
+            new.origin = old.origin(of: value)
             map.append(rewrite(value))
         }
         new.results = old.results.map { ($0.name, dense($0.value)) }
@@ -66,6 +67,9 @@ private struct ZeroRowRewriter {
             return v
         case .blocks(let blocks):
             if let done = materialized[value.id] { return done }
+            let outer = new.origin
+            new.origin = old.origin(of: value)
+            defer { new.origin = outer }
             let shape = old.shape(of: value)
             var total: Value?
             for block in blocks {

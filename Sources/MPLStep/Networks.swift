@@ -165,9 +165,12 @@ private struct LayerApplication {
         var h = x
         var shape = inputShape
         let rows = g.shape(of: x)[0]
+        let outer = g.origin
+        defer { g.origin = outer }
         for (index, layer) in layers.enumerated() {
             let name = "\(scope)/\(layerName(layer))\(index)"
             let next = try! layer.outputShape(for: shape).get()
+            g.origin = Origin(name, .forward)
             switch layer {
             case .dense:
                 h = g.addBias(g.matmul(h, weights[name + "/weight"]!), weights[name + "/bias"]!)
@@ -210,6 +213,7 @@ private struct LayerApplication {
                 h = batchNorm(h, name: name, momentum: momentum, epsilon: epsilon, in: &g)
             case .residual(let body):
                 let bodyOutput = apply(body, scope: name, to: h, shape: shape, in: &g)
+                g.origin = Origin(name, .forward)
                 h = g.add(bodyOutput, shortcut(h, name: name, from: shape, to: next, in: &g))
             }
             shape = next
@@ -306,13 +310,19 @@ func activate(_ activation: Activation, _ x: Value, in g: inout Graph) -> Value 
     }
 }
 
-/// The kind part of a tensor's name: `dense3`, `conv0`, `bn1`, `res4`; other layers name dropout masks only.
+/// The kind part of a layer's name, followed by its index: `dense3`, `conv0`, `bn1`, `res4` name tensors, and
+/// every layer names the origin of its equations (`relu2`, `max_pool1`).
 func layerName(_ layer: Layer) -> String {
     switch layer {
     case .dense: return "dense"
     case .conv2D: return "conv"
     case .batchNorm: return "bn"
     case .residual: return "res"
-    case .maxPool2D, .avgPool2D, .globalAvgPool, .flatten, .activation, .dropout: return "layer"
+    case .maxPool2D: return "max_pool"
+    case .avgPool2D: return "avg_pool"
+    case .globalAvgPool: return "global_avg_pool"
+    case .flatten: return "flatten"
+    case .activation(let activation): return activation.exportName
+    case .dropout: return "dropout"
     }
 }

@@ -28,9 +28,15 @@ extension UpdateRule {
         var step = OptimizerStep(rule: self, learningRate: learningRate, gradients: gradients)
         let prefix = network.prefix + "_momentum"
         func state(_ name: String, _ shape: Shape) -> Value { g.input(named: name) ?? g.input(name, shape) }
+        // `teacher/dense1/weight` is updated by `teacher/dense1 update`; the bias corrections by `teacher update`.
+        let outer = g.origin
+        defer { g.origin = outer }
+        func updating(_ name: String) { g.origin = Origin(String(name[..<(name.lastIndex(of: "/") ?? name.endIndex)]), .update) }
+        updating(network.prefix + "/")
         switch self {
         case .sgd(let s):
             for (info, gradient) in zip(network.infos, gradients) {
+                updating(info.name)
                 let theta = g.input(named: info.name)!
                 let momentumName = prefix + info.name.dropFirst(network.prefix.count)
                 let velocity = state(momentumName, info.shape)
@@ -51,6 +57,7 @@ extension UpdateRule {
             let m1 = correction(prefix + "/m_correction", a.beta1)
             let m2 = correction(prefix + "/v_correction", a.beta2)
             for (info, gradient) in zip(network.infos, gradients) {
+                updating(info.name)
                 let suffix = info.name.dropFirst(network.prefix.count)
                 let theta = g.input(named: info.name)!
                 let decays = info.isWeight && a.weightDecay > 0

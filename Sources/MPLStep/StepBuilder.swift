@@ -64,12 +64,15 @@ public struct StepBuilder {
             zl = g.sliceRows(z, start: 0, count: bl)
             zus = g.sliceRows(z, start: bl, count: bu)
         }
+        g.origin = Origin("teacher/loss_sup", .forward)
         let eps = recipe.labelSmoothing
         let smoothed = g.add(g.scale(y, 1 - eps), g.constant(eps / Double(k), Shape([bl, k])))
         let lossSup = g.crossEntropy(targets: smoothed, logits: zl)
+        g.origin = Origin("teacher/loss_uda", .forward)
         let (lossUDA, maskRate) = zuw.map { udaLoss(&g, weak: $0, strong: zus) } ?? (g.constant(0, .scalar), g.constant(0, .scalar))
 
         // 4-5. Pseudo labels on the strong view; the student's loss and gradient on them.
+        g.origin = Origin("teacher/pseudo_labels", .forward)
         let pseudo = pseudoLabels(&g, strongLogits: zus, uniform: uniform)
         let xus = g.sliceRows(x, start: bl + bu, count: bu)
         let xl = g.sliceRows(x, start: 0, count: bl)
@@ -77,20 +80,24 @@ public struct StepBuilder {
         // The student's running averages follow its training pass; the labeled passes below only probe it.
         let su = g.forward(student, weights: thetaS, x: xus, inputShape: inputShape,
                            pass: .training("u", updatingAverages: true), effects: &effects)
+        g.origin = Origin("student/loss_u", .forward)
         let lossStudentU = g.crossEntropy(targets: pseudo, logits: su)
         let gu = Autodiff.vjp(&g, output: lossStudentU, wrt: studentValues)
 
         // 6. Student update.
         var studentUpdate = recipe.studentOptimizer.rule.update(&g, network: student, gradients: gu, learningRate: lrStudent)
+        g.origin = Origin("teacher/feedback", .forward)
         let etaEff = studentUpdate.scale(&g)
 
         // 7. The updated student's labeled loss and its gradient g_l.
         let updated = Dictionary(uniqueKeysWithValues: studentUpdate.results.filter { $0.name.hasPrefix("student/") })
         let sl = g.forward(student, weights: updated, x: xl, inputShape: inputShape,
                            pass: .training("l", updatingAverages: false), effects: &effects)
+        g.origin = Origin("student/loss_l", .forward)
         let lossStudentL = g.crossEntropy(targets: y, logits: sl)
         let gl = Autodiff.vjp(&g, output: lossStudentL, wrt: student.infos.map { updated[$0.name]! })
             .map { g.append(.stopGradient($0)) }
+        g.origin = Origin("teacher/feedback", .forward)
 
         // 8. Feedback and the teacher's objective. The student's step depends on g_u as θ − θ' = η_eff·D(g_u).
         let firstOrder = studentUpdate.firstOrder(&g)
@@ -107,6 +114,7 @@ public struct StepBuilder {
             case .lossDifference:
                 let sOld = g.forward(student, weights: thetaS, x: xl, inputShape: inputShape,
                                      pass: .training("l", updatingAverages: false), effects: &effects)
+                g.origin = Origin("teacher/feedback", .forward)
                 h = g.sub(g.crossEntropy(targets: y, logits: sOld), lossStudentL)
             }
             // h·CE(ŷ, z_us) with h a constant: REINFORCE towards labels that helped the student.
@@ -166,6 +174,7 @@ public struct StepBuilder {
         let lr = g.input("lr", .scalar)
         let logits = g.forward(student, weights: thetaS, x: x, inputShape: inputShape,
                                pass: .training("sup", updatingAverages: true), effects: &effects)
+        g.origin = Origin("student/loss", .forward)
         let loss = g.crossEntropy(targets: y, logits: logits)
         let grads = Autodiff.vjp(&g, output: loss, wrt: student.infos.map { thetaS[$0.name]! })
         let update = model.recipe.studentOptimizer.rule.update(&g, network: student, gradients: grads, learningRate: lr)

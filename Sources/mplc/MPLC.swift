@@ -12,7 +12,7 @@ struct MPLC: ParsableCommand {
         abstract: "Compile Meta Pseudo Labels training steps from .swiftdsl model files to fused C, and train with them.",
         discussion: """
             Examples:
-              mplc Examples/fashion_mlp.swiftdsl          writes generated/fashion_mlp/ (model.h, model.c, model.ir, model.json)
+              mplc Examples/fashion_mlp.swiftdsl          writes generated/fashion_mlp/ (model.h, model.c, mplc_runtime.h, model.ir, model.json)
               mplc Examples/fashion_mlp.swiftdsl -o DIR   the same, into DIR
               mplc check Examples/fashion_cnn.swiftdsl    parse and check only
               mplc train Examples/fashion_cnn.swiftdsl    compile, build the runner and train on Fashion-MNIST

@@ -1,9 +1,12 @@
 /*
- * mplc runtime: the hand-written helpers of the generated code, pasted into every model.c so that the
- * generated library is two self-contained files. Every helper is MPLC_HELPER (static inline, marked unused
- * so that a model that needs only some of them compiles warning-free with gcc and clang).
+ * mplc runtime: the hand-written helpers of the generated code. mplc writes this file beside every model.c, which
+ * includes it (the one translation unit that uses it), and pastes it into exported libraries, which stay two
+ * files. Every helper is MPLC_HELPER (static inline, marked unused so that a model that needs only some of them
+ * compiles warning-free with gcc and clang), so two libraries linked into one program never clash.
  * Tensors are row-major float arrays; images are NHWC.
  */
+#ifndef MPLC_RUNTIME_H
+#define MPLC_RUNTIME_H
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -368,28 +371,16 @@ MPLC_HELPER size_t mplc_winograd_tiles(mplc_window g) {
     return (size_t)g.batch * (size_t)((g.height + 1) / 2) * (size_t)((g.width + 1) / 2);
 }
 
-/* Floats of the scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient: the transformed input tiles
- * (16 x tiles x in), the products or output gradients (16 x tiles x out), one tile's Bᵀ d (16 x in), a row of
- * zeros for the padding (in + out) and a row that takes the outputs past an odd edge (out). */
-MPLC_HELPER size_t mplc_winograd_scratch_floats(mplc_window g, int out) {
-    return 16 * mplc_winograd_tiles(g) * (size_t)(g.channels + out) + 17 * (size_t)g.channels + 2 * (size_t)out;
-}
-
-/* The parts of that scratch. */
+/* The scratch of mplc_winograd_conv3x3 and mplc_winograd_filter_gradient, laid out by the caller (the generated
+ * code's offsets come from GEMM.winogradScratch in Sources/MPLLower/Kernels.swift, the layout's one home): the
+ * transformed input tiles v[16][tiles][in] and the products or output gradients m[16][tiles][out], each of the 16
+ * matrices a plane of v_plane >= tiles x in (m_plane >= tiles x out) floats; one tile's Bᵀ d (16 x in); a row of
+ * in + out floats that the helpers zero, read for the padding; and a row of out floats that takes the outputs
+ * past an odd edge. */
 typedef struct {
     float *v, *m, *bd, *zeros, *dropped;
-    size_t v_plane, m_plane; /* floats of one of the 16 matrices of v and of m */
+    size_t v_plane, m_plane;
 } mplc_winograd_scratch;
-
-MPLC_HELPER mplc_winograd_scratch mplc_winograd_split(float *scratch, mplc_window g, int out) {
-    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
-    mplc_winograd_scratch s = {scratch, scratch + 16 * tiles * in, NULL, NULL, NULL, tiles * in, tiles * (size_t)out};
-    s.bd = s.m + 16 * tiles * (size_t)out;
-    s.zeros = s.bd + 16 * in;
-    s.dropped = s.zeros + in + (size_t)out;
-    memset(s.zeros, 0, (in + (size_t)out) * sizeof(float));
-    return s;
-}
 
 /* s.v[16][tiles][in] = Bᵀ d B for every 4x4 input tile d of x (the tile of the outputs (2ty..2ty+1, 2tx..2tx+1)). */
 MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float *restrict x, mplc_window g) {
@@ -433,9 +424,9 @@ MPLC_HELPER void mplc_winograd_input_tiles(mplc_winograd_scratch s, const float 
 /* y[N, H, W, out] = the 3x3 stride-1 pad-1 convolution of x[N, H, W, in] (g: in = g.channels) with the
  * filters u of mplc_winograd_filters. */
 MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict x, const float *restrict u, mplc_window g,
-                                      int out, float *restrict scratch) {
+                                      int out, mplc_winograd_scratch s) {
     const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
-    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    memset(s.zeros, 0, (size_t)(in + out) * sizeof(float));
     const size_t tiles = mplc_winograd_tiles(g);
     mplc_window output = g; /* y's pixels */
     output.channels = out;
@@ -472,9 +463,9 @@ MPLC_HELPER void mplc_winograd_conv3x3(float *restrict y, const float *restrict 
  * to the transformed filters of mplc_winograd_conv3x3(y, x, ...) given ∂y = dy[N, H, W, out]; outputs past an
  * odd edge have no gradient. mplc_winograd_filters_transpose turns du into ∂W; in between, du can sum chunks. */
 MPLC_HELPER void mplc_winograd_filter_gradient(float *restrict du, const float *restrict x, const float *restrict dy,
-                                               mplc_window g, int out, int accumulate, float *restrict scratch) {
+                                               mplc_window g, int out, int accumulate, mplc_winograd_scratch s) {
     const int in = g.channels, tile_rows = (g.height + 1) / 2, tile_cols = (g.width + 1) / 2;
-    const mplc_winograd_scratch s = mplc_winograd_split(scratch, g, out);
+    memset(s.zeros, 0, (size_t)(in + out) * sizeof(float));
     const size_t tiles = mplc_winograd_tiles(g);
     mplc_window output = g; /* dy's pixels */
     output.channels = out;
@@ -685,3 +676,5 @@ MPLC_HELPER void mplc_one_hot_sample(float *restrict out, const float *restrict 
         for (size_t k = 0; k < classes; k++) out[r * classes + k] = k == pick ? 1.0f : 0.0f;
     }
 }
+
+#endif /* MPLC_RUNTIME_H */

@@ -117,7 +117,7 @@ struct TrainedRun {
         let runner = templates + "/runner"
         let sources = try FileManager.default.contentsOfDirectory(atPath: runner)
             .filter { $0.hasSuffix(".c") && $0 != "main.c" }.sorted().map { runner + "/" + $0 }
-        try shell(["cc"] + RunnerBuild.baseFlags + ["-O1", "-I", generated, "-I", runner, "-I", templates + "/runtime",
+        try shell(["cc"] + RunnerBuild.baseFlags + ["-O1", "-I", generated, "-I", runner,
                    "reference.c", generated + "/model.c"] + sources + ["-o", "reference"] + RunnerBuild.libraries,
                   directory: directory)
         var reference: [Bool: [Float]] = [:]

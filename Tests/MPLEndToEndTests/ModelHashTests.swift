@@ -16,11 +16,32 @@ import Testing
     func matchesTheDocumentedPipeline(model: String) throws {
         let directory = repositoryRoot + "/generated/" + model
         let header = try String(contentsOfFile: directory + "/model.h", encoding: .utf8)
-        let output = try shell(["sh", "-c", "sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h | sha256sum"],
+        let output = try shell(["sh", "-c", "sed '/Regenerate with:$/{n;d}; /^#define MPLC_MODEL_HASH /d' model.c model.h mplc_runtime.h | sha256sum"],
                                directory: directory)
         let hash = try #require(Self.macro("MPLC_MODEL_HASH", in: header))
         #expect(hash == "\"" + output.prefix(64) + "\"")
         #expect(hash.count == 66 && hash.dropFirst().dropLast().allSatisfy { "0123456789abcdef".contains($0) })
+    }
+
+    /// model.c includes the runtime header instead of pasting it (issue 16); the header is written beside it and
+    /// is part of what was compiled: another runtime, another hash. (The old model.c held the whole runtime.)
+    @Test func coversTheIncludedRuntime() throws {
+        let model = try Compiler.load(path: repositoryRoot + "/Examples/fashion_mlp.swiftdsl").get()
+        let directory = try temporaryDirectory("runtime")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/Templates", toPath: directory + "/Templates")
+        let runtimePath = directory + "/Templates/runtime/mplc_runtime.h"
+        let runtime = try String(contentsOfFile: runtimePath, encoding: .utf8)
+        try (runtime + "/* another runtime */\n").write(toFile: runtimePath, atomically: true, encoding: .utf8)
+        let files = try Compiler.compile(model, regenerateCommand: "x").files
+        let changed = try Compiler.compile(model, regenerateCommand: "x", templatesDirectory: directory + "/Templates").files
+        #expect(files.map(\.fileName) == ["model.h", "model.c", "mplc_runtime.h", "model.ir", "model.json"])
+        #expect(files[2].contents == runtime)
+        #expect(files[1].contents.contains("\n#include \"mplc_runtime.h\"\n"))
+        #expect(!files[1].contents.contains("int mplc_pool_resize(int threads) {"), "the runtime is not pasted into model.c")
+        #expect(changed[1].contents == files[1].contents)
+        #expect(try #require(Self.macro("MPLC_MODEL_HASH", in: changed[0].contents))
+                != (try #require(Self.macro("MPLC_MODEL_HASH", in: files[0].contents))))
     }
 
     /// Another path or command gives the same hash; another recipe constant or layer gives another.

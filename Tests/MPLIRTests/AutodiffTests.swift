@@ -153,3 +153,27 @@ struct AutodiffTests {
         #expect(report.vjpError > 1e-2, "finite differences must disagree with a gradient that ignores a term")
     }
 }
+
+/// Issue 16: what autodiff appends carries the origin of the equation it differentiates, with the pass changed.
+@Test func derivativesCarryTheOriginOfWhatTheyDifferentiate() {
+    var g = Graph()
+    let x = g.input("x", Shape([2, 3]))
+    let w = g.input("w", Shape([3, 4]))
+    g.origin = Origin("student/dense1", .forward)
+    let y = g.unary(.tanh, g.matmul(x, w))
+    g.origin = Origin("student/loss", .forward)
+    let loss = g.sumAll(g.mul(y, y))
+    g.origin = nil
+    let start = g.equations.count
+    let tangent = g.input("tangent", Shape([3, 4]))
+    let f = Autodiff.jvp(&g, outputs: [loss], wrt: [w], tangents: [tangent])[0]
+    let afterJVP = g.equations.count
+    _ = Autodiff.vjp(&g, output: f, wrt: [x])
+    let jvpOrigins = Set(g.equations[(start + 1)..<afterJVP].map(\.origin))
+    let vjpOrigins = Set(g.equations[afterJVP...].map(\.origin))
+    #expect(jvpOrigins == [Origin("student/dense1", .jvp), Origin("student/loss", .jvp)])
+    #expect(vjpOrigins.isSuperset(of: [Origin("student/dense1", .jvpVJP), Origin("student/loss", .jvpVJP),
+                                       Origin("student/dense1", .vjp)]))
+    #expect(!vjpOrigins.contains(nil) && !vjpOrigins.contains { $0?.pass == .forward || $0?.pass == .jvp })
+    #expect(g.origin == nil, "autodiff leaves the graph's current origin as it found it")
+}

@@ -499,6 +499,10 @@ expect "test/ with other class folders: exit 1" 1 "badimg-testclasses/test: clas
 D=$(bad_images loose); cp "$D/labeled/Bag/"*.png "$D/labeled/"
 expect "an image outside the class folders: exit 1" 1 "badimg-loose/labeled/[0-9]*.png: a file where a folder per class is expected" -- \
     "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
+D=$(bad_images fifo); mkfifo "$D/unlabeled/pipe.png"
+# A FIFO named like an image: refused without waiting for a writer (timeout ends a run that would block on open).
+expect "a FIFO in the unlabeled folder: exit 1 at once" 1 "badimg-fifo/unlabeled/pipe.png: not a regular file" -- \
+    timeout 60 "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
 D=$(bad_images notest); rm -rf "$D/test"
 expect "no test folder: exit 1" 1 "badimg-notest: missing folder test" -- "$RUN" train --data "$D" --steps 30 --out "$WORK/badimg-run" --quiet
 if [ -e "$WORK/badimg-run" ]; then fail "a bad image folder made a run directory"; else pass "bad image folders make no run directory"; fi

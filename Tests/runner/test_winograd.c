@@ -33,6 +33,18 @@ static double relative_error(const float *got, const double *want, size_t n) {
     return error / scale;
 }
 
+/* A scratch for the convolutions of g to `out` channels, each part allocated on its own (the generated code lays
+ * them out in one temporary, by GEMM.winogradScratch). */
+static mplc_winograd_scratch scratch_for(mplc_window g, int out) {
+    const size_t tiles = mplc_winograd_tiles(g), in = (size_t)g.channels;
+    mplc_winograd_scratch s = {malloc(16 * tiles * in * sizeof(float)), malloc(16 * tiles * (size_t)out * sizeof(float)),
+                               malloc(16 * in * sizeof(float)), malloc((in + (size_t)out) * sizeof(float)),
+                               malloc((size_t)out * sizeof(float)), tiles * in, tiles * (size_t)out};
+    return s;
+}
+
+static void free_scratch(mplc_winograd_scratch s) { free(s.v), free(s.m), free(s.bd), free(s.zeros), free(s.dropped); }
+
 static void check_shape(int batch, int height, int width, int in, int out) {
     const mplc_window g = {batch, height, width, in, 3, 1, 1}, gy = {batch, height, width, out, 3, 1, 1};
     const size_t pixels = (size_t)batch * height * width;
@@ -40,9 +52,7 @@ static void check_shape(int batch, int height, int width, int in, int out) {
     float *dy = malloc(pixels * out * sizeof(float)), *y = malloc(pixels * out * sizeof(float));
     float *dx = malloc(pixels * in * sizeof(float)), *dw = malloc(9 * (size_t)in * out * sizeof(float));
     float *u = malloc(16 * (size_t)in * out * sizeof(float));
-    const size_t scratch_floats = mplc_winograd_scratch_floats(g, out) > mplc_winograd_scratch_floats(gy, in)
-                                      ? mplc_winograd_scratch_floats(g, out) : mplc_winograd_scratch_floats(gy, in);
-    float *scratch = malloc(scratch_floats * sizeof(float));
+    const mplc_winograd_scratch scratch = scratch_for(g, out), scratch_dy = scratch_for(gy, in);
     double *want_y = calloc(pixels * out, sizeof(double)), *want_dx = calloc(pixels * in, sizeof(double));
     double *want_dw = calloc(9 * (size_t)in * out, sizeof(double));
     for (size_t i = 0; i < pixels * in; i++) x[i] = uniform();
@@ -75,7 +85,7 @@ static void check_shape(int batch, int height, int width, int in, int out) {
     CHECK(relative_error(y, want_y, pixels * out) < 2e-6, "forward: relative error %.2e",
           relative_error(y, want_y, pixels * out));
     mplc_winograd_filters(u, w, out, in, 1);
-    mplc_winograd_conv3x3(dx, dy, u, gy, in, scratch);
+    mplc_winograd_conv3x3(dx, dy, u, gy, in, scratch_dy);
     CHECK(relative_error(dx, want_dx, pixels * in) < 2e-6, "∂x: relative error %.2e",
           relative_error(dx, want_dx, pixels * in));
     /* ∂W over the first image, then the rest accumulated, as a part sums its chunks. */
@@ -87,7 +97,7 @@ static void check_shape(int batch, int height, int width, int in, int out) {
     mplc_winograd_filters_transpose(dw, u, in, out);
     CHECK(relative_error(dw, want_dw, 9 * (size_t)in * out) < 2e-6, "∂W: relative error %.2e",
           relative_error(dw, want_dw, 9 * (size_t)in * out));
-    free(x), free(w), free(dy), free(y), free(dx), free(dw), free(u), free(scratch);
+    free(x), free(w), free(dy), free(y), free(dx), free(dw), free(u), free_scratch(scratch), free_scratch(scratch_dy);
     free(want_y), free(want_dx), free(want_dw);
 }
 

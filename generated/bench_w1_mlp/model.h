@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "441142ec7ce9d24a0a4ad88f69a28fb95883aefcef6d8996b439f06b656c1261"
+#define MPLC_MODEL_HASH "53b6f8646a08ecfcc973dd461825f46bf473f66ebd2cb8e910fd73d1dfe226ec"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

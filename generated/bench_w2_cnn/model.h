@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "9930dcec1880c554211461af5891dcdb8ff0a89f0dac9fafad4d57e8575430ba"
+#define MPLC_MODEL_HASH "dc15f87461b5756090c94d94a0be74bf8d931bab3ac634faac0c665f7516bf97"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "0125cbb02d26c4eb8974d56c9c694c5feca12d01d69611525f3786c683fc8bd0"
+#define MPLC_MODEL_HASH "05d49fe14bd24f46038313dd5d5a37d50caf8df431fd6f1f030ab0b30ec29da3"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "7122fda1d7e70202aac6bf7454a48fd49de02208c85b0b7798d44929d94c5a42"
+#define MPLC_MODEL_HASH "eab87b1e26b7f8dadfa7a761033b0af9a9adf898f19d6524993b6692592d45cd"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b63ebd213d02bfec55ea06f4290a0a149674007846ee7d806383f203d10f451d"
+#define MPLC_MODEL_HASH "1369c92ee7096871db9dea463dfd1079ba2ae783852e2fc38d444629fad6a5a7"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

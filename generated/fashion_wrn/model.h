@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "4b5901669c86ff0e2bdd7f06b377620ca4514739801bf300d3582b5f54a50421"
+#define MPLC_MODEL_HASH "383485f1f4c45eae3435dff8a79da41544c590a75f0b603189c9235a68755b1e"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

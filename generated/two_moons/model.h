@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "c1c7dafe3368326a19de6a135ae893ddaa6d5151f94c292c2f5dfc280f23d800"
+#define MPLC_MODEL_HASH "862f3e41265b31dfb396dd96b74c9bffc2093642d4e79c7fcab68b88507c4b75"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "26be6b5b3a88961ffc2d60f6048f67a06daf83f618d024e28b6c80f475460227"
+#define MPLC_MODEL_HASH "213df3addee63f4c35c44d71dc02749c9be768628139c30e0948d182b6a8f060"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "bff5f6cafa6b466368035fdaa5e91962de80724dc5257e74e75e34a0324810df"
+#define MPLC_MODEL_HASH "95a69e1b5e6cd413f5962e38d1308712ae2316584e248e5d7362578a9ef68f21"
 #define MPLC_MODEL_NAME "two_moons_uda"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -38,7 +38,7 @@ typedef struct {
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "305cdeb6ebd7c2fa9a6a7eaa45542bbd8d1cfed72245af7a0af7c27bb1d9c57d"
+#define MPLC_MODEL_HASH "852d8c69b65e072fb09e3ce232d9347f6ad986ff88daacac70988612ad2eef86"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
