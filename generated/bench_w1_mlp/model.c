@@ -750,6 +750,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2199,17 +2203,18 @@ static void step_k081_mul_reduce_sum(float *restrict t248, const float *restrict
  * %250 = mul %189, %249 : []
  * %251 = mul %17, %250 : []
  * %252 = mul %251, %105 : [] */
-static void step_k082_mul_add(float *restrict t250, float *restrict t252, const float *restrict in_lr_student, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_feedback_scale) {
+static void step_k082_mul_add(float *restrict t249, float *restrict t250, float *restrict t252, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v189 = in_lr_student[0] * 1.9f;
         const float v237 = t234[0] + t236[0];
         const float v240 = v237 + t239[0];
         const float v243 = v240 + t242[0];
         const float v246 = v243 + t245[0];
         const float v249 = v246 + t248[0];
+        const float v189 = in_lr_student[0] * 1.9f;
         const float v250 = v189 * v249;
         const float v251 = in_feedback_scale[0] * v250;
         const float v252 = v251 * (-0.002232143f);
+        t249[i] = v249;
         t250[i] = v250;
         t252[i] = v252;
     }
@@ -2896,126 +2901,371 @@ static void step_k117_mul_add_sub(float *restrict in_teacher_momentum_dense5_bia
     }
 }
 
-/* 118 kernels; scratch high-water mark 5774688 floats. */
+/* %368 = mul %232, %232 : [784,1024]
+ * %369 = reduce_sum axes=[0, 1] %368 : [] */
+static void step_k118_mul_reduce_sum(float *restrict t369, const float *restrict t232) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v368 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
+                sums[lane] += v368;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t369[0] = (float)sum;
+}
+
+/* %370 = mul %231, %231 : [1024]
+ * %371 = reduce_sum axes=[0] %370 : [] */
+static void step_k119_mul_reduce_sum(float *restrict t371, const float *restrict t231) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v370 = t231[i0] * t231[i0];
+            sums[lane] += v370;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t371[0] = (float)sum;
+}
+
+/* %373 = mul %228, %228 : [1024,1024]
+ * %374 = reduce_sum axes=[0, 1] %373 : [] */
+static void step_k120_mul_reduce_sum(float *restrict t374, const float *restrict t228) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v373 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
+                sums[lane] += v373;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t374[0] = (float)sum;
+}
+
+/* %376 = mul %226, %226 : [1024]
+ * %377 = reduce_sum axes=[0] %376 : [] */
+static void step_k121_mul_reduce_sum(float *restrict t377, const float *restrict t226) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v376 = t226[i0] * t226[i0];
+            sums[lane] += v376;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t377[0] = (float)sum;
+}
+
+/* %379 = mul %223, %223 : [1024,10]
+ * %380 = reduce_sum axes=[0, 1] %379 : [] */
+static void step_k122_mul_reduce_sum(float *restrict t380, const float *restrict t223) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v379 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
+            sum += v379;
+        }
+    }
+    t380[0] = (float)sum;
+}
+
+/* %382 = mul %221, %221 : [10]
+ * %383 = reduce_sum axes=[0] %382 : [] */
+static void step_k123_mul_reduce_sum(float *restrict t383, const float *restrict t221) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v382 = t221[i0] * t221[i0];
+        sum += v382;
+    }
+    t383[0] = (float)sum;
+}
+
+/* %372 = add %369, %371 : []
+ * %375 = add %372, %374 : []
+ * %378 = add %375, %377 : []
+ * %381 = add %378, %380 : []
+ * %384 = add %381, %383 : []
+ * %385 = sqrt %384 : [] */
+static void step_k124_add_sqrt(float *restrict t385, const float *restrict t369, const float *restrict t371, const float *restrict t374, const float *restrict t377, const float *restrict t380, const float *restrict t383) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v372 = t369[0] + t371[0];
+        const float v375 = v372 + t374[0];
+        const float v378 = v375 + t377[0];
+        const float v381 = v378 + t380[0];
+        const float v384 = v381 + t383[0];
+        const float v385 = sqrtf(v384);
+        t385[i] = v385;
+    }
+}
+
+/* %386 = mul %126, %126 : [784,1024]
+ * %387 = reduce_sum axes=[0, 1] %386 : [] */
+static void step_k125_mul_reduce_sum(float *restrict t387, const float *restrict t126) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v386 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
+                sums[lane] += v386;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t387[0] = (float)sum;
+}
+
+/* %388 = mul %125, %125 : [1024]
+ * %389 = reduce_sum axes=[0] %388 : [] */
+static void step_k126_mul_reduce_sum(float *restrict t389, const float *restrict t125) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v388 = t125[i0] * t125[i0];
+            sums[lane] += v388;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t389[0] = (float)sum;
+}
+
+/* %391 = mul %122, %122 : [1024,1024]
+ * %392 = reduce_sum axes=[0, 1] %391 : [] */
+static void step_k127_mul_reduce_sum(float *restrict t392, const float *restrict t122) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v391 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
+                sums[lane] += v391;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t392[0] = (float)sum;
+}
+
+/* %394 = mul %120, %120 : [1024]
+ * %395 = reduce_sum axes=[0] %394 : [] */
+static void step_k128_mul_reduce_sum(float *restrict t395, const float *restrict t120) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v394 = t120[i0] * t120[i0];
+            sums[lane] += v394;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t395[0] = (float)sum;
+}
+
+/* %397 = mul %117, %117 : [1024,10]
+ * %398 = reduce_sum axes=[0, 1] %397 : [] */
+static void step_k129_mul_reduce_sum(float *restrict t398, const float *restrict t117) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v397 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
+            sum += v397;
+        }
+    }
+    t398[0] = (float)sum;
+}
+
+/* %400 = mul %115, %115 : [10]
+ * %401 = reduce_sum axes=[0] %400 : [] */
+static void step_k130_mul_reduce_sum(float *restrict t401, const float *restrict t115) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v400 = t115[i0] * t115[i0];
+        sum += v400;
+    }
+    t401[0] = (float)sum;
+}
+
+/* %390 = add %387, %389 : []
+ * %393 = add %390, %392 : []
+ * %396 = add %393, %395 : []
+ * %399 = add %396, %398 : []
+ * %402 = add %399, %401 : []
+ * %403 = sqrt %402 : []
+ * %404 = mul %385, %403 : []
+ * %405 = constant 1e-30 : []
+ * %406 = max %404, %405 : []
+ * %407 = div %249, %406 : []
+ * %408 = step %250 : [] */
+static void step_k131_add_sqrt_mul_etc(float *restrict t403, float *restrict t407, float *restrict t408, const float *restrict t387, const float *restrict t389, const float *restrict t392, const float *restrict t395, const float *restrict t398, const float *restrict t401, const float *restrict t385, const float *restrict t249, const float *restrict t250) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v390 = t387[0] + t389[0];
+        const float v393 = v390 + t392[0];
+        const float v396 = v393 + t395[0];
+        const float v399 = v396 + t398[0];
+        const float v402 = v399 + t401[0];
+        const float v403 = sqrtf(v402);
+        const float v404 = t385[0] * v403;
+        const float v406 = v404 >= 1e-30f ? v404 : 1e-30f;
+        const float v407 = t249[0] / v406;
+        const float v408 = t250[0] > 0.0f ? 1.0f : 0.0f;
+        t403[i] = v403;
+        t407[i] = v407;
+        t408[i] = v408;
+    }
+}
+
+/* 132 kernels; scratch high-water mark 8670912 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 2097152, io, state, state + 802816);
-    step_k001_matmul_add_relu(scratch + 3080192, scratch + 2097152, state + 803840, state + 1852416);
-    step_k002_matmul_add(scratch, scratch + 3080192, state + 1853440, state + 1863680);
-    step_k003_mul_add(scratch + 5772416, io + 752640);
-    step_k004_reduce_max(scratch + 4063872, scratch);
-    step_k005_sub_exp(scratch + 4063232, scratch + 5773056, scratch, scratch + 4063872);
-    step_k006_reduce_sum(scratch + 5774592, scratch + 5773056);
-    step_k007_log(scratch + 5773696, scratch + 5774592);
-    step_k008_sub_mul_reduce_sum(scratch + 5773760, scratch + 4063232, scratch + 5773696, scratch + 5772416);
-    step_k009_mul(io + 753344, scratch + 5773760);
+    step_k000_matmul_add_relu(scratch + 4194304, io, state, state + 802816);
+    step_k001_matmul_add_relu(scratch + 5177344, scratch + 4194304, state + 803840, state + 1852416);
+    step_k002_matmul_add(scratch, scratch + 5177344, state + 1853440, state + 1863680);
+    step_k003_mul_add(scratch + 8654848, io + 752640);
+    step_k004_reduce_max(scratch + 6161024, scratch);
+    step_k005_sub_exp(scratch + 6160384, scratch + 8655488, scratch, scratch + 6161024);
+    step_k006_reduce_sum(scratch + 8658944, scratch + 8655488);
+    step_k007_log(scratch + 8656128, scratch + 8658944);
+    step_k008_sub_mul_reduce_sum(scratch + 8656192, scratch + 6160384, scratch + 8656128, scratch + 8654848);
+    step_k009_mul(io + 753344, scratch + 8656192);
     step_k010_mul(scratch + 9600, scratch + 640);
-    step_k011_reduce_max(scratch + 4063232, scratch + 9600);
-    step_k012_sub(scratch + 14080, scratch + 9600, scratch + 4063232);
+    step_k011_reduce_max(scratch + 6160384, scratch + 9600);
+    step_k012_sub(scratch + 14080, scratch + 9600, scratch + 6160384);
     step_k013_exp_reduce_sum(scratch + 9600, scratch + 14080);
     step_k014_log(scratch + 10048, scratch + 9600);
-    step_k015_sub_exp(scratch + 5754880, scratch + 14080, scratch + 10048);
-    step_k016_reduce_max(scratch + 5759360, scratch + 5754880);
-    step_k017_greaterEqual(scratch + 5773696, scratch + 5759360);
-    step_k018_reduce_max(scratch + 5763840, scratch + 5120);
-    step_k019_sub_exp(scratch + 4063232, scratch + 5759360, scratch + 5120, scratch + 5763840);
-    step_k020_reduce_sum(scratch + 5774144, scratch + 5759360);
-    step_k021_log(scratch + 5763840, scratch + 5774144);
-    step_k022_sub_mul_reduce_sum(scratch + 5764288, scratch + 4063232, scratch + 5763840, scratch + 5754880);
-    step_k023_neg_mul_reduce_sum(scratch + 5763840, scratch + 5764288, scratch + 5773696);
-    step_k024_mul(io + 753360, scratch + 5763840);
-    step_k025_reduce_sum(scratch + 5763840, scratch + 5773696);
-    step_k026_mul(io + 753376, scratch + 5763840);
-    step_k027_one_hot_argmax(scratch + 5763840, scratch + 5120);
+    step_k015_sub_exp(scratch + 7766016, scratch + 14080, scratch + 10048);
+    step_k016_reduce_max(scratch + 7770496, scratch + 7766016);
+    step_k017_greaterEqual(scratch + 8658048, scratch + 7770496);
+    step_k018_reduce_max(scratch + 8656128, scratch + 5120);
+    step_k019_sub_exp(scratch + 6160384, scratch + 7770496, scratch + 5120, scratch + 8656128);
+    step_k020_reduce_sum(scratch + 8658496, scratch + 7770496);
+    step_k021_log(scratch + 8656128, scratch + 8658496);
+    step_k022_sub_mul_reduce_sum(scratch + 8656576, scratch + 6160384, scratch + 8656128, scratch + 7766016);
+    step_k023_neg_mul_reduce_sum(scratch + 8656128, scratch + 8656576, scratch + 8658048);
+    step_k024_mul(io + 753360, scratch + 8656128);
+    step_k025_reduce_sum(scratch + 8656128, scratch + 8658048);
+    step_k026_mul(io + 753376, scratch + 8656128);
+    step_k027_one_hot_argmax(scratch + 7774976, scratch + 5120);
     step_k028_matmul_add_relu(scratch + 1048576, io + 401408, state + 1863696, state + 2666512);
-    step_k029_matmul_add_relu(scratch + 1507328, scratch + 1048576, state + 2667536, state + 3716112);
-    step_k030_matmul_add(scratch + 1966080, scratch + 1507328, state + 3717136, state + 3727376);
-    step_k031_reduce_max(scratch + 5768320, scratch + 1966080);
-    step_k032_sub_exp(scratch + 1970560, scratch + 1975040, scratch + 1966080, scratch + 5768320);
-    step_k033_reduce_sum(scratch + 5768320, scratch + 1975040);
-    step_k034_log(scratch + 5768768, scratch + 5768320);
-    step_k035_sub_mul_reduce_sum(scratch + 5769216, scratch + 1970560, scratch + 5768768, scratch + 5763840);
-    step_k036_mul(io + 753392, scratch + 5769216);
-    step_k037_mul(scratch + 1966080, scratch + 5763840);
-    step_k038_neg_reduce_sum(scratch + 5768768, scratch + 1966080);
-    step_k039_div(scratch + 5769216, scratch + 5768768, scratch + 5768320);
-    step_k040_mul_add(scratch + 1970560, scratch + 5769216, scratch + 1975040, scratch + 1966080);
-    step_k041_reduce_sum(scratch + 5774656, scratch + 1970560);
-    step_k042_matmul(scratch + 5734400, scratch + 1507328, scratch + 1970560);
-    step_k043_matmul_step_mul(scratch + 4063232, scratch + 1970560, state + 3717136, scratch + 1507328);
-    step_k044_reduce_sum(scratch + 5768320, scratch + 4063232);
-    step_k045_matmul(scratch, scratch + 1048576, scratch + 4063232);
-    step_k046_matmul_step_mul(scratch + 1507328, scratch + 4063232, state + 2667536, scratch + 1048576);
-    step_k047_reduce_sum(scratch + 5769344, scratch + 1507328);
-    step_k048_matmul(scratch + 4063232, io + 401408, scratch + 1507328);
-    step_k049_mul_add_sub(state + 5591088, state + 1863696, scratch + 4063232, io + 753296);
-    step_k050_mul_add_sub(state + 6393904, state + 2666512, scratch + 5769344, io + 753296);
+    step_k029_matmul_add_relu(scratch, scratch + 1048576, state + 2667536, state + 3716112);
+    step_k030_matmul_add(scratch + 458752, scratch, state + 3717136, state + 3727376);
+    step_k031_reduce_max(scratch + 8656128, scratch + 458752);
+    step_k032_sub_exp(scratch + 463232, scratch + 467712, scratch + 458752, scratch + 8656128);
+    step_k033_reduce_sum(scratch + 8656128, scratch + 467712);
+    step_k034_log(scratch + 8656576, scratch + 8656128);
+    step_k035_sub_mul_reduce_sum(scratch + 8657024, scratch + 463232, scratch + 8656576, scratch + 7774976);
+    step_k036_mul(io + 753392, scratch + 8657024);
+    step_k037_mul(scratch + 458752, scratch + 7774976);
+    step_k038_neg_reduce_sum(scratch + 8656576, scratch + 458752);
+    step_k039_div(scratch + 8657024, scratch + 8656576, scratch + 8656128);
+    step_k040_mul_add(scratch + 463232, scratch + 8657024, scratch + 467712, scratch + 458752);
+    step_k041_reduce_sum(scratch + 8670848, scratch + 463232);
+    step_k042_matmul(scratch + 8634368, scratch, scratch + 463232);
+    step_k043_matmul_step_mul(scratch + 1507328, scratch + 463232, state + 3717136, scratch);
+    step_k044_reduce_sum(scratch + 8665088, scratch + 1507328);
+    step_k045_matmul(scratch, scratch + 1048576, scratch + 1507328);
+    step_k046_matmul_step_mul(scratch + 1966080, scratch + 1507328, state + 2667536, scratch + 1048576);
+    step_k047_reduce_sum(scratch + 8666112, scratch + 1966080);
+    step_k048_matmul(scratch + 6160384, io + 401408, scratch + 1966080);
+    step_k049_mul_add_sub(state + 5591088, state + 1863696, scratch + 6160384, io + 753296);
+    step_k050_mul_add_sub(state + 6393904, state + 2666512, scratch + 8666112, io + 753296);
     step_k051_mul_add_sub(state + 6394928, state + 2667536, scratch, io + 753296);
-    step_k052_mul_add_sub(state + 7443504, state + 3716112, scratch + 5768320, io + 753296);
-    step_k053_mul_add_sub(state + 7444528, state + 3717136, scratch + 5734400, io + 753296);
-    step_k054_mul_add_sub(state + 7454768, state + 3727376, scratch + 5774656, io + 753296);
-    step_k055_matmul_add_relu(scratch + 4866048, io, state + 1863696, state + 2666512);
-    step_k056_matmul_add_relu(scratch + 1048576, scratch + 4866048, state + 2667536, state + 3716112);
-    step_k057_matmul_add(scratch + 5770368, scratch + 1048576, state + 3717136, state + 3727376);
-    step_k058_reduce_max(scratch + 5772288, scratch + 5770368);
-    step_k059_sub_exp(scratch + 5771008, scratch + 5771648, scratch + 5770368, scratch + 5772288);
-    step_k060_reduce_sum(scratch + 5772288, scratch + 5771648);
-    step_k061_log(scratch + 5772352, scratch + 5772288);
-    step_k062_sub_mul_reduce_sum(scratch + 5770368, scratch + 5771008, scratch + 5772352, io + 752640);
-    step_k063_mul(io + 753408, scratch + 5770368);
-    step_k064_mul(scratch + 5770368, io + 752640);
-    step_k065_neg_reduce_sum(scratch + 5772352, scratch + 5770368);
-    step_k066_div(scratch + 5744640, scratch + 5772352, scratch + 5772288);
-    step_k067_mul_add(scratch + 5771008, scratch + 5744640, scratch + 5771648, scratch + 5770368);
-    step_k068_reduce_sum(scratch + 5774672, scratch + 5771008);
-    step_k069_matmul(scratch + 5744640, scratch + 1048576, scratch + 5771008);
-    step_k070_matmul_step_mul(scratch + 4931584, scratch + 5771008, state + 3717136, scratch + 1048576);
-    step_k071_reduce_sum(scratch + 5770368, scratch + 4931584);
-    step_k072_matmul(scratch + 1048576, scratch + 4866048, scratch + 4931584);
-    step_k073_matmul_step_mul(scratch + 5668864, scratch + 4931584, state + 2667536, scratch + 4866048);
-    step_k074_reduce_sum(scratch + 5771392, scratch + 5668864);
-    step_k075_matmul(scratch + 4866048, io, scratch + 5668864);
-    step_k076_mul_reduce_sum(scratch + 5668864, scratch + 4866048, scratch + 4063232);
-    step_k077_mul_reduce_sum(scratch + 5668880, scratch + 5771392, scratch + 5769344);
-    step_k078_mul_reduce_sum(scratch + 5769344, scratch + 1048576, scratch);
-    step_k079_mul_reduce_sum(scratch + 5769360, scratch + 5770368, scratch + 5768320);
-    step_k080_mul_reduce_sum(scratch + 5768320, scratch + 5744640, scratch + 5734400);
-    step_k081_mul_reduce_sum(scratch + 5768336, scratch + 5774672, scratch + 5774656);
-    step_k082_mul_add(io + 753424, scratch + 5768352, io + 753296, scratch + 5668864, scratch + 5668880, scratch + 5769344, scratch + 5769360, scratch + 5768320, scratch + 5768336, io + 753328);
-    step_k083_mul(scratch + 4063232, scratch + 5768352, scratch + 5763840);
-    step_k084_neg_reduce_sum(scratch + 5763840, scratch + 4063232);
-    step_k085_div(scratch + 5764288, scratch + 5763840, scratch + 5774144);
-    step_k086_mul(scratch + 5764736, io + 753312);
-    step_k087_mul_neg(scratch + 5763840, scratch + 5764736, scratch + 5773696);
-    step_k088_mul(scratch + 4067712, scratch + 5763840, scratch + 5754880);
-    step_k089_neg_reduce_sum(scratch + 5763840, scratch + 4067712);
-    step_k090_div(scratch + 5773696, scratch + 5763840, scratch + 5774144);
-    step_k091_mul_add(scratch + 1507328, scratch + 5764288, scratch + 5759360, scratch + 4063232, scratch + 5773696, scratch + 4067712);
-    step_k092_mul(scratch + 1511808, scratch + 5772416);
-    step_k093_neg_reduce_sum(scratch + 5773696, scratch + 1511808);
-    step_k094_div(scratch + 5773760, scratch + 5773696, scratch + 5774592);
-    step_k095_mul_add(scratch + 4942848, scratch + 5773760, scratch + 5773056, scratch + 1511808);
-    step_k096_reduce_sum(scratch + 1511808, scratch + 4942848);
-    step_k097_reduce_sum(scratch + 1511824, scratch + 1507328);
-    step_k098_add(scratch + 4943488, scratch + 1511808, scratch + 1511824);
-    step_k099_matmul(scratch + 4931584, scratch + 3604480, scratch + 1507328);
-    step_k100_matmul_step_mul(scratch + 4866048, scratch + 4942848, state + 1853440, scratch + 3080192);
-    step_k101_matmul_step_mul(scratch + 1048576, scratch + 1507328, state + 1853440, scratch + 3604480);
-    step_k102_reduce_sum(scratch + 1507328, scratch + 4866048);
-    step_k103_reduce_sum(scratch + 1508352, scratch + 1048576);
-    step_k104_add(scratch + 4941824, scratch + 1507328, scratch + 1508352);
-    step_k105_matmul(scratch, scratch + 2621440, scratch + 1048576);
-    step_k106_matmul_step_mul(scratch + 1851392, scratch + 4866048, state + 803840, scratch + 2097152);
-    step_k107_matmul_step_mul(scratch + 4063232, scratch + 1048576, state + 803840, scratch + 2621440);
-    step_k108_reduce_sum(scratch + 1916928, scratch + 1851392);
-    step_k109_reduce_sum(scratch + 1917952, scratch + 4063232);
-    step_k110_add(scratch + 1918976, scratch + 1916928, scratch + 1917952);
-    step_k111_matmul(scratch + 1048576, io + 401408, scratch + 4063232);
-    step_k112_matmul_add_mul_etc(scratch + 4063232, state + 3727392, state, io, scratch + 1851392, scratch + 1048576, io + 753280);
-    step_k113_mul_add_sub(state + 4530208, state + 802816, scratch + 1918976, io + 753280);
-    step_k114_matmul_add_mul_etc(scratch + 1048576, state + 4531232, state + 803840, scratch + 2097152, scratch + 4866048, scratch, io + 753280);
-    step_k115_mul_add_sub(state + 5579808, state + 1852416, scratch + 4941824, io + 753280);
-    step_k116_matmul_add_mul_etc(scratch + 4063232, state + 5580832, state + 1853440, scratch + 3080192, scratch + 4942848, scratch + 4931584, io + 753280);
-    step_k117_mul_add_sub(state + 5591072, state + 1863680, scratch + 4943488, io + 753280);
+    step_k052_mul_add_sub(state + 7443504, state + 3716112, scratch + 8665088, io + 753296);
+    step_k053_mul_add_sub(state + 7444528, state + 3717136, scratch + 8634368, io + 753296);
+    step_k054_mul_add_sub(state + 7454768, state + 3727376, scratch + 8670848, io + 753296);
+    step_k055_matmul_add_relu(scratch + 2097152, io, state + 1863696, state + 2666512);
+    step_k056_matmul_add_relu(scratch + 1048576, scratch + 2097152, state + 2667536, state + 3716112);
+    step_k057_matmul_add(scratch + 8656128, scratch + 1048576, state + 3717136, state + 3727376);
+    step_k058_reduce_max(scratch + 8659008, scratch + 8656128);
+    step_k059_sub_exp(scratch + 8656768, scratch + 8657408, scratch + 8656128, scratch + 8659008);
+    step_k060_reduce_sum(scratch + 8659008, scratch + 8657408);
+    step_k061_log(scratch + 8656128, scratch + 8659008);
+    step_k062_sub_mul_reduce_sum(scratch + 8656192, scratch + 8656768, scratch + 8656128, io + 752640);
+    step_k063_mul(io + 753408, scratch + 8656192);
+    step_k064_mul(scratch + 8656128, io + 752640);
+    step_k065_neg_reduce_sum(scratch + 8656768, scratch + 8656128);
+    step_k066_div(scratch + 8659072, scratch + 8656768, scratch + 8659008);
+    step_k067_mul_add(scratch + 8656768, scratch + 8659072, scratch + 8657408, scratch + 8656128);
+    step_k068_reduce_sum(scratch + 8670864, scratch + 8656768);
+    step_k069_matmul(scratch + 8644608, scratch + 1048576, scratch + 8656768);
+    step_k070_matmul_step_mul(scratch + 2162688, scratch + 8656768, state + 3717136, scratch + 1048576);
+    step_k071_reduce_sum(scratch + 8667136, scratch + 2162688);
+    step_k072_matmul(scratch + 1048576, scratch + 2097152, scratch + 2162688);
+    step_k073_matmul_step_mul(scratch + 2228224, scratch + 2162688, state + 2667536, scratch + 2097152);
+    step_k074_reduce_sum(scratch + 8668160, scratch + 2228224);
+    step_k075_matmul(scratch + 6963200, io, scratch + 2228224);
+    step_k076_mul_reduce_sum(scratch + 8669184, scratch + 6963200, scratch + 6160384);
+    step_k077_mul_reduce_sum(scratch + 8669200, scratch + 8668160, scratch + 8666112);
+    step_k078_mul_reduce_sum(scratch + 8669216, scratch + 1048576, scratch);
+    step_k079_mul_reduce_sum(scratch + 8669232, scratch + 8667136, scratch + 8665088);
+    step_k080_mul_reduce_sum(scratch + 8669248, scratch + 8644608, scratch + 8634368);
+    step_k081_mul_reduce_sum(scratch + 8669264, scratch + 8670864, scratch + 8670848);
+    step_k082_mul_add(scratch + 8670880, io + 753424, scratch + 8669280, scratch + 8669184, scratch + 8669200, scratch + 8669216, scratch + 8669232, scratch + 8669248, scratch + 8669264, io + 753296, io + 753328);
+    step_k083_mul(scratch + 7779456, scratch + 8669280, scratch + 7774976);
+    step_k084_neg_reduce_sum(scratch + 8656128, scratch + 7779456);
+    step_k085_div(scratch + 8656576, scratch + 8656128, scratch + 8658496);
+    step_k086_mul(scratch + 8657024, io + 753312);
+    step_k087_mul_neg(scratch + 8656128, scratch + 8657024, scratch + 8658048);
+    step_k088_mul(scratch + 7774976, scratch + 8656128, scratch + 7766016);
+    step_k089_neg_reduce_sum(scratch + 8656128, scratch + 7774976);
+    step_k090_div(scratch + 8657024, scratch + 8656128, scratch + 8658496);
+    step_k091_mul_add(scratch + 7766016, scratch + 8656576, scratch + 7770496, scratch + 7779456, scratch + 8657024, scratch + 7774976);
+    step_k092_mul(scratch + 8656128, scratch + 8654848);
+    step_k093_neg_reduce_sum(scratch + 8654848, scratch + 8656128);
+    step_k094_div(scratch + 8654912, scratch + 8654848, scratch + 8658944);
+    step_k095_mul_add(scratch + 8670208, scratch + 8654912, scratch + 8655488, scratch + 8656128);
+    step_k096_reduce_sum(scratch + 8669184, scratch + 8670208);
+    step_k097_reduce_sum(scratch + 8669200, scratch + 7766016);
+    step_k098_add(scratch + 8670896, scratch + 8669184, scratch + 8669200);
+    step_k099_matmul(scratch + 8654848, scratch + 5701632, scratch + 7766016);
+    step_k100_matmul_step_mul(scratch + 8568832, scratch + 8670208, state + 1853440, scratch + 5177344);
+    step_k101_matmul_step_mul(scratch + 3145728, scratch + 7766016, state + 1853440, scratch + 5701632);
+    step_k102_reduce_sum(scratch + 3604480, scratch + 8568832);
+    step_k103_reduce_sum(scratch + 3605504, scratch + 3145728);
+    step_k104_add(scratch + 8669184, scratch + 3604480, scratch + 3605504);
+    step_k105_matmul(scratch + 2097152, scratch + 4718592, scratch + 3145728);
+    step_k106_matmul_step_mul(scratch + 3948544, scratch + 8568832, state + 803840, scratch + 4194304);
+    step_k107_matmul_step_mul(scratch + 7766016, scratch + 3145728, state + 803840, scratch + 4718592);
+    step_k108_reduce_sum(scratch + 4014080, scratch + 3948544);
+    step_k109_reduce_sum(scratch + 4015104, scratch + 7766016);
+    step_k110_add(scratch + 4016128, scratch + 4014080, scratch + 4015104);
+    step_k111_matmul(scratch + 3145728, io + 401408, scratch + 7766016);
+    step_k112_matmul_add_mul_etc(scratch + 7766016, state + 3727392, state, io, scratch + 3948544, scratch + 3145728, io + 753280);
+    step_k113_mul_add_sub(state + 4530208, state + 802816, scratch + 4016128, io + 753280);
+    step_k114_matmul_add_mul_etc(scratch + 3145728, state + 4531232, state + 803840, scratch + 4194304, scratch + 8568832, scratch + 2097152, io + 753280);
+    step_k115_mul_add_sub(state + 5579808, state + 1852416, scratch + 8669184, io + 753280);
+    step_k116_matmul_add_mul_etc(scratch + 7766016, state + 5580832, state + 1853440, scratch + 5177344, scratch + 8670208, scratch + 8654848, io + 753280);
+    step_k117_mul_add_sub(state + 5591072, state + 1863680, scratch + 8670896, io + 753280);
+    step_k118_mul_reduce_sum(scratch + 8669184, scratch + 6963200);
+    step_k119_mul_reduce_sum(scratch + 8669200, scratch + 8668160);
+    step_k120_mul_reduce_sum(scratch + 8668160, scratch + 1048576);
+    step_k121_mul_reduce_sum(scratch + 8668176, scratch + 8667136);
+    step_k122_mul_reduce_sum(scratch + 8668192, scratch + 8644608);
+    step_k123_mul_reduce_sum(scratch + 8668208, scratch + 8670864);
+    step_k124_add_sqrt(io + 753440, scratch + 8669184, scratch + 8669200, scratch + 8668160, scratch + 8668176, scratch + 8668192, scratch + 8668208);
+    step_k125_mul_reduce_sum(scratch + 8670864, scratch + 6160384);
+    step_k126_mul_reduce_sum(scratch + 8667136, scratch + 8666112);
+    step_k127_mul_reduce_sum(scratch + 8666112, scratch);
+    step_k128_mul_reduce_sum(scratch + 8666128, scratch + 8665088);
+    step_k129_mul_reduce_sum(scratch + 8666144, scratch + 8634368);
+    step_k130_mul_reduce_sum(scratch + 8666160, scratch + 8670848);
+    step_k131_add_sqrt_mul_etc(io + 753456, io + 753472, io + 753488, scratch + 8670864, scratch + 8667136, scratch + 8666112, scratch + 8666128, scratch + 8666144, scratch + 8666160, io + 753440, scratch + 8670880, io + 753424);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 7454784
-#define MPLC_STEP_IO_FLOATS 753440
+#define MPLC_STEP_IO_FLOATS 753504
 #define MPLC_SUPERVISED_IO_FLOATS 406560
-#define MPLC_SCRATCH_FLOATS 5774688
+#define MPLC_SCRATCH_FLOATS 8670912
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "441142ec7ce9d24a0a4ad88f69a28fb95883aefcef6d8996b439f06b656c1261"
+#define MPLC_MODEL_HASH "9a681feb644a43dd1fc649b0e5e19adbae4d1075800ac3f3c9aeaa1df5efd347"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

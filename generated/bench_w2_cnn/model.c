@@ -758,6 +758,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2858,9 +2862,8 @@ static void step_k102_mul_reduce_sum(float *restrict t343, const float *restrict
  * %345 = mul %253, %344 : []
  * %346 = mul %21, %345 : []
  * %347 = mul %346, %133 : [] */
-static void step_k103_mul_add(float *restrict t345, float *restrict t347, const float *restrict in_lr_student, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_feedback_scale) {
+static void step_k103_mul_add(float *restrict t344, float *restrict t345, float *restrict t347, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v253 = in_lr_student[0] * 1.9f;
         const float v326 = t323[0] + t325[0];
         const float v329 = v326 + t328[0];
         const float v332 = v329 + t331[0];
@@ -2868,9 +2871,11 @@ static void step_k103_mul_add(float *restrict t345, float *restrict t347, const 
         const float v338 = v335 + t337[0];
         const float v341 = v338 + t340[0];
         const float v344 = v341 + t343[0];
+        const float v253 = in_lr_student[0] * 1.9f;
         const float v345 = v253 * v344;
         const float v346 = in_feedback_scale[0] * v345;
         const float v347 = v346 * (-0.002232143f);
+        t344[i] = v344;
         t345[i] = v345;
         t347[i] = v347;
     }
@@ -4007,7 +4012,310 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense9_bia
     }
 }
 
-/* 157 kernels; scratch high-water mark 76626704 floats. */
+/* %522 = mul %321, %321 : [3,3,1,32]
+ * %523 = reduce_sum axes=[0, 1, 2, 3] %522 : [] */
+static void step_k157_mul_reduce_sum(float *restrict t523, const float *restrict t321) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v522 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
+                    sum += v522;
+                }
+            }
+        }
+    }
+    t523[0] = (float)sum;
+}
+
+/* %524 = mul %319, %319 : [32]
+ * %525 = reduce_sum axes=[0] %524 : [] */
+static void step_k158_mul_reduce_sum(float *restrict t525, const float *restrict t319) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v524 = t319[i0] * t319[i0];
+        sum += v524;
+    }
+    t525[0] = (float)sum;
+}
+
+/* %527 = mul %313, %313 : [3,3,32,64]
+ * %528 = reduce_sum axes=[0, 1, 2, 3] %527 : [] */
+static void step_k159_mul_reduce_sum(float *restrict t528, const float *restrict t313) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v527 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v527;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t528[0] = (float)sum;
+}
+
+/* %530 = mul %310, %310 : [64]
+ * %531 = reduce_sum axes=[0] %530 : [] */
+static void step_k160_mul_reduce_sum(float *restrict t531, const float *restrict t310) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v530 = t310[i0] * t310[i0];
+            sums[lane] += v530;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t531[0] = (float)sum;
+}
+
+/* %533 = mul %304, %304 : [3136,128]
+ * %534 = reduce_sum axes=[0, 1] %533 : [] */
+static void step_k161_mul_reduce_sum(float *restrict t534, const float *restrict t304) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3136; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v533 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
+                sums[lane] += v533;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t534[0] = (float)sum;
+}
+
+/* %536 = mul %302, %302 : [128]
+ * %537 = reduce_sum axes=[0] %536 : [] */
+static void step_k162_mul_reduce_sum(float *restrict t537, const float *restrict t302) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v536 = t302[i0] * t302[i0];
+            sums[lane] += v536;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t537[0] = (float)sum;
+}
+
+/* %539 = mul %299, %299 : [128,10]
+ * %540 = reduce_sum axes=[0, 1] %539 : [] */
+static void step_k163_mul_reduce_sum(float *restrict t540, const float *restrict t299) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v539 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
+            sum += v539;
+        }
+    }
+    t540[0] = (float)sum;
+}
+
+/* %542 = mul %297, %297 : [10]
+ * %543 = reduce_sum axes=[0] %542 : [] */
+static void step_k164_mul_reduce_sum(float *restrict t543, const float *restrict t297) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v542 = t297[i0] * t297[i0];
+        sum += v542;
+    }
+    t543[0] = (float)sum;
+}
+
+/* %526 = add %523, %525 : []
+ * %529 = add %526, %528 : []
+ * %532 = add %529, %531 : []
+ * %535 = add %532, %534 : []
+ * %538 = add %535, %537 : []
+ * %541 = add %538, %540 : []
+ * %544 = add %541, %543 : []
+ * %545 = sqrt %544 : [] */
+static void step_k165_add_sqrt(float *restrict t545, const float *restrict t523, const float *restrict t525, const float *restrict t528, const float *restrict t531, const float *restrict t534, const float *restrict t537, const float *restrict t540, const float *restrict t543) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v526 = t523[0] + t525[0];
+        const float v529 = v526 + t528[0];
+        const float v532 = v529 + t531[0];
+        const float v535 = v532 + t534[0];
+        const float v538 = v535 + t537[0];
+        const float v541 = v538 + t540[0];
+        const float v544 = v541 + t543[0];
+        const float v545 = sqrtf(v544);
+        t545[i] = v545;
+    }
+}
+
+/* %546 = mul %167, %167 : [3,3,1,32]
+ * %547 = reduce_sum axes=[0, 1, 2, 3] %546 : [] */
+static void step_k166_mul_reduce_sum(float *restrict t547, const float *restrict t167) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v546 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
+                    sum += v546;
+                }
+            }
+        }
+    }
+    t547[0] = (float)sum;
+}
+
+/* %548 = mul %165, %165 : [32]
+ * %549 = reduce_sum axes=[0] %548 : [] */
+static void step_k167_mul_reduce_sum(float *restrict t549, const float *restrict t165) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v548 = t165[i0] * t165[i0];
+        sum += v548;
+    }
+    t549[0] = (float)sum;
+}
+
+/* %551 = mul %159, %159 : [3,3,32,64]
+ * %552 = reduce_sum axes=[0, 1, 2, 3] %551 : [] */
+static void step_k168_mul_reduce_sum(float *restrict t552, const float *restrict t159) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v551 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v551;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t552[0] = (float)sum;
+}
+
+/* %554 = mul %156, %156 : [64]
+ * %555 = reduce_sum axes=[0] %554 : [] */
+static void step_k169_mul_reduce_sum(float *restrict t555, const float *restrict t156) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v554 = t156[i0] * t156[i0];
+            sums[lane] += v554;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t555[0] = (float)sum;
+}
+
+/* %557 = mul %150, %150 : [3136,128]
+ * %558 = reduce_sum axes=[0, 1] %557 : [] */
+static void step_k170_mul_reduce_sum(float *restrict t558, const float *restrict t150) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3136; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v557 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
+                sums[lane] += v557;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t558[0] = (float)sum;
+}
+
+/* %560 = mul %148, %148 : [128]
+ * %561 = reduce_sum axes=[0] %560 : [] */
+static void step_k171_mul_reduce_sum(float *restrict t561, const float *restrict t148) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v560 = t148[i0] * t148[i0];
+            sums[lane] += v560;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t561[0] = (float)sum;
+}
+
+/* %563 = mul %145, %145 : [128,10]
+ * %564 = reduce_sum axes=[0, 1] %563 : [] */
+static void step_k172_mul_reduce_sum(float *restrict t564, const float *restrict t145) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v563 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
+            sum += v563;
+        }
+    }
+    t564[0] = (float)sum;
+}
+
+/* %566 = mul %143, %143 : [10]
+ * %567 = reduce_sum axes=[0] %566 : [] */
+static void step_k173_mul_reduce_sum(float *restrict t567, const float *restrict t143) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v566 = t143[i0] * t143[i0];
+        sum += v566;
+    }
+    t567[0] = (float)sum;
+}
+
+/* %550 = add %547, %549 : []
+ * %553 = add %550, %552 : []
+ * %556 = add %553, %555 : []
+ * %559 = add %556, %558 : []
+ * %562 = add %559, %561 : []
+ * %565 = add %562, %564 : []
+ * %568 = add %565, %567 : []
+ * %569 = sqrt %568 : []
+ * %570 = mul %545, %569 : []
+ * %571 = constant 1e-30 : []
+ * %572 = max %570, %571 : []
+ * %573 = div %344, %572 : []
+ * %574 = step %345 : [] */
+static void step_k174_add_sqrt_mul_etc(float *restrict t569, float *restrict t573, float *restrict t574, const float *restrict t547, const float *restrict t549, const float *restrict t552, const float *restrict t555, const float *restrict t558, const float *restrict t561, const float *restrict t564, const float *restrict t567, const float *restrict t545, const float *restrict t344, const float *restrict t345) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v550 = t547[0] + t549[0];
+        const float v553 = v550 + t552[0];
+        const float v556 = v553 + t555[0];
+        const float v559 = v556 + t558[0];
+        const float v562 = v559 + t561[0];
+        const float v565 = v562 + t564[0];
+        const float v568 = v565 + t567[0];
+        const float v569 = sqrtf(v568);
+        const float v570 = t545[0] * v569;
+        const float v572 = v570 >= 1e-30f ? v570 : 1e-30f;
+        const float v573 = t344[0] / v572;
+        const float v574 = t345[0] > 0.0f ? 1.0f : 0.0f;
+        t569[i] = v569;
+        t573[i] = v573;
+        t574[i] = v574;
+    }
+}
+
+/* 175 kernels; scratch high-water mark 76626704 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add_etc(scratch, scratch + 58605568, io, state, state + 288, scratch + 24084480);
     step_k001_im2col_matmul_add_etc(scratch + 24084480, scratch + 64626688, scratch + 58605568, state + 320, state + 18752, scratch + 36126720);
@@ -4065,10 +4373,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k053_im2col_matmul(scratch + 76591104, scratch + 67637248, scratch + 52985856, scratch + 47366144);
     step_k054_step_mul(scratch + 73256960, scratch + 67637248, scratch + 70447104);
     step_k055_max_pool_scatter(scratch + 47366144, scratch + 36126720, scratch + 73256960);
-    step_k056_reduce_sum(scratch + 42161696, scratch + 47366144);
-    step_k057_im2col_matmul(scratch + 42161408, io + 401408, scratch + 47366144, scratch + 36126720);
-    step_k058_mul_add_sub(state + 1264944, state + 421648, scratch + 42161408, io + 753296);
-    step_k059_mul_add_sub(state + 1265232, state + 421936, scratch + 42161696, io + 753296);
+    step_k056_reduce_sum(scratch + 43954464, scratch + 47366144);
+    step_k057_im2col_matmul(scratch + 43954176, io + 401408, scratch + 47366144, scratch + 36126720);
+    step_k058_mul_add_sub(state + 1264944, state + 421648, scratch + 43954176, io + 753296);
+    step_k059_mul_add_sub(state + 1265232, state + 421936, scratch + 43954464, io + 753296);
     step_k060_mul_add_sub(state + 1265264, state + 421968, scratch + 76591104, io + 753296);
     step_k061_mul_add_sub(state + 1283696, state + 440400, scratch + 76626624, io + 753296);
     step_k062_mul_add_sub(state + 1283760, state + 440464, scratch + 76066816, io + 753296);
@@ -4089,83 +4397,101 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k077_neg_reduce_sum(scratch + 68047488, scratch + 68046848);
     step_k078_div(scratch + 68048832, scratch + 68047488, scratch + 68048768);
     step_k079_mul_add(scratch + 68047488, scratch + 68048832, scratch + 68048128, scratch + 68046848);
-    step_k080_reduce_sum(scratch + 68642176, scratch + 68047488);
-    step_k081_matmul(scratch + 68640768, scratch + 68038656, scratch + 68047488);
+    step_k080_reduce_sum(scratch + 68869888, scratch + 68047488);
+    step_k081_matmul(scratch + 68868096, scratch + 68038656, scratch + 68047488);
     step_k082_matmul_step_mul(scratch + 36327424, scratch + 68047488, state + 842000, scratch + 68038656);
-    step_k083_reduce_sum(scratch + 68642048, scratch + 36327424);
+    step_k083_reduce_sum(scratch + 68869664, scratch + 36327424);
     step_k084_matmul(scratch + 36126720, scratch + 36327424, state + 440464);
     step_k085_matmul(scratch + 68038656, scratch + 68440064, scratch + 36327424);
     step_k086_step_mul(scratch + 36327424, scratch + 68440064, scratch + 36126720);
     step_k087_max_pool_scatter(scratch + 41358592, scratch + 40555776, scratch + 36327424);
-    step_k088_reduce_sum(scratch + 68440352, scratch + 41358592);
+    step_k088_reduce_sum(scratch + 68869792, scratch + 41358592);
     step_k089_matmul_col2im(scratch + 40555776, scratch + 41358592, state + 421968, scratch + 36126720);
-    step_k090_im2col_matmul(scratch + 40957184, scratch + 67637248, scratch + 41358592, scratch + 36126720);
+    step_k090_im2col_matmul(scratch + 68841472, scratch + 67637248, scratch + 41358592, scratch + 36126720);
     step_k091_step_mul(scratch + 37732352, scratch + 67637248, scratch + 40555776);
     step_k092_max_pool_scatter(scratch + 36126720, scratch + 38950144, scratch + 37732352);
-    step_k093_reduce_sum(scratch + 68440416, scratch + 36126720);
-    step_k094_im2col_matmul(scratch + 68440064, io, scratch + 36126720, scratch + 37732352);
-    step_k095_mul_reduce_sum(scratch + 68440448, scratch + 68440064, scratch + 42161408);
-    step_k096_mul_reduce_sum(scratch + 68440064, scratch + 68440416, scratch + 42161696);
-    step_k097_mul_reduce_sum(scratch + 68440416, scratch + 40957184, scratch + 76591104);
-    step_k098_mul_reduce_sum(scratch + 68440432, scratch + 68440352, scratch + 76626624);
-    step_k099_mul_reduce_sum(scratch + 76626624, scratch + 68038656, scratch + 76066816);
-    step_k100_mul_reduce_sum(scratch + 76626640, scratch + 68642048, scratch + 76626432);
-    step_k101_mul_reduce_sum(scratch + 76626656, scratch + 68640768, scratch + 76622976);
-    step_k102_mul_reduce_sum(scratch + 76626672, scratch + 68642176, scratch + 76626688);
-    step_k103_mul_add(io + 753424, scratch + 76626432, io + 753296, scratch + 68440448, scratch + 68440064, scratch + 68440416, scratch + 68440432, scratch + 76626624, scratch + 76626640, scratch + 76626656, scratch + 76626672, io + 753328);
-    step_k104_mul(scratch + 76591104, scratch + 76626432, scratch + 76618496);
-    step_k105_neg_reduce_sum(scratch + 76618496, scratch + 76591104);
-    step_k106_div(scratch + 76604544, scratch + 76618496, scratch + 76625984);
-    step_k107_mul(scratch + 76626432, io + 753312);
-    step_k108_mul_neg(scratch + 76600064, scratch + 76626432, scratch + 76625536);
-    step_k109_mul(scratch + 76595584, scratch + 76600064, scratch + 76609536);
-    step_k110_neg_reduce_sum(scratch + 76625536, scratch + 76595584);
-    step_k111_div(scratch + 76618496, scratch + 76625536, scratch + 76625984);
-    step_k112_mul_add(scratch + 76600064, scratch + 76604544, scratch + 76614016, scratch + 76591104, scratch + 76618496, scratch + 76595584);
-    step_k113_mul(scratch + 76591104, scratch + 76624256);
-    step_k114_neg_reduce_sum(scratch + 76625536, scratch + 76591104);
-    step_k115_div(scratch + 76591744, scratch + 76625536, scratch + 76626560);
-    step_k116_mul_add(scratch + 76592384, scratch + 76591744, scratch + 76624896, scratch + 76591104);
-    step_k117_reduce_sum(scratch + 76591104, scratch + 76592384);
-    step_k118_reduce_sum(scratch + 76591120, scratch + 76600064);
-    step_k119_add(scratch + 76593024, scratch + 76591104, scratch + 76591120);
-    step_k120_matmul(scratch + 76591104, scratch + 76533760, scratch + 76600064);
-    step_k121_matmul_step_mul(scratch + 67637248, scratch + 76592384, state + 420352, scratch + 76468224);
-    step_k122_matmul_step_mul(scratch + 37732352, scratch + 76600064, state + 420352, scratch + 76533760);
-    step_k123_reduce_sum(scratch + 36126720, scratch + 67637248);
-    step_k124_reduce_sum(scratch + 36126848, scratch + 37732352);
-    step_k125_add(scratch + 67645440, scratch + 36126720, scratch + 36126848);
-    step_k126_matmul(scratch + 37531648, scratch + 67637248, state + 18816);
-    step_k127_matmul(scratch + 36126720, scratch + 37732352, state + 18816);
-    step_k128_matmul(scratch + 43954176, scratch + 66232320, scratch + 37732352);
-    step_k129_step_mul(scratch + 37732352, scratch + 64626688, scratch + 37531648);
+    step_k093_reduce_sum(scratch + 68869856, scratch + 36126720);
+    step_k094_im2col_matmul(scratch + 68869376, io, scratch + 36126720, scratch + 37732352);
+    step_k095_mul_reduce_sum(scratch + 68859904, scratch + 68869376, scratch + 43954176);
+    step_k096_mul_reduce_sum(scratch + 68859920, scratch + 68869856, scratch + 43954464);
+    step_k097_mul_reduce_sum(scratch + 68859936, scratch + 68841472, scratch + 76591104);
+    step_k098_mul_reduce_sum(scratch + 68859952, scratch + 68869792, scratch + 76626624);
+    step_k099_mul_reduce_sum(scratch + 68859968, scratch + 68038656, scratch + 76066816);
+    step_k100_mul_reduce_sum(scratch + 68859984, scratch + 68869664, scratch + 76626432);
+    step_k101_mul_reduce_sum(scratch + 68860000, scratch + 68868096, scratch + 76622976);
+    step_k102_mul_reduce_sum(scratch + 68860016, scratch + 68869888, scratch + 76626688);
+    step_k103_mul_add(scratch + 68869904, io + 753424, scratch + 68860032, scratch + 68859904, scratch + 68859920, scratch + 68859936, scratch + 68859952, scratch + 68859968, scratch + 68859984, scratch + 68860000, scratch + 68860016, io + 753296, io + 753328);
+    step_k104_mul(scratch + 67637248, scratch + 68860032, scratch + 76618496);
+    step_k105_neg_reduce_sum(scratch + 76618496, scratch + 67637248);
+    step_k106_div(scratch + 76618944, scratch + 76618496, scratch + 76625984);
+    step_k107_mul(scratch + 76619392, io + 753312);
+    step_k108_mul_neg(scratch + 76618496, scratch + 76619392, scratch + 76625536);
+    step_k109_mul(scratch + 67641728, scratch + 76618496, scratch + 76609536);
+    step_k110_neg_reduce_sum(scratch + 76618496, scratch + 67641728);
+    step_k111_div(scratch + 76625536, scratch + 76618496, scratch + 76625984);
+    step_k112_mul_add(scratch + 76609536, scratch + 76618944, scratch + 76614016, scratch + 67637248, scratch + 76625536, scratch + 67641728);
+    step_k113_mul(scratch + 68859904, scratch + 76624256);
+    step_k114_neg_reduce_sum(scratch + 76624256, scratch + 68859904);
+    step_k115_div(scratch + 76625536, scratch + 76624256, scratch + 76626560);
+    step_k116_mul_add(scratch + 76624256, scratch + 76625536, scratch + 76624896, scratch + 68859904);
+    step_k117_reduce_sum(scratch + 76626560, scratch + 76624256);
+    step_k118_reduce_sum(scratch + 76626576, scratch + 76609536);
+    step_k119_add(scratch + 76625280, scratch + 76626560, scratch + 76626576);
+    step_k120_matmul(scratch + 76614016, scratch + 76533760, scratch + 76609536);
+    step_k121_matmul_step_mul(scratch + 68859904, scratch + 76624256, state + 420352, scratch + 76468224);
+    step_k122_matmul_step_mul(scratch + 68640768, scratch + 76609536, state + 420352, scratch + 76533760);
+    step_k123_reduce_sum(scratch + 76624896, scratch + 68859904);
+    step_k124_reduce_sum(scratch + 76625024, scratch + 68640768);
+    step_k125_add(scratch + 76625152, scratch + 76624896, scratch + 76625024);
+    step_k126_matmul(scratch + 68440064, scratch + 68859904, state + 18816);
+    step_k127_matmul(scratch + 36126720, scratch + 68640768, state + 18816);
+    step_k128_matmul(scratch + 67637248, scratch + 66232320, scratch + 68640768);
+    step_k129_step_mul(scratch + 37531648, scratch + 64626688, scratch + 68440064);
     step_k130_step_mul(scratch + 41746432, scratch + 66232320, scratch + 36126720);
-    step_k131_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37732352);
+    step_k131_max_pool_scatter(scratch + 43151360, scratch + 24084480, scratch + 37531648);
     step_k132_max_pool_scatter(scratch + 36126720, scratch + 30507008, scratch + 41746432);
-    step_k133_reduce_sum(scratch + 41746432, scratch + 43151360);
-    step_k134_reduce_sum(scratch + 41746496, scratch + 36126720);
-    step_k135_add(scratch + 42568256, scratch + 41746432, scratch + 41746496);
+    step_k133_reduce_sum(scratch + 76626560, scratch + 43151360);
+    step_k134_reduce_sum(scratch + 76624896, scratch + 36126720);
+    step_k135_add(scratch + 76624960, scratch + 76626560, scratch + 76624896);
     step_k136_matmul_col2im(scratch + 41746432, scratch + 43151360, state + 320, scratch + 24084480);
     step_k137_matmul_col2im(scratch + 26907904, scratch + 36126720, state + 320, scratch + 24084480);
-    step_k138_im2col_matmul(scratch + 42147840, scratch + 61816832, scratch + 36126720, scratch + 24084480);
-    step_k139_im2col_matmul_add(scratch + 42549248, scratch + 58605568, scratch + 43151360, scratch + 42147840, scratch + 24084480);
-    step_k140_step_mul(scratch + 42147840, scratch + 58605568, scratch + 41746432);
+    step_k138_im2col_matmul(scratch + 68440064, scratch + 61816832, scratch + 36126720, scratch + 24084480);
+    step_k139_im2col_matmul_add(scratch + 68458496, scratch + 58605568, scratch + 43151360, scratch + 68440064, scratch + 24084480);
+    step_k140_step_mul(scratch + 39739392, scratch + 58605568, scratch + 41746432);
     step_k141_step_mul(scratch + 35323904, scratch + 61816832, scratch + 26907904);
-    step_k142_max_pool_scatter(scratch + 38133760, scratch, scratch + 42147840);
+    step_k142_max_pool_scatter(scratch + 38133760, scratch, scratch + 39739392);
     step_k143_max_pool_scatter(scratch + 24084480, scratch + 12845056, scratch + 35323904);
-    step_k144_reduce_sum(scratch + 42567680, scratch + 38133760);
-    step_k145_reduce_sum(scratch + 42567712, scratch + 24084480);
-    step_k146_add(scratch + 42568320, scratch + 42567680, scratch + 42567712);
-    step_k147_im2col_matmul(scratch + 42567680, io + 401408, scratch + 24084480, scratch + 35323904);
-    step_k148_im2col_matmul_add(scratch + 42567968, io, scratch + 38133760, scratch + 42567680, scratch + 39739392);
-    step_k149_mul_add_sub(state + 843296, state, scratch + 42567968, io + 753280);
-    step_k150_mul_add_sub(state + 843584, state + 288, scratch + 42568320, io + 753280);
-    step_k151_mul_add_sub(state + 843616, state + 320, scratch + 42549248, io + 753280);
-    step_k152_mul_add_sub(state + 862048, state + 18752, scratch + 42568256, io + 753280);
-    step_k153_matmul_add_mul_etc(scratch + 44355584, state + 862112, state + 18816, scratch + 64626688, scratch + 67637248, scratch + 43954176, io + 753280);
-    step_k154_mul_add_sub(state + 1263520, state + 420224, scratch + 67645440, io + 753280);
-    step_k155_matmul_add_mul_etc(scratch, state + 1263648, state + 420352, scratch + 76468224, scratch + 76592384, scratch + 76591104, io + 753280);
-    step_k156_mul_add_sub(state + 1264928, state + 421632, scratch + 76593024, io + 753280);
+    step_k144_reduce_sum(scratch + 76624896, scratch + 38133760);
+    step_k145_reduce_sum(scratch + 76624928, scratch + 24084480);
+    step_k146_add(scratch + 76626560, scratch + 76624896, scratch + 76624928);
+    step_k147_im2col_matmul(scratch + 76609536, io + 401408, scratch + 24084480, scratch + 35323904);
+    step_k148_im2col_matmul_add(scratch + 76609824, io, scratch + 38133760, scratch + 76609536, scratch + 39739392);
+    step_k149_mul_add_sub(state + 843296, state, scratch + 76609824, io + 753280);
+    step_k150_mul_add_sub(state + 843584, state + 288, scratch + 76626560, io + 753280);
+    step_k151_mul_add_sub(state + 843616, state + 320, scratch + 68458496, io + 753280);
+    step_k152_mul_add_sub(state + 862048, state + 18752, scratch + 76624960, io + 753280);
+    step_k153_matmul_add_mul_etc(scratch + 68440064, state + 862112, state + 18816, scratch + 64626688, scratch + 68859904, scratch + 67637248, io + 753280);
+    step_k154_mul_add_sub(state + 1263520, state + 420224, scratch + 76625152, io + 753280);
+    step_k155_matmul_add_mul_etc(scratch + 76609536, state + 1263648, state + 420352, scratch + 76468224, scratch + 76624256, scratch + 76614016, io + 753280);
+    step_k156_mul_add_sub(state + 1264928, state + 421632, scratch + 76625280, io + 753280);
+    step_k157_mul_reduce_sum(scratch + 76626560, scratch + 68869376);
+    step_k158_mul_reduce_sum(scratch + 76626576, scratch + 68869856);
+    step_k159_mul_reduce_sum(scratch + 68869856, scratch + 68841472);
+    step_k160_mul_reduce_sum(scratch + 68869872, scratch + 68869792);
+    step_k161_mul_reduce_sum(scratch + 76626592, scratch + 68038656);
+    step_k162_mul_reduce_sum(scratch + 76626608, scratch + 68869664);
+    step_k163_mul_reduce_sum(scratch + 68869376, scratch + 68868096);
+    step_k164_mul_reduce_sum(scratch + 68869392, scratch + 68869888);
+    step_k165_add_sqrt(io + 753440, scratch + 76626560, scratch + 76626576, scratch + 68869856, scratch + 68869872, scratch + 76626592, scratch + 76626608, scratch + 68869376, scratch + 68869392);
+    step_k166_mul_reduce_sum(scratch + 76626560, scratch + 43954176);
+    step_k167_mul_reduce_sum(scratch + 76626576, scratch + 43954464);
+    step_k168_mul_reduce_sum(scratch + 76626592, scratch + 76591104);
+    step_k169_mul_reduce_sum(scratch + 76626608, scratch + 76626624);
+    step_k170_mul_reduce_sum(scratch + 76626624, scratch + 76066816);
+    step_k171_mul_reduce_sum(scratch + 76626640, scratch + 76626432);
+    step_k172_mul_reduce_sum(scratch + 76626656, scratch + 76622976);
+    step_k173_mul_reduce_sum(scratch + 76626672, scratch + 76626688);
+    step_k174_add_sqrt_mul_etc(io + 753456, io + 753472, io + 753488, scratch + 76626560, scratch + 76626576, scratch + 76626592, scratch + 76626608, scratch + 76626624, scratch + 76626640, scratch + 76626656, scratch + 76626672, io + 753440, scratch + 68869904, io + 753424);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 1686592
-#define MPLC_STEP_IO_FLOATS 753440
+#define MPLC_STEP_IO_FLOATS 753504
 #define MPLC_SUPERVISED_IO_FLOATS 406560
 #define MPLC_SCRATCH_FLOATS 76626704
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "9930dcec1880c554211461af5891dcdb8ff0a89f0dac9fafad4d57e8575430ba"
+#define MPLC_MODEL_HASH "2ff2fb30b20daa3305885dc2254990309629555a059f37a6d42097f2a88843ab"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -759,6 +759,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 263088, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 263104, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 263120, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 263136, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 263152, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 263168, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 263184, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2823,9 +2827,8 @@ static void step_k102_mul_reduce_sum(float *restrict t345, const float *restrict
  * %347 = mul %255, %346 : []
  * %348 = mul %21, %347 : []
  * %349 = mul %348, %135 : [] */
-static void step_k103_mul_add(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
+static void step_k103_mul_add(float *restrict t346, float *restrict t347, float *restrict t349, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v255 = in_lr_student[0] * 1.9f;
         const float v328 = t325[0] + t327[0];
         const float v331 = v328 + t330[0];
         const float v334 = v331 + t333[0];
@@ -2833,9 +2836,11 @@ static void step_k103_mul_add(float *restrict t347, float *restrict t349, const 
         const float v340 = v337 + t339[0];
         const float v343 = v340 + t342[0];
         const float v346 = v343 + t345[0];
+        const float v255 = in_lr_student[0] * 1.9f;
         const float v347 = v255 * v346;
         const float v348 = in_feedback_scale[0] * v347;
         const float v349 = v348 * (-0.0078125f);
+        t346[i] = v346;
         t347[i] = v347;
         t349[i] = v349;
     }
@@ -3962,7 +3967,290 @@ static void step_k156_mul_add_sub(float *restrict in_teacher_momentum_dense10_bi
     }
 }
 
-/* 157 kernels; scratch high-water mark 13486288 floats. */
+/* %530 = mul %323, %323 : [3,3,1,16]
+ * %531 = reduce_sum axes=[0, 1, 2, 3] %530 : [] */
+static void step_k157_mul_reduce_sum(float *restrict t531, const float *restrict t323) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v530 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
+                    sum += v530;
+                }
+            }
+        }
+    }
+    t531[0] = (float)sum;
+}
+
+/* %532 = mul %321, %321 : [16]
+ * %533 = reduce_sum axes=[0] %532 : [] */
+static void step_k158_mul_reduce_sum(float *restrict t533, const float *restrict t321) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v532 = t321[i0] * t321[i0];
+        sum += v532;
+    }
+    t533[0] = (float)sum;
+}
+
+/* %535 = mul %315, %315 : [3,3,16,32]
+ * %536 = reduce_sum axes=[0, 1, 2, 3] %535 : [] */
+static void step_k159_mul_reduce_sum(float *restrict t536, const float *restrict t315) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v535 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v535;
+                }
+            }
+        }
+    }
+    t536[0] = (float)sum;
+}
+
+/* %538 = mul %312, %312 : [32]
+ * %539 = reduce_sum axes=[0] %538 : [] */
+static void step_k160_mul_reduce_sum(float *restrict t539, const float *restrict t312) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v538 = t312[i0] * t312[i0];
+        sum += v538;
+    }
+    t539[0] = (float)sum;
+}
+
+/* %541 = mul %306, %306 : [1568,128]
+ * %542 = reduce_sum axes=[0, 1] %541 : [] */
+static void step_k161_mul_reduce_sum(float *restrict t542, const float *restrict t306) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1568; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v541 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
+                sums[lane] += v541;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t542[0] = (float)sum;
+}
+
+/* %544 = mul %304, %304 : [128]
+ * %545 = reduce_sum axes=[0] %544 : [] */
+static void step_k162_mul_reduce_sum(float *restrict t545, const float *restrict t304) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v544 = t304[i0] * t304[i0];
+            sums[lane] += v544;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t545[0] = (float)sum;
+}
+
+/* %547 = mul %301, %301 : [128,10]
+ * %548 = reduce_sum axes=[0, 1] %547 : [] */
+static void step_k163_mul_reduce_sum(float *restrict t548, const float *restrict t301) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v547 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
+            sum += v547;
+        }
+    }
+    t548[0] = (float)sum;
+}
+
+/* %550 = mul %299, %299 : [10]
+ * %551 = reduce_sum axes=[0] %550 : [] */
+static void step_k164_mul_reduce_sum(float *restrict t551, const float *restrict t299) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v550 = t299[i0] * t299[i0];
+        sum += v550;
+    }
+    t551[0] = (float)sum;
+}
+
+/* %534 = add %531, %533 : []
+ * %537 = add %534, %536 : []
+ * %540 = add %537, %539 : []
+ * %543 = add %540, %542 : []
+ * %546 = add %543, %545 : []
+ * %549 = add %546, %548 : []
+ * %552 = add %549, %551 : []
+ * %553 = sqrt %552 : [] */
+static void step_k165_add_sqrt(float *restrict t553, const float *restrict t531, const float *restrict t533, const float *restrict t536, const float *restrict t539, const float *restrict t542, const float *restrict t545, const float *restrict t548, const float *restrict t551) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v534 = t531[0] + t533[0];
+        const float v537 = v534 + t536[0];
+        const float v540 = v537 + t539[0];
+        const float v543 = v540 + t542[0];
+        const float v546 = v543 + t545[0];
+        const float v549 = v546 + t548[0];
+        const float v552 = v549 + t551[0];
+        const float v553 = sqrtf(v552);
+        t553[i] = v553;
+    }
+}
+
+/* %554 = mul %169, %169 : [3,3,1,16]
+ * %555 = reduce_sum axes=[0, 1, 2, 3] %554 : [] */
+static void step_k166_mul_reduce_sum(float *restrict t555, const float *restrict t169) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v554 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
+                    sum += v554;
+                }
+            }
+        }
+    }
+    t555[0] = (float)sum;
+}
+
+/* %556 = mul %167, %167 : [16]
+ * %557 = reduce_sum axes=[0] %556 : [] */
+static void step_k167_mul_reduce_sum(float *restrict t557, const float *restrict t167) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v556 = t167[i0] * t167[i0];
+        sum += v556;
+    }
+    t557[0] = (float)sum;
+}
+
+/* %559 = mul %161, %161 : [3,3,16,32]
+ * %560 = reduce_sum axes=[0, 1, 2, 3] %559 : [] */
+static void step_k168_mul_reduce_sum(float *restrict t560, const float *restrict t161) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v559 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v559;
+                }
+            }
+        }
+    }
+    t560[0] = (float)sum;
+}
+
+/* %562 = mul %158, %158 : [32]
+ * %563 = reduce_sum axes=[0] %562 : [] */
+static void step_k169_mul_reduce_sum(float *restrict t563, const float *restrict t158) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v562 = t158[i0] * t158[i0];
+        sum += v562;
+    }
+    t563[0] = (float)sum;
+}
+
+/* %565 = mul %152, %152 : [1568,128]
+ * %566 = reduce_sum axes=[0, 1] %565 : [] */
+static void step_k170_mul_reduce_sum(float *restrict t566, const float *restrict t152) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1568; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v565 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
+                sums[lane] += v565;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t566[0] = (float)sum;
+}
+
+/* %568 = mul %150, %150 : [128]
+ * %569 = reduce_sum axes=[0] %568 : [] */
+static void step_k171_mul_reduce_sum(float *restrict t569, const float *restrict t150) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v568 = t150[i0] * t150[i0];
+            sums[lane] += v568;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t569[0] = (float)sum;
+}
+
+/* %571 = mul %147, %147 : [128,10]
+ * %572 = reduce_sum axes=[0, 1] %571 : [] */
+static void step_k172_mul_reduce_sum(float *restrict t572, const float *restrict t147) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v571 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
+            sum += v571;
+        }
+    }
+    t572[0] = (float)sum;
+}
+
+/* %574 = mul %145, %145 : [10]
+ * %575 = reduce_sum axes=[0] %574 : [] */
+static void step_k173_mul_reduce_sum(float *restrict t575, const float *restrict t145) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v574 = t145[i0] * t145[i0];
+        sum += v574;
+    }
+    t575[0] = (float)sum;
+}
+
+/* %558 = add %555, %557 : []
+ * %561 = add %558, %560 : []
+ * %564 = add %561, %563 : []
+ * %567 = add %564, %566 : []
+ * %570 = add %567, %569 : []
+ * %573 = add %570, %572 : []
+ * %576 = add %573, %575 : []
+ * %577 = sqrt %576 : []
+ * %578 = mul %553, %577 : []
+ * %579 = constant 1e-30 : []
+ * %580 = max %578, %579 : []
+ * %581 = div %346, %580 : []
+ * %582 = step %347 : [] */
+static void step_k174_add_sqrt_mul_etc(float *restrict t577, float *restrict t581, float *restrict t582, const float *restrict t555, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t572, const float *restrict t575, const float *restrict t553, const float *restrict t346, const float *restrict t347) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v558 = t555[0] + t557[0];
+        const float v561 = v558 + t560[0];
+        const float v564 = v561 + t563[0];
+        const float v567 = v564 + t566[0];
+        const float v570 = v567 + t569[0];
+        const float v573 = v570 + t572[0];
+        const float v576 = v573 + t575[0];
+        const float v577 = sqrtf(v576);
+        const float v578 = t553[0] * v577;
+        const float v580 = v578 >= 1e-30f ? v578 : 1e-30f;
+        const float v581 = t346[0] / v580;
+        const float v582 = t347[0] > 0.0f ? 1.0f : 0.0f;
+        t577[i] = v577;
+        t581[i] = v581;
+        t582[i] = v582;
+    }
+}
+
+/* 175 kernels; scratch high-water mark 13486288 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add_etc(scratch, scratch + 9839232, io, state, state + 144, scratch + 3612672);
     step_k001_im2col_matmul_add_etc(scratch + 6427264, scratch + 12348032, scratch + 9839232, state + 160, state + 4768, scratch + 3612672);
@@ -4020,10 +4308,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k053_im2col_matmul(scratch + 13475456, scratch + 12799616, scratch + 11545216, scratch + 3612672);
     step_k054_step_mul(scratch + 11143808, scratch + 12799616, scratch + 10742400);
     step_k055_max_pool_scatter(scratch + 3612672, scratch + 8233600, scratch + 11143808);
-    step_k056_reduce_sum(scratch + 9042608, scratch + 3612672);
-    step_k057_im2col_matmul(scratch + 9042304, io + 125440, scratch + 3612672, scratch + 5218304);
-    step_k058_mul_add_sub(state + 620784, state + 206928, scratch + 9042304, io + 226128);
-    step_k059_mul_add_sub(state + 620928, state + 207072, scratch + 9042608, io + 226128);
+    step_k056_reduce_sum(scratch + 11020096, scratch + 3612672);
+    step_k057_im2col_matmul(scratch + 11019648, io + 125440, scratch + 3612672, scratch + 5218304);
+    step_k058_mul_add_sub(state + 620784, state + 206928, scratch + 11019648, io + 226128);
+    step_k059_mul_add_sub(state + 620928, state + 207072, scratch + 11020096, io + 226128);
     step_k060_mul_add_sub(state + 620944, state + 207088, scratch + 13475456, io + 226128);
     step_k061_mul_add_sub(state + 625552, state + 211696, scratch + 13486240, io + 226128);
     step_k062_mul_add_sub(state + 625584, state + 211728, scratch + 13201024, io + 226128);
@@ -4034,93 +4322,111 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k067_im2col_matmul_add_etc(scratch + 12799616, scratch + 8635008, scratch + 8835712, state + 207088, state + 211696, scratch + 3612672);
     step_k068_matmul_add_relu(scratch + 8685184, scratch + 8635008, state + 211728, state + 412432);
     step_k069_matmul_add(scratch + 8689280, scratch + 8685184, state + 412560, state + 413840);
-    step_k070_reduce_max(scratch + 8936064, scratch + 8689280);
-    step_k071_sub_exp(scratch + 8689600, scratch + 8689920, scratch + 8689280, scratch + 8936064);
-    step_k072_reduce_sum(scratch + 8936064, scratch + 8689920);
-    step_k073_log(scratch + 8689280, scratch + 8936064);
-    step_k074_sub_mul_reduce_sum(scratch + 9042448, scratch + 8689600, scratch + 8689280, io + 225792);
-    step_k075_mul(io + 263104, scratch + 9042448);
+    step_k070_reduce_max(scratch + 8690240, scratch + 8689280);
+    step_k071_sub_exp(scratch + 8689600, scratch + 8689920, scratch + 8689280, scratch + 8690240);
+    step_k072_reduce_sum(scratch + 8690240, scratch + 8689920);
+    step_k073_log(scratch + 8689280, scratch + 8690240);
+    step_k074_sub_mul_reduce_sum(scratch + 8689312, scratch + 8689600, scratch + 8689280, io + 225792);
+    step_k075_mul(io + 263104, scratch + 8689312);
     step_k076_mul(scratch + 8689280, io + 225792);
     step_k077_neg_reduce_sum(scratch + 8689600, scratch + 8689280);
-    step_k078_div(scratch + 8936096, scratch + 8689600, scratch + 8936064);
-    step_k079_mul_add(scratch + 8689600, scratch + 8936096, scratch + 8689920, scratch + 8689280);
-    step_k080_reduce_sum(scratch + 9042624, scratch + 8689600);
-    step_k081_matmul(scratch + 9041024, scratch + 8685184, scratch + 8689600);
+    step_k078_div(scratch + 8690272, scratch + 8689600, scratch + 8690240);
+    step_k079_mul_add(scratch + 8689600, scratch + 8690272, scratch + 8689920, scratch + 8689280);
+    step_k080_reduce_sum(scratch + 11020112, scratch + 8689600);
+    step_k081_matmul(scratch + 11018368, scratch + 8685184, scratch + 8689600);
     step_k082_matmul_step_mul(scratch + 8735360, scratch + 8689600, state + 412560, scratch + 8685184);
-    step_k083_reduce_sum(scratch + 9042448, scratch + 8735360);
+    step_k083_reduce_sum(scratch + 11019936, scratch + 8735360);
     step_k084_matmul(scratch + 8685184, scratch + 8735360, state + 211728);
     step_k085_matmul(scratch + 13000320, scratch + 8635008, scratch + 8735360);
     step_k086_step_mul(scratch + 8936064, scratch + 8635008, scratch + 8685184);
     step_k087_max_pool_scatter(scratch + 8635008, scratch + 12799616, scratch + 8936064);
-    step_k088_reduce_sum(scratch + 9042576, scratch + 8635008);
+    step_k088_reduce_sum(scratch + 11020064, scratch + 8635008);
     step_k089_matmul_col2im(scratch + 12799616, scratch + 8635008, state + 207088, scratch + 3612672);
-    step_k090_im2col_matmul(scratch + 9036416, scratch + 8835712, scratch + 8635008, scratch + 3612672);
+    step_k090_im2col_matmul(scratch + 11009664, scratch + 8835712, scratch + 8635008, scratch + 3612672);
     step_k091_step_mul(scratch + 12899968, scratch + 8835712, scratch + 12799616);
     step_k092_max_pool_scatter(scratch + 8635008, scratch + 8233600, scratch + 12899968);
-    step_k093_reduce_sum(scratch + 12799760, scratch + 8635008);
-    step_k094_im2col_matmul(scratch + 12799616, io, scratch + 8635008, scratch + 3612672);
-    step_k095_mul_reduce_sum(scratch + 12799776, scratch + 12799616, scratch + 9042304);
-    step_k096_mul_reduce_sum(scratch + 9042304, scratch + 12799760, scratch + 9042608);
-    step_k097_mul_reduce_sum(scratch + 9042608, scratch + 9036416, scratch + 13475456);
-    step_k098_mul_reduce_sum(scratch + 9042320, scratch + 9042576, scratch + 13486240);
-    step_k099_mul_reduce_sum(scratch + 9042576, scratch + 13000320, scratch + 13201024);
-    step_k100_mul_reduce_sum(scratch + 9042592, scratch + 9042448, scratch + 13486080);
-    step_k101_mul_reduce_sum(scratch + 13486240, scratch + 9041024, scratch + 13483904);
-    step_k102_mul_reduce_sum(scratch + 13486256, scratch + 9042624, scratch + 13486272);
-    step_k103_mul_add(io + 263120, scratch + 13486080, io + 226128, scratch + 12799776, scratch + 9042304, scratch + 9042608, scratch + 9042320, scratch + 9042576, scratch + 9042592, scratch + 13486240, scratch + 13486256, io + 226160);
-    step_k104_mul(scratch + 13475456, scratch + 13486080, scratch + 13482624);
-    step_k105_neg_reduce_sum(scratch + 13482624, scratch + 13475456);
-    step_k106_div(scratch + 13479296, scratch + 13482624, scratch + 13485952);
-    step_k107_mul(scratch + 13486080, io + 226144);
-    step_k108_mul_neg(scratch + 13479424, scratch + 13486080, scratch + 13485824);
-    step_k109_mul(scratch + 13476736, scratch + 13479424, scratch + 13480064);
-    step_k110_neg_reduce_sum(scratch + 13485824, scratch + 13476736);
-    step_k111_div(scratch + 13479424, scratch + 13485824, scratch + 13485952);
-    step_k112_mul_add(scratch + 13478016, scratch + 13479296, scratch + 13481344, scratch + 13475456, scratch + 13479424, scratch + 13476736);
-    step_k113_mul(scratch + 13475456, scratch + 13485184);
-    step_k114_neg_reduce_sum(scratch + 13485824, scratch + 13475456);
+    step_k093_reduce_sum(scratch + 11020128, scratch + 8635008);
+    step_k094_im2col_matmul(scratch + 11019792, io, scratch + 8635008, scratch + 3612672);
+    step_k095_mul_reduce_sum(scratch + 11014272, scratch + 11019792, scratch + 11019648);
+    step_k096_mul_reduce_sum(scratch + 11014288, scratch + 11020128, scratch + 11020096);
+    step_k097_mul_reduce_sum(scratch + 11014304, scratch + 11009664, scratch + 13475456);
+    step_k098_mul_reduce_sum(scratch + 11014320, scratch + 11020064, scratch + 13486240);
+    step_k099_mul_reduce_sum(scratch + 11014336, scratch + 13000320, scratch + 13201024);
+    step_k100_mul_reduce_sum(scratch + 11014352, scratch + 11019936, scratch + 13486080);
+    step_k101_mul_reduce_sum(scratch + 11014368, scratch + 11018368, scratch + 13483904);
+    step_k102_mul_reduce_sum(scratch + 11014384, scratch + 11020112, scratch + 13486272);
+    step_k103_mul_add(scratch + 11020144, io + 263120, scratch + 11015552, scratch + 11014272, scratch + 11014288, scratch + 11014304, scratch + 11014320, scratch + 11014336, scratch + 11014352, scratch + 11014368, scratch + 11014384, io + 226128, io + 226160);
+    step_k104_mul(scratch + 11014272, scratch + 11015552, scratch + 13482624);
+    step_k105_neg_reduce_sum(scratch + 13482624, scratch + 11014272);
+    step_k106_div(scratch + 11015552, scratch + 13482624, scratch + 13485952);
+    step_k107_mul(scratch + 13482624, io + 226144);
+    step_k108_mul_neg(scratch + 11015680, scratch + 13482624, scratch + 13485824);
+    step_k109_mul(scratch + 13482624, scratch + 11015680, scratch + 13480064);
+    step_k110_neg_reduce_sum(scratch + 13485824, scratch + 13482624);
+    step_k111_div(scratch + 11015680, scratch + 13485824, scratch + 13485952);
+    step_k112_mul_add(scratch + 13480064, scratch + 11015552, scratch + 13481344, scratch + 11014272, scratch + 11015680, scratch + 13482624);
+    step_k113_mul(scratch + 13481344, scratch + 13485184);
+    step_k114_neg_reduce_sum(scratch + 13485824, scratch + 13481344);
     step_k115_div(scratch + 13485856, scratch + 13485824, scratch + 13486208);
-    step_k116_mul_add(scratch + 13476736, scratch + 13485856, scratch + 13485504, scratch + 13475456);
-    step_k117_reduce_sum(scratch + 13477056, scratch + 13476736);
-    step_k118_reduce_sum(scratch + 13477072, scratch + 13478016);
-    step_k119_add(scratch + 13477088, scratch + 13477056, scratch + 13477072);
-    step_k120_matmul(scratch + 13475456, scratch + 13459072, scratch + 13478016);
-    step_k121_matmul_mul_step(scratch + 12816000, scratch + 13476736, state + 205632, io + 226176, scratch + 13401728);
-    step_k122_matmul_mul_step(scratch + 12799616, scratch + 13478016, state + 205632, io + 246656, scratch + 13422208);
-    step_k123_reduce_sum(scratch + 12820096, scratch + 12816000);
-    step_k124_reduce_sum(scratch + 12820224, scratch + 12799616);
-    step_k125_add(scratch + 12820352, scratch + 12820096, scratch + 12820224);
-    step_k126_matmul(scratch + 8434304, scratch + 12816000, state + 4800);
-    step_k127_matmul(scratch + 8233600, scratch + 12799616, state + 4800);
-    step_k128_matmul(scratch + 10742400, scratch + 12598912, scratch + 12799616);
-    step_k129_step_mul(scratch + 9237120, scratch + 12348032, scratch + 8434304);
-    step_k130_step_mul(scratch + 9036416, scratch + 12598912, scratch + 8233600);
-    step_k131_max_pool_scatter(scratch + 9437824, scratch + 6427264, scratch + 9237120);
+    step_k116_mul_add(scratch + 13485184, scratch + 13485856, scratch + 13485504, scratch + 13481344);
+    step_k117_reduce_sum(scratch + 13486208, scratch + 13485184);
+    step_k118_reduce_sum(scratch + 13486224, scratch + 13480064);
+    step_k119_add(scratch + 13485952, scratch + 13486208, scratch + 13486224);
+    step_k120_matmul(scratch + 13481344, scratch + 13459072, scratch + 13480064);
+    step_k121_matmul_mul_step(scratch + 11014272, scratch + 13485184, state + 205632, io + 226176, scratch + 13401728);
+    step_k122_matmul_mul_step(scratch + 10993280, scratch + 13480064, state + 205632, io + 246656, scratch + 13422208);
+    step_k123_reduce_sum(scratch + 13485504, scratch + 11014272);
+    step_k124_reduce_sum(scratch + 13485632, scratch + 10993280);
+    step_k125_add(scratch + 13485760, scratch + 13485504, scratch + 13485632);
+    step_k126_matmul(scratch + 10943104, scratch + 11014272, state + 4800);
+    step_k127_matmul(scratch + 12799616, scratch + 10993280, state + 4800);
+    step_k128_matmul(scratch + 10742400, scratch + 12598912, scratch + 10993280);
+    step_k129_step_mul(scratch + 9237120, scratch + 12348032, scratch + 10943104);
+    step_k130_step_mul(scratch + 9036416, scratch + 12598912, scratch + 12799616);
+    step_k131_max_pool_scatter(scratch + 12799616, scratch + 6427264, scratch + 9237120);
     step_k132_max_pool_scatter(scratch + 8233600, scratch + 7430784, scratch + 9036416);
-    step_k133_reduce_sum(scratch + 12820096, scratch + 9437824);
-    step_k134_reduce_sum(scratch + 12820128, scratch + 8233600);
-    step_k135_add(scratch + 12820160, scratch + 12820096, scratch + 12820128);
-    step_k136_matmul_col2im(scratch + 9638528, scratch + 9437824, state + 160, scratch + 3612672);
+    step_k133_reduce_sum(scratch + 13486208, scratch + 12799616);
+    step_k134_reduce_sum(scratch + 13485888, scratch + 8233600);
+    step_k135_add(scratch + 13485920, scratch + 13486208, scratch + 13485888);
+    step_k136_matmul_col2im(scratch + 9437824, scratch + 12799616, state + 160, scratch + 3612672);
     step_k137_matmul_col2im(scratch + 9036416, scratch + 8233600, state + 160, scratch + 3612672);
-    step_k138_im2col_matmul(scratch + 9738880, scratch + 10340992, scratch + 8233600, scratch + 3612672);
-    step_k139_im2col_matmul_add(scratch + 12799616, scratch + 9839232, scratch + 9437824, scratch + 9738880, scratch + 3612672);
-    step_k140_step_mul(scratch + 10943104, scratch + 9839232, scratch + 9638528);
+    step_k138_im2col_matmul(scratch + 13401728, scratch + 10340992, scratch + 8233600, scratch + 3612672);
+    step_k139_im2col_matmul_add(scratch + 13406336, scratch + 9839232, scratch + 12799616, scratch + 13401728, scratch + 3612672);
+    step_k140_step_mul(scratch + 12799616, scratch + 9839232, scratch + 9437824);
     step_k141_step_mul(scratch + 9437824, scratch + 10340992, scratch + 9036416);
-    step_k142_max_pool_scatter(scratch + 9839232, scratch, scratch + 10943104);
+    step_k142_max_pool_scatter(scratch + 9839232, scratch, scratch + 12799616);
     step_k143_max_pool_scatter(scratch + 3612672, scratch + 2007040, scratch + 9437824);
-    step_k144_reduce_sum(scratch + 13477056, scratch + 9839232);
-    step_k145_reduce_sum(scratch + 13477072, scratch + 3612672);
-    step_k146_add(scratch + 12820096, scratch + 13477056, scratch + 13477072);
-    step_k147_im2col_matmul(scratch + 12804224, io + 125440, scratch + 3612672, scratch);
-    step_k148_im2col_matmul_add(scratch + 12804368, io, scratch + 9839232, scratch + 12804224, scratch);
-    step_k149_mul_add_sub(state + 413856, state, scratch + 12804368, io + 226112);
-    step_k150_mul_add_sub(state + 414000, state + 144, scratch + 12820096, io + 226112);
-    step_k151_mul_add_sub(state + 414016, state + 160, scratch + 12799616, io + 226112);
-    step_k152_mul_add_sub(state + 418624, state + 4768, scratch + 12820160, io + 226112);
-    step_k153_matmul_add_mul_etc(scratch + 10943104, state + 418656, state + 4800, scratch + 12348032, scratch + 12816000, scratch + 10742400, io + 226112);
-    step_k154_mul_add_sub(state + 619360, state + 205504, scratch + 12820352, io + 226112);
-    step_k155_matmul_add_mul_etc(scratch, state + 619488, state + 205632, scratch + 13438592, scratch + 13476736, scratch + 13475456, io + 226112);
-    step_k156_mul_add_sub(state + 620768, state + 206912, scratch + 13477088, io + 226112);
+    step_k144_reduce_sum(scratch + 13485888, scratch + 9839232);
+    step_k145_reduce_sum(scratch + 13485904, scratch + 3612672);
+    step_k146_add(scratch + 13486208, scratch + 13485888, scratch + 13485904);
+    step_k147_im2col_matmul(scratch + 13480064, io + 125440, scratch + 3612672, scratch);
+    step_k148_im2col_matmul_add(scratch + 13480208, io, scratch + 9839232, scratch + 13480064, scratch);
+    step_k149_mul_add_sub(state + 413856, state, scratch + 13480208, io + 226112);
+    step_k150_mul_add_sub(state + 414000, state + 144, scratch + 13486208, io + 226112);
+    step_k151_mul_add_sub(state + 414016, state + 160, scratch + 13406336, io + 226112);
+    step_k152_mul_add_sub(state + 418624, state + 4768, scratch + 13485920, io + 226112);
+    step_k153_matmul_add_mul_etc(scratch + 12799616, state + 418656, state + 4800, scratch + 12348032, scratch + 11014272, scratch + 10742400, io + 226112);
+    step_k154_mul_add_sub(state + 619360, state + 205504, scratch + 13485760, io + 226112);
+    step_k155_matmul_add_mul_etc(scratch + 13480064, state + 619488, state + 205632, scratch + 13438592, scratch + 13485184, scratch + 13481344, io + 226112);
+    step_k156_mul_add_sub(state + 620768, state + 206912, scratch + 13485952, io + 226112);
+    step_k157_mul_reduce_sum(scratch + 13486208, scratch + 11019792);
+    step_k158_mul_reduce_sum(scratch + 13486224, scratch + 11020128);
+    step_k159_mul_reduce_sum(scratch + 11020128, scratch + 11009664);
+    step_k160_mul_reduce_sum(scratch + 11019792, scratch + 11020064);
+    step_k161_mul_reduce_sum(scratch + 11020064, scratch + 13000320);
+    step_k162_mul_reduce_sum(scratch + 11020080, scratch + 11019936);
+    step_k163_mul_reduce_sum(scratch + 11019808, scratch + 11018368);
+    step_k164_mul_reduce_sum(scratch + 11019824, scratch + 11020112);
+    step_k165_add_sqrt(io + 263136, scratch + 13486208, scratch + 13486224, scratch + 11020128, scratch + 11019792, scratch + 11020064, scratch + 11020080, scratch + 11019808, scratch + 11019824);
+    step_k166_mul_reduce_sum(scratch + 11020112, scratch + 11019648);
+    step_k167_mul_reduce_sum(scratch + 11020128, scratch + 11020096);
+    step_k168_mul_reduce_sum(scratch + 13486208, scratch + 13475456);
+    step_k169_mul_reduce_sum(scratch + 13486224, scratch + 13486240);
+    step_k170_mul_reduce_sum(scratch + 13486240, scratch + 13201024);
+    step_k171_mul_reduce_sum(scratch + 13486256, scratch + 13486080);
+    step_k172_mul_reduce_sum(scratch + 13485184, scratch + 13483904);
+    step_k173_mul_reduce_sum(scratch + 13485200, scratch + 13486272);
+    step_k174_add_sqrt_mul_etc(io + 263152, io + 263168, io + 263184, scratch + 11020112, scratch + 11020128, scratch + 13486208, scratch + 13486224, scratch + 13486240, scratch + 13486256, scratch + 13485184, scratch + 13485200, io + 263136, scratch + 11020144, io + 263120);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

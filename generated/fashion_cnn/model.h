@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 827712
-#define MPLC_STEP_IO_FLOATS 263136
+#define MPLC_STEP_IO_FLOATS 263200
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 13486288
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "0125cbb02d26c4eb8974d56c9c694c5feca12d01d69611525f3786c683fc8bd0"
+#define MPLC_MODEL_HASH "bb75ce0c969684928522778ca1cde6460942dc8368820fd2d14325f48d46cca8"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -742,6 +742,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 226224, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 226240, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 226256, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 226272, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 226288, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 226304, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 226320, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1734,15 +1738,16 @@ static void step_k068_mul_reduce_sum(float *restrict t197, const float *restrict
  * %199 = mul %153, %198 : []
  * %200 = mul %13, %199 : []
  * %201 = mul %200, %93 : [] */
-static void step_k069_mul_add(float *restrict t199, float *restrict t201, const float *restrict in_lr_student, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_feedback_scale) {
+static void step_k069_mul_add(float *restrict t198, float *restrict t199, float *restrict t201, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v153 = in_lr_student[0] * 1.9f;
         const float v192 = t189[0] + t191[0];
         const float v195 = v192 + t194[0];
         const float v198 = v195 + t197[0];
+        const float v153 = in_lr_student[0] * 1.9f;
         const float v199 = v153 * v198;
         const float v200 = in_feedback_scale[0] * v199;
         const float v201 = v200 * (-0.0078125f);
+        t198[i] = v198;
         t199[i] = v199;
         t201[i] = v201;
     }
@@ -2155,105 +2160,270 @@ static void step_k096_mul_add_sub(float *restrict in_teacher_momentum_dense3_bia
     }
 }
 
-/* 97 kernels; scratch high-water mark 493760 floats. */
+/* %286 = mul %187, %187 : [784,256]
+ * %287 = reduce_sum axes=[0, 1] %286 : [] */
+static void step_k097_mul_reduce_sum(float *restrict t287, const float *restrict t187) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 256; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v286 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
+                sums[lane] += v286;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t287[0] = (float)sum;
+}
+
+/* %288 = mul %186, %186 : [256]
+ * %289 = reduce_sum axes=[0] %288 : [] */
+static void step_k098_mul_reduce_sum(float *restrict t289, const float *restrict t186) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v288 = t186[i0] * t186[i0];
+            sums[lane] += v288;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t289[0] = (float)sum;
+}
+
+/* %291 = mul %183, %183 : [256,10]
+ * %292 = reduce_sum axes=[0, 1] %291 : [] */
+static void step_k099_mul_reduce_sum(float *restrict t292, const float *restrict t183) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 256; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v291 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
+            sum += v291;
+        }
+    }
+    t292[0] = (float)sum;
+}
+
+/* %294 = mul %181, %181 : [10]
+ * %295 = reduce_sum axes=[0] %294 : [] */
+static void step_k100_mul_reduce_sum(float *restrict t295, const float *restrict t181) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v294 = t181[i0] * t181[i0];
+        sum += v294;
+    }
+    t295[0] = (float)sum;
+}
+
+/* %290 = add %287, %289 : []
+ * %293 = add %290, %292 : []
+ * %296 = add %293, %295 : []
+ * %297 = sqrt %296 : [] */
+static void step_k101_add_sqrt(float *restrict t297, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v290 = t287[0] + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v296 = v293 + t295[0];
+        const float v297 = sqrtf(v296);
+        t297[i] = v297;
+    }
+}
+
+/* %298 = mul %109, %109 : [784,256]
+ * %299 = reduce_sum axes=[0, 1] %298 : [] */
+static void step_k102_mul_reduce_sum(float *restrict t299, const float *restrict t109) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 256; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v298 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
+                sums[lane] += v298;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t299[0] = (float)sum;
+}
+
+/* %300 = mul %108, %108 : [256]
+ * %301 = reduce_sum axes=[0] %300 : [] */
+static void step_k103_mul_reduce_sum(float *restrict t301, const float *restrict t108) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v300 = t108[i0] * t108[i0];
+            sums[lane] += v300;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t301[0] = (float)sum;
+}
+
+/* %303 = mul %105, %105 : [256,10]
+ * %304 = reduce_sum axes=[0, 1] %303 : [] */
+static void step_k104_mul_reduce_sum(float *restrict t304, const float *restrict t105) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 256; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v303 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
+            sum += v303;
+        }
+    }
+    t304[0] = (float)sum;
+}
+
+/* %306 = mul %103, %103 : [10]
+ * %307 = reduce_sum axes=[0] %306 : [] */
+static void step_k105_mul_reduce_sum(float *restrict t307, const float *restrict t103) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v306 = t103[i0] * t103[i0];
+        sum += v306;
+    }
+    t307[0] = (float)sum;
+}
+
+/* %302 = add %299, %301 : []
+ * %305 = add %302, %304 : []
+ * %308 = add %305, %307 : []
+ * %309 = sqrt %308 : []
+ * %310 = mul %297, %309 : []
+ * %311 = constant 1e-30 : []
+ * %312 = max %310, %311 : []
+ * %313 = div %198, %312 : []
+ * %314 = step %199 : [] */
+static void step_k106_add_sqrt_mul_etc(float *restrict t309, float *restrict t313, float *restrict t314, const float *restrict t299, const float *restrict t301, const float *restrict t304, const float *restrict t307, const float *restrict t297, const float *restrict t198, const float *restrict t199) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v302 = t299[0] + t301[0];
+        const float v305 = v302 + t304[0];
+        const float v308 = v305 + t307[0];
+        const float v309 = sqrtf(v308);
+        const float v310 = t297[0] * v309;
+        const float v312 = v310 >= 1e-30f ? v310 : 1e-30f;
+        const float v313 = t198[0] / v312;
+        const float v314 = t199[0] > 0.0f ? 1.0f : 0.0f;
+        t309[i] = v309;
+        t313[i] = v313;
+        t314[i] = v314;
+    }
+}
+
+/* 107 kernels; scratch high-water mark 893568 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_k000_matmul_add_relu(scratch + 401408, io, state, state + 200704);
-    step_k001_matmul_add(scratch, scratch + 401408, state + 200960, state + 203520);
-    step_k002_mul_add(scratch + 492288, io + 225792);
-    step_k003_reduce_max(scratch + 475456, scratch);
-    step_k004_sub_exp(scratch + 475136, scratch + 492608, scratch, scratch + 475456);
-    step_k005_reduce_sum(scratch + 493696, scratch + 492608);
-    step_k006_log(scratch + 492928, scratch + 493696);
-    step_k007_sub_mul_reduce_sum(scratch + 492960, scratch + 475136, scratch + 492928, scratch + 492288);
-    step_k008_mul(io + 226176, scratch + 492960);
+    step_k000_matmul_add_relu(scratch + 802816, io, state, state + 200704);
+    step_k001_matmul_add(scratch, scratch + 802816, state + 200960, state + 203520);
+    step_k002_mul_add(scratch + 881664, io + 225792);
+    step_k003_reduce_max(scratch + 876864, scratch);
+    step_k004_sub_exp(scratch + 876544, scratch + 881984, scratch, scratch + 876864);
+    step_k005_reduce_sum(scratch + 882816, scratch + 881984);
+    step_k006_log(scratch + 882304, scratch + 882816);
+    step_k007_sub_mul_reduce_sum(scratch + 882336, scratch + 876544, scratch + 882304, scratch + 881664);
+    step_k008_mul(io + 226176, scratch + 882336);
     step_k009_mul(scratch + 2880, scratch + 320);
-    step_k010_reduce_max(scratch + 475136, scratch + 2880);
-    step_k011_sub(scratch + 4160, scratch + 2880, scratch + 475136);
+    step_k010_reduce_max(scratch + 876544, scratch + 2880);
+    step_k011_sub(scratch + 4160, scratch + 2880, scratch + 876544);
     step_k012_exp_reduce_sum(scratch + 2880, scratch + 4160);
     step_k013_log(scratch + 3008, scratch + 2880);
-    step_k014_sub_exp(scratch + 488448, scratch + 4160, scratch + 3008);
-    step_k015_reduce_max(scratch + 489728, scratch + 488448);
-    step_k016_greaterEqual(scratch + 493440, scratch + 489728);
-    step_k017_reduce_max(scratch + 492928, scratch + 1600);
-    step_k018_sub_exp(scratch + 475136, scratch + 489728, scratch + 1600, scratch + 492928);
-    step_k019_reduce_sum(scratch + 493568, scratch + 489728);
-    step_k020_log(scratch + 492928, scratch + 493568);
-    step_k021_sub_mul_reduce_sum(scratch + 493056, scratch + 475136, scratch + 492928, scratch + 488448);
-    step_k022_neg_mul_reduce_sum(scratch + 492928, scratch + 493056, scratch + 493440);
-    step_k023_mul(io + 226192, scratch + 492928);
-    step_k024_reduce_sum(scratch + 492928, scratch + 493440);
-    step_k025_mul(io + 226208, scratch + 492928);
-    step_k026_one_hot_argmax(scratch + 491008, scratch + 1600);
+    step_k014_sub_exp(scratch + 876544, scratch + 4160, scratch + 3008);
+    step_k015_reduce_max(scratch + 877824, scratch + 876544);
+    step_k016_greaterEqual(scratch + 882304, scratch + 877824);
+    step_k017_reduce_max(scratch + 879104, scratch + 1600);
+    step_k018_sub_exp(scratch + 2880, scratch + 877824, scratch + 1600, scratch + 879104);
+    step_k019_reduce_sum(scratch + 882432, scratch + 877824);
+    step_k020_log(scratch + 879104, scratch + 882432);
+    step_k021_sub_mul_reduce_sum(scratch + 879232, scratch + 2880, scratch + 879104, scratch + 876544);
+    step_k022_neg_mul_reduce_sum(scratch + 879104, scratch + 879232, scratch + 882304);
+    step_k023_mul(io + 226192, scratch + 879104);
+    step_k024_reduce_sum(scratch + 882560, scratch + 882304);
+    step_k025_mul(io + 226208, scratch + 882560);
+    step_k026_one_hot_argmax(scratch + 879104, scratch + 1600);
     step_k027_matmul_add_relu(scratch, io + 125440, state + 203536, state + 404240);
-    step_k028_matmul_add(scratch + 475136, scratch, state + 404496, state + 407056);
-    step_k029_reduce_max(scratch + 492928, scratch + 475136);
-    step_k030_sub_exp(scratch + 476416, scratch + 477696, scratch + 475136, scratch + 492928);
-    step_k031_reduce_sum(scratch + 492928, scratch + 477696);
-    step_k032_log(scratch + 493056, scratch + 492928);
-    step_k033_sub_mul_reduce_sum(scratch + 493184, scratch + 476416, scratch + 493056, scratch + 491008);
-    step_k034_mul(io + 226224, scratch + 493184);
-    step_k035_mul(scratch + 475136, scratch + 491008);
-    step_k036_neg_reduce_sum(scratch + 493056, scratch + 475136);
-    step_k037_div(scratch + 493184, scratch + 493056, scratch + 492928);
-    step_k038_mul_add(scratch + 476416, scratch + 493184, scratch + 477696, scratch + 475136);
-    step_k039_reduce_sum(scratch + 493728, scratch + 476416);
-    step_k040_matmul(scratch + 483328, scratch, scratch + 476416);
-    step_k041_matmul_step_mul(scratch + 200704, scratch + 476416, state + 404496, scratch);
-    step_k042_reduce_sum(scratch + 492928, scratch + 200704);
+    step_k028_matmul_add(scratch + 32768, scratch, state + 404496, state + 407056);
+    step_k029_reduce_max(scratch + 880384, scratch + 32768);
+    step_k030_sub_exp(scratch + 34048, scratch + 35328, scratch + 32768, scratch + 880384);
+    step_k031_reduce_sum(scratch + 880384, scratch + 35328);
+    step_k032_log(scratch + 880512, scratch + 880384);
+    step_k033_sub_mul_reduce_sum(scratch + 882560, scratch + 34048, scratch + 880512, scratch + 879104);
+    step_k034_mul(io + 226224, scratch + 882560);
+    step_k035_mul(scratch + 32768, scratch + 879104);
+    step_k036_neg_reduce_sum(scratch + 880512, scratch + 32768);
+    step_k037_div(scratch + 880640, scratch + 880512, scratch + 880384);
+    step_k038_mul_add(scratch + 34048, scratch + 880640, scratch + 35328, scratch + 32768);
+    step_k039_reduce_sum(scratch + 893504, scratch + 34048);
+    step_k040_matmul(scratch + 884736, scratch, scratch + 34048);
+    step_k041_matmul_step_mul(scratch + 200704, scratch + 34048, state + 404496, scratch);
+    step_k042_reduce_sum(scratch + 892736, scratch + 200704);
     step_k043_matmul(scratch, io + 125440, scratch + 200704);
     step_k044_mul_add_sub(state + 610608, state + 203536, scratch, io + 226128);
-    step_k045_mul_add_sub(state + 811312, state + 404240, scratch + 492928, io + 226128);
-    step_k046_mul_add_sub(state + 811568, state + 404496, scratch + 483328, io + 226128);
-    step_k047_mul_add_sub(state + 814128, state + 407056, scratch + 493728, io + 226128);
+    step_k045_mul_add_sub(state + 811312, state + 404240, scratch + 892736, io + 226128);
+    step_k046_mul_add_sub(state + 811568, state + 404496, scratch + 884736, io + 226128);
+    step_k047_mul_add_sub(state + 814128, state + 407056, scratch + 893504, io + 226128);
     step_k048_matmul_add_relu(scratch + 200704, io, state + 203536, state + 404240);
-    step_k049_matmul_add(scratch + 485888, scratch + 200704, state + 404496, state + 407056);
-    step_k050_reduce_max(scratch + 493184, scratch + 485888);
-    step_k051_sub_exp(scratch + 486208, scratch + 486528, scratch + 485888, scratch + 493184);
-    step_k052_reduce_sum(scratch + 493184, scratch + 486528);
-    step_k053_log(scratch + 493216, scratch + 493184);
-    step_k054_sub_mul_reduce_sum(scratch + 493248, scratch + 486208, scratch + 493216, io + 225792);
-    step_k055_mul(io + 226240, scratch + 493248);
-    step_k056_mul(scratch + 485888, io + 225792);
-    step_k057_neg_reduce_sum(scratch + 493216, scratch + 485888);
-    step_k058_div(scratch + 493248, scratch + 493216, scratch + 493184);
-    step_k059_mul_add(scratch + 208896, scratch + 493248, scratch + 486528, scratch + 485888);
-    step_k060_reduce_sum(scratch + 493744, scratch + 208896);
-    step_k061_matmul(scratch + 485888, scratch + 200704, scratch + 208896);
-    step_k062_matmul_step_mul(scratch + 475136, scratch + 208896, state + 404496, scratch + 200704);
-    step_k063_reduce_sum(scratch + 493184, scratch + 475136);
-    step_k064_matmul(scratch + 200704, io, scratch + 475136);
-    step_k065_mul_reduce_sum(scratch + 475136, scratch + 200704, scratch);
-    step_k066_mul_reduce_sum(scratch + 475152, scratch + 493184, scratch + 492928);
-    step_k067_mul_reduce_sum(scratch + 492928, scratch + 485888, scratch + 483328);
-    step_k068_mul_reduce_sum(scratch + 492944, scratch + 493744, scratch + 493728);
-    step_k069_mul_add(io + 226256, scratch + 492960, io + 226128, scratch + 475136, scratch + 475152, scratch + 492928, scratch + 492944, io + 226160);
-    step_k070_mul(scratch + 475136, scratch + 492960, scratch + 491008);
-    step_k071_neg_reduce_sum(scratch + 492928, scratch + 475136);
-    step_k072_div(scratch + 493056, scratch + 492928, scratch + 493568);
-    step_k073_mul(scratch + 493184, io + 226144);
-    step_k074_mul_neg(scratch + 492928, scratch + 493184, scratch + 493440);
-    step_k075_mul(scratch + 476416, scratch + 492928, scratch + 488448);
-    step_k076_neg_reduce_sum(scratch + 492928, scratch + 476416);
-    step_k077_div(scratch + 493184, scratch + 492928, scratch + 493568);
-    step_k078_mul_add(scratch + 485888, scratch + 493056, scratch + 489728, scratch + 475136, scratch + 493184, scratch + 476416);
-    step_k079_mul(scratch + 487168, scratch + 492288);
-    step_k080_neg_reduce_sum(scratch + 492928, scratch + 487168);
-    step_k081_div(scratch + 492960, scratch + 492928, scratch + 493696);
-    step_k082_mul_add(scratch + 487488, scratch + 492960, scratch + 492608, scratch + 487168);
-    step_k083_reduce_sum(scratch + 487168, scratch + 487488);
-    step_k084_reduce_sum(scratch + 487184, scratch + 485888);
-    step_k085_add(scratch + 487200, scratch + 487168, scratch + 487184);
-    step_k086_matmul(scratch + 483328, scratch + 442368, scratch + 485888);
-    step_k087_matmul_step_mul(scratch + 475136, scratch + 487488, state + 200960, scratch + 401408);
-    step_k088_matmul_step_mul(scratch + 200704, scratch + 485888, state + 200960, scratch + 442368);
-    step_k089_reduce_sum(scratch + 485888, scratch + 475136);
-    step_k090_reduce_sum(scratch + 486144, scratch + 200704);
-    step_k091_add(scratch + 486400, scratch + 485888, scratch + 486144);
-    step_k092_matmul(scratch, io + 125440, scratch + 200704);
-    step_k093_matmul_add_mul_etc(scratch + 200704, state + 407072, state, io, scratch + 475136, scratch, io + 226112);
-    step_k094_mul_add_sub(state + 607776, state + 200704, scratch + 486400, io + 226112);
-    step_k095_matmul_add_mul_etc(scratch + 475136, state + 608032, state + 200960, scratch + 401408, scratch + 487488, scratch + 483328, io + 226112);
-    step_k096_mul_add_sub(state + 610592, state + 203520, scratch + 487200, io + 226112);
+    step_k049_matmul_add(scratch + 880384, scratch + 200704, state + 404496, state + 407056);
+    step_k050_reduce_max(scratch + 882560, scratch + 880384);
+    step_k051_sub_exp(scratch + 880704, scratch + 881024, scratch + 880384, scratch + 882560);
+    step_k052_reduce_sum(scratch + 882560, scratch + 881024);
+    step_k053_log(scratch + 882592, scratch + 882560);
+    step_k054_sub_mul_reduce_sum(scratch + 882624, scratch + 880704, scratch + 882592, io + 225792);
+    step_k055_mul(io + 226240, scratch + 882624);
+    step_k056_mul(scratch + 881344, io + 225792);
+    step_k057_neg_reduce_sum(scratch + 882592, scratch + 881344);
+    step_k058_div(scratch + 882624, scratch + 882592, scratch + 882560);
+    step_k059_mul_add(scratch + 880384, scratch + 882624, scratch + 881024, scratch + 881344);
+    step_k060_reduce_sum(scratch + 893520, scratch + 880384);
+    step_k061_matmul(scratch + 887296, scratch + 200704, scratch + 880384);
+    step_k062_matmul_step_mul(scratch + 401408, scratch + 880384, state + 404496, scratch + 200704);
+    step_k063_reduce_sum(scratch + 892992, scratch + 401408);
+    step_k064_matmul(scratch + 200704, io, scratch + 401408);
+    step_k065_mul_reduce_sum(scratch + 882560, scratch + 200704, scratch);
+    step_k066_mul_reduce_sum(scratch + 882576, scratch + 892992, scratch + 892736);
+    step_k067_mul_reduce_sum(scratch + 882592, scratch + 887296, scratch + 884736);
+    step_k068_mul_reduce_sum(scratch + 882608, scratch + 893520, scratch + 893504);
+    step_k069_mul_add(scratch + 893536, io + 226256, scratch + 882624, scratch + 882560, scratch + 882576, scratch + 882592, scratch + 882608, io + 226128, io + 226160);
+    step_k070_mul(scratch + 880384, scratch + 882624, scratch + 879104);
+    step_k071_neg_reduce_sum(scratch + 879104, scratch + 880384);
+    step_k072_div(scratch + 882560, scratch + 879104, scratch + 882432);
+    step_k073_mul(scratch + 893248, io + 226144);
+    step_k074_mul_neg(scratch + 882688, scratch + 893248, scratch + 882304);
+    step_k075_mul(scratch + 879104, scratch + 882688, scratch + 876544);
+    step_k076_neg_reduce_sum(scratch + 882304, scratch + 879104);
+    step_k077_div(scratch + 876544, scratch + 882304, scratch + 882432);
+    step_k078_mul_add(scratch + 634880, scratch + 882560, scratch + 877824, scratch + 880384, scratch + 876544, scratch + 879104);
+    step_k079_mul(scratch + 882304, scratch + 881664);
+    step_k080_neg_reduce_sum(scratch + 882624, scratch + 882304);
+    step_k081_div(scratch + 882656, scratch + 882624, scratch + 882816);
+    step_k082_mul_add(scratch + 892416, scratch + 882656, scratch + 881984, scratch + 882304);
+    step_k083_reduce_sum(scratch + 893248, scratch + 892416);
+    step_k084_reduce_sum(scratch + 893264, scratch + 634880);
+    step_k085_add(scratch + 893552, scratch + 893248, scratch + 893264);
+    step_k086_matmul(scratch + 889856, scratch + 843776, scratch + 634880);
+    step_k087_matmul_step_mul(scratch + 876544, scratch + 892416, state + 200960, scratch + 802816);
+    step_k088_matmul_step_mul(scratch + 602112, scratch + 634880, state + 200960, scratch + 843776);
+    step_k089_reduce_sum(scratch + 634880, scratch + 876544);
+    step_k090_reduce_sum(scratch + 635136, scratch + 602112);
+    step_k091_add(scratch + 893248, scratch + 634880, scratch + 635136);
+    step_k092_matmul(scratch + 401408, io + 125440, scratch + 602112);
+    step_k093_matmul_add_mul_etc(scratch + 602112, state + 407072, state, io, scratch + 876544, scratch + 401408, io + 226112);
+    step_k094_mul_add_sub(state + 607776, state + 200704, scratch + 893248, io + 226112);
+    step_k095_matmul_add_mul_etc(scratch + 876544, state + 608032, state + 200960, scratch + 802816, scratch + 892416, scratch + 889856, io + 226112);
+    step_k096_mul_add_sub(state + 610592, state + 203520, scratch + 893552, io + 226112);
+    step_k097_mul_reduce_sum(scratch + 893248, scratch + 200704);
+    step_k098_mul_reduce_sum(scratch + 893264, scratch + 892992);
+    step_k099_mul_reduce_sum(scratch + 893280, scratch + 887296);
+    step_k100_mul_reduce_sum(scratch + 893296, scratch + 893520);
+    step_k101_add_sqrt(io + 226272, scratch + 893248, scratch + 893264, scratch + 893280, scratch + 893296);
+    step_k102_mul_reduce_sum(scratch + 893520, scratch);
+    step_k103_mul_reduce_sum(scratch + 892992, scratch + 892736);
+    step_k104_mul_reduce_sum(scratch + 893008, scratch + 884736);
+    step_k105_mul_reduce_sum(scratch + 893024, scratch + 893504);
+    step_k106_add_sqrt_mul_etc(io + 226288, io + 226304, io + 226320, scratch + 893520, scratch + 892992, scratch + 893008, scratch + 893024, io + 226272, scratch + 893536, io + 226256);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 416576
-#define MPLC_STEP_IO_FLOATS 227872
+#define MPLC_STEP_IO_FLOATS 227936
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 10477360
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "b63ebd213d02bfec55ea06f4290a0a149674007846ee7d806383f203d10f451d"
+#define MPLC_MODEL_HASH "b99362fae85b2a09236453caee4d9a64beb28177f847add92017672c33dd7ef9"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -883,6 +883,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 244656, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 244672, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 244688, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 244704, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 244720, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 244736, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 244752, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -10585,15 +10589,23 @@ static void step_k369_mul_reduce_sum(float *restrict t1443, const float *restric
     mplc_parallel(step_k369_mul_reduce_sum_part, &(step_k369_mul_reduce_sum_pointers){t1443, t1439, t1384});
 }
 
+/* %1445 = mul %1443, %1391 : [64] */
+static void step_k370_mul(float *restrict t1445, const float *restrict t1443, const float *restrict t1391) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v1445 = t1443[i] * t1391[i];
+        t1445[i] = v1445;
+    }
+}
+
 /* %1446 = neg %1441 : [512,64]
  * %1447 = reduce_sum axes=[0] %1446 : [64] */
 typedef struct {
     float *t1447;
     const float *t1441;
-} step_k370_neg_reduce_sum_pointers;
+} step_k371_neg_reduce_sum_pointers;
 
-static void step_k370_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k370_neg_reduce_sum_pointers *p = context;
+static void step_k371_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k371_neg_reduce_sum_pointers *p = context;
     float *restrict t1447 = p->t1447;
     const float *restrict t1441 = p->t1441;
     size_t lo, hi;
@@ -10607,8 +10619,8 @@ static void step_k370_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k370_neg_reduce_sum(float *restrict t1447, const float *restrict t1441) {
-    mplc_parallel(step_k370_neg_reduce_sum_part, &(step_k370_neg_reduce_sum_pointers){t1447, t1441});
+static void step_k371_neg_reduce_sum(float *restrict t1447, const float *restrict t1441) {
+    mplc_parallel(step_k371_neg_reduce_sum_part, &(step_k371_neg_reduce_sum_pointers){t1447, t1441});
 }
 
 /* %297 = constant -0.5 : [64]
@@ -10618,7 +10630,7 @@ static void step_k370_neg_reduce_sum(float *restrict t1447, const float *restric
  * %1449 = mul %1448, %297 : [64]
  * %1450 = div %1449, %1388 : [64]
  * %1451 = mul %1450, %1349 : [64] */
-static void step_k371_mul_div(float *restrict t1451, const float *restrict t1443, const float *restrict t1178, const float *restrict t1391, const float *restrict t1388) {
+static void step_k372_mul_div(float *restrict t1451, const float *restrict t1443, const float *restrict t1178, const float *restrict t1391, const float *restrict t1388) {
     for (size_t i = 0; i < 64; i++) {
         const float v1444 = t1443[i] * t1178[i];
         const float v1448 = v1444 * t1391[i];
@@ -10636,10 +10648,10 @@ typedef struct {
     float *t1454;
     const float *t1451;
     const float *t1384;
-} step_k372_mul_add_pointers;
+} step_k373_mul_add_pointers;
 
-static void step_k372_mul_add_part(void *context, int part, int parts) {
-    const step_k372_mul_add_pointers *p = context;
+static void step_k373_mul_add_part(void *context, int part, int parts) {
+    const step_k373_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1454 = p->t1454;
@@ -10657,8 +10669,8 @@ static void step_k372_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
-    mplc_parallel(step_k372_mul_add_part, &(step_k372_mul_add_pointers){t1454, t1451, t1384});
+static void step_k373_mul_add(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
+    mplc_parallel(step_k373_mul_add_part, &(step_k373_mul_add_pointers){t1454, t1451, t1384});
 }
 
 /* %1455 = neg %1454 : [512,64]
@@ -10666,10 +10678,10 @@ static void step_k372_mul_add(float *restrict t1454, const float *restrict t1451
 typedef struct {
     float *t1457;
     const float *t1454;
-} step_k373_neg_reduce_sum_pointers;
+} step_k374_neg_reduce_sum_pointers;
 
-static void step_k373_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k373_neg_reduce_sum_pointers *p = context;
+static void step_k374_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k374_neg_reduce_sum_pointers *p = context;
     float *restrict t1457 = p->t1457;
     const float *restrict t1454 = p->t1454;
     size_t lo, hi;
@@ -10683,14 +10695,14 @@ static void step_k373_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k373_neg_reduce_sum(float *restrict t1457, const float *restrict t1454) {
-    mplc_parallel(step_k373_neg_reduce_sum_part, &(step_k373_neg_reduce_sum_pointers){t1457, t1454});
+static void step_k374_neg_reduce_sum(float *restrict t1457, const float *restrict t1454) {
+    mplc_parallel(step_k374_neg_reduce_sum_part, &(step_k374_neg_reduce_sum_pointers){t1457, t1454});
 }
 
 /* %1349 = constant 0.001953125 : [64]
  * %1458 = add %1447, %1457 : [64]
  * %1459 = mul %1458, %1349 : [64] */
-static void step_k374_add_mul(float *restrict t1459, const float *restrict t1447, const float *restrict t1457) {
+static void step_k375_add_mul(float *restrict t1459, const float *restrict t1447, const float *restrict t1457) {
     for (size_t i = 0; i < 64; i++) {
         const float v1458 = t1447[i] + t1457[i];
         const float v1459 = v1458 * 0.001953125f;
@@ -10706,10 +10718,10 @@ typedef struct {
     const float *t1441;
     const float *t1454;
     const float *t1459;
-} step_k375_add_pointers;
+} step_k376_add_pointers;
 
-static void step_k375_add_part(void *context, int part, int parts) {
-    const step_k375_add_pointers *p = context;
+static void step_k376_add_part(void *context, int part, int parts) {
+    const step_k376_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1461 = p->t1461;
@@ -10728,8 +10740,8 @@ static void step_k375_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k375_add(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
-    mplc_parallel(step_k375_add_part, &(step_k375_add_pointers){t1461, t1441, t1454, t1459});
+static void step_k376_add(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
+    mplc_parallel(step_k376_add_part, &(step_k376_add_pointers){t1461, t1441, t1454, t1459});
 }
 
 /* %1462 = matmul tB %1461, %1376 : [512,32]
@@ -10739,10 +10751,10 @@ typedef struct {
     const float *t1461;
     const float *t1376;
     float *chunk;
-} step_k376_matmul_col2im_pointers;
+} step_k377_matmul_col2im_pointers;
 
-static void step_k376_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k376_matmul_col2im_pointers *p = context;
+static void step_k377_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k377_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1465 = p->t1465;
     const float *restrict t1461 = p->t1461;
@@ -10759,8 +10771,8 @@ static void step_k376_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k376_matmul_col2im(float *restrict t1465, const float *restrict t1461, const float *restrict t1376, float *restrict chunk) {
-    mplc_parallel(step_k376_matmul_col2im_part, &(step_k376_matmul_col2im_pointers){t1465, t1461, t1376, chunk});
+static void step_k377_matmul_col2im(float *restrict t1465, const float *restrict t1461, const float *restrict t1376, float *restrict chunk) {
+    mplc_parallel(step_k377_matmul_col2im_part, &(step_k377_matmul_col2im_pointers){t1465, t1461, t1376, chunk});
 }
 
 /* %1375 = im2col k1 s2 p0 %1342 : [512,32]
@@ -10770,10 +10782,10 @@ typedef struct {
     const float *t1342;
     const float *t1461;
     float *chunk;
-} step_k377_im2col_matmul_pointers;
+} step_k378_im2col_matmul_pointers;
 
-static void step_k377_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k377_im2col_matmul_pointers *p = context;
+static void step_k378_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k378_im2col_matmul_pointers *p = context;
     float *restrict t1463 = p->t1463;
     const float *restrict t1342 = p->t1342;
     const float *restrict t1461 = p->t1461;
@@ -10790,8 +10802,8 @@ static void step_k377_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k377_im2col_matmul(float *restrict t1463, const float *restrict t1342, const float *restrict t1461, float *restrict chunk) {
-    mplc_parallel(step_k377_im2col_matmul_part, &(step_k377_im2col_matmul_pointers){t1463, t1342, t1461, chunk});
+static void step_k378_im2col_matmul(float *restrict t1463, const float *restrict t1342, const float *restrict t1461, float *restrict chunk) {
+    mplc_parallel(step_k378_im2col_matmul_part, &(step_k378_im2col_matmul_pointers){t1463, t1342, t1461, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 18432 + 16384;
         for (int i = 0; i < 2048; i++) t1463[i] += partial[i];
@@ -10802,10 +10814,10 @@ static void step_k377_im2col_matmul(float *restrict t1463, const float *restrict
 typedef struct {
     float *t1466;
     const float *t1461;
-} step_k378_reduce_sum_pointers;
+} step_k379_reduce_sum_pointers;
 
-static void step_k378_reduce_sum_part(void *context, int part, int parts) {
-    const step_k378_reduce_sum_pointers *p = context;
+static void step_k379_reduce_sum_part(void *context, int part, int parts) {
+    const step_k379_reduce_sum_pointers *p = context;
     float *restrict t1466 = p->t1466;
     const float *restrict t1461 = p->t1461;
     size_t lo, hi;
@@ -10818,8 +10830,8 @@ static void step_k378_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k378_reduce_sum(float *restrict t1466, const float *restrict t1461) {
-    mplc_parallel(step_k378_reduce_sum_part, &(step_k378_reduce_sum_pointers){t1466, t1461});
+static void step_k379_reduce_sum(float *restrict t1466, const float *restrict t1461) {
+    mplc_parallel(step_k379_reduce_sum_part, &(step_k379_reduce_sum_pointers){t1466, t1461});
 }
 
 /* %1467 = matmul tB %1461, %1370 : [512,576]
@@ -10829,10 +10841,10 @@ typedef struct {
     const float *t1461;
     const float *t1370;
     float *chunk;
-} step_k379_matmul_col2im_pointers;
+} step_k380_matmul_col2im_pointers;
 
-static void step_k379_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k379_matmul_col2im_pointers *p = context;
+static void step_k380_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k380_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1470 = p->t1470;
     const float *restrict t1461 = p->t1461;
@@ -10850,8 +10862,8 @@ static void step_k379_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k379_matmul_col2im(float *restrict t1470, const float *restrict t1461, const float *restrict t1370, float *restrict chunk) {
-    mplc_parallel(step_k379_matmul_col2im_part, &(step_k379_matmul_col2im_pointers){t1470, t1461, t1370, chunk});
+static void step_k380_matmul_col2im(float *restrict t1470, const float *restrict t1461, const float *restrict t1370, float *restrict chunk) {
+    mplc_parallel(step_k380_matmul_col2im_part, &(step_k380_matmul_col2im_pointers){t1470, t1461, t1370, chunk});
 }
 
 /* %1369 = im2col k3 s1 p1 %1368 : [512,576]
@@ -10861,10 +10873,10 @@ typedef struct {
     const float *t1368;
     const float *t1461;
     float *chunk;
-} step_k380_im2col_matmul_pointers;
+} step_k381_im2col_matmul_pointers;
 
-static void step_k380_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k380_im2col_matmul_pointers *p = context;
+static void step_k381_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k381_im2col_matmul_pointers *p = context;
     float *restrict t1468 = p->t1468;
     const float *restrict t1368 = p->t1368;
     const float *restrict t1461 = p->t1461;
@@ -10882,8 +10894,8 @@ static void step_k380_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
-static void step_k380_im2col_matmul(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
-    mplc_parallel(step_k380_im2col_matmul_part, &(step_k380_im2col_matmul_pointers){t1468, t1368, t1461, chunk});
+static void step_k381_im2col_matmul(float *restrict t1468, const float *restrict t1368, const float *restrict t1461, float *restrict chunk) {
+    mplc_parallel(step_k381_im2col_matmul_part, &(step_k381_im2col_matmul_pointers){t1468, t1368, t1461, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 332992 + 296128;
         for (int i = 0; i < 36864; i++) t1468[i] += partial[i];
@@ -10903,10 +10915,10 @@ typedef struct {
     const float *t1365;
     const float *t1367;
     const float *t1470;
-} step_k381_greaterEqual_sub_mul_etc_pointers;
+} step_k382_greaterEqual_sub_mul_etc_pointers;
 
-static void step_k381_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
-    const step_k381_greaterEqual_sub_mul_etc_pointers *p = context;
+static void step_k382_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k382_greaterEqual_sub_mul_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1476 = p->t1476;
@@ -10927,18 +10939,18 @@ static void step_k381_greaterEqual_sub_mul_etc_part(void *context, int part, int
     }
 }
 
-static void step_k381_greaterEqual_sub_mul_etc(float *restrict t1476, const float *restrict t1365, const float *restrict t1367, const float *restrict t1470) {
-    mplc_parallel(step_k381_greaterEqual_sub_mul_etc_part, &(step_k381_greaterEqual_sub_mul_etc_pointers){t1476, t1365, t1367, t1470});
+static void step_k382_greaterEqual_sub_mul_etc(float *restrict t1476, const float *restrict t1365, const float *restrict t1367, const float *restrict t1470) {
+    mplc_parallel(step_k382_greaterEqual_sub_mul_etc_part, &(step_k382_greaterEqual_sub_mul_etc_pointers){t1476, t1365, t1367, t1470});
 }
 
 /* %1478 = reduce_sum axes=[0] %1477 : [64] */
 typedef struct {
     float *t1478;
     const float *t1477;
-} step_k382_reduce_sum_pointers;
+} step_k383_reduce_sum_pointers;
 
-static void step_k382_reduce_sum_part(void *context, int part, int parts) {
-    const step_k382_reduce_sum_pointers *p = context;
+static void step_k383_reduce_sum_part(void *context, int part, int parts) {
+    const step_k383_reduce_sum_pointers *p = context;
     float *restrict t1478 = p->t1478;
     const float *restrict t1477 = p->t1477;
     size_t lo, hi;
@@ -10951,8 +10963,8 @@ static void step_k382_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k382_reduce_sum(float *restrict t1478, const float *restrict t1477) {
-    mplc_parallel(step_k382_reduce_sum_part, &(step_k382_reduce_sum_pointers){t1478, t1477});
+static void step_k383_reduce_sum(float *restrict t1478, const float *restrict t1477) {
+    mplc_parallel(step_k383_reduce_sum_part, &(step_k383_reduce_sum_pointers){t1478, t1477});
 }
 
 /* %1361 = broadcast axes=[1] %1360 : [512,64]
@@ -10961,10 +10973,10 @@ typedef struct {
     float *t1479;
     const float *t1477;
     const float *t1360;
-} step_k383_mul_pointers;
+} step_k384_mul_pointers;
 
-static void step_k383_mul_part(void *context, int part, int parts) {
-    const step_k383_mul_pointers *p = context;
+static void step_k384_mul_part(void *context, int part, int parts) {
+    const step_k384_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1479 = p->t1479;
@@ -10981,8 +10993,8 @@ static void step_k383_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k383_mul(float *restrict t1479, const float *restrict t1477, const float *restrict t1360) {
-    mplc_parallel(step_k383_mul_part, &(step_k383_mul_pointers){t1479, t1477, t1360});
+static void step_k384_mul(float *restrict t1479, const float *restrict t1477, const float *restrict t1360) {
+    mplc_parallel(step_k384_mul_part, &(step_k384_mul_pointers){t1479, t1477, t1360});
 }
 
 /* %1480 = mul %1477, %1352 : [512,64]
@@ -10991,10 +11003,10 @@ typedef struct {
     float *t1481;
     const float *t1477;
     const float *t1352;
-} step_k384_mul_reduce_sum_pointers;
+} step_k385_mul_reduce_sum_pointers;
 
-static void step_k384_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k384_mul_reduce_sum_pointers *p = context;
+static void step_k385_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k385_mul_reduce_sum_pointers *p = context;
     float *restrict t1481 = p->t1481;
     const float *restrict t1477 = p->t1477;
     const float *restrict t1352 = p->t1352;
@@ -11009,8 +11021,16 @@ static void step_k384_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k384_mul_reduce_sum(float *restrict t1481, const float *restrict t1477, const float *restrict t1352) {
-    mplc_parallel(step_k384_mul_reduce_sum_part, &(step_k384_mul_reduce_sum_pointers){t1481, t1477, t1352});
+static void step_k385_mul_reduce_sum(float *restrict t1481, const float *restrict t1477, const float *restrict t1352) {
+    mplc_parallel(step_k385_mul_reduce_sum_part, &(step_k385_mul_reduce_sum_pointers){t1481, t1477, t1352});
+}
+
+/* %1483 = mul %1481, %1359 : [64] */
+static void step_k386_mul(float *restrict t1483, const float *restrict t1481, const float *restrict t1359) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v1483 = t1481[i] * t1359[i];
+        t1483[i] = v1483;
+    }
 }
 
 /* %1484 = neg %1479 : [512,64]
@@ -11018,10 +11038,10 @@ static void step_k384_mul_reduce_sum(float *restrict t1481, const float *restric
 typedef struct {
     float *t1485;
     const float *t1479;
-} step_k385_neg_reduce_sum_pointers;
+} step_k387_neg_reduce_sum_pointers;
 
-static void step_k385_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k385_neg_reduce_sum_pointers *p = context;
+static void step_k387_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k387_neg_reduce_sum_pointers *p = context;
     float *restrict t1485 = p->t1485;
     const float *restrict t1479 = p->t1479;
     size_t lo, hi;
@@ -11035,8 +11055,8 @@ static void step_k385_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k385_neg_reduce_sum(float *restrict t1485, const float *restrict t1479) {
-    mplc_parallel(step_k385_neg_reduce_sum_part, &(step_k385_neg_reduce_sum_pointers){t1485, t1479});
+static void step_k387_neg_reduce_sum(float *restrict t1485, const float *restrict t1479) {
+    mplc_parallel(step_k387_neg_reduce_sum_part, &(step_k387_neg_reduce_sum_pointers){t1485, t1479});
 }
 
 /* %297 = constant -0.5 : [64]
@@ -11046,7 +11066,7 @@ static void step_k385_neg_reduce_sum(float *restrict t1485, const float *restric
  * %1487 = mul %1486, %297 : [64]
  * %1488 = div %1487, %1356 : [64]
  * %1489 = mul %1488, %1349 : [64] */
-static void step_k386_mul_div(float *restrict t1489, const float *restrict t1481, const float *restrict t1133, const float *restrict t1359, const float *restrict t1356) {
+static void step_k388_mul_div(float *restrict t1489, const float *restrict t1481, const float *restrict t1133, const float *restrict t1359, const float *restrict t1356) {
     for (size_t i = 0; i < 64; i++) {
         const float v1482 = t1481[i] * t1133[i];
         const float v1486 = v1482 * t1359[i];
@@ -11064,10 +11084,10 @@ typedef struct {
     float *t1492;
     const float *t1489;
     const float *t1352;
-} step_k387_mul_add_pointers;
+} step_k389_mul_add_pointers;
 
-static void step_k387_mul_add_part(void *context, int part, int parts) {
-    const step_k387_mul_add_pointers *p = context;
+static void step_k389_mul_add_part(void *context, int part, int parts) {
+    const step_k389_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1492 = p->t1492;
@@ -11085,8 +11105,8 @@ static void step_k387_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
-    mplc_parallel(step_k387_mul_add_part, &(step_k387_mul_add_pointers){t1492, t1489, t1352});
+static void step_k389_mul_add(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
+    mplc_parallel(step_k389_mul_add_part, &(step_k389_mul_add_pointers){t1492, t1489, t1352});
 }
 
 /* %1493 = neg %1492 : [512,64]
@@ -11094,10 +11114,10 @@ static void step_k387_mul_add(float *restrict t1492, const float *restrict t1489
 typedef struct {
     float *t1495;
     const float *t1492;
-} step_k388_neg_reduce_sum_pointers;
+} step_k390_neg_reduce_sum_pointers;
 
-static void step_k388_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k388_neg_reduce_sum_pointers *p = context;
+static void step_k390_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k390_neg_reduce_sum_pointers *p = context;
     float *restrict t1495 = p->t1495;
     const float *restrict t1492 = p->t1492;
     size_t lo, hi;
@@ -11111,14 +11131,14 @@ static void step_k388_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k388_neg_reduce_sum(float *restrict t1495, const float *restrict t1492) {
-    mplc_parallel(step_k388_neg_reduce_sum_part, &(step_k388_neg_reduce_sum_pointers){t1495, t1492});
+static void step_k390_neg_reduce_sum(float *restrict t1495, const float *restrict t1492) {
+    mplc_parallel(step_k390_neg_reduce_sum_part, &(step_k390_neg_reduce_sum_pointers){t1495, t1492});
 }
 
 /* %1349 = constant 0.001953125 : [64]
  * %1496 = add %1485, %1495 : [64]
  * %1497 = mul %1496, %1349 : [64] */
-static void step_k389_add_mul(float *restrict t1497, const float *restrict t1485, const float *restrict t1495) {
+static void step_k391_add_mul(float *restrict t1497, const float *restrict t1485, const float *restrict t1495) {
     for (size_t i = 0; i < 64; i++) {
         const float v1496 = t1485[i] + t1495[i];
         const float v1497 = v1496 * 0.001953125f;
@@ -11134,10 +11154,10 @@ typedef struct {
     const float *t1479;
     const float *t1492;
     const float *t1497;
-} step_k390_add_pointers;
+} step_k392_add_pointers;
 
-static void step_k390_add_part(void *context, int part, int parts) {
-    const step_k390_add_pointers *p = context;
+static void step_k392_add_part(void *context, int part, int parts) {
+    const step_k392_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1499 = p->t1499;
@@ -11156,18 +11176,18 @@ static void step_k390_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k390_add(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
-    mplc_parallel(step_k390_add_part, &(step_k390_add_pointers){t1499, t1479, t1492, t1497});
+static void step_k392_add(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
+    mplc_parallel(step_k392_add_part, &(step_k392_add_pointers){t1499, t1479, t1492, t1497});
 }
 
 /* %1500 = reduce_sum axes=[0] %1499 : [64] */
 typedef struct {
     float *t1500;
     const float *t1499;
-} step_k391_reduce_sum_pointers;
+} step_k393_reduce_sum_pointers;
 
-static void step_k391_reduce_sum_part(void *context, int part, int parts) {
-    const step_k391_reduce_sum_pointers *p = context;
+static void step_k393_reduce_sum_part(void *context, int part, int parts) {
+    const step_k393_reduce_sum_pointers *p = context;
     float *restrict t1500 = p->t1500;
     const float *restrict t1499 = p->t1499;
     size_t lo, hi;
@@ -11180,8 +11200,8 @@ static void step_k391_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k391_reduce_sum(float *restrict t1500, const float *restrict t1499) {
-    mplc_parallel(step_k391_reduce_sum_part, &(step_k391_reduce_sum_pointers){t1500, t1499});
+static void step_k393_reduce_sum(float *restrict t1500, const float *restrict t1499) {
+    mplc_parallel(step_k393_reduce_sum_part, &(step_k393_reduce_sum_pointers){t1500, t1499});
 }
 
 /* %1501 = matmul tB %1499, %1344 : [512,288]
@@ -11191,10 +11211,10 @@ typedef struct {
     const float *t1499;
     const float *t1344;
     float *chunk;
-} step_k392_matmul_col2im_pointers;
+} step_k394_matmul_col2im_pointers;
 
-static void step_k392_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k392_matmul_col2im_pointers *p = context;
+static void step_k394_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k394_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1504 = p->t1504;
     const float *restrict t1499 = p->t1499;
@@ -11211,8 +11231,8 @@ static void step_k392_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k392_matmul_col2im(float *restrict t1504, const float *restrict t1499, const float *restrict t1344, float *restrict chunk) {
-    mplc_parallel(step_k392_matmul_col2im_part, &(step_k392_matmul_col2im_pointers){t1504, t1499, t1344, chunk});
+static void step_k394_matmul_col2im(float *restrict t1504, const float *restrict t1499, const float *restrict t1344, float *restrict chunk) {
+    mplc_parallel(step_k394_matmul_col2im_part, &(step_k394_matmul_col2im_pointers){t1504, t1499, t1344, chunk});
 }
 
 /* %1343 = im2col k3 s2 p1 %1342 : [512,288]
@@ -11222,10 +11242,10 @@ typedef struct {
     const float *t1342;
     const float *t1499;
     float *chunk;
-} step_k393_im2col_matmul_pointers;
+} step_k395_im2col_matmul_pointers;
 
-static void step_k393_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k393_im2col_matmul_pointers *p = context;
+static void step_k395_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k395_im2col_matmul_pointers *p = context;
     float *restrict t1502 = p->t1502;
     const float *restrict t1342 = p->t1342;
     const float *restrict t1499 = p->t1499;
@@ -11242,8 +11262,8 @@ static void step_k393_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k393_im2col_matmul(float *restrict t1502, const float *restrict t1342, const float *restrict t1499, float *restrict chunk) {
-    mplc_parallel(step_k393_im2col_matmul_part, &(step_k393_im2col_matmul_pointers){t1502, t1342, t1499, chunk});
+static void step_k395_im2col_matmul(float *restrict t1502, const float *restrict t1342, const float *restrict t1499, float *restrict chunk) {
+    mplc_parallel(step_k395_im2col_matmul_part, &(step_k395_im2col_matmul_pointers){t1502, t1342, t1499, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 165888 + 147456;
         for (int i = 0; i < 18432; i++) t1502[i] += partial[i];
@@ -11265,10 +11285,10 @@ typedef struct {
     const float *t1504;
     const float *t1340;
     const float *t1341;
-} step_k394_add_greaterEqual_sub_etc_pointers;
+} step_k396_add_greaterEqual_sub_etc_pointers;
 
-static void step_k394_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
-    const step_k394_add_greaterEqual_sub_etc_pointers *p = context;
+static void step_k396_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k396_add_greaterEqual_sub_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1512 = p->t1512;
@@ -11291,18 +11311,18 @@ static void step_k394_add_greaterEqual_sub_etc_part(void *context, int part, int
     }
 }
 
-static void step_k394_add_greaterEqual_sub_etc(float *restrict t1512, const float *restrict t1465, const float *restrict t1504, const float *restrict t1340, const float *restrict t1341) {
-    mplc_parallel(step_k394_add_greaterEqual_sub_etc_part, &(step_k394_add_greaterEqual_sub_etc_pointers){t1512, t1465, t1504, t1340, t1341});
+static void step_k396_add_greaterEqual_sub_etc(float *restrict t1512, const float *restrict t1465, const float *restrict t1504, const float *restrict t1340, const float *restrict t1341) {
+    mplc_parallel(step_k396_add_greaterEqual_sub_etc_part, &(step_k396_add_greaterEqual_sub_etc_pointers){t1512, t1465, t1504, t1340, t1341});
 }
 
 /* %1514 = reduce_sum axes=[0] %1513 : [32] */
 typedef struct {
     float *t1514;
     const float *t1513;
-} step_k395_reduce_sum_pointers;
+} step_k397_reduce_sum_pointers;
 
-static void step_k395_reduce_sum_part(void *context, int part, int parts) {
-    const step_k395_reduce_sum_pointers *p = context;
+static void step_k397_reduce_sum_part(void *context, int part, int parts) {
+    const step_k397_reduce_sum_pointers *p = context;
     float *restrict t1514 = p->t1514;
     const float *restrict t1513 = p->t1513;
     size_t lo, hi;
@@ -11315,8 +11335,8 @@ static void step_k395_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k395_reduce_sum(float *restrict t1514, const float *restrict t1513) {
-    mplc_parallel(step_k395_reduce_sum_part, &(step_k395_reduce_sum_pointers){t1514, t1513});
+static void step_k397_reduce_sum(float *restrict t1514, const float *restrict t1513) {
+    mplc_parallel(step_k397_reduce_sum_part, &(step_k397_reduce_sum_pointers){t1514, t1513});
 }
 
 /* %1336 = broadcast axes=[1] %1335 : [1568,32]
@@ -11325,10 +11345,10 @@ typedef struct {
     float *t1515;
     const float *t1513;
     const float *t1335;
-} step_k396_mul_pointers;
+} step_k398_mul_pointers;
 
-static void step_k396_mul_part(void *context, int part, int parts) {
-    const step_k396_mul_pointers *p = context;
+static void step_k398_mul_part(void *context, int part, int parts) {
+    const step_k398_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1515 = p->t1515;
@@ -11345,8 +11365,8 @@ static void step_k396_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k396_mul(float *restrict t1515, const float *restrict t1513, const float *restrict t1335) {
-    mplc_parallel(step_k396_mul_part, &(step_k396_mul_pointers){t1515, t1513, t1335});
+static void step_k398_mul(float *restrict t1515, const float *restrict t1513, const float *restrict t1335) {
+    mplc_parallel(step_k398_mul_part, &(step_k398_mul_pointers){t1515, t1513, t1335});
 }
 
 /* %1516 = mul %1513, %1327 : [1568,32]
@@ -11355,10 +11375,10 @@ typedef struct {
     float *t1517;
     const float *t1513;
     const float *t1327;
-} step_k397_mul_reduce_sum_pointers;
+} step_k399_mul_reduce_sum_pointers;
 
-static void step_k397_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k397_mul_reduce_sum_pointers *p = context;
+static void step_k399_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k399_mul_reduce_sum_pointers *p = context;
     float *restrict t1517 = p->t1517;
     const float *restrict t1513 = p->t1513;
     const float *restrict t1327 = p->t1327;
@@ -11373,8 +11393,16 @@ static void step_k397_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k397_mul_reduce_sum(float *restrict t1517, const float *restrict t1513, const float *restrict t1327) {
-    mplc_parallel(step_k397_mul_reduce_sum_part, &(step_k397_mul_reduce_sum_pointers){t1517, t1513, t1327});
+static void step_k399_mul_reduce_sum(float *restrict t1517, const float *restrict t1513, const float *restrict t1327) {
+    mplc_parallel(step_k399_mul_reduce_sum_part, &(step_k399_mul_reduce_sum_pointers){t1517, t1513, t1327});
+}
+
+/* %1519 = mul %1517, %1334 : [32] */
+static void step_k400_mul(float *restrict t1519, const float *restrict t1517, const float *restrict t1334) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v1519 = t1517[i] * t1334[i];
+        t1519[i] = v1519;
+    }
 }
 
 /* %1520 = neg %1515 : [1568,32]
@@ -11382,10 +11410,10 @@ static void step_k397_mul_reduce_sum(float *restrict t1517, const float *restric
 typedef struct {
     float *t1521;
     const float *t1515;
-} step_k398_neg_reduce_sum_pointers;
+} step_k401_neg_reduce_sum_pointers;
 
-static void step_k398_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k398_neg_reduce_sum_pointers *p = context;
+static void step_k401_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k401_neg_reduce_sum_pointers *p = context;
     float *restrict t1521 = p->t1521;
     const float *restrict t1515 = p->t1515;
     size_t lo, hi;
@@ -11399,8 +11427,8 @@ static void step_k398_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k398_neg_reduce_sum(float *restrict t1521, const float *restrict t1515) {
-    mplc_parallel(step_k398_neg_reduce_sum_part, &(step_k398_neg_reduce_sum_pointers){t1521, t1515});
+static void step_k401_neg_reduce_sum(float *restrict t1521, const float *restrict t1515) {
+    mplc_parallel(step_k401_neg_reduce_sum_part, &(step_k401_neg_reduce_sum_pointers){t1521, t1515});
 }
 
 /* %223 = constant -0.5 : [32]
@@ -11410,7 +11438,7 @@ static void step_k398_neg_reduce_sum(float *restrict t1521, const float *restric
  * %1523 = mul %1522, %223 : [32]
  * %1524 = div %1523, %1331 : [32]
  * %1525 = mul %1524, %1292 : [32] */
-static void step_k399_mul_div(float *restrict t1525, const float *restrict t1517, const float *restrict t1098, const float *restrict t1334, const float *restrict t1331) {
+static void step_k402_mul_div(float *restrict t1525, const float *restrict t1517, const float *restrict t1098, const float *restrict t1334, const float *restrict t1331) {
     for (size_t i = 0; i < 32; i++) {
         const float v1518 = t1517[i] * t1098[i];
         const float v1522 = v1518 * t1334[i];
@@ -11428,10 +11456,10 @@ typedef struct {
     float *t1528;
     const float *t1525;
     const float *t1327;
-} step_k400_mul_add_pointers;
+} step_k403_mul_add_pointers;
 
-static void step_k400_mul_add_part(void *context, int part, int parts) {
-    const step_k400_mul_add_pointers *p = context;
+static void step_k403_mul_add_part(void *context, int part, int parts) {
+    const step_k403_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1528 = p->t1528;
@@ -11449,8 +11477,8 @@ static void step_k400_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
-    mplc_parallel(step_k400_mul_add_part, &(step_k400_mul_add_pointers){t1528, t1525, t1327});
+static void step_k403_mul_add(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
+    mplc_parallel(step_k403_mul_add_part, &(step_k403_mul_add_pointers){t1528, t1525, t1327});
 }
 
 /* %1529 = neg %1528 : [1568,32]
@@ -11458,10 +11486,10 @@ static void step_k400_mul_add(float *restrict t1528, const float *restrict t1525
 typedef struct {
     float *t1531;
     const float *t1528;
-} step_k401_neg_reduce_sum_pointers;
+} step_k404_neg_reduce_sum_pointers;
 
-static void step_k401_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k401_neg_reduce_sum_pointers *p = context;
+static void step_k404_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k404_neg_reduce_sum_pointers *p = context;
     float *restrict t1531 = p->t1531;
     const float *restrict t1528 = p->t1528;
     size_t lo, hi;
@@ -11475,14 +11503,14 @@ static void step_k401_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k401_neg_reduce_sum(float *restrict t1531, const float *restrict t1528) {
-    mplc_parallel(step_k401_neg_reduce_sum_part, &(step_k401_neg_reduce_sum_pointers){t1531, t1528});
+static void step_k404_neg_reduce_sum(float *restrict t1531, const float *restrict t1528) {
+    mplc_parallel(step_k404_neg_reduce_sum_part, &(step_k404_neg_reduce_sum_pointers){t1531, t1528});
 }
 
 /* %1292 = constant 0.0006377551020408163 : [32]
  * %1532 = add %1521, %1531 : [32]
  * %1533 = mul %1532, %1292 : [32] */
-static void step_k402_add_mul(float *restrict t1533, const float *restrict t1521, const float *restrict t1531) {
+static void step_k405_add_mul(float *restrict t1533, const float *restrict t1521, const float *restrict t1531) {
     for (size_t i = 0; i < 32; i++) {
         const float v1532 = t1521[i] + t1531[i];
         const float v1533 = v1532 * 0.0006377551f;
@@ -11498,10 +11526,10 @@ typedef struct {
     const float *t1515;
     const float *t1528;
     const float *t1533;
-} step_k403_add_pointers;
+} step_k406_add_pointers;
 
-static void step_k403_add_part(void *context, int part, int parts) {
-    const step_k403_add_pointers *p = context;
+static void step_k406_add_part(void *context, int part, int parts) {
+    const step_k406_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1535 = p->t1535;
@@ -11520,8 +11548,8 @@ static void step_k403_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k403_add(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
-    mplc_parallel(step_k403_add_part, &(step_k403_add_pointers){t1535, t1515, t1528, t1533});
+static void step_k406_add(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
+    mplc_parallel(step_k406_add_part, &(step_k406_add_pointers){t1535, t1515, t1528, t1533});
 }
 
 /* %1536 = matmul tB %1535, %1319 : [1568,16]
@@ -11531,10 +11559,10 @@ typedef struct {
     const float *t1535;
     const float *t1319;
     float *chunk;
-} step_k404_matmul_col2im_pointers;
+} step_k407_matmul_col2im_pointers;
 
-static void step_k404_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k404_matmul_col2im_pointers *p = context;
+static void step_k407_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k407_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1539 = p->t1539;
     const float *restrict t1535 = p->t1535;
@@ -11551,8 +11579,8 @@ static void step_k404_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k404_matmul_col2im(float *restrict t1539, const float *restrict t1535, const float *restrict t1319, float *restrict chunk) {
-    mplc_parallel(step_k404_matmul_col2im_part, &(step_k404_matmul_col2im_pointers){t1539, t1535, t1319, chunk});
+static void step_k407_matmul_col2im(float *restrict t1539, const float *restrict t1535, const float *restrict t1319, float *restrict chunk) {
+    mplc_parallel(step_k407_matmul_col2im_part, &(step_k407_matmul_col2im_pointers){t1539, t1535, t1319, chunk});
 }
 
 /* %1318 = im2col k1 s2 p0 %1285 : [1568,16]
@@ -11562,10 +11590,10 @@ typedef struct {
     const float *t1285;
     const float *t1535;
     float *chunk;
-} step_k405_im2col_matmul_pointers;
+} step_k408_im2col_matmul_pointers;
 
-static void step_k405_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k405_im2col_matmul_pointers *p = context;
+static void step_k408_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k408_im2col_matmul_pointers *p = context;
     float *restrict t1537 = p->t1537;
     const float *restrict t1285 = p->t1285;
     const float *restrict t1535 = p->t1535;
@@ -11598,8 +11626,8 @@ static void step_k405_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 512; i++) sum[i] = total[i];
 }
 
-static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict t1285, const float *restrict t1535, float *restrict chunk) {
-    mplc_parallel(step_k405_im2col_matmul_part, &(step_k405_im2col_matmul_pointers){t1537, t1285, t1535, chunk});
+static void step_k408_im2col_matmul(float *restrict t1537, const float *restrict t1285, const float *restrict t1535, float *restrict chunk) {
+    mplc_parallel(step_k408_im2col_matmul_part, &(step_k408_im2col_matmul_pointers){t1537, t1285, t1535, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 25600 + 25088;
         for (int i = 0; i < 512; i++) t1537[i] += partial[i];
@@ -11610,10 +11638,10 @@ static void step_k405_im2col_matmul(float *restrict t1537, const float *restrict
 typedef struct {
     float *t1540;
     const float *t1535;
-} step_k406_reduce_sum_pointers;
+} step_k409_reduce_sum_pointers;
 
-static void step_k406_reduce_sum_part(void *context, int part, int parts) {
-    const step_k406_reduce_sum_pointers *p = context;
+static void step_k409_reduce_sum_part(void *context, int part, int parts) {
+    const step_k409_reduce_sum_pointers *p = context;
     float *restrict t1540 = p->t1540;
     const float *restrict t1535 = p->t1535;
     size_t lo, hi;
@@ -11626,8 +11654,8 @@ static void step_k406_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k406_reduce_sum(float *restrict t1540, const float *restrict t1535) {
-    mplc_parallel(step_k406_reduce_sum_part, &(step_k406_reduce_sum_pointers){t1540, t1535});
+static void step_k409_reduce_sum(float *restrict t1540, const float *restrict t1535) {
+    mplc_parallel(step_k409_reduce_sum_part, &(step_k409_reduce_sum_pointers){t1540, t1535});
 }
 
 /* %1541 = matmul tB %1535, %1313 : [1568,288]
@@ -11637,10 +11665,10 @@ typedef struct {
     const float *t1535;
     const float *t1313;
     float *chunk;
-} step_k407_matmul_col2im_pointers;
+} step_k410_matmul_col2im_pointers;
 
-static void step_k407_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k407_matmul_col2im_pointers *p = context;
+static void step_k410_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k410_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1544 = p->t1544;
     const float *restrict t1535 = p->t1535;
@@ -11658,8 +11686,8 @@ static void step_k407_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k407_matmul_col2im(float *restrict t1544, const float *restrict t1535, const float *restrict t1313, float *restrict chunk) {
-    mplc_parallel(step_k407_matmul_col2im_part, &(step_k407_matmul_col2im_pointers){t1544, t1535, t1313, chunk});
+static void step_k410_matmul_col2im(float *restrict t1544, const float *restrict t1535, const float *restrict t1313, float *restrict chunk) {
+    mplc_parallel(step_k410_matmul_col2im_part, &(step_k410_matmul_col2im_pointers){t1544, t1535, t1313, chunk});
 }
 
 /* %1312 = im2col k3 s1 p1 %1311 : [1568,288]
@@ -11669,10 +11697,10 @@ typedef struct {
     const float *t1311;
     const float *t1535;
     float *chunk;
-} step_k408_im2col_matmul_pointers;
+} step_k411_im2col_matmul_pointers;
 
-static void step_k408_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k408_im2col_matmul_pointers *p = context;
+static void step_k411_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k411_im2col_matmul_pointers *p = context;
     float *restrict t1542 = p->t1542;
     const float *restrict t1311 = p->t1311;
     const float *restrict t1535 = p->t1535;
@@ -11690,8 +11718,8 @@ static void step_k408_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
-static void step_k408_im2col_matmul(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
-    mplc_parallel(step_k408_im2col_matmul_part, &(step_k408_im2col_matmul_pointers){t1542, t1311, t1535, chunk});
+static void step_k411_im2col_matmul(float *restrict t1542, const float *restrict t1311, const float *restrict t1535, float *restrict chunk) {
+    mplc_parallel(step_k411_im2col_matmul_part, &(step_k411_im2col_matmul_pointers){t1542, t1311, t1535, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 321120 + 311904;
         for (int i = 0; i < 9216; i++) t1542[i] += partial[i];
@@ -11711,10 +11739,10 @@ typedef struct {
     const float *t1308;
     const float *t1310;
     const float *t1544;
-} step_k409_greaterEqual_sub_mul_etc_pointers;
+} step_k412_greaterEqual_sub_mul_etc_pointers;
 
-static void step_k409_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
-    const step_k409_greaterEqual_sub_mul_etc_pointers *p = context;
+static void step_k412_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k412_greaterEqual_sub_mul_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1550 = p->t1550;
@@ -11735,18 +11763,18 @@ static void step_k409_greaterEqual_sub_mul_etc_part(void *context, int part, int
     }
 }
 
-static void step_k409_greaterEqual_sub_mul_etc(float *restrict t1550, const float *restrict t1308, const float *restrict t1310, const float *restrict t1544) {
-    mplc_parallel(step_k409_greaterEqual_sub_mul_etc_part, &(step_k409_greaterEqual_sub_mul_etc_pointers){t1550, t1308, t1310, t1544});
+static void step_k412_greaterEqual_sub_mul_etc(float *restrict t1550, const float *restrict t1308, const float *restrict t1310, const float *restrict t1544) {
+    mplc_parallel(step_k412_greaterEqual_sub_mul_etc_part, &(step_k412_greaterEqual_sub_mul_etc_pointers){t1550, t1308, t1310, t1544});
 }
 
 /* %1552 = reduce_sum axes=[0] %1551 : [32] */
 typedef struct {
     float *t1552;
     const float *t1551;
-} step_k410_reduce_sum_pointers;
+} step_k413_reduce_sum_pointers;
 
-static void step_k410_reduce_sum_part(void *context, int part, int parts) {
-    const step_k410_reduce_sum_pointers *p = context;
+static void step_k413_reduce_sum_part(void *context, int part, int parts) {
+    const step_k413_reduce_sum_pointers *p = context;
     float *restrict t1552 = p->t1552;
     const float *restrict t1551 = p->t1551;
     size_t lo, hi;
@@ -11759,8 +11787,8 @@ static void step_k410_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k410_reduce_sum(float *restrict t1552, const float *restrict t1551) {
-    mplc_parallel(step_k410_reduce_sum_part, &(step_k410_reduce_sum_pointers){t1552, t1551});
+static void step_k413_reduce_sum(float *restrict t1552, const float *restrict t1551) {
+    mplc_parallel(step_k413_reduce_sum_part, &(step_k413_reduce_sum_pointers){t1552, t1551});
 }
 
 /* %1304 = broadcast axes=[1] %1303 : [1568,32]
@@ -11769,10 +11797,10 @@ typedef struct {
     float *t1553;
     const float *t1551;
     const float *t1303;
-} step_k411_mul_pointers;
+} step_k414_mul_pointers;
 
-static void step_k411_mul_part(void *context, int part, int parts) {
-    const step_k411_mul_pointers *p = context;
+static void step_k414_mul_part(void *context, int part, int parts) {
+    const step_k414_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1553 = p->t1553;
@@ -11789,8 +11817,8 @@ static void step_k411_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k411_mul(float *restrict t1553, const float *restrict t1551, const float *restrict t1303) {
-    mplc_parallel(step_k411_mul_part, &(step_k411_mul_pointers){t1553, t1551, t1303});
+static void step_k414_mul(float *restrict t1553, const float *restrict t1551, const float *restrict t1303) {
+    mplc_parallel(step_k414_mul_part, &(step_k414_mul_pointers){t1553, t1551, t1303});
 }
 
 /* %1554 = mul %1551, %1295 : [1568,32]
@@ -11799,10 +11827,10 @@ typedef struct {
     float *t1555;
     const float *t1551;
     const float *t1295;
-} step_k412_mul_reduce_sum_pointers;
+} step_k415_mul_reduce_sum_pointers;
 
-static void step_k412_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k412_mul_reduce_sum_pointers *p = context;
+static void step_k415_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k415_mul_reduce_sum_pointers *p = context;
     float *restrict t1555 = p->t1555;
     const float *restrict t1551 = p->t1551;
     const float *restrict t1295 = p->t1295;
@@ -11817,8 +11845,16 @@ static void step_k412_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k412_mul_reduce_sum(float *restrict t1555, const float *restrict t1551, const float *restrict t1295) {
-    mplc_parallel(step_k412_mul_reduce_sum_part, &(step_k412_mul_reduce_sum_pointers){t1555, t1551, t1295});
+static void step_k415_mul_reduce_sum(float *restrict t1555, const float *restrict t1551, const float *restrict t1295) {
+    mplc_parallel(step_k415_mul_reduce_sum_part, &(step_k415_mul_reduce_sum_pointers){t1555, t1551, t1295});
+}
+
+/* %1557 = mul %1555, %1302 : [32] */
+static void step_k416_mul(float *restrict t1557, const float *restrict t1555, const float *restrict t1302) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v1557 = t1555[i] * t1302[i];
+        t1557[i] = v1557;
+    }
 }
 
 /* %1558 = neg %1553 : [1568,32]
@@ -11826,10 +11862,10 @@ static void step_k412_mul_reduce_sum(float *restrict t1555, const float *restric
 typedef struct {
     float *t1559;
     const float *t1553;
-} step_k413_neg_reduce_sum_pointers;
+} step_k417_neg_reduce_sum_pointers;
 
-static void step_k413_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k413_neg_reduce_sum_pointers *p = context;
+static void step_k417_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k417_neg_reduce_sum_pointers *p = context;
     float *restrict t1559 = p->t1559;
     const float *restrict t1553 = p->t1553;
     size_t lo, hi;
@@ -11843,8 +11879,8 @@ static void step_k413_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k413_neg_reduce_sum(float *restrict t1559, const float *restrict t1553) {
-    mplc_parallel(step_k413_neg_reduce_sum_part, &(step_k413_neg_reduce_sum_pointers){t1559, t1553});
+static void step_k417_neg_reduce_sum(float *restrict t1559, const float *restrict t1553) {
+    mplc_parallel(step_k417_neg_reduce_sum_part, &(step_k417_neg_reduce_sum_pointers){t1559, t1553});
 }
 
 /* %223 = constant -0.5 : [32]
@@ -11854,7 +11890,7 @@ static void step_k413_neg_reduce_sum(float *restrict t1559, const float *restric
  * %1561 = mul %1560, %223 : [32]
  * %1562 = div %1561, %1299 : [32]
  * %1563 = mul %1562, %1292 : [32] */
-static void step_k414_mul_div(float *restrict t1563, const float *restrict t1555, const float *restrict t1053, const float *restrict t1302, const float *restrict t1299) {
+static void step_k418_mul_div(float *restrict t1563, const float *restrict t1555, const float *restrict t1053, const float *restrict t1302, const float *restrict t1299) {
     for (size_t i = 0; i < 32; i++) {
         const float v1556 = t1555[i] * t1053[i];
         const float v1560 = v1556 * t1302[i];
@@ -11872,10 +11908,10 @@ typedef struct {
     float *t1566;
     const float *t1563;
     const float *t1295;
-} step_k415_mul_add_pointers;
+} step_k419_mul_add_pointers;
 
-static void step_k415_mul_add_part(void *context, int part, int parts) {
-    const step_k415_mul_add_pointers *p = context;
+static void step_k419_mul_add_part(void *context, int part, int parts) {
+    const step_k419_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1566 = p->t1566;
@@ -11893,8 +11929,8 @@ static void step_k415_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
-    mplc_parallel(step_k415_mul_add_part, &(step_k415_mul_add_pointers){t1566, t1563, t1295});
+static void step_k419_mul_add(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
+    mplc_parallel(step_k419_mul_add_part, &(step_k419_mul_add_pointers){t1566, t1563, t1295});
 }
 
 /* %1567 = neg %1566 : [1568,32]
@@ -11902,10 +11938,10 @@ static void step_k415_mul_add(float *restrict t1566, const float *restrict t1563
 typedef struct {
     float *t1569;
     const float *t1566;
-} step_k416_neg_reduce_sum_pointers;
+} step_k420_neg_reduce_sum_pointers;
 
-static void step_k416_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k416_neg_reduce_sum_pointers *p = context;
+static void step_k420_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k420_neg_reduce_sum_pointers *p = context;
     float *restrict t1569 = p->t1569;
     const float *restrict t1566 = p->t1566;
     size_t lo, hi;
@@ -11919,14 +11955,14 @@ static void step_k416_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k416_neg_reduce_sum(float *restrict t1569, const float *restrict t1566) {
-    mplc_parallel(step_k416_neg_reduce_sum_part, &(step_k416_neg_reduce_sum_pointers){t1569, t1566});
+static void step_k420_neg_reduce_sum(float *restrict t1569, const float *restrict t1566) {
+    mplc_parallel(step_k420_neg_reduce_sum_part, &(step_k420_neg_reduce_sum_pointers){t1569, t1566});
 }
 
 /* %1292 = constant 0.0006377551020408163 : [32]
  * %1570 = add %1559, %1569 : [32]
  * %1571 = mul %1570, %1292 : [32] */
-static void step_k417_add_mul(float *restrict t1571, const float *restrict t1559, const float *restrict t1569) {
+static void step_k421_add_mul(float *restrict t1571, const float *restrict t1559, const float *restrict t1569) {
     for (size_t i = 0; i < 32; i++) {
         const float v1570 = t1559[i] + t1569[i];
         const float v1571 = v1570 * 0.0006377551f;
@@ -11942,10 +11978,10 @@ typedef struct {
     const float *t1553;
     const float *t1566;
     const float *t1571;
-} step_k418_add_pointers;
+} step_k422_add_pointers;
 
-static void step_k418_add_part(void *context, int part, int parts) {
-    const step_k418_add_pointers *p = context;
+static void step_k422_add_part(void *context, int part, int parts) {
+    const step_k422_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1573 = p->t1573;
@@ -11964,18 +12000,18 @@ static void step_k418_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k418_add(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
-    mplc_parallel(step_k418_add_part, &(step_k418_add_pointers){t1573, t1553, t1566, t1571});
+static void step_k422_add(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
+    mplc_parallel(step_k422_add_part, &(step_k422_add_pointers){t1573, t1553, t1566, t1571});
 }
 
 /* %1574 = reduce_sum axes=[0] %1573 : [32] */
 typedef struct {
     float *t1574;
     const float *t1573;
-} step_k419_reduce_sum_pointers;
+} step_k423_reduce_sum_pointers;
 
-static void step_k419_reduce_sum_part(void *context, int part, int parts) {
-    const step_k419_reduce_sum_pointers *p = context;
+static void step_k423_reduce_sum_part(void *context, int part, int parts) {
+    const step_k423_reduce_sum_pointers *p = context;
     float *restrict t1574 = p->t1574;
     const float *restrict t1573 = p->t1573;
     size_t lo, hi;
@@ -11988,8 +12024,8 @@ static void step_k419_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k419_reduce_sum(float *restrict t1574, const float *restrict t1573) {
-    mplc_parallel(step_k419_reduce_sum_part, &(step_k419_reduce_sum_pointers){t1574, t1573});
+static void step_k423_reduce_sum(float *restrict t1574, const float *restrict t1573) {
+    mplc_parallel(step_k423_reduce_sum_part, &(step_k423_reduce_sum_pointers){t1574, t1573});
 }
 
 /* %1575 = matmul tB %1573, %1287 : [1568,144]
@@ -11999,10 +12035,10 @@ typedef struct {
     const float *t1573;
     const float *t1287;
     float *chunk;
-} step_k420_matmul_col2im_pointers;
+} step_k424_matmul_col2im_pointers;
 
-static void step_k420_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k420_matmul_col2im_pointers *p = context;
+static void step_k424_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k424_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1578 = p->t1578;
     const float *restrict t1573 = p->t1573;
@@ -12019,8 +12055,8 @@ static void step_k420_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k420_matmul_col2im(float *restrict t1578, const float *restrict t1573, const float *restrict t1287, float *restrict chunk) {
-    mplc_parallel(step_k420_matmul_col2im_part, &(step_k420_matmul_col2im_pointers){t1578, t1573, t1287, chunk});
+static void step_k424_matmul_col2im(float *restrict t1578, const float *restrict t1573, const float *restrict t1287, float *restrict chunk) {
+    mplc_parallel(step_k424_matmul_col2im_part, &(step_k424_matmul_col2im_pointers){t1578, t1573, t1287, chunk});
 }
 
 /* %1286 = im2col k3 s2 p1 %1285 : [1568,144]
@@ -12030,10 +12066,10 @@ typedef struct {
     const float *t1285;
     const float *t1573;
     float *chunk;
-} step_k421_im2col_matmul_pointers;
+} step_k425_im2col_matmul_pointers;
 
-static void step_k421_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k421_im2col_matmul_pointers *p = context;
+static void step_k425_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k425_im2col_matmul_pointers *p = context;
     float *restrict t1576 = p->t1576;
     const float *restrict t1285 = p->t1285;
     const float *restrict t1573 = p->t1573;
@@ -12050,8 +12086,8 @@ static void step_k421_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k421_im2col_matmul(float *restrict t1576, const float *restrict t1285, const float *restrict t1573, float *restrict chunk) {
-    mplc_parallel(step_k421_im2col_matmul_part, &(step_k421_im2col_matmul_pointers){t1576, t1285, t1573, chunk});
+static void step_k425_im2col_matmul(float *restrict t1576, const float *restrict t1285, const float *restrict t1573, float *restrict chunk) {
+    mplc_parallel(step_k425_im2col_matmul_part, &(step_k425_im2col_matmul_pointers){t1576, t1285, t1573, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 230400 + 225792;
         for (int i = 0; i < 4608; i++) t1576[i] += partial[i];
@@ -12073,10 +12109,10 @@ typedef struct {
     const float *t1578;
     const float *t1283;
     const float *t1284;
-} step_k422_add_greaterEqual_sub_etc_pointers;
+} step_k426_add_greaterEqual_sub_etc_pointers;
 
-static void step_k422_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
-    const step_k422_add_greaterEqual_sub_etc_pointers *p = context;
+static void step_k426_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k426_add_greaterEqual_sub_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1586 = p->t1586;
@@ -12099,18 +12135,18 @@ static void step_k422_add_greaterEqual_sub_etc_part(void *context, int part, int
     }
 }
 
-static void step_k422_add_greaterEqual_sub_etc(float *restrict t1586, const float *restrict t1539, const float *restrict t1578, const float *restrict t1283, const float *restrict t1284) {
-    mplc_parallel(step_k422_add_greaterEqual_sub_etc_part, &(step_k422_add_greaterEqual_sub_etc_pointers){t1586, t1539, t1578, t1283, t1284});
+static void step_k426_add_greaterEqual_sub_etc(float *restrict t1586, const float *restrict t1539, const float *restrict t1578, const float *restrict t1283, const float *restrict t1284) {
+    mplc_parallel(step_k426_add_greaterEqual_sub_etc_part, &(step_k426_add_greaterEqual_sub_etc_pointers){t1586, t1539, t1578, t1283, t1284});
 }
 
 /* %1588 = reduce_sum axes=[0] %1587 : [16] */
 typedef struct {
     float *t1588;
     const float *t1587;
-} step_k423_reduce_sum_pointers;
+} step_k427_reduce_sum_pointers;
 
-static void step_k423_reduce_sum_part(void *context, int part, int parts) {
-    const step_k423_reduce_sum_pointers *p = context;
+static void step_k427_reduce_sum_part(void *context, int part, int parts) {
+    const step_k427_reduce_sum_pointers *p = context;
     float *restrict t1588 = p->t1588;
     const float *restrict t1587 = p->t1587;
     size_t lo, hi;
@@ -12123,8 +12159,8 @@ static void step_k423_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k423_reduce_sum(float *restrict t1588, const float *restrict t1587) {
-    mplc_parallel(step_k423_reduce_sum_part, &(step_k423_reduce_sum_pointers){t1588, t1587});
+static void step_k427_reduce_sum(float *restrict t1588, const float *restrict t1587) {
+    mplc_parallel(step_k427_reduce_sum_part, &(step_k427_reduce_sum_pointers){t1588, t1587});
 }
 
 /* %1279 = broadcast axes=[1] %1278 : [6272,16]
@@ -12133,10 +12169,10 @@ typedef struct {
     float *t1589;
     const float *t1587;
     const float *t1278;
-} step_k424_mul_pointers;
+} step_k428_mul_pointers;
 
-static void step_k424_mul_part(void *context, int part, int parts) {
-    const step_k424_mul_pointers *p = context;
+static void step_k428_mul_part(void *context, int part, int parts) {
+    const step_k428_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1589 = p->t1589;
@@ -12153,8 +12189,8 @@ static void step_k424_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k424_mul(float *restrict t1589, const float *restrict t1587, const float *restrict t1278) {
-    mplc_parallel(step_k424_mul_part, &(step_k424_mul_pointers){t1589, t1587, t1278});
+static void step_k428_mul(float *restrict t1589, const float *restrict t1587, const float *restrict t1278) {
+    mplc_parallel(step_k428_mul_part, &(step_k428_mul_pointers){t1589, t1587, t1278});
 }
 
 /* %1590 = mul %1587, %1270 : [6272,16]
@@ -12163,10 +12199,10 @@ typedef struct {
     float *t1591;
     const float *t1587;
     const float *t1270;
-} step_k425_mul_reduce_sum_pointers;
+} step_k429_mul_reduce_sum_pointers;
 
-static void step_k425_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k425_mul_reduce_sum_pointers *p = context;
+static void step_k429_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k429_mul_reduce_sum_pointers *p = context;
     float *restrict t1591 = p->t1591;
     const float *restrict t1587 = p->t1587;
     const float *restrict t1270 = p->t1270;
@@ -12181,8 +12217,16 @@ static void step_k425_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k425_mul_reduce_sum(float *restrict t1591, const float *restrict t1587, const float *restrict t1270) {
-    mplc_parallel(step_k425_mul_reduce_sum_part, &(step_k425_mul_reduce_sum_pointers){t1591, t1587, t1270});
+static void step_k429_mul_reduce_sum(float *restrict t1591, const float *restrict t1587, const float *restrict t1270) {
+    mplc_parallel(step_k429_mul_reduce_sum_part, &(step_k429_mul_reduce_sum_pointers){t1591, t1587, t1270});
+}
+
+/* %1593 = mul %1591, %1277 : [16] */
+static void step_k430_mul(float *restrict t1593, const float *restrict t1591, const float *restrict t1277) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v1593 = t1591[i] * t1277[i];
+        t1593[i] = v1593;
+    }
 }
 
 /* %1594 = neg %1589 : [6272,16]
@@ -12190,10 +12234,10 @@ static void step_k425_mul_reduce_sum(float *restrict t1591, const float *restric
 typedef struct {
     float *t1595;
     const float *t1589;
-} step_k426_neg_reduce_sum_pointers;
+} step_k431_neg_reduce_sum_pointers;
 
-static void step_k426_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k426_neg_reduce_sum_pointers *p = context;
+static void step_k431_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k431_neg_reduce_sum_pointers *p = context;
     float *restrict t1595 = p->t1595;
     const float *restrict t1589 = p->t1589;
     size_t lo, hi;
@@ -12207,8 +12251,8 @@ static void step_k426_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k426_neg_reduce_sum(float *restrict t1595, const float *restrict t1589) {
-    mplc_parallel(step_k426_neg_reduce_sum_part, &(step_k426_neg_reduce_sum_pointers){t1595, t1589});
+static void step_k431_neg_reduce_sum(float *restrict t1595, const float *restrict t1589) {
+    mplc_parallel(step_k431_neg_reduce_sum_part, &(step_k431_neg_reduce_sum_pointers){t1595, t1589});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -12218,7 +12262,7 @@ static void step_k426_neg_reduce_sum(float *restrict t1595, const float *restric
  * %1597 = mul %1596, %123 : [16]
  * %1598 = div %1597, %1274 : [16]
  * %1599 = mul %1598, %1215 : [16] */
-static void step_k427_mul_div(float *restrict t1599, const float *restrict t1591, const float *restrict t1018, const float *restrict t1277, const float *restrict t1274) {
+static void step_k432_mul_div(float *restrict t1599, const float *restrict t1591, const float *restrict t1018, const float *restrict t1277, const float *restrict t1274) {
     for (size_t i = 0; i < 16; i++) {
         const float v1592 = t1591[i] * t1018[i];
         const float v1596 = v1592 * t1277[i];
@@ -12236,10 +12280,10 @@ typedef struct {
     float *t1602;
     const float *t1599;
     const float *t1270;
-} step_k428_mul_add_pointers;
+} step_k433_mul_add_pointers;
 
-static void step_k428_mul_add_part(void *context, int part, int parts) {
-    const step_k428_mul_add_pointers *p = context;
+static void step_k433_mul_add_part(void *context, int part, int parts) {
+    const step_k433_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1602 = p->t1602;
@@ -12257,8 +12301,8 @@ static void step_k428_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
-    mplc_parallel(step_k428_mul_add_part, &(step_k428_mul_add_pointers){t1602, t1599, t1270});
+static void step_k433_mul_add(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
+    mplc_parallel(step_k433_mul_add_part, &(step_k433_mul_add_pointers){t1602, t1599, t1270});
 }
 
 /* %1603 = neg %1602 : [6272,16]
@@ -12266,10 +12310,10 @@ static void step_k428_mul_add(float *restrict t1602, const float *restrict t1599
 typedef struct {
     float *t1605;
     const float *t1602;
-} step_k429_neg_reduce_sum_pointers;
+} step_k434_neg_reduce_sum_pointers;
 
-static void step_k429_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k429_neg_reduce_sum_pointers *p = context;
+static void step_k434_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k434_neg_reduce_sum_pointers *p = context;
     float *restrict t1605 = p->t1605;
     const float *restrict t1602 = p->t1602;
     size_t lo, hi;
@@ -12283,14 +12327,14 @@ static void step_k429_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k429_neg_reduce_sum(float *restrict t1605, const float *restrict t1602) {
-    mplc_parallel(step_k429_neg_reduce_sum_part, &(step_k429_neg_reduce_sum_pointers){t1605, t1602});
+static void step_k434_neg_reduce_sum(float *restrict t1605, const float *restrict t1602) {
+    mplc_parallel(step_k434_neg_reduce_sum_part, &(step_k434_neg_reduce_sum_pointers){t1605, t1602});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
  * %1606 = add %1595, %1605 : [16]
  * %1607 = mul %1606, %1215 : [16] */
-static void step_k430_add_mul(float *restrict t1607, const float *restrict t1595, const float *restrict t1605) {
+static void step_k435_add_mul(float *restrict t1607, const float *restrict t1595, const float *restrict t1605) {
     for (size_t i = 0; i < 16; i++) {
         const float v1606 = t1595[i] + t1605[i];
         const float v1607 = v1606 * 0.00015943877f;
@@ -12306,10 +12350,10 @@ typedef struct {
     const float *t1589;
     const float *t1602;
     const float *t1607;
-} step_k431_add_pointers;
+} step_k436_add_pointers;
 
-static void step_k431_add_part(void *context, int part, int parts) {
-    const step_k431_add_pointers *p = context;
+static void step_k436_add_part(void *context, int part, int parts) {
+    const step_k436_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1609 = p->t1609;
@@ -12328,18 +12372,18 @@ static void step_k431_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k431_add(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
-    mplc_parallel(step_k431_add_part, &(step_k431_add_pointers){t1609, t1589, t1602, t1607});
+static void step_k436_add(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
+    mplc_parallel(step_k436_add_part, &(step_k436_add_pointers){t1609, t1589, t1602, t1607});
 }
 
 /* %1611 = reduce_sum axes=[0] %1609 : [16] */
 typedef struct {
     float *t1611;
     const float *t1609;
-} step_k432_reduce_sum_pointers;
+} step_k437_reduce_sum_pointers;
 
-static void step_k432_reduce_sum_part(void *context, int part, int parts) {
-    const step_k432_reduce_sum_pointers *p = context;
+static void step_k437_reduce_sum_part(void *context, int part, int parts) {
+    const step_k437_reduce_sum_pointers *p = context;
     float *restrict t1611 = p->t1611;
     const float *restrict t1609 = p->t1609;
     size_t lo, hi;
@@ -12352,8 +12396,8 @@ static void step_k432_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k432_reduce_sum(float *restrict t1611, const float *restrict t1609) {
-    mplc_parallel(step_k432_reduce_sum_part, &(step_k432_reduce_sum_pointers){t1611, t1609});
+static void step_k437_reduce_sum(float *restrict t1611, const float *restrict t1609) {
+    mplc_parallel(step_k437_reduce_sum_part, &(step_k437_reduce_sum_pointers){t1611, t1609});
 }
 
 /* %1612 = matmul tB %1609, %1260 : [6272,144]
@@ -12363,10 +12407,10 @@ typedef struct {
     const float *t1609;
     const float *t1260;
     float *chunk;
-} step_k433_matmul_col2im_pointers;
+} step_k438_matmul_col2im_pointers;
 
-static void step_k433_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k433_matmul_col2im_pointers *p = context;
+static void step_k438_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k438_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1615 = p->t1615;
     const float *restrict t1609 = p->t1609;
@@ -12384,8 +12428,8 @@ static void step_k433_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k433_matmul_col2im(float *restrict t1615, const float *restrict t1609, const float *restrict t1260, float *restrict chunk) {
-    mplc_parallel(step_k433_matmul_col2im_part, &(step_k433_matmul_col2im_pointers){t1615, t1609, t1260, chunk});
+static void step_k438_matmul_col2im(float *restrict t1615, const float *restrict t1609, const float *restrict t1260, float *restrict chunk) {
+    mplc_parallel(step_k438_matmul_col2im_part, &(step_k438_matmul_col2im_pointers){t1615, t1609, t1260, chunk});
 }
 
 /* %1259 = im2col k3 s1 p1 %1258 : [6272,144]
@@ -12395,10 +12439,10 @@ typedef struct {
     const float *t1258;
     const float *t1609;
     float *chunk;
-} step_k434_im2col_matmul_pointers;
+} step_k439_im2col_matmul_pointers;
 
-static void step_k434_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k434_im2col_matmul_pointers *p = context;
+static void step_k439_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k439_im2col_matmul_pointers *p = context;
     float *restrict t1613 = p->t1613;
     const float *restrict t1258 = p->t1258;
     const float *restrict t1609 = p->t1609;
@@ -12416,8 +12460,8 @@ static void step_k434_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
-static void step_k434_im2col_matmul(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
-    mplc_parallel(step_k434_im2col_matmul_part, &(step_k434_im2col_matmul_pointers){t1613, t1258, t1609, chunk});
+static void step_k439_im2col_matmul(float *restrict t1613, const float *restrict t1258, const float *restrict t1609, float *restrict chunk) {
+    mplc_parallel(step_k439_im2col_matmul_part, &(step_k439_im2col_matmul_pointers){t1613, t1258, t1609, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t1613[i] += partial[i];
@@ -12437,10 +12481,10 @@ typedef struct {
     const float *t1256;
     const float *t1257;
     const float *t1615;
-} step_k435_greaterEqual_sub_mul_etc_pointers;
+} step_k440_greaterEqual_sub_mul_etc_pointers;
 
-static void step_k435_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
-    const step_k435_greaterEqual_sub_mul_etc_pointers *p = context;
+static void step_k440_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k440_greaterEqual_sub_mul_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1621 = p->t1621;
@@ -12461,18 +12505,18 @@ static void step_k435_greaterEqual_sub_mul_etc_part(void *context, int part, int
     }
 }
 
-static void step_k435_greaterEqual_sub_mul_etc(float *restrict t1621, const float *restrict t1256, const float *restrict t1257, const float *restrict t1615) {
-    mplc_parallel(step_k435_greaterEqual_sub_mul_etc_part, &(step_k435_greaterEqual_sub_mul_etc_pointers){t1621, t1256, t1257, t1615});
+static void step_k440_greaterEqual_sub_mul_etc(float *restrict t1621, const float *restrict t1256, const float *restrict t1257, const float *restrict t1615) {
+    mplc_parallel(step_k440_greaterEqual_sub_mul_etc_part, &(step_k440_greaterEqual_sub_mul_etc_pointers){t1621, t1256, t1257, t1615});
 }
 
 /* %1623 = reduce_sum axes=[0] %1622 : [16] */
 typedef struct {
     float *t1623;
     const float *t1622;
-} step_k436_reduce_sum_pointers;
+} step_k441_reduce_sum_pointers;
 
-static void step_k436_reduce_sum_part(void *context, int part, int parts) {
-    const step_k436_reduce_sum_pointers *p = context;
+static void step_k441_reduce_sum_part(void *context, int part, int parts) {
+    const step_k441_reduce_sum_pointers *p = context;
     float *restrict t1623 = p->t1623;
     const float *restrict t1622 = p->t1622;
     size_t lo, hi;
@@ -12485,8 +12529,8 @@ static void step_k436_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k436_reduce_sum(float *restrict t1623, const float *restrict t1622) {
-    mplc_parallel(step_k436_reduce_sum_part, &(step_k436_reduce_sum_pointers){t1623, t1622});
+static void step_k441_reduce_sum(float *restrict t1623, const float *restrict t1622) {
+    mplc_parallel(step_k441_reduce_sum_part, &(step_k441_reduce_sum_pointers){t1623, t1622});
 }
 
 /* %1252 = broadcast axes=[1] %1251 : [6272,16]
@@ -12495,10 +12539,10 @@ typedef struct {
     float *t1624;
     const float *t1622;
     const float *t1251;
-} step_k437_mul_pointers;
+} step_k442_mul_pointers;
 
-static void step_k437_mul_part(void *context, int part, int parts) {
-    const step_k437_mul_pointers *p = context;
+static void step_k442_mul_part(void *context, int part, int parts) {
+    const step_k442_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1624 = p->t1624;
@@ -12515,8 +12559,8 @@ static void step_k437_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k437_mul(float *restrict t1624, const float *restrict t1622, const float *restrict t1251) {
-    mplc_parallel(step_k437_mul_part, &(step_k437_mul_pointers){t1624, t1622, t1251});
+static void step_k442_mul(float *restrict t1624, const float *restrict t1622, const float *restrict t1251) {
+    mplc_parallel(step_k442_mul_part, &(step_k442_mul_pointers){t1624, t1622, t1251});
 }
 
 /* %1625 = mul %1622, %1243 : [6272,16]
@@ -12525,10 +12569,10 @@ typedef struct {
     float *t1626;
     const float *t1622;
     const float *t1243;
-} step_k438_mul_reduce_sum_pointers;
+} step_k443_mul_reduce_sum_pointers;
 
-static void step_k438_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k438_mul_reduce_sum_pointers *p = context;
+static void step_k443_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k443_mul_reduce_sum_pointers *p = context;
     float *restrict t1626 = p->t1626;
     const float *restrict t1622 = p->t1622;
     const float *restrict t1243 = p->t1243;
@@ -12543,8 +12587,16 @@ static void step_k438_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k438_mul_reduce_sum(float *restrict t1626, const float *restrict t1622, const float *restrict t1243) {
-    mplc_parallel(step_k438_mul_reduce_sum_part, &(step_k438_mul_reduce_sum_pointers){t1626, t1622, t1243});
+static void step_k443_mul_reduce_sum(float *restrict t1626, const float *restrict t1622, const float *restrict t1243) {
+    mplc_parallel(step_k443_mul_reduce_sum_part, &(step_k443_mul_reduce_sum_pointers){t1626, t1622, t1243});
+}
+
+/* %1628 = mul %1626, %1250 : [16] */
+static void step_k444_mul(float *restrict t1628, const float *restrict t1626, const float *restrict t1250) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v1628 = t1626[i] * t1250[i];
+        t1628[i] = v1628;
+    }
 }
 
 /* %1629 = neg %1624 : [6272,16]
@@ -12552,10 +12604,10 @@ static void step_k438_mul_reduce_sum(float *restrict t1626, const float *restric
 typedef struct {
     float *t1630;
     const float *t1624;
-} step_k439_neg_reduce_sum_pointers;
+} step_k445_neg_reduce_sum_pointers;
 
-static void step_k439_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k439_neg_reduce_sum_pointers *p = context;
+static void step_k445_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k445_neg_reduce_sum_pointers *p = context;
     float *restrict t1630 = p->t1630;
     const float *restrict t1624 = p->t1624;
     size_t lo, hi;
@@ -12569,8 +12621,8 @@ static void step_k439_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k439_neg_reduce_sum(float *restrict t1630, const float *restrict t1624) {
-    mplc_parallel(step_k439_neg_reduce_sum_part, &(step_k439_neg_reduce_sum_pointers){t1630, t1624});
+static void step_k445_neg_reduce_sum(float *restrict t1630, const float *restrict t1624) {
+    mplc_parallel(step_k445_neg_reduce_sum_part, &(step_k445_neg_reduce_sum_pointers){t1630, t1624});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -12580,7 +12632,7 @@ static void step_k439_neg_reduce_sum(float *restrict t1630, const float *restric
  * %1632 = mul %1631, %123 : [16]
  * %1633 = div %1632, %1247 : [16]
  * %1634 = mul %1633, %1215 : [16] */
-static void step_k440_mul_div(float *restrict t1634, const float *restrict t1626, const float *restrict t988, const float *restrict t1250, const float *restrict t1247) {
+static void step_k446_mul_div(float *restrict t1634, const float *restrict t1626, const float *restrict t988, const float *restrict t1250, const float *restrict t1247) {
     for (size_t i = 0; i < 16; i++) {
         const float v1627 = t1626[i] * t988[i];
         const float v1631 = v1627 * t1250[i];
@@ -12598,10 +12650,10 @@ typedef struct {
     float *t1637;
     const float *t1634;
     const float *t1243;
-} step_k441_mul_add_pointers;
+} step_k447_mul_add_pointers;
 
-static void step_k441_mul_add_part(void *context, int part, int parts) {
-    const step_k441_mul_add_pointers *p = context;
+static void step_k447_mul_add_part(void *context, int part, int parts) {
+    const step_k447_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1637 = p->t1637;
@@ -12619,8 +12671,8 @@ static void step_k441_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
-    mplc_parallel(step_k441_mul_add_part, &(step_k441_mul_add_pointers){t1637, t1634, t1243});
+static void step_k447_mul_add(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
+    mplc_parallel(step_k447_mul_add_part, &(step_k447_mul_add_pointers){t1637, t1634, t1243});
 }
 
 /* %1638 = neg %1637 : [6272,16]
@@ -12628,10 +12680,10 @@ static void step_k441_mul_add(float *restrict t1637, const float *restrict t1634
 typedef struct {
     float *t1640;
     const float *t1637;
-} step_k442_neg_reduce_sum_pointers;
+} step_k448_neg_reduce_sum_pointers;
 
-static void step_k442_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k442_neg_reduce_sum_pointers *p = context;
+static void step_k448_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k448_neg_reduce_sum_pointers *p = context;
     float *restrict t1640 = p->t1640;
     const float *restrict t1637 = p->t1637;
     size_t lo, hi;
@@ -12645,14 +12697,14 @@ static void step_k442_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k442_neg_reduce_sum(float *restrict t1640, const float *restrict t1637) {
-    mplc_parallel(step_k442_neg_reduce_sum_part, &(step_k442_neg_reduce_sum_pointers){t1640, t1637});
+static void step_k448_neg_reduce_sum(float *restrict t1640, const float *restrict t1637) {
+    mplc_parallel(step_k448_neg_reduce_sum_part, &(step_k448_neg_reduce_sum_pointers){t1640, t1637});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
  * %1641 = add %1630, %1640 : [16]
  * %1642 = mul %1641, %1215 : [16] */
-static void step_k443_add_mul(float *restrict t1642, const float *restrict t1630, const float *restrict t1640) {
+static void step_k449_add_mul(float *restrict t1642, const float *restrict t1630, const float *restrict t1640) {
     for (size_t i = 0; i < 16; i++) {
         const float v1641 = t1630[i] + t1640[i];
         const float v1642 = v1641 * 0.00015943877f;
@@ -12668,10 +12720,10 @@ typedef struct {
     const float *t1624;
     const float *t1637;
     const float *t1642;
-} step_k444_add_pointers;
+} step_k450_add_pointers;
 
-static void step_k444_add_part(void *context, int part, int parts) {
-    const step_k444_add_pointers *p = context;
+static void step_k450_add_part(void *context, int part, int parts) {
+    const step_k450_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1644 = p->t1644;
@@ -12690,18 +12742,18 @@ static void step_k444_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k444_add(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
-    mplc_parallel(step_k444_add_part, &(step_k444_add_pointers){t1644, t1624, t1637, t1642});
+static void step_k450_add(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
+    mplc_parallel(step_k450_add_part, &(step_k450_add_pointers){t1644, t1624, t1637, t1642});
 }
 
 /* %1645 = reduce_sum axes=[0] %1644 : [16] */
 typedef struct {
     float *t1645;
     const float *t1644;
-} step_k445_reduce_sum_pointers;
+} step_k451_reduce_sum_pointers;
 
-static void step_k445_reduce_sum_part(void *context, int part, int parts) {
-    const step_k445_reduce_sum_pointers *p = context;
+static void step_k451_reduce_sum_part(void *context, int part, int parts) {
+    const step_k451_reduce_sum_pointers *p = context;
     float *restrict t1645 = p->t1645;
     const float *restrict t1644 = p->t1644;
     size_t lo, hi;
@@ -12714,8 +12766,8 @@ static void step_k445_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k445_reduce_sum(float *restrict t1645, const float *restrict t1644) {
-    mplc_parallel(step_k445_reduce_sum_part, &(step_k445_reduce_sum_pointers){t1645, t1644});
+static void step_k451_reduce_sum(float *restrict t1645, const float *restrict t1644) {
+    mplc_parallel(step_k451_reduce_sum_part, &(step_k451_reduce_sum_pointers){t1645, t1644});
 }
 
 /* %1646 = matmul tB %1644, %1236 : [6272,144]
@@ -12725,10 +12777,10 @@ typedef struct {
     const float *t1644;
     const float *t1236;
     float *chunk;
-} step_k446_matmul_col2im_pointers;
+} step_k452_matmul_col2im_pointers;
 
-static void step_k446_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k446_matmul_col2im_pointers *p = context;
+static void step_k452_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k452_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1649 = p->t1649;
     const float *restrict t1644 = p->t1644;
@@ -12746,8 +12798,8 @@ static void step_k446_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k446_matmul_col2im(float *restrict t1649, const float *restrict t1644, const float *restrict t1236, float *restrict chunk) {
-    mplc_parallel(step_k446_matmul_col2im_part, &(step_k446_matmul_col2im_pointers){t1649, t1644, t1236, chunk});
+static void step_k452_matmul_col2im(float *restrict t1649, const float *restrict t1644, const float *restrict t1236, float *restrict chunk) {
+    mplc_parallel(step_k452_matmul_col2im_part, &(step_k452_matmul_col2im_pointers){t1649, t1644, t1236, chunk});
 }
 
 /* %1235 = im2col k3 s1 p1 %1234 : [6272,144]
@@ -12757,10 +12809,10 @@ typedef struct {
     const float *t1234;
     const float *t1644;
     float *chunk;
-} step_k447_im2col_matmul_pointers;
+} step_k453_im2col_matmul_pointers;
 
-static void step_k447_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k447_im2col_matmul_pointers *p = context;
+static void step_k453_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k453_im2col_matmul_pointers *p = context;
     float *restrict t1647 = p->t1647;
     const float *restrict t1234 = p->t1234;
     const float *restrict t1644 = p->t1644;
@@ -12778,8 +12830,8 @@ static void step_k447_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
-static void step_k447_im2col_matmul(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
-    mplc_parallel(step_k447_im2col_matmul_part, &(step_k447_im2col_matmul_pointers){t1647, t1234, t1644, chunk});
+static void step_k453_im2col_matmul(float *restrict t1647, const float *restrict t1234, const float *restrict t1644, float *restrict chunk) {
+    mplc_parallel(step_k453_im2col_matmul_part, &(step_k453_im2col_matmul_pointers){t1647, t1234, t1644, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t1647[i] += partial[i];
@@ -12801,10 +12853,10 @@ typedef struct {
     const float *t1649;
     const float *t1231;
     const float *t1233;
-} step_k448_add_greaterEqual_sub_etc_pointers;
+} step_k454_add_greaterEqual_sub_etc_pointers;
 
-static void step_k448_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
-    const step_k448_add_greaterEqual_sub_etc_pointers *p = context;
+static void step_k454_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k454_add_greaterEqual_sub_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1656 = p->t1656;
@@ -12827,18 +12879,18 @@ static void step_k448_add_greaterEqual_sub_etc_part(void *context, int part, int
     }
 }
 
-static void step_k448_add_greaterEqual_sub_etc(float *restrict t1656, const float *restrict t1610, const float *restrict t1649, const float *restrict t1231, const float *restrict t1233) {
-    mplc_parallel(step_k448_add_greaterEqual_sub_etc_part, &(step_k448_add_greaterEqual_sub_etc_pointers){t1656, t1610, t1649, t1231, t1233});
+static void step_k454_add_greaterEqual_sub_etc(float *restrict t1656, const float *restrict t1610, const float *restrict t1649, const float *restrict t1231, const float *restrict t1233) {
+    mplc_parallel(step_k454_add_greaterEqual_sub_etc_part, &(step_k454_add_greaterEqual_sub_etc_pointers){t1656, t1610, t1649, t1231, t1233});
 }
 
 /* %1658 = reduce_sum axes=[0] %1657 : [16] */
 typedef struct {
     float *t1658;
     const float *t1657;
-} step_k449_reduce_sum_pointers;
+} step_k455_reduce_sum_pointers;
 
-static void step_k449_reduce_sum_part(void *context, int part, int parts) {
-    const step_k449_reduce_sum_pointers *p = context;
+static void step_k455_reduce_sum_part(void *context, int part, int parts) {
+    const step_k455_reduce_sum_pointers *p = context;
     float *restrict t1658 = p->t1658;
     const float *restrict t1657 = p->t1657;
     size_t lo, hi;
@@ -12851,8 +12903,8 @@ static void step_k449_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k449_reduce_sum(float *restrict t1658, const float *restrict t1657) {
-    mplc_parallel(step_k449_reduce_sum_part, &(step_k449_reduce_sum_pointers){t1658, t1657});
+static void step_k455_reduce_sum(float *restrict t1658, const float *restrict t1657) {
+    mplc_parallel(step_k455_reduce_sum_part, &(step_k455_reduce_sum_pointers){t1658, t1657});
 }
 
 /* %1227 = broadcast axes=[1] %1226 : [6272,16]
@@ -12861,10 +12913,10 @@ typedef struct {
     float *t1659;
     const float *t1657;
     const float *t1226;
-} step_k450_mul_pointers;
+} step_k456_mul_pointers;
 
-static void step_k450_mul_part(void *context, int part, int parts) {
-    const step_k450_mul_pointers *p = context;
+static void step_k456_mul_part(void *context, int part, int parts) {
+    const step_k456_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1659 = p->t1659;
@@ -12881,8 +12933,8 @@ static void step_k450_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k450_mul(float *restrict t1659, const float *restrict t1657, const float *restrict t1226) {
-    mplc_parallel(step_k450_mul_part, &(step_k450_mul_pointers){t1659, t1657, t1226});
+static void step_k456_mul(float *restrict t1659, const float *restrict t1657, const float *restrict t1226) {
+    mplc_parallel(step_k456_mul_part, &(step_k456_mul_pointers){t1659, t1657, t1226});
 }
 
 /* %1660 = mul %1657, %1218 : [6272,16]
@@ -12891,10 +12943,10 @@ typedef struct {
     float *t1661;
     const float *t1657;
     const float *t1218;
-} step_k451_mul_reduce_sum_pointers;
+} step_k457_mul_reduce_sum_pointers;
 
-static void step_k451_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k451_mul_reduce_sum_pointers *p = context;
+static void step_k457_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k457_mul_reduce_sum_pointers *p = context;
     float *restrict t1661 = p->t1661;
     const float *restrict t1657 = p->t1657;
     const float *restrict t1218 = p->t1218;
@@ -12909,8 +12961,16 @@ static void step_k451_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k451_mul_reduce_sum(float *restrict t1661, const float *restrict t1657, const float *restrict t1218) {
-    mplc_parallel(step_k451_mul_reduce_sum_part, &(step_k451_mul_reduce_sum_pointers){t1661, t1657, t1218});
+static void step_k457_mul_reduce_sum(float *restrict t1661, const float *restrict t1657, const float *restrict t1218) {
+    mplc_parallel(step_k457_mul_reduce_sum_part, &(step_k457_mul_reduce_sum_pointers){t1661, t1657, t1218});
+}
+
+/* %1663 = mul %1661, %1225 : [16] */
+static void step_k458_mul(float *restrict t1663, const float *restrict t1661, const float *restrict t1225) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v1663 = t1661[i] * t1225[i];
+        t1663[i] = v1663;
+    }
 }
 
 /* %1664 = neg %1659 : [6272,16]
@@ -12918,10 +12978,10 @@ static void step_k451_mul_reduce_sum(float *restrict t1661, const float *restric
 typedef struct {
     float *t1665;
     const float *t1659;
-} step_k452_neg_reduce_sum_pointers;
+} step_k459_neg_reduce_sum_pointers;
 
-static void step_k452_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k452_neg_reduce_sum_pointers *p = context;
+static void step_k459_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k459_neg_reduce_sum_pointers *p = context;
     float *restrict t1665 = p->t1665;
     const float *restrict t1659 = p->t1659;
     size_t lo, hi;
@@ -12935,8 +12995,8 @@ static void step_k452_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k452_neg_reduce_sum(float *restrict t1665, const float *restrict t1659) {
-    mplc_parallel(step_k452_neg_reduce_sum_part, &(step_k452_neg_reduce_sum_pointers){t1665, t1659});
+static void step_k459_neg_reduce_sum(float *restrict t1665, const float *restrict t1659) {
+    mplc_parallel(step_k459_neg_reduce_sum_part, &(step_k459_neg_reduce_sum_pointers){t1665, t1659});
 }
 
 /* %123 = constant -0.5 : [16]
@@ -12946,7 +13006,7 @@ static void step_k452_neg_reduce_sum(float *restrict t1665, const float *restric
  * %1667 = mul %1666, %123 : [16]
  * %1668 = div %1667, %1222 : [16]
  * %1669 = mul %1668, %1215 : [16] */
-static void step_k453_mul_div(float *restrict t1669, const float *restrict t1661, const float *restrict t955, const float *restrict t1225, const float *restrict t1222) {
+static void step_k460_mul_div(float *restrict t1669, const float *restrict t1661, const float *restrict t955, const float *restrict t1225, const float *restrict t1222) {
     for (size_t i = 0; i < 16; i++) {
         const float v1662 = t1661[i] * t955[i];
         const float v1666 = v1662 * t1225[i];
@@ -12964,10 +13024,10 @@ typedef struct {
     float *t1672;
     const float *t1669;
     const float *t1218;
-} step_k454_mul_add_pointers;
+} step_k461_mul_add_pointers;
 
-static void step_k454_mul_add_part(void *context, int part, int parts) {
-    const step_k454_mul_add_pointers *p = context;
+static void step_k461_mul_add_part(void *context, int part, int parts) {
+    const step_k461_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1672 = p->t1672;
@@ -12985,8 +13045,8 @@ static void step_k454_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
-    mplc_parallel(step_k454_mul_add_part, &(step_k454_mul_add_pointers){t1672, t1669, t1218});
+static void step_k461_mul_add(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
+    mplc_parallel(step_k461_mul_add_part, &(step_k461_mul_add_pointers){t1672, t1669, t1218});
 }
 
 /* %1673 = neg %1672 : [6272,16]
@@ -12994,10 +13054,10 @@ static void step_k454_mul_add(float *restrict t1672, const float *restrict t1669
 typedef struct {
     float *t1675;
     const float *t1672;
-} step_k455_neg_reduce_sum_pointers;
+} step_k462_neg_reduce_sum_pointers;
 
-static void step_k455_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k455_neg_reduce_sum_pointers *p = context;
+static void step_k462_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k462_neg_reduce_sum_pointers *p = context;
     float *restrict t1675 = p->t1675;
     const float *restrict t1672 = p->t1672;
     size_t lo, hi;
@@ -13011,14 +13071,14 @@ static void step_k455_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k455_neg_reduce_sum(float *restrict t1675, const float *restrict t1672) {
-    mplc_parallel(step_k455_neg_reduce_sum_part, &(step_k455_neg_reduce_sum_pointers){t1675, t1672});
+static void step_k462_neg_reduce_sum(float *restrict t1675, const float *restrict t1672) {
+    mplc_parallel(step_k462_neg_reduce_sum_part, &(step_k462_neg_reduce_sum_pointers){t1675, t1672});
 }
 
 /* %1215 = constant 0.00015943877551020407 : [16]
  * %1676 = add %1665, %1675 : [16]
  * %1677 = mul %1676, %1215 : [16] */
-static void step_k456_add_mul(float *restrict t1677, const float *restrict t1665, const float *restrict t1675) {
+static void step_k463_add_mul(float *restrict t1677, const float *restrict t1665, const float *restrict t1675) {
     for (size_t i = 0; i < 16; i++) {
         const float v1676 = t1665[i] + t1675[i];
         const float v1677 = v1676 * 0.00015943877f;
@@ -13034,10 +13094,10 @@ typedef struct {
     const float *t1659;
     const float *t1672;
     const float *t1677;
-} step_k457_add_pointers;
+} step_k464_add_pointers;
 
-static void step_k457_add_part(void *context, int part, int parts) {
-    const step_k457_add_pointers *p = context;
+static void step_k464_add_part(void *context, int part, int parts) {
+    const step_k464_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1679 = p->t1679;
@@ -13056,18 +13116,18 @@ static void step_k457_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k457_add(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
-    mplc_parallel(step_k457_add_part, &(step_k457_add_pointers){t1679, t1659, t1672, t1677});
+static void step_k464_add(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
+    mplc_parallel(step_k464_add_part, &(step_k464_add_pointers){t1679, t1659, t1672, t1677});
 }
 
 /* %1680 = reduce_sum axes=[0] %1679 : [16] */
 typedef struct {
     float *t1680;
     const float *t1679;
-} step_k458_reduce_sum_pointers;
+} step_k465_reduce_sum_pointers;
 
-static void step_k458_reduce_sum_part(void *context, int part, int parts) {
-    const step_k458_reduce_sum_pointers *p = context;
+static void step_k465_reduce_sum_part(void *context, int part, int parts) {
+    const step_k465_reduce_sum_pointers *p = context;
     float *restrict t1680 = p->t1680;
     const float *restrict t1679 = p->t1679;
     size_t lo, hi;
@@ -13080,8 +13140,8 @@ static void step_k458_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k458_reduce_sum(float *restrict t1680, const float *restrict t1679) {
-    mplc_parallel(step_k458_reduce_sum_part, &(step_k458_reduce_sum_pointers){t1680, t1679});
+static void step_k465_reduce_sum(float *restrict t1680, const float *restrict t1679) {
+    mplc_parallel(step_k465_reduce_sum_part, &(step_k465_reduce_sum_pointers){t1680, t1679});
 }
 
 /* %1209 = im2col k3 s2 p1 %407 : [6272,9]
@@ -13091,10 +13151,10 @@ typedef struct {
     const float *in_x;
     const float *t1679;
     float *chunk;
-} step_k459_im2col_matmul_pointers;
+} step_k466_im2col_matmul_pointers;
 
-static void step_k459_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k459_im2col_matmul_pointers *p = context;
+static void step_k466_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k466_im2col_matmul_pointers *p = context;
     float *restrict t1681 = p->t1681;
     const float *restrict in_x = p->in_x;
     const float *restrict t1679 = p->t1679;
@@ -13127,8 +13187,8 @@ static void step_k459_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k459_im2col_matmul(float *restrict t1681, const float *restrict in_x, const float *restrict t1679, float *restrict chunk) {
-    mplc_parallel(step_k459_im2col_matmul_part, &(step_k459_im2col_matmul_pointers){t1681, in_x, t1679, chunk});
+static void step_k466_im2col_matmul(float *restrict t1681, const float *restrict in_x, const float *restrict t1679, float *restrict chunk) {
+    mplc_parallel(step_k466_im2col_matmul_part, &(step_k466_im2col_matmul_pointers){t1681, in_x, t1679, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 56592 + 56448;
         for (int i = 0; i < 144; i++) t1681[i] += partial[i];
@@ -13137,7 +13197,7 @@ static void step_k459_im2col_matmul(float *restrict t1681, const float *restrict
 
 /* %1683 = mul %1682, %927 : [3,3,1,16]
  * %1684 = reduce_sum axes=[0, 1, 2, 3] %1683 : [] */
-static void step_k460_mul_reduce_sum(float *restrict t1684, const float *restrict t1682, const float *restrict t927) {
+static void step_k467_mul_reduce_sum(float *restrict t1684, const float *restrict t1682, const float *restrict t927) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13154,7 +13214,7 @@ static void step_k460_mul_reduce_sum(float *restrict t1684, const float *restric
 
 /* %1685 = mul %1680, %925 : [16]
  * %1686 = reduce_sum axes=[0] %1685 : [] */
-static void step_k461_mul_reduce_sum(float *restrict t1686, const float *restrict t1680, const float *restrict t925) {
+static void step_k468_mul_reduce_sum(float *restrict t1686, const float *restrict t1680, const float *restrict t925) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v1685 = t1680[i0] * t925[i0];
@@ -13163,14 +13223,12 @@ static void step_k461_mul_reduce_sum(float *restrict t1686, const float *restric
     t1686[0] = (float)sum;
 }
 
-/* %1663 = mul %1661, %1225 : [16]
- * %1688 = mul %1663, %908 : [16]
+/* %1688 = mul %1663, %908 : [16]
  * %1689 = reduce_sum axes=[0] %1688 : [] */
-static void step_k462_mul_reduce_sum(float *restrict t1689, const float *restrict t1661, const float *restrict t1225, const float *restrict t908) {
+static void step_k469_mul_reduce_sum(float *restrict t1689, const float *restrict t1663, const float *restrict t908) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v1663 = t1661[i0] * t1225[i0];
-        const float v1688 = v1663 * t908[i0];
+        const float v1688 = t1663[i0] * t908[i0];
         sum += v1688;
     }
     t1689[0] = (float)sum;
@@ -13178,7 +13236,7 @@ static void step_k462_mul_reduce_sum(float *restrict t1689, const float *restric
 
 /* %1691 = mul %1658, %903 : [16]
  * %1692 = reduce_sum axes=[0] %1691 : [] */
-static void step_k463_mul_reduce_sum(float *restrict t1692, const float *restrict t1658, const float *restrict t903) {
+static void step_k470_mul_reduce_sum(float *restrict t1692, const float *restrict t1658, const float *restrict t903) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v1691 = t1658[i0] * t903[i0];
@@ -13189,7 +13247,7 @@ static void step_k463_mul_reduce_sum(float *restrict t1692, const float *restric
 
 /* %1694 = mul %1648, %893 : [3,3,16,16]
  * %1695 = reduce_sum axes=[0, 1, 2, 3] %1694 : [] */
-static void step_k464_mul_reduce_sum(float *restrict t1695, const float *restrict t1648, const float *restrict t893) {
+static void step_k471_mul_reduce_sum(float *restrict t1695, const float *restrict t1648, const float *restrict t893) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13206,7 +13264,7 @@ static void step_k464_mul_reduce_sum(float *restrict t1695, const float *restric
 
 /* %1697 = mul %1645, %890 : [16]
  * %1698 = reduce_sum axes=[0] %1697 : [] */
-static void step_k465_mul_reduce_sum(float *restrict t1698, const float *restrict t1645, const float *restrict t890) {
+static void step_k472_mul_reduce_sum(float *restrict t1698, const float *restrict t1645, const float *restrict t890) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v1697 = t1645[i0] * t890[i0];
@@ -13215,14 +13273,12 @@ static void step_k465_mul_reduce_sum(float *restrict t1698, const float *restric
     t1698[0] = (float)sum;
 }
 
-/* %1628 = mul %1626, %1250 : [16]
- * %1700 = mul %1628, %873 : [16]
+/* %1700 = mul %1628, %873 : [16]
  * %1701 = reduce_sum axes=[0] %1700 : [] */
-static void step_k466_mul_reduce_sum(float *restrict t1701, const float *restrict t1626, const float *restrict t1250, const float *restrict t873) {
+static void step_k473_mul_reduce_sum(float *restrict t1701, const float *restrict t1628, const float *restrict t873) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v1628 = t1626[i0] * t1250[i0];
-        const float v1700 = v1628 * t873[i0];
+        const float v1700 = t1628[i0] * t873[i0];
         sum += v1700;
     }
     t1701[0] = (float)sum;
@@ -13230,7 +13286,7 @@ static void step_k466_mul_reduce_sum(float *restrict t1701, const float *restric
 
 /* %1703 = mul %1623, %868 : [16]
  * %1704 = reduce_sum axes=[0] %1703 : [] */
-static void step_k467_mul_reduce_sum(float *restrict t1704, const float *restrict t1623, const float *restrict t868) {
+static void step_k474_mul_reduce_sum(float *restrict t1704, const float *restrict t1623, const float *restrict t868) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v1703 = t1623[i0] * t868[i0];
@@ -13241,7 +13297,7 @@ static void step_k467_mul_reduce_sum(float *restrict t1704, const float *restric
 
 /* %1706 = mul %1614, %859 : [3,3,16,16]
  * %1707 = reduce_sum axes=[0, 1, 2, 3] %1706 : [] */
-static void step_k468_mul_reduce_sum(float *restrict t1707, const float *restrict t1614, const float *restrict t859) {
+static void step_k475_mul_reduce_sum(float *restrict t1707, const float *restrict t1614, const float *restrict t859) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13258,7 +13314,7 @@ static void step_k468_mul_reduce_sum(float *restrict t1707, const float *restric
 
 /* %1709 = mul %1611, %856 : [16]
  * %1710 = reduce_sum axes=[0] %1709 : [] */
-static void step_k469_mul_reduce_sum(float *restrict t1710, const float *restrict t1611, const float *restrict t856) {
+static void step_k476_mul_reduce_sum(float *restrict t1710, const float *restrict t1611, const float *restrict t856) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v1709 = t1611[i0] * t856[i0];
@@ -13267,14 +13323,12 @@ static void step_k469_mul_reduce_sum(float *restrict t1710, const float *restric
     t1710[0] = (float)sum;
 }
 
-/* %1593 = mul %1591, %1277 : [16]
- * %1712 = mul %1593, %838 : [16]
+/* %1712 = mul %1593, %838 : [16]
  * %1713 = reduce_sum axes=[0] %1712 : [] */
-static void step_k470_mul_reduce_sum(float *restrict t1713, const float *restrict t1591, const float *restrict t1277, const float *restrict t838) {
+static void step_k477_mul_reduce_sum(float *restrict t1713, const float *restrict t1593, const float *restrict t838) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v1593 = t1591[i0] * t1277[i0];
-        const float v1712 = v1593 * t838[i0];
+        const float v1712 = t1593[i0] * t838[i0];
         sum += v1712;
     }
     t1713[0] = (float)sum;
@@ -13282,7 +13336,7 @@ static void step_k470_mul_reduce_sum(float *restrict t1713, const float *restric
 
 /* %1715 = mul %1588, %833 : [16]
  * %1716 = reduce_sum axes=[0] %1715 : [] */
-static void step_k471_mul_reduce_sum(float *restrict t1716, const float *restrict t1588, const float *restrict t833) {
+static void step_k478_mul_reduce_sum(float *restrict t1716, const float *restrict t1588, const float *restrict t833) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
         const float v1715 = t1588[i0] * t833[i0];
@@ -13293,7 +13347,7 @@ static void step_k471_mul_reduce_sum(float *restrict t1716, const float *restric
 
 /* %1718 = mul %1577, %822 : [3,3,16,32]
  * %1719 = reduce_sum axes=[0, 1, 2, 3] %1718 : [] */
-static void step_k472_mul_reduce_sum(float *restrict t1719, const float *restrict t1577, const float *restrict t822) {
+static void step_k479_mul_reduce_sum(float *restrict t1719, const float *restrict t1577, const float *restrict t822) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13310,7 +13364,7 @@ static void step_k472_mul_reduce_sum(float *restrict t1719, const float *restric
 
 /* %1721 = mul %1574, %819 : [32]
  * %1722 = reduce_sum axes=[0] %1721 : [] */
-static void step_k473_mul_reduce_sum(float *restrict t1722, const float *restrict t1574, const float *restrict t819) {
+static void step_k480_mul_reduce_sum(float *restrict t1722, const float *restrict t1574, const float *restrict t819) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v1721 = t1574[i0] * t819[i0];
@@ -13319,14 +13373,12 @@ static void step_k473_mul_reduce_sum(float *restrict t1722, const float *restric
     t1722[0] = (float)sum;
 }
 
-/* %1557 = mul %1555, %1302 : [32]
- * %1724 = mul %1557, %802 : [32]
+/* %1724 = mul %1557, %802 : [32]
  * %1725 = reduce_sum axes=[0] %1724 : [] */
-static void step_k474_mul_reduce_sum(float *restrict t1725, const float *restrict t1555, const float *restrict t1302, const float *restrict t802) {
+static void step_k481_mul_reduce_sum(float *restrict t1725, const float *restrict t1557, const float *restrict t802) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v1557 = t1555[i0] * t1302[i0];
-        const float v1724 = v1557 * t802[i0];
+        const float v1724 = t1557[i0] * t802[i0];
         sum += v1724;
     }
     t1725[0] = (float)sum;
@@ -13334,7 +13386,7 @@ static void step_k474_mul_reduce_sum(float *restrict t1725, const float *restric
 
 /* %1727 = mul %1552, %797 : [32]
  * %1728 = reduce_sum axes=[0] %1727 : [] */
-static void step_k475_mul_reduce_sum(float *restrict t1728, const float *restrict t1552, const float *restrict t797) {
+static void step_k482_mul_reduce_sum(float *restrict t1728, const float *restrict t1552, const float *restrict t797) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v1727 = t1552[i0] * t797[i0];
@@ -13345,7 +13397,7 @@ static void step_k475_mul_reduce_sum(float *restrict t1728, const float *restric
 
 /* %1730 = mul %1543, %788 : [3,3,32,32]
  * %1731 = reduce_sum axes=[0, 1, 2, 3] %1730 : [] */
-static void step_k476_mul_reduce_sum(float *restrict t1731, const float *restrict t1543, const float *restrict t788) {
+static void step_k483_mul_reduce_sum(float *restrict t1731, const float *restrict t1543, const float *restrict t788) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13362,7 +13414,7 @@ static void step_k476_mul_reduce_sum(float *restrict t1731, const float *restric
 
 /* %1733 = mul %1540, %785 : [32]
  * %1734 = reduce_sum axes=[0] %1733 : [] */
-static void step_k477_mul_reduce_sum(float *restrict t1734, const float *restrict t1540, const float *restrict t785) {
+static void step_k484_mul_reduce_sum(float *restrict t1734, const float *restrict t1540, const float *restrict t785) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v1733 = t1540[i0] * t785[i0];
@@ -13373,7 +13425,7 @@ static void step_k477_mul_reduce_sum(float *restrict t1734, const float *restric
 
 /* %1736 = mul %1538, %783 : [1,1,16,32]
  * %1737 = reduce_sum axes=[0, 1, 2, 3] %1736 : [] */
-static void step_k478_mul_reduce_sum(float *restrict t1737, const float *restrict t1538, const float *restrict t783) {
+static void step_k485_mul_reduce_sum(float *restrict t1737, const float *restrict t1538, const float *restrict t783) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
@@ -13388,14 +13440,12 @@ static void step_k478_mul_reduce_sum(float *restrict t1737, const float *restric
     t1737[0] = (float)sum;
 }
 
-/* %1519 = mul %1517, %1334 : [32]
- * %1739 = mul %1519, %764 : [32]
+/* %1739 = mul %1519, %764 : [32]
  * %1740 = reduce_sum axes=[0] %1739 : [] */
-static void step_k479_mul_reduce_sum(float *restrict t1740, const float *restrict t1517, const float *restrict t1334, const float *restrict t764) {
+static void step_k486_mul_reduce_sum(float *restrict t1740, const float *restrict t1519, const float *restrict t764) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v1519 = t1517[i0] * t1334[i0];
-        const float v1739 = v1519 * t764[i0];
+        const float v1739 = t1519[i0] * t764[i0];
         sum += v1739;
     }
     t1740[0] = (float)sum;
@@ -13403,7 +13453,7 @@ static void step_k479_mul_reduce_sum(float *restrict t1740, const float *restric
 
 /* %1742 = mul %1514, %759 : [32]
  * %1743 = reduce_sum axes=[0] %1742 : [] */
-static void step_k480_mul_reduce_sum(float *restrict t1743, const float *restrict t1514, const float *restrict t759) {
+static void step_k487_mul_reduce_sum(float *restrict t1743, const float *restrict t1514, const float *restrict t759) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
         const float v1742 = t1514[i0] * t759[i0];
@@ -13414,7 +13464,7 @@ static void step_k480_mul_reduce_sum(float *restrict t1743, const float *restric
 
 /* %1745 = mul %1503, %748 : [3,3,32,64]
  * %1746 = reduce_sum axes=[0, 1, 2, 3] %1745 : [] */
-static void step_k481_mul_reduce_sum(float *restrict t1746, const float *restrict t1503, const float *restrict t748) {
+static void step_k488_mul_reduce_sum(float *restrict t1746, const float *restrict t1503, const float *restrict t748) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13436,7 +13486,7 @@ static void step_k481_mul_reduce_sum(float *restrict t1746, const float *restric
 
 /* %1748 = mul %1500, %745 : [64]
  * %1749 = reduce_sum axes=[0] %1748 : [] */
-static void step_k482_mul_reduce_sum(float *restrict t1749, const float *restrict t1500, const float *restrict t745) {
+static void step_k489_mul_reduce_sum(float *restrict t1749, const float *restrict t1500, const float *restrict t745) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -13450,16 +13500,14 @@ static void step_k482_mul_reduce_sum(float *restrict t1749, const float *restric
     t1749[0] = (float)sum;
 }
 
-/* %1483 = mul %1481, %1359 : [64]
- * %1751 = mul %1483, %728 : [64]
+/* %1751 = mul %1483, %728 : [64]
  * %1752 = reduce_sum axes=[0] %1751 : [] */
-static void step_k483_mul_reduce_sum(float *restrict t1752, const float *restrict t1481, const float *restrict t1359, const float *restrict t728) {
+static void step_k490_mul_reduce_sum(float *restrict t1752, const float *restrict t1483, const float *restrict t728) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v1483 = t1481[i0] * t1359[i0];
-            const float v1751 = v1483 * t728[i0];
+            const float v1751 = t1483[i0] * t728[i0];
             sums[lane] += v1751;
         }
     }
@@ -13470,7 +13518,7 @@ static void step_k483_mul_reduce_sum(float *restrict t1752, const float *restric
 
 /* %1754 = mul %1478, %723 : [64]
  * %1755 = reduce_sum axes=[0] %1754 : [] */
-static void step_k484_mul_reduce_sum(float *restrict t1755, const float *restrict t1478, const float *restrict t723) {
+static void step_k491_mul_reduce_sum(float *restrict t1755, const float *restrict t1478, const float *restrict t723) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -13486,7 +13534,7 @@ static void step_k484_mul_reduce_sum(float *restrict t1755, const float *restric
 
 /* %1757 = mul %1469, %714 : [3,3,64,64]
  * %1758 = reduce_sum axes=[0, 1, 2, 3] %1757 : [] */
-static void step_k485_mul_reduce_sum(float *restrict t1758, const float *restrict t1469, const float *restrict t714) {
+static void step_k492_mul_reduce_sum(float *restrict t1758, const float *restrict t1469, const float *restrict t714) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 3; i0++) {
         for (size_t i1 = 0; i1 < 3; i1++) {
@@ -13508,7 +13556,7 @@ static void step_k485_mul_reduce_sum(float *restrict t1758, const float *restric
 
 /* %1760 = mul %1466, %711 : [64]
  * %1761 = reduce_sum axes=[0] %1760 : [] */
-static void step_k486_mul_reduce_sum(float *restrict t1761, const float *restrict t1466, const float *restrict t711) {
+static void step_k493_mul_reduce_sum(float *restrict t1761, const float *restrict t1466, const float *restrict t711) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -13524,7 +13572,7 @@ static void step_k486_mul_reduce_sum(float *restrict t1761, const float *restric
 
 /* %1763 = mul %1464, %709 : [1,1,32,64]
  * %1764 = reduce_sum axes=[0, 1, 2, 3] %1763 : [] */
-static void step_k487_mul_reduce_sum(float *restrict t1764, const float *restrict t1464, const float *restrict t709) {
+static void step_k494_mul_reduce_sum(float *restrict t1764, const float *restrict t1464, const float *restrict t709) {
     double sums[8] = {0.0};
     for (size_t i0 = 0; i0 < 1; i0++) {
         for (size_t i1 = 0; i1 < 1; i1++) {
@@ -13544,16 +13592,14 @@ static void step_k487_mul_reduce_sum(float *restrict t1764, const float *restric
     t1764[0] = (float)sum;
 }
 
-/* %1445 = mul %1443, %1391 : [64]
- * %1766 = mul %1445, %690 : [64]
+/* %1766 = mul %1445, %690 : [64]
  * %1767 = reduce_sum axes=[0] %1766 : [] */
-static void step_k488_mul_reduce_sum(float *restrict t1767, const float *restrict t1443, const float *restrict t1391, const float *restrict t690) {
+static void step_k495_mul_reduce_sum(float *restrict t1767, const float *restrict t1445, const float *restrict t690) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v1445 = t1443[i0] * t1391[i0];
-            const float v1766 = v1445 * t690[i0];
+            const float v1766 = t1445[i0] * t690[i0];
             sums[lane] += v1766;
         }
     }
@@ -13564,7 +13610,7 @@ static void step_k488_mul_reduce_sum(float *restrict t1767, const float *restric
 
 /* %1769 = mul %1440, %685 : [64]
  * %1770 = reduce_sum axes=[0] %1769 : [] */
-static void step_k489_mul_reduce_sum(float *restrict t1770, const float *restrict t1440, const float *restrict t685) {
+static void step_k496_mul_reduce_sum(float *restrict t1770, const float *restrict t1440, const float *restrict t685) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
@@ -13580,7 +13626,7 @@ static void step_k489_mul_reduce_sum(float *restrict t1770, const float *restric
 
 /* %1772 = mul %1428, %673 : [64,10]
  * %1773 = reduce_sum axes=[0, 1] %1772 : [] */
-static void step_k490_mul_reduce_sum(float *restrict t1773, const float *restrict t1428, const float *restrict t673) {
+static void step_k497_mul_reduce_sum(float *restrict t1773, const float *restrict t1428, const float *restrict t673) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 64; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -13593,7 +13639,7 @@ static void step_k490_mul_reduce_sum(float *restrict t1773, const float *restric
 
 /* %1775 = mul %1426, %671 : [10]
  * %1776 = reduce_sum axes=[0] %1775 : [] */
-static void step_k491_mul_reduce_sum(float *restrict t1776, const float *restrict t1426, const float *restrict t671) {
+static void step_k498_mul_reduce_sum(float *restrict t1776, const float *restrict t1426, const float *restrict t671) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 10; i0++) {
         const float v1775 = t1426[i0] * t671[i0];
@@ -13639,9 +13685,8 @@ static void step_k491_mul_reduce_sum(float *restrict t1776, const float *restric
  * %1778 = mul %1208, %1777 : []
  * %1779 = mul %97, %1778 : []
  * %1780 = mul %1779, %661 : [] */
-static void step_k492_mul_add(float *restrict t1778, float *restrict t1780, const float *restrict in_lr_student, const float *restrict t1684, const float *restrict t1686, const float *restrict t1689, const float *restrict t1692, const float *restrict t1695, const float *restrict t1698, const float *restrict t1701, const float *restrict t1704, const float *restrict t1707, const float *restrict t1710, const float *restrict t1713, const float *restrict t1716, const float *restrict t1719, const float *restrict t1722, const float *restrict t1725, const float *restrict t1728, const float *restrict t1731, const float *restrict t1734, const float *restrict t1737, const float *restrict t1740, const float *restrict t1743, const float *restrict t1746, const float *restrict t1749, const float *restrict t1752, const float *restrict t1755, const float *restrict t1758, const float *restrict t1761, const float *restrict t1764, const float *restrict t1767, const float *restrict t1770, const float *restrict t1773, const float *restrict t1776, const float *restrict in_feedback_scale) {
+static void step_k499_mul_add(float *restrict t1777, float *restrict t1778, float *restrict t1780, const float *restrict t1684, const float *restrict t1686, const float *restrict t1689, const float *restrict t1692, const float *restrict t1695, const float *restrict t1698, const float *restrict t1701, const float *restrict t1704, const float *restrict t1707, const float *restrict t1710, const float *restrict t1713, const float *restrict t1716, const float *restrict t1719, const float *restrict t1722, const float *restrict t1725, const float *restrict t1728, const float *restrict t1731, const float *restrict t1734, const float *restrict t1737, const float *restrict t1740, const float *restrict t1743, const float *restrict t1746, const float *restrict t1749, const float *restrict t1752, const float *restrict t1755, const float *restrict t1758, const float *restrict t1761, const float *restrict t1764, const float *restrict t1767, const float *restrict t1770, const float *restrict t1773, const float *restrict t1776, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v1208 = in_lr_student[0] * 1.9f;
         const float v1687 = t1684[0] + t1686[0];
         const float v1690 = v1687 + t1689[0];
         const float v1693 = v1690 + t1692[0];
@@ -13673,9 +13718,11 @@ static void step_k492_mul_add(float *restrict t1778, float *restrict t1780, cons
         const float v1771 = v1768 + t1770[0];
         const float v1774 = v1771 + t1773[0];
         const float v1777 = v1774 + t1776[0];
+        const float v1208 = in_lr_student[0] * 1.9f;
         const float v1778 = v1208 * v1777;
         const float v1779 = in_feedback_scale[0] * v1778;
         const float v1780 = v1779 * (-0.0078125f);
+        t1777[i] = v1777;
         t1778[i] = v1778;
         t1780[i] = v1780;
     }
@@ -13683,7 +13730,7 @@ static void step_k492_mul_add(float *restrict t1778, float *restrict t1780, cons
 
 /* %1781 = broadcast axes=[] %1780 : [128,10]
  * %1782 = mul %1781, %405 : [128,10] */
-static void step_k493_mul(float *restrict t1782, const float *restrict t1780, const float *restrict t405) {
+static void step_k500_mul(float *restrict t1782, const float *restrict t1780, const float *restrict t405) {
     for (size_t i = 0; i < 1280; i++) {
         const float v1782 = t1780[0] * t405[i];
         t1782[i] = v1782;
@@ -13692,7 +13739,7 @@ static void step_k493_mul(float *restrict t1782, const float *restrict t1780, co
 
 /* %1783 = neg %1782 : [128,10]
  * %1784 = reduce_sum axes=[1] %1783 : [128] */
-static void step_k494_neg_reduce_sum(float *restrict t1784, const float *restrict t1782) {
+static void step_k501_neg_reduce_sum(float *restrict t1784, const float *restrict t1782) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -13704,7 +13751,7 @@ static void step_k494_neg_reduce_sum(float *restrict t1784, const float *restric
 }
 
 /* %1785 = div %1784, %392 : [128] */
-static void step_k495_div(float *restrict t1785, const float *restrict t1784, const float *restrict t392) {
+static void step_k502_div(float *restrict t1785, const float *restrict t1784, const float *restrict t392) {
     for (size_t i = 0; i < 128; i++) {
         const float v1785 = t1784[i] / t392[i];
         t1785[i] = v1785;
@@ -13713,7 +13760,7 @@ static void step_k495_div(float *restrict t1785, const float *restrict t1784, co
 
 /* %401 = constant 0.0078125 : []
  * %1789 = mul %96, %401 : [] */
-static void step_k496_mul(float *restrict t1789, const float *restrict in_uda_weight) {
+static void step_k503_mul(float *restrict t1789, const float *restrict in_uda_weight) {
     for (size_t i = 0; i < 1; i++) {
         const float v1789 = in_uda_weight[0] * 0.0078125f;
         t1789[i] = v1789;
@@ -13723,7 +13770,7 @@ static void step_k496_mul(float *restrict t1789, const float *restrict in_uda_we
 /* %1790 = broadcast axes=[] %1789 : [128]
  * %1791 = mul %1790, %387 : [128]
  * %1792 = neg %1791 : [128] */
-static void step_k497_mul_neg(float *restrict t1792, const float *restrict t1789, const float *restrict t387) {
+static void step_k504_mul_neg(float *restrict t1792, const float *restrict t1789, const float *restrict t387) {
     for (size_t i = 0; i < 128; i++) {
         const float v1791 = t1789[0] * t387[i];
         const float v1792 = -v1791;
@@ -13733,7 +13780,7 @@ static void step_k497_mul_neg(float *restrict t1792, const float *restrict t1789
 
 /* %1793 = broadcast axes=[0] %1792 : [128,10]
  * %1794 = mul %1793, %384 : [128,10] */
-static void step_k498_mul(float *restrict t1794, const float *restrict t1792, const float *restrict t384) {
+static void step_k505_mul(float *restrict t1794, const float *restrict t1792, const float *restrict t384) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v1794 = t1792[i0] * t384[i0 * 10 + i1];
@@ -13744,7 +13791,7 @@ static void step_k498_mul(float *restrict t1794, const float *restrict t1792, co
 
 /* %1795 = neg %1794 : [128,10]
  * %1796 = reduce_sum axes=[1] %1795 : [128] */
-static void step_k499_neg_reduce_sum(float *restrict t1796, const float *restrict t1794) {
+static void step_k506_neg_reduce_sum(float *restrict t1796, const float *restrict t1794) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -13756,7 +13803,7 @@ static void step_k499_neg_reduce_sum(float *restrict t1796, const float *restric
 }
 
 /* %1797 = div %1796, %392 : [128] */
-static void step_k500_div(float *restrict t1797, const float *restrict t1796, const float *restrict t392) {
+static void step_k507_div(float *restrict t1797, const float *restrict t1796, const float *restrict t392) {
     for (size_t i = 0; i < 128; i++) {
         const float v1797 = t1796[i] / t392[i];
         t1797[i] = v1797;
@@ -13770,7 +13817,7 @@ static void step_k500_div(float *restrict t1797, const float *restrict t1796, co
  * %1799 = mul %1798, %391 : [128,10]
  * %1800 = add %1794, %1799 : [128,10]
  * %1801 = add %1788, %1800 : [128,10] */
-static void step_k501_mul_add(float *restrict t1801, const float *restrict t1785, const float *restrict t391, const float *restrict t1782, const float *restrict t1797, const float *restrict t1794) {
+static void step_k508_mul_add(float *restrict t1801, const float *restrict t1785, const float *restrict t391, const float *restrict t1782, const float *restrict t1797, const float *restrict t1794) {
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v1787 = t1785[i0] * t391[i0 * 10 + i1];
@@ -13785,7 +13832,7 @@ static void step_k501_mul_add(float *restrict t1801, const float *restrict t1785
 
 /* %1418 = constant -0.03125 : [32,10]
  * %1802 = mul %1418, %361 : [32,10] */
-static void step_k502_mul(float *restrict t1802, const float *restrict t361) {
+static void step_k509_mul(float *restrict t1802, const float *restrict t361) {
     for (size_t i = 0; i < 320; i++) {
         const float v1802 = (-0.03125f) * t361[i];
         t1802[i] = v1802;
@@ -13794,7 +13841,7 @@ static void step_k502_mul(float *restrict t1802, const float *restrict t361) {
 
 /* %1803 = neg %1802 : [32,10]
  * %1804 = reduce_sum axes=[1] %1803 : [32] */
-static void step_k503_neg_reduce_sum(float *restrict t1804, const float *restrict t1802) {
+static void step_k510_neg_reduce_sum(float *restrict t1804, const float *restrict t1802) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         double sum = 0.0;
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -13806,7 +13853,7 @@ static void step_k503_neg_reduce_sum(float *restrict t1804, const float *restric
 }
 
 /* %1805 = div %1804, %366 : [32] */
-static void step_k504_div(float *restrict t1805, const float *restrict t1804, const float *restrict t366) {
+static void step_k511_div(float *restrict t1805, const float *restrict t1804, const float *restrict t366) {
     for (size_t i = 0; i < 32; i++) {
         const float v1805 = t1804[i] / t366[i];
         t1805[i] = v1805;
@@ -13816,7 +13863,7 @@ static void step_k504_div(float *restrict t1805, const float *restrict t1804, co
 /* %1806 = broadcast axes=[0] %1805 : [32,10]
  * %1807 = mul %1806, %365 : [32,10]
  * %1808 = add %1802, %1807 : [32,10] */
-static void step_k505_mul_add(float *restrict t1808, const float *restrict t1805, const float *restrict t365, const float *restrict t1802) {
+static void step_k512_mul_add(float *restrict t1808, const float *restrict t1805, const float *restrict t365, const float *restrict t1802) {
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
             const float v1807 = t1805[i0] * t365[i0 * 10 + i1];
@@ -13827,7 +13874,7 @@ static void step_k505_mul_add(float *restrict t1808, const float *restrict t1805
 }
 
 /* %1809 = reduce_sum axes=[0] %1808 : [10] */
-static void step_k506_reduce_sum(float *restrict t1809, const float *restrict t1808) {
+static void step_k513_reduce_sum(float *restrict t1809, const float *restrict t1808) {
     for (size_t o = 0; o < 10; o++) t1809[o] = 0.0f;
     for (size_t i0 = 0; i0 < 32; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -13837,7 +13884,7 @@ static void step_k506_reduce_sum(float *restrict t1809, const float *restrict t1
 }
 
 /* %1810 = reduce_sum axes=[0] %1801 : [10] */
-static void step_k507_reduce_sum(float *restrict t1810, const float *restrict t1801) {
+static void step_k514_reduce_sum(float *restrict t1810, const float *restrict t1801) {
     for (size_t o = 0; o < 10; o++) t1810[o] = 0.0f;
     for (size_t i0 = 0; i0 < 128; i0++) {
         for (size_t i1 = 0; i1 < 10; i1++) {
@@ -13847,7 +13894,7 @@ static void step_k507_reduce_sum(float *restrict t1810, const float *restrict t1
 }
 
 /* %1811 = add %1809, %1810 : [10] */
-static void step_k508_add(float *restrict t1811, const float *restrict t1809, const float *restrict t1810) {
+static void step_k515_add(float *restrict t1811, const float *restrict t1809, const float *restrict t1810) {
     for (size_t i = 0; i < 10; i++) {
         const float v1811 = t1809[i] + t1810[i];
         t1811[i] = v1811;
@@ -13855,7 +13902,7 @@ static void step_k508_add(float *restrict t1811, const float *restrict t1809, co
 }
 
 /* %1817 = matmul tA %1816, %1801 : [64,10] */
-static void step_k509_matmul(float *restrict t1817, const float *restrict t1816, const float *restrict t1801) {
+static void step_k516_matmul(float *restrict t1817, const float *restrict t1816, const float *restrict t1801) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 128, 1.0f, t1816, 64, t1801, 10, 0.0f, t1817, 10);
 }
 
@@ -13863,7 +13910,7 @@ static void step_k509_matmul(float *restrict t1817, const float *restrict t1816,
  * %1812 = matmul tB %1808, %30 : [32,64]
  * %1820 = mul %1812, %1819 : [32,64]
  * %1823 = mul %1820, %1402 : [32,64] */
-static void step_k510_matmul_mul(float *restrict t1823, const float *restrict t1808, const float *restrict in_teacher_dense14_weight, const float *restrict in_dropout_teacher_all_dropout13) {
+static void step_k517_matmul_mul(float *restrict t1823, const float *restrict t1808, const float *restrict in_teacher_dense14_weight, const float *restrict in_dropout_teacher_all_dropout13) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 10, 1.0f, t1808, 10, in_teacher_dense14_weight, 10, 0.0f, t1823, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 2048; i++) {
@@ -13877,7 +13924,7 @@ static void step_k510_matmul_mul(float *restrict t1823, const float *restrict t1
  * %1813 = matmul tB %1801, %30 : [128,64]
  * %1822 = mul %1813, %1821 : [128,64]
  * %1824 = mul %1822, %646 : [128,64] */
-static void step_k511_matmul_mul(float *restrict t1824, const float *restrict t1801, const float *restrict in_teacher_dense14_weight, const float *restrict t1821) {
+static void step_k518_matmul_mul(float *restrict t1824, const float *restrict t1801, const float *restrict in_teacher_dense14_weight, const float *restrict t1821) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 128, 64, 10, 1.0f, t1801, 10, in_teacher_dense14_weight, 10, 0.0f, t1824, 64);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 8192; i++) {
@@ -13891,10 +13938,10 @@ static void step_k511_matmul_mul(float *restrict t1824, const float *restrict t1
 typedef struct {
     float *t1825;
     const float *t1823;
-} step_k512_fill_pointers;
+} step_k519_fill_pointers;
 
-static void step_k512_fill_part(void *context, int part, int parts) {
-    const step_k512_fill_pointers *p = context;
+static void step_k519_fill_part(void *context, int part, int parts) {
+    const step_k519_fill_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1825 = p->t1825;
@@ -13912,18 +13959,18 @@ static void step_k512_fill_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k512_fill(float *restrict t1825, const float *restrict t1823) {
-    mplc_parallel(step_k512_fill_part, &(step_k512_fill_pointers){t1825, t1823});
+static void step_k519_fill(float *restrict t1825, const float *restrict t1823) {
+    mplc_parallel(step_k519_fill_part, &(step_k519_fill_pointers){t1825, t1823});
 }
 
 /* %1826 = broadcast axes=[0, 2] %1824 : [128,16,64] */
 typedef struct {
     float *t1826;
     const float *t1824;
-} step_k513_fill_pointers;
+} step_k520_fill_pointers;
 
-static void step_k513_fill_part(void *context, int part, int parts) {
-    const step_k513_fill_pointers *p = context;
+static void step_k520_fill_part(void *context, int part, int parts) {
+    const step_k520_fill_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1826 = p->t1826;
@@ -13941,8 +13988,8 @@ static void step_k513_fill_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k513_fill(float *restrict t1826, const float *restrict t1824) {
-    mplc_parallel(step_k513_fill_part, &(step_k513_fill_pointers){t1826, t1824});
+static void step_k520_fill(float *restrict t1826, const float *restrict t1824) {
+    mplc_parallel(step_k520_fill_part, &(step_k520_fill_pointers){t1826, t1824});
 }
 
 /* %1829 = greaterEqual %343, %344 : [288,4,4,64] */
@@ -13950,10 +13997,10 @@ typedef struct {
     float *t1829;
     const float *t343;
     const float *t344;
-} step_k514_greaterEqual_pointers;
+} step_k521_greaterEqual_pointers;
 
-static void step_k514_greaterEqual_part(void *context, int part, int parts) {
-    const step_k514_greaterEqual_pointers *p = context;
+static void step_k521_greaterEqual_part(void *context, int part, int parts) {
+    const step_k521_greaterEqual_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1829 = p->t1829;
@@ -13968,8 +14015,8 @@ static void step_k514_greaterEqual_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k514_greaterEqual(float *restrict t1829, const float *restrict t343, const float *restrict t344) {
-    mplc_parallel(step_k514_greaterEqual_part, &(step_k514_greaterEqual_pointers){t1829, t343, t344});
+static void step_k521_greaterEqual(float *restrict t1829, const float *restrict t343, const float *restrict t344) {
+    mplc_parallel(step_k521_greaterEqual_part, &(step_k521_greaterEqual_pointers){t1829, t343, t344});
 }
 
 /* %1366 = constant 0.1 : [32,4,4,64]
@@ -13983,10 +14030,10 @@ typedef struct {
     float *t1841;
     const float *t1827;
     const float *t1831;
-} step_k515_mul_sub_add_pointers;
+} step_k522_mul_sub_add_pointers;
 
-static void step_k515_mul_sub_add_part(void *context, int part, int parts) {
-    const step_k515_mul_sub_add_pointers *p = context;
+static void step_k522_mul_sub_add_part(void *context, int part, int parts) {
+    const step_k522_mul_sub_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1841 = p->t1841;
@@ -14005,8 +14052,8 @@ static void step_k515_mul_sub_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k515_mul_sub_add(float *restrict t1841, const float *restrict t1827, const float *restrict t1831) {
-    mplc_parallel(step_k515_mul_sub_add_part, &(step_k515_mul_sub_add_pointers){t1841, t1827, t1831});
+static void step_k522_mul_sub_add(float *restrict t1841, const float *restrict t1827, const float *restrict t1831) {
+    mplc_parallel(step_k522_mul_sub_add_part, &(step_k522_mul_sub_add_pointers){t1841, t1827, t1831});
 }
 
 /* %604 = constant 0.1 : [128,4,4,64]
@@ -14020,10 +14067,10 @@ typedef struct {
     float *t1842;
     const float *t1828;
     const float *t1833;
-} step_k516_mul_sub_add_pointers;
+} step_k523_mul_sub_add_pointers;
 
-static void step_k516_mul_sub_add_part(void *context, int part, int parts) {
-    const step_k516_mul_sub_add_pointers *p = context;
+static void step_k523_mul_sub_add_part(void *context, int part, int parts) {
+    const step_k523_mul_sub_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1842 = p->t1842;
@@ -14042,18 +14089,18 @@ static void step_k516_mul_sub_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k516_mul_sub_add(float *restrict t1842, const float *restrict t1828, const float *restrict t1833) {
-    mplc_parallel(step_k516_mul_sub_add_part, &(step_k516_mul_sub_add_pointers){t1842, t1828, t1833});
+static void step_k523_mul_sub_add(float *restrict t1842, const float *restrict t1828, const float *restrict t1833) {
+    mplc_parallel(step_k523_mul_sub_add_part, &(step_k523_mul_sub_add_pointers){t1842, t1828, t1833});
 }
 
 /* %1845 = reduce_sum axes=[0] %1843 : [64] */
 typedef struct {
     float *t1845;
     const float *t1843;
-} step_k517_reduce_sum_pointers;
+} step_k524_reduce_sum_pointers;
 
-static void step_k517_reduce_sum_part(void *context, int part, int parts) {
-    const step_k517_reduce_sum_pointers *p = context;
+static void step_k524_reduce_sum_part(void *context, int part, int parts) {
+    const step_k524_reduce_sum_pointers *p = context;
     float *restrict t1845 = p->t1845;
     const float *restrict t1843 = p->t1843;
     size_t lo, hi;
@@ -14066,18 +14113,18 @@ static void step_k517_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k517_reduce_sum(float *restrict t1845, const float *restrict t1843) {
-    mplc_parallel(step_k517_reduce_sum_part, &(step_k517_reduce_sum_pointers){t1845, t1843});
+static void step_k524_reduce_sum(float *restrict t1845, const float *restrict t1843) {
+    mplc_parallel(step_k524_reduce_sum_part, &(step_k524_reduce_sum_pointers){t1845, t1843});
 }
 
 /* %1846 = reduce_sum axes=[0] %1844 : [64] */
 typedef struct {
     float *t1846;
     const float *t1844;
-} step_k518_reduce_sum_pointers;
+} step_k525_reduce_sum_pointers;
 
-static void step_k518_reduce_sum_part(void *context, int part, int parts) {
-    const step_k518_reduce_sum_pointers *p = context;
+static void step_k525_reduce_sum_part(void *context, int part, int parts) {
+    const step_k525_reduce_sum_pointers *p = context;
     float *restrict t1846 = p->t1846;
     const float *restrict t1844 = p->t1844;
     size_t lo, hi;
@@ -14090,12 +14137,12 @@ static void step_k518_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k518_reduce_sum(float *restrict t1846, const float *restrict t1844) {
-    mplc_parallel(step_k518_reduce_sum_part, &(step_k518_reduce_sum_pointers){t1846, t1844});
+static void step_k525_reduce_sum(float *restrict t1846, const float *restrict t1844) {
+    mplc_parallel(step_k525_reduce_sum_part, &(step_k525_reduce_sum_pointers){t1846, t1844});
 }
 
 /* %1847 = add %1845, %1846 : [64] */
-static void step_k519_add(float *restrict t1847, const float *restrict t1845, const float *restrict t1846) {
+static void step_k526_add(float *restrict t1847, const float *restrict t1845, const float *restrict t1846) {
     for (size_t i = 0; i < 64; i++) {
         const float v1847 = t1845[i] + t1846[i];
         t1847[i] = v1847;
@@ -14108,10 +14155,10 @@ typedef struct {
     float *t1849;
     const float *t1843;
     const float *t338;
-} step_k520_mul_pointers;
+} step_k527_mul_pointers;
 
-static void step_k520_mul_part(void *context, int part, int parts) {
-    const step_k520_mul_pointers *p = context;
+static void step_k527_mul_part(void *context, int part, int parts) {
+    const step_k527_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1849 = p->t1849;
@@ -14128,8 +14175,8 @@ static void step_k520_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k520_mul(float *restrict t1849, const float *restrict t1843, const float *restrict t338) {
-    mplc_parallel(step_k520_mul_part, &(step_k520_mul_pointers){t1849, t1843, t338});
+static void step_k527_mul(float *restrict t1849, const float *restrict t1843, const float *restrict t338) {
+    mplc_parallel(step_k527_mul_part, &(step_k527_mul_pointers){t1849, t1843, t338});
 }
 
 /* %1850 = broadcast axes=[1] %338 : [2048,64]
@@ -14138,10 +14185,10 @@ typedef struct {
     float *t1851;
     const float *t1844;
     const float *t338;
-} step_k521_mul_pointers;
+} step_k528_mul_pointers;
 
-static void step_k521_mul_part(void *context, int part, int parts) {
-    const step_k521_mul_pointers *p = context;
+static void step_k528_mul_part(void *context, int part, int parts) {
+    const step_k528_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1851 = p->t1851;
@@ -14158,8 +14205,8 @@ static void step_k521_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k521_mul(float *restrict t1851, const float *restrict t1844, const float *restrict t338) {
-    mplc_parallel(step_k521_mul_part, &(step_k521_mul_pointers){t1851, t1844, t338});
+static void step_k528_mul(float *restrict t1851, const float *restrict t1844, const float *restrict t338) {
+    mplc_parallel(step_k528_mul_part, &(step_k528_mul_pointers){t1851, t1844, t338});
 }
 
 /* %1853 = mul %1843, %1852 : [512,64]
@@ -14168,10 +14215,10 @@ typedef struct {
     float *t1856;
     const float *t1843;
     const float *t1852;
-} step_k522_mul_reduce_sum_pointers;
+} step_k529_mul_reduce_sum_pointers;
 
-static void step_k522_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k522_mul_reduce_sum_pointers *p = context;
+static void step_k529_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k529_mul_reduce_sum_pointers *p = context;
     float *restrict t1856 = p->t1856;
     const float *restrict t1843 = p->t1843;
     const float *restrict t1852 = p->t1852;
@@ -14186,8 +14233,8 @@ static void step_k522_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k522_mul_reduce_sum(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
-    mplc_parallel(step_k522_mul_reduce_sum_part, &(step_k522_mul_reduce_sum_pointers){t1856, t1843, t1852});
+static void step_k529_mul_reduce_sum(float *restrict t1856, const float *restrict t1843, const float *restrict t1852) {
+    mplc_parallel(step_k529_mul_reduce_sum_part, &(step_k529_mul_reduce_sum_pointers){t1856, t1843, t1852});
 }
 
 /* %1855 = mul %1844, %1854 : [2048,64]
@@ -14196,10 +14243,10 @@ typedef struct {
     float *t1857;
     const float *t1844;
     const float *t1854;
-} step_k523_mul_reduce_sum_pointers;
+} step_k530_mul_reduce_sum_pointers;
 
-static void step_k523_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k523_mul_reduce_sum_pointers *p = context;
+static void step_k530_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k530_mul_reduce_sum_pointers *p = context;
     float *restrict t1857 = p->t1857;
     const float *restrict t1844 = p->t1844;
     const float *restrict t1854 = p->t1854;
@@ -14214,13 +14261,13 @@ static void step_k523_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k523_mul_reduce_sum(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
-    mplc_parallel(step_k523_mul_reduce_sum_part, &(step_k523_mul_reduce_sum_pointers){t1857, t1844, t1854});
+static void step_k530_mul_reduce_sum(float *restrict t1857, const float *restrict t1844, const float *restrict t1854) {
+    mplc_parallel(step_k530_mul_reduce_sum_part, &(step_k530_mul_reduce_sum_pointers){t1857, t1844, t1854});
 }
 
 /* %1858 = add %1856, %1857 : [64]
  * %1860 = mul %1858, %337 : [64] */
-static void step_k524_add_mul(float *restrict t1858, float *restrict t1860, const float *restrict t1856, const float *restrict t1857, const float *restrict t337) {
+static void step_k531_add_mul(float *restrict t1858, float *restrict t1860, const float *restrict t1856, const float *restrict t1857, const float *restrict t337) {
     for (size_t i = 0; i < 64; i++) {
         const float v1858 = t1856[i] + t1857[i];
         const float v1860 = v1858 * t337[i];
@@ -14234,10 +14281,10 @@ static void step_k524_add_mul(float *restrict t1858, float *restrict t1860, cons
 typedef struct {
     float *t1863;
     const float *t1849;
-} step_k525_neg_reduce_sum_pointers;
+} step_k532_neg_reduce_sum_pointers;
 
-static void step_k525_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k525_neg_reduce_sum_pointers *p = context;
+static void step_k532_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k532_neg_reduce_sum_pointers *p = context;
     float *restrict t1863 = p->t1863;
     const float *restrict t1849 = p->t1849;
     size_t lo, hi;
@@ -14251,8 +14298,8 @@ static void step_k525_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k525_neg_reduce_sum(float *restrict t1863, const float *restrict t1849) {
-    mplc_parallel(step_k525_neg_reduce_sum_part, &(step_k525_neg_reduce_sum_pointers){t1863, t1849});
+static void step_k532_neg_reduce_sum(float *restrict t1863, const float *restrict t1849) {
+    mplc_parallel(step_k532_neg_reduce_sum_part, &(step_k532_neg_reduce_sum_pointers){t1863, t1849});
 }
 
 /* %1862 = neg %1851 : [2048,64]
@@ -14260,10 +14307,10 @@ static void step_k525_neg_reduce_sum(float *restrict t1863, const float *restric
 typedef struct {
     float *t1864;
     const float *t1851;
-} step_k526_neg_reduce_sum_pointers;
+} step_k533_neg_reduce_sum_pointers;
 
-static void step_k526_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k526_neg_reduce_sum_pointers *p = context;
+static void step_k533_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k533_neg_reduce_sum_pointers *p = context;
     float *restrict t1864 = p->t1864;
     const float *restrict t1851 = p->t1851;
     size_t lo, hi;
@@ -14277,8 +14324,8 @@ static void step_k526_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k526_neg_reduce_sum(float *restrict t1864, const float *restrict t1851) {
-    mplc_parallel(step_k526_neg_reduce_sum_part, &(step_k526_neg_reduce_sum_pointers){t1864, t1851});
+static void step_k533_neg_reduce_sum(float *restrict t1864, const float *restrict t1851) {
+    mplc_parallel(step_k533_neg_reduce_sum_part, &(step_k533_neg_reduce_sum_pointers){t1864, t1851});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -14288,7 +14335,7 @@ static void step_k526_neg_reduce_sum(float *restrict t1864, const float *restric
  * %1867 = mul %1866, %297 : [64]
  * %1868 = div %1867, %334 : [64]
  * %1869 = mul %1868, %278 : [64] */
-static void step_k527_mul_div(float *restrict t1869, const float *restrict t1858, const float *restrict in_teacher_bn10_scale, const float *restrict t337, const float *restrict t334) {
+static void step_k534_mul_div(float *restrict t1869, const float *restrict t1858, const float *restrict in_teacher_bn10_scale, const float *restrict t337, const float *restrict t334) {
     for (size_t i = 0; i < 64; i++) {
         const float v1859 = t1858[i] * in_teacher_bn10_scale[i];
         const float v1866 = v1859 * t337[i];
@@ -14306,10 +14353,10 @@ typedef struct {
     float *t1872;
     const float *t1869;
     const float *t324;
-} step_k528_mul_add_pointers;
+} step_k535_mul_add_pointers;
 
-static void step_k528_mul_add_part(void *context, int part, int parts) {
-    const step_k528_mul_add_pointers *p = context;
+static void step_k535_mul_add_part(void *context, int part, int parts) {
+    const step_k535_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1872 = p->t1872;
@@ -14327,17 +14374,17 @@ static void step_k528_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k528_mul_add(float *restrict t1872, const float *restrict t1869, const float *restrict t324) {
-    mplc_parallel(step_k528_mul_add_part, &(step_k528_mul_add_pointers){t1872, t1869, t324});
+static void step_k535_mul_add(float *restrict t1872, const float *restrict t1869, const float *restrict t324) {
+    mplc_parallel(step_k535_mul_add_part, &(step_k535_mul_add_pointers){t1872, t1869, t324});
 }
 
 /* %1874 = pad_rows start=0 %1849 : [4608,64] */
-static void step_k529_pad_rows(float *restrict t1874, const float *restrict t1849) {
+static void step_k536_pad_rows(float *restrict t1874, const float *restrict t1849) {
     mplc_pad_rows(t1874, t1849, 512, 4608, 0, 64);
 }
 
 /* %1875 = pad_rows start=2560 %1851 : [4608,64] */
-static void step_k530_pad_rows(float *restrict t1875, const float *restrict t1851) {
+static void step_k537_pad_rows(float *restrict t1875, const float *restrict t1851) {
     mplc_pad_rows(t1875, t1851, 2048, 4608, 2560, 64);
 }
 
@@ -14346,10 +14393,10 @@ static void step_k530_pad_rows(float *restrict t1875, const float *restrict t185
 typedef struct {
     float *t1878;
     const float *t1872;
-} step_k531_neg_reduce_sum_pointers;
+} step_k538_neg_reduce_sum_pointers;
 
-static void step_k531_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k531_neg_reduce_sum_pointers *p = context;
+static void step_k538_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k538_neg_reduce_sum_pointers *p = context;
     float *restrict t1878 = p->t1878;
     const float *restrict t1872 = p->t1872;
     size_t lo, hi;
@@ -14363,15 +14410,15 @@ static void step_k531_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k531_neg_reduce_sum(float *restrict t1878, const float *restrict t1872) {
-    mplc_parallel(step_k531_neg_reduce_sum_part, &(step_k531_neg_reduce_sum_pointers){t1878, t1872});
+static void step_k538_neg_reduce_sum(float *restrict t1878, const float *restrict t1872) {
+    mplc_parallel(step_k538_neg_reduce_sum_part, &(step_k538_neg_reduce_sum_pointers){t1878, t1872});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
  * %1865 = add %1863, %1864 : [64]
  * %1879 = add %1865, %1878 : [64]
  * %1880 = mul %1879, %278 : [64] */
-static void step_k532_add_mul(float *restrict t1880, const float *restrict t1863, const float *restrict t1864, const float *restrict t1878) {
+static void step_k539_add_mul(float *restrict t1880, const float *restrict t1863, const float *restrict t1864, const float *restrict t1878) {
     for (size_t i = 0; i < 64; i++) {
         const float v1865 = t1863[i] + t1864[i];
         const float v1879 = v1865 + t1878[i];
@@ -14390,10 +14437,10 @@ typedef struct {
     const float *t1875;
     const float *t1872;
     const float *t1880;
-} step_k533_add_pointers;
+} step_k540_add_pointers;
 
-static void step_k533_add_part(void *context, int part, int parts) {
-    const step_k533_add_pointers *p = context;
+static void step_k540_add_part(void *context, int part, int parts) {
+    const step_k540_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1882 = p->t1882;
@@ -14414,8 +14461,8 @@ static void step_k533_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k533_add(float *restrict t1882, const float *restrict t1874, const float *restrict t1875, const float *restrict t1872, const float *restrict t1880) {
-    mplc_parallel(step_k533_add_part, &(step_k533_add_pointers){t1882, t1874, t1875, t1872, t1880});
+static void step_k540_add(float *restrict t1882, const float *restrict t1874, const float *restrict t1875, const float *restrict t1872, const float *restrict t1880) {
+    mplc_parallel(step_k540_add_part, &(step_k540_add_pointers){t1882, t1874, t1875, t1872, t1880});
 }
 
 /* %1883 = matmul tB %1882, %316 : [4608,32]
@@ -14425,10 +14472,10 @@ typedef struct {
     const float *t1882;
     const float *in_teacher_res9_shortcut_weight;
     float *chunk;
-} step_k534_matmul_col2im_pointers;
+} step_k541_matmul_col2im_pointers;
 
-static void step_k534_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k534_matmul_col2im_pointers *p = context;
+static void step_k541_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k541_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1886 = p->t1886;
     const float *restrict t1882 = p->t1882;
@@ -14445,8 +14492,8 @@ static void step_k534_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k534_matmul_col2im(float *restrict t1886, const float *restrict t1882, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
-    mplc_parallel(step_k534_matmul_col2im_part, &(step_k534_matmul_col2im_pointers){t1886, t1882, in_teacher_res9_shortcut_weight, chunk});
+static void step_k541_matmul_col2im(float *restrict t1886, const float *restrict t1882, const float *restrict in_teacher_res9_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k541_matmul_col2im_part, &(step_k541_matmul_col2im_pointers){t1886, t1882, in_teacher_res9_shortcut_weight, chunk});
 }
 
 /* %315 = im2col k1 s2 p0 %271 : [4608,32]
@@ -14456,10 +14503,10 @@ typedef struct {
     const float *t271;
     const float *t1882;
     float *chunk;
-} step_k535_im2col_matmul_pointers;
+} step_k542_im2col_matmul_pointers;
 
-static void step_k535_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k535_im2col_matmul_pointers *p = context;
+static void step_k542_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k542_im2col_matmul_pointers *p = context;
     float *restrict t1884 = p->t1884;
     const float *restrict t271 = p->t271;
     const float *restrict t1882 = p->t1882;
@@ -14476,8 +14523,8 @@ static void step_k535_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k535_im2col_matmul(float *restrict t1884, const float *restrict t271, const float *restrict t1882, float *restrict chunk) {
-    mplc_parallel(step_k535_im2col_matmul_part, &(step_k535_im2col_matmul_pointers){t1884, t271, t1882, chunk});
+static void step_k542_im2col_matmul(float *restrict t1884, const float *restrict t271, const float *restrict t1882, float *restrict chunk) {
+    mplc_parallel(step_k542_im2col_matmul_part, &(step_k542_im2col_matmul_pointers){t1884, t271, t1882, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 133120 + 131072;
         for (int i = 0; i < 2048; i++) t1884[i] += partial[i];
@@ -14488,10 +14535,10 @@ static void step_k535_im2col_matmul(float *restrict t1884, const float *restrict
 typedef struct {
     float *t1887;
     const float *t1882;
-} step_k536_reduce_sum_pointers;
+} step_k543_reduce_sum_pointers;
 
-static void step_k536_reduce_sum_part(void *context, int part, int parts) {
-    const step_k536_reduce_sum_pointers *p = context;
+static void step_k543_reduce_sum_part(void *context, int part, int parts) {
+    const step_k543_reduce_sum_pointers *p = context;
     float *restrict t1887 = p->t1887;
     const float *restrict t1882 = p->t1882;
     size_t lo, hi;
@@ -14504,8 +14551,8 @@ static void step_k536_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k536_reduce_sum(float *restrict t1887, const float *restrict t1882) {
-    mplc_parallel(step_k536_reduce_sum_part, &(step_k536_reduce_sum_pointers){t1887, t1882});
+static void step_k543_reduce_sum(float *restrict t1887, const float *restrict t1882) {
+    mplc_parallel(step_k543_reduce_sum_part, &(step_k543_reduce_sum_pointers){t1887, t1882});
 }
 
 /* %1888 = matmul tB %1882, %310 : [4608,576]
@@ -14515,10 +14562,10 @@ typedef struct {
     const float *t1882;
     const float *in_teacher_res9_conv3_weight;
     float *chunk;
-} step_k537_matmul_col2im_pointers;
+} step_k544_matmul_col2im_pointers;
 
-static void step_k537_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k537_matmul_col2im_pointers *p = context;
+static void step_k544_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k544_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1891 = p->t1891;
     const float *restrict t1882 = p->t1882;
@@ -14536,8 +14583,8 @@ static void step_k537_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k537_matmul_col2im(float *restrict t1891, const float *restrict t1882, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k537_matmul_col2im_part, &(step_k537_matmul_col2im_pointers){t1891, t1882, in_teacher_res9_conv3_weight, chunk});
+static void step_k544_matmul_col2im(float *restrict t1891, const float *restrict t1882, const float *restrict in_teacher_res9_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k544_matmul_col2im_part, &(step_k544_matmul_col2im_pointers){t1891, t1882, in_teacher_res9_conv3_weight, chunk});
 }
 
 /* %309 = im2col k3 s1 p1 %308 : [4608,576]
@@ -14547,10 +14594,10 @@ typedef struct {
     const float *t308;
     const float *t1882;
     float *chunk;
-} step_k538_im2col_matmul_pointers;
+} step_k545_im2col_matmul_pointers;
 
-static void step_k538_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k538_im2col_matmul_pointers *p = context;
+static void step_k545_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k545_im2col_matmul_pointers *p = context;
     float *restrict t1889 = p->t1889;
     const float *restrict t308 = p->t308;
     const float *restrict t1882 = p->t1882;
@@ -14568,8 +14615,8 @@ static void step_k538_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 64, 64);
 }
 
-static void step_k538_im2col_matmul(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
-    mplc_parallel(step_k538_im2col_matmul_part, &(step_k538_im2col_matmul_pointers){t1889, t308, t1882, chunk});
+static void step_k545_im2col_matmul(float *restrict t1889, const float *restrict t308, const float *restrict t1882, float *restrict chunk) {
+    mplc_parallel(step_k545_im2col_matmul_part, &(step_k545_im2col_matmul_pointers){t1889, t308, t1882, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 332992 + 296128;
         for (int i = 0; i < 36864; i++) t1889[i] += partial[i];
@@ -14589,10 +14636,10 @@ typedef struct {
     const float *t305;
     const float *t307;
     const float *t1891;
-} step_k539_greaterEqual_sub_mul_etc_pointers;
+} step_k546_greaterEqual_sub_mul_etc_pointers;
 
-static void step_k539_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
-    const step_k539_greaterEqual_sub_mul_etc_pointers *p = context;
+static void step_k546_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k546_greaterEqual_sub_mul_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1897 = p->t1897;
@@ -14613,18 +14660,18 @@ static void step_k539_greaterEqual_sub_mul_etc_part(void *context, int part, int
     }
 }
 
-static void step_k539_greaterEqual_sub_mul_etc(float *restrict t1897, const float *restrict t305, const float *restrict t307, const float *restrict t1891) {
-    mplc_parallel(step_k539_greaterEqual_sub_mul_etc_part, &(step_k539_greaterEqual_sub_mul_etc_pointers){t1897, t305, t307, t1891});
+static void step_k546_greaterEqual_sub_mul_etc(float *restrict t1897, const float *restrict t305, const float *restrict t307, const float *restrict t1891) {
+    mplc_parallel(step_k546_greaterEqual_sub_mul_etc_part, &(step_k546_greaterEqual_sub_mul_etc_pointers){t1897, t305, t307, t1891});
 }
 
 /* %1899 = reduce_sum axes=[0] %1898 : [64] */
 typedef struct {
     float *t1899;
     const float *t1898;
-} step_k540_reduce_sum_pointers;
+} step_k547_reduce_sum_pointers;
 
-static void step_k540_reduce_sum_part(void *context, int part, int parts) {
-    const step_k540_reduce_sum_pointers *p = context;
+static void step_k547_reduce_sum_part(void *context, int part, int parts) {
+    const step_k547_reduce_sum_pointers *p = context;
     float *restrict t1899 = p->t1899;
     const float *restrict t1898 = p->t1898;
     size_t lo, hi;
@@ -14637,8 +14684,8 @@ static void step_k540_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k540_reduce_sum(float *restrict t1899, const float *restrict t1898) {
-    mplc_parallel(step_k540_reduce_sum_part, &(step_k540_reduce_sum_pointers){t1899, t1898});
+static void step_k547_reduce_sum(float *restrict t1899, const float *restrict t1898) {
+    mplc_parallel(step_k547_reduce_sum_part, &(step_k547_reduce_sum_pointers){t1899, t1898});
 }
 
 /* %301 = broadcast axes=[1] %300 : [4608,64]
@@ -14647,10 +14694,10 @@ typedef struct {
     float *t1900;
     const float *t1898;
     const float *t300;
-} step_k541_mul_pointers;
+} step_k548_mul_pointers;
 
-static void step_k541_mul_part(void *context, int part, int parts) {
-    const step_k541_mul_pointers *p = context;
+static void step_k548_mul_part(void *context, int part, int parts) {
+    const step_k548_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1900 = p->t1900;
@@ -14667,8 +14714,8 @@ static void step_k541_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k541_mul(float *restrict t1900, const float *restrict t1898, const float *restrict t300) {
-    mplc_parallel(step_k541_mul_part, &(step_k541_mul_pointers){t1900, t1898, t300});
+static void step_k548_mul(float *restrict t1900, const float *restrict t1898, const float *restrict t300) {
+    mplc_parallel(step_k548_mul_part, &(step_k548_mul_pointers){t1900, t1898, t300});
 }
 
 /* %1901 = mul %1898, %281 : [4608,64]
@@ -14677,10 +14724,10 @@ typedef struct {
     float *t1902;
     const float *t1898;
     const float *t281;
-} step_k542_mul_reduce_sum_pointers;
+} step_k549_mul_reduce_sum_pointers;
 
-static void step_k542_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k542_mul_reduce_sum_pointers *p = context;
+static void step_k549_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k549_mul_reduce_sum_pointers *p = context;
     float *restrict t1902 = p->t1902;
     const float *restrict t1898 = p->t1898;
     const float *restrict t281 = p->t281;
@@ -14695,12 +14742,12 @@ static void step_k542_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k542_mul_reduce_sum(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
-    mplc_parallel(step_k542_mul_reduce_sum_part, &(step_k542_mul_reduce_sum_pointers){t1902, t1898, t281});
+static void step_k549_mul_reduce_sum(float *restrict t1902, const float *restrict t1898, const float *restrict t281) {
+    mplc_parallel(step_k549_mul_reduce_sum_part, &(step_k549_mul_reduce_sum_pointers){t1902, t1898, t281});
 }
 
 /* %1904 = mul %1902, %299 : [64] */
-static void step_k543_mul(float *restrict t1904, const float *restrict t1902, const float *restrict t299) {
+static void step_k550_mul(float *restrict t1904, const float *restrict t1902, const float *restrict t299) {
     for (size_t i = 0; i < 64; i++) {
         const float v1904 = t1902[i] * t299[i];
         t1904[i] = v1904;
@@ -14712,10 +14759,10 @@ static void step_k543_mul(float *restrict t1904, const float *restrict t1902, co
 typedef struct {
     float *t1906;
     const float *t1900;
-} step_k544_neg_reduce_sum_pointers;
+} step_k551_neg_reduce_sum_pointers;
 
-static void step_k544_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k544_neg_reduce_sum_pointers *p = context;
+static void step_k551_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k551_neg_reduce_sum_pointers *p = context;
     float *restrict t1906 = p->t1906;
     const float *restrict t1900 = p->t1900;
     size_t lo, hi;
@@ -14729,8 +14776,8 @@ static void step_k544_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k544_neg_reduce_sum(float *restrict t1906, const float *restrict t1900) {
-    mplc_parallel(step_k544_neg_reduce_sum_part, &(step_k544_neg_reduce_sum_pointers){t1906, t1900});
+static void step_k551_neg_reduce_sum(float *restrict t1906, const float *restrict t1900) {
+    mplc_parallel(step_k551_neg_reduce_sum_part, &(step_k551_neg_reduce_sum_pointers){t1906, t1900});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
@@ -14740,7 +14787,7 @@ static void step_k544_neg_reduce_sum(float *restrict t1906, const float *restric
  * %1908 = mul %1907, %297 : [64]
  * %1909 = div %1908, %295 : [64]
  * %1910 = mul %1909, %278 : [64] */
-static void step_k545_mul_div(float *restrict t1910, const float *restrict t1902, const float *restrict in_teacher_res9_bn1_scale, const float *restrict t299, const float *restrict t295) {
+static void step_k552_mul_div(float *restrict t1910, const float *restrict t1902, const float *restrict in_teacher_res9_bn1_scale, const float *restrict t299, const float *restrict t295) {
     for (size_t i = 0; i < 64; i++) {
         const float v1903 = t1902[i] * in_teacher_res9_bn1_scale[i];
         const float v1907 = v1903 * t299[i];
@@ -14758,10 +14805,10 @@ typedef struct {
     float *t1913;
     const float *t1910;
     const float *t281;
-} step_k546_mul_add_pointers;
+} step_k553_mul_add_pointers;
 
-static void step_k546_mul_add_part(void *context, int part, int parts) {
-    const step_k546_mul_add_pointers *p = context;
+static void step_k553_mul_add_part(void *context, int part, int parts) {
+    const step_k553_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1913 = p->t1913;
@@ -14779,8 +14826,8 @@ static void step_k546_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910, const float *restrict t281) {
-    mplc_parallel(step_k546_mul_add_part, &(step_k546_mul_add_pointers){t1913, t1910, t281});
+static void step_k553_mul_add(float *restrict t1913, const float *restrict t1910, const float *restrict t281) {
+    mplc_parallel(step_k553_mul_add_part, &(step_k553_mul_add_pointers){t1913, t1910, t281});
 }
 
 /* %1914 = neg %1913 : [4608,64]
@@ -14788,10 +14835,10 @@ static void step_k546_mul_add(float *restrict t1913, const float *restrict t1910
 typedef struct {
     float *t1916;
     const float *t1913;
-} step_k547_neg_reduce_sum_pointers;
+} step_k554_neg_reduce_sum_pointers;
 
-static void step_k547_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k547_neg_reduce_sum_pointers *p = context;
+static void step_k554_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k554_neg_reduce_sum_pointers *p = context;
     float *restrict t1916 = p->t1916;
     const float *restrict t1913 = p->t1913;
     size_t lo, hi;
@@ -14805,14 +14852,14 @@ static void step_k547_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k547_neg_reduce_sum(float *restrict t1916, const float *restrict t1913) {
-    mplc_parallel(step_k547_neg_reduce_sum_part, &(step_k547_neg_reduce_sum_pointers){t1916, t1913});
+static void step_k554_neg_reduce_sum(float *restrict t1916, const float *restrict t1913) {
+    mplc_parallel(step_k554_neg_reduce_sum_part, &(step_k554_neg_reduce_sum_pointers){t1916, t1913});
 }
 
 /* %278 = constant 0.00021701388888888888 : [64]
  * %1917 = add %1906, %1916 : [64]
  * %1918 = mul %1917, %278 : [64] */
-static void step_k548_add_mul(float *restrict t1918, const float *restrict t1906, const float *restrict t1916) {
+static void step_k555_add_mul(float *restrict t1918, const float *restrict t1906, const float *restrict t1916) {
     for (size_t i = 0; i < 64; i++) {
         const float v1917 = t1906[i] + t1916[i];
         const float v1918 = v1917 * 0.00021701389f;
@@ -14828,10 +14875,10 @@ typedef struct {
     const float *t1900;
     const float *t1913;
     const float *t1918;
-} step_k549_add_pointers;
+} step_k556_add_pointers;
 
-static void step_k549_add_part(void *context, int part, int parts) {
-    const step_k549_add_pointers *p = context;
+static void step_k556_add_part(void *context, int part, int parts) {
+    const step_k556_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1920 = p->t1920;
@@ -14850,18 +14897,18 @@ static void step_k549_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k549_add(float *restrict t1920, const float *restrict t1900, const float *restrict t1913, const float *restrict t1918) {
-    mplc_parallel(step_k549_add_part, &(step_k549_add_pointers){t1920, t1900, t1913, t1918});
+static void step_k556_add(float *restrict t1920, const float *restrict t1900, const float *restrict t1913, const float *restrict t1918) {
+    mplc_parallel(step_k556_add_part, &(step_k556_add_pointers){t1920, t1900, t1913, t1918});
 }
 
 /* %1921 = reduce_sum axes=[0] %1920 : [64] */
 typedef struct {
     float *t1921;
     const float *t1920;
-} step_k550_reduce_sum_pointers;
+} step_k557_reduce_sum_pointers;
 
-static void step_k550_reduce_sum_part(void *context, int part, int parts) {
-    const step_k550_reduce_sum_pointers *p = context;
+static void step_k557_reduce_sum_part(void *context, int part, int parts) {
+    const step_k557_reduce_sum_pointers *p = context;
     float *restrict t1921 = p->t1921;
     const float *restrict t1920 = p->t1920;
     size_t lo, hi;
@@ -14874,8 +14921,8 @@ static void step_k550_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k550_reduce_sum(float *restrict t1921, const float *restrict t1920) {
-    mplc_parallel(step_k550_reduce_sum_part, &(step_k550_reduce_sum_pointers){t1921, t1920});
+static void step_k557_reduce_sum(float *restrict t1921, const float *restrict t1920) {
+    mplc_parallel(step_k557_reduce_sum_part, &(step_k557_reduce_sum_pointers){t1921, t1920});
 }
 
 /* %1922 = matmul tB %1920, %273 : [4608,288]
@@ -14885,10 +14932,10 @@ typedef struct {
     const float *t1920;
     const float *in_teacher_res9_conv0_weight;
     float *chunk;
-} step_k551_matmul_col2im_pointers;
+} step_k558_matmul_col2im_pointers;
 
-static void step_k551_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k551_matmul_col2im_pointers *p = context;
+static void step_k558_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k558_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1925 = p->t1925;
     const float *restrict t1920 = p->t1920;
@@ -14905,8 +14952,8 @@ static void step_k551_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k551_matmul_col2im(float *restrict t1925, const float *restrict t1920, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
-    mplc_parallel(step_k551_matmul_col2im_part, &(step_k551_matmul_col2im_pointers){t1925, t1920, in_teacher_res9_conv0_weight, chunk});
+static void step_k558_matmul_col2im(float *restrict t1925, const float *restrict t1920, const float *restrict in_teacher_res9_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k558_matmul_col2im_part, &(step_k558_matmul_col2im_pointers){t1925, t1920, in_teacher_res9_conv0_weight, chunk});
 }
 
 /* %272 = im2col k3 s2 p1 %271 : [4608,288]
@@ -14916,10 +14963,10 @@ typedef struct {
     const float *t271;
     const float *t1920;
     float *chunk;
-} step_k552_im2col_matmul_pointers;
+} step_k559_im2col_matmul_pointers;
 
-static void step_k552_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k552_im2col_matmul_pointers *p = context;
+static void step_k559_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k559_im2col_matmul_pointers *p = context;
     float *restrict t1923 = p->t1923;
     const float *restrict t271 = p->t271;
     const float *restrict t1920 = p->t1920;
@@ -14936,8 +14983,8 @@ static void step_k552_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k552_im2col_matmul(float *restrict t1923, const float *restrict t271, const float *restrict t1920, float *restrict chunk) {
-    mplc_parallel(step_k552_im2col_matmul_part, &(step_k552_im2col_matmul_pointers){t1923, t271, t1920, chunk});
+static void step_k559_im2col_matmul(float *restrict t1923, const float *restrict t271, const float *restrict t1920, float *restrict chunk) {
+    mplc_parallel(step_k559_im2col_matmul_part, &(step_k559_im2col_matmul_pointers){t1923, t271, t1920, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 276480 + 258048;
         for (int i = 0; i < 18432; i++) t1923[i] += partial[i];
@@ -14959,10 +15006,10 @@ typedef struct {
     const float *t1925;
     const float *t269;
     const float *t270;
-} step_k553_add_greaterEqual_sub_etc_pointers;
+} step_k560_add_greaterEqual_sub_etc_pointers;
 
-static void step_k553_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
-    const step_k553_add_greaterEqual_sub_etc_pointers *p = context;
+static void step_k560_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k560_add_greaterEqual_sub_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1933 = p->t1933;
@@ -14985,18 +15032,18 @@ static void step_k553_add_greaterEqual_sub_etc_part(void *context, int part, int
     }
 }
 
-static void step_k553_add_greaterEqual_sub_etc(float *restrict t1933, const float *restrict t1886, const float *restrict t1925, const float *restrict t269, const float *restrict t270) {
-    mplc_parallel(step_k553_add_greaterEqual_sub_etc_part, &(step_k553_add_greaterEqual_sub_etc_pointers){t1933, t1886, t1925, t269, t270});
+static void step_k560_add_greaterEqual_sub_etc(float *restrict t1933, const float *restrict t1886, const float *restrict t1925, const float *restrict t269, const float *restrict t270) {
+    mplc_parallel(step_k560_add_greaterEqual_sub_etc_part, &(step_k560_add_greaterEqual_sub_etc_pointers){t1933, t1886, t1925, t269, t270});
 }
 
 /* %1935 = reduce_sum axes=[0] %1934 : [32] */
 typedef struct {
     float *t1935;
     const float *t1934;
-} step_k554_reduce_sum_pointers;
+} step_k561_reduce_sum_pointers;
 
-static void step_k554_reduce_sum_part(void *context, int part, int parts) {
-    const step_k554_reduce_sum_pointers *p = context;
+static void step_k561_reduce_sum_part(void *context, int part, int parts) {
+    const step_k561_reduce_sum_pointers *p = context;
     float *restrict t1935 = p->t1935;
     const float *restrict t1934 = p->t1934;
     size_t lo, hi;
@@ -15009,8 +15056,8 @@ static void step_k554_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k554_reduce_sum(float *restrict t1935, const float *restrict t1934) {
-    mplc_parallel(step_k554_reduce_sum_part, &(step_k554_reduce_sum_pointers){t1935, t1934});
+static void step_k561_reduce_sum(float *restrict t1935, const float *restrict t1934) {
+    mplc_parallel(step_k561_reduce_sum_part, &(step_k561_reduce_sum_pointers){t1935, t1934});
 }
 
 /* %265 = broadcast axes=[1] %264 : [14112,32]
@@ -15019,10 +15066,10 @@ typedef struct {
     float *t1936;
     const float *t1934;
     const float *t264;
-} step_k555_mul_pointers;
+} step_k562_mul_pointers;
 
-static void step_k555_mul_part(void *context, int part, int parts) {
-    const step_k555_mul_pointers *p = context;
+static void step_k562_mul_part(void *context, int part, int parts) {
+    const step_k562_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1936 = p->t1936;
@@ -15039,8 +15086,8 @@ static void step_k555_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k555_mul(float *restrict t1936, const float *restrict t1934, const float *restrict t264) {
-    mplc_parallel(step_k555_mul_part, &(step_k555_mul_pointers){t1936, t1934, t264});
+static void step_k562_mul(float *restrict t1936, const float *restrict t1934, const float *restrict t264) {
+    mplc_parallel(step_k562_mul_part, &(step_k562_mul_pointers){t1936, t1934, t264});
 }
 
 /* %1937 = mul %1934, %250 : [14112,32]
@@ -15049,10 +15096,10 @@ typedef struct {
     float *t1938;
     const float *t1934;
     const float *t250;
-} step_k556_mul_reduce_sum_pointers;
+} step_k563_mul_reduce_sum_pointers;
 
-static void step_k556_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k556_mul_reduce_sum_pointers *p = context;
+static void step_k563_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k563_mul_reduce_sum_pointers *p = context;
     float *restrict t1938 = p->t1938;
     const float *restrict t1934 = p->t1934;
     const float *restrict t250 = p->t250;
@@ -15067,12 +15114,12 @@ static void step_k556_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k556_mul_reduce_sum(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
-    mplc_parallel(step_k556_mul_reduce_sum_part, &(step_k556_mul_reduce_sum_pointers){t1938, t1934, t250});
+static void step_k563_mul_reduce_sum(float *restrict t1938, const float *restrict t1934, const float *restrict t250) {
+    mplc_parallel(step_k563_mul_reduce_sum_part, &(step_k563_mul_reduce_sum_pointers){t1938, t1934, t250});
 }
 
 /* %1940 = mul %1938, %263 : [32] */
-static void step_k557_mul(float *restrict t1940, const float *restrict t1938, const float *restrict t263) {
+static void step_k564_mul(float *restrict t1940, const float *restrict t1938, const float *restrict t263) {
     for (size_t i = 0; i < 32; i++) {
         const float v1940 = t1938[i] * t263[i];
         t1940[i] = v1940;
@@ -15084,10 +15131,10 @@ static void step_k557_mul(float *restrict t1940, const float *restrict t1938, co
 typedef struct {
     float *t1942;
     const float *t1936;
-} step_k558_neg_reduce_sum_pointers;
+} step_k565_neg_reduce_sum_pointers;
 
-static void step_k558_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k558_neg_reduce_sum_pointers *p = context;
+static void step_k565_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k565_neg_reduce_sum_pointers *p = context;
     float *restrict t1942 = p->t1942;
     const float *restrict t1936 = p->t1936;
     size_t lo, hi;
@@ -15101,8 +15148,8 @@ static void step_k558_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k558_neg_reduce_sum(float *restrict t1942, const float *restrict t1936) {
-    mplc_parallel(step_k558_neg_reduce_sum_part, &(step_k558_neg_reduce_sum_pointers){t1942, t1936});
+static void step_k565_neg_reduce_sum(float *restrict t1942, const float *restrict t1936) {
+    mplc_parallel(step_k565_neg_reduce_sum_part, &(step_k565_neg_reduce_sum_pointers){t1942, t1936});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -15112,7 +15159,7 @@ static void step_k558_neg_reduce_sum(float *restrict t1942, const float *restric
  * %1944 = mul %1943, %223 : [32]
  * %1945 = div %1944, %260 : [32]
  * %1946 = mul %1945, %204 : [32] */
-static void step_k559_mul_div(float *restrict t1946, const float *restrict t1938, const float *restrict in_teacher_bn7_scale, const float *restrict t263, const float *restrict t260) {
+static void step_k566_mul_div(float *restrict t1946, const float *restrict t1938, const float *restrict in_teacher_bn7_scale, const float *restrict t263, const float *restrict t260) {
     for (size_t i = 0; i < 32; i++) {
         const float v1939 = t1938[i] * in_teacher_bn7_scale[i];
         const float v1943 = v1939 * t263[i];
@@ -15130,10 +15177,10 @@ typedef struct {
     float *t1949;
     const float *t1946;
     const float *t250;
-} step_k560_mul_add_pointers;
+} step_k567_mul_add_pointers;
 
-static void step_k560_mul_add_part(void *context, int part, int parts) {
-    const step_k560_mul_add_pointers *p = context;
+static void step_k567_mul_add_part(void *context, int part, int parts) {
+    const step_k567_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1949 = p->t1949;
@@ -15151,8 +15198,8 @@ static void step_k560_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946, const float *restrict t250) {
-    mplc_parallel(step_k560_mul_add_part, &(step_k560_mul_add_pointers){t1949, t1946, t250});
+static void step_k567_mul_add(float *restrict t1949, const float *restrict t1946, const float *restrict t250) {
+    mplc_parallel(step_k567_mul_add_part, &(step_k567_mul_add_pointers){t1949, t1946, t250});
 }
 
 /* %1950 = neg %1949 : [14112,32]
@@ -15160,10 +15207,10 @@ static void step_k560_mul_add(float *restrict t1949, const float *restrict t1946
 typedef struct {
     float *t1952;
     const float *t1949;
-} step_k561_neg_reduce_sum_pointers;
+} step_k568_neg_reduce_sum_pointers;
 
-static void step_k561_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k561_neg_reduce_sum_pointers *p = context;
+static void step_k568_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k568_neg_reduce_sum_pointers *p = context;
     float *restrict t1952 = p->t1952;
     const float *restrict t1949 = p->t1949;
     size_t lo, hi;
@@ -15177,14 +15224,14 @@ static void step_k561_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k561_neg_reduce_sum(float *restrict t1952, const float *restrict t1949) {
-    mplc_parallel(step_k561_neg_reduce_sum_part, &(step_k561_neg_reduce_sum_pointers){t1952, t1949});
+static void step_k568_neg_reduce_sum(float *restrict t1952, const float *restrict t1949) {
+    mplc_parallel(step_k568_neg_reduce_sum_part, &(step_k568_neg_reduce_sum_pointers){t1952, t1949});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
  * %1953 = add %1942, %1952 : [32]
  * %1954 = mul %1953, %204 : [32] */
-static void step_k562_add_mul(float *restrict t1954, const float *restrict t1942, const float *restrict t1952) {
+static void step_k569_add_mul(float *restrict t1954, const float *restrict t1942, const float *restrict t1952) {
     for (size_t i = 0; i < 32; i++) {
         const float v1953 = t1942[i] + t1952[i];
         const float v1954 = v1953 * 7.086168e-05f;
@@ -15200,10 +15247,10 @@ typedef struct {
     const float *t1936;
     const float *t1949;
     const float *t1954;
-} step_k563_add_pointers;
+} step_k570_add_pointers;
 
-static void step_k563_add_part(void *context, int part, int parts) {
-    const step_k563_add_pointers *p = context;
+static void step_k570_add_part(void *context, int part, int parts) {
+    const step_k570_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1956 = p->t1956;
@@ -15222,8 +15269,8 @@ static void step_k563_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k563_add(float *restrict t1956, const float *restrict t1936, const float *restrict t1949, const float *restrict t1954) {
-    mplc_parallel(step_k563_add_part, &(step_k563_add_pointers){t1956, t1936, t1949, t1954});
+static void step_k570_add(float *restrict t1956, const float *restrict t1936, const float *restrict t1949, const float *restrict t1954) {
+    mplc_parallel(step_k570_add_part, &(step_k570_add_pointers){t1956, t1936, t1949, t1954});
 }
 
 /* %1957 = matmul tB %1956, %242 : [14112,16]
@@ -15233,10 +15280,10 @@ typedef struct {
     const float *t1956;
     const float *in_teacher_res6_shortcut_weight;
     float *chunk;
-} step_k564_matmul_col2im_pointers;
+} step_k571_matmul_col2im_pointers;
 
-static void step_k564_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k564_matmul_col2im_pointers *p = context;
+static void step_k571_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k571_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1960 = p->t1960;
     const float *restrict t1956 = p->t1956;
@@ -15253,8 +15300,8 @@ static void step_k564_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k564_matmul_col2im(float *restrict t1960, const float *restrict t1956, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
-    mplc_parallel(step_k564_matmul_col2im_part, &(step_k564_matmul_col2im_pointers){t1960, t1956, in_teacher_res6_shortcut_weight, chunk});
+static void step_k571_matmul_col2im(float *restrict t1960, const float *restrict t1956, const float *restrict in_teacher_res6_shortcut_weight, float *restrict chunk) {
+    mplc_parallel(step_k571_matmul_col2im_part, &(step_k571_matmul_col2im_pointers){t1960, t1956, in_teacher_res6_shortcut_weight, chunk});
 }
 
 /* %241 = im2col k1 s2 p0 %197 : [14112,16]
@@ -15264,10 +15311,10 @@ typedef struct {
     const float *t197;
     const float *t1956;
     float *chunk;
-} step_k565_im2col_matmul_pointers;
+} step_k572_im2col_matmul_pointers;
 
-static void step_k565_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k565_im2col_matmul_pointers *p = context;
+static void step_k572_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k572_im2col_matmul_pointers *p = context;
     float *restrict t1958 = p->t1958;
     const float *restrict t197 = p->t197;
     const float *restrict t1956 = p->t1956;
@@ -15300,8 +15347,8 @@ static void step_k565_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 512; i++) sum[i] = total[i];
 }
 
-static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict t197, const float *restrict t1956, float *restrict chunk) {
-    mplc_parallel(step_k565_im2col_matmul_part, &(step_k565_im2col_matmul_pointers){t1958, t197, t1956, chunk});
+static void step_k572_im2col_matmul(float *restrict t1958, const float *restrict t197, const float *restrict t1956, float *restrict chunk) {
+    mplc_parallel(step_k572_im2col_matmul_part, &(step_k572_im2col_matmul_pointers){t1958, t197, t1956, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 131440 + 130928;
         for (int i = 0; i < 512; i++) t1958[i] += partial[i];
@@ -15312,10 +15359,10 @@ static void step_k565_im2col_matmul(float *restrict t1958, const float *restrict
 typedef struct {
     float *t1961;
     const float *t1956;
-} step_k566_reduce_sum_pointers;
+} step_k573_reduce_sum_pointers;
 
-static void step_k566_reduce_sum_part(void *context, int part, int parts) {
-    const step_k566_reduce_sum_pointers *p = context;
+static void step_k573_reduce_sum_part(void *context, int part, int parts) {
+    const step_k573_reduce_sum_pointers *p = context;
     float *restrict t1961 = p->t1961;
     const float *restrict t1956 = p->t1956;
     size_t lo, hi;
@@ -15328,8 +15375,8 @@ static void step_k566_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k566_reduce_sum(float *restrict t1961, const float *restrict t1956) {
-    mplc_parallel(step_k566_reduce_sum_part, &(step_k566_reduce_sum_pointers){t1961, t1956});
+static void step_k573_reduce_sum(float *restrict t1961, const float *restrict t1956) {
+    mplc_parallel(step_k573_reduce_sum_part, &(step_k573_reduce_sum_pointers){t1961, t1956});
 }
 
 /* %1962 = matmul tB %1956, %236 : [14112,288]
@@ -15339,10 +15386,10 @@ typedef struct {
     const float *t1956;
     const float *in_teacher_res6_conv3_weight;
     float *chunk;
-} step_k567_matmul_col2im_pointers;
+} step_k574_matmul_col2im_pointers;
 
-static void step_k567_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k567_matmul_col2im_pointers *p = context;
+static void step_k574_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k574_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1965 = p->t1965;
     const float *restrict t1956 = p->t1956;
@@ -15360,8 +15407,8 @@ static void step_k567_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k567_matmul_col2im(float *restrict t1965, const float *restrict t1956, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k567_matmul_col2im_part, &(step_k567_matmul_col2im_pointers){t1965, t1956, in_teacher_res6_conv3_weight, chunk});
+static void step_k574_matmul_col2im(float *restrict t1965, const float *restrict t1956, const float *restrict in_teacher_res6_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k574_matmul_col2im_part, &(step_k574_matmul_col2im_pointers){t1965, t1956, in_teacher_res6_conv3_weight, chunk});
 }
 
 /* %235 = im2col k3 s1 p1 %234 : [14112,288]
@@ -15371,10 +15418,10 @@ typedef struct {
     const float *t234;
     const float *t1956;
     float *chunk;
-} step_k568_im2col_matmul_pointers;
+} step_k575_im2col_matmul_pointers;
 
-static void step_k568_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k568_im2col_matmul_pointers *p = context;
+static void step_k575_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k575_im2col_matmul_pointers *p = context;
     float *restrict t1963 = p->t1963;
     const float *restrict t234 = p->t234;
     const float *restrict t1956 = p->t1956;
@@ -15392,8 +15439,8 @@ static void step_k568_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 32, 32);
 }
 
-static void step_k568_im2col_matmul(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
-    mplc_parallel(step_k568_im2col_matmul_part, &(step_k568_im2col_matmul_pointers){t1963, t234, t1956, chunk});
+static void step_k575_im2col_matmul(float *restrict t1963, const float *restrict t234, const float *restrict t1956, float *restrict chunk) {
+    mplc_parallel(step_k575_im2col_matmul_part, &(step_k575_im2col_matmul_pointers){t1963, t234, t1956, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 321120 + 311904;
         for (int i = 0; i < 9216; i++) t1963[i] += partial[i];
@@ -15413,10 +15460,10 @@ typedef struct {
     const float *t231;
     const float *t233;
     const float *t1965;
-} step_k569_greaterEqual_sub_mul_etc_pointers;
+} step_k576_greaterEqual_sub_mul_etc_pointers;
 
-static void step_k569_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
-    const step_k569_greaterEqual_sub_mul_etc_pointers *p = context;
+static void step_k576_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k576_greaterEqual_sub_mul_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1971 = p->t1971;
@@ -15437,18 +15484,18 @@ static void step_k569_greaterEqual_sub_mul_etc_part(void *context, int part, int
     }
 }
 
-static void step_k569_greaterEqual_sub_mul_etc(float *restrict t1971, const float *restrict t231, const float *restrict t233, const float *restrict t1965) {
-    mplc_parallel(step_k569_greaterEqual_sub_mul_etc_part, &(step_k569_greaterEqual_sub_mul_etc_pointers){t1971, t231, t233, t1965});
+static void step_k576_greaterEqual_sub_mul_etc(float *restrict t1971, const float *restrict t231, const float *restrict t233, const float *restrict t1965) {
+    mplc_parallel(step_k576_greaterEqual_sub_mul_etc_part, &(step_k576_greaterEqual_sub_mul_etc_pointers){t1971, t231, t233, t1965});
 }
 
 /* %1973 = reduce_sum axes=[0] %1972 : [32] */
 typedef struct {
     float *t1973;
     const float *t1972;
-} step_k570_reduce_sum_pointers;
+} step_k577_reduce_sum_pointers;
 
-static void step_k570_reduce_sum_part(void *context, int part, int parts) {
-    const step_k570_reduce_sum_pointers *p = context;
+static void step_k577_reduce_sum_part(void *context, int part, int parts) {
+    const step_k577_reduce_sum_pointers *p = context;
     float *restrict t1973 = p->t1973;
     const float *restrict t1972 = p->t1972;
     size_t lo, hi;
@@ -15461,8 +15508,8 @@ static void step_k570_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k570_reduce_sum(float *restrict t1973, const float *restrict t1972) {
-    mplc_parallel(step_k570_reduce_sum_part, &(step_k570_reduce_sum_pointers){t1973, t1972});
+static void step_k577_reduce_sum(float *restrict t1973, const float *restrict t1972) {
+    mplc_parallel(step_k577_reduce_sum_part, &(step_k577_reduce_sum_pointers){t1973, t1972});
 }
 
 /* %227 = broadcast axes=[1] %226 : [14112,32]
@@ -15471,10 +15518,10 @@ typedef struct {
     float *t1974;
     const float *t1972;
     const float *t226;
-} step_k571_mul_pointers;
+} step_k578_mul_pointers;
 
-static void step_k571_mul_part(void *context, int part, int parts) {
-    const step_k571_mul_pointers *p = context;
+static void step_k578_mul_part(void *context, int part, int parts) {
+    const step_k578_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1974 = p->t1974;
@@ -15491,8 +15538,8 @@ static void step_k571_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k571_mul(float *restrict t1974, const float *restrict t1972, const float *restrict t226) {
-    mplc_parallel(step_k571_mul_part, &(step_k571_mul_pointers){t1974, t1972, t226});
+static void step_k578_mul(float *restrict t1974, const float *restrict t1972, const float *restrict t226) {
+    mplc_parallel(step_k578_mul_part, &(step_k578_mul_pointers){t1974, t1972, t226});
 }
 
 /* %1975 = mul %1972, %207 : [14112,32]
@@ -15501,10 +15548,10 @@ typedef struct {
     float *t1976;
     const float *t1972;
     const float *t207;
-} step_k572_mul_reduce_sum_pointers;
+} step_k579_mul_reduce_sum_pointers;
 
-static void step_k572_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k572_mul_reduce_sum_pointers *p = context;
+static void step_k579_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k579_mul_reduce_sum_pointers *p = context;
     float *restrict t1976 = p->t1976;
     const float *restrict t1972 = p->t1972;
     const float *restrict t207 = p->t207;
@@ -15519,12 +15566,12 @@ static void step_k572_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k572_mul_reduce_sum(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
-    mplc_parallel(step_k572_mul_reduce_sum_part, &(step_k572_mul_reduce_sum_pointers){t1976, t1972, t207});
+static void step_k579_mul_reduce_sum(float *restrict t1976, const float *restrict t1972, const float *restrict t207) {
+    mplc_parallel(step_k579_mul_reduce_sum_part, &(step_k579_mul_reduce_sum_pointers){t1976, t1972, t207});
 }
 
 /* %1978 = mul %1976, %225 : [32] */
-static void step_k573_mul(float *restrict t1978, const float *restrict t1976, const float *restrict t225) {
+static void step_k580_mul(float *restrict t1978, const float *restrict t1976, const float *restrict t225) {
     for (size_t i = 0; i < 32; i++) {
         const float v1978 = t1976[i] * t225[i];
         t1978[i] = v1978;
@@ -15536,10 +15583,10 @@ static void step_k573_mul(float *restrict t1978, const float *restrict t1976, co
 typedef struct {
     float *t1980;
     const float *t1974;
-} step_k574_neg_reduce_sum_pointers;
+} step_k581_neg_reduce_sum_pointers;
 
-static void step_k574_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k574_neg_reduce_sum_pointers *p = context;
+static void step_k581_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k581_neg_reduce_sum_pointers *p = context;
     float *restrict t1980 = p->t1980;
     const float *restrict t1974 = p->t1974;
     size_t lo, hi;
@@ -15553,8 +15600,8 @@ static void step_k574_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k574_neg_reduce_sum(float *restrict t1980, const float *restrict t1974) {
-    mplc_parallel(step_k574_neg_reduce_sum_part, &(step_k574_neg_reduce_sum_pointers){t1980, t1974});
+static void step_k581_neg_reduce_sum(float *restrict t1980, const float *restrict t1974) {
+    mplc_parallel(step_k581_neg_reduce_sum_part, &(step_k581_neg_reduce_sum_pointers){t1980, t1974});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
@@ -15564,7 +15611,7 @@ static void step_k574_neg_reduce_sum(float *restrict t1980, const float *restric
  * %1982 = mul %1981, %223 : [32]
  * %1983 = div %1982, %221 : [32]
  * %1984 = mul %1983, %204 : [32] */
-static void step_k575_mul_div(float *restrict t1984, const float *restrict t1976, const float *restrict in_teacher_res6_bn1_scale, const float *restrict t225, const float *restrict t221) {
+static void step_k582_mul_div(float *restrict t1984, const float *restrict t1976, const float *restrict in_teacher_res6_bn1_scale, const float *restrict t225, const float *restrict t221) {
     for (size_t i = 0; i < 32; i++) {
         const float v1977 = t1976[i] * in_teacher_res6_bn1_scale[i];
         const float v1981 = v1977 * t225[i];
@@ -15582,10 +15629,10 @@ typedef struct {
     float *t1987;
     const float *t1984;
     const float *t207;
-} step_k576_mul_add_pointers;
+} step_k583_mul_add_pointers;
 
-static void step_k576_mul_add_part(void *context, int part, int parts) {
-    const step_k576_mul_add_pointers *p = context;
+static void step_k583_mul_add_part(void *context, int part, int parts) {
+    const step_k583_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1987 = p->t1987;
@@ -15603,8 +15650,8 @@ static void step_k576_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984, const float *restrict t207) {
-    mplc_parallel(step_k576_mul_add_part, &(step_k576_mul_add_pointers){t1987, t1984, t207});
+static void step_k583_mul_add(float *restrict t1987, const float *restrict t1984, const float *restrict t207) {
+    mplc_parallel(step_k583_mul_add_part, &(step_k583_mul_add_pointers){t1987, t1984, t207});
 }
 
 /* %1988 = neg %1987 : [14112,32]
@@ -15612,10 +15659,10 @@ static void step_k576_mul_add(float *restrict t1987, const float *restrict t1984
 typedef struct {
     float *t1990;
     const float *t1987;
-} step_k577_neg_reduce_sum_pointers;
+} step_k584_neg_reduce_sum_pointers;
 
-static void step_k577_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k577_neg_reduce_sum_pointers *p = context;
+static void step_k584_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k584_neg_reduce_sum_pointers *p = context;
     float *restrict t1990 = p->t1990;
     const float *restrict t1987 = p->t1987;
     size_t lo, hi;
@@ -15629,14 +15676,14 @@ static void step_k577_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k577_neg_reduce_sum(float *restrict t1990, const float *restrict t1987) {
-    mplc_parallel(step_k577_neg_reduce_sum_part, &(step_k577_neg_reduce_sum_pointers){t1990, t1987});
+static void step_k584_neg_reduce_sum(float *restrict t1990, const float *restrict t1987) {
+    mplc_parallel(step_k584_neg_reduce_sum_part, &(step_k584_neg_reduce_sum_pointers){t1990, t1987});
 }
 
 /* %204 = constant 7.086167800453515e-05 : [32]
  * %1991 = add %1980, %1990 : [32]
  * %1992 = mul %1991, %204 : [32] */
-static void step_k578_add_mul(float *restrict t1992, const float *restrict t1980, const float *restrict t1990) {
+static void step_k585_add_mul(float *restrict t1992, const float *restrict t1980, const float *restrict t1990) {
     for (size_t i = 0; i < 32; i++) {
         const float v1991 = t1980[i] + t1990[i];
         const float v1992 = v1991 * 7.086168e-05f;
@@ -15652,10 +15699,10 @@ typedef struct {
     const float *t1974;
     const float *t1987;
     const float *t1992;
-} step_k579_add_pointers;
+} step_k586_add_pointers;
 
-static void step_k579_add_part(void *context, int part, int parts) {
-    const step_k579_add_pointers *p = context;
+static void step_k586_add_part(void *context, int part, int parts) {
+    const step_k586_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1994 = p->t1994;
@@ -15674,18 +15721,18 @@ static void step_k579_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k579_add(float *restrict t1994, const float *restrict t1974, const float *restrict t1987, const float *restrict t1992) {
-    mplc_parallel(step_k579_add_part, &(step_k579_add_pointers){t1994, t1974, t1987, t1992});
+static void step_k586_add(float *restrict t1994, const float *restrict t1974, const float *restrict t1987, const float *restrict t1992) {
+    mplc_parallel(step_k586_add_part, &(step_k586_add_pointers){t1994, t1974, t1987, t1992});
 }
 
 /* %1995 = reduce_sum axes=[0] %1994 : [32] */
 typedef struct {
     float *t1995;
     const float *t1994;
-} step_k580_reduce_sum_pointers;
+} step_k587_reduce_sum_pointers;
 
-static void step_k580_reduce_sum_part(void *context, int part, int parts) {
-    const step_k580_reduce_sum_pointers *p = context;
+static void step_k587_reduce_sum_part(void *context, int part, int parts) {
+    const step_k587_reduce_sum_pointers *p = context;
     float *restrict t1995 = p->t1995;
     const float *restrict t1994 = p->t1994;
     size_t lo, hi;
@@ -15698,8 +15745,8 @@ static void step_k580_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k580_reduce_sum(float *restrict t1995, const float *restrict t1994) {
-    mplc_parallel(step_k580_reduce_sum_part, &(step_k580_reduce_sum_pointers){t1995, t1994});
+static void step_k587_reduce_sum(float *restrict t1995, const float *restrict t1994) {
+    mplc_parallel(step_k587_reduce_sum_part, &(step_k587_reduce_sum_pointers){t1995, t1994});
 }
 
 /* %1996 = matmul tB %1994, %199 : [14112,144]
@@ -15709,10 +15756,10 @@ typedef struct {
     const float *t1994;
     const float *in_teacher_res6_conv0_weight;
     float *chunk;
-} step_k581_matmul_col2im_pointers;
+} step_k588_matmul_col2im_pointers;
 
-static void step_k581_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k581_matmul_col2im_pointers *p = context;
+static void step_k588_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k588_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t1999 = p->t1999;
     const float *restrict t1994 = p->t1994;
@@ -15729,8 +15776,8 @@ static void step_k581_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k581_matmul_col2im(float *restrict t1999, const float *restrict t1994, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
-    mplc_parallel(step_k581_matmul_col2im_part, &(step_k581_matmul_col2im_pointers){t1999, t1994, in_teacher_res6_conv0_weight, chunk});
+static void step_k588_matmul_col2im(float *restrict t1999, const float *restrict t1994, const float *restrict in_teacher_res6_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k588_matmul_col2im_part, &(step_k588_matmul_col2im_pointers){t1999, t1994, in_teacher_res6_conv0_weight, chunk});
 }
 
 /* %198 = im2col k3 s2 p1 %197 : [14112,144]
@@ -15740,10 +15787,10 @@ typedef struct {
     const float *t197;
     const float *t1994;
     float *chunk;
-} step_k582_im2col_matmul_pointers;
+} step_k589_im2col_matmul_pointers;
 
-static void step_k582_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k582_im2col_matmul_pointers *p = context;
+static void step_k589_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k589_im2col_matmul_pointers *p = context;
     float *restrict t1997 = p->t1997;
     const float *restrict t197 = p->t197;
     const float *restrict t1994 = p->t1994;
@@ -15760,8 +15807,8 @@ static void step_k582_im2col_matmul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k582_im2col_matmul(float *restrict t1997, const float *restrict t197, const float *restrict t1994, float *restrict chunk) {
-    mplc_parallel(step_k582_im2col_matmul_part, &(step_k582_im2col_matmul_pointers){t1997, t197, t1994, chunk});
+static void step_k589_im2col_matmul(float *restrict t1997, const float *restrict t197, const float *restrict t1994, float *restrict chunk) {
+    mplc_parallel(step_k589_im2col_matmul_part, &(step_k589_im2col_matmul_pointers){t1997, t197, t1994, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 265680 + 261072;
         for (int i = 0; i < 4608; i++) t1997[i] += partial[i];
@@ -15783,10 +15830,10 @@ typedef struct {
     const float *t1999;
     const float *t195;
     const float *t196;
-} step_k583_add_greaterEqual_sub_etc_pointers;
+} step_k590_add_greaterEqual_sub_etc_pointers;
 
-static void step_k583_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
-    const step_k583_add_greaterEqual_sub_etc_pointers *p = context;
+static void step_k590_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k590_add_greaterEqual_sub_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2007 = p->t2007;
@@ -15809,18 +15856,18 @@ static void step_k583_add_greaterEqual_sub_etc_part(void *context, int part, int
     }
 }
 
-static void step_k583_add_greaterEqual_sub_etc(float *restrict t2007, const float *restrict t1960, const float *restrict t1999, const float *restrict t195, const float *restrict t196) {
-    mplc_parallel(step_k583_add_greaterEqual_sub_etc_part, &(step_k583_add_greaterEqual_sub_etc_pointers){t2007, t1960, t1999, t195, t196});
+static void step_k590_add_greaterEqual_sub_etc(float *restrict t2007, const float *restrict t1960, const float *restrict t1999, const float *restrict t195, const float *restrict t196) {
+    mplc_parallel(step_k590_add_greaterEqual_sub_etc_part, &(step_k590_add_greaterEqual_sub_etc_pointers){t2007, t1960, t1999, t195, t196});
 }
 
 /* %2009 = reduce_sum axes=[0] %2008 : [16] */
 typedef struct {
     float *t2009;
     const float *t2008;
-} step_k584_reduce_sum_pointers;
+} step_k591_reduce_sum_pointers;
 
-static void step_k584_reduce_sum_part(void *context, int part, int parts) {
-    const step_k584_reduce_sum_pointers *p = context;
+static void step_k591_reduce_sum_part(void *context, int part, int parts) {
+    const step_k591_reduce_sum_pointers *p = context;
     float *restrict t2009 = p->t2009;
     const float *restrict t2008 = p->t2008;
     size_t lo, hi;
@@ -15833,8 +15880,8 @@ static void step_k584_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k584_reduce_sum(float *restrict t2009, const float *restrict t2008) {
-    mplc_parallel(step_k584_reduce_sum_part, &(step_k584_reduce_sum_pointers){t2009, t2008});
+static void step_k591_reduce_sum(float *restrict t2009, const float *restrict t2008) {
+    mplc_parallel(step_k591_reduce_sum_part, &(step_k591_reduce_sum_pointers){t2009, t2008});
 }
 
 /* %191 = broadcast axes=[1] %190 : [56448,16]
@@ -15843,10 +15890,10 @@ typedef struct {
     float *t2010;
     const float *t2008;
     const float *t190;
-} step_k585_mul_pointers;
+} step_k592_mul_pointers;
 
-static void step_k585_mul_part(void *context, int part, int parts) {
-    const step_k585_mul_pointers *p = context;
+static void step_k592_mul_part(void *context, int part, int parts) {
+    const step_k592_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2010 = p->t2010;
@@ -15863,8 +15910,8 @@ static void step_k585_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k585_mul(float *restrict t2010, const float *restrict t2008, const float *restrict t190) {
-    mplc_parallel(step_k585_mul_part, &(step_k585_mul_pointers){t2010, t2008, t190});
+static void step_k592_mul(float *restrict t2010, const float *restrict t2008, const float *restrict t190) {
+    mplc_parallel(step_k592_mul_part, &(step_k592_mul_pointers){t2010, t2008, t190});
 }
 
 /* %2011 = mul %2008, %176 : [56448,16]
@@ -15873,10 +15920,10 @@ typedef struct {
     float *t2012;
     const float *t2008;
     const float *t176;
-} step_k586_mul_reduce_sum_pointers;
+} step_k593_mul_reduce_sum_pointers;
 
-static void step_k586_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k586_mul_reduce_sum_pointers *p = context;
+static void step_k593_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k593_mul_reduce_sum_pointers *p = context;
     float *restrict t2012 = p->t2012;
     const float *restrict t2008 = p->t2008;
     const float *restrict t176 = p->t176;
@@ -15891,12 +15938,12 @@ static void step_k586_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k586_mul_reduce_sum(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
-    mplc_parallel(step_k586_mul_reduce_sum_part, &(step_k586_mul_reduce_sum_pointers){t2012, t2008, t176});
+static void step_k593_mul_reduce_sum(float *restrict t2012, const float *restrict t2008, const float *restrict t176) {
+    mplc_parallel(step_k593_mul_reduce_sum_part, &(step_k593_mul_reduce_sum_pointers){t2012, t2008, t176});
 }
 
 /* %2014 = mul %2012, %189 : [16] */
-static void step_k587_mul(float *restrict t2014, const float *restrict t2012, const float *restrict t189) {
+static void step_k594_mul(float *restrict t2014, const float *restrict t2012, const float *restrict t189) {
     for (size_t i = 0; i < 16; i++) {
         const float v2014 = t2012[i] * t189[i];
         t2014[i] = v2014;
@@ -15908,10 +15955,10 @@ static void step_k587_mul(float *restrict t2014, const float *restrict t2012, co
 typedef struct {
     float *t2016;
     const float *t2010;
-} step_k588_neg_reduce_sum_pointers;
+} step_k595_neg_reduce_sum_pointers;
 
-static void step_k588_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k588_neg_reduce_sum_pointers *p = context;
+static void step_k595_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k595_neg_reduce_sum_pointers *p = context;
     float *restrict t2016 = p->t2016;
     const float *restrict t2010 = p->t2010;
     size_t lo, hi;
@@ -15925,8 +15972,8 @@ static void step_k588_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k588_neg_reduce_sum(float *restrict t2016, const float *restrict t2010) {
-    mplc_parallel(step_k588_neg_reduce_sum_part, &(step_k588_neg_reduce_sum_pointers){t2016, t2010});
+static void step_k595_neg_reduce_sum(float *restrict t2016, const float *restrict t2010) {
+    mplc_parallel(step_k595_neg_reduce_sum_part, &(step_k595_neg_reduce_sum_pointers){t2016, t2010});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -15936,7 +15983,7 @@ static void step_k588_neg_reduce_sum(float *restrict t2016, const float *restric
  * %2018 = mul %2017, %123 : [16]
  * %2019 = div %2018, %186 : [16]
  * %2020 = mul %2019, %104 : [16] */
-static void step_k589_mul_div(float *restrict t2020, const float *restrict t2012, const float *restrict in_teacher_bn4_scale, const float *restrict t189, const float *restrict t186) {
+static void step_k596_mul_div(float *restrict t2020, const float *restrict t2012, const float *restrict in_teacher_bn4_scale, const float *restrict t189, const float *restrict t186) {
     for (size_t i = 0; i < 16; i++) {
         const float v2013 = t2012[i] * in_teacher_bn4_scale[i];
         const float v2017 = v2013 * t189[i];
@@ -15954,10 +16001,10 @@ typedef struct {
     float *t2023;
     const float *t2020;
     const float *t176;
-} step_k590_mul_add_pointers;
+} step_k597_mul_add_pointers;
 
-static void step_k590_mul_add_part(void *context, int part, int parts) {
-    const step_k590_mul_add_pointers *p = context;
+static void step_k597_mul_add_part(void *context, int part, int parts) {
+    const step_k597_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2023 = p->t2023;
@@ -15975,8 +16022,8 @@ static void step_k590_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020, const float *restrict t176) {
-    mplc_parallel(step_k590_mul_add_part, &(step_k590_mul_add_pointers){t2023, t2020, t176});
+static void step_k597_mul_add(float *restrict t2023, const float *restrict t2020, const float *restrict t176) {
+    mplc_parallel(step_k597_mul_add_part, &(step_k597_mul_add_pointers){t2023, t2020, t176});
 }
 
 /* %2024 = neg %2023 : [56448,16]
@@ -15984,10 +16031,10 @@ static void step_k590_mul_add(float *restrict t2023, const float *restrict t2020
 typedef struct {
     float *t2026;
     const float *t2023;
-} step_k591_neg_reduce_sum_pointers;
+} step_k598_neg_reduce_sum_pointers;
 
-static void step_k591_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k591_neg_reduce_sum_pointers *p = context;
+static void step_k598_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k598_neg_reduce_sum_pointers *p = context;
     float *restrict t2026 = p->t2026;
     const float *restrict t2023 = p->t2023;
     size_t lo, hi;
@@ -16001,14 +16048,14 @@ static void step_k591_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k591_neg_reduce_sum(float *restrict t2026, const float *restrict t2023) {
-    mplc_parallel(step_k591_neg_reduce_sum_part, &(step_k591_neg_reduce_sum_pointers){t2026, t2023});
+static void step_k598_neg_reduce_sum(float *restrict t2026, const float *restrict t2023) {
+    mplc_parallel(step_k598_neg_reduce_sum_part, &(step_k598_neg_reduce_sum_pointers){t2026, t2023});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
  * %2027 = add %2016, %2026 : [16]
  * %2028 = mul %2027, %104 : [16] */
-static void step_k592_add_mul(float *restrict t2028, const float *restrict t2016, const float *restrict t2026) {
+static void step_k599_add_mul(float *restrict t2028, const float *restrict t2016, const float *restrict t2026) {
     for (size_t i = 0; i < 16; i++) {
         const float v2027 = t2016[i] + t2026[i];
         const float v2028 = v2027 * 1.771542e-05f;
@@ -16024,10 +16071,10 @@ typedef struct {
     const float *t2010;
     const float *t2023;
     const float *t2028;
-} step_k593_add_pointers;
+} step_k600_add_pointers;
 
-static void step_k593_add_part(void *context, int part, int parts) {
-    const step_k593_add_pointers *p = context;
+static void step_k600_add_part(void *context, int part, int parts) {
+    const step_k600_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2030 = p->t2030;
@@ -16046,18 +16093,18 @@ static void step_k593_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k593_add(float *restrict t2030, const float *restrict t2010, const float *restrict t2023, const float *restrict t2028) {
-    mplc_parallel(step_k593_add_part, &(step_k593_add_pointers){t2030, t2010, t2023, t2028});
+static void step_k600_add(float *restrict t2030, const float *restrict t2010, const float *restrict t2023, const float *restrict t2028) {
+    mplc_parallel(step_k600_add_part, &(step_k600_add_pointers){t2030, t2010, t2023, t2028});
 }
 
 /* %2032 = reduce_sum axes=[0] %2030 : [16] */
 typedef struct {
     float *t2032;
     const float *t2030;
-} step_k594_reduce_sum_pointers;
+} step_k601_reduce_sum_pointers;
 
-static void step_k594_reduce_sum_part(void *context, int part, int parts) {
-    const step_k594_reduce_sum_pointers *p = context;
+static void step_k601_reduce_sum_part(void *context, int part, int parts) {
+    const step_k601_reduce_sum_pointers *p = context;
     float *restrict t2032 = p->t2032;
     const float *restrict t2030 = p->t2030;
     size_t lo, hi;
@@ -16070,8 +16117,8 @@ static void step_k594_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k594_reduce_sum(float *restrict t2032, const float *restrict t2030) {
-    mplc_parallel(step_k594_reduce_sum_part, &(step_k594_reduce_sum_pointers){t2032, t2030});
+static void step_k601_reduce_sum(float *restrict t2032, const float *restrict t2030) {
+    mplc_parallel(step_k601_reduce_sum_part, &(step_k601_reduce_sum_pointers){t2032, t2030});
 }
 
 /* %2033 = matmul tB %2030, %166 : [56448,144]
@@ -16081,10 +16128,10 @@ typedef struct {
     const float *t2030;
     const float *in_teacher_res3_conv3_weight;
     float *chunk;
-} step_k595_matmul_col2im_pointers;
+} step_k602_matmul_col2im_pointers;
 
-static void step_k595_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k595_matmul_col2im_pointers *p = context;
+static void step_k602_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k602_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t2036 = p->t2036;
     const float *restrict t2030 = p->t2030;
@@ -16102,8 +16149,8 @@ static void step_k595_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k595_matmul_col2im(float *restrict t2036, const float *restrict t2030, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
-    mplc_parallel(step_k595_matmul_col2im_part, &(step_k595_matmul_col2im_pointers){t2036, t2030, in_teacher_res3_conv3_weight, chunk});
+static void step_k602_matmul_col2im(float *restrict t2036, const float *restrict t2030, const float *restrict in_teacher_res3_conv3_weight, float *restrict chunk) {
+    mplc_parallel(step_k602_matmul_col2im_part, &(step_k602_matmul_col2im_pointers){t2036, t2030, in_teacher_res3_conv3_weight, chunk});
 }
 
 /* %165 = im2col k3 s1 p1 %164 : [56448,144]
@@ -16113,10 +16160,10 @@ typedef struct {
     const float *t164;
     const float *t2030;
     float *chunk;
-} step_k596_im2col_matmul_pointers;
+} step_k603_im2col_matmul_pointers;
 
-static void step_k596_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k596_im2col_matmul_pointers *p = context;
+static void step_k603_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k603_im2col_matmul_pointers *p = context;
     float *restrict t2034 = p->t2034;
     const float *restrict t164 = p->t164;
     const float *restrict t2030 = p->t2030;
@@ -16134,8 +16181,8 @@ static void step_k596_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
-static void step_k596_im2col_matmul(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
-    mplc_parallel(step_k596_im2col_matmul_part, &(step_k596_im2col_matmul_pointers){t2034, t164, t2030, chunk});
+static void step_k603_im2col_matmul(float *restrict t2034, const float *restrict t164, const float *restrict t2030, float *restrict chunk) {
+    mplc_parallel(step_k603_im2col_matmul_part, &(step_k603_im2col_matmul_pointers){t2034, t164, t2030, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t2034[i] += partial[i];
@@ -16155,10 +16202,10 @@ typedef struct {
     const float *t162;
     const float *t163;
     const float *t2036;
-} step_k597_greaterEqual_sub_mul_etc_pointers;
+} step_k604_greaterEqual_sub_mul_etc_pointers;
 
-static void step_k597_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
-    const step_k597_greaterEqual_sub_mul_etc_pointers *p = context;
+static void step_k604_greaterEqual_sub_mul_etc_part(void *context, int part, int parts) {
+    const step_k604_greaterEqual_sub_mul_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2042 = p->t2042;
@@ -16179,18 +16226,18 @@ static void step_k597_greaterEqual_sub_mul_etc_part(void *context, int part, int
     }
 }
 
-static void step_k597_greaterEqual_sub_mul_etc(float *restrict t2042, const float *restrict t162, const float *restrict t163, const float *restrict t2036) {
-    mplc_parallel(step_k597_greaterEqual_sub_mul_etc_part, &(step_k597_greaterEqual_sub_mul_etc_pointers){t2042, t162, t163, t2036});
+static void step_k604_greaterEqual_sub_mul_etc(float *restrict t2042, const float *restrict t162, const float *restrict t163, const float *restrict t2036) {
+    mplc_parallel(step_k604_greaterEqual_sub_mul_etc_part, &(step_k604_greaterEqual_sub_mul_etc_pointers){t2042, t162, t163, t2036});
 }
 
 /* %2044 = reduce_sum axes=[0] %2043 : [16] */
 typedef struct {
     float *t2044;
     const float *t2043;
-} step_k598_reduce_sum_pointers;
+} step_k605_reduce_sum_pointers;
 
-static void step_k598_reduce_sum_part(void *context, int part, int parts) {
-    const step_k598_reduce_sum_pointers *p = context;
+static void step_k605_reduce_sum_part(void *context, int part, int parts) {
+    const step_k605_reduce_sum_pointers *p = context;
     float *restrict t2044 = p->t2044;
     const float *restrict t2043 = p->t2043;
     size_t lo, hi;
@@ -16203,8 +16250,8 @@ static void step_k598_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k598_reduce_sum(float *restrict t2044, const float *restrict t2043) {
-    mplc_parallel(step_k598_reduce_sum_part, &(step_k598_reduce_sum_pointers){t2044, t2043});
+static void step_k605_reduce_sum(float *restrict t2044, const float *restrict t2043) {
+    mplc_parallel(step_k605_reduce_sum_part, &(step_k605_reduce_sum_pointers){t2044, t2043});
 }
 
 /* %158 = broadcast axes=[1] %157 : [56448,16]
@@ -16213,10 +16260,10 @@ typedef struct {
     float *t2045;
     const float *t2043;
     const float *t157;
-} step_k599_mul_pointers;
+} step_k606_mul_pointers;
 
-static void step_k599_mul_part(void *context, int part, int parts) {
-    const step_k599_mul_pointers *p = context;
+static void step_k606_mul_part(void *context, int part, int parts) {
+    const step_k606_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2045 = p->t2045;
@@ -16233,8 +16280,8 @@ static void step_k599_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k599_mul(float *restrict t2045, const float *restrict t2043, const float *restrict t157) {
-    mplc_parallel(step_k599_mul_part, &(step_k599_mul_pointers){t2045, t2043, t157});
+static void step_k606_mul(float *restrict t2045, const float *restrict t2043, const float *restrict t157) {
+    mplc_parallel(step_k606_mul_part, &(step_k606_mul_pointers){t2045, t2043, t157});
 }
 
 /* %2046 = mul %2043, %143 : [56448,16]
@@ -16243,10 +16290,10 @@ typedef struct {
     float *t2047;
     const float *t2043;
     const float *t143;
-} step_k600_mul_reduce_sum_pointers;
+} step_k607_mul_reduce_sum_pointers;
 
-static void step_k600_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k600_mul_reduce_sum_pointers *p = context;
+static void step_k607_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k607_mul_reduce_sum_pointers *p = context;
     float *restrict t2047 = p->t2047;
     const float *restrict t2043 = p->t2043;
     const float *restrict t143 = p->t143;
@@ -16261,12 +16308,12 @@ static void step_k600_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k600_mul_reduce_sum(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
-    mplc_parallel(step_k600_mul_reduce_sum_part, &(step_k600_mul_reduce_sum_pointers){t2047, t2043, t143});
+static void step_k607_mul_reduce_sum(float *restrict t2047, const float *restrict t2043, const float *restrict t143) {
+    mplc_parallel(step_k607_mul_reduce_sum_part, &(step_k607_mul_reduce_sum_pointers){t2047, t2043, t143});
 }
 
 /* %2049 = mul %2047, %156 : [16] */
-static void step_k601_mul(float *restrict t2049, const float *restrict t2047, const float *restrict t156) {
+static void step_k608_mul(float *restrict t2049, const float *restrict t2047, const float *restrict t156) {
     for (size_t i = 0; i < 16; i++) {
         const float v2049 = t2047[i] * t156[i];
         t2049[i] = v2049;
@@ -16278,10 +16325,10 @@ static void step_k601_mul(float *restrict t2049, const float *restrict t2047, co
 typedef struct {
     float *t2051;
     const float *t2045;
-} step_k602_neg_reduce_sum_pointers;
+} step_k609_neg_reduce_sum_pointers;
 
-static void step_k602_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k602_neg_reduce_sum_pointers *p = context;
+static void step_k609_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k609_neg_reduce_sum_pointers *p = context;
     float *restrict t2051 = p->t2051;
     const float *restrict t2045 = p->t2045;
     size_t lo, hi;
@@ -16295,8 +16342,8 @@ static void step_k602_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k602_neg_reduce_sum(float *restrict t2051, const float *restrict t2045) {
-    mplc_parallel(step_k602_neg_reduce_sum_part, &(step_k602_neg_reduce_sum_pointers){t2051, t2045});
+static void step_k609_neg_reduce_sum(float *restrict t2051, const float *restrict t2045) {
+    mplc_parallel(step_k609_neg_reduce_sum_part, &(step_k609_neg_reduce_sum_pointers){t2051, t2045});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -16306,7 +16353,7 @@ static void step_k602_neg_reduce_sum(float *restrict t2051, const float *restric
  * %2053 = mul %2052, %123 : [16]
  * %2054 = div %2053, %153 : [16]
  * %2055 = mul %2054, %104 : [16] */
-static void step_k603_mul_div(float *restrict t2055, const float *restrict t2047, const float *restrict in_teacher_res3_bn1_scale, const float *restrict t156, const float *restrict t153) {
+static void step_k610_mul_div(float *restrict t2055, const float *restrict t2047, const float *restrict in_teacher_res3_bn1_scale, const float *restrict t156, const float *restrict t153) {
     for (size_t i = 0; i < 16; i++) {
         const float v2048 = t2047[i] * in_teacher_res3_bn1_scale[i];
         const float v2052 = v2048 * t156[i];
@@ -16324,10 +16371,10 @@ typedef struct {
     float *t2058;
     const float *t2055;
     const float *t143;
-} step_k604_mul_add_pointers;
+} step_k611_mul_add_pointers;
 
-static void step_k604_mul_add_part(void *context, int part, int parts) {
-    const step_k604_mul_add_pointers *p = context;
+static void step_k611_mul_add_part(void *context, int part, int parts) {
+    const step_k611_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2058 = p->t2058;
@@ -16345,8 +16392,8 @@ static void step_k604_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055, const float *restrict t143) {
-    mplc_parallel(step_k604_mul_add_part, &(step_k604_mul_add_pointers){t2058, t2055, t143});
+static void step_k611_mul_add(float *restrict t2058, const float *restrict t2055, const float *restrict t143) {
+    mplc_parallel(step_k611_mul_add_part, &(step_k611_mul_add_pointers){t2058, t2055, t143});
 }
 
 /* %2059 = neg %2058 : [56448,16]
@@ -16354,10 +16401,10 @@ static void step_k604_mul_add(float *restrict t2058, const float *restrict t2055
 typedef struct {
     float *t2061;
     const float *t2058;
-} step_k605_neg_reduce_sum_pointers;
+} step_k612_neg_reduce_sum_pointers;
 
-static void step_k605_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k605_neg_reduce_sum_pointers *p = context;
+static void step_k612_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k612_neg_reduce_sum_pointers *p = context;
     float *restrict t2061 = p->t2061;
     const float *restrict t2058 = p->t2058;
     size_t lo, hi;
@@ -16371,14 +16418,14 @@ static void step_k605_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k605_neg_reduce_sum(float *restrict t2061, const float *restrict t2058) {
-    mplc_parallel(step_k605_neg_reduce_sum_part, &(step_k605_neg_reduce_sum_pointers){t2061, t2058});
+static void step_k612_neg_reduce_sum(float *restrict t2061, const float *restrict t2058) {
+    mplc_parallel(step_k612_neg_reduce_sum_part, &(step_k612_neg_reduce_sum_pointers){t2061, t2058});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
  * %2062 = add %2051, %2061 : [16]
  * %2063 = mul %2062, %104 : [16] */
-static void step_k606_add_mul(float *restrict t2063, const float *restrict t2051, const float *restrict t2061) {
+static void step_k613_add_mul(float *restrict t2063, const float *restrict t2051, const float *restrict t2061) {
     for (size_t i = 0; i < 16; i++) {
         const float v2062 = t2051[i] + t2061[i];
         const float v2063 = v2062 * 1.771542e-05f;
@@ -16394,10 +16441,10 @@ typedef struct {
     const float *t2045;
     const float *t2058;
     const float *t2063;
-} step_k607_add_pointers;
+} step_k614_add_pointers;
 
-static void step_k607_add_part(void *context, int part, int parts) {
-    const step_k607_add_pointers *p = context;
+static void step_k614_add_part(void *context, int part, int parts) {
+    const step_k614_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2065 = p->t2065;
@@ -16416,18 +16463,18 @@ static void step_k607_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k607_add(float *restrict t2065, const float *restrict t2045, const float *restrict t2058, const float *restrict t2063) {
-    mplc_parallel(step_k607_add_part, &(step_k607_add_pointers){t2065, t2045, t2058, t2063});
+static void step_k614_add(float *restrict t2065, const float *restrict t2045, const float *restrict t2058, const float *restrict t2063) {
+    mplc_parallel(step_k614_add_part, &(step_k614_add_pointers){t2065, t2045, t2058, t2063});
 }
 
 /* %2066 = reduce_sum axes=[0] %2065 : [16] */
 typedef struct {
     float *t2066;
     const float *t2065;
-} step_k608_reduce_sum_pointers;
+} step_k615_reduce_sum_pointers;
 
-static void step_k608_reduce_sum_part(void *context, int part, int parts) {
-    const step_k608_reduce_sum_pointers *p = context;
+static void step_k615_reduce_sum_part(void *context, int part, int parts) {
+    const step_k615_reduce_sum_pointers *p = context;
     float *restrict t2066 = p->t2066;
     const float *restrict t2065 = p->t2065;
     size_t lo, hi;
@@ -16440,8 +16487,8 @@ static void step_k608_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k608_reduce_sum(float *restrict t2066, const float *restrict t2065) {
-    mplc_parallel(step_k608_reduce_sum_part, &(step_k608_reduce_sum_pointers){t2066, t2065});
+static void step_k615_reduce_sum(float *restrict t2066, const float *restrict t2065) {
+    mplc_parallel(step_k615_reduce_sum_part, &(step_k615_reduce_sum_pointers){t2066, t2065});
 }
 
 /* %2067 = matmul tB %2065, %136 : [56448,144]
@@ -16451,10 +16498,10 @@ typedef struct {
     const float *t2065;
     const float *in_teacher_res3_conv0_weight;
     float *chunk;
-} step_k609_matmul_col2im_pointers;
+} step_k616_matmul_col2im_pointers;
 
-static void step_k609_matmul_col2im_part(void *context, int part, int parts) {
-    const step_k609_matmul_col2im_pointers *p = context;
+static void step_k616_matmul_col2im_part(void *context, int part, int parts) {
+    const step_k616_matmul_col2im_pointers *p = context;
     (void)parts;
     float *restrict t2070 = p->t2070;
     const float *restrict t2065 = p->t2065;
@@ -16472,8 +16519,8 @@ static void step_k609_matmul_col2im_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k609_matmul_col2im(float *restrict t2070, const float *restrict t2065, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
-    mplc_parallel(step_k609_matmul_col2im_part, &(step_k609_matmul_col2im_pointers){t2070, t2065, in_teacher_res3_conv0_weight, chunk});
+static void step_k616_matmul_col2im(float *restrict t2070, const float *restrict t2065, const float *restrict in_teacher_res3_conv0_weight, float *restrict chunk) {
+    mplc_parallel(step_k616_matmul_col2im_part, &(step_k616_matmul_col2im_pointers){t2070, t2065, in_teacher_res3_conv0_weight, chunk});
 }
 
 /* %135 = im2col k3 s1 p1 %134 : [56448,144]
@@ -16483,10 +16530,10 @@ typedef struct {
     const float *t134;
     const float *t2065;
     float *chunk;
-} step_k610_im2col_matmul_pointers;
+} step_k617_im2col_matmul_pointers;
 
-static void step_k610_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k610_im2col_matmul_pointers *p = context;
+static void step_k617_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k617_im2col_matmul_pointers *p = context;
     float *restrict t2068 = p->t2068;
     const float *restrict t134 = p->t134;
     const float *restrict t2065 = p->t2065;
@@ -16504,8 +16551,8 @@ static void step_k610_im2col_matmul_part(void *context, int part, int parts) {
     if (lo < hi) mplc_winograd_filters_transpose(sum, filters, 16, 16);
 }
 
-static void step_k610_im2col_matmul(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
-    mplc_parallel(step_k610_im2col_matmul_part, &(step_k610_im2col_matmul_pointers){t2068, t134, t2065, chunk});
+static void step_k617_im2col_matmul(float *restrict t2068, const float *restrict t134, const float *restrict t2065, float *restrict chunk) {
+    mplc_parallel(step_k617_im2col_matmul_part, &(step_k617_im2col_matmul_pointers){t2068, t134, t2065, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 232496 + 230192;
         for (int i = 0; i < 2304; i++) t2068[i] += partial[i];
@@ -16527,10 +16574,10 @@ typedef struct {
     const float *t2070;
     const float *t131;
     const float *t133;
-} step_k611_add_greaterEqual_sub_etc_pointers;
+} step_k618_add_greaterEqual_sub_etc_pointers;
 
-static void step_k611_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
-    const step_k611_add_greaterEqual_sub_etc_pointers *p = context;
+static void step_k618_add_greaterEqual_sub_etc_part(void *context, int part, int parts) {
+    const step_k618_add_greaterEqual_sub_etc_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2077 = p->t2077;
@@ -16553,18 +16600,18 @@ static void step_k611_add_greaterEqual_sub_etc_part(void *context, int part, int
     }
 }
 
-static void step_k611_add_greaterEqual_sub_etc(float *restrict t2077, const float *restrict t2031, const float *restrict t2070, const float *restrict t131, const float *restrict t133) {
-    mplc_parallel(step_k611_add_greaterEqual_sub_etc_part, &(step_k611_add_greaterEqual_sub_etc_pointers){t2077, t2031, t2070, t131, t133});
+static void step_k618_add_greaterEqual_sub_etc(float *restrict t2077, const float *restrict t2031, const float *restrict t2070, const float *restrict t131, const float *restrict t133) {
+    mplc_parallel(step_k618_add_greaterEqual_sub_etc_part, &(step_k618_add_greaterEqual_sub_etc_pointers){t2077, t2031, t2070, t131, t133});
 }
 
 /* %2079 = reduce_sum axes=[0] %2078 : [16] */
 typedef struct {
     float *t2079;
     const float *t2078;
-} step_k612_reduce_sum_pointers;
+} step_k619_reduce_sum_pointers;
 
-static void step_k612_reduce_sum_part(void *context, int part, int parts) {
-    const step_k612_reduce_sum_pointers *p = context;
+static void step_k619_reduce_sum_part(void *context, int part, int parts) {
+    const step_k619_reduce_sum_pointers *p = context;
     float *restrict t2079 = p->t2079;
     const float *restrict t2078 = p->t2078;
     size_t lo, hi;
@@ -16577,8 +16624,8 @@ static void step_k612_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k612_reduce_sum(float *restrict t2079, const float *restrict t2078) {
-    mplc_parallel(step_k612_reduce_sum_part, &(step_k612_reduce_sum_pointers){t2079, t2078});
+static void step_k619_reduce_sum(float *restrict t2079, const float *restrict t2078) {
+    mplc_parallel(step_k619_reduce_sum_part, &(step_k619_reduce_sum_pointers){t2079, t2078});
 }
 
 /* %127 = broadcast axes=[1] %126 : [56448,16]
@@ -16587,10 +16634,10 @@ typedef struct {
     float *t2080;
     const float *t2078;
     const float *t126;
-} step_k613_mul_pointers;
+} step_k620_mul_pointers;
 
-static void step_k613_mul_part(void *context, int part, int parts) {
-    const step_k613_mul_pointers *p = context;
+static void step_k620_mul_part(void *context, int part, int parts) {
+    const step_k620_mul_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2080 = p->t2080;
@@ -16607,8 +16654,8 @@ static void step_k613_mul_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k613_mul(float *restrict t2080, const float *restrict t2078, const float *restrict t126) {
-    mplc_parallel(step_k613_mul_part, &(step_k613_mul_pointers){t2080, t2078, t126});
+static void step_k620_mul(float *restrict t2080, const float *restrict t2078, const float *restrict t126) {
+    mplc_parallel(step_k620_mul_part, &(step_k620_mul_pointers){t2080, t2078, t126});
 }
 
 /* %2081 = mul %2078, %107 : [56448,16]
@@ -16617,10 +16664,10 @@ typedef struct {
     float *t2082;
     const float *t2078;
     const float *t107;
-} step_k614_mul_reduce_sum_pointers;
+} step_k621_mul_reduce_sum_pointers;
 
-static void step_k614_mul_reduce_sum_part(void *context, int part, int parts) {
-    const step_k614_mul_reduce_sum_pointers *p = context;
+static void step_k621_mul_reduce_sum_part(void *context, int part, int parts) {
+    const step_k621_mul_reduce_sum_pointers *p = context;
     float *restrict t2082 = p->t2082;
     const float *restrict t2078 = p->t2078;
     const float *restrict t107 = p->t107;
@@ -16635,12 +16682,12 @@ static void step_k614_mul_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k614_mul_reduce_sum(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
-    mplc_parallel(step_k614_mul_reduce_sum_part, &(step_k614_mul_reduce_sum_pointers){t2082, t2078, t107});
+static void step_k621_mul_reduce_sum(float *restrict t2082, const float *restrict t2078, const float *restrict t107) {
+    mplc_parallel(step_k621_mul_reduce_sum_part, &(step_k621_mul_reduce_sum_pointers){t2082, t2078, t107});
 }
 
 /* %2084 = mul %2082, %125 : [16] */
-static void step_k615_mul(float *restrict t2084, const float *restrict t2082, const float *restrict t125) {
+static void step_k622_mul(float *restrict t2084, const float *restrict t2082, const float *restrict t125) {
     for (size_t i = 0; i < 16; i++) {
         const float v2084 = t2082[i] * t125[i];
         t2084[i] = v2084;
@@ -16652,10 +16699,10 @@ static void step_k615_mul(float *restrict t2084, const float *restrict t2082, co
 typedef struct {
     float *t2086;
     const float *t2080;
-} step_k616_neg_reduce_sum_pointers;
+} step_k623_neg_reduce_sum_pointers;
 
-static void step_k616_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k616_neg_reduce_sum_pointers *p = context;
+static void step_k623_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k623_neg_reduce_sum_pointers *p = context;
     float *restrict t2086 = p->t2086;
     const float *restrict t2080 = p->t2080;
     size_t lo, hi;
@@ -16669,8 +16716,8 @@ static void step_k616_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k616_neg_reduce_sum(float *restrict t2086, const float *restrict t2080) {
-    mplc_parallel(step_k616_neg_reduce_sum_part, &(step_k616_neg_reduce_sum_pointers){t2086, t2080});
+static void step_k623_neg_reduce_sum(float *restrict t2086, const float *restrict t2080) {
+    mplc_parallel(step_k623_neg_reduce_sum_part, &(step_k623_neg_reduce_sum_pointers){t2086, t2080});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
@@ -16680,7 +16727,7 @@ static void step_k616_neg_reduce_sum(float *restrict t2086, const float *restric
  * %2088 = mul %2087, %123 : [16]
  * %2089 = div %2088, %121 : [16]
  * %2090 = mul %2089, %104 : [16] */
-static void step_k617_mul_div(float *restrict t2090, const float *restrict t2082, const float *restrict in_teacher_bn1_scale, const float *restrict t125, const float *restrict t121) {
+static void step_k624_mul_div(float *restrict t2090, const float *restrict t2082, const float *restrict in_teacher_bn1_scale, const float *restrict t125, const float *restrict t121) {
     for (size_t i = 0; i < 16; i++) {
         const float v2083 = t2082[i] * in_teacher_bn1_scale[i];
         const float v2087 = v2083 * t125[i];
@@ -16698,10 +16745,10 @@ typedef struct {
     float *t2093;
     const float *t2090;
     const float *t107;
-} step_k618_mul_add_pointers;
+} step_k625_mul_add_pointers;
 
-static void step_k618_mul_add_part(void *context, int part, int parts) {
-    const step_k618_mul_add_pointers *p = context;
+static void step_k625_mul_add_part(void *context, int part, int parts) {
+    const step_k625_mul_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2093 = p->t2093;
@@ -16719,8 +16766,8 @@ static void step_k618_mul_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090, const float *restrict t107) {
-    mplc_parallel(step_k618_mul_add_part, &(step_k618_mul_add_pointers){t2093, t2090, t107});
+static void step_k625_mul_add(float *restrict t2093, const float *restrict t2090, const float *restrict t107) {
+    mplc_parallel(step_k625_mul_add_part, &(step_k625_mul_add_pointers){t2093, t2090, t107});
 }
 
 /* %2094 = neg %2093 : [56448,16]
@@ -16728,10 +16775,10 @@ static void step_k618_mul_add(float *restrict t2093, const float *restrict t2090
 typedef struct {
     float *t2096;
     const float *t2093;
-} step_k619_neg_reduce_sum_pointers;
+} step_k626_neg_reduce_sum_pointers;
 
-static void step_k619_neg_reduce_sum_part(void *context, int part, int parts) {
-    const step_k619_neg_reduce_sum_pointers *p = context;
+static void step_k626_neg_reduce_sum_part(void *context, int part, int parts) {
+    const step_k626_neg_reduce_sum_pointers *p = context;
     float *restrict t2096 = p->t2096;
     const float *restrict t2093 = p->t2093;
     size_t lo, hi;
@@ -16745,14 +16792,14 @@ static void step_k619_neg_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k619_neg_reduce_sum(float *restrict t2096, const float *restrict t2093) {
-    mplc_parallel(step_k619_neg_reduce_sum_part, &(step_k619_neg_reduce_sum_pointers){t2096, t2093});
+static void step_k626_neg_reduce_sum(float *restrict t2096, const float *restrict t2093) {
+    mplc_parallel(step_k626_neg_reduce_sum_part, &(step_k626_neg_reduce_sum_pointers){t2096, t2093});
 }
 
 /* %104 = constant 1.7715419501133787e-05 : [16]
  * %2097 = add %2086, %2096 : [16]
  * %2098 = mul %2097, %104 : [16] */
-static void step_k620_add_mul(float *restrict t2098, const float *restrict t2086, const float *restrict t2096) {
+static void step_k627_add_mul(float *restrict t2098, const float *restrict t2086, const float *restrict t2096) {
     for (size_t i = 0; i < 16; i++) {
         const float v2097 = t2086[i] + t2096[i];
         const float v2098 = v2097 * 1.771542e-05f;
@@ -16768,10 +16815,10 @@ typedef struct {
     const float *t2080;
     const float *t2093;
     const float *t2098;
-} step_k621_add_pointers;
+} step_k628_add_pointers;
 
-static void step_k621_add_part(void *context, int part, int parts) {
-    const step_k621_add_pointers *p = context;
+static void step_k628_add_part(void *context, int part, int parts) {
+    const step_k628_add_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t2100 = p->t2100;
@@ -16790,18 +16837,18 @@ static void step_k621_add_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k621_add(float *restrict t2100, const float *restrict t2080, const float *restrict t2093, const float *restrict t2098) {
-    mplc_parallel(step_k621_add_part, &(step_k621_add_pointers){t2100, t2080, t2093, t2098});
+static void step_k628_add(float *restrict t2100, const float *restrict t2080, const float *restrict t2093, const float *restrict t2098) {
+    mplc_parallel(step_k628_add_part, &(step_k628_add_pointers){t2100, t2080, t2093, t2098});
 }
 
 /* %2101 = reduce_sum axes=[0] %2100 : [16] */
 typedef struct {
     float *t2101;
     const float *t2100;
-} step_k622_reduce_sum_pointers;
+} step_k629_reduce_sum_pointers;
 
-static void step_k622_reduce_sum_part(void *context, int part, int parts) {
-    const step_k622_reduce_sum_pointers *p = context;
+static void step_k629_reduce_sum_part(void *context, int part, int parts) {
+    const step_k629_reduce_sum_pointers *p = context;
     float *restrict t2101 = p->t2101;
     const float *restrict t2100 = p->t2100;
     size_t lo, hi;
@@ -16814,8 +16861,8 @@ static void step_k622_reduce_sum_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k622_reduce_sum(float *restrict t2101, const float *restrict t2100) {
-    mplc_parallel(step_k622_reduce_sum_part, &(step_k622_reduce_sum_pointers){t2101, t2100});
+static void step_k629_reduce_sum(float *restrict t2101, const float *restrict t2100) {
+    mplc_parallel(step_k629_reduce_sum_part, &(step_k629_reduce_sum_pointers){t2101, t2100});
 }
 
 /* %98 = im2col k3 s2 p1 %92 : [56448,9]
@@ -16825,10 +16872,10 @@ typedef struct {
     const float *in_x;
     const float *t2100;
     float *chunk;
-} step_k623_im2col_matmul_pointers;
+} step_k630_im2col_matmul_pointers;
 
-static void step_k623_im2col_matmul_part(void *context, int part, int parts) {
-    const step_k623_im2col_matmul_pointers *p = context;
+static void step_k630_im2col_matmul_part(void *context, int part, int parts) {
+    const step_k630_im2col_matmul_pointers *p = context;
     float *restrict t2102 = p->t2102;
     const float *restrict in_x = p->in_x;
     const float *restrict t2100 = p->t2100;
@@ -16861,8 +16908,8 @@ static void step_k623_im2col_matmul_part(void *context, int part, int parts) {
     for (int i = 0; i < 144; i++) sum[i] = total[i];
 }
 
-static void step_k623_im2col_matmul(float *restrict t2102, const float *restrict in_x, const float *restrict t2100, float *restrict chunk) {
-    mplc_parallel(step_k623_im2col_matmul_part, &(step_k623_im2col_matmul_pointers){t2102, in_x, t2100, chunk});
+static void step_k630_im2col_matmul(float *restrict t2102, const float *restrict in_x, const float *restrict t2100, float *restrict chunk) {
+    mplc_parallel(step_k630_im2col_matmul_part, &(step_k630_im2col_matmul_pointers){t2102, in_x, t2100, chunk});
     for (int q = 1; q < mplc_threads(); q++) {
         const float *partial = chunk + (size_t)q * 146560 + 146416;
         for (int i = 0; i < 144; i++) t2102[i] += partial[i];
@@ -16882,7 +16929,7 @@ static void step_k623_im2col_matmul(float *restrict t2102, const float *restrict
  * %2113 = sub %0, %2112 : [3,3,1,16]
  * in_teacher_momentum_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k624_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t2103, const float *restrict in_lr_teacher) {
+static void step_k631_mul_add_sub(float *restrict in_teacher_momentum_conv0_weight, float *restrict in_teacher_conv0_weight, const float *restrict t2103, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 144; i++) {
         const float v2105 = in_teacher_conv0_weight[i] * 0.0005f;
         const float v2106 = t2103[i] + v2105;
@@ -16923,7 +16970,7 @@ static void step_k624_mul_add_sub(float *restrict in_teacher_momentum_conv0_weig
  * in_teacher_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_k625_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, float *restrict in_teacher_momentum_bn1_scale, float *restrict in_teacher_bn1_scale, float *restrict in_teacher_momentum_bn1_offset, float *restrict in_teacher_bn1_offset, const float *restrict t2101, const float *restrict in_lr_teacher, const float *restrict t2084, const float *restrict t2079) {
+static void step_k632_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias, float *restrict in_teacher_conv0_bias, float *restrict in_teacher_momentum_bn1_scale, float *restrict in_teacher_bn1_scale, float *restrict in_teacher_momentum_bn1_offset, float *restrict in_teacher_bn1_offset, const float *restrict t2101, const float *restrict in_lr_teacher, const float *restrict t2084, const float *restrict t2079) {
     for (size_t i = 0; i < 16; i++) {
         const float v2115 = in_teacher_momentum_conv0_bias[i] * 0.9f;
         const float v2116 = v2115 + t2101[i];
@@ -16965,7 +17012,7 @@ static void step_k625_mul_add_sub(float *restrict in_teacher_momentum_conv0_bias
  * %2145 = sub %4, %2144 : [3,3,16,16]
  * in_teacher_momentum_res3_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res3_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k626_mul_add_sub(float *restrict in_teacher_momentum_res3_conv0_weight, float *restrict in_teacher_res3_conv0_weight, const float *restrict t2069, const float *restrict in_lr_teacher) {
+static void step_k633_mul_add_sub(float *restrict in_teacher_momentum_res3_conv0_weight, float *restrict in_teacher_res3_conv0_weight, const float *restrict t2069, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2304; i++) {
         const float v2137 = in_teacher_res3_conv0_weight[i] * 0.0005f;
         const float v2138 = t2069[i] + v2137;
@@ -17006,7 +17053,7 @@ static void step_k626_mul_add_sub(float *restrict in_teacher_momentum_res3_conv0
  * in_teacher_res3_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res3_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_res3_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_k627_mul_add_sub(float *restrict in_teacher_momentum_res3_conv0_bias, float *restrict in_teacher_res3_conv0_bias, float *restrict in_teacher_momentum_res3_bn1_scale, float *restrict in_teacher_res3_bn1_scale, float *restrict in_teacher_momentum_res3_bn1_offset, float *restrict in_teacher_res3_bn1_offset, const float *restrict t2066, const float *restrict in_lr_teacher, const float *restrict t2049, const float *restrict t2044) {
+static void step_k634_mul_add_sub(float *restrict in_teacher_momentum_res3_conv0_bias, float *restrict in_teacher_res3_conv0_bias, float *restrict in_teacher_momentum_res3_bn1_scale, float *restrict in_teacher_res3_bn1_scale, float *restrict in_teacher_momentum_res3_bn1_offset, float *restrict in_teacher_res3_bn1_offset, const float *restrict t2066, const float *restrict in_lr_teacher, const float *restrict t2049, const float *restrict t2044) {
     for (size_t i = 0; i < 16; i++) {
         const float v2147 = in_teacher_momentum_res3_conv0_bias[i] * 0.9f;
         const float v2148 = v2147 + t2066[i];
@@ -17048,7 +17095,7 @@ static void step_k627_mul_add_sub(float *restrict in_teacher_momentum_res3_conv0
  * %2175 = sub %8, %2174 : [3,3,16,16]
  * in_teacher_momentum_res3_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res3_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k628_mul_add_sub(float *restrict in_teacher_momentum_res3_conv3_weight, float *restrict in_teacher_res3_conv3_weight, const float *restrict t2035, const float *restrict in_lr_teacher) {
+static void step_k635_mul_add_sub(float *restrict in_teacher_momentum_res3_conv3_weight, float *restrict in_teacher_res3_conv3_weight, const float *restrict t2035, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2304; i++) {
         const float v2168 = in_teacher_res3_conv3_weight[i] * 0.0005f;
         const float v2169 = t2035[i] + v2168;
@@ -17089,7 +17136,7 @@ static void step_k628_mul_add_sub(float *restrict in_teacher_momentum_res3_conv3
  * in_teacher_bn4_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn4_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn4_offset is updated in place: each element is read before it is overwritten */
-static void step_k629_mul_add_sub(float *restrict in_teacher_momentum_res3_conv3_bias, float *restrict in_teacher_res3_conv3_bias, float *restrict in_teacher_momentum_bn4_scale, float *restrict in_teacher_bn4_scale, float *restrict in_teacher_momentum_bn4_offset, float *restrict in_teacher_bn4_offset, const float *restrict t2032, const float *restrict in_lr_teacher, const float *restrict t2014, const float *restrict t2009) {
+static void step_k636_mul_add_sub(float *restrict in_teacher_momentum_res3_conv3_bias, float *restrict in_teacher_res3_conv3_bias, float *restrict in_teacher_momentum_bn4_scale, float *restrict in_teacher_bn4_scale, float *restrict in_teacher_momentum_bn4_offset, float *restrict in_teacher_bn4_offset, const float *restrict t2032, const float *restrict in_lr_teacher, const float *restrict t2014, const float *restrict t2009) {
     for (size_t i = 0; i < 16; i++) {
         const float v2177 = in_teacher_momentum_res3_conv3_bias[i] * 0.9f;
         const float v2178 = v2177 + t2032[i];
@@ -17131,7 +17178,7 @@ static void step_k629_mul_add_sub(float *restrict in_teacher_momentum_res3_conv3
  * %2206 = sub %12, %2205 : [3,3,16,32]
  * in_teacher_momentum_res6_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k630_mul_add_sub(float *restrict in_teacher_momentum_res6_conv0_weight, float *restrict in_teacher_res6_conv0_weight, const float *restrict t1998, const float *restrict in_lr_teacher) {
+static void step_k637_mul_add_sub(float *restrict in_teacher_momentum_res6_conv0_weight, float *restrict in_teacher_res6_conv0_weight, const float *restrict t1998, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 4608; i++) {
         const float v2198 = in_teacher_res6_conv0_weight[i] * 0.0005f;
         const float v2199 = t1998[i] + v2198;
@@ -17172,7 +17219,7 @@ static void step_k630_mul_add_sub(float *restrict in_teacher_momentum_res6_conv0
  * in_teacher_res6_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res6_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_res6_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_k631_mul_add_sub(float *restrict in_teacher_momentum_res6_conv0_bias, float *restrict in_teacher_res6_conv0_bias, float *restrict in_teacher_momentum_res6_bn1_scale, float *restrict in_teacher_res6_bn1_scale, float *restrict in_teacher_momentum_res6_bn1_offset, float *restrict in_teacher_res6_bn1_offset, const float *restrict t1995, const float *restrict in_lr_teacher, const float *restrict t1978, const float *restrict t1973) {
+static void step_k638_mul_add_sub(float *restrict in_teacher_momentum_res6_conv0_bias, float *restrict in_teacher_res6_conv0_bias, float *restrict in_teacher_momentum_res6_bn1_scale, float *restrict in_teacher_res6_bn1_scale, float *restrict in_teacher_momentum_res6_bn1_offset, float *restrict in_teacher_res6_bn1_offset, const float *restrict t1995, const float *restrict in_lr_teacher, const float *restrict t1978, const float *restrict t1973) {
     for (size_t i = 0; i < 32; i++) {
         const float v2208 = in_teacher_momentum_res6_conv0_bias[i] * 0.9f;
         const float v2209 = v2208 + t1995[i];
@@ -17214,7 +17261,7 @@ static void step_k631_mul_add_sub(float *restrict in_teacher_momentum_res6_conv0
  * %2238 = sub %16, %2237 : [3,3,32,32]
  * in_teacher_momentum_res6_conv3_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv3_weight is updated in place: each element is read before it is overwritten */
-static void step_k632_mul_add_sub(float *restrict in_teacher_momentum_res6_conv3_weight, float *restrict in_teacher_res6_conv3_weight, const float *restrict t1964, const float *restrict in_lr_teacher) {
+static void step_k639_mul_add_sub(float *restrict in_teacher_momentum_res6_conv3_weight, float *restrict in_teacher_res6_conv3_weight, const float *restrict t1964, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 9216; i++) {
         const float v2230 = in_teacher_res6_conv3_weight[i] * 0.0005f;
         const float v2231 = t1964[i] + v2230;
@@ -17239,7 +17286,7 @@ static void step_k632_mul_add_sub(float *restrict in_teacher_momentum_res6_conv3
  * %2245 = sub %17, %2244 : [32]
  * in_teacher_momentum_res6_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res6_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k633_mul_add_sub(float *restrict in_teacher_momentum_res6_conv3_bias, float *restrict in_teacher_res6_conv3_bias, const float *restrict t1961, const float *restrict in_lr_teacher) {
+static void step_k640_mul_add_sub(float *restrict in_teacher_momentum_res6_conv3_bias, float *restrict in_teacher_res6_conv3_bias, const float *restrict t1961, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 32; i++) {
         const float v2240 = in_teacher_momentum_res6_conv3_bias[i] * 0.9f;
         const float v2241 = v2240 + t1961[i];
@@ -17265,7 +17312,7 @@ static void step_k633_mul_add_sub(float *restrict in_teacher_momentum_res6_conv3
  * %2255 = sub %18, %2254 : [1,1,16,32]
  * in_teacher_momentum_res6_shortcut_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res6_shortcut_weight is updated in place: each element is read before it is overwritten */
-static void step_k634_mul_add_sub(float *restrict in_teacher_momentum_res6_shortcut_weight, float *restrict in_teacher_res6_shortcut_weight, const float *restrict t1959, const float *restrict in_lr_teacher) {
+static void step_k641_mul_add_sub(float *restrict in_teacher_momentum_res6_shortcut_weight, float *restrict in_teacher_res6_shortcut_weight, const float *restrict t1959, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 512; i++) {
         const float v2247 = in_teacher_res6_shortcut_weight[i] * 0.0005f;
         const float v2248 = t1959[i] + v2247;
@@ -17298,7 +17345,7 @@ static void step_k634_mul_add_sub(float *restrict in_teacher_momentum_res6_short
  * in_teacher_bn7_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn7_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn7_offset is updated in place: each element is read before it is overwritten */
-static void step_k635_mul_add_sub(float *restrict in_teacher_momentum_bn7_scale, float *restrict in_teacher_bn7_scale, float *restrict in_teacher_momentum_bn7_offset, float *restrict in_teacher_bn7_offset, const float *restrict t1940, const float *restrict in_lr_teacher, const float *restrict t1935) {
+static void step_k642_mul_add_sub(float *restrict in_teacher_momentum_bn7_scale, float *restrict in_teacher_bn7_scale, float *restrict in_teacher_momentum_bn7_offset, float *restrict in_teacher_bn7_offset, const float *restrict t1940, const float *restrict in_lr_teacher, const float *restrict t1935) {
     for (size_t i = 0; i < 32; i++) {
         const float v2257 = in_teacher_momentum_bn7_scale[i] * 0.9f;
         const float v2258 = v2257 + t1940[i];
@@ -17332,7 +17379,7 @@ static void step_k635_mul_add_sub(float *restrict in_teacher_momentum_bn7_scale,
  * %2279 = sub %21, %2278 : [3,3,32,64]
  * in_teacher_momentum_res9_conv0_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv0_weight is updated in place: each element is read before it is overwritten */
-static void step_k636_mul_add_sub(float *restrict in_teacher_momentum_res9_conv0_weight, float *restrict in_teacher_res9_conv0_weight, const float *restrict t1924, const float *restrict in_lr_teacher) {
+static void step_k643_mul_add_sub(float *restrict in_teacher_momentum_res9_conv0_weight, float *restrict in_teacher_res9_conv0_weight, const float *restrict t1924, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 18432; i++) {
         const float v2271 = in_teacher_res9_conv0_weight[i] * 0.0005f;
         const float v2272 = t1924[i] + v2271;
@@ -17373,7 +17420,7 @@ static void step_k636_mul_add_sub(float *restrict in_teacher_momentum_res9_conv0
  * in_teacher_res9_bn1_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_res9_bn1_offset is updated in place: each element is read before it is overwritten
  * in_teacher_res9_bn1_offset is updated in place: each element is read before it is overwritten */
-static void step_k637_mul_add_sub(float *restrict in_teacher_momentum_res9_conv0_bias, float *restrict in_teacher_res9_conv0_bias, float *restrict in_teacher_momentum_res9_bn1_scale, float *restrict in_teacher_res9_bn1_scale, float *restrict in_teacher_momentum_res9_bn1_offset, float *restrict in_teacher_res9_bn1_offset, const float *restrict t1921, const float *restrict in_lr_teacher, const float *restrict t1904, const float *restrict t1899) {
+static void step_k644_mul_add_sub(float *restrict in_teacher_momentum_res9_conv0_bias, float *restrict in_teacher_res9_conv0_bias, float *restrict in_teacher_momentum_res9_bn1_scale, float *restrict in_teacher_res9_bn1_scale, float *restrict in_teacher_momentum_res9_bn1_offset, float *restrict in_teacher_res9_bn1_offset, const float *restrict t1921, const float *restrict in_lr_teacher, const float *restrict t1904, const float *restrict t1899) {
     for (size_t i = 0; i < 64; i++) {
         const float v2281 = in_teacher_momentum_res9_conv0_bias[i] * 0.9f;
         const float v2282 = v2281 + t1921[i];
@@ -17420,10 +17467,10 @@ typedef struct {
     float *in_teacher_res9_conv3_weight;
     const float *t1890;
     const float *in_lr_teacher;
-} step_k638_mul_add_sub_pointers;
+} step_k645_mul_add_sub_pointers;
 
-static void step_k638_mul_add_sub_part(void *context, int part, int parts) {
-    const step_k638_mul_add_sub_pointers *p = context;
+static void step_k645_mul_add_sub_part(void *context, int part, int parts) {
+    const step_k645_mul_add_sub_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict in_teacher_momentum_res9_conv3_weight = p->in_teacher_momentum_res9_conv3_weight;
@@ -17447,8 +17494,8 @@ static void step_k638_mul_add_sub_part(void *context, int part, int parts) {
     }
 }
 
-static void step_k638_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3_weight, float *restrict in_teacher_res9_conv3_weight, const float *restrict t1890, const float *restrict in_lr_teacher) {
-    mplc_parallel(step_k638_mul_add_sub_part, &(step_k638_mul_add_sub_pointers){in_teacher_momentum_res9_conv3_weight, in_teacher_res9_conv3_weight, t1890, in_lr_teacher});
+static void step_k645_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3_weight, float *restrict in_teacher_res9_conv3_weight, const float *restrict t1890, const float *restrict in_lr_teacher) {
+    mplc_parallel(step_k645_mul_add_sub_part, &(step_k645_mul_add_sub_pointers){in_teacher_momentum_res9_conv3_weight, in_teacher_res9_conv3_weight, t1890, in_lr_teacher});
 }
 
 /* %1119 = constant 0.9 : [64]
@@ -17461,7 +17508,7 @@ static void step_k638_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3
  * %2318 = sub %26, %2317 : [64]
  * in_teacher_momentum_res9_conv3_bias is updated in place: each element is read before it is overwritten
  * in_teacher_res9_conv3_bias is updated in place: each element is read before it is overwritten */
-static void step_k639_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3_bias, float *restrict in_teacher_res9_conv3_bias, const float *restrict t1887, const float *restrict in_lr_teacher) {
+static void step_k646_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3_bias, float *restrict in_teacher_res9_conv3_bias, const float *restrict t1887, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 64; i++) {
         const float v2313 = in_teacher_momentum_res9_conv3_bias[i] * 0.9f;
         const float v2314 = v2313 + t1887[i];
@@ -17487,7 +17534,7 @@ static void step_k639_mul_add_sub(float *restrict in_teacher_momentum_res9_conv3
  * %2328 = sub %27, %2327 : [1,1,32,64]
  * in_teacher_momentum_res9_shortcut_weight is updated in place: each element is read before it is overwritten
  * in_teacher_res9_shortcut_weight is updated in place: each element is read before it is overwritten */
-static void step_k640_mul_add_sub(float *restrict in_teacher_momentum_res9_shortcut_weight, float *restrict in_teacher_res9_shortcut_weight, const float *restrict t1885, const float *restrict in_lr_teacher) {
+static void step_k647_mul_add_sub(float *restrict in_teacher_momentum_res9_shortcut_weight, float *restrict in_teacher_res9_shortcut_weight, const float *restrict t1885, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 2048; i++) {
         const float v2320 = in_teacher_res9_shortcut_weight[i] * 0.0005f;
         const float v2321 = t1885[i] + v2320;
@@ -17520,7 +17567,7 @@ static void step_k640_mul_add_sub(float *restrict in_teacher_momentum_res9_short
  * in_teacher_bn10_scale is updated in place: each element is read before it is overwritten
  * in_teacher_momentum_bn10_offset is updated in place: each element is read before it is overwritten
  * in_teacher_bn10_offset is updated in place: each element is read before it is overwritten */
-static void step_k641_mul_add_sub(float *restrict in_teacher_momentum_bn10_scale, float *restrict in_teacher_bn10_scale, float *restrict in_teacher_momentum_bn10_offset, float *restrict in_teacher_bn10_offset, const float *restrict t1860, const float *restrict in_lr_teacher, const float *restrict t1847) {
+static void step_k648_mul_add_sub(float *restrict in_teacher_momentum_bn10_scale, float *restrict in_teacher_bn10_scale, float *restrict in_teacher_momentum_bn10_offset, float *restrict in_teacher_bn10_offset, const float *restrict t1860, const float *restrict in_lr_teacher, const float *restrict t1847) {
     for (size_t i = 0; i < 64; i++) {
         const float v2330 = in_teacher_momentum_bn10_scale[i] * 0.9f;
         const float v2331 = v2330 + t1860[i];
@@ -17556,7 +17603,7 @@ static void step_k641_mul_add_sub(float *restrict in_teacher_momentum_bn10_scale
  * %2352 = sub %30, %2351 : [64,10]
  * in_teacher_momentum_dense14_weight is updated in place: each element is read before it is overwritten
  * in_teacher_dense14_weight is updated in place: each element is read before it is overwritten */
-static void step_k642_matmul_add_mul_etc(float *restrict t2345, float *restrict in_teacher_momentum_dense14_weight, float *restrict in_teacher_dense14_weight, const float *restrict t1814, const float *restrict t1808, const float *restrict t1817, const float *restrict in_lr_teacher) {
+static void step_k649_matmul_add_mul_etc(float *restrict t2345, float *restrict in_teacher_momentum_dense14_weight, float *restrict in_teacher_dense14_weight, const float *restrict t1814, const float *restrict t1808, const float *restrict t1817, const float *restrict in_lr_teacher) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 10, 32, 1.0f, t1814, 64, t1808, 10, 0.0f, t2345, 10);
     /* epilogue, in place on the product */
     for (size_t i = 0; i < 640; i++) {
@@ -17585,7 +17632,7 @@ static void step_k642_matmul_add_mul_etc(float *restrict t2345, float *restrict 
  * %2360 = sub %31, %2359 : [10]
  * in_teacher_momentum_dense14_bias is updated in place: each element is read before it is overwritten
  * in_teacher_dense14_bias is updated in place: each element is read before it is overwritten */
-static void step_k643_mul_add_sub(float *restrict in_teacher_momentum_dense14_bias, float *restrict in_teacher_dense14_bias, const float *restrict t1811, const float *restrict in_lr_teacher) {
+static void step_k650_mul_add_sub(float *restrict in_teacher_momentum_dense14_bias, float *restrict in_teacher_dense14_bias, const float *restrict t1811, const float *restrict in_lr_teacher) {
     for (size_t i = 0; i < 10; i++) {
         const float v2354 = in_teacher_momentum_dense14_bias[i] * 0.9f;
         const float v2355 = v2354 + t1811[i];
@@ -17598,7 +17645,1064 @@ static void step_k643_mul_add_sub(float *restrict in_teacher_momentum_dense14_bi
     }
 }
 
-/* 644 kernels; scratch high-water mark 26652880 floats. */
+/* %2361 = mul %1682, %1682 : [3,3,1,16]
+ * %2362 = reduce_sum axes=[0, 1, 2, 3] %2361 : [] */
+static void step_k651_mul_reduce_sum(float *restrict t2362, const float *restrict t1682) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2361 = t1682[i0 * 48 + i1 * 16 + i3] * t1682[i0 * 48 + i1 * 16 + i3];
+                    sum += v2361;
+                }
+            }
+        }
+    }
+    t2362[0] = (float)sum;
+}
+
+/* %2363 = mul %1680, %1680 : [16]
+ * %2364 = reduce_sum axes=[0] %2363 : [] */
+static void step_k652_mul_reduce_sum(float *restrict t2364, const float *restrict t1680) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2363 = t1680[i0] * t1680[i0];
+        sum += v2363;
+    }
+    t2364[0] = (float)sum;
+}
+
+/* %2366 = mul %1663, %1663 : [16]
+ * %2367 = reduce_sum axes=[0] %2366 : [] */
+static void step_k653_mul_reduce_sum(float *restrict t2367, const float *restrict t1663) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2366 = t1663[i0] * t1663[i0];
+        sum += v2366;
+    }
+    t2367[0] = (float)sum;
+}
+
+/* %2369 = mul %1658, %1658 : [16]
+ * %2370 = reduce_sum axes=[0] %2369 : [] */
+static void step_k654_mul_reduce_sum(float *restrict t2370, const float *restrict t1658) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2369 = t1658[i0] * t1658[i0];
+        sum += v2369;
+    }
+    t2370[0] = (float)sum;
+}
+
+/* %2372 = mul %1648, %1648 : [3,3,16,16]
+ * %2373 = reduce_sum axes=[0, 1, 2, 3] %2372 : [] */
+static void step_k655_mul_reduce_sum(float *restrict t2373, const float *restrict t1648) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2372 = t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2372;
+                }
+            }
+        }
+    }
+    t2373[0] = (float)sum;
+}
+
+/* %2375 = mul %1645, %1645 : [16]
+ * %2376 = reduce_sum axes=[0] %2375 : [] */
+static void step_k656_mul_reduce_sum(float *restrict t2376, const float *restrict t1645) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2375 = t1645[i0] * t1645[i0];
+        sum += v2375;
+    }
+    t2376[0] = (float)sum;
+}
+
+/* %2378 = mul %1628, %1628 : [16]
+ * %2379 = reduce_sum axes=[0] %2378 : [] */
+static void step_k657_mul_reduce_sum(float *restrict t2379, const float *restrict t1628) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2378 = t1628[i0] * t1628[i0];
+        sum += v2378;
+    }
+    t2379[0] = (float)sum;
+}
+
+/* %2381 = mul %1623, %1623 : [16]
+ * %2382 = reduce_sum axes=[0] %2381 : [] */
+static void step_k658_mul_reduce_sum(float *restrict t2382, const float *restrict t1623) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2381 = t1623[i0] * t1623[i0];
+        sum += v2381;
+    }
+    t2382[0] = (float)sum;
+}
+
+/* %2384 = mul %1614, %1614 : [3,3,16,16]
+ * %2385 = reduce_sum axes=[0, 1, 2, 3] %2384 : [] */
+static void step_k659_mul_reduce_sum(float *restrict t2385, const float *restrict t1614) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2384 = t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2384;
+                }
+            }
+        }
+    }
+    t2385[0] = (float)sum;
+}
+
+/* %2387 = mul %1611, %1611 : [16]
+ * %2388 = reduce_sum axes=[0] %2387 : [] */
+static void step_k660_mul_reduce_sum(float *restrict t2388, const float *restrict t1611) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2387 = t1611[i0] * t1611[i0];
+        sum += v2387;
+    }
+    t2388[0] = (float)sum;
+}
+
+/* %2390 = mul %1593, %1593 : [16]
+ * %2391 = reduce_sum axes=[0] %2390 : [] */
+static void step_k661_mul_reduce_sum(float *restrict t2391, const float *restrict t1593) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2390 = t1593[i0] * t1593[i0];
+        sum += v2390;
+    }
+    t2391[0] = (float)sum;
+}
+
+/* %2393 = mul %1588, %1588 : [16]
+ * %2394 = reduce_sum axes=[0] %2393 : [] */
+static void step_k662_mul_reduce_sum(float *restrict t2394, const float *restrict t1588) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2393 = t1588[i0] * t1588[i0];
+        sum += v2393;
+    }
+    t2394[0] = (float)sum;
+}
+
+/* %2396 = mul %1577, %1577 : [3,3,16,32]
+ * %2397 = reduce_sum axes=[0, 1, 2, 3] %2396 : [] */
+static void step_k663_mul_reduce_sum(float *restrict t2397, const float *restrict t1577) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2396 = t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v2396;
+                }
+            }
+        }
+    }
+    t2397[0] = (float)sum;
+}
+
+/* %2399 = mul %1574, %1574 : [32]
+ * %2400 = reduce_sum axes=[0] %2399 : [] */
+static void step_k664_mul_reduce_sum(float *restrict t2400, const float *restrict t1574) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2399 = t1574[i0] * t1574[i0];
+        sum += v2399;
+    }
+    t2400[0] = (float)sum;
+}
+
+/* %2402 = mul %1557, %1557 : [32]
+ * %2403 = reduce_sum axes=[0] %2402 : [] */
+static void step_k665_mul_reduce_sum(float *restrict t2403, const float *restrict t1557) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2402 = t1557[i0] * t1557[i0];
+        sum += v2402;
+    }
+    t2403[0] = (float)sum;
+}
+
+/* %2405 = mul %1552, %1552 : [32]
+ * %2406 = reduce_sum axes=[0] %2405 : [] */
+static void step_k666_mul_reduce_sum(float *restrict t2406, const float *restrict t1552) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2405 = t1552[i0] * t1552[i0];
+        sum += v2405;
+    }
+    t2406[0] = (float)sum;
+}
+
+/* %2408 = mul %1543, %1543 : [3,3,32,32]
+ * %2409 = reduce_sum axes=[0, 1, 2, 3] %2408 : [] */
+static void step_k667_mul_reduce_sum(float *restrict t2409, const float *restrict t1543) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2408 = t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v2408;
+                }
+            }
+        }
+    }
+    t2409[0] = (float)sum;
+}
+
+/* %2411 = mul %1540, %1540 : [32]
+ * %2412 = reduce_sum axes=[0] %2411 : [] */
+static void step_k668_mul_reduce_sum(float *restrict t2412, const float *restrict t1540) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2411 = t1540[i0] * t1540[i0];
+        sum += v2411;
+    }
+    t2412[0] = (float)sum;
+}
+
+/* %2414 = mul %1538, %1538 : [1,1,16,32]
+ * %2415 = reduce_sum axes=[0, 1, 2, 3] %2414 : [] */
+static void step_k669_mul_reduce_sum(float *restrict t2415, const float *restrict t1538) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2414 = t1538[i2 * 32 + i3] * t1538[i2 * 32 + i3];
+                    sum += v2414;
+                }
+            }
+        }
+    }
+    t2415[0] = (float)sum;
+}
+
+/* %2417 = mul %1519, %1519 : [32]
+ * %2418 = reduce_sum axes=[0] %2417 : [] */
+static void step_k670_mul_reduce_sum(float *restrict t2418, const float *restrict t1519) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2417 = t1519[i0] * t1519[i0];
+        sum += v2417;
+    }
+    t2418[0] = (float)sum;
+}
+
+/* %2420 = mul %1514, %1514 : [32]
+ * %2421 = reduce_sum axes=[0] %2420 : [] */
+static void step_k671_mul_reduce_sum(float *restrict t2421, const float *restrict t1514) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2420 = t1514[i0] * t1514[i0];
+        sum += v2420;
+    }
+    t2421[0] = (float)sum;
+}
+
+/* %2423 = mul %1503, %1503 : [3,3,32,64]
+ * %2424 = reduce_sum axes=[0, 1, 2, 3] %2423 : [] */
+static void step_k672_mul_reduce_sum(float *restrict t2424, const float *restrict t1503) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2423 = t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v2423;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2424[0] = (float)sum;
+}
+
+/* %2426 = mul %1500, %1500 : [64]
+ * %2427 = reduce_sum axes=[0] %2426 : [] */
+static void step_k673_mul_reduce_sum(float *restrict t2427, const float *restrict t1500) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2426 = t1500[i0] * t1500[i0];
+            sums[lane] += v2426;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2427[0] = (float)sum;
+}
+
+/* %2429 = mul %1483, %1483 : [64]
+ * %2430 = reduce_sum axes=[0] %2429 : [] */
+static void step_k674_mul_reduce_sum(float *restrict t2430, const float *restrict t1483) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2429 = t1483[i0] * t1483[i0];
+            sums[lane] += v2429;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2430[0] = (float)sum;
+}
+
+/* %2432 = mul %1478, %1478 : [64]
+ * %2433 = reduce_sum axes=[0] %2432 : [] */
+static void step_k675_mul_reduce_sum(float *restrict t2433, const float *restrict t1478) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2432 = t1478[i0] * t1478[i0];
+            sums[lane] += v2432;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2433[0] = (float)sum;
+}
+
+/* %2435 = mul %1469, %1469 : [3,3,64,64]
+ * %2436 = reduce_sum axes=[0, 1, 2, 3] %2435 : [] */
+static void step_k676_mul_reduce_sum(float *restrict t2436, const float *restrict t1469) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2435 = t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v2435;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2436[0] = (float)sum;
+}
+
+/* %2438 = mul %1466, %1466 : [64]
+ * %2439 = reduce_sum axes=[0] %2438 : [] */
+static void step_k677_mul_reduce_sum(float *restrict t2439, const float *restrict t1466) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2438 = t1466[i0] * t1466[i0];
+            sums[lane] += v2438;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2439[0] = (float)sum;
+}
+
+/* %2441 = mul %1464, %1464 : [1,1,32,64]
+ * %2442 = reduce_sum axes=[0, 1, 2, 3] %2441 : [] */
+static void step_k678_mul_reduce_sum(float *restrict t2442, const float *restrict t1464) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2441 = t1464[i2 * 64 + i3] * t1464[i2 * 64 + i3];
+                        sums[lane] += v2441;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2442[0] = (float)sum;
+}
+
+/* %2444 = mul %1445, %1445 : [64]
+ * %2445 = reduce_sum axes=[0] %2444 : [] */
+static void step_k679_mul_reduce_sum(float *restrict t2445, const float *restrict t1445) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2444 = t1445[i0] * t1445[i0];
+            sums[lane] += v2444;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2445[0] = (float)sum;
+}
+
+/* %2447 = mul %1440, %1440 : [64]
+ * %2448 = reduce_sum axes=[0] %2447 : [] */
+static void step_k680_mul_reduce_sum(float *restrict t2448, const float *restrict t1440) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2447 = t1440[i0] * t1440[i0];
+            sums[lane] += v2447;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2448[0] = (float)sum;
+}
+
+/* %2450 = mul %1428, %1428 : [64,10]
+ * %2451 = reduce_sum axes=[0, 1] %2450 : [] */
+static void step_k681_mul_reduce_sum(float *restrict t2451, const float *restrict t1428) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2450 = t1428[i0 * 10 + i1] * t1428[i0 * 10 + i1];
+            sum += v2450;
+        }
+    }
+    t2451[0] = (float)sum;
+}
+
+/* %2453 = mul %1426, %1426 : [10]
+ * %2454 = reduce_sum axes=[0] %2453 : [] */
+static void step_k682_mul_reduce_sum(float *restrict t2454, const float *restrict t1426) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v2453 = t1426[i0] * t1426[i0];
+        sum += v2453;
+    }
+    t2454[0] = (float)sum;
+}
+
+/* %2365 = add %2362, %2364 : []
+ * %2368 = add %2365, %2367 : []
+ * %2371 = add %2368, %2370 : []
+ * %2374 = add %2371, %2373 : []
+ * %2377 = add %2374, %2376 : []
+ * %2380 = add %2377, %2379 : []
+ * %2383 = add %2380, %2382 : []
+ * %2386 = add %2383, %2385 : []
+ * %2389 = add %2386, %2388 : []
+ * %2392 = add %2389, %2391 : []
+ * %2395 = add %2392, %2394 : []
+ * %2398 = add %2395, %2397 : []
+ * %2401 = add %2398, %2400 : []
+ * %2404 = add %2401, %2403 : []
+ * %2407 = add %2404, %2406 : []
+ * %2410 = add %2407, %2409 : []
+ * %2413 = add %2410, %2412 : []
+ * %2416 = add %2413, %2415 : []
+ * %2419 = add %2416, %2418 : []
+ * %2422 = add %2419, %2421 : []
+ * %2425 = add %2422, %2424 : []
+ * %2428 = add %2425, %2427 : []
+ * %2431 = add %2428, %2430 : []
+ * %2434 = add %2431, %2433 : []
+ * %2437 = add %2434, %2436 : []
+ * %2440 = add %2437, %2439 : []
+ * %2443 = add %2440, %2442 : []
+ * %2446 = add %2443, %2445 : []
+ * %2449 = add %2446, %2448 : []
+ * %2452 = add %2449, %2451 : []
+ * %2455 = add %2452, %2454 : []
+ * %2456 = sqrt %2455 : [] */
+static void step_k683_add_sqrt(float *restrict t2456, const float *restrict t2362, const float *restrict t2364, const float *restrict t2367, const float *restrict t2370, const float *restrict t2373, const float *restrict t2376, const float *restrict t2379, const float *restrict t2382, const float *restrict t2385, const float *restrict t2388, const float *restrict t2391, const float *restrict t2394, const float *restrict t2397, const float *restrict t2400, const float *restrict t2403, const float *restrict t2406, const float *restrict t2409, const float *restrict t2412, const float *restrict t2415, const float *restrict t2418, const float *restrict t2421, const float *restrict t2424, const float *restrict t2427, const float *restrict t2430, const float *restrict t2433, const float *restrict t2436, const float *restrict t2439, const float *restrict t2442, const float *restrict t2445, const float *restrict t2448, const float *restrict t2451, const float *restrict t2454) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v2365 = t2362[0] + t2364[0];
+        const float v2368 = v2365 + t2367[0];
+        const float v2371 = v2368 + t2370[0];
+        const float v2374 = v2371 + t2373[0];
+        const float v2377 = v2374 + t2376[0];
+        const float v2380 = v2377 + t2379[0];
+        const float v2383 = v2380 + t2382[0];
+        const float v2386 = v2383 + t2385[0];
+        const float v2389 = v2386 + t2388[0];
+        const float v2392 = v2389 + t2391[0];
+        const float v2395 = v2392 + t2394[0];
+        const float v2398 = v2395 + t2397[0];
+        const float v2401 = v2398 + t2400[0];
+        const float v2404 = v2401 + t2403[0];
+        const float v2407 = v2404 + t2406[0];
+        const float v2410 = v2407 + t2409[0];
+        const float v2413 = v2410 + t2412[0];
+        const float v2416 = v2413 + t2415[0];
+        const float v2419 = v2416 + t2418[0];
+        const float v2422 = v2419 + t2421[0];
+        const float v2425 = v2422 + t2424[0];
+        const float v2428 = v2425 + t2427[0];
+        const float v2431 = v2428 + t2430[0];
+        const float v2434 = v2431 + t2433[0];
+        const float v2437 = v2434 + t2436[0];
+        const float v2440 = v2437 + t2439[0];
+        const float v2443 = v2440 + t2442[0];
+        const float v2446 = v2443 + t2445[0];
+        const float v2449 = v2446 + t2448[0];
+        const float v2452 = v2449 + t2451[0];
+        const float v2455 = v2452 + t2454[0];
+        const float v2456 = sqrtf(v2455);
+        t2456[i] = v2456;
+    }
+}
+
+/* %2457 = mul %927, %927 : [3,3,1,16]
+ * %2458 = reduce_sum axes=[0, 1, 2, 3] %2457 : [] */
+static void step_k684_mul_reduce_sum(float *restrict t2458, const float *restrict t927) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2457 = t927[i0 * 48 + i1 * 16 + i3] * t927[i0 * 48 + i1 * 16 + i3];
+                    sum += v2457;
+                }
+            }
+        }
+    }
+    t2458[0] = (float)sum;
+}
+
+/* %2459 = mul %925, %925 : [16]
+ * %2460 = reduce_sum axes=[0] %2459 : [] */
+static void step_k685_mul_reduce_sum(float *restrict t2460, const float *restrict t925) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2459 = t925[i0] * t925[i0];
+        sum += v2459;
+    }
+    t2460[0] = (float)sum;
+}
+
+/* %2462 = mul %908, %908 : [16]
+ * %2463 = reduce_sum axes=[0] %2462 : [] */
+static void step_k686_mul_reduce_sum(float *restrict t2463, const float *restrict t908) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2462 = t908[i0] * t908[i0];
+        sum += v2462;
+    }
+    t2463[0] = (float)sum;
+}
+
+/* %2465 = mul %903, %903 : [16]
+ * %2466 = reduce_sum axes=[0] %2465 : [] */
+static void step_k687_mul_reduce_sum(float *restrict t2466, const float *restrict t903) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2465 = t903[i0] * t903[i0];
+        sum += v2465;
+    }
+    t2466[0] = (float)sum;
+}
+
+/* %2468 = mul %893, %893 : [3,3,16,16]
+ * %2469 = reduce_sum axes=[0, 1, 2, 3] %2468 : [] */
+static void step_k688_mul_reduce_sum(float *restrict t2469, const float *restrict t893) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2468 = t893[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t893[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2468;
+                }
+            }
+        }
+    }
+    t2469[0] = (float)sum;
+}
+
+/* %2471 = mul %890, %890 : [16]
+ * %2472 = reduce_sum axes=[0] %2471 : [] */
+static void step_k689_mul_reduce_sum(float *restrict t2472, const float *restrict t890) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2471 = t890[i0] * t890[i0];
+        sum += v2471;
+    }
+    t2472[0] = (float)sum;
+}
+
+/* %2474 = mul %873, %873 : [16]
+ * %2475 = reduce_sum axes=[0] %2474 : [] */
+static void step_k690_mul_reduce_sum(float *restrict t2475, const float *restrict t873) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2474 = t873[i0] * t873[i0];
+        sum += v2474;
+    }
+    t2475[0] = (float)sum;
+}
+
+/* %2477 = mul %868, %868 : [16]
+ * %2478 = reduce_sum axes=[0] %2477 : [] */
+static void step_k691_mul_reduce_sum(float *restrict t2478, const float *restrict t868) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2477 = t868[i0] * t868[i0];
+        sum += v2477;
+    }
+    t2478[0] = (float)sum;
+}
+
+/* %2480 = mul %859, %859 : [3,3,16,16]
+ * %2481 = reduce_sum axes=[0, 1, 2, 3] %2480 : [] */
+static void step_k692_mul_reduce_sum(float *restrict t2481, const float *restrict t859) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2480 = t859[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t859[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2480;
+                }
+            }
+        }
+    }
+    t2481[0] = (float)sum;
+}
+
+/* %2483 = mul %856, %856 : [16]
+ * %2484 = reduce_sum axes=[0] %2483 : [] */
+static void step_k693_mul_reduce_sum(float *restrict t2484, const float *restrict t856) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2483 = t856[i0] * t856[i0];
+        sum += v2483;
+    }
+    t2484[0] = (float)sum;
+}
+
+/* %2486 = mul %838, %838 : [16]
+ * %2487 = reduce_sum axes=[0] %2486 : [] */
+static void step_k694_mul_reduce_sum(float *restrict t2487, const float *restrict t838) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2486 = t838[i0] * t838[i0];
+        sum += v2486;
+    }
+    t2487[0] = (float)sum;
+}
+
+/* %2489 = mul %833, %833 : [16]
+ * %2490 = reduce_sum axes=[0] %2489 : [] */
+static void step_k695_mul_reduce_sum(float *restrict t2490, const float *restrict t833) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2489 = t833[i0] * t833[i0];
+        sum += v2489;
+    }
+    t2490[0] = (float)sum;
+}
+
+/* %2492 = mul %822, %822 : [3,3,16,32]
+ * %2493 = reduce_sum axes=[0, 1, 2, 3] %2492 : [] */
+static void step_k696_mul_reduce_sum(float *restrict t2493, const float *restrict t822) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2492 = t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v2492;
+                }
+            }
+        }
+    }
+    t2493[0] = (float)sum;
+}
+
+/* %2495 = mul %819, %819 : [32]
+ * %2496 = reduce_sum axes=[0] %2495 : [] */
+static void step_k697_mul_reduce_sum(float *restrict t2496, const float *restrict t819) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2495 = t819[i0] * t819[i0];
+        sum += v2495;
+    }
+    t2496[0] = (float)sum;
+}
+
+/* %2498 = mul %802, %802 : [32]
+ * %2499 = reduce_sum axes=[0] %2498 : [] */
+static void step_k698_mul_reduce_sum(float *restrict t2499, const float *restrict t802) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2498 = t802[i0] * t802[i0];
+        sum += v2498;
+    }
+    t2499[0] = (float)sum;
+}
+
+/* %2501 = mul %797, %797 : [32]
+ * %2502 = reduce_sum axes=[0] %2501 : [] */
+static void step_k699_mul_reduce_sum(float *restrict t2502, const float *restrict t797) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2501 = t797[i0] * t797[i0];
+        sum += v2501;
+    }
+    t2502[0] = (float)sum;
+}
+
+/* %2504 = mul %788, %788 : [3,3,32,32]
+ * %2505 = reduce_sum axes=[0, 1, 2, 3] %2504 : [] */
+static void step_k700_mul_reduce_sum(float *restrict t2505, const float *restrict t788) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2504 = t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v2504;
+                }
+            }
+        }
+    }
+    t2505[0] = (float)sum;
+}
+
+/* %2507 = mul %785, %785 : [32]
+ * %2508 = reduce_sum axes=[0] %2507 : [] */
+static void step_k701_mul_reduce_sum(float *restrict t2508, const float *restrict t785) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2507 = t785[i0] * t785[i0];
+        sum += v2507;
+    }
+    t2508[0] = (float)sum;
+}
+
+/* %2510 = mul %783, %783 : [1,1,16,32]
+ * %2511 = reduce_sum axes=[0, 1, 2, 3] %2510 : [] */
+static void step_k702_mul_reduce_sum(float *restrict t2511, const float *restrict t783) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2510 = t783[i2 * 32 + i3] * t783[i2 * 32 + i3];
+                    sum += v2510;
+                }
+            }
+        }
+    }
+    t2511[0] = (float)sum;
+}
+
+/* %2513 = mul %764, %764 : [32]
+ * %2514 = reduce_sum axes=[0] %2513 : [] */
+static void step_k703_mul_reduce_sum(float *restrict t2514, const float *restrict t764) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2513 = t764[i0] * t764[i0];
+        sum += v2513;
+    }
+    t2514[0] = (float)sum;
+}
+
+/* %2516 = mul %759, %759 : [32]
+ * %2517 = reduce_sum axes=[0] %2516 : [] */
+static void step_k704_mul_reduce_sum(float *restrict t2517, const float *restrict t759) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2516 = t759[i0] * t759[i0];
+        sum += v2516;
+    }
+    t2517[0] = (float)sum;
+}
+
+/* %2519 = mul %748, %748 : [3,3,32,64]
+ * %2520 = reduce_sum axes=[0, 1, 2, 3] %2519 : [] */
+static void step_k705_mul_reduce_sum(float *restrict t2520, const float *restrict t748) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2519 = t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v2519;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2520[0] = (float)sum;
+}
+
+/* %2522 = mul %745, %745 : [64]
+ * %2523 = reduce_sum axes=[0] %2522 : [] */
+static void step_k706_mul_reduce_sum(float *restrict t2523, const float *restrict t745) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2522 = t745[i0] * t745[i0];
+            sums[lane] += v2522;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2523[0] = (float)sum;
+}
+
+/* %2525 = mul %728, %728 : [64]
+ * %2526 = reduce_sum axes=[0] %2525 : [] */
+static void step_k707_mul_reduce_sum(float *restrict t2526, const float *restrict t728) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2525 = t728[i0] * t728[i0];
+            sums[lane] += v2525;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2526[0] = (float)sum;
+}
+
+/* %2528 = mul %723, %723 : [64]
+ * %2529 = reduce_sum axes=[0] %2528 : [] */
+static void step_k708_mul_reduce_sum(float *restrict t2529, const float *restrict t723) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2528 = t723[i0] * t723[i0];
+            sums[lane] += v2528;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2529[0] = (float)sum;
+}
+
+/* %2531 = mul %714, %714 : [3,3,64,64]
+ * %2532 = reduce_sum axes=[0, 1, 2, 3] %2531 : [] */
+static void step_k709_mul_reduce_sum(float *restrict t2532, const float *restrict t714) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2531 = t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v2531;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2532[0] = (float)sum;
+}
+
+/* %2534 = mul %711, %711 : [64]
+ * %2535 = reduce_sum axes=[0] %2534 : [] */
+static void step_k710_mul_reduce_sum(float *restrict t2535, const float *restrict t711) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2534 = t711[i0] * t711[i0];
+            sums[lane] += v2534;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2535[0] = (float)sum;
+}
+
+/* %2537 = mul %709, %709 : [1,1,32,64]
+ * %2538 = reduce_sum axes=[0, 1, 2, 3] %2537 : [] */
+static void step_k711_mul_reduce_sum(float *restrict t2538, const float *restrict t709) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2537 = t709[i2 * 64 + i3] * t709[i2 * 64 + i3];
+                        sums[lane] += v2537;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2538[0] = (float)sum;
+}
+
+/* %2540 = mul %690, %690 : [64]
+ * %2541 = reduce_sum axes=[0] %2540 : [] */
+static void step_k712_mul_reduce_sum(float *restrict t2541, const float *restrict t690) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2540 = t690[i0] * t690[i0];
+            sums[lane] += v2540;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2541[0] = (float)sum;
+}
+
+/* %2543 = mul %685, %685 : [64]
+ * %2544 = reduce_sum axes=[0] %2543 : [] */
+static void step_k713_mul_reduce_sum(float *restrict t2544, const float *restrict t685) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2543 = t685[i0] * t685[i0];
+            sums[lane] += v2543;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2544[0] = (float)sum;
+}
+
+/* %2546 = mul %673, %673 : [64,10]
+ * %2547 = reduce_sum axes=[0, 1] %2546 : [] */
+static void step_k714_mul_reduce_sum(float *restrict t2547, const float *restrict t673) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2546 = t673[i0 * 10 + i1] * t673[i0 * 10 + i1];
+            sum += v2546;
+        }
+    }
+    t2547[0] = (float)sum;
+}
+
+/* %2549 = mul %671, %671 : [10]
+ * %2550 = reduce_sum axes=[0] %2549 : [] */
+static void step_k715_mul_reduce_sum(float *restrict t2550, const float *restrict t671) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v2549 = t671[i0] * t671[i0];
+        sum += v2549;
+    }
+    t2550[0] = (float)sum;
+}
+
+/* %2461 = add %2458, %2460 : []
+ * %2464 = add %2461, %2463 : []
+ * %2467 = add %2464, %2466 : []
+ * %2470 = add %2467, %2469 : []
+ * %2473 = add %2470, %2472 : []
+ * %2476 = add %2473, %2475 : []
+ * %2479 = add %2476, %2478 : []
+ * %2482 = add %2479, %2481 : []
+ * %2485 = add %2482, %2484 : []
+ * %2488 = add %2485, %2487 : []
+ * %2491 = add %2488, %2490 : []
+ * %2494 = add %2491, %2493 : []
+ * %2497 = add %2494, %2496 : []
+ * %2500 = add %2497, %2499 : []
+ * %2503 = add %2500, %2502 : []
+ * %2506 = add %2503, %2505 : []
+ * %2509 = add %2506, %2508 : []
+ * %2512 = add %2509, %2511 : []
+ * %2515 = add %2512, %2514 : []
+ * %2518 = add %2515, %2517 : []
+ * %2521 = add %2518, %2520 : []
+ * %2524 = add %2521, %2523 : []
+ * %2527 = add %2524, %2526 : []
+ * %2530 = add %2527, %2529 : []
+ * %2533 = add %2530, %2532 : []
+ * %2536 = add %2533, %2535 : []
+ * %2539 = add %2536, %2538 : []
+ * %2542 = add %2539, %2541 : []
+ * %2545 = add %2542, %2544 : []
+ * %2548 = add %2545, %2547 : []
+ * %2551 = add %2548, %2550 : []
+ * %2552 = sqrt %2551 : []
+ * %2553 = mul %2456, %2552 : []
+ * %2554 = constant 1e-30 : []
+ * %2555 = max %2553, %2554 : []
+ * %2556 = div %1777, %2555 : []
+ * %2557 = step %1778 : [] */
+static void step_k716_add_sqrt_mul_etc(float *restrict t2552, float *restrict t2556, float *restrict t2557, const float *restrict t2458, const float *restrict t2460, const float *restrict t2463, const float *restrict t2466, const float *restrict t2469, const float *restrict t2472, const float *restrict t2475, const float *restrict t2478, const float *restrict t2481, const float *restrict t2484, const float *restrict t2487, const float *restrict t2490, const float *restrict t2493, const float *restrict t2496, const float *restrict t2499, const float *restrict t2502, const float *restrict t2505, const float *restrict t2508, const float *restrict t2511, const float *restrict t2514, const float *restrict t2517, const float *restrict t2520, const float *restrict t2523, const float *restrict t2526, const float *restrict t2529, const float *restrict t2532, const float *restrict t2535, const float *restrict t2538, const float *restrict t2541, const float *restrict t2544, const float *restrict t2547, const float *restrict t2550, const float *restrict t2456, const float *restrict t1777, const float *restrict t1778) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v2461 = t2458[0] + t2460[0];
+        const float v2464 = v2461 + t2463[0];
+        const float v2467 = v2464 + t2466[0];
+        const float v2470 = v2467 + t2469[0];
+        const float v2473 = v2470 + t2472[0];
+        const float v2476 = v2473 + t2475[0];
+        const float v2479 = v2476 + t2478[0];
+        const float v2482 = v2479 + t2481[0];
+        const float v2485 = v2482 + t2484[0];
+        const float v2488 = v2485 + t2487[0];
+        const float v2491 = v2488 + t2490[0];
+        const float v2494 = v2491 + t2493[0];
+        const float v2497 = v2494 + t2496[0];
+        const float v2500 = v2497 + t2499[0];
+        const float v2503 = v2500 + t2502[0];
+        const float v2506 = v2503 + t2505[0];
+        const float v2509 = v2506 + t2508[0];
+        const float v2512 = v2509 + t2511[0];
+        const float v2515 = v2512 + t2514[0];
+        const float v2518 = v2515 + t2517[0];
+        const float v2521 = v2518 + t2520[0];
+        const float v2524 = v2521 + t2523[0];
+        const float v2527 = v2524 + t2526[0];
+        const float v2530 = v2527 + t2529[0];
+        const float v2533 = v2530 + t2532[0];
+        const float v2536 = v2533 + t2535[0];
+        const float v2539 = v2536 + t2538[0];
+        const float v2542 = v2539 + t2541[0];
+        const float v2545 = v2542 + t2544[0];
+        const float v2548 = v2545 + t2547[0];
+        const float v2551 = v2548 + t2550[0];
+        const float v2552 = sqrtf(v2551);
+        const float v2553 = t2456[0] * v2552;
+        const float v2555 = v2553 >= 1e-30f ? v2553 : 1e-30f;
+        const float v2556 = t1777[0] / v2555;
+        const float v2557 = t1778[0] > 0.0f ? 1.0f : 0.0f;
+        t2552[i] = v2552;
+        t2556[i] = v2556;
+        t2557[i] = v2557;
+    }
+}
+
+/* 717 kernels; scratch high-water mark 26652880 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_im2col_matmul_add(scratch + 1171328, io, state, state + 144, scratch);
     step_k001_reduce_sum(scratch, scratch + 1171328);
@@ -17798,10 +18902,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k195_matmul_col2im(scratch + 2211840, scratch + 25802240, state + 97232, scratch);
     step_k196_im2col_matmul(scratch + 25933312, scratch + 25400832, scratch + 25802240, scratch);
     step_k197_add_greaterEqual_sub_etc(scratch + 25400832, scratch + 25601536, scratch + 2211840, scratch + 22132224, scratch + 25200128);
-    step_k198_reduce_sum(scratch + 25952000, scratch + 25400832);
+    step_k198_reduce_sum(scratch + 25988864, scratch + 25400832);
     step_k199_mul(scratch + 22132224, scratch + 25400832, scratch + 26652544);
     step_k200_mul_reduce_sum(scratch + 26651840, scratch + 25400832, scratch + 21931520);
-    step_k201_mul(scratch + 25952032, scratch + 26651840, scratch + 26652512);
+    step_k201_mul(scratch + 25988896, scratch + 26651840, scratch + 26652512);
     step_k202_neg_reduce_sum(scratch + 26651872, scratch + 22132224);
     step_k203_mul_div(scratch + 26651904, scratch + 26651840, state + 97168, scratch + 26652512, scratch + 26652480);
     step_k204_mul_add(scratch, scratch + 26651904, scratch + 21931520);
@@ -17809,24 +18913,24 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k206_add_mul(scratch + 26651904, scratch + 26651872, scratch + 26651840);
     step_k207_add(scratch + 25200128, scratch + 22132224, scratch, scratch + 26651904);
     step_k208_matmul_col2im(scratch + 21931520, scratch + 25200128, state + 96656, scratch);
-    step_k209_im2col_matmul(scratch + 25622656, scratch + 21530112, scratch + 25200128, scratch);
-    step_k210_reduce_sum(scratch + 25952064, scratch + 25200128);
+    step_k209_im2col_matmul(scratch + 25643648, scratch + 21530112, scratch + 25200128, scratch);
+    step_k210_reduce_sum(scratch + 25988928, scratch + 25200128);
     step_k211_matmul_col2im(scratch + 25400832, scratch + 25200128, state + 87408, scratch);
     step_k212_im2col_matmul(scratch + 25601536, scratch + 24999424, scratch + 25200128, scratch);
     step_k213_greaterEqual_sub_mul_etc(scratch + 24999424, scratch + 24598016, scratch + 24798720, scratch + 25400832);
-    step_k214_reduce_sum(scratch + 25952096, scratch + 24999424);
+    step_k214_reduce_sum(scratch + 25988960, scratch + 24999424);
     step_k215_mul(scratch + 24598016, scratch + 24999424, scratch + 26652448);
     step_k216_mul_reduce_sum(scratch + 26651840, scratch + 24999424, scratch + 24397312);
-    step_k217_mul(scratch + 25952128, scratch + 26651840, scratch + 26652416);
+    step_k217_mul(scratch + 25988992, scratch + 26651840, scratch + 26652416);
     step_k218_neg_reduce_sum(scratch + 26651872, scratch + 24598016);
     step_k219_mul_div(scratch + 26651904, scratch + 26651840, state + 87344, scratch + 26652416, scratch + 26652384);
     step_k220_mul_add(scratch, scratch + 26651904, scratch + 24397312);
     step_k221_neg_reduce_sum(scratch + 26651840, scratch);
     step_k222_add_mul(scratch + 26651904, scratch + 26651872, scratch + 26651840);
     step_k223_add(scratch + 24397312, scratch + 24598016, scratch, scratch + 26651904);
-    step_k224_reduce_sum(scratch + 25952160, scratch + 24397312);
+    step_k224_reduce_sum(scratch + 25989024, scratch + 24397312);
     step_k225_matmul_col2im(scratch + 2125440, scratch + 24397312, state + 82704, scratch);
-    step_k226_im2col_matmul(scratch + 25610752, scratch + 21530112, scratch + 24397312, scratch);
+    step_k226_im2col_matmul(scratch + 25619968, scratch + 21530112, scratch + 24397312, scratch);
     step_k227_add_greaterEqual_sub_etc(scratch + 21530112, scratch + 21931520, scratch + 2125440, scratch + 20727296, scratch + 21128704);
     step_k228_reduce_sum(scratch + 26652384, scratch + 21530112);
     step_k229_mul(scratch + 20727296, scratch + 21530112, scratch + 26652848);
@@ -17840,7 +18944,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k237_add(scratch + 20325888, scratch + 20727296, scratch, scratch + 26652832);
     step_k238_reduce_sum(scratch + 26652816, scratch + 20325888);
     step_k239_matmul_col2im(scratch + 1859968, scratch + 20325888, state + 80352, scratch);
-    step_k240_im2col_matmul(scratch + 25615360, scratch + 19924480, scratch + 20325888, scratch);
+    step_k240_im2col_matmul(scratch + 25629184, scratch + 19924480, scratch + 20325888, scratch);
     step_k241_greaterEqual_sub_mul_etc(scratch + 19924480, scratch + 19121664, scratch + 19523072, scratch + 1859968);
     step_k242_reduce_sum(scratch + 26652832, scratch + 19924480);
     step_k243_mul(scratch + 19121664, scratch + 19924480, scratch + 26652800);
@@ -17854,7 +18958,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k251_add(scratch + 18720256, scratch + 19121664, scratch + 19523072, scratch + 26652784);
     step_k252_reduce_sum(scratch + 26652768, scratch + 18720256);
     step_k253_matmul_col2im(scratch + 1859968, scratch + 18720256, state + 78000, scratch);
-    step_k254_im2col_matmul(scratch + 25617664, scratch + 18318848, scratch + 18720256, scratch);
+    step_k254_im2col_matmul(scratch + 25631488, scratch + 18318848, scratch + 18720256, scratch);
     step_k255_add_greaterEqual_sub_etc(scratch + 2261376, scratch + 20325888, scratch + 1859968, scratch + 17516032, scratch + 17917440);
     step_k256_reduce_sum(scratch + 26652784, scratch + 2261376);
     step_k257_mul(scratch, scratch + 2261376, scratch + 26652752);
@@ -17867,19 +18971,19 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k264_add_mul(scratch + 26652736, scratch + 26651840, scratch + 26652720);
     step_k265_add(scratch + 1172480, scratch, scratch + 401408, scratch + 26652736);
     step_k266_reduce_sum(scratch + 26652720, scratch + 1172480);
-    step_k267_im2col_matmul(scratch + 25623168, io + 125440, scratch + 1172480, scratch);
-    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 25623168, io + 226128);
+    step_k267_im2col_matmul(scratch + 25644672, io + 125440, scratch + 1172480, scratch);
+    step_k268_mul_add_sub(state + 233424, state + 77808, scratch + 25644672, io + 226128);
     step_k269_mul_add_sub(state + 233568, state + 77952, state + 233584, state + 77968, state + 233600, state + 77984, scratch + 26652720, io + 226128, scratch + 26652800, scratch + 26652784);
-    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 25617664, io + 226128);
+    step_k270_mul_add_sub(state + 233616, state + 78000, scratch + 25631488, io + 226128);
     step_k271_mul_add_sub(state + 235920, state + 80304, state + 235936, state + 80320, state + 235952, state + 80336, scratch + 26652768, io + 226128, scratch + 26652848, scratch + 26652832);
-    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 25615360, io + 226128);
+    step_k272_mul_add_sub(state + 235968, state + 80352, scratch + 25629184, io + 226128);
     step_k273_mul_add_sub(state + 238272, state + 82656, state + 238288, state + 82672, state + 238304, state + 82688, scratch + 26652816, io + 226128, scratch + 26652400, scratch + 26652384);
-    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 25610752, io + 226128);
-    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 25952160, io + 226128, scratch + 25952128, scratch + 25952096);
+    step_k274_mul_add_sub(state + 238320, state + 82704, scratch + 25619968, io + 226128);
+    step_k275_mul_add_sub(state + 242928, state + 87312, state + 242960, state + 87344, state + 242992, state + 87376, scratch + 25989024, io + 226128, scratch + 25988992, scratch + 25988960);
     step_k276_mul_add_sub(state + 243024, state + 87408, scratch + 25601536, io + 226128);
-    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 25952064, io + 226128);
-    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 25622656, io + 226128);
-    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 25952032, io + 226128, scratch + 25952000);
+    step_k277_mul_add_sub(state + 252240, state + 96624, scratch + 25988928, io + 226128);
+    step_k278_mul_add_sub(state + 252272, state + 96656, scratch + 25643648, io + 226128);
+    step_k279_mul_add_sub(state + 252784, state + 97168, state + 252816, state + 97200, scratch + 25988896, io + 226128, scratch + 25988864);
     step_k280_mul_add_sub(state + 252848, state + 97232, scratch + 25933312, io + 226128);
     step_k281_mul_add_sub(state + 271280, state + 115664, state + 271344, state + 115728, state + 271408, state + 115792, scratch + 26651776, io + 226128, scratch + 26064448, scratch + 26064384);
     step_k282_mul_add_sub(state + 271472, state + 115856, scratch + 26588672, io + 226128);
@@ -17918,8 +19022,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k315_mul(scratch + 26651872, scratch + 26651840);
     step_k316_sub(scratch + 18419200, scratch + 1806336, scratch + 26651872);
     step_k317_mul_reduce_sum(scratch + 26651840, scratch + 18419200);
-    step_k318_mul_add_log_etc(scratch + 25952192, scratch + 25952224, scratch + 25952256, scratch + 26651840, state + 87344);
-    step_k319_mul_add(scratch + 18469376, scratch + 18419200, scratch + 25952256, state + 87376);
+    step_k318_mul_add_log_etc(scratch + 25640448, scratch + 25640480, scratch + 25640512, scratch + 26651840, state + 87344);
+    step_k319_mul_add(scratch + 18469376, scratch + 18419200, scratch + 25640512, state + 87376);
     step_k320_mul_max(scratch + 18519552, scratch + 18569728, scratch + 18469376);
     step_k321_im2col_matmul_add(scratch + 18318848, scratch + 18569728, state + 87408, state + 96624, scratch);
     step_k322_im2col_matmul(scratch + 18369024, scratch + 18218496, state + 96656, scratch);
@@ -17928,322 +19032,395 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k325_mul(scratch + 26651872, scratch + 26651840);
     step_k326_sub(scratch + 18318848, scratch, scratch + 26651872);
     step_k327_mul_reduce_sum(scratch + 26651840, scratch + 18318848);
-    step_k328_mul_add_log_etc(scratch + 25952288, scratch + 25952320, scratch + 25952352, scratch + 26651840, state + 97168);
-    step_k329_mul_add(scratch + 18369024, scratch + 18318848, scratch + 25952352, state + 97200);
+    step_k328_mul_add_log_etc(scratch + 25640544, scratch + 25640576, scratch + 25640608, scratch + 26651840, state + 97168);
+    step_k329_mul_add(scratch + 18369024, scratch + 18318848, scratch + 25640608, state + 97200);
     step_k330_mul_max(scratch + 18619904, scratch + 18670080, scratch + 18369024);
     step_k331_im2col_matmul_add(scratch + 1179648, scratch + 18670080, state + 97232, state + 115664, scratch);
     step_k332_reduce_sum(scratch + 26651840, scratch + 1179648);
     step_k333_mul(scratch + 26651904, scratch + 26651840);
     step_k334_sub(scratch + 24434176, scratch + 1179648, scratch + 26651904);
     step_k335_mul_reduce_sum(scratch + 26651840, scratch + 24434176);
-    step_k336_mul_add_log_etc(scratch + 26651904, scratch + 25951744, scratch + 25951808, scratch + 26651840, state + 115728);
-    step_k337_mul_add(scratch + 24466944, scratch + 24434176, scratch + 25951808, state + 115792);
+    step_k336_mul_add_log_etc(scratch + 26651904, scratch + 25644160, scratch + 25644224, scratch + 26651840, state + 115728);
+    step_k337_mul_add(scratch + 24466944, scratch + 24434176, scratch + 25644224, state + 115792);
     step_k338_mul_max(scratch + 24499712, scratch + 24532480, scratch + 24466944);
     step_k339_im2col_matmul_add(scratch + 24397312, scratch + 24532480, state + 115856, state + 152720, scratch);
     step_k340_im2col_matmul(scratch + 24565248, scratch + 18670080, state + 152784, scratch);
     step_k341_add(scratch + 24598016, scratch + 24397312, scratch + 24565248);
     step_k342_reduce_sum(scratch + 26651840, scratch + 24598016);
-    step_k343_mul(scratch + 25619968, scratch + 26651840);
-    step_k344_sub(scratch + 24565248, scratch + 24598016, scratch + 25619968);
+    step_k343_mul(scratch + 25644288, scratch + 26651840);
+    step_k344_sub(scratch + 24565248, scratch + 24598016, scratch + 25644288);
     step_k345_mul_reduce_sum(scratch + 26651840, scratch + 24565248);
-    step_k346_mul_add_log_etc(scratch + 25620288, scratch + 25951872, scratch + 25620352, scratch + 26651840, state + 154832);
-    step_k347_mul_add(scratch + 24397312, scratch + 24565248, scratch + 25620352, state + 154896);
+    step_k346_mul_add_log_etc(scratch + 25644288, scratch + 25644352, scratch + 25644416, scratch + 26651840, state + 154832);
+    step_k347_mul_add(scratch + 24397312, scratch + 24565248, scratch + 25644416, state + 154896);
     step_k348_mul_max(scratch + 24598016, scratch + 24630784, scratch + 24397312);
     step_k349_reduce_sum(scratch + 24430080, scratch + 24630784);
     step_k350_mul(scratch + 24432128, scratch + 24430080);
     step_k351_matmul_add(scratch + 24430080, scratch + 24432128, state + 154960, state + 155600);
-    step_k352_reduce_max(scratch + 25951936, scratch + 24430080);
-    step_k353_sub_exp(scratch + 24430400, scratch + 24430720, scratch + 24430080, scratch + 25951936);
-    step_k354_reduce_sum(scratch + 25951936, scratch + 24430720);
-    step_k355_log(scratch + 25951968, scratch + 25951936);
-    step_k356_sub_mul_reduce_sum(scratch + 26652736, scratch + 24430400, scratch + 25951968, io + 225792);
+    step_k352_reduce_max(scratch + 26651840, scratch + 24430080);
+    step_k353_sub_exp(scratch + 24430400, scratch + 24430720, scratch + 24430080, scratch + 26651840);
+    step_k354_reduce_sum(scratch + 26651840, scratch + 24430720);
+    step_k355_log(scratch + 26651872, scratch + 26651840);
+    step_k356_sub_mul_reduce_sum(scratch + 26652736, scratch + 24430400, scratch + 26651872, io + 225792);
     step_k357_mul(io + 244672, scratch + 26652736);
     step_k358_mul(scratch + 24430080, io + 225792);
-    step_k359_neg_reduce_sum(scratch + 25951968, scratch + 24430080);
-    step_k360_div(scratch + 26651840, scratch + 25951968, scratch + 25951936);
-    step_k361_mul_add(scratch + 25619968, scratch + 26651840, scratch + 24430720, scratch + 24430080);
-    step_k362_reduce_sum(scratch + 26652736, scratch + 25619968);
-    step_k363_matmul(scratch + 25622016, scratch + 24432128, scratch + 25619968);
-    step_k364_matmul_mul(scratch + 24430080, scratch + 25619968, state + 154960);
+    step_k359_neg_reduce_sum(scratch + 26651872, scratch + 24430080);
+    step_k360_div(scratch + 25644480, scratch + 26651872, scratch + 26651840);
+    step_k361_mul_add(scratch + 25624576, scratch + 25644480, scratch + 24430720, scratch + 24430080);
+    step_k362_reduce_sum(scratch + 26652736, scratch + 25624576);
+    step_k363_matmul(scratch + 25643008, scratch + 24432128, scratch + 25624576);
+    step_k364_matmul_mul(scratch + 24430080, scratch + 25624576, state + 154960);
     step_k365_fill(scratch + 24630784, scratch + 24430080);
     step_k366_greaterEqual_sub_mul_etc(scratch + 24663552, scratch + 24397312, scratch + 24598016, scratch + 24630784);
     step_k367_reduce_sum(scratch + 26651840, scratch + 24663552);
-    step_k368_mul(scratch + 24397312, scratch + 24663552, scratch + 25620352);
-    step_k369_mul_reduce_sum(scratch + 24630784, scratch + 24663552, scratch + 24565248);
-    step_k370_neg_reduce_sum(scratch + 25619968, scratch + 24397312);
-    step_k371_mul_div(scratch + 25620032, scratch + 24630784, state + 154832, scratch + 25951872, scratch + 25620288);
-    step_k372_mul_add(scratch + 24598016, scratch + 25620032, scratch + 24565248);
-    step_k373_neg_reduce_sum(scratch + 25620032, scratch + 24598016);
-    step_k374_add_mul(scratch + 25620096, scratch + 25619968, scratch + 25620032);
-    step_k375_add(scratch + 24565248, scratch + 24397312, scratch + 24598016, scratch + 25620096);
-    step_k376_matmul_col2im(scratch + 18720256, scratch + 24565248, state + 152784, scratch);
-    step_k377_im2col_matmul(scratch + 25619968, scratch + 18670080, scratch + 24565248, scratch);
-    step_k378_reduce_sum(scratch + 25951936, scratch + 24565248);
-    step_k379_matmul_col2im(scratch + 24598016, scratch + 24565248, state + 115856, scratch);
-    step_k380_im2col_matmul(scratch + 24397312, scratch + 24532480, scratch + 24565248, scratch);
-    step_k381_greaterEqual_sub_mul_etc(scratch + 24532480, scratch + 24466944, scratch + 24499712, scratch + 24598016);
-    step_k382_reduce_sum(scratch + 2656656, scratch + 24532480);
-    step_k383_mul(scratch + 24466944, scratch + 24532480, scratch + 25951808);
-    step_k384_mul_reduce_sum(scratch + 25951808, scratch + 24532480, scratch + 24434176);
-    step_k385_neg_reduce_sum(scratch + 2656720, scratch + 24466944);
-    step_k386_mul_div(scratch + 2656784, scratch + 25951808, state + 115728, scratch + 25951744, scratch + 26651904);
-    step_k387_mul_add(scratch + 24499712, scratch + 2656784, scratch + 24434176);
-    step_k388_neg_reduce_sum(scratch + 26651904, scratch + 24499712);
-    step_k389_add_mul(scratch + 2656784, scratch + 2656720, scratch + 26651904);
-    step_k390_add(scratch + 24434176, scratch + 24466944, scratch + 24499712, scratch + 2656784);
-    step_k391_reduce_sum(scratch + 26651904, scratch + 24434176);
-    step_k392_matmul_col2im(scratch + 1327104, scratch + 24434176, state + 97232, scratch);
-    step_k393_im2col_matmul(scratch + 2619136, scratch + 18670080, scratch + 24434176, scratch);
-    step_k394_add_greaterEqual_sub_etc(scratch + 18670080, scratch + 18720256, scratch + 1327104, scratch + 18369024, scratch + 18619904);
-    step_k395_reduce_sum(scratch + 2656720, scratch + 18670080);
-    step_k396_mul(scratch + 18369024, scratch + 18670080, scratch + 25952352);
-    step_k397_mul_reduce_sum(scratch + 2656752, scratch + 18670080, scratch + 18318848);
-    step_k398_neg_reduce_sum(scratch + 2656784, scratch + 18369024);
-    step_k399_mul_div(scratch + 2656816, scratch + 2656752, state + 97168, scratch + 25952320, scratch + 25952288);
-    step_k400_mul_add(scratch, scratch + 2656816, scratch + 18318848);
-    step_k401_neg_reduce_sum(scratch + 25952288, scratch);
-    step_k402_add_mul(scratch + 2656816, scratch + 2656784, scratch + 25952288);
-    step_k403_add(scratch + 2568960, scratch + 18369024, scratch, scratch + 2656816);
-    step_k404_matmul_col2im(scratch + 18318848, scratch + 2568960, state + 96656, scratch);
-    step_k405_im2col_matmul(scratch + 2656000, scratch + 18218496, scratch + 2568960, scratch);
-    step_k406_reduce_sum(scratch + 25952288, scratch + 2568960);
-    step_k407_matmul_col2im(scratch + 18619904, scratch + 2568960, state + 87408, scratch);
-    step_k408_im2col_matmul(scratch + 2637568, scratch + 18569728, scratch + 2568960, scratch);
-    step_k409_greaterEqual_sub_mul_etc(scratch + 18569728, scratch + 18469376, scratch + 18519552, scratch + 18619904);
-    step_k410_reduce_sum(scratch + 2656784, scratch + 18569728);
-    step_k411_mul(scratch + 18469376, scratch + 18569728, scratch + 25952256);
-    step_k412_mul_reduce_sum(scratch + 25952256, scratch + 18569728, scratch + 18419200);
-    step_k413_neg_reduce_sum(scratch + 2656512, scratch + 18469376);
-    step_k414_mul_div(scratch + 2656544, scratch + 25952256, state + 87344, scratch + 25952224, scratch + 25952192);
-    step_k415_mul_add(scratch, scratch + 2656544, scratch + 18419200);
-    step_k416_neg_reduce_sum(scratch + 25952192, scratch);
-    step_k417_add_mul(scratch + 2656544, scratch + 2656512, scratch + 25952192);
-    step_k418_add(scratch + 18419200, scratch + 18469376, scratch, scratch + 2656544);
-    step_k419_reduce_sum(scratch + 25952192, scratch + 18419200);
-    step_k420_matmul_col2im(scratch + 1843200, scratch + 18419200, state + 82704, scratch);
-    step_k421_im2col_matmul(scratch + 2646784, scratch + 18218496, scratch + 18419200, scratch);
-    step_k422_add_greaterEqual_sub_etc(scratch + 18218496, scratch + 18318848, scratch + 1843200, scratch + 18017792, scratch + 18118144);
-    step_k423_reduce_sum(scratch + 26652544, scratch + 18218496);
-    step_k424_mul(scratch + 18017792, scratch + 18218496, scratch + 26652528);
-    step_k425_mul_reduce_sum(scratch + 26652528, scratch + 18218496, scratch + 17917440);
-    step_k426_neg_reduce_sum(scratch + 26652560, scratch + 18017792);
-    step_k427_mul_div(scratch + 2656512, scratch + 26652528, state + 82672, scratch + 26652512, scratch + 26652496);
-    step_k428_mul_add(scratch, scratch + 2656512, scratch + 17917440);
-    step_k429_neg_reduce_sum(scratch + 26652496, scratch);
-    step_k430_add_mul(scratch + 2656512, scratch + 26652560, scratch + 26652496);
-    step_k431_add(scratch + 17917440, scratch + 18017792, scratch, scratch + 2656512);
-    step_k432_reduce_sum(scratch + 26652496, scratch + 17917440);
-    step_k433_matmul_col2im(scratch + 1859968, scratch + 17917440, state + 80352, scratch);
-    step_k434_im2col_matmul(scratch + 2651392, scratch + 17817088, scratch + 17917440, scratch);
-    step_k435_greaterEqual_sub_mul_etc(scratch + 17817088, scratch + 17616384, scratch + 17716736, scratch + 1859968);
-    step_k436_reduce_sum(scratch + 26652560, scratch + 17817088);
-    step_k437_mul(scratch + 17616384, scratch + 17817088, scratch + 26652480);
-    step_k438_mul_reduce_sum(scratch + 26652480, scratch + 17817088, scratch + 17516032);
-    step_k439_neg_reduce_sum(scratch + 2656512, scratch + 17616384);
-    step_k440_mul_div(scratch + 2656528, scratch + 26652480, state + 80320, scratch + 26652464, scratch + 26652448);
-    step_k441_mul_add(scratch + 17716736, scratch + 2656528, scratch + 17516032);
-    step_k442_neg_reduce_sum(scratch + 26652448, scratch + 17716736);
-    step_k443_add_mul(scratch + 2656528, scratch + 2656512, scratch + 26652448);
-    step_k444_add(scratch + 17516032, scratch + 17616384, scratch + 17716736, scratch + 2656528);
-    step_k445_reduce_sum(scratch + 26652448, scratch + 17516032);
-    step_k446_matmul_col2im(scratch + 17616384, scratch + 17516032, state + 78000, scratch);
-    step_k447_im2col_matmul(scratch + 2653696, scratch + 17415680, scratch + 17516032, scratch);
-    step_k448_add_greaterEqual_sub_etc(scratch + 17415680, scratch + 17917440, scratch + 17616384, scratch + 17214976, scratch + 17315328);
-    step_k449_reduce_sum(scratch + 2656816, scratch + 17415680);
-    step_k450_mul(scratch + 17214976, scratch + 17415680, scratch + 26652432);
-    step_k451_mul_reduce_sum(scratch + 26652432, scratch + 17415680, scratch + 17114624);
-    step_k452_neg_reduce_sum(scratch + 2656512, scratch + 17214976);
-    step_k453_mul_div(scratch + 2656528, scratch + 26652432, state + 77968, scratch + 26652416, scratch + 26652752);
-    step_k454_mul_add(scratch, scratch + 2656528, scratch + 17114624);
-    step_k455_neg_reduce_sum(scratch + 26652752, scratch);
-    step_k456_add_mul(scratch + 2656528, scratch + 2656512, scratch + 26652752);
-    step_k457_add(scratch + 17114624, scratch + 17214976, scratch, scratch + 2656528);
-    step_k458_reduce_sum(scratch + 26652752, scratch + 17114624);
-    step_k459_im2col_matmul(scratch + 2656512, io, scratch + 17114624, scratch);
-    step_k460_mul_reduce_sum(scratch + 2656832, scratch + 2656512, scratch + 25623168);
-    step_k461_mul_reduce_sum(scratch + 2656512, scratch + 26652752, scratch + 26652720);
-    step_k462_mul_reduce_sum(scratch + 26652720, scratch + 26652432, scratch + 26652416, scratch + 26652800);
-    step_k463_mul_reduce_sum(scratch + 26652752, scratch + 2656816, scratch + 26652784);
-    step_k464_mul_reduce_sum(scratch + 2656816, scratch + 2653696, scratch + 25617664);
-    step_k465_mul_reduce_sum(scratch + 26652416, scratch + 26652448, scratch + 26652768);
-    step_k466_mul_reduce_sum(scratch + 26652432, scratch + 26652480, scratch + 26652464, scratch + 26652848);
-    step_k467_mul_reduce_sum(scratch + 26652848, scratch + 26652560, scratch + 26652832);
-    step_k468_mul_reduce_sum(scratch + 26652560, scratch + 2651392, scratch + 25615360);
-    step_k469_mul_reduce_sum(scratch + 26652832, scratch + 26652496, scratch + 26652816);
-    step_k470_mul_reduce_sum(scratch + 26652448, scratch + 26652528, scratch + 26652512, scratch + 26652400);
-    step_k471_mul_reduce_sum(scratch + 26652400, scratch + 26652544, scratch + 26652384);
-    step_k472_mul_reduce_sum(scratch + 26652384, scratch + 2646784, scratch + 25610752);
-    step_k473_mul_reduce_sum(scratch + 26652768, scratch + 25952192, scratch + 25952160);
-    step_k474_mul_reduce_sum(scratch + 26652784, scratch + 25952256, scratch + 25952224, scratch + 25952128);
-    step_k475_mul_reduce_sum(scratch + 26652800, scratch + 2656784, scratch + 25952096);
-    step_k476_mul_reduce_sum(scratch + 26652816, scratch + 2637568, scratch + 25601536);
-    step_k477_mul_reduce_sum(scratch + 2656784, scratch + 25952288, scratch + 25952064);
-    step_k478_mul_reduce_sum(scratch + 2656800, scratch + 2656000, scratch + 25622656);
-    step_k479_mul_reduce_sum(scratch + 26652464, scratch + 2656752, scratch + 25952320, scratch + 25952032);
-    step_k480_mul_reduce_sum(scratch + 2656752, scratch + 2656720, scratch + 25952000);
-    step_k481_mul_reduce_sum(scratch + 2656768, scratch + 2619136, scratch + 25933312);
-    step_k482_mul_reduce_sum(scratch + 2656720, scratch + 26651904, scratch + 26651776);
-    step_k483_mul_reduce_sum(scratch + 2656736, scratch + 25951808, scratch + 25951744, scratch + 26064448);
-    step_k484_mul_reduce_sum(scratch + 26651776, scratch + 2656656, scratch + 26064384);
-    step_k485_mul_reduce_sum(scratch + 26651792, scratch + 24397312, scratch + 26588672);
-    step_k486_mul_reduce_sum(scratch + 26651808, scratch + 25951936, scratch + 26652096);
-    step_k487_mul_reduce_sum(scratch + 26651824, scratch + 25619968, scratch + 26643968);
-    step_k488_mul_reduce_sum(scratch + 26651904, scratch + 24630784, scratch + 25951872, scratch + 26652032);
-    step_k489_mul_reduce_sum(scratch + 26651920, scratch + 26651840, scratch + 26651968);
-    step_k490_mul_reduce_sum(scratch + 26651840, scratch + 25622016, scratch + 26649856);
-    step_k491_mul_reduce_sum(scratch + 26651856, scratch + 26652736, scratch + 26652864);
-    step_k492_mul_add(io + 244688, scratch + 26652736, io + 226128, scratch + 2656832, scratch + 2656512, scratch + 26652720, scratch + 26652752, scratch + 2656816, scratch + 26652416, scratch + 26652432, scratch + 26652848, scratch + 26652560, scratch + 26652832, scratch + 26652448, scratch + 26652400, scratch + 26652384, scratch + 26652768, scratch + 26652784, scratch + 26652800, scratch + 26652816, scratch + 2656784, scratch + 2656800, scratch + 26652464, scratch + 2656752, scratch + 2656768, scratch + 2656720, scratch + 2656736, scratch + 26651776, scratch + 26651792, scratch + 26651808, scratch + 26651824, scratch + 26651904, scratch + 26651920, scratch + 26651840, scratch + 26651856, io + 226160);
-    step_k493_mul(scratch + 26643968, scratch + 26652736, scratch + 26648576);
-    step_k494_neg_reduce_sum(scratch + 26645248, scratch + 26643968);
-    step_k495_div(scratch + 26648576, scratch + 26645248, scratch + 26651264);
-    step_k496_mul(scratch + 26652384, io + 226144);
-    step_k497_mul_neg(scratch + 26645248, scratch + 26652384, scratch + 26651136);
-    step_k498_mul(scratch + 24397312, scratch + 26645248, scratch + 26646016);
-    step_k499_neg_reduce_sum(scratch + 26651136, scratch + 24397312);
-    step_k500_div(scratch + 26646528, scratch + 26651136, scratch + 26651264);
-    step_k501_mul_add(scratch + 26645248, scratch + 26648576, scratch + 26647296, scratch + 26643968, scratch + 26646528, scratch + 24397312);
-    step_k502_mul(scratch + 26643968, scratch + 26650496);
-    step_k503_neg_reduce_sum(scratch + 26651136, scratch + 26643968);
-    step_k504_div(scratch + 26651168, scratch + 26651136, scratch + 26652352);
-    step_k505_mul_add(scratch + 26644608, scratch + 26651168, scratch + 26650816, scratch + 26643968);
-    step_k506_reduce_sum(scratch + 26652352, scratch + 26644608);
-    step_k507_reduce_sum(scratch + 26652368, scratch + 26645248);
-    step_k508_add(scratch + 26652384, scratch + 26652352, scratch + 26652368);
-    step_k509_matmul(scratch + 26643968, scratch + 26635776, scratch + 26645248);
-    step_k510_matmul_mul(scratch + 8192, scratch + 26644608, state + 77152, io + 226176);
-    step_k511_matmul_mul(scratch, scratch + 26645248, state + 77152, io + 236416);
-    step_k512_fill(scratch + 425984, scratch + 8192);
-    step_k513_fill(scratch + 294912, scratch);
-    step_k514_greaterEqual(scratch, scratch + 23807488, scratch + 24102400);
-    step_k515_mul_sub_add(scratch + 557056, scratch + 425984, scratch);
-    step_k516_mul_sub_add(scratch + 425984, scratch + 294912, scratch + 163840);
-    step_k517_reduce_sum(scratch + 26644928, scratch + 557056);
-    step_k518_reduce_sum(scratch + 26644992, scratch + 425984);
-    step_k519_add(scratch + 26645056, scratch + 26644928, scratch + 26644992);
-    step_k520_mul(scratch + 589824, scratch + 557056, scratch + 26651712);
-    step_k521_mul(scratch + 884736, scratch + 425984, scratch + 26651712);
-    step_k522_mul_reduce_sum(scratch + 26644928, scratch + 557056, scratch + 23512576);
-    step_k523_mul_reduce_sum(scratch + 26644992, scratch + 425984, scratch + 23676416);
-    step_k524_add_mul(scratch + 26645120, scratch + 26645184, scratch + 26644928, scratch + 26644992, scratch + 26651648);
-    step_k525_neg_reduce_sum(scratch + 26644928, scratch + 589824);
-    step_k526_neg_reduce_sum(scratch + 26644992, scratch + 884736);
-    step_k527_mul_div(scratch + 26645248, scratch + 26645120, state + 77024, scratch + 26651648, scratch + 26651584);
-    step_k528_mul_add(scratch, scratch + 26645248, scratch + 23512576);
-    step_k529_pad_rows(scratch + 294912, scratch + 589824);
-    step_k530_pad_rows(scratch + 589824, scratch + 884736);
-    step_k531_neg_reduce_sum(scratch + 26645120, scratch);
-    step_k532_add_mul(scratch + 26645248, scratch + 26644928, scratch + 26644992, scratch + 26645120);
-    step_k533_add(scratch + 17566208, scratch + 294912, scratch + 589824, scratch, scratch + 26645248);
-    step_k534_matmul_col2im(scratch + 17114624, scratch + 17566208, state + 74976, scratch);
-    step_k535_im2col_matmul(scratch + 23512576, scratch + 16663040, scratch + 17566208, scratch);
-    step_k536_reduce_sum(scratch + 26645120, scratch + 17566208);
-    step_k537_matmul_col2im(scratch + 17861120, scratch + 17566208, state + 38048, scratch);
-    step_k538_im2col_matmul(scratch + 18156032, scratch + 23217664, scratch + 17566208, scratch);
-    step_k539_greaterEqual_sub_mul_etc(scratch + 17566208, scratch + 22627840, scratch + 22922752, scratch + 17861120);
-    step_k540_reduce_sum(scratch + 26644928, scratch + 17566208);
-    step_k541_mul(scratch, scratch + 17566208, scratch + 26651520);
-    step_k542_mul_reduce_sum(scratch + 26644992, scratch + 17566208, scratch + 22332928);
-    step_k543_mul(scratch + 2663424, scratch + 26644992, scratch + 26651456);
-    step_k544_neg_reduce_sum(scratch + 2663488, scratch);
-    step_k545_mul_div(scratch + 2663552, scratch + 26644992, state + 37920, scratch + 26651456, scratch + 26651392);
-    step_k546_mul_add(scratch + 294912, scratch + 2663552, scratch + 22332928);
-    step_k547_neg_reduce_sum(scratch + 26644992, scratch + 294912);
-    step_k548_add_mul(scratch + 2663552, scratch + 2663488, scratch + 26644992);
-    step_k549_add(scratch + 17566208, scratch, scratch + 294912, scratch + 2663552);
-    step_k550_reduce_sum(scratch + 26644992, scratch + 17566208);
-    step_k551_matmul_col2im(scratch + 2211840, scratch + 17566208, state + 19424, scratch);
-    step_k552_im2col_matmul(scratch + 17861120, scratch + 16663040, scratch + 17566208, scratch);
-    step_k553_add_greaterEqual_sub_etc(scratch + 16663040, scratch + 17114624, scratch + 2211840, scratch + 13953536, scratch + 16211456);
-    step_k554_reduce_sum(scratch + 2663488, scratch + 16663040);
-    step_k555_mul(scratch + 13953536, scratch + 16663040, scratch + 26652320);
-    step_k556_mul_reduce_sum(scratch + 2663520, scratch + 16663040, scratch + 13501952);
-    step_k557_mul(scratch + 2663552, scratch + 2663520, scratch + 26652288);
-    step_k558_neg_reduce_sum(scratch + 2663584, scratch + 13953536);
-    step_k559_mul_div(scratch + 2663616, scratch + 2663520, state + 19360, scratch + 26652288, scratch + 26652256);
-    step_k560_mul_add(scratch, scratch + 2663616, scratch + 13501952);
-    step_k561_neg_reduce_sum(scratch + 2663520, scratch);
-    step_k562_add_mul(scratch + 2663616, scratch + 2663584, scratch + 2663520);
-    step_k563_add(scratch + 16211456, scratch + 13953536, scratch, scratch + 2663616);
-    step_k564_matmul_col2im(scratch + 13501952, scratch + 16211456, state + 18848, scratch);
-    step_k565_im2col_matmul(scratch + 2595456, scratch + 12598784, scratch + 16211456, scratch);
-    step_k566_reduce_sum(scratch + 2663520, scratch + 16211456);
-    step_k567_matmul_col2im(scratch + 16663040, scratch + 16211456, state + 9600, scratch);
-    step_k568_im2col_matmul(scratch + 2577024, scratch + 15759872, scratch + 16211456, scratch);
-    step_k569_greaterEqual_sub_mul_etc(scratch + 15759872, scratch + 14856704, scratch + 15308288, scratch + 16663040);
-    step_k570_reduce_sum(scratch + 2663584, scratch + 15759872);
-    step_k571_mul(scratch + 14856704, scratch + 15759872, scratch + 26652224);
-    step_k572_mul_reduce_sum(scratch + 2663616, scratch + 15759872, scratch + 14405120);
-    step_k573_mul(scratch + 2663648, scratch + 2663616, scratch + 26652192);
-    step_k574_neg_reduce_sum(scratch + 2663680, scratch + 14856704);
-    step_k575_mul_div(scratch + 2663712, scratch + 2663616, state + 9536, scratch + 26652192, scratch + 26652160);
-    step_k576_mul_add(scratch, scratch + 2663712, scratch + 14405120);
-    step_k577_neg_reduce_sum(scratch + 2663616, scratch);
-    step_k578_add_mul(scratch + 2663712, scratch + 2663680, scratch + 2663616);
-    step_k579_add(scratch + 2125440, scratch + 14856704, scratch, scratch + 2663712);
-    step_k580_reduce_sum(scratch + 2663616, scratch + 2125440);
-    step_k581_matmul_col2im(scratch + 14405120, scratch + 2125440, state + 4896, scratch);
-    step_k582_im2col_matmul(scratch + 2586240, scratch + 12598784, scratch + 2125440, scratch);
-    step_k583_add_greaterEqual_sub_etc(scratch + 12598784, scratch + 13501952, scratch + 14405120, scratch + 10792448, scratch + 11695616);
-    step_k584_reduce_sum(scratch + 26652400, scratch + 12598784);
-    step_k585_mul(scratch + 10792448, scratch + 12598784, scratch + 26652704);
-    step_k586_mul_reduce_sum(scratch + 26652416, scratch + 12598784, scratch + 9889280);
-    step_k587_mul(scratch + 26652432, scratch + 26652416, scratch + 26652688);
-    step_k588_neg_reduce_sum(scratch + 26652448, scratch + 10792448);
-    step_k589_mul_div(scratch + 26652464, scratch + 26652416, state + 4864, scratch + 26652688, scratch + 26652672);
-    step_k590_mul_add(scratch, scratch + 26652464, scratch + 9889280);
-    step_k591_neg_reduce_sum(scratch + 26652416, scratch);
-    step_k592_add_mul(scratch + 26652464, scratch + 26652448, scratch + 26652416);
-    step_k593_add(scratch + 9889280, scratch + 10792448, scratch, scratch + 26652464);
-    step_k594_reduce_sum(scratch + 26652416, scratch + 9889280);
-    step_k595_matmul_col2im(scratch + 10792448, scratch + 9889280, state + 2544, scratch);
-    step_k596_im2col_matmul(scratch + 2590848, scratch + 8986112, scratch + 9889280, scratch);
-    step_k597_greaterEqual_sub_mul_etc(scratch + 8986112, scratch + 6276608, scratch + 8082944, scratch + 10792448);
-    step_k598_reduce_sum(scratch + 26652448, scratch + 8986112);
-    step_k599_mul(scratch + 6276608, scratch + 8986112, scratch + 26652656);
-    step_k600_mul_reduce_sum(scratch + 26652464, scratch + 8986112, scratch + 7179776);
-    step_k601_mul(scratch + 26652480, scratch + 26652464, scratch + 26652640);
-    step_k602_neg_reduce_sum(scratch + 26652496, scratch + 6276608);
-    step_k603_mul_div(scratch + 26652512, scratch + 26652464, state + 2512, scratch + 26652640, scratch + 26652624);
-    step_k604_mul_add(scratch + 8082944, scratch + 26652512, scratch + 7179776);
-    step_k605_neg_reduce_sum(scratch + 26652464, scratch + 8082944);
-    step_k606_add_mul(scratch + 26652512, scratch + 26652496, scratch + 26652464);
-    step_k607_add(scratch + 7179776, scratch + 6276608, scratch + 8082944, scratch + 26652512);
-    step_k608_reduce_sum(scratch + 26652464, scratch + 7179776);
-    step_k609_matmul_col2im(scratch + 6276608, scratch + 7179776, state + 192, scratch);
-    step_k610_im2col_matmul(scratch + 2593152, scratch + 5373440, scratch + 7179776, scratch);
-    step_k611_add_greaterEqual_sub_etc(scratch + 5373440, scratch + 9889280, scratch + 6276608, scratch + 3567104, scratch + 4470272);
-    step_k612_reduce_sum(scratch + 26652496, scratch + 5373440);
-    step_k613_mul(scratch + 3567104, scratch + 5373440, scratch + 26652608);
-    step_k614_mul_reduce_sum(scratch + 26652512, scratch + 5373440, scratch + 2663936);
-    step_k615_mul(scratch + 26652528, scratch + 26652512, scratch + 26652592);
-    step_k616_neg_reduce_sum(scratch + 26652544, scratch + 3567104);
-    step_k617_mul_div(scratch + 26652560, scratch + 26652512, state + 160, scratch + 26652592, scratch + 26652576);
-    step_k618_mul_add(scratch, scratch + 26652560, scratch + 2663936);
-    step_k619_neg_reduce_sum(scratch + 26652512, scratch);
-    step_k620_add_mul(scratch + 26645248, scratch + 26652544, scratch + 26652512);
-    step_k621_add(scratch + 1172480, scratch + 3567104, scratch, scratch + 26645248);
-    step_k622_reduce_sum(scratch + 26652512, scratch + 1172480);
-    step_k623_im2col_matmul(scratch + 17879552, io, scratch + 1172480, scratch);
-    step_k624_mul_add_sub(state + 155616, state, scratch + 17879552, io + 226112);
-    step_k625_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 26652512, io + 226112, scratch + 26652528, scratch + 26652496);
-    step_k626_mul_add_sub(state + 155808, state + 192, scratch + 2593152, io + 226112);
-    step_k627_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 26652464, io + 226112, scratch + 26652480, scratch + 26652448);
-    step_k628_mul_add_sub(state + 158160, state + 2544, scratch + 2590848, io + 226112);
-    step_k629_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 26652416, io + 226112, scratch + 26652432, scratch + 26652400);
-    step_k630_mul_add_sub(state + 160512, state + 4896, scratch + 2586240, io + 226112);
-    step_k631_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 2663616, io + 226112, scratch + 2663648, scratch + 2663584);
-    step_k632_mul_add_sub(state + 165216, state + 9600, scratch + 2577024, io + 226112);
-    step_k633_mul_add_sub(state + 174432, state + 18816, scratch + 2663520, io + 226112);
-    step_k634_mul_add_sub(state + 174464, state + 18848, scratch + 2595456, io + 226112);
-    step_k635_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 2663552, io + 226112, scratch + 2663488);
-    step_k636_mul_add_sub(state + 175040, state + 19424, scratch + 17861120, io + 226112);
-    step_k637_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 26644992, io + 226112, scratch + 2663424, scratch + 26644928);
-    step_k638_mul_add_sub(state + 193664, state + 38048, scratch + 18156032, io + 226112);
-    step_k639_mul_add_sub(state + 230528, state + 74912, scratch + 26645120, io + 226112);
-    step_k640_mul_add_sub(state + 230592, state + 74976, scratch + 23512576, io + 226112);
-    step_k641_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 26645184, io + 226112, scratch + 26645056);
-    step_k642_matmul_add_mul_etc(scratch, state + 232768, state + 77152, scratch + 26625536, scratch + 26644608, scratch + 26643968, io + 226112);
-    step_k643_mul_add_sub(state + 233408, state + 77792, scratch + 26652384, io + 226112);
+    step_k368_mul(scratch + 24397312, scratch + 24663552, scratch + 25644416);
+    step_k369_mul_reduce_sum(scratch + 25644416, scratch + 24663552, scratch + 24565248);
+    step_k370_mul(scratch + 25988608, scratch + 25644416, scratch + 25644352);
+    step_k371_neg_reduce_sum(scratch + 25644480, scratch + 24397312);
+    step_k372_mul_div(scratch + 25644544, scratch + 25644416, state + 154832, scratch + 25644352, scratch + 25644288);
+    step_k373_mul_add(scratch + 24598016, scratch + 25644544, scratch + 24565248);
+    step_k374_neg_reduce_sum(scratch + 25644544, scratch + 24598016);
+    step_k375_add_mul(scratch + 25644608, scratch + 25644480, scratch + 25644544);
+    step_k376_add(scratch + 24565248, scratch + 24397312, scratch + 24598016, scratch + 25644608);
+    step_k377_matmul_col2im(scratch + 18720256, scratch + 24565248, state + 152784, scratch);
+    step_k378_im2col_matmul(scratch + 25638400, scratch + 18670080, scratch + 24565248, scratch);
+    step_k379_reduce_sum(scratch + 25988672, scratch + 24565248);
+    step_k380_matmul_col2im(scratch + 24598016, scratch + 24565248, state + 115856, scratch);
+    step_k381_im2col_matmul(scratch + 24397312, scratch + 24532480, scratch + 24565248, scratch);
+    step_k382_greaterEqual_sub_mul_etc(scratch + 24532480, scratch + 24466944, scratch + 24499712, scratch + 24598016);
+    step_k383_reduce_sum(scratch + 25988736, scratch + 24532480);
+    step_k384_mul(scratch + 24466944, scratch + 24532480, scratch + 25644224);
+    step_k385_mul_reduce_sum(scratch + 25644224, scratch + 24532480, scratch + 24434176);
+    step_k386_mul(scratch + 25988800, scratch + 25644224, scratch + 25644160);
+    step_k387_neg_reduce_sum(scratch + 25644288, scratch + 24466944);
+    step_k388_mul_div(scratch + 25644352, scratch + 25644224, state + 115728, scratch + 25644160, scratch + 26651904);
+    step_k389_mul_add(scratch + 24499712, scratch + 25644352, scratch + 24434176);
+    step_k390_neg_reduce_sum(scratch + 26651904, scratch + 24499712);
+    step_k391_add_mul(scratch + 25644160, scratch + 25644288, scratch + 26651904);
+    step_k392_add(scratch + 24434176, scratch + 24466944, scratch + 24499712, scratch + 25644160);
+    step_k393_reduce_sum(scratch + 26651904, scratch + 24434176);
+    step_k394_matmul_col2im(scratch + 1327104, scratch + 24434176, state + 97232, scratch);
+    step_k395_im2col_matmul(scratch + 25951744, scratch + 18670080, scratch + 24434176, scratch);
+    step_k396_add_greaterEqual_sub_etc(scratch + 18670080, scratch + 18720256, scratch + 1327104, scratch + 18369024, scratch + 18619904);
+    step_k397_reduce_sum(scratch + 25989056, scratch + 18670080);
+    step_k398_mul(scratch + 18369024, scratch + 18670080, scratch + 25640608);
+    step_k399_mul_reduce_sum(scratch + 25644160, scratch + 18670080, scratch + 18318848);
+    step_k400_mul(scratch + 25989088, scratch + 25644160, scratch + 25640576);
+    step_k401_neg_reduce_sum(scratch + 25644192, scratch + 18369024);
+    step_k402_mul_div(scratch + 25644224, scratch + 25644160, state + 97168, scratch + 25640576, scratch + 25640544);
+    step_k403_mul_add(scratch, scratch + 25644224, scratch + 18318848);
+    step_k404_neg_reduce_sum(scratch + 25644160, scratch);
+    step_k405_add_mul(scratch + 25644224, scratch + 25644192, scratch + 25644160);
+    step_k406_add(scratch + 2568960, scratch + 18369024, scratch, scratch + 25644224);
+    step_k407_matmul_col2im(scratch + 18318848, scratch + 2568960, state + 96656, scratch);
+    step_k408_im2col_matmul(scratch + 25644160, scratch + 18218496, scratch + 2568960, scratch);
+    step_k409_reduce_sum(scratch + 25989120, scratch + 2568960);
+    step_k410_matmul_col2im(scratch + 18619904, scratch + 2568960, state + 87408, scratch);
+    step_k411_im2col_matmul(scratch + 25610752, scratch + 18569728, scratch + 2568960, scratch);
+    step_k412_greaterEqual_sub_mul_etc(scratch + 18569728, scratch + 18469376, scratch + 18519552, scratch + 18619904);
+    step_k413_reduce_sum(scratch + 18519552, scratch + 18569728);
+    step_k414_mul(scratch + 18469376, scratch + 18569728, scratch + 25640512);
+    step_k415_mul_reduce_sum(scratch + 25640512, scratch + 18569728, scratch + 18419200);
+    step_k416_mul(scratch + 25989152, scratch + 25640512, scratch + 25640480);
+    step_k417_neg_reduce_sum(scratch + 25640544, scratch + 18469376);
+    step_k418_mul_div(scratch + 25640576, scratch + 25640512, state + 87344, scratch + 25640480, scratch + 25640448);
+    step_k419_mul_add(scratch, scratch + 25640576, scratch + 18419200);
+    step_k420_neg_reduce_sum(scratch + 25640448, scratch);
+    step_k421_add_mul(scratch + 25640480, scratch + 25640544, scratch + 25640448);
+    step_k422_add(scratch + 18419200, scratch + 18469376, scratch, scratch + 25640480);
+    step_k423_reduce_sum(scratch + 18469376, scratch + 18419200);
+    step_k424_matmul_col2im(scratch + 1843200, scratch + 18419200, state + 82704, scratch);
+    step_k425_im2col_matmul(scratch + 25624576, scratch + 18218496, scratch + 18419200, scratch);
+    step_k426_add_greaterEqual_sub_etc(scratch + 18218496, scratch + 18318848, scratch + 1843200, scratch + 18017792, scratch + 18118144);
+    step_k427_reduce_sum(scratch + 26652544, scratch + 18218496);
+    step_k428_mul(scratch + 18017792, scratch + 18218496, scratch + 26652528);
+    step_k429_mul_reduce_sum(scratch + 26652528, scratch + 18218496, scratch + 17917440);
+    step_k430_mul(scratch + 26652560, scratch + 26652528, scratch + 26652512);
+    step_k431_neg_reduce_sum(scratch + 25640448, scratch + 18017792);
+    step_k432_mul_div(scratch + 25640464, scratch + 26652528, state + 82672, scratch + 26652512, scratch + 26652496);
+    step_k433_mul_add(scratch, scratch + 25640464, scratch + 17917440);
+    step_k434_neg_reduce_sum(scratch + 26652496, scratch);
+    step_k435_add_mul(scratch + 26652512, scratch + 25640448, scratch + 26652496);
+    step_k436_add(scratch + 17917440, scratch + 18017792, scratch, scratch + 26652512);
+    step_k437_reduce_sum(scratch + 26652496, scratch + 17917440);
+    step_k438_matmul_col2im(scratch + 1859968, scratch + 17917440, state + 80352, scratch);
+    step_k439_im2col_matmul(scratch + 25633792, scratch + 17817088, scratch + 17917440, scratch);
+    step_k440_greaterEqual_sub_mul_etc(scratch + 17817088, scratch + 17616384, scratch + 17716736, scratch + 1859968);
+    step_k441_reduce_sum(scratch + 26652512, scratch + 17817088);
+    step_k442_mul(scratch + 17616384, scratch + 17817088, scratch + 26652480);
+    step_k443_mul_reduce_sum(scratch + 26652480, scratch + 17817088, scratch + 17516032);
+    step_k444_mul(scratch + 26652528, scratch + 26652480, scratch + 26652464);
+    step_k445_neg_reduce_sum(scratch + 25636096, scratch + 17616384);
+    step_k446_mul_div(scratch + 25636112, scratch + 26652480, state + 80320, scratch + 26652464, scratch + 26652448);
+    step_k447_mul_add(scratch + 17716736, scratch + 25636112, scratch + 17516032);
+    step_k448_neg_reduce_sum(scratch + 26652448, scratch + 17716736);
+    step_k449_add_mul(scratch + 26652464, scratch + 25636096, scratch + 26652448);
+    step_k450_add(scratch + 17516032, scratch + 17616384, scratch + 17716736, scratch + 26652464);
+    step_k451_reduce_sum(scratch + 26652448, scratch + 17516032);
+    step_k452_matmul_col2im(scratch + 17616384, scratch + 17516032, state + 78000, scratch);
+    step_k453_im2col_matmul(scratch + 25636096, scratch + 17415680, scratch + 17516032, scratch);
+    step_k454_add_greaterEqual_sub_etc(scratch + 17415680, scratch + 17917440, scratch + 17616384, scratch + 17214976, scratch + 17315328);
+    step_k455_reduce_sum(scratch + 26652464, scratch + 17415680);
+    step_k456_mul(scratch + 17214976, scratch + 17415680, scratch + 26652432);
+    step_k457_mul_reduce_sum(scratch + 26652432, scratch + 17415680, scratch + 17114624);
+    step_k458_mul(scratch + 26652480, scratch + 26652432, scratch + 26652416);
+    step_k459_neg_reduce_sum(scratch + 25640448, scratch + 17214976);
+    step_k460_mul_div(scratch + 25640464, scratch + 26652432, state + 77968, scratch + 26652416, scratch + 26652752);
+    step_k461_mul_add(scratch, scratch + 25640464, scratch + 17114624);
+    step_k462_neg_reduce_sum(scratch + 26652752, scratch);
+    step_k463_add_mul(scratch + 26652416, scratch + 25640448, scratch + 26652752);
+    step_k464_add(scratch + 17114624, scratch + 17214976, scratch, scratch + 26652416);
+    step_k465_reduce_sum(scratch + 26652752, scratch + 17114624);
+    step_k466_im2col_matmul(scratch + 25644816, io, scratch + 17114624, scratch);
+    step_k467_mul_reduce_sum(scratch + 26652416, scratch + 25644816, scratch + 25644672);
+    step_k468_mul_reduce_sum(scratch + 26652432, scratch + 26652752, scratch + 26652720);
+    step_k469_mul_reduce_sum(scratch + 25640448, scratch + 26652480, scratch + 26652800);
+    step_k470_mul_reduce_sum(scratch + 25640464, scratch + 26652464, scratch + 26652784);
+    step_k471_mul_reduce_sum(scratch + 25640480, scratch + 25636096, scratch + 25631488);
+    step_k472_mul_reduce_sum(scratch + 25640496, scratch + 26652448, scratch + 26652768);
+    step_k473_mul_reduce_sum(scratch + 25640512, scratch + 26652528, scratch + 26652848);
+    step_k474_mul_reduce_sum(scratch + 25640528, scratch + 26652512, scratch + 26652832);
+    step_k475_mul_reduce_sum(scratch + 25640544, scratch + 25633792, scratch + 25629184);
+    step_k476_mul_reduce_sum(scratch + 25640560, scratch + 26652496, scratch + 26652816);
+    step_k477_mul_reduce_sum(scratch + 25640576, scratch + 26652560, scratch + 26652400);
+    step_k478_mul_reduce_sum(scratch + 25640592, scratch + 26652544, scratch + 26652384);
+    step_k479_mul_reduce_sum(scratch + 25640608, scratch + 25624576, scratch + 25619968);
+    step_k480_mul_reduce_sum(scratch + 25640624, scratch + 18469376, scratch + 25989024);
+    step_k481_mul_reduce_sum(scratch + 25640640, scratch + 25989152, scratch + 25988992);
+    step_k482_mul_reduce_sum(scratch + 25640656, scratch + 18519552, scratch + 25988960);
+    step_k483_mul_reduce_sum(scratch + 25640672, scratch + 25610752, scratch + 25601536);
+    step_k484_mul_reduce_sum(scratch + 25640688, scratch + 25989120, scratch + 25988928);
+    step_k485_mul_reduce_sum(scratch + 25640704, scratch + 25644160, scratch + 25643648);
+    step_k486_mul_reduce_sum(scratch + 25640720, scratch + 25989088, scratch + 25988896);
+    step_k487_mul_reduce_sum(scratch + 25640736, scratch + 25989056, scratch + 25988864);
+    step_k488_mul_reduce_sum(scratch + 25640752, scratch + 25951744, scratch + 25933312);
+    step_k489_mul_reduce_sum(scratch + 25640768, scratch + 26651904, scratch + 26651776);
+    step_k490_mul_reduce_sum(scratch + 25640784, scratch + 25988800, scratch + 26064448);
+    step_k491_mul_reduce_sum(scratch + 25640800, scratch + 25988736, scratch + 26064384);
+    step_k492_mul_reduce_sum(scratch + 25640816, scratch + 24397312, scratch + 26588672);
+    step_k493_mul_reduce_sum(scratch + 25640832, scratch + 25988672, scratch + 26652096);
+    step_k494_mul_reduce_sum(scratch + 25640848, scratch + 25638400, scratch + 26643968);
+    step_k495_mul_reduce_sum(scratch + 25640864, scratch + 25988608, scratch + 26652032);
+    step_k496_mul_reduce_sum(scratch + 25640880, scratch + 26651840, scratch + 26651968);
+    step_k497_mul_reduce_sum(scratch + 25640896, scratch + 25643008, scratch + 26649856);
+    step_k498_mul_reduce_sum(scratch + 25640912, scratch + 26652736, scratch + 26652864);
+    step_k499_mul_add(scratch + 18469408, io + 244688, scratch + 25641728, scratch + 26652416, scratch + 26652432, scratch + 25640448, scratch + 25640464, scratch + 25640480, scratch + 25640496, scratch + 25640512, scratch + 25640528, scratch + 25640544, scratch + 25640560, scratch + 25640576, scratch + 25640592, scratch + 25640608, scratch + 25640624, scratch + 25640640, scratch + 25640656, scratch + 25640672, scratch + 25640688, scratch + 25640704, scratch + 25640720, scratch + 25640736, scratch + 25640752, scratch + 25640768, scratch + 25640784, scratch + 25640800, scratch + 25640816, scratch + 25640832, scratch + 25640848, scratch + 25640864, scratch + 25640880, scratch + 25640896, scratch + 25640912, io + 226128, io + 226160);
+    step_k500_mul(scratch + 25640448, scratch + 25641728, scratch + 26648576);
+    step_k501_neg_reduce_sum(scratch + 25641728, scratch + 25640448);
+    step_k502_div(scratch + 26648576, scratch + 25641728, scratch + 26651264);
+    step_k503_mul(scratch + 26652416, io + 226144);
+    step_k504_mul_neg(scratch + 26648704, scratch + 26652416, scratch + 26651136);
+    step_k505_mul(scratch + 25641728, scratch + 26648704, scratch + 26646016);
+    step_k506_neg_reduce_sum(scratch + 26651136, scratch + 25641728);
+    step_k507_div(scratch + 26648704, scratch + 26651136, scratch + 26651264);
+    step_k508_mul_add(scratch + 26646016, scratch + 26648576, scratch + 26647296, scratch + 25640448, scratch + 26648704, scratch + 25641728);
+    step_k509_mul(scratch + 25640448, scratch + 26650496);
+    step_k510_neg_reduce_sum(scratch + 26651136, scratch + 25640448);
+    step_k511_div(scratch + 26651168, scratch + 26651136, scratch + 26652352);
+    step_k512_mul_add(scratch + 26650496, scratch + 26651168, scratch + 26650816, scratch + 25640448);
+    step_k513_reduce_sum(scratch + 26652352, scratch + 26650496);
+    step_k514_reduce_sum(scratch + 26652368, scratch + 26646016);
+    step_k515_add(scratch + 26652416, scratch + 26652352, scratch + 26652368);
+    step_k516_matmul(scratch + 26647296, scratch + 26635776, scratch + 26646016);
+    step_k517_matmul_mul(scratch + 25640448, scratch + 26650496, state + 77152, io + 226176);
+    step_k518_matmul_mul(scratch, scratch + 26646016, state + 77152, io + 236416);
+    step_k519_fill(scratch + 24434176, scratch + 25640448);
+    step_k520_fill(scratch + 294912, scratch);
+    step_k521_greaterEqual(scratch, scratch + 23807488, scratch + 24102400);
+    step_k522_mul_sub_add(scratch + 557056, scratch + 24434176, scratch);
+    step_k523_mul_sub_add(scratch + 425984, scratch + 294912, scratch + 163840);
+    step_k524_reduce_sum(scratch + 26650816, scratch + 557056);
+    step_k525_reduce_sum(scratch + 26650880, scratch + 425984);
+    step_k526_add(scratch + 26650944, scratch + 26650816, scratch + 26650880);
+    step_k527_mul(scratch + 589824, scratch + 557056, scratch + 26651712);
+    step_k528_mul(scratch + 884736, scratch + 425984, scratch + 26651712);
+    step_k529_mul_reduce_sum(scratch + 26651712, scratch + 557056, scratch + 23512576);
+    step_k530_mul_reduce_sum(scratch + 26650816, scratch + 425984, scratch + 23676416);
+    step_k531_add_mul(scratch + 26650880, scratch + 26651008, scratch + 26651712, scratch + 26650816, scratch + 26651648);
+    step_k532_neg_reduce_sum(scratch + 26650816, scratch + 589824);
+    step_k533_neg_reduce_sum(scratch + 26651712, scratch + 884736);
+    step_k534_mul_div(scratch + 26651072, scratch + 26650880, state + 77024, scratch + 26651648, scratch + 26651584);
+    step_k535_mul_add(scratch, scratch + 26651072, scratch + 23512576);
+    step_k536_pad_rows(scratch + 294912, scratch + 589824);
+    step_k537_pad_rows(scratch + 589824, scratch + 884736);
+    step_k538_neg_reduce_sum(scratch + 26650880, scratch);
+    step_k539_add_mul(scratch + 26651584, scratch + 26650816, scratch + 26651712, scratch + 26650880);
+    step_k540_add(scratch + 17566208, scratch + 294912, scratch + 589824, scratch, scratch + 26651584);
+    step_k541_matmul_col2im(scratch + 17114624, scratch + 17566208, state + 74976, scratch);
+    step_k542_im2col_matmul(scratch + 25640448, scratch + 16663040, scratch + 17566208, scratch);
+    step_k543_reduce_sum(scratch + 26650816, scratch + 17566208);
+    step_k544_matmul_col2im(scratch + 17861120, scratch + 17566208, state + 38048, scratch);
+    step_k545_im2col_matmul(scratch + 23512576, scratch + 23217664, scratch + 17566208, scratch);
+    step_k546_greaterEqual_sub_mul_etc(scratch + 17566208, scratch + 22627840, scratch + 22922752, scratch + 17861120);
+    step_k547_reduce_sum(scratch + 26650880, scratch + 17566208);
+    step_k548_mul(scratch, scratch + 17566208, scratch + 26651520);
+    step_k549_mul_reduce_sum(scratch + 26651520, scratch + 17566208, scratch + 22332928);
+    step_k550_mul(scratch + 26651584, scratch + 26651520, scratch + 26651456);
+    step_k551_neg_reduce_sum(scratch + 26651648, scratch);
+    step_k552_mul_div(scratch + 26651712, scratch + 26651520, state + 37920, scratch + 26651456, scratch + 26651392);
+    step_k553_mul_add(scratch + 294912, scratch + 26651712, scratch + 22332928);
+    step_k554_neg_reduce_sum(scratch + 26651712, scratch + 294912);
+    step_k555_add_mul(scratch + 25642496, scratch + 26651648, scratch + 26651712);
+    step_k556_add(scratch + 17566208, scratch, scratch + 294912, scratch + 25642496);
+    step_k557_reduce_sum(scratch + 26651648, scratch + 17566208);
+    step_k558_matmul_col2im(scratch + 2211840, scratch + 17566208, state + 19424, scratch);
+    step_k559_im2col_matmul(scratch + 25970176, scratch + 16663040, scratch + 17566208, scratch);
+    step_k560_add_greaterEqual_sub_etc(scratch + 16663040, scratch + 17114624, scratch + 2211840, scratch + 13953536, scratch + 16211456);
+    step_k561_reduce_sum(scratch + 26651712, scratch + 16663040);
+    step_k562_mul(scratch + 13953536, scratch + 16663040, scratch + 26652320);
+    step_k563_mul_reduce_sum(scratch + 26651744, scratch + 16663040, scratch + 13501952);
+    step_k564_mul(scratch + 26651072, scratch + 26651744, scratch + 26652288);
+    step_k565_neg_reduce_sum(scratch + 26651104, scratch + 13953536);
+    step_k566_mul_div(scratch + 26651136, scratch + 26651744, state + 19360, scratch + 26652288, scratch + 26652256);
+    step_k567_mul_add(scratch, scratch + 26651136, scratch + 13501952);
+    step_k568_neg_reduce_sum(scratch + 26651744, scratch);
+    step_k569_add_mul(scratch + 26651136, scratch + 26651104, scratch + 26651744);
+    step_k570_add(scratch + 16211456, scratch + 13953536, scratch, scratch + 26651136);
+    step_k571_matmul_col2im(scratch + 13501952, scratch + 16211456, state + 18848, scratch);
+    step_k572_im2col_matmul(scratch + 25642496, scratch + 12598784, scratch + 16211456, scratch);
+    step_k573_reduce_sum(scratch + 26651744, scratch + 16211456);
+    step_k574_matmul_col2im(scratch + 16663040, scratch + 16211456, state + 9600, scratch);
+    step_k575_im2col_matmul(scratch + 2577024, scratch + 15759872, scratch + 16211456, scratch);
+    step_k576_greaterEqual_sub_mul_etc(scratch + 15759872, scratch + 14856704, scratch + 15308288, scratch + 16663040);
+    step_k577_reduce_sum(scratch + 26651104, scratch + 15759872);
+    step_k578_mul(scratch + 14856704, scratch + 15759872, scratch + 26652224);
+    step_k579_mul_reduce_sum(scratch + 26651136, scratch + 15759872, scratch + 14405120);
+    step_k580_mul(scratch + 26651168, scratch + 26651136, scratch + 26652192);
+    step_k581_neg_reduce_sum(scratch + 26651200, scratch + 14856704);
+    step_k582_mul_div(scratch + 26651232, scratch + 26651136, state + 9536, scratch + 26652192, scratch + 26652160);
+    step_k583_mul_add(scratch, scratch + 26651232, scratch + 14405120);
+    step_k584_neg_reduce_sum(scratch + 26651136, scratch);
+    step_k585_add_mul(scratch + 26651232, scratch + 26651200, scratch + 26651136);
+    step_k586_add(scratch + 2125440, scratch + 14856704, scratch, scratch + 26651232);
+    step_k587_reduce_sum(scratch + 26651136, scratch + 2125440);
+    step_k588_matmul_col2im(scratch + 14405120, scratch + 2125440, state + 4896, scratch);
+    step_k589_im2col_matmul(scratch + 2586240, scratch + 12598784, scratch + 2125440, scratch);
+    step_k590_add_greaterEqual_sub_etc(scratch + 12598784, scratch + 13501952, scratch + 14405120, scratch + 10792448, scratch + 11695616);
+    step_k591_reduce_sum(scratch + 26652432, scratch + 12598784);
+    step_k592_mul(scratch + 10792448, scratch + 12598784, scratch + 26652704);
+    step_k593_mul_reduce_sum(scratch + 26652704, scratch + 12598784, scratch + 9889280);
+    step_k594_mul(scratch + 26652160, scratch + 26652704, scratch + 26652688);
+    step_k595_neg_reduce_sum(scratch + 26652176, scratch + 10792448);
+    step_k596_mul_div(scratch + 26652192, scratch + 26652704, state + 4864, scratch + 26652688, scratch + 26652672);
+    step_k597_mul_add(scratch, scratch + 26652192, scratch + 9889280);
+    step_k598_neg_reduce_sum(scratch + 26652672, scratch);
+    step_k599_add_mul(scratch + 26652688, scratch + 26652176, scratch + 26652672);
+    step_k600_add(scratch + 9889280, scratch + 10792448, scratch, scratch + 26652688);
+    step_k601_reduce_sum(scratch + 26652672, scratch + 9889280);
+    step_k602_matmul_col2im(scratch + 10792448, scratch + 9889280, state + 2544, scratch);
+    step_k603_im2col_matmul(scratch + 2590848, scratch + 8986112, scratch + 9889280, scratch);
+    step_k604_greaterEqual_sub_mul_etc(scratch + 8986112, scratch + 6276608, scratch + 8082944, scratch + 10792448);
+    step_k605_reduce_sum(scratch + 26652688, scratch + 8986112);
+    step_k606_mul(scratch + 6276608, scratch + 8986112, scratch + 26652656);
+    step_k607_mul_reduce_sum(scratch + 26652656, scratch + 8986112, scratch + 7179776);
+    step_k608_mul(scratch + 26652704, scratch + 26652656, scratch + 26652640);
+    step_k609_neg_reduce_sum(scratch + 26652176, scratch + 6276608);
+    step_k610_mul_div(scratch + 26652192, scratch + 26652656, state + 2512, scratch + 26652640, scratch + 26652624);
+    step_k611_mul_add(scratch + 8082944, scratch + 26652192, scratch + 7179776);
+    step_k612_neg_reduce_sum(scratch + 26652624, scratch + 8082944);
+    step_k613_add_mul(scratch + 26652640, scratch + 26652176, scratch + 26652624);
+    step_k614_add(scratch + 7179776, scratch + 6276608, scratch + 8082944, scratch + 26652640);
+    step_k615_reduce_sum(scratch + 26652624, scratch + 7179776);
+    step_k616_matmul_col2im(scratch + 6276608, scratch + 7179776, state + 192, scratch);
+    step_k617_im2col_matmul(scratch + 2593152, scratch + 5373440, scratch + 7179776, scratch);
+    step_k618_add_greaterEqual_sub_etc(scratch + 5373440, scratch + 9889280, scratch + 6276608, scratch + 3567104, scratch + 4470272);
+    step_k619_reduce_sum(scratch + 26652640, scratch + 5373440);
+    step_k620_mul(scratch + 3567104, scratch + 5373440, scratch + 26652608);
+    step_k621_mul_reduce_sum(scratch + 26652608, scratch + 5373440, scratch + 2663936);
+    step_k622_mul(scratch + 26652656, scratch + 26652608, scratch + 26652592);
+    step_k623_neg_reduce_sum(scratch + 26652176, scratch + 3567104);
+    step_k624_mul_div(scratch + 26652192, scratch + 26652608, state + 160, scratch + 26652592, scratch + 26652576);
+    step_k625_mul_add(scratch, scratch + 26652192, scratch + 2663936);
+    step_k626_neg_reduce_sum(scratch + 26652576, scratch);
+    step_k627_add_mul(scratch + 26652592, scratch + 26652176, scratch + 26652576);
+    step_k628_add(scratch + 1172480, scratch + 3567104, scratch, scratch + 26652592);
+    step_k629_reduce_sum(scratch + 26652576, scratch + 1172480);
+    step_k630_im2col_matmul(scratch + 26646016, io, scratch + 1172480, scratch);
+    step_k631_mul_add_sub(state + 155616, state, scratch + 26646016, io + 226112);
+    step_k632_mul_add_sub(state + 155760, state + 144, state + 155776, state + 160, state + 155792, state + 176, scratch + 26652576, io + 226112, scratch + 26652656, scratch + 26652640);
+    step_k633_mul_add_sub(state + 155808, state + 192, scratch + 2593152, io + 226112);
+    step_k634_mul_add_sub(state + 158112, state + 2496, state + 158128, state + 2512, state + 158144, state + 2528, scratch + 26652624, io + 226112, scratch + 26652704, scratch + 26652688);
+    step_k635_mul_add_sub(state + 158160, state + 2544, scratch + 2590848, io + 226112);
+    step_k636_mul_add_sub(state + 160464, state + 4848, state + 160480, state + 4864, state + 160496, state + 4880, scratch + 26652672, io + 226112, scratch + 26652160, scratch + 26652432);
+    step_k637_mul_add_sub(state + 160512, state + 4896, scratch + 2586240, io + 226112);
+    step_k638_mul_add_sub(state + 165120, state + 9504, state + 165152, state + 9536, state + 165184, state + 9568, scratch + 26651136, io + 226112, scratch + 26651168, scratch + 26651104);
+    step_k639_mul_add_sub(state + 165216, state + 9600, scratch + 2577024, io + 226112);
+    step_k640_mul_add_sub(state + 174432, state + 18816, scratch + 26651744, io + 226112);
+    step_k641_mul_add_sub(state + 174464, state + 18848, scratch + 25642496, io + 226112);
+    step_k642_mul_add_sub(state + 174976, state + 19360, state + 175008, state + 19392, scratch + 26651072, io + 226112, scratch + 26651712);
+    step_k643_mul_add_sub(state + 175040, state + 19424, scratch + 25970176, io + 226112);
+    step_k644_mul_add_sub(state + 193472, state + 37856, state + 193536, state + 37920, state + 193600, state + 37984, scratch + 26651648, io + 226112, scratch + 26651584, scratch + 26650880);
+    step_k645_mul_add_sub(state + 193664, state + 38048, scratch + 23512576, io + 226112);
+    step_k646_mul_add_sub(state + 230528, state + 74912, scratch + 26650816, io + 226112);
+    step_k647_mul_add_sub(state + 230592, state + 74976, scratch + 25640448, io + 226112);
+    step_k648_mul_add_sub(state + 232640, state + 77024, state + 232704, state + 77088, scratch + 26651008, io + 226112, scratch + 26650944);
+    step_k649_matmul_add_mul_etc(scratch + 26646016, state + 232768, state + 77152, scratch + 26625536, scratch + 26650496, scratch + 26647296, io + 226112);
+    step_k650_mul_add_sub(state + 233408, state + 77792, scratch + 26652416, io + 226112);
+    step_k651_mul_reduce_sum(scratch + 26652416, scratch + 25644816);
+    step_k652_mul_reduce_sum(scratch + 26652432, scratch + 26652752);
+    step_k653_mul_reduce_sum(scratch + 26652752, scratch + 26652480);
+    step_k654_mul_reduce_sum(scratch + 26652480, scratch + 26652464);
+    step_k655_mul_reduce_sum(scratch + 26652464, scratch + 25636096);
+    step_k656_mul_reduce_sum(scratch + 26652576, scratch + 26652448);
+    step_k657_mul_reduce_sum(scratch + 26652448, scratch + 26652528);
+    step_k658_mul_reduce_sum(scratch + 26652528, scratch + 26652512);
+    step_k659_mul_reduce_sum(scratch + 26652512, scratch + 25633792);
+    step_k660_mul_reduce_sum(scratch + 26652592, scratch + 26652496);
+    step_k661_mul_reduce_sum(scratch + 26652496, scratch + 26652560);
+    step_k662_mul_reduce_sum(scratch + 26652560, scratch + 26652544);
+    step_k663_mul_reduce_sum(scratch + 26652544, scratch + 25624576);
+    step_k664_mul_reduce_sum(scratch + 26652608, scratch + 18469376);
+    step_k665_mul_reduce_sum(scratch + 26652624, scratch + 25989152);
+    step_k666_mul_reduce_sum(scratch + 26652640, scratch + 18519552);
+    step_k667_mul_reduce_sum(scratch + 26652656, scratch + 25610752);
+    step_k668_mul_reduce_sum(scratch + 26652672, scratch + 25989120);
+    step_k669_mul_reduce_sum(scratch + 26652688, scratch + 25644160);
+    step_k670_mul_reduce_sum(scratch + 26652704, scratch + 25989088);
+    step_k671_mul_reduce_sum(scratch + 26652160, scratch + 25989056);
+    step_k672_mul_reduce_sum(scratch + 26652176, scratch + 25951744);
+    step_k673_mul_reduce_sum(scratch + 26652192, scratch + 26651904);
+    step_k674_mul_reduce_sum(scratch + 26651904, scratch + 25988800);
+    step_k675_mul_reduce_sum(scratch + 26651920, scratch + 25988736);
+    step_k676_mul_reduce_sum(scratch + 26651936, scratch + 24397312);
+    step_k677_mul_reduce_sum(scratch + 26651952, scratch + 25988672);
+    step_k678_mul_reduce_sum(scratch + 26652208, scratch + 25638400);
+    step_k679_mul_reduce_sum(scratch + 26652224, scratch + 25988608);
+    step_k680_mul_reduce_sum(scratch + 26652240, scratch + 26651840);
+    step_k681_mul_reduce_sum(scratch + 26651840, scratch + 25643008);
+    step_k682_mul_reduce_sum(scratch + 26651856, scratch + 26652736);
+    step_k683_add_sqrt(io + 244704, scratch + 26652416, scratch + 26652432, scratch + 26652752, scratch + 26652480, scratch + 26652464, scratch + 26652576, scratch + 26652448, scratch + 26652528, scratch + 26652512, scratch + 26652592, scratch + 26652496, scratch + 26652560, scratch + 26652544, scratch + 26652608, scratch + 26652624, scratch + 26652640, scratch + 26652656, scratch + 26652672, scratch + 26652688, scratch + 26652704, scratch + 26652160, scratch + 26652176, scratch + 26652192, scratch + 26651904, scratch + 26651920, scratch + 26651936, scratch + 26651952, scratch + 26652208, scratch + 26652224, scratch + 26652240, scratch + 26651840, scratch + 26651856);
+    step_k684_mul_reduce_sum(scratch + 26652736, scratch + 25644672);
+    step_k685_mul_reduce_sum(scratch + 26652752, scratch + 26652720);
+    step_k686_mul_reduce_sum(scratch + 26651840, scratch + 26652800);
+    step_k687_mul_reduce_sum(scratch + 26652800, scratch + 26652784);
+    step_k688_mul_reduce_sum(scratch + 26652784, scratch + 25631488);
+    step_k689_mul_reduce_sum(scratch + 26651856, scratch + 26652768);
+    step_k690_mul_reduce_sum(scratch + 26652768, scratch + 26652848);
+    step_k691_mul_reduce_sum(scratch + 26652848, scratch + 26652832);
+    step_k692_mul_reduce_sum(scratch + 26652832, scratch + 25629184);
+    step_k693_mul_reduce_sum(scratch + 26651872, scratch + 26652816);
+    step_k694_mul_reduce_sum(scratch + 26652816, scratch + 26652400);
+    step_k695_mul_reduce_sum(scratch + 26651888, scratch + 26652384);
+    step_k696_mul_reduce_sum(scratch + 26651904, scratch + 25619968);
+    step_k697_mul_reduce_sum(scratch + 26651920, scratch + 25989024);
+    step_k698_mul_reduce_sum(scratch + 26651936, scratch + 25988992);
+    step_k699_mul_reduce_sum(scratch + 26651952, scratch + 25988960);
+    step_k700_mul_reduce_sum(scratch + 26652160, scratch + 25601536);
+    step_k701_mul_reduce_sum(scratch + 26652176, scratch + 25988928);
+    step_k702_mul_reduce_sum(scratch + 26652192, scratch + 25643648);
+    step_k703_mul_reduce_sum(scratch + 26652208, scratch + 25988896);
+    step_k704_mul_reduce_sum(scratch + 26652224, scratch + 25988864);
+    step_k705_mul_reduce_sum(scratch + 26652240, scratch + 25933312);
+    step_k706_mul_reduce_sum(scratch + 26652256, scratch + 26651776);
+    step_k707_mul_reduce_sum(scratch + 26652272, scratch + 26064448);
+    step_k708_mul_reduce_sum(scratch + 26652288, scratch + 26064384);
+    step_k709_mul_reduce_sum(scratch + 26652304, scratch + 26588672);
+    step_k710_mul_reduce_sum(scratch + 26652320, scratch + 26652096);
+    step_k711_mul_reduce_sum(scratch + 26652096, scratch + 26643968);
+    step_k712_mul_reduce_sum(scratch + 26652112, scratch + 26652032);
+    step_k713_mul_reduce_sum(scratch + 26652128, scratch + 26651968);
+    step_k714_mul_reduce_sum(scratch + 26652144, scratch + 26649856);
+    step_k715_mul_reduce_sum(scratch + 26651968, scratch + 26652864);
+    step_k716_add_sqrt_mul_etc(io + 244720, io + 244736, io + 244752, scratch + 26652736, scratch + 26652752, scratch + 26651840, scratch + 26652800, scratch + 26652784, scratch + 26651856, scratch + 26652768, scratch + 26652848, scratch + 26652832, scratch + 26651872, scratch + 26652816, scratch + 26651888, scratch + 26651904, scratch + 26651920, scratch + 26651936, scratch + 26651952, scratch + 26652160, scratch + 26652176, scratch + 26652192, scratch + 26652208, scratch + 26652224, scratch + 26652240, scratch + 26652256, scratch + 26652272, scratch + 26652288, scratch + 26652304, scratch + 26652320, scratch + 26652096, scratch + 26652112, scratch + 26652128, scratch + 26652144, scratch + 26651968, io + 244704, scratch + 18469408, io + 244688);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -750,6 +750,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1704,7 +1708,7 @@ static void step_k080_mul_reduce_sum(float *restrict t201, const float *restrict
  * %203 = mul %15, %202 : []
  * %204 = mul %17, %203 : []
  * %205 = mul %204, %99 : [] */
-static void step_k081_add_mul(float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+static void step_k081_add_mul(float *restrict t202, float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v190 = t187[0] + t189[0];
         const float v193 = v190 + t192[0];
@@ -1714,6 +1718,7 @@ static void step_k081_add_mul(float *restrict t203, float *restrict t205, const 
         const float v203 = in_lr_student[0] * v202;
         const float v204 = in_feedback_scale[0] * v203;
         const float v205 = v204 * (-0.010416667f);
+        t202[i] = v202;
         t203[i] = v203;
         t205[i] = v205;
     }
@@ -2111,7 +2116,198 @@ static void step_k119_mul_sub(float *restrict in_teacher_dense4_bias, const floa
     }
 }
 
-/* 120 kernels; scratch high-water mark 6464 floats. */
+/* %286 = mul %185, %185 : [2,8]
+ * %287 = reduce_sum axes=[0, 1] %286 : [] */
+static void step_k120_mul_reduce_sum(float *restrict t287, const float *restrict t185) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v286 = t185[i0 * 8 + i1] * t185[i0 * 8 + i1];
+            sum += v286;
+        }
+    }
+    t287[0] = (float)sum;
+}
+
+/* %288 = mul %184, %184 : [8]
+ * %289 = reduce_sum axes=[0] %288 : [] */
+static void step_k121_mul_reduce_sum(float *restrict t289, const float *restrict t184) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v288 = t184[i0] * t184[i0];
+        sum += v288;
+    }
+    t289[0] = (float)sum;
+}
+
+/* %291 = mul %180, %180 : [8,8]
+ * %292 = reduce_sum axes=[0, 1] %291 : [] */
+static void step_k122_mul_reduce_sum(float *restrict t292, const float *restrict t180) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v291 = t180[i0 * 8 + i1] * t180[i0 * 8 + i1];
+            sum += v291;
+        }
+    }
+    t292[0] = (float)sum;
+}
+
+/* %294 = mul %178, %178 : [8]
+ * %295 = reduce_sum axes=[0] %294 : [] */
+static void step_k123_mul_reduce_sum(float *restrict t295, const float *restrict t178) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v294 = t178[i0] * t178[i0];
+        sum += v294;
+    }
+    t295[0] = (float)sum;
+}
+
+/* %297 = mul %173, %173 : [8,2]
+ * %298 = reduce_sum axes=[0, 1] %297 : [] */
+static void step_k124_mul_reduce_sum(float *restrict t298, const float *restrict t173) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v297 = t173[i0 * 2 + i1] * t173[i0 * 2 + i1];
+            sum += v297;
+        }
+    }
+    t298[0] = (float)sum;
+}
+
+/* %300 = mul %171, %171 : [2]
+ * %301 = reduce_sum axes=[0] %300 : [] */
+static void step_k125_mul_reduce_sum(float *restrict t301, const float *restrict t171) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v300 = t171[i0] * t171[i0];
+        sum += v300;
+    }
+    t301[0] = (float)sum;
+}
+
+/* %290 = add %287, %289 : []
+ * %293 = add %290, %292 : []
+ * %296 = add %293, %295 : []
+ * %299 = add %296, %298 : []
+ * %302 = add %299, %301 : []
+ * %303 = sqrt %302 : [] */
+static void step_k126_add_sqrt(float *restrict t303, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295, const float *restrict t298, const float *restrict t301) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v290 = t287[0] + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v296 = v293 + t295[0];
+        const float v299 = v296 + t298[0];
+        const float v302 = v299 + t301[0];
+        const float v303 = sqrtf(v302);
+        t303[i] = v303;
+    }
+}
+
+/* %304 = mul %123, %123 : [2,8]
+ * %305 = reduce_sum axes=[0, 1] %304 : [] */
+static void step_k127_mul_reduce_sum(float *restrict t305, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v304 = t123[i0 * 8 + i1] * t123[i0 * 8 + i1];
+            sum += v304;
+        }
+    }
+    t305[0] = (float)sum;
+}
+
+/* %306 = mul %122, %122 : [8]
+ * %307 = reduce_sum axes=[0] %306 : [] */
+static void step_k128_mul_reduce_sum(float *restrict t307, const float *restrict t122) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v306 = t122[i0] * t122[i0];
+        sum += v306;
+    }
+    t307[0] = (float)sum;
+}
+
+/* %309 = mul %118, %118 : [8,8]
+ * %310 = reduce_sum axes=[0, 1] %309 : [] */
+static void step_k129_mul_reduce_sum(float *restrict t310, const float *restrict t118) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v309 = t118[i0 * 8 + i1] * t118[i0 * 8 + i1];
+            sum += v309;
+        }
+    }
+    t310[0] = (float)sum;
+}
+
+/* %312 = mul %116, %116 : [8]
+ * %313 = reduce_sum axes=[0] %312 : [] */
+static void step_k130_mul_reduce_sum(float *restrict t313, const float *restrict t116) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v312 = t116[i0] * t116[i0];
+        sum += v312;
+    }
+    t313[0] = (float)sum;
+}
+
+/* %315 = mul %111, %111 : [8,2]
+ * %316 = reduce_sum axes=[0, 1] %315 : [] */
+static void step_k131_mul_reduce_sum(float *restrict t316, const float *restrict t111) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v315 = t111[i0 * 2 + i1] * t111[i0 * 2 + i1];
+            sum += v315;
+        }
+    }
+    t316[0] = (float)sum;
+}
+
+/* %318 = mul %109, %109 : [2]
+ * %319 = reduce_sum axes=[0] %318 : [] */
+static void step_k132_mul_reduce_sum(float *restrict t319, const float *restrict t109) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v318 = t109[i0] * t109[i0];
+        sum += v318;
+    }
+    t319[0] = (float)sum;
+}
+
+/* %308 = add %305, %307 : []
+ * %311 = add %308, %310 : []
+ * %314 = add %311, %313 : []
+ * %317 = add %314, %316 : []
+ * %320 = add %317, %319 : []
+ * %321 = sqrt %320 : []
+ * %322 = mul %303, %321 : []
+ * %323 = constant 1e-30 : []
+ * %324 = max %322, %323 : []
+ * %325 = div %202, %324 : []
+ * %326 = step %203 : [] */
+static void step_k133_add_sqrt_mul_etc(float *restrict t321, float *restrict t325, float *restrict t326, const float *restrict t305, const float *restrict t307, const float *restrict t310, const float *restrict t313, const float *restrict t316, const float *restrict t319, const float *restrict t303, const float *restrict t202, const float *restrict t203) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v308 = t305[0] + t307[0];
+        const float v311 = v308 + t310[0];
+        const float v314 = v311 + t313[0];
+        const float v317 = v314 + t316[0];
+        const float v320 = v317 + t319[0];
+        const float v321 = sqrtf(v320);
+        const float v322 = t303[0] * v321;
+        const float v324 = v322 >= 1e-30f ? v322 : 1e-30f;
+        const float v325 = t202[0] / v324;
+        const float v326 = t203[0] > 0.0f ? 1.0f : 0.0f;
+        t321[i] = v321;
+        t325[i] = v325;
+        t326[i] = v326;
+    }
+}
+
+/* 134 kernels; scratch high-water mark 6464 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_matmul_add_sigmoid(scratch, io, state, state + 16);
     step_k001_matmul_add_sigmoid(scratch + 1584, scratch, state + 32, state + 96);
@@ -2167,35 +2363,35 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k051_mul_sub(state + 240, state + 528, io + 432);
     step_k052_mul_sub(state + 256, state + 544, io + 432);
     step_k053_mul_sub(state + 272, state + 560, io + 432);
-    step_k054_matmul_add_sigmoid(scratch + 6112, io, state + 144, state + 160);
-    step_k055_matmul_add_sigmoid(scratch + 6048, scratch + 6112, state + 176, state + 240);
-    step_k056_matmul_add(scratch + 6096, scratch + 6048, state + 256, state + 272);
-    step_k057_reduce_max(scratch + 6160, scratch + 6096);
-    step_k058_sub_exp(scratch + 6176, scratch + 6192, scratch + 6096, scratch + 6160);
-    step_k059_reduce_sum(scratch + 6096, scratch + 6192);
-    step_k060_log(scratch + 6160, scratch + 6096);
+    step_k054_matmul_add_sigmoid(scratch + 6048, io, state + 144, state + 160);
+    step_k055_matmul_add_sigmoid(scratch + 6096, scratch + 6048, state + 176, state + 240);
+    step_k056_matmul_add(scratch + 6144, scratch + 6096, state + 256, state + 272);
+    step_k057_reduce_max(scratch + 6160, scratch + 6144);
+    step_k058_sub_exp(scratch + 6176, scratch + 6192, scratch + 6144, scratch + 6160);
+    step_k059_reduce_sum(scratch + 6144, scratch + 6192);
+    step_k060_log(scratch + 6160, scratch + 6144);
     step_k061_sub_mul_reduce_sum(scratch + 6208, scratch + 6176, scratch + 6160, io + 400);
     step_k062_mul(io + 544, scratch + 6208);
     step_k063_mul(scratch + 6208, io + 400);
     step_k064_neg_reduce_sum(scratch + 6224, scratch + 6208);
-    step_k065_div(scratch + 6160, scratch + 6224, scratch + 6096);
-    step_k066_mul_add(scratch + 6096, scratch + 6160, scratch + 6192, scratch + 6208);
-    step_k067_reduce_sum(scratch + 3216, scratch + 6096);
-    step_k068_matmul(scratch + 3232, scratch + 6048, scratch + 6096);
-    step_k069_matmul_sub_mul(scratch + 6160, scratch + 6096, state + 256, scratch + 6048);
-    step_k070_reduce_sum(scratch + 3248, scratch + 6160);
-    step_k071_matmul(scratch + 6048, scratch + 6112, scratch + 6160);
-    step_k072_matmul_sub_mul(scratch + 3168, scratch + 6160, state + 176, scratch + 6112);
-    step_k073_reduce_sum(scratch + 6112, scratch + 3168);
-    step_k074_matmul(scratch + 6128, io, scratch + 3168);
-    step_k075_mul_reduce_sum(scratch + 3168, scratch + 6128, state + 432);
-    step_k076_mul_reduce_sum(scratch + 3184, scratch + 6112, state + 448);
-    step_k077_mul_reduce_sum(scratch + 3200, scratch + 6048, state + 464);
-    step_k078_mul_reduce_sum(scratch + 6048, scratch + 3248, state + 528);
-    step_k079_mul_reduce_sum(scratch + 6064, scratch + 3232, state + 544);
-    step_k080_mul_reduce_sum(scratch + 6080, scratch + 3216, state + 560);
-    step_k081_add_mul(io + 560, scratch + 6096, scratch + 3168, scratch + 3184, scratch + 3200, scratch + 6048, scratch + 6064, scratch + 6080, io + 432, io + 464);
-    step_k082_mul(scratch + 3168, scratch + 6096, scratch + 5856);
+    step_k065_div(scratch + 6160, scratch + 6224, scratch + 6144);
+    step_k066_mul_add(scratch + 6144, scratch + 6160, scratch + 6192, scratch + 6208);
+    step_k067_reduce_sum(scratch + 4176, scratch + 6144);
+    step_k068_matmul(scratch + 4192, scratch + 6096, scratch + 6144);
+    step_k069_matmul_sub_mul(scratch + 3168, scratch + 6144, state + 256, scratch + 6096);
+    step_k070_reduce_sum(scratch + 4208, scratch + 3168);
+    step_k071_matmul(scratch + 6144, scratch + 6048, scratch + 3168);
+    step_k072_matmul_sub_mul(scratch + 6096, scratch + 3168, state + 176, scratch + 6048);
+    step_k073_reduce_sum(scratch + 4224, scratch + 6096);
+    step_k074_matmul(scratch + 4240, io, scratch + 6096);
+    step_k075_mul_reduce_sum(scratch + 6048, scratch + 4240, state + 432);
+    step_k076_mul_reduce_sum(scratch + 6064, scratch + 4224, state + 448);
+    step_k077_mul_reduce_sum(scratch + 6080, scratch + 6144, state + 464);
+    step_k078_mul_reduce_sum(scratch + 6096, scratch + 4208, state + 528);
+    step_k079_mul_reduce_sum(scratch + 6112, scratch + 4192, state + 544);
+    step_k080_mul_reduce_sum(scratch + 6128, scratch + 4176, state + 560);
+    step_k081_add_mul(scratch + 4256, io + 560, scratch + 3360, scratch + 6048, scratch + 6064, scratch + 6080, scratch + 6096, scratch + 6112, scratch + 6128, io + 432, io + 464);
+    step_k082_mul(scratch + 3168, scratch + 3360, scratch + 5856);
     step_k083_neg_reduce_sum(scratch + 5856, scratch + 3168);
     step_k084_div(scratch + 5952, scratch + 5856, scratch + 6336);
     step_k085_mul(scratch + 6048, io + 448);
@@ -2204,14 +2400,14 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k088_neg_reduce_sum(scratch + 5856, scratch + 3360);
     step_k089_div(scratch + 6048, scratch + 5856, scratch + 6336);
     step_k090_mul_add(scratch + 3936, scratch + 5952, scratch + 5664, scratch + 3168, scratch + 6048, scratch + 3360);
-    step_k091_div(scratch + 6240, scratch + 6224, scratch + 6448);
-    step_k092_mul_add(scratch + 6224, scratch + 6240, scratch + 6432, scratch + 6208);
-    step_k093_reduce_sum(scratch + 3168, scratch + 6224);
-    step_k094_reduce_sum(scratch + 3184, scratch + 3936);
-    step_k095_add(state + 416, scratch + 3168, scratch + 3184);
-    step_k096_matmul(scratch + 3168, scratch + 1584, scratch + 6224);
-    step_k097_matmul(scratch + 3184, scratch + 2400, scratch + 3936);
-    step_k098_add(state + 400, scratch + 3168, scratch + 3184);
+    step_k091_div(scratch + 4128, scratch + 6224, scratch + 6448);
+    step_k092_mul_add(scratch + 6224, scratch + 4128, scratch + 6432, scratch + 6208);
+    step_k093_reduce_sum(scratch + 6208, scratch + 6224);
+    step_k094_reduce_sum(scratch + 4128, scratch + 3936);
+    step_k095_add(state + 416, scratch + 6208, scratch + 4128);
+    step_k096_matmul(scratch + 6208, scratch + 1584, scratch + 6224);
+    step_k097_matmul(scratch + 4128, scratch + 2400, scratch + 3936);
+    step_k098_add(state + 400, scratch + 6208, scratch + 4128);
     step_k099_matmul_sub_mul(scratch + 4128, scratch + 6224, state + 112, scratch + 1584);
     step_k100_matmul_sub_mul(scratch + 3168, scratch + 3936, state + 112, scratch + 2400);
     step_k101_reduce_sum(scratch + 3936, scratch + 4128);
@@ -2222,17 +2418,31 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k106_add(state + 320, scratch + 1584, scratch + 1648);
     step_k107_matmul_sub_mul(scratch + 3936, scratch + 4128, state + 32, scratch);
     step_k108_matmul_sub_mul(scratch + 1584, scratch + 3168, state + 32, scratch + 816);
-    step_k109_reduce_sum(scratch, scratch + 3936);
-    step_k110_reduce_sum(scratch + 16, scratch + 1584);
-    step_k111_add(state + 304, scratch, scratch + 16);
-    step_k112_matmul(scratch, io, scratch + 3936);
-    step_k113_matmul(scratch + 16, io + 204, scratch + 1584);
-    step_k114_add_mul_sub(state + 288, state, scratch, scratch + 16, io + 416);
+    step_k109_reduce_sum(scratch + 3984, scratch + 3936);
+    step_k110_reduce_sum(scratch + 4000, scratch + 1584);
+    step_k111_add(state + 304, scratch + 3984, scratch + 4000);
+    step_k112_matmul(scratch + 3984, io, scratch + 3936);
+    step_k113_matmul(scratch + 4000, io + 204, scratch + 1584);
+    step_k114_add_mul_sub(state + 288, state, scratch + 3984, scratch + 4000, io + 416);
     step_k115_mul_sub(state + 16, state + 304, io + 416);
     step_k116_mul_sub(state + 32, state + 320, io + 416);
     step_k117_mul_sub(state + 96, state + 384, io + 416);
     step_k118_mul_sub(state + 112, state + 400, io + 416);
     step_k119_mul_sub(state + 128, state + 416, io + 416);
+    step_k120_mul_reduce_sum(scratch + 4272, scratch + 4240);
+    step_k121_mul_reduce_sum(scratch + 4240, scratch + 4224);
+    step_k122_mul_reduce_sum(scratch + 4224, scratch + 6144);
+    step_k123_mul_reduce_sum(scratch, scratch + 4208);
+    step_k124_mul_reduce_sum(scratch + 4208, scratch + 4192);
+    step_k125_mul_reduce_sum(scratch + 4192, scratch + 4176);
+    step_k126_add_sqrt(io + 576, scratch + 4272, scratch + 4240, scratch + 4224, scratch, scratch + 4208, scratch + 4192);
+    step_k127_mul_reduce_sum(scratch, state + 432);
+    step_k128_mul_reduce_sum(scratch + 16, state + 448);
+    step_k129_mul_reduce_sum(scratch + 32, state + 464);
+    step_k130_mul_reduce_sum(scratch + 48, state + 528);
+    step_k131_mul_reduce_sum(scratch + 64, state + 544);
+    step_k132_mul_reduce_sum(scratch + 80, state + 560);
+    step_k133_add_sqrt_mul_etc(io + 592, io + 608, io + 624, scratch, scratch + 16, scratch + 32, scratch + 48, scratch + 64, scratch + 80, io + 576, scratch + 4256, io + 560);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

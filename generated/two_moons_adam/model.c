@@ -766,6 +766,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1383,13 +1387,13 @@ static void step_k048_mul_add(float *restrict in_student_momentum_m_correction, 
  * in_student_momentum_m_dense0_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense0_weight is updated in place: each element is read before it is overwritten
  * in_student_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_k049_mul_add_div_etc(float *restrict in_student_momentum_m_dense0_weight, float *restrict in_student_momentum_v_dense0_weight, float *restrict t153, float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_k049_mul_add_div_etc(float *restrict in_student_momentum_m_dense0_weight, float *restrict t143, float *restrict in_student_momentum_v_dense0_weight, float *restrict t153, float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v136 = in_student_momentum_m_dense0_weight[i] * 0.9f;
         const float v138 = t123[i] * 0.1f;
         const float v139 = v136 + v138;
-        const float v142 = in_student_momentum_v_dense0_weight[i] * 0.999f;
         const float v143 = t123[i] * t123[i];
+        const float v142 = in_student_momentum_v_dense0_weight[i] * 0.999f;
         const float v145 = v143 * 0.001f;
         const float v146 = v142 + v145;
         const float v148 = v146 / t133[0];
@@ -1403,6 +1407,7 @@ static void step_k049_mul_add_div_etc(float *restrict in_student_momentum_m_dens
         const float v163 = v161 * in_lr_student[0];
         const float v164 = in_student_dense0_weight[i] - v163;
         in_student_momentum_m_dense0_weight[i] = v139;
+        t143[i] = v143;
         in_student_momentum_v_dense0_weight[i] = v146;
         t153[i] = v153;
         in_student_dense0_weight[i] = v164;
@@ -1436,13 +1441,13 @@ static void step_k049_mul_add_div_etc(float *restrict in_student_momentum_m_dens
  * in_student_momentum_m_dense0_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense0_bias is updated in place: each element is read before it is overwritten
  * in_student_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_k050_mul_add_div_etc(float *restrict in_student_momentum_m_dense0_bias, float *restrict in_student_momentum_v_dense0_bias, float *restrict t184, float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_k050_mul_add_div_etc(float *restrict in_student_momentum_m_dense0_bias, float *restrict t174, float *restrict in_student_momentum_v_dense0_bias, float *restrict t184, float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
         const float v167 = in_student_momentum_m_dense0_bias[i] * 0.9f;
         const float v169 = t122[i] * 0.1f;
         const float v170 = v167 + v169;
-        const float v173 = in_student_momentum_v_dense0_bias[i] * 0.999f;
         const float v174 = t122[i] * t122[i];
+        const float v173 = in_student_momentum_v_dense0_bias[i] * 0.999f;
         const float v176 = v174 * 0.001f;
         const float v177 = v173 + v176;
         const float v179 = v177 / t133[0];
@@ -1454,6 +1459,7 @@ static void step_k050_mul_add_div_etc(float *restrict in_student_momentum_m_dens
         const float v191 = v189 * in_lr_student[0];
         const float v192 = in_student_dense0_bias[i] - v191;
         in_student_momentum_m_dense0_bias[i] = v170;
+        t174[i] = v174;
         in_student_momentum_v_dense0_bias[i] = v177;
         t184[i] = v184;
         in_student_dense0_bias[i] = v192;
@@ -1490,13 +1496,13 @@ static void step_k050_mul_add_div_etc(float *restrict in_student_momentum_m_dens
  * in_student_momentum_m_dense2_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense2_weight is updated in place: each element is read before it is overwritten
  * in_student_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_k051_mul_add_div_etc(float *restrict in_student_momentum_m_dense2_weight, float *restrict in_student_momentum_v_dense2_weight, float *restrict t212, float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_k051_mul_add_div_etc(float *restrict in_student_momentum_m_dense2_weight, float *restrict t202, float *restrict in_student_momentum_v_dense2_weight, float *restrict t212, float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
         const float v195 = in_student_momentum_m_dense2_weight[i] * 0.9f;
         const float v197 = t118[i] * 0.1f;
         const float v198 = v195 + v197;
-        const float v201 = in_student_momentum_v_dense2_weight[i] * 0.999f;
         const float v202 = t118[i] * t118[i];
+        const float v201 = in_student_momentum_v_dense2_weight[i] * 0.999f;
         const float v204 = v202 * 0.001f;
         const float v205 = v201 + v204;
         const float v207 = v205 / t133[0];
@@ -1510,6 +1516,7 @@ static void step_k051_mul_add_div_etc(float *restrict in_student_momentum_m_dens
         const float v222 = v220 * in_lr_student[0];
         const float v223 = in_student_dense2_weight[i] - v222;
         in_student_momentum_m_dense2_weight[i] = v198;
+        t202[i] = v202;
         in_student_momentum_v_dense2_weight[i] = v205;
         t212[i] = v212;
         in_student_dense2_weight[i] = v223;
@@ -1543,13 +1550,13 @@ static void step_k051_mul_add_div_etc(float *restrict in_student_momentum_m_dens
  * in_student_momentum_m_dense2_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense2_bias is updated in place: each element is read before it is overwritten
  * in_student_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_k052_mul_add_div_etc(float *restrict in_student_momentum_m_dense2_bias, float *restrict in_student_momentum_v_dense2_bias, float *restrict t236, float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_k052_mul_add_div_etc(float *restrict in_student_momentum_m_dense2_bias, float *restrict t230, float *restrict in_student_momentum_v_dense2_bias, float *restrict t236, float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
         const float v225 = in_student_momentum_m_dense2_bias[i] * 0.9f;
         const float v226 = t116[i] * 0.1f;
         const float v227 = v225 + v226;
-        const float v229 = in_student_momentum_v_dense2_bias[i] * 0.999f;
         const float v230 = t116[i] * t116[i];
+        const float v229 = in_student_momentum_v_dense2_bias[i] * 0.999f;
         const float v231 = v230 * 0.001f;
         const float v232 = v229 + v231;
         const float v233 = v232 / t133[0];
@@ -1561,6 +1568,7 @@ static void step_k052_mul_add_div_etc(float *restrict in_student_momentum_m_dens
         const float v241 = v240 * in_lr_student[0];
         const float v242 = in_student_dense2_bias[i] - v241;
         in_student_momentum_m_dense2_bias[i] = v227;
+        t230[i] = v230;
         in_student_momentum_v_dense2_bias[i] = v232;
         t236[i] = v236;
         in_student_dense2_bias[i] = v242;
@@ -1597,13 +1605,13 @@ static void step_k052_mul_add_div_etc(float *restrict in_student_momentum_m_dens
  * in_student_momentum_m_dense4_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense4_weight is updated in place: each element is read before it is overwritten
  * in_student_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_k053_mul_add_div_etc(float *restrict in_student_momentum_m_dense4_weight, float *restrict in_student_momentum_v_dense4_weight, float *restrict t262, float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_k053_mul_add_div_etc(float *restrict in_student_momentum_m_dense4_weight, float *restrict t252, float *restrict in_student_momentum_v_dense4_weight, float *restrict t262, float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v245 = in_student_momentum_m_dense4_weight[i] * 0.9f;
         const float v247 = t111[i] * 0.1f;
         const float v248 = v245 + v247;
-        const float v251 = in_student_momentum_v_dense4_weight[i] * 0.999f;
         const float v252 = t111[i] * t111[i];
+        const float v251 = in_student_momentum_v_dense4_weight[i] * 0.999f;
         const float v254 = v252 * 0.001f;
         const float v255 = v251 + v254;
         const float v257 = v255 / t133[0];
@@ -1617,6 +1625,7 @@ static void step_k053_mul_add_div_etc(float *restrict in_student_momentum_m_dens
         const float v272 = v270 * in_lr_student[0];
         const float v273 = in_student_dense4_weight[i] - v272;
         in_student_momentum_m_dense4_weight[i] = v248;
+        t252[i] = v252;
         in_student_momentum_v_dense4_weight[i] = v255;
         t262[i] = v262;
         in_student_dense4_weight[i] = v273;
@@ -1650,13 +1659,13 @@ static void step_k053_mul_add_div_etc(float *restrict in_student_momentum_m_dens
  * in_student_momentum_m_dense4_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense4_bias is updated in place: each element is read before it is overwritten
  * in_student_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_k054_mul_add_div_etc(float *restrict in_student_momentum_m_dense4_bias, float *restrict in_student_momentum_v_dense4_bias, float *restrict t293, float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_k054_mul_add_div_etc(float *restrict in_student_momentum_m_dense4_bias, float *restrict t283, float *restrict in_student_momentum_v_dense4_bias, float *restrict t293, float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2; i++) {
         const float v276 = in_student_momentum_m_dense4_bias[i] * 0.9f;
         const float v278 = t109[i] * 0.1f;
         const float v279 = v276 + v278;
-        const float v282 = in_student_momentum_v_dense4_bias[i] * 0.999f;
         const float v283 = t109[i] * t109[i];
+        const float v282 = in_student_momentum_v_dense4_bias[i] * 0.999f;
         const float v285 = v283 * 0.001f;
         const float v286 = v282 + v285;
         const float v288 = v286 / t133[0];
@@ -1668,6 +1677,7 @@ static void step_k054_mul_add_div_etc(float *restrict in_student_momentum_m_dens
         const float v300 = v298 * in_lr_student[0];
         const float v301 = in_student_dense4_bias[i] - v300;
         in_student_momentum_m_dense4_bias[i] = v279;
+        t283[i] = v283;
         in_student_momentum_v_dense4_bias[i] = v286;
         t293[i] = v293;
         in_student_dense4_bias[i] = v301;
@@ -2693,7 +2703,273 @@ static void step_k119_mul_add_div_etc(float *restrict in_teacher_momentum_m_dens
     }
 }
 
-/* 120 kernels; scratch high-water mark 6512 floats. */
+/* %559 = mul %346, %346 : [2,8]
+ * %560 = reduce_sum axes=[0, 1] %559 : [] */
+static void step_k120_mul_reduce_sum(float *restrict t560, const float *restrict t346) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v559 = t346[i0 * 8 + i1] * t346[i0 * 8 + i1];
+            sum += v559;
+        }
+    }
+    t560[0] = (float)sum;
+}
+
+/* %561 = mul %345, %345 : [8]
+ * %562 = reduce_sum axes=[0] %561 : [] */
+static void step_k121_mul_reduce_sum(float *restrict t562, const float *restrict t345) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v561 = t345[i0] * t345[i0];
+        sum += v561;
+    }
+    t562[0] = (float)sum;
+}
+
+/* %564 = mul %341, %341 : [8,8]
+ * %565 = reduce_sum axes=[0, 1] %564 : [] */
+static void step_k122_mul_reduce_sum(float *restrict t565, const float *restrict t341) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v564 = t341[i0 * 8 + i1] * t341[i0 * 8 + i1];
+            sum += v564;
+        }
+    }
+    t565[0] = (float)sum;
+}
+
+/* %567 = mul %339, %339 : [8]
+ * %568 = reduce_sum axes=[0] %567 : [] */
+static void step_k123_mul_reduce_sum(float *restrict t568, const float *restrict t339) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v567 = t339[i0] * t339[i0];
+        sum += v567;
+    }
+    t568[0] = (float)sum;
+}
+
+/* %570 = mul %334, %334 : [8,2]
+ * %571 = reduce_sum axes=[0, 1] %570 : [] */
+static void step_k124_mul_reduce_sum(float *restrict t571, const float *restrict t334) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v570 = t334[i0 * 2 + i1] * t334[i0 * 2 + i1];
+            sum += v570;
+        }
+    }
+    t571[0] = (float)sum;
+}
+
+/* %573 = mul %332, %332 : [2]
+ * %574 = reduce_sum axes=[0] %573 : [] */
+static void step_k125_mul_reduce_sum(float *restrict t574, const float *restrict t332) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v573 = t332[i0] * t332[i0];
+        sum += v573;
+    }
+    t574[0] = (float)sum;
+}
+
+/* %563 = add %560, %562 : []
+ * %566 = add %563, %565 : []
+ * %569 = add %566, %568 : []
+ * %572 = add %569, %571 : []
+ * %575 = add %572, %574 : []
+ * %576 = sqrt %575 : [] */
+static void step_k126_add_sqrt(float *restrict t576, const float *restrict t560, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t574) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v563 = t560[0] + t562[0];
+        const float v566 = v563 + t565[0];
+        const float v569 = v566 + t568[0];
+        const float v572 = v569 + t571[0];
+        const float v575 = v572 + t574[0];
+        const float v576 = sqrtf(v575);
+        t576[i] = v576;
+    }
+}
+
+/* %577 = reduce_sum axes=[0, 1] %143 : [] */
+static void step_k127_reduce_sum(float *restrict t577, const float *restrict t143) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            sum += t143[i0 * 8 + i1];
+        }
+    }
+    t577[0] = (float)sum;
+}
+
+/* %578 = reduce_sum axes=[0] %174 : [] */
+static void step_k128_reduce_sum(float *restrict t578, const float *restrict t174) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        sum += t174[i0];
+    }
+    t578[0] = (float)sum;
+}
+
+/* %580 = reduce_sum axes=[0, 1] %202 : [] */
+static void step_k129_reduce_sum(float *restrict t580, const float *restrict t202) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            sum += t202[i0 * 8 + i1];
+        }
+    }
+    t580[0] = (float)sum;
+}
+
+/* %582 = reduce_sum axes=[0] %230 : [] */
+static void step_k130_reduce_sum(float *restrict t582, const float *restrict t230) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        sum += t230[i0];
+    }
+    t582[0] = (float)sum;
+}
+
+/* %584 = reduce_sum axes=[0, 1] %252 : [] */
+static void step_k131_reduce_sum(float *restrict t584, const float *restrict t252) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            sum += t252[i0 * 2 + i1];
+        }
+    }
+    t584[0] = (float)sum;
+}
+
+/* %586 = reduce_sum axes=[0] %283 : [] */
+static void step_k132_reduce_sum(float *restrict t586, const float *restrict t283) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        sum += t283[i0];
+    }
+    t586[0] = (float)sum;
+}
+
+/* %579 = add %577, %578 : []
+ * %581 = add %579, %580 : []
+ * %583 = add %581, %582 : []
+ * %585 = add %583, %584 : []
+ * %587 = add %585, %586 : []
+ * %588 = sqrt %587 : [] */
+static void step_k133_add_sqrt(float *restrict t588, const float *restrict t577, const float *restrict t578, const float *restrict t580, const float *restrict t582, const float *restrict t584, const float *restrict t586) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v579 = t577[0] + t578[0];
+        const float v581 = v579 + t580[0];
+        const float v583 = v581 + t582[0];
+        const float v585 = v583 + t584[0];
+        const float v587 = v585 + t586[0];
+        const float v588 = sqrtf(v587);
+        t588[i] = v588;
+    }
+}
+
+/* %589 = mul %346, %123 : [2,8]
+ * %590 = reduce_sum axes=[0, 1] %589 : [] */
+static void step_k134_mul_reduce_sum(float *restrict t590, const float *restrict t346, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v589 = t346[i0 * 8 + i1] * t123[i0 * 8 + i1];
+            sum += v589;
+        }
+    }
+    t590[0] = (float)sum;
+}
+
+/* %591 = mul %345, %122 : [8]
+ * %592 = reduce_sum axes=[0] %591 : [] */
+static void step_k135_mul_reduce_sum(float *restrict t592, const float *restrict t345, const float *restrict t122) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v591 = t345[i0] * t122[i0];
+        sum += v591;
+    }
+    t592[0] = (float)sum;
+}
+
+/* %594 = mul %341, %118 : [8,8]
+ * %595 = reduce_sum axes=[0, 1] %594 : [] */
+static void step_k136_mul_reduce_sum(float *restrict t595, const float *restrict t341, const float *restrict t118) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v594 = t341[i0 * 8 + i1] * t118[i0 * 8 + i1];
+            sum += v594;
+        }
+    }
+    t595[0] = (float)sum;
+}
+
+/* %597 = mul %339, %116 : [8]
+ * %598 = reduce_sum axes=[0] %597 : [] */
+static void step_k137_mul_reduce_sum(float *restrict t598, const float *restrict t339, const float *restrict t116) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v597 = t339[i0] * t116[i0];
+        sum += v597;
+    }
+    t598[0] = (float)sum;
+}
+
+/* %600 = mul %334, %111 : [8,2]
+ * %601 = reduce_sum axes=[0, 1] %600 : [] */
+static void step_k138_mul_reduce_sum(float *restrict t601, const float *restrict t334, const float *restrict t111) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v600 = t334[i0 * 2 + i1] * t111[i0 * 2 + i1];
+            sum += v600;
+        }
+    }
+    t601[0] = (float)sum;
+}
+
+/* %603 = mul %332, %109 : [2]
+ * %604 = reduce_sum axes=[0] %603 : [] */
+static void step_k139_mul_reduce_sum(float *restrict t604, const float *restrict t332, const float *restrict t109) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v603 = t332[i0] * t109[i0];
+        sum += v603;
+    }
+    t604[0] = (float)sum;
+}
+
+/* %593 = add %590, %592 : []
+ * %596 = add %593, %595 : []
+ * %599 = add %596, %598 : []
+ * %602 = add %599, %601 : []
+ * %605 = add %602, %604 : []
+ * %606 = mul %576, %588 : []
+ * %607 = constant 1e-30 : []
+ * %608 = max %606, %607 : []
+ * %609 = div %605, %608 : []
+ * %610 = step %370 : [] */
+static void step_k140_add_mul_max_etc(float *restrict t609, float *restrict t610, const float *restrict t590, const float *restrict t592, const float *restrict t595, const float *restrict t598, const float *restrict t601, const float *restrict t604, const float *restrict t576, const float *restrict t588, const float *restrict t370) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v593 = t590[0] + t592[0];
+        const float v596 = v593 + t595[0];
+        const float v599 = v596 + t598[0];
+        const float v602 = v599 + t601[0];
+        const float v605 = v602 + t604[0];
+        const float v606 = t576[0] * t588[0];
+        const float v608 = v606 >= 1e-30f ? v606 : 1e-30f;
+        const float v609 = v605 / v608;
+        const float v610 = t370[0] > 0.0f ? 1.0f : 0.0f;
+        t609[i] = v609;
+        t610[i] = v610;
+    }
+}
+
+/* 141 kernels; scratch high-water mark 6496 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_k000_matmul_add_sigmoid(scratch, io, state, state + 16);
     step_k001_matmul_add_sigmoid(scratch + 1584, scratch, state + 32, state + 96);
@@ -2738,83 +3014,104 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_k040_reduce_sum(scratch + 6464, scratch + 6048);
     step_k041_matmul(scratch + 6480, scratch + 3936, scratch + 6048);
     step_k042_matmul_sub_mul(scratch + 4704, scratch + 6048, state + 256, scratch + 3936);
-    step_k043_reduce_sum(scratch + 6496, scratch + 4704);
-    step_k044_matmul(scratch + 6048, scratch + 3168, scratch + 4704);
+    step_k043_reduce_sum(scratch + 6208, scratch + 4704);
+    step_k044_matmul(scratch + 6144, scratch + 3168, scratch + 4704);
     step_k045_matmul_sub_mul(scratch + 3936, scratch + 4704, state + 176, scratch + 3168);
-    step_k046_reduce_sum(scratch + 3312, scratch + 3936);
-    step_k047_matmul(scratch + 3328, io + 204, scratch + 3936);
+    step_k046_reduce_sum(scratch + 6224, scratch + 3936);
+    step_k047_matmul(scratch + 4704, io + 204, scratch + 3936);
     step_k048_mul_add(state + 896, state + 912);
-    step_k049_mul_add_div_etc(state + 608, state + 752, scratch + 3344, state + 144, scratch + 3328, state + 912, state + 896, io + 432);
-    step_k050_mul_add_div_etc(state + 624, state + 768, scratch + 3360, state + 160, scratch + 3312, state + 912, state + 896, io + 432);
-    step_k051_mul_add_div_etc(state + 640, state + 784, scratch + 6112, state + 176, scratch + 6048, state + 912, state + 896, io + 432);
-    step_k052_mul_add_div_etc(state + 704, state + 848, scratch + 3376, state + 240, scratch + 6496, state + 912, state + 896, io + 432);
-    step_k053_mul_add_div_etc(state + 720, state + 864, scratch + 3392, state + 256, scratch + 6480, state + 912, state + 896, io + 432);
-    step_k054_mul_add_div_etc(state + 736, state + 880, scratch + 3408, state + 272, scratch + 6464, state + 912, state + 896, io + 432);
+    step_k049_mul_add_div_etc(state + 608, scratch + 4304, state + 752, scratch + 6112, state + 144, scratch + 4704, state + 912, state + 896, io + 432);
+    step_k050_mul_add_div_etc(state + 624, scratch + 4320, state + 768, scratch + 6128, state + 160, scratch + 6224, state + 912, state + 896, io + 432);
+    step_k051_mul_add_div_etc(state + 640, scratch + 4128, state + 784, scratch + 6048, state + 176, scratch + 6144, state + 912, state + 896, io + 432);
+    step_k052_mul_add_div_etc(state + 704, scratch + 4336, state + 848, scratch + 4256, state + 240, scratch + 6208, state + 912, state + 896, io + 432);
+    step_k053_mul_add_div_etc(state + 720, scratch + 4352, state + 864, scratch + 4272, state + 256, scratch + 6480, state + 912, state + 896, io + 432);
+    step_k054_mul_add_div_etc(state + 736, scratch + 4368, state + 880, scratch + 4288, state + 272, scratch + 6464, state + 912, state + 896, io + 432);
     step_k055_matmul_add_sigmoid(scratch + 3168, io, state + 144, state + 160);
-    step_k056_matmul_add_sigmoid(scratch + 6176, scratch + 3168, state + 176, state + 240);
-    step_k057_matmul_add(scratch + 6224, scratch + 6176, state + 256, state + 272);
-    step_k058_reduce_max(scratch + 3216, scratch + 6224);
-    step_k059_sub_exp(scratch + 3232, scratch + 3248, scratch + 6224, scratch + 3216);
-    step_k060_reduce_sum(scratch + 3216, scratch + 3248);
-    step_k061_log(scratch + 6224, scratch + 3216);
-    step_k062_sub_mul_reduce_sum(scratch + 3264, scratch + 3232, scratch + 6224, io + 400);
-    step_k063_mul(io + 544, scratch + 3264);
-    step_k064_mul(scratch + 3552, io + 400);
-    step_k065_neg_reduce_sum(scratch + 3568, scratch + 3552);
-    step_k066_div(scratch + 3232, scratch + 3568, scratch + 3216);
-    step_k067_mul_add(scratch + 6224, scratch + 3232, scratch + 3248, scratch + 3552);
-    step_k068_reduce_sum(scratch + 3424, scratch + 6224);
-    step_k069_matmul(scratch + 3440, scratch + 6176, scratch + 6224);
-    step_k070_matmul_sub_mul(scratch + 3216, scratch + 6224, state + 256, scratch + 6176);
-    step_k071_reduce_sum(scratch + 3456, scratch + 3216);
-    step_k072_matmul(scratch + 6176, scratch + 3168, scratch + 3216);
-    step_k073_matmul_sub_mul(scratch + 3264, scratch + 3216, state + 176, scratch + 3168);
-    step_k074_reduce_sum(scratch + 3472, scratch + 3264);
-    step_k075_matmul(scratch + 3488, io, scratch + 3264);
-    step_k076_mul_div_reduce_sum(scratch + 3504, state + 896, scratch + 3344, scratch + 3328, scratch + 3488);
-    step_k077_mul_div_reduce_sum(scratch + 3488, state + 896, scratch + 3360, scratch + 3312, scratch + 3472);
-    step_k078_mul_div_reduce_sum(scratch + 3472, state + 896, scratch + 6112, scratch + 6048, scratch + 6176);
-    step_k079_mul_div_reduce_sum(scratch + 3520, state + 896, scratch + 3376, scratch + 6496, scratch + 3456);
-    step_k080_mul_div_reduce_sum(scratch + 3456, state + 896, scratch + 3392, scratch + 6480, scratch + 3440);
-    step_k081_mul_div_reduce_sum(scratch + 3440, state + 896, scratch + 3408, scratch + 6464, scratch + 3424);
-    step_k082_add_mul(io + 560, scratch + 3536, scratch + 3504, scratch + 3488, scratch + 3472, scratch + 3520, scratch + 3456, scratch + 3440, io + 432, io + 464);
-    step_k083_mul(scratch + 3168, scratch + 3536, scratch + 5856);
+    step_k056_matmul_add_sigmoid(scratch + 3216, scratch + 3168, state + 176, state + 240);
+    step_k057_matmul_add(scratch + 4192, scratch + 3216, state + 256, state + 272);
+    step_k058_reduce_max(scratch + 4208, scratch + 4192);
+    step_k059_sub_exp(scratch + 4224, scratch + 4240, scratch + 4192, scratch + 4208);
+    step_k060_reduce_sum(scratch + 4192, scratch + 4240);
+    step_k061_log(scratch + 4208, scratch + 4192);
+    step_k062_sub_mul_reduce_sum(scratch + 4384, scratch + 4224, scratch + 4208, io + 400);
+    step_k063_mul(io + 544, scratch + 4384);
+    step_k064_mul(scratch + 4384, io + 400);
+    step_k065_neg_reduce_sum(scratch + 4400, scratch + 4384);
+    step_k066_div(scratch + 4208, scratch + 4400, scratch + 4192);
+    step_k067_mul_add(scratch + 4192, scratch + 4208, scratch + 4240, scratch + 4384);
+    step_k068_reduce_sum(scratch + 4416, scratch + 4192);
+    step_k069_matmul(scratch + 4432, scratch + 3216, scratch + 4192);
+    step_k070_matmul_sub_mul(scratch + 3264, scratch + 4192, state + 256, scratch + 3216);
+    step_k071_reduce_sum(scratch + 4448, scratch + 3264);
+    step_k072_matmul(scratch + 4192, scratch + 3168, scratch + 3264);
+    step_k073_matmul_sub_mul(scratch + 3216, scratch + 3264, state + 176, scratch + 3168);
+    step_k074_reduce_sum(scratch + 4464, scratch + 3216);
+    step_k075_matmul(scratch + 4480, io, scratch + 3216);
+    step_k076_mul_div_reduce_sum(scratch + 4496, state + 896, scratch + 6112, scratch + 4704, scratch + 4480);
+    step_k077_mul_div_reduce_sum(scratch + 6112, state + 896, scratch + 6128, scratch + 6224, scratch + 4464);
+    step_k078_mul_div_reduce_sum(scratch + 6128, state + 896, scratch + 6048, scratch + 6144, scratch + 4192);
+    step_k079_mul_div_reduce_sum(scratch + 6048, state + 896, scratch + 4256, scratch + 6208, scratch + 4448);
+    step_k080_mul_div_reduce_sum(scratch + 4256, state + 896, scratch + 4272, scratch + 6480, scratch + 4432);
+    step_k081_mul_div_reduce_sum(scratch + 4272, state + 896, scratch + 4288, scratch + 6464, scratch + 4416);
+    step_k082_add_mul(io + 560, scratch + 4288, scratch + 4496, scratch + 6112, scratch + 6128, scratch + 6048, scratch + 4256, scratch + 4272, io + 432, io + 464);
+    step_k083_mul(scratch + 3168, scratch + 4288, scratch + 5856);
     step_k084_neg_reduce_sum(scratch + 5856, scratch + 3168);
     step_k085_div(scratch + 5952, scratch + 5856, scratch + 6336);
-    step_k086_mul(scratch + 3360, io + 448);
-    step_k087_mul_neg(scratch + 5856, scratch + 3360, scratch + 6240);
+    step_k086_mul(scratch + 4256, io + 448);
+    step_k087_mul_neg(scratch + 5856, scratch + 4256, scratch + 6240);
     step_k088_mul(scratch + 3360, scratch + 5856, scratch + 5472);
     step_k089_neg_reduce_sum(scratch + 5856, scratch + 3360);
     step_k090_div(scratch + 6048, scratch + 5856, scratch + 6336);
     step_k091_mul_add(scratch + 3936, scratch + 5952, scratch + 5664, scratch + 3168, scratch + 6048, scratch + 3360);
-    step_k092_div(scratch + 3584, scratch + 3568, scratch + 6448);
-    step_k093_mul_add(scratch + 3568, scratch + 3584, scratch + 6432, scratch + 3552);
-    step_k094_reduce_sum(scratch + 3584, scratch + 3568);
-    step_k095_reduce_sum(scratch + 3600, scratch + 3936);
-    step_k096_add(scratch + 4176, scratch + 3584, scratch + 3600);
-    step_k097_matmul(scratch + 4128, scratch + 2400, scratch + 3936);
-    step_k098_matmul_add(scratch + 4192, scratch + 1584, scratch + 3568, scratch + 4128);
-    step_k099_matmul_sub_mul(scratch + 4128, scratch + 3568, state + 112, scratch + 1584);
+    step_k092_div(scratch + 4256, scratch + 4400, scratch + 6448);
+    step_k093_mul_add(scratch + 4400, scratch + 4256, scratch + 6432, scratch + 4384);
+    step_k094_reduce_sum(scratch + 4384, scratch + 4400);
+    step_k095_reduce_sum(scratch + 4256, scratch + 3936);
+    step_k096_add(scratch + 4496, scratch + 4384, scratch + 4256);
+    step_k097_matmul(scratch + 4384, scratch + 2400, scratch + 3936);
+    step_k098_matmul_add(scratch + 4512, scratch + 1584, scratch + 4400, scratch + 4384);
+    step_k099_matmul_sub_mul(scratch + 4256, scratch + 4400, state + 112, scratch + 1584);
     step_k100_matmul_sub_mul(scratch + 3168, scratch + 3936, state + 112, scratch + 2400);
-    step_k101_reduce_sum(scratch + 3936, scratch + 4128);
-    step_k102_reduce_sum(scratch + 3952, scratch + 3168);
-    step_k103_add(scratch + 3984, scratch + 3936, scratch + 3952);
-    step_k104_matmul(scratch + 1584, scratch + 816, scratch + 3168);
-    step_k105_matmul_add(scratch + 2352, scratch, scratch + 4128, scratch + 1584);
-    step_k106_matmul_sub_mul(scratch + 3936, scratch + 4128, state + 32, scratch);
+    step_k101_reduce_sum(scratch + 4384, scratch + 4256);
+    step_k102_reduce_sum(scratch + 4400, scratch + 3168);
+    step_k103_add(scratch + 4064, scratch + 4384, scratch + 4400);
+    step_k104_matmul(scratch + 3936, scratch + 816, scratch + 3168);
+    step_k105_matmul_add(scratch + 4000, scratch, scratch + 4256, scratch + 3936);
+    step_k106_matmul_sub_mul(scratch + 3936, scratch + 4256, state + 32, scratch);
     step_k107_matmul_sub_mul(scratch + 1584, scratch + 3168, state + 32, scratch + 816);
-    step_k108_reduce_sum(scratch + 4000, scratch + 3936);
-    step_k109_reduce_sum(scratch + 4016, scratch + 1584);
-    step_k110_add(scratch + 4032, scratch + 4000, scratch + 4016);
-    step_k111_matmul(scratch + 4000, io + 204, scratch + 1584);
-    step_k112_matmul_add(scratch + 4016, io, scratch + 3936, scratch + 4000);
+    step_k108_reduce_sum(scratch + 3984, scratch + 3936);
+    step_k109_reduce_sum(scratch + 4384, scratch + 1584);
+    step_k110_add(scratch + 4400, scratch + 3984, scratch + 4384);
+    step_k111_matmul(scratch + 3984, io + 204, scratch + 1584);
+    step_k112_matmul_add(scratch + 4384, io, scratch + 3936, scratch + 3984);
     step_k113_mul_add(state + 576, state + 592);
-    step_k114_mul_add_div_etc(state + 288, state + 432, state, scratch + 4016, state + 576, state + 592, io + 416);
-    step_k115_mul_add_div_etc(state + 304, state + 448, state + 16, scratch + 4032, state + 576, state + 592, io + 416);
-    step_k116_mul_add_div_etc(state + 320, state + 464, state + 32, scratch + 2352, state + 576, state + 592, io + 416);
-    step_k117_mul_add_div_etc(state + 384, state + 528, state + 96, scratch + 3984, state + 576, state + 592, io + 416);
-    step_k118_mul_add_div_etc(state + 400, state + 544, state + 112, scratch + 4192, state + 576, state + 592, io + 416);
-    step_k119_mul_add_div_etc(state + 416, state + 560, state + 128, scratch + 4176, state + 576, state + 592, io + 416);
+    step_k114_mul_add_div_etc(state + 288, state + 432, state, scratch + 4384, state + 576, state + 592, io + 416);
+    step_k115_mul_add_div_etc(state + 304, state + 448, state + 16, scratch + 4400, state + 576, state + 592, io + 416);
+    step_k116_mul_add_div_etc(state + 320, state + 464, state + 32, scratch + 4000, state + 576, state + 592, io + 416);
+    step_k117_mul_add_div_etc(state + 384, state + 528, state + 96, scratch + 4064, state + 576, state + 592, io + 416);
+    step_k118_mul_add_div_etc(state + 400, state + 544, state + 112, scratch + 4512, state + 576, state + 592, io + 416);
+    step_k119_mul_add_div_etc(state + 416, state + 560, state + 128, scratch + 4496, state + 576, state + 592, io + 416);
+    step_k120_mul_reduce_sum(scratch + 4384, scratch + 4480);
+    step_k121_mul_reduce_sum(scratch + 4400, scratch + 4464);
+    step_k122_mul_reduce_sum(scratch + 4256, scratch + 4192);
+    step_k123_mul_reduce_sum(scratch + 4272, scratch + 4448);
+    step_k124_mul_reduce_sum(scratch + 4288, scratch + 4432);
+    step_k125_mul_reduce_sum(scratch + 4496, scratch + 4416);
+    step_k126_add_sqrt(io + 576, scratch + 4384, scratch + 4400, scratch + 4256, scratch + 4272, scratch + 4288, scratch + 4496);
+    step_k127_reduce_sum(scratch + 4384, scratch + 4304);
+    step_k128_reduce_sum(scratch + 4400, scratch + 4320);
+    step_k129_reduce_sum(scratch + 4256, scratch + 4128);
+    step_k130_reduce_sum(scratch + 4272, scratch + 4336);
+    step_k131_reduce_sum(scratch + 4288, scratch + 4352);
+    step_k132_reduce_sum(scratch + 4304, scratch + 4368);
+    step_k133_add_sqrt(io + 592, scratch + 4384, scratch + 4400, scratch + 4256, scratch + 4272, scratch + 4288, scratch + 4304);
+    step_k134_mul_reduce_sum(scratch + 4256, scratch + 4480, scratch + 4704);
+    step_k135_mul_reduce_sum(scratch + 4272, scratch + 4464, scratch + 6224);
+    step_k136_mul_reduce_sum(scratch + 4288, scratch + 4192, scratch + 6144);
+    step_k137_mul_reduce_sum(scratch + 4304, scratch + 4448, scratch + 6208);
+    step_k138_mul_reduce_sum(scratch + 4320, scratch + 4432, scratch + 6480);
+    step_k139_mul_reduce_sum(scratch + 4336, scratch + 4416, scratch + 6464);
+    step_k140_add_mul_max_etc(io + 608, io + 624, scratch + 4256, scratch + 4272, scratch + 4288, scratch + 4304, scratch + 4320, scratch + 4336, io + 576, io + 592, io + 560);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

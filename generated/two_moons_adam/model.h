@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 928
-#define MPLC_STEP_IO_FLOATS 576
+#define MPLC_STEP_IO_FLOATS 640
 #define MPLC_SUPERVISED_IO_FLOATS 64
-#define MPLC_SCRATCH_FLOATS 6512
+#define MPLC_SCRATCH_FLOATS 6496
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 40
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "26be6b5b3a88961ffc2d60f6048f67a06daf83f618d024e28b6c80f475460227"
+#define MPLC_MODEL_HASH "549fad157a731bdcbd3de7122ecfa60569dcd16774228f83232fdf9b28c0f868"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 5884928
-#define MPLC_STEP_IO_FLOATS 6276512
+#define MPLC_STEP_IO_FLOATS 6276576
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
 #define MPLC_SCRATCH_FLOATS 5343832560
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
 #define MPLC_NUM_STEP_INPUTS 9
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 4
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "305cdeb6ebd7c2fa9a6a7eaa45542bbd8d1cfed72245af7a0af7c27bb1d9c57d"
+#define MPLC_MODEL_HASH "3da110aa7277677c0f6fbd2d58a08dcfc653c942e263a5a1401480bfc6e257b7"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32
