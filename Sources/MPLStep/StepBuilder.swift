@@ -135,10 +135,24 @@ public struct StepBuilder {
 
         g.results = [("loss_sup", lossSup), ("loss_uda", lossUDA), ("mask_rate", maskRate),
                      ("loss_student_u", lossStudentU), ("loss_student_l", lossStudentL), ("h", h)]
+            + feedbackDiagnostics(&g, gl: gl, gu: gu, h: h)
         let stateResults = teacherUpdate.results + studentUpdate.results + effects.averages
         g.results += stateResults
         return entryPoint(name: "mplc_step", table: "step", graph: g, masks: effects.masks,
                           stateResults: Set(stateResults.map(\.name)))
+    }
+
+    /// What the feedback does, for the logs (docs/ABI.md): ‖g_l‖, ‖g_u‖, their cosine (0 when either is 0) and
+    /// whether h > 0 (its mean over steps is the fraction of steps in which the student's step helped).
+    func feedbackDiagnostics(_ g: inout Graph, gl: [Value], gu: [Value], h: Value) -> [(name: String, value: Value)] {
+        func dot(_ a: [Value], _ b: [Value]) -> Value {
+            zip(a, b).dropFirst().reduce(g.dot(a[0], b[0])) { sum, pair in g.add(sum, g.dot(pair.0, pair.1)) }
+        }
+        let normL = g.unary(.sqrt, dot(gl, gl)), normU = g.unary(.sqrt, dot(gu, gu))
+        // The floor only keeps 0/0 out when a gradient vanishes (a saturated softmax); it is far below any product
+        // of two float norms that are not 0.
+        let cosine = g.div(dot(gl, gu), g.binary(.max, g.mul(normL, normU), g.constant(1e-30, .scalar)))
+        return [("g_l_norm", normL), ("g_u_norm", normU), ("cos_g_l_g_u", cosine), ("h_positive", g.unary(.step, h))]
     }
 
     /// UDA consistency loss on the strong view against sharpened, confidence-masked weak-view targets.

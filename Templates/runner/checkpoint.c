@@ -26,6 +26,28 @@
 _Static_assert(sizeof MPLC_RECIPE <= ST_VALUE_LEN, "MPLC_RECIPE is longer than a checkpoint metadata value");
 _Static_assert(DATASET_CLASS_NAMES_MAX + 8 <= ST_VALUE_LEN, "class names longer than a checkpoint metadata value");
 
+/* MAX_OUTPUTS sums of step outputs as hex floats: they come back bit-exactly. */
+static void set_sums(StMeta *m, const char *key, const double *sums) {
+    char text[ST_VALUE_LEN];
+    size_t n = 0;
+    text[0] = '\0';
+    for (int i = 0; i < MAX_OUTPUTS && n < sizeof text; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, i ? ",%a" : "%a", sums[i]);
+    meta_set(m, key, "%s", text);
+}
+
+static int get_sums(const StMeta *m, const char *path, const char *key, double *sums, Err *e) {
+    const char *v = meta_get(m, key);
+    for (int i = 0; i < MAX_OUTPUTS; i++) {
+        char *end = NULL;
+        sums[i] = v ? strtod(v, &end) : 0;
+        if (!v || end == v || *end != (i + 1 < MAX_OUTPUTS ? ',' : '\0') || !isfinite(sums[i]))
+            return err_set(e, "%s: metadata \"%s\" is missing, malformed or not finite", path, key);
+        v = end + 1;
+    }
+    return 0;
+}
+
 static void fill_meta(const Trainer *T, StMeta *m) {
     const RunState *rs = &T->rs;
     meta_clear(m);
@@ -71,13 +93,8 @@ static void fill_meta(const Trainer *T, StMeta *m) {
     meta_set(m, "acc_last", "%ld,%ld,%ld", rs->acc_last[0], rs->acc_last[1], rs->acc_last_step);
     meta_set(m, "acc_before_finetune", "%ld,%ld", rs->acc_before[0], rs->acc_before[1]);
     meta_set(m, "acc_after_finetune", "%ld,%ld", rs->acc_after[0], rs->acc_after[1]);
-    /* Hex floats: the pending sums come back bit-exactly. */
-    char sums[ST_VALUE_LEN];
-    size_t n = 0;
-    sums[0] = '\0';
-    for (int i = 0; i < MAX_OUTPUTS && n < sizeof sums; i++)
-        n += (size_t)snprintf(sums + n, sizeof sums - n, i ? ",%a" : "%a", rs->sums[i]);
-    meta_set(m, "log_sums", "%s", sums);
+    set_sums(m, "log_sums", rs->sums);
+    set_sums(m, "main_sums", rs->main_sums);
     meta_set(m, "log_count", "%ld", rs->sum_n);
     meta_set(m, "metrics_bytes", "%ld", rs->metrics_bytes);
     /* %.17g reads back as the same double, so a resumed run compares --ema-decay exactly. */
@@ -488,16 +505,8 @@ int checkpoint_resume(Trainer *T, Err *e) {
     rs->acc_last[0] = acc_last[0];
     rs->acc_last[1] = acc_last[1];
     rs->acc_last_step = acc_last[2];
-    const char *sums = meta_get(m, "log_sums");
-    for (int i = 0; i < MAX_OUTPUTS; i++) {
-        char *end = NULL;
-        rs->sums[i] = sums ? strtod(sums, &end) : 0;
-        if (!sums || end == sums || *end != (i + 1 < MAX_OUTPUTS ? ',' : '\0') || !isfinite(rs->sums[i])) {
-            err_set(e, "%s: metadata \"log_sums\" is missing, malformed or not finite", path);
-            goto done;
-        }
-        sums = end + 1;
-    }
+    if (get_sums(m, path, "log_sums", rs->sums, e) != 0 || get_sums(m, path, "main_sums", rs->main_sums, e) != 0)
+        goto done;
     if (resume_ema(T, m, path, has_ema, global, e) != 0 || resume_flip(T, m, path, e) != 0 ||
         resume_teacher_cache(T, m, path, e) != 0 || resume_validation(T, m, path, global, e) != 0)
         goto done;

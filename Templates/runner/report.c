@@ -170,9 +170,11 @@ void progress_draw(Trainer *T, const TensorTable *outs, long phase_total, int fi
     char line[1024];
     size_t n = (size_t)snprintf(line, sizeof line, "[%s] %ld/%ld", phase_name(T->cfg.mode, T->rs.phase), T->rs.step,
                                 phase_total);
+    /* The gradient norms stay in metrics.jsonl: the line keeps what reads at a glance (h, the cosine, h > 0). */
     for (int i = 0; i < outs->count && T->rs.sum_n > 0 && n < sizeof line; i++)
-        n += (size_t)snprintf(line + n, sizeof line - n, " %s %.4g", outs->items[i].name,
-                              T->rs.sums[i] / (double)T->rs.sum_n);
+        if (!strstr(outs->items[i].name, "_norm"))
+            n += (size_t)snprintf(line + n, sizeof line - n, " %s %.4g", outs->items[i].name,
+                                  T->rs.sums[i] / (double)T->rs.sum_n);
     if (T->rs.acc_last[0] >= 0 && n < sizeof line)
         n += (size_t)snprintf(line + n, sizeof line - n, " | test@%ld T %.2f%% S %.2f%%", T->rs.acc_last_step,
                               100 * accuracy(T->rs.acc_last[0], T->data.test.n),
@@ -296,6 +298,15 @@ int summary_write(Trainer *T, double wall, Err *e) {
     fprintf(fp, "  \"arena_bytes\": {\"state\": %zu, \"step_io\": %zu, \"supervised_io\": %zu, \"scratch\": %zu, "
                 "\"total\": %zu},\n",
             state, step_io, sup_io, scratch, state + step_io + sup_io + scratch);
+    if (T->cfg.mode != MODE_SUPERVISED && T->cfg.steps > 0) {
+        /* Means of the step outputs over the main phase: of h_positive, the fraction of steps with h > 0. */
+        fputs("  \"main_phase_means\": {", fp);
+        for (int i = 0; i < TABLE_STEP_OUT.count; i++) {
+            fprintf(fp, "%s\"%s\": ", i ? ", " : "", TABLE_STEP_OUT.items[i].name);
+            json_write_double(fp, T->rs.main_sums[i] / (double)T->cfg.steps);
+        }
+        fputs("},\n", fp);
+    }
     fputs("  \"compiled_recipe\": {\n", fp);
     write_compiled_recipe(fp);
     fputs("  }\n}\n", fp);

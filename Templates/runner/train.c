@@ -39,7 +39,10 @@ static void check_outputs(const Trainer *T, const TensorTable *outs, const float
 }
 
 static void accumulate(Trainer *T, const TensorTable *outs, const float *io) {
-    for (int i = 0; i < outs->count; i++) T->rs.sums[i] += io[outs->items[i].offset];
+    for (int i = 0; i < outs->count; i++) {
+        T->rs.sums[i] += io[outs->items[i].offset];
+        if (T->rs.phase == PHASE_MAIN) T->rs.main_sums[i] += io[outs->items[i].offset];
+    }
     T->rs.sum_n++;
 }
 

@@ -61,6 +61,7 @@ typedef struct {
     long acc_after[2];       /* after finetuning */
     double sums[MAX_OUTPUTS]; /* sums of the step outputs since the last metrics line */
     long sum_n;
+    double main_sums[MAX_OUTPUTS]; /* sums of the step outputs over the main phase, for summary.json */
     long metrics_bytes;      /* length of metrics.jsonl at this point */
     long ema_updates;        /* EMA updates so far (steps in which the student learned); 0: the EMA is empty */
     long acc_ema_last, acc_ema_before, acc_ema_after; /* correct predictions of the student's EMA; -1 none */

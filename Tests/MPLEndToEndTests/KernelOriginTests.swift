@@ -79,7 +79,9 @@ struct KernelOriginTests {
         let listed = loweredLines.contains("kernel step_teacher_dense1_fwd: gemm blas m=288 n=256 k=784 +epilogue split = %15 %16 %17 %18")
         #expect(listed)
         // The entry point names each pointer as the kernel does.
-        #expect(source.contains("step_teacher_dense1_fwd(scratch + 401408 /* t18 */, io /* in_x */"))
+        // (The offset is the memory plan's, which any new step output moves.)
+        let call = #"step_teacher_dense1_fwd\(scratch \+ [0-9]+ /\* t18 \*/, io /\* in_x \*/"#
+        #expect(source.range(of: call, options: .regularExpression) != nil)
     }
 
     @Test("Lowering chooses each GEMM's strategy; model.ir prints it and the emitter renders what it says")

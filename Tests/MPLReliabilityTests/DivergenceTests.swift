@@ -33,7 +33,7 @@ struct DivergenceTests {
         print(result.output)
         #expect(result.status == 3, "\(result.output)")
         let pattern =
-            #/mpl step (\d+): (output (loss_sup|loss_uda|mask_rate|loss_student_u|loss_student_l|h) is (NaN|Inf)|state tensor '[^']+' is not finite)/#
+            #/mpl step (\d+): (output (loss_sup|loss_uda|mask_rate|loss_student_u|loss_student_l|h|g_l_norm|g_u_norm|cos_g_l_g_u|h_positive) is (NaN|Inf)|state tensor '[^']+' is not finite)/#
         let match = try #require(result.output.firstMatch(of: pattern), "\(result.output)")
         let step = try #require(Int(match.1))
         #expect(step > 1, "diverged at the first step, so no good checkpoint exists to check")

@@ -192,6 +192,46 @@ struct MetaGradientTests {
         }
     }
 
+    @Test("The feedback diagnostics: ‖g_l‖, ‖g_u‖ and their cosine from gradients recovered by plain SGD steps, and h > 0",
+          arguments: [TinyModels.mlp(.hardArgmax), TinyModels.mlp(.hardArgmax, feedback: .lossDifference),
+                      TinyModels.mlp(.soft(temperature: 1.5))])
+    func feedbackDiagnostics(model: Model) throws {
+        // With plain SGD, g_u = (θ_S − θ'_S)/lr from the MPL step, and g_l = θ'_S − θ''_S from a supervised step of
+        // lr 1 on the labeled rows, taken at θ'_S (the supervised loss is the same CE(y, S(x_l; θ'_S))).
+        var model = model
+        var plain = SGD()
+        (plain.momentum, plain.nesterov, plain.weightDecay) = (0, false, 0)
+        model.recipe.studentOptimizer.rule = .sgd(plain)
+        model.recipe.finetune.batch = model.recipe.labeledBatch
+        let builder = StepBuilder(model: model)
+        let step = builder.mplStep(), supervised = builder.supervisedStep()
+        let lr = 0.3, features = 4
+        for seed: UInt64 in [1, 2, 3] {
+            let env = TinyModels.inputs(for: step, seed: seed,
+                                        scalars: ["lr_teacher": 0.1, "lr_student": lr, "uda_weight": 1, "feedback_scale": 1])
+            let out = try Interpreter.results(step.graph, inputs: env)
+            var supEnv: [String: [Double]] = ["x": Array(env["x"]![0..<(model.recipe.labeledBatch * features)]),
+                                              "y": env["y"]!, "lr": [1]]
+            for (name, value) in supervised.graph.inputs where supEnv[name] == nil {
+                supEnv[name] = out[name] ?? Array(repeating: 0, count: supervised.graph.shape(of: value).count)
+            }
+            let sup = try Interpreter.results(supervised.graph, inputs: supEnv)
+            var gu: [Double] = [], gl: [Double] = []
+            for info in builder.student.infos {
+                gu += zip(env[info.name]!, out[info.name]!).map { ($0 - $1) / lr }
+                gl += zip(out[info.name]!, sup[info.name]!).map { $0 - $1 }
+            }
+            func norm(_ v: [Double]) -> Double { v.map { $0 * $0 }.reduce(0, +).squareRoot() }
+            let cosine = zip(gl, gu).map(*).reduce(0, +) / (norm(gl) * norm(gu))
+            for (name, expected) in [("g_l_norm", norm(gl)), ("g_u_norm", norm(gu)), ("cos_g_l_g_u", cosine)] {
+                let value = try #require(out[name], "no step output \(name)")[0]
+                #expect(abs(value - expected) <= 1e-9 * max(abs(expected), 1), "\(model.name) seed \(seed): \(name) \(value), expected \(expected)")
+            }
+            #expect(abs(cosine) > 1e-3 && norm(gl) > 1e-3 && norm(gu) > 1e-3, "the check must see real gradients")
+            #expect(try #require(out["h_positive"])[0] == (out["h"]![0] > 0 ? 1 : 0))
+        }
+    }
+
     @Test("Hard labels with Adam: h = lr·⟨g_l, P ⊙ g_u⟩ is old − new to first order (the error shrinks with lr)")
     func hardDotProductAdam() throws {
         // With m = 0 and no weight decay (h leaves out what does not depend on g_u) the whole step is lr·P ⊙ g_u,

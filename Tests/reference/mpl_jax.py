@@ -52,7 +52,8 @@ Step inputs (a dict "batch" keyed by the ABI names): x [B_l+2B_u, H, W, C] (rows
 y [B_l] int labels or [B_l, K] one-hot, lr_teacher, lr_student, uda_weight, feedback_scale (scalars),
 uniform [B_u] (hard-sampled only), dropout/teacher/all/<layer> [B_l+2B_u, F], dropout/student/u/<layer> [B_u, F],
 dropout/student/l/<layer> [B_l, F] (F = features entering the Dropout, flattened row-major; a missing mask
-means no dropout). Outputs: loss_sup, loss_uda, mask_rate, loss_student_u, loss_student_l, h.
+means no dropout). Outputs: loss_sup, loss_uda, mask_rate, loss_student_u, loss_student_l, h, g_l_norm, g_u_norm,
+cos_g_l_g_u, h_positive.
 
 Math conventions (docs/STEP.md, followed to the letter)
 =======================================================
@@ -362,6 +363,13 @@ def soft_feedback_gradient_jvp(c: _Ctx, tp: dict, sp: dict, g_l: dict):
     return jax.tree_util.tree_map(lambda g: -_eta_eff(c) * g, grad_f)
 
 
+def _diagnostics(g_l: dict, g_u: dict, h) -> dict:
+    """The feedback diagnostics (docs/ABI.md): the norms of g_l and g_u, their cosine, and h > 0."""
+    norm_l, norm_u = jnp.sqrt(tree_vdot(g_l, g_l)), jnp.sqrt(tree_vdot(g_u, g_u))
+    cosine = tree_vdot(g_l, g_u) / jnp.maximum(norm_l * norm_u, 1e-30)
+    return dict(g_l_norm=norm_l, g_u_norm=norm_u, cos_g_l_g_u=cosine, h_positive=(h > 0).astype(norm_l.dtype))
+
+
 def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
     """Teacher objective as a function of its logits z = (z_l, z_uw, z_us):
     loss_sup + lambda*loss_uda + f*loss_student_l(theta'_S(z_us)). Returns (dJ/dz, new student, outputs)."""
@@ -376,7 +384,7 @@ def _soft_step(c: _Ctx, z, sp: dict, sm: dict):
     g_l = jax.grad(_student_loss_l, argnums=1)(c, new_sp)
     h = _eta_eff(c) * tree_vdot(g_l, g_u)
     return dz, new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
-                                    loss_student_u=loss_u, loss_student_l=loss_l, h=h)
+                                    loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
 
 def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
@@ -399,7 +407,7 @@ def _hard_step(c: _Ctx, z, sp: dict, sm: dict):
 
     (_, (loss_sup, loss_uda, mask_rate)), dz = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(*z)
     return dz, new_sp, new_sm, dict(loss_sup=loss_sup, loss_uda=loss_uda, mask_rate=mask_rate,
-                                    loss_student_u=loss_u, loss_student_l=loss_l, h=h)
+                                    loss_student_u=loss_u, loss_student_l=loss_l, h=h, **_diagnostics(g_l, g_u, h))
 
 
 def mpl_step(state: dict, batch: dict, spec: Spec):

@@ -62,6 +62,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1594,17 +1598,18 @@ static void step_teacher_feedback_fwd_6(float *restrict t248, const float *restr
  * %250 = mul %189, %249 : []  // teacher/feedback fwd
  * %251 = mul %17, %250 : []  // teacher/feedback vjp
  * %252 = mul %251, %105 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_7(float *restrict t250, float *restrict t252, const float *restrict in_lr_student, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_feedback_scale) {
+static void step_teacher_feedback_fwd_7(float *restrict t249, float *restrict t250, float *restrict t252, const float *restrict t234, const float *restrict t236, const float *restrict t239, const float *restrict t242, const float *restrict t245, const float *restrict t248, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v189 = in_lr_student[0] * 1.9f;
         const float v237 = t234[0] + t236[0];
         const float v240 = v237 + t239[0];
         const float v243 = v240 + t242[0];
         const float v246 = v243 + t245[0];
         const float v249 = v246 + t248[0];
+        const float v189 = in_lr_student[0] * 1.9f;
         const float v250 = v189 * v249;
         const float v251 = in_feedback_scale[0] * v250;
         const float v252 = v251 * (-0.002232143f);
+        t249[i] = v249;
         t250[i] = v250;
         t252[i] = v252;
     }
@@ -2326,126 +2331,385 @@ static void step_teacher_dense5_update(float *restrict in_teacher_momentum_dense
     }
 }
 
-/* 118 kernels; scratch high-water mark 5774688 floats. */
+/* reduce_sum [784,1024] axes=[0, 1]
+ * %368 = mul %232, %232 : [784,1024]  // teacher/feedback fwd
+ * %369 = reduce_sum axes=[0, 1] %368 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t369, const float *restrict t232) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v368 = t232[i0 * 1024 + i1] * t232[i0 * 1024 + i1];
+                sums[lane] += v368;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t369[0] = (float)sum;
+}
+
+/* reduce_sum [1024] axes=[0]
+ * %370 = mul %231, %231 : [1024]  // teacher/feedback fwd
+ * %371 = reduce_sum axes=[0] %370 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_9(float *restrict t371, const float *restrict t231) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v370 = t231[i0] * t231[i0];
+            sums[lane] += v370;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t371[0] = (float)sum;
+}
+
+/* reduce_sum [1024,1024] axes=[0, 1]
+ * %373 = mul %228, %228 : [1024,1024]  // teacher/feedback fwd
+ * %374 = reduce_sum axes=[0, 1] %373 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t374, const float *restrict t228) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v373 = t228[i0 * 1024 + i1] * t228[i0 * 1024 + i1];
+                sums[lane] += v373;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t374[0] = (float)sum;
+}
+
+/* reduce_sum [1024] axes=[0]
+ * %376 = mul %226, %226 : [1024]  // teacher/feedback fwd
+ * %377 = reduce_sum axes=[0] %376 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t377, const float *restrict t226) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v376 = t226[i0] * t226[i0];
+            sums[lane] += v376;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t377[0] = (float)sum;
+}
+
+/* reduce_sum [1024,10] axes=[0, 1]
+ * %379 = mul %223, %223 : [1024,10]  // teacher/feedback fwd
+ * %380 = reduce_sum axes=[0, 1] %379 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t380, const float *restrict t223) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v379 = t223[i0 * 10 + i1] * t223[i0 * 10 + i1];
+            sum += v379;
+        }
+    }
+    t380[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %382 = mul %221, %221 : [10]  // teacher/feedback fwd
+ * %383 = reduce_sum axes=[0] %382 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t383, const float *restrict t221) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v382 = t221[i0] * t221[i0];
+        sum += v382;
+    }
+    t383[0] = (float)sum;
+}
+
+/* loop []
+ * %372 = add %369, %371 : []  // teacher/feedback fwd
+ * %375 = add %372, %374 : []  // teacher/feedback fwd
+ * %378 = add %375, %377 : []  // teacher/feedback fwd
+ * %381 = add %378, %380 : []  // teacher/feedback fwd
+ * %384 = add %381, %383 : []  // teacher/feedback fwd
+ * %385 = sqrt %384 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t385, const float *restrict t369, const float *restrict t371, const float *restrict t374, const float *restrict t377, const float *restrict t380, const float *restrict t383) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v372 = t369[0] + t371[0];
+        const float v375 = v372 + t374[0];
+        const float v378 = v375 + t377[0];
+        const float v381 = v378 + t380[0];
+        const float v384 = v381 + t383[0];
+        const float v385 = sqrtf(v384);
+        t385[i] = v385;
+    }
+}
+
+/* reduce_sum [784,1024] axes=[0, 1]
+ * %386 = mul %126, %126 : [784,1024]  // teacher/feedback fwd
+ * %387 = reduce_sum axes=[0, 1] %386 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t387, const float *restrict t126) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v386 = t126[i0 * 1024 + i1] * t126[i0 * 1024 + i1];
+                sums[lane] += v386;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t387[0] = (float)sum;
+}
+
+/* reduce_sum [1024] axes=[0]
+ * %388 = mul %125, %125 : [1024]  // teacher/feedback fwd
+ * %389 = reduce_sum axes=[0] %388 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_16(float *restrict t389, const float *restrict t125) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v388 = t125[i0] * t125[i0];
+            sums[lane] += v388;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t389[0] = (float)sum;
+}
+
+/* reduce_sum [1024,1024] axes=[0, 1]
+ * %391 = mul %122, %122 : [1024,1024]  // teacher/feedback fwd
+ * %392 = reduce_sum axes=[0, 1] %391 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_17(float *restrict t392, const float *restrict t122) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1s = 0; i1s < 1024; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v391 = t122[i0 * 1024 + i1] * t122[i0 * 1024 + i1];
+                sums[lane] += v391;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t392[0] = (float)sum;
+}
+
+/* reduce_sum [1024] axes=[0]
+ * %394 = mul %120, %120 : [1024]  // teacher/feedback fwd
+ * %395 = reduce_sum axes=[0] %394 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_18(float *restrict t395, const float *restrict t120) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 1024; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v394 = t120[i0] * t120[i0];
+            sums[lane] += v394;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t395[0] = (float)sum;
+}
+
+/* reduce_sum [1024,10] axes=[0, 1]
+ * %397 = mul %117, %117 : [1024,10]  // teacher/feedback fwd
+ * %398 = reduce_sum axes=[0, 1] %397 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_19(float *restrict t398, const float *restrict t117) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1024; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v397 = t117[i0 * 10 + i1] * t117[i0 * 10 + i1];
+            sum += v397;
+        }
+    }
+    t398[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %400 = mul %115, %115 : [10]  // teacher/feedback fwd
+ * %401 = reduce_sum axes=[0] %400 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_20(float *restrict t401, const float *restrict t115) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v400 = t115[i0] * t115[i0];
+        sum += v400;
+    }
+    t401[0] = (float)sum;
+}
+
+/* loop []
+ * %390 = add %387, %389 : []  // teacher/feedback fwd
+ * %393 = add %390, %392 : []  // teacher/feedback fwd
+ * %396 = add %393, %395 : []  // teacher/feedback fwd
+ * %399 = add %396, %398 : []  // teacher/feedback fwd
+ * %402 = add %399, %401 : []  // teacher/feedback fwd
+ * %403 = sqrt %402 : []  // teacher/feedback fwd
+ * %404 = mul %385, %403 : []  // teacher/feedback fwd
+ * %405 = constant 1e-30 : []  // teacher/feedback fwd
+ * %406 = max %404, %405 : []  // teacher/feedback fwd
+ * %407 = div %249, %406 : []  // teacher/feedback fwd
+ * %408 = step %250 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_21(float *restrict t403, float *restrict t407, float *restrict t408, const float *restrict t387, const float *restrict t389, const float *restrict t392, const float *restrict t395, const float *restrict t398, const float *restrict t401, const float *restrict t385, const float *restrict t249, const float *restrict t250) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v390 = t387[0] + t389[0];
+        const float v393 = v390 + t392[0];
+        const float v396 = v393 + t395[0];
+        const float v399 = v396 + t398[0];
+        const float v402 = v399 + t401[0];
+        const float v403 = sqrtf(v402);
+        const float v404 = t385[0] * v403;
+        const float v406 = v404 >= 1e-30f ? v404 : 1e-30f;
+        const float v407 = t249[0] / v406;
+        const float v408 = t250[0] > 0.0f ? 1.0f : 0.0f;
+        t403[i] = v403;
+        t407[i] = v407;
+        t408[i] = v408;
+    }
+}
+
+/* 132 kernels; scratch high-water mark 8670912 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense1_fwd(scratch + 2097152 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
-    step_teacher_dense3_fwd(scratch + 3080192 /* t26 */, scratch + 2097152 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
-    step_teacher_dense5_fwd(scratch /* t29 */, scratch + 3080192 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
-    step_teacher_loss_sup_fwd(scratch + 5772416 /* t36 */, io + 752640 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 4063872 /* t37 */, scratch /* t30 */);
-    step_teacher_loss_sup_fwd_3(scratch + 4063232 /* t39 */, scratch + 5773056 /* t40 */, scratch /* t30 */, scratch + 4063872 /* t37 */);
-    step_teacher_loss_sup_fwd_4(scratch + 5774592 /* t41 */, scratch + 5773056 /* t40 */);
-    step_teacher_loss_sup_fwd_5(scratch + 5773696 /* t42 */, scratch + 5774592 /* t41 */);
-    step_teacher_loss_sup_fwd_6(scratch + 5773760 /* t46 */, scratch + 4063232 /* t39 */, scratch + 5773696 /* t42 */, scratch + 5772416 /* t36 */);
-    step_teacher_loss_sup_fwd_7(io + 753344 /* t48 */, scratch + 5773760 /* t46 */);
+    step_teacher_dense1_fwd(scratch + 4194304 /* t22 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 802816 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch + 5177344 /* t26 */, scratch + 4194304 /* t22 */, state + 803840 /* in_teacher_dense3_weight */, state + 1852416 /* in_teacher_dense3_bias */);
+    step_teacher_dense5_fwd(scratch /* t29 */, scratch + 5177344 /* t26 */, state + 1853440 /* in_teacher_dense5_weight */, state + 1863680 /* in_teacher_dense5_bias */);
+    step_teacher_loss_sup_fwd(scratch + 8654848 /* t36 */, io + 752640 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 6161024 /* t37 */, scratch /* t30 */);
+    step_teacher_loss_sup_fwd_3(scratch + 6160384 /* t39 */, scratch + 8655488 /* t40 */, scratch /* t30 */, scratch + 6161024 /* t37 */);
+    step_teacher_loss_sup_fwd_4(scratch + 8658944 /* t41 */, scratch + 8655488 /* t40 */);
+    step_teacher_loss_sup_fwd_5(scratch + 8656128 /* t42 */, scratch + 8658944 /* t41 */);
+    step_teacher_loss_sup_fwd_6(scratch + 8656192 /* t46 */, scratch + 6160384 /* t39 */, scratch + 8656128 /* t42 */, scratch + 8654848 /* t36 */);
+    step_teacher_loss_sup_fwd_7(io + 753344 /* t48 */, scratch + 8656192 /* t46 */);
     step_teacher_loss_uda_fwd(scratch + 9600 /* t50 */, scratch + 640 /* t31 */);
-    step_teacher_loss_uda_fwd_2(scratch + 4063232 /* t51 */, scratch + 9600 /* t50 */);
-    step_teacher_loss_uda_fwd_3(scratch + 14080 /* t53 */, scratch + 9600 /* t50 */, scratch + 4063232 /* t51 */);
+    step_teacher_loss_uda_fwd_2(scratch + 6160384 /* t51 */, scratch + 9600 /* t50 */);
+    step_teacher_loss_uda_fwd_3(scratch + 14080 /* t53 */, scratch + 9600 /* t50 */, scratch + 6160384 /* t51 */);
     step_teacher_loss_uda_fwd_4(scratch + 9600 /* t55 */, scratch + 14080 /* t53 */);
     step_teacher_loss_uda_fwd_5(scratch + 10048 /* t56 */, scratch + 9600 /* t55 */);
-    step_teacher_loss_uda_fwd_6(scratch + 5754880 /* t59 */, scratch + 14080 /* t53 */, scratch + 10048 /* t56 */);
-    step_teacher_loss_uda_fwd_7(scratch + 5759360 /* t60 */, scratch + 5754880 /* t59 */);
-    step_teacher_loss_uda_fwd_8(scratch + 5773696 /* t62 */, scratch + 5759360 /* t60 */);
-    step_teacher_loss_uda_fwd_9(scratch + 5763840 /* t63 */, scratch + 5120 /* t32 */);
-    step_teacher_loss_uda_fwd_10(scratch + 4063232 /* t65 */, scratch + 5759360 /* t66 */, scratch + 5120 /* t32 */, scratch + 5763840 /* t63 */);
-    step_teacher_loss_uda_fwd_11(scratch + 5774144 /* t67 */, scratch + 5759360 /* t66 */);
-    step_teacher_loss_uda_fwd_12(scratch + 5763840 /* t68 */, scratch + 5774144 /* t67 */);
-    step_teacher_loss_uda_fwd_13(scratch + 5764288 /* t72 */, scratch + 4063232 /* t65 */, scratch + 5763840 /* t68 */, scratch + 5754880 /* t59 */);
-    step_teacher_loss_uda_fwd_14(scratch + 5763840 /* t75 */, scratch + 5764288 /* t72 */, scratch + 5773696 /* t62 */);
-    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 5763840 /* t75 */);
-    step_teacher_loss_uda_fwd_16(scratch + 5763840 /* t78 */, scratch + 5773696 /* t62 */);
-    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 5763840 /* t78 */);
-    step_teacher_pseudo_labels_fwd(scratch + 5763840 /* t80 */, scratch + 5120 /* t32 */);
+    step_teacher_loss_uda_fwd_6(scratch + 7766016 /* t59 */, scratch + 14080 /* t53 */, scratch + 10048 /* t56 */);
+    step_teacher_loss_uda_fwd_7(scratch + 7770496 /* t60 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_fwd_8(scratch + 8658048 /* t62 */, scratch + 7770496 /* t60 */);
+    step_teacher_loss_uda_fwd_9(scratch + 8656128 /* t63 */, scratch + 5120 /* t32 */);
+    step_teacher_loss_uda_fwd_10(scratch + 6160384 /* t65 */, scratch + 7770496 /* t66 */, scratch + 5120 /* t32 */, scratch + 8656128 /* t63 */);
+    step_teacher_loss_uda_fwd_11(scratch + 8658496 /* t67 */, scratch + 7770496 /* t66 */);
+    step_teacher_loss_uda_fwd_12(scratch + 8656128 /* t68 */, scratch + 8658496 /* t67 */);
+    step_teacher_loss_uda_fwd_13(scratch + 8656576 /* t72 */, scratch + 6160384 /* t65 */, scratch + 8656128 /* t68 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_fwd_14(scratch + 8656128 /* t75 */, scratch + 8656576 /* t72 */, scratch + 8658048 /* t62 */);
+    step_teacher_loss_uda_fwd_15(io + 753360 /* t77 */, scratch + 8656128 /* t75 */);
+    step_teacher_loss_uda_fwd_16(scratch + 8656128 /* t78 */, scratch + 8658048 /* t62 */);
+    step_teacher_loss_uda_fwd_17(io + 753376 /* t79 */, scratch + 8656128 /* t78 */);
+    step_teacher_pseudo_labels_fwd(scratch + 7774976 /* t80 */, scratch + 5120 /* t32 */);
     step_student_dense1_fwd(scratch + 1048576 /* t87 */, io + 401408 /* t83 */, state + 1863696 /* in_student_dense1_weight */, state + 2666512 /* in_student_dense1_bias */);
-    step_student_dense3_fwd(scratch + 1507328 /* t91 */, scratch + 1048576 /* t87 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
-    step_student_dense5_fwd(scratch + 1966080 /* t94 */, scratch + 1507328 /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
-    step_student_loss_u_fwd(scratch + 5768320 /* t95 */, scratch + 1966080 /* t94 */);
-    step_student_loss_u_fwd_2(scratch + 1970560 /* t97 */, scratch + 1975040 /* t98 */, scratch + 1966080 /* t94 */, scratch + 5768320 /* t95 */);
-    step_student_loss_u_fwd_3(scratch + 5768320 /* t99 */, scratch + 1975040 /* t98 */);
-    step_student_loss_u_fwd_4(scratch + 5768768 /* t100 */, scratch + 5768320 /* t99 */);
-    step_student_loss_u_fwd_5(scratch + 5769216 /* t104 */, scratch + 1970560 /* t97 */, scratch + 5768768 /* t100 */, scratch + 5763840 /* t80 */);
-    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 5769216 /* t104 */);
-    step_student_loss_u_vjp(scratch + 1966080 /* t108 */, scratch + 5763840 /* t80 */);
-    step_student_loss_u_vjp_2(scratch + 5768768 /* t110 */, scratch + 1966080 /* t108 */);
-    step_student_loss_u_vjp_3(scratch + 5769216 /* t111 */, scratch + 5768768 /* t110 */, scratch + 5768320 /* t99 */);
-    step_student_loss_u_vjp_4(scratch + 1970560 /* t114 */, scratch + 5769216 /* t111 */, scratch + 1975040 /* t98 */, scratch + 1966080 /* t108 */);
-    step_student_dense5_vjp(scratch + 5774656 /* t115 */, scratch + 1970560 /* t114 */);
-    step_student_dense5_vjp_2(scratch + 5734400 /* t117 */, scratch + 1507328 /* t91 */, scratch + 1970560 /* t114 */);
-    step_student_dense5_vjp_3(scratch + 4063232 /* t119 */, scratch + 1970560 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch + 1507328 /* t91 */);
-    step_student_dense3_vjp(scratch + 5768320 /* t120 */, scratch + 4063232 /* t119 */);
-    step_student_dense3_vjp_2(scratch /* t122 */, scratch + 1048576 /* t87 */, scratch + 4063232 /* t119 */);
-    step_student_dense3_vjp_3(scratch + 1507328 /* t124 */, scratch + 4063232 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
-    step_student_dense1_vjp(scratch + 5769344 /* t125 */, scratch + 1507328 /* t124 */);
-    step_student_dense1_vjp_2(scratch + 4063232 /* t126 */, io + 401408 /* t83 */, scratch + 1507328 /* t124 */);
-    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 4063232 /* t126 */, io + 753296 /* in_lr_student */);
-    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 5769344 /* t125 */, io + 753296 /* in_lr_student */);
+    step_student_dense3_fwd(scratch /* t91 */, scratch + 1048576 /* t87 */, state + 2667536 /* in_student_dense3_weight */, state + 3716112 /* in_student_dense3_bias */);
+    step_student_dense5_fwd(scratch + 458752 /* t94 */, scratch /* t91 */, state + 3717136 /* in_student_dense5_weight */, state + 3727376 /* in_student_dense5_bias */);
+    step_student_loss_u_fwd(scratch + 8656128 /* t95 */, scratch + 458752 /* t94 */);
+    step_student_loss_u_fwd_2(scratch + 463232 /* t97 */, scratch + 467712 /* t98 */, scratch + 458752 /* t94 */, scratch + 8656128 /* t95 */);
+    step_student_loss_u_fwd_3(scratch + 8656128 /* t99 */, scratch + 467712 /* t98 */);
+    step_student_loss_u_fwd_4(scratch + 8656576 /* t100 */, scratch + 8656128 /* t99 */);
+    step_student_loss_u_fwd_5(scratch + 8657024 /* t104 */, scratch + 463232 /* t97 */, scratch + 8656576 /* t100 */, scratch + 7774976 /* t80 */);
+    step_student_loss_u_fwd_6(io + 753392 /* t106 */, scratch + 8657024 /* t104 */);
+    step_student_loss_u_vjp(scratch + 458752 /* t108 */, scratch + 7774976 /* t80 */);
+    step_student_loss_u_vjp_2(scratch + 8656576 /* t110 */, scratch + 458752 /* t108 */);
+    step_student_loss_u_vjp_3(scratch + 8657024 /* t111 */, scratch + 8656576 /* t110 */, scratch + 8656128 /* t99 */);
+    step_student_loss_u_vjp_4(scratch + 463232 /* t114 */, scratch + 8657024 /* t111 */, scratch + 467712 /* t98 */, scratch + 458752 /* t108 */);
+    step_student_dense5_vjp(scratch + 8670848 /* t115 */, scratch + 463232 /* t114 */);
+    step_student_dense5_vjp_2(scratch + 8634368 /* t117 */, scratch /* t91 */, scratch + 463232 /* t114 */);
+    step_student_dense5_vjp_3(scratch + 1507328 /* t119 */, scratch + 463232 /* t114 */, state + 3717136 /* in_student_dense5_weight */, scratch /* t91 */);
+    step_student_dense3_vjp(scratch + 8665088 /* t120 */, scratch + 1507328 /* t119 */);
+    step_student_dense3_vjp_2(scratch /* t122 */, scratch + 1048576 /* t87 */, scratch + 1507328 /* t119 */);
+    step_student_dense3_vjp_3(scratch + 1966080 /* t124 */, scratch + 1507328 /* t119 */, state + 2667536 /* in_student_dense3_weight */, scratch + 1048576 /* t87 */);
+    step_student_dense1_vjp(scratch + 8666112 /* t125 */, scratch + 1966080 /* t124 */);
+    step_student_dense1_vjp_2(scratch + 6160384 /* t126 */, io + 401408 /* t83 */, scratch + 1966080 /* t124 */);
+    step_student_dense1_update(state + 5591088 /* in_student_momentum_dense1_weight */, state + 1863696 /* in_student_dense1_weight */, scratch + 6160384 /* t126 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_update_2(state + 6393904 /* in_student_momentum_dense1_bias */, state + 2666512 /* in_student_dense1_bias */, scratch + 8666112 /* t125 */, io + 753296 /* in_lr_student */);
     step_student_dense3_update(state + 6394928 /* in_student_momentum_dense3_weight */, state + 2667536 /* in_student_dense3_weight */, scratch /* t122 */, io + 753296 /* in_lr_student */);
-    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 5768320 /* t120 */, io + 753296 /* in_lr_student */);
-    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 5734400 /* t117 */, io + 753296 /* in_lr_student */);
-    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 5774656 /* t115 */, io + 753296 /* in_lr_student */);
-    step_student_dense1_fwd_2(scratch + 4866048 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
-    step_student_dense3_fwd_2(scratch + 1048576 /* t198 */, scratch + 4866048 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
-    step_student_dense5_fwd_2(scratch + 5770368 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
-    step_student_loss_l_fwd(scratch + 5772288 /* t202 */, scratch + 5770368 /* t201 */);
-    step_student_loss_l_fwd_2(scratch + 5771008 /* t204 */, scratch + 5771648 /* t205 */, scratch + 5770368 /* t201 */, scratch + 5772288 /* t202 */);
-    step_student_loss_l_fwd_3(scratch + 5772288 /* t206 */, scratch + 5771648 /* t205 */);
-    step_student_loss_l_fwd_4(scratch + 5772352 /* t207 */, scratch + 5772288 /* t206 */);
-    step_student_loss_l_fwd_5(scratch + 5770368 /* t211 */, scratch + 5771008 /* t204 */, scratch + 5772352 /* t207 */, io + 752640 /* in_y */);
-    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 5770368 /* t211 */);
-    step_student_loss_l_vjp(scratch + 5770368 /* t214 */, io + 752640 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 5772352 /* t216 */, scratch + 5770368 /* t214 */);
-    step_student_loss_l_vjp_3(scratch + 5744640 /* t217 */, scratch + 5772352 /* t216 */, scratch + 5772288 /* t206 */);
-    step_student_loss_l_vjp_4(scratch + 5771008 /* t220 */, scratch + 5744640 /* t217 */, scratch + 5771648 /* t205 */, scratch + 5770368 /* t214 */);
-    step_student_dense5_vjp_4(scratch + 5774672 /* t221 */, scratch + 5771008 /* t220 */);
-    step_student_dense5_vjp_5(scratch + 5744640 /* t223 */, scratch + 1048576 /* t198 */, scratch + 5771008 /* t220 */);
-    step_student_dense5_vjp_6(scratch + 4931584 /* t225 */, scratch + 5771008 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
-    step_student_dense3_vjp_4(scratch + 5770368 /* t226 */, scratch + 4931584 /* t225 */);
-    step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 4866048 /* t194 */, scratch + 4931584 /* t225 */);
-    step_student_dense3_vjp_6(scratch + 5668864 /* t230 */, scratch + 4931584 /* t225 */, state + 2667536 /* t159 */, scratch + 4866048 /* t194 */);
-    step_student_dense1_vjp_3(scratch + 5771392 /* t231 */, scratch + 5668864 /* t230 */);
-    step_student_dense1_vjp_4(scratch + 4866048 /* t232 */, io /* in_x */, scratch + 5668864 /* t230 */);
-    step_teacher_feedback_fwd(scratch + 5668864 /* t234 */, scratch + 4866048 /* t232 */, scratch + 4063232 /* t126 */);
-    step_teacher_feedback_fwd_2(scratch + 5668880 /* t236 */, scratch + 5771392 /* t231 */, scratch + 5769344 /* t125 */);
-    step_teacher_feedback_fwd_3(scratch + 5769344 /* t239 */, scratch + 1048576 /* t228 */, scratch /* t122 */);
-    step_teacher_feedback_fwd_4(scratch + 5769360 /* t242 */, scratch + 5770368 /* t226 */, scratch + 5768320 /* t120 */);
-    step_teacher_feedback_fwd_5(scratch + 5768320 /* t245 */, scratch + 5744640 /* t223 */, scratch + 5734400 /* t117 */);
-    step_teacher_feedback_fwd_6(scratch + 5768336 /* t248 */, scratch + 5774672 /* t221 */, scratch + 5774656 /* t115 */);
-    step_teacher_feedback_fwd_7(io + 753424 /* t250 */, scratch + 5768352 /* t252 */, io + 753296 /* in_lr_student */, scratch + 5668864 /* t234 */, scratch + 5668880 /* t236 */, scratch + 5769344 /* t239 */, scratch + 5769360 /* t242 */, scratch + 5768320 /* t245 */, scratch + 5768336 /* t248 */, io + 753328 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 4063232 /* t254 */, scratch + 5768352 /* t252 */, scratch + 5763840 /* t80 */);
-    step_teacher_feedback_vjp_2(scratch + 5763840 /* t256 */, scratch + 4063232 /* t254 */);
-    step_teacher_feedback_vjp_3(scratch + 5764288 /* t257 */, scratch + 5763840 /* t256 */, scratch + 5774144 /* t67 */);
-    step_teacher_loss_uda_vjp(scratch + 5764736 /* t261 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 5763840 /* t264 */, scratch + 5764736 /* t261 */, scratch + 5773696 /* t62 */);
-    step_teacher_loss_uda_vjp_3(scratch + 4067712 /* t266 */, scratch + 5763840 /* t264 */, scratch + 5754880 /* t59 */);
-    step_teacher_loss_uda_vjp_4(scratch + 5763840 /* t268 */, scratch + 4067712 /* t266 */);
-    step_teacher_loss_uda_vjp_5(scratch + 5773696 /* t269 */, scratch + 5763840 /* t268 */, scratch + 5774144 /* t67 */);
-    step_teacher_loss_uda_vjp_6(scratch + 1507328 /* t273 */, scratch + 5764288 /* t257 */, scratch + 5759360 /* t66 */, scratch + 4063232 /* t254 */, scratch + 5773696 /* t269 */, scratch + 4067712 /* t266 */);
-    step_teacher_loss_sup_vjp(scratch + 1511808 /* t274 */, scratch + 5772416 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 5773696 /* t276 */, scratch + 1511808 /* t274 */);
-    step_teacher_loss_sup_vjp_3(scratch + 5773760 /* t277 */, scratch + 5773696 /* t276 */, scratch + 5774592 /* t41 */);
-    step_teacher_loss_sup_vjp_4(scratch + 4942848 /* t280 */, scratch + 5773760 /* t277 */, scratch + 5773056 /* t40 */, scratch + 1511808 /* t274 */);
-    step_teacher_dense5_vjp(scratch + 1511808 /* t281 */, scratch + 4942848 /* t280 */);
-    step_teacher_dense5_vjp_2(scratch + 1511824 /* t282 */, scratch + 1507328 /* t273 */);
-    step_teacher_dense5_vjp_3(scratch + 4943488 /* t283 */, scratch + 1511808 /* t281 */, scratch + 1511824 /* t282 */);
-    step_teacher_dense5_vjp_4(scratch + 4931584 /* t289 */, scratch + 3604480 /* t288 */, scratch + 1507328 /* t273 */);
-    step_teacher_dense5_vjp_5(scratch + 4866048 /* t292 */, scratch + 4942848 /* t280 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 3080192 /* t286 */);
-    step_teacher_dense5_vjp_6(scratch + 1048576 /* t294 */, scratch + 1507328 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 3604480 /* t288 */);
-    step_teacher_dense3_vjp(scratch + 1507328 /* t295 */, scratch + 4866048 /* t292 */);
-    step_teacher_dense3_vjp_2(scratch + 1508352 /* t296 */, scratch + 1048576 /* t294 */);
-    step_teacher_dense3_vjp_3(scratch + 4941824 /* t297 */, scratch + 1507328 /* t295 */, scratch + 1508352 /* t296 */);
-    step_teacher_dense3_vjp_4(scratch /* t303 */, scratch + 2621440 /* t302 */, scratch + 1048576 /* t294 */);
-    step_teacher_dense3_vjp_5(scratch + 1851392 /* t306 */, scratch + 4866048 /* t292 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2097152 /* t300 */);
-    step_teacher_dense3_vjp_6(scratch + 4063232 /* t308 */, scratch + 1048576 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2621440 /* t302 */);
-    step_teacher_dense1_vjp(scratch + 1916928 /* t309 */, scratch + 1851392 /* t306 */);
-    step_teacher_dense1_vjp_2(scratch + 1917952 /* t310 */, scratch + 4063232 /* t308 */);
-    step_teacher_dense1_vjp_3(scratch + 1918976 /* t311 */, scratch + 1916928 /* t309 */, scratch + 1917952 /* t310 */);
-    step_teacher_dense1_vjp_4(scratch + 1048576 /* t313 */, io + 401408 /* t83 */, scratch + 4063232 /* t308 */);
-    step_teacher_dense1_vjp_5(scratch + 4063232 /* t317 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 1851392 /* t306 */, scratch + 1048576 /* t313 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 1918976 /* t311 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_vjp_7(scratch + 1048576 /* t335 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 2097152 /* t300 */, scratch + 4866048 /* t292 */, scratch /* t303 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 4941824 /* t297 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_vjp_7(scratch + 4063232 /* t352 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 3080192 /* t286 */, scratch + 4942848 /* t280 */, scratch + 4931584 /* t289 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 4943488 /* t283 */, io + 753280 /* in_lr_teacher */);
+    step_student_dense3_update_2(state + 7443504 /* in_student_momentum_dense3_bias */, state + 3716112 /* in_student_dense3_bias */, scratch + 8665088 /* t120 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update(state + 7444528 /* in_student_momentum_dense5_weight */, state + 3717136 /* in_student_dense5_weight */, scratch + 8634368 /* t117 */, io + 753296 /* in_lr_student */);
+    step_student_dense5_update_2(state + 7454768 /* in_student_momentum_dense5_bias */, state + 3727376 /* in_student_dense5_bias */, scratch + 8670848 /* t115 */, io + 753296 /* in_lr_student */);
+    step_student_dense1_fwd_2(scratch + 2097152 /* t194 */, io /* in_x */, state + 1863696 /* t138 */, state + 2666512 /* t147 */);
+    step_student_dense3_fwd_2(scratch + 1048576 /* t198 */, scratch + 2097152 /* t194 */, state + 2667536 /* t159 */, state + 3716112 /* t166 */);
+    step_student_dense5_fwd_2(scratch + 8656128 /* t201 */, scratch + 1048576 /* t198 */, state + 3717136 /* t178 */, state + 3727376 /* t187 */);
+    step_student_loss_l_fwd(scratch + 8659008 /* t202 */, scratch + 8656128 /* t201 */);
+    step_student_loss_l_fwd_2(scratch + 8656768 /* t204 */, scratch + 8657408 /* t205 */, scratch + 8656128 /* t201 */, scratch + 8659008 /* t202 */);
+    step_student_loss_l_fwd_3(scratch + 8659008 /* t206 */, scratch + 8657408 /* t205 */);
+    step_student_loss_l_fwd_4(scratch + 8656128 /* t207 */, scratch + 8659008 /* t206 */);
+    step_student_loss_l_fwd_5(scratch + 8656192 /* t211 */, scratch + 8656768 /* t204 */, scratch + 8656128 /* t207 */, io + 752640 /* in_y */);
+    step_student_loss_l_fwd_6(io + 753408 /* t212 */, scratch + 8656192 /* t211 */);
+    step_student_loss_l_vjp(scratch + 8656128 /* t214 */, io + 752640 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 8656768 /* t216 */, scratch + 8656128 /* t214 */);
+    step_student_loss_l_vjp_3(scratch + 8659072 /* t217 */, scratch + 8656768 /* t216 */, scratch + 8659008 /* t206 */);
+    step_student_loss_l_vjp_4(scratch + 8656768 /* t220 */, scratch + 8659072 /* t217 */, scratch + 8657408 /* t205 */, scratch + 8656128 /* t214 */);
+    step_student_dense5_vjp_4(scratch + 8670864 /* t221 */, scratch + 8656768 /* t220 */);
+    step_student_dense5_vjp_5(scratch + 8644608 /* t223 */, scratch + 1048576 /* t198 */, scratch + 8656768 /* t220 */);
+    step_student_dense5_vjp_6(scratch + 2162688 /* t225 */, scratch + 8656768 /* t220 */, state + 3717136 /* t178 */, scratch + 1048576 /* t198 */);
+    step_student_dense3_vjp_4(scratch + 8667136 /* t226 */, scratch + 2162688 /* t225 */);
+    step_student_dense3_vjp_5(scratch + 1048576 /* t228 */, scratch + 2097152 /* t194 */, scratch + 2162688 /* t225 */);
+    step_student_dense3_vjp_6(scratch + 2228224 /* t230 */, scratch + 2162688 /* t225 */, state + 2667536 /* t159 */, scratch + 2097152 /* t194 */);
+    step_student_dense1_vjp_3(scratch + 8668160 /* t231 */, scratch + 2228224 /* t230 */);
+    step_student_dense1_vjp_4(scratch + 6963200 /* t232 */, io /* in_x */, scratch + 2228224 /* t230 */);
+    step_teacher_feedback_fwd(scratch + 8669184 /* t234 */, scratch + 6963200 /* t232 */, scratch + 6160384 /* t126 */);
+    step_teacher_feedback_fwd_2(scratch + 8669200 /* t236 */, scratch + 8668160 /* t231 */, scratch + 8666112 /* t125 */);
+    step_teacher_feedback_fwd_3(scratch + 8669216 /* t239 */, scratch + 1048576 /* t228 */, scratch /* t122 */);
+    step_teacher_feedback_fwd_4(scratch + 8669232 /* t242 */, scratch + 8667136 /* t226 */, scratch + 8665088 /* t120 */);
+    step_teacher_feedback_fwd_5(scratch + 8669248 /* t245 */, scratch + 8644608 /* t223 */, scratch + 8634368 /* t117 */);
+    step_teacher_feedback_fwd_6(scratch + 8669264 /* t248 */, scratch + 8670864 /* t221 */, scratch + 8670848 /* t115 */);
+    step_teacher_feedback_fwd_7(scratch + 8670880 /* t249 */, io + 753424 /* t250 */, scratch + 8669280 /* t252 */, scratch + 8669184 /* t234 */, scratch + 8669200 /* t236 */, scratch + 8669216 /* t239 */, scratch + 8669232 /* t242 */, scratch + 8669248 /* t245 */, scratch + 8669264 /* t248 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 7779456 /* t254 */, scratch + 8669280 /* t252 */, scratch + 7774976 /* t80 */);
+    step_teacher_feedback_vjp_2(scratch + 8656128 /* t256 */, scratch + 7779456 /* t254 */);
+    step_teacher_feedback_vjp_3(scratch + 8656576 /* t257 */, scratch + 8656128 /* t256 */, scratch + 8658496 /* t67 */);
+    step_teacher_loss_uda_vjp(scratch + 8657024 /* t261 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 8656128 /* t264 */, scratch + 8657024 /* t261 */, scratch + 8658048 /* t62 */);
+    step_teacher_loss_uda_vjp_3(scratch + 7774976 /* t266 */, scratch + 8656128 /* t264 */, scratch + 7766016 /* t59 */);
+    step_teacher_loss_uda_vjp_4(scratch + 8656128 /* t268 */, scratch + 7774976 /* t266 */);
+    step_teacher_loss_uda_vjp_5(scratch + 8657024 /* t269 */, scratch + 8656128 /* t268 */, scratch + 8658496 /* t67 */);
+    step_teacher_loss_uda_vjp_6(scratch + 7766016 /* t273 */, scratch + 8656576 /* t257 */, scratch + 7770496 /* t66 */, scratch + 7779456 /* t254 */, scratch + 8657024 /* t269 */, scratch + 7774976 /* t266 */);
+    step_teacher_loss_sup_vjp(scratch + 8656128 /* t274 */, scratch + 8654848 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 8654848 /* t276 */, scratch + 8656128 /* t274 */);
+    step_teacher_loss_sup_vjp_3(scratch + 8654912 /* t277 */, scratch + 8654848 /* t276 */, scratch + 8658944 /* t41 */);
+    step_teacher_loss_sup_vjp_4(scratch + 8670208 /* t280 */, scratch + 8654912 /* t277 */, scratch + 8655488 /* t40 */, scratch + 8656128 /* t274 */);
+    step_teacher_dense5_vjp(scratch + 8669184 /* t281 */, scratch + 8670208 /* t280 */);
+    step_teacher_dense5_vjp_2(scratch + 8669200 /* t282 */, scratch + 7766016 /* t273 */);
+    step_teacher_dense5_vjp_3(scratch + 8670896 /* t283 */, scratch + 8669184 /* t281 */, scratch + 8669200 /* t282 */);
+    step_teacher_dense5_vjp_4(scratch + 8654848 /* t289 */, scratch + 5701632 /* t288 */, scratch + 7766016 /* t273 */);
+    step_teacher_dense5_vjp_5(scratch + 8568832 /* t292 */, scratch + 8670208 /* t280 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */);
+    step_teacher_dense5_vjp_6(scratch + 3145728 /* t294 */, scratch + 7766016 /* t273 */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5701632 /* t288 */);
+    step_teacher_dense3_vjp(scratch + 3604480 /* t295 */, scratch + 8568832 /* t292 */);
+    step_teacher_dense3_vjp_2(scratch + 3605504 /* t296 */, scratch + 3145728 /* t294 */);
+    step_teacher_dense3_vjp_3(scratch + 8669184 /* t297 */, scratch + 3604480 /* t295 */, scratch + 3605504 /* t296 */);
+    step_teacher_dense3_vjp_4(scratch + 2097152 /* t303 */, scratch + 4718592 /* t302 */, scratch + 3145728 /* t294 */);
+    step_teacher_dense3_vjp_5(scratch + 3948544 /* t306 */, scratch + 8568832 /* t292 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */);
+    step_teacher_dense3_vjp_6(scratch + 7766016 /* t308 */, scratch + 3145728 /* t294 */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4718592 /* t302 */);
+    step_teacher_dense1_vjp(scratch + 4014080 /* t309 */, scratch + 3948544 /* t306 */);
+    step_teacher_dense1_vjp_2(scratch + 4015104 /* t310 */, scratch + 7766016 /* t308 */);
+    step_teacher_dense1_vjp_3(scratch + 4016128 /* t311 */, scratch + 4014080 /* t309 */, scratch + 4015104 /* t310 */);
+    step_teacher_dense1_vjp_4(scratch + 3145728 /* t313 */, io + 401408 /* t83 */, scratch + 7766016 /* t308 */);
+    step_teacher_dense1_vjp_5(scratch + 7766016 /* t317 */, state + 3727392 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 3948544 /* t306 */, scratch + 3145728 /* t313 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 4530208 /* in_teacher_momentum_dense1_bias */, state + 802816 /* in_teacher_dense1_bias */, scratch + 4016128 /* t311 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 3145728 /* t335 */, state + 4531232 /* in_teacher_momentum_dense3_weight */, state + 803840 /* in_teacher_dense3_weight */, scratch + 4194304 /* t300 */, scratch + 8568832 /* t292 */, scratch + 2097152 /* t303 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 5579808 /* in_teacher_momentum_dense3_bias */, state + 1852416 /* in_teacher_dense3_bias */, scratch + 8669184 /* t297 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_vjp_7(scratch + 7766016 /* t352 */, state + 5580832 /* in_teacher_momentum_dense5_weight */, state + 1853440 /* in_teacher_dense5_weight */, scratch + 5177344 /* t286 */, scratch + 8670208 /* t280 */, scratch + 8654848 /* t289 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense5_update(state + 5591072 /* in_teacher_momentum_dense5_bias */, state + 1863680 /* in_teacher_dense5_bias */, scratch + 8670896 /* t283 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_8(scratch + 8669184 /* t369 */, scratch + 6963200 /* t232 */);
+    step_teacher_feedback_fwd_9(scratch + 8669200 /* t371 */, scratch + 8668160 /* t231 */);
+    step_teacher_feedback_fwd_10(scratch + 8668160 /* t374 */, scratch + 1048576 /* t228 */);
+    step_teacher_feedback_fwd_11(scratch + 8668176 /* t377 */, scratch + 8667136 /* t226 */);
+    step_teacher_feedback_fwd_12(scratch + 8668192 /* t380 */, scratch + 8644608 /* t223 */);
+    step_teacher_feedback_fwd_13(scratch + 8668208 /* t383 */, scratch + 8670864 /* t221 */);
+    step_teacher_feedback_fwd_14(io + 753440 /* t385 */, scratch + 8669184 /* t369 */, scratch + 8669200 /* t371 */, scratch + 8668160 /* t374 */, scratch + 8668176 /* t377 */, scratch + 8668192 /* t380 */, scratch + 8668208 /* t383 */);
+    step_teacher_feedback_fwd_15(scratch + 8670864 /* t387 */, scratch + 6160384 /* t126 */);
+    step_teacher_feedback_fwd_16(scratch + 8667136 /* t389 */, scratch + 8666112 /* t125 */);
+    step_teacher_feedback_fwd_17(scratch + 8666112 /* t392 */, scratch /* t122 */);
+    step_teacher_feedback_fwd_18(scratch + 8666128 /* t395 */, scratch + 8665088 /* t120 */);
+    step_teacher_feedback_fwd_19(scratch + 8666144 /* t398 */, scratch + 8634368 /* t117 */);
+    step_teacher_feedback_fwd_20(scratch + 8666160 /* t401 */, scratch + 8670848 /* t115 */);
+    step_teacher_feedback_fwd_21(io + 753456 /* t403 */, io + 753472 /* t407 */, io + 753488 /* t408 */, scratch + 8670864 /* t387 */, scratch + 8667136 /* t389 */, scratch + 8666112 /* t392 */, scratch + 8666128 /* t395 */, scratch + 8666144 /* t398 */, scratch + 8666160 /* t401 */, io + 753440 /* t385 */, scratch + 8670880 /* t249 */, io + 753424 /* t250 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

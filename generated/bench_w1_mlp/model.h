@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 7454784
-#define MPLC_STEP_IO_FLOATS 753440
+#define MPLC_STEP_IO_FLOATS 753504
 #define MPLC_SUPERVISED_IO_FLOATS 406560
-#define MPLC_SCRATCH_FLOATS 5774688
+#define MPLC_SCRATCH_FLOATS 8670912
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "53b6f8646a08ecfcc973dd461825f46bf473f66ebd2cb8e910fd73d1dfe226ec"
+#define MPLC_MODEL_HASH "b1c3c06d68bfd778c17b5c53e626cfada2051b5bf1965529a93687f1b4d1f98b"
 #define MPLC_MODEL_NAME "bench_w1_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

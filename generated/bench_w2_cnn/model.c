@@ -70,6 +70,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 753392, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 753408, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 753424, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 753440, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 753456, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 753472, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 753488, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2274,9 +2278,8 @@ static void step_teacher_feedback_fwd_8(float *restrict t343, const float *restr
  * %345 = mul %253, %344 : []  // teacher/feedback fwd
  * %346 = mul %21, %345 : []  // teacher/feedback vjp
  * %347 = mul %346, %133 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_9(float *restrict t345, float *restrict t347, const float *restrict in_lr_student, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_feedback_scale) {
+static void step_teacher_feedback_fwd_9(float *restrict t344, float *restrict t345, float *restrict t347, const float *restrict t323, const float *restrict t325, const float *restrict t328, const float *restrict t331, const float *restrict t334, const float *restrict t337, const float *restrict t340, const float *restrict t343, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v253 = in_lr_student[0] * 1.9f;
         const float v326 = t323[0] + t325[0];
         const float v329 = v326 + t328[0];
         const float v332 = v329 + t331[0];
@@ -2284,9 +2287,11 @@ static void step_teacher_feedback_fwd_9(float *restrict t345, float *restrict t3
         const float v338 = v335 + t337[0];
         const float v341 = v338 + t340[0];
         const float v344 = v341 + t343[0];
+        const float v253 = in_lr_student[0] * 1.9f;
         const float v345 = v253 * v344;
         const float v346 = in_feedback_scale[0] * v345;
         const float v347 = v346 * (-0.002232143f);
+        t344[i] = v344;
         t345[i] = v345;
         t347[i] = v347;
     }
@@ -3476,7 +3481,328 @@ static void step_teacher_dense9_update(float *restrict in_teacher_momentum_dense
     }
 }
 
-/* 157 kernels; scratch high-water mark 76626704 floats. */
+/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
+ * %522 = mul %321, %321 : [3,3,1,32]  // teacher/feedback fwd
+ * %523 = reduce_sum axes=[0, 1, 2, 3] %522 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t523, const float *restrict t321) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v522 = t321[i0 * 96 + i1 * 32 + i3] * t321[i0 * 96 + i1 * 32 + i3];
+                    sum += v522;
+                }
+            }
+        }
+    }
+    t523[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %524 = mul %319, %319 : [32]  // teacher/feedback fwd
+ * %525 = reduce_sum axes=[0] %524 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t525, const float *restrict t319) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v524 = t319[i0] * t319[i0];
+        sum += v524;
+    }
+    t525[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %527 = mul %313, %313 : [3,3,32,64]  // teacher/feedback fwd
+ * %528 = reduce_sum axes=[0, 1, 2, 3] %527 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t528, const float *restrict t313) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v527 = t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t313[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v527;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t528[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %530 = mul %310, %310 : [64]  // teacher/feedback fwd
+ * %531 = reduce_sum axes=[0] %530 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t531, const float *restrict t310) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v530 = t310[i0] * t310[i0];
+            sums[lane] += v530;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t531[0] = (float)sum;
+}
+
+/* reduce_sum [3136,128] axes=[0, 1]
+ * %533 = mul %304, %304 : [3136,128]  // teacher/feedback fwd
+ * %534 = reduce_sum axes=[0, 1] %533 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t534, const float *restrict t304) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3136; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v533 = t304[i0 * 128 + i1] * t304[i0 * 128 + i1];
+                sums[lane] += v533;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t534[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %536 = mul %302, %302 : [128]  // teacher/feedback fwd
+ * %537 = reduce_sum axes=[0] %536 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t537, const float *restrict t302) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v536 = t302[i0] * t302[i0];
+            sums[lane] += v536;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t537[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %539 = mul %299, %299 : [128,10]  // teacher/feedback fwd
+ * %540 = reduce_sum axes=[0, 1] %539 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_16(float *restrict t540, const float *restrict t299) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v539 = t299[i0 * 10 + i1] * t299[i0 * 10 + i1];
+            sum += v539;
+        }
+    }
+    t540[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %542 = mul %297, %297 : [10]  // teacher/feedback fwd
+ * %543 = reduce_sum axes=[0] %542 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_17(float *restrict t543, const float *restrict t297) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v542 = t297[i0] * t297[i0];
+        sum += v542;
+    }
+    t543[0] = (float)sum;
+}
+
+/* loop []
+ * %526 = add %523, %525 : []  // teacher/feedback fwd
+ * %529 = add %526, %528 : []  // teacher/feedback fwd
+ * %532 = add %529, %531 : []  // teacher/feedback fwd
+ * %535 = add %532, %534 : []  // teacher/feedback fwd
+ * %538 = add %535, %537 : []  // teacher/feedback fwd
+ * %541 = add %538, %540 : []  // teacher/feedback fwd
+ * %544 = add %541, %543 : []  // teacher/feedback fwd
+ * %545 = sqrt %544 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_18(float *restrict t545, const float *restrict t523, const float *restrict t525, const float *restrict t528, const float *restrict t531, const float *restrict t534, const float *restrict t537, const float *restrict t540, const float *restrict t543) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v526 = t523[0] + t525[0];
+        const float v529 = v526 + t528[0];
+        const float v532 = v529 + t531[0];
+        const float v535 = v532 + t534[0];
+        const float v538 = v535 + t537[0];
+        const float v541 = v538 + t540[0];
+        const float v544 = v541 + t543[0];
+        const float v545 = sqrtf(v544);
+        t545[i] = v545;
+    }
+}
+
+/* reduce_sum [3,3,1,32] axes=[0, 1, 2, 3]
+ * %546 = mul %167, %167 : [3,3,1,32]  // teacher/feedback fwd
+ * %547 = reduce_sum axes=[0, 1, 2, 3] %546 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_19(float *restrict t547, const float *restrict t167) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v546 = t167[i0 * 96 + i1 * 32 + i3] * t167[i0 * 96 + i1 * 32 + i3];
+                    sum += v546;
+                }
+            }
+        }
+    }
+    t547[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %548 = mul %165, %165 : [32]  // teacher/feedback fwd
+ * %549 = reduce_sum axes=[0] %548 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_20(float *restrict t549, const float *restrict t165) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v548 = t165[i0] * t165[i0];
+        sum += v548;
+    }
+    t549[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %551 = mul %159, %159 : [3,3,32,64]  // teacher/feedback fwd
+ * %552 = reduce_sum axes=[0, 1, 2, 3] %551 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_21(float *restrict t552, const float *restrict t159) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v551 = t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t159[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v551;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t552[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %554 = mul %156, %156 : [64]  // teacher/feedback fwd
+ * %555 = reduce_sum axes=[0] %554 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_22(float *restrict t555, const float *restrict t156) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v554 = t156[i0] * t156[i0];
+            sums[lane] += v554;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t555[0] = (float)sum;
+}
+
+/* reduce_sum [3136,128] axes=[0, 1]
+ * %557 = mul %150, %150 : [3136,128]  // teacher/feedback fwd
+ * %558 = reduce_sum axes=[0, 1] %557 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_23(float *restrict t558, const float *restrict t150) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3136; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v557 = t150[i0 * 128 + i1] * t150[i0 * 128 + i1];
+                sums[lane] += v557;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t558[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %560 = mul %148, %148 : [128]  // teacher/feedback fwd
+ * %561 = reduce_sum axes=[0] %560 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_24(float *restrict t561, const float *restrict t148) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v560 = t148[i0] * t148[i0];
+            sums[lane] += v560;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t561[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %563 = mul %145, %145 : [128,10]  // teacher/feedback fwd
+ * %564 = reduce_sum axes=[0, 1] %563 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_25(float *restrict t564, const float *restrict t145) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v563 = t145[i0 * 10 + i1] * t145[i0 * 10 + i1];
+            sum += v563;
+        }
+    }
+    t564[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %566 = mul %143, %143 : [10]  // teacher/feedback fwd
+ * %567 = reduce_sum axes=[0] %566 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_26(float *restrict t567, const float *restrict t143) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v566 = t143[i0] * t143[i0];
+        sum += v566;
+    }
+    t567[0] = (float)sum;
+}
+
+/* loop []
+ * %550 = add %547, %549 : []  // teacher/feedback fwd
+ * %553 = add %550, %552 : []  // teacher/feedback fwd
+ * %556 = add %553, %555 : []  // teacher/feedback fwd
+ * %559 = add %556, %558 : []  // teacher/feedback fwd
+ * %562 = add %559, %561 : []  // teacher/feedback fwd
+ * %565 = add %562, %564 : []  // teacher/feedback fwd
+ * %568 = add %565, %567 : []  // teacher/feedback fwd
+ * %569 = sqrt %568 : []  // teacher/feedback fwd
+ * %570 = mul %545, %569 : []  // teacher/feedback fwd
+ * %571 = constant 1e-30 : []  // teacher/feedback fwd
+ * %572 = max %570, %571 : []  // teacher/feedback fwd
+ * %573 = div %344, %572 : []  // teacher/feedback fwd
+ * %574 = step %345 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_27(float *restrict t569, float *restrict t573, float *restrict t574, const float *restrict t547, const float *restrict t549, const float *restrict t552, const float *restrict t555, const float *restrict t558, const float *restrict t561, const float *restrict t564, const float *restrict t567, const float *restrict t545, const float *restrict t344, const float *restrict t345) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v550 = t547[0] + t549[0];
+        const float v553 = v550 + t552[0];
+        const float v556 = v553 + t555[0];
+        const float v559 = v556 + t558[0];
+        const float v562 = v559 + t561[0];
+        const float v565 = v562 + t564[0];
+        const float v568 = v565 + t567[0];
+        const float v569 = sqrtf(v568);
+        const float v570 = t545[0] * v569;
+        const float v572 = v570 >= 1e-30f ? v570 : 1e-30f;
+        const float v573 = t344[0] / v572;
+        const float v574 = t345[0] > 0.0f ? 1.0f : 0.0f;
+        t569[i] = v569;
+        t573[i] = v573;
+        t574[i] = v574;
+    }
+}
+
+/* 175 kernels; scratch high-water mark 76626704 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch /* t27 */, scratch + 58605568 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 288 /* in_teacher_conv0_bias */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_fwd(scratch + 24084480 /* t35 */, scratch + 64626688 /* t37 */, scratch + 58605568 /* t29 */, state + 320 /* in_teacher_conv3_weight */, state + 18752 /* in_teacher_conv3_bias */, scratch + 36126720 /* chunk */);
@@ -3534,10 +3860,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv3_vjp_3(scratch + 76591104 /* t158 */, scratch + 67637248 /* t106 */, scratch + 52985856 /* t155 */, scratch + 47366144 /* chunk */);
     step_student_relu1_vjp(scratch + 73256960 /* t162 */, scratch + 67637248 /* t106 */, scratch + 70447104 /* t160 */);
     step_student_relu1_vjp_2(scratch + 47366144 /* t163 */, scratch + 36126720 /* t105 */, scratch + 73256960 /* t162 */);
-    step_student_conv0_vjp(scratch + 42161696 /* t165 */, scratch + 47366144 /* t164 */);
-    step_student_conv0_vjp_2(scratch + 42161408 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
-    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 42161408 /* t167 */, io + 753296 /* in_lr_student */);
-    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 42161696 /* t165 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_vjp(scratch + 43954464 /* t165 */, scratch + 47366144 /* t164 */);
+    step_student_conv0_vjp_2(scratch + 43954176 /* t166 */, io + 401408 /* t97 */, scratch + 47366144 /* t164 */, scratch + 36126720 /* chunk */);
+    step_student_conv0_update(state + 1264944 /* in_student_momentum_conv0_weight */, state + 421648 /* in_student_conv0_weight */, scratch + 43954176 /* t167 */, io + 753296 /* in_lr_student */);
+    step_student_conv0_update_2(state + 1265232 /* in_student_momentum_conv0_bias */, state + 421936 /* in_student_conv0_bias */, scratch + 43954464 /* t165 */, io + 753296 /* in_lr_student */);
     step_student_conv3_update(state + 1265264 /* in_student_momentum_conv3_weight */, state + 421968 /* in_student_conv3_weight */, scratch + 76591104 /* t159 */, io + 753296 /* in_lr_student */);
     step_student_conv3_update_2(state + 1283696 /* in_student_momentum_conv3_bias */, state + 440400 /* in_student_conv3_bias */, scratch + 76626624 /* t156 */, io + 753296 /* in_lr_student */);
     step_student_dense7_update(state + 1283760 /* in_student_momentum_dense7_weight */, state + 440464 /* in_student_dense7_weight */, scratch + 76066816 /* t150 */, io + 753296 /* in_lr_student */);
@@ -3558,83 +3884,101 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_loss_l_vjp_2(scratch + 68047488 /* t292 */, scratch + 68046848 /* t290 */);
     step_student_loss_l_vjp_3(scratch + 68048832 /* t293 */, scratch + 68047488 /* t292 */, scratch + 68048768 /* t282 */);
     step_student_loss_l_vjp_4(scratch + 68047488 /* t296 */, scratch + 68048832 /* t293 */, scratch + 68048128 /* t281 */, scratch + 68046848 /* t290 */);
-    step_student_dense9_vjp_4(scratch + 68642176 /* t297 */, scratch + 68047488 /* t296 */);
-    step_student_dense9_vjp_5(scratch + 68640768 /* t299 */, scratch + 68038656 /* t274 */, scratch + 68047488 /* t296 */);
+    step_student_dense9_vjp_4(scratch + 68869888 /* t297 */, scratch + 68047488 /* t296 */);
+    step_student_dense9_vjp_5(scratch + 68868096 /* t299 */, scratch + 68038656 /* t274 */, scratch + 68047488 /* t296 */);
     step_student_dense9_vjp_6(scratch + 36327424 /* t301 */, scratch + 68047488 /* t296 */, state + 842000 /* t242 */, scratch + 68038656 /* t274 */);
-    step_student_dense7_vjp_4(scratch + 68642048 /* t302 */, scratch + 36327424 /* t301 */);
+    step_student_dense7_vjp_4(scratch + 68869664 /* t302 */, scratch + 36327424 /* t301 */);
     step_student_dense7_vjp_5(scratch + 36126720 /* t303 */, scratch + 36327424 /* t301 */, state + 440464 /* t221 */);
     step_student_dense7_vjp_6(scratch + 68038656 /* t304 */, scratch + 68440064 /* t270 */, scratch + 36327424 /* t301 */);
     step_student_relu4_vjp_3(scratch + 36327424 /* t307 */, scratch + 68440064 /* t269 */, scratch + 36126720 /* t305 */);
     step_student_relu4_vjp_4(scratch + 41358592 /* t308 */, scratch + 40555776 /* t268 */, scratch + 36327424 /* t307 */);
-    step_student_conv3_vjp_4(scratch + 68440352 /* t310 */, scratch + 41358592 /* t309 */);
+    step_student_conv3_vjp_4(scratch + 68869792 /* t310 */, scratch + 41358592 /* t309 */);
     step_student_conv3_vjp_5(scratch + 40555776 /* t314 */, scratch + 41358592 /* t309 */, state + 421968 /* t263 */, scratch + 36126720 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 40957184 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 68841472 /* t312 */, scratch + 67637248 /* t261 */, scratch + 41358592 /* t309 */, scratch + 36126720 /* chunk */);
     step_student_relu1_vjp_3(scratch + 37732352 /* t316 */, scratch + 67637248 /* t261 */, scratch + 40555776 /* t314 */);
     step_student_relu1_vjp_4(scratch + 36126720 /* t317 */, scratch + 38950144 /* t260 */, scratch + 37732352 /* t316 */);
-    step_student_conv0_vjp_3(scratch + 68440416 /* t319 */, scratch + 36126720 /* t318 */);
-    step_student_conv0_vjp_4(scratch + 68440064 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 68440448 /* t323 */, scratch + 68440064 /* t321 */, scratch + 42161408 /* t167 */);
-    step_teacher_feedback_fwd_2(scratch + 68440064 /* t325 */, scratch + 68440416 /* t319 */, scratch + 42161696 /* t165 */);
-    step_teacher_feedback_fwd_3(scratch + 68440416 /* t328 */, scratch + 40957184 /* t313 */, scratch + 76591104 /* t159 */);
-    step_teacher_feedback_fwd_4(scratch + 68440432 /* t331 */, scratch + 68440352 /* t310 */, scratch + 76626624 /* t156 */);
-    step_teacher_feedback_fwd_5(scratch + 76626624 /* t334 */, scratch + 68038656 /* t304 */, scratch + 76066816 /* t150 */);
-    step_teacher_feedback_fwd_6(scratch + 76626640 /* t337 */, scratch + 68642048 /* t302 */, scratch + 76626432 /* t148 */);
-    step_teacher_feedback_fwd_7(scratch + 76626656 /* t340 */, scratch + 68640768 /* t299 */, scratch + 76622976 /* t145 */);
-    step_teacher_feedback_fwd_8(scratch + 76626672 /* t343 */, scratch + 68642176 /* t297 */, scratch + 76626688 /* t143 */);
-    step_teacher_feedback_fwd_9(io + 753424 /* t345 */, scratch + 76626432 /* t347 */, io + 753296 /* in_lr_student */, scratch + 68440448 /* t323 */, scratch + 68440064 /* t325 */, scratch + 68440416 /* t328 */, scratch + 68440432 /* t331 */, scratch + 76626624 /* t334 */, scratch + 76626640 /* t337 */, scratch + 76626656 /* t340 */, scratch + 76626672 /* t343 */, io + 753328 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 76591104 /* t349 */, scratch + 76626432 /* t347 */, scratch + 76618496 /* t96 */);
-    step_teacher_feedback_vjp_2(scratch + 76618496 /* t351 */, scratch + 76591104 /* t349 */);
-    step_teacher_feedback_vjp_3(scratch + 76604544 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625984 /* t83 */);
-    step_teacher_loss_uda_vjp(scratch + 76626432 /* t356 */, io + 753312 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 76600064 /* t359 */, scratch + 76626432 /* t356 */, scratch + 76625536 /* t78 */);
-    step_teacher_loss_uda_vjp_3(scratch + 76595584 /* t361 */, scratch + 76600064 /* t359 */, scratch + 76609536 /* t75 */);
-    step_teacher_loss_uda_vjp_4(scratch + 76625536 /* t363 */, scratch + 76595584 /* t361 */);
-    step_teacher_loss_uda_vjp_5(scratch + 76618496 /* t364 */, scratch + 76625536 /* t363 */, scratch + 76625984 /* t83 */);
-    step_teacher_loss_uda_vjp_6(scratch + 76600064 /* t368 */, scratch + 76604544 /* t352 */, scratch + 76614016 /* t82 */, scratch + 76591104 /* t349 */, scratch + 76618496 /* t364 */, scratch + 76595584 /* t361 */);
-    step_teacher_loss_sup_vjp(scratch + 76591104 /* t369 */, scratch + 76624256 /* t52 */);
-    step_teacher_loss_sup_vjp_2(scratch + 76625536 /* t371 */, scratch + 76591104 /* t369 */);
-    step_teacher_loss_sup_vjp_3(scratch + 76591744 /* t372 */, scratch + 76625536 /* t371 */, scratch + 76626560 /* t57 */);
-    step_teacher_loss_sup_vjp_4(scratch + 76592384 /* t375 */, scratch + 76591744 /* t372 */, scratch + 76624896 /* t56 */, scratch + 76591104 /* t369 */);
-    step_teacher_dense9_vjp(scratch + 76591104 /* t376 */, scratch + 76592384 /* t375 */);
-    step_teacher_dense9_vjp_2(scratch + 76591120 /* t377 */, scratch + 76600064 /* t368 */);
-    step_teacher_dense9_vjp_3(scratch + 76593024 /* t378 */, scratch + 76591104 /* t376 */, scratch + 76591120 /* t377 */);
-    step_teacher_dense9_vjp_4(scratch + 76591104 /* t384 */, scratch + 76533760 /* t383 */, scratch + 76600064 /* t368 */);
-    step_teacher_dense9_vjp_5(scratch + 67637248 /* t387 */, scratch + 76592384 /* t375 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */);
-    step_teacher_dense9_vjp_6(scratch + 37732352 /* t389 */, scratch + 76600064 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t383 */);
-    step_teacher_dense7_vjp(scratch + 36126720 /* t390 */, scratch + 67637248 /* t387 */);
-    step_teacher_dense7_vjp_2(scratch + 36126848 /* t391 */, scratch + 37732352 /* t389 */);
-    step_teacher_dense7_vjp_3(scratch + 67645440 /* t392 */, scratch + 36126720 /* t390 */, scratch + 36126848 /* t391 */);
-    step_teacher_dense7_vjp_4(scratch + 37531648 /* t393 */, scratch + 67637248 /* t387 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 36126720 /* t394 */, scratch + 37732352 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 43954176 /* t400 */, scratch + 66232320 /* t399 */, scratch + 37732352 /* t389 */);
-    step_teacher_relu4_vjp(scratch + 37732352 /* t409 */, scratch + 64626688 /* t395 */, scratch + 37531648 /* t402 */);
+    step_student_conv0_vjp_3(scratch + 68869856 /* t319 */, scratch + 36126720 /* t318 */);
+    step_student_conv0_vjp_4(scratch + 68869376 /* t320 */, io /* in_x */, scratch + 36126720 /* t318 */, scratch + 37732352 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 68859904 /* t323 */, scratch + 68869376 /* t321 */, scratch + 43954176 /* t167 */);
+    step_teacher_feedback_fwd_2(scratch + 68859920 /* t325 */, scratch + 68869856 /* t319 */, scratch + 43954464 /* t165 */);
+    step_teacher_feedback_fwd_3(scratch + 68859936 /* t328 */, scratch + 68841472 /* t313 */, scratch + 76591104 /* t159 */);
+    step_teacher_feedback_fwd_4(scratch + 68859952 /* t331 */, scratch + 68869792 /* t310 */, scratch + 76626624 /* t156 */);
+    step_teacher_feedback_fwd_5(scratch + 68859968 /* t334 */, scratch + 68038656 /* t304 */, scratch + 76066816 /* t150 */);
+    step_teacher_feedback_fwd_6(scratch + 68859984 /* t337 */, scratch + 68869664 /* t302 */, scratch + 76626432 /* t148 */);
+    step_teacher_feedback_fwd_7(scratch + 68860000 /* t340 */, scratch + 68868096 /* t299 */, scratch + 76622976 /* t145 */);
+    step_teacher_feedback_fwd_8(scratch + 68860016 /* t343 */, scratch + 68869888 /* t297 */, scratch + 76626688 /* t143 */);
+    step_teacher_feedback_fwd_9(scratch + 68869904 /* t344 */, io + 753424 /* t345 */, scratch + 68860032 /* t347 */, scratch + 68859904 /* t323 */, scratch + 68859920 /* t325 */, scratch + 68859936 /* t328 */, scratch + 68859952 /* t331 */, scratch + 68859968 /* t334 */, scratch + 68859984 /* t337 */, scratch + 68860000 /* t340 */, scratch + 68860016 /* t343 */, io + 753296 /* in_lr_student */, io + 753328 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 67637248 /* t349 */, scratch + 68860032 /* t347 */, scratch + 76618496 /* t96 */);
+    step_teacher_feedback_vjp_2(scratch + 76618496 /* t351 */, scratch + 67637248 /* t349 */);
+    step_teacher_feedback_vjp_3(scratch + 76618944 /* t352 */, scratch + 76618496 /* t351 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_vjp(scratch + 76619392 /* t356 */, io + 753312 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 76618496 /* t359 */, scratch + 76619392 /* t356 */, scratch + 76625536 /* t78 */);
+    step_teacher_loss_uda_vjp_3(scratch + 67641728 /* t361 */, scratch + 76618496 /* t359 */, scratch + 76609536 /* t75 */);
+    step_teacher_loss_uda_vjp_4(scratch + 76618496 /* t363 */, scratch + 67641728 /* t361 */);
+    step_teacher_loss_uda_vjp_5(scratch + 76625536 /* t364 */, scratch + 76618496 /* t363 */, scratch + 76625984 /* t83 */);
+    step_teacher_loss_uda_vjp_6(scratch + 76609536 /* t368 */, scratch + 76618944 /* t352 */, scratch + 76614016 /* t82 */, scratch + 67637248 /* t349 */, scratch + 76625536 /* t364 */, scratch + 67641728 /* t361 */);
+    step_teacher_loss_sup_vjp(scratch + 68859904 /* t369 */, scratch + 76624256 /* t52 */);
+    step_teacher_loss_sup_vjp_2(scratch + 76624256 /* t371 */, scratch + 68859904 /* t369 */);
+    step_teacher_loss_sup_vjp_3(scratch + 76625536 /* t372 */, scratch + 76624256 /* t371 */, scratch + 76626560 /* t57 */);
+    step_teacher_loss_sup_vjp_4(scratch + 76624256 /* t375 */, scratch + 76625536 /* t372 */, scratch + 76624896 /* t56 */, scratch + 68859904 /* t369 */);
+    step_teacher_dense9_vjp(scratch + 76626560 /* t376 */, scratch + 76624256 /* t375 */);
+    step_teacher_dense9_vjp_2(scratch + 76626576 /* t377 */, scratch + 76609536 /* t368 */);
+    step_teacher_dense9_vjp_3(scratch + 76625280 /* t378 */, scratch + 76626560 /* t376 */, scratch + 76626576 /* t377 */);
+    step_teacher_dense9_vjp_4(scratch + 76614016 /* t384 */, scratch + 76533760 /* t383 */, scratch + 76609536 /* t368 */);
+    step_teacher_dense9_vjp_5(scratch + 68859904 /* t387 */, scratch + 76624256 /* t375 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */);
+    step_teacher_dense9_vjp_6(scratch + 68640768 /* t389 */, scratch + 76609536 /* t368 */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76533760 /* t383 */);
+    step_teacher_dense7_vjp(scratch + 76624896 /* t390 */, scratch + 68859904 /* t387 */);
+    step_teacher_dense7_vjp_2(scratch + 76625024 /* t391 */, scratch + 68640768 /* t389 */);
+    step_teacher_dense7_vjp_3(scratch + 76625152 /* t392 */, scratch + 76624896 /* t390 */, scratch + 76625024 /* t391 */);
+    step_teacher_dense7_vjp_4(scratch + 68440064 /* t393 */, scratch + 68859904 /* t387 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 36126720 /* t394 */, scratch + 68640768 /* t389 */, state + 18816 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 67637248 /* t400 */, scratch + 66232320 /* t399 */, scratch + 68640768 /* t389 */);
+    step_teacher_relu4_vjp(scratch + 37531648 /* t409 */, scratch + 64626688 /* t395 */, scratch + 68440064 /* t402 */);
     step_teacher_relu4_vjp_2(scratch + 41746432 /* t411 */, scratch + 66232320 /* t398 */, scratch + 36126720 /* t403 */);
-    step_teacher_relu4_vjp_3(scratch + 43151360 /* t412 */, scratch + 24084480 /* t405 */, scratch + 37732352 /* t409 */);
+    step_teacher_relu4_vjp_3(scratch + 43151360 /* t412 */, scratch + 24084480 /* t405 */, scratch + 37531648 /* t409 */);
     step_teacher_relu4_vjp_4(scratch + 36126720 /* t413 */, scratch + 30507008 /* t407 */, scratch + 41746432 /* t411 */);
-    step_teacher_conv3_vjp(scratch + 41746432 /* t416 */, scratch + 43151360 /* t414 */);
-    step_teacher_conv3_vjp_2(scratch + 41746496 /* t417 */, scratch + 36126720 /* t415 */);
-    step_teacher_conv3_vjp_3(scratch + 42568256 /* t418 */, scratch + 41746432 /* t416 */, scratch + 41746496 /* t417 */);
+    step_teacher_conv3_vjp(scratch + 76626560 /* t416 */, scratch + 43151360 /* t414 */);
+    step_teacher_conv3_vjp_2(scratch + 76624896 /* t417 */, scratch + 36126720 /* t415 */);
+    step_teacher_conv3_vjp_3(scratch + 76624960 /* t418 */, scratch + 76626560 /* t416 */, scratch + 76624896 /* t417 */);
     step_teacher_conv3_vjp_4(scratch + 41746432 /* t429 */, scratch + 43151360 /* t414 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
     step_teacher_conv3_vjp_5(scratch + 26907904 /* t430 */, scratch + 36126720 /* t415 */, state + 320 /* in_teacher_conv3_weight */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 42147840 /* t426 */, scratch + 61816832 /* t424 */, scratch + 36126720 /* t415 */, scratch + 24084480 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 42549248 /* t427 */, scratch + 58605568 /* t421 */, scratch + 43151360 /* t414 */, scratch + 42147840 /* t426 */, scratch + 24084480 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 42147840 /* t436 */, scratch + 58605568 /* t421 */, scratch + 41746432 /* t429 */);
+    step_teacher_conv3_vjp_6(scratch + 68440064 /* t426 */, scratch + 61816832 /* t424 */, scratch + 36126720 /* t415 */, scratch + 24084480 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 68458496 /* t427 */, scratch + 58605568 /* t421 */, scratch + 43151360 /* t414 */, scratch + 68440064 /* t426 */, scratch + 24084480 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 39739392 /* t436 */, scratch + 58605568 /* t421 */, scratch + 41746432 /* t429 */);
     step_teacher_relu1_vjp_2(scratch + 35323904 /* t438 */, scratch + 61816832 /* t424 */, scratch + 26907904 /* t430 */);
-    step_teacher_relu1_vjp_3(scratch + 38133760 /* t439 */, scratch /* t432 */, scratch + 42147840 /* t436 */);
+    step_teacher_relu1_vjp_3(scratch + 38133760 /* t439 */, scratch /* t432 */, scratch + 39739392 /* t436 */);
     step_teacher_relu1_vjp_4(scratch + 24084480 /* t440 */, scratch + 12845056 /* t434 */, scratch + 35323904 /* t438 */);
-    step_teacher_conv0_vjp(scratch + 42567680 /* t443 */, scratch + 38133760 /* t441 */);
-    step_teacher_conv0_vjp_2(scratch + 42567712 /* t444 */, scratch + 24084480 /* t442 */);
-    step_teacher_conv0_vjp_3(scratch + 42568320 /* t445 */, scratch + 42567680 /* t443 */, scratch + 42567712 /* t444 */);
-    step_teacher_conv0_vjp_4(scratch + 42567680 /* t447 */, io + 401408 /* t97 */, scratch + 24084480 /* t442 */, scratch + 35323904 /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 42567968 /* t448 */, io /* in_x */, scratch + 38133760 /* t441 */, scratch + 42567680 /* t447 */, scratch + 39739392 /* chunk */);
-    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 42567968 /* t449 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 42568320 /* t445 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 42549248 /* t428 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 42568256 /* t418 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 44355584 /* t488 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t396 */, scratch + 67637248 /* t387 */, scratch + 43954176 /* t400 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 67645440 /* t392 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_vjp_7(scratch /* t506 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */, scratch + 76592384 /* t375 */, scratch + 76591104 /* t384 */, io + 753280 /* in_lr_teacher */);
-    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76593024 /* t378 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv0_vjp(scratch + 76624896 /* t443 */, scratch + 38133760 /* t441 */);
+    step_teacher_conv0_vjp_2(scratch + 76624928 /* t444 */, scratch + 24084480 /* t442 */);
+    step_teacher_conv0_vjp_3(scratch + 76626560 /* t445 */, scratch + 76624896 /* t443 */, scratch + 76624928 /* t444 */);
+    step_teacher_conv0_vjp_4(scratch + 76609536 /* t447 */, io + 401408 /* t97 */, scratch + 24084480 /* t442 */, scratch + 35323904 /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 76609824 /* t448 */, io /* in_x */, scratch + 38133760 /* t441 */, scratch + 76609536 /* t447 */, scratch + 39739392 /* chunk */);
+    step_teacher_conv0_update(state + 843296 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 76609824 /* t449 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 843584 /* in_teacher_momentum_conv0_bias */, state + 288 /* in_teacher_conv0_bias */, scratch + 76626560 /* t445 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 843616 /* in_teacher_momentum_conv3_weight */, state + 320 /* in_teacher_conv3_weight */, scratch + 68458496 /* t428 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 862048 /* in_teacher_momentum_conv3_bias */, state + 18752 /* in_teacher_conv3_bias */, scratch + 76624960 /* t418 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 68440064 /* t488 */, state + 862112 /* in_teacher_momentum_dense7_weight */, state + 18816 /* in_teacher_dense7_weight */, scratch + 64626688 /* t396 */, scratch + 68859904 /* t387 */, scratch + 67637248 /* t400 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 1263520 /* in_teacher_momentum_dense7_bias */, state + 420224 /* in_teacher_dense7_bias */, scratch + 76625152 /* t392 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_vjp_7(scratch + 76609536 /* t506 */, state + 1263648 /* in_teacher_momentum_dense9_weight */, state + 420352 /* in_teacher_dense9_weight */, scratch + 76468224 /* t381 */, scratch + 76624256 /* t375 */, scratch + 76614016 /* t384 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_dense9_update(state + 1264928 /* in_teacher_momentum_dense9_bias */, state + 421632 /* in_teacher_dense9_bias */, scratch + 76625280 /* t378 */, io + 753280 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_10(scratch + 76626560 /* t523 */, scratch + 68869376 /* t321 */);
+    step_teacher_feedback_fwd_11(scratch + 76626576 /* t525 */, scratch + 68869856 /* t319 */);
+    step_teacher_feedback_fwd_12(scratch + 68869856 /* t528 */, scratch + 68841472 /* t313 */);
+    step_teacher_feedback_fwd_13(scratch + 68869872 /* t531 */, scratch + 68869792 /* t310 */);
+    step_teacher_feedback_fwd_14(scratch + 76626592 /* t534 */, scratch + 68038656 /* t304 */);
+    step_teacher_feedback_fwd_15(scratch + 76626608 /* t537 */, scratch + 68869664 /* t302 */);
+    step_teacher_feedback_fwd_16(scratch + 68869376 /* t540 */, scratch + 68868096 /* t299 */);
+    step_teacher_feedback_fwd_17(scratch + 68869392 /* t543 */, scratch + 68869888 /* t297 */);
+    step_teacher_feedback_fwd_18(io + 753440 /* t545 */, scratch + 76626560 /* t523 */, scratch + 76626576 /* t525 */, scratch + 68869856 /* t528 */, scratch + 68869872 /* t531 */, scratch + 76626592 /* t534 */, scratch + 76626608 /* t537 */, scratch + 68869376 /* t540 */, scratch + 68869392 /* t543 */);
+    step_teacher_feedback_fwd_19(scratch + 76626560 /* t547 */, scratch + 43954176 /* t167 */);
+    step_teacher_feedback_fwd_20(scratch + 76626576 /* t549 */, scratch + 43954464 /* t165 */);
+    step_teacher_feedback_fwd_21(scratch + 76626592 /* t552 */, scratch + 76591104 /* t159 */);
+    step_teacher_feedback_fwd_22(scratch + 76626608 /* t555 */, scratch + 76626624 /* t156 */);
+    step_teacher_feedback_fwd_23(scratch + 76626624 /* t558 */, scratch + 76066816 /* t150 */);
+    step_teacher_feedback_fwd_24(scratch + 76626640 /* t561 */, scratch + 76626432 /* t148 */);
+    step_teacher_feedback_fwd_25(scratch + 76626656 /* t564 */, scratch + 76622976 /* t145 */);
+    step_teacher_feedback_fwd_26(scratch + 76626672 /* t567 */, scratch + 76626688 /* t143 */);
+    step_teacher_feedback_fwd_27(io + 753456 /* t569 */, io + 753472 /* t573 */, io + 753488 /* t574 */, scratch + 76626560 /* t547 */, scratch + 76626576 /* t549 */, scratch + 76626592 /* t552 */, scratch + 76626608 /* t555 */, scratch + 76626624 /* t558 */, scratch + 76626640 /* t561 */, scratch + 76626656 /* t564 */, scratch + 76626672 /* t567 */, io + 753440 /* t545 */, scratch + 68869904 /* t344 */, io + 753424 /* t345 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 1686592
-#define MPLC_STEP_IO_FLOATS 753440
+#define MPLC_STEP_IO_FLOATS 753504
 #define MPLC_SUPERVISED_IO_FLOATS 406560
 #define MPLC_SCRATCH_FLOATS 76626704
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "dc15f87461b5756090c94d94a0be74bf8d931bab3ac634faac0c665f7516bf97"
+#define MPLC_MODEL_HASH "a850609269f3d0ce31766f134fd923285411073b7702427a64e5d143ef1d9b58"
 #define MPLC_MODEL_NAME "bench_w2_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

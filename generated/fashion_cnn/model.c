@@ -71,6 +71,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 263088, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 263104, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 263120, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 263136, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 263152, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 263168, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 263184, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -2239,9 +2243,8 @@ static void step_teacher_feedback_fwd_8(float *restrict t345, const float *restr
  * %347 = mul %255, %346 : []  // teacher/feedback fwd
  * %348 = mul %21, %347 : []  // teacher/feedback vjp
  * %349 = mul %348, %135 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_9(float *restrict t347, float *restrict t349, const float *restrict in_lr_student, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_feedback_scale) {
+static void step_teacher_feedback_fwd_9(float *restrict t346, float *restrict t347, float *restrict t349, const float *restrict t325, const float *restrict t327, const float *restrict t330, const float *restrict t333, const float *restrict t336, const float *restrict t339, const float *restrict t342, const float *restrict t345, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v255 = in_lr_student[0] * 1.9f;
         const float v328 = t325[0] + t327[0];
         const float v331 = v328 + t330[0];
         const float v334 = v331 + t333[0];
@@ -2249,9 +2252,11 @@ static void step_teacher_feedback_fwd_9(float *restrict t347, float *restrict t3
         const float v340 = v337 + t339[0];
         const float v343 = v340 + t342[0];
         const float v346 = v343 + t345[0];
+        const float v255 = in_lr_student[0] * 1.9f;
         const float v347 = v255 * v346;
         const float v348 = in_feedback_scale[0] * v347;
         const float v349 = v348 * (-0.0078125f);
+        t346[i] = v346;
         t347[i] = v347;
         t349[i] = v349;
     }
@@ -3431,7 +3436,308 @@ static void step_teacher_dense10_update(float *restrict in_teacher_momentum_dens
     }
 }
 
-/* 157 kernels; scratch high-water mark 13486288 floats. */
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %530 = mul %323, %323 : [3,3,1,16]  // teacher/feedback fwd
+ * %531 = reduce_sum axes=[0, 1, 2, 3] %530 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t531, const float *restrict t323) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v530 = t323[i0 * 48 + i1 * 16 + i3] * t323[i0 * 48 + i1 * 16 + i3];
+                    sum += v530;
+                }
+            }
+        }
+    }
+    t531[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %532 = mul %321, %321 : [16]  // teacher/feedback fwd
+ * %533 = reduce_sum axes=[0] %532 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t533, const float *restrict t321) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v532 = t321[i0] * t321[i0];
+        sum += v532;
+    }
+    t533[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %535 = mul %315, %315 : [3,3,16,32]  // teacher/feedback fwd
+ * %536 = reduce_sum axes=[0, 1, 2, 3] %535 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t536, const float *restrict t315) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v535 = t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t315[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v535;
+                }
+            }
+        }
+    }
+    t536[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %538 = mul %312, %312 : [32]  // teacher/feedback fwd
+ * %539 = reduce_sum axes=[0] %538 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t539, const float *restrict t312) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v538 = t312[i0] * t312[i0];
+        sum += v538;
+    }
+    t539[0] = (float)sum;
+}
+
+/* reduce_sum [1568,128] axes=[0, 1]
+ * %541 = mul %306, %306 : [1568,128]  // teacher/feedback fwd
+ * %542 = reduce_sum axes=[0, 1] %541 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t542, const float *restrict t306) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1568; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v541 = t306[i0 * 128 + i1] * t306[i0 * 128 + i1];
+                sums[lane] += v541;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t542[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %544 = mul %304, %304 : [128]  // teacher/feedback fwd
+ * %545 = reduce_sum axes=[0] %544 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t545, const float *restrict t304) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v544 = t304[i0] * t304[i0];
+            sums[lane] += v544;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t545[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %547 = mul %301, %301 : [128,10]  // teacher/feedback fwd
+ * %548 = reduce_sum axes=[0, 1] %547 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_16(float *restrict t548, const float *restrict t301) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v547 = t301[i0 * 10 + i1] * t301[i0 * 10 + i1];
+            sum += v547;
+        }
+    }
+    t548[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %550 = mul %299, %299 : [10]  // teacher/feedback fwd
+ * %551 = reduce_sum axes=[0] %550 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_17(float *restrict t551, const float *restrict t299) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v550 = t299[i0] * t299[i0];
+        sum += v550;
+    }
+    t551[0] = (float)sum;
+}
+
+/* loop []
+ * %534 = add %531, %533 : []  // teacher/feedback fwd
+ * %537 = add %534, %536 : []  // teacher/feedback fwd
+ * %540 = add %537, %539 : []  // teacher/feedback fwd
+ * %543 = add %540, %542 : []  // teacher/feedback fwd
+ * %546 = add %543, %545 : []  // teacher/feedback fwd
+ * %549 = add %546, %548 : []  // teacher/feedback fwd
+ * %552 = add %549, %551 : []  // teacher/feedback fwd
+ * %553 = sqrt %552 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_18(float *restrict t553, const float *restrict t531, const float *restrict t533, const float *restrict t536, const float *restrict t539, const float *restrict t542, const float *restrict t545, const float *restrict t548, const float *restrict t551) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v534 = t531[0] + t533[0];
+        const float v537 = v534 + t536[0];
+        const float v540 = v537 + t539[0];
+        const float v543 = v540 + t542[0];
+        const float v546 = v543 + t545[0];
+        const float v549 = v546 + t548[0];
+        const float v552 = v549 + t551[0];
+        const float v553 = sqrtf(v552);
+        t553[i] = v553;
+    }
+}
+
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %554 = mul %169, %169 : [3,3,1,16]  // teacher/feedback fwd
+ * %555 = reduce_sum axes=[0, 1, 2, 3] %554 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_19(float *restrict t555, const float *restrict t169) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v554 = t169[i0 * 48 + i1 * 16 + i3] * t169[i0 * 48 + i1 * 16 + i3];
+                    sum += v554;
+                }
+            }
+        }
+    }
+    t555[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %556 = mul %167, %167 : [16]  // teacher/feedback fwd
+ * %557 = reduce_sum axes=[0] %556 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_20(float *restrict t557, const float *restrict t167) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v556 = t167[i0] * t167[i0];
+        sum += v556;
+    }
+    t557[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %559 = mul %161, %161 : [3,3,16,32]  // teacher/feedback fwd
+ * %560 = reduce_sum axes=[0, 1, 2, 3] %559 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_21(float *restrict t560, const float *restrict t161) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v559 = t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t161[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v559;
+                }
+            }
+        }
+    }
+    t560[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %562 = mul %158, %158 : [32]  // teacher/feedback fwd
+ * %563 = reduce_sum axes=[0] %562 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_22(float *restrict t563, const float *restrict t158) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v562 = t158[i0] * t158[i0];
+        sum += v562;
+    }
+    t563[0] = (float)sum;
+}
+
+/* reduce_sum [1568,128] axes=[0, 1]
+ * %565 = mul %152, %152 : [1568,128]  // teacher/feedback fwd
+ * %566 = reduce_sum axes=[0, 1] %565 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_23(float *restrict t566, const float *restrict t152) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1568; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v565 = t152[i0 * 128 + i1] * t152[i0 * 128 + i1];
+                sums[lane] += v565;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t566[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %568 = mul %150, %150 : [128]  // teacher/feedback fwd
+ * %569 = reduce_sum axes=[0] %568 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_24(float *restrict t569, const float *restrict t150) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v568 = t150[i0] * t150[i0];
+            sums[lane] += v568;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t569[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %571 = mul %147, %147 : [128,10]  // teacher/feedback fwd
+ * %572 = reduce_sum axes=[0, 1] %571 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_25(float *restrict t572, const float *restrict t147) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v571 = t147[i0 * 10 + i1] * t147[i0 * 10 + i1];
+            sum += v571;
+        }
+    }
+    t572[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %574 = mul %145, %145 : [10]  // teacher/feedback fwd
+ * %575 = reduce_sum axes=[0] %574 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_26(float *restrict t575, const float *restrict t145) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v574 = t145[i0] * t145[i0];
+        sum += v574;
+    }
+    t575[0] = (float)sum;
+}
+
+/* loop []
+ * %558 = add %555, %557 : []  // teacher/feedback fwd
+ * %561 = add %558, %560 : []  // teacher/feedback fwd
+ * %564 = add %561, %563 : []  // teacher/feedback fwd
+ * %567 = add %564, %566 : []  // teacher/feedback fwd
+ * %570 = add %567, %569 : []  // teacher/feedback fwd
+ * %573 = add %570, %572 : []  // teacher/feedback fwd
+ * %576 = add %573, %575 : []  // teacher/feedback fwd
+ * %577 = sqrt %576 : []  // teacher/feedback fwd
+ * %578 = mul %553, %577 : []  // teacher/feedback fwd
+ * %579 = constant 1e-30 : []  // teacher/feedback fwd
+ * %580 = max %578, %579 : []  // teacher/feedback fwd
+ * %581 = div %346, %580 : []  // teacher/feedback fwd
+ * %582 = step %347 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_27(float *restrict t577, float *restrict t581, float *restrict t582, const float *restrict t555, const float *restrict t557, const float *restrict t560, const float *restrict t563, const float *restrict t566, const float *restrict t569, const float *restrict t572, const float *restrict t575, const float *restrict t553, const float *restrict t346, const float *restrict t347) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v558 = t555[0] + t557[0];
+        const float v561 = v558 + t560[0];
+        const float v564 = v561 + t563[0];
+        const float v567 = v564 + t566[0];
+        const float v570 = v567 + t569[0];
+        const float v573 = v570 + t572[0];
+        const float v576 = v573 + t575[0];
+        const float v577 = sqrtf(v576);
+        const float v578 = t553[0] * v577;
+        const float v580 = v578 >= 1e-30f ? v578 : 1e-30f;
+        const float v581 = t346[0] / v580;
+        const float v582 = t347[0] > 0.0f ? 1.0f : 0.0f;
+        t577[i] = v577;
+        t581[i] = v581;
+        t582[i] = v582;
+    }
+}
+
+/* 175 kernels; scratch high-water mark 13486288 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch /* t27 */, scratch + 9839232 /* t29 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch + 3612672 /* chunk */);
     step_teacher_conv3_fwd(scratch + 6427264 /* t35 */, scratch + 12348032 /* t37 */, scratch + 9839232 /* t29 */, state + 160 /* in_teacher_conv3_weight */, state + 4768 /* in_teacher_conv3_bias */, scratch + 3612672 /* chunk */);
@@ -3489,10 +3795,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv3_vjp_3(scratch + 13475456 /* t160 */, scratch + 12799616 /* t108 */, scratch + 11545216 /* t157 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp(scratch + 11143808 /* t164 */, scratch + 12799616 /* t108 */, scratch + 10742400 /* t162 */);
     step_student_relu1_vjp_2(scratch + 3612672 /* t165 */, scratch + 8233600 /* t107 */, scratch + 11143808 /* t164 */);
-    step_student_conv0_vjp(scratch + 9042608 /* t167 */, scratch + 3612672 /* t166 */);
-    step_student_conv0_vjp_2(scratch + 9042304 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
-    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 9042304 /* t169 */, io + 226128 /* in_lr_student */);
-    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 9042608 /* t167 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_vjp(scratch + 11020096 /* t167 */, scratch + 3612672 /* t166 */);
+    step_student_conv0_vjp_2(scratch + 11019648 /* t168 */, io + 125440 /* t99 */, scratch + 3612672 /* t166 */, scratch + 5218304 /* chunk */);
+    step_student_conv0_update(state + 620784 /* in_student_momentum_conv0_weight */, state + 206928 /* in_student_conv0_weight */, scratch + 11019648 /* t169 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_update_2(state + 620928 /* in_student_momentum_conv0_bias */, state + 207072 /* in_student_conv0_bias */, scratch + 11020096 /* t167 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update(state + 620944 /* in_student_momentum_conv3_weight */, state + 207088 /* in_student_conv3_weight */, scratch + 13475456 /* t161 */, io + 226128 /* in_lr_student */);
     step_student_conv3_update_2(state + 625552 /* in_student_momentum_conv3_bias */, state + 211696 /* in_student_conv3_bias */, scratch + 13486240 /* t158 */, io + 226128 /* in_lr_student */);
     step_student_dense7_update(state + 625584 /* in_student_momentum_dense7_weight */, state + 211728 /* in_student_dense7_weight */, scratch + 13201024 /* t152 */, io + 226128 /* in_lr_student */);
@@ -3503,93 +3809,111 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_conv3_fwd_2(scratch + 12799616 /* t269 */, scratch + 8635008 /* t271 */, scratch + 8835712 /* t263 */, state + 207088 /* t265 */, state + 211696 /* t211 */, scratch + 3612672 /* chunk */);
     step_student_dense7_fwd_2(scratch + 8685184 /* t276 */, scratch + 8635008 /* t272 */, state + 211728 /* t223 */, state + 412432 /* t232 */);
     step_student_dense9_fwd_2(scratch + 8689280 /* t279 */, scratch + 8685184 /* t276 */, state + 412560 /* t244 */, state + 413840 /* t253 */);
-    step_student_loss_l_fwd(scratch + 8936064 /* t280 */, scratch + 8689280 /* t279 */);
-    step_student_loss_l_fwd_2(scratch + 8689600 /* t282 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t279 */, scratch + 8936064 /* t280 */);
-    step_student_loss_l_fwd_3(scratch + 8936064 /* t284 */, scratch + 8689920 /* t283 */);
-    step_student_loss_l_fwd_4(scratch + 8689280 /* t285 */, scratch + 8936064 /* t284 */);
-    step_student_loss_l_fwd_5(scratch + 9042448 /* t289 */, scratch + 8689600 /* t282 */, scratch + 8689280 /* t285 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 263104 /* t290 */, scratch + 9042448 /* t289 */);
+    step_student_loss_l_fwd(scratch + 8690240 /* t280 */, scratch + 8689280 /* t279 */);
+    step_student_loss_l_fwd_2(scratch + 8689600 /* t282 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t279 */, scratch + 8690240 /* t280 */);
+    step_student_loss_l_fwd_3(scratch + 8690240 /* t284 */, scratch + 8689920 /* t283 */);
+    step_student_loss_l_fwd_4(scratch + 8689280 /* t285 */, scratch + 8690240 /* t284 */);
+    step_student_loss_l_fwd_5(scratch + 8689312 /* t289 */, scratch + 8689600 /* t282 */, scratch + 8689280 /* t285 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 263104 /* t290 */, scratch + 8689312 /* t289 */);
     step_student_loss_l_vjp(scratch + 8689280 /* t292 */, io + 225792 /* in_y */);
     step_student_loss_l_vjp_2(scratch + 8689600 /* t294 */, scratch + 8689280 /* t292 */);
-    step_student_loss_l_vjp_3(scratch + 8936096 /* t295 */, scratch + 8689600 /* t294 */, scratch + 8936064 /* t284 */);
-    step_student_loss_l_vjp_4(scratch + 8689600 /* t298 */, scratch + 8936096 /* t295 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t292 */);
-    step_student_dense9_vjp_4(scratch + 9042624 /* t299 */, scratch + 8689600 /* t298 */);
-    step_student_dense9_vjp_5(scratch + 9041024 /* t301 */, scratch + 8685184 /* t276 */, scratch + 8689600 /* t298 */);
+    step_student_loss_l_vjp_3(scratch + 8690272 /* t295 */, scratch + 8689600 /* t294 */, scratch + 8690240 /* t284 */);
+    step_student_loss_l_vjp_4(scratch + 8689600 /* t298 */, scratch + 8690272 /* t295 */, scratch + 8689920 /* t283 */, scratch + 8689280 /* t292 */);
+    step_student_dense9_vjp_4(scratch + 11020112 /* t299 */, scratch + 8689600 /* t298 */);
+    step_student_dense9_vjp_5(scratch + 11018368 /* t301 */, scratch + 8685184 /* t276 */, scratch + 8689600 /* t298 */);
     step_student_dense9_vjp_6(scratch + 8735360 /* t303 */, scratch + 8689600 /* t298 */, state + 412560 /* t244 */, scratch + 8685184 /* t276 */);
-    step_student_dense7_vjp_4(scratch + 9042448 /* t304 */, scratch + 8735360 /* t303 */);
+    step_student_dense7_vjp_4(scratch + 11019936 /* t304 */, scratch + 8735360 /* t303 */);
     step_student_dense7_vjp_5(scratch + 8685184 /* t305 */, scratch + 8735360 /* t303 */, state + 211728 /* t223 */);
     step_student_dense7_vjp_6(scratch + 13000320 /* t306 */, scratch + 8635008 /* t272 */, scratch + 8735360 /* t303 */);
     step_student_relu4_vjp_3(scratch + 8936064 /* t309 */, scratch + 8635008 /* t271 */, scratch + 8685184 /* t307 */);
     step_student_relu4_vjp_4(scratch + 8635008 /* t310 */, scratch + 12799616 /* t270 */, scratch + 8936064 /* t309 */);
-    step_student_conv3_vjp_4(scratch + 9042576 /* t312 */, scratch + 8635008 /* t311 */);
+    step_student_conv3_vjp_4(scratch + 11020064 /* t312 */, scratch + 8635008 /* t311 */);
     step_student_conv3_vjp_5(scratch + 12799616 /* t316 */, scratch + 8635008 /* t311 */, state + 207088 /* t265 */, scratch + 3612672 /* chunk */);
-    step_student_conv3_vjp_6(scratch + 9036416 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
+    step_student_conv3_vjp_6(scratch + 11009664 /* t314 */, scratch + 8835712 /* t263 */, scratch + 8635008 /* t311 */, scratch + 3612672 /* chunk */);
     step_student_relu1_vjp_3(scratch + 12899968 /* t318 */, scratch + 8835712 /* t263 */, scratch + 12799616 /* t316 */);
     step_student_relu1_vjp_4(scratch + 8635008 /* t319 */, scratch + 8233600 /* t262 */, scratch + 12899968 /* t318 */);
-    step_student_conv0_vjp_3(scratch + 12799760 /* t321 */, scratch + 8635008 /* t320 */);
-    step_student_conv0_vjp_4(scratch + 12799616 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
-    step_teacher_feedback_fwd(scratch + 12799776 /* t325 */, scratch + 12799616 /* t323 */, scratch + 9042304 /* t169 */);
-    step_teacher_feedback_fwd_2(scratch + 9042304 /* t327 */, scratch + 12799760 /* t321 */, scratch + 9042608 /* t167 */);
-    step_teacher_feedback_fwd_3(scratch + 9042608 /* t330 */, scratch + 9036416 /* t315 */, scratch + 13475456 /* t161 */);
-    step_teacher_feedback_fwd_4(scratch + 9042320 /* t333 */, scratch + 9042576 /* t312 */, scratch + 13486240 /* t158 */);
-    step_teacher_feedback_fwd_5(scratch + 9042576 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
-    step_teacher_feedback_fwd_6(scratch + 9042592 /* t339 */, scratch + 9042448 /* t304 */, scratch + 13486080 /* t150 */);
-    step_teacher_feedback_fwd_7(scratch + 13486240 /* t342 */, scratch + 9041024 /* t301 */, scratch + 13483904 /* t147 */);
-    step_teacher_feedback_fwd_8(scratch + 13486256 /* t345 */, scratch + 9042624 /* t299 */, scratch + 13486272 /* t145 */);
-    step_teacher_feedback_fwd_9(io + 263120 /* t347 */, scratch + 13486080 /* t349 */, io + 226128 /* in_lr_student */, scratch + 12799776 /* t325 */, scratch + 9042304 /* t327 */, scratch + 9042608 /* t330 */, scratch + 9042320 /* t333 */, scratch + 9042576 /* t336 */, scratch + 9042592 /* t339 */, scratch + 13486240 /* t342 */, scratch + 13486256 /* t345 */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 13475456 /* t351 */, scratch + 13486080 /* t349 */, scratch + 13482624 /* t98 */);
-    step_teacher_feedback_vjp_2(scratch + 13482624 /* t353 */, scratch + 13475456 /* t351 */);
-    step_teacher_feedback_vjp_3(scratch + 13479296 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485952 /* t85 */);
-    step_teacher_loss_uda_vjp(scratch + 13486080 /* t358 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 13479424 /* t361 */, scratch + 13486080 /* t358 */, scratch + 13485824 /* t80 */);
-    step_teacher_loss_uda_vjp_3(scratch + 13476736 /* t363 */, scratch + 13479424 /* t361 */, scratch + 13480064 /* t77 */);
-    step_teacher_loss_uda_vjp_4(scratch + 13485824 /* t365 */, scratch + 13476736 /* t363 */);
-    step_teacher_loss_uda_vjp_5(scratch + 13479424 /* t366 */, scratch + 13485824 /* t365 */, scratch + 13485952 /* t85 */);
-    step_teacher_loss_uda_vjp_6(scratch + 13478016 /* t370 */, scratch + 13479296 /* t354 */, scratch + 13481344 /* t84 */, scratch + 13475456 /* t351 */, scratch + 13479424 /* t366 */, scratch + 13476736 /* t363 */);
-    step_teacher_loss_sup_vjp(scratch + 13475456 /* t371 */, scratch + 13485184 /* t54 */);
-    step_teacher_loss_sup_vjp_2(scratch + 13485824 /* t373 */, scratch + 13475456 /* t371 */);
+    step_student_conv0_vjp_3(scratch + 11020128 /* t321 */, scratch + 8635008 /* t320 */);
+    step_student_conv0_vjp_4(scratch + 11019792 /* t322 */, io /* in_x */, scratch + 8635008 /* t320 */, scratch + 3612672 /* chunk */);
+    step_teacher_feedback_fwd(scratch + 11014272 /* t325 */, scratch + 11019792 /* t323 */, scratch + 11019648 /* t169 */);
+    step_teacher_feedback_fwd_2(scratch + 11014288 /* t327 */, scratch + 11020128 /* t321 */, scratch + 11020096 /* t167 */);
+    step_teacher_feedback_fwd_3(scratch + 11014304 /* t330 */, scratch + 11009664 /* t315 */, scratch + 13475456 /* t161 */);
+    step_teacher_feedback_fwd_4(scratch + 11014320 /* t333 */, scratch + 11020064 /* t312 */, scratch + 13486240 /* t158 */);
+    step_teacher_feedback_fwd_5(scratch + 11014336 /* t336 */, scratch + 13000320 /* t306 */, scratch + 13201024 /* t152 */);
+    step_teacher_feedback_fwd_6(scratch + 11014352 /* t339 */, scratch + 11019936 /* t304 */, scratch + 13486080 /* t150 */);
+    step_teacher_feedback_fwd_7(scratch + 11014368 /* t342 */, scratch + 11018368 /* t301 */, scratch + 13483904 /* t147 */);
+    step_teacher_feedback_fwd_8(scratch + 11014384 /* t345 */, scratch + 11020112 /* t299 */, scratch + 13486272 /* t145 */);
+    step_teacher_feedback_fwd_9(scratch + 11020144 /* t346 */, io + 263120 /* t347 */, scratch + 11015552 /* t349 */, scratch + 11014272 /* t325 */, scratch + 11014288 /* t327 */, scratch + 11014304 /* t330 */, scratch + 11014320 /* t333 */, scratch + 11014336 /* t336 */, scratch + 11014352 /* t339 */, scratch + 11014368 /* t342 */, scratch + 11014384 /* t345 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 11014272 /* t351 */, scratch + 11015552 /* t349 */, scratch + 13482624 /* t98 */);
+    step_teacher_feedback_vjp_2(scratch + 13482624 /* t353 */, scratch + 11014272 /* t351 */);
+    step_teacher_feedback_vjp_3(scratch + 11015552 /* t354 */, scratch + 13482624 /* t353 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp(scratch + 13482624 /* t358 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 11015680 /* t361 */, scratch + 13482624 /* t358 */, scratch + 13485824 /* t80 */);
+    step_teacher_loss_uda_vjp_3(scratch + 13482624 /* t363 */, scratch + 11015680 /* t361 */, scratch + 13480064 /* t77 */);
+    step_teacher_loss_uda_vjp_4(scratch + 13485824 /* t365 */, scratch + 13482624 /* t363 */);
+    step_teacher_loss_uda_vjp_5(scratch + 11015680 /* t366 */, scratch + 13485824 /* t365 */, scratch + 13485952 /* t85 */);
+    step_teacher_loss_uda_vjp_6(scratch + 13480064 /* t370 */, scratch + 11015552 /* t354 */, scratch + 13481344 /* t84 */, scratch + 11014272 /* t351 */, scratch + 11015680 /* t366 */, scratch + 13482624 /* t363 */);
+    step_teacher_loss_sup_vjp(scratch + 13481344 /* t371 */, scratch + 13485184 /* t54 */);
+    step_teacher_loss_sup_vjp_2(scratch + 13485824 /* t373 */, scratch + 13481344 /* t371 */);
     step_teacher_loss_sup_vjp_3(scratch + 13485856 /* t374 */, scratch + 13485824 /* t373 */, scratch + 13486208 /* t59 */);
-    step_teacher_loss_sup_vjp_4(scratch + 13476736 /* t377 */, scratch + 13485856 /* t374 */, scratch + 13485504 /* t58 */, scratch + 13475456 /* t371 */);
-    step_teacher_dense10_vjp(scratch + 13477056 /* t378 */, scratch + 13476736 /* t377 */);
-    step_teacher_dense10_vjp_2(scratch + 13477072 /* t379 */, scratch + 13478016 /* t370 */);
-    step_teacher_dense10_vjp_3(scratch + 13477088 /* t380 */, scratch + 13477056 /* t378 */, scratch + 13477072 /* t379 */);
-    step_teacher_dense10_vjp_4(scratch + 13475456 /* t386 */, scratch + 13459072 /* t385 */, scratch + 13478016 /* t370 */);
-    step_teacher_dense10_vjp_5(scratch + 12816000 /* t395 */, scratch + 13476736 /* t377 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t392 */);
-    step_teacher_dense10_vjp_6(scratch + 12799616 /* t397 */, scratch + 13478016 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t390 */, scratch + 13422208 /* t393 */);
-    step_teacher_dense7_vjp(scratch + 12820096 /* t398 */, scratch + 12816000 /* t395 */);
-    step_teacher_dense7_vjp_2(scratch + 12820224 /* t399 */, scratch + 12799616 /* t397 */);
-    step_teacher_dense7_vjp_3(scratch + 12820352 /* t400 */, scratch + 12820096 /* t398 */, scratch + 12820224 /* t399 */);
-    step_teacher_dense7_vjp_4(scratch + 8434304 /* t401 */, scratch + 12816000 /* t395 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_5(scratch + 8233600 /* t402 */, scratch + 12799616 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
-    step_teacher_dense7_vjp_6(scratch + 10742400 /* t408 */, scratch + 12598912 /* t407 */, scratch + 12799616 /* t397 */);
-    step_teacher_relu4_vjp(scratch + 9237120 /* t417 */, scratch + 12348032 /* t403 */, scratch + 8434304 /* t410 */);
-    step_teacher_relu4_vjp_2(scratch + 9036416 /* t419 */, scratch + 12598912 /* t406 */, scratch + 8233600 /* t411 */);
-    step_teacher_relu4_vjp_3(scratch + 9437824 /* t420 */, scratch + 6427264 /* t413 */, scratch + 9237120 /* t417 */);
+    step_teacher_loss_sup_vjp_4(scratch + 13485184 /* t377 */, scratch + 13485856 /* t374 */, scratch + 13485504 /* t58 */, scratch + 13481344 /* t371 */);
+    step_teacher_dense10_vjp(scratch + 13486208 /* t378 */, scratch + 13485184 /* t377 */);
+    step_teacher_dense10_vjp_2(scratch + 13486224 /* t379 */, scratch + 13480064 /* t370 */);
+    step_teacher_dense10_vjp_3(scratch + 13485952 /* t380 */, scratch + 13486208 /* t378 */, scratch + 13486224 /* t379 */);
+    step_teacher_dense10_vjp_4(scratch + 13481344 /* t386 */, scratch + 13459072 /* t385 */, scratch + 13480064 /* t370 */);
+    step_teacher_dense10_vjp_5(scratch + 11014272 /* t395 */, scratch + 13485184 /* t377 */, state + 205632 /* in_teacher_dense10_weight */, io + 226176 /* in_dropout_teacher_all_dropout9 */, scratch + 13401728 /* t392 */);
+    step_teacher_dense10_vjp_6(scratch + 10993280 /* t397 */, scratch + 13480064 /* t370 */, state + 205632 /* in_teacher_dense10_weight */, io + 246656 /* t390 */, scratch + 13422208 /* t393 */);
+    step_teacher_dense7_vjp(scratch + 13485504 /* t398 */, scratch + 11014272 /* t395 */);
+    step_teacher_dense7_vjp_2(scratch + 13485632 /* t399 */, scratch + 10993280 /* t397 */);
+    step_teacher_dense7_vjp_3(scratch + 13485760 /* t400 */, scratch + 13485504 /* t398 */, scratch + 13485632 /* t399 */);
+    step_teacher_dense7_vjp_4(scratch + 10943104 /* t401 */, scratch + 11014272 /* t395 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_5(scratch + 12799616 /* t402 */, scratch + 10993280 /* t397 */, state + 4800 /* in_teacher_dense7_weight */);
+    step_teacher_dense7_vjp_6(scratch + 10742400 /* t408 */, scratch + 12598912 /* t407 */, scratch + 10993280 /* t397 */);
+    step_teacher_relu4_vjp(scratch + 9237120 /* t417 */, scratch + 12348032 /* t403 */, scratch + 10943104 /* t410 */);
+    step_teacher_relu4_vjp_2(scratch + 9036416 /* t419 */, scratch + 12598912 /* t406 */, scratch + 12799616 /* t411 */);
+    step_teacher_relu4_vjp_3(scratch + 12799616 /* t420 */, scratch + 6427264 /* t413 */, scratch + 9237120 /* t417 */);
     step_teacher_relu4_vjp_4(scratch + 8233600 /* t421 */, scratch + 7430784 /* t415 */, scratch + 9036416 /* t419 */);
-    step_teacher_conv3_vjp(scratch + 12820096 /* t424 */, scratch + 9437824 /* t422 */);
-    step_teacher_conv3_vjp_2(scratch + 12820128 /* t425 */, scratch + 8233600 /* t423 */);
-    step_teacher_conv3_vjp_3(scratch + 12820160 /* t426 */, scratch + 12820096 /* t424 */, scratch + 12820128 /* t425 */);
-    step_teacher_conv3_vjp_4(scratch + 9638528 /* t437 */, scratch + 9437824 /* t422 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp(scratch + 13486208 /* t424 */, scratch + 12799616 /* t422 */);
+    step_teacher_conv3_vjp_2(scratch + 13485888 /* t425 */, scratch + 8233600 /* t423 */);
+    step_teacher_conv3_vjp_3(scratch + 13485920 /* t426 */, scratch + 13486208 /* t424 */, scratch + 13485888 /* t425 */);
+    step_teacher_conv3_vjp_4(scratch + 9437824 /* t437 */, scratch + 12799616 /* t422 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
     step_teacher_conv3_vjp_5(scratch + 9036416 /* t438 */, scratch + 8233600 /* t423 */, state + 160 /* in_teacher_conv3_weight */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_6(scratch + 9738880 /* t434 */, scratch + 10340992 /* t432 */, scratch + 8233600 /* t423 */, scratch + 3612672 /* chunk */);
-    step_teacher_conv3_vjp_7(scratch + 12799616 /* t435 */, scratch + 9839232 /* t429 */, scratch + 9437824 /* t422 */, scratch + 9738880 /* t434 */, scratch + 3612672 /* chunk */);
-    step_teacher_relu1_vjp(scratch + 10943104 /* t444 */, scratch + 9839232 /* t429 */, scratch + 9638528 /* t437 */);
+    step_teacher_conv3_vjp_6(scratch + 13401728 /* t434 */, scratch + 10340992 /* t432 */, scratch + 8233600 /* t423 */, scratch + 3612672 /* chunk */);
+    step_teacher_conv3_vjp_7(scratch + 13406336 /* t435 */, scratch + 9839232 /* t429 */, scratch + 12799616 /* t422 */, scratch + 13401728 /* t434 */, scratch + 3612672 /* chunk */);
+    step_teacher_relu1_vjp(scratch + 12799616 /* t444 */, scratch + 9839232 /* t429 */, scratch + 9437824 /* t437 */);
     step_teacher_relu1_vjp_2(scratch + 9437824 /* t446 */, scratch + 10340992 /* t432 */, scratch + 9036416 /* t438 */);
-    step_teacher_relu1_vjp_3(scratch + 9839232 /* t447 */, scratch /* t440 */, scratch + 10943104 /* t444 */);
+    step_teacher_relu1_vjp_3(scratch + 9839232 /* t447 */, scratch /* t440 */, scratch + 12799616 /* t444 */);
     step_teacher_relu1_vjp_4(scratch + 3612672 /* t448 */, scratch + 2007040 /* t442 */, scratch + 9437824 /* t446 */);
-    step_teacher_conv0_vjp(scratch + 13477056 /* t451 */, scratch + 9839232 /* t449 */);
-    step_teacher_conv0_vjp_2(scratch + 13477072 /* t452 */, scratch + 3612672 /* t450 */);
-    step_teacher_conv0_vjp_3(scratch + 12820096 /* t453 */, scratch + 13477056 /* t451 */, scratch + 13477072 /* t452 */);
-    step_teacher_conv0_vjp_4(scratch + 12804224 /* t455 */, io + 125440 /* t99 */, scratch + 3612672 /* t450 */, scratch /* chunk */);
-    step_teacher_conv0_vjp_5(scratch + 12804368 /* t456 */, io /* in_x */, scratch + 9839232 /* t449 */, scratch + 12804224 /* t455 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 12804368 /* t457 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 12820096 /* t453 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 12799616 /* t436 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 12820160 /* t426 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_vjp_7(scratch + 10943104 /* t496 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t404 */, scratch + 12816000 /* t395 */, scratch + 10742400 /* t408 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 12820352 /* t400 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_vjp_7(scratch /* t514 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t383 */, scratch + 13476736 /* t377 */, scratch + 13475456 /* t386 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13477088 /* t380 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_vjp(scratch + 13485888 /* t451 */, scratch + 9839232 /* t449 */);
+    step_teacher_conv0_vjp_2(scratch + 13485904 /* t452 */, scratch + 3612672 /* t450 */);
+    step_teacher_conv0_vjp_3(scratch + 13486208 /* t453 */, scratch + 13485888 /* t451 */, scratch + 13485904 /* t452 */);
+    step_teacher_conv0_vjp_4(scratch + 13480064 /* t455 */, io + 125440 /* t99 */, scratch + 3612672 /* t450 */, scratch /* chunk */);
+    step_teacher_conv0_vjp_5(scratch + 13480208 /* t456 */, io /* in_x */, scratch + 9839232 /* t449 */, scratch + 13480064 /* t455 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 413856 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 13480208 /* t457 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 414000 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, scratch + 13486208 /* t453 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update(state + 414016 /* in_teacher_momentum_conv3_weight */, state + 160 /* in_teacher_conv3_weight */, scratch + 13406336 /* t436 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv3_update_2(state + 418624 /* in_teacher_momentum_conv3_bias */, state + 4768 /* in_teacher_conv3_bias */, scratch + 13485920 /* t426 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_vjp_7(scratch + 12799616 /* t496 */, state + 418656 /* in_teacher_momentum_dense7_weight */, state + 4800 /* in_teacher_dense7_weight */, scratch + 12348032 /* t404 */, scratch + 11014272 /* t395 */, scratch + 10742400 /* t408 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense7_update(state + 619360 /* in_teacher_momentum_dense7_bias */, state + 205504 /* in_teacher_dense7_bias */, scratch + 13485760 /* t400 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_vjp_7(scratch + 13480064 /* t514 */, state + 619488 /* in_teacher_momentum_dense10_weight */, state + 205632 /* in_teacher_dense10_weight */, scratch + 13438592 /* t383 */, scratch + 13485184 /* t377 */, scratch + 13481344 /* t386 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense10_update(state + 620768 /* in_teacher_momentum_dense10_bias */, state + 206912 /* in_teacher_dense10_bias */, scratch + 13485952 /* t380 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_10(scratch + 13486208 /* t531 */, scratch + 11019792 /* t323 */);
+    step_teacher_feedback_fwd_11(scratch + 13486224 /* t533 */, scratch + 11020128 /* t321 */);
+    step_teacher_feedback_fwd_12(scratch + 11020128 /* t536 */, scratch + 11009664 /* t315 */);
+    step_teacher_feedback_fwd_13(scratch + 11019792 /* t539 */, scratch + 11020064 /* t312 */);
+    step_teacher_feedback_fwd_14(scratch + 11020064 /* t542 */, scratch + 13000320 /* t306 */);
+    step_teacher_feedback_fwd_15(scratch + 11020080 /* t545 */, scratch + 11019936 /* t304 */);
+    step_teacher_feedback_fwd_16(scratch + 11019808 /* t548 */, scratch + 11018368 /* t301 */);
+    step_teacher_feedback_fwd_17(scratch + 11019824 /* t551 */, scratch + 11020112 /* t299 */);
+    step_teacher_feedback_fwd_18(io + 263136 /* t553 */, scratch + 13486208 /* t531 */, scratch + 13486224 /* t533 */, scratch + 11020128 /* t536 */, scratch + 11019792 /* t539 */, scratch + 11020064 /* t542 */, scratch + 11020080 /* t545 */, scratch + 11019808 /* t548 */, scratch + 11019824 /* t551 */);
+    step_teacher_feedback_fwd_19(scratch + 11020112 /* t555 */, scratch + 11019648 /* t169 */);
+    step_teacher_feedback_fwd_20(scratch + 11020128 /* t557 */, scratch + 11020096 /* t167 */);
+    step_teacher_feedback_fwd_21(scratch + 13486208 /* t560 */, scratch + 13475456 /* t161 */);
+    step_teacher_feedback_fwd_22(scratch + 13486224 /* t563 */, scratch + 13486240 /* t158 */);
+    step_teacher_feedback_fwd_23(scratch + 13486240 /* t566 */, scratch + 13201024 /* t152 */);
+    step_teacher_feedback_fwd_24(scratch + 13486256 /* t569 */, scratch + 13486080 /* t150 */);
+    step_teacher_feedback_fwd_25(scratch + 13485184 /* t572 */, scratch + 13483904 /* t147 */);
+    step_teacher_feedback_fwd_26(scratch + 13485200 /* t575 */, scratch + 13486272 /* t145 */);
+    step_teacher_feedback_fwd_27(io + 263152 /* t577 */, io + 263168 /* t581 */, io + 263184 /* t582 */, scratch + 11020112 /* t555 */, scratch + 11020128 /* t557 */, scratch + 13486208 /* t560 */, scratch + 13486224 /* t563 */, scratch + 13486240 /* t566 */, scratch + 13486256 /* t569 */, scratch + 13485184 /* t572 */, scratch + 13485200 /* t575 */, io + 263136 /* t553 */, scratch + 11020144 /* t346 */, io + 263120 /* t347 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 827712
-#define MPLC_STEP_IO_FLOATS 263136
+#define MPLC_STEP_IO_FLOATS 263200
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 13486288
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 32
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "05d49fe14bd24f46038313dd5d5a37d50caf8df431fd6f1f030ab0b30ec29da3"
+#define MPLC_MODEL_HASH "55d03f8e3f3e1460ad4e558ca9e67ffa7383bd4e7d2290e46b8019048e18f849"
 #define MPLC_MODEL_NAME "fashion_cnn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

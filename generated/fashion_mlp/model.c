@@ -54,6 +54,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 226224, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 226240, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 226256, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 226272, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 226288, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 226304, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 226320, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1116,15 +1120,16 @@ static void step_teacher_feedback_fwd_4(float *restrict t197, const float *restr
  * %199 = mul %153, %198 : []  // teacher/feedback fwd
  * %200 = mul %13, %199 : []  // teacher/feedback vjp
  * %201 = mul %200, %93 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_5(float *restrict t199, float *restrict t201, const float *restrict in_lr_student, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_feedback_scale) {
+static void step_teacher_feedback_fwd_5(float *restrict t198, float *restrict t199, float *restrict t201, const float *restrict t189, const float *restrict t191, const float *restrict t194, const float *restrict t197, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v153 = in_lr_student[0] * 1.9f;
         const float v192 = t189[0] + t191[0];
         const float v195 = v192 + t194[0];
         const float v198 = v195 + t197[0];
+        const float v153 = in_lr_student[0] * 1.9f;
         const float v199 = v153 * v198;
         const float v200 = in_feedback_scale[0] * v199;
         const float v201 = v200 * (-0.0078125f);
+        t198[i] = v198;
         t199[i] = v199;
         t201[i] = v201;
     }
@@ -1564,105 +1569,280 @@ static void step_teacher_dense3_update(float *restrict in_teacher_momentum_dense
     }
 }
 
-/* 97 kernels; scratch high-water mark 493760 floats. */
+/* reduce_sum [784,256] axes=[0, 1]
+ * %286 = mul %187, %187 : [784,256]  // teacher/feedback fwd
+ * %287 = reduce_sum axes=[0, 1] %286 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_6(float *restrict t287, const float *restrict t187) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 256; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v286 = t187[i0 * 256 + i1] * t187[i0 * 256 + i1];
+                sums[lane] += v286;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t287[0] = (float)sum;
+}
+
+/* reduce_sum [256] axes=[0]
+ * %288 = mul %186, %186 : [256]  // teacher/feedback fwd
+ * %289 = reduce_sum axes=[0] %288 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_7(float *restrict t289, const float *restrict t186) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v288 = t186[i0] * t186[i0];
+            sums[lane] += v288;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t289[0] = (float)sum;
+}
+
+/* reduce_sum [256,10] axes=[0, 1]
+ * %291 = mul %183, %183 : [256,10]  // teacher/feedback fwd
+ * %292 = reduce_sum axes=[0, 1] %291 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t292, const float *restrict t183) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 256; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v291 = t183[i0 * 10 + i1] * t183[i0 * 10 + i1];
+            sum += v291;
+        }
+    }
+    t292[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %294 = mul %181, %181 : [10]  // teacher/feedback fwd
+ * %295 = reduce_sum axes=[0] %294 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_9(float *restrict t295, const float *restrict t181) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v294 = t181[i0] * t181[i0];
+        sum += v294;
+    }
+    t295[0] = (float)sum;
+}
+
+/* loop []
+ * %290 = add %287, %289 : []  // teacher/feedback fwd
+ * %293 = add %290, %292 : []  // teacher/feedback fwd
+ * %296 = add %293, %295 : []  // teacher/feedback fwd
+ * %297 = sqrt %296 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t297, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v290 = t287[0] + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v296 = v293 + t295[0];
+        const float v297 = sqrtf(v296);
+        t297[i] = v297;
+    }
+}
+
+/* reduce_sum [784,256] axes=[0, 1]
+ * %298 = mul %109, %109 : [784,256]  // teacher/feedback fwd
+ * %299 = reduce_sum axes=[0, 1] %298 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t299, const float *restrict t109) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 784; i0++) {
+        for (size_t i1s = 0; i1s < 256; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v298 = t109[i0 * 256 + i1] * t109[i0 * 256 + i1];
+                sums[lane] += v298;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t299[0] = (float)sum;
+}
+
+/* reduce_sum [256] axes=[0]
+ * %300 = mul %108, %108 : [256]  // teacher/feedback fwd
+ * %301 = reduce_sum axes=[0] %300 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t301, const float *restrict t108) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 256; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v300 = t108[i0] * t108[i0];
+            sums[lane] += v300;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t301[0] = (float)sum;
+}
+
+/* reduce_sum [256,10] axes=[0, 1]
+ * %303 = mul %105, %105 : [256,10]  // teacher/feedback fwd
+ * %304 = reduce_sum axes=[0, 1] %303 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t304, const float *restrict t105) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 256; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v303 = t105[i0 * 10 + i1] * t105[i0 * 10 + i1];
+            sum += v303;
+        }
+    }
+    t304[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %306 = mul %103, %103 : [10]  // teacher/feedback fwd
+ * %307 = reduce_sum axes=[0] %306 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t307, const float *restrict t103) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v306 = t103[i0] * t103[i0];
+        sum += v306;
+    }
+    t307[0] = (float)sum;
+}
+
+/* loop []
+ * %302 = add %299, %301 : []  // teacher/feedback fwd
+ * %305 = add %302, %304 : []  // teacher/feedback fwd
+ * %308 = add %305, %307 : []  // teacher/feedback fwd
+ * %309 = sqrt %308 : []  // teacher/feedback fwd
+ * %310 = mul %297, %309 : []  // teacher/feedback fwd
+ * %311 = constant 1e-30 : []  // teacher/feedback fwd
+ * %312 = max %310, %311 : []  // teacher/feedback fwd
+ * %313 = div %198, %312 : []  // teacher/feedback fwd
+ * %314 = step %199 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t309, float *restrict t313, float *restrict t314, const float *restrict t299, const float *restrict t301, const float *restrict t304, const float *restrict t307, const float *restrict t297, const float *restrict t198, const float *restrict t199) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v302 = t299[0] + t301[0];
+        const float v305 = v302 + t304[0];
+        const float v308 = v305 + t307[0];
+        const float v309 = sqrtf(v308);
+        const float v310 = t297[0] * v309;
+        const float v312 = v310 >= 1e-30f ? v310 : 1e-30f;
+        const float v313 = t198[0] / v312;
+        const float v314 = t199[0] > 0.0f ? 1.0f : 0.0f;
+        t309[i] = v309;
+        t313[i] = v313;
+        t314[i] = v314;
+    }
+}
+
+/* 107 kernels; scratch high-water mark 893568 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
-    step_teacher_dense1_fwd(scratch + 401408 /* t18 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
-    step_teacher_dense3_fwd(scratch /* t21 */, scratch + 401408 /* t18 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
-    step_teacher_loss_sup_fwd(scratch + 492288 /* t28 */, io + 225792 /* in_y */);
-    step_teacher_loss_sup_fwd_2(scratch + 475456 /* t29 */, scratch /* t22 */);
-    step_teacher_loss_sup_fwd_3(scratch + 475136 /* t31 */, scratch + 492608 /* t32 */, scratch /* t22 */, scratch + 475456 /* t29 */);
-    step_teacher_loss_sup_fwd_4(scratch + 493696 /* t33 */, scratch + 492608 /* t32 */);
-    step_teacher_loss_sup_fwd_5(scratch + 492928 /* t34 */, scratch + 493696 /* t33 */);
-    step_teacher_loss_sup_fwd_6(scratch + 492960 /* t38 */, scratch + 475136 /* t31 */, scratch + 492928 /* t34 */, scratch + 492288 /* t28 */);
-    step_teacher_loss_sup_fwd_7(io + 226176 /* t40 */, scratch + 492960 /* t38 */);
+    step_teacher_dense1_fwd(scratch + 802816 /* t18 */, io /* in_x */, state /* in_teacher_dense1_weight */, state + 200704 /* in_teacher_dense1_bias */);
+    step_teacher_dense3_fwd(scratch /* t21 */, scratch + 802816 /* t18 */, state + 200960 /* in_teacher_dense3_weight */, state + 203520 /* in_teacher_dense3_bias */);
+    step_teacher_loss_sup_fwd(scratch + 881664 /* t28 */, io + 225792 /* in_y */);
+    step_teacher_loss_sup_fwd_2(scratch + 876864 /* t29 */, scratch /* t22 */);
+    step_teacher_loss_sup_fwd_3(scratch + 876544 /* t31 */, scratch + 881984 /* t32 */, scratch /* t22 */, scratch + 876864 /* t29 */);
+    step_teacher_loss_sup_fwd_4(scratch + 882816 /* t33 */, scratch + 881984 /* t32 */);
+    step_teacher_loss_sup_fwd_5(scratch + 882304 /* t34 */, scratch + 882816 /* t33 */);
+    step_teacher_loss_sup_fwd_6(scratch + 882336 /* t38 */, scratch + 876544 /* t31 */, scratch + 882304 /* t34 */, scratch + 881664 /* t28 */);
+    step_teacher_loss_sup_fwd_7(io + 226176 /* t40 */, scratch + 882336 /* t38 */);
     step_teacher_loss_uda_fwd(scratch + 2880 /* t42 */, scratch + 320 /* t23 */);
-    step_teacher_loss_uda_fwd_2(scratch + 475136 /* t43 */, scratch + 2880 /* t42 */);
-    step_teacher_loss_uda_fwd_3(scratch + 4160 /* t45 */, scratch + 2880 /* t42 */, scratch + 475136 /* t43 */);
+    step_teacher_loss_uda_fwd_2(scratch + 876544 /* t43 */, scratch + 2880 /* t42 */);
+    step_teacher_loss_uda_fwd_3(scratch + 4160 /* t45 */, scratch + 2880 /* t42 */, scratch + 876544 /* t43 */);
     step_teacher_loss_uda_fwd_4(scratch + 2880 /* t47 */, scratch + 4160 /* t45 */);
     step_teacher_loss_uda_fwd_5(scratch + 3008 /* t48 */, scratch + 2880 /* t47 */);
-    step_teacher_loss_uda_fwd_6(scratch + 488448 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
-    step_teacher_loss_uda_fwd_7(scratch + 489728 /* t52 */, scratch + 488448 /* t51 */);
-    step_teacher_loss_uda_fwd_8(scratch + 493440 /* t54 */, scratch + 489728 /* t52 */);
-    step_teacher_loss_uda_fwd_9(scratch + 492928 /* t55 */, scratch + 1600 /* t24 */);
-    step_teacher_loss_uda_fwd_10(scratch + 475136 /* t57 */, scratch + 489728 /* t58 */, scratch + 1600 /* t24 */, scratch + 492928 /* t55 */);
-    step_teacher_loss_uda_fwd_11(scratch + 493568 /* t59 */, scratch + 489728 /* t58 */);
-    step_teacher_loss_uda_fwd_12(scratch + 492928 /* t60 */, scratch + 493568 /* t59 */);
-    step_teacher_loss_uda_fwd_13(scratch + 493056 /* t64 */, scratch + 475136 /* t57 */, scratch + 492928 /* t60 */, scratch + 488448 /* t51 */);
-    step_teacher_loss_uda_fwd_14(scratch + 492928 /* t67 */, scratch + 493056 /* t64 */, scratch + 493440 /* t54 */);
-    step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 492928 /* t67 */);
-    step_teacher_loss_uda_fwd_16(scratch + 492928 /* t70 */, scratch + 493440 /* t54 */);
-    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 492928 /* t70 */);
-    step_teacher_pseudo_labels_fwd(scratch + 491008 /* t72 */, scratch + 1600 /* t24 */);
+    step_teacher_loss_uda_fwd_6(scratch + 876544 /* t51 */, scratch + 4160 /* t45 */, scratch + 3008 /* t48 */);
+    step_teacher_loss_uda_fwd_7(scratch + 877824 /* t52 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_fwd_8(scratch + 882304 /* t54 */, scratch + 877824 /* t52 */);
+    step_teacher_loss_uda_fwd_9(scratch + 879104 /* t55 */, scratch + 1600 /* t24 */);
+    step_teacher_loss_uda_fwd_10(scratch + 2880 /* t57 */, scratch + 877824 /* t58 */, scratch + 1600 /* t24 */, scratch + 879104 /* t55 */);
+    step_teacher_loss_uda_fwd_11(scratch + 882432 /* t59 */, scratch + 877824 /* t58 */);
+    step_teacher_loss_uda_fwd_12(scratch + 879104 /* t60 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_fwd_13(scratch + 879232 /* t64 */, scratch + 2880 /* t57 */, scratch + 879104 /* t60 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_fwd_14(scratch + 879104 /* t67 */, scratch + 879232 /* t64 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_fwd_15(io + 226192 /* t69 */, scratch + 879104 /* t67 */);
+    step_teacher_loss_uda_fwd_16(scratch + 882560 /* t70 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_fwd_17(io + 226208 /* t71 */, scratch + 882560 /* t70 */);
+    step_teacher_pseudo_labels_fwd(scratch + 879104 /* t72 */, scratch + 1600 /* t24 */);
     step_student_dense1_fwd(scratch /* t79 */, io + 125440 /* t75 */, state + 203536 /* in_student_dense1_weight */, state + 404240 /* in_student_dense1_bias */);
-    step_student_dense3_fwd(scratch + 475136 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
-    step_student_loss_u_fwd(scratch + 492928 /* t83 */, scratch + 475136 /* t82 */);
-    step_student_loss_u_fwd_2(scratch + 476416 /* t85 */, scratch + 477696 /* t86 */, scratch + 475136 /* t82 */, scratch + 492928 /* t83 */);
-    step_student_loss_u_fwd_3(scratch + 492928 /* t87 */, scratch + 477696 /* t86 */);
-    step_student_loss_u_fwd_4(scratch + 493056 /* t88 */, scratch + 492928 /* t87 */);
-    step_student_loss_u_fwd_5(scratch + 493184 /* t92 */, scratch + 476416 /* t85 */, scratch + 493056 /* t88 */, scratch + 491008 /* t72 */);
-    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 493184 /* t92 */);
-    step_student_loss_u_vjp(scratch + 475136 /* t96 */, scratch + 491008 /* t72 */);
-    step_student_loss_u_vjp_2(scratch + 493056 /* t98 */, scratch + 475136 /* t96 */);
-    step_student_loss_u_vjp_3(scratch + 493184 /* t99 */, scratch + 493056 /* t98 */, scratch + 492928 /* t87 */);
-    step_student_loss_u_vjp_4(scratch + 476416 /* t102 */, scratch + 493184 /* t99 */, scratch + 477696 /* t86 */, scratch + 475136 /* t96 */);
-    step_student_dense3_vjp(scratch + 493728 /* t103 */, scratch + 476416 /* t102 */);
-    step_student_dense3_vjp_2(scratch + 483328 /* t105 */, scratch /* t79 */, scratch + 476416 /* t102 */);
-    step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 476416 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
-    step_student_dense1_vjp(scratch + 492928 /* t108 */, scratch + 200704 /* t107 */);
+    step_student_dense3_fwd(scratch + 32768 /* t82 */, scratch /* t79 */, state + 404496 /* in_student_dense3_weight */, state + 407056 /* in_student_dense3_bias */);
+    step_student_loss_u_fwd(scratch + 880384 /* t83 */, scratch + 32768 /* t82 */);
+    step_student_loss_u_fwd_2(scratch + 34048 /* t85 */, scratch + 35328 /* t86 */, scratch + 32768 /* t82 */, scratch + 880384 /* t83 */);
+    step_student_loss_u_fwd_3(scratch + 880384 /* t87 */, scratch + 35328 /* t86 */);
+    step_student_loss_u_fwd_4(scratch + 880512 /* t88 */, scratch + 880384 /* t87 */);
+    step_student_loss_u_fwd_5(scratch + 882560 /* t92 */, scratch + 34048 /* t85 */, scratch + 880512 /* t88 */, scratch + 879104 /* t72 */);
+    step_student_loss_u_fwd_6(io + 226224 /* t94 */, scratch + 882560 /* t92 */);
+    step_student_loss_u_vjp(scratch + 32768 /* t96 */, scratch + 879104 /* t72 */);
+    step_student_loss_u_vjp_2(scratch + 880512 /* t98 */, scratch + 32768 /* t96 */);
+    step_student_loss_u_vjp_3(scratch + 880640 /* t99 */, scratch + 880512 /* t98 */, scratch + 880384 /* t87 */);
+    step_student_loss_u_vjp_4(scratch + 34048 /* t102 */, scratch + 880640 /* t99 */, scratch + 35328 /* t86 */, scratch + 32768 /* t96 */);
+    step_student_dense3_vjp(scratch + 893504 /* t103 */, scratch + 34048 /* t102 */);
+    step_student_dense3_vjp_2(scratch + 884736 /* t105 */, scratch /* t79 */, scratch + 34048 /* t102 */);
+    step_student_dense3_vjp_3(scratch + 200704 /* t107 */, scratch + 34048 /* t102 */, state + 404496 /* in_student_dense3_weight */, scratch /* t79 */);
+    step_student_dense1_vjp(scratch + 892736 /* t108 */, scratch + 200704 /* t107 */);
     step_student_dense1_vjp_2(scratch /* t109 */, io + 125440 /* t75 */, scratch + 200704 /* t107 */);
     step_student_dense1_update(state + 610608 /* in_student_momentum_dense1_weight */, state + 203536 /* in_student_dense1_weight */, scratch /* t109 */, io + 226128 /* in_lr_student */);
-    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 492928 /* t108 */, io + 226128 /* in_lr_student */);
-    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 483328 /* t105 */, io + 226128 /* in_lr_student */);
-    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 493728 /* t103 */, io + 226128 /* in_lr_student */);
+    step_student_dense1_update_2(state + 811312 /* in_student_momentum_dense1_bias */, state + 404240 /* in_student_dense1_bias */, scratch + 892736 /* t108 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update(state + 811568 /* in_student_momentum_dense3_weight */, state + 404496 /* in_student_dense3_weight */, scratch + 884736 /* t105 */, io + 226128 /* in_lr_student */);
+    step_student_dense3_update_2(state + 814128 /* in_student_momentum_dense3_bias */, state + 407056 /* in_student_dense3_bias */, scratch + 893504 /* t103 */, io + 226128 /* in_lr_student */);
     step_student_dense1_fwd_2(scratch + 200704 /* t158 */, io /* in_x */, state + 203536 /* t121 */, state + 404240 /* t130 */);
-    step_student_dense3_fwd_2(scratch + 485888 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
-    step_student_loss_l_fwd(scratch + 493184 /* t162 */, scratch + 485888 /* t161 */);
-    step_student_loss_l_fwd_2(scratch + 486208 /* t164 */, scratch + 486528 /* t165 */, scratch + 485888 /* t161 */, scratch + 493184 /* t162 */);
-    step_student_loss_l_fwd_3(scratch + 493184 /* t166 */, scratch + 486528 /* t165 */);
-    step_student_loss_l_fwd_4(scratch + 493216 /* t167 */, scratch + 493184 /* t166 */);
-    step_student_loss_l_fwd_5(scratch + 493248 /* t171 */, scratch + 486208 /* t164 */, scratch + 493216 /* t167 */, io + 225792 /* in_y */);
-    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 493248 /* t171 */);
-    step_student_loss_l_vjp(scratch + 485888 /* t174 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 493216 /* t176 */, scratch + 485888 /* t174 */);
-    step_student_loss_l_vjp_3(scratch + 493248 /* t177 */, scratch + 493216 /* t176 */, scratch + 493184 /* t166 */);
-    step_student_loss_l_vjp_4(scratch + 208896 /* t180 */, scratch + 493248 /* t177 */, scratch + 486528 /* t165 */, scratch + 485888 /* t174 */);
-    step_student_dense3_vjp_4(scratch + 493744 /* t181 */, scratch + 208896 /* t180 */);
-    step_student_dense3_vjp_5(scratch + 485888 /* t183 */, scratch + 200704 /* t158 */, scratch + 208896 /* t180 */);
-    step_student_dense3_vjp_6(scratch + 475136 /* t185 */, scratch + 208896 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
-    step_student_dense1_vjp_3(scratch + 493184 /* t186 */, scratch + 475136 /* t185 */);
-    step_student_dense1_vjp_4(scratch + 200704 /* t187 */, io /* in_x */, scratch + 475136 /* t185 */);
-    step_teacher_feedback_fwd(scratch + 475136 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
-    step_teacher_feedback_fwd_2(scratch + 475152 /* t191 */, scratch + 493184 /* t186 */, scratch + 492928 /* t108 */);
-    step_teacher_feedback_fwd_3(scratch + 492928 /* t194 */, scratch + 485888 /* t183 */, scratch + 483328 /* t105 */);
-    step_teacher_feedback_fwd_4(scratch + 492944 /* t197 */, scratch + 493744 /* t181 */, scratch + 493728 /* t103 */);
-    step_teacher_feedback_fwd_5(io + 226256 /* t199 */, scratch + 492960 /* t201 */, io + 226128 /* in_lr_student */, scratch + 475136 /* t189 */, scratch + 475152 /* t191 */, scratch + 492928 /* t194 */, scratch + 492944 /* t197 */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 475136 /* t203 */, scratch + 492960 /* t201 */, scratch + 491008 /* t72 */);
-    step_teacher_feedback_vjp_2(scratch + 492928 /* t205 */, scratch + 475136 /* t203 */);
-    step_teacher_feedback_vjp_3(scratch + 493056 /* t206 */, scratch + 492928 /* t205 */, scratch + 493568 /* t59 */);
-    step_teacher_loss_uda_vjp(scratch + 493184 /* t210 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 492928 /* t213 */, scratch + 493184 /* t210 */, scratch + 493440 /* t54 */);
-    step_teacher_loss_uda_vjp_3(scratch + 476416 /* t215 */, scratch + 492928 /* t213 */, scratch + 488448 /* t51 */);
-    step_teacher_loss_uda_vjp_4(scratch + 492928 /* t217 */, scratch + 476416 /* t215 */);
-    step_teacher_loss_uda_vjp_5(scratch + 493184 /* t218 */, scratch + 492928 /* t217 */, scratch + 493568 /* t59 */);
-    step_teacher_loss_uda_vjp_6(scratch + 485888 /* t222 */, scratch + 493056 /* t206 */, scratch + 489728 /* t58 */, scratch + 475136 /* t203 */, scratch + 493184 /* t218 */, scratch + 476416 /* t215 */);
-    step_teacher_loss_sup_vjp(scratch + 487168 /* t223 */, scratch + 492288 /* t28 */);
-    step_teacher_loss_sup_vjp_2(scratch + 492928 /* t225 */, scratch + 487168 /* t223 */);
-    step_teacher_loss_sup_vjp_3(scratch + 492960 /* t226 */, scratch + 492928 /* t225 */, scratch + 493696 /* t33 */);
-    step_teacher_loss_sup_vjp_4(scratch + 487488 /* t229 */, scratch + 492960 /* t226 */, scratch + 492608 /* t32 */, scratch + 487168 /* t223 */);
-    step_teacher_dense3_vjp(scratch + 487168 /* t230 */, scratch + 487488 /* t229 */);
-    step_teacher_dense3_vjp_2(scratch + 487184 /* t231 */, scratch + 485888 /* t222 */);
-    step_teacher_dense3_vjp_3(scratch + 487200 /* t232 */, scratch + 487168 /* t230 */, scratch + 487184 /* t231 */);
-    step_teacher_dense3_vjp_4(scratch + 483328 /* t238 */, scratch + 442368 /* t237 */, scratch + 485888 /* t222 */);
-    step_teacher_dense3_vjp_5(scratch + 475136 /* t241 */, scratch + 487488 /* t229 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 401408 /* t235 */);
-    step_teacher_dense3_vjp_6(scratch + 200704 /* t243 */, scratch + 485888 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 442368 /* t237 */);
-    step_teacher_dense1_vjp(scratch + 485888 /* t244 */, scratch + 475136 /* t241 */);
-    step_teacher_dense1_vjp_2(scratch + 486144 /* t245 */, scratch + 200704 /* t243 */);
-    step_teacher_dense1_vjp_3(scratch + 486400 /* t246 */, scratch + 485888 /* t244 */, scratch + 486144 /* t245 */);
-    step_teacher_dense1_vjp_4(scratch /* t248 */, io + 125440 /* t75 */, scratch + 200704 /* t243 */);
-    step_teacher_dense1_vjp_5(scratch + 200704 /* t252 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 475136 /* t241 */, scratch /* t248 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 486400 /* t246 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_vjp_7(scratch + 475136 /* t270 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 401408 /* t235 */, scratch + 487488 /* t229 */, scratch + 483328 /* t238 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 487200 /* t232 */, io + 226112 /* in_lr_teacher */);
+    step_student_dense3_fwd_2(scratch + 880384 /* t161 */, scratch + 200704 /* t158 */, state + 404496 /* t142 */, state + 407056 /* t151 */);
+    step_student_loss_l_fwd(scratch + 882560 /* t162 */, scratch + 880384 /* t161 */);
+    step_student_loss_l_fwd_2(scratch + 880704 /* t164 */, scratch + 881024 /* t165 */, scratch + 880384 /* t161 */, scratch + 882560 /* t162 */);
+    step_student_loss_l_fwd_3(scratch + 882560 /* t166 */, scratch + 881024 /* t165 */);
+    step_student_loss_l_fwd_4(scratch + 882592 /* t167 */, scratch + 882560 /* t166 */);
+    step_student_loss_l_fwd_5(scratch + 882624 /* t171 */, scratch + 880704 /* t164 */, scratch + 882592 /* t167 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd_6(io + 226240 /* t172 */, scratch + 882624 /* t171 */);
+    step_student_loss_l_vjp(scratch + 881344 /* t174 */, io + 225792 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 882592 /* t176 */, scratch + 881344 /* t174 */);
+    step_student_loss_l_vjp_3(scratch + 882624 /* t177 */, scratch + 882592 /* t176 */, scratch + 882560 /* t166 */);
+    step_student_loss_l_vjp_4(scratch + 880384 /* t180 */, scratch + 882624 /* t177 */, scratch + 881024 /* t165 */, scratch + 881344 /* t174 */);
+    step_student_dense3_vjp_4(scratch + 893520 /* t181 */, scratch + 880384 /* t180 */);
+    step_student_dense3_vjp_5(scratch + 887296 /* t183 */, scratch + 200704 /* t158 */, scratch + 880384 /* t180 */);
+    step_student_dense3_vjp_6(scratch + 401408 /* t185 */, scratch + 880384 /* t180 */, state + 404496 /* t142 */, scratch + 200704 /* t158 */);
+    step_student_dense1_vjp_3(scratch + 892992 /* t186 */, scratch + 401408 /* t185 */);
+    step_student_dense1_vjp_4(scratch + 200704 /* t187 */, io /* in_x */, scratch + 401408 /* t185 */);
+    step_teacher_feedback_fwd(scratch + 882560 /* t189 */, scratch + 200704 /* t187 */, scratch /* t109 */);
+    step_teacher_feedback_fwd_2(scratch + 882576 /* t191 */, scratch + 892992 /* t186 */, scratch + 892736 /* t108 */);
+    step_teacher_feedback_fwd_3(scratch + 882592 /* t194 */, scratch + 887296 /* t183 */, scratch + 884736 /* t105 */);
+    step_teacher_feedback_fwd_4(scratch + 882608 /* t197 */, scratch + 893520 /* t181 */, scratch + 893504 /* t103 */);
+    step_teacher_feedback_fwd_5(scratch + 893536 /* t198 */, io + 226256 /* t199 */, scratch + 882624 /* t201 */, scratch + 882560 /* t189 */, scratch + 882576 /* t191 */, scratch + 882592 /* t194 */, scratch + 882608 /* t197 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 880384 /* t203 */, scratch + 882624 /* t201 */, scratch + 879104 /* t72 */);
+    step_teacher_feedback_vjp_2(scratch + 879104 /* t205 */, scratch + 880384 /* t203 */);
+    step_teacher_feedback_vjp_3(scratch + 882560 /* t206 */, scratch + 879104 /* t205 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_vjp(scratch + 893248 /* t210 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 882688 /* t213 */, scratch + 893248 /* t210 */, scratch + 882304 /* t54 */);
+    step_teacher_loss_uda_vjp_3(scratch + 879104 /* t215 */, scratch + 882688 /* t213 */, scratch + 876544 /* t51 */);
+    step_teacher_loss_uda_vjp_4(scratch + 882304 /* t217 */, scratch + 879104 /* t215 */);
+    step_teacher_loss_uda_vjp_5(scratch + 876544 /* t218 */, scratch + 882304 /* t217 */, scratch + 882432 /* t59 */);
+    step_teacher_loss_uda_vjp_6(scratch + 634880 /* t222 */, scratch + 882560 /* t206 */, scratch + 877824 /* t58 */, scratch + 880384 /* t203 */, scratch + 876544 /* t218 */, scratch + 879104 /* t215 */);
+    step_teacher_loss_sup_vjp(scratch + 882304 /* t223 */, scratch + 881664 /* t28 */);
+    step_teacher_loss_sup_vjp_2(scratch + 882624 /* t225 */, scratch + 882304 /* t223 */);
+    step_teacher_loss_sup_vjp_3(scratch + 882656 /* t226 */, scratch + 882624 /* t225 */, scratch + 882816 /* t33 */);
+    step_teacher_loss_sup_vjp_4(scratch + 892416 /* t229 */, scratch + 882656 /* t226 */, scratch + 881984 /* t32 */, scratch + 882304 /* t223 */);
+    step_teacher_dense3_vjp(scratch + 893248 /* t230 */, scratch + 892416 /* t229 */);
+    step_teacher_dense3_vjp_2(scratch + 893264 /* t231 */, scratch + 634880 /* t222 */);
+    step_teacher_dense3_vjp_3(scratch + 893552 /* t232 */, scratch + 893248 /* t230 */, scratch + 893264 /* t231 */);
+    step_teacher_dense3_vjp_4(scratch + 889856 /* t238 */, scratch + 843776 /* t237 */, scratch + 634880 /* t222 */);
+    step_teacher_dense3_vjp_5(scratch + 876544 /* t241 */, scratch + 892416 /* t229 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */);
+    step_teacher_dense3_vjp_6(scratch + 602112 /* t243 */, scratch + 634880 /* t222 */, state + 200960 /* in_teacher_dense3_weight */, scratch + 843776 /* t237 */);
+    step_teacher_dense1_vjp(scratch + 634880 /* t244 */, scratch + 876544 /* t241 */);
+    step_teacher_dense1_vjp_2(scratch + 635136 /* t245 */, scratch + 602112 /* t243 */);
+    step_teacher_dense1_vjp_3(scratch + 893248 /* t246 */, scratch + 634880 /* t244 */, scratch + 635136 /* t245 */);
+    step_teacher_dense1_vjp_4(scratch + 401408 /* t248 */, io + 125440 /* t75 */, scratch + 602112 /* t243 */);
+    step_teacher_dense1_vjp_5(scratch + 602112 /* t252 */, state + 407072 /* in_teacher_momentum_dense1_weight */, state /* in_teacher_dense1_weight */, io /* in_x */, scratch + 876544 /* t241 */, scratch + 401408 /* t248 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense1_update(state + 607776 /* in_teacher_momentum_dense1_bias */, state + 200704 /* in_teacher_dense1_bias */, scratch + 893248 /* t246 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_vjp_7(scratch + 876544 /* t270 */, state + 608032 /* in_teacher_momentum_dense3_weight */, state + 200960 /* in_teacher_dense3_weight */, scratch + 802816 /* t235 */, scratch + 892416 /* t229 */, scratch + 889856 /* t238 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense3_update(state + 610592 /* in_teacher_momentum_dense3_bias */, state + 203520 /* in_teacher_dense3_bias */, scratch + 893552 /* t232 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_6(scratch + 893248 /* t287 */, scratch + 200704 /* t187 */);
+    step_teacher_feedback_fwd_7(scratch + 893264 /* t289 */, scratch + 892992 /* t186 */);
+    step_teacher_feedback_fwd_8(scratch + 893280 /* t292 */, scratch + 887296 /* t183 */);
+    step_teacher_feedback_fwd_9(scratch + 893296 /* t295 */, scratch + 893520 /* t181 */);
+    step_teacher_feedback_fwd_10(io + 226272 /* t297 */, scratch + 893248 /* t287 */, scratch + 893264 /* t289 */, scratch + 893280 /* t292 */, scratch + 893296 /* t295 */);
+    step_teacher_feedback_fwd_11(scratch + 893520 /* t299 */, scratch /* t109 */);
+    step_teacher_feedback_fwd_12(scratch + 892992 /* t301 */, scratch + 892736 /* t108 */);
+    step_teacher_feedback_fwd_13(scratch + 893008 /* t304 */, scratch + 884736 /* t105 */);
+    step_teacher_feedback_fwd_14(scratch + 893024 /* t307 */, scratch + 893504 /* t103 */);
+    step_teacher_feedback_fwd_15(io + 226288 /* t309 */, io + 226304 /* t313 */, io + 226320 /* t314 */, scratch + 893520 /* t299 */, scratch + 892992 /* t301 */, scratch + 893008 /* t304 */, scratch + 893024 /* t307 */, io + 226272 /* t297 */, scratch + 893536 /* t198 */, io + 226256 /* t199 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 814144
-#define MPLC_STEP_IO_FLOATS 226272
+#define MPLC_STEP_IO_FLOATS 226336
 #define MPLC_SUPERVISED_IO_FLOATS 203296
-#define MPLC_SCRATCH_FLOATS 493760
+#define MPLC_SCRATCH_FLOATS 893568
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 16
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "eab87b1e26b7f8dadfa7a761033b0af9a9adf898f19d6524993b6692592d45cd"
+#define MPLC_MODEL_HASH "e5e8b23b06f7c97e5f81ff6d8b91accffb8ae6fa4ec14404d3c14c4a075c2c92"
 #define MPLC_MODEL_NAME "fashion_mlp"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

@@ -63,6 +63,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 227824, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 227840, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 227856, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 227872, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 227888, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 227904, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 227920, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1882,9 +1886,8 @@ static void step_teacher_feedback_fwd_8(float *restrict t291, const float *restr
  * %289 = add %286, %288 : []  // teacher/feedback fwd
  * %292 = add %289, %291 : []  // teacher/feedback fwd
  * %293 = mul %201, %292 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_9(float *restrict t293, const float *restrict in_lr_student, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291) {
+static void step_teacher_feedback_fwd_9(float *restrict t292, float *restrict t293, const float *restrict t271, const float *restrict t273, const float *restrict t276, const float *restrict t279, const float *restrict t282, const float *restrict t285, const float *restrict t288, const float *restrict t291, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 1; i++) {
-        const float v201 = in_lr_student[0] * 1.9f;
         const float v274 = t271[0] + t273[0];
         const float v277 = v274 + t276[0];
         const float v280 = v277 + t279[0];
@@ -1892,7 +1895,9 @@ static void step_teacher_feedback_fwd_9(float *restrict t293, const float *restr
         const float v286 = v283 + t285[0];
         const float v289 = v286 + t288[0];
         const float v292 = v289 + t291[0];
+        const float v201 = in_lr_student[0] * 1.9f;
         const float v293 = v201 * v292;
+        t292[i] = v292;
         t293[i] = v293;
     }
 }
@@ -2261,7 +2266,308 @@ static void step_teacher_dense2_update(float *restrict in_teacher_momentum_dense
     }
 }
 
-/* 111 kernels; scratch high-water mark 6647824 floats. */
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %379 = mul %269, %269 : [3,3,1,16]  // teacher/feedback fwd
+ * %380 = reduce_sum axes=[0, 1, 2, 3] %379 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t380, const float *restrict t269) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v379 = t269[i0 * 48 + i1 * 16 + i3] * t269[i0 * 48 + i1 * 16 + i3];
+                    sum += v379;
+                }
+            }
+        }
+    }
+    t380[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %381 = mul %267, %267 : [16]  // teacher/feedback fwd
+ * %382 = reduce_sum axes=[0] %381 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t382, const float *restrict t267) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v381 = t267[i0] * t267[i0];
+        sum += v381;
+    }
+    t382[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %384 = mul %261, %261 : [3,3,16,32]  // teacher/feedback fwd
+ * %385 = reduce_sum axes=[0, 1, 2, 3] %384 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t385, const float *restrict t261) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v384 = t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t261[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v384;
+                }
+            }
+        }
+    }
+    t385[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %387 = mul %258, %258 : [32]  // teacher/feedback fwd
+ * %388 = reduce_sum axes=[0] %387 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_16(float *restrict t388, const float *restrict t258) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v387 = t258[i0] * t258[i0];
+        sum += v387;
+    }
+    t388[0] = (float)sum;
+}
+
+/* reduce_sum [1568,128] axes=[0, 1]
+ * %390 = mul %252, %252 : [1568,128]  // teacher/feedback fwd
+ * %391 = reduce_sum axes=[0, 1] %390 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_17(float *restrict t391, const float *restrict t252) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1568; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v390 = t252[i0 * 128 + i1] * t252[i0 * 128 + i1];
+                sums[lane] += v390;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t391[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %393 = mul %250, %250 : [128]  // teacher/feedback fwd
+ * %394 = reduce_sum axes=[0] %393 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_18(float *restrict t394, const float *restrict t250) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v393 = t250[i0] * t250[i0];
+            sums[lane] += v393;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t394[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %396 = mul %247, %247 : [128,10]  // teacher/feedback fwd
+ * %397 = reduce_sum axes=[0, 1] %396 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_19(float *restrict t397, const float *restrict t247) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v396 = t247[i0 * 10 + i1] * t247[i0 * 10 + i1];
+            sum += v396;
+        }
+    }
+    t397[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %399 = mul %245, %245 : [10]  // teacher/feedback fwd
+ * %400 = reduce_sum axes=[0] %399 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_20(float *restrict t400, const float *restrict t245) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v399 = t245[i0] * t245[i0];
+        sum += v399;
+    }
+    t400[0] = (float)sum;
+}
+
+/* loop []
+ * %383 = add %380, %382 : []  // teacher/feedback fwd
+ * %386 = add %383, %385 : []  // teacher/feedback fwd
+ * %389 = add %386, %388 : []  // teacher/feedback fwd
+ * %392 = add %389, %391 : []  // teacher/feedback fwd
+ * %395 = add %392, %394 : []  // teacher/feedback fwd
+ * %398 = add %395, %397 : []  // teacher/feedback fwd
+ * %401 = add %398, %400 : []  // teacher/feedback fwd
+ * %402 = sqrt %401 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_21(float *restrict t402, const float *restrict t380, const float *restrict t382, const float *restrict t385, const float *restrict t388, const float *restrict t391, const float *restrict t394, const float *restrict t397, const float *restrict t400) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v383 = t380[0] + t382[0];
+        const float v386 = v383 + t385[0];
+        const float v389 = v386 + t388[0];
+        const float v392 = v389 + t391[0];
+        const float v395 = v392 + t394[0];
+        const float v398 = v395 + t397[0];
+        const float v401 = v398 + t400[0];
+        const float v402 = sqrtf(v401);
+        t402[i] = v402;
+    }
+}
+
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %403 = mul %115, %115 : [3,3,1,16]  // teacher/feedback fwd
+ * %404 = reduce_sum axes=[0, 1, 2, 3] %403 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_22(float *restrict t404, const float *restrict t115) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v403 = t115[i0 * 48 + i1 * 16 + i3] * t115[i0 * 48 + i1 * 16 + i3];
+                    sum += v403;
+                }
+            }
+        }
+    }
+    t404[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %405 = mul %113, %113 : [16]  // teacher/feedback fwd
+ * %406 = reduce_sum axes=[0] %405 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_23(float *restrict t406, const float *restrict t113) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v405 = t113[i0] * t113[i0];
+        sum += v405;
+    }
+    t406[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %408 = mul %107, %107 : [3,3,16,32]  // teacher/feedback fwd
+ * %409 = reduce_sum axes=[0, 1, 2, 3] %408 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_24(float *restrict t409, const float *restrict t107) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v408 = t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t107[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v408;
+                }
+            }
+        }
+    }
+    t409[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %411 = mul %104, %104 : [32]  // teacher/feedback fwd
+ * %412 = reduce_sum axes=[0] %411 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_25(float *restrict t412, const float *restrict t104) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v411 = t104[i0] * t104[i0];
+        sum += v411;
+    }
+    t412[0] = (float)sum;
+}
+
+/* reduce_sum [1568,128] axes=[0, 1]
+ * %414 = mul %98, %98 : [1568,128]  // teacher/feedback fwd
+ * %415 = reduce_sum axes=[0, 1] %414 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_26(float *restrict t415, const float *restrict t98) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1568; i0++) {
+        for (size_t i1s = 0; i1s < 128; i1s += 8) {
+            for (size_t lane = 0; lane < 8; lane++) {
+                const size_t i1 = i1s + lane;
+                const float v414 = t98[i0 * 128 + i1] * t98[i0 * 128 + i1];
+                sums[lane] += v414;
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t415[0] = (float)sum;
+}
+
+/* reduce_sum [128] axes=[0]
+ * %417 = mul %96, %96 : [128]  // teacher/feedback fwd
+ * %418 = reduce_sum axes=[0] %417 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_27(float *restrict t418, const float *restrict t96) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 128; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v417 = t96[i0] * t96[i0];
+            sums[lane] += v417;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t418[0] = (float)sum;
+}
+
+/* reduce_sum [128,10] axes=[0, 1]
+ * %420 = mul %93, %93 : [128,10]  // teacher/feedback fwd
+ * %421 = reduce_sum axes=[0, 1] %420 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_28(float *restrict t421, const float *restrict t93) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 128; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v420 = t93[i0 * 10 + i1] * t93[i0 * 10 + i1];
+            sum += v420;
+        }
+    }
+    t421[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %423 = mul %91, %91 : [10]  // teacher/feedback fwd
+ * %424 = reduce_sum axes=[0] %423 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_29(float *restrict t424, const float *restrict t91) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v423 = t91[i0] * t91[i0];
+        sum += v423;
+    }
+    t424[0] = (float)sum;
+}
+
+/* loop []
+ * %407 = add %404, %406 : []  // teacher/feedback fwd
+ * %410 = add %407, %409 : []  // teacher/feedback fwd
+ * %413 = add %410, %412 : []  // teacher/feedback fwd
+ * %416 = add %413, %415 : []  // teacher/feedback fwd
+ * %419 = add %416, %418 : []  // teacher/feedback fwd
+ * %422 = add %419, %421 : []  // teacher/feedback fwd
+ * %425 = add %422, %424 : []  // teacher/feedback fwd
+ * %426 = sqrt %425 : []  // teacher/feedback fwd
+ * %427 = mul %402, %426 : []  // teacher/feedback fwd
+ * %428 = constant 1e-30 : []  // teacher/feedback fwd
+ * %429 = max %427, %428 : []  // teacher/feedback fwd
+ * %430 = div %292, %429 : []  // teacher/feedback fwd
+ * %431 = step %293 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_30(float *restrict t426, float *restrict t430, float *restrict t431, const float *restrict t404, const float *restrict t406, const float *restrict t409, const float *restrict t412, const float *restrict t415, const float *restrict t418, const float *restrict t421, const float *restrict t424, const float *restrict t402, const float *restrict t292, const float *restrict t293) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v407 = t404[0] + t406[0];
+        const float v410 = v407 + t409[0];
+        const float v413 = v410 + t412[0];
+        const float v416 = v413 + t415[0];
+        const float v419 = v416 + t418[0];
+        const float v422 = v419 + t421[0];
+        const float v425 = v422 + t424[0];
+        const float v426 = sqrtf(v425);
+        const float v427 = t402[0] * v426;
+        const float v429 = v427 >= 1e-30f ? v427 : 1e-30f;
+        const float v430 = t292[0] / v429;
+        const float v431 = t293[0] > 0.0f ? 1.0f : 0.0f;
+        t426[i] = v426;
+        t430[i] = v430;
+        t431[i] = v431;
+    }
+}
+
+/* 129 kernels; scratch high-water mark 6647824 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch + 6627968 /* t21 */, io + 226176 /* in_teacher_x */, state /* in_teacher_dense0_weight */, state + 640 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 6642816 /* t24 */, scratch + 6627968 /* t21 */, state + 704 /* in_teacher_dense2_weight */, state + 1344 /* in_teacher_dense2_bias */);
@@ -2332,48 +2638,66 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense7_vjp_6(scratch + 3416704 /* t252 */, scratch + 3617408 /* t218 */, scratch + 3717760 /* t249 */);
     step_student_relu4_vjp_3(scratch + 3918464 /* t255 */, scratch + 3617408 /* t217 */, scratch + 3667584 /* t253 */);
     step_student_relu4_vjp_4(scratch + 3617408 /* t256 */, scratch + 3216000 /* t216 */, scratch + 3918464 /* t255 */);
-    step_student_conv3_vjp_4(scratch + 3923216 /* t258 */, scratch + 3617408 /* t257 */);
+    step_student_conv3_vjp_4(scratch + 3924624 /* t258 */, scratch + 3617408 /* t257 */);
     step_student_conv3_vjp_5(scratch + 3216000 /* t262 */, scratch + 3617408 /* t257 */, state + 1520 /* t211 */, scratch /* chunk */);
     step_student_conv3_vjp_6(scratch + 3918464 /* t260 */, scratch + 3818112 /* t209 */, scratch + 3617408 /* t257 */, scratch /* chunk */);
     step_student_relu1_vjp_3(scratch + 3316352 /* t264 */, scratch + 3818112 /* t209 */, scratch + 3216000 /* t262 */);
     step_student_relu1_vjp_4(scratch + 1130112 /* t265 */, scratch + 2814592 /* t208 */, scratch + 3316352 /* t264 */);
-    step_student_conv0_vjp_3(scratch + 3923248 /* t267 */, scratch + 1130112 /* t266 */);
-    step_student_conv0_vjp_4(scratch + 3923072 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 3923264 /* t271 */, scratch + 3923072 /* t269 */, scratch + 3969920 /* t115 */);
-    step_teacher_feedback_fwd_2(scratch + 3923072 /* t273 */, scratch + 3923248 /* t267 */, scratch + 3970192 /* t113 */);
-    step_teacher_feedback_fwd_3(scratch + 3923248 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
-    step_teacher_feedback_fwd_4(scratch + 3970192 /* t279 */, scratch + 3923216 /* t258 */, scratch + 6647776 /* t104 */);
-    step_teacher_feedback_fwd_5(scratch + 6647776 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
-    step_teacher_feedback_fwd_6(scratch + 6647792 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647616 /* t96 */);
-    step_teacher_feedback_fwd_7(scratch + 6647616 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
-    step_teacher_feedback_fwd_8(scratch + 6647632 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647808 /* t91 */);
-    step_teacher_feedback_fwd_9(io + 227856 /* t293 */, io + 226128 /* in_lr_student */, scratch + 3923264 /* t271 */, scratch + 3923072 /* t273 */, scratch + 3923248 /* t276 */, scratch + 3970192 /* t279 */, scratch + 6647776 /* t282 */, scratch + 6647792 /* t285 */, scratch + 6647616 /* t288 */, scratch + 6647632 /* t291 */);
-    step_teacher_feedback_fwd_10(scratch + 6645696 /* t294 */, scratch + 6643136 /* t26 */);
-    step_teacher_feedback_fwd_11(scratch + 6638208 /* t297 */, scratch + 6643136 /* t26 */, scratch + 6645696 /* t294 */);
-    step_teacher_feedback_fwd_12(scratch + 6645696 /* t298 */, scratch + 6638208 /* t297 */);
-    step_teacher_feedback_vjp(scratch + 6647616 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
-    step_teacher_feedback_vjp_2(scratch + 6639488 /* t302 */, scratch + 6647616 /* t300 */, scratch + 6644416 /* t44 */);
-    step_teacher_feedback_vjp_3(scratch + 6645824 /* t304 */, scratch + 6639488 /* t302 */);
-    step_teacher_feedback_vjp_4(scratch + 6645952 /* t305 */, scratch + 6645824 /* t304 */, scratch + 6645696 /* t298 */);
-    step_teacher_feedback_vjp_5(scratch + 10240 /* t308 */, scratch + 6645952 /* t305 */, scratch + 6638208 /* t297 */, scratch + 6639488 /* t302 */);
-    step_teacher_loss_sup_vjp(scratch + 6638208 /* t309 */, scratch + 6646976 /* t30 */);
-    step_teacher_loss_sup_vjp_2(scratch + 6647616 /* t311 */, scratch + 6638208 /* t309 */);
-    step_teacher_loss_sup_vjp_3(scratch + 6647648 /* t312 */, scratch + 6647616 /* t311 */, scratch + 6647744 /* t35 */);
-    step_teacher_loss_sup_vjp_4(scratch + 6638528 /* t315 */, scratch + 6647648 /* t312 */, scratch + 6647296 /* t34 */, scratch + 6638208 /* t309 */);
-    step_teacher_dense2_vjp(scratch + 6638208 /* t316 */, scratch + 6638528 /* t315 */);
-    step_teacher_dense2_vjp_2(scratch + 6638224 /* t317 */, scratch + 10240 /* t308 */);
-    step_teacher_dense2_vjp_3(scratch + 6638400 /* t318 */, scratch + 6638208 /* t316 */, scratch + 6638224 /* t317 */);
-    step_teacher_dense2_vjp_4(scratch + 11520 /* t324 */, scratch + 6630016 /* t323 */, scratch + 10240 /* t308 */);
-    step_teacher_dense2_vjp_5(scratch + 8192 /* t327 */, scratch + 6638528 /* t315 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */);
-    step_teacher_dense2_vjp_6(scratch /* t329 */, scratch + 10240 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t323 */);
-    step_teacher_dense0_vjp(scratch + 6638208 /* t330 */, scratch + 8192 /* t327 */);
-    step_teacher_dense0_vjp_2(scratch + 6638272 /* t331 */, scratch /* t329 */);
-    step_teacher_dense0_vjp_3(scratch + 6638336 /* t332 */, scratch + 6638208 /* t330 */, scratch + 6638272 /* t331 */);
-    step_teacher_dense0_vjp_4(scratch + 10240 /* t336 */, io + 226496 /* t335 */, scratch /* t329 */);
-    step_teacher_dense0_vjp_5(scratch + 10880 /* t341 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 8192 /* t327 */, scratch + 10240 /* t336 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6638336 /* t332 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_vjp_7(scratch /* t362 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */, scratch + 6638528 /* t315 */, scratch + 11520 /* t324 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 6638400 /* t318 */, io + 226112 /* in_lr_teacher */);
+    step_student_conv0_vjp_3(scratch + 3924656 /* t267 */, scratch + 1130112 /* t266 */);
+    step_student_conv0_vjp_4(scratch + 3924352 /* t268 */, io /* in_x */, scratch + 1130112 /* t266 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 3924496 /* t271 */, scratch + 3924352 /* t269 */, scratch + 3969920 /* t115 */);
+    step_teacher_feedback_fwd_2(scratch + 3924512 /* t273 */, scratch + 3924656 /* t267 */, scratch + 3970192 /* t113 */);
+    step_teacher_feedback_fwd_3(scratch + 3924528 /* t276 */, scratch + 3918464 /* t261 */, scratch + 6638208 /* t107 */);
+    step_teacher_feedback_fwd_4(scratch + 3924544 /* t279 */, scratch + 3924624 /* t258 */, scratch + 6647776 /* t104 */);
+    step_teacher_feedback_fwd_5(scratch + 3924560 /* t282 */, scratch + 3416704 /* t252 */, scratch + 6427264 /* t98 */);
+    step_teacher_feedback_fwd_6(scratch + 3924576 /* t285 */, scratch + 3970064 /* t250 */, scratch + 6647616 /* t96 */);
+    step_teacher_feedback_fwd_7(scratch + 3924592 /* t288 */, scratch + 3968640 /* t247 */, scratch + 6645696 /* t93 */);
+    step_teacher_feedback_fwd_8(scratch + 3924608 /* t291 */, scratch + 3970208 /* t245 */, scratch + 6647808 /* t91 */);
+    step_teacher_feedback_fwd_9(scratch + 3924672 /* t292 */, io + 227856 /* t293 */, scratch + 3924496 /* t271 */, scratch + 3924512 /* t273 */, scratch + 3924528 /* t276 */, scratch + 3924544 /* t279 */, scratch + 3924560 /* t282 */, scratch + 3924576 /* t285 */, scratch + 3924592 /* t288 */, scratch + 3924608 /* t291 */, io + 226128 /* in_lr_student */);
+    step_teacher_feedback_fwd_10(scratch + 3924496 /* t294 */, scratch + 6643136 /* t26 */);
+    step_teacher_feedback_fwd_11(scratch + 3923072 /* t297 */, scratch + 6643136 /* t26 */, scratch + 3924496 /* t294 */);
+    step_teacher_feedback_fwd_12(scratch + 6644096 /* t298 */, scratch + 3923072 /* t297 */);
+    step_teacher_feedback_vjp(scratch + 3924496 /* t300 */, io + 226160 /* in_feedback_scale */, io + 227856 /* t293 */);
+    step_teacher_feedback_vjp_2(scratch + 6642816 /* t302 */, scratch + 3924496 /* t300 */, scratch + 6644416 /* t44 */);
+    step_teacher_feedback_vjp_3(scratch + 6644224 /* t304 */, scratch + 6642816 /* t302 */);
+    step_teacher_feedback_vjp_4(scratch + 6645376 /* t305 */, scratch + 6644224 /* t304 */, scratch + 6644096 /* t298 */);
+    step_teacher_feedback_vjp_5(scratch + 6644096 /* t308 */, scratch + 6645376 /* t305 */, scratch + 3923072 /* t297 */, scratch + 6642816 /* t302 */);
+    step_teacher_loss_sup_vjp(scratch + 6645376 /* t309 */, scratch + 6646976 /* t30 */);
+    step_teacher_loss_sup_vjp_2(scratch + 3924496 /* t311 */, scratch + 6645376 /* t309 */);
+    step_teacher_loss_sup_vjp_3(scratch + 3924528 /* t312 */, scratch + 3924496 /* t311 */, scratch + 6647744 /* t35 */);
+    step_teacher_loss_sup_vjp_4(scratch + 6646976 /* t315 */, scratch + 3924528 /* t312 */, scratch + 6647296 /* t34 */, scratch + 6645376 /* t309 */);
+    step_teacher_dense2_vjp(scratch + 6647744 /* t316 */, scratch + 6646976 /* t315 */);
+    step_teacher_dense2_vjp_2(scratch + 6647760 /* t317 */, scratch + 6644096 /* t308 */);
+    step_teacher_dense2_vjp_3(scratch + 3924496 /* t318 */, scratch + 6647744 /* t316 */, scratch + 6647760 /* t317 */);
+    step_teacher_dense2_vjp_4(scratch + 6642816 /* t324 */, scratch + 6630016 /* t323 */, scratch + 6644096 /* t308 */);
+    step_teacher_dense2_vjp_5(scratch + 3625600 /* t327 */, scratch + 6646976 /* t315 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */);
+    step_teacher_dense2_vjp_6(scratch + 3617408 /* t329 */, scratch + 6644096 /* t308 */, state + 704 /* in_teacher_dense2_weight */, scratch + 6630016 /* t323 */);
+    step_teacher_dense0_vjp(scratch + 6647296 /* t330 */, scratch + 3625600 /* t327 */);
+    step_teacher_dense0_vjp_2(scratch + 6647360 /* t331 */, scratch + 3617408 /* t329 */);
+    step_teacher_dense0_vjp_3(scratch + 6647424 /* t332 */, scratch + 6647296 /* t330 */, scratch + 6647360 /* t331 */);
+    step_teacher_dense0_vjp_4(scratch + 6643456 /* t336 */, io + 226496 /* t335 */, scratch + 3617408 /* t329 */);
+    step_teacher_dense0_vjp_5(scratch + 6644096 /* t341 */, state + 208288 /* in_teacher_momentum_dense0_weight */, state /* in_teacher_dense0_weight */, io + 226176 /* in_teacher_x */, scratch + 3625600 /* t327 */, scratch + 6643456 /* t336 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 208928 /* in_teacher_momentum_dense0_bias */, state + 640 /* in_teacher_dense0_bias */, scratch + 6647424 /* t332 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_vjp_7(scratch + 6643456 /* t362 */, state + 208992 /* in_teacher_momentum_dense2_weight */, state + 704 /* in_teacher_dense2_weight */, scratch + 6627968 /* t321 */, scratch + 6646976 /* t315 */, scratch + 6642816 /* t324 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 209632 /* in_teacher_momentum_dense2_bias */, state + 1344 /* in_teacher_dense2_bias */, scratch + 3924496 /* t318 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_13(scratch + 6647744 /* t380 */, scratch + 3924352 /* t269 */);
+    step_teacher_feedback_fwd_14(scratch + 6647760 /* t382 */, scratch + 3924656 /* t267 */);
+    step_teacher_feedback_fwd_15(scratch + 3924656 /* t385 */, scratch + 3918464 /* t261 */);
+    step_teacher_feedback_fwd_16(scratch + 6646976 /* t388 */, scratch + 3924624 /* t258 */);
+    step_teacher_feedback_fwd_17(scratch + 6646992 /* t391 */, scratch + 3416704 /* t252 */);
+    step_teacher_feedback_fwd_18(scratch + 6647008 /* t394 */, scratch + 3970064 /* t250 */);
+    step_teacher_feedback_fwd_19(scratch + 3970064 /* t397 */, scratch + 3968640 /* t247 */);
+    step_teacher_feedback_fwd_20(scratch + 3970080 /* t400 */, scratch + 3970208 /* t245 */);
+    step_teacher_feedback_fwd_21(io + 227872 /* t402 */, scratch + 6647744 /* t380 */, scratch + 6647760 /* t382 */, scratch + 3924656 /* t385 */, scratch + 6646976 /* t388 */, scratch + 6646992 /* t391 */, scratch + 6647008 /* t394 */, scratch + 3970064 /* t397 */, scratch + 3970080 /* t400 */);
+    step_teacher_feedback_fwd_22(scratch + 6647744 /* t404 */, scratch + 3969920 /* t115 */);
+    step_teacher_feedback_fwd_23(scratch + 6647760 /* t406 */, scratch + 3970192 /* t113 */);
+    step_teacher_feedback_fwd_24(scratch + 6646976 /* t409 */, scratch + 6638208 /* t107 */);
+    step_teacher_feedback_fwd_25(scratch + 6646992 /* t412 */, scratch + 6647776 /* t104 */);
+    step_teacher_feedback_fwd_26(scratch + 6647776 /* t415 */, scratch + 6427264 /* t98 */);
+    step_teacher_feedback_fwd_27(scratch + 6647792 /* t418 */, scratch + 6647616 /* t96 */);
+    step_teacher_feedback_fwd_28(scratch + 6647008 /* t421 */, scratch + 6645696 /* t93 */);
+    step_teacher_feedback_fwd_29(scratch + 6647024 /* t424 */, scratch + 6647808 /* t91 */);
+    step_teacher_feedback_fwd_30(io + 227888 /* t426 */, io + 227904 /* t430 */, io + 227920 /* t431 */, scratch + 6647744 /* t404 */, scratch + 6647760 /* t406 */, scratch + 6646976 /* t409 */, scratch + 6646992 /* t412 */, scratch + 6647776 /* t415 */, scratch + 6647792 /* t418 */, scratch + 6647008 /* t421 */, scratch + 6647024 /* t424 */, io + 227872 /* t402 */, scratch + 3924672 /* t292 */, io + 227856 /* t293 */);
     /* Results computed elsewhere (in scratch, or shared with another result), copied into place. */
     memcpy(io + 227808, io + 227792, 1 * sizeof(float)); /* result "mask_rate" */
 }

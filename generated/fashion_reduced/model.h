@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 416576
-#define MPLC_STEP_IO_FLOATS 227872
+#define MPLC_STEP_IO_FLOATS 227936
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 10477360
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "1369c92ee7096871db9dea463dfd1079ba2ae783852e2fc38d444629fad6a5a7"
+#define MPLC_MODEL_HASH "00eb6735a734709b57c5320abf0ac4ba3bc00d848f757bfd9ca4bd278dae66ac"
 #define MPLC_MODEL_NAME "fashion_reduced"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

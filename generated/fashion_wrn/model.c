@@ -195,6 +195,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 244656, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 244672, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 244688, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 244704, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 244720, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 244736, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 244752, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -10267,16 +10271,25 @@ static void step_student_bn10_vjp_13(float *restrict t1443, const float *restric
     mplc_parallel(step_student_bn10_vjp_13_part, &(step_student_bn10_vjp_13_pointers){t1443, t1439, t1384});
 }
 
+/* loop [64]
+ * %1445 = mul %1443, %1391 : [64]  // student/bn10 vjp */
+static void step_student_bn10_vjp_14(float *restrict t1445, const float *restrict t1443, const float *restrict t1391) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v1445 = t1443[i] * t1391[i];
+        t1445[i] = v1445;
+    }
+}
+
 /* reduce_sum [512,64] axes=[0] split
  * %1446 = neg %1441 : [512,64]  // student/bn10 vjp
  * %1447 = reduce_sum axes=[0] %1446 : [64]  // student/bn10 vjp */
 typedef struct {
     float *t1447;
     const float *t1441;
-} step_student_bn10_vjp_14_pointers;
+} step_student_bn10_vjp_15_pointers;
 
-static void step_student_bn10_vjp_14_part(void *context, int part, int parts) {
-    const step_student_bn10_vjp_14_pointers *p = context;
+static void step_student_bn10_vjp_15_part(void *context, int part, int parts) {
+    const step_student_bn10_vjp_15_pointers *p = context;
     float *restrict t1447 = p->t1447;
     const float *restrict t1441 = p->t1441;
     size_t lo, hi;
@@ -10290,8 +10303,8 @@ static void step_student_bn10_vjp_14_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn10_vjp_14(float *restrict t1447, const float *restrict t1441) {
-    mplc_parallel(step_student_bn10_vjp_14_part, &(step_student_bn10_vjp_14_pointers){t1447, t1441});
+static void step_student_bn10_vjp_15(float *restrict t1447, const float *restrict t1441) {
+    mplc_parallel(step_student_bn10_vjp_15_part, &(step_student_bn10_vjp_15_pointers){t1447, t1441});
 }
 
 /* loop [64]
@@ -10302,7 +10315,7 @@ static void step_student_bn10_vjp_14(float *restrict t1447, const float *restric
  * %1449 = mul %1448, %297 : [64]  // student/bn10 vjp
  * %1450 = div %1449, %1388 : [64]  // student/bn10 vjp
  * %1451 = mul %1450, %1349 : [64]  // student/bn10 vjp */
-static void step_student_bn10_vjp_15(float *restrict t1451, const float *restrict t1443, const float *restrict t1178, const float *restrict t1391, const float *restrict t1388) {
+static void step_student_bn10_vjp_16(float *restrict t1451, const float *restrict t1443, const float *restrict t1178, const float *restrict t1391, const float *restrict t1388) {
     for (size_t i = 0; i < 64; i++) {
         const float v1444 = t1443[i] * t1178[i];
         const float v1448 = v1444 * t1391[i];
@@ -10321,10 +10334,10 @@ typedef struct {
     float *t1454;
     const float *t1451;
     const float *t1384;
-} step_student_bn10_vjp_16_pointers;
+} step_student_bn10_vjp_17_pointers;
 
-static void step_student_bn10_vjp_16_part(void *context, int part, int parts) {
-    const step_student_bn10_vjp_16_pointers *p = context;
+static void step_student_bn10_vjp_17_part(void *context, int part, int parts) {
+    const step_student_bn10_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1454 = p->t1454;
@@ -10342,8 +10355,8 @@ static void step_student_bn10_vjp_16_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn10_vjp_16(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
-    mplc_parallel(step_student_bn10_vjp_16_part, &(step_student_bn10_vjp_16_pointers){t1454, t1451, t1384});
+static void step_student_bn10_vjp_17(float *restrict t1454, const float *restrict t1451, const float *restrict t1384) {
+    mplc_parallel(step_student_bn10_vjp_17_part, &(step_student_bn10_vjp_17_pointers){t1454, t1451, t1384});
 }
 
 /* reduce_sum [512,64] axes=[0] split
@@ -10352,10 +10365,10 @@ static void step_student_bn10_vjp_16(float *restrict t1454, const float *restric
 typedef struct {
     float *t1457;
     const float *t1454;
-} step_student_bn10_vjp_17_pointers;
+} step_student_bn10_vjp_18_pointers;
 
-static void step_student_bn10_vjp_17_part(void *context, int part, int parts) {
-    const step_student_bn10_vjp_17_pointers *p = context;
+static void step_student_bn10_vjp_18_part(void *context, int part, int parts) {
+    const step_student_bn10_vjp_18_pointers *p = context;
     float *restrict t1457 = p->t1457;
     const float *restrict t1454 = p->t1454;
     size_t lo, hi;
@@ -10369,15 +10382,15 @@ static void step_student_bn10_vjp_17_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn10_vjp_17(float *restrict t1457, const float *restrict t1454) {
-    mplc_parallel(step_student_bn10_vjp_17_part, &(step_student_bn10_vjp_17_pointers){t1457, t1454});
+static void step_student_bn10_vjp_18(float *restrict t1457, const float *restrict t1454) {
+    mplc_parallel(step_student_bn10_vjp_18_part, &(step_student_bn10_vjp_18_pointers){t1457, t1454});
 }
 
 /* loop [64]
  * %1349 = constant 0.001953125 : [64]  // student/res9/bn1 fwd
  * %1458 = add %1447, %1457 : [64]  // student/bn10 vjp
  * %1459 = mul %1458, %1349 : [64]  // student/bn10 vjp */
-static void step_student_bn10_vjp_18(float *restrict t1459, const float *restrict t1447, const float *restrict t1457) {
+static void step_student_bn10_vjp_19(float *restrict t1459, const float *restrict t1447, const float *restrict t1457) {
     for (size_t i = 0; i < 64; i++) {
         const float v1458 = t1447[i] + t1457[i];
         const float v1459 = v1458 * 0.001953125f;
@@ -10394,10 +10407,10 @@ typedef struct {
     const float *t1441;
     const float *t1454;
     const float *t1459;
-} step_student_bn10_vjp_19_pointers;
+} step_student_bn10_vjp_20_pointers;
 
-static void step_student_bn10_vjp_19_part(void *context, int part, int parts) {
-    const step_student_bn10_vjp_19_pointers *p = context;
+static void step_student_bn10_vjp_20_part(void *context, int part, int parts) {
+    const step_student_bn10_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1461 = p->t1461;
@@ -10416,8 +10429,8 @@ static void step_student_bn10_vjp_19_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn10_vjp_19(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
-    mplc_parallel(step_student_bn10_vjp_19_part, &(step_student_bn10_vjp_19_pointers){t1461, t1441, t1454, t1459});
+static void step_student_bn10_vjp_20(float *restrict t1461, const float *restrict t1441, const float *restrict t1454, const float *restrict t1459) {
+    mplc_parallel(step_student_bn10_vjp_20_part, &(step_student_bn10_vjp_20_pointers){t1461, t1441, t1454, t1459});
 }
 
 /* gemm blas-into-col2im m=512 n=32 k=64 tB chunk=32 split
@@ -10710,16 +10723,25 @@ static void step_student_res9_bn1_vjp_13(float *restrict t1481, const float *res
     mplc_parallel(step_student_res9_bn1_vjp_13_part, &(step_student_res9_bn1_vjp_13_pointers){t1481, t1477, t1352});
 }
 
+/* loop [64]
+ * %1483 = mul %1481, %1359 : [64]  // student/res9/bn1 vjp */
+static void step_student_res9_bn1_vjp_14(float *restrict t1483, const float *restrict t1481, const float *restrict t1359) {
+    for (size_t i = 0; i < 64; i++) {
+        const float v1483 = t1481[i] * t1359[i];
+        t1483[i] = v1483;
+    }
+}
+
 /* reduce_sum [512,64] axes=[0] split
  * %1484 = neg %1479 : [512,64]  // student/res9/bn1 vjp
  * %1485 = reduce_sum axes=[0] %1484 : [64]  // student/res9/bn1 vjp */
 typedef struct {
     float *t1485;
     const float *t1479;
-} step_student_res9_bn1_vjp_14_pointers;
+} step_student_res9_bn1_vjp_15_pointers;
 
-static void step_student_res9_bn1_vjp_14_part(void *context, int part, int parts) {
-    const step_student_res9_bn1_vjp_14_pointers *p = context;
+static void step_student_res9_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_student_res9_bn1_vjp_15_pointers *p = context;
     float *restrict t1485 = p->t1485;
     const float *restrict t1479 = p->t1479;
     size_t lo, hi;
@@ -10733,8 +10755,8 @@ static void step_student_res9_bn1_vjp_14_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res9_bn1_vjp_14(float *restrict t1485, const float *restrict t1479) {
-    mplc_parallel(step_student_res9_bn1_vjp_14_part, &(step_student_res9_bn1_vjp_14_pointers){t1485, t1479});
+static void step_student_res9_bn1_vjp_15(float *restrict t1485, const float *restrict t1479) {
+    mplc_parallel(step_student_res9_bn1_vjp_15_part, &(step_student_res9_bn1_vjp_15_pointers){t1485, t1479});
 }
 
 /* loop [64]
@@ -10745,7 +10767,7 @@ static void step_student_res9_bn1_vjp_14(float *restrict t1485, const float *res
  * %1487 = mul %1486, %297 : [64]  // student/res9/bn1 vjp
  * %1488 = div %1487, %1356 : [64]  // student/res9/bn1 vjp
  * %1489 = mul %1488, %1349 : [64]  // student/res9/bn1 vjp */
-static void step_student_res9_bn1_vjp_15(float *restrict t1489, const float *restrict t1481, const float *restrict t1133, const float *restrict t1359, const float *restrict t1356) {
+static void step_student_res9_bn1_vjp_16(float *restrict t1489, const float *restrict t1481, const float *restrict t1133, const float *restrict t1359, const float *restrict t1356) {
     for (size_t i = 0; i < 64; i++) {
         const float v1482 = t1481[i] * t1133[i];
         const float v1486 = v1482 * t1359[i];
@@ -10764,10 +10786,10 @@ typedef struct {
     float *t1492;
     const float *t1489;
     const float *t1352;
-} step_student_res9_bn1_vjp_16_pointers;
+} step_student_res9_bn1_vjp_17_pointers;
 
-static void step_student_res9_bn1_vjp_16_part(void *context, int part, int parts) {
-    const step_student_res9_bn1_vjp_16_pointers *p = context;
+static void step_student_res9_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_student_res9_bn1_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1492 = p->t1492;
@@ -10785,8 +10807,8 @@ static void step_student_res9_bn1_vjp_16_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res9_bn1_vjp_16(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
-    mplc_parallel(step_student_res9_bn1_vjp_16_part, &(step_student_res9_bn1_vjp_16_pointers){t1492, t1489, t1352});
+static void step_student_res9_bn1_vjp_17(float *restrict t1492, const float *restrict t1489, const float *restrict t1352) {
+    mplc_parallel(step_student_res9_bn1_vjp_17_part, &(step_student_res9_bn1_vjp_17_pointers){t1492, t1489, t1352});
 }
 
 /* reduce_sum [512,64] axes=[0] split
@@ -10795,10 +10817,10 @@ static void step_student_res9_bn1_vjp_16(float *restrict t1492, const float *res
 typedef struct {
     float *t1495;
     const float *t1492;
-} step_student_res9_bn1_vjp_17_pointers;
+} step_student_res9_bn1_vjp_18_pointers;
 
-static void step_student_res9_bn1_vjp_17_part(void *context, int part, int parts) {
-    const step_student_res9_bn1_vjp_17_pointers *p = context;
+static void step_student_res9_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_student_res9_bn1_vjp_18_pointers *p = context;
     float *restrict t1495 = p->t1495;
     const float *restrict t1492 = p->t1492;
     size_t lo, hi;
@@ -10812,15 +10834,15 @@ static void step_student_res9_bn1_vjp_17_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res9_bn1_vjp_17(float *restrict t1495, const float *restrict t1492) {
-    mplc_parallel(step_student_res9_bn1_vjp_17_part, &(step_student_res9_bn1_vjp_17_pointers){t1495, t1492});
+static void step_student_res9_bn1_vjp_18(float *restrict t1495, const float *restrict t1492) {
+    mplc_parallel(step_student_res9_bn1_vjp_18_part, &(step_student_res9_bn1_vjp_18_pointers){t1495, t1492});
 }
 
 /* loop [64]
  * %1349 = constant 0.001953125 : [64]  // student/res9/bn1 fwd
  * %1496 = add %1485, %1495 : [64]  // student/res9/bn1 vjp
  * %1497 = mul %1496, %1349 : [64]  // student/res9/bn1 vjp */
-static void step_student_res9_bn1_vjp_18(float *restrict t1497, const float *restrict t1485, const float *restrict t1495) {
+static void step_student_res9_bn1_vjp_19(float *restrict t1497, const float *restrict t1485, const float *restrict t1495) {
     for (size_t i = 0; i < 64; i++) {
         const float v1496 = t1485[i] + t1495[i];
         const float v1497 = v1496 * 0.001953125f;
@@ -10837,10 +10859,10 @@ typedef struct {
     const float *t1479;
     const float *t1492;
     const float *t1497;
-} step_student_res9_bn1_vjp_19_pointers;
+} step_student_res9_bn1_vjp_20_pointers;
 
-static void step_student_res9_bn1_vjp_19_part(void *context, int part, int parts) {
-    const step_student_res9_bn1_vjp_19_pointers *p = context;
+static void step_student_res9_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_student_res9_bn1_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1499 = p->t1499;
@@ -10859,8 +10881,8 @@ static void step_student_res9_bn1_vjp_19_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res9_bn1_vjp_19(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
-    mplc_parallel(step_student_res9_bn1_vjp_19_part, &(step_student_res9_bn1_vjp_19_pointers){t1499, t1479, t1492, t1497});
+static void step_student_res9_bn1_vjp_20(float *restrict t1499, const float *restrict t1479, const float *restrict t1492, const float *restrict t1497) {
+    mplc_parallel(step_student_res9_bn1_vjp_20_part, &(step_student_res9_bn1_vjp_20_pointers){t1499, t1479, t1492, t1497});
 }
 
 /* reduce_sum [512,64] axes=[0] split
@@ -11087,16 +11109,25 @@ static void step_student_bn7_vjp_13(float *restrict t1517, const float *restrict
     mplc_parallel(step_student_bn7_vjp_13_part, &(step_student_bn7_vjp_13_pointers){t1517, t1513, t1327});
 }
 
+/* loop [32]
+ * %1519 = mul %1517, %1334 : [32]  // student/bn7 vjp */
+static void step_student_bn7_vjp_14(float *restrict t1519, const float *restrict t1517, const float *restrict t1334) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v1519 = t1517[i] * t1334[i];
+        t1519[i] = v1519;
+    }
+}
+
 /* reduce_sum [1568,32] axes=[0] split
  * %1520 = neg %1515 : [1568,32]  // student/bn7 vjp
  * %1521 = reduce_sum axes=[0] %1520 : [32]  // student/bn7 vjp */
 typedef struct {
     float *t1521;
     const float *t1515;
-} step_student_bn7_vjp_14_pointers;
+} step_student_bn7_vjp_15_pointers;
 
-static void step_student_bn7_vjp_14_part(void *context, int part, int parts) {
-    const step_student_bn7_vjp_14_pointers *p = context;
+static void step_student_bn7_vjp_15_part(void *context, int part, int parts) {
+    const step_student_bn7_vjp_15_pointers *p = context;
     float *restrict t1521 = p->t1521;
     const float *restrict t1515 = p->t1515;
     size_t lo, hi;
@@ -11110,8 +11141,8 @@ static void step_student_bn7_vjp_14_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn7_vjp_14(float *restrict t1521, const float *restrict t1515) {
-    mplc_parallel(step_student_bn7_vjp_14_part, &(step_student_bn7_vjp_14_pointers){t1521, t1515});
+static void step_student_bn7_vjp_15(float *restrict t1521, const float *restrict t1515) {
+    mplc_parallel(step_student_bn7_vjp_15_part, &(step_student_bn7_vjp_15_pointers){t1521, t1515});
 }
 
 /* loop [32]
@@ -11122,7 +11153,7 @@ static void step_student_bn7_vjp_14(float *restrict t1521, const float *restrict
  * %1523 = mul %1522, %223 : [32]  // student/bn7 vjp
  * %1524 = div %1523, %1331 : [32]  // student/bn7 vjp
  * %1525 = mul %1524, %1292 : [32]  // student/bn7 vjp */
-static void step_student_bn7_vjp_15(float *restrict t1525, const float *restrict t1517, const float *restrict t1098, const float *restrict t1334, const float *restrict t1331) {
+static void step_student_bn7_vjp_16(float *restrict t1525, const float *restrict t1517, const float *restrict t1098, const float *restrict t1334, const float *restrict t1331) {
     for (size_t i = 0; i < 32; i++) {
         const float v1518 = t1517[i] * t1098[i];
         const float v1522 = v1518 * t1334[i];
@@ -11141,10 +11172,10 @@ typedef struct {
     float *t1528;
     const float *t1525;
     const float *t1327;
-} step_student_bn7_vjp_16_pointers;
+} step_student_bn7_vjp_17_pointers;
 
-static void step_student_bn7_vjp_16_part(void *context, int part, int parts) {
-    const step_student_bn7_vjp_16_pointers *p = context;
+static void step_student_bn7_vjp_17_part(void *context, int part, int parts) {
+    const step_student_bn7_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1528 = p->t1528;
@@ -11162,8 +11193,8 @@ static void step_student_bn7_vjp_16_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn7_vjp_16(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
-    mplc_parallel(step_student_bn7_vjp_16_part, &(step_student_bn7_vjp_16_pointers){t1528, t1525, t1327});
+static void step_student_bn7_vjp_17(float *restrict t1528, const float *restrict t1525, const float *restrict t1327) {
+    mplc_parallel(step_student_bn7_vjp_17_part, &(step_student_bn7_vjp_17_pointers){t1528, t1525, t1327});
 }
 
 /* reduce_sum [1568,32] axes=[0] split
@@ -11172,10 +11203,10 @@ static void step_student_bn7_vjp_16(float *restrict t1528, const float *restrict
 typedef struct {
     float *t1531;
     const float *t1528;
-} step_student_bn7_vjp_17_pointers;
+} step_student_bn7_vjp_18_pointers;
 
-static void step_student_bn7_vjp_17_part(void *context, int part, int parts) {
-    const step_student_bn7_vjp_17_pointers *p = context;
+static void step_student_bn7_vjp_18_part(void *context, int part, int parts) {
+    const step_student_bn7_vjp_18_pointers *p = context;
     float *restrict t1531 = p->t1531;
     const float *restrict t1528 = p->t1528;
     size_t lo, hi;
@@ -11189,15 +11220,15 @@ static void step_student_bn7_vjp_17_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn7_vjp_17(float *restrict t1531, const float *restrict t1528) {
-    mplc_parallel(step_student_bn7_vjp_17_part, &(step_student_bn7_vjp_17_pointers){t1531, t1528});
+static void step_student_bn7_vjp_18(float *restrict t1531, const float *restrict t1528) {
+    mplc_parallel(step_student_bn7_vjp_18_part, &(step_student_bn7_vjp_18_pointers){t1531, t1528});
 }
 
 /* loop [32]
  * %1292 = constant 0.0006377551020408163 : [32]  // student/res6/bn1 fwd
  * %1532 = add %1521, %1531 : [32]  // student/bn7 vjp
  * %1533 = mul %1532, %1292 : [32]  // student/bn7 vjp */
-static void step_student_bn7_vjp_18(float *restrict t1533, const float *restrict t1521, const float *restrict t1531) {
+static void step_student_bn7_vjp_19(float *restrict t1533, const float *restrict t1521, const float *restrict t1531) {
     for (size_t i = 0; i < 32; i++) {
         const float v1532 = t1521[i] + t1531[i];
         const float v1533 = v1532 * 0.0006377551f;
@@ -11214,10 +11245,10 @@ typedef struct {
     const float *t1515;
     const float *t1528;
     const float *t1533;
-} step_student_bn7_vjp_19_pointers;
+} step_student_bn7_vjp_20_pointers;
 
-static void step_student_bn7_vjp_19_part(void *context, int part, int parts) {
-    const step_student_bn7_vjp_19_pointers *p = context;
+static void step_student_bn7_vjp_20_part(void *context, int part, int parts) {
+    const step_student_bn7_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1535 = p->t1535;
@@ -11236,8 +11267,8 @@ static void step_student_bn7_vjp_19_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn7_vjp_19(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
-    mplc_parallel(step_student_bn7_vjp_19_part, &(step_student_bn7_vjp_19_pointers){t1535, t1515, t1528, t1533});
+static void step_student_bn7_vjp_20(float *restrict t1535, const float *restrict t1515, const float *restrict t1528, const float *restrict t1533) {
+    mplc_parallel(step_student_bn7_vjp_20_part, &(step_student_bn7_vjp_20_pointers){t1535, t1515, t1528, t1533});
 }
 
 /* gemm blas-into-col2im m=1568 n=16 k=32 tB chunk=32 split
@@ -11546,16 +11577,25 @@ static void step_student_res6_bn1_vjp_13(float *restrict t1555, const float *res
     mplc_parallel(step_student_res6_bn1_vjp_13_part, &(step_student_res6_bn1_vjp_13_pointers){t1555, t1551, t1295});
 }
 
+/* loop [32]
+ * %1557 = mul %1555, %1302 : [32]  // student/res6/bn1 vjp */
+static void step_student_res6_bn1_vjp_14(float *restrict t1557, const float *restrict t1555, const float *restrict t1302) {
+    for (size_t i = 0; i < 32; i++) {
+        const float v1557 = t1555[i] * t1302[i];
+        t1557[i] = v1557;
+    }
+}
+
 /* reduce_sum [1568,32] axes=[0] split
  * %1558 = neg %1553 : [1568,32]  // student/res6/bn1 vjp
  * %1559 = reduce_sum axes=[0] %1558 : [32]  // student/res6/bn1 vjp */
 typedef struct {
     float *t1559;
     const float *t1553;
-} step_student_res6_bn1_vjp_14_pointers;
+} step_student_res6_bn1_vjp_15_pointers;
 
-static void step_student_res6_bn1_vjp_14_part(void *context, int part, int parts) {
-    const step_student_res6_bn1_vjp_14_pointers *p = context;
+static void step_student_res6_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_student_res6_bn1_vjp_15_pointers *p = context;
     float *restrict t1559 = p->t1559;
     const float *restrict t1553 = p->t1553;
     size_t lo, hi;
@@ -11569,8 +11609,8 @@ static void step_student_res6_bn1_vjp_14_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res6_bn1_vjp_14(float *restrict t1559, const float *restrict t1553) {
-    mplc_parallel(step_student_res6_bn1_vjp_14_part, &(step_student_res6_bn1_vjp_14_pointers){t1559, t1553});
+static void step_student_res6_bn1_vjp_15(float *restrict t1559, const float *restrict t1553) {
+    mplc_parallel(step_student_res6_bn1_vjp_15_part, &(step_student_res6_bn1_vjp_15_pointers){t1559, t1553});
 }
 
 /* loop [32]
@@ -11581,7 +11621,7 @@ static void step_student_res6_bn1_vjp_14(float *restrict t1559, const float *res
  * %1561 = mul %1560, %223 : [32]  // student/res6/bn1 vjp
  * %1562 = div %1561, %1299 : [32]  // student/res6/bn1 vjp
  * %1563 = mul %1562, %1292 : [32]  // student/res6/bn1 vjp */
-static void step_student_res6_bn1_vjp_15(float *restrict t1563, const float *restrict t1555, const float *restrict t1053, const float *restrict t1302, const float *restrict t1299) {
+static void step_student_res6_bn1_vjp_16(float *restrict t1563, const float *restrict t1555, const float *restrict t1053, const float *restrict t1302, const float *restrict t1299) {
     for (size_t i = 0; i < 32; i++) {
         const float v1556 = t1555[i] * t1053[i];
         const float v1560 = v1556 * t1302[i];
@@ -11600,10 +11640,10 @@ typedef struct {
     float *t1566;
     const float *t1563;
     const float *t1295;
-} step_student_res6_bn1_vjp_16_pointers;
+} step_student_res6_bn1_vjp_17_pointers;
 
-static void step_student_res6_bn1_vjp_16_part(void *context, int part, int parts) {
-    const step_student_res6_bn1_vjp_16_pointers *p = context;
+static void step_student_res6_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_student_res6_bn1_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1566 = p->t1566;
@@ -11621,8 +11661,8 @@ static void step_student_res6_bn1_vjp_16_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res6_bn1_vjp_16(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
-    mplc_parallel(step_student_res6_bn1_vjp_16_part, &(step_student_res6_bn1_vjp_16_pointers){t1566, t1563, t1295});
+static void step_student_res6_bn1_vjp_17(float *restrict t1566, const float *restrict t1563, const float *restrict t1295) {
+    mplc_parallel(step_student_res6_bn1_vjp_17_part, &(step_student_res6_bn1_vjp_17_pointers){t1566, t1563, t1295});
 }
 
 /* reduce_sum [1568,32] axes=[0] split
@@ -11631,10 +11671,10 @@ static void step_student_res6_bn1_vjp_16(float *restrict t1566, const float *res
 typedef struct {
     float *t1569;
     const float *t1566;
-} step_student_res6_bn1_vjp_17_pointers;
+} step_student_res6_bn1_vjp_18_pointers;
 
-static void step_student_res6_bn1_vjp_17_part(void *context, int part, int parts) {
-    const step_student_res6_bn1_vjp_17_pointers *p = context;
+static void step_student_res6_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_student_res6_bn1_vjp_18_pointers *p = context;
     float *restrict t1569 = p->t1569;
     const float *restrict t1566 = p->t1566;
     size_t lo, hi;
@@ -11648,15 +11688,15 @@ static void step_student_res6_bn1_vjp_17_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res6_bn1_vjp_17(float *restrict t1569, const float *restrict t1566) {
-    mplc_parallel(step_student_res6_bn1_vjp_17_part, &(step_student_res6_bn1_vjp_17_pointers){t1569, t1566});
+static void step_student_res6_bn1_vjp_18(float *restrict t1569, const float *restrict t1566) {
+    mplc_parallel(step_student_res6_bn1_vjp_18_part, &(step_student_res6_bn1_vjp_18_pointers){t1569, t1566});
 }
 
 /* loop [32]
  * %1292 = constant 0.0006377551020408163 : [32]  // student/res6/bn1 fwd
  * %1570 = add %1559, %1569 : [32]  // student/res6/bn1 vjp
  * %1571 = mul %1570, %1292 : [32]  // student/res6/bn1 vjp */
-static void step_student_res6_bn1_vjp_18(float *restrict t1571, const float *restrict t1559, const float *restrict t1569) {
+static void step_student_res6_bn1_vjp_19(float *restrict t1571, const float *restrict t1559, const float *restrict t1569) {
     for (size_t i = 0; i < 32; i++) {
         const float v1570 = t1559[i] + t1569[i];
         const float v1571 = v1570 * 0.0006377551f;
@@ -11673,10 +11713,10 @@ typedef struct {
     const float *t1553;
     const float *t1566;
     const float *t1571;
-} step_student_res6_bn1_vjp_19_pointers;
+} step_student_res6_bn1_vjp_20_pointers;
 
-static void step_student_res6_bn1_vjp_19_part(void *context, int part, int parts) {
-    const step_student_res6_bn1_vjp_19_pointers *p = context;
+static void step_student_res6_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_student_res6_bn1_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1573 = p->t1573;
@@ -11695,8 +11735,8 @@ static void step_student_res6_bn1_vjp_19_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res6_bn1_vjp_19(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
-    mplc_parallel(step_student_res6_bn1_vjp_19_part, &(step_student_res6_bn1_vjp_19_pointers){t1573, t1553, t1566, t1571});
+static void step_student_res6_bn1_vjp_20(float *restrict t1573, const float *restrict t1553, const float *restrict t1566, const float *restrict t1571) {
+    mplc_parallel(step_student_res6_bn1_vjp_20_part, &(step_student_res6_bn1_vjp_20_pointers){t1573, t1553, t1566, t1571});
 }
 
 /* reduce_sum [1568,32] axes=[0] split
@@ -11923,16 +11963,25 @@ static void step_student_bn4_vjp_13(float *restrict t1591, const float *restrict
     mplc_parallel(step_student_bn4_vjp_13_part, &(step_student_bn4_vjp_13_pointers){t1591, t1587, t1270});
 }
 
+/* loop [16]
+ * %1593 = mul %1591, %1277 : [16]  // student/bn4 vjp */
+static void step_student_bn4_vjp_14(float *restrict t1593, const float *restrict t1591, const float *restrict t1277) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v1593 = t1591[i] * t1277[i];
+        t1593[i] = v1593;
+    }
+}
+
 /* reduce_sum [6272,16] axes=[0] split
  * %1594 = neg %1589 : [6272,16]  // student/bn4 vjp
  * %1595 = reduce_sum axes=[0] %1594 : [16]  // student/bn4 vjp */
 typedef struct {
     float *t1595;
     const float *t1589;
-} step_student_bn4_vjp_14_pointers;
+} step_student_bn4_vjp_15_pointers;
 
-static void step_student_bn4_vjp_14_part(void *context, int part, int parts) {
-    const step_student_bn4_vjp_14_pointers *p = context;
+static void step_student_bn4_vjp_15_part(void *context, int part, int parts) {
+    const step_student_bn4_vjp_15_pointers *p = context;
     float *restrict t1595 = p->t1595;
     const float *restrict t1589 = p->t1589;
     size_t lo, hi;
@@ -11946,8 +11995,8 @@ static void step_student_bn4_vjp_14_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn4_vjp_14(float *restrict t1595, const float *restrict t1589) {
-    mplc_parallel(step_student_bn4_vjp_14_part, &(step_student_bn4_vjp_14_pointers){t1595, t1589});
+static void step_student_bn4_vjp_15(float *restrict t1595, const float *restrict t1589) {
+    mplc_parallel(step_student_bn4_vjp_15_part, &(step_student_bn4_vjp_15_pointers){t1595, t1589});
 }
 
 /* loop [16]
@@ -11958,7 +12007,7 @@ static void step_student_bn4_vjp_14(float *restrict t1595, const float *restrict
  * %1597 = mul %1596, %123 : [16]  // student/bn4 vjp
  * %1598 = div %1597, %1274 : [16]  // student/bn4 vjp
  * %1599 = mul %1598, %1215 : [16]  // student/bn4 vjp */
-static void step_student_bn4_vjp_15(float *restrict t1599, const float *restrict t1591, const float *restrict t1018, const float *restrict t1277, const float *restrict t1274) {
+static void step_student_bn4_vjp_16(float *restrict t1599, const float *restrict t1591, const float *restrict t1018, const float *restrict t1277, const float *restrict t1274) {
     for (size_t i = 0; i < 16; i++) {
         const float v1592 = t1591[i] * t1018[i];
         const float v1596 = v1592 * t1277[i];
@@ -11977,10 +12026,10 @@ typedef struct {
     float *t1602;
     const float *t1599;
     const float *t1270;
-} step_student_bn4_vjp_16_pointers;
+} step_student_bn4_vjp_17_pointers;
 
-static void step_student_bn4_vjp_16_part(void *context, int part, int parts) {
-    const step_student_bn4_vjp_16_pointers *p = context;
+static void step_student_bn4_vjp_17_part(void *context, int part, int parts) {
+    const step_student_bn4_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1602 = p->t1602;
@@ -11998,8 +12047,8 @@ static void step_student_bn4_vjp_16_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn4_vjp_16(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
-    mplc_parallel(step_student_bn4_vjp_16_part, &(step_student_bn4_vjp_16_pointers){t1602, t1599, t1270});
+static void step_student_bn4_vjp_17(float *restrict t1602, const float *restrict t1599, const float *restrict t1270) {
+    mplc_parallel(step_student_bn4_vjp_17_part, &(step_student_bn4_vjp_17_pointers){t1602, t1599, t1270});
 }
 
 /* reduce_sum [6272,16] axes=[0] split
@@ -12008,10 +12057,10 @@ static void step_student_bn4_vjp_16(float *restrict t1602, const float *restrict
 typedef struct {
     float *t1605;
     const float *t1602;
-} step_student_bn4_vjp_17_pointers;
+} step_student_bn4_vjp_18_pointers;
 
-static void step_student_bn4_vjp_17_part(void *context, int part, int parts) {
-    const step_student_bn4_vjp_17_pointers *p = context;
+static void step_student_bn4_vjp_18_part(void *context, int part, int parts) {
+    const step_student_bn4_vjp_18_pointers *p = context;
     float *restrict t1605 = p->t1605;
     const float *restrict t1602 = p->t1602;
     size_t lo, hi;
@@ -12025,15 +12074,15 @@ static void step_student_bn4_vjp_17_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn4_vjp_17(float *restrict t1605, const float *restrict t1602) {
-    mplc_parallel(step_student_bn4_vjp_17_part, &(step_student_bn4_vjp_17_pointers){t1605, t1602});
+static void step_student_bn4_vjp_18(float *restrict t1605, const float *restrict t1602) {
+    mplc_parallel(step_student_bn4_vjp_18_part, &(step_student_bn4_vjp_18_pointers){t1605, t1602});
 }
 
 /* loop [16]
  * %1215 = constant 0.00015943877551020407 : [16]  // student/bn1 fwd
  * %1606 = add %1595, %1605 : [16]  // student/bn4 vjp
  * %1607 = mul %1606, %1215 : [16]  // student/bn4 vjp */
-static void step_student_bn4_vjp_18(float *restrict t1607, const float *restrict t1595, const float *restrict t1605) {
+static void step_student_bn4_vjp_19(float *restrict t1607, const float *restrict t1595, const float *restrict t1605) {
     for (size_t i = 0; i < 16; i++) {
         const float v1606 = t1595[i] + t1605[i];
         const float v1607 = v1606 * 0.00015943877f;
@@ -12050,10 +12099,10 @@ typedef struct {
     const float *t1589;
     const float *t1602;
     const float *t1607;
-} step_student_bn4_vjp_19_pointers;
+} step_student_bn4_vjp_20_pointers;
 
-static void step_student_bn4_vjp_19_part(void *context, int part, int parts) {
-    const step_student_bn4_vjp_19_pointers *p = context;
+static void step_student_bn4_vjp_20_part(void *context, int part, int parts) {
+    const step_student_bn4_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1609 = p->t1609;
@@ -12072,8 +12121,8 @@ static void step_student_bn4_vjp_19_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn4_vjp_19(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
-    mplc_parallel(step_student_bn4_vjp_19_part, &(step_student_bn4_vjp_19_pointers){t1609, t1589, t1602, t1607});
+static void step_student_bn4_vjp_20(float *restrict t1609, const float *restrict t1589, const float *restrict t1602, const float *restrict t1607) {
+    mplc_parallel(step_student_bn4_vjp_20_part, &(step_student_bn4_vjp_20_pointers){t1609, t1589, t1602, t1607});
 }
 
 /* reduce_sum [6272,16] axes=[0] split
@@ -12298,16 +12347,25 @@ static void step_student_res3_bn1_vjp_13(float *restrict t1626, const float *res
     mplc_parallel(step_student_res3_bn1_vjp_13_part, &(step_student_res3_bn1_vjp_13_pointers){t1626, t1622, t1243});
 }
 
+/* loop [16]
+ * %1628 = mul %1626, %1250 : [16]  // student/res3/bn1 vjp */
+static void step_student_res3_bn1_vjp_14(float *restrict t1628, const float *restrict t1626, const float *restrict t1250) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v1628 = t1626[i] * t1250[i];
+        t1628[i] = v1628;
+    }
+}
+
 /* reduce_sum [6272,16] axes=[0] split
  * %1629 = neg %1624 : [6272,16]  // student/res3/bn1 vjp
  * %1630 = reduce_sum axes=[0] %1629 : [16]  // student/res3/bn1 vjp */
 typedef struct {
     float *t1630;
     const float *t1624;
-} step_student_res3_bn1_vjp_14_pointers;
+} step_student_res3_bn1_vjp_15_pointers;
 
-static void step_student_res3_bn1_vjp_14_part(void *context, int part, int parts) {
-    const step_student_res3_bn1_vjp_14_pointers *p = context;
+static void step_student_res3_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_student_res3_bn1_vjp_15_pointers *p = context;
     float *restrict t1630 = p->t1630;
     const float *restrict t1624 = p->t1624;
     size_t lo, hi;
@@ -12321,8 +12379,8 @@ static void step_student_res3_bn1_vjp_14_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res3_bn1_vjp_14(float *restrict t1630, const float *restrict t1624) {
-    mplc_parallel(step_student_res3_bn1_vjp_14_part, &(step_student_res3_bn1_vjp_14_pointers){t1630, t1624});
+static void step_student_res3_bn1_vjp_15(float *restrict t1630, const float *restrict t1624) {
+    mplc_parallel(step_student_res3_bn1_vjp_15_part, &(step_student_res3_bn1_vjp_15_pointers){t1630, t1624});
 }
 
 /* loop [16]
@@ -12333,7 +12391,7 @@ static void step_student_res3_bn1_vjp_14(float *restrict t1630, const float *res
  * %1632 = mul %1631, %123 : [16]  // student/res3/bn1 vjp
  * %1633 = div %1632, %1247 : [16]  // student/res3/bn1 vjp
  * %1634 = mul %1633, %1215 : [16]  // student/res3/bn1 vjp */
-static void step_student_res3_bn1_vjp_15(float *restrict t1634, const float *restrict t1626, const float *restrict t988, const float *restrict t1250, const float *restrict t1247) {
+static void step_student_res3_bn1_vjp_16(float *restrict t1634, const float *restrict t1626, const float *restrict t988, const float *restrict t1250, const float *restrict t1247) {
     for (size_t i = 0; i < 16; i++) {
         const float v1627 = t1626[i] * t988[i];
         const float v1631 = v1627 * t1250[i];
@@ -12352,10 +12410,10 @@ typedef struct {
     float *t1637;
     const float *t1634;
     const float *t1243;
-} step_student_res3_bn1_vjp_16_pointers;
+} step_student_res3_bn1_vjp_17_pointers;
 
-static void step_student_res3_bn1_vjp_16_part(void *context, int part, int parts) {
-    const step_student_res3_bn1_vjp_16_pointers *p = context;
+static void step_student_res3_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_student_res3_bn1_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1637 = p->t1637;
@@ -12373,8 +12431,8 @@ static void step_student_res3_bn1_vjp_16_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res3_bn1_vjp_16(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
-    mplc_parallel(step_student_res3_bn1_vjp_16_part, &(step_student_res3_bn1_vjp_16_pointers){t1637, t1634, t1243});
+static void step_student_res3_bn1_vjp_17(float *restrict t1637, const float *restrict t1634, const float *restrict t1243) {
+    mplc_parallel(step_student_res3_bn1_vjp_17_part, &(step_student_res3_bn1_vjp_17_pointers){t1637, t1634, t1243});
 }
 
 /* reduce_sum [6272,16] axes=[0] split
@@ -12383,10 +12441,10 @@ static void step_student_res3_bn1_vjp_16(float *restrict t1637, const float *res
 typedef struct {
     float *t1640;
     const float *t1637;
-} step_student_res3_bn1_vjp_17_pointers;
+} step_student_res3_bn1_vjp_18_pointers;
 
-static void step_student_res3_bn1_vjp_17_part(void *context, int part, int parts) {
-    const step_student_res3_bn1_vjp_17_pointers *p = context;
+static void step_student_res3_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_student_res3_bn1_vjp_18_pointers *p = context;
     float *restrict t1640 = p->t1640;
     const float *restrict t1637 = p->t1637;
     size_t lo, hi;
@@ -12400,15 +12458,15 @@ static void step_student_res3_bn1_vjp_17_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res3_bn1_vjp_17(float *restrict t1640, const float *restrict t1637) {
-    mplc_parallel(step_student_res3_bn1_vjp_17_part, &(step_student_res3_bn1_vjp_17_pointers){t1640, t1637});
+static void step_student_res3_bn1_vjp_18(float *restrict t1640, const float *restrict t1637) {
+    mplc_parallel(step_student_res3_bn1_vjp_18_part, &(step_student_res3_bn1_vjp_18_pointers){t1640, t1637});
 }
 
 /* loop [16]
  * %1215 = constant 0.00015943877551020407 : [16]  // student/bn1 fwd
  * %1641 = add %1630, %1640 : [16]  // student/res3/bn1 vjp
  * %1642 = mul %1641, %1215 : [16]  // student/res3/bn1 vjp */
-static void step_student_res3_bn1_vjp_18(float *restrict t1642, const float *restrict t1630, const float *restrict t1640) {
+static void step_student_res3_bn1_vjp_19(float *restrict t1642, const float *restrict t1630, const float *restrict t1640) {
     for (size_t i = 0; i < 16; i++) {
         const float v1641 = t1630[i] + t1640[i];
         const float v1642 = v1641 * 0.00015943877f;
@@ -12425,10 +12483,10 @@ typedef struct {
     const float *t1624;
     const float *t1637;
     const float *t1642;
-} step_student_res3_bn1_vjp_19_pointers;
+} step_student_res3_bn1_vjp_20_pointers;
 
-static void step_student_res3_bn1_vjp_19_part(void *context, int part, int parts) {
-    const step_student_res3_bn1_vjp_19_pointers *p = context;
+static void step_student_res3_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_student_res3_bn1_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1644 = p->t1644;
@@ -12447,8 +12505,8 @@ static void step_student_res3_bn1_vjp_19_part(void *context, int part, int parts
     }
 }
 
-static void step_student_res3_bn1_vjp_19(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
-    mplc_parallel(step_student_res3_bn1_vjp_19_part, &(step_student_res3_bn1_vjp_19_pointers){t1644, t1624, t1637, t1642});
+static void step_student_res3_bn1_vjp_20(float *restrict t1644, const float *restrict t1624, const float *restrict t1637, const float *restrict t1642) {
+    mplc_parallel(step_student_res3_bn1_vjp_20_part, &(step_student_res3_bn1_vjp_20_pointers){t1644, t1624, t1637, t1642});
 }
 
 /* reduce_sum [6272,16] axes=[0] split
@@ -12677,16 +12735,25 @@ static void step_student_bn1_vjp_13(float *restrict t1661, const float *restrict
     mplc_parallel(step_student_bn1_vjp_13_part, &(step_student_bn1_vjp_13_pointers){t1661, t1657, t1218});
 }
 
+/* loop [16]
+ * %1663 = mul %1661, %1225 : [16]  // student/bn1 vjp */
+static void step_student_bn1_vjp_14(float *restrict t1663, const float *restrict t1661, const float *restrict t1225) {
+    for (size_t i = 0; i < 16; i++) {
+        const float v1663 = t1661[i] * t1225[i];
+        t1663[i] = v1663;
+    }
+}
+
 /* reduce_sum [6272,16] axes=[0] split
  * %1664 = neg %1659 : [6272,16]  // student/bn1 vjp
  * %1665 = reduce_sum axes=[0] %1664 : [16]  // student/bn1 vjp */
 typedef struct {
     float *t1665;
     const float *t1659;
-} step_student_bn1_vjp_14_pointers;
+} step_student_bn1_vjp_15_pointers;
 
-static void step_student_bn1_vjp_14_part(void *context, int part, int parts) {
-    const step_student_bn1_vjp_14_pointers *p = context;
+static void step_student_bn1_vjp_15_part(void *context, int part, int parts) {
+    const step_student_bn1_vjp_15_pointers *p = context;
     float *restrict t1665 = p->t1665;
     const float *restrict t1659 = p->t1659;
     size_t lo, hi;
@@ -12700,8 +12767,8 @@ static void step_student_bn1_vjp_14_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn1_vjp_14(float *restrict t1665, const float *restrict t1659) {
-    mplc_parallel(step_student_bn1_vjp_14_part, &(step_student_bn1_vjp_14_pointers){t1665, t1659});
+static void step_student_bn1_vjp_15(float *restrict t1665, const float *restrict t1659) {
+    mplc_parallel(step_student_bn1_vjp_15_part, &(step_student_bn1_vjp_15_pointers){t1665, t1659});
 }
 
 /* loop [16]
@@ -12712,7 +12779,7 @@ static void step_student_bn1_vjp_14(float *restrict t1665, const float *restrict
  * %1667 = mul %1666, %123 : [16]  // student/bn1 vjp
  * %1668 = div %1667, %1222 : [16]  // student/bn1 vjp
  * %1669 = mul %1668, %1215 : [16]  // student/bn1 vjp */
-static void step_student_bn1_vjp_15(float *restrict t1669, const float *restrict t1661, const float *restrict t955, const float *restrict t1225, const float *restrict t1222) {
+static void step_student_bn1_vjp_16(float *restrict t1669, const float *restrict t1661, const float *restrict t955, const float *restrict t1225, const float *restrict t1222) {
     for (size_t i = 0; i < 16; i++) {
         const float v1662 = t1661[i] * t955[i];
         const float v1666 = v1662 * t1225[i];
@@ -12731,10 +12798,10 @@ typedef struct {
     float *t1672;
     const float *t1669;
     const float *t1218;
-} step_student_bn1_vjp_16_pointers;
+} step_student_bn1_vjp_17_pointers;
 
-static void step_student_bn1_vjp_16_part(void *context, int part, int parts) {
-    const step_student_bn1_vjp_16_pointers *p = context;
+static void step_student_bn1_vjp_17_part(void *context, int part, int parts) {
+    const step_student_bn1_vjp_17_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1672 = p->t1672;
@@ -12752,8 +12819,8 @@ static void step_student_bn1_vjp_16_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn1_vjp_16(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
-    mplc_parallel(step_student_bn1_vjp_16_part, &(step_student_bn1_vjp_16_pointers){t1672, t1669, t1218});
+static void step_student_bn1_vjp_17(float *restrict t1672, const float *restrict t1669, const float *restrict t1218) {
+    mplc_parallel(step_student_bn1_vjp_17_part, &(step_student_bn1_vjp_17_pointers){t1672, t1669, t1218});
 }
 
 /* reduce_sum [6272,16] axes=[0] split
@@ -12762,10 +12829,10 @@ static void step_student_bn1_vjp_16(float *restrict t1672, const float *restrict
 typedef struct {
     float *t1675;
     const float *t1672;
-} step_student_bn1_vjp_17_pointers;
+} step_student_bn1_vjp_18_pointers;
 
-static void step_student_bn1_vjp_17_part(void *context, int part, int parts) {
-    const step_student_bn1_vjp_17_pointers *p = context;
+static void step_student_bn1_vjp_18_part(void *context, int part, int parts) {
+    const step_student_bn1_vjp_18_pointers *p = context;
     float *restrict t1675 = p->t1675;
     const float *restrict t1672 = p->t1672;
     size_t lo, hi;
@@ -12779,15 +12846,15 @@ static void step_student_bn1_vjp_17_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn1_vjp_17(float *restrict t1675, const float *restrict t1672) {
-    mplc_parallel(step_student_bn1_vjp_17_part, &(step_student_bn1_vjp_17_pointers){t1675, t1672});
+static void step_student_bn1_vjp_18(float *restrict t1675, const float *restrict t1672) {
+    mplc_parallel(step_student_bn1_vjp_18_part, &(step_student_bn1_vjp_18_pointers){t1675, t1672});
 }
 
 /* loop [16]
  * %1215 = constant 0.00015943877551020407 : [16]  // student/bn1 fwd
  * %1676 = add %1665, %1675 : [16]  // student/bn1 vjp
  * %1677 = mul %1676, %1215 : [16]  // student/bn1 vjp */
-static void step_student_bn1_vjp_18(float *restrict t1677, const float *restrict t1665, const float *restrict t1675) {
+static void step_student_bn1_vjp_19(float *restrict t1677, const float *restrict t1665, const float *restrict t1675) {
     for (size_t i = 0; i < 16; i++) {
         const float v1676 = t1665[i] + t1675[i];
         const float v1677 = v1676 * 0.00015943877f;
@@ -12804,10 +12871,10 @@ typedef struct {
     const float *t1659;
     const float *t1672;
     const float *t1677;
-} step_student_bn1_vjp_19_pointers;
+} step_student_bn1_vjp_20_pointers;
 
-static void step_student_bn1_vjp_19_part(void *context, int part, int parts) {
-    const step_student_bn1_vjp_19_pointers *p = context;
+static void step_student_bn1_vjp_20_part(void *context, int part, int parts) {
+    const step_student_bn1_vjp_20_pointers *p = context;
     (void)part;
     (void)parts;
     float *restrict t1679 = p->t1679;
@@ -12826,8 +12893,8 @@ static void step_student_bn1_vjp_19_part(void *context, int part, int parts) {
     }
 }
 
-static void step_student_bn1_vjp_19(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
-    mplc_parallel(step_student_bn1_vjp_19_part, &(step_student_bn1_vjp_19_pointers){t1679, t1659, t1672, t1677});
+static void step_student_bn1_vjp_20(float *restrict t1679, const float *restrict t1659, const float *restrict t1672, const float *restrict t1677) {
+    mplc_parallel(step_student_bn1_vjp_20_part, &(step_student_bn1_vjp_20_pointers){t1679, t1659, t1672, t1677});
 }
 
 /* reduce_sum [6272,16] axes=[0] split
@@ -12938,14 +13005,12 @@ static void step_teacher_feedback_fwd_2(float *restrict t1686, const float *rest
 }
 
 /* reduce_sum [16] axes=[0]
- * %1663 = mul %1661, %1225 : [16]  // student/bn1 vjp
  * %1688 = mul %1663, %908 : [16]  // teacher/feedback fwd
  * %1689 = reduce_sum axes=[0] %1688 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_3(float *restrict t1689, const float *restrict t1661, const float *restrict t1225, const float *restrict t908) {
+static void step_teacher_feedback_fwd_3(float *restrict t1689, const float *restrict t1663, const float *restrict t908) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v1663 = t1661[i0] * t1225[i0];
-        const float v1688 = v1663 * t908[i0];
+        const float v1688 = t1663[i0] * t908[i0];
         sum += v1688;
     }
     t1689[0] = (float)sum;
@@ -12994,14 +13059,12 @@ static void step_teacher_feedback_fwd_6(float *restrict t1698, const float *rest
 }
 
 /* reduce_sum [16] axes=[0]
- * %1628 = mul %1626, %1250 : [16]  // student/res3/bn1 vjp
  * %1700 = mul %1628, %873 : [16]  // teacher/feedback fwd
  * %1701 = reduce_sum axes=[0] %1700 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_7(float *restrict t1701, const float *restrict t1626, const float *restrict t1250, const float *restrict t873) {
+static void step_teacher_feedback_fwd_7(float *restrict t1701, const float *restrict t1628, const float *restrict t873) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v1628 = t1626[i0] * t1250[i0];
-        const float v1700 = v1628 * t873[i0];
+        const float v1700 = t1628[i0] * t873[i0];
         sum += v1700;
     }
     t1701[0] = (float)sum;
@@ -13050,14 +13113,12 @@ static void step_teacher_feedback_fwd_10(float *restrict t1710, const float *res
 }
 
 /* reduce_sum [16] axes=[0]
- * %1593 = mul %1591, %1277 : [16]  // student/bn4 vjp
  * %1712 = mul %1593, %838 : [16]  // teacher/feedback fwd
  * %1713 = reduce_sum axes=[0] %1712 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_11(float *restrict t1713, const float *restrict t1591, const float *restrict t1277, const float *restrict t838) {
+static void step_teacher_feedback_fwd_11(float *restrict t1713, const float *restrict t1593, const float *restrict t838) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 16; i0++) {
-        const float v1593 = t1591[i0] * t1277[i0];
-        const float v1712 = v1593 * t838[i0];
+        const float v1712 = t1593[i0] * t838[i0];
         sum += v1712;
     }
     t1713[0] = (float)sum;
@@ -13106,14 +13167,12 @@ static void step_teacher_feedback_fwd_14(float *restrict t1722, const float *res
 }
 
 /* reduce_sum [32] axes=[0]
- * %1557 = mul %1555, %1302 : [32]  // student/res6/bn1 vjp
  * %1724 = mul %1557, %802 : [32]  // teacher/feedback fwd
  * %1725 = reduce_sum axes=[0] %1724 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_15(float *restrict t1725, const float *restrict t1555, const float *restrict t1302, const float *restrict t802) {
+static void step_teacher_feedback_fwd_15(float *restrict t1725, const float *restrict t1557, const float *restrict t802) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v1557 = t1555[i0] * t1302[i0];
-        const float v1724 = v1557 * t802[i0];
+        const float v1724 = t1557[i0] * t802[i0];
         sum += v1724;
     }
     t1725[0] = (float)sum;
@@ -13180,14 +13239,12 @@ static void step_teacher_feedback_fwd_19(float *restrict t1737, const float *res
 }
 
 /* reduce_sum [32] axes=[0]
- * %1519 = mul %1517, %1334 : [32]  // student/bn7 vjp
  * %1739 = mul %1519, %764 : [32]  // teacher/feedback fwd
  * %1740 = reduce_sum axes=[0] %1739 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_20(float *restrict t1740, const float *restrict t1517, const float *restrict t1334, const float *restrict t764) {
+static void step_teacher_feedback_fwd_20(float *restrict t1740, const float *restrict t1519, const float *restrict t764) {
     double sum = 0.0;
     for (size_t i0 = 0; i0 < 32; i0++) {
-        const float v1519 = t1517[i0] * t1334[i0];
-        const float v1739 = v1519 * t764[i0];
+        const float v1739 = t1519[i0] * t764[i0];
         sum += v1739;
     }
     t1740[0] = (float)sum;
@@ -13246,16 +13303,14 @@ static void step_teacher_feedback_fwd_23(float *restrict t1749, const float *res
 }
 
 /* reduce_sum [64] axes=[0]
- * %1483 = mul %1481, %1359 : [64]  // student/res9/bn1 vjp
  * %1751 = mul %1483, %728 : [64]  // teacher/feedback fwd
  * %1752 = reduce_sum axes=[0] %1751 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_24(float *restrict t1752, const float *restrict t1481, const float *restrict t1359, const float *restrict t728) {
+static void step_teacher_feedback_fwd_24(float *restrict t1752, const float *restrict t1483, const float *restrict t728) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v1483 = t1481[i0] * t1359[i0];
-            const float v1751 = v1483 * t728[i0];
+            const float v1751 = t1483[i0] * t728[i0];
             sums[lane] += v1751;
         }
     }
@@ -13345,16 +13400,14 @@ static void step_teacher_feedback_fwd_28(float *restrict t1764, const float *res
 }
 
 /* reduce_sum [64] axes=[0]
- * %1445 = mul %1443, %1391 : [64]  // student/bn10 vjp
  * %1766 = mul %1445, %690 : [64]  // teacher/feedback fwd
  * %1767 = reduce_sum axes=[0] %1766 : []  // teacher/feedback fwd */
-static void step_teacher_feedback_fwd_29(float *restrict t1767, const float *restrict t1443, const float *restrict t1391, const float *restrict t690) {
+static void step_teacher_feedback_fwd_29(float *restrict t1767, const float *restrict t1445, const float *restrict t690) {
     double sums[8] = {0.0};
     for (size_t i0s = 0; i0s < 64; i0s += 8) {
         for (size_t lane = 0; lane < 8; lane++) {
             const size_t i0 = i0s + lane;
-            const float v1445 = t1443[i0] * t1391[i0];
-            const float v1766 = v1445 * t690[i0];
+            const float v1766 = t1445[i0] * t690[i0];
             sums[lane] += v1766;
         }
     }
@@ -13444,9 +13497,8 @@ static void step_teacher_feedback_fwd_32(float *restrict t1776, const float *res
  * %1778 = mul %1208, %1777 : []  // teacher/feedback fwd
  * %1779 = mul %97, %1778 : []  // teacher/feedback vjp
  * %1780 = mul %1779, %661 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_33(float *restrict t1778, float *restrict t1780, const float *restrict in_lr_student, const float *restrict t1684, const float *restrict t1686, const float *restrict t1689, const float *restrict t1692, const float *restrict t1695, const float *restrict t1698, const float *restrict t1701, const float *restrict t1704, const float *restrict t1707, const float *restrict t1710, const float *restrict t1713, const float *restrict t1716, const float *restrict t1719, const float *restrict t1722, const float *restrict t1725, const float *restrict t1728, const float *restrict t1731, const float *restrict t1734, const float *restrict t1737, const float *restrict t1740, const float *restrict t1743, const float *restrict t1746, const float *restrict t1749, const float *restrict t1752, const float *restrict t1755, const float *restrict t1758, const float *restrict t1761, const float *restrict t1764, const float *restrict t1767, const float *restrict t1770, const float *restrict t1773, const float *restrict t1776, const float *restrict in_feedback_scale) {
+static void step_teacher_feedback_fwd_33(float *restrict t1777, float *restrict t1778, float *restrict t1780, const float *restrict t1684, const float *restrict t1686, const float *restrict t1689, const float *restrict t1692, const float *restrict t1695, const float *restrict t1698, const float *restrict t1701, const float *restrict t1704, const float *restrict t1707, const float *restrict t1710, const float *restrict t1713, const float *restrict t1716, const float *restrict t1719, const float *restrict t1722, const float *restrict t1725, const float *restrict t1728, const float *restrict t1731, const float *restrict t1734, const float *restrict t1737, const float *restrict t1740, const float *restrict t1743, const float *restrict t1746, const float *restrict t1749, const float *restrict t1752, const float *restrict t1755, const float *restrict t1758, const float *restrict t1761, const float *restrict t1764, const float *restrict t1767, const float *restrict t1770, const float *restrict t1773, const float *restrict t1776, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
-        const float v1208 = in_lr_student[0] * 1.9f;
         const float v1687 = t1684[0] + t1686[0];
         const float v1690 = v1687 + t1689[0];
         const float v1693 = v1690 + t1692[0];
@@ -13478,9 +13530,11 @@ static void step_teacher_feedback_fwd_33(float *restrict t1778, float *restrict 
         const float v1771 = v1768 + t1770[0];
         const float v1774 = v1771 + t1773[0];
         const float v1777 = v1774 + t1776[0];
+        const float v1208 = in_lr_student[0] * 1.9f;
         const float v1778 = v1208 * v1777;
         const float v1779 = in_feedback_scale[0] * v1778;
         const float v1780 = v1779 * (-0.0078125f);
+        t1777[i] = v1777;
         t1778[i] = v1778;
         t1780[i] = v1780;
     }
@@ -17554,7 +17608,1130 @@ static void step_teacher_dense14_update(float *restrict in_teacher_momentum_dens
     }
 }
 
-/* 644 kernels; scratch high-water mark 26652880 floats. */
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %2361 = mul %1682, %1682 : [3,3,1,16]  // teacher/feedback fwd
+ * %2362 = reduce_sum axes=[0, 1, 2, 3] %2361 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_34(float *restrict t2362, const float *restrict t1682) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2361 = t1682[i0 * 48 + i1 * 16 + i3] * t1682[i0 * 48 + i1 * 16 + i3];
+                    sum += v2361;
+                }
+            }
+        }
+    }
+    t2362[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2363 = mul %1680, %1680 : [16]  // teacher/feedback fwd
+ * %2364 = reduce_sum axes=[0] %2363 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_35(float *restrict t2364, const float *restrict t1680) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2363 = t1680[i0] * t1680[i0];
+        sum += v2363;
+    }
+    t2364[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2366 = mul %1663, %1663 : [16]  // teacher/feedback fwd
+ * %2367 = reduce_sum axes=[0] %2366 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_36(float *restrict t2367, const float *restrict t1663) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2366 = t1663[i0] * t1663[i0];
+        sum += v2366;
+    }
+    t2367[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2369 = mul %1658, %1658 : [16]  // teacher/feedback fwd
+ * %2370 = reduce_sum axes=[0] %2369 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_37(float *restrict t2370, const float *restrict t1658) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2369 = t1658[i0] * t1658[i0];
+        sum += v2369;
+    }
+    t2370[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %2372 = mul %1648, %1648 : [3,3,16,16]  // teacher/feedback fwd
+ * %2373 = reduce_sum axes=[0, 1, 2, 3] %2372 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_38(float *restrict t2373, const float *restrict t1648) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2372 = t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1648[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2372;
+                }
+            }
+        }
+    }
+    t2373[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2375 = mul %1645, %1645 : [16]  // teacher/feedback fwd
+ * %2376 = reduce_sum axes=[0] %2375 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_39(float *restrict t2376, const float *restrict t1645) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2375 = t1645[i0] * t1645[i0];
+        sum += v2375;
+    }
+    t2376[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2378 = mul %1628, %1628 : [16]  // teacher/feedback fwd
+ * %2379 = reduce_sum axes=[0] %2378 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_40(float *restrict t2379, const float *restrict t1628) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2378 = t1628[i0] * t1628[i0];
+        sum += v2378;
+    }
+    t2379[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2381 = mul %1623, %1623 : [16]  // teacher/feedback fwd
+ * %2382 = reduce_sum axes=[0] %2381 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_41(float *restrict t2382, const float *restrict t1623) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2381 = t1623[i0] * t1623[i0];
+        sum += v2381;
+    }
+    t2382[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %2384 = mul %1614, %1614 : [3,3,16,16]  // teacher/feedback fwd
+ * %2385 = reduce_sum axes=[0, 1, 2, 3] %2384 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_42(float *restrict t2385, const float *restrict t1614) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2384 = t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t1614[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2384;
+                }
+            }
+        }
+    }
+    t2385[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2387 = mul %1611, %1611 : [16]  // teacher/feedback fwd
+ * %2388 = reduce_sum axes=[0] %2387 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_43(float *restrict t2388, const float *restrict t1611) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2387 = t1611[i0] * t1611[i0];
+        sum += v2387;
+    }
+    t2388[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2390 = mul %1593, %1593 : [16]  // teacher/feedback fwd
+ * %2391 = reduce_sum axes=[0] %2390 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_44(float *restrict t2391, const float *restrict t1593) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2390 = t1593[i0] * t1593[i0];
+        sum += v2390;
+    }
+    t2391[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2393 = mul %1588, %1588 : [16]  // teacher/feedback fwd
+ * %2394 = reduce_sum axes=[0] %2393 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_45(float *restrict t2394, const float *restrict t1588) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2393 = t1588[i0] * t1588[i0];
+        sum += v2393;
+    }
+    t2394[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %2396 = mul %1577, %1577 : [3,3,16,32]  // teacher/feedback fwd
+ * %2397 = reduce_sum axes=[0, 1, 2, 3] %2396 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_46(float *restrict t2397, const float *restrict t1577) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2396 = t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t1577[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v2396;
+                }
+            }
+        }
+    }
+    t2397[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2399 = mul %1574, %1574 : [32]  // teacher/feedback fwd
+ * %2400 = reduce_sum axes=[0] %2399 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_47(float *restrict t2400, const float *restrict t1574) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2399 = t1574[i0] * t1574[i0];
+        sum += v2399;
+    }
+    t2400[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2402 = mul %1557, %1557 : [32]  // teacher/feedback fwd
+ * %2403 = reduce_sum axes=[0] %2402 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_48(float *restrict t2403, const float *restrict t1557) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2402 = t1557[i0] * t1557[i0];
+        sum += v2402;
+    }
+    t2403[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2405 = mul %1552, %1552 : [32]  // teacher/feedback fwd
+ * %2406 = reduce_sum axes=[0] %2405 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_49(float *restrict t2406, const float *restrict t1552) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2405 = t1552[i0] * t1552[i0];
+        sum += v2405;
+    }
+    t2406[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
+ * %2408 = mul %1543, %1543 : [3,3,32,32]  // teacher/feedback fwd
+ * %2409 = reduce_sum axes=[0, 1, 2, 3] %2408 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_50(float *restrict t2409, const float *restrict t1543) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2408 = t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t1543[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v2408;
+                }
+            }
+        }
+    }
+    t2409[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2411 = mul %1540, %1540 : [32]  // teacher/feedback fwd
+ * %2412 = reduce_sum axes=[0] %2411 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_51(float *restrict t2412, const float *restrict t1540) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2411 = t1540[i0] * t1540[i0];
+        sum += v2411;
+    }
+    t2412[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
+ * %2414 = mul %1538, %1538 : [1,1,16,32]  // teacher/feedback fwd
+ * %2415 = reduce_sum axes=[0, 1, 2, 3] %2414 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_52(float *restrict t2415, const float *restrict t1538) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2414 = t1538[i2 * 32 + i3] * t1538[i2 * 32 + i3];
+                    sum += v2414;
+                }
+            }
+        }
+    }
+    t2415[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2417 = mul %1519, %1519 : [32]  // teacher/feedback fwd
+ * %2418 = reduce_sum axes=[0] %2417 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_53(float *restrict t2418, const float *restrict t1519) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2417 = t1519[i0] * t1519[i0];
+        sum += v2417;
+    }
+    t2418[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2420 = mul %1514, %1514 : [32]  // teacher/feedback fwd
+ * %2421 = reduce_sum axes=[0] %2420 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_54(float *restrict t2421, const float *restrict t1514) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2420 = t1514[i0] * t1514[i0];
+        sum += v2420;
+    }
+    t2421[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %2423 = mul %1503, %1503 : [3,3,32,64]  // teacher/feedback fwd
+ * %2424 = reduce_sum axes=[0, 1, 2, 3] %2423 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_55(float *restrict t2424, const float *restrict t1503) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2423 = t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t1503[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v2423;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2424[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2426 = mul %1500, %1500 : [64]  // teacher/feedback fwd
+ * %2427 = reduce_sum axes=[0] %2426 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_56(float *restrict t2427, const float *restrict t1500) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2426 = t1500[i0] * t1500[i0];
+            sums[lane] += v2426;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2427[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2429 = mul %1483, %1483 : [64]  // teacher/feedback fwd
+ * %2430 = reduce_sum axes=[0] %2429 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_57(float *restrict t2430, const float *restrict t1483) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2429 = t1483[i0] * t1483[i0];
+            sums[lane] += v2429;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2430[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2432 = mul %1478, %1478 : [64]  // teacher/feedback fwd
+ * %2433 = reduce_sum axes=[0] %2432 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_58(float *restrict t2433, const float *restrict t1478) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2432 = t1478[i0] * t1478[i0];
+            sums[lane] += v2432;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2433[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
+ * %2435 = mul %1469, %1469 : [3,3,64,64]  // teacher/feedback fwd
+ * %2436 = reduce_sum axes=[0, 1, 2, 3] %2435 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_59(float *restrict t2436, const float *restrict t1469) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2435 = t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t1469[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v2435;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2436[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2438 = mul %1466, %1466 : [64]  // teacher/feedback fwd
+ * %2439 = reduce_sum axes=[0] %2438 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_60(float *restrict t2439, const float *restrict t1466) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2438 = t1466[i0] * t1466[i0];
+            sums[lane] += v2438;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2439[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
+ * %2441 = mul %1464, %1464 : [1,1,32,64]  // teacher/feedback fwd
+ * %2442 = reduce_sum axes=[0, 1, 2, 3] %2441 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_61(float *restrict t2442, const float *restrict t1464) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2441 = t1464[i2 * 64 + i3] * t1464[i2 * 64 + i3];
+                        sums[lane] += v2441;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2442[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2444 = mul %1445, %1445 : [64]  // teacher/feedback fwd
+ * %2445 = reduce_sum axes=[0] %2444 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_62(float *restrict t2445, const float *restrict t1445) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2444 = t1445[i0] * t1445[i0];
+            sums[lane] += v2444;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2445[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2447 = mul %1440, %1440 : [64]  // teacher/feedback fwd
+ * %2448 = reduce_sum axes=[0] %2447 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_63(float *restrict t2448, const float *restrict t1440) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2447 = t1440[i0] * t1440[i0];
+            sums[lane] += v2447;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2448[0] = (float)sum;
+}
+
+/* reduce_sum [64,10] axes=[0, 1]
+ * %2450 = mul %1428, %1428 : [64,10]  // teacher/feedback fwd
+ * %2451 = reduce_sum axes=[0, 1] %2450 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_64(float *restrict t2451, const float *restrict t1428) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2450 = t1428[i0 * 10 + i1] * t1428[i0 * 10 + i1];
+            sum += v2450;
+        }
+    }
+    t2451[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %2453 = mul %1426, %1426 : [10]  // teacher/feedback fwd
+ * %2454 = reduce_sum axes=[0] %2453 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_65(float *restrict t2454, const float *restrict t1426) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v2453 = t1426[i0] * t1426[i0];
+        sum += v2453;
+    }
+    t2454[0] = (float)sum;
+}
+
+/* loop []
+ * %2365 = add %2362, %2364 : []  // teacher/feedback fwd
+ * %2368 = add %2365, %2367 : []  // teacher/feedback fwd
+ * %2371 = add %2368, %2370 : []  // teacher/feedback fwd
+ * %2374 = add %2371, %2373 : []  // teacher/feedback fwd
+ * %2377 = add %2374, %2376 : []  // teacher/feedback fwd
+ * %2380 = add %2377, %2379 : []  // teacher/feedback fwd
+ * %2383 = add %2380, %2382 : []  // teacher/feedback fwd
+ * %2386 = add %2383, %2385 : []  // teacher/feedback fwd
+ * %2389 = add %2386, %2388 : []  // teacher/feedback fwd
+ * %2392 = add %2389, %2391 : []  // teacher/feedback fwd
+ * %2395 = add %2392, %2394 : []  // teacher/feedback fwd
+ * %2398 = add %2395, %2397 : []  // teacher/feedback fwd
+ * %2401 = add %2398, %2400 : []  // teacher/feedback fwd
+ * %2404 = add %2401, %2403 : []  // teacher/feedback fwd
+ * %2407 = add %2404, %2406 : []  // teacher/feedback fwd
+ * %2410 = add %2407, %2409 : []  // teacher/feedback fwd
+ * %2413 = add %2410, %2412 : []  // teacher/feedback fwd
+ * %2416 = add %2413, %2415 : []  // teacher/feedback fwd
+ * %2419 = add %2416, %2418 : []  // teacher/feedback fwd
+ * %2422 = add %2419, %2421 : []  // teacher/feedback fwd
+ * %2425 = add %2422, %2424 : []  // teacher/feedback fwd
+ * %2428 = add %2425, %2427 : []  // teacher/feedback fwd
+ * %2431 = add %2428, %2430 : []  // teacher/feedback fwd
+ * %2434 = add %2431, %2433 : []  // teacher/feedback fwd
+ * %2437 = add %2434, %2436 : []  // teacher/feedback fwd
+ * %2440 = add %2437, %2439 : []  // teacher/feedback fwd
+ * %2443 = add %2440, %2442 : []  // teacher/feedback fwd
+ * %2446 = add %2443, %2445 : []  // teacher/feedback fwd
+ * %2449 = add %2446, %2448 : []  // teacher/feedback fwd
+ * %2452 = add %2449, %2451 : []  // teacher/feedback fwd
+ * %2455 = add %2452, %2454 : []  // teacher/feedback fwd
+ * %2456 = sqrt %2455 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_66(float *restrict t2456, const float *restrict t2362, const float *restrict t2364, const float *restrict t2367, const float *restrict t2370, const float *restrict t2373, const float *restrict t2376, const float *restrict t2379, const float *restrict t2382, const float *restrict t2385, const float *restrict t2388, const float *restrict t2391, const float *restrict t2394, const float *restrict t2397, const float *restrict t2400, const float *restrict t2403, const float *restrict t2406, const float *restrict t2409, const float *restrict t2412, const float *restrict t2415, const float *restrict t2418, const float *restrict t2421, const float *restrict t2424, const float *restrict t2427, const float *restrict t2430, const float *restrict t2433, const float *restrict t2436, const float *restrict t2439, const float *restrict t2442, const float *restrict t2445, const float *restrict t2448, const float *restrict t2451, const float *restrict t2454) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v2365 = t2362[0] + t2364[0];
+        const float v2368 = v2365 + t2367[0];
+        const float v2371 = v2368 + t2370[0];
+        const float v2374 = v2371 + t2373[0];
+        const float v2377 = v2374 + t2376[0];
+        const float v2380 = v2377 + t2379[0];
+        const float v2383 = v2380 + t2382[0];
+        const float v2386 = v2383 + t2385[0];
+        const float v2389 = v2386 + t2388[0];
+        const float v2392 = v2389 + t2391[0];
+        const float v2395 = v2392 + t2394[0];
+        const float v2398 = v2395 + t2397[0];
+        const float v2401 = v2398 + t2400[0];
+        const float v2404 = v2401 + t2403[0];
+        const float v2407 = v2404 + t2406[0];
+        const float v2410 = v2407 + t2409[0];
+        const float v2413 = v2410 + t2412[0];
+        const float v2416 = v2413 + t2415[0];
+        const float v2419 = v2416 + t2418[0];
+        const float v2422 = v2419 + t2421[0];
+        const float v2425 = v2422 + t2424[0];
+        const float v2428 = v2425 + t2427[0];
+        const float v2431 = v2428 + t2430[0];
+        const float v2434 = v2431 + t2433[0];
+        const float v2437 = v2434 + t2436[0];
+        const float v2440 = v2437 + t2439[0];
+        const float v2443 = v2440 + t2442[0];
+        const float v2446 = v2443 + t2445[0];
+        const float v2449 = v2446 + t2448[0];
+        const float v2452 = v2449 + t2451[0];
+        const float v2455 = v2452 + t2454[0];
+        const float v2456 = sqrtf(v2455);
+        t2456[i] = v2456;
+    }
+}
+
+/* reduce_sum [3,3,1,16] axes=[0, 1, 2, 3]
+ * %2457 = mul %927, %927 : [3,3,1,16]  // teacher/feedback fwd
+ * %2458 = reduce_sum axes=[0, 1, 2, 3] %2457 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_67(float *restrict t2458, const float *restrict t927) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 1; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2457 = t927[i0 * 48 + i1 * 16 + i3] * t927[i0 * 48 + i1 * 16 + i3];
+                    sum += v2457;
+                }
+            }
+        }
+    }
+    t2458[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2459 = mul %925, %925 : [16]  // teacher/feedback fwd
+ * %2460 = reduce_sum axes=[0] %2459 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_68(float *restrict t2460, const float *restrict t925) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2459 = t925[i0] * t925[i0];
+        sum += v2459;
+    }
+    t2460[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2462 = mul %908, %908 : [16]  // teacher/feedback fwd
+ * %2463 = reduce_sum axes=[0] %2462 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_69(float *restrict t2463, const float *restrict t908) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2462 = t908[i0] * t908[i0];
+        sum += v2462;
+    }
+    t2463[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2465 = mul %903, %903 : [16]  // teacher/feedback fwd
+ * %2466 = reduce_sum axes=[0] %2465 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_70(float *restrict t2466, const float *restrict t903) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2465 = t903[i0] * t903[i0];
+        sum += v2465;
+    }
+    t2466[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %2468 = mul %893, %893 : [3,3,16,16]  // teacher/feedback fwd
+ * %2469 = reduce_sum axes=[0, 1, 2, 3] %2468 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_71(float *restrict t2469, const float *restrict t893) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2468 = t893[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t893[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2468;
+                }
+            }
+        }
+    }
+    t2469[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2471 = mul %890, %890 : [16]  // teacher/feedback fwd
+ * %2472 = reduce_sum axes=[0] %2471 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_72(float *restrict t2472, const float *restrict t890) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2471 = t890[i0] * t890[i0];
+        sum += v2471;
+    }
+    t2472[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2474 = mul %873, %873 : [16]  // teacher/feedback fwd
+ * %2475 = reduce_sum axes=[0] %2474 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_73(float *restrict t2475, const float *restrict t873) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2474 = t873[i0] * t873[i0];
+        sum += v2474;
+    }
+    t2475[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2477 = mul %868, %868 : [16]  // teacher/feedback fwd
+ * %2478 = reduce_sum axes=[0] %2477 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_74(float *restrict t2478, const float *restrict t868) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2477 = t868[i0] * t868[i0];
+        sum += v2477;
+    }
+    t2478[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,16] axes=[0, 1, 2, 3]
+ * %2480 = mul %859, %859 : [3,3,16,16]  // teacher/feedback fwd
+ * %2481 = reduce_sum axes=[0, 1, 2, 3] %2480 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_75(float *restrict t2481, const float *restrict t859) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 16; i3++) {
+                    const float v2480 = t859[i0 * 768 + i1 * 256 + i2 * 16 + i3] * t859[i0 * 768 + i1 * 256 + i2 * 16 + i3];
+                    sum += v2480;
+                }
+            }
+        }
+    }
+    t2481[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2483 = mul %856, %856 : [16]  // teacher/feedback fwd
+ * %2484 = reduce_sum axes=[0] %2483 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_76(float *restrict t2484, const float *restrict t856) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2483 = t856[i0] * t856[i0];
+        sum += v2483;
+    }
+    t2484[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2486 = mul %838, %838 : [16]  // teacher/feedback fwd
+ * %2487 = reduce_sum axes=[0] %2486 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_77(float *restrict t2487, const float *restrict t838) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2486 = t838[i0] * t838[i0];
+        sum += v2486;
+    }
+    t2487[0] = (float)sum;
+}
+
+/* reduce_sum [16] axes=[0]
+ * %2489 = mul %833, %833 : [16]  // teacher/feedback fwd
+ * %2490 = reduce_sum axes=[0] %2489 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_78(float *restrict t2490, const float *restrict t833) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 16; i0++) {
+        const float v2489 = t833[i0] * t833[i0];
+        sum += v2489;
+    }
+    t2490[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,16,32] axes=[0, 1, 2, 3]
+ * %2492 = mul %822, %822 : [3,3,16,32]  // teacher/feedback fwd
+ * %2493 = reduce_sum axes=[0, 1, 2, 3] %2492 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_79(float *restrict t2493, const float *restrict t822) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2492 = t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3] * t822[i0 * 1536 + i1 * 512 + i2 * 32 + i3];
+                    sum += v2492;
+                }
+            }
+        }
+    }
+    t2493[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2495 = mul %819, %819 : [32]  // teacher/feedback fwd
+ * %2496 = reduce_sum axes=[0] %2495 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_80(float *restrict t2496, const float *restrict t819) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2495 = t819[i0] * t819[i0];
+        sum += v2495;
+    }
+    t2496[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2498 = mul %802, %802 : [32]  // teacher/feedback fwd
+ * %2499 = reduce_sum axes=[0] %2498 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_81(float *restrict t2499, const float *restrict t802) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2498 = t802[i0] * t802[i0];
+        sum += v2498;
+    }
+    t2499[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2501 = mul %797, %797 : [32]  // teacher/feedback fwd
+ * %2502 = reduce_sum axes=[0] %2501 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_82(float *restrict t2502, const float *restrict t797) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2501 = t797[i0] * t797[i0];
+        sum += v2501;
+    }
+    t2502[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,32] axes=[0, 1, 2, 3]
+ * %2504 = mul %788, %788 : [3,3,32,32]  // teacher/feedback fwd
+ * %2505 = reduce_sum axes=[0, 1, 2, 3] %2504 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_83(float *restrict t2505, const float *restrict t788) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2504 = t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3] * t788[i0 * 3072 + i1 * 1024 + i2 * 32 + i3];
+                    sum += v2504;
+                }
+            }
+        }
+    }
+    t2505[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2507 = mul %785, %785 : [32]  // teacher/feedback fwd
+ * %2508 = reduce_sum axes=[0] %2507 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_84(float *restrict t2508, const float *restrict t785) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2507 = t785[i0] * t785[i0];
+        sum += v2507;
+    }
+    t2508[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,16,32] axes=[0, 1, 2, 3]
+ * %2510 = mul %783, %783 : [1,1,16,32]  // teacher/feedback fwd
+ * %2511 = reduce_sum axes=[0, 1, 2, 3] %2510 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_85(float *restrict t2511, const float *restrict t783) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 16; i2++) {
+                for (size_t i3 = 0; i3 < 32; i3++) {
+                    const float v2510 = t783[i2 * 32 + i3] * t783[i2 * 32 + i3];
+                    sum += v2510;
+                }
+            }
+        }
+    }
+    t2511[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2513 = mul %764, %764 : [32]  // teacher/feedback fwd
+ * %2514 = reduce_sum axes=[0] %2513 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_86(float *restrict t2514, const float *restrict t764) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2513 = t764[i0] * t764[i0];
+        sum += v2513;
+    }
+    t2514[0] = (float)sum;
+}
+
+/* reduce_sum [32] axes=[0]
+ * %2516 = mul %759, %759 : [32]  // teacher/feedback fwd
+ * %2517 = reduce_sum axes=[0] %2516 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_87(float *restrict t2517, const float *restrict t759) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 32; i0++) {
+        const float v2516 = t759[i0] * t759[i0];
+        sum += v2516;
+    }
+    t2517[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,32,64] axes=[0, 1, 2, 3]
+ * %2519 = mul %748, %748 : [3,3,32,64]  // teacher/feedback fwd
+ * %2520 = reduce_sum axes=[0, 1, 2, 3] %2519 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_88(float *restrict t2520, const float *restrict t748) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2519 = t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3] * t748[i0 * 6144 + i1 * 2048 + i2 * 64 + i3];
+                        sums[lane] += v2519;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2520[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2522 = mul %745, %745 : [64]  // teacher/feedback fwd
+ * %2523 = reduce_sum axes=[0] %2522 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_89(float *restrict t2523, const float *restrict t745) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2522 = t745[i0] * t745[i0];
+            sums[lane] += v2522;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2523[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2525 = mul %728, %728 : [64]  // teacher/feedback fwd
+ * %2526 = reduce_sum axes=[0] %2525 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_90(float *restrict t2526, const float *restrict t728) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2525 = t728[i0] * t728[i0];
+            sums[lane] += v2525;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2526[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2528 = mul %723, %723 : [64]  // teacher/feedback fwd
+ * %2529 = reduce_sum axes=[0] %2528 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_91(float *restrict t2529, const float *restrict t723) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2528 = t723[i0] * t723[i0];
+            sums[lane] += v2528;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2529[0] = (float)sum;
+}
+
+/* reduce_sum [3,3,64,64] axes=[0, 1, 2, 3]
+ * %2531 = mul %714, %714 : [3,3,64,64]  // teacher/feedback fwd
+ * %2532 = reduce_sum axes=[0, 1, 2, 3] %2531 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_92(float *restrict t2532, const float *restrict t714) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 3; i0++) {
+        for (size_t i1 = 0; i1 < 3; i1++) {
+            for (size_t i2 = 0; i2 < 64; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2531 = t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3] * t714[i0 * 12288 + i1 * 4096 + i2 * 64 + i3];
+                        sums[lane] += v2531;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2532[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2534 = mul %711, %711 : [64]  // teacher/feedback fwd
+ * %2535 = reduce_sum axes=[0] %2534 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_93(float *restrict t2535, const float *restrict t711) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2534 = t711[i0] * t711[i0];
+            sums[lane] += v2534;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2535[0] = (float)sum;
+}
+
+/* reduce_sum [1,1,32,64] axes=[0, 1, 2, 3]
+ * %2537 = mul %709, %709 : [1,1,32,64]  // teacher/feedback fwd
+ * %2538 = reduce_sum axes=[0, 1, 2, 3] %2537 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_94(float *restrict t2538, const float *restrict t709) {
+    double sums[8] = {0.0};
+    for (size_t i0 = 0; i0 < 1; i0++) {
+        for (size_t i1 = 0; i1 < 1; i1++) {
+            for (size_t i2 = 0; i2 < 32; i2++) {
+                for (size_t i3s = 0; i3s < 64; i3s += 8) {
+                    for (size_t lane = 0; lane < 8; lane++) {
+                        const size_t i3 = i3s + lane;
+                        const float v2537 = t709[i2 * 64 + i3] * t709[i2 * 64 + i3];
+                        sums[lane] += v2537;
+                    }
+                }
+            }
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2538[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2540 = mul %690, %690 : [64]  // teacher/feedback fwd
+ * %2541 = reduce_sum axes=[0] %2540 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_95(float *restrict t2541, const float *restrict t690) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2540 = t690[i0] * t690[i0];
+            sums[lane] += v2540;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2541[0] = (float)sum;
+}
+
+/* reduce_sum [64] axes=[0]
+ * %2543 = mul %685, %685 : [64]  // teacher/feedback fwd
+ * %2544 = reduce_sum axes=[0] %2543 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_96(float *restrict t2544, const float *restrict t685) {
+    double sums[8] = {0.0};
+    for (size_t i0s = 0; i0s < 64; i0s += 8) {
+        for (size_t lane = 0; lane < 8; lane++) {
+            const size_t i0 = i0s + lane;
+            const float v2543 = t685[i0] * t685[i0];
+            sums[lane] += v2543;
+        }
+    }
+    double sum = 0.0;
+    for (size_t lane = 0; lane < 8; lane++) sum += sums[lane];
+    t2544[0] = (float)sum;
+}
+
+/* reduce_sum [64,10] axes=[0, 1]
+ * %2546 = mul %673, %673 : [64,10]  // teacher/feedback fwd
+ * %2547 = reduce_sum axes=[0, 1] %2546 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_97(float *restrict t2547, const float *restrict t673) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 64; i0++) {
+        for (size_t i1 = 0; i1 < 10; i1++) {
+            const float v2546 = t673[i0 * 10 + i1] * t673[i0 * 10 + i1];
+            sum += v2546;
+        }
+    }
+    t2547[0] = (float)sum;
+}
+
+/* reduce_sum [10] axes=[0]
+ * %2549 = mul %671, %671 : [10]  // teacher/feedback fwd
+ * %2550 = reduce_sum axes=[0] %2549 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_98(float *restrict t2550, const float *restrict t671) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 10; i0++) {
+        const float v2549 = t671[i0] * t671[i0];
+        sum += v2549;
+    }
+    t2550[0] = (float)sum;
+}
+
+/* loop []
+ * %2461 = add %2458, %2460 : []  // teacher/feedback fwd
+ * %2464 = add %2461, %2463 : []  // teacher/feedback fwd
+ * %2467 = add %2464, %2466 : []  // teacher/feedback fwd
+ * %2470 = add %2467, %2469 : []  // teacher/feedback fwd
+ * %2473 = add %2470, %2472 : []  // teacher/feedback fwd
+ * %2476 = add %2473, %2475 : []  // teacher/feedback fwd
+ * %2479 = add %2476, %2478 : []  // teacher/feedback fwd
+ * %2482 = add %2479, %2481 : []  // teacher/feedback fwd
+ * %2485 = add %2482, %2484 : []  // teacher/feedback fwd
+ * %2488 = add %2485, %2487 : []  // teacher/feedback fwd
+ * %2491 = add %2488, %2490 : []  // teacher/feedback fwd
+ * %2494 = add %2491, %2493 : []  // teacher/feedback fwd
+ * %2497 = add %2494, %2496 : []  // teacher/feedback fwd
+ * %2500 = add %2497, %2499 : []  // teacher/feedback fwd
+ * %2503 = add %2500, %2502 : []  // teacher/feedback fwd
+ * %2506 = add %2503, %2505 : []  // teacher/feedback fwd
+ * %2509 = add %2506, %2508 : []  // teacher/feedback fwd
+ * %2512 = add %2509, %2511 : []  // teacher/feedback fwd
+ * %2515 = add %2512, %2514 : []  // teacher/feedback fwd
+ * %2518 = add %2515, %2517 : []  // teacher/feedback fwd
+ * %2521 = add %2518, %2520 : []  // teacher/feedback fwd
+ * %2524 = add %2521, %2523 : []  // teacher/feedback fwd
+ * %2527 = add %2524, %2526 : []  // teacher/feedback fwd
+ * %2530 = add %2527, %2529 : []  // teacher/feedback fwd
+ * %2533 = add %2530, %2532 : []  // teacher/feedback fwd
+ * %2536 = add %2533, %2535 : []  // teacher/feedback fwd
+ * %2539 = add %2536, %2538 : []  // teacher/feedback fwd
+ * %2542 = add %2539, %2541 : []  // teacher/feedback fwd
+ * %2545 = add %2542, %2544 : []  // teacher/feedback fwd
+ * %2548 = add %2545, %2547 : []  // teacher/feedback fwd
+ * %2551 = add %2548, %2550 : []  // teacher/feedback fwd
+ * %2552 = sqrt %2551 : []  // teacher/feedback fwd
+ * %2553 = mul %2456, %2552 : []  // teacher/feedback fwd
+ * %2554 = constant 1e-30 : []  // teacher/feedback fwd
+ * %2555 = max %2553, %2554 : []  // teacher/feedback fwd
+ * %2556 = div %1777, %2555 : []  // teacher/feedback fwd
+ * %2557 = step %1778 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_99(float *restrict t2552, float *restrict t2556, float *restrict t2557, const float *restrict t2458, const float *restrict t2460, const float *restrict t2463, const float *restrict t2466, const float *restrict t2469, const float *restrict t2472, const float *restrict t2475, const float *restrict t2478, const float *restrict t2481, const float *restrict t2484, const float *restrict t2487, const float *restrict t2490, const float *restrict t2493, const float *restrict t2496, const float *restrict t2499, const float *restrict t2502, const float *restrict t2505, const float *restrict t2508, const float *restrict t2511, const float *restrict t2514, const float *restrict t2517, const float *restrict t2520, const float *restrict t2523, const float *restrict t2526, const float *restrict t2529, const float *restrict t2532, const float *restrict t2535, const float *restrict t2538, const float *restrict t2541, const float *restrict t2544, const float *restrict t2547, const float *restrict t2550, const float *restrict t2456, const float *restrict t1777, const float *restrict t1778) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v2461 = t2458[0] + t2460[0];
+        const float v2464 = v2461 + t2463[0];
+        const float v2467 = v2464 + t2466[0];
+        const float v2470 = v2467 + t2469[0];
+        const float v2473 = v2470 + t2472[0];
+        const float v2476 = v2473 + t2475[0];
+        const float v2479 = v2476 + t2478[0];
+        const float v2482 = v2479 + t2481[0];
+        const float v2485 = v2482 + t2484[0];
+        const float v2488 = v2485 + t2487[0];
+        const float v2491 = v2488 + t2490[0];
+        const float v2494 = v2491 + t2493[0];
+        const float v2497 = v2494 + t2496[0];
+        const float v2500 = v2497 + t2499[0];
+        const float v2503 = v2500 + t2502[0];
+        const float v2506 = v2503 + t2505[0];
+        const float v2509 = v2506 + t2508[0];
+        const float v2512 = v2509 + t2511[0];
+        const float v2515 = v2512 + t2514[0];
+        const float v2518 = v2515 + t2517[0];
+        const float v2521 = v2518 + t2520[0];
+        const float v2524 = v2521 + t2523[0];
+        const float v2527 = v2524 + t2526[0];
+        const float v2530 = v2527 + t2529[0];
+        const float v2533 = v2530 + t2532[0];
+        const float v2536 = v2533 + t2535[0];
+        const float v2539 = v2536 + t2538[0];
+        const float v2542 = v2539 + t2541[0];
+        const float v2545 = v2542 + t2544[0];
+        const float v2548 = v2545 + t2547[0];
+        const float v2551 = v2548 + t2550[0];
+        const float v2552 = sqrtf(v2551);
+        const float v2553 = t2456[0] * v2552;
+        const float v2555 = v2553 >= 1e-30f ? v2553 : 1e-30f;
+        const float v2556 = t1777[0] / v2555;
+        const float v2557 = t1778[0] > 0.0f ? 1.0f : 0.0f;
+        t2552[i] = v2552;
+        t2556[i] = v2556;
+        t2557[i] = v2557;
+    }
+}
+
+/* 717 kernels; scratch high-water mark 26652880 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_conv0_fwd(scratch + 1171328 /* t102 */, io /* in_x */, state /* in_teacher_conv0_weight */, state + 144 /* in_teacher_conv0_bias */, scratch /* chunk */);
     step_teacher_bn1_fwd(scratch /* t103 */, scratch + 1171328 /* t102 */);
@@ -17754,10 +18931,10 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_res9_conv0_vjp_2(scratch + 2211840 /* t749 */, scratch + 25802240 /* t744 */, state + 97232 /* in_student_res9_conv0_weight */, scratch /* chunk */);
     step_student_res9_conv0_vjp_3(scratch + 25933312 /* t747 */, scratch + 25400832 /* t573 */, scratch + 25802240 /* t744 */, scratch /* chunk */);
     step_student_leaky_relu8_vjp(scratch + 25400832 /* t757 */, scratch + 25601536 /* t710 */, scratch + 2211840 /* t749 */, scratch + 22132224 /* t571 */, scratch + 25200128 /* t572 */);
-    step_student_bn7_vjp(scratch + 25952000 /* t759 */, scratch + 25400832 /* t758 */);
+    step_student_bn7_vjp(scratch + 25988864 /* t759 */, scratch + 25400832 /* t758 */);
     step_student_bn7_vjp_2(scratch + 22132224 /* t760 */, scratch + 25400832 /* t758 */, scratch + 26652544 /* t566 */);
     step_student_bn7_vjp_3(scratch + 26651840 /* t762 */, scratch + 25400832 /* t758 */, scratch + 21931520 /* t552 */);
-    step_student_bn7_vjp_4(scratch + 25952032 /* t764 */, scratch + 26651840 /* t762 */, scratch + 26652512 /* t565 */);
+    step_student_bn7_vjp_4(scratch + 25988896 /* t764 */, scratch + 26651840 /* t762 */, scratch + 26652512 /* t565 */);
     step_student_bn7_vjp_5(scratch + 26651872 /* t766 */, scratch + 22132224 /* t760 */);
     step_student_bn7_vjp_6(scratch + 26651904 /* t770 */, scratch + 26651840 /* t762 */, state + 97168 /* in_student_bn7_scale */, scratch + 26652512 /* t565 */, scratch + 26652480 /* t562 */);
     step_student_bn7_vjp_7(scratch /* t773 */, scratch + 26651904 /* t770 */, scratch + 21931520 /* t552 */);
@@ -17765,24 +18942,24 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_bn7_vjp_9(scratch + 26651904 /* t778 */, scratch + 26651872 /* t766 */, scratch + 26651840 /* t776 */);
     step_student_bn7_vjp_10(scratch + 25200128 /* t780 */, scratch + 22132224 /* t760 */, scratch /* t773 */, scratch + 26651904 /* t778 */);
     step_student_res6_vjp(scratch + 21931520 /* t784 */, scratch + 25200128 /* t780 */, state + 96656 /* in_student_res6_shortcut_weight */, scratch /* chunk */);
-    step_student_res6_vjp_2(scratch + 25622656 /* t782 */, scratch + 21530112 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp(scratch + 25952064 /* t785 */, scratch + 25200128 /* t780 */);
+    step_student_res6_vjp_2(scratch + 25643648 /* t782 */, scratch + 21530112 /* t503 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp(scratch + 25988928 /* t785 */, scratch + 25200128 /* t780 */);
     step_student_res6_conv3_vjp_2(scratch + 25400832 /* t789 */, scratch + 25200128 /* t780 */, state + 87408 /* in_student_res6_conv3_weight */, scratch /* chunk */);
     step_student_res6_conv3_vjp_3(scratch + 25601536 /* t787 */, scratch + 24999424 /* t536 */, scratch + 25200128 /* t780 */, scratch /* chunk */);
     step_student_res6_leaky_relu2_vjp(scratch + 24999424 /* t795 */, scratch + 24598016 /* t533 */, scratch + 24798720 /* t535 */, scratch + 25400832 /* t789 */);
-    step_student_res6_bn1_vjp(scratch + 25952096 /* t797 */, scratch + 24999424 /* t796 */);
+    step_student_res6_bn1_vjp(scratch + 25988960 /* t797 */, scratch + 24999424 /* t796 */);
     step_student_res6_bn1_vjp_2(scratch + 24598016 /* t798 */, scratch + 24999424 /* t796 */, scratch + 26652448 /* t528 */);
     step_student_res6_bn1_vjp_3(scratch + 26651840 /* t800 */, scratch + 24999424 /* t796 */, scratch + 24397312 /* t513 */);
-    step_student_res6_bn1_vjp_4(scratch + 25952128 /* t802 */, scratch + 26651840 /* t800 */, scratch + 26652416 /* t527 */);
+    step_student_res6_bn1_vjp_4(scratch + 25988992 /* t802 */, scratch + 26651840 /* t800 */, scratch + 26652416 /* t527 */);
     step_student_res6_bn1_vjp_5(scratch + 26651872 /* t804 */, scratch + 24598016 /* t798 */);
     step_student_res6_bn1_vjp_6(scratch + 26651904 /* t808 */, scratch + 26651840 /* t800 */, state + 87344 /* in_student_res6_bn1_scale */, scratch + 26652416 /* t527 */, scratch + 26652384 /* t524 */);
     step_student_res6_bn1_vjp_7(scratch /* t811 */, scratch + 26651904 /* t808 */, scratch + 24397312 /* t513 */);
     step_student_res6_bn1_vjp_8(scratch + 26651840 /* t814 */, scratch /* t811 */);
     step_student_res6_bn1_vjp_9(scratch + 26651904 /* t816 */, scratch + 26651872 /* t804 */, scratch + 26651840 /* t814 */);
     step_student_res6_bn1_vjp_10(scratch + 24397312 /* t818 */, scratch + 24598016 /* t798 */, scratch /* t811 */, scratch + 26651904 /* t816 */);
-    step_student_res6_conv0_vjp(scratch + 25952160 /* t819 */, scratch + 24397312 /* t818 */);
+    step_student_res6_conv0_vjp(scratch + 25989024 /* t819 */, scratch + 24397312 /* t818 */);
     step_student_res6_conv0_vjp_2(scratch + 2125440 /* t823 */, scratch + 24397312 /* t818 */, state + 82704 /* in_student_res6_conv0_weight */, scratch /* chunk */);
-    step_student_res6_conv0_vjp_3(scratch + 25610752 /* t821 */, scratch + 21530112 /* t503 */, scratch + 24397312 /* t818 */, scratch /* chunk */);
+    step_student_res6_conv0_vjp_3(scratch + 25619968 /* t821 */, scratch + 21530112 /* t503 */, scratch + 24397312 /* t818 */, scratch /* chunk */);
     step_student_leaky_relu5_vjp(scratch + 21530112 /* t831 */, scratch + 21931520 /* t784 */, scratch + 2125440 /* t823 */, scratch + 20727296 /* t501 */, scratch + 21128704 /* t502 */);
     step_student_bn4_vjp(scratch + 26652384 /* t833 */, scratch + 21530112 /* t832 */);
     step_student_bn4_vjp_2(scratch + 20727296 /* t834 */, scratch + 21530112 /* t832 */, scratch + 26652848 /* t496 */);
@@ -17796,7 +18973,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_bn4_vjp_10(scratch + 20325888 /* t854 */, scratch + 20727296 /* t834 */, scratch /* t847 */, scratch + 26652832 /* t852 */);
     step_student_res3_conv3_vjp(scratch + 26652816 /* t856 */, scratch + 20325888 /* t854 */);
     step_student_res3_conv3_vjp_2(scratch + 1859968 /* t860 */, scratch + 20325888 /* t854 */, state + 80352 /* in_student_res3_conv3_weight */, scratch /* chunk */);
-    step_student_res3_conv3_vjp_3(scratch + 25615360 /* t858 */, scratch + 19924480 /* t470 */, scratch + 20325888 /* t854 */, scratch /* chunk */);
+    step_student_res3_conv3_vjp_3(scratch + 25629184 /* t858 */, scratch + 19924480 /* t470 */, scratch + 20325888 /* t854 */, scratch /* chunk */);
     step_student_res3_leaky_relu2_vjp(scratch + 19924480 /* t866 */, scratch + 19121664 /* t468 */, scratch + 19523072 /* t469 */, scratch + 1859968 /* t860 */);
     step_student_res3_bn1_vjp(scratch + 26652832 /* t868 */, scratch + 19924480 /* t867 */);
     step_student_res3_bn1_vjp_2(scratch + 19121664 /* t869 */, scratch + 19924480 /* t867 */, scratch + 26652800 /* t463 */);
@@ -17810,7 +18987,7 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_res3_bn1_vjp_10(scratch + 18720256 /* t889 */, scratch + 19121664 /* t869 */, scratch + 19523072 /* t882 */, scratch + 26652784 /* t887 */);
     step_student_res3_conv0_vjp(scratch + 26652768 /* t890 */, scratch + 18720256 /* t889 */);
     step_student_res3_conv0_vjp_2(scratch + 1859968 /* t894 */, scratch + 18720256 /* t889 */, state + 78000 /* in_student_res3_conv0_weight */, scratch /* chunk */);
-    step_student_res3_conv0_vjp_3(scratch + 25617664 /* t892 */, scratch + 18318848 /* t440 */, scratch + 18720256 /* t889 */, scratch /* chunk */);
+    step_student_res3_conv0_vjp_3(scratch + 25631488 /* t892 */, scratch + 18318848 /* t440 */, scratch + 18720256 /* t889 */, scratch /* chunk */);
     step_student_leaky_relu2_vjp(scratch + 2261376 /* t901 */, scratch + 20325888 /* t855 */, scratch + 1859968 /* t894 */, scratch + 17516032 /* t437 */, scratch + 17917440 /* t439 */);
     step_student_bn1_vjp(scratch + 26652784 /* t903 */, scratch + 2261376 /* t902 */);
     step_student_bn1_vjp_2(scratch /* t904 */, scratch + 2261376 /* t902 */, scratch + 26652752 /* t432 */);
@@ -17823,19 +19000,19 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_bn1_vjp_9(scratch + 26652736 /* t922 */, scratch + 26651840 /* t910 */, scratch + 26652720 /* t920 */);
     step_student_bn1_vjp_10(scratch + 1172480 /* t924 */, scratch /* t904 */, scratch + 401408 /* t917 */, scratch + 26652736 /* t922 */);
     step_student_conv0_vjp(scratch + 26652720 /* t925 */, scratch + 1172480 /* t924 */);
-    step_student_conv0_vjp_2(scratch + 25623168 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
-    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25623168 /* t927 */, io + 226128 /* in_lr_student */);
+    step_student_conv0_vjp_2(scratch + 25644672 /* t926 */, io + 125440 /* t406 */, scratch + 1172480 /* t924 */, scratch /* chunk */);
+    step_student_conv0_update(state + 233424 /* in_student_momentum_conv0_weight */, state + 77808 /* in_student_conv0_weight */, scratch + 25644672 /* t927 */, io + 226128 /* in_lr_student */);
     step_student_conv0_update_2(state + 233568 /* in_student_momentum_conv0_bias */, state + 77952 /* in_student_conv0_bias */, state + 233584 /* in_student_momentum_bn1_scale */, state + 77968 /* in_student_bn1_scale */, state + 233600 /* in_student_momentum_bn1_offset */, state + 77984 /* in_student_bn1_offset */, scratch + 26652720 /* t925 */, io + 226128 /* in_lr_student */, scratch + 26652800 /* t908 */, scratch + 26652784 /* t903 */);
-    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25617664 /* t893 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv0_update(state + 233616 /* in_student_momentum_res3_conv0_weight */, state + 78000 /* in_student_res3_conv0_weight */, scratch + 25631488 /* t893 */, io + 226128 /* in_lr_student */);
     step_student_res3_conv0_update_2(state + 235920 /* in_student_momentum_res3_conv0_bias */, state + 80304 /* in_student_res3_conv0_bias */, state + 235936 /* in_student_momentum_res3_bn1_scale */, state + 80320 /* in_student_res3_bn1_scale */, state + 235952 /* in_student_momentum_res3_bn1_offset */, state + 80336 /* in_student_res3_bn1_offset */, scratch + 26652768 /* t890 */, io + 226128 /* in_lr_student */, scratch + 26652848 /* t873 */, scratch + 26652832 /* t868 */);
-    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 25615360 /* t859 */, io + 226128 /* in_lr_student */);
+    step_student_res3_conv3_update(state + 235968 /* in_student_momentum_res3_conv3_weight */, state + 80352 /* in_student_res3_conv3_weight */, scratch + 25629184 /* t859 */, io + 226128 /* in_lr_student */);
     step_student_res3_conv3_update_2(state + 238272 /* in_student_momentum_res3_conv3_bias */, state + 82656 /* in_student_res3_conv3_bias */, state + 238288 /* in_student_momentum_bn4_scale */, state + 82672 /* in_student_bn4_scale */, state + 238304 /* in_student_momentum_bn4_offset */, state + 82688 /* in_student_bn4_offset */, scratch + 26652816 /* t856 */, io + 226128 /* in_lr_student */, scratch + 26652400 /* t838 */, scratch + 26652384 /* t833 */);
-    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 25610752 /* t822 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25952160 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25952128 /* t802 */, scratch + 25952096 /* t797 */);
+    step_student_res6_conv0_update(state + 238320 /* in_student_momentum_res6_conv0_weight */, state + 82704 /* in_student_res6_conv0_weight */, scratch + 25619968 /* t822 */, io + 226128 /* in_lr_student */);
+    step_student_res6_conv0_update_2(state + 242928 /* in_student_momentum_res6_conv0_bias */, state + 87312 /* in_student_res6_conv0_bias */, state + 242960 /* in_student_momentum_res6_bn1_scale */, state + 87344 /* in_student_res6_bn1_scale */, state + 242992 /* in_student_momentum_res6_bn1_offset */, state + 87376 /* in_student_res6_bn1_offset */, scratch + 25989024 /* t819 */, io + 226128 /* in_lr_student */, scratch + 25988992 /* t802 */, scratch + 25988960 /* t797 */);
     step_student_res6_conv3_update(state + 243024 /* in_student_momentum_res6_conv3_weight */, state + 87408 /* in_student_res6_conv3_weight */, scratch + 25601536 /* t788 */, io + 226128 /* in_lr_student */);
-    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25952064 /* t785 */, io + 226128 /* in_lr_student */);
-    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25622656 /* t783 */, io + 226128 /* in_lr_student */);
-    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25952032 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25952000 /* t759 */);
+    step_student_res6_conv3_update_2(state + 252240 /* in_student_momentum_res6_conv3_bias */, state + 96624 /* in_student_res6_conv3_bias */, scratch + 25988928 /* t785 */, io + 226128 /* in_lr_student */);
+    step_student_res6_shortcut_update(state + 252272 /* in_student_momentum_res6_shortcut_weight */, state + 96656 /* in_student_res6_shortcut_weight */, scratch + 25643648 /* t783 */, io + 226128 /* in_lr_student */);
+    step_student_bn7_update(state + 252784 /* in_student_momentum_bn7_scale */, state + 97168 /* in_student_bn7_scale */, state + 252816 /* in_student_momentum_bn7_offset */, state + 97200 /* in_student_bn7_offset */, scratch + 25988896 /* t764 */, io + 226128 /* in_lr_student */, scratch + 25988864 /* t759 */);
     step_student_res9_conv0_update(state + 252848 /* in_student_momentum_res9_conv0_weight */, state + 97232 /* in_student_res9_conv0_weight */, scratch + 25933312 /* t748 */, io + 226128 /* in_lr_student */);
     step_student_res9_conv0_update_2(state + 271280 /* in_student_momentum_res9_conv0_bias */, state + 115664 /* in_student_res9_conv0_bias */, state + 271344 /* in_student_momentum_res9_bn1_scale */, state + 115728 /* in_student_res9_bn1_scale */, state + 271408 /* in_student_momentum_res9_bn1_offset */, state + 115792 /* in_student_res9_bn1_offset */, scratch + 26651776 /* t745 */, io + 226128 /* in_lr_student */, scratch + 26064448 /* t728 */, scratch + 26064384 /* t723 */);
     step_student_res9_conv3_update(state + 271472 /* in_student_momentum_res9_conv3_weight */, state + 115856 /* in_student_res9_conv3_weight */, scratch + 26588672 /* t714 */, io + 226128 /* in_lr_student */);
@@ -17874,8 +19051,8 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_res6_bn1_fwd_8(scratch + 26651872 /* t1293 */, scratch + 26651840 /* t1291 */);
     step_student_res6_bn1_fwd_9(scratch + 18419200 /* t1295 */, scratch + 1806336 /* t1290 */, scratch + 26651872 /* t1293 */);
     step_student_res6_bn1_fwd_10(scratch + 26651840 /* t1297 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_fwd_11(scratch + 25952192 /* t1299 */, scratch + 25952224 /* t1302 */, scratch + 25952256 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
-    step_student_res6_bn1_fwd_12(scratch + 18469376 /* t1307 */, scratch + 18419200 /* t1295 */, scratch + 25952256 /* t1303 */, state + 87376 /* t1060 */);
+    step_student_res6_bn1_fwd_11(scratch + 25640448 /* t1299 */, scratch + 25640480 /* t1302 */, scratch + 25640512 /* t1303 */, scratch + 26651840 /* t1297 */, state + 87344 /* t1053 */);
+    step_student_res6_bn1_fwd_12(scratch + 18469376 /* t1307 */, scratch + 18419200 /* t1295 */, scratch + 25640512 /* t1303 */, state + 87376 /* t1060 */);
     step_student_res6_leaky_relu2_fwd_2(scratch + 18519552 /* t1310 */, scratch + 18569728 /* t1311 */, scratch + 18469376 /* t1308 */);
     step_student_res6_conv3_fwd_2(scratch + 18318848 /* t1316 */, scratch + 18569728 /* t1311 */, state + 87408 /* t1313 */, state + 96624 /* t1079 */, scratch /* chunk */);
     step_student_res6_fwd_3(scratch + 18369024 /* t1320 */, scratch + 18218496 /* t1285 */, state + 96656 /* t1319 */, scratch /* chunk */);
@@ -17884,322 +19061,395 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_bn7_fwd_8(scratch + 26651872 /* t1325 */, scratch + 26651840 /* t1324 */);
     step_student_bn7_fwd_9(scratch + 18318848 /* t1327 */, scratch /* t1323 */, scratch + 26651872 /* t1325 */);
     step_student_bn7_fwd_10(scratch + 26651840 /* t1329 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_fwd_11(scratch + 25952288 /* t1331 */, scratch + 25952320 /* t1334 */, scratch + 25952352 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
-    step_student_bn7_fwd_12(scratch + 18369024 /* t1339 */, scratch + 18318848 /* t1327 */, scratch + 25952352 /* t1335 */, state + 97200 /* t1105 */);
+    step_student_bn7_fwd_11(scratch + 25640544 /* t1331 */, scratch + 25640576 /* t1334 */, scratch + 25640608 /* t1335 */, scratch + 26651840 /* t1329 */, state + 97168 /* t1098 */);
+    step_student_bn7_fwd_12(scratch + 18369024 /* t1339 */, scratch + 18318848 /* t1327 */, scratch + 25640608 /* t1335 */, state + 97200 /* t1105 */);
     step_student_leaky_relu8_fwd_2(scratch + 18619904 /* t1341 */, scratch + 18670080 /* t1342 */, scratch + 18369024 /* t1340 */);
     step_student_res9_conv0_fwd_2(scratch + 1179648 /* t1347 */, scratch + 18670080 /* t1342 */, state + 97232 /* t1344 */, state + 115664 /* t1126 */, scratch /* chunk */);
     step_student_res9_bn1_fwd_7(scratch + 26651840 /* t1348 */, scratch + 1179648 /* t1347 */);
     step_student_res9_bn1_fwd_8(scratch + 26651904 /* t1350 */, scratch + 26651840 /* t1348 */);
     step_student_res9_bn1_fwd_9(scratch + 24434176 /* t1352 */, scratch + 1179648 /* t1347 */, scratch + 26651904 /* t1350 */);
     step_student_res9_bn1_fwd_10(scratch + 26651840 /* t1354 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25951744 /* t1359 */, scratch + 25951808 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
-    step_student_res9_bn1_fwd_12(scratch + 24466944 /* t1364 */, scratch + 24434176 /* t1352 */, scratch + 25951808 /* t1360 */, state + 115792 /* t1140 */);
+    step_student_res9_bn1_fwd_11(scratch + 26651904 /* t1356 */, scratch + 25644160 /* t1359 */, scratch + 25644224 /* t1360 */, scratch + 26651840 /* t1354 */, state + 115728 /* t1133 */);
+    step_student_res9_bn1_fwd_12(scratch + 24466944 /* t1364 */, scratch + 24434176 /* t1352 */, scratch + 25644224 /* t1360 */, state + 115792 /* t1140 */);
     step_student_res9_leaky_relu2_fwd_2(scratch + 24499712 /* t1367 */, scratch + 24532480 /* t1368 */, scratch + 24466944 /* t1365 */);
     step_student_res9_conv3_fwd_2(scratch + 24397312 /* t1373 */, scratch + 24532480 /* t1368 */, state + 115856 /* t1370 */, state + 152720 /* t1159 */, scratch /* chunk */);
     step_student_res9_fwd_3(scratch + 24565248 /* t1377 */, scratch + 18670080 /* t1342 */, state + 152784 /* t1376 */, scratch /* chunk */);
     step_student_res9_fwd_4(scratch + 24598016 /* t1379 */, scratch + 24397312 /* t1374 */, scratch + 24565248 /* t1378 */);
     step_student_bn10_fwd_7(scratch + 26651840 /* t1381 */, scratch + 24598016 /* t1380 */);
-    step_student_bn10_fwd_8(scratch + 25619968 /* t1382 */, scratch + 26651840 /* t1381 */);
-    step_student_bn10_fwd_9(scratch + 24565248 /* t1384 */, scratch + 24598016 /* t1380 */, scratch + 25619968 /* t1382 */);
+    step_student_bn10_fwd_8(scratch + 25644288 /* t1382 */, scratch + 26651840 /* t1381 */);
+    step_student_bn10_fwd_9(scratch + 24565248 /* t1384 */, scratch + 24598016 /* t1380 */, scratch + 25644288 /* t1382 */);
     step_student_bn10_fwd_10(scratch + 26651840 /* t1386 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_fwd_11(scratch + 25620288 /* t1388 */, scratch + 25951872 /* t1391 */, scratch + 25620352 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
-    step_student_bn10_fwd_12(scratch + 24397312 /* t1396 */, scratch + 24565248 /* t1384 */, scratch + 25620352 /* t1392 */, state + 154896 /* t1185 */);
+    step_student_bn10_fwd_11(scratch + 25644288 /* t1388 */, scratch + 25644352 /* t1391 */, scratch + 25644416 /* t1392 */, scratch + 26651840 /* t1386 */, state + 154832 /* t1178 */);
+    step_student_bn10_fwd_12(scratch + 24397312 /* t1396 */, scratch + 24565248 /* t1384 */, scratch + 25644416 /* t1392 */, state + 154896 /* t1185 */);
     step_student_leaky_relu11_fwd_2(scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1399 */, scratch + 24397312 /* t1397 */);
     step_student_global_avg_pool12_fwd_3(scratch + 24430080 /* t1401 */, scratch + 24630784 /* t1400 */);
     step_student_global_avg_pool12_fwd_4(scratch + 24432128 /* t1403 */, scratch + 24430080 /* t1401 */);
     step_student_dense13_fwd_2(scratch + 24430080 /* t1406 */, scratch + 24432128 /* t1403 */, state + 154960 /* t1197 */, state + 155600 /* t1206 */);
-    step_student_loss_l_fwd(scratch + 25951936 /* t1407 */, scratch + 24430080 /* t1406 */);
-    step_student_loss_l_fwd_2(scratch + 24430400 /* t1409 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1406 */, scratch + 25951936 /* t1407 */);
-    step_student_loss_l_fwd_3(scratch + 25951936 /* t1411 */, scratch + 24430720 /* t1410 */);
-    step_student_loss_l_fwd_4(scratch + 25951968 /* t1412 */, scratch + 25951936 /* t1411 */);
-    step_student_loss_l_fwd_5(scratch + 26652736 /* t1416 */, scratch + 24430400 /* t1409 */, scratch + 25951968 /* t1412 */, io + 225792 /* in_y */);
+    step_student_loss_l_fwd(scratch + 26651840 /* t1407 */, scratch + 24430080 /* t1406 */);
+    step_student_loss_l_fwd_2(scratch + 24430400 /* t1409 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1406 */, scratch + 26651840 /* t1407 */);
+    step_student_loss_l_fwd_3(scratch + 26651840 /* t1411 */, scratch + 24430720 /* t1410 */);
+    step_student_loss_l_fwd_4(scratch + 26651872 /* t1412 */, scratch + 26651840 /* t1411 */);
+    step_student_loss_l_fwd_5(scratch + 26652736 /* t1416 */, scratch + 24430400 /* t1409 */, scratch + 26651872 /* t1412 */, io + 225792 /* in_y */);
     step_student_loss_l_fwd_6(io + 244672 /* t1417 */, scratch + 26652736 /* t1416 */);
     step_student_loss_l_vjp(scratch + 24430080 /* t1419 */, io + 225792 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 25951968 /* t1421 */, scratch + 24430080 /* t1419 */);
-    step_student_loss_l_vjp_3(scratch + 26651840 /* t1422 */, scratch + 25951968 /* t1421 */, scratch + 25951936 /* t1411 */);
-    step_student_loss_l_vjp_4(scratch + 25619968 /* t1425 */, scratch + 26651840 /* t1422 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1419 */);
-    step_student_dense13_vjp_4(scratch + 26652736 /* t1426 */, scratch + 25619968 /* t1425 */);
-    step_student_dense13_vjp_5(scratch + 25622016 /* t1428 */, scratch + 24432128 /* t1403 */, scratch + 25619968 /* t1425 */);
-    step_student_dense13_vjp_6(scratch + 24430080 /* t1429 */, scratch + 25619968 /* t1425 */, state + 154960 /* t1197 */);
+    step_student_loss_l_vjp_2(scratch + 26651872 /* t1421 */, scratch + 24430080 /* t1419 */);
+    step_student_loss_l_vjp_3(scratch + 25644480 /* t1422 */, scratch + 26651872 /* t1421 */, scratch + 26651840 /* t1411 */);
+    step_student_loss_l_vjp_4(scratch + 25624576 /* t1425 */, scratch + 25644480 /* t1422 */, scratch + 24430720 /* t1410 */, scratch + 24430080 /* t1419 */);
+    step_student_dense13_vjp_4(scratch + 26652736 /* t1426 */, scratch + 25624576 /* t1425 */);
+    step_student_dense13_vjp_5(scratch + 25643008 /* t1428 */, scratch + 24432128 /* t1403 */, scratch + 25624576 /* t1425 */);
+    step_student_dense13_vjp_6(scratch + 24430080 /* t1429 */, scratch + 25624576 /* t1425 */, state + 154960 /* t1197 */);
     step_student_global_avg_pool12_vjp_2(scratch + 24630784 /* t1430 */, scratch + 24430080 /* t1429 */);
     step_student_leaky_relu11_vjp_2(scratch + 24663552 /* t1438 */, scratch + 24397312 /* t1397 */, scratch + 24598016 /* t1398 */, scratch + 24630784 /* t1431 */);
     step_student_bn10_vjp_11(scratch + 26651840 /* t1440 */, scratch + 24663552 /* t1439 */);
-    step_student_bn10_vjp_12(scratch + 24397312 /* t1441 */, scratch + 24663552 /* t1439 */, scratch + 25620352 /* t1392 */);
-    step_student_bn10_vjp_13(scratch + 24630784 /* t1443 */, scratch + 24663552 /* t1439 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_14(scratch + 25619968 /* t1447 */, scratch + 24397312 /* t1441 */);
-    step_student_bn10_vjp_15(scratch + 25620032 /* t1451 */, scratch + 24630784 /* t1443 */, state + 154832 /* t1178 */, scratch + 25951872 /* t1391 */, scratch + 25620288 /* t1388 */);
-    step_student_bn10_vjp_16(scratch + 24598016 /* t1454 */, scratch + 25620032 /* t1451 */, scratch + 24565248 /* t1384 */);
-    step_student_bn10_vjp_17(scratch + 25620032 /* t1457 */, scratch + 24598016 /* t1454 */);
-    step_student_bn10_vjp_18(scratch + 25620096 /* t1459 */, scratch + 25619968 /* t1447 */, scratch + 25620032 /* t1457 */);
-    step_student_bn10_vjp_19(scratch + 24565248 /* t1461 */, scratch + 24397312 /* t1441 */, scratch + 24598016 /* t1454 */, scratch + 25620096 /* t1459 */);
+    step_student_bn10_vjp_12(scratch + 24397312 /* t1441 */, scratch + 24663552 /* t1439 */, scratch + 25644416 /* t1392 */);
+    step_student_bn10_vjp_13(scratch + 25644416 /* t1443 */, scratch + 24663552 /* t1439 */, scratch + 24565248 /* t1384 */);
+    step_student_bn10_vjp_14(scratch + 25988608 /* t1445 */, scratch + 25644416 /* t1443 */, scratch + 25644352 /* t1391 */);
+    step_student_bn10_vjp_15(scratch + 25644480 /* t1447 */, scratch + 24397312 /* t1441 */);
+    step_student_bn10_vjp_16(scratch + 25644544 /* t1451 */, scratch + 25644416 /* t1443 */, state + 154832 /* t1178 */, scratch + 25644352 /* t1391 */, scratch + 25644288 /* t1388 */);
+    step_student_bn10_vjp_17(scratch + 24598016 /* t1454 */, scratch + 25644544 /* t1451 */, scratch + 24565248 /* t1384 */);
+    step_student_bn10_vjp_18(scratch + 25644544 /* t1457 */, scratch + 24598016 /* t1454 */);
+    step_student_bn10_vjp_19(scratch + 25644608 /* t1459 */, scratch + 25644480 /* t1447 */, scratch + 25644544 /* t1457 */);
+    step_student_bn10_vjp_20(scratch + 24565248 /* t1461 */, scratch + 24397312 /* t1441 */, scratch + 24598016 /* t1454 */, scratch + 25644608 /* t1459 */);
     step_student_res9_vjp_3(scratch + 18720256 /* t1465 */, scratch + 24565248 /* t1461 */, state + 152784 /* t1376 */, scratch /* chunk */);
-    step_student_res9_vjp_4(scratch + 25619968 /* t1463 */, scratch + 18670080 /* t1342 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
-    step_student_res9_conv3_vjp_4(scratch + 25951936 /* t1466 */, scratch + 24565248 /* t1461 */);
+    step_student_res9_vjp_4(scratch + 25638400 /* t1463 */, scratch + 18670080 /* t1342 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
+    step_student_res9_conv3_vjp_4(scratch + 25988672 /* t1466 */, scratch + 24565248 /* t1461 */);
     step_student_res9_conv3_vjp_5(scratch + 24598016 /* t1470 */, scratch + 24565248 /* t1461 */, state + 115856 /* t1370 */, scratch /* chunk */);
     step_student_res9_conv3_vjp_6(scratch + 24397312 /* t1468 */, scratch + 24532480 /* t1368 */, scratch + 24565248 /* t1461 */, scratch /* chunk */);
     step_student_res9_leaky_relu2_vjp_2(scratch + 24532480 /* t1476 */, scratch + 24466944 /* t1365 */, scratch + 24499712 /* t1367 */, scratch + 24598016 /* t1470 */);
-    step_student_res9_bn1_vjp_11(scratch + 2656656 /* t1478 */, scratch + 24532480 /* t1477 */);
-    step_student_res9_bn1_vjp_12(scratch + 24466944 /* t1479 */, scratch + 24532480 /* t1477 */, scratch + 25951808 /* t1360 */);
-    step_student_res9_bn1_vjp_13(scratch + 25951808 /* t1481 */, scratch + 24532480 /* t1477 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_14(scratch + 2656720 /* t1485 */, scratch + 24466944 /* t1479 */);
-    step_student_res9_bn1_vjp_15(scratch + 2656784 /* t1489 */, scratch + 25951808 /* t1481 */, state + 115728 /* t1133 */, scratch + 25951744 /* t1359 */, scratch + 26651904 /* t1356 */);
-    step_student_res9_bn1_vjp_16(scratch + 24499712 /* t1492 */, scratch + 2656784 /* t1489 */, scratch + 24434176 /* t1352 */);
-    step_student_res9_bn1_vjp_17(scratch + 26651904 /* t1495 */, scratch + 24499712 /* t1492 */);
-    step_student_res9_bn1_vjp_18(scratch + 2656784 /* t1497 */, scratch + 2656720 /* t1485 */, scratch + 26651904 /* t1495 */);
-    step_student_res9_bn1_vjp_19(scratch + 24434176 /* t1499 */, scratch + 24466944 /* t1479 */, scratch + 24499712 /* t1492 */, scratch + 2656784 /* t1497 */);
+    step_student_res9_bn1_vjp_11(scratch + 25988736 /* t1478 */, scratch + 24532480 /* t1477 */);
+    step_student_res9_bn1_vjp_12(scratch + 24466944 /* t1479 */, scratch + 24532480 /* t1477 */, scratch + 25644224 /* t1360 */);
+    step_student_res9_bn1_vjp_13(scratch + 25644224 /* t1481 */, scratch + 24532480 /* t1477 */, scratch + 24434176 /* t1352 */);
+    step_student_res9_bn1_vjp_14(scratch + 25988800 /* t1483 */, scratch + 25644224 /* t1481 */, scratch + 25644160 /* t1359 */);
+    step_student_res9_bn1_vjp_15(scratch + 25644288 /* t1485 */, scratch + 24466944 /* t1479 */);
+    step_student_res9_bn1_vjp_16(scratch + 25644352 /* t1489 */, scratch + 25644224 /* t1481 */, state + 115728 /* t1133 */, scratch + 25644160 /* t1359 */, scratch + 26651904 /* t1356 */);
+    step_student_res9_bn1_vjp_17(scratch + 24499712 /* t1492 */, scratch + 25644352 /* t1489 */, scratch + 24434176 /* t1352 */);
+    step_student_res9_bn1_vjp_18(scratch + 26651904 /* t1495 */, scratch + 24499712 /* t1492 */);
+    step_student_res9_bn1_vjp_19(scratch + 25644160 /* t1497 */, scratch + 25644288 /* t1485 */, scratch + 26651904 /* t1495 */);
+    step_student_res9_bn1_vjp_20(scratch + 24434176 /* t1499 */, scratch + 24466944 /* t1479 */, scratch + 24499712 /* t1492 */, scratch + 25644160 /* t1497 */);
     step_student_res9_conv0_vjp_4(scratch + 26651904 /* t1500 */, scratch + 24434176 /* t1499 */);
     step_student_res9_conv0_vjp_5(scratch + 1327104 /* t1504 */, scratch + 24434176 /* t1499 */, state + 97232 /* t1344 */, scratch /* chunk */);
-    step_student_res9_conv0_vjp_6(scratch + 2619136 /* t1502 */, scratch + 18670080 /* t1342 */, scratch + 24434176 /* t1499 */, scratch /* chunk */);
+    step_student_res9_conv0_vjp_6(scratch + 25951744 /* t1502 */, scratch + 18670080 /* t1342 */, scratch + 24434176 /* t1499 */, scratch /* chunk */);
     step_student_leaky_relu8_vjp_2(scratch + 18670080 /* t1512 */, scratch + 18720256 /* t1465 */, scratch + 1327104 /* t1504 */, scratch + 18369024 /* t1340 */, scratch + 18619904 /* t1341 */);
-    step_student_bn7_vjp_11(scratch + 2656720 /* t1514 */, scratch + 18670080 /* t1513 */);
-    step_student_bn7_vjp_12(scratch + 18369024 /* t1515 */, scratch + 18670080 /* t1513 */, scratch + 25952352 /* t1335 */);
-    step_student_bn7_vjp_13(scratch + 2656752 /* t1517 */, scratch + 18670080 /* t1513 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_14(scratch + 2656784 /* t1521 */, scratch + 18369024 /* t1515 */);
-    step_student_bn7_vjp_15(scratch + 2656816 /* t1525 */, scratch + 2656752 /* t1517 */, state + 97168 /* t1098 */, scratch + 25952320 /* t1334 */, scratch + 25952288 /* t1331 */);
-    step_student_bn7_vjp_16(scratch /* t1528 */, scratch + 2656816 /* t1525 */, scratch + 18318848 /* t1327 */);
-    step_student_bn7_vjp_17(scratch + 25952288 /* t1531 */, scratch /* t1528 */);
-    step_student_bn7_vjp_18(scratch + 2656816 /* t1533 */, scratch + 2656784 /* t1521 */, scratch + 25952288 /* t1531 */);
-    step_student_bn7_vjp_19(scratch + 2568960 /* t1535 */, scratch + 18369024 /* t1515 */, scratch /* t1528 */, scratch + 2656816 /* t1533 */);
+    step_student_bn7_vjp_11(scratch + 25989056 /* t1514 */, scratch + 18670080 /* t1513 */);
+    step_student_bn7_vjp_12(scratch + 18369024 /* t1515 */, scratch + 18670080 /* t1513 */, scratch + 25640608 /* t1335 */);
+    step_student_bn7_vjp_13(scratch + 25644160 /* t1517 */, scratch + 18670080 /* t1513 */, scratch + 18318848 /* t1327 */);
+    step_student_bn7_vjp_14(scratch + 25989088 /* t1519 */, scratch + 25644160 /* t1517 */, scratch + 25640576 /* t1334 */);
+    step_student_bn7_vjp_15(scratch + 25644192 /* t1521 */, scratch + 18369024 /* t1515 */);
+    step_student_bn7_vjp_16(scratch + 25644224 /* t1525 */, scratch + 25644160 /* t1517 */, state + 97168 /* t1098 */, scratch + 25640576 /* t1334 */, scratch + 25640544 /* t1331 */);
+    step_student_bn7_vjp_17(scratch /* t1528 */, scratch + 25644224 /* t1525 */, scratch + 18318848 /* t1327 */);
+    step_student_bn7_vjp_18(scratch + 25644160 /* t1531 */, scratch /* t1528 */);
+    step_student_bn7_vjp_19(scratch + 25644224 /* t1533 */, scratch + 25644192 /* t1521 */, scratch + 25644160 /* t1531 */);
+    step_student_bn7_vjp_20(scratch + 2568960 /* t1535 */, scratch + 18369024 /* t1515 */, scratch /* t1528 */, scratch + 25644224 /* t1533 */);
     step_student_res6_vjp_3(scratch + 18318848 /* t1539 */, scratch + 2568960 /* t1535 */, state + 96656 /* t1319 */, scratch /* chunk */);
-    step_student_res6_vjp_4(scratch + 2656000 /* t1537 */, scratch + 18218496 /* t1285 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_4(scratch + 25952288 /* t1540 */, scratch + 2568960 /* t1535 */);
+    step_student_res6_vjp_4(scratch + 25644160 /* t1537 */, scratch + 18218496 /* t1285 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_4(scratch + 25989120 /* t1540 */, scratch + 2568960 /* t1535 */);
     step_student_res6_conv3_vjp_5(scratch + 18619904 /* t1544 */, scratch + 2568960 /* t1535 */, state + 87408 /* t1313 */, scratch /* chunk */);
-    step_student_res6_conv3_vjp_6(scratch + 2637568 /* t1542 */, scratch + 18569728 /* t1311 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
+    step_student_res6_conv3_vjp_6(scratch + 25610752 /* t1542 */, scratch + 18569728 /* t1311 */, scratch + 2568960 /* t1535 */, scratch /* chunk */);
     step_student_res6_leaky_relu2_vjp_2(scratch + 18569728 /* t1550 */, scratch + 18469376 /* t1308 */, scratch + 18519552 /* t1310 */, scratch + 18619904 /* t1544 */);
-    step_student_res6_bn1_vjp_11(scratch + 2656784 /* t1552 */, scratch + 18569728 /* t1551 */);
-    step_student_res6_bn1_vjp_12(scratch + 18469376 /* t1553 */, scratch + 18569728 /* t1551 */, scratch + 25952256 /* t1303 */);
-    step_student_res6_bn1_vjp_13(scratch + 25952256 /* t1555 */, scratch + 18569728 /* t1551 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_14(scratch + 2656512 /* t1559 */, scratch + 18469376 /* t1553 */);
-    step_student_res6_bn1_vjp_15(scratch + 2656544 /* t1563 */, scratch + 25952256 /* t1555 */, state + 87344 /* t1053 */, scratch + 25952224 /* t1302 */, scratch + 25952192 /* t1299 */);
-    step_student_res6_bn1_vjp_16(scratch /* t1566 */, scratch + 2656544 /* t1563 */, scratch + 18419200 /* t1295 */);
-    step_student_res6_bn1_vjp_17(scratch + 25952192 /* t1569 */, scratch /* t1566 */);
-    step_student_res6_bn1_vjp_18(scratch + 2656544 /* t1571 */, scratch + 2656512 /* t1559 */, scratch + 25952192 /* t1569 */);
-    step_student_res6_bn1_vjp_19(scratch + 18419200 /* t1573 */, scratch + 18469376 /* t1553 */, scratch /* t1566 */, scratch + 2656544 /* t1571 */);
-    step_student_res6_conv0_vjp_4(scratch + 25952192 /* t1574 */, scratch + 18419200 /* t1573 */);
+    step_student_res6_bn1_vjp_11(scratch + 18519552 /* t1552 */, scratch + 18569728 /* t1551 */);
+    step_student_res6_bn1_vjp_12(scratch + 18469376 /* t1553 */, scratch + 18569728 /* t1551 */, scratch + 25640512 /* t1303 */);
+    step_student_res6_bn1_vjp_13(scratch + 25640512 /* t1555 */, scratch + 18569728 /* t1551 */, scratch + 18419200 /* t1295 */);
+    step_student_res6_bn1_vjp_14(scratch + 25989152 /* t1557 */, scratch + 25640512 /* t1555 */, scratch + 25640480 /* t1302 */);
+    step_student_res6_bn1_vjp_15(scratch + 25640544 /* t1559 */, scratch + 18469376 /* t1553 */);
+    step_student_res6_bn1_vjp_16(scratch + 25640576 /* t1563 */, scratch + 25640512 /* t1555 */, state + 87344 /* t1053 */, scratch + 25640480 /* t1302 */, scratch + 25640448 /* t1299 */);
+    step_student_res6_bn1_vjp_17(scratch /* t1566 */, scratch + 25640576 /* t1563 */, scratch + 18419200 /* t1295 */);
+    step_student_res6_bn1_vjp_18(scratch + 25640448 /* t1569 */, scratch /* t1566 */);
+    step_student_res6_bn1_vjp_19(scratch + 25640480 /* t1571 */, scratch + 25640544 /* t1559 */, scratch + 25640448 /* t1569 */);
+    step_student_res6_bn1_vjp_20(scratch + 18419200 /* t1573 */, scratch + 18469376 /* t1553 */, scratch /* t1566 */, scratch + 25640480 /* t1571 */);
+    step_student_res6_conv0_vjp_4(scratch + 18469376 /* t1574 */, scratch + 18419200 /* t1573 */);
     step_student_res6_conv0_vjp_5(scratch + 1843200 /* t1578 */, scratch + 18419200 /* t1573 */, state + 82704 /* t1287 */, scratch /* chunk */);
-    step_student_res6_conv0_vjp_6(scratch + 2646784 /* t1576 */, scratch + 18218496 /* t1285 */, scratch + 18419200 /* t1573 */, scratch /* chunk */);
+    step_student_res6_conv0_vjp_6(scratch + 25624576 /* t1576 */, scratch + 18218496 /* t1285 */, scratch + 18419200 /* t1573 */, scratch /* chunk */);
     step_student_leaky_relu5_vjp_2(scratch + 18218496 /* t1586 */, scratch + 18318848 /* t1539 */, scratch + 1843200 /* t1578 */, scratch + 18017792 /* t1283 */, scratch + 18118144 /* t1284 */);
     step_student_bn4_vjp_11(scratch + 26652544 /* t1588 */, scratch + 18218496 /* t1587 */);
     step_student_bn4_vjp_12(scratch + 18017792 /* t1589 */, scratch + 18218496 /* t1587 */, scratch + 26652528 /* t1278 */);
     step_student_bn4_vjp_13(scratch + 26652528 /* t1591 */, scratch + 18218496 /* t1587 */, scratch + 17917440 /* t1270 */);
-    step_student_bn4_vjp_14(scratch + 26652560 /* t1595 */, scratch + 18017792 /* t1589 */);
-    step_student_bn4_vjp_15(scratch + 2656512 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
-    step_student_bn4_vjp_16(scratch /* t1602 */, scratch + 2656512 /* t1599 */, scratch + 17917440 /* t1270 */);
-    step_student_bn4_vjp_17(scratch + 26652496 /* t1605 */, scratch /* t1602 */);
-    step_student_bn4_vjp_18(scratch + 2656512 /* t1607 */, scratch + 26652560 /* t1595 */, scratch + 26652496 /* t1605 */);
-    step_student_bn4_vjp_19(scratch + 17917440 /* t1609 */, scratch + 18017792 /* t1589 */, scratch /* t1602 */, scratch + 2656512 /* t1607 */);
+    step_student_bn4_vjp_14(scratch + 26652560 /* t1593 */, scratch + 26652528 /* t1591 */, scratch + 26652512 /* t1277 */);
+    step_student_bn4_vjp_15(scratch + 25640448 /* t1595 */, scratch + 18017792 /* t1589 */);
+    step_student_bn4_vjp_16(scratch + 25640464 /* t1599 */, scratch + 26652528 /* t1591 */, state + 82672 /* t1018 */, scratch + 26652512 /* t1277 */, scratch + 26652496 /* t1274 */);
+    step_student_bn4_vjp_17(scratch /* t1602 */, scratch + 25640464 /* t1599 */, scratch + 17917440 /* t1270 */);
+    step_student_bn4_vjp_18(scratch + 26652496 /* t1605 */, scratch /* t1602 */);
+    step_student_bn4_vjp_19(scratch + 26652512 /* t1607 */, scratch + 25640448 /* t1595 */, scratch + 26652496 /* t1605 */);
+    step_student_bn4_vjp_20(scratch + 17917440 /* t1609 */, scratch + 18017792 /* t1589 */, scratch /* t1602 */, scratch + 26652512 /* t1607 */);
     step_student_res3_conv3_vjp_4(scratch + 26652496 /* t1611 */, scratch + 17917440 /* t1609 */);
     step_student_res3_conv3_vjp_5(scratch + 1859968 /* t1615 */, scratch + 17917440 /* t1609 */, state + 80352 /* t1260 */, scratch /* chunk */);
-    step_student_res3_conv3_vjp_6(scratch + 2651392 /* t1613 */, scratch + 17817088 /* t1258 */, scratch + 17917440 /* t1609 */, scratch /* chunk */);
+    step_student_res3_conv3_vjp_6(scratch + 25633792 /* t1613 */, scratch + 17817088 /* t1258 */, scratch + 17917440 /* t1609 */, scratch /* chunk */);
     step_student_res3_leaky_relu2_vjp_2(scratch + 17817088 /* t1621 */, scratch + 17616384 /* t1256 */, scratch + 17716736 /* t1257 */, scratch + 1859968 /* t1615 */);
-    step_student_res3_bn1_vjp_11(scratch + 26652560 /* t1623 */, scratch + 17817088 /* t1622 */);
+    step_student_res3_bn1_vjp_11(scratch + 26652512 /* t1623 */, scratch + 17817088 /* t1622 */);
     step_student_res3_bn1_vjp_12(scratch + 17616384 /* t1624 */, scratch + 17817088 /* t1622 */, scratch + 26652480 /* t1251 */);
     step_student_res3_bn1_vjp_13(scratch + 26652480 /* t1626 */, scratch + 17817088 /* t1622 */, scratch + 17516032 /* t1243 */);
-    step_student_res3_bn1_vjp_14(scratch + 2656512 /* t1630 */, scratch + 17616384 /* t1624 */);
-    step_student_res3_bn1_vjp_15(scratch + 2656528 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
-    step_student_res3_bn1_vjp_16(scratch + 17716736 /* t1637 */, scratch + 2656528 /* t1634 */, scratch + 17516032 /* t1243 */);
-    step_student_res3_bn1_vjp_17(scratch + 26652448 /* t1640 */, scratch + 17716736 /* t1637 */);
-    step_student_res3_bn1_vjp_18(scratch + 2656528 /* t1642 */, scratch + 2656512 /* t1630 */, scratch + 26652448 /* t1640 */);
-    step_student_res3_bn1_vjp_19(scratch + 17516032 /* t1644 */, scratch + 17616384 /* t1624 */, scratch + 17716736 /* t1637 */, scratch + 2656528 /* t1642 */);
+    step_student_res3_bn1_vjp_14(scratch + 26652528 /* t1628 */, scratch + 26652480 /* t1626 */, scratch + 26652464 /* t1250 */);
+    step_student_res3_bn1_vjp_15(scratch + 25636096 /* t1630 */, scratch + 17616384 /* t1624 */);
+    step_student_res3_bn1_vjp_16(scratch + 25636112 /* t1634 */, scratch + 26652480 /* t1626 */, state + 80320 /* t988 */, scratch + 26652464 /* t1250 */, scratch + 26652448 /* t1247 */);
+    step_student_res3_bn1_vjp_17(scratch + 17716736 /* t1637 */, scratch + 25636112 /* t1634 */, scratch + 17516032 /* t1243 */);
+    step_student_res3_bn1_vjp_18(scratch + 26652448 /* t1640 */, scratch + 17716736 /* t1637 */);
+    step_student_res3_bn1_vjp_19(scratch + 26652464 /* t1642 */, scratch + 25636096 /* t1630 */, scratch + 26652448 /* t1640 */);
+    step_student_res3_bn1_vjp_20(scratch + 17516032 /* t1644 */, scratch + 17616384 /* t1624 */, scratch + 17716736 /* t1637 */, scratch + 26652464 /* t1642 */);
     step_student_res3_conv0_vjp_4(scratch + 26652448 /* t1645 */, scratch + 17516032 /* t1644 */);
     step_student_res3_conv0_vjp_5(scratch + 17616384 /* t1649 */, scratch + 17516032 /* t1644 */, state + 78000 /* t1236 */, scratch /* chunk */);
-    step_student_res3_conv0_vjp_6(scratch + 2653696 /* t1647 */, scratch + 17415680 /* t1234 */, scratch + 17516032 /* t1644 */, scratch /* chunk */);
+    step_student_res3_conv0_vjp_6(scratch + 25636096 /* t1647 */, scratch + 17415680 /* t1234 */, scratch + 17516032 /* t1644 */, scratch /* chunk */);
     step_student_leaky_relu2_vjp_2(scratch + 17415680 /* t1656 */, scratch + 17917440 /* t1610 */, scratch + 17616384 /* t1649 */, scratch + 17214976 /* t1231 */, scratch + 17315328 /* t1233 */);
-    step_student_bn1_vjp_11(scratch + 2656816 /* t1658 */, scratch + 17415680 /* t1657 */);
+    step_student_bn1_vjp_11(scratch + 26652464 /* t1658 */, scratch + 17415680 /* t1657 */);
     step_student_bn1_vjp_12(scratch + 17214976 /* t1659 */, scratch + 17415680 /* t1657 */, scratch + 26652432 /* t1226 */);
     step_student_bn1_vjp_13(scratch + 26652432 /* t1661 */, scratch + 17415680 /* t1657 */, scratch + 17114624 /* t1218 */);
-    step_student_bn1_vjp_14(scratch + 2656512 /* t1665 */, scratch + 17214976 /* t1659 */);
-    step_student_bn1_vjp_15(scratch + 2656528 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
-    step_student_bn1_vjp_16(scratch /* t1672 */, scratch + 2656528 /* t1669 */, scratch + 17114624 /* t1218 */);
-    step_student_bn1_vjp_17(scratch + 26652752 /* t1675 */, scratch /* t1672 */);
-    step_student_bn1_vjp_18(scratch + 2656528 /* t1677 */, scratch + 2656512 /* t1665 */, scratch + 26652752 /* t1675 */);
-    step_student_bn1_vjp_19(scratch + 17114624 /* t1679 */, scratch + 17214976 /* t1659 */, scratch /* t1672 */, scratch + 2656528 /* t1677 */);
+    step_student_bn1_vjp_14(scratch + 26652480 /* t1663 */, scratch + 26652432 /* t1661 */, scratch + 26652416 /* t1225 */);
+    step_student_bn1_vjp_15(scratch + 25640448 /* t1665 */, scratch + 17214976 /* t1659 */);
+    step_student_bn1_vjp_16(scratch + 25640464 /* t1669 */, scratch + 26652432 /* t1661 */, state + 77968 /* t955 */, scratch + 26652416 /* t1225 */, scratch + 26652752 /* t1222 */);
+    step_student_bn1_vjp_17(scratch /* t1672 */, scratch + 25640464 /* t1669 */, scratch + 17114624 /* t1218 */);
+    step_student_bn1_vjp_18(scratch + 26652752 /* t1675 */, scratch /* t1672 */);
+    step_student_bn1_vjp_19(scratch + 26652416 /* t1677 */, scratch + 25640448 /* t1665 */, scratch + 26652752 /* t1675 */);
+    step_student_bn1_vjp_20(scratch + 17114624 /* t1679 */, scratch + 17214976 /* t1659 */, scratch /* t1672 */, scratch + 26652416 /* t1677 */);
     step_student_conv0_vjp_3(scratch + 26652752 /* t1680 */, scratch + 17114624 /* t1679 */);
-    step_student_conv0_vjp_4(scratch + 2656512 /* t1681 */, io /* in_x */, scratch + 17114624 /* t1679 */, scratch /* chunk */);
-    step_teacher_feedback_fwd(scratch + 2656832 /* t1684 */, scratch + 2656512 /* t1682 */, scratch + 25623168 /* t927 */);
-    step_teacher_feedback_fwd_2(scratch + 2656512 /* t1686 */, scratch + 26652752 /* t1680 */, scratch + 26652720 /* t925 */);
-    step_teacher_feedback_fwd_3(scratch + 26652720 /* t1689 */, scratch + 26652432 /* t1661 */, scratch + 26652416 /* t1225 */, scratch + 26652800 /* t908 */);
-    step_teacher_feedback_fwd_4(scratch + 26652752 /* t1692 */, scratch + 2656816 /* t1658 */, scratch + 26652784 /* t903 */);
-    step_teacher_feedback_fwd_5(scratch + 2656816 /* t1695 */, scratch + 2653696 /* t1648 */, scratch + 25617664 /* t893 */);
-    step_teacher_feedback_fwd_6(scratch + 26652416 /* t1698 */, scratch + 26652448 /* t1645 */, scratch + 26652768 /* t890 */);
-    step_teacher_feedback_fwd_7(scratch + 26652432 /* t1701 */, scratch + 26652480 /* t1626 */, scratch + 26652464 /* t1250 */, scratch + 26652848 /* t873 */);
-    step_teacher_feedback_fwd_8(scratch + 26652848 /* t1704 */, scratch + 26652560 /* t1623 */, scratch + 26652832 /* t868 */);
-    step_teacher_feedback_fwd_9(scratch + 26652560 /* t1707 */, scratch + 2651392 /* t1614 */, scratch + 25615360 /* t859 */);
-    step_teacher_feedback_fwd_10(scratch + 26652832 /* t1710 */, scratch + 26652496 /* t1611 */, scratch + 26652816 /* t856 */);
-    step_teacher_feedback_fwd_11(scratch + 26652448 /* t1713 */, scratch + 26652528 /* t1591 */, scratch + 26652512 /* t1277 */, scratch + 26652400 /* t838 */);
-    step_teacher_feedback_fwd_12(scratch + 26652400 /* t1716 */, scratch + 26652544 /* t1588 */, scratch + 26652384 /* t833 */);
-    step_teacher_feedback_fwd_13(scratch + 26652384 /* t1719 */, scratch + 2646784 /* t1577 */, scratch + 25610752 /* t822 */);
-    step_teacher_feedback_fwd_14(scratch + 26652768 /* t1722 */, scratch + 25952192 /* t1574 */, scratch + 25952160 /* t819 */);
-    step_teacher_feedback_fwd_15(scratch + 26652784 /* t1725 */, scratch + 25952256 /* t1555 */, scratch + 25952224 /* t1302 */, scratch + 25952128 /* t802 */);
-    step_teacher_feedback_fwd_16(scratch + 26652800 /* t1728 */, scratch + 2656784 /* t1552 */, scratch + 25952096 /* t797 */);
-    step_teacher_feedback_fwd_17(scratch + 26652816 /* t1731 */, scratch + 2637568 /* t1543 */, scratch + 25601536 /* t788 */);
-    step_teacher_feedback_fwd_18(scratch + 2656784 /* t1734 */, scratch + 25952288 /* t1540 */, scratch + 25952064 /* t785 */);
-    step_teacher_feedback_fwd_19(scratch + 2656800 /* t1737 */, scratch + 2656000 /* t1538 */, scratch + 25622656 /* t783 */);
-    step_teacher_feedback_fwd_20(scratch + 26652464 /* t1740 */, scratch + 2656752 /* t1517 */, scratch + 25952320 /* t1334 */, scratch + 25952032 /* t764 */);
-    step_teacher_feedback_fwd_21(scratch + 2656752 /* t1743 */, scratch + 2656720 /* t1514 */, scratch + 25952000 /* t759 */);
-    step_teacher_feedback_fwd_22(scratch + 2656768 /* t1746 */, scratch + 2619136 /* t1503 */, scratch + 25933312 /* t748 */);
-    step_teacher_feedback_fwd_23(scratch + 2656720 /* t1749 */, scratch + 26651904 /* t1500 */, scratch + 26651776 /* t745 */);
-    step_teacher_feedback_fwd_24(scratch + 2656736 /* t1752 */, scratch + 25951808 /* t1481 */, scratch + 25951744 /* t1359 */, scratch + 26064448 /* t728 */);
-    step_teacher_feedback_fwd_25(scratch + 26651776 /* t1755 */, scratch + 2656656 /* t1478 */, scratch + 26064384 /* t723 */);
-    step_teacher_feedback_fwd_26(scratch + 26651792 /* t1758 */, scratch + 24397312 /* t1469 */, scratch + 26588672 /* t714 */);
-    step_teacher_feedback_fwd_27(scratch + 26651808 /* t1761 */, scratch + 25951936 /* t1466 */, scratch + 26652096 /* t711 */);
-    step_teacher_feedback_fwd_28(scratch + 26651824 /* t1764 */, scratch + 25619968 /* t1464 */, scratch + 26643968 /* t709 */);
-    step_teacher_feedback_fwd_29(scratch + 26651904 /* t1767 */, scratch + 24630784 /* t1443 */, scratch + 25951872 /* t1391 */, scratch + 26652032 /* t690 */);
-    step_teacher_feedback_fwd_30(scratch + 26651920 /* t1770 */, scratch + 26651840 /* t1440 */, scratch + 26651968 /* t685 */);
-    step_teacher_feedback_fwd_31(scratch + 26651840 /* t1773 */, scratch + 25622016 /* t1428 */, scratch + 26649856 /* t673 */);
-    step_teacher_feedback_fwd_32(scratch + 26651856 /* t1776 */, scratch + 26652736 /* t1426 */, scratch + 26652864 /* t671 */);
-    step_teacher_feedback_fwd_33(io + 244688 /* t1778 */, scratch + 26652736 /* t1780 */, io + 226128 /* in_lr_student */, scratch + 2656832 /* t1684 */, scratch + 2656512 /* t1686 */, scratch + 26652720 /* t1689 */, scratch + 26652752 /* t1692 */, scratch + 2656816 /* t1695 */, scratch + 26652416 /* t1698 */, scratch + 26652432 /* t1701 */, scratch + 26652848 /* t1704 */, scratch + 26652560 /* t1707 */, scratch + 26652832 /* t1710 */, scratch + 26652448 /* t1713 */, scratch + 26652400 /* t1716 */, scratch + 26652384 /* t1719 */, scratch + 26652768 /* t1722 */, scratch + 26652784 /* t1725 */, scratch + 26652800 /* t1728 */, scratch + 26652816 /* t1731 */, scratch + 2656784 /* t1734 */, scratch + 2656800 /* t1737 */, scratch + 26652464 /* t1740 */, scratch + 2656752 /* t1743 */, scratch + 2656768 /* t1746 */, scratch + 2656720 /* t1749 */, scratch + 2656736 /* t1752 */, scratch + 26651776 /* t1755 */, scratch + 26651792 /* t1758 */, scratch + 26651808 /* t1761 */, scratch + 26651824 /* t1764 */, scratch + 26651904 /* t1767 */, scratch + 26651920 /* t1770 */, scratch + 26651840 /* t1773 */, scratch + 26651856 /* t1776 */, io + 226160 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 26643968 /* t1782 */, scratch + 26652736 /* t1780 */, scratch + 26648576 /* t405 */);
-    step_teacher_feedback_vjp_2(scratch + 26645248 /* t1784 */, scratch + 26643968 /* t1782 */);
-    step_teacher_feedback_vjp_3(scratch + 26648576 /* t1785 */, scratch + 26645248 /* t1784 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp(scratch + 26652384 /* t1789 */, io + 226144 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 26645248 /* t1792 */, scratch + 26652384 /* t1789 */, scratch + 26651136 /* t387 */);
-    step_teacher_loss_uda_vjp_3(scratch + 24397312 /* t1794 */, scratch + 26645248 /* t1792 */, scratch + 26646016 /* t384 */);
-    step_teacher_loss_uda_vjp_4(scratch + 26651136 /* t1796 */, scratch + 24397312 /* t1794 */);
-    step_teacher_loss_uda_vjp_5(scratch + 26646528 /* t1797 */, scratch + 26651136 /* t1796 */, scratch + 26651264 /* t392 */);
-    step_teacher_loss_uda_vjp_6(scratch + 26645248 /* t1801 */, scratch + 26648576 /* t1785 */, scratch + 26647296 /* t391 */, scratch + 26643968 /* t1782 */, scratch + 26646528 /* t1797 */, scratch + 24397312 /* t1794 */);
-    step_teacher_loss_sup_vjp(scratch + 26643968 /* t1802 */, scratch + 26650496 /* t361 */);
-    step_teacher_loss_sup_vjp_2(scratch + 26651136 /* t1804 */, scratch + 26643968 /* t1802 */);
+    step_student_conv0_vjp_4(scratch + 25644816 /* t1681 */, io /* in_x */, scratch + 17114624 /* t1679 */, scratch /* chunk */);
+    step_teacher_feedback_fwd(scratch + 26652416 /* t1684 */, scratch + 25644816 /* t1682 */, scratch + 25644672 /* t927 */);
+    step_teacher_feedback_fwd_2(scratch + 26652432 /* t1686 */, scratch + 26652752 /* t1680 */, scratch + 26652720 /* t925 */);
+    step_teacher_feedback_fwd_3(scratch + 25640448 /* t1689 */, scratch + 26652480 /* t1663 */, scratch + 26652800 /* t908 */);
+    step_teacher_feedback_fwd_4(scratch + 25640464 /* t1692 */, scratch + 26652464 /* t1658 */, scratch + 26652784 /* t903 */);
+    step_teacher_feedback_fwd_5(scratch + 25640480 /* t1695 */, scratch + 25636096 /* t1648 */, scratch + 25631488 /* t893 */);
+    step_teacher_feedback_fwd_6(scratch + 25640496 /* t1698 */, scratch + 26652448 /* t1645 */, scratch + 26652768 /* t890 */);
+    step_teacher_feedback_fwd_7(scratch + 25640512 /* t1701 */, scratch + 26652528 /* t1628 */, scratch + 26652848 /* t873 */);
+    step_teacher_feedback_fwd_8(scratch + 25640528 /* t1704 */, scratch + 26652512 /* t1623 */, scratch + 26652832 /* t868 */);
+    step_teacher_feedback_fwd_9(scratch + 25640544 /* t1707 */, scratch + 25633792 /* t1614 */, scratch + 25629184 /* t859 */);
+    step_teacher_feedback_fwd_10(scratch + 25640560 /* t1710 */, scratch + 26652496 /* t1611 */, scratch + 26652816 /* t856 */);
+    step_teacher_feedback_fwd_11(scratch + 25640576 /* t1713 */, scratch + 26652560 /* t1593 */, scratch + 26652400 /* t838 */);
+    step_teacher_feedback_fwd_12(scratch + 25640592 /* t1716 */, scratch + 26652544 /* t1588 */, scratch + 26652384 /* t833 */);
+    step_teacher_feedback_fwd_13(scratch + 25640608 /* t1719 */, scratch + 25624576 /* t1577 */, scratch + 25619968 /* t822 */);
+    step_teacher_feedback_fwd_14(scratch + 25640624 /* t1722 */, scratch + 18469376 /* t1574 */, scratch + 25989024 /* t819 */);
+    step_teacher_feedback_fwd_15(scratch + 25640640 /* t1725 */, scratch + 25989152 /* t1557 */, scratch + 25988992 /* t802 */);
+    step_teacher_feedback_fwd_16(scratch + 25640656 /* t1728 */, scratch + 18519552 /* t1552 */, scratch + 25988960 /* t797 */);
+    step_teacher_feedback_fwd_17(scratch + 25640672 /* t1731 */, scratch + 25610752 /* t1543 */, scratch + 25601536 /* t788 */);
+    step_teacher_feedback_fwd_18(scratch + 25640688 /* t1734 */, scratch + 25989120 /* t1540 */, scratch + 25988928 /* t785 */);
+    step_teacher_feedback_fwd_19(scratch + 25640704 /* t1737 */, scratch + 25644160 /* t1538 */, scratch + 25643648 /* t783 */);
+    step_teacher_feedback_fwd_20(scratch + 25640720 /* t1740 */, scratch + 25989088 /* t1519 */, scratch + 25988896 /* t764 */);
+    step_teacher_feedback_fwd_21(scratch + 25640736 /* t1743 */, scratch + 25989056 /* t1514 */, scratch + 25988864 /* t759 */);
+    step_teacher_feedback_fwd_22(scratch + 25640752 /* t1746 */, scratch + 25951744 /* t1503 */, scratch + 25933312 /* t748 */);
+    step_teacher_feedback_fwd_23(scratch + 25640768 /* t1749 */, scratch + 26651904 /* t1500 */, scratch + 26651776 /* t745 */);
+    step_teacher_feedback_fwd_24(scratch + 25640784 /* t1752 */, scratch + 25988800 /* t1483 */, scratch + 26064448 /* t728 */);
+    step_teacher_feedback_fwd_25(scratch + 25640800 /* t1755 */, scratch + 25988736 /* t1478 */, scratch + 26064384 /* t723 */);
+    step_teacher_feedback_fwd_26(scratch + 25640816 /* t1758 */, scratch + 24397312 /* t1469 */, scratch + 26588672 /* t714 */);
+    step_teacher_feedback_fwd_27(scratch + 25640832 /* t1761 */, scratch + 25988672 /* t1466 */, scratch + 26652096 /* t711 */);
+    step_teacher_feedback_fwd_28(scratch + 25640848 /* t1764 */, scratch + 25638400 /* t1464 */, scratch + 26643968 /* t709 */);
+    step_teacher_feedback_fwd_29(scratch + 25640864 /* t1767 */, scratch + 25988608 /* t1445 */, scratch + 26652032 /* t690 */);
+    step_teacher_feedback_fwd_30(scratch + 25640880 /* t1770 */, scratch + 26651840 /* t1440 */, scratch + 26651968 /* t685 */);
+    step_teacher_feedback_fwd_31(scratch + 25640896 /* t1773 */, scratch + 25643008 /* t1428 */, scratch + 26649856 /* t673 */);
+    step_teacher_feedback_fwd_32(scratch + 25640912 /* t1776 */, scratch + 26652736 /* t1426 */, scratch + 26652864 /* t671 */);
+    step_teacher_feedback_fwd_33(scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */, scratch + 25641728 /* t1780 */, scratch + 26652416 /* t1684 */, scratch + 26652432 /* t1686 */, scratch + 25640448 /* t1689 */, scratch + 25640464 /* t1692 */, scratch + 25640480 /* t1695 */, scratch + 25640496 /* t1698 */, scratch + 25640512 /* t1701 */, scratch + 25640528 /* t1704 */, scratch + 25640544 /* t1707 */, scratch + 25640560 /* t1710 */, scratch + 25640576 /* t1713 */, scratch + 25640592 /* t1716 */, scratch + 25640608 /* t1719 */, scratch + 25640624 /* t1722 */, scratch + 25640640 /* t1725 */, scratch + 25640656 /* t1728 */, scratch + 25640672 /* t1731 */, scratch + 25640688 /* t1734 */, scratch + 25640704 /* t1737 */, scratch + 25640720 /* t1740 */, scratch + 25640736 /* t1743 */, scratch + 25640752 /* t1746 */, scratch + 25640768 /* t1749 */, scratch + 25640784 /* t1752 */, scratch + 25640800 /* t1755 */, scratch + 25640816 /* t1758 */, scratch + 25640832 /* t1761 */, scratch + 25640848 /* t1764 */, scratch + 25640864 /* t1767 */, scratch + 25640880 /* t1770 */, scratch + 25640896 /* t1773 */, scratch + 25640912 /* t1776 */, io + 226128 /* in_lr_student */, io + 226160 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 25640448 /* t1782 */, scratch + 25641728 /* t1780 */, scratch + 26648576 /* t405 */);
+    step_teacher_feedback_vjp_2(scratch + 25641728 /* t1784 */, scratch + 25640448 /* t1782 */);
+    step_teacher_feedback_vjp_3(scratch + 26648576 /* t1785 */, scratch + 25641728 /* t1784 */, scratch + 26651264 /* t392 */);
+    step_teacher_loss_uda_vjp(scratch + 26652416 /* t1789 */, io + 226144 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 26648704 /* t1792 */, scratch + 26652416 /* t1789 */, scratch + 26651136 /* t387 */);
+    step_teacher_loss_uda_vjp_3(scratch + 25641728 /* t1794 */, scratch + 26648704 /* t1792 */, scratch + 26646016 /* t384 */);
+    step_teacher_loss_uda_vjp_4(scratch + 26651136 /* t1796 */, scratch + 25641728 /* t1794 */);
+    step_teacher_loss_uda_vjp_5(scratch + 26648704 /* t1797 */, scratch + 26651136 /* t1796 */, scratch + 26651264 /* t392 */);
+    step_teacher_loss_uda_vjp_6(scratch + 26646016 /* t1801 */, scratch + 26648576 /* t1785 */, scratch + 26647296 /* t391 */, scratch + 25640448 /* t1782 */, scratch + 26648704 /* t1797 */, scratch + 25641728 /* t1794 */);
+    step_teacher_loss_sup_vjp(scratch + 25640448 /* t1802 */, scratch + 26650496 /* t361 */);
+    step_teacher_loss_sup_vjp_2(scratch + 26651136 /* t1804 */, scratch + 25640448 /* t1802 */);
     step_teacher_loss_sup_vjp_3(scratch + 26651168 /* t1805 */, scratch + 26651136 /* t1804 */, scratch + 26652352 /* t366 */);
-    step_teacher_loss_sup_vjp_4(scratch + 26644608 /* t1808 */, scratch + 26651168 /* t1805 */, scratch + 26650816 /* t365 */, scratch + 26643968 /* t1802 */);
-    step_teacher_dense14_vjp(scratch + 26652352 /* t1809 */, scratch + 26644608 /* t1808 */);
-    step_teacher_dense14_vjp_2(scratch + 26652368 /* t1810 */, scratch + 26645248 /* t1801 */);
-    step_teacher_dense14_vjp_3(scratch + 26652384 /* t1811 */, scratch + 26652352 /* t1809 */, scratch + 26652368 /* t1810 */);
-    step_teacher_dense14_vjp_4(scratch + 26643968 /* t1817 */, scratch + 26635776 /* t1816 */, scratch + 26645248 /* t1801 */);
-    step_teacher_dense14_vjp_5(scratch + 8192 /* t1823 */, scratch + 26644608 /* t1808 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
-    step_teacher_dense14_vjp_6(scratch /* t1824 */, scratch + 26645248 /* t1801 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t1821 */);
-    step_teacher_global_avg_pool12_vjp(scratch + 425984 /* t1825 */, scratch + 8192 /* t1823 */);
+    step_teacher_loss_sup_vjp_4(scratch + 26650496 /* t1808 */, scratch + 26651168 /* t1805 */, scratch + 26650816 /* t365 */, scratch + 25640448 /* t1802 */);
+    step_teacher_dense14_vjp(scratch + 26652352 /* t1809 */, scratch + 26650496 /* t1808 */);
+    step_teacher_dense14_vjp_2(scratch + 26652368 /* t1810 */, scratch + 26646016 /* t1801 */);
+    step_teacher_dense14_vjp_3(scratch + 26652416 /* t1811 */, scratch + 26652352 /* t1809 */, scratch + 26652368 /* t1810 */);
+    step_teacher_dense14_vjp_4(scratch + 26647296 /* t1817 */, scratch + 26635776 /* t1816 */, scratch + 26646016 /* t1801 */);
+    step_teacher_dense14_vjp_5(scratch + 25640448 /* t1823 */, scratch + 26650496 /* t1808 */, state + 77152 /* in_teacher_dense14_weight */, io + 226176 /* in_dropout_teacher_all_dropout13 */);
+    step_teacher_dense14_vjp_6(scratch /* t1824 */, scratch + 26646016 /* t1801 */, state + 77152 /* in_teacher_dense14_weight */, io + 236416 /* t1821 */);
+    step_teacher_global_avg_pool12_vjp(scratch + 24434176 /* t1825 */, scratch + 25640448 /* t1823 */);
     step_teacher_global_avg_pool12_vjp_2(scratch + 294912 /* t1826 */, scratch /* t1824 */);
     step_teacher_leaky_relu11_vjp(scratch /* t1829 */, scratch + 23807488 /* t343 */, scratch + 24102400 /* t344 */);
-    step_teacher_leaky_relu11_vjp_2(scratch + 557056 /* t1841 */, scratch + 425984 /* t1827 */, scratch /* t1831 */);
+    step_teacher_leaky_relu11_vjp_2(scratch + 557056 /* t1841 */, scratch + 24434176 /* t1827 */, scratch /* t1831 */);
     step_teacher_leaky_relu11_vjp_3(scratch + 425984 /* t1842 */, scratch + 294912 /* t1828 */, scratch + 163840 /* t1833 */);
-    step_teacher_bn10_vjp(scratch + 26644928 /* t1845 */, scratch + 557056 /* t1843 */);
-    step_teacher_bn10_vjp_2(scratch + 26644992 /* t1846 */, scratch + 425984 /* t1844 */);
-    step_teacher_bn10_vjp_3(scratch + 26645056 /* t1847 */, scratch + 26644928 /* t1845 */, scratch + 26644992 /* t1846 */);
+    step_teacher_bn10_vjp(scratch + 26650816 /* t1845 */, scratch + 557056 /* t1843 */);
+    step_teacher_bn10_vjp_2(scratch + 26650880 /* t1846 */, scratch + 425984 /* t1844 */);
+    step_teacher_bn10_vjp_3(scratch + 26650944 /* t1847 */, scratch + 26650816 /* t1845 */, scratch + 26650880 /* t1846 */);
     step_teacher_bn10_vjp_4(scratch + 589824 /* t1849 */, scratch + 557056 /* t1843 */, scratch + 26651712 /* t338 */);
     step_teacher_bn10_vjp_5(scratch + 884736 /* t1851 */, scratch + 425984 /* t1844 */, scratch + 26651712 /* t338 */);
-    step_teacher_bn10_vjp_6(scratch + 26644928 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23512576 /* t1852 */);
-    step_teacher_bn10_vjp_7(scratch + 26644992 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23676416 /* t1854 */);
-    step_teacher_bn10_vjp_8(scratch + 26645120 /* t1858 */, scratch + 26645184 /* t1860 */, scratch + 26644928 /* t1856 */, scratch + 26644992 /* t1857 */, scratch + 26651648 /* t337 */);
-    step_teacher_bn10_vjp_9(scratch + 26644928 /* t1863 */, scratch + 589824 /* t1849 */);
-    step_teacher_bn10_vjp_10(scratch + 26644992 /* t1864 */, scratch + 884736 /* t1851 */);
-    step_teacher_bn10_vjp_11(scratch + 26645248 /* t1869 */, scratch + 26645120 /* t1858 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
-    step_teacher_bn10_vjp_12(scratch /* t1872 */, scratch + 26645248 /* t1869 */, scratch + 23512576 /* t324 */);
+    step_teacher_bn10_vjp_6(scratch + 26651712 /* t1856 */, scratch + 557056 /* t1843 */, scratch + 23512576 /* t1852 */);
+    step_teacher_bn10_vjp_7(scratch + 26650816 /* t1857 */, scratch + 425984 /* t1844 */, scratch + 23676416 /* t1854 */);
+    step_teacher_bn10_vjp_8(scratch + 26650880 /* t1858 */, scratch + 26651008 /* t1860 */, scratch + 26651712 /* t1856 */, scratch + 26650816 /* t1857 */, scratch + 26651648 /* t337 */);
+    step_teacher_bn10_vjp_9(scratch + 26650816 /* t1863 */, scratch + 589824 /* t1849 */);
+    step_teacher_bn10_vjp_10(scratch + 26651712 /* t1864 */, scratch + 884736 /* t1851 */);
+    step_teacher_bn10_vjp_11(scratch + 26651072 /* t1869 */, scratch + 26650880 /* t1858 */, state + 77024 /* in_teacher_bn10_scale */, scratch + 26651648 /* t337 */, scratch + 26651584 /* t334 */);
+    step_teacher_bn10_vjp_12(scratch /* t1872 */, scratch + 26651072 /* t1869 */, scratch + 23512576 /* t324 */);
     step_teacher_bn10_vjp_13(scratch + 294912 /* t1874 */, scratch + 589824 /* t1849 */);
     step_teacher_bn10_vjp_14(scratch + 589824 /* t1875 */, scratch + 884736 /* t1851 */);
-    step_teacher_bn10_vjp_15(scratch + 26645120 /* t1878 */, scratch /* t1872 */);
-    step_teacher_bn10_vjp_16(scratch + 26645248 /* t1880 */, scratch + 26644928 /* t1863 */, scratch + 26644992 /* t1864 */, scratch + 26645120 /* t1878 */);
-    step_teacher_bn10_vjp_17(scratch + 17566208 /* t1882 */, scratch + 294912 /* t1874 */, scratch + 589824 /* t1875 */, scratch /* t1872 */, scratch + 26645248 /* t1880 */);
+    step_teacher_bn10_vjp_15(scratch + 26650880 /* t1878 */, scratch /* t1872 */);
+    step_teacher_bn10_vjp_16(scratch + 26651584 /* t1880 */, scratch + 26650816 /* t1863 */, scratch + 26651712 /* t1864 */, scratch + 26650880 /* t1878 */);
+    step_teacher_bn10_vjp_17(scratch + 17566208 /* t1882 */, scratch + 294912 /* t1874 */, scratch + 589824 /* t1875 */, scratch /* t1872 */, scratch + 26651584 /* t1880 */);
     step_teacher_res9_vjp(scratch + 17114624 /* t1886 */, scratch + 17566208 /* t1882 */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res9_vjp_2(scratch + 23512576 /* t1884 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp(scratch + 26645120 /* t1887 */, scratch + 17566208 /* t1882 */);
+    step_teacher_res9_vjp_2(scratch + 25640448 /* t1884 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp(scratch + 26650816 /* t1887 */, scratch + 17566208 /* t1882 */);
     step_teacher_res9_conv3_vjp_2(scratch + 17861120 /* t1891 */, scratch + 17566208 /* t1882 */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch /* chunk */);
-    step_teacher_res9_conv3_vjp_3(scratch + 18156032 /* t1889 */, scratch + 23217664 /* t308 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
+    step_teacher_res9_conv3_vjp_3(scratch + 23512576 /* t1889 */, scratch + 23217664 /* t308 */, scratch + 17566208 /* t1882 */, scratch /* chunk */);
     step_teacher_res9_leaky_relu2_vjp(scratch + 17566208 /* t1897 */, scratch + 22627840 /* t305 */, scratch + 22922752 /* t307 */, scratch + 17861120 /* t1891 */);
-    step_teacher_res9_bn1_vjp(scratch + 26644928 /* t1899 */, scratch + 17566208 /* t1898 */);
+    step_teacher_res9_bn1_vjp(scratch + 26650880 /* t1899 */, scratch + 17566208 /* t1898 */);
     step_teacher_res9_bn1_vjp_2(scratch /* t1900 */, scratch + 17566208 /* t1898 */, scratch + 26651520 /* t300 */);
-    step_teacher_res9_bn1_vjp_3(scratch + 26644992 /* t1902 */, scratch + 17566208 /* t1898 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_vjp_4(scratch + 2663424 /* t1904 */, scratch + 26644992 /* t1902 */, scratch + 26651456 /* t299 */);
-    step_teacher_res9_bn1_vjp_5(scratch + 2663488 /* t1906 */, scratch /* t1900 */);
-    step_teacher_res9_bn1_vjp_6(scratch + 2663552 /* t1910 */, scratch + 26644992 /* t1902 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
-    step_teacher_res9_bn1_vjp_7(scratch + 294912 /* t1913 */, scratch + 2663552 /* t1910 */, scratch + 22332928 /* t281 */);
-    step_teacher_res9_bn1_vjp_8(scratch + 26644992 /* t1916 */, scratch + 294912 /* t1913 */);
-    step_teacher_res9_bn1_vjp_9(scratch + 2663552 /* t1918 */, scratch + 2663488 /* t1906 */, scratch + 26644992 /* t1916 */);
-    step_teacher_res9_bn1_vjp_10(scratch + 17566208 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 2663552 /* t1918 */);
-    step_teacher_res9_conv0_vjp(scratch + 26644992 /* t1921 */, scratch + 17566208 /* t1920 */);
+    step_teacher_res9_bn1_vjp_3(scratch + 26651520 /* t1902 */, scratch + 17566208 /* t1898 */, scratch + 22332928 /* t281 */);
+    step_teacher_res9_bn1_vjp_4(scratch + 26651584 /* t1904 */, scratch + 26651520 /* t1902 */, scratch + 26651456 /* t299 */);
+    step_teacher_res9_bn1_vjp_5(scratch + 26651648 /* t1906 */, scratch /* t1900 */);
+    step_teacher_res9_bn1_vjp_6(scratch + 26651712 /* t1910 */, scratch + 26651520 /* t1902 */, state + 37920 /* in_teacher_res9_bn1_scale */, scratch + 26651456 /* t299 */, scratch + 26651392 /* t295 */);
+    step_teacher_res9_bn1_vjp_7(scratch + 294912 /* t1913 */, scratch + 26651712 /* t1910 */, scratch + 22332928 /* t281 */);
+    step_teacher_res9_bn1_vjp_8(scratch + 26651712 /* t1916 */, scratch + 294912 /* t1913 */);
+    step_teacher_res9_bn1_vjp_9(scratch + 25642496 /* t1918 */, scratch + 26651648 /* t1906 */, scratch + 26651712 /* t1916 */);
+    step_teacher_res9_bn1_vjp_10(scratch + 17566208 /* t1920 */, scratch /* t1900 */, scratch + 294912 /* t1913 */, scratch + 25642496 /* t1918 */);
+    step_teacher_res9_conv0_vjp(scratch + 26651648 /* t1921 */, scratch + 17566208 /* t1920 */);
     step_teacher_res9_conv0_vjp_2(scratch + 2211840 /* t1925 */, scratch + 17566208 /* t1920 */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch /* chunk */);
-    step_teacher_res9_conv0_vjp_3(scratch + 17861120 /* t1923 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1920 */, scratch /* chunk */);
+    step_teacher_res9_conv0_vjp_3(scratch + 25970176 /* t1923 */, scratch + 16663040 /* t271 */, scratch + 17566208 /* t1920 */, scratch /* chunk */);
     step_teacher_leaky_relu8_vjp(scratch + 16663040 /* t1933 */, scratch + 17114624 /* t1886 */, scratch + 2211840 /* t1925 */, scratch + 13953536 /* t269 */, scratch + 16211456 /* t270 */);
-    step_teacher_bn7_vjp(scratch + 2663488 /* t1935 */, scratch + 16663040 /* t1934 */);
+    step_teacher_bn7_vjp(scratch + 26651712 /* t1935 */, scratch + 16663040 /* t1934 */);
     step_teacher_bn7_vjp_2(scratch + 13953536 /* t1936 */, scratch + 16663040 /* t1934 */, scratch + 26652320 /* t264 */);
-    step_teacher_bn7_vjp_3(scratch + 2663520 /* t1938 */, scratch + 16663040 /* t1934 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_vjp_4(scratch + 2663552 /* t1940 */, scratch + 2663520 /* t1938 */, scratch + 26652288 /* t263 */);
-    step_teacher_bn7_vjp_5(scratch + 2663584 /* t1942 */, scratch + 13953536 /* t1936 */);
-    step_teacher_bn7_vjp_6(scratch + 2663616 /* t1946 */, scratch + 2663520 /* t1938 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
-    step_teacher_bn7_vjp_7(scratch /* t1949 */, scratch + 2663616 /* t1946 */, scratch + 13501952 /* t250 */);
-    step_teacher_bn7_vjp_8(scratch + 2663520 /* t1952 */, scratch /* t1949 */);
-    step_teacher_bn7_vjp_9(scratch + 2663616 /* t1954 */, scratch + 2663584 /* t1942 */, scratch + 2663520 /* t1952 */);
-    step_teacher_bn7_vjp_10(scratch + 16211456 /* t1956 */, scratch + 13953536 /* t1936 */, scratch /* t1949 */, scratch + 2663616 /* t1954 */);
+    step_teacher_bn7_vjp_3(scratch + 26651744 /* t1938 */, scratch + 16663040 /* t1934 */, scratch + 13501952 /* t250 */);
+    step_teacher_bn7_vjp_4(scratch + 26651072 /* t1940 */, scratch + 26651744 /* t1938 */, scratch + 26652288 /* t263 */);
+    step_teacher_bn7_vjp_5(scratch + 26651104 /* t1942 */, scratch + 13953536 /* t1936 */);
+    step_teacher_bn7_vjp_6(scratch + 26651136 /* t1946 */, scratch + 26651744 /* t1938 */, state + 19360 /* in_teacher_bn7_scale */, scratch + 26652288 /* t263 */, scratch + 26652256 /* t260 */);
+    step_teacher_bn7_vjp_7(scratch /* t1949 */, scratch + 26651136 /* t1946 */, scratch + 13501952 /* t250 */);
+    step_teacher_bn7_vjp_8(scratch + 26651744 /* t1952 */, scratch /* t1949 */);
+    step_teacher_bn7_vjp_9(scratch + 26651136 /* t1954 */, scratch + 26651104 /* t1942 */, scratch + 26651744 /* t1952 */);
+    step_teacher_bn7_vjp_10(scratch + 16211456 /* t1956 */, scratch + 13953536 /* t1936 */, scratch /* t1949 */, scratch + 26651136 /* t1954 */);
     step_teacher_res6_vjp(scratch + 13501952 /* t1960 */, scratch + 16211456 /* t1956 */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch /* chunk */);
-    step_teacher_res6_vjp_2(scratch + 2595456 /* t1958 */, scratch + 12598784 /* t197 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
-    step_teacher_res6_conv3_vjp(scratch + 2663520 /* t1961 */, scratch + 16211456 /* t1956 */);
+    step_teacher_res6_vjp_2(scratch + 25642496 /* t1958 */, scratch + 12598784 /* t197 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
+    step_teacher_res6_conv3_vjp(scratch + 26651744 /* t1961 */, scratch + 16211456 /* t1956 */);
     step_teacher_res6_conv3_vjp_2(scratch + 16663040 /* t1965 */, scratch + 16211456 /* t1956 */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch /* chunk */);
     step_teacher_res6_conv3_vjp_3(scratch + 2577024 /* t1963 */, scratch + 15759872 /* t234 */, scratch + 16211456 /* t1956 */, scratch /* chunk */);
     step_teacher_res6_leaky_relu2_vjp(scratch + 15759872 /* t1971 */, scratch + 14856704 /* t231 */, scratch + 15308288 /* t233 */, scratch + 16663040 /* t1965 */);
-    step_teacher_res6_bn1_vjp(scratch + 2663584 /* t1973 */, scratch + 15759872 /* t1972 */);
+    step_teacher_res6_bn1_vjp(scratch + 26651104 /* t1973 */, scratch + 15759872 /* t1972 */);
     step_teacher_res6_bn1_vjp_2(scratch + 14856704 /* t1974 */, scratch + 15759872 /* t1972 */, scratch + 26652224 /* t226 */);
-    step_teacher_res6_bn1_vjp_3(scratch + 2663616 /* t1976 */, scratch + 15759872 /* t1972 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_vjp_4(scratch + 2663648 /* t1978 */, scratch + 2663616 /* t1976 */, scratch + 26652192 /* t225 */);
-    step_teacher_res6_bn1_vjp_5(scratch + 2663680 /* t1980 */, scratch + 14856704 /* t1974 */);
-    step_teacher_res6_bn1_vjp_6(scratch + 2663712 /* t1984 */, scratch + 2663616 /* t1976 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
-    step_teacher_res6_bn1_vjp_7(scratch /* t1987 */, scratch + 2663712 /* t1984 */, scratch + 14405120 /* t207 */);
-    step_teacher_res6_bn1_vjp_8(scratch + 2663616 /* t1990 */, scratch /* t1987 */);
-    step_teacher_res6_bn1_vjp_9(scratch + 2663712 /* t1992 */, scratch + 2663680 /* t1980 */, scratch + 2663616 /* t1990 */);
-    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1994 */, scratch + 14856704 /* t1974 */, scratch /* t1987 */, scratch + 2663712 /* t1992 */);
-    step_teacher_res6_conv0_vjp(scratch + 2663616 /* t1995 */, scratch + 2125440 /* t1994 */);
+    step_teacher_res6_bn1_vjp_3(scratch + 26651136 /* t1976 */, scratch + 15759872 /* t1972 */, scratch + 14405120 /* t207 */);
+    step_teacher_res6_bn1_vjp_4(scratch + 26651168 /* t1978 */, scratch + 26651136 /* t1976 */, scratch + 26652192 /* t225 */);
+    step_teacher_res6_bn1_vjp_5(scratch + 26651200 /* t1980 */, scratch + 14856704 /* t1974 */);
+    step_teacher_res6_bn1_vjp_6(scratch + 26651232 /* t1984 */, scratch + 26651136 /* t1976 */, state + 9536 /* in_teacher_res6_bn1_scale */, scratch + 26652192 /* t225 */, scratch + 26652160 /* t221 */);
+    step_teacher_res6_bn1_vjp_7(scratch /* t1987 */, scratch + 26651232 /* t1984 */, scratch + 14405120 /* t207 */);
+    step_teacher_res6_bn1_vjp_8(scratch + 26651136 /* t1990 */, scratch /* t1987 */);
+    step_teacher_res6_bn1_vjp_9(scratch + 26651232 /* t1992 */, scratch + 26651200 /* t1980 */, scratch + 26651136 /* t1990 */);
+    step_teacher_res6_bn1_vjp_10(scratch + 2125440 /* t1994 */, scratch + 14856704 /* t1974 */, scratch /* t1987 */, scratch + 26651232 /* t1992 */);
+    step_teacher_res6_conv0_vjp(scratch + 26651136 /* t1995 */, scratch + 2125440 /* t1994 */);
     step_teacher_res6_conv0_vjp_2(scratch + 14405120 /* t1999 */, scratch + 2125440 /* t1994 */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch /* chunk */);
     step_teacher_res6_conv0_vjp_3(scratch + 2586240 /* t1997 */, scratch + 12598784 /* t197 */, scratch + 2125440 /* t1994 */, scratch /* chunk */);
     step_teacher_leaky_relu5_vjp(scratch + 12598784 /* t2007 */, scratch + 13501952 /* t1960 */, scratch + 14405120 /* t1999 */, scratch + 10792448 /* t195 */, scratch + 11695616 /* t196 */);
-    step_teacher_bn4_vjp(scratch + 26652400 /* t2009 */, scratch + 12598784 /* t2008 */);
+    step_teacher_bn4_vjp(scratch + 26652432 /* t2009 */, scratch + 12598784 /* t2008 */);
     step_teacher_bn4_vjp_2(scratch + 10792448 /* t2010 */, scratch + 12598784 /* t2008 */, scratch + 26652704 /* t190 */);
-    step_teacher_bn4_vjp_3(scratch + 26652416 /* t2012 */, scratch + 12598784 /* t2008 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_vjp_4(scratch + 26652432 /* t2014 */, scratch + 26652416 /* t2012 */, scratch + 26652688 /* t189 */);
-    step_teacher_bn4_vjp_5(scratch + 26652448 /* t2016 */, scratch + 10792448 /* t2010 */);
-    step_teacher_bn4_vjp_6(scratch + 26652464 /* t2020 */, scratch + 26652416 /* t2012 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
-    step_teacher_bn4_vjp_7(scratch /* t2023 */, scratch + 26652464 /* t2020 */, scratch + 9889280 /* t176 */);
-    step_teacher_bn4_vjp_8(scratch + 26652416 /* t2026 */, scratch /* t2023 */);
-    step_teacher_bn4_vjp_9(scratch + 26652464 /* t2028 */, scratch + 26652448 /* t2016 */, scratch + 26652416 /* t2026 */);
-    step_teacher_bn4_vjp_10(scratch + 9889280 /* t2030 */, scratch + 10792448 /* t2010 */, scratch /* t2023 */, scratch + 26652464 /* t2028 */);
-    step_teacher_res3_conv3_vjp(scratch + 26652416 /* t2032 */, scratch + 9889280 /* t2030 */);
+    step_teacher_bn4_vjp_3(scratch + 26652704 /* t2012 */, scratch + 12598784 /* t2008 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_4(scratch + 26652160 /* t2014 */, scratch + 26652704 /* t2012 */, scratch + 26652688 /* t189 */);
+    step_teacher_bn4_vjp_5(scratch + 26652176 /* t2016 */, scratch + 10792448 /* t2010 */);
+    step_teacher_bn4_vjp_6(scratch + 26652192 /* t2020 */, scratch + 26652704 /* t2012 */, state + 4864 /* in_teacher_bn4_scale */, scratch + 26652688 /* t189 */, scratch + 26652672 /* t186 */);
+    step_teacher_bn4_vjp_7(scratch /* t2023 */, scratch + 26652192 /* t2020 */, scratch + 9889280 /* t176 */);
+    step_teacher_bn4_vjp_8(scratch + 26652672 /* t2026 */, scratch /* t2023 */);
+    step_teacher_bn4_vjp_9(scratch + 26652688 /* t2028 */, scratch + 26652176 /* t2016 */, scratch + 26652672 /* t2026 */);
+    step_teacher_bn4_vjp_10(scratch + 9889280 /* t2030 */, scratch + 10792448 /* t2010 */, scratch /* t2023 */, scratch + 26652688 /* t2028 */);
+    step_teacher_res3_conv3_vjp(scratch + 26652672 /* t2032 */, scratch + 9889280 /* t2030 */);
     step_teacher_res3_conv3_vjp_2(scratch + 10792448 /* t2036 */, scratch + 9889280 /* t2030 */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch /* chunk */);
     step_teacher_res3_conv3_vjp_3(scratch + 2590848 /* t2034 */, scratch + 8986112 /* t164 */, scratch + 9889280 /* t2030 */, scratch /* chunk */);
     step_teacher_res3_leaky_relu2_vjp(scratch + 8986112 /* t2042 */, scratch + 6276608 /* t162 */, scratch + 8082944 /* t163 */, scratch + 10792448 /* t2036 */);
-    step_teacher_res3_bn1_vjp(scratch + 26652448 /* t2044 */, scratch + 8986112 /* t2043 */);
+    step_teacher_res3_bn1_vjp(scratch + 26652688 /* t2044 */, scratch + 8986112 /* t2043 */);
     step_teacher_res3_bn1_vjp_2(scratch + 6276608 /* t2045 */, scratch + 8986112 /* t2043 */, scratch + 26652656 /* t157 */);
-    step_teacher_res3_bn1_vjp_3(scratch + 26652464 /* t2047 */, scratch + 8986112 /* t2043 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_vjp_4(scratch + 26652480 /* t2049 */, scratch + 26652464 /* t2047 */, scratch + 26652640 /* t156 */);
-    step_teacher_res3_bn1_vjp_5(scratch + 26652496 /* t2051 */, scratch + 6276608 /* t2045 */);
-    step_teacher_res3_bn1_vjp_6(scratch + 26652512 /* t2055 */, scratch + 26652464 /* t2047 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
-    step_teacher_res3_bn1_vjp_7(scratch + 8082944 /* t2058 */, scratch + 26652512 /* t2055 */, scratch + 7179776 /* t143 */);
-    step_teacher_res3_bn1_vjp_8(scratch + 26652464 /* t2061 */, scratch + 8082944 /* t2058 */);
-    step_teacher_res3_bn1_vjp_9(scratch + 26652512 /* t2063 */, scratch + 26652496 /* t2051 */, scratch + 26652464 /* t2061 */);
-    step_teacher_res3_bn1_vjp_10(scratch + 7179776 /* t2065 */, scratch + 6276608 /* t2045 */, scratch + 8082944 /* t2058 */, scratch + 26652512 /* t2063 */);
-    step_teacher_res3_conv0_vjp(scratch + 26652464 /* t2066 */, scratch + 7179776 /* t2065 */);
+    step_teacher_res3_bn1_vjp_3(scratch + 26652656 /* t2047 */, scratch + 8986112 /* t2043 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_4(scratch + 26652704 /* t2049 */, scratch + 26652656 /* t2047 */, scratch + 26652640 /* t156 */);
+    step_teacher_res3_bn1_vjp_5(scratch + 26652176 /* t2051 */, scratch + 6276608 /* t2045 */);
+    step_teacher_res3_bn1_vjp_6(scratch + 26652192 /* t2055 */, scratch + 26652656 /* t2047 */, state + 2512 /* in_teacher_res3_bn1_scale */, scratch + 26652640 /* t156 */, scratch + 26652624 /* t153 */);
+    step_teacher_res3_bn1_vjp_7(scratch + 8082944 /* t2058 */, scratch + 26652192 /* t2055 */, scratch + 7179776 /* t143 */);
+    step_teacher_res3_bn1_vjp_8(scratch + 26652624 /* t2061 */, scratch + 8082944 /* t2058 */);
+    step_teacher_res3_bn1_vjp_9(scratch + 26652640 /* t2063 */, scratch + 26652176 /* t2051 */, scratch + 26652624 /* t2061 */);
+    step_teacher_res3_bn1_vjp_10(scratch + 7179776 /* t2065 */, scratch + 6276608 /* t2045 */, scratch + 8082944 /* t2058 */, scratch + 26652640 /* t2063 */);
+    step_teacher_res3_conv0_vjp(scratch + 26652624 /* t2066 */, scratch + 7179776 /* t2065 */);
     step_teacher_res3_conv0_vjp_2(scratch + 6276608 /* t2070 */, scratch + 7179776 /* t2065 */, state + 192 /* in_teacher_res3_conv0_weight */, scratch /* chunk */);
     step_teacher_res3_conv0_vjp_3(scratch + 2593152 /* t2068 */, scratch + 5373440 /* t134 */, scratch + 7179776 /* t2065 */, scratch /* chunk */);
     step_teacher_leaky_relu2_vjp(scratch + 5373440 /* t2077 */, scratch + 9889280 /* t2031 */, scratch + 6276608 /* t2070 */, scratch + 3567104 /* t131 */, scratch + 4470272 /* t133 */);
-    step_teacher_bn1_vjp(scratch + 26652496 /* t2079 */, scratch + 5373440 /* t2078 */);
+    step_teacher_bn1_vjp(scratch + 26652640 /* t2079 */, scratch + 5373440 /* t2078 */);
     step_teacher_bn1_vjp_2(scratch + 3567104 /* t2080 */, scratch + 5373440 /* t2078 */, scratch + 26652608 /* t126 */);
-    step_teacher_bn1_vjp_3(scratch + 26652512 /* t2082 */, scratch + 5373440 /* t2078 */, scratch + 2663936 /* t107 */);
-    step_teacher_bn1_vjp_4(scratch + 26652528 /* t2084 */, scratch + 26652512 /* t2082 */, scratch + 26652592 /* t125 */);
-    step_teacher_bn1_vjp_5(scratch + 26652544 /* t2086 */, scratch + 3567104 /* t2080 */);
-    step_teacher_bn1_vjp_6(scratch + 26652560 /* t2090 */, scratch + 26652512 /* t2082 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
-    step_teacher_bn1_vjp_7(scratch /* t2093 */, scratch + 26652560 /* t2090 */, scratch + 2663936 /* t107 */);
-    step_teacher_bn1_vjp_8(scratch + 26652512 /* t2096 */, scratch /* t2093 */);
-    step_teacher_bn1_vjp_9(scratch + 26645248 /* t2098 */, scratch + 26652544 /* t2086 */, scratch + 26652512 /* t2096 */);
-    step_teacher_bn1_vjp_10(scratch + 1172480 /* t2100 */, scratch + 3567104 /* t2080 */, scratch /* t2093 */, scratch + 26645248 /* t2098 */);
-    step_teacher_conv0_vjp(scratch + 26652512 /* t2101 */, scratch + 1172480 /* t2100 */);
-    step_teacher_conv0_vjp_2(scratch + 17879552 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
-    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 17879552 /* t2103 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26652512 /* t2101 */, io + 226112 /* in_lr_teacher */, scratch + 26652528 /* t2084 */, scratch + 26652496 /* t2079 */);
+    step_teacher_bn1_vjp_3(scratch + 26652608 /* t2082 */, scratch + 5373440 /* t2078 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_4(scratch + 26652656 /* t2084 */, scratch + 26652608 /* t2082 */, scratch + 26652592 /* t125 */);
+    step_teacher_bn1_vjp_5(scratch + 26652176 /* t2086 */, scratch + 3567104 /* t2080 */);
+    step_teacher_bn1_vjp_6(scratch + 26652192 /* t2090 */, scratch + 26652608 /* t2082 */, state + 160 /* in_teacher_bn1_scale */, scratch + 26652592 /* t125 */, scratch + 26652576 /* t121 */);
+    step_teacher_bn1_vjp_7(scratch /* t2093 */, scratch + 26652192 /* t2090 */, scratch + 2663936 /* t107 */);
+    step_teacher_bn1_vjp_8(scratch + 26652576 /* t2096 */, scratch /* t2093 */);
+    step_teacher_bn1_vjp_9(scratch + 26652592 /* t2098 */, scratch + 26652176 /* t2086 */, scratch + 26652576 /* t2096 */);
+    step_teacher_bn1_vjp_10(scratch + 1172480 /* t2100 */, scratch + 3567104 /* t2080 */, scratch /* t2093 */, scratch + 26652592 /* t2098 */);
+    step_teacher_conv0_vjp(scratch + 26652576 /* t2101 */, scratch + 1172480 /* t2100 */);
+    step_teacher_conv0_vjp_2(scratch + 26646016 /* t2102 */, io /* in_x */, scratch + 1172480 /* t2100 */, scratch /* chunk */);
+    step_teacher_conv0_update(state + 155616 /* in_teacher_momentum_conv0_weight */, state /* in_teacher_conv0_weight */, scratch + 26646016 /* t2103 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_conv0_update_2(state + 155760 /* in_teacher_momentum_conv0_bias */, state + 144 /* in_teacher_conv0_bias */, state + 155776 /* in_teacher_momentum_bn1_scale */, state + 160 /* in_teacher_bn1_scale */, state + 155792 /* in_teacher_momentum_bn1_offset */, state + 176 /* in_teacher_bn1_offset */, scratch + 26652576 /* t2101 */, io + 226112 /* in_lr_teacher */, scratch + 26652656 /* t2084 */, scratch + 26652640 /* t2079 */);
     step_teacher_res3_conv0_update(state + 155808 /* in_teacher_momentum_res3_conv0_weight */, state + 192 /* in_teacher_res3_conv0_weight */, scratch + 2593152 /* t2069 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26652464 /* t2066 */, io + 226112 /* in_lr_teacher */, scratch + 26652480 /* t2049 */, scratch + 26652448 /* t2044 */);
+    step_teacher_res3_conv0_update_2(state + 158112 /* in_teacher_momentum_res3_conv0_bias */, state + 2496 /* in_teacher_res3_conv0_bias */, state + 158128 /* in_teacher_momentum_res3_bn1_scale */, state + 2512 /* in_teacher_res3_bn1_scale */, state + 158144 /* in_teacher_momentum_res3_bn1_offset */, state + 2528 /* in_teacher_res3_bn1_offset */, scratch + 26652624 /* t2066 */, io + 226112 /* in_lr_teacher */, scratch + 26652704 /* t2049 */, scratch + 26652688 /* t2044 */);
     step_teacher_res3_conv3_update(state + 158160 /* in_teacher_momentum_res3_conv3_weight */, state + 2544 /* in_teacher_res3_conv3_weight */, scratch + 2590848 /* t2035 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 26652416 /* t2032 */, io + 226112 /* in_lr_teacher */, scratch + 26652432 /* t2014 */, scratch + 26652400 /* t2009 */);
+    step_teacher_res3_conv3_update_2(state + 160464 /* in_teacher_momentum_res3_conv3_bias */, state + 4848 /* in_teacher_res3_conv3_bias */, state + 160480 /* in_teacher_momentum_bn4_scale */, state + 4864 /* in_teacher_bn4_scale */, state + 160496 /* in_teacher_momentum_bn4_offset */, state + 4880 /* in_teacher_bn4_offset */, scratch + 26652672 /* t2032 */, io + 226112 /* in_lr_teacher */, scratch + 26652160 /* t2014 */, scratch + 26652432 /* t2009 */);
     step_teacher_res6_conv0_update(state + 160512 /* in_teacher_momentum_res6_conv0_weight */, state + 4896 /* in_teacher_res6_conv0_weight */, scratch + 2586240 /* t1998 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 2663616 /* t1995 */, io + 226112 /* in_lr_teacher */, scratch + 2663648 /* t1978 */, scratch + 2663584 /* t1973 */);
+    step_teacher_res6_conv0_update_2(state + 165120 /* in_teacher_momentum_res6_conv0_bias */, state + 9504 /* in_teacher_res6_conv0_bias */, state + 165152 /* in_teacher_momentum_res6_bn1_scale */, state + 9536 /* in_teacher_res6_bn1_scale */, state + 165184 /* in_teacher_momentum_res6_bn1_offset */, state + 9568 /* in_teacher_res6_bn1_offset */, scratch + 26651136 /* t1995 */, io + 226112 /* in_lr_teacher */, scratch + 26651168 /* t1978 */, scratch + 26651104 /* t1973 */);
     step_teacher_res6_conv3_update(state + 165216 /* in_teacher_momentum_res6_conv3_weight */, state + 9600 /* in_teacher_res6_conv3_weight */, scratch + 2577024 /* t1964 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 2663520 /* t1961 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 2595456 /* t1959 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 2663552 /* t1940 */, io + 226112 /* in_lr_teacher */, scratch + 2663488 /* t1935 */);
-    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 17861120 /* t1924 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 26644992 /* t1921 */, io + 226112 /* in_lr_teacher */, scratch + 2663424 /* t1904 */, scratch + 26644928 /* t1899 */);
-    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 18156032 /* t1890 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 26645120 /* t1887 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 23512576 /* t1885 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26645184 /* t1860 */, io + 226112 /* in_lr_teacher */, scratch + 26645056 /* t1847 */);
-    step_teacher_dense14_vjp_7(scratch /* t2345 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 26625536 /* t1814 */, scratch + 26644608 /* t1808 */, scratch + 26643968 /* t1817 */, io + 226112 /* in_lr_teacher */);
-    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26652384 /* t1811 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_conv3_update_2(state + 174432 /* in_teacher_momentum_res6_conv3_bias */, state + 18816 /* in_teacher_res6_conv3_bias */, scratch + 26651744 /* t1961 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res6_shortcut_update(state + 174464 /* in_teacher_momentum_res6_shortcut_weight */, state + 18848 /* in_teacher_res6_shortcut_weight */, scratch + 25642496 /* t1959 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn7_update(state + 174976 /* in_teacher_momentum_bn7_scale */, state + 19360 /* in_teacher_bn7_scale */, state + 175008 /* in_teacher_momentum_bn7_offset */, state + 19392 /* in_teacher_bn7_offset */, scratch + 26651072 /* t1940 */, io + 226112 /* in_lr_teacher */, scratch + 26651712 /* t1935 */);
+    step_teacher_res9_conv0_update(state + 175040 /* in_teacher_momentum_res9_conv0_weight */, state + 19424 /* in_teacher_res9_conv0_weight */, scratch + 25970176 /* t1924 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv0_update_2(state + 193472 /* in_teacher_momentum_res9_conv0_bias */, state + 37856 /* in_teacher_res9_conv0_bias */, state + 193536 /* in_teacher_momentum_res9_bn1_scale */, state + 37920 /* in_teacher_res9_bn1_scale */, state + 193600 /* in_teacher_momentum_res9_bn1_offset */, state + 37984 /* in_teacher_res9_bn1_offset */, scratch + 26651648 /* t1921 */, io + 226112 /* in_lr_teacher */, scratch + 26651584 /* t1904 */, scratch + 26650880 /* t1899 */);
+    step_teacher_res9_conv3_update(state + 193664 /* in_teacher_momentum_res9_conv3_weight */, state + 38048 /* in_teacher_res9_conv3_weight */, scratch + 23512576 /* t1890 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_conv3_update_2(state + 230528 /* in_teacher_momentum_res9_conv3_bias */, state + 74912 /* in_teacher_res9_conv3_bias */, scratch + 26650816 /* t1887 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_res9_shortcut_update(state + 230592 /* in_teacher_momentum_res9_shortcut_weight */, state + 74976 /* in_teacher_res9_shortcut_weight */, scratch + 25640448 /* t1885 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_bn10_update(state + 232640 /* in_teacher_momentum_bn10_scale */, state + 77024 /* in_teacher_bn10_scale */, state + 232704 /* in_teacher_momentum_bn10_offset */, state + 77088 /* in_teacher_bn10_offset */, scratch + 26651008 /* t1860 */, io + 226112 /* in_lr_teacher */, scratch + 26650944 /* t1847 */);
+    step_teacher_dense14_vjp_7(scratch + 26646016 /* t2345 */, state + 232768 /* in_teacher_momentum_dense14_weight */, state + 77152 /* in_teacher_dense14_weight */, scratch + 26625536 /* t1814 */, scratch + 26650496 /* t1808 */, scratch + 26647296 /* t1817 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_dense14_update(state + 233408 /* in_teacher_momentum_dense14_bias */, state + 77792 /* in_teacher_dense14_bias */, scratch + 26652416 /* t1811 */, io + 226112 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_34(scratch + 26652416 /* t2362 */, scratch + 25644816 /* t1682 */);
+    step_teacher_feedback_fwd_35(scratch + 26652432 /* t2364 */, scratch + 26652752 /* t1680 */);
+    step_teacher_feedback_fwd_36(scratch + 26652752 /* t2367 */, scratch + 26652480 /* t1663 */);
+    step_teacher_feedback_fwd_37(scratch + 26652480 /* t2370 */, scratch + 26652464 /* t1658 */);
+    step_teacher_feedback_fwd_38(scratch + 26652464 /* t2373 */, scratch + 25636096 /* t1648 */);
+    step_teacher_feedback_fwd_39(scratch + 26652576 /* t2376 */, scratch + 26652448 /* t1645 */);
+    step_teacher_feedback_fwd_40(scratch + 26652448 /* t2379 */, scratch + 26652528 /* t1628 */);
+    step_teacher_feedback_fwd_41(scratch + 26652528 /* t2382 */, scratch + 26652512 /* t1623 */);
+    step_teacher_feedback_fwd_42(scratch + 26652512 /* t2385 */, scratch + 25633792 /* t1614 */);
+    step_teacher_feedback_fwd_43(scratch + 26652592 /* t2388 */, scratch + 26652496 /* t1611 */);
+    step_teacher_feedback_fwd_44(scratch + 26652496 /* t2391 */, scratch + 26652560 /* t1593 */);
+    step_teacher_feedback_fwd_45(scratch + 26652560 /* t2394 */, scratch + 26652544 /* t1588 */);
+    step_teacher_feedback_fwd_46(scratch + 26652544 /* t2397 */, scratch + 25624576 /* t1577 */);
+    step_teacher_feedback_fwd_47(scratch + 26652608 /* t2400 */, scratch + 18469376 /* t1574 */);
+    step_teacher_feedback_fwd_48(scratch + 26652624 /* t2403 */, scratch + 25989152 /* t1557 */);
+    step_teacher_feedback_fwd_49(scratch + 26652640 /* t2406 */, scratch + 18519552 /* t1552 */);
+    step_teacher_feedback_fwd_50(scratch + 26652656 /* t2409 */, scratch + 25610752 /* t1543 */);
+    step_teacher_feedback_fwd_51(scratch + 26652672 /* t2412 */, scratch + 25989120 /* t1540 */);
+    step_teacher_feedback_fwd_52(scratch + 26652688 /* t2415 */, scratch + 25644160 /* t1538 */);
+    step_teacher_feedback_fwd_53(scratch + 26652704 /* t2418 */, scratch + 25989088 /* t1519 */);
+    step_teacher_feedback_fwd_54(scratch + 26652160 /* t2421 */, scratch + 25989056 /* t1514 */);
+    step_teacher_feedback_fwd_55(scratch + 26652176 /* t2424 */, scratch + 25951744 /* t1503 */);
+    step_teacher_feedback_fwd_56(scratch + 26652192 /* t2427 */, scratch + 26651904 /* t1500 */);
+    step_teacher_feedback_fwd_57(scratch + 26651904 /* t2430 */, scratch + 25988800 /* t1483 */);
+    step_teacher_feedback_fwd_58(scratch + 26651920 /* t2433 */, scratch + 25988736 /* t1478 */);
+    step_teacher_feedback_fwd_59(scratch + 26651936 /* t2436 */, scratch + 24397312 /* t1469 */);
+    step_teacher_feedback_fwd_60(scratch + 26651952 /* t2439 */, scratch + 25988672 /* t1466 */);
+    step_teacher_feedback_fwd_61(scratch + 26652208 /* t2442 */, scratch + 25638400 /* t1464 */);
+    step_teacher_feedback_fwd_62(scratch + 26652224 /* t2445 */, scratch + 25988608 /* t1445 */);
+    step_teacher_feedback_fwd_63(scratch + 26652240 /* t2448 */, scratch + 26651840 /* t1440 */);
+    step_teacher_feedback_fwd_64(scratch + 26651840 /* t2451 */, scratch + 25643008 /* t1428 */);
+    step_teacher_feedback_fwd_65(scratch + 26651856 /* t2454 */, scratch + 26652736 /* t1426 */);
+    step_teacher_feedback_fwd_66(io + 244704 /* t2456 */, scratch + 26652416 /* t2362 */, scratch + 26652432 /* t2364 */, scratch + 26652752 /* t2367 */, scratch + 26652480 /* t2370 */, scratch + 26652464 /* t2373 */, scratch + 26652576 /* t2376 */, scratch + 26652448 /* t2379 */, scratch + 26652528 /* t2382 */, scratch + 26652512 /* t2385 */, scratch + 26652592 /* t2388 */, scratch + 26652496 /* t2391 */, scratch + 26652560 /* t2394 */, scratch + 26652544 /* t2397 */, scratch + 26652608 /* t2400 */, scratch + 26652624 /* t2403 */, scratch + 26652640 /* t2406 */, scratch + 26652656 /* t2409 */, scratch + 26652672 /* t2412 */, scratch + 26652688 /* t2415 */, scratch + 26652704 /* t2418 */, scratch + 26652160 /* t2421 */, scratch + 26652176 /* t2424 */, scratch + 26652192 /* t2427 */, scratch + 26651904 /* t2430 */, scratch + 26651920 /* t2433 */, scratch + 26651936 /* t2436 */, scratch + 26651952 /* t2439 */, scratch + 26652208 /* t2442 */, scratch + 26652224 /* t2445 */, scratch + 26652240 /* t2448 */, scratch + 26651840 /* t2451 */, scratch + 26651856 /* t2454 */);
+    step_teacher_feedback_fwd_67(scratch + 26652736 /* t2458 */, scratch + 25644672 /* t927 */);
+    step_teacher_feedback_fwd_68(scratch + 26652752 /* t2460 */, scratch + 26652720 /* t925 */);
+    step_teacher_feedback_fwd_69(scratch + 26651840 /* t2463 */, scratch + 26652800 /* t908 */);
+    step_teacher_feedback_fwd_70(scratch + 26652800 /* t2466 */, scratch + 26652784 /* t903 */);
+    step_teacher_feedback_fwd_71(scratch + 26652784 /* t2469 */, scratch + 25631488 /* t893 */);
+    step_teacher_feedback_fwd_72(scratch + 26651856 /* t2472 */, scratch + 26652768 /* t890 */);
+    step_teacher_feedback_fwd_73(scratch + 26652768 /* t2475 */, scratch + 26652848 /* t873 */);
+    step_teacher_feedback_fwd_74(scratch + 26652848 /* t2478 */, scratch + 26652832 /* t868 */);
+    step_teacher_feedback_fwd_75(scratch + 26652832 /* t2481 */, scratch + 25629184 /* t859 */);
+    step_teacher_feedback_fwd_76(scratch + 26651872 /* t2484 */, scratch + 26652816 /* t856 */);
+    step_teacher_feedback_fwd_77(scratch + 26652816 /* t2487 */, scratch + 26652400 /* t838 */);
+    step_teacher_feedback_fwd_78(scratch + 26651888 /* t2490 */, scratch + 26652384 /* t833 */);
+    step_teacher_feedback_fwd_79(scratch + 26651904 /* t2493 */, scratch + 25619968 /* t822 */);
+    step_teacher_feedback_fwd_80(scratch + 26651920 /* t2496 */, scratch + 25989024 /* t819 */);
+    step_teacher_feedback_fwd_81(scratch + 26651936 /* t2499 */, scratch + 25988992 /* t802 */);
+    step_teacher_feedback_fwd_82(scratch + 26651952 /* t2502 */, scratch + 25988960 /* t797 */);
+    step_teacher_feedback_fwd_83(scratch + 26652160 /* t2505 */, scratch + 25601536 /* t788 */);
+    step_teacher_feedback_fwd_84(scratch + 26652176 /* t2508 */, scratch + 25988928 /* t785 */);
+    step_teacher_feedback_fwd_85(scratch + 26652192 /* t2511 */, scratch + 25643648 /* t783 */);
+    step_teacher_feedback_fwd_86(scratch + 26652208 /* t2514 */, scratch + 25988896 /* t764 */);
+    step_teacher_feedback_fwd_87(scratch + 26652224 /* t2517 */, scratch + 25988864 /* t759 */);
+    step_teacher_feedback_fwd_88(scratch + 26652240 /* t2520 */, scratch + 25933312 /* t748 */);
+    step_teacher_feedback_fwd_89(scratch + 26652256 /* t2523 */, scratch + 26651776 /* t745 */);
+    step_teacher_feedback_fwd_90(scratch + 26652272 /* t2526 */, scratch + 26064448 /* t728 */);
+    step_teacher_feedback_fwd_91(scratch + 26652288 /* t2529 */, scratch + 26064384 /* t723 */);
+    step_teacher_feedback_fwd_92(scratch + 26652304 /* t2532 */, scratch + 26588672 /* t714 */);
+    step_teacher_feedback_fwd_93(scratch + 26652320 /* t2535 */, scratch + 26652096 /* t711 */);
+    step_teacher_feedback_fwd_94(scratch + 26652096 /* t2538 */, scratch + 26643968 /* t709 */);
+    step_teacher_feedback_fwd_95(scratch + 26652112 /* t2541 */, scratch + 26652032 /* t690 */);
+    step_teacher_feedback_fwd_96(scratch + 26652128 /* t2544 */, scratch + 26651968 /* t685 */);
+    step_teacher_feedback_fwd_97(scratch + 26652144 /* t2547 */, scratch + 26649856 /* t673 */);
+    step_teacher_feedback_fwd_98(scratch + 26651968 /* t2550 */, scratch + 26652864 /* t671 */);
+    step_teacher_feedback_fwd_99(io + 244720 /* t2552 */, io + 244736 /* t2556 */, io + 244752 /* t2557 */, scratch + 26652736 /* t2458 */, scratch + 26652752 /* t2460 */, scratch + 26651840 /* t2463 */, scratch + 26652800 /* t2466 */, scratch + 26652784 /* t2469 */, scratch + 26651856 /* t2472 */, scratch + 26652768 /* t2475 */, scratch + 26652848 /* t2478 */, scratch + 26652832 /* t2481 */, scratch + 26651872 /* t2484 */, scratch + 26652816 /* t2487 */, scratch + 26651888 /* t2490 */, scratch + 26651904 /* t2493 */, scratch + 26651920 /* t2496 */, scratch + 26651936 /* t2499 */, scratch + 26651952 /* t2502 */, scratch + 26652160 /* t2505 */, scratch + 26652176 /* t2508 */, scratch + 26652192 /* t2511 */, scratch + 26652208 /* t2514 */, scratch + 26652224 /* t2517 */, scratch + 26652240 /* t2520 */, scratch + 26652256 /* t2523 */, scratch + 26652272 /* t2526 */, scratch + 26652288 /* t2529 */, scratch + 26652304 /* t2532 */, scratch + 26652320 /* t2535 */, scratch + 26652096 /* t2538 */, scratch + 26652112 /* t2541 */, scratch + 26652128 /* t2544 */, scratch + 26652144 /* t2547 */, scratch + 26651968 /* t2550 */, io + 244704 /* t2456 */, scratch + 18469408 /* t1777 */, io + 244688 /* t1778 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 312192
-#define MPLC_STEP_IO_FLOATS 244704
+#define MPLC_STEP_IO_FLOATS 244768
 #define MPLC_SUPERVISED_IO_FLOATS 203296
 #define MPLC_SCRATCH_FLOATS 26652880
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 156
 #define MPLC_NUM_STEP_INPUTS 7
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "383485f1f4c45eae3435dff8a79da41544c590a75f0b603189c9235a68755b1e"
+#define MPLC_MODEL_HASH "0f91bd391cb2061e508d5e9e18a64cd789dc3e3ff558ddb7b45c69bf96880817"
 #define MPLC_MODEL_NAME "fashion_wrn"
 #define MPLC_INPUT_HEIGHT 28
 #define MPLC_INPUT_WIDTH 28

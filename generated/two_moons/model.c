@@ -62,6 +62,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -1098,7 +1102,7 @@ static void step_teacher_feedback_fwd_6(float *restrict t201, const float *restr
  * %203 = mul %15, %202 : []  // teacher/feedback fwd
  * %204 = mul %17, %203 : []  // teacher/feedback vjp
  * %205 = mul %204, %99 : []  // teacher/feedback vjp */
-static void step_teacher_feedback_fwd_7(float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
+static void step_teacher_feedback_fwd_7(float *restrict t202, float *restrict t203, float *restrict t205, const float *restrict t187, const float *restrict t189, const float *restrict t192, const float *restrict t195, const float *restrict t198, const float *restrict t201, const float *restrict in_lr_student, const float *restrict in_feedback_scale) {
     for (size_t i = 0; i < 1; i++) {
         const float v190 = t187[0] + t189[0];
         const float v193 = v190 + t192[0];
@@ -1108,6 +1112,7 @@ static void step_teacher_feedback_fwd_7(float *restrict t203, float *restrict t2
         const float v203 = in_lr_student[0] * v202;
         const float v204 = in_feedback_scale[0] * v203;
         const float v205 = v204 * (-0.010416667f);
+        t202[i] = v202;
         t203[i] = v203;
         t205[i] = v205;
     }
@@ -1543,7 +1548,212 @@ static void step_teacher_dense4_update_2(float *restrict in_teacher_dense4_bias,
     }
 }
 
-/* 120 kernels; scratch high-water mark 6464 floats. */
+/* reduce_sum [2,8] axes=[0, 1]
+ * %286 = mul %185, %185 : [2,8]  // teacher/feedback fwd
+ * %287 = reduce_sum axes=[0, 1] %286 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t287, const float *restrict t185) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v286 = t185[i0 * 8 + i1] * t185[i0 * 8 + i1];
+            sum += v286;
+        }
+    }
+    t287[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %288 = mul %184, %184 : [8]  // teacher/feedback fwd
+ * %289 = reduce_sum axes=[0] %288 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_9(float *restrict t289, const float *restrict t184) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v288 = t184[i0] * t184[i0];
+        sum += v288;
+    }
+    t289[0] = (float)sum;
+}
+
+/* reduce_sum [8,8] axes=[0, 1]
+ * %291 = mul %180, %180 : [8,8]  // teacher/feedback fwd
+ * %292 = reduce_sum axes=[0, 1] %291 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t292, const float *restrict t180) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v291 = t180[i0 * 8 + i1] * t180[i0 * 8 + i1];
+            sum += v291;
+        }
+    }
+    t292[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %294 = mul %178, %178 : [8]  // teacher/feedback fwd
+ * %295 = reduce_sum axes=[0] %294 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t295, const float *restrict t178) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v294 = t178[i0] * t178[i0];
+        sum += v294;
+    }
+    t295[0] = (float)sum;
+}
+
+/* reduce_sum [8,2] axes=[0, 1]
+ * %297 = mul %173, %173 : [8,2]  // teacher/feedback fwd
+ * %298 = reduce_sum axes=[0, 1] %297 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t298, const float *restrict t173) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v297 = t173[i0 * 2 + i1] * t173[i0 * 2 + i1];
+            sum += v297;
+        }
+    }
+    t298[0] = (float)sum;
+}
+
+/* reduce_sum [2] axes=[0]
+ * %300 = mul %171, %171 : [2]  // teacher/feedback fwd
+ * %301 = reduce_sum axes=[0] %300 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t301, const float *restrict t171) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v300 = t171[i0] * t171[i0];
+        sum += v300;
+    }
+    t301[0] = (float)sum;
+}
+
+/* loop []
+ * %290 = add %287, %289 : []  // teacher/feedback fwd
+ * %293 = add %290, %292 : []  // teacher/feedback fwd
+ * %296 = add %293, %295 : []  // teacher/feedback fwd
+ * %299 = add %296, %298 : []  // teacher/feedback fwd
+ * %302 = add %299, %301 : []  // teacher/feedback fwd
+ * %303 = sqrt %302 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t303, const float *restrict t287, const float *restrict t289, const float *restrict t292, const float *restrict t295, const float *restrict t298, const float *restrict t301) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v290 = t287[0] + t289[0];
+        const float v293 = v290 + t292[0];
+        const float v296 = v293 + t295[0];
+        const float v299 = v296 + t298[0];
+        const float v302 = v299 + t301[0];
+        const float v303 = sqrtf(v302);
+        t303[i] = v303;
+    }
+}
+
+/* reduce_sum [2,8] axes=[0, 1]
+ * %304 = mul %123, %123 : [2,8]  // teacher/feedback fwd
+ * %305 = reduce_sum axes=[0, 1] %304 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t305, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v304 = t123[i0 * 8 + i1] * t123[i0 * 8 + i1];
+            sum += v304;
+        }
+    }
+    t305[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %306 = mul %122, %122 : [8]  // teacher/feedback fwd
+ * %307 = reduce_sum axes=[0] %306 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_16(float *restrict t307, const float *restrict t122) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v306 = t122[i0] * t122[i0];
+        sum += v306;
+    }
+    t307[0] = (float)sum;
+}
+
+/* reduce_sum [8,8] axes=[0, 1]
+ * %309 = mul %118, %118 : [8,8]  // teacher/feedback fwd
+ * %310 = reduce_sum axes=[0, 1] %309 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_17(float *restrict t310, const float *restrict t118) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v309 = t118[i0 * 8 + i1] * t118[i0 * 8 + i1];
+            sum += v309;
+        }
+    }
+    t310[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %312 = mul %116, %116 : [8]  // teacher/feedback fwd
+ * %313 = reduce_sum axes=[0] %312 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_18(float *restrict t313, const float *restrict t116) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v312 = t116[i0] * t116[i0];
+        sum += v312;
+    }
+    t313[0] = (float)sum;
+}
+
+/* reduce_sum [8,2] axes=[0, 1]
+ * %315 = mul %111, %111 : [8,2]  // teacher/feedback fwd
+ * %316 = reduce_sum axes=[0, 1] %315 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_19(float *restrict t316, const float *restrict t111) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v315 = t111[i0 * 2 + i1] * t111[i0 * 2 + i1];
+            sum += v315;
+        }
+    }
+    t316[0] = (float)sum;
+}
+
+/* reduce_sum [2] axes=[0]
+ * %318 = mul %109, %109 : [2]  // teacher/feedback fwd
+ * %319 = reduce_sum axes=[0] %318 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_20(float *restrict t319, const float *restrict t109) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v318 = t109[i0] * t109[i0];
+        sum += v318;
+    }
+    t319[0] = (float)sum;
+}
+
+/* loop []
+ * %308 = add %305, %307 : []  // teacher/feedback fwd
+ * %311 = add %308, %310 : []  // teacher/feedback fwd
+ * %314 = add %311, %313 : []  // teacher/feedback fwd
+ * %317 = add %314, %316 : []  // teacher/feedback fwd
+ * %320 = add %317, %319 : []  // teacher/feedback fwd
+ * %321 = sqrt %320 : []  // teacher/feedback fwd
+ * %322 = mul %303, %321 : []  // teacher/feedback fwd
+ * %323 = constant 1e-30 : []  // teacher/feedback fwd
+ * %324 = max %322, %323 : []  // teacher/feedback fwd
+ * %325 = div %202, %324 : []  // teacher/feedback fwd
+ * %326 = step %203 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_21(float *restrict t321, float *restrict t325, float *restrict t326, const float *restrict t305, const float *restrict t307, const float *restrict t310, const float *restrict t313, const float *restrict t316, const float *restrict t319, const float *restrict t303, const float *restrict t202, const float *restrict t203) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v308 = t305[0] + t307[0];
+        const float v311 = v308 + t310[0];
+        const float v314 = v311 + t313[0];
+        const float v317 = v314 + t316[0];
+        const float v320 = v317 + t319[0];
+        const float v321 = sqrtf(v320);
+        const float v322 = t303[0] * v321;
+        const float v324 = v322 >= 1e-30f ? v322 : 1e-30f;
+        const float v325 = t202[0] / v324;
+        const float v326 = t203[0] > 0.0f ? 1.0f : 0.0f;
+        t321[i] = v321;
+        t325[i] = v325;
+        t326[i] = v326;
+    }
+}
+
+/* 134 kernels; scratch high-water mark 6464 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
@@ -1599,35 +1809,35 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense2_update_2(state + 240 /* in_student_dense2_bias */, state + 528 /* t116 */, io + 432 /* in_lr_student */);
     step_student_dense4_update(state + 256 /* in_student_dense4_weight */, state + 544 /* t111 */, io + 432 /* in_lr_student */);
     step_student_dense4_update_2(state + 272 /* in_student_dense4_bias */, state + 560 /* t109 */, io + 432 /* in_lr_student */);
-    step_student_dense0_fwd_2(scratch + 6112 /* t144 */, io /* in_x */, state + 144 /* t126 */, state + 160 /* t129 */);
-    step_student_dense2_fwd_2(scratch + 6048 /* t148 */, scratch + 6112 /* t144 */, state + 176 /* t132 */, state + 240 /* t134 */);
-    step_student_dense4_fwd_2(scratch + 6096 /* t151 */, scratch + 6048 /* t148 */, state + 256 /* t137 */, state + 272 /* t140 */);
-    step_student_loss_l_fwd(scratch + 6160 /* t152 */, scratch + 6096 /* t151 */);
-    step_student_loss_l_fwd_2(scratch + 6176 /* t154 */, scratch + 6192 /* t155 */, scratch + 6096 /* t151 */, scratch + 6160 /* t152 */);
-    step_student_loss_l_fwd_3(scratch + 6096 /* t156 */, scratch + 6192 /* t155 */);
-    step_student_loss_l_fwd_4(scratch + 6160 /* t157 */, scratch + 6096 /* t156 */);
+    step_student_dense0_fwd_2(scratch + 6048 /* t144 */, io /* in_x */, state + 144 /* t126 */, state + 160 /* t129 */);
+    step_student_dense2_fwd_2(scratch + 6096 /* t148 */, scratch + 6048 /* t144 */, state + 176 /* t132 */, state + 240 /* t134 */);
+    step_student_dense4_fwd_2(scratch + 6144 /* t151 */, scratch + 6096 /* t148 */, state + 256 /* t137 */, state + 272 /* t140 */);
+    step_student_loss_l_fwd(scratch + 6160 /* t152 */, scratch + 6144 /* t151 */);
+    step_student_loss_l_fwd_2(scratch + 6176 /* t154 */, scratch + 6192 /* t155 */, scratch + 6144 /* t151 */, scratch + 6160 /* t152 */);
+    step_student_loss_l_fwd_3(scratch + 6144 /* t156 */, scratch + 6192 /* t155 */);
+    step_student_loss_l_fwd_4(scratch + 6160 /* t157 */, scratch + 6144 /* t156 */);
     step_student_loss_l_fwd_5(scratch + 6208 /* t161 */, scratch + 6176 /* t154 */, scratch + 6160 /* t157 */, io + 400 /* in_y */);
     step_student_loss_l_fwd_6(io + 544 /* t162 */, scratch + 6208 /* t161 */);
     step_student_loss_l_vjp(scratch + 6208 /* t164 */, io + 400 /* in_y */);
     step_student_loss_l_vjp_2(scratch + 6224 /* t166 */, scratch + 6208 /* t164 */);
-    step_student_loss_l_vjp_3(scratch + 6160 /* t167 */, scratch + 6224 /* t166 */, scratch + 6096 /* t156 */);
-    step_student_loss_l_vjp_4(scratch + 6096 /* t170 */, scratch + 6160 /* t167 */, scratch + 6192 /* t155 */, scratch + 6208 /* t164 */);
-    step_student_dense4_vjp_4(scratch + 3216 /* t171 */, scratch + 6096 /* t170 */);
-    step_student_dense4_vjp_5(scratch + 3232 /* t173 */, scratch + 6048 /* t148 */, scratch + 6096 /* t170 */);
-    step_student_dense4_vjp_6(scratch + 6160 /* t177 */, scratch + 6096 /* t170 */, state + 256 /* t137 */, scratch + 6048 /* t148 */);
-    step_student_dense2_vjp_4(scratch + 3248 /* t178 */, scratch + 6160 /* t177 */);
-    step_student_dense2_vjp_5(scratch + 6048 /* t180 */, scratch + 6112 /* t144 */, scratch + 6160 /* t177 */);
-    step_student_dense2_vjp_6(scratch + 3168 /* t183 */, scratch + 6160 /* t177 */, state + 176 /* t132 */, scratch + 6112 /* t144 */);
-    step_student_dense0_vjp_3(scratch + 6112 /* t184 */, scratch + 3168 /* t183 */);
-    step_student_dense0_vjp_4(scratch + 6128 /* t185 */, io /* in_x */, scratch + 3168 /* t183 */);
-    step_teacher_feedback_fwd(scratch + 3168 /* t187 */, scratch + 6128 /* t185 */, state + 432 /* t123 */);
-    step_teacher_feedback_fwd_2(scratch + 3184 /* t189 */, scratch + 6112 /* t184 */, state + 448 /* t122 */);
-    step_teacher_feedback_fwd_3(scratch + 3200 /* t192 */, scratch + 6048 /* t180 */, state + 464 /* t118 */);
-    step_teacher_feedback_fwd_4(scratch + 6048 /* t195 */, scratch + 3248 /* t178 */, state + 528 /* t116 */);
-    step_teacher_feedback_fwd_5(scratch + 6064 /* t198 */, scratch + 3232 /* t173 */, state + 544 /* t111 */);
-    step_teacher_feedback_fwd_6(scratch + 6080 /* t201 */, scratch + 3216 /* t171 */, state + 560 /* t109 */);
-    step_teacher_feedback_fwd_7(io + 560 /* t203 */, scratch + 6096 /* t205 */, scratch + 3168 /* t187 */, scratch + 3184 /* t189 */, scratch + 3200 /* t192 */, scratch + 6048 /* t195 */, scratch + 6064 /* t198 */, scratch + 6080 /* t201 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 3168 /* t207 */, scratch + 6096 /* t205 */, scratch + 5856 /* t75 */);
+    step_student_loss_l_vjp_3(scratch + 6160 /* t167 */, scratch + 6224 /* t166 */, scratch + 6144 /* t156 */);
+    step_student_loss_l_vjp_4(scratch + 6144 /* t170 */, scratch + 6160 /* t167 */, scratch + 6192 /* t155 */, scratch + 6208 /* t164 */);
+    step_student_dense4_vjp_4(scratch + 4176 /* t171 */, scratch + 6144 /* t170 */);
+    step_student_dense4_vjp_5(scratch + 4192 /* t173 */, scratch + 6096 /* t148 */, scratch + 6144 /* t170 */);
+    step_student_dense4_vjp_6(scratch + 3168 /* t177 */, scratch + 6144 /* t170 */, state + 256 /* t137 */, scratch + 6096 /* t148 */);
+    step_student_dense2_vjp_4(scratch + 4208 /* t178 */, scratch + 3168 /* t177 */);
+    step_student_dense2_vjp_5(scratch + 6144 /* t180 */, scratch + 6048 /* t144 */, scratch + 3168 /* t177 */);
+    step_student_dense2_vjp_6(scratch + 6096 /* t183 */, scratch + 3168 /* t177 */, state + 176 /* t132 */, scratch + 6048 /* t144 */);
+    step_student_dense0_vjp_3(scratch + 4224 /* t184 */, scratch + 6096 /* t183 */);
+    step_student_dense0_vjp_4(scratch + 4240 /* t185 */, io /* in_x */, scratch + 6096 /* t183 */);
+    step_teacher_feedback_fwd(scratch + 6048 /* t187 */, scratch + 4240 /* t185 */, state + 432 /* t123 */);
+    step_teacher_feedback_fwd_2(scratch + 6064 /* t189 */, scratch + 4224 /* t184 */, state + 448 /* t122 */);
+    step_teacher_feedback_fwd_3(scratch + 6080 /* t192 */, scratch + 6144 /* t180 */, state + 464 /* t118 */);
+    step_teacher_feedback_fwd_4(scratch + 6096 /* t195 */, scratch + 4208 /* t178 */, state + 528 /* t116 */);
+    step_teacher_feedback_fwd_5(scratch + 6112 /* t198 */, scratch + 4192 /* t173 */, state + 544 /* t111 */);
+    step_teacher_feedback_fwd_6(scratch + 6128 /* t201 */, scratch + 4176 /* t171 */, state + 560 /* t109 */);
+    step_teacher_feedback_fwd_7(scratch + 4256 /* t202 */, io + 560 /* t203 */, scratch + 3360 /* t205 */, scratch + 6048 /* t187 */, scratch + 6064 /* t189 */, scratch + 6080 /* t192 */, scratch + 6096 /* t195 */, scratch + 6112 /* t198 */, scratch + 6128 /* t201 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t207 */, scratch + 3360 /* t205 */, scratch + 5856 /* t75 */);
     step_teacher_feedback_vjp_2(scratch + 5856 /* t209 */, scratch + 3168 /* t207 */);
     step_teacher_feedback_vjp_3(scratch + 5952 /* t210 */, scratch + 5856 /* t209 */, scratch + 6336 /* t62 */);
     step_teacher_loss_uda_vjp(scratch + 6048 /* t214 */, io + 448 /* in_uda_weight */);
@@ -1636,14 +1846,14 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_loss_uda_vjp_4(scratch + 5856 /* t221 */, scratch + 3360 /* t219 */);
     step_teacher_loss_uda_vjp_5(scratch + 6048 /* t222 */, scratch + 5856 /* t221 */, scratch + 6336 /* t62 */);
     step_teacher_loss_uda_vjp_6(scratch + 3936 /* t226 */, scratch + 5952 /* t210 */, scratch + 5664 /* t61 */, scratch + 3168 /* t207 */, scratch + 6048 /* t222 */, scratch + 3360 /* t219 */);
-    step_teacher_loss_sup_vjp(scratch + 6240 /* t227 */, scratch + 6224 /* t166 */, scratch + 6448 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 6224 /* t230 */, scratch + 6240 /* t227 */, scratch + 6432 /* t35 */, scratch + 6208 /* t164 */);
-    step_teacher_dense4_vjp(scratch + 3168 /* t231 */, scratch + 6224 /* t230 */);
-    step_teacher_dense4_vjp_2(scratch + 3184 /* t232 */, scratch + 3936 /* t226 */);
-    step_teacher_dense4_vjp_3(state + 416 /* t233 */, scratch + 3168 /* t231 */, scratch + 3184 /* t232 */);
-    step_teacher_dense4_vjp_4(scratch + 3168 /* t237 */, scratch + 1584 /* t236 */, scratch + 6224 /* t230 */);
-    step_teacher_dense4_vjp_5(scratch + 3184 /* t239 */, scratch + 2400 /* t238 */, scratch + 3936 /* t226 */);
-    step_teacher_dense4_vjp_6(state + 400 /* t240 */, scratch + 3168 /* t237 */, scratch + 3184 /* t239 */);
+    step_teacher_loss_sup_vjp(scratch + 4128 /* t227 */, scratch + 6224 /* t166 */, scratch + 6448 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 6224 /* t230 */, scratch + 4128 /* t227 */, scratch + 6432 /* t35 */, scratch + 6208 /* t164 */);
+    step_teacher_dense4_vjp(scratch + 6208 /* t231 */, scratch + 6224 /* t230 */);
+    step_teacher_dense4_vjp_2(scratch + 4128 /* t232 */, scratch + 3936 /* t226 */);
+    step_teacher_dense4_vjp_3(state + 416 /* t233 */, scratch + 6208 /* t231 */, scratch + 4128 /* t232 */);
+    step_teacher_dense4_vjp_4(scratch + 6208 /* t237 */, scratch + 1584 /* t236 */, scratch + 6224 /* t230 */);
+    step_teacher_dense4_vjp_5(scratch + 4128 /* t239 */, scratch + 2400 /* t238 */, scratch + 3936 /* t226 */);
+    step_teacher_dense4_vjp_6(state + 400 /* t240 */, scratch + 6208 /* t237 */, scratch + 4128 /* t239 */);
     step_teacher_dense4_vjp_7(scratch + 4128 /* t243 */, scratch + 6224 /* t230 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t236 */);
     step_teacher_dense4_vjp_8(scratch + 3168 /* t246 */, scratch + 3936 /* t226 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t238 */);
     step_teacher_dense2_vjp(scratch + 3936 /* t247 */, scratch + 4128 /* t243 */);
@@ -1654,17 +1864,31 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense2_vjp_6(state + 320 /* t256 */, scratch + 1584 /* t253 */, scratch + 1648 /* t255 */);
     step_teacher_dense2_vjp_7(scratch + 3936 /* t259 */, scratch + 4128 /* t243 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t252 */);
     step_teacher_dense2_vjp_8(scratch + 1584 /* t262 */, scratch + 3168 /* t246 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t254 */);
-    step_teacher_dense0_vjp(scratch /* t263 */, scratch + 3936 /* t259 */);
-    step_teacher_dense0_vjp_2(scratch + 16 /* t264 */, scratch + 1584 /* t262 */);
-    step_teacher_dense0_vjp_3(state + 304 /* t265 */, scratch /* t263 */, scratch + 16 /* t264 */);
-    step_teacher_dense0_vjp_4(scratch /* t266 */, io /* in_x */, scratch + 3936 /* t259 */);
-    step_teacher_dense0_vjp_5(scratch + 16 /* t267 */, io + 204 /* t76 */, scratch + 1584 /* t262 */);
-    step_teacher_dense0_vjp_6(state + 288 /* t268 */, state /* in_teacher_dense0_weight */, scratch /* t266 */, scratch + 16 /* t267 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_vjp(scratch + 3984 /* t263 */, scratch + 3936 /* t259 */);
+    step_teacher_dense0_vjp_2(scratch + 4000 /* t264 */, scratch + 1584 /* t262 */);
+    step_teacher_dense0_vjp_3(state + 304 /* t265 */, scratch + 3984 /* t263 */, scratch + 4000 /* t264 */);
+    step_teacher_dense0_vjp_4(scratch + 3984 /* t266 */, io /* in_x */, scratch + 3936 /* t259 */);
+    step_teacher_dense0_vjp_5(scratch + 4000 /* t267 */, io + 204 /* t76 */, scratch + 1584 /* t262 */);
+    step_teacher_dense0_vjp_6(state + 288 /* t268 */, state /* in_teacher_dense0_weight */, scratch + 3984 /* t266 */, scratch + 4000 /* t267 */, io + 416 /* in_lr_teacher */);
     step_teacher_dense0_update(state + 16 /* in_teacher_dense0_bias */, state + 304 /* t265 */, io + 416 /* in_lr_teacher */);
     step_teacher_dense2_update(state + 32 /* in_teacher_dense2_weight */, state + 320 /* t256 */, io + 416 /* in_lr_teacher */);
     step_teacher_dense2_update_2(state + 96 /* in_teacher_dense2_bias */, state + 384 /* t249 */, io + 416 /* in_lr_teacher */);
     step_teacher_dense4_update(state + 112 /* in_teacher_dense4_weight */, state + 400 /* t240 */, io + 416 /* in_lr_teacher */);
     step_teacher_dense4_update_2(state + 128 /* in_teacher_dense4_bias */, state + 416 /* t233 */, io + 416 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_8(scratch + 4272 /* t287 */, scratch + 4240 /* t185 */);
+    step_teacher_feedback_fwd_9(scratch + 4240 /* t289 */, scratch + 4224 /* t184 */);
+    step_teacher_feedback_fwd_10(scratch + 4224 /* t292 */, scratch + 6144 /* t180 */);
+    step_teacher_feedback_fwd_11(scratch /* t295 */, scratch + 4208 /* t178 */);
+    step_teacher_feedback_fwd_12(scratch + 4208 /* t298 */, scratch + 4192 /* t173 */);
+    step_teacher_feedback_fwd_13(scratch + 4192 /* t301 */, scratch + 4176 /* t171 */);
+    step_teacher_feedback_fwd_14(io + 576 /* t303 */, scratch + 4272 /* t287 */, scratch + 4240 /* t289 */, scratch + 4224 /* t292 */, scratch /* t295 */, scratch + 4208 /* t298 */, scratch + 4192 /* t301 */);
+    step_teacher_feedback_fwd_15(scratch /* t305 */, state + 432 /* t123 */);
+    step_teacher_feedback_fwd_16(scratch + 16 /* t307 */, state + 448 /* t122 */);
+    step_teacher_feedback_fwd_17(scratch + 32 /* t310 */, state + 464 /* t118 */);
+    step_teacher_feedback_fwd_18(scratch + 48 /* t313 */, state + 528 /* t116 */);
+    step_teacher_feedback_fwd_19(scratch + 64 /* t316 */, state + 544 /* t111 */);
+    step_teacher_feedback_fwd_20(scratch + 80 /* t319 */, state + 560 /* t109 */);
+    step_teacher_feedback_fwd_21(io + 592 /* t321 */, io + 608 /* t325 */, io + 624 /* t326 */, scratch /* t305 */, scratch + 16 /* t307 */, scratch + 32 /* t310 */, scratch + 48 /* t313 */, scratch + 64 /* t316 */, scratch + 80 /* t319 */, io + 576 /* t303 */, scratch + 4256 /* t202 */, io + 560 /* t203 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 576
-#define MPLC_STEP_IO_FLOATS 576
+#define MPLC_STEP_IO_FLOATS 640
 #define MPLC_SUPERVISED_IO_FLOATS 64
 #define MPLC_SCRATCH_FLOATS 6464
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 24
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "862f3e41265b31dfb396dd96b74c9bffc2093642d4e79c7fcab68b88507c4b75"
+#define MPLC_MODEL_HASH "89e7900b4de600e0c5edaa01c50cf4e3a1f95bb94ea7a284efabee105ff0b4ad"
 #define MPLC_MODEL_NAME "two_moons"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

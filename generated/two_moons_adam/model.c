@@ -78,6 +78,10 @@ const mplc_tensor mplc_step_outputs[] = {
     { "loss_student_u", 0, {0, 0, 0, 0}, 528, 1, 0, 0, 0.0 },
     { "loss_student_l", 0, {0, 0, 0, 0}, 544, 1, 0, 0, 0.0 },
     { "h", 0, {0, 0, 0, 0}, 560, 1, 0, 0, 0.0 },
+    { "g_l_norm", 0, {0, 0, 0, 0}, 576, 1, 0, 0, 0.0 },
+    { "g_u_norm", 0, {0, 0, 0, 0}, 592, 1, 0, 0, 0.0 },
+    { "cos_g_l_g_u", 0, {0, 0, 0, 0}, 608, 1, 0, 0, 0.0 },
+    { "h_positive", 0, {0, 0, 0, 0}, 624, 1, 0, 0, 0.0 },
 };
 
 const mplc_tensor mplc_supervised_inputs[] = {
@@ -745,13 +749,13 @@ static void step_student_update(float *restrict in_student_momentum_m_correction
  * in_student_momentum_m_dense0_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense0_weight is updated in place: each element is read before it is overwritten
  * in_student_dense0_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense0_update(float *restrict in_student_momentum_m_dense0_weight, float *restrict in_student_momentum_v_dense0_weight, float *restrict t153, float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense0_update(float *restrict in_student_momentum_m_dense0_weight, float *restrict t143, float *restrict in_student_momentum_v_dense0_weight, float *restrict t153, float *restrict in_student_dense0_weight, const float *restrict t123, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v136 = in_student_momentum_m_dense0_weight[i] * 0.9f;
         const float v138 = t123[i] * 0.1f;
         const float v139 = v136 + v138;
-        const float v142 = in_student_momentum_v_dense0_weight[i] * 0.999f;
         const float v143 = t123[i] * t123[i];
+        const float v142 = in_student_momentum_v_dense0_weight[i] * 0.999f;
         const float v145 = v143 * 0.001f;
         const float v146 = v142 + v145;
         const float v148 = v146 / t133[0];
@@ -765,6 +769,7 @@ static void step_student_dense0_update(float *restrict in_student_momentum_m_den
         const float v163 = v161 * in_lr_student[0];
         const float v164 = in_student_dense0_weight[i] - v163;
         in_student_momentum_m_dense0_weight[i] = v139;
+        t143[i] = v143;
         in_student_momentum_v_dense0_weight[i] = v146;
         t153[i] = v153;
         in_student_dense0_weight[i] = v164;
@@ -799,13 +804,13 @@ static void step_student_dense0_update(float *restrict in_student_momentum_m_den
  * in_student_momentum_m_dense0_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense0_bias is updated in place: each element is read before it is overwritten
  * in_student_dense0_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense0_update_2(float *restrict in_student_momentum_m_dense0_bias, float *restrict in_student_momentum_v_dense0_bias, float *restrict t184, float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense0_update_2(float *restrict in_student_momentum_m_dense0_bias, float *restrict t174, float *restrict in_student_momentum_v_dense0_bias, float *restrict t184, float *restrict in_student_dense0_bias, const float *restrict t122, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
         const float v167 = in_student_momentum_m_dense0_bias[i] * 0.9f;
         const float v169 = t122[i] * 0.1f;
         const float v170 = v167 + v169;
-        const float v173 = in_student_momentum_v_dense0_bias[i] * 0.999f;
         const float v174 = t122[i] * t122[i];
+        const float v173 = in_student_momentum_v_dense0_bias[i] * 0.999f;
         const float v176 = v174 * 0.001f;
         const float v177 = v173 + v176;
         const float v179 = v177 / t133[0];
@@ -817,6 +822,7 @@ static void step_student_dense0_update_2(float *restrict in_student_momentum_m_d
         const float v191 = v189 * in_lr_student[0];
         const float v192 = in_student_dense0_bias[i] - v191;
         in_student_momentum_m_dense0_bias[i] = v170;
+        t174[i] = v174;
         in_student_momentum_v_dense0_bias[i] = v177;
         t184[i] = v184;
         in_student_dense0_bias[i] = v192;
@@ -854,13 +860,13 @@ static void step_student_dense0_update_2(float *restrict in_student_momentum_m_d
  * in_student_momentum_m_dense2_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense2_weight is updated in place: each element is read before it is overwritten
  * in_student_dense2_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense2_update(float *restrict in_student_momentum_m_dense2_weight, float *restrict in_student_momentum_v_dense2_weight, float *restrict t212, float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense2_update(float *restrict in_student_momentum_m_dense2_weight, float *restrict t202, float *restrict in_student_momentum_v_dense2_weight, float *restrict t212, float *restrict in_student_dense2_weight, const float *restrict t118, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 64; i++) {
         const float v195 = in_student_momentum_m_dense2_weight[i] * 0.9f;
         const float v197 = t118[i] * 0.1f;
         const float v198 = v195 + v197;
-        const float v201 = in_student_momentum_v_dense2_weight[i] * 0.999f;
         const float v202 = t118[i] * t118[i];
+        const float v201 = in_student_momentum_v_dense2_weight[i] * 0.999f;
         const float v204 = v202 * 0.001f;
         const float v205 = v201 + v204;
         const float v207 = v205 / t133[0];
@@ -874,6 +880,7 @@ static void step_student_dense2_update(float *restrict in_student_momentum_m_den
         const float v222 = v220 * in_lr_student[0];
         const float v223 = in_student_dense2_weight[i] - v222;
         in_student_momentum_m_dense2_weight[i] = v198;
+        t202[i] = v202;
         in_student_momentum_v_dense2_weight[i] = v205;
         t212[i] = v212;
         in_student_dense2_weight[i] = v223;
@@ -908,13 +915,13 @@ static void step_student_dense2_update(float *restrict in_student_momentum_m_den
  * in_student_momentum_m_dense2_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense2_bias is updated in place: each element is read before it is overwritten
  * in_student_dense2_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense2_update_2(float *restrict in_student_momentum_m_dense2_bias, float *restrict in_student_momentum_v_dense2_bias, float *restrict t236, float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense2_update_2(float *restrict in_student_momentum_m_dense2_bias, float *restrict t230, float *restrict in_student_momentum_v_dense2_bias, float *restrict t236, float *restrict in_student_dense2_bias, const float *restrict t116, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 8; i++) {
         const float v225 = in_student_momentum_m_dense2_bias[i] * 0.9f;
         const float v226 = t116[i] * 0.1f;
         const float v227 = v225 + v226;
-        const float v229 = in_student_momentum_v_dense2_bias[i] * 0.999f;
         const float v230 = t116[i] * t116[i];
+        const float v229 = in_student_momentum_v_dense2_bias[i] * 0.999f;
         const float v231 = v230 * 0.001f;
         const float v232 = v229 + v231;
         const float v233 = v232 / t133[0];
@@ -926,6 +933,7 @@ static void step_student_dense2_update_2(float *restrict in_student_momentum_m_d
         const float v241 = v240 * in_lr_student[0];
         const float v242 = in_student_dense2_bias[i] - v241;
         in_student_momentum_m_dense2_bias[i] = v227;
+        t230[i] = v230;
         in_student_momentum_v_dense2_bias[i] = v232;
         t236[i] = v236;
         in_student_dense2_bias[i] = v242;
@@ -963,13 +971,13 @@ static void step_student_dense2_update_2(float *restrict in_student_momentum_m_d
  * in_student_momentum_m_dense4_weight is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense4_weight is updated in place: each element is read before it is overwritten
  * in_student_dense4_weight is updated in place: each element is read before it is overwritten */
-static void step_student_dense4_update(float *restrict in_student_momentum_m_dense4_weight, float *restrict in_student_momentum_v_dense4_weight, float *restrict t262, float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense4_update(float *restrict in_student_momentum_m_dense4_weight, float *restrict t252, float *restrict in_student_momentum_v_dense4_weight, float *restrict t262, float *restrict in_student_dense4_weight, const float *restrict t111, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 16; i++) {
         const float v245 = in_student_momentum_m_dense4_weight[i] * 0.9f;
         const float v247 = t111[i] * 0.1f;
         const float v248 = v245 + v247;
-        const float v251 = in_student_momentum_v_dense4_weight[i] * 0.999f;
         const float v252 = t111[i] * t111[i];
+        const float v251 = in_student_momentum_v_dense4_weight[i] * 0.999f;
         const float v254 = v252 * 0.001f;
         const float v255 = v251 + v254;
         const float v257 = v255 / t133[0];
@@ -983,6 +991,7 @@ static void step_student_dense4_update(float *restrict in_student_momentum_m_den
         const float v272 = v270 * in_lr_student[0];
         const float v273 = in_student_dense4_weight[i] - v272;
         in_student_momentum_m_dense4_weight[i] = v248;
+        t252[i] = v252;
         in_student_momentum_v_dense4_weight[i] = v255;
         t262[i] = v262;
         in_student_dense4_weight[i] = v273;
@@ -1017,13 +1026,13 @@ static void step_student_dense4_update(float *restrict in_student_momentum_m_den
  * in_student_momentum_m_dense4_bias is updated in place: each element is read before it is overwritten
  * in_student_momentum_v_dense4_bias is updated in place: each element is read before it is overwritten
  * in_student_dense4_bias is updated in place: each element is read before it is overwritten */
-static void step_student_dense4_update_2(float *restrict in_student_momentum_m_dense4_bias, float *restrict in_student_momentum_v_dense4_bias, float *restrict t293, float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
+static void step_student_dense4_update_2(float *restrict in_student_momentum_m_dense4_bias, float *restrict t283, float *restrict in_student_momentum_v_dense4_bias, float *restrict t293, float *restrict in_student_dense4_bias, const float *restrict t109, const float *restrict t133, const float *restrict t128, const float *restrict in_lr_student) {
     for (size_t i = 0; i < 2; i++) {
         const float v276 = in_student_momentum_m_dense4_bias[i] * 0.9f;
         const float v278 = t109[i] * 0.1f;
         const float v279 = v276 + v278;
-        const float v282 = in_student_momentum_v_dense4_bias[i] * 0.999f;
         const float v283 = t109[i] * t109[i];
+        const float v282 = in_student_momentum_v_dense4_bias[i] * 0.999f;
         const float v285 = v283 * 0.001f;
         const float v286 = v282 + v285;
         const float v288 = v286 / t133[0];
@@ -1035,6 +1044,7 @@ static void step_student_dense4_update_2(float *restrict in_student_momentum_m_d
         const float v300 = v298 * in_lr_student[0];
         const float v301 = in_student_dense4_bias[i] - v300;
         in_student_momentum_m_dense4_bias[i] = v279;
+        t283[i] = v283;
         in_student_momentum_v_dense4_bias[i] = v286;
         t293[i] = v293;
         in_student_dense4_bias[i] = v301;
@@ -2125,7 +2135,294 @@ static void step_teacher_dense4_update_2(float *restrict in_teacher_momentum_m_d
     }
 }
 
-/* 120 kernels; scratch high-water mark 6512 floats. */
+/* reduce_sum [2,8] axes=[0, 1]
+ * %559 = mul %346, %346 : [2,8]  // teacher/feedback fwd
+ * %560 = reduce_sum axes=[0, 1] %559 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_8(float *restrict t560, const float *restrict t346) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v559 = t346[i0 * 8 + i1] * t346[i0 * 8 + i1];
+            sum += v559;
+        }
+    }
+    t560[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %561 = mul %345, %345 : [8]  // teacher/feedback fwd
+ * %562 = reduce_sum axes=[0] %561 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_9(float *restrict t562, const float *restrict t345) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v561 = t345[i0] * t345[i0];
+        sum += v561;
+    }
+    t562[0] = (float)sum;
+}
+
+/* reduce_sum [8,8] axes=[0, 1]
+ * %564 = mul %341, %341 : [8,8]  // teacher/feedback fwd
+ * %565 = reduce_sum axes=[0, 1] %564 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_10(float *restrict t565, const float *restrict t341) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v564 = t341[i0 * 8 + i1] * t341[i0 * 8 + i1];
+            sum += v564;
+        }
+    }
+    t565[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %567 = mul %339, %339 : [8]  // teacher/feedback fwd
+ * %568 = reduce_sum axes=[0] %567 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_11(float *restrict t568, const float *restrict t339) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v567 = t339[i0] * t339[i0];
+        sum += v567;
+    }
+    t568[0] = (float)sum;
+}
+
+/* reduce_sum [8,2] axes=[0, 1]
+ * %570 = mul %334, %334 : [8,2]  // teacher/feedback fwd
+ * %571 = reduce_sum axes=[0, 1] %570 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_12(float *restrict t571, const float *restrict t334) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v570 = t334[i0 * 2 + i1] * t334[i0 * 2 + i1];
+            sum += v570;
+        }
+    }
+    t571[0] = (float)sum;
+}
+
+/* reduce_sum [2] axes=[0]
+ * %573 = mul %332, %332 : [2]  // teacher/feedback fwd
+ * %574 = reduce_sum axes=[0] %573 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_13(float *restrict t574, const float *restrict t332) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v573 = t332[i0] * t332[i0];
+        sum += v573;
+    }
+    t574[0] = (float)sum;
+}
+
+/* loop []
+ * %563 = add %560, %562 : []  // teacher/feedback fwd
+ * %566 = add %563, %565 : []  // teacher/feedback fwd
+ * %569 = add %566, %568 : []  // teacher/feedback fwd
+ * %572 = add %569, %571 : []  // teacher/feedback fwd
+ * %575 = add %572, %574 : []  // teacher/feedback fwd
+ * %576 = sqrt %575 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_14(float *restrict t576, const float *restrict t560, const float *restrict t562, const float *restrict t565, const float *restrict t568, const float *restrict t571, const float *restrict t574) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v563 = t560[0] + t562[0];
+        const float v566 = v563 + t565[0];
+        const float v569 = v566 + t568[0];
+        const float v572 = v569 + t571[0];
+        const float v575 = v572 + t574[0];
+        const float v576 = sqrtf(v575);
+        t576[i] = v576;
+    }
+}
+
+/* reduce_sum [2,8] axes=[0, 1]
+ * %577 = reduce_sum axes=[0, 1] %143 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_15(float *restrict t577, const float *restrict t143) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            sum += t143[i0 * 8 + i1];
+        }
+    }
+    t577[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %578 = reduce_sum axes=[0] %174 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_16(float *restrict t578, const float *restrict t174) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        sum += t174[i0];
+    }
+    t578[0] = (float)sum;
+}
+
+/* reduce_sum [8,8] axes=[0, 1]
+ * %580 = reduce_sum axes=[0, 1] %202 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_17(float *restrict t580, const float *restrict t202) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            sum += t202[i0 * 8 + i1];
+        }
+    }
+    t580[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %582 = reduce_sum axes=[0] %230 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_18(float *restrict t582, const float *restrict t230) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        sum += t230[i0];
+    }
+    t582[0] = (float)sum;
+}
+
+/* reduce_sum [8,2] axes=[0, 1]
+ * %584 = reduce_sum axes=[0, 1] %252 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_19(float *restrict t584, const float *restrict t252) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            sum += t252[i0 * 2 + i1];
+        }
+    }
+    t584[0] = (float)sum;
+}
+
+/* reduce_sum [2] axes=[0]
+ * %586 = reduce_sum axes=[0] %283 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_20(float *restrict t586, const float *restrict t283) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        sum += t283[i0];
+    }
+    t586[0] = (float)sum;
+}
+
+/* loop []
+ * %579 = add %577, %578 : []  // teacher/feedback fwd
+ * %581 = add %579, %580 : []  // teacher/feedback fwd
+ * %583 = add %581, %582 : []  // teacher/feedback fwd
+ * %585 = add %583, %584 : []  // teacher/feedback fwd
+ * %587 = add %585, %586 : []  // teacher/feedback fwd
+ * %588 = sqrt %587 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_21(float *restrict t588, const float *restrict t577, const float *restrict t578, const float *restrict t580, const float *restrict t582, const float *restrict t584, const float *restrict t586) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v579 = t577[0] + t578[0];
+        const float v581 = v579 + t580[0];
+        const float v583 = v581 + t582[0];
+        const float v585 = v583 + t584[0];
+        const float v587 = v585 + t586[0];
+        const float v588 = sqrtf(v587);
+        t588[i] = v588;
+    }
+}
+
+/* reduce_sum [2,8] axes=[0, 1]
+ * %589 = mul %346, %123 : [2,8]  // teacher/feedback fwd
+ * %590 = reduce_sum axes=[0, 1] %589 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_22(float *restrict t590, const float *restrict t346, const float *restrict t123) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v589 = t346[i0 * 8 + i1] * t123[i0 * 8 + i1];
+            sum += v589;
+        }
+    }
+    t590[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %591 = mul %345, %122 : [8]  // teacher/feedback fwd
+ * %592 = reduce_sum axes=[0] %591 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_23(float *restrict t592, const float *restrict t345, const float *restrict t122) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v591 = t345[i0] * t122[i0];
+        sum += v591;
+    }
+    t592[0] = (float)sum;
+}
+
+/* reduce_sum [8,8] axes=[0, 1]
+ * %594 = mul %341, %118 : [8,8]  // teacher/feedback fwd
+ * %595 = reduce_sum axes=[0, 1] %594 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_24(float *restrict t595, const float *restrict t341, const float *restrict t118) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 8; i1++) {
+            const float v594 = t341[i0 * 8 + i1] * t118[i0 * 8 + i1];
+            sum += v594;
+        }
+    }
+    t595[0] = (float)sum;
+}
+
+/* reduce_sum [8] axes=[0]
+ * %597 = mul %339, %116 : [8]  // teacher/feedback fwd
+ * %598 = reduce_sum axes=[0] %597 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_25(float *restrict t598, const float *restrict t339, const float *restrict t116) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        const float v597 = t339[i0] * t116[i0];
+        sum += v597;
+    }
+    t598[0] = (float)sum;
+}
+
+/* reduce_sum [8,2] axes=[0, 1]
+ * %600 = mul %334, %111 : [8,2]  // teacher/feedback fwd
+ * %601 = reduce_sum axes=[0, 1] %600 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_26(float *restrict t601, const float *restrict t334, const float *restrict t111) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 8; i0++) {
+        for (size_t i1 = 0; i1 < 2; i1++) {
+            const float v600 = t334[i0 * 2 + i1] * t111[i0 * 2 + i1];
+            sum += v600;
+        }
+    }
+    t601[0] = (float)sum;
+}
+
+/* reduce_sum [2] axes=[0]
+ * %603 = mul %332, %109 : [2]  // teacher/feedback fwd
+ * %604 = reduce_sum axes=[0] %603 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_27(float *restrict t604, const float *restrict t332, const float *restrict t109) {
+    double sum = 0.0;
+    for (size_t i0 = 0; i0 < 2; i0++) {
+        const float v603 = t332[i0] * t109[i0];
+        sum += v603;
+    }
+    t604[0] = (float)sum;
+}
+
+/* loop []
+ * %593 = add %590, %592 : []  // teacher/feedback fwd
+ * %596 = add %593, %595 : []  // teacher/feedback fwd
+ * %599 = add %596, %598 : []  // teacher/feedback fwd
+ * %602 = add %599, %601 : []  // teacher/feedback fwd
+ * %605 = add %602, %604 : []  // teacher/feedback fwd
+ * %606 = mul %576, %588 : []  // teacher/feedback fwd
+ * %607 = constant 1e-30 : []  // teacher/feedback fwd
+ * %608 = max %606, %607 : []  // teacher/feedback fwd
+ * %609 = div %605, %608 : []  // teacher/feedback fwd
+ * %610 = step %370 : []  // teacher/feedback fwd */
+static void step_teacher_feedback_fwd_28(float *restrict t609, float *restrict t610, const float *restrict t590, const float *restrict t592, const float *restrict t595, const float *restrict t598, const float *restrict t601, const float *restrict t604, const float *restrict t576, const float *restrict t588, const float *restrict t370) {
+    for (size_t i = 0; i < 1; i++) {
+        const float v593 = t590[0] + t592[0];
+        const float v596 = v593 + t595[0];
+        const float v599 = v596 + t598[0];
+        const float v602 = v599 + t601[0];
+        const float v605 = v602 + t604[0];
+        const float v606 = t576[0] * t588[0];
+        const float v608 = v606 >= 1e-30f ? v606 : 1e-30f;
+        const float v609 = v605 / v608;
+        const float v610 = t370[0] > 0.0f ? 1.0f : 0.0f;
+        t609[i] = v609;
+        t610[i] = v610;
+    }
+}
+
+/* 141 kernels; scratch high-water mark 6496 floats. */
 void mplc_step(float *state, float *io, float *scratch) {
     step_teacher_dense0_fwd(scratch /* t21 */, io /* in_x */, state /* in_teacher_dense0_weight */, state + 16 /* in_teacher_dense0_bias */);
     step_teacher_dense2_fwd(scratch + 1584 /* t25 */, scratch /* t21 */, state + 32 /* in_teacher_dense2_weight */, state + 96 /* in_teacher_dense2_bias */);
@@ -2170,83 +2467,104 @@ void mplc_step(float *state, float *io, float *scratch) {
     step_student_dense4_vjp(scratch + 6464 /* t109 */, scratch + 6048 /* t108 */);
     step_student_dense4_vjp_2(scratch + 6480 /* t111 */, scratch + 3936 /* t85 */, scratch + 6048 /* t108 */);
     step_student_dense4_vjp_3(scratch + 4704 /* t115 */, scratch + 6048 /* t108 */, state + 256 /* in_student_dense4_weight */, scratch + 3936 /* t85 */);
-    step_student_dense2_vjp(scratch + 6496 /* t116 */, scratch + 4704 /* t115 */);
-    step_student_dense2_vjp_2(scratch + 6048 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
+    step_student_dense2_vjp(scratch + 6208 /* t116 */, scratch + 4704 /* t115 */);
+    step_student_dense2_vjp_2(scratch + 6144 /* t118 */, scratch + 3168 /* t81 */, scratch + 4704 /* t115 */);
     step_student_dense2_vjp_3(scratch + 3936 /* t121 */, scratch + 4704 /* t115 */, state + 176 /* in_student_dense2_weight */, scratch + 3168 /* t81 */);
-    step_student_dense0_vjp(scratch + 3312 /* t122 */, scratch + 3936 /* t121 */);
-    step_student_dense0_vjp_2(scratch + 3328 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
+    step_student_dense0_vjp(scratch + 6224 /* t122 */, scratch + 3936 /* t121 */);
+    step_student_dense0_vjp_2(scratch + 4704 /* t123 */, io + 204 /* t76 */, scratch + 3936 /* t121 */);
     step_student_update(state + 896 /* in_student_momentum_m_correction */, state + 912 /* in_student_momentum_v_correction */);
-    step_student_dense0_update(state + 608 /* in_student_momentum_m_dense0_weight */, state + 752 /* in_student_momentum_v_dense0_weight */, scratch + 3344 /* t153 */, state + 144 /* in_student_dense0_weight */, scratch + 3328 /* t123 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense0_update_2(state + 624 /* in_student_momentum_m_dense0_bias */, state + 768 /* in_student_momentum_v_dense0_bias */, scratch + 3360 /* t184 */, state + 160 /* in_student_dense0_bias */, scratch + 3312 /* t122 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update(state + 640 /* in_student_momentum_m_dense2_weight */, state + 784 /* in_student_momentum_v_dense2_weight */, scratch + 6112 /* t212 */, state + 176 /* in_student_dense2_weight */, scratch + 6048 /* t118 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense2_update_2(state + 704 /* in_student_momentum_m_dense2_bias */, state + 848 /* in_student_momentum_v_dense2_bias */, scratch + 3376 /* t236 */, state + 240 /* in_student_dense2_bias */, scratch + 6496 /* t116 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update(state + 720 /* in_student_momentum_m_dense4_weight */, state + 864 /* in_student_momentum_v_dense4_weight */, scratch + 3392 /* t262 */, state + 256 /* in_student_dense4_weight */, scratch + 6480 /* t111 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
-    step_student_dense4_update_2(state + 736 /* in_student_momentum_m_dense4_bias */, state + 880 /* in_student_momentum_v_dense4_bias */, scratch + 3408 /* t293 */, state + 272 /* in_student_dense4_bias */, scratch + 6464 /* t109 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense0_update(state + 608 /* in_student_momentum_m_dense0_weight */, scratch + 4304 /* t143 */, state + 752 /* in_student_momentum_v_dense0_weight */, scratch + 6112 /* t153 */, state + 144 /* in_student_dense0_weight */, scratch + 4704 /* t123 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense0_update_2(state + 624 /* in_student_momentum_m_dense0_bias */, scratch + 4320 /* t174 */, state + 768 /* in_student_momentum_v_dense0_bias */, scratch + 6128 /* t184 */, state + 160 /* in_student_dense0_bias */, scratch + 6224 /* t122 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update(state + 640 /* in_student_momentum_m_dense2_weight */, scratch + 4128 /* t202 */, state + 784 /* in_student_momentum_v_dense2_weight */, scratch + 6048 /* t212 */, state + 176 /* in_student_dense2_weight */, scratch + 6144 /* t118 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense2_update_2(state + 704 /* in_student_momentum_m_dense2_bias */, scratch + 4336 /* t230 */, state + 848 /* in_student_momentum_v_dense2_bias */, scratch + 4256 /* t236 */, state + 240 /* in_student_dense2_bias */, scratch + 6208 /* t116 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update(state + 720 /* in_student_momentum_m_dense4_weight */, scratch + 4352 /* t252 */, state + 864 /* in_student_momentum_v_dense4_weight */, scratch + 4272 /* t262 */, state + 256 /* in_student_dense4_weight */, scratch + 6480 /* t111 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
+    step_student_dense4_update_2(state + 736 /* in_student_momentum_m_dense4_bias */, scratch + 4368 /* t283 */, state + 880 /* in_student_momentum_v_dense4_bias */, scratch + 4288 /* t293 */, state + 272 /* in_student_dense4_bias */, scratch + 6464 /* t109 */, state + 912 /* t133 */, state + 896 /* t128 */, io + 432 /* in_lr_student */);
     step_student_dense0_fwd_2(scratch + 3168 /* t305 */, io /* in_x */, state + 144 /* t164 */, state + 160 /* t192 */);
-    step_student_dense2_fwd_2(scratch + 6176 /* t309 */, scratch + 3168 /* t305 */, state + 176 /* t223 */, state + 240 /* t242 */);
-    step_student_dense4_fwd_2(scratch + 6224 /* t312 */, scratch + 6176 /* t309 */, state + 256 /* t273 */, state + 272 /* t301 */);
-    step_student_loss_l_fwd(scratch + 3216 /* t313 */, scratch + 6224 /* t312 */);
-    step_student_loss_l_fwd_2(scratch + 3232 /* t315 */, scratch + 3248 /* t316 */, scratch + 6224 /* t312 */, scratch + 3216 /* t313 */);
-    step_student_loss_l_fwd_3(scratch + 3216 /* t317 */, scratch + 3248 /* t316 */);
-    step_student_loss_l_fwd_4(scratch + 6224 /* t318 */, scratch + 3216 /* t317 */);
-    step_student_loss_l_fwd_5(scratch + 3264 /* t322 */, scratch + 3232 /* t315 */, scratch + 6224 /* t318 */, io + 400 /* in_y */);
-    step_student_loss_l_fwd_6(io + 544 /* t323 */, scratch + 3264 /* t322 */);
-    step_student_loss_l_vjp(scratch + 3552 /* t325 */, io + 400 /* in_y */);
-    step_student_loss_l_vjp_2(scratch + 3568 /* t327 */, scratch + 3552 /* t325 */);
-    step_student_loss_l_vjp_3(scratch + 3232 /* t328 */, scratch + 3568 /* t327 */, scratch + 3216 /* t317 */);
-    step_student_loss_l_vjp_4(scratch + 6224 /* t331 */, scratch + 3232 /* t328 */, scratch + 3248 /* t316 */, scratch + 3552 /* t325 */);
-    step_student_dense4_vjp_4(scratch + 3424 /* t332 */, scratch + 6224 /* t331 */);
-    step_student_dense4_vjp_5(scratch + 3440 /* t334 */, scratch + 6176 /* t309 */, scratch + 6224 /* t331 */);
-    step_student_dense4_vjp_6(scratch + 3216 /* t338 */, scratch + 6224 /* t331 */, state + 256 /* t273 */, scratch + 6176 /* t309 */);
-    step_student_dense2_vjp_4(scratch + 3456 /* t339 */, scratch + 3216 /* t338 */);
-    step_student_dense2_vjp_5(scratch + 6176 /* t341 */, scratch + 3168 /* t305 */, scratch + 3216 /* t338 */);
-    step_student_dense2_vjp_6(scratch + 3264 /* t344 */, scratch + 3216 /* t338 */, state + 176 /* t223 */, scratch + 3168 /* t305 */);
-    step_student_dense0_vjp_3(scratch + 3472 /* t345 */, scratch + 3264 /* t344 */);
-    step_student_dense0_vjp_4(scratch + 3488 /* t346 */, io /* in_x */, scratch + 3264 /* t344 */);
-    step_teacher_feedback_fwd(scratch + 3504 /* t354 */, state + 896 /* t128 */, scratch + 3344 /* t153 */, scratch + 3328 /* t123 */, scratch + 3488 /* t346 */);
-    step_teacher_feedback_fwd_2(scratch + 3488 /* t356 */, state + 896 /* t128 */, scratch + 3360 /* t184 */, scratch + 3312 /* t122 */, scratch + 3472 /* t345 */);
-    step_teacher_feedback_fwd_3(scratch + 3472 /* t359 */, state + 896 /* t128 */, scratch + 6112 /* t212 */, scratch + 6048 /* t118 */, scratch + 6176 /* t341 */);
-    step_teacher_feedback_fwd_4(scratch + 3520 /* t362 */, state + 896 /* t128 */, scratch + 3376 /* t236 */, scratch + 6496 /* t116 */, scratch + 3456 /* t339 */);
-    step_teacher_feedback_fwd_5(scratch + 3456 /* t365 */, state + 896 /* t128 */, scratch + 3392 /* t262 */, scratch + 6480 /* t111 */, scratch + 3440 /* t334 */);
-    step_teacher_feedback_fwd_6(scratch + 3440 /* t368 */, state + 896 /* t128 */, scratch + 3408 /* t293 */, scratch + 6464 /* t109 */, scratch + 3424 /* t332 */);
-    step_teacher_feedback_fwd_7(io + 560 /* t370 */, scratch + 3536 /* t372 */, scratch + 3504 /* t354 */, scratch + 3488 /* t356 */, scratch + 3472 /* t359 */, scratch + 3520 /* t362 */, scratch + 3456 /* t365 */, scratch + 3440 /* t368 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
-    step_teacher_feedback_vjp(scratch + 3168 /* t374 */, scratch + 3536 /* t372 */, scratch + 5856 /* t75 */);
+    step_student_dense2_fwd_2(scratch + 3216 /* t309 */, scratch + 3168 /* t305 */, state + 176 /* t223 */, state + 240 /* t242 */);
+    step_student_dense4_fwd_2(scratch + 4192 /* t312 */, scratch + 3216 /* t309 */, state + 256 /* t273 */, state + 272 /* t301 */);
+    step_student_loss_l_fwd(scratch + 4208 /* t313 */, scratch + 4192 /* t312 */);
+    step_student_loss_l_fwd_2(scratch + 4224 /* t315 */, scratch + 4240 /* t316 */, scratch + 4192 /* t312 */, scratch + 4208 /* t313 */);
+    step_student_loss_l_fwd_3(scratch + 4192 /* t317 */, scratch + 4240 /* t316 */);
+    step_student_loss_l_fwd_4(scratch + 4208 /* t318 */, scratch + 4192 /* t317 */);
+    step_student_loss_l_fwd_5(scratch + 4384 /* t322 */, scratch + 4224 /* t315 */, scratch + 4208 /* t318 */, io + 400 /* in_y */);
+    step_student_loss_l_fwd_6(io + 544 /* t323 */, scratch + 4384 /* t322 */);
+    step_student_loss_l_vjp(scratch + 4384 /* t325 */, io + 400 /* in_y */);
+    step_student_loss_l_vjp_2(scratch + 4400 /* t327 */, scratch + 4384 /* t325 */);
+    step_student_loss_l_vjp_3(scratch + 4208 /* t328 */, scratch + 4400 /* t327 */, scratch + 4192 /* t317 */);
+    step_student_loss_l_vjp_4(scratch + 4192 /* t331 */, scratch + 4208 /* t328 */, scratch + 4240 /* t316 */, scratch + 4384 /* t325 */);
+    step_student_dense4_vjp_4(scratch + 4416 /* t332 */, scratch + 4192 /* t331 */);
+    step_student_dense4_vjp_5(scratch + 4432 /* t334 */, scratch + 3216 /* t309 */, scratch + 4192 /* t331 */);
+    step_student_dense4_vjp_6(scratch + 3264 /* t338 */, scratch + 4192 /* t331 */, state + 256 /* t273 */, scratch + 3216 /* t309 */);
+    step_student_dense2_vjp_4(scratch + 4448 /* t339 */, scratch + 3264 /* t338 */);
+    step_student_dense2_vjp_5(scratch + 4192 /* t341 */, scratch + 3168 /* t305 */, scratch + 3264 /* t338 */);
+    step_student_dense2_vjp_6(scratch + 3216 /* t344 */, scratch + 3264 /* t338 */, state + 176 /* t223 */, scratch + 3168 /* t305 */);
+    step_student_dense0_vjp_3(scratch + 4464 /* t345 */, scratch + 3216 /* t344 */);
+    step_student_dense0_vjp_4(scratch + 4480 /* t346 */, io /* in_x */, scratch + 3216 /* t344 */);
+    step_teacher_feedback_fwd(scratch + 4496 /* t354 */, state + 896 /* t128 */, scratch + 6112 /* t153 */, scratch + 4704 /* t123 */, scratch + 4480 /* t346 */);
+    step_teacher_feedback_fwd_2(scratch + 6112 /* t356 */, state + 896 /* t128 */, scratch + 6128 /* t184 */, scratch + 6224 /* t122 */, scratch + 4464 /* t345 */);
+    step_teacher_feedback_fwd_3(scratch + 6128 /* t359 */, state + 896 /* t128 */, scratch + 6048 /* t212 */, scratch + 6144 /* t118 */, scratch + 4192 /* t341 */);
+    step_teacher_feedback_fwd_4(scratch + 6048 /* t362 */, state + 896 /* t128 */, scratch + 4256 /* t236 */, scratch + 6208 /* t116 */, scratch + 4448 /* t339 */);
+    step_teacher_feedback_fwd_5(scratch + 4256 /* t365 */, state + 896 /* t128 */, scratch + 4272 /* t262 */, scratch + 6480 /* t111 */, scratch + 4432 /* t334 */);
+    step_teacher_feedback_fwd_6(scratch + 4272 /* t368 */, state + 896 /* t128 */, scratch + 4288 /* t293 */, scratch + 6464 /* t109 */, scratch + 4416 /* t332 */);
+    step_teacher_feedback_fwd_7(io + 560 /* t370 */, scratch + 4288 /* t372 */, scratch + 4496 /* t354 */, scratch + 6112 /* t356 */, scratch + 6128 /* t359 */, scratch + 6048 /* t362 */, scratch + 4256 /* t365 */, scratch + 4272 /* t368 */, io + 432 /* in_lr_student */, io + 464 /* in_feedback_scale */);
+    step_teacher_feedback_vjp(scratch + 3168 /* t374 */, scratch + 4288 /* t372 */, scratch + 5856 /* t75 */);
     step_teacher_feedback_vjp_2(scratch + 5856 /* t376 */, scratch + 3168 /* t374 */);
     step_teacher_feedback_vjp_3(scratch + 5952 /* t377 */, scratch + 5856 /* t376 */, scratch + 6336 /* t62 */);
-    step_teacher_loss_uda_vjp(scratch + 3360 /* t381 */, io + 448 /* in_uda_weight */);
-    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t384 */, scratch + 3360 /* t381 */, scratch + 6240 /* t57 */);
+    step_teacher_loss_uda_vjp(scratch + 4256 /* t381 */, io + 448 /* in_uda_weight */);
+    step_teacher_loss_uda_vjp_2(scratch + 5856 /* t384 */, scratch + 4256 /* t381 */, scratch + 6240 /* t57 */);
     step_teacher_loss_uda_vjp_3(scratch + 3360 /* t386 */, scratch + 5856 /* t384 */, scratch + 5472 /* t54 */);
     step_teacher_loss_uda_vjp_4(scratch + 5856 /* t388 */, scratch + 3360 /* t386 */);
     step_teacher_loss_uda_vjp_5(scratch + 6048 /* t389 */, scratch + 5856 /* t388 */, scratch + 6336 /* t62 */);
     step_teacher_loss_uda_vjp_6(scratch + 3936 /* t393 */, scratch + 5952 /* t377 */, scratch + 5664 /* t61 */, scratch + 3168 /* t374 */, scratch + 6048 /* t389 */, scratch + 3360 /* t386 */);
-    step_teacher_loss_sup_vjp(scratch + 3584 /* t394 */, scratch + 3568 /* t327 */, scratch + 6448 /* t36 */);
-    step_teacher_loss_sup_vjp_2(scratch + 3568 /* t397 */, scratch + 3584 /* t394 */, scratch + 6432 /* t35 */, scratch + 3552 /* t325 */);
-    step_teacher_dense4_vjp(scratch + 3584 /* t398 */, scratch + 3568 /* t397 */);
-    step_teacher_dense4_vjp_2(scratch + 3600 /* t399 */, scratch + 3936 /* t393 */);
-    step_teacher_dense4_vjp_3(scratch + 4176 /* t400 */, scratch + 3584 /* t398 */, scratch + 3600 /* t399 */);
-    step_teacher_dense4_vjp_4(scratch + 4128 /* t406 */, scratch + 2400 /* t405 */, scratch + 3936 /* t393 */);
-    step_teacher_dense4_vjp_5(scratch + 4192 /* t407 */, scratch + 1584 /* t403 */, scratch + 3568 /* t397 */, scratch + 4128 /* t406 */);
-    step_teacher_dense4_vjp_6(scratch + 4128 /* t410 */, scratch + 3568 /* t397 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t403 */);
+    step_teacher_loss_sup_vjp(scratch + 4256 /* t394 */, scratch + 4400 /* t327 */, scratch + 6448 /* t36 */);
+    step_teacher_loss_sup_vjp_2(scratch + 4400 /* t397 */, scratch + 4256 /* t394 */, scratch + 6432 /* t35 */, scratch + 4384 /* t325 */);
+    step_teacher_dense4_vjp(scratch + 4384 /* t398 */, scratch + 4400 /* t397 */);
+    step_teacher_dense4_vjp_2(scratch + 4256 /* t399 */, scratch + 3936 /* t393 */);
+    step_teacher_dense4_vjp_3(scratch + 4496 /* t400 */, scratch + 4384 /* t398 */, scratch + 4256 /* t399 */);
+    step_teacher_dense4_vjp_4(scratch + 4384 /* t406 */, scratch + 2400 /* t405 */, scratch + 3936 /* t393 */);
+    step_teacher_dense4_vjp_5(scratch + 4512 /* t407 */, scratch + 1584 /* t403 */, scratch + 4400 /* t397 */, scratch + 4384 /* t406 */);
+    step_teacher_dense4_vjp_6(scratch + 4256 /* t410 */, scratch + 4400 /* t397 */, state + 112 /* in_teacher_dense4_weight */, scratch + 1584 /* t403 */);
     step_teacher_dense4_vjp_7(scratch + 3168 /* t413 */, scratch + 3936 /* t393 */, state + 112 /* in_teacher_dense4_weight */, scratch + 2400 /* t405 */);
-    step_teacher_dense2_vjp(scratch + 3936 /* t414 */, scratch + 4128 /* t410 */);
-    step_teacher_dense2_vjp_2(scratch + 3952 /* t415 */, scratch + 3168 /* t413 */);
-    step_teacher_dense2_vjp_3(scratch + 3984 /* t416 */, scratch + 3936 /* t414 */, scratch + 3952 /* t415 */);
-    step_teacher_dense2_vjp_4(scratch + 1584 /* t422 */, scratch + 816 /* t421 */, scratch + 3168 /* t413 */);
-    step_teacher_dense2_vjp_5(scratch + 2352 /* t423 */, scratch /* t419 */, scratch + 4128 /* t410 */, scratch + 1584 /* t422 */);
-    step_teacher_dense2_vjp_6(scratch + 3936 /* t426 */, scratch + 4128 /* t410 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t419 */);
+    step_teacher_dense2_vjp(scratch + 4384 /* t414 */, scratch + 4256 /* t410 */);
+    step_teacher_dense2_vjp_2(scratch + 4400 /* t415 */, scratch + 3168 /* t413 */);
+    step_teacher_dense2_vjp_3(scratch + 4064 /* t416 */, scratch + 4384 /* t414 */, scratch + 4400 /* t415 */);
+    step_teacher_dense2_vjp_4(scratch + 3936 /* t422 */, scratch + 816 /* t421 */, scratch + 3168 /* t413 */);
+    step_teacher_dense2_vjp_5(scratch + 4000 /* t423 */, scratch /* t419 */, scratch + 4256 /* t410 */, scratch + 3936 /* t422 */);
+    step_teacher_dense2_vjp_6(scratch + 3936 /* t426 */, scratch + 4256 /* t410 */, state + 32 /* in_teacher_dense2_weight */, scratch /* t419 */);
     step_teacher_dense2_vjp_7(scratch + 1584 /* t429 */, scratch + 3168 /* t413 */, state + 32 /* in_teacher_dense2_weight */, scratch + 816 /* t421 */);
-    step_teacher_dense0_vjp(scratch + 4000 /* t430 */, scratch + 3936 /* t426 */);
-    step_teacher_dense0_vjp_2(scratch + 4016 /* t431 */, scratch + 1584 /* t429 */);
-    step_teacher_dense0_vjp_3(scratch + 4032 /* t432 */, scratch + 4000 /* t430 */, scratch + 4016 /* t431 */);
-    step_teacher_dense0_vjp_4(scratch + 4000 /* t434 */, io + 204 /* t76 */, scratch + 1584 /* t429 */);
-    step_teacher_dense0_vjp_5(scratch + 4016 /* t435 */, io /* in_x */, scratch + 3936 /* t426 */, scratch + 4000 /* t434 */);
+    step_teacher_dense0_vjp(scratch + 3984 /* t430 */, scratch + 3936 /* t426 */);
+    step_teacher_dense0_vjp_2(scratch + 4384 /* t431 */, scratch + 1584 /* t429 */);
+    step_teacher_dense0_vjp_3(scratch + 4400 /* t432 */, scratch + 3984 /* t430 */, scratch + 4384 /* t431 */);
+    step_teacher_dense0_vjp_4(scratch + 3984 /* t434 */, io + 204 /* t76 */, scratch + 1584 /* t429 */);
+    step_teacher_dense0_vjp_5(scratch + 4384 /* t435 */, io /* in_x */, scratch + 3936 /* t426 */, scratch + 3984 /* t434 */);
     step_teacher_update(state + 576 /* in_teacher_momentum_m_correction */, state + 592 /* in_teacher_momentum_v_correction */);
-    step_teacher_dense0_update(state + 288 /* in_teacher_momentum_m_dense0_weight */, state + 432 /* in_teacher_momentum_v_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 4016 /* t435 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense0_update_2(state + 304 /* in_teacher_momentum_m_dense0_bias */, state + 448 /* in_teacher_momentum_v_dense0_bias */, state + 16 /* in_teacher_dense0_bias */, scratch + 4032 /* t432 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update(state + 320 /* in_teacher_momentum_m_dense2_weight */, state + 464 /* in_teacher_momentum_v_dense2_weight */, state + 32 /* in_teacher_dense2_weight */, scratch + 2352 /* t423 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense2_update_2(state + 384 /* in_teacher_momentum_m_dense2_bias */, state + 528 /* in_teacher_momentum_v_dense2_bias */, state + 96 /* in_teacher_dense2_bias */, scratch + 3984 /* t416 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update(state + 400 /* in_teacher_momentum_m_dense4_weight */, state + 544 /* in_teacher_momentum_v_dense4_weight */, state + 112 /* in_teacher_dense4_weight */, scratch + 4192 /* t407 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
-    step_teacher_dense4_update_2(state + 416 /* in_teacher_momentum_m_dense4_bias */, state + 560 /* in_teacher_momentum_v_dense4_bias */, state + 128 /* in_teacher_dense4_bias */, scratch + 4176 /* t400 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update(state + 288 /* in_teacher_momentum_m_dense0_weight */, state + 432 /* in_teacher_momentum_v_dense0_weight */, state /* in_teacher_dense0_weight */, scratch + 4384 /* t435 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense0_update_2(state + 304 /* in_teacher_momentum_m_dense0_bias */, state + 448 /* in_teacher_momentum_v_dense0_bias */, state + 16 /* in_teacher_dense0_bias */, scratch + 4400 /* t432 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update(state + 320 /* in_teacher_momentum_m_dense2_weight */, state + 464 /* in_teacher_momentum_v_dense2_weight */, state + 32 /* in_teacher_dense2_weight */, scratch + 4000 /* t423 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense2_update_2(state + 384 /* in_teacher_momentum_m_dense2_bias */, state + 528 /* in_teacher_momentum_v_dense2_bias */, state + 96 /* in_teacher_dense2_bias */, scratch + 4064 /* t416 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update(state + 400 /* in_teacher_momentum_m_dense4_weight */, state + 544 /* in_teacher_momentum_v_dense4_weight */, state + 112 /* in_teacher_dense4_weight */, scratch + 4512 /* t407 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_dense4_update_2(state + 416 /* in_teacher_momentum_m_dense4_bias */, state + 560 /* in_teacher_momentum_v_dense4_bias */, state + 128 /* in_teacher_dense4_bias */, scratch + 4496 /* t400 */, state + 576 /* t438 */, state + 592 /* t441 */, io + 416 /* in_lr_teacher */);
+    step_teacher_feedback_fwd_8(scratch + 4384 /* t560 */, scratch + 4480 /* t346 */);
+    step_teacher_feedback_fwd_9(scratch + 4400 /* t562 */, scratch + 4464 /* t345 */);
+    step_teacher_feedback_fwd_10(scratch + 4256 /* t565 */, scratch + 4192 /* t341 */);
+    step_teacher_feedback_fwd_11(scratch + 4272 /* t568 */, scratch + 4448 /* t339 */);
+    step_teacher_feedback_fwd_12(scratch + 4288 /* t571 */, scratch + 4432 /* t334 */);
+    step_teacher_feedback_fwd_13(scratch + 4496 /* t574 */, scratch + 4416 /* t332 */);
+    step_teacher_feedback_fwd_14(io + 576 /* t576 */, scratch + 4384 /* t560 */, scratch + 4400 /* t562 */, scratch + 4256 /* t565 */, scratch + 4272 /* t568 */, scratch + 4288 /* t571 */, scratch + 4496 /* t574 */);
+    step_teacher_feedback_fwd_15(scratch + 4384 /* t577 */, scratch + 4304 /* t143 */);
+    step_teacher_feedback_fwd_16(scratch + 4400 /* t578 */, scratch + 4320 /* t174 */);
+    step_teacher_feedback_fwd_17(scratch + 4256 /* t580 */, scratch + 4128 /* t202 */);
+    step_teacher_feedback_fwd_18(scratch + 4272 /* t582 */, scratch + 4336 /* t230 */);
+    step_teacher_feedback_fwd_19(scratch + 4288 /* t584 */, scratch + 4352 /* t252 */);
+    step_teacher_feedback_fwd_20(scratch + 4304 /* t586 */, scratch + 4368 /* t283 */);
+    step_teacher_feedback_fwd_21(io + 592 /* t588 */, scratch + 4384 /* t577 */, scratch + 4400 /* t578 */, scratch + 4256 /* t580 */, scratch + 4272 /* t582 */, scratch + 4288 /* t584 */, scratch + 4304 /* t586 */);
+    step_teacher_feedback_fwd_22(scratch + 4256 /* t590 */, scratch + 4480 /* t346 */, scratch + 4704 /* t123 */);
+    step_teacher_feedback_fwd_23(scratch + 4272 /* t592 */, scratch + 4464 /* t345 */, scratch + 6224 /* t122 */);
+    step_teacher_feedback_fwd_24(scratch + 4288 /* t595 */, scratch + 4192 /* t341 */, scratch + 6144 /* t118 */);
+    step_teacher_feedback_fwd_25(scratch + 4304 /* t598 */, scratch + 4448 /* t339 */, scratch + 6208 /* t116 */);
+    step_teacher_feedback_fwd_26(scratch + 4320 /* t601 */, scratch + 4432 /* t334 */, scratch + 6480 /* t111 */);
+    step_teacher_feedback_fwd_27(scratch + 4336 /* t604 */, scratch + 4416 /* t332 */, scratch + 6464 /* t109 */);
+    step_teacher_feedback_fwd_28(io + 608 /* t609 */, io + 624 /* t610 */, scratch + 4256 /* t590 */, scratch + 4272 /* t592 */, scratch + 4288 /* t595 */, scratch + 4304 /* t598 */, scratch + 4320 /* t601 */, scratch + 4336 /* t604 */, io + 576 /* t576 */, io + 592 /* t588 */, io + 560 /* t370 */);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 928
-#define MPLC_STEP_IO_FLOATS 576
+#define MPLC_STEP_IO_FLOATS 640
 #define MPLC_SUPERVISED_IO_FLOATS 64
-#define MPLC_SCRATCH_FLOATS 6512
+#define MPLC_SCRATCH_FLOATS 6496
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 40
 #define MPLC_NUM_STEP_INPUTS 6
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 3
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "213df3addee63f4c35c44d71dc02749c9be768628139c30e0948d182b6a8f060"
+#define MPLC_MODEL_HASH "5fd9ed3a8c9cb265c2016f60c6f81404c31a78d3cb7f0ea35e0e1cf44edd111e"
 #define MPLC_MODEL_NAME "two_moons_adam"
 #define MPLC_INPUT_HEIGHT 1
 #define MPLC_INPUT_WIDTH 1

@@ -26,19 +26,19 @@ typedef struct {
 
 /* Arena sizes, in floats. Every tensor and buffer starts on a 16-float (64-byte) boundary. */
 #define MPLC_STATE_FLOATS 5884928
-#define MPLC_STEP_IO_FLOATS 6276512
+#define MPLC_STEP_IO_FLOATS 6276576
 #define MPLC_SUPERVISED_IO_FLOATS 1643552
 #define MPLC_SCRATCH_FLOATS 5343832560
 
 /* Symbol table lengths. */
 #define MPLC_NUM_STATE_TENSORS 520
 #define MPLC_NUM_STEP_INPUTS 9
-#define MPLC_NUM_STEP_OUTPUTS 6
+#define MPLC_NUM_STEP_OUTPUTS 10
 #define MPLC_NUM_SUPERVISED_INPUTS 4
 #define MPLC_NUM_SUPERVISED_OUTPUTS 1
 
 /* The model and its training recipe. MPLC_MODEL_HASH: SHA-256 of this model.c and model.h (docs/ABI.md). */
-#define MPLC_MODEL_HASH "852d8c69b65e072fb09e3ce232d9347f6ad986ff88daacac70988612ad2eef86"
+#define MPLC_MODEL_HASH "1cc5f43055f9cb9737e21744d59ece7fbeebb5cca0c59c39766e2fda6b7773be"
 #define MPLC_MODEL_NAME "wrn_28_2"
 #define MPLC_INPUT_HEIGHT 32
 #define MPLC_INPUT_WIDTH 32

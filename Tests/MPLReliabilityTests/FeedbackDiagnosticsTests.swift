@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+/// The teacher's feedback, watched: every main-phase line of metrics.jsonl carries h, ‖g_l‖, ‖g_u‖, their cosine
+/// and h_positive, and summary.json their means over the main phase, also across a stop and --resume.
+@Suite("Feedback diagnostics in metrics.jsonl and summary.json")
+struct FeedbackDiagnosticsTests {
+    func objects(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    @Test("two_moons, 300 steps: finite diagnostics in every main-phase line; the summary's means survive --resume")
+    func logged() throws {
+        let runner = try Runners.binary(modelFile: repositoryRoot + "/Examples/two_moons.swiftdsl", flavour: .production)
+        let work = try temporaryDirectory("feedback")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let settings = [runner, "train", "--data", "two-moons", "--labels", "6", "--steps", "300", "--finetune-steps", "20",
+                        "--threads", "1", "--quiet"]
+        let whole = try run(settings + ["--out", work + "/whole"])
+        #expect(whole.status == 0, "\(whole.output)")
+
+        let lines = try objects(work + "/whole/metrics.jsonl").filter { $0["phase"] as? String == "mpl" && $0["eval"] == nil }
+        #expect(lines.count == 20)
+        var weightedH = 0.0, steps = 0.0
+        for line in lines {
+            let value = { (key: String) -> Double in (line[key] as? Double) ?? .nan }
+            for key in ["h", "g_l_norm", "g_u_norm", "cos_g_l_g_u", "h_positive"] {
+                #expect(value(key).isFinite, "\(key) in \(line)")
+            }
+            #expect(value("g_l_norm") > 0 && value("g_u_norm") > 0, "\(line)")
+            #expect(abs(value("cos_g_l_g_u")) <= 1 && (0...1).contains(value("h_positive")), "\(line)")
+            let n = try #require(line["mean_over_steps"] as? Double)
+            weightedH += value("h") * n
+            steps += n
+        }
+        #expect(steps == 300)
+
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/whole/summary.json")))
+                as? [String: Any])
+        let means = try #require(summary["main_phase_means"] as? [String: Double], "\(summary.keys.sorted())")
+        let meanH = try #require(means["h"]), fraction = try #require(means["h_positive"])
+        #expect(abs(meanH - weightedH / steps) <= 1e-5 * max(abs(meanH), 1e-6), "summary \(meanH), lines \(weightedH / steps)")
+        #expect(fraction > 0 && fraction < 1, "the student's step sometimes helps, sometimes not: \(fraction)")
+        #expect(abs(try #require(means["cos_g_l_g_u"])) <= 1)
+
+        // The means are kept in the checkpoint: a run stopped in the main phase and resumed reports the same.
+        #expect(try run(settings + ["--out", work + "/split", "--stop-at", "150"]).status == 0)
+        let resumed = try run(settings + ["--out", work + "/split", "--resume"])
+        #expect(resumed.status == 0, "\(resumed.output)")
+        let split = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/split/summary.json")))
+                as? [String: Any])
+        #expect(split["main_phase_means"] as? [String: Double] == means)
+    }
+}
