@@ -9,9 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// Fashion-MNIST as the Debian package installs it (MPLC_TEST_DATA overrides, as for Tests/runner).
-let fashionMNIST = ProcessInfo.processInfo.environment["MPLC_TEST_DATA"] ?? "/usr/share/datasets/fashion-mnist"
-
 /// The 10,000 test images and labels, the images as bytes and normalised exactly as the runner normalises them
 /// (Templates/runner/dataset.c: in double, then rounded to float).
 struct FashionTestSet: Sendable {
@@ -22,23 +19,8 @@ struct FashionTestSet: Sendable {
     static let pixels = 784
 
     static let shared: Result<FashionTestSet, Error> = Result {
-        func read(_ name: String, skipping header: Int) throws -> [UInt8] {
-            for path in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name] where FileManager.default.fileExists(atPath: path) {
-                guard path.hasSuffix(".gz") else { return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst(header)) }
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["gzip", "-dc", path]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                try process.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return Array(data.dropFirst(header))
-            }
-            throw CommandFailure(description: "Fashion-MNIST file \(name) not found in \(fashionMNIST) (set MPLC_TEST_DATA)")
-        }
-        let bytes = try read("t10k-images-idx3-ubyte", skipping: 16)
-        let labels = try read("t10k-labels-idx1-ubyte", skipping: 8)
+        let bytes = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte").dropFirst(16))
+        let labels = Array(try FashionMNIST.bytes("t10k-labels-idx1-ubyte").dropFirst(8))
         guard bytes.count == labels.count * pixels, labels.count == 10_000 else {
             throw CommandFailure(description: "Fashion-MNIST test set: \(bytes.count) pixel bytes, \(labels.count) labels")
         }
@@ -96,11 +78,9 @@ struct TrainedRun {
     private init(example: String) throws {
         model = try Compiler.load(path: repositoryRoot + "/Examples/\(example).swiftdsl").get()
         directory = try temporaryDirectory("export-\(example)")
-        let generated = directory + "/generated", templates = repositoryRoot + "/Templates"
-        try Compiler.write(try Compiler.compile(model, regenerateCommand: "export tests").files, to: generated)
+        let generated = directory + "/generated", templates = Compiler.templatesDirectory
         // -O1 after the build's -O3: in ISO C (no contraction) the same results, in a third of the build time.
-        try RunnerBuild.build(generatedDirectory: generated, output: directory + "/mplc-run", templatesDirectory: templates,
-                              extraFlags: ["-O1"])
+        try Runners.build(model, generatedDirectory: generated, output: directory + "/mplc-run", extraFlags: ["-O1"])
         try shell([directory + "/mplc-run", "train", "--data", fashionMNIST, "--mode", "supervised", "--steps", "100",
                    "--finetune-steps", "0", "--eval-every", "100", "--ema-decay", "0.9", "--threads", "1",
                    "--out", directory + "/run", "--quiet"])
