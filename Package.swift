@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies flow one way: MPLModel and MPLIR are leaves; each stage imports the stage whose
-// output it consumes; only the `mplc` executable wires all of them together.
+// Dependencies flow one way: MPLModel is the leaf (MPLIR takes only its overflow-checked product); each stage
+// imports the stage whose output it consumes; only the `mplc` executable wires all of them together.
 let package = Package(
     name: "mplc",
     products: [
@@ -25,7 +25,7 @@ let package = Package(
                 .product(name: "SwiftParserDiagnostics", package: "swift-syntax"),
             ]),
         // The Double interpreter runs whole training steps in the tests; -O makes that ~10x faster in debug builds.
-        .target(name: "MPLIR", swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "MPLIR", dependencies: ["MPLModel"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "MPLAutodiff", dependencies: ["MPLIR"]),
         .target(name: "MPLStep", dependencies: ["MPLModel", "MPLIR", "MPLAutodiff"]),
         .target(name: "MPLLower", dependencies: ["MPLIR"]),
@@ -40,16 +40,21 @@ let package = Package(
         .executableTarget(
             name: "mplc",
             dependencies: ["MPLCompiler", "MPLFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz"]),
+        // What the test targets share: running commands, the checkout's paths, Fashion-MNIST, building runners.
+        .target(name: "MPLTestSupport", dependencies: ["MPLCompiler", "MPLModel"], path: "Tests/MPLTestSupport"),
+        .testTarget(name: "MPLFrontendTests", dependencies: ["MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz", "MPLTestSupport"]),
         .testTarget(name: "MPLIRTests", dependencies: ["MPLIR", "MPLAutodiff"]),
         .testTarget(name: "MPLStepTests", dependencies: ["MPLStep", "MPLModel", "MPLIR", "MPLAutodiff"]),
-        .testTarget(name: "MPLCodegenTests", dependencies: ["MPLIR", "MPLLower", "MPLEmitC"]),
+        .testTarget(name: "MPLCodegenTests", dependencies: ["MPLIR", "MPLLower", "MPLEmitC", "MPLTestSupport"]),
+        // Depends on `mplc` so that the binary the determinism test runs twice is built first.
         .testTarget(
             name: "MPLEndToEndTests",
-            dependencies: ["MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff"]),
+            dependencies: ["mplc", "MPLCompiler", "MPLStep", "MPLLower", "MPLEmitC", "MPLIR", "MPLAutodiff", "MPLTestSupport"]),
         // Fuzzing, sanitizers, crash-safe checkpoints, NaN stops and resource limits (docs/RELIABILITY.md).
         // Depends on `mplc` so that the binary it runs (`mplc fuzz`) is built first.
-        .testTarget(name: "MPLReliabilityTests", dependencies: ["mplc", "MPLCompiler", "MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz"]),
+        .testTarget(
+            name: "MPLReliabilityTests",
+            dependencies: ["mplc", "MPLCompiler", "MPLFrontend", "MPLIR", "MPLModel", "MPLFuzz", "MPLTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

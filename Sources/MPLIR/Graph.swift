@@ -2,6 +2,8 @@
 // A value is the index of the equation that defines it, so a graph is one array and
 // "defined before use" is "smaller index".
 
+internal import MPLModel
+
 /// A static tensor shape. Rank 0 is a scalar.
 public struct Shape: Hashable, Sendable, CustomStringConvertible {
     public var dims: [Int]
@@ -12,15 +14,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
     /// count of every value (`checkedCount`); the step builder's graphs stay below 2^63 by the front end's limits.
     public var count: Int { dims.reduce(1, *) }
     /// The element count, or nil if it does not fit in an Int.
-    public var checkedCount: Int? {
-        var product = 1
-        for dim in dims {
-            let (next, overflow) = product.multipliedReportingOverflow(by: dim)
-            if overflow { return nil }
-            product = next
-        }
-        return product
-    }
+    public var checkedCount: Int? { checkedProduct(dims) }
     public var description: String { "[" + dims.map(String.init).joined(separator: ",") + "]" }
     public subscript(axis: Int) -> Int { dims[axis] }
 }

@@ -9,13 +9,6 @@
 #include "rng.h"
 #include "util.h"
 
-/* Reduced MPL (docs/RUNNER.md): 1 when the teacher reads the large teacher's cached class distributions
- * (step input teacher_x; mplc_predict_teacher takes [MPLC_EVAL_BATCH, K]) instead of images. Headers
- * written before Reduced MPL existed, such as the hand-written test model's, do not define it. */
-#ifndef MPLC_TEACHER_READS_PREDICTIONS
-#define MPLC_TEACHER_READS_PREDICTIONS 0
-#endif
-
 /* Floats of the predict functions' input buffer: MPLC_EVAL_BATCH images or, for a teacher that reads
  * predictions, MPLC_EVAL_BATCH class distributions, whichever is larger (features may be fewer than classes). */
 #define EVAL_INPUT_FLOATS \

@@ -5,33 +5,15 @@ import Foundation
 import MPLEmitC
 import MPLIR
 import MPLLower
+@_exported import MPLTestSupport
 import Testing
 
-struct CommandFailure: Error, CustomStringConvertible {
-    var description: String
-}
-
+/// Runs a command in `directory` with one BLAS thread and `threads` harness threads; throws on failure.
 @discardableResult
 func runCommand(_ arguments: [String], in directory: URL, threads: Int = 1) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    process.currentDirectoryURL = directory
-    var environment = ProcessInfo.processInfo.environment
-    environment["OPENBLAS_NUM_THREADS"] = "1"  // tiny matrices; threads only add noise and time
-    environment["MPLC_THREADS"] = "\(threads)"  // the harness's threads for parallel kernels
-    process.environment = environment
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self)
-    guard process.terminationStatus == 0 else {
-        throw CommandFailure(description: "\(arguments.joined(separator: " ")) failed (\(process.terminationStatus)):\n\(text)")
-    }
-    return text
+    // Tiny matrices: BLAS threads only add noise and time. MPLC_THREADS: the harness's threads for parallel kernels.
+    try shell(arguments, directory: directory.path,
+              environment: ["OPENBLAS_NUM_THREADS": "1", "MPLC_THREADS": "\(threads)"])
 }
 
 func writeFloats(_ values: [Float], to url: URL) throws {

@@ -9,9 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// Fashion-MNIST as the Debian package installs it (MPLC_TEST_DATA overrides, as for Tests/runner).
-let fashionMNIST = ProcessInfo.processInfo.environment["MPLC_TEST_DATA"] ?? "/usr/share/datasets/fashion-mnist"
-
 /// The 10,000 test images and labels, the images as bytes and normalised exactly as the runner normalises them
 /// (Templates/runner/dataset.c: in double, then rounded to float).
 struct FashionTestSet: Sendable {
@@ -22,23 +19,8 @@ struct FashionTestSet: Sendable {
     static let pixels = 784
 
     static let shared: Result<FashionTestSet, Error> = Result {
-        func read(_ name: String, skipping header: Int) throws -> [UInt8] {
-            for path in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name] where FileManager.default.fileExists(atPath: path) {
-                guard path.hasSuffix(".gz") else { return Array(try Data(contentsOf: URL(fileURLWithPath: path)).dropFirst(header)) }
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["gzip", "-dc", path]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                try process.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return Array(data.dropFirst(header))
-            }
-            throw CommandFailure(description: "Fashion-MNIST file \(name) not found in \(fashionMNIST) (set MPLC_TEST_DATA)")
-        }
-        let bytes = try read("t10k-images-idx3-ubyte", skipping: 16)
-        let labels = try read("t10k-labels-idx1-ubyte", skipping: 8)
+        let bytes = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte").dropFirst(16))
+        let labels = Array(try FashionMNIST.bytes("t10k-labels-idx1-ubyte").dropFirst(8))
         guard bytes.count == labels.count * pixels, labels.count == 10_000 else {
             throw CommandFailure(description: "Fashion-MNIST test set: \(bytes.count) pixel bytes, \(labels.count) labels")
         }
@@ -96,11 +78,9 @@ struct TrainedRun {
     private init(example: String) throws {
         model = try Compiler.load(path: repositoryRoot + "/Examples/\(example).swiftdsl").get()
         directory = try temporaryDirectory("export-\(example)")
-        let generated = directory + "/generated", templates = repositoryRoot + "/Templates"
-        try Compiler.write(try Compiler.compile(model, regenerateCommand: "export tests").files, to: generated)
+        let generated = directory + "/generated", templates = Compiler.templatesDirectory
         // -O1 after the build's -O3: in ISO C (no contraction) the same results, in a third of the build time.
-        try RunnerBuild.build(generatedDirectory: generated, output: directory + "/mplc-run", templatesDirectory: templates,
-                              extraFlags: ["-O1"])
+        try Runners.build(model, generatedDirectory: generated, output: directory + "/mplc-run", extraFlags: ["-O1"])
         try shell([directory + "/mplc-run", "train", "--data", fashionMNIST, "--mode", "supervised", "--steps", "100",
                    "--finetune-steps", "0", "--eval-every", "100", "--ema-decay", "0.9", "--threads", "1",
                    "--out", directory + "/run", "--quiet"])
@@ -365,38 +345,6 @@ extension ExportTests {
     }
 }
 
-/// A PNG of 8-bit grey pixels (row-major), with the image data in stored (uncompressed) deflate blocks.
-func png(grey pixels: [UInt8], width: Int, height: Int) -> [UInt8] {
-    func bigEndian(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } }
-    func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
-    }
-    func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
-        let body = Array(type.utf8) + data
-        return bigEndian(UInt32(data.count)) + body + bigEndian(crc32(body))
-    }
-    var scanlines: [UInt8] = []
-    for y in 0..<height { scanlines += [0] + pixels[(y * width)..<((y + 1) * width)] }  // filter type 0 per row
-    var zlib: [UInt8] = [0x78, 0x01]
-    var start = 0
-    repeat {
-        let length = min(65_535, scanlines.count - start)
-        let last: UInt8 = start + length == scanlines.count ? 1 : 0
-        zlib += [last, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
-        zlib += scanlines[start..<(start + length)]
-        start += length
-    } while start < scanlines.count
-    var (a, b): (UInt32, UInt32) = (1, 0)
-    for byte in scanlines { a = (a + UInt32(byte)) % 65_521; b = (b + a) % 65_521 }
-    zlib += bigEndian(b << 16 | a)
-    let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 0, 0, 0, 0]  // 8 bits, grey
-    return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", zlib) + chunk("IEND", [])
-}
 
 /// One tensor of a hand-made checkpoint; `offsets` replaces the data_offsets the writer computes.
 struct StoredTensor {

@@ -3,16 +3,6 @@ import MPLCompiler
 import MPLModel
 import Testing
 
-/// Builds the trainer of `model` (generated C + runner) into a fresh directory; returns the directory.
-func buildTrainer(_ model: Model) throws -> String {
-    let directory = try temporaryDirectory("trainer-\(model.name)")
-    let compiled = try Compiler.compile(model, regenerateCommand: "test")
-    try Compiler.write(compiled.files, to: directory)
-    try RunnerBuild.build(generatedDirectory: directory, output: directory + "/mplc-run",
-                          templatesDirectory: repositoryRoot + "/Templates")
-    return directory
-}
-
 struct CrossCheckCase: CustomStringConvertible, Sendable {
     var file: String
     var pseudoLabels: PseudoLabels

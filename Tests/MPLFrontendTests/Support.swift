@@ -1,16 +1,6 @@
+@_exported import MPLTestSupport
 import MPLFrontend
 import MPLModel
-
-/// Paths of the repository's files, found from this source file so tests run from any directory.
-enum Repository {
-    static let root: String = {
-        var components = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-        components.removeLast(3)  // Tests/MPLFrontendTests/Support.swift
-        return components.joined(separator: "/")
-    }()
-
-    static func example(_ name: String) -> String { root + "/Examples/" + name }
-}
 
 /// The rendered diagnostics of `source`, or "" if it is a valid model.
 func diagnose(_ source: String, fileName: String = "bad.swiftdsl") -> String {

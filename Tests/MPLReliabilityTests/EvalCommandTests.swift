@@ -12,11 +12,6 @@ import Testing
 struct EvalCommandTests {
     static let testImages = 120
 
-    /// A binary PGM (P5) of test image `index`: one of the formats stb_image reads, written without a library.
-    static func writePGM(_ path: String, pixels: ArraySlice<UInt8>, side: Int = 28) throws {
-        try (Data("P5\n\(side) \(side)\n255\n".utf8) + Data(pixels)).write(to: URL(fileURLWithPath: path))
-    }
-
     /// One short supervised run of fashion_mlp by `mplc train` (with a recipe override and a validation set), shared
     /// by the tests: its
     /// folder (run/ inside it) and data directory.
@@ -75,7 +70,7 @@ struct EvalCommandTests {
         #expect(confusion.count == 10 && confusion.allSatisfy { $0.count == 10 })
         #expect(confusion.joined().reduce(0, +) == Self.testImages)
         #expect((0..<10).map { confusion[$0][$0] }.reduce(0, +) == correct)
-        let labels = Array(try SmallData.idxBytes("t10k-labels-idx1-ubyte")[8..<8 + Self.testImages])
+        let labels = Array(try FashionMNIST.bytes("t10k-labels-idx1-ubyte")[8..<8 + Self.testImages])
         #expect(confusion.map { $0.reduce(0, +) } == (0..<10).map { k in labels.filter { $0 == k }.count })
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/run/summary.json")))
@@ -93,12 +88,13 @@ struct EvalCommandTests {
         #expect(text.output.contains("confusion matrix (rows: true class, columns: predicted class)"))
         #expect(text.output.contains("9 (Ankle boot)"))
 
-        // predict: the test images as PGM files get classes whose accuracy is eval's.
-        let images = Array(try SmallData.idxBytes("t10k-images-idx3-ubyte")[16..<16 + Self.testImages * 784])
+        // predict: the test images as PNG files get classes whose accuracy is eval's.
+        let images = Array(try FashionMNIST.bytes("t10k-images-idx3-ubyte")[16..<16 + Self.testImages * 784])
         var files: [String] = []
         for i in 0..<Self.testImages {
-            files.append(work + "/image\(i).pgm")
-            try Self.writePGM(files[i], pixels: images[i * 784..<(i + 1) * 784])
+            files.append(work + "/image\(i).png")
+            try Data(png(grey: Array(images[i * 784..<(i + 1) * 784]), width: 28, height: 28))
+                .write(to: URL(fileURLWithPath: files[i]))
         }
         let predict = try run([mplcBinary, "predict", exampleMLP, "--checkpoint", checkpoint, "--json"] + files,
                               directory: work)
@@ -118,13 +114,14 @@ struct EvalCommandTests {
         #expect(one.status == 0 && one.output.contains("\(files[0]): class \(classes[0]) ("), "\(one.output)")
 
         // Bad inputs: exit 1, the file and the cause.
-        let large = work + "/large.pgm", text4 = work + "/notes.txt", fifo = work + "/fifo.png"
-        try Self.writePGM(large, pixels: ArraySlice(repeating: 0, count: 32 * 32), side: 32)
+        let large = work + "/large.png", text4 = work + "/notes.txt", fifo = work + "/fifo.png"
+        try Data(png(grey: [UInt8](repeating: 0, count: 32 * 32), width: 32, height: 32))
+            .write(to: URL(fileURLWithPath: large))
         try "not an image".write(toFile: text4, atomically: true, encoding: .utf8)
         #expect(mkfifo(fifo, 0o600) == 0)
         let cases: [(arguments: [String], message: String)] = [
-            (["predict", "--checkpoint", checkpoint, large], "\(large): the image is 32x32 pixels, model fashion_mlp reads 28x28"),
-            (["predict", "--checkpoint", checkpoint, text4], "\(text4): not an image stb_image reads"),
+            (["predict", "--checkpoint", checkpoint, large], "\(large): 32x32 pixels, the model takes 28x28"),
+            (["predict", "--checkpoint", checkpoint, text4], "\(text4): not a PNG or JPEG image"),
             (["predict", "--checkpoint", checkpoint, fifo], "\(fifo): not a regular file"),
             (["predict", "--checkpoint", checkpoint, work], "\(work): not a regular file"),
             (["predict", "--checkpoint", checkpoint, "--normalise", "imagenet", files[0]], "--normalise must be fashion-mnist, cifar10 or svhn"),

@@ -25,8 +25,8 @@ struct SanitizerTests {
         // Replay two steps of real images (the first test images, normalised as the runner does).
         let bl = try modelMacro(runner, "MPLC_BATCH_LABELED")
         let bu = try modelMacro(runner, "MPLC_BATCH_UNLABELED")
-        let images = try SmallData.idxBytes("t10k-images-idx3-ubyte")
-        let labels = try SmallData.idxBytes("t10k-labels-idx1-ubyte")
+        let images = try FashionMNIST.bytes("t10k-images-idx3-ubyte")
+        let labels = try FashionMNIST.bytes("t10k-labels-idx1-ubyte")
         let rows = bl + 2 * bu
         for step in 0..<2 {
             let directory = work + "/batches/step_" + String(format: "%06d", step)

@@ -1,74 +1,10 @@
 import Foundation
 import MPLCompiler
+@_exported import MPLTestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// The repository root, found from this file (tests run from any directory).
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
-/// Fashion-MNIST as the Debian package installs it (MPLC_TEST_DATA overrides, as for Tests/runner).
-let fashionMNIST = ProcessInfo.processInfo.environment["MPLC_TEST_DATA"] ?? "/usr/share/datasets/fashion-mnist"
-
-/// clang with libFuzzer and the sanitizers: the Swift toolchain's.
-let clang: String = {
-    if let override = ProcessInfo.processInfo.environment["MPLC_FUZZ_CC"] { return override }
-    for candidate in ["/opt/swift/usr/bin/clang", "/usr/bin/clang"]
-    where FileManager.default.isExecutableFile(atPath: candidate) {
-        return candidate
-    }
-    return "clang"
-}()
-
-/// The `mplc` built next to this test binary (the test target depends on it, so `swift build --build-tests`
-/// builds both into the same directory).
-let mplcBinary: String = {
-    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
-    // The test binary may sit inside an .xctest bundle directory on some platforms.
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent("mplc").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        directory = directory.deletingLastPathComponent()
-    }
-    return "mplc"
-}()
-
-struct CommandResult {
-    var status: Int32
-    /// True if the process was killed by a signal (status is then the signal number).
-    var signaled: Bool
-    var output: String
-    var seconds: Double
-}
-
-/// Runs a command with stdout and stderr merged; never throws on a non-zero exit.
-@discardableResult
-func run(_ arguments: [String], directory: String? = nil, environment: [String: String] = [:]) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let start = Date()
-    try process.run()
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return CommandResult(
-        status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-        output: output, seconds: Date().timeIntervalSince(start))
-}
-
-func temporaryDirectory(_ name: String) throws -> String {
-    let path = NSTemporaryDirectory() + "mplc-reliability-\(name)-\(UUID().uuidString.prefix(8))"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
 
 /// Sanitizer reports in a program's output (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer).
 func sanitizerReports(_ output: String) -> [String] {
@@ -83,52 +19,6 @@ let sanitizerEnvironment = [
     "ASAN_OPTIONS": "exitcode=86:detect_leaks=1:abort_on_error=0",
     "UBSAN_OPTIONS": "exitcode=87:print_stacktrace=1:halt_on_error=1",
 ]
-let sanitizerFlags = [
-    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1",
-]
-
-// MARK: - runners built from example models
-
-/// Compiles a model file with the Compiler API and builds `mplc-run` for it, once per (file, flavour).
-enum Runners {
-    enum Flavour: String { case production, sanitized }
-
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var built: [String: Result<String, Error>] = [:]
-
-    /// The path of the runner binary; the build happens on first use and is shared by every test.
-    static func binary(modelFile: String, flavour: Flavour) throws -> String {
-        let key = modelFile + "|" + flavour.rawValue
-        lock.lock()
-        defer { lock.unlock() }
-        if let result = built[key] { return try result.get() }
-        let result = Result { try build(modelFile: modelFile, flavour: flavour) }
-        built[key] = result
-        return try result.get()
-    }
-
-    private static func build(modelFile: String, flavour: Flavour) throws -> String {
-        let model = try Compiler.load(path: modelFile).get()
-        let compiled = try Compiler.compile(model, regenerateCommand: "reliability tests")
-        let directory = try temporaryDirectory("runner-\(model.name)-\(flavour.rawValue)")
-        try Compiler.write(compiled.files, to: directory)
-        let binary = directory + "/mplc-run"
-        switch flavour {
-        case .production:
-            try RunnerBuild.build(
-                generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory)
-        case .sanitized:
-            let linker =
-                FileManager.default.isExecutableFile(
-                    atPath: URL(fileURLWithPath: clang).deletingLastPathComponent().path + "/ld.lld")
-                ? ["-fuse-ld=lld"] : []
-            try RunnerBuild.build(
-                generatedDirectory: directory, output: binary, templatesDirectory: Compiler.templatesDirectory,
-                extraFlags: sanitizerFlags + linker, compiler: clang)
-        }
-        return binary
-    }
-}
 
 // MARK: - data
 
@@ -150,13 +40,13 @@ enum SmallData {
     private static func make(testImages: Int) throws -> String {
         let directory = try temporaryDirectory("data-\(testImages)")
         for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
-            let source = try idxPath(name)
+            let source = try FashionMNIST.path(name)
             try FileManager.default.createSymbolicLink(
                 atPath: directory + "/" + URL(fileURLWithPath: source).lastPathComponent,
                 withDestinationPath: source)
         }
         for (name, header, perItem) in [("t10k-images-idx3-ubyte", 16, 784), ("t10k-labels-idx1-ubyte", 8, 1)] {
-            var bytes = try idxBytes(name)
+            var bytes = try FashionMNIST.bytes(name)
             bytes = Array(bytes.prefix(header + testImages * perItem))
             let count = UInt32(testImages)
             bytes[4] = UInt8(count >> 24)
@@ -167,29 +57,6 @@ enum SmallData {
         }
         return directory
     }
-
-    static func idxPath(_ name: String) throws -> String {
-        for candidate in [fashionMNIST + "/" + name + ".gz", fashionMNIST + "/" + name]
-        where FileManager.default.fileExists(atPath: candidate) {
-            return candidate
-        }
-        throw TestFailure("Fashion-MNIST file \(name) not found in \(fashionMNIST) (set MPLC_TEST_DATA)")
-    }
-
-    /// The uncompressed bytes of a Fashion-MNIST file.
-    static func idxBytes(_ name: String) throws -> [UInt8] {
-        let path = try idxPath(name)
-        if !path.hasSuffix(".gz") { return Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["gzip", "-dc", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Array(data)
-    }
 }
 
 /// The bytes of a metrics.jsonl without each line's wall-clock `"time"` (its last key), so that two runs' lines
@@ -198,11 +65,6 @@ func withoutTimes(_ data: Data) -> Data {
     let text = String(decoding: data, as: UTF8.self)
     guard text.contains(",\"time\":\"") else { return data }
     return Data(text.replacing(#/,"time":"[^"]*"\}\n/#, with: "}\n").utf8)
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 // MARK: - file formats
@@ -255,6 +117,3 @@ func modelMacro(_ runner: String, _ name: String) throws -> Int {
     }
     throw TestFailure("model.h has no integer macro \(name)")
 }
-
-let exampleMLP = repositoryRoot + "/Examples/fashion_mlp.swiftdsl"
-let exampleCNN = repositoryRoot + "/Examples/fashion_cnn.swiftdsl"
